@@ -1,0 +1,513 @@
+//! The gate end to end: refs → suites → detection → plan → run → score → analyze → gate →
+//! report.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::analyze::{self, Estimate};
+use crate::detect::{self, Detection};
+use crate::error::{Error, exit};
+use crate::gate;
+use crate::plan::{self, Arm, Job, Planned};
+use crate::providers::{self, pricing::PriceTable};
+use crate::report::{self, results::*};
+use crate::runner::{self, Endpoint, Outcome};
+use crate::scorers;
+use crate::suite::{self, Suite};
+use crate::workspace::{FileSource, GitTree, Repo};
+
+pub struct GateOptions {
+    pub base: String,
+    pub head: String,
+    pub config: String,
+    pub all: bool,
+    pub approve_cost: Option<f64>,
+    pub out: PathBuf,
+}
+
+/// A finished gate: the results, where they were written, and any run error to exit with.
+pub struct GateRun {
+    pub results: Results,
+    pub written: Vec<PathBuf>,
+    pub run_error: Option<Error>,
+}
+
+impl GateRun {
+    pub fn exit_code(self) -> anyhow::Result<u8> {
+        if let Some(e) = self.run_error {
+            return Err(e.into());
+        }
+        Ok(match self.results.verdict {
+            Verdict::Pass | Verdict::Waived => exit::PASS,
+            Verdict::Fail => exit::FAIL,
+        })
+    }
+}
+
+pub fn run_gate(repo_dir: &Path, options: &GateOptions) -> anyhow::Result<GateRun> {
+    let started = Instant::now();
+    let repo = Repo::open(repo_dir)?;
+    let base_sha = repo.resolve(&options.base)?;
+    let head_sha = repo.resolve(&options.head)?;
+    let merge_base = repo.merge_base(&base_sha, &head_sha)?;
+    let changes = repo.changes(&merge_base, &head_sha)?;
+
+    let head_tree: Arc<dyn FileSource> = Arc::new(GitTree::new(repo.root(), &head_sha));
+    let head = suite::load(head_tree, &options.config)?;
+    let base = load_base(Arc::new(GitTree::new(repo.root(), &merge_base)), &options.config);
+    let detection = detect::detect(base.as_ref(), &head, &changes, options.all);
+    eprintln!(
+        "promptgate: {} changed path(s) between {} and {}; {} experiment(s) affected, {} removed, {} unaffected",
+        detection.changed_paths.len(),
+        short(&merge_base),
+        short(&head_sha),
+        detection.affected.len(),
+        detection.removed.len(),
+        detection.unaffected.len()
+    );
+
+    let planned: Vec<Planned<'_>> = detection
+        .affected
+        .iter()
+        .filter_map(|a| {
+            let candidate = head.experiments.iter().find(|e| e.name == a.name)?;
+            let baseline = match a.status {
+                ExperimentStatus::New => None,
+                _ => base.as_ref().and_then(|b| b.experiments.iter().find(|e| e.name == a.name)),
+            };
+            Some(Planned { candidate, baseline })
+        })
+        .collect();
+    let jobs = plan::jobs(&planned, head.defaults.seed);
+    let prices = PriceTable::new(&head.pricing);
+    let endpoints = endpoints(&head, base.as_ref(), &jobs)?;
+    let simulated = !endpoints.is_empty() && endpoints.values().all(|e| e.provider.simulated());
+    let estimate = plan::estimate(&jobs, &prices);
+    if !jobs.is_empty() {
+        eprintln!(
+            "promptgate: plan: {} calls, ~{} input + ~{} output tokens, estimated ${:.4}{}",
+            estimate.calls,
+            estimate.input_tokens,
+            estimate.output_tokens,
+            estimate.usd,
+            if simulated { " (simulated: offline mock provider)" } else { "" }
+        );
+    }
+    for model in &estimate.unpriced_models {
+        eprintln!("warning: model `{model}` has no price; its calls are counted at $0 (add it under `pricing:` in {})", head.config_path);
+    }
+    plan::check_budget(&estimate, &head.budget, options.approve_cost, simulated)?;
+
+    let outcomes = execute(&jobs, &endpoints)?;
+    let results = assemble(&AssembleInput {
+        head: &head,
+        planned: &planned,
+        detection: &detection,
+        jobs: &jobs,
+        outcomes: &outcomes,
+        prices: &prices,
+        base_ref: GitRef { name: options.base.clone(), sha: base_sha },
+        head_ref: GitRef { name: options.head.clone(), sha: head_sha },
+        estimate_usd: estimate.usd,
+        simulated,
+        started,
+    });
+    let run_error = error_budget_exceeded(&results, head.defaults.max_error_rate);
+    let written = report::write_outputs(&results, &options.out)?;
+    Ok(GateRun { results, written, run_error })
+}
+
+/// The suite at base, as far as it loads. A missing suite means every experiment is new; an
+/// experiment that does not load at base runs candidate-only, with a warning.
+fn load_base(tree: Arc<dyn FileSource>, config: &str) -> Option<Suite> {
+    match tree.read(config) {
+        Ok(Some(_)) => {}
+        _ => return None,
+    }
+    let (mut suite, decls) = match suite::load_config(&*tree, config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("warning: the suite does not load at base, so every experiment runs candidate-only:\n{e}");
+            return None;
+        }
+    };
+    for decl in &decls {
+        match suite::load_experiment(&tree, &suite, decl) {
+            Ok(e) => suite.experiments.push(e),
+            Err(e) => eprintln!("warning: experiment `{}` does not load at base; it runs candidate-only:\n{e}", decl.name()),
+        }
+    }
+    Some(suite)
+}
+
+fn endpoints(head: &Suite, base: Option<&Suite>, jobs: &[Job]) -> Result<BTreeMap<String, Endpoint>, Error> {
+    let mut endpoints = BTreeMap::new();
+    for job in jobs {
+        if endpoints.contains_key(&job.provider) {
+            continue;
+        }
+        let spec = head.providers.get(&job.provider).or_else(|| base.and_then(|b| b.providers.get(&job.provider)));
+        let Some(spec) = spec else { continue };
+        endpoints.insert(
+            job.provider.clone(),
+            Endpoint {
+                provider: providers::build(spec)?,
+                concurrency: spec.concurrency,
+                timeout: Duration::from_millis(spec.timeout_ms),
+            },
+        );
+    }
+    Ok(endpoints)
+}
+
+fn execute(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>) -> anyhow::Result<Vec<Outcome>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let step = (jobs.len() / 10).max(1);
+    let progress = move |done: usize, total: usize| {
+        if done % step == 0 || done == total {
+            eprintln!("promptgate: {done}/{total} calls");
+        }
+    };
+    Ok(runtime.block_on(runner::run(jobs, endpoints, &progress)))
+}
+
+struct AssembleInput<'a> {
+    head: &'a Suite,
+    planned: &'a [Planned<'a>],
+    detection: &'a Detection,
+    jobs: &'a [Job],
+    outcomes: &'a [Outcome],
+    prices: &'a PriceTable,
+    base_ref: GitRef,
+    head_ref: GitRef,
+    estimate_usd: f64,
+    simulated: bool,
+    started: Instant,
+}
+
+/// Turns outcomes into calls, scores them, estimates every metric, applies the gates.
+fn assemble(input: &AssembleInput<'_>) -> Results {
+    // Calls, grouped by experiment, case and arm.
+    let mut grouped: BTreeMap<(usize, usize, Arm), Vec<Call>> = BTreeMap::new();
+    for (job, outcome) in input.jobs.iter().zip(input.outcomes) {
+        let experiment = input.planned[job.experiment].candidate;
+        let case = &experiment.cases[job.case];
+        let assertions = experiment.asserts.iter().chain(&case.asserts);
+        let model = job.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default();
+        let call = match &outcome.result {
+            Ok(response) => {
+                let scored = scorers::score(assertions, &response.text);
+                let usage = response.usage;
+                Call {
+                    repeat: job.repeat,
+                    output: Some(response.text.clone()),
+                    error: None,
+                    latency_ms: outcome.latency_ms,
+                    tokens: Tokens { input: usage.input, cached_input: usage.cached_input, output: usage.output },
+                    cost_usd: if outcome.cached { 0.0 } else { input.prices.cost(model, &usage).unwrap_or(0.0) },
+                    cached: outcome.cached,
+                    scores: scored.scores,
+                    failures: scored.failures,
+                }
+            }
+            Err(error) => {
+                let scored = scorers::errored(assertions, error);
+                Call {
+                    repeat: job.repeat,
+                    output: None,
+                    error: Some(error.clone()),
+                    latency_ms: None,
+                    tokens: Tokens::default(),
+                    cost_usd: 0.0,
+                    cached: false,
+                    scores: scored.scores,
+                    failures: scored.failures,
+                }
+            }
+        };
+        grouped.entry((job.experiment, job.case, job.arm)).or_default().push(call);
+    }
+
+    let mut experiments: Vec<ExperimentResult> = Vec::new();
+    let mut estimates: Vec<(usize, Estimate)> = Vec::new();
+    for (ei, (planned, affected)) in input.planned.iter().zip(&input.detection.affected).enumerate() {
+        let head = planned.candidate;
+        let cases: Vec<CaseResult> = head
+            .cases
+            .iter()
+            .enumerate()
+            .map(|(ci, case)| {
+                let mut baseline = grouped.remove(&(ei, ci, Arm::Baseline)).unwrap_or_default();
+                let mut candidate = grouped.remove(&(ei, ci, Arm::Candidate)).unwrap_or_default();
+                baseline.sort_by_key(|c| c.repeat);
+                candidate.sort_by_key(|c| c.repeat);
+                let flip = flip(&baseline, &candidate);
+                CaseResult { id: case.id.clone(), input: case.input_text(), baseline, candidate, flip }
+            })
+            .collect();
+        let paired = planned.baseline.is_some();
+        for metric in metric_names(input.head, &cases) {
+            let seed = input.head.defaults.seed ^ (ei as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            estimates.push((ei, analyze::estimate(&metric, &cases, paired, input.head.defaults.alpha, seed)));
+        }
+        experiments.push(ExperimentResult {
+            name: head.name.clone(),
+            status: affected.status,
+            affected_by: affected.affected_by.clone(),
+            verdict: ExperimentVerdict::Pass,
+            reason: String::new(),
+            provider: head.provider.clone(),
+            baseline: planned.baseline.map(arm_info),
+            candidate: Some(arm_info(head)),
+            repeats: head.repeats,
+            metrics: Vec::new(),
+            cases,
+        });
+    }
+
+    let gate_of = |metric: &str| input.head.gates.iter().find(|g| g.metric == metric);
+    let flags: Vec<(&Estimate, bool)> = estimates.iter().map(|(_, e)| (e, gate_of(&e.metric).is_some())).collect();
+    let adjusted = gate::adjust(&flags);
+    for ((ei, estimate), p_adjusted) in estimates.iter().zip(adjusted) {
+        let metric = gate::decide(estimate, gate_of(&estimate.metric), p_adjusted, input.head.defaults.alpha);
+        experiments[*ei].metrics.push(metric);
+    }
+    for e in &mut experiments {
+        let (verdict, reason) = experiment_verdict(e);
+        e.verdict = verdict;
+        e.reason = reason;
+    }
+    for removed in &input.detection.removed {
+        experiments.push(ExperimentResult {
+            name: removed.name.clone(),
+            status: ExperimentStatus::Removed,
+            affected_by: removed.affected_by.clone(),
+            verdict: ExperimentVerdict::Pass,
+            reason: "removed at head: not run".to_owned(),
+            provider: String::new(),
+            baseline: None,
+            candidate: None,
+            repeats: 0,
+            metrics: Vec::new(),
+            cases: Vec::new(),
+        });
+    }
+
+    let calls: Vec<&Call> = experiments.iter().flat_map(|e| e.cases.iter()).flat_map(|c| c.baseline.iter().chain(&c.candidate)).collect();
+    let run = RunFacts {
+        cases: experiments.iter().map(|e| e.cases.len()).sum(),
+        calls: calls.len(),
+        completed: calls.iter().filter(|c| c.error.is_none()).count(),
+        errored: calls.iter().filter(|c| c.error.is_some()).count(),
+        cache_hits: calls.iter().filter(|c| c.cached).count(),
+        spend_usd: calls.iter().map(|c| c.cost_usd).sum(),
+        estimated_usd: input.estimate_usd,
+        simulated: input.simulated,
+        duration_ms: u64::try_from(input.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    let (verdict, reason) = overall_verdict(&experiments);
+    Results {
+        schema_version: SCHEMA_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        verdict,
+        reason,
+        base: input.base_ref.clone(),
+        head: input.head_ref.clone(),
+        config: input.head.config_path.clone(),
+        experiments,
+        unaffected: input.detection.unaffected.clone(),
+        run,
+    }
+}
+
+/// The built-in metrics, plus every gated scorer metric some call produced.
+fn metric_names(suite: &Suite, cases: &[CaseResult]) -> Vec<String> {
+    let mut names: Vec<String> = suite::BUILTIN_METRICS.iter().map(|m| (*m).to_owned()).collect();
+    for gate in &suite.gates {
+        let produced = cases.iter().flat_map(|c| c.baseline.iter().chain(&c.candidate)).any(|call| call.scores.contains_key(&gate.metric));
+        if !names.contains(&gate.metric) && produced {
+            names.push(gate.metric.clone());
+        }
+    }
+    names
+}
+
+fn arm_info(e: &suite::Experiment) -> ArmInfo {
+    ArmInfo {
+        variant: e.variant_path.clone(),
+        version: e.variant.version.clone(),
+        model: e.variant.model.clone(),
+        prompt: e.prompt.path().to_owned(),
+        temperature: e.variant.temperature,
+        max_tokens: e.variant.max_tokens,
+        top_p: e.variant.top_p,
+    }
+}
+
+/// A case flips when its majority outcome over the repeats changes.
+fn flip(baseline: &[Call], candidate: &[Call]) -> Option<Flip> {
+    let majority = |calls: &[Call]| -> Option<bool> {
+        if calls.is_empty() {
+            return None;
+        }
+        Some(2 * calls.iter().filter(|c| c.passed()).count() > calls.len())
+    };
+    match (majority(baseline)?, majority(candidate)?) {
+        (true, false) => Some(Flip::PassToFail),
+        (false, true) => Some(Flip::FailToPass),
+        _ => None,
+    }
+}
+
+fn experiment_verdict(e: &ExperimentResult) -> (ExperimentVerdict, String) {
+    let failing: Vec<&MetricResult> = e.metrics.iter().filter(|m| m.fails_gate).collect();
+    if !failing.is_empty() {
+        let what: Vec<String> = failing.iter().map(|m| describe_failure(m)).collect();
+        return (ExperimentVerdict::Fail, what.join("; "));
+    }
+    let improved: Vec<&str> = e.metrics.iter().filter(|m| m.verdict == MetricVerdict::Improvement).map(|m| m.name.as_str()).collect();
+    let attention: Vec<String> = e
+        .metrics
+        .iter()
+        .filter(|m| m.gated && (m.verdict == MetricVerdict::Regression || m.slo.as_ref().is_some_and(|s| !s.met)))
+        .map(|m| describe_failure(m) + " (non-blocking)")
+        .collect();
+    let mut parts = Vec::new();
+    if e.status == ExperimentStatus::New {
+        parts.push("new at head: candidate only, no baseline".to_owned());
+    }
+    if !improved.is_empty() {
+        parts.push(format!("{} improved", improved.join(", ")));
+    }
+    if !attention.is_empty() {
+        parts.push(format!("needs attention: {}", attention.join("; ")));
+    }
+    if parts.is_empty() {
+        parts.push("no blocking regression".to_owned());
+    }
+    (ExperimentVerdict::Pass, parts.join("; "))
+}
+
+fn describe_failure(m: &MetricResult) -> String {
+    if m.verdict == MetricVerdict::Regression {
+        let p = m.p_adjusted.or(m.p_value).map(|p| format!(", p = {}", format_p(p))).unwrap_or_default();
+        return format!("{} regressed ({} → {}{p})", m.name, format_value(&m.name, m.baseline), format_value(&m.name, m.candidate));
+    }
+    if let Some(slo) = m.slo.as_ref().filter(|s| !s.met) {
+        return format!("{} misses its objective ({} vs {})", m.name, format_value(&m.name, m.candidate), format_value(&m.name, Some(slo.target)));
+    }
+    format!("{} is not proven non-inferior within its margin", m.name)
+}
+
+fn overall_verdict(experiments: &[ExperimentResult]) -> (Verdict, String) {
+    let failed: Vec<String> = experiments.iter().filter(|e| e.verdict == ExperimentVerdict::Fail).map(|e| format!("{}: {}", e.name, e.reason)).collect();
+    if !failed.is_empty() {
+        return (Verdict::Fail, format!("regression in {}", failed.join(" | ")));
+    }
+    let run: Vec<&ExperimentResult> = experiments.iter().filter(|e| e.status != ExperimentStatus::Removed).collect();
+    if run.is_empty() {
+        return (Verdict::Pass, if experiments.is_empty() { "no experiment is affected by this change".to_owned() } else { "experiments were removed; nothing to run".to_owned() });
+    }
+    let notes: Vec<String> = run.iter().filter(|e| e.reason != "no blocking regression").map(|e| format!("{}: {}", e.name, e.reason)).collect();
+    let head = format!("no blocking regression in {} experiment{}", run.len(), if run.len() == 1 { "" } else { "s" });
+    if notes.is_empty() { (Verdict::Pass, head) } else { (Verdict::Pass, format!("{head} ({})", notes.join(" | "))) }
+}
+
+pub(crate) fn format_value(metric: &str, value: Option<f64>) -> String {
+    let Some(v) = value else { return "–".to_owned() };
+    if metric.ends_with("_rate") {
+        format!("{:.1}%", v * 100.0)
+    } else if metric.ends_with("_ms") {
+        format!("{v:.0} ms")
+    } else if metric.starts_with("cost") {
+        format!("${v:.6}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn format_p(p: f64) -> String {
+    if p < 0.001 { "<0.001".to_owned() } else { format!("{p:.3}") }
+}
+
+/// Too many failed calls make the comparison meaningless: that is a run error (exit 3).
+fn error_budget_exceeded(results: &Results, max_error_rate: f64) -> Option<Error> {
+    for e in &results.experiments {
+        for (arm, calls) in [("baseline", e.cases.iter().flat_map(|c| &c.baseline).collect::<Vec<_>>()), ("candidate", e.cases.iter().flat_map(|c| &c.candidate).collect())] {
+            if calls.is_empty() {
+                continue;
+            }
+            let errored = calls.iter().filter(|c| c.error.is_some()).count();
+            if errored as f64 / calls.len() as f64 > max_error_rate {
+                let example = calls.iter().find_map(|c| c.error.clone()).unwrap_or_default();
+                return Some(Error::run_with_hint(
+                    format!("{errored} of {} {arm} calls of experiment `{}` failed (more than {:.0}% allowed); first error: {example}", calls.len(), e.name, max_error_rate * 100.0),
+                    "the results were written; fix the provider or raise `defaults.max_error_rate`",
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The verdict and the files, on stdout.
+pub fn print_outcome(run: &GateRun) {
+    let mut out = std::io::stdout().lock();
+    let r = &run.results;
+    let word = match r.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::Waived => "WAIVED",
+    };
+    let _ = writeln!(out, "verdict: {word}: {}", r.reason);
+    for e in &r.experiments {
+        let _ = writeln!(out, "  {} [{}]: {}", e.name, status_word(e.status), e.reason);
+        for m in e.metrics.iter().filter(|m| m.gated || m.verdict != MetricVerdict::NoChange) {
+            let _ = writeln!(
+                out,
+                "    {:<18} {:>12} → {:<12} {}{}",
+                m.name,
+                format_value(&m.name, m.baseline),
+                format_value(&m.name, m.candidate),
+                match m.verdict {
+                    MetricVerdict::Regression => "regression",
+                    MetricVerdict::Improvement => "improvement",
+                    MetricVerdict::NoChange => "no detectable change",
+                },
+                m.p_adjusted.or(m.p_value).map(|p| format!(" (p = {})", format_p(p))).unwrap_or_default()
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "run: {} cases, {} calls ({} errored, {} cached), spend ${:.4}{}",
+        r.run.cases,
+        r.run.calls,
+        r.run.errored,
+        r.run.cache_hits,
+        r.run.spend_usd,
+        if r.run.simulated { " (simulated)" } else { "" }
+    );
+    for path in &run.written {
+        let _ = writeln!(out, "wrote {}", path.display());
+    }
+}
+
+fn status_word(s: ExperimentStatus) -> &'static str {
+    match s {
+        ExperimentStatus::Changed => "changed",
+        ExperimentStatus::New => "new",
+        ExperimentStatus::Removed => "removed",
+        ExperimentStatus::Forced => "forced",
+    }
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}

@@ -1,0 +1,68 @@
+//! `promptgate init`: a small working suite to start from.
+
+use std::path::Path;
+
+use crate::error::{Diagnostic, Error, exit};
+
+const FILES: &[(&str, &str)] = &[
+    (
+        "promptgate.yaml",
+        r#"version: 1
+providers:
+  offline: {type: mock}            # deterministic offline stand-in; no API key needed
+defaults: {repeats: 1, alpha: 0.05, provider: offline}
+budget: {approve_above_usd: 0.50, max_usd: 5.00}
+experiments:
+  - name: assistant
+    variant: configs/assistant.yaml
+    dataset: datasets/assistant.jsonl
+gates:
+  pass_rate:        {direction: higher, margin: 0.02, blocking: true}
+  latency_p95_ms:   {direction: lower, margin: "15%", slo: 800}
+  cost_per_request: {direction: lower, margin: "10%"}
+"#,
+    ),
+    (
+        "configs/assistant.yaml",
+        r#"version: v0.1.0
+model: gpt-4o-mini
+prompt: ../prompts/assistant.md
+temperature: 0
+max_tokens: 256
+"#,
+    ),
+    (
+        "prompts/assistant.md",
+        r#"You are the support assistant of Example Co.
+Orders ship within 2 business days.
+Refunds are available within 30 days of purchase.
+"#,
+    ),
+    (
+        "datasets/assistant.jsonl",
+        r#"{"id": "shipping", "vars": {"input": "How fast do orders ship?"}, "assert": [{"type": "icontains", "value": "2 business days"}]}
+{"id": "refunds", "vars": {"input": "Can I get a refund?"}, "assert": [{"type": "icontains", "value": "30 days"}]}
+"#,
+    ),
+];
+
+pub fn init(repo_dir: &Path, config: &str, force: bool) -> anyhow::Result<u8> {
+    if config != crate::suite::DEFAULT_CONFIG {
+        return Err(Error::from(Diagnostic::new("init writes promptgate.yaml at the repository root").hint("run it without --config")).into());
+    }
+    if !force {
+        if let Some((existing, _)) = FILES.iter().find(|(p, _)| repo_dir.join(p).exists()) {
+            return Err(Error::from(Diagnostic::new(format!("{existing} already exists")).hint("pass --force to overwrite the scaffold's files")).into());
+        }
+    }
+    for (path, text) in FILES {
+        let full = repo_dir.join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&full, text)?;
+        println!("wrote {path}");
+    }
+    println!("next: `promptgate validate`, then commit and gate a change with `promptgate run --base main`");
+    Ok(exit::PASS)
+}

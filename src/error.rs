@@ -1,0 +1,229 @@
+//! Expected errors: what the user or the outside world got wrong, with the exit code to leave
+//! with and a hint. Internal plumbing uses `anyhow`; anything that reaches `main` without being
+//! one of these is a run error (exit 3).
+
+use std::fmt;
+
+/// Exit codes of the user-facing contract.
+pub mod exit {
+    pub const PASS: u8 = 0;
+    pub const FAIL: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const RUN: u8 = 3;
+}
+
+#[derive(Debug)]
+pub enum Error {
+    /// Bad input: a config, dataset, template or flag. Exit 2.
+    Input(Box<Diagnostic>),
+    /// The run could not complete: provider failures beyond tolerance, a refused budget,
+    /// git or GitHub unreachable. Exit 3.
+    Run { message: String, hint: Option<String> },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Input(_) => exit::USAGE,
+            Error::Run { .. } => exit::RUN,
+        }
+    }
+
+    pub fn run(message: impl Into<String>) -> Self {
+        Error::Run {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn run_with_hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::Run {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Input(d) => d.fmt(f),
+            Error::Run { message, hint } => {
+                write!(f, "error: {message}")?;
+                if let Some(hint) = hint {
+                    write!(f, "\nhint: {hint}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Diagnostic> for Error {
+    fn from(d: Diagnostic) -> Self {
+        Error::Input(Box::new(d))
+    }
+}
+
+/// One problem in the user's input, pointing at the place it was found.
+///
+/// Rendered like a compiler message:
+///
+/// ```text
+/// error: unknown key `temprature` in variant config
+///   --> configs/support.yaml:4:1
+///    |
+///  4 | temprature: 0.5
+///    | ^
+/// hint: did you mean `temperature`?
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub message: String,
+    pub file: Option<String>,
+    /// 1-based.
+    pub line: Option<u64>,
+    /// 1-based.
+    pub column: Option<u64>,
+    /// The text of `line`, shown under the location.
+    pub source_line: Option<String>,
+    pub hints: Vec<String>,
+}
+
+impl Diagnostic {
+    pub fn new(message: impl Into<String>) -> Self {
+        Diagnostic {
+            message: message.into(),
+            file: None,
+            line: None,
+            column: None,
+            source_line: None,
+            hints: Vec::new(),
+        }
+    }
+
+    pub fn in_file(mut self, file: impl Into<String>) -> Self {
+        self.file = Some(file.into());
+        self
+    }
+
+    /// Points at `line:column` of `source` (1-based; 0 means unknown).
+    pub fn at(mut self, source: &str, line: u64, column: u64) -> Self {
+        if line > 0 {
+            self.line = Some(line);
+            self.column = (column > 0).then_some(column);
+            self.source_line = usize::try_from(line - 1)
+                .ok()
+                .and_then(|i| source.lines().nth(i))
+                .map(str::to_owned);
+        }
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
+    }
+
+    /// `file:line:column`, as far as it is known.
+    pub fn location(&self) -> Option<String> {
+        let file = self.file.as_deref()?;
+        Some(match (self.line, self.column) {
+            (Some(l), Some(c)) => format!("{file}:{l}:{c}"),
+            (Some(l), None) => format!("{file}:{l}"),
+            _ => file.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "error: {}", self.message)?;
+        if let Some(location) = self.location() {
+            write!(f, "\n  --> {location}")?;
+        }
+        if let (Some(line), Some(text)) = (self.line, &self.source_line) {
+            let number = line.to_string();
+            let pad = " ".repeat(number.len());
+            write!(f, "\n {pad} |\n {number} | {text}")?;
+            if let Some(column) = self.column {
+                let indent: String = text
+                    .chars()
+                    .take(usize::try_from(column.saturating_sub(1)).unwrap_or(0))
+                    .map(|c| if c == '\t' { '\t' } else { ' ' })
+                    .collect();
+                write!(f, "\n {pad} | {indent}^")?;
+            }
+        }
+        for hint in &self.hints {
+            write!(f, "\nhint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The candidate closest to `word` by edit distance, if it is close enough to be a plausible
+/// typo ("did you mean …?").
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| (levenshtein(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(word: &str, candidates: &[&str], expected: Option<&str>) {
+        assert_eq!(did_you_mean(word, candidates.iter().copied()), expected);
+    }
+
+    #[test]
+    fn suggestions() {
+        check("temprature", &["model", "temperature", "top_p"], Some("temperature"));
+        check("max_token", &["max_tokens", "model"], Some("max_tokens"));
+        check("colour", &["model", "prompt"], None);
+        check("", &["a"], Some("a"));
+        check("x", &[], None);
+    }
+
+    #[test]
+    fn renders_location_and_caret() {
+        let d = Diagnostic::new("unknown key `temprature`")
+            .in_file("configs/a.yaml")
+            .at("model: x\n  temprature: 0.5\n", 2, 3)
+            .hint("did you mean `temperature`?");
+        assert_eq!(
+            d.to_string(),
+            "error: unknown key `temprature`\n  --> configs/a.yaml:2:3\n   |\n 2 |   temprature: 0.5\n   |   ^\nhint: did you mean `temperature`?"
+        );
+    }
+
+    #[test]
+    fn line_past_the_end_has_no_snippet() {
+        let d = Diagnostic::new("m").in_file("f").at("one line", 5, 1);
+        assert_eq!(d.to_string(), "error: m\n  --> f:5:1");
+    }
+}

@@ -1,0 +1,19 @@
+//! promptgate: a statistical A/B gate for prompt and model-config changes.
+//!
+//! The data flows one way: workspace → suite → detect → plan → runner → scorers → analyze →
+//! gate → report. See ARCHITECTURE.md for the map.
+
+pub mod analyze;
+pub mod cli;
+pub mod commands;
+pub mod detect;
+pub mod error;
+pub mod gate;
+pub mod plan;
+pub mod providers;
+pub mod report;
+pub mod runner;
+pub mod scorers;
+pub mod stats;
+pub mod suite;
+pub mod workspace;

@@ -1,0 +1,196 @@
+//! The job list: cases × {baseline, candidate} × repeats, with a cost estimate and the budget
+//! check, all before a single call is made.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+use crate::providers::pricing::PriceTable;
+use crate::providers::{Message, Request};
+use crate::suite::{Budget, Experiment};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arm {
+    Baseline,
+    Candidate,
+}
+
+/// One model call to make.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// Index into the plan's experiments.
+    pub experiment: usize,
+    /// Index into the experiment's (head) cases.
+    pub case: usize,
+    pub arm: Arm,
+    pub repeat: u32,
+    pub provider: String,
+    /// The request, or why the prompt could not be rendered for this case (then the job is
+    /// recorded as errored, never dropped).
+    pub request: Result<Request, String>,
+}
+
+/// What a run will cost, before it runs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Estimate {
+    pub calls: usize,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub usd: f64,
+    /// Models without a price: their calls are counted at $0 and the run warns.
+    pub unpriced_models: BTreeSet<String>,
+}
+
+/// One experiment to run: the candidate (head) and, unless it is new, the baseline (base).
+pub struct Planned<'a> {
+    pub candidate: &'a Experiment,
+    pub baseline: Option<&'a Experiment>,
+}
+
+/// Builds every job. Both arms of a case and repeat share one seed, so the only difference
+/// between them is the change under test.
+pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for (ei, planned) in experiments.iter().enumerate() {
+        let head = planned.candidate;
+        for (ci, case) in head.cases.iter().enumerate() {
+            for repeat in 0..head.repeats {
+                let call_seed = derive_seed(seed, &head.name, &case.id, repeat);
+                let arms = [(Arm::Baseline, planned.baseline), (Arm::Candidate, Some(head))];
+                for (arm, experiment) in arms {
+                    let Some(experiment) = experiment else { continue };
+                    let request = experiment
+                        .prompt
+                        .render(&case.vars)
+                        .map(|rendered| Request {
+                            model: experiment.variant.model.clone(),
+                            messages: rendered.messages,
+                            temperature: experiment.variant.temperature,
+                            max_tokens: experiment.variant.max_tokens,
+                            top_p: experiment.variant.top_p,
+                            seed: call_seed,
+                        })
+                        .map_err(|d| format!("rendering the {} prompt failed: {}", arm_name(arm), d.message));
+                    jobs.push(Job { experiment: ei, case: ci, arm, repeat, provider: experiment.provider.clone(), request });
+                }
+            }
+        }
+    }
+    jobs
+}
+
+fn arm_name(arm: Arm) -> &'static str {
+    match arm {
+        Arm::Baseline => "baseline",
+        Arm::Candidate => "candidate",
+    }
+}
+
+/// A stable seed per (experiment, case, repeat).
+fn derive_seed(seed: u64, experiment: &str, case: &str, repeat: u32) -> u64 {
+    let mut h = Sha256::new();
+    h.update(seed.to_le_bytes());
+    h.update(experiment.as_bytes());
+    h.update([0]);
+    h.update(case.as_bytes());
+    h.update(repeat.to_le_bytes());
+    let digest = h.finalize();
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(bytes)
+}
+
+/// Tokens of a text, estimated at four characters a token (the usual rule of thumb for
+/// English with OpenAI and Anthropic tokenizers), plus a few tokens of per-message framing.
+pub fn estimate_input_tokens(messages: &[Message]) -> u64 {
+    messages.iter().map(|m| (m.content.chars().count() as u64).div_ceil(4) + 4).sum()
+}
+
+/// Output tokens are unknown before the call: assume a quarter of `max_tokens`, between 64 and
+/// 512 tokens (1024 when unset). The budget's hard cap is enforced again on actual spend.
+pub fn estimate_output_tokens(max_tokens: Option<u32>) -> u64 {
+    (u64::from(max_tokens.unwrap_or(1024)) / 4).clamp(64, 512)
+}
+
+pub fn estimate(jobs: &[Job], prices: &PriceTable) -> Estimate {
+    let mut e = Estimate { calls: jobs.len(), ..Estimate::default() };
+    for job in jobs {
+        let Ok(request) = &job.request else { continue };
+        let input = estimate_input_tokens(&request.messages);
+        let output = estimate_output_tokens(request.max_tokens);
+        e.input_tokens += input;
+        e.output_tokens += output;
+        let usage = crate::providers::Usage { input, cached_input: 0, output };
+        match prices.cost(&request.model, &usage) {
+            Some(usd) => e.usd += usd,
+            None => {
+                e.unpriced_models.insert(request.model.clone());
+            }
+        }
+    }
+    e
+}
+
+/// Refuses a run whose estimate exceeds the hard cap, or the approval threshold without an
+/// approval at least as large as the estimate.
+pub fn check_budget(estimate: &Estimate, budget: &Budget, approved_usd: Option<f64>, simulated: bool) -> Result<(), Error> {
+    if simulated {
+        // Offline mock calls cost nothing real; their simulated cost is reported, not capped.
+        return Ok(());
+    }
+    if let Some(max) = budget.max_usd {
+        if estimate.usd > max {
+            return Err(Error::run_with_hint(
+                format!("estimated cost ${:.4} exceeds the budget's hard cap of ${max:.2}", estimate.usd),
+                "lower repeats or cases, or raise `budget.max_usd` in promptgate.yaml",
+            ));
+        }
+    }
+    if let Some(threshold) = budget.approve_above_usd {
+        if estimate.usd > threshold && approved_usd.is_none_or(|a| a < estimate.usd) {
+            return Err(Error::run_with_hint(
+                format!("estimated cost ${:.4} is above the approval threshold of ${threshold:.2}", estimate.usd),
+                format!("approve it with --approve-cost {:.2}", (estimate.usd * 100.0).ceil() / 100.0),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn est(usd: f64) -> Estimate {
+        Estimate { usd, ..Estimate::default() }
+    }
+
+    #[test]
+    fn budget() {
+        let b = Budget { approve_above_usd: Some(0.5), max_usd: Some(5.0) };
+        assert!(check_budget(&est(0.4), &b, None, false).is_ok());
+        assert!(check_budget(&est(0.6), &b, None, false).is_err());
+        assert!(check_budget(&est(0.6), &b, Some(0.59), false).is_err());
+        assert!(check_budget(&est(0.6), &b, Some(0.6), false).is_ok());
+        assert!(check_budget(&est(6.0), &b, Some(10.0), false).is_err());
+        assert!(check_budget(&est(6.0), &b, None, true).is_ok());
+        assert_eq!(check_budget(&est(0.6), &b, None, false).unwrap_err().exit_code(), 3);
+    }
+
+    #[test]
+    fn output_estimate_bounds() {
+        assert_eq!(estimate_output_tokens(None), 256);
+        assert_eq!(estimate_output_tokens(Some(100)), 64);
+        assert_eq!(estimate_output_tokens(Some(100_000)), 512);
+    }
+
+    #[test]
+    fn seeds_are_stable_and_distinct() {
+        assert_eq!(derive_seed(0, "e", "c", 0), derive_seed(0, "e", "c", 0));
+        assert_ne!(derive_seed(0, "e", "c", 0), derive_seed(0, "e", "c", 1));
+        assert_ne!(derive_seed(0, "e", "c", 0), derive_seed(1, "e", "c", 0));
+    }
+}

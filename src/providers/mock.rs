@@ -1,0 +1,635 @@
+//! The offline mock provider: a deterministic, extractive responder.
+//!
+//! It answers the last user message with the sentences of the other messages (the system
+//! prompt, few-shot turns) that share the most informative words with it. Like a real model it
+//! answers well only when the prompt holds the facts a question needs, so a prompt change
+//! genuinely changes outcomes — without a network, a key or a bill. Token usage and latency are
+//! simulated from the message lengths, so a shorter prompt is measurably cheaper and faster.
+//!
+//! Everything is a pure function of the [`Request`]: identical requests give identical
+//! responses, and randomness (temperature noise, latency jitter) comes from a generator seeded
+//! by `request.seed` and a hash of the messages.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+
+use super::{Message, Provider, ProviderError, Request, Response, Role, Usage};
+
+/// The reply when no sentence of the prompt shares a word with the question.
+pub const REFUSAL: &str = "I'm sorry, I don't have information about that.";
+
+/// The `mock` provider type: offline, free, deterministic.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MockProvider;
+
+impl MockProvider {
+    #[must_use]
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+#[async_trait]
+impl Provider for MockProvider {
+    fn kind(&self) -> &'static str {
+        "mock"
+    }
+
+    fn simulated(&self) -> bool {
+        true
+    }
+
+    async fn complete(&self, request: &Request) -> Result<Response, ProviderError> {
+        Ok(respond(request))
+    }
+}
+
+/// Answers `request` the way the mock does, without waiting: the simulated latency is only
+/// reported in [`Response::latency_ms`].
+///
+/// The question is the last user message; the knowledge is every other message. The reply is
+/// the knowledge sentence with the highest idf-weighted word overlap with the question, plus
+/// the runner-up when it scores at least 60% of the best, in their original order — or
+/// [`REFUSAL`] when nothing overlaps. A temperature above zero adds seeded noise to the scores;
+/// an instruction to "respond in JSON" wraps the reply as `{"answer": "…"}`; `max_tokens`
+/// truncates it. `top_p` is ignored.
+#[must_use]
+pub fn respond(request: &Request) -> Response {
+    let mut rng = SplitMix64(fnv1a(&request.messages) ^ request.seed.wrapping_mul(GOLDEN_GAMMA));
+    // Drawn first, so a call's latency does not depend on how many scores got noise.
+    let jitter = 0.9 + 0.2 * rng.next_f64();
+
+    let (question, knowledge) = split_question(&request.messages);
+    let temperature = request.temperature.unwrap_or(0.0).max(0.0);
+    let mut text = answer(question, &knowledge, temperature, &mut rng);
+    if wants_json(&knowledge) {
+        text = format!("{{\"answer\": {}}}", serde_json::Value::String(text));
+    }
+    if let Some(max_tokens) = request.max_tokens {
+        truncate_chars(
+            &mut text,
+            (max_tokens as usize).saturating_mul(CHARS_PER_TOKEN),
+        );
+    }
+
+    let input = request
+        .messages
+        .iter()
+        .map(|message| estimate_tokens(&message.content) + TOKENS_PER_MESSAGE)
+        .sum::<u64>();
+    let output = estimate_tokens(&text);
+    let latency = (150.0 + 0.05 * input as f64 + 9.0 * output as f64) * jitter;
+    Response {
+        text,
+        usage: Usage {
+            input,
+            cached_input: 0,
+            output,
+        },
+        latency_ms: Some((latency * 10.0).round() / 10.0),
+    }
+}
+
+/// The mock's token count of a text: one token per four characters, rounded up.
+#[must_use]
+pub fn estimate_tokens(text: &str) -> u64 {
+    text.chars().count().div_ceil(CHARS_PER_TOKEN) as u64
+}
+
+const CHARS_PER_TOKEN: usize = 4;
+
+/// Chat formats spend a few tokens per message on roles and separators.
+const TOKENS_PER_MESSAGE: u64 = 4;
+
+/// The runner-up sentence joins the answer when it scores at least this share of the best.
+const RUNNER_UP_SHARE: f64 = 0.6;
+
+/// At temperature 1 a score gains up to this share of the best score as noise.
+const NOISE_PER_TEMPERATURE: f64 = 0.35;
+
+const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// Words too common to say what a question is about.
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "after", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be",
+    "been", "before", "but", "by", "can", "could", "did", "do", "does", "doing", "don", "for",
+    "from", "get", "got", "had", "has", "have", "he", "hello", "her", "here", "hey", "hi", "his",
+    "how", "i", "if", "im", "in", "into", "is", "it", "its", "just", "let", "me", "might", "my",
+    "no", "not", "of", "on", "or", "our", "please", "she", "should", "so", "some", "than", "thank",
+    "thanks", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those",
+    "to", "too", "up", "us", "very", "was", "we", "were", "what", "when", "where", "which", "who",
+    "why", "will", "with", "would", "you", "your",
+];
+
+/// Splits the messages into the question (the last user message) and the knowledge (all
+/// others, in order).
+fn split_question(messages: &[Message]) -> (&str, Vec<&str>) {
+    let last_user = messages.iter().rposition(|m| m.role == Role::User);
+    let question = last_user.map_or("", |i| messages[i].content.as_str());
+    let knowledge = messages
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| Some(i) != last_user)
+        .map(|(_, m)| m.content.as_str())
+        .collect();
+    (question, knowledge)
+}
+
+fn answer(question: &str, knowledge: &[&str], temperature: f64, rng: &mut SplitMix64) -> String {
+    let sentences: Vec<Sentence> = knowledge.iter().flat_map(|text| sentences(text)).collect();
+    let asked = distinct_words(question);
+
+    let mut document_frequency: HashMap<&str, usize> = HashMap::new();
+    for sentence in &sentences {
+        for word in &sentence.words {
+            *document_frequency.entry(word).or_default() += 1;
+        }
+    }
+    let n = sentences.len() as f64;
+    let idf = |word: &str| (1.0 + n / document_frequency[word] as f64).ln();
+
+    // Summed in the sentence's word order (never a hash set's), so ties break the same way in
+    // every process.
+    let scores: Vec<f64> = sentences
+        .iter()
+        .map(|sentence| {
+            sentence
+                .words
+                .iter()
+                .filter(|word| asked.contains(word))
+                .map(|word| idf(word))
+                .sum()
+        })
+        .collect();
+    let best = scores.iter().copied().fold(0.0, f64::max);
+    if best <= 0.0 {
+        return REFUSAL.to_string();
+    }
+
+    let noise = temperature * NOISE_PER_TEMPERATURE * best;
+    let mut ranked: Vec<(usize, f64)> = scores
+        .iter()
+        .enumerate()
+        .filter(|&(_, &score)| score > 0.0)
+        .map(|(i, &score)| (i, score + noise * rng.next_f64()))
+        .collect();
+    // Highest score first; on a tie the earlier sentence wins.
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+
+    let (first, top) = ranked[0];
+    let mut chosen = vec![first];
+    if let Some(&(second, score)) = ranked.get(1)
+        && score >= RUNNER_UP_SHARE * top
+        && sentences[second].text != sentences[first].text
+    {
+        chosen.push(second);
+    }
+    chosen.sort_unstable();
+    chosen
+        .iter()
+        .map(|&i| sentences[i].text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One sentence of the knowledge: its text as the answer shows it, and its distinct words.
+struct Sentence {
+    text: String,
+    words: Vec<String>,
+}
+
+/// Splits a text into sentences: at line breaks, and after `.`, `!` or `?` followed by
+/// whitespace. Markdown headings are skipped and other markers stripped; pieces without a word
+/// are dropped.
+fn sentences(text: &str) -> Vec<Sentence> {
+    let mut pieces = Vec::new();
+    for line in text.lines() {
+        // Headings name a topic; they state nothing a question could be answered with.
+        if is_heading(line) {
+            continue;
+        }
+        let line = strip_markers(line);
+        let mut start = 0;
+        let mut chars = line.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            let ends_sentence = matches!(c, '.' | '!' | '?')
+                && chars.peek().is_some_and(|&(_, next)| next.is_whitespace());
+            if ends_sentence {
+                pieces.push(&line[start..i + c.len_utf8()]);
+                start = i + c.len_utf8();
+            }
+        }
+        pieces.push(&line[start..]);
+    }
+    pieces
+        .into_iter()
+        .filter_map(|piece| {
+            let text = piece.replace("**", "").replace('`', "").trim().to_string();
+            let words = distinct_words(&text);
+            (!words.is_empty()).then_some(Sentence { text, words })
+        })
+        .collect()
+}
+
+/// Whether a line is a Markdown ATX heading (`# Title`, `### Title`), not e.g. `#1 seller`.
+fn is_heading(line: &str) -> bool {
+    let line = line.trim_start();
+    let hashes = line.len() - line.trim_start_matches('#').len();
+    (1..=6).contains(&hashes) && line[hashes..].starts_with([' ', '\t'])
+}
+
+/// Removes leading Markdown structure: quotes, list bullets and numbering.
+fn strip_markers(line: &str) -> &str {
+    let mut rest = line.trim();
+    loop {
+        let before = rest;
+        rest = rest.trim_start_matches('>').trim_start();
+        for bullet in ["- ", "* ", "+ "] {
+            rest = rest.strip_prefix(bullet).unwrap_or(rest);
+        }
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            let after = &rest[digits..];
+            if let Some(item) = after
+                .strip_prefix(". ")
+                .or_else(|| after.strip_prefix(") "))
+            {
+                rest = item;
+            }
+        }
+        rest = rest.trim_start();
+        if rest == before {
+            return rest;
+        }
+    }
+}
+
+/// The content words of a text, normalised, each once, in order of first appearance.
+fn distinct_words(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for raw in text.split(|c: char| !c.is_alphanumeric()) {
+        let lower = raw.to_lowercase();
+        let is_single_letter =
+            lower.chars().count() == 1 && !lower.starts_with(|c: char| c.is_ascii_digit());
+        if lower.is_empty() || is_single_letter || STOP_WORDS.contains(&lower.as_str()) {
+            continue;
+        }
+        let word = normalise(lower);
+        if !words.contains(&word) {
+            words.push(word);
+        }
+    }
+    words
+}
+
+/// A light stemmer, so a question meets the prompt's wording: "refunds" finds "refund",
+/// "policies" "policy", "returned" "return", "shipping" "ship" and "damaged" "damage".
+fn normalise(mut word: String) -> String {
+    let len = |word: &str| word.chars().count();
+    if len(&word) > 4
+        && let Some(stem) = word.strip_suffix("ies")
+    {
+        word = format!("{stem}y");
+    } else if len(&word) > 3
+        && word.ends_with('s')
+        && !["ss", "us", "is"].iter().any(|end| word.ends_with(end))
+    {
+        word.pop();
+    }
+    for suffix in ["ing", "ed"] {
+        if word.ends_with(suffix) && len(&word) >= suffix.len() + 3 {
+            word.truncate(word.len() - suffix.len());
+            // "shipped" → "shipp" → "ship", but "passed" stays "pass".
+            let mut tail = word.chars().rev();
+            if let (Some(last), Some(before)) = (tail.next(), tail.next())
+                && last == before
+                && !matches!(last, 's' | 'z')
+                && !"aeiou".contains(last)
+            {
+                word.pop();
+            }
+            break;
+        }
+    }
+    // "damage" and "damag(ed)" meet once the silent e goes.
+    if len(&word) >= 4 && word.ends_with('e') {
+        word.pop();
+    }
+    word
+}
+
+/// Whether the prompt asks for answers in JSON.
+fn wants_json(knowledge: &[&str]) -> bool {
+    knowledge.iter().any(|text| {
+        let text = text.to_lowercase();
+        text.contains("respond in json") || text.contains("answer in json")
+    })
+}
+
+fn truncate_chars(text: &mut String, max_chars: usize) {
+    if let Some((end, _)) = text.char_indices().nth(max_chars) {
+        text.truncate(end);
+    }
+}
+
+/// FNV-1a over the messages: a hash that, unlike `std`'s, is the same in every process and
+/// release.
+fn fnv1a(messages: &[Message]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |byte: u8| {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    for message in messages {
+        feed(message.role as u8);
+        message.content.bytes().for_each(&mut feed);
+        // A separator, so ["ab", "c"] and ["a", "bc"] hash differently.
+        feed(0xff);
+    }
+    hash
+}
+
+/// `SplitMix64` (Steele, Lea and Flood, 2014): tiny, fast and good enough for simulated noise.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(GOLDEN_GAMMA);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1), from the top 53 bits.
+    fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STORE: &str = "\
+# Acme support
+
+You are the support assistant for Acme Outfitters. Be friendly and brief.
+
+## Policies
+- Refunds are issued to the original payment method within 30 days of delivery.
+- Standard shipping takes 3-5 business days; express shipping takes 1 business day.
+1. Orders can be cancelled until they leave the warehouse.
+> Gift cards never expire and cannot be exchanged for cash.
+";
+
+    fn request(system: &str, question: &str) -> Request {
+        Request {
+            model: "gpt-4o-mini".to_string(),
+            messages: vec![
+                Message {
+                    role: Role::System,
+                    content: system.to_string(),
+                },
+                Message {
+                    role: Role::User,
+                    content: question.to_string(),
+                },
+            ],
+            temperature: None,
+            max_tokens: None,
+            top_p: None,
+            seed: 0,
+        }
+    }
+
+    /// Checks the mock's reply to `question` asked against the system prompt `system`.
+    #[track_caller]
+    fn check(system: &str, question: &str, expected: &str) {
+        let response = respond(&request(system, question));
+        assert_eq!(response.text, expected, "question: {question:?}");
+    }
+
+    #[test]
+    fn answers_with_the_overlapping_sentence() {
+        check(
+            STORE,
+            "How long does express shipping take?",
+            "Standard shipping takes 3-5 business days; express shipping takes 1 business day.",
+        );
+        check(
+            STORE,
+            "Can I get my refunds back on the original card?",
+            "Refunds are issued to the original payment method within 30 days of delivery.",
+        );
+        // Markdown markers (numbering, quotes) are not part of the answer.
+        check(
+            STORE,
+            "Is it too late to cancel my order?",
+            "Orders can be cancelled until they leave the warehouse.",
+        );
+        check(
+            STORE,
+            "Do gift cards expire?",
+            "Gift cards never expire and cannot be exchanged for cash.",
+        );
+    }
+
+    #[test]
+    fn matches_plurals_and_tenses() {
+        check(
+            "Cancelled orders are refunded within 2 days.\nShipping is free.",
+            "I cancel my order, when do I get refunds?",
+            "Cancelled orders are refunded within 2 days.",
+        );
+        check(
+            "Damaged parcels get replaced.\nPolicies change yearly.",
+            "My parcel arrived with damage",
+            "Damaged parcels get replaced.",
+        );
+        check(
+            "We are shipping daily.\nReturns are free.",
+            "Has it shipped?",
+            "We are shipping daily.",
+        );
+    }
+
+    #[test]
+    fn headings_are_never_answers() {
+        check(
+            "# Shipping\n## Shipping policy\nShipping takes 3 days.\n#1 in shipping speed",
+            "Shipping policy?",
+            "Shipping takes 3 days. #1 in shipping speed",
+        );
+    }
+
+    #[test]
+    fn adds_the_runner_up_in_original_order() {
+        check(
+            "Returns are free. Exchanges are free. Shipping costs $5.",
+            "Are returns and exchanges free?",
+            "Returns are free. Exchanges are free.",
+        );
+    }
+
+    #[test]
+    fn refuses_when_nothing_overlaps() {
+        check(STORE, "Do you sell bicycles?", REFUSAL);
+        check(STORE, "", REFUSAL);
+        check("", "How long does shipping take?", REFUSAL);
+        check("", "", REFUSAL);
+        // Only stop words in common.
+        check(STORE, "What is it and how do I do it?", REFUSAL);
+    }
+
+    #[test]
+    fn handles_unicode_and_missing_messages() {
+        check(
+            "Der Versand nach Österreich dauert 4 Tage. 日本への配送は10日です。",
+            "Wie lange dauert der Versand nach Österreich?",
+            "Der Versand nach Österreich dauert 4 Tage.",
+        );
+        check("🚚🚚🚚", "🚚?", REFUSAL);
+        let empty = Request {
+            messages: Vec::new(),
+            max_tokens: Some(1),
+            ..request("", "")
+        };
+        let response = respond(&empty);
+        assert_eq!(response.text, "I'm ");
+        assert_eq!((response.usage.input, response.usage.output), (0, 1));
+        // A prompt without a user message: everything is knowledge, nothing is asked.
+        let no_user = Request {
+            messages: vec![Message {
+                role: Role::System,
+                content: STORE.to_string(),
+            }],
+            ..request("", "")
+        };
+        assert_eq!(respond(&no_user).text, REFUSAL);
+    }
+
+    #[test]
+    fn temperature_zero_ignores_the_seed() {
+        for temperature in [None, Some(0.0)] {
+            let texts: Vec<String> = (0..20)
+                .map(|seed| {
+                    let request = Request {
+                        temperature,
+                        seed,
+                        ..request(STORE, "Which shipping options and refunds are there?")
+                    };
+                    respond(&request).text
+                })
+                .collect();
+            assert!(texts.iter().all(|text| *text == texts[0]), "{texts:?}");
+        }
+    }
+
+    #[test]
+    fn temperature_varies_with_the_seed_but_repeats_exactly() {
+        let at = |seed| {
+            let request = Request {
+                temperature: Some(1.0),
+                seed,
+                ..request(
+                    STORE,
+                    "Tell me about refunds, shipping, orders and gift cards.",
+                )
+            };
+            respond(&request)
+        };
+        for seed in 0..20 {
+            assert_eq!(at(seed), at(seed));
+        }
+        let distinct: std::collections::BTreeSet<String> =
+            (0..20).map(|seed| at(seed).text).collect();
+        assert!(distinct.len() > 1, "{distinct:?}");
+        // The jitter makes latency differ between seeds even when the text does not.
+        assert_ne!(at(1).latency_ms, at(2).latency_ms);
+    }
+
+    #[test]
+    fn json_mode_replies_with_valid_json() {
+        let system = "Always respond in JSON.\nThe \"Pro\" plan costs $12 per month\\seat.";
+        let response = respond(&request(system, "How much is the Pro plan?"));
+        let value: serde_json::Value = serde_json::from_str(&response.text).expect(&response.text);
+        assert_eq!(
+            value["answer"],
+            "The \"Pro\" plan costs $12 per month\\seat."
+        );
+        // The refusal is wrapped as well.
+        let response = respond(&request("ANSWER IN JSON please.", "Is it raining?"));
+        let value: serde_json::Value = serde_json::from_str(&response.text).expect(&response.text);
+        assert_eq!(value["answer"], REFUSAL);
+    }
+
+    #[test]
+    fn max_tokens_truncates_the_reply() {
+        let question = "Can I get my refunds back on the original card?";
+        let full = respond(&request(STORE, question));
+        for (max_tokens, expected) in [(0, ""), (2, "Refunds "), (5, "Refunds are issued t")] {
+            let truncated = respond(&Request {
+                max_tokens: Some(max_tokens),
+                ..request(STORE, question)
+            });
+            assert_eq!(truncated.text, expected);
+            assert!(truncated.usage.output <= u64::from(max_tokens));
+        }
+        let roomy = respond(&Request {
+            max_tokens: Some(1000),
+            ..request(STORE, question)
+        });
+        assert_eq!(roomy, full);
+        // Truncation counts characters, not bytes.
+        let unicode = respond(&Request {
+            max_tokens: Some(1),
+            ..request("Größe: ÄÖÜß sind verfügbar.", "Welche Größe?")
+        });
+        assert_eq!(unicode.text, "Größ");
+    }
+
+    #[test]
+    fn usage_counts_characters_per_four() {
+        // 5 chars → 2 tokens + 4 per message; 3 chars → 1 + 4; the refusal has 47 chars → 12.
+        let response = respond(&request("héllo", "xyz"));
+        assert_eq!(
+            response.usage,
+            Usage {
+                input: 11,
+                cached_input: 0,
+                output: 12
+            }
+        );
+        assert_eq!(REFUSAL.chars().count(), 47);
+    }
+
+    #[test]
+    fn longer_prompts_cost_more_and_take_longer() {
+        let question = "How long does express shipping take?";
+        let padding = "Acme Outfitters was founded by climbers who love mountains.\n".repeat(40);
+        let short = respond(&request(STORE, question));
+        let long = respond(&request(&format!("{STORE}{padding}"), question));
+        assert_eq!(short.text, long.text);
+        assert!(long.usage.input > short.usage.input + 500);
+        assert!(long.latency_ms > short.latency_ms);
+        // Latency is 150 ms + 0.05 ms per input token + 9 ms per output token, ±10% jitter.
+        for response in [short, long] {
+            let nominal =
+                150.0 + 0.05 * response.usage.input as f64 + 9.0 * response.usage.output as f64;
+            let latency = response.latency_ms.unwrap();
+            assert!((0.9 * nominal - 0.1..=1.1 * nominal + 0.1).contains(&latency));
+        }
+    }
+
+    #[test]
+    fn provider_reports_mock_and_simulated() {
+        let provider = MockProvider::new();
+        assert_eq!(provider.kind(), "mock");
+        assert!(provider.simulated());
+        let request = request(STORE, "Do gift cards expire?");
+        let response = futures::executor::block_on(provider.complete(&request));
+        assert_eq!(response, Ok(respond(&request)));
+    }
+}

@@ -1,0 +1,255 @@
+//! `junit.xml`: one `<testsuite>` per experiment, one `<testcase>` per gated metric, so CI
+//! systems that read JUnit (test tabs, flaky-test dashboards) show each gate as a test.
+
+use super::markdown::{MetricText, verdict_word};
+use super::results::{ExperimentStatus, MetricResult, MetricVerdict, Results};
+
+/// Renders the JUnit XML report. A metric that fails its gate is a failed testcase whose
+/// message carries baseline, candidate, Δ, CI and p; a removed experiment is an empty suite.
+pub fn render_junit(results: &Results) -> String {
+    let suites: Vec<Suite> = results.experiments.iter().map(Suite::new).collect();
+    let tests: usize = suites.iter().map(|s| s.cases.len()).sum();
+    let failures: usize = suites.iter().map(Suite::failures).sum();
+
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(&format!(
+        "<testsuites name=\"promptgate\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\">\n"
+    ));
+    for suite in &suites {
+        out.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"0\">\n",
+            xml_attribute(suite.name),
+            suite.cases.len(),
+            suite.failures(),
+        ));
+        for case in &suite.cases {
+            let open = format!(
+                "    <testcase name=\"{}\" classname=\"{}\"",
+                xml_attribute(case.name),
+                xml_attribute(suite.name),
+            );
+            match &case.failure {
+                None => out.push_str(&format!("{open}/>\n")),
+                Some(failure) => {
+                    out.push_str(&format!(
+                        "{open}>\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>\n",
+                        xml_attribute(&failure.message),
+                        failure.kind,
+                        xml_text(&failure.details),
+                    ));
+                }
+            }
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+struct Suite<'a> {
+    name: &'a str,
+    cases: Vec<Case<'a>>,
+}
+
+struct Case<'a> {
+    name: &'a str,
+    failure: Option<Failure>,
+}
+
+struct Failure {
+    /// `regression`, `slo` or `non-inferiority`: what a CI dashboard groups failures by.
+    kind: &'static str,
+    message: String,
+    details: String,
+}
+
+impl<'a> Suite<'a> {
+    fn new(e: &'a super::results::ExperimentResult) -> Suite<'a> {
+        // A removed experiment was not run: it has no testcases, but keeps its suite so the
+        // experiment's disappearance is visible next to the others.
+        let cases = if e.status == ExperimentStatus::Removed {
+            Vec::new()
+        } else {
+            e.metrics
+                .iter()
+                .filter(|m| m.gated)
+                .map(|m| Case {
+                    name: &m.name,
+                    failure: m.fails_gate.then(|| Failure::new(m)),
+                })
+                .collect()
+        };
+        Suite {
+            name: &e.name,
+            cases,
+        }
+    }
+
+    fn failures(&self) -> usize {
+        self.cases.iter().filter(|c| c.failure.is_some()).count()
+    }
+}
+
+impl Failure {
+    fn new(m: &MetricResult) -> Failure {
+        let text = MetricText::new(m);
+        let (kind, what) = if m.verdict == MetricVerdict::Regression {
+            ("regression", "regression".to_owned())
+        } else if let Some(slo) = &text.slo_missed {
+            ("slo", slo.clone())
+        } else if !m.non_inferior {
+            ("non-inferiority", "non-inferiority not shown".to_owned())
+        } else {
+            ("gate", "fails the gate".to_owned())
+        };
+        let message = format!(
+            "{what}: baseline {}, candidate {}, Δ {}, 95% CI {}, p {}",
+            text.baseline, text.candidate, text.delta, text.ci, text.p
+        );
+        let details = format!(
+            "verdict: {}\nbaseline: {}\ncandidate: {}\ndelta: {}\n95% CI: {}\np: {}\ntest: {} (n = {})\nmargin: {}\nalpha: {}\nblocking: {}\n",
+            verdict_word(m.verdict),
+            text.baseline,
+            text.candidate,
+            text.delta,
+            text.ci,
+            text.p,
+            m.test,
+            m.n,
+            text.margin,
+            m.alpha,
+            m.blocking,
+        );
+        Failure {
+            kind,
+            message,
+            details,
+        }
+    }
+}
+
+/// Escapes an attribute value. Line breaks and tabs become character references because XML
+/// parsers turn literal ones in attributes into spaces.
+fn xml_attribute(text: &str) -> String {
+    escape(text, true)
+}
+
+/// Escapes element text; line breaks stay as they are.
+fn xml_text(text: &str) -> String {
+    escape(text, false)
+}
+
+fn escape(text: &str, attribute: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' if attribute => out.push_str("&#10;"),
+            '\r' if attribute => out.push_str("&#13;"),
+            '\t' if attribute => out.push_str("&#9;"),
+            '\n' | '\r' | '\t' => out.push(c),
+            // XML 1.0 cannot carry other control characters or these two noncharacters, not
+            // even as references: a parser rejects the whole file.
+            c if (c as u32) < 0x20 => out.push(char::REPLACEMENT_CHARACTER),
+            '\u{FFFE}' | '\u{FFFF}' => out.push(char::REPLACEMENT_CHARACTER),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::markdown::test_fixtures::demo_results;
+    use super::*;
+
+    #[track_caller]
+    fn check(input: &str, attribute: &str, text: &str) {
+        assert_eq!(xml_attribute(input), attribute);
+        assert_eq!(xml_text(input), text);
+    }
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        check("plain", "plain", "plain");
+        check(
+            "<a href=\"x\">&'</a>",
+            "&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;",
+            "&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;",
+        );
+        check("]]>", "]]&gt;", "]]&gt;");
+        check("&amp;", "&amp;amp;", "&amp;amp;");
+    }
+
+    #[test]
+    fn keeps_line_breaks_in_attributes() {
+        check("a\nb\tc\r", "a&#10;b&#9;c&#13;", "a\nb\tc\r");
+    }
+
+    #[test]
+    fn replaces_characters_xml_cannot_carry() {
+        check(
+            "nul\0esc\u{1b}",
+            "nul\u{FFFD}esc\u{FFFD}",
+            "nul\u{FFFD}esc\u{FFFD}",
+        );
+        check("\u{FFFF}é✓", "\u{FFFD}é✓", "\u{FFFD}é✓");
+    }
+
+    #[test]
+    fn junit_snapshot() {
+        insta::assert_snapshot!("junit", render_junit(&demo_results()));
+    }
+
+    #[test]
+    fn hostile_names_stay_inside_their_attributes() {
+        let mut results = demo_results();
+        results.experiments[0].name = "a\" onload=\"x</testsuite><testsuite name=\"".to_owned();
+        results.experiments[0].metrics[0].name = "<![CDATA[ ]]> & '".to_owned();
+        let xml = render_junit(&results);
+        assert_eq!(
+            xml.matches("<testsuite ").count(),
+            results.experiments.len()
+        );
+        assert_eq!(
+            xml.matches("</testsuite>").count(),
+            results.experiments.len()
+        );
+        assert!(!xml.contains("<![CDATA["));
+        assert!(xml.contains("name=\"a&quot; onload=&quot;x&lt;/testsuite&gt;"));
+    }
+
+    #[test]
+    fn counts_gated_metrics_and_failures() {
+        let results = demo_results();
+        let xml = render_junit(&results);
+        let gated: usize = results
+            .experiments
+            .iter()
+            .filter(|e| e.status != ExperimentStatus::Removed)
+            .map(|e| e.metrics.iter().filter(|m| m.gated).count())
+            .sum();
+        let failing: usize = results
+            .experiments
+            .iter()
+            .flat_map(|e| &e.metrics)
+            .filter(|m| m.gated && m.fails_gate)
+            .count();
+        assert_eq!(xml.matches("<testcase ").count(), gated);
+        assert_eq!(xml.matches("<failure ").count(), failing);
+        assert!(xml.contains(&format!("tests=\"{gated}\" failures=\"{failing}\"")));
+    }
+
+    #[test]
+    fn empty_results_are_an_empty_report() {
+        let mut results = demo_results();
+        results.experiments.clear();
+        let xml = render_junit(&results);
+        assert!(xml.contains("<testsuites name=\"promptgate\" tests=\"0\" failures=\"0\""));
+        assert!(xml.ends_with("</testsuites>\n"));
+    }
+}

@@ -1,0 +1,1625 @@
+//! `report.md` (the PR comment) and `summary.md` (the step summary), rendered from [`Results`]
+//! with minijinja templates.
+//!
+//! All decisions live here, in a view model computed in Rust: numbers are formatted per metric
+//! unit, verdicts are words, flipped cases are picked and counted. The templates only lay the
+//! view out, so a user's own template gets the same facts without redoing any of it.
+//!
+//! Everything textual that comes from the run (names and paths from the PR's config, case
+//! inputs, model outputs, git refs) stays raw in the view and is escaped in the template by the
+//! `untrusted` filter ([`escape_untrusted`]); our own formatted numbers need no escaping.
+
+use std::collections::BTreeSet;
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::Serde;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+use serde::Serialize;
+
+use super::escape::escape_untrusted;
+use super::results::{
+    ArmInfo, Call, CaseResult, Direction, ExperimentResult, ExperimentStatus, ExperimentVerdict,
+    Flip, MetricResult, MetricVerdict, Results, Verdict,
+};
+
+/// GitHub refuses comments over 65,536 characters; this leaves room for the waiver note and
+/// anything the publisher appends.
+pub const MAX_COMMENT_CHARS: usize = 60_000;
+
+/// The hidden line the publisher finds its own sticky comment by.
+pub const REPORT_MARKER: &str = "<!-- promptgate:report -->";
+
+/// Renders `report.md`, the PR comment, with the built-in template.
+pub fn render_report(results: &Results) -> anyhow::Result<String> {
+    render_report_with(COMMENT_TEMPLATE, results)
+}
+
+/// Renders the PR comment with a user-supplied template, which sees the same view as the
+/// built-in one. When the comment would exceed [`MAX_COMMENT_CHARS`], fewer flipped cases are
+/// shown (then none, then a compact list); a template that ignores the view's limits can still
+/// come out longer, and is returned as it is rather than failing the gate over its length.
+pub fn render_report_with(template_source: &str, results: &Results) -> anyhow::Result<String> {
+    render_comment(template_source, results, RENDER_FUEL)
+}
+
+/// Renders `summary.md`, the short form for `$GITHUB_STEP_SUMMARY`.
+pub fn render_summary(results: &Results) -> anyhow::Result<String> {
+    let env = environment(RENDER_FUEL)?;
+    let template = env
+        .template_from_named_str("summary.md.j2", SUMMARY_TEMPLATE)
+        .map_err(describe)?;
+    let view = ReportView::new(results, LIMITS[0], false, false);
+    template.render(Value::from(Serde(&view))).map_err(describe)
+}
+
+const COMMENT_TEMPLATE: &str = include_str!("../../templates/comment.md.j2");
+const SUMMARY_TEMPLATE: &str = include_str!("../../templates/summary.md.j2");
+
+/// A user template comes from the repository, so a pull request can change it: `fuel` bounds
+/// the work one render may do. The built-in report of 2,000 experiments needs under 2M.
+const RENDER_FUEL: u64 = 10_000_000;
+
+fn render_comment(template_source: &str, results: &Results, fuel: u64) -> anyhow::Result<String> {
+    let env = environment(fuel)?;
+    let template = env
+        .template_from_named_str("report template", template_source)
+        .map_err(describe)?;
+    let fits = |text: &str| text.chars().count() <= MAX_COMMENT_CHARS;
+    let render = |view: &ReportView| template.render(Value::from(Serde(view))).map_err(describe);
+    let full = render(&ReportView::new(results, LIMITS[0], false, false))?;
+    if fits(&full) {
+        return Ok(full);
+    }
+    // Showing no case at all is the last step before the compact list; when even that does not
+    // fit, the steps between need not be tried.
+    let last = LIMITS.len() - 1;
+    if fits(&render(&ReportView::new(
+        results,
+        LIMITS[last],
+        true,
+        false,
+    ))?) {
+        for limits in &LIMITS[1..] {
+            let rendered = render(&ReportView::new(results, *limits, true, false))?;
+            if fits(&rendered) {
+                return Ok(rendered);
+            }
+        }
+    }
+    // Even without cases the comment is too long: list experiments in one line each, and as
+    // a last resort show only the first ones.
+    let mut view = ReportView::new(results, LIMITS[last], true, true);
+    loop {
+        let rendered = render(&view)?;
+        if fits(&rendered) || view.experiments.is_empty() {
+            return Ok(rendered);
+        }
+        let keep = view.experiments.len() / 2;
+        view.omitted_experiments += view.experiments.len() - keep;
+        view.experiments.truncate(keep);
+    }
+}
+
+/// How much of each flipped case is shown; the renderer walks down this list until the
+/// comment fits.
+const LIMITS: [Limits; 5] = [
+    Limits::new(20, 300, 1_000),
+    Limits::new(10, 200, 500),
+    Limits::new(5, 150, 300),
+    Limits::new(2, 100, 200),
+    Limits::new(0, 100, 200),
+];
+
+#[derive(Clone, Copy, Debug, Serialize)]
+struct Limits {
+    /// Flipped cases shown per experiment and direction.
+    cases: usize,
+    input_chars: usize,
+    output_chars: usize,
+    failure_chars: usize,
+    /// Failure messages shown per call side.
+    failures: usize,
+    /// Names, paths, refs: anything that should be short but comes from the PR.
+    name_chars: usize,
+    reason_chars: usize,
+}
+
+impl Limits {
+    const fn new(cases: usize, input_chars: usize, output_chars: usize) -> Limits {
+        Limits {
+            cases,
+            input_chars,
+            output_chars,
+            failure_chars: 200,
+            failures: 5,
+            name_chars: 100,
+            reason_chars: 500,
+        }
+    }
+}
+
+/// Unaffected experiment names listed before "and N more".
+const UNAFFECTED_SHOWN: usize = 30;
+
+fn environment(fuel: u64) -> anyhow::Result<Environment<'static>> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Markdown has no escaping minijinja knows; escaping is explicit, with `untrusted`.
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_syntax(
+        SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+            .map_err(describe)?,
+    );
+    env.add_filter("untrusted", untrusted_filter);
+    env.set_fuel(Some(fuel));
+    Ok(env)
+}
+
+/// `{{ text | untrusted }}` or `{{ text | untrusted(300) }}`: see [`escape_untrusted`].
+/// `none` renders as nothing, so optional fields need no `if` around them.
+fn untrusted_filter(value: Value, max_chars: Option<usize>) -> String {
+    let max_chars = max_chars.unwrap_or(DEFAULT_UNTRUSTED_CHARS);
+    if value.is_none() || value.is_undefined() {
+        String::new()
+    } else if let Some(text) = value.as_str() {
+        escape_untrusted(text, max_chars)
+    } else {
+        escape_untrusted(&value.to_string(), max_chars)
+    }
+}
+
+const DEFAULT_UNTRUSTED_CHARS: usize = 1_000;
+
+/// minijinja's error `Display` omits the template line; its alternate form has it.
+fn describe(err: minijinja::Error) -> anyhow::Error {
+    anyhow::anyhow!("rendering the report template: {err:#}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The view model. Field names are the template's vocabulary: keep them stable, a user template
+// depends on them.
+
+#[derive(Debug, Serialize)]
+struct ReportView<'a> {
+    marker: &'static str,
+    tool_version: &'a str,
+    verdict: VerdictView,
+    reason: &'a str,
+    base: RefView<'a>,
+    head: RefView<'a>,
+    /// "2 changed, 1 new, 1 removed".
+    counts: String,
+    experiments: Vec<ExperimentView<'a>>,
+    /// Experiments dropped from the end because even the compact list was too long.
+    omitted_experiments: usize,
+    unaffected: Vec<&'a str>,
+    unaffected_more: usize,
+    /// Whether any p shown is Holm-adjusted.
+    any_adjusted: bool,
+    run: RunView,
+    limits: Limits,
+    /// Fewer flipped cases are shown than usual, to keep the comment under the size limit.
+    shrunk: bool,
+    /// One line per experiment, no tables: the full report did not fit.
+    compact: bool,
+    max_chars: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct VerdictView {
+    symbol: &'static str,
+    word: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct RefView<'a> {
+    name: &'a str,
+    sha: &'a str,
+    short_sha: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct ExperimentView<'a> {
+    name: &'a str,
+    status: &'static str,
+    /// What the status means for this report, e.g. "new at head: candidate only, no baseline".
+    status_note: Option<&'static str>,
+    removed: bool,
+    symbol: &'static str,
+    verdict: &'static str,
+    reason: &'a str,
+    provider: &'a str,
+    affected_by: Vec<&'a str>,
+    repeats: u32,
+    /// What differs between the baseline and candidate configs (model, temperature, …).
+    changes: Vec<ArmChange>,
+    metrics: Vec<MetricRow<'a>>,
+    /// "this suite can detect a change of N; the margin is M" for underpowered metrics.
+    power_notes: Vec<PowerNote<'a>>,
+    flips: Vec<FlipGroup<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct ArmChange {
+    field: &'static str,
+    baseline: String,
+    candidate: String,
+}
+
+#[derive(Debug, Serialize)]
+struct MetricRow<'a> {
+    name: &'a str,
+    blocking: bool,
+    gated: bool,
+    fails_gate: bool,
+    baseline: String,
+    candidate: String,
+    delta: String,
+    ci: String,
+    p: String,
+    /// "❌ regression", "improvement", "no detectable change · non-inferior", …
+    verdict: String,
+}
+
+#[derive(Debug, Serialize)]
+struct PowerNote<'a> {
+    metric: &'a str,
+    mde: String,
+    margin: String,
+}
+
+#[derive(Debug, Serialize)]
+struct FlipGroup<'a> {
+    /// "3 cases flipped pass → fail".
+    summary: String,
+    symbol: &'static str,
+    total: usize,
+    cases: Vec<CaseView<'a>>,
+    hidden: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct CaseView<'a> {
+    id: &'a str,
+    input: &'a str,
+    baseline: SideView<'a>,
+    candidate: SideView<'a>,
+}
+
+/// One side of a flipped case: a representative call (one with the side's majority outcome)
+/// and the assertion failures across all its repeats.
+#[derive(Debug, Serialize)]
+struct SideView<'a> {
+    output: &'a str,
+    error: Option<&'a str>,
+    failures: Vec<&'a str>,
+    failures_more: usize,
+    /// "2/3 repeats passed" when there were several repeats.
+    repeats: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct RunView {
+    cases: usize,
+    repeats: String,
+    calls: usize,
+    completed: usize,
+    errored: usize,
+    cache_hits: usize,
+    spend: String,
+    simulated: bool,
+    estimated: String,
+    duration: String,
+    /// `promptgate run --base … --head …`, only when both SHAs are plain hex: the command is
+    /// shown in a code block, where escaping does not apply.
+    reproduce: Option<String>,
+}
+
+impl<'a> ReportView<'a> {
+    fn new(results: &'a Results, limits: Limits, shrunk: bool, compact: bool) -> ReportView<'a> {
+        let (symbol, word) = match results.verdict {
+            Verdict::Pass => ("✅", "pass"),
+            Verdict::Fail => ("❌", "regression"),
+            Verdict::Waived => ("⚠️", "waived"),
+        };
+        let any_adjusted = results
+            .experiments
+            .iter()
+            .flat_map(|e| &e.metrics)
+            .any(|m| m.p_adjusted.is_some());
+        ReportView {
+            marker: REPORT_MARKER,
+            tool_version: &results.tool_version,
+            verdict: VerdictView { symbol, word },
+            reason: &results.reason,
+            base: RefView::new(&results.base.name, &results.base.sha),
+            head: RefView::new(&results.head.name, &results.head.sha),
+            counts: status_counts(&results.experiments),
+            experiments: results
+                .experiments
+                .iter()
+                .map(|e| ExperimentView::new(e, limits))
+                .collect(),
+            omitted_experiments: 0,
+            unaffected: results
+                .unaffected
+                .iter()
+                .take(UNAFFECTED_SHOWN)
+                .map(String::as_str)
+                .collect(),
+            unaffected_more: results.unaffected.len().saturating_sub(UNAFFECTED_SHOWN),
+            any_adjusted,
+            run: RunView::new(results),
+            limits,
+            shrunk,
+            compact,
+            max_chars: MAX_COMMENT_CHARS,
+        }
+    }
+}
+
+impl<'a> RefView<'a> {
+    fn new(name: &'a str, sha: &'a str) -> RefView<'a> {
+        let short_sha = match sha.char_indices().nth(7) {
+            Some((byte, _)) => &sha[..byte],
+            None => sha,
+        };
+        RefView {
+            name,
+            sha,
+            short_sha,
+        }
+    }
+}
+
+fn status_counts(experiments: &[ExperimentResult]) -> String {
+    let mut parts = Vec::new();
+    for status in [
+        ExperimentStatus::Changed,
+        ExperimentStatus::New,
+        ExperimentStatus::Removed,
+        ExperimentStatus::Forced,
+    ] {
+        let n = experiments.iter().filter(|e| e.status == status).count();
+        if n > 0 {
+            parts.push(format!("{n} {}", status_word(status)));
+        }
+    }
+    if parts.is_empty() {
+        "no experiments affected".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn status_word(status: ExperimentStatus) -> &'static str {
+    match status {
+        ExperimentStatus::Changed => "changed",
+        ExperimentStatus::New => "new",
+        ExperimentStatus::Removed => "removed",
+        ExperimentStatus::Forced => "forced",
+    }
+}
+
+impl<'a> ExperimentView<'a> {
+    fn new(e: &'a ExperimentResult, limits: Limits) -> ExperimentView<'a> {
+        let status_note = match e.status {
+            ExperimentStatus::Changed => None,
+            ExperimentStatus::New => Some("new at head: candidate only, no baseline"),
+            ExperimentStatus::Removed => Some("removed at head: not run"),
+            ExperimentStatus::Forced => Some("not affected by this change, run with --all"),
+        };
+        let (symbol, verdict) = match (e.status, e.verdict) {
+            (ExperimentStatus::Removed, _) => ("➖", "not run"),
+            (_, ExperimentVerdict::Pass) => ("✅", "pass"),
+            (_, ExperimentVerdict::Fail) => ("❌", "fail"),
+        };
+        let power_notes = e
+            .metrics
+            .iter()
+            .filter(|m| m.gated && e.status != ExperimentStatus::New)
+            .filter_map(|m| {
+                let mde = finite(m.mde)?;
+                let unit = Unit::of(&m.name);
+                (mde > m.margin && m.margin.is_finite()).then(|| PowerNote {
+                    metric: &m.name,
+                    mde: unit.magnitude(mde),
+                    margin: unit.magnitude(m.margin),
+                })
+            })
+            .collect();
+        let flips = if e.status == ExperimentStatus::Removed {
+            Vec::new()
+        } else {
+            [Flip::PassToFail, Flip::FailToPass]
+                .into_iter()
+                .filter_map(|flip| FlipGroup::new(&e.cases, flip, limits))
+                .collect()
+        };
+        ExperimentView {
+            name: &e.name,
+            status: status_word(e.status),
+            status_note,
+            removed: e.status == ExperimentStatus::Removed,
+            symbol,
+            verdict,
+            reason: &e.reason,
+            provider: &e.provider,
+            affected_by: e.affected_by.iter().map(String::as_str).collect(),
+            repeats: e.repeats,
+            changes: arm_changes(e.baseline.as_ref(), e.candidate.as_ref()),
+            metrics: e
+                .metrics
+                .iter()
+                .map(|m| MetricRow::new(m, e.status))
+                .collect(),
+            power_notes,
+            flips,
+        }
+    }
+}
+
+fn arm_changes(baseline: Option<&ArmInfo>, candidate: Option<&ArmInfo>) -> Vec<ArmChange> {
+    let (Some(b), Some(c)) = (baseline, candidate) else {
+        return Vec::new();
+    };
+    fn opt<T: ToString>(v: Option<T>) -> String {
+        v.map_or_else(|| "unset".to_owned(), |v| v.to_string())
+    }
+    let fields = [
+        ("variant", b.variant.clone(), c.variant.clone()),
+        ("version", opt(b.version.as_ref()), opt(c.version.as_ref())),
+        ("model", b.model.clone(), c.model.clone()),
+        ("prompt", b.prompt.clone(), c.prompt.clone()),
+        ("temperature", opt(b.temperature), opt(c.temperature)),
+        ("max_tokens", opt(b.max_tokens), opt(c.max_tokens)),
+        ("top_p", opt(b.top_p), opt(c.top_p)),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, b, c)| b != c)
+        .map(|(field, baseline, candidate)| ArmChange {
+            field,
+            baseline,
+            candidate,
+        })
+        .collect()
+}
+
+impl<'a> MetricRow<'a> {
+    fn new(m: &'a MetricResult, status: ExperimentStatus) -> MetricRow<'a> {
+        let text = MetricText::new(m);
+        let compared = m.baseline.is_some() && m.candidate.is_some();
+        let mut verdict = if status == ExperimentStatus::New {
+            "candidate only".to_owned()
+        } else if !compared {
+            "not compared".to_owned()
+        } else {
+            verdict_word(m.verdict).to_owned()
+        };
+        if m.fails_gate {
+            verdict = format!("❌ {verdict}");
+        }
+        let mut parts = vec![verdict];
+        if compared && m.verdict == MetricVerdict::NoChange {
+            parts.push(
+                if m.non_inferior {
+                    "non-inferior"
+                } else {
+                    "inconclusive"
+                }
+                .to_owned(),
+            );
+        }
+        if let Some(slo) = text.slo_missed.clone() {
+            let symbol = if m.fails_gate { "" } else { "⚠️ " };
+            parts.push(format!("{symbol}{slo}"));
+        }
+        if !m.gated {
+            parts.push("not gated".to_owned());
+        } else if !m.blocking && m.verdict == MetricVerdict::Regression {
+            parts.push("not blocking".to_owned());
+        }
+        MetricRow {
+            name: &m.name,
+            blocking: m.blocking && m.gated,
+            gated: m.gated,
+            fails_gate: m.fails_gate,
+            baseline: text.baseline,
+            candidate: text.candidate,
+            delta: text.delta,
+            ci: text.ci,
+            p: text.p,
+            verdict: parts.join(" · "),
+        }
+    }
+}
+
+pub(crate) fn verdict_word(verdict: MetricVerdict) -> &'static str {
+    match verdict {
+        MetricVerdict::Regression => "regression",
+        MetricVerdict::Improvement => "improvement",
+        MetricVerdict::NoChange => "no detectable change",
+    }
+}
+
+impl<'a> FlipGroup<'a> {
+    fn new(cases: &'a [CaseResult], flip: Flip, limits: Limits) -> Option<FlipGroup<'a>> {
+        let flipped: Vec<&CaseResult> = cases.iter().filter(|c| c.flip == Some(flip)).collect();
+        if flipped.is_empty() {
+            return None;
+        }
+        let (direction, symbol, baseline_passes) = match flip {
+            Flip::PassToFail => ("pass → fail", "❌", true),
+            Flip::FailToPass => ("fail → pass", "✅", false),
+        };
+        let shown: Vec<CaseView> = flipped
+            .iter()
+            .take(limits.cases)
+            .map(|c| CaseView {
+                id: &c.id,
+                input: &c.input,
+                baseline: SideView::new(&c.baseline, baseline_passes, limits),
+                candidate: SideView::new(&c.candidate, !baseline_passes, limits),
+            })
+            .collect();
+        let noun = if flipped.len() == 1 { "case" } else { "cases" };
+        Some(FlipGroup {
+            summary: format!("{} {noun} flipped {direction}", flipped.len()),
+            symbol,
+            total: flipped.len(),
+            hidden: flipped.len() - shown.len(),
+            cases: shown,
+        })
+    }
+}
+
+impl<'a> SideView<'a> {
+    fn new(calls: &'a [Call], passed: bool, limits: Limits) -> SideView<'a> {
+        let representative = calls
+            .iter()
+            .find(|c| c.passed() == passed)
+            .or_else(|| calls.first());
+        let mut seen = BTreeSet::new();
+        let failures: Vec<&str> = calls
+            .iter()
+            .flat_map(|c| &c.failures)
+            .map(String::as_str)
+            .filter(|f| seen.insert(*f))
+            .collect();
+        let shown = failures.len().min(limits.failures);
+        let repeats = (calls.len() > 1).then(|| {
+            let n = calls.iter().filter(|c| c.passed()).count();
+            format!("{n}/{} repeats passed", calls.len())
+        });
+        SideView {
+            output: representative
+                .and_then(|c| c.output.as_deref())
+                .unwrap_or(""),
+            error: representative.and_then(|c| c.error.as_deref()),
+            failures_more: failures.len() - shown,
+            failures: failures[..shown].to_vec(),
+            repeats,
+        }
+    }
+}
+
+impl RunView {
+    fn new(results: &Results) -> RunView {
+        let run = &results.run;
+        let repeats: BTreeSet<u32> = results
+            .experiments
+            .iter()
+            .filter(|e| e.status != ExperimentStatus::Removed)
+            .map(|e| e.repeats)
+            .collect();
+        let repeats = match (repeats.first(), repeats.last()) {
+            (Some(lo), Some(hi)) if lo == hi => lo.to_string(),
+            (Some(lo), Some(hi)) => format!("{lo}–{hi}"),
+            _ => "—".to_owned(),
+        };
+        let reproduce =
+            (is_hex_sha(&results.base.sha) && is_hex_sha(&results.head.sha)).then(|| {
+                format!(
+                    "promptgate run --base {} --head {}",
+                    results.base.sha, results.head.sha
+                )
+            });
+        RunView {
+            cases: run.cases,
+            repeats,
+            calls: run.calls,
+            completed: run.completed,
+            errored: run.errored,
+            cache_hits: run.cache_hits,
+            spend: dollars(run.spend_usd),
+            simulated: run.simulated,
+            estimated: dollars(run.estimated_usd),
+            duration: duration(run.duration_ms),
+            reproduce,
+        }
+    }
+}
+
+fn is_hex_sha(sha: &str) -> bool {
+    (4..=64).contains(&sha.len()) && sha.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Number formatting, shared with the JUnit renderer.
+
+/// A metric's numbers as the report shows them.
+pub(crate) struct MetricText {
+    pub baseline: String,
+    pub candidate: String,
+    pub delta: String,
+    pub ci: String,
+    /// p_adjusted when present, else p_value.
+    pub p: String,
+    /// The margin, in the unit differences are shown in.
+    pub margin: String,
+    /// "SLO ≤ 800 ms missed" when the candidate misses its objective.
+    pub slo_missed: Option<String>,
+}
+
+impl MetricText {
+    pub(crate) fn new(m: &MetricResult) -> MetricText {
+        let unit = Unit::of(&m.name);
+        let slo_missed = m.slo.as_ref().filter(|slo| !slo.met).map(|slo| {
+            let bound = match m.direction {
+                Direction::Lower => "≤",
+                Direction::Higher => "≥",
+            };
+            format!("SLO {bound} {} missed", unit.value(slo.target))
+        });
+        MetricText {
+            baseline: finite(m.baseline).map_or_else(dash, |x| unit.value(x)),
+            candidate: finite(m.candidate).map_or_else(dash, |x| unit.value(x)),
+            delta: finite(m.delta).map_or_else(dash, |d| unit.delta(d, finite(m.baseline))),
+            ci: m
+                .ci
+                .filter(|[lo, hi]| lo.is_finite() && hi.is_finite())
+                .map_or_else(dash, |[lo, hi]| unit.interval(lo, hi)),
+            p: p_value(m.p_adjusted.or(m.p_value)),
+            margin: if m.margin.is_finite() {
+                unit.magnitude(m.margin)
+            } else {
+                dash()
+            },
+            slo_missed,
+        }
+    }
+}
+
+/// How a metric's numbers read, decided by its name (DESIGN.md's metric names and scorers).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Unit {
+    /// Rates in [0, 1], shown as percentages; differences in percentage points.
+    Percent,
+    Millis,
+    Dollars,
+    Plain,
+}
+
+impl Unit {
+    fn of(name: &str) -> Unit {
+        if name.ends_with("_ms") {
+            Unit::Millis
+        } else if name.starts_with("cost") || name.ends_with("_usd") {
+            Unit::Dollars
+        } else if name.ends_with("_rate") {
+            Unit::Percent
+        } else {
+            Unit::Plain
+        }
+    }
+
+    fn value(self, x: f64) -> String {
+        match self {
+            Unit::Percent => format!("{:.1}%", x * 100.0),
+            Unit::Millis => format!("{x:.0} ms"),
+            Unit::Dollars => dollars(x),
+            Unit::Plain => plain(x),
+        }
+    }
+
+    /// A difference, always signed. Cost differences also say how large they are relative to
+    /// the baseline, which is what a reviewer weighs ("12% cheaper").
+    fn delta(self, d: f64, baseline: Option<f64>) -> String {
+        let text = self.signed(d);
+        match (self, baseline) {
+            (Unit::Dollars, Some(b)) if b > 0.0 => {
+                format!(
+                    "{text} ({})",
+                    signed_text(format!("{:.1}%", (d / b * 100.0).abs()), d)
+                )
+            }
+            _ => text,
+        }
+    }
+
+    fn interval(self, lo: f64, hi: f64) -> String {
+        match self {
+            Unit::Percent => format!(
+                "[{}, {}] pp",
+                signed_text(format!("{:.1}", (lo * 100.0).abs()), lo),
+                signed_text(format!("{:.1}", (hi * 100.0).abs()), hi)
+            ),
+            Unit::Millis => format!(
+                "[{}, {}] ms",
+                signed_text(format!("{:.0}", lo.abs()), lo),
+                signed_text(format!("{:.0}", hi.abs()), hi)
+            ),
+            Unit::Dollars | Unit::Plain => format!("[{}, {}]", self.signed(lo), self.signed(hi)),
+        }
+    }
+
+    fn signed(self, d: f64) -> String {
+        signed_text(self.magnitude(d), d)
+    }
+
+    /// The size of a difference, unsigned, in the unit differences are shown in.
+    fn magnitude(self, d: f64) -> String {
+        let d = d.abs();
+        match self {
+            Unit::Percent => format!("{:.1} pp", d * 100.0),
+            Unit::Millis => format!("{d:.0} ms"),
+            Unit::Dollars => dollars(d),
+            Unit::Plain => plain(d),
+        }
+    }
+}
+
+/// Prefixes `+` or `−` to an already formatted magnitude; none when it rounds to zero, so a
+/// reader never sees "−0.0 pp".
+fn signed_text(magnitude: String, value: f64) -> String {
+    let rounds_to_zero = !magnitude.chars().any(|c| c.is_ascii_digit() && c != '0');
+    if rounds_to_zero || value == 0.0 {
+        magnitude
+    } else if value < 0.0 {
+        format!("−{magnitude}")
+    } else {
+        format!("+{magnitude}")
+    }
+}
+
+/// Dollars with three significant digits below $1 (per-request costs are fractions of a cent:
+/// $0.000412), cents above.
+pub(crate) fn dollars(x: f64) -> String {
+    if !x.is_finite() {
+        return dash();
+    }
+    let sign = if x < 0.0 { "-" } else { "" };
+    let a = x.abs();
+    if a == 0.0 {
+        "$0".to_owned()
+    } else if a >= 1.0 {
+        format!("{sign}${a:.2}")
+    } else {
+        let decimals = (2 - a.log10().floor() as i32).clamp(2, 12) as usize;
+        format!("{sign}${a:.decimals$}")
+    }
+}
+
+fn plain(x: f64) -> String {
+    let a = x.abs();
+    if a >= 100.0 {
+        format!("{x:.0}")
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+/// `0.003`, `<0.001`, or a dash when there is no test.
+pub(crate) fn p_value(p: Option<f64>) -> String {
+    match finite(p) {
+        None => dash(),
+        Some(p) if p < 0.001 => "<0.001".to_owned(),
+        Some(p) => format!("{:.3}", p.min(1.0)),
+    }
+}
+
+fn duration(ms: u64) -> String {
+    if ms < 1_000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1_000.0)
+    } else {
+        let s = ms / 1_000;
+        format!("{} min {} s", s / 60, s % 60)
+    }
+}
+
+fn finite(x: Option<f64>) -> Option<f64> {
+    x.filter(|x| x.is_finite())
+}
+
+fn dash() -> String {
+    "—".to_owned()
+}
+
+/// A realistic [`Results`] built by hand, shared by the markdown and JUnit tests.
+#[cfg(test)]
+pub(crate) mod test_fixtures {
+    use std::collections::BTreeMap;
+
+    use super::super::results::*;
+
+    pub(crate) fn demo_results() -> Results {
+        Results {
+            schema_version: SCHEMA_VERSION,
+            tool_version: "0.1.0".to_owned(),
+            verdict: Verdict::Fail,
+            reason: "pass_rate regressed in customer-support (−6.0 pp, p=0.006, blocking)."
+                .to_owned(),
+            base: GitRef {
+                name: "main".to_owned(),
+                sha: "3f2a9c1e0b7d4a5f6e8c9d0a1b2c3d4e5f6a7b8c".to_owned(),
+            },
+            head: GitRef {
+                name: "prompt/shorter-answers".to_owned(),
+                sha: "9b7d4e2a1c3f5e6d7a8b9c0d1e2f3a4b5c6d7e8f".to_owned(),
+            },
+            config: "promptgate.yaml".to_owned(),
+            experiments: vec![
+                customer_support(),
+                billing_faq(),
+                onboarding_tips(),
+                legacy_greeting(),
+            ],
+            unaffected: vec!["translation".to_owned(), "summarize-ticket".to_owned()],
+            run: RunFacts {
+                cases: 184,
+                calls: 584,
+                completed: 582,
+                errored: 2,
+                cache_hits: 37,
+                spend_usd: 0.01234,
+                estimated_usd: 0.0151,
+                simulated: true,
+                duration_ms: 83_400,
+            },
+        }
+    }
+
+    fn arm(version: &str, model: &str, temperature: f64) -> ArmInfo {
+        ArmInfo {
+            variant: "configs/customer-support.yaml".to_owned(),
+            version: Some(version.to_owned()),
+            model: model.to_owned(),
+            prompt: "prompts/customer-support.md".to_owned(),
+            temperature: Some(temperature),
+            max_tokens: Some(1024),
+            top_p: Some(0.9),
+        }
+    }
+
+    pub(crate) fn metric(name: &str, direction: Direction) -> MetricResult {
+        MetricResult {
+            name: name.to_owned(),
+            direction,
+            blocking: false,
+            gated: true,
+            baseline: None,
+            candidate: None,
+            delta: None,
+            ci: None,
+            p_value: None,
+            p_adjusted: None,
+            test: "none".to_owned(),
+            n: 0,
+            verdict: MetricVerdict::NoChange,
+            non_inferior: false,
+            mde: None,
+            margin: 0.0,
+            alpha: 0.05,
+            slo: None,
+            fails_gate: false,
+        }
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a table of numbers reads best in one line"
+    )]
+    fn compared(
+        mut m: MetricResult,
+        baseline: f64,
+        candidate: f64,
+        ci: [f64; 2],
+        p: f64,
+        p_adjusted: f64,
+        n: usize,
+        verdict: MetricVerdict,
+    ) -> MetricResult {
+        m.baseline = Some(baseline);
+        m.candidate = Some(candidate);
+        m.delta = Some(candidate - baseline);
+        m.ci = Some(ci);
+        m.p_value = Some(p);
+        m.p_adjusted = Some(p_adjusted);
+        m.n = n;
+        m.verdict = verdict;
+        m
+    }
+
+    pub(crate) fn call(passed: bool, output: &str, failures: &[&str]) -> Call {
+        Call {
+            repeat: 0,
+            output: Some(output.to_owned()),
+            error: None,
+            latency_ms: Some(512.0),
+            tokens: Tokens {
+                input: 310,
+                cached_input: 0,
+                output: 64,
+            },
+            cost_usd: 0.000412,
+            cached: false,
+            scores: BTreeMap::from([("pass".to_owned(), Score::Bool(passed))]),
+            failures: failures.iter().map(|f| (*f).to_owned()).collect(),
+        }
+    }
+
+    pub(crate) fn flipped(id: &str, input: &str, baseline: Call, candidate: Call) -> CaseResult {
+        let flip = match (baseline.passed(), candidate.passed()) {
+            (true, false) => Some(Flip::PassToFail),
+            (false, true) => Some(Flip::FailToPass),
+            _ => None,
+        };
+        CaseResult {
+            id: id.to_owned(),
+            input: input.to_owned(),
+            baseline: vec![baseline],
+            candidate: vec![candidate],
+            flip,
+        }
+    }
+
+    fn customer_support() -> ExperimentResult {
+        let mut pass_rate = compared(
+            metric("pass_rate", Direction::Higher),
+            0.87,
+            0.81,
+            [-0.095, -0.025],
+            0.0021,
+            0.0063,
+            120,
+            MetricVerdict::Regression,
+        );
+        pass_rate.test = "mcnemar-exact".to_owned();
+        pass_rate.blocking = true;
+        pass_rate.fails_gate = true;
+        pass_rate.margin = 0.02;
+        pass_rate.mde = Some(0.081);
+
+        let mut latency = compared(
+            metric("latency_p95_ms", Direction::Lower),
+            612.0,
+            655.0,
+            [-12.4, 97.6],
+            0.21,
+            0.42,
+            120,
+            MetricVerdict::NoChange,
+        );
+        latency.test = "paired-bootstrap".to_owned();
+        latency.margin = 91.8;
+        latency.mde = Some(64.0);
+        latency.slo = Some(SloResult {
+            target: 800.0,
+            met: true,
+        });
+
+        let mut cost = compared(
+            metric("cost_per_request", Direction::Lower),
+            0.000412,
+            0.000405,
+            [-0.0000201, 0.0000062],
+            0.31,
+            0.62,
+            120,
+            MetricVerdict::NoChange,
+        );
+        cost.test = "wilcoxon-signed-rank".to_owned();
+        cost.blocking = true;
+        cost.margin = 0.0000412;
+        cost.non_inferior = true;
+        cost.mde = Some(0.000019);
+
+        let mut relevance = compared(
+            metric("relevance", Direction::Higher),
+            0.842,
+            0.835,
+            [-0.021, 0.007],
+            0.27,
+            0.27,
+            120,
+            MetricVerdict::NoChange,
+        );
+        relevance.test = "wilcoxon-signed-rank".to_owned();
+        relevance.gated = false;
+        relevance.p_adjusted = None;
+
+        ExperimentResult {
+            name: "customer-support".to_owned(),
+            status: ExperimentStatus::Changed,
+            affected_by: vec!["prompts/customer-support.md".to_owned()],
+            verdict: ExperimentVerdict::Fail,
+            reason: "pass_rate fell 6.0 pp, beyond the 2.0 pp margin.".to_owned(),
+            provider: "offline".to_owned(),
+            baseline: Some(arm("v1.2.3", "gpt-4-turbo", 0.5)),
+            candidate: Some(arm("v1.3.0", "gpt-4-turbo", 0.5)),
+            repeats: 1,
+            metrics: vec![pass_rate, latency, cost, relevance],
+            cases: vec![
+                flipped(
+                    "refund-late",
+                    "Can I get a refund after 45 days?",
+                    call(
+                        true,
+                        "Refunds are available within 30 days of purchase. After that, we can offer store credit.",
+                        &[],
+                    ),
+                    call(
+                        false,
+                        "Sorry, no refunds.",
+                        &["icontains: expected \"30 days\" in the output"],
+                    ),
+                ),
+                flipped(
+                    "cancel-plan",
+                    "How do I cancel my plan?\nI tried the settings page.",
+                    call(
+                        true,
+                        "Go to Settings → Billing → Cancel plan. Your plan stays active until the end of the period.",
+                        &[],
+                    ),
+                    call(
+                        false,
+                        "Contact support.",
+                        &[
+                            "icontains: expected \"Settings\" in the output",
+                            "min-length: 16 characters, expected at least 40",
+                        ],
+                    ),
+                ),
+                flipped(
+                    "greeting",
+                    "hi",
+                    call(true, "Hello! How can I help you today?", &[]),
+                    call(true, "Hi! How can I help?", &[]),
+                ),
+                flipped(
+                    "invoice-copy",
+                    "Where can I download last month's invoice?",
+                    call(
+                        false,
+                        "I am not sure.",
+                        &["icontains: expected \"Billing\" in the output"],
+                    ),
+                    call(true, "Open Billing → Invoices and pick the month.", &[]),
+                ),
+            ],
+        }
+    }
+
+    fn billing_faq() -> ExperimentResult {
+        let mut pass_rate = compared(
+            metric("pass_rate", Direction::Higher),
+            0.92,
+            0.91,
+            [-0.03, 0.012],
+            0.69,
+            1.0,
+            40,
+            MetricVerdict::NoChange,
+        );
+        pass_rate.test = "wilcoxon-signed-rank".to_owned();
+        pass_rate.blocking = true;
+        pass_rate.margin = 0.05;
+        pass_rate.non_inferior = true;
+        pass_rate.mde = Some(0.041);
+
+        let mut cost = compared(
+            metric("cost_per_request", Direction::Lower),
+            0.00812,
+            0.00154,
+            [-0.00688, -0.00629],
+            0.000_002,
+            0.000_012,
+            40,
+            MetricVerdict::Improvement,
+        );
+        cost.test = "wilcoxon-signed-rank".to_owned();
+        cost.blocking = true;
+        cost.margin = 0.000812;
+        cost.non_inferior = true;
+        cost.mde = Some(0.00021);
+
+        let mut latency = compared(
+            metric("latency_p95_ms", Direction::Lower),
+            740.0,
+            410.0,
+            [-402.0, -251.0],
+            0.0004,
+            0.002,
+            40,
+            MetricVerdict::Improvement,
+        );
+        latency.test = "paired-bootstrap".to_owned();
+        latency.margin = 111.0;
+        latency.non_inferior = true;
+        latency.slo = Some(SloResult {
+            target: 800.0,
+            met: true,
+        });
+
+        let mut errors = compared(
+            metric("error_rate", Direction::Lower),
+            0.0,
+            0.0083,
+            [0.0, 0.025],
+            1.0,
+            1.0,
+            40,
+            MetricVerdict::NoChange,
+        );
+        errors.test = "mcnemar-exact".to_owned();
+        errors.margin = 0.02;
+
+        let mut case = flipped(
+            "annual-discount",
+            "Is there a discount for paying yearly?",
+            call(
+                false,
+                "Yes.",
+                &["min-length: 4 characters, expected at least 20"],
+            ),
+            call(
+                true,
+                "Yes: paying yearly saves 15% compared with monthly billing.",
+                &[],
+            ),
+        );
+        case.baseline = (0..3)
+            .map(|repeat| Call {
+                repeat,
+                ..case.baseline[0].clone()
+            })
+            .collect();
+        case.baseline[2]
+            .scores
+            .insert("pass".to_owned(), Score::Bool(true));
+        case.baseline[2].failures.clear();
+        case.candidate = (0..3)
+            .map(|repeat| Call {
+                repeat,
+                ..case.candidate[0].clone()
+            })
+            .collect();
+
+        ExperimentResult {
+            name: "billing-faq".to_owned(),
+            status: ExperimentStatus::Changed,
+            affected_by: vec!["configs/billing-faq.yaml".to_owned()],
+            verdict: ExperimentVerdict::Pass,
+            reason: "cost_per_request fell 81%; quality is non-inferior within the margin."
+                .to_owned(),
+            provider: "offline".to_owned(),
+            baseline: Some(ArmInfo {
+                variant: "configs/billing-faq.yaml".to_owned(),
+                ..arm("v2.0.0", "gpt-4-turbo", 0.3)
+            }),
+            candidate: Some(ArmInfo {
+                variant: "configs/billing-faq.yaml".to_owned(),
+                ..arm("v2.1.0", "gpt-4o-mini", 0.3)
+            }),
+            repeats: 3,
+            metrics: vec![pass_rate, cost, latency, errors],
+            cases: vec![case],
+        }
+    }
+
+    fn onboarding_tips() -> ExperimentResult {
+        let mut pass_rate = metric("pass_rate", Direction::Higher);
+        pass_rate.blocking = true;
+        pass_rate.candidate = Some(0.95);
+        pass_rate.n = 24;
+        let mut latency = metric("latency_p95_ms", Direction::Lower);
+        latency.candidate = Some(845.0);
+        latency.n = 24;
+        latency.slo = Some(SloResult {
+            target: 800.0,
+            met: false,
+        });
+        ExperimentResult {
+            name: "onboarding-tips".to_owned(),
+            status: ExperimentStatus::New,
+            affected_by: vec![
+                "configs/onboarding-tips.yaml".to_owned(),
+                "datasets/onboarding.jsonl".to_owned(),
+            ],
+            verdict: ExperimentVerdict::Pass,
+            reason: "New experiment: no baseline to compare against.".to_owned(),
+            provider: "offline".to_owned(),
+            baseline: None,
+            candidate: Some(arm("v0.1.0", "gpt-4o-mini", 0.7)),
+            repeats: 1,
+            metrics: vec![pass_rate, latency],
+            cases: Vec::new(),
+        }
+    }
+
+    fn legacy_greeting() -> ExperimentResult {
+        ExperimentResult {
+            name: "legacy-greeting".to_owned(),
+            status: ExperimentStatus::Removed,
+            affected_by: vec!["configs/legacy-greeting.yaml".to_owned()],
+            verdict: ExperimentVerdict::Pass,
+            reason: "Removed at head.".to_owned(),
+            provider: "offline".to_owned(),
+            baseline: Some(arm("v1.0.0", "gpt-3.5-turbo", 0.5)),
+            candidate: None,
+            repeats: 1,
+            metrics: Vec::new(),
+            cases: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::results::*;
+    use super::test_fixtures::{call, demo_results, flipped, metric};
+    use super::*;
+
+    /// The structure a hostile output must not be able to change.
+    #[track_caller]
+    fn assert_structure(md: &str) {
+        assert_eq!(md.matches(REPORT_MARKER).count(), 1, "exactly one marker");
+        assert!(md.starts_with(REPORT_MARKER));
+        assert_eq!(md.matches("<!--").count(), 1, "no other comment opens");
+        assert_eq!(md.matches("-->").count(), 1, "no other comment closes");
+        let mut depth = 0i32;
+        for tag in md.match_indices("details>") {
+            let closing = md[..tag.0].ends_with("</");
+            let opening = md[..tag.0].ends_with('<');
+            if closing {
+                depth -= 1;
+            } else if opening {
+                depth += 1;
+            }
+            assert!(
+                (0..=1).contains(&depth),
+                "<details> never nests or closes early"
+            );
+        }
+        assert_eq!(depth, 0, "<details> balanced");
+        assert_eq!(
+            md.matches("<details>").count(),
+            md.matches("</details>").count()
+        );
+        let lower = md.to_lowercase();
+        assert!(!lower.contains("<script"), "no raw <script>");
+        assert!(!lower.contains("<img"), "no raw <img>");
+        assert!(!md.contains("@octocat"), "no bare @mention");
+        let bare_reference = md
+            .match_indices("#1")
+            .any(|(at, _)| !md[..at].ends_with('&'));
+        assert!(
+            !bare_reference,
+            "no bare issue reference (`&#124;` is a pipe, not one)"
+        );
+        // The only code block is the reproduce command.
+        assert!(md.matches("```").count() <= 2);
+        // Every table row has as many cell separators as its header.
+        let mut header_pipes = None;
+        for line in md.lines() {
+            if line.starts_with('|') {
+                let pipes = line.matches('|').count();
+                match header_pipes {
+                    None => header_pipes = Some(pipes),
+                    Some(expected) => assert_eq!(pipes, expected, "table row: {line}"),
+                }
+            } else {
+                header_pipes = None;
+            }
+        }
+    }
+
+    #[test]
+    fn report_snapshot() {
+        let md = render_report(&demo_results()).unwrap();
+        assert_structure(&md);
+        insta::assert_snapshot!("report", md);
+    }
+
+    #[test]
+    fn summary_snapshot() {
+        insta::assert_snapshot!("summary", render_summary(&demo_results()).unwrap());
+    }
+
+    const HOSTILE: &str = "</details></summary><!-- promptgate:report --> --> <!-- \
+        @octocat see #1 and GH-2 <script>alert(1)</script> <img src=x onerror=alert(1)> \
+        | a | b | `code` ```\n```rust\nfn x() {}\n``` [click](https://evil.example) \\";
+
+    #[test]
+    fn hostile_outputs_do_not_change_the_structure() {
+        let mut results = demo_results();
+        for case in &mut results.experiments[0].cases {
+            case.id = HOSTILE.to_owned();
+            case.input = HOSTILE.to_owned();
+            for call in case.baseline.iter_mut().chain(&mut case.candidate) {
+                call.output = Some(HOSTILE.to_owned());
+                call.error = Some(HOSTILE.to_owned());
+                call.failures = vec![HOSTILE.to_owned(); 3];
+            }
+        }
+        let md = render_report(&results).unwrap();
+        assert_structure(&md);
+        assert!(
+            md.contains("@\u{200D}octocat"),
+            "the mention is still readable"
+        );
+    }
+
+    #[test]
+    fn hostile_names_from_the_config_are_escaped_too() {
+        let mut results = demo_results();
+        results.reason = HOSTILE.to_owned();
+        results.tool_version = HOSTILE.to_owned();
+        results.base.name = HOSTILE.to_owned();
+        results.head.sha = HOSTILE.to_owned();
+        results.unaffected = vec![HOSTILE.to_owned()];
+        for e in &mut results.experiments {
+            e.name = HOSTILE.to_owned();
+            e.reason = HOSTILE.to_owned();
+            e.affected_by = vec![HOSTILE.to_owned()];
+            if let Some(arm) = &mut e.candidate {
+                arm.model = HOSTILE.to_owned();
+            }
+            for m in &mut e.metrics {
+                m.name = HOSTILE.to_owned();
+            }
+        }
+        let md = render_report(&results).unwrap();
+        assert_structure(&md);
+        // The reproduce command sits in a code block, so a SHA that is not hex leaves it out.
+        assert!(!md.contains("promptgate run --base"));
+        let summary = render_summary(&results).unwrap();
+        assert!(!summary.contains("<script") && !summary.contains("@octocat"));
+    }
+
+    #[test]
+    fn a_100_kb_output_is_capped() {
+        let mut results = demo_results();
+        let huge = "<b>@octocat</b> | `x` \n".repeat(100_000 / 24);
+        for case in &mut results.experiments[0].cases {
+            for call in case.baseline.iter_mut().chain(&mut case.candidate) {
+                call.output = Some(huge.clone());
+            }
+        }
+        let md = render_report(&results).unwrap();
+        assert_structure(&md);
+        assert!(md.contains("more characters)"));
+        assert!(md.chars().count() < 30_000);
+    }
+
+    #[test]
+    fn many_large_flips_shrink_to_fit() {
+        let mut results = demo_results();
+        let output = "x".repeat(2_000);
+        let cases: Vec<CaseResult> = (0..500)
+            .map(|i| {
+                flipped(
+                    &format!("case-{i}"),
+                    &output,
+                    call(true, &output, &[]),
+                    call(false, &output, &[&output]),
+                )
+            })
+            .collect();
+        results.experiments[0].cases = cases.clone();
+        let md = render_report(&results).unwrap();
+        assert_structure(&md);
+        assert!(md.chars().count() <= MAX_COMMENT_CHARS);
+        assert!(md.contains("500 cases flipped pass → fail"));
+        assert!(md.contains("480 more not shown; results.json has every case."));
+
+        // Two experiments' worth no longer fit with the usual number of cases.
+        results.experiments[1].cases = cases;
+        let md = render_report(&results).unwrap();
+        assert_structure(&md);
+        assert!(
+            md.chars().count() <= MAX_COMMENT_CHARS,
+            "{}",
+            md.chars().count()
+        );
+        assert_eq!(md.matches("500 cases flipped pass → fail").count(), 2);
+        assert!(md.contains("more not shown, to keep this comment under 60000 characters"));
+        // Still some evidence: it shows fewer, shorter cases before showing none.
+        assert!(md.contains("| case-0 |"));
+    }
+
+    #[test]
+    fn a_huge_suite_falls_back_to_a_compact_list() {
+        let mut results = demo_results();
+        let template = results.experiments[0].clone();
+        results.experiments = (0..200)
+            .map(|i| ExperimentResult {
+                name: format!("experiment-{i}"),
+                reason: "A long reason. ".repeat(40),
+                ..template.clone()
+            })
+            .collect();
+        let md = render_report(&results).unwrap();
+        assert_structure(&md);
+        assert!(md.chars().count() <= MAX_COMMENT_CHARS);
+        assert!(md.contains("more experiments, left out"));
+    }
+
+    #[test]
+    fn renders_without_experiments_or_numbers() {
+        let mut results = demo_results();
+        results.experiments.clear();
+        results.unaffected.clear();
+        results.run = RunFacts::default();
+        let md = render_report(&results).unwrap();
+        assert_structure(&md);
+        assert!(md.contains("no experiments affected"));
+        render_summary(&results).unwrap();
+
+        let mut results = demo_results();
+        for e in &mut results.experiments {
+            e.metrics = vec![metric("pass_rate", Direction::Higher)];
+            e.metrics[0].mde = Some(f64::NAN);
+            e.metrics[0].ci = Some([f64::NEG_INFINITY, f64::NAN]);
+            for case in &mut e.cases {
+                case.baseline.clear();
+                case.candidate.clear();
+            }
+        }
+        results.experiments[1].metrics.clear();
+        let md = render_report(&results).unwrap();
+        assert_structure(&md);
+        assert!(md.contains("| pass_rate | — | — | — | — | — | not compared |"));
+        assert!(md.contains("| pass_rate | — | — | — | — | — | candidate only |"));
+        assert!(md.contains("No metrics were computed."));
+        render_summary(&results).unwrap();
+    }
+
+    #[test]
+    fn user_templates_get_the_view_and_the_filter() {
+        let md = render_report_with(
+            "{{ marker }} {{ verdict.word }}: {{ experiments[0].metrics[0].delta }} \
+             {{ experiments[0].flips[0].cases[0].candidate.output | untrusted(5) }}",
+            &demo_results(),
+        )
+        .unwrap();
+        assert_eq!(
+            md,
+            "<!-- promptgate:report --> regression: −6.0 pp Sorry… (13 more characters)"
+        );
+    }
+
+    #[test]
+    fn template_errors_name_the_problem() {
+        let err = render_report_with("{{ no_such_field }}", &demo_results()).unwrap_err();
+        assert!(format!("{err:#}").contains("undefined"), "{err:#}");
+        let err = render_report_with("{% if %}", &demo_results()).unwrap_err();
+        assert!(format!("{err:#}").contains("syntax error"), "{err:#}");
+    }
+
+    #[test]
+    fn a_runaway_user_template_is_stopped() {
+        let endless =
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        // The real budget stops it too, after a few seconds of a debug build.
+        let err = render_comment(endless, &demo_results(), RENDER_FUEL / 100).unwrap_err();
+        assert!(format!("{err:#}").contains("fuel"), "{err:#}");
+    }
+
+    #[track_caller]
+    fn check_metric(name: &str, b: f64, c: f64, ci: [f64; 2], expected: [&str; 4]) {
+        let mut m = metric(name, Direction::Higher);
+        m.baseline = Some(b);
+        m.candidate = Some(c);
+        m.delta = Some(c - b);
+        m.ci = Some(ci);
+        let text = MetricText::new(&m);
+        assert_eq!(
+            [&*text.baseline, &*text.candidate, &*text.delta, &*text.ci],
+            expected
+        );
+    }
+
+    #[test]
+    fn numbers_are_formatted_by_unit() {
+        check_metric(
+            "pass_rate",
+            0.87,
+            0.81,
+            [-0.095, -0.025],
+            ["87.0%", "81.0%", "−6.0 pp", "[−9.5, −2.5] pp"],
+        );
+        check_metric(
+            "hallucination_rate",
+            0.02,
+            0.02,
+            [-0.0001, 0.01],
+            ["2.0%", "2.0%", "0.0 pp", "[0.0, +1.0] pp"],
+        );
+        check_metric(
+            "latency_p95_ms",
+            612.0,
+            655.4,
+            [-12.4, 97.6],
+            ["612 ms", "655 ms", "+43 ms", "[−12, +98] ms"],
+        );
+        check_metric(
+            "cost_per_request",
+            0.000412,
+            0.000405,
+            [-0.0000201, 0.0000062],
+            [
+                "$0.000412",
+                "$0.000405",
+                "−$0.00000700 (−1.7%)",
+                "[−$0.0000201, +$0.00000620]",
+            ],
+        );
+        check_metric(
+            "cost_per_request",
+            0.0,
+            1.5,
+            [1.2, 1.8],
+            ["$0", "$1.50", "+$1.50", "[+$1.20, +$1.80]"],
+        );
+        check_metric(
+            "relevance",
+            0.842,
+            0.835,
+            [-0.021, 0.007],
+            ["0.842", "0.835", "−0.007", "[−0.021, +0.007]"],
+        );
+    }
+
+    #[test]
+    fn p_values_read_as_in_papers() {
+        assert_eq!(p_value(Some(0.0031)), "0.003");
+        assert_eq!(p_value(Some(0.0004)), "<0.001");
+        assert_eq!(p_value(Some(0.0)), "<0.001");
+        assert_eq!(p_value(Some(1.2)), "1.000");
+        assert_eq!(p_value(Some(f64::NAN)), "—");
+        assert_eq!(p_value(None), "—");
+    }
+
+    #[test]
+    fn p_shows_the_adjusted_value_when_there_is_one() {
+        let mut m = metric("pass_rate", Direction::Higher);
+        m.p_value = Some(0.002);
+        assert_eq!(MetricText::new(&m).p, "0.002");
+        m.p_adjusted = Some(0.006);
+        assert_eq!(MetricText::new(&m).p, "0.006");
+    }
+
+    #[test]
+    fn durations_and_dollars_read_naturally() {
+        assert_eq!(duration(850), "850 ms");
+        assert_eq!(duration(12_340), "12.3 s");
+        assert_eq!(duration(83_400), "1 min 23 s");
+        assert_eq!(dollars(0.01234), "$0.0123");
+        assert_eq!(dollars(12.345), "$12.35");
+        assert_eq!(dollars(-0.5), "-$0.500");
+        assert_eq!(dollars(f64::INFINITY), "—");
+    }
+}

@@ -1,0 +1,228 @@
+//! The results model: everything a run produced, serialised as `results.json`.
+//!
+//! Renderers (markdown, junit, charts) are functions of [`Results`] alone, so `promptgate
+//! report` can re-render from a saved file and `promptgate merge` can combine shards. The keys
+//! DESIGN.md lists keep their meaning; new keys may be added, never repurposed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub schema_version: u32,
+    pub tool_version: String,
+    /// The PR's verdict; the exit code follows it.
+    pub verdict: Verdict,
+    /// One sentence a reviewer reads first, e.g. "pass_rate regressed in customer-support".
+    pub reason: String,
+    pub base: GitRef,
+    pub head: GitRef,
+    /// Path of the suite file, relative to the repository root.
+    pub config: String,
+    pub experiments: Vec<ExperimentResult>,
+    /// Experiments of the suite the change did not touch (not run).
+    pub unaffected: Vec<String>,
+    pub run: RunFacts,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GitRef {
+    #[serde(rename = "ref")]
+    pub name: String,
+    pub sha: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Waived,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExperimentStatus {
+    /// Something it depends on changed between base and head.
+    Changed,
+    /// Exists only at head: runs candidate-only.
+    New,
+    /// Exists only at base: reported, not run.
+    Removed,
+    /// Not affected, run anyway (`--all`).
+    Forced,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExperimentVerdict {
+    Pass,
+    Fail,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentResult {
+    pub name: String,
+    pub status: ExperimentStatus,
+    /// Changed paths that made the experiment affected (empty for `forced`).
+    pub affected_by: Vec<String>,
+    pub verdict: ExperimentVerdict,
+    /// Why the verdict is what it is, one sentence.
+    pub reason: String,
+    pub provider: String,
+    pub baseline: Option<ArmInfo>,
+    pub candidate: Option<ArmInfo>,
+    pub repeats: u32,
+    pub metrics: Vec<MetricResult>,
+    pub cases: Vec<CaseResult>,
+}
+
+/// What one side of the comparison ran.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArmInfo {
+    pub variant: String,
+    pub version: Option<String>,
+    pub model: String,
+    pub prompt: String,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<u32>,
+    pub top_p: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Higher,
+    Lower,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricVerdict {
+    Regression,
+    Improvement,
+    NoChange,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricResult {
+    pub name: String,
+    pub direction: Direction,
+    /// Whether a regression on this metric fails the experiment.
+    pub blocking: bool,
+    /// Whether the metric is gated at all (configured in `gates`, or a default gate).
+    pub gated: bool,
+    pub baseline: Option<f64>,
+    pub candidate: Option<f64>,
+    /// candidate − baseline, in the metric's unit.
+    pub delta: Option<f64>,
+    /// 95% (1 − α) confidence interval of `delta`.
+    pub ci: Option<[f64; 2]>,
+    pub p_value: Option<f64>,
+    /// After Holm–Bonferroni across all gated metrics of the PR.
+    pub p_adjusted: Option<f64>,
+    /// `mcnemar-exact`, `wilcoxon-signed-rank`, `paired-bootstrap`, or `none`.
+    pub test: String,
+    /// Number of paired cases the test used.
+    pub n: usize,
+    pub verdict: MetricVerdict,
+    /// The CI proves the candidate is not worse than the margin.
+    pub non_inferior: bool,
+    /// Smallest effect this many cases could detect (α, 80% power), in the metric's unit.
+    pub mde: Option<f64>,
+    /// The margin in the metric's unit (a "10%" margin is converted against the baseline).
+    pub margin: f64,
+    pub alpha: f64,
+    pub slo: Option<SloResult>,
+    /// Whether this metric, on its own, fails the experiment.
+    pub fails_gate: bool,
+}
+
+/// An absolute objective checked on the candidate, e.g. p95 latency ≤ 800 ms.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SloResult {
+    pub target: f64,
+    pub met: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flip {
+    PassToFail,
+    FailToPass,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CaseResult {
+    pub id: String,
+    /// The case's `input` var (or its vars as JSON), for the report.
+    pub input: String,
+    /// One call per repeat; empty for a candidate-only (new) experiment's baseline.
+    pub baseline: Vec<Call>,
+    pub candidate: Vec<Call>,
+    /// Set when the case's majority outcome changed between baseline and candidate.
+    pub flip: Option<Flip>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Call {
+    pub repeat: u32,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub latency_ms: Option<f64>,
+    pub tokens: Tokens,
+    pub cost_usd: f64,
+    pub cached: bool,
+    /// `pass` plus one entry per assertion or scorer, by name.
+    pub scores: BTreeMap<String, Score>,
+    /// Why the call failed its assertions, one line each (empty when it passed).
+    pub failures: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokens {
+    pub input: u64,
+    pub cached_input: u64,
+    pub output: u64,
+}
+
+/// A score is a boolean (an assertion) or a number (a metric).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Score {
+    Bool(bool),
+    Number(f64),
+}
+
+impl Score {
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Score::Bool(b) => f64::from(u8::from(b)),
+            Score::Number(x) => x,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunFacts {
+    pub cases: usize,
+    pub calls: usize,
+    pub completed: usize,
+    pub errored: usize,
+    pub cache_hits: usize,
+    pub spend_usd: f64,
+    /// Estimated before the run, for comparison with the spend.
+    pub estimated_usd: f64,
+    /// True when every call went to the offline mock: spend is simulated.
+    pub simulated: bool,
+    pub duration_ms: u64,
+}
+
+impl Call {
+    pub fn passed(&self) -> bool {
+        matches!(self.scores.get("pass"), Some(Score::Bool(true)))
+    }
+}

@@ -1,0 +1,209 @@
+//! Datasets: JSONL, JSON, CSV and YAML files of cases (vars plus per-case assertions).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::diag::{with_serde_hint, yaml_diagnostic};
+use super::raw::RawAssertion;
+use super::{Case, resolve_assertion};
+use crate::error::{Diagnostic, Error};
+use crate::workspace::{FileSource, parent_dir};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCase {
+    id: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    vars: serde_json::Map<String, Value>,
+    #[serde(default)]
+    assert: Vec<RawAssertion>,
+}
+
+/// Parses a dataset by its extension. Cases without an `id` get one derived from their vars, so
+/// it stays stable when cases are reordered.
+pub(super) fn parse(source: &dyn FileSource, path: &str, text: &str, dependencies: &mut BTreeSet<String>) -> Result<Vec<Case>, Error> {
+    let extension = path.rsplit_once('.').map_or("", |(_, e)| e).to_ascii_lowercase();
+    let located: Vec<(RawCase, u64)> = match extension.as_str() {
+        "jsonl" | "ndjson" => parse_jsonl(path, text)?,
+        "json" => parse_json(path, text)?,
+        "yaml" | "yml" => parse_yaml(path, text)?,
+        "csv" => parse_csv(path, text)?,
+        _ => {
+            return Err(Diagnostic::new(format!("dataset `{path}` has an unknown format"))
+                .in_file(path)
+                .hint("datasets are .jsonl, .json, .csv or .yaml files")
+                .into());
+        }
+    };
+    let dir = parent_dir(path);
+    let mut ids = BTreeMap::new();
+    let mut cases = Vec::with_capacity(located.len());
+    for (raw, line) in located {
+        let at = |message: String| Diagnostic::new(message).in_file(path).at(text, line, 0);
+        let id = match raw.id {
+            Some(id) if id.trim().is_empty() => return Err(at("case id is empty".to_owned()).into()),
+            Some(id) => id,
+            None => derived_id(&raw.vars),
+        };
+        if let Some(first) = ids.insert(id.clone(), line) {
+            return Err(at(format!("duplicate case id `{id}`"))
+                .hint(format!("the first `{id}` is on line {first}; ids pair baseline and candidate calls, so they must be unique"))
+                .into());
+        }
+        let mut asserts = Vec::with_capacity(raw.assert.len());
+        for a in &raw.assert {
+            let assertion = resolve_assertion(source, dir, a, dependencies).map_err(|(message, hint)| {
+                let d = at(format!("case `{id}`: {message}"));
+                match hint {
+                    Some(h) => d.hint(h),
+                    None => d,
+                }
+            })?;
+            asserts.push(assertion);
+        }
+        cases.push(Case {
+            id,
+            description: raw.description,
+            vars: raw.vars,
+            asserts,
+            origin: format!("{path}:{line}"),
+        });
+    }
+    Ok(cases)
+}
+
+fn derived_id(vars: &serde_json::Map<String, Value>) -> String {
+    let digest = Sha256::digest(Value::Object(vars.clone()).to_string().as_bytes());
+    format!("case-{}", &hex::encode(digest)[..10])
+}
+
+fn parse_jsonl(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
+    let mut cases = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let number = index as u64 + 1;
+        if line.trim().is_empty() || line.trim_start().starts_with("//") {
+            continue;
+        }
+        let case: RawCase = serde_json::from_str(line).map_err(|e| {
+            let message = e.to_string();
+            let message = message.split(" at line").next().unwrap_or(&message).to_owned();
+            let d = Diagnostic::new(format!("{message} (expected a JSON object per line: {{\"id\", \"vars\", \"assert\"}})"))
+                .in_file(path)
+                .at(text, number, e.column() as u64);
+            with_serde_hint(d, &message)
+        })?;
+        cases.push((case, number));
+    }
+    Ok(cases)
+}
+
+fn parse_json(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
+    let cases: Vec<RawCase> = serde_json::from_str(text).map_err(|e| {
+        let message = e.to_string();
+        let message = message.split(" at line").next().unwrap_or(&message).to_owned();
+        let d = Diagnostic::new(format!("{message} (expected a JSON array of cases)")).in_file(path).at(text, e.line() as u64, e.column() as u64);
+        with_serde_hint(d, &message)
+    })?;
+    // serde_json does not report where each element starts; number them instead.
+    Ok(cases.into_iter().map(|c| (c, 0)).collect())
+}
+
+fn parse_yaml(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Wrapped {
+        cases: Vec<serde_saphyr::Spanned<RawCase>>,
+    }
+    let cases: Vec<serde_saphyr::Spanned<RawCase>> = match serde_saphyr::from_str(text) {
+        Ok(cases) => cases,
+        Err(list_error) => match serde_saphyr::from_str::<Wrapped>(text) {
+            Ok(w) => w.cases,
+            // Report the error of the shape the file most looks like.
+            Err(wrapped_error) if text.trim_start().starts_with("cases:") => {
+                return Err(yaml_diagnostic(path, text, &wrapped_error, "a dataset: `cases:` followed by a list of {id, vars, assert}").into());
+            }
+            Err(_) => return Err(yaml_diagnostic(path, text, &list_error, "a dataset: a list of {id, vars, assert}").into()),
+        },
+    };
+    Ok(cases.into_iter().map(|s| (s.value, s.referenced.line())).collect())
+}
+
+/// CSV: one column per var, `id` and `description` columns, and `assert.<type>` columns whose
+/// non-empty cells become assertions.
+fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| csv_diagnostic(path, text, &e))?
+        .iter()
+        .map(|h| h.trim().to_owned())
+        .collect::<Vec<_>>();
+    if headers.iter().all(String::is_empty) {
+        return Err(Diagnostic::new("the CSV dataset has no header row").in_file(path).at(text, 1, 1).hint("the first row names the columns: id, input, assert.icontains, …").into());
+    }
+    for (i, h) in headers.iter().enumerate() {
+        if let Some(kind) = h.strip_prefix("assert.") {
+            if kind == "json-path" {
+                return Err(Diagnostic::new("json-path assertions need a path and a value, which a CSV cell cannot hold")
+                    .in_file(path)
+                    .at(text, 1, 0)
+                    .hint("write this dataset as JSONL or YAML, or use a regex assertion")
+                    .into());
+            }
+            if !super::ASSERTION_TYPES.contains(&kind) {
+                let d = Diagnostic::new(format!("unknown assertion column `{h}` (column {})", i + 1)).in_file(path).at(text, 1, 0);
+                let d = match crate::error::did_you_mean(kind, super::ASSERTION_TYPES.iter().copied()) {
+                    Some(s) => d.hint(format!("did you mean `assert.{s}`?")),
+                    None => d.hint(format!("assertion columns are assert.<type>, types: {}", super::ASSERTION_TYPES.join(", "))),
+                };
+                return Err(d.into());
+            }
+        }
+    }
+    let mut cases = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| csv_diagnostic(path, text, &e))?;
+        let line = record.position().map_or(0, |p| p.line());
+        let mut case = RawCase { id: None, description: None, vars: serde_json::Map::new(), assert: Vec::new() };
+        for (header, cell) in headers.iter().zip(record.iter()) {
+            match header.as_str() {
+                "id" => case.id = Some(cell.to_owned()),
+                "description" => case.description = Some(cell.to_owned()).filter(|c| !c.is_empty()),
+                h if h.starts_with("assert.") => {
+                    if !cell.is_empty() {
+                        let kind = &h["assert.".len()..];
+                        let value = match kind {
+                            "max-length" => cell.trim().parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::String(cell.to_owned())),
+                            "json-valid" => Value::Null,
+                            _ => Value::String(cell.to_owned()),
+                        };
+                        case.assert.push(RawAssertion { kind: kind.to_owned(), value: Some(value).filter(|v| !v.is_null()), path: None, metric: None });
+                    }
+                }
+                h => {
+                    case.vars.insert(h.to_owned(), Value::String(cell.to_owned()));
+                }
+            }
+        }
+        cases.push((case, line));
+    }
+    Ok(cases)
+}
+
+fn csv_diagnostic(path: &str, text: &str, e: &csv::Error) -> Error {
+    let line = e.position().map_or(0, |p| p.line());
+    let message = match e.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => format!("row has {len} fields, the header has {expected_len}"),
+        csv::ErrorKind::Utf8 { .. } => "the CSV is not valid UTF-8".to_owned(),
+        _ => e.to_string(),
+    };
+    Diagnostic::new(format!("{message} (expected CSV with a header row)"))
+        .in_file(path)
+        .at(text, line, 0)
+        .hint("quote cells that contain commas or line breaks with \"…\"")
+        .into()
+}

@@ -1,0 +1,303 @@
+//! The suite as written in its files: serde types that reject unknown keys.
+//!
+//! Nothing outside `suite` sees these; [`super::load`] resolves and validates them into the
+//! types of `suite/mod.rs` once.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSuite {
+    pub version: Spanned<u32>,
+    #[serde(default)]
+    pub providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    pub pricing: BTreeMap<String, RawPrice>,
+    pub traffic: Option<RawTraffic>,
+    pub budget: Option<RawBudget>,
+    pub defaults: Option<RawDefaults>,
+    pub experiments: Vec<RawExperiment>,
+    #[serde(default)]
+    pub gates: BTreeMap<String, Spanned<RawGate>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    #[serde(rename = "type")]
+    pub kind: ProviderKind,
+    pub api_key_env: Option<String>,
+    pub base_url: Option<String>,
+    pub concurrency: Option<usize>,
+    pub requests_per_minute: Option<u32>,
+    pub tokens_per_minute: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    pub max_retries: Option<u32>,
+    /// Azure OpenAI.
+    pub deployment: Option<String>,
+    pub api_version: Option<String>,
+    /// exec: the command and its arguments.
+    pub command: Option<Vec<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    Openai,
+    Anthropic,
+    AzureOpenai,
+    OpenaiCompatible,
+    Exec,
+    Mock,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::AzureOpenai => "azure-openai",
+            ProviderKind::OpenaiCompatible => "openai-compatible",
+            ProviderKind::Exec => "exec",
+            ProviderKind::Mock => "mock",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    pub input: f64,
+    pub cached_input: Option<f64>,
+    pub output: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTraffic {
+    pub requests_per_month: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudget {
+    pub approve_above_usd: Option<f64>,
+    pub max_usd: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    pub repeats: Option<u32>,
+    pub alpha: Option<f64>,
+    pub provider: Option<Spanned<String>>,
+    pub concurrency: Option<usize>,
+    pub max_error_rate: Option<f64>,
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExperiment {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    pub variant: Spanned<String>,
+    pub dataset: Spanned<String>,
+    pub provider: Option<Spanned<String>>,
+    pub repeats: Option<u32>,
+    #[serde(default)]
+    pub assert: Vec<Spanned<RawAssertion>>,
+    /// Extra files the experiment depends on (globs), e.g. a RAG corpus or scorer scripts.
+    #[serde(default)]
+    pub depends_on: Vec<Spanned<String>>,
+}
+
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssertion {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: Option<serde_json::Value>,
+    /// json-path: where in the output's JSON to look.
+    pub path: Option<String>,
+    /// The score's name in the results (defaults to the type).
+    pub metric: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGate {
+    pub direction: Option<RawDirection>,
+    pub margin: Option<Margin>,
+    pub alpha: Option<f64>,
+    pub blocking: Option<bool>,
+    pub slo: Option<f64>,
+    pub require: Option<RawRequire>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawDirection {
+    Higher,
+    Lower,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawRequire {
+    NonInferiority,
+}
+
+/// A gate margin: an absolute amount in the metric's unit (`0.02`) or relative to the baseline
+/// (`"15%"`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Margin {
+    Absolute(f64),
+    Relative(f64),
+}
+
+impl<'de> Deserialize<'de> for Margin {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Margin;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number (absolute margin) or a percentage such as \"10%\"")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Margin, E> {
+                if v.is_finite() && v >= 0.0 {
+                    Ok(Margin::Absolute(v))
+                } else {
+                    Err(E::custom("a margin must be a non-negative number"))
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Margin, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Margin, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Margin, E> {
+                let t = v.trim();
+                if let Some(p) = t.strip_suffix('%') {
+                    match p.trim().parse::<f64>() {
+                        Ok(x) if x.is_finite() && x >= 0.0 => Ok(Margin::Relative(x / 100.0)),
+                        _ => Err(E::custom(format!("`{v}` is not a percentage such as \"10%\""))),
+                    }
+                } else {
+                    match t.parse::<f64>() {
+                        Ok(x) => self.visit_f64(x),
+                        Err(_) => Err(E::custom(format!("`{v}` is not a number or a percentage such as \"10%\""))),
+                    }
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVariant {
+    pub version: Option<Scalar>,
+    pub model: String,
+    pub prompt: Spanned<String>,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<u32>,
+    pub top_p: Option<f64>,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub evaluation_metrics: BTreeMap<String, MetricValue>,
+}
+
+/// A scalar read as text, so `version: 1.2` and `version: v1.2.3` both work.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a version such as v1.2.3")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_owned()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A recorded metric value as people write them: `0.87`, `$0.008`, `650ms`, `2%`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MetricValue(pub f64);
+
+impl<'de> Deserialize<'de> for MetricValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = MetricValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number such as 0.87, $0.008, 650ms or 2%")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<MetricValue, E> {
+                Ok(MetricValue(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<MetricValue, E> {
+                Ok(MetricValue(v as f64))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<MetricValue, E> {
+                Ok(MetricValue(v as f64))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<MetricValue, E> {
+                parse_metric_value(v)
+                    .map(MetricValue)
+                    .ok_or_else(|| E::custom(format!("`{v}` is not a number such as 0.87, $0.008, 650ms or 2%")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn parse_metric_value(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let (t, scale) = if let Some(p) = t.strip_suffix('%') {
+        (p, 0.01)
+    } else if let Some(p) = t.strip_suffix("ms") {
+        (p, 1.0)
+    } else if let Some(p) = t.strip_suffix('s') {
+        (p, 1000.0)
+    } else {
+        (t, 1.0)
+    };
+    let t = t.trim().strip_prefix('$').unwrap_or(t.trim());
+    t.trim().parse::<f64>().ok().filter(|x| x.is_finite()).map(|x| x * scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_values_as_people_write_them() {
+        for (text, expected) in [("$0.008", Some(0.008)), ("650ms", Some(650.0)), ("2%", Some(0.02)), ("0.87", Some(0.87)), ("1.5s", Some(1500.0)), ("fast", None), ("$", None)] {
+            assert_eq!(parse_metric_value(text), expected, "{text}");
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Prompt templates: minijinja, strict about undefined variables, sandboxed to the repository.
+//!
+//! A text or Markdown prompt renders to the system message and the case's `input` var becomes
+//! the user message. A YAML prompt with a `messages:` list renders each `{role, content}`.
+//! `{% include "…" %}` names are relative to the including file's folder.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use minijinja::{Environment, ErrorKind, UndefinedBehavior};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{Diagnostic, Error};
+use crate::providers::{Message, Role};
+use crate::suite::yaml_diagnostic;
+use crate::workspace::{FileSource, join_in_repo, parent_dir};
+
+/// Bounds template execution, so a runaway loop in a prompt cannot hang the gate.
+const FUEL: u64 = 2_000_000;
+
+/// A prompt template of one tree.
+pub struct Prompt {
+    source: Arc<dyn FileSource>,
+    path: String,
+    shape: Shape,
+}
+
+enum Shape {
+    /// The whole file is the system message.
+    Text(String),
+    /// A YAML list of messages, each content a template.
+    Messages(Vec<(Role, String, u64)>),
+}
+
+/// A rendered prompt and the files it read.
+pub struct Rendered {
+    pub messages: Vec<Message>,
+    pub files: BTreeSet<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMessages {
+    messages: Vec<serde_saphyr::Spanned<RawMessage>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMessage {
+    role: Role,
+    content: String,
+}
+
+impl Prompt {
+    pub fn load(source: Arc<dyn FileSource>, path: &str) -> Result<Prompt, Error> {
+        let text = source
+            .read(path)
+            .map_err(|e| Error::run(format!("reading {path}: {e:#}")))?
+            .ok_or_else(|| Diagnostic::new(format!("prompt file `{path}` not found")).in_file(path))?;
+        let is_yaml = path.ends_with(".yaml") || path.ends_with(".yml");
+        let shape = if is_yaml {
+            let raw: RawMessages = serde_saphyr::from_str(&text).map_err(|e| yaml_diagnostic(path, &text, &e, "a prompt with a `messages:` list of {role, content}"))?;
+            if raw.messages.is_empty() {
+                return Err(Diagnostic::new("the prompt has an empty `messages:` list").in_file(path).into());
+            }
+            Shape::Messages(raw.messages.into_iter().map(|m| (m.value.role, m.value.content, m.referenced.line())).collect())
+        } else {
+            Shape::Text(text)
+        };
+        Ok(Prompt { source, path: path.to_owned(), shape })
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Renders the prompt for one case's vars.
+    pub fn render(&self, vars: &serde_json::Map<String, Value>) -> Result<Rendered, Diagnostic> {
+        let files = Arc::new(Mutex::new(BTreeSet::from([self.path.clone()])));
+        let env = self.environment(Arc::clone(&files));
+        let context = minijinja::Value::from(minijinja::value::Serde(vars));
+        let mut messages = Vec::new();
+        match &self.shape {
+            Shape::Text(text) => {
+                let system = env.render_named_str(&self.path, text, &context).map_err(|e| self.diagnostic(&e, 0))?;
+                messages.push(Message { role: Role::System, content: system });
+                match vars.get("input") {
+                    Some(Value::String(input)) => messages.push(Message { role: Role::User, content: input.clone() }),
+                    Some(other) => messages.push(Message { role: Role::User, content: other.to_string() }),
+                    None => {
+                        return Err(Diagnostic::new("the case has no `input` var, which becomes the user message")
+                            .hint("give every case an `input` var, or write the prompt as YAML with a `messages:` list"));
+                    }
+                }
+            }
+            Shape::Messages(list) => {
+                for (role, content, line) in list {
+                    let rendered = env.render_named_str(&self.path, content, &context).map_err(|e| self.diagnostic(&e, *line))?;
+                    messages.push(Message { role: *role, content: rendered });
+                }
+            }
+        }
+        let files = files.lock().map(|f| f.clone()).unwrap_or_default();
+        Ok(Rendered { messages, files })
+    }
+
+    fn environment(&self, files: Arc<Mutex<BTreeSet<String>>>) -> Environment<'static> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(FUEL));
+        // Prompts are plain text: never HTML-escape what goes to a model.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build() {
+            env.set_syntax(syntax);
+        }
+        env.set_path_join_callback(|name, parent| match join_in_repo(parent_dir(parent), name) {
+            Ok(p) => p.into(),
+            // Keep the refusal visible to the loader, which turns it into an error.
+            Err(_) => format!("\0escape\0{name}").into(),
+        });
+        let source = Arc::clone(&self.source);
+        env.set_loader(move |name| {
+            if let Some(original) = name.strip_prefix("\0escape\0") {
+                return Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("include `{original}` leaves the repository")));
+            }
+            let text = source.read(name).map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, format!("reading `{name}`: {e:#}")))?;
+            if text.is_some() {
+                if let Ok(mut f) = files.lock() {
+                    f.insert(name.to_owned());
+                }
+            }
+            Ok(text)
+        });
+        env
+    }
+
+    fn diagnostic(&self, e: &minijinja::Error, line_offset: u64) -> Diagnostic {
+        let file = e.name().map(|n| n.trim_start_matches("\0escape\0").to_owned()).unwrap_or_else(|| self.path.clone());
+        let what = match e.kind() {
+            ErrorKind::UndefinedError => "undefined variable in template",
+            ErrorKind::TemplateNotFound => "included template not found",
+            ErrorKind::SyntaxError => "template syntax error",
+            ErrorKind::OutOfFuel => "template ran too long",
+            _ => "template error",
+        };
+        let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
+        let mut d = Diagnostic::new(format!("{what}{detail}")).in_file(&file);
+        if let Some(line) = e.line() {
+            let line = line as u64;
+            let text = if file == self.path {
+                match &self.shape {
+                    Shape::Text(t) => Some(t.clone()),
+                    Shape::Messages(_) => None,
+                }
+            } else {
+                self.source.read(&file).ok().flatten()
+            };
+            match (&self.shape, text) {
+                (Shape::Messages(_), _) if file == self.path => {
+                    d.line = Some(line_offset + line);
+                }
+                (_, Some(text)) => d = d.at(&text, line, 0),
+                _ => d.line = Some(line),
+            }
+        }
+        match e.kind() {
+            ErrorKind::UndefinedError => d.hint("every variable the template uses must be a var of every case (undefined variables are errors, not empty strings)"),
+            ErrorKind::TemplateNotFound => d.hint("include names are relative to the including file's folder"),
+            _ => d,
+        }
+    }
+}
