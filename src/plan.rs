@@ -141,21 +141,18 @@ pub fn check_budget(estimate: &Estimate, budget: &Budget, approved_usd: Option<f
         // Offline mock calls cost nothing real; their simulated cost is reported, not capped.
         return Ok(());
     }
-    if let Some(max) = budget.max_usd {
-        if estimate.usd > max {
-            return Err(Error::run_with_hint(
-                format!("estimated cost ${:.4} exceeds the budget's hard cap of ${max:.2}", estimate.usd),
-                "lower repeats or cases, or raise `budget.max_usd` in promptgate.yaml",
-            ));
-        }
+    if let Some(max) = budget.max_usd.filter(|max| estimate.usd > *max) {
+        return Err(Error::run_with_hint(
+            format!("estimated cost ${:.4} exceeds the budget's hard cap of ${max:.2}", estimate.usd),
+            "lower repeats or cases, or raise `budget.max_usd` in promptgate.yaml",
+        ));
     }
-    if let Some(threshold) = budget.approve_above_usd {
-        if estimate.usd > threshold && approved_usd.is_none_or(|a| a < estimate.usd) {
-            return Err(Error::run_with_hint(
-                format!("estimated cost ${:.4} is above the approval threshold of ${threshold:.2}", estimate.usd),
-                format!("approve it with --approve-cost {:.2}", (estimate.usd * 100.0).ceil() / 100.0),
-            ));
-        }
+    let approved = approved_usd.is_some_and(|a| a >= estimate.usd);
+    if let Some(threshold) = budget.approve_above_usd.filter(|t| estimate.usd > *t && !approved) {
+        return Err(Error::run_with_hint(
+            format!("estimated cost ${:.4} is above the approval threshold of ${threshold:.2}", estimate.usd),
+            format!("approve it with --approve-cost {:.2}", (estimate.usd * 100.0).ceil() / 100.0),
+        ));
     }
     Ok(())
 }

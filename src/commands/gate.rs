@@ -170,7 +170,7 @@ fn execute(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>) -> anyhow::Resu
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let step = (jobs.len() / 10).max(1);
     let progress = move |done: usize, total: usize| {
-        if done % step == 0 || done == total {
+        if done.is_multiple_of(step) || done == total {
             eprintln!("promptgate: {done}/{total} calls");
         }
     };

@@ -50,10 +50,8 @@ pub fn init(repo_dir: &Path, config: &str, force: bool) -> anyhow::Result<u8> {
     if config != crate::suite::DEFAULT_CONFIG {
         return Err(Error::from(Diagnostic::new("init writes promptgate.yaml at the repository root").hint("run it without --config")).into());
     }
-    if !force {
-        if let Some((existing, _)) = FILES.iter().find(|(p, _)| repo_dir.join(p).exists()) {
-            return Err(Error::from(Diagnostic::new(format!("{existing} already exists")).hint("pass --force to overwrite the scaffold's files")).into());
-        }
+    if let Some((existing, _)) = FILES.iter().find(|(p, _)| !force && repo_dir.join(p).exists()) {
+        return Err(Error::from(Diagnostic::new(format!("{existing} already exists")).hint("pass --force to overwrite the scaffold's files")).into());
     }
     for (path, text) in FILES {
         let full = repo_dir.join(path);

@@ -146,10 +146,25 @@ mod tests {
             panic!("no bootstrap result; expected {:?}", r.ci)
         };
         let close = |x: f64, want: f64, tol: f64| (x - want).abs() <= tol;
-        assert!(close(a.estimate, r.estimate, 1e-9 * r.estimate.abs()), "estimate: {a:?}");
-        assert!(close(a.ci[0], r.ci[0], r.ci_tol), "lower: {a:?}, reference {:?}", r.ci);
-        assert!(close(a.ci[1], r.ci[1], r.ci_tol), "upper: {a:?}, reference {:?}", r.ci);
-        assert!(close(a.p_value, r.p, r.p_tol), "p: {a:?}, reference {}", r.p);
+        assert!(
+            close(a.estimate, r.estimate, 1e-9 * r.estimate.abs()),
+            "estimate: {a:?}"
+        );
+        assert!(
+            close(a.ci[0], r.ci[0], r.ci_tol),
+            "lower: {a:?}, reference {:?}",
+            r.ci
+        );
+        assert!(
+            close(a.ci[1], r.ci[1], r.ci_tol),
+            "upper: {a:?}, reference {:?}",
+            r.ci
+        );
+        assert!(
+            close(a.p_value, r.p, r.p_tol),
+            "p: {a:?}, reference {}",
+            r.p
+        );
     }
 
     // numpy.random.default_rng(7): b = round(uniform(0.2, 0.9, 30), 3),
@@ -172,7 +187,10 @@ mod tests {
         (1..=200)
             .map(|i| {
                 let i = f64::from(i);
-                let (u, v) = ((i * 0.618_033_988_749_894_9) % 1.0, (i * 0.414_213_562_373_095_15) % 1.0);
+                let (u, v) = (
+                    (i * 0.618_033_988_749_894_9) % 1.0,
+                    (i * 0.414_213_562_373_095_15) % 1.0,
+                );
                 let lb = 200.0 + 600.0 * u;
                 (lb, lb * (0.89 + 0.2 * v))
             })
@@ -232,9 +250,11 @@ mod tests {
         // that value, and all B resampled estimates lie above zero: by the definition of the
         // p-value, p = 2·(0 + 1)/(B + 1).
         // The differences must be equal as floats: 0.35 − 0.1 and 0.75 − 0.5 are not.
-        let b = [0.125, 0.5, 0.875, 0.25];
-        for (c, d) in [([0.375, 0.75, 1.125, 0.5], 0.25), ([0.225; 4], 0.1)] {
-            let b = if d == 0.1 { [0.125; 4] } else { b };
+        // (0.225 - 0.125 == 0.1 in Python -> True)
+        for (b, c, d) in [
+            ([0.125, 0.5, 0.875, 0.25], [0.375, 0.75, 1.125, 0.5], 0.25),
+            ([0.125; 4], [0.225; 4], 0.1),
+        ] {
             check(
                 paired_bootstrap_mean(&b, &c, 0.9, 999, 3),
                 Reference {
@@ -248,8 +268,9 @@ mod tests {
         }
         // Identical arms: every resampled quantile difference is exactly 0, so both shares
         // are 1 and p = 1.
+        const LATE: [f64; 5] = [120.5, 98.0, 300.25, 101.0, 87.5];
         check(
-            paired_bootstrap_quantile(&b, &b, 0.95, 0.9, 999, 3),
+            paired_bootstrap_quantile(&LATE, &LATE, 0.95, 0.9, 999, 3),
             Reference {
                 estimate: 0.0,
                 ci: [0.0, 0.0],
@@ -297,12 +318,14 @@ mod tests {
     fn invariances_hold_on_random_inputs() {
         let mut rng = Rng::new(99);
         // A dyadic grid keeps `(c + k) − (b + k) == c − b` exact.
-        let mut draw = |n: usize| -> Vec<f64> { (0..n).map(|_| rng.below(81) as f64 / 8.0).collect() };
+        let mut draw =
+            |n: usize| -> Vec<f64> { (0..n).map(|_| rng.below(81) as f64 / 8.0).collect() };
         for case in 0..200u64 {
             let n = 1 + (case as usize % 40);
             let (b, c) = (draw(n), draw(n));
             let k = draw(1)[0] * 4.0 - 80.0;
-            let (bk, ck): (Vec<f64>, Vec<f64>) = b.iter().zip(&c).map(|(x, y)| (x + k, y + k)).unzip();
+            let (bk, ck): (Vec<f64>, Vec<f64>) =
+                b.iter().zip(&c).map(|(x, y)| (x + k, y + k)).unzip();
             let q = (case % 11) as f64 / 10.0;
             for (fwd, swapped, shifted) in [
                 (
@@ -326,12 +349,18 @@ mod tests {
                 // to rounding, hence the tolerance.
                 let near = |x: f64, y: f64| (x - y).abs() <= 1e-9 * (1.0 + x.abs());
                 assert_eq!(s.estimate, -f.estimate, "{b:?} {c:?}");
-                assert!(near(s.ci[0], -f.ci[1]) && near(s.ci[1], -f.ci[0]), "{f:?} {s:?}");
+                assert!(
+                    near(s.ci[0], -f.ci[1]) && near(s.ci[1], -f.ci[0]),
+                    "{f:?} {s:?}"
+                );
                 assert_eq!(s.p_value, f.p_value, "{f:?} {s:?}");
                 // Shifting both arms by k: the mean difference is untouched; the quantile
                 // difference only up to interpolation rounding.
                 assert!(near(t.estimate, f.estimate), "{f:?} {t:?}");
-                assert!(near(t.ci[0], f.ci[0]) && near(t.ci[1], f.ci[1]), "{f:?} {t:?}");
+                assert!(
+                    near(t.ci[0], f.ci[0]) && near(t.ci[1], f.ci[1]),
+                    "{f:?} {t:?}"
+                );
             }
         }
     }

@@ -154,8 +154,12 @@ mod tests {
     fn standard_deviations() {
         // numpy.std([3.5, -1.25, 8.0, 0.0, 2.75, 2.75, 10.125], ddof=1) -> 4.078562567749528
         check(Stat::StdDev, &DATA, Some(4.078_562_567_749_528));
-        // numpy.std([1.0, 2.0], ddof=1) -> 0.7071067811865476
-        check(Stat::StdDev, &[1.0, 2.0], Some(0.707_106_781_186_547_6));
+        // numpy.std([1.0, 2.0, 4.0], ddof=1) -> 1.5275252316519465
+        check(
+            Stat::StdDev,
+            &[1.0, 2.0, 4.0],
+            Some(1.527_525_231_651_946_5),
+        );
         // numpy.std([1e9 + 1, 1e9 + 2, 1e9 + 3], ddof=1) -> 1.0
         check(Stat::StdDev, &[1e9 + 1.0, 1e9 + 2.0, 1e9 + 3.0], Some(1.0));
         // numpy.std([4.0, 4.0, 4.0], ddof=1) -> 0.0

@@ -34,7 +34,10 @@ mod tests {
         let actual = holm(p);
         assert_eq!(actual.len(), expected.len(), "{p:?}");
         for (a, e) in actual.iter().zip(expected) {
-            assert!((a - e).abs() <= 1e-12, "holm({p:?}) = {actual:?}, reference {expected:?}");
+            assert!(
+                (a - e).abs() <= 1e-12,
+                "holm({p:?}) = {actual:?}, reference {expected:?}"
+            );
         }
     }
 

@@ -11,8 +11,7 @@ use statrs::distribution::{ContinuousCDF, Normal};
 /// outside the open interval (0, 1), where the quantiles are infinite or undefined.
 pub fn mde_paired(sd_diff: f64, n: usize, alpha: f64, power: f64) -> Option<f64> {
     let open_unit = |x: f64| x > 0.0 && x < 1.0;
-    if n == 0 || !sd_diff.is_finite() || sd_diff < 0.0 || !open_unit(alpha) || !open_unit(power)
-    {
+    if n == 0 || !sd_diff.is_finite() || sd_diff < 0.0 || !open_unit(alpha) || !open_unit(power) {
         return None;
     }
     let z = Normal::standard();

@@ -79,7 +79,12 @@ pub fn wilcoxon_signed_rank(diffs: &[f64], zero_method: ZeroMethod) -> Wilcoxon 
         };
     }
     // Doubled ranks are integers (a mid-rank is a multiple of ½), so the rank sums are exact.
-    let w_plus2: u64 = ranked.signed.iter().filter(|s| s.positive).map(|s| s.rank2).sum();
+    let w_plus2: u64 = ranked
+        .signed
+        .iter()
+        .filter(|s| s.positive)
+        .map(|s| s.rank2)
+        .sum();
     let total2: u64 = ranked.signed.iter().map(|s| s.rank2).sum();
     let w_plus = w_plus2 as f64 / 2.0;
     let w_minus = (total2 - w_plus2) as f64 / 2.0;
@@ -262,7 +267,11 @@ mod tests {
             Exact => 1e-9,
             Normal => 1e-6,
         };
-        assert!((r.p_value - e.p).abs() <= tol * e.p, "p: {ctx}, scipy {}", e.p);
+        assert!(
+            (r.p_value - e.p).abs() <= tol * e.p,
+            "p: {ctx}, scipy {}",
+            e.p
+        );
         match (r.z, e.z_abs) {
             (Some(z), Some(want)) => assert!((z.abs() - want).abs() <= 1e-9 * want, "z: {ctx}"),
             (z, want) => assert_eq!(z, want, "z: {ctx}"),
@@ -284,83 +293,301 @@ mod tests {
         // exact, small n
         // scipy.stats.wilcoxon([1.5, -0.5, 2.25, 3.0, -1.0, 4.5, 0.75, 2.0], zero_method="wilcox", correction=False, method="auto")
         //   -> statistic=4.0, pvalue=0.0546875; alternative="greater" -> statistic (W+)=32.0
-        check(&[1.5, -0.5, 2.25, 3.0, -1.0, 4.5, 0.75, 2.0], Wilcox, Expected { n: 8, statistic: 4.0, w_plus: 32.0, p: 0.0546875, method: Exact, z_abs: None });
+        check(
+            &[1.5, -0.5, 2.25, 3.0, -1.0, 4.5, 0.75, 2.0],
+            Wilcox,
+            Expected {
+                n: 8,
+                statistic: 4.0,
+                w_plus: 32.0,
+                p: 0.0546875,
+                method: Exact,
+                z_abs: None,
+            },
+        );
         // exact, all negative
         // scipy.stats.wilcoxon([-1.0, -2.0, -3.0, -4.0, -5.0, -6.0], zero_method="wilcox", correction=False, method="auto")
         //   -> statistic=0.0, pvalue=0.03125; alternative="greater" -> statistic (W+)=0.0
-        check(&[-1.0, -2.0, -3.0, -4.0, -5.0, -6.0], Wilcox, Expected { n: 6, statistic: 0.0, w_plus: 0.0, p: 0.03125, method: Exact, z_abs: None });
+        check(
+            &[-1.0, -2.0, -3.0, -4.0, -5.0, -6.0],
+            Wilcox,
+            Expected {
+                n: 6,
+                statistic: 0.0,
+                w_plus: 0.0,
+                p: 0.03125,
+                method: Exact,
+                z_abs: None,
+            },
+        );
         // n = 1
         // scipy.stats.wilcoxon([0.3], zero_method="wilcox", correction=False, method="auto")
         //   -> statistic=0.0, pvalue=1.0; alternative="greater" -> statistic (W+)=1.0
-        check(&[0.3], Wilcox, Expected { n: 1, statistic: 0.0, w_plus: 1.0, p: 1.0, method: Exact, z_abs: None });
+        check(
+            &[0.3],
+            Wilcox,
+            Expected {
+                n: 1,
+                statistic: 0.0,
+                w_plus: 1.0,
+                p: 1.0,
+                method: Exact,
+                z_abs: None,
+            },
+        );
         // n = 50: exact
         // scipy.stats.wilcoxon(zigzag(50), zero_method="wilcox", correction=False, method="auto")
         //   -> statistic=408.0, pvalue=0.02616696817119646; alternative="greater" -> statistic (W+)=867.0
-        check(&zigzag(50), Wilcox, Expected { n: 50, statistic: 408.0, w_plus: 867.0, p: 0.02616696817119646, method: Exact, z_abs: None });
+        check(
+            &zigzag(50),
+            Wilcox,
+            Expected {
+                n: 50,
+                statistic: 408.0,
+                w_plus: 867.0,
+                p: 0.02616696817119646,
+                method: Exact,
+                z_abs: None,
+            },
+        );
         // n = 51: normal
         // scipy.stats.wilcoxon(zigzag(51), zero_method="wilcox", correction=False, method="auto")
         //   -> statistic=459.0, pvalue=0.055852182035584695; alternative="greater" -> statistic (W+)=867.0
         //   method="asymptotic" -> zstatistic=-1.9121872410435017
-        check(&zigzag(51), Wilcox, Expected { n: 51, statistic: 459.0, w_plus: 867.0, p: 0.055852182035584695, method: Normal, z_abs: Some(1.9121872410435017) });
+        check(
+            &zigzag(51),
+            Wilcox,
+            Expected {
+                n: 51,
+                statistic: 459.0,
+                w_plus: 867.0,
+                p: 0.055852182035584695,
+                method: Normal,
+                z_abs: Some(1.9121872410435017),
+            },
+        );
         // 50 non-zero + 1 zero: 51 values, normal
         // scipy.stats.wilcoxon(zigzag(50) + [0.0], zero_method="wilcox", correction=False, method="auto")
         //   -> statistic=408.0, pvalue=0.026730738547392646; alternative="greater" -> statistic (W+)=867.0
         //   method="asymptotic" -> zstatistic=-2.215427455792942
-        check(&[zigzag(50), vec![0.0]].concat(), Wilcox, Expected { n: 50, statistic: 408.0, w_plus: 867.0, p: 0.026730738547392646, method: Normal, z_abs: Some(2.215427455792942) });
+        check(
+            &[zigzag(50), vec![0.0]].concat(),
+            Wilcox,
+            Expected {
+                n: 50,
+                statistic: 408.0,
+                w_plus: 867.0,
+                p: 0.026730738547392646,
+                method: Normal,
+                z_abs: Some(2.215427455792942),
+            },
+        );
         // n = 60 untied: normal
         // scipy.stats.wilcoxon(zigzag(60), zero_method="pratt", correction=False, method="auto")
         //   -> statistic=630.0, pvalue=0.03590012321587811; alternative="greater" -> statistic (W+)=1200.0
         //   method="asymptotic" -> zstatistic=-2.0980568554635552
-        check(&zigzag(60), Pratt, Expected { n: 60, statistic: 630.0, w_plus: 1200.0, p: 0.03590012321587811, method: Normal, z_abs: Some(2.0980568554635552) });
+        check(
+            &zigzag(60),
+            Pratt,
+            Expected {
+                n: 60,
+                statistic: 630.0,
+                w_plus: 1200.0,
+                p: 0.03590012321587811,
+                method: Normal,
+                z_abs: Some(2.0980568554635552),
+            },
+        );
         // ties, 8 values: exact conditional
         // scipy.stats.wilcoxon([1.0, 1.0, 2.0, -2.0, 3.0, 4.0, 5.0, 6.0], zero_method="wilcox", correction=False, method="auto")
         //   -> statistic=3.5, pvalue=0.046875; alternative="greater" -> statistic (W+)=32.5
-        check(&[1.0, 1.0, 2.0, -2.0, 3.0, 4.0, 5.0, 6.0], Wilcox, Expected { n: 8, statistic: 3.5, w_plus: 32.5, p: 0.046875, method: Exact, z_abs: None });
+        check(
+            &[1.0, 1.0, 2.0, -2.0, 3.0, 4.0, 5.0, 6.0],
+            Wilcox,
+            Expected {
+                n: 8,
+                statistic: 3.5,
+                w_plus: 32.5,
+                p: 0.046875,
+                method: Exact,
+                z_abs: None,
+            },
+        );
         // ties, 13 values: exact conditional
         // scipy.stats.wilcoxon([1.0, 1.0, 2.0, -2.0, 3.0, 4.0, 5.0, 6.0, -7.0, 8.0, 9.0, 10.0, 11.0], zero_method="wilcox", correction=False, method="auto")
         //   -> statistic=12.5, pvalue=0.01806640625; alternative="greater" -> statistic (W+)=78.5
-        check(&[1.0, 1.0, 2.0, -2.0, 3.0, 4.0, 5.0, 6.0, -7.0, 8.0, 9.0, 10.0, 11.0], Wilcox, Expected { n: 13, statistic: 12.5, w_plus: 78.5, p: 0.01806640625, method: Exact, z_abs: None });
+        check(
+            &[
+                1.0, 1.0, 2.0, -2.0, 3.0, 4.0, 5.0, 6.0, -7.0, 8.0, 9.0, 10.0, 11.0,
+            ],
+            Wilcox,
+            Expected {
+                n: 13,
+                statistic: 12.5,
+                w_plus: 78.5,
+                p: 0.01806640625,
+                method: Exact,
+                z_abs: None,
+            },
+        );
         // ties, 14 values: normal
         // scipy.stats.wilcoxon([1.0, 1.0, 2.0, -2.0, 3.0, 4.0, 5.0, 6.0, -7.0, 8.0, 9.0, 10.0, 11.0, 12.0], zero_method="wilcox", correction=False, method="auto")
         //   -> statistic=12.5, pvalue=0.011994803418993165; alternative="greater" -> statistic (W+)=92.5
         //   method="asymptotic" -> zstatistic=-2.5122971720853107
-        check(&[1.0, 1.0, 2.0, -2.0, 3.0, 4.0, 5.0, 6.0, -7.0, 8.0, 9.0, 10.0, 11.0, 12.0], Wilcox, Expected { n: 14, statistic: 12.5, w_plus: 92.5, p: 0.011994803418993165, method: Normal, z_abs: Some(2.5122971720853107) });
+        check(
+            &[
+                1.0, 1.0, 2.0, -2.0, 3.0, 4.0, 5.0, 6.0, -7.0, 8.0, 9.0, 10.0, 11.0, 12.0,
+            ],
+            Wilcox,
+            Expected {
+                n: 14,
+                statistic: 12.5,
+                w_plus: 92.5,
+                p: 0.011994803418993165,
+                method: Normal,
+                z_abs: Some(2.5122971720853107),
+            },
+        );
         // ties, 20 values: normal
         // scipy.stats.wilcoxon([1.0, 1.0, 2.0, -2.0, 3.0, 3.0, 3.0, -4.0, 5.0, 6.0, 6.0, 7.0, -8.0, 9.0, 9.0, 10.0, 11.0, -11.0, 12.0, 13.0], zero_method="wilcox", correction=False, method="auto")
         //   -> statistic=42.0, pvalue=0.018582394893487342; alternative="greater" -> statistic (W+)=168.0
         //   method="asymptotic" -> zstatistic=-2.3538042285917453
-        check(&[1.0, 1.0, 2.0, -2.0, 3.0, 3.0, 3.0, -4.0, 5.0, 6.0, 6.0, 7.0, -8.0, 9.0, 9.0, 10.0, 11.0, -11.0, 12.0, 13.0], Wilcox, Expected { n: 20, statistic: 42.0, w_plus: 168.0, p: 0.018582394893487342, method: Normal, z_abs: Some(2.3538042285917453) });
+        check(
+            &[
+                1.0, 1.0, 2.0, -2.0, 3.0, 3.0, 3.0, -4.0, 5.0, 6.0, 6.0, 7.0, -8.0, 9.0, 9.0, 10.0,
+                11.0, -11.0, 12.0, 13.0,
+            ],
+            Wilcox,
+            Expected {
+                n: 20,
+                statistic: 42.0,
+                w_plus: 168.0,
+                p: 0.018582394893487342,
+                method: Normal,
+                z_abs: Some(2.3538042285917453),
+            },
+        );
         // zeros dropped, 7 values: exact conditional
         // scipy.stats.wilcoxon([0.0, 0.0, 1.0, 2.0, -3.0, 4.0, 5.0], zero_method="wilcox", correction=False, method="auto")
         //   -> statistic=3.0, pvalue=0.3125; alternative="greater" -> statistic (W+)=12.0
-        check(&[0.0, 0.0, 1.0, 2.0, -3.0, 4.0, 5.0], Wilcox, Expected { n: 5, statistic: 3.0, w_plus: 12.0, p: 0.3125, method: Exact, z_abs: None });
+        check(
+            &[0.0, 0.0, 1.0, 2.0, -3.0, 4.0, 5.0],
+            Wilcox,
+            Expected {
+                n: 5,
+                statistic: 3.0,
+                w_plus: 12.0,
+                p: 0.3125,
+                method: Exact,
+                z_abs: None,
+            },
+        );
         // zeros ranked (Pratt), 7 values: exact conditional
         // scipy.stats.wilcoxon([0.0, 0.0, 1.0, 2.0, -3.0, 4.0, 5.0], zero_method="pratt", correction=False, method="auto")
         //   -> statistic=5.0, pvalue=0.25; alternative="greater" -> statistic (W+)=20.0
-        check(&[0.0, 0.0, 1.0, 2.0, -3.0, 4.0, 5.0], Pratt, Expected { n: 5, statistic: 5.0, w_plus: 20.0, p: 0.25, method: Exact, z_abs: None });
+        check(
+            &[0.0, 0.0, 1.0, 2.0, -3.0, 4.0, 5.0],
+            Pratt,
+            Expected {
+                n: 5,
+                statistic: 5.0,
+                w_plus: 20.0,
+                p: 0.25,
+                method: Exact,
+                z_abs: None,
+            },
+        );
         // zeros and ties, 13 values, Wilcox
         // scipy.stats.wilcoxon([0.0, 1.0, 1.0, -1.0, 2.0, 2.5, -3.0, 4.0, 0.0, 5.0, 6.0, 6.0, -7.0], zero_method="wilcox", correction=False, method="auto")
         //   -> statistic=19.0, pvalue=0.2333984375; alternative="greater" -> statistic (W+)=47.0
-        check(&[0.0, 1.0, 1.0, -1.0, 2.0, 2.5, -3.0, 4.0, 0.0, 5.0, 6.0, 6.0, -7.0], Wilcox, Expected { n: 11, statistic: 19.0, w_plus: 47.0, p: 0.2333984375, method: Exact, z_abs: None });
+        check(
+            &[
+                0.0, 1.0, 1.0, -1.0, 2.0, 2.5, -3.0, 4.0, 0.0, 5.0, 6.0, 6.0, -7.0,
+            ],
+            Wilcox,
+            Expected {
+                n: 11,
+                statistic: 19.0,
+                w_plus: 47.0,
+                p: 0.2333984375,
+                method: Exact,
+                z_abs: None,
+            },
+        );
         // zeros and ties, 13 values, Pratt
         // scipy.stats.wilcoxon([0.0, 1.0, 1.0, -1.0, 2.0, 2.5, -3.0, 4.0, 0.0, 5.0, 6.0, 6.0, -7.0], zero_method="pratt", correction=False, method="auto")
         //   -> statistic=25.0, pvalue=0.1962890625; alternative="greater" -> statistic (W+)=63.0
-        check(&[0.0, 1.0, 1.0, -1.0, 2.0, 2.5, -3.0, 4.0, 0.0, 5.0, 6.0, 6.0, -7.0], Pratt, Expected { n: 11, statistic: 25.0, w_plus: 63.0, p: 0.1962890625, method: Exact, z_abs: None });
+        check(
+            &[
+                0.0, 1.0, 1.0, -1.0, 2.0, 2.5, -3.0, 4.0, 0.0, 5.0, 6.0, 6.0, -7.0,
+            ],
+            Pratt,
+            Expected {
+                n: 11,
+                statistic: 25.0,
+                w_plus: 63.0,
+                p: 0.1962890625,
+                method: Exact,
+                z_abs: None,
+            },
+        );
         // zeros, 20 values, Wilcox: normal
         // scipy.stats.wilcoxon([0.0, 0.0, 0.0, 1.5, -2.0, 3.0, 4.5, 5.0, -6.0, 7.0, 8.0, 9.5, 10.0, -11.0, 12.0, 13.0, 14.0, 15.0, 16.0, -17.0], zero_method="wilcox", correction=False, method="auto")
         //   -> statistic=36.0, pvalue=0.05521337554271477; alternative="greater" -> statistic (W+)=117.0
         //   method="asymptotic" -> zstatistic=-1.917193326741161
-        check(&[0.0, 0.0, 0.0, 1.5, -2.0, 3.0, 4.5, 5.0, -6.0, 7.0, 8.0, 9.5, 10.0, -11.0, 12.0, 13.0, 14.0, 15.0, 16.0, -17.0], Wilcox, Expected { n: 17, statistic: 36.0, w_plus: 117.0, p: 0.05521337554271477, method: Normal, z_abs: Some(1.917193326741161) });
+        check(
+            &[
+                0.0, 0.0, 0.0, 1.5, -2.0, 3.0, 4.5, 5.0, -6.0, 7.0, 8.0, 9.5, 10.0, -11.0, 12.0,
+                13.0, 14.0, 15.0, 16.0, -17.0,
+            ],
+            Wilcox,
+            Expected {
+                n: 17,
+                statistic: 36.0,
+                w_plus: 117.0,
+                p: 0.05521337554271477,
+                method: Normal,
+                z_abs: Some(1.917193326741161),
+            },
+        );
         // zeros, 20 values, Pratt: normal with zero correction
         // scipy.stats.wilcoxon([0.0, 0.0, 0.0, 1.5, -2.0, 3.0, 4.5, 5.0, -6.0, 7.0, 8.0, 9.5, 10.0, -11.0, 12.0, 13.0, 14.0, 15.0, 16.0, -17.0], zero_method="pratt", correction=False, method="auto")
         //   -> statistic=48.0, pvalue=0.043290199803787975; alternative="greater" -> statistic (W+)=156.0
         //   method="asymptotic" -> zstatistic=-2.0208992091258233
-        check(&[0.0, 0.0, 0.0, 1.5, -2.0, 3.0, 4.5, 5.0, -6.0, 7.0, 8.0, 9.5, 10.0, -11.0, 12.0, 13.0, 14.0, 15.0, 16.0, -17.0], Pratt, Expected { n: 17, statistic: 48.0, w_plus: 156.0, p: 0.043290199803787975, method: Normal, z_abs: Some(2.0208992091258233) });
+        check(
+            &[
+                0.0, 0.0, 0.0, 1.5, -2.0, 3.0, 4.5, 5.0, -6.0, 7.0, 8.0, 9.5, 10.0, -11.0, 12.0,
+                13.0, 14.0, 15.0, 16.0, -17.0,
+            ],
+            Pratt,
+            Expected {
+                n: 17,
+                statistic: 48.0,
+                w_plus: 156.0,
+                p: 0.043290199803787975,
+                method: Normal,
+                z_abs: Some(2.0208992091258233),
+            },
+        );
         // zeros and ties, 30 values, Pratt
         // scipy.stats.wilcoxon([0.0, 0.0, 1.0, 1.0, 1.0, -1.0, 2.0, 2.0, -3.0, 3.0, 4.0, 5.0, 5.0, 6.0, -6.0, 7.0, 8.0, 9.0, 9.0, 10.0, 0.0, -11.0, 12.0, 12.0, 13.0, 14.0, 15.0, -16.0, 17.0, 18.0], zero_method="pratt", correction=False, method="auto")
         //   -> statistic=81.5, pvalue=0.0023062920952292296; alternative="greater" -> statistic (W+)=377.5
         //   method="asymptotic" -> zstatistic=-3.0476619564556175
-        check(&[0.0, 0.0, 1.0, 1.0, 1.0, -1.0, 2.0, 2.0, -3.0, 3.0, 4.0, 5.0, 5.0, 6.0, -6.0, 7.0, 8.0, 9.0, 9.0, 10.0, 0.0, -11.0, 12.0, 12.0, 13.0, 14.0, 15.0, -16.0, 17.0, 18.0], Pratt, Expected { n: 27, statistic: 81.5, w_plus: 377.5, p: 0.0023062920952292296, method: Normal, z_abs: Some(3.0476619564556175) });
+        check(
+            &[
+                0.0, 0.0, 1.0, 1.0, 1.0, -1.0, 2.0, 2.0, -3.0, 3.0, 4.0, 5.0, 5.0, 6.0, -6.0, 7.0,
+                8.0, 9.0, 9.0, 10.0, 0.0, -11.0, 12.0, 12.0, 13.0, 14.0, 15.0, -16.0, 17.0, 18.0,
+            ],
+            Pratt,
+            Expected {
+                n: 27,
+                statistic: 81.5,
+                w_plus: 377.5,
+                p: 0.0023062920952292296,
+                method: Normal,
+                z_abs: Some(3.0476619564556175),
+            },
+        );
     }
 
     #[test]
@@ -386,7 +613,18 @@ mod tests {
     fn non_finite_differences_are_omitted() {
         // scipy.stats.wilcoxon([nan, 1.5, -0.5, 2.25, 3.0, -1.0, 4.5, 0.75, 2.0, nan],
         //   correction=False, method="auto", nan_policy="omit") -> statistic=4.0, pvalue=0.0546875
-        let d = [f64::NAN, 1.5, -0.5, 2.25, 3.0, -1.0, 4.5, 0.75, 2.0, f64::NEG_INFINITY];
+        let d = [
+            f64::NAN,
+            1.5,
+            -0.5,
+            2.25,
+            3.0,
+            -1.0,
+            4.5,
+            0.75,
+            2.0,
+            f64::NEG_INFINITY,
+        ];
         let e = Expected {
             n: 8,
             statistic: 4.0,
@@ -410,7 +648,11 @@ mod tests {
         //   "pratt"  -> statistic=4.0, pvalue=0.1875, W+=23.0
         let candidate = [0.3, 0.7, 0.4, 0.9, 0.2, 1.1, 0.35];
         let baseline = [0.1, 0.5, 0.6, 0.7, 0.2, 0.4, 0.15];
-        let d: Vec<f64> = candidate.iter().zip(&baseline).map(|(c, b)| c - b).collect();
+        let d: Vec<f64> = candidate
+            .iter()
+            .zip(&baseline)
+            .map(|(c, b)| c - b)
+            .collect();
         let e = |statistic, w_plus| Expected {
             n: 6,
             statistic,
@@ -462,7 +704,11 @@ mod tests {
 
                 // The test is scale-free, tolerance included.
                 let scaled: Vec<f64> = d.iter().map(|x| x * 1024.0).collect();
-                assert_eq!(wilcoxon_signed_rank(&scaled, zm).p_value, r.p_value, "{d:?}");
+                assert_eq!(
+                    wilcoxon_signed_rank(&scaled, zm).p_value,
+                    r.p_value,
+                    "{d:?}"
+                );
             }
         }
     }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::diag::{with_serde_hint, yaml_diagnostic};
+use super::diag::{user_words, with_serde_hint, yaml_diagnostic};
 use super::raw::RawAssertion;
 use super::{Case, resolve_assertion};
 use crate::error::{Diagnostic, Error};
@@ -43,21 +43,21 @@ pub(super) fn parse(source: &dyn FileSource, path: &str, text: &str, dependencie
     let mut ids = BTreeMap::new();
     let mut cases = Vec::with_capacity(located.len());
     for (raw, line) in located {
-        let at = |message: String| Diagnostic::new(message).in_file(path).at(text, line, 0);
+        let at = |message: String, key: &str| Diagnostic::new(message).in_file(path).at(text, line, key_column(text, line, key));
         let id = match raw.id {
-            Some(id) if id.trim().is_empty() => return Err(at("case id is empty".to_owned()).into()),
+            Some(id) if id.trim().is_empty() => return Err(at("case id is empty".to_owned(), "id").into()),
             Some(id) => id,
             None => derived_id(&raw.vars),
         };
         if let Some(first) = ids.insert(id.clone(), line) {
-            return Err(at(format!("duplicate case id `{id}`"))
+            return Err(at(format!("duplicate case id `{id}`"), "id")
                 .hint(format!("the first `{id}` is on line {first}; ids pair baseline and candidate calls, so they must be unique"))
                 .into());
         }
         let mut asserts = Vec::with_capacity(raw.assert.len());
         for a in &raw.assert {
             let assertion = resolve_assertion(source, dir, a, dependencies).map_err(|(message, hint)| {
-                let d = at(format!("case `{id}`: {message}"));
+                let d = at(format!("case `{id}`: {message}"), "assert");
                 match hint {
                     Some(h) => d.hint(h),
                     None => d,
@@ -76,6 +76,15 @@ pub(super) fn parse(source: &dyn FileSource, path: &str, text: &str, dependencie
     Ok(cases)
 }
 
+/// The 1-based column of `"key"` on a JSON line, so a per-case error points at the field it is
+/// about; 0 (unknown) when the line does not spell it that way (CSV, YAML).
+fn key_column(text: &str, line: u64, key: &str) -> u64 {
+    let Some(source) = usize::try_from(line).ok().and_then(|l| l.checked_sub(1)).and_then(|i| text.lines().nth(i)) else {
+        return 0;
+    };
+    source.find(&format!("\"{key}\"")).map_or(0, |byte| source[..byte].chars().count() as u64 + 1)
+}
+
 fn derived_id(vars: &serde_json::Map<String, Value>) -> String {
     let digest = Sha256::digest(Value::Object(vars.clone()).to_string().as_bytes());
     format!("case-{}", &hex::encode(digest)[..10])
@@ -89,12 +98,11 @@ fn parse_jsonl(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
             continue;
         }
         let case: RawCase = serde_json::from_str(line).map_err(|e| {
-            let message = e.to_string();
-            let message = message.split(" at line").next().unwrap_or(&message).to_owned();
+            let message = user_words(&e.to_string());
             let d = Diagnostic::new(format!("{message} (expected a JSON object per line: {{\"id\", \"vars\", \"assert\"}})"))
                 .in_file(path)
                 .at(text, number, e.column() as u64);
-            with_serde_hint(d, &message)
+            json_hint(d, &e, &message, "each line is one complete JSON object: check the quotes, commas, colons and brackets near the caret")
         })?;
         cases.push((case, number));
     }
@@ -103,13 +111,25 @@ fn parse_jsonl(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
 
 fn parse_json(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
     let cases: Vec<RawCase> = serde_json::from_str(text).map_err(|e| {
-        let message = e.to_string();
-        let message = message.split(" at line").next().unwrap_or(&message).to_owned();
+        let message = user_words(&e.to_string());
         let d = Diagnostic::new(format!("{message} (expected a JSON array of cases)")).in_file(path).at(text, e.line() as u64, e.column() as u64);
-        with_serde_hint(d, &message)
+        json_hint(d, &e, &message, "the file is one JSON array of cases: check the quotes, commas, colons and brackets near the caret")
     })?;
     // serde_json does not report where each element starts; number them instead.
     Ok(cases.into_iter().map(|c| (c, 0)).collect())
+}
+
+/// A syntax hint for malformed JSON; for JSON of the wrong shape, "did you mean" or the shape.
+fn json_hint(d: Diagnostic, e: &serde_json::Error, message: &str, syntax_hint: &str) -> Diagnostic {
+    if e.is_syntax() || e.is_eof() {
+        return d.hint(syntax_hint);
+    }
+    let d = with_serde_hint(d, message);
+    if d.hints.is_empty() {
+        d.hint(r#"a case looks like {"id": "refund-late", "vars": {"input": "…"}, "assert": [{"type": "icontains", "value": "30 days"}]}"#)
+    } else {
+        d
+    }
 }
 
 fn parse_yaml(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
@@ -155,7 +175,9 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
                     .into());
             }
             if !super::ASSERTION_TYPES.contains(&kind) {
-                let d = Diagnostic::new(format!("unknown assertion column `{h}` (column {})", i + 1)).in_file(path).at(text, 1, 0);
+                let header_line = text.lines().next().unwrap_or_default();
+                let column = header_line.find(h.as_str()).map_or(0, |byte| header_line[..byte].chars().count() as u64 + 1);
+                let d = Diagnostic::new(format!("unknown assertion column `{h}` (column {})", i + 1)).in_file(path).at(text, 1, column);
                 let d = match crate::error::did_you_mean(kind, super::ASSERTION_TYPES.iter().copied()) {
                     Some(s) => d.hint(format!("did you mean `assert.{s}`?")),
                     None => d.hint(format!("assertion columns are assert.<type>, types: {}", super::ASSERTION_TYPES.join(", "))),

@@ -3,18 +3,38 @@
 use crate::error::{Diagnostic, did_you_mean};
 
 /// A diagnostic for a YAML file that failed to parse or did not fit the expected shape.
+///
+/// serde-saphyr parses while it deserializes, so a syntax error late in the file can surface
+/// first as a confusing shape error ("expected string scalar" for an unclosed `[`). When the
+/// text is not valid YAML at all, the syntax error is reported instead.
 pub fn yaml_diagnostic(file: &str, text: &str, err: &serde_saphyr::Error, what: &str) -> Diagnostic {
-    let rendered = err.without_snippet().to_string();
-    let first = rendered.lines().next().unwrap_or("invalid YAML");
-    let message = strip_location_prefix(first.strip_prefix("error: ").unwrap_or(first));
-    let (line, column) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
-    let diagnostic = Diagnostic::new(format!("{message} (expected {what})")).in_file(file).at(text, line, column);
-    with_serde_hint(diagnostic, message)
+    if is_budget_breach(err) {
+        return located(file, text, err, "the YAML is too large once its aliases are expanded".to_owned())
+            .hint("anchors and aliases (`&name`, `*name`) may not multiply into a huge document; write the values out");
+    }
+    if let Err(syntax) = serde_saphyr::from_str::<serde::de::IgnoredAny>(text) {
+        if is_budget_breach(&syntax) {
+            return yaml_diagnostic(file, text, &syntax, what);
+        }
+        let message = format!("not valid YAML: {}", user_message(&syntax));
+        return located(file, text, &syntax, message)
+            .hint("look for an unclosed `[`, `{` or quote at or before this place, or indentation that does not line up");
+    }
+    let message = user_message(err);
+    let diagnostic = located(file, text, err, format!("{message} (expected {what})"));
+    let diagnostic = with_serde_hint(diagnostic, &message);
+    if !diagnostic.hints.is_empty() {
+        return diagnostic;
+    }
+    if message.contains("percentage such as") {
+        return diagnostic.hint("a margin is an amount in the metric's unit (`0.02`) or a share of the baseline (`\"10%\"`)");
+    }
+    diagnostic.hint(format!("this value does not fit {what}; see the shapes in the README"))
 }
 
-/// Adds a "did you mean" hint to serde's "unknown field/variant" messages, or a generic one.
+/// Adds a "did you mean" hint to serde's "unknown key/value" messages, or a generic one.
 pub fn with_serde_hint(diagnostic: Diagnostic, message: &str) -> Diagnostic {
-    for marker in ["unknown field `", "unknown variant `"] {
+    for marker in ["unknown field `", "unknown variant `", "unknown key `", "unknown value `"] {
         let Some(rest) = message.split_once(marker).map(|(_, r)| r) else {
             continue;
         };
@@ -42,6 +62,46 @@ pub fn with_serde_hint(diagnostic: Diagnostic, message: &str) -> Diagnostic {
     diagnostic
 }
 
+/// A serde message in the words of someone editing a config file: keys, not fields; values,
+/// not variants; and no location, which the diagnostic shows separately.
+pub fn user_words(message: &str) -> String {
+    let message = strip_location_suffix(strip_location_prefix(message.strip_prefix("error: ").unwrap_or(message)));
+    message.replacen("unknown field `", "unknown key `", 1).replacen("unknown variant `", "unknown value `", 1)
+}
+
+fn user_message(err: &serde_saphyr::Error) -> String {
+    let rendered = err.without_snippet().to_string();
+    user_words(rendered.lines().next().unwrap_or("invalid YAML"))
+}
+
+fn located(file: &str, text: &str, err: &serde_saphyr::Error, message: String) -> Diagnostic {
+    let (line, column) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
+    Diagnostic::new(message).in_file(file).at(text, line, column)
+}
+
+fn is_budget_breach(mut err: &serde_saphyr::Error) -> bool {
+    loop {
+        match err {
+            serde_saphyr::Error::AliasError { error, .. } | serde_saphyr::Error::WithSnippet { error, .. } => err = error,
+            serde_saphyr::Error::Budget { .. } | serde_saphyr::Error::AliasReplayLimitExceeded { .. } | serde_saphyr::Error::AliasExpansionLimitExceeded { .. } => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// serde-saphyr and serde_json end messages with "at line N, column M" (and, for aliases,
+/// "(defined at line …)"); the location is shown separately.
+fn strip_location_suffix(message: &str) -> &str {
+    for marker in [" at line ", " (defined at line ", " (used at line "] {
+        if let Some((head, tail)) = message.split_once(marker) {
+            if tail.starts_with(|c: char| c.is_ascii_digit()) {
+                return strip_location_suffix(head);
+            }
+        }
+    }
+    message
+}
+
 fn strip_location_prefix(message: &str) -> &str {
     // serde-saphyr prefixes "line N column M: "; the location is shown separately.
     if let Some(rest) = message.strip_prefix("line ") {
@@ -64,6 +124,26 @@ mod tests {
         assert_eq!(d.hints, vec!["expected one of: id, vars"]);
         let d = with_serde_hint(Diagnostic::new("m"), "unknown variant `opnai`, expected one of `openai`, `mock`");
         assert_eq!(d.hints, vec!["did you mean `openai`?"]);
+    }
+
+    #[test]
+    fn speaks_of_keys_and_values_without_locations() {
+        assert_eq!(
+            user_words("unknown field `temprature`, expected one of model, temperature at line 5, column 1"),
+            "unknown key `temprature`, expected one of model, temperature"
+        );
+        assert_eq!(user_words("unknown variant `up`, expected one of higher, lower at line 2, column 3"), "unknown value `up`, expected one of higher, lower");
+        assert_eq!(user_words("budget breached at line 1, column 2 (defined at line 3, column 4)"), "budget breached");
+        assert_eq!(user_words("the line at line end"), "the line at line end");
+    }
+
+    #[test]
+    fn syntax_errors_win_over_shape_errors() {
+        let text = "model: x\ntemperature: [0.2\nmax_tokens: 3\n";
+        let err = serde_saphyr::from_str::<crate::suite::raw::RawVariant>(text).expect_err("broken");
+        let d = yaml_diagnostic("v.yaml", text, &err, "a variant config");
+        assert!(d.message.starts_with("not valid YAML: "), "{d}");
+        assert!(d.hints[0].contains("unclosed `[`"), "{d}");
     }
 
     #[test]

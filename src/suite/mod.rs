@@ -202,7 +202,7 @@ pub fn load(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Err
     for decl in &decls {
         suite.experiments.push(load_experiment(&source, &suite, decl)?);
     }
-    check_gate_metrics(&suite)?;
+    check_gate_metrics(&*source, &suite)?;
     Ok(suite)
 }
 
@@ -217,7 +217,7 @@ pub fn lint(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Vec
         }
     }
     if errors.is_empty() {
-        if let Err(e) = check_gate_metrics(&suite) {
+        if let Err(e) = check_gate_metrics(&*source, &suite) {
             errors.push(e);
         }
     }
@@ -240,7 +240,7 @@ impl ExperimentDecl {
 pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite, Vec<ExperimentDecl>), Error> {
     let text = source
         .read(config_path)
-        .map_err(|e| Error::run(format!("reading {config_path}: {e:#}")))?
+        .map_err(|e| unreadable(config_path, &e))?
         .ok_or_else(|| {
             Diagnostic::new(format!("no suite file `{config_path}` in {}", source.label()))
                 .hint("create one with `promptgate init`, or name it with --config")
@@ -420,14 +420,16 @@ pub fn load_experiment(source: &Arc<dyn FileSource>, suite: &Suite, decl: &Exper
         Diagnostic::new(format!("experiment `{name}`: variant file `{variant_path}` not found"))
             .in_file(config_path)
             .at(&config_text, e.variant.referenced.line(), e.variant.referenced.column())
-            .hint("paths are relative to the suite file")
+            .hint("paths are relative to the suite file's folder and must name a file")
     })?;
     let rv: raw::RawVariant = serde_saphyr::from_str(&variant_text).map_err(|err| yaml_diagnostic(&variant_path, &variant_text, &err, "a variant config"))?;
     let variant_at = |line: u64, column: u64, message: String| Diagnostic::new(message).in_file(&variant_path).at(&variant_text, line, column);
-    for (field, value, range) in [("temperature", rv.temperature, (0.0, 2.0)), ("top_p", rv.top_p, (0.0, 1.0))] {
+    for (field, value, range) in [("temperature", &rv.temperature, (0.0, 2.0)), ("top_p", &rv.top_p, (0.0, 1.0))] {
         if let Some(v) = value {
-            if !(range.0..=range.1).contains(&v) {
-                return Err(Diagnostic::new(format!("{field} must be between {} and {}, got {v}", range.0, range.1)).in_file(&variant_path).into());
+            if !(range.0..=range.1).contains(&v.value) {
+                return Err(variant_at(v.referenced.line(), v.referenced.column(), format!("{field} must be between {} and {}, got {}", range.0, range.1, v.value))
+                    .hint(format!("providers accept a {field} from {} to {}", range.0, range.1))
+                    .into());
             }
         }
     }
@@ -435,7 +437,7 @@ pub fn load_experiment(source: &Arc<dyn FileSource>, suite: &Suite, decl: &Exper
         variant_at(rv.prompt.referenced.line(), rv.prompt.referenced.column(), format!("prompt path {escape}"))
             .hint("the prompt path is relative to the variant file and must stay inside the repository")
     })?;
-    if source.read(&prompt_path).map_err(|err| Error::run(format!("{err:#}")))?.is_none() {
+    if source.read(&prompt_path).map_err(|err| unreadable(&prompt_path, &err))?.is_none() {
         return Err(variant_at(rv.prompt.referenced.line(), rv.prompt.referenced.column(), format!("prompt file `{prompt_path}` not found"))
             .hint(format!("the prompt path is relative to the variant file's folder (`{}/`)", parent_dir(&variant_path)))
             .into());
@@ -444,9 +446,9 @@ pub fn load_experiment(source: &Arc<dyn FileSource>, suite: &Suite, decl: &Exper
         version: rv.version.map(|s| s.0),
         model: rv.model,
         prompt_path: prompt_path.clone(),
-        temperature: rv.temperature,
+        temperature: rv.temperature.map(|t| t.value),
         max_tokens: rv.max_tokens,
-        top_p: rv.top_p,
+        top_p: rv.top_p.map(|t| t.value),
         evaluation_metrics: rv.evaluation_metrics.into_iter().map(|(k, v)| (k, v.0)).collect(),
     };
     let prompt = Prompt::load(Arc::clone(source), &prompt_path)?;
@@ -455,7 +457,7 @@ pub fn load_experiment(source: &Arc<dyn FileSource>, suite: &Suite, decl: &Exper
         Diagnostic::new(format!("experiment `{name}`: dataset `{dataset_path}` not found"))
             .in_file(config_path)
             .at(&config_text, e.dataset.referenced.line(), e.dataset.referenced.column())
-            .hint("paths are relative to the suite file")
+            .hint("paths are relative to the suite file's folder and must name a file")
     })?;
     let cases = dataset::parse(&**source, &dataset_path, &dataset_text, &mut dependencies)?;
     if cases.is_empty() {
@@ -499,8 +501,9 @@ pub fn load_experiment(source: &Arc<dyn FileSource>, suite: &Suite, decl: &Exper
         "depends_on": e.depends_on.iter().map(|d| &d.value).collect::<Vec<_>>(),
         "variant": variant_path,
         "dataset": dataset_path,
-        "repeats": e.repeats,
+        "repeats": e.repeats.unwrap_or(suite.defaults.repeats),
         "provider": suite.providers.get(&provider),
+        "seed": suite.defaults.seed,
     })
     .to_string();
     let _ = decl.line;
@@ -544,8 +547,20 @@ fn read_required(source: &dyn FileSource, path: &str, missing: impl FnOnce() -> 
     match source.read(path) {
         Ok(Some(text)) => Ok(text),
         Ok(None) => Err(missing().into()),
-        Err(e) => Err(Diagnostic::new(format!("cannot read `{path}`: {e:#}")).in_file(path).into()),
+        Err(e) => Err(unreadable(path, &e)),
     }
+}
+
+/// A file the suite names exists but cannot be used: not UTF-8, a link leaving the repository.
+/// That is the user's input, not a run failure.
+fn unreadable(path: &str, err: &anyhow::Error) -> Error {
+    let message = format!("cannot read `{path}`: {err:#}");
+    let hint = if message.contains("UTF-8") {
+        "promptgate reads prompts, configs and datasets as UTF-8 text; re-save the file as UTF-8"
+    } else {
+        "suite files must be readable files inside the repository"
+    };
+    Diagnostic::new(message).in_file(path).hint(hint).into()
 }
 
 fn check_provider_name(providers: &BTreeMap<String, ProviderSpec>, name: &str) -> Result<(), String> {
@@ -609,7 +624,7 @@ fn default_gates(alpha: f64) -> Vec<GateSpec> {
 }
 
 /// Gate names must be metrics something produces.
-fn check_gate_metrics(suite: &Suite) -> Result<(), Error> {
+fn check_gate_metrics(source: &dyn FileSource, suite: &Suite) -> Result<(), Error> {
     let mut known: BTreeSet<String> = BUILTIN_METRICS.iter().map(|m| (*m).to_owned()).collect();
     for e in &suite.experiments {
         for a in e.asserts.iter().chain(e.cases.iter().flat_map(|c| c.asserts.iter())) {
@@ -622,10 +637,29 @@ fn check_gate_metrics(suite: &Suite) -> Result<(), Error> {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => format!("known metrics: {}", known.iter().cloned().collect::<Vec<_>>().join(", ")),
             };
-            return Err(Diagnostic::new(format!("gate on unknown metric `{}`", g.metric)).in_file(&suite.config_path).hint(hint).into());
+            let d = Diagnostic::new(format!("gate on unknown metric `{}`", g.metric)).in_file(&suite.config_path);
+            let d = match gate_key_location(source, &suite.config_path, &g.metric) {
+                Some((text, line, column)) => d.at(&text, line, column),
+                None => d,
+            };
+            return Err(d.hint(hint).into());
         }
     }
     Ok(())
+}
+
+/// Where a gate's metric is written in the suite file. The resolved gates do not carry it, and
+/// it is only needed on this error path, so the file is read again.
+fn gate_key_location(source: &dyn FileSource, config_path: &str, metric: &str) -> Option<(String, u64, u64)> {
+    #[derive(serde::Deserialize)]
+    struct GateKeys {
+        #[serde(default)]
+        gates: std::collections::HashMap<serde_saphyr::Spanned<String>, serde::de::IgnoredAny>,
+    }
+    let text = source.read(config_path).ok().flatten()?;
+    let keys: GateKeys = serde_saphyr::from_str(&text).ok()?;
+    let key = keys.gates.into_keys().find(|k| k.value == metric)?;
+    Some((text, key.referenced.line(), key.referenced.column()))
 }
 
 /// Turns an assertion as written into a checked one. Errors are `(message, hint)`.

@@ -207,9 +207,9 @@ pub struct RawVariant {
     pub version: Option<Scalar>,
     pub model: String,
     pub prompt: Spanned<String>,
-    pub temperature: Option<f64>,
+    pub temperature: Option<Spanned<f64>>,
     pub max_tokens: Option<u32>,
-    pub top_p: Option<f64>,
+    pub top_p: Option<Spanned<f64>>,
     pub description: Option<String>,
     #[serde(default)]
     pub evaluation_metrics: BTreeMap<String, MetricValue>,

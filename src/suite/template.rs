@@ -11,7 +11,7 @@ use minijinja::{Environment, ErrorKind, UndefinedBehavior};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::{Diagnostic, Error};
+use crate::error::{Diagnostic, Error, did_you_mean};
 use crate::providers::{Message, Role};
 use crate::suite::yaml_diagnostic;
 use crate::workspace::{FileSource, join_in_repo, parent_dir};
@@ -56,7 +56,7 @@ impl Prompt {
     pub fn load(source: Arc<dyn FileSource>, path: &str) -> Result<Prompt, Error> {
         let text = source
             .read(path)
-            .map_err(|e| Error::run(format!("reading {path}: {e:#}")))?
+            .map_err(|e| super::unreadable(path, &e))?
             .ok_or_else(|| Diagnostic::new(format!("prompt file `{path}` not found")).in_file(path))?;
         let is_yaml = path.ends_with(".yaml") || path.ends_with(".yml");
         let shape = if is_yaml {
@@ -83,7 +83,7 @@ impl Prompt {
         let mut messages = Vec::new();
         match &self.shape {
             Shape::Text(text) => {
-                let system = env.render_named_str(&self.path, text, &context).map_err(|e| self.diagnostic(&e, 0))?;
+                let system = env.render_named_str(&self.path, text, &context).map_err(|e| self.diagnostic(&e, 0, vars))?;
                 messages.push(Message { role: Role::System, content: system });
                 match vars.get("input") {
                     Some(Value::String(input)) => messages.push(Message { role: Role::User, content: input.clone() }),
@@ -96,7 +96,7 @@ impl Prompt {
             }
             Shape::Messages(list) => {
                 for (role, content, line) in list {
-                    let rendered = env.render_named_str(&self.path, content, &context).map_err(|e| self.diagnostic(&e, *line))?;
+                    let rendered = env.render_named_str(&self.path, content, &context).map_err(|e| self.diagnostic(&e, *line, vars))?;
                     messages.push(Message { role: *role, content: rendered });
                 }
             }
@@ -135,17 +135,59 @@ impl Prompt {
         env
     }
 
-    fn diagnostic(&self, e: &minijinja::Error, line_offset: u64) -> Diagnostic {
+    fn diagnostic(&self, e: &minijinja::Error, line_offset: u64, vars: &serde_json::Map<String, Value>) -> Diagnostic {
+        // An error inside an included template arrives wrapped ("error in …"); the inner error
+        // knows the partial's name, line and what went wrong.
+        let mut e = e;
+        while e.kind() == ErrorKind::BadInclude {
+            match std::error::Error::source(e).and_then(|s| s.downcast_ref::<minijinja::Error>()) {
+                Some(inner) => e = inner,
+                None => break,
+            }
+        }
         let file = e.name().map(|n| n.trim_start_matches("\0escape\0").to_owned()).unwrap_or_else(|| self.path.clone());
-        let what = match e.kind() {
-            ErrorKind::UndefinedError => "undefined variable in template",
-            ErrorKind::TemplateNotFound => "included template not found",
-            ErrorKind::SyntaxError => "template syntax error",
-            ErrorKind::OutOfFuel => "template ran too long",
-            _ => "template error",
+        let detail = e.detail().unwrap_or_default();
+        // The name a message is about: minijinja quotes it with backticks or quotes.
+        let quoted = detail.split(['`', '"', '\'']).nth(1).filter(|q| !q.is_empty());
+        let (message, hint) = match e.kind() {
+            ErrorKind::UndefinedError => match quoted {
+                Some(name) => {
+                    let hint = match did_you_mean(name, vars.keys().map(String::as_str)) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => "every variable the template uses must be a var of every case (undefined variables are errors, not empty strings)".to_owned(),
+                    };
+                    (format!("undefined variable `{name}` in template"), hint)
+                }
+                None => (
+                    format!("undefined variable in template: {detail}"),
+                    "every variable the template uses must be a var of every case (undefined variables are errors, not empty strings)".to_owned(),
+                ),
+            },
+            ErrorKind::TemplateNotFound => {
+                let dir = parent_dir(&file);
+                let name = quoted.map(|n| join_in_repo(dir, n).unwrap_or_else(|_| n.to_owned()));
+                (
+                    match name {
+                        Some(n) => format!("included template `{n}` not found"),
+                        None => format!("included template not found: {detail}"),
+                    },
+                    format!("include names are relative to the including file's folder (`{dir}/`)"),
+                )
+            }
+            _ if detail.contains("leaves the repository") => {
+                (detail.to_owned(), "include names are relative to the including file's folder and must stay inside the repository".to_owned())
+            }
+            ErrorKind::SyntaxError => (
+                format!("template syntax error: {detail}"),
+                "prompts are minijinja templates: `{{ var }}`, `{% if … %}…{% endif %}`, `{% include \"file\" %}`".to_owned(),
+            ),
+            ErrorKind::OutOfFuel => ("template ran too long".to_owned(), "look for a loop that never ends, or one over a very large value".to_owned()),
+            _ => (
+                if detail.is_empty() { format!("template error: {}", e.kind()) } else { format!("template error: {detail}") },
+                "prompts are minijinja templates; see its documentation for the expressions, filters and tests it supports".to_owned(),
+            ),
         };
-        let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
-        let mut d = Diagnostic::new(format!("{what}{detail}")).in_file(&file);
+        let mut d = Diagnostic::new(message).in_file(&file);
         if let Some(line) = e.line() {
             let line = line as u64;
             let text = if file == self.path {
@@ -160,14 +202,17 @@ impl Prompt {
                 (Shape::Messages(_), _) if file == self.path => {
                     d.line = Some(line_offset + line);
                 }
-                (_, Some(text)) => d = d.at(&text, line, 0),
+                (_, Some(text)) => {
+                    // The error's span is a byte range in this template's text.
+                    let column = e
+                        .range()
+                        .and_then(|r| text.get(..r.start))
+                        .map_or(0, |before| before.rsplit('\n').next().unwrap_or_default().chars().count() as u64 + 1);
+                    d = d.at(&text, line, column);
+                }
                 _ => d.line = Some(line),
             }
         }
-        match e.kind() {
-            ErrorKind::UndefinedError => d.hint("every variable the template uses must be a var of every case (undefined variables are errors, not empty strings)"),
-            ErrorKind::TemplateNotFound => d.hint("include names are relative to the including file's folder"),
-            _ => d,
-        }
+        d.hint(hint)
     }
 }

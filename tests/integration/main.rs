@@ -1,1 +1,8 @@
-// integration tests: see modules
+//! Integration tests: the built binary on temporary git repositories the tests create.
+
+mod support;
+
+mod bad_input;
+mod detect;
+mod gate;
+mod outputs;

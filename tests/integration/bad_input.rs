@@ -1,0 +1,610 @@
+//! Bad input: every broken suite, dataset, template, ref or results file gets one clear error
+//! (what was expected, where, and a hint) and exit code 2 — never a panic, never a silent pass.
+//!
+//! Each case breaks the working tree of a repository holding the demo's base suite, then runs
+//! `promptgate validate`; some also commit the breakage on a branch and run the gate on it.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{Run, TestRepo, promptgate_in};
+
+const SUITE: &str = "promptgate.yaml";
+const VARIANT: &str = "configs/customer-support.yaml";
+const PROMPT: &str = "prompts/customer-support.md";
+const JSONL: &str = "datasets/customer-support.jsonl";
+const CSV: &str = "datasets/product-faq.csv";
+
+/// Applies `break_it` to a demo-base repository's working tree, runs `promptgate validate`, and
+/// asserts exit code 2, no panic, exactly one error, a hint, and every `expect`ed fragment.
+#[track_caller]
+fn check(break_it: impl Fn(&TestRepo), expect: &[&str]) {
+    let repo = TestRepo::with_demo_base();
+    break_it(&repo);
+    let run = repo.promptgate(&["validate"]);
+    expect_one_error(&run, expect);
+}
+
+/// Like [`check`], and also commits the breakage on a branch and runs the gate against `main`:
+/// the gate must stop with the same error and write nothing that claims a verdict.
+#[track_caller]
+fn check_with_run(break_it: impl Fn(&TestRepo), expect: &[&str]) {
+    check(&break_it, expect);
+
+    let repo = TestRepo::with_demo_base();
+    repo.checkout_new("pr");
+    break_it(&repo);
+    repo.commit("break it");
+    let run = repo.promptgate(&["run", "--base", "main", "--head", "HEAD", "--out", "out"]);
+    expect_one_error(&run, expect);
+    assert!(!repo.path().join("out").join("results.json").exists(), "a results.json was written\n{}", run.stderr);
+    assert!(!run.stdout.contains("PASS") && !run.stdout.contains("verdict"), "stdout claims a verdict\n{}", run.stdout);
+}
+
+#[track_caller]
+fn expect_one_error(run: &Run, expect: &[&str]) {
+    run.expect_code(2);
+    assert!(!run.stderr.contains("panicked"), "panic\n{}", run.stderr);
+    let errors = run.stderr.lines().filter(|l| l.starts_with("error:")).count();
+    assert_eq!(errors, 1, "expected exactly one error\n{}", run.stderr);
+    run.stderr_has("\nhint: ");
+    for fragment in expect {
+        run.stderr_has(fragment);
+    }
+}
+
+// 1. Malformed YAML.
+
+#[test]
+fn unclosed_bracket_in_suite_file() {
+    check_with_run(
+        |r| {
+            r.edit(SUITE, "experiments:", "experiments: [");
+        },
+        &["not valid YAML", "promptgate.yaml:16:3", "hint: look for an unclosed `[`"],
+    );
+}
+
+#[test]
+fn unclosed_bracket_in_variant() {
+    check(
+        |r| {
+            r.edit(VARIANT, "temperature: 0.2", "temperature: [0.2");
+        },
+        &["not valid YAML", "configs/customer-support.yaml:6:11", "hint: look for an unclosed `[`"],
+    );
+}
+
+#[test]
+fn unclosed_quote_in_variant() {
+    check(
+        |r| {
+            r.edit(VARIANT, "prompt: ../prompts", "prompt: \"../prompts");
+        },
+        &["unclosed quote", "configs/customer-support.yaml:4:9", "hint: "],
+    );
+}
+
+// 2. Malformed JSON lines.
+
+#[test]
+fn malformed_json_on_line_7() {
+    check(
+        |r| {
+            r.edit(JSONL, r#""id": "return-gift","#, r#""id" "return-gift","#);
+        },
+        &["expected `:`", "a JSON object per line", "datasets/customer-support.jsonl:7:7", "hint: each line is one complete JSON object"],
+    );
+}
+
+#[test]
+fn truncated_json_line() {
+    check(
+        |r| {
+            r.edit(JSONL, r#"{"type": "icontains", "value": "photo"}]}"#, r#"{"type": "icontains", "value": "photo"}"#);
+        },
+        &["EOF while parsing", "datasets/customer-support.jsonl:8:", "hint: each line is one complete JSON object"],
+    );
+}
+
+#[test]
+fn case_of_the_wrong_shape() {
+    check(
+        |r| {
+            r.edit(JSONL, r#""assert": [{"type": "icontains", "value": "30 days"}]"#, r#""assert": "30 days""#);
+        },
+        &["invalid type", "datasets/customer-support.jsonl:1:", "hint: a case looks like"],
+    );
+}
+
+// 3. Malformed CSV.
+
+#[test]
+fn csv_row_with_too_many_fields() {
+    check(
+        |r| {
+            r.edit(CSV, "set up the tent?,5 minutes", "set up the tent?,5 minutes,extra");
+        },
+        &["row has 4 fields, the header has 3", "datasets/product-faq.csv:5", "hint: quote cells that contain commas"],
+    );
+}
+
+// 4. Unknown keys and values.
+
+#[test]
+fn unknown_key_in_suite_file() {
+    check(
+        |r| {
+            r.edit(SUITE, "experiments:", "experimnts:");
+        },
+        &["unknown key `experimnts`", "promptgate.yaml:15:1", "hint: did you mean `experiments`?"],
+    );
+}
+
+#[test]
+fn unknown_key_in_variant() {
+    check(
+        |r| {
+            r.edit(VARIANT, "temperature:", "temprature:");
+        },
+        &["unknown key `temprature`", "configs/customer-support.yaml:5:1", "hint: did you mean `temperature`?"],
+    );
+}
+
+#[test]
+fn unknown_key_in_experiment_entry() {
+    check(
+        |r| {
+            r.edit(SUITE, "    dataset: datasets/product-faq.csv", "    dataset: datasets/product-faq.csv\n    repeat: 3");
+        },
+        &["unknown key `repeat`", "promptgate.yaml:23:5", "hint: did you mean `repeats`?"],
+    );
+}
+
+#[test]
+fn unknown_key_in_jsonl_case() {
+    check(
+        |r| {
+            r.edit(JSONL, r#""customer_name": "Aisha"}, "assert""#, r#""customer_name": "Aisha"}, "asert""#);
+        },
+        &["unknown key `asert`", "datasets/customer-support.jsonl:3:", "hint: did you mean `assert`?"],
+    );
+}
+
+#[test]
+fn unknown_provider_type() {
+    check_with_run(
+        |r| {
+            r.edit(SUITE, "{type: mock}", "{type: opnai}");
+        },
+        &["unknown value `opnai`", "promptgate.yaml:6:19", "hint: did you mean `openai`?"],
+    );
+}
+
+#[test]
+fn unknown_gate_direction() {
+    check(
+        |r| {
+            r.edit(SUITE, "{direction: higher", "{direction: up");
+        },
+        &["unknown value `up`", "promptgate.yaml:25:33", "hint: expected one of: higher, lower\n"],
+    );
+}
+
+#[test]
+fn unknown_provider_name() {
+    check(
+        |r| {
+            r.edit(SUITE, "provider: offline", "provider: ofline");
+        },
+        &["unknown provider `ofline`", "promptgate.yaml:13:", "hint: did you mean `offline`?"],
+    );
+}
+
+// 5. Missing files.
+
+#[test]
+fn missing_prompt_file() {
+    check(
+        |r| {
+            r.edit(VARIANT, "customer-support.md", "customer-suport.md");
+        },
+        &["prompt file `prompts/customer-suport.md` not found", "configs/customer-support.yaml:4:9", "hint: the prompt path is relative to the variant file"],
+    );
+}
+
+#[test]
+fn missing_dataset_file() {
+    check(
+        |r| {
+            r.remove(CSV);
+        },
+        &["dataset `datasets/product-faq.csv`", "promptgate.yaml:22:14", "hint: paths are relative to the suite file"],
+    );
+}
+
+#[test]
+fn missing_variant_file() {
+    check(
+        |r| {
+            r.remove("configs/product-faq.yaml");
+        },
+        &["variant file `configs/product-faq.yaml`", "promptgate.yaml:21:14", "hint: paths are relative to the suite file"],
+    );
+}
+
+#[test]
+fn missing_suite_file() {
+    check(
+        |r| {
+            r.remove(SUITE);
+        },
+        &["no suite file `promptgate.yaml`", "hint: create one with `promptgate init`"],
+    );
+}
+
+// 6. and 7. Templates.
+
+#[test]
+fn undefined_template_variable() {
+    check_with_run(
+        |r| {
+            r.edit(PROMPT, "{{ customer_name }}", "{{ customer_nam }}");
+        },
+        &[
+            "undefined variable `customer_nam`",
+            "prompts/customer-support.md:4:26",
+            "case `refund-window`",
+            "datasets/customer-support.jsonl:1",
+            "hint: did you mean `customer_name`?",
+        ],
+    );
+}
+
+#[test]
+fn undefined_variable_in_a_partial() {
+    check(
+        |r| {
+            r.edit("prompts/partials/tone.md", "## Tone", "## Tone for {{ shop }}");
+        },
+        &["undefined variable `shop`", "prompts/partials/tone.md:1:", "case `refund-window`"],
+    );
+}
+
+#[test]
+fn include_of_a_missing_partial() {
+    check_with_run(
+        |r| {
+            r.edit(PROMPT, "partials/refunds.md", "partials/refund.md");
+        },
+        &["included template `prompts/partials/refund.md` not found", "prompts/customer-support.md:14:", "hint: include names are relative to the including file's folder"],
+    );
+}
+
+#[test]
+fn template_syntax_error() {
+    check(
+        |r| {
+            r.edit(PROMPT, "{{ customer_name }}", "{{ customer_name }");
+        },
+        &["template syntax error", "prompts/customer-support.md:4:", "hint: "],
+    );
+}
+
+// 8. Invalid regexes.
+
+#[test]
+fn invalid_regex_in_jsonl_case() {
+    check_with_run(
+        |r| {
+            r.edit(JSONL, r#""value": "(?i)human agent|sorry|not sure"}]}"#, r#""value": "(unclosed"}]}"#);
+        },
+        &["case `restock`: invalid regex `(unclosed`: unclosed group", "datasets/customer-support.jsonl:42:", "hint: the regex syntax is Rust's"],
+    );
+}
+
+#[test]
+fn invalid_regex_in_suite_assert() {
+    check(
+        |r| {
+            r.edit(SUITE, "{type: max-length, value: 1200}", r#"{type: regex, value: "(unclosed"}"#);
+        },
+        &["invalid regex `(unclosed`: unclosed group", "promptgate.yaml:19:14", "hint: the regex syntax is Rust's"],
+    );
+}
+
+// 9. Paths that leave the repository.
+
+#[test]
+fn dataset_path_escaping_the_repository() {
+    check(
+        |r| {
+            r.edit(SUITE, "dataset: datasets/product-faq.csv", "dataset: ../../etc/passwd");
+        },
+        &["dataset path `../../etc/passwd` leaves the repository", "promptgate.yaml:22:14", "hint: paths in the suite are relative"],
+    );
+}
+
+#[test]
+fn prompt_path_escaping_the_repository() {
+    check(
+        |r| {
+            r.edit(VARIANT, "prompt: ../prompts/customer-support.md", "prompt: ../../../x.md");
+        },
+        &["prompt path `../../../x.md` leaves the repository", "configs/customer-support.yaml:4:9", "hint: the prompt path is relative"],
+    );
+}
+
+#[test]
+fn include_escaping_the_repository() {
+    check_with_run(
+        |r| {
+            r.edit(PROMPT, "partials/refunds.md", "../../../../etc/passwd");
+        },
+        &["include `../../../../etc/passwd` leaves the repository", "prompts/customer-support.md:14:", "hint: include names are relative to the including file's folder and must stay inside the repository"],
+    );
+}
+
+// 10. Empty datasets.
+
+#[test]
+fn empty_jsonl_dataset() {
+    check(
+        |r| {
+            r.write(JSONL, "");
+        },
+        &["dataset `datasets/customer-support.jsonl` has no cases", "hint: an experiment needs at least one case"],
+    );
+}
+
+#[test]
+fn csv_dataset_with_only_a_header() {
+    check(
+        |r| {
+            r.write(CSV, "id,input,assert.icontains\n");
+        },
+        &["dataset `datasets/product-faq.csv` has no cases", "hint: an experiment needs at least one case"],
+    );
+}
+
+// 11. Duplicates.
+
+#[test]
+fn duplicate_experiment_name() {
+    check(
+        |r| {
+            r.edit(SUITE, "name: product-faq", "name: customer-support");
+        },
+        &["duplicate experiment name `customer-support`", "promptgate.yaml:20:11", "hint: the first `customer-support` is on line 16"],
+    );
+}
+
+#[test]
+fn duplicate_case_id() {
+    check(
+        |r| {
+            r.edit(JSONL, r#""id": "exchange-size""#, r#""id": "refund-late""#);
+        },
+        &["duplicate case id `refund-late`", "datasets/customer-support.jsonl:9:2", "hint: the first `refund-late` is on line 2"],
+    );
+}
+
+#[test]
+fn duplicate_key_in_suite_file() {
+    check(
+        |r| {
+            r.edit(SUITE, "traffic:", "budget: {max_usd: 1}\ntraffic:");
+        },
+        &["duplicate", "promptgate.yaml:12:1", "hint: "],
+    );
+}
+
+// 12. Assertions, gates and versions.
+
+#[test]
+fn unknown_assertion_type_in_jsonl_case() {
+    check(
+        |r| {
+            r.edit(JSONL, r#""type": "icontains", "value": "original payment method""#, r#""type": "icontain", "value": "original payment method""#);
+        },
+        &["case `refund-to-card`: unknown assertion type `icontain`", "datasets/customer-support.jsonl:3:", "hint: did you mean `icontains`?"],
+    );
+}
+
+#[test]
+fn unknown_assertion_type_in_suite_assert() {
+    check(
+        |r| {
+            r.edit(SUITE, "type: max-length", "type: max-lenght");
+        },
+        &["unknown assertion type `max-lenght`", "promptgate.yaml:19:14", "hint: did you mean `max-length`?"],
+    );
+}
+
+#[test]
+fn unknown_assertion_column_in_csv() {
+    check(
+        |r| {
+            r.edit(CSV, "assert.icontains", "assert.icontain");
+        },
+        &["unknown assertion column `assert.icontain`", "datasets/product-faq.csv:1:", "hint: did you mean `assert.icontains`?"],
+    );
+}
+
+#[test]
+fn gate_on_an_unknown_metric() {
+    check(
+        |r| {
+            r.edit(SUITE, "  pass_rate: ", "  pass_rat: ");
+        },
+        &["gate on unknown metric `pass_rat`", "promptgate.yaml:25:3", "hint: did you mean `pass_rate`?"],
+    );
+}
+
+#[test]
+fn margin_that_is_not_a_percentage() {
+    check(
+        |r| {
+            r.edit(SUITE, r#"margin: "10%""#, r#"margin: "ten%""#);
+        },
+        &["`ten%` is not a percentage", "promptgate.yaml:27:48", "hint: a margin is"],
+    );
+}
+
+#[test]
+fn unsupported_suite_version() {
+    check(
+        |r| {
+            r.edit(SUITE, "version: 1", "version: 2");
+        },
+        &["unsupported suite version 2", "promptgate.yaml:3:10", "hint: this promptgate reads `version: 1`"],
+    );
+}
+
+#[test]
+fn temperature_out_of_range() {
+    check(
+        |r| {
+            r.edit(VARIANT, "temperature: 0.2", "temperature: 7");
+        },
+        &["temperature must be between 0 and 2, got 7", "configs/customer-support.yaml:5:", "hint: "],
+    );
+}
+
+// 13. Files that are not what they claim, and hostile YAML.
+
+#[test]
+fn prompt_file_that_is_not_utf8() {
+    check_with_run(
+        |r| {
+            std::fs::write(r.path().join(PROMPT), b"You are \xff\xfe helpful, {{ customer_name }}.\n").expect("write");
+        },
+        &["not UTF-8", "prompts/customer-support.md", "hint: "],
+    );
+}
+
+#[test]
+fn dataset_that_is_a_directory() {
+    check(
+        |r| {
+            r.remove(CSV);
+            r.write(&format!("{CSV}/cases.csv"), "id,input\na,b\n");
+        },
+        &["datasets/product-faq.csv", "promptgate.yaml:22:14", "hint: "],
+    );
+}
+
+/// Nine levels of nine aliases each: ~387 million nodes if expanded.
+const BILLION_LAUGHS: &str = r#"
+        value:
+          a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+          b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+          c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+          d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+          e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+          f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+          g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+          h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+          i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]"#;
+
+#[test]
+fn yaml_alias_bomb_errors_quickly() {
+    let repo = TestRepo::with_demo_base();
+    // An assertion's `value` takes any YAML, so the aliases would really be expanded.
+    repo.edit(
+        SUITE,
+        "    dataset: datasets/product-faq.csv",
+        &format!("    dataset: datasets/product-faq.csv\n    assert:\n      - type: equals{BILLION_LAUGHS}"),
+    );
+    let started = Instant::now();
+    let run = promptgate_with_timeout(repo.path(), &["validate"], Duration::from_secs(60));
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    expect_one_error(&run, &["aliases", "promptgate.yaml:", "hint: "]);
+}
+
+// 14. Git refs and the command line.
+
+#[test]
+fn unknown_git_ref() {
+    let repo = TestRepo::with_demo_base();
+    let run = repo.promptgate(&["run", "--base", "nope"]);
+    expect_one_error(&run, &["unknown git ref `nope`", "hint: fetch it first"]);
+}
+
+#[test]
+fn run_outside_a_git_repository() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = promptgate_in(dir.path(), &["run", "--base", "main"]);
+    expect_one_error(&run, &["is not inside a git repository", "hint: run promptgate from your prompt repository"]);
+}
+
+#[test]
+fn run_without_base_is_a_usage_error() {
+    let repo = TestRepo::with_demo_base();
+    let run = repo.promptgate(&["run"]);
+    run.expect_code(2).stderr_has("--base");
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+#[test]
+fn validate_at_an_unknown_ref() {
+    let repo = TestRepo::with_demo_base();
+    let run = repo.promptgate(&["validate", "--ref", "nope"]);
+    expect_one_error(&run, &["unknown git ref `nope`", "hint: "]);
+}
+
+// 15. Results files for `report`.
+
+#[test]
+fn report_on_a_file_that_is_not_json() {
+    let repo = TestRepo::with_demo_base();
+    repo.write("results.json", "verdict: pass\n");
+    let run = repo.promptgate(&["report", "results.json", "--out", "out"]);
+    run.expect_code(2).stderr_has("results.json is not JSON").stderr_has("results.json:1:1");
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert!(!repo.path().join("out").join("report.md").exists());
+}
+
+#[test]
+fn report_on_the_wrong_schema_version() {
+    let repo = TestRepo::with_demo_base();
+    repo.write("results.json", r#"{"schema_version": 99, "verdict": "pass", "experiments": []}"#);
+    let run = repo.promptgate(&["report", "results.json", "--out", "out"]);
+    expect_one_error(&run, &["schema_version", "99", "hint: re-run the gate"]);
+    assert!(!repo.path().join("out").join("report.md").exists());
+}
+
+#[test]
+fn report_on_a_missing_file() {
+    let repo = TestRepo::with_demo_base();
+    let run = repo.promptgate(&["report", "nothing.json", "--out", "out"]);
+    run.expect_code(2).stderr_has("nothing.json");
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+/// Runs the binary and kills it after `limit`, so a hang fails the test instead of stalling it.
+fn promptgate_with_timeout(dir: &Path, args: &[&str], limit: Duration) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_promptgate"))
+        .current_dir(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > limit {
+            child.kill().expect("kill");
+            panic!("promptgate {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

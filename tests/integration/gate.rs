@@ -1,0 +1,221 @@
+//! `promptgate run`: detection, paired runs, verdicts and exit codes on real git repositories.
+
+use serde_json::Value;
+
+use crate::support::{TestRepo, fixture, results};
+
+/// The demo's base on `main`, and a `pr` branch with the demo's PR tree committed.
+fn demo_pr() -> TestRepo {
+    let repo = TestRepo::with_demo_base();
+    repo.checkout_new("pr");
+    for entry in std::fs::read_dir(repo.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() != ".git" {
+            if path.is_dir() { std::fs::remove_dir_all(path).unwrap() } else { std::fs::remove_file(path).unwrap() }
+        }
+    }
+    repo.copy_tree(&fixture("pr"));
+    repo.commit("pr");
+    repo
+}
+
+fn experiment<'a>(results: &'a Value, name: &str) -> &'a Value {
+    results["experiments"].as_array().unwrap().iter().find(|e| e["name"] == name).unwrap_or_else(|| panic!("no experiment {name}"))
+}
+
+fn metric<'a>(experiment: &'a Value, name: &str) -> &'a Value {
+    experiment["metrics"].as_array().unwrap().iter().find(|m| m["name"] == name).unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+#[test]
+fn demo_regression_fails_the_gate_and_cost_improvement_is_seen() {
+    let repo = demo_pr();
+    let out = repo.path().join("out");
+    repo.promptgate(&["run", "--base", "main", "--head", "pr", "--out", out.to_str().unwrap()]).expect_code(1).stdout_has("verdict: FAIL");
+    let r = results(&out);
+    assert_eq!(r["schema_version"], 1);
+    assert_eq!(r["verdict"], "fail");
+    let support = experiment(&r, "customer-support");
+    assert_eq!(support["status"], "changed");
+    assert_eq!(support["verdict"], "fail");
+    let affected: Vec<&str> = support["affected_by"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(affected.contains(&"prompts/partials/refunds.md"), "{affected:?}");
+    let pass_rate = metric(support, "pass_rate");
+    assert_eq!(pass_rate["verdict"], "regression");
+    assert_eq!(pass_rate["test"], "mcnemar-exact");
+    assert!(pass_rate["p_adjusted"].as_f64().unwrap() < 0.01);
+    let faq = experiment(&r, "product-faq");
+    assert_eq!(faq["verdict"], "pass");
+    assert_eq!(metric(faq, "cost_per_request")["verdict"], "improvement");
+    assert_eq!(metric(faq, "pass_rate")["verdict"], "no_change");
+
+    // Every job is accounted for: cases × {baseline, candidate} × repeats, each with its output.
+    for e in r["experiments"].as_array().unwrap() {
+        for case in e["cases"].as_array().unwrap() {
+            for arm in ["baseline", "candidate"] {
+                let calls = case[arm].as_array().unwrap();
+                assert_eq!(calls.len(), 1, "{} {}", case["id"], arm);
+                assert!(calls[0]["output"].is_string());
+                assert!(calls[0]["scores"]["pass"].is_boolean());
+                assert!(calls[0]["tokens"]["input"].as_u64().unwrap() > 0);
+            }
+        }
+    }
+    assert_eq!(r["run"]["calls"], 176);
+    assert_eq!(r["run"]["completed"], 176);
+}
+
+#[test]
+fn unrelated_change_affects_nothing_and_passes() {
+    let repo = TestRepo::with_demo_base();
+    repo.checkout_new("docs");
+    repo.edit("docs/style-guide.md", "", "A new first line.\n");
+    repo.commit("docs only");
+    let out = repo.path().join("out");
+    repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()]).expect_code(0).stdout_has("no experiment is affected");
+    let r = results(&out);
+    assert_eq!(r["verdict"], "pass");
+    assert_eq!(r["experiments"].as_array().unwrap().len(), 0);
+    assert_eq!(r["unaffected"].as_array().unwrap().len(), 2);
+    assert_eq!(r["run"]["calls"], 0);
+}
+
+#[test]
+fn all_on_identical_variants_is_no_change_everywhere() {
+    let repo = TestRepo::with_demo_base();
+    repo.checkout_new("noop");
+    repo.write("notes.txt", "nothing to see\n");
+    repo.commit("noop");
+    let out = repo.path().join("out");
+    repo.promptgate(&["run", "--base", "main", "--all", "--out", out.to_str().unwrap()]).expect_code(0);
+    let r = results(&out);
+    assert_eq!(r["verdict"], "pass");
+    for e in r["experiments"].as_array().unwrap() {
+        assert_eq!(e["status"], "forced");
+        for m in e["metrics"].as_array().unwrap() {
+            assert_eq!(m["verdict"], "no_change", "{} {}", e["name"], m["name"]);
+            assert_eq!(m["delta"].as_f64(), Some(0.0), "{} {}", e["name"], m["name"]);
+        }
+    }
+}
+
+#[test]
+fn a_partial_affects_only_the_experiments_that_include_it() {
+    let repo = TestRepo::with_demo_base();
+    repo.checkout_new("pr");
+    repo.edit("prompts/partials/shipping.md", "", "Orders over $50 ship free.\n");
+    repo.commit("shipping");
+    let out = repo.path().join("out");
+    repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()]);
+    let r = results(&out);
+    let names: Vec<&str> = r["experiments"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["customer-support"]);
+    assert_eq!(experiment(&r, "customer-support")["affected_by"], serde_json::json!(["prompts/partials/shipping.md"]));
+    assert_eq!(r["unaffected"], serde_json::json!(["product-faq"]));
+}
+
+#[test]
+fn the_baseline_is_the_merge_base_not_the_moving_base_branch() {
+    let repo = TestRepo::with_demo_base();
+    repo.checkout_new("pr");
+    repo.write("notes.txt", "pr work\n");
+    repo.commit("pr work");
+    // main moves on after the PR branched: its prompt change is not the PR's.
+    repo.checkout("main");
+    repo.edit("prompts/product-faq.md", "", "Be brief.\n");
+    repo.commit("main moves");
+    repo.checkout("pr");
+    let out = repo.path().join("out");
+    repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()]).expect_code(0);
+    assert_eq!(results(&out)["experiments"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn new_experiments_run_candidate_only_and_removed_ones_are_reported() {
+    let repo = TestRepo::with_demo_base();
+    repo.checkout_new("pr");
+    let suite = repo.read("promptgate.yaml");
+    let suite = suite.replace(
+        "  - name: product-faq\n    variant: configs/product-faq.yaml\n    dataset: datasets/product-faq.csv\n",
+        "  - name: faq-v2\n    variant: configs/product-faq.yaml\n    dataset: datasets/product-faq.csv\n",
+    );
+    repo.write("promptgate.yaml", &suite);
+    repo.commit("rename the faq experiment");
+    let out = repo.path().join("out");
+    repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()]).expect_code(0);
+    let r = results(&out);
+    let new = experiment(&r, "faq-v2");
+    assert_eq!(new["status"], "new");
+    assert!(new["baseline"].is_null());
+    for case in new["cases"].as_array().unwrap() {
+        assert_eq!(case["baseline"].as_array().unwrap().len(), 0);
+        assert_eq!(case["candidate"].as_array().unwrap().len(), 1);
+    }
+    assert_eq!(metric(new, "pass_rate")["test"], "none");
+    let removed = experiment(&r, "product-faq");
+    assert_eq!(removed["status"], "removed");
+    assert_eq!(removed["cases"].as_array().unwrap().len(), 0);
+    assert!(r["unaffected"].as_array().unwrap().iter().any(|n| n == "customer-support"));
+}
+
+#[test]
+fn a_renamed_dataset_affects_its_experiment() {
+    let repo = TestRepo::with_demo_base();
+    repo.checkout_new("pr");
+    repo.git(&["mv", "datasets/product-faq.csv", "datasets/faq.csv"]);
+    repo.edit("promptgate.yaml", "datasets/product-faq.csv", "datasets/faq.csv");
+    repo.commit("rename");
+    let run = repo.promptgate(&["detect", "--base", "main", "--json"]);
+    run.expect_code(0);
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    let faq = json["affected"].as_array().unwrap().iter().find(|a| a["name"] == "product-faq").unwrap();
+    let by: Vec<&str> = faq["affected_by"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(by.contains(&"datasets/faq.csv") && by.contains(&"datasets/product-faq.csv") && by.contains(&"promptgate.yaml"), "{by:?}");
+    assert!(json["changes"].as_array().unwrap().iter().any(|c| c["kind"] == "renamed"));
+}
+
+#[test]
+fn repeats_multiply_the_calls_and_are_clustered_by_case() {
+    let repo = TestRepo::with_demo_base();
+    repo.checkout_new("pr");
+    repo.edit("promptgate.yaml", "defaults: {repeats: 1,", "defaults: {repeats: 3,");
+    repo.commit("three repeats");
+    let out = repo.path().join("out");
+    repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()]).expect_code(0);
+    let r = results(&out);
+    // Both experiments' entries resolve to new repeats, so both are affected via the suite file.
+    assert_eq!(r["run"]["calls"], 44 * 2 * 3 * 2);
+    let support = experiment(&r, "customer-support");
+    let case = &support["cases"][0];
+    let repeats: Vec<u64> = case["candidate"].as_array().unwrap().iter().map(|c| c["repeat"].as_u64().unwrap()).collect();
+    assert_eq!(repeats, [0, 1, 2]);
+    // k > 1: per-case pass rates are compared with Wilcoxon, not McNemar.
+    assert_eq!(metric(support, "pass_rate")["test"], "wilcoxon-signed-rank");
+}
+
+#[test]
+fn a_baseline_that_cannot_render_is_counted_as_errors_and_exits_3() {
+    let repo = TestRepo::with_demo_base();
+    repo.checkout_new("pr");
+    // Head stops using {{ customer_name }} and drops it from the dataset; the base template
+    // still needs it, so every baseline call fails to render.
+    repo.edit("prompts/customer-support.md", "{{ customer_name }}", "the customer");
+    let dataset = repo.read("datasets/customer-support.jsonl");
+    let stripped: String = dataset
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v["vars"].as_object_mut().unwrap().remove("customer_name");
+            v.to_string() + "\n"
+        })
+        .collect();
+    repo.write("datasets/customer-support.jsonl", &stripped);
+    repo.commit("drop the name");
+    let out = repo.path().join("out");
+    repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()]).expect_code(3).stderr_has("baseline calls of experiment `customer-support` failed");
+    let r = results(&out);
+    let support = experiment(&r, "customer-support");
+    let errored = support["cases"].as_array().unwrap().iter().filter(|c| c["baseline"][0]["error"].as_str().is_some_and(|e| e.contains("undefined"))).count();
+    assert_eq!(errored, 44);
+    assert_eq!(r["run"]["errored"], 44);
+}

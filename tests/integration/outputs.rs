@@ -1,0 +1,68 @@
+//! The outputs: results.json, report.md, summary.md, junit.xml; `report` and `demo`.
+
+use crate::support::{TestRepo, promptgate_in, results};
+
+#[test]
+fn demo_runs_offline_and_exits_0_with_a_failing_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = promptgate_in(dir.path(), &["demo", "--out", "out"]);
+    run.expect_code(0).stdout_has("verdict: FAIL").stdout_has("wrote");
+    let out = dir.path().join("out");
+    for file in ["results.json", "report.md", "summary.md", "junit.xml"] {
+        assert!(out.join(file).is_file(), "{file}");
+    }
+    let r = results(&out);
+    assert_eq!(r["verdict"], "fail");
+    assert_eq!(r["run"]["simulated"], true);
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.starts_with("<!-- promptgate:report -->"));
+    assert!(report.contains("flipped pass → fail"));
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    // one testcase per experiment × gated metric: 2 experiments × 3 gates
+    assert_eq!(junit.matches("<testcase ").count(), 6, "{junit}");
+    assert_eq!(junit.matches("<failure").count(), 1, "{junit}");
+}
+
+#[test]
+fn report_rerenders_the_same_outputs_from_results_json() {
+    let dir = tempfile::tempdir().unwrap();
+    promptgate_in(dir.path(), &["demo", "--out", "first"]).expect_code(0);
+    promptgate_in(dir.path(), &["report", "first/results.json", "--out", "second"]).expect_code(0);
+    for file in ["report.md", "summary.md", "junit.xml", "results.json"] {
+        let a = std::fs::read_to_string(dir.path().join("first").join(file)).unwrap();
+        let b = std::fs::read_to_string(dir.path().join("second").join(file)).unwrap();
+        let first_difference = a.lines().zip(b.lines()).position(|(x, y)| x != y);
+        assert!(a == b, "{file} differs after re-rendering, first at line {first_difference:?}");
+    }
+}
+
+#[test]
+fn demo_is_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    promptgate_in(dir.path(), &["demo", "--out", "a"]).expect_code(0);
+    promptgate_in(dir.path(), &["demo", "--out", "b"]).expect_code(0);
+    let strip = |name: &str| {
+        let mut r = results(&dir.path().join(name));
+        // Commit SHAs and timings differ between runs; everything else must not.
+        for key in ["base", "head"] {
+            r[key]["sha"] = serde_json::Value::Null;
+        }
+        r["run"]["duration_ms"] = serde_json::Value::Null;
+        r
+    };
+    assert_eq!(strip("a"), strip("b"));
+}
+
+#[test]
+fn validate_accepts_the_demo_suite() {
+    let repo = TestRepo::with_demo_base();
+    repo.promptgate(&["validate"]).expect_code(0).stdout_has("ok: 2 experiment(s), 88 case(s)");
+}
+
+#[test]
+fn init_scaffolds_a_suite_that_validates_and_refuses_to_overwrite() {
+    let repo = TestRepo::new();
+    repo.promptgate(&["init"]).expect_code(0);
+    repo.promptgate(&["validate"]).expect_code(0);
+    repo.promptgate(&["init"]).expect_code(2).stderr_has("already exists");
+}
