@@ -28,6 +28,8 @@ pub struct Job {
     pub arm: Arm,
     pub repeat: u32,
     pub provider: String,
+    /// Providers to try, in order, when `provider` fails persistently.
+    pub fallbacks: Vec<String>,
     /// The request, or why the prompt could not be rendered for this case (then the job is
     /// recorded as errored, never dropped).
     pub request: Result<Request, String>,
@@ -74,7 +76,7 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
                             seed: call_seed,
                         })
                         .map_err(|d| format!("rendering the {} prompt failed: {}", arm_name(arm), d.message));
-                    jobs.push(Job { experiment: ei, case: ci, arm, repeat, provider: experiment.provider.clone(), request });
+                    jobs.push(Job { experiment: ei, case: ci, arm, repeat, provider: experiment.provider.clone(), fallbacks: experiment.fallbacks.clone(), request });
                 }
             }
         }

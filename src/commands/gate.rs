@@ -157,6 +157,10 @@ fn endpoints(head: &Suite, base: Option<&Suite>, jobs: &[Job]) -> Result<BTreeMa
                 provider: providers::build(spec)?,
                 concurrency: spec.concurrency,
                 timeout: Duration::from_millis(spec.timeout_ms),
+                max_retries: spec.max_retries,
+                requests_per_minute: spec.requests_per_minute,
+                tokens_per_minute: spec.tokens_per_minute,
+                cache_identity: format!("{}|{}|{}", spec.kind.as_str(), spec.base_url.as_deref().unwrap_or(""), spec.deployment.as_deref().unwrap_or("")),
             },
         );
     }
@@ -212,6 +216,9 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
                     tokens: Tokens { input: usage.input, cached_input: usage.cached_input, output: usage.output },
                     cost_usd: if outcome.cached { 0.0 } else { input.prices.cost(model, &usage).unwrap_or(0.0) },
                     cached: outcome.cached,
+                    attempts: outcome.attempts,
+                    provider: outcome.provider.clone(),
+                    fell_back: outcome.fell_back,
                     scores: scored.scores,
                     failures: scored.failures,
                 }
@@ -226,6 +233,9 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
                     tokens: Tokens::default(),
                     cost_usd: 0.0,
                     cached: false,
+                    attempts: outcome.attempts,
+                    provider: outcome.provider.clone(),
+                    fell_back: outcome.fell_back,
                     scores: scored.scores,
                     failures: scored.failures,
                 }
@@ -310,6 +320,10 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
         estimated_usd: input.estimate_usd,
         simulated: input.simulated,
         duration_ms: u64::try_from(input.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        retries: calls.iter().map(|c| c.attempts.saturating_sub(1) as usize).sum(),
+        fallbacks: calls.iter().filter(|c| c.fell_back).count(),
+        rate_limited: 0,
+        resumed: 0,
     };
     let (verdict, reason) = overall_verdict(&experiments);
     Results {
@@ -323,6 +337,7 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
         experiments,
         unaffected: input.detection.unaffected.clone(),
         run,
+        requests_per_month: input.head.requests_per_month,
     }
 }
 

@@ -886,7 +886,9 @@ pub(crate) mod test_fixtures {
                 estimated_usd: 0.0151,
                 simulated: true,
                 duration_ms: 83_400,
+                ..RunFacts::default()
             },
+            requests_per_month: Some(1_000_000),
         }
     }
 
@@ -964,6 +966,9 @@ pub(crate) mod test_fixtures {
             },
             cost_usd: 0.000412,
             cached: false,
+            attempts: 1,
+            provider: None,
+            fell_back: false,
             scores: BTreeMap::from([("pass".to_owned(), Score::Bool(passed))]),
             failures: failures.iter().map(|f| (*f).to_owned()).collect(),
         }

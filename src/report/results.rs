@@ -26,6 +26,9 @@ pub struct Results {
     /// Experiments of the suite the change did not touch (not run).
     pub unaffected: Vec<String>,
     pub run: RunFacts,
+    /// `traffic.requests_per_month` from the suite, for the monthly cost projection.
+    #[serde(default)]
+    pub requests_per_month: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -176,6 +179,14 @@ pub struct Call {
     pub tokens: Tokens,
     pub cost_usd: f64,
     pub cached: bool,
+    /// Attempts made (1 = no retry; 0 = never sent: cache hit, render error, budget).
+    #[serde(default)]
+    pub attempts: u32,
+    /// The provider that answered; differs from the experiment's when the call fell back.
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub fell_back: bool,
     /// `pass` plus one entry per assertion or scorer, by name.
     pub scores: BTreeMap<String, Score>,
     /// Why the call failed its assertions, one line each (empty when it passed).
@@ -219,6 +230,18 @@ pub struct RunFacts {
     /// True when every call went to the offline mock: spend is simulated.
     pub simulated: bool,
     pub duration_ms: u64,
+    /// Retries made across all calls.
+    #[serde(default)]
+    pub retries: usize,
+    /// Calls answered by a fallback provider.
+    #[serde(default)]
+    pub fallbacks: usize,
+    /// Responses that were rate limits (429).
+    #[serde(default)]
+    pub rate_limited: usize,
+    /// Calls recovered from the journal of an interrupted run.
+    #[serde(default)]
+    pub resumed: usize,
 }
 
 impl Call {

@@ -19,6 +19,13 @@ pub struct Endpoint {
     pub provider: Arc<dyn Provider>,
     pub concurrency: usize,
     pub timeout: Duration,
+    /// Retries after the first attempt, for transient failures.
+    pub max_retries: u32,
+    pub requests_per_minute: Option<u32>,
+    pub tokens_per_minute: Option<u32>,
+    /// What identifies this endpoint's answers in the cache besides the request: the
+    /// provider type and its address (never its key).
+    pub cache_identity: String,
 }
 
 /// How one job ended.
@@ -28,6 +35,11 @@ pub struct Outcome {
     /// Measured around the call when the provider does not report its own.
     pub latency_ms: Option<f64>,
     pub cached: bool,
+    /// Attempts made (0 when nothing was sent).
+    pub attempts: u32,
+    /// The endpoint that produced the result.
+    pub provider: Option<String>,
+    pub fell_back: bool,
 }
 
 /// Runs every job; the outcomes are in the jobs' order.
@@ -53,12 +65,12 @@ pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, progress:
     }
     outcomes
         .into_iter()
-        .map(|o| o.unwrap_or(Outcome { result: Err("job was not run".to_owned()), latency_ms: None, cached: false }))
+        .map(|o| o.unwrap_or(Outcome { result: Err("job was not run".to_owned()), latency_ms: None, cached: false, attempts: 0, provider: None, fell_back: false }))
         .collect()
 }
 
 async fn run_one(job: &Job, endpoints: &BTreeMap<String, Endpoint>, limits: &BTreeMap<&str, Arc<Semaphore>>) -> Outcome {
-    let failed = |message: String| Outcome { result: Err(message), latency_ms: None, cached: false };
+    let failed = |message: String| Outcome { result: Err(message), latency_ms: None, cached: false, attempts: 0, provider: None, fell_back: false };
     let request = match &job.request {
         Ok(r) => r,
         Err(e) => return failed(e.clone()),
@@ -75,10 +87,10 @@ async fn run_one(job: &Job, endpoints: &BTreeMap<String, Endpoint>, limits: &BTr
     match result {
         Ok(Ok(response)) => {
             let latency = response.latency_ms.unwrap_or(elapsed);
-            Outcome { result: Ok(response), latency_ms: Some(latency), cached: false }
+            Outcome { result: Ok(response), latency_ms: Some(latency), cached: false, attempts: 1, provider: Some(job.provider.clone()), fell_back: false }
         }
-        Ok(Err(e)) => failed(describe(&e)),
-        Err(_) => failed(describe(&ProviderError::Timeout { after_ms: endpoint.timeout.as_millis() as u64 })),
+        Ok(Err(e)) => Outcome { attempts: 1, provider: Some(job.provider.clone()), ..failed(describe(&e)) },
+        Err(_) => Outcome { attempts: 1, provider: Some(job.provider.clone()), ..failed(describe(&ProviderError::Timeout { after_ms: endpoint.timeout.as_millis() as u64 })) },
     }
 }
 

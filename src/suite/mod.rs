@@ -112,6 +112,8 @@ pub struct Experiment {
     pub dataset_path: String,
     pub cases: Vec<Case>,
     pub provider: String,
+    /// Fallback providers, in order.
+    pub fallbacks: Vec<String>,
     pub repeats: u32,
     /// Applied to every case, besides the case's own.
     pub asserts: Vec<Assertion>,
@@ -368,6 +370,10 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
             check_provider_name(&providers, &p.value)
                 .map_err(|hint| at(p.referenced.line(), p.referenced.column(), format!("unknown provider `{}`", p.value)).hint(hint))?;
         }
+        for f in &e.fallback {
+            check_provider_name(&providers, &f.value)
+                .map_err(|hint| at(f.referenced.line(), f.referenced.column(), format!("unknown fallback provider `{}`", f.value)).hint(hint))?;
+        }
         if e.repeats == Some(0) {
             return Err(at(line, 0, format!("experiment `{}`: repeats must be at least 1", e.name.value)).into());
         }
@@ -503,6 +509,7 @@ pub fn load_experiment(source: &Arc<dyn FileSource>, suite: &Suite, decl: &Exper
         "dataset": dataset_path,
         "repeats": e.repeats.unwrap_or(suite.defaults.repeats),
         "provider": suite.providers.get(&provider),
+        "fallback": e.fallback.iter().map(|f| suite.providers.get(&f.value)).collect::<Vec<_>>(),
         "seed": suite.defaults.seed,
     })
     .to_string();
@@ -518,6 +525,7 @@ pub fn load_experiment(source: &Arc<dyn FileSource>, suite: &Suite, decl: &Exper
         cases,
         repeats: e.repeats.unwrap_or(suite.defaults.repeats),
         provider,
+        fallbacks: e.fallback.iter().map(|f| f.value.clone()).collect(),
         asserts,
         dependencies,
         depends_on,
@@ -710,7 +718,7 @@ pub(crate) fn resolve_assertion(
             let pattern = text()?;
             Check::Regex(Regex::new(&pattern).map_err(|e| {
                 (
-                    format!("invalid regex `{pattern}`: {}", e.to_string().lines().last().unwrap_or("syntax error").trim()),
+                    format!("invalid regex `{pattern}`: {}", e.to_string().lines().last().unwrap_or("syntax error").trim().trim_start_matches("error: ")),
                     Some("the regex syntax is Rust's `regex` crate (no look-around or backreferences)".to_owned()),
                 )
             })?)

@@ -109,6 +109,9 @@ pub struct RawExperiment {
     pub variant: Spanned<String>,
     pub dataset: Spanned<String>,
     pub provider: Option<Spanned<String>>,
+    /// Providers to fall back on, in order, when `provider` fails persistently.
+    #[serde(default)]
+    pub fallback: Vec<Spanned<String>>,
     pub repeats: Option<u32>,
     #[serde(default)]
     pub assert: Vec<Spanned<RawAssertion>>,
