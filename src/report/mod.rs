@@ -33,15 +33,37 @@ pub fn write_outputs(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathBu
 /// Reads a `results.json`, checking its schema version.
 pub fn read_results(path: &Path) -> Result<Results, crate::error::Error> {
     use crate::error::{Diagnostic, Error};
-    let text = std::fs::read_to_string(path).map_err(|e| Error::from(Diagnostic::new(format!("cannot read {}: {e}", path.display()))))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::from(
+            Diagnostic::new(format!(
+                "cannot read {}: {}",
+                path.display(),
+                e.to_string().to_lowercase()
+            ))
+            .hint("pass the results.json that `promptgate run` wrote into its --out folder"),
+        )
+    })?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        Error::from(Diagnostic::new(format!("{} is not JSON: {e}", path.display())).in_file(path.display().to_string()).at(&text, e.line() as u64, e.column() as u64))
+        let message = e.to_string();
+        let message = message.split(" at line").next().unwrap_or(&message).to_owned();
+        Error::from(
+            Diagnostic::new(format!("{} is not JSON: {message}", path.display()))
+                .in_file(path.display().to_string())
+                .at(&text, e.line() as u64, e.column() as u64)
+                .hint("pass the results.json that `promptgate run` wrote into its --out folder"),
+        )
     })?;
     let version = value.get("schema_version").and_then(serde_json::Value::as_u64);
     if version != Some(u64::from(results::SCHEMA_VERSION)) {
-        return Err(Diagnostic::new(format!("{} has schema_version {:?}; this promptgate reads {}", path.display(), version, results::SCHEMA_VERSION))
-            .hint("re-run the gate with this version of promptgate")
-            .into());
+        let found = version.map_or_else(|| "no schema_version".to_owned(), |v| format!("schema_version {v}"));
+        return Err(Diagnostic::new(format!(
+            "{} has {found}; this promptgate reads schema_version {}",
+            path.display(),
+            results::SCHEMA_VERSION
+        ))
+        .hint("re-run the gate with this version of promptgate")
+        .into());
     }
-    serde_json::from_value(value).map_err(|e| Diagnostic::new(format!("{} does not match the results schema: {e}", path.display())).into())
+    serde_json::from_value(value)
+        .map_err(|e| Diagnostic::new(format!("{} does not match the results schema: {e}", path.display())).into())
 }

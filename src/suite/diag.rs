@@ -8,17 +8,17 @@ use crate::error::{Diagnostic, did_you_mean};
 /// first as a confusing shape error ("expected string scalar" for an unclosed `[`). When the
 /// text is not valid YAML at all, the syntax error is reported instead.
 pub fn yaml_diagnostic(file: &str, text: &str, err: &serde_saphyr::Error, what: &str) -> Diagnostic {
-    if is_budget_breach(err) {
-        return located(file, text, err, "the YAML is too large once its aliases are expanded".to_owned())
-            .hint("anchors and aliases (`&name`, `*name`) may not multiply into a huge document; write the values out");
+    if let Some(d) = special(file, text, err) {
+        return d;
     }
     if let Err(syntax) = serde_saphyr::from_str::<serde::de::IgnoredAny>(text) {
-        if is_budget_breach(&syntax) {
-            return yaml_diagnostic(file, text, &syntax, what);
+        if let Some(d) = special(file, text, &syntax) {
+            return d;
         }
         let message = format!("not valid YAML: {}", user_message(&syntax));
-        return located(file, text, &syntax, message)
-            .hint("look for an unclosed `[`, `{` or quote at or before this place, or indentation that does not line up");
+        return located(file, text, &syntax, message).hint(
+            "look for an unclosed `[`, `{` or quote at or before this place, or indentation that does not line up",
+        );
     }
     let message = user_message(err);
     let diagnostic = located(file, text, err, format!("{message} (expected {what})"));
@@ -27,14 +27,20 @@ pub fn yaml_diagnostic(file: &str, text: &str, err: &serde_saphyr::Error, what: 
         return diagnostic;
     }
     if message.contains("percentage such as") {
-        return diagnostic.hint("a margin is an amount in the metric's unit (`0.02`) or a share of the baseline (`\"10%\"`)");
+        return diagnostic
+            .hint("a margin is an amount in the metric's unit (`0.02`) or a share of the baseline (`\"10%\"`)");
     }
     diagnostic.hint(format!("this value does not fit {what}; see the shapes in the README"))
 }
 
 /// Adds a "did you mean" hint to serde's "unknown key/value" messages, or a generic one.
 pub fn with_serde_hint(diagnostic: Diagnostic, message: &str) -> Diagnostic {
-    for marker in ["unknown field `", "unknown variant `", "unknown key `", "unknown value `"] {
+    for marker in [
+        "unknown field `",
+        "unknown variant `",
+        "unknown key `",
+        "unknown value `",
+    ] {
         let Some(rest) = message.split_once(marker).map(|(_, r)| r) else {
             continue;
         };
@@ -65,11 +71,25 @@ pub fn with_serde_hint(diagnostic: Diagnostic, message: &str) -> Diagnostic {
 /// A serde message in the words of someone editing a config file: keys, not fields; values,
 /// not variants; and no location, which the diagnostic shows separately.
 pub fn user_words(message: &str) -> String {
-    let message = strip_location_suffix(strip_location_prefix(message.strip_prefix("error: ").unwrap_or(message)));
-    message.replacen("unknown field `", "unknown key `", 1).replacen("unknown variant `", "unknown value `", 1)
+    let message = strip_location_suffix(strip_location_prefix(
+        message.strip_prefix("error: ").unwrap_or(message),
+    ));
+    message
+        .replacen("unknown field `", "unknown key `", 1)
+        .replacen("unknown variant `", "unknown value `", 1)
 }
 
 fn user_message(err: &serde_saphyr::Error) -> String {
+    if let serde_saphyr::Error::InvalidScalar { ty, .. } = err.without_snippet() {
+        let expected = match *ty {
+            "boolean" => "true or false",
+            t if t.starts_with('f') || t.contains("float") => "a number",
+            t if t.starts_with('u') => "a whole number, 0 or more",
+            t if t.starts_with('i') => "a whole number",
+            t => t,
+        };
+        return format!("this value is not {expected}");
+    }
     let rendered = err.without_snippet().to_string();
     user_words(rendered.lines().next().unwrap_or("invalid YAML"))
 }
@@ -79,13 +99,38 @@ fn located(file: &str, text: &str, err: &serde_saphyr::Error, message: String) -
     Diagnostic::new(message).in_file(file).at(text, line, column)
 }
 
-fn is_budget_breach(mut err: &serde_saphyr::Error) -> bool {
-    loop {
-        match err {
-            serde_saphyr::Error::AliasError { error, .. } | serde_saphyr::Error::WithSnippet { error, .. } => err = error,
-            serde_saphyr::Error::Budget { .. } | serde_saphyr::Error::AliasReplayLimitExceeded { .. } | serde_saphyr::Error::AliasExpansionLimitExceeded { .. } => return true,
-            _ => return false,
+/// Errors whose library wording would mislead: an alias bomb stopped by the parser's budget,
+/// and a duplicate key (whose message suggests a parser option).
+fn special(file: &str, text: &str, err: &serde_saphyr::Error) -> Option<Diagnostic> {
+    use serde_saphyr::Error as E;
+    let mut inner = err;
+    while let E::AliasError { error, .. } | E::WithSnippet { error, .. } = inner {
+        inner = error;
+    }
+    match inner {
+        E::Budget { .. }
+        | E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. } => Some(
+            located(
+                file,
+                text,
+                err,
+                "the YAML is too large once its aliases are expanded".to_owned(),
+            )
+            .hint("anchors and aliases (`&name`, `*name`) may not multiply into a huge document; write the values out"),
+        ),
+        E::DuplicateMappingKey { key, .. } => {
+            let message = match key {
+                Some(k) => format!("duplicate key `{k}`"),
+                None => "duplicate key".to_owned(),
+            };
+            Some(
+                located(file, text, err, message)
+                    .hint("a key may appear only once in a mapping; merge the two entries"),
+            )
         }
+        _ => None,
     }
 }
 
@@ -93,10 +138,10 @@ fn is_budget_breach(mut err: &serde_saphyr::Error) -> bool {
 /// "(defined at line …)"); the location is shown separately.
 fn strip_location_suffix(message: &str) -> &str {
     for marker in [" at line ", " (defined at line ", " (used at line "] {
-        if let Some((head, tail)) = message.split_once(marker) {
-            if tail.starts_with(|c: char| c.is_ascii_digit()) {
-                return strip_location_suffix(head);
-            }
+        if let Some((head, tail)) = message.split_once(marker)
+            && tail.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return strip_location_suffix(head);
         }
     }
     message
@@ -104,10 +149,10 @@ fn strip_location_suffix(message: &str) -> &str {
 
 fn strip_location_prefix(message: &str) -> &str {
     // serde-saphyr prefixes "line N column M: "; the location is shown separately.
-    if let Some(rest) = message.strip_prefix("line ") {
-        if let Some((_, tail)) = rest.split_once(": ") {
-            return tail;
-        }
+    if let Some(rest) = message.strip_prefix("line ")
+        && let Some((_, tail)) = rest.split_once(": ")
+    {
+        return tail;
     }
     message
 }
@@ -118,11 +163,20 @@ mod tests {
 
     #[test]
     fn unknown_field_gets_did_you_mean() {
-        let d = with_serde_hint(Diagnostic::new("m"), "unknown field `temprature`, expected one of version, model, temperature");
+        let d = with_serde_hint(
+            Diagnostic::new("m"),
+            "unknown field `temprature`, expected one of version, model, temperature",
+        );
         assert_eq!(d.hints, vec!["did you mean `temperature`?"]);
-        let d = with_serde_hint(Diagnostic::new("m"), "unknown field `zzz`, expected one of `id`, `vars`");
+        let d = with_serde_hint(
+            Diagnostic::new("m"),
+            "unknown field `zzz`, expected one of `id`, `vars`",
+        );
         assert_eq!(d.hints, vec!["expected one of: id, vars"]);
-        let d = with_serde_hint(Diagnostic::new("m"), "unknown variant `opnai`, expected one of `openai`, `mock`");
+        let d = with_serde_hint(
+            Diagnostic::new("m"),
+            "unknown variant `opnai`, expected one of `openai`, `mock`",
+        );
         assert_eq!(d.hints, vec!["did you mean `openai`?"]);
     }
 
@@ -132,8 +186,14 @@ mod tests {
             user_words("unknown field `temprature`, expected one of model, temperature at line 5, column 1"),
             "unknown key `temprature`, expected one of model, temperature"
         );
-        assert_eq!(user_words("unknown variant `up`, expected one of higher, lower at line 2, column 3"), "unknown value `up`, expected one of higher, lower");
-        assert_eq!(user_words("budget breached at line 1, column 2 (defined at line 3, column 4)"), "budget breached");
+        assert_eq!(
+            user_words("unknown variant `up`, expected one of higher, lower at line 2, column 3"),
+            "unknown value `up`, expected one of higher, lower"
+        );
+        assert_eq!(
+            user_words("budget breached at line 1, column 2 (defined at line 3, column 4)"),
+            "budget breached"
+        );
         assert_eq!(user_words("the line at line end"), "the line at line end");
     }
 

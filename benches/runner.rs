@@ -1,0 +1,160 @@
+//! Runner benchmark: the release binary against a local OpenAI-compatible simulator.
+//!
+//! 2,000 cases × 2 variants × 3 repeats = 12,000 calls at concurrency 64 against a server
+//! that answers every call after a fixed 50 ms. The ideal wall time is calls × latency ÷
+//! concurrency = 9.375 s. Measures wall time and peak RSS of the `promptgate` process (VmHWM,
+//! polled from /proc), then the same run again fully from cache.
+//!
+//! Run: `cargo build --release && cargo bench --bench runner`
+//! (set PROMPTGATE_BENCH_CASES to try other sizes).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const LATENCY: Duration = Duration::from_millis(50);
+const CONCURRENCY: usize = 64;
+const REPEATS: usize = 3;
+
+fn main() {
+    let cases: usize = std::env::var("PROMPTGATE_BENCH_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/promptgate");
+    assert!(
+        binary.is_file(),
+        "build the release binary first: cargo build --release"
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = runtime.block_on(async {
+        let server = MockServer::builder().disable_request_recording().start().await;
+        let body = serde_json::json!({
+            "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "sim-model",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Refunds are available within 30 days."}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 120, "completion_tokens": 9, "total_tokens": 129}
+        });
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body).set_delay(LATENCY))
+            .mount(&server)
+            .await;
+        server
+    });
+
+    let repo = tempfile::tempdir().expect("temp dir");
+    write_suite(repo.path(), &server.uri(), cases);
+    let calls = cases * 2 * REPEATS;
+    let ideal = LATENCY.as_secs_f64() * calls as f64 / CONCURRENCY as f64;
+
+    let (first, rss_first) = measure(&binary, repo.path(), "out1");
+    let (second, rss_second) = measure(&binary, repo.path(), "out2");
+    println!(
+        "calls: {calls} at concurrency {CONCURRENCY}, simulated latency {} ms",
+        LATENCY.as_millis()
+    );
+    println!("ideal wall time: {ideal:.3} s");
+    println!(
+        "first run:  {first:.3} s wall ({:+.1}% vs ideal), peak RSS {:.1} MB",
+        (first / ideal - 1.0) * 100.0,
+        rss_first as f64 / 1024.0
+    );
+    println!(
+        "cached run: {second:.3} s wall, peak RSS {:.1} MB",
+        rss_second as f64 / 1024.0
+    );
+    drop(server);
+}
+
+/// Runs the gate and returns (wall seconds, peak RSS in KiB).
+fn measure(binary: &Path, repo: &Path, out: &str) -> (f64, u64) {
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .current_dir(repo)
+        .args(["run", "--base", "main", "--head", "pr", "--out", out])
+        .env("CI", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn promptgate");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        let peak_now = std::fs::read_to_string(&status_path).ok().and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        });
+        peak = peak.max(peak_now.unwrap_or(0));
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.code().is_some_and(|c| c <= 1), "promptgate failed: {status}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (started.elapsed().as_secs_f64(), peak)
+}
+
+fn write_suite(dir: &Path, base_url: &str, cases: usize) {
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .current_dir(dir)
+            .args([
+                "-c",
+                "user.name=bench",
+                "-c",
+                "user.email=bench@example.invalid",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .status()
+            .expect("git")
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    let write = |path: &str, text: &str| {
+        let full = dir.join(path);
+        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+        std::fs::write(full, text).expect("write");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    write(
+        "promptgate.yaml",
+        &format!(
+            "version: 1\nproviders:\n  sim: {{type: openai-compatible, base_url: \"{base_url}/v1\", concurrency: {CONCURRENCY}, max_retries: 0}}\n\
+             pricing:\n  sim-model: {{input: 0.1, output: 0.4}}\ndefaults: {{repeats: {REPEATS}, provider: sim}}\n\
+             experiments:\n  - name: bench\n    variant: variant.yaml\n    dataset: cases.jsonl\n"
+        ),
+    );
+    write(
+        "variant.yaml",
+        "model: sim-model\nprompt: prompt.md\ntemperature: 0.7\nmax_tokens: 64\n",
+    );
+    write(
+        "prompt.md",
+        "You are a support assistant. Refunds are available within 30 days.\n",
+    );
+    let dataset: String = (0..cases)
+        .map(|i| format!("{{\"id\": \"c{i}\", \"vars\": {{\"input\": \"question number {i} about refunds\"}}, \"assert\": [{{\"type\": \"icontains\", \"value\": \"30 days\"}}]}}\n"))
+        .collect();
+    write("cases.jsonl", &dataset);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "base"]);
+    git(&["checkout", "-q", "-b", "pr"]);
+    write(
+        "prompt.md",
+        "You are a concise support assistant. Refunds are available within 30 days.\n",
+    );
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "pr"]);
+}
