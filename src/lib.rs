@@ -16,4 +16,5 @@ pub mod runner;
 pub mod scorers;
 pub mod stats;
 pub mod suite;
+pub mod tokens;
 pub mod workspace;

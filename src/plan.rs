@@ -44,6 +44,9 @@ pub struct Estimate {
     pub usd: f64,
     /// Models without a price: their calls are counted at $0 and the run warns.
     pub unpriced_models: BTreeSet<String>,
+    /// Whether every input count came from the model's own tokenizer (else four characters a
+    /// token, an estimate).
+    pub tokens_exact: bool,
 }
 
 /// One experiment to run: the candidate (head) and, unless it is new, the baseline (base).
@@ -131,11 +134,15 @@ pub fn estimate_output_tokens(max_tokens: Option<u32>) -> u64 {
 pub fn estimate(jobs: &[Job], prices: &PriceTable) -> Estimate {
     let mut e = Estimate {
         calls: jobs.len(),
+        tokens_exact: true,
         ..Estimate::default()
     };
+    let mut counter = crate::tokens::Counter::new();
     for job in jobs {
         let Ok(request) = &job.request else { continue };
-        let input = estimate_input_tokens(&request.messages);
+        let count = counter.messages(&request.model, &request.messages);
+        e.tokens_exact &= count.exact;
+        let input = count.tokens;
         let output = estimate_output_tokens(request.max_tokens);
         e.input_tokens += input;
         e.output_tokens += output;

@@ -90,9 +90,14 @@ pub fn run_gate(repo_dir: &Path, options: &GateOptions) -> anyhow::Result<GateRu
     let estimate = plan::estimate(&jobs, &prices);
     if !jobs.is_empty() {
         eprintln!(
-            "promptgate: plan: {} calls, ~{} input + ~{} output tokens, estimated ${:.4}{}",
+            "promptgate: plan: {} calls, {} input tokens ({}) + ~{} output tokens, estimated ${:.4}{}",
             estimate.calls,
             estimate.input_tokens,
+            if estimate.tokens_exact {
+                "tokenizer"
+            } else {
+                "estimated at 4 characters a token"
+            },
             estimate.output_tokens,
             estimate.usd,
             if simulated {

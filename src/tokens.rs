@@ -1,0 +1,124 @@
+//! Token counts before a call, for the budget estimate.
+//!
+//! OpenAI models are counted with their own tokenizer (tiktoken's BPE tables are compiled into
+//! the binary: no download). Other models (Anthropic, open models behind an OpenAI-compatible
+//! server) have no offline tokenizer, so their counts are an estimate at four characters a
+//! token, and say so.
+
+use std::collections::HashMap;
+
+use tiktoken_rs::CoreBPE;
+
+use crate::providers::Message;
+
+/// A token count and whether it came from the model's own tokenizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Count {
+    pub tokens: u64,
+    pub exact: bool,
+}
+
+/// Counts tokens of many requests, remembering the count of every distinct message text (a
+/// suite's system prompt repeats in every call).
+pub struct Counter {
+    memo: HashMap<(String, String), u64>,
+}
+
+impl Default for Counter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Counter {
+    pub fn new() -> Self {
+        Counter { memo: HashMap::new() }
+    }
+
+    /// Input tokens of a chat request to `model`.
+    ///
+    /// For OpenAI chat models each message costs 3 tokens of framing and the reply is primed
+    /// with 3 more (OpenAI cookbook, "How to count tokens with tiktoken"); the estimate uses
+    /// the same framing.
+    pub fn messages(&mut self, model: &str, messages: &[Message]) -> Count {
+        let bpe = bpe_for(model);
+        let mut total = 3;
+        for m in messages {
+            let key = (model.to_owned(), m.content.clone());
+            let n = match self.memo.get(&key) {
+                Some(n) => *n,
+                None => {
+                    let n = match bpe {
+                        Some(bpe) => bpe.encode_ordinary(&m.content).len() as u64,
+                        None => estimate(&m.content),
+                    };
+                    self.memo.insert(key, n);
+                    n
+                }
+            };
+            total += 3 + n;
+        }
+        Count {
+            tokens: total,
+            exact: bpe.is_some(),
+        }
+    }
+}
+
+/// Four characters a token: the usual rule of thumb for English text.
+pub fn estimate(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4)
+}
+
+fn bpe_for(model: &str) -> Option<&'static CoreBPE> {
+    tiktoken_rs::tokenizer::get_tokenizer(model).and_then(|t| tiktoken_rs::bpe_for_tokenizer(t).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::Role;
+
+    fn user(text: &str) -> Message {
+        Message {
+            role: Role::User,
+            content: text.to_owned(),
+        }
+    }
+
+    #[track_caller]
+    fn check(model: &str, text: &str, tokens: u64, exact: bool) {
+        let got = Counter::new().messages(model, &[user(text)]);
+        // 3 tokens of reply priming + 3 of framing for the one message.
+        assert_eq!(
+            got,
+            Count {
+                tokens: tokens + 6,
+                exact
+            },
+            "{model}: {text:?}"
+        );
+    }
+
+    #[test]
+    fn counts() {
+        // OpenAI cookbook "How to count tokens with tiktoken":
+        // tiktoken.get_encoding("cl100k_base").encode("tiktoken is great!")
+        //   -> [83, 1609, 5963, 374, 2294, 0]
+        check("gpt-4-turbo", "tiktoken is great!", 6, true);
+        // len(tiktoken.get_encoding("o200k_base").encode("hello world")) -> 2
+        check("gpt-4o-mini", "hello world", 2, true);
+        // No offline tokenizer: 18 characters at four a token.
+        check("claude-3-5-haiku", "tiktoken is great!", 5, false);
+        check("my-local-llama", "", 0, false);
+    }
+
+    #[test]
+    fn repeated_texts_are_counted_once_and_the_same() {
+        let mut c = Counter::new();
+        let a = c.messages("gpt-4o", &[user("same system prompt"), user("q1")]);
+        let b = c.messages("gpt-4o", &[user("same system prompt"), user("q1")]);
+        assert_eq!(a, b);
+        assert_eq!(c.memo.len(), 2);
+    }
+}
