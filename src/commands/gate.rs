@@ -489,7 +489,7 @@ fn describe_failure(m: &MetricResult) -> String {
         let p = m
             .p_adjusted
             .or(m.p_value)
-            .map(|p| format!(", p = {}", format_p(p)))
+            .map(|p| format!(", {}", format_p(p)))
             .unwrap_or_default();
         return format!(
             "{} regressed ({} → {}{p})",
@@ -628,7 +628,7 @@ pub fn print_outcome(run: &GateRun) {
                 },
                 m.p_adjusted
                     .or(m.p_value)
-                    .map(|p| format!(" (p = {})", format_p(p)))
+                    .map(|p| format!(" ({})", format_p(p)))
                     .unwrap_or_default()
             );
         }
