@@ -564,9 +564,9 @@ pub(crate) fn format_value(metric: &str, value: Option<f64>) -> String {
 
 fn format_p(p: f64) -> String {
     if p < 0.001 {
-        "<0.001".to_owned()
+        "p < 0.001".to_owned()
     } else {
-        format!("{p:.3}")
+        format!("p = {p:.3}")
     }
 }
 
