@@ -112,34 +112,16 @@ impl Repo {
     }
 }
 
-/// `git show SHA:path`, or `None` when the path does not exist at that commit.
+/// `git show SHA:path`, or `None` when the path does not exist (or is not a file) at that
+/// commit.
 pub(super) fn show(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Option<String>> {
-    // `cat-file -e` distinguishes "no such path" from real failures.
     let spec = format!("{sha}:{path}");
-    let exists = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["cat-file", "-e", &spec])
-        .output()
-        .context("running git")?;
-    if !exists.status.success() {
+    // `cat-file -t` distinguishes "no such path" (failure) and folders ("tree") from files.
+    let kind = cat_file(repo, &["-t", &spec])?;
+    if !kind.status.success() || String::from_utf8_lossy(&kind.stdout).trim() != "blob" {
         return Ok(None);
     }
-    let kind = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["cat-file", "-t", &spec])
-        .output()
-        .context("running git")?;
-    if String::from_utf8_lossy(&kind.stdout).trim() != "blob" {
-        return Ok(None);
-    }
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["cat-file", "blob", &spec])
-        .output()
-        .context("running git")?;
+    let out = cat_file(repo, &["blob", &spec])?;
     if !out.status.success() {
         bail!(
             "git cat-file {spec} failed: {}",
@@ -149,6 +131,16 @@ pub(super) fn show(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Option<
     String::from_utf8(out.stdout)
         .map(Some)
         .map_err(|_| anyhow::anyhow!("{path} at {} is not UTF-8 text", short(sha)))
+}
+
+fn cat_file(repo: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
+    Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .arg("cat-file")
+        .args(args)
+        .output()
+        .context("running git")
 }
 
 fn short(sha: &str) -> &str {
