@@ -1153,6 +1153,30 @@ mod tests {
     }
 
     #[test]
+    fn a_2000_case_run_stays_small() {
+        let mut results = demo_results();
+        let e = &mut results.experiments[0];
+        let template = e.cases[0].clone();
+        e.cases = (0..2_000)
+            .map(|i| {
+                let mut case = template.clone();
+                case.id = format!("case-{i}");
+                for (k, call) in case.baseline.iter_mut().chain(&mut case.candidate).enumerate() {
+                    call.latency_ms = Some(200.0 + f64::from((i * 37 + k * 11) as u32 % 900));
+                }
+                case
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let charts = render_charts(&results).unwrap();
+        eprintln!("rendered {} charts in {:?}", charts.len(), started.elapsed());
+        for chart in charts.iter().filter(|c| c.name.starts_with("customer-support")) {
+            // CDF lines are thinned and points are small circles: the SVG stays well under 1 MB.
+            assert!(chart.svg.len() < 1_000_000, "{}: {} bytes", chart.name, chart.svg.len());
+        }
+    }
+
+    #[test]
     fn nice_axes() {
         assert_eq!(
             nice_axis(845.0),
