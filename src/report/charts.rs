@@ -216,10 +216,10 @@ pub(crate) fn latency_summary(e: &ExperimentResult) -> [Option<LatencySummary>; 
 /// Baseline and candidate cost per request: the gated metric when there is one, else the mean
 /// over completed calls.
 pub(crate) fn cost_per_request(e: &ExperimentResult) -> [Option<f64>; 2] {
-    if let Some(m) = e.metrics.iter().find(|m| m.name == "cost_per_request") {
-        if m.baseline.is_some() || m.candidate.is_some() {
-            return [finite(m.baseline), finite(m.candidate)];
-        }
+    if let Some(m) = e.metrics.iter().find(|m| m.name == "cost_per_request")
+        && (m.baseline.is_some() || m.candidate.is_some())
+    {
+        return [finite(m.baseline), finite(m.candidate)];
     }
     [Arm::Baseline, Arm::Candidate].map(|arm| {
         let costs: Vec<f64> = e
@@ -872,17 +872,15 @@ fn draw_cost<DB: DrawingBackend>(pen: &Pen<'_, DB>, e: &ExperimentResult, rpm: O
     if let Some(p) = monthly_projection(e, rpm) {
         let (text, color) = savings_sentence(&p);
         pen.bold(&text, (20.0, 196.0), 15.0, color, Align::Left)?;
-        if let (Some(b), Some(_)) = (costs[0], costs[1]) {
-            if b > 0.0 {
-                let pct = (p.candidate - p.baseline) / p.baseline * 100.0;
-                pen.text(
-                    &format!("{:+.1}% per request; Δ = candidate − baseline", pct).replace('-', "−"),
-                    (20.0, 222.0),
-                    12.0,
-                    MUTED,
-                    Align::Left,
-                )?;
-            }
+        if p.baseline > 0.0 {
+            let pct = (p.candidate - p.baseline) / p.baseline * 100.0;
+            pen.text(
+                &format!("{pct:+.1}% per request; Δ = candidate − baseline").replace('-', "−"),
+                (20.0, 222.0),
+                12.0,
+                MUTED,
+                Align::Left,
+            )?;
         }
     }
     Ok(())
@@ -920,7 +918,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
