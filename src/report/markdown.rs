@@ -9,13 +9,14 @@
 //! inputs, model outputs, git refs) stays raw in the view and is escaped in the template by the
 //! `untrusted` filter ([`escape_untrusted`]); our own formatted numbers need no escaping.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
+use super::charts;
 use super::escape::escape_untrusted;
 use super::results::{
     ArmInfo, Call, CaseResult, Direction, ExperimentResult, ExperimentStatus, ExperimentVerdict, Flip, MetricResult,
@@ -29,9 +30,18 @@ pub const MAX_COMMENT_CHARS: usize = 60_000;
 /// The hidden line the publisher finds its own sticky comment by.
 pub const REPORT_MARKER: &str = "<!-- promptgate:report -->";
 
-/// Renders `report.md`, the PR comment, with the built-in template.
+/// Renders `report.md`, the PR comment, with the built-in template. No chart is published yet,
+/// so the charts appear as text.
 pub fn render_report(results: &Results) -> anyhow::Result<String> {
     render_report_with(COMMENT_TEMPLATE, results)
+}
+
+/// Renders the PR comment with the charts shown inline: `images` maps a chart's name (see
+/// [`charts::plan_charts`], e.g. `customer-support-quality`) to the URL its PNG was published
+/// at. A chart without a URL, or with one that is not a plain `https://` URL, is left out; the
+/// text form of the charts is always there, collapsed when images are shown.
+pub fn render_report_with_images(results: &Results, images: &BTreeMap<String, String>) -> anyhow::Result<String> {
+    render_comment(COMMENT_TEMPLATE, results, images, RENDER_FUEL)
 }
 
 /// Renders the PR comment with a user-supplied template, which sees the same view as the
@@ -39,7 +49,7 @@ pub fn render_report(results: &Results) -> anyhow::Result<String> {
 /// shown (then none, then a compact list); a template that ignores the view's limits can still
 /// come out longer, and is returned as it is rather than failing the gate over its length.
 pub fn render_report_with(template_source: &str, results: &Results) -> anyhow::Result<String> {
-    render_comment(template_source, results, RENDER_FUEL)
+    render_comment(template_source, results, &BTreeMap::new(), RENDER_FUEL)
 }
 
 /// Renders `summary.md`, the short form for `$GITHUB_STEP_SUMMARY`.
@@ -48,7 +58,7 @@ pub fn render_summary(results: &Results) -> anyhow::Result<String> {
     let template = env
         .template_from_named_str("summary.md.j2", SUMMARY_TEMPLATE)
         .map_err(describe)?;
-    let view = ReportView::new(results, LIMITS[0], false, false);
+    let view = ReportView::new(results, &BTreeMap::new(), LIMITS[0], false, false);
     template.render(Value::from(Serde(&view))).map_err(describe)
 }
 
@@ -59,23 +69,28 @@ const SUMMARY_TEMPLATE: &str = include_str!("../../templates/summary.md.j2");
 /// the work one render may do. The built-in report of 2,000 experiments needs under 2M.
 const RENDER_FUEL: u64 = 10_000_000;
 
-fn render_comment(template_source: &str, results: &Results, fuel: u64) -> anyhow::Result<String> {
+fn render_comment(
+    template_source: &str,
+    results: &Results,
+    images: &BTreeMap<String, String>,
+    fuel: u64,
+) -> anyhow::Result<String> {
     let env = environment(fuel)?;
     let template = env
         .template_from_named_str("report template", template_source)
         .map_err(describe)?;
     let fits = |text: &str| text.chars().count() <= MAX_COMMENT_CHARS;
     let render = |view: &ReportView| template.render(Value::from(Serde(view))).map_err(describe);
-    let full = render(&ReportView::new(results, LIMITS[0], false, false))?;
+    let full = render(&ReportView::new(results, images, LIMITS[0], false, false))?;
     if fits(&full) {
         return Ok(full);
     }
     // Showing no case at all is the last step before the compact list; when even that does not
     // fit, the steps between need not be tried.
     let last = LIMITS.len() - 1;
-    if fits(&render(&ReportView::new(results, LIMITS[last], true, false))?) {
+    if fits(&render(&ReportView::new(results, images, LIMITS[last], true, false))?) {
         for limits in &LIMITS[1..] {
-            let rendered = render(&ReportView::new(results, *limits, true, false))?;
+            let rendered = render(&ReportView::new(results, images, *limits, true, false))?;
             if fits(&rendered) {
                 return Ok(rendered);
             }
@@ -83,7 +98,7 @@ fn render_comment(template_source: &str, results: &Results, fuel: u64) -> anyhow
     }
     // Even without cases the comment is too long: list experiments in one line each, and as
     // a last resort show only the first ones.
-    let mut view = ReportView::new(results, LIMITS[last], true, true);
+    let mut view = ReportView::new(results, images, LIMITS[last], true, true);
     loop {
         let rendered = render(&view)?;
         if fits(&rendered) || view.experiments.is_empty() {
@@ -184,6 +199,8 @@ struct ReportView<'a> {
     tool_version: &'a str,
     verdict: VerdictView,
     reason: &'a str,
+    /// Why a passing PR still "needs attention": non-blocking regressions and missed SLOs.
+    attention: Vec<AttentionView<'a>>,
     base: RefView<'a>,
     head: RefView<'a>,
     /// "2 changed, 1 new, 1 removed".
@@ -202,6 +219,14 @@ struct ReportView<'a> {
     /// One line per experiment, no tables: the full report did not fit.
     compact: bool,
     max_chars: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct AttentionView<'a> {
+    experiment: &'a str,
+    metric: &'a str,
+    /// "regressed (not blocking)", "missed its SLO ≤ 800 ms".
+    what: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -233,9 +258,24 @@ struct ExperimentView<'a> {
     /// What differs between the baseline and candidate configs (model, temperature, …).
     changes: Vec<ArmChange>,
     metrics: Vec<MetricRow<'a>>,
+    /// "At 1,000,000 requests/month: $412 → $405 per month; the candidate saves $7/month."
+    projection: Option<String>,
+    /// Published chart images, in the order of [`charts::plan_charts`].
+    images: Vec<ImageView>,
+    /// The charts as text bars, one line each, for a code block: only characters that cannot
+    /// end the block (names from the config are reduced to a safe alphabet).
+    text_chart: Vec<String>,
     /// "this suite can detect a change of N; the margin is M" for underpowered metrics.
     power_notes: Vec<PowerNote<'a>>,
     flips: Vec<FlipGroup<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct ImageView {
+    /// "quality", "latency", …: ours, no escaping needed.
+    kind: &'static str,
+    /// Checked by [`safe_image_url`]: placed in the template as it is.
+    url: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -283,6 +323,19 @@ struct CaseView<'a> {
     input: &'a str,
     baseline: SideView<'a>,
     candidate: SideView<'a>,
+    /// The candidate's output as a word diff against the baseline's; empty when either side
+    /// has no output.
+    diff: Vec<DiffSegment<'a>>,
+    /// The outputs were longer than the diff shows.
+    diff_cut: bool,
+}
+
+/// A run of words the same on both sides (`same`), only in the baseline (`del`) or only in the
+/// candidate (`ins`).
+#[derive(Debug, PartialEq, Serialize)]
+struct DiffSegment<'a> {
+    op: &'static str,
+    text: &'a str,
 }
 
 /// One side of a flipped case: a representative call (one with the side's majority outcome)
@@ -308,6 +361,12 @@ struct RunView {
     spend: String,
     simulated: bool,
     estimated: String,
+    /// Spend per completed call, the unit a reviewer compares with the per-request cost.
+    spend_per_call: String,
+    retries: usize,
+    fallbacks: usize,
+    rate_limited: usize,
+    resumed: usize,
     duration: String,
     /// `promptgate run --base … --head …`, only when both SHAs are plain hex: the command is
     /// shown in a code block, where escaping does not apply.
@@ -315,12 +374,29 @@ struct RunView {
 }
 
 impl<'a> ReportView<'a> {
-    fn new(results: &'a Results, limits: Limits, shrunk: bool, compact: bool) -> ReportView<'a> {
+    fn new(
+        results: &'a Results,
+        images: &BTreeMap<String, String>,
+        limits: Limits,
+        shrunk: bool,
+        compact: bool,
+    ) -> ReportView<'a> {
+        let attention = attention(results);
         let (symbol, word) = match results.verdict {
-            Verdict::Pass => ("✅", "pass"),
+            Verdict::Pass if attention.is_empty() => ("✅", "pass"),
+            Verdict::Pass => ("⚠️", "needs attention"),
             Verdict::Fail => ("❌", "regression"),
             Verdict::Waived => ("⚠️", "waived"),
         };
+        let mut image_urls: BTreeMap<usize, Vec<ImageView>> = BTreeMap::new();
+        for plan in charts::plan_charts(results) {
+            if let Some(url) = images.get(&plan.name).filter(|u| safe_image_url(u)) {
+                image_urls.entry(plan.experiment).or_default().push(ImageView {
+                    kind: plan.kind.as_str(),
+                    url: url.clone(),
+                });
+            }
+        }
         let any_adjusted = results
             .experiments
             .iter()
@@ -331,13 +407,18 @@ impl<'a> ReportView<'a> {
             tool_version: &results.tool_version,
             verdict: VerdictView { symbol, word },
             reason: &results.reason,
+            attention,
             base: RefView::new(&results.base.name, &results.base.sha),
             head: RefView::new(&results.head.name, &results.head.sha),
             counts: status_counts(&results.experiments),
             experiments: results
                 .experiments
                 .iter()
-                .map(|e| ExperimentView::new(e, limits))
+                .enumerate()
+                .map(|(i, e)| {
+                    let images = image_urls.remove(&i).unwrap_or_default();
+                    ExperimentView::new(e, limits, images, results.requests_per_month)
+                })
                 .collect(),
             omitted_experiments: 0,
             unaffected: results
@@ -365,6 +446,44 @@ impl<'a> RefView<'a> {
         };
         RefView { name, sha, short_sha }
     }
+}
+
+/// Non-blocking regressions and missed SLOs that did not fail the gate: a passing PR with any of
+/// them reads "needs attention", not a plain pass.
+fn attention(results: &Results) -> Vec<AttentionView<'_>> {
+    let mut notes = Vec::new();
+    for e in &results.experiments {
+        if e.status == ExperimentStatus::Removed {
+            continue;
+        }
+        for m in e.metrics.iter().filter(|m| !m.fails_gate) {
+            if m.gated && m.verdict == MetricVerdict::Regression {
+                notes.push(AttentionView {
+                    experiment: &e.name,
+                    metric: &m.name,
+                    what: "regressed (not blocking)".to_owned(),
+                });
+            }
+            if let Some(slo) = MetricText::new(m).slo_missed {
+                notes.push(AttentionView {
+                    experiment: &e.name,
+                    metric: &m.name,
+                    what: format!("candidate misses its {slo}", slo = slo.trim_end_matches(" missed")),
+                });
+            }
+        }
+    }
+    notes
+}
+
+/// An image URL the comment may show: https (or http, for GitHub Enterprise on a private
+/// network), and nothing that could end the Markdown image or open HTML.
+fn safe_image_url(url: &str) -> bool {
+    (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() <= 2_000
+        && url.chars().all(|c| {
+            c.is_ascii_graphic() && !matches!(c, '(' | ')' | '<' | '>' | '"' | '\'' | '`' | '\\' | '[' | ']' | '|')
+        })
 }
 
 fn status_counts(experiments: &[ExperimentResult]) -> String {
@@ -397,7 +516,12 @@ fn status_word(status: ExperimentStatus) -> &'static str {
 }
 
 impl<'a> ExperimentView<'a> {
-    fn new(e: &'a ExperimentResult, limits: Limits) -> ExperimentView<'a> {
+    fn new(
+        e: &'a ExperimentResult,
+        limits: Limits,
+        images: Vec<ImageView>,
+        requests_per_month: Option<u64>,
+    ) -> ExperimentView<'a> {
         let status_note = match e.status {
             ExperimentStatus::Changed => None,
             ExperimentStatus::New => Some("new at head: candidate only, no baseline"),
@@ -444,10 +568,29 @@ impl<'a> ExperimentView<'a> {
             repeats: e.repeats,
             changes: arm_changes(e.baseline.as_ref(), e.candidate.as_ref()),
             metrics: e.metrics.iter().map(|m| MetricRow::new(m, e.status)).collect(),
+            projection: projection_sentence(e, requests_per_month),
+            images,
+            text_chart: if e.status == ExperimentStatus::Removed {
+                Vec::new()
+            } else {
+                text_chart(e, requests_per_month)
+            },
             power_notes,
             flips,
         }
     }
+}
+
+fn projection_sentence(e: &ExperimentResult, requests_per_month: Option<u64>) -> Option<String> {
+    let rpm = requests_per_month?;
+    let p = charts::monthly_projection(e, Some(rpm))?;
+    let (savings, _) = charts::savings_sentence(&p);
+    Some(format!(
+        "At {} requests/month: {} → {} per month; {savings}.",
+        charts::thousands(rpm),
+        charts::whole_dollars(p.baseline),
+        charts::whole_dollars(p.candidate),
+    ))
 }
 
 fn arm_changes(baseline: Option<&ArmInfo>, candidate: Option<&ArmInfo>) -> Vec<ArmChange> {
@@ -540,11 +683,22 @@ impl<'a> FlipGroup<'a> {
         let shown: Vec<CaseView> = flipped
             .iter()
             .take(limits.cases)
-            .map(|c| CaseView {
-                id: &c.id,
-                input: &c.input,
-                baseline: SideView::new(&c.baseline, baseline_passes, limits),
-                candidate: SideView::new(&c.candidate, !baseline_passes, limits),
+            .map(|c| {
+                let baseline = SideView::new(&c.baseline, baseline_passes, limits);
+                let candidate = SideView::new(&c.candidate, !baseline_passes, limits);
+                let (diff, diff_cut) = if baseline.output.is_empty() || candidate.output.is_empty() {
+                    (Vec::new(), false)
+                } else {
+                    word_diff(baseline.output, candidate.output, limits.output_chars)
+                };
+                CaseView {
+                    id: &c.id,
+                    input: &c.input,
+                    baseline,
+                    candidate,
+                    diff,
+                    diff_cut,
+                }
             })
             .collect();
         let noun = if flipped.len() == 1 { "case" } else { "cases" };
@@ -557,6 +711,102 @@ impl<'a> FlipGroup<'a> {
         })
     }
 }
+
+/// Words (each with the whitespace after it) of the first `max_chars` characters of each
+/// output, diffed by longest common subsequence. Between two common words, everything only in
+/// the baseline is one `del` run and everything only in the candidate one `ins` run, so the
+/// diff reads as phrases replaced rather than alternating words. Returns whether it cut.
+fn word_diff<'a>(baseline: &'a str, candidate: &'a str, max_chars: usize) -> (Vec<DiffSegment<'a>>, bool) {
+    let (a, a_cut) = words(baseline, max_chars);
+    let (b, b_cut) = words(candidate, max_chars);
+    let same = |i: usize, j: usize| baseline[a[i].clone()].trim_end() == candidate[b[j].clone()].trim_end();
+    // lcs[i][j]: length of the longest common subsequence of a[i..] and b[j..].
+    let width = b.len() + 1;
+    let mut lcs = vec![0u16; (a.len() + 1) * width];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i * width + j] = if same(i, j) {
+                lcs[(i + 1) * width + j + 1] + 1
+            } else {
+                lcs[(i + 1) * width + j].max(lcs[i * width + j + 1])
+            };
+        }
+    }
+    let mut segments: Vec<DiffSegment<'a>> = Vec::new();
+    let mut push = |op: &'static str, text: &'a str| {
+        if text.is_empty() {
+            return;
+        }
+        segments.push(DiffSegment { op, text });
+    };
+    let span = |words: &[std::ops::Range<usize>], from: usize, to: usize| {
+        if from < to {
+            words[from].start..words[to - 1].end
+        } else {
+            0..0
+        }
+    };
+    let (mut i, mut j) = (0, 0);
+    let (mut gap_i, mut gap_j) = (0, 0);
+    let mut same_from = None;
+    while i < a.len() && j < b.len() {
+        if same(i, j) {
+            if same_from.is_none() {
+                push("del", &baseline[span(&a, gap_i, i)]);
+                push("ins", &candidate[span(&b, gap_j, j)]);
+                same_from = Some(j);
+            }
+            i += 1;
+            j += 1;
+        } else {
+            if let Some(from) = same_from.take() {
+                push("same", &candidate[span(&b, from, j)]);
+                gap_i = i;
+                gap_j = j;
+            }
+            if lcs[(i + 1) * width + j] >= lcs[i * width + j + 1] {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+    }
+    if let Some(from) = same_from.take() {
+        push("same", &candidate[span(&b, from, j)]);
+        gap_i = i;
+        gap_j = j;
+    }
+    push("del", &baseline[span(&a, gap_i, a.len())]);
+    push("ins", &candidate[span(&b, gap_j, b.len())]);
+    (segments, a_cut || b_cut)
+}
+
+/// Byte ranges of the words of `text`'s first `max_chars` characters (at most
+/// [`DIFF_MAX_WORDS`]), each with its trailing whitespace, and whether any text was left out.
+fn words(text: &str, max_chars: usize) -> (Vec<std::ops::Range<usize>>, bool) {
+    let end = text.char_indices().nth(max_chars).map_or(text.len(), |(byte, _)| byte);
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    let mut in_space = false;
+    for (at, c) in text[..end].char_indices() {
+        if c.is_whitespace() {
+            in_space = true;
+        } else if in_space {
+            ranges.push(start..at);
+            start = at;
+            in_space = false;
+        }
+    }
+    if start < end {
+        ranges.push(start..end);
+    }
+    let cut = end < text.len() || ranges.len() > DIFF_MAX_WORDS;
+    ranges.truncate(DIFF_MAX_WORDS);
+    (ranges, cut)
+}
+
+/// Bounds the diff's table (words × words) for very wordy outputs.
+const DIFF_MAX_WORDS: usize = 400;
 
 impl<'a> SideView<'a> {
     fn new(calls: &'a [Call], passed: bool, limits: Limits) -> SideView<'a> {
@@ -609,9 +859,134 @@ impl RunView {
             spend: dollars(run.spend_usd),
             simulated: run.simulated,
             estimated: dollars(run.estimated_usd),
+            spend_per_call: if run.completed > 0 {
+                dollars(run.spend_usd / run.completed as f64)
+            } else {
+                dash()
+            },
+            retries: run.retries,
+            fallbacks: run.fallbacks,
+            rate_limited: run.rate_limited,
+            resumed: run.resumed,
             duration: duration(run.duration_ms),
             reproduce,
         }
+    }
+}
+
+/// The charts as text: one bar pair per quality metric, latency p50/p95, cost, flips. Width
+/// of a bar in cells.
+const BAR_CELLS: usize = 20;
+
+fn text_chart(e: &ExperimentResult, requests_per_month: Option<u64>) -> Vec<String> {
+    let mut lines = Vec::new();
+    let row = |label: &str, arm: &str, bar: String, text: String| {
+        format!("{label:<20} {arm:<9} {bar} {text}").trim_end().to_owned()
+    };
+    for m in e.metrics.iter().filter(|m| charts::is_quality(m)) {
+        let unit = Unit::of(&m.name);
+        let (b, c) = (finite(m.baseline), finite(m.candidate));
+        let in_unit_range = [b, c].iter().flatten().all(|x| (0.0..=1.0).contains(x));
+        let scale = if in_unit_range {
+            1.0
+        } else {
+            [b, c].iter().flatten().fold(0.0, |acc: f64, x| acc.max(x.abs()))
+        };
+        let name = safe_label(&m.name);
+        if let Some(b) = b {
+            lines.push(row(&name, "baseline", bar(b, scale), unit.value(b)));
+        }
+        if let Some(c) = c {
+            let mut text = unit.value(c);
+            if let (Some(_), Some(_)) = (finite(m.delta), b) {
+                let text_of = MetricText::new(m);
+                text.push_str(&format!(
+                    "   Δ {} {} {}",
+                    text_of.delta,
+                    text_of.ci,
+                    verdict_word(m.verdict)
+                ));
+            }
+            let label = if b.is_some() { String::new() } else { name };
+            lines.push(row(&label, "candidate", bar(c, scale), text));
+        }
+    }
+    let latency = charts::latency_summary(e);
+    let p95_max = latency.iter().flatten().fold(0.0, |acc: f64, l| acc.max(l.p95));
+    for (i, (arm, summary)) in ["baseline", "candidate"].into_iter().zip(&latency).enumerate() {
+        if let Some(l) = summary {
+            let label = if i == 0 || latency[0].is_none() {
+                "latency p95 (p50)"
+            } else {
+                ""
+            };
+            let text = format!("{:.0} ms ({:.0} ms) over {} calls", l.p95, l.p50, l.calls);
+            lines.push(row(label, arm, bar(l.p95, p95_max), text));
+        }
+    }
+    let costs = charts::cost_per_request(e);
+    let cost_max = costs.iter().flatten().fold(0.0, |acc: f64, x| acc.max(*x));
+    for (i, (arm, cost)) in ["baseline", "candidate"].into_iter().zip(costs).enumerate() {
+        if let Some(cost) = cost {
+            let label = if i == 0 || costs[0].is_none() {
+                "cost per request"
+            } else {
+                ""
+            };
+            let mut text = dollars(cost);
+            if let Some(rpm) = requests_per_month {
+                text.push_str(&format!(" · {}/month", charts::whole_dollars(cost * rpm as f64)));
+            }
+            lines.push(row(label, arm, bar(cost, cost_max), text));
+        }
+    }
+    if let Some(p) = charts::monthly_projection(e, requests_per_month) {
+        lines.push(format!("{:<20} {}", "", charts::savings_sentence(&p).0));
+    }
+    let count = |flip| e.cases.iter().filter(|c| c.flip == Some(flip)).count();
+    let compared = e
+        .cases
+        .iter()
+        .filter(|c| !c.baseline.is_empty() && !c.candidate.is_empty())
+        .count();
+    if compared > 0 {
+        let (worse, better) = (count(Flip::PassToFail), count(Flip::FailToPass));
+        lines.push(format!(
+            "{:<20} {compared} compared: {worse} pass → fail, {better} fail → pass, {} unchanged",
+            "cases",
+            compared.saturating_sub(worse + better)
+        ));
+    }
+    lines
+}
+
+fn bar(value: f64, scale: f64) -> String {
+    let share = if scale > 0.0 {
+        (value / scale).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let full = (share * BAR_CELLS as f64).round() as usize;
+    format!("{}{}", "█".repeat(full), "░".repeat(BAR_CELLS - full))
+}
+
+/// A name from the config, for a code block: nothing that could close the block or read as
+/// something else, at most 20 characters.
+fn safe_label(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/') {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if safe.chars().count() > 20 {
+        format!("{}…", &safe[..19])
+    } else {
+        safe
     }
 }
 
@@ -667,7 +1042,7 @@ impl MetricText {
 
 /// How a metric's numbers read, decided by its name (DESIGN.md's metric names and scorers).
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Unit {
+pub(crate) enum Unit {
     /// Rates in [0, 1], shown as percentages; differences in percentage points.
     Percent,
     Millis,
@@ -676,7 +1051,7 @@ enum Unit {
 }
 
 impl Unit {
-    fn of(name: &str) -> Unit {
+    pub(crate) fn of(name: &str) -> Unit {
         if name.ends_with("_ms") {
             Unit::Millis
         } else if name.starts_with("cost") || name.ends_with("_usd") {
@@ -688,7 +1063,7 @@ impl Unit {
         }
     }
 
-    fn value(self, x: f64) -> String {
+    pub(crate) fn value(self, x: f64) -> String {
         match self {
             Unit::Percent => format!("{:.1}%", x * 100.0),
             Unit::Millis => format!("{x:.0} ms"),
@@ -699,7 +1074,7 @@ impl Unit {
 
     /// A difference, always signed. Cost differences also say how large they are relative to
     /// the baseline, which is what a reviewer weighs ("12% cheaper").
-    fn delta(self, d: f64, baseline: Option<f64>) -> String {
+    pub(crate) fn delta(self, d: f64, baseline: Option<f64>) -> String {
         let text = self.signed(d);
         match (self, baseline) {
             (Unit::Dollars, Some(b)) if b > 0.0 => {
@@ -709,7 +1084,7 @@ impl Unit {
         }
     }
 
-    fn interval(self, lo: f64, hi: f64) -> String {
+    pub(crate) fn interval(self, lo: f64, hi: f64) -> String {
         match self {
             Unit::Percent => format!(
                 "[{}, {}] pp",
@@ -730,7 +1105,7 @@ impl Unit {
     }
 
     /// The size of a difference, unsigned, in the unit differences are shown in.
-    fn magnitude(self, d: f64) -> String {
+    pub(crate) fn magnitude(self, d: f64) -> String {
         let d = d.abs();
         match self {
             Unit::Percent => format!("{:.1} pp", d * 100.0),
@@ -1260,8 +1635,22 @@ mod tests {
         assert!(!md.contains("@octocat"), "no bare @mention");
         let bare_reference = md.match_indices("#1").any(|(at, _)| !md[..at].ends_with('&'));
         assert!(!bare_reference, "no bare issue reference (`&#124;` is a pipe, not one)");
-        // The only code block is the reproduce command.
-        assert!(md.matches("```").count() <= 2);
+        // Code blocks are the charts as text and the reproduce command, and nothing in them can
+        // close them.
+        let mut in_block = false;
+        for line in md.lines() {
+            if line.starts_with("```") {
+                if in_block {
+                    assert_eq!(line, "```", "a block closes with a bare fence");
+                } else {
+                    assert!(line == "```text" || line == "```sh", "{line}");
+                }
+                in_block = !in_block;
+            } else if in_block {
+                assert!(!line.contains('`') && !line.contains('<'), "{line}");
+            }
+        }
+        assert!(!in_block, "every code block closes");
         // Every table row has as many cell separators as its header.
         let mut header_pipes = None;
         for line in md.lines() {
@@ -1308,6 +1697,103 @@ mod tests {
         let md = render_report(&results).unwrap();
         assert_structure(&md);
         assert!(md.contains("@\u{200D}octocat"), "the mention is still readable");
+        insta::assert_snapshot!("hostile", md);
+    }
+
+    #[test]
+    fn pass_snapshot() {
+        let mut results = demo_results();
+        results.experiments = vec![results.experiments[1].clone()];
+        results.verdict = Verdict::Pass;
+        results.reason = "no regression: billing-faq is cheaper at the same quality.".to_owned();
+        let md = render_report(&results).unwrap();
+        assert_structure(&md);
+        assert!(md.starts_with(&format!("{REPORT_MARKER}\n### ✅ promptgate: pass — no regression")));
+        assert!(md.contains("At 1,000,000 requests/month: $8,120 → $1,540 per month; candidate saves $6,580/month."));
+        insta::assert_snapshot!("pass", md);
+    }
+
+    #[test]
+    fn new_experiment_snapshot() {
+        let mut results = demo_results();
+        results.experiments = vec![results.experiments[2].clone()];
+        results.verdict = Verdict::Pass;
+        results.reason = "no regression: onboarding-tips is new.".to_owned();
+        let md = render_report(&results).unwrap();
+        assert_structure(&md);
+        // Its p95 misses the SLO without failing the gate: a pass that needs attention.
+        assert!(md.contains("### ⚠️ promptgate: needs attention — "));
+        assert!(md.contains("- ⚠️ latency_p95_ms in onboarding-tips candidate misses its SLO ≤ 800 ms"));
+        insta::assert_snapshot!("new_experiment", md);
+    }
+
+    #[test]
+    fn images_are_shown_when_published_and_text_stays() {
+        let results = demo_results();
+        let images = BTreeMap::from([
+            (
+                "customer-support-quality".to_owned(),
+                "https://raw.githubusercontent.com/o/r/promptgate-charts/pr-7/customer-support-quality.png".to_owned(),
+            ),
+            ("customer-support-latency".to_owned(), "javascript:alert(1)".to_owned()),
+            (
+                "customer-support-cost".to_owned(),
+                "https://x.example/a.png) <img src=x>".to_owned(),
+            ),
+            ("billing-faq-cases".to_owned(), "https://x.example/b.png".to_owned()),
+        ]);
+        let md = render_report_with_images(&results, &images).unwrap();
+        assert_structure(&md);
+        assert!(md.contains("\n![quality chart](https://raw.githubusercontent.com/o/r/promptgate-charts/pr-7/customer-support-quality.png)\n"));
+        assert!(md.contains("![cases chart](https://x.example/b.png)"));
+        assert!(!md.contains("javascript:"));
+        assert!(!md.contains("x.example/a.png"));
+        assert_eq!(md.matches("<summary>Charts as text</summary>").count(), 2);
+        insta::assert_snapshot!("with_images", md);
+    }
+
+    #[test]
+    fn word_diff_marks_changed_phrases() {
+        let check = |a: &str, b: &str, expected: &[(&str, &str)]| {
+            let (segments, cut) = word_diff(a, b, 1_000);
+            assert!(!cut);
+            let got: Vec<(&str, &str)> = segments.iter().map(|s| (s.op, s.text)).collect();
+            assert_eq!(got, expected, "{a:?} → {b:?}");
+        };
+        check(
+            "Refunds are available within 30 days.",
+            "Refunds are not available.",
+            &[
+                ("same", "Refunds are "),
+                ("del", "available within 30 days."),
+                ("ins", "not available."),
+            ],
+        );
+        check(
+            "Go to Settings and pick Cancel.",
+            "Go to Billing and pick Cancel.",
+            &[
+                ("same", "Go to "),
+                ("del", "Settings "),
+                ("ins", "Billing "),
+                ("same", "and pick Cancel."),
+            ],
+        );
+        check("same text", "same text", &[("same", "same text")]);
+        check("a b", "c d", &[("del", "a b"), ("ins", "c d")]);
+        check("", "new", &[("ins", "new")]);
+        let (_, cut) = word_diff(&"word ".repeat(1_000), "word", 1_000_000);
+        assert!(cut, "more than DIFF_MAX_WORDS words are cut");
+    }
+
+    #[test]
+    fn text_chart_is_safe_in_a_code_block() {
+        let mut results = demo_results();
+        results.experiments[0].metrics[0].name = "```\n<b>@octocat".to_owned();
+        let md = render_report(&results).unwrap();
+        assert_structure(&md);
+        assert!(md.contains("pass_rate            baseline  ██████████████████░░ 92.0%"));
+        assert!(md.contains("?????b??octocat "), "{md}");
     }
 
     #[test]
@@ -1372,6 +1858,7 @@ mod tests {
         assert!(md.chars().count() <= MAX_COMMENT_CHARS);
         assert!(md.contains("500 cases flipped pass → fail"));
         assert!(md.contains("480 more not shown; results.json has every case."));
+        insta::assert_snapshot!("many_flips", md);
 
         // Two experiments' worth no longer fit with the usual number of cases.
         results.experiments[1].cases = cases;
@@ -1457,7 +1944,7 @@ mod tests {
     fn a_runaway_user_template_is_stopped() {
         let endless = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
         // The real budget stops it too, after a few seconds of a debug build.
-        let err = render_comment(endless, &demo_results(), RENDER_FUEL / 100).unwrap_err();
+        let err = render_comment(endless, &demo_results(), &BTreeMap::new(), RENDER_FUEL / 100).unwrap_err();
         assert!(format!("{err:#}").contains("fuel"), "{err:#}");
     }
 

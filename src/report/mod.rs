@@ -1,6 +1,8 @@
 //! Report: the results model and its renderings (results.json, report.md, summary.md,
-//! junit.xml). Renderers return strings; [`write_outputs`] decides where they go.
+//! junit.xml, charts/*.svg and *.png). Renderers return strings or bytes; [`write_outputs`]
+//! decides where they go.
 
+pub mod charts;
 pub mod escape;
 pub mod junit;
 pub mod markdown;
@@ -12,20 +14,34 @@ use anyhow::Context;
 
 use results::Results;
 
-/// Writes every output into `dir` and returns the paths written.
+/// Writes every output into `dir` and returns the paths written. `report.md` links no images
+/// (nothing is published yet) and carries the charts as text; a publisher that uploads
+/// `charts/*.png` re-renders it with [`markdown::render_report_with_images`].
 pub fn write_outputs(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut written = Vec::new();
     let files = [
         ("results.json", serde_json::to_string_pretty(results)? + "\n"),
         ("report.md", markdown::render_report(results)?),
         ("summary.md", markdown::render_summary(results)?),
         ("junit.xml", junit::render_junit(results)),
     ];
-    let mut written = Vec::new();
     for (name, text) in files {
         let path = dir.join(name);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         written.push(path);
+    }
+    let charts_dir = dir.join("charts");
+    let charts = charts::render_charts(results).context("rendering the charts")?;
+    if !charts.is_empty() {
+        std::fs::create_dir_all(&charts_dir).with_context(|| format!("creating {}", charts_dir.display()))?;
+    }
+    for chart in charts {
+        for (ext, bytes) in [("svg", chart.svg.into_bytes()), ("png", chart.png)] {
+            let path = charts_dir.join(format!("{}.{ext}", chart.name));
+            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+            written.push(path);
+        }
     }
     Ok(written)
 }

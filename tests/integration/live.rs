@@ -1,0 +1,259 @@
+//! The real HTTP path end to end: the binary against a fake OpenAI-compatible server on
+//! 127.0.0.1 that answers like the offline mock, with faults injected, a secret to leak, an
+//! outage, and a kill in the middle of a run.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use promptgate::providers::{Request, mock};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
+
+use crate::support::{Run, TestRepo, fixture, results};
+
+/// A recognisable fake key: it must never appear in anything promptgate writes.
+const SECRET: &str = "sk-test-SECRET-canary-7f3a";
+
+/// Answers chat completions with the offline mock's reply, so a run over HTTP must reach the
+/// same verdict as the demo; optionally fails the first attempt of some requests.
+struct Simulator {
+    faults: bool,
+    down: bool,
+    attempts: Mutex<HashMap<String, u32>>,
+    injected: AtomicUsize,
+    served: AtomicUsize,
+    delay: Duration,
+}
+
+impl Simulator {
+    fn new(faults: bool, down: bool, delay: Duration) -> Arc<Simulator> {
+        Arc::new(Simulator { faults, down, attempts: Mutex::new(HashMap::new()), injected: AtomicUsize::new(0), served: AtomicUsize::new(0), delay })
+    }
+}
+
+impl Respond for Arc<Simulator> {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        if self.down {
+            return ResponseTemplate::new(503).set_body_json(json!({"error": {"message": "the service is down", "type": "server_error"}}));
+        }
+        let key = request.body.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+        let attempt = {
+            let mut attempts = self.attempts.lock().unwrap();
+            let n = attempts.entry(key.to_string()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        // One request in five fails its first attempt, in a mix of ways real APIs fail.
+        if self.faults && attempt == 1 && key % 5 == 0 {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+            return match (key / 5) % 5 {
+                0 => ResponseTemplate::new(429).insert_header("retry-after", "0").set_body_json(json!({"error": {"message": "Rate limit reached", "type": "requests"}})),
+                1 => ResponseTemplate::new(500).set_body_json(json!({"error": {"message": "internal error", "type": "server_error"}})),
+                2 => ResponseTemplate::new(503).set_body_string("upstream unavailable"),
+                3 => ResponseTemplate::new(200).set_body_json(reply(&body)).set_delay(Duration::from_secs(3)),
+                _ => ResponseTemplate::new(200).insert_header("content-type", "application/json").set_body_string("{\"id\": \"chatcmpl-1\", \"choices\": [{\"mess"),
+            };
+        }
+        self.served.fetch_add(1, Ordering::SeqCst);
+        ResponseTemplate::new(200).set_body_json(reply(&body)).set_delay(self.delay)
+    }
+}
+
+/// The mock's answer to an OpenAI chat-completions body, in the OpenAI response shape.
+fn reply(body: &Value) -> Value {
+    let request = Request {
+        model: body["model"].as_str().unwrap_or_default().to_owned(),
+        messages: serde_json::from_value(body["messages"].clone()).unwrap_or_default(),
+        temperature: body["temperature"].as_f64(),
+        max_tokens: body["max_tokens"].as_u64().or(body["max_completion_tokens"].as_u64()).map(|n| n as u32),
+        top_p: body["top_p"].as_f64(),
+        seed: body["seed"].as_u64().unwrap_or(0),
+    };
+    let response = mock::respond(&request);
+    json!({
+        "id": "chatcmpl-sim", "object": "chat.completion", "created": 1_700_000_000, "model": request.model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": response.text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": response.usage.input, "completion_tokens": response.usage.output, "total_tokens": response.usage.input + response.usage.output}
+    })
+}
+
+async fn start(simulator: &Arc<Simulator>) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(Arc::clone(simulator)).mount(&server).await;
+    server
+}
+
+/// The demo's base and PR commits, with the suite pointed at `base_url`.
+fn demo_repo(base_url: &str, extra_provider: &str) -> TestRepo {
+    let provider = format!(
+        "providers:\n  sim: {{type: openai-compatible, base_url: \"{base_url}/v1\", api_key_env: SIM_API_KEY, concurrency: 8, timeout_ms: 1000, max_retries: 3}}\n  offline: {{type: mock}}\n{extra_provider}"
+    );
+    let point = |repo: &TestRepo| {
+        let suite = repo.read("promptgate.yaml").replace("providers:\n  offline: {type: mock}\n", &provider).replace("provider: offline}", "provider: sim}");
+        repo.write("promptgate.yaml", &suite);
+    };
+    let repo = TestRepo::new();
+    repo.copy_tree(&fixture("base"));
+    point(&repo);
+    repo.commit("base");
+    repo.checkout_new("pr");
+    for entry in std::fs::read_dir(repo.path()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name().unwrap() != ".git" {
+            if p.is_dir() { std::fs::remove_dir_all(p).unwrap() } else { std::fs::remove_file(p).unwrap() }
+        }
+    }
+    repo.copy_tree(&fixture("pr"));
+    point(&repo);
+    repo.commit("pr");
+    repo
+}
+
+async fn gate(repo: &TestRepo, out: &str, extra: &[&str]) -> Run {
+    let dir = repo.path().to_owned();
+    let mut args: Vec<String> = ["run", "--base", "main", "--head", "pr", "--out", out].iter().map(|s| (*s).to_owned()).collect();
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate")).current_dir(&dir).args(&args).env("SIM_API_KEY", SECRET).env("CI", "1").output().unwrap();
+        Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+    })
+    .await
+    .unwrap()
+}
+
+/// Per case: (experiment, id, baseline pass, candidate pass).
+fn outcomes(out: &Path) -> Vec<(String, String, bool, bool)> {
+    let r = results(out);
+    let mut rows = Vec::new();
+    for e in r["experiments"].as_array().unwrap() {
+        for c in e["cases"].as_array().unwrap() {
+            let pass = |arm: &str| c[arm][0]["scores"]["pass"].as_bool().unwrap_or(false);
+            rows.push((e["name"].as_str().unwrap().to_owned(), c["id"].as_str().unwrap().to_owned(), pass("baseline"), pass("candidate")));
+        }
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http_with_20_percent_faults_the_verdict_equals_the_fault_free_run() {
+    let clean = Simulator::new(false, false, Duration::ZERO);
+    let clean_server = start(&clean).await;
+    let repo = demo_repo(&clean_server.uri(), "");
+    gate(&repo, "clean", &["--no-cache"]).await.expect_code(1);
+
+    let faulty = Simulator::new(true, false, Duration::ZERO);
+    let faulty_server = start(&faulty).await;
+    let repo2 = demo_repo(&faulty_server.uri(), "");
+    let run = gate(&repo2, "faulty", &["--no-cache"]).await;
+    run.expect_code(1);
+
+    let r = results(&repo2.path().join("faulty"));
+    assert_eq!(r["run"]["calls"], 176);
+    assert_eq!(r["run"]["errored"], 0, "{}", run.stderr);
+    let injected = faulty.injected.load(Ordering::SeqCst);
+    assert!(injected >= 20, "only {injected} faults injected");
+    assert_eq!(r["run"]["retries"].as_u64().unwrap() as usize, injected, "every injected fault is one retry");
+    assert_eq!(outcomes(&repo.path().join("clean")), outcomes(&repo2.path().join("faulty")));
+    assert_eq!(results(&repo.path().join("clean"))["verdict"], r["verdict"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_never_leaves() {
+    let sim = Simulator::new(true, false, Duration::ZERO);
+    let server = start(&sim).await;
+    // An error body that echoes the key, as some servers do.
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::body_string_contains("refund"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {"message": format!("Incorrect API key provided: {SECRET}")}})))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let repo = demo_repo(&server.uri(), "");
+    let run = gate(&repo, "out", &[]).await;
+    let received = server.received_requests().await.unwrap();
+    assert!(received.iter().any(|r| r.headers.get("authorization").is_some_and(|v| v.to_str().unwrap().contains(SECRET))), "the key is sent to the server");
+    assert!(!run.stdout.contains("SECRET") && !run.stderr.contains("SECRET"), "{}", run.stderr);
+    for file in walk(repo.path()) {
+        if file.components().any(|c| c.as_os_str() == ".git") {
+            continue;
+        }
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("SECRET"), "{} contains the key", file.display());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_is_down_is_a_run_error_unless_a_fallback_answers() {
+    let down = Simulator::new(false, true, Duration::ZERO);
+    let server = start(&down).await;
+    let repo = demo_repo(&server.uri(), "");
+    let run = gate(&repo, "out", &["--no-cache"]).await;
+    run.expect_code(3).stderr_has("failed");
+    let r = results(&repo.path().join("out"));
+    assert_eq!(r["run"]["errored"], r["run"]["calls"]);
+
+    // The same outage with the offline responder as a fallback: every call is answered.
+    let fallback_repo = demo_repo(&server.uri(), "");
+    for branch in ["main", "pr"] {
+        fallback_repo.checkout(branch);
+        fallback_repo.edit("promptgate.yaml", "    dataset: datasets/customer-support.jsonl\n", "    dataset: datasets/customer-support.jsonl\n    fallback: [offline]\n");
+        fallback_repo.edit("promptgate.yaml", "    dataset: datasets/product-faq.csv\n", "    dataset: datasets/product-faq.csv\n    fallback: [offline]\n");
+        fallback_repo.commit("fall back to the offline responder");
+    }
+    let run = gate(&fallback_repo, "out", &["--no-cache"]).await;
+    run.expect_code(1);
+    let r = results(&fallback_repo.path().join("out"));
+    assert_eq!(r["run"]["errored"], 0);
+    assert_eq!(r["run"]["fallbacks"], 176);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_resumes_without_repeating_finished_calls() {
+    let sim = Simulator::new(false, false, Duration::from_millis(40));
+    let server = start(&sim).await;
+    let repo = demo_repo(&server.uri(), "");
+    // Reference: an uninterrupted run.
+    gate(&repo, "reference", &["--no-cache"]).await.expect_code(1);
+    let total = sim.served.swap(0, Ordering::SeqCst);
+    assert_eq!(total, 176);
+
+    let dir = repo.path().to_owned();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
+        .current_dir(&dir)
+        .args(["run", "--base", "main", "--head", "pr", "--out", "resumed", "--no-cache"])
+        .env("SIM_API_KEY", SECRET)
+        .env("CI", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while sim.served.load(Ordering::SeqCst) < 60 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let journal = std::fs::read_to_string(dir.join("resumed").join("journal.jsonl")).unwrap();
+    let finished = journal.lines().count() - 1; // minus the header
+    assert!(finished >= 40, "only {finished} calls journaled");
+    let before = sim.served.load(Ordering::SeqCst);
+
+    gate(&repo, "resumed", &["--no-cache"]).await.expect_code(1);
+    let sent_again = sim.served.load(Ordering::SeqCst) - before;
+    assert!(sent_again <= 176 - finished, "resumed run sent {sent_again} calls; {finished} were finished");
+    assert_eq!(outcomes(&dir.join("reference")), outcomes(&dir.join("resumed")));
+    assert_eq!(results(&dir.join("resumed"))["run"]["resumed"].as_u64().unwrap() as usize, finished);
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() { files.extend(walk(&p)) } else { files.push(p) }
+    }
+    files
+}
