@@ -3,7 +3,11 @@
 //! Every provider implements [`Provider`]. The runner never knows which API sits behind it;
 //! adding a provider touches one file plus its registration in [`build`].
 
+pub mod anthropic;
+pub mod exec;
+pub mod http;
 pub mod mock;
+pub mod openai;
 pub mod pricing;
 
 use async_trait::async_trait;
@@ -88,16 +92,109 @@ pub trait Provider: Send + Sync {
 }
 
 /// Builds the provider a suite entry describes.
+///
+/// Configuration mistakes (a missing key variable, `deployment`, `command`, a malformed
+/// `base_url`, a setting the type does not use) are input errors, exit 2: no call is made.
 pub fn build(spec: &crate::suite::ProviderSpec) -> Result<std::sync::Arc<dyn Provider>, crate::error::Error> {
     use crate::suite::ProviderKind;
-    match spec.kind {
-        ProviderKind::Mock => Ok(std::sync::Arc::new(mock::MockProvider::new())),
-        other => Err(crate::error::Diagnostic::new(format!(
-            "provider `{}` has type `{}`, which this build of promptgate cannot call yet",
+    check_settings_apply(spec)?;
+    Ok(match spec.kind {
+        ProviderKind::Mock => std::sync::Arc::new(mock::MockProvider::new()),
+        ProviderKind::Openai | ProviderKind::AzureOpenai | ProviderKind::OpenaiCompatible => {
+            std::sync::Arc::new(openai::OpenAiProvider::from_spec(spec)?)
+        }
+        ProviderKind::Anthropic => std::sync::Arc::new(anthropic::AnthropicProvider::from_spec(spec)?),
+        ProviderKind::Exec => std::sync::Arc::new(exec::ExecProvider::from_spec(spec)?),
+    })
+}
+
+/// Rejects settings that only another provider type reads: a `deployment` on an `openai`
+/// entry means the user meant `azure-openai`, and silently ignoring it would call the wrong
+/// model.
+fn check_settings_apply(spec: &crate::suite::ProviderSpec) -> Result<(), crate::error::Error> {
+    use crate::suite::ProviderKind;
+    let kind = spec.kind;
+    let misplaced = [
+        (
+            "deployment",
+            spec.deployment.is_some() && kind != ProviderKind::AzureOpenai,
+            "azure-openai",
+        ),
+        (
+            "api_version",
+            spec.api_version.is_some() && kind != ProviderKind::AzureOpenai,
+            "azure-openai",
+        ),
+        ("command", spec.command.is_some() && kind != ProviderKind::Exec, "exec"),
+        (
+            "base_url",
+            spec.base_url.is_some() && matches!(kind, ProviderKind::Exec | ProviderKind::Mock),
+            "openai, anthropic, azure-openai and openai-compatible",
+        ),
+        (
+            "api_key_env",
+            spec.api_key_env.is_some() && kind == ProviderKind::Exec,
+            "the HTTP provider types",
+        ),
+    ];
+    match misplaced.into_iter().find(|(_, wrong, _)| *wrong) {
+        Some((field, _, owners)) => Err(crate::error::Diagnostic::new(format!(
+            "provider `{}` has type `{}`, which does not use `{field}`",
             spec.name,
-            other.as_str()
+            kind.as_str()
         ))
-        .hint("only the offline `mock` provider is available in this version; set `defaults: {provider: NAME}` to a provider of `type: mock`")
+        .hint(format!(
+            "`{field}` applies to type {owners}; remove it or change the type"
+        ))
         .into()),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suite::ProviderKind;
+
+    #[track_caller]
+    fn check(spec: crate::suite::ProviderSpec, expected: Result<&str, &str>) {
+        match (build(&spec), expected) {
+            (Ok(provider), Ok(kind)) => assert_eq!(provider.kind(), kind),
+            (Err(error), Err(fragment)) => {
+                assert_eq!(error.exit_code(), crate::error::exit::USAGE, "{error}");
+                assert!(error.to_string().contains(fragment), "{error}");
+            }
+            (Ok(provider), Err(fragment)) => panic!("built `{}`, expected an error with {fragment:?}", provider.kind()),
+            (Err(error), Ok(kind)) => panic!("expected `{kind}`, got {error}"),
+        }
+    }
+
+    #[test]
+    fn builds_every_type_and_rejects_settings_of_other_types() {
+        use http::tests::spec;
+        check(spec(ProviderKind::Mock, None), Ok("mock"));
+        check(
+            spec(ProviderKind::OpenaiCompatible, Some("http://127.0.0.1:11434/v1")),
+            Ok("openai-compatible"),
+        );
+        let mut exec = spec(ProviderKind::Exec, None);
+        exec.command = Some(vec!["python3".to_owned(), "answer.py".to_owned()]);
+        check(exec.clone(), Ok("exec"));
+        let unset = Some("PROMPTGATE_TEST_SURELY_UNSET_VARIABLE".to_owned());
+        for kind in [ProviderKind::Openai, ProviderKind::Anthropic, ProviderKind::AzureOpenai] {
+            let mut needs_key = spec(kind, Some("https://example.com"));
+            needs_key.api_key_env = unset.clone();
+            needs_key.deployment = (kind == ProviderKind::AzureOpenai).then(|| "d".to_owned());
+            needs_key.api_version = (kind == ProviderKind::AzureOpenai).then(|| "2024-10-21".to_owned());
+            check(needs_key, Err("`PROMPTGATE_TEST_SURELY_UNSET_VARIABLE` is not set"));
+        }
+        let mut openai = spec(ProviderKind::Openai, None);
+        openai.deployment = Some("gpt-4o".to_owned());
+        check(openai, Err("type `openai`, which does not use `deployment`"));
+        exec.base_url = Some("http://x".to_owned());
+        check(exec, Err("does not use `base_url`"));
+        let mut mock = spec(ProviderKind::Mock, None);
+        mock.command = Some(vec!["true".to_owned()]);
+        check(mock, Err("hint: `command` applies to type exec"));
     }
 }

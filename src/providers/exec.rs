@@ -1,0 +1,391 @@
+//! The `exec` provider: a program of the team's own stands in for the model, so a whole
+//! pipeline (retrieval, tools, post-processing — e.g. a RAG app) is what gets A/B-tested.
+//!
+//! Protocol, one process per call:
+//! - `command` is an argv list, run without a shell, in promptgate's working directory and
+//!   environment (so the pipeline finds its own keys).
+//! - stdin receives the request as one JSON object:
+//!   `{"model", "messages": [{"role", "content"}], "temperature", "max_tokens", "top_p", "seed"}`
+//!   (absent settings are `null`).
+//! - stdout is either a JSON object with an `output` string,
+//!   `{"output": "…", "tokens": {"input": N, "output": N, "cached_input": N}, "latency_ms": X}`
+//!   (`tokens`, `cached_input` and `latency_ms` optional), or anything else, which is taken
+//!   whole (trimmed) as the output. Without `tokens`, usage is estimated at one token per four
+//!   characters (plus four per message), the mock's rule; without `latency_ms` the runner
+//!   measures the process's wall-clock time.
+//! - exit 0 is success; exit 75 (`EX_TEMPFAIL`) a transient failure worth retrying; any other
+//!   exit a permanent failure, reported with the end of stderr.
+//!
+//! A runner timeout drops the call, which kills the process.
+
+use std::fmt;
+use std::process::Stdio;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+
+use super::http::{redact, shorten};
+use super::mock::estimate_tokens;
+use super::{Provider, ProviderError, Request, Response, Usage};
+use crate::error::{Diagnostic, Error};
+use crate::suite::ProviderSpec;
+
+/// The exit code that asks for a retry (`EX_TEMPFAIL` from `sysexits.h`).
+pub const EXIT_TEMPFAIL: i32 = 75;
+
+/// How much of stderr a failure reports.
+const STDERR_LINES: usize = 5;
+
+/// The `exec` provider type.
+#[derive(Clone)]
+pub struct ExecProvider {
+    program: String,
+    args: Vec<String>,
+}
+
+impl fmt::Debug for ExecProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Arguments are the user's to choose; one might carry a token.
+        let args: Vec<String> = self.args.iter().map(|a| redact(a, None)).collect();
+        f.debug_struct("ExecProvider")
+            .field("program", &self.program)
+            .field("args", &args)
+            .finish()
+    }
+}
+
+impl ExecProvider {
+    pub fn from_spec(spec: &ProviderSpec) -> Result<Self, Error> {
+        match spec.command.as_deref() {
+            Some([program, args @ ..]) if !program.trim().is_empty() => Ok(ExecProvider {
+                program: program.clone(),
+                args: args.to_vec(),
+            }),
+            _ => Err(Diagnostic::new(format!(
+                "provider `{}` (type exec) needs `command`: the program and its arguments",
+                spec.name
+            ))
+            .hint("e.g. `command: [python3, scripts/answer.py]`; it reads the request as JSON on stdin and prints the answer")
+            .into()),
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for ExecProvider {
+    fn kind(&self) -> &'static str {
+        "exec"
+    }
+
+    async fn complete(&self, request: &Request) -> Result<Response, ProviderError> {
+        let permanent = |message: String| ProviderError::Permanent { message };
+        let mut child = tokio::process::Command::new(&self.program)
+            .args(&self.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| permanent(format!("exec: cannot run `{}`: {e}", self.program)))?;
+        let input =
+            serde_json::to_vec(request).map_err(|e| permanent(format!("exec: cannot encode the request: {e}")))?;
+        let stdin = child.stdin.take();
+        // Written while the output is read: a program that answers before it has read all of
+        // its input must not deadlock on a full pipe.
+        let write = async move {
+            if let Some(mut stdin) = stdin {
+                // A program may exit without reading stdin; its exit status tells the story.
+                let _ = stdin.write_all(&input).await;
+                let _ = stdin.shutdown().await;
+            }
+        };
+        let ((), output) = tokio::join!(write, child.wait_with_output());
+        let output = output.map_err(|e| ProviderError::Transient {
+            message: format!("exec: waiting for `{}` failed: {e}", self.program),
+            retry_after_ms: None,
+        })?;
+
+        if !output.status.success() {
+            let stderr = stderr_tail(&output.stderr);
+            let how = match output.status.code() {
+                Some(code) => format!("exited with status {code}"),
+                None => format!("was killed ({})", output.status),
+            };
+            let message = format!("exec: `{}` {how}{stderr}", self.program);
+            return Err(if output.status.code() == Some(EXIT_TEMPFAIL) {
+                ProviderError::Transient {
+                    message,
+                    retry_after_ms: None,
+                }
+            } else {
+                ProviderError::Permanent { message }
+            });
+        }
+        parse_stdout(request, &String::from_utf8_lossy(&output.stdout)).map_err(permanent)
+    }
+}
+
+/// The usage of a call whose provider reports none: one token per four characters, plus
+/// four per message for roles and separators (the mock's rule).
+pub fn estimate_usage(request: &Request, output: &str) -> Usage {
+    Usage {
+        input: request.messages.iter().map(|m| estimate_tokens(&m.content) + 4).sum(),
+        cached_input: 0,
+        output: estimate_tokens(output),
+    }
+}
+
+#[derive(Deserialize)]
+struct ExecOutput {
+    output: String,
+    tokens: Option<ExecTokens>,
+    latency_ms: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct ExecTokens {
+    input: u64,
+    output: u64,
+    #[serde(default)]
+    cached_input: u64,
+}
+
+/// Reads the program's answer. A JSON object with an `output` key is the structured form and
+/// must be well-formed; anything else (prose, or JSON the pipeline itself answers with) is the
+/// output as it stands.
+fn parse_stdout(request: &Request, stdout: &str) -> Result<Response, String> {
+    let text = stdout.trim();
+    let value = serde_json::from_str::<serde_json::Value>(text).ok();
+    let Some(value) = value.filter(|v| v.get("output").is_some()) else {
+        return Ok(Response {
+            text: text.to_owned(),
+            usage: estimate_usage(request, text),
+            latency_ms: None,
+        });
+    };
+    let parsed: ExecOutput = serde_json::from_value(value)
+        .map_err(|e| format!("exec: stdout is a JSON object with `output` but not of the documented shape: {e}"))?;
+    let usage = match parsed.tokens {
+        Some(t) => Usage {
+            input: t.input,
+            cached_input: t.cached_input,
+            output: t.output,
+        },
+        None => estimate_usage(request, &parsed.output),
+    };
+    Ok(Response {
+        text: parsed.output,
+        usage,
+        latency_ms: parsed.latency_ms.filter(|ms| ms.is_finite() && *ms >= 0.0),
+    })
+}
+
+/// `: <the last lines of stderr>`, redacted and bounded, or nothing when stderr is empty.
+fn stderr_tail(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let tail = lines[lines.len().saturating_sub(STDERR_LINES)..].join("\n");
+    let tail = redact(&tail, None);
+    // Keep the end, where the actual error usually is.
+    let chars = tail.chars().count();
+    let tail = if chars > 1000 {
+        format!("…{}", tail.chars().skip(chars - 1000).collect::<String>())
+    } else {
+        tail
+    };
+    format!(": {}", shorten(&tail, 1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::http::tests::{request, spec};
+    use crate::suite::ProviderKind;
+
+    fn sh(script: &str) -> ExecProvider {
+        let mut spec = spec(ProviderKind::Exec, None);
+        spec.command = Some(vec!["/bin/sh".to_owned(), "-c".to_owned(), script.to_owned()]);
+        ExecProvider::from_spec(&spec).unwrap()
+    }
+
+    /// Runs `script` through `/bin/sh -c` as the provider and checks what the call returns.
+    #[track_caller]
+    fn check(script: &str, expected: Result<Response, ProviderError>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let result = runtime.block_on(sh(script).complete(&request()));
+        assert_eq!(result, expected, "script: {script}");
+    }
+
+    /// What the request of [`request`] is estimated at: 35 and 33 characters, two messages.
+    const ESTIMATED_INPUT: u64 = 9 + 4 + 9 + 4;
+
+    #[test]
+    fn reads_structured_and_plain_stdout() {
+        check(
+            r#"cat >/dev/null; echo '{"output": "Within 30 days.", "tokens": {"input": 120, "output": 5, "cached_input": 100}, "latency_ms": 812.5}'"#,
+            Ok(Response {
+                text: "Within 30 days.".to_owned(),
+                usage: Usage {
+                    input: 120,
+                    cached_input: 100,
+                    output: 5,
+                },
+                latency_ms: Some(812.5),
+            }),
+        );
+        check(
+            r#"echo '{"output": "Within 30 days.", "sources": ["policy.md"]}'"#,
+            Ok(Response {
+                text: "Within 30 days.".to_owned(),
+                usage: Usage {
+                    input: ESTIMATED_INPUT,
+                    cached_input: 0,
+                    output: 4,
+                },
+                latency_ms: None,
+            }),
+        );
+        // Plain text, and JSON the pipeline answers with, are the output as they stand.
+        check(
+            "printf '\\n  Refunds take 30 days.  \\n\\n'",
+            Ok(Response {
+                text: "Refunds take 30 days.".to_owned(),
+                usage: Usage {
+                    input: ESTIMATED_INPUT,
+                    cached_input: 0,
+                    output: 6,
+                },
+                latency_ms: None,
+            }),
+        );
+        check(
+            r#"echo '{"answer": "yes"}'"#,
+            Ok(Response {
+                text: r#"{"answer": "yes"}"#.to_owned(),
+                usage: Usage {
+                    input: ESTIMATED_INPUT,
+                    cached_input: 0,
+                    output: 5,
+                },
+                latency_ms: None,
+            }),
+        );
+    }
+
+    #[test]
+    fn receives_the_request_as_json_on_stdin() {
+        // Echo stdin back as the output: the request, exactly as documented.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let response = runtime.block_on(sh("cat").complete(&request())).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&response.text).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "model": "gpt-4o-mini",
+                "messages": [
+                    {"role": "system", "content": "You are the Acme support assistant."},
+                    {"role": "user", "content": "Can I get a refund after 45 days?"}
+                ],
+                "temperature": 0.5,
+                "max_tokens": 256,
+                "top_p": 0.9,
+                "seed": 12345
+            })
+        );
+    }
+
+    #[test]
+    fn failures_report_the_end_of_stderr() {
+        let permanent = |message: &str| {
+            Err(ProviderError::Permanent {
+                message: message.to_owned(),
+            })
+        };
+        check(
+            "echo 'loading index' >&2; echo 'Traceback: KeyError sk-live-SECRET-42' >&2; exit 1",
+            permanent("exec: `/bin/sh` exited with status 1: loading index\nTraceback: KeyError [redacted]"),
+        );
+        check("exit 3", permanent("exec: `/bin/sh` exited with status 3"));
+        check(
+            "for i in 1 2 3 4 5 6 7; do echo line $i >&2; done; exit 2",
+            permanent("exec: `/bin/sh` exited with status 2: line 3\nline 4\nline 5\nline 6\nline 7"),
+        );
+        check(
+            "echo 'vector store busy' >&2; exit 75",
+            Err(ProviderError::Transient {
+                message: "exec: `/bin/sh` exited with status 75: vector store busy".to_owned(),
+                retry_after_ms: None,
+            }),
+        );
+        check(
+            r#"echo '{"output": 42}'"#,
+            permanent(
+                "exec: stdout is a JSON object with `output` but not of the documented shape: invalid type: integer `42`, expected a string",
+            ),
+        );
+        // Exiting without reading a large stdin is not a write error.
+        check(
+            "exit 0",
+            Ok(Response {
+                text: String::new(),
+                usage: Usage {
+                    input: ESTIMATED_INPUT,
+                    cached_input: 0,
+                    output: 0,
+                },
+                latency_ms: None,
+            }),
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_permanent_and_a_timeout_kills_the_process() {
+        let mut spec = spec(ProviderKind::Exec, None);
+        spec.command = Some(vec!["/nonexistent/promptgate-pipeline".to_owned()]);
+        let missing = ExecProvider::from_spec(&spec).unwrap();
+        match missing.complete(&request()).await {
+            Err(ProviderError::Permanent { message }) => {
+                assert!(
+                    message.starts_with("exec: cannot run `/nonexistent/promptgate-pipeline`: "),
+                    "{message}"
+                );
+            }
+            other => panic!("expected a permanent error, got {other:?}"),
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("finished");
+        let slow = sh(&format!("sleep 2; touch '{}'", marker.display()));
+        let started = std::time::Instant::now();
+        let request = request();
+        let result = tokio::time::timeout(std::time::Duration::from_millis(200), slow.complete(&request)).await;
+        assert!(result.is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        // Dropping the call killed the shell before it could finish.
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        assert!(!marker.exists());
+    }
+
+    #[test]
+    fn configuration_and_debug() {
+        let error = ExecProvider::from_spec(&spec(ProviderKind::Exec, None)).unwrap_err();
+        assert_eq!(error.exit_code(), crate::error::exit::USAGE);
+        assert!(error.to_string().contains("needs `command`"), "{error}");
+        let mut empty = spec(ProviderKind::Exec, None);
+        empty.command = Some(Vec::new());
+        assert!(ExecProvider::from_spec(&empty).is_err());
+        let debug = format!("{:?}", sh("curl -H 'Authorization: Bearer sk-live-SECRET-42' http://x"));
+        assert!(!debug.contains("SECRET"), "{debug}");
+        assert_eq!(sh("true").kind(), "exec");
+    }
+}

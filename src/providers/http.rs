@@ -1,0 +1,797 @@
+//! What the HTTP providers share: the client, the API key, one POST with failure
+//! classification, `Retry-After` and rate-limit header parsing, and key redaction.
+//!
+//! A provider makes one attempt per call; the runner retries. So everything here is about
+//! saying precisely *how* an attempt failed: [`ProviderError::Transient`] (with the wait the
+//! server asked for) when another attempt may succeed, [`ProviderError::Permanent`] (with the
+//! provider's own message) when it cannot.
+
+use std::fmt;
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime};
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::de::DeserializeOwned;
+
+use super::ProviderError;
+use crate::error::{Diagnostic, Error};
+use crate::suite::ProviderSpec;
+
+/// An API key read from the environment. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    value: String,
+    /// The environment variable it came from, for hints.
+    pub env: String,
+}
+
+impl ApiKey {
+    pub fn new(env: impl Into<String>, value: impl Into<String>) -> Self {
+        ApiKey {
+            value: value.into(),
+            env: env.into(),
+        }
+    }
+
+    /// The key as a header value (`prefix` e.g. `"Bearer "`), marked sensitive so `http` never
+    /// prints it either.
+    fn header_value(&self, prefix: &str) -> Result<HeaderValue, Error> {
+        let mut value = HeaderValue::from_str(&format!("{prefix}{}", self.value)).map_err(|_| {
+            Diagnostic::new(format!(
+                "the API key in `{}` is not a valid HTTP header value",
+                self.env
+            ))
+            .hint("check the variable for stray newlines or quotes")
+        })?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKey({}=[redacted])", self.env)
+    }
+}
+
+/// Reads the key named by the spec's `api_key_env`, else `default_env`.
+///
+/// `Ok(None)` only when neither names a variable (an `openai-compatible` server without auth).
+/// A named variable that is unset or empty is an input error: the run cannot succeed.
+pub fn api_key(spec: &ProviderSpec, default_env: Option<&str>) -> Result<Option<ApiKey>, Error> {
+    let Some(env) = spec.api_key_env.as_deref().or(default_env) else {
+        return Ok(None);
+    };
+    match std::env::var(env) {
+        Ok(value) if !value.trim().is_empty() => Ok(Some(ApiKey::new(env, value.trim()))),
+        _ => Err(Diagnostic::new(format!(
+            "provider `{}` (type {}) needs an API key, but the environment variable `{env}` is not set",
+            spec.name,
+            spec.kind.as_str()
+        ))
+        .hint(format!(
+            "export {env}=… (in GitHub Actions: `env: {{{env}: ${{{{ secrets.{env} }}}}}}`)"
+        ))
+        .hint("or name another variable with `api_key_env:` in the provider's entry")
+        .into()),
+    }
+}
+
+/// The connection to one API: a client, the header that authenticates, and what errors say.
+pub struct Api {
+    /// The provider type, as errors name it.
+    pub kind: &'static str,
+    client: reqwest::Client,
+    auth: Option<(HeaderName, HeaderValue)>,
+    key: Option<ApiKey>,
+}
+
+impl fmt::Debug for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Api")
+            .field("kind", &self.kind)
+            .field("key_env", &self.key.as_ref().map(|k| k.env.as_str()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Api {
+    /// An API authenticated by `header: {prefix}{key}` when there is a key.
+    pub fn new(kind: &'static str, key: Option<ApiKey>, header: &'static str, prefix: &str) -> Result<Self, Error> {
+        let auth = match &key {
+            Some(key) => Some((HeaderName::from_static(header), key.header_value(prefix)?)),
+            None => None,
+        };
+        Ok(Api {
+            kind,
+            client: client()?,
+            auth,
+            key,
+        })
+    }
+
+    /// POSTs `body` as JSON to `url` with `headers` (and the auth header), and decodes a 2xx
+    /// answer as `T`. One attempt; every failure is classified.
+    pub async fn post_json<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        headers: &[(&'static str, &str)],
+        body: &serde_json::Value,
+    ) -> Result<T, ProviderError> {
+        let mut request = self.client.post(url).json(body);
+        if let Some((name, value)) = &self.auth {
+            request = request.header(name.clone(), value.clone());
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = response.status();
+        let response_headers = response.headers().clone();
+        let bytes = response.bytes().await.map_err(|e| self.transport_error(&e))?;
+        if !status.is_success() {
+            return Err(self.status_error(status, &response_headers, &bytes));
+        }
+        decode(self.kind, &bytes).map_err(|e| self.redacted(e))
+    }
+
+    /// Classifies a non-2xx answer.
+    pub fn status_error(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ProviderError {
+        let error = ErrorBody::parse(body);
+        let mut message = format!("{} returned HTTP {}", self.kind, status.as_u16());
+        if let Some(kind) = &error.kind {
+            message.push_str(&format!(" {kind}"));
+        }
+        message.push_str(": ");
+        // Without its final period, so the hint below reads as one sentence.
+        message.push_str(error.message.trim_end().trim_end_matches('.'));
+        let env = self.key.as_ref().map_or("the API key variable", |k| k.env.as_str());
+        match status.as_u16() {
+            401 => message.push_str(&format!("; check that {env} holds a valid key for this endpoint")),
+            403 => message.push_str(&format!("; check that the key in {env} may use this model or endpoint")),
+            404 => message.push_str("; check the model (or deployment) name and base_url"),
+            _ => {}
+        }
+        let message = self.redact(&message);
+        if is_transient_status(status) && !error.is_out_of_quota() {
+            ProviderError::Transient {
+                message,
+                retry_after_ms: retry_after_ms(headers, SystemTime::now()),
+            }
+        } else {
+            ProviderError::Permanent { message }
+        }
+    }
+
+    fn transport_error(&self, e: &reqwest::Error) -> ProviderError {
+        // Connection refused or reset, DNS hiccups, a body cut short: all worth another try.
+        // The chain of sources says what actually happened ("connection refused").
+        let mut message = format!("{}: {e}", self.kind);
+        let mut source = std::error::Error::source(e);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        ProviderError::Transient {
+            message: self.redact(&message),
+            retry_after_ms: None,
+        }
+    }
+
+    fn redacted(&self, e: ProviderError) -> ProviderError {
+        match e {
+            ProviderError::Transient {
+                message,
+                retry_after_ms,
+            } => ProviderError::Transient {
+                message: self.redact(&message),
+                retry_after_ms,
+            },
+            ProviderError::Permanent { message } => ProviderError::Permanent {
+                message: self.redact(&message),
+            },
+            other => other,
+        }
+    }
+
+    /// `text` without this API's key or anything that looks like a key.
+    pub fn redact(&self, text: &str) -> String {
+        redact(text, self.key.as_ref().map(|k| k.value.as_str()))
+    }
+}
+
+/// A client for one provider: ring for TLS, a 10 s connect timeout and no overall timeout
+/// (the runner enforces the latency budget around each call).
+pub fn client() -> Result<reqwest::Client, Error> {
+    // Fails only when a provider is already installed, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("promptgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::run(format!("cannot set up the HTTP client: {e}")))
+}
+
+/// Statuses another attempt may fix: timeouts, conflicts, rate limits, server trouble
+/// (529 is Anthropic's "overloaded").
+pub fn is_transient_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 409 | 425 | 429 | 500 | 502 | 503 | 504 | 529)
+        || (status.is_server_error() && !matches!(status.as_u16(), 501 | 505))
+}
+
+/// Decodes a successful body. A body that is not JSON at all was cut short or mangled on the
+/// way (transient); JSON of the wrong shape means we talk to the wrong kind of server
+/// (permanent).
+pub fn decode<T: DeserializeOwned>(kind: &str, body: &[u8]) -> Result<T, ProviderError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| ProviderError::Transient {
+        message: format!("{kind} returned a truncated or invalid JSON body ({e})"),
+        retry_after_ms: None,
+    })?;
+    serde_json::from_value(value).map_err(|e| {
+        let error = ErrorBody::parse(body);
+        let detail = if error.from_json { error.message } else { e.to_string() };
+        ProviderError::Permanent {
+            message: format!("{kind} returned an unexpected response: {detail}"),
+        }
+    })
+}
+
+/// What an error body says, from the shapes APIs use: `{"error": {"message", "type", "code"}}`
+/// (OpenAI, Azure, Anthropic inside `{"type": "error", …}`, llama.cpp, LiteLLM),
+/// `{"error": "…"}` (Ollama), `{"message": …}` (older vLLM), `{"detail": …}` (FastAPI).
+struct ErrorBody {
+    message: String,
+    /// `error.type`, else `error.code`.
+    kind: Option<String>,
+    code: Option<String>,
+    /// Anthropic's `error.details.error_code`.
+    detail_code: Option<String>,
+    from_json: bool,
+}
+
+impl ErrorBody {
+    fn parse(body: &[u8]) -> Self {
+        let value: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+        let text = |v: Option<&serde_json::Value>| match v {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        if let Some(value) = &value {
+            let error = value.get("error").filter(|e| e.is_object()).unwrap_or(value);
+            let message = text(error.get("message"))
+                .or_else(|| text(value.get("error")))
+                .or_else(|| text(value.get("detail")));
+            if let Some(message) = message {
+                let code = text(error.get("code"));
+                return ErrorBody {
+                    message,
+                    kind: text(error.get("type"))
+                        .filter(|t| t != "error")
+                        .or_else(|| code.clone()),
+                    code,
+                    detail_code: text(error.pointer("/details/error_code")),
+                    from_json: true,
+                };
+            }
+        }
+        let raw = String::from_utf8_lossy(body);
+        let raw = raw.trim();
+        ErrorBody {
+            message: if raw.is_empty() {
+                "(empty body)".to_owned()
+            } else {
+                shorten(raw, 300)
+            },
+            kind: None,
+            code: None,
+            detail_code: None,
+            from_json: false,
+        }
+    }
+
+    /// A 429 that no wait cures: credit or spend limits (OpenAI's `insufficient_quota` and
+    /// billing codes, Anthropic's `enforced_spend_limit_reached`).
+    fn is_out_of_quota(&self) -> bool {
+        const CODES: &[&str] = &[
+            "insufficient_quota",
+            "credit_balance_exhausted",
+            "organization_spend_limit_exceeded",
+            "project_spend_limit_exceeded",
+            "organization_usage_limit_exceeded",
+            "enforced_spend_limit_reached",
+        ];
+        [&self.kind, &self.code, &self.detail_code]
+            .into_iter()
+            .flatten()
+            .any(|c| CODES.contains(&c.as_str()))
+    }
+}
+
+/// How long the server asked us to wait, in milliseconds, from the first of:
+/// `retry-after-ms` (OpenAI, Azure), `Retry-After` (seconds or an HTTP-date),
+/// OpenAI's `x-ratelimit-reset-{requests,tokens}` (Go durations such as `6m0s`) and
+/// Anthropic's `anthropic-ratelimit-*-reset` (RFC 3339 instants). Of several reset headers,
+/// the ones whose limit is exhausted (`…-remaining…: 0`) count, and the longest wait wins.
+pub fn retry_after_ms(headers: &HeaderMap, now: SystemTime) -> Option<u64> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(ms) = get("retry-after-ms")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|ms| *ms >= 0.0)
+    {
+        return Some(ms.ceil() as u64);
+    }
+    if let Some(value) = get("retry-after") {
+        if let Ok(seconds) = value.parse::<f64>()
+            && seconds >= 0.0
+        {
+            return Some((seconds * 1000.0).ceil() as u64);
+        }
+        if let Some(at) = parse_http_date(value) {
+            return Some(millis_until(at, now));
+        }
+    }
+    let openai = ["requests", "tokens"].map(|limit| {
+        let reset = get(&format!("x-ratelimit-reset-{limit}")).and_then(parse_go_duration_ms);
+        (reset, get(&format!("x-ratelimit-remaining-{limit}")) == Some("0"))
+    });
+    if let Some(ms) = longest_relevant(&openai) {
+        return Some(ms);
+    }
+    let anthropic = ["requests", "tokens", "input-tokens", "output-tokens"].map(|limit| {
+        let reset = get(&format!("anthropic-ratelimit-{limit}-reset"))
+            .and_then(parse_rfc3339)
+            .map(|at| millis_until(at, now));
+        (
+            reset,
+            get(&format!("anthropic-ratelimit-{limit}-remaining")) == Some("0"),
+        )
+    });
+    longest_relevant(&anthropic)
+}
+
+/// Of `(wait, exhausted)` pairs: the longest wait among exhausted limits, else among all.
+fn longest_relevant(resets: &[(Option<u64>, bool)]) -> Option<u64> {
+    let exhausted = resets.iter().filter(|(_, e)| *e).filter_map(|(ms, _)| *ms).max();
+    exhausted.or_else(|| resets.iter().filter_map(|(ms, _)| *ms).max())
+}
+
+fn millis_until(at: SystemTime, now: SystemTime) -> u64 {
+    at.duration_since(now)
+        .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX))
+}
+
+/// A Go `time.Duration` string as OpenAI sends it (`1s`, `6m0s`, `20ms`, `1h2m3.5s`), in
+/// milliseconds rounded up.
+pub fn parse_go_duration_ms(text: &str) -> Option<u64> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total_ms = 0.0;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let per_unit_ms = match &rest[..unit_len] {
+            "h" => 3_600_000.0,
+            "m" => 60_000.0,
+            "s" => 1_000.0,
+            "ms" => 1.0,
+            "us" | "µs" | "μs" => 0.001,
+            "ns" => 0.000_001,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total_ms += number * per_unit_ms;
+    }
+    Some(total_ms.ceil() as u64)
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form RFC 9110 requires of senders.
+pub fn parse_http_date(text: &str) -> Option<SystemTime> {
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [_weekday, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| m == month)? as u32 + 1;
+    let (h, m, s) = parse_clock(time)?;
+    instant(year.parse().ok()?, month, day.parse().ok()?, h, m, s, 0.0)
+}
+
+/// An RFC 3339 instant (`2025-06-01T12:00:30Z`, `…30.5+02:00`).
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let text = text.trim();
+    let (date, rest) = (text.get(..10)?, text.get(11..)?);
+    if !matches!(text.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
+        return None;
+    }
+    let mut fields = date.split('-');
+    let (year, month, day) = (
+        fields.next()?.parse().ok()?,
+        fields.next()?.parse().ok()?,
+        fields.next()?.parse().ok()?,
+    );
+    let zone_at = rest.find(['Z', 'z', '+', '-'])?;
+    let (clock, zone) = rest.split_at(zone_at);
+    let (clock, fraction) = match clock.split_once('.') {
+        Some((clock, digits)) => (clock, format!("0.{digits}").parse::<f64>().ok()?),
+        None => (clock, 0.0),
+    };
+    let (h, m, s) = parse_clock(clock)?;
+    let offset_seconds: i64 = match zone {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let (oh, om) = zone[1..].split_once(':')?;
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
+        }
+    };
+    let local = instant(year, month, day, h, m, s, fraction)?;
+    if offset_seconds >= 0 {
+        local.checked_sub(Duration::from_secs(offset_seconds.unsigned_abs()))
+    } else {
+        local.checked_add(Duration::from_secs(offset_seconds.unsigned_abs()))
+    }
+}
+
+fn parse_clock(text: &str) -> Option<(u32, u32, u32)> {
+    let mut fields = text.split(':');
+    let clock = (
+        fields.next()?.parse().ok()?,
+        fields.next()?.parse().ok()?,
+        fields.next()?.parse().ok()?,
+    );
+    fields.next().is_none().then_some(clock)
+}
+
+/// The instant of a UTC civil date and time.
+fn instant(year: i64, month: u32, day: u32, h: u32, m: u32, s: u32, fraction: f64) -> Option<SystemTime> {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * i64::from((month + 9) % 12) + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let seconds = days * 86_400 + i64::from(h * 3600 + m * 60 + s);
+    let seconds = u64::try_from(seconds).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs_f64(seconds as f64 + fraction))
+}
+
+/// `text` with `key` (when given and long enough to be a key, not a common word) and anything
+/// shaped like a credential replaced by `[redacted]`: `Bearer …` tokens and `sk-…` keys
+/// (OpenAI, Anthropic), including the half-masked ones OpenAI echoes in its 401 messages.
+pub fn redact(text: &str, key: Option<&str>) -> String {
+    static PATTERNS: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=*-]+|\bsk-[A-Za-z0-9_*-]{4,}").expect("valid pattern")
+    });
+    let text = match key {
+        Some(key) if key.len() >= 6 => text.replace(key, "[redacted]"),
+        _ => text.to_owned(),
+    };
+    PATTERNS.replace_all(&text, "[redacted]").into_owned()
+}
+
+/// At most `max` characters of `text`, with `…` when cut.
+pub fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// Whether `base_url` is an absolute http(s) URL; the provider's error otherwise.
+pub fn check_base_url(spec: &ProviderSpec, base_url: &str) -> Result<String, Error> {
+    let trimmed = base_url.trim().trim_end_matches('/');
+    match reqwest::Url::parse(trimmed) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(trimmed.to_owned()),
+        _ => Err(Diagnostic::new(format!(
+            "provider `{}`: `base_url` {base_url:?} is not an http(s) URL",
+            spec.name
+        ))
+        .hint("write it like `https://api.example.com/v1`")
+        .into()),
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use wiremock::matchers::any;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::*;
+    use crate::providers::{Message, Provider, Request, Role};
+    use crate::suite::ProviderKind;
+
+    /// A provider entry of `kind` with nothing but defaults (and `base_url`).
+    pub fn spec(kind: ProviderKind, base_url: Option<&str>) -> ProviderSpec {
+        ProviderSpec {
+            name: "test".to_owned(),
+            kind,
+            api_key_env: None,
+            base_url: base_url.map(str::to_owned),
+            concurrency: 1,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            timeout_ms: 60_000,
+            max_retries: 0,
+            deployment: None,
+            api_version: None,
+            command: None,
+        }
+    }
+
+    /// A request with every optional field set.
+    pub fn request() -> Request {
+        Request {
+            model: "gpt-4o-mini".to_owned(),
+            messages: vec![
+                Message {
+                    role: Role::System,
+                    content: "You are the Acme support assistant.".to_owned(),
+                },
+                Message {
+                    role: Role::User,
+                    content: "Can I get a refund after 45 days?".to_owned(),
+                },
+            ],
+            temperature: Some(0.5),
+            max_tokens: Some(256),
+            top_p: Some(0.9),
+            seed: 12345,
+        }
+    }
+
+    /// How a call is expected to fail: its class and a fragment of its message.
+    #[derive(Debug)]
+    pub enum Expect {
+        Transient(Option<u64>, &'static str),
+        Permanent(&'static str),
+    }
+
+    /// Answers any request with `answer` and checks the provider's failure: its class, the
+    /// wait it carries, a fragment of its message, and that no key leaks into it.
+    #[track_caller]
+    pub fn check_failure<P: Provider>(
+        make: impl Fn(&MockServer) -> P,
+        answer: ResponseTemplate,
+        expected: Expect,
+    ) -> impl Future<Output = ()> {
+        let caller = std::panic::Location::caller();
+        async move {
+            let server = MockServer::start().await;
+            Mock::given(any()).respond_with(answer).mount(&server).await;
+            let result = make(&server).complete(&request()).await;
+            let (message, matches) = match (&result, &expected) {
+                (
+                    Err(ProviderError::Transient {
+                        message,
+                        retry_after_ms,
+                    }),
+                    Expect::Transient(wait, fragment),
+                ) => (message, retry_after_ms == wait && message.contains(fragment)),
+                (Err(ProviderError::Permanent { message }), Expect::Permanent(fragment)) => {
+                    (message, message.contains(fragment))
+                }
+                _ => panic!("{caller}: expected {expected:?}, got {result:?}"),
+            };
+            assert!(matches, "{caller}: expected {expected:?}, got {result:?}");
+            assert!(!message.contains("SECRET"), "{caller}: the key leaked: {message}");
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    /// 2025-06-01T12:00:00Z.
+    fn now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_748_779_200)
+    }
+
+    #[track_caller]
+    fn check_retry_after(pairs: &[(&'static str, &str)], expected: Option<u64>) {
+        assert_eq!(retry_after_ms(&headers(pairs), now()), expected, "{pairs:?}");
+    }
+
+    #[test]
+    fn retry_after_sources_in_order() {
+        check_retry_after(&[], None);
+        check_retry_after(&[("retry-after", "2")], Some(2000));
+        check_retry_after(&[("retry-after", "0.5")], Some(500));
+        check_retry_after(&[("retry-after", "Sun, 01 Jun 2025 12:00:30 GMT")], Some(30_000));
+        // A date in the past means "now".
+        check_retry_after(&[("retry-after", "Sun, 01 Jun 2025 11:00:00 GMT")], Some(0));
+        check_retry_after(&[("retry-after", "soon")], None);
+        check_retry_after(&[("retry-after-ms", "1500"), ("retry-after", "9")], Some(1500));
+        check_retry_after(
+            &[("retry-after", "3"), ("x-ratelimit-reset-requests", "6m0s")],
+            Some(3000),
+        );
+        // OpenAI: the exhausted limit's reset, else the longest.
+        check_retry_after(&[("x-ratelimit-reset-requests", "20ms")], Some(20));
+        check_retry_after(
+            &[
+                ("x-ratelimit-reset-requests", "6m0s"),
+                ("x-ratelimit-reset-tokens", "1s"),
+                ("x-ratelimit-remaining-tokens", "0"),
+            ],
+            Some(1000),
+        );
+        check_retry_after(
+            &[
+                ("x-ratelimit-reset-requests", "1s"),
+                ("x-ratelimit-reset-tokens", "6m0s"),
+            ],
+            Some(360_000),
+        );
+        // Anthropic: RFC 3339 instants.
+        check_retry_after(
+            &[("anthropic-ratelimit-requests-reset", "2025-06-01T12:00:07Z")],
+            Some(7000),
+        );
+        check_retry_after(
+            &[
+                ("anthropic-ratelimit-requests-reset", "2025-06-01T12:01:00Z"),
+                ("anthropic-ratelimit-tokens-reset", "2025-06-01T14:00:02.5+02:00"),
+                ("anthropic-ratelimit-tokens-remaining", "0"),
+            ],
+            Some(2500),
+        );
+    }
+
+    #[track_caller]
+    fn check_duration(text: &str, expected: Option<u64>) {
+        assert_eq!(parse_go_duration_ms(text), expected, "{text:?}");
+    }
+
+    #[test]
+    fn go_durations() {
+        check_duration("1s", Some(1000));
+        check_duration("6m0s", Some(360_000));
+        check_duration("20ms", Some(20));
+        check_duration("1h2m3.5s", Some(3_723_500));
+        check_duration("0.4ms", Some(1));
+        check_duration("17.372s", Some(17_372));
+        check_duration("", None);
+        check_duration("5", None);
+        check_duration("5 parsecs", None);
+    }
+
+    #[test]
+    fn dates() {
+        let at = |s| parse_rfc3339(s).map(|t| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64());
+        assert_eq!(at("1970-01-01T00:00:00Z"), Some(0.0));
+        assert_eq!(at("2025-06-01T12:00:00Z"), Some(1_748_779_200.0));
+        assert_eq!(at("2000-03-01T00:00:00.25Z"), Some(951_868_800.25));
+        assert_eq!(at("2025-06-01T08:00:00-04:00"), Some(1_748_779_200.0));
+        assert_eq!(at("2025-13-01T00:00:00Z"), None);
+        assert_eq!(at("yesterday"), None);
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777))
+        );
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+    }
+
+    #[track_caller]
+    fn check_redact(text: &str, key: Option<&str>, expected: &str) {
+        assert_eq!(redact(text, key), expected);
+    }
+
+    #[test]
+    fn redacts_keys_and_key_shapes() {
+        check_redact("bad key abc123xyz", Some("abc123xyz"), "bad key [redacted]");
+        check_redact(
+            "Incorrect API key provided: sk-test-*******ET-42.",
+            None,
+            "Incorrect API key provided: [redacted].",
+        );
+        check_redact(
+            "sent Authorization: Bearer eyJhbGciOi.x-y",
+            None,
+            "sent Authorization: [redacted]",
+        );
+        check_redact("anthropic sk-ant-api03-AbC_d-e", None, "anthropic [redacted]");
+        // Short "keys" (a local server's placeholder) would eat ordinary words.
+        check_redact("no auth", Some("no"), "no auth");
+        check_redact("ask-me and risk-free", None, "ask-me and risk-free");
+    }
+
+    #[track_caller]
+    fn check_status(status: u16, pairs: &[(&'static str, &str)], body: &str, expected: ProviderError) {
+        let api = Api::new(
+            "openai",
+            Some(ApiKey::new("OPENAI_API_KEY", "sk-test-SECRET-42")),
+            "authorization",
+            "Bearer ",
+        )
+        .unwrap();
+        let status = StatusCode::from_u16(status).unwrap();
+        assert_eq!(api.status_error(status, &headers(pairs), body.as_bytes()), expected);
+    }
+
+    #[test]
+    fn status_classification() {
+        let transient = |message: &str, retry_after_ms| ProviderError::Transient {
+            message: message.to_owned(),
+            retry_after_ms,
+        };
+        let permanent = |message: &str| ProviderError::Permanent {
+            message: message.to_owned(),
+        };
+        check_status(
+            429,
+            &[("retry-after", "2")],
+            r#"{"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}"#,
+            transient("openai returned HTTP 429 requests: Rate limit reached", Some(2000)),
+        );
+        check_status(
+            429,
+            &[],
+            r#"{"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}}"#,
+            permanent("openai returned HTTP 429 insufficient_quota: You exceeded your current quota"),
+        );
+        check_status(
+            429,
+            &[],
+            r#"{"type": "error", "error": {"type": "rate_limit_error", "message": "spend cap", "details": {"error_code": "enforced_spend_limit_reached"}}}"#,
+            permanent("openai returned HTTP 429 rate_limit_error: spend cap"),
+        );
+        check_status(
+            502,
+            &[],
+            "<html>Bad Gateway</html>",
+            transient("openai returned HTTP 502: <html>Bad Gateway</html>", None),
+        );
+        check_status(520, &[], "", transient("openai returned HTTP 520: (empty body)", None));
+        check_status(501, &[], "", permanent("openai returned HTTP 501: (empty body)"));
+        check_status(
+            413,
+            &[],
+            r#"{"error": "request too large"}"#,
+            permanent("openai returned HTTP 413: request too large"),
+        );
+        check_status(
+            422,
+            &[],
+            r#"{"detail": "field required"}"#,
+            permanent("openai returned HTTP 422: field required"),
+        );
+        check_status(
+            401,
+            &[],
+            r#"{"error": {"message": "Incorrect API key provided: sk-test-SECRET-42.", "type": "invalid_request_error", "code": "invalid_api_key"}}"#,
+            permanent(
+                "openai returned HTTP 401 invalid_request_error: Incorrect API key provided: [redacted]; check that OPENAI_API_KEY holds a valid key for this endpoint",
+            ),
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_the_key() {
+        let key = ApiKey::new("OPENAI_API_KEY", "sk-test-SECRET-42");
+        let api = Api::new("openai", Some(key.clone()), "authorization", "Bearer ").unwrap();
+        for debug in [format!("{key:?}"), format!("{api:?}")] {
+            assert!(!debug.contains("SECRET"), "{debug}");
+            assert!(debug.contains("OPENAI_API_KEY"), "{debug}");
+        }
+    }
+}
