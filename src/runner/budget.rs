@@ -25,13 +25,22 @@ pub struct Reservation(f64);
 impl Budget {
     /// `already_spent` is the spend of an interrupted run being resumed: the cap is for the run.
     pub fn new(cap: Option<f64>, already_spent: f64) -> Self {
-        Budget { cap, state: Mutex::new(Ledger { spent: already_spent, reserved: 0.0 }), settled: Notify::new() }
+        Budget {
+            cap,
+            state: Mutex::new(Ledger {
+                spent: already_spent,
+                reserved: 0.0,
+            }),
+            settled: Notify::new(),
+        }
     }
 
     /// Sets `upper_bound` aside, waiting while calls in flight hold the money it needs (they may
     /// settle for less). `None` when it cannot fit even once they have: then the call is not sent.
     pub async fn reserve(&self, upper_bound: f64) -> Option<Reservation> {
-        let Some(cap) = self.cap else { return Some(Reservation(upper_bound)) };
+        let Some(cap) = self.cap else {
+            return Some(Reservation(upper_bound));
+        };
         loop {
             let settled = self.settled.notified();
             tokio::pin!(settled);

@@ -58,9 +58,14 @@ impl Cache {
         let path = self.path(key);
         let folder = path.parent().unwrap_or(&self.dir);
         std::fs::create_dir_all(folder)?;
-        let entry = Entry { key: key.to_owned(), response: response.clone(), latency_ms };
+        let entry = Entry {
+            key: key.to_owned(),
+            response: response.clone(),
+            latency_ms,
+        };
         let mut tmp = tempfile_in(folder, key)?;
-        tmp.1.write_all(&serde_json::to_vec(&entry).map_err(std::io::Error::other)?)?;
+        tmp.1
+            .write_all(&serde_json::to_vec(&entry).map_err(std::io::Error::other)?)?;
         tmp.1.flush()?;
         drop(tmp.1);
         std::fs::rename(&tmp.0, &path).inspect_err(|_| {
@@ -90,7 +95,17 @@ mod tests {
     use crate::providers::{Message, Role, Usage};
 
     fn request(seed: u64) -> Request {
-        Request { model: "m".into(), messages: vec![Message { role: Role::User, content: "hi".into() }], temperature: Some(0.5), max_tokens: None, top_p: None, seed }
+        Request {
+            model: "m".into(),
+            messages: vec![Message {
+                role: Role::User,
+                content: "hi".into(),
+            }],
+            temperature: Some(0.5),
+            max_tokens: None,
+            top_p: None,
+            seed,
+        }
     }
 
     #[test]
@@ -99,10 +114,26 @@ mod tests {
         let cache = Cache::new(dir.path());
         let key = key("openai|", &request(1));
         assert_eq!(key.len(), 64);
-        assert_ne!(key, super::key("openai|", &request(2)), "the seed (repeat) is part of the key");
-        assert_ne!(key, super::key("azure|", &request(1)), "the endpoint is part of the key");
+        assert_ne!(
+            key,
+            super::key("openai|", &request(2)),
+            "the seed (repeat) is part of the key"
+        );
+        assert_ne!(
+            key,
+            super::key("azure|", &request(1)),
+            "the endpoint is part of the key"
+        );
         assert!(cache.get(&key).is_none());
-        let response = Response { text: "hello".into(), usage: Usage { input: 3, cached_input: 0, output: 1 }, latency_ms: Some(12.5) };
+        let response = Response {
+            text: "hello".into(),
+            usage: Usage {
+                input: 3,
+                cached_input: 0,
+                output: 1,
+            },
+            latency_ms: Some(12.5),
+        };
         cache.put(&key, &response, Some(12.5)).unwrap();
         let file = dir.path().join(&key[..2]).join(format!("{key}.json"));
         assert!(file.is_file());

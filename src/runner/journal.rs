@@ -5,7 +5,8 @@
 //! (another run's, a corrupt one) is replaced. Lines are written whole and flushed to the
 //! operating system before the job counts as finished, which survives the process being killed
 //! (SIGKILL); it does not fsync, so a machine crash may lose the last lines — those calls are
-//! then made again, never lost. A torn last line is skipped on replay.
+//! then made again, never lost. A torn last line is skipped on replay. A run that finishes
+//! removes its journal.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -58,16 +59,33 @@ impl Journal {
         let tmp = path.with_extension("jsonl.tmp");
         {
             let mut out = std::io::BufWriter::new(File::create(&tmp)?);
-            let header = Header { promptgate_journal: FORMAT, run_identity: identity.to_owned() };
-            writeln!(out, "{}", serde_json::to_string(&header).map_err(std::io::Error::other)?)?;
+            let header = Header {
+                promptgate_journal: FORMAT,
+                run_identity: identity.to_owned(),
+            };
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&header).map_err(std::io::Error::other)?
+            )?;
             for (job, outcome) in &finished {
-                writeln!(out, "{}", serde_json::to_string(&Record::new(job, outcome)).map_err(std::io::Error::other)?)?;
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&Record::new(job, outcome)).map_err(std::io::Error::other)?
+                )?;
             }
             out.flush()?;
         }
         std::fs::rename(&tmp, path)?;
         let file = std::fs::OpenOptions::new().append(true).open(path)?;
-        Ok((Journal { file: Mutex::new(file), path: path.to_owned() }, finished))
+        Ok((
+            Journal {
+                file: Mutex::new(file),
+                path: path.to_owned(),
+            },
+            finished,
+        ))
     }
 
     /// Appends a finished job; returns once the line is with the operating system.
@@ -108,7 +126,16 @@ impl Record {
             Ok(r) => (Some(r.clone()), None),
             Err(e) => (None, Some(e.clone())),
         };
-        Record { job: job.to_owned(), response, error, latency_ms: o.latency_ms, cached: o.cached, attempts: o.attempts, provider: o.provider.clone(), fell_back: o.fell_back }
+        Record {
+            job: job.to_owned(),
+            response,
+            error,
+            latency_ms: o.latency_ms,
+            cached: o.cached,
+            attempts: o.attempts,
+            provider: o.provider.clone(),
+            fell_back: o.fell_back,
+        }
     }
 
     fn into_outcome(self) -> (String, Outcome) {
@@ -116,6 +143,16 @@ impl Record {
             (Some(r), _) => Ok(r),
             (None, e) => Err(e.unwrap_or_else(|| "the journal recorded no result".to_owned())),
         };
-        (self.job, Outcome { result, latency_ms: self.latency_ms, cached: self.cached, attempts: self.attempts, provider: self.provider, fell_back: self.fell_back })
+        (
+            self.job,
+            Outcome {
+                result,
+                latency_ms: self.latency_ms,
+                cached: self.cached,
+                attempts: self.attempts,
+                provider: self.provider,
+                fell_back: self.fell_back,
+            },
+        )
     }
 }

@@ -53,7 +53,17 @@ pub struct Permit<'a> {
 impl Adaptive {
     pub fn new(max: usize) -> Self {
         let max = max.max(1);
-        Adaptive { max, state: Mutex::new(State { limit: max, in_flight: 0, successes: 0, epoch: 0, ceiling: usize::MAX }), changed: Notify::new() }
+        Adaptive {
+            max,
+            state: Mutex::new(State {
+                limit: max,
+                in_flight: 0,
+                successes: 0,
+                epoch: 0,
+                ceiling: usize::MAX,
+            }),
+            changed: Notify::new(),
+        }
     }
 
     pub async fn acquire(&self) -> Permit<'_> {
@@ -67,7 +77,11 @@ impl Adaptive {
                 let mut s = self.lock();
                 if s.in_flight < s.limit {
                     s.in_flight += 1;
-                    return Permit { owner: self, epoch: s.epoch, done: false };
+                    return Permit {
+                        owner: self,
+                        epoch: s.epoch,
+                        done: false,
+                    };
                 }
             }
             changed.await;
@@ -93,7 +107,11 @@ impl Adaptive {
                 }
                 Signal::Success if s.limit < self.max => {
                     s.successes += 1;
-                    let needed = if s.limit + 1 >= s.ceiling { PROBE_SUCCESSES.max(s.limit) } else { s.limit };
+                    let needed = if s.limit + 1 >= s.ceiling {
+                        PROBE_SUCCESSES.max(s.limit)
+                    } else {
+                        s.limit
+                    };
                     if s.successes >= needed {
                         s.limit += 1;
                         s.successes = 0;
@@ -141,7 +159,11 @@ impl Bucket {
     pub fn per_minute(per_minute: u32) -> Self {
         let rate_per_sec = f64::from(per_minute.max(1)) / 60.0;
         let capacity = rate_per_sec.max(1.0);
-        Bucket { rate_per_sec, capacity, state: Mutex::new((capacity, Instant::now())) }
+        Bucket {
+            rate_per_sec,
+            capacity,
+            state: Mutex::new((capacity, Instant::now())),
+        }
     }
 
     /// Waits until `amount` may be spent. An amount larger than the bucket waits for a full
@@ -151,9 +173,14 @@ impl Bucket {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
             let (tokens, last) = *state;
-            let tokens = (tokens + now.saturating_duration_since(last).as_secs_f64() * self.rate_per_sec).min(self.capacity);
+            let tokens =
+                (tokens + now.saturating_duration_since(last).as_secs_f64() * self.rate_per_sec).min(self.capacity);
             let needed = amount.min(self.capacity);
-            let wait = if tokens >= needed { 0.0 } else { (needed - tokens) / self.rate_per_sec };
+            let wait = if tokens >= needed {
+                0.0
+            } else {
+                (needed - tokens) / self.rate_per_sec
+            };
             *state = (tokens - amount, now);
             wait
         };

@@ -83,7 +83,14 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { cache_dir: None, journal: None, run_identity: String::new(), max_usd: None, progress: ProgressMode::Quiet, backoff_base: Duration::from_millis(500) }
+        Options {
+            cache_dir: None,
+            journal: None,
+            run_identity: String::new(),
+            max_usd: None,
+            progress: ProgressMode::Quiet,
+            backoff_base: Duration::from_millis(500),
+        }
     }
 }
 
@@ -119,7 +126,12 @@ pub fn run_identity(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>) -> Str
 }
 
 /// Runs every job; the outcomes are in the jobs' order.
-pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, prices: &PriceTable, options: &Options) -> Report {
+pub async fn run(
+    jobs: &[Job],
+    endpoints: &BTreeMap<String, Endpoint>,
+    prices: &PriceTable,
+    options: &Options,
+) -> Report {
     let keys: Vec<Option<String>> = jobs.iter().map(|job| job_key(job, endpoints)).collect();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
 
@@ -127,7 +139,10 @@ pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, prices: &
         Some(path) => match Journal::open(path, &options.run_identity) {
             Ok((journal, finished)) => (Some(journal), finished),
             Err(e) => {
-                eprintln!("warning: cannot keep the journal {}: {e}; this run cannot be resumed", path.display());
+                eprintln!(
+                    "warning: cannot keep the journal {}: {e}; this run cannot be resumed",
+                    path.display()
+                );
                 (None, HashMap::new())
             }
         },
@@ -166,7 +181,10 @@ pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, prices: &
 
     let context = Context {
         endpoints,
-        limits: endpoints.iter().map(|(name, e)| (name.as_str(), Limits::new(e))).collect(),
+        limits: endpoints
+            .iter()
+            .map(|(name, e)| (name.as_str(), Limits::new(e)))
+            .collect(),
         prices,
         options,
         cache: options.cache_dir.as_deref().map(Cache::new),
@@ -184,7 +202,15 @@ pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, prices: &
 
     let mut stream = futures::stream::iter(to_run)
         .map(|index| {
-            let (context, keys, journal, progress, done, cached_so_far, journal_warned) = (&context, &keys, &journal, &progress, &done, &cached_so_far, &journal_warned);
+            let (context, keys, journal, progress, done, cached_so_far, journal_warned) = (
+                &context,
+                &keys,
+                &journal,
+                &progress,
+                &done,
+                &cached_so_far,
+                &journal_warned,
+            );
             async move {
                 let key = keys[index].as_deref().unwrap_or_default();
                 let (outcome, sent) = run_job(context, &jobs[index], key).await;
@@ -193,13 +219,20 @@ pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, prices: &
                     && let Err(e) = journal.append(key, &outcome)
                     && !journal_warned.swap(true, Ordering::Relaxed)
                 {
-                    eprintln!("warning: cannot write the journal {}: {e}; this run cannot be resumed", journal.path().display());
+                    eprintln!(
+                        "warning: cannot write the journal {}: {e}; this run cannot be resumed",
+                        journal.path().display()
+                    );
                 }
                 if outcome.cached {
                     cached_so_far.fetch_add(1, Ordering::Relaxed);
                 }
                 let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                progress.update(finished, context.retries.load(Ordering::Relaxed), cached_so_far.load(Ordering::Relaxed));
+                progress.update(
+                    finished,
+                    context.retries.load(Ordering::Relaxed),
+                    cached_so_far.load(Ordering::Relaxed),
+                );
                 (index, outcome)
             }
         })
@@ -209,14 +242,24 @@ pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, prices: &
     }
     drop(stream);
     progress.finish();
+    // The journal is for resuming an interrupted run; a finished run's record is its results.
+    // Removing it keeps a later `--no-cache` rerun of the same plan from replaying old answers.
+    if let Some(journal) = journal {
+        let _ = std::fs::remove_file(journal.path());
+    }
 
     for (follower, leader) in followers {
-        let mut outcome = outcomes[leader].clone().unwrap_or_else(|| not_sent("job was not run".to_owned()));
+        let mut outcome = outcomes[leader]
+            .clone()
+            .unwrap_or_else(|| not_sent("job was not run".to_owned()));
         outcome.attempts = 0;
         outcome.cached = outcome.result.is_ok();
         outcomes[follower] = Some(outcome);
     }
-    let outcomes: Vec<Outcome> = outcomes.into_iter().map(|o| o.unwrap_or_else(|| not_sent("job was not run".to_owned()))).collect();
+    let outcomes: Vec<Outcome> = outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| not_sent("job was not run".to_owned())))
+        .collect();
     Report {
         retries: context.retries.load(Ordering::Relaxed),
         rate_limited: context.rate_limited.load(Ordering::Relaxed),
@@ -233,7 +276,10 @@ pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, prices: &
 /// `None` for a job whose prompt did not render.
 fn job_key(job: &Job, endpoints: &BTreeMap<String, Endpoint>) -> Option<String> {
     let request = job.request.as_ref().ok()?;
-    let identity = endpoints.get(&job.provider).map_or_else(|| format!("unconfigured provider {}", job.provider), |e| e.cache_identity.clone());
+    let identity = endpoints.get(&job.provider).map_or_else(
+        || format!("unconfigured provider {}", job.provider),
+        |e| e.cache_identity.clone(),
+    );
     let mut h = Sha256::new();
     h.update(cache::key(&identity, request));
     for name in std::iter::once(&job.provider).chain(&job.fallbacks) {
@@ -264,14 +310,20 @@ struct Limits {
 
 impl Limits {
     fn new(e: &Endpoint) -> Self {
-        Limits { concurrency: Adaptive::new(e.concurrency), requests: e.requests_per_minute.map(Bucket::per_minute), tokens: e.tokens_per_minute.map(Bucket::per_minute) }
+        Limits {
+            concurrency: Adaptive::new(e.concurrency),
+            requests: e.requests_per_minute.map(Bucket::per_minute),
+            tokens: e.tokens_per_minute.map(Bucket::per_minute),
+        }
     }
 }
 
 /// Runs one job through its providers in order; the flag says whether it finished (and belongs
 /// in the journal) rather than being refused by the budget.
 async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
-    let Ok(request) = &job.request else { return (not_sent(String::new()), false) };
+    let Ok(request) = &job.request else {
+        return (not_sent(String::new()), false);
+    };
     let seed = u64::from_str_radix(key.get(..16).unwrap_or("0"), 16).unwrap_or(0);
     let chain: Vec<&String> = std::iter::once(&job.provider).chain(&job.fallbacks).collect();
     let mut reservation: Option<Reservation> = None;
@@ -283,7 +335,14 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
             errors.push(format!("provider `{name}` is not configured"));
             continue;
         };
-        let answered = |result, latency_ms, cached, attempts| Outcome { result, latency_ms, cached, attempts, provider: Some((*name).clone()), fell_back: position > 0 };
+        let answered = |result, latency_ms, cached, attempts| Outcome {
+            result,
+            latency_ms,
+            cached,
+            attempts,
+            provider: Some((*name).clone()),
+            fell_back: position > 0,
+        };
         let cache_key = cache::key(&endpoint.cache_identity, request);
         if let Some((response, latency)) = cx.cache.as_ref().and_then(|c| c.get(&cache_key)) {
             if let Some(r) = reservation.take() {
@@ -298,7 +357,10 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
                 None => {
                     cx.budget_exhausted.store(true, Ordering::Relaxed);
                     let cap = cx.options.max_usd.unwrap_or(0.0);
-                    return (not_sent(format!("not sent: the budget cap of ${cap} would be exceeded")), false);
+                    return (
+                        not_sent(format!("not sent: the budget cap of ${cap} would be exceeded")),
+                        false,
+                    );
                 }
             }
         }
@@ -325,12 +387,26 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
         // cannot be known here.
         cx.budget.settle(r, 0.0);
     }
-    let outcome = Outcome { result: Err(errors.join("; ")), latency_ms: None, cached: false, attempts, provider: last_provider, fell_back: false };
+    let outcome = Outcome {
+        result: Err(errors.join("; ")),
+        latency_ms: None,
+        cached: false,
+        attempts,
+        provider: last_provider,
+        fell_back: false,
+    };
     (outcome, true)
 }
 
 /// Sends `request` to one endpoint until it answers, fails permanently, or runs out of retries.
-async fn send(cx: &Context<'_>, endpoint: &Endpoint, limits: &Limits, request: &Request, seed: u64, attempts: &mut u32) -> Result<(Response, Option<f64>), ProviderError> {
+async fn send(
+    cx: &Context<'_>,
+    endpoint: &Endpoint,
+    limits: &Limits,
+    request: &Request,
+    seed: u64,
+    attempts: &mut u32,
+) -> Result<(Response, Option<f64>), ProviderError> {
     let tokens = plan::estimate_input_tokens(&request.messages) + plan::estimate_output_tokens(request.max_tokens);
     let mut retries = 0;
     loop {
@@ -347,17 +423,25 @@ async fn send(cx: &Context<'_>, endpoint: &Endpoint, limits: &Limits, request: &
         let error = match result {
             Ok(Ok(response)) => {
                 permit.finish(Signal::Success);
-                let latency = response.latency_ms.unwrap_or_else(|| started.elapsed().as_secs_f64() * 1000.0);
+                let latency = response
+                    .latency_ms
+                    .unwrap_or_else(|| started.elapsed().as_secs_f64() * 1000.0);
                 return Ok((response, Some(latency)));
             }
             Ok(Err(e)) => e,
-            Err(_) => ProviderError::Timeout { after_ms: u64::try_from(endpoint.timeout.as_millis()).unwrap_or(u64::MAX) },
+            Err(_) => ProviderError::Timeout {
+                after_ms: u64::try_from(endpoint.timeout.as_millis()).unwrap_or(u64::MAX),
+            },
         };
         let rate_limited = retry::is_rate_limit(&error);
         if rate_limited {
             cx.rate_limited.fetch_add(1, Ordering::Relaxed);
         }
-        permit.finish(if rate_limited { Signal::RateLimited } else { Signal::Other });
+        permit.finish(if rate_limited {
+            Signal::RateLimited
+        } else {
+            Signal::Other
+        });
         if !retry::is_retryable(&error) || retries >= endpoint.max_retries {
             return Err(error);
         }
@@ -372,7 +456,14 @@ async fn send(cx: &Context<'_>, endpoint: &Endpoint, limits: &Limits, request: &
 }
 
 fn not_sent(message: String) -> Outcome {
-    Outcome { result: Err(message), latency_ms: None, cached: false, attempts: 0, provider: None, fell_back: false }
+    Outcome {
+        result: Err(message),
+        latency_ms: None,
+        cached: false,
+        attempts: 0,
+        provider: None,
+        fell_back: false,
+    }
 }
 
 fn describe(e: &ProviderError) -> String {

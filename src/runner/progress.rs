@@ -18,7 +18,11 @@ pub enum ProgressMode {
 impl ProgressMode {
     /// A bar when stderr is a terminal and `CI` is unset, else lines.
     pub fn detect() -> Self {
-        if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() { ProgressMode::Bar } else { ProgressMode::Lines }
+        if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {
+            ProgressMode::Bar
+        } else {
+            ProgressMode::Lines
+        }
     }
 }
 
@@ -43,7 +47,8 @@ impl Progress {
             ProgressMode::Lines => Kind::Lines(Mutex::new((0, Instant::now()))),
             ProgressMode::Bar => {
                 let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-                let style = ProgressStyle::with_template("promptgate: {bar:30} {pos}/{len} calls, {msg} ({eta} left)").unwrap_or_else(|_| ProgressStyle::default_bar());
+                let style = ProgressStyle::with_template("promptgate: {bar:30} {pos}/{len} calls, {msg} ({eta} left)")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar());
                 bar.set_style(style);
                 Kind::Bar(bar)
             }
@@ -65,7 +70,10 @@ impl Progress {
                 // A line per tenth (the last one at 100%), or after ten quiet seconds.
                 if step > last.0 || last.1.elapsed() >= LINE_INTERVAL {
                     *last = (step.max(last.0), Instant::now());
-                    eprintln!("promptgate: {done}/{} calls, {retries} retries, {cached} cached", self.total);
+                    eprintln!(
+                        "promptgate: {done}/{} calls, {retries} retries, {cached} cached",
+                        self.total
+                    );
                 }
             }
         }

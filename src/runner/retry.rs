@@ -16,7 +16,10 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// same thing of the client (slow down), and the adaptive limit should hear it.
 pub fn is_rate_limit(error: &ProviderError) -> bool {
     match error {
-        ProviderError::Transient { message, retry_after_ms } => retry_after_ms.is_some() || message.trim_start().starts_with("429"),
+        ProviderError::Transient {
+            message,
+            retry_after_ms,
+        } => retry_after_ms.is_some() || message.trim_start().starts_with("429"),
         _ => false,
     }
 }
@@ -45,18 +48,31 @@ mod tests {
 
     #[track_caller]
     fn check(error: ProviderError, rate_limit: bool, retryable: bool) {
-        assert_eq!((is_rate_limit(&error), is_retryable(&error)), (rate_limit, retryable), "{error:?}");
+        assert_eq!(
+            (is_rate_limit(&error), is_retryable(&error)),
+            (rate_limit, retryable),
+            "{error:?}"
+        );
     }
 
     #[test]
     fn classification() {
-        let transient = |m: &str, r| ProviderError::Transient { message: m.to_owned(), retry_after_ms: r };
+        let transient = |m: &str, r| ProviderError::Transient {
+            message: m.to_owned(),
+            retry_after_ms: r,
+        };
         check(transient("429 too many requests", None), true, true);
         check(transient("rate limited", Some(2000)), true, true);
         check(transient("500 internal server error", None), false, true);
         check(transient("truncated JSON body", None), false, true);
         check(ProviderError::Timeout { after_ms: 10 }, false, true);
-        check(ProviderError::Permanent { message: "429-ish model name".to_owned() }, false, false);
+        check(
+            ProviderError::Permanent {
+                message: "429-ish model name".to_owned(),
+            },
+            false,
+            false,
+        );
     }
 
     #[test]
