@@ -475,7 +475,7 @@ async fn the_budget_cap_holds_under_full_concurrency() {
         spend <= cap + 1e-9 && (report.spent_usd - spend).abs() < 1e-9,
         "{spend} > {cap}"
     );
-    assert!(sent >= 50 && sent < 200, "{sent}");
+    assert!((50..200).contains(&sent), "{sent}");
     assert!(report.budget_exhausted);
     let refused: Vec<&Outcome> = report.outcomes.iter().filter(|o| o.result.is_err()).collect();
     assert_eq!(refused.len(), 200 - sent);
