@@ -238,7 +238,9 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
                     error: None,
                     latency_ms: outcome.latency_ms,
                     tokens: Tokens { input: usage.input, cached_input: usage.cached_input, output: usage.output },
-                    cost_usd: if outcome.cached { 0.0 } else { input.prices.cost(model, &usage).unwrap_or(0.0) },
+                    // What the call costs at list price, cached or not, so a warm cache cannot
+                    // make one arm look cheaper; spend (below) counts only calls paid for.
+                    cost_usd: input.prices.cost(model, &usage).unwrap_or(0.0),
                     cached: outcome.cached,
                     attempts: outcome.attempts,
                     provider: outcome.provider.clone(),
@@ -340,7 +342,7 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
         completed: calls.iter().filter(|c| c.error.is_none()).count(),
         errored: calls.iter().filter(|c| c.error.is_some()).count(),
         cache_hits: input.runner.cache_hits,
-        spend_usd: calls.iter().map(|c| c.cost_usd).sum(),
+        spend_usd: calls.iter().filter(|c| !c.cached).map(|c| c.cost_usd).sum(),
         estimated_usd: input.estimate_usd,
         simulated: input.simulated,
         duration_ms: u64::try_from(input.started.elapsed().as_millis()).unwrap_or(u64::MAX),
