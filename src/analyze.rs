@@ -117,7 +117,7 @@ pub fn call_value(metric: &str, call: &Call) -> Option<f64> {
     match metric {
         "pass_rate" => Some(if call.passed() { 1.0 } else { 0.0 }),
         "error_rate" => Some(if ok { 0.0 } else { 1.0 }),
-        "cost_per_request" => ok.then_some(call.cost_usd),
+        "cost_per_request" => ok.then_some(call.list_cost_usd),
         m if quantile_of(m).is_some() => call.latency_ms.filter(|_| ok),
         m => call.scores.get(m).map(|s| s.as_f64()),
     }

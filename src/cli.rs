@@ -67,6 +67,10 @@ pub struct RunArgs {
     /// Approve an estimated cost up to this many US dollars (above the budget's threshold).
     #[arg(long, value_name = "USD")]
     pub approve_cost: Option<f64>,
+
+    /// Send every call, neither reading nor writing the response cache (.promptgate/cache).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Args)]

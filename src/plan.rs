@@ -131,6 +131,27 @@ pub fn estimate_output_tokens(max_tokens: Option<u32>) -> u64 {
     (u64::from(max_tokens.unwrap_or(1024)) / 4).clamp(64, 512)
 }
 
+/// Output tokens assumed for the budget's upper bound when a request sets no `max_tokens`.
+/// Providers may allow more; set `max_tokens` for a hard guarantee.
+pub const UNBOUNDED_OUTPUT_TOKENS: u32 = 4096;
+
+/// The most a request can cost, for the runner's hard cap: every byte of every message counted
+/// as a token (a token is at least one byte with the BPE tokenizers vendors use), plus framing,
+/// and the full `max_tokens` of output (or [`UNBOUNDED_OUTPUT_TOKENS`]). `None` when the model
+/// has no price.
+pub fn request_upper_bound_usd(request: &Request, prices: &PriceTable) -> Option<f64> {
+    let input = request.messages.iter().map(|m| m.content.len() as u64 + 8).sum::<u64>() + 16;
+    let output = u64::from(request.max_tokens.unwrap_or(UNBOUNDED_OUTPUT_TOKENS));
+    prices.cost(
+        &request.model,
+        &crate::providers::Usage {
+            input,
+            cached_input: 0,
+            output,
+        },
+    )
+}
+
 pub fn estimate(jobs: &[Job], prices: &PriceTable) -> Estimate {
     let mut e = Estimate {
         calls: jobs.len(),

@@ -39,6 +39,9 @@ pub fn demo(out: &Path) -> anyhow::Result<u8> {
         all: false,
         approve_cost: None,
         out: absolute(out)?,
+        // The demo's repository is thrown away: nothing to cache or resume.
+        cache_dir: None,
+        journal: None,
     };
     let run = run_gate(&repo.0, &options)?;
     print_outcome(&run);

@@ -26,6 +26,10 @@ pub struct GateOptions {
     pub all: bool,
     pub approve_cost: Option<f64>,
     pub out: PathBuf,
+    /// The response cache; `None` sends every call (`--no-cache`).
+    pub cache_dir: Option<PathBuf>,
+    /// The journal an interrupted run resumes from; `None` keeps none.
+    pub journal: Option<PathBuf>,
 }
 
 /// A finished gate: the results, where they were written, and any run error to exit with.
@@ -115,13 +119,23 @@ pub fn run_gate(repo_dir: &Path, options: &GateOptions) -> anyhow::Result<GateRu
     }
     plan::check_budget(&estimate, &head.budget, options.approve_cost, simulated)?;
 
-    let outcomes = execute(&jobs, &endpoints)?;
+    // Offline mock spend is simulated: reported, not capped (as in `plan::check_budget`).
+    let max_usd = head.budget.max_usd.filter(|_| !simulated);
+    let report = execute(
+        &jobs,
+        &endpoints,
+        &prices,
+        max_usd,
+        options.cache_dir.clone(),
+        options.journal.clone(),
+    )?;
     let results = assemble(&AssembleInput {
         head: &head,
         planned: &planned,
         detection: &detection,
         jobs: &jobs,
-        outcomes: &outcomes,
+        outcomes: &report.outcomes,
+        runner: &report,
         prices: &prices,
         base_ref: GitRef {
             name: options.base.clone(),
@@ -135,7 +149,8 @@ pub fn run_gate(repo_dir: &Path, options: &GateOptions) -> anyhow::Result<GateRu
         simulated,
         started,
     });
-    let run_error = error_budget_exceeded(&results, head.defaults.max_error_rate);
+    let run_error =
+        budget_cap_reached(&report, max_usd).or_else(|| error_budget_exceeded(&results, head.defaults.max_error_rate));
     let written = report::write_outputs(&results, &options.out)?;
     Ok(GateRun {
         results,
@@ -202,18 +217,57 @@ fn endpoints(head: &Suite, base: Option<&Suite>, jobs: &[Job]) -> Result<BTreeMa
     Ok(endpoints)
 }
 
-fn execute(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>) -> anyhow::Result<Vec<Outcome>> {
+fn execute(
+    jobs: &[Job],
+    endpoints: &BTreeMap<String, Endpoint>,
+    prices: &PriceTable,
+    max_usd: Option<f64>,
+    cache_dir: Option<PathBuf>,
+    journal: Option<PathBuf>,
+) -> anyhow::Result<runner::Report> {
     if jobs.is_empty() {
-        return Ok(Vec::new());
+        return Ok(runner::Report::default());
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let step = (jobs.len() / 10).max(1);
-    let progress = move |done: usize, total: usize| {
-        if done.is_multiple_of(step) || done == total {
-            eprintln!("promptgate: {done}/{total} calls");
-        }
+    let options = runner::Options {
+        cache_dir,
+        journal,
+        run_identity: runner::run_identity(jobs, endpoints),
+        max_usd,
+        progress: runner::ProgressMode::detect(),
+        backoff_base: Duration::from_millis(500),
     };
-    Ok(runtime.block_on(runner::run(jobs, endpoints, &progress)))
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(runner::run(jobs, endpoints, prices, &options));
+    if report.resumed > 0 {
+        eprintln!(
+            "promptgate: resumed {} finished call(s) from the journal",
+            report.resumed
+        );
+    }
+    Ok(report)
+}
+
+/// Calls the budget refused leave the comparison incomplete: a run error (exit 3).
+fn budget_cap_reached(report: &runner::Report, max_usd: Option<f64>) -> Option<Error> {
+    let cap = max_usd.filter(|_| report.budget_exhausted)?;
+    let refused = report
+        .outcomes
+        .iter()
+        .filter(|o| {
+            o.attempts == 0
+                && !o.cached
+                && o.result
+                    .as_ref()
+                    .is_err_and(|e| e.starts_with("not sent: the budget cap"))
+        })
+        .count();
+    Some(Error::run_with_hint(
+        format!(
+            "{refused} call(s) were not sent: the budget's hard cap of ${cap:.2} would have been exceeded (spent ${:.4})",
+            report.spent_usd
+        ),
+        "the results were written; raise `budget.max_usd` in promptgate.yaml, or lower repeats or cases",
+    ))
 }
 
 struct AssembleInput<'a> {
@@ -222,6 +276,7 @@ struct AssembleInput<'a> {
     detection: &'a Detection,
     jobs: &'a [Job],
     outcomes: &'a [Outcome],
+    runner: &'a runner::Report,
     prices: &'a PriceTable,
     base_ref: GitRef,
     head_ref: GitRef,
@@ -253,11 +308,14 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
                         cached_input: usage.cached_input,
                         output: usage.output,
                     },
+                    // A cache hit costs nothing; its list price still feeds cost_per_request, so a
+                    // warm cache cannot make one arm look cheaper.
                     cost_usd: if outcome.cached {
                         0.0
                     } else {
                         input.prices.cost(model, &usage).unwrap_or(0.0)
                     },
+                    list_cost_usd: input.prices.cost(model, &usage).unwrap_or(0.0),
                     cached: outcome.cached,
                     attempts: outcome.attempts,
                     provider: outcome.provider.clone(),
@@ -275,6 +333,7 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
                     latency_ms: None,
                     tokens: Tokens::default(),
                     cost_usd: 0.0,
+                    list_cost_usd: 0.0,
                     cached: false,
                     attempts: outcome.attempts,
                     provider: outcome.provider.clone(),
@@ -382,15 +441,15 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
         calls: calls.len(),
         completed: calls.iter().filter(|c| c.error.is_none()).count(),
         errored: calls.iter().filter(|c| c.error.is_some()).count(),
-        cache_hits: calls.iter().filter(|c| c.cached).count(),
-        spend_usd: calls.iter().map(|c| c.cost_usd).sum(),
+        cache_hits: input.runner.cache_hits,
+        spend_usd: calls.iter().filter(|c| !c.cached).map(|c| c.cost_usd).sum(),
         estimated_usd: input.estimate_usd,
         simulated: input.simulated,
         duration_ms: u64::try_from(input.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        retries: calls.iter().map(|c| c.attempts.saturating_sub(1) as usize).sum(),
-        fallbacks: calls.iter().filter(|c| c.fell_back).count(),
-        rate_limited: 0,
-        resumed: 0,
+        retries: input.runner.retries,
+        fallbacks: input.runner.fallbacks,
+        rate_limited: input.runner.rate_limited,
+        resumed: input.runner.resumed,
     };
     let (verdict, reason) = overall_verdict(&experiments);
     Results {

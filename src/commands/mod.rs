@@ -13,13 +13,25 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Demo(args) => demo::demo(&args.out),
         Command::Run(args) => {
+            let cache_dir = if args.no_cache {
+                None
+            } else {
+                Some(
+                    crate::workspace::Repo::open(&cli.repo)?
+                        .root()
+                        .join(".promptgate")
+                        .join("cache"),
+                )
+            };
             let options = GateOptions {
                 base: args.base,
                 head: args.head,
                 config: cli.config,
                 all: args.all,
                 approve_cost: args.approve_cost,
+                journal: Some(args.out.join("journal.jsonl")),
                 out: args.out,
+                cache_dir,
             };
             let run = run_gate(&cli.repo, &options)?;
             gate::print_outcome(&run);

@@ -1298,6 +1298,7 @@ pub(crate) mod test_fixtures {
                 output: 64,
             },
             cost_usd: 0.000412,
+            list_cost_usd: 0.000412,
             cached: false,
             attempts: 1,
             provider: None,

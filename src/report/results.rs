@@ -177,7 +177,11 @@ pub struct Call {
     pub error: Option<String>,
     pub latency_ms: Option<f64>,
     pub tokens: Tokens,
+    /// What this call cost: 0 for a cache hit.
     pub cost_usd: f64,
+    /// What the call costs at list price, cached or not: the basis of `cost_per_request`.
+    #[serde(default)]
+    pub list_cost_usd: f64,
     pub cached: bool,
     /// Attempts made (1 = no retry; 0 = never sent: cache hit, render error, budget).
     #[serde(default)]

@@ -1,22 +1,45 @@
-//! Runs jobs through their providers with bounded concurrency, accounting for every one.
+//! Runs jobs through their providers — fast, cheap, and without losing a call.
 //!
-//! Each job ends as a [`Outcome`]: a response or an error. Nothing is dropped: a render error,
-//! a timeout and a provider failure are all outcomes the report counts.
+//! Each job goes: journal (finished in an interrupted run?) → cache → budget reservation →
+//! adaptive concurrency → rate limits → provider, with retries and then fallbacks. Each job ends
+//! as an [`Outcome`]: a response or an error. Nothing is dropped: a render error, a timeout, a
+//! provider failure and a call the budget refused are all outcomes the report counts.
+//!
+//! Jobs with the same request, provider and fallbacks (a baseline and candidate that render the
+//! same prompt, say) are sent once; the others share the answer as cache hits.
 
-use std::collections::BTreeMap;
+mod budget;
+mod cache;
+mod journal;
+mod limiter;
+mod progress;
+mod retry;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::sync::Semaphore;
+use sha2::{Digest, Sha256};
 
-use crate::plan::Job;
-use crate::providers::{Provider, ProviderError, Response};
+pub use progress::ProgressMode;
+
+use crate::plan::{self, Job};
+use crate::providers::pricing::PriceTable;
+use crate::providers::{Provider, ProviderError, Request, Response};
+use budget::{Budget, Reservation};
+use cache::Cache;
+use journal::Journal;
+use limiter::{Adaptive, Bucket, Signal};
 
 /// A provider ready to call, with its limits.
 pub struct Endpoint {
     pub provider: Arc<dyn Provider>,
+    /// The most calls in flight at once; the runner lowers it while the provider answers 429.
     pub concurrency: usize,
     pub timeout: Duration,
     /// Retries after the first attempt, for transient failures.
@@ -42,99 +65,404 @@ pub struct Outcome {
     pub fell_back: bool,
 }
 
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where responses are cached; `None` (`--no-cache`) sends every call.
+    pub cache_dir: Option<PathBuf>,
+    /// Where finished jobs are journaled for resuming; `None` keeps no journal.
+    pub journal: Option<PathBuf>,
+    /// Names the run in the journal: a journal of another run is replaced. See [`run_identity`].
+    pub run_identity: String,
+    /// Hard cap on spend; a call that could pass it is not sent.
+    pub max_usd: Option<f64>,
+    pub progress: ProgressMode,
+    /// The first retry waits up to this long (doubling per retry, with full jitter, to 30 s).
+    pub backoff_base: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cache_dir: None,
+            journal: None,
+            run_identity: String::new(),
+            max_usd: None,
+            progress: ProgressMode::Quiet,
+            backoff_base: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Every job's outcome, and what it took.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// In the jobs' order.
+    pub outcomes: Vec<Outcome>,
+    /// Sends repeated after a retryable failure (fallbacks are not retries).
+    pub retries: usize,
+    /// Failures that were rate limits (see `retry::is_rate_limit` for how one is recognised).
+    pub rate_limited: usize,
+    /// Outcomes answered from the cache, or by an identical job of this run.
+    pub cache_hits: usize,
+    /// Outcomes replayed from the journal of an interrupted run.
+    pub resumed: usize,
+    /// Outcomes answered by a fallback provider.
+    pub fallbacks: usize,
+    /// Some job was not sent because the budget cap would have been exceeded.
+    pub budget_exhausted: bool,
+    /// Settled spend at list prices, including that of the resumed run (cache hits are free).
+    pub spent_usd: f64,
+}
+
+/// A digest of the job list: the journal's run identity. Runs of the same plan share it.
+pub fn run_identity(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>) -> String {
+    let mut h = Sha256::new();
+    for job in jobs {
+        h.update(job_key(job, endpoints).as_deref().unwrap_or("-"));
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
 /// Runs every job; the outcomes are in the jobs' order.
 pub async fn run(
     jobs: &[Job],
     endpoints: &BTreeMap<String, Endpoint>,
-    progress: &dyn Fn(usize, usize),
-) -> Vec<Outcome> {
-    let limits: BTreeMap<&str, Arc<Semaphore>> = endpoints
-        .iter()
-        .map(|(name, e)| (name.as_str(), Arc::new(Semaphore::new(e.concurrency))))
-        .collect();
-    let total_concurrency: usize = endpoints.values().map(|e| e.concurrency).sum::<usize>().max(1);
-    let done = AtomicUsize::new(0);
+    prices: &PriceTable,
+    options: &Options,
+) -> Report {
+    let keys: Vec<Option<String>> = jobs.iter().map(|job| job_key(job, endpoints)).collect();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
-    let mut stream = futures::stream::iter(jobs.iter().enumerate())
-        .map(|(index, job)| {
-            let limits = &limits;
-            let done = &done;
+
+    let (journal, mut replayed) = match &options.journal {
+        Some(path) => match Journal::open(path, &options.run_identity) {
+            Ok((journal, finished)) => (Some(journal), finished),
+            Err(e) => {
+                eprintln!(
+                    "warning: cannot keep the journal {}: {e}; this run cannot be resumed",
+                    path.display()
+                );
+                (None, HashMap::new())
+            }
+        },
+        None => (None, HashMap::new()),
+    };
+
+    // Sort the jobs: render errors end at once, finished ones replay, the first of identical
+    // jobs (the leader) runs and the others (followers) take its answer.
+    let mut leaders: HashMap<&str, usize> = HashMap::new();
+    let mut followers: Vec<(usize, usize)> = Vec::new();
+    let mut to_run: Vec<usize> = Vec::new();
+    let mut resumed = 0;
+    let mut already_spent = 0.0;
+    for (index, (job, key)) in jobs.iter().zip(&keys).enumerate() {
+        let (Ok(request), Some(key)) = (&job.request, key) else {
+            let message = job.request.as_ref().err().cloned().unwrap_or_default();
+            outcomes[index] = Some(not_sent(message));
+            continue;
+        };
+        if let Some(&leader) = leaders.get(key.as_str()) {
+            followers.push((index, leader));
+            continue;
+        }
+        leaders.insert(key, index);
+        match replayed.remove(key) {
+            Some(outcome) => {
+                if let (Ok(response), false) = (&outcome.result, outcome.cached) {
+                    already_spent += prices.cost(&request.model, &response.usage).unwrap_or(0.0);
+                }
+                resumed += 1;
+                outcomes[index] = Some(outcome);
+            }
+            None => to_run.push(index),
+        }
+    }
+
+    let context = Context {
+        endpoints,
+        limits: endpoints
+            .iter()
+            .map(|(name, e)| (name.as_str(), Limits::new(e)))
+            .collect(),
+        prices,
+        options,
+        cache: options.cache_dir.as_deref().map(Cache::new),
+        budget: Budget::new(options.max_usd, already_spent),
+        retries: AtomicUsize::new(0),
+        rate_limited: AtomicUsize::new(0),
+        budget_exhausted: AtomicBool::new(false),
+        cache_warned: AtomicBool::new(false),
+    };
+    let progress = progress::Progress::new(options.progress, jobs.len());
+    let done = AtomicUsize::new(jobs.len() - to_run.len());
+    let cached_so_far = AtomicUsize::new(outcomes.iter().flatten().filter(|o| o.cached).count() + followers.len());
+    let journal_warned = AtomicBool::new(false);
+    let width = 2 * endpoints.values().map(|e| e.concurrency.max(1)).sum::<usize>().max(1);
+
+    let mut stream = futures::stream::iter(to_run)
+        .map(|index| {
+            let (context, keys, journal, progress, done, cached_so_far, journal_warned) = (
+                &context,
+                &keys,
+                &journal,
+                &progress,
+                &done,
+                &cached_so_far,
+                &journal_warned,
+            );
             async move {
-                let outcome = run_one(job, endpoints, limits).await;
+                let key = keys[index].as_deref().unwrap_or_default();
+                let (outcome, sent) = run_job(context, &jobs[index], key).await;
+                // The job counts as finished only once the journal holds it.
+                if let (Some(journal), true) = (journal, sent)
+                    && let Err(e) = journal.append(key, &outcome)
+                    && !journal_warned.swap(true, Ordering::Relaxed)
+                {
+                    eprintln!(
+                        "warning: cannot write the journal {}: {e}; this run cannot be resumed",
+                        journal.path().display()
+                    );
+                }
+                if outcome.cached {
+                    cached_so_far.fetch_add(1, Ordering::Relaxed);
+                }
                 let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                progress(finished, jobs.len());
+                progress.update(
+                    finished,
+                    context.retries.load(Ordering::Relaxed),
+                    cached_so_far.load(Ordering::Relaxed),
+                );
                 (index, outcome)
             }
         })
-        .buffer_unordered(total_concurrency);
+        .buffer_unordered(width);
     while let Some((index, outcome)) = stream.next().await {
         outcomes[index] = Some(outcome);
     }
-    outcomes
+    drop(stream);
+    progress.finish();
+    // The journal is for resuming an interrupted run; a finished run's record is its results.
+    // Removing it keeps a later `--no-cache` rerun of the same plan from replaying old answers.
+    if let Some(journal) = journal {
+        let _ = std::fs::remove_file(journal.path());
+    }
+
+    for (follower, leader) in followers {
+        let mut outcome = outcomes[leader]
+            .clone()
+            .unwrap_or_else(|| not_sent("job was not run".to_owned()));
+        outcome.attempts = 0;
+        outcome.cached = outcome.result.is_ok();
+        outcomes[follower] = Some(outcome);
+    }
+    let outcomes: Vec<Outcome> = outcomes
         .into_iter()
-        .map(|o| {
-            o.unwrap_or(Outcome {
-                result: Err("job was not run".to_owned()),
-                latency_ms: None,
-                cached: false,
-                attempts: 0,
-                provider: None,
-                fell_back: false,
-            })
-        })
-        .collect()
+        .map(|o| o.unwrap_or_else(|| not_sent("job was not run".to_owned())))
+        .collect();
+    Report {
+        retries: context.retries.load(Ordering::Relaxed),
+        rate_limited: context.rate_limited.load(Ordering::Relaxed),
+        cache_hits: outcomes.iter().filter(|o| o.cached).count(),
+        resumed,
+        fallbacks: outcomes.iter().filter(|o| o.fell_back).count(),
+        budget_exhausted: context.budget_exhausted.load(Ordering::Relaxed),
+        spent_usd: context.budget.spent(),
+        outcomes,
+    }
 }
 
-async fn run_one(
-    job: &Job,
-    endpoints: &BTreeMap<String, Endpoint>,
-    limits: &BTreeMap<&str, Arc<Semaphore>>,
-) -> Outcome {
-    let failed = |message: String| Outcome {
+/// Identifies a job: the cache key of its request at its provider, plus its fallback chain.
+/// `None` for a job whose prompt did not render.
+fn job_key(job: &Job, endpoints: &BTreeMap<String, Endpoint>) -> Option<String> {
+    let request = job.request.as_ref().ok()?;
+    let identity = endpoints.get(&job.provider).map_or_else(
+        || format!("unconfigured provider {}", job.provider),
+        |e| e.cache_identity.clone(),
+    );
+    let mut h = Sha256::new();
+    h.update(cache::key(&identity, request));
+    for name in std::iter::once(&job.provider).chain(&job.fallbacks) {
+        h.update([0]);
+        h.update(name.as_bytes());
+    }
+    Some(hex::encode(h.finalize()))
+}
+
+struct Context<'a> {
+    endpoints: &'a BTreeMap<String, Endpoint>,
+    limits: BTreeMap<&'a str, Limits>,
+    prices: &'a PriceTable,
+    options: &'a Options,
+    cache: Option<Cache>,
+    budget: Budget,
+    retries: AtomicUsize,
+    rate_limited: AtomicUsize,
+    budget_exhausted: AtomicBool,
+    cache_warned: AtomicBool,
+}
+
+struct Limits {
+    concurrency: Adaptive,
+    requests: Option<Bucket>,
+    tokens: Option<Bucket>,
+}
+
+impl Limits {
+    fn new(e: &Endpoint) -> Self {
+        Limits {
+            concurrency: Adaptive::new(e.concurrency),
+            requests: e.requests_per_minute.map(Bucket::per_minute),
+            tokens: e.tokens_per_minute.map(Bucket::per_minute),
+        }
+    }
+}
+
+/// Runs one job through its providers in order; the flag says whether it finished (and belongs
+/// in the journal) rather than being refused by the budget.
+async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
+    let Ok(request) = &job.request else {
+        return (not_sent(String::new()), false);
+    };
+    let seed = u64::from_str_radix(key.get(..16).unwrap_or("0"), 16).unwrap_or(0);
+    let chain: Vec<&String> = std::iter::once(&job.provider).chain(&job.fallbacks).collect();
+    let mut reservation: Option<Reservation> = None;
+    let mut attempts = 0;
+    let mut errors: Vec<String> = Vec::new();
+    let mut last_provider = None;
+    for (position, name) in chain.iter().enumerate() {
+        let (Some(endpoint), Some(limits)) = (cx.endpoints.get(*name), cx.limits.get(name.as_str())) else {
+            errors.push(format!("provider `{name}` is not configured"));
+            continue;
+        };
+        let answered = |result, latency_ms, cached, attempts| Outcome {
+            result,
+            latency_ms,
+            cached,
+            attempts,
+            provider: Some((*name).clone()),
+            fell_back: position > 0,
+        };
+        let cache_key = cache::key(&endpoint.cache_identity, request);
+        if let Some((response, latency)) = cx.cache.as_ref().and_then(|c| c.get(&cache_key)) {
+            if let Some(r) = reservation.take() {
+                cx.budget.settle(r, 0.0);
+            }
+            return (answered(Ok(response), latency, true, attempts), true);
+        }
+        if reservation.is_none() {
+            let upper = plan::request_upper_bound_usd(request, cx.prices).unwrap_or(0.0);
+            match cx.budget.reserve(upper).await {
+                Some(r) => reservation = Some(r),
+                None => {
+                    cx.budget_exhausted.store(true, Ordering::Relaxed);
+                    let cap = cx.options.max_usd.unwrap_or(0.0);
+                    return (
+                        not_sent(format!("not sent: the budget cap of ${cap} would be exceeded")),
+                        false,
+                    );
+                }
+            }
+        }
+        last_provider = Some((*name).clone());
+        match send(cx, endpoint, limits, request, seed, &mut attempts).await {
+            Ok((response, latency)) => {
+                let cost = cx.prices.cost(&request.model, &response.usage).unwrap_or(0.0);
+                if let Some(r) = reservation.take() {
+                    cx.budget.settle(r, cost);
+                }
+                if let Some(Err(e)) = cx.cache.as_ref().map(|c| c.put(&cache_key, &response, latency))
+                    && !cx.cache_warned.swap(true, Ordering::Relaxed)
+                {
+                    eprintln!("warning: cannot write the response cache: {e}; later runs will call again");
+                }
+                return (answered(Ok(response), latency, false, attempts), true);
+            }
+            Err(e) if chain.len() > 1 => errors.push(format!("`{name}`: {}", describe(&e))),
+            Err(e) => errors.push(describe(&e)),
+        }
+    }
+    if let Some(r) = reservation.take() {
+        // A failed call is not billed by the providers we know; a timed-out one may be, and
+        // cannot be known here.
+        cx.budget.settle(r, 0.0);
+    }
+    let outcome = Outcome {
+        result: Err(errors.join("; ")),
+        latency_ms: None,
+        cached: false,
+        attempts,
+        provider: last_provider,
+        fell_back: false,
+    };
+    (outcome, true)
+}
+
+/// Sends `request` to one endpoint until it answers, fails permanently, or runs out of retries.
+async fn send(
+    cx: &Context<'_>,
+    endpoint: &Endpoint,
+    limits: &Limits,
+    request: &Request,
+    seed: u64,
+    attempts: &mut u32,
+) -> Result<(Response, Option<f64>), ProviderError> {
+    let tokens = plan::estimate_input_tokens(&request.messages) + plan::estimate_output_tokens(request.max_tokens);
+    let mut retries = 0;
+    loop {
+        let permit = limits.concurrency.acquire().await;
+        if let Some(bucket) = &limits.requests {
+            bucket.take(1.0).await;
+        }
+        if let Some(bucket) = &limits.tokens {
+            bucket.take(tokens as f64).await;
+        }
+        *attempts += 1;
+        let started = tokio::time::Instant::now();
+        let result = tokio::time::timeout(endpoint.timeout, endpoint.provider.complete(request)).await;
+        let error = match result {
+            Ok(Ok(response)) => {
+                permit.finish(Signal::Success);
+                let latency = response
+                    .latency_ms
+                    .unwrap_or_else(|| started.elapsed().as_secs_f64() * 1000.0);
+                return Ok((response, Some(latency)));
+            }
+            Ok(Err(e)) => e,
+            Err(_) => ProviderError::Timeout {
+                after_ms: u64::try_from(endpoint.timeout.as_millis()).unwrap_or(u64::MAX),
+            },
+        };
+        let rate_limited = retry::is_rate_limit(&error);
+        if rate_limited {
+            cx.rate_limited.fetch_add(1, Ordering::Relaxed);
+        }
+        permit.finish(if rate_limited {
+            Signal::RateLimited
+        } else {
+            Signal::Other
+        });
+        if !retry::is_retryable(&error) || retries >= endpoint.max_retries {
+            return Err(error);
+        }
+        retries += 1;
+        cx.retries.fetch_add(1, Ordering::Relaxed);
+        let retry_after = match &error {
+            ProviderError::Transient { retry_after_ms, .. } => *retry_after_ms,
+            _ => None,
+        };
+        tokio::time::sleep(retry::backoff(cx.options.backoff_base, retries, seed, retry_after)).await;
+    }
+}
+
+fn not_sent(message: String) -> Outcome {
+    Outcome {
         result: Err(message),
         latency_ms: None,
         cached: false,
         attempts: 0,
         provider: None,
         fell_back: false,
-    };
-    let request = match &job.request {
-        Ok(r) => r,
-        Err(e) => return failed(e.clone()),
-    };
-    let (Some(endpoint), Some(limit)) = (endpoints.get(&job.provider), limits.get(job.provider.as_str())) else {
-        return failed(format!("provider `{}` is not configured", job.provider));
-    };
-    let Ok(_permit) = limit.acquire().await else {
-        return failed("the runner shut down".to_owned());
-    };
-    let started = Instant::now();
-    let result = tokio::time::timeout(endpoint.timeout, endpoint.provider.complete(request)).await;
-    let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-    match result {
-        Ok(Ok(response)) => {
-            let latency = response.latency_ms.unwrap_or(elapsed);
-            Outcome {
-                result: Ok(response),
-                latency_ms: Some(latency),
-                cached: false,
-                attempts: 1,
-                provider: Some(job.provider.clone()),
-                fell_back: false,
-            }
-        }
-        Ok(Err(e)) => Outcome {
-            attempts: 1,
-            provider: Some(job.provider.clone()),
-            ..failed(describe(&e))
-        },
-        Err(_) => Outcome {
-            attempts: 1,
-            provider: Some(job.provider.clone()),
-            ..failed(describe(&ProviderError::Timeout {
-                after_ms: endpoint.timeout.as_millis() as u64,
-            }))
-        },
     }
 }
 

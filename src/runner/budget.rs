@@ -1,0 +1,99 @@
+//! The hard spending cap: reserve a call's upper-bound cost before sending, settle to the actual
+//! cost after. Spent plus reserved never passes the cap, so neither does spend, however many
+//! calls run at once.
+
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+pub struct Budget {
+    cap: Option<f64>,
+    state: Mutex<Ledger>,
+    settled: Notify,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Ledger {
+    spent: f64,
+    reserved: f64,
+}
+
+/// Money set aside for one call; settle it with [`Budget::settle`].
+#[derive(Debug)]
+pub struct Reservation(f64);
+
+impl Budget {
+    /// `already_spent` is the spend of an interrupted run being resumed: the cap is for the run.
+    pub fn new(cap: Option<f64>, already_spent: f64) -> Self {
+        Budget {
+            cap,
+            state: Mutex::new(Ledger {
+                spent: already_spent,
+                reserved: 0.0,
+            }),
+            settled: Notify::new(),
+        }
+    }
+
+    /// Sets `upper_bound` aside, waiting while calls in flight hold the money it needs (they may
+    /// settle for less). `None` when it cannot fit even once they have: then the call is not sent.
+    pub async fn reserve(&self, upper_bound: f64) -> Option<Reservation> {
+        let Some(cap) = self.cap else {
+            return Some(Reservation(upper_bound));
+        };
+        loop {
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            {
+                let mut l = self.lock();
+                if l.spent + l.reserved + upper_bound <= cap {
+                    l.reserved += upper_bound;
+                    return Some(Reservation(upper_bound));
+                }
+                // Spend only grows: once it alone leaves no room, waiting cannot help.
+                if l.spent + upper_bound > cap || l.reserved <= 0.0 {
+                    return None;
+                }
+            }
+            settled.await;
+        }
+    }
+
+    /// Replaces the reservation by what the call really cost (0 for a failure that was not billed).
+    pub fn settle(&self, reservation: Reservation, actual: f64) {
+        {
+            let mut l = self.lock();
+            l.reserved = (l.reserved - reservation.0).max(0.0);
+            l.spent += actual;
+        }
+        self.settled.notify_waiters();
+    }
+
+    pub fn spent(&self) -> f64 {
+        self.lock().spent
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reservations_never_pass_the_cap() {
+        let b = Budget::new(Some(1.0), 0.25);
+        let first = b.reserve(0.5).await.expect("fits");
+        // 0.25 spent + 0.5 reserved: 0.5 more would pass the cap, but may fit after settling.
+        let waiting = b.reserve(0.5);
+        b.settle(first, 0.1);
+        let second = waiting.await.expect("fits after the first settled low");
+        b.settle(second, 0.5);
+        assert!((b.spent() - 0.85).abs() < 1e-12);
+        assert!(b.reserve(0.2).await.is_none());
+        assert!(Budget::new(None, 0.0).reserve(1e9).await.is_some());
+    }
+}

@@ -1,0 +1,158 @@
+//! The journal: one JSON line per finished job, so a run that is killed resumes where it stopped.
+//!
+//! The first line is a header naming the run (`run_identity`: a digest of the job list). On
+//! start, a journal of the same run is replayed and its jobs are not sent again; any other file
+//! (another run's, a corrupt one) is replaced. Lines are written whole and flushed to the
+//! operating system before the job counts as finished, which survives the process being killed
+//! (SIGKILL); it does not fsync, so a machine crash may lose the last lines — those calls are
+//! then made again, never lost. A torn last line is skipped on replay. A run that finishes
+//! removes its journal.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::Outcome;
+use crate::providers::Response;
+
+const FORMAT: u32 = 1;
+
+pub struct Journal {
+    file: Mutex<File>,
+    path: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    promptgate_journal: u32,
+    run_identity: String,
+}
+
+/// A finished job: its key (cache key plus fallback chain) and its outcome.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    job: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    response: Option<Response>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    latency_ms: Option<f64>,
+    cached: bool,
+    attempts: u32,
+    provider: Option<String>,
+    fell_back: bool,
+}
+
+impl Journal {
+    /// Opens the journal at `path` for the run `identity`, returning the outcomes it already
+    /// holds by job key (empty unless the file is this run's).
+    pub fn open(path: &Path, identity: &str) -> std::io::Result<(Journal, HashMap<String, Outcome>)> {
+        let finished = read(path, identity).unwrap_or_default();
+        // Rewrite the file from what replayed, so a torn last line is gone before appending.
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let tmp = path.with_extension("jsonl.tmp");
+        {
+            let mut out = std::io::BufWriter::new(File::create(&tmp)?);
+            let header = Header {
+                promptgate_journal: FORMAT,
+                run_identity: identity.to_owned(),
+            };
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&header).map_err(std::io::Error::other)?
+            )?;
+            for (job, outcome) in &finished {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&Record::new(job, outcome)).map_err(std::io::Error::other)?
+                )?;
+            }
+            out.flush()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        Ok((
+            Journal {
+                file: Mutex::new(file),
+                path: path.to_owned(),
+            },
+            finished,
+        ))
+    }
+
+    /// Appends a finished job; returns once the line is with the operating system.
+    pub fn append(&self, job: &str, outcome: &Outcome) -> std::io::Result<()> {
+        let mut line = serde_json::to_string(&Record::new(job, outcome)).map_err(std::io::Error::other)?;
+        line.push('\n');
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        file.write_all(line.as_bytes())?;
+        file.flush()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The outcomes in the journal at `path`, if it belongs to the run `identity`.
+fn read(path: &Path, identity: &str) -> Option<HashMap<String, Outcome>> {
+    let mut lines = BufReader::new(File::open(path).ok()?).lines();
+    let header: Header = serde_json::from_str(&lines.next()?.ok()?).ok()?;
+    if header.promptgate_journal != FORMAT || header.run_identity != identity {
+        return None;
+    }
+    let mut finished = HashMap::new();
+    for line in lines {
+        let Ok(line) = line else { break };
+        if let Ok(record) = serde_json::from_str::<Record>(&line) {
+            let (job, outcome) = record.into_outcome();
+            finished.insert(job, outcome);
+        }
+    }
+    Some(finished)
+}
+
+impl Record {
+    fn new(job: &str, o: &Outcome) -> Record {
+        let (response, error) = match &o.result {
+            Ok(r) => (Some(r.clone()), None),
+            Err(e) => (None, Some(e.clone())),
+        };
+        Record {
+            job: job.to_owned(),
+            response,
+            error,
+            latency_ms: o.latency_ms,
+            cached: o.cached,
+            attempts: o.attempts,
+            provider: o.provider.clone(),
+            fell_back: o.fell_back,
+        }
+    }
+
+    fn into_outcome(self) -> (String, Outcome) {
+        let result = match (self.response, self.error) {
+            (Some(r), _) => Ok(r),
+            (None, e) => Err(e.unwrap_or_else(|| "the journal recorded no result".to_owned())),
+        };
+        (
+            self.job,
+            Outcome {
+                result,
+                latency_ms: self.latency_ms,
+                cached: self.cached,
+                attempts: self.attempts,
+                provider: self.provider,
+                fell_back: self.fell_back,
+            },
+        )
+    }
+}

@@ -1,0 +1,539 @@
+//! The runner against an in-memory provider that injects faults, in tokio's paused time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::plan::Arm;
+use crate::providers::{Message, Role, Usage};
+use crate::stats::Rng;
+use crate::suite::Price;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the fake provider does.
+#[derive(Clone)]
+enum Behaviour {
+    Healthy,
+    /// This share of first attempts fails, in the mix of ways real providers fail.
+    Faults(f64),
+    /// Every call fails permanently with this message.
+    Down(&'static str),
+    /// Answers this many calls, then never answers again.
+    HangAfter(usize),
+    /// Answers 429 to a call that finds more than this many in flight.
+    ThrottleAbove(usize),
+}
+
+/// An in-memory provider, deterministic by the request's seed, counting what it sees.
+struct Fake {
+    behaviour: Behaviour,
+    delay: Duration,
+    /// Sends per request seed.
+    calls: Mutex<HashMap<u64, u32>>,
+    /// Answers per request seed.
+    answered: Mutex<HashMap<u64, u32>>,
+    in_flight: AtomicUsize,
+    injected: AtomicUsize,
+    /// How many answers had been given when each 429 was sent.
+    throttled_at: Mutex<Vec<usize>>,
+}
+
+impl Fake {
+    fn new(behaviour: Behaviour) -> Arc<Fake> {
+        Arc::new(Fake {
+            behaviour,
+            delay: Duration::from_millis(100),
+            calls: Mutex::default(),
+            answered: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
+            injected: AtomicUsize::new(0),
+            throttled_at: Mutex::default(),
+        })
+    }
+
+    fn total_calls(&self) -> u32 {
+        self.calls.lock().unwrap().values().sum()
+    }
+
+    fn total_answered(&self) -> usize {
+        self.answered.lock().unwrap().values().sum::<u32>() as usize
+    }
+}
+
+struct InFlight<'a>(&'a AtomicUsize);
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Provider for Fake {
+    fn kind(&self) -> &'static str {
+        "fake"
+    }
+
+    async fn complete(&self, request: &Request) -> Result<Response, ProviderError> {
+        let attempt = {
+            let mut calls = self.calls.lock().unwrap();
+            let n = calls.entry(request.seed).or_default();
+            *n += 1;
+            *n
+        };
+        let in_flight = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        let _guard = InFlight(&self.in_flight);
+        let transient = |message: &str, retry_after_ms| {
+            Err(ProviderError::Transient {
+                message: message.to_owned(),
+                retry_after_ms,
+            })
+        };
+        match self.behaviour {
+            Behaviour::Healthy => {}
+            Behaviour::Faults(share) if attempt == 1 && Rng::new(request.seed).unit() < share => {
+                self.injected.fetch_add(1, Ordering::SeqCst);
+                return match request.seed % 5 {
+                    0 => transient("429 too many requests", Some(1500)),
+                    1 => transient("500 internal server error", None),
+                    2 => transient("503 service unavailable", None),
+                    3 => {
+                        tokio::time::sleep(TIMEOUT * 2).await;
+                        transient("too late", None)
+                    }
+                    _ => transient("truncated JSON: EOF while parsing an object", None),
+                };
+            }
+            Behaviour::Faults(_) => {}
+            Behaviour::Down(message) => {
+                return Err(ProviderError::Permanent {
+                    message: message.to_owned(),
+                });
+            }
+            Behaviour::HangAfter(k) if self.total_answered() >= k => std::future::pending::<()>().await,
+            Behaviour::HangAfter(_) => {}
+            Behaviour::ThrottleAbove(limit) if in_flight > limit => {
+                self.throttled_at.lock().unwrap().push(self.total_answered());
+                return transient("429 too many requests", None);
+            }
+            Behaviour::ThrottleAbove(_) => {}
+        }
+        tokio::time::sleep(self.delay).await;
+        *self.answered.lock().unwrap().entry(request.seed).or_default() += 1;
+        Ok(Response {
+            text: format!("answer {}", request.seed),
+            usage: Usage {
+                input: 10,
+                cached_input: 0,
+                output: request.max_tokens.map_or(5, u64::from),
+            },
+            latency_ms: Some((request.seed % 997) as f64),
+        })
+    }
+}
+
+/// `n` jobs for provider `p` (falling back to `fallbacks`), one distinct request each; every
+/// seventh job has a prompt that did not render.
+fn jobs(n: usize, fallbacks: &[&str]) -> Vec<Job> {
+    (0..n)
+        .map(|i| Job {
+            experiment: 0,
+            case: i,
+            arm: Arm::Candidate,
+            repeat: 0,
+            provider: "p".to_owned(),
+            fallbacks: fallbacks.iter().map(|f| (*f).to_owned()).collect(),
+            request: if i % 7 == 6 {
+                Err(format!("rendering the candidate prompt failed: case {i}"))
+            } else {
+                Ok(Request {
+                    model: "m".to_owned(),
+                    messages: vec![Message {
+                        role: Role::User,
+                        content: format!("case {i}"),
+                    }],
+                    temperature: None,
+                    max_tokens: Some(100),
+                    top_p: None,
+                    seed: i as u64,
+                })
+            },
+        })
+        .collect()
+}
+
+fn endpoint(provider: &Arc<Fake>, concurrency: usize) -> Endpoint {
+    Endpoint {
+        provider: provider.clone(),
+        concurrency,
+        timeout: TIMEOUT,
+        max_retries: 3,
+        requests_per_minute: None,
+        tokens_per_minute: None,
+        cache_identity: "fake".to_owned(),
+    }
+}
+
+fn options() -> Options {
+    Options {
+        backoff_base: Duration::from_millis(1),
+        ..Options::default()
+    }
+}
+
+fn prices() -> PriceTable {
+    // $1 per thousand tokens: a call of 10 + 100 tokens costs $0.11.
+    PriceTable::new(&BTreeMap::from([(
+        "m".to_owned(),
+        Price {
+            input: 1000.0,
+            cached_input: None,
+            output: 1000.0,
+        },
+    )]))
+}
+
+async fn run_with(jobs: &[Job], endpoints: BTreeMap<String, Endpoint>, options: &Options) -> Report {
+    run(jobs, &endpoints, &prices(), options).await
+}
+
+fn one(provider: &Arc<Fake>, concurrency: usize) -> BTreeMap<String, Endpoint> {
+    BTreeMap::from([("p".to_owned(), endpoint(provider, concurrency))])
+}
+
+/// The parts of outcomes that must not depend on faults, caching or interruptions.
+#[track_caller]
+fn assert_same_answers(got: &[Outcome], expected: &[Outcome]) {
+    assert_eq!(got.len(), expected.len());
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        assert_eq!(g.result, e.result, "job {i}");
+        assert_eq!(g.latency_ms, e.latency_ms, "job {i}");
+        assert_eq!((&g.provider, g.fell_back), (&e.provider, e.fell_back), "job {i}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn injected_faults_are_retried_to_the_fault_free_answers() {
+    let jobs = jobs(300, &[]);
+    let clean = run_with(&jobs, one(&Fake::new(Behaviour::Healthy), 16), &options()).await;
+    let faulty = Fake::new(Behaviour::Faults(0.2));
+    let report = run_with(&jobs, one(&faulty, 16), &options()).await;
+    let injected = faulty.injected.load(Ordering::SeqCst);
+    assert!((40..80).contains(&injected), "about 20% of ~257 requests: {injected}");
+    assert_eq!(report.retries, injected);
+    assert_eq!(clean.retries, 0);
+    assert_eq!(
+        report.rate_limited,
+        jobs.iter()
+            .filter(|j| j
+                .request
+                .as_ref()
+                .is_ok_and(|r| r.seed % 5 == 0 && Rng::new(r.seed).unit() < 0.2))
+            .count()
+    );
+    assert_same_answers(&report.outcomes, &clean.outcomes);
+    let sent: u32 = report.outcomes.iter().map(|o| o.attempts).sum();
+    assert_eq!(sent, faulty.total_calls());
+    assert_eq!(
+        report.outcomes.iter().filter(|o| o.result.is_err()).count(),
+        300 / 7,
+        "only the render errors fail"
+    );
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .filter(|o| o.result.is_err())
+            .all(|o| o.attempts == 0)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn permanent_failures_fail_fast_or_fall_back() {
+    let jobs = jobs(30, &[]);
+    let down = Fake::new(Behaviour::Down("401 invalid api key"));
+    let report = run_with(&jobs, one(&down, 4), &options()).await;
+    for (job, outcome) in jobs.iter().zip(&report.outcomes) {
+        let Ok(request) = &job.request else { continue };
+        assert_eq!(outcome.result, Err("provider error: 401 invalid api key".to_owned()));
+        assert_eq!(outcome.attempts, 1, "a permanent error is sent once");
+        assert_eq!(down.calls.lock().unwrap()[&request.seed], 1);
+    }
+    assert_eq!(report.retries, 0);
+
+    let jobs = self::jobs(30, &["backup"]);
+    let down = Fake::new(Behaviour::Down("503 region unavailable"));
+    let backup = Fake::new(Behaviour::Healthy);
+    let endpoints = BTreeMap::from([
+        ("p".to_owned(), endpoint(&down, 4)),
+        ("backup".to_owned(), endpoint(&backup, 4)),
+    ]);
+    let report = run_with(&jobs, endpoints, &options()).await;
+    let answered: Vec<&Outcome> = report.outcomes.iter().filter(|o| o.result.is_ok()).collect();
+    assert_eq!(answered.len(), 30 - 30 / 7);
+    assert!(
+        answered
+            .iter()
+            .all(|o| o.fell_back && o.provider.as_deref() == Some("backup") && o.attempts == 2)
+    );
+    assert_eq!(report.fallbacks, answered.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_failures_exhaust_retries_then_fall_back() {
+    let jobs = jobs(6, &["backup"]);
+    let flaky = Fake::new(Behaviour::Faults(1.1)); // every first attempt fails
+    let mut endpoints = one(&flaky, 2);
+    endpoints.get_mut("p").unwrap().max_retries = 0;
+    endpoints.insert("backup".to_owned(), endpoint(&Fake::new(Behaviour::Healthy), 2));
+    let report = run_with(&jobs, endpoints, &options()).await;
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .all(|o| o.result.is_ok() && o.fell_back && o.attempts == 2)
+    );
+    assert_eq!((report.fallbacks, report.retries), (6, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_warm_cache_makes_no_calls_and_survives_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        cache_dir: Some(dir.path().to_owned()),
+        ..options()
+    };
+    let jobs = jobs(40, &[]);
+    let first = Fake::new(Behaviour::Healthy);
+    let cold = run_with(&jobs, one(&first, 8), &options).await;
+    assert_eq!(cold.cache_hits, 0);
+
+    let second = Fake::new(Behaviour::Healthy);
+    let warm = run_with(&jobs, one(&second, 8), &options).await;
+    assert_eq!(second.total_calls(), 0);
+    assert_eq!(warm.cache_hits, 40 - 40 / 7);
+    assert!(
+        warm.outcomes
+            .iter()
+            .filter(|o| o.result.is_ok())
+            .all(|o| o.cached && o.attempts == 0)
+    );
+    assert_same_answers(&warm.outcomes, &cold.outcomes);
+
+    // Corrupt every entry: each is a miss, called again and rewritten.
+    for folder in std::fs::read_dir(dir.path()).unwrap() {
+        for file in std::fs::read_dir(folder.unwrap().path()).unwrap() {
+            std::fs::write(file.unwrap().path(), b"{not json").unwrap();
+        }
+    }
+    let third = Fake::new(Behaviour::Healthy);
+    let rewritten = run_with(&jobs, one(&third, 8), &options).await;
+    assert_eq!(third.total_calls() as usize, 40 - 40 / 7);
+    assert_same_answers(&rewritten.outcomes, &cold.outcomes);
+    let fourth = Fake::new(Behaviour::Healthy);
+    run_with(&jobs, one(&fourth, 8), &options).await;
+    assert_eq!(fourth.total_calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn identical_jobs_are_sent_once() {
+    let mut jobs = jobs(6, &[]);
+    let twins: Vec<Job> = jobs
+        .iter()
+        .cloned()
+        .map(|j| Job {
+            arm: Arm::Baseline,
+            ..j
+        })
+        .collect();
+    jobs.extend(twins);
+    let provider = Fake::new(Behaviour::Healthy);
+    let report = run_with(&jobs, one(&provider, 4), &options()).await;
+    assert_eq!(provider.total_calls(), 6);
+    assert_eq!(report.cache_hits, 6);
+    assert_same_answers(&report.outcomes[6..], &report.outcomes[..6]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupted_run_resumes_without_repeating_a_finished_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        journal: Some(dir.path().join("journal.jsonl")),
+        run_identity: "run-1".to_owned(),
+        ..options()
+    };
+    let jobs = jobs(60, &[]);
+    let uninterrupted = run_with(&jobs, one(&Fake::new(Behaviour::Healthy), 8), &Options::default()).await;
+
+    let hanging = Fake::new(Behaviour::HangAfter(20));
+    let mut endpoints = one(&hanging, 8);
+    endpoints.get_mut("p").unwrap().timeout = Duration::from_secs(24 * 3600);
+    let aborted = tokio::time::timeout(Duration::from_secs(3600), run_with(&jobs, endpoints, &options)).await;
+    assert!(aborted.is_err(), "the run hangs and is dropped");
+    let journal_path = options.journal.clone().unwrap();
+    let interrupted_journal = std::fs::read_to_string(&journal_path).unwrap();
+    let finished = hanging.total_answered();
+    assert!((20..28).contains(&finished), "{finished}");
+
+    let working = Fake::new(Behaviour::Healthy);
+    let resumed = run_with(&jobs, one(&working, 8), &options).await;
+    assert_eq!(resumed.resumed, finished);
+    for (seed, _) in hanging.answered.lock().unwrap().iter() {
+        assert!(
+            !working.calls.lock().unwrap().contains_key(seed),
+            "request {seed} was finished and sent again"
+        );
+    }
+    assert_eq!(working.total_calls() as usize, 60 - 60 / 7 - finished);
+    assert_same_answers(&resumed.outcomes, &uninterrupted.outcomes);
+    assert!(!journal_path.exists(), "a finished run removes its journal");
+
+    // A journal of another run, or garbage, is replaced: everything runs.
+    let torn_header = "{\"promptgate_journal\": 1, \"run_identity\": \"run-1\"\n{half a line";
+    for (content, identity) in [
+        (interrupted_journal.as_str(), "run-2"),
+        (torn_header, "run-1"),
+        ("garbage\n", "run-1"),
+    ] {
+        std::fs::write(&journal_path, content).unwrap();
+        let options = Options {
+            run_identity: identity.to_owned(),
+            ..options.clone()
+        };
+        let provider = Fake::new(Behaviour::Healthy);
+        let report = run_with(&jobs, one(&provider, 8), &options).await;
+        assert_eq!(
+            (report.resumed, provider.total_calls() as usize),
+            (0, 60 - 60 / 7),
+            "{content:?}"
+        );
+        assert_same_answers(&report.outcomes, &uninterrupted.outcomes);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_journal_with_a_torn_last_line_replays_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.jsonl");
+    let options = Options {
+        journal: Some(path.clone()),
+        run_identity: "r".to_owned(),
+        ..options()
+    };
+    let jobs = jobs(10, &[]); // nine requests
+    let hanging = Fake::new(Behaviour::HangAfter(5));
+    let mut endpoints = one(&hanging, 1);
+    endpoints.get_mut("p").unwrap().timeout = Duration::from_secs(24 * 3600);
+    let aborted = tokio::time::timeout(Duration::from_secs(3600), run_with(&jobs, endpoints, &options)).await;
+    assert!(aborted.is_err());
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.truncate(text.len() - 20); // as if killed mid-write
+    std::fs::write(&path, text).unwrap();
+    let provider = Fake::new(Behaviour::Healthy);
+    let report = run_with(&jobs, one(&provider, 2), &options).await;
+    assert_eq!((report.resumed, provider.total_calls()), (4, 5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_budget_cap_holds_under_full_concurrency() {
+    let template = jobs(1, &[]).remove(0);
+    let jobs: Vec<Job> = (0..200)
+        .map(|seed| {
+            let mut job = template.clone();
+            job.request.as_mut().unwrap().seed = seed;
+            job
+        })
+        .collect();
+    let upper = plan::request_upper_bound_usd(jobs[0].request.as_ref().unwrap(), &prices()).unwrap();
+    let cap = 50.0 * upper;
+    let provider = Fake::new(Behaviour::Healthy);
+    let report = run_with(
+        &jobs,
+        one(&provider, 64),
+        &Options {
+            max_usd: Some(cap),
+            ..options()
+        },
+    )
+    .await;
+    let sent = provider.total_calls() as usize;
+    let spend = sent as f64
+        * prices()
+            .cost(
+                "m",
+                &Usage {
+                    input: 10,
+                    cached_input: 0,
+                    output: 100,
+                },
+            )
+            .unwrap();
+    assert!(
+        spend <= cap + 1e-9 && (report.spent_usd - spend).abs() < 1e-9,
+        "{spend} > {cap}"
+    );
+    assert!((50..200).contains(&sent), "{sent}");
+    assert!(report.budget_exhausted);
+    let refused: Vec<&Outcome> = report.outcomes.iter().filter(|o| o.result.is_err()).collect();
+    assert_eq!(refused.len(), 200 - sent);
+    let message = format!("not sent: the budget cap of ${cap} would be exceeded");
+    assert!(
+        refused
+            .iter()
+            .all(|o| o.result.as_ref().unwrap_err() == &message && o.attempts == 0)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_per_minute_spaces_calls() {
+    let jobs = jobs(11, &[]); // ten requests and one render error
+    let provider = Fake::new(Behaviour::Healthy);
+    let mut endpoints = one(&provider, 10);
+    endpoints.get_mut("p").unwrap().requests_per_minute = Some(60);
+    let start = tokio::time::Instant::now();
+    run_with(&jobs, endpoints, &options()).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    assert!((9.0..10.0).contains(&elapsed), "{elapsed} s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn adaptive_concurrency_settles_below_the_providers_limit() {
+    let jobs = jobs(466, &[]); // 400 requests
+    let provider = Fake::new(Behaviour::ThrottleAbove(4));
+    let mut endpoints = one(&provider, 32);
+    endpoints.get_mut("p").unwrap().max_retries = 10;
+    let start = tokio::time::Instant::now();
+    let report = run_with(&jobs, endpoints, &options()).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    let failed: Vec<_> = report
+        .outcomes
+        .iter()
+        .filter_map(|o| {
+            o.result
+                .as_ref()
+                .err()
+                .filter(|e| !e.starts_with("rendering"))
+                .map(|e| (e, o.attempts))
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}; {} 429s",
+        failed.len(),
+        &failed[..failed.len().min(3)],
+        report.rate_limited
+    );
+    let throttled = provider.throttled_at.lock().unwrap().clone();
+    let late = throttled.iter().filter(|&&answered| answered >= 100).count();
+    assert!(
+        late <= 12,
+        "{late} 429s after adapting, of {}: {throttled:?}",
+        throttled.len()
+    );
+    assert_eq!(report.rate_limited, throttled.len());
+    // At 4 in flight and 100 ms a call, 400 calls need 10 s; thrashing would take far longer.
+    assert!(elapsed < 14.0, "{elapsed} s");
+}
