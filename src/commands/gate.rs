@@ -187,17 +187,20 @@ fn load_base(tree: Arc<dyn FileSource>, config: &str) -> Option<Suite> {
 
 fn endpoints(head: &Suite, base: Option<&Suite>, jobs: &[Job]) -> Result<BTreeMap<String, Endpoint>, Error> {
     let mut endpoints = BTreeMap::new();
-    for job in jobs {
-        if endpoints.contains_key(&job.provider) {
+    for name in jobs
+        .iter()
+        .flat_map(|job| std::iter::once(&job.provider).chain(&job.fallbacks))
+    {
+        if endpoints.contains_key(name) {
             continue;
         }
         let spec = head
             .providers
-            .get(&job.provider)
-            .or_else(|| base.and_then(|b| b.providers.get(&job.provider)));
+            .get(name)
+            .or_else(|| base.and_then(|b| b.providers.get(name)));
         let Some(spec) = spec else { continue };
         endpoints.insert(
-            job.provider.clone(),
+            name.clone(),
             Endpoint {
                 provider: providers::build(spec)?,
                 concurrency: spec.concurrency,
@@ -666,7 +669,15 @@ pub fn print_outcome(run: &GateRun) {
         Verdict::Fail => "FAIL",
         Verdict::Waived => "WAIVED",
     };
-    let _ = writeln!(out, "verdict: {word}: {}", r.reason);
+    if run.run_error.is_some() {
+        // The statistics of a broken run are not a verdict; the error follows on stderr.
+        let _ = writeln!(
+            out,
+            "verdict: none: the run failed (the results were written; see the error)"
+        );
+    } else {
+        let _ = writeln!(out, "verdict: {word}: {}", r.reason);
+    }
     for e in &r.experiments {
         let _ = writeln!(out, "  {} [{}]: {}", e.name, status_word(e.status), e.reason);
         for m in e

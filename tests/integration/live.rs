@@ -31,36 +31,59 @@ struct Simulator {
 
 impl Simulator {
     fn new(faults: bool, down: bool, delay: Duration) -> Arc<Simulator> {
-        Arc::new(Simulator { faults, down, attempts: Mutex::new(HashMap::new()), injected: AtomicUsize::new(0), served: AtomicUsize::new(0), delay })
+        Arc::new(Simulator {
+            faults,
+            down,
+            attempts: Mutex::new(HashMap::new()),
+            injected: AtomicUsize::new(0),
+            served: AtomicUsize::new(0),
+            delay,
+        })
     }
 }
 
-impl Respond for Arc<Simulator> {
+/// The simulator as mounted on the server (the orphan rule wants a local type).
+struct Handle(Arc<Simulator>);
+
+impl Respond for Handle {
     fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let this = &self.0;
         let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-        if self.down {
-            return ResponseTemplate::new(503).set_body_json(json!({"error": {"message": "the service is down", "type": "server_error"}}));
+        if this.down {
+            return ResponseTemplate::new(503)
+                .set_body_json(json!({"error": {"message": "the service is down", "type": "server_error"}}));
         }
-        let key = request.body.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+        let key = request.body.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
         let attempt = {
-            let mut attempts = self.attempts.lock().unwrap();
+            let mut attempts = this.attempts.lock().unwrap();
             let n = attempts.entry(key.to_string()).or_insert(0);
             *n += 1;
             *n
         };
         // One request in five fails its first attempt, in a mix of ways real APIs fail.
-        if self.faults && attempt == 1 && key % 5 == 0 {
-            self.injected.fetch_add(1, Ordering::SeqCst);
+        if this.faults && attempt == 1 && key % 5 == 0 {
+            this.injected.fetch_add(1, Ordering::SeqCst);
             return match (key / 5) % 5 {
-                0 => ResponseTemplate::new(429).insert_header("retry-after", "0").set_body_json(json!({"error": {"message": "Rate limit reached", "type": "requests"}})),
-                1 => ResponseTemplate::new(500).set_body_json(json!({"error": {"message": "internal error", "type": "server_error"}})),
+                0 => ResponseTemplate::new(429)
+                    .insert_header("retry-after", "0")
+                    .set_body_json(json!({"error": {"message": "Rate limit reached", "type": "requests"}})),
+                1 => ResponseTemplate::new(500)
+                    .set_body_json(json!({"error": {"message": "internal error", "type": "server_error"}})),
                 2 => ResponseTemplate::new(503).set_body_string("upstream unavailable"),
-                3 => ResponseTemplate::new(200).set_body_json(reply(&body)).set_delay(Duration::from_secs(3)),
-                _ => ResponseTemplate::new(200).insert_header("content-type", "application/json").set_body_string("{\"id\": \"chatcmpl-1\", \"choices\": [{\"mess"),
+                3 => ResponseTemplate::new(200)
+                    .set_body_json(reply(&body))
+                    .set_delay(Duration::from_secs(3)),
+                _ => ResponseTemplate::new(200)
+                    .insert_header("content-type", "application/json")
+                    .set_body_string("{\"id\": \"chatcmpl-1\", \"choices\": [{\"mess"),
             };
         }
-        self.served.fetch_add(1, Ordering::SeqCst);
-        ResponseTemplate::new(200).set_body_json(reply(&body)).set_delay(self.delay)
+        this.served.fetch_add(1, Ordering::SeqCst);
+        ResponseTemplate::new(200)
+            .set_body_json(reply(&body))
+            .set_delay(this.delay)
     }
 }
 
@@ -70,7 +93,10 @@ fn reply(body: &Value) -> Value {
         model: body["model"].as_str().unwrap_or_default().to_owned(),
         messages: serde_json::from_value(body["messages"].clone()).unwrap_or_default(),
         temperature: body["temperature"].as_f64(),
-        max_tokens: body["max_tokens"].as_u64().or(body["max_completion_tokens"].as_u64()).map(|n| n as u32),
+        max_tokens: body["max_tokens"]
+            .as_u64()
+            .or(body["max_completion_tokens"].as_u64())
+            .map(|n| n as u32),
         top_p: body["top_p"].as_f64(),
         seed: body["seed"].as_u64().unwrap_or(0),
     };
@@ -84,17 +110,30 @@ fn reply(body: &Value) -> Value {
 
 async fn start(simulator: &Arc<Simulator>) -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(Arc::clone(simulator)).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(Handle(Arc::clone(simulator)))
+        .mount(&server)
+        .await;
     server
 }
 
 /// The demo's base and PR commits, with the suite pointed at `base_url`.
-fn demo_repo(base_url: &str, extra_provider: &str) -> TestRepo {
+fn demo_repo(base_url: &str, fallback: bool) -> TestRepo {
     let provider = format!(
-        "providers:\n  sim: {{type: openai-compatible, base_url: \"{base_url}/v1\", api_key_env: SIM_API_KEY, concurrency: 8, timeout_ms: 1000, max_retries: 3}}\n  offline: {{type: mock}}\n{extra_provider}"
+        "providers:\n  sim: {{type: openai-compatible, base_url: \"{base_url}/v1\", api_key_env: SIM_API_KEY, concurrency: 8, timeout_ms: 1000, max_retries: 3}}\n  offline: {{type: mock}}\n"
     );
     let point = |repo: &TestRepo| {
-        let suite = repo.read("promptgate.yaml").replace("providers:\n  offline: {type: mock}\n", &provider).replace("provider: offline}", "provider: sim}");
+        let mut suite = repo
+            .read("promptgate.yaml")
+            .replace("providers:\n  offline: {type: mock}\n", &provider)
+            .replace("provider: offline}", "provider: sim}");
+        if fallback {
+            for dataset in ["datasets/customer-support.jsonl", "datasets/product-faq.csv"] {
+                let line = format!("    dataset: {dataset}\n");
+                suite = suite.replace(&line, &format!("{line}    fallback: [offline]\n"));
+            }
+        }
         repo.write("promptgate.yaml", &suite);
     };
     let repo = TestRepo::new();
@@ -105,7 +144,11 @@ fn demo_repo(base_url: &str, extra_provider: &str) -> TestRepo {
     for entry in std::fs::read_dir(repo.path()).unwrap() {
         let p = entry.unwrap().path();
         if p.file_name().unwrap() != ".git" {
-            if p.is_dir() { std::fs::remove_dir_all(p).unwrap() } else { std::fs::remove_file(p).unwrap() }
+            if p.is_dir() {
+                std::fs::remove_dir_all(p).unwrap()
+            } else {
+                std::fs::remove_file(p).unwrap()
+            }
         }
     }
     repo.copy_tree(&fixture("pr"));
@@ -116,11 +159,24 @@ fn demo_repo(base_url: &str, extra_provider: &str) -> TestRepo {
 
 async fn gate(repo: &TestRepo, out: &str, extra: &[&str]) -> Run {
     let dir = repo.path().to_owned();
-    let mut args: Vec<String> = ["run", "--base", "main", "--head", "pr", "--out", out].iter().map(|s| (*s).to_owned()).collect();
+    let mut args: Vec<String> = ["run", "--base", "main", "--head", "pr", "--out", out]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate")).current_dir(&dir).args(&args).env("SIM_API_KEY", SECRET).env("CI", "1").output().unwrap();
-        Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
+            .current_dir(&dir)
+            .args(&args)
+            .env("SIM_API_KEY", SECRET)
+            .env("CI", "1")
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     })
     .await
     .unwrap()
@@ -133,7 +189,12 @@ fn outcomes(out: &Path) -> Vec<(String, String, bool, bool)> {
     for e in r["experiments"].as_array().unwrap() {
         for c in e["cases"].as_array().unwrap() {
             let pass = |arm: &str| c[arm][0]["scores"]["pass"].as_bool().unwrap_or(false);
-            rows.push((e["name"].as_str().unwrap().to_owned(), c["id"].as_str().unwrap().to_owned(), pass("baseline"), pass("candidate")));
+            rows.push((
+                e["name"].as_str().unwrap().to_owned(),
+                c["id"].as_str().unwrap().to_owned(),
+                pass("baseline"),
+                pass("candidate"),
+            ));
         }
     }
     rows
@@ -143,12 +204,12 @@ fn outcomes(out: &Path) -> Vec<(String, String, bool, bool)> {
 async fn over_http_with_20_percent_faults_the_verdict_equals_the_fault_free_run() {
     let clean = Simulator::new(false, false, Duration::ZERO);
     let clean_server = start(&clean).await;
-    let repo = demo_repo(&clean_server.uri(), "");
+    let repo = demo_repo(&clean_server.uri(), false);
     gate(&repo, "clean", &["--no-cache"]).await.expect_code(1);
 
     let faulty = Simulator::new(true, false, Duration::ZERO);
     let faulty_server = start(&faulty).await;
-    let repo2 = demo_repo(&faulty_server.uri(), "");
+    let repo2 = demo_repo(&faulty_server.uri(), false);
     let run = gate(&repo2, "faulty", &["--no-cache"]).await;
     run.expect_code(1);
 
@@ -157,8 +218,15 @@ async fn over_http_with_20_percent_faults_the_verdict_equals_the_fault_free_run(
     assert_eq!(r["run"]["errored"], 0, "{}", run.stderr);
     let injected = faulty.injected.load(Ordering::SeqCst);
     assert!(injected >= 20, "only {injected} faults injected");
-    assert_eq!(r["run"]["retries"].as_u64().unwrap() as usize, injected, "every injected fault is one retry");
-    assert_eq!(outcomes(&repo.path().join("clean")), outcomes(&repo2.path().join("faulty")));
+    assert_eq!(
+        r["run"]["retries"].as_u64().unwrap() as usize,
+        injected,
+        "every injected fault is one retry"
+    );
+    assert_eq!(
+        outcomes(&repo.path().join("clean")),
+        outcomes(&repo2.path().join("faulty"))
+    );
     assert_eq!(results(&repo.path().join("clean"))["verdict"], r["verdict"]);
 }
 
@@ -169,21 +237,38 @@ async fn the_key_never_leaves() {
     // An error body that echoes the key, as some servers do.
     Mock::given(method("POST"))
         .and(wiremock::matchers::body_string_contains("refund"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {"message": format!("Incorrect API key provided: {SECRET}")}})))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"error": {"message": format!("Incorrect API key provided: {SECRET}")}})),
+        )
         .with_priority(1)
         .mount(&server)
         .await;
-    let repo = demo_repo(&server.uri(), "");
+    let repo = demo_repo(&server.uri(), false);
     let run = gate(&repo, "out", &[]).await;
     let received = server.received_requests().await.unwrap();
-    assert!(received.iter().any(|r| r.headers.get("authorization").is_some_and(|v| v.to_str().unwrap().contains(SECRET))), "the key is sent to the server");
-    assert!(!run.stdout.contains("SECRET") && !run.stderr.contains("SECRET"), "{}", run.stderr);
+    assert!(
+        received.iter().any(|r| r
+            .headers
+            .get("authorization")
+            .is_some_and(|v| v.to_str().unwrap().contains(SECRET))),
+        "the key is sent to the server"
+    );
+    assert!(
+        !run.stdout.contains("SECRET") && !run.stderr.contains("SECRET"),
+        "{}",
+        run.stderr
+    );
     for file in walk(repo.path()) {
         if file.components().any(|c| c.as_os_str() == ".git") {
             continue;
         }
         let bytes = std::fs::read(&file).unwrap();
-        assert!(!String::from_utf8_lossy(&bytes).contains("SECRET"), "{} contains the key", file.display());
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("SECRET"),
+            "{} contains the key",
+            file.display()
+        );
     }
 }
 
@@ -191,20 +276,14 @@ async fn the_key_never_leaves() {
 async fn a_provider_that_is_down_is_a_run_error_unless_a_fallback_answers() {
     let down = Simulator::new(false, true, Duration::ZERO);
     let server = start(&down).await;
-    let repo = demo_repo(&server.uri(), "");
+    let repo = demo_repo(&server.uri(), false);
     let run = gate(&repo, "out", &["--no-cache"]).await;
     run.expect_code(3).stderr_has("failed");
     let r = results(&repo.path().join("out"));
     assert_eq!(r["run"]["errored"], r["run"]["calls"]);
 
     // The same outage with the offline responder as a fallback: every call is answered.
-    let fallback_repo = demo_repo(&server.uri(), "");
-    for branch in ["main", "pr"] {
-        fallback_repo.checkout(branch);
-        fallback_repo.edit("promptgate.yaml", "    dataset: datasets/customer-support.jsonl\n", "    dataset: datasets/customer-support.jsonl\n    fallback: [offline]\n");
-        fallback_repo.edit("promptgate.yaml", "    dataset: datasets/product-faq.csv\n", "    dataset: datasets/product-faq.csv\n    fallback: [offline]\n");
-        fallback_repo.commit("fall back to the offline responder");
-    }
+    let fallback_repo = demo_repo(&server.uri(), true);
     let run = gate(&fallback_repo, "out", &["--no-cache"]).await;
     run.expect_code(1);
     let r = results(&fallback_repo.path().join("out"));
@@ -216,7 +295,7 @@ async fn a_provider_that_is_down_is_a_run_error_unless_a_fallback_answers() {
 async fn a_killed_run_resumes_without_repeating_finished_calls() {
     let sim = Simulator::new(false, false, Duration::from_millis(40));
     let server = start(&sim).await;
-    let repo = demo_repo(&server.uri(), "");
+    let repo = demo_repo(&server.uri(), false);
     // Reference: an uninterrupted run.
     gate(&repo, "reference", &["--no-cache"]).await.expect_code(1);
     let total = sim.served.swap(0, Ordering::SeqCst);
@@ -225,7 +304,16 @@ async fn a_killed_run_resumes_without_repeating_finished_calls() {
     let dir = repo.path().to_owned();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
         .current_dir(&dir)
-        .args(["run", "--base", "main", "--head", "pr", "--out", "resumed", "--no-cache"])
+        .args([
+            "run",
+            "--base",
+            "main",
+            "--head",
+            "pr",
+            "--out",
+            "resumed",
+            "--no-cache",
+        ])
         .env("SIM_API_KEY", SECRET)
         .env("CI", "1")
         .stdout(std::process::Stdio::null())
@@ -244,16 +332,26 @@ async fn a_killed_run_resumes_without_repeating_finished_calls() {
 
     gate(&repo, "resumed", &["--no-cache"]).await.expect_code(1);
     let sent_again = sim.served.load(Ordering::SeqCst) - before;
-    assert!(sent_again <= 176 - finished, "resumed run sent {sent_again} calls; {finished} were finished");
+    assert!(
+        sent_again <= 176 - finished,
+        "resumed run sent {sent_again} calls; {finished} were finished"
+    );
     assert_eq!(outcomes(&dir.join("reference")), outcomes(&dir.join("resumed")));
-    assert_eq!(results(&dir.join("resumed"))["run"]["resumed"].as_u64().unwrap() as usize, finished);
+    assert_eq!(
+        results(&dir.join("resumed"))["run"]["resumed"].as_u64().unwrap() as usize,
+        finished
+    );
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let p = entry.unwrap().path();
-        if p.is_dir() { files.extend(walk(&p)) } else { files.push(p) }
+        if p.is_dir() {
+            files.extend(walk(&p))
+        } else {
+            files.push(p)
+        }
     }
     files
 }
