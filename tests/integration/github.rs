@@ -452,9 +452,6 @@ async fn a_missing_checks_permission_exits_3_naming_it() {
         json!({"message": "Resource not accessible by integration"}),
     )
     .await;
-    // Mounted after, so the failing check run is matched first.
-    let fallback = fake_github(vec![], json!([]), &[]).await;
-    drop(fallback);
     for (verb, route, status, body) in [
         (
             "GET",
