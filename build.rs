@@ -11,20 +11,10 @@ fn main() {
     let mut files = Vec::new();
     collect(&root, &mut files);
     files.sort();
-    let mut out =
-        String::from("/// (path under fixtures/demo, contents)\npub const DEMO_FILES: &[(&str, &str)] = &[\n");
+    let mut out = String::from("/// (path under fixtures/demo, contents)\npub const DEMO_FILES: &[(&str, &str)] = &[\n");
     for file in files {
-        let relative = file
-            .strip_prefix(&root)
-            .expect("collected under root")
-            .to_string_lossy()
-            .replace('\\', "/");
-        writeln!(
-            out,
-            "    ({relative:?}, include_str!({:?})),",
-            file.display().to_string()
-        )
-        .expect("writing to a String");
+        let relative = file.strip_prefix(&root).expect("collected under root").to_string_lossy().replace('\\', "/");
+        writeln!(out, "    ({relative:?}, include_str!({:?})),", file.display().to_string()).expect("writing to a String");
     }
     out.push_str("];\n");
     let dest = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("demo_files.rs");

@@ -36,17 +36,7 @@ pub fn estimate(metric: &str, cases: &[CaseResult], paired: bool, alpha: f64, se
         stats::mean(&values)
     };
     let quantile = quantile_of(metric);
-    let mut result = Estimate {
-        metric: metric.to_owned(),
-        baseline: None,
-        candidate: None,
-        delta: None,
-        ci: None,
-        p_value: None,
-        test: "none",
-        n: 0,
-        mde: None,
-    };
+    let mut result = Estimate { metric: metric.to_owned(), baseline: None, candidate: None, delta: None, ci: None, p_value: None, test: "none", n: 0, mde: None };
 
     if !paired {
         let values: Vec<f64> = cases.iter().filter_map(|c| per_case(&c.candidate)).collect();
@@ -160,9 +150,7 @@ fn statrs_z(p: f64) -> Option<f64> {
 
 /// FNV-1a: a stable hash to give each metric its own bootstrap stream.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 #[cfg(test)]

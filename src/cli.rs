@@ -5,11 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "promptgate",
-    version,
-    about = "A statistical A/B gate for prompt and model-config changes"
-)]
+#[command(name = "promptgate", version, about = "A statistical A/B gate for prompt and model-config changes")]
 pub struct Cli {
     /// The prompt repository (any folder inside it).
     #[arg(long, short = 'C', global = true, default_value = ".", value_name = "DIR")]

@@ -52,10 +52,7 @@ pub fn detect(base: Option<&Suite>, head: &Suite, changes: &[Change], all: bool)
             });
             continue;
         };
-        let mut reasons: BTreeSet<String> = experiment
-            .touched_by(changed.iter().map(String::as_str))
-            .into_iter()
-            .collect();
+        let mut reasons: BTreeSet<String> = experiment.touched_by(changed.iter().map(String::as_str)).into_iter().collect();
         reasons.extend(before.touched_by(changed.iter().map(String::as_str)));
         if before.definition != experiment.definition {
             reasons.insert(head.config_path.clone());
@@ -82,11 +79,7 @@ pub fn detect(base: Option<&Suite>, head: &Suite, changes: &[Change], all: bool)
                 detection.removed.push(Affected {
                     name: e.name.clone(),
                     status: ExperimentStatus::Removed,
-                    affected_by: if changed.contains(&head.config_path) {
-                        vec![head.config_path.clone()]
-                    } else {
-                        Vec::new()
-                    },
+                    affected_by: if changed.contains(&head.config_path) { vec![head.config_path.clone()] } else { Vec::new() },
                 });
             }
         }

@@ -27,12 +27,7 @@ pub fn adjust(estimates: &[(&Estimate, bool)]) -> Vec<Option<f64>> {
 }
 
 /// Applies the metric's gate (or the neutral policy for an ungated metric).
-pub fn decide(
-    estimate: &Estimate,
-    gate: Option<&GateSpec>,
-    p_adjusted: Option<f64>,
-    default_alpha: f64,
-) -> MetricResult {
+pub fn decide(estimate: &Estimate, gate: Option<&GateSpec>, p_adjusted: Option<f64>, default_alpha: f64) -> MetricResult {
     let direction = gate.map_or_else(|| default_direction(&estimate.metric), |g| g.direction);
     let alpha = gate.map_or(default_alpha, |g| g.alpha);
     let margin = match gate.map(|g| g.margin) {
@@ -46,9 +41,7 @@ pub fn decide(
         Direction::Lower => -1.0,
     };
     let oriented_delta = estimate.delta.map(|d| sign * d);
-    let oriented_ci = estimate
-        .ci
-        .map(|[lo, hi]| if sign > 0.0 { [lo, hi] } else { [-hi, -lo] });
+    let oriented_ci = estimate.ci.map(|[lo, hi]| if sign > 0.0 { [lo, hi] } else { [-hi, -lo] });
     let p = p_adjusted.or(estimate.p_value);
     let significant = p.is_some_and(|p| p < alpha);
     let verdict = match (oriented_delta, oriented_ci) {
@@ -66,8 +59,7 @@ pub fn decide(
     });
     let blocking = gate.is_some_and(|g| g.blocking);
     let strict = gate.is_some_and(|g| g.require_non_inferiority) && estimate.ci.is_some();
-    let fails_gate = blocking
-        && (verdict == MetricVerdict::Regression || (strict && !non_inferior) || slo.as_ref().is_some_and(|s| !s.met));
+    let fails_gate = blocking && (verdict == MetricVerdict::Regression || (strict && !non_inferior) || slo.as_ref().is_some_and(|s| !s.met));
     MetricResult {
         name: estimate.metric.clone(),
         direction,
@@ -96,76 +88,30 @@ mod tests {
     use super::*;
 
     fn est(delta: f64, ci: [f64; 2], p: f64) -> Estimate {
-        Estimate {
-            metric: "pass_rate".into(),
-            baseline: Some(0.9),
-            candidate: Some(0.9 + delta),
-            delta: Some(delta),
-            ci: Some(ci),
-            p_value: Some(p),
-            test: "t",
-            n: 40,
-            mde: None,
-        }
+        Estimate { metric: "pass_rate".into(), baseline: Some(0.9), candidate: Some(0.9 + delta), delta: Some(delta), ci: Some(ci), p_value: Some(p), test: "t", n: 40, mde: None }
     }
 
     fn gate(direction: Direction, margin: Margin) -> GateSpec {
-        GateSpec {
-            metric: "pass_rate".into(),
-            direction,
-            margin,
-            alpha: 0.05,
-            blocking: true,
-            slo: None,
-            require_non_inferiority: false,
-        }
+        GateSpec { metric: "pass_rate".into(), direction, margin, alpha: 0.05, blocking: true, slo: None, require_non_inferiority: false }
     }
 
     #[track_caller]
     fn check(e: Estimate, g: GateSpec, verdict: MetricVerdict, non_inferior: bool, fails: bool) {
         let m = decide(&e, Some(&g), None, 0.05);
-        assert_eq!(
-            (m.verdict, m.non_inferior, m.fails_gate),
-            (verdict, non_inferior, fails),
-            "{e:?}"
-        );
+        assert_eq!((m.verdict, m.non_inferior, m.fails_gate), (verdict, non_inferior, fails), "{e:?}");
     }
 
     #[test]
     fn policy() {
         let higher = |m| gate(Direction::Higher, Margin::Absolute(m));
         // significant, CI below zero, beyond the margin: regression
-        check(
-            est(-0.3, [-0.45, -0.15], 0.001),
-            higher(0.02),
-            MetricVerdict::Regression,
-            false,
-            true,
-        );
+        check(est(-0.3, [-0.45, -0.15], 0.001), higher(0.02), MetricVerdict::Regression, false, true);
         // significant but inside the margin: no detectable change, not proven non-inferior
-        check(
-            est(-0.01, [-0.03, -0.005], 0.01),
-            higher(0.02),
-            MetricVerdict::NoChange,
-            false,
-            false,
-        );
+        check(est(-0.01, [-0.03, -0.005], 0.01), higher(0.02), MetricVerdict::NoChange, false, false);
         // not significant, CI inside the margin: non-inferior
-        check(
-            est(0.0, [-0.01, 0.01], 0.9),
-            higher(0.02),
-            MetricVerdict::NoChange,
-            true,
-            false,
-        );
+        check(est(0.0, [-0.01, 0.01], 0.9), higher(0.02), MetricVerdict::NoChange, true, false);
         // improvement
-        check(
-            est(0.2, [0.1, 0.3], 0.001),
-            higher(0.02),
-            MetricVerdict::Improvement,
-            true,
-            false,
-        );
+        check(est(0.2, [0.1, 0.3], 0.001), higher(0.02), MetricVerdict::Improvement, true, false);
         // lower is better: a significant drop in cost is an improvement
         let lower = gate(Direction::Lower, Margin::Relative(0.1));
         let mut cost = est(-0.004, [-0.005, -0.003], 0.0001);
@@ -178,13 +124,7 @@ mod tests {
         // strict policy fails an inconclusive result
         let mut strict = higher(0.02);
         strict.require_non_inferiority = true;
-        check(
-            est(-0.01, [-0.1, 0.08], 0.7),
-            strict,
-            MetricVerdict::NoChange,
-            false,
-            true,
-        );
+        check(est(-0.01, [-0.1, 0.08], 0.7), strict, MetricVerdict::NoChange, false, true);
     }
 
     #[test]
@@ -197,13 +137,7 @@ mod tests {
         g.blocking = false;
         let m = decide(&e, Some(&g), None, 0.05);
         assert!(!m.fails_gate);
-        assert_eq!(
-            m.slo,
-            Some(SloResult {
-                target: 800.0,
-                met: false
-            })
-        );
+        assert_eq!(m.slo, Some(SloResult { target: 800.0, met: false }));
     }
 
     #[test]

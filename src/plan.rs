@@ -76,15 +76,7 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
                             seed: call_seed,
                         })
                         .map_err(|d| format!("rendering the {} prompt failed: {}", arm_name(arm), d.message));
-                    jobs.push(Job {
-                        experiment: ei,
-                        case: ci,
-                        arm,
-                        repeat,
-                        provider: experiment.provider.clone(),
-                        fallbacks: experiment.fallbacks.clone(),
-                        request,
-                    });
+                    jobs.push(Job { experiment: ei, case: ci, arm, repeat, provider: experiment.provider.clone(), fallbacks: experiment.fallbacks.clone(), request });
                 }
             }
         }
@@ -116,10 +108,7 @@ fn derive_seed(seed: u64, experiment: &str, case: &str, repeat: u32) -> u64 {
 /// Tokens of a text, estimated at four characters a token (the usual rule of thumb for
 /// English with OpenAI and Anthropic tokenizers), plus a few tokens of per-message framing.
 pub fn estimate_input_tokens(messages: &[Message]) -> u64 {
-    messages
-        .iter()
-        .map(|m| (m.content.chars().count() as u64).div_ceil(4) + 4)
-        .sum()
+    messages.iter().map(|m| (m.content.chars().count() as u64).div_ceil(4) + 4).sum()
 }
 
 /// Output tokens are unknown before the call: assume a quarter of `max_tokens`, between 64 and
@@ -129,21 +118,14 @@ pub fn estimate_output_tokens(max_tokens: Option<u32>) -> u64 {
 }
 
 pub fn estimate(jobs: &[Job], prices: &PriceTable) -> Estimate {
-    let mut e = Estimate {
-        calls: jobs.len(),
-        ..Estimate::default()
-    };
+    let mut e = Estimate { calls: jobs.len(), ..Estimate::default() };
     for job in jobs {
         let Ok(request) = &job.request else { continue };
         let input = estimate_input_tokens(&request.messages);
         let output = estimate_output_tokens(request.max_tokens);
         e.input_tokens += input;
         e.output_tokens += output;
-        let usage = crate::providers::Usage {
-            input,
-            cached_input: 0,
-            output,
-        };
+        let usage = crate::providers::Usage { input, cached_input: 0, output };
         match prices.cost(&request.model, &usage) {
             Some(usd) => e.usd += usd,
             None => {
@@ -156,36 +138,22 @@ pub fn estimate(jobs: &[Job], prices: &PriceTable) -> Estimate {
 
 /// Refuses a run whose estimate exceeds the hard cap, or the approval threshold without an
 /// approval at least as large as the estimate.
-pub fn check_budget(
-    estimate: &Estimate,
-    budget: &Budget,
-    approved_usd: Option<f64>,
-    simulated: bool,
-) -> Result<(), Error> {
+pub fn check_budget(estimate: &Estimate, budget: &Budget, approved_usd: Option<f64>, simulated: bool) -> Result<(), Error> {
     if simulated {
         // Offline mock calls cost nothing real; their simulated cost is reported, not capped.
         return Ok(());
     }
     if let Some(max) = budget.max_usd.filter(|max| estimate.usd > *max) {
         return Err(Error::run_with_hint(
-            format!(
-                "estimated cost ${:.4} exceeds the budget's hard cap of ${max:.2}",
-                estimate.usd
-            ),
+            format!("estimated cost ${:.4} exceeds the budget's hard cap of ${max:.2}", estimate.usd),
             "lower repeats or cases, or raise `budget.max_usd` in promptgate.yaml",
         ));
     }
     let approved = approved_usd.is_some_and(|a| a >= estimate.usd);
     if let Some(threshold) = budget.approve_above_usd.filter(|t| estimate.usd > *t && !approved) {
         return Err(Error::run_with_hint(
-            format!(
-                "estimated cost ${:.4} is above the approval threshold of ${threshold:.2}",
-                estimate.usd
-            ),
-            format!(
-                "approve it with --approve-cost {:.2}",
-                (estimate.usd * 100.0).ceil() / 100.0
-            ),
+            format!("estimated cost ${:.4} is above the approval threshold of ${threshold:.2}", estimate.usd),
+            format!("approve it with --approve-cost {:.2}", (estimate.usd * 100.0).ceil() / 100.0),
         ));
     }
     Ok(())
@@ -196,18 +164,12 @@ mod tests {
     use super::*;
 
     fn est(usd: f64) -> Estimate {
-        Estimate {
-            usd,
-            ..Estimate::default()
-        }
+        Estimate { usd, ..Estimate::default() }
     }
 
     #[test]
     fn budget() {
-        let b = Budget {
-            approve_above_usd: Some(0.5),
-            max_usd: Some(5.0),
-        };
+        let b = Budget { approve_above_usd: Some(0.5), max_usd: Some(5.0) };
         assert!(check_budget(&est(0.4), &b, None, false).is_ok());
         assert!(check_budget(&est(0.6), &b, None, false).is_err());
         assert!(check_budget(&est(0.6), &b, Some(0.59), false).is_err());

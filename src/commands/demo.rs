@@ -20,15 +20,7 @@ pub fn demo(out: &Path) -> anyhow::Result<u8> {
     clear_tree(&repo.0)?;
     write_tree(&repo.0, "pr/")?;
     git(&repo.0, &["add", "-A"])?;
-    git(
-        &repo.0,
-        &[
-            "commit",
-            "-q",
-            "-m",
-            "pr: drop the refunds paragraph; shorten the FAQ prompt",
-        ],
-    )?;
+    git(&repo.0, &["commit", "-q", "-m", "pr: drop the refunds paragraph; shorten the FAQ prompt"])?;
 
     eprintln!("promptgate demo: a throwaway repo with a base commit (main) and a PR commit (pr)");
     eprintln!("promptgate demo: the model is the deterministic offline mock (no API key, no network)");
@@ -54,10 +46,7 @@ struct TempRepo(PathBuf);
 
 impl TempRepo {
     fn create() -> anyhow::Result<TempRepo> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let dir = std::env::temp_dir().join(format!("promptgate-demo-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let repo = TempRepo(dir);
@@ -110,35 +99,18 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args([
-            "-c",
-            "user.name=promptgate demo",
-            "-c",
-            "user.email=demo@promptgate.invalid",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "core.hooksPath=/dev/null",
-        ])
+        .args(["-c", "user.name=promptgate demo", "-c", "user.email=demo@promptgate.invalid", "-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"])
         .args(args)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .output()
         .context("running git (the demo needs git on PATH)")?;
     if !out.status.success() {
-        bail!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
-    if path.is_absolute() {
-        Ok(path.to_owned())
-    } else {
-        Ok(std::env::current_dir()?.join(path))
-    }
+    if path.is_absolute() { Ok(path.to_owned()) } else { Ok(std::env::current_dir()?.join(path)) }
 }

@@ -63,11 +63,7 @@ pub fn run_gate(repo_dir: &Path, options: &GateOptions) -> anyhow::Result<GateRu
 
 /// [`run_gate`], calling `on_plan` once the plan is known and the budget accepted, before the
 /// first call; an error from it stops the gate before anything is spent.
-pub fn run_gate_with(
-    repo_dir: &Path,
-    options: &GateOptions,
-    on_plan: &dyn Fn(&PlanFacts) -> anyhow::Result<()>,
-) -> anyhow::Result<GateRun> {
+pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: &dyn Fn(&PlanFacts) -> anyhow::Result<()>) -> anyhow::Result<GateRun> {
     let started = Instant::now();
     let repo = Repo::open(repo_dir)?;
     let base_sha = repo.resolve(&options.base)?;
@@ -96,9 +92,7 @@ pub fn run_gate_with(
             let candidate = head.experiments.iter().find(|e| e.name == a.name)?;
             let baseline = match a.status {
                 ExperimentStatus::New => None,
-                _ => base
-                    .as_ref()
-                    .and_then(|b| b.experiments.iter().find(|e| e.name == a.name)),
+                _ => base.as_ref().and_then(|b| b.experiments.iter().find(|e| e.name == a.name)),
             };
             Some(Planned { candidate, baseline })
         })
@@ -115,26 +109,14 @@ pub fn run_gate_with(
             estimate.input_tokens,
             estimate.output_tokens,
             estimate.usd,
-            if simulated {
-                " (simulated: offline mock provider)"
-            } else {
-                ""
-            }
+            if simulated { " (simulated: offline mock provider)" } else { "" }
         );
     }
     for model in &estimate.unpriced_models {
-        eprintln!(
-            "warning: model `{model}` has no price; its calls are counted at $0 (add it under `pricing:` in {})",
-            head.config_path
-        );
+        eprintln!("warning: model `{model}` has no price; its calls are counted at $0 (add it under `pricing:` in {})", head.config_path);
     }
     plan::check_budget(&estimate, &head.budget, options.approve_cost, simulated)?;
-    on_plan(&PlanFacts {
-        experiments: planned.len(),
-        calls: jobs.len(),
-        estimated_usd: estimate.usd,
-        simulated,
-    })?;
+    on_plan(&PlanFacts { experiments: planned.len(), calls: jobs.len(), estimated_usd: estimate.usd, simulated })?;
 
     let outcomes = execute(&jobs, &endpoints)?;
     let results = assemble(&AssembleInput {
@@ -144,25 +126,15 @@ pub fn run_gate_with(
         jobs: &jobs,
         outcomes: &outcomes,
         prices: &prices,
-        base_ref: GitRef {
-            name: options.base.clone(),
-            sha: base_sha,
-        },
-        head_ref: GitRef {
-            name: options.head.clone(),
-            sha: head_sha,
-        },
+        base_ref: GitRef { name: options.base.clone(), sha: base_sha },
+        head_ref: GitRef { name: options.head.clone(), sha: head_sha },
         estimate_usd: estimate.usd,
         simulated,
         started,
     });
     let run_error = error_budget_exceeded(&results, head.defaults.max_error_rate);
     let written = report::write_outputs(&results, &options.out)?;
-    Ok(GateRun {
-        results,
-        written,
-        run_error,
-    })
+    Ok(GateRun { results, written, run_error })
 }
 
 /// The suite at base, as far as it loads. A missing suite means every experiment is new; an
@@ -182,10 +154,7 @@ fn load_base(tree: Arc<dyn FileSource>, config: &str) -> Option<Suite> {
     for decl in &decls {
         match suite::load_experiment(&tree, &suite, decl) {
             Ok(e) => suite.experiments.push(e),
-            Err(e) => eprintln!(
-                "warning: experiment `{}` does not load at base; it runs candidate-only:\n{e}",
-                decl.name()
-            ),
+            Err(e) => eprintln!("warning: experiment `{}` does not load at base; it runs candidate-only:\n{e}", decl.name()),
         }
     }
     Some(suite)
@@ -197,10 +166,7 @@ fn endpoints(head: &Suite, base: Option<&Suite>, jobs: &[Job]) -> Result<BTreeMa
         if endpoints.contains_key(&job.provider) {
             continue;
         }
-        let spec = head
-            .providers
-            .get(&job.provider)
-            .or_else(|| base.and_then(|b| b.providers.get(&job.provider)));
+        let spec = head.providers.get(&job.provider).or_else(|| base.and_then(|b| b.providers.get(&job.provider)));
         let Some(spec) = spec else { continue };
         endpoints.insert(
             job.provider.clone(),
@@ -211,12 +177,7 @@ fn endpoints(head: &Suite, base: Option<&Suite>, jobs: &[Job]) -> Result<BTreeMa
                 max_retries: spec.max_retries,
                 requests_per_minute: spec.requests_per_minute,
                 tokens_per_minute: spec.tokens_per_minute,
-                cache_identity: format!(
-                    "{}|{}|{}",
-                    spec.kind.as_str(),
-                    spec.base_url.as_deref().unwrap_or(""),
-                    spec.deployment.as_deref().unwrap_or("")
-                ),
+                cache_identity: format!("{}|{}|{}", spec.kind.as_str(), spec.base_url.as_deref().unwrap_or(""), spec.deployment.as_deref().unwrap_or("")),
             },
         );
     }
@@ -269,16 +230,8 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
                     output: Some(response.text.clone()),
                     error: None,
                     latency_ms: outcome.latency_ms,
-                    tokens: Tokens {
-                        input: usage.input,
-                        cached_input: usage.cached_input,
-                        output: usage.output,
-                    },
-                    cost_usd: if outcome.cached {
-                        0.0
-                    } else {
-                        input.prices.cost(model, &usage).unwrap_or(0.0)
-                    },
+                    tokens: Tokens { input: usage.input, cached_input: usage.cached_input, output: usage.output },
+                    cost_usd: if outcome.cached { 0.0 } else { input.prices.cost(model, &usage).unwrap_or(0.0) },
                     cached: outcome.cached,
                     attempts: outcome.attempts,
                     provider: outcome.provider.clone(),
@@ -305,10 +258,7 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
                 }
             }
         };
-        grouped
-            .entry((job.experiment, job.case, job.arm))
-            .or_default()
-            .push(call);
+        grouped.entry((job.experiment, job.case, job.arm)).or_default().push(call);
     }
 
     let mut experiments: Vec<ExperimentResult> = Vec::new();
@@ -325,22 +275,13 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
                 baseline.sort_by_key(|c| c.repeat);
                 candidate.sort_by_key(|c| c.repeat);
                 let flip = flip(&baseline, &candidate);
-                CaseResult {
-                    id: case.id.clone(),
-                    input: case.input_text(),
-                    baseline,
-                    candidate,
-                    flip,
-                }
+                CaseResult { id: case.id.clone(), input: case.input_text(), baseline, candidate, flip }
             })
             .collect();
         let paired = planned.baseline.is_some();
         for metric in metric_names(input.head, &cases) {
             let seed = input.head.defaults.seed ^ (ei as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            estimates.push((
-                ei,
-                analyze::estimate(&metric, &cases, paired, input.head.defaults.alpha, seed),
-            ));
+            estimates.push((ei, analyze::estimate(&metric, &cases, paired, input.head.defaults.alpha, seed)));
         }
         experiments.push(ExperimentResult {
             name: head.name.clone(),
@@ -358,18 +299,10 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
     }
 
     let gate_of = |metric: &str| input.head.gates.iter().find(|g| g.metric == metric);
-    let flags: Vec<(&Estimate, bool)> = estimates
-        .iter()
-        .map(|(_, e)| (e, gate_of(&e.metric).is_some()))
-        .collect();
+    let flags: Vec<(&Estimate, bool)> = estimates.iter().map(|(_, e)| (e, gate_of(&e.metric).is_some())).collect();
     let adjusted = gate::adjust(&flags);
     for ((ei, estimate), p_adjusted) in estimates.iter().zip(adjusted) {
-        let metric = gate::decide(
-            estimate,
-            gate_of(&estimate.metric),
-            p_adjusted,
-            input.head.defaults.alpha,
-        );
+        let metric = gate::decide(estimate, gate_of(&estimate.metric), p_adjusted, input.head.defaults.alpha);
         experiments[*ei].metrics.push(metric);
     }
     for e in &mut experiments {
@@ -393,11 +326,7 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
         });
     }
 
-    let calls: Vec<&Call> = experiments
-        .iter()
-        .flat_map(|e| e.cases.iter())
-        .flat_map(|c| c.baseline.iter().chain(&c.candidate))
-        .collect();
+    let calls: Vec<&Call> = experiments.iter().flat_map(|e| e.cases.iter()).flat_map(|c| c.baseline.iter().chain(&c.candidate)).collect();
     let run = RunFacts {
         cases: experiments.iter().map(|e| e.cases.len()).sum(),
         calls: calls.len(),
@@ -434,10 +363,7 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
 fn metric_names(suite: &Suite, cases: &[CaseResult]) -> Vec<String> {
     let mut names: Vec<String> = suite::BUILTIN_METRICS.iter().map(|m| (*m).to_owned()).collect();
     for gate in &suite.gates {
-        let produced = cases
-            .iter()
-            .flat_map(|c| c.baseline.iter().chain(&c.candidate))
-            .any(|call| call.scores.contains_key(&gate.metric));
+        let produced = cases.iter().flat_map(|c| c.baseline.iter().chain(&c.candidate)).any(|call| call.scores.contains_key(&gate.metric));
         if !names.contains(&gate.metric) && produced {
             names.push(gate.metric.clone());
         }
@@ -478,12 +404,7 @@ fn experiment_verdict(e: &ExperimentResult) -> (ExperimentVerdict, String) {
         let what: Vec<String> = failing.iter().map(|m| describe_failure(m)).collect();
         return (ExperimentVerdict::Fail, what.join("; "));
     }
-    let improved: Vec<&str> = e
-        .metrics
-        .iter()
-        .filter(|m| m.verdict == MetricVerdict::Improvement)
-        .map(|m| m.name.as_str())
-        .collect();
+    let improved: Vec<&str> = e.metrics.iter().filter(|m| m.verdict == MetricVerdict::Improvement).map(|m| m.name.as_str()).collect();
     let attention: Vec<String> = e
         .metrics
         .iter()
@@ -508,67 +429,27 @@ fn experiment_verdict(e: &ExperimentResult) -> (ExperimentVerdict, String) {
 
 fn describe_failure(m: &MetricResult) -> String {
     if m.verdict == MetricVerdict::Regression {
-        let p = m
-            .p_adjusted
-            .or(m.p_value)
-            .map(|p| format!(", p = {}", format_p(p)))
-            .unwrap_or_default();
-        return format!(
-            "{} regressed ({} → {}{p})",
-            m.name,
-            format_value(&m.name, m.baseline),
-            format_value(&m.name, m.candidate)
-        );
+        let p = m.p_adjusted.or(m.p_value).map(|p| format!(", p = {}", format_p(p))).unwrap_or_default();
+        return format!("{} regressed ({} → {}{p})", m.name, format_value(&m.name, m.baseline), format_value(&m.name, m.candidate));
     }
     if let Some(slo) = m.slo.as_ref().filter(|s| !s.met) {
-        return format!(
-            "{} misses its objective ({} vs {})",
-            m.name,
-            format_value(&m.name, m.candidate),
-            format_value(&m.name, Some(slo.target))
-        );
+        return format!("{} misses its objective ({} vs {})", m.name, format_value(&m.name, m.candidate), format_value(&m.name, Some(slo.target)));
     }
     format!("{} is not proven non-inferior within its margin", m.name)
 }
 
 fn overall_verdict(experiments: &[ExperimentResult]) -> (Verdict, String) {
-    let failed: Vec<String> = experiments
-        .iter()
-        .filter(|e| e.verdict == ExperimentVerdict::Fail)
-        .map(|e| format!("{}: {}", e.name, e.reason))
-        .collect();
+    let failed: Vec<String> = experiments.iter().filter(|e| e.verdict == ExperimentVerdict::Fail).map(|e| format!("{}: {}", e.name, e.reason)).collect();
     if !failed.is_empty() {
         return (Verdict::Fail, format!("regression in {}", failed.join(" | ")));
     }
-    let run: Vec<&ExperimentResult> = experiments
-        .iter()
-        .filter(|e| e.status != ExperimentStatus::Removed)
-        .collect();
+    let run: Vec<&ExperimentResult> = experiments.iter().filter(|e| e.status != ExperimentStatus::Removed).collect();
     if run.is_empty() {
-        return (
-            Verdict::Pass,
-            if experiments.is_empty() {
-                "no experiment is affected by this change".to_owned()
-            } else {
-                "experiments were removed; nothing to run".to_owned()
-            },
-        );
+        return (Verdict::Pass, if experiments.is_empty() { "no experiment is affected by this change".to_owned() } else { "experiments were removed; nothing to run".to_owned() });
     }
-    let notes: Vec<String> = run
-        .iter()
-        .filter(|e| e.reason != "no blocking regression")
-        .map(|e| format!("{}: {}", e.name, e.reason))
-        .collect();
-    let head = format!(
-        "no blocking regression in {} experiment{}",
-        run.len(),
-        if run.len() == 1 { "" } else { "s" }
-    );
-    if notes.is_empty() {
-        (Verdict::Pass, head)
-    } else {
-        (Verdict::Pass, format!("{head} ({})", notes.join(" | ")))
-    }
+    let notes: Vec<String> = run.iter().filter(|e| e.reason != "no blocking regression").map(|e| format!("{}: {}", e.name, e.reason)).collect();
+    let head = format!("no blocking regression in {} experiment{}", run.len(), if run.len() == 1 { "" } else { "s" });
+    if notes.is_empty() { (Verdict::Pass, head) } else { (Verdict::Pass, format!("{head} ({})", notes.join(" | "))) }
 }
 
 pub(crate) fn format_value(metric: &str, value: Option<f64>) -> String {
@@ -585,20 +466,13 @@ pub(crate) fn format_value(metric: &str, value: Option<f64>) -> String {
 }
 
 fn format_p(p: f64) -> String {
-    if p < 0.001 {
-        "<0.001".to_owned()
-    } else {
-        format!("{p:.3}")
-    }
+    if p < 0.001 { "<0.001".to_owned() } else { format!("{p:.3}") }
 }
 
 /// Too many failed calls make the comparison meaningless: that is a run error (exit 3).
 fn error_budget_exceeded(results: &Results, max_error_rate: f64) -> Option<Error> {
     for e in &results.experiments {
-        for (arm, calls) in [
-            ("baseline", e.cases.iter().flat_map(|c| &c.baseline).collect::<Vec<_>>()),
-            ("candidate", e.cases.iter().flat_map(|c| &c.candidate).collect()),
-        ] {
+        for (arm, calls) in [("baseline", e.cases.iter().flat_map(|c| &c.baseline).collect::<Vec<_>>()), ("candidate", e.cases.iter().flat_map(|c| &c.candidate).collect())] {
             if calls.is_empty() {
                 continue;
             }
@@ -606,12 +480,7 @@ fn error_budget_exceeded(results: &Results, max_error_rate: f64) -> Option<Error
             if errored as f64 / calls.len() as f64 > max_error_rate {
                 let example = calls.iter().find_map(|c| c.error.clone()).unwrap_or_default();
                 return Some(Error::run_with_hint(
-                    format!(
-                        "{errored} of {} {arm} calls of experiment `{}` failed (more than {:.0}% allowed); first error: {example}",
-                        calls.len(),
-                        e.name,
-                        max_error_rate * 100.0
-                    ),
+                    format!("{errored} of {} {arm} calls of experiment `{}` failed (more than {:.0}% allowed); first error: {example}", calls.len(), e.name, max_error_rate * 100.0),
                     "the results were written; fix the provider or raise `defaults.max_error_rate`",
                 ));
             }
@@ -632,11 +501,7 @@ pub fn print_outcome(run: &GateRun) {
     let _ = writeln!(out, "verdict: {word}: {}", r.reason);
     for e in &r.experiments {
         let _ = writeln!(out, "  {} [{}]: {}", e.name, status_word(e.status), e.reason);
-        for m in e
-            .metrics
-            .iter()
-            .filter(|m| m.gated || m.verdict != MetricVerdict::NoChange)
-        {
+        for m in e.metrics.iter().filter(|m| m.gated || m.verdict != MetricVerdict::NoChange) {
             let _ = writeln!(
                 out,
                 "    {:<18} {:>12} → {:<12} {}{}",
@@ -648,10 +513,7 @@ pub fn print_outcome(run: &GateRun) {
                     MetricVerdict::Improvement => "improvement",
                     MetricVerdict::NoChange => "no detectable change",
                 },
-                m.p_adjusted
-                    .or(m.p_value)
-                    .map(|p| format!(" (p = {})", format_p(p)))
-                    .unwrap_or_default()
+                m.p_adjusted.or(m.p_value).map(|p| format!(" (p = {})", format_p(p))).unwrap_or_default()
             );
         }
     }

@@ -48,17 +48,10 @@ Refunds are available within 30 days of purchase.
 
 pub fn init(repo_dir: &Path, config: &str, force: bool) -> anyhow::Result<u8> {
     if config != crate::suite::DEFAULT_CONFIG {
-        return Err(Error::from(
-            Diagnostic::new("init writes promptgate.yaml at the repository root").hint("run it without --config"),
-        )
-        .into());
+        return Err(Error::from(Diagnostic::new("init writes promptgate.yaml at the repository root").hint("run it without --config")).into());
     }
     if let Some((existing, _)) = FILES.iter().find(|(p, _)| !force && repo_dir.join(p).exists()) {
-        return Err(Error::from(
-            Diagnostic::new(format!("{existing} already exists"))
-                .hint("pass --force to overwrite the scaffold's files"),
-        )
-        .into());
+        return Err(Error::from(Diagnostic::new(format!("{existing} already exists")).hint("pass --force to overwrite the scaffold's files")).into());
     }
     for (path, text) in FILES {
         let full = repo_dir.join(path);

@@ -39,11 +39,7 @@ pub fn detect(repo_dir: &Path, config: &str, args: &DetectArgs) -> anyhow::Resul
         return Ok(exit::PASS);
     }
     if detection.affected.is_empty() && detection.removed.is_empty() {
-        writeln!(
-            out,
-            "no experiment is affected ({} changed path(s))",
-            detection.changed_paths.len()
-        )?;
+        writeln!(out, "no experiment is affected ({} changed path(s))", detection.changed_paths.len())?;
     }
     for a in detection.affected.iter().chain(&detection.removed) {
         let status = serde_json::to_value(a.status)?.as_str().unwrap_or_default().to_owned();
@@ -68,20 +64,14 @@ pub fn validate(repo_dir: &Path, config: &str, at_ref: Option<&str>) -> anyhow::
         }
         None => {
             // The working tree: the repository root when inside git, else the folder itself.
-            let root = Repo::open(repo_dir)
-                .map(|r| r.root().to_owned())
-                .unwrap_or_else(|_| repo_dir.to_owned());
+            let root = Repo::open(repo_dir).map(|r| r.root().to_owned()).unwrap_or_else(|_| repo_dir.to_owned());
             Arc::new(DirTree::new(&root))
         }
     };
     match suite::lint(source, config) {
         Ok(s) => {
             let cases: usize = s.experiments.iter().map(|e| e.cases.len()).sum();
-            println!(
-                "ok: {} experiment(s), {cases} case(s), {} gate(s)",
-                s.experiments.len(),
-                s.gates.len()
-            );
+            println!("ok: {} experiment(s), {cases} case(s), {} gate(s)", s.experiments.len(), s.gates.len());
             Ok(exit::PASS)
         }
         Err(errors) => {

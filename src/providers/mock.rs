@@ -67,7 +67,10 @@ pub fn respond(request: &Request) -> Response {
         text = format!("{{\"answer\": {}}}", serde_json::Value::String(text));
     }
     if let Some(max_tokens) = request.max_tokens {
-        truncate_chars(&mut text, (max_tokens as usize).saturating_mul(CHARS_PER_TOKEN));
+        truncate_chars(
+            &mut text,
+            (max_tokens as usize).saturating_mul(CHARS_PER_TOKEN),
+        );
     }
 
     let input = request
@@ -109,13 +112,14 @@ const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Words too common to say what a question is about.
 const STOP_WORDS: &[&str] = &[
-    "a", "about", "after", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "been", "before", "but",
-    "by", "can", "could", "did", "do", "does", "doing", "don", "for", "from", "get", "got", "had", "has", "have", "he",
-    "hello", "her", "here", "hey", "hi", "his", "how", "i", "if", "im", "in", "into", "is", "it", "its", "just", "let",
-    "me", "might", "my", "no", "not", "of", "on", "or", "our", "please", "she", "should", "so", "some", "than",
-    "thank", "thanks", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "too",
-    "up", "us", "very", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would",
-    "you", "your",
+    "a", "about", "after", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be",
+    "been", "before", "but", "by", "can", "could", "did", "do", "does", "doing", "don", "for",
+    "from", "get", "got", "had", "has", "have", "he", "hello", "her", "here", "hey", "hi", "his",
+    "how", "i", "if", "im", "in", "into", "is", "it", "its", "just", "let", "me", "might", "my",
+    "no", "not", "of", "on", "or", "our", "please", "she", "should", "so", "some", "than", "thank",
+    "thanks", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those",
+    "to", "too", "up", "us", "very", "was", "we", "were", "what", "when", "where", "which", "who",
+    "why", "will", "with", "would", "you", "your",
 ];
 
 /// Splits the messages into the question (the last user message) and the knowledge (all
@@ -209,8 +213,8 @@ fn sentences(text: &str) -> Vec<Sentence> {
         let mut start = 0;
         let mut chars = line.char_indices().peekable();
         while let Some((i, c)) = chars.next() {
-            let ends_sentence =
-                matches!(c, '.' | '!' | '?') && chars.peek().is_some_and(|&(_, next)| next.is_whitespace());
+            let ends_sentence = matches!(c, '.' | '!' | '?')
+                && chars.peek().is_some_and(|&(_, next)| next.is_whitespace());
             if ends_sentence {
                 pieces.push(&line[start..i + c.len_utf8()]);
                 start = i + c.len_utf8();
@@ -247,7 +251,10 @@ fn strip_markers(line: &str) -> &str {
         let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
         if digits > 0 {
             let after = &rest[digits..];
-            if let Some(item) = after.strip_prefix(". ").or_else(|| after.strip_prefix(") ")) {
+            if let Some(item) = after
+                .strip_prefix(". ")
+                .or_else(|| after.strip_prefix(") "))
+            {
                 rest = item;
             }
         }
@@ -263,7 +270,8 @@ fn distinct_words(text: &str) -> Vec<String> {
     let mut words: Vec<String> = Vec::new();
     for raw in text.split(|c: char| !c.is_alphanumeric()) {
         let lower = raw.to_lowercase();
-        let is_single_letter = lower.chars().count() == 1 && !lower.starts_with(|c: char| c.is_ascii_digit());
+        let is_single_letter =
+            lower.chars().count() == 1 && !lower.starts_with(|c: char| c.is_ascii_digit());
         if lower.is_empty() || is_single_letter || STOP_WORDS.contains(&lower.as_str()) {
             continue;
         }
@@ -283,7 +291,10 @@ fn normalise(mut word: String) -> String {
         && let Some(stem) = word.strip_suffix("ies")
     {
         word = format!("{stem}y");
-    } else if len(&word) > 3 && word.ends_with('s') && !["ss", "us", "is"].iter().any(|end| word.ends_with(end)) {
+    } else if len(&word) > 3
+        && word.ends_with('s')
+        && !["ss", "us", "is"].iter().any(|end| word.ends_with(end))
+    {
         word.pop();
     }
     for suffix in ["ing", "ed"] {
@@ -522,14 +533,18 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
             let request = Request {
                 temperature: Some(1.0),
                 seed,
-                ..request(STORE, "Tell me about refunds, shipping, orders and gift cards.")
+                ..request(
+                    STORE,
+                    "Tell me about refunds, shipping, orders and gift cards.",
+                )
             };
             respond(&request)
         };
         for seed in 0..20 {
             assert_eq!(at(seed), at(seed));
         }
-        let distinct: std::collections::BTreeSet<String> = (0..20).map(|seed| at(seed).text).collect();
+        let distinct: std::collections::BTreeSet<String> =
+            (0..20).map(|seed| at(seed).text).collect();
         assert!(distinct.len() > 1, "{distinct:?}");
         // The jitter makes latency differ between seeds even when the text does not.
         assert_ne!(at(1).latency_ms, at(2).latency_ms);
@@ -540,7 +555,10 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
         let system = "Always respond in JSON.\nThe \"Pro\" plan costs $12 per month\\seat.";
         let response = respond(&request(system, "How much is the Pro plan?"));
         let value: serde_json::Value = serde_json::from_str(&response.text).expect(&response.text);
-        assert_eq!(value["answer"], "The \"Pro\" plan costs $12 per month\\seat.");
+        assert_eq!(
+            value["answer"],
+            "The \"Pro\" plan costs $12 per month\\seat."
+        );
         // The refusal is wrapped as well.
         let response = respond(&request("ANSWER IN JSON please.", "Is it raining?"));
         let value: serde_json::Value = serde_json::from_str(&response.text).expect(&response.text);
@@ -598,7 +616,8 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
         assert!(long.latency_ms > short.latency_ms);
         // Latency is 150 ms + 0.05 ms per input token + 9 ms per output token, ±10% jitter.
         for response in [short, long] {
-            let nominal = 150.0 + 0.05 * response.usage.input as f64 + 9.0 * response.usage.output as f64;
+            let nominal =
+                150.0 + 0.05 * response.usage.input as f64 + 9.0 * response.usage.output as f64;
             let latency = response.latency_ms.unwrap();
             assert!((0.9 * nominal - 0.1..=1.1 * nominal + 0.1).contains(&latency));
         }

@@ -51,14 +51,7 @@ impl PriceTable {
             return Some(*p);
         }
         let built_in = BUILT_IN.iter().map(|&(m, input, cached, output)| {
-            (
-                m,
-                Price {
-                    input,
-                    cached_input: Some(cached),
-                    output,
-                },
-            )
+            (m, Price { input, cached_input: Some(cached), output })
         });
         let overrides = self.overrides.iter().map(|(m, p)| (m.as_str(), *p));
         overrides
@@ -96,28 +89,12 @@ mod tests {
 
     #[test]
     fn costs() {
-        let table = PriceTable::new(&BTreeMap::from([(
-            "house-model".to_owned(),
-            Price {
-                input: 1.0,
-                cached_input: None,
-                output: 2.0,
-            },
-        )]));
-        let u = |input, cached_input, output| Usage {
-            input,
-            cached_input,
-            output,
-        };
+        let table = PriceTable::new(&BTreeMap::from([("house-model".to_owned(), Price { input: 1.0, cached_input: None, output: 2.0 })]));
+        let u = |input, cached_input, output| Usage { input, cached_input, output };
         // 1000 input at $10/M + 500 output at $30/M = 0.01 + 0.015
         check(&table, "gpt-4-turbo", u(1000, 0, 500), Some(0.025));
         // cached input at half price: 600 × 2.5 + 400 × 1.25 + 100 × 10, per million
-        check(
-            &table,
-            "gpt-4o",
-            u(1000, 400, 100),
-            Some((600.0 * 2.5 + 400.0 * 1.25 + 100.0 * 10.0) / 1e6),
-        );
+        check(&table, "gpt-4o", u(1000, 400, 100), Some((600.0 * 2.5 + 400.0 * 1.25 + 100.0 * 10.0) / 1e6));
         // a dated snapshot finds its family, and the longest prefix wins
         check(&table, "gpt-4o-mini-2024-07-18", u(1_000_000, 0, 0), Some(0.15));
         check(&table, "house-model", u(1_000_000, 0, 1_000_000), Some(3.0));

@@ -85,7 +85,10 @@ fn ends_with_gh(out: &str) -> bool {
     else {
         return false;
     };
-    !before.chars().next_back().is_some_and(char::is_alphanumeric)
+    !before
+        .chars()
+        .next_back()
+        .is_some_and(char::is_alphanumeric)
 }
 
 #[cfg(test)]
@@ -111,10 +114,16 @@ mod tests {
 
     #[test]
     fn html_is_escaped() {
-        check("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;");
+        check(
+            "<script>alert(1)</script>",
+            "&lt;script&gt;alert(1)&lt;/script&gt;",
+        );
         check("a & b", "a &amp; b");
         check("&lt;", "&amp;lt;");
-        check("<img src=x onerror=alert(1)>", "&lt;img src=x onerror=alert(1)&gt;");
+        check(
+            "<img src=x onerror=alert(1)>",
+            "&lt;img src=x onerror=alert(1)&gt;",
+        );
     }
 
     #[test]
@@ -131,7 +140,10 @@ mod tests {
             assert!(!escaped.contains('<'), "{escaped}");
             assert!(!escaped.contains('>'), "{escaped}");
         }
-        check("<!-- promptgate:report -->", "&lt;!-- promptgate:report --&gt;");
+        check(
+            "<!-- promptgate:report -->",
+            "&lt;!-- promptgate:report --&gt;",
+        );
     }
 
     #[test]

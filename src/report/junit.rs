@@ -79,7 +79,10 @@ impl<'a> Suite<'a> {
                 })
                 .collect()
         };
-        Suite { name: &e.name, cases }
+        Suite {
+            name: &e.name,
+            cases,
+        }
     }
 
     fn failures(&self) -> usize {
@@ -117,7 +120,11 @@ impl Failure {
             m.alpha,
             m.blocking,
         );
-        Failure { kind, message, details }
+        Failure {
+            kind,
+            message,
+            details,
+        }
     }
 }
 
@@ -185,7 +192,11 @@ mod tests {
 
     #[test]
     fn replaces_characters_xml_cannot_carry() {
-        check("nul\0esc\u{1b}", "nul\u{FFFD}esc\u{FFFD}", "nul\u{FFFD}esc\u{FFFD}");
+        check(
+            "nul\0esc\u{1b}",
+            "nul\u{FFFD}esc\u{FFFD}",
+            "nul\u{FFFD}esc\u{FFFD}",
+        );
         check("\u{FFFF}é✓", "\u{FFFD}é✓", "\u{FFFD}é✓");
     }
 
@@ -200,8 +211,14 @@ mod tests {
         results.experiments[0].name = "a\" onload=\"x</testsuite><testsuite name=\"".to_owned();
         results.experiments[0].metrics[0].name = "<![CDATA[ ]]> & '".to_owned();
         let xml = render_junit(&results);
-        assert_eq!(xml.matches("<testsuite ").count(), results.experiments.len());
-        assert_eq!(xml.matches("</testsuite>").count(), results.experiments.len());
+        assert_eq!(
+            xml.matches("<testsuite ").count(),
+            results.experiments.len()
+        );
+        assert_eq!(
+            xml.matches("</testsuite>").count(),
+            results.experiments.len()
+        );
         assert!(!xml.contains("<![CDATA["));
         assert!(xml.contains("name=\"a&quot; onload=&quot;x&lt;/testsuite&gt;"));
     }

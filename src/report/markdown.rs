@@ -18,8 +18,8 @@ use serde::Serialize;
 
 use super::escape::escape_untrusted;
 use super::results::{
-    ArmInfo, Call, CaseResult, Direction, ExperimentResult, ExperimentStatus, ExperimentVerdict, Flip, MetricResult,
-    MetricVerdict, Results, Verdict,
+    ArmInfo, Call, CaseResult, Direction, ExperimentResult, ExperimentStatus, ExperimentVerdict,
+    Flip, MetricResult, MetricVerdict, Results, Verdict,
 };
 
 /// GitHub refuses comments over 65,536 characters; this leaves room for the waiver note and
@@ -73,7 +73,12 @@ fn render_comment(template_source: &str, results: &Results, fuel: u64) -> anyhow
     // Showing no case at all is the last step before the compact list; when even that does not
     // fit, the steps between need not be tried.
     let last = LIMITS.len() - 1;
-    if fits(&render(&ReportView::new(results, LIMITS[last], true, false))?) {
+    if fits(&render(&ReportView::new(
+        results,
+        LIMITS[last],
+        true,
+        false,
+    ))?) {
         for limits in &LIMITS[1..] {
             let rendered = render(&ReportView::new(results, *limits, true, false))?;
             if fits(&rendered) {
@@ -363,7 +368,11 @@ impl<'a> RefView<'a> {
             Some((byte, _)) => &sha[..byte],
             None => sha,
         };
-        RefView { name, sha, short_sha }
+        RefView {
+            name,
+            sha,
+            short_sha,
+        }
     }
 }
 
@@ -443,7 +452,11 @@ impl<'a> ExperimentView<'a> {
             affected_by: e.affected_by.iter().map(String::as_str).collect(),
             repeats: e.repeats,
             changes: arm_changes(e.baseline.as_ref(), e.candidate.as_ref()),
-            metrics: e.metrics.iter().map(|m| MetricRow::new(m, e.status)).collect(),
+            metrics: e
+                .metrics
+                .iter()
+                .map(|m| MetricRow::new(m, e.status))
+                .collect(),
             power_notes,
             flips,
         }
@@ -493,7 +506,14 @@ impl<'a> MetricRow<'a> {
         }
         let mut parts = vec![verdict];
         if compared && m.verdict == MetricVerdict::NoChange {
-            parts.push(if m.non_inferior { "non-inferior" } else { "inconclusive" }.to_owned());
+            parts.push(
+                if m.non_inferior {
+                    "non-inferior"
+                } else {
+                    "inconclusive"
+                }
+                .to_owned(),
+            );
         }
         if let Some(slo) = text.slo_missed.clone() {
             let symbol = if m.fails_gate { "" } else { "⚠️ " };
@@ -560,7 +580,10 @@ impl<'a> FlipGroup<'a> {
 
 impl<'a> SideView<'a> {
     fn new(calls: &'a [Call], passed: bool, limits: Limits) -> SideView<'a> {
-        let representative = calls.iter().find(|c| c.passed() == passed).or_else(|| calls.first());
+        let representative = calls
+            .iter()
+            .find(|c| c.passed() == passed)
+            .or_else(|| calls.first());
         let mut seen = BTreeSet::new();
         let failures: Vec<&str> = calls
             .iter()
@@ -574,7 +597,9 @@ impl<'a> SideView<'a> {
             format!("{n}/{} repeats passed", calls.len())
         });
         SideView {
-            output: representative.and_then(|c| c.output.as_deref()).unwrap_or(""),
+            output: representative
+                .and_then(|c| c.output.as_deref())
+                .unwrap_or(""),
             error: representative.and_then(|c| c.error.as_deref()),
             failures_more: failures.len() - shown,
             failures: failures[..shown].to_vec(),
@@ -597,8 +622,13 @@ impl RunView {
             (Some(lo), Some(hi)) => format!("{lo}–{hi}"),
             _ => "—".to_owned(),
         };
-        let reproduce = (is_hex_sha(&results.base.sha) && is_hex_sha(&results.head.sha))
-            .then(|| format!("promptgate run --base {} --head {}", results.base.sha, results.head.sha));
+        let reproduce =
+            (is_hex_sha(&results.base.sha) && is_hex_sha(&results.head.sha)).then(|| {
+                format!(
+                    "promptgate run --base {} --head {}",
+                    results.base.sha, results.head.sha
+                )
+            });
         RunView {
             cases: run.cases,
             repeats,
@@ -703,7 +733,10 @@ impl Unit {
         let text = self.signed(d);
         match (self, baseline) {
             (Unit::Dollars, Some(b)) if b > 0.0 => {
-                format!("{text} ({})", signed_text(format!("{:.1}%", (d / b * 100.0).abs()), d))
+                format!(
+                    "{text} ({})",
+                    signed_text(format!("{:.1}%", (d / b * 100.0).abs()), d)
+                )
             }
             _ => text,
         }
@@ -825,7 +858,8 @@ pub(crate) mod test_fixtures {
             schema_version: SCHEMA_VERSION,
             tool_version: "0.1.0".to_owned(),
             verdict: Verdict::Fail,
-            reason: "pass_rate regressed in customer-support (−6.0 pp, p=0.006, blocking).".to_owned(),
+            reason: "pass_rate regressed in customer-support (−6.0 pp, p=0.006, blocking)."
+                .to_owned(),
             base: GitRef {
                 name: "main".to_owned(),
                 sha: "3f2a9c1e0b7d4a5f6e8c9d0a1b2c3d4e5f6a7b8c".to_owned(),
@@ -835,7 +869,12 @@ pub(crate) mod test_fixtures {
                 sha: "9b7d4e2a1c3f5e6d7a8b9c0d1e2f3a4b5c6d7e8f".to_owned(),
             },
             config: "promptgate.yaml".to_owned(),
-            experiments: vec![customer_support(), billing_faq(), onboarding_tips(), legacy_greeting()],
+            experiments: vec![
+                customer_support(),
+                billing_faq(),
+                onboarding_tips(),
+                legacy_greeting(),
+            ],
             unaffected: vec!["translation".to_owned(), "summarize-ticket".to_owned()],
             run: RunFacts {
                 cases: 184,
@@ -890,7 +929,10 @@ pub(crate) mod test_fixtures {
         }
     }
 
-    #[expect(clippy::too_many_arguments, reason = "a table of numbers reads best in one line")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a table of numbers reads best in one line"
+    )]
     fn compared(
         mut m: MetricResult,
         baseline: f64,
@@ -1143,8 +1185,16 @@ pub(crate) mod test_fixtures {
         let mut case = flipped(
             "annual-discount",
             "Is there a discount for paying yearly?",
-            call(false, "Yes.", &["min-length: 4 characters, expected at least 20"]),
-            call(true, "Yes: paying yearly saves 15% compared with monthly billing.", &[]),
+            call(
+                false,
+                "Yes.",
+                &["min-length: 4 characters, expected at least 20"],
+            ),
+            call(
+                true,
+                "Yes: paying yearly saves 15% compared with monthly billing.",
+                &[],
+            ),
         );
         case.baseline = (0..3)
             .map(|repeat| Call {
@@ -1152,7 +1202,9 @@ pub(crate) mod test_fixtures {
                 ..case.baseline[0].clone()
             })
             .collect();
-        case.baseline[2].scores.insert("pass".to_owned(), Score::Bool(true));
+        case.baseline[2]
+            .scores
+            .insert("pass".to_owned(), Score::Bool(true));
         case.baseline[2].failures.clear();
         case.candidate = (0..3)
             .map(|repeat| Call {
@@ -1166,7 +1218,8 @@ pub(crate) mod test_fixtures {
             status: ExperimentStatus::Changed,
             affected_by: vec!["configs/billing-faq.yaml".to_owned()],
             verdict: ExperimentVerdict::Pass,
-            reason: "cost_per_request fell 81%; quality is non-inferior within the margin.".to_owned(),
+            reason: "cost_per_request fell 81%; quality is non-inferior within the margin."
+                .to_owned(),
             provider: "offline".to_owned(),
             baseline: Some(ArmInfo {
                 variant: "configs/billing-faq.yaml".to_owned(),
@@ -1251,16 +1304,27 @@ mod tests {
             } else if opening {
                 depth += 1;
             }
-            assert!((0..=1).contains(&depth), "<details> never nests or closes early");
+            assert!(
+                (0..=1).contains(&depth),
+                "<details> never nests or closes early"
+            );
         }
         assert_eq!(depth, 0, "<details> balanced");
-        assert_eq!(md.matches("<details>").count(), md.matches("</details>").count());
+        assert_eq!(
+            md.matches("<details>").count(),
+            md.matches("</details>").count()
+        );
         let lower = md.to_lowercase();
         assert!(!lower.contains("<script"), "no raw <script>");
         assert!(!lower.contains("<img"), "no raw <img>");
         assert!(!md.contains("@octocat"), "no bare @mention");
-        let bare_reference = md.match_indices("#1").any(|(at, _)| !md[..at].ends_with('&'));
-        assert!(!bare_reference, "no bare issue reference (`&#124;` is a pipe, not one)");
+        let bare_reference = md
+            .match_indices("#1")
+            .any(|(at, _)| !md[..at].ends_with('&'));
+        assert!(
+            !bare_reference,
+            "no bare issue reference (`&#124;` is a pipe, not one)"
+        );
         // The only code block is the reproduce command.
         assert!(md.matches("```").count() <= 2);
         // Every table row has as many cell separators as its header.
@@ -1308,7 +1372,10 @@ mod tests {
         }
         let md = render_report(&results).unwrap();
         assert_structure(&md);
-        assert!(md.contains("@\u{200D}octocat"), "the mention is still readable");
+        assert!(
+            md.contains("@\u{200D}octocat"),
+            "the mention is still readable"
+        );
     }
 
     #[test]
@@ -1378,7 +1445,11 @@ mod tests {
         results.experiments[1].cases = cases;
         let md = render_report(&results).unwrap();
         assert_structure(&md);
-        assert!(md.chars().count() <= MAX_COMMENT_CHARS, "{}", md.chars().count());
+        assert!(
+            md.chars().count() <= MAX_COMMENT_CHARS,
+            "{}",
+            md.chars().count()
+        );
         assert_eq!(md.matches("500 cases flipped pass → fail").count(), 2);
         assert!(md.contains("more not shown, to keep this comment under 60000 characters"));
         // Still some evidence: it shows fewer, shorter cases before showing none.
@@ -1456,7 +1527,8 @@ mod tests {
 
     #[test]
     fn a_runaway_user_template_is_stopped() {
-        let endless = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        let endless =
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
         // The real budget stops it too, after a few seconds of a debug build.
         let err = render_comment(endless, &demo_results(), RENDER_FUEL / 100).unwrap_err();
         assert!(format!("{err:#}").contains("fuel"), "{err:#}");
@@ -1470,7 +1542,10 @@ mod tests {
         m.delta = Some(c - b);
         m.ci = Some(ci);
         let text = MetricText::new(&m);
-        assert_eq!([&*text.baseline, &*text.candidate, &*text.delta, &*text.ci], expected);
+        assert_eq!(
+            [&*text.baseline, &*text.candidate, &*text.delta, &*text.ci],
+            expected
+        );
     }
 
     #[test]

@@ -33,26 +33,15 @@ pub fn write_outputs(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathBu
 /// Reads a `results.json`, checking its schema version.
 pub fn read_results(path: &Path) -> Result<Results, crate::error::Error> {
     use crate::error::{Diagnostic, Error};
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::from(Diagnostic::new(format!("cannot read {}: {e}", path.display()))))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::from(Diagnostic::new(format!("cannot read {}: {e}", path.display()))))?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        Error::from(
-            Diagnostic::new(format!("{} is not JSON: {e}", path.display()))
-                .in_file(path.display().to_string())
-                .at(&text, e.line() as u64, e.column() as u64),
-        )
+        Error::from(Diagnostic::new(format!("{} is not JSON: {e}", path.display())).in_file(path.display().to_string()).at(&text, e.line() as u64, e.column() as u64))
     })?;
     let version = value.get("schema_version").and_then(serde_json::Value::as_u64);
     if version != Some(u64::from(results::SCHEMA_VERSION)) {
-        return Err(Diagnostic::new(format!(
-            "{} has schema_version {:?}; this promptgate reads {}",
-            path.display(),
-            version,
-            results::SCHEMA_VERSION
-        ))
-        .hint("re-run the gate with this version of promptgate")
-        .into());
+        return Err(Diagnostic::new(format!("{} has schema_version {:?}; this promptgate reads {}", path.display(), version, results::SCHEMA_VERSION))
+            .hint("re-run the gate with this version of promptgate")
+            .into());
     }
-    serde_json::from_value(value)
-        .map_err(|e| Diagnostic::new(format!("{} does not match the results schema: {e}", path.display())).into())
+    serde_json::from_value(value).map_err(|e| Diagnostic::new(format!("{} does not match the results schema: {e}", path.display())).into())
 }

@@ -43,15 +43,8 @@ pub struct Outcome {
 }
 
 /// Runs every job; the outcomes are in the jobs' order.
-pub async fn run(
-    jobs: &[Job],
-    endpoints: &BTreeMap<String, Endpoint>,
-    progress: &dyn Fn(usize, usize),
-) -> Vec<Outcome> {
-    let limits: BTreeMap<&str, Arc<Semaphore>> = endpoints
-        .iter()
-        .map(|(name, e)| (name.as_str(), Arc::new(Semaphore::new(e.concurrency))))
-        .collect();
+pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, progress: &dyn Fn(usize, usize)) -> Vec<Outcome> {
+    let limits: BTreeMap<&str, Arc<Semaphore>> = endpoints.iter().map(|(name, e)| (name.as_str(), Arc::new(Semaphore::new(e.concurrency)))).collect();
     let total_concurrency: usize = endpoints.values().map(|e| e.concurrency).sum::<usize>().max(1);
     let done = AtomicUsize::new(0);
     let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
@@ -72,32 +65,12 @@ pub async fn run(
     }
     outcomes
         .into_iter()
-        .map(|o| {
-            o.unwrap_or(Outcome {
-                result: Err("job was not run".to_owned()),
-                latency_ms: None,
-                cached: false,
-                attempts: 0,
-                provider: None,
-                fell_back: false,
-            })
-        })
+        .map(|o| o.unwrap_or(Outcome { result: Err("job was not run".to_owned()), latency_ms: None, cached: false, attempts: 0, provider: None, fell_back: false }))
         .collect()
 }
 
-async fn run_one(
-    job: &Job,
-    endpoints: &BTreeMap<String, Endpoint>,
-    limits: &BTreeMap<&str, Arc<Semaphore>>,
-) -> Outcome {
-    let failed = |message: String| Outcome {
-        result: Err(message),
-        latency_ms: None,
-        cached: false,
-        attempts: 0,
-        provider: None,
-        fell_back: false,
-    };
+async fn run_one(job: &Job, endpoints: &BTreeMap<String, Endpoint>, limits: &BTreeMap<&str, Arc<Semaphore>>) -> Outcome {
+    let failed = |message: String| Outcome { result: Err(message), latency_ms: None, cached: false, attempts: 0, provider: None, fell_back: false };
     let request = match &job.request {
         Ok(r) => r,
         Err(e) => return failed(e.clone()),
@@ -114,27 +87,10 @@ async fn run_one(
     match result {
         Ok(Ok(response)) => {
             let latency = response.latency_ms.unwrap_or(elapsed);
-            Outcome {
-                result: Ok(response),
-                latency_ms: Some(latency),
-                cached: false,
-                attempts: 1,
-                provider: Some(job.provider.clone()),
-                fell_back: false,
-            }
+            Outcome { result: Ok(response), latency_ms: Some(latency), cached: false, attempts: 1, provider: Some(job.provider.clone()), fell_back: false }
         }
-        Ok(Err(e)) => Outcome {
-            attempts: 1,
-            provider: Some(job.provider.clone()),
-            ..failed(describe(&e))
-        },
-        Err(_) => Outcome {
-            attempts: 1,
-            provider: Some(job.provider.clone()),
-            ..failed(describe(&ProviderError::Timeout {
-                after_ms: endpoint.timeout.as_millis() as u64,
-            }))
-        },
+        Ok(Err(e)) => Outcome { attempts: 1, provider: Some(job.provider.clone()), ..failed(describe(&e)) },
+        Err(_) => Outcome { attempts: 1, provider: Some(job.provider.clone()), ..failed(describe(&ProviderError::Timeout { after_ms: endpoint.timeout.as_millis() as u64 })) },
     }
 }
 

@@ -51,24 +51,12 @@ fn check(check: &Check, output: &str) -> (bool, String) {
     match check {
         Check::Equals(v) => (output.trim() == v.trim(), format!("expected exactly {v:?}")),
         Check::Contains(v) => (output.contains(v.as_str()), format!("expected to contain {v:?}")),
-        Check::IContains(v) => (
-            output.to_lowercase().contains(v.as_str()),
-            format!("expected to contain {v:?} (any case)"),
-        ),
+        Check::IContains(v) => (output.to_lowercase().contains(v.as_str()), format!("expected to contain {v:?} (any case)")),
         Check::NotContains(v) => (!output.contains(v.as_str()), format!("expected not to contain {v:?}")),
-        Check::NotIContains(v) => (
-            !output.to_lowercase().contains(v.as_str()),
-            format!("expected not to contain {v:?} (any case)"),
-        ),
-        Check::StartsWith(v) => (
-            output.trim_start().starts_with(v.as_str()),
-            format!("expected to start with {v:?}"),
-        ),
+        Check::NotIContains(v) => (!output.to_lowercase().contains(v.as_str()), format!("expected not to contain {v:?} (any case)")),
+        Check::StartsWith(v) => (output.trim_start().starts_with(v.as_str()), format!("expected to start with {v:?}")),
         Check::Regex(r) => (r.is_match(output), format!("expected to match /{}/", r.as_str())),
-        Check::JsonValid => (
-            serde_json::from_str::<Value>(output.trim()).is_ok(),
-            "expected valid JSON".to_owned(),
-        ),
+        Check::JsonValid => (serde_json::from_str::<Value>(output.trim()).is_ok(), "expected valid JSON".to_owned()),
         Check::JsonPath { path, source, value } => {
             let why = format!("expected {source} = {value}");
             match serde_json::from_str::<Value>(output.trim()) {
@@ -90,9 +78,7 @@ fn check(check: &Check, output: &str) -> (bool, String) {
 fn json_equal(found: &Value, expected: &Value) -> bool {
     match (found, expected) {
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (Value::String(a), Value::Number(b)) | (Value::Number(b), Value::String(a)) => {
-            a.parse::<f64>().ok() == b.as_f64()
-        }
+        (Value::String(a), Value::Number(b)) | (Value::Number(b), Value::String(a)) => a.parse::<f64>().ok() == b.as_f64(),
         _ => found == expected,
     }
 }
@@ -104,12 +90,7 @@ mod tests {
     use crate::workspace::MemTree;
 
     fn assertion(kind: &str, value: Option<Value>, path: Option<&str>) -> Assertion {
-        let raw = RawAssertion {
-            kind: kind.to_owned(),
-            value,
-            path: path.map(str::to_owned),
-            metric: None,
-        };
+        let raw = RawAssertion { kind: kind.to_owned(), value, path: path.map(str::to_owned), metric: None };
         crate::suite::resolve_assertion(&MemTree::default(), "", &raw, &mut Default::default()).unwrap()
     }
 
@@ -117,12 +98,7 @@ mod tests {
     fn check(kind: &str, value: Option<Value>, path: Option<&str>, output: &str, expected: bool) {
         let a = assertion(kind, value, path);
         let scored = score([&a], output);
-        assert_eq!(
-            scored.scores["pass"],
-            Score::Bool(expected),
-            "{kind} on {output:?}: {:?}",
-            scored.failures
-        );
+        assert_eq!(scored.scores["pass"], Score::Bool(expected), "{kind} on {output:?}: {:?}", scored.failures);
         assert_eq!(scored.failures.is_empty(), expected);
     }
 
@@ -143,13 +119,7 @@ mod tests {
         check("json-valid", None, None, r#"{"a": 1}"#, true);
         check("json-valid", None, None, "{a: 1}", false);
         check("json-path", s("yes"), Some("$.answer"), r#"{"answer": "yes"}"#, true);
-        check(
-            "json-path",
-            Some(Value::from(3)),
-            Some("$.items[0].n"),
-            r#"{"items": [{"n": 3.0}]}"#,
-            true,
-        );
+        check("json-path", Some(Value::from(3)), Some("$.items[0].n"), r#"{"items": [{"n": 3.0}]}"#, true);
         check("json-path", s("3"), Some("$.n"), r#"{"n": 3}"#, true);
         check("json-path", s("yes"), Some("$.answer"), r#"{"answer": "no"}"#, false);
         check("json-path", s("yes"), Some("$.answer"), "not json", false);

@@ -82,7 +82,12 @@ pub fn paired_bootstrap_quantile(
 }
 
 /// The common arguments' preconditions; returns the number of cases.
-fn validate(baseline: &[f64], candidate: &[f64], confidence: f64, resamples: usize) -> Option<usize> {
+fn validate(
+    baseline: &[f64],
+    candidate: &[f64],
+    confidence: f64,
+    resamples: usize,
+) -> Option<usize> {
     let ok = baseline.len() == candidate.len()
         && !baseline.is_empty()
         && confidence > 0.0
@@ -103,7 +108,10 @@ fn summarise(estimate: f64, mut stats: Vec<f64>, confidence: f64) -> Option<Boot
     // Same arithmetic as scipy.stats.bootstrap(method="percentile"): alpha = (1 − level) / 2,
     // then the type-7 quantiles at alpha and 1 − alpha.
     let alpha = (1.0 - confidence) / 2.0;
-    let ci = [quantile_sorted(&stats, alpha)?, quantile_sorted(&stats, 1.0 - alpha)?];
+    let ci = [
+        quantile_sorted(&stats, alpha)?,
+        quantile_sorted(&stats, 1.0 - alpha)?,
+    ];
     let b = stats.len();
     let at_most_zero = stats.partition_point(|&s| s <= 0.0);
     let at_least_zero = b - stats.partition_point(|&s| s < 0.0);
@@ -142,20 +150,34 @@ mod tests {
             close(a.estimate, r.estimate, 1e-9 * r.estimate.abs()),
             "estimate: {a:?}"
         );
-        assert!(close(a.ci[0], r.ci[0], r.ci_tol), "lower: {a:?}, reference {:?}", r.ci);
-        assert!(close(a.ci[1], r.ci[1], r.ci_tol), "upper: {a:?}, reference {:?}", r.ci);
-        assert!(close(a.p_value, r.p, r.p_tol), "p: {a:?}, reference {}", r.p);
+        assert!(
+            close(a.ci[0], r.ci[0], r.ci_tol),
+            "lower: {a:?}, reference {:?}",
+            r.ci
+        );
+        assert!(
+            close(a.ci[1], r.ci[1], r.ci_tol),
+            "upper: {a:?}, reference {:?}",
+            r.ci
+        );
+        assert!(
+            close(a.p_value, r.p, r.p_tol),
+            "p: {a:?}, reference {}",
+            r.p
+        );
     }
 
     // numpy.random.default_rng(7): b = round(uniform(0.2, 0.9, 30), 3),
     // c = round(clip(b + normal(0.04, 0.12, 30), 0, 1), 3) — per-case mean scores.
     const SCORES_B: [f64; 30] = [
-        0.638, 0.828, 0.743, 0.358, 0.41, 0.811, 0.204, 0.775, 0.758, 0.528, 0.412, 0.395, 0.378, 0.512, 0.553, 0.587,
-        0.897, 0.755, 0.636, 0.892, 0.351, 0.312, 0.629, 0.231, 0.225, 0.56, 0.526, 0.842, 0.64, 0.56,
+        0.638, 0.828, 0.743, 0.358, 0.41, 0.811, 0.204, 0.775, 0.758, 0.528, 0.412, 0.395, 0.378,
+        0.512, 0.553, 0.587, 0.897, 0.755, 0.636, 0.892, 0.351, 0.312, 0.629, 0.231, 0.225, 0.56,
+        0.526, 0.842, 0.64, 0.56,
     ];
     const SCORES_C: [f64; 30] = [
-        0.494, 0.811, 0.666, 0.301, 0.577, 0.754, 0.24, 0.921, 0.728, 0.555, 0.465, 0.443, 0.271, 0.561, 0.756, 0.441,
-        1.0, 0.809, 0.599, 1.0, 0.482, 0.208, 0.678, 0.34, 0.242, 0.682, 0.558, 0.962, 0.853, 0.519,
+        0.494, 0.811, 0.666, 0.301, 0.577, 0.754, 0.24, 0.921, 0.728, 0.555, 0.465, 0.443, 0.271,
+        0.561, 0.756, 0.441, 1.0, 0.809, 0.599, 1.0, 0.482, 0.208, 0.678, 0.34, 0.242, 0.682,
+        0.558, 0.962, 0.853, 0.519,
     ];
 
     /// Python: i = numpy.arange(1, 201); u = (i*0.6180339887498949) % 1.0;
@@ -296,12 +318,14 @@ mod tests {
     fn invariances_hold_on_random_inputs() {
         let mut rng = Rng::new(99);
         // A dyadic grid keeps `(c + k) − (b + k) == c − b` exact.
-        let mut draw = |n: usize| -> Vec<f64> { (0..n).map(|_| rng.below(81) as f64 / 8.0).collect() };
+        let mut draw =
+            |n: usize| -> Vec<f64> { (0..n).map(|_| rng.below(81) as f64 / 8.0).collect() };
         for case in 0..200u64 {
             let n = 1 + (case as usize % 40);
             let (b, c) = (draw(n), draw(n));
             let k = draw(1)[0] * 4.0 - 80.0;
-            let (bk, ck): (Vec<f64>, Vec<f64>) = b.iter().zip(&c).map(|(x, y)| (x + k, y + k)).unzip();
+            let (bk, ck): (Vec<f64>, Vec<f64>) =
+                b.iter().zip(&c).map(|(x, y)| (x + k, y + k)).unzip();
             let q = (case % 11) as f64 / 10.0;
             for (fwd, swapped, shifted) in [
                 (
@@ -325,12 +349,18 @@ mod tests {
                 // to rounding, hence the tolerance.
                 let near = |x: f64, y: f64| (x - y).abs() <= 1e-9 * (1.0 + x.abs());
                 assert_eq!(s.estimate, -f.estimate, "{b:?} {c:?}");
-                assert!(near(s.ci[0], -f.ci[1]) && near(s.ci[1], -f.ci[0]), "{f:?} {s:?}");
+                assert!(
+                    near(s.ci[0], -f.ci[1]) && near(s.ci[1], -f.ci[0]),
+                    "{f:?} {s:?}"
+                );
                 assert_eq!(s.p_value, f.p_value, "{f:?} {s:?}");
                 // Shifting both arms by k: the mean difference is untouched; the quantile
                 // difference only up to interpolation rounding.
                 assert!(near(t.estimate, f.estimate), "{f:?} {t:?}");
-                assert!(near(t.ci[0], f.ci[0]) && near(t.ci[1], f.ci[1]), "{f:?} {t:?}");
+                assert!(
+                    near(t.ci[0], f.ci[0]) && near(t.ci[1], f.ci[1]),
+                    "{f:?} {t:?}"
+                );
             }
         }
     }

@@ -73,7 +73,11 @@ pub(super) fn all_finite(xs: &[f64]) -> bool {
 /// makes `lerp(a, a, t) == a` exactly.
 fn lerp(a: f64, b: f64, t: f64) -> f64 {
     let diff = b - a;
-    if t >= 0.5 { b - diff * (1.0 - t) } else { a + diff * t }
+    if t >= 0.5 {
+        b - diff * (1.0 - t)
+    } else {
+        a + diff * t
+    }
 }
 
 /// Running mean and sum of squared deviations; `None` when empty or non-finite.
@@ -151,7 +155,11 @@ mod tests {
         // numpy.std([3.5, -1.25, 8.0, 0.0, 2.75, 2.75, 10.125], ddof=1) -> 4.078562567749528
         check(Stat::StdDev, &DATA, Some(4.078_562_567_749_528));
         // numpy.std([1.0, 2.0, 4.0], ddof=1) -> 1.5275252316519465
-        check(Stat::StdDev, &[1.0, 2.0, 4.0], Some(1.527_525_231_651_946_5));
+        check(
+            Stat::StdDev,
+            &[1.0, 2.0, 4.0],
+            Some(1.527_525_231_651_946_5),
+        );
         // numpy.std([1e9 + 1, 1e9 + 2, 1e9 + 3], ddof=1) -> 1.0
         check(Stat::StdDev, &[1e9 + 1.0, 1e9 + 2.0, 1e9 + 3.0], Some(1.0));
         // numpy.std([4.0, 4.0, 4.0], ddof=1) -> 0.0

@@ -79,7 +79,12 @@ pub fn wilcoxon_signed_rank(diffs: &[f64], zero_method: ZeroMethod) -> Wilcoxon 
         };
     }
     // Doubled ranks are integers (a mid-rank is a multiple of ½), so the rank sums are exact.
-    let w_plus2: u64 = ranked.signed.iter().filter(|s| s.positive).map(|s| s.rank2).sum();
+    let w_plus2: u64 = ranked
+        .signed
+        .iter()
+        .filter(|s| s.positive)
+        .map(|s| s.rank2)
+        .sum();
     let total2: u64 = ranked.signed.iter().map(|s| s.rank2).sum();
     let w_plus = w_plus2 as f64 / 2.0;
     let w_minus = (total2 - w_plus2) as f64 / 2.0;
@@ -262,7 +267,11 @@ mod tests {
             Exact => 1e-9,
             Normal => 1e-6,
         };
-        assert!((r.p_value - e.p).abs() <= tol * e.p, "p: {ctx}, scipy {}", e.p);
+        assert!(
+            (r.p_value - e.p).abs() <= tol * e.p,
+            "p: {ctx}, scipy {}",
+            e.p
+        );
         match (r.z, e.z_abs) {
             (Some(z), Some(want)) => assert!((z.abs() - want).abs() <= 1e-9 * want, "z: {ctx}"),
             (z, want) => assert_eq!(z, want, "z: {ctx}"),
@@ -408,7 +417,9 @@ mod tests {
         // scipy.stats.wilcoxon([1.0, 1.0, 2.0, -2.0, 3.0, 4.0, 5.0, 6.0, -7.0, 8.0, 9.0, 10.0, 11.0], zero_method="wilcox", correction=False, method="auto")
         //   -> statistic=12.5, pvalue=0.01806640625; alternative="greater" -> statistic (W+)=78.5
         check(
-            &[1.0, 1.0, 2.0, -2.0, 3.0, 4.0, 5.0, 6.0, -7.0, 8.0, 9.0, 10.0, 11.0],
+            &[
+                1.0, 1.0, 2.0, -2.0, 3.0, 4.0, 5.0, 6.0, -7.0, 8.0, 9.0, 10.0, 11.0,
+            ],
             Wilcox,
             Expected {
                 n: 13,
@@ -443,8 +454,8 @@ mod tests {
         //   method="asymptotic" -> zstatistic=-2.3538042285917453
         check(
             &[
-                1.0, 1.0, 2.0, -2.0, 3.0, 3.0, 3.0, -4.0, 5.0, 6.0, 6.0, 7.0, -8.0, 9.0, 9.0, 10.0, 11.0, -11.0, 12.0,
-                13.0,
+                1.0, 1.0, 2.0, -2.0, 3.0, 3.0, 3.0, -4.0, 5.0, 6.0, 6.0, 7.0, -8.0, 9.0, 9.0, 10.0,
+                11.0, -11.0, 12.0, 13.0,
             ],
             Wilcox,
             Expected {
@@ -490,7 +501,9 @@ mod tests {
         // scipy.stats.wilcoxon([0.0, 1.0, 1.0, -1.0, 2.0, 2.5, -3.0, 4.0, 0.0, 5.0, 6.0, 6.0, -7.0], zero_method="wilcox", correction=False, method="auto")
         //   -> statistic=19.0, pvalue=0.2333984375; alternative="greater" -> statistic (W+)=47.0
         check(
-            &[0.0, 1.0, 1.0, -1.0, 2.0, 2.5, -3.0, 4.0, 0.0, 5.0, 6.0, 6.0, -7.0],
+            &[
+                0.0, 1.0, 1.0, -1.0, 2.0, 2.5, -3.0, 4.0, 0.0, 5.0, 6.0, 6.0, -7.0,
+            ],
             Wilcox,
             Expected {
                 n: 11,
@@ -505,7 +518,9 @@ mod tests {
         // scipy.stats.wilcoxon([0.0, 1.0, 1.0, -1.0, 2.0, 2.5, -3.0, 4.0, 0.0, 5.0, 6.0, 6.0, -7.0], zero_method="pratt", correction=False, method="auto")
         //   -> statistic=25.0, pvalue=0.1962890625; alternative="greater" -> statistic (W+)=63.0
         check(
-            &[0.0, 1.0, 1.0, -1.0, 2.0, 2.5, -3.0, 4.0, 0.0, 5.0, 6.0, 6.0, -7.0],
+            &[
+                0.0, 1.0, 1.0, -1.0, 2.0, 2.5, -3.0, 4.0, 0.0, 5.0, 6.0, 6.0, -7.0,
+            ],
             Pratt,
             Expected {
                 n: 11,
@@ -522,8 +537,8 @@ mod tests {
         //   method="asymptotic" -> zstatistic=-1.917193326741161
         check(
             &[
-                0.0, 0.0, 0.0, 1.5, -2.0, 3.0, 4.5, 5.0, -6.0, 7.0, 8.0, 9.5, 10.0, -11.0, 12.0, 13.0, 14.0, 15.0,
-                16.0, -17.0,
+                0.0, 0.0, 0.0, 1.5, -2.0, 3.0, 4.5, 5.0, -6.0, 7.0, 8.0, 9.5, 10.0, -11.0, 12.0,
+                13.0, 14.0, 15.0, 16.0, -17.0,
             ],
             Wilcox,
             Expected {
@@ -541,8 +556,8 @@ mod tests {
         //   method="asymptotic" -> zstatistic=-2.0208992091258233
         check(
             &[
-                0.0, 0.0, 0.0, 1.5, -2.0, 3.0, 4.5, 5.0, -6.0, 7.0, 8.0, 9.5, 10.0, -11.0, 12.0, 13.0, 14.0, 15.0,
-                16.0, -17.0,
+                0.0, 0.0, 0.0, 1.5, -2.0, 3.0, 4.5, 5.0, -6.0, 7.0, 8.0, 9.5, 10.0, -11.0, 12.0,
+                13.0, 14.0, 15.0, 16.0, -17.0,
             ],
             Pratt,
             Expected {
@@ -560,8 +575,8 @@ mod tests {
         //   method="asymptotic" -> zstatistic=-3.0476619564556175
         check(
             &[
-                0.0, 0.0, 1.0, 1.0, 1.0, -1.0, 2.0, 2.0, -3.0, 3.0, 4.0, 5.0, 5.0, 6.0, -6.0, 7.0, 8.0, 9.0, 9.0, 10.0,
-                0.0, -11.0, 12.0, 12.0, 13.0, 14.0, 15.0, -16.0, 17.0, 18.0,
+                0.0, 0.0, 1.0, 1.0, 1.0, -1.0, 2.0, 2.0, -3.0, 3.0, 4.0, 5.0, 5.0, 6.0, -6.0, 7.0,
+                8.0, 9.0, 9.0, 10.0, 0.0, -11.0, 12.0, 12.0, 13.0, 14.0, 15.0, -16.0, 17.0, 18.0,
             ],
             Pratt,
             Expected {
@@ -598,7 +613,18 @@ mod tests {
     fn non_finite_differences_are_omitted() {
         // scipy.stats.wilcoxon([nan, 1.5, -0.5, 2.25, 3.0, -1.0, 4.5, 0.75, 2.0, nan],
         //   correction=False, method="auto", nan_policy="omit") -> statistic=4.0, pvalue=0.0546875
-        let d = [f64::NAN, 1.5, -0.5, 2.25, 3.0, -1.0, 4.5, 0.75, 2.0, f64::NEG_INFINITY];
+        let d = [
+            f64::NAN,
+            1.5,
+            -0.5,
+            2.25,
+            3.0,
+            -1.0,
+            4.5,
+            0.75,
+            2.0,
+            f64::NEG_INFINITY,
+        ];
         let e = Expected {
             n: 8,
             statistic: 4.0,
@@ -622,7 +648,11 @@ mod tests {
         //   "pratt"  -> statistic=4.0, pvalue=0.1875, W+=23.0
         let candidate = [0.3, 0.7, 0.4, 0.9, 0.2, 1.1, 0.35];
         let baseline = [0.1, 0.5, 0.6, 0.7, 0.2, 0.4, 0.15];
-        let d: Vec<f64> = candidate.iter().zip(&baseline).map(|(c, b)| c - b).collect();
+        let d: Vec<f64> = candidate
+            .iter()
+            .zip(&baseline)
+            .map(|(c, b)| c - b)
+            .collect();
         let e = |statistic, w_plus| Expected {
             n: 6,
             statistic,
@@ -639,7 +669,9 @@ mod tests {
     /// power-of-two scaling below is exact in floating point.
     fn random_diffs(rng: &mut Rng) -> Vec<f64> {
         let n = rng.below(70);
-        (0..n).map(|_| (rng.below(41) as f64 - 20.0) / 8.0).collect()
+        (0..n)
+            .map(|_| (rng.below(41) as f64 - 20.0) / 8.0)
+            .collect()
     }
 
     #[test]
@@ -672,7 +704,11 @@ mod tests {
 
                 // The test is scale-free, tolerance included.
                 let scaled: Vec<f64> = d.iter().map(|x| x * 1024.0).collect();
-                assert_eq!(wilcoxon_signed_rank(&scaled, zm).p_value, r.p_value, "{d:?}");
+                assert_eq!(
+                    wilcoxon_signed_rank(&scaled, zm).p_value,
+                    r.p_value,
+                    "{d:?}"
+                );
             }
         }
     }

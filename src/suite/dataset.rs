@@ -25,12 +25,7 @@ struct RawCase {
 
 /// Parses a dataset by its extension. Cases without an `id` get one derived from their vars, so
 /// it stays stable when cases are reordered.
-pub(super) fn parse(
-    source: &dyn FileSource,
-    path: &str,
-    text: &str,
-    dependencies: &mut BTreeSet<String>,
-) -> Result<Vec<Case>, Error> {
+pub(super) fn parse(source: &dyn FileSource, path: &str, text: &str, dependencies: &mut BTreeSet<String>) -> Result<Vec<Case>, Error> {
     let extension = path.rsplit_once('.').map_or("", |(_, e)| e).to_ascii_lowercase();
     let located: Vec<(RawCase, u64)> = match extension.as_str() {
         "jsonl" | "ndjson" => parse_jsonl(path, text)?,
@@ -48,11 +43,7 @@ pub(super) fn parse(
     let mut ids = BTreeMap::new();
     let mut cases = Vec::with_capacity(located.len());
     for (raw, line) in located {
-        let at = |message: String, key: &str| {
-            Diagnostic::new(message)
-                .in_file(path)
-                .at(text, line, key_column(text, line, key))
-        };
+        let at = |message: String, key: &str| Diagnostic::new(message).in_file(path).at(text, line, key_column(text, line, key));
         let id = match raw.id {
             Some(id) if id.trim().is_empty() => return Err(at("case id is empty".to_owned(), "id").into()),
             Some(id) => id,
@@ -60,9 +51,7 @@ pub(super) fn parse(
         };
         if let Some(first) = ids.insert(id.clone(), line) {
             return Err(at(format!("duplicate case id `{id}`"), "id")
-                .hint(format!(
-                    "the first `{id}` is on line {first}; ids pair baseline and candidate calls, so they must be unique"
-                ))
+                .hint(format!("the first `{id}` is on line {first}; ids pair baseline and candidate calls, so they must be unique"))
                 .into());
         }
         let mut asserts = Vec::with_capacity(raw.assert.len());
@@ -90,16 +79,10 @@ pub(super) fn parse(
 /// The 1-based column of `"key"` on a JSON line, so a per-case error points at the field it is
 /// about; 0 (unknown) when the line does not spell it that way (CSV, YAML).
 fn key_column(text: &str, line: u64, key: &str) -> u64 {
-    let Some(source) = usize::try_from(line)
-        .ok()
-        .and_then(|l| l.checked_sub(1))
-        .and_then(|i| text.lines().nth(i))
-    else {
+    let Some(source) = usize::try_from(line).ok().and_then(|l| l.checked_sub(1)).and_then(|i| text.lines().nth(i)) else {
         return 0;
     };
-    source
-        .find(&format!("\"{key}\""))
-        .map_or(0, |byte| source[..byte].chars().count() as u64 + 1)
+    source.find(&format!("\"{key}\"")).map_or(0, |byte| source[..byte].chars().count() as u64 + 1)
 }
 
 fn derived_id(vars: &serde_json::Map<String, Value>) -> String {
@@ -116,17 +99,10 @@ fn parse_jsonl(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
         }
         let case: RawCase = serde_json::from_str(line).map_err(|e| {
             let message = user_words(&e.to_string());
-            let d = Diagnostic::new(format!(
-                "{message} (expected a JSON object per line: {{\"id\", \"vars\", \"assert\"}})"
-            ))
-            .in_file(path)
-            .at(text, number, e.column() as u64);
-            json_hint(
-                d,
-                &e,
-                &message,
-                "each line is one complete JSON object: check the quotes, commas, colons and brackets near the caret",
-            )
+            let d = Diagnostic::new(format!("{message} (expected a JSON object per line: {{\"id\", \"vars\", \"assert\"}})"))
+                .in_file(path)
+                .at(text, number, e.column() as u64);
+            json_hint(d, &e, &message, "each line is one complete JSON object: check the quotes, commas, colons and brackets near the caret")
         })?;
         cases.push((case, number));
     }
@@ -136,15 +112,8 @@ fn parse_jsonl(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
 fn parse_json(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
     let cases: Vec<RawCase> = serde_json::from_str(text).map_err(|e| {
         let message = user_words(&e.to_string());
-        let d = Diagnostic::new(format!("{message} (expected a JSON array of cases)"))
-            .in_file(path)
-            .at(text, e.line() as u64, e.column() as u64);
-        json_hint(
-            d,
-            &e,
-            &message,
-            "the file is one JSON array of cases: check the quotes, commas, colons and brackets near the caret",
-        )
+        let d = Diagnostic::new(format!("{message} (expected a JSON array of cases)")).in_file(path).at(text, e.line() as u64, e.column() as u64);
+        json_hint(d, &e, &message, "the file is one JSON array of cases: check the quotes, commas, colons and brackets near the caret")
     })?;
     // serde_json does not report where each element starts; number them instead.
     Ok(cases.into_iter().map(|c| (c, 0)).collect())
@@ -175,17 +144,9 @@ fn parse_yaml(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
             Ok(w) => w.cases,
             // Report the error of the shape the file most looks like.
             Err(wrapped_error) if text.trim_start().starts_with("cases:") => {
-                return Err(yaml_diagnostic(
-                    path,
-                    text,
-                    &wrapped_error,
-                    "a dataset: `cases:` followed by a list of {id, vars, assert}",
-                )
-                .into());
+                return Err(yaml_diagnostic(path, text, &wrapped_error, "a dataset: `cases:` followed by a list of {id, vars, assert}").into());
             }
-            Err(_) => {
-                return Err(yaml_diagnostic(path, text, &list_error, "a dataset: a list of {id, vars, assert}").into());
-            }
+            Err(_) => return Err(yaml_diagnostic(path, text, &list_error, "a dataset: a list of {id, vars, assert}").into()),
         },
     };
     Ok(cases.into_iter().map(|s| (s.value, s.referenced.line())).collect())
@@ -202,37 +163,24 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
         .map(|h| h.trim().to_owned())
         .collect::<Vec<_>>();
     if headers.iter().all(String::is_empty) {
-        return Err(Diagnostic::new("the CSV dataset has no header row")
-            .in_file(path)
-            .at(text, 1, 1)
-            .hint("the first row names the columns: id, input, assert.icontains, …")
-            .into());
+        return Err(Diagnostic::new("the CSV dataset has no header row").in_file(path).at(text, 1, 1).hint("the first row names the columns: id, input, assert.icontains, …").into());
     }
     for (i, h) in headers.iter().enumerate() {
         if let Some(kind) = h.strip_prefix("assert.") {
             if kind == "json-path" {
-                return Err(Diagnostic::new(
-                    "json-path assertions need a path and a value, which a CSV cell cannot hold",
-                )
-                .in_file(path)
-                .at(text, 1, 0)
-                .hint("write this dataset as JSONL or YAML, or use a regex assertion")
-                .into());
+                return Err(Diagnostic::new("json-path assertions need a path and a value, which a CSV cell cannot hold")
+                    .in_file(path)
+                    .at(text, 1, 0)
+                    .hint("write this dataset as JSONL or YAML, or use a regex assertion")
+                    .into());
             }
             if !super::ASSERTION_TYPES.contains(&kind) {
                 let header_line = text.lines().next().unwrap_or_default();
-                let column = header_line
-                    .find(h.as_str())
-                    .map_or(0, |byte| header_line[..byte].chars().count() as u64 + 1);
-                let d = Diagnostic::new(format!("unknown assertion column `{h}` (column {})", i + 1))
-                    .in_file(path)
-                    .at(text, 1, column);
+                let column = header_line.find(h.as_str()).map_or(0, |byte| header_line[..byte].chars().count() as u64 + 1);
+                let d = Diagnostic::new(format!("unknown assertion column `{h}` (column {})", i + 1)).in_file(path).at(text, 1, column);
                 let d = match crate::error::did_you_mean(kind, super::ASSERTION_TYPES.iter().copied()) {
                     Some(s) => d.hint(format!("did you mean `assert.{s}`?")),
-                    None => d.hint(format!(
-                        "assertion columns are assert.<type>, types: {}",
-                        super::ASSERTION_TYPES.join(", ")
-                    )),
+                    None => d.hint(format!("assertion columns are assert.<type>, types: {}", super::ASSERTION_TYPES.join(", "))),
                 };
                 return Err(d.into());
             }
@@ -242,12 +190,7 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
     for record in reader.records() {
         let record = record.map_err(|e| csv_diagnostic(path, text, &e))?;
         let line = record.position().map_or(0, |p| p.line());
-        let mut case = RawCase {
-            id: None,
-            description: None,
-            vars: serde_json::Map::new(),
-            assert: Vec::new(),
-        };
+        let mut case = RawCase { id: None, description: None, vars: serde_json::Map::new(), assert: Vec::new() };
         for (header, cell) in headers.iter().zip(record.iter()) {
             match header.as_str() {
                 "id" => case.id = Some(cell.to_owned()),
@@ -256,20 +199,11 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
                     if !cell.is_empty() {
                         let kind = &h["assert.".len()..];
                         let value = match kind {
-                            "max-length" => cell
-                                .trim()
-                                .parse::<u64>()
-                                .map(Value::from)
-                                .unwrap_or_else(|_| Value::String(cell.to_owned())),
+                            "max-length" => cell.trim().parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::String(cell.to_owned())),
                             "json-valid" => Value::Null,
                             _ => Value::String(cell.to_owned()),
                         };
-                        case.assert.push(RawAssertion {
-                            kind: kind.to_owned(),
-                            value: Some(value).filter(|v| !v.is_null()),
-                            path: None,
-                            metric: None,
-                        });
+                        case.assert.push(RawAssertion { kind: kind.to_owned(), value: Some(value).filter(|v| !v.is_null()), path: None, metric: None });
                     }
                 }
                 h => {
@@ -285,9 +219,7 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
 fn csv_diagnostic(path: &str, text: &str, e: &csv::Error) -> Error {
     let line = e.position().map_or(0, |p| p.line());
     let message = match e.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-            format!("row has {len} fields, the header has {expected_len}")
-        }
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => format!("row has {len} fields, the header has {expected_len}"),
         csv::ErrorKind::Utf8 { .. } => "the CSV is not valid UTF-8".to_owned(),
         _ => e.to_string(),
     };

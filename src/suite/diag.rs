@@ -9,22 +9,16 @@ use crate::error::{Diagnostic, did_you_mean};
 /// text is not valid YAML at all, the syntax error is reported instead.
 pub fn yaml_diagnostic(file: &str, text: &str, err: &serde_saphyr::Error, what: &str) -> Diagnostic {
     if is_budget_breach(err) {
-        return located(
-            file,
-            text,
-            err,
-            "the YAML is too large once its aliases are expanded".to_owned(),
-        )
-        .hint("anchors and aliases (`&name`, `*name`) may not multiply into a huge document; write the values out");
+        return located(file, text, err, "the YAML is too large once its aliases are expanded".to_owned())
+            .hint("anchors and aliases (`&name`, `*name`) may not multiply into a huge document; write the values out");
     }
     if let Err(syntax) = serde_saphyr::from_str::<serde::de::IgnoredAny>(text) {
         if is_budget_breach(&syntax) {
             return yaml_diagnostic(file, text, &syntax, what);
         }
         let message = format!("not valid YAML: {}", user_message(&syntax));
-        return located(file, text, &syntax, message).hint(
-            "look for an unclosed `[`, `{` or quote at or before this place, or indentation that does not line up",
-        );
+        return located(file, text, &syntax, message)
+            .hint("look for an unclosed `[`, `{` or quote at or before this place, or indentation that does not line up");
     }
     let message = user_message(err);
     let diagnostic = located(file, text, err, format!("{message} (expected {what})"));
@@ -33,20 +27,14 @@ pub fn yaml_diagnostic(file: &str, text: &str, err: &serde_saphyr::Error, what: 
         return diagnostic;
     }
     if message.contains("percentage such as") {
-        return diagnostic
-            .hint("a margin is an amount in the metric's unit (`0.02`) or a share of the baseline (`\"10%\"`)");
+        return diagnostic.hint("a margin is an amount in the metric's unit (`0.02`) or a share of the baseline (`\"10%\"`)");
     }
     diagnostic.hint(format!("this value does not fit {what}; see the shapes in the README"))
 }
 
 /// Adds a "did you mean" hint to serde's "unknown key/value" messages, or a generic one.
 pub fn with_serde_hint(diagnostic: Diagnostic, message: &str) -> Diagnostic {
-    for marker in [
-        "unknown field `",
-        "unknown variant `",
-        "unknown key `",
-        "unknown value `",
-    ] {
+    for marker in ["unknown field `", "unknown variant `", "unknown key `", "unknown value `"] {
         let Some(rest) = message.split_once(marker).map(|(_, r)| r) else {
             continue;
         };
@@ -77,12 +65,8 @@ pub fn with_serde_hint(diagnostic: Diagnostic, message: &str) -> Diagnostic {
 /// A serde message in the words of someone editing a config file: keys, not fields; values,
 /// not variants; and no location, which the diagnostic shows separately.
 pub fn user_words(message: &str) -> String {
-    let message = strip_location_suffix(strip_location_prefix(
-        message.strip_prefix("error: ").unwrap_or(message),
-    ));
-    message
-        .replacen("unknown field `", "unknown key `", 1)
-        .replacen("unknown variant `", "unknown value `", 1)
+    let message = strip_location_suffix(strip_location_prefix(message.strip_prefix("error: ").unwrap_or(message)));
+    message.replacen("unknown field `", "unknown key `", 1).replacen("unknown variant `", "unknown value `", 1)
 }
 
 fn user_message(err: &serde_saphyr::Error) -> String {
@@ -98,12 +82,8 @@ fn located(file: &str, text: &str, err: &serde_saphyr::Error, message: String) -
 fn is_budget_breach(mut err: &serde_saphyr::Error) -> bool {
     loop {
         match err {
-            serde_saphyr::Error::AliasError { error, .. } | serde_saphyr::Error::WithSnippet { error, .. } => {
-                err = error
-            }
-            serde_saphyr::Error::Budget { .. }
-            | serde_saphyr::Error::AliasReplayLimitExceeded { .. }
-            | serde_saphyr::Error::AliasExpansionLimitExceeded { .. } => return true,
+            serde_saphyr::Error::AliasError { error, .. } | serde_saphyr::Error::WithSnippet { error, .. } => err = error,
+            serde_saphyr::Error::Budget { .. } | serde_saphyr::Error::AliasReplayLimitExceeded { .. } | serde_saphyr::Error::AliasExpansionLimitExceeded { .. } => return true,
             _ => return false,
         }
     }
@@ -138,20 +118,11 @@ mod tests {
 
     #[test]
     fn unknown_field_gets_did_you_mean() {
-        let d = with_serde_hint(
-            Diagnostic::new("m"),
-            "unknown field `temprature`, expected one of version, model, temperature",
-        );
+        let d = with_serde_hint(Diagnostic::new("m"), "unknown field `temprature`, expected one of version, model, temperature");
         assert_eq!(d.hints, vec!["did you mean `temperature`?"]);
-        let d = with_serde_hint(
-            Diagnostic::new("m"),
-            "unknown field `zzz`, expected one of `id`, `vars`",
-        );
+        let d = with_serde_hint(Diagnostic::new("m"), "unknown field `zzz`, expected one of `id`, `vars`");
         assert_eq!(d.hints, vec!["expected one of: id, vars"]);
-        let d = with_serde_hint(
-            Diagnostic::new("m"),
-            "unknown variant `opnai`, expected one of `openai`, `mock`",
-        );
+        let d = with_serde_hint(Diagnostic::new("m"), "unknown variant `opnai`, expected one of `openai`, `mock`");
         assert_eq!(d.hints, vec!["did you mean `openai`?"]);
     }
 
@@ -161,14 +132,8 @@ mod tests {
             user_words("unknown field `temprature`, expected one of model, temperature at line 5, column 1"),
             "unknown key `temprature`, expected one of model, temperature"
         );
-        assert_eq!(
-            user_words("unknown variant `up`, expected one of higher, lower at line 2, column 3"),
-            "unknown value `up`, expected one of higher, lower"
-        );
-        assert_eq!(
-            user_words("budget breached at line 1, column 2 (defined at line 3, column 4)"),
-            "budget breached"
-        );
+        assert_eq!(user_words("unknown variant `up`, expected one of higher, lower at line 2, column 3"), "unknown value `up`, expected one of higher, lower");
+        assert_eq!(user_words("budget breached at line 1, column 2 (defined at line 3, column 4)"), "budget breached");
         assert_eq!(user_words("the line at line end"), "the line at line end");
     }
 

@@ -247,33 +247,21 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
             Diagnostic::new(format!("no suite file `{config_path}` in {}", source.label()))
                 .hint("create one with `promptgate init`, or name it with --config")
         })?;
-    let raw: raw::RawSuite =
-        serde_saphyr::from_str(&text).map_err(|e| yaml_diagnostic(config_path, &text, &e, "a promptgate suite"))?;
-    let at =
-        |line: u64, column: u64, message: String| Diagnostic::new(message).in_file(config_path).at(&text, line, column);
+    let raw: raw::RawSuite = serde_saphyr::from_str(&text).map_err(|e| yaml_diagnostic(config_path, &text, &e, "a promptgate suite"))?;
+    let at = |line: u64, column: u64, message: String| Diagnostic::new(message).in_file(config_path).at(&text, line, column);
 
     if raw.version.value != 1 {
-        return Err(at(
-            raw.version.referenced.line(),
-            raw.version.referenced.column(),
-            format!("unsupported suite version {}", raw.version.value),
-        )
-        .hint("this promptgate reads `version: 1`")
-        .into());
+        return Err(at(raw.version.referenced.line(), raw.version.referenced.column(), format!("unsupported suite version {}", raw.version.value))
+            .hint("this promptgate reads `version: 1`")
+            .into());
     }
 
     let defaults_raw = raw.defaults;
     let mut providers = BTreeMap::new();
     for (name, p) in raw.providers {
-        let concurrency = p
-            .concurrency
-            .unwrap_or(if p.kind == ProviderKind::Mock { 64 } else { 8 });
+        let concurrency = p.concurrency.unwrap_or(if p.kind == ProviderKind::Mock { 64 } else { 8 });
         if concurrency == 0 {
-            return Err(
-                Diagnostic::new(format!("provider `{name}`: concurrency must be at least 1"))
-                    .in_file(config_path)
-                    .into(),
-            );
+            return Err(Diagnostic::new(format!("provider `{name}`: concurrency must be at least 1")).in_file(config_path).into());
         }
         providers.insert(
             name.clone(),
@@ -301,41 +289,25 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
     let default_provider = match defaults_raw.as_ref().and_then(|d| d.provider.as_ref()) {
         Some(p) => {
             check_provider_name(&providers, &p.value).map_err(|hint| {
-                at(
-                    p.referenced.line(),
-                    p.referenced.column(),
-                    format!("unknown provider `{}` in defaults", p.value),
-                )
-                .hint(hint)
+                at(p.referenced.line(), p.referenced.column(), format!("unknown provider `{}` in defaults", p.value)).hint(hint)
             })?;
             p.value.clone()
         }
         None if providers.len() == 1 => providers.keys().next().cloned().unwrap_or_default(),
         None => {
-            return Err(
-                Diagnostic::new("several providers are configured but none is the default")
-                    .in_file(config_path)
-                    .hint("set `defaults: {provider: NAME}` or `provider:` on each experiment")
-                    .into(),
-            );
+            return Err(Diagnostic::new("several providers are configured but none is the default")
+                .in_file(config_path)
+                .hint("set `defaults: {provider: NAME}` or `provider:` on each experiment")
+                .into());
         }
     };
     let alpha = defaults_raw.as_ref().and_then(|d| d.alpha).unwrap_or(0.05);
     if !(alpha > 0.0 && alpha < 0.5) {
-        return Err(
-            Diagnostic::new(format!("defaults.alpha must be between 0 and 0.5, got {alpha}"))
-                .in_file(config_path)
-                .hint("0.05 is the usual choice")
-                .into(),
-        );
+        return Err(Diagnostic::new(format!("defaults.alpha must be between 0 and 0.5, got {alpha}")).in_file(config_path).hint("0.05 is the usual choice").into());
     }
     let max_error_rate = defaults_raw.as_ref().and_then(|d| d.max_error_rate).unwrap_or(0.2);
     if !(0.0..=1.0).contains(&max_error_rate) {
-        return Err(Diagnostic::new(format!(
-            "defaults.max_error_rate must be between 0 and 1, got {max_error_rate}"
-        ))
-        .in_file(config_path)
-        .into());
+        return Err(Diagnostic::new(format!("defaults.max_error_rate must be between 0 and 1, got {max_error_rate}")).in_file(config_path).into());
     }
     let defaults = Defaults {
         repeats: defaults_raw.as_ref().and_then(|d| d.repeats).unwrap_or(1).max(1),
@@ -349,24 +321,12 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
     let mut pricing = BTreeMap::new();
     for (model, p) in raw.pricing {
         if !(p.input >= 0.0 && p.output >= 0.0 && p.cached_input.is_none_or(|c| c >= 0.0)) {
-            return Err(Diagnostic::new(format!("pricing for `{model}` must not be negative"))
-                .in_file(config_path)
-                .into());
+            return Err(Diagnostic::new(format!("pricing for `{model}` must not be negative")).in_file(config_path).into());
         }
-        pricing.insert(
-            model,
-            Price {
-                input: p.input,
-                cached_input: p.cached_input,
-                output: p.output,
-            },
-        );
+        pricing.insert(model, Price { input: p.input, cached_input: p.cached_input, output: p.output });
     }
 
-    let budget = raw.budget.map_or(Budget::default(), |b| Budget {
-        approve_above_usd: b.approve_above_usd,
-        max_usd: b.max_usd,
-    });
+    let budget = raw.budget.map_or(Budget::default(), |b| Budget { approve_above_usd: b.approve_above_usd, max_usd: b.max_usd });
 
     let mut gates = Vec::new();
     for (metric, g) in &raw.gates {
@@ -378,12 +338,7 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
         };
         let gate_alpha = spec.alpha.unwrap_or(alpha);
         if !(gate_alpha > 0.0 && gate_alpha < 0.5) {
-            return Err(at(
-                g.referenced.line(),
-                g.referenced.column(),
-                format!("gate `{metric}`: alpha must be between 0 and 0.5, got {gate_alpha}"),
-            )
-            .into());
+            return Err(at(g.referenced.line(), g.referenced.column(), format!("gate `{metric}`: alpha must be between 0 and 0.5, got {gate_alpha}")).into());
         }
         gates.push(GateSpec {
             metric: metric.clone(),
@@ -404,55 +359,28 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
     for e in raw.experiments {
         let line = e.name.referenced.line();
         if let Some(first) = seen.insert(e.name.value.clone(), line) {
-            return Err(at(
-                line,
-                e.name.referenced.column(),
-                format!("duplicate experiment name `{}`", e.name.value),
-            )
-            .hint(format!(
-                "the first `{}` is on line {first}; experiment names must be unique",
-                e.name.value
-            ))
-            .into());
+            return Err(at(line, e.name.referenced.column(), format!("duplicate experiment name `{}`", e.name.value))
+                .hint(format!("the first `{}` is on line {first}; experiment names must be unique", e.name.value))
+                .into());
         }
         if e.name.value.trim().is_empty() {
             return Err(at(line, e.name.referenced.column(), "experiment name is empty".to_owned()).into());
         }
         if let Some(p) = &e.provider {
-            check_provider_name(&providers, &p.value).map_err(|hint| {
-                at(
-                    p.referenced.line(),
-                    p.referenced.column(),
-                    format!("unknown provider `{}`", p.value),
-                )
-                .hint(hint)
-            })?;
+            check_provider_name(&providers, &p.value)
+                .map_err(|hint| at(p.referenced.line(), p.referenced.column(), format!("unknown provider `{}`", p.value)).hint(hint))?;
         }
         for f in &e.fallback {
-            check_provider_name(&providers, &f.value).map_err(|hint| {
-                at(
-                    f.referenced.line(),
-                    f.referenced.column(),
-                    format!("unknown fallback provider `{}`", f.value),
-                )
-                .hint(hint)
-            })?;
+            check_provider_name(&providers, &f.value)
+                .map_err(|hint| at(f.referenced.line(), f.referenced.column(), format!("unknown fallback provider `{}`", f.value)).hint(hint))?;
         }
         if e.repeats == Some(0) {
-            return Err(at(
-                line,
-                0,
-                format!("experiment `{}`: repeats must be at least 1", e.name.value),
-            )
-            .into());
+            return Err(at(line, 0, format!("experiment `{}`: repeats must be at least 1", e.name.value)).into());
         }
         decls.push(ExperimentDecl { raw: e, line });
     }
     if decls.is_empty() {
-        return Err(Diagnostic::new("the suite has no experiments")
-            .in_file(config_path)
-            .hint("add one under `experiments:` (see `promptgate init`)")
-            .into());
+        return Err(Diagnostic::new("the suite has no experiments").in_file(config_path).hint("add one under `experiments:` (see `promptgate init`)").into());
     }
 
     let suite = Suite {
@@ -470,11 +398,7 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
 
 /// Reads an experiment's variant, prompt and dataset, and renders every case once so that a
 /// template error surfaces now rather than mid-run.
-pub fn load_experiment(
-    source: &Arc<dyn FileSource>,
-    suite: &Suite,
-    decl: &ExperimentDecl,
-) -> Result<Experiment, Error> {
+pub fn load_experiment(source: &Arc<dyn FileSource>, suite: &Suite, decl: &ExperimentDecl) -> Result<Experiment, Error> {
     let config_path = suite.config_path.as_str();
     let config_text = source.read(config_path).ok().flatten().unwrap_or_default();
     let e = &decl.raw;
@@ -504,52 +428,25 @@ pub fn load_experiment(
             .at(&config_text, e.variant.referenced.line(), e.variant.referenced.column())
             .hint("paths are relative to the suite file's folder and must name a file")
     })?;
-    let rv: raw::RawVariant = serde_saphyr::from_str(&variant_text)
-        .map_err(|err| yaml_diagnostic(&variant_path, &variant_text, &err, "a variant config"))?;
-    let variant_at = |line: u64, column: u64, message: String| {
-        Diagnostic::new(message)
-            .in_file(&variant_path)
-            .at(&variant_text, line, column)
-    };
-    for (field, value, range) in [
-        ("temperature", &rv.temperature, (0.0, 2.0)),
-        ("top_p", &rv.top_p, (0.0, 1.0)),
-    ] {
+    let rv: raw::RawVariant = serde_saphyr::from_str(&variant_text).map_err(|err| yaml_diagnostic(&variant_path, &variant_text, &err, "a variant config"))?;
+    let variant_at = |line: u64, column: u64, message: String| Diagnostic::new(message).in_file(&variant_path).at(&variant_text, line, column);
+    for (field, value, range) in [("temperature", &rv.temperature, (0.0, 2.0)), ("top_p", &rv.top_p, (0.0, 1.0))] {
         if let Some(v) = value {
             if !(range.0..=range.1).contains(&v.value) {
-                return Err(variant_at(
-                    v.referenced.line(),
-                    v.referenced.column(),
-                    format!("{field} must be between {} and {}, got {}", range.0, range.1, v.value),
-                )
-                .hint(format!("providers accept a {field} from {} to {}", range.0, range.1))
-                .into());
+                return Err(variant_at(v.referenced.line(), v.referenced.column(), format!("{field} must be between {} and {}, got {}", range.0, range.1, v.value))
+                    .hint(format!("providers accept a {field} from {} to {}", range.0, range.1))
+                    .into());
             }
         }
     }
     let prompt_path = join_in_repo(parent_dir(&variant_path), &rv.prompt.value).map_err(|escape| {
-        variant_at(
-            rv.prompt.referenced.line(),
-            rv.prompt.referenced.column(),
-            format!("prompt path {escape}"),
-        )
-        .hint("the prompt path is relative to the variant file and must stay inside the repository")
+        variant_at(rv.prompt.referenced.line(), rv.prompt.referenced.column(), format!("prompt path {escape}"))
+            .hint("the prompt path is relative to the variant file and must stay inside the repository")
     })?;
-    if source
-        .read(&prompt_path)
-        .map_err(|err| unreadable(&prompt_path, &err))?
-        .is_none()
-    {
-        return Err(variant_at(
-            rv.prompt.referenced.line(),
-            rv.prompt.referenced.column(),
-            format!("prompt file `{prompt_path}` not found"),
-        )
-        .hint(format!(
-            "the prompt path is relative to the variant file's folder (`{}/`)",
-            parent_dir(&variant_path)
-        ))
-        .into());
+    if source.read(&prompt_path).map_err(|err| unreadable(&prompt_path, &err))?.is_none() {
+        return Err(variant_at(rv.prompt.referenced.line(), rv.prompt.referenced.column(), format!("prompt file `{prompt_path}` not found"))
+            .hint(format!("the prompt path is relative to the variant file's folder (`{}/`)", parent_dir(&variant_path)))
+            .into());
     }
     let variant = Variant {
         version: rv.version.map(|s| s.0),
@@ -579,49 +476,32 @@ pub fn load_experiment(
     let mut asserts = Vec::new();
     for a in &e.assert {
         let loc = &a.referenced;
-        let assertion =
-            resolve_assertion(&**source, config_dir, &a.value, &mut dependencies).map_err(|(message, hint)| {
-                with_hint(
-                    Diagnostic::new(message)
-                        .in_file(config_path)
-                        .at(&config_text, loc.line(), loc.column()),
-                    hint,
-                )
-            })?;
+        let assertion = resolve_assertion(&**source, config_dir, &a.value, &mut dependencies)
+            .map_err(|(message, hint)| with_hint(Diagnostic::new(message).in_file(config_path).at(&config_text, loc.line(), loc.column()), hint))?;
         asserts.push(assertion);
     }
 
     let mut globs = GlobSetBuilder::new();
     for pattern in &e.depends_on {
-        let glob = globset::GlobBuilder::new(&pattern.value)
-            .literal_separator(true)
-            .build()
-            .map_err(|err| {
-                Diagnostic::new(format!("invalid glob `{}`: {}", pattern.value, err.kind()))
-                    .in_file(config_path)
-                    .at(&config_text, pattern.referenced.line(), pattern.referenced.column())
-                    .hint("globs match repository-relative paths, e.g. `docs/**/*.md`")
-            })?;
+        let glob = globset::GlobBuilder::new(&pattern.value).literal_separator(true).build().map_err(|err| {
+            Diagnostic::new(format!("invalid glob `{}`: {}", pattern.value, err.kind()))
+                .in_file(config_path)
+                .at(&config_text, pattern.referenced.line(), pattern.referenced.column())
+                .hint("globs match repository-relative paths, e.g. `docs/**/*.md`")
+        })?;
         globs.add(glob);
     }
-    let depends_on = globs
-        .build()
-        .map_err(|err| Error::run(format!("building globs: {err}")))?;
+    let depends_on = globs.build().map_err(|err| Error::run(format!("building globs: {err}")))?;
     let _ = Glob::new; // GlobBuilder is used for literal separators
 
     // Render every case now: strict undefined variables and missing partials fail validation,
     // and the files the template really reads become dependencies.
     for case in &cases {
-        let rendered = prompt
-            .render(&case.vars)
-            .map_err(|d| Error::from(d.hint(format!("while rendering case `{}` ({})", case.id, case.origin))))?;
+        let rendered = prompt.render(&case.vars).map_err(|d| Error::from(d.hint(format!("while rendering case `{}` ({})", case.id, case.origin))))?;
         dependencies.extend(rendered.files);
     }
 
-    let provider = e
-        .provider
-        .as_ref()
-        .map_or_else(|| suite.defaults.provider.clone(), |p| p.value.clone());
+    let provider = e.provider.as_ref().map_or_else(|| suite.defaults.provider.clone(), |p| p.value.clone());
     let definition = serde_json::json!({
         "assert": e.assert.iter().map(|a| &a.value).collect::<Vec<_>>(),
         "depends_on": e.depends_on.iter().map(|d| &d.value).collect::<Vec<_>>(),
@@ -697,10 +577,7 @@ fn check_provider_name(providers: &BTreeMap<String, ProviderSpec>, name: &str) -
     }
     Err(match did_you_mean(name, providers.keys().map(String::as_str)) {
         Some(s) => format!("did you mean `{s}`?"),
-        None => format!(
-            "configured providers: {}",
-            providers.keys().cloned().collect::<Vec<_>>().join(", ")
-        ),
+        None => format!("configured providers: {}", providers.keys().cloned().collect::<Vec<_>>().join(", ")),
     })
 }
 
@@ -723,12 +600,7 @@ fn mock_spec(name: &str) -> ProviderSpec {
 
 /// Higher is better for quality scores; lower for errors, latency and cost.
 pub fn default_direction(metric: &str) -> Direction {
-    if metric == "error_rate"
-        || metric.starts_with("latency")
-        || metric.ends_with("_ms")
-        || metric.starts_with("cost")
-        || metric.contains("hallucination")
-    {
+    if metric == "error_rate" || metric.starts_with("latency") || metric.ends_with("_ms") || metric.starts_with("cost") || metric.contains("hallucination") {
         Direction::Lower
     } else {
         Direction::Higher
@@ -771,10 +643,7 @@ fn check_gate_metrics(source: &dyn FileSource, suite: &Suite) -> Result<(), Erro
         if !known.contains(&g.metric) {
             let hint = match did_you_mean(&g.metric, known.iter().map(String::as_str)) {
                 Some(s) => format!("did you mean `{s}`?"),
-                None => format!(
-                    "known metrics: {}",
-                    known.iter().cloned().collect::<Vec<_>>().join(", ")
-                ),
+                None => format!("known metrics: {}", known.iter().cloned().collect::<Vec<_>>().join(", ")),
             };
             let d = Diagnostic::new(format!("gate on unknown metric `{}`", g.metric)).in_file(&suite.config_path);
             let d = match gate_key_location(source, &suite.config_path, &g.metric) {
@@ -820,17 +689,11 @@ pub(crate) fn resolve_assertion(
     }
     let value = match &raw.value {
         Some(Value::String(s)) if s.starts_with("file://") => {
-            let path =
-                join_in_repo(base_dir, &s["file://".len()..]).map_err(|e| (format!("assertion file {e}"), None))?;
+            let path = join_in_repo(base_dir, &s["file://".len()..]).map_err(|e| (format!("assertion file {e}"), None))?;
             let text = source
                 .read(&path)
                 .map_err(|e| (format!("reading `{path}`: {e:#}"), None))?
-                .ok_or_else(|| {
-                    (
-                        format!("assertion file `{path}` not found"),
-                        Some("file:// paths are relative to the file that names them".to_owned()),
-                    )
-                })?;
+                .ok_or_else(|| (format!("assertion file `{path}` not found"), Some("file:// paths are relative to the file that names them".to_owned())))?;
             dependencies.insert(path);
             Some(Value::String(text.trim_end_matches(['\n', '\r']).to_owned()))
         }
@@ -841,10 +704,7 @@ pub(crate) fn resolve_assertion(
             Some(Value::String(s)) => Ok(s.clone()),
             Some(Value::Number(n)) => Ok(n.to_string()),
             Some(Value::Bool(b)) => Ok(b.to_string()),
-            _ => Err((
-                format!("assertion `{kind}` needs a text `value`"),
-                Some(format!("e.g. {{type: {kind}, value: \"30 days\"}}")),
-            )),
+            _ => Err((format!("assertion `{kind}` needs a text `value`"), Some(format!("e.g. {{type: {kind}, value: \"30 days\"}}")))),
         }
     };
     let check = match kind {
@@ -858,61 +718,26 @@ pub(crate) fn resolve_assertion(
             let pattern = text()?;
             Check::Regex(Regex::new(&pattern).map_err(|e| {
                 (
-                    format!(
-                        "invalid regex `{pattern}`: {}",
-                        e.to_string()
-                            .lines()
-                            .last()
-                            .unwrap_or("syntax error")
-                            .trim()
-                            .trim_start_matches("error: ")
-                    ),
+                    format!("invalid regex `{pattern}`: {}", e.to_string().lines().last().unwrap_or("syntax error").trim().trim_start_matches("error: ")),
                     Some("the regex syntax is Rust's `regex` crate (no look-around or backreferences)".to_owned()),
                 )
             })?)
         }
         "json-valid" => Check::JsonValid,
         "json-path" => {
-            let source_path = raw.path.clone().ok_or_else(|| {
-                (
-                    "assertion `json-path` needs a `path`".to_owned(),
-                    Some("e.g. {type: json-path, path: \"$.answer\", value: \"yes\"}".to_owned()),
-                )
-            })?;
-            let path = serde_json_path::JsonPath::parse(&source_path).map_err(|e| {
-                (
-                    format!("invalid JSONPath `{source_path}`: {e}"),
-                    Some("JSONPath as in RFC 9535, e.g. `$.items[0].name`".to_owned()),
-                )
-            })?;
-            let expected = value
-                .clone()
-                .ok_or_else(|| ("assertion `json-path` needs a `value` to compare with".to_owned(), None))?;
-            Check::JsonPath {
-                path,
-                source: source_path,
-                value: expected,
-            }
+            let source_path = raw.path.clone().ok_or_else(|| ("assertion `json-path` needs a `path`".to_owned(), Some("e.g. {type: json-path, path: \"$.answer\", value: \"yes\"}".to_owned())))?;
+            let path = serde_json_path::JsonPath::parse(&source_path).map_err(|e| (format!("invalid JSONPath `{source_path}`: {e}"), Some("JSONPath as in RFC 9535, e.g. `$.items[0].name`".to_owned())))?;
+            let expected = value.clone().ok_or_else(|| ("assertion `json-path` needs a `value` to compare with".to_owned(), None))?;
+            Check::JsonPath { path, source: source_path, value: expected }
         }
         "max-length" => {
-            let n = value.as_ref().and_then(Value::as_u64).ok_or_else(|| {
-                (
-                    "assertion `max-length` needs a whole number `value`".to_owned(),
-                    Some("e.g. {type: max-length, value: 1200} (characters)".to_owned()),
-                )
-            })?;
+            let n = value.as_ref().and_then(Value::as_u64).ok_or_else(|| ("assertion `max-length` needs a whole number `value`".to_owned(), Some("e.g. {type: max-length, value: 1200} (characters)".to_owned())))?;
             Check::MaxLength(usize::try_from(n).unwrap_or(usize::MAX))
         }
         _ => unreachable!("checked against ASSERTION_TYPES above"),
     };
     if raw.path.is_some() && kind != "json-path" {
-        return Err((
-            format!("assertion `{kind}` takes no `path`"),
-            Some("`path` belongs to json-path assertions".to_owned()),
-        ));
+        return Err((format!("assertion `{kind}` takes no `path`"), Some("`path` belongs to json-path assertions".to_owned())));
     }
-    Ok(Assertion {
-        metric: raw.metric.clone().unwrap_or_else(|| kind.to_owned()),
-        check,
-    })
+    Ok(Assertion { metric: raw.metric.clone().unwrap_or_else(|| kind.to_owned()), check })
 }

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 #[derive(Debug, Deserialize)]
@@ -195,9 +195,7 @@ impl<'de> Deserialize<'de> for Margin {
                 } else {
                     match t.parse::<f64>() {
                         Ok(x) => self.visit_f64(x),
-                        Err(_) => Err(E::custom(format!(
-                            "`{v}` is not a number or a percentage such as \"10%\""
-                        ))),
+                        Err(_) => Err(E::custom(format!("`{v}` is not a number or a percentage such as \"10%\""))),
                     }
                 }
             }
@@ -292,11 +290,7 @@ fn parse_metric_value(text: &str) -> Option<f64> {
         (t, 1.0)
     };
     let t = t.trim().strip_prefix('$').unwrap_or(t.trim());
-    t.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|x| x.is_finite())
-        .map(|x| x * scale)
+    t.trim().parse::<f64>().ok().filter(|x| x.is_finite()).map(|x| x * scale)
 }
 
 #[cfg(test)]
@@ -305,15 +299,7 @@ mod tests {
 
     #[test]
     fn metric_values_as_people_write_them() {
-        for (text, expected) in [
-            ("$0.008", Some(0.008)),
-            ("650ms", Some(650.0)),
-            ("2%", Some(0.02)),
-            ("0.87", Some(0.87)),
-            ("1.5s", Some(1500.0)),
-            ("fast", None),
-            ("$", None),
-        ] {
+        for (text, expected) in [("$0.008", Some(0.008)), ("650ms", Some(650.0)), ("2%", Some(0.02)), ("0.87", Some(0.87)), ("1.5s", Some(1500.0)), ("fast", None), ("$", None)] {
             assert_eq!(parse_metric_value(text), expected, "{text}");
         }
     }

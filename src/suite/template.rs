@@ -60,27 +60,15 @@ impl Prompt {
             .ok_or_else(|| Diagnostic::new(format!("prompt file `{path}` not found")).in_file(path))?;
         let is_yaml = path.ends_with(".yaml") || path.ends_with(".yml");
         let shape = if is_yaml {
-            let raw: RawMessages = serde_saphyr::from_str(&text)
-                .map_err(|e| yaml_diagnostic(path, &text, &e, "a prompt with a `messages:` list of {role, content}"))?;
+            let raw: RawMessages = serde_saphyr::from_str(&text).map_err(|e| yaml_diagnostic(path, &text, &e, "a prompt with a `messages:` list of {role, content}"))?;
             if raw.messages.is_empty() {
-                return Err(Diagnostic::new("the prompt has an empty `messages:` list")
-                    .in_file(path)
-                    .into());
+                return Err(Diagnostic::new("the prompt has an empty `messages:` list").in_file(path).into());
             }
-            Shape::Messages(
-                raw.messages
-                    .into_iter()
-                    .map(|m| (m.value.role, m.value.content, m.referenced.line()))
-                    .collect(),
-            )
+            Shape::Messages(raw.messages.into_iter().map(|m| (m.value.role, m.value.content, m.referenced.line())).collect())
         } else {
             Shape::Text(text)
         };
-        Ok(Prompt {
-            source,
-            path: path.to_owned(),
-            shape,
-        })
+        Ok(Prompt { source, path: path.to_owned(), shape })
     }
 
     pub fn path(&self) -> &str {
@@ -95,40 +83,21 @@ impl Prompt {
         let mut messages = Vec::new();
         match &self.shape {
             Shape::Text(text) => {
-                let system = env
-                    .render_named_str(&self.path, text, &context)
-                    .map_err(|e| self.diagnostic(&e, 0, vars))?;
-                messages.push(Message {
-                    role: Role::System,
-                    content: system,
-                });
+                let system = env.render_named_str(&self.path, text, &context).map_err(|e| self.diagnostic(&e, 0, vars))?;
+                messages.push(Message { role: Role::System, content: system });
                 match vars.get("input") {
-                    Some(Value::String(input)) => messages.push(Message {
-                        role: Role::User,
-                        content: input.clone(),
-                    }),
-                    Some(other) => messages.push(Message {
-                        role: Role::User,
-                        content: other.to_string(),
-                    }),
+                    Some(Value::String(input)) => messages.push(Message { role: Role::User, content: input.clone() }),
+                    Some(other) => messages.push(Message { role: Role::User, content: other.to_string() }),
                     None => {
-                        return Err(
-                            Diagnostic::new("the case has no `input` var, which becomes the user message").hint(
-                                "give every case an `input` var, or write the prompt as YAML with a `messages:` list",
-                            ),
-                        );
+                        return Err(Diagnostic::new("the case has no `input` var, which becomes the user message")
+                            .hint("give every case an `input` var, or write the prompt as YAML with a `messages:` list"));
                     }
                 }
             }
             Shape::Messages(list) => {
                 for (role, content, line) in list {
-                    let rendered = env
-                        .render_named_str(&self.path, content, &context)
-                        .map_err(|e| self.diagnostic(&e, *line, vars))?;
-                    messages.push(Message {
-                        role: *role,
-                        content: rendered,
-                    });
+                    let rendered = env.render_named_str(&self.path, content, &context).map_err(|e| self.diagnostic(&e, *line, vars))?;
+                    messages.push(Message { role: *role, content: rendered });
                 }
             }
         }
@@ -142,10 +111,7 @@ impl Prompt {
         env.set_fuel(Some(FUEL));
         // Prompts are plain text: never HTML-escape what goes to a model.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
-            .keep_trailing_newline(true)
-            .build()
-        {
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build() {
             env.set_syntax(syntax);
         }
         env.set_path_join_callback(|name, parent| match join_in_repo(parent_dir(parent), name) {
@@ -156,14 +122,9 @@ impl Prompt {
         let source = Arc::clone(&self.source);
         env.set_loader(move |name| {
             if let Some(original) = name.strip_prefix("\0escape\0") {
-                return Err(minijinja::Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("include `{original}` leaves the repository"),
-                ));
+                return Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("include `{original}` leaves the repository")));
             }
-            let text = source
-                .read(name)
-                .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, format!("reading `{name}`: {e:#}")))?;
+            let text = source.read(name).map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, format!("reading `{name}`: {e:#}")))?;
             if text.is_some() {
                 if let Ok(mut f) = files.lock() {
                     f.insert(name.to_owned());
@@ -184,10 +145,7 @@ impl Prompt {
                 None => break,
             }
         }
-        let file = e
-            .name()
-            .map(|n| n.trim_start_matches("\0escape\0").to_owned())
-            .unwrap_or_else(|| self.path.clone());
+        let file = e.name().map(|n| n.trim_start_matches("\0escape\0").to_owned()).unwrap_or_else(|| self.path.clone());
         let detail = e.detail().unwrap_or_default();
         // The name a message is about: minijinja quotes it with backticks or quotes.
         let quoted = detail.split(['`', '"', '\'']).nth(1).filter(|q| !q.is_empty());
@@ -246,9 +204,10 @@ impl Prompt {
                 }
                 (_, Some(text)) => {
                     // The error's span is a byte range in this template's text.
-                    let column = e.range().and_then(|r| text.get(..r.start)).map_or(0, |before| {
-                        before.rsplit('\n').next().unwrap_or_default().chars().count() as u64 + 1
-                    });
+                    let column = e
+                        .range()
+                        .and_then(|r| text.get(..r.start))
+                        .map_or(0, |before| before.rsplit('\n').next().unwrap_or_default().chars().count() as u64 + 1);
                     d = d.at(&text, line, column);
                 }
                 _ => d.line = Some(line),

@@ -40,12 +40,7 @@ impl Repo {
             .arg(dir)
             .args(["rev-parse", "--show-toplevel"])
             .output()
-            .map_err(|e| {
-                Error::run_with_hint(
-                    format!("cannot run git: {e}"),
-                    "install git and make sure it is on PATH",
-                )
-            })?;
+            .map_err(|e| Error::run_with_hint(format!("cannot run git: {e}"), "install git and make sure it is on PATH"))?;
         if !out.status.success() {
             return Err(Error::from(
                 crate::error::Diagnostic::new(format!("{} is not inside a git repository", dir.display()))
@@ -99,9 +94,7 @@ impl Repo {
     /// Fetches commits from `origin` (`git fetch --no-tags origin SHA…`). A shallow clone is
     /// deepened as well, since the merge base needs the history between base and head.
     pub fn fetch_commits(&self, shas: &[&str]) -> Result<(), Error> {
-        let shallow = self
-            .git(&["rev-parse", "--is-shallow-repository"])
-            .is_ok_and(|s| s.trim() == "true");
+        let shallow = self.git(&["rev-parse", "--is-shallow-repository"]).is_ok_and(|s| s.trim() == "true");
         let mut args = vec!["fetch", "--no-tags", "--quiet"];
         if shallow {
             args.push("--unshallow");
@@ -163,10 +156,7 @@ pub(super) fn show(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Option<
         .output()
         .context("running git")?;
     if !out.status.success() {
-        bail!(
-            "git cat-file {spec} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("git cat-file {spec} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     String::from_utf8(out.stdout)
         .map(Some)
@@ -184,35 +174,15 @@ fn parse_name_status(raw: &str) -> anyhow::Result<Vec<Change>> {
     while let Some(status) = fields.next() {
         let mut next = || fields.next().map(str::to_owned).context("truncated git diff output");
         let change = match status.chars().next() {
-            Some('A') => Change {
-                kind: ChangeKind::Added,
-                path: next()?,
-                old_path: None,
-            },
-            Some('M') => Change {
-                kind: ChangeKind::Modified,
-                path: next()?,
-                old_path: None,
-            },
-            Some('D') => Change {
-                kind: ChangeKind::Deleted,
-                path: next()?,
-                old_path: None,
-            },
-            Some('T') => Change {
-                kind: ChangeKind::TypeChanged,
-                path: next()?,
-                old_path: None,
-            },
+            Some('A') => Change { kind: ChangeKind::Added, path: next()?, old_path: None },
+            Some('M') => Change { kind: ChangeKind::Modified, path: next()?, old_path: None },
+            Some('D') => Change { kind: ChangeKind::Deleted, path: next()?, old_path: None },
+            Some('T') => Change { kind: ChangeKind::TypeChanged, path: next()?, old_path: None },
             Some(c @ ('R' | 'C')) => {
                 let old = next()?;
                 let new = next()?;
                 Change {
-                    kind: if c == 'R' {
-                        ChangeKind::Renamed
-                    } else {
-                        ChangeKind::Copied
-                    },
+                    kind: if c == 'R' { ChangeKind::Renamed } else { ChangeKind::Copied },
                     path: new,
                     old_path: Some(old),
                 }

@@ -44,12 +44,7 @@ impl GitTree {
 
 impl FileSource for GitTree {
     fn read(&self, path: &str) -> anyhow::Result<Option<String>> {
-        if let Some(hit) = self
-            .cache
-            .lock()
-            .map_err(|_| anyhow::anyhow!("cache poisoned"))?
-            .get(path)
-        {
+        if let Some(hit) = self.cache.lock().map_err(|_| anyhow::anyhow!("cache poisoned"))?.get(path) {
             return Ok(hit.clone());
         }
         let text = git::show(&self.repo, &self.sha, path)?;
@@ -72,7 +67,9 @@ pub struct DirTree {
 
 impl DirTree {
     pub fn new(root: &Path) -> Self {
-        DirTree { root: root.to_owned() }
+        DirTree {
+            root: root.to_owned(),
+        }
     }
 }
 
@@ -113,7 +110,10 @@ pub struct MemTree {
 impl MemTree {
     pub fn new<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         MemTree {
-            files: files.into_iter().map(|(p, t)| (p.to_owned(), t.to_owned())).collect(),
+            files: files
+                .into_iter()
+                .map(|(p, t)| (p.to_owned(), t.to_owned()))
+                .collect(),
         }
     }
 }

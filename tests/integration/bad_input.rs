@@ -38,16 +38,8 @@ fn check_with_run(break_it: impl Fn(&TestRepo), expect: &[&str]) {
     repo.commit("break it");
     let run = repo.promptgate(&["run", "--base", "main", "--head", "HEAD", "--out", "out"]);
     expect_one_error(&run, expect);
-    assert!(
-        !repo.path().join("out").join("results.json").exists(),
-        "a results.json was written\n{}",
-        run.stderr
-    );
-    assert!(
-        !run.stdout.contains("PASS") && !run.stdout.contains("verdict"),
-        "stdout claims a verdict\n{}",
-        run.stdout
-    );
+    assert!(!repo.path().join("out").join("results.json").exists(), "a results.json was written\n{}", run.stderr);
+    assert!(!run.stdout.contains("PASS") && !run.stdout.contains("verdict"), "stdout claims a verdict\n{}", run.stdout);
 }
 
 #[track_caller]
@@ -70,11 +62,7 @@ fn unclosed_bracket_in_suite_file() {
         |r| {
             r.edit(SUITE, "experiments:", "experiments: [");
         },
-        &[
-            "not valid YAML",
-            "promptgate.yaml:16:3",
-            "hint: look for an unclosed `[`",
-        ],
+        &["not valid YAML", "promptgate.yaml:16:3", "hint: look for an unclosed `[`"],
     );
 }
 
@@ -84,11 +72,7 @@ fn unclosed_bracket_in_variant() {
         |r| {
             r.edit(VARIANT, "temperature: 0.2", "temperature: [0.2");
         },
-        &[
-            "not valid YAML",
-            "configs/customer-support.yaml:6:11",
-            "hint: look for an unclosed `[`",
-        ],
+        &["not valid YAML", "configs/customer-support.yaml:6:11", "hint: look for an unclosed `[`"],
     );
 }
 
@@ -110,12 +94,7 @@ fn malformed_json_on_line_7() {
         |r| {
             r.edit(JSONL, r#""id": "return-gift","#, r#""id" "return-gift","#);
         },
-        &[
-            "expected `:`",
-            "a JSON object per line",
-            "datasets/customer-support.jsonl:7:7",
-            "hint: each line is one complete JSON object",
-        ],
+        &["expected `:`", "a JSON object per line", "datasets/customer-support.jsonl:7:7", "hint: each line is one complete JSON object"],
     );
 }
 
@@ -123,17 +102,9 @@ fn malformed_json_on_line_7() {
 fn truncated_json_line() {
     check(
         |r| {
-            r.edit(
-                JSONL,
-                r#"{"type": "icontains", "value": "photo"}]}"#,
-                r#"{"type": "icontains", "value": "photo"}"#,
-            );
+            r.edit(JSONL, r#"{"type": "icontains", "value": "photo"}]}"#, r#"{"type": "icontains", "value": "photo"}"#);
         },
-        &[
-            "EOF while parsing",
-            "datasets/customer-support.jsonl:8:",
-            "hint: each line is one complete JSON object",
-        ],
+        &["EOF while parsing", "datasets/customer-support.jsonl:8:", "hint: each line is one complete JSON object"],
     );
 }
 
@@ -141,17 +112,9 @@ fn truncated_json_line() {
 fn case_of_the_wrong_shape() {
     check(
         |r| {
-            r.edit(
-                JSONL,
-                r#""assert": [{"type": "icontains", "value": "30 days"}]"#,
-                r#""assert": "30 days""#,
-            );
+            r.edit(JSONL, r#""assert": [{"type": "icontains", "value": "30 days"}]"#, r#""assert": "30 days""#);
         },
-        &[
-            "invalid type",
-            "datasets/customer-support.jsonl:1:",
-            "hint: a case looks like",
-        ],
+        &["invalid type", "datasets/customer-support.jsonl:1:", "hint: a case looks like"],
     );
 }
 
@@ -163,11 +126,7 @@ fn csv_row_with_too_many_fields() {
         |r| {
             r.edit(CSV, "set up the tent?,5 minutes", "set up the tent?,5 minutes,extra");
         },
-        &[
-            "row has 4 fields, the header has 3",
-            "datasets/product-faq.csv:5",
-            "hint: quote cells that contain commas",
-        ],
+        &["row has 4 fields, the header has 3", "datasets/product-faq.csv:5", "hint: quote cells that contain commas"],
     );
 }
 
@@ -179,11 +138,7 @@ fn unknown_key_in_suite_file() {
         |r| {
             r.edit(SUITE, "experiments:", "experimnts:");
         },
-        &[
-            "unknown key `experimnts`",
-            "promptgate.yaml:15:1",
-            "hint: did you mean `experiments`?",
-        ],
+        &["unknown key `experimnts`", "promptgate.yaml:15:1", "hint: did you mean `experiments`?"],
     );
 }
 
@@ -193,11 +148,7 @@ fn unknown_key_in_variant() {
         |r| {
             r.edit(VARIANT, "temperature:", "temprature:");
         },
-        &[
-            "unknown key `temprature`",
-            "configs/customer-support.yaml:5:1",
-            "hint: did you mean `temperature`?",
-        ],
+        &["unknown key `temprature`", "configs/customer-support.yaml:5:1", "hint: did you mean `temperature`?"],
     );
 }
 
@@ -205,17 +156,9 @@ fn unknown_key_in_variant() {
 fn unknown_key_in_experiment_entry() {
     check(
         |r| {
-            r.edit(
-                SUITE,
-                "    dataset: datasets/product-faq.csv",
-                "    dataset: datasets/product-faq.csv\n    repeat: 3",
-            );
+            r.edit(SUITE, "    dataset: datasets/product-faq.csv", "    dataset: datasets/product-faq.csv\n    repeat: 3");
         },
-        &[
-            "unknown key `repeat`",
-            "promptgate.yaml:23:5",
-            "hint: did you mean `repeats`?",
-        ],
+        &["unknown key `repeat`", "promptgate.yaml:23:5", "hint: did you mean `repeats`?"],
     );
 }
 
@@ -223,17 +166,9 @@ fn unknown_key_in_experiment_entry() {
 fn unknown_key_in_jsonl_case() {
     check(
         |r| {
-            r.edit(
-                JSONL,
-                r#""customer_name": "Aisha"}, "assert""#,
-                r#""customer_name": "Aisha"}, "asert""#,
-            );
+            r.edit(JSONL, r#""customer_name": "Aisha"}, "assert""#, r#""customer_name": "Aisha"}, "asert""#);
         },
-        &[
-            "unknown key `asert`",
-            "datasets/customer-support.jsonl:3:",
-            "hint: did you mean `assert`?",
-        ],
+        &["unknown key `asert`", "datasets/customer-support.jsonl:3:", "hint: did you mean `assert`?"],
     );
 }
 
@@ -243,11 +178,7 @@ fn unknown_provider_type() {
         |r| {
             r.edit(SUITE, "{type: mock}", "{type: opnai}");
         },
-        &[
-            "unknown value `opnai`",
-            "promptgate.yaml:6:19",
-            "hint: did you mean `openai`?",
-        ],
+        &["unknown value `opnai`", "promptgate.yaml:6:19", "hint: did you mean `openai`?"],
     );
 }
 
@@ -257,11 +188,7 @@ fn unknown_gate_direction() {
         |r| {
             r.edit(SUITE, "{direction: higher", "{direction: up");
         },
-        &[
-            "unknown value `up`",
-            "promptgate.yaml:25:33",
-            "hint: expected one of: higher, lower\n",
-        ],
+        &["unknown value `up`", "promptgate.yaml:25:33", "hint: expected one of: higher, lower\n"],
     );
 }
 
@@ -271,11 +198,7 @@ fn unknown_provider_name() {
         |r| {
             r.edit(SUITE, "provider: offline", "provider: ofline");
         },
-        &[
-            "unknown provider `ofline`",
-            "promptgate.yaml:13:",
-            "hint: did you mean `offline`?",
-        ],
+        &["unknown provider `ofline`", "promptgate.yaml:13:", "hint: did you mean `offline`?"],
     );
 }
 
@@ -287,11 +210,7 @@ fn missing_prompt_file() {
         |r| {
             r.edit(VARIANT, "customer-support.md", "customer-suport.md");
         },
-        &[
-            "prompt file `prompts/customer-suport.md` not found",
-            "configs/customer-support.yaml:4:9",
-            "hint: the prompt path is relative to the variant file",
-        ],
+        &["prompt file `prompts/customer-suport.md` not found", "configs/customer-support.yaml:4:9", "hint: the prompt path is relative to the variant file"],
     );
 }
 
@@ -301,11 +220,7 @@ fn missing_dataset_file() {
         |r| {
             r.remove(CSV);
         },
-        &[
-            "dataset `datasets/product-faq.csv`",
-            "promptgate.yaml:22:14",
-            "hint: paths are relative to the suite file",
-        ],
+        &["dataset `datasets/product-faq.csv`", "promptgate.yaml:22:14", "hint: paths are relative to the suite file"],
     );
 }
 
@@ -315,11 +230,7 @@ fn missing_variant_file() {
         |r| {
             r.remove("configs/product-faq.yaml");
         },
-        &[
-            "variant file `configs/product-faq.yaml`",
-            "promptgate.yaml:21:14",
-            "hint: paths are relative to the suite file",
-        ],
+        &["variant file `configs/product-faq.yaml`", "promptgate.yaml:21:14", "hint: paths are relative to the suite file"],
     );
 }
 
@@ -329,10 +240,7 @@ fn missing_suite_file() {
         |r| {
             r.remove(SUITE);
         },
-        &[
-            "no suite file `promptgate.yaml`",
-            "hint: create one with `promptgate init`",
-        ],
+        &["no suite file `promptgate.yaml`", "hint: create one with `promptgate init`"],
     );
 }
 
@@ -360,11 +268,7 @@ fn undefined_variable_in_a_partial() {
         |r| {
             r.edit("prompts/partials/tone.md", "## Tone", "## Tone for {{ shop }}");
         },
-        &[
-            "undefined variable `shop`",
-            "prompts/partials/tone.md:1:",
-            "case `refund-window`",
-        ],
+        &["undefined variable `shop`", "prompts/partials/tone.md:1:", "case `refund-window`"],
     );
 }
 
@@ -374,11 +278,7 @@ fn include_of_a_missing_partial() {
         |r| {
             r.edit(PROMPT, "partials/refunds.md", "partials/refund.md");
         },
-        &[
-            "included template `prompts/partials/refund.md` not found",
-            "prompts/customer-support.md:14:",
-            "hint: include names are relative to the including file's folder",
-        ],
+        &["included template `prompts/partials/refund.md` not found", "prompts/customer-support.md:14:", "hint: include names are relative to the including file's folder"],
     );
 }
 
@@ -398,17 +298,9 @@ fn template_syntax_error() {
 fn invalid_regex_in_jsonl_case() {
     check_with_run(
         |r| {
-            r.edit(
-                JSONL,
-                r#""value": "(?i)human agent|sorry|not sure"}]}"#,
-                r#""value": "(unclosed"}]}"#,
-            );
+            r.edit(JSONL, r#""value": "(?i)human agent|sorry|not sure"}]}"#, r#""value": "(unclosed"}]}"#);
         },
-        &[
-            "case `restock`: invalid regex `(unclosed`: unclosed group",
-            "datasets/customer-support.jsonl:42:",
-            "hint: the regex syntax is Rust's",
-        ],
+        &["case `restock`: invalid regex `(unclosed`: unclosed group", "datasets/customer-support.jsonl:42:", "hint: the regex syntax is Rust's"],
     );
 }
 
@@ -416,17 +308,9 @@ fn invalid_regex_in_jsonl_case() {
 fn invalid_regex_in_suite_assert() {
     check(
         |r| {
-            r.edit(
-                SUITE,
-                "{type: max-length, value: 1200}",
-                r#"{type: regex, value: "(unclosed"}"#,
-            );
+            r.edit(SUITE, "{type: max-length, value: 1200}", r#"{type: regex, value: "(unclosed"}"#);
         },
-        &[
-            "invalid regex `(unclosed`: unclosed group",
-            "promptgate.yaml:19:14",
-            "hint: the regex syntax is Rust's",
-        ],
+        &["invalid regex `(unclosed`: unclosed group", "promptgate.yaml:19:14", "hint: the regex syntax is Rust's"],
     );
 }
 
@@ -438,11 +322,7 @@ fn dataset_path_escaping_the_repository() {
         |r| {
             r.edit(SUITE, "dataset: datasets/product-faq.csv", "dataset: ../../etc/passwd");
         },
-        &[
-            "dataset path `../../etc/passwd` leaves the repository",
-            "promptgate.yaml:22:14",
-            "hint: paths in the suite are relative",
-        ],
+        &["dataset path `../../etc/passwd` leaves the repository", "promptgate.yaml:22:14", "hint: paths in the suite are relative"],
     );
 }
 
@@ -450,17 +330,9 @@ fn dataset_path_escaping_the_repository() {
 fn prompt_path_escaping_the_repository() {
     check(
         |r| {
-            r.edit(
-                VARIANT,
-                "prompt: ../prompts/customer-support.md",
-                "prompt: ../../../x.md",
-            );
+            r.edit(VARIANT, "prompt: ../prompts/customer-support.md", "prompt: ../../../x.md");
         },
-        &[
-            "prompt path `../../../x.md` leaves the repository",
-            "configs/customer-support.yaml:4:9",
-            "hint: the prompt path is relative",
-        ],
+        &["prompt path `../../../x.md` leaves the repository", "configs/customer-support.yaml:4:9", "hint: the prompt path is relative"],
     );
 }
 
@@ -470,11 +342,7 @@ fn include_escaping_the_repository() {
         |r| {
             r.edit(PROMPT, "partials/refunds.md", "../../../../etc/passwd");
         },
-        &[
-            "include `../../../../etc/passwd` leaves the repository",
-            "prompts/customer-support.md:14:",
-            "hint: include names are relative to the including file's folder and must stay inside the repository",
-        ],
+        &["include `../../../../etc/passwd` leaves the repository", "prompts/customer-support.md:14:", "hint: include names are relative to the including file's folder and must stay inside the repository"],
     );
 }
 
@@ -486,10 +354,7 @@ fn empty_jsonl_dataset() {
         |r| {
             r.write(JSONL, "");
         },
-        &[
-            "dataset `datasets/customer-support.jsonl` has no cases",
-            "hint: an experiment needs at least one case",
-        ],
+        &["dataset `datasets/customer-support.jsonl` has no cases", "hint: an experiment needs at least one case"],
     );
 }
 
@@ -499,10 +364,7 @@ fn csv_dataset_with_only_a_header() {
         |r| {
             r.write(CSV, "id,input,assert.icontains\n");
         },
-        &[
-            "dataset `datasets/product-faq.csv` has no cases",
-            "hint: an experiment needs at least one case",
-        ],
+        &["dataset `datasets/product-faq.csv` has no cases", "hint: an experiment needs at least one case"],
     );
 }
 
@@ -514,11 +376,7 @@ fn duplicate_experiment_name() {
         |r| {
             r.edit(SUITE, "name: product-faq", "name: customer-support");
         },
-        &[
-            "duplicate experiment name `customer-support`",
-            "promptgate.yaml:20:11",
-            "hint: the first `customer-support` is on line 16",
-        ],
+        &["duplicate experiment name `customer-support`", "promptgate.yaml:20:11", "hint: the first `customer-support` is on line 16"],
     );
 }
 
@@ -528,11 +386,7 @@ fn duplicate_case_id() {
         |r| {
             r.edit(JSONL, r#""id": "exchange-size""#, r#""id": "refund-late""#);
         },
-        &[
-            "duplicate case id `refund-late`",
-            "datasets/customer-support.jsonl:9:2",
-            "hint: the first `refund-late` is on line 2",
-        ],
+        &["duplicate case id `refund-late`", "datasets/customer-support.jsonl:9:2", "hint: the first `refund-late` is on line 2"],
     );
 }
 
@@ -552,17 +406,9 @@ fn duplicate_key_in_suite_file() {
 fn unknown_assertion_type_in_jsonl_case() {
     check(
         |r| {
-            r.edit(
-                JSONL,
-                r#""type": "icontains", "value": "original payment method""#,
-                r#""type": "icontain", "value": "original payment method""#,
-            );
+            r.edit(JSONL, r#""type": "icontains", "value": "original payment method""#, r#""type": "icontain", "value": "original payment method""#);
         },
-        &[
-            "case `refund-to-card`: unknown assertion type `icontain`",
-            "datasets/customer-support.jsonl:3:",
-            "hint: did you mean `icontains`?",
-        ],
+        &["case `refund-to-card`: unknown assertion type `icontain`", "datasets/customer-support.jsonl:3:", "hint: did you mean `icontains`?"],
     );
 }
 
@@ -572,11 +418,7 @@ fn unknown_assertion_type_in_suite_assert() {
         |r| {
             r.edit(SUITE, "type: max-length", "type: max-lenght");
         },
-        &[
-            "unknown assertion type `max-lenght`",
-            "promptgate.yaml:19:14",
-            "hint: did you mean `max-length`?",
-        ],
+        &["unknown assertion type `max-lenght`", "promptgate.yaml:19:14", "hint: did you mean `max-length`?"],
     );
 }
 
@@ -586,11 +428,7 @@ fn unknown_assertion_column_in_csv() {
         |r| {
             r.edit(CSV, "assert.icontains", "assert.icontain");
         },
-        &[
-            "unknown assertion column `assert.icontain`",
-            "datasets/product-faq.csv:1:",
-            "hint: did you mean `assert.icontains`?",
-        ],
+        &["unknown assertion column `assert.icontain`", "datasets/product-faq.csv:1:", "hint: did you mean `assert.icontains`?"],
     );
 }
 
@@ -600,11 +438,7 @@ fn gate_on_an_unknown_metric() {
         |r| {
             r.edit(SUITE, "  pass_rate: ", "  pass_rat: ");
         },
-        &[
-            "gate on unknown metric `pass_rat`",
-            "promptgate.yaml:25:3",
-            "hint: did you mean `pass_rate`?",
-        ],
+        &["gate on unknown metric `pass_rat`", "promptgate.yaml:25:3", "hint: did you mean `pass_rate`?"],
     );
 }
 
@@ -614,11 +448,7 @@ fn margin_that_is_not_a_percentage() {
         |r| {
             r.edit(SUITE, r#"margin: "10%""#, r#"margin: "ten%""#);
         },
-        &[
-            "`ten%` is not a percentage",
-            "promptgate.yaml:27:48",
-            "hint: a margin is",
-        ],
+        &["`ten%` is not a percentage", "promptgate.yaml:27:48", "hint: a margin is"],
     );
 }
 
@@ -628,11 +458,7 @@ fn unsupported_suite_version() {
         |r| {
             r.edit(SUITE, "version: 1", "version: 2");
         },
-        &[
-            "unsupported suite version 2",
-            "promptgate.yaml:3:10",
-            "hint: this promptgate reads `version: 1`",
-        ],
+        &["unsupported suite version 2", "promptgate.yaml:3:10", "hint: this promptgate reads `version: 1`"],
     );
 }
 
@@ -642,11 +468,7 @@ fn temperature_out_of_range() {
         |r| {
             r.edit(VARIANT, "temperature: 0.2", "temperature: 7");
         },
-        &[
-            "temperature must be between 0 and 2, got 7",
-            "configs/customer-support.yaml:5:",
-            "hint: ",
-        ],
+        &["temperature must be between 0 and 2, got 7", "configs/customer-support.yaml:5:", "hint: "],
     );
 }
 
@@ -656,11 +478,7 @@ fn temperature_out_of_range() {
 fn prompt_file_that_is_not_utf8() {
     check_with_run(
         |r| {
-            std::fs::write(
-                r.path().join(PROMPT),
-                b"You are \xff\xfe helpful, {{ customer_name }}.\n",
-            )
-            .expect("write");
+            std::fs::write(r.path().join(PROMPT), b"You are \xff\xfe helpful, {{ customer_name }}.\n").expect("write");
         },
         &["not UTF-8", "prompts/customer-support.md", "hint: "],
     );
@@ -701,11 +519,7 @@ fn yaml_alias_bomb_errors_quickly() {
     );
     let started = Instant::now();
     let run = promptgate_with_timeout(repo.path(), &["validate"], Duration::from_secs(60));
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
     expect_one_error(&run, &["aliases", "promptgate.yaml:", "hint: "]);
 }
 
@@ -722,13 +536,7 @@ fn unknown_git_ref() {
 fn run_outside_a_git_repository() {
     let dir = tempfile::tempdir().expect("temp dir");
     let run = promptgate_in(dir.path(), &["run", "--base", "main"]);
-    expect_one_error(
-        &run,
-        &[
-            "is not inside a git repository",
-            "hint: run promptgate from your prompt repository",
-        ],
-    );
+    expect_one_error(&run, &["is not inside a git repository", "hint: run promptgate from your prompt repository"]);
 }
 
 #[test]
@@ -753,9 +561,7 @@ fn report_on_a_file_that_is_not_json() {
     let repo = TestRepo::with_demo_base();
     repo.write("results.json", "verdict: pass\n");
     let run = repo.promptgate(&["report", "results.json", "--out", "out"]);
-    run.expect_code(2)
-        .stderr_has("results.json is not JSON")
-        .stderr_has("results.json:1:1");
+    run.expect_code(2).stderr_has("results.json is not JSON").stderr_has("results.json:1:1");
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     assert!(!repo.path().join("out").join("report.md").exists());
 }
@@ -763,10 +569,7 @@ fn report_on_a_file_that_is_not_json() {
 #[test]
 fn report_on_the_wrong_schema_version() {
     let repo = TestRepo::with_demo_base();
-    repo.write(
-        "results.json",
-        r#"{"schema_version": 99, "verdict": "pass", "experiments": []}"#,
-    );
+    repo.write("results.json", r#"{"schema_version": 99, "verdict": "pass", "experiments": []}"#);
     let run = repo.promptgate(&["report", "results.json", "--out", "out"]);
     expect_one_error(&run, &["schema_version", "99", "hint: re-run the gate"]);
     assert!(!repo.path().join("out").join("report.md").exists());

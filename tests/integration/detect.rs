@@ -25,13 +25,7 @@ fn json_output_and_all() {
     run.expect_code(0);
     let json: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(json["affected"].as_array().unwrap().len(), 2);
-    assert!(
-        json["affected"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|a| a["status"] == "forced" && a["affected_by"] == serde_json::json!([]))
-    );
+    assert!(json["affected"].as_array().unwrap().iter().all(|a| a["status"] == "forced" && a["affected_by"] == serde_json::json!([])));
     assert_eq!(json["base"]["ref"], "main");
 }
 
@@ -39,36 +33,23 @@ fn json_output_and_all() {
 fn an_assertion_file_is_a_dependency() {
     let repo = TestRepo::with_demo_base();
     repo.write("scorers/no-promises.txt", "guarantee");
-    repo.edit(
-        "promptgate.yaml",
-        "assert: [{type: max-length, value: 1200}]",
-        "assert: [{type: max-length, value: 1200}, {type: not-icontains, value: \"file://scorers/no-promises.txt\"}]",
-    );
+    repo.edit("promptgate.yaml", "assert: [{type: max-length, value: 1200}]", "assert: [{type: max-length, value: 1200}, {type: not-icontains, value: \"file://scorers/no-promises.txt\"}]");
     repo.commit("scorer file");
     repo.checkout_new("pr");
     repo.write("scorers/no-promises.txt", "we promise");
     repo.commit("edit scorer file");
-    repo.promptgate(&["detect", "--base", "main"])
-        .expect_code(0)
-        .stdout_has("customer-support\tchanged\tscorers/no-promises.txt");
+    repo.promptgate(&["detect", "--base", "main"]).expect_code(0).stdout_has("customer-support\tchanged\tscorers/no-promises.txt");
 }
 
 #[test]
 fn depends_on_globs_match_changed_paths() {
     let repo = TestRepo::with_demo_base();
-    repo.edit(
-        "promptgate.yaml",
-        "    dataset: datasets/product-faq.csv\n",
-        "    dataset: datasets/product-faq.csv\n    depends_on: [\"catalog/**/*.md\"]\n",
-    );
+    repo.edit("promptgate.yaml", "    dataset: datasets/product-faq.csv\n", "    dataset: datasets/product-faq.csv\n    depends_on: [\"catalog/**/*.md\"]\n");
     repo.write("catalog/tents/ridgeline.md", "2 people");
     repo.commit("catalog");
     repo.checkout_new("pr");
     repo.write("catalog/tents/ridgeline.md", "3 people");
     repo.write("catalog.md", "not matched: * does not cross folders");
     repo.commit("catalog edit");
-    repo.promptgate(&["detect", "--base", "main"])
-        .expect_code(0)
-        .stdout_has("product-faq\tchanged\tcatalog/tents/ridgeline.md")
-        .stdout_has("customer-support\tunaffected");
+    repo.promptgate(&["detect", "--base", "main"]).expect_code(0).stdout_has("product-faq\tchanged\tcatalog/tents/ridgeline.md").stdout_has("customer-support\tunaffected");
 }

@@ -11,11 +11,7 @@ fn demo_pr() -> TestRepo {
     for entry in std::fs::read_dir(repo.path()).unwrap() {
         let path = entry.unwrap().path();
         if path.file_name().unwrap() != ".git" {
-            if path.is_dir() {
-                std::fs::remove_dir_all(path).unwrap()
-            } else {
-                std::fs::remove_file(path).unwrap()
-            }
+            if path.is_dir() { std::fs::remove_dir_all(path).unwrap() } else { std::fs::remove_file(path).unwrap() }
         }
     }
     repo.copy_tree(&fixture("pr"));
@@ -24,42 +20,25 @@ fn demo_pr() -> TestRepo {
 }
 
 fn experiment<'a>(results: &'a Value, name: &str) -> &'a Value {
-    results["experiments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == name)
-        .unwrap_or_else(|| panic!("no experiment {name}"))
+    results["experiments"].as_array().unwrap().iter().find(|e| e["name"] == name).unwrap_or_else(|| panic!("no experiment {name}"))
 }
 
 fn metric<'a>(experiment: &'a Value, name: &str) -> &'a Value {
-    experiment["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == name)
-        .unwrap_or_else(|| panic!("no metric {name}"))
+    experiment["metrics"].as_array().unwrap().iter().find(|m| m["name"] == name).unwrap_or_else(|| panic!("no metric {name}"))
 }
 
 #[test]
 fn demo_regression_fails_the_gate_and_cost_improvement_is_seen() {
     let repo = demo_pr();
     let out = repo.path().join("out");
-    repo.promptgate(&["run", "--base", "main", "--head", "pr", "--out", out.to_str().unwrap()])
-        .expect_code(1)
-        .stdout_has("verdict: FAIL");
+    repo.promptgate(&["run", "--base", "main", "--head", "pr", "--out", out.to_str().unwrap()]).expect_code(1).stdout_has("verdict: FAIL");
     let r = results(&out);
     assert_eq!(r["schema_version"], 1);
     assert_eq!(r["verdict"], "fail");
     let support = experiment(&r, "customer-support");
     assert_eq!(support["status"], "changed");
     assert_eq!(support["verdict"], "fail");
-    let affected: Vec<&str> = support["affected_by"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap())
-        .collect();
+    let affected: Vec<&str> = support["affected_by"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
     assert!(affected.contains(&"prompts/partials/refunds.md"), "{affected:?}");
     let pass_rate = metric(support, "pass_rate");
     assert_eq!(pass_rate["verdict"], "regression");
@@ -93,9 +72,7 @@ fn unrelated_change_affects_nothing_and_passes() {
     repo.edit("docs/style-guide.md", "", "A new first line.\n");
     repo.commit("docs only");
     let out = repo.path().join("out");
-    repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()])
-        .expect_code(0)
-        .stdout_has("no experiment is affected");
+    repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()]).expect_code(0).stdout_has("no experiment is affected");
     let r = results(&out);
     assert_eq!(r["verdict"], "pass");
     assert_eq!(r["experiments"].as_array().unwrap().len(), 0);
@@ -110,8 +87,7 @@ fn all_on_identical_variants_is_no_change_everywhere() {
     repo.write("notes.txt", "nothing to see\n");
     repo.commit("noop");
     let out = repo.path().join("out");
-    repo.promptgate(&["run", "--base", "main", "--all", "--out", out.to_str().unwrap()])
-        .expect_code(0);
+    repo.promptgate(&["run", "--base", "main", "--all", "--out", out.to_str().unwrap()]).expect_code(0);
     let r = results(&out);
     assert_eq!(r["verdict"], "pass");
     for e in r["experiments"].as_array().unwrap() {
@@ -132,17 +108,9 @@ fn a_partial_affects_only_the_experiments_that_include_it() {
     let out = repo.path().join("out");
     repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()]);
     let r = results(&out);
-    let names: Vec<&str> = r["experiments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = r["experiments"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["customer-support"]);
-    assert_eq!(
-        experiment(&r, "customer-support")["affected_by"],
-        serde_json::json!(["prompts/partials/shipping.md"])
-    );
+    assert_eq!(experiment(&r, "customer-support")["affected_by"], serde_json::json!(["prompts/partials/shipping.md"]));
     assert_eq!(r["unaffected"], serde_json::json!(["product-faq"]));
 }
 
@@ -158,8 +126,7 @@ fn the_baseline_is_the_merge_base_not_the_moving_base_branch() {
     repo.commit("main moves");
     repo.checkout("pr");
     let out = repo.path().join("out");
-    repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()])
-        .expect_code(0);
+    repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()]).expect_code(0);
     assert_eq!(results(&out)["experiments"].as_array().unwrap().len(), 0);
 }
 
@@ -175,8 +142,7 @@ fn new_experiments_run_candidate_only_and_removed_ones_are_reported() {
     repo.write("promptgate.yaml", &suite);
     repo.commit("rename the faq experiment");
     let out = repo.path().join("out");
-    repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()])
-        .expect_code(0);
+    repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()]).expect_code(0);
     let r = results(&out);
     let new = experiment(&r, "faq-v2");
     assert_eq!(new["status"], "new");
@@ -189,13 +155,7 @@ fn new_experiments_run_candidate_only_and_removed_ones_are_reported() {
     let removed = experiment(&r, "product-faq");
     assert_eq!(removed["status"], "removed");
     assert_eq!(removed["cases"].as_array().unwrap().len(), 0);
-    assert!(
-        r["unaffected"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n == "customer-support")
-    );
+    assert!(r["unaffected"].as_array().unwrap().iter().any(|n| n == "customer-support"));
 }
 
 #[test]
@@ -208,29 +168,10 @@ fn a_renamed_dataset_affects_its_experiment() {
     let run = repo.promptgate(&["detect", "--base", "main", "--json"]);
     run.expect_code(0);
     let json: Value = serde_json::from_str(&run.stdout).unwrap();
-    let faq = json["affected"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "product-faq")
-        .unwrap();
-    let by: Vec<&str> = faq["affected_by"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap())
-        .collect();
-    assert!(
-        by.contains(&"datasets/faq.csv") && by.contains(&"datasets/product-faq.csv") && by.contains(&"promptgate.yaml"),
-        "{by:?}"
-    );
-    assert!(
-        json["changes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["kind"] == "renamed")
-    );
+    let faq = json["affected"].as_array().unwrap().iter().find(|a| a["name"] == "product-faq").unwrap();
+    let by: Vec<&str> = faq["affected_by"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(by.contains(&"datasets/faq.csv") && by.contains(&"datasets/product-faq.csv") && by.contains(&"promptgate.yaml"), "{by:?}");
+    assert!(json["changes"].as_array().unwrap().iter().any(|c| c["kind"] == "renamed"));
 }
 
 #[test]
@@ -240,19 +181,13 @@ fn repeats_multiply_the_calls_and_are_clustered_by_case() {
     repo.edit("promptgate.yaml", "defaults: {repeats: 1,", "defaults: {repeats: 3,");
     repo.commit("three repeats");
     let out = repo.path().join("out");
-    repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()])
-        .expect_code(0);
+    repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()]).expect_code(0);
     let r = results(&out);
     // Both experiments' entries resolve to new repeats, so both are affected via the suite file.
     assert_eq!(r["run"]["calls"], 44 * 2 * 3 * 2);
     let support = experiment(&r, "customer-support");
     let case = &support["cases"][0];
-    let repeats: Vec<u64> = case["candidate"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["repeat"].as_u64().unwrap())
-        .collect();
+    let repeats: Vec<u64> = case["candidate"].as_array().unwrap().iter().map(|c| c["repeat"].as_u64().unwrap()).collect();
     assert_eq!(repeats, [0, 1, 2]);
     // k > 1: per-case pass rates are compared with Wilcoxon, not McNemar.
     assert_eq!(metric(support, "pass_rate")["test"], "wilcoxon-signed-rank");
@@ -277,21 +212,10 @@ fn a_baseline_that_cannot_render_is_counted_as_errors_and_exits_3() {
     repo.write("datasets/customer-support.jsonl", &stripped);
     repo.commit("drop the name");
     let out = repo.path().join("out");
-    repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()])
-        .expect_code(3)
-        .stderr_has("baseline calls of experiment `customer-support` failed");
+    repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()]).expect_code(3).stderr_has("baseline calls of experiment `customer-support` failed");
     let r = results(&out);
     let support = experiment(&r, "customer-support");
-    let errored = support["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| {
-            c["baseline"][0]["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("undefined"))
-        })
-        .count();
+    let errored = support["cases"].as_array().unwrap().iter().filter(|c| c["baseline"][0]["error"].as_str().is_some_and(|e| e.contains("undefined"))).count();
     assert_eq!(errored, 44);
     assert_eq!(r["run"]["errored"], 44);
 }

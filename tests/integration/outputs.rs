@@ -32,10 +32,7 @@ fn report_rerenders_the_same_outputs_from_results_json() {
         let a = std::fs::read_to_string(dir.path().join("first").join(file)).unwrap();
         let b = std::fs::read_to_string(dir.path().join("second").join(file)).unwrap();
         let first_difference = a.lines().zip(b.lines()).position(|(x, y)| x != y);
-        assert!(
-            a == b,
-            "{file} differs after re-rendering, first at line {first_difference:?}"
-        );
+        assert!(a == b, "{file} differs after re-rendering, first at line {first_difference:?}");
     }
 }
 
@@ -59,9 +56,7 @@ fn demo_is_reproducible() {
 #[test]
 fn validate_accepts_the_demo_suite() {
     let repo = TestRepo::with_demo_base();
-    repo.promptgate(&["validate"])
-        .expect_code(0)
-        .stdout_has("ok: 2 experiment(s), 88 case(s)");
+    repo.promptgate(&["validate"]).expect_code(0).stdout_has("ok: 2 experiment(s), 88 case(s)");
 }
 
 #[test]
