@@ -29,6 +29,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the gate between two git refs.
     Run(RunArgs),
+    /// GitHub Actions entry: gate the pull request of the event, then publish the comment,
+    /// check run and review.
+    Ci(CiArgs),
     /// List the experiments a change affects, and why.
     Detect(DetectArgs),
     /// Check the suite: every error with file:line:column and a hint.
@@ -69,6 +72,59 @@ pub struct RunArgs {
     pub approve_cost: Option<f64>,
 
     /// Send every call, neither reading nor writing the response cache (.promptgate/cache).
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CiArgs {
+    /// Where to write the outputs.
+    #[arg(long, default_value = "promptgate-out", value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Gate from this commit instead of the pull request's base.
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+
+    /// Gate this commit instead of the pull request's head.
+    #[arg(long, value_name = "REF")]
+    pub head: Option<String>,
+
+    /// When to post the sticky comment (an existing one is always kept up to date).
+    #[arg(long, value_enum, default_value = "affected", value_name = "WHEN")]
+    pub comment: crate::github::CommentMode,
+
+    /// Do not create the `promptgate` check run.
+    #[arg(long)]
+    pub no_check: bool,
+
+    /// Request changes on a regression; dismiss that review once the gate passes.
+    #[arg(long)]
+    pub review: bool,
+
+    /// Send nothing to GitHub: write the requests that would have been sent to FILE (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub dry_run: Option<PathBuf>,
+
+    /// Evaluate only, publishing nothing: for the untrusted half of the fork-safe pair. Writes
+    /// `pr.json` next to the results for the trusted half.
+    #[arg(long, conflicts_with_all = ["publish_only", "dry_run"])]
+    pub no_publish: bool,
+
+    /// Publish the results an untrusted job left in DIR (`results.json`, `pr.json`) without
+    /// evaluating: for the trusted `workflow_run` half of the fork-safe pair.
+    #[arg(long, value_name = "DIR")]
+    pub publish_only: Option<PathBuf>,
+
+    /// Run every experiment, affected or not.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Approve an estimated cost up to this many US dollars (above the budget's threshold).
+    #[arg(long, value_name = "USD")]
+    pub approve_cost: Option<f64>,
+
+    /// Call every model again instead of reusing `.promptgate/cache`.
     #[arg(long)]
     pub no_cache: bool,
 }

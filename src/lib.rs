@@ -9,6 +9,7 @@ pub mod commands;
 pub mod detect;
 pub mod error;
 pub mod gate;
+pub mod github;
 pub mod plan;
 pub mod providers;
 pub mod report;

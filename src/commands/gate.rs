@@ -51,7 +51,27 @@ impl GateRun {
     }
 }
 
+/// What the plan will run, reported before any call is made (the PR comment says
+/// "evaluating 3 experiments, 240 calls…" while the gate runs).
+#[derive(Clone, Debug)]
+pub struct PlanFacts {
+    pub experiments: usize,
+    pub calls: usize,
+    pub estimated_usd: f64,
+    pub simulated: bool,
+}
+
 pub fn run_gate(repo_dir: &Path, options: &GateOptions) -> anyhow::Result<GateRun> {
+    run_gate_with(repo_dir, options, &|_| Ok(()))
+}
+
+/// [`run_gate`], calling `on_plan` once the plan is known and the budget accepted, before the
+/// first call; an error from it stops the gate before anything is spent.
+pub fn run_gate_with(
+    repo_dir: &Path,
+    options: &GateOptions,
+    on_plan: &dyn Fn(&PlanFacts) -> anyhow::Result<()>,
+) -> anyhow::Result<GateRun> {
     let started = Instant::now();
     let repo = Repo::open(repo_dir)?;
     let base_sha = repo.resolve(&options.base)?;
@@ -118,6 +138,12 @@ pub fn run_gate(repo_dir: &Path, options: &GateOptions) -> anyhow::Result<GateRu
         );
     }
     plan::check_budget(&estimate, &head.budget, options.approve_cost, simulated)?;
+    on_plan(&PlanFacts {
+        experiments: planned.len(),
+        calls: jobs.len(),
+        estimated_usd: estimate.usd,
+        simulated,
+    })?;
 
     // Offline mock spend is simulated: reported, not capped (as in `plan::check_budget`).
     let max_usd = head.budget.max_usd.filter(|_| !simulated);
@@ -467,6 +493,7 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
         unaffected: input.detection.unaffected.clone(),
         run,
         requests_per_month: input.head.requests_per_month,
+        waiver: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! One function per subcommand. Each returns the exit code, or an error `main` maps to one.
 
+mod ci;
 mod demo;
 mod gate;
 mod init;
@@ -7,7 +8,7 @@ mod inspect;
 
 use crate::cli::{Cli, Command};
 
-pub use gate::{GateOptions, GateRun, run_gate};
+pub use gate::{GateOptions, GateRun, PlanFacts, run_gate, run_gate_with};
 
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             gate::print_outcome(&run);
             run.exit_code()
         }
+        Command::Ci(args) => ci::ci(&cli.repo, &cli.config, &args),
         Command::Detect(args) => inspect::detect(&cli.repo, &cli.config, &args),
         Command::Validate(args) => inspect::validate(&cli.repo, &cli.config, args.at_ref.as_deref()),
         Command::Report(args) => inspect::report(&args.results, &args.out),

@@ -1225,6 +1225,7 @@ pub(crate) mod test_fixtures {
                 ..RunFacts::default()
             },
             requests_per_month: Some(1_000_000),
+            waiver: None,
         }
     }
 

@@ -29,6 +29,20 @@ pub struct Results {
     /// `traffic.requests_per_month` from the suite, for the monthly cost projection.
     #[serde(default)]
     pub requests_per_month: Option<u64>,
+    /// Set when a maintainer accepted a regression (`verdict` is then `waived`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiver: Option<Waiver>,
+}
+
+/// Who accepted a regression, why, and how (`label` or `comment`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiver {
+    pub by: String,
+    pub reason: String,
+    pub via: String,
+    /// The regression that was accepted (the failing verdict's reason).
+    #[serde(default)]
+    pub waived: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

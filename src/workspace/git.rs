@@ -94,6 +94,31 @@ impl Repo {
         parse_name_status(&raw)
     }
 
+    /// Whether the commit is present locally (a shallow CI checkout may lack the PR's base).
+    pub fn has_commit(&self, sha: &str) -> bool {
+        self.git(&["cat-file", "-e", &format!("{sha}^{{commit}}")]).is_ok()
+    }
+
+    /// Fetches commits from `origin` (`git fetch --no-tags origin SHA…`). A shallow clone is
+    /// deepened as well, since the merge base needs the history between base and head.
+    pub fn fetch_commits(&self, shas: &[&str]) -> Result<(), Error> {
+        let shallow = self
+            .git(&["rev-parse", "--is-shallow-repository"])
+            .is_ok_and(|s| s.trim() == "true");
+        let mut args = vec!["fetch", "--no-tags", "--quiet"];
+        if shallow {
+            args.push("--unshallow");
+        }
+        args.push("origin");
+        args.extend_from_slice(shas);
+        self.git(&args).map(drop).map_err(|e| {
+            Error::run_with_hint(
+                format!("cannot fetch the pull request's commits: {e:#}"),
+                "check out with `fetch-depth: 0` (actions/checkout) so base and head are present",
+            )
+        })
+    }
+
     fn git(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = Command::new("git")
             .arg("-C")

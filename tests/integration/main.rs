@@ -5,5 +5,6 @@ mod support;
 mod bad_input;
 mod detect;
 mod gate;
+mod github;
 mod live;
 mod outputs;

@@ -1,0 +1,101 @@
+//! The runner's side channels: `$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`, and workflow commands
+//! (`::group::`, `::error file=…::`) printed on stdout.
+//!
+//! Every value written here can come from the pull request (experiment names, paths), so each
+//! is escaped: a newline must not start a new output or a new workflow command.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+
+/// Appends `name=value` lines to the `$GITHUB_OUTPUT` file, each value in the multi-line form
+/// with a delimiter the value cannot contain.
+pub fn write_outputs(file: &Path, outputs: &[(&str, String)]) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for (name, value) in outputs {
+        let mut delimiter = "promptgate_EOF".to_owned();
+        while value.contains(&delimiter) {
+            delimiter.push('_');
+        }
+        text.push_str(&format!("{name}<<{delimiter}\n{value}\n{delimiter}\n"));
+    }
+    append(file, &text)
+}
+
+/// Appends Markdown to `$GITHUB_STEP_SUMMARY`.
+pub fn append_summary(file: &Path, markdown: &str) -> anyhow::Result<()> {
+    append(file, markdown)
+}
+
+/// `::group::title` … `::endgroup::` folds the lines between them in the log.
+pub fn group(title: &str) -> String {
+    format!("::group::{}", escape_data(title))
+}
+
+pub fn endgroup() -> String {
+    "::endgroup::".to_owned()
+}
+
+/// `::error file=…,line=…,title=…::message`: an annotation on a file of the pull request.
+pub fn error(file: &str, line: u32, title: &str, message: &str) -> String {
+    format!(
+        "::error file={},line={line},title={}::{}",
+        escape_property(file),
+        escape_property(title),
+        escape_data(message)
+    )
+}
+
+/// The runner's escaping for a command's message.
+pub fn escape_data(text: &str) -> String {
+    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// The runner's escaping for a command's `key=value` properties.
+pub fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+fn append(file: &Path, text: &str) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .with_context(|| format!("opening {}", file.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", file.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_cannot_be_injected() {
+        assert_eq!(
+            error("prompts/a,b.md", 1, "x: y", "bad\n::set-env name=X::1"),
+            "::error file=prompts/a%2Cb.md,line=1,title=x%3A y::bad%0A::set-env name=X::1"
+        );
+        assert_eq!(group("evaluating 100% of it"), "::group::evaluating 100%25 of it");
+    }
+
+    #[test]
+    fn outputs_use_a_delimiter_the_value_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("out");
+        write_outputs(
+            &file,
+            &[
+                ("verdict", "fail".to_owned()),
+                ("tricky", "a\npromptgate_EOF\nb".to_owned()),
+            ],
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(
+            text,
+            "verdict<<promptgate_EOF\nfail\npromptgate_EOF\ntricky<<promptgate_EOF_\na\npromptgate_EOF\nb\npromptgate_EOF_\n"
+        );
+    }
+}

@@ -1,0 +1,398 @@
+//! A small REST client over octocrab's raw requests: our own error messages (which permission a
+//! 403 lacks), our own retry on secondary rate limits, `Link` pagination, and a dry-run mode
+//! that records every write instead of sending it.
+//!
+//! octocrab's typed helpers are bypassed on purpose: `update_comment` sends POST where GitHub
+//! documents PATCH, and its errors drop the response headers a rate-limit retry needs.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use octocrab::Octocrab;
+use octocrab::service::middleware::retry::RetryConfig;
+use serde_json::{Value, json};
+
+use crate::error::Error;
+
+/// Attempts per request when GitHub answers with a rate limit or a server error.
+const MAX_ATTEMPTS: u32 = 4;
+/// Never wait longer than this for one retry, whatever `retry-after` says.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+/// Pages followed at most when listing (100 items each).
+const MAX_PAGES: usize = 50;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Patch,
+    Put,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+            Method::Put => "PUT",
+        }
+    }
+}
+
+/// What a request is for, in words, and the workflow permission it needs: both go into the
+/// error message when GitHub refuses.
+#[derive(Clone, Copy, Debug)]
+pub struct Purpose {
+    pub what: &'static str,
+    pub permission: &'static str,
+}
+
+/// An answer GitHub gave with a status other than success, kept when the caller handles it.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: u16,
+    pub message: String,
+}
+
+pub struct Client {
+    transport: Transport,
+    /// `owner/name`.
+    pub repository: String,
+    /// Pagination links are followed only under this prefix, so the token never leaves it.
+    api_url: String,
+}
+
+enum Transport {
+    Live(Box<Octocrab>),
+    /// Writes are recorded here, reads answer as if nothing existed.
+    DryRun(Mutex<Vec<Value>>),
+}
+
+impl Client {
+    /// A client for `api_url` (GitHub, GitHub Enterprise's `/api/v3`, or a test server). Must be
+    /// called inside a tokio runtime: octocrab spawns its connection worker there.
+    pub fn live(api_url: &str, token: String, repository: &str) -> Result<Client, Error> {
+        let crab = Octocrab::builder()
+            .base_uri(api_url)
+            .map_err(|e| {
+                Error::run_with_hint(
+                    format!("GITHUB_API_URL `{api_url}` is not a URL: {e}"),
+                    "unset it to use https://api.github.com",
+                )
+            })?
+            .personal_token(token)
+            // Retries are ours (below): octocrab's default would retry 429s without waiting.
+            .add_retry_config(RetryConfig::None)
+            .set_connect_timeout(Some(Duration::from_secs(20)))
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .build()
+            .map_err(|e| Error::run(format!("cannot build the GitHub client: {e}")))?;
+        Ok(Client {
+            transport: Transport::Live(Box::new(crab)),
+            repository: repository.to_owned(),
+            api_url: api_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    pub fn dry_run(repository: &str) -> Client {
+        Client {
+            transport: Transport::DryRun(Mutex::new(Vec::new())),
+            repository: repository.to_owned(),
+            api_url: String::new(),
+        }
+    }
+
+    pub fn is_dry_run(&self) -> bool {
+        matches!(self.transport, Transport::DryRun(_))
+    }
+
+    /// The requests a dry run would have sent, in order.
+    pub fn recorded(&self) -> Vec<Value> {
+        match &self.transport {
+            Transport::DryRun(log) => log.lock().map(|l| l.clone()).unwrap_or_default(),
+            Transport::Live(_) => Vec::new(),
+        }
+    }
+
+    /// `/repos/{owner}/{name}` followed by `rest`.
+    pub fn repo_route(&self, rest: &str) -> String {
+        format!("/repos/{}{rest}", self.repository)
+    }
+
+    pub async fn get(&self, route: &str, purpose: Purpose) -> Result<Value, Error> {
+        self.send(Method::Get, route, None, purpose).await
+    }
+
+    /// A GET whose refusal the caller handles (e.g. `GET /user` with an Actions token).
+    pub async fn try_get(&self, route: &str, purpose: Purpose) -> Result<Result<Value, Refusal>, Error> {
+        match &self.transport {
+            Transport::DryRun(_) => Ok(Ok(Value::Null)),
+            Transport::Live(crab) => Ok(self
+                .exchange(crab, Method::Get, route, None, purpose)
+                .await?
+                .map(|(v, _)| v)),
+        }
+    }
+
+    /// Every item of a list endpoint, following `Link: rel="next"` (100 per page).
+    pub async fn get_all(&self, route: &str, purpose: Purpose) -> Result<Vec<Value>, Error> {
+        let Transport::Live(crab) = &self.transport else {
+            return Ok(Vec::new());
+        };
+        let separator = if route.contains('?') { '&' } else { '?' };
+        let mut next = Some(format!("{route}{separator}per_page=100"));
+        let mut items = Vec::new();
+        let mut pages = 0;
+        while let Some(route) = next.take() {
+            pages += 1;
+            let (value, link) = self
+                .exchange(crab, Method::Get, &route, None, purpose)
+                .await?
+                .map_err(|r| refused(Method::Get, &route, purpose, r))?;
+            match value {
+                Value::Array(page) => items.extend(page),
+                _ => {
+                    return Err(Error::run(format!(
+                        "GitHub answered {route} with something other than a list"
+                    )));
+                }
+            }
+            next = link
+                .as_deref()
+                .and_then(next_link)
+                .filter(|next| pages < MAX_PAGES && next.starts_with(&format!("{}/", self.api_url)));
+        }
+        Ok(items)
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        route: &str,
+        body: Option<&Value>,
+        purpose: Purpose,
+    ) -> Result<Value, Error> {
+        match &self.transport {
+            Transport::DryRun(log) => {
+                if method != Method::Get {
+                    let mut log = log.lock().map_err(|_| Error::run("dry-run log poisoned"))?;
+                    log.push(json!({"method": method.as_str(), "route": route, "purpose": purpose.what, "body": body}));
+                }
+                Ok(json!({"id": 0}))
+            }
+            Transport::Live(crab) => {
+                let answer = self.exchange(crab, method, route, body, purpose).await?;
+                answer.map(|(v, _)| v).map_err(|r| refused(method, route, purpose, r))
+            }
+        }
+    }
+
+    /// One request with retries. `Ok(Err(refusal))` is a final non-success answer.
+    async fn exchange(
+        &self,
+        crab: &Octocrab,
+        method: Method,
+        route: &str,
+        body: Option<&Value>,
+        purpose: Purpose,
+    ) -> Result<Result<(Value, Option<String>), Refusal>, Error> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sent = match method {
+                Method::Get => crab._get(route).await,
+                Method::Post => crab._post(route, body).await,
+                Method::Patch => crab._patch(route, body).await,
+                Method::Put => crab._put(route, body).await,
+            };
+            let response = match sent {
+                Ok(r) => r,
+                Err(e) if attempt < MAX_ATTEMPTS => {
+                    eprintln!(
+                        "promptgate: GitHub unreachable ({}), retrying",
+                        one_line(&e.to_string())
+                    );
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(Error::run_with_hint(
+                        format!(
+                            "GitHub is unreachable ({} {route} to {}): {}",
+                            method.as_str(),
+                            purpose.what,
+                            one_line(&e.to_string())
+                        ),
+                        "check GITHUB_API_URL and the runner's network",
+                    ));
+                }
+            };
+            let status = response.status().as_u16();
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok());
+            let remaining = header("x-ratelimit-remaining").and_then(|v| v.trim().parse::<u64>().ok());
+            let reset = header("x-ratelimit-reset").and_then(|v| v.trim().parse::<u64>().ok());
+            let link = header("link");
+            let text = crab.body_to_string(response).await.unwrap_or_default();
+            if (200..300).contains(&status) {
+                let value = if text.trim().is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_str(&text)
+                        .map_err(|e| Error::run(format!("GitHub answered {route} with invalid JSON: {e}")))?
+                };
+                return Ok(Ok((value, link)));
+            }
+            let message = github_message(&text);
+            let rate_limited = status == 429
+                || (status == 403
+                    && (retry_after.is_some()
+                        || remaining == Some(0)
+                        || message.to_lowercase().contains("rate limit")));
+            let retryable = rate_limited || status >= 500;
+            if retryable && attempt < MAX_ATTEMPTS {
+                let wait = match (retry_after, remaining, reset) {
+                    (Some(secs), _, _) => Duration::from_secs(secs),
+                    (None, Some(0), Some(reset)) => Duration::from_secs(reset.saturating_sub(now_unix()).max(1)),
+                    _ => backoff(attempt),
+                }
+                .min(MAX_WAIT);
+                let why = if rate_limited { "rate limited" } else { "server error" };
+                eprintln!(
+                    "promptgate: GitHub {why} ({status}) on {} {route}; retrying in {}s",
+                    method.as_str(),
+                    wait.as_secs()
+                );
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            if rate_limited {
+                return Err(Error::run_with_hint(
+                    format!(
+                        "GitHub kept rate-limiting {} {route} ({status} {message}) after {MAX_ATTEMPTS} attempts",
+                        method.as_str()
+                    ),
+                    "secondary rate limits clear within minutes: re-run the job",
+                ));
+            }
+            return Ok(Err(Refusal { status, message }));
+        }
+    }
+}
+
+/// The user-facing error for a refused request: which permission a 403 lacks, what a 404 means.
+pub fn refused(method: Method, route: &str, purpose: Purpose, refusal: Refusal) -> Error {
+    let Refusal { status, message } = refusal;
+    let head = format!(
+        "GitHub refused to {} ({status} {message}; {} {route})",
+        purpose.what,
+        method.as_str()
+    );
+    let hint = match status {
+        401 => "the token was rejected: pass a valid token as GITHUB_TOKEN (the action's `github-token` input)".to_owned(),
+        403 => format!(
+            "the token lacks the `{}` permission: add it under `permissions:` in the workflow job (see docs/github.md)",
+            purpose.permission
+        ),
+        404 => "check GITHUB_REPOSITORY and the pull request number; a token without access to a private repository also gets 404".to_owned(),
+        422 => "GitHub could not process the request: the pull request's head commit may be unknown to GitHub (was it pushed?)".to_owned(),
+        _ => "re-run the job; if it persists, check https://www.githubstatus.com".to_owned(),
+    };
+    Error::run_with_hint(head, hint)
+}
+
+/// GitHub's `message`, plus the first validation error's text for a 422.
+fn github_message(text: &str) -> String {
+    let Ok(value) = serde_json::from_str::<Value>(text) else {
+        return one_line(text).chars().take(200).collect();
+    };
+    let mut message = value["message"].as_str().unwrap_or("").to_owned();
+    if let Some(first) = value["errors"].as_array().and_then(|e| e.first()) {
+        let detail = first["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| first.to_string());
+        message = format!("{message}: {detail}");
+    }
+    one_line(&message).chars().take(300).collect()
+}
+
+/// The `rel="next"` target of a `Link` header, as a route octocrab resolves against its base.
+fn next_link(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        if !params.split(';').any(|p| p.trim() == "rel=\"next\"") {
+            return None;
+        }
+        Some(target.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
+    })
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_secs(1 << attempt.min(5))
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_link_is_found_among_others() {
+        let link = r#"<https://api.github.com/repositories/1/issues/7/comments?per_page=100&page=2>; rel="next", <https://api.github.com/repositories/1/issues/7/comments?per_page=100&page=3>; rel="last""#;
+        assert_eq!(
+            next_link(link).as_deref(),
+            Some("https://api.github.com/repositories/1/issues/7/comments?per_page=100&page=2")
+        );
+        assert_eq!(
+            next_link(r#"<https://x/a?page=1>; rel="prev", <https://x/a?page=1>; rel="first""#),
+            None
+        );
+    }
+
+    #[test]
+    fn messages_name_the_permission() {
+        let purpose = Purpose {
+            what: "create the check run",
+            permission: "checks: write",
+        };
+        let e = refused(
+            Method::Post,
+            "/repos/o/r/check-runs",
+            purpose,
+            Refusal {
+                status: 403,
+                message: "Resource not accessible by integration".into(),
+            },
+        );
+        let text = e.to_string();
+        assert!(text.contains("`checks: write`"), "{text}");
+        assert!(
+            text.starts_with("error: GitHub refused to create the check run (403"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn validation_errors_are_summarised() {
+        let body = r#"{"message":"Validation Failed","errors":[{"resource":"CheckRun","code":"invalid","field":"head_sha","message":"No commit found for SHA: abc"}]}"#;
+        assert_eq!(github_message(body), "Validation Failed: No commit found for SHA: abc");
+    }
+}

@@ -1,0 +1,579 @@
+//! `promptgate ci` end to end: the built binary, a real `pull_request` payload from
+//! `fixtures/github/`, and a fake GitHub API on 127.0.0.1 that records every request.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::support::{Run, TestRepo, fixture};
+
+const REPO: &str = "octo-org/prompts";
+const TOKEN: &str = "ghs_FAKE0TOKEN0never0printed0000000000";
+const MARKER: &str = "<!-- promptgate:report -->";
+const BOT: &str = "github-actions[bot]";
+
+/// The demo's base on `main`, the demo's PR tree on `pr`; returns (base, head) SHAs.
+fn demo_pr(repo: &TestRepo) -> (String, String) {
+    let base = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    repo.checkout_new("pr");
+    replace_tree(repo, &fixture("pr"));
+    let head = repo.commit("pr");
+    (base, head)
+}
+
+fn replace_tree(repo: &TestRepo, from: &Path) {
+    for entry in std::fs::read_dir(repo.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() != ".git" {
+            if path.is_dir() {
+                std::fs::remove_dir_all(path).unwrap()
+            } else {
+                std::fs::remove_file(path).unwrap()
+            }
+        }
+    }
+    repo.copy_tree(from);
+}
+
+/// The fixture payload, pointed at this repository's commits.
+fn event(dir: &Path, base: &str, head: &str, labels: &[&str]) -> PathBuf {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/github/pull_request.synchronize.json"),
+    )
+    .unwrap();
+    let mut payload: Value = serde_json::from_str(&text).unwrap();
+    payload["pull_request"]["base"]["sha"] = json!(base);
+    payload["pull_request"]["head"]["sha"] = json!(head);
+    payload["after"] = json!(head);
+    payload["pull_request"]["labels"] = labels.iter().map(|l| json!({"name": l})).collect();
+    let path = dir.join(format!("event-{}.json", &head[..8]));
+    std::fs::write(&path, serde_json::to_string(&payload).unwrap()).unwrap();
+    path
+}
+
+struct Ci {
+    run: Run,
+    output: String,
+    summary: String,
+}
+
+/// Runs `promptgate ci ARGS` in the repository with the Actions environment set.
+fn ci(dir: &Path, api: &str, event: &Path, args: &[&str]) -> Ci {
+    let scratch = dir.join(".scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let output = scratch.join("github_output");
+    let summary = scratch.join("step_summary");
+    let _ = std::fs::remove_file(&output);
+    let _ = std::fs::remove_file(&summary);
+    let out = Command::new(env!("CARGO_BIN_EXE_promptgate"))
+        .current_dir(dir)
+        .arg("ci")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_EVENT_NAME", "pull_request")
+        .env("GITHUB_EVENT_PATH", event)
+        .env("GITHUB_REPOSITORY", REPO)
+        .env("GITHUB_API_URL", api)
+        .env("GITHUB_TOKEN", TOKEN)
+        .env("GITHUB_OUTPUT", &output)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env_remove("GITHUB_SERVER_URL")
+        .env_remove("GITHUB_RUN_ID")
+        .output()
+        .expect("the binary runs");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        !run.stdout.contains(TOKEN) && !run.stderr.contains(TOKEN),
+        "the token leaked"
+    );
+    Ci {
+        run,
+        output: std::fs::read_to_string(&output).unwrap_or_default(),
+        summary: std::fs::read_to_string(&summary).unwrap_or_default(),
+    }
+}
+
+/// Runs the binary on a blocking thread so the fake server keeps answering.
+async fn ci_async(repo: &TestRepo, api: String, event: PathBuf, args: &[&str]) -> Ci {
+    let dir = repo.path().to_owned();
+    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ci(&dir, &api, &event, &args)
+    })
+    .await
+    .unwrap()
+}
+
+fn user(login: &str) -> Value {
+    json!({"login": login, "id": login.len(), "type": if login.ends_with("[bot]") { "Bot" } else { "User" }})
+}
+
+fn comment_json(id: u64, login: &str, body: &str) -> Value {
+    json!({"id": id, "user": user(login), "body": body, "created_at": "2026-11-27T10:00:00Z", "author_association": "MEMBER"})
+}
+
+async fn json_mock(server: &MockServer, verb: &str, route: &str, status: u16, body: Value) {
+    Mock::given(method(verb))
+        .and(path(route))
+        .respond_with(ResponseTemplate::new(status).set_body_json(body))
+        .mount(server)
+        .await;
+}
+
+/// A fake GitHub: the Actions token cannot read `/user`; the PR has two pages of comments, the
+/// second holding our sticky comment; `reviews` is what listing reviews answers.
+async fn fake_github(page2_extra: Vec<Value>, reviews: Value, permissions: &[(&str, &str)]) -> MockServer {
+    let server = MockServer::start().await;
+    json_mock(&server, "GET", "/user", 403, json!({"message": "Resource not accessible by integration", "documentation_url": "https://docs.github.com/rest/users/users#get-the-authenticated-user"})).await;
+    let comments = format!("/repos/{REPO}/issues/7/comments");
+    let mut page1: Vec<Value> = (1..=99)
+        .map(|i| comment_json(1000 + i, "priya-dev", &format!("note {i}")))
+        .collect();
+    // A human pasting our marker must not be taken for the report.
+    page1.push(comment_json(
+        11,
+        "mallory",
+        &format!("{MARKER}\n## ✅ promptgate: pass"),
+    ));
+    let mut page2 = vec![comment_json(
+        42,
+        BOT,
+        &format!("{MARKER}\n## ✅ promptgate: pass\nold numbers"),
+    )];
+    page2.extend(page2_extra);
+    Mock::given(method("GET"))
+        .and(path(comments.as_str()))
+        .and(query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(Value::Array(page2)))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let link = format!(
+        r#"<{0}{comments}?per_page=100&page=2>; rel="next", <{0}{comments}?per_page=100&page=2>; rel="last""#,
+        server.uri()
+    );
+    Mock::given(method("GET"))
+        .and(path(comments.as_str()))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("link", link.as_str())
+                .set_body_json(Value::Array(page1)),
+        )
+        .mount(&server)
+        .await;
+    json_mock(
+        &server,
+        "PATCH",
+        &format!("/repos/{REPO}/issues/comments/42"),
+        200,
+        comment_json(42, BOT, "updated"),
+    )
+    .await;
+    json_mock(
+        &server,
+        "POST",
+        &format!("/repos/{REPO}/check-runs"),
+        201,
+        json!({"id": 5, "name": "promptgate"}),
+    )
+    .await;
+    json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7/reviews"), 200, reviews).await;
+    json_mock(
+        &server,
+        "POST",
+        &format!("/repos/{REPO}/pulls/7/reviews"),
+        200,
+        json!({"id": 99, "state": "CHANGES_REQUESTED"}),
+    )
+    .await;
+    json_mock(
+        &server,
+        "PUT",
+        &format!("/repos/{REPO}/pulls/7/reviews/99/dismissals"),
+        200,
+        json!({"id": 99, "state": "DISMISSED"}),
+    )
+    .await;
+    for (login, role) in permissions {
+        let permission = if *role == "maintain" { "write" } else { role };
+        json_mock(
+            &server,
+            "GET",
+            &format!("/repos/{REPO}/collaborators/{login}/permission"),
+            200,
+            json!({"permission": permission, "role_name": role, "user": user(login)}),
+        )
+        .await;
+    }
+    server
+}
+
+/// "METHOD /path?query" of every request the server received, in order.
+async fn sequence(server: &MockServer) -> (Vec<String>, Vec<Request>) {
+    let requests = server.received_requests().await.unwrap();
+    let lines = requests
+        .iter()
+        .map(|r| match r.url.query() {
+            Some(q) => format!("{} {}?{q}", r.method, r.url.path()),
+            None => format!("{} {}", r.method, r.url.path()),
+        })
+        .collect();
+    (lines, requests)
+}
+
+fn body(request: &Request) -> Value {
+    serde_json::from_slice(&request.body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let r = |p: &str| format!("/repos/{REPO}{p}");
+
+    // First push: a regression. A writer (not a maintainer) tries to waive it.
+    let server = fake_github(
+        vec![comment_json(77, "tri", "/promptgate accept the judge is flaky")],
+        json!([]),
+        &[("tri", "write")],
+    )
+    .await;
+    let first = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--review", "--out", "out"],
+    )
+    .await;
+    first
+        .run
+        .expect_code(1)
+        .stdout_has("verdict: FAIL")
+        .stdout_has("::error file=prompts/customer-support.md,line=1");
+    let (lines, requests) = sequence(&server).await;
+    assert_eq!(
+        lines,
+        vec![
+            "GET /user".to_owned(),
+            format!("GET {}?per_page=100", r("/issues/7/comments")),
+            format!("GET {}?per_page=100&page=2", r("/issues/7/comments")),
+            format!("PATCH {}", r("/issues/comments/42")),
+            format!("GET {}", r("/collaborators/tri/permission")),
+            format!("PATCH {}", r("/issues/comments/42")),
+            format!("POST {}", r("/check-runs")),
+            format!("GET {}?per_page=100", r("/pulls/7/reviews")),
+            format!("POST {}", r("/pulls/7/reviews")),
+        ]
+    );
+    assert!(requests.iter().all(|q| {
+        q.headers
+            .get("authorization")
+            .is_some_and(|v| v.to_str().unwrap() == format!("Bearer {TOKEN}"))
+    }));
+    let progress = body(&requests[3]);
+    let progress = progress["body"].as_str().unwrap();
+    assert!(
+        progress.starts_with(MARKER) && progress.contains("Evaluating 2 experiments, "),
+        "{progress}"
+    );
+    let report = body(&requests[5]);
+    let report = report["body"].as_str().unwrap();
+    assert!(
+        report.starts_with(MARKER) && report.contains("promptgate: regression"),
+        "{report}"
+    );
+    assert!(!report.contains("Regression accepted"));
+    let check = body(&requests[6]);
+    assert_eq!(check["name"], "promptgate");
+    assert_eq!(check["head_sha"], head.as_str());
+    assert_eq!(check["status"], "completed");
+    assert_eq!(check["conclusion"], "failure");
+    assert!(
+        check["output"]["title"].as_str().unwrap().starts_with("regression: "),
+        "{}",
+        check["output"]["title"]
+    );
+    let annotations = check["output"]["annotations"].as_array().unwrap();
+    let on = |p: &str| {
+        annotations
+            .iter()
+            .find(|a| a["path"] == p)
+            .unwrap_or_else(|| panic!("no annotation on {p}: {annotations:?}"))
+    };
+    assert_eq!(on("prompts/customer-support.md")["annotation_level"], "failure");
+    assert_eq!(on("configs/customer-support.yaml")["annotation_level"], "failure");
+    assert_eq!(on("prompts/product-faq.md")["annotation_level"], "notice");
+    assert!(
+        annotations.iter().all(|a| a["path"] != "prompts/partials/refunds.md"),
+        "a deleted file cannot be annotated"
+    );
+    let review = body(&requests[8]);
+    assert_eq!(review["event"], "REQUEST_CHANGES");
+    assert_eq!(review["commit_id"], head.as_str());
+    assert!(
+        first.output.contains("verdict<<promptgate_EOF\nfail\n"),
+        "{}",
+        first.output
+    );
+    assert!(
+        first.output.contains("experiments-affected<<promptgate_EOF\n2\n"),
+        "{}",
+        first.output
+    );
+    assert!(first.summary.contains("promptgate: regression"), "{}", first.summary);
+
+    // A fixing push: customer-support is back to the base's files, so only product-faq runs.
+    for file in [
+        "prompts/customer-support.md",
+        "prompts/partials/refunds.md",
+        "configs/customer-support.yaml",
+    ] {
+        repo.write(file, &std::fs::read_to_string(fixture("base").join(file)).unwrap());
+    }
+    let fixed = repo.commit("restore the refund policy");
+    let ours = json!([{"id": 99, "user": user(BOT), "state": "CHANGES_REQUESTED", "body": "<!-- promptgate:review -->\npromptgate found a regression"},
+                      {"id": 98, "user": user("maya"), "state": "CHANGES_REQUESTED", "body": "please fix"}]);
+    let server = fake_github(vec![], ours, &[]).await;
+    let second = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &fixed, &[]),
+        &["--review", "--out", "out"],
+    )
+    .await;
+    second.run.expect_code(0).stdout_has("verdict: PASS");
+    let (lines, requests) = sequence(&server).await;
+    assert_eq!(
+        lines,
+        vec![
+            "GET /user".to_owned(),
+            format!("GET {}?per_page=100", r("/issues/7/comments")),
+            format!("GET {}?per_page=100&page=2", r("/issues/7/comments")),
+            format!("PATCH {}", r("/issues/comments/42")),
+            format!("PATCH {}", r("/issues/comments/42")),
+            format!("POST {}", r("/check-runs")),
+            format!("GET {}?per_page=100", r("/pulls/7/reviews")),
+            format!("PUT {}", r("/pulls/7/reviews/99/dismissals")),
+        ]
+    );
+    let check = body(&requests[5]);
+    assert_eq!(check["conclusion"], "success");
+    assert_eq!(check["head_sha"], fixed.as_str());
+    assert_eq!(body(&requests[7])["event"], "DISMISS");
+    assert!(second.output.contains("verdict<<promptgate_EOF\npass\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintainers_accept_comment_waives_the_regression_as_neutral() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let extra = vec![comment_json(
+        80,
+        "maya",
+        "/promptgate accept refunds moved to the help center on purpose",
+    )];
+    let server = fake_github(extra, json!([]), &[("maya", "admin")]).await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "out"],
+    )
+    .await;
+    run.run.expect_code(0).stdout_has("verdict: WAIVED");
+    let (lines, requests) = sequence(&server).await;
+    assert!(
+        lines.contains(&format!("GET /repos/{REPO}/collaborators/maya/permission")),
+        "{lines:?}"
+    );
+    let check = requests
+        .iter()
+        .find(|q| q.url.path().ends_with("/check-runs"))
+        .map(body)
+        .unwrap();
+    assert_eq!(check["conclusion"], "neutral");
+    let last_comment = requests
+        .iter()
+        .rev()
+        .find(|q| q.method.as_str() == "PATCH")
+        .map(body)
+        .unwrap();
+    let text = last_comment["body"].as_str().unwrap();
+    assert!(
+        text.contains("Regression accepted")
+            && text.contains("maya")
+            && text.contains("refunds moved to the help center on purpose"),
+        "{text}"
+    );
+    let results: Value = serde_json::from_str(&repo.read("out/results.json")).unwrap();
+    assert_eq!(results["verdict"], "waived");
+    assert_eq!(results["waiver"]["by"], "maya");
+    assert_eq!(results["waiver"]["via"], "comment");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintainers_label_waives_the_regression() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let server = fake_github(vec![], json!([]), &[("maya", "maintain")]).await;
+    let events = json!([{"id": 1, "event": "labeled", "actor": user("maya"), "label": {"name": "promptgate:accept-regression"}}]);
+    json_mock(&server, "GET", &format!("/repos/{REPO}/issues/7/events"), 200, events).await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &["promptgate:accept-regression"]),
+        &["--out", "out"],
+    )
+    .await;
+    run.run.expect_code(0).stdout_has("verdict: WAIVED");
+    let results: Value = serde_json::from_str(&repo.read("out/results.json")).unwrap();
+    assert_eq!(results["waiver"]["via"], "label");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_checks_permission_exits_3_naming_it() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let server = MockServer::start().await;
+    json_mock(
+        &server,
+        "POST",
+        &format!("/repos/{REPO}/check-runs"),
+        403,
+        json!({"message": "Resource not accessible by integration"}),
+    )
+    .await;
+    for (verb, route, status, body) in [
+        (
+            "GET",
+            "/user".to_owned(),
+            403,
+            json!({"message": "Resource not accessible by integration"}),
+        ),
+        ("GET", format!("/repos/{REPO}/issues/7/comments"), 200, json!([])),
+        (
+            "POST",
+            format!("/repos/{REPO}/issues/7/comments"),
+            201,
+            json!({"id": 43}),
+        ),
+        (
+            "PATCH",
+            format!("/repos/{REPO}/issues/comments/43"),
+            200,
+            json!({"id": 43}),
+        ),
+    ] {
+        json_mock(&server, verb, &route, status, body).await;
+    }
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--comment", "always", "--out", "out"],
+    )
+    .await;
+    run.run
+        .expect_code(3)
+        .stderr_has("GitHub refused to create the promptgate check run (403")
+        .stderr_has("`checks: write`");
+    let (lines, _) = sequence(&server).await;
+    // Created once, then updated in place: never a second comment.
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("POST") && l.ends_with("/comments"))
+            .count(),
+        1,
+        "{lines:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secondary_rate_limit_is_retried() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let server = fake_github(vec![], json!([]), &[]).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/repos/{REPO}/check-runs")))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("retry-after", "0")
+                .set_body_json(json!({"message": "You have exceeded a secondary rate limit"})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "out"],
+    )
+    .await;
+    run.run.expect_code(1).stderr_has("rate limited (403)");
+    let (lines, _) = sequence(&server).await;
+    assert_eq!(
+        lines.iter().filter(|l| l.ends_with("/check-runs")).count(),
+        2,
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn dry_run_writes_the_requests_instead_of_sending_them() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let file = repo.path().join("requests.json");
+    // Nothing listens on this port: a request would fail the run.
+    let run = ci(
+        repo.path(),
+        "http://127.0.0.1:9",
+        &event(repo.path(), &base, &head, &[]),
+        &["--dry-run", file.to_str().unwrap(), "--review", "--out", "out"],
+    );
+    run.run.expect_code(1);
+    let sent: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let routes: Vec<String> = sent
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {}", r["method"].as_str().unwrap(), r["route"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        routes,
+        vec![
+            format!("POST /repos/{REPO}/issues/7/comments"),
+            format!("PATCH /repos/{REPO}/issues/comments/0"),
+            format!("POST /repos/{REPO}/check-runs"),
+            format!("POST /repos/{REPO}/pulls/7/reviews"),
+        ]
+    );
+}
+
+#[test]
+fn fork_pair_hands_the_pull_request_to_the_trusted_job() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let run = ci(
+        repo.path(),
+        "http://127.0.0.1:9",
+        &event(repo.path(), &base, &head, &[]),
+        &["--no-publish", "--out", "out"],
+    );
+    run.run.expect_code(1);
+    let pr: Value = serde_json::from_str(&repo.read("out/pr.json")).unwrap();
+    assert_eq!(pr["number"], 7);
+    assert_eq!(pr["head_sha"], head.as_str());
+    assert_eq!(pr["repository"], REPO);
+}
