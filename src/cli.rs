@@ -63,6 +63,11 @@ pub struct RunArgs {
     /// Approve an estimated cost up to this many US dollars (above the budget's threshold).
     #[arg(long, value_name = "USD")]
     pub approve_cost: Option<f64>,
+
+    /// A/A check: run the suite at --base against itself to measure its noise, the gate's
+    /// false-alarm rate on it, and the cases and repeats its margins need.
+    #[arg(long)]
+    pub aa: bool,
 }
 
 #[derive(Debug, Args)]

@@ -31,6 +31,7 @@ pub fn demo(out: &Path) -> anyhow::Result<u8> {
         all: false,
         approve_cost: None,
         out: absolute(out)?,
+        aa: false,
     };
     let run = run_gate(&repo.0, &options)?;
     print_outcome(&run);

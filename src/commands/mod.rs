@@ -20,6 +20,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 all: args.all,
                 approve_cost: args.approve_cost,
                 out: args.out,
+                aa: args.aa,
             };
             let run = run_gate(&cli.repo, &options)?;
             gate::print_outcome(&run);

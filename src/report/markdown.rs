@@ -925,6 +925,7 @@ pub(crate) mod test_fixtures {
             alpha: 0.05,
             slo: None,
             fails_gate: false,
+            details: MetricDetails::default(),
         }
     }
 
@@ -1114,6 +1115,7 @@ pub(crate) mod test_fixtures {
                     call(true, "Open Billing → Invoices and pick the month.", &[]),
                 ),
             ],
+            noise: ExperimentNoise::default(),
         }
     }
 
@@ -1231,6 +1233,7 @@ pub(crate) mod test_fixtures {
             repeats: 3,
             metrics: vec![pass_rate, cost, latency, errors],
             cases: vec![case],
+            noise: ExperimentNoise::default(),
         }
     }
 
@@ -1261,6 +1264,7 @@ pub(crate) mod test_fixtures {
             repeats: 1,
             metrics: vec![pass_rate, latency],
             cases: Vec::new(),
+            noise: ExperimentNoise::default(),
         }
     }
 
@@ -1277,6 +1281,7 @@ pub(crate) mod test_fixtures {
             repeats: 1,
             metrics: Vec::new(),
             cases: Vec::new(),
+            noise: ExperimentNoise::default(),
         }
     }
 }
