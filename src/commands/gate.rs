@@ -650,6 +650,29 @@ pub fn print_outcome(run: &GateRun) {
             );
         }
     }
+    for e in &r.experiments {
+        if let Some(aa) = &e.noise.aa {
+            let _ = writeln!(out, "  {} A/A: false-alarm rate {:.1}% over {} arm swaps", e.name, aa.false_alarm_rate * 100.0, aa.permutations);
+            for rec in &aa.recommendations {
+                let cases = rec.cases.map_or("–".to_owned(), |c| c.to_string());
+                let repeats = rec.repeats.map_or("–".to_owned(), |k| k.to_string());
+                let _ = writeln!(out, "    {:<18} margin {}: {cases} cases × {repeats} repeats for 80% power", rec.metric, format_value(&rec.metric, Some(rec.margin)));
+            }
+        }
+        if let Some(s) = &e.noise.sequential {
+            let saved = 1.0 - s.calls_made as f64 / s.calls_planned.max(1) as f64;
+            let _ = writeln!(
+                out,
+                "  {} sequential: {} look(s), {}; {} of {} calls ({:.0}% saved)",
+                e.name,
+                s.looks.len(),
+                if s.stopped_early { "stopped early" } else { "ran to the end" },
+                s.calls_made,
+                s.calls_planned,
+                saved * 100.0
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "run: {} cases, {} calls ({} errored, {} cached), spend ${:.4}{}",
