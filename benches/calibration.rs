@@ -73,14 +73,29 @@ fn simulate_case(design: Design, rng: &mut Rng, drop: f64, id: usize) -> CaseRes
         Design::Binary | Design::Repeated => {
             let p = beta41(rng);
             let q = (p - drop).clamp(0.0, 1.0);
-            (0..k).map(|r| (bool_call(r, rng.unit() < p), bool_call(r, rng.unit() < q))).unzip()
+            (0..k)
+                .map(|r| (bool_call(r, rng.unit() < p), bool_call(r, rng.unit() < q)))
+                .unzip()
         }
         Design::Continuous => {
             let mu = 0.6 + 0.15 * normal(rng);
-            (0..k).map(|r| (score_call(r, mu + 0.1 * normal(rng)), score_call(r, mu - drop + 0.1 * normal(rng)))).unzip()
+            (0..k)
+                .map(|r| {
+                    (
+                        score_call(r, mu + 0.1 * normal(rng)),
+                        score_call(r, mu - drop + 0.1 * normal(rng)),
+                    )
+                })
+                .unzip()
         }
     };
-    CaseResult { id: format!("c{id}"), input: String::new(), baseline: base, candidate: cand, flip: None }
+    CaseResult {
+        id: format!("c{id}"),
+        input: String::new(),
+        baseline: base,
+        candidate: cand,
+        flip: None,
+    }
 }
 
 /// Beta(4, 1) by inversion: F(x) = x⁴.
@@ -100,7 +115,13 @@ fn bool_call(repeat: u32, passed: bool) -> Call {
 }
 
 fn score_call(repeat: u32, score: f64) -> Call {
-    call(repeat, BTreeMap::from([("pass".to_owned(), Score::Bool(true)), ("quality".to_owned(), Score::Number(score))]))
+    call(
+        repeat,
+        BTreeMap::from([
+            ("pass".to_owned(), Score::Bool(true)),
+            ("quality".to_owned(), Score::Number(score)),
+        ]),
+    )
 }
 
 fn call(repeat: u32, scores: BTreeMap<String, Score>) -> Call {
@@ -161,7 +182,11 @@ struct Row {
 fn run(design: Design, n: usize, drop: f64, sims: usize, sequential: bool, seed: u64) -> Row {
     let looks: Vec<(usize, f64)> = if sequential {
         let alphas = stats::look_alphas(ALPHA, &LOOKS).expect("valid looks");
-        LOOKS.iter().zip(alphas).map(|(t, a)| (((n as f64) * t).ceil() as usize, a)).collect()
+        LOOKS
+            .iter()
+            .zip(alphas)
+            .map(|(t, a)| (((n as f64) * t).ceil() as usize, a))
+            .collect()
     } else {
         vec![(n, ALPHA)]
     };
@@ -186,19 +211,39 @@ fn run(design: Design, n: usize, drop: f64, sims: usize, sequential: bool, seed:
         }
         calls += used;
     }
-    Row { regression: regressions as f64 / sims as f64, detected: detected as f64 / sims as f64, calls_share: calls as f64 / (sims * n) as f64 }
+    Row {
+        regression: regressions as f64 / sims as f64,
+        detected: detected as f64 / sims as f64,
+        calls_share: calls as f64 / (sims * n) as f64,
+    }
 }
 
 fn main() {
-    let sims: usize = std::env::var("PROMPTGATE_CALIBRATION_SIMS").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
-    println!("α = {ALPHA}; {sims} simulated PRs per no-change row, {} per other row; ± is one Monte-Carlo standard error.\n", sims / 2);
+    let sims: usize = std::env::var("PROMPTGATE_CALIBRATION_SIMS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    println!(
+        "α = {ALPHA}; {sims} simulated PRs per no-change row, {} per other row; ± is one Monte-Carlo standard error.\n",
+        sims / 2
+    );
     println!("| design | n (planned) | true drop | stopping | regression verdicts | significant drop | calls made |");
     println!("|---|---|---|---|---|---|---|");
-    for (di, design) in [Design::Binary, Design::Continuous, Design::Repeated].into_iter().enumerate() {
+    for (di, design) in [Design::Binary, Design::Continuous, Design::Repeated]
+        .into_iter()
+        .enumerate()
+    {
         let sd = true_sd(design);
         let m = design.margin();
         let n = stats::cases_needed(sd, m, ALPHA, 0.8).expect("a plan");
-        let rows = [(0.0, false), (0.0, true), (m, false), (m, true), (2.0 * m, false), (2.0 * m, true)];
+        let rows = [
+            (0.0, false),
+            (0.0, true),
+            (m, false),
+            (m, true),
+            (2.0 * m, false),
+            (2.0 * m, true),
+        ];
         for (ri, (drop, sequential)) in rows.into_iter().enumerate() {
             // The no-change rows carry the error-rate claim and get every simulated PR; the
             // power and savings rows need half as many for a standard error under 1.6%.
@@ -208,7 +253,11 @@ fn main() {
             println!(
                 "| {} | {n} | {} | {} | {:.4} ± {:.4} | {:.4} ± {:.4} | {:.0}% |",
                 design.name(),
-                if drop == 0.0 { "none".to_owned() } else { format!("{:.2} ({}× margin)", drop, drop / m) },
+                if drop == 0.0 {
+                    "none".to_owned()
+                } else {
+                    format!("{:.2} ({}× margin)", drop, drop / m)
+                },
                 if sequential { "sequential (4 looks)" } else { "fixed" },
                 r.regression,
                 se(r.regression),

@@ -89,7 +89,10 @@ pub fn estimate(metric: &str, cases: &[CaseResult], paired: bool, alpha: f64, se
         let per_arm: Vec<stats::VarianceComponents> = arms
             .iter()
             .filter_map(|&candidate| {
-                let groups: Vec<Vec<f64>> = cases.iter().map(|c| call_values(metric, if candidate { &c.candidate } else { &c.baseline })).collect();
+                let groups: Vec<Vec<f64>> = cases
+                    .iter()
+                    .map(|c| call_values(metric, if candidate { &c.candidate } else { &c.baseline }))
+                    .collect();
                 let refs: Vec<&[f64]> = groups.iter().map(Vec::as_slice).collect();
                 stats::variance_components(&refs)
             })
@@ -319,7 +322,11 @@ fn is_ordinal(metric: &str, cases: &[CaseResult]) -> bool {
     if matches!(metric, "pass_rate" | "error_rate" | "cost_per_request" | FLAKY_SHARE) {
         return false;
     }
-    let mut values = cases.iter().flat_map(|c| c.baseline.iter().chain(&c.candidate)).filter_map(|call| call.scores.get(metric)).peekable();
+    let mut values = cases
+        .iter()
+        .flat_map(|c| c.baseline.iter().chain(&c.candidate))
+        .filter_map(|call| call.scores.get(metric))
+        .peekable();
     values.peek().is_some() && values.all(|s| matches!(s, Score::Number(x) if x.fract() == 0.0 && x.abs() < 1e6))
 }
 
@@ -348,7 +355,9 @@ fn statrs_z(p: f64) -> Option<f64> {
 
 /// FNV-1a: a stable hash to give each metric its own bootstrap stream.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -388,7 +397,13 @@ mod tests {
     }
 
     fn case(id: usize, baseline: Vec<Call>, candidate: Vec<Call>) -> CaseResult {
-        CaseResult { id: format!("c{id}"), input: String::new(), baseline, candidate, flip: None }
+        CaseResult {
+            id: format!("c{id}"),
+            input: String::new(),
+            baseline,
+            candidate,
+            flip: None,
+        }
     }
 
     #[test]
@@ -398,14 +413,25 @@ mod tests {
         // (-0.24259714476429908, 0.0064083655457082556) and p = mcnemar([[30, 8], [2, 10]],
         // exact=True).pvalue = 0.109375.
         let mut cases = Vec::new();
-        for (i, (b, c)) in [(true, true); 30].into_iter().chain([(true, false); 8]).chain([(false, true); 2]).chain([(false, false); 10]).enumerate() {
+        for (i, (b, c)) in [(true, true); 30]
+            .into_iter()
+            .chain([(true, false); 8])
+            .chain([(false, true); 2])
+            .chain([(false, false); 10])
+            .enumerate()
+        {
             cases.push(case(i, vec![call(0, b, None, 0.01)], vec![call(0, c, None, 0.01)]));
         }
         let e = estimate("pass_rate", &cases, true, 0.05, 1);
-        assert_eq!((e.test, e.estimand, e.n), ("mcnemar-exact", "proportion-difference", 50));
+        assert_eq!(
+            (e.test, e.estimand, e.n),
+            ("mcnemar-exact", "proportion-difference", 50)
+        );
         assert!((e.p_value.unwrap() - 0.109_375).abs() < 1e-12, "{e:?}");
         let ci = e.ci.unwrap();
-        assert!((ci[0] + 0.242_597_144_764_299_08).abs() < 1e-12 && (ci[1] - 0.006_408_365_545_708_255_6).abs() < 1e-12);
+        assert!(
+            (ci[0] + 0.242_597_144_764_299_08).abs() < 1e-12 && (ci[1] - 0.006_408_365_545_708_255_6).abs() < 1e-12
+        );
         assert!((e.delta.unwrap() + 0.12).abs() < 1e-12);
         let eq = e.ci_equivalence.unwrap();
         assert!(eq[0] > ci[0] && eq[1] < ci[1], "the 90% interval is inside the 95% one");
@@ -415,9 +441,45 @@ mod tests {
     fn repeats_are_clusters_with_variance_components_and_flaky_cases() {
         // Three repeats per case; case 0 is flaky in the candidate.
         let cases = vec![
-            case(0, vec![call(0, true, None, 0.01), call(1, true, None, 0.01), call(2, true, None, 0.01)], vec![call(0, true, None, 0.01), call(1, false, None, 0.01), call(2, true, None, 0.01)]),
-            case(1, vec![call(0, false, None, 0.01), call(1, false, None, 0.01), call(2, false, None, 0.01)], vec![call(0, false, None, 0.01), call(1, false, None, 0.01), call(2, false, None, 0.01)]),
-            case(2, vec![call(0, true, None, 0.01), call(1, true, None, 0.01), call(2, true, None, 0.01)], vec![call(0, true, None, 0.01), call(1, true, None, 0.01), call(2, true, None, 0.01)]),
+            case(
+                0,
+                vec![
+                    call(0, true, None, 0.01),
+                    call(1, true, None, 0.01),
+                    call(2, true, None, 0.01),
+                ],
+                vec![
+                    call(0, true, None, 0.01),
+                    call(1, false, None, 0.01),
+                    call(2, true, None, 0.01),
+                ],
+            ),
+            case(
+                1,
+                vec![
+                    call(0, false, None, 0.01),
+                    call(1, false, None, 0.01),
+                    call(2, false, None, 0.01),
+                ],
+                vec![
+                    call(0, false, None, 0.01),
+                    call(1, false, None, 0.01),
+                    call(2, false, None, 0.01),
+                ],
+            ),
+            case(
+                2,
+                vec![
+                    call(0, true, None, 0.01),
+                    call(1, true, None, 0.01),
+                    call(2, true, None, 0.01),
+                ],
+                vec![
+                    call(0, true, None, 0.01),
+                    call(1, true, None, 0.01),
+                    call(2, true, None, 0.01),
+                ],
+            ),
         ];
         let e = estimate("pass_rate", &cases, true, 0.05, 1);
         assert_eq!((e.test, e.n), ("wilcoxon-signed-rank", 3));
@@ -436,7 +498,11 @@ mod tests {
             .map(|i| {
                 let s = f64::from(i % 5 + 1);
                 let bump = f64::from(i % 2);
-                case(i as usize, vec![call(0, true, Some(s), 0.010)], vec![call(0, true, Some((s + bump).min(5.0)), 0.012)])
+                case(
+                    i as usize,
+                    vec![call(0, true, Some(s), 0.010)],
+                    vec![call(0, true, Some((s + bump).min(5.0)), 0.012)],
+                )
             })
             .collect();
         let e = estimate("judge", &cases, true, 0.05, 1);

@@ -12,7 +12,9 @@
 //! with the margin, and the cases needed for the margin are reported.
 
 use crate::analyze::{self, Estimate, sd_from_ci};
-use crate::report::results::{AaRecommendation, CaseResult, Direction, Drift, MetricDetails, MetricResult, MetricVerdict, SloResult};
+use crate::report::results::{
+    AaRecommendation, CaseResult, Direction, Drift, MetricDetails, MetricResult, MetricVerdict, SloResult,
+};
 use crate::stats;
 use crate::suite::{GateSpec, Margin, default_direction};
 
@@ -33,7 +35,12 @@ pub fn adjust(estimates: &[(&Estimate, bool)]) -> Vec<Option<f64>> {
 }
 
 /// Applies the metric's gate (or the neutral policy for an ungated metric).
-pub fn decide(estimate: &Estimate, gate: Option<&GateSpec>, p_adjusted: Option<f64>, default_alpha: f64) -> MetricResult {
+pub fn decide(
+    estimate: &Estimate,
+    gate: Option<&GateSpec>,
+    p_adjusted: Option<f64>,
+    default_alpha: f64,
+) -> MetricResult {
     let direction = gate.map_or_else(|| default_direction(&estimate.metric), |g| g.direction);
     let alpha = gate.map_or(default_alpha, |g| g.alpha);
     let margin = match gate.map(|g| g.margin) {
@@ -68,11 +75,17 @@ pub fn decide(estimate: &Estimate, gate: Option<&GateSpec>, p_adjusted: Option<f
     };
     let non_inferior = oriented_ci.is_some_and(|[lo, _]| lo >= -margin_for_decision);
     // TOST at level α: the (1 − 2α) interval inside ±margin (absolute scale).
-    let equivalent = (margin > 0.0).then(|| estimate.ci_equivalence.is_some_and(|[lo, hi]| lo > -margin && hi < margin));
+    let equivalent = (margin > 0.0).then(|| {
+        estimate
+            .ci_equivalence
+            .is_some_and(|[lo, hi]| lo > -margin && hi < margin)
+    });
     // Power: the smallest effect this n detects, against the margin.
     let underpowered = margin > 0.0 && estimate.mde.is_some_and(|mde| mde > margin);
     let cases_needed = match estimate.ci {
-        Some(ci) if margin > 0.0 => sd_from_ci(ci, estimate.n, alpha).and_then(|sd| stats::cases_needed(sd, margin, alpha, 0.8)),
+        Some(ci) if margin > 0.0 => {
+            sd_from_ci(ci, estimate.n, alpha).and_then(|sd| stats::cases_needed(sd, margin, alpha, 0.8))
+        }
         _ => None,
     };
     let slo = gate.and_then(|g| g.slo).map(|target| SloResult {
@@ -150,7 +163,13 @@ pub fn sequential_settled(metrics: &[MetricResult]) -> bool {
 /// The false-alarm rate of the gate on an A/A run's cases: the share of random per-case swaps
 /// of the two arms (each another draw from the null, since the arms are exchangeable) in which
 /// some blocking gated metric is called a regression after Holm.
-pub fn aa_false_alarm_rate(cases: &[CaseResult], gates: &[GateSpec], alpha: f64, seed: u64, permutations: usize) -> f64 {
+pub fn aa_false_alarm_rate(
+    cases: &[CaseResult],
+    gates: &[GateSpec],
+    alpha: f64,
+    seed: u64,
+    permutations: usize,
+) -> f64 {
     if permutations == 0 {
         return 0.0;
     }
@@ -168,10 +187,17 @@ pub fn aa_false_alarm_rate(cases: &[CaseResult], gates: &[GateSpec], alpha: f64,
             })
             .collect();
         let blocking: Vec<&GateSpec> = gates.iter().filter(|g| g.blocking).collect();
-        let estimates: Vec<Estimate> = blocking.iter().map(|g| analyze::estimate(&g.metric, &swapped, true, alpha, seed ^ p as u64)).collect();
+        let estimates: Vec<Estimate> = blocking
+            .iter()
+            .map(|g| analyze::estimate(&g.metric, &swapped, true, alpha, seed ^ p as u64))
+            .collect();
         let flags: Vec<(&Estimate, bool)> = estimates.iter().map(|e| (e, true)).collect();
         let adjusted = adjust(&flags);
-        let alarm = estimates.iter().zip(&blocking).zip(adjusted).any(|((e, g), p)| decide(e, Some(*g), p, alpha).verdict == MetricVerdict::Regression);
+        let alarm = estimates
+            .iter()
+            .zip(&blocking)
+            .zip(adjusted)
+            .any(|((e, g), p)| decide(e, Some(*g), p, alpha).verdict == MetricVerdict::Regression);
         alarms += usize::from(alarm);
     }
     alarms as f64 / permutations as f64
@@ -182,18 +208,31 @@ pub fn aa_false_alarm_rate(cases: &[CaseResult], gates: &[GateSpec], alpha: f64,
 /// repeats shrink only the second part, so they are recommended only to make up for cases the
 /// dataset does not have, and not at all when `σ²_case` alone exceeds what the margin allows.
 pub fn aa_recommendation(metric: &MetricResult, available_cases: usize, repeats: u32) -> AaRecommendation {
-    let mut r = AaRecommendation { metric: metric.name.clone(), margin: metric.margin, cases: metric.details.cases_needed, repeats: None };
-    let Some(needed) = metric.details.cases_needed else { return r };
+    let mut r = AaRecommendation {
+        metric: metric.name.clone(),
+        margin: metric.margin,
+        cases: metric.details.cases_needed,
+        repeats: None,
+    };
+    let Some(needed) = metric.details.cases_needed else {
+        return r;
+    };
     if needed <= available_cases {
         r.repeats = Some(repeats);
         return r;
     }
-    let (Some(ci), Some(within)) = (metric.ci, metric.details.within_var) else { return r };
-    let Some(sd) = sd_from_ci(ci, metric.n, metric.alpha) else { return r };
+    let (Some(ci), Some(within)) = (metric.ci, metric.details.within_var) else {
+        return r;
+    };
+    let Some(sd) = sd_from_ci(ci, metric.n, metric.alpha) else {
+        return r;
+    };
     let k = f64::from(repeats.max(1));
     let case_var = (sd * sd - 2.0 * within / k).max(0.0);
     // The variance a per-case difference may have for `available_cases` to reach the margin.
-    let Some(unit) = stats::mde_paired(1.0, 1, metric.alpha, 0.8) else { return r };
+    let Some(unit) = stats::mde_paired(1.0, 1, metric.alpha, 0.8) else {
+        return r;
+    };
     let allowed = available_cases as f64 * (metric.margin / unit).powi(2);
     if allowed > case_var && within > 0.0 {
         let k_needed = (2.0 * within / (allowed - case_var)).ceil();
@@ -210,8 +249,14 @@ pub fn aa_recommendation(metric: &MetricResult, available_cases: usize, repeats:
 pub fn drift(recorded: Option<f64>, estimate: &Estimate) -> Option<Drift> {
     let recorded = recorded?;
     let measured = estimate.candidate?;
-    let consistent = estimate.candidate_ci.is_some_and(|[lo, hi]| lo <= recorded && recorded <= hi);
-    Some(Drift { recorded, measured, consistent })
+    let consistent = estimate
+        .candidate_ci
+        .is_some_and(|[lo, hi]| lo <= recorded && recorded <= hi);
+    Some(Drift {
+        recorded,
+        measured,
+        consistent,
+    })
 }
 
 #[cfg(test)]
@@ -240,26 +285,63 @@ mod tests {
     }
 
     fn gate(direction: Direction, margin: Margin) -> GateSpec {
-        GateSpec { metric: "pass_rate".into(), direction, margin, alpha: 0.05, blocking: true, slo: None, require_non_inferiority: false, require_equivalence: false }
+        GateSpec {
+            metric: "pass_rate".into(),
+            direction,
+            margin,
+            alpha: 0.05,
+            blocking: true,
+            slo: None,
+            require_non_inferiority: false,
+            require_equivalence: false,
+        }
     }
 
     #[track_caller]
     fn check(e: Estimate, g: GateSpec, verdict: MetricVerdict, non_inferior: bool, fails: bool) {
         let m = decide(&e, Some(&g), None, 0.05);
-        assert_eq!((m.verdict, m.non_inferior, m.fails_gate), (verdict, non_inferior, fails), "{e:?}");
+        assert_eq!(
+            (m.verdict, m.non_inferior, m.fails_gate),
+            (verdict, non_inferior, fails),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn policy() {
         let higher = |m| gate(Direction::Higher, Margin::Absolute(m));
         // significant, CI below zero, beyond the margin: regression
-        check(est(-0.3, [-0.45, -0.15], 0.001), higher(0.02), MetricVerdict::Regression, false, true);
+        check(
+            est(-0.3, [-0.45, -0.15], 0.001),
+            higher(0.02),
+            MetricVerdict::Regression,
+            false,
+            true,
+        );
         // significant but inside the margin: no detectable change, not proven non-inferior
-        check(est(-0.01, [-0.03, -0.005], 0.01), higher(0.02), MetricVerdict::NoChange, false, false);
+        check(
+            est(-0.01, [-0.03, -0.005], 0.01),
+            higher(0.02),
+            MetricVerdict::NoChange,
+            false,
+            false,
+        );
         // not significant, CI inside the margin: non-inferior
-        check(est(0.0, [-0.01, 0.01], 0.9), higher(0.02), MetricVerdict::NoChange, true, false);
+        check(
+            est(0.0, [-0.01, 0.01], 0.9),
+            higher(0.02),
+            MetricVerdict::NoChange,
+            true,
+            false,
+        );
         // improvement
-        check(est(0.2, [0.1, 0.3], 0.001), higher(0.02), MetricVerdict::Improvement, true, false);
+        check(
+            est(0.2, [0.1, 0.3], 0.001),
+            higher(0.02),
+            MetricVerdict::Improvement,
+            true,
+            false,
+        );
         // lower is better: a significant drop in cost is an improvement
         let lower = gate(Direction::Lower, Margin::Relative(0.1));
         let mut cost = est(-0.004, [-0.005, -0.003], 0.0001);
@@ -272,7 +354,13 @@ mod tests {
         // strict policy fails an inconclusive result
         let mut strict = higher(0.02);
         strict.require_non_inferiority = true;
-        check(est(-0.01, [-0.1, 0.08], 0.7), strict, MetricVerdict::NoChange, false, true);
+        check(
+            est(-0.01, [-0.1, 0.08], 0.7),
+            strict,
+            MetricVerdict::NoChange,
+            false,
+            true,
+        );
     }
 
     #[test]
@@ -322,8 +410,18 @@ mod tests {
         e.candidate = Some(0.03);
         e.candidate_ci = Some([0.01, 0.07]);
         let m = decide(&e, Some(&g), None, 0.05);
-        assert_eq!((m.slo.as_ref().map(|s| s.met), m.details.slo_proven), (Some(true), Some(false)));
-        assert_eq!(drift(Some(0.02), &e), Some(Drift { recorded: 0.02, measured: 0.03, consistent: true }));
+        assert_eq!(
+            (m.slo.as_ref().map(|s| s.met), m.details.slo_proven),
+            (Some(true), Some(false))
+        );
+        assert_eq!(
+            drift(Some(0.02), &e),
+            Some(Drift {
+                recorded: 0.02,
+                measured: 0.03,
+                consistent: true
+            })
+        );
         assert_eq!(drift(Some(0.2), &e).map(|d| d.consistent), Some(false));
         assert_eq!(drift(None, &e), None);
     }
@@ -338,7 +436,13 @@ mod tests {
         g.blocking = false;
         let m = decide(&e, Some(&g), None, 0.05);
         assert!(!m.fails_gate);
-        assert_eq!(m.slo, Some(SloResult { target: 800.0, met: false }));
+        assert_eq!(
+            m.slo,
+            Some(SloResult {
+                target: 800.0,
+                met: false
+            })
+        );
     }
 
     #[test]

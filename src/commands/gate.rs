@@ -144,7 +144,7 @@ pub fn run_gate(repo_dir: &Path, options: &GateOptions) -> anyhow::Result<GateRu
             alpha_scale,
         })
     };
-    let mut results = if head.defaults.sequential && !options.aa {
+    let mut results = if head.defaults.sequential && !options.aa && !jobs.is_empty() {
         run_sequential(&jobs, &endpoints, &head.defaults, &assemble_at)?
     } else {
         let outcomes = execute(&jobs, &endpoints)?;
@@ -420,6 +420,9 @@ fn add_aa_summaries(results: &mut Results, suite: &Suite) {
     }
 }
 
+/// Assembles the results of the jobs run so far, with every α scaled by the given factor.
+type AssembleAt<'a> = dyn Fn(&[Job], &[Outcome], f64) -> Results + 'a;
+
 /// Sequential: each experiment's cases in a seeded random order, looks at equal shares of them,
 /// every test at its look's share of α (O'Brien–Fleming spending; see docs/statistics.md).
 /// Stops at the first look where every compared experiment's verdict is settled.
@@ -427,7 +430,7 @@ fn run_sequential(
     jobs: &[Job],
     endpoints: &BTreeMap<String, Endpoint>,
     defaults: &suite::Defaults,
-    assemble_at: &dyn Fn(&[Job], &[Outcome], f64) -> Results,
+    assemble_at: &AssembleAt<'_>,
 ) -> anyhow::Result<Results> {
     let looks = defaults.sequential_looks.max(1);
     let fractions: Vec<f64> = (1..=looks).map(|k| f64::from(k) / f64::from(looks)).collect();

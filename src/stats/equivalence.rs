@@ -40,7 +40,11 @@ pub fn tost_paired(diffs: &[f64], low: f64, high: f64) -> Option<Tost> {
     let t = StudentsT::new(0.0, 1.0, (n - 1) as f64).ok()?;
     let p_lower = t.sf((m - low) / se);
     let p_upper = t.cdf((m - high) / se);
-    Some(Tost { p_value: p_lower.max(p_upper), p_lower, p_upper })
+    Some(Tost {
+        p_value: p_lower.max(p_upper),
+        p_lower,
+        p_upper,
+    })
 }
 
 #[cfg(test)]
@@ -62,18 +66,39 @@ mod tests {
         let d: Vec<f64> = C.iter().zip(B).map(|(c, b)| c - b).collect();
         let r = tost_paired(&d, low, high).expect("a result");
         let close = |a: f64, e: f64| (a - e).abs() <= 1e-9 * e.max(1e-300) + 1e-15;
-        assert!(close(r.p_value, p) && close(r.p_lower, p_lower) && close(r.p_upper, p_upper), "{r:?}");
+        assert!(
+            close(r.p_value, p) && close(r.p_lower, p_lower) && close(r.p_upper, p_upper),
+            "{r:?}"
+        );
     }
 
     #[test]
     fn matches_statsmodels_ttost_paired() {
         // statsmodels.stats.weightstats.ttost_paired(C, B, low, high) -> (p, (t1, p1, df), (t2, p2, df))
         // (-0.1, 0.1) -> 0.0003849763416134342, 2.14124252099616e-08, 0.0003849763416134342
-        check(-0.1, 0.1, 0.000_384_976_341_613_434_2, 2.141_242_520_996_16e-8, 0.000_384_976_341_613_434_2);
+        check(
+            -0.1,
+            0.1,
+            0.000_384_976_341_613_434_2,
+            2.141_242_520_996_16e-8,
+            0.000_384_976_341_613_434_2,
+        );
         // (-0.05, 0.05) -> 0.16735910507741783, 4.1633834223201334e-05, 0.16735910507741783
-        check(-0.05, 0.05, 0.167_359_105_077_417_83, 4.163_383_422_320_133_4e-5, 0.167_359_105_077_417_83);
+        check(
+            -0.05,
+            0.05,
+            0.167_359_105_077_417_83,
+            4.163_383_422_320_133_4e-5,
+            0.167_359_105_077_417_83,
+        );
         // (-0.2, 0.08) -> 0.006498269359683746, 7.653328861048794e-14, 0.006498269359683746
-        check(-0.2, 0.08, 0.006_498_269_359_683_746, 7.653_328_861_048_794e-14, 0.006_498_269_359_683_746);
+        check(
+            -0.2,
+            0.08,
+            0.006_498_269_359_683_746,
+            7.653_328_861_048_794e-14,
+            0.006_498_269_359_683_746,
+        );
     }
 
     #[test]

@@ -33,7 +33,11 @@ pub fn cases_needed(sd_diff: f64, effect: f64, alpha: f64, power: f64) -> Option
     let unit = mde_paired(sd_diff, 1, alpha, power)?;
     let n = (unit / effect).powi(2).ceil();
     // Beyond any suite anyone will run; saturate rather than wrap.
-    Some(if n >= 1e15 { 1_000_000_000_000_000 } else { (n as usize).max(1) })
+    Some(if n >= 1e15 {
+        1_000_000_000_000_000
+    } else {
+        (n as usize).max(1)
+    })
 }
 
 #[cfg(test)]

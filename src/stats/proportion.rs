@@ -58,7 +58,11 @@ pub fn newcombe_paired(counts: PairedCounts, confidence: f64) -> Option<[f64; 2]
     if numerator > 0.0 {
         numerator = (numerator - nf / 2.0).max(0.0);
     }
-    let phi = if denominator > 0.0 { numerator / denominator } else { 0.0 };
+    let phi = if denominator > 0.0 {
+        numerator / denominator
+    } else {
+        0.0
+    };
     let theta = p1 - p2;
     let root = |x: f64, y: f64| (x * x - 2.0 * phi * x * y + y * y).max(0.0).sqrt();
     let lower = theta - root(p1 - l1, u2 - p2);
@@ -80,7 +84,12 @@ mod tests {
 
     #[track_caller]
     fn check(both: u64, candidate_only: u64, baseline_only: u64, neither: u64, confidence: f64, expected: [f64; 2]) {
-        let counts = PairedCounts { both, baseline_only, candidate_only, neither };
+        let counts = PairedCounts {
+            both,
+            baseline_only,
+            candidate_only,
+            neither,
+        };
         let ci = newcombe_paired(counts, confidence).expect("an interval");
         for (a, e) in ci.iter().zip(expected) {
             assert!((a - e).abs() <= 1e-12, "{counts:?}: {ci:?}, reference {expected:?}");
@@ -88,9 +97,16 @@ mod tests {
         let d = counts.difference().unwrap();
         assert!(ci[0] <= d && d <= ci[1], "{counts:?}: {ci:?} misses {d}");
         // Swapping the arms mirrors the interval.
-        let swapped = PairedCounts { baseline_only: candidate_only, candidate_only: baseline_only, ..counts };
+        let swapped = PairedCounts {
+            baseline_only: candidate_only,
+            candidate_only: baseline_only,
+            ..counts
+        };
         let mirrored = newcombe_paired(swapped, confidence).unwrap();
-        assert!((mirrored[0] + ci[1]).abs() <= 1e-12 && (mirrored[1] + ci[0]).abs() <= 1e-12, "{mirrored:?}");
+        assert!(
+            (mirrored[0] + ci[1]).abs() <= 1e-12 && (mirrored[1] + ci[0]).abs() <= 1e-12,
+            "{mirrored:?}"
+        );
     }
 
     #[test]
@@ -101,9 +117,23 @@ mod tests {
         // two marginal intervals (script in docs/statistics.md, "References"). Arguments:
         // (A both, B candidate only, C baseline only, D neither, confidence).
         // (30, 2, 8, 10, 0.95) -> (-0.24259714476429908, 0.0064083655457082556)
-        check(30, 2, 8, 10, 0.95, [-0.242_597_144_764_299_08, 0.006_408_365_545_708_255_6]);
+        check(
+            30,
+            2,
+            8,
+            10,
+            0.95,
+            [-0.242_597_144_764_299_08, 0.006_408_365_545_708_255_6],
+        );
         // (30, 2, 8, 10, 0.90) -> (-0.2234716806490648, -0.013855768888824602)
-        check(30, 2, 8, 10, 0.90, [-0.223_471_680_649_064_8, -0.013_855_768_888_824_602]);
+        check(
+            30,
+            2,
+            8,
+            10,
+            0.90,
+            [-0.223_471_680_649_064_8, -0.013_855_768_888_824_602],
+        );
         // (10, 6, 0, 4, 0.95) -> (0.06670089185284225, 0.4912059083664403)
         check(10, 6, 0, 4, 0.95, [0.066_700_891_852_842_25, 0.491_205_908_366_440_3]);
         // (45, 0, 0, 5, 0.95) -> (-0.06844603071038978, 0.06844603071038977)
@@ -113,13 +143,23 @@ mod tests {
         // (12, 9, 2, 1, 0.95) -> (0.03111612488646187, 0.5077759769557888)
         check(12, 9, 2, 1, 0.95, [0.031_116_124_886_461_87, 0.507_775_976_955_788_8]);
         // (100, 30, 12, 58, 0.95) -> (0.026765685821844507, 0.1519123854695426)
-        check(100, 30, 12, 58, 0.95, [0.026_765_685_821_844_507, 0.151_912_385_469_542_6]);
+        check(
+            100,
+            30,
+            12,
+            58,
+            0.95,
+            [0.026_765_685_821_844_507, 0.151_912_385_469_542_6],
+        );
     }
 
     #[test]
     fn undefined_inputs_give_none() {
         assert_eq!(newcombe_paired(PairedCounts::default(), 0.95), None);
-        let some = PairedCounts { both: 1, ..Default::default() };
+        let some = PairedCounts {
+            both: 1,
+            ..Default::default()
+        };
         assert_eq!(newcombe_paired(some, 1.0), None);
         assert_eq!(newcombe_paired(some, f64::NAN), None);
     }

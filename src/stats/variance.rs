@@ -32,13 +32,25 @@ pub fn variance_components(groups: &[&[f64]]) -> Option<VarianceComponents> {
     let nf = total as f64;
     let means: Vec<f64> = groups.iter().map(|g| g.iter().sum::<f64>() / g.len() as f64).collect();
     let grand = groups.iter().flat_map(|g| g.iter()).sum::<f64>() / nf;
-    let ssw: f64 = groups.iter().zip(&means).map(|(g, m)| g.iter().map(|x| (x - m).powi(2)).sum::<f64>()).sum();
-    let ssb: f64 = groups.iter().zip(&means).map(|(g, m)| g.len() as f64 * (m - grand).powi(2)).sum();
+    let ssw: f64 = groups
+        .iter()
+        .zip(&means)
+        .map(|(g, m)| g.iter().map(|x| (x - m).powi(2)).sum::<f64>())
+        .sum();
+    let ssb: f64 = groups
+        .iter()
+        .zip(&means)
+        .map(|(g, m)| g.len() as f64 * (m - grand).powi(2))
+        .sum();
     let msb = ssb / (a - 1) as f64;
     let within = (total > a).then(|| ssw / (total - a) as f64);
     let n0 = (nf - groups.iter().map(|g| (g.len() as f64).powi(2)).sum::<f64>() / nf) / (a - 1) as f64;
     let between = (msb - within.unwrap_or(0.0)) / n0;
-    Some(VarianceComponents { between: between.max(0.0), within, groups: a })
+    Some(VarianceComponents {
+        between: between.max(0.0),
+        within,
+        groups: a,
+    })
 }
 
 #[cfg(test)]
@@ -51,7 +63,13 @@ mod tests {
         // msw = sum(((g - mean(g))**2).sum())/(N - a); msb = sum(len(g)*(mean(g) - gm)**2)/(a - 1);
         // n0 = (N - sum(len(g)**2)/N)/(a - 1); between = max(0, (msb - msw)/n0)
         // -> within 0.0901851851851852, between 0.1290948480531814
-        let groups: [&[f64]; 5] = [&[1.0, 0.0, 1.0], &[0.0, 0.0, 0.0], &[1.0, 1.0, 1.0], &[0.5, 0.75, 1.0], &[0.2, 0.4]];
+        let groups: [&[f64]; 5] = [
+            &[1.0, 0.0, 1.0],
+            &[0.0, 0.0, 0.0],
+            &[1.0, 1.0, 1.0],
+            &[0.5, 0.75, 1.0],
+            &[0.2, 0.4],
+        ];
         let v = variance_components(&groups).unwrap();
         assert!((v.within.unwrap() - 0.090_185_185_185_185_2).abs() < 1e-14, "{v:?}");
         assert!((v.between - 0.129_094_848_053_181_4).abs() < 1e-14, "{v:?}");
