@@ -74,6 +74,11 @@ pub struct RunArgs {
     /// Send every call, neither reading nor writing the response cache (.promptgate/cache).
     #[arg(long)]
     pub no_cache: bool,
+
+    /// A/A check: run the suite at --base against itself to measure its noise, the gate's
+    /// false-alarm rate on it, and the cases and repeats its margins need.
+    #[arg(long)]
+    pub aa: bool,
 }
 
 #[derive(Debug, Args)]

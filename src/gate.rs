@@ -4,9 +4,17 @@
 //! excludes zero on the bad side) and materially worse (the estimate is beyond the margin). It
 //! improves symmetrically. Otherwise it is "no detectable change", and `non_inferior` says
 //! whether the CI proves the candidate is not worse than the margin.
+//!
+//! Ratio metrics with a relative margin ("10%") are decided on the relative scale, with the
+//! interval of `candidate / baseline − 1`, so the baseline's own uncertainty is counted.
+//! Equivalence (TOST) holds when the (1 − 2α) interval lies inside ±margin; `require:
+//! equivalence` fails the gate unless it does. Power: the minimum detectable effect is compared
+//! with the margin, and the cases needed for the margin are reported.
 
-use crate::analyze::Estimate;
-use crate::report::results::{Direction, MetricResult, MetricVerdict, SloResult};
+use crate::analyze::{self, Estimate, sd_from_ci};
+use crate::report::results::{
+    AaRecommendation, CaseResult, Direction, Drift, MetricDetails, MetricResult, MetricVerdict, SloResult,
+};
 use crate::stats;
 use crate::suite::{GateSpec, Margin, default_direction};
 
@@ -45,18 +53,41 @@ pub fn decide(
         Direction::Higher => 1.0,
         Direction::Lower => -1.0,
     };
-    let oriented_delta = estimate.delta.map(|d| sign * d);
-    let oriented_ci = estimate
-        .ci
-        .map(|[lo, hi]| if sign > 0.0 { [lo, hi] } else { [-hi, -lo] });
+    let orient = |ci: [f64; 2]| if sign > 0.0 { ci } else { [-ci[1], -ci[0]] };
+    // A relative margin on a ratio metric is judged on the relative scale.
+    let relative = match (gate.map(|g| g.margin), estimate.relative_delta, estimate.relative_ci) {
+        (Some(Margin::Relative(r)), Some(d), Some(ci)) => Some((d, ci, r)),
+        _ => None,
+    };
+    let (decision_delta, decision_ci, decision_margin) = match relative {
+        Some((d, ci, r)) => (Some(d), Some(ci), r),
+        None => (estimate.delta, estimate.ci, margin),
+    };
+    let oriented_delta = decision_delta.map(|d| sign * d);
+    let oriented_ci = decision_ci.map(orient);
+    let margin_for_decision = decision_margin;
     let p = p_adjusted.or(estimate.p_value);
     let significant = p.is_some_and(|p| p < alpha);
     let verdict = match (oriented_delta, oriented_ci) {
-        (Some(d), Some([_, hi])) if significant && hi < 0.0 && d < -margin => MetricVerdict::Regression,
-        (Some(d), Some([lo, _])) if significant && lo > 0.0 && d > margin => MetricVerdict::Improvement,
+        (Some(d), Some([_, hi])) if significant && hi < 0.0 && d < -margin_for_decision => MetricVerdict::Regression,
+        (Some(d), Some([lo, _])) if significant && lo > 0.0 && d > margin_for_decision => MetricVerdict::Improvement,
         _ => MetricVerdict::NoChange,
     };
-    let non_inferior = oriented_ci.is_some_and(|[lo, _]| lo >= -margin);
+    let non_inferior = oriented_ci.is_some_and(|[lo, _]| lo >= -margin_for_decision);
+    // TOST at level α: the (1 − 2α) interval inside ±margin (absolute scale).
+    let equivalent = (margin > 0.0).then(|| {
+        estimate
+            .ci_equivalence
+            .is_some_and(|[lo, hi]| lo > -margin && hi < margin)
+    });
+    // Power: the smallest effect this n detects, against the margin.
+    let underpowered = margin > 0.0 && estimate.mde.is_some_and(|mde| mde > margin);
+    let cases_needed = match estimate.ci {
+        Some(ci) if margin > 0.0 => {
+            sd_from_ci(ci, estimate.n, alpha).and_then(|sd| stats::cases_needed(sd, margin, alpha, 0.8))
+        }
+        _ => None,
+    };
     let slo = gate.and_then(|g| g.slo).map(|target| SloResult {
         target,
         met: estimate.candidate.is_some_and(|c| match direction {
@@ -65,9 +96,21 @@ pub fn decide(
         }),
     });
     let blocking = gate.is_some_and(|g| g.blocking);
+    // The SLO "proven": even the interval's bad-side bound meets the target.
+    let slo_proven = gate.and_then(|g| g.slo).and_then(|target| {
+        let [lo, hi] = estimate.candidate_ci?;
+        Some(match direction {
+            Direction::Higher => lo >= target,
+            Direction::Lower => hi <= target,
+        })
+    });
     let strict = gate.is_some_and(|g| g.require_non_inferiority) && estimate.ci.is_some();
+    let needs_equivalence = gate.is_some_and(|g| g.require_equivalence) && estimate.ci.is_some();
     let fails_gate = blocking
-        && (verdict == MetricVerdict::Regression || (strict && !non_inferior) || slo.as_ref().is_some_and(|s| !s.met));
+        && (verdict == MetricVerdict::Regression
+            || (strict && !non_inferior)
+            || (needs_equivalence && equivalent != Some(true))
+            || slo.as_ref().is_some_and(|s| !s.met));
     MetricResult {
         name: estimate.metric.clone(),
         direction,
@@ -88,7 +131,132 @@ pub fn decide(
         alpha,
         slo,
         fails_gate,
+        details: MetricDetails {
+            estimand: (estimate.estimand != "none").then(|| estimate.estimand.to_owned()),
+            relative_delta: estimate.relative_delta,
+            relative_ci: estimate.relative_ci,
+            equivalent,
+            equivalence_ci: estimate.ci_equivalence,
+            underpowered,
+            cases_needed,
+            between_var: estimate.between_var,
+            within_var: estimate.within_var,
+            candidate_ci: estimate.candidate_ci,
+            slo_proven,
+            drift: None,
+        },
     }
+}
+
+/// Whether a sequential run may stop at this look: some blocking metric already regressed
+/// (the verdict is "fail" whatever follows), or every blocking gated metric is proven
+/// non-inferior within its margin (and, where required, equivalent). The metrics must have
+/// been decided at the look's nominal level (see `stats::look_alphas`).
+pub fn sequential_settled(metrics: &[MetricResult]) -> bool {
+    let blocking: Vec<&MetricResult> = metrics.iter().filter(|m| m.gated && m.blocking).collect();
+    if blocking.iter().any(|m| m.verdict == MetricVerdict::Regression) {
+        return true;
+    }
+    !blocking.is_empty() && blocking.iter().all(|m| m.non_inferior && !m.fails_gate)
+}
+
+/// The false-alarm rate of the gate on an A/A run's cases: the share of random per-case swaps
+/// of the two arms (each another draw from the null, since the arms are exchangeable) in which
+/// some blocking gated metric is called a regression after Holm.
+pub fn aa_false_alarm_rate(
+    cases: &[CaseResult],
+    gates: &[GateSpec],
+    alpha: f64,
+    seed: u64,
+    permutations: usize,
+) -> f64 {
+    if permutations == 0 {
+        return 0.0;
+    }
+    let mut rng = stats::Rng::new(seed);
+    let mut alarms = 0usize;
+    for p in 0..permutations {
+        let swapped: Vec<CaseResult> = cases
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                if rng.below(2) == 1 {
+                    std::mem::swap(&mut c.baseline, &mut c.candidate);
+                }
+                c
+            })
+            .collect();
+        let blocking: Vec<&GateSpec> = gates.iter().filter(|g| g.blocking).collect();
+        let estimates: Vec<Estimate> = blocking
+            .iter()
+            .map(|g| analyze::estimate(&g.metric, &swapped, true, alpha, seed ^ p as u64))
+            .collect();
+        let flags: Vec<(&Estimate, bool)> = estimates.iter().map(|e| (e, true)).collect();
+        let adjusted = adjust(&flags);
+        let alarm = estimates
+            .iter()
+            .zip(&blocking)
+            .zip(adjusted)
+            .any(|((e, g), p)| decide(e, Some(*g), p, alpha).verdict == MetricVerdict::Regression);
+        alarms += usize::from(alarm);
+    }
+    alarms as f64 / permutations as f64
+}
+
+/// From an A/A run's metric: cases for the margin at 80% power, and repeats when the dataset
+/// has fewer cases than that. The per-case difference variance is `σ²_case + 2σ²_within/k`;
+/// repeats shrink only the second part, so they are recommended only to make up for cases the
+/// dataset does not have, and not at all when `σ²_case` alone exceeds what the margin allows.
+pub fn aa_recommendation(metric: &MetricResult, available_cases: usize, repeats: u32) -> AaRecommendation {
+    let mut r = AaRecommendation {
+        metric: metric.name.clone(),
+        margin: metric.margin,
+        cases: metric.details.cases_needed,
+        repeats: None,
+    };
+    let Some(needed) = metric.details.cases_needed else {
+        return r;
+    };
+    if needed <= available_cases {
+        r.repeats = Some(repeats);
+        return r;
+    }
+    let (Some(ci), Some(within)) = (metric.ci, metric.details.within_var) else {
+        return r;
+    };
+    let Some(sd) = sd_from_ci(ci, metric.n, metric.alpha) else {
+        return r;
+    };
+    let k = f64::from(repeats.max(1));
+    let case_var = (sd * sd - 2.0 * within / k).max(0.0);
+    // The variance a per-case difference may have for `available_cases` to reach the margin.
+    let Some(unit) = stats::mde_paired(1.0, 1, metric.alpha, 0.8) else {
+        return r;
+    };
+    let allowed = available_cases as f64 * (metric.margin / unit).powi(2);
+    if allowed > case_var && within > 0.0 {
+        let k_needed = (2.0 * within / (allowed - case_var)).ceil();
+        if k_needed <= 100.0 {
+            r.repeats = Some(k_needed as u32);
+            r.cases = Some(available_cases);
+        }
+    }
+    r
+}
+
+/// The candidate variant's recorded value of a metric (its `evaluation_metrics`) against this
+/// run: consistent when the recorded value lies inside the candidate's (1 − α) interval.
+pub fn drift(recorded: Option<f64>, estimate: &Estimate) -> Option<Drift> {
+    let recorded = recorded?;
+    let measured = estimate.candidate?;
+    let consistent = estimate
+        .candidate_ci
+        .is_some_and(|[lo, hi]| lo <= recorded && recorded <= hi);
+    Some(Drift {
+        recorded,
+        measured,
+        consistent,
+    })
 }
 
 #[cfg(test)]
@@ -106,6 +274,13 @@ mod tests {
             test: "t",
             n: 40,
             mde: None,
+            estimand: "mean-difference",
+            ci_equivalence: Some(ci),
+            relative_delta: None,
+            relative_ci: None,
+            candidate_ci: None,
+            between_var: None,
+            within_var: None,
         }
     }
 
@@ -118,6 +293,7 @@ mod tests {
             blocking: true,
             slo: None,
             require_non_inferiority: false,
+            require_equivalence: false,
         }
     }
 
@@ -185,6 +361,69 @@ mod tests {
             false,
             true,
         );
+    }
+
+    #[test]
+    fn equivalence_power_and_relative_margins() {
+        let higher = |m| gate(Direction::Higher, Margin::Absolute(m));
+        let mut e = est(0.0, [-0.01, 0.01], 0.9);
+        e.ci_equivalence = Some([-0.008, 0.008]);
+        let mut g = higher(0.02);
+        g.require_equivalence = true;
+        let m = decide(&e, Some(&g), None, 0.05);
+        assert_eq!((m.details.equivalent, m.fails_gate), (Some(true), false));
+        // Inconclusive for equivalence: the 90% interval reaches past the margin.
+        e.ci_equivalence = Some([-0.03, 0.01]);
+        let m = decide(&e, Some(&g), None, 0.05);
+        assert_eq!((m.details.equivalent, m.fails_gate), (Some(false), true));
+        // No margin, no equivalence question.
+        assert_eq!(decide(&e, Some(&higher(0.0)), None, 0.05).details.equivalent, None);
+        // Power: a 95% interval of half-width 0.1 at n = 40 implies sd = 0.1/1.96·√40; the MDE
+        // (0.14) exceeds a 0.02 margin, and detecting 0.02 needs
+        // ceil(((1.96 + 0.8416)·0.3227/0.02)²) = 2044 cases.
+        let mut wide = est(0.0, [-0.1, 0.1], 0.9);
+        wide.mde = Some(0.14);
+        let m = decide(&wide, Some(&higher(0.02)), None, 0.05);
+        assert!(m.details.underpowered);
+        // numpy.ceil(((norm.ppf(0.975) + norm.ppf(0.8)) * (0.1/norm.ppf(0.975)*numpy.sqrt(40)) / 0.02)**2) -> 2044
+        assert_eq!(m.details.cases_needed, Some(2044));
+        // A 10% margin on cost is judged on the relative interval: +8% [+3%, +13%] is a
+        // significant rise but not beyond 10%, so no regression though the absolute delta is.
+        let mut cost = est(0.0008, [0.0003, 0.0013], 0.001);
+        cost.metric = "cost_per_request".into();
+        cost.baseline = Some(0.01);
+        cost.relative_delta = Some(0.08);
+        cost.relative_ci = Some([0.03, 0.13]);
+        let m = decide(&cost, Some(&gate(Direction::Lower, Margin::Relative(0.1))), None, 0.05);
+        assert_eq!((m.verdict, m.non_inferior), (MetricVerdict::NoChange, false));
+        cost.relative_delta = Some(0.12);
+        cost.relative_ci = Some([0.105, 0.135]);
+        let m = decide(&cost, Some(&gate(Direction::Lower, Margin::Relative(0.1))), None, 0.05);
+        assert_eq!(m.verdict, MetricVerdict::Regression);
+    }
+
+    #[test]
+    fn slo_with_interval_and_drift() {
+        let mut g = gate(Direction::Lower, Margin::Absolute(0.0));
+        g.slo = Some(0.05);
+        let mut e = est(0.0, [-0.01, 0.01], 1.0);
+        e.candidate = Some(0.03);
+        e.candidate_ci = Some([0.01, 0.07]);
+        let m = decide(&e, Some(&g), None, 0.05);
+        assert_eq!(
+            (m.slo.as_ref().map(|s| s.met), m.details.slo_proven),
+            (Some(true), Some(false))
+        );
+        assert_eq!(
+            drift(Some(0.02), &e),
+            Some(Drift {
+                recorded: 0.02,
+                measured: 0.03,
+                consistent: true
+            })
+        );
+        assert_eq!(drift(Some(0.2), &e).map(|d| d.consistent), Some(false));
+        assert_eq!(drift(None, &e), None);
     }
 
     #[test]

@@ -101,6 +101,7 @@ pub fn ci(repo_dir: &Path, config: &str, args: &CiArgs) -> anyhow::Result<u8> {
         out: args.out.clone(),
         cache_dir: (!args.no_cache).then(|| repo.root().join(".promptgate").join("cache")),
         journal: Some(args.out.join("journal.jsonl")),
+        aa: false,
     };
     let on_plan = |facts: &PlanFacts| -> anyhow::Result<()> {
         if let Some(p) = publisher.borrow_mut().as_mut() {

@@ -42,6 +42,7 @@ pub fn demo(out: &Path) -> anyhow::Result<u8> {
         // The demo's repository is thrown away: nothing to cache or resume.
         cache_dir: None,
         journal: None,
+        aa: false,
     };
     let run = run_gate(&repo.0, &options)?;
     print_outcome(&run);

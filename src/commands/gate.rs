@@ -16,6 +16,7 @@ use crate::providers::{self, pricing::PriceTable};
 use crate::report::{self, results::*};
 use crate::runner::{self, Endpoint, Outcome};
 use crate::scorers;
+use crate::stats;
 use crate::suite::{self, Suite};
 use crate::workspace::{FileSource, GitTree, Repo};
 
@@ -30,6 +31,8 @@ pub struct GateOptions {
     pub cache_dir: Option<PathBuf>,
     /// The journal an interrupted run resumes from; `None` keeps none.
     pub journal: Option<PathBuf>,
+    /// A/A: every experiment at `base` compared with itself, to measure the suite's noise.
+    pub aa: bool,
 }
 
 /// A finished gate: the results, where they were written, and any run error to exit with.
@@ -82,7 +85,26 @@ pub fn run_gate_with(
     let head_tree: Arc<dyn FileSource> = Arc::new(GitTree::new(repo.root(), &head_sha));
     let head = suite::load(head_tree, &options.config)?;
     let base = load_base(Arc::new(GitTree::new(repo.root(), &merge_base)), &options.config);
-    let detection = detect::detect(base.as_ref(), &head, &changes, options.all);
+    // A/A compares the suite at base with itself: that suite plays the head's role throughout.
+    let (head, base, detection) = if options.aa {
+        let Some(base) = base else {
+            return Err(Error::run_with_hint(
+                format!(
+                    "--aa needs the suite at {} ({}), and it does not load there",
+                    options.base,
+                    short(&merge_base)
+                ),
+                "run the A/A check against a ref where the suite exists",
+            )
+            .into());
+        };
+        let detection = aa_detection(&base);
+        let twin = load_base(Arc::new(GitTree::new(repo.root(), &merge_base)), &options.config);
+        (base, twin, detection)
+    } else {
+        let detection = detect::detect(base.as_ref(), &head, &changes, options.all);
+        (head, base, detection)
+    };
     eprintln!(
         "promptgate: {} changed path(s) between {} and {}; {} experiment(s) affected, {} removed, {} unaffected",
         detection.changed_paths.len(),
@@ -107,7 +129,16 @@ pub fn run_gate_with(
             Some(Planned { candidate, baseline })
         })
         .collect();
-    let jobs = plan::jobs(&planned, head.defaults.seed);
+    let mut jobs = plan::jobs(&planned, head.defaults.seed);
+    if options.aa {
+        // Independent seeds for the second arm, or a seeded provider would answer identically
+        // and the A/A would measure nothing.
+        for job in jobs.iter_mut().filter(|j| j.arm == Arm::Candidate) {
+            if let Ok(request) = &mut job.request {
+                request.seed = request.seed.rotate_left(17) ^ 0x5851_f42d_4c95_7f2d;
+            }
+        }
+    }
     let prices = PriceTable::new(&head.pricing);
     let endpoints = endpoints(&head, base.as_ref(), &jobs)?;
     let simulated = !endpoints.is_empty() && endpoints.values().all(|e| e.provider.simulated());
@@ -147,34 +178,48 @@ pub fn run_gate_with(
 
     // Offline mock spend is simulated: reported, not capped (as in `plan::check_budget`).
     let max_usd = head.budget.max_usd.filter(|_| !simulated);
-    let report = execute(
-        &jobs,
-        &endpoints,
-        &prices,
-        max_usd,
-        options.cache_dir.clone(),
-        options.journal.clone(),
-    )?;
-    let results = assemble(&AssembleInput {
-        head: &head,
-        planned: &planned,
-        detection: &detection,
-        jobs: &jobs,
-        outcomes: &report.outcomes,
-        runner: &report,
-        prices: &prices,
-        base_ref: GitRef {
-            name: options.base.clone(),
-            sha: base_sha,
-        },
-        head_ref: GitRef {
-            name: options.head.clone(),
-            sha: head_sha,
-        },
-        estimate_usd: estimate.usd,
-        simulated,
-        started,
-    });
+    let run_batch = |batch: &[Job]| {
+        execute(
+            batch,
+            &endpoints,
+            &prices,
+            max_usd,
+            options.cache_dir.clone(),
+            options.journal.clone(),
+        )
+    };
+    let assemble_at = |jobs: &[Job], report: &runner::Report, alpha_scale: f64| {
+        assemble(&AssembleInput {
+            head: &head,
+            planned: &planned,
+            detection: &detection,
+            jobs,
+            outcomes: &report.outcomes,
+            runner: report,
+            prices: &prices,
+            base_ref: GitRef {
+                name: options.base.clone(),
+                sha: base_sha.clone(),
+            },
+            head_ref: GitRef {
+                name: options.head.clone(),
+                sha: head_sha.clone(),
+            },
+            estimate_usd: estimate.usd,
+            simulated,
+            started,
+            alpha_scale,
+        })
+    };
+    let (mut results, report) = if head.defaults.sequential && !options.aa && !jobs.is_empty() {
+        run_sequential(&jobs, &run_batch, &head.defaults, &assemble_at)?
+    } else {
+        let report = run_batch(&jobs)?;
+        (assemble_at(&jobs, &report, 1.0), report)
+    };
+    if options.aa {
+        add_aa_summaries(&mut results, &head);
+    }
     let run_error =
         budget_cap_reached(&report, max_usd).or_else(|| error_budget_exceeded(&results, head.defaults.max_error_rate));
     let written = report::write_outputs(&results, &options.out)?;
@@ -312,6 +357,8 @@ struct AssembleInput<'a> {
     estimate_usd: f64,
     simulated: bool,
     started: Instant,
+    /// Every α is multiplied by this: 1, or a sequential look's share of α.
+    alpha_scale: f64,
 }
 
 /// Turns outcomes into calls, scores them, estimates every metric, applies the gates.
@@ -402,11 +449,22 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
             })
             .collect();
         let paired = planned.baseline.is_some();
-        for metric in metric_names(input.head, &cases) {
+        let (flaky_share, flaky_cases) = analyze::flaky_share(&cases);
+        let mut names = metric_names(input.head, &cases);
+        if head.repeats > 1 && !names.iter().any(|n| n == analyze::FLAKY_SHARE) {
+            names.push(analyze::FLAKY_SHARE.to_owned());
+        }
+        for metric in names {
             let seed = input.head.defaults.seed ^ (ei as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
             estimates.push((
                 ei,
-                analyze::estimate(&metric, &cases, paired, input.head.defaults.alpha, seed),
+                analyze::estimate(
+                    &metric,
+                    &cases,
+                    paired,
+                    input.head.defaults.alpha * input.alpha_scale,
+                    seed,
+                ),
             ));
         }
         experiments.push(ExperimentResult {
@@ -421,22 +479,39 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
             repeats: head.repeats,
             metrics: Vec::new(),
             cases,
+            noise: ExperimentNoise {
+                flaky_share,
+                flaky_cases,
+                ..ExperimentNoise::default()
+            },
         });
     }
 
-    let gate_of = |metric: &str| input.head.gates.iter().find(|g| g.metric == metric);
+    let gates: Vec<suite::GateSpec> = input
+        .head
+        .gates
+        .iter()
+        .map(|g| suite::GateSpec {
+            alpha: g.alpha * input.alpha_scale,
+            ..g.clone()
+        })
+        .collect();
+    let gate_of = |metric: &str| gates.iter().find(|g| g.metric == metric);
+    let alpha = input.head.defaults.alpha * input.alpha_scale;
     let flags: Vec<(&Estimate, bool)> = estimates
         .iter()
         .map(|(_, e)| (e, gate_of(&e.metric).is_some()))
         .collect();
     let adjusted = gate::adjust(&flags);
     for ((ei, estimate), p_adjusted) in estimates.iter().zip(adjusted) {
-        let metric = gate::decide(
-            estimate,
-            gate_of(&estimate.metric),
-            p_adjusted,
-            input.head.defaults.alpha,
-        );
+        let mut metric = gate::decide(estimate, gate_of(&estimate.metric), p_adjusted, alpha);
+        let recorded = input.planned[*ei]
+            .candidate
+            .variant
+            .evaluation_metrics
+            .get(&estimate.metric)
+            .copied();
+        metric.details.drift = gate::drift(recorded, estimate);
         experiments[*ei].metrics.push(metric);
     }
     for e in &mut experiments {
@@ -457,6 +532,7 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
             repeats: 0,
             metrics: Vec::new(),
             cases: Vec::new(),
+            noise: ExperimentNoise::default(),
         });
     }
 
@@ -495,6 +571,145 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
         requests_per_month: input.head.requests_per_month,
         waiver: None,
     }
+}
+
+/// Every experiment of the suite, forced: what an A/A run compares with itself.
+fn aa_detection(suite: &Suite) -> Detection {
+    Detection {
+        affected: suite
+            .experiments
+            .iter()
+            .map(|e| detect::Affected {
+                name: e.name.clone(),
+                status: ExperimentStatus::Forced,
+                affected_by: Vec::new(),
+            })
+            .collect(),
+        ..Detection::default()
+    }
+}
+
+/// Arm-swap permutations per A/A experiment for the false-alarm estimate.
+const AA_PERMUTATIONS: usize = 200;
+
+/// The suite's noise and the design it needs, from an A/A run.
+fn add_aa_summaries(results: &mut Results, suite: &Suite) {
+    for (ei, e) in results.experiments.iter_mut().enumerate() {
+        if e.cases.is_empty() {
+            continue;
+        }
+        let seed = suite.defaults.seed ^ (ei as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let false_alarm_rate =
+            gate::aa_false_alarm_rate(&e.cases, &suite.gates, suite.defaults.alpha, seed, AA_PERMUTATIONS);
+        let recommendations = e
+            .metrics
+            .iter()
+            .filter(|m| m.gated && m.margin > 0.0)
+            .map(|m| gate::aa_recommendation(m, e.cases.len(), e.repeats))
+            .collect();
+        e.noise.aa = Some(AaSummary {
+            false_alarm_rate,
+            permutations: AA_PERMUTATIONS,
+            recommendations,
+        });
+    }
+}
+
+/// Assembles the results of the jobs run so far, with every α scaled by the given factor.
+type AssembleAt<'a> = dyn Fn(&[Job], &runner::Report, f64) -> Results + 'a;
+type RunBatch<'a> = dyn Fn(&[Job]) -> anyhow::Result<runner::Report> + 'a;
+
+/// Sequential: each experiment's cases in a seeded random order, looks at equal shares of them,
+/// every test at its look's share of α (O'Brien–Fleming spending; see docs/statistics.md).
+/// Stops at the first look where every compared experiment's verdict is settled.
+fn run_sequential(
+    jobs: &[Job],
+    run_batch: &RunBatch<'_>,
+    defaults: &suite::Defaults,
+    assemble_at: &AssembleAt<'_>,
+) -> anyhow::Result<(Results, runner::Report)> {
+    let looks = defaults.sequential_looks.max(1);
+    let fractions: Vec<f64> = (1..=looks).map(|k| f64::from(k) / f64::from(looks)).collect();
+    let alphas = stats::look_alphas(defaults.alpha, &fractions).unwrap_or_else(|| vec![defaults.alpha]);
+    // Position of each case in its experiment's seeded order.
+    let mut by_experiment: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for job in jobs {
+        let cases = by_experiment.entry(job.experiment).or_default();
+        if !cases.contains(&job.case) {
+            cases.push(job.case);
+        }
+    }
+    let mut position: BTreeMap<(usize, usize), (usize, usize)> = BTreeMap::new();
+    for (ei, cases) in &mut by_experiment {
+        let mut rng = stats::Rng::new(defaults.seed ^ (*ei as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9));
+        // Fisher–Yates with our own generator, so the order never changes with a dependency.
+        for i in (1..cases.len()).rev() {
+            cases.swap(i, rng.below(i + 1));
+        }
+        for (rank, case) in cases.iter().enumerate() {
+            position.insert((*ei, *case), (rank, cases.len()));
+        }
+    }
+    let upto = |t: f64, n: usize| (t * n as f64).ceil() as usize;
+    let (mut run_jobs, mut report): (Vec<Job>, runner::Report) = (Vec::new(), runner::Report::default());
+    let mut made_looks = Vec::new();
+    let mut previous = 0.0;
+    for (k, (&t, &alpha_k)) in fractions.iter().zip(&alphas).enumerate() {
+        let batch: Vec<Job> = jobs
+            .iter()
+            .filter(|j| {
+                let (rank, n) = position[&(j.experiment, j.case)];
+                rank >= upto(previous, n) && rank < upto(t, n)
+            })
+            .cloned()
+            .collect();
+        previous = t;
+        eprintln!(
+            "promptgate: sequential look {}/{looks}: {} more calls at α = {alpha_k:.4}",
+            k + 1,
+            batch.len()
+        );
+        absorb(&mut report, run_batch(&batch)?);
+        run_jobs.extend(batch);
+        made_looks.push(alpha_k);
+        let mut results = assemble_at(&run_jobs, &report, alpha_k / defaults.alpha);
+        let compared = || {
+            results
+                .experiments
+                .iter()
+                .filter(|e| e.baseline.is_some() && e.status != ExperimentStatus::Removed)
+        };
+        let settled = compared().all(|e| gate::sequential_settled(&e.metrics));
+        let last = k + 1 == fractions.len();
+        if settled || last {
+            for (ei, e) in results.experiments.iter_mut().enumerate() {
+                let Some(cases) = by_experiment.get(&ei) else { continue };
+                let n = cases.len();
+                e.noise.sequential = Some(SequentialSummary {
+                    looks: fractions[..=k].iter().map(|&t| upto(t, n)).collect(),
+                    look_alphas: made_looks.clone(),
+                    stopped_early: !last,
+                    calls_made: run_jobs.iter().filter(|j| j.experiment == ei).count(),
+                    calls_planned: jobs.iter().filter(|j| j.experiment == ei).count(),
+                });
+            }
+            return Ok((results, report));
+        }
+    }
+    // Unreachable: the last look always returns. An empty plan has nothing to run.
+    Ok((assemble_at(&run_jobs, &report, 1.0), report))
+}
+
+/// Adds one batch's report to the run's.
+fn absorb(total: &mut runner::Report, batch: runner::Report) {
+    total.outcomes.extend(batch.outcomes);
+    total.retries += batch.retries;
+    total.rate_limited += batch.rate_limited;
+    total.cache_hits += batch.cache_hits;
+    total.resumed += batch.resumed;
+    total.fallbacks += batch.fallbacks;
+    total.budget_exhausted |= batch.budget_exhausted;
+    total.spent_usd += batch.spent_usd;
 }
 
 /// The built-in metrics, plus every gated scorer metric some call produced.
@@ -727,6 +942,44 @@ pub fn print_outcome(run: &GateRun) {
                     .or(m.p_value)
                     .map(|p| format!(" ({})", format_p(p)))
                     .unwrap_or_default()
+            );
+        }
+    }
+    for e in &r.experiments {
+        if let Some(aa) = &e.noise.aa {
+            let _ = writeln!(
+                out,
+                "  {} A/A: false-alarm rate {:.1}% over {} arm swaps",
+                e.name,
+                aa.false_alarm_rate * 100.0,
+                aa.permutations
+            );
+            for rec in &aa.recommendations {
+                let cases = rec.cases.map_or("–".to_owned(), |c| c.to_string());
+                let repeats = rec.repeats.map_or("–".to_owned(), |k| k.to_string());
+                let _ = writeln!(
+                    out,
+                    "    {:<18} margin {}: {cases} cases × {repeats} repeats for 80% power",
+                    rec.metric,
+                    format_value(&rec.metric, Some(rec.margin))
+                );
+            }
+        }
+        if let Some(s) = &e.noise.sequential {
+            let saved = 1.0 - s.calls_made as f64 / s.calls_planned.max(1) as f64;
+            let _ = writeln!(
+                out,
+                "  {} sequential: {} look(s), {}; {} of {} calls ({:.0}% saved)",
+                e.name,
+                s.looks.len(),
+                if s.stopped_early {
+                    "stopped early"
+                } else {
+                    "ran to the end"
+                },
+                s.calls_made,
+                s.calls_planned,
+                saved * 100.0
             );
         }
     }

@@ -33,6 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 journal: Some(args.out.join("journal.jsonl")),
                 out: args.out,
                 cache_dir,
+                aa: args.aa,
             };
             let run = run_gate(&cli.repo, &options)?;
             gate::print_outcome(&run);

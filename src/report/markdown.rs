@@ -1262,6 +1262,7 @@ pub(crate) mod test_fixtures {
             alpha: 0.05,
             slo: None,
             fails_gate: false,
+            details: MetricDetails::default(),
         }
     }
 
@@ -1449,6 +1450,7 @@ pub(crate) mod test_fixtures {
                     call(true, "Open Billing → Invoices and pick the month.", &[]),
                 ),
             ],
+            noise: ExperimentNoise::default(),
         }
     }
 
@@ -1555,6 +1557,7 @@ pub(crate) mod test_fixtures {
             repeats: 3,
             metrics: vec![pass_rate, cost, latency, errors],
             cases: vec![case],
+            noise: ExperimentNoise::default(),
         }
     }
 
@@ -1585,6 +1588,7 @@ pub(crate) mod test_fixtures {
             repeats: 1,
             metrics: vec![pass_rate, latency],
             cases: Vec::new(),
+            noise: ExperimentNoise::default(),
         }
     }
 
@@ -1601,6 +1605,7 @@ pub(crate) mod test_fixtures {
             repeats: 1,
             metrics: Vec::new(),
             cases: Vec::new(),
+            noise: ExperimentNoise::default(),
         }
     }
 }

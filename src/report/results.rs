@@ -95,6 +95,58 @@ pub struct ExperimentResult {
     pub repeats: u32,
     pub metrics: Vec<MetricResult>,
     pub cases: Vec<CaseResult>,
+    /// Noise, A/A and sequential facts (issue 4); every key optional in `results.json`.
+    #[serde(default, flatten)]
+    pub noise: ExperimentNoise,
+}
+
+/// How noisy an experiment's suite is, and how the run was designed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentNoise {
+    /// Share of (case, arm) pairs whose repeats disagree on `pass`; `None` with one repeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flaky_share: Option<f64>,
+    /// Ids of the flaky cases (either arm), in case order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flaky_cases: Vec<String>,
+    /// Set by `promptgate run --aa`: the baseline compared with itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aa: Option<AaSummary>,
+    /// Set when the experiment ran with `sequential: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<SequentialSummary>,
+}
+
+/// What an A/A run says about the suite: its noise and the design it would need.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AaSummary {
+    /// Share of arm-swap permutations of this A/A run in which some gated metric regressed:
+    /// the false-alarm rate the gate has on this suite (should be at most α).
+    pub false_alarm_rate: f64,
+    pub permutations: usize,
+    /// Per gated metric with a margin: cases and repeats that detect a change of the margin
+    /// with 80% power.
+    pub recommendations: Vec<AaRecommendation>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AaRecommendation {
+    pub metric: String,
+    pub margin: f64,
+    pub cases: Option<usize>,
+    pub repeats: Option<u32>,
+}
+
+/// A sequential run: looks made, where it stopped, the calls it saved.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SequentialSummary {
+    /// Cases evaluated at each look, cumulative.
+    pub looks: Vec<usize>,
+    /// Nominal α spent at each look made (O'Brien–Fleming spending).
+    pub look_alphas: Vec<f64>,
+    pub stopped_early: bool,
+    pub calls_made: usize,
+    pub calls_planned: usize,
 }
 
 /// What one side of the comparison ran.
@@ -156,6 +208,60 @@ pub struct MetricResult {
     pub slo: Option<SloResult>,
     /// Whether this metric, on its own, fails the experiment.
     pub fails_gate: bool,
+    /// Issue 4's additions (estimand, equivalence, power, variance components, drift); every
+    /// key optional in `results.json`.
+    #[serde(default, flatten)]
+    pub details: MetricDetails,
+}
+
+/// Further statistics of a metric. Renderers may show any of them; none changes `verdict`'s
+/// meaning.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricDetails {
+    /// What `delta` and `ci` estimate: `mean-difference`, `proportion-difference` (Newcombe
+    /// interval), `hodges-lehmann-shift` (ordinal scores), `quantile-difference`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimand: Option<String>,
+    /// `candidate / baseline − 1` and its interval, for ratio metrics (cost per request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative_delta: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative_ci: Option<[f64; 2]>,
+    /// TOST: the (1 − 2α) interval lies inside ±margin. `None` when the margin is 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equivalent: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equivalence_ci: Option<[f64; 2]>,
+    /// The margin is smaller than the minimum detectable effect: a real regression of the
+    /// margin's size would likely pass unnoticed.
+    #[serde(default)]
+    pub underpowered: bool,
+    /// Cases needed to detect a change of the margin's size (α, 80% power).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cases_needed: Option<usize>,
+    /// Variance between cases and within a case (over repeats), averaged over the arms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub between_var: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_var: Option<f64>,
+    /// (1 − α) interval of the candidate's own value, for the SLO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_ci: Option<[f64; 2]>,
+    /// The SLO holds even at the interval's bad-side bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_proven: Option<bool>,
+    /// The candidate variant's recorded `evaluation_metrics` value against this run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
+}
+
+/// A recorded metric value compared with the measured one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    pub recorded: f64,
+    pub measured: f64,
+    /// The recorded value lies inside the candidate's (1 − α) interval.
+    pub consistent: bool,
 }
 
 /// An absolute objective checked on the candidate, e.g. p95 latency ≤ 800 ms.

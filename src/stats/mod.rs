@@ -21,6 +21,16 @@
 //!   of Statistics* 6(2), 65–70.
 //! - [`mde_paired`]: minimum detectable effect of a paired two-sided test (normal
 //!   approximation).
+//! - [`paired_bootstrap_ratio`]: the same bootstrap for a relative change (cost per request).
+//! - [`newcombe_paired`]: Newcombe's (1998) hybrid score interval for the difference of two
+//!   paired proportions (method 10), with Wilson (1927) score intervals.
+//! - [`hodges_lehmann`]: Hodges–Lehmann (1963) shift estimate with the signed-rank interval.
+//! - [`tost_paired`]: Schuirmann's (1987) two one-sided tests for equivalence.
+//! - [`cases_needed`]: the inverse of [`mde_paired`].
+//! - [`variance_components`]: between- and within-case variance, one-way random-effects
+//!   ANOVA (Searle, Casella & McCulloch 1992).
+//! - [`obrien_fleming_spent`], [`look_alphas`]: Lan–DeMets (1983) alpha spending for
+//!   sequential looks, O'Brien–Fleming type.
 //! - [`mean`], [`std_dev`], [`quantile`]: descriptive statistics; quantiles are numpy's
 //!   default "linear" (Hyndman & Fan 1996, type 7).
 //!
@@ -28,16 +38,28 @@
 
 mod bootstrap;
 mod describe;
+mod equivalence;
+mod hodges_lehmann;
 mod holm;
 mod mcnemar;
 mod power;
+mod proportion;
+#[cfg(test)]
+mod proptests;
 mod rng;
+mod sequential;
+mod variance;
 mod wilcoxon;
 
-pub use bootstrap::{Bootstrap, paired_bootstrap_mean, paired_bootstrap_quantile};
+pub use bootstrap::{Bootstrap, paired_bootstrap_mean, paired_bootstrap_quantile, paired_bootstrap_ratio};
 pub use describe::{mean, quantile, std_dev};
+pub use equivalence::{Tost, tost_paired};
+pub use hodges_lehmann::{HodgesLehmann, hodges_lehmann};
 pub use holm::holm;
 pub use mcnemar::mcnemar_exact;
-pub use power::mde_paired;
+pub use power::{cases_needed, mde_paired};
+pub use proportion::{PairedCounts, newcombe_paired};
 pub use rng::Rng;
+pub use sequential::{look_alphas, obrien_fleming_spent};
+pub use variance::{VarianceComponents, variance_components};
 pub use wilcoxon::{Wilcoxon, WilcoxonMethod, ZeroMethod, wilcoxon_signed_rank};

@@ -19,9 +19,51 @@ pub fn mde_paired(sd_diff: f64, n: usize, alpha: f64, power: f64) -> Option<f64>
     Some(multiplier * sd_diff / (n as f64).sqrt())
 }
 
+/// Cases a paired two-sided test at level `alpha` needs to detect a true mean difference of
+/// `effect` with probability `power`: `⌈((z₁₋α/₂ + z_power) · sd_diff / effect)²⌉`, the inverse
+/// of [`mde_paired`] (as `statsmodels.stats.power.normal_sample_size_one_tail(effect, power,
+/// alpha / 2, std_null=sd_diff)`, rounded up).
+///
+/// `None` when `effect` is not positive and finite, `sd_diff` negative or non-finite, or
+/// `alpha`/`power` outside (0, 1). Zero spread needs a single case.
+pub fn cases_needed(sd_diff: f64, effect: f64, alpha: f64, power: f64) -> Option<usize> {
+    if !(effect > 0.0 && effect.is_finite()) {
+        return None;
+    }
+    let unit = mde_paired(sd_diff, 1, alpha, power)?;
+    let n = (unit / effect).powi(2).ceil();
+    // Beyond any suite anyone will run; saturate rather than wrap.
+    Some(if n >= 1e15 {
+        1_000_000_000_000_000
+    } else {
+        (n as usize).max(1)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cases_needed_matches_statsmodels() {
+        // numpy.ceil(statsmodels.stats.power.normal_sample_size_one_tail(effect, power, alpha/2,
+        // std_null=sd)) for (sd, effect, alpha, power):
+        // (1.0, 0.28, 0.05, 0.8) -> 100.11326191771798 -> 101
+        // (0.25, 0.05, 0.05, 0.8) -> 196.22199335872727 -> 197
+        // (0.4, 0.02, 0.05, 0.9) -> 4202.969224576248 -> 4203
+        // (12.5, 3.0, 0.01, 0.8) -> 202.7598641262879 -> 203
+        assert_eq!(cases_needed(1.0, 0.28, 0.05, 0.8), Some(101));
+        assert_eq!(cases_needed(0.25, 0.05, 0.05, 0.8), Some(197));
+        assert_eq!(cases_needed(0.4, 0.02, 0.05, 0.9), Some(4203));
+        assert_eq!(cases_needed(12.5, 3.0, 0.01, 0.8), Some(203));
+        assert_eq!(cases_needed(0.0, 0.1, 0.05, 0.8), Some(1));
+        assert_eq!(cases_needed(1.0, 0.0, 0.05, 0.8), None);
+        assert_eq!(cases_needed(1.0, f64::NAN, 0.05, 0.8), None);
+        // The inverse of mde_paired: at the needed n the MDE is at most the effect.
+        let n = cases_needed(0.3, 0.05, 0.05, 0.8).unwrap();
+        assert!(mde_paired(0.3, n, 0.05, 0.8).unwrap() <= 0.05);
+        assert!(mde_paired(0.3, n - 1, 0.05, 0.8).unwrap() > 0.05);
+    }
 
     #[track_caller]
     fn check(sd_diff: f64, n: usize, alpha: f64, power: f64, expected: Option<f64>) {

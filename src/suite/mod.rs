@@ -89,6 +89,9 @@ pub struct Defaults {
     /// Share of errored calls (per experiment and arm) beyond which the run is a run error.
     pub max_error_rate: f64,
     pub seed: u64,
+    /// `sequential: true`: looks at equal shares of the cases, with alpha spending.
+    pub sequential: bool,
+    pub sequential_looks: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -101,6 +104,8 @@ pub struct GateSpec {
     /// Absolute objective on the candidate (≥ for `higher`, ≤ for `lower`).
     pub slo: Option<f64>,
     pub require_non_inferiority: bool,
+    /// `require: equivalence`: fail unless TOST shows the arms equivalent within the margin.
+    pub require_equivalence: bool,
 }
 
 pub struct Experiment {
@@ -343,6 +348,15 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
         .in_file(config_path)
         .into());
     }
+    let sequential_looks = defaults_raw.as_ref().and_then(|d| d.sequential_looks).unwrap_or(4);
+    if !(2..=10).contains(&sequential_looks) {
+        return Err(Diagnostic::new(format!(
+            "defaults.sequential_looks must be between 2 and 10, got {sequential_looks}"
+        ))
+        .in_file(config_path)
+        .hint("4 looks (at 25%, 50%, 75% and 100% of the cases) is the usual choice")
+        .into());
+    }
     let defaults = Defaults {
         repeats: defaults_raw.as_ref().and_then(|d| d.repeats).unwrap_or(1).max(1),
         alpha,
@@ -350,6 +364,8 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
         concurrency: defaults_raw.as_ref().and_then(|d| d.concurrency).unwrap_or(16).max(1),
         max_error_rate,
         seed: defaults_raw.as_ref().and_then(|d| d.seed).unwrap_or(0),
+        sequential: defaults_raw.as_ref().and_then(|d| d.sequential).unwrap_or(false),
+        sequential_looks,
     };
 
     let mut pricing = BTreeMap::new();
@@ -399,6 +415,7 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
             blocking: spec.blocking.unwrap_or(default_blocking(metric)),
             slo: spec.slo,
             require_non_inferiority: spec.require == Some(raw::RawRequire::NonInferiority),
+            require_equivalence: spec.require == Some(raw::RawRequire::Equivalence),
         });
     }
     if gates.is_empty() {
@@ -730,6 +747,7 @@ fn mock_spec(name: &str) -> ProviderSpec {
 /// Higher is better for quality scores; lower for errors, latency and cost.
 pub fn default_direction(metric: &str) -> Direction {
     if metric == "error_rate"
+        || metric == "flaky_share"
         || metric.starts_with("latency")
         || metric.ends_with("_ms")
         || metric.starts_with("cost")
@@ -756,6 +774,7 @@ fn default_gates(alpha: f64) -> Vec<GateSpec> {
         blocking: default_blocking(metric),
         slo: None,
         require_non_inferiority: false,
+        require_equivalence: false,
     };
     vec![
         gate("pass_rate", Margin::Absolute(0.0)),
@@ -768,6 +787,7 @@ fn default_gates(alpha: f64) -> Vec<GateSpec> {
 /// Gate names must be metrics something produces.
 fn check_gate_metrics(source: &dyn FileSource, suite: &Suite) -> Result<(), Error> {
     let mut known: BTreeSet<String> = BUILTIN_METRICS.iter().map(|m| (*m).to_owned()).collect();
+    known.insert(crate::analyze::FLAKY_SHARE.to_owned());
     for e in &suite.experiments {
         for a in e.asserts.iter().chain(e.cases.iter().flat_map(|c| c.asserts.iter())) {
             known.insert(a.metric.clone());

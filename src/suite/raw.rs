@@ -99,6 +99,10 @@ pub struct RawDefaults {
     pub concurrency: Option<usize>,
     pub max_error_rate: Option<f64>,
     pub seed: Option<u64>,
+    /// Run cases in a seeded random order in batches and stop once the verdict is settled.
+    pub sequential: Option<bool>,
+    /// Looks of a sequential run (equal shares of the cases), 2 to 10.
+    pub sequential_looks: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +158,7 @@ pub enum RawDirection {
 #[serde(rename_all = "kebab-case")]
 pub enum RawRequire {
     NonInferiority,
+    Equivalence,
 }
 
 /// A gate margin: an absolute amount in the metric's unit (`0.02`) or relative to the baseline

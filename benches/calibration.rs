@@ -1,0 +1,271 @@
+//! Calibration harness: simulated pull requests with a known truth, run through the gate's
+//! own code (`analyze::estimate` → `gate::decide`), to check that the error rates are what
+//! docs/statistics.md says they are.
+//!
+//! `cargo bench --bench calibration` (release build; ~minutes on two cores). Prints a markdown
+//! table: for each design, the share of simulated PRs the gate called a regression, with its
+//! Monte-Carlo standard error, and the share of planned calls a sequential run made.
+//! `PROMPTGATE_CALIBRATION_SIMS` overrides the number of PRs per row (default 2000).
+//!
+//! Designs (each simulated PR draws fresh cases):
+//! - binary, one repeat: case i passes with probability πᵢ ~ Beta(4, 1) (mean 0.8) in the
+//!   baseline and πᵢ − δ in the candidate; McNemar + Newcombe.
+//! - continuous, one repeat: true case score μᵢ ~ N(0.6, 0.15²), call noise N(0, 0.1²);
+//!   candidate μᵢ − δ. Wilcoxon + paired bootstrap.
+//! - binary, three repeats: as the binary design with three calls per case and arm; per-case
+//!   means, Wilcoxon + paired bootstrap (repeats are clusters).
+//!
+//! n is what the power analysis (`stats::cases_needed`) plans for a drop equal to the margin
+//! with 80% power, from the true standard deviation of the per-case differences.
+
+use std::collections::BTreeMap;
+
+use promptgate::analyze;
+use promptgate::gate;
+use promptgate::report::results::{Call, CaseResult, Direction, MetricResult, MetricVerdict, Score, Tokens};
+use promptgate::stats::{self, Rng};
+use promptgate::suite::{GateSpec, Margin};
+
+const ALPHA: f64 = 0.05;
+/// Looks of the sequential design, as fractions of the planned cases.
+const LOOKS: [f64; 4] = [0.25, 0.5, 0.75, 1.0];
+
+#[derive(Clone, Copy, Debug)]
+enum Design {
+    Binary,
+    Continuous,
+    Repeated,
+}
+
+impl Design {
+    fn name(self) -> &'static str {
+        match self {
+            Design::Binary => "binary, k = 1",
+            Design::Continuous => "continuous, k = 1",
+            Design::Repeated => "binary, k = 3",
+        }
+    }
+    fn repeats(self) -> u32 {
+        match self {
+            Design::Repeated => 3,
+            _ => 1,
+        }
+    }
+    fn margin(self) -> f64 {
+        match self {
+            Design::Binary => 0.08,
+            Design::Continuous => 0.03,
+            Design::Repeated => 0.05,
+        }
+    }
+    fn metric(self) -> &'static str {
+        match self {
+            Design::Continuous => "quality",
+            _ => "pass_rate",
+        }
+    }
+}
+
+/// One case's calls in both arms, with the candidate's truth shifted by `-drop`.
+fn simulate_case(design: Design, rng: &mut Rng, drop: f64, id: usize) -> CaseResult {
+    let k = design.repeats();
+    let (base, cand): (Vec<Call>, Vec<Call>) = match design {
+        Design::Binary | Design::Repeated => {
+            let p = beta41(rng);
+            let q = (p - drop).clamp(0.0, 1.0);
+            (0..k)
+                .map(|r| (bool_call(r, rng.unit() < p), bool_call(r, rng.unit() < q)))
+                .unzip()
+        }
+        Design::Continuous => {
+            let mu = 0.6 + 0.15 * normal(rng);
+            (0..k)
+                .map(|r| {
+                    (
+                        score_call(r, mu + 0.1 * normal(rng)),
+                        score_call(r, mu - drop + 0.1 * normal(rng)),
+                    )
+                })
+                .unzip()
+        }
+    };
+    CaseResult {
+        id: format!("c{id}"),
+        input: String::new(),
+        baseline: base,
+        candidate: cand,
+        flip: None,
+    }
+}
+
+/// Beta(4, 1) by inversion: F(x) = x⁴.
+fn beta41(rng: &mut Rng) -> f64 {
+    rng.unit().powf(0.25)
+}
+
+/// Standard normal by Box–Muller.
+fn normal(rng: &mut Rng) -> f64 {
+    let u = 1.0 - rng.unit();
+    let v = rng.unit();
+    (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+}
+
+fn bool_call(repeat: u32, passed: bool) -> Call {
+    call(repeat, BTreeMap::from([("pass".to_owned(), Score::Bool(passed))]))
+}
+
+fn score_call(repeat: u32, score: f64) -> Call {
+    call(
+        repeat,
+        BTreeMap::from([
+            ("pass".to_owned(), Score::Bool(true)),
+            ("quality".to_owned(), Score::Number(score)),
+        ]),
+    )
+}
+
+fn call(repeat: u32, scores: BTreeMap<String, Score>) -> Call {
+    Call {
+        repeat,
+        output: None,
+        error: None,
+        latency_ms: Some(100.0),
+        tokens: Tokens::default(),
+        cost_usd: 0.0,
+        list_cost_usd: 0.0,
+        cached: false,
+        attempts: 1,
+        provider: None,
+        fell_back: false,
+        scores,
+        failures: Vec::new(),
+    }
+}
+
+fn gate_spec(design: Design, alpha: f64) -> GateSpec {
+    GateSpec {
+        metric: design.metric().to_owned(),
+        direction: Direction::Higher,
+        margin: Margin::Absolute(design.margin()),
+        alpha,
+        blocking: true,
+        slo: None,
+        require_non_inferiority: false,
+        require_equivalence: false,
+    }
+}
+
+fn decide(design: Design, cases: &[CaseResult], alpha: f64, seed: u64) -> MetricResult {
+    let e = analyze::estimate(design.metric(), cases, true, alpha, seed);
+    gate::decide(&e, Some(&gate_spec(design, alpha)), None, alpha)
+}
+
+/// The true standard deviation of per-case differences under no change, by simulation.
+fn true_sd(design: Design) -> f64 {
+    let mut rng = Rng::new(12345);
+    let diffs: Vec<f64> = (0..200_000)
+        .map(|i| {
+            let c = simulate_case(design, &mut rng, 0.0, i);
+            let m = |calls: &[Call]| analyze::per_case(design.metric(), calls).unwrap_or(0.0);
+            m(&c.candidate) - m(&c.baseline)
+        })
+        .collect();
+    stats::std_dev(&diffs).unwrap_or(0.0)
+}
+
+struct Row {
+    regression: f64,
+    detected: f64,
+    calls_share: f64,
+}
+
+/// Runs `sims` simulated PRs; `sequential` uses the O'Brien–Fleming looks.
+fn run(design: Design, n: usize, drop: f64, sims: usize, sequential: bool, seed: u64) -> Row {
+    let looks: Vec<(usize, f64)> = if sequential {
+        let alphas = stats::look_alphas(ALPHA, &LOOKS).expect("valid looks");
+        LOOKS
+            .iter()
+            .zip(alphas)
+            .map(|(t, a)| (((n as f64) * t).ceil() as usize, a))
+            .collect()
+    } else {
+        vec![(n, ALPHA)]
+    };
+    let (mut regressions, mut detected, mut calls) = (0usize, 0usize, 0usize);
+    for sim in 0..sims {
+        let mut rng = Rng::new(seed.wrapping_mul(1_000_003).wrapping_add(sim as u64));
+        let cases: Vec<CaseResult> = (0..n).map(|i| simulate_case(design, &mut rng, drop, i)).collect();
+        let mut used = n;
+        for &(m, alpha) in &looks {
+            let r = decide(design, &cases[..m], alpha, sim as u64);
+            used = m;
+            let significant_drop = r.ci.is_some_and(|[_, hi]| hi < 0.0) && r.p_value.is_some_and(|p| p < alpha);
+            if r.verdict == MetricVerdict::Regression {
+                regressions += 1;
+            }
+            if significant_drop {
+                detected += 1;
+            }
+            if gate::sequential_settled(std::slice::from_ref(&r)) || significant_drop {
+                break;
+            }
+        }
+        calls += used;
+    }
+    Row {
+        regression: regressions as f64 / sims as f64,
+        detected: detected as f64 / sims as f64,
+        calls_share: calls as f64 / (sims * n) as f64,
+    }
+}
+
+fn main() {
+    let sims: usize = std::env::var("PROMPTGATE_CALIBRATION_SIMS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    println!(
+        "α = {ALPHA}; {sims} simulated PRs per no-change row, {} per other row; ± is one Monte-Carlo standard error.\n",
+        sims / 2
+    );
+    println!("| design | n (planned) | true drop | stopping | regression verdicts | significant drop | calls made |");
+    println!("|---|---|---|---|---|---|---|");
+    for (di, design) in [Design::Binary, Design::Continuous, Design::Repeated]
+        .into_iter()
+        .enumerate()
+    {
+        let sd = true_sd(design);
+        let m = design.margin();
+        let n = stats::cases_needed(sd, m, ALPHA, 0.8).expect("a plan");
+        let rows = [
+            (0.0, false),
+            (0.0, true),
+            (m, false),
+            (m, true),
+            (2.0 * m, false),
+            (2.0 * m, true),
+        ];
+        for (ri, (drop, sequential)) in rows.into_iter().enumerate() {
+            // The no-change rows carry the error-rate claim and get every simulated PR; the
+            // power and savings rows need half as many for a standard error under 1.6%.
+            let sims = if drop == 0.0 { sims } else { sims / 2 };
+            let se = |p: f64| (p * (1.0 - p) / sims as f64).sqrt();
+            let r = run(design, n, drop, sims, sequential, (di * 10 + ri) as u64);
+            println!(
+                "| {} | {n} | {} | {} | {:.4} ± {:.4} | {:.4} ± {:.4} | {:.0}% |",
+                design.name(),
+                if drop == 0.0 {
+                    "none".to_owned()
+                } else {
+                    format!("{:.2} ({}× margin)", drop, drop / m)
+                },
+                if sequential { "sequential (4 looks)" } else { "fixed" },
+                r.regression,
+                se(r.regression),
+                r.detected,
+                se(r.detected),
+                100.0 * r.calls_share
+            );
+        }
+    }
+}
