@@ -295,3 +295,43 @@ fn a_baseline_that_cannot_render_is_counted_as_errors_and_exits_3() {
     assert_eq!(errored, 44);
     assert_eq!(r["run"]["errored"], 44);
 }
+
+#[test]
+fn aa_mode_measures_the_suites_own_noise() {
+    let repo = TestRepo::with_demo_base();
+    let out = repo.path().join("out");
+    let run = repo.promptgate(&["run", "--aa", "--base", "main", "--out", out.to_str().unwrap()]);
+    run.expect_code(0);
+    let r = results(&out);
+    assert_eq!(r["verdict"], "pass");
+    for e in r["experiments"].as_array().unwrap() {
+        let aa = &e["aa"];
+        assert!(aa.is_object(), "{} has no A/A summary", e["name"]);
+        let rate = aa["false_alarm_rate"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&rate));
+        for m in e["metrics"].as_array().unwrap() {
+            assert_ne!(m["verdict"], "regression", "A/A: {} {}", e["name"], m["name"]);
+        }
+    }
+}
+
+#[test]
+fn sequential_runs_report_their_looks_and_keep_the_verdict() {
+    let repo = demo_pr();
+    repo.edit(
+        "promptgate.yaml",
+        "defaults: {repeats: 1,",
+        "defaults: {sequential: true, repeats: 1,",
+    );
+    repo.commit("sequential");
+    let out = repo.path().join("out");
+    repo.promptgate(&["run", "--base", "main", "--head", "pr", "--out", out.to_str().unwrap()])
+        .expect_code(1);
+    let r = results(&out);
+    let support = experiment(&r, "customer-support");
+    assert_eq!(metric(support, "pass_rate")["verdict"], "regression");
+    let sequential = &support["sequential"];
+    let made = sequential["calls_made"].as_u64().unwrap();
+    assert!(made > 0 && made <= sequential["calls_planned"].as_u64().unwrap());
+    assert!(!sequential["looks"].as_array().unwrap().is_empty());
+}
