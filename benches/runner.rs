@@ -55,39 +55,60 @@ fn main() {
     let calls = cases * 2 * REPEATS;
     let ideal = LATENCY.as_secs_f64() * calls as f64 / CONCURRENCY as f64;
 
-    let (first, rss_first) = measure(&binary, repo.path(), "out1");
-    let (second, rss_second) = measure(&binary, repo.path(), "out2");
+    let (first, rss_first, cpu_first) = measure(&binary, repo.path(), "out1");
+    let (second, rss_second, cpu_second) = measure(&binary, repo.path(), "out2");
     println!(
         "calls: {calls} at concurrency {CONCURRENCY}, simulated latency {} ms",
         LATENCY.as_millis()
     );
     println!("ideal wall time: {ideal:.3} s");
     println!(
-        "first run:  {first:.3} s wall ({:+.1}% vs ideal), peak RSS {:.1} MB",
+        "first run:  {first:.3} s wall ({:+.1}% vs ideal), peak RSS {:.1} MB, CPU {cpu_first:.2} s",
         (first / ideal - 1.0) * 100.0,
         rss_first as f64 / 1024.0
     );
     println!(
-        "cached run: {second:.3} s wall, peak RSS {:.1} MB",
+        "cached run: {second:.3} s wall, peak RSS {:.1} MB, CPU {cpu_second:.2} s",
         rss_second as f64 / 1024.0
     );
     drop(server);
 }
 
-/// Runs the gate and returns (wall seconds, peak RSS in KiB).
-fn measure(binary: &Path, repo: &Path, out: &str) -> (f64, u64) {
+/// Runs the gate and returns (wall seconds, peak RSS in KiB, CPU seconds as last seen).
+fn measure(binary: &Path, repo: &Path, out: &str) -> (f64, u64, f64) {
     let started = Instant::now();
     let mut child = Command::new(binary)
         .current_dir(repo)
         .args(["run", "--base", "main", "--head", "pr", "--out", out])
+        .args(
+            std::env::var("PROMPTGATE_BENCH_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .env("CI", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn promptgate");
     let status_path = format!("/proc/{}/status", child.id());
+    let stat_path = format!("/proc/{}/stat", child.id());
+    let ticks = 100.0; // USER_HZ on Linux
     let mut peak = 0;
+    let mut cpu = 0.0;
     loop {
+        // utime and stime are fields 14 and 15, counted after the command name's parenthesis.
+        if let Some(fields) = std::fs::read_to_string(&stat_path)
+            .ok()
+            .and_then(|t| t.rsplit_once(')').map(|(_, r)| r.to_owned()))
+        {
+            let f: Vec<&str> = fields.split_whitespace().collect();
+            if let (Some(u), Some(s)) = (
+                f.get(11).and_then(|v| v.parse::<f64>().ok()),
+                f.get(12).and_then(|v| v.parse::<f64>().ok()),
+            ) {
+                cpu = (u + s) / ticks;
+            }
+        }
         let peak_now = std::fs::read_to_string(&status_path).ok().and_then(|text| {
             text.lines()
                 .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -100,7 +121,7 @@ fn measure(binary: &Path, repo: &Path, out: &str) -> (f64, u64) {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    (started.elapsed().as_secs_f64(), peak)
+    (started.elapsed().as_secs_f64(), peak, cpu)
 }
 
 fn write_suite(dir: &Path, base_url: &str, cases: usize) {

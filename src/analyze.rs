@@ -149,11 +149,12 @@ pub fn estimate(metric: &str, cases: &[CaseResult], paired: bool, alpha: f64, se
         (Kind::Quantile, Some(q)) => {
             result.baseline = stats::quantile(&base, q);
             result.candidate = stats::quantile(&cand, q);
-            let boot = |conf| stats::paired_bootstrap_quantile(&base, &cand, q, conf, RESAMPLES, metric_seed);
-            let main = boot(confidence);
+            // One set of draws serves both levels (the same draws the one-level function makes).
+            let draws = stats::paired_bootstrap_quantile_draws(&base, &cand, q, RESAMPLES, metric_seed);
+            let main = draws.as_ref().and_then(|d| d.summary(confidence));
             result.p_value = main.as_ref().map(|b| b.p_value);
             result.ci = main.map(|b| b.ci);
-            result.ci_equivalence = boot(1.0 - 2.0 * alpha).map(|b| b.ci);
+            result.ci_equivalence = draws.and_then(|d| d.summary(1.0 - 2.0 * alpha)).map(|b| b.ci);
             result.test = "paired-bootstrap";
             result.estimand = "quantile-difference";
         }
@@ -190,9 +191,9 @@ pub fn estimate(metric: &str, cases: &[CaseResult], paired: bool, alpha: f64, se
             result.baseline = stats::mean(&base);
             result.candidate = stats::mean(&cand);
             result.p_value = Some(stats::wilcoxon_signed_rank(&diffs, stats::ZeroMethod::Wilcox).p_value);
-            let boot = |conf| stats::paired_bootstrap_mean(&base, &cand, conf, RESAMPLES, metric_seed);
-            result.ci = boot(confidence).map(|b| b.ci);
-            result.ci_equivalence = boot(1.0 - 2.0 * alpha).map(|b| b.ci);
+            let draws = stats::paired_bootstrap_mean_draws(&base, &cand, RESAMPLES, metric_seed);
+            result.ci = draws.as_ref().and_then(|d| d.summary(confidence)).map(|b| b.ci);
+            result.ci_equivalence = draws.and_then(|d| d.summary(1.0 - 2.0 * alpha)).map(|b| b.ci);
             result.test = "wilcoxon-signed-rank";
             result.estimand = "mean-difference";
             if is_ratio(metric)

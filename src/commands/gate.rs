@@ -454,19 +454,13 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
         if head.repeats > 1 && !names.iter().any(|n| n == analyze::FLAKY_SHARE) {
             names.push(analyze::FLAKY_SHARE.to_owned());
         }
-        for metric in names {
-            let seed = input.head.defaults.seed ^ (ei as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            estimates.push((
-                ei,
-                analyze::estimate(
-                    &metric,
-                    &cases,
-                    paired,
-                    input.head.defaults.alpha * input.alpha_scale,
-                    seed,
-                ),
-            ));
-        }
+        let seed = input.head.defaults.seed ^ (ei as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let alpha = input.head.defaults.alpha * input.alpha_scale;
+        estimates.extend(
+            estimate_all(&names, &cases, paired, alpha, seed)
+                .into_iter()
+                .map(|e| (ei, e)),
+        );
         experiments.push(ExperimentResult {
             name: head.name.clone(),
             status: affected.status,
@@ -710,6 +704,33 @@ fn absorb(total: &mut runner::Report, batch: runner::Report) {
     total.fallbacks += batch.fallbacks;
     total.budget_exhausted |= batch.budget_exhausted;
     total.spent_usd += batch.spent_usd;
+}
+
+/// Estimates every metric of one experiment, in order. The metrics are independent and their
+/// bootstraps dominate the run's own time on large suites, so they share the cores.
+fn estimate_all(names: &[String], cases: &[CaseResult], paired: bool, alpha: f64, seed: u64) -> Vec<Estimate> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(names.len())
+        .max(1);
+    let chunk = names.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = names
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|m| analyze::estimate(m, cases, paired, alpha, seed))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        // A panic in a worker is a bug; re-raise it rather than lose a metric.
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 /// The built-in metrics, plus every gated scorer metric some call produced.

@@ -17,6 +17,7 @@ use crate::providers::{Request, Response};
 /// Bumped when the meaning of a key or the entry format changes, so old entries are ignored.
 const KEY_VERSION: &str = "promptgate-cache-v1";
 
+#[derive(Clone)]
 pub struct Cache {
     dir: PathBuf,
 }

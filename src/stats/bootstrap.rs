@@ -37,7 +37,57 @@ pub fn paired_bootstrap_mean(
     resamples: usize,
     seed: u64,
 ) -> Option<Bootstrap> {
-    let n = validate(baseline, candidate, confidence, resamples)?;
+    validate(baseline, candidate, confidence, resamples)?;
+    paired_bootstrap_mean_draws(baseline, candidate, resamples, seed)?.summary(confidence)
+}
+
+/// The resampled statistics of a paired bootstrap, drawn once and summarised at as many
+/// confidence levels as needed: the same seed gives the same draws as the one-level functions,
+/// so every interval read from them equals the one those would return.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draws {
+    estimate: f64,
+    /// Sorted.
+    stats: Vec<f64>,
+}
+
+impl Draws {
+    fn new(estimate: f64, mut stats: Vec<f64>) -> Option<Draws> {
+        // Only reachable when differences of finite values overflow; no interval is honest then.
+        if !estimate.is_finite() || !all_finite(&stats) || stats.is_empty() {
+            return None;
+        }
+        stats.sort_unstable_by(f64::total_cmp);
+        Some(Draws { estimate, stats })
+    }
+
+    /// Percentile interval and two-sided p-value at `confidence`.
+    pub fn summary(&self, confidence: f64) -> Option<Bootstrap> {
+        if !(confidence > 0.0 && confidence < 1.0) {
+            return None;
+        }
+        let stats = &self.stats;
+        // Same arithmetic as scipy.stats.bootstrap(method="percentile"): alpha = (1 − level) / 2,
+        // then the type-7 quantiles at alpha and 1 − alpha.
+        let alpha = (1.0 - confidence) / 2.0;
+        let ci = [quantile_sorted(stats, alpha)?, quantile_sorted(stats, 1.0 - alpha)?];
+        let b = stats.len();
+        let at_most_zero = stats.partition_point(|&s| s <= 0.0);
+        let at_least_zero = b - stats.partition_point(|&s| s < 0.0);
+        let share = |count: usize| (count + 1) as f64 / (b + 1) as f64;
+        let p_value = (2.0 * share(at_most_zero).min(share(at_least_zero))).min(1.0);
+        Some(Bootstrap {
+            estimate: self.estimate,
+            ci,
+            p_value,
+            resamples: b,
+        })
+    }
+}
+
+/// The draws of [`paired_bootstrap_mean`], for summaries at several levels.
+pub fn paired_bootstrap_mean_draws(baseline: &[f64], candidate: &[f64], resamples: usize, seed: u64) -> Option<Draws> {
+    let n = validate(baseline, candidate, 0.5, resamples)?;
     let diffs: Vec<f64> = candidate.iter().zip(baseline).map(|(c, b)| c - b).collect();
     let estimate = mean(&diffs)?;
     // Resampling deviations from the estimate keeps the sums small (less rounding) and makes
@@ -50,7 +100,7 @@ pub fn paired_bootstrap_mean(
             estimate + sum / n as f64
         })
         .collect();
-    summarise(estimate, stats, confidence)
+    Draws::new(estimate, stats)
 }
 
 /// Paired bootstrap of `quantile(candidate, q) − quantile(baseline, q)` (type-7 quantiles,
@@ -66,7 +116,19 @@ pub fn paired_bootstrap_quantile(
     resamples: usize,
     seed: u64,
 ) -> Option<Bootstrap> {
-    let n = validate(baseline, candidate, confidence, resamples)?;
+    validate(baseline, candidate, confidence, resamples)?;
+    paired_bootstrap_quantile_draws(baseline, candidate, q, resamples, seed)?.summary(confidence)
+}
+
+/// The draws of [`paired_bootstrap_quantile`], for summaries at several levels.
+pub fn paired_bootstrap_quantile_draws(
+    baseline: &[f64],
+    candidate: &[f64],
+    q: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<Draws> {
+    let n = validate(baseline, candidate, 0.5, resamples)?;
     let estimate = quantile(candidate, q)? - quantile(baseline, q)?;
     let mut rng = Rng::new(seed);
     let (mut b, mut c) = (vec![0.0; n], vec![0.0; n]);
@@ -78,7 +140,7 @@ pub fn paired_bootstrap_quantile(
         }
         stats.push(quantile_select(&mut c, q)? - quantile_select(&mut b, q)?);
     }
-    summarise(estimate, stats, confidence)
+    Draws::new(estimate, stats)
 }
 
 /// Paired bootstrap of the relative change `mean(candidate) / mean(baseline) − 1`, e.g. the
@@ -111,7 +173,7 @@ pub fn paired_bootstrap_ratio(
         }
         stats.push(ratio(sb, sc)?);
     }
-    summarise(estimate, stats, confidence)
+    Draws::new(estimate, stats)?.summary(confidence)
 }
 
 /// The common arguments' preconditions; returns the number of cases.
@@ -124,30 +186,6 @@ fn validate(baseline: &[f64], candidate: &[f64], confidence: f64, resamples: usi
         && all_finite(baseline)
         && all_finite(candidate);
     ok.then_some(baseline.len())
-}
-
-/// Percentile interval and two-sided p-value from the resampled statistics.
-fn summarise(estimate: f64, mut stats: Vec<f64>, confidence: f64) -> Option<Bootstrap> {
-    // Only reachable when differences of finite values overflow; no interval is honest then.
-    if !estimate.is_finite() || !all_finite(&stats) {
-        return None;
-    }
-    stats.sort_unstable_by(f64::total_cmp);
-    // Same arithmetic as scipy.stats.bootstrap(method="percentile"): alpha = (1 − level) / 2,
-    // then the type-7 quantiles at alpha and 1 − alpha.
-    let alpha = (1.0 - confidence) / 2.0;
-    let ci = [quantile_sorted(&stats, alpha)?, quantile_sorted(&stats, 1.0 - alpha)?];
-    let b = stats.len();
-    let at_most_zero = stats.partition_point(|&s| s <= 0.0);
-    let at_least_zero = b - stats.partition_point(|&s| s < 0.0);
-    let share = |count: usize| (count + 1) as f64 / (b + 1) as f64;
-    let p_value = (2.0 * share(at_most_zero).min(share(at_least_zero))).min(1.0);
-    Some(Bootstrap {
-        estimate,
-        ci,
-        p_value,
-        resamples: b,
-    })
 }
 
 #[cfg(test)]

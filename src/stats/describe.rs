@@ -71,7 +71,7 @@ pub(super) fn all_finite(xs: &[f64]) -> bool {
 
 /// numpy's `_lerp`: interpolating from the nearer end keeps the result within `[a, b]` and
 /// makes `lerp(a, a, t) == a` exactly.
-fn lerp(a: f64, b: f64, t: f64) -> f64 {
+pub(super) fn lerp(a: f64, b: f64, t: f64) -> f64 {
     let diff = b - a;
     if t >= 0.5 { b - diff * (1.0 - t) } else { a + diff * t }
 }

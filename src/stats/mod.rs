@@ -51,7 +51,10 @@ mod sequential;
 mod variance;
 mod wilcoxon;
 
-pub use bootstrap::{Bootstrap, paired_bootstrap_mean, paired_bootstrap_quantile, paired_bootstrap_ratio};
+pub use bootstrap::{
+    Bootstrap, Draws, paired_bootstrap_mean, paired_bootstrap_mean_draws, paired_bootstrap_quantile,
+    paired_bootstrap_quantile_draws, paired_bootstrap_ratio,
+};
 pub use describe::{mean, quantile, std_dev};
 pub use equivalence::{Tost, tost_paired};
 pub use hodges_lehmann::{HodgesLehmann, hodges_lehmann};
