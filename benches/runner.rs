@@ -71,6 +71,31 @@ fn main() {
         "cached run: {second:.3} s wall, peak RSS {:.1} MB, CPU {cpu_second:.2} s",
         rss_second as f64 / 1024.0
     );
+    // The simulator sleeps at least 50 ms and its timer rounds up; the latency each call
+    // measured is what a perfect runner would have to wait for.
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo.path().join("out1/results.json")).expect("results.json"))
+            .expect("json");
+    let latencies: Vec<f64> = results["experiments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e["cases"].as_array().into_iter().flatten())
+        .flat_map(|c| {
+            c["baseline"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(c["candidate"].as_array().into_iter().flatten())
+        })
+        .filter_map(|call| call["latency_ms"].as_f64())
+        .collect();
+    let measured = latencies.iter().sum::<f64>() / latencies.len().max(1) as f64;
+    let ideal_measured = measured / 1000.0 * calls as f64 / CONCURRENCY as f64;
+    println!(
+        "mean latency the calls measured: {measured:.2} ms; ideal at that latency {ideal_measured:.3} s; first run {:+.1}% vs it",
+        (first / ideal_measured - 1.0) * 100.0
+    );
     drop(server);
 }
 

@@ -1,13 +1,19 @@
-//! The response cache: content-addressed files on disk, one per successful call.
+//! The response cache: content-addressed entries on disk, one per successful call.
 //!
 //! The key is a SHA-256 over the endpoint's `cache_identity` and the canonical JSON of the
 //! request (model, messages, temperature, max_tokens, top_p and the seed, which encodes the
 //! repeat), so the same call to the same endpoint is answered once, across runs and branches.
-//! Layout: `<dir>/<first 2 hex>/<64 hex>.json`. Writes go to a temporary file renamed into
-//! place, so a reader never sees half a file; a file that does not parse is a miss.
+//!
+//! Layout: 256 append-only shard logs, `<dir>/<first 2 hex of the key>.jsonl`, one JSON entry a
+//! line. A file per entry cost more CPU in the file system than the calls themselves at 12,000
+//! calls a run; an append to an open file costs one `write`. Each entry is written with a single
+//! `write` on an `O_APPEND` file, so concurrent runs do not interleave lines; a line that does
+//! not parse (a torn write after a crash) is skipped, and a later entry for a key wins.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -20,6 +26,16 @@ const KEY_VERSION: &str = "promptgate-cache-v1";
 #[derive(Clone)]
 pub struct Cache {
     dir: PathBuf,
+    /// Shards read so far (by their two-hex prefix), and the open append handles.
+    shards: Arc<Mutex<HashMap<String, Shard>>>,
+}
+
+#[derive(Default)]
+struct Shard {
+    entries: HashMap<String, (Response, Option<f64>)>,
+    file: Option<std::fs::File>,
+    /// The log ends in a torn line: start the next entry on a line of its own.
+    torn_tail: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -43,51 +59,78 @@ pub fn key(cache_identity: &str, request: &Request) -> String {
 
 impl Cache {
     pub fn new(dir: &Path) -> Self {
-        Cache { dir: dir.to_owned() }
+        Cache {
+            dir: dir.to_owned(),
+            shards: Arc::default(),
+        }
     }
 
     /// The stored response and latency for `key`, if a readable entry exists.
     pub fn get(&self, key: &str) -> Option<(Response, Option<f64>)> {
-        let bytes = std::fs::read(self.path(key)).ok()?;
-        let entry: Entry = serde_json::from_slice(&bytes).ok()?;
-        (entry.key == key).then_some((entry.response, entry.latency_ms))
+        let mut shards = self.shards.lock().ok()?;
+        let shard = shards
+            .entry(shard_of(key).to_owned())
+            .or_insert_with(|| self.load(shard_of(key)));
+        shard.entries.get(key).cloned()
     }
 
     /// Stores a successful response. A cache that cannot be written only costs a later call, so
     /// failures are reported once by the caller's warning and otherwise ignored.
     pub fn put(&self, key: &str, response: &Response, latency_ms: Option<f64>) -> std::io::Result<()> {
-        let path = self.path(key);
-        let folder = path.parent().unwrap_or(&self.dir);
-        std::fs::create_dir_all(folder)?;
         let entry = Entry {
             key: key.to_owned(),
             response: response.clone(),
             latency_ms,
         };
-        let mut tmp = tempfile_in(folder, key)?;
-        tmp.1
-            .write_all(&serde_json::to_vec(&entry).map_err(std::io::Error::other)?)?;
-        tmp.1.flush()?;
-        drop(tmp.1);
-        std::fs::rename(&tmp.0, &path).inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp.0);
-        })
+        let mut line = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        let mut shards = self
+            .shards
+            .lock()
+            .map_err(|_| std::io::Error::other("cache lock poisoned"))?;
+        let name = shard_of(key);
+        let shard = shards.entry(name.to_owned()).or_insert_with(|| self.load(name));
+        if std::mem::take(&mut shard.torn_tail) {
+            line.insert(0, b'\n');
+        }
+        if shard.file.is_none() {
+            std::fs::create_dir_all(&self.dir)?;
+            shard.file = Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.path(name))?,
+            );
+        }
+        if let Some(file) = shard.file.as_mut() {
+            // One write per entry: appends from concurrent runs stay whole lines.
+            file.write_all(&line)?;
+        }
+        shard.entries.insert(key.to_owned(), (response.clone(), latency_ms));
+        Ok(())
     }
 
-    fn path(&self, key: &str) -> PathBuf {
-        self.dir.join(&key[..2.min(key.len())]).join(format!("{key}.json"))
+    fn load(&self, name: &str) -> Shard {
+        let mut shard = Shard::default();
+        let Ok(bytes) = std::fs::read(self.path(name)) else {
+            return shard;
+        };
+        shard.torn_tail = bytes.last().is_some_and(|b| *b != b'\n');
+        for line in bytes.split(|b| *b == b'\n') {
+            if let Ok(entry) = serde_json::from_slice::<Entry>(line) {
+                shard.entries.insert(entry.key, (entry.response, entry.latency_ms));
+            }
+        }
+        shard
+    }
+
+    fn path(&self, shard: &str) -> PathBuf {
+        self.dir.join(format!("{shard}.jsonl"))
     }
 }
 
-/// A new file beside the target, unique to this process and moment, so concurrent writers of
-/// the same key (two runs, or two identical jobs) never write into one temporary file.
-fn tempfile_in(folder: &Path, key: &str) -> std::io::Result<(PathBuf, std::fs::File)> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let path = folder.join(format!(".{key}.{}.{n}.tmp", std::process::id()));
-    let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
-    Ok((path, file))
+fn shard_of(key: &str) -> &str {
+    key.get(..2).unwrap_or("00")
 }
 
 #[cfg(test)]
@@ -136,14 +179,40 @@ mod tests {
             latency_ms: Some(12.5),
         };
         cache.put(&key, &response, Some(12.5)).unwrap();
-        let file = dir.path().join(&key[..2]).join(format!("{key}.json"));
+        let file = dir.path().join(format!("{}.jsonl", &key[..2]));
         assert!(file.is_file());
         assert_eq!(cache.get(&key), Some((response.clone(), Some(12.5))));
-        std::fs::write(&file, b"{\"key\": \"trunc").unwrap();
-        assert!(cache.get(&key).is_none(), "a corrupt entry is a miss");
-        cache.put(&key, &response, None).unwrap();
-        assert_eq!(cache.get(&key), Some((response, None)));
-        let leftovers = std::fs::read_dir(file.parent().unwrap()).unwrap().count();
-        assert_eq!(leftovers, 1, "no temporary files are left behind");
+        // A new reader (a later run) sees it too.
+        assert_eq!(Cache::new(dir.path()).get(&key), Some((response.clone(), Some(12.5))));
+        // A torn line (a crash mid-write) is skipped; the entries before it survive.
+        let mut log = std::fs::read(&file).unwrap();
+        log.extend_from_slice(b"{\"key\": \"trunc");
+        std::fs::write(&file, &log).unwrap();
+        assert_eq!(Cache::new(dir.path()).get(&key), Some((response.clone(), Some(12.5))));
+        // Writing after a torn line starts a new line, so the new entry is readable.
+        let other = super::key("openai|", &request(3));
+        let after_tear = Cache::new(dir.path());
+        let _ = after_tear.get(&key);
+        if other[..2] == key[..2] {
+            after_tear.put(&other, &response, None).unwrap();
+            assert_eq!(Cache::new(dir.path()).get(&other), Some((response.clone(), None)));
+        }
+        after_tear.put(&key, &response, Some(1.0)).unwrap();
+        assert_eq!(
+            Cache::new(dir.path()).get(&key),
+            Some((response.clone(), Some(1.0))),
+            "a later entry wins"
+        );
+        // Garbage only: a miss, then a rewrite that a later run reads.
+        std::fs::write(&file, b"not json\n").unwrap();
+        let fresh = Cache::new(dir.path());
+        assert!(fresh.get(&key).is_none(), "a corrupt entry is a miss");
+        fresh.put(&key, &response, None).unwrap();
+        assert_eq!(Cache::new(dir.path()).get(&key), Some((response, None)));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "one shard file, nothing else"
+        );
     }
 }

@@ -193,7 +193,6 @@ pub async fn run(
         rate_limited: AtomicUsize::new(0),
         budget_exhausted: AtomicBool::new(false),
         cache_warned: AtomicBool::new(false),
-        cache_writes: std::sync::Mutex::new(Vec::new()),
     };
     let progress = progress::Progress::new(options.progress, jobs.len());
     let done = AtomicUsize::new(jobs.len() - to_run.len());
@@ -242,19 +241,6 @@ pub async fn run(
         outcomes[index] = Some(outcome);
     }
     drop(stream);
-    let writes = context
-        .cache_writes
-        .lock()
-        .map(|mut w| std::mem::take(&mut *w))
-        .unwrap_or_default();
-    for write in writes {
-        // A cache that cannot be written only costs a later call: say so once.
-        if let Ok(Err(e)) = write.await
-            && !context.cache_warned.swap(true, Ordering::Relaxed)
-        {
-            eprintln!("warning: cannot write the response cache: {e}; later runs will call again");
-        }
-    }
     progress.finish();
     // The journal is for resuming an interrupted run; a finished run's record is its results.
     // Removing it keeps a later `--no-cache` rerun of the same plan from replaying old answers.
@@ -314,9 +300,6 @@ struct Context<'a> {
     rate_limited: AtomicUsize,
     budget_exhausted: AtomicBool,
     cache_warned: AtomicBool,
-    /// Cache writes in flight on the blocking pool: file I/O stays off the async workers, and
-    /// the run waits for all of them before it returns.
-    cache_writes: std::sync::Mutex<Vec<tokio::task::JoinHandle<std::io::Result<()>>>>,
 }
 
 struct Limits {
@@ -388,12 +371,11 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
                 if let Some(r) = reservation.take() {
                     cx.budget.settle(r, cost);
                 }
-                if let Some(cache) = cx.cache.clone() {
-                    let (key, stored) = (cache_key.clone(), response.clone());
-                    let write = tokio::task::spawn_blocking(move || cache.put(&key, &stored, latency));
-                    if let Ok(mut writes) = cx.cache_writes.lock() {
-                        writes.push(write);
-                    }
+                // An append to an open shard log: cheap enough to do inline.
+                if let Some(Err(e)) = cx.cache.as_ref().map(|c| c.put(&cache_key, &response, latency))
+                    && !cx.cache_warned.swap(true, Ordering::Relaxed)
+                {
+                    eprintln!("warning: cannot write the response cache: {e}; later runs will call again");
                 }
                 return (answered(Ok(response), latency, false, attempts), true);
             }
