@@ -47,6 +47,10 @@ pub struct DemoArgs {
     /// Where to write the outputs.
     #[arg(long, default_value = "promptgate-out", value_name = "DIR")]
     pub out: PathBuf,
+
+    /// Call OpenAI (gpt-4o-mini, key from OPENAI_API_KEY) instead of the offline mock.
+    #[arg(long)]
+    pub live: bool,
 }
 
 #[derive(Debug, Args)]

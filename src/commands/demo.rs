@@ -11,14 +11,30 @@ use crate::error::exit;
 
 include!(concat!(env!("OUT_DIR"), "/demo_files.rs"));
 
-pub fn demo(out: &Path) -> anyhow::Result<u8> {
+/// The environment variable `--live` reads the OpenAI key from.
+const LIVE_KEY: &str = "OPENAI_API_KEY";
+
+pub fn demo(out: &Path, live: bool) -> anyhow::Result<u8> {
+    if live && std::env::var_os(LIVE_KEY).is_none_or(|k| k.is_empty()) {
+        return Err(crate::error::Error::from(
+            crate::error::Diagnostic::new(format!("--live needs an OpenAI key in {LIVE_KEY}"))
+                .hint("export OPENAI_API_KEY=…, or run the demo without --live (offline)"),
+        )
+        .into());
+    }
     let repo = TempRepo::create()?;
     write_tree(&repo.0, "base/")?;
+    if live {
+        go_live(&repo.0)?;
+    }
     git(&repo.0, &["add", "-A"])?;
     git(&repo.0, &["commit", "-q", "-m", "base: the prompts in production"])?;
     git(&repo.0, &["checkout", "-q", "-b", "pr"])?;
     clear_tree(&repo.0)?;
     write_tree(&repo.0, "pr/")?;
+    if live {
+        go_live(&repo.0)?;
+    }
     git(&repo.0, &["add", "-A"])?;
     git(
         &repo.0,
@@ -31,7 +47,11 @@ pub fn demo(out: &Path) -> anyhow::Result<u8> {
     )?;
 
     eprintln!("promptgate demo: a throwaway repo with a base commit (main) and a PR commit (pr)");
-    eprintln!("promptgate demo: the model is the deterministic offline mock (no API key, no network)");
+    if live {
+        eprintln!("promptgate demo: --live: the model is OpenAI's gpt-4o-mini (about 180 calls, a few cents)");
+    } else {
+        eprintln!("promptgate demo: the model is the deterministic offline mock (no API key, no network)");
+    }
     let options = GateOptions {
         base: "main".to_owned(),
         head: "pr".to_owned(),
@@ -51,6 +71,22 @@ pub fn demo(out: &Path) -> anyhow::Result<u8> {
     }
     println!("the demo exits 0 whatever the verdict; `promptgate run` exits 1 on a regression");
     Ok(exit::PASS)
+}
+
+/// Points the demo suite at OpenAI: the same experiments and gates, a real model.
+fn go_live(root: &Path) -> anyhow::Result<()> {
+    let path = root.join(crate::suite::DEFAULT_CONFIG);
+    let text = std::fs::read_to_string(&path)?;
+    std::fs::write(&path, live_suite(&text))?;
+    Ok(())
+}
+
+fn live_suite(text: &str) -> String {
+    text.replace(
+        "providers:\n  offline: {type: mock}\n",
+        &format!("providers:\n  offline: {{type: mock}}\n  openai: {{type: openai, api_key_env: {LIVE_KEY}, concurrency: 8}}\n"),
+    )
+    .replace("provider: offline}", "provider: openai}")
 }
 
 /// A temporary folder removed on drop.
@@ -144,5 +180,38 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
         Ok(path.to_owned())
     } else {
         Ok(std::env::current_dir()?.join(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::workspace::MemTree;
+
+    #[test]
+    fn the_live_suite_uses_openai_by_default_and_still_validates() {
+        for tree in ["base/", "pr/"] {
+            let files: Vec<(&str, String)> = DEMO_FILES
+                .iter()
+                .filter_map(|(p, t)| p.strip_prefix(tree).map(|p| (p, (*t).to_owned())))
+                .map(|(p, t)| {
+                    if p == "promptgate.yaml" {
+                        (p, live_suite(&t))
+                    } else {
+                        (p, t)
+                    }
+                })
+                .collect();
+            let suite_text = &files.iter().find(|(p, _)| *p == "promptgate.yaml").unwrap().1;
+            assert!(
+                suite_text.contains("openai: {type: openai, api_key_env: OPENAI_API_KEY"),
+                "{suite_text}"
+            );
+            let source = Arc::new(MemTree::new(files.iter().map(|(p, t)| (*p, t.as_str()))));
+            let suite = crate::suite::load(source, "promptgate.yaml").unwrap();
+            assert!(suite.experiments.iter().all(|e| e.provider == "openai"));
+        }
     }
 }

@@ -12,7 +12,7 @@ pub use gate::{GateOptions, GateRun, PlanFacts, run_gate, run_gate_with};
 
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Demo(args) => demo::demo(&args.out),
+        Command::Demo(args) => demo::demo(&args.out, args.live),
         Command::Run(args) => {
             let cache_dir = if args.no_cache {
                 None

@@ -67,7 +67,26 @@ fn validate_accepts_the_demo_suite() {
 #[test]
 fn init_scaffolds_a_suite_that_validates_and_refuses_to_overwrite() {
     let repo = TestRepo::new();
+    repo.write(".gitignore", "target");
     repo.promptgate(&["init"]).expect_code(0);
+    assert_eq!(repo.read(".gitignore"), "target\n.promptgate/\n");
     repo.promptgate(&["validate"]).expect_code(0);
     repo.promptgate(&["init"]).expect_code(2).stderr_has("already exists");
+}
+
+#[test]
+fn live_demo_without_a_key_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
+        .current_dir(dir.path())
+        .args(["demo", "--live"])
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("OPENAI_API_KEY") && stderr.contains("hint:"),
+        "{stderr}"
+    );
 }
