@@ -8,17 +8,7 @@ use crate::support::{TestRepo, fixture, results};
 fn demo_pr() -> TestRepo {
     let repo = TestRepo::with_demo_base();
     repo.checkout_new("pr");
-    for entry in std::fs::read_dir(repo.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.file_name().unwrap() != ".git" {
-            if path.is_dir() {
-                std::fs::remove_dir_all(path).unwrap()
-            } else {
-                std::fs::remove_file(path).unwrap()
-            }
-        }
-    }
-    repo.copy_tree(&fixture("pr"));
+    repo.replace_tree(&fixture("pr"));
     repo.commit("pr");
     repo
 }

@@ -19,23 +19,9 @@ const BOT: &str = "github-actions[bot]";
 fn demo_pr(repo: &TestRepo) -> (String, String) {
     let base = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
     repo.checkout_new("pr");
-    replace_tree(repo, &fixture("pr"));
+    repo.replace_tree(&fixture("pr"));
     let head = repo.commit("pr");
     (base, head)
-}
-
-fn replace_tree(repo: &TestRepo, from: &Path) {
-    for entry in std::fs::read_dir(repo.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.file_name().unwrap() != ".git" {
-            if path.is_dir() {
-                std::fs::remove_dir_all(path).unwrap()
-            } else {
-                std::fs::remove_file(path).unwrap()
-            }
-        }
-    }
-    repo.copy_tree(from);
 }
 
 /// The fixture payload, pointed at this repository's commits.

@@ -141,17 +141,7 @@ fn demo_repo(base_url: &str, fallback: bool) -> TestRepo {
     point(&repo);
     repo.commit("base");
     repo.checkout_new("pr");
-    for entry in std::fs::read_dir(repo.path()).unwrap() {
-        let p = entry.unwrap().path();
-        if p.file_name().unwrap() != ".git" {
-            if p.is_dir() {
-                std::fs::remove_dir_all(p).unwrap()
-            } else {
-                std::fs::remove_file(p).unwrap()
-            }
-        }
-    }
-    repo.copy_tree(&fixture("pr"));
+    repo.replace_tree(&fixture("pr"));
     point(&repo);
     repo.commit("pr");
     repo

@@ -103,6 +103,22 @@ impl TestRepo {
         }
     }
 
+    /// Replaces everything but `.git` with the files of `from`.
+    pub fn replace_tree(&self, from: &Path) {
+        for entry in std::fs::read_dir(self.path()).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.file_name().is_some_and(|n| n == ".git") {
+                continue;
+            }
+            if path.is_dir() {
+                std::fs::remove_dir_all(path).expect("remove dir");
+            } else {
+                std::fs::remove_file(path).expect("remove file");
+            }
+        }
+        self.copy_tree(from);
+    }
+
     /// Commits everything and returns the new commit's SHA.
     pub fn commit(&self, message: &str) -> String {
         self.git(&["add", "-A"]);
