@@ -12,8 +12,29 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::{Arc, Mutex};
+
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
+
+/// Answers every call after `LATENCY`, noting when the first and the last request arrived: the
+/// runner's own wall time is from the first request to the last response.
+struct Simulator {
+    body: serde_json::Value,
+    arrivals: Arc<Mutex<Option<(Instant, Instant)>>>,
+}
+
+impl Respond for Simulator {
+    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+        let now = Instant::now();
+        if let Ok(mut a) = self.arrivals.lock() {
+            *a = Some(a.map_or((now, now), |(first, _)| (first, now)));
+        }
+        ResponseTemplate::new(200)
+            .set_body_json(self.body.clone())
+            .set_delay(LATENCY)
+    }
+}
 
 const LATENCY: Duration = Duration::from_millis(50);
 const CONCURRENCY: usize = 64;
@@ -35,6 +56,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    let arrivals = Arc::new(Mutex::new(None));
+    let simulator_arrivals = Arc::clone(&arrivals);
     let server = runtime.block_on(async {
         let server = MockServer::builder().disable_request_recording().start().await;
         let body = serde_json::json!({
@@ -44,7 +67,7 @@ fn main() {
         });
         Mock::given(method("POST"))
             .and(path("/v1/chat/completions"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(body).set_delay(LATENCY))
+            .respond_with(Simulator { body, arrivals: simulator_arrivals })
             .mount(&server)
             .await;
         server
@@ -56,6 +79,11 @@ fn main() {
     let ideal = LATENCY.as_secs_f64() * calls as f64 / CONCURRENCY as f64;
 
     let (first, rss_first, cpu_first) = measure(&binary, repo.path(), "out1");
+    let runner_phase = arrivals
+        .lock()
+        .ok()
+        .and_then(|a| *a)
+        .map(|(first_in, last_in)| (last_in - first_in + LATENCY).as_secs_f64());
     let (second, rss_second, cpu_second) = measure(&binary, repo.path(), "out2");
     println!(
         "calls: {calls} at concurrency {CONCURRENCY}, simulated latency {} ms",
@@ -96,6 +124,12 @@ fn main() {
         "mean latency the calls measured: {measured:.2} ms; ideal at that latency {ideal_measured:.3} s; first run {:+.1}% vs it",
         (first / ideal_measured - 1.0) * 100.0
     );
+    if let Some(phase) = runner_phase {
+        println!(
+            "runner phase (first request to last response, at the simulator): {phase:.3} s, {:+.1}% vs ideal",
+            (phase / ideal - 1.0) * 100.0
+        );
+    }
     drop(server);
 }
 

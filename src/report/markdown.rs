@@ -267,6 +267,9 @@ struct ExperimentView<'a> {
     text_chart: Vec<String>,
     /// "this suite can detect a change of N; the margin is M" for underpowered metrics.
     power_notes: Vec<PowerNote<'a>>,
+    /// The design of the run in sentences: repeats and flaky cases, variance components,
+    /// sequential looks, A/A results, equivalence, drift. Built here, names escaped.
+    design_notes: Vec<String>,
     flips: Vec<FlipGroup<'a>>,
 }
 
@@ -305,6 +308,8 @@ struct PowerNote<'a> {
     metric: &'a str,
     mde: String,
     margin: String,
+    /// "about 1,240 cases would detect it", when the power analysis could say.
+    cases_needed: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -544,6 +549,7 @@ impl<'a> ExperimentView<'a> {
                     metric: &m.name,
                     mde: unit.magnitude(mde),
                     margin: unit.magnitude(m.margin),
+                    cases_needed: m.details.cases_needed,
                 })
             })
             .collect();
@@ -576,9 +582,97 @@ impl<'a> ExperimentView<'a> {
                 text_chart(e, requests_per_month)
             },
             power_notes,
+            design_notes: if e.status == ExperimentStatus::Removed {
+                Vec::new()
+            } else {
+                design_notes(e)
+            },
             flips,
         }
     }
+}
+
+/// What the run's design says about its own numbers, one sentence each.
+fn design_notes(e: &ExperimentResult) -> Vec<String> {
+    let name = |n: &str| escape_untrusted(n, 80);
+    let percent = |x: f64| format!("{:.0}%", x * 100.0);
+    let mut notes = Vec::new();
+    if let Some(share) = e.noise.flaky_share {
+        let mut note = format!(
+            "Repeats: {} per case; {} flaky case{} (repeats disagree on pass): {} of case-arms.",
+            e.repeats,
+            e.noise.flaky_cases.len(),
+            if e.noise.flaky_cases.len() == 1 { "" } else { "s" },
+            percent(share)
+        );
+        if let Some(m) = e.metrics.iter().find(|m| m.name == "pass_rate")
+            && let (Some(between), Some(within)) = (m.details.between_var, m.details.within_var)
+        {
+            note.push_str(&format!(
+                " pass_rate variance between cases {between:.4}, within a case {within:.4}."
+            ));
+        }
+        notes.push(note);
+    }
+    if let Some(s) = &e.noise.sequential {
+        let saved = 1.0 - s.calls_made as f64 / s.calls_planned.max(1) as f64;
+        notes.push(format!(
+            "Sequential: {} look{} ({} at the last), {}; {} of {} calls made ({} saved).",
+            s.looks.len(),
+            if s.looks.len() == 1 { "" } else { "s" },
+            s.looks
+                .last()
+                .map_or_else(|| "no cases".to_owned(), |n| format!("{n} cases")),
+            if s.stopped_early {
+                "stopped early: the verdict was settled"
+            } else {
+                "ran to the last look"
+            },
+            s.calls_made,
+            s.calls_planned,
+            percent(saved)
+        ));
+    }
+    if let Some(aa) = &e.noise.aa {
+        notes.push(format!(
+            "A/A (the baseline against itself): false-alarm rate {} over {} arm-swap permutations.",
+            percent(aa.false_alarm_rate),
+            aa.permutations
+        ));
+        for r in &aa.recommendations {
+            let unit = Unit::of(&r.metric);
+            let cases = |c: usize| format!("about {c} case{}", if c == 1 { "" } else { "s" });
+            let design = match (r.cases, r.repeats) {
+                (Some(c), Some(k)) => format!("{} × {k} repeat{}", cases(c), if k == 1 { "" } else { "s" }),
+                (Some(c), None) => cases(c),
+                _ => "more data than this run can estimate".to_owned(),
+            };
+            notes.push(format!(
+                "To detect a change of {} in {}: {design}.",
+                unit.magnitude(r.margin),
+                name(&r.metric)
+            ));
+        }
+    }
+    for m in &e.metrics {
+        if m.details.equivalent == Some(true) {
+            notes.push(format!(
+                "{}: equivalent within ±{} (TOST).",
+                name(&m.name),
+                Unit::of(&m.name).magnitude(m.margin)
+            ));
+        }
+        if let Some(d) = m.details.drift.as_ref().filter(|d| !d.consistent) {
+            let unit = Unit::of(&m.name);
+            notes.push(format!(
+                "{}: the variant records {}, this run measured {} (outside its interval).",
+                name(&m.name),
+                unit.value(d.recorded),
+                unit.value(d.measured)
+            ));
+        }
+    }
+    notes
 }
 
 fn projection_sentence(e: &ExperimentResult, requests_per_month: Option<u64>) -> Option<String> {
