@@ -757,3 +757,49 @@ async fn a_forbidden_asset_upload_warns_and_keeps_the_text_charts() {
     );
     assert!(!report.contains("![") && !report.contains("/raw/"), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_upload_creates_the_asset_branch_as_an_orphan() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let git = |p: &str| format!("/repos/{REPO}/git{p}");
+    Mock::given(method("GET"))
+        .and(path(git("/ref/heads/charts")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
+        .mount(&server)
+        .await;
+    json_mock(&server, "POST", &git("/refs"), 201, json!({"ref": "refs/heads/charts"})).await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--no-check", "--asset-branch", "charts", "--out", "out"],
+    )
+    .await;
+    run.run.expect_code(1);
+    let (lines, requests) = sequence(&server).await;
+    let blobs = blob_count(&lines);
+    let first = lines.iter().position(|l| l.ends_with("/git/blobs")).unwrap();
+    let mut expected = vec![format!("POST {}", git("/blobs")); blobs];
+    expected.extend([
+        format!("GET {}", git("/ref/heads/charts")),
+        format!("POST {}", git("/trees")),
+        format!("POST {}", git("/commits")),
+        format!("POST {}", git("/refs")),
+    ]);
+    assert_eq!(lines[first..first + blobs + 4], expected[..], "{lines:?}");
+    assert!(body(&requests[first + blobs + 1]).get("base_tree").is_none());
+    assert_eq!(body(&requests[first + blobs + 2])["parents"], json!([]));
+    let created = body(&requests[first + blobs + 3]);
+    assert_eq!(created["ref"], "refs/heads/charts");
+    assert_eq!(created["sha"], ASSET_COMMIT);
+    let report = body(requests.last().unwrap());
+    assert!(
+        report["body"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("/raw/{ASSET_COMMIT}/pr-7/{head}/")),
+        "{report}"
+    );
+}
