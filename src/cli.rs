@@ -115,6 +115,15 @@ pub struct CiArgs {
     #[arg(long, value_name = "FILE")]
     pub dry_run: Option<PathBuf>,
 
+    /// Publish the chart PNGs as a commit on this branch of the repository, so the comment
+    /// shows them inline (needs `contents: write`).
+    #[arg(long, default_value = crate::github::assets::DEFAULT_BRANCH, value_name = "NAME")]
+    pub asset_branch: String,
+
+    /// Do not publish the chart PNGs: the comment shows the charts as text only.
+    #[arg(long)]
+    pub no_assets: bool,
+
     /// Evaluate only, publishing nothing: for the untrusted half of the fork-safe pair. Writes
     /// `pr.json` next to the results for the trusted half.
     #[arg(long, conflicts_with_all = ["publish_only", "dry_run"])]

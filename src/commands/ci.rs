@@ -6,6 +6,7 @@
 //! runtime of this command's, entered only around each publishing step.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -16,8 +17,8 @@ use crate::error::{Diagnostic, Error};
 use crate::github::check::{self, Annotation};
 use crate::github::client::{Client, Purpose};
 use crate::github::event::{self, ActionsEnv, PullRequest, Trigger};
-use crate::github::{actions, comment, review, waiver};
-use crate::report::{self, markdown, results::*};
+use crate::github::{actions, assets, comment, review, waiver};
+use crate::report::{self, charts, markdown, results::*};
 use crate::workspace::{FileSource, GitTree, Repo};
 
 /// The file the untrusted job leaves for the trusted one, next to `results.json`.
@@ -88,7 +89,7 @@ pub fn ci(repo_dir: &Path, config: &str, args: &CiArgs) -> anyhow::Result<u8> {
     }
 
     let publisher = match &client {
-        Some(client) => Some(runtime.block_on(Publisher::prepare(client, &pr, args))?),
+        Some(client) => Some(runtime.block_on(Publisher::prepare(client, &pr, args, &env))?),
         None => None,
     };
     let publisher = RefCell::new(publisher);
@@ -215,7 +216,7 @@ fn publish_only(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, dir: &Path,
     if results.verdict == Verdict::Waived {
         results.verdict = Verdict::Fail;
     }
-    let mut publisher = runtime.block_on(Publisher::prepare(&client, &pr, args))?;
+    let mut publisher = runtime.block_on(Publisher::prepare(&client, &pr, args, env))?;
     runtime.block_on(publisher.apply_waiver(&mut results))?;
     let written = report::write_outputs(&results, &args.out)?;
     let run = GateRun {
@@ -257,10 +258,24 @@ struct Publisher<'a> {
     mode: crate::github::CommentMode,
     check: bool,
     review: bool,
+    /// Where the chart PNGs go, unless `--no-assets`.
+    assets: Option<AssetTarget>,
+}
+
+struct AssetTarget {
+    branch: String,
+    server_url: String,
+    /// The run's output folder, holding `charts/*.png`.
+    out: PathBuf,
 }
 
 impl<'a> Publisher<'a> {
-    async fn prepare(client: &'a Client, pr: &PullRequest, args: &CiArgs) -> Result<Publisher<'a>, Error> {
+    async fn prepare(
+        client: &'a Client,
+        pr: &PullRequest,
+        args: &CiArgs,
+        env: &ActionsEnv,
+    ) -> Result<Publisher<'a>, Error> {
         let bot = crate::github::identity(client).await?;
         let comments = comment::list(client, pr).await?;
         let sticky = comment::find_sticky(&comments, &bot);
@@ -273,6 +288,11 @@ impl<'a> Publisher<'a> {
             mode: args.comment,
             check: !args.no_check,
             review: args.review,
+            assets: (!args.no_assets && !args.asset_branch.is_empty()).then(|| AssetTarget {
+                branch: args.asset_branch.clone(),
+                server_url: env.server_url.clone(),
+                out: args.out.clone(),
+            }),
         })
     }
 
@@ -329,6 +349,57 @@ impl<'a> Publisher<'a> {
         Ok(())
     }
 
+    /// Publishes the run's chart PNGs and returns their URLs by chart name. A failure (most
+    /// often a token without `contents: write`) is a warning: the comment falls back to the
+    /// text form of the charts, and the gate's verdict stands.
+    async fn publish_images(&self, results: &Results) -> BTreeMap<String, String> {
+        let Some(target) = &self.assets else {
+            return BTreeMap::new();
+        };
+        let dir = target.out.join("charts");
+        let images: Vec<assets::Image> = charts::plan_charts(results)
+            .into_iter()
+            .filter_map(|plan| {
+                let png = std::fs::read(dir.join(format!("{}.png", plan.name))).ok()?;
+                Some(assets::Image { name: plan.name, png })
+            })
+            .collect();
+        if images.is_empty() {
+            return BTreeMap::new();
+        }
+        match assets::publish(
+            self.client,
+            &target.branch,
+            &target.server_url,
+            self.pr.number,
+            &self.pr.head_sha,
+            &images,
+        )
+        .await
+        {
+            Ok(published) => {
+                eprintln!(
+                    "promptgate: published {} chart image(s) to `{}` at {}",
+                    published.urls.len(),
+                    target.branch,
+                    published.commit
+                );
+                published.urls
+            }
+            Err(e) => {
+                let text = e.to_string();
+                println!(
+                    "::warning title=promptgate: chart images not published::{}",
+                    actions::escape_data(&format!(
+                        "{}\nThe comment shows the charts as text only. Publishing the images needs the `contents: write` permission; pass `asset-branch: ''` (--no-assets) to stop trying.",
+                        text.trim_start_matches("error: ")
+                    ))
+                );
+                BTreeMap::new()
+            }
+        }
+    }
+
     async fn finish(
         &mut self,
         results: &Results,
@@ -342,8 +413,9 @@ impl<'a> Publisher<'a> {
             .filter(|e| e.status != ExperimentStatus::Removed)
             .count();
         if self.sticky.is_some() || comment::wanted(self.mode, affected, Some(results.verdict)) {
-            let report =
-                markdown::render_report(results).map_err(|e| Error::run(format!("rendering the report: {e:#}")))?;
+            let images = self.publish_images(results).await;
+            let report = markdown::render_report_with_images(results, &images)
+                .map_err(|e| Error::run(format!("rendering the report: {e:#}")))?;
             comment::upsert(
                 self.client,
                 &self.pr,

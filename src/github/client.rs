@@ -188,6 +188,21 @@ impl Client {
         }
     }
 
+    /// A request whose refusal the caller handles (e.g. a ref update that is no longer a
+    /// fast-forward). A dry run records it like [`Client::send`].
+    pub async fn try_send(
+        &self,
+        method: Method,
+        route: &str,
+        body: Option<&Value>,
+        purpose: Purpose,
+    ) -> Result<Result<Value, Refusal>, Error> {
+        match &self.transport {
+            Transport::DryRun(_) => self.send(method, route, body, purpose).await.map(Ok),
+            Transport::Live(crab) => Ok(self.exchange(crab, method, route, body, purpose).await?.map(|(v, _)| v)),
+        }
+    }
+
     /// One request with retries. `Ok(Err(refusal))` is a final non-success answer.
     async fn exchange(
         &self,

@@ -56,6 +56,8 @@ pub struct ActionsEnv {
     pub step_summary: Option<PathBuf>,
     /// `GITHUB_SERVER_URL/REPO/actions/runs/ID`, for the check run's details link.
     pub run_url: Option<String>,
+    /// `GITHUB_SERVER_URL` (GitHub Enterprise's own host), else `https://github.com`.
+    pub server_url: String,
 }
 
 impl ActionsEnv {
@@ -78,6 +80,9 @@ impl ActionsEnv {
             output: var("GITHUB_OUTPUT").map(PathBuf::from),
             step_summary: var("GITHUB_STEP_SUMMARY").map(PathBuf::from),
             run_url,
+            server_url: var("GITHUB_SERVER_URL")
+                .map(|s| s.trim_end_matches('/').to_owned())
+                .unwrap_or_else(|| "https://github.com".to_owned()),
         }
     }
 

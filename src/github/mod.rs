@@ -6,6 +6,7 @@
 //! the synchronous stages of the gate.
 
 pub mod actions;
+pub mod assets;
 pub mod check;
 pub mod client;
 pub mod comment;

@@ -14,6 +14,31 @@ const REPO: &str = "octo-org/prompts";
 const TOKEN: &str = "ghs_FAKE0TOKEN0never0printed0000000000";
 const MARKER: &str = "<!-- promptgate:report -->";
 const BOT: &str = "github-actions[bot]";
+/// The asset branch's head before the run, its tree, and the commit the run creates on it.
+const ASSET_BASE: &str = "a55e7ba5e0000000000000000000000000000001";
+const ASSET_BASE_TREE: &str = "7ee0000000000000000000000000000000000001";
+const ASSET_TREE: &str = "7ee0000000000000000000000000000000000002";
+const ASSET_COMMIT: &str = "c0ffee0000000000000000000000000000000002";
+
+/// The Git Data requests that publish the charts on an existing `promptgate-assets` branch.
+fn asset_lines(blobs: usize) -> Vec<String> {
+    let r = |p: &str| format!("/repos/{REPO}{p}");
+    let mut lines = vec![format!("POST {}", r("/git/blobs")); blobs];
+    lines.extend([
+        format!("GET {}", r("/git/ref/heads/promptgate-assets")),
+        format!("GET {}", r(&format!("/git/commits/{ASSET_BASE}"))),
+        format!("POST {}", r("/git/trees")),
+        format!("POST {}", r("/git/commits")),
+        format!("PATCH {}", r("/git/refs/heads/promptgate-assets")),
+    ]);
+    lines
+}
+
+fn blob_count(lines: &[String]) -> usize {
+    let blobs = lines.iter().filter(|l| l.ends_with("/git/blobs")).count();
+    assert!(blobs >= 2, "the demo draws several charts: {lines:?}");
+    blobs
+}
 
 /// The demo's base on `main`, the demo's PR tree on `pr`; returns (base, head) SHAs.
 fn demo_pr(repo: &TestRepo) -> (String, String) {
@@ -189,6 +214,55 @@ async fn fake_github(page2_extra: Vec<Value>, reviews: Value, permissions: &[(&s
         json!({"id": 99, "state": "DISMISSED"}),
     )
     .await;
+    let git = |p: &str| format!("/repos/{REPO}/git{p}");
+    json_mock(
+        &server,
+        "GET",
+        &git("/ref/heads/promptgate-assets"),
+        200,
+        json!({"ref": "refs/heads/promptgate-assets", "object": {"type": "commit", "sha": ASSET_BASE}}),
+    )
+    .await;
+    json_mock(
+        &server,
+        "GET",
+        &git(&format!("/commits/{ASSET_BASE}")),
+        200,
+        json!({"sha": ASSET_BASE, "tree": {"sha": ASSET_BASE_TREE}, "parents": []}),
+    )
+    .await;
+    json_mock(
+        &server,
+        "POST",
+        &git("/blobs"),
+        201,
+        json!({"sha": "b10b000000000000000000000000000000000001"}),
+    )
+    .await;
+    json_mock(
+        &server,
+        "POST",
+        &git("/trees"),
+        201,
+        json!({"sha": ASSET_TREE, "tree": []}),
+    )
+    .await;
+    json_mock(
+        &server,
+        "POST",
+        &git("/commits"),
+        201,
+        json!({"sha": ASSET_COMMIT, "tree": {"sha": ASSET_TREE}, "parents": [{"sha": ASSET_BASE}]}),
+    )
+    .await;
+    json_mock(
+        &server,
+        "PATCH",
+        &git("/refs/heads/promptgate-assets"),
+        200,
+        json!({"ref": "refs/heads/promptgate-assets", "object": {"type": "commit", "sha": ASSET_COMMIT}}),
+    )
+    .await;
     for (login, role) in permissions {
         let permission = if *role == "maintain" { "write" } else { role };
         json_mock(
@@ -246,20 +320,24 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
         .stdout_has("verdict: FAIL")
         .stdout_has("::error file=prompts/customer-support.md,line=1");
     let (lines, requests) = sequence(&server).await;
-    assert_eq!(
-        lines,
-        vec![
-            "GET /user".to_owned(),
-            format!("GET {}?per_page=100", r("/issues/7/comments")),
-            format!("GET {}?per_page=100&page=2", r("/issues/7/comments")),
-            format!("PATCH {}", r("/issues/comments/42")),
-            format!("GET {}", r("/collaborators/tri/permission")),
-            format!("PATCH {}", r("/issues/comments/42")),
-            format!("POST {}", r("/check-runs")),
-            format!("GET {}?per_page=100", r("/pulls/7/reviews")),
-            format!("POST {}", r("/pulls/7/reviews")),
-        ]
-    );
+    let blobs = blob_count(&lines);
+    let mut expected = vec![
+        "GET /user".to_owned(),
+        format!("GET {}?per_page=100", r("/issues/7/comments")),
+        format!("GET {}?per_page=100&page=2", r("/issues/7/comments")),
+        format!("PATCH {}", r("/issues/comments/42")),
+        format!("GET {}", r("/collaborators/tri/permission")),
+    ];
+    expected.extend(asset_lines(blobs));
+    expected.extend([
+        format!("PATCH {}", r("/issues/comments/42")),
+        format!("POST {}", r("/check-runs")),
+        format!("GET {}?per_page=100", r("/pulls/7/reviews")),
+        format!("POST {}", r("/pulls/7/reviews")),
+    ]);
+    assert_eq!(lines, expected);
+    // The report's PATCH follows the blobs and the five other Git Data requests.
+    let k = 5 + blobs + 5;
     assert!(requests.iter().all(|q| {
         q.headers
             .get("authorization")
@@ -271,14 +349,14 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
         progress.starts_with(MARKER) && progress.contains("Evaluating 2 experiments, "),
         "{progress}"
     );
-    let report = body(&requests[5]);
+    let report = body(&requests[k]);
     let report = report["body"].as_str().unwrap();
     assert!(
         report.starts_with(MARKER) && report.contains("promptgate: regression"),
         "{report}"
     );
     assert!(!report.contains("Regression accepted"));
-    let check = body(&requests[6]);
+    let check = body(&requests[k + 1]);
     assert_eq!(check["name"], "promptgate");
     assert_eq!(check["head_sha"], head.as_str());
     assert_eq!(check["status"], "completed");
@@ -302,7 +380,7 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
         annotations.iter().all(|a| a["path"] != "prompts/partials/refunds.md"),
         "a deleted file cannot be annotated"
     );
-    let review = body(&requests[8]);
+    let review = body(&requests[k + 3]);
     assert_eq!(review["event"], "REQUEST_CHANGES");
     assert_eq!(review["commit_id"], head.as_str());
     assert!(
@@ -338,23 +416,26 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
     .await;
     second.run.expect_code(0).stdout_has("verdict: PASS");
     let (lines, requests) = sequence(&server).await;
-    assert_eq!(
-        lines,
-        vec![
-            "GET /user".to_owned(),
-            format!("GET {}?per_page=100", r("/issues/7/comments")),
-            format!("GET {}?per_page=100&page=2", r("/issues/7/comments")),
-            format!("PATCH {}", r("/issues/comments/42")),
-            format!("PATCH {}", r("/issues/comments/42")),
-            format!("POST {}", r("/check-runs")),
-            format!("GET {}?per_page=100", r("/pulls/7/reviews")),
-            format!("PUT {}", r("/pulls/7/reviews/99/dismissals")),
-        ]
-    );
-    let check = body(&requests[5]);
+    let blobs = blob_count(&lines);
+    let mut expected = vec![
+        "GET /user".to_owned(),
+        format!("GET {}?per_page=100", r("/issues/7/comments")),
+        format!("GET {}?per_page=100&page=2", r("/issues/7/comments")),
+        format!("PATCH {}", r("/issues/comments/42")),
+    ];
+    expected.extend(asset_lines(blobs));
+    expected.extend([
+        format!("PATCH {}", r("/issues/comments/42")),
+        format!("POST {}", r("/check-runs")),
+        format!("GET {}?per_page=100", r("/pulls/7/reviews")),
+        format!("PUT {}", r("/pulls/7/reviews/99/dismissals")),
+    ]);
+    assert_eq!(lines, expected);
+    let k = 4 + blobs + 5;
+    let check = body(&requests[k + 1]);
     assert_eq!(check["conclusion"], "success");
     assert_eq!(check["head_sha"], fixed.as_str());
-    assert_eq!(body(&requests[7])["event"], "DISMISS");
+    assert_eq!(body(&requests[k + 3])["event"], "DISMISS");
     assert!(second.output.contains("verdict<<promptgate_EOF\npass\n"));
 }
 
@@ -536,15 +617,22 @@ fn dry_run_writes_the_requests_instead_of_sending_them() {
         .iter()
         .map(|r| format!("{} {}", r["method"].as_str().unwrap(), r["route"].as_str().unwrap()))
         .collect();
-    assert_eq!(
-        routes,
-        vec![
-            format!("POST /repos/{REPO}/issues/7/comments"),
-            format!("PATCH /repos/{REPO}/issues/comments/0"),
-            format!("POST /repos/{REPO}/check-runs"),
-            format!("POST /repos/{REPO}/pulls/7/reviews"),
-        ]
-    );
+    // A dry run reads nothing, so the asset branch looks new: created, not moved.
+    let blobs = blob_count(&routes);
+    let mut expected = vec![format!("POST /repos/{REPO}/issues/7/comments")];
+    expected.extend(vec![format!("POST /repos/{REPO}/git/blobs"); blobs]);
+    expected.extend([
+        format!("POST /repos/{REPO}/git/trees"),
+        format!("POST /repos/{REPO}/git/commits"),
+        format!("POST /repos/{REPO}/git/refs"),
+        format!("PATCH /repos/{REPO}/issues/comments/0"),
+        format!("POST /repos/{REPO}/check-runs"),
+        format!("POST /repos/{REPO}/pulls/7/reviews"),
+    ]);
+    assert_eq!(routes, expected);
+    let requests = sent.as_array().unwrap();
+    assert_eq!(requests[blobs + 2]["body"]["parents"], json!([]));
+    assert_eq!(requests[blobs + 3]["body"]["ref"], "refs/heads/promptgate-assets");
 }
 
 #[test]
@@ -562,4 +650,142 @@ fn fork_pair_hands_the_pull_request_to_the_trusted_job() {
     assert_eq!(pr["number"], 7);
     assert_eq!(pr["head_sha"], head.as_str());
     assert_eq!(pr["repository"], REPO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_pngs_are_committed_to_the_asset_branch_and_shown_inline() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--no-check", "--out", "out"],
+    )
+    .await;
+    run.run.expect_code(1).stderr_has("published ");
+    let (lines, requests) = sequence(&server).await;
+    let blobs = blob_count(&lines);
+    let first = lines.iter().position(|l| l.ends_with("/git/blobs")).unwrap();
+    assert_eq!(lines[first..first + blobs + 5], asset_lines(blobs)[..], "{lines:?}");
+    assert_eq!(lines.len(), first + blobs + 6, "the report comes last: {lines:?}");
+    for blob in &requests[first..first + blobs] {
+        let blob = body(blob);
+        assert_eq!(blob["encoding"], "base64");
+        assert!(blob["content"].as_str().unwrap().starts_with("iVBOR"), "not a PNG");
+    }
+    let tree = body(&requests[first + blobs + 2]);
+    assert_eq!(tree["base_tree"], ASSET_BASE_TREE, "earlier pull requests' images stay");
+    let entries = tree["tree"].as_array().unwrap();
+    assert_eq!(entries.len(), blobs);
+    let prefix = format!("pr-7/{head}/");
+    for entry in entries {
+        let path = entry["path"].as_str().unwrap();
+        assert!(path.starts_with(&prefix) && path.ends_with(".png"), "{path}");
+        assert_eq!(entry["mode"], "100644");
+        assert_eq!(entry["type"], "blob");
+    }
+    let commit = body(&requests[first + blobs + 3]);
+    assert_eq!(commit["tree"], ASSET_TREE);
+    assert_eq!(commit["parents"], json!([ASSET_BASE]));
+    let moved = body(&requests[first + blobs + 4]);
+    assert_eq!(moved["sha"], ASSET_COMMIT);
+    assert_eq!(moved["force"], false);
+    let report = body(requests.last().unwrap());
+    let report = report["body"].as_str().unwrap();
+    let pinned = format!("](https://github.com/{REPO}/raw/{ASSET_COMMIT}/{prefix}");
+    assert!(report.contains("![") && report.contains(&pinned), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_asset_upload_warns_and_keeps_the_text_charts() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let server = fake_github(vec![], json!([]), &[]).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/repos/{REPO}/git/blobs")))
+        .respond_with(
+            ResponseTemplate::new(403).set_body_json(json!({"message": "Resource not accessible by integration"})),
+        )
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "out"],
+    )
+    .await;
+    // The regression's exit code, not GitHub's (3).
+    run.run
+        .expect_code(1)
+        .stdout_has("::warning title=promptgate: chart images not published::")
+        .stdout_has("`contents: write`");
+    let (lines, requests) = sequence(&server).await;
+    let r = |p: &str| format!("/repos/{REPO}{p}");
+    assert_eq!(
+        lines[3..],
+        [
+            format!("PATCH {}", r("/issues/comments/42")),
+            format!("POST {}", r("/git/blobs")),
+            format!("PATCH {}", r("/issues/comments/42")),
+            format!("POST {}", r("/check-runs")),
+        ],
+        "{lines:?}"
+    );
+    let report = body(&requests[5]);
+    let report = report["body"].as_str().unwrap();
+    assert!(
+        report.starts_with(MARKER) && report.contains("promptgate: regression"),
+        "{report}"
+    );
+    assert!(!report.contains("![") && !report.contains("/raw/"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_upload_creates_the_asset_branch_as_an_orphan() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let git = |p: &str| format!("/repos/{REPO}/git{p}");
+    Mock::given(method("GET"))
+        .and(path(git("/ref/heads/charts")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
+        .mount(&server)
+        .await;
+    json_mock(&server, "POST", &git("/refs"), 201, json!({"ref": "refs/heads/charts"})).await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--no-check", "--asset-branch", "charts", "--out", "out"],
+    )
+    .await;
+    run.run.expect_code(1);
+    let (lines, requests) = sequence(&server).await;
+    let blobs = blob_count(&lines);
+    let first = lines.iter().position(|l| l.ends_with("/git/blobs")).unwrap();
+    let mut expected = vec![format!("POST {}", git("/blobs")); blobs];
+    expected.extend([
+        format!("GET {}", git("/ref/heads/charts")),
+        format!("POST {}", git("/trees")),
+        format!("POST {}", git("/commits")),
+        format!("POST {}", git("/refs")),
+    ]);
+    assert_eq!(lines[first..first + blobs + 4], expected[..], "{lines:?}");
+    assert!(body(&requests[first + blobs + 1]).get("base_tree").is_none());
+    assert_eq!(body(&requests[first + blobs + 2])["parents"], json!([]));
+    let created = body(&requests[first + blobs + 3]);
+    assert_eq!(created["ref"], "refs/heads/charts");
+    assert_eq!(created["sha"], ASSET_COMMIT);
+    let report = body(requests.last().unwrap());
+    assert!(
+        report["body"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("/raw/{ASSET_COMMIT}/pr-7/{head}/")),
+        "{report}"
+    );
 }
