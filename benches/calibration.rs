@@ -4,8 +4,9 @@
 //!
 //! `cargo bench --bench calibration` (release build; ~minutes on two cores). Prints a markdown
 //! table: for each design, the share of simulated PRs the gate called a regression, with its
-//! Monte-Carlo standard error, and the share of planned calls a sequential run made.
-//! `PROMPTGATE_CALIBRATION_SIMS` overrides the number of PRs per row (default 2000).
+//! Monte-Carlo standard error, and the share of the fixed design's planned calls a run made.
+//! `PROMPTGATE_CALIBRATION_SIMS` overrides the number of PRs per row (default 2000);
+//! `PROMPTGATE_CALIBRATION_R` the sequential inflation factor (docs/statistics.md: R = 1.3).
 //!
 //! Designs (each simulated PR draws fresh cases):
 //! - binary, one repeat: case i passes with probability πᵢ ~ Beta(4, 1) (mean 0.8) in the
@@ -307,7 +308,13 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2000);
-    let inflation = sequential_inflation(ALPHA, &LOOKS, POWER);
+    // `PROMPTGATE_CALIBRATION_R` overrides the inflation factor; `PROMPTGATE_CALIBRATION_POWER_ONLY`
+    // runs only the sequential rows at drop = margin (to check a candidate R quickly).
+    let inflation = std::env::var("PROMPTGATE_CALIBRATION_R")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| sequential_inflation(ALPHA, &LOOKS, POWER));
+    let power_only = std::env::var_os("PROMPTGATE_CALIBRATION_POWER_ONLY").is_some();
     println!(
         "α = {ALPHA}; {sims} simulated PRs per no-change row, {} per other row; ± is one Monte-Carlo standard error; \
          sequential n = ⌈R·n⌉ with R = {inflation:.3}; calls made are a share of the fixed design's n.\n",
@@ -331,6 +338,9 @@ fn main() {
             (2.0 * m, true),
         ];
         for (ri, (drop, sequential)) in rows.into_iter().enumerate() {
+            if power_only && !(sequential && drop == m) {
+                continue;
+            }
             // The no-change rows carry the error-rate claim and get every simulated PR; the
             // power and savings rows need half as many for a standard error under 1.6%.
             let sims = if drop == 0.0 { sims } else { sims / 2 };
