@@ -4,8 +4,9 @@
 //!
 //! `cargo bench --bench calibration` (release build; ~minutes on two cores). Prints a markdown
 //! table: for each design, the share of simulated PRs the gate called a regression, with its
-//! Monte-Carlo standard error, and the share of planned calls a sequential run made.
-//! `PROMPTGATE_CALIBRATION_SIMS` overrides the number of PRs per row (default 2000).
+//! Monte-Carlo standard error, and the share of the fixed design's planned calls a run made.
+//! `PROMPTGATE_CALIBRATION_SIMS` overrides the number of PRs per row (default 2000);
+//! `PROMPTGATE_CALIBRATION_R` the sequential inflation factor (docs/statistics.md: R = 1.3).
 //!
 //! Designs (each simulated PR draws fresh cases):
 //! - binary, one repeat: case i passes with probability πᵢ ~ Beta(4, 1) (mean 0.8) in the
@@ -15,8 +16,20 @@
 //! - binary, three repeats: as the binary design with three calls per case and arm; per-case
 //!   means, Wilcoxon + paired bootstrap (repeats are clusters).
 //!
-//! n is what the power analysis (`stats::cases_needed`) plans for a drop equal to the margin
-//! with 80% power, from the true standard deviation of the per-case differences.
+//! n is planned for a drop equal to the margin with 80% power at two-sided α, from the truth
+//! **under that drop** (what a pilot run at that effect would show), not under no change — a
+//! real drop adds discordant pairs, so the no-change spread underplans:
+//! - binary, k = 1 (McNemar): Connor (1987), `n = (z₁₋α/₂·√ψ + z₀.₈·√(ψ − δ²))² / δ²` with ψ the
+//!   discordant-pair probability under the drop (`stats::cases_needed_mcnemar`);
+//! - continuous and binary k = 3 (per-case means): the normal-approximation paired formula
+//!   `n = ((z₁₋α/₂ + z₀.₈)·σ_d / δ)²` with σ_d the sd of the per-case (mean) differences under
+//!   the drop (`stats::cases_needed`).
+//!
+//! Sequential rows plan `n_seq = R·n` with R the inflation factor of *this* design (O'Brien–
+//! Fleming-type spending, each look tested at its own αₖ, union bound), computed in
+//! `sequential_inflation` on the Brownian-motion approximation (Jennison & Turnbull 2000,
+//! §2.6 and Table 2.3 give R = 1.024 for exact O'Brien–Fleming boundaries, K = 4, 80% power;
+//! the union-bound boundaries are more conservative and need more).
 
 use std::collections::BTreeMap;
 
@@ -27,6 +40,8 @@ use promptgate::stats::{self, Rng};
 use promptgate::suite::{GateSpec, Margin};
 
 const ALPHA: f64 = 0.05;
+/// Power the plan is for.
+const POWER: f64 = 0.8;
 /// Looks of the sequential design, as fractions of the planned cases.
 const LOOKS: [f64; 4] = [0.25, 0.5, 0.75, 1.0];
 
@@ -160,17 +175,85 @@ fn decide(design: Design, cases: &[CaseResult], alpha: f64, seed: u64) -> Metric
     gate::decide(&e, Some(&gate_spec(design, alpha)), None, alpha)
 }
 
-/// The true standard deviation of per-case differences under no change, by simulation.
-fn true_sd(design: Design) -> f64 {
+/// The truth under a drop of `drop`, by simulation: the sd of the per-case (mean) differences
+/// and the discordant-pair probability (share of cases whose per-case values differ).
+struct Truth {
+    sd: f64,
+    discordance: f64,
+}
+
+fn truth(design: Design, drop: f64) -> Truth {
     let mut rng = Rng::new(12345);
     let diffs: Vec<f64> = (0..200_000)
         .map(|i| {
-            let c = simulate_case(design, &mut rng, 0.0, i);
+            let c = simulate_case(design, &mut rng, drop, i);
             let m = |calls: &[Call]| analyze::per_case(design.metric(), calls).unwrap_or(0.0);
             m(&c.candidate) - m(&c.baseline)
         })
         .collect();
-    stats::std_dev(&diffs).unwrap_or(0.0)
+    Truth {
+        sd: stats::std_dev(&diffs).unwrap_or(0.0),
+        discordance: diffs.iter().filter(|d| **d != 0.0).count() as f64 / diffs.len() as f64,
+    }
+}
+
+/// Fixed-design n for a drop equal to the margin at 80% power, from the truth under that drop.
+fn plan_fixed(design: Design) -> usize {
+    let m = design.margin();
+    let t = truth(design, m);
+    match design {
+        Design::Binary => stats::cases_needed_mcnemar(t.discordance, m, ALPHA, POWER),
+        _ => stats::cases_needed(t.sd, m, ALPHA, POWER),
+    }
+    .expect("a plan")
+}
+
+/// Inflation factor R of the sequential design: with `R·n` cases (n the fixed design's), the
+/// looks at fractions `looks`, each tested one-sided on the bad side at `z₁₋αₖ/₂`, detect the
+/// planned drop with probability `power`. Brownian-motion approximation: at fraction t the
+/// statistic is `Z_t = B(t)/√t − θ·√(R·t)`, θ = z₁₋α/₂ + z_power (the fixed design's drift at
+/// t = 1, R = 1); power(R) by 200,000 seeded paths (common to every R), R by bisection.
+fn sequential_inflation(alpha: f64, looks: &[f64], power: f64) -> f64 {
+    use statrs::distribution::{ContinuousCDF, Normal};
+    let z = Normal::standard();
+    let theta = z.inverse_cdf(1.0 - alpha / 2.0) + z.inverse_cdf(power);
+    let bounds: Vec<f64> = stats::look_alphas(alpha, looks)
+        .expect("valid looks")
+        .iter()
+        .map(|a| z.inverse_cdf(1.0 - a / 2.0))
+        .collect();
+    let mut rng = Rng::new(777);
+    let paths: Vec<Vec<f64>> = (0..200_000)
+        .map(|_| {
+            let (mut b, mut prev) = (0.0, 0.0);
+            looks
+                .iter()
+                .map(|&t| {
+                    b += (t - prev).sqrt() * normal(&mut rng);
+                    prev = t;
+                    b
+                })
+                .collect()
+        })
+        .collect();
+    let power_at = |r: f64| {
+        let hits = paths
+            .iter()
+            .filter(|p| {
+                p.iter()
+                    .zip(looks)
+                    .zip(&bounds)
+                    .any(|((b, t), c)| b / t.sqrt() - theta * (r * t).sqrt() < -c)
+            })
+            .count();
+        hits as f64 / paths.len() as f64
+    };
+    let (mut lo, mut hi) = (1.0, 2.0);
+    for _ in 0..30 {
+        let mid = 0.5 * (lo + hi);
+        if power_at(mid) >= power { hi = mid } else { lo = mid }
+    }
+    hi
 }
 
 struct Row {
@@ -180,7 +263,8 @@ struct Row {
 }
 
 /// Runs `sims` simulated PRs; `sequential` uses the O'Brien–Fleming looks.
-fn run(design: Design, n: usize, drop: f64, sims: usize, sequential: bool, seed: u64) -> Row {
+/// `calls_share` is relative to `reference` (the fixed design's n).
+fn run(design: Design, n: usize, reference: usize, drop: f64, sims: usize, sequential: bool, seed: u64) -> Row {
     let looks: Vec<(usize, f64)> = if sequential {
         let alphas = stats::look_alphas(ALPHA, &LOOKS).expect("valid looks");
         LOOKS
@@ -215,7 +299,7 @@ fn run(design: Design, n: usize, drop: f64, sims: usize, sequential: bool, seed:
     Row {
         regression: regressions as f64 / sims as f64,
         detected: detected as f64 / sims as f64,
-        calls_share: calls as f64 / (sims * n) as f64,
+        calls_share: calls as f64 / (sims * reference) as f64,
     }
 }
 
@@ -224,8 +308,16 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2000);
+    // `PROMPTGATE_CALIBRATION_R` overrides the inflation factor; `PROMPTGATE_CALIBRATION_POWER_ONLY`
+    // runs only the sequential rows at drop = margin (to check a candidate R quickly).
+    let inflation = std::env::var("PROMPTGATE_CALIBRATION_R")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| sequential_inflation(ALPHA, &LOOKS, POWER));
+    let power_only = std::env::var_os("PROMPTGATE_CALIBRATION_POWER_ONLY").is_some();
     println!(
-        "α = {ALPHA}; {sims} simulated PRs per no-change row, {} per other row; ± is one Monte-Carlo standard error.\n",
+        "α = {ALPHA}; {sims} simulated PRs per no-change row, {} per other row; ± is one Monte-Carlo standard error; \
+         sequential n = ⌈R·n⌉ with R = {inflation:.3}; calls made are a share of the fixed design's n.\n",
         sims / 2
     );
     println!("| design | n (planned) | true drop | stopping | regression verdicts | significant drop | calls made |");
@@ -234,9 +326,9 @@ fn main() {
         .into_iter()
         .enumerate()
     {
-        let sd = true_sd(design);
         let m = design.margin();
-        let n = stats::cases_needed(sd, m, ALPHA, 0.8).expect("a plan");
+        let n_fixed = plan_fixed(design);
+        let n_seq = ((n_fixed as f64) * inflation).ceil() as usize;
         let rows = [
             (0.0, false),
             (0.0, true),
@@ -246,11 +338,15 @@ fn main() {
             (2.0 * m, true),
         ];
         for (ri, (drop, sequential)) in rows.into_iter().enumerate() {
+            if power_only && !(sequential && drop == m) {
+                continue;
+            }
             // The no-change rows carry the error-rate claim and get every simulated PR; the
             // power and savings rows need half as many for a standard error under 1.6%.
             let sims = if drop == 0.0 { sims } else { sims / 2 };
             let se = |p: f64| (p * (1.0 - p) / sims as f64).sqrt();
-            let r = run(design, n, drop, sims, sequential, (di * 10 + ri) as u64);
+            let n = if sequential { n_seq } else { n_fixed };
+            let r = run(design, n, n_fixed, drop, sims, sequential, (di * 10 + ri) as u64);
             println!(
                 "| {} | {n} | {} | {} | {:.4} ± {:.4} | {:.4} ± {:.4} | {:.0}% |",
                 design.name(),

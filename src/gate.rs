@@ -83,9 +83,15 @@ pub fn decide(
     // Power: the smallest effect this n detects, against the margin.
     let underpowered = margin > 0.0 && estimate.mde.is_some_and(|mde| mde > margin);
     let cases_needed = match estimate.ci {
-        Some(ci) if margin > 0.0 => {
-            sd_from_ci(ci, estimate.n, alpha).and_then(|sd| stats::cases_needed(sd, margin, alpha, 0.8))
-        }
+        Some(ci) if margin > 0.0 => sd_from_ci(ci, estimate.n, alpha).and_then(|sd| {
+            if estimate.test == "mcnemar-exact" {
+                let good_rate = estimate.baseline.map(|b| if sign > 0.0 { b } else { 1.0 - b })?;
+                let psi = discordance_under_drop(sd, estimate.delta.unwrap_or(0.0), good_rate, margin);
+                stats::cases_needed_mcnemar(psi, margin, alpha, 0.8)
+            } else {
+                stats::cases_needed(sd, margin, alpha, 0.8)
+            }
+        }),
         _ => None,
     };
     let slo = gate.and_then(|g| g.slo).map(|target| SloResult {
@@ -201,6 +207,20 @@ pub fn aa_false_alarm_rate(
         alarms += usize::from(alarm);
     }
     alarms as f64 / permutations as f64
+}
+
+/// Discordant-pair probability of a binary metric under the planning alternative: a drop of
+/// `margin` on top of what this run observed. The run's discordance is `ψ̂ = sd² + d̂²` (the
+/// per-case difference of a paired 0/1 metric has variance `ψ − d²`). If every case's
+/// probability of the good outcome, `p`, falls by `margin` (δ), a case is discordant with
+/// probability `p(1 − p + δ) + (p − δ)(1 − p) = 2p(1 − p) + δ(2p − 1)`, so ψ rises by
+/// `δ(2p̄ − 1)` with `p̄` the baseline's good-outcome rate. Never below ψ̂ (the plan is not
+/// allowed to shrink below the observed spread), at least δ, at most 1. Planning from ψ̂ alone
+/// underplans: at p̄ = 0.8 and δ = 0.08 a drop turns 26.7% discordant pairs into ~31%.
+fn discordance_under_drop(sd: f64, observed_delta: f64, good_rate: f64, margin: f64) -> f64 {
+    let observed = sd * sd + observed_delta * observed_delta;
+    let rise = (margin * (2.0 * good_rate - 1.0)).max(0.0);
+    (observed + rise).clamp(margin, 1.0)
 }
 
 /// From an A/A run's metric: cases for the margin at 80% power, and repeats when the dataset
@@ -387,6 +407,15 @@ mod tests {
         assert!(m.details.underpowered);
         // numpy.ceil(((norm.ppf(0.975) + norm.ppf(0.8)) * (0.1/norm.ppf(0.975)*numpy.sqrt(40)) / 0.02)**2) -> 2044
         assert_eq!(m.details.cases_needed, Some(2044));
+        // McNemar metrics plan with Connor's formula from the discordance under the drop:
+        // sd = 0.1/1.96·√40 = 0.322687 → ψ̂ = sd² = 0.104127 (no observed change), plus
+        // 0.02·(2·0.9 − 1) = 0.016 → ψ = 0.120127;
+        // numpy.ceil(((norm.ppf(0.975)*numpy.sqrt(psi) + norm.ppf(0.8)*numpy.sqrt(psi - 0.02**2))/0.02)**2)
+        // with psi = (0.1/norm.ppf(0.975)*numpy.sqrt(40))**2 + 0.02*(2*0.9 - 1) -> 2354.80 -> 2355 (vs 2044 from the no-change sd).
+        let mut binary = wide.clone();
+        binary.test = "mcnemar-exact";
+        let m = decide(&binary, Some(&higher(0.02)), None, 0.05);
+        assert_eq!(m.details.cases_needed, Some(2355));
         // A 10% margin on cost is judged on the relative interval: +8% [+3%, +13%] is a
         // significant rise but not beyond 10%, so no regression though the absolute delta is.
         let mut cost = est(0.0008, [0.0003, 0.0013], 0.001);

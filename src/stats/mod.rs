@@ -26,7 +26,8 @@
 //!   paired proportions (method 10), with Wilson (1927) score intervals.
 //! - [`hodges_lehmann`]: Hodges–Lehmann (1963) shift estimate with the signed-rank interval.
 //! - [`tost_paired`]: Schuirmann's (1987) two one-sided tests for equivalence.
-//! - [`cases_needed`]: the inverse of [`mde_paired`].
+//! - [`cases_needed`]: the inverse of [`mde_paired`]; [`cases_needed_mcnemar`]: McNemar's
+//!   sample size from the discordance under the alternative (Connor 1987).
 //! - [`variance_components`]: between- and within-case variance, one-way random-effects
 //!   ANOVA (Searle, Casella & McCulloch 1992).
 //! - [`obrien_fleming_spent`], [`look_alphas`]: Lan–DeMets (1983) alpha spending for
@@ -60,7 +61,7 @@ pub use equivalence::{Tost, tost_paired};
 pub use hodges_lehmann::{HodgesLehmann, hodges_lehmann};
 pub use holm::holm;
 pub use mcnemar::mcnemar_exact;
-pub use power::{cases_needed, mde_paired};
+pub use power::{cases_needed, cases_needed_mcnemar, mde_paired};
 pub use proportion::{PairedCounts, newcombe_paired};
 pub use rng::Rng;
 pub use sequential::{look_alphas, obrien_fleming_spent};

@@ -40,9 +40,58 @@ pub fn cases_needed(sd_diff: f64, effect: f64, alpha: f64, power: f64) -> Option
     })
 }
 
+/// Cases McNemar's test at two-sided level `alpha` needs to detect a difference of paired
+/// proportions `effect = p₁₀ − p₀₁` with probability `power`, when the discordant pairs make up
+/// `discordance = p₁₀ + p₀₁` of the cases **under the alternative** (Connor 1987, eq. 3):
+///
+/// `n = ⌈(z₁₋α/₂ · √ψ + z_power · √(ψ − δ²))² / δ²⌉`, ψ = `discordance`, δ = `effect`.
+///
+/// The first term is the spread of the discordance difference under H₀ (given ψ), the second
+/// under the alternative; planning both from a no-change run's ψ (as `cases_needed` with the
+/// A/A standard deviation `√ψ₀` does) underplans, since a real drop adds discordant pairs.
+///
+/// `None` when `effect` is not in (0, 1], `discordance` is not in [effect, 1] (an alternative
+/// needs at least `effect` of discordant pairs), or `alpha`/`power` outside (0, 1).
+pub fn cases_needed_mcnemar(discordance: f64, effect: f64, alpha: f64, power: f64) -> Option<usize> {
+    let open_unit = |x: f64| x > 0.0 && x < 1.0;
+    let defined = effect > 0.0 && effect <= 1.0 && discordance >= effect && discordance <= 1.0;
+    if !defined || !open_unit(alpha) || !open_unit(power) {
+        return None;
+    }
+    let z = Normal::standard();
+    let root = z.inverse_cdf(1.0 - alpha / 2.0) * discordance.sqrt()
+        + z.inverse_cdf(power) * (discordance - effect * effect).max(0.0).sqrt();
+    let n = (root / effect).powi(2).ceil();
+    Some((n as usize).max(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cases_needed_mcnemar_matches_connor() {
+        // Python transcription of Connor (1987), eq. 3, for (psi, delta, alpha, power):
+        // numpy.ceil(((norm.ppf(1 - alpha/2) * numpy.sqrt(psi)
+        //              + norm.ppf(power) * numpy.sqrt(psi - delta**2)) / delta)**2)
+        // (0.3, 0.08, 0.05, 0.8) -> 365.54947124363684 -> 366
+        // (0.1, 0.05, 0.05, 0.9) -> 416.12685505665416 -> 417
+        // (0.25, 0.1, 0.01, 0.8) -> 289.0758819519749 -> 290
+        // (0.5, 0.02, 0.05, 0.8) -> 9808.741464287641 -> 9809
+        assert_eq!(cases_needed_mcnemar(0.3, 0.08, 0.05, 0.8), Some(366));
+        assert_eq!(cases_needed_mcnemar(0.1, 0.05, 0.05, 0.9), Some(417));
+        assert_eq!(cases_needed_mcnemar(0.25, 0.1, 0.01, 0.8), Some(290));
+        assert_eq!(cases_needed_mcnemar(0.5, 0.02, 0.05, 0.8), Some(9809));
+        // More discordance under the alternative, more cases; and never fewer than the
+        // normal-approximation plan from the alternative's own sd √(ψ − δ²).
+        assert!(cases_needed_mcnemar(0.35, 0.08, 0.05, 0.8) > cases_needed_mcnemar(0.3, 0.08, 0.05, 0.8));
+        let sd = (0.3f64 - 0.08 * 0.08).sqrt();
+        assert!(cases_needed_mcnemar(0.3, 0.08, 0.05, 0.8) >= cases_needed(sd, 0.08, 0.05, 0.8));
+        // Undefined: fewer discordant pairs than the effect, or a null effect.
+        assert_eq!(cases_needed_mcnemar(0.05, 0.08, 0.05, 0.8), None);
+        assert_eq!(cases_needed_mcnemar(0.3, 0.0, 0.05, 0.8), None);
+        assert_eq!(cases_needed_mcnemar(f64::NAN, 0.08, 0.05, 0.8), None);
+    }
 
     #[test]
     fn cases_needed_matches_statsmodels() {
