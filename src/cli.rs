@@ -67,17 +67,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "promptgate-out", value_name = "DIR")]
     pub out: PathBuf,
 
-    /// Run every experiment, affected or not.
-    #[arg(long)]
-    pub all: bool,
-
-    /// Approve an estimated cost up to this many US dollars (above the budget's threshold).
-    #[arg(long, value_name = "USD")]
-    pub approve_cost: Option<f64>,
-
-    /// Send every call, neither reading nor writing the response cache (.promptgate/cache).
-    #[arg(long)]
-    pub no_cache: bool,
+    #[command(flatten)]
+    pub gate: GateFlags,
 
     /// A/A check: run the suite at --base against itself to measure its noise, the gate's
     /// false-alarm rate on it, and the cases and repeats its margins need.
@@ -134,6 +125,13 @@ pub struct CiArgs {
     #[arg(long, value_name = "DIR")]
     pub publish_only: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub gate: GateFlags,
+}
+
+/// What `run` and `ci` share: which experiments, how much may be spent, whether to reuse answers.
+#[derive(Debug, Args)]
+pub struct GateFlags {
     /// Run every experiment, affected or not.
     #[arg(long)]
     pub all: bool,
@@ -142,7 +140,7 @@ pub struct CiArgs {
     #[arg(long, value_name = "USD")]
     pub approve_cost: Option<f64>,
 
-    /// Call every model again instead of reusing `.promptgate/cache`.
+    /// Send every call, neither reading nor writing the response cache (.promptgate/cache).
     #[arg(long)]
     pub no_cache: bool,
 }

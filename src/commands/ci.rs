@@ -93,17 +93,7 @@ pub fn ci(repo_dir: &Path, config: &str, args: &CiArgs) -> anyhow::Result<u8> {
         None => None,
     };
     let publisher = RefCell::new(publisher);
-    let options = GateOptions {
-        base,
-        head: head.clone(),
-        config: config.to_owned(),
-        all: args.all,
-        approve_cost: args.approve_cost,
-        out: args.out.clone(),
-        cache_dir: (!args.no_cache).then(|| repo.root().join(".promptgate").join("cache")),
-        journal: Some(args.out.join("journal.jsonl")),
-        aa: false,
-    };
+    let options = GateOptions::from_flags(repo.root(), base, head.clone(), config, &args.out, &args.gate);
     let on_plan = |facts: &PlanFacts| -> anyhow::Result<()> {
         if let Some(p) = publisher.borrow_mut().as_mut() {
             runtime.block_on(p.progress(facts, &head))?;

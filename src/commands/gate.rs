@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::analyze::{self, Estimate};
+use crate::cli::GateFlags;
 use crate::detect::{self, Detection};
 use crate::error::{Error, exit};
 use crate::gate;
@@ -33,6 +34,31 @@ pub struct GateOptions {
     pub journal: Option<PathBuf>,
     /// A/A: every experiment at `base` compared with itself, to measure the suite's noise.
     pub aa: bool,
+}
+
+impl GateOptions {
+    /// The options the command line gives: the cache at `<repo>/.promptgate/cache` unless
+    /// `--no-cache`, the journal beside the outputs.
+    pub fn from_flags(
+        repo_root: &Path,
+        base: String,
+        head: String,
+        config: &str,
+        out: &Path,
+        flags: &GateFlags,
+    ) -> Self {
+        GateOptions {
+            base,
+            head,
+            config: config.to_owned(),
+            all: flags.all,
+            approve_cost: flags.approve_cost,
+            out: out.to_owned(),
+            cache_dir: (!flags.no_cache).then(|| repo_root.join(".promptgate").join("cache")),
+            journal: Some(out.join("journal.jsonl")),
+            aa: false,
+        }
+    }
 }
 
 /// A finished gate: the results, where they were written, and any run error to exit with.

@@ -14,26 +14,10 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Demo(args) => demo::demo(&args.out, args.live),
         Command::Run(args) => {
-            let cache_dir = if args.no_cache {
-                None
-            } else {
-                Some(
-                    crate::workspace::Repo::open(&cli.repo)?
-                        .root()
-                        .join(".promptgate")
-                        .join("cache"),
-                )
-            };
+            let root = crate::workspace::Repo::open(&cli.repo)?.root().to_owned();
             let options = GateOptions {
-                base: args.base,
-                head: args.head,
-                config: cli.config,
-                all: args.all,
-                approve_cost: args.approve_cost,
-                journal: Some(args.out.join("journal.jsonl")),
-                out: args.out,
-                cache_dir,
                 aa: args.aa,
+                ..GateOptions::from_flags(&root, args.base, args.head, &cli.config, &args.out, &args.gate)
             };
             let run = run_gate(&cli.repo, &options)?;
             gate::print_outcome(&run);

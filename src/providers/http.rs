@@ -519,18 +519,9 @@ pub mod tests {
     /// A provider entry of `kind` with nothing but defaults (and `base_url`).
     pub fn spec(kind: ProviderKind, base_url: Option<&str>) -> ProviderSpec {
         ProviderSpec {
-            name: "test".to_owned(),
-            kind,
-            api_key_env: None,
-            base_url: base_url.map(str::to_owned),
             concurrency: 1,
-            requests_per_minute: None,
-            tokens_per_minute: None,
-            timeout_ms: 60_000,
-            max_retries: 0,
-            deployment: None,
-            api_version: None,
-            command: None,
+            base_url: base_url.map(str::to_owned),
+            ..ProviderSpec::new("test", kind)
         }
     }
 

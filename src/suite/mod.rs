@@ -726,18 +726,28 @@ fn check_provider_name(providers: &BTreeMap<String, ProviderSpec>, name: &str) -
 
 fn mock_spec(name: &str) -> ProviderSpec {
     ProviderSpec {
-        name: name.to_owned(),
-        kind: ProviderKind::Mock,
-        api_key_env: None,
-        base_url: None,
         concurrency: 64,
-        requests_per_minute: None,
-        tokens_per_minute: None,
-        timeout_ms: 60_000,
-        max_retries: 0,
-        deployment: None,
-        api_version: None,
-        command: None,
+        ..ProviderSpec::new(name, ProviderKind::Mock)
+    }
+}
+
+impl ProviderSpec {
+    /// A provider with nothing configured but its name and type.
+    pub fn new(name: &str, kind: ProviderKind) -> Self {
+        ProviderSpec {
+            name: name.to_owned(),
+            kind,
+            api_key_env: None,
+            base_url: None,
+            concurrency: 8,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            timeout_ms: 60_000,
+            max_retries: 0,
+            deployment: None,
+            api_version: None,
+            command: None,
+        }
     }
 }
 
