@@ -52,10 +52,16 @@ pub struct Estimate {
     /// Variance components over cases and repeats, averaged over the arms.
     pub between_var: Option<f64>,
     pub within_var: Option<f64>,
+    /// The α the intervals are at (the gate's α, or a sequential look's nominal level).
+    pub ci_alpha: f64,
+    /// The side the test's evidence points to: positive when the candidate is higher (for
+    /// McNemar `c − b`, for Wilcoxon `W⁺ − E[W⁺]`, for the bootstrap the estimate itself).
+    /// A significant test counts for the side it points to, whatever the mean does.
+    pub shift: Option<f64>,
 }
 
 impl Estimate {
-    fn empty(metric: &str) -> Self {
+    fn empty(metric: &str, ci_alpha: f64) -> Self {
         Estimate {
             metric: metric.to_owned(),
             baseline: None,
@@ -73,6 +79,8 @@ impl Estimate {
             candidate_ci: None,
             between_var: None,
             within_var: None,
+            ci_alpha,
+            shift: None,
         }
     }
 }
@@ -81,7 +89,7 @@ impl Estimate {
 pub fn estimate(metric: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed: u64) -> Estimate {
     let confidence = 1.0 - alpha;
     let quantile = quantile_of(metric);
-    let mut result = Estimate::empty(metric);
+    let mut result = Estimate::empty(metric, alpha);
     let metric_seed = seed ^ fnv1a(metric.as_bytes());
 
     // Arms by flag (true: candidate), averaged.
@@ -157,6 +165,7 @@ pub fn estimate(metric: &str, cases: &[CaseResult], paired: bool, alpha: f64, se
             result.ci_equivalence = draws.and_then(|d| d.summary(1.0 - 2.0 * alpha)).map(|b| b.ci);
             result.test = "paired-bootstrap";
             result.estimand = "quantile-difference";
+            result.shift = result.candidate.zip(result.baseline).map(|(c, b)| c - b);
         }
         (Kind::Binary, _) => {
             result.baseline = stats::mean(&base);
@@ -171,6 +180,7 @@ pub fn estimate(metric: &str, cases: &[CaseResult], paired: bool, alpha: f64, se
                 }
             }
             result.p_value = Some(stats::mcnemar_exact(counts.baseline_only, counts.candidate_only));
+            result.shift = Some(counts.candidate_only as f64 - counts.baseline_only as f64);
             result.ci = stats::newcombe_paired(counts, confidence);
             result.ci_equivalence = stats::newcombe_paired(counts, 1.0 - 2.0 * alpha);
             result.test = "mcnemar-exact";
@@ -179,7 +189,8 @@ pub fn estimate(metric: &str, cases: &[CaseResult], paired: bool, alpha: f64, se
         (Kind::Ordinal, _) => {
             result.baseline = stats::mean(&base);
             result.candidate = stats::mean(&cand);
-            result.p_value = Some(stats::wilcoxon_signed_rank(&diffs, stats::ZeroMethod::Wilcox).p_value);
+            let w = stats::wilcoxon_signed_rank(&diffs, stats::ZeroMethod::Wilcox);
+            (result.p_value, result.shift) = (Some(w.p_value), Some(signed_rank_shift(&w)));
             let hl = stats::hodges_lehmann(&diffs, confidence);
             result.ci = hl.as_ref().map(|h| h.ci);
             result.ci_equivalence = stats::hodges_lehmann(&diffs, 1.0 - 2.0 * alpha).map(|h| h.ci);
@@ -190,7 +201,8 @@ pub fn estimate(metric: &str, cases: &[CaseResult], paired: bool, alpha: f64, se
         _ => {
             result.baseline = stats::mean(&base);
             result.candidate = stats::mean(&cand);
-            result.p_value = Some(stats::wilcoxon_signed_rank(&diffs, stats::ZeroMethod::Wilcox).p_value);
+            let w = stats::wilcoxon_signed_rank(&diffs, stats::ZeroMethod::Wilcox);
+            (result.p_value, result.shift) = (Some(w.p_value), Some(signed_rank_shift(&w)));
             let draws = stats::paired_bootstrap_mean_draws(&base, &cand, RESAMPLES, metric_seed);
             result.ci = draws.as_ref().and_then(|d| d.summary(confidence)).map(|b| b.ci);
             result.ci_equivalence = draws.and_then(|d| d.summary(1.0 - 2.0 * alpha)).map(|b| b.ci);
@@ -333,6 +345,13 @@ fn is_ordinal(metric: &str, cases: &[CaseResult]) -> bool {
 
 /// The standard error implied by a CI's width, turned into the effect a test at this n would
 /// detect with 80% power.
+/// `W⁺ − E[W⁺]` with `E[W⁺] = n(n + 1)/4` over the non-zero differences: positive when the
+/// candidate's differences rank higher.
+fn signed_rank_shift(w: &stats::Wilcoxon) -> f64 {
+    let n = w.n as f64;
+    w.w_plus - n * (n + 1.0) / 4.0
+}
+
 fn mde_from_ci(ci: [f64; 2], n: usize, alpha: f64) -> Option<f64> {
     let sd = sd_from_ci(ci, n, alpha)?;
     stats::mde_paired(sd, n, alpha, 0.8)

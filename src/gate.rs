@@ -1,7 +1,8 @@
 //! Policy: statistics → a verdict per metric, per experiment and for the PR.
 //!
-//! A metric regresses when the candidate is significantly worse (Holm-adjusted p < α and the CI
-//! excludes zero on the bad side) and materially worse (the estimate is beyond the margin). It
+//! A metric regresses when the candidate is significantly worse (its test rejects: Holm-adjusted
+//! p < α, the test's evidence on the bad side) and materially worse (the estimate is beyond the
+//! margin). It
 //! improves symmetrically. Otherwise it is "no detectable change", and `non_inferior` says
 //! whether the CI proves the candidate is not worse than the margin.
 //!
@@ -21,13 +22,26 @@ use crate::suite::{GateSpec, Margin, default_direction};
 /// Holm–Bonferroni across every gated metric of every experiment: returns adjusted p-values
 /// aligned with `estimates` (ungated or untested metrics keep `None`).
 pub fn adjust(estimates: &[(&Estimate, bool)]) -> Vec<Option<f64>> {
+    adjust_at(estimates, None)
+}
+
+/// [`adjust`] at a sequential look: each p-value is first made the look's repeated p-value
+/// (the smallest overall α whose spending design rejects at this look), then Holm adjusts
+/// those across the gated metrics — the group-sequential Holm procedure (Maurer & Bretz 2013).
+/// Ungated metrics get their repeated p-value unadjusted, so that every p compared with α at
+/// a look accounts for the looks. With `look = None` this is [`adjust`].
+pub fn adjust_at(estimates: &[(&Estimate, bool)], look: Option<&stats::Look>) -> Vec<Option<f64>> {
+    let at_look = |p: f64| look.map_or(p, |l| l.repeated_p(p));
     let tested: Vec<(usize, f64)> = estimates
         .iter()
         .enumerate()
-        .filter_map(|(i, (e, gated))| e.p_value.filter(|_| *gated).map(|p| (i, p)))
+        .filter_map(|(i, (e, gated))| e.p_value.filter(|_| *gated).map(|p| (i, at_look(p))))
         .collect();
     let adjusted = stats::holm(&tested.iter().map(|(_, p)| *p).collect::<Vec<_>>());
-    let mut out = vec![None; estimates.len()];
+    let mut out: Vec<Option<f64>> = match look {
+        Some(_) => estimates.iter().map(|(e, _)| e.p_value.map(at_look)).collect(),
+        None => vec![None; estimates.len()],
+    };
     for ((i, _), p) in tested.iter().zip(adjusted) {
         out[*i] = Some(p);
     }
@@ -66,11 +80,16 @@ pub fn decide(
     let oriented_delta = decision_delta.map(|d| sign * d);
     let oriented_ci = decision_ci.map(orient);
     let margin_for_decision = decision_margin;
+    // Significant: the metric's own test rejects at α after Holm (and, in a sequential run,
+    // after the looks), on the side its evidence points to. The interval is not a second test:
+    // requiring both would make the verdict the intersection of two tests, which neither the
+    // error guarantee nor the power analysis describes (it cost 2 points of power).
     let p = p_adjusted.or(estimate.p_value);
     let significant = p.is_some_and(|p| p < alpha);
-    let verdict = match (oriented_delta, oriented_ci) {
-        (Some(d), Some([_, hi])) if significant && hi < 0.0 && d < -margin_for_decision => MetricVerdict::Regression,
-        (Some(d), Some([lo, _])) if significant && lo > 0.0 && d > margin_for_decision => MetricVerdict::Improvement,
+    let evidence = estimate.shift.map(|s| sign * s);
+    let verdict = match (oriented_delta, evidence) {
+        (Some(d), Some(e)) if significant && e < 0.0 && d < -margin_for_decision => MetricVerdict::Regression,
+        (Some(d), Some(e)) if significant && e > 0.0 && d > margin_for_decision => MetricVerdict::Improvement,
         _ => MetricVerdict::NoChange,
     };
     let non_inferior = oriented_ci.is_some_and(|[lo, _]| lo >= -margin_for_decision);
@@ -83,7 +102,7 @@ pub fn decide(
     // Power: the smallest effect this n detects, against the margin.
     let underpowered = margin > 0.0 && estimate.mde.is_some_and(|mde| mde > margin);
     let cases_needed = match estimate.ci {
-        Some(ci) if margin > 0.0 => sd_from_ci(ci, estimate.n, alpha).and_then(|sd| {
+        Some(ci) if margin > 0.0 => sd_from_ci(ci, estimate.n, estimate.ci_alpha).and_then(|sd| {
             if estimate.test == "mcnemar-exact" {
                 let good_rate = estimate.baseline.map(|b| if sign > 0.0 { b } else { 1.0 - b })?;
                 let psi = discordance_under_drop(sd, estimate.delta.unwrap_or(0.0), good_rate, margin);
@@ -301,6 +320,8 @@ mod tests {
             candidate_ci: None,
             between_var: None,
             within_var: None,
+            ci_alpha: 0.05,
+            shift: Some(delta),
         }
     }
 

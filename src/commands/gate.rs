@@ -214,7 +214,7 @@ pub fn run_gate_with(
             options.journal.clone(),
         )
     };
-    let assemble_at = |jobs: &[Job], report: &runner::Report, alpha_scale: f64| {
+    let assemble_at = |jobs: &[Job], report: &runner::Report, look: Option<&stats::Look>| {
         assemble(&AssembleInput {
             head: &head,
             planned: &planned,
@@ -234,14 +234,14 @@ pub fn run_gate_with(
             estimate_usd: estimate.usd,
             simulated,
             started,
-            alpha_scale,
+            look,
         })
     };
     let (mut results, report) = if head.defaults.sequential && !options.aa && !jobs.is_empty() {
         run_sequential(&jobs, &run_batch, &head.defaults, &assemble_at)?
     } else {
         let report = run_batch(&jobs)?;
-        (assemble_at(&jobs, &report, 1.0), report)
+        (assemble_at(&jobs, &report, None), report)
     };
     if options.aa {
         add_aa_summaries(&mut results, &head);
@@ -383,8 +383,9 @@ struct AssembleInput<'a> {
     estimate_usd: f64,
     simulated: bool,
     started: Instant,
-    /// Every α is multiplied by this: 1, or a sequential look's share of α.
-    alpha_scale: f64,
+    /// A sequential run's current look: intervals at its nominal level, p-values made
+    /// repeated p-values before Holm. `None` for a fixed design.
+    look: Option<&'a stats::Look>,
 }
 
 /// Turns outcomes into calls, scores them, estimates every metric, applies the gates.
@@ -481,7 +482,10 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
             names.push(analyze::FLAKY_SHARE.to_owned());
         }
         let seed = input.head.defaults.seed ^ (ei as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let alpha = input.head.defaults.alpha * input.alpha_scale;
+        // Intervals at the look's nominal level: repeated confidence intervals (J&T §9.1).
+        let alpha = input
+            .look
+            .map_or(input.head.defaults.alpha, |l| l.nominal(input.head.defaults.alpha));
         estimates.extend(
             estimate_all(&names, &cases, paired, alpha, seed)
                 .into_iter()
@@ -507,22 +511,13 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
         });
     }
 
-    let gates: Vec<suite::GateSpec> = input
-        .head
-        .gates
-        .iter()
-        .map(|g| suite::GateSpec {
-            alpha: g.alpha * input.alpha_scale,
-            ..g.clone()
-        })
-        .collect();
-    let gate_of = |metric: &str| gates.iter().find(|g| g.metric == metric);
-    let alpha = input.head.defaults.alpha * input.alpha_scale;
+    let gate_of = |metric: &str| input.head.gates.iter().find(|g| g.metric == metric);
+    let alpha = input.head.defaults.alpha;
     let flags: Vec<(&Estimate, bool)> = estimates
         .iter()
         .map(|(_, e)| (e, gate_of(&e.metric).is_some()))
         .collect();
-    let adjusted = gate::adjust(&flags);
+    let adjusted = gate::adjust_at(&flags, input.look);
     for ((ei, estimate), p_adjusted) in estimates.iter().zip(adjusted) {
         let mut metric = gate::decide(estimate, gate_of(&estimate.metric), p_adjusted, alpha);
         let recorded = input.planned[*ei]
@@ -636,12 +631,14 @@ fn add_aa_summaries(results: &mut Results, suite: &Suite) {
 }
 
 /// Assembles the results of the jobs run so far, with every α scaled by the given factor.
-type AssembleAt<'a> = dyn Fn(&[Job], &runner::Report, f64) -> Results + 'a;
+type AssembleAt<'a> = dyn Fn(&[Job], &runner::Report, Option<&stats::Look>) -> Results + 'a;
 type RunBatch<'a> = dyn Fn(&[Job]) -> anyhow::Result<runner::Report> + 'a;
 
 /// Sequential: each experiment's cases in a seeded random order, looks at equal shares of them,
-/// every test at its look's share of α (O'Brien–Fleming spending; see docs/statistics.md).
-/// Stops at the first look where every compared experiment's verdict is settled.
+/// every look judged against two-sided Lan–DeMets O'Brien–Fleming-type boundaries (intervals at
+/// the look's nominal level, p-values made repeated p-values before Holm; see
+/// docs/statistics.md). Stops at the first look where every compared experiment's verdict is
+/// settled.
 fn run_sequential(
     jobs: &[Job],
     run_batch: &RunBatch<'_>,
@@ -650,7 +647,9 @@ fn run_sequential(
 ) -> anyhow::Result<(Results, runner::Report)> {
     let looks = defaults.sequential_looks.max(1);
     let fractions: Vec<f64> = (1..=looks).map(|k| f64::from(k) / f64::from(looks)).collect();
-    let alphas = stats::look_alphas(defaults.alpha, &fractions).unwrap_or_else(|| vec![defaults.alpha]);
+    let levels =
+        stats::nominal_levels(defaults.alpha, &fractions).unwrap_or_else(|| vec![defaults.alpha; fractions.len()]);
+    let inflation = stats::inflation(defaults.alpha, &fractions, 0.8);
     // Position of each case in its experiment's seeded order.
     let mut by_experiment: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for job in jobs {
@@ -672,9 +671,8 @@ fn run_sequential(
     }
     let upto = |t: f64, n: usize| (t * n as f64).ceil() as usize;
     let (mut run_jobs, mut report): (Vec<Job>, runner::Report) = (Vec::new(), runner::Report::default());
-    let mut made_looks = Vec::new();
     let mut previous = 0.0;
-    for (k, (&t, &alpha_k)) in fractions.iter().zip(&alphas).enumerate() {
+    for (k, (&t, &level)) in fractions.iter().zip(&levels).enumerate() {
         let batch: Vec<Job> = jobs
             .iter()
             .filter(|j| {
@@ -685,14 +683,14 @@ fn run_sequential(
             .collect();
         previous = t;
         eprintln!(
-            "promptgate: sequential look {}/{looks}: {} more calls at α = {alpha_k:.4}",
+            "promptgate: sequential look {}/{looks}: {} more calls, nominal level {level:.4}",
             k + 1,
             batch.len()
         );
         absorb(&mut report, run_batch(&batch)?);
         run_jobs.extend(batch);
-        made_looks.push(alpha_k);
-        let mut results = assemble_at(&run_jobs, &report, alpha_k / defaults.alpha);
+        let look = stats::Look::new(fractions[..=k].to_vec());
+        let mut results = assemble_at(&run_jobs, &report, look.as_ref());
         let compared = || {
             results
                 .experiments
@@ -705,9 +703,16 @@ fn run_sequential(
             for (ei, e) in results.experiments.iter_mut().enumerate() {
                 let Some(cases) = by_experiment.get(&ei) else { continue };
                 let n = cases.len();
+                // The fixed design's plan needs R times the cases to keep its power with looks.
+                if let Some(r) = inflation {
+                    for m in &mut e.metrics {
+                        m.details.cases_needed = m.details.cases_needed.map(|c| (c as f64 * r).ceil() as usize);
+                    }
+                }
                 e.noise.sequential = Some(SequentialSummary {
                     looks: fractions[..=k].iter().map(|&t| upto(t, n)).collect(),
-                    look_alphas: made_looks.clone(),
+                    look_alphas: levels[..=k].to_vec(),
+                    inflation,
                     stopped_early: !last,
                     calls_made: run_jobs.iter().filter(|j| j.experiment == ei).count(),
                     calls_planned: jobs.iter().filter(|j| j.experiment == ei).count(),
@@ -717,7 +722,7 @@ fn run_sequential(
         }
     }
     // Unreachable: the last look always returns. An empty plan has nothing to run.
-    Ok((assemble_at(&run_jobs, &report, 1.0), report))
+    Ok((assemble_at(&run_jobs, &report, None), report))
 }
 
 /// Adds one batch's report to the run's.

@@ -142,8 +142,13 @@ pub struct AaRecommendation {
 pub struct SequentialSummary {
     /// Cases evaluated at each look, cumulative.
     pub looks: Vec<usize>,
-    /// Nominal α spent at each look made (O'Brien–Fleming spending).
+    /// Two-sided nominal level of each look made: a test at a look rejects when its p-value is
+    /// below it (Lan–DeMets boundaries, O'Brien–Fleming-type spending).
     pub look_alphas: Vec<f64>,
+    /// R: the sequential design needs R times the fixed design's cases for the same power
+    /// (`cases_needed` of a sequential run already includes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inflation: Option<f64>,
     pub stopped_early: bool,
     pub calls_made: usize,
     pub calls_planned: usize,

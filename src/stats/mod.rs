@@ -64,6 +64,6 @@ pub use mcnemar::mcnemar_exact;
 pub use power::{cases_needed, cases_needed_mcnemar, mde_paired};
 pub use proportion::{PairedCounts, newcombe_paired};
 pub use rng::Rng;
-pub use sequential::{look_alphas, obrien_fleming_spent};
+pub use sequential::{Look, boundaries, inflation, nominal_levels, obrien_fleming_spent, sequential_power};
 pub use variance::{VarianceComponents, variance_components};
 pub use wilcoxon::{Wilcoxon, WilcoxonMethod, ZeroMethod, wilcoxon_signed_rank};
