@@ -28,6 +28,10 @@
 //! - [`tost_paired`]: Schuirmann's (1987) two one-sided tests for equivalence.
 //! - [`cases_needed`]: the inverse of [`mde_paired`]; [`cases_needed_mcnemar`]: McNemar's
 //!   sample size from the discordance under the alternative (Connor 1987).
+//! - [`mcnemar_exact_power`], [`cases_needed_mcnemar_exact`]: the exact McNemar test's
+//!   unconditional power and the sample size that reaches it, robust to the saw-tooth (Chernick
+//!   & Liu 2002); [`cases_needed_signed_rank`]: [`cases_needed`] over the signed-rank test's
+//!   asymptotic relative efficiency 3/π (Lehmann 1975, §4.2).
 //! - [`variance_components`]: between- and within-case variance, one-way random-effects
 //!   ANOVA (Searle, Casella & McCulloch 1992).
 //! - [`obrien_fleming_spent`], [`look_alphas`]: Lan–DeMets (1983) alpha spending for
@@ -61,7 +65,10 @@ pub use equivalence::{Tost, tost_paired};
 pub use hodges_lehmann::{HodgesLehmann, hodges_lehmann};
 pub use holm::holm;
 pub use mcnemar::mcnemar_exact;
-pub use power::{cases_needed, cases_needed_mcnemar, mde_paired};
+pub use power::{
+    MAX_EXACT_CASES, cases_needed, cases_needed_mcnemar, cases_needed_mcnemar_exact, cases_needed_signed_rank,
+    mcnemar_exact_power, mde_paired,
+};
 pub use proportion::{PairedCounts, newcombe_paired};
 pub use rng::Rng;
 pub use sequential::{Look, boundaries, inflation, nominal_levels, obrien_fleming_spent, sequential_power};

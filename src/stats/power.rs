@@ -1,6 +1,16 @@
-//! Minimum detectable effect, so an underpowered suite shows up in the report.
+//! Minimum detectable effect and sample-size planning, so an underpowered suite shows up in the
+//! report.
+//!
+//! The closed forms ([`cases_needed`], [`cases_needed_mcnemar`]) are normal approximations. The
+//! gate does not run the tests they describe: binary metrics go through the exact McNemar test
+//! and continuous ones through the signed-rank test, so [`cases_needed_mcnemar_exact`] and
+//! [`cases_needed_signed_rank`] plan for those.
 
-use statrs::distribution::{ContinuousCDF, Normal};
+use std::f64::consts::PI;
+
+use statrs::distribution::{Binomial, ContinuousCDF, Discrete, DiscreteCDF, Normal};
+
+use super::mcnemar::mcnemar_exact;
 
 /// Smallest true mean difference a two-sided paired test at level `alpha` detects with
 /// probability `power`, given the standard deviation of the per-case differences and the
@@ -31,13 +41,29 @@ pub fn cases_needed(sd_diff: f64, effect: f64, alpha: f64, power: f64) -> Option
         return None;
     }
     let unit = mde_paired(sd_diff, 1, alpha, power)?;
-    let n = (unit / effect).powi(2).ceil();
-    // Beyond any suite anyone will run; saturate rather than wrap.
-    Some(if n >= 1e15 {
-        1_000_000_000_000_000
-    } else {
-        (n as usize).max(1)
-    })
+    Some(saturating_cases((unit / effect).powi(2)))
+}
+
+/// Cases the two-sided Wilcoxon signed-rank test at level `alpha` needs to detect a true shift of
+/// `effect` with probability `power`: the normal-approximation n of [`cases_needed`] divided by
+/// the signed-rank test's Pitman asymptotic relative efficiency to the t-test under normal
+/// differences, 3/π ≈ 0.955 (Lehmann, *Nonparametrics*, 1975, §4.2), rounded up.
+///
+/// The gate's p-value for continuous and per-case-mean metrics is the signed-rank test, which
+/// under normal differences needs π/3 ≈ 1.047 times the cases of the t-test for the same power;
+/// planning with [`cases_needed`] alone leaves it about 5% short. The ARE is a large-sample rule
+/// and the standard one for planning; for heavy-tailed differences the signed-rank test is more
+/// efficient than the t-test (ARE ≥ 0.864 for any symmetric distribution, often above 1), so this
+/// errs on the side of more cases only under normality.
+///
+/// `None` on the same inputs as [`cases_needed`]. Zero spread needs a single case.
+pub fn cases_needed_signed_rank(sd_diff: f64, effect: f64, alpha: f64, power: f64) -> Option<usize> {
+    if !(effect > 0.0 && effect.is_finite()) {
+        return None;
+    }
+    let unit = mde_paired(sd_diff, 1, alpha, power)?;
+    // Divide the unrounded n, so the plan is rounded once.
+    Some(saturating_cases((unit / effect).powi(2) / (3.0 / PI)))
 }
 
 /// Cases McNemar's test at two-sided level `alpha` needs to detect a difference of paired
@@ -61,8 +87,206 @@ pub fn cases_needed_mcnemar(discordance: f64, effect: f64, alpha: f64, power: f6
     let z = Normal::standard();
     let root = z.inverse_cdf(1.0 - alpha / 2.0) * discordance.sqrt()
         + z.inverse_cdf(power) * (discordance - effect * effect).max(0.0).sqrt();
-    let n = (root / effect).powi(2).ceil();
-    Some((n as usize).max(1))
+    Some(saturating_cases((root / effect).powi(2)))
+}
+
+/// Probability that the two-sided exact McNemar test of [`mcnemar_exact`] at level `alpha`
+/// flags a drop (p < `alpha` with b > c) on `n` paired cases, when each case independently is a
+/// baseline-pass/candidate-fail pair (counted in b) with probability `p_bad` and the reverse
+/// (counted in c) with probability `p_good`.
+///
+/// This is the unconditional power: the number of discordant pairs D is itself random,
+/// D ~ Bin(n, ψ) with ψ = `p_bad + p_good`, and given D = d the bad pairs are
+/// B ~ Bin(d, `p_bad`/ψ), so power = Σ_d P(D = d) · P(B ≥ b_crit(d) | d), where b_crit(d) is the
+/// smallest b with `mcnemar_exact(b, d − b) < alpha` and b > d − b (the p-value falls as b
+/// grows past d/2, so the rejection region is b ≥ b_crit). The critical values come from
+/// [`mcnemar_exact`] itself, so this is the power of the test the gate runs, rounding included.
+///
+/// Only the discordant counts d with P(D = d) ≥ 1e-22 are summed (they form one run around the
+/// mode); the mass left out is below `(n + 1) · 1e-22`. The critical value moves by at most one
+/// from d to d + 1, so each d costs a few incomplete-beta evaluations and a power takes
+/// O(√(n·ψ(1 − ψ))) of them: well under a millisecond at n = 20,000 in a release build.
+///
+/// Zero when `n == 0`. `None` when `p_bad` or `p_good` lies outside [0, 1], their sum exceeds 1
+/// (by more than rounding), or `alpha` lies outside (0, 1).
+pub fn mcnemar_exact_power(n: usize, p_bad: f64, p_good: f64, alpha: f64) -> Option<f64> {
+    let unit = |x: f64| (0.0..=1.0).contains(&x);
+    // (ψ + δ)/2 + (ψ − δ)/2 may round a hair above ψ = 1.
+    if !unit(p_bad) || !unit(p_good) || p_bad + p_good > 1.0 + 1e-12 || !(alpha > 0.0 && alpha < 1.0) {
+        return None;
+    }
+    let psi = (p_bad + p_good).min(1.0);
+    if n == 0 || psi == 0.0 {
+        return Some(0.0);
+    }
+    let n = n as u64;
+    let discordant = Binomial::new(psi, n).ok()?;
+    // Share of the discordant pairs that go the good way; the tail below is P(C ≤ k) for the
+    // good-way count C = d − B, which is P(B ≥ d − k).
+    let good_share = (p_good / psi).clamp(0.0, 1.0);
+
+    let (first, last) = bulk(&discordant, n);
+    let mut k = largest_rejected_c(first, alpha);
+    let mut power = 0.0;
+    for d in first..=last {
+        if d > first {
+            // k(d) ∈ {k(d − 1), k(d − 1) + 1}: one more discordant pair can only move the
+            // smaller count's critical value up by one.
+            while next_rejects(d, k, alpha) {
+                k = Some(k.map_or(0, |k| k + 1));
+            }
+        }
+        let Some(k) = k else { continue };
+        let given_d = Binomial::new(good_share, d).ok()?;
+        power += discordant.pmf(d) * given_d.cdf(k);
+    }
+    Some(power.clamp(0.0, 1.0))
+}
+
+/// Cases the exact McNemar test at two-sided level `alpha` needs to flag a drop `effect` = δ
+/// with probability at least `power`, when `discordance` = ψ of the cases are discordant under
+/// the drop: the per-case probabilities are p_bad = (ψ + δ)/2 and p_good = (ψ − δ)/2, and the
+/// power is [`mcnemar_exact_power`].
+///
+/// The exact test's power is saw-toothed in n (Chernick & Liu 2002, *The American
+/// Statistician* 56(2), 149–155): one case more can lose power when the critical value steps.
+/// Mixing over the random number of discordant pairs smooths most of it out, but not all (at
+/// ψ near 1 and small n the dips remain), so the answer is the smallest n whose power is at
+/// least `power` there **and at each of the next w sample sizes**, w = clamp(⌈n/50⌉, 20, 200):
+/// adding up to 2% more cases (at least 20) never drops the suite below the target. The cap
+/// bounds the work; past a few thousand cases the dips are far narrower than 200.
+///
+/// The search starts at Connor's closed form [`cases_needed_mcnemar`] (which the exact test
+/// usually needs a few percent more than), brackets the target by doubling steps up or down,
+/// bisects to a crossing and scans upward from it for the first run of w + 1 sizes above the
+/// target. A qualifying run below the crossing would need the power to fall back under the
+/// target after w consecutive sizes above it, which does not happen.
+///
+/// `None` on the same inputs as [`cases_needed_mcnemar`], and when the plan would exceed
+/// [`MAX_EXACT_CASES`] (the exact search is then too slow, and the closed form is close).
+pub fn cases_needed_mcnemar_exact(discordance: f64, effect: f64, alpha: f64, power: f64) -> Option<usize> {
+    let connor = cases_needed_mcnemar(discordance, effect, alpha, power)?;
+    if connor > MAX_EXACT_CASES {
+        return None;
+    }
+    let p_bad = (discordance + effect) / 2.0;
+    let p_good = ((discordance - effect) / 2.0).max(0.0);
+    let reaches = |n: usize| mcnemar_exact_power(n, p_bad, p_good, alpha).map(|p| p >= power);
+
+    // Bracket: `below` falls short of the target, `above` reaches it. n = 0 has power 0.
+    let mut step = (connor / 32).max(1);
+    let (mut below, mut above) = if reaches(connor)? {
+        let mut above = connor;
+        loop {
+            let n = above.saturating_sub(step);
+            if !reaches(n)? {
+                break (n, above);
+            }
+            above = n;
+            step *= 2;
+        }
+    } else {
+        let mut below = connor;
+        loop {
+            let n = below + step;
+            if n > MAX_EXACT_CASES {
+                return None;
+            }
+            if reaches(n)? {
+                break (below, n);
+            }
+            below = n;
+            step *= 2;
+        }
+    };
+    while above - below > 1 {
+        let mid = below + (above - below) / 2;
+        if reaches(mid)? {
+            above = mid;
+        } else {
+            below = mid;
+        }
+    }
+
+    // `above` is a crossing; find the first run that holds for the whole window.
+    let mut start = above;
+    let mut n = above;
+    while n < start + window(start) {
+        n += 1;
+        if !reaches(n)? {
+            // A dip: the run restarts at the next size that reaches the target.
+            n += 1;
+            while !reaches(n)? && n <= MAX_EXACT_CASES {
+                n += 1;
+            }
+            start = n;
+        }
+        if n > MAX_EXACT_CASES {
+            return None;
+        }
+    }
+    Some(start)
+}
+
+/// Largest plan [`cases_needed_mcnemar_exact`] searches for.
+pub const MAX_EXACT_CASES: usize = 1_000_000;
+
+/// How many sizes past a candidate n the power must stay above target: 2% of n, at least 20 so
+/// small plans span several teeth, at most 200 to bound the work.
+fn window(n: usize) -> usize {
+    n.div_ceil(50).clamp(20, 200)
+}
+
+/// `⌈n⌉`, at least 1, saturating far beyond any suite anyone will run rather than wrapping.
+fn saturating_cases(n: f64) -> usize {
+    let n = n.ceil();
+    if n >= 1e15 {
+        1_000_000_000_000_000
+    } else {
+        (n as usize).max(1)
+    }
+}
+
+/// The run of discordant counts d around the mode with P(D = d) ≥ 1e-22 (the pmf is unimodal,
+/// so it is one run).
+fn bulk(discordant: &Binomial, n: u64) -> (u64, u64) {
+    const NEGLIGIBLE: f64 = 1e-22;
+    let mode = ((n + 1) as f64 * discordant.p()).floor().min(n as f64) as u64;
+    let mut first = mode;
+    while first > 0 && discordant.pmf(first - 1) >= NEGLIGIBLE {
+        first -= 1;
+    }
+    let mut last = mode;
+    while last < n && discordant.pmf(last + 1) >= NEGLIGIBLE {
+        last += 1;
+    }
+    (first, last)
+}
+
+/// Whether d discordant pairs split as (d − c, c) with c = k + 1 (or c = 0 when `k` is `None`)
+/// still reject in the bad direction.
+fn next_rejects(d: u64, k: Option<u64>, alpha: f64) -> bool {
+    let c = k.map_or(0, |k| k + 1);
+    2 * c < d && mcnemar_exact(d - c, c) < alpha
+}
+
+/// The largest good-way count c < d/2 at which `mcnemar_exact(d − c, c) < alpha`, or `None`
+/// when no split of d discordant pairs rejects. The p-value rises with c, so bisect.
+fn largest_rejected_c(d: u64, alpha: f64) -> Option<u64> {
+    if !next_rejects(d, None, alpha) {
+        return None;
+    }
+    // Invariant: c = lo rejects, c = hi does not (hi = ⌈d/2⌉ has b ≤ c).
+    let (mut lo, mut hi) = (0, d.div_ceil(2));
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if mcnemar_exact(d - mid, mid) < alpha {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(lo)
 }
 
 #[cfg(test)]
@@ -91,6 +315,121 @@ mod tests {
         assert_eq!(cases_needed_mcnemar(0.05, 0.08, 0.05, 0.8), None);
         assert_eq!(cases_needed_mcnemar(0.3, 0.0, 0.05, 0.8), None);
         assert_eq!(cases_needed_mcnemar(f64::NAN, 0.08, 0.05, 0.8), None);
+    }
+
+    /// Independent exact power in Python (scipy 1.17.1), summing over every (d, b):
+    ///
+    /// ```python
+    /// def rejecting_bs(d, alpha):
+    ///     return [b for b in range(d + 1) if b > d - b and binomtest(b, d, 0.5).pvalue < alpha]
+    /// def power(n, pb, pg, alpha):
+    ///     psi = pb + pg
+    ///     return sum(binom.pmf(d, n, psi) * sum(binom.pmf(b, d, pb / psi) for b in rejecting_bs(d, alpha))
+    ///                for d in range(n + 1))
+    /// ```
+    ///
+    /// For n in the thousands `power_vec` replaces `binomtest` by the same p-value vectorised
+    /// over b: `numpy.minimum(1, 2 * binom.cdf(numpy.minimum(b, d - b), d, 0.5))`.
+    #[track_caller]
+    fn check_power(n: usize, p_bad: f64, p_good: f64, alpha: f64, expected: f64) {
+        let actual = mcnemar_exact_power(n, p_bad, p_good, alpha).unwrap();
+        assert!(
+            (actual - expected).abs() <= 1e-9 * expected,
+            "mcnemar_exact_power({n}, {p_bad}, {p_good}, {alpha}) = {actual:e}, reference {expected:e}"
+        );
+    }
+
+    #[test]
+    fn mcnemar_exact_power_matches_scipy() {
+        // power(100, .15, .05, .05) -> 0.544441256903927
+        check_power(100, 0.15, 0.05, 0.05, 0.544_441_256_903_927);
+        // power(384, .14, .06, .05) -> 0.9343067083353619
+        check_power(384, 0.14, 0.06, 0.05, 0.934_306_708_335_361_9);
+        // power(50, .3, .1, .01) -> 0.28748545806059045
+        check_power(50, 0.3, 0.1, 0.01, 0.287_485_458_060_590_45);
+        // The good direction is not a rejection: power(200, .05, .15, .05) -> 3.4973321391997085e-08
+        check_power(200, 0.05, 0.15, 0.05, 3.497_332_139_199_708_5e-8);
+        // Every discordant pair bad (ψ = δ): power(300, .05, 0.0, .05) -> 0.9976678613498983
+        check_power(300, 0.05, 0.0, 0.05, 0.997_667_861_349_898_3);
+        // Every case discordant, no drop: power(10, .5, .5, .05) -> 0.010742187500000002
+        // (= P(B ≥ 9), B ~ Bin(10, 1/2): the exact test's one-sided size)
+        check_power(10, 0.5, 0.5, 0.05, 0.010_742_187_500_000_002);
+        // power_vec(2000, .3, .2, .01) -> 0.9999148844519724
+        check_power(2000, 0.3, 0.2, 0.01, 0.999_914_884_451_972_4);
+        // power_vec(20000, .26, .24, .05) -> 0.9788740123504484
+        check_power(20000, 0.26, 0.24, 0.05, 0.978_874_012_350_448_4);
+        // power_vec(20000, .255, .245, .05) -> 0.512002205851288
+        check_power(20000, 0.255, 0.245, 0.05, 0.512_002_205_851_288);
+        // power_vec(12000, .001, .0005, .05) -> 0.21930028764145723
+        check_power(12000, 0.001, 0.0005, 0.05, 0.219_300_287_641_457_23);
+    }
+
+    #[test]
+    fn mcnemar_exact_power_edges() {
+        // No cases, no discordant pairs, or too few to ever reach p < alpha: no power.
+        assert_eq!(mcnemar_exact_power(0, 0.2, 0.1, 0.05), Some(0.0));
+        assert_eq!(mcnemar_exact_power(100, 0.0, 0.0, 0.05), Some(0.0));
+        // Five bad pairs out of five give p = 0.0625, six give 0.03125.
+        assert_eq!(mcnemar_exact_power(5, 1.0, 0.0, 0.05), Some(0.0));
+        assert_eq!(mcnemar_exact_power(6, 1.0, 0.0, 0.05), Some(1.0));
+        // Invalid probabilities or level.
+        for (p_bad, p_good, alpha) in [
+            (-0.1, 0.1, 0.05),
+            (0.1, 1.1, 0.05),
+            (0.6, 0.5, 0.05),
+            (f64::NAN, 0.1, 0.05),
+            (0.1, 0.1, 0.0),
+            (0.1, 0.1, 1.0),
+            (0.1, 0.1, f64::NAN),
+        ] {
+            assert_eq!(
+                mcnemar_exact_power(100, p_bad, p_good, alpha),
+                None,
+                "({p_bad}, {p_good}, {alpha})"
+            );
+        }
+        // Rounding in (ψ + δ)/2 + (ψ − δ)/2 at ψ = 1 is not an error.
+        assert!(mcnemar_exact_power(100, (1.0 + 0.3) / 2.0, (1.0 - 0.3) / 2.0, 0.05).is_some());
+    }
+
+    #[test]
+    fn cases_needed_mcnemar_exact_matches_scipy_loop() {
+        // With power() above, for (psi, delta, alpha, target), pb = (psi + delta)/2,
+        // pg = (psi - delta)/2 and w(n) = min(max(ceil(n / 50), 20), 200):
+        // first = next(n for n in count(1) if power(n, pb, pg, alpha) >= target)
+        // robust = next(n for n in count(first)
+        //               if all(power(m, pb, pg, alpha) >= target for m in range(n, n + w(n) + 1)))
+        // SN_LINES
+    }
+
+    #[test]
+    fn cases_needed_mcnemar_exact_rejects_what_connor_rejects() {
+        assert_eq!(cases_needed_mcnemar_exact(0.05, 0.08, 0.05, 0.8), None);
+        assert_eq!(cases_needed_mcnemar_exact(0.3, 0.0, 0.05, 0.8), None);
+        assert_eq!(cases_needed_mcnemar_exact(f64::NAN, 0.08, 0.05, 0.8), None);
+        assert_eq!(cases_needed_mcnemar_exact(0.3, 0.08, 0.0, 0.8), None);
+        assert_eq!(cases_needed_mcnemar_exact(0.3, 0.08, 0.05, 1.0), None);
+        // Beyond the exact search: Connor (as above) gives 98,110,995 for a 0.02-point drop.
+        assert_eq!(cases_needed_mcnemar(0.5, 0.0002, 0.05, 0.8), Some(98_110_995));
+        assert_eq!(cases_needed_mcnemar_exact(0.5, 0.0002, 0.05, 0.8), None);
+    }
+
+    #[test]
+    fn cases_needed_signed_rank_matches_statsmodels() {
+        // n = statsmodels.stats.power.normal_sample_size_one_tail(effect, power, alpha/2, std_null=sd)
+        // math.ceil(n / (3 / math.pi)) for (sd, effect, alpha, power):
+        // (1.0, 0.28, 0.05, 0.8) -> 104.83836272253787 -> 105
+        // (0.25, 0.05, 0.05, 0.8) -> 205.48319093617428 -> 206
+        // (0.4, 0.02, 0.05, 0.9) -> 4401.33907973091 -> 4402
+        // (12.5, 3.0, 0.01, 0.8) -> 212.32963319400358 -> 213
+        assert_eq!(cases_needed_signed_rank(1.0, 0.28, 0.05, 0.8), Some(105));
+        assert_eq!(cases_needed_signed_rank(0.25, 0.05, 0.05, 0.8), Some(206));
+        assert_eq!(cases_needed_signed_rank(0.4, 0.02, 0.05, 0.9), Some(4402));
+        assert_eq!(cases_needed_signed_rank(12.5, 3.0, 0.01, 0.8), Some(213));
+        assert_eq!(cases_needed_signed_rank(0.0, 0.1, 0.05, 0.8), Some(1));
+        assert_eq!(cases_needed_signed_rank(1.0, 0.0, 0.05, 0.8), None);
+        assert_eq!(cases_needed_signed_rank(-1.0, 0.1, 0.05, 0.8), None);
+        assert_eq!(cases_needed_signed_rank(1.0, 0.1, 0.05, f64::NAN), None);
     }
 
     #[test]
