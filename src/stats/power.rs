@@ -105,14 +105,15 @@ pub fn cases_needed_mcnemar(discordance: f64, effect: f64, alpha: f64, power: f6
 /// Only the discordant counts d with P(D = d) ≥ 1e-22 are summed (they form one run around the
 /// mode); the mass left out is below `(n + 1) · 1e-22`. The critical value moves by at most one
 /// from d to d + 1, so each d costs a few incomplete-beta evaluations and a power takes
-/// O(√(n·ψ(1 − ψ))) of them: well under a millisecond at n = 20,000 in a release build.
+/// O(√(n·ψ(1 − ψ))) of them rather than O(n²) pmf terms.
 ///
 /// Zero when `n == 0`. `None` when `p_bad` or `p_good` lies outside [0, 1], their sum exceeds 1
 /// (by more than rounding), or `alpha` lies outside (0, 1).
 pub fn mcnemar_exact_power(n: usize, p_bad: f64, p_good: f64, alpha: f64) -> Option<f64> {
     let unit = |x: f64| (0.0..=1.0).contains(&x);
     // (ψ + δ)/2 + (ψ − δ)/2 may round a hair above ψ = 1.
-    if !unit(p_bad) || !unit(p_good) || p_bad + p_good > 1.0 + 1e-12 || !(alpha > 0.0 && alpha < 1.0) {
+    let defined = unit(p_bad) && unit(p_good) && p_bad + p_good <= 1.0 + 1e-12;
+    if !(defined && alpha > 0.0 && alpha < 1.0) {
         return None;
     }
     let psi = (p_bad + p_good).min(1.0);
@@ -160,7 +161,8 @@ pub fn mcnemar_exact_power(n: usize, p_bad: f64, p_good: f64, alpha: f64) -> Opt
 /// usually needs a few percent more than), brackets the target by doubling steps up or down,
 /// bisects to a crossing and scans upward from it for the first run of w + 1 sizes above the
 /// target. A qualifying run below the crossing would need the power to fall back under the
-/// target after w consecutive sizes above it, which does not happen.
+/// target after w consecutive sizes above it, which the smoothed unconditional power has not
+/// done in any case checked against the scipy loop in the tests.
 ///
 /// `None` on the same inputs as [`cases_needed_mcnemar`], and when the plan would exceed
 /// [`MAX_EXACT_CASES`] (the exact search is then too slow, and the closed form is close).
@@ -399,7 +401,24 @@ mod tests {
         // first = next(n for n in count(1) if power(n, pb, pg, alpha) >= target)
         // robust = next(n for n in count(first)
         //               if all(power(m, pb, pg, alpha) >= target for m in range(n, n + w(n) + 1)))
-        // SN_LINES
+        // (0.3, 0.08, 0.05, 0.8) -> first 387, robust 387 (power 0.8009782212588293; Connor: 366)
+        assert_eq!(cases_needed_mcnemar_exact(0.3, 0.08, 0.05, 0.8), Some(387));
+        // (0.1, 0.05, 0.05, 0.9) -> first 431, robust 431 (Connor: 417)
+        assert_eq!(cases_needed_mcnemar_exact(0.1, 0.05, 0.05, 0.9), Some(431));
+        // (0.25, 0.1, 0.01, 0.8) -> first 300, robust 300 (Connor: 290)
+        assert_eq!(cases_needed_mcnemar_exact(0.25, 0.1, 0.01, 0.8), Some(300));
+        // ψ = δ, every discordant pair bad: (0.1, 0.1, 0.05, 0.8) -> first 78, robust 78 (Connor: 77)
+        assert_eq!(cases_needed_mcnemar_exact(0.1, 0.1, 0.05, 0.8), Some(78));
+        // The saw-tooth at ψ near 1: power(31) = 0.3408 but power(32) = 0.3395, so a target of
+        // 0.34 is first reached at 31 and held from 33; likewise power(18) = 0.21407 but
+        // power(19) = 0.19764 for 0.214.
+        // (0.95, 0.3, 0.05, 0.34) -> first 31, robust 33 (Connor: 26)
+        assert_eq!(cases_needed_mcnemar_exact(0.95, 0.3, 0.05, 0.34), Some(33));
+        // (0.95, 0.3, 0.05, 0.214) -> first 18, robust 20 (Connor: 16)
+        assert_eq!(cases_needed_mcnemar_exact(0.95, 0.3, 0.05, 0.214), Some(20));
+        // The plan reaches the target; Connor's falls short of it.
+        let power = |n| mcnemar_exact_power(n, 0.19, 0.11, 0.05).unwrap();
+        assert!(power(387) >= 0.8 && power(386) < 0.8 && power(366) < 0.78);
     }
 
     #[test]
