@@ -19,11 +19,13 @@
 //! n is planned for a drop equal to the margin with 80% power at two-sided α, from the truth
 //! **under that drop** (what a pilot run at that effect would show), not under no change — a
 //! real drop adds discordant pairs, so the no-change spread underplans:
-//! - binary, k = 1 (McNemar): Connor (1987), `n = (z₁₋α/₂·√ψ + z₀.₈·√(ψ − δ²))² / δ²` with ψ the
-//!   discordant-pair probability under the drop (`stats::cases_needed_mcnemar`);
-//! - continuous and binary k = 3 (per-case means): the normal-approximation paired formula
-//!   `n = ((z₁₋α/₂ + z₀.₈)·σ_d / δ)²` with σ_d the sd of the per-case (mean) differences under
-//!   the drop (`stats::cases_needed`).
+//! - binary, k = 1 (McNemar): the smallest n at which the exact test's power reaches 80% (and
+//!   stays there over the next 2%), with ψ the discordant-pair probability under the drop
+//!   (`stats::cases_needed_mcnemar_exact`; Connor's 1987 closed form underplans by ~5%);
+//! - continuous and binary k = 3 (per-case means, Wilcoxon): the normal-approximation paired
+//!   formula `n = ((z₁₋α/₂ + z₀.₈)·σ_d / δ)²` divided by the signed-rank test's efficiency 3/π,
+//!   σ_d the sd of the per-case (mean) differences under the drop
+//!   (`stats::cases_needed_signed_rank`).
 //!
 //! Sequential rows plan `n_seq = R·n` with R the inflation factor of the product's design
 //! (two-sided Lan–DeMets boundaries with O'Brien–Fleming-type spending, four equal looks, each
@@ -171,9 +173,12 @@ fn gate_spec(design: Design, alpha: f64) -> GateSpec {
     }
 }
 
-fn decide(design: Design, cases: &[CaseResult], alpha: f64, seed: u64) -> MetricResult {
+/// The gate's verdict, and whether its test found a significant drop (p < α, evidence on the
+/// bad side: the gate's definition of "significant").
+fn decide(design: Design, cases: &[CaseResult], alpha: f64, seed: u64) -> (MetricResult, bool) {
     let e = analyze::estimate(design.metric(), cases, true, alpha, seed);
-    gate::decide(&e, Some(&gate_spec(design, alpha)), None, alpha)
+    let significant_drop = e.p_value.is_some_and(|p| p < alpha) && e.shift.is_some_and(|s| s < 0.0);
+    (gate::decide(&e, Some(&gate_spec(design, alpha)), None, alpha), significant_drop)
 }
 
 /// The truth under a drop of `drop`, by simulation: the sd of the per-case (mean) differences
@@ -203,8 +208,8 @@ fn plan_fixed(design: Design) -> usize {
     let m = design.margin();
     let t = truth(design, m);
     match design {
-        Design::Binary => stats::cases_needed_mcnemar(t.discordance, m, ALPHA, POWER),
-        _ => stats::cases_needed(t.sd, m, ALPHA, POWER),
+        Design::Binary => stats::cases_needed_mcnemar_exact(t.discordance, m, ALPHA, POWER),
+        _ => stats::cases_needed_signed_rank(t.sd, m, ALPHA, POWER),
     }
     .expect("a plan")
 }
@@ -234,9 +239,8 @@ fn run(design: Design, n: usize, reference: usize, drop: f64, sims: usize, seque
         let cases: Vec<CaseResult> = (0..n).map(|i| simulate_case(design, &mut rng, drop, i)).collect();
         let mut used = n;
         for &(m, alpha) in &looks {
-            let r = decide(design, &cases[..m], alpha, sim as u64);
+            let (r, significant_drop) = decide(design, &cases[..m], alpha, sim as u64);
             used = m;
-            let significant_drop = r.ci.is_some_and(|[_, hi]| hi < 0.0) && r.p_value.is_some_and(|p| p < alpha);
             if r.verdict == MetricVerdict::Regression {
                 regressions += 1;
             }
@@ -269,7 +273,7 @@ fn main() {
         .unwrap_or_else(|| stats::inflation(ALPHA, &LOOKS, POWER).expect("valid looks"));
     let power_only = std::env::var_os("PROMPTGATE_CALIBRATION_POWER_ONLY").is_some();
     println!(
-        "α = {ALPHA}; {sims} simulated PRs per no-change row, {} per other row; ± is one Monte-Carlo standard error; \
+        "α = {ALPHA}; {sims} simulated PRs per no-change and 1× margin row, {} per 2× margin row; ± is one Monte-Carlo standard error; \
          sequential n = ⌈R·n⌉ with R = {inflation:.3}; calls made are a share of the fixed design's n.\n",
         sims / 2
     );
@@ -294,9 +298,10 @@ fn main() {
             if power_only && !(sequential && drop == m) {
                 continue;
             }
-            // The no-change rows carry the error-rate claim and get every simulated PR; the
-            // power and savings rows need half as many for a standard error under 1.6%.
-            let sims = if drop == 0.0 { sims } else { sims / 2 };
+            // The no-change rows carry the error-rate claim and the drop = margin rows the power
+            // claim: every simulated PR (a standard error of 0.9% at 80%). The 2× rows measure
+            // savings, and half as many do.
+            let sims = if drop > m { sims / 2 } else { sims };
             let se = |p: f64| (p * (1.0 - p) / sims as f64).sqrt();
             let n = if sequential { n_seq } else { n_fixed };
             let r = run(design, n, n_fixed, drop, sims, sequential, (di * 10 + ri) as u64);

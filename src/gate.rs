@@ -55,6 +55,18 @@ pub fn decide(
     p_adjusted: Option<f64>,
     default_alpha: f64,
 ) -> MetricResult {
+    decide_with(estimate, gate, p_adjusted, default_alpha, true)
+}
+
+/// [`decide`], with the sample-size plan (`cases_needed`, an exact search for McNemar metrics)
+/// only when `plan` is set: the A/A permutations need the verdict alone, hundreds of times.
+fn decide_with(
+    estimate: &Estimate,
+    gate: Option<&GateSpec>,
+    p_adjusted: Option<f64>,
+    default_alpha: f64,
+    plan: bool,
+) -> MetricResult {
     let direction = gate.map_or_else(|| default_direction(&estimate.metric), |g| g.direction);
     let alpha = gate.map_or(default_alpha, |g| g.alpha);
     let margin = match gate.map(|g| g.margin) {
@@ -101,14 +113,19 @@ pub fn decide(
     });
     // Power: the smallest effect this n detects, against the margin.
     let underpowered = margin > 0.0 && estimate.mde.is_some_and(|mde| mde > margin);
+    // Planned for the test the gate runs: exact McNemar power, the signed-rank test's
+    // efficiency, the normal formula for the bootstrap (quantiles).
     let cases_needed = match estimate.ci {
-        Some(ci) if margin > 0.0 => sd_from_ci(ci, estimate.n, estimate.ci_alpha).and_then(|sd| {
-            if estimate.test == "mcnemar-exact" {
-                let good_rate = estimate.baseline.map(|b| if sign > 0.0 { b } else { 1.0 - b })?;
-                let psi = discordance_under_drop(sd, estimate.delta.unwrap_or(0.0), good_rate, margin);
-                stats::cases_needed_mcnemar(psi, margin, alpha, 0.8)
-            } else {
-                stats::cases_needed(sd, margin, alpha, 0.8)
+        Some(ci) if plan && margin > 0.0 => sd_from_ci(ci, estimate.n, estimate.ci_alpha).and_then(|sd| {
+            match estimate.test {
+                "mcnemar-exact" => {
+                    let good_rate = estimate.baseline.map(|b| if sign > 0.0 { b } else { 1.0 - b })?;
+                    let psi = discordance_under_drop(sd, estimate.delta.unwrap_or(0.0), good_rate, margin);
+                    stats::cases_needed_mcnemar_exact(psi, margin, alpha, 0.8)
+                        .or_else(|| stats::cases_needed_mcnemar(psi, margin, alpha, 0.8))
+                }
+                "wilcoxon-signed-rank" => stats::cases_needed_signed_rank(sd, margin, alpha, 0.8),
+                _ => stats::cases_needed(sd, margin, alpha, 0.8),
             }
         }),
         _ => None,
@@ -222,7 +239,7 @@ pub fn aa_false_alarm_rate(
             .iter()
             .zip(&blocking)
             .zip(adjusted)
-            .any(|((e, g), p)| decide(e, Some(*g), p, alpha).verdict == MetricVerdict::Regression);
+            .any(|((e, g), p)| decide_with(e, Some(*g), p, alpha, false).verdict == MetricVerdict::Regression);
         alarms += usize::from(alarm);
     }
     alarms as f64 / permutations as f64
@@ -272,7 +289,10 @@ pub fn aa_recommendation(metric: &MetricResult, available_cases: usize, repeats:
     let Some(unit) = stats::mde_paired(1.0, 1, metric.alpha, 0.8) else {
         return r;
     };
-    let allowed = available_cases as f64 * (metric.margin / unit).powi(2);
+    // The signed-rank test needs π/3 times the normal formula's cases (see
+    // `stats::cases_needed_signed_rank`), so it allows 3/π of the variance.
+    let efficiency = if metric.test == "wilcoxon-signed-rank" { 3.0 / std::f64::consts::PI } else { 1.0 };
+    let allowed = efficiency * available_cases as f64 * (metric.margin / unit).powi(2);
     if allowed > case_var && within > 0.0 {
         let k_needed = (2.0 * within / (allowed - case_var)).ceil();
         if k_needed <= 100.0 {
@@ -428,15 +448,24 @@ mod tests {
         assert!(m.details.underpowered);
         // numpy.ceil(((norm.ppf(0.975) + norm.ppf(0.8)) * (0.1/norm.ppf(0.975)*numpy.sqrt(40)) / 0.02)**2) -> 2044
         assert_eq!(m.details.cases_needed, Some(2044));
-        // McNemar metrics plan with Connor's formula from the discordance under the drop:
+        // McNemar metrics plan for the exact test from the discordance under the drop:
         // sd = 0.1/1.96·√40 = 0.322687 → ψ̂ = sd² = 0.104127 (no observed change), plus
-        // 0.02·(2·0.9 − 1) = 0.016 → ψ = 0.120127;
+        // 0.02·(2·0.9 − 1) = 0.016 → ψ = 0.120127; Connor's closed form gives
         // numpy.ceil(((norm.ppf(0.975)*numpy.sqrt(psi) + norm.ppf(0.8)*numpy.sqrt(psi - 0.02**2))/0.02)**2)
-        // with psi = (0.1/norm.ppf(0.975)*numpy.sqrt(40))**2 + 0.02*(2*0.9 - 1) -> 2354.80 -> 2355 (vs 2044 from the no-change sd).
+        // = 2355 (vs 2044 from the no-change sd); the exact test needs more. Reference: the
+        // independent scipy power of stats::power's tests (`power_vec`, binom.pmf over every
+        // (d, b) with p = min(1, 2*binom.cdf(min(b, d-b), d, .5))), pb = (psi + .02)/2,
+        // pg = (psi - .02)/2, and the smallest n with power >= 0.8 at n..n + w,
+        // w = min(max(ceil(n/50), 20), 200), found by a Python loop -> 2440.
         let mut binary = wide.clone();
         binary.test = "mcnemar-exact";
         let m = decide(&binary, Some(&higher(0.02)), None, 0.05);
-        assert_eq!(m.details.cases_needed, Some(2355));
+        assert_eq!(m.details.cases_needed, Some(2440));
+        // Signed-rank metrics need π/3 times the normal formula's cases:
+        // math.ceil(((norm.ppf(0.975) + norm.ppf(0.8)) * (0.1/norm.ppf(0.975)*numpy.sqrt(40)) / 0.02)**2 / (3/math.pi)) -> 2140
+        let mut ranked = wide.clone();
+        ranked.test = "wilcoxon-signed-rank";
+        assert_eq!(decide(&ranked, Some(&higher(0.02)), None, 0.05).details.cases_needed, Some(2140));
         // A 10% margin on cost is judged on the relative interval: +8% [+3%, +13%] is a
         // significant rise but not beyond 10%, so no regression though the absolute delta is.
         let mut cost = est(0.0008, [0.0003, 0.0013], 0.001);
