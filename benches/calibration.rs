@@ -178,7 +178,10 @@ fn gate_spec(design: Design, alpha: f64) -> GateSpec {
 fn decide(design: Design, cases: &[CaseResult], alpha: f64, seed: u64) -> (MetricResult, bool) {
     let e = analyze::estimate(design.metric(), cases, true, alpha, seed);
     let significant_drop = e.p_value.is_some_and(|p| p < alpha) && e.shift.is_some_and(|s| s < 0.0);
-    (gate::decide(&e, Some(&gate_spec(design, alpha)), None, alpha), significant_drop)
+    (
+        gate::decide(&e, Some(&gate_spec(design, alpha)), None, alpha),
+        significant_drop,
+    )
 }
 
 /// The truth under a drop of `drop`, by simulation: the sd of the per-case (mean) differences

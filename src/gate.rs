@@ -116,8 +116,8 @@ fn decide_with(
     // Planned for the test the gate runs: exact McNemar power, the signed-rank test's
     // efficiency, the normal formula for the bootstrap (quantiles).
     let cases_needed = match estimate.ci {
-        Some(ci) if plan && margin > 0.0 => sd_from_ci(ci, estimate.n, estimate.ci_alpha).and_then(|sd| {
-            match estimate.test {
+        Some(ci) if plan && margin > 0.0 => {
+            sd_from_ci(ci, estimate.n, estimate.ci_alpha).and_then(|sd| match estimate.test {
                 "mcnemar-exact" => {
                     let good_rate = estimate.baseline.map(|b| if sign > 0.0 { b } else { 1.0 - b })?;
                     let psi = discordance_under_drop(sd, estimate.delta.unwrap_or(0.0), good_rate, margin);
@@ -126,8 +126,8 @@ fn decide_with(
                 }
                 "wilcoxon-signed-rank" => stats::cases_needed_signed_rank(sd, margin, alpha, 0.8),
                 _ => stats::cases_needed(sd, margin, alpha, 0.8),
-            }
-        }),
+            })
+        }
         _ => None,
     };
     let slo = gate.and_then(|g| g.slo).map(|target| SloResult {
@@ -291,7 +291,11 @@ pub fn aa_recommendation(metric: &MetricResult, available_cases: usize, repeats:
     };
     // The signed-rank test needs π/3 times the normal formula's cases (see
     // `stats::cases_needed_signed_rank`), so it allows 3/π of the variance.
-    let efficiency = if metric.test == "wilcoxon-signed-rank" { 3.0 / std::f64::consts::PI } else { 1.0 };
+    let efficiency = if metric.test == "wilcoxon-signed-rank" {
+        3.0 / std::f64::consts::PI
+    } else {
+        1.0
+    };
     let allowed = efficiency * available_cases as f64 * (metric.margin / unit).powi(2);
     if allowed > case_var && within > 0.0 {
         let k_needed = (2.0 * within / (allowed - case_var)).ceil();
@@ -465,7 +469,10 @@ mod tests {
         // math.ceil(((norm.ppf(0.975) + norm.ppf(0.8)) * (0.1/norm.ppf(0.975)*numpy.sqrt(40)) / 0.02)**2 / (3/math.pi)) -> 2140
         let mut ranked = wide.clone();
         ranked.test = "wilcoxon-signed-rank";
-        assert_eq!(decide(&ranked, Some(&higher(0.02)), None, 0.05).details.cases_needed, Some(2140));
+        assert_eq!(
+            decide(&ranked, Some(&higher(0.02)), None, 0.05).details.cases_needed,
+            Some(2140)
+        );
         // A 10% margin on cost is judged on the relative interval: +8% [+3%, +13%] is a
         // significant rise but not beyond 10%, so no regression though the absolute delta is.
         let mut cost = est(0.0008, [0.0003, 0.0013], 0.001);
@@ -533,5 +540,40 @@ mod tests {
         let adjusted = adjust(&[(&a, true), (&b, true), (&c, true), (&a, false)]);
         // statsmodels.stats.multitest.multipletests([0.01, 0.04], method="holm")[1] -> [0.02, 0.04]
         assert_eq!(adjusted, vec![Some(0.02), Some(0.04), None, None]);
+    }
+
+    #[test]
+    fn a_sequential_look_adjusts_repeated_p_values_with_holm() {
+        // Two gated metrics and one ungated, at the second of four looks.
+        let look = stats::Look::new(vec![0.25, 0.5]).unwrap();
+        let a = est(-0.1, [-0.2, -0.05], 0.001);
+        let b = est(-0.1, [-0.2, -0.05], 0.004);
+        let c = est(-0.1, [-0.2, -0.05], 0.004);
+        let adjusted = adjust_at(&[(&a, true), (&b, true), (&c, false)], Some(&look));
+        let (ra, rb) = (look.repeated_p(0.001), look.repeated_p(0.004));
+        // Holm on the repeated p-values: 2·ra, then max(2·ra, rb); the ungated metric keeps
+        // its repeated p-value.
+        assert_eq!(adjusted, vec![Some(2.0 * ra), Some(rb.max(2.0 * ra)), Some(rb)]);
+        // Without a look it is plain Holm, ungated metrics untouched.
+        assert_eq!(
+            adjust_at(&[(&a, true), (&b, true), (&c, false)], None),
+            vec![Some(0.002), Some(0.004), None]
+        );
+        // p = 0.004 at the second look (nominal level 0.0055 for α = 0.05) is significant alone.
+        assert!(rb < 0.05 && rb > 0.004, "{rb}");
+    }
+
+    #[test]
+    fn the_test_decides_on_the_side_its_evidence_points_to() {
+        // A skewed drop: the mean fell beyond the margin, but the signed ranks point up (most
+        // cases a little better). Significant, but not a regression.
+        let mut e = est(-0.1, [-0.2, 0.01], 0.001);
+        e.shift = Some(5.0);
+        let g = gate(Direction::Higher, Margin::Absolute(0.05));
+        assert_eq!(decide(&e, Some(&g), None, 0.05).verdict, MetricVerdict::NoChange);
+        // The same with the evidence on the bad side regresses, even though the interval
+        // touches zero: the test decides, the interval measures.
+        e.shift = Some(-5.0);
+        assert_eq!(decide(&e, Some(&g), None, 0.05).verdict, MetricVerdict::Regression);
     }
 }

@@ -617,12 +617,15 @@ fn design_notes(e: &ExperimentResult) -> Vec<String> {
     if let Some(s) = &e.noise.sequential {
         let saved = 1.0 - s.calls_made as f64 / s.calls_planned.max(1) as f64;
         notes.push(format!(
-            "Sequential: {} look{} ({} at the last), {}; {} of {} calls made ({} saved).",
+            "Sequential: {} look{} ({} at the last, tested at its nominal level {}), {}; {} of {} calls made ({} saved).",
             s.looks.len(),
             if s.looks.len() == 1 { "" } else { "s" },
             s.looks
                 .last()
                 .map_or_else(|| "no cases".to_owned(), |n| format!("{n} cases")),
+            s.look_alphas
+                .last()
+                .map_or_else(|| "–".to_owned(), |a| format!("{a:.4}")),
             if s.stopped_early {
                 "stopped early: the verdict was settled"
             } else {

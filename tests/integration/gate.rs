@@ -323,5 +323,34 @@ fn sequential_runs_report_their_looks_and_keep_the_verdict() {
     let sequential = &support["sequential"];
     let made = sequential["calls_made"].as_u64().unwrap();
     assert!(made > 0 && made <= sequential["calls_planned"].as_u64().unwrap());
-    assert!(!sequential["looks"].as_array().unwrap().is_empty());
+    let looks = sequential["looks"].as_array().unwrap();
+    assert!(!looks.is_empty());
+    // Each look's nominal level is the Lan–DeMets boundary's, four looks at α = 0.05:
+    // 2 * norm.sf(c) for c from the scipy computation in src/stats/sequential.rs ->
+    // [8.857543832140365e-05, 0.005537975583115089, 0.02154798069504264, 0.041088233385984364].
+    let expected = [
+        8.857543832140365e-05,
+        0.005537975583115089,
+        0.02154798069504264,
+        0.041088233385984364,
+    ];
+    let levels = sequential["look_alphas"].as_array().unwrap();
+    assert_eq!(levels.len(), looks.len());
+    for (level, e) in levels.iter().zip(expected) {
+        let level = level.as_f64().unwrap();
+        assert!((level - e).abs() < 1e-6 * e.max(1e-3), "{level} vs {e}");
+    }
+    // The inflation factor, brentq over the scipy power function there -> 1.0312791906708534.
+    assert!((sequential["inflation"].as_f64().unwrap() - 1.0312791906708534).abs() < 1e-6);
+    // A stop at the regression: the regressed metric's p_adjusted is its repeated p-value,
+    // compared with α itself, and at least the raw p-value.
+    let pass_rate = metric(support, "pass_rate");
+    let (p, adjusted) = (
+        pass_rate["p_value"].as_f64().unwrap(),
+        pass_rate["p_adjusted"].as_f64().unwrap(),
+    );
+    assert!(
+        adjusted >= p && adjusted < 0.05,
+        "p {p}, repeated and adjusted {adjusted}"
+    );
 }
