@@ -115,6 +115,13 @@ pub struct CiArgs {
     #[arg(long)]
     pub no_assets: bool,
 
+    /// The login our comments and reviews are posted as, when the token cannot say (a GitHub
+    /// App's installation token posts as `<app-slug>[bot]` but may not read `GET /user`).
+    /// Only comments by this login are taken for ours. Default: the token's own login, or
+    /// `github-actions[bot]` for the Actions token.
+    #[arg(long, env = "PROMPTGATE_BOT_LOGIN", value_name = "LOGIN")]
+    pub bot_login: Option<String>,
+
     /// Evaluate only, publishing nothing: for the untrusted half of the fork-safe pair. Writes
     /// `pr.json` next to the results for the trusted half.
     #[arg(long, conflicts_with_all = ["publish_only", "dry_run"])]

@@ -266,7 +266,10 @@ impl<'a> Publisher<'a> {
         args: &CiArgs,
         env: &ActionsEnv,
     ) -> Result<Publisher<'a>, Error> {
-        let bot = crate::github::identity(client).await?;
+        let bot = match args.bot_login.as_deref().filter(|l| !l.is_empty()) {
+            Some(login) => login.to_owned(),
+            None => crate::github::identity(client).await?,
+        };
         let comments = comment::list(client, pr).await?;
         let sticky = comment::find_sticky(&comments, &bot);
         Ok(Publisher {

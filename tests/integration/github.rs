@@ -789,3 +789,52 @@ async fn the_first_upload_creates_the_asset_branch_as_an_orphan() {
         "{report}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_github_app_names_its_login_and_updates_its_own_comment() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    // An App's installation token posts as `<slug>[bot]` and cannot read `/user`.
+    let app = "promptgate-app[bot]";
+    let server = fake_github(
+        vec![comment_json(
+            77,
+            app,
+            &format!("{MARKER}\n## ✅ promptgate: pass\nold numbers"),
+        )],
+        json!([]),
+        &[],
+    )
+    .await;
+    json_mock(
+        &server,
+        "PATCH",
+        &format!("/repos/{REPO}/issues/comments/77"),
+        200,
+        comment_json(77, app, "updated"),
+    )
+    .await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--no-check", "--no-assets", "--bot-login", app],
+    )
+    .await;
+    run.run.expect_code(1);
+    let (lines, _) = sequence(&server).await;
+    assert!(
+        !lines.iter().any(|l| l.starts_with("GET /user")),
+        "no need to ask: {lines:?}"
+    );
+    let patched: Vec<&String> = lines.iter().filter(|l| l.starts_with("PATCH ")).collect();
+    assert!(!patched.is_empty(), "{lines:?}");
+    assert!(
+        patched.iter().all(|l| l.ends_with("/issues/comments/77")),
+        "only the App's own comment is edited, never github-actions[bot]'s: {lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.starts_with("POST ") && l.ends_with("/comments")),
+        "{lines:?}"
+    );
+}
