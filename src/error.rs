@@ -10,6 +10,8 @@ pub mod exit {
     pub const FAIL: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const RUN: u8 = 3;
+    /// Ctrl-C stopped a run (128 + SIGINT); its journal resumes it.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Debug)]
@@ -19,6 +21,8 @@ pub enum Error {
     /// The run could not complete: provider failures beyond tolerance, a refused budget,
     /// git or GitHub unreachable. Exit 3.
     Run { message: String, hint: Option<String> },
+    /// Ctrl-C stopped the run after the calls in flight finished. Exit 130.
+    Interrupted { message: String, hint: String },
 }
 
 impl Error {
@@ -26,6 +30,7 @@ impl Error {
         match self {
             Error::Input(_) => exit::USAGE,
             Error::Run { .. } => exit::RUN,
+            Error::Interrupted { .. } => exit::INTERRUPTED,
         }
     }
 
@@ -55,6 +60,7 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::Interrupted { message, hint } => write!(f, "error: {message}\nhint: {hint}"),
         }
     }
 }

@@ -335,9 +335,22 @@ fn execute(
         max_usd,
         progress: runner::ProgressMode::detect(),
         backoff_base: Duration::from_millis(500),
+        interruptible: true,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = runtime.block_on(runner::run(jobs, endpoints, prices, &options));
+    if report.interrupted {
+        let finished = report.outcomes.iter().filter(|o| o.attempts > 0 || o.cached).count();
+        let kept = options.journal.as_ref().map_or_else(
+            || "no journal was kept (--no-journal?), so a rerun starts over".to_owned(),
+            |j| format!("the journal {} keeps them", j.display()),
+        );
+        return Err(Error::Interrupted {
+            message: format!("interrupted: {finished} of {} calls finished; {kept}", jobs.len()),
+            hint: "run the same command again to resume: finished calls are not sent again".to_owned(),
+        }
+        .into());
+    }
     if report.resumed > 0 {
         eprintln!(
             "promptgate: resumed {} finished call(s) from the journal",

@@ -10,6 +10,7 @@
 
 mod budget;
 mod cache;
+pub mod interrupt;
 mod journal;
 mod limiter;
 mod progress;
@@ -79,6 +80,9 @@ pub struct Options {
     pub progress: ProgressMode,
     /// The first retry waits up to this long (doubling per retry, with full jitter, to 30 s).
     pub backoff_base: Duration,
+    /// Ctrl-C stops sending and lets the calls in flight finish (the command line); see
+    /// [`interrupt`].
+    pub interruptible: bool,
 }
 
 impl Default for Options {
@@ -90,6 +94,7 @@ impl Default for Options {
             max_usd: None,
             progress: ProgressMode::Quiet,
             backoff_base: Duration::from_millis(500),
+            interruptible: false,
         }
     }
 }
@@ -113,6 +118,8 @@ pub struct Report {
     pub budget_exhausted: bool,
     /// Settled spend at list prices, including that of the resumed run (cache hits are free).
     pub spent_usd: f64,
+    /// Ctrl-C stopped the run: the jobs not yet sent were not run, the journal is kept.
+    pub interrupted: bool,
 }
 
 /// A digest of the job list: the journal's run identity. Runs of the same plan share it.
@@ -199,6 +206,7 @@ pub async fn run(
     let cached_so_far = AtomicUsize::new(outcomes.iter().flatten().filter(|o| o.cached).count() + followers.len());
     let journal_warned = AtomicBool::new(false);
     let width = 2 * endpoints.values().map(|e| e.concurrency.max(1)).sum::<usize>().max(1);
+    let watch = interrupt::Watch::new(options.interruptible);
 
     let mut stream = futures::stream::iter(to_run)
         .map(|index| {
@@ -211,7 +219,11 @@ pub async fn run(
                 &cached_so_far,
                 &journal_warned,
             );
+            let watch = &watch;
             async move {
+                if watch.stop_requested() {
+                    return (index, not_sent("interrupted before it was sent".to_owned()));
+                }
                 let key = keys[index].as_deref().unwrap_or_default();
                 let (outcome, sent) = run_job(context, &jobs[index], key).await;
                 // The job counts as finished only once the journal holds it.
@@ -237,14 +249,34 @@ pub async fn run(
             }
         })
         .buffer_unordered(width);
-    while let Some((index, outcome)) = stream.next().await {
-        outcomes[index] = Some(outcome);
+    // Ctrl-C is noticed within a tick, so the user hears at once that the calls in flight are
+    // being finished, however long they take.
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut announced = false;
+    loop {
+        tokio::select! {
+            next = stream.next() => match next {
+                Some((index, outcome)) => outcomes[index] = Some(outcome),
+                None => break,
+            },
+            _ = tick.tick(), if !announced => {
+                if watch.stop_requested() {
+                    announced = true;
+                    eprintln!(
+                        "\npromptgate: interrupted; finishing the calls in flight so none is lost \
+                         (Ctrl-C again to quit now)"
+                    );
+                }
+            }
+        }
     }
     drop(stream);
     progress.finish();
+    let interrupted = watch.stop_requested();
+    drop(watch);
     // The journal is for resuming an interrupted run; a finished run's record is its results.
     // Removing it keeps a later `--no-cache` rerun of the same plan from replaying old answers.
-    if let Some(journal) = journal {
+    if let Some(journal) = journal.filter(|_| !interrupted) {
         let _ = std::fs::remove_file(journal.path());
     }
 
@@ -268,6 +300,7 @@ pub async fn run(
         fallbacks: outcomes.iter().filter(|o| o.fell_back).count(),
         budget_exhausted: context.budget_exhausted.load(Ordering::Relaxed),
         spent_usd: context.budget.spent(),
+        interrupted,
         outcomes,
     }
 }

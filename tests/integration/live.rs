@@ -333,6 +333,65 @@ async fn a_killed_run_resumes_without_repeating_finished_calls() {
     );
 }
 
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_finishes_the_calls_in_flight_and_the_rerun_resumes() {
+    let sim = Simulator::new(false, false, Duration::from_millis(200));
+    let server = start(&sim).await;
+    let repo = demo_repo(&server.uri(), false);
+    let dir = repo.path().to_owned();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
+        .current_dir(&dir)
+        .args(["run", "--base", "main", "--head", "pr", "--out", "out", "--no-cache"])
+        .env("SIM_API_KEY", SECRET)
+        .env("CI", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while sim.served.load(Ordering::SeqCst) < 30 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // SIGINT, as a terminal's Ctrl-C sends it; calls are in flight (each takes 200 ms).
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted") && stderr.contains("hint: run the same command again"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(SECRET));
+    // Every call the provider answered (and billed) is in the journal: none was lost.
+    let served = sim.served.load(Ordering::SeqCst);
+    let journal = std::fs::read_to_string(dir.join("out").join("journal.jsonl")).unwrap();
+    let finished = journal.lines().count() - 1; // minus the header
+    assert_eq!(finished, served, "answered calls missing from the journal");
+    assert!(finished < 176, "the run stopped early");
+    assert!(
+        !dir.join("out").join("results.json").exists(),
+        "no verdict from half a run"
+    );
+
+    gate(&repo, "out", &["--no-cache"]).await.expect_code(1);
+    let sent_again = sim.served.load(Ordering::SeqCst) - served;
+    assert_eq!(
+        sent_again,
+        176 - finished,
+        "the rerun sends exactly the calls not yet made"
+    );
+    assert_eq!(
+        results(&dir.join("out"))["run"]["resumed"].as_u64().unwrap() as usize,
+        finished
+    );
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
