@@ -218,6 +218,9 @@ fn plan_fixed(design: Design) -> usize {
 }
 
 struct Row {
+    /// Share of runs that ended proving non-inferiority (at a drop of the margin: a false
+    /// "safe", which must stay at or below α/2).
+    non_inferior: f64,
     regression: f64,
     detected: f64,
     calls_share: f64,
@@ -236,27 +239,31 @@ fn run(design: Design, n: usize, reference: usize, drop: f64, sims: usize, seque
     } else {
         vec![(n, ALPHA)]
     };
-    let (mut regressions, mut detected, mut calls) = (0usize, 0usize, 0usize);
+    let (mut regressions, mut detected, mut non_inferior, mut calls) = (0usize, 0usize, 0usize, 0usize);
     for sim in 0..sims {
         let mut rng = Rng::new(seed.wrapping_mul(1_000_003).wrapping_add(sim as u64));
         let cases: Vec<CaseResult> = (0..n).map(|i| simulate_case(design, &mut rng, drop, i)).collect();
-        let mut used = n;
+        let (mut used, mut found, mut last) = (n, false, None);
         for &(m, alpha) in &looks {
             let (r, significant_drop) = decide(design, &cases[..m], alpha, sim as u64);
             used = m;
-            if r.verdict == MetricVerdict::Regression {
-                regressions += 1;
-            }
-            if significant_drop {
-                detected += 1;
-            }
-            if gate::sequential_settled(std::slice::from_ref(&r)) || significant_drop {
+            found |= significant_drop;
+            // The product's stopping rule: a regression, or non-inferiority where the look's
+            // level allows accepting. A significant drop inside the margin runs on.
+            let stop = gate::sequential_settled(std::slice::from_ref(&r), gate::accepts_at(alpha));
+            last = Some(r);
+            if stop {
                 break;
             }
         }
+        let last = last.expect("at least one look");
+        regressions += usize::from(last.verdict == MetricVerdict::Regression);
+        non_inferior += usize::from(last.non_inferior);
+        detected += usize::from(found);
         calls += used;
     }
     Row {
+        non_inferior: non_inferior as f64 / sims as f64,
         regression: regressions as f64 / sims as f64,
         detected: detected as f64 / sims as f64,
         calls_share: calls as f64 / (sims * reference) as f64,
@@ -280,8 +287,10 @@ fn main() {
          sequential n = ⌈R·n⌉ with R = {inflation:.3}; calls made are a share of the fixed design's n.\n",
         sims / 2
     );
-    println!("| design | n (planned) | true drop | stopping | regression verdicts | significant drop | calls made |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| design | n (planned) | true drop | stopping | regression verdicts | significant drop | non-inferior | calls made |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for (di, design) in [Design::Binary, Design::Continuous, Design::Repeated]
         .into_iter()
         .enumerate()
@@ -309,7 +318,7 @@ fn main() {
             let n = if sequential { n_seq } else { n_fixed };
             let r = run(design, n, n_fixed, drop, sims, sequential, (di * 10 + ri) as u64);
             println!(
-                "| {} | {n} | {} | {} | {:.4} ± {:.4} | {:.4} ± {:.4} | {:.0}% |",
+                "| {} | {n} | {} | {} | {:.4} ± {:.4} | {:.4} ± {:.4} | {:.4} | {:.0}% |",
                 design.name(),
                 if drop == 0.0 {
                     "none".to_owned()
@@ -321,6 +330,7 @@ fn main() {
                 se(r.regression),
                 r.detected,
                 se(r.detected),
+                r.non_inferior,
                 100.0 * r.calls_share
             );
         }

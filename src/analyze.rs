@@ -343,8 +343,6 @@ fn is_ordinal(metric: &str, cases: &[CaseResult]) -> bool {
     values.peek().is_some() && values.all(|s| matches!(s, Score::Number(x) if x.fract() == 0.0 && x.abs() < 1e6))
 }
 
-/// The standard error implied by a CI's width, turned into the effect a test at this n would
-/// detect with 80% power.
 /// `W⁺ − E[W⁺]` with `E[W⁺] = n(n + 1)/4` over the non-zero differences: positive when the
 /// candidate's differences rank higher.
 fn signed_rank_shift(w: &stats::Wilcoxon) -> f64 {
@@ -352,6 +350,8 @@ fn signed_rank_shift(w: &stats::Wilcoxon) -> f64 {
     w.w_plus - n * (n + 1.0) / 4.0
 }
 
+/// The standard error implied by a CI's width, turned into the effect a test at this n would
+/// detect with 80% power.
 fn mde_from_ci(ci: [f64; 2], n: usize, alpha: f64) -> Option<f64> {
     let sd = sd_from_ci(ci, n, alpha)?;
     stats::mde_paired(sd, n, alpha, 0.8)

@@ -31,15 +31,20 @@ pub fn adjust(estimates: &[(&Estimate, bool)]) -> Vec<Option<f64>> {
 /// Ungated metrics get their repeated p-value unadjusted, so that every p compared with α at
 /// a look accounts for the looks. With `look = None` this is [`adjust`].
 pub fn adjust_at(estimates: &[(&Estimate, bool)], look: Option<&stats::Look>) -> Vec<Option<f64>> {
-    let at_look = |p: f64| look.map_or(p, |l| l.repeated_p(p));
+    // Each repeated p-value once: it costs some twenty boundary computations.
+    let at_look: Vec<Option<f64>> = estimates
+        .iter()
+        .map(|(e, _)| e.p_value.map(|p| look.map_or(p, |l| l.repeated_p(p))))
+        .collect();
     let tested: Vec<(usize, f64)> = estimates
         .iter()
+        .zip(&at_look)
         .enumerate()
-        .filter_map(|(i, (e, gated))| e.p_value.filter(|_| *gated).map(|p| (i, at_look(p))))
+        .filter_map(|(i, ((_, gated), p))| p.filter(|_| *gated).map(|p| (i, p)))
         .collect();
     let adjusted = stats::holm(&tested.iter().map(|(_, p)| *p).collect::<Vec<_>>());
     let mut out: Vec<Option<f64>> = match look {
-        Some(_) => estimates.iter().map(|(e, _)| e.p_value.map(at_look)).collect(),
+        Some(_) => at_look,
         None => vec![None; estimates.len()],
     };
     for ((i, _), p) in tested.iter().zip(adjusted) {
@@ -191,15 +196,26 @@ fn decide_with(
 }
 
 /// Whether a sequential run may stop at this look: some blocking metric already regressed
-/// (the verdict is "fail" whatever follows), or every blocking gated metric is proven
-/// non-inferior within its margin (and, where required, equivalent). The metrics must have
-/// been decided at the look's nominal level (see `stats::look_alphas`).
-pub fn sequential_settled(metrics: &[MetricResult]) -> bool {
+/// (the verdict is "fail" whatever follows), or — when `may_accept` — every blocking gated
+/// metric is proven non-inferior within its margin (and, where required, equivalent). The
+/// metrics must have been decided at the look (intervals at its nominal level, p-values
+/// repeated; see `stats::Look`). `may_accept` is false at looks whose nominal level is finer
+/// than the bootstrap can resolve ([`accepts_at`]).
+pub fn sequential_settled(metrics: &[MetricResult], may_accept: bool) -> bool {
     let blocking: Vec<&MetricResult> = metrics.iter().filter(|m| m.gated && m.blocking).collect();
     if blocking.iter().any(|m| m.verdict == MetricVerdict::Regression) {
         return true;
     }
-    !blocking.is_empty() && blocking.iter().all(|m| m.non_inferior && !m.fails_gate)
+    may_accept && !blocking.is_empty() && blocking.iter().all(|m| m.non_inferior && !m.fails_gate)
+}
+
+/// Whether a look at two-sided nominal level `level` may stop for non-inferiority: a
+/// percentile interval from `analyze::RESAMPLES` draws needs at least ten draws beyond each
+/// bound to place it (at 4,000 draws, levels of 0.005 and up). Finer levels — the first look of
+/// four (0.0001), the first five of ten — would put the bound at the most extreme draws, which
+/// cover less than they claim; those looks can still stop for a regression.
+pub fn accepts_at(level: f64) -> bool {
+    level * analyze::RESAMPLES as f64 >= 20.0
 }
 
 /// The false-alarm rate of the gate on an A/A run's cases: the share of random per-case swaps

@@ -467,6 +467,24 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
 
     let mut experiments: Vec<ExperimentResult> = Vec::new();
     let mut estimates: Vec<(usize, Estimate)> = Vec::new();
+    // Each metric's intervals at its own gate's α (the suite's for ungated metrics), and in a
+    // sequential run at the look's nominal level for that α: repeated confidence intervals
+    // (J&T §9.1), so non-inferiority, equivalence and SLOs proven at a look keep the gate's α.
+    let mut levels: BTreeMap<u64, f64> = BTreeMap::new();
+    for a in std::iter::once(input.head.defaults.alpha).chain(input.head.gates.iter().map(|g| g.alpha)) {
+        levels
+            .entry(a.to_bits())
+            .or_insert_with(|| input.look.map_or(a, |l| l.nominal(a)));
+    }
+    let interval_alpha = |metric: &str| {
+        let a = input
+            .head
+            .gates
+            .iter()
+            .find(|g| g.metric == metric)
+            .map_or(input.head.defaults.alpha, |g| g.alpha);
+        levels.get(&a.to_bits()).copied().unwrap_or(a)
+    };
     for (ei, (planned, affected)) in input.planned.iter().zip(&input.detection.affected).enumerate() {
         let head = planned.candidate;
         let cases: Vec<CaseResult> = head
@@ -495,12 +513,8 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
             names.push(analyze::FLAKY_SHARE.to_owned());
         }
         let seed = input.head.defaults.seed ^ (ei as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        // Intervals at the look's nominal level: repeated confidence intervals (J&T §9.1).
-        let alpha = input
-            .look
-            .map_or(input.head.defaults.alpha, |l| l.nominal(input.head.defaults.alpha));
         estimates.extend(
-            estimate_all(&names, &cases, paired, alpha, seed)
+            estimate_all(&names, &cases, paired, &interval_alpha, seed)
                 .into_iter()
                 .map(|e| (ei, e)),
         );
@@ -643,7 +657,7 @@ fn add_aa_summaries(results: &mut Results, suite: &Suite) {
     }
 }
 
-/// Assembles the results of the jobs run so far, with every α scaled by the given factor.
+/// Assembles the results of the jobs run so far, at a sequential look or for the fixed design.
 type AssembleAt<'a> = dyn Fn(&[Job], &runner::Report, Option<&stats::Look>) -> Results + 'a;
 type RunBatch<'a> = dyn Fn(&[Job]) -> anyhow::Result<runner::Report> + 'a;
 
@@ -710,7 +724,9 @@ fn run_sequential(
                 .iter()
                 .filter(|e| e.baseline.is_some() && e.status != ExperimentStatus::Removed)
         };
-        let settled = compared().all(|e| gate::sequential_settled(&e.metrics));
+        // Without a baseline there is nothing to settle: run every case.
+        let settled = compared().next().is_some()
+            && compared().all(|e| gate::sequential_settled(&e.metrics, gate::accepts_at(level)));
         let last = k + 1 == fractions.len();
         if settled || last {
             for (ei, e) in results.experiments.iter_mut().enumerate() {
@@ -752,7 +768,13 @@ fn absorb(total: &mut runner::Report, batch: runner::Report) {
 
 /// Estimates every metric of one experiment, in order. The metrics are independent and their
 /// bootstraps dominate the run's own time on large suites, so they share the cores.
-fn estimate_all(names: &[String], cases: &[CaseResult], paired: bool, alpha: f64, seed: u64) -> Vec<Estimate> {
+fn estimate_all(
+    names: &[String],
+    cases: &[CaseResult],
+    paired: bool,
+    alpha: &(dyn Fn(&str) -> f64 + Sync),
+    seed: u64,
+) -> Vec<Estimate> {
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(names.len())
@@ -764,7 +786,7 @@ fn estimate_all(names: &[String], cases: &[CaseResult], paired: bool, alpha: f64
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|m| analyze::estimate(m, cases, paired, alpha, seed))
+                        .map(|m| analyze::estimate(m, cases, paired, alpha(m), seed))
                         .collect::<Vec<_>>()
                 })
             })

@@ -497,12 +497,13 @@ const QUALITY_ROW: u32 = 58;
 
 fn draw_quality<DB: DrawingBackend>(pen: &Pen<'_, DB>, e: &ExperimentResult) -> anyhow::Result<()> {
     let candidate_only = e.status == ExperimentStatus::New;
+    let label = super::markdown::ci_label(e);
     let subtitle = if candidate_only {
-        "new experiment: candidate values only, nothing to compare with"
+        "new experiment: candidate values only, nothing to compare with".to_owned()
     } else {
-        "Δ = candidate − baseline per metric, with the 95% CI of the paired difference"
+        format!("Δ = candidate − baseline per metric, with the {label} of the paired difference")
     };
-    pen.title(&format!("{} · quality", e.name), subtitle)?;
+    pen.title(&format!("{} · quality", e.name), &subtitle)?;
     let (panel_left, panel_right) = (250.0, 560.0);
     let header_y = f64::from(QUALITY_TOP) - 16.0;
     pen.text(
@@ -514,7 +515,7 @@ fn draw_quality<DB: DrawingBackend>(pen: &Pen<'_, DB>, e: &ExperimentResult) -> 
     )?;
     if !candidate_only {
         pen.text(
-            "Δ and 95% CI",
+            &format!("Δ and {label}"),
             ((panel_left + panel_right) / 2.0, header_y),
             11.0,
             MUTED,

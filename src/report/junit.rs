@@ -100,11 +100,11 @@ impl Failure {
             ("gate", "fails the gate".to_owned())
         };
         let message = format!(
-            "{what}: baseline {}, candidate {}, Δ {}, 95% CI {}, p {}",
+            "{what}: baseline {}, candidate {}, Δ {}, CI {}, p {}",
             text.baseline, text.candidate, text.delta, text.ci, text.p
         );
         let details = format!(
-            "verdict: {}\nbaseline: {}\ncandidate: {}\ndelta: {}\n95% CI: {}\np: {}\ntest: {} (n = {})\nmargin: {}\nalpha: {}\nblocking: {}\n",
+            "verdict: {}\nbaseline: {}\ncandidate: {}\ndelta: {}\nCI: {}\np: {}\ntest: {} (n = {})\nmargin: {}\nalpha: {}\nblocking: {}\n",
             verdict_word(m.verdict),
             text.baseline,
             text.candidate,

@@ -212,6 +212,8 @@ struct ReportView<'a> {
     unaffected_more: usize,
     /// Whether any p shown is Holm-adjusted.
     any_adjusted: bool,
+    /// Some experiment ran sequentially: its p-values are repeated p-values.
+    any_sequential: bool,
     run: RunView,
     limits: Limits,
     /// Fewer flipped cases are shown than usual, to keep the comment under the size limit.
@@ -258,6 +260,9 @@ struct ExperimentView<'a> {
     /// What differs between the baseline and candidate configs (model, temperature, …).
     changes: Vec<ArmChange>,
     metrics: Vec<MetricRow<'a>>,
+    /// The interval column's header: "95% CI" when every metric shares one α, "repeated CI"
+    /// in a sequential run (each at its look's nominal level), else "CI (1 − α)".
+    ci_label: String,
     /// "At 1,000,000 requests/month: $412 → $405 per month; the candidate saves $7/month."
     projection: Option<String>,
     /// Published chart images, in the order of [`charts::plan_charts`].
@@ -434,6 +439,7 @@ impl<'a> ReportView<'a> {
                 .collect(),
             unaffected_more: results.unaffected.len().saturating_sub(UNAFFECTED_SHOWN),
             any_adjusted,
+            any_sequential: results.experiments.iter().any(|e| e.noise.sequential.is_some()),
             run: RunView::new(results),
             limits,
             shrunk,
@@ -574,6 +580,7 @@ impl<'a> ExperimentView<'a> {
             repeats: e.repeats,
             changes: arm_changes(e.baseline.as_ref(), e.candidate.as_ref()),
             metrics: e.metrics.iter().map(|m| MetricRow::new(m, e.status)).collect(),
+            ci_label: ci_label(e),
             projection: projection_sentence(e, requests_per_month),
             images,
             text_chart: if e.status == ExperimentStatus::Removed {
@@ -589,6 +596,21 @@ impl<'a> ExperimentView<'a> {
             },
             flips,
         }
+    }
+}
+
+/// The interval column's header (see `ExperimentView::ci_label`).
+pub(crate) fn ci_label(e: &ExperimentResult) -> String {
+    if e.noise.sequential.is_some() {
+        return "repeated CI".to_owned();
+    }
+    let mut alphas = e.metrics.iter().map(|m| m.alpha);
+    match alphas.next() {
+        Some(first) if alphas.all(|a| a == first) => {
+            let level = format!("{:.2}", 100.0 * (1.0 - first));
+            format!("{}% CI", level.trim_end_matches('0').trim_end_matches('.'))
+        }
+        _ => "CI (1 − α)".to_owned(),
     }
 }
 

@@ -34,8 +34,10 @@
 //!   asymptotic relative efficiency 3/π (Lehmann 1975, §4.2).
 //! - [`variance_components`]: between- and within-case variance, one-way random-effects
 //!   ANOVA (Searle, Casella & McCulloch 1992).
-//! - [`obrien_fleming_spent`], [`look_alphas`]: Lan–DeMets (1983) alpha spending for
-//!   sequential looks, O'Brien–Fleming type.
+//! - [`obrien_fleming_spent`], [`boundaries`], [`nominal_levels`], [`inflation`],
+//!   [`sequential_power`], [`Look`]: group-sequential looks — Lan–DeMets (1983) alpha spending,
+//!   O'Brien–Fleming type, two-sided boundaries by the recursive integration of Armitage,
+//!   McPherson & Rowe (1969), repeated p-values (Jennison & Turnbull 2000, §9.1).
 //! - [`mean`], [`std_dev`], [`quantile`]: descriptive statistics; quantiles are numpy's
 //!   default "linear" (Hyndman & Fan 1996, type 7).
 //!

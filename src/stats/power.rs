@@ -25,7 +25,7 @@ pub fn mde_paired(sd_diff: f64, n: usize, alpha: f64, power: f64) -> Option<f64>
         return None;
     }
     let z = Normal::standard();
-    let multiplier = z.inverse_cdf(1.0 - alpha / 2.0) + z.inverse_cdf(power);
+    let multiplier = -z.inverse_cdf(alpha / 2.0) + z.inverse_cdf(power);
     Some(multiplier * sd_diff / (n as f64).sqrt())
 }
 
@@ -85,7 +85,7 @@ pub fn cases_needed_mcnemar(discordance: f64, effect: f64, alpha: f64, power: f6
         return None;
     }
     let z = Normal::standard();
-    let root = z.inverse_cdf(1.0 - alpha / 2.0) * discordance.sqrt()
+    let root = -z.inverse_cdf(alpha / 2.0) * discordance.sqrt()
         + z.inverse_cdf(power) * (discordance - effect * effect).max(0.0).sqrt();
     Some(saturating_cases((root / effect).powi(2)))
 }

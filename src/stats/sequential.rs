@@ -44,7 +44,7 @@ pub fn obrien_fleming_spent(alpha: f64, t: f64) -> Option<f64> {
     }
     let z = Normal::standard();
     // 2·sf rather than 2 − 2·cdf: the upper tail keeps its precision at small t.
-    Some(2.0 * z.sf(z.inverse_cdf(1.0 - alpha / 2.0) / t.sqrt()))
+    Some(2.0 * z.sf(-z.inverse_cdf(alpha / 2.0) / t.sqrt()))
 }
 
 /// Points of the Simpson grid over each look's continuation region (odd). The densities
@@ -230,21 +230,21 @@ pub fn sequential_power(alpha: f64, fractions: &[f64], fixed_power: f64, r: f64)
     }
     let bounds = boundaries(alpha, fractions)?;
     let z = Normal::standard();
-    let theta = (z.inverse_cdf(1.0 - alpha / 2.0) + z.inverse_cdf(fixed_power)) * r.sqrt();
+    let theta = (-z.inverse_cdf(alpha / 2.0) + z.inverse_cdf(fixed_power)) * r.sqrt();
     Some(lower_crossing(&bounds, fractions, theta))
 }
 
 /// The inflation factor R: a sequential design with looks at `fractions` (the last being 1)
 /// and `R·n` cases has power `power` against the effect a fixed design with n cases detects
 /// with that power (J&T §2.6; for four equally spaced O'Brien–Fleming-type looks at α = 0.05
-/// and 80% power, R ≈ 1.02). `None` on invalid input or a schedule not ending at 1.
+/// and 80% power, R = 1.031). `None` on invalid input or a schedule not ending at 1.
 pub fn inflation(alpha: f64, fractions: &[f64], power: f64) -> Option<f64> {
     if fractions.last() != Some(&1.0) || !(power > 0.0 && power < 1.0) {
         return None;
     }
     let bounds = boundaries(alpha, fractions)?;
     let z = Normal::standard();
-    let theta = z.inverse_cdf(1.0 - alpha / 2.0) + z.inverse_cdf(power);
+    let theta = -z.inverse_cdf(alpha / 2.0) + z.inverse_cdf(power);
     let power_at = |r: f64| lower_crossing(&bounds, fractions, theta * f64::sqrt(r));
     // The fixed design alone nearly reaches `power` (its upper-side share is negligible), so
     // R lies in [0.9, 2] for any spending that keeps most of α for the end.
@@ -290,7 +290,9 @@ impl Look {
     /// The repeated p-value of a test with p-value `p` at this look: the smallest overall α
     /// whose design would reject at this look (p ≤ its nominal level). At least `p`, at most 1.
     /// Solved on the log–log scale, where the nominal level is nearly linear in α, by the
-    /// Illinois variant of regula falsi (a handful of boundary computations), to 1e-9 in log α.
+    /// Illinois variant of regula falsi (15–20 boundary computations), to 1e-9 in log α. Where
+    /// an α is so small that the look may spend nothing (nominal level 0, e.g. a p of 1e-17 at
+    /// a first look), the step falls back to bisection.
     pub fn repeated_p(&self, p: f64) -> f64 {
         if p.is_nan() {
             return 1.0;
@@ -300,7 +302,14 @@ impl Look {
         }
         // The nominal level never exceeds the overall α: the answer is in [p, 1).
         let ceiling: f64 = 1.0 - 1e-9;
-        let gap = |log_alpha: f64| self.nominal(log_alpha.exp()).ln() - p.ln();
+        let gap = |log_alpha: f64| {
+            let level = self.nominal(log_alpha.exp());
+            if level > 0.0 && level.is_finite() {
+                level.ln() - p.ln()
+            } else {
+                f64::NEG_INFINITY
+            }
+        };
         let (mut a, mut b) = (p.ln(), ceiling.ln());
         let (mut fa, mut fb) = (gap(a), gap(b));
         if fb < 0.0 {
@@ -310,8 +319,13 @@ impl Look {
             return p;
         }
         let mut side = 0;
-        for _ in 0..100 {
-            let c = (a * fb - b * fa) / (fb - fa);
+        for _ in 0..200 {
+            let falsi = (a * fb - b * fa) / (fb - fa);
+            let c = if fa.is_finite() && falsi > a && falsi < b {
+                falsi
+            } else {
+                0.5 * (a + b)
+            };
             let fc = gap(c);
             if fc >= 0.0 {
                 (b, fb) = (c, fc);
@@ -490,6 +504,24 @@ mod tests {
             assert!(r >= p && r >= last && r <= 1.0, "p = {p}: {r}");
             last = r;
         }
+        // Tiny p-values at early looks, where small α spends nothing before the end: the closed
+        // form at a first look, 2 * norm.sf(norm.isf(p / 2) * numpy.sqrt(t)):
+        // p = 1e-17, t = 0.25 -> 1.8112508182896472e-05; p = 1e-300, t = 0.25 ->
+        // 1.1209303650473645e-76; p = 1e-40, t = 0.1 -> 2.3827613610448508e-05.
+        let r = look(1).repeated_p(1e-17);
+        assert!((r / 1.8112508182896472e-05 - 1.0).abs() < 1e-6, "{r}");
+        let r = look(1).repeated_p(1e-300);
+        assert!((r / 1.1209303650473645e-76 - 1.0).abs() < 1e-6, "{r}");
+        let r = Look::new(vec![0.1]).unwrap().repeated_p(1e-40);
+        assert!((r / 2.3827613610448508e-05 - 1.0).abs() < 1e-6, "{r}");
+        for k in 1..=3 {
+            for p in [1e-17, 1e-40, 1e-300] {
+                let r = look(k).repeated_p(p);
+                assert!(r >= p && r < 1e-3, "look {k}, p = {p}: {r}");
+            }
+        }
+        let ten = Look::new((1..=3).map(|i| f64::from(i) / 10.0).collect()).unwrap();
+        assert!(ten.repeated_p(1e-40) < 1e-3);
         assert_eq!(look(1).repeated_p(0.0), 0.0);
         assert_eq!(look(1).repeated_p(f64::NAN), 1.0);
         // At a first look the boundary is the spending itself, so the repeated p-value has a
