@@ -592,4 +592,22 @@ mod tests {
         e.shift = Some(-5.0);
         assert_eq!(decide(&e, Some(&g), None, 0.05).verdict, MetricVerdict::Regression);
     }
+
+    #[test]
+    fn non_inferiority_stops_only_at_looks_the_bootstrap_resolves() {
+        // Four looks at α = 0.05: nominal levels 8.9e-5, 0.0055, 0.0215, 0.0411 (scipy, see
+        // stats::sequential); 4,000 draws resolve 0.005 and up.
+        assert!(!accepts_at(8.857543832140365e-05));
+        assert!(accepts_at(0.005537975583115089));
+        assert!(accepts_at(0.05));
+        let g = gate(Direction::Higher, Margin::Absolute(0.05));
+        let safe = decide(&est(0.0, [-0.01, 0.01], 0.9), Some(&g), None, 0.05);
+        assert!(safe.non_inferior);
+        assert!(sequential_settled(std::slice::from_ref(&safe), true));
+        assert!(!sequential_settled(std::slice::from_ref(&safe), false));
+        // A regression settles a look whatever its level.
+        let worse = decide(&est(-0.1, [-0.15, -0.06], 0.001), Some(&g), None, 0.05);
+        assert_eq!(worse.verdict, MetricVerdict::Regression);
+        assert!(sequential_settled(std::slice::from_ref(&worse), false));
+    }
 }

@@ -354,3 +354,35 @@ fn sequential_runs_report_their_looks_and_keep_the_verdict() {
         "p {p}, repeated and adjusted {adjusted}"
     );
 }
+
+#[test]
+fn each_gate_s_intervals_are_at_its_own_alpha() {
+    let run = |alpha: Option<&str>| {
+        let repo = demo_pr();
+        if let Some(alpha) = alpha {
+            repo.edit(
+                "promptgate.yaml",
+                "pass_rate:        {direction: higher, margin: 0.02, blocking: true}",
+                &format!("pass_rate:        {{direction: higher, margin: 0.02, blocking: true, alpha: {alpha}}}"),
+            );
+            repo.commit("stricter pass_rate");
+        }
+        let out = repo.path().join("out");
+        repo.promptgate(&["run", "--base", "main", "--head", "pr", "--out", out.to_str().unwrap()])
+            .expect_code(1);
+        let r = results(&out);
+        let m = metric(experiment(&r, "customer-support"), "pass_rate").clone();
+        let ci = m["ci"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect::<Vec<_>>();
+        (m["alpha"].as_f64().unwrap(), ci[1] - ci[0])
+    };
+    let (default_alpha, default_width) = run(None);
+    let (strict_alpha, strict_width) = run(Some("0.01"));
+    assert_eq!((default_alpha, strict_alpha), (0.05, 0.01));
+    // A 99% interval is wider than the 95% one on the same cases.
+    assert!(strict_width > default_width, "{strict_width} vs {default_width}");
+}
