@@ -1323,6 +1323,10 @@ pub(crate) mod test_fixtures {
             },
             requests_per_month: Some(1_000_000),
             waiver: None,
+            shard: None,
+            merged: None,
+            gates: None,
+            defaults: None,
         }
     }
 
@@ -1335,6 +1339,7 @@ pub(crate) mod test_fixtures {
             temperature: Some(temperature),
             max_tokens: Some(1024),
             top_p: Some(0.9),
+            evaluation_metrics: BTreeMap::new(),
         }
     }
 
@@ -1415,6 +1420,7 @@ pub(crate) mod test_fixtures {
         };
         CaseResult {
             id: id.to_owned(),
+            index: None,
             input: input.to_owned(),
             baseline: vec![baseline],
             candidate: vec![candidate],
