@@ -179,6 +179,18 @@ fn publish_only(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, dir: &Path,
         )))
     })?;
     let mut results = report::read_results(&dir.join("results.json"))?;
+    if let Some(shard) = results.shard {
+        return Err(Error::from(
+            Diagnostic::new(format!(
+                "{} holds shard {}/{} only: its verdict covers a share of the cases",
+                dir.join("results.json").display(),
+                shard.index,
+                shard.count
+            ))
+            .hint("run `promptgate merge shard-*/results.json --out DIR` first and publish DIR"),
+        )
+        .into());
+    }
     let repository = env.require_repository()?;
     if claimed.repository != repository {
         return Err(Error::run(format!("the results are for {}, not {repository}", claimed.repository)).into());
