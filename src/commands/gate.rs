@@ -724,7 +724,8 @@ pub(super) fn count_calls(experiments: &[ExperimentResult]) -> RunFacts {
         calls: calls.len(),
         completed: calls.iter().filter(|c| c.error.is_none()).count(),
         errored: calls.iter().filter(|c| c.error.is_some()).count(),
-        spend_usd: calls.iter().filter(|c| !c.cached).map(|c| c.cost_usd).sum(),
+        // `+ 0.0`: an empty sum is −0.0, which would print as "$-0.0000".
+        spend_usd: calls.iter().filter(|c| !c.cached).map(|c| c.cost_usd).sum::<f64>() + 0.0,
         ..RunFacts::default()
     }
 }

@@ -213,14 +213,15 @@ fn check_same_run(first: &Input, s: &Input) -> anyhow::Result<()> {
         return Err(differ("suite file", &a.config, &b.config));
     }
     if a.gates != b.gates {
-        return Err(differ("gates", "(recorded in the first)", "(recorded in the second)"));
+        let metrics = |r: &Results| -> String {
+            let names: Vec<&str> = r.gates.iter().flatten().map(|g| g.metric.as_str()).collect();
+            format!("[{}]", names.join(", "))
+        };
+        return Err(differ("the suite's gates differ:", &metrics(a), &metrics(b)));
     }
     if a.defaults != b.defaults {
-        return Err(differ(
-            "defaults",
-            "(recorded in the first)",
-            "(recorded in the second)",
-        ));
+        let show = |r: &Results| serde_json::to_string(&r.defaults).unwrap_or_default();
+        return Err(differ("the suite's defaults differ:", &show(a), &show(b)));
     }
     Ok(())
 }

@@ -678,6 +678,12 @@ fn ci_shards_evaluate_without_publishing_for_a_merge() {
     let results: Value = serde_json::from_str(&repo.read("out/results.json")).unwrap();
     assert_eq!(results["shard"], json!({"index": 1, "count": 2}));
     assert!(repo.path().join("out/pr.json").is_file());
+    // Nor can the trusted half publish one shard: it needs the merge.
+    ci(repo.path(), "http://127.0.0.1:9", &event, &["--publish-only", "out"])
+        .run
+        .expect_code(2)
+        .stderr_has("holds shard 1/2 only")
+        .stderr_has("hint: run `promptgate merge");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
