@@ -420,7 +420,6 @@ mod tests {
     fn case(id: usize, baseline: Vec<Call>, candidate: Vec<Call>) -> CaseResult {
         CaseResult {
             id: format!("c{id}"),
-            index: None,
             input: String::new(),
             baseline,
             candidate,

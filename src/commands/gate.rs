@@ -519,7 +519,6 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
                 let flip = flip(&baseline, &candidate);
                 CaseResult {
                     id: case.id.clone(),
-                    index: Some(ci),
                     input: case.input_text(),
                     baseline,
                     candidate,
@@ -539,6 +538,10 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
             repeats: head.repeats,
             metrics: Vec::new(),
             cases,
+            dataset_cases: match input.shard {
+                Some(_) => head.cases.iter().map(|c| c.id.clone()).collect(),
+                None => Vec::new(),
+            },
             noise: ExperimentNoise::default(),
         });
     }
@@ -558,6 +561,7 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
             repeats: 0,
             metrics: Vec::new(),
             cases: Vec::new(),
+            dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
         });
     }

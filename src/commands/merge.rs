@@ -94,7 +94,7 @@ fn combine(shards: &[Input], allow_partial: bool) -> anyhow::Result<Results> {
     }
     let mut experiments = Vec::with_capacity(names.len());
     for (ei, name) in names.iter().enumerate() {
-        experiments.push(union_cases(shards, ei, name)?);
+        experiments.push(union_cases(shards, ei, name, !merged.missing.is_empty())?);
     }
     judge(&mut experiments, &Policy::recorded(&gates, &defaults), None);
 
@@ -284,7 +284,7 @@ fn check_shards(shards: &[Input], allow_partial: bool) -> anyhow::Result<MergeFa
 
 /// The `ei`-th compared experiment with every shard's cases, in dataset order; its metrics
 /// and verdict are left for [`judge`].
-fn union_cases(shards: &[Input], ei: usize, name: &str) -> anyhow::Result<ExperimentResult> {
+fn union_cases(shards: &[Input], ei: usize, name: &str, partial: bool) -> anyhow::Result<ExperimentResult> {
     let nth = |s: &Input| -> ExperimentResult {
         s.results
             .experiments
@@ -314,8 +314,43 @@ fn union_cases(shards: &[Input], ei: usize, name: &str) -> anyhow::Result<Experi
             cases.push(case);
         }
     }
-    // Dataset order, as the full run has them: the bootstrap resamples by position.
-    cases.sort_by_key(|c| c.index.unwrap_or(usize::MAX));
+    // Dataset order, as the full run has them: the bootstrap resamples by position. An
+    // unsharded results.json has no list and is in that order already.
+    let order = std::mem::take(&mut merged.dataset_cases);
+    if !order.is_empty() {
+        let position: BTreeMap<&str, usize> = order.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+        if let Some(stray) = cases.iter().find(|c| !position.contains_key(c.id.as_str())) {
+            return Err(bad(
+                format!(
+                    "case `{}` of experiment `{name}` in {} is not in the dataset {} lists",
+                    stray.id,
+                    from[&stray.id].display(),
+                    shards[0].name()
+                ),
+                RERUN,
+            ));
+        }
+        cases.sort_by_key(|c| position[c.id.as_str()]);
+        let uncovered: Vec<&str> = order
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !from.contains_key(*id))
+            .collect();
+        if !uncovered.is_empty() {
+            if !partial {
+                return Err(bad(
+                    format!(
+                        "{} case(s) of experiment `{name}` are in no shard, e.g. `{}`",
+                        uncovered.len(),
+                        uncovered[0]
+                    ),
+                    "the shards were partitioned differently: run every shard with the same promptgate version",
+                ));
+            }
+            // A partial merge keeps the list, so its results still say which cases are absent.
+            merged.dataset_cases = order;
+        }
+    }
     merged.cases = cases;
     merged.metrics.clear();
     merged.noise = ExperimentNoise::default();

@@ -1420,7 +1420,6 @@ pub(crate) mod test_fixtures {
         };
         CaseResult {
             id: id.to_owned(),
-            index: None,
             input: input.to_owned(),
             baseline: vec![baseline],
             candidate: vec![candidate],
@@ -1553,6 +1552,7 @@ pub(crate) mod test_fixtures {
                     call(true, "Open Billing → Invoices and pick the month.", &[]),
                 ),
             ],
+            dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
         }
     }
@@ -1660,6 +1660,7 @@ pub(crate) mod test_fixtures {
             repeats: 3,
             metrics: vec![pass_rate, cost, latency, errors],
             cases: vec![case],
+            dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
         }
     }
@@ -1691,6 +1692,7 @@ pub(crate) mod test_fixtures {
             repeats: 1,
             metrics: vec![pass_rate, latency],
             cases: Vec::new(),
+            dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
         }
     }
@@ -1708,6 +1710,7 @@ pub(crate) mod test_fixtures {
             repeats: 1,
             metrics: Vec::new(),
             cases: Vec::new(),
+            dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
         }
     }

@@ -152,6 +152,11 @@ pub struct ExperimentResult {
     pub repeats: u32,
     pub metrics: Vec<MetricResult>,
     pub cases: Vec<CaseResult>,
+    /// In one shard's results (`--shard K/N`): the ids of all the experiment's cases, in
+    /// dataset order, so `promptgate merge` restores that order (the seeded bootstrap
+    /// resamples by position) and knows which cases no shard covered. Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dataset_cases: Vec<String>,
     /// Noise, A/A and sequential facts (issue 4); every key optional in `results.json`.
     #[serde(default, flatten)]
     pub noise: ExperimentNoise,
@@ -346,10 +351,6 @@ pub enum Flip {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CaseResult {
     pub id: String,
-    /// Position of the case in its dataset (0-based): merged shards are put back in this
-    /// order, which the seeded bootstrap depends on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub index: Option<usize>,
     /// The case's `input` var (or its vars as JSON), for the report.
     pub input: String,
     /// One call per repeat; empty for a candidate-only (new) experiment's baseline.
