@@ -91,6 +91,14 @@ fn three_shards_merge_into_exactly_the_unsharded_run() {
         assert_eq!(r["shard"], serde_json::json!({"index": k + 1, "count": 3}));
         let support = experiment(&r, "customer-support");
         assert!(case_ids(support).len() < case_ids(experiment(&full, "customer-support")).len());
+        // Every shard lists the whole dataset, in order, for the merge to restore it.
+        let all: Vec<&str> = support["dataset_cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| id.as_str().unwrap())
+            .collect();
+        assert_eq!(all, case_ids(experiment(&full, "customer-support")));
         seen += r["run"]["cases"].as_u64().unwrap();
     }
     assert_eq!(
