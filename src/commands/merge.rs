@@ -57,17 +57,12 @@ fn combine(shards: &[Input], allow_partial: bool) -> anyhow::Result<Results> {
     let first = shards
         .first()
         .ok_or_else(|| bad("no shard to merge".to_owned(), RERUN))?;
-    for s in shards {
-        check_self_sufficient(s)?;
-    }
+    let (gates, defaults) = check_self_sufficient(first)?;
     for s in &shards[1..] {
+        check_self_sufficient(s)?;
         check_same_run(first, s)?;
     }
     let merged = check_shards(shards, allow_partial)?;
-    let (gates, defaults) = (
-        first.results.gates.clone().unwrap_or_default(),
-        first.results.defaults.clone().expect("checked above"),
-    );
 
     // The compared experiments, in plan order (every shard lists them all, cases or none).
     let compared = |r: &Results| -> Vec<String> {
@@ -123,7 +118,8 @@ fn combine(shards: &[Input], allow_partial: bool) -> anyhow::Result<Results> {
     let run = RunFacts {
         cache_hits: all().map(|r| r.cache_hits).sum(),
         estimated_usd: all().map(|r| r.estimated_usd).sum(),
-        simulated: all().all(|r| r.simulated),
+        // A shard that made no call knows no provider: it says nothing about simulation.
+        simulated: all().any(|r| r.calls > 0) && all().filter(|r| r.calls > 0).all(|r| r.simulated),
         // The shards ran side by side: the matrix took as long as its slowest shard.
         duration_ms: all().map(|r| r.duration_ms).max().unwrap_or(0),
         retries: all().map(|r| r.retries).sum(),
@@ -161,8 +157,8 @@ fn combine(shards: &[Input], allow_partial: bool) -> anyhow::Result<Results> {
     })
 }
 
-/// The keys re-analysis needs, and a design it can reproduce.
-fn check_self_sufficient(s: &Input) -> anyhow::Result<()> {
+/// The keys re-analysis needs (returned), and a design it can reproduce.
+fn check_self_sufficient(s: &Input) -> anyhow::Result<(Vec<GateRecord>, AnalysisDefaults)> {
     let hint = "re-run the shards with this version of promptgate, which records them";
     let Some(defaults) = &s.results.defaults else {
         return Err(bad(
@@ -170,12 +166,12 @@ fn check_self_sufficient(s: &Input) -> anyhow::Result<()> {
             hint,
         ));
     };
-    if s.results.gates.is_none() {
+    let Some(gates) = &s.results.gates else {
         return Err(bad(
             format!("{} has no `gates`: it was written by an older promptgate", s.name()),
             hint,
         ));
-    }
+    };
     if defaults.sequential || defaults.aa {
         let what = if defaults.aa {
             "an A/A check"
@@ -187,7 +183,7 @@ fn check_self_sufficient(s: &Input) -> anyhow::Result<()> {
             "use `promptgate report` to re-render it",
         ));
     }
-    Ok(())
+    Ok((gates.clone(), defaults.clone()))
 }
 
 /// Shards of one run share the commits, the suite and its analysis.
