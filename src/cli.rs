@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::report::results::Shard;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "promptgate",
@@ -38,6 +40,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Re-render report.md, summary.md and junit.xml from a results.json.
     Report(ReportArgs),
+    /// Combine the results.json of shards run as a CI matrix (`run --shard K/N`) and gate them
+    /// as one run.
+    Merge(MergeArgs),
     /// Scaffold a suite in the current repository.
     Init(InitArgs),
 }
@@ -150,6 +155,41 @@ pub struct GateFlags {
     /// Send every call, neither reading nor writing the response cache (.promptgate/cache).
     #[arg(long)]
     pub no_cache: bool,
+
+    /// Run only shard K of N of every experiment's cases (a CI matrix); combine the shards'
+    /// results.json with `promptgate merge`.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+}
+
+/// `K/N` with 1 ≤ K ≤ N.
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    const HINT: &str = "\nhint: write K/N with 1 ≤ K ≤ N, e.g. `--shard 2/4` for the second of four shards";
+    let (k, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("`{text}` is not of the form K/N{HINT}"))?;
+    let parse = |part: &str| part.trim().parse::<u32>().ok();
+    match (parse(k), parse(n)) {
+        (Some(index), Some(count)) if index >= 1 && index <= count => Ok(Shard { index, count }),
+        (Some(_), Some(0)) => Err(format!("the shard count must be at least 1{HINT}")),
+        (Some(index), Some(count)) => Err(format!("shard {index} is outside 1..={count}{HINT}")),
+        _ => Err(format!("`{text}` is not of the form K/N with whole numbers{HINT}")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' results.json files (`promptgate run --shard K/N` wrote one each).
+    #[arg(value_name = "SHARD.json", required = true)]
+    pub shards: Vec<PathBuf>,
+
+    /// Where to write the merged outputs.
+    #[arg(long, default_value = "promptgate-out", value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Merge even when some shards of 1..N are missing; the report states the gap.
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 #[derive(Debug, Args)]

@@ -116,6 +116,21 @@ fn derive_seed(seed: u64, experiment: &str, case: &str, repeat: u32) -> u64 {
     u64::from_le_bytes(bytes)
 }
 
+/// The shard (1-based, of `count`) a case belongs to: FNV-1a (64-bit) of
+/// `experiment + "\0" + case id`, mod `count`. A pure function of the names, so every matrix
+/// job agrees on the partition and a case keeps its shard when others are added or removed.
+pub fn shard_of(experiment: &str, case: &str, count: u32) -> u32 {
+    let hash = fnv1a(experiment.as_bytes().iter().chain(&[0]).chain(case.as_bytes()));
+    // The remainder is below `count`, a u32.
+    (hash % u64::from(count.max(1))) as u32 + 1
+}
+
+fn fnv1a<'a>(bytes: impl IntoIterator<Item = &'a u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// Tokens of a text, estimated at four characters a token (the usual rule of thumb for
 /// English with OpenAI and Anthropic tokenizers), plus a few tokens of per-message framing.
 pub fn estimate_input_tokens(messages: &[Message]) -> u64 {
@@ -222,6 +237,50 @@ pub fn check_budget(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Reference values from an independent FNV-1a (Python):
+    //   def fnv(b):
+    //       h = 0xcbf29ce484222325
+    //       for x in b: h = ((h ^ x) * 0x100000001b3) % 2**64
+    //       return h
+    //   fnv(e.encode() + b"\0" + c.encode()) % n + 1
+    // The first three are the published FNV-1a 64 test vectors.
+    #[test]
+    fn fnv1a_matches_the_reference() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(fnv1a(b"customer-support\0refund-late"), 0x9ef6_9d93_c9d9_fece);
+    }
+
+    #[test]
+    fn shard_of_is_stable() {
+        let check = |experiment: &str, case: &str, count: u32, expected: u32| {
+            assert_eq!(
+                shard_of(experiment, case, count),
+                expected,
+                "{experiment}/{case} of {count}"
+            );
+        };
+        check("customer-support", "refund-late", 3, 3);
+        check("customer-support", "refund-late", 4, 3);
+        check("product-faq", "shipping-time", 3, 3);
+        check("x", "", 2, 2);
+        check("customer-support", "c1", 7, 2);
+        check("anything", "at-all", 1, 1);
+    }
+
+    #[test]
+    fn shard_of_separates_experiment_from_case() {
+        // "ab" + "c" and "a" + "bc" differ only by where the separator falls.
+        assert_ne!(fnv1a(b"ab\0c"), fnv1a(b"a\0bc"));
+        for n in 1..10 {
+            for i in 0..50 {
+                let k = shard_of("e", &format!("case-{i}"), n);
+                assert!((1..=n).contains(&k));
+            }
+        }
+    }
 
     fn est(usd: f64) -> Estimate {
         Estimate {

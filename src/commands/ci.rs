@@ -35,6 +35,18 @@ pub fn ci(repo_dir: &Path, config: &str, args: &CiArgs) -> anyhow::Result<u8> {
     if let Some(dir) = &args.publish_only {
         return publish_only(&runtime, &env, dir, args);
     }
+    if let Some(shard) = args.gate.shard.filter(|_| !args.no_publish) {
+        // A shard's verdict covers a share of the cases: it must not become the PR's comment
+        // and check run. The merged results are published once, by the trusted half.
+        return Err(Error::from(
+            Diagnostic::new(format!(
+                "--shard {}/{} would publish one shard's partial verdict to the pull request",
+                shard.index, shard.count
+            ))
+            .hint("add --no-publish to each shard, then `promptgate merge shard-*/results.json --out DIR`, copy a shard's pr.json into DIR and run `promptgate ci --publish-only DIR`"),
+        )
+        .into());
+    }
     let trigger = env.trigger()?;
     let client = if args.no_publish {
         None
@@ -167,6 +179,18 @@ fn publish_only(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, dir: &Path,
         )))
     })?;
     let mut results = report::read_results(&dir.join("results.json"))?;
+    if let Some(shard) = results.shard {
+        return Err(Error::from(
+            Diagnostic::new(format!(
+                "{} holds shard {}/{} only: its verdict covers a share of the cases",
+                dir.join("results.json").display(),
+                shard.index,
+                shard.count
+            ))
+            .hint("run `promptgate merge shard-*/results.json --out DIR` first and publish DIR"),
+        )
+        .into());
+    }
     let repository = env.require_repository()?;
     if claimed.repository != repository {
         return Err(Error::run(format!("the results are for {}, not {repository}", claimed.repository)).into());

@@ -63,6 +63,7 @@ pub fn demo(out: &Path, live: bool) -> anyhow::Result<u8> {
         cache_dir: None,
         journal: None,
         aa: false,
+        shard: None,
     };
     let run = run_gate(&repo.0, &options)?;
     print_outcome(&run);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::analyze::{self, Estimate};
 use crate::cli::GateFlags;
 use crate::detect::{self, Detection};
-use crate::error::{Error, exit};
+use crate::error::{Diagnostic, Error, exit};
 use crate::gate;
 use crate::plan::{self, Arm, Job, Planned};
 use crate::providers::{self, pricing::PriceTable};
@@ -34,6 +34,8 @@ pub struct GateOptions {
     pub journal: Option<PathBuf>,
     /// A/A: every experiment at `base` compared with itself, to measure the suite's noise.
     pub aa: bool,
+    /// Run only this shard of every experiment's cases (`--shard K/N`).
+    pub shard: Option<Shard>,
 }
 
 impl GateOptions {
@@ -57,6 +59,7 @@ impl GateOptions {
             cache_dir: (!flags.no_cache).then(|| repo_root.join(".promptgate").join("cache")),
             journal: Some(out.join("journal.jsonl")),
             aa: false,
+            shard: flags.shard,
         }
     }
 }
@@ -141,6 +144,10 @@ pub fn run_gate_with(
         detection.unaffected.len()
     );
 
+    if let Some(shard) = options.shard {
+        refuse_shard(shard, options.aa, head.defaults.sequential)?;
+    }
+
     let planned: Vec<Planned<'_>> = detection
         .affected
         .iter()
@@ -156,6 +163,19 @@ pub fn run_gate_with(
         })
         .collect();
     let mut jobs = plan::jobs(&planned, head.defaults.seed);
+    if let Some(shard) = options.shard {
+        // Same jobs, seeds and requests as the full run, so shards union to it call for call.
+        jobs.retain(|j| {
+            let e = planned[j.experiment].candidate;
+            plan::shard_of(&e.name, &e.cases[j.case].id, shard.count) == shard.index
+        });
+        eprintln!(
+            "promptgate: shard {}/{}: {} of the plan's calls",
+            shard.index,
+            shard.count,
+            jobs.len()
+        );
+    }
     if options.aa {
         // Independent seeds for the second arm, or a seeded provider would answer identically
         // and the A/A would measure nothing.
@@ -235,6 +255,7 @@ pub fn run_gate_with(
             simulated,
             started,
             look,
+            shard: options.shard,
         })
     };
     let (mut results, report) = if head.defaults.sequential && !options.aa && !jobs.is_empty() {
@@ -245,6 +266,9 @@ pub fn run_gate_with(
     };
     if options.aa {
         add_aa_summaries(&mut results, &head);
+        if let Some(d) = &mut results.defaults {
+            d.aa = true;
+        }
     }
     let run_error =
         budget_cap_reached(&report, max_usd).or_else(|| error_budget_exceeded(&results, head.defaults.max_error_rate));
@@ -254,6 +278,27 @@ pub fn run_gate_with(
         written,
         run_error,
     })
+}
+
+/// A shard is a fixed share of the cases; the designs that need every case refuse it.
+fn refuse_shard(shard: Shard, aa: bool, sequential: bool) -> Result<(), Error> {
+    let why = if aa {
+        "--aa compares every case with itself and estimates the suite's noise from all of them"
+    } else if sequential {
+        "a sequential design looks at shares of all the cases in one order, which a shard cannot see"
+    } else {
+        return Ok(());
+    };
+    Err(Diagnostic::new(format!(
+        "--shard {}/{} cannot be used here: {why}",
+        shard.index, shard.count
+    ))
+    .hint(if aa {
+        "run the A/A check without --shard"
+    } else {
+        "run without --shard, or set `defaults.sequential: false` in the suite to shard a fixed design"
+    })
+    .into())
 }
 
 /// The suite at base, as far as it loads. A missing suite means every experiment is new; an
@@ -399,6 +444,8 @@ struct AssembleInput<'a> {
     /// A sequential run's current look: intervals at its nominal level, p-values made
     /// repeated p-values before Holm. `None` for a fixed design.
     look: Option<&'a stats::Look>,
+    /// Only this shard's cases are in `jobs`; the others are left out of the results.
+    shard: Option<Shard>,
 }
 
 /// Turns outcomes into calls, scores them, estimates every metric, applies the gates.
@@ -466,31 +513,17 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
     }
 
     let mut experiments: Vec<ExperimentResult> = Vec::new();
-    let mut estimates: Vec<(usize, Estimate)> = Vec::new();
-    // Each metric's intervals at its own gate's α (the suite's for ungated metrics), and in a
-    // sequential run at the look's nominal level for that α: repeated confidence intervals
-    // (J&T §9.1), so non-inferiority, equivalence and SLOs proven at a look keep the gate's α.
-    let mut levels: BTreeMap<u64, f64> = BTreeMap::new();
-    for a in std::iter::once(input.head.defaults.alpha).chain(input.head.gates.iter().map(|g| g.alpha)) {
-        levels
-            .entry(a.to_bits())
-            .or_insert_with(|| input.look.map_or(a, |l| l.nominal(a)));
-    }
-    let interval_alpha = |metric: &str| {
-        let a = input
-            .head
-            .gates
-            .iter()
-            .find(|g| g.metric == metric)
-            .map_or(input.head.defaults.alpha, |g| g.alpha);
-        levels.get(&a.to_bits()).copied().unwrap_or(a)
-    };
     for (ei, (planned, affected)) in input.planned.iter().zip(&input.detection.affected).enumerate() {
         let head = planned.candidate;
         let cases: Vec<CaseResult> = head
             .cases
             .iter()
             .enumerate()
+            .filter(|(_, case)| {
+                input
+                    .shard
+                    .is_none_or(|s| plan::shard_of(&head.name, &case.id, s.count) == s.index)
+            })
             .map(|(ci, case)| {
                 let mut baseline = grouped.remove(&(ei, ci, Arm::Baseline)).unwrap_or_default();
                 let mut candidate = grouped.remove(&(ei, ci, Arm::Candidate)).unwrap_or_default();
@@ -506,18 +539,6 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
                 }
             })
             .collect();
-        let paired = planned.baseline.is_some();
-        let (flaky_share, flaky_cases) = analyze::flaky_share(&cases);
-        let mut names = metric_names(input.head, &cases);
-        if head.repeats > 1 && !names.iter().any(|n| n == analyze::FLAKY_SHARE) {
-            names.push(analyze::FLAKY_SHARE.to_owned());
-        }
-        let seed = input.head.defaults.seed ^ (ei as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        estimates.extend(
-            estimate_all(&names, &cases, paired, &interval_alpha, seed)
-                .into_iter()
-                .map(|e| (ei, e)),
-        );
         experiments.push(ExperimentResult {
             name: head.name.clone(),
             status: affected.status,
@@ -530,37 +551,16 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
             repeats: head.repeats,
             metrics: Vec::new(),
             cases,
-            noise: ExperimentNoise {
-                flaky_share,
-                flaky_cases,
-                ..ExperimentNoise::default()
+            dataset_cases: match input.shard {
+                Some(_) => head.cases.iter().map(|c| c.id.clone()).collect(),
+                None => Vec::new(),
             },
+            noise: ExperimentNoise::default(),
         });
     }
+    let policy = Policy::of(input.head);
+    judge(&mut experiments, &policy, input.look);
 
-    let gate_of = |metric: &str| input.head.gates.iter().find(|g| g.metric == metric);
-    let alpha = input.head.defaults.alpha;
-    let flags: Vec<(&Estimate, bool)> = estimates
-        .iter()
-        .map(|(_, e)| (e, gate_of(&e.metric).is_some()))
-        .collect();
-    let adjusted = gate::adjust_at(&flags, input.look);
-    for ((ei, estimate), p_adjusted) in estimates.iter().zip(adjusted) {
-        let mut metric = gate::decide(estimate, gate_of(&estimate.metric), p_adjusted, alpha);
-        let recorded = input.planned[*ei]
-            .candidate
-            .variant
-            .evaluation_metrics
-            .get(&estimate.metric)
-            .copied();
-        metric.details.drift = gate::drift(recorded, estimate);
-        experiments[*ei].metrics.push(metric);
-    }
-    for e in &mut experiments {
-        let (verdict, reason) = experiment_verdict(e);
-        e.verdict = verdict;
-        e.reason = reason;
-    }
     for removed in &input.detection.removed {
         experiments.push(ExperimentResult {
             name: removed.name.clone(),
@@ -574,22 +574,13 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
             repeats: 0,
             metrics: Vec::new(),
             cases: Vec::new(),
+            dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
         });
     }
 
-    let calls: Vec<&Call> = experiments
-        .iter()
-        .flat_map(|e| e.cases.iter())
-        .flat_map(|c| c.baseline.iter().chain(&c.candidate))
-        .collect();
     let run = RunFacts {
-        cases: experiments.iter().map(|e| e.cases.len()).sum(),
-        calls: calls.len(),
-        completed: calls.iter().filter(|c| c.error.is_none()).count(),
-        errored: calls.iter().filter(|c| c.error.is_some()).count(),
         cache_hits: input.runner.cache_hits,
-        spend_usd: calls.iter().filter(|c| !c.cached).map(|c| c.cost_usd).sum(),
         estimated_usd: input.estimate_usd,
         simulated: input.simulated,
         duration_ms: u64::try_from(input.started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -597,9 +588,20 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
         fallbacks: input.runner.fallbacks,
         rate_limited: input.runner.rate_limited,
         resumed: input.runner.resumed,
+        ..count_calls(&experiments)
     };
     let (verdict, reason) = overall_verdict(&experiments);
     Results {
+        shard: input.shard,
+        merged: None,
+        gates: Some(input.head.gates.iter().map(gate_record).collect()),
+        defaults: Some(AnalysisDefaults {
+            alpha: input.head.defaults.alpha,
+            seed: input.head.defaults.seed,
+            max_error_rate: input.head.defaults.max_error_rate,
+            sequential: input.look.is_some(),
+            aa: false,
+        }),
         schema_version: SCHEMA_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         verdict,
@@ -612,6 +614,151 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
         run,
         requests_per_month: input.head.requests_per_month,
         waiver: None,
+    }
+}
+
+/// What the analysis reads of the suite: the gates, α and the seed.
+pub(super) struct Policy {
+    pub gates: Vec<suite::GateSpec>,
+    pub alpha: f64,
+    pub seed: u64,
+}
+
+impl Policy {
+    fn of(suite: &Suite) -> Policy {
+        Policy {
+            gates: suite.gates.clone(),
+            alpha: suite.defaults.alpha,
+            seed: suite.defaults.seed,
+        }
+    }
+
+    /// The policy a `results.json` recorded.
+    pub(super) fn recorded(gates: &[GateRecord], defaults: &AnalysisDefaults) -> Policy {
+        Policy {
+            gates: gates.iter().map(gate_spec).collect(),
+            alpha: defaults.alpha,
+            seed: defaults.seed,
+        }
+    }
+}
+
+/// Statistics and verdicts of the compared experiments, from their cases alone: flakiness,
+/// every metric's estimate, Holm across every gated metric of every experiment, each gate's
+/// decision, drift from the recorded `evaluation_metrics`, and each experiment's verdict.
+/// `run` and `merge` both end here, so a merged matrix is judged exactly as one run.
+///
+/// `experiments` are the compared (not removed) ones, in plan order: an experiment's position
+/// seeds its bootstraps, and its cases must be in dataset order.
+pub(super) fn judge(experiments: &mut [ExperimentResult], policy: &Policy, look: Option<&stats::Look>) {
+    let mut estimates: Vec<(usize, Estimate)> = Vec::new();
+    // Each metric's intervals at its own gate's α (the suite's for ungated metrics), and in a
+    // sequential run at the look's nominal level for that α: repeated confidence intervals
+    // (J&T §9.1), so non-inferiority, equivalence and SLOs proven at a look keep the gate's α.
+    let mut levels: BTreeMap<u64, f64> = BTreeMap::new();
+    for a in std::iter::once(policy.alpha).chain(policy.gates.iter().map(|g| g.alpha)) {
+        levels
+            .entry(a.to_bits())
+            .or_insert_with(|| look.map_or(a, |l| l.nominal(a)));
+    }
+    let interval_alpha = |metric: &str| {
+        let a = policy
+            .gates
+            .iter()
+            .find(|g| g.metric == metric)
+            .map_or(policy.alpha, |g| g.alpha);
+        levels.get(&a.to_bits()).copied().unwrap_or(a)
+    };
+    for (ei, e) in experiments.iter_mut().enumerate() {
+        let (flaky_share, flaky_cases) = analyze::flaky_share(&e.cases);
+        e.noise.flaky_share = flaky_share;
+        e.noise.flaky_cases = flaky_cases;
+        let mut names = metric_names(&policy.gates, &e.cases);
+        if e.repeats > 1 && !names.iter().any(|n| n == analyze::FLAKY_SHARE) {
+            names.push(analyze::FLAKY_SHARE.to_owned());
+        }
+        let seed = policy.seed ^ (ei as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let paired = e.baseline.is_some();
+        estimates.extend(
+            estimate_all(&names, &e.cases, paired, &interval_alpha, seed)
+                .into_iter()
+                .map(|est| (ei, est)),
+        );
+    }
+
+    let gate_of = |metric: &str| policy.gates.iter().find(|g| g.metric == metric);
+    let flags: Vec<(&Estimate, bool)> = estimates
+        .iter()
+        .map(|(_, e)| (e, gate_of(&e.metric).is_some()))
+        .collect();
+    let adjusted = gate::adjust_at(&flags, look);
+    for ((ei, estimate), p_adjusted) in estimates.iter().zip(adjusted) {
+        let mut metric = gate::decide(estimate, gate_of(&estimate.metric), p_adjusted, policy.alpha);
+        let recorded = experiments[*ei]
+            .candidate
+            .as_ref()
+            .and_then(|c| c.evaluation_metrics.get(&estimate.metric))
+            .copied();
+        metric.details.drift = gate::drift(recorded, estimate);
+        experiments[*ei].metrics.push(metric);
+    }
+    for e in experiments.iter_mut() {
+        let (verdict, reason) = experiment_verdict(e);
+        e.verdict = verdict;
+        e.reason = reason;
+    }
+}
+
+fn gate_record(g: &suite::GateSpec) -> GateRecord {
+    let (margin, relative) = match g.margin {
+        suite::Margin::Absolute(m) => (m, false),
+        suite::Margin::Relative(r) => (r, true),
+    };
+    GateRecord {
+        metric: g.metric.clone(),
+        direction: g.direction,
+        margin,
+        relative,
+        alpha: g.alpha,
+        blocking: g.blocking,
+        slo: g.slo,
+        require_non_inferiority: g.require_non_inferiority,
+        require_equivalence: g.require_equivalence,
+    }
+}
+
+fn gate_spec(g: &GateRecord) -> suite::GateSpec {
+    suite::GateSpec {
+        metric: g.metric.clone(),
+        direction: g.direction,
+        margin: if g.relative {
+            suite::Margin::Relative(g.margin)
+        } else {
+            suite::Margin::Absolute(g.margin)
+        },
+        alpha: g.alpha,
+        blocking: g.blocking,
+        slo: g.slo,
+        require_non_inferiority: g.require_non_inferiority,
+        require_equivalence: g.require_equivalence,
+    }
+}
+
+/// The run facts the calls themselves say: cases, calls, completed, errored, spend.
+pub(super) fn count_calls(experiments: &[ExperimentResult]) -> RunFacts {
+    let calls: Vec<&Call> = experiments
+        .iter()
+        .flat_map(|e| e.cases.iter())
+        .flat_map(|c| c.baseline.iter().chain(&c.candidate))
+        .collect();
+    RunFacts {
+        cases: experiments.iter().map(|e| e.cases.len()).sum(),
+        calls: calls.len(),
+        completed: calls.iter().filter(|c| c.error.is_none()).count(),
+        errored: calls.iter().filter(|c| c.error.is_some()).count(),
+        // `+ 0.0`: an empty sum is −0.0, which would print as "$-0.0000".
+        spend_usd: calls.iter().filter(|c| !c.cached).map(|c| c.cost_usd).sum::<f64>() + 0.0,
+        ..RunFacts::default()
     }
 }
 
@@ -800,9 +947,9 @@ fn estimate_all(
 }
 
 /// The built-in metrics, plus every gated scorer metric some call produced.
-fn metric_names(suite: &Suite, cases: &[CaseResult]) -> Vec<String> {
+fn metric_names(gates: &[suite::GateSpec], cases: &[CaseResult]) -> Vec<String> {
     let mut names: Vec<String> = suite::BUILTIN_METRICS.iter().map(|m| (*m).to_owned()).collect();
-    for gate in &suite.gates {
+    for gate in gates {
         let produced = cases
             .iter()
             .flat_map(|c| c.baseline.iter().chain(&c.candidate))
@@ -823,6 +970,7 @@ fn arm_info(e: &suite::Experiment) -> ArmInfo {
         temperature: e.variant.temperature,
         max_tokens: e.variant.max_tokens,
         top_p: e.variant.top_p,
+        evaluation_metrics: e.variant.evaluation_metrics.clone(),
     }
 }
 
@@ -900,7 +1048,7 @@ fn describe_failure(m: &MetricResult) -> String {
     format!("{} is not proven non-inferior within its margin", m.name)
 }
 
-fn overall_verdict(experiments: &[ExperimentResult]) -> (Verdict, String) {
+pub(super) fn overall_verdict(experiments: &[ExperimentResult]) -> (Verdict, String) {
     let failed: Vec<String> = experiments
         .iter()
         .filter(|e| e.verdict == ExperimentVerdict::Fail)
@@ -962,7 +1110,7 @@ fn format_p(p: f64) -> String {
 }
 
 /// Too many failed calls make the comparison meaningless: that is a run error (exit 3).
-fn error_budget_exceeded(results: &Results, max_error_rate: f64) -> Option<Error> {
+pub(super) fn error_budget_exceeded(results: &Results, max_error_rate: f64) -> Option<Error> {
     for e in &results.experiments {
         for (arm, calls) in [
             ("baseline", e.cases.iter().flat_map(|c| &c.baseline).collect::<Vec<_>>()),

@@ -5,6 +5,7 @@ mod demo;
 mod gate;
 mod init;
 mod inspect;
+mod merge;
 
 use crate::cli::{Cli, Command};
 
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Detect(args) => inspect::detect(&cli.repo, &cli.config, &args),
         Command::Validate(args) => inspect::validate(&cli.repo, &cli.config, args.at_ref.as_deref()),
         Command::Report(args) => inspect::report(&args.results, &args.out),
+        Command::Merge(args) => merge::merge(&args),
         Command::Init(args) => init::init(&cli.repo, &cli.config, args.force),
     }
 }

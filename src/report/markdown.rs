@@ -1345,6 +1345,10 @@ pub(crate) mod test_fixtures {
             },
             requests_per_month: Some(1_000_000),
             waiver: None,
+            shard: None,
+            merged: None,
+            gates: None,
+            defaults: None,
         }
     }
 
@@ -1357,6 +1361,7 @@ pub(crate) mod test_fixtures {
             temperature: Some(temperature),
             max_tokens: Some(1024),
             top_p: Some(0.9),
+            evaluation_metrics: BTreeMap::new(),
         }
     }
 
@@ -1569,6 +1574,7 @@ pub(crate) mod test_fixtures {
                     call(true, "Open Billing → Invoices and pick the month.", &[]),
                 ),
             ],
+            dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
         }
     }
@@ -1676,6 +1682,7 @@ pub(crate) mod test_fixtures {
             repeats: 3,
             metrics: vec![pass_rate, cost, latency, errors],
             cases: vec![case],
+            dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
         }
     }
@@ -1707,6 +1714,7 @@ pub(crate) mod test_fixtures {
             repeats: 1,
             metrics: vec![pass_rate, latency],
             cases: Vec::new(),
+            dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
         }
     }
@@ -1724,6 +1732,7 @@ pub(crate) mod test_fixtures {
             repeats: 1,
             metrics: Vec::new(),
             cases: Vec::new(),
+            dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
         }
     }

@@ -32,6 +32,63 @@ pub struct Results {
     /// Set when a maintainer accepted a regression (`verdict` is then `waived`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiver: Option<Waiver>,
+    /// Set by `--shard K/N`: these results cover only the cases of shard K of N.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// Set by `promptgate merge`: the shards combined, and any that were missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergeFacts>,
+    /// The suite's gates as the analysis applied them, so `promptgate merge` can re-analyze
+    /// without the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<Vec<GateRecord>>,
+    /// The suite's defaults the analysis read (α, seed, error tolerance, design).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<AnalysisDefaults>,
+}
+
+/// One shard of a CI matrix: cases whose hash falls in `index` of `count` (1-based).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+/// What `promptgate merge` combined.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeFacts {
+    pub count: u32,
+    /// Shard indexes merged, ascending.
+    pub shards: Vec<u32>,
+    /// Shard indexes absent (`--allow-partial`): their cases are not in these results.
+    pub missing: Vec<u32>,
+}
+
+/// A gate from the suite, as recorded in `results.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GateRecord {
+    pub metric: String,
+    pub direction: Direction,
+    /// In the metric's unit, or a fraction of the baseline when `relative` (0.1 for "10%").
+    pub margin: f64,
+    pub relative: bool,
+    pub alpha: f64,
+    pub blocking: bool,
+    pub slo: Option<f64>,
+    pub require_non_inferiority: bool,
+    pub require_equivalence: bool,
+}
+
+/// The suite defaults the analysis depends on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisDefaults {
+    pub alpha: f64,
+    pub seed: u64,
+    pub max_error_rate: f64,
+    pub sequential: bool,
+    /// Set for `--aa` runs: their analysis is not a comparison of base and head.
+    #[serde(default)]
+    pub aa: bool,
 }
 
 /// Who accepted a regression, why, and how (`label` or `comment`).
@@ -95,6 +152,11 @@ pub struct ExperimentResult {
     pub repeats: u32,
     pub metrics: Vec<MetricResult>,
     pub cases: Vec<CaseResult>,
+    /// In one shard's results (`--shard K/N`): the ids of all the experiment's cases, in
+    /// dataset order, so `promptgate merge` restores that order (the seeded bootstrap
+    /// resamples by position) and knows which cases no shard covered. Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dataset_cases: Vec<String>,
     /// Noise, A/A and sequential facts (issue 4); every key optional in `results.json`.
     #[serde(default, flatten)]
     pub noise: ExperimentNoise,
@@ -164,6 +226,9 @@ pub struct ArmInfo {
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
     pub top_p: Option<f64>,
+    /// The variant's recorded `evaluation_metrics` (its baseline contract), for drift.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub evaluation_metrics: BTreeMap<String, f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@ use serde_json::Value;
 use crate::support::{TestRepo, fixture, results};
 
 /// The demo's base on `main`, and a `pr` branch with the demo's PR tree committed.
-fn demo_pr() -> TestRepo {
+pub(crate) fn demo_pr() -> TestRepo {
     let repo = TestRepo::with_demo_base();
     repo.checkout_new("pr");
     repo.replace_tree(&fixture("pr"));
@@ -13,7 +13,7 @@ fn demo_pr() -> TestRepo {
     repo
 }
 
-fn experiment<'a>(results: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn experiment<'a>(results: &'a Value, name: &str) -> &'a Value {
     results["experiments"]
         .as_array()
         .unwrap()
@@ -22,7 +22,7 @@ fn experiment<'a>(results: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no experiment {name}"))
 }
 
-fn metric<'a>(experiment: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn metric<'a>(experiment: &'a Value, name: &str) -> &'a Value {
     experiment["metrics"]
         .as_array()
         .unwrap()

@@ -652,6 +652,40 @@ fn fork_pair_hands_the_pull_request_to_the_trusted_job() {
     assert_eq!(pr["repository"], REPO);
 }
 
+#[test]
+fn ci_shards_evaluate_without_publishing_for_a_merge() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let event = event(repo.path(), &base, &head, &[]);
+    // A shard's partial verdict must not become the pull request's comment and check.
+    ci(
+        repo.path(),
+        "http://127.0.0.1:9",
+        &event,
+        &["--shard", "1/2", "--out", "out"],
+    )
+    .run
+    .expect_code(2)
+    .stderr_has("partial verdict")
+    .stderr_has("hint: add --no-publish");
+    let run = ci(
+        repo.path(),
+        "http://127.0.0.1:9",
+        &event,
+        &["--shard", "1/2", "--no-publish", "--out", "out"],
+    );
+    assert!(matches!(run.run.code, 0 | 1), "{:?}", run.run);
+    let results: Value = serde_json::from_str(&repo.read("out/results.json")).unwrap();
+    assert_eq!(results["shard"], json!({"index": 1, "count": 2}));
+    assert!(repo.path().join("out/pr.json").is_file());
+    // Nor can the trusted half publish one shard: it needs the merge.
+    ci(repo.path(), "http://127.0.0.1:9", &event, &["--publish-only", "out"])
+        .run
+        .expect_code(2)
+        .stderr_has("holds shard 1/2 only")
+        .stderr_has("hint: run `promptgate merge");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chart_pngs_are_committed_to_the_asset_branch_and_shown_inline() {
     let repo = TestRepo::with_demo_base();

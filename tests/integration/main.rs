@@ -7,4 +7,5 @@ mod detect;
 mod gate;
 mod github;
 mod live;
+mod merge;
 mod outputs;

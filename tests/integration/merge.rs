@@ -1,0 +1,232 @@
+//! `promptgate run --shard K/N` and `promptgate merge`: a CI matrix of shards merges into exactly
+//! the unsharded run, and shards that do not belong together are refused.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::gate::{demo_pr, experiment, metric};
+use crate::support::{Run, TestRepo, results};
+
+/// `promptgate run --base main --head pr` into `out`, with extra arguments.
+fn run_into(repo: &TestRepo, out: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["run", "--base", "main", "--head", "pr", "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    repo.promptgate(&args)
+}
+
+/// Runs shard `k` of `n` (no cache, so every call is sent as in the full run) into `shard-k`.
+fn shard(repo: &TestRepo, k: u32, n: u32) -> PathBuf {
+    let out = repo.path().join(format!("shard-{k}"));
+    let run = run_into(repo, &out, &["--no-cache", "--shard", &format!("{k}/{n}")]);
+    assert!(matches!(run.code, 0 | 1), "shard {k}/{n}: {run:?}");
+    out.join("results.json")
+}
+
+fn merge(repo: &TestRepo, shards: &[&Path], extra: &[&str]) -> Run {
+    let mut args: Vec<&str> = vec!["merge"];
+    args.extend(shards.iter().map(|p| p.to_str().unwrap()));
+    args.extend_from_slice(extra);
+    repo.promptgate(&args)
+}
+
+fn case_ids(experiment: &Value) -> Vec<&str> {
+    experiment["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect()
+}
+
+/// Everything the analysis and the calls produced must be equal; only the facts of running
+/// (duration, the summed estimate, the shard bookkeeping) may differ.
+#[track_caller]
+fn assert_same_run(full: &Value, merged: &Value) {
+    assert_eq!(merged["verdict"], full["verdict"]);
+    assert_eq!(merged["reason"], full["reason"]);
+    assert_eq!(merged["base"], full["base"]);
+    assert_eq!(merged["head"], full["head"]);
+    assert_eq!(merged["unaffected"], full["unaffected"]);
+    assert_eq!(merged["gates"], full["gates"]);
+    assert_eq!(merged["defaults"], full["defaults"]);
+    for key in ["cases", "calls", "completed", "errored", "spend_usd", "simulated"] {
+        assert_eq!(merged["run"][key], full["run"][key], "run.{key}");
+    }
+    let (f, m) = (
+        full["experiments"].as_array().unwrap(),
+        merged["experiments"].as_array().unwrap(),
+    );
+    assert_eq!(f.len(), m.len());
+    for (fe, me) in f.iter().zip(m) {
+        let name = fe["name"].as_str().unwrap();
+        assert_eq!(case_ids(me), case_ids(fe), "{name}: cases");
+        for (fm, mm) in fe["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(me["metrics"].as_array().unwrap())
+        {
+            for key in ["delta", "ci", "p_value", "p_adjusted", "verdict"] {
+                assert_eq!(mm[key], fm[key], "{name} {} {key}", fm["name"]);
+            }
+        }
+        // And, stronger, every key of the experiment: metrics, cases and calls, verdict.
+        assert_eq!(me, fe, "{name}");
+    }
+}
+
+#[test]
+fn three_shards_merge_into_exactly_the_unsharded_run() {
+    let repo = demo_pr();
+    let full_out = repo.path().join("full");
+    let full_run = run_into(&repo, &full_out, &["--no-cache"]);
+    full_run.expect_code(1);
+    let full = results(&full_out);
+
+    let shards: Vec<PathBuf> = (1..=3).map(|k| shard(&repo, k, 3)).collect();
+    let mut seen = 0;
+    for (k, path) in shards.iter().enumerate() {
+        let r: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(r["shard"], serde_json::json!({"index": k + 1, "count": 3}));
+        let support = experiment(&r, "customer-support");
+        assert!(case_ids(support).len() < case_ids(experiment(&full, "customer-support")).len());
+        // Every shard lists the whole dataset, in order, for the merge to restore it.
+        let all: Vec<&str> = support["dataset_cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| id.as_str().unwrap())
+            .collect();
+        assert_eq!(all, case_ids(experiment(&full, "customer-support")));
+        seen += r["run"]["cases"].as_u64().unwrap();
+    }
+    assert_eq!(
+        seen,
+        full["run"]["cases"].as_u64().unwrap(),
+        "the shards partition the cases"
+    );
+
+    let out = repo.path().join("merged");
+    let refs: Vec<&Path> = shards.iter().map(PathBuf::as_path).collect();
+    merge(&repo, &refs, &["--out", out.to_str().unwrap()])
+        .expect_code(1)
+        .stdout_has("verdict: FAIL");
+    let merged = results(&out);
+    assert_same_run(&full, &merged);
+    assert_eq!(
+        merged["merged"],
+        serde_json::json!({"count": 3, "shards": [1, 2, 3], "missing": []})
+    );
+    assert!(merged.get("shard").is_none());
+    assert_eq!(
+        metric(experiment(&merged, "customer-support"), "pass_rate")["verdict"],
+        "regression"
+    );
+    for file in ["report.md", "summary.md", "junit.xml"] {
+        assert!(out.join(file).is_file(), "{file}");
+    }
+
+    // One unsharded results.json is a matrix of one: merging it reproduces it.
+    let alone = repo.path().join("alone");
+    merge(
+        &repo,
+        &[&full_out.join("results.json")],
+        &["--out", alone.to_str().unwrap()],
+    )
+    .expect_code(1);
+    assert_same_run(&full, &results(&alone));
+}
+
+#[test]
+fn bad_shard_flags_are_usage_errors() {
+    let repo = demo_pr();
+    for bad in ["0/3", "4/3", "x", "1/0", "2", "-1/3", "1/x"] {
+        let out = repo.path().join("out");
+        run_into(&repo, &out, &[&format!("--shard={bad}")])
+            .expect_code(2)
+            .stderr_has("--shard")
+            .stderr_has("hint: write K/N");
+    }
+    // A sequential design looks at all the cases: a shard cannot run it.
+    repo.edit(
+        "promptgate.yaml",
+        "defaults: {repeats: 1,",
+        "defaults: {sequential: true, repeats: 1,",
+    );
+    repo.commit("sequential");
+    run_into(&repo, &repo.path().join("out"), &["--shard", "1/2"])
+        .expect_code(2)
+        .stderr_has("sequential")
+        .stderr_has("hint: ");
+}
+
+#[test]
+fn merge_refuses_shards_that_do_not_belong_together() {
+    let repo = demo_pr();
+    let one = shard(&repo, 1, 3);
+    let three = shard(&repo, 3, 3);
+    let out = repo.path().join("merged");
+    let out_flag = ["--out", out.to_str().unwrap()];
+
+    merge(&repo, &[&one, &one], &out_flag)
+        .expect_code(2)
+        .stderr_has("are both shard 1/3")
+        .stderr_has("hint: ");
+    merge(&repo, &[&one, &three], &out_flag)
+        .expect_code(2)
+        .stderr_has("shard(s) 2/3 missing")
+        .stderr_has("--allow-partial");
+    assert!(!out.exists(), "a refused merge writes nothing");
+
+    let partial = merge(&repo, &[&one, &three], &[out_flag[0], out_flag[1], "--allow-partial"]);
+    assert!(matches!(partial.code, 0 | 1), "{partial:?}");
+    partial.stderr_has("warning: partial merge: shard(s) 2/3 missing");
+    let r = results(&out);
+    assert_eq!(r["merged"]["missing"], serde_json::json!([2]));
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("partial merge: shard(s) 2 of 3 missing")
+    );
+    assert!(
+        std::fs::read_to_string(out.join("report.md"))
+            .unwrap()
+            .contains("partial merge")
+    );
+
+    // A corrupt shard: the file, line and column, and a hint.
+    let corrupt = repo.path().join("corrupt.json");
+    std::fs::write(&corrupt, "{\n  \"schema_version\": 1,\n  oops\n}\n").unwrap();
+    merge(&repo, &[&one, &corrupt], &out_flag)
+        .expect_code(2)
+        .stderr_has(&format!("{}:3:3", corrupt.display()))
+        .stderr_has("hint: ");
+    let missing = repo.path().join("nowhere.json");
+    merge(&repo, &[&one, &missing], &out_flag)
+        .expect_code(2)
+        .stderr_has("nowhere.json")
+        .stderr_has("hint: ");
+
+    // A results.json from before merge existed lacks what re-analysis needs.
+    let mut old: Value = serde_json::from_str(&std::fs::read_to_string(&one).unwrap()).unwrap();
+    old.as_object_mut().unwrap().remove("gates");
+    let old_path = repo.path().join("old.json");
+    std::fs::write(&old_path, serde_json::to_string(&old).unwrap()).unwrap();
+    merge(&repo, &[&old_path, &three], &out_flag)
+        .expect_code(2)
+        .stderr_has("has no `gates`")
+        .stderr_has("hint: re-run the shards");
+
+    // A shard of another head: both SHAs named.
+    let first_head = repo.git(&["rev-parse", "pr"]).trim().to_owned();
+    repo.write("notes.txt", "another push\n");
+    let second_head = repo.commit("another push");
+    let two = shard(&repo, 2, 3);
+    merge(&repo, &[&one, &two, &three], &out_flag)
+        .expect_code(2)
+        .stderr_has(&first_head)
+        .stderr_has(&second_head)
+        .stderr_has("not shards of one run");
+}
