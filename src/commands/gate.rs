@@ -513,8 +513,18 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
     }
 
     let mut experiments: Vec<ExperimentResult> = Vec::new();
-    for (ei, (planned, affected)) in input.planned.iter().zip(&input.detection.affected).enumerate() {
+    for (ei, planned) in input.planned.iter().enumerate() {
         let head = planned.candidate;
+        // `planned` holds the affected experiments found at head, in detection order; match by
+        // name rather than position, so a plan that skipped one cannot shift the others.
+        let (status, affected_by) = input
+            .detection
+            .affected
+            .iter()
+            .find(|a| a.name == head.name)
+            .map_or((ExperimentStatus::Forced, Vec::new()), |a| {
+                (a.status, a.affected_by.clone())
+            });
         let cases: Vec<CaseResult> = head
             .cases
             .iter()
@@ -541,8 +551,8 @@ fn assemble(input: &AssembleInput<'_>) -> Results {
             .collect();
         experiments.push(ExperimentResult {
             name: head.name.clone(),
-            status: affected.status,
-            affected_by: affected.affected_by.clone(),
+            status,
+            affected_by,
             verdict: ExperimentVerdict::Pass,
             reason: String::new(),
             provider: head.provider.clone(),
