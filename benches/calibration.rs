@@ -270,6 +270,85 @@ fn run(design: Design, n: usize, reference: usize, drop: f64, sims: usize, seque
     }
 }
 
+/// Several gated metrics under no change, through the product's own path: repeated p-values at
+/// each look (`stats::Look`), Holm across the metrics (`gate::adjust_at`), each gate's
+/// decision and the stopping rule. Each case has a binary `pass` (Beta(4, 1) truth, one call)
+/// and a continuous `quality` (as the continuous design), independent; both gated with
+/// margin 0 so that a significant change is a verdict. Returns the share of PRs in which some
+/// metric was called a regression or an improvement at some look (the family-wise error
+/// rate, two-sided: must stay at or below α), and the share of calls made.
+fn family_wise(n: usize, sims: usize, sequential: bool) -> (f64, f64) {
+    let gates: Vec<GateSpec> = ["pass", "quality"]
+        .iter()
+        .map(|m| GateSpec {
+            metric: (*m).to_owned(),
+            direction: Direction::Higher,
+            margin: Margin::Absolute(0.0),
+            alpha: ALPHA,
+            blocking: true,
+            slo: None,
+            require_non_inferiority: false,
+            require_equivalence: false,
+        })
+        .collect();
+    let fractions: Vec<f64> = if sequential { LOOKS.to_vec() } else { vec![1.0] };
+    let (mut alarms, mut calls) = (0usize, 0usize);
+    for sim in 0..sims {
+        let mut rng = Rng::new(0xfa11_u64.wrapping_mul(1_000_003).wrapping_add(sim as u64));
+        let cases: Vec<CaseResult> = (0..n)
+            .map(|i| {
+                let p = beta41(&mut rng);
+                let mu = 0.6 + 0.15 * normal(&mut rng);
+                let mut arm = || {
+                    let passed = rng.unit() < p;
+                    let quality = mu + 0.1 * normal(&mut rng);
+                    call(
+                        0,
+                        BTreeMap::from([
+                            ("pass".to_owned(), Score::Bool(passed)),
+                            ("quality".to_owned(), Score::Number(quality)),
+                        ]),
+                    )
+                };
+                let (baseline, candidate) = (vec![arm()], vec![arm()]);
+                CaseResult {
+                    id: format!("c{i}"),
+                    input: String::new(),
+                    baseline,
+                    candidate,
+                    flip: None,
+                }
+            })
+            .collect();
+        let (mut alarm, mut used) = (false, n);
+        for k in 0..fractions.len() {
+            let m = ((n as f64) * fractions[k]).ceil() as usize;
+            let look = sequential.then(|| stats::Look::new(fractions[..=k].to_vec()).expect("valid looks"));
+            let level = look.as_ref().map_or(ALPHA, |l| l.nominal(ALPHA));
+            let estimates: Vec<_> = gates
+                .iter()
+                .map(|g| analyze::estimate(&g.metric, &cases[..m], true, level, sim as u64))
+                .collect();
+            let flags: Vec<_> = estimates.iter().map(|e| (e, true)).collect();
+            let adjusted = gate::adjust_at(&flags, look.as_ref());
+            let results: Vec<MetricResult> = estimates
+                .iter()
+                .zip(&gates)
+                .zip(adjusted)
+                .map(|((e, g), p)| gate::decide(e, Some(g), p, ALPHA))
+                .collect();
+            used = m;
+            alarm |= results.iter().any(|r| r.verdict != MetricVerdict::NoChange);
+            if gate::sequential_settled(&results, gate::accepts_at(level)) {
+                break;
+            }
+        }
+        alarms += usize::from(alarm);
+        calls += used;
+    }
+    (alarms as f64 / sims as f64, calls as f64 / (sims * n) as f64)
+}
+
 fn main() {
     let sims: usize = std::env::var("PROMPTGATE_CALIBRATION_SIMS")
         .ok()
@@ -282,6 +361,12 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| stats::inflation(ALPHA, &LOOKS, POWER).expect("valid looks"));
     let power_only = std::env::var_os("PROMPTGATE_CALIBRATION_POWER_ONLY").is_some();
+    // `PROMPTGATE_CALIBRATION_FAMILY_ONLY` runs only the several-metrics check.
+    let family_only = std::env::var_os("PROMPTGATE_CALIBRATION_FAMILY_ONLY").is_some();
+    if family_only {
+        print_family_wise(sims);
+        return;
+    }
     println!(
         "α = {ALPHA}; {sims} simulated PRs per no-change and 1× margin row, {} per 2× margin row; ± is one Monte-Carlo standard error; \
          sequential n = ⌈R·n⌉ with R = {inflation:.3}; calls made are a share of the fixed design's n.\n",
@@ -334,5 +419,27 @@ fn main() {
                 100.0 * r.calls_share
             );
         }
+    }
+    if !power_only {
+        print_family_wise(sims);
+    }
+}
+
+fn print_family_wise(sims: usize) {
+    let n = 300;
+    println!(
+        "\nSeveral metrics, no change ({sims} simulated PRs of {n} cases; `pass` (McNemar) and `quality` \
+         (Wilcoxon) both gated, margin 0; Holm across them, on repeated p-values when sequential):\n"
+    );
+    println!("| stopping | some metric called changed (family-wise, two-sided) | calls made |");
+    println!("|---|---|---|");
+    for sequential in [false, true] {
+        let (rate, share) = family_wise(n, sims, sequential);
+        println!(
+            "| {} | {rate:.4} ± {:.4} | {:.0}% |",
+            if sequential { "sequential (4 looks)" } else { "fixed" },
+            (rate * (1.0 - rate) / sims as f64).sqrt(),
+            100.0 * share
+        );
     }
 }
