@@ -574,6 +574,18 @@ mod tests {
                     }
                 }
                 proptest::prop_assert_eq!(f.p_value, s.p_value, "{}", metric);
+                // The test's evidence points the other way, so a regression becomes an
+                // improvement and vice versa.
+                if let (Some(hf), Some(hs)) = (f.shift, s.shift) {
+                    proptest::prop_assert!((hf + hs).abs() < 1e-9, "{metric}: shift {hf} vs {hs}");
+                }
+                let (vf, vs) = (crate::gate::decide(&f, None, None, 0.05).verdict, crate::gate::decide(&s, None, None, 0.05).verdict);
+                let mirrored = match vf {
+                    crate::report::results::MetricVerdict::Regression => crate::report::results::MetricVerdict::Improvement,
+                    crate::report::results::MetricVerdict::Improvement => crate::report::results::MetricVerdict::Regression,
+                    v => v,
+                };
+                proptest::prop_assert_eq!(vs, mirrored, "{}", metric);
             }
         }
     }
