@@ -889,10 +889,15 @@ fn run_sequential(
             for (ei, e) in results.experiments.iter_mut().enumerate() {
                 let Some(cases) = by_experiment.get(&ei) else { continue };
                 let n = cases.len();
-                // The fixed design's plan needs R times the cases to keep its power with looks.
-                if let Some(r) = inflation {
-                    for m in &mut e.metrics {
+                for m in &mut e.metrics {
+                    // The fixed design's plan needs R times the cases to keep its power with looks.
+                    if let Some(r) = inflation {
                         m.details.cases_needed = m.details.cases_needed.map(|c| (c as f64 * r).ceil() as usize);
+                    }
+                    // A metric settled at an early look was seen well enough: its smallest
+                    // detectable effect describes that look's few cases, not a weak suite.
+                    if !last && (m.non_inferior || m.verdict == MetricVerdict::Regression) {
+                        m.details.underpowered = false;
                     }
                 }
                 e.noise.sequential = Some(SequentialSummary {

@@ -551,7 +551,11 @@ impl<'a> ExperimentView<'a> {
             .filter_map(|m| {
                 let mde = finite(m.mde)?;
                 let unit = Unit::of(&m.name);
-                (mde > m.margin && m.margin.is_finite()).then(|| PowerNote {
+                // A metric settled at an early sequential look was seen well enough; its MDE
+                // describes that look's few cases (`underpowered` is cleared for it too).
+                let settled_early = e.noise.sequential.as_ref().is_some_and(|s| s.stopped_early)
+                    && (m.non_inferior || m.verdict == MetricVerdict::Regression);
+                (!settled_early && mde > m.margin && m.margin.is_finite()).then(|| PowerNote {
                     metric: &m.name,
                     mde: unit.magnitude(mde),
                     margin: unit.magnitude(m.margin),

@@ -356,6 +356,42 @@ fn sequential_runs_report_their_looks_and_keep_the_verdict() {
 }
 
 #[test]
+fn a_sequential_run_stops_at_a_clear_regression_without_calling_it_underpowered() {
+    let repo = demo_pr();
+    repo.edit(
+        "promptgate.yaml",
+        "defaults: {repeats: 1,",
+        "defaults: {sequential: true, repeats: 1,",
+    );
+    // Only the regressed experiment: nothing else has to settle.
+    repo.edit(
+        "promptgate.yaml",
+        "  - name: product-faq\n    variant: configs/product-faq.yaml\n    dataset: datasets/product-faq.csv\n",
+        "",
+    );
+    repo.commit("sequential, one experiment");
+    let out = repo.path().join("out");
+    repo.promptgate(&["run", "--base", "main", "--head", "pr", "--out", out.to_str().unwrap()])
+        .expect_code(1);
+    let r = results(&out);
+    let support = experiment(&r, "customer-support");
+    let sequential = &support["sequential"];
+    assert_eq!(sequential["stopped_early"], true, "{sequential}");
+    assert!(sequential["calls_made"].as_u64() < sequential["calls_planned"].as_u64());
+    let pass_rate = metric(support, "pass_rate");
+    assert_eq!(pass_rate["verdict"], "regression");
+    // Settled at an early look: its MDE (bigger than the margin at that look's few cases)
+    // describes the look, not a weak suite.
+    assert!(
+        pass_rate["mde"].as_f64().unwrap() > pass_rate["margin"].as_f64().unwrap(),
+        "{pass_rate}"
+    );
+    assert_eq!(pass_rate["underpowered"], false, "{pass_rate}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("stopped early"), "{report}");
+}
+
+#[test]
 fn each_gate_s_intervals_are_at_its_own_alpha() {
     let run = |alpha: Option<&str>| {
         let repo = demo_pr();
