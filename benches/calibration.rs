@@ -161,10 +161,15 @@ fn call(repeat: u32, scores: BTreeMap<String, Score>) -> Call {
 }
 
 fn gate_spec(design: Design, alpha: f64) -> GateSpec {
+    blocking_gate(design.metric(), design.margin(), alpha)
+}
+
+/// A blocking "higher is better" gate with an absolute margin.
+fn blocking_gate(metric: &str, margin: f64, alpha: f64) -> GateSpec {
     GateSpec {
-        metric: design.metric().to_owned(),
+        metric: metric.to_owned(),
         direction: Direction::Higher,
-        margin: Margin::Absolute(design.margin()),
+        margin: Margin::Absolute(margin),
         alpha,
         blocking: true,
         slo: None,
@@ -280,16 +285,7 @@ fn run(design: Design, n: usize, reference: usize, drop: f64, sims: usize, seque
 fn family_wise(n: usize, sims: usize, sequential: bool) -> (f64, f64) {
     let gates: Vec<GateSpec> = ["pass", "quality"]
         .iter()
-        .map(|m| GateSpec {
-            metric: (*m).to_owned(),
-            direction: Direction::Higher,
-            margin: Margin::Absolute(0.0),
-            alpha: ALPHA,
-            blocking: true,
-            slo: None,
-            require_non_inferiority: false,
-            require_equivalence: false,
-        })
+        .map(|m| blocking_gate(m, 0.0, ALPHA))
         .collect();
     let fractions: Vec<f64> = if sequential { LOOKS.to_vec() } else { vec![1.0] };
     let (mut alarms, mut calls) = (0usize, 0usize);
