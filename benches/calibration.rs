@@ -37,10 +37,10 @@
 use std::collections::BTreeMap;
 
 use promptgate::analyze;
-use promptgate::gate;
-use promptgate::report::results::{Call, CaseResult, Direction, MetricResult, MetricVerdict, Score, Tokens};
+use promptgate::results::{Call, CaseResult, Direction, MetricResult, MetricVerdict, Score, Tokens};
 use promptgate::stats::{self, Rng};
 use promptgate::suite::{GateSpec, Margin};
+use promptgate::verdict as gate;
 
 const ALPHA: f64 = 0.05;
 /// Power the plan is for.

@@ -16,7 +16,7 @@
 //! Every estimate also carries the (1 − 2α) interval for equivalence (TOST), the candidate's
 //! own interval (for SLOs) and the variance components.
 
-use crate::report::results::{Call, CaseResult, Score};
+use crate::results::{Call, CaseResult, Score};
 use crate::stats;
 
 /// Bootstrap resamples for every interval: enough that the Monte-Carlo error of a 95% bound is
@@ -385,7 +385,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    use crate::report::results::Tokens;
+    use crate::results::Tokens;
 
     #[test]
     fn quantile_names() {
@@ -560,8 +560,8 @@ mod tests {
             let swapped: Vec<CaseResult> = cases.iter().map(|c| CaseResult { baseline: c.candidate.clone(), candidate: c.baseline.clone(), ..c.clone() }).collect();
             for metric in ["pass_rate", "judge", "cost_per_request", "latency_p95_ms"] {
                 let e = estimate(metric, &same, true, 0.05, 3);
-                let m = crate::gate::decide(&e, None, None, 0.05);
-                proptest::prop_assert_eq!(m.verdict, crate::report::results::MetricVerdict::NoChange, "{:?}", e);
+                let m = crate::verdict::decide(&e, None, None, 0.05);
+                proptest::prop_assert_eq!(m.verdict, crate::results::MetricVerdict::NoChange, "{:?}", e);
                 proptest::prop_assert!(e.p_value.is_none_or(|p| (0.0..=1.0).contains(&p)));
                 let (f, s) = (estimate(metric, &cases, true, 0.05, 3), estimate(metric, &swapped, true, 0.05, 3));
                 if let (Some(df), Some(ds)) = (f.delta, s.delta) {
@@ -579,10 +579,10 @@ mod tests {
                 if let (Some(hf), Some(hs)) = (f.shift, s.shift) {
                     proptest::prop_assert!((hf + hs).abs() < 1e-9, "{metric}: shift {hf} vs {hs}");
                 }
-                let (vf, vs) = (crate::gate::decide(&f, None, None, 0.05).verdict, crate::gate::decide(&s, None, None, 0.05).verdict);
+                let (vf, vs) = (crate::verdict::decide(&f, None, None, 0.05).verdict, crate::verdict::decide(&s, None, None, 0.05).verdict);
                 let mirrored = match vf {
-                    crate::report::results::MetricVerdict::Regression => crate::report::results::MetricVerdict::Improvement,
-                    crate::report::results::MetricVerdict::Improvement => crate::report::results::MetricVerdict::Regression,
+                    crate::results::MetricVerdict::Regression => crate::results::MetricVerdict::Improvement,
+                    crate::results::MetricVerdict::Improvement => crate::results::MetricVerdict::Regression,
                     v => v,
                 };
                 proptest::prop_assert_eq!(vs, mirrored, "{}", metric);

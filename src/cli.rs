@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::report::results::Shard;
+use crate::results::Shard;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -97,7 +97,7 @@ pub struct CiArgs {
 
     /// When to post the sticky comment (an existing one is always kept up to date).
     #[arg(long, value_enum, default_value = "affected", value_name = "WHEN")]
-    pub comment: crate::github::CommentMode,
+    pub comment: CommentWhen,
 
     /// Do not create the `promptgate` check run.
     #[arg(long)]
@@ -139,6 +139,31 @@ pub struct CiArgs {
 
     #[command(flatten)]
     pub gate: GateFlags,
+}
+
+/// `--comment`: when to post the sticky comment (see [`crate::github::CommentMode`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CommentWhen {
+    /// On every run.
+    Always,
+    /// When at least one experiment is affected.
+    Affected,
+    /// Only when the gate finds a regression.
+    Regression,
+    /// Never.
+    Off,
+}
+
+impl From<CommentWhen> for crate::github::CommentMode {
+    fn from(when: CommentWhen) -> Self {
+        use crate::github::CommentMode;
+        match when {
+            CommentWhen::Always => CommentMode::Always,
+            CommentWhen::Affected => CommentMode::Affected,
+            CommentWhen::Regression => CommentMode::Regression,
+            CommentWhen::Off => CommentMode::Off,
+        }
+    }
 }
 
 /// What `run` and `ci` share: which experiments, how much may be spent, whether to reuse answers.

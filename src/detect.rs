@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::report::results::ExperimentStatus;
+use crate::results::ExperimentStatus;
 use crate::suite::Suite;
 use crate::workspace::Change;
 

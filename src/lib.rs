@@ -4,18 +4,21 @@
 //! gate → report. See ARCHITECTURE.md for the map.
 
 pub mod analyze;
+pub mod assemble;
+pub mod chat;
 pub mod cli;
 pub mod commands;
 pub mod detect;
 pub mod error;
-pub mod gate;
 pub mod github;
 pub mod plan;
 pub mod providers;
 pub mod report;
+pub mod results;
 pub mod runner;
 pub mod scorers;
 pub mod stats;
 pub mod suite;
 pub mod tokens;
+pub mod verdict;
 pub mod workspace;

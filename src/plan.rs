@@ -49,6 +49,16 @@ pub struct Estimate {
     pub tokens_exact: bool,
 }
 
+/// What the plan will run, reported before any call is made (the PR comment says
+/// "evaluating 3 experiments, 240 calls…" while the gate runs).
+#[derive(Clone, Debug)]
+pub struct PlanFacts {
+    pub experiments: usize,
+    pub calls: usize,
+    pub estimated_usd: f64,
+    pub simulated: bool,
+}
+
 /// One experiment to run: the candidate (head) and, unless it is new, the baseline (base).
 pub struct Planned<'a> {
     pub candidate: &'a Experiment,

@@ -11,14 +11,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::gate::{GateOptions, GateRun, PlanFacts, run_gate_with};
+use super::run::{GateOptions, GateRun, run_gate_with};
 use crate::cli::CiArgs;
 use crate::error::{Diagnostic, Error};
 use crate::github::check::{self, Annotation};
 use crate::github::client::{Client, Purpose};
 use crate::github::event::{self, ActionsEnv, PullRequest, Trigger};
 use crate::github::{actions, assets, comment, review, waiver};
-use crate::report::{self, charts, markdown, results::*};
+use crate::plan::PlanFacts;
+use crate::report::{self, charts, markdown};
+use crate::results::*;
 use crate::workspace::{FileSource, GitTree, Repo};
 
 /// The file the untrusted job leaves for the trusted one, next to `results.json`.
@@ -149,7 +151,7 @@ pub fn ci(repo_dir: &Path, config: &str, args: &CiArgs) -> anyhow::Result<u8> {
     };
     let annotations = check::annotations(&run.results, &exists);
     side_channels(&env, &run, &args.out, &annotations)?;
-    super::gate::print_outcome(&run);
+    super::run::print_outcome(&run);
     if let Some(p) = publisher.as_mut() {
         runtime.block_on(p.finish(
             &run.results,
@@ -240,7 +242,7 @@ fn publish_only(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, dir: &Path,
     };
     let annotations = check::annotations(&run.results, &|_| true);
     side_channels(env, &run, &args.out, &annotations)?;
-    super::gate::print_outcome(&run);
+    super::run::print_outcome(&run);
     runtime.block_on(publisher.finish(&run.results, None, &annotations, env.run_url.as_deref()))?;
     write_dry_run(Some(&client), args.dry_run.as_deref())?;
     run.exit_code()
@@ -302,7 +304,7 @@ impl<'a> Publisher<'a> {
             bot,
             comments,
             sticky,
-            mode: args.comment,
+            mode: args.comment.into(),
             check: !args.no_check,
             review: args.review,
             assets: (!args.no_assets && !args.asset_branch.is_empty()).then(|| AssetTarget {

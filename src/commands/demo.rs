@@ -6,7 +6,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use super::gate::{GateOptions, print_outcome, run_gate};
+use super::run::{GateOptions, print_outcome, run_gate};
 use crate::error::exit;
 
 include!(concat!(env!("OUT_DIR"), "/demo_files.rs"));

@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::gate::{GateRun, Policy, count_calls, error_budget_exceeded, judge, overall_verdict, print_outcome};
+use super::run::{GateRun, print_outcome};
 use crate::cli::MergeArgs;
 use crate::error::{Diagnostic, Error};
-use crate::report::{self, results::*};
+use crate::report;
+use crate::results::*;
+use crate::verdict::{Policy, count_calls, error_budget_exceeded, judge, overall_verdict};
 
 pub fn merge(args: &MergeArgs) -> anyhow::Result<u8> {
     let mut shards = Vec::with_capacity(args.shards.len());

@@ -2,14 +2,15 @@
 
 mod ci;
 mod demo;
-mod gate;
 mod init;
 mod inspect;
 mod merge;
+mod run;
 
 use crate::cli::{Cli, Command};
 
-pub use gate::{GateOptions, GateRun, PlanFacts, run_gate, run_gate_with};
+pub use crate::plan::PlanFacts;
+pub use run::{GateOptions, GateRun, run_gate, run_gate_with};
 
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
@@ -21,7 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 ..GateOptions::from_flags(&root, args.base, args.head, &cli.config, &args.out, &args.gate)
             };
             let run = run_gate(&cli.repo, &options)?;
-            gate::print_outcome(&run);
+            run::print_outcome(&run);
             run.exit_code()
         }
         Command::Ci(args) => ci::ci(&cli.repo, &cli.config, &args),

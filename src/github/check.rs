@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::client::{Client, Method, Purpose};
 use crate::error::Error;
-use crate::report::results::{ExperimentStatus, ExperimentVerdict, Results, Verdict};
+use crate::results::{ExperimentStatus, ExperimentVerdict, Results, Verdict};
 
 pub const NAME: &str = "promptgate";
 /// GitHub takes at most 50 annotations per request.

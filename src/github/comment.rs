@@ -6,11 +6,11 @@ use serde_json::{Value, json};
 use super::CommentMode;
 use super::client::{Client, Method, Purpose};
 use super::event::PullRequest;
-use crate::commands::PlanFacts;
 use crate::error::Error;
+use crate::plan::PlanFacts;
 use crate::report::escape::escape_untrusted;
 use crate::report::markdown::REPORT_MARKER;
-use crate::report::results::{Results, Verdict};
+use crate::results::{Results, Verdict};
 
 const LIST: Purpose = Purpose {
     what: "list the pull request's comments",

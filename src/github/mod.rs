@@ -24,7 +24,7 @@ pub const ACTIONS_BOT: &str = "github-actions[bot]";
 
 /// When to post the sticky comment. An existing one is always updated, whatever the mode, so
 /// a reviewer never reads the numbers of an older push.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CommentMode {
     /// On every run.
     Always,

@@ -7,7 +7,7 @@ use super::client::{Client, Method, Purpose};
 use super::event::PullRequest;
 use crate::error::Error;
 use crate::report::escape::escape_untrusted;
-use crate::report::results::{Results, Verdict};
+use crate::results::{Results, Verdict};
 
 /// Marks our reviews, besides their author.
 pub const MARKER: &str = "<!-- promptgate:review -->";

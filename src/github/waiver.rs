@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::client::{Client, Purpose};
 use super::event::PullRequest;
 use crate::error::Error;
-use crate::report::results::Waiver;
+use crate::results::Waiver;
 
 pub const LABEL: &str = "promptgate:accept-regression";
 pub const COMMAND: &str = "/promptgate accept";

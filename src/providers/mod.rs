@@ -13,21 +13,7 @@ pub mod pricing;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-/// Who speaks a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-}
-
-/// One chat message, already rendered from the prompt template.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Message {
-    pub role: Role,
-    pub content: String,
-}
+pub use crate::chat::{Message, Role};
 
 /// One model call, fully resolved: the same request always means the same call
 /// (the cache key of a later issue is derived from it).

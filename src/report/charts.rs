@@ -18,7 +18,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontDesc, FontFamily, FontStyle, RGBAColor};
 
 use super::markdown::Unit;
-use super::results::{
+use crate::results::{
     Call, CaseResult, Direction, ExperimentResult, ExperimentStatus, Flip, MetricResult, MetricVerdict, Results,
 };
 use crate::stats;

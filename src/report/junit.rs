@@ -2,7 +2,7 @@
 //! systems that read JUnit (test tabs, flaky-test dashboards) show each gate as a test.
 
 use super::markdown::{MetricText, verdict_word};
-use super::results::{ExperimentStatus, MetricResult, MetricVerdict, Results};
+use crate::results::{ExperimentStatus, MetricResult, MetricVerdict, Results};
 
 /// Renders the JUnit XML report. A metric that fails its gate is a failed testcase whose
 /// message carries baseline, candidate, Δ, CI and p; a removed experiment is an empty suite.
@@ -64,7 +64,7 @@ struct Failure {
 }
 
 impl<'a> Suite<'a> {
-    fn new(e: &'a super::results::ExperimentResult) -> Suite<'a> {
+    fn new(e: &'a crate::results::ExperimentResult) -> Suite<'a> {
         // A removed experiment was not run: it has no testcases, but keeps its suite so the
         // experiment's disappearance is visible next to the others.
         let cases = if e.status == ExperimentStatus::Removed {

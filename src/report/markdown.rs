@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::charts;
 use super::escape::escape_untrusted;
-use super::results::{
+use crate::results::{
     ArmInfo, Call, CaseResult, Direction, ExperimentResult, ExperimentStatus, ExperimentVerdict, Flip, MetricResult,
     MetricVerdict, Results, Verdict,
 };
@@ -1316,7 +1316,7 @@ fn dash() -> String {
 pub(crate) mod test_fixtures {
     use std::collections::BTreeMap;
 
-    use super::super::results::*;
+    use crate::results::*;
 
     pub(crate) fn demo_results() -> Results {
         Results {
@@ -1744,9 +1744,9 @@ pub(crate) mod test_fixtures {
 
 #[cfg(test)]
 mod tests {
-    use super::super::results::*;
     use super::test_fixtures::{call, demo_results, flipped, metric};
     use super::*;
+    use crate::results::*;
 
     /// The structure a hostile output must not be able to change.
     #[track_caller]

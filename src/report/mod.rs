@@ -1,4 +1,4 @@
-//! Report: the results model and its renderings (results.json, report.md, summary.md,
+//! Report: renderings of the results model (results.json, report.md, summary.md,
 //! junit.xml, charts/*.svg and *.png). Renderers return strings or bytes; [`write_outputs`]
 //! decides where they go.
 
@@ -6,13 +6,13 @@ pub mod charts;
 pub mod escape;
 pub mod junit;
 pub mod markdown;
-pub mod results;
+pub mod terminal;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use results::Results;
+use crate::results::{self, Results};
 
 /// Writes every output into `dir` and returns the paths written. `report.md` links no images
 /// (nothing is published yet) and carries the charts as text; a publisher that uploads

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::report::results::Score;
+use crate::results::Score;
 use crate::suite::{Assertion, Check};
 
 /// Scores of one output: `pass` plus one entry per assertion, and why it failed.

@@ -17,7 +17,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use crate::error::{Diagnostic, Error, did_you_mean};
-use crate::report::results::Direction;
+use crate::results::Direction;
 use crate::workspace::{FileSource, join_in_repo, parent_dir};
 
 pub use diag::yaml_diagnostic;

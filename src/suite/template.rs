@@ -11,8 +11,8 @@ use minijinja::{Environment, ErrorKind, UndefinedBehavior};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::chat::{Message, Role};
 use crate::error::{Diagnostic, Error, did_you_mean};
-use crate::providers::{Message, Role};
 use crate::suite::yaml_diagnostic;
 use crate::workspace::{FileSource, join_in_repo, parent_dir};
 

@@ -1,4 +1,4 @@
-//! Policy: statistics → a verdict per metric, per experiment and for the PR.
+//! One metric's decision: its estimate and its gate → regression, improvement or no change.
 //!
 //! A metric regresses when the candidate is significantly worse (its test rejects: Holm-adjusted
 //! p < α, the test's evidence on the bad side) and materially worse (the estimate is beyond the
@@ -13,9 +13,7 @@
 //! with the margin, and the cases needed for the margin are reported.
 
 use crate::analyze::{self, Estimate, sd_from_ci};
-use crate::report::results::{
-    AaRecommendation, CaseResult, Direction, Drift, MetricDetails, MetricResult, MetricVerdict, SloResult,
-};
+use crate::results::{Direction, Drift, MetricDetails, MetricResult, MetricVerdict, SloResult};
 use crate::stats;
 use crate::suite::{GateSpec, Margin, default_direction};
 
@@ -65,7 +63,7 @@ pub fn decide(
 
 /// [`decide`], with the sample-size plan (`cases_needed`, an exact search for McNemar metrics)
 /// only when `plan` is set: the A/A permutations need the verdict alone, hundreds of times.
-fn decide_with(
+pub(super) fn decide_with(
     estimate: &Estimate,
     gate: Option<&GateSpec>,
     p_adjusted: Option<f64>,
@@ -218,49 +216,6 @@ pub fn accepts_at(level: f64) -> bool {
     level * analyze::RESAMPLES as f64 >= 20.0
 }
 
-/// The false-alarm rate of the gate on an A/A run's cases: the share of random per-case swaps
-/// of the two arms (each another draw from the null, since the arms are exchangeable) in which
-/// some blocking gated metric is called a regression after Holm.
-pub fn aa_false_alarm_rate(
-    cases: &[CaseResult],
-    gates: &[GateSpec],
-    alpha: f64,
-    seed: u64,
-    permutations: usize,
-) -> f64 {
-    if permutations == 0 {
-        return 0.0;
-    }
-    let mut rng = stats::Rng::new(seed);
-    let mut alarms = 0usize;
-    for p in 0..permutations {
-        let swapped: Vec<CaseResult> = cases
-            .iter()
-            .map(|c| {
-                let mut c = c.clone();
-                if rng.below(2) == 1 {
-                    std::mem::swap(&mut c.baseline, &mut c.candidate);
-                }
-                c
-            })
-            .collect();
-        let blocking: Vec<&GateSpec> = gates.iter().filter(|g| g.blocking).collect();
-        let estimates: Vec<Estimate> = blocking
-            .iter()
-            .map(|g| analyze::estimate(&g.metric, &swapped, true, alpha, seed ^ p as u64))
-            .collect();
-        let flags: Vec<(&Estimate, bool)> = estimates.iter().map(|e| (e, true)).collect();
-        let adjusted = adjust(&flags);
-        let alarm = estimates
-            .iter()
-            .zip(&blocking)
-            .zip(adjusted)
-            .any(|((e, g), p)| decide_with(e, Some(*g), p, alpha, false).verdict == MetricVerdict::Regression);
-        alarms += usize::from(alarm);
-    }
-    alarms as f64 / permutations as f64
-}
-
 /// Discordant-pair probability of a binary metric under the planning alternative: a drop of
 /// `margin` on top of what this run observed. The run's discordance is `ψ̂ = sd² + d̂²` (the
 /// per-case difference of a paired 0/1 metric has variance `ψ − d²`). If every case's
@@ -273,54 +228,6 @@ fn discordance_under_drop(sd: f64, observed_delta: f64, good_rate: f64, margin: 
     let observed = sd * sd + observed_delta * observed_delta;
     let rise = (margin * (2.0 * good_rate - 1.0)).max(0.0);
     (observed + rise).clamp(margin, 1.0)
-}
-
-/// From an A/A run's metric: cases for the margin at 80% power, and repeats when the dataset
-/// has fewer cases than that. The per-case difference variance is `σ²_case + 2σ²_within/k`;
-/// repeats shrink only the second part, so they are recommended only to make up for cases the
-/// dataset does not have, and not at all when `σ²_case` alone exceeds what the margin allows.
-pub fn aa_recommendation(metric: &MetricResult, available_cases: usize, repeats: u32) -> AaRecommendation {
-    let mut r = AaRecommendation {
-        metric: metric.name.clone(),
-        margin: metric.margin,
-        cases: metric.details.cases_needed,
-        repeats: None,
-    };
-    let Some(needed) = metric.details.cases_needed else {
-        return r;
-    };
-    if needed <= available_cases {
-        r.repeats = Some(repeats);
-        return r;
-    }
-    let (Some(ci), Some(within)) = (metric.ci, metric.details.within_var) else {
-        return r;
-    };
-    let Some(sd) = sd_from_ci(ci, metric.n, metric.alpha) else {
-        return r;
-    };
-    let k = f64::from(repeats.max(1));
-    let case_var = (sd * sd - 2.0 * within / k).max(0.0);
-    // The variance a per-case difference may have for `available_cases` to reach the margin.
-    let Some(unit) = stats::mde_paired(1.0, 1, metric.alpha, 0.8) else {
-        return r;
-    };
-    // The signed-rank test needs π/3 times the normal formula's cases (see
-    // `stats::cases_needed_signed_rank`), so it allows 3/π of the variance.
-    let efficiency = if metric.test == "wilcoxon-signed-rank" {
-        3.0 / std::f64::consts::PI
-    } else {
-        1.0
-    };
-    let allowed = efficiency * available_cases as f64 * (metric.margin / unit).powi(2);
-    if allowed > case_var && within > 0.0 {
-        let k_needed = (2.0 * within / (allowed - case_var)).ceil();
-        if k_needed <= 100.0 {
-            r.repeats = Some(k_needed as u32);
-            r.cases = Some(available_cases);
-        }
-    }
-    r
 }
 
 /// The candidate variant's recorded value of a metric (its `evaluation_metrics`) against this

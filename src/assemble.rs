@@ -1,0 +1,199 @@
+//! Score: the runner's outcomes become the results' calls, scored by the experiment's
+//! assertions and grouped by experiment, case and arm. No statistics here: `verdict` judges what
+//! this builds.
+
+use std::collections::BTreeMap;
+
+use crate::detect::Detection;
+use crate::plan::{self, Arm, Job, Planned};
+use crate::providers::pricing::PriceTable;
+use crate::results::*;
+use crate::runner::Outcome;
+use crate::scorers;
+use crate::suite;
+
+/// What [`experiments`] reads: the plan, its jobs and their outcomes.
+pub struct Input<'a> {
+    pub planned: &'a [Planned<'a>],
+    pub detection: &'a Detection,
+    pub jobs: &'a [Job],
+    pub outcomes: &'a [Outcome],
+    pub prices: &'a PriceTable,
+    /// Only this shard's cases are in `jobs`; the others are left out of the results.
+    pub shard: Option<Shard>,
+}
+
+/// The compared experiments, in plan order, with their scored calls (not yet judged).
+pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
+    // Calls, grouped by experiment, case and arm.
+    let mut grouped: BTreeMap<(usize, usize, Arm), Vec<Call>> = BTreeMap::new();
+    for (job, outcome) in input.jobs.iter().zip(input.outcomes) {
+        let experiment = input.planned[job.experiment].candidate;
+        let case = &experiment.cases[job.case];
+        let assertions = experiment.asserts.iter().chain(&case.asserts);
+        let model = job.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default();
+        let call = match &outcome.result {
+            Ok(response) => {
+                let scored = scorers::score(assertions, &response.text);
+                let usage = response.usage;
+                Call {
+                    repeat: job.repeat,
+                    output: Some(response.text.clone()),
+                    error: None,
+                    latency_ms: outcome.latency_ms,
+                    tokens: Tokens {
+                        input: usage.input,
+                        cached_input: usage.cached_input,
+                        output: usage.output,
+                    },
+                    // A cache hit costs nothing; its list price still feeds cost_per_request, so a
+                    // warm cache cannot make one arm look cheaper.
+                    cost_usd: if outcome.cached {
+                        0.0
+                    } else {
+                        input.prices.cost(model, &usage).unwrap_or(0.0)
+                    },
+                    list_cost_usd: input.prices.cost(model, &usage).unwrap_or(0.0),
+                    cached: outcome.cached,
+                    attempts: outcome.attempts,
+                    provider: outcome.provider.clone(),
+                    fell_back: outcome.fell_back,
+                    scores: scored.scores,
+                    failures: scored.failures,
+                }
+            }
+            Err(error) => {
+                let scored = scorers::errored(assertions, error);
+                Call {
+                    repeat: job.repeat,
+                    output: None,
+                    error: Some(error.clone()),
+                    latency_ms: None,
+                    tokens: Tokens::default(),
+                    cost_usd: 0.0,
+                    list_cost_usd: 0.0,
+                    cached: false,
+                    attempts: outcome.attempts,
+                    provider: outcome.provider.clone(),
+                    fell_back: outcome.fell_back,
+                    scores: scored.scores,
+                    failures: scored.failures,
+                }
+            }
+        };
+        grouped
+            .entry((job.experiment, job.case, job.arm))
+            .or_default()
+            .push(call);
+    }
+
+    let mut experiments: Vec<ExperimentResult> = Vec::new();
+    for (ei, planned) in input.planned.iter().enumerate() {
+        let head = planned.candidate;
+        // `planned` holds the affected experiments found at head, in detection order; match by
+        // name rather than position, so a plan that skipped one cannot shift the others.
+        let (status, affected_by) = input
+            .detection
+            .affected
+            .iter()
+            .find(|a| a.name == head.name)
+            .map_or((ExperimentStatus::Forced, Vec::new()), |a| {
+                (a.status, a.affected_by.clone())
+            });
+        let cases: Vec<CaseResult> = head
+            .cases
+            .iter()
+            .enumerate()
+            .filter(|(_, case)| {
+                input
+                    .shard
+                    .is_none_or(|s| plan::shard_of(&head.name, &case.id, s.count) == s.index)
+            })
+            .map(|(ci, case)| {
+                let mut baseline = grouped.remove(&(ei, ci, Arm::Baseline)).unwrap_or_default();
+                let mut candidate = grouped.remove(&(ei, ci, Arm::Candidate)).unwrap_or_default();
+                baseline.sort_by_key(|c| c.repeat);
+                candidate.sort_by_key(|c| c.repeat);
+                let flip = flip(&baseline, &candidate);
+                CaseResult {
+                    id: case.id.clone(),
+                    input: case.input_text(),
+                    baseline,
+                    candidate,
+                    flip,
+                }
+            })
+            .collect();
+        experiments.push(ExperimentResult {
+            name: head.name.clone(),
+            status,
+            affected_by,
+            verdict: ExperimentVerdict::Pass,
+            reason: String::new(),
+            provider: head.provider.clone(),
+            baseline: planned.baseline.map(arm_info),
+            candidate: Some(arm_info(head)),
+            repeats: head.repeats,
+            metrics: Vec::new(),
+            cases,
+            dataset_cases: match input.shard {
+                Some(_) => head.cases.iter().map(|c| c.id.clone()).collect(),
+                None => Vec::new(),
+            },
+            noise: ExperimentNoise::default(),
+        });
+    }
+    experiments
+}
+
+/// The experiments the change removed: reported, not run.
+pub fn removed(detection: &Detection) -> Vec<ExperimentResult> {
+    let mut experiments = Vec::new();
+    for removed in &detection.removed {
+        experiments.push(ExperimentResult {
+            name: removed.name.clone(),
+            status: ExperimentStatus::Removed,
+            affected_by: removed.affected_by.clone(),
+            verdict: ExperimentVerdict::Pass,
+            reason: "removed at head: not run".to_owned(),
+            provider: String::new(),
+            baseline: None,
+            candidate: None,
+            repeats: 0,
+            metrics: Vec::new(),
+            cases: Vec::new(),
+            dataset_cases: Vec::new(),
+            noise: ExperimentNoise::default(),
+        });
+    }
+
+    experiments
+}
+
+pub fn arm_info(e: &suite::Experiment) -> ArmInfo {
+    ArmInfo {
+        variant: e.variant_path.clone(),
+        version: e.variant.version.clone(),
+        model: e.variant.model.clone(),
+        prompt: e.prompt.path().to_owned(),
+        temperature: e.variant.temperature,
+        max_tokens: e.variant.max_tokens,
+        top_p: e.variant.top_p,
+        evaluation_metrics: e.variant.evaluation_metrics.clone(),
+    }
+}
+
+/// A case flips when its majority outcome over the repeats changes.
+fn flip(baseline: &[Call], candidate: &[Call]) -> Option<Flip> {
+    let majority = |calls: &[Call]| -> Option<bool> {
+        if calls.is_empty() {
+            return None;
+        }
+        Some(2 * calls.iter().filter(|c| c.passed()).count() > calls.len())
+    };
+    match (majority(baseline)?, majority(candidate)?) {
+        (true, false) => Some(Flip::PassToFail),
+        (false, true) => Some(Flip::FailToPass),
+        _ => None,
+    }
+}

@@ -1,0 +1,548 @@
+//! `run`: the gate end to end — refs → suites → detection → plan → run → score → verdict →
+//! report. This file strings the stages together and nothing else.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::assemble;
+use crate::cli::GateFlags;
+use crate::detect::{self, Detection};
+use crate::error::{Diagnostic, Error, exit};
+use crate::plan::{self, Arm, Job, PlanFacts, Planned};
+use crate::providers::{self, pricing::PriceTable};
+use crate::report;
+use crate::results::*;
+use crate::runner::{self, Endpoint};
+use crate::stats;
+use crate::suite::{self, Suite};
+use crate::verdict::{self, Policy, sequential};
+use crate::workspace::{FileSource, GitTree, Repo};
+
+pub struct GateOptions {
+    pub base: String,
+    pub head: String,
+    pub config: String,
+    pub all: bool,
+    pub approve_cost: Option<f64>,
+    pub out: PathBuf,
+    /// The response cache; `None` sends every call (`--no-cache`).
+    pub cache_dir: Option<PathBuf>,
+    /// The journal an interrupted run resumes from; `None` keeps none.
+    pub journal: Option<PathBuf>,
+    /// A/A: every experiment at `base` compared with itself, to measure the suite's noise.
+    pub aa: bool,
+    /// Run only this shard of every experiment's cases (`--shard K/N`).
+    pub shard: Option<Shard>,
+}
+
+impl GateOptions {
+    /// The options the command line gives: the cache at `<repo>/.promptgate/cache` unless
+    /// `--no-cache`, the journal beside the outputs.
+    pub fn from_flags(
+        repo_root: &Path,
+        base: String,
+        head: String,
+        config: &str,
+        out: &Path,
+        flags: &GateFlags,
+    ) -> Self {
+        GateOptions {
+            base,
+            head,
+            config: config.to_owned(),
+            all: flags.all,
+            approve_cost: flags.approve_cost,
+            out: out.to_owned(),
+            cache_dir: (!flags.no_cache).then(|| repo_root.join(".promptgate").join("cache")),
+            journal: Some(out.join("journal.jsonl")),
+            aa: false,
+            shard: flags.shard,
+        }
+    }
+}
+
+/// A finished gate: the results, where they were written, and any run error to exit with.
+pub struct GateRun {
+    pub results: Results,
+    pub written: Vec<PathBuf>,
+    pub run_error: Option<Error>,
+}
+
+impl GateRun {
+    pub fn exit_code(self) -> anyhow::Result<u8> {
+        if let Some(e) = self.run_error {
+            return Err(e.into());
+        }
+        Ok(match self.results.verdict {
+            Verdict::Pass | Verdict::Waived => exit::PASS,
+            Verdict::Fail => exit::FAIL,
+        })
+    }
+}
+
+pub fn run_gate(repo_dir: &Path, options: &GateOptions) -> anyhow::Result<GateRun> {
+    run_gate_with(repo_dir, options, &|_| Ok(()))
+}
+
+/// [`run_gate`], calling `on_plan` once the plan is known and the budget accepted, before the
+/// first call; an error from it stops the gate before anything is spent.
+pub fn run_gate_with(
+    repo_dir: &Path,
+    options: &GateOptions,
+    on_plan: &dyn Fn(&PlanFacts) -> anyhow::Result<()>,
+) -> anyhow::Result<GateRun> {
+    let started = Instant::now();
+    let repo = Repo::open(repo_dir)?;
+    let base_sha = repo.resolve(&options.base)?;
+    let head_sha = repo.resolve(&options.head)?;
+    let merge_base = repo.merge_base(&base_sha, &head_sha)?;
+    let changes = repo.changes(&merge_base, &head_sha)?;
+
+    let head_tree: Arc<dyn FileSource> = Arc::new(GitTree::new(repo.root(), &head_sha));
+    let head = suite::load(head_tree, &options.config)?;
+    let base = load_base(Arc::new(GitTree::new(repo.root(), &merge_base)), &options.config);
+    // A/A compares the suite at base with itself: that suite plays the head's role throughout.
+    let (head, base, detection) = if options.aa {
+        let Some(base) = base else {
+            return Err(Error::run_with_hint(
+                format!(
+                    "--aa needs the suite at {} ({}), and it does not load there",
+                    options.base,
+                    short(&merge_base)
+                ),
+                "run the A/A check against a ref where the suite exists",
+            )
+            .into());
+        };
+        let detection = aa_detection(&base);
+        let twin = load_base(Arc::new(GitTree::new(repo.root(), &merge_base)), &options.config);
+        (base, twin, detection)
+    } else {
+        let detection = detect::detect(base.as_ref(), &head, &changes, options.all);
+        (head, base, detection)
+    };
+    eprintln!(
+        "promptgate: {} changed path(s) between {} and {}; {} experiment(s) affected, {} removed, {} unaffected",
+        detection.changed_paths.len(),
+        short(&merge_base),
+        short(&head_sha),
+        detection.affected.len(),
+        detection.removed.len(),
+        detection.unaffected.len()
+    );
+
+    if let Some(shard) = options.shard {
+        refuse_shard(shard, options.aa, head.defaults.sequential)?;
+    }
+
+    let planned: Vec<Planned<'_>> = detection
+        .affected
+        .iter()
+        .filter_map(|a| {
+            let candidate = head.experiments.iter().find(|e| e.name == a.name)?;
+            let baseline = match a.status {
+                ExperimentStatus::New => None,
+                _ => base
+                    .as_ref()
+                    .and_then(|b| b.experiments.iter().find(|e| e.name == a.name)),
+            };
+            Some(Planned { candidate, baseline })
+        })
+        .collect();
+    let mut jobs = plan::jobs(&planned, head.defaults.seed);
+    if let Some(shard) = options.shard {
+        // Same jobs, seeds and requests as the full run, so shards union to it call for call.
+        jobs.retain(|j| {
+            let e = planned[j.experiment].candidate;
+            plan::shard_of(&e.name, &e.cases[j.case].id, shard.count) == shard.index
+        });
+        eprintln!(
+            "promptgate: shard {}/{}: {} of the plan's calls",
+            shard.index,
+            shard.count,
+            jobs.len()
+        );
+    }
+    if options.aa {
+        // Independent seeds for the second arm, or a seeded provider would answer identically
+        // and the A/A would measure nothing.
+        for job in jobs.iter_mut().filter(|j| j.arm == Arm::Candidate) {
+            if let Ok(request) = &mut job.request {
+                request.seed = request.seed.rotate_left(17) ^ 0x5851_f42d_4c95_7f2d;
+            }
+        }
+    }
+    let prices = PriceTable::new(&head.pricing);
+    let endpoints = endpoints(&head, base.as_ref(), &jobs)?;
+    let simulated = !endpoints.is_empty() && endpoints.values().all(|e| e.provider.simulated());
+    let estimate = plan::estimate(&jobs, &prices);
+    if !jobs.is_empty() {
+        eprintln!(
+            "promptgate: plan: {} calls, {} input tokens ({}) + ~{} output tokens, estimated ${:.4}{}",
+            estimate.calls,
+            estimate.input_tokens,
+            if estimate.tokens_exact {
+                "tokenizer"
+            } else {
+                "estimated at 4 characters a token"
+            },
+            estimate.output_tokens,
+            estimate.usd,
+            if simulated {
+                " (simulated: offline mock provider)"
+            } else {
+                ""
+            }
+        );
+    }
+    for model in &estimate.unpriced_models {
+        eprintln!(
+            "warning: model `{model}` has no price; its calls are counted at $0 (add it under `pricing:` in {})",
+            head.config_path
+        );
+    }
+    plan::check_budget(&estimate, &head.budget, options.approve_cost, simulated)?;
+    on_plan(&PlanFacts {
+        experiments: planned.len(),
+        calls: jobs.len(),
+        estimated_usd: estimate.usd,
+        simulated,
+    })?;
+
+    // Offline mock spend is simulated: reported, not capped (as in `plan::check_budget`).
+    let max_usd = head.budget.max_usd.filter(|_| !simulated);
+    let run_batch = |batch: &[Job]| {
+        execute(
+            batch,
+            &endpoints,
+            &prices,
+            max_usd,
+            options.cache_dir.clone(),
+            options.journal.clone(),
+        )
+    };
+    let policy = Policy::of(&head);
+    let assemble_at = |jobs: &[Job], report: &runner::Report, look: Option<&stats::Look>| {
+        let mut experiments = assemble::experiments(&assemble::Input {
+            planned: &planned,
+            detection: &detection,
+            jobs,
+            outcomes: &report.outcomes,
+            prices: &prices,
+            shard: options.shard,
+        });
+        verdict::judge(&mut experiments, &policy, look);
+        experiments.extend(assemble::removed(&detection));
+        let run = RunFacts {
+            cache_hits: report.cache_hits,
+            estimated_usd: estimate.usd,
+            simulated,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            retries: report.retries,
+            fallbacks: report.fallbacks,
+            rate_limited: report.rate_limited,
+            resumed: report.resumed,
+            ..verdict::count_calls(&experiments)
+        };
+        let (verdict, reason) = verdict::overall_verdict(&experiments);
+        Results {
+            shard: options.shard,
+            merged: None,
+            gates: Some(head.gates.iter().map(verdict::gate_record).collect()),
+            defaults: Some(AnalysisDefaults {
+                alpha: head.defaults.alpha,
+                seed: head.defaults.seed,
+                max_error_rate: head.defaults.max_error_rate,
+                sequential: look.is_some(),
+                aa: false,
+            }),
+            schema_version: SCHEMA_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            verdict,
+            reason,
+            base: GitRef {
+                name: options.base.clone(),
+                sha: base_sha.clone(),
+            },
+            head: GitRef {
+                name: options.head.clone(),
+                sha: head_sha.clone(),
+            },
+            config: head.config_path.clone(),
+            experiments,
+            unaffected: detection.unaffected.clone(),
+            run,
+            requests_per_month: head.requests_per_month,
+            waiver: None,
+        }
+    };
+    let (mut results, report) = if head.defaults.sequential && !options.aa && !jobs.is_empty() {
+        run_sequential(&jobs, &run_batch, &head.defaults, &assemble_at)?
+    } else {
+        let report = run_batch(&jobs)?;
+        (assemble_at(&jobs, &report, None), report)
+    };
+    if options.aa {
+        verdict::aa::add_summaries(&mut results, &head.gates, head.defaults.alpha, head.defaults.seed);
+        if let Some(d) = &mut results.defaults {
+            d.aa = true;
+        }
+    }
+    let run_error = budget_cap_reached(&report, max_usd)
+        .or_else(|| verdict::error_budget_exceeded(&results, head.defaults.max_error_rate));
+    let written = report::write_outputs(&results, &options.out)?;
+    Ok(GateRun {
+        results,
+        written,
+        run_error,
+    })
+}
+
+/// A shard is a fixed share of the cases; the designs that need every case refuse it.
+fn refuse_shard(shard: Shard, aa: bool, sequential: bool) -> Result<(), Error> {
+    let why = if aa {
+        "--aa compares every case with itself and estimates the suite's noise from all of them"
+    } else if sequential {
+        "a sequential design looks at shares of all the cases in one order, which a shard cannot see"
+    } else {
+        return Ok(());
+    };
+    Err(Diagnostic::new(format!(
+        "--shard {}/{} cannot be used here: {why}",
+        shard.index, shard.count
+    ))
+    .hint(if aa {
+        "run the A/A check without --shard"
+    } else {
+        "run without --shard, or set `defaults.sequential: false` in the suite to shard a fixed design"
+    })
+    .into())
+}
+
+/// The suite at base, as far as it loads. A missing suite means every experiment is new; an
+/// experiment that does not load at base runs candidate-only, with a warning.
+fn load_base(tree: Arc<dyn FileSource>, config: &str) -> Option<Suite> {
+    match tree.read(config) {
+        Ok(Some(_)) => {}
+        _ => return None,
+    }
+    let (mut suite, decls) = match suite::load_config(&*tree, config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("warning: the suite does not load at base, so every experiment runs candidate-only:\n{e}");
+            return None;
+        }
+    };
+    for decl in &decls {
+        match suite::load_experiment(&tree, &suite, decl) {
+            Ok(e) => suite.experiments.push(e),
+            Err(e) => eprintln!(
+                "warning: experiment `{}` does not load at base; it runs candidate-only:\n{e}",
+                decl.name()
+            ),
+        }
+    }
+    Some(suite)
+}
+
+fn endpoints(head: &Suite, base: Option<&Suite>, jobs: &[Job]) -> Result<BTreeMap<String, Endpoint>, Error> {
+    let mut endpoints = BTreeMap::new();
+    for name in jobs
+        .iter()
+        .flat_map(|job| std::iter::once(&job.provider).chain(&job.fallbacks))
+    {
+        if endpoints.contains_key(name) {
+            continue;
+        }
+        let spec = head
+            .providers
+            .get(name)
+            .or_else(|| base.and_then(|b| b.providers.get(name)));
+        let Some(spec) = spec else { continue };
+        endpoints.insert(
+            name.clone(),
+            Endpoint {
+                provider: providers::build(spec)?,
+                concurrency: spec.concurrency,
+                timeout: Duration::from_millis(spec.timeout_ms),
+                max_retries: spec.max_retries,
+                requests_per_minute: spec.requests_per_minute,
+                tokens_per_minute: spec.tokens_per_minute,
+                cache_identity: format!(
+                    "{}|{}|{}",
+                    spec.kind.as_str(),
+                    spec.base_url.as_deref().unwrap_or(""),
+                    spec.deployment.as_deref().unwrap_or("")
+                ),
+            },
+        );
+    }
+    Ok(endpoints)
+}
+
+fn execute(
+    jobs: &[Job],
+    endpoints: &BTreeMap<String, Endpoint>,
+    prices: &PriceTable,
+    max_usd: Option<f64>,
+    cache_dir: Option<PathBuf>,
+    journal: Option<PathBuf>,
+) -> anyhow::Result<runner::Report> {
+    if jobs.is_empty() {
+        return Ok(runner::Report::default());
+    }
+    let options = runner::Options {
+        cache_dir,
+        journal,
+        run_identity: runner::run_identity(jobs, endpoints),
+        max_usd,
+        progress: runner::ProgressMode::detect(),
+        backoff_base: Duration::from_millis(500),
+        interruptible: true,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(runner::run(jobs, endpoints, prices, &options));
+    if report.interrupted {
+        let finished = report.outcomes.iter().filter(|o| o.attempts > 0 || o.cached).count();
+        let kept = options.journal.as_ref().map_or_else(
+            || "no journal was kept (--no-journal?), so a rerun starts over".to_owned(),
+            |j| format!("the journal {} keeps them", j.display()),
+        );
+        return Err(Error::Interrupted {
+            message: format!("interrupted: {finished} of {} calls finished; {kept}", jobs.len()),
+            hint: "run the same command again to resume: finished calls are not sent again".to_owned(),
+        }
+        .into());
+    }
+    if report.resumed > 0 {
+        eprintln!(
+            "promptgate: resumed {} finished call(s) from the journal",
+            report.resumed
+        );
+    }
+    Ok(report)
+}
+
+/// Calls the budget refused leave the comparison incomplete: a run error (exit 3).
+fn budget_cap_reached(report: &runner::Report, max_usd: Option<f64>) -> Option<Error> {
+    let cap = max_usd.filter(|_| report.budget_exhausted)?;
+    let refused = report
+        .outcomes
+        .iter()
+        .filter(|o| {
+            o.attempts == 0
+                && !o.cached
+                && o.result
+                    .as_ref()
+                    .is_err_and(|e| e.starts_with("not sent: the budget cap"))
+        })
+        .count();
+    Some(Error::run_with_hint(
+        format!(
+            "{refused} call(s) were not sent: the budget's hard cap of ${cap:.2} would have been exceeded (spent ${:.4})",
+            report.spent_usd
+        ),
+        "the results were written; raise `budget.max_usd` in promptgate.yaml, or lower repeats or cases",
+    ))
+}
+
+/// Every experiment of the suite, forced: what an A/A run compares with itself.
+fn aa_detection(suite: &Suite) -> Detection {
+    Detection {
+        affected: suite
+            .experiments
+            .iter()
+            .map(|e| detect::Affected {
+                name: e.name.clone(),
+                status: ExperimentStatus::Forced,
+                affected_by: Vec::new(),
+            })
+            .collect(),
+        ..Detection::default()
+    }
+}
+
+/// Assembles the results of the jobs run so far, at a sequential look or for the fixed design.
+type AssembleAt<'a> = dyn Fn(&[Job], &runner::Report, Option<&stats::Look>) -> Results + 'a;
+type RunBatch<'a> = dyn Fn(&[Job]) -> anyhow::Result<runner::Report> + 'a;
+
+/// Sequential: looks at equal shares of each experiment's cases in a seeded order, each judged
+/// at its nominal level (`verdict::sequential`); stops at the first look that settles every
+/// compared experiment's verdict.
+fn run_sequential(
+    jobs: &[Job],
+    run_batch: &RunBatch<'_>,
+    defaults: &suite::Defaults,
+    assemble_at: &AssembleAt<'_>,
+) -> anyhow::Result<(Results, runner::Report)> {
+    let design = sequential::Design::new(defaults.alpha, defaults.sequential_looks);
+    let mut by_experiment: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for job in jobs {
+        let cases = by_experiment.entry(job.experiment).or_default();
+        if !cases.contains(&job.case) {
+            cases.push(job.case);
+        }
+    }
+    let position = sequential::case_order(&by_experiment, defaults.seed);
+    let (mut run_jobs, mut report): (Vec<Job>, runner::Report) = (Vec::new(), runner::Report::default());
+    let mut previous = 0.0;
+    let looks = design.fractions.len();
+    for (k, (&t, &level)) in design.fractions.iter().zip(&design.levels).enumerate() {
+        let batch: Vec<Job> = jobs
+            .iter()
+            .filter(|j| {
+                let (rank, n) = position[&(j.experiment, j.case)];
+                rank >= sequential::upto(previous, n) && rank < sequential::upto(t, n)
+            })
+            .cloned()
+            .collect();
+        previous = t;
+        eprintln!(
+            "promptgate: sequential look {}/{looks}: {} more calls, nominal level {level:.4}",
+            k + 1,
+            batch.len()
+        );
+        absorb(&mut report, run_batch(&batch)?);
+        run_jobs.extend(batch);
+        let mut results = assemble_at(&run_jobs, &report, design.look(k).as_ref());
+        if sequential::settled(&results, level) || k + 1 == looks {
+            let cases = by_experiment.iter().map(|(ei, c)| (*ei, c.len())).collect();
+            let calls = by_experiment
+                .keys()
+                .map(|ei| {
+                    let count = |js: &[Job]| js.iter().filter(|j| j.experiment == *ei).count();
+                    (*ei, (count(&run_jobs), count(jobs)))
+                })
+                .collect();
+            sequential::record(&mut results, &design, k + 1, &cases, &calls);
+            return Ok((results, report));
+        }
+    }
+    // Unreachable: the last look always returns. An empty plan has nothing to run.
+    Ok((assemble_at(&run_jobs, &report, None), report))
+}
+
+/// Adds one batch's report to the run's.
+fn absorb(total: &mut runner::Report, batch: runner::Report) {
+    total.outcomes.extend(batch.outcomes);
+    total.retries += batch.retries;
+    total.rate_limited += batch.rate_limited;
+    total.cache_hits += batch.cache_hits;
+    total.resumed += batch.resumed;
+    total.fallbacks += batch.fallbacks;
+    total.budget_exhausted |= batch.budget_exhausted;
+    total.spent_usd += batch.spent_usd;
+}
+
+/// The verdict and the files, on stdout.
+pub fn print_outcome(run: &GateRun) {
+    use std::io::Write as _;
+    let text = crate::report::terminal::render(&run.results, run.run_error.is_some(), &run.written);
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}

@@ -1,0 +1,114 @@
+//! The terminal summary: the verdict, each experiment's notable metrics, the run's facts and
+//! the files written, as the plain text `run`, `merge` and `demo` print on stdout.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use crate::results::*;
+use crate::verdict::{format_p, format_value};
+
+/// The summary of a finished run; `failed` when the run ended in a run error (the statistics
+/// of a broken run are not a verdict; the error follows on stderr).
+pub fn render(r: &Results, failed: bool, written: &[PathBuf]) -> String {
+    let mut out = String::new();
+    let word = match r.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::Waived => "WAIVED",
+    };
+    if failed {
+        // The statistics of a broken run are not a verdict; the error follows on stderr.
+        let _ = writeln!(
+            out,
+            "verdict: none: the run failed (the results were written; see the error)"
+        );
+    } else {
+        let _ = writeln!(out, "verdict: {word}: {}", r.reason);
+    }
+    for e in &r.experiments {
+        let _ = writeln!(out, "  {} [{}]: {}", e.name, status_word(e.status), e.reason);
+        for m in e
+            .metrics
+            .iter()
+            .filter(|m| m.gated || m.verdict != MetricVerdict::NoChange)
+        {
+            let _ = writeln!(
+                out,
+                "    {:<18} {:>12} → {:<12} {}{}",
+                m.name,
+                format_value(&m.name, m.baseline),
+                format_value(&m.name, m.candidate),
+                match m.verdict {
+                    MetricVerdict::Regression => "regression",
+                    MetricVerdict::Improvement => "improvement",
+                    MetricVerdict::NoChange => "no detectable change",
+                },
+                m.p_adjusted
+                    .or(m.p_value)
+                    .map(|p| format!(" ({})", format_p(p)))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    for e in &r.experiments {
+        if let Some(aa) = &e.noise.aa {
+            let _ = writeln!(
+                out,
+                "  {} A/A: false-alarm rate {:.1}% over {} arm swaps",
+                e.name,
+                aa.false_alarm_rate * 100.0,
+                aa.permutations
+            );
+            for rec in &aa.recommendations {
+                let cases = rec.cases.map_or("–".to_owned(), |c| c.to_string());
+                let repeats = rec.repeats.map_or("–".to_owned(), |k| k.to_string());
+                let _ = writeln!(
+                    out,
+                    "    {:<18} margin {}: {cases} cases × {repeats} repeats for 80% power",
+                    rec.metric,
+                    format_value(&rec.metric, Some(rec.margin))
+                );
+            }
+        }
+        if let Some(s) = &e.noise.sequential {
+            let saved = 1.0 - s.calls_made as f64 / s.calls_planned.max(1) as f64;
+            let _ = writeln!(
+                out,
+                "  {} sequential: {} look(s), {}; {} of {} calls ({:.0}% saved)",
+                e.name,
+                s.looks.len(),
+                if s.stopped_early {
+                    "stopped early"
+                } else {
+                    "ran to the end"
+                },
+                s.calls_made,
+                s.calls_planned,
+                saved * 100.0
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "run: {} cases, {} calls ({} errored, {} cached), spend ${:.4}{}",
+        r.run.cases,
+        r.run.calls,
+        r.run.errored,
+        r.run.cache_hits,
+        r.run.spend_usd,
+        if r.run.simulated { " (simulated)" } else { "" }
+    );
+    for path in written {
+        let _ = writeln!(out, "wrote {}", path.display());
+    }
+    out
+}
+
+fn status_word(s: ExperimentStatus) -> &'static str {
+    match s {
+        ExperimentStatus::Changed => "changed",
+        ExperimentStatus::New => "new",
+        ExperimentStatus::Removed => "removed",
+        ExperimentStatus::Forced => "forced",
+    }
+}

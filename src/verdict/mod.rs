@@ -1,0 +1,358 @@
+//! Policy → verdicts: every metric's estimate and decision, Holm across the gated metrics, each
+//! experiment's verdict and the PR's. Pure: it reads `ExperimentResult`s and a [`Policy`], never
+//! the suite or the runner, so `run`, `merge` and the calibration bench all judge through it.
+
+pub mod aa;
+mod decide;
+pub mod sequential;
+
+use std::collections::BTreeMap;
+
+use crate::analyze::{self, Estimate};
+use crate::error::Error;
+use crate::results::*;
+use crate::stats;
+use crate::suite::{self, Suite};
+
+pub use decide::{accepts_at, adjust, adjust_at, decide, drift, sequential_settled};
+
+/// What the analysis reads of the suite: the gates, α and the seed.
+pub struct Policy {
+    pub gates: Vec<suite::GateSpec>,
+    pub alpha: f64,
+    pub seed: u64,
+}
+
+impl Policy {
+    pub fn of(suite: &Suite) -> Policy {
+        Policy {
+            gates: suite.gates.clone(),
+            alpha: suite.defaults.alpha,
+            seed: suite.defaults.seed,
+        }
+    }
+
+    /// The policy a `results.json` recorded.
+    pub fn recorded(gates: &[GateRecord], defaults: &AnalysisDefaults) -> Policy {
+        Policy {
+            gates: gates.iter().map(gate_spec).collect(),
+            alpha: defaults.alpha,
+            seed: defaults.seed,
+        }
+    }
+}
+
+/// Statistics and verdicts of the compared experiments, from their cases alone: flakiness,
+/// every metric's estimate, Holm across every gated metric of every experiment, each gate's
+/// decision, drift from the recorded `evaluation_metrics`, and each experiment's verdict.
+/// `run` and `merge` both end here, so a merged matrix is judged exactly as one run.
+///
+/// `experiments` are the compared (not removed) ones, in plan order: an experiment's position
+/// seeds its bootstraps, and its cases must be in dataset order.
+pub fn judge(experiments: &mut [ExperimentResult], policy: &Policy, look: Option<&stats::Look>) {
+    let mut estimates: Vec<(usize, Estimate)> = Vec::new();
+    // Each metric's intervals at its own gate's α (the suite's for ungated metrics), and in a
+    // sequential run at the look's nominal level for that α: repeated confidence intervals
+    // (J&T §9.1), so non-inferiority, equivalence and SLOs proven at a look keep the gate's α.
+    let mut levels: BTreeMap<u64, f64> = BTreeMap::new();
+    for a in std::iter::once(policy.alpha).chain(policy.gates.iter().map(|g| g.alpha)) {
+        levels
+            .entry(a.to_bits())
+            .or_insert_with(|| look.map_or(a, |l| l.nominal(a)));
+    }
+    let interval_alpha = |metric: &str| {
+        let a = policy
+            .gates
+            .iter()
+            .find(|g| g.metric == metric)
+            .map_or(policy.alpha, |g| g.alpha);
+        levels.get(&a.to_bits()).copied().unwrap_or(a)
+    };
+    for (ei, e) in experiments.iter_mut().enumerate() {
+        let (flaky_share, flaky_cases) = analyze::flaky_share(&e.cases);
+        e.noise.flaky_share = flaky_share;
+        e.noise.flaky_cases = flaky_cases;
+        let mut names = metric_names(&policy.gates, &e.cases);
+        if e.repeats > 1 && !names.iter().any(|n| n == analyze::FLAKY_SHARE) {
+            names.push(analyze::FLAKY_SHARE.to_owned());
+        }
+        let seed = policy.seed ^ (ei as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let paired = e.baseline.is_some();
+        estimates.extend(
+            estimate_all(&names, &e.cases, paired, &interval_alpha, seed)
+                .into_iter()
+                .map(|est| (ei, est)),
+        );
+    }
+
+    let gate_of = |metric: &str| policy.gates.iter().find(|g| g.metric == metric);
+    let flags: Vec<(&Estimate, bool)> = estimates
+        .iter()
+        .map(|(_, e)| (e, gate_of(&e.metric).is_some()))
+        .collect();
+    let adjusted = adjust_at(&flags, look);
+    for ((ei, estimate), p_adjusted) in estimates.iter().zip(adjusted) {
+        let mut metric = decide(estimate, gate_of(&estimate.metric), p_adjusted, policy.alpha);
+        let recorded = experiments[*ei]
+            .candidate
+            .as_ref()
+            .and_then(|c| c.evaluation_metrics.get(&estimate.metric))
+            .copied();
+        metric.details.drift = drift(recorded, estimate);
+        experiments[*ei].metrics.push(metric);
+    }
+    for e in experiments.iter_mut() {
+        let (verdict, reason) = experiment_verdict(e);
+        e.verdict = verdict;
+        e.reason = reason;
+    }
+}
+
+/// Estimates every metric of one experiment, in order. The metrics are independent and their
+/// bootstraps dominate the run's own time on large suites, so they share the cores.
+fn estimate_all(
+    names: &[String],
+    cases: &[CaseResult],
+    paired: bool,
+    alpha: &(dyn Fn(&str) -> f64 + Sync),
+    seed: u64,
+) -> Vec<Estimate> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(names.len())
+        .max(1);
+    let chunk = names.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = names
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|m| analyze::estimate(m, cases, paired, alpha(m), seed))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        // A panic in a worker is a bug; re-raise it rather than lose a metric.
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// The built-in metrics, plus every gated scorer metric some call produced.
+fn metric_names(gates: &[suite::GateSpec], cases: &[CaseResult]) -> Vec<String> {
+    let mut names: Vec<String> = suite::BUILTIN_METRICS.iter().map(|m| (*m).to_owned()).collect();
+    for gate in gates {
+        let produced = cases
+            .iter()
+            .flat_map(|c| c.baseline.iter().chain(&c.candidate))
+            .any(|call| call.scores.contains_key(&gate.metric));
+        if !names.contains(&gate.metric) && produced {
+            names.push(gate.metric.clone());
+        }
+    }
+    names
+}
+
+fn experiment_verdict(e: &ExperimentResult) -> (ExperimentVerdict, String) {
+    let failing: Vec<&MetricResult> = e.metrics.iter().filter(|m| m.fails_gate).collect();
+    if !failing.is_empty() {
+        let what: Vec<String> = failing.iter().map(|m| describe_failure(m)).collect();
+        return (ExperimentVerdict::Fail, what.join("; "));
+    }
+    let improved: Vec<&str> = e
+        .metrics
+        .iter()
+        .filter(|m| m.verdict == MetricVerdict::Improvement)
+        .map(|m| m.name.as_str())
+        .collect();
+    let attention: Vec<String> = e
+        .metrics
+        .iter()
+        .filter(|m| m.gated && (m.verdict == MetricVerdict::Regression || m.slo.as_ref().is_some_and(|s| !s.met)))
+        .map(|m| describe_failure(m) + " (non-blocking)")
+        .collect();
+    let mut parts = Vec::new();
+    if e.status == ExperimentStatus::New {
+        parts.push("new at head: candidate only, no baseline".to_owned());
+    }
+    if !improved.is_empty() {
+        parts.push(format!("{} improved", improved.join(", ")));
+    }
+    if !attention.is_empty() {
+        parts.push(format!("needs attention: {}", attention.join("; ")));
+    }
+    if parts.is_empty() {
+        parts.push("no blocking regression".to_owned());
+    }
+    (ExperimentVerdict::Pass, parts.join("; "))
+}
+
+fn describe_failure(m: &MetricResult) -> String {
+    if m.verdict == MetricVerdict::Regression {
+        let p = m
+            .p_adjusted
+            .or(m.p_value)
+            .map(|p| format!(", {}", format_p(p)))
+            .unwrap_or_default();
+        return format!(
+            "{} regressed ({} → {}{p})",
+            m.name,
+            format_value(&m.name, m.baseline),
+            format_value(&m.name, m.candidate)
+        );
+    }
+    if let Some(slo) = m.slo.as_ref().filter(|s| !s.met) {
+        return format!(
+            "{} misses its objective ({} vs {})",
+            m.name,
+            format_value(&m.name, m.candidate),
+            format_value(&m.name, Some(slo.target))
+        );
+    }
+    format!("{} is not proven non-inferior within its margin", m.name)
+}
+
+pub fn overall_verdict(experiments: &[ExperimentResult]) -> (Verdict, String) {
+    let failed: Vec<String> = experiments
+        .iter()
+        .filter(|e| e.verdict == ExperimentVerdict::Fail)
+        .map(|e| format!("{}: {}", e.name, e.reason))
+        .collect();
+    if !failed.is_empty() {
+        return (Verdict::Fail, format!("regression in {}", failed.join(" | ")));
+    }
+    let run: Vec<&ExperimentResult> = experiments
+        .iter()
+        .filter(|e| e.status != ExperimentStatus::Removed)
+        .collect();
+    if run.is_empty() {
+        return (
+            Verdict::Pass,
+            if experiments.is_empty() {
+                "no experiment is affected by this change".to_owned()
+            } else {
+                "experiments were removed; nothing to run".to_owned()
+            },
+        );
+    }
+    let notes: Vec<String> = run
+        .iter()
+        .filter(|e| e.reason != "no blocking regression")
+        .map(|e| format!("{}: {}", e.name, e.reason))
+        .collect();
+    let head = format!(
+        "no blocking regression in {} experiment{}",
+        run.len(),
+        if run.len() == 1 { "" } else { "s" }
+    );
+    if notes.is_empty() {
+        (Verdict::Pass, head)
+    } else {
+        (Verdict::Pass, format!("{head} ({})", notes.join(" | ")))
+    }
+}
+
+/// The run facts the calls themselves say: cases, calls, completed, errored, spend.
+pub fn count_calls(experiments: &[ExperimentResult]) -> RunFacts {
+    let calls: Vec<&Call> = experiments
+        .iter()
+        .flat_map(|e| e.cases.iter())
+        .flat_map(|c| c.baseline.iter().chain(&c.candidate))
+        .collect();
+    RunFacts {
+        cases: experiments.iter().map(|e| e.cases.len()).sum(),
+        calls: calls.len(),
+        completed: calls.iter().filter(|c| c.error.is_none()).count(),
+        errored: calls.iter().filter(|c| c.error.is_some()).count(),
+        // `+ 0.0`: an empty sum is −0.0, which would print as "$-0.0000".
+        spend_usd: calls.iter().filter(|c| !c.cached).map(|c| c.cost_usd).sum::<f64>() + 0.0,
+        ..RunFacts::default()
+    }
+}
+
+/// Too many failed calls make the comparison meaningless: that is a run error (exit 3).
+pub fn error_budget_exceeded(results: &Results, max_error_rate: f64) -> Option<Error> {
+    for e in &results.experiments {
+        for (arm, calls) in [
+            ("baseline", e.cases.iter().flat_map(|c| &c.baseline).collect::<Vec<_>>()),
+            ("candidate", e.cases.iter().flat_map(|c| &c.candidate).collect()),
+        ] {
+            if calls.is_empty() {
+                continue;
+            }
+            let errored = calls.iter().filter(|c| c.error.is_some()).count();
+            if errored as f64 / calls.len() as f64 > max_error_rate {
+                let example = calls.iter().find_map(|c| c.error.clone()).unwrap_or_default();
+                return Some(Error::run_with_hint(
+                    format!(
+                        "{errored} of {} {arm} calls of experiment `{}` failed (more than {:.0}% allowed); first error: {example}",
+                        calls.len(),
+                        e.name,
+                        max_error_rate * 100.0
+                    ),
+                    "the results were written; fix the provider or raise `defaults.max_error_rate`",
+                ));
+            }
+        }
+    }
+    None
+}
+
+pub fn gate_record(g: &suite::GateSpec) -> GateRecord {
+    let (margin, relative) = match g.margin {
+        suite::Margin::Absolute(m) => (m, false),
+        suite::Margin::Relative(r) => (r, true),
+    };
+    GateRecord {
+        metric: g.metric.clone(),
+        direction: g.direction,
+        margin,
+        relative,
+        alpha: g.alpha,
+        blocking: g.blocking,
+        slo: g.slo,
+        require_non_inferiority: g.require_non_inferiority,
+        require_equivalence: g.require_equivalence,
+    }
+}
+
+fn gate_spec(g: &GateRecord) -> suite::GateSpec {
+    suite::GateSpec {
+        metric: g.metric.clone(),
+        direction: g.direction,
+        margin: if g.relative {
+            suite::Margin::Relative(g.margin)
+        } else {
+            suite::Margin::Absolute(g.margin)
+        },
+        alpha: g.alpha,
+        blocking: g.blocking,
+        slo: g.slo,
+        require_non_inferiority: g.require_non_inferiority,
+        require_equivalence: g.require_equivalence,
+    }
+}
+
+pub fn format_value(metric: &str, value: Option<f64>) -> String {
+    let Some(v) = value else { return "–".to_owned() };
+    if metric.ends_with("_rate") {
+        format!("{:.1}%", v * 100.0)
+    } else if metric.ends_with("_ms") {
+        format!("{v:.0} ms")
+    } else if metric.starts_with("cost") {
+        format!("${v:.6}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+pub fn format_p(p: f64) -> String {
+    if p < 0.001 {
+        "p < 0.001".to_owned()
+    } else {
+        format!("p = {p:.3}")
+    }
+}
