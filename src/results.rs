@@ -110,11 +110,19 @@ pub struct GitRef {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Pass,
+    /// A blocking regression (or a failed strict requirement): exit 1.
     Fail,
+    /// A regression a maintainer accepted: exit 0, check neutral.
     Waived,
+    /// The run could not finish (provider down, budget refused, too many errors): no metric
+    /// verdict is built from it; exit 3.
+    Error,
+    /// Part of the comparison waits for a maintainer's approval (a change to where a key
+    /// goes): fail closed, exit 1, check `action_required`.
+    NeedsApproval,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +143,8 @@ pub enum ExperimentStatus {
 pub enum ExperimentVerdict {
     Pass,
     Fail,
+    /// Its calls failed beyond `defaults.max_error_rate`: not judged.
+    Error,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -238,12 +248,23 @@ pub enum Direction {
     Lower,
 }
 
+/// What the comparison says of one metric. Significance and size are separate: a significant
+/// change inside the margin is a minor regression (shown, does not fail), never "no change".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricVerdict {
+    /// Significantly worse, and the estimate is beyond the margin: fails a blocking gate.
     Regression,
+    /// Significantly worse, but within the margin.
+    MinorRegression,
+    /// Significantly better.
     Improvement,
+    /// No significant change (the details say non-inferior, equivalent or inconclusive).
     NoChange,
+    /// No data to compare (every call errored, or nothing measured).
+    NoData,
+    /// Fewer cases than the metric's test needs to judge: reported, not gated.
+    TooFew,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -436,6 +457,33 @@ pub struct RunFacts {
     /// Calls recovered from the journal of an interrupted run.
     #[serde(default)]
     pub resumed: usize,
+}
+
+impl Verdict {
+    /// The word `results.json` and `$GITHUB_OUTPUT` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Waived => "waived",
+            Verdict::Error => "error",
+            Verdict::NeedsApproval => "needs_approval",
+        }
+    }
+}
+
+impl MetricVerdict {
+    /// The words a reader sees, the same on the terminal, in the comment and in the charts.
+    pub fn label(self) -> &'static str {
+        match self {
+            MetricVerdict::Regression => "regression",
+            MetricVerdict::MinorRegression => "minor regression (within margin)",
+            MetricVerdict::Improvement => "improvement",
+            MetricVerdict::NoChange => "no significant change",
+            MetricVerdict::NoData => "no data",
+            MetricVerdict::TooFew => "too few cases to judge",
+        }
+    }
 }
 
 impl Call {

@@ -470,11 +470,7 @@ impl<'a> Publisher<'a> {
 /// `$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`, and `::error` annotations in the log.
 fn side_channels(env: &ActionsEnv, run: &GateRun, out: &Path, annotations: &[Annotation]) -> anyhow::Result<()> {
     let r = &run.results;
-    let verdict = match r.verdict {
-        Verdict::Pass => "pass",
-        Verdict::Fail => "fail",
-        Verdict::Waived => "waived",
-    };
+    let verdict = r.verdict.as_str();
     if let Some(file) = &env.output {
         let affected = r
             .experiments

@@ -77,7 +77,8 @@ impl GateRun {
         }
         Ok(match self.results.verdict {
             Verdict::Pass | Verdict::Waived => exit::PASS,
-            Verdict::Fail => exit::FAIL,
+            Verdict::Fail | Verdict::NeedsApproval => exit::FAIL,
+            Verdict::Error => exit::RUN,
         })
     }
 }

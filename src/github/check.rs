@@ -33,8 +33,9 @@ pub struct Annotation {
 pub fn conclusion(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Pass => "success",
-        Verdict::Fail => "failure",
+        Verdict::Fail | Verdict::Error => "failure",
         Verdict::Waived => "neutral",
+        Verdict::NeedsApproval => "action_required",
     }
 }
 
@@ -43,6 +44,8 @@ pub fn title(results: &Results) -> String {
         Verdict::Pass => "pass",
         Verdict::Fail => "regression",
         Verdict::Waived => "regression accepted",
+        Verdict::Error => "run error",
+        Verdict::NeedsApproval => "needs approval",
     };
     truncate(&format!("{word}: {}", results.reason), MAX_TITLE_CHARS)
 }

@@ -54,8 +54,9 @@ pub async fn sync(client: &Client, pr: &PullRequest, bot: &str, results: &Result
                 )
                 .await?;
         }
-        // Changes are already requested; one review is enough.
-        Verdict::Fail => {}
+        // Changes are already requested; one review is enough. A run error or a run waiting for
+        // approval is not a verdict on the change: the review stays as it is.
+        Verdict::Fail | Verdict::Error | Verdict::NeedsApproval => {}
         Verdict::Pass | Verdict::Waived => {
             let message = if results.verdict == Verdict::Pass {
                 format!("promptgate passes on {}", short(&pr.head_sha))

@@ -637,9 +637,10 @@ fn quality_verdict(m: &MetricResult, candidate_only: bool) -> (&'static str, RGB
     }
     match m.verdict {
         MetricVerdict::Regression => ("regression", REGRESSION),
+        MetricVerdict::MinorRegression => ("minor regression", CANDIDATE),
         MetricVerdict::Improvement => ("improvement", OK),
         MetricVerdict::NoChange if m.non_inferior => ("non-inferior", MUTED),
-        MetricVerdict::NoChange => ("no detectable change", MUTED),
+        v => (v.label(), MUTED),
     }
 }
 

@@ -397,6 +397,8 @@ impl<'a> ReportView<'a> {
             Verdict::Pass => ("⚠️", "needs attention"),
             Verdict::Fail => ("❌", "regression"),
             Verdict::Waived => ("⚠️", "waived"),
+            Verdict::Error => ("⛔", "run error"),
+            Verdict::NeedsApproval => ("⏸️", "needs approval"),
         };
         let mut image_urls: BTreeMap<usize, Vec<ImageView>> = BTreeMap::new();
         for plan in charts::plan_charts(results) {
@@ -543,6 +545,7 @@ impl<'a> ExperimentView<'a> {
             (ExperimentStatus::Removed, _) => ("➖", "not run"),
             (_, ExperimentVerdict::Pass) => ("✅", "pass"),
             (_, ExperimentVerdict::Fail) => ("❌", "fail"),
+            (_, ExperimentVerdict::Error) => ("⛔", "run error"),
         };
         let power_notes = e
             .metrics
@@ -786,11 +789,7 @@ impl<'a> MetricRow<'a> {
 }
 
 pub(crate) fn verdict_word(verdict: MetricVerdict) -> &'static str {
-    match verdict {
-        MetricVerdict::Regression => "regression",
-        MetricVerdict::Improvement => "improvement",
-        MetricVerdict::NoChange => "no detectable change",
-    }
+    verdict.label()
 }
 
 impl<'a> FlipGroup<'a> {

@@ -15,6 +15,8 @@ pub fn render(r: &Results, failed: bool, written: &[PathBuf]) -> String {
         Verdict::Pass => "PASS",
         Verdict::Fail => "FAIL",
         Verdict::Waived => "WAIVED",
+        Verdict::Error => "ERROR",
+        Verdict::NeedsApproval => "NEEDS APPROVAL",
     };
     if failed {
         // The statistics of a broken run are not a verdict; the error follows on stderr.
@@ -38,11 +40,7 @@ pub fn render(r: &Results, failed: bool, written: &[PathBuf]) -> String {
                 m.name,
                 format_value(&m.name, m.baseline),
                 format_value(&m.name, m.candidate),
-                match m.verdict {
-                    MetricVerdict::Regression => "regression",
-                    MetricVerdict::Improvement => "improvement",
-                    MetricVerdict::NoChange => "no detectable change",
-                },
+                m.verdict.label(),
                 m.p_adjusted
                     .or(m.p_value)
                     .map(|p| format!(" ({})", format_p(p)))
