@@ -148,6 +148,9 @@ pub struct Variant {
 pub struct Case {
     pub id: String,
     pub description: Option<String>,
+    /// Cases sharing a group are one unit of inference (see docs/statistics.md, "Clustered
+    /// cases").
+    pub group: Option<String>,
     pub vars: serde_json::Map<String, Value>,
     pub asserts: Vec<Assertion>,
     /// Where the case is written: `datasets/x.jsonl:12`.
