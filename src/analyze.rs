@@ -157,6 +157,7 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
     let test = metric.test(metric.is_binary(cases), single, result.grouped);
     result.test = test;
     result.estimand = metric.estimand(test);
+    result.min_units = metric.min_units_for(test);
     let clusters = result.grouped.then_some(units.as_slice());
 
     match test {
@@ -212,10 +213,32 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
             result.unit_sd = stats::std_dev(&diffs);
             relative_of_means(&mut result, &base, &cand, &both, None, alpha);
         }
-        Test::PairedT | Test::None => {
+        Test::BootstrapT | Test::PairedT | Test::None => {
             let b: Vec<f64> = both.iter().filter_map(|&i| stats::mean(&base[i])).collect();
             let c: Vec<f64> = both.iter().filter_map(|&i| stats::mean(&cand[i])).collect();
             let diffs: Vec<f64> = c.iter().zip(&b).map(|(c, b)| c - b).collect();
+            let studentized = (test == Test::BootstrapT)
+                .then(|| stats::studentized_mean(&diffs, clusters, PERMUTATIONS, metric_seed))
+                .flatten();
+            if let Some(s) = &studentized {
+                result.delta = Some(s.estimate);
+                result.p_value = Some(s.p_value(0.0));
+                result.ci = s.interval(confidence);
+                result.ci_equivalence = s.interval(1.0 - 2.0 * alpha);
+                result.unit_sd = Some(s.se * (result.n as f64).sqrt());
+                if let Some(r) = stats::studentized_ratio(&b, &c, clusters, PERMUTATIONS, metric_seed ^ 3) {
+                    result.relative_delta = Some(r.estimate);
+                    result.relative_ci = r.interval(confidence);
+                    result.relative_ci_equivalence = r.interval(1.0 - 2.0 * alpha);
+                }
+                return result;
+            }
+            if test == Test::BootstrapT {
+                // No spread to resample (every case moved alike, or one unit): the t-test's
+                // exact answer for that case.
+                result.test = Test::PairedT;
+                result.min_units = metric.min_units_for(Test::PairedT);
+            }
             if let Some(t) = stats::paired_t(&diffs, clusters) {
                 result.delta = Some(t.estimate);
                 result.p_value = Some(t.p_value);
@@ -470,23 +493,31 @@ mod tests {
         assert!((own[0] - 0.501_410_168_761_126_8).abs() < 1e-12 && (own[1] - 0.758_612_503_481_532_5).abs() < 1e-12);
     }
 
-    #[test]
-    fn skewed_cost_is_judged_on_the_mean_it_reports() {
-        // Most cases 5% cheaper, 3 in 20 twice as dear: the mean rises 10%, although most
-        // differences are negative (a signed-rank test calls it cheaper, p = 1e-4).
-        // base_i = 0.001 + 0.00002*(i % 50); cand_i = 2*base_i if i % 20 < 3 else 0.95*base_i.
-        // scipy.stats.ttest_rel(cand, base): pvalue 0.007667094577391629, confidence_interval
-        // (4.042852340591449e-05, 0.00025787147659408533); the ratio of means − 1 is
-        // 0.10010067114093957 and Fieller's interval, by brentq on ttest_1samp(cand − ρ·base),
-        // [0.027078041876041015, 0.17368004199315923].
-        let cases: Vec<CaseResult> = (0..100)
+    /// Most cases 5% cheaper, 3 in 20 twice as dear: the mean rises 10%, although most
+    /// differences are negative (a signed-rank test calls it cheaper, p = 1e-4).
+    /// base_i = 0.001 + 0.00002*(i % 50); cand_i = 2*base_i if i % 20 < 3 else 0.95*base_i.
+    fn skewed_cases(metric: &str) -> Vec<CaseResult> {
+        (0..100)
             .map(|i| {
                 let b = 0.001 + 0.00002 * (i % 50) as f64;
                 let c = if i % 20 < 3 { 2.0 * b } else { 0.95 * b };
-                case(i, vec![call(0, true, None, b)], vec![call(0, true, None, c)])
+                let arm = |x: f64| {
+                    let mut call = call(0, true, None, x);
+                    call.scores.insert(metric.to_owned(), Score::Number(x));
+                    vec![call]
+                };
+                case(i, arm(b), arm(c))
             })
-            .collect();
-        let e = estimate("cost_per_request", &cases, true, 0.05, 1, NO_TIMEOUT);
+            .collect()
+    }
+
+    #[test]
+    fn a_mean_is_judged_on_the_mean_it_reports() {
+        // As a plain score: scipy.stats.ttest_rel(cand, base): pvalue 0.007667094577391629,
+        // confidence_interval (4.042852340591449e-05, 0.00025787147659408533); the ratio of
+        // means − 1 is 0.10010067114093957 and Fieller's interval, by brentq on
+        // ttest_1samp(cand − ρ·base), [0.027078041876041015, 0.17368004199315923].
+        let e = estimate("score", &skewed_cases("score"), true, 0.05, 1, NO_TIMEOUT);
         assert_eq!((e.test, e.estimand), (Test::PairedT, Estimand::MeanDifference));
         close(e.p_value, 0.007_667_094_577_391_629, 1e-12);
         let ci = e.ci.unwrap();
@@ -497,6 +528,29 @@ mod tests {
         let rel = e.relative_ci.unwrap();
         assert!((rel[0] - 0.027_078_041_876_041_015).abs() < 1e-9 && (rel[1] - 0.173_680_041_993_159_23).abs() < 1e-9);
         assert!(e.delta.unwrap() > 0.0, "the mean rose: the evidence points up");
+    }
+
+    #[test]
+    fn cost_is_a_skewed_amount_judged_by_the_bootstrap_t() {
+        let cases = skewed_cases("unused");
+        let e = estimate("cost_per_request", &cases, true, 0.05, 1, NO_TIMEOUT);
+        let t = estimate("unused", &cases, true, 0.05, 1, NO_TIMEOUT);
+        assert_eq!(e.test, Test::BootstrapT);
+        // The same estimate and relative change as the t-test, significant, with intervals that
+        // lean toward the long tail (up) where the t interval is symmetric.
+        close(e.delta, t.delta.unwrap(), 1e-15);
+        close(e.relative_delta, t.relative_delta.unwrap(), 1e-12);
+        assert!(e.p_value.unwrap() < 0.05);
+        let ([lo, hi], [tlo, thi]) = (e.ci.unwrap(), t.ci.unwrap());
+        assert!(hi > thi && lo > tlo, "[{lo}, {hi}] vs [{tlo}, {thi}]");
+        let ([lo, hi], [tlo, thi]) = (e.relative_ci.unwrap(), t.relative_ci.unwrap());
+        assert!(hi > thi && lo > tlo, "[{lo}, {hi}] vs [{tlo}, {thi}]");
+        // Every case 24.5% cheaper: no spread to resample, so the t-test's exact answer.
+        let flat: Vec<CaseResult> = (0..20)
+            .map(|i| case(i, vec![call(0, true, None, 0.002)], vec![call(0, true, None, 0.00151)]))
+            .collect();
+        let e = estimate("cost_per_request", &flat, true, 0.05, 1, NO_TIMEOUT);
+        assert_eq!((e.test, e.p_value), (Test::PairedT, Some(2.0 / f64::from(1 << 20))));
     }
 
     #[test]

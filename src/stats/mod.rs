@@ -46,6 +46,8 @@
 //!   within-pair sign-flip permutation test (exact up to 2^16 arrangements) and a bootstrap over
 //!   whole units; [`expanded_alpha`]: Hesterberg's (2015) small-sample widening of percentile
 //!   intervals.
+//! - [`studentized_mean`], [`studentized_ratio`]: the bootstrap-t (Hall 1992) of a mean
+//!   difference and of a ratio of means, for skewed amounts such as cost.
 //! - [`mean`], [`std_dev`], [`quantile`]: descriptive statistics; quantiles are numpy's
 //!   default "linear" (Hyndman & Fan 1996, type 7).
 //!
@@ -65,6 +67,7 @@ mod proportion;
 mod proptests;
 mod rng;
 mod sequential;
+mod studentized;
 mod ttest;
 mod variance;
 mod wilcoxon;
@@ -90,6 +93,7 @@ pub use power::{
 pub use proportion::{PairedCounts, newcombe_paired, wilson_interval};
 pub use rng::Rng;
 pub use sequential::{Look, boundaries, inflation, nominal_levels, obrien_fleming_spent, sequential_power};
+pub use studentized::{Studentized, studentized_mean, studentized_ratio};
 pub use ttest::{MeanTest, Ratio, paired_ratio, paired_t};
 pub use variance::{VarianceComponents, variance_components};
 pub use wilcoxon::{Wilcoxon, WilcoxonMethod, ZeroMethod, wilcoxon_signed_rank};

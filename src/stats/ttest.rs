@@ -155,7 +155,13 @@ impl Moments {
         }
         let scale = g as f64 / (g - 1) as f64 / (n as f64 * n as f64);
         let (mut xx, mut yy, mut xy) = (0.0, 0.0, 0.0);
+        // Deviations that are rounding only (every case the same value) are no spread.
+        let tiny = 1e-12 * x.iter().chain(y).fold(0.0f64, |m, v| m.max(v.abs()));
         for (sx, sy) in sums.values() {
+            let (sx, sy) = (
+                if sx.abs() <= tiny { 0.0 } else { *sx },
+                if sy.abs() <= tiny { 0.0 } else { *sy },
+            );
             xx += sx * sx;
             yy += sy * sy;
             xy += sx * sy;

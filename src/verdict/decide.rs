@@ -249,7 +249,7 @@ fn power_plan(estimate: &Estimate, alpha: f64, margin: f64, sign: f64) -> (Optio
                 .flatten();
             (mcnemar_mde(observed, good_rate, n, alpha), needed)
         }
-        Test::PairedT | Test::SignFlip => {
+        Test::PairedT | Test::BootstrapT | Test::SignFlip => {
             let Some(sd) = estimate.unit_sd else {
                 return (None, None);
             };
