@@ -156,6 +156,8 @@ fn combine(shards: &[Input], allow_partial: bool) -> anyhow::Result<Results> {
         merged: Some(merged),
         gates: Some(gates),
         defaults: Some(defaults),
+        policy_changes: first.results.policy_changes.clone(),
+        base_error: first.results.base_error.clone(),
     })
 }
 

@@ -19,8 +19,8 @@ use serde::Serialize;
 use super::charts;
 use super::escape::escape_untrusted;
 use crate::results::{
-    ArmInfo, Call, CaseResult, Direction, ExperimentResult, ExperimentStatus, ExperimentVerdict, Flip, MetricResult,
-    MetricVerdict, Results, Verdict,
+    ArmInfo, Call, CaseResult, DatasetChanges, Direction, ExperimentResult, ExperimentStatus, ExperimentVerdict, Flip,
+    MetricResult, MetricVerdict, Results, Verdict,
 };
 
 /// GitHub refuses comments over 65,536 characters; this leaves room for the waiver note and
@@ -203,6 +203,8 @@ struct ReportView<'a> {
     attention: Vec<AttentionView<'a>>,
     base: RefView<'a>,
     head: RefView<'a>,
+    /// What the pull request changes in the policy that judges it: it takes effect after merge.
+    policy_changes: Vec<&'a str>,
     /// "2 changed, 1 new, 1 removed".
     counts: String,
     experiments: Vec<ExperimentView<'a>>,
@@ -242,6 +244,8 @@ struct RefView<'a> {
     name: &'a str,
     sha: &'a str,
     short_sha: &'a str,
+    /// The working tree, with edits its commit does not have.
+    dirty: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -256,8 +260,15 @@ struct ExperimentView<'a> {
     reason: &'a str,
     provider: &'a str,
     affected_by: Vec<&'a str>,
+    /// Why it is affected, in words ("provider `sim`: base_url changed"); raw, escaped by the
+    /// template.
+    change_notes: Vec<&'a str>,
+    /// The pull request's edits to the cases it is judged on, for the verdict line: "3 cases
+    /// removed (a, b, c), 1 added". Built here, ids escaped.
+    dataset_note: Option<String>,
     repeats: u32,
-    /// What differs between the baseline and candidate configs (model, temperature, …).
+    /// What differs between the baseline and candidate configs (model, temperature, …); empty
+    /// when `change_notes` says it.
     changes: Vec<ArmChange>,
     metrics: Vec<MetricRow<'a>>,
     /// The interval column's header: "95% CI" when every metric shares one α, "repeated CI"
@@ -420,8 +431,9 @@ impl<'a> ReportView<'a> {
             verdict: VerdictView { symbol, word },
             reason: &results.reason,
             attention,
-            base: RefView::new(&results.base.name, &results.base.sha),
-            head: RefView::new(&results.head.name, &results.head.sha),
+            base: RefView::new(&results.base.name, &results.base.sha, results.base.dirty),
+            head: RefView::new(&results.head.name, &results.head.sha, results.head.dirty),
+            policy_changes: results.policy_changes.iter().map(String::as_str).collect(),
             counts: status_counts(&results.experiments),
             experiments: results
                 .experiments
@@ -452,12 +464,17 @@ impl<'a> ReportView<'a> {
 }
 
 impl<'a> RefView<'a> {
-    fn new(name: &'a str, sha: &'a str) -> RefView<'a> {
+    fn new(name: &'a str, sha: &'a str, dirty: bool) -> RefView<'a> {
         let short_sha = match sha.char_indices().nth(7) {
             Some((byte, _)) => &sha[..byte],
             None => sha,
         };
-        RefView { name, sha, short_sha }
+        RefView {
+            name,
+            sha,
+            short_sha,
+            dirty,
+        }
     }
 }
 
@@ -542,6 +559,7 @@ impl<'a> ExperimentView<'a> {
             ExperimentStatus::Forced => Some("not affected by this change, run with --all"),
         };
         let (symbol, verdict) = match (e.status, e.verdict) {
+            (ExperimentStatus::Removed, ExperimentVerdict::Fail) => ("❌", "fail"),
             (ExperimentStatus::Removed, _) => ("➖", "not run"),
             (_, ExperimentVerdict::Pass) => ("✅", "pass"),
             (_, ExperimentVerdict::Fail) => ("❌", "fail"),
@@ -584,8 +602,14 @@ impl<'a> ExperimentView<'a> {
             reason: &e.reason,
             provider: &e.provider,
             affected_by: e.affected_by.iter().map(String::as_str).collect(),
+            change_notes: e.changed.changes.iter().map(String::as_str).collect(),
+            dataset_note: e.changed.dataset_changes.as_ref().map(dataset_note),
             repeats: e.repeats,
-            changes: arm_changes(e.baseline.as_ref(), e.candidate.as_ref()),
+            changes: if e.changed.changes.is_empty() {
+                arm_changes(e.baseline.as_ref(), e.candidate.as_ref())
+            } else {
+                Vec::new()
+            },
             metrics: e.metrics.iter().map(|m| MetricRow::new(m, e.status)).collect(),
             ci_label: ci_label(e),
             projection: projection_sentence(e, requests_per_month),
@@ -705,6 +729,44 @@ fn design_notes(e: &ExperimentResult) -> Vec<String> {
         }
     }
     notes
+}
+
+/// The pull request's edits to the cases, for the verdict line: a reviewer sees a change that
+/// edits its own test. Ids come from the pull request's dataset: escaped, and a few at most.
+fn dataset_note(d: &DatasetChanges) -> String {
+    const IDS_SHOWN: usize = 8;
+    let ids = |list: &[String]| {
+        let shown: Vec<String> = list.iter().take(IDS_SHOWN).map(|id| escape_untrusted(id, 60)).collect();
+        let more = list.len().saturating_sub(IDS_SHOWN);
+        if more > 0 {
+            format!("{} and {more} more", shown.join(", "))
+        } else {
+            shown.join(", ")
+        }
+    };
+    let cases = |n: usize| format!("{n} case{}", if n == 1 { "" } else { "s" });
+    let mut parts = Vec::new();
+    if !d.removed.is_empty() {
+        parts.push(format!("{} removed ({})", cases(d.removed.len()), ids(&d.removed)));
+    }
+    if d.added > 0 {
+        parts.push(format!("{} added", cases(d.added)));
+    }
+    if !d.assertions_changed.is_empty() {
+        parts.push(format!(
+            "assertions changed in {} ({})",
+            cases(d.assertions_changed.len()),
+            ids(&d.assertions_changed)
+        ));
+    }
+    if !d.vars_changed.is_empty() {
+        parts.push(format!(
+            "inputs changed in {} ({})",
+            cases(d.vars_changed.len()),
+            ids(&d.vars_changed)
+        ));
+    }
+    format!("this PR edits the cases it is judged on: {}", parts.join(", "))
 }
 
 fn projection_sentence(e: &ExperimentResult, requests_per_month: Option<u64>) -> Option<String> {
@@ -1326,10 +1388,12 @@ pub(crate) mod test_fixtures {
             base: GitRef {
                 name: "main".to_owned(),
                 sha: "3f2a9c1e0b7d4a5f6e8c9d0a1b2c3d4e5f6a7b8c".to_owned(),
+                dirty: false,
             },
             head: GitRef {
                 name: "prompt/shorter-answers".to_owned(),
                 sha: "9b7d4e2a1c3f5e6d7a8b9c0d1e2f3a4b5c6d7e8f".to_owned(),
+                dirty: false,
             },
             config: "promptgate.yaml".to_owned(),
             experiments: vec![customer_support(), billing_faq(), onboarding_tips(), legacy_greeting()],
@@ -1352,6 +1416,8 @@ pub(crate) mod test_fixtures {
             merged: None,
             gates: None,
             defaults: None,
+            policy_changes: Vec::new(),
+            base_error: None,
         }
     }
 
@@ -1579,6 +1645,7 @@ pub(crate) mod test_fixtures {
             ],
             dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
+            changed: ChangeFacts::default(),
         }
     }
 
@@ -1687,6 +1754,7 @@ pub(crate) mod test_fixtures {
             cases: vec![case],
             dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
+            changed: ChangeFacts::default(),
         }
     }
 
@@ -1719,6 +1787,7 @@ pub(crate) mod test_fixtures {
             cases: Vec::new(),
             dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
+            changed: ChangeFacts::default(),
         }
     }
 
@@ -1737,6 +1806,7 @@ pub(crate) mod test_fixtures {
             cases: Vec::new(),
             dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
+            changed: ChangeFacts::default(),
         }
     }
 }

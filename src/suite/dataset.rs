@@ -83,6 +83,7 @@ pub(super) fn parse(
             id,
             description: raw.description,
             vars: raw.vars,
+            assert_source: serde_json::to_string(&raw.assert).unwrap_or_default(),
             asserts,
             origin: format!("{path}:{line}"),
         });

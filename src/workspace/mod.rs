@@ -2,33 +2,71 @@
 //!
 //! Everything reads through [`FileSource`], so the suite loader works the same on a commit, on
 //! the working tree, and on an in-memory tree in tests. Git is driven through its command line
-//! (`git show`, `git diff`), which is on every CI runner and needs no C library.
+//! (`git cat-file`, `git diff`), which is on every CI runner and needs no C library; nothing
+//! outside this module runs git.
+//!
+//! Symbolic links are decided here, once, for every tree: a link is followed when its target
+//! stays inside the repository (a committed link reads as the file it points to, as on disk),
+//! and reading through a link that leaves it is an error naming the path.
 
 mod git;
 mod paths;
+mod scratch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use sha2::{Digest, Sha256};
+
 pub use git::{Change, ChangeKind, Repo};
 pub use paths::{PathEscape, join_in_repo, parent_dir};
+pub use scratch::{ScratchDir, Worktree};
 
 /// Read-only access to the files of one tree, by repository-relative path with `/` separators.
 pub trait FileSource: Send + Sync {
     /// The file's text, or `None` when the tree has no such file.
     fn read(&self, path: &str) -> anyhow::Result<Option<String>>;
 
+    /// What `path` names in this tree, links followed: a file or a folder with a fingerprint of
+    /// its content, or `None` when nothing is there. A file's fingerprint is the SHA-256 of its
+    /// bytes in every tree, so a file unchanged between a commit and the working tree keeps it.
+    fn object(&self, path: &str) -> anyhow::Result<Option<Object>>;
+
     /// How this tree is named in messages: a short SHA, "working tree", …
     fn label(&self) -> String;
+}
+
+/// A file or folder of a tree, identified by its content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Object {
+    pub kind: ObjectKind,
+    /// Equal fingerprints mean equal content (`sha256:…` for files; folders carry their
+    /// tree's scheme, so a folder at a commit and on disk never compare equal by accident).
+    pub fingerprint: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectKind {
+    File,
+    Folder,
+}
+
+/// The message every tree gives for a link whose target is outside the repository.
+fn link_leaves(path: &str) -> anyhow::Error {
+    anyhow::anyhow!("{path} is a link that leaves the repository")
+}
+
+fn file_fingerprint(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// The files of one commit.
 pub struct GitTree {
     repo: PathBuf,
     sha: String,
-    // `git show` is a process per file; templates and partials are read once per render, so
-    // remember what was read.
+    // Reading a file is a few git processes; templates and partials are read once per render,
+    // so remember what was read.
     cache: Mutex<HashMap<String, Option<String>>>,
 }
 
@@ -52,7 +90,16 @@ impl FileSource for GitTree {
         {
             return Ok(hit.clone());
         }
-        let text = git::show(&self.repo, &self.sha, path)?;
+        let text = match git::resolve(&self.repo, &self.sha, path)? {
+            Some(entry) if entry.kind == ObjectKind::File => {
+                let bytes = git::blob(&self.repo, &entry.id)?;
+                Some(
+                    String::from_utf8(bytes)
+                        .map_err(|_| anyhow::anyhow!("{path} at {} is not UTF-8 text", git::short(&self.sha)))?,
+                )
+            }
+            _ => None,
+        };
         self.cache
             .lock()
             .map_err(|_| anyhow::anyhow!("cache poisoned"))?
@@ -60,12 +107,26 @@ impl FileSource for GitTree {
         Ok(text)
     }
 
+    fn object(&self, path: &str) -> anyhow::Result<Option<Object>> {
+        Ok(match git::resolve(&self.repo, &self.sha, path)? {
+            Some(entry) if entry.kind == ObjectKind::File => Some(Object {
+                kind: ObjectKind::File,
+                fingerprint: file_fingerprint(&git::blob(&self.repo, &entry.id)?),
+            }),
+            Some(entry) => Some(Object {
+                kind: ObjectKind::Folder,
+                fingerprint: format!("git-tree:{}", entry.id),
+            }),
+            None => None,
+        })
+    }
+
     fn label(&self) -> String {
         self.sha.chars().take(12).collect()
     }
 }
 
-/// The files on disk under a root (the working tree), for `validate`.
+/// The files on disk under a root (the working tree), for `validate` and `--head WORKTREE`.
 pub struct DirTree {
     root: PathBuf,
 }
@@ -74,19 +135,70 @@ impl DirTree {
     pub fn new(root: &Path) -> Self {
         DirTree { root: root.to_owned() }
     }
-}
 
-impl FileSource for DirTree {
-    fn read(&self, path: &str) -> anyhow::Result<Option<String>> {
+    /// The real path of `path`, or `None` when nothing is there; an error for a link that
+    /// leaves the root.
+    fn locate(&self, path: &str) -> anyhow::Result<Option<PathBuf>> {
         let full = self.root.join(path);
         // A symlink may point outside the repository even when the path does not.
         match (full.canonicalize(), self.root.canonicalize()) {
-            (Ok(real), Ok(root)) if !real.starts_with(&root) => {
-                anyhow::bail!("{path} is a link that leaves the repository")
-            }
-            (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            _ => {}
+            (Ok(real), Ok(root)) if !real.starts_with(&root) => Err(link_leaves(path)),
+            (Ok(real), _) => Ok(Some(real)),
+            (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            (Err(e), _) => Err(anyhow::Error::new(e).context(format!("reading {path}"))),
         }
+    }
+}
+
+impl FileSource for DirTree {
+    fn object(&self, path: &str) -> anyhow::Result<Option<Object>> {
+        let Some(real) = self.locate(path)? else {
+            return Ok(None);
+        };
+        if !real.is_dir() {
+            let bytes = std::fs::read(&real).map_err(|e| anyhow::Error::new(e).context(format!("reading {path}")))?;
+            return Ok(Some(Object {
+                kind: ObjectKind::File,
+                fingerprint: file_fingerprint(&bytes),
+            }));
+        }
+        // Every file below, by relative path and content; `.git` is not content.
+        let mut files = Vec::new();
+        let mut pending = vec![real.clone()];
+        while let Some(dir) = pending.pop() {
+            for entry in
+                std::fs::read_dir(&dir).map_err(|e| anyhow::Error::new(e).context(format!("reading {path}")))?
+            {
+                let entry_path = entry?.path();
+                if entry_path.file_name().is_some_and(|n| n == ".git") {
+                    continue;
+                }
+                if entry_path.is_dir() {
+                    pending.push(entry_path);
+                } else if let Ok(bytes) = std::fs::read(&entry_path) {
+                    let relative = entry_path.strip_prefix(&real).unwrap_or(&entry_path);
+                    files.push((relative.to_string_lossy().replace('\\', "/"), file_fingerprint(&bytes)));
+                }
+            }
+        }
+        files.sort();
+        let mut h = Sha256::new();
+        for (name, fingerprint) in &files {
+            h.update(name.as_bytes());
+            h.update([0]);
+            h.update(fingerprint.as_bytes());
+            h.update([0]);
+        }
+        Ok(Some(Object {
+            kind: ObjectKind::Folder,
+            fingerprint: format!("dir:{}", hex::encode(h.finalize())),
+        }))
+    }
+
+    fn read(&self, path: &str) -> anyhow::Result<Option<String>> {
+        let Some(full) = self.locate(path)? else {
+            return Ok(None);
+        };
         if full.is_dir() {
             return Ok(None);
         }
@@ -121,6 +233,33 @@ impl MemTree {
 impl FileSource for MemTree {
     fn read(&self, path: &str) -> anyhow::Result<Option<String>> {
         Ok(self.files.get(path).cloned())
+    }
+
+    fn object(&self, path: &str) -> anyhow::Result<Option<Object>> {
+        if let Some(text) = self.files.get(path) {
+            return Ok(Some(Object {
+                kind: ObjectKind::File,
+                fingerprint: file_fingerprint(text.as_bytes()),
+            }));
+        }
+        let prefix = format!("{path}/");
+        let mut h = Sha256::new();
+        let mut any = false;
+        for (name, text) in self
+            .files
+            .range(prefix.clone()..)
+            .take_while(|(n, _)| n.starts_with(&prefix))
+        {
+            any = true;
+            h.update(name.as_bytes());
+            h.update([0]);
+            h.update(file_fingerprint(text.as_bytes()).as_bytes());
+            h.update([0]);
+        }
+        Ok(any.then(|| Object {
+            kind: ObjectKind::Folder,
+            fingerprint: format!("mem:{}", hex::encode(h.finalize())),
+        }))
     }
 
     fn label(&self) -> String {
