@@ -144,7 +144,17 @@ impl DirTree {
         match (full.canonicalize(), self.root.canonicalize()) {
             (Ok(real), Ok(root)) if !real.starts_with(&root) => Err(link_leaves(path)),
             (Ok(real), _) => Ok(Some(real)),
-            (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A dangling link is judged by where it points, as in a commit's tree: outside
+                // the repository is an error, inside it is a missing file.
+                if let Ok(target) = std::fs::read_link(&full) {
+                    let target = target.to_string_lossy();
+                    if join_in_repo(parent_dir(path), &target).is_err() {
+                        return Err(link_leaves(path));
+                    }
+                }
+                Ok(None)
+            }
             (Err(e), _) => Err(anyhow::Error::new(e).context(format!("reading {path}"))),
         }
     }
@@ -264,5 +274,174 @@ impl FileSource for MemTree {
 
     fn label(&self) -> String {
         "memory".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A repository with one commit holding `files` and the symbolic links `links` (path,
+    /// target), and the trees of that commit and of the working tree.
+    fn repo_with(files: &[(&str, &str)], links: &[(&str, &str)]) -> (tempfile::TempDir, GitTree, DirTree) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        std::fs::create_dir_all(&root).unwrap();
+        let repo = Repo::init(&root, "main").unwrap();
+        for (path, text) in files {
+            let full = root.join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, text).unwrap();
+        }
+        for (path, target) in links {
+            let full = root.join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, full).unwrap();
+        }
+        repo.commit_all("tree").unwrap();
+        let sha = repo.head_sha().unwrap();
+        let git = GitTree::new(repo.root(), &sha);
+        let disk = DirTree::new(repo.root());
+        (dir, git, disk)
+    }
+
+    /// What `path` reads as: its text, `None`, or the error message.
+    fn read(tree: &dyn FileSource, path: &str) -> Result<Option<String>, String> {
+        tree.read(path).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_link_reads_the_same_in_a_commit_and_on_disk() {
+        let (_dir, git, disk) = repo_with(
+            &[
+                ("docs/refunds.md", "Refunds within 30 days."),
+                ("common/tone.md", "Be calm."),
+                ("outside.txt", "x"),
+            ],
+            &[
+                ("prompts/partials/refunds.md", "../../docs/refunds.md"),
+                ("prompts/shared", "../common"),
+                ("prompts/chain.md", "partials/refunds.md"),
+                ("prompts/dangling.md", "missing.md"),
+                ("prompts/escape.md", "../../outside-of-the-repo.txt"),
+                ("prompts/absolute.md", "/etc/hostname"),
+                ("prompts/loop.md", "loop.md"),
+            ],
+        );
+        for tree in [&git as &dyn FileSource, &disk] {
+            let label = tree.label();
+            assert_eq!(
+                read(tree, "prompts/partials/refunds.md"),
+                Ok(Some("Refunds within 30 days.".to_owned())),
+                "{label}"
+            );
+            assert_eq!(
+                read(tree, "prompts/chain.md"),
+                Ok(Some("Refunds within 30 days.".to_owned())),
+                "{label}"
+            );
+            assert_eq!(
+                read(tree, "prompts/shared/tone.md"),
+                Ok(Some("Be calm.".to_owned())),
+                "{label}"
+            );
+            assert_eq!(read(tree, "prompts/dangling.md"), Ok(None), "{label}");
+            for leaving in ["prompts/escape.md", "prompts/absolute.md"] {
+                assert_eq!(
+                    read(tree, leaving),
+                    Err(format!("{leaving} is a link that leaves the repository")),
+                    "{label}"
+                );
+            }
+            assert!(read(tree, "prompts/loop.md").is_err(), "{label}");
+            assert_eq!(
+                tree.object("prompts/shared").unwrap().map(|o| o.kind),
+                Some(ObjectKind::Folder),
+                "{label}"
+            );
+        }
+        // A file's fingerprint is its content's, whichever tree it is read from.
+        assert_eq!(
+            git.object("docs/refunds.md").unwrap(),
+            disk.object("prompts/partials/refunds.md").unwrap()
+        );
+    }
+
+    #[test]
+    fn a_worktree_of_another_commit_is_removed_when_dropped() {
+        let (dir, _git, _disk) = repo_with(&[("a.txt", "first")], &[]);
+        let root = dir.path().join("repo");
+        let repo = Repo::open(&root).unwrap();
+        let first = repo.head_sha().unwrap();
+        std::fs::write(root.join("a.txt"), "second").unwrap();
+        repo.commit_all("second").unwrap();
+        let worktree = repo.worktree(&first).unwrap();
+        let checkout = worktree.path().to_owned();
+        assert_eq!(std::fs::read_to_string(checkout.join("a.txt")).unwrap(), "first");
+        drop(worktree);
+        assert!(!checkout.exists());
+        let listed = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&root)
+            .args(["worktree", "list", "--porcelain"])
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert_eq!(listed.matches("worktree ").count(), 1, "{listed}");
+    }
+
+    #[test]
+    fn uncommitted_edits_and_untracked_files_are_listed() {
+        let (dir, _git, _disk) = repo_with(&[("a.txt", "one"), (".gitignore", "ignored/\n")], &[]);
+        let root = dir.path().join("repo");
+        let repo = Repo::open(&root).unwrap();
+        std::fs::write(root.join("a.txt"), "two").unwrap();
+        std::fs::create_dir_all(root.join("ignored")).unwrap();
+        std::fs::write(root.join("ignored/x"), "x").unwrap();
+        std::fs::write(root.join("new.txt"), "new").unwrap();
+        let listed: Vec<(ChangeKind, String)> = repo
+            .uncommitted()
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.kind, c.path))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (ChangeKind::Modified, "a.txt".to_owned()),
+                (ChangeKind::Added, "new.txt".to_owned())
+            ]
+        );
+        assert_eq!(repo.tracked_changes_to_worktree("HEAD").unwrap().len(), 1);
+    }
+
+    /// The architecture's rule: git is driven from `workspace` alone.
+    #[test]
+    fn only_workspace_runs_git() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut pending = vec![src.clone()];
+        let mut offenders = Vec::new();
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    if path != src.join("workspace") {
+                        pending.push(path);
+                    }
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for (i, line) in text.lines().enumerate() {
+                        if line.contains(concat!("Command::new(", "\"git\")")) {
+                            offenders.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "git run outside src/workspace:\n{}",
+            offenders.join("\n")
+        );
     }
 }
