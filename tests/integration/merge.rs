@@ -149,12 +149,7 @@ fn bad_shard_flags_are_usage_errors() {
             .stderr_has("hint: write K/N");
     }
     // A sequential design looks at all the cases: a shard cannot run it.
-    repo.edit(
-        "promptgate.yaml",
-        "defaults: {repeats: 1,",
-        "defaults: {sequential: true, repeats: 1,",
-    );
-    repo.commit("sequential");
+    let repo = crate::gate::demo_pr_with_suite("defaults: {repeats: 1,", "defaults: {sequential: true, repeats: 1,");
     run_into(&repo, &repo.path().join("out"), &["--shard", "1/2"])
         .expect_code(2)
         .stderr_has("sequential")
