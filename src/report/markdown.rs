@@ -1031,7 +1031,8 @@ impl RunView {
             (Some(lo), Some(hi)) => format!("{lo}–{hi}"),
             _ => "—".to_owned(),
         };
-        let reproduce = (is_hex_sha(&results.base.sha) && is_hex_sha(&results.head.sha))
+        // A working tree with uncommitted edits is not reproducible from its commit.
+        let reproduce = (is_hex_sha(&results.base.sha) && is_hex_sha(&results.head.sha) && !results.head.dirty)
             .then(|| format!("promptgate run --base {} --head {}", results.base.sha, results.head.sha));
         RunView {
             cases: run.cases,
