@@ -98,9 +98,30 @@ impl Comparison {
     }
 
     /// What a user must know before trusting the comparison, one message each, for stderr:
-    /// uncommitted edits it does not read, a base that does not load, policy changes that wait
-    /// for the merge.
+    /// what the candidate is, edits it does not read, a base that does not load, policy
+    /// changes that wait for the merge.
     pub fn notices(&self) -> Vec<String> {
+        let mut notices = self.tree_notices();
+        if let Some(error) = self.base_error() {
+            notices.push(format!(
+                "warning: {error}\nhint: the experiments it does not load run candidate-only and the verdict fails unless a maintainer waives it; fix the suite on the base branch"
+            ));
+        }
+        if !self.policy.changes.is_empty() {
+            let mut text =
+                "promptgate: this change edits the gate policy; the base's stays in force until it is merged:"
+                    .to_owned();
+            for c in &self.policy.changes {
+                text.push_str(&format!("\n  {c}"));
+            }
+            notices.push(text);
+        }
+        notices
+    }
+
+    /// The notices about the working tree: edits the comparison does not read, or the working
+    /// tree as the candidate.
+    pub fn tree_notices(&self) -> Vec<String> {
         let mut notices = Vec::new();
         if !self.not_compared.is_empty() {
             let mut text = format!(
@@ -125,20 +146,6 @@ impl Comparison {
                     " (no uncommitted edits)"
                 }
             ));
-        }
-        if let Some(error) = self.base_error() {
-            notices.push(format!(
-                "warning: {error}\nhint: the experiments it does not load run candidate-only and the verdict fails unless a maintainer waives it; fix the suite on the base branch"
-            ));
-        }
-        if !self.policy.changes.is_empty() {
-            let mut text =
-                "promptgate: this change edits the gate policy; the base's stays in force until it is merged:"
-                    .to_owned();
-            for c in &self.policy.changes {
-                text.push_str(&format!("\n  {c}"));
-            }
-            notices.push(text);
         }
         notices
     }

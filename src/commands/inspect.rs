@@ -19,7 +19,8 @@ pub fn detect(repo_dir: &Path, config: &str, args: &DetectArgs) -> anyhow::Resul
             all: args.all,
         },
     )?;
-    for notice in cmp.notices() {
+    // The base's errors and the policy changes are part of what detect reports, on stdout.
+    for notice in cmp.tree_notices() {
         eprintln!("{notice}");
     }
     let detection = &cmp.detection;
