@@ -595,6 +595,10 @@ gates:
         let p = in_force("alpha: 0.05", "alpha: 0.1");
         assert_eq!(p.changes, ["defaults.alpha 0.05 → 0.1"]);
         assert_eq!(p.defaults.alpha, 0.05);
+        // A PR cannot fish for a favourable draw of the seeded resampling either.
+        let p = in_force("alpha: 0.05,", "alpha: 0.05, seed: 7, sequential: true,");
+        assert_eq!(p.changes, ["defaults.seed 0 → 7", "defaults.sequential false → true"]);
+        assert_eq!((p.defaults.seed, p.defaults.sequential), (0, false));
         let p = in_force("max_usd: 5", "max_usd: 500");
         assert_eq!(p.changes, ["budget.max_usd 5 → 500"]);
         assert_eq!(p.budget.max_usd, Some(5.0));

@@ -2013,10 +2013,19 @@ mod tests {
         results.base.name = HOSTILE.to_owned();
         results.head.sha = HOSTILE.to_owned();
         results.unaffected = vec![HOSTILE.to_owned()];
+        // What a PR's own config and dataset put in the change notes.
+        results.policy_changes = vec![HOSTILE.to_owned()];
         for e in &mut results.experiments {
             e.name = HOSTILE.to_owned();
             e.reason = HOSTILE.to_owned();
             e.affected_by = vec![HOSTILE.to_owned()];
+            e.changed.changes = vec![HOSTILE.to_owned()];
+            e.changed.dataset_changes = Some(DatasetChanges {
+                removed: vec![HOSTILE.to_owned()],
+                added: 1,
+                assertions_changed: vec![HOSTILE.to_owned()],
+                vars_changed: Vec::new(),
+            });
             if let Some(arm) = &mut e.candidate {
                 arm.model = HOSTILE.to_owned();
             }
