@@ -321,6 +321,7 @@ mod tests {
             repeat: 0,
             provider: "sim".to_owned(),
             fallbacks: vec!["spare".to_owned()],
+            retime: false,
             request: Ok(Request {
                 model: "m".to_owned(),
                 messages: Vec::new(),

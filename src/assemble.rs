@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::detect::Detection;
+use crate::metrics::DEFAULT_TIMEOUT_MS;
 use crate::plan::{self, Arm, Job, Planned};
 use crate::providers::pricing::PriceTable;
 use crate::results::*;
@@ -19,6 +20,8 @@ pub struct Input<'a> {
     pub jobs: &'a [Job],
     pub outcomes: &'a [Outcome],
     pub prices: &'a PriceTable,
+    /// Per planned experiment, its provider's `timeout_ms` in the baseline and the candidate arm.
+    pub timeouts: &'a [(u64, u64)],
     /// Only this shard's cases are in `jobs`; the others are left out of the results.
     pub shard: Option<Shard>,
     /// Endpoint keys → the provider names the suite configures (a baseline's own endpoint has
@@ -123,6 +126,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                 candidate.sort_by_key(|c| c.repeat);
                 let flip = flip(&baseline, &candidate);
                 CaseResult {
+                    group: case.group.clone(),
                     id: case.id.clone(),
                     input: case.input_text(),
                     baseline,
@@ -138,8 +142,13 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
             verdict: ExperimentVerdict::Pass,
             reason: String::new(),
             provider: head.provider.clone(),
-            baseline: planned.baseline.map(arm_info),
-            candidate: Some(arm_info(head)),
+            baseline: planned
+                .baseline
+                .map(|b| arm_info(b, input.timeouts.get(ei).map_or(DEFAULT_TIMEOUT_MS, |t| t.0))),
+            candidate: Some(arm_info(
+                head,
+                input.timeouts.get(ei).map_or(DEFAULT_TIMEOUT_MS, |t| t.1),
+            )),
             repeats: head.repeats,
             metrics: Vec::new(),
             cases,
@@ -179,8 +188,10 @@ pub fn removed(detection: &Detection) -> Vec<ExperimentResult> {
     experiments
 }
 
-pub fn arm_info(e: &suite::Experiment) -> ArmInfo {
+/// What one arm ran; `timeout_ms` is its provider's.
+pub fn arm_info(e: &suite::Experiment, timeout_ms: u64) -> ArmInfo {
     ArmInfo {
+        timeout_ms,
         variant: e.variant_path.clone(),
         version: e.variant.version.clone(),
         model: e.variant.model.clone(),

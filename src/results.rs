@@ -290,6 +290,17 @@ pub struct ArmInfo {
     /// The variant's recorded `evaluation_metrics` (its baseline contract), for drift.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub evaluation_metrics: BTreeMap<String, f64>,
+    /// The provider's `timeout_ms` for this arm: an errored or timed-out call counts there in
+    /// latency.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// The latency an errored or timed-out call counts at when its provider sets no `timeout_ms`.
+pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
+
+fn default_timeout_ms() -> u64 {
+    DEFAULT_TIMEOUT_MS
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -333,11 +344,12 @@ pub struct MetricResult {
     /// 95% (1 − α) confidence interval of `delta`.
     pub ci: Option<[f64; 2]>,
     pub p_value: Option<f64>,
-    /// After Holm–Bonferroni across all gated metrics of the PR.
+    /// After Holm–Bonferroni across the PR's blocking gated metrics (`None` outside that
+    /// family: informational metrics are compared with α unadjusted).
     pub p_adjusted: Option<f64>,
-    /// `mcnemar-exact`, `wilcoxon-signed-rank`, `paired-bootstrap`, or `none`.
+    /// `mcnemar-exact`, `paired-t`, `sign-flip-permutation`, or `none`.
     pub test: String,
-    /// Number of paired cases the test used.
+    /// Units the test used: paired cases, or groups of cases (see `details.clustered`).
     pub n: usize,
     pub verdict: MetricVerdict,
     /// The CI proves the candidate is not worse than the margin.
@@ -361,7 +373,7 @@ pub struct MetricResult {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MetricDetails {
     /// What `delta` and `ci` estimate: `mean-difference`, `proportion-difference` (Newcombe
-    /// interval), `hodges-lehmann-shift` (ordinal scores), `quantile-difference`.
+    /// interval), `quantile-difference` (over calls).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimand: Option<String>,
     /// `candidate / baseline − 1` and its interval, for ratio metrics (cost per request).
@@ -369,16 +381,19 @@ pub struct MetricDetails {
     pub relative_delta: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relative_ci: Option<[f64; 2]>,
-    /// TOST: the (1 − 2α) interval lies inside ±margin. `None` when the margin is 0.
+    /// TOST: the (1 − 2α) interval lies inside ±margin, on the decision's scale. `None` when
+    /// the margin is 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equivalent: Option<bool>,
+    /// The (1 − 2α) interval equivalence was judged on (the decision's scale).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equivalence_ci: Option<[f64; 2]>,
-    /// The margin is smaller than the minimum detectable effect: a real regression of the
-    /// margin's size would likely pass unnoticed.
+    /// The suite has fewer units than `cases_needed`: a regression of the margin's size would
+    /// likely pass unnoticed.
     #[serde(default)]
     pub underpowered: bool,
-    /// Cases needed to detect a change of the margin's size (α, 80% power).
+    /// Units needed to detect a change of the margin's size with 80% power by this metric's
+    /// test at α over Holm's family (the same model as `mde`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cases_needed: Option<usize>,
     /// Variance between cases and within a case (over repeats), averaged over the arms.
@@ -395,6 +410,49 @@ pub struct MetricDetails {
     /// The candidate variant's recorded `evaluation_metrics` value against this run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<Drift>,
+    /// The fewest units (cases, or groups) this metric's test judges; below it the verdict is
+    /// `too_few` and the metric is not gated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_n: Option<usize>,
+    /// Cases compared (`n` counts units, which are groups when the dataset groups its cases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cases: Option<usize>,
+    /// Cases left out of the comparison because only one arm has a value of this run (a cached
+    /// call has no latency of this run).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub left_out: usize,
+    /// Whether the cases were clustered by their dataset `group`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clustered: bool,
+    /// The interval has zero width: the spread is unknown, so it proves nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub variance_unknown: bool,
+    /// The estimate, interval and margin the decision read: on the relative scale
+    /// (`candidate / baseline − 1`) for a relative margin, else in the metric's unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<DecisionBasis>,
+    /// The standard deviation of the per-unit difference the test saw (the start of the plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sd: Option<f64>,
+    /// Holm's family the p-value was adjusted in (blocking gated metrics judged in this run);
+    /// the plan (`mde`, `cases_needed`) is for a test at α divided by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<usize>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// What a metric's decision was made on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DecisionBasis {
+    /// `true`: the relative change `candidate / baseline − 1`; `false`: the metric's unit.
+    pub relative: bool,
+    pub estimate: f64,
+    pub ci: Option<[f64; 2]>,
+    /// The margin on the same scale.
+    pub margin: f64,
 }
 
 /// A recorded metric value compared with the measured one.
@@ -423,6 +481,9 @@ pub enum Flip {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CaseResult {
     pub id: String,
+    /// The case's `group` in the dataset: cases of one group are resampled and tested together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// The case's `input` var (or its vars as JSON), for the report.
     pub input: String,
     /// One call per repeat; empty for a candidate-only (new) experiment's baseline.

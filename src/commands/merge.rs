@@ -9,7 +9,7 @@ use crate::cli::MergeArgs;
 use crate::error::{Diagnostic, Error};
 use crate::report;
 use crate::results::*;
-use crate::verdict::{Policy, count_calls, error_budget_exceeded, judge, overall_verdict, with_base_error};
+use crate::verdict::{Policy, count_calls, judge, overall_verdict, run_error, with_base_error};
 
 pub fn merge(args: &MergeArgs) -> anyhow::Result<u8> {
     let mut shards = Vec::with_capacity(args.shards.len());
@@ -20,8 +20,7 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<u8> {
         });
     }
     let results = combine(&shards, args.allow_partial)?;
-    let max_error_rate = results.defaults.as_ref().map_or(1.0, |d| d.max_error_rate);
-    let run_error = error_budget_exceeded(&results, max_error_rate);
+    let run_error = run_error(&results);
     let written = report::write_outputs(&results, &args.out)?;
     let run = GateRun {
         results,

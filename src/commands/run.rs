@@ -158,6 +158,18 @@ pub fn run_gate_with(
         })
         .collect();
     let mut jobs = plan::jobs(&planned, defaults.seed);
+    // A blocking latency gate compares calls timed in this run only: its minimum number of
+    // cases is sent again even when the cache has their answers.
+    let retime_cases = policy_in_force
+        .gates
+        .iter()
+        .filter(|g| g.blocking && crate::metrics::Metric::of(&g.metric).quantile().is_some())
+        .map(|g| crate::metrics::Metric::of(&g.metric).min_units())
+        .max();
+    if let Some(cases) = retime_cases {
+        let compared: Vec<bool> = planned.iter().map(|p| p.baseline.is_some()).collect();
+        plan::retime(&mut jobs, &compared, cases);
+    }
     if let Some(shard) = options.shard {
         // Same jobs, seeds and requests as the full run, so shards union to it call for call.
         jobs.retain(|j| {
@@ -240,9 +252,25 @@ pub fn run_gate_with(
         pending: policy_in_force.pending.clone(),
         alpha: defaults.alpha,
         seed: defaults.seed,
+        max_error_rate: defaults.max_error_rate,
     };
     let (base_ref, head_ref) = cmp.result_refs();
     let base_error = if options.aa { None } else { cmp.base_error() };
+    // Each arm's provider timeout, from that arm's suite: errored calls count there in latency.
+    let timeout_of = |suite: Option<&Suite>, provider: &str| {
+        suite
+            .and_then(|s| s.providers.get(provider))
+            .map_or(crate::metrics::DEFAULT_TIMEOUT_MS, |p| p.timeout_ms)
+    };
+    let timeouts: Vec<(u64, u64)> = planned
+        .iter()
+        .map(|p| {
+            let base_timeout = p.baseline.map_or(crate::metrics::DEFAULT_TIMEOUT_MS, |b| {
+                timeout_of(baseline_suite.or(Some(candidate_suite)), &b.provider)
+            });
+            (base_timeout, timeout_of(Some(candidate_suite), &p.candidate.provider))
+        })
+        .collect();
     let assemble_at = |jobs: &[Job], report: &runner::Report, look: Option<&stats::Look>| {
         let mut experiments = assemble::experiments(&assemble::Input {
             planned: &planned,
@@ -250,6 +278,7 @@ pub fn run_gate_with(
             jobs,
             outcomes: &report.outcomes,
             prices: &prices,
+            timeouts: &timeouts,
             shard: options.shard,
             provider_names: &provider_names,
         });
@@ -316,8 +345,16 @@ pub fn run_gate_with(
             d.aa = true;
         }
     }
-    let run_error = budget_cap_reached(&report, max_usd)
-        .or_else(|| verdict::error_budget_exceeded(&results, defaults.max_error_rate));
+    // A run that could not finish is never a verdict on the change: the budget's refusals and
+    // an arm's failed calls (judged in `verdict`) make the verdict `error`, with what to do.
+    let run_error = match budget_cap_reached(&report, max_usd) {
+        Some((message, hint)) => {
+            results.verdict = Verdict::Error;
+            results.reason = message.clone();
+            Some(Error::run_with_hint(message, hint))
+        }
+        None => verdict::run_error(&results),
+    };
     drop(endpoints);
     let written = report::write_outputs(&results, &options.out)?;
     Ok(GateRun {
@@ -400,8 +437,9 @@ fn execute(
     Ok(report)
 }
 
-/// Calls the budget refused leave the comparison incomplete: a run error (exit 3).
-fn budget_cap_reached(report: &runner::Report, max_usd: Option<f64>) -> Option<Error> {
+/// Calls the budget refused leave the comparison incomplete: a run error (exit 3). The message
+/// and what to do.
+fn budget_cap_reached(report: &runner::Report, max_usd: Option<f64>) -> Option<(String, &'static str)> {
     let cap = max_usd.filter(|_| report.budget_exhausted)?;
     let refused = report
         .outcomes
@@ -414,10 +452,11 @@ fn budget_cap_reached(report: &runner::Report, max_usd: Option<f64>) -> Option<E
                     .is_err_and(|e| e.starts_with("not sent: the budget cap"))
         })
         .count();
-    Some(Error::run_with_hint(
+    Some((
         format!(
-            "{refused} call(s) were not sent: the budget's hard cap of ${cap:.2} would have been exceeded (spent ${:.4})",
-            report.spent_usd
+            "the run failed: {refused} call(s) were not sent: the budget's hard cap of {} would have been exceeded (spent {})",
+            crate::format::dollars(cap),
+            crate::format::dollars(report.spent_usd)
         ),
         "the results were written; raise `budget.max_usd` in promptgate.yaml, or lower repeats or cases",
     ))

@@ -169,11 +169,14 @@ pub async fn run(
             outcomes[index] = Some(not_sent(message));
             continue;
         };
-        if let Some(&leader) = leaders.get(key.as_str()) {
-            followers.push((index, leader));
-            continue;
+        // A job to be timed in this run is never answered by another's call.
+        if !job.retime {
+            if let Some(&leader) = leaders.get(key.as_str()) {
+                followers.push((index, leader));
+                continue;
+            }
+            leaders.insert(key, index);
         }
-        leaders.insert(key, index);
         match replayed.remove(key) {
             Some(outcome) => {
                 if let (Ok(response), false) = (&outcome.result, outcome.cached) {
@@ -377,7 +380,12 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
             fell_back: position > 0,
         };
         let cache_key = cache::key(&endpoint.cache_identity, request);
-        if let Some((response, latency)) = cx.cache.as_ref().and_then(|c| c.get(&cache_key)) {
+        let cached = if job.retime {
+            None
+        } else {
+            cx.cache.as_ref().and_then(|c| c.get(&cache_key))
+        };
+        if let Some((response, latency)) = cached {
             if let Some(r) = reservation.take() {
                 cx.budget.settle(r, 0.0);
             }

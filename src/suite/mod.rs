@@ -153,6 +153,9 @@ pub struct Variant {
 pub struct Case {
     pub id: String,
     pub description: Option<String>,
+    /// Cases sharing a group are one unit of inference (see docs/statistics.md, "Clustered
+    /// cases").
+    pub group: Option<String>,
     pub vars: serde_json::Map<String, Value>,
     pub asserts: Vec<Assertion>,
     /// The case's assertions as written (canonical JSON): two versions of a case have the same
