@@ -4,10 +4,12 @@
 //! gate → report. See ARCHITECTURE.md for the map.
 
 pub mod analyze;
+pub mod arms;
 pub mod assemble;
 pub mod chat;
 pub mod cli;
 pub mod commands;
+pub mod compare;
 pub mod detect;
 pub mod error;
 pub mod format;

@@ -45,6 +45,14 @@ pub struct Results {
     /// The suite's defaults the analysis read (α, seed, error tolerance, design).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defaults: Option<AnalysisDefaults>,
+    /// What the pull request changes in the policy that judges it (gates, α, seed, budget,
+    /// prices), one sentence each: the base's policy is in force, these take effect after merge.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_changes: Vec<String>,
+    /// Why the suite at base could not be loaded (file:line:column and the error): the
+    /// experiments ran candidate-only and the verdict is `fail` unless waived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_error: Option<String>,
 }
 
 /// One shard of a CI matrix: cases whose hash falls in `index` of `count` (1-based).
@@ -77,6 +85,10 @@ pub struct GateRecord {
     pub slo: Option<f64>,
     pub require_non_inferiority: bool,
     pub require_equivalence: bool,
+    /// A gate the pull request adds on a metric the base does not gate: decided with these
+    /// settings, but never blocking and outside Holm's family until it is merged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 /// The suite defaults the analysis depends on.
@@ -107,6 +119,10 @@ pub struct GitRef {
     #[serde(rename = "ref")]
     pub name: String,
     pub sha: String,
+    /// `--head WORKTREE`: the working tree was gated, `sha` is the commit it was on, and the
+    /// tree differed from it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dirty: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +186,41 @@ pub struct ExperimentResult {
     /// Noise, A/A and sequential facts (issue 4); every key optional in `results.json`.
     #[serde(default, flatten)]
     pub noise: ExperimentNoise,
+    /// What changed between the arms, in words, and what the pull request did to the cases.
+    #[serde(default, flatten)]
+    pub changed: ChangeFacts,
+}
+
+/// What the pull request changed for one experiment; every key optional in `results.json`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChangeFacts {
+    /// Why the experiment is affected, in words: "provider `sim`: base_url changed", "variant
+    /// configs/x.yaml: model gpt-4o → gpt-4o-mini", "renamed from `old`".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    /// The pull request's edits to the cases both arms are scored on (head's), by case id,
+    /// against the base's dataset. Absent when the cases are unchanged or there is no baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_changes: Option<DatasetChanges>,
+}
+
+/// Cases removed, added or edited by the pull request, by id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetChanges {
+    /// Ids of cases at base that head no longer has.
+    pub removed: Vec<String>,
+    /// How many cases head has that the base did not.
+    pub added: usize,
+    /// Ids of cases whose own assertions differ between base and head.
+    pub assertions_changed: Vec<String>,
+    /// Ids of cases whose vars (the input) differ between base and head.
+    pub vars_changed: Vec<String>,
+}
+
+impl DatasetChanges {
+    pub fn is_empty(&self) -> bool {
+        self.removed.is_empty() && self.added == 0 && self.assertions_changed.is_empty() && self.vars_changed.is_empty()
+    }
 }
 
 /// How noisy an experiment's suite is, and how the run was designed.

@@ -21,8 +21,8 @@ use super::escape::escape_untrusted;
 use super::words::{self, MetricText};
 use crate::format::{self, dash, dollars, duration, finite};
 use crate::results::{
-    ArmInfo, Call, CaseResult, ExperimentResult, ExperimentStatus, ExperimentVerdict, Flip, MetricResult,
-    MetricVerdict, Results, Verdict,
+    ArmInfo, Call, CaseResult, DatasetChanges, ExperimentResult, ExperimentStatus, ExperimentVerdict, Flip,
+    MetricResult, MetricVerdict, Results, Verdict,
 };
 
 /// GitHub refuses comments over 65,536 characters; this leaves room for the waiver note and
@@ -205,6 +205,8 @@ struct ReportView<'a> {
     attention: Vec<AttentionView<'a>>,
     base: RefView<'a>,
     head: RefView<'a>,
+    /// What the pull request changes in the policy that judges it: it takes effect after merge.
+    policy_changes: Vec<&'a str>,
     /// "2 changed, 1 new, 1 removed".
     counts: String,
     experiments: Vec<ExperimentView<'a>>,
@@ -246,6 +248,8 @@ struct RefView<'a> {
     name: &'a str,
     sha: &'a str,
     short_sha: &'a str,
+    /// The working tree, with edits its commit does not have.
+    dirty: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -260,8 +264,15 @@ struct ExperimentView<'a> {
     reason: &'a str,
     provider: &'a str,
     affected_by: Vec<&'a str>,
+    /// Why it is affected, in words ("provider `sim`: base_url changed"); raw, escaped by the
+    /// template.
+    change_notes: Vec<&'a str>,
+    /// The pull request's edits to the cases it is judged on, for the verdict line: "3 cases
+    /// removed (a, b, c), 1 added". Built here, ids escaped.
+    dataset_note: Option<String>,
     repeats: u32,
-    /// What differs between the baseline and candidate configs (model, temperature, …).
+    /// What differs between the baseline and candidate configs (model, temperature, …); empty
+    /// when `change_notes` says it.
     changes: Vec<ArmChange>,
     metrics: Vec<MetricRow<'a>>,
     /// The interval column's header: "95% CI" when every metric shares one α, "repeated CI"
@@ -424,8 +435,9 @@ impl<'a> ReportView<'a> {
             verdict: VerdictView { symbol, word },
             reason: &results.reason,
             attention,
-            base: RefView::new(&results.base.name, &results.base.sha),
-            head: RefView::new(&results.head.name, &results.head.sha),
+            base: RefView::new(&results.base.name, &results.base.sha, results.base.dirty),
+            head: RefView::new(&results.head.name, &results.head.sha, results.head.dirty),
+            policy_changes: results.policy_changes.iter().map(String::as_str).collect(),
             counts: status_counts(&results.experiments),
             experiments: results
                 .experiments
@@ -457,12 +469,17 @@ impl<'a> ReportView<'a> {
 }
 
 impl<'a> RefView<'a> {
-    fn new(name: &'a str, sha: &'a str) -> RefView<'a> {
+    fn new(name: &'a str, sha: &'a str, dirty: bool) -> RefView<'a> {
         let short_sha = match sha.char_indices().nth(7) {
             Some((byte, _)) => &sha[..byte],
             None => sha,
         };
-        RefView { name, sha, short_sha }
+        RefView {
+            name,
+            sha,
+            short_sha,
+            dirty,
+        }
     }
 }
 
@@ -557,6 +574,7 @@ impl<'a> ExperimentView<'a> {
             ExperimentStatus::Forced => Some("not affected by this change, run with --all"),
         };
         let (symbol, verdict) = match (e.status, e.verdict) {
+            (ExperimentStatus::Removed, ExperimentVerdict::Fail) => ("❌", "fail"),
             (ExperimentStatus::Removed, _) => ("➖", "not run"),
             (_, ExperimentVerdict::Pass) => ("✅", "pass"),
             (_, ExperimentVerdict::Fail) => ("❌", "fail"),
@@ -599,8 +617,14 @@ impl<'a> ExperimentView<'a> {
             reason: &e.reason,
             provider: &e.provider,
             affected_by: e.affected_by.iter().map(String::as_str).collect(),
+            change_notes: e.changed.changes.iter().map(String::as_str).collect(),
+            dataset_note: e.changed.dataset_changes.as_ref().map(dataset_note),
             repeats: e.repeats,
-            changes: arm_changes(e.baseline.as_ref(), e.candidate.as_ref()),
+            changes: if e.changed.changes.is_empty() {
+                arm_changes(e.baseline.as_ref(), e.candidate.as_ref())
+            } else {
+                Vec::new()
+            },
             metrics: e.metrics.iter().map(|m| MetricRow::new(m, e.status)).collect(),
             ci_label: ci_label(e),
             projection: projection_sentence(e, requests_per_month),
@@ -720,6 +744,44 @@ fn design_notes(e: &ExperimentResult) -> Vec<String> {
         }
     }
     notes
+}
+
+/// The pull request's edits to the cases, for the verdict line: a reviewer sees a change that
+/// edits its own test. Ids come from the pull request's dataset: escaped, and a few at most.
+fn dataset_note(d: &DatasetChanges) -> String {
+    const IDS_SHOWN: usize = 8;
+    let ids = |list: &[String]| {
+        let shown: Vec<String> = list.iter().take(IDS_SHOWN).map(|id| escape_untrusted(id, 60)).collect();
+        let more = list.len().saturating_sub(IDS_SHOWN);
+        if more > 0 {
+            format!("{} and {more} more", shown.join(", "))
+        } else {
+            shown.join(", ")
+        }
+    };
+    let cases = |n: usize| format!("{n} case{}", if n == 1 { "" } else { "s" });
+    let mut parts = Vec::new();
+    if !d.removed.is_empty() {
+        parts.push(format!("{} removed ({})", cases(d.removed.len()), ids(&d.removed)));
+    }
+    if d.added > 0 {
+        parts.push(format!("{} added", cases(d.added)));
+    }
+    if !d.assertions_changed.is_empty() {
+        parts.push(format!(
+            "assertions changed in {} ({})",
+            cases(d.assertions_changed.len()),
+            ids(&d.assertions_changed)
+        ));
+    }
+    if !d.vars_changed.is_empty() {
+        parts.push(format!(
+            "inputs changed in {} ({})",
+            cases(d.vars_changed.len()),
+            ids(&d.vars_changed)
+        ));
+    }
+    format!("this PR edits the cases it is judged on: {}", parts.join(", "))
 }
 
 fn projection_sentence(e: &ExperimentResult, requests_per_month: Option<u64>) -> Option<String> {
@@ -980,7 +1042,8 @@ impl RunView {
             (Some(lo), Some(hi)) => format!("{lo}–{hi}"),
             _ => "—".to_owned(),
         };
-        let reproduce = (is_hex_sha(&results.base.sha) && is_hex_sha(&results.head.sha))
+        // A working tree with uncommitted edits is not reproducible from its commit.
+        let reproduce = (is_hex_sha(&results.base.sha) && is_hex_sha(&results.head.sha) && !results.head.dirty)
             .then(|| format!("promptgate run --base {} --head {}", results.base.sha, results.head.sha));
         RunView {
             cases: run.cases,
@@ -1143,10 +1206,12 @@ pub(crate) mod test_fixtures {
             base: GitRef {
                 name: "main".to_owned(),
                 sha: "3f2a9c1e0b7d4a5f6e8c9d0a1b2c3d4e5f6a7b8c".to_owned(),
+                dirty: false,
             },
             head: GitRef {
                 name: "prompt/shorter-answers".to_owned(),
                 sha: "9b7d4e2a1c3f5e6d7a8b9c0d1e2f3a4b5c6d7e8f".to_owned(),
+                dirty: false,
             },
             config: "promptgate.yaml".to_owned(),
             experiments: vec![customer_support(), billing_faq(), onboarding_tips(), legacy_greeting()],
@@ -1169,6 +1234,8 @@ pub(crate) mod test_fixtures {
             merged: None,
             gates: None,
             defaults: None,
+            policy_changes: Vec::new(),
+            base_error: None,
         }
     }
 
@@ -1398,6 +1465,7 @@ pub(crate) mod test_fixtures {
             ],
             dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
+            changed: ChangeFacts::default(),
         }
     }
 
@@ -1506,6 +1574,7 @@ pub(crate) mod test_fixtures {
             cases: vec![case],
             dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
+            changed: ChangeFacts::default(),
         }
     }
 
@@ -1538,6 +1607,7 @@ pub(crate) mod test_fixtures {
             cases: Vec::new(),
             dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
+            changed: ChangeFacts::default(),
         }
     }
 
@@ -1556,6 +1626,7 @@ pub(crate) mod test_fixtures {
             cases: Vec::new(),
             dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
+            changed: ChangeFacts::default(),
         }
     }
 }
@@ -1761,10 +1832,19 @@ mod tests {
         results.base.name = HOSTILE.to_owned();
         results.head.sha = HOSTILE.to_owned();
         results.unaffected = vec![HOSTILE.to_owned()];
+        // What a PR's own config and dataset put in the change notes.
+        results.policy_changes = vec![HOSTILE.to_owned()];
         for e in &mut results.experiments {
             e.name = HOSTILE.to_owned();
             e.reason = HOSTILE.to_owned();
             e.affected_by = vec![HOSTILE.to_owned()];
+            e.changed.changes = vec![HOSTILE.to_owned()];
+            e.changed.dataset_changes = Some(DatasetChanges {
+                removed: vec![HOSTILE.to_owned()],
+                added: 1,
+                assertions_changed: vec![HOSTILE.to_owned()],
+                vars_changed: Vec::new(),
+            });
             if let Some(arm) = &mut e.candidate {
                 arm.model = HOSTILE.to_owned();
             }

@@ -91,6 +91,7 @@ pub(super) fn parse(
             description: raw.description,
             group: raw.group,
             vars: raw.vars,
+            assert_source: serde_json::to_string(&raw.assert).unwrap_or_default(),
             asserts,
             origin: format!("{path}:{line}"),
         });

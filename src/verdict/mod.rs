@@ -23,6 +23,9 @@ pub use decide::{POWER, accepts_at, adjust, adjust_at, decide, drift, judged, se
 #[derive(Clone, Debug)]
 pub struct Policy {
     pub gates: Vec<suite::GateSpec>,
+    /// Gates a pull request adds on metrics the policy in force does not gate: their metrics
+    /// are decided with these settings, but never block and stay out of Holm's family.
+    pub pending: Vec<suite::GateSpec>,
     pub alpha: f64,
     pub seed: u64,
     /// Share of errored calls (per experiment and arm) beyond which the run is an error.
@@ -33,6 +36,7 @@ impl Policy {
     pub fn of(suite: &Suite) -> Policy {
         Policy {
             gates: suite.gates.clone(),
+            pending: Vec::new(),
             alpha: suite.defaults.alpha,
             seed: suite.defaults.seed,
             max_error_rate: suite.defaults.max_error_rate,
@@ -42,11 +46,21 @@ impl Policy {
     /// The policy a `results.json` recorded.
     pub fn recorded(gates: &[GateRecord], defaults: &AnalysisDefaults) -> Policy {
         Policy {
-            gates: gates.iter().map(gate_spec).collect(),
+            gates: gates.iter().filter(|g| !g.pending).map(gate_spec).collect(),
+            pending: gates.iter().filter(|g| g.pending).map(gate_spec).collect(),
             alpha: defaults.alpha,
             seed: defaults.seed,
             max_error_rate: defaults.max_error_rate,
         }
+    }
+
+    /// The gates as `results.json` records them, pending ones marked.
+    pub fn records(&self) -> Vec<GateRecord> {
+        let pending = self.pending.iter().map(|g| GateRecord {
+            pending: true,
+            ..gate_record(g)
+        });
+        self.gates.iter().map(gate_record).chain(pending).collect()
     }
 
     fn gate(&self, metric: &str) -> Option<&suite::GateSpec> {
@@ -69,20 +83,36 @@ pub fn judge(experiments: &mut [ExperimentResult], policy: &Policy, look: Option
     // sequential run at the look's nominal level for that α: repeated confidence intervals
     // (J&T §9.1), so non-inferiority, equivalence and SLOs proven at a look keep the gate's α.
     let mut levels: BTreeMap<u64, f64> = BTreeMap::new();
-    for a in std::iter::once(policy.alpha).chain(policy.gates.iter().map(|g| g.alpha)) {
+    // A pending gate is looked up after the gates in force, and never blocks.
+    let pending: Vec<suite::GateSpec> = policy
+        .pending
+        .iter()
+        .filter(|p| !policy.gates.iter().any(|g| g.metric == p.metric))
+        .map(|g| suite::GateSpec {
+            blocking: false,
+            ..g.clone()
+        })
+        .collect();
+    let all_gates: Vec<suite::GateSpec> = policy.gates.iter().chain(&pending).cloned().collect();
+    let gate_of = |metric: &str| {
+        policy
+            .gate(metric)
+            .or_else(|| pending.iter().find(|g| g.metric == metric))
+    };
+    for a in std::iter::once(policy.alpha).chain(all_gates.iter().map(|g| g.alpha)) {
         levels
             .entry(a.to_bits())
             .or_insert_with(|| look.map_or(a, |l| l.nominal(a)));
     }
     let interval_alpha = |metric: &str| {
-        let a = policy.gate(metric).map_or(policy.alpha, |g| g.alpha);
+        let a = gate_of(metric).map_or(policy.alpha, |g| g.alpha);
         levels.get(&a.to_bits()).copied().unwrap_or(a)
     };
     for (ei, e) in experiments.iter_mut().enumerate() {
         let (flaky_share, flaky_cases) = analyze::flaky_share(&e.cases);
         e.noise.flaky_share = flaky_share;
         e.noise.flaky_cases = flaky_cases;
-        let mut names = metric_names(&policy.gates, &e.cases);
+        let mut names = metric_names(&all_gates, &e.cases);
         if e.repeats > 1 && !names.iter().any(|n| n == metrics::FLAKY_SHARE) {
             names.push(metrics::FLAKY_SHARE.to_owned());
         }
@@ -110,7 +140,7 @@ pub fn judge(experiments: &mut [ExperimentResult], policy: &Policy, look: Option
         .map(|(ei, e)| {
             !errored[*ei]
                 && experiments[*ei].baseline.is_some()
-                && policy.gate(&e.metric).is_some_and(|g| g.blocking)
+                && gate_of(&e.metric).is_some_and(|g| g.blocking)
                 && judged(e)
         })
         .collect();
@@ -123,7 +153,7 @@ pub fn judge(experiments: &mut [ExperimentResult], policy: &Policy, look: Option
     let adjusted = adjust_at(&flags, look);
     for (((ei, estimate), p_adjusted), member) in estimates.iter().zip(adjusted).zip(&in_family) {
         let size = if *member { family } else { 1 };
-        let mut metric = decide(estimate, policy.gate(&estimate.metric), p_adjusted, policy.alpha, size);
+        let mut metric = decide(estimate, gate_of(&estimate.metric), p_adjusted, policy.alpha, size);
         let recorded = experiments[*ei]
             .candidate
             .as_ref()
@@ -381,6 +411,39 @@ pub fn overall_verdict(experiments: &[ExperimentResult]) -> (Verdict, String) {
     }
 }
 
+/// Experiments the pull request removed, judged by the policy in force: while it has a blocking
+/// gate, removing an experiment removes that protection, so it fails the gate unless waived.
+pub fn judge_removed(experiments: &mut [ExperimentResult], policy: &Policy) {
+    let blocking: Vec<&str> = policy
+        .gates
+        .iter()
+        .filter(|g| g.blocking)
+        .map(|g| g.metric.as_str())
+        .collect();
+    if blocking.is_empty() {
+        return;
+    }
+    for e in experiments.iter_mut().filter(|e| e.status == ExperimentStatus::Removed) {
+        e.verdict = ExperimentVerdict::Fail;
+        e.reason = format!(
+            "removed at head while the base's gates on {} block: removing it needs a waiver",
+            blocking.join(", ")
+        );
+    }
+}
+
+/// A suite at base that does not load leaves the comparison without (part of) its baseline:
+/// the verdict fails, naming why, unless a maintainer waives it.
+pub fn with_base_error((verdict, reason): (Verdict, String), base_error: Option<&str>) -> (Verdict, String) {
+    match base_error {
+        Some(error) if matches!(verdict, Verdict::Pass | Verdict::Fail) => (
+            Verdict::Fail,
+            format!("{error}; the experiments ran candidate-only ({reason})"),
+        ),
+        _ => (verdict, reason),
+    }
+}
+
 /// The run error a results' verdict stands for, with what to do: `run`, `merge` and `ci` exit
 /// with it (code 3).
 pub fn run_error(results: &Results) -> Option<Error> {
@@ -425,6 +488,7 @@ pub fn gate_record(g: &suite::GateSpec) -> GateRecord {
         slo: g.slo,
         require_non_inferiority: g.require_non_inferiority,
         require_equivalence: g.require_equivalence,
+        pending: false,
     }
 }
 

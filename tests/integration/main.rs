@@ -2,6 +2,7 @@
 
 mod support;
 
+mod arms;
 mod bad_input;
 mod detect;
 mod gate;
@@ -9,3 +10,5 @@ mod github;
 mod live;
 mod merge;
 mod outputs;
+mod policy;
+mod worktree;
