@@ -2,7 +2,9 @@
 //! path — `verdict::judge` on `ExperimentResult`s under a `verdict::Policy`, the function
 //! `promptgate run` and `promptgate merge` call; sequential rows loop the looks as
 //! `promptgate run` does (`verdict::sequential::Design`, `settled_experiments`) — to check that
-//! the error rates are what docs/statistics.md says they are.
+//! the error rates are what docs/statistics.md says they are. The simulated PRs are judged
+//! without the power plan (`verdict::Plan::VerdictsOnly`: it changes no verdict and costs
+//! milliseconds per judgement); the pilot that sets each row's n is judged with it.
 //!
 //! `cargo bench --bench calibration` (release build). Prints markdown tables; each row is one
 //! design at one n and one true change, over many simulated PRs, with one Monte-Carlo standard
@@ -88,6 +90,7 @@ impl Scenario {
     fn policy(&self) -> Policy {
         Policy {
             gates: vec![self.gate()],
+            pending: Vec::new(),
             alpha: ALPHA,
             seed: 7,
             max_error_rate: 1.0,
@@ -316,13 +319,20 @@ fn experiment(s: &Scenario, cases: Vec<CaseResult>) -> ExperimentResult {
         cases,
         dataset_cases: Vec::new(),
         noise: ExperimentNoise::default(),
+        changed: Default::default(),
     }
 }
 
 /// The gated metric's decision on `cases`, through `verdict::judge` (at a sequential `look`
 /// when given), with its groups or without them (`ignore_groups`, to show what clustering
 /// buys).
-fn judge(s: &Scenario, cases: &[CaseResult], look: Option<&stats::Look>, ignore_groups: bool) -> MetricResult {
+fn judge(
+    s: &Scenario,
+    cases: &[CaseResult],
+    look: Option<&stats::Look>,
+    ignore_groups: bool,
+    plan: verdict::Plan,
+) -> MetricResult {
     let mut cases = cases.to_vec();
     if ignore_groups {
         for c in &mut cases {
@@ -330,7 +340,7 @@ fn judge(s: &Scenario, cases: &[CaseResult], look: Option<&stats::Look>, ignore_
         }
     }
     let mut experiments = [experiment(s, cases)];
-    verdict::judge(&mut experiments, &s.policy(), look);
+    verdict::judge_with(&mut experiments, &s.policy(), look, plan);
     let [e] = experiments;
     e.metrics
         .into_iter()
@@ -343,7 +353,7 @@ fn judge(s: &Scenario, cases: &[CaseResult], look: Option<&stats::Look>, ignore_
 fn plan(s: &Scenario) -> usize {
     let mut rng = Rng::new(0x9e37_79b9);
     let pilot = simulate(s, &mut rng, 4000, 0.0);
-    judge(s, &pilot, None, false)
+    judge(s, &pilot, None, false, verdict::Plan::Power)
         .details
         .cases_needed
         .expect("the pilot plans a number of cases")
@@ -381,20 +391,25 @@ impl Tally {
 /// `sims` PRs of `n` cases at true change `change`, fixed or sequential (looks at equal shares,
 /// stopping when `settled_experiments` says so, as `promptgate run` does).
 fn run(s: &Scenario, n: usize, change: f64, sims: usize, sequential: bool, ignore_groups: bool, seed: u64) -> Tally {
-    let design = sequential::Design::new(ALPHA, LOOKS);
+    let design = sequential.then(|| sequential::Design::new(ALPHA, LOOKS));
     let mut tally = Tally::default();
     for sim in 0..sims {
         let mut rng = Rng::new(seed.wrapping_mul(1_000_003).wrapping_add(sim as u64));
         let cases = simulate(s, &mut rng, n, change);
-        if !sequential {
-            tally.add(&judge(s, &cases, None, ignore_groups), n);
+        let Some(design) = &design else {
+            tally.add(&judge(s, &cases, None, ignore_groups, verdict::Plan::VerdictsOnly), n);
             continue;
-        }
+        };
         for k in 0..design.fractions.len() {
             let m = sequential::upto(design.fractions[k], n);
             let look = design.look(k);
             let mut experiments = [experiment(s, cases[..m].to_vec())];
-            verdict::judge(&mut experiments, &s.policy(), look.as_ref());
+            verdict::judge_with(
+                &mut experiments,
+                &s.policy(),
+                look.as_ref(),
+                verdict::Plan::VerdictsOnly,
+            );
             let last = k + 1 == design.fractions.len();
             if sequential::settled_experiments(&experiments, design.levels[k]) || last {
                 let [e] = experiments;
@@ -513,6 +528,7 @@ fn family_wise(sims: usize) {
     };
     let policy = Policy {
         gates: vec![gate("pass_rate"), gate("quality")],
+        pending: Vec::new(),
         alpha: ALPHA,
         seed: 7,
         max_error_rate: 1.0,
@@ -560,7 +576,7 @@ fn family_wise(sims: usize) {
                 let m = sequential::upto(design.fractions[k], n);
                 let look = if sequential { design.look(k) } else { None };
                 let mut experiments = [experiment(&s, cases[..m].to_vec())];
-                verdict::judge(&mut experiments, &policy, look.as_ref());
+                verdict::judge_with(&mut experiments, &policy, look.as_ref(), verdict::Plan::VerdictsOnly);
                 alarm |= experiments[0].metrics.iter().filter(|x| x.gated).any(|x| {
                     matches!(
                         x.verdict,

@@ -115,6 +115,9 @@ pub fn validate(repo_dir: &Path, config: &str, at_ref: Option<&str>) -> anyhow::
                 s.experiments.len(),
                 s.gates.len()
             );
+            for note in s.sample_size_notes() {
+                eprintln!("note: {note}");
+            }
             Ok(exit::PASS)
         }
         Err(errors) => {

@@ -141,6 +141,17 @@ pub fn run_gate_with(
         detection.unaffected.len()
     );
 
+    // Say up front when an experiment is too small for a gate: its metrics will be reported,
+    // not gated.
+    for note in candidate_suite.sample_size_notes() {
+        if detection
+            .affected
+            .iter()
+            .any(|a| note.starts_with(&format!("experiment `{}` ", a.name)))
+        {
+            eprintln!("note: {note}");
+        }
+    }
     if let Some(shard) = options.shard {
         refuse_shard(shard, options.aa, defaults.sequential)?;
     }
@@ -271,7 +282,7 @@ pub fn run_gate_with(
             (base_timeout, timeout_of(Some(candidate_suite), &p.candidate.provider))
         })
         .collect();
-    let assemble_at = |jobs: &[Job], report: &runner::Report, look: Option<&stats::Look>| {
+    let assemble_at = |jobs: &[Job], report: &runner::Report, look: Option<&stats::Look>, plan: verdict::Plan| {
         let mut experiments = assemble::experiments(&assemble::Input {
             planned: &planned,
             detection,
@@ -282,7 +293,7 @@ pub fn run_gate_with(
             shard: options.shard,
             provider_names: &provider_names,
         });
-        verdict::judge(&mut experiments, &policy, look);
+        verdict::judge_with(&mut experiments, &policy, look, plan);
         let mut removed = assemble::removed(detection);
         verdict::judge_removed(&mut removed, &policy);
         experiments.extend(removed);
@@ -337,7 +348,7 @@ pub fn run_gate_with(
         run_sequential(&jobs, &run_batch, defaults, &assemble_at)?
     } else {
         let report = run_batch(&jobs)?;
-        (assemble_at(&jobs, &report, None), report)
+        (assemble_at(&jobs, &report, None, verdict::Plan::Power), report)
     };
     if options.aa {
         verdict::aa::add_summaries(&mut results, &policy.gates, defaults.alpha, defaults.seed);
@@ -482,7 +493,7 @@ fn aa_detection(suite: &Suite) -> Detection {
 }
 
 /// Assembles the results of the jobs run so far, at a sequential look or for the fixed design.
-type AssembleAt<'a> = dyn Fn(&[Job], &runner::Report, Option<&stats::Look>) -> Results + 'a;
+type AssembleAt<'a> = dyn Fn(&[Job], &runner::Report, Option<&stats::Look>, verdict::Plan) -> Results + 'a;
 type RunBatch<'a> = dyn Fn(&[Job]) -> anyhow::Result<runner::Report> + 'a;
 
 /// Sequential: looks at equal shares of each experiment's cases in a seeded order, each judged
@@ -523,8 +534,12 @@ fn run_sequential(
         );
         absorb(&mut report, run_batch(&batch)?);
         run_jobs.extend(batch);
-        let mut results = assemble_at(&run_jobs, &report, design.look(k).as_ref());
+        // Each look needs only the verdicts to decide whether to stop; the look that stops is
+        // judged again with its power plan.
+        let look = design.look(k);
+        let results = assemble_at(&run_jobs, &report, look.as_ref(), verdict::Plan::VerdictsOnly);
         if sequential::settled(&results, level) || k + 1 == looks {
+            let mut results = assemble_at(&run_jobs, &report, look.as_ref(), verdict::Plan::Power);
             let cases = by_experiment.iter().map(|(ei, c)| (*ei, c.len())).collect();
             let calls = by_experiment
                 .keys()
@@ -538,7 +553,7 @@ fn run_sequential(
         }
     }
     // Unreachable: the last look always returns. An empty plan has nothing to run.
-    Ok((assemble_at(&run_jobs, &report, None), report))
+    Ok((assemble_at(&run_jobs, &report, None, verdict::Plan::Power), report))
 }
 
 /// Adds one batch's report to the run's.

@@ -73,7 +73,8 @@ pub fn plan_charts(results: &Results) -> Vec<ChartPlan> {
     let mut used = BTreeSet::new();
     let mut plans = Vec::new();
     for (index, e) in results.experiments.iter().enumerate() {
-        if e.status == ExperimentStatus::Removed {
+        // A removed experiment ran nothing; a failed run's numbers describe errors.
+        if e.status == ExperimentStatus::Removed || e.verdict == crate::results::ExperimentVerdict::Error {
             continue;
         }
         let slug = unique_slug(&e.name, &mut used);

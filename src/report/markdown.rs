@@ -275,6 +275,8 @@ struct ExperimentView<'a> {
     /// when `change_notes` says it.
     changes: Vec<ArmChange>,
     metrics: Vec<MetricRow<'a>>,
+    /// Its calls failed beyond tolerance: nothing was judged, the comment says so.
+    run_failed: bool,
     /// The interval column's header: "95% CI" when every metric shares one α, "repeated CI"
     /// in a sequential run (each at its look's nominal level), else "CI (1 − α)".
     ci_label: String,
@@ -591,11 +593,13 @@ impl<'a> ExperimentView<'a> {
                 // describes that look's few cases (`underpowered` is cleared for it too).
                 let settled_early = e.noise.sequential.as_ref().is_some_and(|s| s.stopped_early)
                     && (m.non_inferior || m.verdict == MetricVerdict::Regression);
-                (!settled_early && mde > m.margin && m.margin.is_finite()).then(|| PowerNote {
-                    metric: &m.name,
-                    mde: unit.magnitude(mde),
-                    margin: unit.magnitude(m.margin),
-                    cases_needed: m.details.cases_needed,
+                (!settled_early && m.details.underpowered && mde > m.margin && m.margin.is_finite()).then(|| {
+                    PowerNote {
+                        metric: &m.name,
+                        mde: unit.magnitude(mde),
+                        margin: unit.magnitude(m.margin),
+                        cases_needed: m.details.cases_needed,
+                    }
                 })
             })
             .collect();
@@ -607,11 +611,15 @@ impl<'a> ExperimentView<'a> {
                 .filter_map(|flip| FlipGroup::new(&e.cases, flip, limits))
                 .collect()
         };
+        // A run that failed judged nothing: its numbers describe errors, not the change.
+        let failed = e.verdict == ExperimentVerdict::Error;
+        let shown = !failed && e.status != ExperimentStatus::Removed;
         ExperimentView {
             name: &e.name,
             status: status_word(e.status),
             status_note,
             removed: e.status == ExperimentStatus::Removed,
+            run_failed: failed,
             symbol,
             verdict,
             reason: &e.reason,
@@ -625,22 +633,22 @@ impl<'a> ExperimentView<'a> {
             } else {
                 Vec::new()
             },
-            metrics: e.metrics.iter().map(|m| MetricRow::new(m, e.status)).collect(),
+            metrics: if failed {
+                Vec::new()
+            } else {
+                e.metrics.iter().map(|m| MetricRow::new(m, e.status)).collect()
+            },
             ci_label: ci_label(e),
-            projection: projection_sentence(e, requests_per_month),
-            images,
-            text_chart: if e.status == ExperimentStatus::Removed {
-                Vec::new()
-            } else {
+            projection: projection_sentence(e, requests_per_month).filter(|_| !failed),
+            images: if failed { Vec::new() } else { images },
+            text_chart: if shown {
                 text_chart(e, requests_per_month)
-            },
-            power_notes,
-            design_notes: if e.status == ExperimentStatus::Removed {
-                Vec::new()
             } else {
-                design_notes(e)
+                Vec::new()
             },
-            flips,
+            power_notes: if failed { Vec::new() } else { power_notes },
+            design_notes: if shown { design_notes(e) } else { Vec::new() },
+            flips: if failed { Vec::new() } else { flips },
         }
     }
 }
@@ -1354,6 +1362,7 @@ pub(crate) mod test_fixtures {
         pass_rate.fails_gate = true;
         pass_rate.margin = 0.02;
         pass_rate.mde = Some(0.081);
+        pass_rate.details.underpowered = true;
 
         let mut latency = compared(
             metric("latency_p95_ms", Direction::Lower),
@@ -1365,7 +1374,7 @@ pub(crate) mod test_fixtures {
             120,
             MetricVerdict::NoChange,
         );
-        latency.test = "paired-bootstrap".to_owned();
+        latency.test = "sign-flip-permutation".to_owned();
         latency.margin = 91.8;
         latency.mde = Some(64.0);
         latency.slo = Some(SloResult {
@@ -1383,7 +1392,7 @@ pub(crate) mod test_fixtures {
             120,
             MetricVerdict::NoChange,
         );
-        cost.test = "wilcoxon-signed-rank".to_owned();
+        cost.test = "paired-bootstrap-t".to_owned();
         cost.blocking = true;
         cost.margin = 0.0000412;
         cost.non_inferior = true;
@@ -1399,7 +1408,7 @@ pub(crate) mod test_fixtures {
             120,
             MetricVerdict::NoChange,
         );
-        relevance.test = "wilcoxon-signed-rank".to_owned();
+        relevance.test = "paired-t".to_owned();
         relevance.gated = false;
         relevance.p_adjusted = None;
 
@@ -1480,7 +1489,7 @@ pub(crate) mod test_fixtures {
             40,
             MetricVerdict::NoChange,
         );
-        pass_rate.test = "wilcoxon-signed-rank".to_owned();
+        pass_rate.test = "paired-t".to_owned();
         pass_rate.blocking = true;
         pass_rate.margin = 0.05;
         pass_rate.non_inferior = true;
@@ -1496,7 +1505,7 @@ pub(crate) mod test_fixtures {
             40,
             MetricVerdict::Improvement,
         );
-        cost.test = "wilcoxon-signed-rank".to_owned();
+        cost.test = "paired-bootstrap-t".to_owned();
         cost.blocking = true;
         cost.margin = 0.000812;
         cost.non_inferior = true;
@@ -1512,7 +1521,7 @@ pub(crate) mod test_fixtures {
             40,
             MetricVerdict::Improvement,
         );
-        latency.test = "paired-bootstrap".to_owned();
+        latency.test = "sign-flip-permutation".to_owned();
         latency.margin = 111.0;
         latency.non_inferior = true;
         latency.slo = Some(SloResult {

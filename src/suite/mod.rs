@@ -748,7 +748,46 @@ pub fn command_paths(source: &dyn FileSource, spec: &ProviderSpec) -> Vec<(Strin
     paths
 }
 
+impl Suite {
+    /// One sentence per experiment whose cases are too few for a gated metric's test to judge
+    /// (`metrics::Metric::min_units`): such a metric is reported, never gated, so a suite that
+    /// looks protected is not. Said up front by `validate`, `init` and `run`.
+    pub fn sample_size_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for e in &self.experiments {
+            let units = e.units();
+            let short: Vec<String> = self
+                .gates
+                .iter()
+                .filter_map(|g| {
+                    let min = crate::metrics::Metric::of(&g.metric).min_units();
+                    (units < min).then(|| format!("{} needs {min}", g.metric))
+                })
+                .collect();
+            if !short.is_empty() {
+                let unit = if units == e.cases.len() {
+                    "cases"
+                } else {
+                    "groups of cases"
+                };
+                notes.push(format!(
+                    "experiment `{}` has {units} {unit}, too few to judge {} (below that a metric is reported, not gated); add cases before relying on those gates",
+                    e.name,
+                    short.join(", ")
+                ));
+            }
+        }
+        notes
+    }
+}
+
 impl Experiment {
+    /// Independent units of inference: the dataset's groups, plus every case without one.
+    pub fn units(&self) -> usize {
+        let groups: BTreeSet<&str> = self.cases.iter().filter_map(|c| c.group.as_deref()).collect();
+        groups.len() + self.cases.iter().filter(|c| c.group.is_none()).count()
+    }
+
     /// The changed paths (of `changed`) this experiment depends on.
     pub fn touched_by<'a>(&self, changed: impl IntoIterator<Item = &'a str>) -> Vec<String> {
         changed

@@ -36,10 +36,31 @@ pub fn adjust(estimates: &[(&Estimate, bool)]) -> Vec<Option<f64>> {
 /// family get their repeated p-value unadjusted, so that every p compared with α at a look
 /// accounts for the looks. With `look = None` this is [`adjust`].
 pub fn adjust_at(estimates: &[(&Estimate, bool)], look: Option<&stats::Look>) -> Vec<Option<f64>> {
-    // Each repeated p-value once: it costs some twenty boundary computations.
+    adjust_at_for(estimates, look, None)
+}
+
+/// [`adjust_at`] for an intermediate sequential look that only decides whether to stop, given
+/// the largest α of the family (`verdicts_below`): metrics outside the family get no repeated
+/// p-value (`None`), and a p-value at or above that α stands for its repeated p-value (which
+/// is never smaller, so it cannot be significant either way, and Holm's verdicts do not
+/// change). Each repeated p-value costs some twenty boundary computations.
+pub fn adjust_at_for(
+    estimates: &[(&Estimate, bool)],
+    look: Option<&stats::Look>,
+    verdicts_below: Option<f64>,
+) -> Vec<Option<f64>> {
     let at_look: Vec<Option<f64>> = estimates
         .iter()
-        .map(|(e, _)| e.p_value.map(|p| look.map_or(p, |l| l.repeated_p(p))))
+        .map(|(e, in_family)| {
+            let p = e.p_value?;
+            let Some(look) = look else { return Some(p) };
+            match verdicts_below {
+                None => Some(look.repeated_p(p)),
+                Some(_) if !*in_family => None,
+                Some(alpha) if p >= alpha => Some(p),
+                Some(_) => Some(look.repeated_p(p)),
+            }
+        })
         .collect();
     let tested: Vec<(usize, f64)> = estimates
         .iter()
@@ -79,7 +100,7 @@ pub fn decide(
 
 /// [`decide`], with the power plan only when `plan` is set: the A/A permutations need the
 /// verdict alone, hundreds of times.
-pub(super) fn decide_with(
+pub fn decide_with(
     estimate: &Estimate,
     gate: Option<&GateSpec>,
     p_adjusted: Option<f64>,
@@ -152,7 +173,9 @@ pub(super) fn decide_with(
     let blocking = gate.is_some_and(|g| g.blocking);
     // Power: one model for the plan and the detectable effect, at α over the family.
     let plan_alpha = alpha / family.max(1) as f64;
-    let (mde, cases_needed) = if plan {
+    // Planned for gated metrics only: an informational metric has no margin to plan for, and the
+    // exact plans cost milliseconds each, at every sequential look.
+    let (mde, cases_needed) = if plan && gate.is_some() {
         power_plan(estimate, plan_alpha, margin_abs, sign)
     } else {
         (None, None)
@@ -287,8 +310,9 @@ fn mcnemar_mde(observed: f64, good_rate: f64, n: usize, alpha: f64) -> Option<f6
     if power(1.0)? < POWER {
         return None;
     }
+    // 24 halvings: the drop to within 6e-8, far below any margin.
     let (mut lo, mut hi) = (0.0, 1.0);
-    for _ in 0..40 {
+    for _ in 0..24 {
         let mid = 0.5 * (lo + hi);
         if power(mid)? >= POWER {
             hi = mid;

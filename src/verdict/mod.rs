@@ -78,6 +78,20 @@ impl Policy {
 /// `experiments` are the compared (not removed) ones, in plan order: an experiment's position
 /// seeds its resampling, and its cases must be in dataset order.
 pub fn judge(experiments: &mut [ExperimentResult], policy: &Policy, look: Option<&stats::Look>) {
+    judge_with(experiments, policy, look, Plan::Power);
+}
+
+/// Whether [`judge_with`] plans the sample size (`mde`, `cases_needed`, `underpowered`): the
+/// exact plans take milliseconds per gated metric, and an intermediate sequential look needs
+/// only the verdicts to decide whether to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    Power,
+    VerdictsOnly,
+}
+
+/// [`judge`], planning only when `plan` says so. The verdicts are the same either way.
+pub fn judge_with(experiments: &mut [ExperimentResult], policy: &Policy, look: Option<&stats::Look>, plan: Plan) {
     let mut estimates: Vec<(usize, Estimate)> = Vec::new();
     // Each metric's intervals at its own gate's α (the suite's for ungated metrics), and in a
     // sequential run at the look's nominal level for that α: repeated confidence intervals
@@ -150,10 +164,18 @@ pub fn judge(experiments: &mut [ExperimentResult], policy: &Policy, look: Option
         .map(|(_, e)| e)
         .zip(in_family.iter().copied())
         .collect();
-    let adjusted = adjust_at(&flags, look);
+    let largest_alpha = all_gates.iter().map(|g| g.alpha).fold(policy.alpha, f64::max);
+    let adjusted = decide::adjust_at_for(&flags, look, (plan == Plan::VerdictsOnly).then_some(largest_alpha));
     for (((ei, estimate), p_adjusted), member) in estimates.iter().zip(adjusted).zip(&in_family) {
         let size = if *member { family } else { 1 };
-        let mut metric = decide(estimate, gate_of(&estimate.metric), p_adjusted, policy.alpha, size);
+        let mut metric = decide::decide_with(
+            estimate,
+            gate_of(&estimate.metric),
+            p_adjusted,
+            policy.alpha,
+            size,
+            plan == Plan::Power,
+        );
         let recorded = experiments[*ei]
             .candidate
             .as_ref()
@@ -168,12 +190,27 @@ pub fn judge(experiments: &mut [ExperimentResult], policy: &Policy, look: Option
         } else if metric.verdict == MetricVerdict::NoData && metric.blocking {
             // A blocking metric the comparison could not measure fails closed.
             metric.fails_gate = true;
+        } else if metric.verdict == MetricVerdict::TooFew && metric.blocking {
+            // Too few cases only because the pull request removed some: a PR may not escape its
+            // gate by shrinking its own test.
+            let removed = experiments[*ei]
+                .changed
+                .dataset_changes
+                .as_ref()
+                .map_or(0, |d| d.removed.len());
+            let min = metric.details.min_n.unwrap_or(0);
+            if removed > 0 && metric.n + removed >= min {
+                metric.fails_gate = true;
+            }
         }
         if errored[*ei] {
-            // A failed run is not evidence about the change.
+            // A failed run is not evidence about the change: no verdict, no objective missed.
             metric.verdict = MetricVerdict::NoData;
             metric.fails_gate = false;
             metric.non_inferior = false;
+            metric.slo = None;
+            metric.details.slo_proven = None;
+            metric.details.underpowered = false;
         }
         experiments[*ei].metrics.push(metric);
     }
@@ -342,6 +379,14 @@ fn describe_failure(m: &MetricResult) -> String {
             );
         }
         MetricVerdict::NoData => return format!("{} has no data to compare", m.name),
+        MetricVerdict::TooFew => {
+            return format!(
+                "{} has too few cases to be judged ({} of {}) after this PR removed cases from the dataset",
+                m.name,
+                m.n,
+                m.details.min_n.unwrap_or(0)
+            );
+        }
         _ => {}
     }
     if let Some(slo) = m.slo.as_ref().filter(|s| !s.met) {

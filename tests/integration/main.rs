@@ -11,4 +11,5 @@ mod live;
 mod merge;
 mod outputs;
 mod policy;
+mod verdicts;
 mod worktree;
