@@ -723,7 +723,10 @@ fn draw_latency<DB: DrawingBackend>(pen: &Pen<'_, DB>, e: &ExperimentResult, hei
     if let Some((m, target)) = slo {
         let sx = plot.x(target);
         pen.dashed((sx, plot.top), (sx, plot.bottom), REGRESSION.into(), 1.5)?;
-        let word = if m.slo.as_ref().is_some_and(|s| s.met) {
+        // Below the metric's minimum n the objective is shown, not judged (as in the table).
+        let word = if m.verdict == MetricVerdict::TooFew {
+            "not judged: too few cases"
+        } else if m.slo.as_ref().is_some_and(|s| s.met) {
             "met"
         } else {
             "missed"

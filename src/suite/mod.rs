@@ -770,8 +770,13 @@ impl Suite {
                 } else {
                     "groups of cases"
                 };
+                let (them, it) = if short.len() == 1 {
+                    ("it", "it")
+                } else {
+                    ("they", "those gates")
+                };
                 notes.push(format!(
-                    "experiment `{}` has {units} {unit}, too few to judge {} (below that a metric is reported, not gated); add cases before relying on those gates",
+                    "experiment `{}` has {units} {unit}; {} to be judged, so until then {them} will be reported, not gated: add cases before relying on {it}",
                     e.name,
                     short.join(", ")
                 ));
