@@ -154,13 +154,13 @@ const SCENARIOS: [Scenario; 7] = [
         group: Some((5, 0.05)),
     },
     Scenario {
-        name: "binary in groups of 5, τ = 0.15 (clustered t)",
+        name: "binary in groups of 5, τ = 0.3 (clustered t)",
         sim: Sim::Binary,
         metric: "pass_rate",
         direction: Direction::Higher,
         margin: Margin::Absolute(0.08),
         repeats: 1,
-        group: Some((5, 0.15)),
+        group: Some((5, 0.3)),
     },
 ];
 
@@ -177,9 +177,22 @@ fn simulate(s: &Scenario, rng: &mut Rng, n: usize, change: f64) -> Vec<CaseResul
                 format!("g{}", i / size)
             });
             let (baseline, candidate): (Vec<Call>, Vec<Call>) = match s.sim {
+                Sim::Binary if s.group.is_some() => {
+                    // The group effect pushes the arms apart symmetrically around a case's
+                    // chance p ~ U(0.25, 0.75), where clamping at 0 or 1 almost never bites: a
+                    // true null, not a drop disguised by the clamp.
+                    let p = 0.25 + 0.5 * rng.unit();
+                    let (pb, pc) = (
+                        (p + group_effect / 2.0).clamp(0.0, 1.0),
+                        (p - group_effect / 2.0 - change).clamp(0.0, 1.0),
+                    );
+                    (0..k)
+                        .map(|r| (pass_call(r, rng.unit() < pb), pass_call(r, rng.unit() < pc)))
+                        .unzip()
+                }
                 Sim::Binary => {
                     let p = beta41(rng);
-                    let q = (p - change - group_effect).clamp(0.0, 1.0);
+                    let q = (p - change).clamp(0.0, 1.0);
                     (0..k)
                         .map(|r| (pass_call(r, rng.unit() < p), pass_call(r, rng.unit() < q)))
                         .unzip()
@@ -350,13 +363,15 @@ fn judge(
 
 /// The product's plan for a true change of the margin, from a pilot of 4,000 cases under no
 /// change (what a team has before a PR: an A/A run, or a PR that changed nothing).
+/// In cases: the plan counts units, which are groups when the dataset groups its cases.
 fn plan(s: &Scenario) -> usize {
     let mut rng = Rng::new(0x9e37_79b9);
     let pilot = simulate(s, &mut rng, 4000, 0.0);
-    judge(s, &pilot, None, false, verdict::Plan::Power)
+    let units = judge(s, &pilot, None, false, verdict::Plan::Power)
         .details
         .cases_needed
-        .expect("the pilot plans a number of cases")
+        .expect("the pilot plans a number of cases");
+    units * s.group.map_or(1, |(size, _)| size)
 }
 
 #[derive(Default)]

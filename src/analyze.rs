@@ -69,6 +69,11 @@ pub struct Estimate {
     pub unit_sd: Option<f64>,
     /// McNemar: the share of discordant cases.
     pub discordance: Option<f64>,
+    /// Every value is 0/1 (an assertion, a pass or an error flag), however they are averaged.
+    pub binary: bool,
+    /// Calls per unit in the baseline arm (repeats × cases per group): how much a per-call
+    /// variance is averaged down in a unit's mean, for planning under a drop.
+    pub calls_per_unit: f64,
     /// (1 − α) interval of the candidate's own value, for SLOs.
     pub candidate_ci: Option<[f64; 2]>,
     /// Variance components over cases and repeats, averaged over the arms.
@@ -100,6 +105,8 @@ impl Estimate {
             min_units: metric.min_units(),
             unit_sd: None,
             discordance: None,
+            binary: false,
+            calls_per_unit: 1.0,
             candidate_ci: None,
             between_var: None,
             within_var: None,
@@ -154,7 +161,9 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
         return result;
     }
     let single = both.iter().all(|&i| base[i].len() == 1 && cand[i].len() == 1);
-    let test = metric.test(metric.is_binary(cases), single, result.grouped);
+    result.binary = metric.is_binary(cases);
+    result.calls_per_unit = both.iter().map(|&i| base[i].len()).sum::<usize>() as f64 / result.n.max(1) as f64;
+    let test = metric.test(result.binary, single, result.grouped);
     result.test = test;
     result.estimand = metric.estimand(test);
     result.min_units = metric.min_units_for(test);

@@ -276,6 +276,21 @@ fn power_plan(estimate: &Estimate, alpha: f64, margin: f64, sign: f64) -> (Optio
             let Some(sd) = estimate.unit_sd else {
                 return (None, None);
             };
+            if estimate.binary {
+                // Means of 0/1 outcomes: a drop makes the candidate's outcomes noisier, as for
+                // McNemar (`discordance_under_drop`); plan with the spread under the drop.
+                let good_rate = estimate.baseline.map(|b| if sign > 0.0 { b } else { 1.0 - b });
+                if let Some(good_rate) = good_rate {
+                    let sd_at = |delta: f64| {
+                        let rise = (delta * (2.0 * good_rate - 1.0) - delta * delta).max(0.0);
+                        (sd * sd + rise / estimate.calls_per_unit.max(1.0)).sqrt()
+                    };
+                    let needed = (margin > 0.0)
+                        .then(|| stats::cases_needed_t(sd_at(margin), margin, alpha, POWER))
+                        .flatten();
+                    return (binary_mean_mde(&sd_at, n, alpha), needed);
+                }
+            }
             let needed = (margin > 0.0)
                 .then(|| stats::cases_needed_t(sd, margin, alpha, POWER))
                 .flatten();
@@ -313,6 +328,25 @@ fn mcnemar_mde(observed: f64, good_rate: f64, n: usize, alpha: f64) -> Option<f6
     // 24 halvings: the drop to within 6e-8, far below any margin.
     let (mut lo, mut hi) = (0.0, 1.0);
     for _ in 0..24 {
+        let mid = 0.5 * (lo + hi);
+        if power(mid)? >= POWER {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(hi)
+}
+
+/// The drop of a mean of 0/1 outcomes the paired t-test detects with [`POWER`] at n units, when
+/// the per-unit spread under a drop δ is `sd_at(δ)` (bisection on δ in (0, 1]).
+fn binary_mean_mde(sd_at: &dyn Fn(f64) -> f64, n: usize, alpha: f64) -> Option<f64> {
+    let power = |delta: f64| stats::paired_t_power(delta, sd_at(delta), n, alpha);
+    if n < 2 || power(1.0)? < POWER {
+        return None;
+    }
+    let (mut lo, mut hi) = (0.0, 1.0);
+    for _ in 0..30 {
         let mid = 0.5 * (lo + hi);
         if power(mid)? >= POWER {
             hi = mid;
@@ -388,6 +422,8 @@ mod tests {
             min_units: 10,
             unit_sd: Some(0.3),
             discordance: None,
+            binary: false,
+            calls_per_unit: 1.0,
             candidate_ci: None,
             between_var: None,
             within_var: None,
@@ -589,6 +625,17 @@ mod tests {
         );
         assert_eq!(m.details.cases_needed, Some(2440));
         assert!(m.details.underpowered);
+        // Means of 0/1 outcomes (3 repeats per case) plan with the spread under the drop: a
+        // baseline pass rate of 0.9 falling by 0.1 adds (0.1·(2·0.9 − 1) − 0.1²)/3 = 0.07/3 to
+        // the per-case variance, 0.3² → 0.3² + 0.0233.
+        let mut repeats = est(0.0, [-0.1, 0.1], 0.9);
+        (repeats.binary, repeats.calls_per_unit) = (true, 3.0);
+        let m = decide(&repeats, Some(&gate(Direction::Higher, Margin::Absolute(0.1))), None, 0.05, 1);
+        let sd = (0.09f64 + 0.07 / 3.0).sqrt();
+        assert_eq!(m.details.cases_needed, stats::cases_needed_t(sd, 0.1, 0.05, 0.8));
+        let plain = decide(&est(0.0, [-0.1, 0.1], 0.9), Some(&gate(Direction::Higher, Margin::Absolute(0.1))), None, 0.05, 1);
+        assert!(m.details.cases_needed > plain.details.cases_needed);
+        assert!(m.mde > plain.mde);
     }
 
     #[test]
