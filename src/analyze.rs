@@ -69,6 +69,10 @@ pub struct Estimate {
     pub unit_sd: Option<f64>,
     /// McNemar: the share of discordant cases.
     pub discordance: Option<f64>,
+    /// Quantiles: the bootstrap variances of the baseline's and the candidate's quantile and
+    /// their covariance, for planning a relative margin (a slowdown scales the candidate's
+    /// spread too).
+    pub quantile_variances: Option<[f64; 3]>,
     /// Every value is 0/1 (an assertion, a pass or an error flag), however they are averaged.
     pub binary: bool,
     /// Calls per unit in the baseline arm (repeats × cases per group): how much a per-call
@@ -105,6 +109,7 @@ impl Estimate {
             min_units: metric.min_units(),
             unit_sd: None,
             discordance: None,
+            quantile_variances: None,
             binary: false,
             calls_per_unit: 1.0,
             candidate_ci: None,
@@ -189,16 +194,18 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
                 result.delta = Some(test.estimate);
                 result.p_value = Some(test.p_value);
             }
-            if let Some((diff, ratio)) = stats::unit_bootstrap_quantile(&units, q, RESAMPLES, metric_seed ^ 2) {
+            if let Some(draws) = stats::unit_bootstrap_quantile(&units, q, RESAMPLES, metric_seed ^ 2) {
+                let (diff, ratio) = (&draws.difference, draws.ratio.as_ref());
+                result.quantile_variances = Some([draws.var_baseline, draws.var_candidate, draws.covariance]);
                 let level = |a: f64| stats::expanded_alpha(a, g).map(|e| 1.0 - e);
                 let at = |draws: &stats::Draws, a: f64| level(a).and_then(|c| draws.summary(c)).map(|b| b.ci);
-                result.ci = at(&diff, alpha);
-                result.ci_equivalence = at(&diff, 2.0 * alpha);
+                result.ci = at(diff, alpha);
+                result.ci_equivalence = at(diff, 2.0 * alpha);
                 result.unit_sd = diff.standard_error().map(|se| se * (g as f64).sqrt());
                 if let Some(ratio) = ratio {
                     result.relative_delta = ratio.summary(0.5).map(|b| b.estimate);
-                    result.relative_ci = at(&ratio, alpha);
-                    result.relative_ci_equivalence = at(&ratio, 2.0 * alpha);
+                    result.relative_ci = at(ratio, alpha);
+                    result.relative_ci_equivalence = at(ratio, 2.0 * alpha);
                 }
             }
         }

@@ -84,10 +84,25 @@ pub fn sign_flip_quantile(units: &[Unit], q: f64, draws: usize, seed: u64) -> Op
     })
 }
 
-/// Bootstrap draws of the quantile difference and of the quantile ratio
-/// `Q(candidate) / Q(baseline) − 1` (when the baseline's quantile is positive in every draw),
-/// resampling whole units. `None` on the same inputs as [`sign_flip_quantile`].
-pub fn unit_bootstrap_quantile(units: &[Unit], q: f64, resamples: usize, seed: u64) -> Option<(Draws, Option<Draws>)> {
+/// What [`unit_bootstrap_quantile`] resampled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantileDraws {
+    /// Of `Q(candidate) − Q(baseline)`.
+    pub difference: Draws,
+    /// Of `Q(candidate) / Q(baseline) − 1`, when the baseline's quantile is positive in every
+    /// draw.
+    pub ratio: Option<Draws>,
+    /// The bootstrap variances of each arm's quantile and their covariance: how the
+    /// difference's variance would grow if the candidate's values were scaled (planning a
+    /// relative margin).
+    pub var_baseline: f64,
+    pub var_candidate: f64,
+    pub covariance: f64,
+}
+
+/// Bootstrap draws of the quantile difference and of the quantile ratio, resampling whole
+/// units. `None` on the same inputs as [`sign_flip_quantile`].
+pub fn unit_bootstrap_quantile(units: &[Unit], q: f64, resamples: usize, seed: u64) -> Option<QuantileDraws> {
     let flat = Flat::new(units, q)?;
     if resamples == 0 {
         return None;
@@ -100,6 +115,7 @@ pub fn unit_bootstrap_quantile(units: &[Unit], q: f64, resamples: usize, seed: u
     let mut picks = vec![0usize; g];
     let mut diffs = Vec::with_capacity(resamples);
     let mut ratios = Vec::with_capacity(resamples);
+    let (mut bs, mut cs) = (Vec::with_capacity(resamples), Vec::with_capacity(resamples));
     for _ in 0..resamples {
         for p in picks.iter_mut() {
             *p = rng.below(g);
@@ -107,12 +123,24 @@ pub fn unit_bootstrap_quantile(units: &[Unit], q: f64, resamples: usize, seed: u
         let (b, c) = flat.quantiles(&picks)?;
         diffs.push(c - b);
         ratios.push((b > 0.0).then(|| c / b - 1.0));
+        bs.push(b);
+        cs.push(c);
     }
     let ratio = match (ratio_estimate, ratios.iter().all(Option::is_some)) {
         (Some(r), true) => Draws::new(r, ratios.into_iter().flatten().collect()),
         _ => None,
     };
-    Some((Draws::new(estimate, diffs)?, ratio))
+    let (mb, mc) = (super::mean(&bs)?, super::mean(&cs)?);
+    let k = (resamples.max(2) - 1) as f64;
+    let var = |xs: &[f64], m: f64| xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / k;
+    let covariance = bs.iter().zip(&cs).map(|(b, c)| (b - mb) * (c - mc)).sum::<f64>() / k;
+    Some(QuantileDraws {
+        difference: Draws::new(estimate, diffs)?,
+        ratio,
+        var_baseline: var(&bs, mb),
+        var_candidate: var(&cs, mc),
+        covariance,
+    })
 }
 
 /// Bootstrap draws of one arm's `q` quantile over its calls, resampling whole units: the
@@ -290,7 +318,12 @@ mod tests {
 
     #[test]
     fn unit_bootstrap_keeps_repeats_together_and_brackets_the_estimate() {
-        let (diff, ratio) = unit_bootstrap_quantile(&units(), 0.5, 2000, 9).unwrap();
+        let draws = unit_bootstrap_quantile(&units(), 0.5, 2000, 9).unwrap();
+        let (diff, ratio) = (draws.difference.clone(), draws.ratio.clone());
+        // The difference's variance is the arms' variances less twice their covariance.
+        let sd = diff.standard_error().unwrap();
+        let parts = draws.var_baseline + draws.var_candidate - 2.0 * draws.covariance;
+        assert!((sd * sd - parts).abs() < 1e-6 * parts, "{} vs {parts}", sd * sd);
         let main = diff.summary(0.95).unwrap();
         assert!((main.estimate - 50.65).abs() < 1e-9);
         assert!(main.ci[0] < main.estimate && main.estimate < main.ci[1], "{main:?}");
@@ -304,7 +337,7 @@ mod tests {
                 (b, c)
             })
             .collect();
-        let (d, _) = unit_bootstrap_quantile(&shifted, 0.95, 500, 3).unwrap();
+        let d = unit_bootstrap_quantile(&shifted, 0.95, 500, 3).unwrap().difference;
         let s = d.summary(0.95).unwrap();
         assert!((s.ci[0] - 40.0).abs() < 1e-9 && (s.ci[1] - 40.0).abs() < 1e-9);
         let one = unit_bootstrap_one_quantile(&[vec![1.0, 2.0], vec![3.0]], 0.5, 100, 1).unwrap();

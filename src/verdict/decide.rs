@@ -175,8 +175,12 @@ pub fn decide_with(
     let plan_alpha = alpha / family.max(1) as f64;
     // Planned for gated metrics only: an informational metric has no margin to plan for, and the
     // exact plans cost milliseconds each, at every sequential look.
+    let relative_margin = match gate.map(|g| g.margin) {
+        Some(Margin::Relative(r)) => Some(r),
+        _ => None,
+    };
     let (mde, cases_needed) = if plan && gate.is_some() {
-        power_plan(estimate, plan_alpha, margin_abs, sign)
+        power_plan(estimate, plan_alpha, margin_abs, sign, relative_margin)
     } else {
         (None, None)
     };
@@ -255,7 +259,13 @@ pub fn decide_with(
 
 /// The smallest change this metric's test detects at its n, and the units it needs for a change
 /// of `margin` (metric unit), both at `alpha` with [`POWER`].
-fn power_plan(estimate: &Estimate, alpha: f64, margin: f64, sign: f64) -> (Option<f64>, Option<usize>) {
+fn power_plan(
+    estimate: &Estimate,
+    alpha: f64,
+    margin: f64,
+    sign: f64,
+    relative_margin: Option<f64>,
+) -> (Option<f64>, Option<usize>) {
     let n = estimate.n;
     match estimate.test {
         Test::McnemarExact => {
@@ -273,9 +283,17 @@ fn power_plan(estimate: &Estimate, alpha: f64, margin: f64, sign: f64) -> (Optio
             (mcnemar_mde(observed, good_rate, n, alpha), needed)
         }
         Test::PairedT | Test::BootstrapT | Test::SignFlip => {
-            let Some(sd) = estimate.unit_sd else {
+            let Some(mut sd) = estimate.unit_sd else {
                 return (None, None);
             };
+            // A quantile that worsens by a relative margin scales the candidate's values, and
+            // with them the candidate's sampling spread: plan with the difference's variance
+            // under that change, `V_b + f²·V_c − 2f·C` (f = 1 ± m on the bad side).
+            if let (Some(m), Some([vb, vc, cov])) = (relative_margin, estimate.quantile_variances) {
+                let f = 1.0 - sign * m;
+                let var = (vb + f * f * vc - 2.0 * f * cov).max(0.0);
+                sd = sd.max((var * estimate.n as f64).sqrt());
+            }
             if estimate.binary {
                 // Means of 0/1 outcomes: a drop makes the candidate's outcomes noisier, as for
                 // McNemar (`discordance_under_drop`); plan with the spread under the drop.
@@ -422,6 +440,7 @@ mod tests {
             min_units: 10,
             unit_sd: Some(0.3),
             discordance: None,
+            quantile_variances: None,
             binary: false,
             calls_per_unit: 1.0,
             candidate_ci: None,
@@ -630,12 +649,37 @@ mod tests {
         // the per-case variance, 0.3² → 0.3² + 0.0233.
         let mut repeats = est(0.0, [-0.1, 0.1], 0.9);
         (repeats.binary, repeats.calls_per_unit) = (true, 3.0);
-        let m = decide(&repeats, Some(&gate(Direction::Higher, Margin::Absolute(0.1))), None, 0.05, 1);
+        let m = decide(
+            &repeats,
+            Some(&gate(Direction::Higher, Margin::Absolute(0.1))),
+            None,
+            0.05,
+            1,
+        );
         let sd = (0.09f64 + 0.07 / 3.0).sqrt();
         assert_eq!(m.details.cases_needed, stats::cases_needed_t(sd, 0.1, 0.05, 0.8));
-        let plain = decide(&est(0.0, [-0.1, 0.1], 0.9), Some(&gate(Direction::Higher, Margin::Absolute(0.1))), None, 0.05, 1);
+        let plain = decide(
+            &est(0.0, [-0.1, 0.1], 0.9),
+            Some(&gate(Direction::Higher, Margin::Absolute(0.1))),
+            None,
+            0.05,
+            1,
+        );
         assert!(m.details.cases_needed > plain.details.cases_needed);
         assert!(m.mde > plain.mde);
+        // A p95 that may worsen by 15%: the candidate's spread scales by 1.15 too. With arm
+        // variances 40 and 40 and covariance 20 over 100 units, the difference's per-unit sd
+        // is √(100·(40 + 40 − 40)) = 63.2 under no change and √(100·(40 + 1.15²·40 − 2·1.15·20))
+        // = 68.1 under the slowdown.
+        let mut p95 = est(0.0, [-20.0, 20.0], 0.9);
+        p95.metric = "latency_p95_ms".into();
+        (p95.test, p95.baseline, p95.n) = (Test::SignFlip, Some(600.0), 100);
+        p95.unit_sd = Some((100.0f64 * 40.0).sqrt());
+        p95.quantile_variances = Some([40.0, 40.0, 20.0]);
+        let g = gate(Direction::Lower, Margin::Relative(0.15));
+        let m = decide(&p95, Some(&g), None, 0.05, 1);
+        let sd = (100.0f64 * (40.0 + 1.15 * 1.15 * 40.0 - 2.0 * 1.15 * 20.0)).sqrt();
+        assert_eq!(m.details.cases_needed, stats::cases_needed_t(sd, 90.0, 0.05, 0.8));
     }
 
     #[test]
