@@ -21,7 +21,8 @@
 //! the margin a false "safe", which must stay at or below α/2); "calls" the share of the fixed
 //! design's calls a sequential run made.
 //!
-//! n is the product's own plan: a pilot of 4,000 cases simulated under no change is judged, and
+//! n is the product's own plan: a pilot of 20,000 cases (4,000 for latency) simulated under no
+//! change is judged, and
 //! its `cases_needed` (the one power model of `verdict::decide`: the test's exact power at a
 //! change of the margin, from the pilot's spread) is the n of the rows; sequential rows use
 //! ⌈R·n⌉ with R from `stats::inflation`.
@@ -365,8 +366,11 @@ fn judge(
 /// change (what a team has before a PR: an A/A run, or a PR that changed nothing).
 /// In cases: the plan counts units, which are groups when the dataset groups its cases.
 fn plan(s: &Scenario) -> usize {
+    // A large pilot, so that the row measures the planner and not one pilot's luck (a
+    // quantile's pilot is smaller: each of its resamples sorts every call).
+    let size = if s.sim == Sim::Latency { 4000 } else { 20_000 };
     let mut rng = Rng::new(0x9e37_79b9);
-    let pilot = simulate(s, &mut rng, 4000, 0.0);
+    let pilot = simulate(s, &mut rng, size, 0.0);
     let units = judge(s, &pilot, None, false, verdict::Plan::Power)
         .details
         .cases_needed
