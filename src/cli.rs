@@ -137,6 +137,26 @@ pub struct CiArgs {
     #[arg(long, value_name = "DIR")]
     pub publish_only: Option<PathBuf>,
 
+    /// Only re-publish the last results with the waivers now in force (the accept label, a
+    /// `/promptgate accept` comment); never evaluate, whatever the event.
+    #[arg(long, conflicts_with_all = ["publish_only", "no_publish"])]
+    pub republish: bool,
+
+    /// Evaluate a fork's head even in a job that publishes (and may hold keys). Only for
+    /// workflows that evaluate code a maintainer reviewed.
+    #[arg(long)]
+    pub allow_fork_head: bool,
+
+    /// Run under `pull_request_target`, which gives the job secrets and a write token whoever
+    /// opened the pull request. Only for workflows that evaluate code a maintainer reviewed.
+    #[arg(long)]
+    pub allow_pull_request_target: bool,
+
+    /// A maintainer approved the provider changes of this head commit (where keys go): they
+    /// run with their keys. Ignored unless SHA is the head evaluated.
+    #[arg(long, value_name = "SHA")]
+    pub approved_config: Option<String>,
+
     #[command(flatten)]
     pub gate: GateFlags,
 }

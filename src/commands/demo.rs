@@ -64,6 +64,8 @@ pub fn demo(out: &Path, live: bool) -> anyhow::Result<u8> {
         journal: None,
         aa: false,
         shard: None,
+        trust: None,
+        ref_names: None,
     };
     let run = run_gate(&repo.0, &options)?;
     print_outcome(&run);

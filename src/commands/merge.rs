@@ -152,6 +152,7 @@ fn combine(shards: &[Input], allow_partial: bool) -> anyhow::Result<Results> {
         run,
         requests_per_month: first.results.requests_per_month,
         waiver: None,
+        trust: TrustFacts::default(),
         shard: None,
         merged: Some(merged),
         gates: Some(gates),

@@ -17,6 +17,7 @@ use crate::results::*;
 use crate::runner::{self, Endpoint};
 use crate::stats;
 use crate::suite::{self, Suite};
+use crate::trust;
 use crate::verdict::{self, Policy, sequential};
 use crate::workspace::{FileSource, GitTree, Repo};
 
@@ -35,6 +36,11 @@ pub struct GateOptions {
     pub aa: bool,
     /// Run only this shard of every experiment's cases (`--shard K/N`).
     pub shard: Option<Shard>,
+    /// What may receive keys (`crate::trust`): set by `ci`. `None` (the user's own checkout)
+    /// runs everything and prints the notice CI would act on.
+    pub trust: Option<trust::Policy>,
+    /// The names shown for base and head (a pull request's branch names) instead of the refs.
+    pub ref_names: Option<(String, String)>,
 }
 
 impl GateOptions {
@@ -59,6 +65,8 @@ impl GateOptions {
             journal: Some(out.join("journal.jsonl")),
             aa: false,
             shard: flags.shard,
+            trust: None,
+            ref_names: None,
         }
     }
 }
@@ -138,6 +146,27 @@ pub fn run_gate_with(
         refuse_shard(shard, options.aa, head.defaults.sequential)?;
     }
 
+    // --- Keys (src/trust.rs): experiments using a provider this run may not give a key to
+    // wait for a maintainer. The rest of the gate sees them as not planned.
+    for suite in std::iter::once(&head).chain(base.as_ref()) {
+        trust::register_keys(&suite.providers);
+    }
+    let key_changes = trust::review(
+        base.as_ref().map(|b| &b.providers),
+        &head.providers,
+        &detection.changed_paths,
+    );
+    let mut held = match &options.trust {
+        Some(policy) => trust::hold(policy, &key_changes, &head.providers),
+        None => {
+            if let Some(notice) = trust::notice(&key_changes) {
+                eprintln!("{}", crate::github::actions::inert(&notice));
+            }
+            None
+        }
+    };
+    // --- end of keys
+
     let planned: Vec<Planned<'_>> = detection
         .affected
         .iter()
@@ -152,6 +181,10 @@ pub fn run_gate_with(
             Some(Planned { candidate, baseline })
         })
         .collect();
+    let planned = match held.as_mut() {
+        Some(held) => trust::withhold(planned, held),
+        None => planned,
+    };
     let mut jobs = plan::jobs(&planned, head.defaults.seed);
     if let Some(shard) = options.shard {
         // Same jobs, seeds and requests as the full run, so shards union to it call for call.
@@ -204,7 +237,16 @@ pub fn run_gate_with(
             head.config_path
         );
     }
-    plan::check_budget(&estimate, &head.budget, options.approve_cost, simulated)?;
+    let (planned, jobs, estimate) = match plan::check_budget(&estimate, &head.budget, options.approve_cost, simulated) {
+        Ok(()) => (planned, jobs, estimate),
+        // In CI a cost above the approval threshold waits for a maintainer, like a key.
+        Err(refusal) if options.trust.as_ref().is_some_and(|p| p.hold_over_budget) => {
+            let policy = options.trust.as_ref().map(|p| p.how_cost.clone()).unwrap_or_default();
+            held = Some(trust::hold_for_cost(planned, held.take(), &refusal, &policy));
+            (Vec::new(), Vec::new(), plan::Estimate::default())
+        }
+        Err(refusal) => return Err(refusal.into()),
+    };
     on_plan(&PlanFacts {
         experiments: planned.len(),
         calls: jobs.len(),
@@ -264,11 +306,11 @@ pub fn run_gate_with(
             verdict,
             reason,
             base: GitRef {
-                name: options.base.clone(),
+                name: options.ref_names.as_ref().map_or(&options.base, |n| &n.0).clone(),
                 sha: base_sha.clone(),
             },
             head: GitRef {
-                name: options.head.clone(),
+                name: options.ref_names.as_ref().map_or(&options.head, |n| &n.1).clone(),
                 sha: head_sha.clone(),
             },
             config: head.config_path.clone(),
@@ -277,6 +319,7 @@ pub fn run_gate_with(
             run,
             requests_per_month: head.requests_per_month,
             waiver: None,
+            trust: TrustFacts::default(),
         }
     };
     let (mut results, report) = if head.defaults.sequential && !options.aa && !jobs.is_empty() {
@@ -290,6 +333,9 @@ pub fn run_gate_with(
         if let Some(d) = &mut results.defaults {
             d.aa = true;
         }
+    }
+    if let Some(held) = held {
+        trust::apply(&mut results, held.needed);
     }
     let run_error = budget_cap_reached(&report, max_usd)
         .or_else(|| verdict::error_budget_exceeded(&results, head.defaults.max_error_rate));
@@ -442,8 +488,9 @@ fn budget_cap_reached(report: &runner::Report, max_usd: Option<f64>) -> Option<E
         .count();
     Some(Error::run_with_hint(
         format!(
-            "{refused} call(s) were not sent: the budget's hard cap of ${cap:.2} would have been exceeded (spent ${:.4})",
-            report.spent_usd
+            "{refused} call(s) were not sent: the budget's hard cap of {} would have been exceeded (spent {})",
+            plan::usd(cap),
+            plan::usd(report.spent_usd)
         ),
         "the results were written; raise `budget.max_usd` in promptgate.yaml, or lower repeats or cases",
     ))

@@ -47,6 +47,35 @@ pub fn error(file: &str, line: u32, title: &str, message: &str) -> String {
     )
 }
 
+/// `text` made inert for the runner's log: no line of it starts a workflow command.
+///
+/// The runner reads a line as a command when, after leading whitespace, it starts with `::`
+/// (and, in the older form, wherever `##[` occurs). Text printed from results or the suite can
+/// come from a pull request, so a `::add-mask::` or `::stop-commands::` line in an experiment
+/// name must print as text: a zero-width space before the `::` (and inside `##[`) keeps the
+/// line readable and breaks the match. Carriage returns count as line breaks, as the runner
+/// splits on them too.
+pub fn inert(text: &str) -> String {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let mut out = String::with_capacity(text.len() + 8);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let body = line.trim_start();
+        if body.starts_with("::") {
+            out.push_str(&line[..line.len() - body.len()]);
+            out.push(ZERO_WIDTH_SPACE);
+            out.push_str(body);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out.replace("##[", "#\u{200B}#[")
+}
+
+const ZERO_WIDTH_SPACE: char = '\u{200B}';
+
 /// The runner's escaping for a command's message.
 pub fn escape_data(text: &str) -> String {
     text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
@@ -78,6 +107,26 @@ mod tests {
             "::error file=prompts/a%2Cb.md,line=1,title=x%3A y::bad%0A::set-env name=X::1"
         );
         assert_eq!(group("evaluating 100% of it"), "::group::evaluating 100%25 of it");
+    }
+
+    #[test]
+    fn printed_text_cannot_start_a_workflow_command() {
+        let zwsp = "\u{200B}";
+        for hostile in [
+            "::add-mask::x",
+            "  ::stop-commands::token",
+            "fine\n::set-output name=verdict::pass",
+            "fine\r::error::fake",
+            "\t::warning::fake",
+        ] {
+            let safe = inert(hostile);
+            for line in safe.split('\n') {
+                assert!(!line.trim_start().starts_with("::"), "{safe:?}");
+            }
+        }
+        assert_eq!(inert("::add-mask::x"), format!("{zwsp}::add-mask::x"));
+        assert_eq!(inert("a ##[error]b"), format!("a #{zwsp}#[error]b"));
+        assert_eq!(inert("std::env and a::b"), "std::env and a::b");
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub struct ProviderSpec {
     pub deployment: Option<String>,
     pub api_version: Option<String>,
     pub command: Option<Vec<String>>,
+    /// exec: the environment variables passed through to the program.
+    pub env: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -275,6 +277,17 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
     let defaults_raw = raw.defaults;
     let mut providers = BTreeMap::new();
     for (name, p) in raw.providers {
+        for variable in p.api_key_env.iter().chain(&p.env) {
+            if let Some(problem) = crate::secrets::refused_variable(variable) {
+                let line = text
+                    .lines()
+                    .position(|l| l.contains(variable.as_str()) && (l.contains("env")))
+                    .map_or(0, |i| i as u64 + 1);
+                return Err(at(line, 0, format!("provider `{name}`: {problem}"))
+                    .hint("the GitHub token is promptgate's own, for publishing; a provider or program never receives it (name a variable of the provider's own key)")
+                    .into());
+            }
+        }
         let concurrency = p
             .concurrency
             .unwrap_or(if p.kind == ProviderKind::Mock { 64 } else { 8 });
@@ -300,6 +313,7 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
                 deployment: p.deployment,
                 api_version: p.api_version,
                 command: p.command,
+                env: p.env,
             },
         );
     }
@@ -747,6 +761,7 @@ impl ProviderSpec {
             deployment: None,
             api_version: None,
             command: None,
+            env: Vec::new(),
         }
     }
 }

@@ -71,31 +71,67 @@ struct Ci {
     summary: String,
 }
 
+/// How a `promptgate ci` run is started: the event, and variables besides the Actions ones.
+#[derive(Clone)]
+struct Env {
+    event_name: &'static str,
+    vars: Vec<(String, String)>,
+}
+
+impl Env {
+    fn pull_request() -> Env {
+        Env {
+            event_name: "pull_request",
+            vars: Vec::new(),
+        }
+    }
+
+    fn named(event_name: &'static str) -> Env {
+        Env {
+            event_name,
+            vars: Vec::new(),
+        }
+    }
+
+    fn var(mut self, name: &str, value: &str) -> Env {
+        self.vars.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
 /// Runs `promptgate ci ARGS` in the repository with the Actions environment set.
 fn ci(dir: &Path, api: &str, event: &Path, args: &[&str]) -> Ci {
+    ci_with(dir, api, event, args, &Env::pull_request())
+}
+
+fn ci_with(dir: &Path, api: &str, event: &Path, args: &[&str], env: &Env) -> Ci {
     let scratch = dir.join(".scratch");
     std::fs::create_dir_all(&scratch).unwrap();
     let output = scratch.join("github_output");
     let summary = scratch.join("step_summary");
     let _ = std::fs::remove_file(&output);
     let _ = std::fs::remove_file(&summary);
-    let out = Command::new(env!("CARGO_BIN_EXE_promptgate"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_promptgate"));
+    command
         .current_dir(dir)
         .arg("ci")
         .args(args)
         .env("NO_COLOR", "1")
         .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_EVENT_NAME", "pull_request")
+        .env("GITHUB_EVENT_NAME", env.event_name)
         .env("GITHUB_EVENT_PATH", event)
         .env("GITHUB_REPOSITORY", REPO)
         .env("GITHUB_API_URL", api)
         .env("GITHUB_TOKEN", TOKEN)
         .env("GITHUB_OUTPUT", &output)
         .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("PROMPTGATE_CACHE_DIR", scratch.join("cache"))
         .env_remove("GITHUB_SERVER_URL")
-        .env_remove("GITHUB_RUN_ID")
-        .output()
-        .expect("the binary runs");
+        .env_remove("GITHUB_RUN_ID");
+    for (name, value) in &env.vars {
+        command.env(name, value);
+    }
+    let out = command.output().expect("the binary runs");
     let run = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -114,14 +150,72 @@ fn ci(dir: &Path, api: &str, event: &Path, args: &[&str]) -> Ci {
 
 /// Runs the binary on a blocking thread so the fake server keeps answering.
 async fn ci_async(repo: &TestRepo, api: String, event: PathBuf, args: &[&str]) -> Ci {
-    let dir = repo.path().to_owned();
+    ci_async_in(repo.path(), api, event, args, Env::pull_request()).await
+}
+
+async fn ci_async_in(dir: &Path, api: String, event: PathBuf, args: &[&str], env: Env) -> Ci {
+    let dir = dir.to_owned();
     let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        ci(&dir, &api, &event, &args)
+        ci_with(&dir, &api, &event, &args, &env)
     })
     .await
     .unwrap()
+}
+
+/// An `issue_comment` payload: `login` commented `body` on pull request 7.
+fn comment_event(dir: &Path, login: &str, body: &str) -> PathBuf {
+    let payload = json!({
+        "action": "created",
+        "issue": {"number": 7, "pull_request": {"url": format!("https://api.github.com/repos/{REPO}/pulls/7")}},
+        "comment": {"id": 80, "body": body, "user": user(login)},
+        "repository": {"full_name": REPO},
+        "sender": user(login),
+    });
+    let path = dir.join(format!("comment-event-{}.json", login));
+    std::fs::write(&path, serde_json::to_string(&payload).unwrap()).unwrap();
+    path
+}
+
+/// A `pull_request` `labeled`/`unlabeled` payload for `label`, with `labels` on the PR after it.
+fn label_event(dir: &Path, base: &str, head: &str, action: &str, label: &str, labels: &[&str]) -> PathBuf {
+    let path = event(dir, base, head, labels);
+    let mut payload: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    payload["action"] = json!(action);
+    payload["label"] = json!({"name": label});
+    payload["sender"] = user("maya");
+    let path = dir.join(format!("{action}-{}.json", &head[..8]));
+    std::fs::write(&path, serde_json::to_string(&payload).unwrap()).unwrap();
+    path
+}
+
+/// `GET /pulls/7` answers with this pull request.
+async fn pr_mock(server: &MockServer, base: &str, head: &str, labels: &[&str]) {
+    json_mock(
+        server,
+        "GET",
+        &format!("/repos/{REPO}/pulls/7"),
+        200,
+        json!({
+            "number": 7,
+            "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
+            "head": {"ref": "tighten-refunds", "sha": head, "repo": {"full_name": REPO}},
+            "labels": labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(),
+        }),
+    )
+    .await;
+}
+
+/// The body of the last update to our sticky comment (id 42).
+async fn last_sticky_body(server: &MockServer) -> String {
+    let (_, requests) = sequence(server).await;
+    let last = requests
+        .iter()
+        .rev()
+        .find(|q| q.method.as_str() == "PATCH" && q.url.path().ends_with("/issues/comments/42"))
+        .expect("the sticky comment was updated");
+    body(last)["body"].as_str().unwrap().to_owned()
 }
 
 fn user(login: &str) -> Value {
@@ -143,6 +237,22 @@ async fn json_mock(server: &MockServer, verb: &str, route: &str, status: u16, bo
 /// A fake GitHub: the Actions token cannot read `/user`; the PR has two pages of comments, the
 /// second holding our sticky comment; `reviews` is what listing reviews answers.
 async fn fake_github(page2_extra: Vec<Value>, reviews: Value, permissions: &[(&str, &str)]) -> MockServer {
+    fake_github_with(
+        &format!("{MARKER}\n## ✅ promptgate: pass\nold numbers"),
+        page2_extra,
+        reviews,
+        permissions,
+    )
+    .await
+}
+
+/// [`fake_github`] with our sticky comment (id 42) holding `sticky`.
+async fn fake_github_with(
+    sticky: &str,
+    page2_extra: Vec<Value>,
+    reviews: Value,
+    permissions: &[(&str, &str)],
+) -> MockServer {
     let server = MockServer::start().await;
     json_mock(&server, "GET", "/user", 403, json!({"message": "Resource not accessible by integration", "documentation_url": "https://docs.github.com/rest/users/users#get-the-authenticated-user"})).await;
     let comments = format!("/repos/{REPO}/issues/7/comments");
@@ -155,11 +265,7 @@ async fn fake_github(page2_extra: Vec<Value>, reviews: Value, permissions: &[(&s
         "mallory",
         &format!("{MARKER}\n## ✅ promptgate: pass"),
     ));
-    let mut page2 = vec![comment_json(
-        42,
-        BOT,
-        &format!("{MARKER}\n## ✅ promptgate: pass\nold numbers"),
-    )];
+    let mut page2 = vec![comment_json(42, BOT, sticky)];
     page2.extend(page2_extra);
     Mock::given(method("GET"))
         .and(path(comments.as_str()))
@@ -300,11 +406,12 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
     let (base, head) = demo_pr(&repo);
     let r = |p: &str| format!("/repos/{REPO}{p}");
 
-    // First push: a regression. A writer (not a maintainer) tries to waive it.
+    // First push: a regression. An old accept comment is not looked at: waivers are bound
+    // when given, by their own run, never found by an evaluation.
     let server = fake_github(
         vec![comment_json(77, "tri", "/promptgate accept the judge is flaky")],
         json!([]),
-        &[("tri", "write")],
+        &[("tri", "admin")],
     )
     .await;
     let first = ci_async(
@@ -318,7 +425,7 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
         .run
         .expect_code(1)
         .stdout_has("verdict: FAIL")
-        .stdout_has("::error file=prompts/customer-support.md,line=1");
+        .stdout_has("::error file=prompts/customer-support.md,line=14,");
     let (lines, requests) = sequence(&server).await;
     let blobs = blob_count(&lines);
     let mut expected = vec![
@@ -326,7 +433,9 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
         format!("GET {}?per_page=100", r("/issues/7/comments")),
         format!("GET {}?per_page=100&page=2", r("/issues/7/comments")),
         format!("PATCH {}", r("/issues/comments/42")),
-        format!("GET {}", r("/collaborators/tri/permission")),
+        // A failing verdict reads the comments again: a waiver's run may have recorded one.
+        format!("GET {}?per_page=100", r("/issues/7/comments")),
+        format!("GET {}?per_page=100&page=2", r("/issues/7/comments")),
     ];
     expected.extend(asset_lines(blobs));
     expected.extend([
@@ -337,7 +446,7 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
     ]);
     assert_eq!(lines, expected);
     // The report's PATCH follows the blobs and the five other Git Data requests.
-    let k = 5 + blobs + 5;
+    let k = 6 + blobs + 5;
     assert!(requests.iter().all(|q| {
         q.headers
             .get("authorization")
@@ -361,8 +470,12 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
     assert_eq!(check["head_sha"], head.as_str());
     assert_eq!(check["status"], "completed");
     assert_eq!(check["conclusion"], "failure");
+    // The verdict's word once: "regression in customer-support: …".
     assert!(
-        check["output"]["title"].as_str().unwrap().starts_with("regression: "),
+        check["output"]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("regression in customer-support"),
         "{}",
         check["output"]["title"]
     );
@@ -373,8 +486,13 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
             .find(|a| a["path"] == p)
             .unwrap_or_else(|| panic!("no annotation on {p}: {annotations:?}"))
     };
-    assert_eq!(on("prompts/customer-support.md")["annotation_level"], "failure");
-    assert_eq!(on("configs/customer-support.yaml")["annotation_level"], "failure");
+    // On the changed lines: the refunds include replaced by two lines, the version bumped.
+    let prompt = on("prompts/customer-support.md");
+    assert_eq!(prompt["annotation_level"], "failure");
+    assert_eq!((&prompt["start_line"], &prompt["end_line"]), (&json!(14), &json!(15)));
+    let config = on("configs/customer-support.yaml");
+    assert_eq!(config["annotation_level"], "failure");
+    assert_eq!(config["start_line"], 2);
     assert_eq!(on("prompts/product-faq.md")["annotation_level"], "notice");
     assert!(
         annotations.iter().all(|a| a["path"] != "prompts/partials/refunds.md"),
@@ -439,71 +557,301 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
     assert!(second.output.contains("verdict<<promptgate_EOF\npass\n"));
 }
 
+/// A provider key that must never reach GitHub, an output or a log.
+const CANARY_KEY: &str = "sk-canary-KEY-0123456789abcdef";
+
+/// Evaluates the demo pull request (a regression) and returns the sticky comment it left.
+async fn evaluated_regression(repo: &TestRepo, base: &str, head: &str) -> String {
+    let server = fake_github(vec![], json!([]), &[]).await;
+    ci_async(
+        repo,
+        server.uri(),
+        event(repo.path(), base, head, &[]),
+        &["--no-assets", "--out", "out"],
+    )
+    .await
+    .run
+    .expect_code(1);
+    last_sticky_body(&server).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_maintainers_accept_comment_waives_the_regression_as_neutral() {
+async fn an_accept_comment_republishes_the_last_results_without_evaluating() {
     let repo = TestRepo::with_demo_base();
     let (base, head) = demo_pr(&repo);
+    let sticky = evaluated_regression(&repo, &base, &head).await;
+    assert!(sticky.contains("<!-- promptgate:state "), "{sticky}");
+
+    // The waiver's run: no checkout (an empty folder), a provider key in the environment.
+    let empty = tempfile::tempdir().unwrap();
     let extra = vec![comment_json(
         80,
         "maya",
         "/promptgate accept refunds moved to the help center on purpose",
     )];
-    let server = fake_github(extra, json!([]), &[("maya", "admin")]).await;
-    let run = ci_async(
-        &repo,
+    let server = fake_github_with(&sticky, extra, json!([]), &[("maya", "admin")]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let run = ci_async_in(
+        empty.path(),
         server.uri(),
-        event(repo.path(), &base, &head, &[]),
+        comment_event(
+            empty.path(),
+            "maya",
+            "/promptgate accept refunds moved to the help center on purpose",
+        ),
         &["--out", "out"],
+        Env::named("issue_comment").var("OPENAI_API_KEY", CANARY_KEY),
     )
     .await;
     run.run.expect_code(0).stdout_has("verdict: WAIVED");
+    assert!(!run.run.stderr.contains("evaluating"), "{}", run.run.stderr);
+    assert!(!empty.path().join("out").exists(), "nothing was evaluated or written");
     let (lines, requests) = sequence(&server).await;
-    assert!(
-        lines.contains(&format!("GET /repos/{REPO}/collaborators/maya/permission")),
-        "{lines:?}"
+    let r = |p: &str| format!("/repos/{REPO}{p}");
+    assert_eq!(
+        lines,
+        [
+            format!("GET {}", r("/pulls/7")),
+            "GET /user".to_owned(),
+            format!("GET {}?per_page=100", r("/issues/7/comments")),
+            format!("GET {}?per_page=100&page=2", r("/issues/7/comments")),
+            format!("GET {}", r("/collaborators/maya/permission")),
+            format!("PATCH {}", r("/issues/comments/42")),
+            format!("POST {}", r("/check-runs")),
+        ]
     );
+    for q in &requests {
+        let text = String::from_utf8_lossy(&q.body);
+        assert!(!text.contains(CANARY_KEY), "the key was sent: {text}");
+        assert!(
+            q.headers
+                .values()
+                .all(|v| !v.to_str().unwrap_or("").contains(CANARY_KEY))
+        );
+    }
+    let check = body(&requests[6]);
+    assert_eq!(check["conclusion"], "neutral");
+    assert_eq!(check["head_sha"], head.as_str());
+    let comment = body(&requests[5]);
+    let text = comment["body"].as_str().unwrap();
+    assert!(
+        text.contains("### ⚠️ promptgate: waived — regression accepted by maya"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Regression accepted") && text.contains("refunds moved to the help center on purpose"),
+        "{text}"
+    );
+    // Who, when, which commit and what, recorded for the next push.
+    assert!(text.contains(&format!("for `{}`", &head[..12])), "{text}");
+    assert!(text.contains("pass_rate in customer-support"), "{text}");
+    assert!(
+        run.output.contains("verdict<<promptgate_EOF\nwaived\n"),
+        "{}",
+        run.output
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_maintainers_accept_comment_changes_nothing() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let sticky = evaluated_regression(&repo, &base, &head).await;
+    let empty = tempfile::tempdir().unwrap();
+    let extra = vec![comment_json(81, "tri", "/promptgate accept the judge is flaky")];
+    let server = fake_github_with(&sticky, extra, json!([]), &[("tri", "write")]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let run = ci_async_in(
+        empty.path(),
+        server.uri(),
+        comment_event(empty.path(), "tri", "/promptgate accept the judge is flaky"),
+        &["--out", "out"],
+        Env::named("issue_comment"),
+    )
+    .await;
+    run.run
+        .expect_code(1)
+        .stdout_has("verdict: FAIL")
+        .stderr_has("only admins and maintainers may accept a regression");
+    let (_, requests) = sequence(&server).await;
     let check = requests
         .iter()
         .find(|q| q.url.path().ends_with("/check-runs"))
         .map(body)
         .unwrap();
-    assert_eq!(check["conclusion"], "neutral");
-    let last_comment = requests
-        .iter()
-        .rev()
-        .find(|q| q.method.as_str() == "PATCH")
-        .map(body)
-        .unwrap();
-    let text = last_comment["body"].as_str().unwrap();
-    assert!(
-        text.contains("Regression accepted")
-            && text.contains("maya")
-            && text.contains("refunds moved to the help center on purpose"),
-        "{text}"
-    );
-    let results: Value = serde_json::from_str(&repo.read("out/results.json")).unwrap();
-    assert_eq!(results["verdict"], "waived");
-    assert_eq!(results["waiver"]["by"], "maya");
-    assert_eq!(results["waiver"]["via"], "comment");
+    assert_eq!(check["conclusion"], "failure");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_maintainers_label_waives_the_regression() {
+async fn a_maintainers_label_waives_without_evaluating_and_removing_it_fails_again() {
     let repo = TestRepo::with_demo_base();
     let (base, head) = demo_pr(&repo);
-    let server = fake_github(vec![], json!([]), &[("maya", "maintain")]).await;
-    let events = json!([{"id": 1, "event": "labeled", "actor": user("maya"), "label": {"name": "promptgate:accept-regression"}}]);
+    let sticky = evaluated_regression(&repo, &base, &head).await;
+    let empty = tempfile::tempdir().unwrap();
+    let server = fake_github_with(&sticky, vec![], json!([]), &[("maya", "maintain")]).await;
+    let label = "promptgate:accept-regression";
+    pr_mock(&server, &base, &head, &[label]).await;
+    let events = json!([{"id": 501, "event": "labeled", "actor": user("maya"), "label": {"name": label}, "created_at": "2026-11-27T11:00:00Z"}]);
     json_mock(&server, "GET", &format!("/repos/{REPO}/issues/7/events"), 200, events).await;
-    let run = ci_async(
-        &repo,
+    let run = ci_async_in(
+        empty.path(),
         server.uri(),
-        event(repo.path(), &base, &head, &["promptgate:accept-regression"]),
+        label_event(empty.path(), &base, &head, "labeled", label, &[label]),
         &["--out", "out"],
+        Env::pull_request(),
     )
     .await;
     run.run.expect_code(0).stdout_has("verdict: WAIVED");
+    let waived = last_sticky_body(&server).await;
+    assert!(waived.contains("the `promptgate:accept-regression` label"), "{waived}");
+
+    // The label comes off: the same results fail again, still without evaluating.
+    let server = fake_github_with(&waived, vec![], json!([]), &[("maya", "maintain")]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let run = ci_async_in(
+        empty.path(),
+        server.uri(),
+        label_event(empty.path(), &base, &head, "unlabeled", label, &[]),
+        &["--out", "out"],
+        Env::pull_request(),
+    )
+    .await;
+    run.run.expect_code(1).stdout_has("verdict: FAIL");
+    let (_, requests) = sequence(&server).await;
+    let check = requests
+        .iter()
+        .find(|q| q.url.path().ends_with("/check-runs"))
+        .map(body)
+        .unwrap();
+    assert_eq!(check["conclusion"], "failure");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_push_with_a_new_regression_is_not_covered_by_the_old_waiver() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let sticky = evaluated_regression(&repo, &base, &head).await;
+    let waiver = comment_json(80, "maya", "/promptgate accept refunds moved on purpose");
+    let server = fake_github_with(&sticky, vec![waiver.clone()], json!([]), &[("maya", "admin")]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let empty = tempfile::tempdir().unwrap();
+    ci_async_in(
+        empty.path(),
+        server.uri(),
+        comment_event(empty.path(), "maya", "/promptgate accept refunds moved on purpose"),
+        &[],
+        Env::named("issue_comment"),
+    )
+    .await
+    .run
+    .expect_code(0);
+    let waived = last_sticky_body(&server).await;
+
+    // A push that keeps the accepted regression and changes nothing else stays waived.
+    repo.write("docs/style-guide.md", "# Style\n\nShort sentences.\n");
+    let same = repo.commit("docs only");
+    let server = fake_github_with(&waived, vec![waiver.clone()], json!([]), &[("maya", "admin")]).await;
+    ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &same, &[]),
+        &["--no-assets", "--out", "out"],
+    )
+    .await
+    .run
+    .expect_code(0)
+    .stdout_has("verdict: WAIVED");
+    let still = last_sticky_body(&server).await;
+
+    // A push that breaks the FAQ as well: the old waiver does not cover it.
+    repo.write(
+        "prompts/product-faq.md",
+        "# Trailhead product expert\n\nAnswer briefly.\n",
+    );
+    let broken = repo.commit("shorten the FAQ prompt to nothing");
+    let server = fake_github_with(&still, vec![waiver], json!([]), &[("maya", "admin")]).await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &broken, &[]),
+        &["--no-assets", "--out", "out"],
+    )
+    .await;
+    run.run
+        .expect_code(1)
+        .stdout_has("verdict: FAIL")
+        .stdout_has("does not cover")
+        .stdout_has("in product-faq (new)");
+    let (_, requests) = sequence(&server).await;
+    let check = requests
+        .iter()
+        .find(|q| q.url.path().ends_with("/check-runs"))
+        .map(body)
+        .unwrap();
+    assert_eq!(check["conclusion"], "failure");
     let results: Value = serde_json::from_str(&repo.read("out/results.json")).unwrap();
-    assert_eq!(results["waiver"]["via"], "label");
+    assert_eq!(results["verdict"], "fail");
+    assert!(results.get("waiver").is_none());
+}
+
+#[test]
+fn a_dry_run_on_a_comment_says_what_it_did_not_look_up() {
+    let empty = tempfile::tempdir().unwrap();
+    let file = empty.path().join("requests.json");
+    let run = ci_with(
+        empty.path(),
+        "http://127.0.0.1:9",
+        &comment_event(empty.path(), "maya", "/promptgate accept on purpose"),
+        &["--dry-run", file.to_str().unwrap()],
+        &Env::named("issue_comment").var("GITHUB_REPOSITORY", ""),
+    );
+    run.run
+        .expect_code(0)
+        .stderr_has("were not looked up")
+        .stderr_has("nothing was sent");
+    assert!(!run.run.stderr.contains("missing field"), "{}", run.run.stderr);
+    assert!(!run.run.stderr.contains("published"), "{}", run.run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forks_and_pull_request_target_are_refused_unless_told() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let fork = fork_event(repo.path(), &base, &head);
+    let server = fake_github(vec![], json!([]), &[]).await;
+    ci_async(&repo, server.uri(), fork.clone(), &["--out", "out"])
+        .await
+        .run
+        .expect_code(2)
+        .stderr_has("refusing to evaluate pull request #7: its head is a fork's code")
+        .stderr_has("hint: use the fork-safe pair");
+    ci_async_in(
+        repo.path(),
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "out"],
+        Env::named("pull_request_target"),
+    )
+    .await
+    .run
+    .expect_code(2)
+    .stderr_has("refusing to run under `pull_request_target`");
+    let (lines, _) = sequence(&server).await;
+    assert!(
+        lines.iter().all(|l| !l.starts_with("PATCH") && !l.starts_with("POST")),
+        "nothing was published: {lines:?}"
+    );
+    assert!(!repo.path().join("out/results.json").exists(), "nothing was evaluated");
+}
+
+/// The fixture payload as a fork's pull request.
+fn fork_event(dir: &Path, base: &str, head: &str) -> PathBuf {
+    let path = event(dir, base, head, &[]);
+    let mut payload: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    payload["pull_request"]["head"]["repo"] = json!({"full_name": "outside-contrib/prompts"});
+    let path = dir.join(format!("fork-{}.json", &head[..8]));
+    std::fs::write(&path, serde_json::to_string(&payload).unwrap()).unwrap();
+    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -763,13 +1111,15 @@ async fn a_forbidden_asset_upload_warns_and_keeps_the_text_charts() {
         lines[3..],
         [
             format!("PATCH {}", r("/issues/comments/42")),
+            format!("GET {}?per_page=100", r("/issues/7/comments")),
+            format!("GET {}?per_page=100&page=2", r("/issues/7/comments")),
             format!("POST {}", r("/git/blobs")),
             format!("PATCH {}", r("/issues/comments/42")),
             format!("POST {}", r("/check-runs")),
         ],
         "{lines:?}"
     );
-    let report = body(&requests[5]);
+    let report = body(&requests[7]);
     let report = report["body"].as_str().unwrap();
     assert!(
         report.starts_with(MARKER) && report.contains("promptgate: regression"),
