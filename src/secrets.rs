@@ -136,6 +136,16 @@ pub fn redact_json(value: &mut serde_json::Value) {
     }
 }
 
+/// A copy of `results` with every string redacted (outputs, errors, inputs, names), so that
+/// everything rendered from it is clean before the final pass over the rendered text.
+pub fn redacted(results: &crate::results::Results) -> crate::results::Results {
+    let Ok(mut value) = serde_json::to_value(results) else {
+        return results.clone();
+    };
+    redact_json(&mut value);
+    serde_json::from_value(value).unwrap_or_else(|_| results.clone())
+}
+
 /// Why `name` may not be handed to a provider or program, if it may not.
 pub fn refused_variable(name: &str) -> Option<String> {
     if SCRUBBED.contains(&name) || name.starts_with("ACTIONS_") {

@@ -65,6 +65,9 @@ pub fn ci(repo_dir: &Path, config: &str, args: &CiArgs) -> anyhow::Result<u8> {
         }
         other => other,
     };
+    if args.prepare {
+        return prepare(&runtime, &env, &trigger, route, args);
+    }
     match route {
         Route::Unsupported(message, hint) => Err(Error::from(Diagnostic::new(message).hint(hint)).into()),
         Route::Skip(why) => {
@@ -128,6 +131,123 @@ fn republish(
     })
 }
 
+/// What the evaluating step needs to know that only the API can tell: the pull request, the
+/// approvals in force, whether a maintainer dispatched the run, whether its head is untrusted.
+/// `--prepare` writes it before any of the pull request's code runs; `--no-publish
+/// --prepared FILE` reads it, having no token to ask.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Prepared {
+    pr: PullRequest,
+    #[serde(default)]
+    event_action: String,
+    approvals: Approvals,
+    dispatched_by: Option<String>,
+    untrusted: bool,
+}
+
+/// The Action's first step: everything that needs the token before the pull request's code
+/// runs (see `--prepare`).
+fn prepare(
+    runtime: &tokio::runtime::Runtime,
+    env: &ActionsEnv,
+    trigger: &Trigger,
+    route: Route,
+    args: &CiArgs,
+) -> anyhow::Result<u8> {
+    let route_output = |value: &str| -> anyhow::Result<()> {
+        if let Some(file) = &env.output {
+            actions::write_outputs(file, &[("route", value.to_owned())])?;
+        }
+        Ok(())
+    };
+    match route {
+        Route::Unsupported(message, hint) => Err(Error::from(Diagnostic::new(message).hint(hint)).into()),
+        Route::Skip(why) => {
+            eprintln!("promptgate: nothing to do: {}", actions::inert(&why));
+            route_output("skip")?;
+            Ok(exit::PASS)
+        }
+        Route::Republish => {
+            route_output("done")?;
+            republish(runtime, env, trigger, args)
+        }
+        Route::Evaluate => {
+            let client = connect(runtime, env, args)?;
+            let mut prepared = resolve(runtime, Some(&client), trigger, args)?;
+            let mut publisher = runtime.block_on(Publisher::connect(&client, &prepared.pr, settings(env, args)))?;
+            let event = match trigger {
+                Trigger::PullRequest { event, .. } => Some(event.clone()),
+                _ => None,
+            };
+            prepared.approvals = runtime.block_on(approval::find(
+                &client,
+                &prepared.pr,
+                event.as_ref(),
+                &mut publisher.state,
+            ))?;
+            runtime.block_on(publisher.progress(None))?;
+            let path = args
+                .prepared
+                .as_deref()
+                .expect("clap requires --prepared with --prepare");
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                crate::output::create_dir(parent)?;
+            }
+            crate::output::write_file(path, (serde_json::to_string_pretty(&prepared)? + "\n").as_bytes())?;
+            route_output("evaluate")?;
+            write_dry_run(Some(&client), args.dry_run.as_deref())?;
+            Ok(exit::PASS)
+        }
+    }
+}
+
+/// The pull request an evaluation is about, from the event (a dispatch reads it through the
+/// API and checks the dispatcher), after refusing what would give untrusted code the job's
+/// secrets.
+fn resolve(
+    runtime: &tokio::runtime::Runtime,
+    client: Option<&Client>,
+    trigger: &Trigger,
+    args: &CiArgs,
+) -> anyhow::Result<Prepared> {
+    let (pr, event, dispatched_by) = match trigger {
+        Trigger::PullRequest { pr, event } => (pr.clone(), Some(event.clone()), None),
+        Trigger::Dispatch { pr, sha, actor } => {
+            let (Some(number), Some(sha)) = (pr, sha) else {
+                return Err(Error::from(
+                    Diagnostic::new("a `workflow_dispatch` evaluation needs the inputs `pr` (the pull request's number) and `sha` (its head commit)")
+                        .hint("see examples/workflows/promptgate-trusted.yml"),
+                )
+                .into());
+            };
+            let Some(client) = client.filter(|c| !c.is_dry_run()) else {
+                return Err(Error::from(
+                    Diagnostic::new("a `workflow_dispatch` evaluation reads the pull request and the dispatcher's permission through the API")
+                        .hint("drop --no-publish and --dry-run (the Action's first step, `--prepare`, does this)"),
+                )
+                .into());
+            };
+            let value = runtime.block_on(client.get(&client.repo_route(&format!("/pulls/{number}")), PULL))?;
+            let pr = event::pull_request_from_api(&value, &client.repository)?;
+            dispatched(runtime, client, &pr, sha, actor)?;
+            (pr, None, Some(actor.clone()))
+        }
+        _ => {
+            return Err(Error::from(Diagnostic::new("this event carries no pull request to evaluate")).into());
+        }
+    };
+    refuse_untrusted(&pr, event.as_ref(), dispatched_by.is_some(), args)?;
+    // A fork's head evaluated by the untrusted half of the fork-safe pair: no key goes anywhere.
+    let untrusted = pr.fork && dispatched_by.is_none() && !args.allow_fork_head;
+    Ok(Prepared {
+        pr,
+        event_action: event.map(|e| e.action).unwrap_or_default(),
+        approvals: Approvals::default(),
+        dispatched_by,
+        untrusted,
+    })
+}
+
 fn evaluate(
     runtime: &tokio::runtime::Runtime,
     env: &ActionsEnv,
@@ -141,33 +261,38 @@ fn evaluate(
     } else {
         Some(connect(runtime, env, args)?)
     };
-    let (pr, event, dispatched_by) = match trigger {
-        Trigger::PullRequest { pr, event } => (pr.clone(), Some(event.clone()), None),
-        Trigger::Dispatch { pr, sha, actor } => {
-            let (Some(number), Some(sha)) = (pr, sha) else {
-                return Err(Error::from(
-                    Diagnostic::new("a `workflow_dispatch` evaluation needs the inputs `pr` (the pull request's number) and `sha` (its head commit)")
-                        .hint("see examples/workflows/promptgate-trusted.yml"),
+    let from_prepare = match (&args.prepared, args.no_publish) {
+        (Some(path), true) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::from(
+                    Diagnostic::new(format!("cannot read {}: {e}", path.display()))
+                        .hint("`promptgate ci --prepare --prepared FILE` writes it, in the step before"),
                 )
-                .into());
-            };
-            let Some(client) = client.as_ref().filter(|c| !c.is_dry_run()) else {
-                return Err(Error::from(
-                    Diagnostic::new("a `workflow_dispatch` evaluation reads the pull request and the dispatcher's permission through the API")
-                        .hint("drop --no-publish and --dry-run"),
-                )
-                .into());
-            };
-            let value = runtime.block_on(client.get(&client.repo_route(&format!("/pulls/{number}")), PULL))?;
-            let pr = event::pull_request_from_api(&value, &client.repository)?;
-            dispatched(runtime, client, &pr, sha, actor)?;
-            (pr, None, Some(actor.clone()))
+            })?;
+            Some(serde_json::from_str::<Prepared>(&text).map_err(|e| {
+                Error::from(Diagnostic::new(format!(
+                    "{} is not a prepared file: {e}",
+                    path.display()
+                )))
+            })?)
         }
-        _ => return Ok(exit::PASS),
+        _ => None,
     };
-    refuse_untrusted(&pr, event.as_ref(), dispatched_by.is_some(), args)?;
-    // A fork's head evaluated by the untrusted half of the fork-safe pair: no key goes anywhere.
-    let untrusted = pr.fork && dispatched_by.is_none() && !args.allow_fork_head;
+    let prepared = match from_prepare {
+        Some(prepared) => prepared,
+        None => resolve(runtime, client.as_ref(), trigger, args)?,
+    };
+    let event = match trigger {
+        Trigger::PullRequest { event, .. } => Some(event.clone()),
+        _ => None,
+    };
+    let Prepared {
+        pr,
+        dispatched_by,
+        untrusted,
+        approvals: prepared_approvals,
+        ..
+    } = prepared;
 
     let base = args.base.clone().unwrap_or_else(|| pr.base_sha.clone());
     let head = args.head.clone().unwrap_or_else(|| pr.head_sha.clone());
@@ -206,7 +331,7 @@ fn evaluate(
             let (client, pr) = (client.as_ref().expect("a publisher has a client"), p.pr.clone());
             runtime.block_on(approval::find(client, &pr, event.as_ref(), &mut p.state))?
         }
-        None => Approvals::default(),
+        None => prepared_approvals,
     };
     let policy = trust::Policy {
         untrusted_head: untrusted,

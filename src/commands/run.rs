@@ -44,8 +44,8 @@ pub struct GateOptions {
 }
 
 impl GateOptions {
-    /// The options the command line gives: the cache at `<repo>/.promptgate/cache` unless
-    /// `--no-cache`, the journal beside the outputs.
+    /// The options the command line gives: the cache in the user's cache folder (see
+    /// `runner::cache_dir`) unless `--no-cache`, the journal beside the outputs.
     pub fn from_flags(
         repo_root: &Path,
         base: String,
@@ -61,7 +61,9 @@ impl GateOptions {
             all: flags.all,
             approve_cost: flags.approve_cost,
             out: out.to_owned(),
-            cache_dir: (!flags.no_cache).then(|| repo_root.join(".promptgate").join("cache")),
+            cache_dir: (!flags.no_cache)
+                .then(|| runner::cache_dir(repo_root, flags.cache_dir.as_deref()))
+                .flatten(),
             journal: Some(out.join("journal.jsonl")),
             aa: false,
             shard: flags.shard,
@@ -588,6 +590,9 @@ fn absorb(total: &mut runner::Report, batch: runner::Report) {
 pub fn print_outcome(run: &GateRun) {
     use std::io::Write as _;
     let text = crate::report::terminal::render(&run.results, run.run_error.is_some(), &run.written);
+    // Names and reasons come from the suite and the models: in a CI log neither a secret nor a
+    // workflow command may get through.
+    let text = crate::github::actions::inert(&crate::secrets::redact(&text));
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 

@@ -17,7 +17,7 @@ pub const TRUST_CONFIG: &str = "promptgate:trust-config";
 pub const APPROVE_COST: &str = "promptgate:approve-cost";
 
 /// The approvals in force for the pull request's head commit: who gave each.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Approvals {
     pub config: Option<String>,
     pub cost: Option<String>,

@@ -23,6 +23,7 @@ use crate::results::{self, Results};
 /// must not redirect the outputs.
 pub fn write_outputs(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     crate::output::create_dir(dir)?;
+    let results = &crate::secrets::redacted(results);
     let mut written = Vec::new();
     let files = [
         ("results.json", serde_json::to_string_pretty(results)? + "\n"),

@@ -45,6 +45,59 @@ struct Entry {
     latency_ms: Option<f64>,
 }
 
+/// Where the response cache of the repository at `repo_root` lives: `explicit` (`--cache-dir`,
+/// `PROMPTGATE_CACHE_DIR`), else `$XDG_CACHE_HOME/promptgate/<repo-id>`, else
+/// `$HOME/.cache/promptgate/<repo-id>`; `None` (no cache, with a warning) when there is no home.
+///
+/// Never inside the checkout by default: a pull request could commit a `.promptgate/cache` of
+/// forged answers, and a gate that read it would pass whatever the models say.
+pub fn cache_dir(repo_root: &Path, explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(dir) = explicit {
+        if let (Ok(dir), Ok(root)) = (dir.canonicalize(), repo_root.canonicalize())
+            && dir.starts_with(&root)
+        {
+            eprintln!(
+                "warning: the response cache {} is inside the checkout: a pull request could commit answers into it",
+                dir.display()
+            );
+        }
+        return Some(dir.to_owned());
+    }
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let base = var("XDG_CACHE_HOME")
+        .filter(|p| p.is_absolute())
+        .or_else(|| var("HOME").map(|home| home.join(".cache")));
+    let Some(base) = base else {
+        eprintln!(
+            "warning: no cache folder ($XDG_CACHE_HOME and $HOME are unset): every call is sent; pass --cache-dir DIR to keep answers"
+        );
+        return None;
+    };
+    Some(base.join("promptgate").join(repo_id(repo_root)))
+}
+
+/// A folder name for a repository: its folder's name and a digest of its full path, so two
+/// clones never share a cache by accident and the name still says whose it is.
+fn repo_id(repo_root: &Path) -> String {
+    let root = repo_root.canonicalize().unwrap_or_else(|_| repo_root.to_owned());
+    let name: String = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    let digest = hex::encode(Sha256::digest(root.to_string_lossy().as_bytes()));
+    format!("{name}-{}", &digest[..12])
+}
+
 /// The cache key of `request` sent to the endpoint `cache_identity` identifies.
 pub fn key(cache_identity: &str, request: &Request) -> String {
     let mut h = Sha256::new();

@@ -35,7 +35,7 @@ pub enum ChangeKind {
 impl Repo {
     /// Opens the repository containing `dir`, at its top level.
     pub fn open(dir: &Path) -> Result<Repo, Error> {
-        let out = Command::new("git")
+        let out = git_command()
             .arg("-C")
             .arg(dir)
             .args(["rev-parse", "--show-toplevel"])
@@ -120,7 +120,7 @@ impl Repo {
     }
 
     fn git(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = Command::new("git")
+        let out = git_command()
             .arg("-C")
             .arg(&self.root)
             .args(args)
@@ -159,13 +159,22 @@ pub(super) fn show(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Option<
 }
 
 fn cat_file(repo: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
-    Command::new("git")
+    git_command()
         .arg("-C")
         .arg(repo)
         .arg("cat-file")
         .args(args)
         .output()
         .context("running git")
+}
+
+/// `git`, without the GitHub token or the Actions runtime's credentials in its environment.
+fn git_command() -> Command {
+    let mut command = Command::new("git");
+    for name in crate::secrets::SCRUBBED {
+        command.env_remove(name);
+    }
+    command
 }
 
 fn short(sha: &str) -> &str {

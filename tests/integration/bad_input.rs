@@ -826,6 +826,8 @@ fn promptgate_with_timeout(dir: &Path, args: &[&str], limit: Duration) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_promptgate"))
         .current_dir(dir)
         .args(args)
+        .env("XDG_CACHE_HOME", crate::support::test_cache_home(dir))
+        .env_remove("PROMPTGATE_CACHE_DIR")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -125,7 +125,8 @@ fn ci_with(dir: &Path, api: &str, event: &Path, args: &[&str], env: &Env) -> Ci 
         .env("GITHUB_TOKEN", TOKEN)
         .env("GITHUB_OUTPUT", &output)
         .env("GITHUB_STEP_SUMMARY", &summary)
-        .env("PROMPTGATE_CACHE_DIR", scratch.join("cache"))
+        .env("XDG_CACHE_HOME", crate::support::test_cache_home(dir))
+        .env_remove("PROMPTGATE_CACHE_DIR")
         .env_remove("GITHUB_SERVER_URL")
         .env_remove("GITHUB_RUN_ID");
     for (name, value) in &env.vars {

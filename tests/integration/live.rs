@@ -158,6 +158,8 @@ async fn gate(repo: &TestRepo, out: &str, extra: &[&str]) -> Run {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
             .current_dir(&dir)
             .args(&args)
+            .env("XDG_CACHE_HOME", crate::support::test_cache_home(&dir))
+            .env_remove("PROMPTGATE_CACHE_DIR")
             .env("SIM_API_KEY", SECRET)
             .env("CI", "1")
             .output()
@@ -294,6 +296,8 @@ async fn a_killed_run_resumes_without_repeating_finished_calls() {
     let dir = repo.path().to_owned();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
         .current_dir(&dir)
+        .env("XDG_CACHE_HOME", crate::support::test_cache_home(&dir))
+        .env_remove("PROMPTGATE_CACHE_DIR")
         .args([
             "run",
             "--base",

@@ -9,3 +9,4 @@ mod github;
 mod live;
 mod merge;
 mod outputs;
+mod workflows;

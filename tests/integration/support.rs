@@ -167,10 +167,22 @@ impl TestRepo {
     }
 }
 
+/// The response cache's home for a test run in `dir`: the repository's own (inside `.git`,
+/// which nothing reads), so tests never share answers or touch the user's cache.
+pub fn test_cache_home(dir: &Path) -> PathBuf {
+    if dir.join(".git").is_dir() {
+        dir.join(".git").join("test-cache")
+    } else {
+        dir.join(".test-cache")
+    }
+}
+
 pub fn promptgate_in(dir: &Path, args: &[&str]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_promptgate"))
         .current_dir(dir)
         .args(args)
+        .env("XDG_CACHE_HOME", test_cache_home(dir))
+        .env_remove("PROMPTGATE_CACHE_DIR")
         .env("NO_COLOR", "1")
         .output()
         .expect("the binary runs");
