@@ -97,7 +97,7 @@ pub fn review(
             if h.kind == ProviderKind::Exec {
                 change("new provider", None, h.command.as_ref().map(|c| c.join(" ")));
             } else if keyed(h) {
-                change("new provider", None, Some(describe(h)));
+                change("new provider", None, Some(describe_provider(h)));
             }
             continue;
         };
@@ -166,7 +166,7 @@ fn code_changes(command: &[String], changed_paths: &[String]) -> Vec<String> {
     hits.into_iter().collect()
 }
 
-fn describe(spec: &ProviderSpec) -> String {
+fn describe_provider(spec: &ProviderSpec) -> String {
     let mut parts = vec![spec.kind.as_str().to_owned()];
     if let Some(url) = endpoint(spec) {
         parts.push(url);
@@ -292,6 +292,25 @@ pub fn register_keys(providers: &BTreeMap<String, ProviderSpec>) {
         }
         crate::secrets::register_env(spec.env.iter().map(String::as_str));
     }
+}
+
+/// What waits for a maintainer, as plain text for the log.
+pub fn describe(needed: &ApprovalNeeded) -> String {
+    let mut text = format!("promptgate: waiting for a maintainer: {}", needed.reason);
+    for c in &needed.changes {
+        text.push_str(&format!(
+            "\n  {} {}: {} → {}",
+            c.provider,
+            c.field,
+            c.base.as_deref().unwrap_or("(none)"),
+            c.head.as_deref().unwrap_or("(none)")
+        ));
+    }
+    if !needed.experiments.is_empty() {
+        text.push_str(&format!("\n  not run: {}", needed.experiments.join(", ")));
+    }
+    text.push_str(&format!("\n  {}", needed.how));
+    text
 }
 
 /// The notice a local run prints for changes CI would hold.

@@ -341,18 +341,18 @@ fn evaluate(
         hold_over_budget: true,
         how_config: if untrusted {
             format!(
-                "A maintainer who has reviewed the change runs the trusted evaluation: Actions → “promptgate (trusted)” → Run workflow, with pr `{}` and sha `{}`.",
+                "A maintainer who has reviewed the change runs the trusted evaluation: Actions → “promptgate (trusted)” → Run workflow, with pr {} and sha {}.",
                 pr.number, pr.head_sha
             )
         } else {
             format!(
-                "A repository admin or maintainer who has reviewed these settings approves commit `{}` by adding the label `{}` (for a later push, remove it and add it again).",
+                "A repository admin or maintainer who has reviewed these settings approves commit {} by adding the label “{}” (for a later push, remove it and add it again).",
                 short(&pr.head_sha),
                 approval::TRUST_CONFIG
             )
         },
         how_cost: format!(
-            "A maintainer approves the cost of commit `{}` with the label `{}`, or the workflow sets the action's `approve-cost` input.",
+            "A maintainer approves the cost of commit {} with the label “{}”, or the workflow sets the action's approve-cost input.",
             short(&pr.head_sha),
             approval::APPROVE_COST
         ),
@@ -422,6 +422,9 @@ fn evaluate(
     let annotations = annotations(&repo, &run.results);
     side_channels(env, &run, &args.out, &annotations)?;
     super::run::print_outcome(&run);
+    if let Some(a) = &run.results.trust.approval {
+        eprintln!("{}", actions::inert(&crate::secrets::redact(&trust::describe(a))));
+    }
     if let Some(p) = publisher.as_mut() {
         runtime.block_on(p.finish(
             &run.results,

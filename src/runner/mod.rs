@@ -383,7 +383,11 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
             fell_back: position > 0,
         };
         let cache_key = cache::key(&endpoint.cache_identity, request);
-        if let Some((response, latency)) = cx.cache.as_ref().and_then(|c| c.get(&cache_key)) {
+        let hit = match &cx.cache {
+            Some(cache) => cache.get(&cache_key).await,
+            None => None,
+        };
+        if let Some((response, latency)) = hit {
             if let Some(r) = reservation.take() {
                 cx.budget.settle(r, 0.0);
             }
@@ -420,8 +424,9 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
                 if let Some(r) = reservation.take() {
                     cx.budget.settle(r, cost);
                 }
-                // An append to an open shard log: cheap enough to do inline.
-                if let Some(Err(e)) = cx.cache.as_ref().map(|c| c.put(&cache_key, &response, latency))
+                // An append to a shard log, on the blocking pool.
+                if let Some(cache) = &cx.cache
+                    && let Err(e) = cache.put(&cache_key, &response, latency).await
                     && !cx.cache_warned.swap(true, Ordering::Relaxed)
                 {
                     eprintln!("warning: cannot write the response cache: {e}; later runs will call again");

@@ -146,6 +146,17 @@ pub(super) fn show(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Option<
     if !kind.status.success() || String::from_utf8_lossy(&kind.stdout).trim() != "blob" {
         return Ok(None);
     }
+    // A file of the suite is read whole into memory: refuse an absurd one before reading it.
+    let size = cat_file(repo, &["-s", &spec])?;
+    let bytes: u64 = String::from_utf8_lossy(&size.stdout).trim().parse().unwrap_or(0);
+    if bytes > super::MAX_FILE_BYTES {
+        bail!(
+            "{path} at {} is {} MiB, larger than the {} MiB promptgate reads",
+            short(sha),
+            bytes >> 20,
+            super::MAX_FILE_BYTES >> 20
+        );
+    }
     let out = cat_file(repo, &["blob", &spec])?;
     if !out.status.success() {
         bail!(

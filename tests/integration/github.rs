@@ -1223,3 +1223,450 @@ async fn a_github_app_names_its_login_and_updates_its_own_comment() {
         "{lines:?}"
     );
 }
+
+/// Every file under `dir`, recursively (the outputs, the journal, the response cache, the
+/// Actions side channels).
+fn every_file(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n == "objects") {
+                continue;
+            }
+            files.extend(every_file(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// A suite whose models echo what they can reach: an `exec` program given the key (which also
+/// reads its parent's environment, where the GitHub token is), and an OpenAI-compatible server
+/// that puts the key in its answers and its errors.
+fn echoing_suite(repo: &TestRepo, api: &str) {
+    repo.write(
+        "promptgate.yaml",
+        &format!(
+            r#"version: 1
+providers:
+  echo: {{type: exec, command: [sh, tools/echo.sh], env: [OPENAI_API_KEY]}}
+  http: {{type: openai-compatible, base_url: "{api}/v1", api_key_env: OPENAI_API_KEY, max_retries: 0}}
+defaults: {{provider: echo, max_error_rate: 0.6}}
+experiments:
+  - {{name: exec-echo, variant: configs/a.yaml, dataset: data/cases.jsonl, provider: echo}}
+  - {{name: http-echo, variant: configs/b.yaml, dataset: data/cases.jsonl, provider: http}}
+"#
+        ),
+    );
+    repo.write(
+        "tools/echo.sh",
+        r#"input="$(cat)"
+parent=""
+[ -r "/proc/$PPID/environ" ] && parent="$(tr '\0' ' ' < "/proc/$PPID/environ")"
+echo "stderr: key $OPENAI_API_KEY parent $parent" >&2
+case "$input" in
+  *"question 3"*) echo "auth failed for $OPENAI_API_KEY (parent $parent)" >&2; exit 1 ;;
+esac
+echo "key $OPENAI_API_KEY parent $parent"
+"#,
+    );
+    repo.write("configs/a.yaml", "model: m\nprompt: ../prompts/a.md\n");
+    repo.write("configs/b.yaml", "model: m\nprompt: ../prompts/b.md\n");
+    repo.write("prompts/a.md", "Answer.\n");
+    repo.write("prompts/b.md", "Answer.\n");
+    let cases: String = (1..=5)
+        .map(|i| format!("{{\"id\": \"c{i}\", \"vars\": {{\"input\": \"question {i}\"}}, \"assert\": [{{\"type\": \"icontains\", \"value\": \"nothing\"}}]}}\n"))
+        .collect();
+    repo.write("data/cases.jsonl", &cases);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_key_and_token_echoed_by_providers_appear_in_no_output() {
+    // The provider: answers with the key it was sent, and fails one case quoting it.
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::body_string_contains("question 3"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"error": {"message": format!("invalid key {CANARY_KEY} for this project"), "type": "invalid_request_error"}}),
+        ))
+        .with_priority(1)
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "choices": [{"message": {"role": "assistant", "content": format!("you sent {CANARY_KEY} and Bearer {CANARY_KEY}")}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 5}
+        })))
+        .mount(&provider)
+        .await;
+
+    let repo = TestRepo::new();
+    echoing_suite(&repo, &provider.uri());
+    let base = repo.commit("base");
+    repo.checkout_new("pr");
+    repo.write("prompts/a.md", "Answer briefly.\n");
+    repo.write("prompts/b.md", "Answer briefly.\n");
+    let head = repo.commit("pr");
+
+    let github = fake_github(vec![], json!([]), &[]).await;
+    let run = ci_async_in(
+        repo.path(),
+        github.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "out", "--no-assets"],
+        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
+    )
+    .await;
+    // The calls happened: the echo reached the outputs, with the secrets taken out.
+    let results = crate::support::results(&repo.path().join("out"));
+    let outputs: Vec<String> = results["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["cases"].as_array().unwrap().iter())
+        .flat_map(|c| c["candidate"].as_array().unwrap().iter())
+        .filter_map(|call| call["output"].as_str().map(str::to_owned))
+        .collect();
+    assert!(outputs.iter().any(|o| o.contains("key [redacted]")), "{outputs:?}");
+    assert!(outputs.iter().any(|o| o.contains("you sent [redacted]")), "{outputs:?}");
+    if cfg!(target_os = "linux") {
+        // The program read the token from promptgate's own environment (/proc/PPID/environ):
+        // it reached the output, and the redactor took it out.
+        assert!(
+            outputs.iter().any(|o| o.contains("GITHUB_TOKEN=[redacted]")),
+            "{outputs:?}"
+        );
+    }
+    let errors = results.to_string();
+    assert!(
+        errors.contains("invalid key [redacted]"),
+        "the error was recorded, redacted"
+    );
+
+    for (what, text) in [("stdout", &run.run.stdout), ("stderr", &run.run.stderr)] {
+        assert!(!text.contains(CANARY_KEY), "{what} holds the key:\n{text}");
+        assert!(!text.contains(TOKEN), "{what} holds the token");
+    }
+    let files = every_file(repo.path());
+    assert!(files.iter().any(|f| f.ends_with("results.json")));
+    assert!(
+        files.iter().any(|f| f.to_string_lossy().contains("test-cache")),
+        "the response cache was written: {files:?}"
+    );
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(CANARY_KEY), "{} holds the key", file.display());
+        assert!(!text.contains(TOKEN), "{} holds the token", file.display());
+    }
+    let (_, requests) = sequence(&github).await;
+    assert!(requests.iter().any(|q| q.url.path().ends_with("/check-runs")));
+    for q in requests {
+        let text = String::from_utf8_lossy(&q.body);
+        assert!(!text.contains(CANARY_KEY), "{} {} sent the key", q.method, q.url.path());
+        assert!(!text.contains(TOKEN), "{} {} sent the token", q.method, q.url.path());
+    }
+}
+
+/// An OpenAI-compatible server that answers every chat completion with `answer`.
+async fn model_server(answer: &str) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "choices": [{"message": {"role": "assistant", "content": answer}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 3}
+        })))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A small suite whose one experiment calls the keyed provider `llm` at `url`.
+fn keyed_suite(repo: &TestRepo, url: &str) {
+    repo.write(
+        "promptgate.yaml",
+        &format!(
+            r#"version: 1
+providers:
+  llm: {{type: openai-compatible, base_url: "{url}/v1", api_key_env: OPENAI_API_KEY, max_retries: 0}}
+  offline: {{type: mock}}
+defaults: {{provider: offline}}
+experiments:
+  - {{name: keyed, variant: configs/a.yaml, dataset: data/cases.jsonl, provider: llm}}
+  - {{name: offline, variant: configs/b.yaml, dataset: data/cases.jsonl}}
+"#
+        ),
+    );
+    repo.write("configs/a.yaml", "model: m\nprompt: ../prompts/a.md\n");
+    repo.write("configs/b.yaml", "model: m\nprompt: ../prompts/b.md\n");
+    repo.write("prompts/a.md", "Answer.\n");
+    repo.write("prompts/b.md", "Refunds take 30 days.\n");
+    let cases: String = (1..=6)
+        .map(|i| format!("{{\"id\": \"c{i}\", \"vars\": {{\"input\": \"refund {i}?\"}}, \"assert\": [{{\"type\": \"icontains\", \"value\": \"30 days\"}}]}}\n"))
+        .collect();
+    repo.write("data/cases.jsonl", &cases);
+}
+
+/// Requests `server` received that carry `key` in a header.
+async fn requests_with_key(server: &MockServer, key: &str) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.headers.values().any(|v| v.to_str().unwrap_or("").contains(key)))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_moving_a_keyed_endpoint_gets_no_key_until_a_maintainer_approves_that_commit() {
+    let trusted = model_server("Refunds take 30 days.").await;
+    let collector = model_server("Refunds take 30 days.").await;
+    let repo = TestRepo::new();
+    keyed_suite(&repo, &trusted.uri());
+    let base = repo.commit("base");
+    repo.checkout_new("pr");
+    repo.write("prompts/a.md", "Answer briefly.\n");
+    repo.edit("promptgate.yaml", &trusted.uri(), &collector.uri());
+    let head = repo.commit("move the endpoint");
+
+    // A local run is the user's own checkout: it runs, and says what CI would hold.
+    let local = crate::support::promptgate_env(
+        repo.path(),
+        &["run", "--base", "main", "--head", "pr", "--out", "local", "--no-cache"],
+        &[("OPENAI_API_KEY", CANARY_KEY)],
+    );
+    local
+        .expect_code(0)
+        .stderr_has("notice: this change moves where a key goes")
+        .stderr_has("llm base_url");
+
+    // In CI, before approval: the keyed experiment waits; not one request reaches the new
+    // endpoint, let alone one with the key.
+    let collector_before = collector.received_requests().await.unwrap().len();
+    let with_key_before = requests_with_key(&collector, CANARY_KEY).await;
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let run = ci_async_in(
+        repo.path(),
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "out", "--no-assets"],
+        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
+    )
+    .await;
+    run.run.expect_code(1).stdout_has("verdict: NEEDS APPROVAL");
+    assert_eq!(collector.received_requests().await.unwrap().len(), collector_before);
+    assert_eq!(requests_with_key(&collector, CANARY_KEY).await, with_key_before);
+    let results = crate::support::results(&repo.path().join("out"));
+    assert_eq!(results["verdict"], "needs_approval");
+    assert_eq!(results["approval"]["experiments"], json!(["keyed"]));
+    assert_eq!(results["approval"]["changes"][0]["provider"], "llm");
+    assert_eq!(results["approval"]["changes"][0]["field"], "base_url");
+    let (_, requests) = sequence(&server).await;
+    let check = requests
+        .iter()
+        .find(|q| q.url.path().ends_with("/check-runs"))
+        .map(body)
+        .unwrap();
+    assert_eq!(check["conclusion"], "action_required");
+    let comment = last_sticky_body(&server).await;
+    assert!(
+        comment.contains("a maintainer must approve where a key goes"),
+        "{comment}"
+    );
+    assert!(comment.contains("promptgate:trust-config"), "{comment}");
+    assert!(
+        comment.contains(&collector.uri().replace("://", ":\u{200D}//")),
+        "the new endpoint is listed: {comment}"
+    );
+
+    // A maintainer adds the label at this commit: the keyed experiment runs, with the key.
+    let label = "promptgate:trust-config";
+    let server = fake_github_with(&comment, vec![], json!([]), &[("maya", "admin")]).await;
+    let events = json!([{"id": 601, "event": "labeled", "actor": user("maya"), "label": {"name": label}, "created_at": "2026-11-27T12:00:00Z"}]);
+    json_mock(&server, "GET", &format!("/repos/{REPO}/issues/7/events"), 200, events).await;
+    let run = ci_async_in(
+        repo.path(),
+        server.uri(),
+        label_event(repo.path(), &base, &head, "labeled", label, &[label]),
+        &["--out", "out", "--no-assets"],
+        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
+    )
+    .await;
+    run.run.expect_code(0).stdout_has("verdict: PASS");
+    assert!(
+        requests_with_key(&collector, CANARY_KEY).await > with_key_before,
+        "approved: the calls went out"
+    );
+    let results = crate::support::results(&repo.path().join("out"));
+    assert!(results.get("approval").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forks_keyed_suite_waits_for_a_maintainer_through_the_fork_safe_pair() {
+    let provider = model_server("Refunds take 30 days.").await;
+    let repo = TestRepo::new();
+    keyed_suite(&repo, &provider.uri());
+    let base = repo.commit("base");
+    repo.checkout_new("pr");
+    repo.write("prompts/a.md", "Answer briefly.\n");
+    repo.write("prompts/b.md", "Refunds take 30 days, always.\n");
+    let head = repo.commit("fork change");
+    let fork = fork_event(repo.path(), &base, &head);
+
+    // Half 1: the fork's code without secrets (no key is set) and without a token.
+    let evaluate = ci_with(
+        repo.path(),
+        "http://127.0.0.1:9",
+        &fork,
+        &["--no-publish", "--out", "artifact"],
+        &Env::pull_request().var("GITHUB_TOKEN", "").var("OPENAI_API_KEY", ""),
+    );
+    evaluate.run.expect_code(1).stdout_has("verdict: NEEDS APPROVAL");
+    assert!(provider.received_requests().await.unwrap().is_empty(), "no keyed call");
+    let results = crate::support::results(&repo.path().join("artifact"));
+    assert_eq!(
+        results["approval"]["reason"],
+        "a maintainer must approve to run with keys"
+    );
+    assert_eq!(results["untrusted"], true);
+    assert!(repo.path().join("artifact/pr.json").is_file());
+
+    // Half 2: the trusted publish job, on `workflow_run`.
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let mut pr = json!({
+        "number": 7,
+        "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
+        "head": {"ref": "tighten-refunds", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}},
+        "labels": [],
+    });
+    json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pr.take()).await;
+    let workflow_run = workflow_run_event(repo.path(), &head, "success");
+    let publish = ci_async_in(
+        repo.path(),
+        server.uri(),
+        workflow_run.clone(),
+        &["--publish-only", "artifact", "--out", "published", "--no-assets"],
+        Env::named("workflow_run"),
+    )
+    .await;
+    publish.run.expect_code(1);
+    let (_, requests) = sequence(&server).await;
+    let check = requests
+        .iter()
+        .find(|q| q.url.path().ends_with("/check-runs"))
+        .map(body)
+        .unwrap();
+    assert_eq!(check["conclusion"], "action_required");
+    let title = check["output"]["title"].as_str().unwrap();
+    assert!(title.contains("a maintainer must approve to run with keys"), "{title}");
+    let comment = last_sticky_body(&server).await;
+    assert!(
+        comment.contains("a maintainer must approve to run with keys"),
+        "{comment}"
+    );
+    assert!(comment.contains("promptgate (trusted)"), "{comment}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_reported() {
+    let repo = TestRepo::with_demo_base();
+    // A change that passes: only the FAQ prompt gets shorter (same answers).
+    let base = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    repo.checkout_new("pr");
+    repo.write("docs/style-guide.md", "# Style\n\nShort sentences.\n");
+    let head = repo.commit("docs");
+    let fork = fork_event(repo.path(), &base, &head);
+    ci_with(
+        repo.path(),
+        "http://127.0.0.1:9",
+        &fork,
+        &["--no-publish", "--out", "artifact", "--all"],
+        &Env::pull_request().var("GITHUB_TOKEN", ""),
+    )
+    .run
+    .expect_code(0);
+    let server = fake_github(vec![], json!([]), &[]).await;
+    json_mock(
+        &server,
+        "GET",
+        &format!("/repos/{REPO}/pulls/7"),
+        200,
+        json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
+               "head": {"ref": "x", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}}, "labels": []}),
+    )
+    .await;
+    ci_async_in(
+        repo.path(),
+        server.uri(),
+        workflow_run_event(repo.path(), &head, "success"),
+        &["--publish-only", "artifact", "--out", "published", "--no-assets"],
+        Env::named("workflow_run"),
+    )
+    .await
+    .run
+    .expect_code(0);
+    let (_, requests) = sequence(&server).await;
+    let check = requests
+        .iter()
+        .find(|q| q.url.path().ends_with("/check-runs"))
+        .map(body)
+        .unwrap();
+    assert_eq!(check["conclusion"], "neutral");
+    assert!(
+        check["output"]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("evaluated without secrets by untrusted code"),
+        "{}",
+        check["output"]["title"]
+    );
+
+    // The evaluating run failed (no results): the publish job says so instead of failing blind.
+    std::fs::remove_file(repo.path().join("artifact/results.json")).unwrap();
+    let server = fake_github(vec![], json!([]), &[]).await;
+    json_mock(
+        &server,
+        "GET",
+        &format!("/repos/{REPO}/pulls/7"),
+        200,
+        json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
+               "head": {"ref": "x", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}}, "labels": []}),
+    )
+    .await;
+    ci_async_in(
+        repo.path(),
+        server.uri(),
+        workflow_run_event(repo.path(), &head, "failure"),
+        &["--publish-only", "artifact", "--out", "published", "--no-assets"],
+        Env::named("workflow_run"),
+    )
+    .await
+    .run
+    .expect_code(3)
+    .stderr_has("the evaluating workflow run concluded `failure`");
+    let (_, requests) = sequence(&server).await;
+    let check = requests
+        .iter()
+        .find(|q| q.url.path().ends_with("/check-runs"))
+        .map(body)
+        .unwrap();
+    assert_eq!(check["conclusion"], "failure");
+}
+
+/// A `workflow_run` payload for the evaluation of `head`, which concluded `conclusion`.
+fn workflow_run_event(dir: &Path, head: &str, conclusion: &str) -> PathBuf {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/github/workflow_run.completed.json"),
+    )
+    .unwrap();
+    let mut payload: Value = serde_json::from_str(&text).unwrap();
+    payload["workflow_run"]["head_sha"] = json!(head);
+    payload["workflow_run"]["conclusion"] = json!(conclusion);
+    payload["repository"] = json!({"full_name": REPO});
+    let path = dir.join(format!("workflow-run-{conclusion}.json"));
+    std::fs::write(&path, serde_json::to_string(&payload).unwrap()).unwrap();
+    path
+}

@@ -178,9 +178,15 @@ pub fn test_cache_home(dir: &Path) -> PathBuf {
 }
 
 pub fn promptgate_in(dir: &Path, args: &[&str]) -> Run {
+    promptgate_env(dir, args, &[])
+}
+
+/// [`promptgate_in`] with environment variables set.
+pub fn promptgate_env(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_promptgate"))
         .current_dir(dir)
         .args(args)
+        .envs(vars.iter().copied())
         .env("XDG_CACHE_HOME", test_cache_home(dir))
         .env_remove("PROMPTGATE_CACHE_DIR")
         .env("NO_COLOR", "1")
