@@ -958,7 +958,17 @@ fn dry_run_writes_the_requests_instead_of_sending_them() {
         &event(repo.path(), &base, &head, &[]),
         &["--dry-run", file.to_str().unwrap(), "--review", "--out", "out"],
     );
-    run.run.expect_code(1);
+    // It says what it did and did not do, and claims nothing it did not do.
+    run.run
+        .expect_code(1)
+        .stderr_has("dry run: not looked up: the token's identity, the existing comments")
+        .stderr_has("dry run: would publish")
+        .stderr_has("nothing was sent");
+    assert!(!run.run.stderr.contains("published "), "{}", run.run.stderr);
+    // The report names the branches, not the commits.
+    let report = std::fs::read_to_string(repo.path().join("out/report.md")).unwrap();
+    assert!(report.contains("Base **main**"), "{report}");
+    assert!(report.contains("head **tighten-refunds**"), "{report}");
     let sent: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     let routes: Vec<String> = sent
         .as_array()
@@ -1669,4 +1679,82 @@ fn workflow_run_event(dir: &Path, head: &str, conclusion: &str) -> PathBuf {
     let path = dir.join(format!("workflow-run-{conclusion}.json"));
     std::fs::write(&path, serde_json::to_string(&payload).unwrap()).unwrap();
     path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_costly_run_waits_for_the_approve_cost_label_and_names_amounts_with_their_digits() {
+    let provider = model_server("Refunds take 30 days.").await;
+    let repo = TestRepo::new();
+    keyed_suite(&repo, &provider.uri());
+    // Priced so the six keyed cases (both arms) cost well under a cent; the threshold is 0.001.
+    repo.edit(
+        "promptgate.yaml",
+        "defaults: {provider: offline}",
+        "defaults: {provider: offline}\npricing: {m: {input: 2, output: 2}}\nbudget: {approve_above_usd: 0.001}",
+    );
+    let base = repo.commit("base");
+    repo.checkout_new("pr");
+    repo.write("prompts/a.md", "Answer briefly.\n");
+    let head = repo.commit("pr");
+
+    // Locally: a run error that says how much, with digits, and what to approve.
+    let local = crate::support::promptgate_env(
+        repo.path(),
+        &["run", "--base", "main", "--head", "pr", "--out", "local"],
+        &[("OPENAI_API_KEY", CANARY_KEY)],
+    );
+    local
+        .expect_code(3)
+        .stderr_has("is above the approval threshold of $0.001")
+        .stderr_has("hint: approve it with --approve-cost 0.");
+    assert!(!local.stderr.contains("$0.00 "), "{}", local.stderr);
+
+    // In CI: nothing is spent, the check asks for a maintainer.
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let run = ci_async_in(
+        repo.path(),
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "out", "--no-assets"],
+        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
+    )
+    .await;
+    run.run.expect_code(1).stdout_has("verdict: NEEDS APPROVAL");
+    assert!(provider.received_requests().await.unwrap().is_empty(), "nothing was spent");
+    let results = crate::support::results(&repo.path().join("out"));
+    let reason = results["approval"]["reason"].as_str().unwrap();
+    assert!(reason.contains("above the approval threshold of $0.001"), "{reason}");
+    assert!(results["approval"]["how"].as_str().unwrap().contains("promptgate:approve-cost"));
+    let comment = last_sticky_body(&server).await;
+
+    // A maintainer's label approves the cost of this commit: the run spends.
+    let label = "promptgate:approve-cost";
+    let server = fake_github_with(&comment, vec![], json!([]), &[("maya", "maintain")]).await;
+    let events = json!([{"id": 701, "event": "labeled", "actor": user("maya"), "label": {"name": label}, "created_at": "2026-11-27T12:00:00Z"}]);
+    json_mock(&server, "GET", &format!("/repos/{REPO}/issues/7/events"), 200, events).await;
+    let run = ci_async_in(
+        repo.path(),
+        server.uri(),
+        label_event(repo.path(), &base, &head, "labeled", label, &[label]),
+        &["--out", "out", "--no-assets"],
+        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
+    )
+    .await;
+    run.run.expect_code(0).stderr_has("cost approved by maya");
+    assert!(!provider.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_error_is_annotated_on_its_line() {
+    let repo = TestRepo::with_demo_base();
+    let base = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    repo.checkout_new("pr");
+    repo.edit("promptgate.yaml", "provider: offline}", "provider: ofline}");
+    let head = repo.commit("typo");
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let run = ci_async(&repo, server.uri(), event(repo.path(), &base, &head, &[]), &["--out", "out"]).await;
+    run.run
+        .expect_code(2)
+        .stdout_has("::error file=promptgate.yaml,line=")
+        .stdout_has("title=promptgate%3A configuration error::unknown provider `ofline` in defaults");
 }
