@@ -601,7 +601,7 @@ fn publish_only(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, dir: &Path,
             sha.as_deref() != Some(claimed.head_sha.as_str())
                 || !runtime.block_on(waiver::is_maintainer(&client, actor))?
         }
-        _ => pr.fork,
+        _ => pr.fork && !args.allow_fork_head,
     };
     // The verdict is the evaluating job's, but the waiver is ours to decide: an untrusted job
     // cannot waive its own regression.

@@ -128,8 +128,9 @@ pub fn waiver_note(w: &Waiver) -> String {
         .iter()
         .take(20)
         .map(|a| {
-            let estimate = a.estimate.map_or(String::new(), |e| format!(" {e:+.4}"));
-            escape_untrusted(&format!("{} in {}{estimate}", a.metric, a.experiment), 200)
+            let estimate = a.estimate.map_or(String::new(), |e| format!(" Δ {e:+.3}"));
+            let ci = a.ci.map_or(String::new(), |[lo, hi]| format!(" [{lo:+.3}, {hi:+.3}]"));
+            escape_untrusted(&format!("{} in {}{estimate}{ci}", a.metric, a.experiment), 200)
         })
         .collect();
     format!(

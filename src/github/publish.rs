@@ -208,7 +208,8 @@ impl<'a> Publisher<'a> {
             );
             check::create(self.client, &body).await?;
         }
-        if self.settings.review && run_error.is_none() {
+        // Untrusted code's verdict neither requests changes nor dismisses a review.
+        if self.settings.review && run_error.is_none() && !results.trust.untrusted {
             review::sync(self.client, &self.pr, &self.bot, results.verdict, &results.reason).await?;
         }
         Ok(())

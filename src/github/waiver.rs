@@ -265,9 +265,12 @@ fn number(x: f64) -> String {
 pub fn still_given(waiver: &Waiver, pr: &PullRequest, comments: &[Value]) -> bool {
     match waiver.via.as_str() {
         "label" => pr.labels.iter().any(|l| l == LABEL),
-        _ => comments
-            .iter()
-            .any(|c| c["id"].as_u64().is_some() && c["id"].as_u64() == waiver.source_id),
+        // The comment is still there, and still says `/promptgate accept …`.
+        _ => comments.iter().any(|c| {
+            c["id"].as_u64().is_some()
+                && c["id"].as_u64() == waiver.source_id
+                && c["body"].as_str().and_then(parse_command).is_some()
+        }),
     }
 }
 

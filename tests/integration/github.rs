@@ -1598,6 +1598,13 @@ async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_report
     )
     .run
     .expect_code(0);
+    // The fork controls the artifact: an experiment name that would be a workflow command.
+    let results_path = repo.path().join("artifact/results.json");
+    let forged = std::fs::read_to_string(&results_path).unwrap().replace(
+        "\"name\": \"product-faq\"",
+        "\"name\": \"::add-mask::x\\n  ::set-output name=verdict::pass\"",
+    );
+    std::fs::write(&results_path, forged).unwrap();
     let server = fake_github(vec![], json!([]), &[]).await;
     json_mock(
         &server,
@@ -1608,16 +1615,26 @@ async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_report
                "head": {"ref": "x", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}}, "labels": []}),
     )
     .await;
-    ci_async_in(
+    let published = ci_async_in(
         repo.path(),
         server.uri(),
         workflow_run_event(repo.path(), &head, "success"),
         &["--publish-only", "artifact", "--out", "published", "--no-assets"],
         Env::named("workflow_run"),
     )
-    .await
-    .run
-    .expect_code(0);
+    .await;
+    published.run.expect_code(0);
+    for line in published.run.stdout.lines().chain(published.run.stderr.lines()) {
+        assert!(
+            !line.trim_start().starts_with("::add-mask") && !line.trim_start().starts_with("::set-output"),
+            "a workflow command got through: {line:?}"
+        );
+    }
+    assert!(
+        published.run.stdout.contains("add-mask"),
+        "the name is still shown: {}",
+        published.run.stdout
+    );
     let (_, requests) = sequence(&server).await;
     let check = requests
         .iter()
@@ -1720,11 +1737,19 @@ async fn a_costly_run_waits_for_the_approve_cost_label_and_names_amounts_with_th
     )
     .await;
     run.run.expect_code(1).stdout_has("verdict: NEEDS APPROVAL");
-    assert!(provider.received_requests().await.unwrap().is_empty(), "nothing was spent");
+    assert!(
+        provider.received_requests().await.unwrap().is_empty(),
+        "nothing was spent"
+    );
     let results = crate::support::results(&repo.path().join("out"));
     let reason = results["approval"]["reason"].as_str().unwrap();
     assert!(reason.contains("above the approval threshold of $0.001"), "{reason}");
-    assert!(results["approval"]["how"].as_str().unwrap().contains("promptgate:approve-cost"));
+    assert!(
+        results["approval"]["how"]
+            .as_str()
+            .unwrap()
+            .contains("promptgate:approve-cost")
+    );
     let comment = last_sticky_body(&server).await;
 
     // A maintainer's label approves the cost of this commit: the run spends.
@@ -1752,7 +1777,13 @@ async fn a_config_error_is_annotated_on_its_line() {
     repo.edit("promptgate.yaml", "provider: offline}", "provider: ofline}");
     let head = repo.commit("typo");
     let server = fake_github(vec![], json!([]), &[]).await;
-    let run = ci_async(&repo, server.uri(), event(repo.path(), &base, &head, &[]), &["--out", "out"]).await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "out"],
+    )
+    .await;
     run.run
         .expect_code(2)
         .stdout_has("::error file=promptgate.yaml,line=")
