@@ -41,12 +41,14 @@ pub fn find_sticky(comments: &[Value], login: &str) -> Option<u64> {
 }
 
 /// Whether to create a comment when none exists yet. Before the run only `always` and
-/// `affected` know they will comment; `regression` waits for the verdict.
+/// `affected` know they will comment; `regression` waits for the verdict (and comments on a
+/// regression, a waived one, or a run waiting for approval).
 pub fn wanted(mode: CommentMode, affected: usize, verdict: Option<Verdict>) -> bool {
     match mode {
         CommentMode::Always => true,
         CommentMode::Affected => affected > 0,
-        CommentMode::Regression => verdict == Some(Verdict::Fail) || verdict == Some(Verdict::Waived),
+        // A run waiting for a maintainer needs the comment that says what to approve.
+        CommentMode::Regression => matches!(verdict, Some(Verdict::Fail | Verdict::Waived | Verdict::NeedsApproval)),
         CommentMode::Off => false,
     }
 }

@@ -1789,3 +1789,73 @@ async fn a_config_error_is_annotated_on_its_line() {
         .stdout_has("::error file=promptgate.yaml,line=")
         .stdout_has("title=promptgate%3A configuration error::unknown provider `ofline` in defaults");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_actions_three_steps_keep_the_token_and_the_pull_requests_code_apart() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let event = event(repo.path(), &base, &head, &[]);
+    let prepared = repo.path().join(".scratch-prepared.json");
+    let prepared_arg = prepared.to_str().unwrap().to_owned();
+    let r = |p: &str| format!("/repos/{REPO}{p}");
+
+    // 1. prepare: the token, no pull-request code; announces the run.
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let step = ci_async(
+        &repo,
+        server.uri(),
+        event.clone(),
+        &["--prepare", "--prepared", &prepared_arg, "--out", "out"],
+    )
+    .await;
+    step.run.expect_code(0);
+    assert!(
+        step.output.contains("route<<promptgate_EOF\nevaluate\n"),
+        "{}",
+        step.output
+    );
+    let (lines, _) = sequence(&server).await;
+    assert_eq!(lines.last().unwrap(), &format!("PATCH {}", r("/issues/comments/42")));
+    let announced = last_sticky_body(&server).await;
+    assert!(announced.contains("promptgate: evaluating"), "{announced}");
+    assert!(!repo.path().join("out/results.json").exists(), "nothing evaluated yet");
+
+    // 2. evaluate: no token, no API (nothing listens there): the gate from the prepared file.
+    let step = ci_async_in(
+        repo.path(),
+        "http://127.0.0.1:9".to_owned(),
+        event.clone(),
+        &["--no-publish", "--prepared", &prepared_arg, "--out", "out"],
+        Env::pull_request().var("GITHUB_TOKEN", ""),
+    )
+    .await;
+    step.run.expect_code(1).stdout_has("verdict: FAIL");
+    assert!(repo.path().join("out/pr.json").is_file());
+
+    // 3. publish: the token again; it evaluates nothing.
+    let server = fake_github_with(&announced, vec![], json!([]), &[]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let step = ci_async(
+        &repo,
+        server.uri(),
+        event,
+        &["--publish-only", "out", "--out", "out", "--no-assets"],
+    )
+    .await;
+    step.run.expect_code(1);
+    assert!(
+        !step.run.stderr.contains("promptgate: plan:"),
+        "publishing evaluated: {}",
+        step.run.stderr
+    );
+    let (_, requests) = sequence(&server).await;
+    let check = requests
+        .iter()
+        .find(|q| q.url.path().ends_with("/check-runs"))
+        .map(body)
+        .unwrap();
+    assert_eq!(check["conclusion"], "failure");
+    assert_eq!(check["head_sha"], head.as_str());
+    let report = last_sticky_body(&server).await;
+    assert!(report.contains("promptgate: regression"), "{report}");
+}
