@@ -98,8 +98,12 @@ pub fn register_env<'a>(names: impl IntoIterator<Item = &'a str>) {
 /// (`Bearer …` tokens, `sk-…` keys, including the half-masked ones OpenAI echoes in 401s).
 pub fn redact(text: &str) -> String {
     static PATTERNS: LazyLock<regex::Regex> = LazyLock::new(|| {
-        regex::Regex::new(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=*-]+|\bsk-[A-Za-z0-9_*-]{4,}|\bgh[pousr]_[A-Za-z0-9]{20,}")
-            .expect("valid pattern")
+        // ASCII word boundaries: the lazy DFA handles them, so scanning a whole results.json
+        // stays linear and fast (Unicode `\b` would fall back to a much slower engine).
+        regex::Regex::new(
+            r"(?i-u)\bbearer\s+[A-Za-z0-9._~+/=*-]+|(?-u:\b)sk-[A-Za-z0-9_*-]{4,}|(?-u:\b)gh[pousr]_[A-Za-z0-9]{20,}",
+        )
+        .expect("valid pattern")
     });
     let mut out = text.to_owned();
     if let Ok(known) = KNOWN.read() {

@@ -221,25 +221,41 @@ pub fn hold(policy: &Policy, changes: &[ProviderChange], head: &BTreeMap<String,
     })
 }
 
-/// The planned experiments that may run; the others (their provider chain, at base or head,
-/// uses a held provider) are recorded in `held` and left out.
-pub fn withhold<'a>(planned: Vec<Planned<'a>>, held: &mut Hold) -> Vec<Planned<'a>> {
+/// The planned experiments that may run, and the hold of those that may not (their provider
+/// chain, at base or head, uses a held provider). A hold that holds no experiment is none: a
+/// provider nothing uses gets no key. The hold lists only the changes of providers its
+/// experiments use.
+pub fn withhold<'a>(planned: Vec<Planned<'a>>, hold: Option<Hold>) -> (Vec<Planned<'a>>, Option<Hold>) {
+    let Some(mut hold) = hold else {
+        return (planned, None);
+    };
     let mut kept = Vec::with_capacity(planned.len());
+    let mut used: BTreeSet<String> = BTreeSet::new();
     for p in planned {
-        let chain = std::iter::once(&p.candidate.provider)
+        let chain: Vec<&String> = std::iter::once(&p.candidate.provider)
             .chain(&p.candidate.fallbacks)
             .chain(
                 p.baseline
                     .into_iter()
                     .flat_map(|b| std::iter::once(&b.provider).chain(&b.fallbacks)),
-            );
-        if chain.into_iter().any(|name| held.providers.contains(name)) {
-            held.needed.experiments.push(p.candidate.name.clone());
-        } else {
+            )
+            .collect();
+        let held: Vec<&String> = chain
+            .into_iter()
+            .filter(|name| hold.providers.contains(*name))
+            .collect();
+        if held.is_empty() {
             kept.push(p);
+        } else {
+            used.extend(held.into_iter().cloned());
+            hold.needed.experiments.push(p.candidate.name.clone());
         }
     }
-    kept
+    if hold.needed.experiments.is_empty() {
+        return (kept, None);
+    }
+    hold.needed.changes.retain(|c| used.contains(&c.provider));
+    (kept, Some(hold))
 }
 
 /// Holds every planned experiment because the estimated cost needs a maintainer's approval;

@@ -112,7 +112,7 @@ fn republish(
     };
     println!(
         "verdict: {}: {}",
-        republished.verdict.as_str().to_uppercase(),
+        republished.verdict.as_str().to_uppercase().replace('_', " "),
         actions::inert(&crate::secrets::redact(&republished.reason))
     );
     if let Some(file) = &env.output {

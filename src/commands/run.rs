@@ -158,7 +158,7 @@ pub fn run_gate_with(
         &head.providers,
         &detection.changed_paths,
     );
-    let mut held = match &options.trust {
+    let held = match &options.trust {
         Some(policy) => trust::hold(policy, &key_changes, &head.providers),
         None => {
             if let Some(notice) = trust::notice(&key_changes) {
@@ -183,10 +183,7 @@ pub fn run_gate_with(
             Some(Planned { candidate, baseline })
         })
         .collect();
-    let planned = match held.as_mut() {
-        Some(held) => trust::withhold(planned, held),
-        None => planned,
-    };
+    let (planned, mut held) = trust::withhold(planned, held);
     let mut jobs = plan::jobs(&planned, head.defaults.seed);
     if let Some(shard) = options.shard {
         // Same jobs, seeds and requests as the full run, so shards union to it call for call.

@@ -23,10 +23,22 @@ use crate::results::{self, Results};
 /// must not redirect the outputs.
 pub fn write_outputs(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     crate::output::create_dir(dir)?;
-    let results = &crate::secrets::redacted(results);
+    // The results are rendered from their redacted form. Most runs have nothing to redact
+    // (the runner redacted every output and error already), and a whole-results copy costs
+    // memory in a large run: the copy is made only when the serialized results show a need.
+    let json = serde_json::to_string_pretty(results)? + "\n";
+    let clean = crate::secrets::redact(&json);
+    let redacted;
+    let results = if clean == json {
+        results
+    } else {
+        redacted = crate::secrets::redacted(results);
+        &redacted
+    };
+    drop(json);
     let mut written = Vec::new();
     let files = [
-        ("results.json", serde_json::to_string_pretty(results)? + "\n"),
+        ("results.json", clean),
         ("report.md", markdown::render_report(results)?),
         ("summary.md", markdown::render_summary(results)?),
         ("junit.xml", junit::render_junit(results)),

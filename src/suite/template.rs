@@ -318,7 +318,9 @@ mod watchdog {
         id: u64,
         path: String,
         started: Instant,
-        resident_at_start: u64,
+        /// The process's memory when the watchdog first saw this render (read by the
+        /// watchdog, so a render pays no system call).
+        resident_at_start: Option<u64>,
     }
 
     static ACTIVE: Mutex<Vec<Active>> = Mutex::new(Vec::new());
@@ -352,7 +354,7 @@ mod watchdog {
                 id,
                 path: path.to_owned(),
                 started: Instant::now(),
-                resident_at_start: resident_bytes().unwrap_or(0),
+                resident_at_start: None,
             });
         }
         Watched(id)
@@ -361,10 +363,14 @@ mod watchdog {
     fn run() {
         loop {
             std::thread::sleep(TICK);
-            let Ok(active) = ACTIVE.lock() else { return };
+            let Ok(mut active) = ACTIVE.lock() else { return };
+            if active.is_empty() {
+                continue;
+            }
             let resident = resident_bytes();
-            for a in active.iter() {
-                let grown = resident.map(|r| r.saturating_sub(a.resident_at_start)).unwrap_or(0);
+            for a in active.iter_mut() {
+                let start = *a.resident_at_start.get_or_insert(resident.unwrap_or(0));
+                let grown = resident.map_or(0, |r| r.saturating_sub(start));
                 let why = if a.started.elapsed() > TIME_LIMIT {
                     format!("ran longer than {} s", TIME_LIMIT.as_secs())
                 } else if grown > MEMORY_LIMIT {
