@@ -1,256 +1,377 @@
-//! Per metric: paired per-case values → effect, confidence interval, p-value.
+//! Per metric: paired values → an estimate, its interval and a p-value, by the test that fits
+//! the quantity the metric reports (`metrics::Metric::test`). The test is the inversion of the
+//! interval of that quantity, so the two never tell different stories:
 //!
-//! Repeats are clusters: they are averaged per case first (repeats measure non-determinism,
-//! cases are the unit of inference), and their spread is reported as the within-case variance.
-//! The test and interval follow the metric's type:
+//! - binary, one value per case (`pass_rate` with one repeat, `error_rate`, `flaky_share`):
+//!   exact McNemar decides, the Newcombe interval of the difference of proportions is shown and
+//!   decides the margin comparisons;
+//! - means — cost, per-case means of repeats, scores and judge scores: the paired t-test with
+//!   its t interval, cluster-robust when cases are grouped; a relative margin ("10%") is judged
+//!   on Fieller's interval of `mean(candidate) / mean(baseline) − 1`, the inversion of the same
+//!   test;
+//! - quantiles (latency p50/p95): `Q(candidate calls) − Q(baseline calls)` over every call, the
+//!   sign-flip permutation test over cases (exact up to 2^16 arrangements), and the bootstrap
+//!   over whole cases with their repeats for the interval (Hesterberg's expanded percentile).
 //!
-//! - binary, one value per case (`pass_rate` with one repeat, `flaky_share`): McNemar's exact
-//!   test, Newcombe's paired interval of the difference of proportions;
-//! - ordinal (integer judge scores): Wilcoxon signed-rank, Hodges–Lehmann shift and interval;
-//! - continuous or per-case means (binary with repeats): Wilcoxon signed-rank, paired
-//!   bootstrap interval of the mean difference;
-//! - quantiles (latency p50/p95): paired bootstrap of the quantile difference;
-//! - ratio metrics (`cost…`): the mean difference as above, plus a bootstrap interval of the
-//!   relative change.
-//!
-//! Every estimate also carries the (1 − 2α) interval for equivalence (TOST), the candidate's
-//! own interval (for SLOs) and the variance components.
+//! Cases are the unit of inference; a dataset's `group` makes groups the unit. Each arm's own
+//! value (`baseline`, `candidate`, and the candidate's interval for SLOs) is computed on that
+//! arm's own calls; `delta` and its interval on the cases both arms have. Latency is compared
+//! only between calls timed in this run: a cached call has no latency, an errored one counts at
+//! its provider's timeout.
 
-use crate::results::{Call, CaseResult, Score};
+use std::collections::HashMap;
+
+use crate::metrics::{Estimand, Kind, Metric, Test};
+use crate::results::{Call, CaseResult};
 use crate::stats;
 
 /// Bootstrap resamples for every interval: enough that the Monte-Carlo error of a 95% bound is
 /// small next to its width, cheap enough for thousands of cases.
 pub const RESAMPLES: usize = 4000;
 
-/// The built-in metric counting cases whose repeats disagree on `pass`.
-pub const FLAKY_SHARE: &str = "flaky_share";
+/// Random sign flips when there are too many cases to enumerate them all.
+pub const PERMUTATIONS: usize = 10_000;
+
+pub use crate::metrics::FLAKY_SHARE;
 
 /// The statistics of one metric in one experiment, before the gate's policy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Estimate {
     pub metric: String,
+    pub test: Test,
+    pub estimand: Estimand,
+    /// Each arm's value on its own calls.
     pub baseline: Option<f64>,
     pub candidate: Option<f64>,
+    /// The estimate of the test's quantity on the compared units, in the metric's unit.
     pub delta: Option<f64>,
+    /// Its (1 − α) interval; the (1 − 2α) one for equivalence (TOST).
     pub ci: Option<[f64; 2]>,
-    pub p_value: Option<f64>,
-    pub test: &'static str,
-    /// Paired cases used.
-    pub n: usize,
-    /// Smallest effect detectable at this n (two-sided α, 80% power), from the CI's width.
-    pub mde: Option<f64>,
-    /// What `delta` and `ci` estimate (see `MetricDetails::estimand`).
-    pub estimand: &'static str,
-    /// The same interval at level 1 − 2α: inside ±margin means equivalent (TOST).
     pub ci_equivalence: Option<[f64; 2]>,
-    /// `candidate / baseline − 1` and its interval, for ratio metrics.
+    /// `candidate / baseline − 1` and its intervals (Fieller for means, the bootstrap for
+    /// quantiles): what a relative margin is judged on.
     pub relative_delta: Option<f64>,
     pub relative_ci: Option<[f64; 2]>,
-    /// (1 − α) interval of the candidate's own value.
+    pub relative_ci_equivalence: Option<[f64; 2]>,
+    pub p_value: Option<f64>,
+    /// Units compared: cases, or groups of cases.
+    pub n: usize,
+    /// Cases compared (equals `n` without groups).
+    pub cases: usize,
+    /// Cases with a value in only one arm, left out of the comparison (a cached latency).
+    pub left_out: usize,
+    /// Whether the cases were grouped into clusters.
+    pub grouped: bool,
+    /// The fewest units the test judges (see `metrics::Metric::min_units`).
+    pub min_units: usize,
+    /// The per-unit standard deviation of the difference the test saw: what planning starts
+    /// from.
+    pub unit_sd: Option<f64>,
+    /// McNemar: the share of discordant cases.
+    pub discordance: Option<f64>,
+    /// (1 − α) interval of the candidate's own value, for SLOs.
     pub candidate_ci: Option<[f64; 2]>,
     /// Variance components over cases and repeats, averaged over the arms.
     pub between_var: Option<f64>,
     pub within_var: Option<f64>,
     /// The α the intervals are at (the gate's α, or a sequential look's nominal level).
     pub ci_alpha: f64,
-    /// The side the test's evidence points to: positive when the candidate is higher (for
-    /// McNemar `c − b`, for Wilcoxon `W⁺ − E[W⁺]`, for the bootstrap the estimate itself).
-    /// A significant test counts for the side it points to, whatever the mean does.
-    pub shift: Option<f64>,
 }
 
 impl Estimate {
-    fn empty(metric: &str, ci_alpha: f64) -> Self {
+    fn empty(metric: &Metric, ci_alpha: f64) -> Self {
         Estimate {
-            metric: metric.to_owned(),
+            metric: metric.name.clone(),
+            test: Test::None,
+            estimand: metric.estimand(Test::None),
             baseline: None,
             candidate: None,
             delta: None,
             ci: None,
-            p_value: None,
-            test: "none",
-            n: 0,
-            mde: None,
-            estimand: "none",
             ci_equivalence: None,
             relative_delta: None,
             relative_ci: None,
+            relative_ci_equivalence: None,
+            p_value: None,
+            n: 0,
+            cases: 0,
+            left_out: 0,
+            grouped: false,
+            min_units: metric.min_units(),
+            unit_sd: None,
+            discordance: None,
             candidate_ci: None,
             between_var: None,
             within_var: None,
             ci_alpha,
-            shift: None,
         }
     }
 }
 
-/// Estimates `metric` over the cases. `paired` is false for a new experiment (candidate only).
-pub fn estimate(metric: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed: u64) -> Estimate {
+/// Estimates `name` over the cases. `paired` is false for a new experiment (candidate only).
+/// `timeouts` are the baseline's and the candidate's provider timeouts (ms), where errored calls
+/// count in latency.
+pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed: u64, timeouts: [u64; 2]) -> Estimate {
+    let metric = Metric::of(name);
     let confidence = 1.0 - alpha;
-    let quantile = quantile_of(metric);
-    let mut result = Estimate::empty(metric, alpha);
-    let metric_seed = seed ^ fnv1a(metric.as_bytes());
-
-    // Arms by flag (true: candidate), averaged.
-    let components = |arms: &[bool]| -> (Option<f64>, Option<f64>) {
-        let per_arm: Vec<stats::VarianceComponents> = arms
-            .iter()
-            .filter_map(|&candidate| {
-                let groups: Vec<Vec<f64>> = cases
-                    .iter()
-                    .map(|c| call_values(metric, if candidate { &c.candidate } else { &c.baseline }))
-                    .collect();
-                let refs: Vec<&[f64]> = groups.iter().map(Vec::as_slice).collect();
-                stats::variance_components(&refs)
-            })
-            .collect();
-        if per_arm.is_empty() {
-            return (None, None);
-        }
-        let k = per_arm.len() as f64;
-        let between = per_arm.iter().map(|v| v.between).sum::<f64>() / k;
-        let within: Option<Vec<f64>> = per_arm.iter().map(|v| v.within).collect();
-        (Some(between), within.map(|w| w.iter().sum::<f64>() / k))
-    };
-
-    if !paired {
-        let values: Vec<f64> = cases.iter().filter_map(|c| per_case(metric, &c.candidate)).collect();
-        result.n = values.len();
-        result.candidate = match quantile {
-            Some(q) => stats::quantile(&values, q),
-            None => stats::mean(&values),
+    let mut result = Estimate::empty(&metric, alpha);
+    let metric_seed = seed ^ fnv1a(name.as_bytes());
+    let values = |c: &CaseResult, candidate: bool| {
+        let (calls, timeout) = if candidate {
+            (&c.candidate, timeouts[1])
+        } else {
+            (&c.baseline, timeouts[0])
         };
-        result.candidate_ci = own_interval(&values, quantile, confidence, metric_seed);
-        (result.between_var, result.within_var) = components(&[true]);
-        return result;
-    }
-
-    let mut base = Vec::new();
-    let mut cand = Vec::new();
-    let mut repeats_one = true;
-    for case in cases {
-        if let (Some(b), Some(c)) = (per_case(metric, &case.baseline), per_case(metric, &case.candidate)) {
-            base.push(b);
-            cand.push(c);
-            repeats_one &= case.baseline.len() <= 1 && case.candidate.len() <= 1;
-        }
-    }
-    result.n = base.len();
-    (result.between_var, result.within_var) = components(&[false, true]);
-    if base.is_empty() {
-        return result;
-    }
-    result.candidate_ci = own_interval(&cand, quantile, confidence, metric_seed);
-    let kind = if quantile.is_some() {
-        Kind::Quantile
-    } else if is_binary(metric, cases) && (repeats_one || metric == FLAKY_SHARE) {
-        Kind::Binary
-    } else if is_ordinal(metric, cases) {
-        Kind::Ordinal
-    } else {
-        Kind::Continuous
+        metric.values(calls, timeout)
     };
-    let diffs: Vec<f64> = cand.iter().zip(&base).map(|(c, b)| c - b).collect();
+    let base: Vec<Vec<f64>> = cases.iter().map(|c| values(c, false)).collect();
+    let cand: Vec<Vec<f64>> = cases.iter().map(|c| values(c, true)).collect();
+    let unit_ids = unit_ids(cases);
+    result.grouped = cases.iter().any(|c| c.group.is_some());
 
-    match (kind, quantile) {
-        (Kind::Quantile, Some(q)) => {
-            result.baseline = stats::quantile(&base, q);
-            result.candidate = stats::quantile(&cand, q);
-            // One set of draws serves both levels (the same draws the one-level function makes).
-            let draws = stats::paired_bootstrap_quantile_draws(&base, &cand, q, RESAMPLES, metric_seed);
-            let main = draws.as_ref().and_then(|d| d.summary(confidence));
-            result.p_value = main.as_ref().map(|b| b.p_value);
-            result.ci = main.map(|b| b.ci);
-            result.ci_equivalence = draws.and_then(|d| d.summary(1.0 - 2.0 * alpha)).map(|b| b.ci);
-            result.test = "paired-bootstrap";
-            result.estimand = "quantile-difference";
-            result.shift = result.candidate.zip(result.baseline).map(|(c, b)| c - b);
+    let arms: Vec<&Vec<Vec<f64>>> = if paired { vec![&base, &cand] } else { vec![&cand] };
+    (result.between_var, result.within_var) = components(&arms);
+    result.candidate = own_value(&metric, &cand);
+    result.candidate_ci = own_interval(&metric, &cand, &unit_ids, confidence, metric_seed);
+    if !paired {
+        result.n = count_units(&unit_ids, cand.iter().map(|v| !v.is_empty()));
+        result.cases = cand.iter().filter(|v| !v.is_empty()).count();
+        return result;
+    }
+    result.baseline = own_value(&metric, &base);
+
+    // The compared cases: a value in both arms.
+    let both: Vec<usize> = (0..cases.len())
+        .filter(|&i| !base[i].is_empty() && !cand[i].is_empty())
+        .collect();
+    result.left_out = (0..cases.len())
+        .filter(|&i| base[i].is_empty() != cand[i].is_empty())
+        .count();
+    result.cases = both.len();
+    let units: Vec<usize> = both.iter().map(|&i| unit_ids[i]).collect();
+    result.n = count_units(&units, std::iter::repeat(true));
+    if both.is_empty() {
+        return result;
+    }
+    let single = both.iter().all(|&i| base[i].len() == 1 && cand[i].len() == 1);
+    let test = metric.test(metric.is_binary(cases), single, result.grouped);
+    result.test = test;
+    result.estimand = metric.estimand(test);
+    result.min_units = metric.min_units_for(test);
+    let clusters = result.grouped.then_some(units.as_slice());
+
+    match test {
+        Test::SignFlip => {
+            let q = metric.quantile().unwrap_or(0.5);
+            // Whole units, each with every call of its cases in both arms.
+            let mut grouped: Vec<(usize, stats::Unit)> = Vec::new();
+            let mut index: HashMap<usize, usize> = HashMap::new();
+            for &i in &both {
+                let slot = *index.entry(unit_ids[i]).or_insert_with(|| {
+                    grouped.push((unit_ids[i], (Vec::new(), Vec::new())));
+                    grouped.len() - 1
+                });
+                grouped[slot].1.0.extend_from_slice(&base[i]);
+                grouped[slot].1.1.extend_from_slice(&cand[i]);
+            }
+            let units: Vec<stats::Unit> = grouped.into_iter().map(|(_, u)| u).collect();
+            let g = units.len();
+            if let Some(test) = stats::sign_flip_quantile(&units, q, PERMUTATIONS, metric_seed) {
+                result.delta = Some(test.estimate);
+                result.p_value = Some(test.p_value);
+            }
+            if let Some((diff, ratio)) = stats::unit_bootstrap_quantile(&units, q, RESAMPLES, metric_seed ^ 2) {
+                let level = |a: f64| stats::expanded_alpha(a, g).map(|e| 1.0 - e);
+                let at = |draws: &stats::Draws, a: f64| level(a).and_then(|c| draws.summary(c)).map(|b| b.ci);
+                result.ci = at(&diff, alpha);
+                result.ci_equivalence = at(&diff, 2.0 * alpha);
+                result.unit_sd = diff.standard_error().map(|se| se * (g as f64).sqrt());
+                if let Some(ratio) = ratio {
+                    result.relative_delta = ratio.summary(0.5).map(|b| b.estimate);
+                    result.relative_ci = at(&ratio, alpha);
+                    result.relative_ci_equivalence = at(&ratio, 2.0 * alpha);
+                }
+            }
         }
-        (Kind::Binary, _) => {
-            result.baseline = stats::mean(&base);
-            result.candidate = stats::mean(&cand);
+        Test::McnemarExact => {
             let mut counts = stats::PairedCounts::default();
-            for (b, c) in base.iter().zip(&cand) {
-                match (*b > 0.5, *c > 0.5) {
+            for &i in &both {
+                match (base[i][0] > 0.5, cand[i][0] > 0.5) {
                     (true, true) => counts.both += 1,
                     (true, false) => counts.baseline_only += 1,
                     (false, true) => counts.candidate_only += 1,
                     (false, false) => counts.neither += 1,
                 }
             }
+            result.delta = counts.difference();
             result.p_value = Some(stats::mcnemar_exact(counts.baseline_only, counts.candidate_only));
-            result.shift = Some(counts.candidate_only as f64 - counts.baseline_only as f64);
             result.ci = stats::newcombe_paired(counts, confidence);
             result.ci_equivalence = stats::newcombe_paired(counts, 1.0 - 2.0 * alpha);
-            result.test = "mcnemar-exact";
-            result.estimand = "proportion-difference";
+            let n = counts.n() as f64;
+            result.discordance = Some((counts.baseline_only + counts.candidate_only) as f64 / n);
+            let diffs: Vec<f64> = both.iter().map(|&i| cand[i][0] - base[i][0]).collect();
+            result.unit_sd = stats::std_dev(&diffs);
+            relative_of_means(&mut result, &base, &cand, &both, None, alpha);
         }
-        (Kind::Ordinal, _) => {
-            result.baseline = stats::mean(&base);
-            result.candidate = stats::mean(&cand);
-            let w = stats::wilcoxon_signed_rank(&diffs, stats::ZeroMethod::Wilcox);
-            (result.p_value, result.shift) = (Some(w.p_value), Some(signed_rank_shift(&w)));
-            let hl = stats::hodges_lehmann(&diffs, confidence);
-            result.ci = hl.as_ref().map(|h| h.ci);
-            result.ci_equivalence = stats::hodges_lehmann(&diffs, 1.0 - 2.0 * alpha).map(|h| h.ci);
-            result.test = "wilcoxon-signed-rank";
-            result.estimand = "hodges-lehmann-shift";
-            result.delta = hl.map(|h| h.estimate);
-        }
-        _ => {
-            result.baseline = stats::mean(&base);
-            result.candidate = stats::mean(&cand);
-            let w = stats::wilcoxon_signed_rank(&diffs, stats::ZeroMethod::Wilcox);
-            (result.p_value, result.shift) = (Some(w.p_value), Some(signed_rank_shift(&w)));
-            let draws = stats::paired_bootstrap_mean_draws(&base, &cand, RESAMPLES, metric_seed);
-            result.ci = draws.as_ref().and_then(|d| d.summary(confidence)).map(|b| b.ci);
-            result.ci_equivalence = draws.and_then(|d| d.summary(1.0 - 2.0 * alpha)).map(|b| b.ci);
-            result.test = "wilcoxon-signed-rank";
-            result.estimand = "mean-difference";
-            if is_ratio(metric)
-                && let Some(r) = stats::paired_bootstrap_ratio(&base, &cand, confidence, RESAMPLES, metric_seed)
-            {
-                result.relative_delta = Some(r.estimate);
-                result.relative_ci = Some(r.ci);
+        Test::BootstrapT | Test::PairedT | Test::None => {
+            let b: Vec<f64> = both.iter().filter_map(|&i| stats::mean(&base[i])).collect();
+            let c: Vec<f64> = both.iter().filter_map(|&i| stats::mean(&cand[i])).collect();
+            let diffs: Vec<f64> = c.iter().zip(&b).map(|(c, b)| c - b).collect();
+            let studentized = (test == Test::BootstrapT)
+                .then(|| stats::studentized_mean(&diffs, clusters, PERMUTATIONS, metric_seed))
+                .flatten();
+            if let Some(s) = &studentized {
+                result.delta = Some(s.estimate);
+                result.p_value = Some(s.p_value(0.0));
+                result.ci = s.interval(confidence);
+                result.ci_equivalence = s.interval(1.0 - 2.0 * alpha);
+                result.unit_sd = Some(s.se * (result.n as f64).sqrt());
+                if let Some(r) = stats::studentized_ratio(&b, &c, clusters, PERMUTATIONS, metric_seed ^ 3) {
+                    result.relative_delta = Some(r.estimate);
+                    result.relative_ci = r.interval(confidence);
+                    result.relative_ci_equivalence = r.interval(1.0 - 2.0 * alpha);
+                }
+                return result;
             }
+            if test == Test::BootstrapT {
+                // No spread to resample (every case moved alike, or one unit): the t-test's
+                // exact answer for that case.
+                result.test = Test::PairedT;
+                result.min_units = metric.min_units_for(Test::PairedT);
+            }
+            if let Some(t) = stats::paired_t(&diffs, clusters) {
+                result.delta = Some(t.estimate);
+                result.p_value = Some(t.p_value);
+                result.ci = t.interval(confidence);
+                result.ci_equivalence = t.interval(1.0 - 2.0 * alpha);
+                result.unit_sd = Some(t.unit_sd());
+            } else {
+                result.delta = stats::mean(&diffs);
+            }
+            relative_of_means(&mut result, &base, &cand, &both, clusters, alpha);
         }
-    }
-    if result.delta.is_none()
-        && let (Some(b), Some(c)) = (result.baseline, result.candidate)
-    {
-        result.delta = Some(c - b);
-    }
-    if let Some(ci) = result.ci {
-        result.mde = mde_from_ci(ci, result.n, alpha);
     }
     result
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Binary,
-    Ordinal,
-    Continuous,
-    Quantile,
-}
-
-/// The per-case value of `metric` for one arm's calls: the mean over repeats, or for
-/// [`FLAKY_SHARE`] whether the repeats disagree on `pass` (needs two repeats).
-pub fn per_case(metric: &str, calls: &[Call]) -> Option<f64> {
-    if metric == FLAKY_SHARE {
-        return is_flaky(calls).map(|f| f64::from(u8::from(f)));
+/// Fieller's intervals of the ratio of the arms' means over the compared cases.
+fn relative_of_means(
+    result: &mut Estimate,
+    base: &[Vec<f64>],
+    cand: &[Vec<f64>],
+    both: &[usize],
+    clusters: Option<&[usize]>,
+    alpha: f64,
+) {
+    let b: Vec<f64> = both.iter().filter_map(|&i| stats::mean(&base[i])).collect();
+    let c: Vec<f64> = both.iter().filter_map(|&i| stats::mean(&cand[i])).collect();
+    if let Some(r) = stats::paired_ratio(&b, &c, clusters, 1.0 - alpha) {
+        result.relative_delta = Some(r.estimate);
+        result.relative_ci = r.ci;
+        result.relative_ci_equivalence = stats::paired_ratio(&b, &c, clusters, 1.0 - 2.0 * alpha).and_then(|r| r.ci);
     }
-    stats::mean(&call_values(metric, calls))
 }
 
-/// Whether a case's repeats disagree on `pass`; `None` with fewer than two repeats.
-pub fn is_flaky(calls: &[Call]) -> Option<bool> {
-    if calls.len() < 2 {
+/// One arm's value on its own calls: a quantile over every call, else the mean of the per-case
+/// means.
+fn own_value(metric: &Metric, values: &[Vec<f64>]) -> Option<f64> {
+    match metric.quantile() {
+        Some(q) => stats::quantile(&values.concat(), q),
+        None => stats::mean(&values.iter().filter_map(|v| stats::mean(v)).collect::<Vec<_>>()),
+    }
+}
+
+/// The (1 − α) interval of one arm's own value: the bootstrap over units for a quantile, Wilson's
+/// interval for single binary outcomes, else the (cluster-robust) t interval of the per-case
+/// means.
+fn own_interval(
+    metric: &Metric,
+    values: &[Vec<f64>],
+    unit_ids: &[usize],
+    confidence: f64,
+    seed: u64,
+) -> Option<[f64; 2]> {
+    let present: Vec<usize> = (0..values.len()).filter(|&i| !values[i].is_empty()).collect();
+    if present.is_empty() {
         return None;
     }
-    let passed = calls.iter().filter(|c| c.passed()).count();
-    Some(passed != 0 && passed != calls.len())
+    if let Some(q) = metric.quantile() {
+        let mut by_unit: HashMap<usize, Vec<f64>> = HashMap::new();
+        for &i in &present {
+            by_unit.entry(unit_ids[i]).or_default().extend_from_slice(&values[i]);
+        }
+        let mut units: Vec<(usize, Vec<f64>)> = by_unit.into_iter().collect();
+        units.sort_by_key(|(id, _)| *id);
+        let units: Vec<Vec<f64>> = units.into_iter().map(|(_, v)| v).collect();
+        let level = stats::expanded_alpha(1.0 - confidence, units.len())?;
+        let draws = stats::unit_bootstrap_one_quantile(&units, q, RESAMPLES, seed ^ 1)?;
+        return draws.summary(1.0 - level).map(|b| b.ci);
+    }
+    let single_binary = matches!(metric.kind, Kind::Pass | Kind::Error)
+        && present.iter().all(|&i| values[i].len() == 1)
+        && present
+            .iter()
+            .map(|&i| unit_ids[i])
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            == present.len();
+    if single_binary {
+        let successes = present.iter().filter(|&&i| values[i][0] > 0.5).count() as u64;
+        return stats::wilson_interval(successes, present.len() as u64, confidence);
+    }
+    let means: Vec<f64> = present.iter().filter_map(|&i| stats::mean(&values[i])).collect();
+    let units: Vec<usize> = present.iter().map(|&i| unit_ids[i]).collect();
+    stats::paired_t(&means, Some(&units)).and_then(|t| t.interval(confidence))
+}
+
+/// Between- and within-case variance of each arm's values, averaged over the arms given.
+fn components(arms: &[&Vec<Vec<f64>>]) -> (Option<f64>, Option<f64>) {
+    let per_arm: Vec<stats::VarianceComponents> = arms
+        .iter()
+        .filter_map(|arm| {
+            let refs: Vec<&[f64]> = arm.iter().map(Vec::as_slice).collect();
+            stats::variance_components(&refs)
+        })
+        .collect();
+    if per_arm.is_empty() {
+        return (None, None);
+    }
+    let k = per_arm.len() as f64;
+    let between = per_arm.iter().map(|v| v.between).sum::<f64>() / k;
+    let within: Option<Vec<f64>> = per_arm.iter().map(|v| v.within).collect();
+    (Some(between), within.map(|w| w.iter().sum::<f64>() / k))
+}
+
+/// Each case's unit: its group's index, or its own (after every group) when it has none.
+fn unit_ids(cases: &[CaseResult]) -> Vec<usize> {
+    let mut groups: HashMap<&str, usize> = HashMap::new();
+    cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match &c.group {
+            Some(g) => {
+                let next = groups.len();
+                cases.len() + *groups.entry(g.as_str()).or_insert(next)
+            }
+            None => i,
+        })
+        .collect()
+}
+
+fn count_units(ids: &[usize], keep: impl Iterator<Item = bool>) -> usize {
+    ids.iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(id, _)| *id)
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+}
+
+/// The per-case value of `metric` for one arm's calls, the mean over repeats (what the report's
+/// per-case views show). Latency here is the measured one; the comparison's censoring at the
+/// timeout lives in [`estimate`].
+pub fn per_case(metric: &str, calls: &[Call]) -> Option<f64> {
+    stats::mean(&Metric::of(metric).values(calls, crate::metrics::DEFAULT_TIMEOUT_MS))
 }
 
 /// Share of (case, arm) pairs with repeats that disagree on `pass`, and the flaky case ids.
@@ -261,7 +382,7 @@ pub fn flaky_share(cases: &[CaseResult]) -> (Option<f64>, Vec<String>) {
     for case in cases {
         let mut any = false;
         for arm in [&case.baseline, &case.candidate] {
-            if let Some(f) = is_flaky(arm) {
+            if let Some(f) = crate::metrics::is_flaky(arm) {
                 groups += 1;
                 flaky += usize::from(f);
                 any |= f;
@@ -274,106 +395,7 @@ pub fn flaky_share(cases: &[CaseResult]) -> (Option<f64>, Vec<String>) {
     ((groups > 0).then(|| flaky as f64 / groups as f64), ids)
 }
 
-fn call_values(metric: &str, calls: &[Call]) -> Vec<f64> {
-    if metric == FLAKY_SHARE {
-        return per_case(metric, calls).into_iter().collect();
-    }
-    calls.iter().filter_map(|c| call_value(metric, c)).collect()
-}
-
-/// The (1 − α) interval of one arm's own value (mean or quantile), by bootstrap over cases.
-fn own_interval(values: &[f64], quantile: Option<f64>, confidence: f64, seed: u64) -> Option<[f64; 2]> {
-    let zeros = vec![0.0; values.len()];
-    let boot = match quantile {
-        Some(q) => stats::paired_bootstrap_quantile(&zeros, values, q, confidence, RESAMPLES, seed ^ 1),
-        None => stats::paired_bootstrap_mean(&zeros, values, confidence, RESAMPLES, seed ^ 1),
-    };
-    boot.map(|b| b.ci)
-}
-
-/// The value a call contributes to `metric`, if any. Errored calls fail `pass_rate`, count in
-/// `error_rate`, and have no latency or cost.
-pub fn call_value(metric: &str, call: &Call) -> Option<f64> {
-    let ok = call.error.is_none();
-    match metric {
-        "pass_rate" => Some(if call.passed() { 1.0 } else { 0.0 }),
-        "error_rate" => Some(if ok { 0.0 } else { 1.0 }),
-        "cost_per_request" => ok.then_some(call.list_cost_usd),
-        m if quantile_of(m).is_some() => call.latency_ms.filter(|_| ok),
-        m => call.scores.get(m).map(|s| s.as_f64()),
-    }
-}
-
-/// `latency_p95_ms` → 0.95.
-pub fn quantile_of(metric: &str) -> Option<f64> {
-    let p = metric.strip_prefix("latency_p")?.strip_suffix("_ms")?;
-    let q: f64 = p.parse().ok()?;
-    (q > 0.0 && q < 100.0).then_some(q / 100.0)
-}
-
-/// Ratio metrics get an interval of their relative change: a "10%" margin on cost means
-/// candidate / baseline − 1.
-fn is_ratio(metric: &str) -> bool {
-    metric.starts_with("cost")
-}
-
-fn is_binary(metric: &str, cases: &[CaseResult]) -> bool {
-    match metric {
-        "pass_rate" | "error_rate" | FLAKY_SHARE => true,
-        "cost_per_request" => false,
-        m => cases
-            .iter()
-            .flat_map(|c| c.baseline.iter().chain(&c.candidate))
-            .filter_map(|call| call.scores.get(m))
-            .all(|s| matches!(s, Score::Bool(_))),
-    }
-}
-
-/// A scorer metric whose every value is a whole number (a 1–5 judge score), not all 0/1
-/// booleans: ranks, not means, are what such a scale supports.
-fn is_ordinal(metric: &str, cases: &[CaseResult]) -> bool {
-    if matches!(metric, "pass_rate" | "error_rate" | "cost_per_request" | FLAKY_SHARE) {
-        return false;
-    }
-    let mut values = cases
-        .iter()
-        .flat_map(|c| c.baseline.iter().chain(&c.candidate))
-        .filter_map(|call| call.scores.get(metric))
-        .peekable();
-    values.peek().is_some() && values.all(|s| matches!(s, Score::Number(x) if x.fract() == 0.0 && x.abs() < 1e6))
-}
-
-/// `W⁺ − E[W⁺]` with `E[W⁺] = n(n + 1)/4` over the non-zero differences: positive when the
-/// candidate's differences rank higher.
-fn signed_rank_shift(w: &stats::Wilcoxon) -> f64 {
-    let n = w.n as f64;
-    w.w_plus - n * (n + 1.0) / 4.0
-}
-
-/// The standard error implied by a CI's width, turned into the effect a test at this n would
-/// detect with 80% power.
-fn mde_from_ci(ci: [f64; 2], n: usize, alpha: f64) -> Option<f64> {
-    let sd = sd_from_ci(ci, n, alpha)?;
-    stats::mde_paired(sd, n, alpha, 0.8)
-}
-
-/// The per-case standard deviation a CI of this width implies: `width / (2·z₁₋α/₂) · √n`. Works
-/// for every interval type (bootstrap, Newcombe, Hodges–Lehmann) alike.
-pub fn sd_from_ci(ci: [f64; 2], n: usize, alpha: f64) -> Option<f64> {
-    let z = statrs_z(1.0 - alpha / 2.0)?;
-    let se = (ci[1] - ci[0]) / (2.0 * z);
-    if se <= 0.0 || n == 0 {
-        return None;
-    }
-    Some(se * (n as f64).sqrt())
-}
-
-fn statrs_z(p: f64) -> Option<f64> {
-    use statrs::distribution::{ContinuousCDF, Normal};
-    Normal::new(0.0, 1.0).ok().map(|n| n.inverse_cdf(p))
-}
-
-/// FNV-1a: a stable hash to give each metric its own bootstrap stream.
+/// FNV-1a: a stable hash to give each metric its own random stream.
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
@@ -385,15 +407,9 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    use crate::results::Tokens;
+    use crate::results::{Score, Tokens};
 
-    #[test]
-    fn quantile_names() {
-        assert_eq!(quantile_of("latency_p95_ms"), Some(0.95));
-        assert_eq!(quantile_of("latency_p50_ms"), Some(0.5));
-        assert_eq!(quantile_of("latency_p100_ms"), None);
-        assert_eq!(quantile_of("cost_per_request"), None);
-    }
+    const NO_TIMEOUT: [u64; 2] = [60_000; 2];
 
     fn call(repeat: u32, passed: bool, score: Option<f64>, cost: f64) -> Call {
         let mut scores = BTreeMap::from([("pass".to_owned(), Score::Bool(passed))]);
@@ -417,14 +433,28 @@ mod tests {
         }
     }
 
+    fn timed(repeat: u32, latency: f64) -> Call {
+        Call {
+            latency_ms: Some(latency),
+            ..call(repeat, true, None, 0.0)
+        }
+    }
+
     fn case(id: usize, baseline: Vec<Call>, candidate: Vec<Call>) -> CaseResult {
         CaseResult {
             id: format!("c{id}"),
+            group: None,
             input: String::new(),
             baseline,
             candidate,
             flip: None,
         }
+    }
+
+    #[track_caller]
+    fn close(got: Option<f64>, expected: f64, tol: f64) {
+        let got = got.expect("a value");
+        assert!((got - expected).abs() < tol, "{got} vs {expected}");
     }
 
     #[test]
@@ -443,146 +473,261 @@ mod tests {
         {
             cases.push(case(i, vec![call(0, b, None, 0.01)], vec![call(0, c, None, 0.01)]));
         }
-        let e = estimate("pass_rate", &cases, true, 0.05, 1);
+        let e = estimate("pass_rate", &cases, true, 0.05, 1, NO_TIMEOUT);
         assert_eq!(
-            (e.test, e.estimand, e.n),
-            ("mcnemar-exact", "proportion-difference", 50)
+            (e.test, e.estimand, e.n, e.min_units),
+            (Test::McnemarExact, Estimand::ProportionDifference, 50, 10)
         );
-        assert!((e.p_value.unwrap() - 0.109_375).abs() < 1e-12, "{e:?}");
+        close(e.p_value, 0.109_375, 1e-12);
         let ci = e.ci.unwrap();
         assert!(
             (ci[0] + 0.242_597_144_764_299_08).abs() < 1e-12 && (ci[1] - 0.006_408_365_545_708_255_6).abs() < 1e-12
         );
-        assert!((e.delta.unwrap() + 0.12).abs() < 1e-12);
+        close(e.delta, -0.12, 1e-12);
+        close(e.discordance, 0.2, 1e-12);
         let eq = e.ci_equivalence.unwrap();
         assert!(eq[0] > ci[0] && eq[1] < ci[1], "the 90% interval is inside the 95% one");
+        // The candidate's own interval is Wilson's for 32 of 50: statsmodels
+        // proportion_confint(32, 50, 0.05, "wilson") -> (0.5014101687611268, 0.7586125034815325)
+        let own = e.candidate_ci.unwrap();
+        assert!((own[0] - 0.501_410_168_761_126_8).abs() < 1e-12 && (own[1] - 0.758_612_503_481_532_5).abs() < 1e-12);
+    }
+
+    /// Most cases 5% cheaper, 3 in 20 twice as dear: the mean rises 10%, although most
+    /// differences are negative (a signed-rank test calls it cheaper, p = 1e-4).
+    /// base_i = 0.001 + 0.00002*(i % 50); cand_i = 2*base_i if i % 20 < 3 else 0.95*base_i.
+    fn skewed_cases(metric: &str) -> Vec<CaseResult> {
+        (0..100)
+            .map(|i| {
+                let b = 0.001 + 0.00002 * (i % 50) as f64;
+                let c = if i % 20 < 3 { 2.0 * b } else { 0.95 * b };
+                let arm = |x: f64| {
+                    let mut call = call(0, true, None, x);
+                    call.scores.insert(metric.to_owned(), Score::Number(x));
+                    vec![call]
+                };
+                case(i, arm(b), arm(c))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_mean_is_judged_on_the_mean_it_reports() {
+        // As a plain score: scipy.stats.ttest_rel(cand, base): pvalue 0.007667094577391629,
+        // confidence_interval (4.042852340591449e-05, 0.00025787147659408533); the ratio of
+        // means − 1 is 0.10010067114093957 and Fieller's interval, by brentq on
+        // ttest_1samp(cand − ρ·base), [0.027078041876041015, 0.17368004199315923].
+        let e = estimate("score", &skewed_cases("score"), true, 0.05, 1, NO_TIMEOUT);
+        assert_eq!((e.test, e.estimand), (Test::PairedT, Estimand::MeanDifference));
+        close(e.p_value, 0.007_667_094_577_391_629, 1e-12);
+        let ci = e.ci.unwrap();
+        assert!(
+            (ci[0] - 4.042_852_340_591_449e-5).abs() < 1e-15 && (ci[1] - 0.000_257_871_476_594_085_33).abs() < 1e-15
+        );
+        close(e.relative_delta, 0.100_100_671_140_939_57, 1e-12);
+        let rel = e.relative_ci.unwrap();
+        assert!((rel[0] - 0.027_078_041_876_041_015).abs() < 1e-9 && (rel[1] - 0.173_680_041_993_159_23).abs() < 1e-9);
+        assert!(e.delta.unwrap() > 0.0, "the mean rose: the evidence points up");
+    }
+
+    #[test]
+    fn cost_is_a_skewed_amount_judged_by_the_bootstrap_t() {
+        let cases = skewed_cases("unused");
+        let e = estimate("cost_per_request", &cases, true, 0.05, 1, NO_TIMEOUT);
+        let t = estimate("unused", &cases, true, 0.05, 1, NO_TIMEOUT);
+        assert_eq!(e.test, Test::BootstrapT);
+        // The same estimate and relative change as the t-test, significant, with intervals that
+        // lean toward the long tail (up) where the t interval is symmetric.
+        close(e.delta, t.delta.unwrap(), 1e-15);
+        close(e.relative_delta, t.relative_delta.unwrap(), 1e-12);
+        assert!(e.p_value.unwrap() < 0.05);
+        let ([lo, hi], [tlo, thi]) = (e.ci.unwrap(), t.ci.unwrap());
+        assert!(hi > thi && lo > tlo, "[{lo}, {hi}] vs [{tlo}, {thi}]");
+        let ([lo, hi], [tlo, thi]) = (e.relative_ci.unwrap(), t.relative_ci.unwrap());
+        assert!(hi > thi && lo > tlo, "[{lo}, {hi}] vs [{tlo}, {thi}]");
+        // Every case 24.5% cheaper: no spread to resample, so the t-test's exact answer.
+        let flat: Vec<CaseResult> = (0..20)
+            .map(|i| case(i, vec![call(0, true, None, 0.002)], vec![call(0, true, None, 0.00151)]))
+            .collect();
+        let e = estimate("cost_per_request", &flat, true, 0.05, 1, NO_TIMEOUT);
+        assert_eq!((e.test, e.p_value), (Test::PairedT, Some(2.0 / f64::from(1 << 20))));
+    }
+
+    #[test]
+    fn ordinal_scores_use_the_mean_difference() {
+        // 38 judge scores, 8 drop one point: the median shift is 0 but the mean falls.
+        // scipy.stats.ttest_rel(c, b): pvalue 0.003304311117605965, mean −0.21052631578947367,
+        // confidence_interval(0.95) (−0.34632696862970613, −0.07472566294924118)
+        let b = [
+            4., 5., 3., 4., 5., 4., 3., 5., 4., 4., 5., 3., 4., 5., 4., 3., 4., 5., 4., 4., 3., 5., 4., 4., 5., 3., 4.,
+            5., 4., 3., 4., 5., 4., 4., 3., 5., 4., 4.,
+        ];
+        let dropped = [0, 3, 7, 11, 15, 20, 26, 33];
+        let cases: Vec<CaseResult> = b
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| {
+                let c = if dropped.contains(&i) { s - 1.0 } else { s };
+                case(i, vec![call(0, true, Some(s), 0.0)], vec![call(0, true, Some(c), 0.0)])
+            })
+            .collect();
+        let e = estimate("judge", &cases, true, 0.05, 1, NO_TIMEOUT);
+        assert_eq!(e.test, Test::PairedT);
+        close(e.p_value, 0.003_304_311_117_605_965, 1e-12);
+        close(e.delta, -0.210_526_315_789_473_67, 1e-12);
+        let ci = e.ci.unwrap();
+        assert!((ci[0] + 0.346_326_968_629_706_13).abs() < 1e-12 && (ci[1] + 0.074_725_662_949_241_18).abs() < 1e-12);
+    }
+
+    #[test]
+    fn quantiles_are_over_calls_and_errors_count_at_the_timeout() {
+        // Two repeats per case: one fast call and one slow one. The p95 of per-case means would
+        // hide the slow calls; over calls it sees them.
+        let cases: Vec<CaseResult> = (0..20)
+            .map(|i| {
+                let b = vec![timed(0, 100.0 + i as f64), timed(1, 1000.0 + i as f64)];
+                let c = vec![timed(0, 100.0 + i as f64), timed(1, 1000.0 + i as f64)];
+                case(i, b, c)
+            })
+            .collect();
+        let e = estimate("latency_p95_ms", &cases, true, 0.05, 1, NO_TIMEOUT);
+        assert_eq!((e.test, e.estimand), (Test::SignFlip, Estimand::QuantileDifference));
+        // numpy.quantile([100+i for i in range(20)] + [1000+i for i in range(20)], 0.95) = 1017.05
+        close(e.baseline, 1017.05, 1e-9);
+        close(e.delta, 0.0, 1e-12);
+        assert_eq!(e.min_units, 100);
+        // An errored candidate call counts at the candidate's timeout (here 30 s), so a faster
+        // candidate that times out on its slowest calls is not called faster.
+        let mut with_errors = cases.clone();
+        for c in with_errors.iter_mut().take(2) {
+            c.candidate[1].error = Some("timed out after 30000 ms".to_owned());
+            c.candidate[1].latency_ms = None;
+        }
+        let e = estimate("latency_p95_ms", &with_errors, true, 0.05, 1, [60_000, 30_000]);
+        // numpy.quantile([100+i for i in range(20)] + [1000+i for i in range(2, 20)] + [30000]*2,
+        // 0.95) = 2468.0499999999174
+        close(e.candidate, 2468.05, 1e-6);
+        assert!(e.delta.unwrap() > 0.0);
+    }
+
+    #[test]
+    fn cached_calls_have_no_latency_of_this_run() {
+        let cases: Vec<CaseResult> = (0..12)
+            .map(|i| {
+                let mut b = timed(0, 300.0);
+                b.cached = i < 4;
+                case(i, vec![b], vec![timed(0, 350.0)])
+            })
+            .collect();
+        let e = estimate("latency_p50_ms", &cases, true, 0.05, 1, NO_TIMEOUT);
+        assert_eq!((e.n, e.left_out), (8, 4));
+        // Cost still counts cached calls (at list price): a warm cache cannot make an arm look
+        // cheaper.
+        assert_eq!(estimate("cost_per_request", &cases, true, 0.05, 1, NO_TIMEOUT).n, 12);
+    }
+
+    #[test]
+    fn groups_are_the_unit_of_inference() {
+        // Ten cases in five groups of two; the differences are those of stats::ttest's
+        // reference, so the clustered test is statsmodels' cluster-robust t (p 0.0394).
+        let b = [1.2, 0.8, 1.5, 2.0, 0.9, 1.1, 1.7, 1.3, 0.6, 1.0];
+        let c = [1.4, 0.7, 1.9, 2.6, 1.0, 1.0, 2.2, 1.5, 0.8, 1.3];
+        let groups = ["a", "a", "b", "b", "b", "c", "d", "d", "e", "e"];
+        let cases: Vec<CaseResult> = (0..10)
+            .map(|i| CaseResult {
+                group: Some(groups[i].to_owned()),
+                ..case(
+                    i,
+                    vec![call(0, true, Some(b[i]), 0.0)],
+                    vec![call(0, true, Some(c[i]), 0.0)],
+                )
+            })
+            .collect();
+        let e = estimate("judge", &cases, true, 0.05, 1, NO_TIMEOUT);
+        assert_eq!((e.n, e.cases, e.grouped), (5, 10, true));
+        close(e.p_value, 0.039_386_952_156_984_914, 1e-12);
+        // Binary outcomes in groups are clustered means, not McNemar.
+        assert_eq!(
+            estimate("pass_rate", &cases, true, 0.05, 1, NO_TIMEOUT).test,
+            Test::PairedT
+        );
+    }
+
+    #[test]
+    fn candidate_only_and_empty_metrics() {
+        let cases: Vec<CaseResult> = (0..5)
+            .map(|i| case(i, vec![], vec![call(0, true, None, 0.01)]))
+            .collect();
+        let e = estimate("pass_rate", &cases, false, 0.05, 1, NO_TIMEOUT);
+        assert_eq!((e.test, e.n, e.candidate), (Test::None, 5, Some(1.0)));
+        let e = estimate("judge", &cases, true, 0.05, 1, NO_TIMEOUT);
+        assert_eq!((e.test, e.n, e.delta), (Test::None, 0, None));
     }
 
     #[test]
     fn repeats_are_clusters_with_variance_components_and_flaky_cases() {
-        // Three repeats per case; case 0 is flaky in the candidate.
+        let three = |p: [bool; 3]| -> Vec<Call> { (0..3).map(|r| call(r, p[r as usize], None, 0.01)).collect() };
         let cases = vec![
-            case(
-                0,
-                vec![
-                    call(0, true, None, 0.01),
-                    call(1, true, None, 0.01),
-                    call(2, true, None, 0.01),
-                ],
-                vec![
-                    call(0, true, None, 0.01),
-                    call(1, false, None, 0.01),
-                    call(2, true, None, 0.01),
-                ],
-            ),
-            case(
-                1,
-                vec![
-                    call(0, false, None, 0.01),
-                    call(1, false, None, 0.01),
-                    call(2, false, None, 0.01),
-                ],
-                vec![
-                    call(0, false, None, 0.01),
-                    call(1, false, None, 0.01),
-                    call(2, false, None, 0.01),
-                ],
-            ),
-            case(
-                2,
-                vec![
-                    call(0, true, None, 0.01),
-                    call(1, true, None, 0.01),
-                    call(2, true, None, 0.01),
-                ],
-                vec![
-                    call(0, true, None, 0.01),
-                    call(1, true, None, 0.01),
-                    call(2, true, None, 0.01),
-                ],
-            ),
+            case(0, three([true; 3]), three([true, false, true])),
+            case(1, three([false; 3]), three([false; 3])),
+            case(2, three([true; 3]), three([true; 3])),
         ];
-        let e = estimate("pass_rate", &cases, true, 0.05, 1);
-        assert_eq!((e.test, e.n), ("wilcoxon-signed-rank", 3));
+        let e = estimate("pass_rate", &cases, true, 0.05, 1, NO_TIMEOUT);
+        assert_eq!((e.test, e.n), (Test::PairedT, 3));
         // Within: baseline arm 0; candidate arm pooled SS = 2/3 over N − a = 6 -> 1/9; mean 1/18.
-        assert!((e.within_var.unwrap() - 1.0 / 18.0).abs() < 1e-12, "{e:?}");
+        close(e.within_var, 1.0 / 18.0, 1e-12);
         assert_eq!(flaky_share(&cases), (Some(1.0 / 6.0), vec!["c0".to_owned()]));
-        let f = estimate(FLAKY_SHARE, &cases, true, 0.05, 1);
-        assert_eq!((f.test, f.baseline), ("mcnemar-exact", Some(0.0)));
-        assert!((f.candidate.unwrap() - 1.0 / 3.0).abs() < 1e-15, "{f:?}");
-    }
-
-    #[test]
-    fn ordinal_scores_use_hodges_lehmann_and_cost_gets_a_relative_interval() {
-        // Judge scores 1..5: baseline s, candidate s + 1 on every other case.
-        let cases: Vec<CaseResult> = (0..20)
-            .map(|i| {
-                let s = f64::from(i % 5 + 1);
-                let bump = f64::from(i % 2);
-                case(
-                    i as usize,
-                    vec![call(0, true, Some(s), 0.010)],
-                    vec![call(0, true, Some((s + bump).min(5.0)), 0.012)],
-                )
-            })
-            .collect();
-        let e = estimate("judge", &cases, true, 0.05, 1);
-        assert_eq!((e.test, e.estimand), ("wilcoxon-signed-rank", "hodges-lehmann-shift"));
-        let [lo, hi] = e.ci.unwrap();
-        assert!(lo <= e.delta.unwrap() && e.delta.unwrap() <= hi, "{e:?}");
-        let c = estimate("cost_per_request", &cases, true, 0.05, 1);
-        // Every case costs 20% more: the relative change is exactly 0.2 in every resample.
-        assert!((c.relative_delta.unwrap() - 0.2).abs() < 1e-9, "{c:?}");
-        let [lo, hi] = c.relative_ci.unwrap();
-        assert!((lo - 0.2).abs() < 1e-9 && (hi - 0.2).abs() < 1e-9);
+        let f = estimate(FLAKY_SHARE, &cases, true, 0.05, 1, NO_TIMEOUT);
+        assert_eq!((f.test, f.baseline), (Test::McnemarExact, Some(0.0)));
+        close(f.candidate, 1.0 / 3.0, 1e-15);
     }
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
 
-        /// Identical arms give "no detectable change" for every metric type, and swapping the
-        /// arms mirrors the effect and its interval.
+        /// Identical arms give no significant change for every metric type, and swapping the
+        /// arms mirrors the effect, keeps the p-value, and mirrors the verdict.
         #[test]
         fn identical_arms_give_no_change_and_swaps_mirror(
-            rows in proptest::collection::vec((proptest::bool::ANY, 1u8..=5, 0u8..=4, proptest::bool::ANY, 1u8..=5), 2..25),
+            rows in proptest::collection::vec((proptest::bool::ANY, 1u8..=5, 0u8..=4, proptest::bool::ANY, 1u8..=5, 0u16..500), 2..13),
             k in 1usize..=3,
         ) {
+            use crate::results::MetricVerdict;
             let cases: Vec<CaseResult> = rows
                 .iter()
                 .enumerate()
-                .map(|(i, (pb, sb, cost, pc, sc))| {
-                    let b: Vec<Call> = (0..k).map(|r| call(r as u32, *pb, Some(f64::from(*sb)), 0.01 + f64::from(*cost) / 256.0)).collect();
-                    let c: Vec<Call> = (0..k).map(|r| call(r as u32, *pc ^ (r == 1), Some(f64::from(*sc)), 0.01 + f64::from(*cost) / 128.0)).collect();
+                .map(|(i, (pb, sb, cost, pc, sc, lat))| {
+                    let b: Vec<Call> = (0..k).map(|r| Call { latency_ms: Some(100.0 + f64::from(*lat) + r as f64), ..call(r as u32, *pb, Some(f64::from(*sb)), 0.01 + f64::from(*cost) / 256.0) }).collect();
+                    let c: Vec<Call> = (0..k).map(|r| Call { latency_ms: Some(90.0 + f64::from(*lat) * 1.5), ..call(r as u32, *pc ^ (r == 1), Some(f64::from(*sc)), 0.01 + f64::from(*cost) / 128.0) }).collect();
                     case(i, b, c)
                 })
                 .collect();
             let same: Vec<CaseResult> = cases.iter().map(|c| CaseResult { candidate: c.baseline.clone(), ..c.clone() }).collect();
             let swapped: Vec<CaseResult> = cases.iter().map(|c| CaseResult { baseline: c.candidate.clone(), candidate: c.baseline.clone(), ..c.clone() }).collect();
-            for metric in ["pass_rate", "judge", "cost_per_request", "latency_p95_ms"] {
-                let e = estimate(metric, &same, true, 0.05, 3);
-                let m = crate::verdict::decide(&e, None, None, 0.05);
-                proptest::prop_assert_eq!(m.verdict, crate::results::MetricVerdict::NoChange, "{:?}", e);
+            for metric in ["pass_rate", "judge", "cost_per_request", "latency_p50_ms"] {
+                let e = estimate(metric, &same, true, 0.05, 3, NO_TIMEOUT);
+                let m = crate::verdict::decide(&e, None, None, 0.05, 1);
+                proptest::prop_assert!(matches!(m.verdict, MetricVerdict::NoChange | MetricVerdict::TooFew), "{:?}", e);
                 proptest::prop_assert!(e.p_value.is_none_or(|p| (0.0..=1.0).contains(&p)));
-                let (f, s) = (estimate(metric, &cases, true, 0.05, 3), estimate(metric, &swapped, true, 0.05, 3));
+                let (f, s) = (estimate(metric, &cases, true, 0.05, 3, NO_TIMEOUT), estimate(metric, &swapped, true, 0.05, 3, NO_TIMEOUT));
                 if let (Some(df), Some(ds)) = (f.delta, s.delta) {
                     proptest::prop_assert!((df + ds).abs() < 1e-9, "{metric}: {df} vs {ds}");
                 }
-                if f.test != "paired-bootstrap" && f.estimand != "mean-difference" {
+                if f.test != Test::SignFlip {
                     // Closed-form intervals mirror exactly; bootstrap ones up to their resampling.
                     if let (Some(cf), Some(cs)) = (f.ci, s.ci) {
                         proptest::prop_assert!((cf[0] + cs[1]).abs() < 1e-9 && (cf[1] + cs[0]).abs() < 1e-9, "{metric}: {cf:?} vs {cs:?}");
                     }
                 }
-                proptest::prop_assert_eq!(f.p_value, s.p_value, "{}", metric);
-                // The test's evidence points the other way, so a regression becomes an
-                // improvement and vice versa.
-                if let (Some(hf), Some(hs)) = (f.shift, s.shift) {
-                    proptest::prop_assert!((hf + hs).abs() < 1e-9, "{metric}: shift {hf} vs {hs}");
-                }
-                let (vf, vs) = (crate::verdict::decide(&f, None, None, 0.05).verdict, crate::verdict::decide(&s, None, None, 0.05).verdict);
+                let same_p = match (f.p_value, s.p_value) {
+                    (Some(a), Some(b)) => (a - b).abs() < 1e-12,
+                    (a, b) => a == b,
+                };
+                proptest::prop_assert!(same_p, "{metric}: {:?} vs {:?}", f.p_value, s.p_value);
+                let (vf, vs) = (crate::verdict::decide(&f, None, None, 0.05, 1).verdict, crate::verdict::decide(&s, None, None, 0.05, 1).verdict);
                 let mirrored = match vf {
-                    crate::results::MetricVerdict::Regression => crate::results::MetricVerdict::Improvement,
-                    crate::results::MetricVerdict::Improvement => crate::results::MetricVerdict::Regression,
+                    MetricVerdict::Regression => MetricVerdict::Improvement,
+                    MetricVerdict::Improvement => MetricVerdict::Regression,
                     v => v,
                 };
                 proptest::prop_assert_eq!(vs, mirrored, "{}", metric);

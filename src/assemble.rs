@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::detect::Detection;
+use crate::metrics::DEFAULT_TIMEOUT_MS;
 use crate::plan::{self, Arm, Job, Planned};
 use crate::providers::pricing::PriceTable;
 use crate::results::*;
@@ -19,8 +20,13 @@ pub struct Input<'a> {
     pub jobs: &'a [Job],
     pub outcomes: &'a [Outcome],
     pub prices: &'a PriceTable,
+    /// Per planned experiment, its provider's `timeout_ms` in the baseline and the candidate arm.
+    pub timeouts: &'a [(u64, u64)],
     /// Only this shard's cases are in `jobs`; the others are left out of the results.
     pub shard: Option<Shard>,
+    /// Endpoint keys → the provider names the suite configures (a baseline's own endpoint has
+    /// an internal key; its calls report the configured name). Keys not listed are names.
+    pub provider_names: &'a BTreeMap<String, String>,
 }
 
 /// The compared experiments, in plan order, with their scored calls (not yet judged).
@@ -32,6 +38,10 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
         let case = &experiment.cases[job.case];
         let assertions = experiment.asserts.iter().chain(&case.asserts);
         let model = job.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default();
+        let provider = outcome
+            .provider
+            .as_ref()
+            .map(|key| input.provider_names.get(key).unwrap_or(key).clone());
         let call = match &outcome.result {
             Ok(response) => {
                 let scored = scorers::score(assertions, &response.text);
@@ -56,7 +66,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                     list_cost_usd: input.prices.cost(model, &usage).unwrap_or(0.0),
                     cached: outcome.cached,
                     attempts: outcome.attempts,
-                    provider: outcome.provider.clone(),
+                    provider: provider.clone(),
                     fell_back: outcome.fell_back,
                     scores: scored.scores,
                     failures: scored.failures,
@@ -74,7 +84,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                     list_cost_usd: 0.0,
                     cached: false,
                     attempts: outcome.attempts,
-                    provider: outcome.provider.clone(),
+                    provider: provider.clone(),
                     fell_back: outcome.fell_back,
                     scores: scored.scores,
                     failures: scored.failures,
@@ -92,14 +102,14 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
         let head = planned.candidate;
         // `planned` holds the affected experiments found at head, in detection order; match by
         // name rather than position, so a plan that skipped one cannot shift the others.
-        let (status, affected_by) = input
-            .detection
-            .affected
-            .iter()
-            .find(|a| a.name == head.name)
-            .map_or((ExperimentStatus::Forced, Vec::new()), |a| {
-                (a.status, a.affected_by.clone())
-            });
+        let detected = input.detection.affected.iter().find(|a| a.name == head.name);
+        let (status, affected_by) = detected.map_or((ExperimentStatus::Forced, Vec::new()), |a| {
+            (a.status, a.affected_by.clone())
+        });
+        let changed = detected.map_or_else(ChangeFacts::default, |a| ChangeFacts {
+            changes: a.changes.clone(),
+            dataset_changes: a.dataset_changes.clone(),
+        });
         let cases: Vec<CaseResult> = head
             .cases
             .iter()
@@ -116,6 +126,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                 candidate.sort_by_key(|c| c.repeat);
                 let flip = flip(&baseline, &candidate);
                 CaseResult {
+                    group: case.group.clone(),
                     id: case.id.clone(),
                     input: case.input_text(),
                     baseline,
@@ -131,8 +142,13 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
             verdict: ExperimentVerdict::Pass,
             reason: String::new(),
             provider: head.provider.clone(),
-            baseline: planned.baseline.map(arm_info),
-            candidate: Some(arm_info(head)),
+            baseline: planned
+                .baseline
+                .map(|b| arm_info(b, input.timeouts.get(ei).map_or(DEFAULT_TIMEOUT_MS, |t| t.0))),
+            candidate: Some(arm_info(
+                head,
+                input.timeouts.get(ei).map_or(DEFAULT_TIMEOUT_MS, |t| t.1),
+            )),
             repeats: head.repeats,
             metrics: Vec::new(),
             cases,
@@ -141,6 +157,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                 None => Vec::new(),
             },
             noise: ExperimentNoise::default(),
+            changed,
         });
     }
     experiments
@@ -164,14 +181,17 @@ pub fn removed(detection: &Detection) -> Vec<ExperimentResult> {
             cases: Vec::new(),
             dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
+            changed: ChangeFacts::default(),
         });
     }
 
     experiments
 }
 
-pub fn arm_info(e: &suite::Experiment) -> ArmInfo {
+/// What one arm ran; `timeout_ms` is its provider's.
+pub fn arm_info(e: &suite::Experiment, timeout_ms: u64) -> ArmInfo {
     ArmInfo {
+        timeout_ms,
         variant: e.variant_path.clone(),
         version: e.variant.version.clone(),
         model: e.variant.model.clone(),

@@ -64,7 +64,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "REF")]
     pub base: String,
 
-    /// The PR's head.
+    /// The PR's head; `WORKTREE` gates the working tree itself (uncommitted and untracked,
+    /// non-ignored files included) as the candidate.
     #[arg(long, default_value = "HEAD", value_name = "REF")]
     pub head: String,
 
@@ -257,9 +258,11 @@ pub struct MergeArgs {
 
 #[derive(Debug, Args)]
 pub struct DetectArgs {
+    /// The PR's base (a branch, tag or SHA); changes are counted from its merge base with --head.
     #[arg(long, value_name = "REF")]
     pub base: String,
 
+    /// The PR's head; `WORKTREE` is the working tree with its uncommitted edits.
     #[arg(long, default_value = "HEAD", value_name = "REF")]
     pub head: String,
 

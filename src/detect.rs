@@ -1,16 +1,22 @@
 //! Which experiments a change touches, and why.
 //!
 //! An experiment is affected when a changed path is one of its dependencies (variant config,
-//! prompt, every partial its template read, dataset, assertion files, `depends_on` globs) at
-//! base or at head, or when its entry in the suite file changed.
+//! prompt, every partial its template read, dataset, assertion files, files its `exec` command
+//! names, `depends_on` globs) at base or at head, or when its entry in the suite file changed.
+//! Each affected experiment says why in words ("provider `sim`: base_url changed"), and what the
+//! change did to its cases.
+//!
+//! An experiment renamed at head that keeps its variant and dataset is the same experiment
+//! (`changed`, "renamed from `old`"), not a new one beside a removed one: a rename must not
+//! shed the baseline a regression is measured against.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::results::ExperimentStatus;
-use crate::suite::Suite;
-use crate::workspace::Change;
+use crate::results::{DatasetChanges, ExperimentStatus};
+use crate::suite::{Experiment, ProviderSpec, Suite};
+use crate::workspace::{Change, ChangeKind};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Affected {
@@ -18,6 +24,33 @@ pub struct Affected {
     pub status: ExperimentStatus,
     /// The changed paths that made it affected; empty for `forced`.
     pub affected_by: Vec<String>,
+    /// Why, in words: one line per thing that changed between the arms.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    /// Its name at base, when it was renamed at head: the baseline is that experiment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
+    /// The change's edits to its cases (head's, which both arms are scored on) against base's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset_changes: Option<DatasetChanges>,
+}
+
+impl Affected {
+    fn new(name: &str, status: ExperimentStatus, affected_by: Vec<String>) -> Affected {
+        Affected {
+            name: name.to_owned(),
+            status,
+            affected_by,
+            changes: Vec::new(),
+            renamed_from: None,
+            dataset_changes: None,
+        }
+    }
+
+    /// The experiment's name in the base suite: where its baseline comes from.
+    pub fn base_name(&self) -> &str {
+        self.renamed_from.as_deref().unwrap_or(&self.name)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -32,9 +65,16 @@ pub struct Detection {
     pub changed_paths: Vec<String>,
 }
 
-/// Decides which experiments of `head` to run. `base` is `None` when the suite does not exist
-/// at base (every experiment is new). `all` forces every experiment.
-pub fn detect(base: Option<&Suite>, head: &Suite, changes: &[Change], all: bool) -> Detection {
+/// What detection knows of the base: the suite as far as it loaded (`None` when it has no suite
+/// file or the file itself does not load) and the experiments it declares that did not load.
+#[derive(Clone, Copy, Default)]
+pub struct Base<'a> {
+    pub suite: Option<&'a Suite>,
+    pub unloaded: &'a [String],
+}
+
+/// Decides which experiments of `head` to run. `all` forces every experiment.
+pub fn detect(base: Base<'_>, head: &Suite, changes: &[Change], all: bool) -> Detection {
     let changed: BTreeSet<String> = changes
         .iter()
         .flat_map(|c| std::iter::once(c.path.clone()).chain(c.old_path.clone()))
@@ -43,53 +83,667 @@ pub fn detect(base: Option<&Suite>, head: &Suite, changes: &[Change], all: bool)
         changed_paths: changed.iter().cloned().collect(),
         ..Detection::default()
     };
+    let base_experiments: &[Experiment] = base.suite.map_or(&[], |b| &b.experiments);
+    let at_head = |name: &str| head.experiments.iter().any(|h| h.name == name);
+    // Base experiments gone from head by name: a head experiment with the same variant and
+    // dataset is their rename (each is claimed once, in suite order).
+    let mut unclaimed: Vec<&Experiment> = base_experiments.iter().filter(|e| !at_head(&e.name)).collect();
+
     for experiment in &head.experiments {
-        let Some(before) = base.and_then(|b| b.experiments.iter().find(|e| e.name == experiment.name)) else {
-            detection.affected.push(Affected {
-                name: experiment.name.clone(),
-                status: ExperimentStatus::New,
-                affected_by: experiment.touched_by(changed.iter().map(String::as_str)),
-            });
+        let mut before = base_experiments.iter().find(|e| e.name == experiment.name);
+        let mut renamed_from = None;
+        if before.is_none()
+            && !base.unloaded.contains(&experiment.name)
+            && let Some(i) = unclaimed
+                .iter()
+                .position(|e| e.variant_path == experiment.variant_path && e.dataset_path == experiment.dataset_path)
+        {
+            let old = unclaimed.remove(i);
+            renamed_from = Some(old.name.clone());
+            before = Some(old);
+        }
+        let touched_now = experiment.touched_by(changed.iter().map(String::as_str));
+        let Some(before) = before else {
+            let mut affected = if base.unloaded.contains(&experiment.name) {
+                let mut a = Affected::new(&experiment.name, ExperimentStatus::Changed, touched_now);
+                a.changes
+                    .push("does not load at base, so it runs candidate-only (see the verdict)".to_owned());
+                a
+            } else {
+                Affected::new(&experiment.name, ExperimentStatus::New, touched_now)
+            };
+            affected.affected_by.sort();
+            detection.affected.push(affected);
             continue;
         };
-        let mut reasons: BTreeSet<String> = experiment
-            .touched_by(changed.iter().map(String::as_str))
-            .into_iter()
-            .collect();
+        let mut reasons: BTreeSet<String> = touched_now.into_iter().collect();
         reasons.extend(before.touched_by(changed.iter().map(String::as_str)));
-        if before.definition != experiment.definition {
+        if before.definition != experiment.definition || renamed_from.is_some() {
             reasons.insert(head.config_path.clone());
         }
         if !reasons.is_empty() {
-            detection.affected.push(Affected {
-                name: experiment.name.clone(),
-                status: ExperimentStatus::Changed,
-                affected_by: reasons.into_iter().collect(),
-            });
+            let mut affected = Affected::new(
+                &experiment.name,
+                ExperimentStatus::Changed,
+                reasons.iter().cloned().collect(),
+            );
+            let (base_suite, head_suite) = (base.suite.unwrap_or(head), head);
+            if let Some(old) = &renamed_from {
+                affected.changes.push(format!("renamed from `{old}`"));
+            }
+            affected.changes.extend(describe(
+                &Arm {
+                    suite: base_suite,
+                    experiment: before,
+                },
+                &Arm {
+                    suite: head_suite,
+                    experiment,
+                },
+                changes,
+                &reasons,
+            ));
+            affected.renamed_from = renamed_from;
+            affected.dataset_changes = Some(dataset_changes(before, experiment)).filter(|d| !d.is_empty());
+            detection.affected.push(affected);
         } else if all {
-            detection.affected.push(Affected {
-                name: experiment.name.clone(),
-                status: ExperimentStatus::Forced,
-                affected_by: Vec::new(),
-            });
+            let mut forced = Affected::new(&experiment.name, ExperimentStatus::Forced, Vec::new());
+            forced.renamed_from = renamed_from;
+            detection.affected.push(forced);
         } else {
             detection.unaffected.push(experiment.name.clone());
         }
     }
-    if let Some(base) = base {
-        for e in &base.experiments {
-            if !head.experiments.iter().any(|h| h.name == e.name) {
-                detection.removed.push(Affected {
-                    name: e.name.clone(),
-                    status: ExperimentStatus::Removed,
-                    affected_by: if changed.contains(&head.config_path) {
-                        vec![head.config_path.clone()]
-                    } else {
-                        Vec::new()
-                    },
-                });
+    let removed_by = || {
+        if changed.contains(&head.config_path) {
+            vec![head.config_path.clone()]
+        } else {
+            Vec::new()
+        }
+    };
+    for e in unclaimed {
+        detection
+            .removed
+            .push(Affected::new(&e.name, ExperimentStatus::Removed, removed_by()));
+    }
+    for name in base.unloaded.iter().filter(|n| !at_head(n)) {
+        detection
+            .removed
+            .push(Affected::new(name, ExperimentStatus::Removed, removed_by()));
+    }
+    detection
+}
+
+/// One side of the comparison: an experiment and the suite it belongs to.
+struct Arm<'a> {
+    suite: &'a Suite,
+    experiment: &'a Experiment,
+}
+
+/// What changed between the arms of one experiment, in words, most telling first: the suite
+/// entry (provider, variant and dataset paths, repeats, assertions), the variant's settings,
+/// then each touched file by its role.
+fn describe(base: &Arm<'_>, head: &Arm<'_>, changes: &[Change], touched: &BTreeSet<String>) -> Vec<String> {
+    let (b, h) = (base.experiment, head.experiment);
+    let mut out = Vec::new();
+
+    // The provider chain: each position's spec at base against head's.
+    out.extend(provider_changes(
+        base.suite.providers.get(&b.provider),
+        head.suite.providers.get(&h.provider),
+        &b.provider,
+        &h.provider,
+    ));
+    if b.fallbacks != h.fallbacks {
+        out.push(format!(
+            "fallback providers {} → {}",
+            names(&b.fallbacks),
+            names(&h.fallbacks)
+        ));
+    } else {
+        for name in &h.fallbacks {
+            out.extend(provider_changes(
+                base.suite.providers.get(name),
+                head.suite.providers.get(name),
+                name,
+                name,
+            ));
+        }
+    }
+    if b.variant_path != h.variant_path {
+        out.push(format!("variant {} → {}", b.variant_path, h.variant_path));
+    }
+    if b.dataset_path != h.dataset_path {
+        out.push(format!("dataset {} → {}", b.dataset_path, h.dataset_path));
+    }
+    if b.repeats != h.repeats {
+        out.push(format!("repeats {} → {}", b.repeats, h.repeats));
+    }
+    let definition = |e: &Experiment| serde_json::from_str::<serde_json::Value>(&e.definition).unwrap_or_default();
+    let (bd, hd) = (definition(b), definition(h));
+    if bd.get("assert") != hd.get("assert") {
+        out.push(format!(
+            "the experiment's assertions in {} changed",
+            head.suite.config_path
+        ));
+    }
+    if bd.get("depends_on") != hd.get("depends_on") {
+        out.push(format!("depends_on in {} changed", head.suite.config_path));
+    }
+
+    let (bv, hv) = (&b.variant, &h.variant);
+    let mut settings = Vec::new();
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "unset".to_owned());
+    for (field, from, to) in [
+        ("model", bv.model.clone(), hv.model.clone()),
+        ("prompt", bv.prompt_path.clone(), hv.prompt_path.clone()),
+        (
+            "temperature",
+            opt(bv.temperature.map(|t| t.to_string())),
+            opt(hv.temperature.map(|t| t.to_string())),
+        ),
+        (
+            "max_tokens",
+            opt(bv.max_tokens.map(|t| t.to_string())),
+            opt(hv.max_tokens.map(|t| t.to_string())),
+        ),
+        (
+            "top_p",
+            opt(bv.top_p.map(|t| t.to_string())),
+            opt(hv.top_p.map(|t| t.to_string())),
+        ),
+        ("version", opt(bv.version.clone()), opt(hv.version.clone())),
+    ] {
+        if from != to {
+            settings.push(field);
+            out.push(format!("variant {}: {field} {from} → {to}", h.variant_path));
+        }
+    }
+
+    let kinds = path_words(changes);
+    let word = |path: &str| kinds.get(path).cloned().unwrap_or_else(|| "changed".to_owned());
+    // A rename touches both paths; the new one tells it.
+    let renamed_away: BTreeSet<&str> = changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Renamed && touched.contains(&c.path))
+        .filter_map(|c| c.old_path.as_deref())
+        .collect();
+    let mut prompt_text_changed = false;
+    for path in touched.iter().filter(|p| !renamed_away.contains(p.as_str())) {
+        let p = path.as_str();
+        let either = |f: &dyn Fn(&Experiment) -> bool| f(b) || f(h);
+        let line = if either(&|e| e.prompt.path() == p) {
+            prompt_text_changed = true;
+            format!("prompt {p} {}", word(p))
+        } else if either(&|e| e.partials.contains(p)) {
+            prompt_text_changed = true;
+            format!("partial {p} {}", word(p))
+        } else if either(&|e| e.dataset_path == p) {
+            format!("dataset {p} {}", word(p))
+        } else if either(&|e| e.variant_path == p) {
+            // Its settings are listed above; say the file changed only when nothing else does
+            // (comments, recorded evaluation_metrics).
+            if !settings.is_empty() {
+                continue;
+            }
+            format!("variant {p} {}", word(p))
+        } else if let Some(provider) = h.command_files.get(p).or_else(|| b.command_files.get(p)) {
+            format!("provider `{provider}`: {p} {}", word(p))
+        } else if p == head.suite.config_path {
+            continue;
+        } else if either(&|e| e.dependencies.contains(p)) {
+            format!("{p} {}", word(p))
+        } else {
+            format!("{p} {} (depends_on)", word(p))
+        };
+        out.push(line);
+    }
+
+    // The variant is the versioned unit: what it produces changed, its version did not.
+    let output_settings = settings.iter().any(|f| *f != "version");
+    if let (Some(from), Some(to)) = (&bv.version, &hv.version)
+        && from == to
+        && (output_settings || prompt_text_changed)
+    {
+        out.push(format!(
+            "variant {}: what it produces changed but its `version:` is still {to}",
+            h.variant_path
+        ));
+    }
+    out
+}
+
+/// "changed", "added", "removed", "renamed from …" for every path a change touched.
+fn path_words(changes: &[Change]) -> BTreeMap<String, String> {
+    let mut words = BTreeMap::new();
+    for c in changes {
+        let word = match (c.kind, &c.old_path) {
+            (ChangeKind::Added, _) => "added".to_owned(),
+            (ChangeKind::Modified, _) => "changed".to_owned(),
+            (ChangeKind::Deleted, _) => "removed".to_owned(),
+            (ChangeKind::TypeChanged, _) => "changed type".to_owned(),
+            (ChangeKind::Renamed, Some(old)) => {
+                words.insert(old.clone(), format!("renamed to {}", c.path));
+                format!("renamed from {old}")
+            }
+            (ChangeKind::Copied, Some(old)) => format!("copied from {old}"),
+            (ChangeKind::Renamed | ChangeKind::Copied, None) => "changed".to_owned(),
+        };
+        words.insert(c.path.clone(), word);
+    }
+    words
+}
+
+/// What differs between the provider an arm calls at base and the one it calls at head. URLs,
+/// deployments and commands are named, not shown: they may carry what a log should not.
+fn provider_changes(
+    base: Option<&ProviderSpec>,
+    head: Option<&ProviderSpec>,
+    base_name: &str,
+    head_name: &str,
+) -> Vec<String> {
+    if base_name != head_name {
+        return vec![format!("provider `{base_name}` → `{head_name}`")];
+    }
+    let (Some(b), Some(h)) = (base, head) else {
+        return Vec::new();
+    };
+    let shown = |v: Option<String>| v.unwrap_or_else(|| "unset".to_owned());
+    let mut fields: Vec<String> = Vec::new();
+    if b.kind != h.kind {
+        fields.push(format!("type {} → {}", b.kind.as_str(), h.kind.as_str()));
+    }
+    for (field, differs) in [
+        ("base_url", b.base_url != h.base_url),
+        ("deployment", b.deployment != h.deployment),
+        ("command", b.command != h.command),
+    ] {
+        if differs {
+            fields.push(format!("{field} changed"));
+        }
+    }
+    for (field, from, to) in [
+        (
+            "api_key_env",
+            shown(b.api_key_env.clone()),
+            shown(h.api_key_env.clone()),
+        ),
+        (
+            "api_version",
+            shown(b.api_version.clone()),
+            shown(h.api_version.clone()),
+        ),
+        ("timeout_ms", b.timeout_ms.to_string(), h.timeout_ms.to_string()),
+        ("max_retries", b.max_retries.to_string(), h.max_retries.to_string()),
+        ("concurrency", b.concurrency.to_string(), h.concurrency.to_string()),
+        (
+            "requests_per_minute",
+            shown(b.requests_per_minute.map(|n| n.to_string())),
+            shown(h.requests_per_minute.map(|n| n.to_string())),
+        ),
+        (
+            "tokens_per_minute",
+            shown(b.tokens_per_minute.map(|n| n.to_string())),
+            shown(h.tokens_per_minute.map(|n| n.to_string())),
+        ),
+    ] {
+        if from != to {
+            fields.push(format!("{field} {from} → {to}"));
+        }
+    }
+    fields
+        .into_iter()
+        .map(|f| format!("provider `{head_name}`: {f}"))
+        .collect()
+}
+
+fn names(list: &[String]) -> String {
+    if list.is_empty() {
+        "none".to_owned()
+    } else {
+        list.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Head's cases against base's, by id.
+pub fn dataset_changes(base: &Experiment, head: &Experiment) -> DatasetChanges {
+    let before: BTreeMap<&str, &crate::suite::Case> = base.cases.iter().map(|c| (c.id.as_str(), c)).collect();
+    let after: BTreeSet<&str> = head.cases.iter().map(|c| c.id.as_str()).collect();
+    let mut changes = DatasetChanges {
+        removed: base
+            .cases
+            .iter()
+            .filter(|c| !after.contains(c.id.as_str()))
+            .map(|c| c.id.clone())
+            .collect(),
+        ..DatasetChanges::default()
+    };
+    for case in &head.cases {
+        match before.get(case.id.as_str()) {
+            None => changes.added += 1,
+            Some(old) => {
+                if old.assert_source != case.assert_source {
+                    changes.assertions_changed.push(case.id.clone());
+                }
+                if old.vars != case.vars {
+                    changes.vars_changed.push(case.id.clone());
+                }
             }
         }
     }
-    detection
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::workspace::MemTree;
+
+    const SUITE: &str = "version: 1
+providers:
+  sim: {type: openai-compatible, base_url: \"http://127.0.0.1:1/v1\"}
+  pipe: {type: exec, command: [/bin/sh, scripts/answer.sh]}
+defaults: {provider: sim}
+experiments:
+  - name: support
+    variant: configs/support.yaml
+    dataset: data/support.jsonl
+  - name: faq
+    variant: configs/faq.yaml
+    dataset: data/faq.jsonl
+    provider: pipe
+";
+    const VARIANT: &str = "version: v1\nmodel: gpt-4o\nprompt: ../prompts/support.md\ntemperature: 0.2\n";
+    const FAQ_VARIANT: &str = "version: v3\nmodel: gpt-4o\nprompt: ../prompts/faq.md\n";
+    const DATA: &str =
+        "{\"id\": \"a\", \"vars\": {\"input\": \"one\"}, \"assert\": [{\"type\": \"contains\", \"value\": \"x\"}]}
+{\"id\": \"b\", \"vars\": {\"input\": \"two\"}}
+{\"id\": \"c\", \"vars\": {\"input\": \"three\"}}
+";
+
+    fn files() -> BTreeMap<&'static str, String> {
+        BTreeMap::from([
+            ("promptgate.yaml", SUITE.to_owned()),
+            ("configs/support.yaml", VARIANT.to_owned()),
+            ("configs/faq.yaml", FAQ_VARIANT.to_owned()),
+            (
+                "prompts/support.md",
+                "Be kind. {% include \"partials/tone.md\" %}".to_owned(),
+            ),
+            ("prompts/partials/tone.md", "Calm.".to_owned()),
+            ("prompts/faq.md", "Answer.".to_owned()),
+            ("data/support.jsonl", DATA.to_owned()),
+            ("data/faq.jsonl", DATA.to_owned()),
+            ("scripts/answer.sh", "echo 30 days".to_owned()),
+        ])
+    }
+
+    fn load(files: &BTreeMap<&'static str, String>) -> Suite {
+        let tree = MemTree::new(files.iter().map(|(p, t)| (*p, t.as_str())));
+        crate::suite::load(Arc::new(tree), "promptgate.yaml").unwrap()
+    }
+
+    fn modified(paths: &[&str]) -> Vec<Change> {
+        paths
+            .iter()
+            .map(|p| Change {
+                kind: ChangeKind::Modified,
+                path: (*p).to_owned(),
+                old_path: None,
+            })
+            .collect()
+    }
+
+    /// Edits the base files with `edit`, detects, and returns the affected entry `name`.
+    #[track_caller]
+    fn check(edit: impl Fn(&mut BTreeMap<&'static str, String>), changed: &[&str], name: &str, expected: &[&str]) {
+        let base_files = files();
+        let mut head_files = base_files.clone();
+        edit(&mut head_files);
+        let (base, head) = (load(&base_files), load(&head_files));
+        let detection = detect(
+            Base {
+                suite: Some(&base),
+                unloaded: &[],
+            },
+            &head,
+            &modified(changed),
+            false,
+        );
+        let affected = detection
+            .affected
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap_or_else(|| panic!("{name} not affected: {detection:?}"));
+        assert_eq!(affected.changes, expected, "{affected:?}");
+    }
+
+    fn replace(files: &mut BTreeMap<&'static str, String>, path: &'static str, from: &str, to: &str) {
+        let text = files[path].clone();
+        assert!(text.contains(from), "{path} lacks {from}");
+        files.insert(path, text.replacen(from, to, 1));
+    }
+
+    #[test]
+    fn a_moved_base_url_is_named_without_its_value() {
+        check(
+            |f| replace(f, "promptgate.yaml", "127.0.0.1:1", "127.0.0.1:2"),
+            &["promptgate.yaml"],
+            "support",
+            &["provider `sim`: base_url changed"],
+        );
+        check(
+            |f| {
+                replace(
+                    f,
+                    "promptgate.yaml",
+                    "defaults: {provider: sim}",
+                    "defaults: {provider: pipe}",
+                )
+            },
+            &["promptgate.yaml"],
+            "support",
+            &["provider `sim` → `pipe`"],
+        );
+    }
+
+    #[test]
+    fn a_variant_setting_is_named_with_both_values_and_an_unbumped_version_is_flagged() {
+        check(
+            |f| replace(f, "configs/support.yaml", "model: gpt-4o", "model: gpt-4o-mini"),
+            &["configs/support.yaml"],
+            "support",
+            &[
+                "variant configs/support.yaml: model gpt-4o → gpt-4o-mini",
+                "variant configs/support.yaml: what it produces changed but its `version:` is still v1",
+            ],
+        );
+        check(
+            |f| {
+                replace(f, "configs/support.yaml", "temperature: 0.2", "temperature: 0.7");
+                replace(f, "configs/support.yaml", "version: v1", "version: v2");
+            },
+            &["configs/support.yaml"],
+            "support",
+            &[
+                "variant configs/support.yaml: temperature 0.2 → 0.7",
+                "variant configs/support.yaml: version v1 → v2",
+            ],
+        );
+    }
+
+    #[test]
+    fn prompt_and_partial_edits_are_named_by_role() {
+        check(
+            |f| replace(f, "prompts/partials/tone.md", "Calm.", "Calm and brief."),
+            &["prompts/partials/tone.md"],
+            "support",
+            &[
+                "partial prompts/partials/tone.md changed",
+                "variant configs/support.yaml: what it produces changed but its `version:` is still v1",
+            ],
+        );
+        check(
+            |f| replace(f, "prompts/faq.md", "Answer.", "Answer briefly."),
+            &["prompts/faq.md"],
+            "faq",
+            &[
+                "prompt prompts/faq.md changed",
+                "variant configs/faq.yaml: what it produces changed but its `version:` is still v3",
+            ],
+        );
+    }
+
+    #[test]
+    fn an_exec_script_is_a_dependency_of_the_experiments_that_call_it() {
+        let edit = |f: &mut BTreeMap<&'static str, String>| replace(f, "scripts/answer.sh", "30 days", "no idea");
+        check(
+            edit,
+            &["scripts/answer.sh"],
+            "faq",
+            &["provider `pipe`: scripts/answer.sh changed"],
+        );
+        let mut head_files = files();
+        edit(&mut head_files);
+        let (base, head) = (load(&files()), load(&head_files));
+        let detection = detect(
+            Base {
+                suite: Some(&base),
+                unloaded: &[],
+            },
+            &head,
+            &modified(&["scripts/answer.sh"]),
+            false,
+        );
+        assert_eq!(detection.unaffected, ["support"]);
+    }
+
+    #[test]
+    fn a_renamed_experiment_keeps_its_baseline() {
+        let base = load(&files());
+        let mut head_files = files();
+        replace(&mut head_files, "promptgate.yaml", "name: support", "name: support-v2");
+        let head = load(&head_files);
+        let detection = detect(
+            Base {
+                suite: Some(&base),
+                unloaded: &[],
+            },
+            &head,
+            &modified(&["promptgate.yaml"]),
+            false,
+        );
+        let renamed = &detection.affected[0];
+        assert_eq!(
+            (
+                renamed.name.as_str(),
+                renamed.status,
+                renamed.renamed_from.as_deref(),
+                renamed.base_name()
+            ),
+            ("support-v2", ExperimentStatus::Changed, Some("support"), "support")
+        );
+        assert_eq!(renamed.changes, ["renamed from `support`"]);
+        assert!(detection.removed.is_empty(), "{detection:?}");
+        // A different dataset makes it another experiment: new, and the old one removed.
+        replace(
+            &mut head_files,
+            "promptgate.yaml",
+            "data/support.jsonl",
+            "data/faq.jsonl",
+        );
+        let head = load(&head_files);
+        let detection = detect(
+            Base {
+                suite: Some(&base),
+                unloaded: &[],
+            },
+            &head,
+            &modified(&["promptgate.yaml"]),
+            false,
+        );
+        assert_eq!(detection.affected[0].status, ExperimentStatus::New);
+        assert_eq!(detection.removed[0].name, "support");
+    }
+
+    #[test]
+    fn dataset_changes_are_counted_by_case_id() {
+        let base = load(&files());
+        let mut head_files = files();
+        let edited = DATA
+            .replace("\"value\": \"x\"", "\"value\": \"y\"")
+            .replace("\"input\": \"two\"", "\"input\": \"TWO\"")
+            .replace(
+                "{\"id\": \"c\", \"vars\": {\"input\": \"three\"}}\n",
+                "{\"id\": \"d\", \"vars\": {\"input\": \"four\"}}\n",
+            );
+        head_files.insert("data/support.jsonl", edited);
+        let head = load(&head_files);
+        let detection = detect(
+            Base {
+                suite: Some(&base),
+                unloaded: &[],
+            },
+            &head,
+            &modified(&["data/support.jsonl"]),
+            false,
+        );
+        let support = &detection.affected[0];
+        assert_eq!(support.changes, ["dataset data/support.jsonl changed"]);
+        assert_eq!(
+            support.dataset_changes,
+            Some(DatasetChanges {
+                removed: vec!["c".to_owned()],
+                added: 1,
+                assertions_changed: vec!["a".to_owned()],
+                vars_changed: vec!["b".to_owned()],
+            })
+        );
+    }
+
+    #[test]
+    fn an_experiment_that_does_not_load_at_base_runs_candidate_only_and_says_so() {
+        let head = load(&files());
+        let mut base_files = files();
+        base_files.remove("configs/faq.yaml");
+        base_files.insert(
+            "promptgate.yaml",
+            SUITE.replace(
+                "experiments:\n",
+                "experiments:\n  - name: gone\n    variant: configs/gone.yaml\n    dataset: data/faq.jsonl\n",
+            ),
+        );
+        let tree: Arc<dyn crate::workspace::FileSource> =
+            Arc::new(MemTree::new(base_files.iter().map(|(p, t)| (*p, t.as_str()))));
+        let (mut base, decls) = crate::suite::load_config(&*tree, "promptgate.yaml").unwrap();
+        let mut unloaded = Vec::new();
+        for decl in &decls {
+            match crate::suite::load_experiment(&tree, &base, decl) {
+                Ok(e) => base.experiments.push(e),
+                Err(_) => unloaded.push(decl.name().to_owned()),
+            }
+        }
+        assert_eq!(unloaded, ["gone", "faq"]);
+        let detection = detect(
+            Base {
+                suite: Some(&base),
+                unloaded: &unloaded,
+            },
+            &head,
+            &modified(&["configs/faq.yaml", "promptgate.yaml"]),
+            false,
+        );
+        let faq = detection.affected.iter().find(|a| a.name == "faq").unwrap();
+        assert_eq!(faq.status, ExperimentStatus::Changed);
+        assert_eq!(
+            faq.changes,
+            ["does not load at base, so it runs candidate-only (see the verdict)"]
+        );
+        assert_eq!(
+            detection.removed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["gone"]
+        );
+    }
 }

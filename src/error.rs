@@ -47,6 +47,17 @@ impl Error {
             hint: Some(hint.into()),
         }
     }
+
+    /// The error on one line, for a verdict's reason: `file:line:column: message`.
+    pub fn summary(&self) -> String {
+        match self {
+            Error::Input(d) => match d.location() {
+                Some(location) => format!("{location}: {}", d.message),
+                None => d.message.clone(),
+            },
+            Error::Run { message, .. } | Error::Interrupted { message, .. } => message.clone(),
+        }
+    }
 }
 
 impl fmt::Display for Error {

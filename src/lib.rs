@@ -4,13 +4,17 @@
 //! gate → report. See ARCHITECTURE.md for the map.
 
 pub mod analyze;
+pub mod arms;
 pub mod assemble;
 pub mod chat;
 pub mod cli;
 pub mod commands;
+pub mod compare;
 pub mod detect;
 pub mod error;
+pub mod format;
 pub mod github;
+pub mod metrics;
 pub mod output;
 pub mod plan;
 pub mod providers;

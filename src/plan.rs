@@ -33,6 +33,9 @@ pub struct Job {
     /// The request, or why the prompt could not be rendered for this case (then the job is
     /// recorded as errored, never dropped).
     pub request: Result<Request, String>,
+    /// Send it even when the cache holds its answer, and never share an identical job's call:
+    /// a blocking latency gate needs calls timed in this run (see [`retime`]).
+    pub retime: bool,
 }
 
 /// What a run will cost, before it runs.
@@ -97,6 +100,7 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
                         provider: experiment.provider.clone(),
                         fallbacks: experiment.fallbacks.clone(),
                         request,
+                        retime: false,
                     });
                 }
             }
@@ -109,6 +113,17 @@ fn arm_name(arm: Arm) -> &'static str {
     match arm {
         Arm::Baseline => "baseline",
         Arm::Candidate => "candidate",
+    }
+}
+
+/// Marks both arms of the first `cases` cases of every compared experiment (dataset order) to
+/// be timed in this run, cache or not: latency is only ever compared between calls timed in
+/// the same run, and a blocking latency gate needs at least its minimum number of such pairs.
+pub fn retime(jobs: &mut [Job], compared: &[bool], cases: usize) {
+    for job in jobs.iter_mut() {
+        if compared.get(job.experiment).copied().unwrap_or(false) && job.case < cases {
+            job.retime = true;
+        }
     }
 }
 

@@ -45,6 +45,14 @@ pub struct Results {
     /// The suite's defaults the analysis read (α, seed, error tolerance, design).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defaults: Option<AnalysisDefaults>,
+    /// What the pull request changes in the policy that judges it (gates, α, seed, budget,
+    /// prices), one sentence each: the base's policy is in force, these take effect after merge.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_changes: Vec<String>,
+    /// Why the suite at base could not be loaded (file:line:column and the error): the
+    /// experiments ran candidate-only and the verdict is `fail` unless waived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_error: Option<String>,
     /// What waits for a maintainer, and whether untrusted code produced these results.
     #[serde(default, flatten)]
     pub trust: TrustFacts,
@@ -118,6 +126,10 @@ pub struct GateRecord {
     pub slo: Option<f64>,
     pub require_non_inferiority: bool,
     pub require_equivalence: bool,
+    /// A gate the pull request adds on a metric the base does not gate: decided with these
+    /// settings, but never blocking and outside Holm's family until it is merged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 /// The suite defaults the analysis depends on.
@@ -176,6 +188,10 @@ pub struct GitRef {
     #[serde(rename = "ref")]
     pub name: String,
     pub sha: String,
+    /// `--head WORKTREE`: the working tree was gated, `sha` is the commit it was on, and the
+    /// tree differed from it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dirty: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,6 +255,41 @@ pub struct ExperimentResult {
     /// Noise, A/A and sequential facts (issue 4); every key optional in `results.json`.
     #[serde(default, flatten)]
     pub noise: ExperimentNoise,
+    /// What changed between the arms, in words, and what the pull request did to the cases.
+    #[serde(default, flatten)]
+    pub changed: ChangeFacts,
+}
+
+/// What the pull request changed for one experiment; every key optional in `results.json`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChangeFacts {
+    /// Why the experiment is affected, in words: "provider `sim`: base_url changed", "variant
+    /// configs/x.yaml: model gpt-4o → gpt-4o-mini", "renamed from `old`".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    /// The pull request's edits to the cases both arms are scored on (head's), by case id,
+    /// against the base's dataset. Absent when the cases are unchanged or there is no baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_changes: Option<DatasetChanges>,
+}
+
+/// Cases removed, added or edited by the pull request, by id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetChanges {
+    /// Ids of cases at base that head no longer has.
+    pub removed: Vec<String>,
+    /// How many cases head has that the base did not.
+    pub added: usize,
+    /// Ids of cases whose own assertions differ between base and head.
+    pub assertions_changed: Vec<String>,
+    /// Ids of cases whose vars (the input) differ between base and head.
+    pub vars_changed: Vec<String>,
+}
+
+impl DatasetChanges {
+    pub fn is_empty(&self) -> bool {
+        self.removed.is_empty() && self.added == 0 && self.assertions_changed.is_empty() && self.vars_changed.is_empty()
+    }
 }
 
 /// How noisy an experiment's suite is, and how the run was designed.
@@ -308,6 +359,17 @@ pub struct ArmInfo {
     /// The variant's recorded `evaluation_metrics` (its baseline contract), for drift.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub evaluation_metrics: BTreeMap<String, f64>,
+    /// The provider's `timeout_ms` for this arm: an errored or timed-out call counts there in
+    /// latency.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// The latency an errored or timed-out call counts at when its provider sets no `timeout_ms`.
+pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
+
+fn default_timeout_ms() -> u64 {
+    DEFAULT_TIMEOUT_MS
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -351,11 +413,12 @@ pub struct MetricResult {
     /// 95% (1 − α) confidence interval of `delta`.
     pub ci: Option<[f64; 2]>,
     pub p_value: Option<f64>,
-    /// After Holm–Bonferroni across all gated metrics of the PR.
+    /// After Holm–Bonferroni across the PR's blocking gated metrics (`None` outside that
+    /// family: informational metrics are compared with α unadjusted).
     pub p_adjusted: Option<f64>,
-    /// `mcnemar-exact`, `wilcoxon-signed-rank`, `paired-bootstrap`, or `none`.
+    /// `mcnemar-exact`, `paired-t`, `sign-flip-permutation`, or `none`.
     pub test: String,
-    /// Number of paired cases the test used.
+    /// Units the test used: paired cases, or groups of cases (see `details.clustered`).
     pub n: usize,
     pub verdict: MetricVerdict,
     /// The CI proves the candidate is not worse than the margin.
@@ -379,7 +442,7 @@ pub struct MetricResult {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MetricDetails {
     /// What `delta` and `ci` estimate: `mean-difference`, `proportion-difference` (Newcombe
-    /// interval), `hodges-lehmann-shift` (ordinal scores), `quantile-difference`.
+    /// interval), `quantile-difference` (over calls).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimand: Option<String>,
     /// `candidate / baseline − 1` and its interval, for ratio metrics (cost per request).
@@ -387,16 +450,19 @@ pub struct MetricDetails {
     pub relative_delta: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relative_ci: Option<[f64; 2]>,
-    /// TOST: the (1 − 2α) interval lies inside ±margin. `None` when the margin is 0.
+    /// TOST: the (1 − 2α) interval lies inside ±margin, on the decision's scale. `None` when
+    /// the margin is 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equivalent: Option<bool>,
+    /// The (1 − 2α) interval equivalence was judged on (the decision's scale).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equivalence_ci: Option<[f64; 2]>,
-    /// The margin is smaller than the minimum detectable effect: a real regression of the
-    /// margin's size would likely pass unnoticed.
+    /// The suite has fewer units than `cases_needed`: a regression of the margin's size would
+    /// likely pass unnoticed.
     #[serde(default)]
     pub underpowered: bool,
-    /// Cases needed to detect a change of the margin's size (α, 80% power).
+    /// Units needed to detect a change of the margin's size with 80% power by this metric's
+    /// test at α over Holm's family (the same model as `mde`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cases_needed: Option<usize>,
     /// Variance between cases and within a case (over repeats), averaged over the arms.
@@ -413,6 +479,49 @@ pub struct MetricDetails {
     /// The candidate variant's recorded `evaluation_metrics` value against this run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<Drift>,
+    /// The fewest units (cases, or groups) this metric's test judges; below it the verdict is
+    /// `too_few` and the metric is not gated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_n: Option<usize>,
+    /// Cases compared (`n` counts units, which are groups when the dataset groups its cases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cases: Option<usize>,
+    /// Cases left out of the comparison because only one arm has a value of this run (a cached
+    /// call has no latency of this run).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub left_out: usize,
+    /// Whether the cases were clustered by their dataset `group`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clustered: bool,
+    /// The interval has zero width: the spread is unknown, so it proves nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub variance_unknown: bool,
+    /// The estimate, interval and margin the decision read: on the relative scale
+    /// (`candidate / baseline − 1`) for a relative margin, else in the metric's unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<DecisionBasis>,
+    /// The standard deviation of the per-unit difference the test saw (the start of the plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sd: Option<f64>,
+    /// Holm's family the p-value was adjusted in (blocking gated metrics judged in this run);
+    /// the plan (`mde`, `cases_needed`) is for a test at α divided by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<usize>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// What a metric's decision was made on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DecisionBasis {
+    /// `true`: the relative change `candidate / baseline − 1`; `false`: the metric's unit.
+    pub relative: bool,
+    pub estimate: f64,
+    pub ci: Option<[f64; 2]>,
+    /// The margin on the same scale.
+    pub margin: f64,
 }
 
 /// A recorded metric value compared with the measured one.
@@ -441,6 +550,9 @@ pub enum Flip {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CaseResult {
     pub id: String,
+    /// The case's `group` in the dataset: cases of one group are resampled and tested together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// The case's `input` var (or its vars as JSON), for the report.
     pub input: String,
     /// One call per repeat; empty for a candidate-only (new) experiment's baseline.

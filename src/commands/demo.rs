@@ -2,12 +2,12 @@
 //! fixtures compiled into the binary.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, bail};
 
 use super::run::{GateOptions, print_outcome, run_gate};
 use crate::error::exit;
+use crate::workspace::{Repo, ScratchDir};
 
 include!(concat!(env!("OUT_DIR"), "/demo_files.rs"));
 
@@ -22,29 +22,21 @@ pub fn demo(out: &Path, live: bool) -> anyhow::Result<u8> {
         )
         .into());
     }
-    let repo = TempRepo::create()?;
-    write_tree(&repo.0, "base/")?;
+    let scratch = ScratchDir::create("demo")?;
+    let root = scratch.path();
+    let repo = Repo::init(root, "main").context("creating the demo repository (the demo needs git on PATH)")?;
+    write_tree(root, "base/")?;
     if live {
-        go_live(&repo.0)?;
+        go_live(root)?;
     }
-    git(&repo.0, &["add", "-A"])?;
-    git(&repo.0, &["commit", "-q", "-m", "base: the prompts in production"])?;
-    git(&repo.0, &["checkout", "-q", "-b", "pr"])?;
-    clear_tree(&repo.0)?;
-    write_tree(&repo.0, "pr/")?;
+    repo.commit_all("base: the prompts in production")?;
+    repo.switch_new("pr")?;
+    clear_tree(root)?;
+    write_tree(root, "pr/")?;
     if live {
-        go_live(&repo.0)?;
+        go_live(root)?;
     }
-    git(&repo.0, &["add", "-A"])?;
-    git(
-        &repo.0,
-        &[
-            "commit",
-            "-q",
-            "-m",
-            "pr: drop the refunds paragraph; shorten the FAQ prompt",
-        ],
-    )?;
+    repo.commit_all("pr: drop the refunds paragraph; shorten the FAQ prompt")?;
 
     eprintln!("promptgate demo: a throwaway repo with a base commit (main) and a PR commit (pr)");
     if live {
@@ -67,7 +59,7 @@ pub fn demo(out: &Path, live: bool) -> anyhow::Result<u8> {
         trust: None,
         ref_names: None,
     };
-    let run = run_gate(&repo.0, &options)?;
+    let run = run_gate(root, &options)?;
     print_outcome(&run);
     if let Some(e) = run.run_error {
         return Err(e.into());
@@ -90,29 +82,6 @@ fn live_suite(text: &str) -> String {
         &format!("providers:\n  offline: {{type: mock}}\n  openai: {{type: openai, api_key_env: {LIVE_KEY}, concurrency: 8}}\n"),
     )
     .replace("provider: offline}", "provider: openai}")
-}
-
-/// A temporary folder removed on drop.
-struct TempRepo(PathBuf);
-
-impl TempRepo {
-    fn create() -> anyhow::Result<TempRepo> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("promptgate-demo-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let repo = TempRepo(dir);
-        git(&repo.0, &["init", "-q", "-b", "main"])?;
-        Ok(repo)
-    }
-}
-
-impl Drop for TempRepo {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn write_tree(root: &Path, prefix: &str) -> anyhow::Result<()> {
@@ -144,36 +113,6 @@ fn clear_tree(root: &Path) -> anyhow::Result<()> {
         } else {
             std::fs::remove_file(&path)?;
         }
-    }
-    Ok(())
-}
-
-/// Runs git with a fixed identity and no user configuration, so the demo works on any machine.
-fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=promptgate demo",
-            "-c",
-            "user.email=demo@promptgate.invalid",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "core.hooksPath=/dev/null",
-        ])
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .output()
-        .context("running git (the demo needs git on PATH)")?;
-    if !out.status.success() {
-        bail!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
     }
     Ok(())
 }

@@ -81,6 +81,13 @@ pub fn init(repo_dir: &Path, config: &str, force: bool) -> anyhow::Result<u8> {
         std::fs::write(&ignore, format!("{existing}{separator}promptgate-out/\n"))?;
         println!("added promptgate-out/ (the run's outputs) to .gitignore");
     }
+    println!(
+        "note: the scaffold's dataset has 2 cases: enough to see the tool work, too few to judge anything \
+         (pass_rate needs {}, cost_per_request {}, latency_p95_ms {} cases); until then its metrics are reported, not gated",
+        crate::metrics::Metric::of(crate::metrics::PASS_RATE).min_units(),
+        crate::metrics::Metric::of(crate::metrics::COST).min_units(),
+        crate::metrics::Metric::of(crate::metrics::LATENCY_P95).min_units(),
+    );
     println!("next: `promptgate validate`, then commit and gate a change with `promptgate run --base main`");
     Ok(exit::PASS)
 }

@@ -5,38 +5,44 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::cli::DetectArgs;
-use crate::detect;
 use crate::error::{Error, exit};
-use crate::report;
-use crate::suite;
 use crate::workspace::{DirTree, FileSource, GitTree, Repo};
+use crate::{compare, report, suite};
 
 pub fn detect(repo_dir: &Path, config: &str, args: &DetectArgs) -> anyhow::Result<u8> {
-    let repo = Repo::open(repo_dir)?;
-    let base_sha = repo.resolve(&args.base)?;
-    let head_sha = repo.resolve(&args.head)?;
-    let merge_base = repo.merge_base(&base_sha, &head_sha)?;
-    let changes = repo.changes(&merge_base, &head_sha)?;
-    let head = suite::load(Arc::new(GitTree::new(repo.root(), &head_sha)), config)?;
-    let base_tree: Arc<dyn FileSource> = Arc::new(GitTree::new(repo.root(), &merge_base));
-    let base = match base_tree.read(config) {
-        Ok(Some(_)) => suite::load(base_tree, config).ok(),
-        _ => None,
-    };
-    let detection = detect::detect(base.as_ref(), &head, &changes, args.all);
+    let cmp = compare::compare(
+        repo_dir,
+        &compare::Request {
+            base: &args.base,
+            head: &args.head,
+            config,
+            all: args.all,
+        },
+    )?;
+    // The base's errors and the policy changes are part of what detect reports, on stdout.
+    for notice in cmp.tree_notices() {
+        eprintln!("{notice}");
+    }
+    let detection = &cmp.detection;
     let mut out = std::io::stdout().lock();
     if args.json {
         let json = serde_json::json!({
-            "base": {"ref": args.base, "sha": base_sha},
-            "head": {"ref": args.head, "sha": head_sha},
-            "merge_base": merge_base,
-            "changes": changes,
+            "base": cmp.base_ref,
+            "head": cmp.head_ref,
+            "merge_base": cmp.merge_base,
+            "changes": cmp.changes,
             "affected": detection.affected,
             "removed": detection.removed,
             "unaffected": detection.unaffected,
+            "policy_changes": cmp.policy.changes,
+            "base_error": cmp.base_error(),
+            "not_compared": cmp.not_compared,
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
         return Ok(exit::PASS);
+    }
+    if let Some(error) = cmp.base_error() {
+        writeln!(out, "base does not load: {error}")?;
     }
     if detection.affected.is_empty() && detection.removed.is_empty() {
         writeln!(
@@ -52,11 +58,38 @@ pub fn detect(repo_dir: &Path, config: &str, args: &DetectArgs) -> anyhow::Resul
         } else {
             writeln!(out, "{}\t{status}\t{}", a.name, a.affected_by.join(", "))?;
         }
+        for change in &a.changes {
+            writeln!(out, "  - {change}")?;
+        }
+        if let Some(d) = &a.dataset_changes {
+            writeln!(out, "  - cases: {}", dataset_sentence(d))?;
+        }
     }
     for name in &detection.unaffected {
         writeln!(out, "{name}\tunaffected")?;
     }
+    for change in &cmp.policy.changes {
+        writeln!(out, "policy (takes effect after merge): {change}")?;
+    }
     Ok(exit::PASS)
+}
+
+/// "2 removed (a, b), 1 added, assertions changed: c".
+fn dataset_sentence(d: &crate::results::DatasetChanges) -> String {
+    let mut parts = Vec::new();
+    if !d.removed.is_empty() {
+        parts.push(format!("{} removed ({})", d.removed.len(), d.removed.join(", ")));
+    }
+    if d.added > 0 {
+        parts.push(format!("{} added", d.added));
+    }
+    if !d.assertions_changed.is_empty() {
+        parts.push(format!("assertions changed: {}", d.assertions_changed.join(", ")));
+    }
+    if !d.vars_changed.is_empty() {
+        parts.push(format!("vars changed: {}", d.vars_changed.join(", ")));
+    }
+    parts.join(", ")
 }
 
 pub fn validate(repo_dir: &Path, config: &str, at_ref: Option<&str>) -> anyhow::Result<u8> {
@@ -82,6 +115,9 @@ pub fn validate(repo_dir: &Path, config: &str, at_ref: Option<&str>) -> anyhow::
                 s.experiments.len(),
                 s.gates.len()
             );
+            for note in s.sample_size_notes() {
+                eprintln!("note: {note}");
+            }
             Ok(exit::PASS)
         }
         Err(errors) => {

@@ -9,7 +9,7 @@ use crate::cli::MergeArgs;
 use crate::error::{Diagnostic, Error};
 use crate::report;
 use crate::results::*;
-use crate::verdict::{Policy, count_calls, error_budget_exceeded, judge, overall_verdict};
+use crate::verdict::{Policy, count_calls, judge, overall_verdict, run_error, with_base_error};
 
 pub fn merge(args: &MergeArgs) -> anyhow::Result<u8> {
     let mut shards = Vec::with_capacity(args.shards.len());
@@ -20,8 +20,7 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<u8> {
         });
     }
     let results = combine(&shards, args.allow_partial)?;
-    let max_error_rate = results.defaults.as_ref().map_or(1.0, |d| d.max_error_rate);
-    let run_error = error_budget_exceeded(&results, max_error_rate);
+    let run_error = run_error(&results);
     let written = report::write_outputs(&results, &args.out)?;
     let run = GateRun {
         results,
@@ -130,7 +129,8 @@ fn combine(shards: &[Input], allow_partial: bool) -> anyhow::Result<Results> {
         resumed: all().map(|r| r.resumed).sum(),
         ..count_calls(&experiments)
     };
-    let (verdict, mut reason) = overall_verdict(&experiments);
+    // A base that did not load fails the merged run as it failed each shard.
+    let (verdict, mut reason) = with_base_error(overall_verdict(&experiments), first.results.base_error.as_deref());
     if !merged.missing.is_empty() {
         let missing: Vec<String> = merged.missing.iter().map(u32::to_string).collect();
         reason.push_str(&format!(
@@ -157,6 +157,8 @@ fn combine(shards: &[Input], allow_partial: bool) -> anyhow::Result<Results> {
         merged: Some(merged),
         gates: Some(gates),
         defaults: Some(defaults),
+        policy_changes: first.results.policy_changes.clone(),
+        base_error: first.results.base_error.clone(),
     };
     // Every shard holds the same experiments for a maintainer's approval (the hold depends on
     // the suite, not on the cases): the merged run waits for the same.

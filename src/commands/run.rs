@@ -3,23 +3,18 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::assemble;
 use crate::cli::GateFlags;
 use crate::detect::{self, Detection};
 use crate::error::{Diagnostic, Error, exit};
 use crate::plan::{self, Arm, Job, PlanFacts, Planned};
-use crate::providers::{self, pricing::PriceTable};
-use crate::report;
+use crate::providers::pricing::PriceTable;
 use crate::results::*;
 use crate::runner::{self, Endpoint};
-use crate::stats;
 use crate::suite::{self, Suite};
-use crate::trust;
 use crate::verdict::{self, Policy, sequential};
-use crate::workspace::{FileSource, GitTree, Repo};
+use crate::{arms, assemble, compare, report, stats, trust};
 
 pub struct GateOptions {
     pub base: String,
@@ -105,61 +100,83 @@ pub fn run_gate_with(
     on_plan: &dyn Fn(&PlanFacts) -> anyhow::Result<()>,
 ) -> anyhow::Result<GateRun> {
     let started = Instant::now();
-    let repo = Repo::open(repo_dir)?;
-    let base_sha = repo.resolve(&options.base)?;
-    let head_sha = repo.resolve(&options.head)?;
-    let merge_base = repo.merge_base(&base_sha, &head_sha)?;
-    let changes = repo.changes(&merge_base, &head_sha)?;
-
-    let head_tree: Arc<dyn FileSource> = Arc::new(GitTree::new(repo.root(), &head_sha));
-    let head = suite::load(head_tree, &options.config)?;
-    let base = load_base(Arc::new(GitTree::new(repo.root(), &merge_base)), &options.config);
-    // A/A compares the suite at base with itself: that suite plays the head's role throughout.
-    let (head, base, detection) = if options.aa {
-        let Some(base) = base else {
+    let cmp = compare::compare(
+        repo_dir,
+        &compare::Request {
+            base: &options.base,
+            head: &options.head,
+            config: &options.config,
+            all: options.all,
+        },
+    )?;
+    // A/A compares the suite at base with itself: it plays both arms, under its own policy.
+    let aa_detection_holder;
+    let aa_policy;
+    let (candidate_suite, candidate_side, baseline_suite, detection, policy_in_force) = if options.aa {
+        let Some(base) = cmp.base_suite.as_ref() else {
             return Err(Error::run_with_hint(
                 format!(
                     "--aa needs the suite at {} ({}), and it does not load there",
                     options.base,
-                    short(&merge_base)
+                    short(&cmp.merge_base)
                 ),
                 "run the A/A check against a ref where the suite exists",
             )
             .into());
         };
-        let detection = aa_detection(&base);
-        let twin = load_base(Arc::new(GitTree::new(repo.root(), &merge_base)), &options.config);
-        (base, twin, detection)
+        aa_detection_holder = aa_detection(base);
+        aa_policy = compare::policy_in_force(Some(base), base);
+        (base, &cmp.base, Some(base), &aa_detection_holder, &aa_policy)
     } else {
-        let detection = detect::detect(base.as_ref(), &head, &changes, options.all);
-        (head, base, detection)
+        for notice in cmp.notices() {
+            eprintln!("{notice}");
+        }
+        (
+            &cmp.head_suite,
+            &cmp.head,
+            cmp.base_suite.as_ref(),
+            &cmp.detection,
+            &cmp.policy,
+        )
     };
+    let defaults = &policy_in_force.defaults;
     eprintln!(
         "promptgate: {} changed path(s) between {} and {}; {} experiment(s) affected, {} removed, {} unaffected",
         detection.changed_paths.len(),
-        short(&merge_base),
-        short(&head_sha),
+        short(&cmp.merge_base),
+        head_label(&cmp),
         detection.affected.len(),
         detection.removed.len(),
         detection.unaffected.len()
     );
 
+    // Say up front when an experiment is too small for a gate: its metrics will be reported,
+    // not gated.
+    for note in candidate_suite.sample_size_notes() {
+        if detection
+            .affected
+            .iter()
+            .any(|a| note.starts_with(&format!("experiment `{}` ", a.name)))
+        {
+            eprintln!("note: {note}");
+        }
+    }
     if let Some(shard) = options.shard {
-        refuse_shard(shard, options.aa, head.defaults.sequential)?;
+        refuse_shard(shard, options.aa, defaults.sequential)?;
     }
 
     // --- Keys (src/trust.rs): experiments using a provider this run may not give a key to
     // wait for a maintainer. The rest of the gate sees them as not planned.
-    for suite in std::iter::once(&head).chain(base.as_ref()) {
+    for suite in std::iter::once(candidate_suite).chain(baseline_suite) {
         trust::register_keys(&suite.providers);
     }
     let key_changes = trust::review(
-        base.as_ref().map(|b| &b.providers),
-        &head.providers,
+        baseline_suite.map(|b| &b.providers),
+        &candidate_suite.providers,
         &detection.changed_paths,
     );
     let held = match &options.trust {
-        Some(policy) => trust::hold(policy, &key_changes, &head.providers),
+        Some(policy) => trust::hold(policy, &key_changes, &candidate_suite.providers),
         None => {
             if let Some(notice) = trust::notice(&key_changes) {
                 eprintln!("{}", crate::github::actions::inert(&notice));
@@ -173,18 +190,28 @@ pub fn run_gate_with(
         .affected
         .iter()
         .filter_map(|a| {
-            let candidate = head.experiments.iter().find(|e| e.name == a.name)?;
+            let candidate = candidate_suite.experiments.iter().find(|e| e.name == a.name)?;
             let baseline = match a.status {
                 ExperimentStatus::New => None,
-                _ => base
-                    .as_ref()
-                    .and_then(|b| b.experiments.iter().find(|e| e.name == a.name)),
+                _ => baseline_suite.and_then(|b| b.experiments.iter().find(|e| e.name == a.base_name())),
             };
             Some(Planned { candidate, baseline })
         })
         .collect();
     let (planned, mut held) = trust::withhold(planned, held);
-    let mut jobs = plan::jobs(&planned, head.defaults.seed);
+    let mut jobs = plan::jobs(&planned, defaults.seed);
+    // A blocking latency gate compares calls timed in this run only: its minimum number of
+    // cases is sent again even when the cache has their answers.
+    let retime_cases = policy_in_force
+        .gates
+        .iter()
+        .filter(|g| g.blocking && crate::metrics::Metric::of(&g.metric).quantile().is_some())
+        .map(|g| crate::metrics::Metric::of(&g.metric).min_units())
+        .max();
+    if let Some(cases) = retime_cases {
+        let compared: Vec<bool> = planned.iter().map(|p| p.baseline.is_some()).collect();
+        plan::retime(&mut jobs, &compared, cases);
+    }
     if let Some(shard) = options.shard {
         // Same jobs, seeds and requests as the full run, so shards union to it call for call.
         jobs.retain(|j| {
@@ -207,9 +234,15 @@ pub fn run_gate_with(
             }
         }
     }
-    let prices = PriceTable::new(&head.pricing);
-    let endpoints = endpoints(&head, base.as_ref(), &jobs)?;
-    let simulated = !endpoints.is_empty() && endpoints.values().all(|e| e.provider.simulated());
+    let prices = PriceTable::new(&policy_in_force.pricing);
+    let baseline_arm = baseline_suite.map(|suite| arms::ArmSource { suite, side: &cmp.base });
+    let candidate_arm = arms::ArmSource {
+        suite: candidate_suite,
+        side: candidate_side,
+    };
+    let endpoints = arms::endpoints(&cmp.repo, &mut jobs, baseline_arm, candidate_arm)?;
+    let provider_names = endpoints.names();
+    let simulated = !endpoints.map.is_empty() && endpoints.map.values().all(|e| e.provider.simulated());
     let estimate = plan::estimate(&jobs, &prices);
     if !jobs.is_empty() {
         eprintln!(
@@ -233,19 +266,20 @@ pub fn run_gate_with(
     for model in &estimate.unpriced_models {
         eprintln!(
             "warning: model `{model}` has no price; its calls are counted at $0 (add it under `pricing:` in {})",
-            head.config_path
+            candidate_suite.config_path
         );
     }
-    let (planned, jobs, estimate) = match plan::check_budget(&estimate, &head.budget, options.approve_cost, simulated) {
-        Ok(()) => (planned, jobs, estimate),
-        // In CI a cost above the approval threshold waits for a maintainer, like a key.
-        Err(refusal) if options.trust.as_ref().is_some_and(|p| p.hold_over_budget) => {
-            let policy = options.trust.as_ref().map(|p| p.how_cost.clone()).unwrap_or_default();
-            held = Some(trust::hold_for_cost(planned, held.take(), &refusal, &policy));
-            (Vec::new(), Vec::new(), plan::Estimate::default())
-        }
-        Err(refusal) => return Err(refusal.into()),
-    };
+    let (planned, jobs, estimate) =
+        match plan::check_budget(&estimate, &policy_in_force.budget, options.approve_cost, simulated) {
+            Ok(()) => (planned, jobs, estimate),
+            // In CI a cost above the approval threshold waits for a maintainer, like a key.
+            Err(refusal) if options.trust.as_ref().is_some_and(|p| p.hold_over_budget) => {
+                let how = options.trust.as_ref().map(|p| p.how_cost.clone()).unwrap_or_default();
+                held = Some(trust::hold_for_cost(planned, held.take(), &refusal, &how));
+                (Vec::new(), Vec::new(), plan::Estimate::default())
+            }
+            Err(refusal) => return Err(refusal.into()),
+        };
     on_plan(&PlanFacts {
         experiments: planned.len(),
         calls: jobs.len(),
@@ -254,29 +288,60 @@ pub fn run_gate_with(
     })?;
 
     // Offline mock spend is simulated: reported, not capped (as in `plan::check_budget`).
-    let max_usd = head.budget.max_usd.filter(|_| !simulated);
+    let max_usd = policy_in_force.budget.max_usd.filter(|_| !simulated);
     let run_batch = |batch: &[Job]| {
         execute(
             batch,
-            &endpoints,
+            &endpoints.map,
             &prices,
             max_usd,
             options.cache_dir.clone(),
             options.journal.clone(),
         )
     };
-    let policy = Policy::of(&head);
-    let assemble_at = |jobs: &[Job], report: &runner::Report, look: Option<&stats::Look>| {
+    let policy = Policy {
+        gates: policy_in_force.gates.clone(),
+        pending: policy_in_force.pending.clone(),
+        alpha: defaults.alpha,
+        seed: defaults.seed,
+        max_error_rate: defaults.max_error_rate,
+    };
+    let (mut base_ref, mut head_ref) = cmp.result_refs();
+    if let Some((base_name, head_name)) = &options.ref_names {
+        base_ref.name = base_name.clone();
+        head_ref.name = head_name.clone();
+    }
+    let base_error = if options.aa { None } else { cmp.base_error() };
+    // Each arm's provider timeout, from that arm's suite: errored calls count there in latency.
+    let timeout_of = |suite: Option<&Suite>, provider: &str| {
+        suite
+            .and_then(|s| s.providers.get(provider))
+            .map_or(crate::metrics::DEFAULT_TIMEOUT_MS, |p| p.timeout_ms)
+    };
+    let timeouts: Vec<(u64, u64)> = planned
+        .iter()
+        .map(|p| {
+            let base_timeout = p.baseline.map_or(crate::metrics::DEFAULT_TIMEOUT_MS, |b| {
+                timeout_of(baseline_suite.or(Some(candidate_suite)), &b.provider)
+            });
+            (base_timeout, timeout_of(Some(candidate_suite), &p.candidate.provider))
+        })
+        .collect();
+    let assemble_at = |jobs: &[Job], report: &runner::Report, look: Option<&stats::Look>, plan: verdict::Plan| {
         let mut experiments = assemble::experiments(&assemble::Input {
             planned: &planned,
-            detection: &detection,
+            detection,
             jobs,
             outcomes: &report.outcomes,
             prices: &prices,
+            timeouts: &timeouts,
             shard: options.shard,
+            provider_names: &provider_names,
         });
-        verdict::judge(&mut experiments, &policy, look);
-        experiments.extend(assemble::removed(&detection));
+        verdict::judge_with(&mut experiments, &policy, look, plan);
+        let mut removed = assemble::removed(detection);
+        verdict::judge_removed(&mut removed, &policy);
+        experiments.extend(removed);
         let run = RunFacts {
             cache_hits: report.cache_hits,
             estimated_usd: estimate.usd,
@@ -288,15 +353,15 @@ pub fn run_gate_with(
             resumed: report.resumed,
             ..verdict::count_calls(&experiments)
         };
-        let (verdict, reason) = verdict::overall_verdict(&experiments);
+        let (verdict, reason) = verdict::with_base_error(verdict::overall_verdict(&experiments), base_error.as_deref());
         Results {
             shard: options.shard,
             merged: None,
-            gates: Some(head.gates.iter().map(verdict::gate_record).collect()),
+            gates: Some(policy.records()),
             defaults: Some(AnalysisDefaults {
-                alpha: head.defaults.alpha,
-                seed: head.defaults.seed,
-                max_error_rate: head.defaults.max_error_rate,
+                alpha: defaults.alpha,
+                seed: defaults.seed,
+                max_error_rate: defaults.max_error_rate,
                 sequential: look.is_some(),
                 aa: false,
             }),
@@ -305,30 +370,34 @@ pub fn run_gate_with(
             verdict,
             reason,
             base: GitRef {
-                name: options.ref_names.as_ref().map_or(&options.base, |n| &n.0).clone(),
-                sha: base_sha.clone(),
+                // The commit evaluated is the merge base (DESIGN: `base.sha`).
+                sha: cmp.merge_base.clone(),
+                ..base_ref.clone()
             },
-            head: GitRef {
-                name: options.ref_names.as_ref().map_or(&options.head, |n| &n.1).clone(),
-                sha: head_sha.clone(),
-            },
-            config: head.config_path.clone(),
+            head: head_ref.clone(),
+            config: candidate_suite.config_path.clone(),
             experiments,
             unaffected: detection.unaffected.clone(),
             run,
-            requests_per_month: head.requests_per_month,
+            requests_per_month: candidate_suite.requests_per_month,
             waiver: None,
+            policy_changes: if options.aa {
+                Vec::new()
+            } else {
+                policy_in_force.changes.clone()
+            },
+            base_error: base_error.clone(),
             trust: TrustFacts::default(),
         }
     };
-    let (mut results, report) = if head.defaults.sequential && !options.aa && !jobs.is_empty() {
-        run_sequential(&jobs, &run_batch, &head.defaults, &assemble_at)?
+    let (mut results, report) = if defaults.sequential && !options.aa && !jobs.is_empty() {
+        run_sequential(&jobs, &run_batch, defaults, &assemble_at)?
     } else {
         let report = run_batch(&jobs)?;
-        (assemble_at(&jobs, &report, None), report)
+        (assemble_at(&jobs, &report, None, verdict::Plan::Power), report)
     };
     if options.aa {
-        verdict::aa::add_summaries(&mut results, &head.gates, head.defaults.alpha, head.defaults.seed);
+        verdict::aa::add_summaries(&mut results, &policy.gates, defaults.alpha, defaults.seed);
         if let Some(d) = &mut results.defaults {
             d.aa = true;
         }
@@ -336,14 +405,32 @@ pub fn run_gate_with(
     if let Some(held) = held {
         trust::apply(&mut results, held.needed);
     }
-    let run_error = budget_cap_reached(&report, max_usd)
-        .or_else(|| verdict::error_budget_exceeded(&results, head.defaults.max_error_rate));
+    // A run that could not finish is never a verdict on the change: the budget's refusals and
+    // an arm's failed calls (judged in `verdict`) make the verdict `error`, with what to do.
+    let run_error = match budget_cap_reached(&report, max_usd) {
+        Some((message, hint)) => {
+            results.verdict = Verdict::Error;
+            results.reason = message.clone();
+            Some(Error::run_with_hint(message, hint))
+        }
+        None => verdict::run_error(&results),
+    };
+    drop(endpoints);
     let written = report::write_outputs(&results, &options.out)?;
     Ok(GateRun {
         results,
         written,
         run_error,
     })
+}
+
+/// The head as the messages name it: a short SHA, or the working tree.
+fn head_label(cmp: &compare::Comparison) -> String {
+    if cmp.head_ref.name == compare::WORKTREE {
+        format!("the working tree (on {})", short(&cmp.head_ref.sha))
+    } else {
+        short(&cmp.head_ref.sha).to_owned()
+    }
 }
 
 /// A shard is a fixed share of the cases; the designs that need every case refuse it.
@@ -365,67 +452,6 @@ fn refuse_shard(shard: Shard, aa: bool, sequential: bool) -> Result<(), Error> {
         "run without --shard, or set `defaults.sequential: false` in the suite to shard a fixed design"
     })
     .into())
-}
-
-/// The suite at base, as far as it loads. A missing suite means every experiment is new; an
-/// experiment that does not load at base runs candidate-only, with a warning.
-fn load_base(tree: Arc<dyn FileSource>, config: &str) -> Option<Suite> {
-    match tree.read(config) {
-        Ok(Some(_)) => {}
-        _ => return None,
-    }
-    let (mut suite, decls) = match suite::load_config(&*tree, config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("warning: the suite does not load at base, so every experiment runs candidate-only:\n{e}");
-            return None;
-        }
-    };
-    for decl in &decls {
-        match suite::load_experiment(&tree, &suite, decl) {
-            Ok(e) => suite.experiments.push(e),
-            Err(e) => eprintln!(
-                "warning: experiment `{}` does not load at base; it runs candidate-only:\n{e}",
-                decl.name()
-            ),
-        }
-    }
-    Some(suite)
-}
-
-fn endpoints(head: &Suite, base: Option<&Suite>, jobs: &[Job]) -> Result<BTreeMap<String, Endpoint>, Error> {
-    let mut endpoints = BTreeMap::new();
-    for name in jobs
-        .iter()
-        .flat_map(|job| std::iter::once(&job.provider).chain(&job.fallbacks))
-    {
-        if endpoints.contains_key(name) {
-            continue;
-        }
-        let spec = head
-            .providers
-            .get(name)
-            .or_else(|| base.and_then(|b| b.providers.get(name)));
-        let Some(spec) = spec else { continue };
-        endpoints.insert(
-            name.clone(),
-            Endpoint {
-                provider: providers::build(spec)?,
-                concurrency: spec.concurrency,
-                timeout: Duration::from_millis(spec.timeout_ms),
-                max_retries: spec.max_retries,
-                requests_per_minute: spec.requests_per_minute,
-                tokens_per_minute: spec.tokens_per_minute,
-                cache_identity: format!(
-                    "{}|{}|{}",
-                    spec.kind.as_str(),
-                    spec.base_url.as_deref().unwrap_or(""),
-                    spec.deployment.as_deref().unwrap_or("")
-                ),
-            },
-        );
-    }
-    Ok(endpoints)
 }
 
 fn execute(
@@ -471,8 +497,9 @@ fn execute(
     Ok(report)
 }
 
-/// Calls the budget refused leave the comparison incomplete: a run error (exit 3).
-fn budget_cap_reached(report: &runner::Report, max_usd: Option<f64>) -> Option<Error> {
+/// Calls the budget refused leave the comparison incomplete: a run error (exit 3). The message
+/// and what to do.
+fn budget_cap_reached(report: &runner::Report, max_usd: Option<f64>) -> Option<(String, &'static str)> {
     let cap = max_usd.filter(|_| report.budget_exhausted)?;
     let refused = report
         .outcomes
@@ -485,11 +512,11 @@ fn budget_cap_reached(report: &runner::Report, max_usd: Option<f64>) -> Option<E
                     .is_err_and(|e| e.starts_with("not sent: the budget cap"))
         })
         .count();
-    Some(Error::run_with_hint(
+    Some((
         format!(
-            "{refused} call(s) were not sent: the budget's hard cap of {} would have been exceeded (spent {})",
-            plan::usd(cap),
-            plan::usd(report.spent_usd)
+            "the run failed: {refused} call(s) were not sent: the budget's hard cap of {} would have been exceeded (spent {})",
+            crate::format::dollars(cap),
+            crate::format::dollars(report.spent_usd)
         ),
         "the results were written; raise `budget.max_usd` in promptgate.yaml, or lower repeats or cases",
     ))
@@ -505,6 +532,9 @@ fn aa_detection(suite: &Suite) -> Detection {
                 name: e.name.clone(),
                 status: ExperimentStatus::Forced,
                 affected_by: Vec::new(),
+                changes: Vec::new(),
+                renamed_from: None,
+                dataset_changes: None,
             })
             .collect(),
         ..Detection::default()
@@ -512,7 +542,7 @@ fn aa_detection(suite: &Suite) -> Detection {
 }
 
 /// Assembles the results of the jobs run so far, at a sequential look or for the fixed design.
-type AssembleAt<'a> = dyn Fn(&[Job], &runner::Report, Option<&stats::Look>) -> Results + 'a;
+type AssembleAt<'a> = dyn Fn(&[Job], &runner::Report, Option<&stats::Look>, verdict::Plan) -> Results + 'a;
 type RunBatch<'a> = dyn Fn(&[Job]) -> anyhow::Result<runner::Report> + 'a;
 
 /// Sequential: looks at equal shares of each experiment's cases in a seeded order, each judged
@@ -553,8 +583,12 @@ fn run_sequential(
         );
         absorb(&mut report, run_batch(&batch)?);
         run_jobs.extend(batch);
-        let mut results = assemble_at(&run_jobs, &report, design.look(k).as_ref());
+        // Each look needs only the verdicts to decide whether to stop; the look that stops is
+        // judged again with its power plan.
+        let look = design.look(k);
+        let results = assemble_at(&run_jobs, &report, look.as_ref(), verdict::Plan::VerdictsOnly);
         if sequential::settled(&results, level) || k + 1 == looks {
+            let mut results = assemble_at(&run_jobs, &report, look.as_ref(), verdict::Plan::Power);
             let cases = by_experiment.iter().map(|(ei, c)| (*ei, c.len())).collect();
             let calls = by_experiment
                 .keys()
@@ -568,7 +602,7 @@ fn run_sequential(
         }
     }
     // Unreachable: the last look always returns. An empty plan has nothing to run.
-    Ok((assemble_at(&run_jobs, &report, None), report))
+    Ok((assemble_at(&run_jobs, &report, None, verdict::Plan::Power), report))
 }
 
 /// Adds one batch's report to the run's.

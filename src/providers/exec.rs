@@ -2,7 +2,8 @@
 //! pipeline (retrieval, tools, post-processing — e.g. a RAG app) is what gets A/B-tested.
 //!
 //! Protocol, one process per call:
-//! - `command` is an argv list, run without a shell, in promptgate's working directory, with a
+//! - `command` is an argv list, run without a shell, from the root of its arm's tree (the
+//!   baseline's from a checkout of the merge base, so its scripts are the base's), with a
 //!   minimal environment: `PATH`, `HOME`, the locale and the temporary folder
 //!   (`secrets::CHILD_BASE_ENV`), plus the variables the provider's `env:` lists. Nothing else
 //!   is inherited, the GitHub token least of all; the listed values are redacted from every
@@ -55,6 +56,8 @@ pub struct ExecProvider {
     args: Vec<String>,
     /// The variables passed through (besides the harmless base set).
     env: Vec<String>,
+    /// Where the command runs; `None`: promptgate's working directory.
+    dir: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for ExecProvider {
@@ -64,6 +67,7 @@ impl fmt::Debug for ExecProvider {
         f.debug_struct("ExecProvider")
             .field("program", &self.program)
             .field("args", &args)
+            .field("dir", &self.dir)
             .finish()
     }
 }
@@ -75,6 +79,7 @@ impl ExecProvider {
                 program: program.clone(),
                 args: args.to_vec(),
                 env: spec.env.clone(),
+                dir: None,
             }),
             _ => Err(Diagnostic::new(format!(
                 "provider `{}` (type exec) needs `command`: the program and its arguments",
@@ -86,6 +91,14 @@ impl ExecProvider {
     }
 }
 
+impl ExecProvider {
+    /// Runs the command in `dir` (relative program paths such as `./run.sh` resolve there).
+    pub fn in_dir(mut self, dir: Option<&std::path::Path>) -> Self {
+        self.dir = dir.map(std::path::Path::to_owned);
+        self
+    }
+}
+
 #[async_trait]
 impl Provider for ExecProvider {
     fn kind(&self) -> &'static str {
@@ -94,7 +107,20 @@ impl Provider for ExecProvider {
 
     async fn complete(&self, request: &Request) -> Result<Response, ProviderError> {
         let permanent = |message: String| ProviderError::Permanent { message };
-        let mut child = tokio::process::Command::new(&self.program)
+        // A relative program path (`./run.sh`, `.venv/bin/python`) names a file of the arm's
+        // tree; std leaves open whether it resolves against the parent's or the child's
+        // directory, so it is made absolute here.
+        let program = match &self.dir {
+            Some(dir) if self.program.contains('/') && std::path::Path::new(&self.program).is_relative() => {
+                dir.join(&self.program).into_os_string()
+            }
+            _ => self.program.clone().into(),
+        };
+        let mut command = tokio::process::Command::new(program);
+        if let Some(dir) = &self.dir {
+            command.current_dir(dir);
+        }
+        let mut child = command
             .args(&self.args)
             .env_clear()
             .envs(crate::secrets::child_env(&self.env))
@@ -491,6 +517,36 @@ mod tests {
         // Dropping the call killed the shell before it could finish.
         tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
         assert!(!marker.exists());
+    }
+
+    #[test]
+    fn runs_in_its_arm_s_folder_with_relative_paths_resolved_there() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("scripts")).unwrap();
+        std::fs::write(
+            dir.path().join("scripts/answer.sh"),
+            "cat >/dev/null; echo from-the-arm; pwd",
+        )
+        .unwrap();
+        let mut spec = spec(ProviderKind::Exec, None);
+        spec.command = Some(vec!["/bin/sh".to_owned(), "scripts/answer.sh".to_owned()]);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let provider = ExecProvider::from_spec(&spec).unwrap().in_dir(Some(dir.path()));
+        let response = runtime.block_on(provider.complete(&request())).unwrap();
+        let real = dir.path().canonicalize().unwrap();
+        assert_eq!(response.text, format!("from-the-arm\n{}", real.display()));
+
+        let script = dir.path().join("scripts/run");
+        std::fs::write(&script, "#!/bin/sh\ncat >/dev/null\necho relative program\n").unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        spec.command = Some(vec!["./scripts/run".to_owned()]);
+        let provider = ExecProvider::from_spec(&spec).unwrap().in_dir(Some(dir.path()));
+        let response = runtime.block_on(provider.complete(&request())).unwrap();
+        assert_eq!(response.text, "relative program");
     }
 
     #[test]

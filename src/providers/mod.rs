@@ -82,6 +82,15 @@ pub trait Provider: Send + Sync {
 /// Configuration mistakes (a missing key variable, `deployment`, `command`, a malformed
 /// `base_url`, a setting the type does not use) are input errors, exit 2: no call is made.
 pub fn build(spec: &crate::suite::ProviderSpec) -> Result<std::sync::Arc<dyn Provider>, crate::error::Error> {
+    build_in(spec, None)
+}
+
+/// [`build`], with the folder an `exec` command runs in (its arm's tree); `None` runs it in
+/// promptgate's own working directory. Other types ignore it.
+pub fn build_in(
+    spec: &crate::suite::ProviderSpec,
+    workdir: Option<&std::path::Path>,
+) -> Result<std::sync::Arc<dyn Provider>, crate::error::Error> {
     use crate::suite::ProviderKind;
     check_settings_apply(spec)?;
     Ok(match spec.kind {
@@ -90,7 +99,7 @@ pub fn build(spec: &crate::suite::ProviderSpec) -> Result<std::sync::Arc<dyn Pro
             std::sync::Arc::new(openai::OpenAiProvider::from_spec(spec)?)
         }
         ProviderKind::Anthropic => std::sync::Arc::new(anthropic::AnthropicProvider::from_spec(spec)?),
-        ProviderKind::Exec => std::sync::Arc::new(exec::ExecProvider::from_spec(spec)?),
+        ProviderKind::Exec => std::sync::Arc::new(exec::ExecProvider::from_spec(spec)?.in_dir(workdir)),
     })
 }
 

@@ -17,7 +17,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontDesc, FontFamily, FontStyle, RGBAColor};
 
-use super::markdown::Unit;
+use crate::format::{self, Unit};
 use crate::results::{
     Call, CaseResult, Direction, ExperimentResult, ExperimentStatus, Flip, MetricResult, MetricVerdict, Results,
 };
@@ -73,7 +73,8 @@ pub fn plan_charts(results: &Results) -> Vec<ChartPlan> {
     let mut used = BTreeSet::new();
     let mut plans = Vec::new();
     for (index, e) in results.experiments.iter().enumerate() {
-        if e.status == ExperimentStatus::Removed {
+        // A removed experiment ran nothing; a failed run's numbers describe errors.
+        if e.status == ExperimentStatus::Removed || e.verdict == crate::results::ExperimentVerdict::Error {
             continue;
         }
         let slug = unique_slug(&e.name, &mut used);
@@ -163,7 +164,7 @@ fn has_data(e: &ExperimentResult, kind: ChartKind) -> bool {
 
 /// Quality is everything that is not latency or cost: pass rate, error rate, scorers.
 pub(crate) fn is_quality(m: &MetricResult) -> bool {
-    !matches!(Unit::of(&m.name), Unit::Millis | Unit::Dollars)
+    !matches!(format::unit(&m.name), Unit::Milliseconds | Unit::Usd)
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -179,14 +180,20 @@ fn calls(case: &CaseResult, arm: Arm) -> &[Call] {
     }
 }
 
-/// Latencies of the calls that completed and were not served from the cache, ascending.
+/// The latencies the latency metrics compare, ascending: every call timed in this run, an
+/// errored one at its arm's timeout, none from the cache (`metrics::Metric::call_value`), so the
+/// chart shows exactly the calls the table's numbers come from.
 fn latencies(e: &ExperimentResult, arm: Arm) -> Vec<f64> {
+    let info = match arm {
+        Arm::Baseline => e.baseline.as_ref(),
+        Arm::Candidate => e.candidate.as_ref(),
+    };
+    let timeout = info.map_or(crate::results::DEFAULT_TIMEOUT_MS, |a| a.timeout_ms);
+    let metric = crate::metrics::Metric::of(crate::metrics::LATENCY_P95);
     let mut xs: Vec<f64> = e
         .cases
         .iter()
-        .flat_map(|c| calls(c, arm))
-        .filter(|c| c.error.is_none() && !c.cached)
-        .filter_map(|c| c.latency_ms)
+        .flat_map(|c| metric.values(calls(c, arm), timeout))
         .filter(|x| x.is_finite() && *x >= 0.0)
         .collect();
     xs.sort_unstable_by(f64::total_cmp);
@@ -537,7 +544,7 @@ fn draw_quality<DB: DrawingBackend>(pen: &Pen<'_, DB>, e: &ExperimentResult) -> 
         if row > 0 {
             pen.line(&[(20.0, top), (f64::from(WIDTH) - 20.0, top)], GRID.into(), 1.0)?;
         }
-        let unit = Unit::of(&m.name);
+        let unit = format::unit(&m.name);
         let name = if m.blocking && m.gated {
             format!("{} (blocking)", shorten(&m.name, 24))
         } else {
@@ -588,7 +595,7 @@ fn draw_delta_row<DB: DrawingBackend>(
     mid: f64,
     color: RGBColor,
 ) -> anyhow::Result<()> {
-    let unit = Unit::of(&m.name);
+    let unit = format::unit(&m.name);
     let ci = m.ci.filter(|[lo, hi]| lo.is_finite() && hi.is_finite());
     let margin = if m.margin.is_finite() { m.margin.abs() } else { 0.0 };
     let bad = match m.direction {
@@ -716,7 +723,10 @@ fn draw_latency<DB: DrawingBackend>(pen: &Pen<'_, DB>, e: &ExperimentResult, hei
     if let Some((m, target)) = slo {
         let sx = plot.x(target);
         pen.dashed((sx, plot.top), (sx, plot.bottom), REGRESSION.into(), 1.5)?;
-        let word = if m.slo.as_ref().is_some_and(|s| s.met) {
+        // Below the metric's minimum n the objective is shown, not judged (as in the table).
+        let word = if m.verdict == MetricVerdict::TooFew {
+            "not judged: too few cases"
+        } else if m.slo.as_ref().is_some_and(|s| s.met) {
             "met"
         } else {
             "missed"
@@ -865,7 +875,7 @@ fn draw_cost<DB: DrawingBackend>(pen: &Pen<'_, DB>, e: &ExperimentResult, rpm: O
             left
         };
         pen.rect((left, y - 13.0), (end.max(left + 1.0), y + 13.0), color.into(), true)?;
-        let mut text = format!("{} / request", super::markdown::dollars(cost));
+        let mut text = format!("{} / request", format::dollars(cost));
         if let Some(rpm) = rpm {
             text.push_str(&format!(" · {} / month", whole_dollars(cost * rpm as f64)));
         }

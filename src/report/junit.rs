@@ -1,7 +1,7 @@
 //! `junit.xml`: one `<testsuite>` per experiment, one `<testcase>` per gated metric, so CI
 //! systems that read JUnit (test tabs, flaky-test dashboards) show each gate as a test.
 
-use super::markdown::{MetricText, verdict_word};
+use super::words::{self, MetricText};
 use crate::results::{ExperimentStatus, MetricResult, MetricVerdict, Results};
 
 /// Renders the JUnit XML report. A metric that fails its gate is a failed testcase whose
@@ -105,7 +105,7 @@ impl Failure {
         );
         let details = format!(
             "verdict: {}\nbaseline: {}\ncandidate: {}\ndelta: {}\nCI: {}\np: {}\ntest: {} (n = {})\nmargin: {}\nalpha: {}\nblocking: {}\n",
-            verdict_word(m.verdict),
+            words::verdict_text(m, false),
             text.baseline,
             text.candidate,
             text.delta,

@@ -18,9 +18,11 @@ use serde::Serialize;
 
 use super::charts;
 use super::escape::escape_untrusted;
+use super::words::{self, MetricText};
+use crate::format::{self, dash, dollars, duration, finite};
 use crate::results::{
-    ArmInfo, Call, CaseResult, Direction, ExperimentResult, ExperimentStatus, ExperimentVerdict, Flip, MetricResult,
-    MetricVerdict, Results, Verdict,
+    ArmInfo, Call, CaseResult, DatasetChanges, ExperimentResult, ExperimentStatus, ExperimentVerdict, Flip,
+    MetricResult, MetricVerdict, Results, Verdict,
 };
 
 /// GitHub refuses comments over 65,536 characters; this leaves room for the waiver note and
@@ -203,6 +205,8 @@ struct ReportView<'a> {
     attention: Vec<AttentionView<'a>>,
     base: RefView<'a>,
     head: RefView<'a>,
+    /// What the pull request changes in the policy that judges it: it takes effect after merge.
+    policy_changes: Vec<&'a str>,
     /// "2 changed, 1 new, 1 removed".
     counts: String,
     experiments: Vec<ExperimentView<'a>>,
@@ -212,6 +216,8 @@ struct ReportView<'a> {
     unaffected_more: usize,
     /// Whether any p shown is Holm-adjusted.
     any_adjusted: bool,
+    /// The rule the verdicts follow, in one sentence.
+    rule: &'static str,
     /// Some experiment ran sequentially: its p-values are repeated p-values.
     any_sequential: bool,
     run: RunView,
@@ -242,6 +248,8 @@ struct RefView<'a> {
     name: &'a str,
     sha: &'a str,
     short_sha: &'a str,
+    /// The working tree, with edits its commit does not have.
+    dirty: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -256,10 +264,19 @@ struct ExperimentView<'a> {
     reason: &'a str,
     provider: &'a str,
     affected_by: Vec<&'a str>,
+    /// Why it is affected, in words ("provider `sim`: base_url changed"); raw, escaped by the
+    /// template.
+    change_notes: Vec<&'a str>,
+    /// The pull request's edits to the cases it is judged on, for the verdict line: "3 cases
+    /// removed (a, b, c), 1 added". Built here, ids escaped.
+    dataset_note: Option<String>,
     repeats: u32,
-    /// What differs between the baseline and candidate configs (model, temperature, …).
+    /// What differs between the baseline and candidate configs (model, temperature, …); empty
+    /// when `change_notes` says it.
     changes: Vec<ArmChange>,
     metrics: Vec<MetricRow<'a>>,
+    /// Its calls failed beyond tolerance: nothing was judged, the comment says so.
+    run_failed: bool,
     /// The interval column's header: "95% CI" when every metric shares one α, "repeated CI"
     /// in a sequential run (each at its look's nominal level), else "CI (1 − α)".
     ci_label: String,
@@ -420,8 +437,9 @@ impl<'a> ReportView<'a> {
             verdict: VerdictView { symbol, word },
             reason: &results.reason,
             attention,
-            base: RefView::new(&results.base.name, &results.base.sha),
-            head: RefView::new(&results.head.name, &results.head.sha),
+            base: RefView::new(&results.base.name, &results.base.sha, results.base.dirty),
+            head: RefView::new(&results.head.name, &results.head.sha, results.head.dirty),
+            policy_changes: results.policy_changes.iter().map(String::as_str).collect(),
             counts: status_counts(&results.experiments),
             experiments: results
                 .experiments
@@ -441,6 +459,7 @@ impl<'a> ReportView<'a> {
                 .collect(),
             unaffected_more: results.unaffected.len().saturating_sub(UNAFFECTED_SHOWN),
             any_adjusted,
+            rule: words::RULE,
             any_sequential: results.experiments.iter().any(|e| e.noise.sequential.is_some()),
             run: RunView::new(results),
             limits,
@@ -452,12 +471,17 @@ impl<'a> ReportView<'a> {
 }
 
 impl<'a> RefView<'a> {
-    fn new(name: &'a str, sha: &'a str) -> RefView<'a> {
+    fn new(name: &'a str, sha: &'a str, dirty: bool) -> RefView<'a> {
         let short_sha = match sha.char_indices().nth(7) {
             Some((byte, _)) => &sha[..byte],
             None => sha,
         };
-        RefView { name, sha, short_sha }
+        RefView {
+            name,
+            sha,
+            short_sha,
+            dirty,
+        }
     }
 }
 
@@ -470,11 +494,21 @@ fn attention(results: &Results) -> Vec<AttentionView<'_>> {
             continue;
         }
         for m in e.metrics.iter().filter(|m| !m.fails_gate) {
-            if m.gated && m.verdict == MetricVerdict::Regression {
+            // Errors that rose significantly are always shown, gated or not.
+            let errors_rose = m.name == crate::metrics::ERROR_RATE
+                && matches!(m.verdict, MetricVerdict::Regression | MetricVerdict::MinorRegression);
+            if (m.gated || errors_rose) && m.verdict == MetricVerdict::Regression {
                 notes.push(AttentionView {
                     experiment: &e.name,
                     metric: &m.name,
                     what: "regressed (not blocking)".to_owned(),
+                });
+            }
+            if (m.gated || errors_rose) && m.verdict == MetricVerdict::MinorRegression {
+                notes.push(AttentionView {
+                    experiment: &e.name,
+                    metric: &m.name,
+                    what: format!("is slightly worse, within its margin of {}", MetricText::new(m).margin),
                 });
             }
             if let Some(slo) = MetricText::new(m).slo_missed {
@@ -542,6 +576,7 @@ impl<'a> ExperimentView<'a> {
             ExperimentStatus::Forced => Some("not affected by this change, run with --all"),
         };
         let (symbol, verdict) = match (e.status, e.verdict) {
+            (ExperimentStatus::Removed, ExperimentVerdict::Fail) => ("❌", "fail"),
             (ExperimentStatus::Removed, _) => ("➖", "not run"),
             (_, ExperimentVerdict::Pass) => ("✅", "pass"),
             (_, ExperimentVerdict::Fail) => ("❌", "fail"),
@@ -553,16 +588,18 @@ impl<'a> ExperimentView<'a> {
             .filter(|m| m.gated && e.status != ExperimentStatus::New)
             .filter_map(|m| {
                 let mde = finite(m.mde)?;
-                let unit = Unit::of(&m.name);
+                let unit = format::unit(&m.name);
                 // A metric settled at an early sequential look was seen well enough; its MDE
                 // describes that look's few cases (`underpowered` is cleared for it too).
                 let settled_early = e.noise.sequential.as_ref().is_some_and(|s| s.stopped_early)
                     && (m.non_inferior || m.verdict == MetricVerdict::Regression);
-                (!settled_early && mde > m.margin && m.margin.is_finite()).then(|| PowerNote {
-                    metric: &m.name,
-                    mde: unit.magnitude(mde),
-                    margin: unit.magnitude(m.margin),
-                    cases_needed: m.details.cases_needed,
+                (!settled_early && m.details.underpowered && mde > m.margin && m.margin.is_finite()).then(|| {
+                    PowerNote {
+                        metric: &m.name,
+                        mde: unit.magnitude(mde),
+                        margin: unit.magnitude(m.margin),
+                        cases_needed: m.details.cases_needed,
+                    }
                 })
             })
             .collect();
@@ -574,34 +611,44 @@ impl<'a> ExperimentView<'a> {
                 .filter_map(|flip| FlipGroup::new(&e.cases, flip, limits))
                 .collect()
         };
+        // A run that failed judged nothing: its numbers describe errors, not the change.
+        let failed = e.verdict == ExperimentVerdict::Error;
+        let shown = !failed && e.status != ExperimentStatus::Removed;
         ExperimentView {
             name: &e.name,
             status: status_word(e.status),
             status_note,
             removed: e.status == ExperimentStatus::Removed,
+            run_failed: failed,
             symbol,
             verdict,
             reason: &e.reason,
             provider: &e.provider,
             affected_by: e.affected_by.iter().map(String::as_str).collect(),
+            change_notes: e.changed.changes.iter().map(String::as_str).collect(),
+            dataset_note: e.changed.dataset_changes.as_ref().map(dataset_note),
             repeats: e.repeats,
-            changes: arm_changes(e.baseline.as_ref(), e.candidate.as_ref()),
-            metrics: e.metrics.iter().map(|m| MetricRow::new(m, e.status)).collect(),
+            changes: if e.changed.changes.is_empty() {
+                arm_changes(e.baseline.as_ref(), e.candidate.as_ref())
+            } else {
+                Vec::new()
+            },
+            metrics: if failed {
+                Vec::new()
+            } else {
+                e.metrics.iter().map(|m| MetricRow::new(m, e.status)).collect()
+            },
             ci_label: ci_label(e),
-            projection: projection_sentence(e, requests_per_month),
-            images,
-            text_chart: if e.status == ExperimentStatus::Removed {
-                Vec::new()
-            } else {
+            projection: projection_sentence(e, requests_per_month).filter(|_| !failed),
+            images: if failed { Vec::new() } else { images },
+            text_chart: if shown {
                 text_chart(e, requests_per_month)
-            },
-            power_notes,
-            design_notes: if e.status == ExperimentStatus::Removed {
-                Vec::new()
             } else {
-                design_notes(e)
+                Vec::new()
             },
-            flips,
+            power_notes: if failed { Vec::new() } else { power_notes },
+            design_notes: if shown { design_notes(e) } else { Vec::new() },
+            flips: if failed { Vec::new() } else { flips },
         }
     }
 }
@@ -672,7 +719,7 @@ fn design_notes(e: &ExperimentResult) -> Vec<String> {
             aa.permutations
         ));
         for r in &aa.recommendations {
-            let unit = Unit::of(&r.metric);
+            let unit = format::unit(&r.metric);
             let cases = |c: usize| format!("about {c} case{}", if c == 1 { "" } else { "s" });
             let design = match (r.cases, r.repeats) {
                 (Some(c), Some(k)) => format!("{} × {k} repeat{}", cases(c), if k == 1 { "" } else { "s" }),
@@ -691,11 +738,11 @@ fn design_notes(e: &ExperimentResult) -> Vec<String> {
             notes.push(format!(
                 "{}: equivalent within ±{} (TOST).",
                 name(&m.name),
-                Unit::of(&m.name).magnitude(m.margin)
+                format::unit(&m.name).magnitude(m.margin)
             ));
         }
         if let Some(d) = m.details.drift.as_ref().filter(|d| !d.consistent) {
-            let unit = Unit::of(&m.name);
+            let unit = format::unit(&m.name);
             notes.push(format!(
                 "{}: the variant records {}, this run measured {} (outside its interval).",
                 name(&m.name),
@@ -705,6 +752,44 @@ fn design_notes(e: &ExperimentResult) -> Vec<String> {
         }
     }
     notes
+}
+
+/// The pull request's edits to the cases, for the verdict line: a reviewer sees a change that
+/// edits its own test. Ids come from the pull request's dataset: escaped, and a few at most.
+fn dataset_note(d: &DatasetChanges) -> String {
+    const IDS_SHOWN: usize = 8;
+    let ids = |list: &[String]| {
+        let shown: Vec<String> = list.iter().take(IDS_SHOWN).map(|id| escape_untrusted(id, 60)).collect();
+        let more = list.len().saturating_sub(IDS_SHOWN);
+        if more > 0 {
+            format!("{} and {more} more", shown.join(", "))
+        } else {
+            shown.join(", ")
+        }
+    };
+    let cases = |n: usize| format!("{n} case{}", if n == 1 { "" } else { "s" });
+    let mut parts = Vec::new();
+    if !d.removed.is_empty() {
+        parts.push(format!("{} removed ({})", cases(d.removed.len()), ids(&d.removed)));
+    }
+    if d.added > 0 {
+        parts.push(format!("{} added", cases(d.added)));
+    }
+    if !d.assertions_changed.is_empty() {
+        parts.push(format!(
+            "assertions changed in {} ({})",
+            cases(d.assertions_changed.len()),
+            ids(&d.assertions_changed)
+        ));
+    }
+    if !d.vars_changed.is_empty() {
+        parts.push(format!(
+            "inputs changed in {} ({})",
+            cases(d.vars_changed.len()),
+            ids(&d.vars_changed)
+        ));
+    }
+    format!("this PR edits the cases it is judged on: {}", parts.join(", "))
 }
 
 fn projection_sentence(e: &ExperimentResult, requests_per_month: Option<u64>) -> Option<String> {
@@ -749,28 +834,28 @@ fn arm_changes(baseline: Option<&ArmInfo>, candidate: Option<&ArmInfo>) -> Vec<A
 impl<'a> MetricRow<'a> {
     fn new(m: &'a MetricResult, status: ExperimentStatus) -> MetricRow<'a> {
         let text = MetricText::new(m);
-        let compared = m.baseline.is_some() && m.candidate.is_some();
-        let mut verdict = if status == ExperimentStatus::New {
-            "candidate only".to_owned()
-        } else if !compared {
-            "not compared".to_owned()
-        } else {
-            verdict_word(m.verdict).to_owned()
-        };
+        let mut verdict = words::verdict_text(m, status == ExperimentStatus::New);
         if m.fails_gate {
             verdict = format!("❌ {verdict}");
+        } else if m.verdict == MetricVerdict::MinorRegression {
+            verdict = format!("⚠️ {verdict}");
         }
         let mut parts = vec![verdict];
-        if compared && m.verdict == MetricVerdict::NoChange {
-            parts.push(if m.non_inferior { "non-inferior" } else { "inconclusive" }.to_owned());
-        }
         if let Some(slo) = text.slo_missed.clone() {
             let symbol = if m.fails_gate { "" } else { "⚠️ " };
             parts.push(format!("{symbol}{slo}"));
         }
+        if m.details.left_out > 0 {
+            parts.push(format!(
+                "{} of {} cases timed in this run ({} cached left out)",
+                m.details.cases.unwrap_or(m.n),
+                m.details.cases.unwrap_or(m.n) + m.details.left_out,
+                m.details.left_out
+            ));
+        }
         if !m.gated {
             parts.push("not gated".to_owned());
-        } else if !m.blocking && m.verdict == MetricVerdict::Regression {
+        } else if !m.blocking && matches!(m.verdict, MetricVerdict::Regression | MetricVerdict::MinorRegression) {
             parts.push("not blocking".to_owned());
         }
         MetricRow {
@@ -786,10 +871,6 @@ impl<'a> MetricRow<'a> {
             verdict: parts.join(" · "),
         }
     }
-}
-
-pub(crate) fn verdict_word(verdict: MetricVerdict) -> &'static str {
-    verdict.label()
 }
 
 impl<'a> FlipGroup<'a> {
@@ -969,7 +1050,8 @@ impl RunView {
             (Some(lo), Some(hi)) => format!("{lo}–{hi}"),
             _ => "—".to_owned(),
         };
-        let reproduce = (is_hex_sha(&results.base.sha) && is_hex_sha(&results.head.sha))
+        // A working tree with uncommitted edits is not reproducible from its commit.
+        let reproduce = (is_hex_sha(&results.base.sha) && is_hex_sha(&results.head.sha) && !results.head.dirty)
             .then(|| format!("promptgate run --base {} --head {}", results.base.sha, results.head.sha));
         RunView {
             cases: run.cases,
@@ -1006,7 +1088,7 @@ fn text_chart(e: &ExperimentResult, requests_per_month: Option<u64>) -> Vec<Stri
         format!("{label:<20} {arm:<9} {bar} {text}").trim_end().to_owned()
     };
     for m in e.metrics.iter().filter(|m| charts::is_quality(m)) {
-        let unit = Unit::of(&m.name);
+        let unit = format::unit(&m.name);
         let (b, c) = (finite(m.baseline), finite(m.candidate));
         let in_unit_range = [b, c].iter().flatten().all(|x| (0.0..=1.0).contains(x));
         let scale = if in_unit_range {
@@ -1026,7 +1108,7 @@ fn text_chart(e: &ExperimentResult, requests_per_month: Option<u64>) -> Vec<Stri
                     "   Δ {} {} {}",
                     text_of.delta,
                     text_of.ci,
-                    verdict_word(m.verdict)
+                    words::verdict_text(m, false)
                 ));
             }
             let label = if b.is_some() { String::new() } else { name };
@@ -1116,200 +1198,6 @@ fn is_hex_sha(sha: &str) -> bool {
     (4..=64).contains(&sha.len()) && sha.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-// ---------------------------------------------------------------------------------------------
-// Number formatting, shared with the JUnit renderer.
-
-/// A metric's numbers as the report shows them.
-pub(crate) struct MetricText {
-    pub baseline: String,
-    pub candidate: String,
-    pub delta: String,
-    pub ci: String,
-    /// p_adjusted when present, else p_value.
-    pub p: String,
-    /// The margin, in the unit differences are shown in.
-    pub margin: String,
-    /// "SLO ≤ 800 ms missed" when the candidate misses its objective.
-    pub slo_missed: Option<String>,
-}
-
-impl MetricText {
-    pub(crate) fn new(m: &MetricResult) -> MetricText {
-        let unit = Unit::of(&m.name);
-        let slo_missed = m.slo.as_ref().filter(|slo| !slo.met).map(|slo| {
-            let bound = match m.direction {
-                Direction::Lower => "≤",
-                Direction::Higher => "≥",
-            };
-            format!("SLO {bound} {} missed", unit.value(slo.target))
-        });
-        MetricText {
-            baseline: finite(m.baseline).map_or_else(dash, |x| unit.value(x)),
-            candidate: finite(m.candidate).map_or_else(dash, |x| unit.value(x)),
-            delta: finite(m.delta).map_or_else(dash, |d| unit.delta(d, finite(m.baseline))),
-            ci: m
-                .ci
-                .filter(|[lo, hi]| lo.is_finite() && hi.is_finite())
-                .map_or_else(dash, |[lo, hi]| unit.interval(lo, hi)),
-            p: p_value(m.p_adjusted.or(m.p_value)),
-            margin: if m.margin.is_finite() {
-                unit.magnitude(m.margin)
-            } else {
-                dash()
-            },
-            slo_missed,
-        }
-    }
-}
-
-/// How a metric's numbers read, decided by its name (DESIGN.md's metric names and scorers).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Unit {
-    /// Rates in [0, 1], shown as percentages; differences in percentage points.
-    Percent,
-    Millis,
-    Dollars,
-    Plain,
-}
-
-impl Unit {
-    pub(crate) fn of(name: &str) -> Unit {
-        if name.ends_with("_ms") {
-            Unit::Millis
-        } else if name.starts_with("cost") || name.ends_with("_usd") {
-            Unit::Dollars
-        } else if name.ends_with("_rate") {
-            Unit::Percent
-        } else {
-            Unit::Plain
-        }
-    }
-
-    pub(crate) fn value(self, x: f64) -> String {
-        match self {
-            Unit::Percent => format!("{:.1}%", x * 100.0),
-            Unit::Millis => format!("{x:.0} ms"),
-            Unit::Dollars => dollars(x),
-            Unit::Plain => plain(x),
-        }
-    }
-
-    /// A difference, always signed. Cost differences also say how large they are relative to
-    /// the baseline, which is what a reviewer weighs ("12% cheaper").
-    pub(crate) fn delta(self, d: f64, baseline: Option<f64>) -> String {
-        let text = self.signed(d);
-        match (self, baseline) {
-            (Unit::Dollars, Some(b)) if b > 0.0 => {
-                format!("{text} ({})", signed_text(format!("{:.1}%", (d / b * 100.0).abs()), d))
-            }
-            _ => text,
-        }
-    }
-
-    pub(crate) fn interval(self, lo: f64, hi: f64) -> String {
-        match self {
-            Unit::Percent => format!(
-                "[{}, {}] pp",
-                signed_text(format!("{:.1}", (lo * 100.0).abs()), lo),
-                signed_text(format!("{:.1}", (hi * 100.0).abs()), hi)
-            ),
-            Unit::Millis => format!(
-                "[{}, {}] ms",
-                signed_text(format!("{:.0}", lo.abs()), lo),
-                signed_text(format!("{:.0}", hi.abs()), hi)
-            ),
-            Unit::Dollars | Unit::Plain => format!("[{}, {}]", self.signed(lo), self.signed(hi)),
-        }
-    }
-
-    fn signed(self, d: f64) -> String {
-        signed_text(self.magnitude(d), d)
-    }
-
-    /// The size of a difference, unsigned, in the unit differences are shown in.
-    pub(crate) fn magnitude(self, d: f64) -> String {
-        let d = d.abs();
-        match self {
-            Unit::Percent => format!("{:.1} pp", d * 100.0),
-            Unit::Millis => format!("{d:.0} ms"),
-            Unit::Dollars => dollars(d),
-            Unit::Plain => plain(d),
-        }
-    }
-}
-
-/// Prefixes `+` or `−` to an already formatted magnitude; none when it rounds to zero, so a
-/// reader never sees "−0.0 pp".
-fn signed_text(magnitude: String, value: f64) -> String {
-    let rounds_to_zero = !magnitude.chars().any(|c| c.is_ascii_digit() && c != '0');
-    if rounds_to_zero || value == 0.0 {
-        magnitude
-    } else if value < 0.0 {
-        format!("−{magnitude}")
-    } else {
-        format!("+{magnitude}")
-    }
-}
-
-/// Dollars with three significant digits below $1 (per-request costs are fractions of a cent:
-/// $0.000412), cents above.
-pub(crate) fn dollars(x: f64) -> String {
-    if !x.is_finite() {
-        return dash();
-    }
-    let sign = if x < 0.0 { "-" } else { "" };
-    let a = x.abs();
-    if a == 0.0 {
-        "$0".to_owned()
-    } else if a >= 1.0 {
-        format!("{sign}${a:.2}")
-    } else {
-        let decimals = (2 - a.log10().floor() as i32).clamp(2, 12) as usize;
-        format!("{sign}${a:.decimals$}")
-    }
-}
-
-fn plain(x: f64) -> String {
-    let a = x.abs();
-    if a >= 100.0 {
-        format!("{x:.0}")
-    } else if a >= 10.0 {
-        format!("{x:.1}")
-    } else if a >= 1.0 {
-        format!("{x:.2}")
-    } else {
-        format!("{x:.3}")
-    }
-}
-
-/// `0.003`, `<0.001`, or a dash when there is no test.
-pub(crate) fn p_value(p: Option<f64>) -> String {
-    match finite(p) {
-        None => dash(),
-        Some(p) if p < 0.001 => "<0.001".to_owned(),
-        Some(p) => format!("{:.3}", p.min(1.0)),
-    }
-}
-
-fn duration(ms: u64) -> String {
-    if ms < 1_000 {
-        format!("{ms} ms")
-    } else if ms < 60_000 {
-        format!("{:.1} s", ms as f64 / 1_000.0)
-    } else {
-        let s = ms / 1_000;
-        format!("{} min {} s", s / 60, s % 60)
-    }
-}
-
-fn finite(x: Option<f64>) -> Option<f64> {
-    x.filter(|x| x.is_finite())
-}
-
-fn dash() -> String {
-    "—".to_owned()
-}
-
 /// A realistic [`Results`] built by hand, shared by the markdown and JUnit tests.
 #[cfg(test)]
 pub(crate) mod test_fixtures {
@@ -1326,10 +1214,12 @@ pub(crate) mod test_fixtures {
             base: GitRef {
                 name: "main".to_owned(),
                 sha: "3f2a9c1e0b7d4a5f6e8c9d0a1b2c3d4e5f6a7b8c".to_owned(),
+                dirty: false,
             },
             head: GitRef {
                 name: "prompt/shorter-answers".to_owned(),
                 sha: "9b7d4e2a1c3f5e6d7a8b9c0d1e2f3a4b5c6d7e8f".to_owned(),
+                dirty: false,
             },
             config: "promptgate.yaml".to_owned(),
             experiments: vec![customer_support(), billing_faq(), onboarding_tips(), legacy_greeting()],
@@ -1353,6 +1243,8 @@ pub(crate) mod test_fixtures {
             merged: None,
             gates: None,
             defaults: None,
+            policy_changes: Vec::new(),
+            base_error: None,
         }
     }
 
@@ -1366,6 +1258,7 @@ pub(crate) mod test_fixtures {
             max_tokens: Some(1024),
             top_p: Some(0.9),
             evaluation_metrics: BTreeMap::new(),
+            timeout_ms: 60_000,
         }
     }
 
@@ -1445,6 +1338,7 @@ pub(crate) mod test_fixtures {
             _ => None,
         };
         CaseResult {
+            group: None,
             id: id.to_owned(),
             input: input.to_owned(),
             baseline: vec![baseline],
@@ -1469,6 +1363,7 @@ pub(crate) mod test_fixtures {
         pass_rate.fails_gate = true;
         pass_rate.margin = 0.02;
         pass_rate.mde = Some(0.081);
+        pass_rate.details.underpowered = true;
 
         let mut latency = compared(
             metric("latency_p95_ms", Direction::Lower),
@@ -1480,7 +1375,7 @@ pub(crate) mod test_fixtures {
             120,
             MetricVerdict::NoChange,
         );
-        latency.test = "paired-bootstrap".to_owned();
+        latency.test = "sign-flip-permutation".to_owned();
         latency.margin = 91.8;
         latency.mde = Some(64.0);
         latency.slo = Some(SloResult {
@@ -1498,7 +1393,7 @@ pub(crate) mod test_fixtures {
             120,
             MetricVerdict::NoChange,
         );
-        cost.test = "wilcoxon-signed-rank".to_owned();
+        cost.test = "paired-bootstrap-t".to_owned();
         cost.blocking = true;
         cost.margin = 0.0000412;
         cost.non_inferior = true;
@@ -1514,7 +1409,7 @@ pub(crate) mod test_fixtures {
             120,
             MetricVerdict::NoChange,
         );
-        relevance.test = "wilcoxon-signed-rank".to_owned();
+        relevance.test = "paired-t".to_owned();
         relevance.gated = false;
         relevance.p_adjusted = None;
 
@@ -1580,6 +1475,7 @@ pub(crate) mod test_fixtures {
             ],
             dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
+            changed: ChangeFacts::default(),
         }
     }
 
@@ -1594,7 +1490,7 @@ pub(crate) mod test_fixtures {
             40,
             MetricVerdict::NoChange,
         );
-        pass_rate.test = "wilcoxon-signed-rank".to_owned();
+        pass_rate.test = "paired-t".to_owned();
         pass_rate.blocking = true;
         pass_rate.margin = 0.05;
         pass_rate.non_inferior = true;
@@ -1610,7 +1506,7 @@ pub(crate) mod test_fixtures {
             40,
             MetricVerdict::Improvement,
         );
-        cost.test = "wilcoxon-signed-rank".to_owned();
+        cost.test = "paired-bootstrap-t".to_owned();
         cost.blocking = true;
         cost.margin = 0.000812;
         cost.non_inferior = true;
@@ -1626,7 +1522,7 @@ pub(crate) mod test_fixtures {
             40,
             MetricVerdict::Improvement,
         );
-        latency.test = "paired-bootstrap".to_owned();
+        latency.test = "sign-flip-permutation".to_owned();
         latency.margin = 111.0;
         latency.non_inferior = true;
         latency.slo = Some(SloResult {
@@ -1688,6 +1584,7 @@ pub(crate) mod test_fixtures {
             cases: vec![case],
             dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
+            changed: ChangeFacts::default(),
         }
     }
 
@@ -1720,6 +1617,7 @@ pub(crate) mod test_fixtures {
             cases: Vec::new(),
             dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
+            changed: ChangeFacts::default(),
         }
     }
 
@@ -1738,6 +1636,7 @@ pub(crate) mod test_fixtures {
             cases: Vec::new(),
             dataset_cases: Vec::new(),
             noise: ExperimentNoise::default(),
+            changed: ChangeFacts::default(),
         }
     }
 }
@@ -1943,10 +1842,19 @@ mod tests {
         results.base.name = HOSTILE.to_owned();
         results.head.sha = HOSTILE.to_owned();
         results.unaffected = vec![HOSTILE.to_owned()];
+        // What a PR's own config and dataset put in the change notes.
+        results.policy_changes = vec![HOSTILE.to_owned()];
         for e in &mut results.experiments {
             e.name = HOSTILE.to_owned();
             e.reason = HOSTILE.to_owned();
             e.affected_by = vec![HOSTILE.to_owned()];
+            e.changed.changes = vec![HOSTILE.to_owned()];
+            e.changed.dataset_changes = Some(DatasetChanges {
+                removed: vec![HOSTILE.to_owned()],
+                added: 1,
+                assertions_changed: vec![HOSTILE.to_owned()],
+                vars_changed: Vec::new(),
+            });
             if let Some(arm) = &mut e.candidate {
                 arm.model = HOSTILE.to_owned();
             }
@@ -2041,6 +1949,7 @@ mod tests {
         let mut results = demo_results();
         for e in &mut results.experiments {
             e.metrics = vec![metric("pass_rate", Direction::Higher)];
+            e.metrics[0].verdict = MetricVerdict::NoData;
             e.metrics[0].mde = Some(f64::NAN);
             e.metrics[0].ci = Some([f64::NEG_INFINITY, f64::NAN]);
             for case in &mut e.cases {
@@ -2051,7 +1960,7 @@ mod tests {
         results.experiments[1].metrics.clear();
         let md = render_report(&results).unwrap();
         assert_structure(&md);
-        assert!(md.contains("| pass_rate | — | — | — | — | — | not compared |"));
+        assert!(md.contains("| pass_rate | — | — | — | — | — | no data |"));
         assert!(md.contains("| pass_rate | — | — | — | — | — | candidate only |"));
         assert!(md.contains("No metrics were computed."));
         render_summary(&results).unwrap();
@@ -2085,97 +1994,5 @@ mod tests {
         // The real budget stops it too, after a few seconds of a debug build.
         let err = render_comment(endless, &demo_results(), &BTreeMap::new(), RENDER_FUEL / 100).unwrap_err();
         assert!(format!("{err:#}").contains("fuel"), "{err:#}");
-    }
-
-    #[track_caller]
-    fn check_metric(name: &str, b: f64, c: f64, ci: [f64; 2], expected: [&str; 4]) {
-        let mut m = metric(name, Direction::Higher);
-        m.baseline = Some(b);
-        m.candidate = Some(c);
-        m.delta = Some(c - b);
-        m.ci = Some(ci);
-        let text = MetricText::new(&m);
-        assert_eq!([&*text.baseline, &*text.candidate, &*text.delta, &*text.ci], expected);
-    }
-
-    #[test]
-    fn numbers_are_formatted_by_unit() {
-        check_metric(
-            "pass_rate",
-            0.87,
-            0.81,
-            [-0.095, -0.025],
-            ["87.0%", "81.0%", "−6.0 pp", "[−9.5, −2.5] pp"],
-        );
-        check_metric(
-            "hallucination_rate",
-            0.02,
-            0.02,
-            [-0.0001, 0.01],
-            ["2.0%", "2.0%", "0.0 pp", "[0.0, +1.0] pp"],
-        );
-        check_metric(
-            "latency_p95_ms",
-            612.0,
-            655.4,
-            [-12.4, 97.6],
-            ["612 ms", "655 ms", "+43 ms", "[−12, +98] ms"],
-        );
-        check_metric(
-            "cost_per_request",
-            0.000412,
-            0.000405,
-            [-0.0000201, 0.0000062],
-            [
-                "$0.000412",
-                "$0.000405",
-                "−$0.00000700 (−1.7%)",
-                "[−$0.0000201, +$0.00000620]",
-            ],
-        );
-        check_metric(
-            "cost_per_request",
-            0.0,
-            1.5,
-            [1.2, 1.8],
-            ["$0", "$1.50", "+$1.50", "[+$1.20, +$1.80]"],
-        );
-        check_metric(
-            "relevance",
-            0.842,
-            0.835,
-            [-0.021, 0.007],
-            ["0.842", "0.835", "−0.007", "[−0.021, +0.007]"],
-        );
-    }
-
-    #[test]
-    fn p_values_read_as_in_papers() {
-        assert_eq!(p_value(Some(0.0031)), "0.003");
-        assert_eq!(p_value(Some(0.0004)), "<0.001");
-        assert_eq!(p_value(Some(0.0)), "<0.001");
-        assert_eq!(p_value(Some(1.2)), "1.000");
-        assert_eq!(p_value(Some(f64::NAN)), "—");
-        assert_eq!(p_value(None), "—");
-    }
-
-    #[test]
-    fn p_shows_the_adjusted_value_when_there_is_one() {
-        let mut m = metric("pass_rate", Direction::Higher);
-        m.p_value = Some(0.002);
-        assert_eq!(MetricText::new(&m).p, "0.002");
-        m.p_adjusted = Some(0.006);
-        assert_eq!(MetricText::new(&m).p, "0.006");
-    }
-
-    #[test]
-    fn durations_and_dollars_read_naturally() {
-        assert_eq!(duration(850), "850 ms");
-        assert_eq!(duration(12_340), "12.3 s");
-        assert_eq!(duration(83_400), "1 min 23 s");
-        assert_eq!(dollars(0.01234), "$0.0123");
-        assert_eq!(dollars(12.345), "$12.35");
-        assert_eq!(dollars(-0.5), "-$0.500");
-        assert_eq!(dollars(f64::INFINITY), "—");
     }
 }

@@ -7,6 +7,7 @@ pub mod escape;
 pub mod junit;
 pub mod markdown;
 pub mod terminal;
+pub mod words;
 
 use std::path::{Path, PathBuf};
 

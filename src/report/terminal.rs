@@ -4,8 +4,9 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use super::words;
+use crate::format;
 use crate::results::*;
-use crate::verdict::{format_p, format_value};
 
 /// The summary of a finished run; `failed` when the run ended in a run error (the statistics
 /// of a broken run are not a verdict; the error follows on stderr).
@@ -18,32 +19,31 @@ pub fn render(r: &Results, failed: bool, written: &[PathBuf]) -> String {
         Verdict::Error => "ERROR",
         Verdict::NeedsApproval => "NEEDS APPROVAL",
     };
+    let _ = writeln!(out, "verdict: {word}: {}", r.reason);
     if failed {
-        // The statistics of a broken run are not a verdict; the error follows on stderr.
-        let _ = writeln!(
-            out,
-            "verdict: none: the run failed (the results were written; see the error)"
-        );
-    } else {
-        let _ = writeln!(out, "verdict: {word}: {}", r.reason);
+        // The statistics of a broken run are not a verdict on the change; the error and what
+        // to do follow on stderr.
+        let _ = writeln!(out, "  no metric was judged: see the error below");
     }
     for e in &r.experiments {
         let _ = writeln!(out, "  {} [{}]: {}", e.name, status_word(e.status), e.reason);
         for m in e
             .metrics
             .iter()
-            .filter(|m| m.gated || m.verdict != MetricVerdict::NoChange)
+            .filter(|m| m.gated || !matches!(m.verdict, MetricVerdict::NoChange | MetricVerdict::TooFew))
         {
+            let judged = !matches!(m.verdict, MetricVerdict::NoData | MetricVerdict::TooFew);
             let _ = writeln!(
                 out,
                 "    {:<18} {:>12} → {:<12} {}{}",
                 m.name,
-                format_value(&m.name, m.baseline),
-                format_value(&m.name, m.candidate),
-                m.verdict.label(),
+                format::value(&m.name, m.baseline),
+                format::value(&m.name, m.candidate),
+                words::verdict_text(m, e.status == ExperimentStatus::New),
                 m.p_adjusted
                     .or(m.p_value)
-                    .map(|p| format!(" ({})", format_p(p)))
+                    .filter(|_| judged)
+                    .map(|p| format!(" ({})", format::p_sentence(p)))
                     .unwrap_or_default()
             );
         }
@@ -64,7 +64,7 @@ pub fn render(r: &Results, failed: bool, written: &[PathBuf]) -> String {
                     out,
                     "    {:<18} margin {}: {cases} cases × {repeats} repeats for 80% power",
                     rec.metric,
-                    format_value(&rec.metric, Some(rec.margin))
+                    format::value(&rec.metric, Some(rec.margin))
                 );
             }
         }

@@ -170,11 +170,14 @@ pub async fn run(
             outcomes[index] = Some(not_sent(message));
             continue;
         };
-        if let Some(&leader) = leaders.get(key.as_str()) {
-            followers.push((index, leader));
-            continue;
+        // A job to be timed in this run is never answered by another's call.
+        if !job.retime {
+            if let Some(&leader) = leaders.get(key.as_str()) {
+                followers.push((index, leader));
+                continue;
+            }
+            leaders.insert(key, index);
         }
-        leaders.insert(key, index);
         match replayed.remove(key) {
             Some(outcome) => {
                 if let (Ok(response), false) = (&outcome.result, outcome.cached) {
@@ -383,11 +386,15 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
             fell_back: position > 0,
         };
         let cache_key = cache::key(&endpoint.cache_identity, request);
-        let hit = match &cx.cache {
-            Some(cache) => cache.get(&cache_key).await,
-            None => None,
+        let cached = if job.retime {
+            None
+        } else {
+            match &cx.cache {
+                Some(cache) => cache.get(&cache_key).await,
+                None => None,
+            }
         };
-        if let Some((response, latency)) = hit {
+        if let Some((response, latency)) = cached {
             if let Some(r) = reservation.take() {
                 cx.budget.settle(r, 0.0);
             }

@@ -146,6 +146,7 @@ fn jobs(n: usize, fallbacks: &[&str]) -> Vec<Job> {
             repeat: 0,
             provider: "p".to_owned(),
             fallbacks: fallbacks.iter().map(|f| (*f).to_owned()).collect(),
+            retime: false,
             request: if i % 7 == 6 {
                 Err(format!("rendering the candidate prompt failed: case {i}"))
             } else {
@@ -353,6 +354,39 @@ async fn identical_jobs_are_sent_once() {
     assert_eq!(provider.total_calls(), 6);
     assert_eq!(report.cache_hits, 6);
     assert_same_answers(&report.outcomes[6..], &report.outcomes[..6]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retimed_jobs_are_sent_though_cached_or_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        cache_dir: Some(dir.path().to_owned()),
+        ..options()
+    };
+    let provider = Fake::new(Behaviour::Healthy);
+    // Warm the cache with six answers.
+    run_with(&jobs(6, &[]), one(&provider, 4), &options).await;
+    let warm = provider.total_calls();
+    // The same six, plus identical twins, all to be timed in this run: twelve calls, none
+    // served from the cache or shared, each with a latency of its own.
+    let mut retimed = jobs(6, &[]);
+    let twins: Vec<Job> = retimed
+        .iter()
+        .cloned()
+        .map(|j| Job {
+            arm: Arm::Baseline,
+            ..j
+        })
+        .collect();
+    retimed.extend(twins);
+    for job in &mut retimed {
+        job.retime = true;
+    }
+    let report = run_with(&retimed, one(&provider, 4), &options).await;
+    let sendable = retimed.iter().filter(|j| j.request.is_ok()).count() as u32;
+    assert_eq!(provider.total_calls() - warm, sendable);
+    assert_eq!(report.cache_hits, 0);
+    assert!(report.outcomes.iter().all(|o| !o.cached));
 }
 
 #[tokio::test(start_paused = true)]

@@ -52,13 +52,18 @@ pub struct Draws {
 }
 
 impl Draws {
-    fn new(estimate: f64, mut stats: Vec<f64>) -> Option<Draws> {
+    pub(super) fn new(estimate: f64, mut stats: Vec<f64>) -> Option<Draws> {
         // Only reachable when differences of finite values overflow; no interval is honest then.
         if !estimate.is_finite() || !all_finite(&stats) || stats.is_empty() {
             return None;
         }
         stats.sort_unstable_by(f64::total_cmp);
         Some(Draws { estimate, stats })
+    }
+
+    /// The standard deviation of the resampled statistics: the bootstrap standard error.
+    pub fn standard_error(&self) -> Option<f64> {
+        super::describe::std_dev(&self.stats)
     }
 
     /// Percentile interval and two-sided p-value at `confidence`.

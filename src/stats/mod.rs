@@ -38,6 +38,16 @@
 //!   [`sequential_power`], [`Look`]: group-sequential looks — Lan–DeMets (1983) alpha spending,
 //!   O'Brien–Fleming type, two-sided boundaries by the recursive integration of Armitage,
 //!   McPherson & Rowe (1969), repeated p-values (Jennison & Turnbull 2000, §9.1).
+//! - [`paired_t`], [`paired_ratio`]: the paired t-test of a mean difference, cluster-robust
+//!   when cases are grouped (Miller 2024), and Fieller's (1954) interval of the ratio of means
+//!   — its inversion; [`paired_t_power`], [`cases_needed_t`], [`mde_t`]: its exact power by
+//!   the noncentral t ([`noncentral_t_cdf`], Lenth 1989, AS 243) and the plans from it.
+//! - [`sign_flip_quantile`], [`unit_bootstrap_quantile`]: quantiles over calls compared by a
+//!   within-pair sign-flip permutation test (exact up to 2^16 arrangements) and a bootstrap over
+//!   whole units; [`expanded_alpha`]: Hesterberg's (2015) small-sample widening of percentile
+//!   intervals.
+//! - [`studentized_mean`], [`studentized_ratio`]: the bootstrap-t (Hall 1992) of a mean
+//!   difference and of a ratio of means, for skewed amounts such as cost.
 //! - [`mean`], [`std_dev`], [`quantile`]: descriptive statistics; quantiles are numpy's
 //!   default "linear" (Hyndman & Fan 1996, type 7).
 //!
@@ -49,12 +59,16 @@ mod equivalence;
 mod hodges_lehmann;
 mod holm;
 mod mcnemar;
+mod nct;
+mod permutation;
 mod power;
 mod proportion;
 #[cfg(test)]
 mod proptests;
 mod rng;
 mod sequential;
+mod studentized;
+mod ttest;
 mod variance;
 mod wilcoxon;
 
@@ -67,12 +81,19 @@ pub use equivalence::{Tost, tost_paired};
 pub use hodges_lehmann::{HodgesLehmann, hodges_lehmann};
 pub use holm::holm;
 pub use mcnemar::mcnemar_exact;
+pub use nct::noncentral_t_cdf;
+pub use permutation::{
+    EXACT_UNITS, SignFlip, Unit, expanded_alpha, sign_flip_quantile, unit_bootstrap_one_quantile,
+    unit_bootstrap_quantile,
+};
 pub use power::{
     MAX_EXACT_CASES, cases_needed, cases_needed_mcnemar, cases_needed_mcnemar_exact, cases_needed_signed_rank,
-    mcnemar_exact_power, mde_paired,
+    cases_needed_t, mcnemar_exact_power, mde_paired, mde_t, paired_t_power,
 };
-pub use proportion::{PairedCounts, newcombe_paired};
+pub use proportion::{PairedCounts, newcombe_paired, wilson_interval};
 pub use rng::Rng;
 pub use sequential::{Look, boundaries, inflation, nominal_levels, obrien_fleming_spent, sequential_power};
+pub use studentized::{Studentized, studentized_mean, studentized_ratio};
+pub use ttest::{MeanTest, Ratio, paired_ratio, paired_t};
 pub use variance::{VarianceComponents, variance_components};
 pub use wilcoxon::{Wilcoxon, WilcoxonMethod, ZeroMethod, wilcoxon_signed_rank};

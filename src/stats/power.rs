@@ -230,6 +230,83 @@ pub fn cases_needed_mcnemar_exact(discordance: f64, effect: f64, alpha: f64, pow
     Some(start)
 }
 
+/// Power of the two-sided paired t-test at level `alpha` with `n` units, when the true mean
+/// difference is `effect` and the per-unit differences have standard deviation `sd`:
+/// `P(T > t_c) + P(T < −t_c)` with `T` noncentral t (df n − 1, noncentrality `effect·√n/sd`),
+/// as `statsmodels.stats.power.TTestPower().power`. `None` for n < 2, a non-positive `sd`, or
+/// `alpha` outside (0, 1).
+pub fn paired_t_power(effect: f64, sd: f64, n: usize, alpha: f64) -> Option<f64> {
+    use statrs::distribution::StudentsT;
+    let usable = n >= 2 && sd > 0.0 && sd.is_finite() && effect.is_finite() && alpha > 0.0 && alpha < 1.0;
+    if !usable {
+        return None;
+    }
+    let df = (n - 1) as f64;
+    let critical = StudentsT::new(0.0, 1.0, df).ok()?.inverse_cdf(1.0 - alpha / 2.0);
+    let noncentrality = effect * (n as f64).sqrt() / sd;
+    let upper = 1.0 - super::nct::noncentral_t_cdf(critical, df, noncentrality)?;
+    let lower = super::nct::noncentral_t_cdf(-critical, df, noncentrality)?;
+    Some((upper + lower).clamp(0.0, 1.0))
+}
+
+/// Units the two-sided paired t-test at `alpha` needs to detect `effect` with probability
+/// `power`: the smallest n (≥ 2) with [`paired_t_power`] ≥ `power` (statsmodels'
+/// `TTestPower().solve_power(effect_size=effect/sd, alpha=alpha, power=power)`, rounded up).
+/// Zero spread needs two units (the fewest a t-test has); `None` on unusable input.
+pub fn cases_needed_t(sd: f64, effect: f64, alpha: f64, power: f64) -> Option<usize> {
+    let usable = effect > 0.0 && effect.is_finite() && power > 0.0 && power < 1.0 && sd >= 0.0;
+    if !usable {
+        return None;
+    }
+    if sd == 0.0 {
+        return Some(2);
+    }
+    // Start from the normal approximation (never more than the t-test needs), then walk up:
+    // power rises with n, so the first n that reaches it is the answer.
+    let mut n = cases_needed(sd, effect, alpha, power)?.max(2);
+    while n < MAX_EXACT_CASES && paired_t_power(effect, sd, n, alpha)? < power {
+        n += 1;
+    }
+    while n > 2 && paired_t_power(effect, sd, n - 1, alpha)? >= power {
+        n -= 1;
+    }
+    Some(n)
+}
+
+/// The smallest true mean difference the two-sided paired t-test at `alpha` with `n` units
+/// detects with probability `power`: the inverse of [`paired_t_power`] in the effect (as
+/// the root of `TTestPower().power(effect_size=e/sd, nobs=n, alpha=alpha) = power`). `None` for
+/// n < 2.
+pub fn mde_t(sd: f64, n: usize, alpha: f64, power: f64) -> Option<f64> {
+    if n < 2 || !(sd >= 0.0 && sd.is_finite()) || !(power > 0.0 && power < 1.0) {
+        return None;
+    }
+    if sd == 0.0 {
+        return Some(0.0);
+    }
+    // Bisection in the effect, from the normal approximation (a lower bound) up.
+    let mut lo = mde_paired(sd, n, alpha, power)?;
+    let mut hi = 2.0 * lo;
+    while paired_t_power(hi, sd, n, alpha)? < power {
+        hi *= 2.0;
+        if !hi.is_finite() {
+            return None;
+        }
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if paired_t_power(mid, sd, n, alpha)? >= power {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+        if hi - lo <= 1e-13 * hi {
+            break;
+        }
+    }
+    Some(hi)
+}
+
 /// Largest plan [`cases_needed_mcnemar_exact`] searches for.
 pub const MAX_EXACT_CASES: usize = 1_000_000;
 
@@ -509,5 +586,47 @@ mod tests {
         check(1.0, 10, 1.0, 0.8, None);
         check(1.0, 10, 0.05, 1.0, None);
         check(1.0, 10, 0.05, f64::NAN, None);
+    }
+
+    #[test]
+    fn t_power_and_plans_match_statsmodels() {
+        // statsmodels.stats.power.TTestPower().power(effect_size=es, nobs=n, alpha=a)
+        for (es, n, a, expected) in [
+            (0.5, 34, 0.05, 0.807_777_501_279_273_7),
+            (0.3, 90, 0.025, 0.713_750_034_263_365_6),
+            (0.2, 50, 0.05, 0.283_592_414_667_473_5),
+            (1.0, 10, 0.01, 0.504_106_730_701_736_5),
+        ] {
+            let got = paired_t_power(es, 1.0, n, a).unwrap();
+            assert!((got - expected).abs() < 1e-9, "{es} {n} {a}: {got}");
+        }
+        // numpy.ceil(TTestPower().solve_power(effect_size=eff/sd, alpha=a, power=0.8)):
+        // 33.37 -> 34, 2045.28 -> 2046, 281.90 -> 282, 5.69 -> 6, 240.15 -> 241
+        for (sd, effect, a, expected) in [
+            (1.0, 0.5, 0.05, 34),
+            (0.3227, 0.02, 0.05, 2046),
+            (2.0, 0.4, 0.0125, 282),
+            (1.0, 1.5, 0.05, 6),
+            (0.05, 0.01, 0.025, 241),
+        ] {
+            assert_eq!(cases_needed_t(sd, effect, a, 0.8), Some(expected), "{sd} {effect} {a}");
+        }
+        // sd * scipy.optimize.brentq(lambda e: TTestPower().power(effect_size=e, nobs=n,
+        // alpha=a) - 0.8, 0.05, 0.9, xtol=1e-15) (solve_power's own root is only good to 1e-6)
+        for (sd, n, a, expected) in [
+            (1.0, 34, 0.05, 0.495_028_097_973_440_66),
+            (0.3227, 200, 0.05, 0.064_238_009_403_748_67),
+            (2.0, 40, 0.0125, 1.100_349_955_894_305_7),
+        ] {
+            let got = mde_t(sd, n, a, 0.8).unwrap();
+            assert!((got - expected).abs() < 1e-8 * expected.max(1.0), "{sd} {n} {a}: {got}");
+        }
+        // One model: the plan and the MDE agree with each other at every n.
+        for n in [5usize, 17, 120] {
+            let mde = mde_t(0.7, n, 0.05, 0.8).unwrap();
+            assert_eq!(cases_needed_t(0.7, mde * 1.000_001, 0.05, 0.8), Some(n));
+        }
+        assert_eq!(cases_needed_t(0.0, 0.1, 0.05, 0.8), Some(2));
+        assert_eq!(mde_t(1.0, 1, 0.05, 0.8), None);
     }
 }

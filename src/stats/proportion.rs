@@ -71,6 +71,17 @@ pub fn newcombe_paired(counts: PairedCounts, confidence: f64) -> Option<[f64; 2]
 }
 
 /// Wilson score interval for `x` successes in `n` trials with normal quantile `z`.
+/// Wilson's score interval for a proportion of `successes` in `n` at `confidence`; `None`
+/// without trials or with `confidence` outside (0, 1), as
+/// `statsmodels.stats.proportion.proportion_confint(successes, n, 1 − confidence, "wilson")`.
+pub fn wilson_interval(successes: u64, n: u64, confidence: f64) -> Option<[f64; 2]> {
+    if n == 0 || successes > n || !(confidence > 0.0 && confidence < 1.0) {
+        return None;
+    }
+    let z = Normal::standard().inverse_cdf(1.0 - (1.0 - confidence) / 2.0);
+    Some(wilson(successes as f64, n as f64, z))
+}
+
 fn wilson(x: f64, n: f64, z: f64) -> [f64; 2] {
     let z2 = z * z;
     let centre = (x + z2 / 2.0) / (n + z2);

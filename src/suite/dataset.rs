@@ -17,6 +17,8 @@ use crate::workspace::{FileSource, parent_dir};
 struct RawCase {
     id: Option<String>,
     description: Option<String>,
+    /// Cases that share a passage, a template or a conversation: resampled and tested together.
+    group: Option<String>,
     #[serde(default)]
     vars: serde_json::Map<String, Value>,
     #[serde(default)]
@@ -89,10 +91,17 @@ pub(super) fn parse(
             })?;
             asserts.push(assertion);
         }
+        if raw.group.as_deref().is_some_and(|g| g.trim().is_empty()) {
+            return Err(at(format!("case `{id}`: group is empty"), "group")
+                .hint("leave `group` out, or name the passage, template or conversation the case shares")
+                .into());
+        }
         cases.push(Case {
             id,
             description: raw.description,
+            group: raw.group,
             vars: raw.vars,
+            assert_source: serde_json::to_string(&raw.assert).unwrap_or_default(),
             asserts,
             origin: format!("{path}:{line}"),
         });
@@ -261,6 +270,7 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
         let mut case = RawCase {
             id: None,
             description: None,
+            group: None,
             vars: serde_json::Map::new(),
             assert: Vec::new(),
         };
@@ -268,6 +278,7 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
             match header.as_str() {
                 "id" => case.id = Some(cell.to_owned()),
                 "description" => case.description = Some(cell.to_owned()).filter(|c| !c.is_empty()),
+                "group" => case.group = Some(cell.to_owned()).filter(|c| !c.is_empty()),
                 h if h.starts_with("assert.") => {
                     if !cell.is_empty() {
                         let kind = &h["assert.".len()..];

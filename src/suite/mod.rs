@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::error::{Diagnostic, Error, did_you_mean};
 use crate::results::Direction;
-use crate::workspace::{FileSource, join_in_repo, parent_dir};
+use crate::workspace::{FileSource, Object, ObjectKind, join_in_repo, parent_dir};
 
 pub use diag::yaml_diagnostic;
 pub use raw::{Margin, ProviderKind};
@@ -139,8 +139,13 @@ pub struct Experiment {
     /// Applied to every case, besides the case's own.
     pub asserts: Vec<Assertion>,
     /// Every file the experiment's outcome depends on: variant, prompt, partials, dataset,
-    /// files named by assertions.
+    /// files named by assertions, files named by its `exec` providers' commands.
     pub dependencies: BTreeSet<String>,
+    /// The template files the prompt's renders read besides the prompt itself.
+    pub partials: BTreeSet<String>,
+    /// Files and folders of the tree that its `exec` providers' commands name (an argument
+    /// such as `scripts/answer.py`), with the provider naming each.
+    pub command_files: BTreeMap<String, String>,
     /// Extra dependencies declared as globs (`depends_on`).
     pub depends_on: GlobSet,
     /// The experiment's entry in the suite file (and its provider), canonicalised: when it
@@ -164,8 +169,14 @@ pub struct Variant {
 pub struct Case {
     pub id: String,
     pub description: Option<String>,
+    /// Cases sharing a group are one unit of inference (see docs/statistics.md, "Clustered
+    /// cases").
+    pub group: Option<String>,
     pub vars: serde_json::Map<String, Value>,
     pub asserts: Vec<Assertion>,
+    /// The case's assertions as written (canonical JSON): two versions of a case have the same
+    /// assertions when these are equal.
+    pub assert_source: String,
     /// Where the case is written: `datasets/x.jsonl:12`.
     pub origin: String,
 }
@@ -654,23 +665,59 @@ pub fn load_experiment(
             })?;
         globs.add(glob);
     }
-    let depends_on = globs
+    let mut depends_on = globs
         .build()
         .map_err(|err| Error::run(format!("building globs: {err}")))?;
 
     // Render every case now: strict undefined variables and missing partials fail validation,
     // and the files the template really reads become dependencies.
+    let mut partials = BTreeSet::new();
     for case in &cases {
         let rendered = prompt
             .render(&case.vars)
             .map_err(|d| Error::from(d.hint(format!("while rendering case `{}` ({})", case.id, case.origin))))?;
-        dependencies.extend(rendered.files);
+        partials.extend(rendered.files.into_iter().filter(|f| *f != prompt_path));
     }
+    dependencies.insert(prompt_path.clone());
+    dependencies.extend(partials.iter().cloned());
 
     let provider = e
         .provider
         .as_ref()
         .map_or_else(|| suite.defaults.provider.clone(), |p| p.value.clone());
+    // An `exec` pipeline's scripts produce the output as much as the prompt does: a command
+    // argument naming a file (or folder) of the tree makes the experiment depend on it.
+    let mut command_files = BTreeMap::new();
+    let chain = std::iter::once(&provider).chain(e.fallback.iter().map(|f| &f.value));
+    for spec in chain.filter_map(|name| suite.providers.get(name)) {
+        for (path, object) in command_paths(&**source, spec) {
+            command_files
+                .entry(path)
+                .or_insert_with(|| (spec.name.clone(), object.kind));
+        }
+    }
+    let mut depends_on_globs: Vec<String> = e.depends_on.iter().map(|d| d.value.clone()).collect();
+    for (path, (_, kind)) in &command_files {
+        match kind {
+            ObjectKind::File => {
+                dependencies.insert(path.clone());
+            }
+            ObjectKind::Folder => depends_on_globs.push(format!("{path}/**")),
+        }
+    }
+    if depends_on_globs.len() > e.depends_on.len() {
+        let mut globs = GlobSetBuilder::new();
+        for pattern in &depends_on_globs {
+            let glob = globset::GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .build()
+                .map_err(|err| Error::run(format!("building globs: {err}")))?;
+            globs.add(glob);
+        }
+        depends_on = globs
+            .build()
+            .map_err(|err| Error::run(format!("building globs: {err}")))?;
+    }
     let definition = serde_json::json!({
         "assert": e.assert.iter().map(|a| &a.value).collect::<Vec<_>>(),
         "depends_on": e.depends_on.iter().map(|d| &d.value).collect::<Vec<_>>(),
@@ -679,7 +726,6 @@ pub fn load_experiment(
         "repeats": e.repeats.unwrap_or(suite.defaults.repeats),
         "provider": suite.providers.get(&provider),
         "fallback": e.fallback.iter().map(|f| suite.providers.get(&f.value)).collect::<Vec<_>>(),
-        "seed": suite.defaults.seed,
     })
     .to_string();
 
@@ -696,12 +742,85 @@ pub fn load_experiment(
         fallbacks: e.fallback.iter().map(|f| f.value.clone()).collect(),
         asserts,
         dependencies,
+        partials,
+        command_files: command_files
+            .into_iter()
+            .map(|(path, (provider, _))| (path, provider))
+            .collect(),
         depends_on,
         definition,
     })
 }
 
+/// The paths of the tree an `exec` provider's command names: arguments (the program included)
+/// that are repository-relative paths of a file or folder. The command runs from the root of
+/// its arm's tree, so that is what they are relative to.
+pub fn command_paths(source: &dyn FileSource, spec: &ProviderSpec) -> Vec<(String, Object)> {
+    if spec.kind != ProviderKind::Exec {
+        return Vec::new();
+    }
+    let mut paths = Vec::new();
+    for arg in spec.command.iter().flatten() {
+        if arg.is_empty() || arg.starts_with('-') {
+            continue;
+        }
+        let Ok(path) = join_in_repo("", arg) else { continue };
+        if path.is_empty() {
+            continue;
+        }
+        // A link leaving the repository is not a file of the tree: nothing of ours to track.
+        if let Ok(Some(object)) = source.object(&path) {
+            paths.push((path, object));
+        }
+    }
+    paths
+}
+
+impl Suite {
+    /// One sentence per experiment whose cases are too few for a gated metric's test to judge
+    /// (`metrics::Metric::min_units`): such a metric is reported, never gated, so a suite that
+    /// looks protected is not. Said up front by `validate`, `init` and `run`.
+    pub fn sample_size_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for e in &self.experiments {
+            let units = e.units();
+            let short: Vec<String> = self
+                .gates
+                .iter()
+                .filter_map(|g| {
+                    let min = crate::metrics::Metric::of(&g.metric).min_units();
+                    (units < min).then(|| format!("{} needs {min}", g.metric))
+                })
+                .collect();
+            if !short.is_empty() {
+                let unit = if units == e.cases.len() {
+                    "cases"
+                } else {
+                    "groups of cases"
+                };
+                let (them, it) = if short.len() == 1 {
+                    ("it", "it")
+                } else {
+                    ("they", "those gates")
+                };
+                notes.push(format!(
+                    "experiment `{}` has {units} {unit}; {} to be judged, so until then {them} will be reported, not gated: add cases before relying on {it}",
+                    e.name,
+                    short.join(", ")
+                ));
+            }
+        }
+        notes
+    }
+}
+
 impl Experiment {
+    /// Independent units of inference: the dataset's groups, plus every case without one.
+    pub fn units(&self) -> usize {
+        let groups: BTreeSet<&str> = self.cases.iter().filter_map(|c| c.group.as_deref()).collect();
+        groups.len() + self.cases.iter().filter(|c| c.group.is_none()).count()
+    }
+
     /// The changed paths (of `changed`) this experiment depends on.
     pub fn touched_by<'a>(&self, changed: impl IntoIterator<Item = &'a str>) -> Vec<String> {
         changed

@@ -1,7 +1,8 @@
 //! A/A runs: the suite at base compared with itself. The gate's false-alarm rate on the suite's
 //! own noise, and the cases and repeats its margins need.
 
-use crate::analyze::{self, Estimate, sd_from_ci};
+use crate::analyze::{self, Estimate};
+use crate::results::DEFAULT_TIMEOUT_MS;
 use crate::results::{AaRecommendation, AaSummary, CaseResult, MetricResult, MetricVerdict, Results};
 use crate::stats;
 use crate::suite::GateSpec;
@@ -54,17 +55,18 @@ pub fn false_alarm_rate(cases: &[CaseResult], gates: &[GateSpec], alpha: f64, se
             })
             .collect();
         let blocking: Vec<&GateSpec> = gates.iter().filter(|g| g.blocking).collect();
+        let timeouts = [DEFAULT_TIMEOUT_MS; 2];
         let estimates: Vec<Estimate> = blocking
             .iter()
-            .map(|g| analyze::estimate(&g.metric, &swapped, true, alpha, seed ^ p as u64))
+            .map(|g| analyze::estimate(&g.metric, &swapped, true, alpha, seed ^ p as u64, timeouts))
             .collect();
-        let flags: Vec<(&Estimate, bool)> = estimates.iter().map(|e| (e, true)).collect();
+        let flags: Vec<(&Estimate, bool)> = estimates.iter().map(|e| (e, super::judged(e))).collect();
+        let family = flags.iter().filter(|(_, f)| *f).count();
         let adjusted = adjust(&flags);
-        let alarm = estimates
-            .iter()
-            .zip(&blocking)
-            .zip(adjusted)
-            .any(|((e, g), p)| decide_with(e, Some(*g), p, alpha, false).verdict == MetricVerdict::Regression);
+        let alarm =
+            estimates.iter().zip(&blocking).zip(adjusted).any(|((e, g), p)| {
+                decide_with(e, Some(*g), p, alpha, family, false).verdict == MetricVerdict::Regression
+            });
         alarms += usize::from(alarm);
     }
     alarms as f64 / permutations as f64
@@ -88,26 +90,18 @@ pub fn recommendation(metric: &MetricResult, available_cases: usize, repeats: u3
         r.repeats = Some(repeats);
         return r;
     }
-    let (Some(ci), Some(within)) = (metric.ci, metric.details.within_var) else {
-        return r;
-    };
-    let Some(sd) = sd_from_ci(ci, metric.n, metric.alpha) else {
+    let (Some(sd), Some(within)) = (metric.details.sd, metric.details.within_var) else {
         return r;
     };
     let k = f64::from(repeats.max(1));
     let case_var = (sd * sd - 2.0 * within / k).max(0.0);
-    // The variance a per-case difference may have for `available_cases` to reach the margin.
-    let Some(unit) = stats::mde_paired(1.0, 1, metric.alpha, 0.8) else {
+    // The variance a per-case difference may have for `available_cases` to reach the margin,
+    // by the same power model as `cases_needed` (the t-test's detectable effect scales with sd).
+    let alpha = metric.alpha / metric.details.family.unwrap_or(1).max(1) as f64;
+    let Some(unit) = stats::mde_t(1.0, available_cases, alpha, super::POWER) else {
         return r;
     };
-    // The signed-rank test needs π/3 times the normal formula's cases (see
-    // `stats::cases_needed_signed_rank`), so it allows 3/π of the variance.
-    let efficiency = if metric.test == "wilcoxon-signed-rank" {
-        3.0 / std::f64::consts::PI
-    } else {
-        1.0
-    };
-    let allowed = efficiency * available_cases as f64 * (metric.margin / unit).powi(2);
+    let allowed = (metric.margin / unit).powi(2);
     if allowed > case_var && within > 0.0 {
         let k_needed = (2.0 * within / (allowed - case_var)).ceil();
         if k_needed <= 100.0 {

@@ -1,6 +1,7 @@
-//! Policy → verdicts: every metric's estimate and decision, Holm across the gated metrics, each
-//! experiment's verdict and the PR's. Pure: it reads `ExperimentResult`s and a [`Policy`], never
-//! the suite or the runner, so `run`, `merge` and the calibration bench all judge through it.
+//! Policy → verdicts: every metric's estimate and decision, Holm across the PR's blocking gated
+//! metrics, each experiment's verdict and the PR's. Pure: it reads `ExperimentResult`s and a
+//! [`Policy`], never the suite or the runner, so `run`, `merge` and the calibration bench all
+//! judge through it.
 
 pub mod aa;
 mod decide;
@@ -10,112 +11,228 @@ use std::collections::BTreeMap;
 
 use crate::analyze::{self, Estimate};
 use crate::error::Error;
+use crate::format;
+use crate::metrics;
 use crate::results::*;
 use crate::stats;
 use crate::suite::{self, Suite};
 
-pub use decide::{accepts_at, adjust, adjust_at, decide, drift, sequential_settled};
+pub use decide::{POWER, accepts_at, adjust, adjust_at, decide, drift, judged, sequential_settled};
 
-/// What the analysis reads of the suite: the gates, α and the seed.
+/// What the analysis reads of the suite: the gates, α, the seed and the error tolerance.
+#[derive(Clone, Debug)]
 pub struct Policy {
     pub gates: Vec<suite::GateSpec>,
+    /// Gates a pull request adds on metrics the policy in force does not gate: their metrics
+    /// are decided with these settings, but never block and stay out of Holm's family.
+    pub pending: Vec<suite::GateSpec>,
     pub alpha: f64,
     pub seed: u64,
+    /// Share of errored calls (per experiment and arm) beyond which the run is an error.
+    pub max_error_rate: f64,
 }
 
 impl Policy {
     pub fn of(suite: &Suite) -> Policy {
         Policy {
             gates: suite.gates.clone(),
+            pending: Vec::new(),
             alpha: suite.defaults.alpha,
             seed: suite.defaults.seed,
+            max_error_rate: suite.defaults.max_error_rate,
         }
     }
 
     /// The policy a `results.json` recorded.
     pub fn recorded(gates: &[GateRecord], defaults: &AnalysisDefaults) -> Policy {
         Policy {
-            gates: gates.iter().map(gate_spec).collect(),
+            gates: gates.iter().filter(|g| !g.pending).map(gate_spec).collect(),
+            pending: gates.iter().filter(|g| g.pending).map(gate_spec).collect(),
             alpha: defaults.alpha,
             seed: defaults.seed,
+            max_error_rate: defaults.max_error_rate,
         }
+    }
+
+    /// The gates as `results.json` records them, pending ones marked.
+    pub fn records(&self) -> Vec<GateRecord> {
+        let pending = self.pending.iter().map(|g| GateRecord {
+            pending: true,
+            ..gate_record(g)
+        });
+        self.gates.iter().map(gate_record).chain(pending).collect()
+    }
+
+    fn gate(&self, metric: &str) -> Option<&suite::GateSpec> {
+        self.gates.iter().find(|g| g.metric == metric)
     }
 }
 
 /// Statistics and verdicts of the compared experiments, from their cases alone: flakiness,
-/// every metric's estimate, Holm across every gated metric of every experiment, each gate's
-/// decision, drift from the recorded `evaluation_metrics`, and each experiment's verdict.
-/// `run` and `merge` both end here, so a merged matrix is judged exactly as one run.
+/// every metric's estimate, Holm across the blocking gated metrics of every experiment, each
+/// gate's decision, drift from the recorded `evaluation_metrics`, each experiment's verdict
+/// (an experiment whose calls failed beyond the policy's tolerance is a run error, never a
+/// regression). `run` and `merge` both end here, so a merged matrix is judged exactly as one
+/// run.
 ///
 /// `experiments` are the compared (not removed) ones, in plan order: an experiment's position
-/// seeds its bootstraps, and its cases must be in dataset order.
+/// seeds its resampling, and its cases must be in dataset order.
 pub fn judge(experiments: &mut [ExperimentResult], policy: &Policy, look: Option<&stats::Look>) {
+    judge_with(experiments, policy, look, Plan::Power);
+}
+
+/// Whether [`judge_with`] plans the sample size (`mde`, `cases_needed`, `underpowered`): the
+/// exact plans take milliseconds per gated metric, and an intermediate sequential look needs
+/// only the verdicts to decide whether to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    Power,
+    VerdictsOnly,
+}
+
+/// [`judge`], planning only when `plan` says so. The verdicts are the same either way.
+pub fn judge_with(experiments: &mut [ExperimentResult], policy: &Policy, look: Option<&stats::Look>, plan: Plan) {
     let mut estimates: Vec<(usize, Estimate)> = Vec::new();
     // Each metric's intervals at its own gate's α (the suite's for ungated metrics), and in a
     // sequential run at the look's nominal level for that α: repeated confidence intervals
     // (J&T §9.1), so non-inferiority, equivalence and SLOs proven at a look keep the gate's α.
     let mut levels: BTreeMap<u64, f64> = BTreeMap::new();
-    for a in std::iter::once(policy.alpha).chain(policy.gates.iter().map(|g| g.alpha)) {
+    // A pending gate is looked up after the gates in force, and never blocks.
+    let pending: Vec<suite::GateSpec> = policy
+        .pending
+        .iter()
+        .filter(|p| !policy.gates.iter().any(|g| g.metric == p.metric))
+        .map(|g| suite::GateSpec {
+            blocking: false,
+            ..g.clone()
+        })
+        .collect();
+    let all_gates: Vec<suite::GateSpec> = policy.gates.iter().chain(&pending).cloned().collect();
+    let gate_of = |metric: &str| {
+        policy
+            .gate(metric)
+            .or_else(|| pending.iter().find(|g| g.metric == metric))
+    };
+    for a in std::iter::once(policy.alpha).chain(all_gates.iter().map(|g| g.alpha)) {
         levels
             .entry(a.to_bits())
             .or_insert_with(|| look.map_or(a, |l| l.nominal(a)));
     }
     let interval_alpha = |metric: &str| {
-        let a = policy
-            .gates
-            .iter()
-            .find(|g| g.metric == metric)
-            .map_or(policy.alpha, |g| g.alpha);
+        let a = gate_of(metric).map_or(policy.alpha, |g| g.alpha);
         levels.get(&a.to_bits()).copied().unwrap_or(a)
     };
     for (ei, e) in experiments.iter_mut().enumerate() {
         let (flaky_share, flaky_cases) = analyze::flaky_share(&e.cases);
         e.noise.flaky_share = flaky_share;
         e.noise.flaky_cases = flaky_cases;
-        let mut names = metric_names(&policy.gates, &e.cases);
-        if e.repeats > 1 && !names.iter().any(|n| n == analyze::FLAKY_SHARE) {
-            names.push(analyze::FLAKY_SHARE.to_owned());
+        let mut names = metric_names(&all_gates, &e.cases);
+        if e.repeats > 1 && !names.iter().any(|n| n == metrics::FLAKY_SHARE) {
+            names.push(metrics::FLAKY_SHARE.to_owned());
         }
         let seed = policy.seed ^ (ei as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let paired = e.baseline.is_some();
+        let timeouts = [
+            e.baseline.as_ref().map_or(DEFAULT_TIMEOUT_MS, |a| a.timeout_ms),
+            e.candidate.as_ref().map_or(DEFAULT_TIMEOUT_MS, |a| a.timeout_ms),
+        ];
         estimates.extend(
-            estimate_all(&names, &e.cases, paired, &interval_alpha, seed)
+            estimate_all(&names, &e.cases, paired, &interval_alpha, seed, timeouts)
                 .into_iter()
                 .map(|est| (ei, est)),
         );
     }
 
-    let gate_of = |metric: &str| policy.gates.iter().find(|g| g.metric == metric);
+    // Holm's family: the blocking gated metrics the run can judge. Informational metrics are
+    // compared with α alone: they decide nothing, and adding them must not weaken a gate.
+    let errored: Vec<bool> = experiments
+        .iter()
+        .map(|e| arm_failure(e, policy.max_error_rate).is_some())
+        .collect();
+    let in_family: Vec<bool> = estimates
+        .iter()
+        .map(|(ei, e)| {
+            !errored[*ei]
+                && experiments[*ei].baseline.is_some()
+                && gate_of(&e.metric).is_some_and(|g| g.blocking)
+                && judged(e)
+        })
+        .collect();
+    let family = in_family.iter().filter(|f| **f).count();
     let flags: Vec<(&Estimate, bool)> = estimates
         .iter()
-        .map(|(_, e)| (e, gate_of(&e.metric).is_some()))
+        .map(|(_, e)| e)
+        .zip(in_family.iter().copied())
         .collect();
-    let adjusted = adjust_at(&flags, look);
-    for ((ei, estimate), p_adjusted) in estimates.iter().zip(adjusted) {
-        let mut metric = decide(estimate, gate_of(&estimate.metric), p_adjusted, policy.alpha);
+    let largest_alpha = all_gates.iter().map(|g| g.alpha).fold(policy.alpha, f64::max);
+    let adjusted = decide::adjust_at_for(&flags, look, (plan == Plan::VerdictsOnly).then_some(largest_alpha));
+    for (((ei, estimate), p_adjusted), member) in estimates.iter().zip(adjusted).zip(&in_family) {
+        let size = if *member { family } else { 1 };
+        let mut metric = decide::decide_with(
+            estimate,
+            gate_of(&estimate.metric),
+            p_adjusted,
+            policy.alpha,
+            size,
+            plan == Plan::Power,
+        );
         let recorded = experiments[*ei]
             .candidate
             .as_ref()
             .and_then(|c| c.evaluation_metrics.get(&estimate.metric))
             .copied();
         metric.details.drift = drift(recorded, estimate);
+        if experiments[*ei].baseline.is_none() {
+            // A candidate-only experiment has nothing to compare: its metrics say so, and only
+            // an objective on the candidate's own value can fail it.
+            metric.verdict = MetricVerdict::NoData;
+            metric.non_inferior = false;
+        } else if metric.verdict == MetricVerdict::NoData && metric.blocking {
+            // A blocking metric the comparison could not measure fails closed.
+            metric.fails_gate = true;
+        } else if metric.verdict == MetricVerdict::TooFew && metric.blocking {
+            // Too few cases only because the pull request removed some: a PR may not escape its
+            // gate by shrinking its own test.
+            let removed = experiments[*ei]
+                .changed
+                .dataset_changes
+                .as_ref()
+                .map_or(0, |d| d.removed.len());
+            let min = metric.details.min_n.unwrap_or(0);
+            if removed > 0 && metric.n + removed >= min {
+                metric.fails_gate = true;
+            }
+        }
+        if errored[*ei] {
+            // A failed run is not evidence about the change: no verdict, no objective missed.
+            metric.verdict = MetricVerdict::NoData;
+            metric.fails_gate = false;
+            metric.non_inferior = false;
+            metric.slo = None;
+            metric.details.slo_proven = None;
+            metric.details.underpowered = false;
+        }
         experiments[*ei].metrics.push(metric);
     }
     for e in experiments.iter_mut() {
-        let (verdict, reason) = experiment_verdict(e);
+        let (verdict, reason) = match arm_failure(e, policy.max_error_rate) {
+            Some(failure) => (ExperimentVerdict::Error, failure),
+            None => experiment_verdict(e),
+        };
         e.verdict = verdict;
         e.reason = reason;
     }
 }
 
 /// Estimates every metric of one experiment, in order. The metrics are independent and their
-/// bootstraps dominate the run's own time on large suites, so they share the cores.
+/// resampling dominates the run's own time on large suites, so they share the cores.
 fn estimate_all(
     names: &[String],
     cases: &[CaseResult],
     paired: bool,
     alpha: &(dyn Fn(&str) -> f64 + Sync),
     seed: u64,
+    timeouts: [u64; 2],
 ) -> Vec<Estimate> {
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
@@ -128,7 +245,7 @@ fn estimate_all(
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|m| analyze::estimate(m, cases, paired, alpha(m), seed))
+                        .map(|m| analyze::estimate(m, cases, paired, alpha(m), seed, timeouts))
                         .collect::<Vec<_>>()
                 })
             })
@@ -143,7 +260,7 @@ fn estimate_all(
 
 /// The built-in metrics, plus every gated scorer metric some call produced.
 fn metric_names(gates: &[suite::GateSpec], cases: &[CaseResult]) -> Vec<String> {
-    let mut names: Vec<String> = suite::BUILTIN_METRICS.iter().map(|m| (*m).to_owned()).collect();
+    let mut names: Vec<String> = metrics::BUILTIN.iter().map(|m| (*m).to_owned()).collect();
     for gate in gates {
         let produced = cases
             .iter()
@@ -154,6 +271,28 @@ fn metric_names(gates: &[suite::GateSpec], cases: &[CaseResult]) -> Vec<String> 
         }
     }
     names
+}
+
+/// Why an experiment's run failed: an arm whose calls errored beyond `max_error_rate`.
+fn arm_failure(e: &ExperimentResult, max_error_rate: f64) -> Option<String> {
+    for (arm, calls) in [
+        ("baseline", e.cases.iter().flat_map(|c| &c.baseline).collect::<Vec<_>>()),
+        ("candidate", e.cases.iter().flat_map(|c| &c.candidate).collect()),
+    ] {
+        if calls.is_empty() {
+            continue;
+        }
+        let errored = calls.iter().filter(|c| c.error.is_some()).count();
+        if errored as f64 / calls.len() as f64 > max_error_rate {
+            let example = calls.iter().find_map(|c| c.error.clone()).unwrap_or_default();
+            return Some(format!(
+                "the run failed: {errored} of {} {arm} calls errored (more than {} allowed); first error: {example}",
+                calls.len(),
+                format::relative(max_error_rate).trim_start_matches('+'),
+            ));
+        }
+    }
+    None
 }
 
 fn experiment_verdict(e: &ExperimentResult) -> (ExperimentVerdict, String) {
@@ -168,11 +307,40 @@ fn experiment_verdict(e: &ExperimentResult) -> (ExperimentVerdict, String) {
         .filter(|m| m.verdict == MetricVerdict::Improvement)
         .map(|m| m.name.as_str())
         .collect();
+    // What a reviewer should see without failing the gate: regressions of informational gates,
+    // minor regressions, missed objectives, and any significant rise in errors (gated or not).
     let attention: Vec<String> = e
         .metrics
         .iter()
-        .filter(|m| m.gated && (m.verdict == MetricVerdict::Regression || m.slo.as_ref().is_some_and(|s| !s.met)))
-        .map(|m| describe_failure(m) + " (non-blocking)")
+        .filter_map(|m| {
+            let errors_rose = m.name == metrics::ERROR_RATE
+                && matches!(m.verdict, MetricVerdict::Regression | MetricVerdict::MinorRegression);
+            if m.verdict == MetricVerdict::MinorRegression && (m.gated || errors_rose) {
+                return Some(format!(
+                    "{} slightly worse ({} → {}, {}), within its margin",
+                    m.name,
+                    format::value(&m.name, m.baseline),
+                    format::value(&m.name, m.candidate),
+                    p_text(m)
+                ));
+            }
+            let missed = m.slo.as_ref().is_some_and(|s| !s.met) && m.verdict != MetricVerdict::TooFew;
+            ((m.gated || errors_rose) && (m.verdict == MetricVerdict::Regression || missed))
+                .then(|| describe_failure(m) + if m.blocking { "" } else { " (non-blocking)" })
+        })
+        .collect();
+    let too_few: Vec<String> = e
+        .metrics
+        .iter()
+        .filter(|m| m.gated && m.blocking && m.verdict == MetricVerdict::TooFew)
+        .map(|m| {
+            format!(
+                "{} needs at least {} cases to be judged (has {})",
+                m.name,
+                m.details.min_n.unwrap_or(0),
+                m.n
+            )
+        })
         .collect();
     let mut parts = Vec::new();
     if e.status == ExperimentStatus::New {
@@ -184,45 +352,78 @@ fn experiment_verdict(e: &ExperimentResult) -> (ExperimentVerdict, String) {
     if !attention.is_empty() {
         parts.push(format!("needs attention: {}", attention.join("; ")));
     }
+    if !too_few.is_empty() {
+        parts.push(format!("not gated: {}", too_few.join("; ")));
+    }
     if parts.is_empty() {
-        parts.push("no blocking regression".to_owned());
+        parts.push(NO_BLOCKING_REGRESSION.to_owned());
     }
     (ExperimentVerdict::Pass, parts.join("; "))
 }
 
+const NO_BLOCKING_REGRESSION: &str = "no blocking regression";
+
+fn p_text(m: &MetricResult) -> String {
+    m.p_adjusted.or(m.p_value).map_or_else(String::new, format::p_sentence)
+}
+
 fn describe_failure(m: &MetricResult) -> String {
-    if m.verdict == MetricVerdict::Regression {
-        let p = m
-            .p_adjusted
-            .or(m.p_value)
-            .map(|p| format!(", {}", format_p(p)))
-            .unwrap_or_default();
-        return format!(
-            "{} regressed ({} → {}{p})",
-            m.name,
-            format_value(&m.name, m.baseline),
-            format_value(&m.name, m.candidate)
-        );
+    match m.verdict {
+        MetricVerdict::Regression => {
+            return format!(
+                "{} regressed ({} → {}, {})",
+                m.name,
+                format::value(&m.name, m.baseline),
+                format::value(&m.name, m.candidate),
+                p_text(m)
+            );
+        }
+        MetricVerdict::NoData => return format!("{} has no data to compare", m.name),
+        MetricVerdict::TooFew => {
+            return format!(
+                "{} has too few cases to be judged ({} of {}) after this PR removed cases from the dataset",
+                m.name,
+                m.n,
+                m.details.min_n.unwrap_or(0)
+            );
+        }
+        _ => {}
     }
     if let Some(slo) = m.slo.as_ref().filter(|s| !s.met) {
         return format!(
             "{} misses its objective ({} vs {})",
             m.name,
-            format_value(&m.name, m.candidate),
-            format_value(&m.name, Some(slo.target))
+            format::value(&m.name, m.candidate),
+            format::value(&m.name, Some(slo.target))
         );
+    }
+    if m.details.equivalent == Some(false) && !m.non_inferior {
+        return format!("{} is not proven equivalent or non-inferior within its margin", m.name);
+    }
+    if m.details.equivalent == Some(false) {
+        return format!("{} is not proven equivalent within its margin", m.name);
     }
     format!("{} is not proven non-inferior within its margin", m.name)
 }
 
+/// The PR's verdict and its one-sentence reason. A run error wins over everything: a run that
+/// could not finish says what failed, never "regression".
 pub fn overall_verdict(experiments: &[ExperimentResult]) -> (Verdict, String) {
+    let errored: Vec<String> = experiments
+        .iter()
+        .filter(|e| e.verdict == ExperimentVerdict::Error)
+        .map(|e| format!("{}: {}", e.name, e.reason))
+        .collect();
+    if !errored.is_empty() {
+        return (Verdict::Error, errored.join(" | "));
+    }
     let failed: Vec<String> = experiments
         .iter()
         .filter(|e| e.verdict == ExperimentVerdict::Fail)
         .map(|e| format!("{}: {}", e.name, e.reason))
         .collect();
     if !failed.is_empty() {
-        return (Verdict::Fail, format!("regression in {}", failed.join(" | ")));
+        return (Verdict::Fail, failed.join(" | "));
     }
     let run: Vec<&ExperimentResult> = experiments
         .iter()
@@ -240,7 +441,7 @@ pub fn overall_verdict(experiments: &[ExperimentResult]) -> (Verdict, String) {
     }
     let notes: Vec<String> = run
         .iter()
-        .filter(|e| e.reason != "no blocking regression")
+        .filter(|e| e.reason != NO_BLOCKING_REGRESSION)
         .map(|e| format!("{}: {}", e.name, e.reason))
         .collect();
     let head = format!(
@@ -253,6 +454,50 @@ pub fn overall_verdict(experiments: &[ExperimentResult]) -> (Verdict, String) {
     } else {
         (Verdict::Pass, format!("{head} ({})", notes.join(" | ")))
     }
+}
+
+/// Experiments the pull request removed, judged by the policy in force: while it has a blocking
+/// gate, removing an experiment removes that protection, so it fails the gate unless waived.
+pub fn judge_removed(experiments: &mut [ExperimentResult], policy: &Policy) {
+    let blocking: Vec<&str> = policy
+        .gates
+        .iter()
+        .filter(|g| g.blocking)
+        .map(|g| g.metric.as_str())
+        .collect();
+    if blocking.is_empty() {
+        return;
+    }
+    for e in experiments.iter_mut().filter(|e| e.status == ExperimentStatus::Removed) {
+        e.verdict = ExperimentVerdict::Fail;
+        e.reason = format!(
+            "removed at head while the base's gates on {} block: removing it needs a waiver",
+            blocking.join(", ")
+        );
+    }
+}
+
+/// A suite at base that does not load leaves the comparison without (part of) its baseline:
+/// the verdict fails, naming why, unless a maintainer waives it.
+pub fn with_base_error((verdict, reason): (Verdict, String), base_error: Option<&str>) -> (Verdict, String) {
+    match base_error {
+        Some(error) if matches!(verdict, Verdict::Pass | Verdict::Fail) => (
+            Verdict::Fail,
+            format!("{error}; the experiments ran candidate-only ({reason})"),
+        ),
+        _ => (verdict, reason),
+    }
+}
+
+/// The run error a results' verdict stands for, with what to do: `run`, `merge` and `ci` exit
+/// with it (code 3).
+pub fn run_error(results: &Results) -> Option<Error> {
+    (results.verdict == Verdict::Error).then(|| {
+        Error::run_with_hint(
+            results.reason.clone(),
+            "the results were written; no metric was judged. Fix the provider (or raise `defaults.max_error_rate` if these failures are expected) and run again",
+        )
+    })
 }
 
 /// The run facts the calls themselves say: cases, calls, completed, errored, spend.
@@ -273,34 +518,6 @@ pub fn count_calls(experiments: &[ExperimentResult]) -> RunFacts {
     }
 }
 
-/// Too many failed calls make the comparison meaningless: that is a run error (exit 3).
-pub fn error_budget_exceeded(results: &Results, max_error_rate: f64) -> Option<Error> {
-    for e in &results.experiments {
-        for (arm, calls) in [
-            ("baseline", e.cases.iter().flat_map(|c| &c.baseline).collect::<Vec<_>>()),
-            ("candidate", e.cases.iter().flat_map(|c| &c.candidate).collect()),
-        ] {
-            if calls.is_empty() {
-                continue;
-            }
-            let errored = calls.iter().filter(|c| c.error.is_some()).count();
-            if errored as f64 / calls.len() as f64 > max_error_rate {
-                let example = calls.iter().find_map(|c| c.error.clone()).unwrap_or_default();
-                return Some(Error::run_with_hint(
-                    format!(
-                        "{errored} of {} {arm} calls of experiment `{}` failed (more than {:.0}% allowed); first error: {example}",
-                        calls.len(),
-                        e.name,
-                        max_error_rate * 100.0
-                    ),
-                    "the results were written; fix the provider or raise `defaults.max_error_rate`",
-                ));
-            }
-        }
-    }
-    None
-}
-
 pub fn gate_record(g: &suite::GateSpec) -> GateRecord {
     let (margin, relative) = match g.margin {
         suite::Margin::Absolute(m) => (m, false),
@@ -316,6 +533,7 @@ pub fn gate_record(g: &suite::GateSpec) -> GateRecord {
         slo: g.slo,
         require_non_inferiority: g.require_non_inferiority,
         require_equivalence: g.require_equivalence,
+        pending: false,
     }
 }
 
@@ -333,26 +551,5 @@ fn gate_spec(g: &GateRecord) -> suite::GateSpec {
         slo: g.slo,
         require_non_inferiority: g.require_non_inferiority,
         require_equivalence: g.require_equivalence,
-    }
-}
-
-pub fn format_value(metric: &str, value: Option<f64>) -> String {
-    let Some(v) = value else { return "–".to_owned() };
-    if metric.ends_with("_rate") {
-        format!("{:.1}%", v * 100.0)
-    } else if metric.ends_with("_ms") {
-        format!("{v:.0} ms")
-    } else if metric.starts_with("cost") {
-        format!("${v:.6}")
-    } else {
-        format!("{v:.3}")
-    }
-}
-
-pub fn format_p(p: f64) -> String {
-    if p < 0.001 {
-        "p < 0.001".to_owned()
-    } else {
-        format!("p = {p:.3}")
     }
 }

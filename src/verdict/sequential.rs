@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::results::{ExperimentStatus, MetricVerdict, Results, SequentialSummary};
+use crate::results::{ExperimentResult, ExperimentStatus, MetricVerdict, Results, SequentialSummary};
 use crate::stats;
 
 use super::decide::{accepts_at, sequential_settled};
@@ -67,9 +67,14 @@ pub fn upto(t: f64, n: usize) -> usize {
 /// Whether the look at nominal `level` settles every compared experiment's verdict. Without a
 /// baseline there is nothing to settle: every case runs.
 pub fn settled(results: &Results, level: f64) -> bool {
+    settled_experiments(&results.experiments, level)
+}
+
+/// [`settled`] over the experiments themselves (the calibration bench judges without a whole
+/// `Results`).
+pub fn settled_experiments(experiments: &[ExperimentResult], level: f64) -> bool {
     let compared = || {
-        results
-            .experiments
+        experiments
             .iter()
             .filter(|e| e.baseline.is_some() && e.status != ExperimentStatus::Removed)
     };

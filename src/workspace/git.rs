@@ -5,6 +5,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
+use super::{ObjectKind, join_in_repo, parent_dir};
 use crate::error::Error;
 
 /// A local git repository.
@@ -119,6 +120,120 @@ impl Repo {
         })
     }
 
+    /// The commit checked out (`HEAD`).
+    pub fn head_sha(&self) -> Result<String, Error> {
+        self.resolve("HEAD")
+    }
+
+    /// Paths changed from `from` to the working tree: tracked edits (staged or not) with
+    /// renames, and untracked files git does not ignore, as added.
+    pub fn changes_to_worktree(&self, from: &str) -> anyhow::Result<Vec<Change>> {
+        let mut changes = self.tracked_changes_to_worktree(from)?;
+        changes.extend(self.untracked()?.into_iter().map(|path| Change {
+            kind: ChangeKind::Added,
+            path,
+            old_path: None,
+        }));
+        Ok(changes)
+    }
+
+    /// Tracked paths changed from `from` to the working tree (staged or not), with renames.
+    pub fn tracked_changes_to_worktree(&self, from: &str) -> anyhow::Result<Vec<Change>> {
+        let raw = self.git(&["diff", "--name-status", "-z", "-M", from])?;
+        parse_name_status(&raw)
+    }
+
+    /// What the working tree holds that the checked-out commit does not: tracked edits and
+    /// untracked, non-ignored files.
+    pub fn uncommitted(&self) -> anyhow::Result<Vec<Change>> {
+        self.changes_to_worktree("HEAD")
+    }
+
+    fn untracked(&self) -> anyhow::Result<Vec<String>> {
+        let raw = self.git(&["ls-files", "--others", "--exclude-standard", "-z"])?;
+        Ok(raw.split('\0').filter(|p| !p.is_empty()).map(str::to_owned).collect())
+    }
+
+    /// Checks out `sha` into a temporary folder (a detached `git worktree`), removed with the
+    /// returned value, also when the run stops on an error. The repository's hooks do not run.
+    pub fn worktree(&self, sha: &str) -> anyhow::Result<super::Worktree> {
+        let scratch = super::ScratchDir::create("worktree")?;
+        let dir = scratch.path().join("tree");
+        let dir_text = dir.to_string_lossy().into_owned();
+        self.git(&[
+            "-c",
+            "core.hooksPath=/dev/null",
+            "worktree",
+            "add",
+            "--detach",
+            "--quiet",
+            &dir_text,
+            sha,
+        ])
+        .with_context(|| format!("checking out {} into a temporary worktree", short(sha)))?;
+        Ok(super::Worktree::new(self.root.clone(), dir, scratch))
+    }
+
+    /// Removes a worktree made by [`Repo::worktree`]; git forgets it even when its folder is
+    /// already gone.
+    pub(super) fn remove_worktree(root: &Path, dir: &Path) {
+        let dir_text = dir.to_string_lossy().into_owned();
+        let repo = Repo { root: root.to_owned() };
+        if repo.git(&["worktree", "remove", "--force", &dir_text]).is_err() {
+            let _ = std::fs::remove_dir_all(dir);
+            let _ = repo.git(&["worktree", "prune"]);
+        }
+    }
+
+    /// Starts a repository in `dir` on `branch`, for the demo's throwaway repository.
+    pub fn init(dir: &Path, branch: &str) -> anyhow::Result<Repo> {
+        let repo = Repo { root: dir.to_owned() };
+        repo.scripted(&["init", "-q", "-b", branch])?;
+        Ok(repo)
+    }
+
+    /// Commits everything in the working tree with a fixed identity and no user configuration
+    /// (hooks, signing), so it works on any machine.
+    pub fn commit_all(&self, message: &str) -> anyhow::Result<()> {
+        self.scripted(&["add", "-A"])?;
+        self.scripted(&["commit", "-q", "-m", message])
+    }
+
+    /// Creates `branch` at the current commit and checks it out.
+    pub fn switch_new(&self, branch: &str) -> anyhow::Result<()> {
+        self.scripted(&["checkout", "-q", "-b", branch])
+    }
+
+    /// Git with a fixed identity and without the user's or the system's configuration.
+    fn scripted(&self, args: &[&str]) -> anyhow::Result<()> {
+        let out = git_command()
+            .arg("-C")
+            .arg(&self.root)
+            .args([
+                "-c",
+                "user.name=promptgate",
+                "-c",
+                "user.email=promptgate@promptgate.invalid",
+                "-c",
+                "commit.gpgsign=false",
+                "-c",
+                "core.hooksPath=/dev/null",
+            ])
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .context("running git (it must be on PATH)")?;
+        if !out.status.success() {
+            bail!(
+                "git {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
     fn git(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = git_command()
             .arg("-C")
@@ -137,43 +252,157 @@ impl Repo {
     }
 }
 
-/// `git show SHA:path`, or `None` when the path does not exist (or is not a file) at that
-/// commit.
-pub(super) fn show(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Option<String>> {
-    let spec = format!("{sha}:{path}");
-    // `cat-file -t` distinguishes "no such path" (failure) and folders ("tree") from files.
-    let kind = cat_file(repo, &["-t", &spec])?;
-    if !kind.status.success() || String::from_utf8_lossy(&kind.stdout).trim() != "blob" {
-        return Ok(None);
+/// An entry of a commit's tree, links followed.
+pub(super) struct Entry {
+    pub kind: ObjectKind,
+    /// The git object id of the blob or tree.
+    pub id: String,
+}
+
+/// Links followed before giving up (a cycle, or a chain no one means).
+const MAX_LINKS: usize = 40;
+
+/// What `path` names at commit `sha`, following symbolic links whose targets stay inside the
+/// repository (as the working tree would); `None` when nothing is there.
+pub(super) fn resolve(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Option<Entry>> {
+    let mut current = path.to_owned();
+    for _ in 0..MAX_LINKS {
+        match ls_tree(repo, sha, &current)? {
+            Some(raw) if raw.mode == LINK_MODE => current = follow(repo, path, &current, &raw.id, "")?,
+            Some(raw) => return Ok(Some(raw.entry())),
+            None => {
+                // A folder on the way may be a link: find the first one and continue from its
+                // target (`prompts/shared -> ../common` makes `prompts/shared/x.md` readable).
+                let parts: Vec<&str> = current.split('/').collect();
+                let mut next = None;
+                for i in 1..parts.len() {
+                    let prefix = parts[..i].join("/");
+                    match ls_tree(repo, sha, &prefix)? {
+                        Some(raw) if raw.mode == LINK_MODE => {
+                            next = Some(follow(repo, path, &prefix, &raw.id, &parts[i..].join("/"))?);
+                            break;
+                        }
+                        Some(raw) if raw.kind == "tree" => continue,
+                        _ => return Ok(None),
+                    }
+                }
+                match next {
+                    Some(n) => current = n,
+                    None => return Ok(None),
+                }
+            }
+        }
     }
+    bail!("{path}: more than {MAX_LINKS} symbolic links to follow (a cycle?)")
+}
+
+/// The path a link at `link` (blob `id`) points to, with `rest` below it; an error naming
+/// `asked` when it leaves the repository.
+fn follow(repo: &Path, asked: &str, link: &str, id: &str, rest: &str) -> anyhow::Result<String> {
+    let target = String::from_utf8(blob(repo, id)?).map_err(|_| super::link_leaves(asked))?;
+    let joined = join_in_repo(parent_dir(link), &target).map_err(|_| super::link_leaves(asked))?;
+    Ok(if rest.is_empty() {
+        joined
+    } else if joined.is_empty() {
+        rest.to_owned()
+    } else {
+        format!("{joined}/{rest}")
+    })
+}
+
+/// The mode git records for a symbolic link.
+const LINK_MODE: &str = "120000";
+
+struct RawEntry {
+    mode: String,
+    kind: String,
+    id: String,
+}
+
+impl RawEntry {
+    fn entry(self) -> Entry {
+        Entry {
+            kind: if self.kind == "tree" {
+                ObjectKind::Folder
+            } else {
+                ObjectKind::File
+            },
+            id: self.id,
+        }
+    }
+}
+
+/// `git ls-tree SHA -- path`: the entry itself (a folder is not listed into), or `None`.
+fn ls_tree(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Option<RawEntry>> {
+    if path.is_empty() {
+        let out = git_output(repo, &["rev-parse", "--verify", "--quiet", &format!("{sha}^{{tree}}")])?;
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        return Ok((out.status.success() && !id.is_empty()).then(|| RawEntry {
+            mode: "040000".to_owned(),
+            kind: "tree".to_owned(),
+            id,
+        }));
+    }
+    // Literal pathspecs: a file named `*.md` is that file, not a glob.
+    let out = git_output(repo, &["--literal-pathspecs", "ls-tree", "-z", sha, "--", path])?;
+    if !out.status.success() {
+        bail!(
+            "git ls-tree {} -- {path} failed: {}",
+            short(sha),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let listing = String::from_utf8_lossy(&out.stdout);
+    for record in listing.split('\0').filter(|r| !r.is_empty()) {
+        let Some((meta, name)) = record.split_once('\t') else {
+            continue;
+        };
+        if name != path {
+            continue;
+        }
+        let mut fields = meta.split(' ');
+        let (Some(mode), Some(kind), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
+        };
+        // A submodule ("commit") has no content in this repository.
+        if kind == "commit" {
+            return Ok(None);
+        }
+        return Ok(Some(RawEntry {
+            mode: mode.to_owned(),
+            kind: kind.to_owned(),
+            id: id.to_owned(),
+        }));
+    }
+    Ok(None)
+}
+
+/// The bytes of a blob.
+pub(super) fn blob(repo: &Path, id: &str) -> anyhow::Result<Vec<u8>> {
     // A file of the suite is read whole into memory: refuse an absurd one before reading it.
-    let size = cat_file(repo, &["-s", &spec])?;
+    let size = git_output(repo, &["cat-file", "-s", id])?;
     let bytes: u64 = String::from_utf8_lossy(&size.stdout).trim().parse().unwrap_or(0);
     if bytes > super::MAX_FILE_BYTES {
         bail!(
-            "{path} at {} is {} MiB, larger than the {} MiB promptgate reads",
-            short(sha),
+            "the file is {} MiB, larger than the {} MiB promptgate reads",
             bytes >> 20,
             super::MAX_FILE_BYTES >> 20
         );
     }
-    let out = cat_file(repo, &["blob", &spec])?;
+    let out = git_output(repo, &["cat-file", "blob", id])?;
     if !out.status.success() {
         bail!(
-            "git cat-file {spec} failed: {}",
+            "git cat-file blob {id} failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    String::from_utf8(out.stdout)
-        .map(Some)
-        .map_err(|_| anyhow::anyhow!("{path} at {} is not UTF-8 text", short(sha)))
+    Ok(out.stdout)
 }
 
-fn cat_file(repo: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
+fn git_output(repo: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
     git_command()
         .arg("-C")
         .arg(repo)
-        .arg("cat-file")
         .args(args)
         .output()
         .context("running git")
@@ -188,7 +417,7 @@ fn git_command() -> Command {
     command
 }
 
-fn short(sha: &str) -> &str {
+pub(super) fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
 }
 

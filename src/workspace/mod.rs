@@ -2,17 +2,26 @@
 //!
 //! Everything reads through [`FileSource`], so the suite loader works the same on a commit, on
 //! the working tree, and on an in-memory tree in tests. Git is driven through its command line
-//! (`git show`, `git diff`), which is on every CI runner and needs no C library.
+//! (`git cat-file`, `git diff`), which is on every CI runner and needs no C library; nothing
+//! outside this module runs git.
+//!
+//! Symbolic links are decided here, once, for every tree: a link is followed when its target
+//! stays inside the repository (a committed link reads as the file it points to, as on disk),
+//! and reading through a link that leaves it is an error naming the path.
 
 mod git;
 mod paths;
+mod scratch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use sha2::{Digest, Sha256};
+
 pub use git::{Change, ChangeKind, Repo};
 pub use paths::{PathEscape, join_in_repo, parent_dir};
+pub use scratch::{ScratchDir, Worktree};
 
 /// The largest file any tree reads: beyond it a read is an error, not an allocation. The suite
 /// holds its own, smaller limits per kind of file (`suite::MAX_PROMPT_BYTES`, …).
@@ -23,16 +32,45 @@ pub trait FileSource: Send + Sync {
     /// The file's text, or `None` when the tree has no such file.
     fn read(&self, path: &str) -> anyhow::Result<Option<String>>;
 
+    /// What `path` names in this tree, links followed: a file or a folder with a fingerprint of
+    /// its content, or `None` when nothing is there. A file's fingerprint is the SHA-256 of its
+    /// bytes in every tree, so a file unchanged between a commit and the working tree keeps it.
+    fn object(&self, path: &str) -> anyhow::Result<Option<Object>>;
+
     /// How this tree is named in messages: a short SHA, "working tree", …
     fn label(&self) -> String;
+}
+
+/// A file or folder of a tree, identified by its content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Object {
+    pub kind: ObjectKind,
+    /// Equal fingerprints mean equal content (`sha256:…` for files; folders carry their
+    /// tree's scheme, so a folder at a commit and on disk never compare equal by accident).
+    pub fingerprint: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectKind {
+    File,
+    Folder,
+}
+
+/// The message every tree gives for a link whose target is outside the repository.
+fn link_leaves(path: &str) -> anyhow::Error {
+    anyhow::anyhow!("{path} is a link that leaves the repository")
+}
+
+fn file_fingerprint(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// The files of one commit.
 pub struct GitTree {
     repo: PathBuf,
     sha: String,
-    // `git show` is a process per file; templates and partials are read once per render, so
-    // remember what was read.
+    // Reading a file is a few git processes; templates and partials are read once per render,
+    // so remember what was read.
     cache: Mutex<HashMap<String, Option<String>>>,
 }
 
@@ -56,7 +94,16 @@ impl FileSource for GitTree {
         {
             return Ok(hit.clone());
         }
-        let text = git::show(&self.repo, &self.sha, path)?;
+        let text = match git::resolve(&self.repo, &self.sha, path)? {
+            Some(entry) if entry.kind == ObjectKind::File => {
+                let bytes = git::blob(&self.repo, &entry.id)?;
+                Some(
+                    String::from_utf8(bytes)
+                        .map_err(|_| anyhow::anyhow!("{path} at {} is not UTF-8 text", git::short(&self.sha)))?,
+                )
+            }
+            _ => None,
+        };
         self.cache
             .lock()
             .map_err(|_| anyhow::anyhow!("cache poisoned"))?
@@ -64,12 +111,26 @@ impl FileSource for GitTree {
         Ok(text)
     }
 
+    fn object(&self, path: &str) -> anyhow::Result<Option<Object>> {
+        Ok(match git::resolve(&self.repo, &self.sha, path)? {
+            Some(entry) if entry.kind == ObjectKind::File => Some(Object {
+                kind: ObjectKind::File,
+                fingerprint: file_fingerprint(&git::blob(&self.repo, &entry.id)?),
+            }),
+            Some(entry) => Some(Object {
+                kind: ObjectKind::Folder,
+                fingerprint: format!("git-tree:{}", entry.id),
+            }),
+            None => None,
+        })
+    }
+
     fn label(&self) -> String {
         self.sha.chars().take(12).collect()
     }
 }
 
-/// The files on disk under a root (the working tree), for `validate`.
+/// The files on disk under a root (the working tree), for `validate` and `--head WORKTREE`.
 pub struct DirTree {
     root: PathBuf,
 }
@@ -78,19 +139,80 @@ impl DirTree {
     pub fn new(root: &Path) -> Self {
         DirTree { root: root.to_owned() }
     }
-}
 
-impl FileSource for DirTree {
-    fn read(&self, path: &str) -> anyhow::Result<Option<String>> {
+    /// The real path of `path`, or `None` when nothing is there; an error for a link that
+    /// leaves the root.
+    fn locate(&self, path: &str) -> anyhow::Result<Option<PathBuf>> {
         let full = self.root.join(path);
         // A symlink may point outside the repository even when the path does not.
         match (full.canonicalize(), self.root.canonicalize()) {
-            (Ok(real), Ok(root)) if !real.starts_with(&root) => {
-                anyhow::bail!("{path} is a link that leaves the repository")
+            (Ok(real), Ok(root)) if !real.starts_with(&root) => Err(link_leaves(path)),
+            (Ok(real), _) => Ok(Some(real)),
+            (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A dangling link is judged by where it points, as in a commit's tree: outside
+                // the repository is an error, inside it is a missing file.
+                if let Ok(target) = std::fs::read_link(&full) {
+                    let target = target.to_string_lossy();
+                    if join_in_repo(parent_dir(path), &target).is_err() {
+                        return Err(link_leaves(path));
+                    }
+                }
+                Ok(None)
             }
-            (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            _ => {}
+            (Err(e), _) => Err(anyhow::Error::new(e).context(format!("reading {path}"))),
         }
+    }
+}
+
+impl FileSource for DirTree {
+    fn object(&self, path: &str) -> anyhow::Result<Option<Object>> {
+        let Some(real) = self.locate(path)? else {
+            return Ok(None);
+        };
+        if !real.is_dir() {
+            let bytes = std::fs::read(&real).map_err(|e| anyhow::Error::new(e).context(format!("reading {path}")))?;
+            return Ok(Some(Object {
+                kind: ObjectKind::File,
+                fingerprint: file_fingerprint(&bytes),
+            }));
+        }
+        // Every file below, by relative path and content; `.git` is not content.
+        let mut files = Vec::new();
+        let mut pending = vec![real.clone()];
+        while let Some(dir) = pending.pop() {
+            for entry in
+                std::fs::read_dir(&dir).map_err(|e| anyhow::Error::new(e).context(format!("reading {path}")))?
+            {
+                let entry_path = entry?.path();
+                if entry_path.file_name().is_some_and(|n| n == ".git") {
+                    continue;
+                }
+                if entry_path.is_dir() {
+                    pending.push(entry_path);
+                } else if let Ok(bytes) = std::fs::read(&entry_path) {
+                    let relative = entry_path.strip_prefix(&real).unwrap_or(&entry_path);
+                    files.push((relative.to_string_lossy().replace('\\', "/"), file_fingerprint(&bytes)));
+                }
+            }
+        }
+        files.sort();
+        let mut h = Sha256::new();
+        for (name, fingerprint) in &files {
+            h.update(name.as_bytes());
+            h.update([0]);
+            h.update(fingerprint.as_bytes());
+            h.update([0]);
+        }
+        Ok(Some(Object {
+            kind: ObjectKind::Folder,
+            fingerprint: format!("dir:{}", hex::encode(h.finalize())),
+        }))
+    }
+
+    fn read(&self, path: &str) -> anyhow::Result<Option<String>> {
+        let Some(full) = self.locate(path)? else {
+            return Ok(None);
+        };
         if full.is_dir() {
             return Ok(None);
         }
@@ -136,7 +258,203 @@ impl FileSource for MemTree {
         Ok(self.files.get(path).cloned())
     }
 
+    fn object(&self, path: &str) -> anyhow::Result<Option<Object>> {
+        if let Some(text) = self.files.get(path) {
+            return Ok(Some(Object {
+                kind: ObjectKind::File,
+                fingerprint: file_fingerprint(text.as_bytes()),
+            }));
+        }
+        let prefix = format!("{path}/");
+        let mut h = Sha256::new();
+        let mut any = false;
+        for (name, text) in self
+            .files
+            .range(prefix.clone()..)
+            .take_while(|(n, _)| n.starts_with(&prefix))
+        {
+            any = true;
+            h.update(name.as_bytes());
+            h.update([0]);
+            h.update(file_fingerprint(text.as_bytes()).as_bytes());
+            h.update([0]);
+        }
+        Ok(any.then(|| Object {
+            kind: ObjectKind::Folder,
+            fingerprint: format!("mem:{}", hex::encode(h.finalize())),
+        }))
+    }
+
     fn label(&self) -> String {
         "memory".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A repository with one commit holding `files` and the symbolic links `links` (path,
+    /// target), and the trees of that commit and of the working tree.
+    fn repo_with(files: &[(&str, &str)], links: &[(&str, &str)]) -> (tempfile::TempDir, GitTree, DirTree) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        std::fs::create_dir_all(&root).unwrap();
+        let repo = Repo::init(&root, "main").unwrap();
+        for (path, text) in files {
+            let full = root.join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, text).unwrap();
+        }
+        for (path, target) in links {
+            let full = root.join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, full).unwrap();
+        }
+        repo.commit_all("tree").unwrap();
+        let sha = repo.head_sha().unwrap();
+        let git = GitTree::new(repo.root(), &sha);
+        let disk = DirTree::new(repo.root());
+        (dir, git, disk)
+    }
+
+    /// What `path` reads as: its text, `None`, or the error message.
+    fn read(tree: &dyn FileSource, path: &str) -> Result<Option<String>, String> {
+        tree.read(path).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_link_reads_the_same_in_a_commit_and_on_disk() {
+        let (_dir, git, disk) = repo_with(
+            &[
+                ("docs/refunds.md", "Refunds within 30 days."),
+                ("common/tone.md", "Be calm."),
+                ("outside.txt", "x"),
+            ],
+            &[
+                ("prompts/partials/refunds.md", "../../docs/refunds.md"),
+                ("prompts/shared", "../common"),
+                ("prompts/chain.md", "partials/refunds.md"),
+                ("prompts/dangling.md", "missing.md"),
+                ("prompts/escape.md", "../../outside-of-the-repo.txt"),
+                ("prompts/absolute.md", "/etc/hostname"),
+                ("prompts/loop.md", "loop.md"),
+            ],
+        );
+        for tree in [&git as &dyn FileSource, &disk] {
+            let label = tree.label();
+            assert_eq!(
+                read(tree, "prompts/partials/refunds.md"),
+                Ok(Some("Refunds within 30 days.".to_owned())),
+                "{label}"
+            );
+            assert_eq!(
+                read(tree, "prompts/chain.md"),
+                Ok(Some("Refunds within 30 days.".to_owned())),
+                "{label}"
+            );
+            assert_eq!(
+                read(tree, "prompts/shared/tone.md"),
+                Ok(Some("Be calm.".to_owned())),
+                "{label}"
+            );
+            assert_eq!(read(tree, "prompts/dangling.md"), Ok(None), "{label}");
+            for leaving in ["prompts/escape.md", "prompts/absolute.md"] {
+                assert_eq!(
+                    read(tree, leaving),
+                    Err(format!("{leaving} is a link that leaves the repository")),
+                    "{label}"
+                );
+            }
+            assert!(read(tree, "prompts/loop.md").is_err(), "{label}");
+            assert_eq!(
+                tree.object("prompts/shared").unwrap().map(|o| o.kind),
+                Some(ObjectKind::Folder),
+                "{label}"
+            );
+        }
+        // A file's fingerprint is its content's, whichever tree it is read from.
+        assert_eq!(
+            git.object("docs/refunds.md").unwrap(),
+            disk.object("prompts/partials/refunds.md").unwrap()
+        );
+    }
+
+    #[test]
+    fn a_worktree_of_another_commit_is_removed_when_dropped() {
+        let (dir, _git, _disk) = repo_with(&[("a.txt", "first")], &[]);
+        let root = dir.path().join("repo");
+        let repo = Repo::open(&root).unwrap();
+        let first = repo.head_sha().unwrap();
+        std::fs::write(root.join("a.txt"), "second").unwrap();
+        repo.commit_all("second").unwrap();
+        let worktree = repo.worktree(&first).unwrap();
+        let checkout = worktree.path().to_owned();
+        assert_eq!(std::fs::read_to_string(checkout.join("a.txt")).unwrap(), "first");
+        drop(worktree);
+        assert!(!checkout.exists());
+        let listed = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&root)
+            .args(["worktree", "list", "--porcelain"])
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert_eq!(listed.matches("worktree ").count(), 1, "{listed}");
+    }
+
+    #[test]
+    fn uncommitted_edits_and_untracked_files_are_listed() {
+        let (dir, _git, _disk) = repo_with(&[("a.txt", "one"), (".gitignore", "ignored/\n")], &[]);
+        let root = dir.path().join("repo");
+        let repo = Repo::open(&root).unwrap();
+        std::fs::write(root.join("a.txt"), "two").unwrap();
+        std::fs::create_dir_all(root.join("ignored")).unwrap();
+        std::fs::write(root.join("ignored/x"), "x").unwrap();
+        std::fs::write(root.join("new.txt"), "new").unwrap();
+        let listed: Vec<(ChangeKind, String)> = repo
+            .uncommitted()
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.kind, c.path))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (ChangeKind::Modified, "a.txt".to_owned()),
+                (ChangeKind::Added, "new.txt".to_owned())
+            ]
+        );
+        assert_eq!(repo.tracked_changes_to_worktree("HEAD").unwrap().len(), 1);
+    }
+
+    /// The architecture's rule: git is driven from `workspace` alone.
+    #[test]
+    fn only_workspace_runs_git() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut pending = vec![src.clone()];
+        let mut offenders = Vec::new();
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    if path != src.join("workspace") {
+                        pending.push(path);
+                    }
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for (i, line) in text.lines().enumerate() {
+                        if line.contains(concat!("Command::new(", "\"git\")")) {
+                            offenders.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "git run outside src/workspace:\n{}",
+            offenders.join("\n")
+        );
     }
 }

@@ -12,8 +12,33 @@ fn lists_affected_experiments_with_reasons() {
     repo.commit("faq config");
     repo.promptgate(&["detect", "--base", "main"])
         .expect_code(0)
-        .stdout_has("product-faq\tchanged\tconfigs/product-faq.yaml")
+        .stdout_has("product-faq\tchanged\tconfigs/product-faq.yaml\n  - variant configs/product-faq.yaml changed\n")
         .stdout_has("customer-support\tunaffected");
+}
+
+#[test]
+fn detect_names_each_reason_and_the_policy_changes() {
+    let repo = TestRepo::with_demo_base();
+    repo.checkout_new("pr");
+    repo.edit("configs/product-faq.yaml", "model: gpt-4o-mini", "model: gpt-4o");
+    repo.edit("promptgate.yaml", "margin: 0.02", "margin: 0.5");
+    repo.commit("a bigger model, a looser gate");
+    let run = repo.promptgate(&["detect", "--base", "main"]);
+    run.expect_code(0)
+        .stdout_has(
+            "product-faq\tchanged\tconfigs/product-faq.yaml\n  - variant configs/product-faq.yaml: model gpt-4o-mini → gpt-4o\n  - variant configs/product-faq.yaml: what it produces changed but its `version:` is still v1.4.2\n",
+        )
+        .stdout_has("policy (takes effect after merge): gate pass_rate: margin 0.02 → 0.5\n");
+    let json: Value = serde_json::from_str(&repo.promptgate(&["detect", "--base", "main", "--json"]).stdout).unwrap();
+    assert_eq!(
+        json["policy_changes"],
+        serde_json::json!(["gate pass_rate: margin 0.02 → 0.5"])
+    );
+    assert_eq!(
+        json["affected"][0]["changes"][0],
+        "variant configs/product-faq.yaml: model gpt-4o-mini → gpt-4o"
+    );
+    assert_eq!(json["base_error"], Value::Null);
 }
 
 #[test]

@@ -13,6 +13,19 @@ pub(crate) fn demo_pr() -> TestRepo {
     repo
 }
 
+/// [`demo_pr`] with `from` replaced by `to` in the suite file at base and at head alike: a
+/// policy the base already has (the base's policy is the one in force).
+pub(crate) fn demo_pr_with_suite(from: &str, to: &str) -> TestRepo {
+    let repo = TestRepo::with_demo_base();
+    repo.edit("promptgate.yaml", from, to);
+    repo.commit("base policy");
+    repo.checkout_new("pr");
+    repo.replace_tree(&fixture("pr"));
+    repo.edit("promptgate.yaml", from, to);
+    repo.commit("pr");
+    repo
+}
+
 pub(crate) fn experiment<'a>(results: &'a Value, name: &str) -> &'a Value {
     results["experiments"]
         .as_array()
@@ -107,8 +120,16 @@ fn all_on_identical_variants_is_no_change_everywhere() {
     for e in r["experiments"].as_array().unwrap() {
         assert_eq!(e["status"], "forced");
         for m in e["metrics"].as_array().unwrap() {
-            assert_eq!(m["verdict"], "no_change", "{} {}", e["name"], m["name"]);
-            assert_eq!(m["delta"].as_f64(), Some(0.0), "{} {}", e["name"], m["name"]);
+            let name = m["name"].as_str().unwrap();
+            if name.starts_with("latency") {
+                // Identical requests are sent once and shared, so only one arm has a latency
+                // of this run: latency is never compared against a shared or cached call.
+                assert_eq!(m["verdict"], "no_data", "{} {name}", e["name"]);
+                assert_eq!(m["left_out"], 44, "{} {name}", e["name"]);
+                continue;
+            }
+            assert_eq!(m["verdict"], "no_change", "{} {name}", e["name"]);
+            assert_eq!(m["delta"].as_f64(), Some(0.0), "{} {name}", e["name"]);
         }
     }
 }
@@ -154,21 +175,27 @@ fn the_baseline_is_the_merge_base_not_the_moving_base_branch() {
 }
 
 #[test]
-fn new_experiments_run_candidate_only_and_removed_ones_are_reported() {
+fn new_experiments_run_candidate_only_and_removed_ones_fail_under_blocking_gates() {
     let repo = TestRepo::with_demo_base();
     repo.checkout_new("pr");
     let suite = repo.read("promptgate.yaml");
+    // product-faq is removed; faq-short is new (its own dataset).
     let suite = suite.replace(
         "  - name: product-faq\n    variant: configs/product-faq.yaml\n    dataset: datasets/product-faq.csv\n",
-        "  - name: faq-v2\n    variant: configs/product-faq.yaml\n    dataset: datasets/product-faq.csv\n",
+        "  - name: faq-short\n    variant: configs/product-faq.yaml\n    dataset: datasets/faq-short.csv\n",
     );
     repo.write("promptgate.yaml", &suite);
-    repo.commit("rename the faq experiment");
+    let faq = repo.read("datasets/product-faq.csv");
+    repo.write(
+        "datasets/faq-short.csv",
+        &faq.lines().take(6).collect::<Vec<_>>().join("\n"),
+    );
+    repo.commit("replace the faq experiment");
     let out = repo.path().join("out");
-    repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()])
-        .expect_code(0);
+    let run = repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()]);
+    run.expect_code(1);
     let r = results(&out);
-    let new = experiment(&r, "faq-v2");
+    let new = experiment(&r, "faq-short");
     assert_eq!(new["status"], "new");
     assert!(new["baseline"].is_null());
     for case in new["cases"].as_array().unwrap() {
@@ -179,6 +206,21 @@ fn new_experiments_run_candidate_only_and_removed_ones_are_reported() {
     let removed = experiment(&r, "product-faq");
     assert_eq!(removed["status"], "removed");
     assert_eq!(removed["cases"].as_array().unwrap().len(), 0);
+    // The base's pass_rate and cost_per_request gates block: removing the experiment removes
+    // their protection, and the verdict line says so.
+    assert_eq!(removed["verdict"], "fail");
+    assert_eq!(r["verdict"], "fail");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("product-faq: removed at head while the base's gates on"),
+        "{reason}"
+    );
+    run.stdout_has("verdict: FAIL: product-faq: removed at head while the base's gates on");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("### ❌ product-faq · removed at head: not run"),
+        "{report}"
+    );
     assert!(
         r["unaffected"]
             .as_array()
@@ -186,6 +228,28 @@ fn new_experiments_run_candidate_only_and_removed_ones_are_reported() {
             .iter()
             .any(|n| n == "customer-support")
     );
+}
+
+#[test]
+fn a_removed_experiment_passes_when_the_base_gates_nothing_blocking() {
+    let unblocked = "gates:\n  pass_rate:        {direction: higher, margin: 0.02, blocking: false}\n  error_rate:       {direction: lower, blocking: false}\n  cost_per_request: {direction: lower, margin: \"10%\", blocking: false}\n";
+    let repo = TestRepo::with_demo_base();
+    let suite = repo.read("promptgate.yaml");
+    let gates = &suite[suite.find("gates:").unwrap()..];
+    repo.edit("promptgate.yaml", gates, unblocked);
+    repo.commit("nothing blocks");
+    repo.checkout_new("pr");
+    repo.edit(
+        "promptgate.yaml",
+        "  - name: product-faq\n    variant: configs/product-faq.yaml\n    dataset: datasets/product-faq.csv\n",
+        "",
+    );
+    repo.commit("drop the faq experiment");
+    let out = repo.path().join("out");
+    repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()])
+        .expect_code(0);
+    let r = results(&out);
+    assert_eq!(experiment(&r, "product-faq")["verdict"], "pass");
 }
 
 #[test]
@@ -244,8 +308,8 @@ fn repeats_multiply_the_calls_and_are_clustered_by_case() {
         .map(|c| c["repeat"].as_u64().unwrap())
         .collect();
     assert_eq!(repeats, [0, 1, 2]);
-    // k > 1: per-case pass rates are compared with Wilcoxon, not McNemar.
-    assert_eq!(metric(support, "pass_rate")["test"], "wilcoxon-signed-rank");
+    // k > 1: per-case pass rates are means, compared with the paired t-test, not McNemar.
+    assert_eq!(metric(support, "pass_rate")["test"], "paired-t");
 }
 
 #[test]
@@ -269,7 +333,7 @@ fn a_baseline_that_cannot_render_is_counted_as_errors_and_exits_3() {
     let out = repo.path().join("out");
     repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()])
         .expect_code(3)
-        .stderr_has("baseline calls of experiment `customer-support` failed");
+        .stderr_has("customer-support: the run failed: 44 of 44 baseline calls errored");
     let r = results(&out);
     let support = experiment(&r, "customer-support");
     let errored = support["cases"]
@@ -284,6 +348,16 @@ fn a_baseline_that_cannot_render_is_counted_as_errors_and_exits_3() {
         .count();
     assert_eq!(errored, 44);
     assert_eq!(r["run"]["errored"], 44);
+    // A run that could not finish is never a regression: verdict `error`, no metric judged.
+    assert_eq!(r["verdict"], "error");
+    assert_eq!(support["verdict"], "error");
+    assert!(
+        support["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["verdict"] == "no_data")
+    );
 }
 
 #[test]
@@ -307,13 +381,7 @@ fn aa_mode_measures_the_suites_own_noise() {
 
 #[test]
 fn sequential_runs_report_their_looks_and_keep_the_verdict() {
-    let repo = demo_pr();
-    repo.edit(
-        "promptgate.yaml",
-        "defaults: {repeats: 1,",
-        "defaults: {sequential: true, repeats: 1,",
-    );
-    repo.commit("sequential");
+    let repo = demo_pr_with_suite("defaults: {repeats: 1,", "defaults: {sequential: true, repeats: 1,");
     let out = repo.path().join("out");
     repo.promptgate(&["run", "--base", "main", "--head", "pr", "--out", out.to_str().unwrap()])
         .expect_code(1);
@@ -357,19 +425,26 @@ fn sequential_runs_report_their_looks_and_keep_the_verdict() {
 
 #[test]
 fn a_sequential_run_stops_at_a_clear_regression_without_calling_it_underpowered() {
-    let repo = demo_pr();
-    repo.edit(
-        "promptgate.yaml",
-        "defaults: {repeats: 1,",
-        "defaults: {sequential: true, repeats: 1,",
-    );
-    // Only the regressed experiment: nothing else has to settle.
-    repo.edit(
-        "promptgate.yaml",
-        "  - name: product-faq\n    variant: configs/product-faq.yaml\n    dataset: datasets/product-faq.csv\n",
-        "",
-    );
+    // Only the regressed experiment, at base and head: nothing else has to settle.
+    let repo = TestRepo::with_demo_base();
+    let one_experiment = |repo: &TestRepo| {
+        repo.edit(
+            "promptgate.yaml",
+            "defaults: {repeats: 1,",
+            "defaults: {sequential: true, repeats: 1,",
+        );
+        repo.edit(
+            "promptgate.yaml",
+            "  - name: product-faq\n    variant: configs/product-faq.yaml\n    dataset: datasets/product-faq.csv\n",
+            "",
+        );
+    };
+    one_experiment(&repo);
     repo.commit("sequential, one experiment");
+    repo.checkout_new("pr");
+    repo.replace_tree(&fixture("pr"));
+    one_experiment(&repo);
+    repo.commit("pr");
     let out = repo.path().join("out");
     repo.promptgate(&["run", "--base", "main", "--head", "pr", "--out", out.to_str().unwrap()])
         .expect_code(1);
@@ -394,15 +469,13 @@ fn a_sequential_run_stops_at_a_clear_regression_without_calling_it_underpowered(
 #[test]
 fn each_gate_s_intervals_are_at_its_own_alpha() {
     let run = |alpha: Option<&str>| {
-        let repo = demo_pr();
-        if let Some(alpha) = alpha {
-            repo.edit(
-                "promptgate.yaml",
+        let repo = match alpha {
+            Some(alpha) => demo_pr_with_suite(
                 "pass_rate:        {direction: higher, margin: 0.02, blocking: true}",
                 &format!("pass_rate:        {{direction: higher, margin: 0.02, blocking: true, alpha: {alpha}}}"),
-            );
-            repo.commit("stricter pass_rate");
-        }
+            ),
+            None => demo_pr(),
+        };
         let out = repo.path().join("out");
         repo.promptgate(&["run", "--base", "main", "--head", "pr", "--out", out.to_str().unwrap()])
             .expect_code(1);

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod arms;
 mod bad_input;
 mod detect;
 mod gate;
@@ -9,4 +10,7 @@ mod github;
 mod live;
 mod merge;
 mod outputs;
+mod policy;
+mod verdicts;
 mod workflows;
+mod worktree;

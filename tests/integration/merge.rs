@@ -149,12 +149,7 @@ fn bad_shard_flags_are_usage_errors() {
             .stderr_has("hint: write K/N");
     }
     // A sequential design looks at all the cases: a shard cannot run it.
-    repo.edit(
-        "promptgate.yaml",
-        "defaults: {repeats: 1,",
-        "defaults: {sequential: true, repeats: 1,",
-    );
-    repo.commit("sequential");
+    let repo = crate::gate::demo_pr_with_suite("defaults: {repeats: 1,", "defaults: {sequential: true, repeats: 1,");
     run_into(&repo, &repo.path().join("out"), &["--shard", "1/2"])
         .expect_code(2)
         .stderr_has("sequential")
@@ -229,4 +224,29 @@ fn merge_refuses_shards_that_do_not_belong_together() {
         .stderr_has(&first_head)
         .stderr_has(&second_head)
         .stderr_has("not shards of one run");
+}
+
+#[test]
+fn a_base_that_does_not_load_fails_the_merged_run_as_it_fails_each_shard() {
+    let repo = TestRepo::with_demo_base();
+    repo.edit("configs/product-faq.yaml", "temperature:", "temprature:");
+    repo.commit("break one variant on main");
+    repo.checkout_new("pr");
+    repo.replace_tree(&crate::support::fixture("pr"));
+    repo.commit("pr");
+    let full = repo.path().join("full");
+    run_into(&repo, &full, &["--no-cache"]).expect_code(1);
+    let (one, two) = (shard(&repo, 1, 2), shard(&repo, 2, 2));
+    let out = repo.path().join("merged");
+    merge(&repo, &[&one, &two], &["--out", out.to_str().unwrap()]).expect_code(1);
+    let (full, merged) = (results(&full), results(&out));
+    assert_eq!(merged["verdict"], "fail");
+    assert_eq!(merged["reason"], full["reason"]);
+    assert_eq!(merged["base_error"], full["base_error"]);
+    assert!(
+        merged["base_error"]
+            .as_str()
+            .unwrap()
+            .contains("configs/product-faq.yaml:5:1")
+    );
 }

@@ -167,13 +167,13 @@ impl TestRepo {
     }
 }
 
-/// The response cache's home for a test run in `dir`: the repository's own (inside `.git`,
-/// which nothing reads), so tests never share answers or touch the user's cache.
+/// The response cache's home for a test run in `dir`: its repository's own (inside `.git`,
+/// which nothing reads; found from any folder of the repository), so tests never share
+/// answers or touch the user's cache.
 pub fn test_cache_home(dir: &Path) -> PathBuf {
-    if dir.join(".git").is_dir() {
-        dir.join(".git").join("test-cache")
-    } else {
-        dir.join(".test-cache")
+    match dir.ancestors().find(|d| d.join(".git").is_dir()) {
+        Some(root) => root.join(".git").join("test-cache"),
+        None => dir.join(".test-cache"),
     }
 }
 

@@ -1,0 +1,389 @@
+//! What each arm calls: provider endpoints built from that arm's own suite.
+//!
+//! The baseline is everything that produces an output at the merge base — the provider's type,
+//! address, timeout, retries, deployment, API version, the `exec` command and the scripts it
+//! names, chosen through the experiment's `provider` or `defaults.provider` — and the candidate
+//! the same at head. A provider configured identically at both refs is one endpoint both arms
+//! share; one that differs gets a second endpoint for the baseline under an internal key, and
+//! [`Endpoints::configured_name`] turns that key back into the name the suite uses.
+//!
+//! An `exec` pipeline runs from its arm's tree: the checkout when it holds exactly that arm's
+//! files, else a temporary git worktree of the arm's commit, removed with the [`Endpoints`].
+//!
+//! The response cache tells answers apart by [`cache_identity`]: everything besides the request
+//! that changes the output (type, address, deployment, API version, the `exec` command and the
+//! content of every file or folder of the arm's tree its arguments name), never a key.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::compare::Side;
+use crate::error::Error;
+use crate::plan::{Arm, Job};
+use crate::providers;
+use crate::runner::Endpoint;
+use crate::suite::{self, ProviderKind, ProviderSpec, Suite};
+use crate::workspace::{FileSource, Repo, Worktree};
+
+/// One arm's settings: its suite and the files it was loaded from.
+pub struct ArmSource<'a> {
+    pub suite: &'a Suite,
+    pub side: &'a Side,
+}
+
+/// The endpoints of a run, by the key jobs name them with.
+pub struct Endpoints {
+    pub map: BTreeMap<String, Endpoint>,
+    /// Keys that are not a configured name (a baseline's own endpoint) → the configured name.
+    renamed: BTreeMap<String, String>,
+    /// Kept alive while the endpoints run commands in them; removed on drop.
+    _worktrees: Vec<Worktree>,
+}
+
+impl Endpoints {
+    /// The provider name the suite configures for an endpoint key: what calls report.
+    pub fn configured_name<'a>(&'a self, key: &'a str) -> &'a str {
+        self.renamed.get(key).map_or(key, String::as_str)
+    }
+
+    /// The keys, each with the name it reports as.
+    pub fn names(&self) -> BTreeMap<String, String> {
+        self.map
+            .keys()
+            .map(|k| (k.clone(), self.configured_name(k).to_owned()))
+            .collect()
+    }
+}
+
+/// Builds every endpoint the jobs call, each from its arm's suite, and points the baseline's
+/// jobs at the baseline's endpoints. `baseline` is `None` when no job has a baseline arm.
+pub fn endpoints(
+    repo: &Repo,
+    jobs: &mut [Job],
+    baseline: Option<ArmSource<'_>>,
+    candidate: ArmSource<'_>,
+) -> Result<Endpoints, Error> {
+    let mut builder = Builder {
+        repo,
+        workdirs: BTreeMap::new(),
+        worktrees: Vec::new(),
+    };
+    let mut defs: BTreeMap<String, Def> = BTreeMap::new();
+    let chain = |job: &Job| -> Vec<String> {
+        std::iter::once(job.provider.clone())
+            .chain(job.fallbacks.clone())
+            .collect()
+    };
+    for job in jobs.iter().filter(|j| j.arm == Arm::Candidate) {
+        for name in chain(job) {
+            if !defs.contains_key(&name)
+                && let Some(def) = builder.def(&candidate, &name)?
+            {
+                defs.insert(name, def);
+            }
+        }
+    }
+    let mut renamed: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(baseline) = &baseline {
+        // Name at base → the key its endpoint goes by.
+        let mut keys: BTreeMap<String, String> = BTreeMap::new();
+        for job in jobs.iter_mut().filter(|j| j.arm == Arm::Baseline) {
+            for name in chain(job) {
+                if keys.contains_key(&name) {
+                    continue;
+                }
+                let Some(def) = builder.def(baseline, &name)? else {
+                    keys.insert(name.clone(), name);
+                    continue;
+                };
+                let shared = match defs.get(&name) {
+                    Some(existing) => *existing == def,
+                    None => builder.def(&candidate, &name)?.is_some_and(|head| head == def),
+                };
+                let key = if shared {
+                    name.clone()
+                } else {
+                    let mut key = format!("{name}@base");
+                    while candidate.suite.providers.contains_key(&key) || defs.contains_key(&key) {
+                        key.push_str("@base");
+                    }
+                    renamed.insert(key.clone(), name.clone());
+                    key
+                };
+                defs.entry(key.clone()).or_insert(def);
+                keys.insert(name, key);
+            }
+            let rename = |n: &String| keys.get(n).cloned().unwrap_or_else(|| n.clone());
+            let provider = rename(&job.provider);
+            let fallbacks = job.fallbacks.iter().map(rename).collect();
+            job.provider = provider;
+            job.fallbacks = fallbacks;
+        }
+    }
+    let mut map = BTreeMap::new();
+    for (key, def) in defs {
+        map.insert(key, def.endpoint()?);
+    }
+    Ok(Endpoints {
+        map,
+        renamed,
+        _worktrees: builder.worktrees,
+    })
+}
+
+/// What an endpoint is made of; two arms share an endpoint when these are equal.
+#[derive(Clone, Debug, PartialEq)]
+struct Def {
+    spec: ProviderSpec,
+    identity: String,
+    /// Where an `exec` command runs.
+    workdir: Option<PathBuf>,
+}
+
+impl Def {
+    fn endpoint(&self) -> Result<Endpoint, Error> {
+        let spec = &self.spec;
+        Ok(Endpoint {
+            provider: providers::build_in(spec, self.workdir.as_deref())?,
+            concurrency: spec.concurrency,
+            timeout: Duration::from_millis(spec.timeout_ms),
+            max_retries: spec.max_retries,
+            requests_per_minute: spec.requests_per_minute,
+            tokens_per_minute: spec.tokens_per_minute,
+            cache_identity: self.identity.clone(),
+        })
+    }
+}
+
+struct Builder<'r> {
+    repo: &'r Repo,
+    /// The folder each commit's `exec` commands run from.
+    workdirs: BTreeMap<String, PathBuf>,
+    worktrees: Vec<Worktree>,
+}
+
+impl Builder<'_> {
+    fn def(&mut self, arm: &ArmSource<'_>, name: &str) -> Result<Option<Def>, Error> {
+        let Some(spec) = arm.suite.providers.get(name) else {
+            return Ok(None);
+        };
+        let workdir = match spec.kind {
+            ProviderKind::Exec => Some(self.workdir(arm.side)?),
+            _ => None,
+        };
+        Ok(Some(Def {
+            spec: spec.clone(),
+            identity: cache_identity(spec, &*arm.side.tree),
+            workdir,
+        }))
+    }
+
+    /// The checkout when it holds the side's files, else a worktree of its commit (one per
+    /// commit, made when first needed).
+    fn workdir(&mut self, side: &Side) -> Result<PathBuf, Error> {
+        if side.at_checkout {
+            return Ok(self.repo.root().to_owned());
+        }
+        if let Some(dir) = self.workdirs.get(&side.sha) {
+            return Ok(dir.clone());
+        }
+        let worktree = self.repo.worktree(&side.sha).map_err(|e| {
+            Error::run_with_hint(
+                format!("cannot check out {} for its exec pipeline: {e:#}", short(&side.sha)),
+                "an exec provider's baseline runs from a git worktree of the merge base; check that `git worktree add` works here",
+            )
+        })?;
+        let dir = worktree.path().to_owned();
+        self.worktrees.push(worktree);
+        self.workdirs.insert(side.sha.clone(), dir.clone());
+        Ok(dir)
+    }
+}
+
+/// What identifies a provider's answers in the cache besides the request (see the module
+/// documentation). An `exec` command's files are fingerprinted in `tree`, the arm's own, so an
+/// edited pipeline script is a new identity even when the command line is the same.
+pub fn cache_identity(spec: &ProviderSpec, tree: &dyn FileSource) -> String {
+    // The first three fields keep the form earlier versions wrote, so a warm cache of an HTTP
+    // provider stays warm.
+    let mut identity = format!(
+        "{}|{}|{}",
+        spec.kind.as_str(),
+        spec.base_url.as_deref().unwrap_or(""),
+        spec.deployment.as_deref().unwrap_or("")
+    );
+    if let Some(version) = &spec.api_version {
+        identity.push_str(&format!("|api_version={version}"));
+    }
+    if spec.kind == ProviderKind::Exec {
+        identity.push_str(&format!(
+            "|command={}",
+            serde_json::to_string(&spec.command).unwrap_or_default()
+        ));
+        for (path, object) in suite::command_paths(tree, spec) {
+            identity.push_str(&format!("|{path}={}", object.fingerprint));
+        }
+    }
+    identity
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use std::path::Path;
+
+    use super::*;
+    use crate::providers::Request;
+    use crate::workspace::MemTree;
+
+    fn spec(kind: ProviderKind) -> ProviderSpec {
+        ProviderSpec::new("p", kind)
+    }
+
+    #[test]
+    fn the_cache_identity_covers_what_changes_the_output_and_no_key() {
+        let tree = MemTree::new([("scripts/answer.sh", "echo 30 days"), ("lib/a.py", "x = 1")]);
+        let edited = MemTree::new([("scripts/answer.sh", "echo no idea"), ("lib/a.py", "x = 1")]);
+        let mut http = spec(ProviderKind::OpenaiCompatible);
+        http.base_url = Some("http://127.0.0.1:1/v1".to_owned());
+        http.api_key_env = Some("SECRET_KEY_VARIABLE".to_owned());
+        let identity = cache_identity(&http, &tree);
+        assert_eq!(identity, "openai-compatible|http://127.0.0.1:1/v1|");
+        let mut moved = http.clone();
+        moved.base_url = Some("http://127.0.0.1:2/v1".to_owned());
+        assert_ne!(cache_identity(&moved, &tree), identity);
+        let mut versioned = http.clone();
+        versioned.api_version = Some("2024-10-21".to_owned());
+        assert_ne!(cache_identity(&versioned, &tree), identity);
+        // Timeouts and the key's variable do not change what the model answers.
+        let mut slower = http.clone();
+        slower.timeout_ms = 1;
+        slower.api_key_env = Some("OTHER".to_owned());
+        assert_eq!(cache_identity(&slower, &tree), identity);
+
+        let mut exec = spec(ProviderKind::Exec);
+        exec.command = Some(vec![
+            "/bin/sh".to_owned(),
+            "scripts/answer.sh".to_owned(),
+            "lib".to_owned(),
+        ]);
+        let at_base = cache_identity(&exec, &tree);
+        assert!(
+            at_base.starts_with("exec|||command=[\"/bin/sh\",\"scripts/answer.sh\",\"lib\"]|scripts/answer.sh=sha256:"),
+            "{at_base}"
+        );
+        assert!(at_base.contains("|lib=mem:"), "{at_base}");
+        // The same command over an edited script is another pipeline.
+        assert_ne!(cache_identity(&exec, &edited), at_base);
+        let mut other_command = exec.clone();
+        other_command.command = Some(vec!["/bin/sh".to_owned(), "scripts/other.sh".to_owned()]);
+        assert_ne!(cache_identity(&other_command, &tree), at_base);
+    }
+
+    fn side(files: &[(&str, &str)]) -> Side {
+        Side {
+            tree: Arc::new(MemTree::new(files.iter().copied())),
+            sha: "0".repeat(40),
+            at_checkout: true,
+        }
+    }
+
+    fn suite_with(providers: &str) -> Suite {
+        let files = [
+            (
+                "promptgate.yaml".to_owned(),
+                format!(
+                    "version: 1\nproviders:\n{providers}defaults: {{provider: sim}}\nexperiments:\n  - {{name: e, variant: v.yaml, dataset: d.jsonl}}\n"
+                ),
+            ),
+            ("v.yaml".to_owned(), "model: m\nprompt: p.md\n".to_owned()),
+            ("p.md".to_owned(), "Hi".to_owned()),
+            (
+                "d.jsonl".to_owned(),
+                "{\"id\": \"a\", \"vars\": {\"input\": \"x\"}}\n".to_owned(),
+            ),
+        ];
+        let tree = MemTree::new(files.iter().map(|(p, t)| (p.as_str(), t.as_str())));
+        crate::suite::load(Arc::new(tree), "promptgate.yaml").unwrap()
+    }
+
+    fn job(arm: Arm) -> Job {
+        Job {
+            experiment: 0,
+            case: 0,
+            arm,
+            repeat: 0,
+            provider: "sim".to_owned(),
+            fallbacks: vec!["spare".to_owned()],
+            retime: false,
+            request: Ok(Request {
+                model: "m".to_owned(),
+                messages: Vec::new(),
+                temperature: None,
+                max_tokens: None,
+                top_p: None,
+                seed: 0,
+            }),
+        }
+    }
+
+    /// Builds the endpoints of one baseline and one candidate job, returning the keys each arm
+    /// calls and the endpoints' identities by key.
+    fn build(base: &Suite, head: &Suite) -> (Vec<String>, Vec<String>, BTreeMap<String, String>) {
+        let repo = Repo::open(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let (base_side, head_side) = (side(&[]), side(&[]));
+        let mut jobs = vec![job(Arm::Baseline), job(Arm::Candidate)];
+        let endpoints = endpoints(
+            &repo,
+            &mut jobs,
+            Some(ArmSource {
+                suite: base,
+                side: &base_side,
+            }),
+            ArmSource {
+                suite: head,
+                side: &head_side,
+            },
+        )
+        .unwrap();
+        let keys = |j: &Job| std::iter::once(j.provider.clone()).chain(j.fallbacks.clone()).collect();
+        let names = endpoints.names();
+        (keys(&jobs[0]), keys(&jobs[1]), names)
+    }
+
+    #[test]
+    fn each_arm_calls_its_own_ref_s_provider_and_identical_ones_are_shared() {
+        let spare = "  spare: {type: mock}\n";
+        let base = suite_with(&format!(
+            "  sim: {{type: openai-compatible, base_url: \"http://127.0.0.1:1/v1\"}}\n{spare}"
+        ));
+        let same = suite_with(&format!(
+            "  sim: {{type: openai-compatible, base_url: \"http://127.0.0.1:1/v1\"}}\n{spare}"
+        ));
+        let (baseline, candidate, names) = build(&base, &same);
+        assert_eq!(baseline, ["sim", "spare"]);
+        assert_eq!(candidate, ["sim", "spare"]);
+        assert_eq!(names.len(), 2);
+
+        let moved = suite_with(&format!(
+            "  sim: {{type: openai-compatible, base_url: \"http://127.0.0.1:2/v1\"}}\n{spare}"
+        ));
+        let (baseline, candidate, names) = build(&base, &moved);
+        assert_eq!(baseline, ["sim@base", "spare"]);
+        assert_eq!(candidate, ["sim", "spare"]);
+        // Calls through the baseline's own endpoint report the configured name.
+        assert_eq!(names["sim@base"], "sim");
+        assert_eq!(names["sim"], "sim");
+        // A timeout is the arm's own too, though the cache may share answers across it.
+        let slower = suite_with(&format!(
+            "  sim: {{type: openai-compatible, base_url: \"http://127.0.0.1:1/v1\", timeout_ms: 5}}\n{spare}"
+        ));
+        assert_eq!(build(&base, &slower).0, ["sim@base", "spare"]);
+    }
+}

@@ -1,0 +1,182 @@
+//! Numbers as a reader sees them, by the metric's unit: values, signed differences, intervals,
+//! p-values, dollars and durations. One module, so the terminal, the comment, the charts and the
+//! JUnit report print the same number the same way.
+
+pub use crate::metrics::Unit;
+
+/// The unit of a metric, by name.
+pub fn unit(metric: &str) -> Unit {
+    crate::metrics::unit_of(metric)
+}
+
+/// A value with its unit, or a dash when there is none.
+pub fn value(metric: &str, x: Option<f64>) -> String {
+    finite(x).map_or_else(dash, |x| unit(metric).value(x))
+}
+
+/// `p < 0.001`, `p = 0.012`: a p-value in a sentence.
+pub fn p_sentence(p: f64) -> String {
+    if p < 0.001 {
+        "p < 0.001".to_owned()
+    } else {
+        format!("p = {:.3}", p.min(1.0))
+    }
+}
+
+/// A relative change as a signed percentage, `+12.5%`.
+pub fn relative(r: f64) -> String {
+    signed_text(format!("{:.1}%", (r * 100.0).abs()), r)
+}
+
+/// Numbers of a metric, as a reader sees them (an inherent impl: `Unit` lives in `metrics`).
+impl Unit {
+    pub fn value(self, x: f64) -> String {
+        match self {
+            Unit::Share => format!("{:.1}%", x * 100.0),
+            Unit::Milliseconds => format!("{x:.0} ms"),
+            Unit::Usd => dollars(x),
+            Unit::Number => plain(x),
+        }
+    }
+
+    /// A difference, always signed. Cost differences also say how large they are relative to
+    /// the baseline, which is what a reviewer weighs ("12% cheaper").
+    pub fn delta(self, d: f64, baseline: Option<f64>) -> String {
+        let text = self.signed(d);
+        match (self, baseline) {
+            (Unit::Usd, Some(b)) if b > 0.0 => {
+                format!("{text} ({})", signed_text(format!("{:.1}%", (d / b * 100.0).abs()), d))
+            }
+            _ => text,
+        }
+    }
+
+    pub fn interval(self, lo: f64, hi: f64) -> String {
+        match self {
+            Unit::Share => format!(
+                "[{}, {}] pp",
+                signed_text(format!("{:.1}", (lo * 100.0).abs()), lo),
+                signed_text(format!("{:.1}", (hi * 100.0).abs()), hi)
+            ),
+            Unit::Milliseconds => format!(
+                "[{}, {}] ms",
+                signed_text(format!("{:.0}", lo.abs()), lo),
+                signed_text(format!("{:.0}", hi.abs()), hi)
+            ),
+            Unit::Usd | Unit::Number => format!("[{}, {}]", self.signed(lo), self.signed(hi)),
+        }
+    }
+
+    pub fn signed(self, d: f64) -> String {
+        signed_text(self.magnitude(d), d)
+    }
+
+    /// The size of a difference, unsigned, in the unit differences are shown in.
+    pub fn magnitude(self, d: f64) -> String {
+        let d = d.abs();
+        match self {
+            Unit::Share => format!("{:.1} pp", d * 100.0),
+            Unit::Milliseconds => format!("{d:.0} ms"),
+            Unit::Usd => dollars(d),
+            Unit::Number => plain(d),
+        }
+    }
+}
+
+/// Prefixes `+` or `−` to an already formatted magnitude; none when it rounds to zero, so a
+/// reader never sees "−0.0 pp".
+pub fn signed_text(magnitude: String, value: f64) -> String {
+    let rounds_to_zero = !magnitude.chars().any(|c| c.is_ascii_digit() && c != '0');
+    if rounds_to_zero || value == 0.0 {
+        magnitude
+    } else if value < 0.0 {
+        format!("−{magnitude}")
+    } else {
+        format!("+{magnitude}")
+    }
+}
+
+/// Dollars with three significant digits below $1 (per-request costs are fractions of a cent:
+/// $0.000412), cents above.
+pub fn dollars(x: f64) -> String {
+    if !x.is_finite() {
+        return dash();
+    }
+    let sign = if x < 0.0 { "-" } else { "" };
+    let a = x.abs();
+    if a == 0.0 {
+        "$0".to_owned()
+    } else if a >= 1.0 {
+        format!("{sign}${a:.2}")
+    } else {
+        let decimals = (2 - a.log10().floor() as i32).clamp(2, 12) as usize;
+        format!("{sign}${a:.decimals$}")
+    }
+}
+
+pub fn plain(x: f64) -> String {
+    let a = x.abs();
+    if a >= 100.0 {
+        format!("{x:.0}")
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+/// `0.003`, `<0.001`, or a dash when there is no test.
+pub fn p_value(p: Option<f64>) -> String {
+    match finite(p) {
+        None => dash(),
+        Some(p) if p < 0.001 => "<0.001".to_owned(),
+        Some(p) => format!("{:.3}", p.min(1.0)),
+    }
+}
+
+pub fn duration(ms: u64) -> String {
+    if ms < 1_000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1_000.0)
+    } else {
+        let s = ms / 1_000;
+        format!("{} min {} s", s / 60, s % 60)
+    }
+}
+
+pub fn finite(x: Option<f64>) -> Option<f64> {
+    x.filter(|x| x.is_finite())
+}
+
+pub fn dash() -> String {
+    "—".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p_values_read_as_in_papers() {
+        assert_eq!(p_value(Some(0.0031)), "0.003");
+        assert_eq!(p_value(Some(0.0004)), "<0.001");
+        assert_eq!(p_value(Some(0.0)), "<0.001");
+        assert_eq!(p_value(Some(1.2)), "1.000");
+        assert_eq!(p_value(Some(f64::NAN)), "—");
+        assert_eq!(p_value(None), "—");
+    }
+
+    #[test]
+    fn durations_and_dollars_read_naturally() {
+        assert_eq!(duration(850), "850 ms");
+        assert_eq!(duration(12_340), "12.3 s");
+        assert_eq!(duration(83_400), "1 min 23 s");
+        assert_eq!(dollars(0.01234), "$0.0123");
+        assert_eq!(dollars(12.345), "$12.35");
+        assert_eq!(dollars(-0.5), "-$0.500");
+        assert_eq!(dollars(f64::INFINITY), "—");
+    }
+}

@@ -1,0 +1,328 @@
+//! What a metric is: the one home of its unit, its default direction and blocking, what value a
+//! call contributes, the quantity its comparison estimates, the test that decides it, and the
+//! fewest cases that test can judge.
+//!
+//! Built-in metrics are known by name; a scorer's metric (an assertion's `metric:` name) is
+//! read from its values (booleans are proportions, numbers means) and from its name only for
+//! the unit (`…_rate` a share, `…_ms` milliseconds, `cost…`/`…_usd` dollars). Nothing else in
+//! the program guesses what a metric is from its name.
+
+use crate::results::{Call, CaseResult, Direction, Score};
+
+pub const PASS_RATE: &str = "pass_rate";
+pub const ERROR_RATE: &str = "error_rate";
+pub const LATENCY_P50: &str = "latency_p50_ms";
+pub const LATENCY_P95: &str = "latency_p95_ms";
+pub const COST: &str = "cost_per_request";
+/// The share of cases whose repeats disagree on `pass`.
+pub const FLAKY_SHARE: &str = "flaky_share";
+
+/// Metrics every experiment reports, besides its scorers.
+pub const BUILTIN: &[&str] = &[PASS_RATE, ERROR_RATE, LATENCY_P50, LATENCY_P95, COST];
+
+pub use crate::results::DEFAULT_TIMEOUT_MS;
+
+/// How a metric's values read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// A share in [0, 1], shown as a percentage; differences in percentage points.
+    Share,
+    Milliseconds,
+    Usd,
+    /// A plain number (a judge score, a similarity).
+    Number,
+}
+
+/// What the metric measures per call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    /// Whether every assertion held (an errored call fails).
+    Pass,
+    /// Whether the call errored.
+    Error,
+    /// A quantile of the per-call latency; errored calls count at their timeout.
+    Latency { quantile: f64 },
+    /// What the call costs at list price.
+    Cost,
+    /// Whether a case's repeats disagree on `pass` (one value per case and arm).
+    Flaky,
+    /// A scorer's named score.
+    Score,
+}
+
+/// The test that decides whether a metric changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Test {
+    /// Binary, one value per case: exact McNemar on the discordant pairs, Newcombe interval.
+    McnemarExact,
+    /// Means (of per-case means): paired t, cluster-robust when cases are grouped; t interval,
+    /// Fieller's interval for the ratio.
+    PairedT,
+    /// Means of skewed amounts (cost): the same statistic, calibrated by the studentized
+    /// bootstrap over cases (or groups), which keeps its error rates where the t reference's
+    /// symmetric tails do not (see `stats::studentized_mean`).
+    BootstrapT,
+    /// Quantiles over calls: sign-flip permutation over cases (or groups), interval from the
+    /// bootstrap over whole cases.
+    SignFlip,
+    /// Nothing to compare (candidate only, or no data).
+    None,
+}
+
+impl Test {
+    /// The name `results.json` records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Test::McnemarExact => "mcnemar-exact",
+            Test::PairedT => "paired-t",
+            Test::BootstrapT => "paired-bootstrap-t",
+            Test::SignFlip => "sign-flip-permutation",
+            Test::None => "none",
+        }
+    }
+}
+
+/// What `delta` and its interval estimate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Estimand {
+    ProportionDifference,
+    MeanDifference,
+    QuantileDifference,
+}
+
+impl Estimand {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Estimand::ProportionDifference => "proportion-difference",
+            Estimand::MeanDifference => "mean-difference",
+            Estimand::QuantileDifference => "quantile-difference",
+        }
+    }
+}
+
+/// Cases (or groups) below which a mean or a proportion is "too few to judge": a t interval
+/// from fewer units has a critical value above 2.26 and an estimate of the spread from
+/// almost nothing, and exact McNemar cannot reach p < 0.05 with fewer than six discordant pairs;
+/// the calibration table in docs/statistics.md shows the false-alarm and false non-inferiority
+/// rates at n = 3, 5, 10 and 20.
+pub const MIN_UNITS_MEAN: usize = 10;
+
+/// Units below which a skewed amount (cost) is "too few to judge": with fewer, the rare
+/// expensive cases that carry a change may not be in the sample at all, and the calibration
+/// (docs/statistics.md) shows a 10% cost margin "proven" at a true 10% rise in 3.1% of runs at
+/// n = 30 against 2.1% at n = 40 (the promise is 2.5%).
+pub const MIN_UNITS_AMOUNT: usize = 40;
+
+/// Calls in the tail a quantile needs before it is judged: `n·(1 − q) ≥ 5` for an upper
+/// quantile (five calls above p95 means 100 cases), `n·q ≥ 5` for a lower one.
+pub const TAIL_CALLS: f64 = 5.0;
+
+/// A metric, by name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metric {
+    pub name: String,
+    pub kind: Kind,
+    pub unit: Unit,
+}
+
+impl Metric {
+    pub fn of(name: &str) -> Metric {
+        let kind = match name {
+            PASS_RATE => Kind::Pass,
+            ERROR_RATE => Kind::Error,
+            COST => Kind::Cost,
+            FLAKY_SHARE => Kind::Flaky,
+            n => match latency_quantile(n) {
+                Some(quantile) => Kind::Latency { quantile },
+                None => Kind::Score,
+            },
+        };
+        Metric {
+            name: name.to_owned(),
+            kind,
+            unit: unit_of(name),
+        }
+    }
+
+    /// The quantile a latency metric reports.
+    pub fn quantile(&self) -> Option<f64> {
+        match self.kind {
+            Kind::Latency { quantile } => Some(quantile),
+            _ => None,
+        }
+    }
+
+    /// Higher is better for quality scores; lower for errors, latency, cost and hallucination.
+    pub fn default_direction(&self) -> Direction {
+        let lower = matches!(self.kind, Kind::Error | Kind::Latency { .. } | Kind::Cost | Kind::Flaky)
+            || matches!(self.unit, Unit::Milliseconds | Unit::Usd)
+            || self.name.contains("hallucination")
+            || self.name.contains("leak");
+        if lower { Direction::Lower } else { Direction::Higher }
+    }
+
+    /// Quality and errors block by default; latency and cost inform unless the suite says so.
+    pub fn default_blocking(&self) -> bool {
+        matches!(self.kind, Kind::Pass | Kind::Error)
+    }
+
+    /// The value `call` contributes, if any. `timeout_ms` is its arm's provider timeout: an
+    /// errored call counts there in latency (censored: it took at least that long, or failed
+    /// outright), and a cache hit has no latency of this run.
+    pub fn call_value(&self, call: &Call, timeout_ms: u64) -> Option<f64> {
+        let errored = call.error.is_some();
+        match self.kind {
+            Kind::Pass => Some(if call.passed() { 1.0 } else { 0.0 }),
+            Kind::Error => Some(if errored { 1.0 } else { 0.0 }),
+            // An errored call costs what was billed for it: nothing, unless the API reported
+            // tokens for it.
+            Kind::Cost => Some(call.list_cost_usd),
+            Kind::Latency { .. } if errored => Some(timeout_ms as f64),
+            Kind::Latency { .. } if call.cached => None,
+            Kind::Latency { .. } => call.latency_ms,
+            Kind::Flaky => None,
+            Kind::Score => call.scores.get(&self.name).map(|s| s.as_f64()),
+        }
+    }
+
+    /// One arm's values for a case: a value per call (repeats), or for [`Kind::Flaky`] the
+    /// single flag of its repeats.
+    pub fn values(&self, calls: &[Call], timeout_ms: u64) -> Vec<f64> {
+        if self.kind == Kind::Flaky {
+            return is_flaky(calls).map(|f| f64::from(u8::from(f))).into_iter().collect();
+        }
+        calls.iter().filter_map(|c| self.call_value(c, timeout_ms)).collect()
+    }
+
+    /// Whether every value of this metric is 0/1 (an assertion, a pass or an error flag).
+    pub fn is_binary(&self, cases: &[CaseResult]) -> bool {
+        match self.kind {
+            Kind::Pass | Kind::Error | Kind::Flaky => true,
+            Kind::Cost | Kind::Latency { .. } => false,
+            Kind::Score => cases
+                .iter()
+                .flat_map(|c| c.baseline.iter().chain(&c.candidate))
+                .filter_map(|call| call.scores.get(&self.name))
+                .all(|s| matches!(s, Score::Bool(_))),
+        }
+    }
+
+    /// The test for this metric's data: `binary` values, one call per case and arm
+    /// (`single`), cases in groups (`grouped`).
+    pub fn test(&self, binary: bool, single: bool, grouped: bool) -> Test {
+        match self.kind {
+            Kind::Latency { .. } => Test::SignFlip,
+            // McNemar needs independent pairs of single outcomes; repeats or groups make the
+            // per-unit value a mean.
+            _ if binary && (single || self.kind == Kind::Flaky) && !grouped => Test::McnemarExact,
+            // Amounts (cost, custom `_usd`/`_ms` means) are skewed: a few calls cost or take far
+            // more than the rest.
+            _ if !binary && self.is_ratio() => Test::BootstrapT,
+            _ => Test::PairedT,
+        }
+    }
+
+    pub fn estimand(&self, test: Test) -> Estimand {
+        match test {
+            Test::SignFlip => Estimand::QuantileDifference,
+            Test::McnemarExact => Estimand::ProportionDifference,
+            Test::PairedT | Test::BootstrapT | Test::None => Estimand::MeanDifference,
+        }
+    }
+
+    /// The fewest units (cases, or groups) this metric's test can judge: below it the metric is
+    /// "too few cases to judge" and not gated. Before the data says which test applies, the
+    /// strictest of this metric's tests.
+    pub fn min_units(&self) -> usize {
+        match self.quantile() {
+            Some(_) => self.min_units_for(Test::SignFlip),
+            None if self.is_ratio() => MIN_UNITS_AMOUNT,
+            None => MIN_UNITS_MEAN,
+        }
+    }
+
+    /// The fewest units `test` judges for this metric.
+    pub fn min_units_for(&self, test: Test) -> usize {
+        match (test, self.quantile()) {
+            (Test::SignFlip, Some(q)) => {
+                let tail = if q >= 0.5 { 1.0 - q } else { q };
+                (TAIL_CALLS / tail.max(1e-6)).ceil() as usize
+            }
+            (Test::BootstrapT, _) => MIN_UNITS_AMOUNT,
+            _ => MIN_UNITS_MEAN,
+        }
+    }
+
+    /// Whether a relative change ("10% dearer") is natural for this metric: positive amounts.
+    pub fn is_ratio(&self) -> bool {
+        matches!(self.kind, Kind::Cost | Kind::Latency { .. }) || matches!(self.unit, Unit::Usd | Unit::Milliseconds)
+    }
+}
+
+/// The unit a metric's name implies.
+pub fn unit_of(name: &str) -> Unit {
+    if name.ends_with("_ms") {
+        Unit::Milliseconds
+    } else if name.starts_with("cost") || name.ends_with("_usd") {
+        Unit::Usd
+    } else if name.ends_with("_rate") || name == FLAKY_SHARE {
+        Unit::Share
+    } else {
+        Unit::Number
+    }
+}
+
+/// `latency_p95_ms` → 0.95.
+fn latency_quantile(name: &str) -> Option<f64> {
+    let p = name.strip_prefix("latency_p")?.strip_suffix("_ms")?;
+    let q: f64 = p.parse().ok()?;
+    (q > 0.0 && q < 100.0).then_some(q / 100.0)
+}
+
+/// Whether a case's repeats disagree on `pass`; `None` with fewer than two repeats.
+pub fn is_flaky(calls: &[Call]) -> Option<bool> {
+    if calls.len() < 2 {
+        return None;
+    }
+    let passed = calls.iter().filter(|c| c.passed()).count();
+    Some(passed != 0 && passed != calls.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_are_known_by_name() {
+        let p95 = Metric::of(LATENCY_P95);
+        assert_eq!(
+            (p95.quantile(), p95.unit, p95.min_units()),
+            (Some(0.95), Unit::Milliseconds, 100)
+        );
+        assert_eq!(Metric::of(LATENCY_P50).min_units(), 10);
+        assert_eq!(Metric::of("latency_p99_ms").min_units(), 500);
+        assert_eq!(Metric::of("latency_p100_ms").kind, Kind::Score);
+        assert_eq!(Metric::of(COST).unit, Unit::Usd);
+        assert_eq!(Metric::of(COST).min_units(), MIN_UNITS_AMOUNT);
+        assert_eq!(Metric::of(COST).min_units_for(Test::PairedT), MIN_UNITS_MEAN);
+        assert_eq!(Metric::of(PASS_RATE).min_units(), MIN_UNITS_MEAN);
+        assert_eq!(Metric::of(PASS_RATE).default_direction(), Direction::Higher);
+        assert_eq!(Metric::of(ERROR_RATE).default_direction(), Direction::Lower);
+        assert_eq!(Metric::of("hallucination_rate").default_direction(), Direction::Lower);
+        assert_eq!(Metric::of("hallucination_rate").unit, Unit::Share);
+        assert_eq!(Metric::of("judge_cost_usd").default_direction(), Direction::Lower);
+        assert_eq!(Metric::of("relevance").unit, Unit::Number);
+        assert!(Metric::of(PASS_RATE).default_blocking() && !Metric::of(COST).default_blocking());
+    }
+
+    #[test]
+    fn tests_follow_the_data() {
+        let pass = Metric::of(PASS_RATE);
+        assert_eq!(pass.test(true, true, false), Test::McnemarExact);
+        assert_eq!(pass.test(true, false, false), Test::PairedT, "repeats: per-case means");
+        assert_eq!(pass.test(true, true, true), Test::PairedT, "groups: clustered means");
+        assert_eq!(Metric::of(COST).test(false, true, false), Test::BootstrapT);
+        assert_eq!(Metric::of("relevance").test(false, true, false), Test::PairedT);
+        assert_eq!(Metric::of(LATENCY_P95).test(false, false, true), Test::SignFlip);
+    }
+}

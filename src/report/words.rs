@@ -1,0 +1,185 @@
+//! The words a reader sees for a metric: its numbers as the report shows them, its verdict with
+//! the qualifiers that separate significance from size, and the rule behind them. One module,
+//! so the terminal, the comment, the charts and the JUnit report say the same thing.
+
+use crate::format::{self, dash, finite, p_value};
+use crate::results::{Direction, MetricResult, MetricVerdict};
+
+/// The rule the verdicts follow, in one sentence (the comment's footer).
+pub const RULE: &str = "A metric regresses when it is significantly worse (p < α, Holm-adjusted across the \
+blocking gates) and its estimate is beyond the margin; significantly worse within the margin is a minor \
+regression, shown but not failing; with too few cases a metric is reported, not gated.";
+
+/// A metric's verdict with its qualifiers: "regression", "minor regression (within margin)",
+/// "improvement (beyond margin)", "no significant change · non-inferior", "too few cases to
+/// judge (44 of 100)". `candidate_only` for an experiment without a baseline.
+pub fn verdict_text(m: &MetricResult, candidate_only: bool) -> String {
+    let basis_margin = m.details.decision.as_ref().map_or(m.margin, |d| d.margin);
+    match m.verdict {
+        MetricVerdict::NoData if candidate_only => "candidate only".to_owned(),
+        MetricVerdict::Improvement if basis_margin > 0.0 => {
+            let beyond = m.details.decision.as_ref().is_some_and(|d| d.estimate.abs() > d.margin);
+            format!("improvement ({} margin)", if beyond { "beyond" } else { "within" })
+        }
+        // Without a margin, "non-inferior" and "equivalent" have nothing to be within.
+        MetricVerdict::NoChange if basis_margin <= 0.0 && !m.details.variance_unknown => m.verdict.label().to_owned(),
+        MetricVerdict::NoChange => {
+            let qualifier = if m.details.equivalent == Some(true) {
+                "equivalent"
+            } else if m.non_inferior {
+                "non-inferior"
+            } else if m.details.variance_unknown {
+                "variance unknown"
+            } else {
+                "inconclusive"
+            };
+            format!("{} · {qualifier}", m.verdict.label())
+        }
+        MetricVerdict::TooFew => match m.details.min_n {
+            Some(min) => format!("{} ({} of {min})", m.verdict.label(), m.n),
+            None => m.verdict.label().to_owned(),
+        },
+        v => v.label().to_owned(),
+    }
+}
+
+/// A metric's numbers as the report shows them.
+pub struct MetricText {
+    pub baseline: String,
+    pub candidate: String,
+    pub delta: String,
+    pub ci: String,
+    /// p_adjusted when present, else p_value.
+    pub p: String,
+    /// The margin, in the unit differences are shown in.
+    pub margin: String,
+    /// "SLO ≤ 800 ms missed" when the candidate misses its objective.
+    pub slo_missed: Option<String>,
+}
+
+impl MetricText {
+    pub fn new(m: &MetricResult) -> MetricText {
+        let unit = format::unit(&m.name);
+        let too_few = m.verdict == MetricVerdict::TooFew;
+        let slo_missed = m.slo.as_ref().filter(|slo| !slo.met && !too_few).map(|slo| {
+            let bound = match m.direction {
+                Direction::Lower => "≤",
+                Direction::Higher => "≥",
+            };
+            format!("SLO {bound} {} missed", unit.value(slo.target))
+        });
+        let judged = !matches!(m.verdict, MetricVerdict::TooFew | MetricVerdict::NoData);
+        let relative = m.details.decision.as_ref().filter(|d| d.relative);
+        let percent = |r: f64| format::relative(r);
+        MetricText {
+            baseline: finite(m.baseline).map_or_else(dash, |x| unit.value(x)),
+            candidate: finite(m.candidate).map_or_else(dash, |x| unit.value(x)),
+            delta: match (finite(m.delta), relative) {
+                (None, _) => dash(),
+                (Some(d), Some(basis)) if unit != format::Unit::Usd => {
+                    format!("{} ({})", unit.signed(d), percent(basis.estimate))
+                }
+                (Some(d), _) => unit.delta(d, finite(m.baseline)),
+            },
+            // The interval the decision used: relative for a relative margin.
+            ci: match relative {
+                Some(basis) => basis
+                    .ci
+                    .filter(|[lo, hi]| lo.is_finite() && hi.is_finite())
+                    .map_or_else(dash, |[lo, hi]| format!("[{}, {}]", percent(lo), percent(hi))),
+                None => {
+                    m.ci.filter(|[lo, hi]| lo.is_finite() && hi.is_finite())
+                        .map_or_else(dash, |[lo, hi]| unit.interval(lo, hi))
+                }
+            },
+            p: if judged {
+                p_value(m.p_adjusted.or(m.p_value))
+            } else {
+                dash()
+            },
+            margin: match relative {
+                Some(basis) => format!("{:.0}%", basis.margin * 100.0),
+                None if m.margin.is_finite() => unit.magnitude(m.margin),
+                None => dash(),
+            },
+            slo_missed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::markdown::test_fixtures::metric;
+
+    #[track_caller]
+    fn check_metric(name: &str, b: f64, c: f64, ci: [f64; 2], expected: [&str; 4]) {
+        let mut m = metric(name, Direction::Higher);
+        m.baseline = Some(b);
+        m.candidate = Some(c);
+        m.delta = Some(c - b);
+        m.ci = Some(ci);
+        let text = MetricText::new(&m);
+        assert_eq!([&*text.baseline, &*text.candidate, &*text.delta, &*text.ci], expected);
+    }
+
+    #[test]
+    fn numbers_are_formatted_by_unit() {
+        check_metric(
+            "pass_rate",
+            0.87,
+            0.81,
+            [-0.095, -0.025],
+            ["87.0%", "81.0%", "−6.0 pp", "[−9.5, −2.5] pp"],
+        );
+        check_metric(
+            "hallucination_rate",
+            0.02,
+            0.02,
+            [-0.0001, 0.01],
+            ["2.0%", "2.0%", "0.0 pp", "[0.0, +1.0] pp"],
+        );
+        check_metric(
+            "latency_p95_ms",
+            612.0,
+            655.4,
+            [-12.4, 97.6],
+            ["612 ms", "655 ms", "+43 ms", "[−12, +98] ms"],
+        );
+        check_metric(
+            "cost_per_request",
+            0.000412,
+            0.000405,
+            [-0.0000201, 0.0000062],
+            [
+                "$0.000412",
+                "$0.000405",
+                "−$0.00000700 (−1.7%)",
+                "[−$0.0000201, +$0.00000620]",
+            ],
+        );
+        check_metric(
+            "cost_per_request",
+            0.0,
+            1.5,
+            [1.2, 1.8],
+            ["$0", "$1.50", "+$1.50", "[+$1.20, +$1.80]"],
+        );
+        check_metric(
+            "relevance",
+            0.842,
+            0.835,
+            [-0.021, 0.007],
+            ["0.842", "0.835", "−0.007", "[−0.021, +0.007]"],
+        );
+    }
+
+    #[test]
+    fn p_shows_the_adjusted_value_when_there_is_one() {
+        let mut m = metric("pass_rate", Direction::Higher);
+        m.p_value = Some(0.002);
+        assert_eq!(MetricText::new(&m).p, "0.002");
+        m.p_adjusted = Some(0.006);
+        assert_eq!(MetricText::new(&m).p, "0.006");
+    }
+}
