@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::charts;
 use super::escape::escape_untrusted;
+use super::figures;
 use super::words::{self, MetricText};
 use crate::format::{self, dash, dollars, duration, finite};
 use crate::results::{
@@ -638,7 +639,7 @@ impl<'a> ExperimentView<'a> {
             } else {
                 e.metrics.iter().map(|m| MetricRow::new(m, e.status)).collect()
             },
-            ci_label: ci_label(e),
+            ci_label: words::ci_label(e),
             projection: projection_sentence(e, requests_per_month).filter(|_| !failed),
             images: if failed { Vec::new() } else { images },
             text_chart: if shown {
@@ -650,21 +651,6 @@ impl<'a> ExperimentView<'a> {
             design_notes: if shown { design_notes(e) } else { Vec::new() },
             flips: if failed { Vec::new() } else { flips },
         }
-    }
-}
-
-/// The interval column's header (see `ExperimentView::ci_label`).
-pub(crate) fn ci_label(e: &ExperimentResult) -> String {
-    if e.noise.sequential.is_some() {
-        return "repeated CI".to_owned();
-    }
-    let mut alphas = e.metrics.iter().map(|m| m.alpha);
-    match alphas.next() {
-        Some(first) if alphas.all(|a| a == first) => {
-            let level = format!("{:.2}", 100.0 * (1.0 - first));
-            format!("{}% CI", level.trim_end_matches('0').trim_end_matches('.'))
-        }
-        _ => "CI (1 − α)".to_owned(),
     }
 }
 
@@ -794,13 +780,13 @@ fn dataset_note(d: &DatasetChanges) -> String {
 
 fn projection_sentence(e: &ExperimentResult, requests_per_month: Option<u64>) -> Option<String> {
     let rpm = requests_per_month?;
-    let p = charts::monthly_projection(e, Some(rpm))?;
-    let (savings, _) = charts::savings_sentence(&p);
+    let p = figures::monthly_projection(e, Some(rpm))?;
+    let (savings, _) = figures::savings_sentence(&p);
     Some(format!(
         "At {} requests/month: {} → {} per month; {savings}.",
-        charts::thousands(rpm),
-        charts::whole_dollars(p.baseline),
-        charts::whole_dollars(p.candidate),
+        figures::thousands(rpm),
+        figures::whole_dollars(p.baseline),
+        figures::whole_dollars(p.candidate),
     ))
 }
 
@@ -1087,7 +1073,7 @@ fn text_chart(e: &ExperimentResult, requests_per_month: Option<u64>) -> Vec<Stri
     let row = |label: &str, arm: &str, bar: String, text: String| {
         format!("{label:<20} {arm:<9} {bar} {text}").trim_end().to_owned()
     };
-    for m in e.metrics.iter().filter(|m| charts::is_quality(m)) {
+    for m in e.metrics.iter().filter(|m| figures::is_quality(m)) {
         let unit = format::unit(&m.name);
         let (b, c) = (finite(m.baseline), finite(m.candidate));
         let in_unit_range = [b, c].iter().flatten().all(|x| (0.0..=1.0).contains(x));
@@ -1115,7 +1101,7 @@ fn text_chart(e: &ExperimentResult, requests_per_month: Option<u64>) -> Vec<Stri
             lines.push(row(&label, "candidate", bar(c, scale), text));
         }
     }
-    let latency = charts::latency_summary(e);
+    let latency = figures::latency_summary(e);
     let p95_max = latency.iter().flatten().fold(0.0, |acc: f64, l| acc.max(l.p95));
     for (i, (arm, summary)) in ["baseline", "candidate"].into_iter().zip(&latency).enumerate() {
         if let Some(l) = summary {
@@ -1128,7 +1114,7 @@ fn text_chart(e: &ExperimentResult, requests_per_month: Option<u64>) -> Vec<Stri
             lines.push(row(label, arm, bar(l.p95, p95_max), text));
         }
     }
-    let costs = charts::cost_per_request(e);
+    let costs = figures::cost_per_request(e);
     let cost_max = costs.iter().flatten().fold(0.0, |acc: f64, x| acc.max(*x));
     for (i, (arm, cost)) in ["baseline", "candidate"].into_iter().zip(costs).enumerate() {
         if let Some(cost) = cost {
@@ -1139,13 +1125,13 @@ fn text_chart(e: &ExperimentResult, requests_per_month: Option<u64>) -> Vec<Stri
             };
             let mut text = dollars(cost);
             if let Some(rpm) = requests_per_month {
-                text.push_str(&format!(" · {}/month", charts::whole_dollars(cost * rpm as f64)));
+                text.push_str(&format!(" · {}/month", figures::whole_dollars(cost * rpm as f64)));
             }
             lines.push(row(label, arm, bar(cost, cost_max), text));
         }
     }
-    if let Some(p) = charts::monthly_projection(e, requests_per_month) {
-        lines.push(format!("{:<20} {}", "", charts::savings_sentence(&p).0));
+    if let Some(p) = figures::monthly_projection(e, requests_per_month) {
+        lines.push(format!("{:<20} {}", "", figures::savings_sentence(&p).0));
     }
     let count = |flip| e.cases.iter().filter(|c| c.flip == Some(flip)).count();
     let compared = e

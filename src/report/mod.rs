@@ -4,6 +4,7 @@
 
 pub mod charts;
 pub mod escape;
+pub mod figures;
 pub mod junit;
 pub mod markdown;
 pub mod terminal;

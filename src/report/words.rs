@@ -3,12 +3,27 @@
 //! so the terminal, the comment, the charts and the JUnit report say the same thing.
 
 use crate::format::{self, dash, finite, p_value};
-use crate::results::{Direction, MetricResult, MetricVerdict};
+use crate::results::{Direction, ExperimentResult, MetricResult, MetricVerdict};
 
 /// The rule the verdicts follow, in one sentence (the comment's footer).
 pub const RULE: &str = "A metric regresses when it is significantly worse (p < α, Holm-adjusted across the \
 blocking gates) and its estimate is beyond the margin; significantly worse within the margin is a minor \
 regression, shown but not failing; with too few cases a metric is reported, not gated.";
+
+/// The interval column's header (see `ExperimentView::ci_label`).
+pub fn ci_label(e: &ExperimentResult) -> String {
+    if e.noise.sequential.is_some() {
+        return "repeated CI".to_owned();
+    }
+    let mut alphas = e.metrics.iter().map(|m| m.alpha);
+    match alphas.next() {
+        Some(first) if alphas.all(|a| a == first) => {
+            let level = format!("{:.2}", 100.0 * (1.0 - first));
+            format!("{}% CI", level.trim_end_matches('0').trim_end_matches('.'))
+        }
+        _ => "CI (1 − α)".to_owned(),
+    }
+}
 
 /// A metric's verdict with its qualifiers: "regression", "minor regression (within margin)",
 /// "improvement (beyond margin)", "no significant change · non-inferior", "too few cases to

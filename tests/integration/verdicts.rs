@@ -383,7 +383,7 @@ async fn one_slow_case_in_three_proves_nothing() {
     pr(&repo, "pr", "");
     let run = promptgate(&repo, &["run", "--base", "main", "--out", "out"]).await;
     run.expect_code(0)
-        .stderr_has("experiment `refunds` has 3 cases; pass_rate needs 10, latency_p50_ms needs 10 to be judged");
+        .stderr_has("experiment `refunds` has 3 cases; latency_p50_ms needs 10, pass_rate needs 10 to be judged");
     let r = results(&repo.path().join("out"));
     for name in ["latency_p50_ms", "pass_rate"] {
         let m = refunds_metric(&r, name);

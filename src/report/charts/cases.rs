@@ -1,0 +1,119 @@
+//! Cases: baseline against candidate per case, flipped cases highlighted.
+
+use plotters::prelude::*;
+
+use super::pen::{Align, Pen, Plot};
+use super::*;
+
+pub(super) fn draw_cases<DB: DrawingBackend>(
+    pen: &Pen<'_, DB>,
+    e: &ExperimentResult,
+    height: f64,
+) -> anyhow::Result<()> {
+    pen.title(
+        &format!("{} · cases", e.name),
+        "pass rate per case (mean over repeats), baseline against candidate; jittered so equal cases do not hide",
+    )?;
+    let side = height - 96.0 - 56.0;
+    let plot = Plot {
+        left: 84.0,
+        right: 84.0 + side,
+        top: 96.0,
+        bottom: 96.0 + side,
+        x_max: 1.0,
+        y_max: 1.0,
+        pad: 0.08,
+    };
+    let ticks = [0.0, 0.25, 0.5, 0.75, 1.0];
+    let percent = |v: f64| format!("{:.0}%", v * 100.0);
+    plot.grid(pen, &ticks, &ticks, percent, percent)?;
+    pen.text(
+        "baseline",
+        ((plot.left + plot.right) / 2.0, plot.bottom + 34.0),
+        12.0,
+        BASELINE,
+        Align::Center,
+    )?;
+    pen.text(
+        "candidate",
+        (plot.left - 44.0, plot.top - 14.0),
+        12.0,
+        darker(CANDIDATE),
+        Align::Left,
+    )?;
+    pen.dashed(
+        (plot.x(0.0), plot.y(0.0)),
+        (plot.x(1.0), plot.y(1.0)),
+        NEUTRAL.into(),
+        1.0,
+    )?;
+
+    // Points are drawn in a fixed order, unchanged cases first, so flips stay on top.
+    let (mut same, mut worse, mut better) = (Vec::new(), Vec::new(), Vec::new());
+    for c in &e.cases {
+        if c.baseline.is_empty() || c.candidate.is_empty() {
+            continue;
+        }
+        let b = pass_share(&c.baseline);
+        let k = pass_share(&c.candidate);
+        let (jx, jy) = jitter(&c.id);
+        let at = (plot.x(b + jx), plot.y(k + jy));
+        match c.flip {
+            Some(Flip::PassToFail) => worse.push(at),
+            Some(Flip::FailToPass) => better.push(at),
+            None => same.push(at),
+        }
+    }
+    let radius = if same.len() > 500 { 2.5 } else { 3.5 };
+    for at in &same {
+        pen.circle(*at, radius, NEUTRAL.mix(0.45), true)?;
+    }
+    for at in &better {
+        pen.triangle(*at, 6.0, OK.into(), false)?;
+    }
+    for at in &worse {
+        pen.triangle(*at, 6.0, REGRESSION.into(), true)?;
+    }
+
+    let x = plot.right + 28.0;
+    let n = same.len() + worse.len() + better.len();
+    pen.bold(&format!("{n} cases"), (x, plot.top + 8.0), 13.0, INK, Align::Left)?;
+    let rows = [
+        (REGRESSION, format!("▼ {} flipped pass → fail", worse.len())),
+        (OK, format!("▲ {} flipped fail → pass", better.len())),
+        (MUTED, format!("● {} unchanged", same.len())),
+    ];
+    for (i, (color, text)) in rows.iter().enumerate() {
+        pen.text(text, (x, plot.top + 36.0 + i as f64 * 22.0), 12.0, *color, Align::Left)?;
+    }
+    pen.text(
+        "above the diagonal: candidate better",
+        (x, plot.top + 120.0),
+        11.0,
+        MUTED,
+        Align::Left,
+    )?;
+    pen.text(
+        "below: candidate worse",
+        (x, plot.top + 136.0),
+        11.0,
+        MUTED,
+        Align::Left,
+    )
+}
+
+fn pass_share(calls: &[Call]) -> f64 {
+    calls.iter().filter(|c| c.passed()).count() as f64 / calls.len().max(1) as f64
+}
+
+/// A deterministic offset of up to ±0.06 per axis from the case id (FNV-1a), so cases with the
+/// same scores spread into a visible cloud and the same results always draw the same picture.
+fn jitter(id: &str) -> (f64, f64) {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let unit = |bits: u64| (bits & 0xFFFF) as f64 / 65_535.0 * 2.0 - 1.0;
+    (unit(hash) * 0.06, unit(hash >> 32) * 0.06)
+}
