@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use promptgate::error::{Error, exit};
-use promptgate::github::actions::inert;
+use promptgate::output::inert;
 use promptgate::secrets::redact;
 
 fn main() -> ExitCode {

@@ -1,6 +1,8 @@
-//! Writing the files a run produces (`--out`, the journal, the response cache): never through
-//! a symbolic link. A checkout may hold links a pull request committed, and a committed
-//! `promptgate-out` link would otherwise send the outputs (and the journal) wherever it points.
+//! What promptgate writes, made safe: files a run produces (`--out`, the journal, the response
+//! cache) are never written through a symbolic link — a checkout may hold links a pull
+//! request committed, and a committed `promptgate-out` link would otherwise send the outputs
+//! (and the journal) wherever it points — and text printed to a CI log cannot start a
+//! workflow command ([`inert`]).
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +53,35 @@ fn link_error(path: &Path) -> crate::error::Error {
     .hint("a checkout may hold links a pull request committed; remove the link or pass another --out folder")
     .into()
 }
+
+/// `text` made inert for the runner's log: no line of it starts a workflow command.
+///
+/// The runner reads a line as a command when, after leading whitespace, it starts with `::`
+/// (and, in the older form, wherever `##[` occurs). Text printed from results or the suite can
+/// come from a pull request, so a `::add-mask::` or `::stop-commands::` line in an experiment
+/// name must print as text: a zero-width space before the `::` (and inside `##[`) keeps the
+/// line readable and breaks the match. Carriage returns count as line breaks, as the runner
+/// splits on them too.
+pub fn inert(text: &str) -> String {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let mut out = String::with_capacity(text.len() + 8);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let body = line.trim_start();
+        if body.starts_with("::") {
+            out.push_str(&line[..line.len() - body.len()]);
+            out.push(ZERO_WIDTH_SPACE);
+            out.push_str(body);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out.replace("##[", "#\u{200B}#[")
+}
+
+const ZERO_WIDTH_SPACE: char = '\u{200B}';
 
 #[cfg(test)]
 mod tests {

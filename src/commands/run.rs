@@ -179,7 +179,7 @@ pub fn run_gate_with(
         Some(policy) => trust::hold(policy, &key_changes, &candidate_suite.providers),
         None => {
             if let Some(notice) = trust::notice(&key_changes) {
-                eprintln!("{}", crate::github::actions::inert(&notice));
+                eprintln!("{}", crate::output::inert(&notice));
             }
             None
         }
@@ -623,7 +623,7 @@ pub fn print_outcome(run: &GateRun) {
     let text = crate::report::terminal::render(&run.results, run.run_error.is_some(), &run.written);
     // Names and reasons come from the suite and the models: in a CI log neither a secret nor a
     // workflow command may get through.
-    let text = crate::github::actions::inert(&crate::secrets::redact(&text));
+    let text = crate::output::inert(&crate::secrets::redact(&text));
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 

@@ -47,34 +47,8 @@ pub fn error(file: &str, line: u32, title: &str, message: &str) -> String {
     )
 }
 
-/// `text` made inert for the runner's log: no line of it starts a workflow command.
-///
-/// The runner reads a line as a command when, after leading whitespace, it starts with `::`
-/// (and, in the older form, wherever `##[` occurs). Text printed from results or the suite can
-/// come from a pull request, so a `::add-mask::` or `::stop-commands::` line in an experiment
-/// name must print as text: a zero-width space before the `::` (and inside `##[`) keeps the
-/// line readable and breaks the match. Carriage returns count as line breaks, as the runner
-/// splits on them too.
-pub fn inert(text: &str) -> String {
-    let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    let mut out = String::with_capacity(text.len() + 8);
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        let body = line.trim_start();
-        if body.starts_with("::") {
-            out.push_str(&line[..line.len() - body.len()]);
-            out.push(ZERO_WIDTH_SPACE);
-            out.push_str(body);
-        } else {
-            out.push_str(line);
-        }
-    }
-    out.replace("##[", "#\u{200B}#[")
-}
-
-const ZERO_WIDTH_SPACE: char = '\u{200B}';
+/// `text` made inert for the runner's log (see [`crate::output::inert`]).
+pub use crate::output::inert;
 
 /// The runner's escaping for a command's message.
 pub fn escape_data(text: &str) -> String {

@@ -378,7 +378,7 @@ mod watchdog {
                 } else {
                     continue;
                 };
-                let path = crate::github::actions::inert(&a.path);
+                let path = crate::output::inert(&a.path);
                 eprintln!(
                     "error: the prompt template {why} while rendering\n  --> {path}\nhint: look for a loop that doubles a list or a string (`x + x`), or that runs over a very large value; a template must render in well under a second"
                 );
