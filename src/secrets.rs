@@ -94,17 +94,18 @@ pub fn register_env<'a>(names: impl IntoIterator<Item = &'a str>) {
     }
 }
 
+/// Whether [`redact`] would change `text` (without making a copy of it).
+pub fn needs_redaction(text: &str) -> bool {
+    let known = KNOWN
+        .read()
+        .map(|k| k.iter().any(|secret| text.contains(secret.as_str())))
+        .unwrap_or(false);
+    known || patterns().is_match(text)
+}
+
 /// `text` without any secret promptgate knows, and without anything shaped like a credential
 /// (`Bearer …` tokens, `sk-…` keys, including the half-masked ones OpenAI echoes in 401s).
 pub fn redact(text: &str) -> String {
-    static PATTERNS: LazyLock<regex::Regex> = LazyLock::new(|| {
-        // ASCII word boundaries: the lazy DFA handles them, so scanning a whole results.json
-        // stays linear and fast (Unicode `\b` would fall back to a much slower engine).
-        regex::Regex::new(
-            r"(?i-u)\bbearer\s+[A-Za-z0-9._~+/=*-]+|(?-u:\b)sk-[A-Za-z0-9_*-]{4,}|(?-u:\b)gh[pousr]_[A-Za-z0-9]{20,}",
-        )
-        .expect("valid pattern")
-    });
     let mut out = text.to_owned();
     if let Ok(known) = KNOWN.read() {
         for secret in known.iter() {
@@ -113,10 +114,24 @@ pub fn redact(text: &str) -> String {
             }
         }
     }
-    match PATTERNS.replace_all(&out, REDACTED) {
+    match patterns().replace_all(&out, REDACTED) {
         std::borrow::Cow::Borrowed(_) => out,
         std::borrow::Cow::Owned(replaced) => replaced,
     }
+}
+
+/// Credentials of known shapes: `Bearer …` tokens, `sk-…` keys (OpenAI, Anthropic, including
+/// the half-masked ones OpenAI echoes in its 401 messages), GitHub tokens.
+fn patterns() -> &'static regex::Regex {
+    static PATTERNS: LazyLock<regex::Regex> = LazyLock::new(|| {
+        // ASCII word boundaries: the lazy DFA handles them, so scanning a whole results.json
+        // stays linear and fast (Unicode `\b` would fall back to a much slower engine).
+        regex::Regex::new(
+            r"(?i-u)\bbearer\s+[A-Za-z0-9._~+/=*-]+|(?-u:\b)sk-[A-Za-z0-9_*-]{4,}|(?-u:\b)gh[pousr]_[A-Za-z0-9]{20,}",
+        )
+        .expect("valid pattern")
+    });
+    &PATTERNS
 }
 
 /// Redacts every string of a JSON value in place (keys included).
@@ -199,6 +214,9 @@ mod tests {
         assert_eq!(redact("key sk-test-*******ET-42."), "key [redacted].");
         assert_eq!(redact("token ghs_0123456789abcdefghijABCDEFGHIJ"), "token [redacted]");
         assert_eq!(redact("ask-me and risk-free"), "ask-me and risk-free");
+        assert!(!needs_redaction("ask-me and risk-free"));
+        assert!(needs_redaction("x not-a-key-shape-7f3a9"));
+        assert!(needs_redaction("Bearer abc"));
         let mut value = serde_json::json!({"a": ["x not-a-key-shape-7f3a9"], "not-a-key-shape-7f3a9": 1});
         redact_json(&mut value);
         assert_eq!(value, serde_json::json!({"a": ["x [redacted]"], "[redacted]": 1}));

@@ -29,25 +29,31 @@ pub fn write_outputs(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathBu
     // (the runner redacted every output and error already), and a whole-results copy costs
     // memory in a large run: the copy is made only when the serialized results show a need.
     let json = serde_json::to_string_pretty(results)? + "\n";
-    let clean = crate::secrets::redact(&json);
     let redacted;
-    let results = if clean == json {
-        results
-    } else {
+    let (results, json) = if crate::secrets::needs_redaction(&json) {
         redacted = crate::secrets::redacted(results);
-        &redacted
+        (&redacted, crate::secrets::redact(&json))
+    } else {
+        (results, json)
     };
-    drop(json);
     let mut written = Vec::new();
+    let path = dir.join("results.json");
+    crate::output::write_file(&path, json.as_bytes())?;
+    written.push(path);
+    drop(json);
     let files = [
-        ("results.json", clean),
         ("report.md", markdown::render_report(results)?),
         ("summary.md", markdown::render_summary(results)?),
         ("junit.xml", junit::render_junit(results)),
     ];
     for (name, text) in files {
         let path = dir.join(name);
-        crate::output::write_file(&path, crate::secrets::redact(&text).as_bytes())?;
+        let text = if crate::secrets::needs_redaction(&text) {
+            crate::secrets::redact(&text)
+        } else {
+            text
+        };
+        crate::output::write_file(&path, text.as_bytes())?;
         written.push(path);
     }
     let charts_dir = dir.join("charts");

@@ -40,11 +40,16 @@ const TOUCH_AFTER_SECS: u64 = 24 * 3600;
 
 const SHARDS: usize = 256;
 
+/// File operations of the cache running at once on the blocking pool: a run's dozens of calls
+/// in flight must not grow the pool to a thread each.
+const IO_SLOTS: usize = 4;
+
 #[derive(Clone)]
 pub struct Cache {
     dir: PathBuf,
     shards: Arc<Vec<Mutex<Option<Shard>>>>,
     max_shard_bytes: u64,
+    io: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Default)]
@@ -164,11 +169,13 @@ impl Cache {
             dir: dir.to_owned(),
             shards: Arc::new((0..SHARDS).map(|_| Mutex::new(None)).collect()),
             max_shard_bytes: (total_bytes / SHARDS as u64).max(4096),
+            io: Arc::new(tokio::sync::Semaphore::new(IO_SLOTS)),
         }
     }
 
     /// The stored response and latency for `key`, if a readable entry exists.
     pub async fn get(&self, key: &str) -> Option<(Response, Option<f64>)> {
+        let _slot = self.io.acquire().await.ok()?;
         let this = self.clone();
         let key = key.to_owned();
         tokio::task::spawn_blocking(move || this.get_blocking(&key))
@@ -180,6 +187,7 @@ impl Cache {
     /// Stores a successful response. A cache that cannot be written only costs a later call, so
     /// failures are reported once by the caller's warning and otherwise ignored.
     pub async fn put(&self, key: &str, response: &Response, latency_ms: Option<f64>) -> std::io::Result<()> {
+        let _slot = self.io.acquire().await.map_err(std::io::Error::other)?;
         let this = self.clone();
         let key = key.to_owned();
         let response = response.clone();

@@ -426,7 +426,9 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
             Ok((mut response, latency)) => {
                 // Outputs are redacted before they are cached, journaled or recorded: a model or
                 // an `exec` program may echo a key it was given.
-                response.text = crate::secrets::redact(&response.text);
+                if crate::secrets::needs_redaction(&response.text) {
+                    response.text = crate::secrets::redact(&response.text);
+                }
                 let cost = cx.prices.cost(&request.model, &response.usage).unwrap_or(0.0);
                 if let Some(r) = reservation.take() {
                     cx.budget.settle(r, cost);
