@@ -145,6 +145,9 @@ fn measure(binary: &Path, repo: &Path, out: &str) -> (f64, u64, f64) {
                 .split_whitespace(),
         )
         .env("CI", "1")
+        // The response cache of this throwaway repository, not the user's.
+        .env("XDG_CACHE_HOME", repo.join(".cache"))
+        .env_remove("PROMPTGATE_CACHE_DIR")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

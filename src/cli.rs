@@ -138,6 +138,38 @@ pub struct CiArgs {
     #[arg(long, value_name = "DIR")]
     pub publish_only: Option<PathBuf>,
 
+    /// The Action's first step, with the token and before any of the pull request's code runs:
+    /// decide what the event asks for, check approvals, announce the run in the comment (or,
+    /// for a waiver, re-publish and finish), and write what the evaluating step needs to FILE
+    /// (`--prepared`). Writes `route` (evaluate, done or skip) to `$GITHUB_OUTPUT`.
+    #[arg(long, requires = "prepared", conflicts_with_all = ["publish_only", "no_publish", "republish"])]
+    pub prepare: bool,
+
+    /// With --prepare, where to write the prepared pull request and approvals; with
+    /// --no-publish, where to read them (instead of asking the API, which that step cannot).
+    #[arg(long, value_name = "FILE")]
+    pub prepared: Option<PathBuf>,
+
+    /// Only re-publish the last results with the waivers now in force (the accept label, a
+    /// `/promptgate accept` comment); never evaluate, whatever the event.
+    #[arg(long, conflicts_with_all = ["publish_only", "no_publish"])]
+    pub republish: bool,
+
+    /// Evaluate a fork's head even in a job that publishes (and may hold keys). Only for
+    /// workflows that evaluate code a maintainer reviewed.
+    #[arg(long)]
+    pub allow_fork_head: bool,
+
+    /// Run under `pull_request_target`, which gives the job secrets and a write token whoever
+    /// opened the pull request. Only for workflows that evaluate code a maintainer reviewed.
+    #[arg(long)]
+    pub allow_pull_request_target: bool,
+
+    /// A maintainer approved the provider changes of this head commit (where keys go): they
+    /// run with their keys. Ignored unless SHA is the head evaluated.
+    #[arg(long, value_name = "SHA")]
+    pub approved_config: Option<String>,
+
     #[command(flatten)]
     pub gate: GateFlags,
 }
@@ -178,9 +210,15 @@ pub struct GateFlags {
     #[arg(long, value_name = "USD")]
     pub approve_cost: Option<f64>,
 
-    /// Send every call, neither reading nor writing the response cache (.promptgate/cache).
+    /// Send every call, neither reading nor writing the response cache.
     #[arg(long)]
     pub no_cache: bool,
+
+    /// The response cache's folder. Default: `$XDG_CACHE_HOME/promptgate/<repository>` (else
+    /// `~/.cache/promptgate/<repository>`), outside the checkout, so a pull request cannot
+    /// commit answers into it.
+    #[arg(long, env = "PROMPTGATE_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 
     /// Run only shard K of N of every experiment's cases (a CI matrix); combine the shards'
     /// results.json with `promptgate merge`.

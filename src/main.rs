@@ -2,6 +2,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use promptgate::error::{Error, exit};
+use promptgate::output::inert;
+use promptgate::secrets::redact;
 
 fn main() -> ExitCode {
     let cli = promptgate::cli::Cli::parse();
@@ -11,13 +13,15 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
+            // Errors quote configs, providers and pull requests: no secret, no workflow command.
+            let print = |text: String| eprintln!("{}", inert(&redact(&text)));
             match err.downcast_ref::<Error>() {
                 Some(expected) => {
-                    eprintln!("{expected}");
+                    print(expected.to_string());
                     ExitCode::from(expected.exit_code())
                 }
                 None => {
-                    eprintln!("error: {err:#}");
+                    print(format!("error: {err:#}"));
                     ExitCode::from(exit::RUN)
                 }
             }

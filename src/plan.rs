@@ -237,26 +237,74 @@ pub fn check_budget(
     if let Some(max) = budget.max_usd.filter(|max| estimate.usd > *max) {
         return Err(Error::run_with_hint(
             format!(
-                "estimated cost ${:.4} exceeds the budget's hard cap of ${max:.2}",
-                estimate.usd
+                "estimated cost {} exceeds the budget's hard cap of {}",
+                usd(estimate.usd),
+                usd(max)
             ),
             "lower repeats or cases, or raise `budget.max_usd` in promptgate.yaml",
         ));
     }
     let approved = approved_usd.is_some_and(|a| a >= estimate.usd);
     if let Some(threshold) = budget.approve_above_usd.filter(|t| estimate.usd > *t && !approved) {
+        let amount = approval_amount(estimate.usd);
         return Err(Error::run_with_hint(
             format!(
-                "estimated cost ${:.4} is above the approval threshold of ${threshold:.2}",
-                estimate.usd
+                "estimated cost {} is above the approval threshold of {}",
+                usd(estimate.usd),
+                usd(threshold)
             ),
             format!(
-                "approve it with --approve-cost {:.2}",
-                (estimate.usd * 100.0).ceil() / 100.0
+                "approve it with --approve-cost {amount} (the action's `approve-cost: {amount}` input, or in a pull request a maintainer's `promptgate:approve-cost` label)"
             ),
         ));
     }
     Ok(())
+}
+
+/// A dollar amount with the digits it needs: cents from a dollar up, and below that two
+/// significant digits (at least cents), so a threshold of 0.001 reads `$0.001`, never `$0.00`.
+pub fn usd(x: f64) -> String {
+    if !x.is_finite() {
+        return format!("${x}");
+    }
+    let magnitude = x.abs();
+    let decimals = if magnitude == 0.0 || magnitude >= 1.0 {
+        2
+    } else {
+        // Two significant digits: 0.0034 → 4 decimals, 0.5 → 2.
+        ((-magnitude.log10()).ceil() as usize + 1).clamp(2, 10)
+    };
+    let text = format!("{x:.decimals$}");
+    // Trailing zeros past the cents say nothing.
+    let text = if decimals > 2 {
+        let trimmed = text.trim_end_matches('0');
+        let cents_at = trimmed.find('.').map_or(trimmed.len(), |dot| dot + 3);
+        if trimmed.len() < cents_at {
+            text[..cents_at].to_owned()
+        } else {
+            trimmed.to_owned()
+        }
+    } else {
+        text
+    };
+    match text.strip_prefix('-') {
+        Some(rest) => format!("-${rest}"),
+        None => format!("${text}"),
+    }
+}
+
+/// The smallest whole-cent amount that covers `estimate`: what `--approve-cost` needs.
+pub fn approval_amount(estimate: f64) -> String {
+    let mut cents = (estimate * 100.0).ceil();
+    // Floating point: 0.07 * 100 is 7.000000000000001; never ask for a cent too many, never
+    // one too few.
+    if (cents - 1.0) / 100.0 >= estimate {
+        cents -= 1.0;
+    }
+    if cents / 100.0 < estimate {
+        cents += 1.0;
+    }
+    format!("{:.2}", cents.max(1.0) / 100.0)
 }
 
 #[cfg(test)]
@@ -276,6 +324,44 @@ mod tests {
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
         assert_eq!(fnv1a(b"customer-support\0refund-late"), 0x9ef6_9d93_c9d9_fece);
+    }
+
+    #[test]
+    fn amounts_keep_their_digits() {
+        assert_eq!(usd(0.001), "$0.001");
+        assert_eq!(usd(0.0034), "$0.0034");
+        assert_eq!(usd(0.00123456), "$0.0012");
+        assert_eq!(usd(0.5), "$0.50");
+        assert_eq!(usd(0.0123), "$0.012");
+        assert_eq!(usd(0.07), "$0.07");
+        assert_eq!(usd(12.345), "$12.35");
+        assert_eq!(usd(0.0), "$0.00");
+        assert_eq!(usd(0.0100), "$0.01");
+        assert_eq!(approval_amount(0.0234), "0.03");
+        assert_eq!(approval_amount(0.07), "0.07");
+        assert_eq!(approval_amount(0.03), "0.03");
+        assert_eq!(approval_amount(0.0004), "0.01");
+        assert_eq!(approval_amount(1.001), "1.01");
+    }
+
+    #[test]
+    fn the_approval_message_shows_the_threshold_and_an_amount_that_covers() {
+        let estimate = Estimate {
+            calls: 10,
+            usd: 0.0234,
+            ..Estimate::default()
+        };
+        let budget = Budget {
+            approve_above_usd: Some(0.001),
+            max_usd: None,
+        };
+        let e = check_budget(&estimate, &budget, None, false).unwrap_err().to_string();
+        assert!(
+            e.contains("estimated cost $0.023 is above the approval threshold of $0.001"),
+            "{e}"
+        );
+        assert!(e.contains("--approve-cost 0.03"), "{e}");
+        assert!(check_budget(&estimate, &budget, Some(0.03), false).is_ok());
     }
 
     #[test]

@@ -53,6 +53,47 @@ pub struct Results {
     /// experiments ran candidate-only and the verdict is `fail` unless waived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_error: Option<String>,
+    /// What waits for a maintainer, and whether untrusted code produced these results.
+    #[serde(default, flatten)]
+    pub trust: TrustFacts,
+}
+
+/// `approval` and `untrusted` in `results.json`; both absent in a plain run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrustFacts {
+    /// Experiments not run until a maintainer approves (`verdict` is then `needs_approval`
+    /// unless another experiment failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalNeeded>,
+    /// The results come from a run of a fork's code without secrets (the fork-safe pair's
+    /// artifact): never published as a success.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub untrusted: bool,
+}
+
+/// Why part of the comparison did not run, and what a maintainer must do about it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalNeeded {
+    /// One sentence: "a maintainer must approve to run with keys".
+    pub reason: String,
+    /// What changed where a key goes, one entry per provider setting.
+    pub changes: Vec<ProviderChange>,
+    /// The experiments that did not run.
+    pub experiments: Vec<String>,
+    /// How to approve, one sentence.
+    pub how: String,
+}
+
+/// One setting of a provider that changed where a key (or an `exec` program) goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderChange {
+    pub provider: String,
+    /// `base_url`, `api_key_env`, `deployment`, `command`, `env`, `type`, `new provider`,
+    /// `code` (a file the command runs changed), or `key` (a keyed provider in an untrusted run).
+    pub field: String,
+    /// The setting at base (`None`: absent there).
+    pub base: Option<String>,
+    pub head: Option<String>,
 }
 
 /// One shard of a CI matrix: cases whose hash falls in `index` of `count` (1-based).
@@ -103,8 +144,10 @@ pub struct AnalysisDefaults {
     pub aa: bool,
 }
 
-/// Who accepted a regression, why, and how (`label` or `comment`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Who accepted a regression, why, how (`label` or `comment`), when, for which commit, and
+/// exactly what: a later push stays waived only while its regressions are among `accepted`
+/// and not worse beyond their interval.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Waiver {
     pub by: String,
     pub reason: String,
@@ -112,6 +155,32 @@ pub struct Waiver {
     /// The regression that was accepted (the failing verdict's reason).
     #[serde(default)]
     pub waived: String,
+    /// When the label was added or the comment written (RFC 3339, as GitHub reports it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// The head commit whose results the maintainer accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The regressions accepted, with their estimates then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted: Vec<AcceptedRegression>,
+    /// The comment id or label event id that gave the waiver: a waiver is bound once, when it is
+    /// given, and a later run recognises it by this id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<u64>,
+}
+
+/// A failing metric of an experiment as it stood when a maintainer accepted it. `metric` is
+/// `*` for an experiment that fails as a whole (removed with blocking gates).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AcceptedRegression {
+    pub experiment: String,
+    pub metric: String,
+    pub direction: Direction,
+    /// `delta` then, in the metric's unit.
+    pub estimate: Option<f64>,
+    /// `ci` of `delta` then.
+    pub ci: Option<[f64; 2]>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,30 +1,36 @@
-//! `promptgate ci`: the GitHub Actions entry. Reads the event, makes sure base and head are
-//! present, runs the gate, applies a maintainer's waiver, and publishes: `$GITHUB_OUTPUT`, the
-//! step summary, workflow-command annotations, the sticky comment, the check run, the review.
+//! `promptgate ci`: the GitHub Actions entry. It strings stages together: read the event and
+//! decide what it asks for (`github::route`), refuse what would hand untrusted code the job's
+//! secrets, connect the publisher, run the gate, publish (`github::publish`).
 //!
 //! The gate itself is synchronous and builds its own runtime; GitHub calls run on a small
 //! runtime of this command's, entered only around each publishing step.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
 use super::run::{GateOptions, GateRun, run_gate_with};
 use crate::cli::CiArgs;
-use crate::error::{Diagnostic, Error};
+use crate::error::{Diagnostic, Error, exit};
+use crate::github::approval::{self, Approvals};
 use crate::github::check::{self, Annotation};
 use crate::github::client::{Client, Purpose};
-use crate::github::event::{self, ActionsEnv, PullRequest, Trigger};
-use crate::github::{actions, assets, comment, review, waiver};
+use crate::github::event::{self, ActionsEnv, PullRequest, PullRequestEvent, Trigger};
+use crate::github::publish::{AssetTarget, Publisher, Settings};
+use crate::github::route::{Route, route};
+use crate::github::{actions, waiver};
 use crate::plan::PlanFacts;
-use crate::report::{self, charts, markdown};
+use crate::report::{self, markdown};
 use crate::results::*;
+use crate::trust;
 use crate::workspace::{FileSource, GitTree, Repo};
 
-/// The file the untrusted job leaves for the trusted one, next to `results.json`.
+/// The file the evaluating job leaves for the publishing one, next to `results.json`.
 const PR_FILE: &str = "pr.json";
+/// Written instead of results when the evaluating job could not finish, so the publishing job
+/// can say why.
+const ERROR_FILE: &str = "error.json";
 
 const PULL: Purpose = Purpose {
     what: "read the pull request",
@@ -33,6 +39,9 @@ const PULL: Purpose = Purpose {
 
 pub fn ci(repo_dir: &Path, config: &str, args: &CiArgs) -> anyhow::Result<u8> {
     let env = ActionsEnv::from_env();
+    if let Some(token) = &env.token {
+        crate::secrets::register("GITHUB_TOKEN", token);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     if let Some(dir) = &args.publish_only {
         return publish_only(&runtime, &env, dir, args);
@@ -50,43 +59,245 @@ pub fn ci(repo_dir: &Path, config: &str, args: &CiArgs) -> anyhow::Result<u8> {
         .into());
     }
     let trigger = env.trigger()?;
-    let client = if args.no_publish {
-        None
-    } else {
-        Some(connect(&runtime, &env, args)?)
+    let route = match route(&trigger) {
+        Route::Evaluate if args.republish => {
+            Route::Skip("--republish never evaluates; this event asks for an evaluation".to_owned())
+        }
+        other => other,
     };
-    let pr = match trigger {
-        Trigger::PullRequest(pr) => pr,
-        Trigger::PullRequestComment { number } => {
-            let Some(client) = &client else {
+    if args.prepare {
+        return prepare(&runtime, &env, &trigger, route, args);
+    }
+    match route {
+        Route::Unsupported(message, hint) => Err(Error::from(Diagnostic::new(message).hint(hint)).into()),
+        Route::Skip(why) => {
+            eprintln!("promptgate: nothing to do: {}", actions::inert(&why));
+            Ok(exit::PASS)
+        }
+        Route::Republish => republish(&runtime, &env, &trigger, args),
+        Route::Evaluate => evaluate(&runtime, &env, &trigger, repo_dir, config, args),
+    }
+}
+
+/// A waiver given or withdrawn: the last results, re-published with the waiver now in force.
+/// Nothing is checked out, evaluated or sent to a provider.
+fn republish(
+    runtime: &tokio::runtime::Runtime,
+    env: &ActionsEnv,
+    trigger: &Trigger,
+    args: &CiArgs,
+) -> anyhow::Result<u8> {
+    let client = connect(runtime, env, args)?;
+    let number = match trigger {
+        Trigger::PullRequest { pr, .. } => pr.number,
+        Trigger::PullRequestComment { number, .. } => *number,
+        _ => return Ok(exit::PASS),
+    };
+    if client.is_dry_run() {
+        eprintln!(
+            "promptgate: dry run: the pull request, its comments and its waivers were not looked up, so there is nothing to re-publish; a real run re-publishes the last results of #{number} with the waiver applied, evaluating nothing"
+        );
+        write_dry_run(Some(&client), args.dry_run.as_deref())?;
+        return Ok(exit::PASS);
+    }
+    // The current labels and head: the payload's may be older than the waiver.
+    let value = runtime.block_on(client.get(&client.repo_route(&format!("/pulls/{number}")), PULL))?;
+    let pr = event::pull_request_from_api(&value, &client.repository)?;
+    let mut publisher = runtime.block_on(Publisher::connect(&client, &pr, settings(env, args)))?;
+    let Some(republished) = runtime.block_on(publisher.republish())? else {
+        eprintln!(
+            "promptgate: nothing to re-publish: promptgate has published no results on #{number} yet; a waiver applies to results once they are published (give it again then)"
+        );
+        return Ok(exit::PASS);
+    };
+    println!(
+        "verdict: {}: {}",
+        republished.verdict.as_str().to_uppercase().replace('_', " "),
+        actions::inert(&crate::secrets::redact(&republished.reason))
+    );
+    if let Some(file) = &env.output {
+        actions::write_outputs(
+            file,
+            &[
+                ("verdict", republished.verdict.as_str().to_owned()),
+                ("conclusion", republished.conclusion.to_owned()),
+            ],
+        )?;
+    }
+    Ok(match republished.verdict {
+        Verdict::Pass | Verdict::Waived => exit::PASS,
+        Verdict::Error => exit::RUN,
+        Verdict::Fail | Verdict::NeedsApproval => exit::FAIL,
+    })
+}
+
+/// What the evaluating step needs to know that only the API can tell: the pull request, the
+/// approvals in force, whether a maintainer dispatched the run, whether its head is untrusted.
+/// `--prepare` writes it before any of the pull request's code runs; `--no-publish
+/// --prepared FILE` reads it, having no token to ask.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Prepared {
+    pr: PullRequest,
+    #[serde(default)]
+    event_action: String,
+    approvals: Approvals,
+    dispatched_by: Option<String>,
+    untrusted: bool,
+}
+
+/// The Action's first step: everything that needs the token before the pull request's code
+/// runs (see `--prepare`).
+fn prepare(
+    runtime: &tokio::runtime::Runtime,
+    env: &ActionsEnv,
+    trigger: &Trigger,
+    route: Route,
+    args: &CiArgs,
+) -> anyhow::Result<u8> {
+    let route_output = |value: &str| -> anyhow::Result<()> {
+        if let Some(file) = &env.output {
+            actions::write_outputs(file, &[("route", value.to_owned())])?;
+        }
+        Ok(())
+    };
+    match route {
+        Route::Unsupported(message, hint) => Err(Error::from(Diagnostic::new(message).hint(hint)).into()),
+        Route::Skip(why) => {
+            eprintln!("promptgate: nothing to do: {}", actions::inert(&why));
+            route_output("skip")?;
+            Ok(exit::PASS)
+        }
+        Route::Republish => {
+            route_output("done")?;
+            republish(runtime, env, trigger, args)
+        }
+        Route::Evaluate => {
+            let client = connect(runtime, env, args)?;
+            let mut prepared = resolve(runtime, Some(&client), trigger, args)?;
+            let mut publisher = runtime.block_on(Publisher::connect(&client, &prepared.pr, settings(env, args)))?;
+            let event = match trigger {
+                Trigger::PullRequest { event, .. } => Some(event.clone()),
+                _ => None,
+            };
+            prepared.approvals = runtime.block_on(approval::find(
+                &client,
+                &prepared.pr,
+                event.as_ref(),
+                &mut publisher.state,
+            ))?;
+            runtime.block_on(publisher.progress(None))?;
+            let path = args
+                .prepared
+                .as_deref()
+                .expect("clap requires --prepared with --prepare");
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                crate::output::create_dir(parent)?;
+            }
+            crate::output::write_file(path, (serde_json::to_string_pretty(&prepared)? + "\n").as_bytes())?;
+            route_output("evaluate")?;
+            write_dry_run(Some(&client), args.dry_run.as_deref())?;
+            Ok(exit::PASS)
+        }
+    }
+}
+
+/// The pull request an evaluation is about, from the event (a dispatch reads it through the
+/// API and checks the dispatcher), after refusing what would give untrusted code the job's
+/// secrets.
+fn resolve(
+    runtime: &tokio::runtime::Runtime,
+    client: Option<&Client>,
+    trigger: &Trigger,
+    args: &CiArgs,
+) -> anyhow::Result<Prepared> {
+    let (pr, event, dispatched_by) = match trigger {
+        Trigger::PullRequest { pr, event } => (pr.clone(), Some(event.clone()), None),
+        Trigger::Dispatch { pr, sha, actor } => {
+            let (Some(number), Some(sha)) = (pr, sha) else {
                 return Err(Error::from(
-                    Diagnostic::new("an `issue_comment` run needs the API to read the pull request")
-                        .hint("drop --no-publish"),
+                    Diagnostic::new("a `workflow_dispatch` evaluation needs the inputs `pr` (the pull request's number) and `sha` (its head commit)")
+                        .hint("see examples/workflows/promptgate-trusted.yml"),
+                )
+                .into());
+            };
+            let Some(client) = client.filter(|c| !c.is_dry_run()) else {
+                return Err(Error::from(
+                    Diagnostic::new("a `workflow_dispatch` evaluation reads the pull request and the dispatcher's permission through the API")
+                        .hint("drop --no-publish and --dry-run (the Action's first step, `--prepare`, does this)"),
                 )
                 .into());
             };
             let value = runtime.block_on(client.get(&client.repo_route(&format!("/pulls/{number}")), PULL))?;
-            event::pull_request_from_api(&value, &client.repository)?
+            let pr = event::pull_request_from_api(&value, &client.repository)?;
+            dispatched(runtime, client, &pr, sha, actor)?;
+            (pr, None, Some(actor.clone()))
         }
-        Trigger::WorkflowRun { .. } => {
-            return Err(Error::from(
-                Diagnostic::new("a `workflow_run` event carries no checkout to evaluate").hint(
-                    "in the trusted workflow, download the results artifact and run `promptgate ci --publish-only DIR`",
-                ),
-            )
-            .into());
-        }
-        Trigger::Other(name) => {
-            return Err(Error::from(
-                Diagnostic::new(format!("`promptgate ci` gates pull requests; this run was triggered by `{name}`"))
-                    .hint("trigger the workflow on `pull_request` (see docs/github.md), or use `promptgate run --base REF --head REF`"),
-            )
-            .into());
+        _ => {
+            return Err(Error::from(Diagnostic::new("this event carries no pull request to evaluate")).into());
         }
     };
+    refuse_untrusted(&pr, event.as_ref(), dispatched_by.is_some(), args)?;
+    // A fork's head evaluated by the untrusted half of the fork-safe pair: no key goes anywhere.
+    let untrusted = pr.fork && dispatched_by.is_none() && !args.allow_fork_head;
+    Ok(Prepared {
+        pr,
+        event_action: event.map(|e| e.action).unwrap_or_default(),
+        approvals: Approvals::default(),
+        dispatched_by,
+        untrusted,
+    })
+}
+
+fn evaluate(
+    runtime: &tokio::runtime::Runtime,
+    env: &ActionsEnv,
+    trigger: &Trigger,
+    repo_dir: &Path,
+    config: &str,
+    args: &CiArgs,
+) -> anyhow::Result<u8> {
+    let client = if args.no_publish {
+        None
+    } else {
+        Some(connect(runtime, env, args)?)
+    };
+    let from_prepare = match (&args.prepared, args.no_publish) {
+        (Some(path), true) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::from(
+                    Diagnostic::new(format!("cannot read {}: {e}", path.display()))
+                        .hint("`promptgate ci --prepare --prepared FILE` writes it, in the step before"),
+                )
+            })?;
+            Some(serde_json::from_str::<Prepared>(&text).map_err(|e| {
+                Error::from(Diagnostic::new(format!(
+                    "{} is not a prepared file: {e}",
+                    path.display()
+                )))
+            })?)
+        }
+        _ => None,
+    };
+    let prepared = match from_prepare {
+        Some(prepared) => prepared,
+        None => resolve(runtime, client.as_ref(), trigger, args)?,
+    };
+    let event = match trigger {
+        Trigger::PullRequest { event, .. } => Some(event.clone()),
+        _ => None,
+    };
+    let Prepared {
+        pr,
+        dispatched_by,
+        untrusted,
+        approvals: prepared_approvals,
+        ..
+    } = prepared;
+
     let base = args.base.clone().unwrap_or_else(|| pr.base_sha.clone());
     let head = args.head.clone().unwrap_or_else(|| pr.head_sha.clone());
     let repo = Repo::open(repo_dir)?;
+    crate::output::create_dir(&args.out)?;
     let missing: Vec<&str> = [base.as_str(), head.as_str()]
         .into_iter()
         .filter(|sha| !repo.has_commit(sha))
@@ -101,16 +312,72 @@ pub fn ci(repo_dir: &Path, config: &str, args: &CiArgs) -> anyhow::Result<u8> {
         println!("{}", actions::endgroup());
         fetched?;
     }
+    if args.no_publish {
+        // First, so that the publishing job hears of a run that could not finish.
+        write_handoff(&args.out, &pr)?;
+    }
 
-    let publisher = match &client {
-        Some(client) => Some(runtime.block_on(Publisher::prepare(client, &pr, args, &env))?),
+    let mut publisher = match &client {
+        Some(client) => Some(runtime.block_on(Publisher::connect(client, &pr, settings(env, args)))?),
         None => None,
     };
+    if client.as_ref().is_some_and(Client::is_dry_run) {
+        eprintln!(
+            "promptgate: dry run: not looked up: the token's identity, the existing comments (the sticky comment is created, not updated), waivers and approval labels (none applies)"
+        );
+    }
+    let approvals = match publisher.as_mut() {
+        Some(p) => {
+            let (client, pr) = (client.as_ref().expect("a publisher has a client"), p.pr.clone());
+            runtime.block_on(approval::find(client, &pr, event.as_ref(), &mut p.state))?
+        }
+        None => prepared_approvals,
+    };
+    let policy = trust::Policy {
+        untrusted_head: untrusted,
+        config_approved: approvals.config.is_some()
+            || dispatched_by.is_some()
+            || args.approved_config.as_deref().is_some_and(|sha| sha == pr.head_sha),
+        hold_over_budget: true,
+        how_config: if untrusted {
+            format!(
+                "A maintainer who has reviewed the change runs the trusted evaluation: Actions → “promptgate (trusted)” → Run workflow, with pr {} and sha {}.",
+                pr.number, pr.head_sha
+            )
+        } else {
+            format!(
+                "A repository admin or maintainer who has reviewed these settings approves commit {} by adding the label “{}” (for a later push, remove it and add it again).",
+                short(&pr.head_sha),
+                approval::TRUST_CONFIG
+            )
+        },
+        how_cost: format!(
+            "A maintainer approves the cost of commit {} with the label “{}”, or the workflow sets the action's approve-cost input.",
+            short(&pr.head_sha),
+            approval::APPROVE_COST
+        ),
+    };
+    let approve_cost = match (&approvals.cost, args.gate.approve_cost) {
+        (Some(by), _) => {
+            eprintln!(
+                "promptgate: cost approved by {} (`{}` label); the budget's hard cap still holds",
+                actions::inert(by),
+                approval::APPROVE_COST
+            );
+            Some(f64::INFINITY)
+        }
+        (None, flag) => flag,
+    };
+    let options = GateOptions {
+        approve_cost,
+        trust: Some(policy),
+        ref_names: Some((pr.base_ref.clone(), pr.head_ref.clone())),
+        ..GateOptions::from_flags(repo.root(), base, head.clone(), config, &args.out, &args.gate)
+    };
     let publisher = RefCell::new(publisher);
-    let options = GateOptions::from_flags(repo.root(), base, head.clone(), config, &args.out, &args.gate);
     let on_plan = |facts: &PlanFacts| -> anyhow::Result<()> {
         if let Some(p) = publisher.borrow_mut().as_mut() {
-            runtime.block_on(p.progress(facts, &head))?;
+            runtime.block_on(p.progress(Some(facts)))?;
         }
         Ok(())
     };
@@ -122,56 +389,128 @@ pub fn ci(repo_dir: &Path, config: &str, args: &CiArgs) -> anyhow::Result<u8> {
     let mut run = match gate {
         Ok(run) => run,
         Err(e) => {
-            if let Some(p) = publisher.as_mut() {
-                let message = gate_error_line(&e);
-                if let Err(publish_error) = runtime.block_on(p.could_not_finish(&message, &head)) {
-                    eprintln!("{publish_error}");
-                }
+            let message = crate::secrets::redact(&gate_error_line(&e));
+            annotate_input_error(&e);
+            if let Some(p) = publisher.as_mut()
+                && let Err(publish_error) = runtime.block_on(p.could_not_finish(&message))
+            {
+                eprintln!("{publish_error}");
+            }
+            if args.no_publish {
+                write_error(&args.out, &message)?;
             }
             return Err(e);
         }
     };
-    if let Some(p) = publisher.as_ref() {
+    let evaluated = (run.results.verdict, run.results.reason.clone());
+    let mut rewrite = false;
+    if untrusted {
+        run.results.trust.untrusted = true;
+        rewrite = true;
+    }
+    if let Some(p) = publisher.as_mut() {
         runtime.block_on(p.apply_waiver(&mut run.results))?;
-        if run.results.waiver.is_some() {
-            run.written = report::write_outputs(&run.results, &args.out)?;
-        }
+        rewrite |= run.results.waiver.is_some() || run.results.reason != evaluated.1;
+    }
+    if rewrite {
+        run.written = report::write_outputs(&run.results, &args.out)?;
     }
     if args.no_publish {
-        let handoff = serde_json::to_string_pretty(&pr)? + "\n";
-        let path = args.out.join(PR_FILE);
-        std::fs::write(&path, handoff).with_context(|| format!("writing {}", path.display()))?;
-        run.written.push(path);
+        run.written.push(args.out.join(PR_FILE));
     }
 
-    let exists = |path: &str| {
-        GitTree::new(repo.root(), &run.results.head.sha)
-            .read(path)
-            .is_ok_and(|f| f.is_some())
-    };
-    let annotations = check::annotations(&run.results, &exists);
-    side_channels(&env, &run, &args.out, &annotations)?;
+    let annotations = annotations(&repo, &run.results);
+    side_channels(env, &run, &args.out, &annotations)?;
     super::run::print_outcome(&run);
+    if let Some(a) = &run.results.trust.approval {
+        eprintln!("{}", actions::inert(&crate::secrets::redact(&trust::describe(a))));
+    }
     if let Some(p) = publisher.as_mut() {
         runtime.block_on(p.finish(
             &run.results,
+            (evaluated.0, &evaluated.1),
             run.run_error.as_ref(),
             &annotations,
-            env.run_url.as_deref(),
         ))?;
     }
     write_dry_run(client.as_ref(), args.dry_run.as_deref())?;
     run.exit_code()
 }
 
-/// The trusted half of the fork-safe pair: publishes results an untrusted job computed. The
-/// pull request is re-read from the API, and must still point at the commit evaluated.
+/// Refuses what would run untrusted code with this job's secrets: `pull_request_target` (a
+/// base-repository context with secrets and a write token, whoever opened the pull request),
+/// and a fork's head anywhere but in the fork-safe pair's untrusted half (`--no-publish`), a
+/// maintainer's dispatch, or with `--allow-fork-head`.
+fn refuse_untrusted(
+    pr: &PullRequest,
+    event: Option<&PullRequestEvent>,
+    dispatched: bool,
+    args: &CiArgs,
+) -> Result<(), Error> {
+    if event.is_some_and(|e| e.target) && !args.allow_pull_request_target {
+        return Err(Diagnostic::new(
+            "refusing to run under `pull_request_target`: it gives the job this repository's secrets and a write token whoever opened the pull request, and promptgate would run the pull request's prompts and `exec` programs with them",
+        )
+        .hint("trigger on `pull_request` (and the fork-safe pair for forks, see docs/github.md); if this workflow only ever evaluates code a maintainer reviewed, pass --allow-pull-request-target")
+        .into());
+    }
+    if pr.fork && !dispatched && !args.allow_fork_head && !args.no_publish {
+        return Err(Diagnostic::new(format!(
+            "refusing to evaluate pull request #{}: its head is a fork's code, and this job publishes with a token (and may hold provider keys)",
+            pr.number
+        ))
+        .hint("use the fork-safe pair (promptgate-evaluate.yml without secrets, promptgate-publish.yml to publish); a maintainer runs the keyed evaluation with promptgate-trusted.yml; --allow-fork-head overrides this after review")
+        .into());
+    }
+    Ok(())
+}
+
+/// A maintainer's dispatch: the pull request must still be at the commit the dispatch names,
+/// and the dispatcher must be an admin or maintainer (by the API, not the payload).
+fn dispatched(
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+    pr: &PullRequest,
+    sha: &str,
+    actor: &str,
+) -> Result<(), Error> {
+    if pr.head_sha != sha {
+        return Err(Error::run_with_hint(
+            format!(
+                "pull request #{} is at {}, not at {sha}, the commit this dispatch approves: nothing was evaluated",
+                pr.number, pr.head_sha
+            ),
+            "review the new commit and dispatch again with its sha",
+        ));
+    }
+    if !runtime.block_on(waiver::is_maintainer(client, actor))? {
+        return Err(Error::run_with_hint(
+            format!(
+                "{} may not start a trusted evaluation: only repository admins and maintainers may",
+                actions::inert(actor)
+            ),
+            "ask a maintainer to run the workflow",
+        ));
+    }
+    eprintln!(
+        "promptgate: trusted evaluation of #{} at {} dispatched by {}",
+        pr.number,
+        short(sha),
+        actions::inert(actor)
+    );
+    Ok(())
+}
+
+/// The trusted half of the fork-safe pair (and of the Action's own evaluate-then-publish
+/// steps): publishes results an evaluating job computed. The pull request is re-read from the
+/// API and must still point at the commit evaluated. Results that came through a
+/// `workflow_run` are a fork's code's word: never published as a success.
 fn publish_only(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, dir: &Path, args: &CiArgs) -> anyhow::Result<u8> {
     let handoff_path = dir.join(PR_FILE);
     let text = std::fs::read_to_string(&handoff_path).map_err(|e| {
         Error::from(
             Diagnostic::new(format!("cannot read {}: {e}", handoff_path.display()))
-                .hint("the evaluating job writes it with `promptgate ci --no-publish`"),
+                .hint("the evaluating job writes it with `promptgate ci --no-publish`; if it failed before that, its log says why"),
         )
     })?;
     let claimed: PullRequest = serde_json::from_str(&text).map_err(|e| {
@@ -180,12 +519,47 @@ fn publish_only(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, dir: &Path,
             handoff_path.display()
         )))
     })?;
-    let mut results = report::read_results(&dir.join("results.json"))?;
+    let trigger = env.trigger()?;
+    let repository = env.require_repository()?;
+    if claimed.repository != repository {
+        return Err(Error::run(format!("the results are for {}, not {repository}", claimed.repository)).into());
+    }
+    // The evaluating run ended badly: say so, whatever files it left.
+    let failed = match &trigger {
+        Trigger::WorkflowRun { conclusion, .. } => conclusion.as_deref().filter(|c| *c != "success"),
+        _ => None,
+    };
+    let error = std::fs::read_to_string(dir.join(ERROR_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["message"].as_str().map(str::to_owned));
+    let results_path = dir.join("results.json");
+    if error.is_some() || failed.is_some() || !results_path.is_file() {
+        let message = match (error, failed) {
+            (Some(message), _) => message,
+            (None, Some(conclusion)) => format!("the evaluating workflow run concluded `{conclusion}`"),
+            (None, None) => format!("{} is missing", results_path.display()),
+        };
+        let message = crate::secrets::redact(&message);
+        let client = connect(runtime, env, args)?;
+        let pr = current_pull_request(runtime, &client, &claimed)?;
+        if pr.head_sha == claimed.head_sha {
+            let mut publisher = runtime.block_on(Publisher::connect(&client, &pr, settings(env, args)))?;
+            runtime.block_on(publisher.could_not_finish(&message))?;
+        }
+        write_dry_run(Some(&client), args.dry_run.as_deref())?;
+        return Err(Error::run_with_hint(
+            format!("the evaluation of #{} could not finish: {message}", claimed.number),
+            "the evaluating job's log says more",
+        )
+        .into());
+    }
+    let mut results = report::read_results(&results_path)?;
     if let Some(shard) = results.shard {
         return Err(Error::from(
             Diagnostic::new(format!(
                 "{} holds shard {}/{} only: its verdict covers a share of the cases",
-                dir.join("results.json").display(),
+                results_path.display(),
                 shard.index,
                 shard.count
             ))
@@ -193,12 +567,8 @@ fn publish_only(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, dir: &Path,
         )
         .into());
     }
-    let repository = env.require_repository()?;
-    if claimed.repository != repository {
-        return Err(Error::run(format!("the results are for {}, not {repository}", claimed.repository)).into());
-    }
-    if let Trigger::WorkflowRun { head_sha, .. } = env.trigger()?
-        && head_sha != claimed.head_sha
+    if let Trigger::WorkflowRun { head_sha, .. } = &trigger
+        && *head_sha != claimed.head_sha
     {
         return Err(Error::run(format!(
             "the results are for commit {}, but the workflow run evaluated {head_sha}",
@@ -214,8 +584,7 @@ fn publish_only(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, dir: &Path,
         .into());
     }
     let client = connect(runtime, env, args)?;
-    let value = runtime.block_on(client.get(&client.repo_route(&format!("/pulls/{}", claimed.number)), PULL))?;
-    let pr = event::pull_request_from_api(&value, repository)?;
+    let pr = current_pull_request(runtime, &client, &claimed)?;
     if pr.head_sha != claimed.head_sha {
         return Err(Error::run_with_hint(
             format!(
@@ -226,13 +595,23 @@ fn publish_only(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, dir: &Path,
         )
         .into());
     }
-    // The verdict is recomputed from nothing here, but the waiver is ours to decide: an untrusted
-    // job cannot waive its own regression.
+    let untrusted = match &trigger {
+        Trigger::WorkflowRun { .. } => true,
+        Trigger::Dispatch { actor, sha, .. } => {
+            sha.as_deref() != Some(claimed.head_sha.as_str())
+                || !runtime.block_on(waiver::is_maintainer(&client, actor))?
+        }
+        _ => pr.fork && !args.allow_fork_head,
+    };
+    // The verdict is the evaluating job's, but the waiver is ours to decide: an untrusted job
+    // cannot waive its own regression.
     results.waiver = None;
     if results.verdict == Verdict::Waived {
         results.verdict = Verdict::Fail;
     }
-    let mut publisher = runtime.block_on(Publisher::prepare(&client, &pr, args, env))?;
+    results.trust.untrusted = untrusted;
+    let evaluated = (results.verdict, results.reason.clone());
+    let mut publisher = runtime.block_on(Publisher::connect(&client, &pr, settings(env, args)))?;
     runtime.block_on(publisher.apply_waiver(&mut results))?;
     let written = report::write_outputs(&results, &args.out)?;
     let run = GateRun {
@@ -240,18 +619,31 @@ fn publish_only(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, dir: &Path,
         written,
         run_error: None,
     };
-    let annotations = check::annotations(&run.results, &|_| true);
+    let annotations = check::annotations(&run.results, &|_| true, &|_| Vec::new());
     side_channels(env, &run, &args.out, &annotations)?;
     super::run::print_outcome(&run);
-    runtime.block_on(publisher.finish(&run.results, None, &annotations, env.run_url.as_deref()))?;
+    runtime.block_on(publisher.finish(&run.results, (evaluated.0, &evaluated.1), None, &annotations))?;
     write_dry_run(Some(&client), args.dry_run.as_deref())?;
     run.exit_code()
+}
+
+/// The pull request as the API has it now (a dry run, which reads nothing, takes `claimed`).
+fn current_pull_request(
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+    claimed: &PullRequest,
+) -> Result<PullRequest, Error> {
+    if client.is_dry_run() {
+        return Ok(claimed.clone());
+    }
+    let value = runtime.block_on(client.get(&client.repo_route(&format!("/pulls/{}", claimed.number)), PULL))?;
+    event::pull_request_from_api(&value, &client.repository)
 }
 
 fn connect(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, args: &CiArgs) -> Result<Client, Error> {
     let repository = env.require_repository()?;
     if args.dry_run.is_some() {
-        return Ok(Client::dry_run(repository));
+        return Ok(Client::dry_run(&repository));
     }
     let Some(token) = env.token.clone() else {
         return Err(Diagnostic::new("GITHUB_TOKEN is not set: promptgate cannot publish")
@@ -261,209 +653,59 @@ fn connect(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, args: &CiArgs) -
             .into());
     };
     let _entered = runtime.enter();
-    Client::live(&env.api_url, token, repository)
+    Client::live(&env.api_url, token, &repository)
 }
 
-/// What the sticky comment, check run and review need between the stages of the run.
-struct Publisher<'a> {
-    client: &'a Client,
-    pr: PullRequest,
-    bot: String,
-    comments: Vec<serde_json::Value>,
-    sticky: Option<u64>,
-    mode: crate::github::CommentMode,
-    check: bool,
-    review: bool,
-    /// Where the chart PNGs go, unless `--no-assets`.
-    assets: Option<AssetTarget>,
+fn settings(env: &ActionsEnv, args: &CiArgs) -> Settings {
+    Settings {
+        mode: args.comment.into(),
+        check: !args.no_check,
+        review: args.review,
+        assets: (!args.no_assets && !args.asset_branch.is_empty()).then(|| AssetTarget {
+            branch: args.asset_branch.clone(),
+            server_url: env.server_url.clone(),
+            out: args.out.clone(),
+        }),
+        bot_login: args.bot_login.clone(),
+        details_url: env.run_url.clone(),
+    }
 }
 
-struct AssetTarget {
-    branch: String,
-    server_url: String,
-    /// The run's output folder, holding `charts/*.png`.
-    out: PathBuf,
+/// The annotations: the changed lines of the files that affect each experiment.
+fn annotations(repo: &Repo, results: &Results) -> Vec<Annotation> {
+    let head = GitTree::new(repo.root(), &results.head.sha);
+    // The diff the pull request shows: from the merge base, not from a base branch that moved.
+    let merge_base = repo
+        .merge_base(&results.base.sha, &results.head.sha)
+        .unwrap_or_else(|_| results.base.sha.clone());
+    let base = GitTree::new(repo.root(), &merge_base);
+    let exists = |path: &str| head.read(path).is_ok_and(|f| f.is_some());
+    let changed = |path: &str| {
+        let after = head.read(path).ok().flatten().unwrap_or_default();
+        let before = base.read(path).ok().flatten().unwrap_or_default();
+        crate::github::lines::changed(&before, &after)
+    };
+    check::annotations(results, &exists, &changed)
 }
 
-impl<'a> Publisher<'a> {
-    async fn prepare(
-        client: &'a Client,
-        pr: &PullRequest,
-        args: &CiArgs,
-        env: &ActionsEnv,
-    ) -> Result<Publisher<'a>, Error> {
-        let bot = match args.bot_login.as_deref().filter(|l| !l.is_empty()) {
-            Some(login) => login.to_owned(),
-            None => crate::github::identity(client).await?,
-        };
-        let comments = comment::list(client, pr).await?;
-        let sticky = comment::find_sticky(&comments, &bot);
-        Ok(Publisher {
-            client,
-            pr: pr.clone(),
-            bot,
-            comments,
-            sticky,
-            mode: args.comment.into(),
-            check: !args.no_check,
-            review: args.review,
-            assets: (!args.no_assets && !args.asset_branch.is_empty()).then(|| AssetTarget {
-                branch: args.asset_branch.clone(),
-                server_url: env.server_url.clone(),
-                out: args.out.clone(),
-            }),
-        })
-    }
-
-    /// Replaces the previous report with "evaluating…" before the first call.
-    async fn progress(&mut self, facts: &PlanFacts, head: &str) -> Result<(), Error> {
-        if self.sticky.is_some() || comment::wanted(self.mode, facts.experiments, None) {
-            comment::upsert(
-                self.client,
-                &self.pr,
-                &mut self.sticky,
-                &comment::progress_body(facts, head),
+/// A suite error with a place becomes an annotation on that line of the file.
+fn annotate_input_error(e: &anyhow::Error) {
+    if let Some(Error::Input(d)) = e.downcast_ref::<Error>()
+        && let Some(file) = &d.file
+    {
+        println!(
+            "{}",
+            actions::error(
+                file,
+                u32::try_from(d.line.unwrap_or(1)).unwrap_or(1),
+                "promptgate: configuration error",
+                &crate::secrets::redact(&format!(
+                    "{}{}",
+                    d.message,
+                    d.hints.iter().map(|h| format!("\nhint: {h}")).collect::<String>()
+                ))
             )
-            .await?;
-        }
-        Ok(())
-    }
-
-    async fn could_not_finish(&mut self, message: &str, head: &str) -> Result<(), Error> {
-        if self.sticky.is_some() {
-            comment::upsert(
-                self.client,
-                &self.pr,
-                &mut self.sticky,
-                &comment::failed_body(message, head),
-            )
-            .await?;
-        }
-        if self.check {
-            let body = check::body(
-                head,
-                "failure",
-                "promptgate could not finish",
-                &format!("The gate stopped before a verdict: {message}"),
-                &[],
-                None,
-            );
-            check::create(self.client, &body).await?;
-        }
-        Ok(())
-    }
-
-    /// On a failing verdict, looks for a maintainer's waiver and records it in the results.
-    async fn apply_waiver(&self, results: &mut Results) -> Result<(), Error> {
-        if results.verdict != Verdict::Fail {
-            return Ok(());
-        }
-        if let Some(mut w) = waiver::find(self.client, &self.pr, &self.comments, &self.bot).await? {
-            eprintln!("promptgate: regression accepted by {} ({})", w.by, w.via);
-            w.waived = results.reason.clone();
-            results.verdict = Verdict::Waived;
-            results.reason = format!("regression accepted by {}: {}", w.by, w.reason);
-            results.waiver = Some(w);
-        }
-        Ok(())
-    }
-
-    /// Publishes the run's chart PNGs and returns their URLs by chart name. A failure (most
-    /// often a token without `contents: write`) is a warning: the comment falls back to the
-    /// text form of the charts, and the gate's verdict stands.
-    async fn publish_images(&self, results: &Results) -> BTreeMap<String, String> {
-        let Some(target) = &self.assets else {
-            return BTreeMap::new();
-        };
-        let dir = target.out.join("charts");
-        let images: Vec<assets::Image> = charts::plan_charts(results)
-            .into_iter()
-            .filter_map(|plan| {
-                let png = std::fs::read(dir.join(format!("{}.png", plan.name))).ok()?;
-                Some(assets::Image { name: plan.name, png })
-            })
-            .collect();
-        if images.is_empty() {
-            return BTreeMap::new();
-        }
-        match assets::publish(
-            self.client,
-            &target.branch,
-            &target.server_url,
-            self.pr.number,
-            &self.pr.head_sha,
-            &images,
-        )
-        .await
-        {
-            Ok(published) => {
-                eprintln!(
-                    "promptgate: published {} chart image(s) to `{}` at {}",
-                    published.urls.len(),
-                    target.branch,
-                    published.commit
-                );
-                published.urls
-            }
-            Err(e) => {
-                let text = e.to_string();
-                println!(
-                    "::warning title=promptgate: chart images not published::{}",
-                    actions::escape_data(&format!(
-                        "{}\nThe comment shows the charts as text only. Publishing the images needs the `contents: write` permission; pass `asset-branch: ''` (--no-assets) to stop trying.",
-                        text.trim_start_matches("error: ")
-                    ))
-                );
-                BTreeMap::new()
-            }
-        }
-    }
-
-    async fn finish(
-        &mut self,
-        results: &Results,
-        run_error: Option<&Error>,
-        annotations: &[Annotation],
-        details_url: Option<&str>,
-    ) -> Result<(), Error> {
-        let affected = results
-            .experiments
-            .iter()
-            .filter(|e| e.status != ExperimentStatus::Removed)
-            .count();
-        if self.sticky.is_some() || comment::wanted(self.mode, affected, Some(results.verdict)) {
-            let images = self.publish_images(results).await;
-            let report = markdown::render_report_with_images(results, &images)
-                .map_err(|e| Error::run(format!("rendering the report: {e:#}")))?;
-            comment::upsert(
-                self.client,
-                &self.pr,
-                &mut self.sticky,
-                &comment::final_body(results, &report),
-            )
-            .await?;
-        }
-        if self.check {
-            let summary =
-                markdown::render_summary(results).map_err(|e| Error::run(format!("rendering the summary: {e:#}")))?;
-            let (conclusion, title) = match run_error {
-                Some(e) => ("failure", format!("promptgate could not finish: {}", error_line(e))),
-                None => (check::conclusion(results.verdict), check::title(results)),
-            };
-            let body = check::body(
-                &self.pr.head_sha,
-                conclusion,
-                &title,
-                &summary,
-                annotations,
-                details_url,
-            );
-            check::create(self.client, &body).await?;
-        }
-        if self.review && run_error.is_none() {
-            review::sync(self.client, &self.pr, &self.bot, results).await?;
-        }
-        Ok(())
+        );
     }
 }
 
@@ -485,12 +727,13 @@ fn side_channels(env: &ActionsEnv, run: &GateRun, out: &Path, annotations: &[Ann
                 ("results", path_string(&out.join("results.json"))),
                 ("experiments-affected", affected.to_string()),
                 ("cost", format!("{:.6}", r.run.spend_usd)),
-                ("conclusion", check::conclusion(r.verdict).to_owned()),
+                ("conclusion", check::conclusion_of(r).to_owned()),
             ],
         )?;
     }
     if let Some(file) = &env.step_summary {
-        actions::append_summary(file, &(markdown::render_summary(r)? + "\n"))?;
+        let summary = markdown::render_summary(r)? + &crate::github::comment::notes(r) + "\n";
+        actions::append_summary(file, &crate::secrets::redact(&summary))?;
     }
     for a in annotations.iter().filter(|a| a.annotation_level == "failure") {
         println!("{}", actions::error(&a.path, a.start_line, &a.title, &a.message));
@@ -498,12 +741,26 @@ fn side_channels(env: &ActionsEnv, run: &GateRun, out: &Path, annotations: &[Ann
     Ok(())
 }
 
+fn write_handoff(out: &Path, pr: &PullRequest) -> anyhow::Result<()> {
+    crate::output::create_dir(out)?;
+    let handoff = serde_json::to_string_pretty(pr)? + "\n";
+    crate::output::write_file(&out.join(PR_FILE), handoff.as_bytes())?;
+    Ok(())
+}
+
+fn write_error(out: &Path, message: &str) -> anyhow::Result<()> {
+    crate::output::create_dir(out)?;
+    let text = serde_json::to_string_pretty(&serde_json::json!({ "message": message }))? + "\n";
+    crate::output::write_file(&out.join(ERROR_FILE), text.as_bytes())?;
+    Ok(())
+}
+
 fn write_dry_run(client: Option<&Client>, file: Option<&Path>) -> anyhow::Result<()> {
     if let (Some(client), Some(file)) = (client, file) {
         let text = serde_json::to_string_pretty(&client.recorded())? + "\n";
-        std::fs::write(file, text).with_context(|| format!("writing {}", file.display()))?;
+        std::fs::write(file, crate::secrets::redact(&text)).with_context(|| format!("writing {}", file.display()))?;
         eprintln!(
-            "promptgate: dry run: the requests that would have been sent are in {}",
+            "promptgate: dry run: nothing was sent; the requests that would have been sent are in {}",
             file.display()
         );
     }
@@ -513,22 +770,23 @@ fn write_dry_run(client: Option<&Client>, file: Option<&Path>) -> anyhow::Result
 /// The first line of an error, for the comment and the check title.
 fn gate_error_line(e: &anyhow::Error) -> String {
     match e.downcast_ref::<Error>() {
-        Some(expected) => error_line(expected),
+        Some(expected) => expected
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("error: ")
+            .to_owned(),
         None => format!("{e:#}").lines().next().unwrap_or("").to_owned(),
     }
 }
 
-fn error_line(e: &Error) -> String {
-    let text = e.to_string();
-    text.lines()
-        .next()
-        .unwrap_or("")
-        .trim_start_matches("error: ")
-        .to_owned()
-}
-
 fn is_sha(s: &str) -> bool {
     (7..=40).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
 }
 
 fn path_string(p: &Path) -> String {

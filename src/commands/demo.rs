@@ -56,6 +56,8 @@ pub fn demo(out: &Path, live: bool) -> anyhow::Result<u8> {
         journal: None,
         aa: false,
         shard: None,
+        trust: None,
+        ref_names: None,
     };
     let run = run_gate(root, &options)?;
     print_outcome(&run);

@@ -68,17 +68,18 @@ pub fn init(repo_dir: &Path, config: &str, force: bool) -> anyhow::Result<u8> {
         std::fs::write(&full, text)?;
         println!("wrote {path}");
     }
-    // The response cache lives in the repository; it is not part of it.
+    // The outputs of a run are written in the repository; they are not part of it. (The
+    // response cache lives outside it, in the user's cache folder.)
     let ignore = repo_dir.join(".gitignore");
     let existing = std::fs::read_to_string(&ignore).unwrap_or_default();
-    if !existing.lines().any(|l| l.trim() == ".promptgate/") {
+    if !existing.lines().any(|l| l.trim() == "promptgate-out/") {
         let separator = if existing.is_empty() || existing.ends_with('\n') {
             ""
         } else {
             "\n"
         };
-        std::fs::write(&ignore, format!("{existing}{separator}.promptgate/\n"))?;
-        println!("added .promptgate/ (the response cache) to .gitignore");
+        std::fs::write(&ignore, format!("{existing}{separator}promptgate-out/\n"))?;
+        println!("added promptgate-out/ (the run's outputs) to .gitignore");
     }
     println!(
         "note: the scaffold's dataset has 2 cases: enough to see the tool work, too few to judge anything \

@@ -139,7 +139,7 @@ fn combine(shards: &[Input], allow_partial: bool) -> anyhow::Result<Results> {
             merged.count
         ));
     }
-    Ok(Results {
+    let mut results = Results {
         schema_version: SCHEMA_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         verdict,
@@ -152,13 +152,20 @@ fn combine(shards: &[Input], allow_partial: bool) -> anyhow::Result<Results> {
         run,
         requests_per_month: first.results.requests_per_month,
         waiver: None,
+        trust: TrustFacts::default(),
         shard: None,
         merged: Some(merged),
         gates: Some(gates),
         defaults: Some(defaults),
         policy_changes: first.results.policy_changes.clone(),
         base_error: first.results.base_error.clone(),
-    })
+    };
+    // Every shard holds the same experiments for a maintainer's approval (the hold depends on
+    // the suite, not on the cases): the merged run waits for the same.
+    if let Some(needed) = shards.iter().find_map(|s| s.results.trust.approval.clone()) {
+        crate::trust::apply(&mut results, needed);
+    }
+    Ok(results)
 }
 
 /// The keys re-analysis needs (returned), and a design it can reproduce.

@@ -21,6 +21,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 aa: args.aa,
                 ..GateOptions::from_flags(&root, args.base, args.head, &cli.config, &args.out, &args.gate)
             };
+            crate::output::create_dir(&args.out)?;
             let run = run_gate(&cli.repo, &options)?;
             run::print_outcome(&run);
             run.exit_code()

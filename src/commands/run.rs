@@ -14,7 +14,7 @@ use crate::results::*;
 use crate::runner::{self, Endpoint};
 use crate::suite::{self, Suite};
 use crate::verdict::{self, Policy, sequential};
-use crate::{arms, assemble, compare, report, stats};
+use crate::{arms, assemble, compare, report, stats, trust};
 
 pub struct GateOptions {
     pub base: String,
@@ -31,11 +31,16 @@ pub struct GateOptions {
     pub aa: bool,
     /// Run only this shard of every experiment's cases (`--shard K/N`).
     pub shard: Option<Shard>,
+    /// What may receive keys (`crate::trust`): set by `ci`. `None` (the user's own checkout)
+    /// runs everything and prints the notice CI would act on.
+    pub trust: Option<trust::Policy>,
+    /// The names shown for base and head (a pull request's branch names) instead of the refs.
+    pub ref_names: Option<(String, String)>,
 }
 
 impl GateOptions {
-    /// The options the command line gives: the cache at `<repo>/.promptgate/cache` unless
-    /// `--no-cache`, the journal beside the outputs.
+    /// The options the command line gives: the cache in the user's cache folder (see
+    /// `runner::cache_dir`) unless `--no-cache`, the journal beside the outputs.
     pub fn from_flags(
         repo_root: &Path,
         base: String,
@@ -51,10 +56,14 @@ impl GateOptions {
             all: flags.all,
             approve_cost: flags.approve_cost,
             out: out.to_owned(),
-            cache_dir: (!flags.no_cache).then(|| repo_root.join(".promptgate").join("cache")),
+            cache_dir: (!flags.no_cache)
+                .then(|| runner::cache_dir(repo_root, flags.cache_dir.as_deref()))
+                .flatten(),
             journal: Some(out.join("journal.jsonl")),
             aa: false,
             shard: flags.shard,
+            trust: None,
+            ref_names: None,
         }
     }
 }
@@ -156,6 +165,27 @@ pub fn run_gate_with(
         refuse_shard(shard, options.aa, defaults.sequential)?;
     }
 
+    // --- Keys (src/trust.rs): experiments using a provider this run may not give a key to
+    // wait for a maintainer. The rest of the gate sees them as not planned.
+    for suite in std::iter::once(candidate_suite).chain(baseline_suite) {
+        trust::register_keys(&suite.providers);
+    }
+    let key_changes = trust::review(
+        baseline_suite.map(|b| &b.providers),
+        &candidate_suite.providers,
+        &detection.changed_paths,
+    );
+    let held = match &options.trust {
+        Some(policy) => trust::hold(policy, &key_changes, &candidate_suite.providers),
+        None => {
+            if let Some(notice) = trust::notice(&key_changes) {
+                eprintln!("{}", crate::output::inert(&notice));
+            }
+            None
+        }
+    };
+    // --- end of keys
+
     let planned: Vec<Planned<'_>> = detection
         .affected
         .iter()
@@ -168,6 +198,7 @@ pub fn run_gate_with(
             Some(Planned { candidate, baseline })
         })
         .collect();
+    let (planned, mut held) = trust::withhold(planned, held);
     let mut jobs = plan::jobs(&planned, defaults.seed);
     // A blocking latency gate compares calls timed in this run only: its minimum number of
     // cases is sent again even when the cache has their answers.
@@ -238,7 +269,17 @@ pub fn run_gate_with(
             candidate_suite.config_path
         );
     }
-    plan::check_budget(&estimate, &policy_in_force.budget, options.approve_cost, simulated)?;
+    let (planned, jobs, estimate) =
+        match plan::check_budget(&estimate, &policy_in_force.budget, options.approve_cost, simulated) {
+            Ok(()) => (planned, jobs, estimate),
+            // In CI a cost above the approval threshold waits for a maintainer, like a key.
+            Err(refusal) if options.trust.as_ref().is_some_and(|p| p.hold_over_budget) => {
+                let how = options.trust.as_ref().map(|p| p.how_cost.clone()).unwrap_or_default();
+                held = Some(trust::hold_for_cost(planned, held.take(), &refusal, &how));
+                (Vec::new(), Vec::new(), plan::Estimate::default())
+            }
+            Err(refusal) => return Err(refusal.into()),
+        };
     on_plan(&PlanFacts {
         experiments: planned.len(),
         calls: jobs.len(),
@@ -265,7 +306,11 @@ pub fn run_gate_with(
         seed: defaults.seed,
         max_error_rate: defaults.max_error_rate,
     };
-    let (base_ref, head_ref) = cmp.result_refs();
+    let (mut base_ref, mut head_ref) = cmp.result_refs();
+    if let Some((base_name, head_name)) = &options.ref_names {
+        base_ref.name = base_name.clone();
+        head_ref.name = head_name.clone();
+    }
     let base_error = if options.aa { None } else { cmp.base_error() };
     // Each arm's provider timeout, from that arm's suite: errored calls count there in latency.
     let timeout_of = |suite: Option<&Suite>, provider: &str| {
@@ -342,6 +387,7 @@ pub fn run_gate_with(
                 policy_in_force.changes.clone()
             },
             base_error: base_error.clone(),
+            trust: TrustFacts::default(),
         }
     };
     let (mut results, report) = if defaults.sequential && !options.aa && !jobs.is_empty() {
@@ -355,6 +401,9 @@ pub fn run_gate_with(
         if let Some(d) = &mut results.defaults {
             d.aa = true;
         }
+    }
+    if let Some(held) = held {
+        trust::apply(&mut results, held.needed);
     }
     // A run that could not finish is never a verdict on the change: the budget's refusals and
     // an arm's failed calls (judged in `verdict`) make the verdict `error`, with what to do.
@@ -572,6 +621,9 @@ fn absorb(total: &mut runner::Report, batch: runner::Report) {
 pub fn print_outcome(run: &GateRun) {
     use std::io::Write as _;
     let text = crate::report::terminal::render(&run.results, run.run_error.is_some(), &run.written);
+    // Names and reasons come from the suite and the models: in a CI log neither a secret nor a
+    // workflow command may get through.
+    let text = crate::output::inert(&crate::secrets::redact(&text));
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 

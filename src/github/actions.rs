@@ -47,6 +47,9 @@ pub fn error(file: &str, line: u32, title: &str, message: &str) -> String {
     )
 }
 
+/// `text` made inert for the runner's log (see [`crate::output::inert`]).
+pub use crate::output::inert;
+
 /// The runner's escaping for a command's message.
 pub fn escape_data(text: &str) -> String {
     text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
@@ -78,6 +81,26 @@ mod tests {
             "::error file=prompts/a%2Cb.md,line=1,title=x%3A y::bad%0A::set-env name=X::1"
         );
         assert_eq!(group("evaluating 100% of it"), "::group::evaluating 100%25 of it");
+    }
+
+    #[test]
+    fn printed_text_cannot_start_a_workflow_command() {
+        let zwsp = "\u{200B}";
+        for hostile in [
+            "::add-mask::x",
+            "  ::stop-commands::token",
+            "fine\n::set-output name=verdict::pass",
+            "fine\r::error::fake",
+            "\t::warning::fake",
+        ] {
+            let safe = inert(hostile);
+            for line in safe.split('\n') {
+                assert!(!line.trim_start().starts_with("::"), "{safe:?}");
+            }
+        }
+        assert_eq!(inert("::add-mask::x"), format!("{zwsp}::add-mask::x"));
+        assert_eq!(inert("a ##[error]b"), format!("a #{zwsp}#[error]b"));
+        assert_eq!(inert("std::env and a::b"), "std::env and a::b");
     }
 
     #[test]

@@ -30,8 +30,12 @@ pub struct Annotation {
     pub message: String,
 }
 
-pub fn conclusion(verdict: Verdict) -> &'static str {
+/// The check's conclusion for a verdict: a waived regression is neutral, a run waiting for a
+/// maintainer `action_required` (fail closed). Results of untrusted code (a fork's artifact)
+/// are never a success: at most neutral.
+pub fn conclusion_for(verdict: Verdict, untrusted: bool) -> &'static str {
     match verdict {
+        Verdict::Pass if untrusted => "neutral",
         Verdict::Pass => "success",
         Verdict::Fail | Verdict::Error => "failure",
         Verdict::Waived => "neutral",
@@ -39,26 +43,53 @@ pub fn conclusion(verdict: Verdict) -> &'static str {
     }
 }
 
-pub fn title(results: &Results) -> String {
-    let word = match results.verdict {
+pub fn conclusion_of(results: &Results) -> &'static str {
+    conclusion_for(results.verdict, results.trust.untrusted)
+}
+
+/// The check's title: the verdict's word, then the reason (without saying the word twice:
+/// "regression in faq: …", not "regression: regression in faq: …").
+pub fn title_for(verdict: Verdict, reason: &str, untrusted: bool) -> String {
+    let word = match verdict {
         Verdict::Pass => "pass",
         Verdict::Fail => "regression",
         Verdict::Waived => "regression accepted",
         Verdict::Error => "run error",
         Verdict::NeedsApproval => "needs approval",
     };
-    truncate(&format!("{word}: {}", results.reason), MAX_TITLE_CHARS)
+    let mut title = if reason.to_lowercase().starts_with(word) {
+        reason.to_owned()
+    } else {
+        format!("{word}: {reason}")
+    };
+    if untrusted {
+        title = format!("evaluated without secrets by untrusted code — {title}");
+    }
+    truncate(&crate::secrets::redact(&title), MAX_TITLE_CHARS)
 }
 
-/// One annotation per changed file that affected an experiment, on files present at head
-/// (`exists`): failure for a failing experiment, notice otherwise.
-pub fn annotations(results: &Results, exists: &dyn Fn(&str) -> bool) -> Vec<Annotation> {
+pub fn title(results: &Results) -> String {
+    title_for(results.verdict, &results.reason, results.trust.untrusted)
+}
+
+/// Annotations on the changed lines (`changed`: 1-based ranges at head) of each file that
+/// affected an experiment, on files present at head (`exists`): failure for a regressed
+/// experiment of a failing gate, warning for one that fails otherwise (waived), notice for the
+/// rest. A file without changed lines (renamed, say) is annotated on its first line.
+pub fn annotations(
+    results: &Results,
+    exists: &dyn Fn(&str) -> bool,
+    changed: &dyn Fn(&str) -> Vec<(u32, u32)>,
+) -> Vec<Annotation> {
     let mut out: Vec<Annotation> = Vec::new();
-    for e in results
+    // Failures first: with GitHub's cap of 50, the lines that explain a regression come first.
+    let mut experiments: Vec<_> = results
         .experiments
         .iter()
         .filter(|e| e.status != ExperimentStatus::Removed)
-    {
+        .collect();
+    experiments.sort_by_key(|e| e.verdict != ExperimentVerdict::Fail);
+    for e in experiments {
         let failing = e.verdict == ExperimentVerdict::Fail;
         for path in e.affected_by.iter().filter(|p| exists(p)) {
             let level = if failing && results.verdict == Verdict::Fail {
@@ -77,17 +108,23 @@ pub fn annotations(results: &Results, exists: &dyn Fn(&str) -> bool) -> Vec<Anno
                 200,
             );
             let message = truncate(
-                &format!("This change affects experiment `{}`: {}", e.name, e.reason),
+                &crate::secrets::redact(&format!("This change affects experiment `{}`: {}", e.name, e.reason)),
                 1_000,
             );
-            out.push(Annotation {
-                path: path.clone(),
-                start_line: 1,
-                end_line: 1,
-                annotation_level: level,
-                title,
-                message,
-            });
+            let mut ranges = changed(path);
+            if ranges.is_empty() {
+                ranges.push((1, 1));
+            }
+            for (start, end) in ranges.into_iter().take(5) {
+                out.push(Annotation {
+                    path: path.clone(),
+                    start_line: start,
+                    end_line: end,
+                    annotation_level: level,
+                    title: title.clone(),
+                    message: message.clone(),
+                });
+            }
         }
     }
     out.truncate(MAX_ANNOTATIONS);
@@ -147,8 +184,33 @@ mod tests {
 
     #[test]
     fn conclusions() {
-        assert_eq!(conclusion(Verdict::Pass), "success");
-        assert_eq!(conclusion(Verdict::Fail), "failure");
-        assert_eq!(conclusion(Verdict::Waived), "neutral");
+        assert_eq!(conclusion_for(Verdict::Pass, false), "success");
+        assert_eq!(conclusion_for(Verdict::Fail, false), "failure");
+        assert_eq!(conclusion_for(Verdict::Waived, false), "neutral");
+        assert_eq!(conclusion_for(Verdict::NeedsApproval, false), "action_required");
+        assert_eq!(conclusion_for(Verdict::Error, false), "failure");
+        // Untrusted code's pass is never a success.
+        assert_eq!(conclusion_for(Verdict::Pass, true), "neutral");
+        assert_eq!(conclusion_for(Verdict::NeedsApproval, true), "action_required");
+    }
+
+    #[test]
+    fn titles_do_not_repeat_the_verdict() {
+        assert_eq!(
+            title_for(Verdict::Fail, "regression in faq: pass_rate fell", false),
+            "regression in faq: pass_rate fell"
+        );
+        assert_eq!(
+            title_for(Verdict::Pass, "no blocking regression in 2 experiments", false),
+            "pass: no blocking regression in 2 experiments"
+        );
+        assert_eq!(
+            title_for(
+                Verdict::NeedsApproval,
+                "a maintainer must approve to run with keys",
+                true
+            ),
+            "evaluated without secrets by untrusted code — needs approval: a maintainer must approve to run with keys"
+        );
     }
 }

@@ -20,6 +20,9 @@ const MAX_ATTEMPTS: u32 = 4;
 const MAX_WAIT: Duration = Duration::from_secs(60);
 /// Pages followed at most when listing (100 items each).
 const MAX_PAGES: usize = 50;
+/// The largest answer read from the API: a page of 100 comments of 65,536 characters each
+/// is about 26 MB of JSON.
+pub const MAX_RESPONSE_BYTES: usize = 32 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -173,6 +176,13 @@ impl Client {
         body: Option<&Value>,
         purpose: Purpose,
     ) -> Result<Value, Error> {
+        // The last line of defence: whatever promptgate publishes carries no secret it knows.
+        let redacted = body.map(|b| {
+            let mut b = b.clone();
+            crate::secrets::redact_json(&mut b);
+            b
+        });
+        let body = redacted.as_ref();
         match &self.transport {
             Transport::DryRun(log) => {
                 if method != Method::Get {
@@ -197,6 +207,12 @@ impl Client {
         body: Option<&Value>,
         purpose: Purpose,
     ) -> Result<Result<Value, Refusal>, Error> {
+        let redacted = body.map(|b| {
+            let mut b = b.clone();
+            crate::secrets::redact_json(&mut b);
+            b
+        });
+        let body = redacted.as_ref();
         match &self.transport {
             Transport::DryRun(_) => self.send(method, route, body, purpose).await.map(Ok),
             Transport::Live(crab) => Ok(self.exchange(crab, method, route, body, purpose).await?.map(|(v, _)| v)),
@@ -255,7 +271,25 @@ impl Client {
             let remaining = header("x-ratelimit-remaining").and_then(|v| v.trim().parse::<u64>().ok());
             let reset = header("x-ratelimit-reset").and_then(|v| v.trim().parse::<u64>().ok());
             let link = header("link");
-            let text = crab.body_to_string(response).await.unwrap_or_default();
+            // Read at most MAX_RESPONSE_BYTES: an endless answer is an error, not an abort.
+            let limited = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES);
+            let text = match http_body_util::BodyExt::collect(limited).await {
+                Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
+                Err(e) => {
+                    let why = if e.is::<http_body_util::LengthLimitError>() {
+                        format!("it is larger than {} MiB", MAX_RESPONSE_BYTES >> 20)
+                    } else {
+                        one_line(&e.to_string())
+                    };
+                    return Err(Error::run_with_hint(
+                        format!(
+                            "GitHub's answer to {} {route} could not be read: {why}",
+                            method.as_str()
+                        ),
+                        "re-run the job; if it persists, check https://www.githubstatus.com",
+                    ));
+                }
+            };
             if (200..300).contains(&status) {
                 let value = if text.trim().is_empty() {
                     Value::Null

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::plan::PlanFacts;
 use crate::report::escape::escape_untrusted;
 use crate::report::markdown::REPORT_MARKER;
-use crate::results::{Results, Verdict};
+use crate::results::{Results, Verdict, Waiver};
 
 const LIST: Purpose = Purpose {
     what: "list the pull request's comments",
@@ -41,26 +41,36 @@ pub fn find_sticky(comments: &[Value], login: &str) -> Option<u64> {
 }
 
 /// Whether to create a comment when none exists yet. Before the run only `always` and
-/// `affected` know they will comment; `regression` waits for the verdict.
+/// `affected` know they will comment; `regression` waits for the verdict (and comments on a
+/// regression, a waived one, or a run waiting for approval).
 pub fn wanted(mode: CommentMode, affected: usize, verdict: Option<Verdict>) -> bool {
     match mode {
         CommentMode::Always => true,
         CommentMode::Affected => affected > 0,
-        CommentMode::Regression => verdict == Some(Verdict::Fail) || verdict == Some(Verdict::Waived),
+        // A run waiting for a maintainer needs the comment that says what to approve.
+        CommentMode::Regression => matches!(verdict, Some(Verdict::Fail | Verdict::Waived | Verdict::NeedsApproval)),
         CommentMode::Off => false,
     }
 }
 
-/// The comment while the gate runs, so nobody reads the previous push's numbers.
-pub fn progress_body(facts: &PlanFacts, head_sha: &str) -> String {
+/// The comment while the gate runs, so nobody reads the previous push's numbers. Without the
+/// plan's facts (the Action announces the run before evaluating, without loading the suite)
+/// it names the commit only.
+pub fn progress_body(facts: Option<&PlanFacts>, head_sha: &str) -> String {
     let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let what = match facts {
+        Some(facts) => format!(
+            "Evaluating {}, {} on `{}`… (estimated {}{}).",
+            plural(facts.experiments, "experiment", "experiments"),
+            plural(facts.calls, "call", "calls"),
+            short(head_sha),
+            crate::plan::usd(facts.estimated_usd),
+            if facts.simulated { ", simulated" } else { "" }
+        ),
+        None => format!("Evaluating `{}`…", short(head_sha)),
+    };
     format!(
-        "{REPORT_MARKER}\n## ⏳ promptgate: evaluating\n\nEvaluating {}, {} on `{}`… (estimated ${:.4}{}).\n\nThe report replaces this comment when the run finishes.\n",
-        plural(facts.experiments, "experiment", "experiments"),
-        plural(facts.calls, "call", "calls"),
-        short(head_sha),
-        facts.estimated_usd,
-        if facts.simulated { ", simulated" } else { "" }
+        "{REPORT_MARKER}\n## ⏳ promptgate: evaluating\n\n{what}\n\nThe report replaces this comment when the run finishes.\n"
     )
 }
 
@@ -73,23 +83,107 @@ pub fn failed_body(message: &str, head_sha: &str) -> String {
     )
 }
 
-/// The report, with the waiver recorded under it when a maintainer accepted a regression.
-pub fn final_body(results: &Results, report_md: &str) -> String {
-    let mut body = report_md.to_owned();
-    if let Some(w) = &results.waiver {
-        body.push_str(&format!(
-            "\n---\n⚠️ **Regression accepted** by {} via {}: {}\n\n<sub>Accepted: {}</sub>\n",
-            escape_untrusted(&w.by, 60),
-            if w.via == "label" {
-                "the `promptgate:accept-regression` label"
-            } else {
-                "a `/promptgate accept` comment"
-            },
-            escape_untrusted(&w.reason, 500),
-            escape_untrusted(&w.waived, 1_000)
-        ));
+/// promptgate's notes under the report: what waits for a maintainer's approval, whether
+/// untrusted code produced the results, and the waiver in force.
+pub fn notes(results: &Results) -> String {
+    let mut notes = String::new();
+    if results.trust.untrusted {
+        notes.push_str("\n🔓 **Evaluated without secrets by untrusted code** (a fork's change, run by the fork-safe workflow). A maintainer can run the trusted evaluation once they have reviewed the change; until then this check is at most neutral.\n");
     }
-    body
+    if let Some(a) = &results.trust.approval {
+        notes.push_str(&approval_note(a));
+    }
+    if let Some(w) = &results.waiver {
+        notes.push_str(&waiver_note(w));
+    }
+    notes
+}
+
+fn approval_note(a: &crate::results::ApprovalNeeded) -> String {
+    let mut text = format!("\n⏸️ **{}**\n\n", escape_untrusted(&a.reason, 300));
+    if !a.changes.is_empty() {
+        text.push_str("| provider | setting | base | head |\n|---|---|---|---|\n");
+        for c in a.changes.iter().take(50) {
+            let cell = |v: &Option<String>| v.as_deref().map_or("—".to_owned(), |v| escape_untrusted(v, 200));
+            text.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                escape_untrusted(&c.provider, 80),
+                escape_untrusted(&c.field, 40),
+                cell(&c.base),
+                cell(&c.head)
+            ));
+        }
+        text.push('\n');
+    }
+    if !a.experiments.is_empty() {
+        let names: Vec<String> = a.experiments.iter().take(50).map(|n| escape_untrusted(n, 80)).collect();
+        text.push_str(&format!("Not run until then: {}.\n\n", names.join(", ")));
+    }
+    text.push_str(&format!("{}\n", escape_untrusted(&a.how, 600)));
+    text
+}
+
+/// The waiver in force, under the report: who accepted what, when, for which commit, and why.
+pub fn waiver_note(w: &Waiver) -> String {
+    let accepted: Vec<String> = w
+        .accepted
+        .iter()
+        .take(20)
+        .map(|a| {
+            let estimate = a.estimate.map_or(String::new(), |e| format!(" Δ {e:+.3}"));
+            let ci = a.ci.map_or(String::new(), |[lo, hi]| format!(" [{lo:+.3}, {hi:+.3}]"));
+            escape_untrusted(&format!("{} in {}{estimate}{ci}", a.metric, a.experiment), 200)
+        })
+        .collect();
+    format!(
+        "\n---\n⚠️ **Regression accepted** by {} via {}{}{}: {}\n\n<sub>Accepted: {}</sub>\n",
+        escape_untrusted(&w.by, 60),
+        if w.via == "label" {
+            "the `promptgate:accept-regression` label"
+        } else {
+            "a `/promptgate accept` comment"
+        },
+        w.at.as_deref()
+            .map_or(String::new(), |at| format!(" at {}", escape_untrusted(at, 40))),
+        w.commit.as_deref().map_or(String::new(), |c| format!(
+            " for `{}`",
+            short(c).chars().filter(char::is_ascii_hexdigit).collect::<String>()
+        )),
+        escape_untrusted(&w.reason, 500),
+        if accepted.is_empty() {
+            escape_untrusted(&w.waived, 1_000)
+        } else {
+            accepted.join("; ")
+        }
+    )
+}
+
+/// The report's heading line, as the template writes it, for a verdict re-published without
+/// re-rendering the report (a waiver given or withdrawn).
+pub fn heading(verdict: Verdict, reason: &str) -> String {
+    let (symbol, word) = match verdict {
+        Verdict::Pass => ("✅", "pass"),
+        Verdict::Fail => ("❌", "regression"),
+        Verdict::Waived => ("⚠️", "waived"),
+        Verdict::Error => ("⛔", "run error"),
+        Verdict::NeedsApproval => ("⏸️", "needs approval"),
+    };
+    format!("### {symbol} promptgate: {word} — {}", escape_untrusted(reason, 500))
+}
+
+/// `report` with its first heading line replaced by `heading`.
+pub fn with_heading(report: &str, heading: &str) -> String {
+    let mut out = Vec::new();
+    let mut replaced = false;
+    for line in report.lines() {
+        if !replaced && line.starts_with("### ") {
+            out.push(heading);
+            replaced = true;
+        } else {
+            out.push(line);
+        }
+    }
+    out.join("\n")
 }
 
 /// Updates the sticky comment, or creates it (and remembers its id) the first time.
@@ -158,11 +252,12 @@ mod tests {
             estimated_usd: 0.5,
             simulated: false,
         };
-        let body = progress_body(&facts, "0123456789abcdef");
+        let body = progress_body(Some(&facts), "0123456789abcdef");
         assert!(body.starts_with(REPORT_MARKER));
         assert!(
-            body.contains("Evaluating 3 experiments, 240 calls on `0123456789ab`… (estimated $0.5000)"),
+            body.contains("Evaluating 3 experiments, 240 calls on `0123456789ab`… (estimated $0.50)"),
             "{body}"
         );
+        assert!(progress_body(None, "0123456789abcdef").contains("Evaluating `0123456789ab`…"));
     }
 }

@@ -30,17 +30,46 @@ pub struct PullRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Trigger {
     /// `pull_request` or `pull_request_target`.
-    PullRequest(PullRequest),
+    PullRequest {
+        pr: PullRequest,
+        event: PullRequestEvent,
+    },
     /// A comment on a pull request (`issue_comment`): the PR is fetched through the API.
     PullRequestComment {
         number: u64,
+        /// The comment's text, which decides whether it concerns promptgate at all.
+        body: String,
     },
-    /// The trusted half of the fork-safe pair: the evaluated run's head commit.
+    /// The trusted half of the fork-safe pair: the evaluated run's head commit and how it ended.
     WorkflowRun {
         head_sha: String,
         pull_requests: Vec<u64>,
+        /// `success`, `failure`, `cancelled`, …; `None` when the payload does not say.
+        conclusion: Option<String>,
+    },
+    /// A maintainer's `workflow_dispatch` evaluating pull request `pr` pinned to `sha` (the way
+    /// a fork's change gets evaluated with keys).
+    Dispatch {
+        pr: Option<u64>,
+        sha: Option<String>,
+        /// Who started it (`sender.login`); their permission is checked through the API.
+        actor: String,
     },
     Other(String),
+}
+
+/// What happened to a pull request (`pull_request` and `pull_request_target` payloads).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PullRequestEvent {
+    /// Under `pull_request_target` the workflow runs with the base repository's secrets and a
+    /// write token, whoever opened the pull request.
+    pub target: bool,
+    /// `opened`, `synchronize`, `labeled`, …; empty when the payload carries none.
+    pub action: String,
+    /// The label a `labeled` or `unlabeled` event is about.
+    pub label: Option<String>,
+    /// Who caused the event (`sender.login`).
+    pub sender: String,
 }
 
 /// The variables Actions sets, read once.
@@ -100,11 +129,19 @@ impl ActionsEnv {
         parse_trigger(&self.event_name, &text, path, self.repository.as_deref())
     }
 
-    /// `owner/name`, required to publish.
-    pub fn require_repository(&self) -> Result<&str, Error> {
-        self.repository.as_deref().ok_or_else(|| {
-            Diagnostic::new("GITHUB_REPOSITORY is not set")
-                .hint("it is set by GitHub Actions; set it to `owner/name` elsewhere")
+    /// `owner/name`, required to publish: the event's repository, else `GITHUB_REPOSITORY`.
+    pub fn require_repository(&self) -> Result<String, Error> {
+        let from_event = self
+            .event_path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|text| serde_json::from_str::<Payload>(&text).ok())
+            .and_then(|p| p.repository)
+            .map(|r| r.full_name)
+            .filter(|name| !name.is_empty());
+        from_event.or_else(|| self.repository.clone()).ok_or_else(|| {
+            Diagnostic::new("neither the event payload nor GITHUB_REPOSITORY names the repository")
+                .hint("it is set by GitHub Actions; set GITHUB_REPOSITORY to `owner/name` elsewhere")
                 .into()
         })
     }
@@ -120,6 +157,7 @@ pub fn parse_trigger(event_name: &str, text: &str, path: &Path, repository: Opti
                 .at(text, e.line() as u64, e.column() as u64),
         )
     })?;
+    let sender = payload.sender.as_ref().map(|s| s.login.clone()).unwrap_or_default();
     let name = match event_name {
         "" if payload.pull_request.is_some() => "pull_request",
         "" if payload.workflow_run.is_some() => "workflow_run",
@@ -139,15 +177,45 @@ pub fn parse_trigger(event_name: &str, text: &str, path: &Path, repository: Opti
                     .in_file(path.display().to_string())
                     .into());
             };
-            Ok(Trigger::PullRequest(pr.into_pull_request(&repository)))
+            Ok(Trigger::PullRequest {
+                pr: pr.into_pull_request(&repository),
+                event: PullRequestEvent {
+                    target: name == "pull_request_target",
+                    action: payload.action.unwrap_or_default(),
+                    label: payload.label.map(|l| l.name),
+                    sender,
+                },
+            })
         }
         "issue_comment" => match payload.issue {
             Some(Issue {
                 number,
                 pull_request: Some(_),
-            }) => Ok(Trigger::PullRequestComment { number }),
+            }) => Ok(Trigger::PullRequestComment {
+                number,
+                body: payload.comment.map(|c| c.body).unwrap_or_default(),
+            }),
             _ => Ok(Trigger::Other("issue_comment on an issue".to_owned())),
         },
+        "workflow_dispatch" => {
+            let input = |key: &str| {
+                payload
+                    .inputs
+                    .as_ref()
+                    .and_then(|i| i.get(key))
+                    .and_then(|v| match v {
+                        serde_json::Value::String(s) => Some(s.trim().to_owned()),
+                        serde_json::Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+                    .filter(|s| !s.is_empty())
+            };
+            Ok(Trigger::Dispatch {
+                pr: input("pr").and_then(|n| n.trim_start_matches('#').parse().ok()),
+                sha: input("sha"),
+                actor: sender,
+            })
+        }
         "workflow_run" => {
             let Some(run) = payload.workflow_run else {
                 return Err(Diagnostic::new("a `workflow_run` payload without `workflow_run`")
@@ -157,6 +225,7 @@ pub fn parse_trigger(event_name: &str, text: &str, path: &Path, repository: Opti
             Ok(Trigger::WorkflowRun {
                 head_sha: run.head_sha,
                 pull_requests: run.pull_requests.iter().map(|p| p.number).collect(),
+                conclusion: run.conclusion,
             })
         }
         other => Ok(Trigger::Other(other.to_owned())),
@@ -172,6 +241,16 @@ pub fn pull_request_from_api(value: &serde_json::Value, repository: &str) -> Res
 
 #[derive(Deserialize)]
 struct Payload {
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    label: Option<Label>,
+    #[serde(default)]
+    comment: Option<Comment>,
+    #[serde(default)]
+    sender: Option<Login>,
+    #[serde(default)]
+    inputs: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pull_request: Option<RawPullRequest>,
     #[serde(default)]
@@ -233,6 +312,17 @@ struct Label {
 }
 
 #[derive(Deserialize)]
+struct Comment {
+    #[serde(default)]
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct Login {
+    login: String,
+}
+
+#[derive(Deserialize)]
 struct Issue {
     number: u64,
     #[serde(default)]
@@ -244,6 +334,8 @@ struct WorkflowRun {
     head_sha: String,
     #[serde(default)]
     pull_requests: Vec<Number>,
+    #[serde(default)]
+    conclusion: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -268,9 +360,11 @@ mod tests {
             None,
         )
         .unwrap();
-        let Trigger::PullRequest(pr) = trigger else {
+        let Trigger::PullRequest { pr, event } = trigger else {
             panic!("{trigger:?}")
         };
+        assert_eq!(event.action, "synchronize");
+        assert!(!event.target);
         assert_eq!(pr.repository, "octo-org/prompts");
         assert_eq!(pr.number, 7);
         assert_eq!(pr.base_ref, "main");
@@ -281,12 +375,23 @@ mod tests {
 
     #[test]
     fn fork_pull_request_payload() {
-        let Trigger::PullRequest(pr) =
+        let Trigger::PullRequest { pr, event } =
             parse_trigger("", &fixture("pull_request.fork.json"), Path::new("e.json"), None).unwrap()
         else {
             panic!()
         };
         assert!(pr.fork);
+        assert_eq!(event.sender, "outside-contrib");
+        let Trigger::PullRequest { event, .. } = parse_trigger(
+            "pull_request_target",
+            &fixture("pull_request.fork.json"),
+            Path::new("e.json"),
+            None,
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert!(event.target);
     }
 
     #[test]
@@ -302,7 +407,8 @@ mod tests {
             trigger,
             Trigger::WorkflowRun {
                 head_sha: "7d2c9a51b3e04f6a8c1d2e3f4a5b6c7d8e9f0a1b".to_owned(),
-                pull_requests: vec![]
+                pull_requests: vec![],
+                conclusion: Some("failure".to_owned()),
             }
         );
     }
@@ -312,7 +418,33 @@ mod tests {
         let text = r#"{"action":"created","issue":{"number":7,"pull_request":{"url":"x"}},"comment":{"body":"/promptgate accept x"},"repository":{"full_name":"o/r"}}"#;
         assert_eq!(
             parse_trigger("issue_comment", text, Path::new("e.json"), None).unwrap(),
-            Trigger::PullRequestComment { number: 7 }
+            Trigger::PullRequestComment {
+                number: 7,
+                body: "/promptgate accept x".to_owned()
+            }
+        );
+    }
+
+    #[test]
+    fn labels_and_dispatches() {
+        let text = r#"{"action":"labeled","label":{"name":"promptgate:trust-config"},"sender":{"login":"maya"},
+            "pull_request":{"number":7,"base":{"ref":"main","sha":"b"},"head":{"ref":"x","sha":"h"}},"repository":{"full_name":"o/r"}}"#;
+        let Trigger::PullRequest { event, .. } =
+            parse_trigger("pull_request", text, Path::new("e.json"), None).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(event.label.as_deref(), Some("promptgate:trust-config"));
+        assert_eq!(event.sender, "maya");
+        let text =
+            r##"{"inputs":{"pr":"#7","sha":" abc "},"sender":{"login":"maya"},"repository":{"full_name":"o/r"}}"##;
+        assert_eq!(
+            parse_trigger("workflow_dispatch", text, Path::new("e.json"), None).unwrap(),
+            Trigger::Dispatch {
+                pr: Some(7),
+                sha: Some("abc".to_owned()),
+                actor: "maya".to_owned()
+            }
         );
     }
 

@@ -6,12 +6,17 @@
 //! the synchronous stages of the gate.
 
 pub mod actions;
+pub mod approval;
 pub mod assets;
 pub mod check;
 pub mod client;
 pub mod comment;
 pub mod event;
+pub mod lines;
+pub mod publish;
 pub mod review;
+pub mod route;
+pub mod state;
 pub mod waiver;
 
 use serde_json::Value;

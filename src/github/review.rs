@@ -7,7 +7,7 @@ use super::client::{Client, Method, Purpose};
 use super::event::PullRequest;
 use crate::error::Error;
 use crate::report::escape::escape_untrusted;
-use crate::results::{Results, Verdict};
+use crate::results::Verdict;
 
 /// Marks our reviews, besides their author.
 pub const MARKER: &str = "<!-- promptgate:review -->";
@@ -26,7 +26,7 @@ const DISMISS: Purpose = Purpose {
 };
 
 /// Brings the review in line with the verdict.
-pub async fn sync(client: &Client, pr: &PullRequest, bot: &str, results: &Results) -> Result<(), Error> {
+pub async fn sync(client: &Client, pr: &PullRequest, bot: &str, verdict: Verdict, reason: &str) -> Result<(), Error> {
     let reviews = client
         .get_all(&client.repo_route(&format!("/pulls/{}/reviews", pr.number)), LIST)
         .await?;
@@ -38,12 +38,12 @@ pub async fn sync(client: &Client, pr: &PullRequest, bot: &str, results: &Result
                 && r["body"].as_str().is_some_and(|b| b.contains(MARKER))
         })
         .collect();
-    match results.verdict {
+    match verdict {
         Verdict::Fail if ours.is_empty() => {
             let body = json!({
                 "commit_id": pr.head_sha,
                 "event": "REQUEST_CHANGES",
-                "body": format!("{MARKER}\npromptgate found a regression: {}\n\nSee the promptgate comment for the evidence. A maintainer can accept it with `/promptgate accept <reason>`.", escape_untrusted(&results.reason, 1_000)),
+                "body": format!("{MARKER}\npromptgate found a regression: {}\n\nSee the promptgate comment for the evidence. A maintainer can accept it with `/promptgate accept <reason>`.", escape_untrusted(reason, 1_000)),
             });
             client
                 .send(
@@ -58,7 +58,7 @@ pub async fn sync(client: &Client, pr: &PullRequest, bot: &str, results: &Result
         // approval is not a verdict on the change: the review stays as it is.
         Verdict::Fail | Verdict::Error | Verdict::NeedsApproval => {}
         Verdict::Pass | Verdict::Waived => {
-            let message = if results.verdict == Verdict::Pass {
+            let message = if verdict == Verdict::Pass {
                 format!("promptgate passes on {}", short(&pr.head_sha))
             } else {
                 "a maintainer accepted the regression".to_owned()

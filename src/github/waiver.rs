@@ -1,13 +1,20 @@
 //! Waivers: a maintainer accepts a regression with the `promptgate:accept-regression` label or
-//! a `/promptgate accept <reason>` comment. Who may waive is checked through the API, never
-//! taken from the comment or the payload.
+//! a `/promptgate accept <reason>` comment. Who may waive is checked through the API (the
+//! collaborator's `role_name`), never taken from the comment or the payload.
+//!
+//! A waiver names what it accepts. When it is given, the run it triggers binds it to the
+//! results then published: that head commit, and each failing metric with its estimate and
+//! interval ([`bind`]). A later push stays waived only while every regression it has is among
+//! those and not worse beyond the interval it had ([`cover`]); a new or worse regression fails
+//! again and says that the earlier waiver does not cover it.
 
 use serde_json::Value;
 
 use super::client::{Client, Purpose};
 use super::event::PullRequest;
+use super::state::Published;
 use crate::error::Error;
-use crate::results::Waiver;
+use crate::results::{AcceptedRegression, Direction, ExperimentStatus, ExperimentVerdict, Results, Verdict, Waiver};
 
 pub const LABEL: &str = "promptgate:accept-regression";
 pub const COMMAND: &str = "/promptgate accept";
@@ -17,17 +24,32 @@ const PERMISSION: Purpose = Purpose {
     permission: "metadata: read",
 };
 const EVENTS: Purpose = Purpose {
-    what: "list the pull request's events (who added the label)",
+    what: "list the pull request's events (who added a label)",
     permission: "issues: read",
 };
 
-/// The roles that may accept a regression: the ones that can change branch protection anyway.
+/// The roles that may accept a regression or approve a run: the ones that can change branch
+/// protection anyway.
 const MAINTAINER_ROLES: [&str; 2] = ["admin", "maintain"];
 
-/// The newest valid waiver: a `/promptgate accept` comment by a maintainer, else the label when
-/// a maintainer added it. `comments` are the PR's comments in API order (oldest first).
-pub async fn find(client: &Client, pr: &PullRequest, comments: &[Value], bot: &str) -> Result<Option<Waiver>, Error> {
-    for c in comments.iter().rev() {
+/// A waiver as a maintainer gave it, before it is bound to any results.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Given {
+    pub by: String,
+    pub reason: String,
+    /// `comment` or `label`.
+    pub via: String,
+    pub at: Option<String>,
+    /// The comment's id, or the `labeled` issue event's.
+    pub source_id: Option<u64>,
+}
+
+/// The newest waiver a maintainer gave on the pull request: the newest `/promptgate accept`
+/// comment or accept label (while the label is on the pull request) whose author is an admin or
+/// maintainer. `comments` are the PR's comments in API order (oldest first).
+pub async fn find(client: &Client, pr: &PullRequest, comments: &[Value], bot: &str) -> Result<Option<Given>, Error> {
+    let mut candidates: Vec<Given> = Vec::new();
+    for c in comments {
         let who = super::author(c);
         let Some(reason) = c["body"].as_str().and_then(parse_command) else {
             continue;
@@ -36,44 +58,69 @@ pub async fn find(client: &Client, pr: &PullRequest, comments: &[Value], bot: &s
             continue;
         }
         if reason.is_empty() {
-            eprintln!("promptgate: ignoring `{COMMAND}` by {who}: it needs a reason (`{COMMAND} <reason>`)");
+            eprintln!(
+                "promptgate: ignoring `{COMMAND}` by {}: it needs a reason (`{COMMAND} <reason>`)",
+                super::actions::inert(who)
+            );
             continue;
         }
-        if is_maintainer(client, who).await? {
-            return Ok(Some(Waiver {
-                by: who.to_owned(),
-                reason,
-                via: "comment".to_owned(),
-                waived: String::new(),
-            }));
-        }
-        eprintln!("promptgate: ignoring `{COMMAND}` by {who}: only admins and maintainers may accept a regression");
+        candidates.push(Given {
+            by: who.to_owned(),
+            reason,
+            via: "comment".to_owned(),
+            at: c["created_at"].as_str().map(str::to_owned),
+            source_id: c["id"].as_u64(),
+        });
     }
-    if pr.labels.iter().any(|l| l == LABEL) {
-        let events = client
-            .get_all(&client.repo_route(&format!("/issues/{}/events", pr.number)), EVENTS)
-            .await?;
-        let labeler = events
-            .iter()
-            .rev()
-            .find(|e| e["event"] == "labeled" && e["label"]["name"] == LABEL)
-            .and_then(|e| e["actor"]["login"].as_str());
-        match labeler {
-            Some(who) if is_maintainer(client, who).await? => {
-                return Ok(Some(Waiver {
-                    by: who.to_owned(),
-                    reason: format!("label `{LABEL}`"),
-                    via: "label".to_owned(),
-                    waived: String::new(),
-                }));
-            }
-            Some(who) => eprintln!(
-                "promptgate: ignoring the `{LABEL}` label added by {who}: only admins and maintainers may accept a regression"
-            ),
-            None => eprintln!("promptgate: ignoring the `{LABEL}` label: nobody is recorded as having added it"),
+    if pr.labels.iter().any(|l| l == LABEL)
+        && let Some(event) = labeled_event(client, pr, LABEL).await?
+    {
+        candidates.push(Given {
+            by: event.by,
+            reason: format!("label `{LABEL}`"),
+            via: "label".to_owned(),
+            at: event.at,
+            source_id: Some(event.id),
+        });
+    }
+    // Newest first: RFC 3339 UTC times, as GitHub writes them, sort as text.
+    candidates.sort_by(|a, b| b.at.cmp(&a.at));
+    for given in candidates {
+        if is_maintainer(client, &given.by).await? {
+            return Ok(Some(given));
         }
+        eprintln!(
+            "promptgate: ignoring the waiver ({}) by {}: only admins and maintainers may accept a regression",
+            given.via,
+            super::actions::inert(&given.by)
+        );
     }
     Ok(None)
+}
+
+/// Who added `label` last, when, and the event's id.
+pub struct Labeled {
+    pub by: String,
+    pub at: Option<String>,
+    pub id: u64,
+}
+
+/// The newest `labeled` event for `label` on the pull request.
+pub async fn labeled_event(client: &Client, pr: &PullRequest, label: &str) -> Result<Option<Labeled>, Error> {
+    let events = client
+        .get_all(&client.repo_route(&format!("/issues/{}/events", pr.number)), EVENTS)
+        .await?;
+    let event = events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "labeled" && e["label"]["name"] == label);
+    Ok(event.and_then(|e| {
+        Some(Labeled {
+            by: e["actor"]["login"].as_str()?.to_owned(),
+            at: e["created_at"].as_str().map(str::to_owned),
+            id: e["id"].as_u64().unwrap_or(0),
+        })
+    }))
 }
 
 /// The reason of a `/promptgate accept <reason>` comment (its first line), or `None`.
@@ -86,7 +133,8 @@ pub fn parse_command(body: &str) -> Option<String> {
     Some(rest.trim().to_owned())
 }
 
-async fn is_maintainer(client: &Client, login: &str) -> Result<bool, Error> {
+/// Whether `login` is an admin or maintainer of the repository, by the API's `role_name`.
+pub async fn is_maintainer(client: &Client, login: &str) -> Result<bool, Error> {
     if client.is_dry_run() {
         return Ok(false);
     }
@@ -108,6 +156,155 @@ async fn is_maintainer(client: &Client, login: &str) -> Result<bool, Error> {
             refusal,
         )),
     }
+}
+
+/// What fails in `results`: each failing metric of each failing experiment, with its estimate
+/// and interval, or `*` for an experiment that fails as a whole.
+pub fn regressions(results: &Results) -> Vec<AcceptedRegression> {
+    let mut out = Vec::new();
+    for e in results
+        .experiments
+        .iter()
+        .filter(|e| e.verdict == ExperimentVerdict::Fail)
+    {
+        let failing: Vec<AcceptedRegression> = e
+            .metrics
+            .iter()
+            .filter(|m| m.fails_gate)
+            .map(|m| AcceptedRegression {
+                experiment: e.name.clone(),
+                metric: m.name.clone(),
+                direction: m.direction,
+                estimate: m.delta,
+                ci: m.ci,
+            })
+            .collect();
+        if failing.is_empty() {
+            out.push(AcceptedRegression {
+                experiment: e.name.clone(),
+                metric: if e.status == ExperimentStatus::Removed {
+                    "*".to_owned()
+                } else {
+                    format!("* ({})", e.reason)
+                },
+                direction: Direction::Higher,
+                estimate: None,
+                ci: None,
+            });
+        } else {
+            out.extend(failing);
+        }
+    }
+    out
+}
+
+/// The waiver `given` for the results last published: it accepts exactly their regressions.
+pub fn bind(given: Given, published: &Published) -> Waiver {
+    Waiver {
+        by: given.by,
+        reason: given.reason,
+        via: given.via,
+        waived: published.reason.clone(),
+        at: given.at,
+        commit: Some(published.sha.clone()),
+        accepted: published.regressions.clone(),
+        source_id: given.source_id,
+    }
+}
+
+/// Whether `waiver` covers every regression of `now`: each must be among the accepted ones and
+/// not worse than the accepted interval's bad end (the estimate then, without an interval).
+/// `Err` lists, one line each, what it does not cover.
+pub fn cover(waiver: &Waiver, now: &[AcceptedRegression]) -> Result<(), Vec<String>> {
+    let mut uncovered = Vec::new();
+    for r in now {
+        let Some(accepted) = waiver
+            .accepted
+            .iter()
+            .find(|a| a.experiment == r.experiment && a.metric == r.metric)
+        else {
+            uncovered.push(format!("{} in {} (new)", r.metric, r.experiment));
+            continue;
+        };
+        if let (Some(estimate), Some(bound)) = (r.estimate, bad_end(accepted)) {
+            let worse = match accepted.direction {
+                Direction::Higher => estimate < bound,
+                Direction::Lower => estimate > bound,
+            };
+            if worse {
+                uncovered.push(format!(
+                    "{} in {} (worse: {} beyond the accepted {})",
+                    r.metric,
+                    r.experiment,
+                    number(estimate),
+                    number(bound)
+                ));
+            }
+        }
+    }
+    if uncovered.is_empty() { Ok(()) } else { Err(uncovered) }
+}
+
+/// The bad end of an accepted regression's interval: the lowest plausible change for a
+/// higher-is-better metric, the highest for a lower-is-better one.
+fn bad_end(a: &AcceptedRegression) -> Option<f64> {
+    match (a.ci, a.direction) {
+        (Some([low, _]), Direction::Higher) => Some(low),
+        (Some([_, high]), Direction::Lower) => Some(high),
+        (None, _) => a.estimate,
+    }
+}
+
+fn number(x: f64) -> String {
+    let text = format!("{x:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" { "0".to_owned() } else { text.to_owned() }
+}
+
+/// Whether what gave `waiver` is still there: the label on the pull request, or the comment.
+pub fn still_given(waiver: &Waiver, pr: &PullRequest, comments: &[Value]) -> bool {
+    match waiver.via.as_str() {
+        "label" => pr.labels.iter().any(|l| l == LABEL),
+        // The comment is still there, and still says `/promptgate accept …`.
+        _ => comments.iter().any(|c| {
+            c["id"].as_u64().is_some()
+                && c["id"].as_u64() == waiver.source_id
+                && c["body"].as_str().and_then(parse_command).is_some()
+        }),
+    }
+}
+
+/// Applies a waiver to failing results: `waived` when it covers them, else the verdict stays
+/// `fail` and the reason says what the waiver does not cover.
+pub fn apply(results: &mut Results, waiver: &Waiver) {
+    if results.verdict != Verdict::Fail {
+        return;
+    }
+    let commit = waiver.commit.as_deref().map_or("?", short);
+    match cover(waiver, &regressions(results)) {
+        Ok(()) => {
+            eprintln!(
+                "promptgate: regression accepted by {} ({}, for {commit})",
+                super::actions::inert(&waiver.by),
+                waiver.via
+            );
+            results.verdict = Verdict::Waived;
+            results.reason = format!("regression accepted by {}: {}", waiver.by, waiver.reason);
+            results.waiver = Some(waiver.clone());
+        }
+        Err(uncovered) => {
+            results.reason = format!(
+                "{}; the waiver by {} for {commit} does not cover {}",
+                results.reason,
+                waiver.by,
+                uncovered.join(", ")
+            );
+        }
+    }
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
 }
 
 #[cfg(test)]
@@ -133,5 +330,96 @@ mod tests {
         check("/promptgate accepted", None);
         check("I think /promptgate accept is wrong here", None);
         check("", None);
+    }
+
+    fn regression(
+        experiment: &str,
+        metric: &str,
+        direction: Direction,
+        estimate: f64,
+        ci: [f64; 2],
+    ) -> AcceptedRegression {
+        AcceptedRegression {
+            experiment: experiment.to_owned(),
+            metric: metric.to_owned(),
+            direction,
+            estimate: Some(estimate),
+            ci: Some(ci),
+        }
+    }
+
+    fn waiver(accepted: Vec<AcceptedRegression>) -> Waiver {
+        Waiver {
+            by: "maya".to_owned(),
+            reason: "on purpose".to_owned(),
+            via: "comment".to_owned(),
+            waived: String::new(),
+            at: None,
+            commit: Some("a".repeat(40)),
+            accepted,
+            source_id: Some(80),
+        }
+    }
+
+    #[test]
+    fn a_waiver_covers_what_it_accepted_and_nothing_new_or_worse() {
+        let pass_rate = regression("support", "pass_rate", Direction::Higher, -0.3, [-0.45, -0.15]);
+        let latency = regression("support", "latency_p95_ms", Direction::Lower, 120.0, [60.0, 180.0]);
+        let w = waiver(vec![pass_rate.clone(), latency.clone()]);
+        // The same regressions, or milder ones, or a worse estimate still inside the interval.
+        assert_eq!(cover(&w, &[pass_rate.clone(), latency.clone()]), Ok(()));
+        assert_eq!(
+            cover(
+                &w,
+                &[regression(
+                    "support",
+                    "pass_rate",
+                    Direction::Higher,
+                    -0.44,
+                    [-0.6, -0.3]
+                )]
+            ),
+            Ok(())
+        );
+        assert_eq!(cover(&w, &[]), Ok(()));
+        // Worse beyond the interval, in either direction of goodness.
+        assert_eq!(
+            cover(
+                &w,
+                &[regression(
+                    "support",
+                    "pass_rate",
+                    Direction::Higher,
+                    -0.85,
+                    [-0.95, -0.7]
+                )]
+            ),
+            Err(vec![
+                "pass_rate in support (worse: -0.85 beyond the accepted -0.45)".to_owned()
+            ])
+        );
+        assert_eq!(
+            cover(
+                &w,
+                &[regression(
+                    "support",
+                    "latency_p95_ms",
+                    Direction::Lower,
+                    400.0,
+                    [300.0, 500.0]
+                )]
+            ),
+            Err(vec![
+                "latency_p95_ms in support (worse: 400 beyond the accepted 180)".to_owned()
+            ])
+        );
+        // A regression of another experiment is new.
+        assert_eq!(
+            cover(
+                &w,
+                &[regression("faq", "pass_rate", Direction::Higher, -0.85, [-0.95, -0.7])]
+            ),
+            Err(vec!["pass_rate in faq (new)".to_owned()])
+        );
     }
 }

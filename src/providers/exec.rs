@@ -3,8 +3,11 @@
 //!
 //! Protocol, one process per call:
 //! - `command` is an argv list, run without a shell, from the root of its arm's tree (the
-//!   baseline's from a checkout of the merge base, so its scripts are the base's), in
-//!   promptgate's environment (so the pipeline finds its own keys).
+//!   baseline's from a checkout of the merge base, so its scripts are the base's), with a
+//!   minimal environment: `PATH`, `HOME`, the locale and the temporary folder
+//!   (`secrets::CHILD_BASE_ENV`), plus the variables the provider's `env:` lists. Nothing else
+//!   is inherited, the GitHub token least of all; the listed values are redacted from every
+//!   output.
 //! - stdin receives the request as one JSON object:
 //!   `{"model", "messages": [{"role", "content"}], "temperature", "max_tokens", "top_p", "seed"}`
 //!   (absent settings are `null`).
@@ -16,6 +19,8 @@
 //!   measures the process's wall-clock time.
 //! - exit 0 is success; exit 75 (`EX_TEMPFAIL`) a transient failure worth retrying; any other
 //!   exit a permanent failure, reported with the end of stderr.
+//! - stdout is read up to [`MAX_STDOUT`] bytes (more is a failure and the process is killed);
+//!   of stderr only the last [`STDERR_KEPT`] bytes are kept.
 //!
 //! A runner timeout drops the call, which kills the process.
 
@@ -26,7 +31,6 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use super::http::{redact, shorten};
 use super::mock::estimate_tokens;
 use super::{Provider, ProviderError, Request, Response, Usage};
 use crate::error::{Diagnostic, Error};
@@ -38,11 +42,20 @@ pub const EXIT_TEMPFAIL: i32 = 75;
 /// How much of stderr a failure reports.
 const STDERR_LINES: usize = 5;
 
+/// The most stdout an answer may have: far beyond any model output, well below what would
+/// exhaust memory with a few calls in flight.
+pub const MAX_STDOUT: usize = 16 << 20;
+
+/// The end of stderr kept for the failure message (the rest is read and dropped).
+pub const STDERR_KEPT: usize = 64 << 10;
+
 /// The `exec` provider type.
 #[derive(Clone)]
 pub struct ExecProvider {
     program: String,
     args: Vec<String>,
+    /// The variables passed through (besides the harmless base set).
+    env: Vec<String>,
     /// Where the command runs; `None`: promptgate's working directory.
     dir: Option<std::path::PathBuf>,
 }
@@ -50,7 +63,7 @@ pub struct ExecProvider {
 impl fmt::Debug for ExecProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Arguments are the user's to choose; one might carry a token.
-        let args: Vec<String> = self.args.iter().map(|a| redact(a, None)).collect();
+        let args: Vec<String> = self.args.iter().map(|a| crate::secrets::redact(a)).collect();
         f.debug_struct("ExecProvider")
             .field("program", &self.program)
             .field("args", &args)
@@ -65,6 +78,7 @@ impl ExecProvider {
             Some([program, args @ ..]) if !program.trim().is_empty() => Ok(ExecProvider {
                 program: program.clone(),
                 args: args.to_vec(),
+                env: spec.env.clone(),
                 dir: None,
             }),
             _ => Err(Diagnostic::new(format!(
@@ -108,6 +122,8 @@ impl Provider for ExecProvider {
         }
         let mut child = command
             .args(&self.args)
+            .env_clear()
+            .envs(crate::secrets::child_env(&self.env))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -126,20 +142,33 @@ impl Provider for ExecProvider {
                 let _ = stdin.shutdown().await;
             }
         };
-        let ((), output) = tokio::join!(write, child.wait_with_output());
-        let output = output.map_err(|e| ProviderError::Transient {
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let ((), stdout, stderr) = tokio::join!(write, read_capped(stdout), read_tail(stderr));
+        let stdout = match stdout {
+            Ok(bytes) => bytes,
+            Err(Overflow) => {
+                let _ = child.kill().await;
+                return Err(permanent(format!(
+                    "exec: `{}` wrote more than {} MiB on stdout; an answer must be smaller",
+                    self.program,
+                    MAX_STDOUT >> 20
+                )));
+            }
+        };
+        let status = child.wait().await.map_err(|e| ProviderError::Transient {
             message: format!("exec: waiting for `{}` failed: {e}", self.program),
             retry_after_ms: None,
         })?;
 
-        if !output.status.success() {
-            let stderr = stderr_tail(&output.stderr);
-            let how = match output.status.code() {
+        if !status.success() {
+            let stderr = stderr_tail(&stderr);
+            let how = match status.code() {
                 Some(code) => format!("exited with status {code}"),
-                None => format!("was killed ({})", output.status),
+                None => format!("was killed ({status})"),
             };
             let message = format!("exec: `{}` {how}{stderr}", self.program);
-            return Err(if output.status.code() == Some(EXIT_TEMPFAIL) {
+            return Err(if status.code() == Some(EXIT_TEMPFAIL) {
                 ProviderError::Transient {
                     message,
                     retry_after_ms: None,
@@ -148,7 +177,48 @@ impl Provider for ExecProvider {
                 ProviderError::Permanent { message }
             });
         }
-        parse_stdout(request, &String::from_utf8_lossy(&output.stdout)).map_err(permanent)
+        parse_stdout(request, &String::from_utf8_lossy(&stdout)).map_err(permanent)
+    }
+}
+
+/// stdout went past [`MAX_STDOUT`].
+struct Overflow;
+
+/// All of `pipe`, unless it exceeds [`MAX_STDOUT`].
+async fn read_capped(pipe: Option<tokio::process::ChildStdout>) -> Result<Vec<u8>, Overflow> {
+    use tokio::io::AsyncReadExt as _;
+    let Some(mut pipe) = pipe else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => return Ok(out),
+            Ok(n) if out.len() + n > MAX_STDOUT => return Err(Overflow),
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// The last [`STDERR_KEPT`] bytes of `pipe`, read to its end so the program never blocks on it.
+async fn read_tail(pipe: Option<tokio::process::ChildStderr>) -> Vec<u8> {
+    use tokio::io::AsyncReadExt as _;
+    let Some(mut pipe) = pipe else {
+        return Vec::new();
+    };
+    let mut tail: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 16 << 10];
+    loop {
+        match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => return tail,
+            Ok(n) => {
+                tail.extend_from_slice(&chunk[..n]);
+                if tail.len() > 2 * STDERR_KEPT {
+                    tail.drain(..tail.len() - STDERR_KEPT);
+                }
+            }
+        }
     }
 }
 
@@ -215,7 +285,7 @@ fn stderr_tail(stderr: &[u8]) -> String {
         return String::new();
     }
     let tail = lines[lines.len().saturating_sub(STDERR_LINES)..].join("\n");
-    let tail = redact(&tail, None);
+    let tail = crate::secrets::redact(&tail);
     // Keep the end, where the actual error usually is.
     let chars = tail.chars().count();
     let tail = if chars > 1000 {
@@ -223,7 +293,8 @@ fn stderr_tail(stderr: &[u8]) -> String {
     } else {
         tail
     };
-    format!(": {}", shorten(&tail, 1000))
+    // Already at most 1000 characters (and the "…" that says it was cut at the front).
+    format!(": {tail}")
 }
 
 #[cfg(test)]
@@ -372,6 +443,52 @@ mod tests {
                 latency_ms: None,
             }),
         );
+    }
+
+    #[test]
+    fn the_program_gets_only_its_listed_variables_and_no_token() {
+        // `env` prints what the program received: only the harmless base set and what the
+        // config lists (unset here, so absent), whatever this test process has (a token, say).
+        let mut spec = spec(ProviderKind::Exec, None);
+        spec.command = Some(vec!["/usr/bin/env".to_owned()]);
+        spec.env = vec!["PROMPTGATE_TEST_LISTED".to_owned()];
+        let provider = ExecProvider::from_spec(&spec).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let out = runtime.block_on(provider.complete(&request())).unwrap().text;
+        let names: Vec<&str> = out.lines().filter_map(|l| l.split_once('=').map(|(n, _)| n)).collect();
+        for name in &names {
+            assert!(
+                crate::secrets::CHILD_BASE_ENV.contains(name) || *name == "PROMPTGATE_TEST_LISTED",
+                "`{name}` was inherited: {names:?}"
+            );
+        }
+        assert!(!names.contains(&"GITHUB_TOKEN"));
+    }
+
+    #[test]
+    fn endless_output_is_cut_off_with_a_clear_error() {
+        check(
+            "cat /dev/zero",
+            Err(ProviderError::Permanent {
+                message: "exec: `/bin/sh` wrote more than 16 MiB on stdout; an answer must be smaller".to_owned(),
+            }),
+        );
+        // A flood on stderr is read and dropped, keeping its end.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let flood = sh("head -c 3000000 /dev/zero | tr '\\0' x >&2; echo >&2; echo 'the real error' >&2; exit 1");
+        match runtime.block_on(flood.complete(&request())) {
+            Err(ProviderError::Permanent { message }) => {
+                assert!(message.ends_with("\nthe real error"), "{message}");
+                assert!(message.chars().count() < 1_100, "{}", message.len());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -7,7 +7,6 @@
 //! provider's own message) when it cannot.
 
 use std::fmt;
-use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
@@ -17,6 +16,13 @@ use serde::de::DeserializeOwned;
 use super::ProviderError;
 use crate::error::{Diagnostic, Error};
 use crate::suite::ProviderSpec;
+
+/// The largest response body read from a provider.
+pub const MAX_BODY: usize = 16 << 20;
+
+/// The longest wait a provider's `Retry-After` or rate-limit reset header is taken at (a wait
+/// of days, or `1e400` seconds, would hang the run).
+pub const MAX_RETRY_AFTER_MS: u64 = 120_000;
 
 /// An API key read from the environment. Its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -63,8 +69,16 @@ pub fn api_key(spec: &ProviderSpec, default_env: Option<&str>) -> Result<Option<
     let Some(env) = spec.api_key_env.as_deref().or(default_env) else {
         return Ok(None);
     };
+    if let Some(problem) = crate::secrets::refused_variable(env) {
+        return Err(Diagnostic::new(format!("provider `{}`: {problem}", spec.name))
+            .hint("name the variable that holds the provider's own key in `api_key_env`")
+            .into());
+    }
     match std::env::var(env) {
-        Ok(value) if !value.trim().is_empty() => Ok(Some(ApiKey::new(env, value.trim()))),
+        Ok(value) if !value.trim().is_empty() => {
+            crate::secrets::register(env, &value);
+            Ok(Some(ApiKey::new(env, value.trim())))
+        }
         _ => Err(Diagnostic::new(format!(
             "provider `{}` (type {}) needs an API key, but the environment variable `{env}` is not set",
             spec.name,
@@ -129,11 +143,34 @@ impl Api {
         let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
         let response_headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(|e| self.transport_error(&e))?;
+        let bytes = self.read_body(response).await?;
         if !status.is_success() {
             return Err(self.status_error(status, &response_headers, &bytes));
         }
         decode(self.kind, &bytes).map_err(|e| self.redacted(e))
+    }
+
+    /// The response body, read up to [`MAX_BODY`] bytes: an endless or huge body is a permanent
+    /// failure, never an out-of-memory abort.
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
+        let too_large = || ProviderError::Permanent {
+            message: format!(
+                "{} returned a response body larger than {} MiB; promptgate reads at most that much",
+                self.kind,
+                MAX_BODY >> 20
+            ),
+        };
+        if response.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(&e))? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// Classifies a non-2xx answer.
@@ -315,11 +352,16 @@ impl ErrorBody {
 /// Anthropic's `anthropic-ratelimit-*-reset` (RFC 3339 instants). Of several reset headers,
 /// the ones whose limit is exhausted (`…-remaining…: 0`) count, and the longest wait wins.
 pub fn retry_after_ms(headers: &HeaderMap, now: SystemTime) -> Option<u64> {
+    requested_wait_ms(headers, now).map(|ms| ms.min(MAX_RETRY_AFTER_MS))
+}
+
+fn requested_wait_ms(headers: &HeaderMap, now: SystemTime) -> Option<u64> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(ms) = get("retry-after-ms")
         .and_then(|v| v.parse::<f64>().ok())
         .filter(|ms| *ms >= 0.0)
     {
+        // `as` saturates: `1e400` (infinity) becomes the longest wait, then the cap.
         return Some(ms.ceil() as u64);
     }
     if let Some(value) = get("retry-after") {
@@ -471,18 +513,15 @@ fn instant(year: i64, month: u32, day: u32, h: u32, m: u32, s: u32, fraction: f6
     SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs_f64(seconds as f64 + fraction))
 }
 
-/// `text` with `key` (when given and long enough to be a key, not a common word) and anything
-/// shaped like a credential replaced by `[redacted]`: `Bearer …` tokens and `sk-…` keys
-/// (OpenAI, Anthropic), including the half-masked ones OpenAI echoes in its 401 messages.
+/// `text` with `key` (when given and long enough to be a key, not a common word), every other
+/// secret promptgate knows, and anything shaped like a credential replaced by `[redacted]`
+/// (see `crate::secrets`).
 pub fn redact(text: &str, key: Option<&str>) -> String {
-    static PATTERNS: LazyLock<regex::Regex> = LazyLock::new(|| {
-        regex::Regex::new(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=*-]+|\bsk-[A-Za-z0-9_*-]{4,}").expect("valid pattern")
-    });
     let text = match key {
-        Some(key) if key.len() >= 6 => text.replace(key, "[redacted]"),
+        Some(key) if key.len() >= crate::secrets::MIN_LEN => text.replace(key, crate::secrets::REDACTED),
         _ => text.to_owned(),
     };
-    PATTERNS.replace_all(&text, "[redacted]").into_owned()
+    crate::secrets::redact(&text)
 }
 
 /// At most `max` characters of `text`, with `…` when cut.
@@ -611,6 +650,11 @@ pub mod tests {
         // A date in the past means "now".
         check_retry_after(&[("retry-after", "Sun, 01 Jun 2025 11:00:00 GMT")], Some(0));
         check_retry_after(&[("retry-after", "soon")], None);
+        // Absurd waits are capped, never taken at their word.
+        check_retry_after(&[("retry-after", "999999999")], Some(MAX_RETRY_AFTER_MS));
+        check_retry_after(&[("retry-after", "1e400")], Some(MAX_RETRY_AFTER_MS));
+        check_retry_after(&[("retry-after-ms", "1e400")], Some(MAX_RETRY_AFTER_MS));
+        check_retry_after(&[("x-ratelimit-reset-requests", "99999h")], Some(MAX_RETRY_AFTER_MS));
         check_retry_after(&[("retry-after-ms", "1500"), ("retry-after", "9")], Some(1500));
         check_retry_after(
             &[("retry-after", "3"), ("x-ratelimit-reset-requests", "6m0s")],
@@ -629,9 +673,9 @@ pub mod tests {
         check_retry_after(
             &[
                 ("x-ratelimit-reset-requests", "1s"),
-                ("x-ratelimit-reset-tokens", "6m0s"),
+                ("x-ratelimit-reset-tokens", "90s"),
             ],
-            Some(360_000),
+            Some(90_000),
         );
         // Anthropic: RFC 3339 instants.
         check_retry_after(

@@ -131,6 +131,7 @@ fn check_settings_apply(spec: &crate::suite::ProviderSpec) -> Result<(), crate::
             spec.api_key_env.is_some() && kind == ProviderKind::Exec,
             "the HTTP provider types",
         ),
+        ("env", !spec.env.is_empty() && kind != ProviderKind::Exec, "exec"),
     ];
     match misplaced.into_iter().find(|(_, wrong, _)| *wrong) {
         Some((field, _, owners)) => Err(crate::error::Diagnostic::new(format!(

@@ -3,10 +3,12 @@
 //!
 //! The output of [`escape_untrusted`] is inert in every place the templates put it: a table
 //! cell, a heading, a list item, the body of a `<details>` block. It contains no HTML, no
-//! character that ends a table cell or opens a code span, no line break, nothing GitHub turns
-//! into a notification (an `@mention` or an issue reference), and so never the comment's hidden
-//! marker. It must not be placed inside a code span or fence: there entities are not decoded
-//! and would show literally.
+//! character that ends a table cell or opens a code span or fence (backticks, and `~` of a
+//! `~~~` fence or strikethrough), no line break, nothing GitHub turns into a notification (an
+//! `@mention` or an issue reference) or a link (a bare `https://…` or `www.…` a model wrote),
+//! no invisible bidirectional control that would make the text read differently from what it
+//! is, and so never the comment's hidden marker. It must not be placed inside a code span or
+//! fence: there entities are not decoded and would show literally.
 
 /// Escapes `text` for Markdown and caps it at `max_chars` characters of the original text,
 /// adding a visible "… (N more characters)" marker when it cut.
@@ -21,6 +23,12 @@
 ///   so `&#64;` would still ping; an invisible joiner is a real character in that text and
 ///   breaks the match, while the reader still sees `@octocat`. Backticks were the other
 ///   option, but a code span changes how the text looks and cannot hold escaped text.
+/// - `~` becomes an entity: `~~~` opens a code fence and `~~x~~` strikes text through.
+/// - A zero-width joiner breaks the autolinks GitHub makes of bare URLs (`https://`, `http://`,
+///   `www.`): model output is evidence, not a link to follow.
+/// - Bidirectional controls (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C) become a
+///   visible `⟨U+202E⟩`: invisible, they reorder what a reviewer reads (CVE-2021-42574,
+///   "Trojan Source").
 /// - Other control characters become U+FFFD, as GitHub would do with NUL anyway.
 pub fn escape_untrusted(text: &str, max_chars: usize) -> String {
     let total = text.chars().count();
@@ -40,6 +48,16 @@ pub fn escape_untrusted(text: &str, max_chars: usize) -> String {
             '\\' => out.push_str("&#92;"),
             '[' => out.push_str("&#91;"),
             ']' => out.push_str("&#93;"),
+            '~' => out.push_str("&#126;"),
+            ':' if chars.clone().take(2).eq("//".chars()) && ends_with_scheme(&out) => {
+                out.push(':');
+                out.push(ZERO_WIDTH_JOINER);
+            }
+            '.' if ends_with_www(&out) => {
+                out.push(ZERO_WIDTH_JOINER);
+                out.push('.');
+            }
+            c if is_bidi_control(c) => out.push_str(&format!("⟨U+{:04X}⟩", u32::from(c))),
             '\r' => {
                 // A CRLF pair is one line break, not two.
                 if chars.peek() == Some(&'\n') {
@@ -74,6 +92,33 @@ pub fn escape_untrusted(text: &str, max_chars: usize) -> String {
 }
 
 const ZERO_WIDTH_JOINER: char = '\u{200D}';
+
+/// The characters that change the direction text is displayed in.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Whether `out` ends with a URL scheme GitHub autolinks (`http`, `https`, any case).
+fn ends_with_scheme(out: &str) -> bool {
+    let lower = out
+        .get(out.len().saturating_sub(5)..)
+        .unwrap_or(out)
+        .to_ascii_lowercase();
+    lower.ends_with("http") || lower.ends_with("https")
+}
+
+/// Whether `out` ends with a `www` that starts a word, as in an autolinked `www.example.com`.
+fn ends_with_www(out: &str) -> bool {
+    let Some(before) = out
+        .len()
+        .checked_sub(3)
+        .filter(|at| out.is_char_boundary(*at) && out[*at..].eq_ignore_ascii_case("www"))
+        .map(|at| &out[..at])
+    else {
+        return false;
+    };
+    !before.chars().next_back().is_some_and(char::is_alphanumeric)
+}
 
 /// Whether `out` ends with a `GH` that starts a word, as in the `GH-123` issue reference.
 fn ends_with_gh(out: &str) -> bool {
@@ -163,8 +208,23 @@ mod tests {
         check("ends with \\", "ends with &#92;");
         check(
             "![pixel](https://evil.example/p.png)",
-            "!&#91;pixel&#93;(https://evil.example/p.png)",
+            &format!("!&#91;pixel&#93;(https:{ZWJ}//evil.example/p.png)"),
         );
+    }
+
+    #[test]
+    fn fences_links_and_bidi_controls_are_neutralised() {
+        check("~~~", "&#126;&#126;&#126;");
+        check("~~struck~~", "&#126;&#126;struck&#126;&#126;");
+        check(
+            "see https://evil.example/x and HTTP://a.b",
+            &format!("see https:{ZWJ}//evil.example/x and HTTP:{ZWJ}//a.b"),
+        );
+        check("go to www.evil.example", &format!("go to www{ZWJ}.evil.example"));
+        // Not autolinks: left as they are.
+        check("a ratio 3:2, std::env, awww.x", "a ratio 3:2, std::env, awww.x");
+        check("admin\u{202E}gnp.exe", "admin⟨U+202E⟩gnp.exe");
+        check("\u{2066}x\u{2069}", "⟨U+2066⟩x⟨U+2069⟩");
     }
 
     #[test]

@@ -1224,6 +1224,7 @@ pub(crate) mod test_fixtures {
             },
             requests_per_month: Some(1_000_000),
             waiver: None,
+            trust: TrustFacts::default(),
             shard: None,
             merged: None,
             gates: None,

@@ -19,39 +19,82 @@ use crate::results::{self, Results};
 /// Writes every output into `dir` and returns the paths written. `report.md` links no images
 /// (nothing is published yet) and carries the charts as text; a publisher that uploads
 /// `charts/*.png` re-renders it with [`markdown::render_report_with_images`].
+///
+/// Every text output passes through the redactor last (`crate::secrets`), and nothing is
+/// written through a symbolic link: a pull request that commits `promptgate-out` as a link
+/// must not redirect the outputs.
 pub fn write_outputs(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::output::create_dir(dir)?;
+    // The results are rendered from their redacted form. Most runs have nothing to redact
+    // (the runner redacted every output and error already), and a whole-results copy costs
+    // memory in a large run: the copy is made only when the serialized results show a need.
+    let json = serde_json::to_string_pretty(results)? + "\n";
+    let redacted;
+    let (results, json) = if crate::secrets::needs_redaction(&json) {
+        redacted = crate::secrets::redacted(results);
+        (&redacted, crate::secrets::redact(&json))
+    } else {
+        (results, json)
+    };
     let mut written = Vec::new();
+    let path = dir.join("results.json");
+    crate::output::write_file(&path, json.as_bytes())?;
+    written.push(path);
+    drop(json);
     let files = [
-        ("results.json", serde_json::to_string_pretty(results)? + "\n"),
         ("report.md", markdown::render_report(results)?),
         ("summary.md", markdown::render_summary(results)?),
         ("junit.xml", junit::render_junit(results)),
     ];
     for (name, text) in files {
         let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        let text = if crate::secrets::needs_redaction(&text) {
+            crate::secrets::redact(&text)
+        } else {
+            text
+        };
+        crate::output::write_file(&path, text.as_bytes())?;
         written.push(path);
     }
     let charts_dir = dir.join("charts");
     let charts = charts::render_charts(results).context("rendering the charts")?;
     if !charts.is_empty() {
-        std::fs::create_dir_all(&charts_dir).with_context(|| format!("creating {}", charts_dir.display()))?;
+        crate::output::create_dir(&charts_dir)?;
     }
     for chart in charts {
-        for (ext, bytes) in [("svg", chart.svg.into_bytes()), ("png", chart.png)] {
+        for (ext, bytes) in [
+            ("svg", crate::secrets::redact(&chart.svg).into_bytes()),
+            ("png", chart.png),
+        ] {
             let path = charts_dir.join(format!("{}.{ext}", chart.name));
-            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+            crate::output::write_file(&path, &bytes)?;
             written.push(path);
         }
     }
     Ok(written)
 }
 
+/// The largest `results.json` read: a run of 100,000 cases with long outputs stays well below.
+pub const MAX_RESULTS_BYTES: u64 = 1 << 30;
+
+fn read_capped(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let mut text = String::new();
+    file.take(MAX_RESULTS_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_RESULTS_BYTES {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {} MiB",
+            MAX_RESULTS_BYTES >> 20
+        )));
+    }
+    Ok(text)
+}
+
 /// Reads a `results.json`, checking its schema version.
 pub fn read_results(path: &Path) -> Result<Results, crate::error::Error> {
     use crate::error::{Diagnostic, Error};
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_capped(path).map_err(|e| {
         Error::from(
             Diagnostic::new(format!(
                 "cannot read {}: {}",

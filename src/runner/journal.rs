@@ -51,12 +51,17 @@ impl Journal {
     /// Opens the journal at `path` for the run `identity`, returning the outcomes it already
     /// holds by job key (empty unless the file is this run's).
     pub fn open(path: &Path, identity: &str) -> std::io::Result<(Journal, HashMap<String, Outcome>)> {
+        // The journal lives in the output folder: never written through a link there.
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            crate::output::create_dir(parent).map_err(std::io::Error::other)?;
+        }
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(std::io::Error::other(format!("{} is a symbolic link", path.display())));
+        }
         let finished = read(path, identity).unwrap_or_default();
         // Rewrite the file from what replayed, so a torn last line is gone before appending.
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)?;
-        }
         let tmp = path.with_extension("jsonl.tmp");
+        let _ = std::fs::remove_file(&tmp);
         {
             let mut out = std::io::BufWriter::new(File::create(&tmp)?);
             let header = Header {

@@ -27,6 +27,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
+pub use cache::cache_dir;
 pub use progress::ProgressMode;
 
 use crate::plan::{self, Job};
@@ -189,7 +190,9 @@ pub async fn run(
         }
     }
 
+    let watch = interrupt::Watch::new(options.interruptible);
     let context = Context {
+        watch: &watch,
         endpoints,
         limits: endpoints
             .iter()
@@ -209,7 +212,6 @@ pub async fn run(
     let cached_so_far = AtomicUsize::new(outcomes.iter().flatten().filter(|o| o.cached).count() + followers.len());
     let journal_warned = AtomicBool::new(false);
     let width = 2 * endpoints.values().map(|e| e.concurrency.max(1)).sum::<usize>().max(1);
-    let watch = interrupt::Watch::new(options.interruptible);
 
     let mut stream = futures::stream::iter(to_run)
         .map(|index| {
@@ -276,7 +278,6 @@ pub async fn run(
     drop(stream);
     progress.finish();
     let interrupted = watch.stop_requested();
-    drop(watch);
     // The journal is for resuming an interrupted run; a finished run's record is its results.
     // Removing it keeps a later `--no-cache` rerun of the same plan from replaying old answers.
     if let Some(journal) = journal.filter(|_| !interrupted) {
@@ -295,7 +296,7 @@ pub async fn run(
         .into_iter()
         .map(|o| o.unwrap_or_else(|| not_sent("job was not run".to_owned())))
         .collect();
-    Report {
+    let report = Report {
         retries: context.retries.load(Ordering::Relaxed),
         rate_limited: context.rate_limited.load(Ordering::Relaxed),
         cache_hits: outcomes.iter().filter(|o| o.cached).count(),
@@ -305,7 +306,10 @@ pub async fn run(
         spent_usd: context.budget.spent(),
         interrupted,
         outcomes,
-    }
+    };
+    drop(context);
+    drop(watch);
+    report
 }
 
 /// Identifies a job: the cache key of its request at its provider, plus its fallback chain.
@@ -336,6 +340,8 @@ struct Context<'a> {
     rate_limited: AtomicUsize,
     budget_exhausted: AtomicBool,
     cache_warned: AtomicBool,
+    /// Ctrl-C: stop sending, and stop waiting to retry.
+    watch: &'a interrupt::Watch,
 }
 
 struct Limits {
@@ -383,7 +389,10 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
         let cached = if job.retime {
             None
         } else {
-            cx.cache.as_ref().and_then(|c| c.get(&cache_key))
+            match &cx.cache {
+                Some(cache) => cache.get(&cache_key).await,
+                None => None,
+            }
         };
         if let Some((response, latency)) = cached {
             if let Some(r) = reservation.take() {
@@ -407,21 +416,34 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
         }
         last_provider = Some((*name).clone());
         match send(cx, endpoint, limits, request, seed, &mut attempts).await {
-            Ok((response, latency)) => {
+            Err(SendError::Interrupted) => {
+                if let Some(r) = reservation.take() {
+                    cx.budget.settle(r, 0.0);
+                }
+                // Not finished: a rerun sends it again, so it stays out of the journal.
+                return (not_sent("interrupted while waiting to retry".to_owned()), false);
+            }
+            Ok((mut response, latency)) => {
+                // Outputs are redacted before they are cached, journaled or recorded: a model or
+                // an `exec` program may echo a key it was given.
+                if crate::secrets::needs_redaction(&response.text) {
+                    response.text = crate::secrets::redact(&response.text);
+                }
                 let cost = cx.prices.cost(&request.model, &response.usage).unwrap_or(0.0);
                 if let Some(r) = reservation.take() {
                     cx.budget.settle(r, cost);
                 }
-                // An append to an open shard log: cheap enough to do inline.
-                if let Some(Err(e)) = cx.cache.as_ref().map(|c| c.put(&cache_key, &response, latency))
+                // An append to a shard log, on the blocking pool.
+                if let Some(cache) = &cx.cache
+                    && let Err(e) = cache.put(&cache_key, &response, latency).await
                     && !cx.cache_warned.swap(true, Ordering::Relaxed)
                 {
                     eprintln!("warning: cannot write the response cache: {e}; later runs will call again");
                 }
                 return (answered(Ok(response), latency, false, attempts), true);
             }
-            Err(e) if chain.len() > 1 => errors.push(format!("`{name}`: {}", describe(&e))),
-            Err(e) => errors.push(describe(&e)),
+            Err(SendError::Provider(e)) if chain.len() > 1 => errors.push(format!("`{name}`: {}", describe(&e))),
+            Err(SendError::Provider(e)) => errors.push(describe(&e)),
         }
     }
     if let Some(r) = reservation.take() {
@@ -430,7 +452,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
         cx.budget.settle(r, 0.0);
     }
     let outcome = Outcome {
-        result: Err(errors.join("; ")),
+        result: Err(crate::secrets::redact(&errors.join("; "))),
         latency_ms: None,
         cached: false,
         attempts,
@@ -438,6 +460,14 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
         fell_back: false,
     };
     (outcome, true)
+}
+
+/// Why [`send`] gave up.
+enum SendError {
+    /// The provider's last failure.
+    Provider(ProviderError),
+    /// Ctrl-C while waiting to retry: the call is not finished.
+    Interrupted,
 }
 
 /// Sends `request` to one endpoint until it answers, fails permanently, or runs out of retries.
@@ -448,7 +478,7 @@ async fn send(
     request: &Request,
     seed: u64,
     attempts: &mut u32,
-) -> Result<(Response, Option<f64>), ProviderError> {
+) -> Result<(Response, Option<f64>), SendError> {
     let tokens = plan::estimate_input_tokens(&request.messages) + plan::estimate_output_tokens(request.max_tokens);
     let mut retries = 0;
     loop {
@@ -485,7 +515,7 @@ async fn send(
             Signal::Other
         });
         if !retry::is_retryable(&error) || retries >= endpoint.max_retries {
-            return Err(error);
+            return Err(SendError::Provider(error));
         }
         retries += 1;
         cx.retries.fetch_add(1, Ordering::Relaxed);
@@ -493,7 +523,15 @@ async fn send(
             ProviderError::Transient { retry_after_ms, .. } => *retry_after_ms,
             _ => None,
         };
-        tokio::time::sleep(retry::backoff(cx.options.backoff_base, retries, seed, retry_after)).await;
+        let wait = retry::backoff(cx.options.backoff_base, retries, seed, retry_after);
+        // A long wait (a provider's `Retry-After`) must not outlast a Ctrl-C.
+        let deadline = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < deadline {
+            if cx.watch.stop_requested() {
+                return Err(SendError::Interrupted);
+            }
+            tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_millis(100))).await;
+        }
     }
 }
 

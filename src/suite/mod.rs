@@ -6,6 +6,7 @@
 
 mod dataset;
 mod diag;
+mod patterns;
 pub mod raw;
 mod template;
 
@@ -26,6 +27,12 @@ pub use template::Prompt;
 
 /// The default suite file, at the repository root.
 pub const DEFAULT_CONFIG: &str = "promptgate.yaml";
+
+/// The most cases one dataset may hold: a run's memory grows with cases × repeats × arms.
+pub const MAX_CASES: usize = 100_000;
+
+/// The largest prompt template (or partial) read: prompts are rendered once per case.
+pub const MAX_PROMPT_BYTES: usize = 1 << 20;
 
 /// Metrics every experiment reports, besides its scorers.
 pub const BUILTIN_METRICS: &[&str] = &[
@@ -63,6 +70,8 @@ pub struct ProviderSpec {
     pub deployment: Option<String>,
     pub api_version: Option<String>,
     pub command: Option<Vec<String>>,
+    /// exec: the environment variables passed through to the program.
+    pub env: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -286,6 +295,17 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
     let defaults_raw = raw.defaults;
     let mut providers = BTreeMap::new();
     for (name, p) in raw.providers {
+        for variable in p.api_key_env.iter().chain(&p.env) {
+            if let Some(problem) = crate::secrets::refused_variable(variable) {
+                let line = text
+                    .lines()
+                    .position(|l| l.contains(variable.as_str()) && (l.contains("env")))
+                    .map_or(0, |i| i as u64 + 1);
+                return Err(at(line, 0, format!("provider `{name}`: {problem}"))
+                    .hint("the GitHub token is promptgate's own, for publishing; a provider or program never receives it (name a variable of the provider's own key)")
+                    .into());
+            }
+        }
         let concurrency = p
             .concurrency
             .unwrap_or(if p.kind == ProviderKind::Mock { 64 } else { 8 });
@@ -311,6 +331,7 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
                 deployment: p.deployment,
                 api_version: p.api_version,
                 command: p.command,
+                env: p.env,
             },
         );
     }
@@ -866,6 +887,7 @@ impl ProviderSpec {
             deployment: None,
             api_version: None,
             command: None,
+            env: Vec::new(),
         }
     }
 }
@@ -1006,23 +1028,7 @@ pub(crate) fn resolve_assertion(
         "not-contains" => Check::NotContains(text()?),
         "not-icontains" => Check::NotIContains(text()?.to_lowercase()),
         "starts-with" => Check::StartsWith(text()?),
-        "regex" => {
-            let pattern = text()?;
-            Check::Regex(Regex::new(&pattern).map_err(|e| {
-                (
-                    format!(
-                        "invalid regex `{pattern}`: {}",
-                        e.to_string()
-                            .lines()
-                            .last()
-                            .unwrap_or("syntax error")
-                            .trim()
-                            .trim_start_matches("error: ")
-                    ),
-                    Some("the regex syntax is Rust's `regex` crate (no look-around or backreferences)".to_owned()),
-                )
-            })?)
-        }
+        "regex" => Check::Regex(patterns::compiled(&text()?)?),
         "json-valid" => Check::JsonValid,
         "json-path" => {
             let source_path = raw.path.clone().ok_or_else(|| {

@@ -43,6 +43,10 @@ pub struct RawProvider {
     pub api_version: Option<String>,
     /// exec: the command and its arguments.
     pub command: Option<Vec<String>>,
+    /// exec: the environment variables the program receives (it gets no others but a few
+    /// harmless ones such as PATH and HOME).
+    #[serde(default)]
+    pub env: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]

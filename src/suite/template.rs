@@ -19,6 +19,24 @@ use crate::workspace::{FileSource, join_in_repo, parent_dir};
 /// Bounds template execution, so a runaway loop in a prompt cannot hang the gate.
 const FUEL: u64 = 2_000_000;
 
+/// A prompt (or its rendering) larger than [`super::MAX_PROMPT_BYTES`] is refused.
+#[expect(
+    clippy::result_large_err,
+    reason = "the error ends the validation; it is not a hot path"
+)]
+fn too_large(what: &str, path: &str, bytes: usize) -> Result<(), Diagnostic> {
+    if bytes <= super::MAX_PROMPT_BYTES {
+        return Ok(());
+    }
+    Err(Diagnostic::new(format!(
+        "{what} `{path}` is {} KiB; a prompt may be at most {} KiB",
+        bytes >> 10,
+        super::MAX_PROMPT_BYTES >> 10
+    ))
+    .in_file(path)
+    .hint("a prompt is rendered and sent once per case: keep reference material in a retrieval step (an `exec` provider), not in the prompt"))
+}
+
 /// A prompt template of one tree.
 pub struct Prompt {
     source: Arc<dyn FileSource>,
@@ -58,6 +76,7 @@ impl Prompt {
             .read(path)
             .map_err(|e| super::unreadable(path, &e))?
             .ok_or_else(|| Diagnostic::new(format!("prompt file `{path}` not found")).in_file(path))?;
+        too_large("prompt", path, text.len())?;
         let is_yaml = path.ends_with(".yaml") || path.ends_with(".yml");
         let shape = if is_yaml {
             let raw: RawMessages = serde_saphyr::from_str(&text)
@@ -93,6 +112,7 @@ impl Prompt {
         reason = "a render error ends the case or the validation; it is not a hot path"
     )]
     pub fn render(&self, vars: &serde_json::Map<String, Value>) -> Result<Rendered, Diagnostic> {
+        let _watched = watchdog::watch(&self.path);
         let files = Arc::new(Mutex::new(BTreeSet::from([self.path.clone()])));
         let env = self.environment(Arc::clone(&files));
         let context = minijinja::Value::from(minijinja::value::Serde(vars));
@@ -136,6 +156,9 @@ impl Prompt {
                 }
             }
         }
+        for m in &messages {
+            too_large("the rendered prompt", &self.path, m.content.len())?;
+        }
         let files = files.lock().map(|f| f.clone()).unwrap_or_default();
         Ok(Rendered { messages, files })
     }
@@ -168,6 +191,17 @@ impl Prompt {
             let text = source
                 .read(name)
                 .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, format!("reading `{name}`: {e:#}")))?;
+            if let Some(t) = &text
+                && t.len() > super::MAX_PROMPT_BYTES
+            {
+                return Err(minijinja::Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!(
+                        "`{name}` is larger than the {} KiB a prompt may be",
+                        super::MAX_PROMPT_BYTES >> 10
+                    ),
+                ));
+            }
             if text.is_some()
                 && let Ok(mut f) = files.lock()
             {
@@ -263,5 +297,100 @@ impl Prompt {
             }
         }
         d.hint(hint)
+    }
+}
+
+/// Renders run under a watchdog. minijinja's fuel counts instructions, but one instruction can
+/// be unbounded work: `{% set ns.x = ns.x + ns.x %}` in a loop of 33 builds a list of 2³³
+/// items in 33 steps, which no fuel stops. A render cannot be cancelled from outside its
+/// thread, so a render that runs longer than [`TIME_LIMIT`], or grows the process by more than
+/// [`MEMORY_LIMIT`] (Linux, from `/proc/self/statm`), ends the process with a diagnostic and
+/// exit code 2: the template is bad input, and nothing else could stop it.
+mod watchdog {
+    use std::sync::{Mutex, Once};
+    use std::time::{Duration, Instant};
+
+    pub const TIME_LIMIT: Duration = Duration::from_secs(5);
+    pub const MEMORY_LIMIT: u64 = 1 << 30;
+    const TICK: Duration = Duration::from_millis(50);
+
+    struct Active {
+        id: u64,
+        path: String,
+        started: Instant,
+        /// The process's memory when the watchdog first saw this render (read by the
+        /// watchdog, so a render pays no system call).
+        resident_at_start: Option<u64>,
+    }
+
+    static ACTIVE: Mutex<Vec<Active>> = Mutex::new(Vec::new());
+    static NEXT: Mutex<u64> = Mutex::new(0);
+    static START: Once = Once::new();
+
+    /// Removes its render from the watch when dropped.
+    pub struct Watched(u64);
+
+    impl Drop for Watched {
+        fn drop(&mut self) {
+            if let Ok(mut active) = ACTIVE.lock() {
+                active.retain(|a| a.id != self.0);
+            }
+        }
+    }
+
+    pub fn watch(path: &str) -> Watched {
+        START.call_once(|| {
+            let _ = std::thread::Builder::new()
+                .name("promptgate-template-watchdog".to_owned())
+                .spawn(run);
+        });
+        let id = NEXT.lock().map(|mut n| {
+            *n += 1;
+            *n
+        });
+        let id = id.unwrap_or(0);
+        if let Ok(mut active) = ACTIVE.lock() {
+            active.push(Active {
+                id,
+                path: path.to_owned(),
+                started: Instant::now(),
+                resident_at_start: None,
+            });
+        }
+        Watched(id)
+    }
+
+    fn run() {
+        loop {
+            std::thread::sleep(TICK);
+            let Ok(mut active) = ACTIVE.lock() else { return };
+            if active.is_empty() {
+                continue;
+            }
+            let resident = resident_bytes();
+            for a in active.iter_mut() {
+                let start = *a.resident_at_start.get_or_insert(resident.unwrap_or(0));
+                let grown = resident.map_or(0, |r| r.saturating_sub(start));
+                let why = if a.started.elapsed() > TIME_LIMIT {
+                    format!("ran longer than {} s", TIME_LIMIT.as_secs())
+                } else if grown > MEMORY_LIMIT {
+                    format!("took more than {} MiB of memory", MEMORY_LIMIT >> 20)
+                } else {
+                    continue;
+                };
+                let path = crate::output::inert(&a.path);
+                eprintln!(
+                    "error: the prompt template {why} while rendering\n  --> {path}\nhint: look for a loop that doubles a list or a string (`x + x`), or that runs over a very large value; a template must render in well under a second"
+                );
+                std::process::exit(i32::from(crate::error::exit::USAGE));
+            }
+        }
+    }
+
+    /// The process's resident memory, where the system says (Linux).
+    fn resident_bytes() -> Option<u64> {
+        let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        Some(pages * 4096)
     }
 }

@@ -36,7 +36,7 @@ pub enum ChangeKind {
 impl Repo {
     /// Opens the repository containing `dir`, at its top level.
     pub fn open(dir: &Path) -> Result<Repo, Error> {
-        let out = Command::new("git")
+        let out = git_command()
             .arg("-C")
             .arg(dir)
             .args(["rev-parse", "--show-toplevel"])
@@ -206,7 +206,7 @@ impl Repo {
 
     /// Git with a fixed identity and without the user's or the system's configuration.
     fn scripted(&self, args: &[&str]) -> anyhow::Result<()> {
-        let out = Command::new("git")
+        let out = git_command()
             .arg("-C")
             .arg(&self.root)
             .args([
@@ -235,7 +235,7 @@ impl Repo {
     }
 
     fn git(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = Command::new("git")
+        let out = git_command()
             .arg("-C")
             .arg(&self.root)
             .args(args)
@@ -379,6 +379,16 @@ fn ls_tree(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Option<RawEntry
 
 /// The bytes of a blob.
 pub(super) fn blob(repo: &Path, id: &str) -> anyhow::Result<Vec<u8>> {
+    // A file of the suite is read whole into memory: refuse an absurd one before reading it.
+    let size = git_output(repo, &["cat-file", "-s", id])?;
+    let bytes: u64 = String::from_utf8_lossy(&size.stdout).trim().parse().unwrap_or(0);
+    if bytes > super::MAX_FILE_BYTES {
+        bail!(
+            "the file is {} MiB, larger than the {} MiB promptgate reads",
+            bytes >> 20,
+            super::MAX_FILE_BYTES >> 20
+        );
+    }
     let out = git_output(repo, &["cat-file", "blob", id])?;
     if !out.status.success() {
         bail!(
@@ -390,12 +400,21 @@ pub(super) fn blob(repo: &Path, id: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 fn git_output(repo: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
-    Command::new("git")
+    git_command()
         .arg("-C")
         .arg(repo)
         .args(args)
         .output()
         .context("running git")
+}
+
+/// `git`, without the GitHub token or the Actions runtime's credentials in its environment.
+fn git_command() -> Command {
+    let mut command = Command::new("git");
+    for name in crate::secrets::SCRUBBED {
+        command.env_remove(name);
+    }
+    command
 }
 
 pub(super) fn short(sha: &str) -> &str {

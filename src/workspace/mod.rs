@@ -23,6 +23,10 @@ pub use git::{Change, ChangeKind, Repo};
 pub use paths::{PathEscape, join_in_repo, parent_dir};
 pub use scratch::{ScratchDir, Worktree};
 
+/// The largest file any tree reads: beyond it a read is an error, not an allocation. The suite
+/// holds its own, smaller limits per kind of file (`suite::MAX_PROMPT_BYTES`, …).
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
 /// Read-only access to the files of one tree, by repository-relative path with `/` separators.
 pub trait FileSource: Send + Sync {
     /// The file's text, or `None` when the tree has no such file.
@@ -211,6 +215,15 @@ impl FileSource for DirTree {
         };
         if full.is_dir() {
             return Ok(None);
+        }
+        if let Ok(meta) = std::fs::metadata(&full)
+            && meta.len() > MAX_FILE_BYTES
+        {
+            anyhow::bail!(
+                "{path} is {} MiB, larger than the {} MiB promptgate reads",
+                meta.len() >> 20,
+                MAX_FILE_BYTES >> 20
+            );
         }
         match std::fs::read(&full) {
             Ok(bytes) => Ok(Some(

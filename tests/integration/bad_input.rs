@@ -826,6 +826,8 @@ fn promptgate_with_timeout(dir: &Path, args: &[&str], limit: Duration) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_promptgate"))
         .current_dir(dir)
         .args(args)
+        .env("XDG_CACHE_HOME", crate::support::test_cache_home(dir))
+        .env_remove("PROMPTGATE_CACHE_DIR")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -845,4 +847,104 @@ fn promptgate_with_timeout(dir: &Path, args: &[&str], limit: Duration) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+// Bounded by construction: inputs of untrusted size are refused, not allocated.
+
+#[test]
+fn a_template_that_doubles_a_list_stops_in_seconds_with_exit_2() {
+    let repo = TestRepo::with_demo_base();
+    repo.write(
+        PROMPT,
+        "{% set ns = namespace(x=[1]) %}{% for i in range(33) %}{% set ns.x = ns.x + ns.x %}{% endfor %}{{ ns.x|length }}\n",
+    );
+    let started = Instant::now();
+    let run = promptgate_with_timeout(repo.path(), &["validate"], Duration::from_secs(60));
+    run.expect_code(2)
+        .stderr_has("error: the prompt template ran longer than 5 s")
+        .stderr_has("hint: look for a loop that doubles a list");
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+}
+
+#[test]
+fn an_oversized_prompt_is_refused() {
+    check(
+        |r| {
+            r.write(PROMPT, &"Refunds are possible within 30 days. ".repeat(40_000));
+        },
+        &[
+            "prompt `prompts/customer-support.md` is 1445 KiB; a prompt may be at most 1024 KiB",
+            "hint: ",
+        ],
+    );
+}
+
+#[test]
+fn a_template_that_renders_too_much_is_refused() {
+    check(
+        |r| {
+            r.write(
+                PROMPT,
+                "{% for i in range(50000) %}Refunds take thirty days. {% endfor %}\n",
+            );
+        },
+        &["the rendered prompt `prompts/customer-support.md` is 1269 KiB; a prompt may be at most 1024 KiB"],
+    );
+}
+
+#[test]
+fn regexes_are_compiled_once_and_bounded() {
+    // A thousand cases sharing one heavy pattern validate quickly: compiled once.
+    let repo = TestRepo::with_demo_base();
+    let cases: String = (0..1_000)
+        .map(|i| format!("{{\"id\": \"c{i}\", \"vars\": {{\"input\": \"q{i}\", \"customer_name\": \"Ana\"}}, \"assert\": [{{\"type\": \"regex\", \"value\": \"\\\\w{{60}}\"}}]}}\n"))
+        .collect();
+    repo.write(JSONL, &cases);
+    let started = Instant::now();
+    promptgate_with_timeout(repo.path(), &["validate"], Duration::from_secs(120)).expect_code(0);
+    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+    // A pattern too large to compile is an input error with a hint.
+    check(
+        |r| {
+            r.edit(
+                JSONL,
+                r#""value": "(?i)human agent|sorry|not sure"}]}"#,
+                r#""value": "\\w{1000}{1000}"}]}"#,
+            );
+        },
+        &["invalid regex", "hint: the pattern compiles too large"],
+    );
+}
+
+#[test]
+fn a_dataset_beyond_the_case_limit_is_refused() {
+    check(
+        |r| {
+            let cases: String = (0..100_001)
+                .map(|i| format!("{{\"vars\": {{\"input\": \"q{i}\"}}}}\n"))
+                .collect();
+            r.write(JSONL, &cases);
+        },
+        &[
+            "has 100001 cases; promptgate runs at most 100000 per experiment",
+            "hint: split it",
+        ],
+    );
+}
+
+#[test]
+fn the_github_token_is_never_a_providers_key() {
+    check(
+        |r| {
+            r.edit(
+                SUITE,
+                "offline: {type: mock}",
+                "offline: {type: openai, api_key_env: GITHUB_TOKEN}",
+            );
+        },
+        &[
+            "provider `offline`: `GITHUB_TOKEN` is the GitHub Actions token",
+            "promptgate.yaml:",
+        ],
+    );
 }

@@ -71,31 +71,68 @@ struct Ci {
     summary: String,
 }
 
+/// How a `promptgate ci` run is started: the event, and variables besides the Actions ones.
+#[derive(Clone)]
+struct Env {
+    event_name: &'static str,
+    vars: Vec<(String, String)>,
+}
+
+impl Env {
+    fn pull_request() -> Env {
+        Env {
+            event_name: "pull_request",
+            vars: Vec::new(),
+        }
+    }
+
+    fn named(event_name: &'static str) -> Env {
+        Env {
+            event_name,
+            vars: Vec::new(),
+        }
+    }
+
+    fn var(mut self, name: &str, value: &str) -> Env {
+        self.vars.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
 /// Runs `promptgate ci ARGS` in the repository with the Actions environment set.
 fn ci(dir: &Path, api: &str, event: &Path, args: &[&str]) -> Ci {
+    ci_with(dir, api, event, args, &Env::pull_request())
+}
+
+fn ci_with(dir: &Path, api: &str, event: &Path, args: &[&str], env: &Env) -> Ci {
     let scratch = dir.join(".scratch");
     std::fs::create_dir_all(&scratch).unwrap();
     let output = scratch.join("github_output");
     let summary = scratch.join("step_summary");
     let _ = std::fs::remove_file(&output);
     let _ = std::fs::remove_file(&summary);
-    let out = Command::new(env!("CARGO_BIN_EXE_promptgate"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_promptgate"));
+    command
         .current_dir(dir)
         .arg("ci")
         .args(args)
         .env("NO_COLOR", "1")
         .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_EVENT_NAME", "pull_request")
+        .env("GITHUB_EVENT_NAME", env.event_name)
         .env("GITHUB_EVENT_PATH", event)
         .env("GITHUB_REPOSITORY", REPO)
         .env("GITHUB_API_URL", api)
         .env("GITHUB_TOKEN", TOKEN)
         .env("GITHUB_OUTPUT", &output)
         .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("XDG_CACHE_HOME", crate::support::test_cache_home(dir))
+        .env_remove("PROMPTGATE_CACHE_DIR")
         .env_remove("GITHUB_SERVER_URL")
-        .env_remove("GITHUB_RUN_ID")
-        .output()
-        .expect("the binary runs");
+        .env_remove("GITHUB_RUN_ID");
+    for (name, value) in &env.vars {
+        command.env(name, value);
+    }
+    let out = command.output().expect("the binary runs");
     let run = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -114,14 +151,72 @@ fn ci(dir: &Path, api: &str, event: &Path, args: &[&str]) -> Ci {
 
 /// Runs the binary on a blocking thread so the fake server keeps answering.
 async fn ci_async(repo: &TestRepo, api: String, event: PathBuf, args: &[&str]) -> Ci {
-    let dir = repo.path().to_owned();
+    ci_async_in(repo.path(), api, event, args, Env::pull_request()).await
+}
+
+async fn ci_async_in(dir: &Path, api: String, event: PathBuf, args: &[&str], env: Env) -> Ci {
+    let dir = dir.to_owned();
     let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        ci(&dir, &api, &event, &args)
+        ci_with(&dir, &api, &event, &args, &env)
     })
     .await
     .unwrap()
+}
+
+/// An `issue_comment` payload: `login` commented `body` on pull request 7.
+fn comment_event(dir: &Path, login: &str, body: &str) -> PathBuf {
+    let payload = json!({
+        "action": "created",
+        "issue": {"number": 7, "pull_request": {"url": format!("https://api.github.com/repos/{REPO}/pulls/7")}},
+        "comment": {"id": 80, "body": body, "user": user(login)},
+        "repository": {"full_name": REPO},
+        "sender": user(login),
+    });
+    let path = dir.join(format!("comment-event-{}.json", login));
+    std::fs::write(&path, serde_json::to_string(&payload).unwrap()).unwrap();
+    path
+}
+
+/// A `pull_request` `labeled`/`unlabeled` payload for `label`, with `labels` on the PR after it.
+fn label_event(dir: &Path, base: &str, head: &str, action: &str, label: &str, labels: &[&str]) -> PathBuf {
+    let path = event(dir, base, head, labels);
+    let mut payload: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    payload["action"] = json!(action);
+    payload["label"] = json!({"name": label});
+    payload["sender"] = user("maya");
+    let path = dir.join(format!("{action}-{}.json", &head[..8]));
+    std::fs::write(&path, serde_json::to_string(&payload).unwrap()).unwrap();
+    path
+}
+
+/// `GET /pulls/7` answers with this pull request.
+async fn pr_mock(server: &MockServer, base: &str, head: &str, labels: &[&str]) {
+    json_mock(
+        server,
+        "GET",
+        &format!("/repos/{REPO}/pulls/7"),
+        200,
+        json!({
+            "number": 7,
+            "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
+            "head": {"ref": "tighten-refunds", "sha": head, "repo": {"full_name": REPO}},
+            "labels": labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(),
+        }),
+    )
+    .await;
+}
+
+/// The body of the last update to our sticky comment (id 42).
+async fn last_sticky_body(server: &MockServer) -> String {
+    let (_, requests) = sequence(server).await;
+    let last = requests
+        .iter()
+        .rev()
+        .find(|q| q.method.as_str() == "PATCH" && q.url.path().ends_with("/issues/comments/42"))
+        .expect("the sticky comment was updated");
+    body(last)["body"].as_str().unwrap().to_owned()
 }
 
 fn user(login: &str) -> Value {
@@ -143,6 +238,22 @@ async fn json_mock(server: &MockServer, verb: &str, route: &str, status: u16, bo
 /// A fake GitHub: the Actions token cannot read `/user`; the PR has two pages of comments, the
 /// second holding our sticky comment; `reviews` is what listing reviews answers.
 async fn fake_github(page2_extra: Vec<Value>, reviews: Value, permissions: &[(&str, &str)]) -> MockServer {
+    fake_github_with(
+        &format!("{MARKER}\n## ✅ promptgate: pass\nold numbers"),
+        page2_extra,
+        reviews,
+        permissions,
+    )
+    .await
+}
+
+/// [`fake_github`] with our sticky comment (id 42) holding `sticky`.
+async fn fake_github_with(
+    sticky: &str,
+    page2_extra: Vec<Value>,
+    reviews: Value,
+    permissions: &[(&str, &str)],
+) -> MockServer {
     let server = MockServer::start().await;
     json_mock(&server, "GET", "/user", 403, json!({"message": "Resource not accessible by integration", "documentation_url": "https://docs.github.com/rest/users/users#get-the-authenticated-user"})).await;
     let comments = format!("/repos/{REPO}/issues/7/comments");
@@ -155,11 +266,7 @@ async fn fake_github(page2_extra: Vec<Value>, reviews: Value, permissions: &[(&s
         "mallory",
         &format!("{MARKER}\n## ✅ promptgate: pass"),
     ));
-    let mut page2 = vec![comment_json(
-        42,
-        BOT,
-        &format!("{MARKER}\n## ✅ promptgate: pass\nold numbers"),
-    )];
+    let mut page2 = vec![comment_json(42, BOT, sticky)];
     page2.extend(page2_extra);
     Mock::given(method("GET"))
         .and(path(comments.as_str()))
@@ -300,11 +407,12 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
     let (base, head) = demo_pr(&repo);
     let r = |p: &str| format!("/repos/{REPO}{p}");
 
-    // First push: a regression. A writer (not a maintainer) tries to waive it.
+    // First push: a regression. An old accept comment is not looked at: waivers are bound
+    // when given, by their own run, never found by an evaluation.
     let server = fake_github(
         vec![comment_json(77, "tri", "/promptgate accept the judge is flaky")],
         json!([]),
-        &[("tri", "write")],
+        &[("tri", "admin")],
     )
     .await;
     let first = ci_async(
@@ -318,7 +426,7 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
         .run
         .expect_code(1)
         .stdout_has("verdict: FAIL")
-        .stdout_has("::error file=prompts/customer-support.md,line=1");
+        .stdout_has("::error file=prompts/customer-support.md,line=14,");
     let (lines, requests) = sequence(&server).await;
     let blobs = blob_count(&lines);
     let mut expected = vec![
@@ -326,7 +434,9 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
         format!("GET {}?per_page=100", r("/issues/7/comments")),
         format!("GET {}?per_page=100&page=2", r("/issues/7/comments")),
         format!("PATCH {}", r("/issues/comments/42")),
-        format!("GET {}", r("/collaborators/tri/permission")),
+        // A failing verdict reads the comments again: a waiver's run may have recorded one.
+        format!("GET {}?per_page=100", r("/issues/7/comments")),
+        format!("GET {}?per_page=100&page=2", r("/issues/7/comments")),
     ];
     expected.extend(asset_lines(blobs));
     expected.extend([
@@ -337,7 +447,7 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
     ]);
     assert_eq!(lines, expected);
     // The report's PATCH follows the blobs and the five other Git Data requests.
-    let k = 5 + blobs + 5;
+    let k = 6 + blobs + 5;
     assert!(requests.iter().all(|q| {
         q.headers
             .get("authorization")
@@ -361,8 +471,12 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
     assert_eq!(check["head_sha"], head.as_str());
     assert_eq!(check["status"], "completed");
     assert_eq!(check["conclusion"], "failure");
+    // The verdict's word once: "regression: customer-support: …", never "regression:
+    // regression in …".
+    let title = check["output"]["title"].as_str().unwrap();
+    assert!(!title.contains("regression: regression"), "{title}");
     assert!(
-        check["output"]["title"].as_str().unwrap().starts_with("regression: "),
+        title.starts_with("regression: customer-support") || title.starts_with("regression in customer-support"),
         "{}",
         check["output"]["title"]
     );
@@ -373,8 +487,13 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
             .find(|a| a["path"] == p)
             .unwrap_or_else(|| panic!("no annotation on {p}: {annotations:?}"))
     };
-    assert_eq!(on("prompts/customer-support.md")["annotation_level"], "failure");
-    assert_eq!(on("configs/customer-support.yaml")["annotation_level"], "failure");
+    // On the changed lines: the refunds include replaced by two lines, the version bumped.
+    let prompt = on("prompts/customer-support.md");
+    assert_eq!(prompt["annotation_level"], "failure");
+    assert_eq!((&prompt["start_line"], &prompt["end_line"]), (&json!(14), &json!(15)));
+    let config = on("configs/customer-support.yaml");
+    assert_eq!(config["annotation_level"], "failure");
+    assert_eq!(config["start_line"], 2);
     assert_eq!(on("prompts/product-faq.md")["annotation_level"], "notice");
     assert!(
         annotations.iter().all(|a| a["path"] != "prompts/partials/refunds.md"),
@@ -439,71 +558,301 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
     assert!(second.output.contains("verdict<<promptgate_EOF\npass\n"));
 }
 
+/// A provider key that must never reach GitHub, an output or a log.
+const CANARY_KEY: &str = "sk-canary-KEY-0123456789abcdef";
+
+/// Evaluates the demo pull request (a regression) and returns the sticky comment it left.
+async fn evaluated_regression(repo: &TestRepo, base: &str, head: &str) -> String {
+    let server = fake_github(vec![], json!([]), &[]).await;
+    ci_async(
+        repo,
+        server.uri(),
+        event(repo.path(), base, head, &[]),
+        &["--no-assets", "--out", "out"],
+    )
+    .await
+    .run
+    .expect_code(1);
+    last_sticky_body(&server).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_maintainers_accept_comment_waives_the_regression_as_neutral() {
+async fn an_accept_comment_republishes_the_last_results_without_evaluating() {
     let repo = TestRepo::with_demo_base();
     let (base, head) = demo_pr(&repo);
+    let sticky = evaluated_regression(&repo, &base, &head).await;
+    assert!(sticky.contains("<!-- promptgate:state "), "{sticky}");
+
+    // The waiver's run: no checkout (an empty folder), a provider key in the environment.
+    let empty = tempfile::tempdir().unwrap();
     let extra = vec![comment_json(
         80,
         "maya",
         "/promptgate accept refunds moved to the help center on purpose",
     )];
-    let server = fake_github(extra, json!([]), &[("maya", "admin")]).await;
-    let run = ci_async(
-        &repo,
+    let server = fake_github_with(&sticky, extra, json!([]), &[("maya", "admin")]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let run = ci_async_in(
+        empty.path(),
         server.uri(),
-        event(repo.path(), &base, &head, &[]),
+        comment_event(
+            empty.path(),
+            "maya",
+            "/promptgate accept refunds moved to the help center on purpose",
+        ),
         &["--out", "out"],
+        Env::named("issue_comment").var("OPENAI_API_KEY", CANARY_KEY),
     )
     .await;
     run.run.expect_code(0).stdout_has("verdict: WAIVED");
+    assert!(!run.run.stderr.contains("evaluating"), "{}", run.run.stderr);
+    assert!(!empty.path().join("out").exists(), "nothing was evaluated or written");
     let (lines, requests) = sequence(&server).await;
-    assert!(
-        lines.contains(&format!("GET /repos/{REPO}/collaborators/maya/permission")),
-        "{lines:?}"
+    let r = |p: &str| format!("/repos/{REPO}{p}");
+    assert_eq!(
+        lines,
+        [
+            format!("GET {}", r("/pulls/7")),
+            "GET /user".to_owned(),
+            format!("GET {}?per_page=100", r("/issues/7/comments")),
+            format!("GET {}?per_page=100&page=2", r("/issues/7/comments")),
+            format!("GET {}", r("/collaborators/maya/permission")),
+            format!("PATCH {}", r("/issues/comments/42")),
+            format!("POST {}", r("/check-runs")),
+        ]
     );
+    for q in &requests {
+        let text = String::from_utf8_lossy(&q.body);
+        assert!(!text.contains(CANARY_KEY), "the key was sent: {text}");
+        assert!(
+            q.headers
+                .values()
+                .all(|v| !v.to_str().unwrap_or("").contains(CANARY_KEY))
+        );
+    }
+    let check = body(&requests[6]);
+    assert_eq!(check["conclusion"], "neutral");
+    assert_eq!(check["head_sha"], head.as_str());
+    let comment = body(&requests[5]);
+    let text = comment["body"].as_str().unwrap();
+    assert!(
+        text.contains("### ⚠️ promptgate: waived — regression accepted by maya"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Regression accepted") && text.contains("refunds moved to the help center on purpose"),
+        "{text}"
+    );
+    // Who, when, which commit and what, recorded for the next push.
+    assert!(text.contains(&format!("for `{}`", &head[..12])), "{text}");
+    assert!(text.contains("pass_rate in customer-support"), "{text}");
+    assert!(
+        run.output.contains("verdict<<promptgate_EOF\nwaived\n"),
+        "{}",
+        run.output
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_maintainers_accept_comment_changes_nothing() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let sticky = evaluated_regression(&repo, &base, &head).await;
+    let empty = tempfile::tempdir().unwrap();
+    let extra = vec![comment_json(81, "tri", "/promptgate accept the judge is flaky")];
+    let server = fake_github_with(&sticky, extra, json!([]), &[("tri", "write")]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let run = ci_async_in(
+        empty.path(),
+        server.uri(),
+        comment_event(empty.path(), "tri", "/promptgate accept the judge is flaky"),
+        &["--out", "out"],
+        Env::named("issue_comment"),
+    )
+    .await;
+    run.run
+        .expect_code(1)
+        .stdout_has("verdict: FAIL")
+        .stderr_has("only admins and maintainers may accept a regression");
+    let (_, requests) = sequence(&server).await;
     let check = requests
         .iter()
         .find(|q| q.url.path().ends_with("/check-runs"))
         .map(body)
         .unwrap();
-    assert_eq!(check["conclusion"], "neutral");
-    let last_comment = requests
-        .iter()
-        .rev()
-        .find(|q| q.method.as_str() == "PATCH")
-        .map(body)
-        .unwrap();
-    let text = last_comment["body"].as_str().unwrap();
-    assert!(
-        text.contains("Regression accepted")
-            && text.contains("maya")
-            && text.contains("refunds moved to the help center on purpose"),
-        "{text}"
-    );
-    let results: Value = serde_json::from_str(&repo.read("out/results.json")).unwrap();
-    assert_eq!(results["verdict"], "waived");
-    assert_eq!(results["waiver"]["by"], "maya");
-    assert_eq!(results["waiver"]["via"], "comment");
+    assert_eq!(check["conclusion"], "failure");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_maintainers_label_waives_the_regression() {
+async fn a_maintainers_label_waives_without_evaluating_and_removing_it_fails_again() {
     let repo = TestRepo::with_demo_base();
     let (base, head) = demo_pr(&repo);
-    let server = fake_github(vec![], json!([]), &[("maya", "maintain")]).await;
-    let events = json!([{"id": 1, "event": "labeled", "actor": user("maya"), "label": {"name": "promptgate:accept-regression"}}]);
+    let sticky = evaluated_regression(&repo, &base, &head).await;
+    let empty = tempfile::tempdir().unwrap();
+    let server = fake_github_with(&sticky, vec![], json!([]), &[("maya", "maintain")]).await;
+    let label = "promptgate:accept-regression";
+    pr_mock(&server, &base, &head, &[label]).await;
+    let events = json!([{"id": 501, "event": "labeled", "actor": user("maya"), "label": {"name": label}, "created_at": "2026-11-27T11:00:00Z"}]);
     json_mock(&server, "GET", &format!("/repos/{REPO}/issues/7/events"), 200, events).await;
-    let run = ci_async(
-        &repo,
+    let run = ci_async_in(
+        empty.path(),
         server.uri(),
-        event(repo.path(), &base, &head, &["promptgate:accept-regression"]),
+        label_event(empty.path(), &base, &head, "labeled", label, &[label]),
         &["--out", "out"],
+        Env::pull_request(),
     )
     .await;
     run.run.expect_code(0).stdout_has("verdict: WAIVED");
+    let waived = last_sticky_body(&server).await;
+    assert!(waived.contains("the `promptgate:accept-regression` label"), "{waived}");
+
+    // The label comes off: the same results fail again, still without evaluating.
+    let server = fake_github_with(&waived, vec![], json!([]), &[("maya", "maintain")]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let run = ci_async_in(
+        empty.path(),
+        server.uri(),
+        label_event(empty.path(), &base, &head, "unlabeled", label, &[]),
+        &["--out", "out"],
+        Env::pull_request(),
+    )
+    .await;
+    run.run.expect_code(1).stdout_has("verdict: FAIL");
+    let (_, requests) = sequence(&server).await;
+    let check = requests
+        .iter()
+        .find(|q| q.url.path().ends_with("/check-runs"))
+        .map(body)
+        .unwrap();
+    assert_eq!(check["conclusion"], "failure");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_push_with_a_new_regression_is_not_covered_by_the_old_waiver() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let sticky = evaluated_regression(&repo, &base, &head).await;
+    let waiver = comment_json(80, "maya", "/promptgate accept refunds moved on purpose");
+    let server = fake_github_with(&sticky, vec![waiver.clone()], json!([]), &[("maya", "admin")]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let empty = tempfile::tempdir().unwrap();
+    ci_async_in(
+        empty.path(),
+        server.uri(),
+        comment_event(empty.path(), "maya", "/promptgate accept refunds moved on purpose"),
+        &[],
+        Env::named("issue_comment"),
+    )
+    .await
+    .run
+    .expect_code(0);
+    let waived = last_sticky_body(&server).await;
+
+    // A push that keeps the accepted regression and changes nothing else stays waived.
+    repo.write("docs/style-guide.md", "# Style\n\nShort sentences.\n");
+    let same = repo.commit("docs only");
+    let server = fake_github_with(&waived, vec![waiver.clone()], json!([]), &[("maya", "admin")]).await;
+    ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &same, &[]),
+        &["--no-assets", "--out", "out"],
+    )
+    .await
+    .run
+    .expect_code(0)
+    .stdout_has("verdict: WAIVED");
+    let still = last_sticky_body(&server).await;
+
+    // A push that breaks the FAQ as well: the old waiver does not cover it.
+    repo.write(
+        "prompts/product-faq.md",
+        "# Trailhead product expert\n\nAnswer briefly.\n",
+    );
+    let broken = repo.commit("shorten the FAQ prompt to nothing");
+    let server = fake_github_with(&still, vec![waiver], json!([]), &[("maya", "admin")]).await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &broken, &[]),
+        &["--no-assets", "--out", "out"],
+    )
+    .await;
+    run.run
+        .expect_code(1)
+        .stdout_has("verdict: FAIL")
+        .stdout_has("does not cover")
+        .stdout_has("in product-faq (new)");
+    let (_, requests) = sequence(&server).await;
+    let check = requests
+        .iter()
+        .find(|q| q.url.path().ends_with("/check-runs"))
+        .map(body)
+        .unwrap();
+    assert_eq!(check["conclusion"], "failure");
     let results: Value = serde_json::from_str(&repo.read("out/results.json")).unwrap();
-    assert_eq!(results["waiver"]["via"], "label");
+    assert_eq!(results["verdict"], "fail");
+    assert!(results.get("waiver").is_none());
+}
+
+#[test]
+fn a_dry_run_on_a_comment_says_what_it_did_not_look_up() {
+    let empty = tempfile::tempdir().unwrap();
+    let file = empty.path().join("requests.json");
+    let run = ci_with(
+        empty.path(),
+        "http://127.0.0.1:9",
+        &comment_event(empty.path(), "maya", "/promptgate accept on purpose"),
+        &["--dry-run", file.to_str().unwrap()],
+        &Env::named("issue_comment").var("GITHUB_REPOSITORY", ""),
+    );
+    run.run
+        .expect_code(0)
+        .stderr_has("were not looked up")
+        .stderr_has("nothing was sent");
+    assert!(!run.run.stderr.contains("missing field"), "{}", run.run.stderr);
+    assert!(!run.run.stderr.contains("published"), "{}", run.run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forks_and_pull_request_target_are_refused_unless_told() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let fork = fork_event(repo.path(), &base, &head);
+    let server = fake_github(vec![], json!([]), &[]).await;
+    ci_async(&repo, server.uri(), fork.clone(), &["--out", "out"])
+        .await
+        .run
+        .expect_code(2)
+        .stderr_has("refusing to evaluate pull request #7: its head is a fork's code")
+        .stderr_has("hint: use the fork-safe pair");
+    ci_async_in(
+        repo.path(),
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "out"],
+        Env::named("pull_request_target"),
+    )
+    .await
+    .run
+    .expect_code(2)
+    .stderr_has("refusing to run under `pull_request_target`");
+    let (lines, _) = sequence(&server).await;
+    assert!(
+        lines.iter().all(|l| !l.starts_with("PATCH") && !l.starts_with("POST")),
+        "nothing was published: {lines:?}"
+    );
+    assert!(!repo.path().join("out/results.json").exists(), "nothing was evaluated");
+}
+
+/// The fixture payload as a fork's pull request.
+fn fork_event(dir: &Path, base: &str, head: &str) -> PathBuf {
+    let path = event(dir, base, head, &[]);
+    let mut payload: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    payload["pull_request"]["head"]["repo"] = json!({"full_name": "outside-contrib/prompts"});
+    let path = dir.join(format!("fork-{}.json", &head[..8]));
+    std::fs::write(&path, serde_json::to_string(&payload).unwrap()).unwrap();
+    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -609,7 +958,17 @@ fn dry_run_writes_the_requests_instead_of_sending_them() {
         &event(repo.path(), &base, &head, &[]),
         &["--dry-run", file.to_str().unwrap(), "--review", "--out", "out"],
     );
-    run.run.expect_code(1);
+    // It says what it did and did not do, and claims nothing it did not do.
+    run.run
+        .expect_code(1)
+        .stderr_has("dry run: not looked up: the token's identity, the existing comments")
+        .stderr_has("dry run: would publish")
+        .stderr_has("nothing was sent");
+    assert!(!run.run.stderr.contains("published "), "{}", run.run.stderr);
+    // The report names the branches, not the commits.
+    let report = std::fs::read_to_string(repo.path().join("out/report.md")).unwrap();
+    assert!(report.contains("Base **main**"), "{report}");
+    assert!(report.contains("head **tighten-refunds**"), "{report}");
     let sent: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     let routes: Vec<String> = sent
         .as_array()
@@ -763,13 +1122,15 @@ async fn a_forbidden_asset_upload_warns_and_keeps_the_text_charts() {
         lines[3..],
         [
             format!("PATCH {}", r("/issues/comments/42")),
+            format!("GET {}?per_page=100", r("/issues/7/comments")),
+            format!("GET {}?per_page=100&page=2", r("/issues/7/comments")),
             format!("POST {}", r("/git/blobs")),
             format!("PATCH {}", r("/issues/comments/42")),
             format!("POST {}", r("/check-runs")),
         ],
         "{lines:?}"
     );
-    let report = body(&requests[5]);
+    let report = body(&requests[7]);
     let report = report["body"].as_str().unwrap();
     assert!(
         report.starts_with(MARKER) && report.contains("promptgate: regression"),
@@ -871,4 +1232,630 @@ async fn a_github_app_names_its_login_and_updates_its_own_comment() {
         !lines.iter().any(|l| l.starts_with("POST ") && l.ends_with("/comments")),
         "{lines:?}"
     );
+}
+
+/// Every file under `dir`, recursively (the outputs, the journal, the response cache, the
+/// Actions side channels).
+fn every_file(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n == "objects") {
+                continue;
+            }
+            files.extend(every_file(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// A suite whose models echo what they can reach: an `exec` program given the key (which also
+/// reads its parent's environment, where the GitHub token is), and an OpenAI-compatible server
+/// that puts the key in its answers and its errors.
+fn echoing_suite(repo: &TestRepo, api: &str) {
+    repo.write(
+        "promptgate.yaml",
+        &format!(
+            r#"version: 1
+providers:
+  echo: {{type: exec, command: [sh, tools/echo.sh], env: [OPENAI_API_KEY]}}
+  http: {{type: openai-compatible, base_url: "{api}/v1", api_key_env: OPENAI_API_KEY, max_retries: 0}}
+defaults: {{provider: echo, max_error_rate: 0.6}}
+experiments:
+  - {{name: exec-echo, variant: configs/a.yaml, dataset: data/cases.jsonl, provider: echo}}
+  - {{name: http-echo, variant: configs/b.yaml, dataset: data/cases.jsonl, provider: http}}
+"#
+        ),
+    );
+    repo.write(
+        "tools/echo.sh",
+        r#"input="$(cat)"
+parent=""
+[ -r "/proc/$PPID/environ" ] && parent="$(tr '\0' ' ' < "/proc/$PPID/environ")"
+echo "stderr: key $OPENAI_API_KEY parent $parent" >&2
+case "$input" in
+  *"question 3"*) echo "auth failed for $OPENAI_API_KEY (parent $parent)" >&2; exit 1 ;;
+esac
+echo "key $OPENAI_API_KEY parent $parent"
+"#,
+    );
+    repo.write("configs/a.yaml", "model: m\nprompt: ../prompts/a.md\n");
+    repo.write("configs/b.yaml", "model: m\nprompt: ../prompts/b.md\n");
+    repo.write("prompts/a.md", "Answer.\n");
+    repo.write("prompts/b.md", "Answer.\n");
+    let cases: String = (1..=5)
+        .map(|i| format!("{{\"id\": \"c{i}\", \"vars\": {{\"input\": \"question {i}\"}}, \"assert\": [{{\"type\": \"icontains\", \"value\": \"nothing\"}}]}}\n"))
+        .collect();
+    repo.write("data/cases.jsonl", &cases);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_key_and_token_echoed_by_providers_appear_in_no_output() {
+    // The provider: answers with the key it was sent, and fails one case quoting it.
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::body_string_contains("question 3"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"error": {"message": format!("invalid key {CANARY_KEY} for this project"), "type": "invalid_request_error"}}),
+        ))
+        .with_priority(1)
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "choices": [{"message": {"role": "assistant", "content": format!("you sent {CANARY_KEY} and Bearer {CANARY_KEY}")}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 5}
+        })))
+        .mount(&provider)
+        .await;
+
+    let repo = TestRepo::new();
+    echoing_suite(&repo, &provider.uri());
+    let base = repo.commit("base");
+    repo.checkout_new("pr");
+    repo.write("prompts/a.md", "Answer briefly.\n");
+    repo.write("prompts/b.md", "Answer briefly.\n");
+    let head = repo.commit("pr");
+
+    let github = fake_github(vec![], json!([]), &[]).await;
+    let run = ci_async_in(
+        repo.path(),
+        github.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "out", "--no-assets"],
+        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
+    )
+    .await;
+    // The calls happened: the echo reached the outputs, with the secrets taken out.
+    let results = crate::support::results(&repo.path().join("out"));
+    let outputs: Vec<String> = results["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["cases"].as_array().unwrap().iter())
+        .flat_map(|c| c["candidate"].as_array().unwrap().iter())
+        .filter_map(|call| call["output"].as_str().map(str::to_owned))
+        .collect();
+    assert!(outputs.iter().any(|o| o.contains("key [redacted]")), "{outputs:?}");
+    assert!(outputs.iter().any(|o| o.contains("you sent [redacted]")), "{outputs:?}");
+    if cfg!(target_os = "linux") {
+        // The program read the token from promptgate's own environment (/proc/PPID/environ):
+        // it reached the output, and the redactor took it out.
+        assert!(
+            outputs.iter().any(|o| o.contains("GITHUB_TOKEN=[redacted]")),
+            "{outputs:?}"
+        );
+    }
+    let errors = results.to_string();
+    assert!(
+        errors.contains("invalid key [redacted]"),
+        "the error was recorded, redacted"
+    );
+
+    for (what, text) in [("stdout", &run.run.stdout), ("stderr", &run.run.stderr)] {
+        assert!(!text.contains(CANARY_KEY), "{what} holds the key:\n{text}");
+        assert!(!text.contains(TOKEN), "{what} holds the token");
+    }
+    let files = every_file(repo.path());
+    assert!(files.iter().any(|f| f.ends_with("results.json")));
+    assert!(
+        files.iter().any(|f| f.to_string_lossy().contains("test-cache")),
+        "the response cache was written: {files:?}"
+    );
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(CANARY_KEY), "{} holds the key", file.display());
+        assert!(!text.contains(TOKEN), "{} holds the token", file.display());
+    }
+    let (_, requests) = sequence(&github).await;
+    assert!(requests.iter().any(|q| q.url.path().ends_with("/check-runs")));
+    for q in requests {
+        let text = String::from_utf8_lossy(&q.body);
+        assert!(!text.contains(CANARY_KEY), "{} {} sent the key", q.method, q.url.path());
+        assert!(!text.contains(TOKEN), "{} {} sent the token", q.method, q.url.path());
+    }
+}
+
+/// An OpenAI-compatible server that answers every chat completion with `answer`.
+async fn model_server(answer: &str) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "choices": [{"message": {"role": "assistant", "content": answer}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 3}
+        })))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A small suite whose one experiment calls the keyed provider `llm` at `url`.
+fn keyed_suite(repo: &TestRepo, url: &str) {
+    repo.write(
+        "promptgate.yaml",
+        &format!(
+            r#"version: 1
+providers:
+  llm: {{type: openai-compatible, base_url: "{url}/v1", api_key_env: OPENAI_API_KEY, max_retries: 0}}
+  offline: {{type: mock}}
+defaults: {{provider: offline}}
+experiments:
+  - {{name: keyed, variant: configs/a.yaml, dataset: data/cases.jsonl, provider: llm}}
+  - {{name: offline, variant: configs/b.yaml, dataset: data/cases.jsonl}}
+"#
+        ),
+    );
+    repo.write("configs/a.yaml", "model: m\nprompt: ../prompts/a.md\n");
+    repo.write("configs/b.yaml", "model: m\nprompt: ../prompts/b.md\n");
+    repo.write("prompts/a.md", "Answer.\n");
+    repo.write("prompts/b.md", "Refunds take 30 days.\n");
+    let cases: String = (1..=6)
+        .map(|i| format!("{{\"id\": \"c{i}\", \"vars\": {{\"input\": \"refund {i}?\"}}, \"assert\": [{{\"type\": \"icontains\", \"value\": \"30 days\"}}]}}\n"))
+        .collect();
+    repo.write("data/cases.jsonl", &cases);
+}
+
+/// Requests `server` received that carry `key` in a header.
+async fn requests_with_key(server: &MockServer, key: &str) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.headers.values().any(|v| v.to_str().unwrap_or("").contains(key)))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_moving_a_keyed_endpoint_gets_no_key_until_a_maintainer_approves_that_commit() {
+    let trusted = model_server("Refunds take 30 days.").await;
+    let collector = model_server("Refunds take 30 days.").await;
+    let repo = TestRepo::new();
+    keyed_suite(&repo, &trusted.uri());
+    let base = repo.commit("base");
+    repo.checkout_new("pr");
+    repo.write("prompts/a.md", "Answer briefly.\n");
+    repo.edit("promptgate.yaml", &trusted.uri(), &collector.uri());
+    let head = repo.commit("move the endpoint");
+
+    // A local run is the user's own checkout: it runs, and says what CI would hold.
+    let local = crate::support::promptgate_env(
+        repo.path(),
+        &["run", "--base", "main", "--head", "pr", "--out", "local", "--no-cache"],
+        &[("OPENAI_API_KEY", CANARY_KEY)],
+    );
+    local
+        .expect_code(0)
+        .stderr_has("notice: this change moves where a key goes")
+        .stderr_has("llm base_url");
+
+    // In CI, before approval: the keyed experiment waits; not one request reaches the new
+    // endpoint, let alone one with the key.
+    let collector_before = collector.received_requests().await.unwrap().len();
+    let with_key_before = requests_with_key(&collector, CANARY_KEY).await;
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let run = ci_async_in(
+        repo.path(),
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "out", "--no-assets"],
+        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
+    )
+    .await;
+    run.run.expect_code(1).stdout_has("verdict: NEEDS APPROVAL");
+    assert_eq!(collector.received_requests().await.unwrap().len(), collector_before);
+    assert_eq!(requests_with_key(&collector, CANARY_KEY).await, with_key_before);
+    let results = crate::support::results(&repo.path().join("out"));
+    assert_eq!(results["verdict"], "needs_approval");
+    assert_eq!(results["approval"]["experiments"], json!(["keyed"]));
+    assert_eq!(results["approval"]["changes"][0]["provider"], "llm");
+    assert_eq!(results["approval"]["changes"][0]["field"], "base_url");
+    let (_, requests) = sequence(&server).await;
+    let check = requests
+        .iter()
+        .find(|q| q.url.path().ends_with("/check-runs"))
+        .map(body)
+        .unwrap();
+    assert_eq!(check["conclusion"], "action_required");
+    let comment = last_sticky_body(&server).await;
+    assert!(
+        comment.contains("a maintainer must approve where a key goes"),
+        "{comment}"
+    );
+    assert!(comment.contains("promptgate:trust-config"), "{comment}");
+    assert!(
+        comment.contains(&collector.uri().replace("://", ":\u{200D}//")),
+        "the new endpoint is listed: {comment}"
+    );
+
+    // A maintainer adds the label at this commit: the keyed experiment runs, with the key.
+    let label = "promptgate:trust-config";
+    let server = fake_github_with(&comment, vec![], json!([]), &[("maya", "admin")]).await;
+    let events = json!([{"id": 601, "event": "labeled", "actor": user("maya"), "label": {"name": label}, "created_at": "2026-11-27T12:00:00Z"}]);
+    json_mock(&server, "GET", &format!("/repos/{REPO}/issues/7/events"), 200, events).await;
+    let run = ci_async_in(
+        repo.path(),
+        server.uri(),
+        label_event(repo.path(), &base, &head, "labeled", label, &[label]),
+        &["--out", "out", "--no-assets"],
+        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
+    )
+    .await;
+    run.run.expect_code(0).stdout_has("verdict: PASS");
+    assert!(
+        requests_with_key(&collector, CANARY_KEY).await > with_key_before,
+        "approved: the calls went out"
+    );
+    let results = crate::support::results(&repo.path().join("out"));
+    assert!(results.get("approval").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forks_keyed_suite_waits_for_a_maintainer_through_the_fork_safe_pair() {
+    let provider = model_server("Refunds take 30 days.").await;
+    let repo = TestRepo::new();
+    keyed_suite(&repo, &provider.uri());
+    let base = repo.commit("base");
+    repo.checkout_new("pr");
+    repo.write("prompts/a.md", "Answer briefly.\n");
+    repo.write("prompts/b.md", "Refunds take 30 days, always.\n");
+    let head = repo.commit("fork change");
+    let fork = fork_event(repo.path(), &base, &head);
+
+    // Half 1: the fork's code without secrets (no key is set) and without a token.
+    let evaluate = ci_with(
+        repo.path(),
+        "http://127.0.0.1:9",
+        &fork,
+        &["--no-publish", "--out", "artifact"],
+        &Env::pull_request().var("GITHUB_TOKEN", "").var("OPENAI_API_KEY", ""),
+    );
+    evaluate.run.expect_code(1).stdout_has("verdict: NEEDS APPROVAL");
+    assert!(provider.received_requests().await.unwrap().is_empty(), "no keyed call");
+    let results = crate::support::results(&repo.path().join("artifact"));
+    assert_eq!(
+        results["approval"]["reason"],
+        "a maintainer must approve to run with keys"
+    );
+    assert_eq!(results["untrusted"], true);
+    assert!(repo.path().join("artifact/pr.json").is_file());
+
+    // Half 2: the trusted publish job, on `workflow_run`.
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let mut pr = json!({
+        "number": 7,
+        "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
+        "head": {"ref": "tighten-refunds", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}},
+        "labels": [],
+    });
+    json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pr.take()).await;
+    let workflow_run = workflow_run_event(repo.path(), &head, "success");
+    let publish = ci_async_in(
+        repo.path(),
+        server.uri(),
+        workflow_run.clone(),
+        &["--publish-only", "artifact", "--out", "published", "--no-assets"],
+        Env::named("workflow_run"),
+    )
+    .await;
+    publish.run.expect_code(1);
+    let (_, requests) = sequence(&server).await;
+    let check = requests
+        .iter()
+        .find(|q| q.url.path().ends_with("/check-runs"))
+        .map(body)
+        .unwrap();
+    assert_eq!(check["conclusion"], "action_required");
+    let title = check["output"]["title"].as_str().unwrap();
+    assert!(title.contains("a maintainer must approve to run with keys"), "{title}");
+    let comment = last_sticky_body(&server).await;
+    assert!(
+        comment.contains("a maintainer must approve to run with keys"),
+        "{comment}"
+    );
+    assert!(comment.contains("promptgate (trusted)"), "{comment}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_reported() {
+    let repo = TestRepo::with_demo_base();
+    // A change that passes: only the FAQ prompt gets shorter (same answers).
+    let base = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    repo.checkout_new("pr");
+    repo.write("docs/style-guide.md", "# Style\n\nShort sentences.\n");
+    let head = repo.commit("docs");
+    let fork = fork_event(repo.path(), &base, &head);
+    ci_with(
+        repo.path(),
+        "http://127.0.0.1:9",
+        &fork,
+        &["--no-publish", "--out", "artifact", "--all"],
+        &Env::pull_request().var("GITHUB_TOKEN", ""),
+    )
+    .run
+    .expect_code(0);
+    // The fork controls the artifact: an experiment name that would be a workflow command.
+    let results_path = repo.path().join("artifact/results.json");
+    let forged = std::fs::read_to_string(&results_path).unwrap().replace(
+        "\"name\": \"product-faq\"",
+        "\"name\": \"::add-mask::x\\n  ::set-output name=verdict::pass\"",
+    );
+    std::fs::write(&results_path, forged).unwrap();
+    let server = fake_github(vec![], json!([]), &[]).await;
+    json_mock(
+        &server,
+        "GET",
+        &format!("/repos/{REPO}/pulls/7"),
+        200,
+        json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
+               "head": {"ref": "x", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}}, "labels": []}),
+    )
+    .await;
+    let published = ci_async_in(
+        repo.path(),
+        server.uri(),
+        workflow_run_event(repo.path(), &head, "success"),
+        &["--publish-only", "artifact", "--out", "published", "--no-assets"],
+        Env::named("workflow_run"),
+    )
+    .await;
+    published.run.expect_code(0);
+    for line in published.run.stdout.lines().chain(published.run.stderr.lines()) {
+        assert!(
+            !line.trim_start().starts_with("::add-mask") && !line.trim_start().starts_with("::set-output"),
+            "a workflow command got through: {line:?}"
+        );
+    }
+    assert!(
+        published.run.stdout.contains("add-mask"),
+        "the name is still shown: {}",
+        published.run.stdout
+    );
+    let (_, requests) = sequence(&server).await;
+    let check = requests
+        .iter()
+        .find(|q| q.url.path().ends_with("/check-runs"))
+        .map(body)
+        .unwrap();
+    assert_eq!(check["conclusion"], "neutral");
+    assert!(
+        check["output"]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("evaluated without secrets by untrusted code"),
+        "{}",
+        check["output"]["title"]
+    );
+
+    // The evaluating run failed (no results): the publish job says so instead of failing blind.
+    std::fs::remove_file(repo.path().join("artifact/results.json")).unwrap();
+    let server = fake_github(vec![], json!([]), &[]).await;
+    json_mock(
+        &server,
+        "GET",
+        &format!("/repos/{REPO}/pulls/7"),
+        200,
+        json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
+               "head": {"ref": "x", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}}, "labels": []}),
+    )
+    .await;
+    ci_async_in(
+        repo.path(),
+        server.uri(),
+        workflow_run_event(repo.path(), &head, "failure"),
+        &["--publish-only", "artifact", "--out", "published", "--no-assets"],
+        Env::named("workflow_run"),
+    )
+    .await
+    .run
+    .expect_code(3)
+    .stderr_has("the evaluating workflow run concluded `failure`");
+    let (_, requests) = sequence(&server).await;
+    let check = requests
+        .iter()
+        .find(|q| q.url.path().ends_with("/check-runs"))
+        .map(body)
+        .unwrap();
+    assert_eq!(check["conclusion"], "failure");
+}
+
+/// A `workflow_run` payload for the evaluation of `head`, which concluded `conclusion`.
+fn workflow_run_event(dir: &Path, head: &str, conclusion: &str) -> PathBuf {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/github/workflow_run.completed.json"),
+    )
+    .unwrap();
+    let mut payload: Value = serde_json::from_str(&text).unwrap();
+    payload["workflow_run"]["head_sha"] = json!(head);
+    payload["workflow_run"]["conclusion"] = json!(conclusion);
+    payload["repository"] = json!({"full_name": REPO});
+    let path = dir.join(format!("workflow-run-{conclusion}.json"));
+    std::fs::write(&path, serde_json::to_string(&payload).unwrap()).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_costly_run_waits_for_the_approve_cost_label_and_names_amounts_with_their_digits() {
+    let provider = model_server("Refunds take 30 days.").await;
+    let repo = TestRepo::new();
+    keyed_suite(&repo, &provider.uri());
+    // Priced so the six keyed cases (both arms) cost well under a cent; the threshold is 0.001.
+    repo.edit(
+        "promptgate.yaml",
+        "defaults: {provider: offline}",
+        "defaults: {provider: offline}\npricing: {m: {input: 2, output: 2}}\nbudget: {approve_above_usd: 0.001}",
+    );
+    let base = repo.commit("base");
+    repo.checkout_new("pr");
+    repo.write("prompts/a.md", "Answer briefly.\n");
+    let head = repo.commit("pr");
+
+    // Locally: a run error that says how much, with digits, and what to approve.
+    let local = crate::support::promptgate_env(
+        repo.path(),
+        &["run", "--base", "main", "--head", "pr", "--out", "local"],
+        &[("OPENAI_API_KEY", CANARY_KEY)],
+    );
+    local
+        .expect_code(3)
+        .stderr_has("is above the approval threshold of $0.001")
+        .stderr_has("hint: approve it with --approve-cost 0.");
+    assert!(!local.stderr.contains("$0.00 "), "{}", local.stderr);
+
+    // In CI: nothing is spent, the check asks for a maintainer.
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let run = ci_async_in(
+        repo.path(),
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "out", "--no-assets"],
+        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
+    )
+    .await;
+    run.run.expect_code(1).stdout_has("verdict: NEEDS APPROVAL");
+    assert!(
+        provider.received_requests().await.unwrap().is_empty(),
+        "nothing was spent"
+    );
+    let results = crate::support::results(&repo.path().join("out"));
+    let reason = results["approval"]["reason"].as_str().unwrap();
+    assert!(reason.contains("above the approval threshold of $0.001"), "{reason}");
+    assert!(
+        results["approval"]["how"]
+            .as_str()
+            .unwrap()
+            .contains("promptgate:approve-cost")
+    );
+    let comment = last_sticky_body(&server).await;
+
+    // A maintainer's label approves the cost of this commit: the run spends.
+    let label = "promptgate:approve-cost";
+    let server = fake_github_with(&comment, vec![], json!([]), &[("maya", "maintain")]).await;
+    let events = json!([{"id": 701, "event": "labeled", "actor": user("maya"), "label": {"name": label}, "created_at": "2026-11-27T12:00:00Z"}]);
+    json_mock(&server, "GET", &format!("/repos/{REPO}/issues/7/events"), 200, events).await;
+    let run = ci_async_in(
+        repo.path(),
+        server.uri(),
+        label_event(repo.path(), &base, &head, "labeled", label, &[label]),
+        &["--out", "out", "--no-assets"],
+        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
+    )
+    .await;
+    run.run.expect_code(0).stderr_has("cost approved by maya");
+    assert!(!provider.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_error_is_annotated_on_its_line() {
+    let repo = TestRepo::with_demo_base();
+    let base = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    repo.checkout_new("pr");
+    repo.edit("promptgate.yaml", "provider: offline}", "provider: ofline}");
+    let head = repo.commit("typo");
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "out"],
+    )
+    .await;
+    run.run
+        .expect_code(2)
+        .stdout_has("::error file=promptgate.yaml,line=")
+        .stdout_has("title=promptgate%3A configuration error::unknown provider `ofline` in defaults");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_actions_three_steps_keep_the_token_and_the_pull_requests_code_apart() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let event = event(repo.path(), &base, &head, &[]);
+    let prepared = repo.path().join(".scratch-prepared.json");
+    let prepared_arg = prepared.to_str().unwrap().to_owned();
+    let r = |p: &str| format!("/repos/{REPO}{p}");
+
+    // 1. prepare: the token, no pull-request code; announces the run.
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let step = ci_async(
+        &repo,
+        server.uri(),
+        event.clone(),
+        &["--prepare", "--prepared", &prepared_arg, "--out", "out"],
+    )
+    .await;
+    step.run.expect_code(0);
+    assert!(
+        step.output.contains("route<<promptgate_EOF\nevaluate\n"),
+        "{}",
+        step.output
+    );
+    let (lines, _) = sequence(&server).await;
+    assert_eq!(lines.last().unwrap(), &format!("PATCH {}", r("/issues/comments/42")));
+    let announced = last_sticky_body(&server).await;
+    assert!(announced.contains("promptgate: evaluating"), "{announced}");
+    assert!(!repo.path().join("out/results.json").exists(), "nothing evaluated yet");
+
+    // 2. evaluate: no token, no API (nothing listens there): the gate from the prepared file.
+    let step = ci_async_in(
+        repo.path(),
+        "http://127.0.0.1:9".to_owned(),
+        event.clone(),
+        &["--no-publish", "--prepared", &prepared_arg, "--out", "out"],
+        Env::pull_request().var("GITHUB_TOKEN", ""),
+    )
+    .await;
+    step.run.expect_code(1).stdout_has("verdict: FAIL");
+    assert!(repo.path().join("out/pr.json").is_file());
+
+    // 3. publish: the token again; it evaluates nothing.
+    let server = fake_github_with(&announced, vec![], json!([]), &[]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let step = ci_async(
+        &repo,
+        server.uri(),
+        event,
+        &["--publish-only", "out", "--out", "out", "--no-assets"],
+    )
+    .await;
+    step.run.expect_code(1);
+    assert!(
+        !step.run.stderr.contains("promptgate: plan:"),
+        "publishing evaluated: {}",
+        step.run.stderr
+    );
+    let (_, requests) = sequence(&server).await;
+    let check = requests
+        .iter()
+        .find(|q| q.url.path().ends_with("/check-runs"))
+        .map(body)
+        .unwrap();
+    assert_eq!(check["conclusion"], "failure");
+    assert_eq!(check["head_sha"], head.as_str());
+    let report = last_sticky_body(&server).await;
+    assert!(report.contains("promptgate: regression"), "{report}");
 }

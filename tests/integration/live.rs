@@ -158,6 +158,8 @@ async fn gate(repo: &TestRepo, out: &str, extra: &[&str]) -> Run {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
             .current_dir(&dir)
             .args(&args)
+            .env("XDG_CACHE_HOME", crate::support::test_cache_home(&dir))
+            .env_remove("PROMPTGATE_CACHE_DIR")
             .env("SIM_API_KEY", SECRET)
             .env("CI", "1")
             .output()
@@ -294,6 +296,8 @@ async fn a_killed_run_resumes_without_repeating_finished_calls() {
     let dir = repo.path().to_owned();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
         .current_dir(&dir)
+        .env("XDG_CACHE_HOME", crate::support::test_cache_home(&dir))
+        .env_remove("PROMPTGATE_CACHE_DIR")
         .args([
             "run",
             "--base",
@@ -403,4 +407,58 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     files
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absurd_retry_after_is_capped_and_ctrl_c_ends_the_wait() {
+    // Every call is rate-limited with a wait of about 32 years (and `1e400` seconds): taken at
+    // its word it would hang the run.
+    let server = MockServer::start().await;
+    for (priority, wait) in [(1u8, "1e400"), (2, "999999999")] {
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .respond_with(
+                ResponseTemplate::new(429)
+                    .insert_header("retry-after", wait)
+                    .set_body_json(json!({"error": {"message": "slow down", "type": "requests"}})),
+            )
+            .up_to_n_times(if priority == 1 { 4 } else { 1_000 })
+            .with_priority(priority)
+            .mount(&server)
+            .await;
+    }
+    let repo = demo_repo(&server.uri(), false);
+    let dir = repo.path().to_owned();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
+        .current_dir(&dir)
+        .args(["run", "--base", "main", "--head", "pr", "--out", "out", "--no-cache"])
+        .env("SIM_API_KEY", SECRET)
+        .env("CI", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the calls are waiting to retry.
+    while server.received_requests().await.unwrap().len() < 8 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let interrupted_at = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        interrupted_at.elapsed() < Duration::from_secs(10),
+        "the first Ctrl-C took {:?} to stop the waits",
+        interrupted_at.elapsed()
+    );
+    assert!(!stderr.contains(SECRET));
 }

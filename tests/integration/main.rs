@@ -12,4 +12,5 @@ mod merge;
 mod outputs;
 mod policy;
 mod verdicts;
+mod workflows;
 mod worktree;

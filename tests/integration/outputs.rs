@@ -69,7 +69,7 @@ fn init_scaffolds_a_suite_that_validates_and_refuses_to_overwrite() {
     let repo = TestRepo::new();
     repo.write(".gitignore", "target");
     repo.promptgate(&["init"]).expect_code(0);
-    assert_eq!(repo.read(".gitignore"), "target\n.promptgate/\n");
+    assert_eq!(repo.read(".gitignore"), "target\npromptgate-out/\n");
     repo.promptgate(&["validate"]).expect_code(0);
     repo.promptgate(&["init"]).expect_code(2).stderr_has("already exists");
 }

@@ -167,10 +167,28 @@ impl TestRepo {
     }
 }
 
+/// The response cache's home for a test run in `dir`: its repository's own (inside `.git`,
+/// which nothing reads; found from any folder of the repository), so tests never share
+/// answers or touch the user's cache.
+pub fn test_cache_home(dir: &Path) -> PathBuf {
+    match dir.ancestors().find(|d| d.join(".git").is_dir()) {
+        Some(root) => root.join(".git").join("test-cache"),
+        None => dir.join(".test-cache"),
+    }
+}
+
 pub fn promptgate_in(dir: &Path, args: &[&str]) -> Run {
+    promptgate_env(dir, args, &[])
+}
+
+/// [`promptgate_in`] with environment variables set.
+pub fn promptgate_env(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_promptgate"))
         .current_dir(dir)
         .args(args)
+        .envs(vars.iter().copied())
+        .env("XDG_CACHE_HOME", test_cache_home(dir))
+        .env_remove("PROMPTGATE_CACHE_DIR")
         .env("NO_COLOR", "1")
         .output()
         .expect("the binary runs");

@@ -1,0 +1,70 @@
+//! Approvals a maintainer gives from GitHub: the `promptgate:trust-config` label lets a change
+//! to where a key goes (see `crate::trust`) receive the key, and `promptgate:approve-cost` lets
+//! a run above the budget's approval threshold spend (the hard cap still holds).
+//!
+//! An approval is for the head commit the label was added at: the `pull_request: labeled` run
+//! it starts is where it is granted (the adder's role checked through the API, as for
+//! waivers), and the sticky comment's state remembers it for that commit only. A later push
+//! needs a new approval: remove the label and add it again.
+
+use super::client::Client;
+use super::event::{PullRequest, PullRequestEvent};
+use super::state::{Approval, State};
+use super::waiver;
+use crate::error::Error;
+
+pub const TRUST_CONFIG: &str = "promptgate:trust-config";
+pub const APPROVE_COST: &str = "promptgate:approve-cost";
+
+/// The approvals in force for the pull request's head commit: who gave each.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Approvals {
+    pub config: Option<String>,
+    pub cost: Option<String>,
+}
+
+/// Whether `label` is one of the approval labels.
+pub fn is_approval_label(label: &str) -> bool {
+    label == TRUST_CONFIG || label == APPROVE_COST
+}
+
+/// The approvals for `pr.head_sha`. A `labeled` event for an approval label grants it when
+/// the label's adder (read from the issue events, not the payload) is an admin or maintainer
+/// and the event was for this head commit; the grant is recorded in `state`. Otherwise an
+/// approval recorded for this head commit holds while its label is still on.
+pub async fn find(
+    client: &Client,
+    pr: &PullRequest,
+    event: Option<&PullRequestEvent>,
+    state: &mut State,
+) -> Result<Approvals, Error> {
+    if let Some(event) = event
+        && event.action == "labeled"
+        && let Some(label) = event.label.as_deref().filter(|l| is_approval_label(l))
+        && let Some(labeled) = waiver::labeled_event(client, pr, label).await?
+    {
+        if waiver::is_maintainer(client, &labeled.by).await? {
+            state.approve(Approval {
+                label: label.to_owned(),
+                sha: pr.head_sha.clone(),
+                by: labeled.by,
+                event_id: labeled.id,
+            });
+        } else {
+            eprintln!(
+                "promptgate: ignoring the `{label}` label added by {}: only admins and maintainers may approve",
+                super::actions::inert(&labeled.by)
+            );
+        }
+    }
+    let holds = |label: &str| {
+        state
+            .approval(label, &pr.head_sha)
+            .filter(|_| pr.labels.iter().any(|l| l == label))
+            .map(|a| a.by.clone())
+    };
+    Ok(Approvals {
+        config: holds(TRUST_CONFIG),
+        cost: holds(APPROVE_COST),
+    })
+}

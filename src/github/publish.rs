@@ -1,0 +1,374 @@
+//! Publishing a run to the pull request: the sticky comment (with the state promptgate keeps
+//! in it), the check run and the optional review, in the order a run needs them —
+//! [`Publisher::connect`] before anything is evaluated, [`Publisher::progress`] before the first
+//! call, then [`Publisher::apply_waiver`] and [`Publisher::finish`] on the results, or
+//! [`Publisher::could_not_finish`]. [`Publisher::republish`] is a waiver's whole run: it
+//! re-publishes the last results from the comment's state and evaluates nothing.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::check::{self, Annotation};
+use super::client::Client;
+use super::event::PullRequest;
+use super::state::{self, Published, State};
+use super::{CommentMode, assets, comment, review, waiver};
+use crate::error::Error;
+use crate::plan::PlanFacts;
+use crate::report::{charts, markdown};
+use crate::results::{ExperimentStatus, Results, Verdict};
+
+/// What to publish, from the command line.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub mode: CommentMode,
+    pub check: bool,
+    pub review: bool,
+    /// Where the chart PNGs go, unless `--no-assets`.
+    pub assets: Option<AssetTarget>,
+    /// The login our comments are posted as, when the token cannot say.
+    pub bot_login: Option<String>,
+    /// The check run's details link (the workflow run).
+    pub details_url: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AssetTarget {
+    pub branch: String,
+    pub server_url: String,
+    /// The run's output folder, holding `charts/*.png`.
+    pub out: PathBuf,
+}
+
+/// A verdict re-published by a waiver: what the check and the exit code say.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Republished {
+    pub verdict: Verdict,
+    pub reason: String,
+    pub conclusion: &'static str,
+}
+
+pub struct Publisher<'a> {
+    client: &'a Client,
+    pub pr: PullRequest,
+    bot: String,
+    comments: Vec<Value>,
+    sticky: Option<u64>,
+    /// The state of the sticky comment (a new one when there is none).
+    pub state: State,
+    settings: Settings,
+}
+
+impl<'a> Publisher<'a> {
+    /// Who the token posts as, the pull request's comments, and promptgate's sticky comment
+    /// with its state.
+    pub async fn connect(client: &'a Client, pr: &PullRequest, settings: Settings) -> Result<Publisher<'a>, Error> {
+        let bot = match settings.bot_login.as_deref().filter(|l| !l.is_empty()) {
+            Some(login) => login.to_owned(),
+            None => super::identity(client).await?,
+        };
+        let mut publisher = Publisher {
+            client,
+            pr: pr.clone(),
+            bot,
+            comments: Vec::new(),
+            sticky: None,
+            state: State::new(&pr.head_sha),
+            settings,
+        };
+        publisher.refresh().await?;
+        Ok(publisher)
+    }
+
+    /// Reads the comments again: a waiver's run may have recorded a waiver meanwhile.
+    async fn refresh(&mut self) -> Result<(), Error> {
+        self.comments = comment::list(self.client, &self.pr).await?;
+        // A comment this run created may not be listed yet (the list lags behind): keep its id.
+        self.sticky = comment::find_sticky(&self.comments, &self.bot).or(self.sticky);
+        let found = self
+            .sticky
+            .and_then(|id| self.comments.iter().find(|c| c["id"].as_u64() == Some(id)))
+            .and_then(|c| c["body"].as_str())
+            .and_then(state::parse);
+        if let Some(found) = found {
+            // Keep approvals granted by this run before the refresh.
+            let approvals = std::mem::take(&mut self.state.approvals);
+            self.state = found;
+            for a in approvals {
+                self.state.approve(a);
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the previous report with "evaluating…" before the first call, keeping the
+    /// state (the last results, the waiver, the approvals) under it.
+    pub async fn progress(&mut self, facts: Option<&PlanFacts>) -> Result<(), Error> {
+        self.state.head_sha = self.pr.head_sha.clone();
+        let affected = facts.map_or(1, |f| f.experiments);
+        if self.sticky.is_some() || comment::wanted(self.settings.mode, affected, None) {
+            let body = state::body(&comment::progress_body(facts, &self.pr.head_sha), "", &self.state);
+            comment::upsert(self.client, &self.pr, &mut self.sticky, &body).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn could_not_finish(&mut self, message: &str) -> Result<(), Error> {
+        let head = self.pr.head_sha.clone();
+        if self.sticky.is_some() {
+            let body = state::body(&comment::failed_body(message, &head), "", &self.state);
+            comment::upsert(self.client, &self.pr, &mut self.sticky, &body).await?;
+        }
+        if self.settings.check {
+            let body = check::body(
+                &head,
+                "failure",
+                &format!("promptgate could not finish: {}", crate::secrets::redact(message)),
+                &format!("The gate stopped before a verdict: {message}"),
+                &[],
+                self.settings.details_url.as_deref(),
+            );
+            check::create(self.client, &body).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies the waiver in force, as the sticky comment recorded it, to failing results: the
+    /// verdict becomes `waived` when the waiver covers every regression, and otherwise the
+    /// reason says what it does not cover. A waiver that was never bound to results (given
+    /// while none were published) or whose label or comment is gone counts for nothing.
+    pub async fn apply_waiver(&mut self, results: &mut Results) -> Result<(), Error> {
+        results.waiver = None;
+        if results.verdict != Verdict::Fail {
+            return Ok(());
+        }
+        self.refresh().await?;
+        match &self.state.waiver {
+            Some(w) if waiver::still_given(w, &self.pr, &self.comments) => {
+                let w = w.clone();
+                waiver::apply(results, &w);
+            }
+            Some(w) => {
+                eprintln!(
+                    "promptgate: the waiver by {} is no longer given (its {} is gone)",
+                    super::actions::inert(&w.by),
+                    w.via
+                );
+                self.state.waiver = None;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Publishes finished results: the comment (report, notes, state), the check run, the review.
+    /// `evaluated` is the verdict and reason before any waiver, which the state keeps so that a
+    /// withdrawn waiver can be re-published without evaluating.
+    pub async fn finish(
+        &mut self,
+        results: &Results,
+        evaluated: (Verdict, &str),
+        run_error: Option<&Error>,
+        annotations: &[Annotation],
+    ) -> Result<(), Error> {
+        self.state.head_sha = results.head.sha.clone();
+        self.state.results = Some(Published::of(results, evaluated.0, evaluated.1));
+        let affected = results
+            .experiments
+            .iter()
+            .filter(|e| e.status != ExperimentStatus::Removed)
+            .count()
+            + results.trust.approval.as_ref().map_or(0, |a| a.experiments.len());
+        if self.sticky.is_some() || comment::wanted(self.settings.mode, affected, Some(results.verdict)) {
+            let images = self.publish_images(results).await;
+            let report = markdown::render_report_with_images(results, &images)
+                .map_err(|e| Error::run(format!("rendering the report: {e:#}")))?;
+            let body = state::body(&report, &comment::notes(results), &self.state);
+            comment::upsert(self.client, &self.pr, &mut self.sticky, &body).await?;
+        }
+        if self.settings.check {
+            let summary =
+                markdown::render_summary(results).map_err(|e| Error::run(format!("rendering the summary: {e:#}")))?;
+            let (conclusion, title) = match run_error {
+                Some(e) => (
+                    "failure",
+                    format!("promptgate could not finish: {}", first_line(&e.to_string())),
+                ),
+                None => (check::conclusion_of(results), check::title(results)),
+            };
+            let body = check::body(
+                &results.head.sha,
+                conclusion,
+                &title,
+                &(summary + &comment::notes(results)),
+                annotations,
+                self.settings.details_url.as_deref(),
+            );
+            check::create(self.client, &body).await?;
+        }
+        // Untrusted code's verdict neither requests changes nor dismisses a review.
+        if self.settings.review && run_error.is_none() && !results.trust.untrusted {
+            review::sync(self.client, &self.pr, &self.bot, results.verdict, &results.reason).await?;
+        }
+        Ok(())
+    }
+
+    /// A waiver's run: re-publishes the last results with the waiver now in force, evaluating
+    /// nothing. A new waiver is bound to the results last published (their commit and
+    /// regressions); the one already recorded stays as it was bound; a withdrawn one is dropped.
+    /// `None` when promptgate has published no results on this pull request yet.
+    pub async fn republish(&mut self) -> Result<Option<Republished>, Error> {
+        let Some(published) = self.state.results.clone() else {
+            return Ok(None);
+        };
+        let given = waiver::find(self.client, &self.pr, &self.comments, &self.bot).await?;
+        let recorded = self
+            .state
+            .waiver
+            .clone()
+            .filter(|w| waiver::still_given(w, &self.pr, &self.comments));
+        self.state.waiver = match (given, recorded) {
+            (Some(given), Some(recorded)) if given.source_id == recorded.source_id => Some(recorded),
+            (Some(given), _) => Some(waiver::bind(given, &published)),
+            (None, _) => None,
+        };
+        let (verdict, reason) = match (&self.state.waiver, published.verdict) {
+            (Some(w), Verdict::Fail) => match waiver::cover(w, &published.regressions) {
+                Ok(()) => (
+                    Verdict::Waived,
+                    format!("regression accepted by {}: {}", w.by, w.reason),
+                ),
+                Err(uncovered) => (
+                    Verdict::Fail,
+                    format!(
+                        "{}; the waiver by {} does not cover {}",
+                        published.reason,
+                        w.by,
+                        uncovered.join(", ")
+                    ),
+                ),
+            },
+            _ => (published.verdict, published.reason.clone()),
+        };
+        let conclusion = check::conclusion_for(verdict, published.untrusted);
+        let sticky_body = self
+            .sticky
+            .and_then(|id| self.comments.iter().find(|c| c["id"].as_u64() == Some(id)))
+            .and_then(|c| c["body"].as_str())
+            .unwrap_or("")
+            .to_owned();
+        let mut report = state::report_part(&sticky_body).to_owned();
+        // The comment shows these results (not "evaluating" a newer push): its heading follows.
+        if self.state.head_sha == published.sha {
+            report = comment::with_heading(&report, &comment::heading(verdict, &reason));
+        }
+        let mut notes = String::new();
+        if published.untrusted {
+            notes.push_str("\n🔓 **Evaluated without secrets by untrusted code** (a fork's change, run by the fork-safe workflow).\n");
+        }
+        let applied = self.state.waiver.clone().filter(|_| verdict == Verdict::Waived);
+        if let Some(w) = &applied {
+            notes.push_str(&comment::waiver_note(w));
+        }
+        let body = state::body(&report, &notes, &self.state);
+        comment::upsert(self.client, &self.pr, &mut self.sticky, &body).await?;
+        if self.settings.check {
+            let title = check::title_for(verdict, &reason, published.untrusted);
+            let summary = format!(
+                "Re-published without a new evaluation: {}\n\nThe numbers are in the promptgate comment.",
+                match &applied {
+                    Some(w) => format!("a waiver by {} applies.", w.by),
+                    None if self.state.waiver.is_some() =>
+                        "the waiver in force does not cover these results.".to_owned(),
+                    None => "no waiver is in force.".to_owned(),
+                }
+            );
+            let body = check::body(
+                &published.sha,
+                conclusion,
+                &title,
+                &summary,
+                &[],
+                self.settings.details_url.as_deref(),
+            );
+            check::create(self.client, &body).await?;
+        }
+        if self.settings.review {
+            review::sync(self.client, &self.pr, &self.bot, verdict, &reason).await?;
+        }
+        Ok(Some(Republished {
+            verdict,
+            reason,
+            conclusion,
+        }))
+    }
+
+    /// Publishes the run's chart PNGs and returns their URLs by chart name. A failure (most
+    /// often a token without `contents: write`) is a warning: the comment falls back to the
+    /// text form of the charts, and the gate's verdict stands.
+    async fn publish_images(&self, results: &Results) -> BTreeMap<String, String> {
+        let Some(target) = &self.settings.assets else {
+            return BTreeMap::new();
+        };
+        let dir = target.out.join("charts");
+        let images: Vec<assets::Image> = charts::plan_charts(results)
+            .into_iter()
+            .filter_map(|plan| {
+                let png = std::fs::read(dir.join(format!("{}.png", plan.name))).ok()?;
+                Some(assets::Image { name: plan.name, png })
+            })
+            .collect();
+        if images.is_empty() {
+            return BTreeMap::new();
+        }
+        match assets::publish(
+            self.client,
+            &target.branch,
+            &target.server_url,
+            self.pr.number,
+            &results.head.sha,
+            &images,
+        )
+        .await
+        {
+            Ok(_) if self.client.is_dry_run() => {
+                eprintln!(
+                    "promptgate: dry run: would publish {} chart image(s) to `{}` (the comment shows the text charts)",
+                    images.len(),
+                    target.branch
+                );
+                BTreeMap::new()
+            }
+            Ok(published) => {
+                eprintln!(
+                    "promptgate: published {} chart image(s) to `{}` at {}",
+                    published.urls.len(),
+                    target.branch,
+                    published.commit
+                );
+                published.urls
+            }
+            Err(e) => {
+                let text = e.to_string();
+                println!(
+                    "::warning title=promptgate: chart images not published::{}",
+                    super::actions::escape_data(&format!(
+                        "{}\nThe comment shows the charts as text only. Publishing the images needs the `contents: write` permission; pass `asset-branch: ''` (--no-assets) to stop trying.",
+                        text.trim_start_matches("error: ")
+                    ))
+                );
+                BTreeMap::new()
+            }
+        }
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("error: ")
+        .to_owned()
+}

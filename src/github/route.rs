@@ -1,0 +1,129 @@
+//! What an event asks of promptgate. An evaluation runs the pull request's prompts (and any
+//! `exec` program) with the job's keys and spends money, so only the events that change what
+//! is evaluated start one: a push (`opened`, `synchronize`, `reopened`), an approval label, a
+//! maintainer's dispatch. Waivers (the accept label, `/promptgate accept`) never evaluate: they
+//! re-publish the last results with the waiver applied. Every other event does nothing.
+
+use super::approval;
+use super::event::Trigger;
+use super::waiver;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Run the gate on the pull request's head.
+    Evaluate,
+    /// Re-publish the last results with the waivers now in force; nothing is evaluated.
+    Republish,
+    /// Nothing to do, and why.
+    Skip(String),
+    /// The event cannot be handled by this command, and why (with a hint).
+    Unsupported(String, &'static str),
+}
+
+pub fn route(trigger: &Trigger) -> Route {
+    match trigger {
+        Trigger::PullRequest { event, .. } => match event.action.as_str() {
+            "" | "opened" | "synchronize" | "reopened" | "ready_for_review" => Route::Evaluate,
+            "labeled" | "unlabeled" => {
+                let label = event.label.as_deref().unwrap_or("");
+                if label == waiver::LABEL {
+                    Route::Republish
+                } else if event.action == "labeled" && approval::is_approval_label(label) {
+                    Route::Evaluate
+                } else if approval::is_approval_label(label) {
+                    Route::Skip(format!(
+                        "removing `{label}` changes nothing now; the next push needs its own approval"
+                    ))
+                } else {
+                    Route::Skip(format!("the label `{label}` does not concern promptgate"))
+                }
+            }
+            other => Route::Skip(format!(
+                "a pull request `{other}` event changes nothing promptgate evaluates"
+            )),
+        },
+        Trigger::PullRequestComment { body, .. } => {
+            if waiver::parse_command(body).is_some() {
+                Route::Republish
+            } else {
+                Route::Skip(format!("the comment is not a `{}` command", waiver::COMMAND))
+            }
+        }
+        Trigger::Dispatch { .. } => Route::Evaluate,
+        Trigger::WorkflowRun { .. } => Route::Unsupported(
+            "a `workflow_run` event carries no checkout to evaluate".to_owned(),
+            "in the trusted workflow, download the results artifact and run `promptgate ci --publish-only DIR`",
+        ),
+        Trigger::Other(name) => Route::Unsupported(
+            format!("`promptgate ci` gates pull requests; this run was triggered by `{name}`"),
+            "trigger the workflow on `pull_request` (see docs/github.md), or use `promptgate run --base REF --head REF`",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::github::event::{PullRequest, PullRequestEvent};
+
+    fn pr_event(action: &str, label: Option<&str>) -> Trigger {
+        Trigger::PullRequest {
+            pr: PullRequest {
+                repository: "o/r".to_owned(),
+                number: 7,
+                base_ref: "main".to_owned(),
+                base_sha: "b".to_owned(),
+                head_ref: "x".to_owned(),
+                head_sha: "h".to_owned(),
+                labels: vec![],
+                fork: false,
+            },
+            event: PullRequestEvent {
+                target: false,
+                action: action.to_owned(),
+                label: label.map(str::to_owned),
+                sender: "maya".to_owned(),
+            },
+        }
+    }
+
+    #[track_caller]
+    fn check(trigger: Trigger, expected: &str) {
+        let got = match route(&trigger) {
+            Route::Evaluate => "evaluate",
+            Route::Republish => "republish",
+            Route::Skip(_) => "skip",
+            Route::Unsupported(..) => "unsupported",
+        };
+        assert_eq!(got, expected, "{trigger:?}");
+    }
+
+    #[test]
+    fn only_pushes_approvals_and_dispatches_evaluate() {
+        check(pr_event("synchronize", None), "evaluate");
+        check(pr_event("opened", None), "evaluate");
+        check(pr_event("labeled", Some("promptgate:trust-config")), "evaluate");
+        check(pr_event("labeled", Some("promptgate:approve-cost")), "evaluate");
+        check(pr_event("labeled", Some("promptgate:accept-regression")), "republish");
+        check(pr_event("unlabeled", Some("promptgate:accept-regression")), "republish");
+        check(pr_event("unlabeled", Some("promptgate:trust-config")), "skip");
+        check(pr_event("labeled", Some("documentation")), "skip");
+        check(pr_event("edited", None), "skip");
+        let comment = |body: &str| Trigger::PullRequestComment {
+            number: 7,
+            body: body.to_owned(),
+        };
+        check(comment("/promptgate accept on purpose"), "republish");
+        check(comment("/promptgate accept"), "republish");
+        check(comment("looks good"), "skip");
+        check(
+            Trigger::Dispatch {
+                pr: Some(7),
+                sha: Some("h".to_owned()),
+                actor: "maya".to_owned(),
+            },
+            "evaluate",
+        );
+        check(Trigger::Other("push".to_owned()), "unsupported");
+    }
+}

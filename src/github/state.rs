@@ -1,0 +1,203 @@
+//! What promptgate remembers between runs on one pull request, kept in its own sticky comment
+//! (a hidden HTML comment at its end): the commit the comment is about, the verdict last
+//! published and its regressions, the waiver in force, and the approvals maintainers gave.
+//!
+//! The comment is the one place both kinds of run can reach without a checkout: a waiver
+//! (`/promptgate accept`, the accept label) re-publishes from it without evaluating anything,
+//! and the next evaluation reads from it which regressions the waiver accepted. Only a comment
+//! written by the bot's own login is read (see `comment::find_sticky`), so nobody else can
+//! plant a state; a repository admin can edit it, and may waive anyway.
+
+use serde::{Deserialize, Serialize};
+
+use crate::results::{AcceptedRegression, Results, Verdict, Waiver};
+
+/// Starts the hidden state; the JSON follows, then ` -->`.
+const STATE_OPEN: &str = "<!-- promptgate:state ";
+const STATE_CLOSE: &str = " -->";
+/// Separates the rendered report from promptgate's notes (approvals, waiver) under it.
+pub const NOTES_MARKER: &str = "<!-- promptgate:notes -->";
+
+/// Version of the state's shape; a state of another version is ignored (read as none).
+const VERSION: u32 = 1;
+
+/// At most this many regressions are remembered (a waiver beyond it accepts the first ones).
+const MAX_REGRESSIONS: usize = 200;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub v: u32,
+    /// The head commit the comment is about (being evaluated, or evaluated).
+    pub head_sha: String,
+    /// The last results published, before any waiver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<Published>,
+    /// The waiver in force, bound to the regressions it accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiver: Option<Waiver>,
+    /// Approval labels maintainers added, each for the head commit it was added at.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
+}
+
+/// A verdict as published, without any waiver applied: what a waiver re-publishes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Published {
+    pub sha: String,
+    pub verdict: Verdict,
+    pub reason: String,
+    #[serde(default)]
+    pub untrusted: bool,
+    #[serde(default)]
+    pub regressions: Vec<AcceptedRegression>,
+}
+
+/// A maintainer's approval label, valid for one head commit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub label: String,
+    pub sha: String,
+    pub by: String,
+    /// The `labeled` issue event.
+    pub event_id: u64,
+}
+
+impl State {
+    pub fn new(head_sha: &str) -> State {
+        State {
+            v: VERSION,
+            head_sha: head_sha.to_owned(),
+            ..State::default()
+        }
+    }
+
+    /// The approval for `label` at `sha`, if a maintainer gave one.
+    pub fn approval(&self, label: &str, sha: &str) -> Option<&Approval> {
+        self.approvals.iter().find(|a| a.label == label && a.sha == sha)
+    }
+
+    /// Remembers an approval, replacing an older one for the same label and commit.
+    pub fn approve(&mut self, approval: Approval) {
+        self.approvals
+            .retain(|a| !(a.label == approval.label && a.sha == approval.sha));
+        self.approvals.push(approval);
+        // Approvals of other commits can never apply again; keep the list short.
+        let sha = self.head_sha.clone();
+        self.approvals.retain(|a| a.sha == sha);
+    }
+}
+
+impl Published {
+    /// The results as evaluated (`verdict` and `reason` before any waiver).
+    pub fn of(results: &Results, verdict: Verdict, reason: &str) -> Published {
+        let mut regressions = super::waiver::regressions(results);
+        regressions.truncate(MAX_REGRESSIONS);
+        Published {
+            sha: results.head.sha.clone(),
+            verdict,
+            reason: reason.to_owned(),
+            untrusted: results.trust.untrusted,
+            regressions,
+        }
+    }
+}
+
+/// The hidden state at the end of a comment body.
+pub fn render(state: &State) -> String {
+    let json = serde_json::to_string(state).unwrap_or_else(|_| "{}".to_owned());
+    // `<` and `>` only ever occur inside JSON strings, where `\u003c` means the same: so the
+    // HTML comment cannot be closed early (`-->`) by a name or a reason.
+    let json = json.replace('<', "\\u003c").replace('>', "\\u003e");
+    format!("{STATE_OPEN}{json}{STATE_CLOSE}")
+}
+
+/// The state in a comment body, if it holds one of this version.
+pub fn parse(body: &str) -> Option<State> {
+    let start = body.rfind(STATE_OPEN)? + STATE_OPEN.len();
+    let end = start + body[start..].find(STATE_CLOSE)?;
+    let state: State = serde_json::from_str(&body[start..end]).ok()?;
+    (state.v == VERSION).then_some(state)
+}
+
+/// The part of a comment body above promptgate's notes and state: the rendered report (or the
+/// progress message).
+pub fn report_part(body: &str) -> &str {
+    let cut = [body.find(NOTES_MARKER), body.find(STATE_OPEN)]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(body.len());
+    body[..cut].trim_end()
+}
+
+/// A comment body: the report, the notes under it (when any), and the state.
+pub fn body(report: &str, notes: &str, state: &State) -> String {
+    let mut body = report.trim_end().to_owned();
+    body.push_str("\n\n");
+    if !notes.trim().is_empty() {
+        body.push_str(NOTES_MARKER);
+        body.push('\n');
+        body.push_str(notes.trim_end());
+        body.push_str("\n\n");
+    }
+    body.push_str(&render(state));
+    body.push('\n');
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::Direction;
+
+    #[test]
+    fn a_state_survives_the_comment_and_cannot_close_it_early() {
+        let mut state = State::new("abc");
+        state.results = Some(Published {
+            sha: "abc".to_owned(),
+            verdict: Verdict::Fail,
+            reason: "regression in x --> <!-- promptgate:state {} -->".to_owned(),
+            untrusted: false,
+            regressions: vec![AcceptedRegression {
+                experiment: "faq-->".to_owned(),
+                metric: "pass_rate".to_owned(),
+                direction: Direction::Higher,
+                estimate: Some(-0.25),
+                ci: Some([-0.4, -0.1]),
+            }],
+        });
+        let body = body("report\n", "notes", &state);
+        let hidden = &body[body.find(STATE_OPEN).unwrap()..];
+        assert_eq!(hidden.matches("-->").count(), 1, "{hidden}");
+        assert_eq!(parse(&body), Some(state));
+        assert_eq!(report_part(&body), "report");
+    }
+
+    #[test]
+    fn a_body_without_state_or_of_another_version_has_none() {
+        assert_eq!(parse("## report"), None);
+        assert_eq!(
+            parse("<!-- promptgate:state {\"v\": 99, \"head_sha\": \"x\"} -->"),
+            None
+        );
+        assert_eq!(parse("<!-- promptgate:state not json -->"), None);
+        assert_eq!(report_part("## report\n"), "## report");
+    }
+
+    #[test]
+    fn approvals_are_kept_for_the_head_commit_only() {
+        let mut state = State::new("new");
+        let approval = |sha: &str, by: &str| Approval {
+            label: "promptgate:trust-config".to_owned(),
+            sha: sha.to_owned(),
+            by: by.to_owned(),
+            event_id: 1,
+        };
+        state.approvals.push(approval("old", "maya"));
+        state.approve(approval("new", "maya"));
+        state.approve(approval("new", "omar"));
+        assert_eq!(state.approvals, vec![approval("new", "omar")]);
+        assert!(state.approval("promptgate:trust-config", "new").is_some());
+        assert!(state.approval("promptgate:trust-config", "old").is_none());
+    }
+}

@@ -1,0 +1,232 @@
+//! Every secret value promptgate knows, and the one redactor that keeps them out of every
+//! output.
+//!
+//! Threat model: a model, an `exec` program, a provider's error body or a pull request's own
+//! suite may put a key into text promptgate then writes — `results.json` (an uploaded
+//! artifact), `report.md`, the step summary, `junit.xml`, the log, the check run, the comment,
+//! the response cache. Patterns ("`sk-…`", "`Bearer …`") catch only keys of known shapes, so
+//! the values themselves are known here: each provider key promptgate reads (registered by
+//! `providers::http::api_key`, and up front for every configured provider), the variables an
+//! `exec` provider receives, and the GitHub token. [`redact`] replaces every one of them,
+//! whatever its shape, then the known shapes, and every writer calls it last: the runner
+//! before a response is cached or recorded, `report::write_outputs` for every file, the GitHub
+//! client for every request body, `main` for every error, the terminal summary.
+//!
+//! A value shorter than [`MIN_LEN`] characters is not redacted (it would eat ordinary words
+//! such as a local server's placeholder key "none"); a warning says so.
+//!
+//! The other half is keeping secrets out of reach: [`child_env`] is the whole environment of an
+//! `exec` program (its config's variables plus a few harmless ones), and [`SCRUBBED`] lists
+//! what every other child (git) never inherits.
+
+use std::collections::BTreeSet;
+use std::sync::{LazyLock, RwLock};
+
+/// Shorter values are not redacted: see the module documentation.
+pub const MIN_LEN: usize = 8;
+
+/// What replaces a secret.
+pub const REDACTED: &str = "[redacted]";
+
+/// Variables no child process of promptgate inherits: the GitHub token and the Actions
+/// runtime's own credentials.
+pub const SCRUBBED: &[&str] = &[
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "INPUT_GITHUB-TOKEN",
+    "ACTIONS_RUNTIME_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_URL",
+];
+
+/// Variables an `exec` program gets besides those its config lists: where programs are
+/// found, the home folder, the locale and the temporary folder. None of them is a secret.
+pub const CHILD_BASE_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "SYSTEMROOT",
+];
+
+/// The key variables of the built-in provider types, redacted whenever they are set.
+pub const DEFAULT_KEY_VARIABLES: &[&str] = &["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY"];
+
+static KNOWN: LazyLock<RwLock<Vec<String>>> = LazyLock::new(RwLock::default);
+static WARNED: LazyLock<RwLock<BTreeSet<String>>> = LazyLock::new(RwLock::default);
+
+/// Remembers the value of the variable `name` as a secret.
+pub fn register(name: &str, value: &str) {
+    let value = value.trim();
+    if value.is_empty() {
+        return;
+    }
+    if value.chars().count() < MIN_LEN {
+        let first = WARNED.write().map(|mut w| w.insert(name.to_owned())).unwrap_or(false);
+        if first {
+            eprintln!(
+                "warning: the value of `{name}` is shorter than {MIN_LEN} characters, so it is not redacted from outputs (it would hide ordinary words)"
+            );
+        }
+        return;
+    }
+    if let Ok(mut known) = KNOWN.write()
+        && !known.iter().any(|k| k == value)
+    {
+        known.push(value.to_owned());
+        // Longest first, so a key that contains another is replaced whole.
+        known.sort_by_key(|k| std::cmp::Reverse(k.len()));
+    }
+}
+
+/// Registers the value of each variable in `names` that is set.
+pub fn register_env<'a>(names: impl IntoIterator<Item = &'a str>) {
+    for name in names {
+        if let Ok(value) = std::env::var(name) {
+            register(name, &value);
+        }
+    }
+}
+
+/// Whether [`redact`] would change `text` (without making a copy of it).
+pub fn needs_redaction(text: &str) -> bool {
+    let known = KNOWN
+        .read()
+        .map(|k| k.iter().any(|secret| text.contains(secret.as_str())))
+        .unwrap_or(false);
+    known || patterns().is_match(text)
+}
+
+/// `text` without any secret promptgate knows, and without anything shaped like a credential
+/// (`Bearer …` tokens, `sk-…` keys, including the half-masked ones OpenAI echoes in 401s).
+pub fn redact(text: &str) -> String {
+    let mut out = text.to_owned();
+    if let Ok(known) = KNOWN.read() {
+        for secret in known.iter() {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), REDACTED);
+            }
+        }
+    }
+    match patterns().replace_all(&out, REDACTED) {
+        std::borrow::Cow::Borrowed(_) => out,
+        std::borrow::Cow::Owned(replaced) => replaced,
+    }
+}
+
+/// Credentials of known shapes: `Bearer …` tokens, `sk-…` keys (OpenAI, Anthropic, including
+/// the half-masked ones OpenAI echoes in its 401 messages), GitHub tokens.
+fn patterns() -> &'static regex::Regex {
+    static PATTERNS: LazyLock<regex::Regex> = LazyLock::new(|| {
+        // ASCII word boundaries: the lazy DFA handles them, so scanning a whole results.json
+        // stays linear and fast (Unicode `\b` would fall back to a much slower engine).
+        regex::Regex::new(
+            r"(?i-u)\bbearer\s+[A-Za-z0-9._~+/=*-]+|(?-u:\b)sk-[A-Za-z0-9_*-]{4,}|(?-u:\b)gh[pousr]_[A-Za-z0-9]{20,}",
+        )
+        .expect("valid pattern")
+    });
+    &PATTERNS
+}
+
+/// Redacts every string of a JSON value in place (keys included).
+pub fn redact_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => {
+            let clean = redact(s);
+            if clean != *s {
+                *s = clean;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),
+        serde_json::Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (key, mut v) in entries {
+                redact_json(&mut v);
+                map.insert(redact(&key), v);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A copy of `results` with every string redacted (outputs, errors, inputs, names), so that
+/// everything rendered from it is clean before the final pass over the rendered text.
+pub fn redacted(results: &crate::results::Results) -> crate::results::Results {
+    let Ok(mut value) = serde_json::to_value(results) else {
+        return results.clone();
+    };
+    redact_json(&mut value);
+    serde_json::from_value(value).unwrap_or_else(|_| results.clone())
+}
+
+/// Why `name` may not be handed to a provider or program, if it may not.
+pub fn refused_variable(name: &str) -> Option<String> {
+    if SCRUBBED.contains(&name) || name.starts_with("ACTIONS_") {
+        return Some(format!(
+            "`{name}` is the GitHub Actions token or runtime credential, which promptgate never hands to a provider"
+        ));
+    }
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    (!valid).then(|| format!("`{name}` is not an environment variable name (letters, digits and `_`)"))
+}
+
+/// The whole environment of an `exec` program: [`CHILD_BASE_ENV`] and the variables its
+/// config lists, as far as they are set. The listed ones are registered as secrets: they are
+/// what the program was given to do its work, and it might echo them.
+pub fn child_env(listed: &[String]) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    for name in CHILD_BASE_ENV.iter().copied().chain(listed.iter().map(String::as_str)) {
+        if refused_variable(name).is_some() && !CHILD_BASE_ENV.contains(&name) {
+            continue;
+        }
+        if let Ok(value) = std::env::var(name) {
+            if !CHILD_BASE_ENV.contains(&name) {
+                register(name, &value);
+            }
+            env.push((name.to_owned(), value));
+        }
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_values_are_redacted_whatever_their_shape() {
+        register("PROMPTGATE_TEST_SECRET", "not-a-key-shape-7f3a9");
+        register("PROMPTGATE_TEST_SHORT", "abc");
+        assert_eq!(
+            redact("echo not-a-key-shape-7f3a9 twice not-a-key-shape-7f3a9"),
+            "echo [redacted] twice [redacted]"
+        );
+        // Too short to redact without eating words.
+        assert_eq!(redact("abc def"), "abc def");
+        assert_eq!(redact("Authorization: Bearer eyJ.x-y"), "Authorization: [redacted]");
+        assert_eq!(redact("key sk-test-*******ET-42."), "key [redacted].");
+        assert_eq!(redact("token ghs_0123456789abcdefghijABCDEFGHIJ"), "token [redacted]");
+        assert_eq!(redact("ask-me and risk-free"), "ask-me and risk-free");
+        assert!(!needs_redaction("ask-me and risk-free"));
+        assert!(needs_redaction("x not-a-key-shape-7f3a9"));
+        assert!(needs_redaction("Bearer abc"));
+        let mut value = serde_json::json!({"a": ["x not-a-key-shape-7f3a9"], "not-a-key-shape-7f3a9": 1});
+        redact_json(&mut value);
+        assert_eq!(value, serde_json::json!({"a": ["x [redacted]"], "[redacted]": 1}));
+    }
+
+    #[test]
+    fn the_github_token_is_never_a_providers() {
+        assert!(refused_variable("GITHUB_TOKEN").is_some());
+        assert!(refused_variable("ACTIONS_RUNTIME_TOKEN").is_some());
+        assert!(refused_variable("OPENAI API KEY").is_some());
+        assert!(refused_variable("OPENAI_API_KEY").is_none());
+    }
+}

@@ -1,0 +1,305 @@
+//! The workflows promptgate ships (`examples/workflows/`, `.github/workflows/`) and the Action
+//! itself, read as data and checked against the rules of docs/github.md's threat model:
+//!
+//! - no job that `issue_comment`, `pull_request_target` or `workflow_run` can start checks out
+//!   pull-request code while it holds a secret other than the Actions token;
+//! - comments cannot cancel an evaluation: no evaluating job runs on `issue_comment`, and no
+//!   job a comment can start shares a concurrency group with an evaluating job;
+//! - the Action's evaluating step has no GitHub token.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// Events anyone can cause that run the base repository's workflow with its secrets.
+const DANGEROUS: [&str; 3] = ["issue_comment", "pull_request_target", "workflow_run"];
+
+struct Workflow {
+    path: PathBuf,
+    value: Value,
+}
+
+fn load(path: &Path) -> Workflow {
+    let text = std::fs::read_to_string(path).unwrap();
+    let value: Value = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Workflow {
+        path: path.to_owned(),
+        value,
+    }
+}
+
+fn shipped() -> Vec<Workflow> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["examples/workflows", ".github/workflows"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+                files.push(load(&path));
+            }
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    assert!(files.len() >= 6, "the workflows were not found");
+    files
+}
+
+/// The events that start a workflow (`on:` as a word, a list or a map). YAML 1.1 reads a bare
+/// `on` key as `true`; both spellings are looked for.
+fn triggers(w: &Workflow) -> Vec<String> {
+    let on = w
+        .value
+        .get("on")
+        .or_else(|| w.value.get("true"))
+        .unwrap_or(&Value::Null);
+    match on {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        Value::Object(map) => map.keys().cloned().collect(),
+        _ => panic!("{}: no `on:`", w.path.display()),
+    }
+}
+
+fn jobs(w: &Workflow) -> Vec<(&String, &Value)> {
+    w.value["jobs"]
+        .as_object()
+        .map(|m| m.iter().collect())
+        .unwrap_or_default()
+}
+
+fn steps(job: &Value) -> Vec<&Value> {
+    job["steps"].as_array().map(|s| s.iter().collect()).unwrap_or_default()
+}
+
+/// The secrets a job can read: every `secrets.NAME` in it or in the workflow's `env`, or all of
+/// them with `secrets: inherit`. The Actions token (`secrets.GITHUB_TOKEN`) is not counted.
+fn secrets(w: &Workflow, job: &Value) -> Vec<String> {
+    let text = format!("{job} {}", w.value["env"]);
+    let mut found: Vec<String> = text
+        .split("secrets.")
+        .skip(1)
+        .map(|rest| {
+            rest.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+        })
+        .filter(|name| !name.is_empty() && name != "GITHUB_TOKEN")
+        .collect();
+    if job["secrets"] == "inherit" {
+        found.push("(inherit)".to_owned());
+    }
+    found
+}
+
+/// Whether a step brings the pull request's code onto the runner.
+fn checks_out_pull_request_code(step: &Value) -> bool {
+    let refers_to_pr = |text: &str| {
+        [
+            "pull_request",
+            "head_ref",
+            "refs/pull",
+            "workflow_run",
+            "github.event.issue",
+            "head_sha",
+            "head.sha",
+        ]
+        .iter()
+        .any(|needle| text.contains(needle))
+    };
+    let uses = step["uses"].as_str().unwrap_or("");
+    if uses.starts_with("actions/checkout") {
+        let with = &step["with"];
+        return [&with["ref"], &with["repository"]]
+            .iter()
+            .any(|v| v.as_str().is_some_and(refers_to_pr));
+    }
+    let run = step["run"].as_str().unwrap_or("");
+    run.contains("gh pr checkout") || (run.contains("git ") && refers_to_pr(run))
+}
+
+/// Whether a job evaluates: runs the gate (and so the pull request's prompts and programs).
+fn evaluates(job: &Value) -> bool {
+    steps(job).iter().any(|step| {
+        let uses = step["uses"].as_str().unwrap_or("");
+        if uses.starts_with("promptgate/promptgate") || uses == "./" {
+            let mode = step["with"]["mode"].as_str().unwrap_or("full");
+            return matches!(mode, "full" | "evaluate" | "warm");
+        }
+        let run = step["run"].as_str().unwrap_or("");
+        run.contains("promptgate run")
+            || (run.contains("promptgate ci") && !run.contains("--publish-only") && !run.contains("--republish"))
+    })
+}
+
+/// The concurrency group of a job (else its workflow's), as written.
+fn group<'a>(w: &'a Workflow, job: &'a Value) -> Option<&'a str> {
+    let of = |c: &'a Value| c["group"].as_str().or(c.as_str());
+    of(&job["concurrency"]).or_else(|| of(&w.value["concurrency"]))
+}
+
+/// The rules, as messages: empty when the workflows keep them.
+fn violations(workflows: &[Workflow]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let evaluation_groups: Vec<&str> = workflows
+        .iter()
+        .flat_map(|w| {
+            jobs(w)
+                .into_iter()
+                .filter(|(_, j)| evaluates(j))
+                .filter_map(move |(_, j)| group(w, j))
+        })
+        .collect();
+    for w in workflows {
+        let on = triggers(w);
+        let dangerous: Vec<&str> = DANGEROUS
+            .iter()
+            .copied()
+            .filter(|t| on.iter().any(|o| o == t))
+            .collect();
+        let file = w.path.file_name().unwrap().to_string_lossy();
+        for (name, job) in jobs(w) {
+            if !dangerous.is_empty() {
+                let secrets = secrets(w, job);
+                if !secrets.is_empty() && steps(job).into_iter().any(checks_out_pull_request_code) {
+                    problems.push(format!(
+                        "{file}: job `{name}` runs on {dangerous:?}, checks out pull-request code and holds {secrets:?}"
+                    ));
+                }
+            }
+            if on.iter().any(|t| t == "issue_comment") {
+                if evaluates(job) {
+                    problems.push(format!("{file}: job `{name}` evaluates on `issue_comment`"));
+                }
+                if let Some(g) = group(w, job)
+                    && evaluation_groups.contains(&g)
+                {
+                    problems.push(format!(
+                        "{file}: job `{name}` shares the concurrency group `{g}` with an evaluation: a comment would cancel it"
+                    ));
+                }
+            }
+        }
+        if on.iter().any(|t| t == "issue_comment") && w.value["concurrency"]["cancel-in-progress"] == true {
+            problems.push(format!(
+                "{file}: a workflow-level concurrency with cancel-in-progress runs on `issue_comment`"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn no_shipped_workflow_gives_pull_request_code_a_secret_or_lets_a_comment_cancel_an_evaluation() {
+    let workflows = shipped();
+    assert_eq!(violations(&workflows), Vec::<String>::new());
+    // The rules see what they must: the examples do evaluate, and do take comments.
+    assert!(workflows.iter().any(|w| jobs(w).iter().any(|(_, j)| evaluates(j))));
+    assert!(
+        workflows
+            .iter()
+            .any(|w| triggers(w).iter().any(|t| t == "issue_comment"))
+    );
+}
+
+#[test]
+fn the_checks_catch_the_pwn_request_they_guard_against() {
+    // The example workflow as it was: an accept comment checked out the pull request's head
+    // with a key and a write token, under a workflow-wide cancelling concurrency group.
+    let old = r#"
+name: promptgate
+on:
+  pull_request:
+    types: [opened, synchronize, reopened, labeled, unlabeled]
+  issue_comment:
+    types: [created]
+permissions:
+  contents: write
+concurrency:
+  group: promptgate-${{ github.event.pull_request.number || github.event.issue.number }}
+  cancel-in-progress: true
+jobs:
+  gate:
+    if: github.event_name == 'pull_request' || startsWith(github.event.comment.body, '/promptgate accept')
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          fetch-depth: 0
+          ref: ${{ github.event_name == 'issue_comment' && format('refs/pull/{0}/head', github.event.issue.number) || '' }}
+      - uses: promptgate/promptgate@v0
+        env:
+          OPENAI_API_KEY: ${{ secrets.OPENAI_API_KEY }}
+"#;
+    let workflow = Workflow {
+        path: PathBuf::from("old-promptgate.yml"),
+        value: serde_saphyr::from_str(old).unwrap(),
+    };
+    let problems = violations(&[workflow]);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("checks out pull-request code and holds [\"OPENAI_API_KEY\"]")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("evaluates on `issue_comment`")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("shares the concurrency group")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("workflow-level concurrency")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn the_actions_evaluating_step_has_no_github_token() {
+    let action = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml"));
+    let steps = action.value["runs"]["steps"].as_array().unwrap();
+    let evaluating: Vec<&Value> = steps
+        .iter()
+        .filter(|s| s["run"].as_str().is_some_and(|r| r.contains("--no-publish")))
+        .collect();
+    assert_eq!(evaluating.len(), 1, "one evaluating step");
+    let env = &evaluating[0]["env"];
+    assert_eq!(env["GITHUB_TOKEN"], "", "{env}");
+    assert!(!env.to_string().contains("github-token"), "{env}");
+    // The steps that hold the token run no pull-request code: prepare and publish only.
+    for step in steps.iter().filter(|s| {
+        s["env"]["GITHUB_TOKEN"]
+            .as_str()
+            .is_some_and(|t| t.contains("github-token"))
+    }) {
+        let run = step["run"].as_str().unwrap_or("");
+        assert!(
+            run.contains("--prepare") || run.contains("--publish-only") || run.contains("--republish"),
+            "a step with the token runs {run}"
+        );
+    }
+    // The installed binary is the action's own version by default, and the install step needs
+    // no token.
+    assert_eq!(action.value["inputs"]["version"]["default"], "");
+    assert!(steps[0]["env"].get("GH_TOKEN").is_none());
+    // One artifact name per use of the action.
+    assert_eq!(action.value["inputs"]["artifact-name"]["default"], "");
+}
+
+#[test]
+fn the_publish_workflow_honours_the_evaluation_and_never_fails_on_a_regression() {
+    let publish = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/workflows/promptgate-publish.yml"));
+    let job = &publish.value["jobs"]["publish"];
+    let step = steps(job)
+        .into_iter()
+        .find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("promptgate/promptgate"))
+        })
+        .unwrap();
+    assert_eq!(step["with"]["mode"], "publish");
+    assert_eq!(step["with"]["fail-on"], "never");
+    assert!(job["if"].as_str().unwrap().contains("workflow_run.conclusion"));
+}
