@@ -9,6 +9,10 @@
 //! inputs, model outputs, git refs) stays raw in the view and is escaped in the template by the
 //! `untrusted` filter ([`escape_untrusted`]); our own formatted numbers need no escaping.
 
+mod flips;
+mod notes;
+mod text_chart;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use minijinja::syntax::SyntaxConfig;
@@ -25,6 +29,8 @@ use crate::results::{
     ArmInfo, Call, CaseResult, DatasetChanges, ExperimentResult, ExperimentStatus, ExperimentVerdict, Flip,
     MetricResult, MetricVerdict, Results, Verdict,
 };
+use notes::{arm_changes, dataset_note, design_notes, projection_sentence};
+use text_chart::text_chart;
 
 /// GitHub refuses comments over 65,536 characters; this leaves room for the waiver note and
 /// anything the publisher appends.
@@ -654,169 +660,6 @@ impl<'a> ExperimentView<'a> {
     }
 }
 
-/// What the run's design says about its own numbers, one sentence each.
-fn design_notes(e: &ExperimentResult) -> Vec<String> {
-    let name = |n: &str| escape_untrusted(n, 80);
-    let percent = |x: f64| format!("{:.0}%", x * 100.0);
-    let mut notes = Vec::new();
-    if let Some(share) = e.noise.flaky_share {
-        let mut note = format!(
-            "Repeats: {} per case; {} flaky case{} (repeats disagree on pass): {} of case-arms.",
-            e.repeats,
-            e.noise.flaky_cases.len(),
-            if e.noise.flaky_cases.len() == 1 { "" } else { "s" },
-            percent(share)
-        );
-        if let Some(m) = e.metrics.iter().find(|m| m.name == "pass_rate")
-            && let (Some(between), Some(within)) = (m.details.between_var, m.details.within_var)
-        {
-            note.push_str(&format!(
-                " pass_rate variance between cases {between:.4}, within a case {within:.4}."
-            ));
-        }
-        notes.push(note);
-    }
-    if let Some(s) = &e.noise.sequential {
-        let saved = 1.0 - s.calls_made as f64 / s.calls_planned.max(1) as f64;
-        notes.push(format!(
-            "Sequential: {} look{} ({} at the last, tested at its nominal level {}), {}; {} of {} calls made ({} saved).",
-            s.looks.len(),
-            if s.looks.len() == 1 { "" } else { "s" },
-            s.looks
-                .last()
-                .map_or_else(|| "no cases".to_owned(), |n| format!("{n} cases")),
-            s.look_alphas
-                .last()
-                .map_or_else(|| "–".to_owned(), |a| format!("{a:.4}")),
-            if s.stopped_early {
-                "stopped early: the verdict was settled"
-            } else {
-                "ran to the last look"
-            },
-            s.calls_made,
-            s.calls_planned,
-            percent(saved)
-        ));
-    }
-    if let Some(aa) = &e.noise.aa {
-        notes.push(format!(
-            "A/A (the baseline against itself): false-alarm rate {} over {} arm-swap permutations.",
-            percent(aa.false_alarm_rate),
-            aa.permutations
-        ));
-        for r in &aa.recommendations {
-            let unit = format::unit(&r.metric);
-            let cases = |c: usize| format!("about {c} case{}", if c == 1 { "" } else { "s" });
-            let design = match (r.cases, r.repeats) {
-                (Some(c), Some(k)) => format!("{} × {k} repeat{}", cases(c), if k == 1 { "" } else { "s" }),
-                (Some(c), None) => cases(c),
-                _ => "more data than this run can estimate".to_owned(),
-            };
-            notes.push(format!(
-                "To detect a change of {} in {}: {design}.",
-                unit.magnitude(r.margin),
-                name(&r.metric)
-            ));
-        }
-    }
-    for m in &e.metrics {
-        if m.details.equivalent == Some(true) {
-            notes.push(format!(
-                "{}: equivalent within ±{} (TOST).",
-                name(&m.name),
-                format::unit(&m.name).magnitude(m.margin)
-            ));
-        }
-        if let Some(d) = m.details.drift.as_ref().filter(|d| !d.consistent) {
-            let unit = format::unit(&m.name);
-            notes.push(format!(
-                "{}: the variant records {}, this run measured {} (outside its interval).",
-                name(&m.name),
-                unit.value(d.recorded),
-                unit.value(d.measured)
-            ));
-        }
-    }
-    notes
-}
-
-/// The pull request's edits to the cases, for the verdict line: a reviewer sees a change that
-/// edits its own test. Ids come from the pull request's dataset: escaped, and a few at most.
-fn dataset_note(d: &DatasetChanges) -> String {
-    const IDS_SHOWN: usize = 8;
-    let ids = |list: &[String]| {
-        let shown: Vec<String> = list.iter().take(IDS_SHOWN).map(|id| escape_untrusted(id, 60)).collect();
-        let more = list.len().saturating_sub(IDS_SHOWN);
-        if more > 0 {
-            format!("{} and {more} more", shown.join(", "))
-        } else {
-            shown.join(", ")
-        }
-    };
-    let cases = |n: usize| format!("{n} case{}", if n == 1 { "" } else { "s" });
-    let mut parts = Vec::new();
-    if !d.removed.is_empty() {
-        parts.push(format!("{} removed ({})", cases(d.removed.len()), ids(&d.removed)));
-    }
-    if d.added > 0 {
-        parts.push(format!("{} added", cases(d.added)));
-    }
-    if !d.assertions_changed.is_empty() {
-        parts.push(format!(
-            "assertions changed in {} ({})",
-            cases(d.assertions_changed.len()),
-            ids(&d.assertions_changed)
-        ));
-    }
-    if !d.vars_changed.is_empty() {
-        parts.push(format!(
-            "inputs changed in {} ({})",
-            cases(d.vars_changed.len()),
-            ids(&d.vars_changed)
-        ));
-    }
-    format!("this PR edits the cases it is judged on: {}", parts.join(", "))
-}
-
-fn projection_sentence(e: &ExperimentResult, requests_per_month: Option<u64>) -> Option<String> {
-    let rpm = requests_per_month?;
-    let p = figures::monthly_projection(e, Some(rpm))?;
-    let (savings, _) = figures::savings_sentence(&p);
-    Some(format!(
-        "At {} requests/month: {} → {} per month; {savings}.",
-        figures::thousands(rpm),
-        figures::whole_dollars(p.baseline),
-        figures::whole_dollars(p.candidate),
-    ))
-}
-
-fn arm_changes(baseline: Option<&ArmInfo>, candidate: Option<&ArmInfo>) -> Vec<ArmChange> {
-    let (Some(b), Some(c)) = (baseline, candidate) else {
-        return Vec::new();
-    };
-    fn opt<T: ToString>(v: Option<T>) -> String {
-        v.map_or_else(|| "unset".to_owned(), |v| v.to_string())
-    }
-    let fields = [
-        ("variant", b.variant.clone(), c.variant.clone()),
-        ("version", opt(b.version.as_ref()), opt(c.version.as_ref())),
-        ("model", b.model.clone(), c.model.clone()),
-        ("prompt", b.prompt.clone(), c.prompt.clone()),
-        ("temperature", opt(b.temperature), opt(c.temperature)),
-        ("max_tokens", opt(b.max_tokens), opt(c.max_tokens)),
-        ("top_p", opt(b.top_p), opt(c.top_p)),
-    ];
-    fields
-        .into_iter()
-        .filter(|(_, b, c)| b != c)
-        .map(|(field, baseline, candidate)| ArmChange {
-            field,
-            baseline,
-            candidate,
-        })
-        .collect()
-}
-
 impl<'a> MetricRow<'a> {
     fn new(m: &'a MetricResult, status: ExperimentStatus) -> MetricRow<'a> {
         let text = MetricText::new(m);
@@ -855,169 +698,6 @@ impl<'a> MetricRow<'a> {
             ci: text.ci,
             p: text.p,
             verdict: parts.join(" · "),
-        }
-    }
-}
-
-impl<'a> FlipGroup<'a> {
-    fn new(cases: &'a [CaseResult], flip: Flip, limits: Limits) -> Option<FlipGroup<'a>> {
-        let flipped: Vec<&CaseResult> = cases.iter().filter(|c| c.flip == Some(flip)).collect();
-        if flipped.is_empty() {
-            return None;
-        }
-        let (direction, symbol, baseline_passes) = match flip {
-            Flip::PassToFail => ("pass → fail", "❌", true),
-            Flip::FailToPass => ("fail → pass", "✅", false),
-        };
-        let shown: Vec<CaseView> = flipped
-            .iter()
-            .take(limits.cases)
-            .map(|c| {
-                let baseline = SideView::new(&c.baseline, baseline_passes, limits);
-                let candidate = SideView::new(&c.candidate, !baseline_passes, limits);
-                let (diff, diff_cut) = if baseline.output.is_empty() || candidate.output.is_empty() {
-                    (Vec::new(), false)
-                } else {
-                    word_diff(baseline.output, candidate.output, limits.output_chars)
-                };
-                CaseView {
-                    id: &c.id,
-                    input: &c.input,
-                    baseline,
-                    candidate,
-                    diff,
-                    diff_cut,
-                }
-            })
-            .collect();
-        let noun = if flipped.len() == 1 { "case" } else { "cases" };
-        Some(FlipGroup {
-            summary: format!("{} {noun} flipped {direction}", flipped.len()),
-            symbol,
-            total: flipped.len(),
-            hidden: flipped.len() - shown.len(),
-            cases: shown,
-        })
-    }
-}
-
-/// Words (each with the whitespace after it) of the first `max_chars` characters of each
-/// output, diffed by longest common subsequence. Between two common words, everything only in
-/// the baseline is one `del` run and everything only in the candidate one `ins` run, so the
-/// diff reads as phrases replaced rather than alternating words. Returns whether it cut.
-fn word_diff<'a>(baseline: &'a str, candidate: &'a str, max_chars: usize) -> (Vec<DiffSegment<'a>>, bool) {
-    let (a, a_cut) = words(baseline, max_chars);
-    let (b, b_cut) = words(candidate, max_chars);
-    let same = |i: usize, j: usize| baseline[a[i].clone()].trim_end() == candidate[b[j].clone()].trim_end();
-    // lcs[i][j]: length of the longest common subsequence of a[i..] and b[j..].
-    let width = b.len() + 1;
-    let mut lcs = vec![0u16; (a.len() + 1) * width];
-    for i in (0..a.len()).rev() {
-        for j in (0..b.len()).rev() {
-            lcs[i * width + j] = if same(i, j) {
-                lcs[(i + 1) * width + j + 1] + 1
-            } else {
-                lcs[(i + 1) * width + j].max(lcs[i * width + j + 1])
-            };
-        }
-    }
-    let mut segments: Vec<DiffSegment<'a>> = Vec::new();
-    let mut push = |op: &'static str, text: &'a str| {
-        if text.is_empty() {
-            return;
-        }
-        segments.push(DiffSegment { op, text });
-    };
-    let span = |words: &[std::ops::Range<usize>], from: usize, to: usize| {
-        if from < to {
-            words[from].start..words[to - 1].end
-        } else {
-            0..0
-        }
-    };
-    let (mut i, mut j) = (0, 0);
-    let (mut gap_i, mut gap_j) = (0, 0);
-    let mut same_from = None;
-    while i < a.len() && j < b.len() {
-        if same(i, j) {
-            if same_from.is_none() {
-                push("del", &baseline[span(&a, gap_i, i)]);
-                push("ins", &candidate[span(&b, gap_j, j)]);
-                same_from = Some(j);
-            }
-            i += 1;
-            j += 1;
-        } else {
-            if let Some(from) = same_from.take() {
-                push("same", &candidate[span(&b, from, j)]);
-                gap_i = i;
-                gap_j = j;
-            }
-            if lcs[(i + 1) * width + j] >= lcs[i * width + j + 1] {
-                i += 1;
-            } else {
-                j += 1;
-            }
-        }
-    }
-    if let Some(from) = same_from.take() {
-        push("same", &candidate[span(&b, from, j)]);
-        gap_i = i;
-        gap_j = j;
-    }
-    push("del", &baseline[span(&a, gap_i, a.len())]);
-    push("ins", &candidate[span(&b, gap_j, b.len())]);
-    (segments, a_cut || b_cut)
-}
-
-/// Byte ranges of the words of `text`'s first `max_chars` characters (at most
-/// [`DIFF_MAX_WORDS`]), each with its trailing whitespace, and whether any text was left out.
-fn words(text: &str, max_chars: usize) -> (Vec<std::ops::Range<usize>>, bool) {
-    let end = text.char_indices().nth(max_chars).map_or(text.len(), |(byte, _)| byte);
-    let mut ranges = Vec::new();
-    let mut start = 0;
-    let mut in_space = false;
-    for (at, c) in text[..end].char_indices() {
-        if c.is_whitespace() {
-            in_space = true;
-        } else if in_space {
-            ranges.push(start..at);
-            start = at;
-            in_space = false;
-        }
-    }
-    if start < end {
-        ranges.push(start..end);
-    }
-    let cut = end < text.len() || ranges.len() > DIFF_MAX_WORDS;
-    ranges.truncate(DIFF_MAX_WORDS);
-    (ranges, cut)
-}
-
-/// Bounds the diff's table (words × words) for very wordy outputs.
-const DIFF_MAX_WORDS: usize = 400;
-
-impl<'a> SideView<'a> {
-    fn new(calls: &'a [Call], passed: bool, limits: Limits) -> SideView<'a> {
-        let representative = calls.iter().find(|c| c.passed() == passed).or_else(|| calls.first());
-        let mut seen = BTreeSet::new();
-        let failures: Vec<&str> = calls
-            .iter()
-            .flat_map(|c| &c.failures)
-            .map(String::as_str)
-            .filter(|f| seen.insert(*f))
-            .collect();
-        let shown = failures.len().min(limits.failures);
-        let repeats = (calls.len() > 1).then(|| {
-            let n = calls.iter().filter(|c| c.passed()).count();
-            format!("{n}/{} repeats passed", calls.len())
-        });
-        SideView {
-            output: representative.and_then(|c| c.output.as_deref()).unwrap_or(""),
-            error: representative.and_then(|c| c.error.as_deref()),
-            failures_more: failures.len() - shown,
-            failures: failures[..shown].to_vec(),
-            repeats,
         }
     }
 }
@@ -1062,102 +742,6 @@ impl RunView {
             reproduce,
         }
     }
-}
-
-/// The charts as text: one bar pair per quality metric, latency p50/p95, cost, flips. Width
-/// of a bar in cells.
-const BAR_CELLS: usize = 20;
-
-fn text_chart(e: &ExperimentResult, requests_per_month: Option<u64>) -> Vec<String> {
-    let mut lines = Vec::new();
-    let row = |label: &str, arm: &str, bar: String, text: String| {
-        format!("{label:<20} {arm:<9} {bar} {text}").trim_end().to_owned()
-    };
-    for m in e.metrics.iter().filter(|m| figures::is_quality(m)) {
-        let unit = format::unit(&m.name);
-        let (b, c) = (finite(m.baseline), finite(m.candidate));
-        let in_unit_range = [b, c].iter().flatten().all(|x| (0.0..=1.0).contains(x));
-        let scale = if in_unit_range {
-            1.0
-        } else {
-            [b, c].iter().flatten().fold(0.0, |acc: f64, x| acc.max(x.abs()))
-        };
-        let name = safe_label(&m.name);
-        if let Some(b) = b {
-            lines.push(row(&name, "baseline", bar(b, scale), unit.value(b)));
-        }
-        if let Some(c) = c {
-            let mut text = unit.value(c);
-            if let (Some(_), Some(_)) = (finite(m.delta), b) {
-                let text_of = MetricText::new(m);
-                text.push_str(&format!(
-                    "   Δ {} {} {}",
-                    text_of.delta,
-                    text_of.ci,
-                    words::verdict_text(m, false)
-                ));
-            }
-            let label = if b.is_some() { String::new() } else { name };
-            lines.push(row(&label, "candidate", bar(c, scale), text));
-        }
-    }
-    let latency = figures::latency_summary(e);
-    let p95_max = latency.iter().flatten().fold(0.0, |acc: f64, l| acc.max(l.p95));
-    for (i, (arm, summary)) in ["baseline", "candidate"].into_iter().zip(&latency).enumerate() {
-        if let Some(l) = summary {
-            let label = if i == 0 || latency[0].is_none() {
-                "latency p95 (p50)"
-            } else {
-                ""
-            };
-            let text = format!("{:.0} ms ({:.0} ms) over {} calls", l.p95, l.p50, l.calls);
-            lines.push(row(label, arm, bar(l.p95, p95_max), text));
-        }
-    }
-    let costs = figures::cost_per_request(e);
-    let cost_max = costs.iter().flatten().fold(0.0, |acc: f64, x| acc.max(*x));
-    for (i, (arm, cost)) in ["baseline", "candidate"].into_iter().zip(costs).enumerate() {
-        if let Some(cost) = cost {
-            let label = if i == 0 || costs[0].is_none() {
-                "cost per request"
-            } else {
-                ""
-            };
-            let mut text = dollars(cost);
-            if let Some(rpm) = requests_per_month {
-                text.push_str(&format!(" · {}/month", figures::whole_dollars(cost * rpm as f64)));
-            }
-            lines.push(row(label, arm, bar(cost, cost_max), text));
-        }
-    }
-    if let Some(p) = figures::monthly_projection(e, requests_per_month) {
-        lines.push(format!("{:<20} {}", "", figures::savings_sentence(&p).0));
-    }
-    let count = |flip| e.cases.iter().filter(|c| c.flip == Some(flip)).count();
-    let compared = e
-        .cases
-        .iter()
-        .filter(|c| !c.baseline.is_empty() && !c.candidate.is_empty())
-        .count();
-    if compared > 0 {
-        let (worse, better) = (count(Flip::PassToFail), count(Flip::FailToPass));
-        lines.push(format!(
-            "{:<20} {compared} compared: {worse} pass → fail, {better} fail → pass, {} unchanged",
-            "cases",
-            compared.saturating_sub(worse + better)
-        ));
-    }
-    lines
-}
-
-fn bar(value: f64, scale: f64) -> String {
-    let share = if scale > 0.0 {
-        (value / scale).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    let full = (share * BAR_CELLS as f64).round() as usize;
-    format!("{}{}", "█".repeat(full), "░".repeat(BAR_CELLS - full))
 }
 
 /// A name from the config, for a code block: nothing that could close the block or read as
@@ -1629,6 +1213,7 @@ pub(crate) mod test_fixtures {
 
 #[cfg(test)]
 mod tests {
+    use super::flips::word_diff;
     use super::test_fixtures::{call, demo_results, flipped, metric};
     use super::*;
     use crate::results::*;

@@ -1,0 +1,166 @@
+//! Flipped cases: grouped by direction, each side's output shown as a word diff.
+
+use super::*;
+
+impl<'a> FlipGroup<'a> {
+    pub(super) fn new(cases: &'a [CaseResult], flip: Flip, limits: Limits) -> Option<FlipGroup<'a>> {
+        let flipped: Vec<&CaseResult> = cases.iter().filter(|c| c.flip == Some(flip)).collect();
+        if flipped.is_empty() {
+            return None;
+        }
+        let (direction, symbol, baseline_passes) = match flip {
+            Flip::PassToFail => ("pass → fail", "❌", true),
+            Flip::FailToPass => ("fail → pass", "✅", false),
+        };
+        let shown: Vec<CaseView> = flipped
+            .iter()
+            .take(limits.cases)
+            .map(|c| {
+                let baseline = SideView::new(&c.baseline, baseline_passes, limits);
+                let candidate = SideView::new(&c.candidate, !baseline_passes, limits);
+                let (diff, diff_cut) = if baseline.output.is_empty() || candidate.output.is_empty() {
+                    (Vec::new(), false)
+                } else {
+                    word_diff(baseline.output, candidate.output, limits.output_chars)
+                };
+                CaseView {
+                    id: &c.id,
+                    input: &c.input,
+                    baseline,
+                    candidate,
+                    diff,
+                    diff_cut,
+                }
+            })
+            .collect();
+        let noun = if flipped.len() == 1 { "case" } else { "cases" };
+        Some(FlipGroup {
+            summary: format!("{} {noun} flipped {direction}", flipped.len()),
+            symbol,
+            total: flipped.len(),
+            hidden: flipped.len() - shown.len(),
+            cases: shown,
+        })
+    }
+}
+
+/// Words (each with the whitespace after it) of the first `max_chars` characters of each
+/// output, diffed by longest common subsequence. Between two common words, everything only in
+/// the baseline is one `del` run and everything only in the candidate one `ins` run, so the
+/// diff reads as phrases replaced rather than alternating words. Returns whether it cut.
+pub(super) fn word_diff<'a>(baseline: &'a str, candidate: &'a str, max_chars: usize) -> (Vec<DiffSegment<'a>>, bool) {
+    let (a, a_cut) = words(baseline, max_chars);
+    let (b, b_cut) = words(candidate, max_chars);
+    let same = |i: usize, j: usize| baseline[a[i].clone()].trim_end() == candidate[b[j].clone()].trim_end();
+    // lcs[i][j]: length of the longest common subsequence of a[i..] and b[j..].
+    let width = b.len() + 1;
+    let mut lcs = vec![0u16; (a.len() + 1) * width];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i * width + j] = if same(i, j) {
+                lcs[(i + 1) * width + j + 1] + 1
+            } else {
+                lcs[(i + 1) * width + j].max(lcs[i * width + j + 1])
+            };
+        }
+    }
+    let mut segments: Vec<DiffSegment<'a>> = Vec::new();
+    let mut push = |op: &'static str, text: &'a str| {
+        if text.is_empty() {
+            return;
+        }
+        segments.push(DiffSegment { op, text });
+    };
+    let span = |words: &[std::ops::Range<usize>], from: usize, to: usize| {
+        if from < to {
+            words[from].start..words[to - 1].end
+        } else {
+            0..0
+        }
+    };
+    let (mut i, mut j) = (0, 0);
+    let (mut gap_i, mut gap_j) = (0, 0);
+    let mut same_from = None;
+    while i < a.len() && j < b.len() {
+        if same(i, j) {
+            if same_from.is_none() {
+                push("del", &baseline[span(&a, gap_i, i)]);
+                push("ins", &candidate[span(&b, gap_j, j)]);
+                same_from = Some(j);
+            }
+            i += 1;
+            j += 1;
+        } else {
+            if let Some(from) = same_from.take() {
+                push("same", &candidate[span(&b, from, j)]);
+                gap_i = i;
+                gap_j = j;
+            }
+            if lcs[(i + 1) * width + j] >= lcs[i * width + j + 1] {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+    }
+    if let Some(from) = same_from.take() {
+        push("same", &candidate[span(&b, from, j)]);
+        gap_i = i;
+        gap_j = j;
+    }
+    push("del", &baseline[span(&a, gap_i, a.len())]);
+    push("ins", &candidate[span(&b, gap_j, b.len())]);
+    (segments, a_cut || b_cut)
+}
+
+/// Byte ranges of the words of `text`'s first `max_chars` characters (at most
+/// [`DIFF_MAX_WORDS`]), each with its trailing whitespace, and whether any text was left out.
+pub(super) fn words(text: &str, max_chars: usize) -> (Vec<std::ops::Range<usize>>, bool) {
+    let end = text.char_indices().nth(max_chars).map_or(text.len(), |(byte, _)| byte);
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    let mut in_space = false;
+    for (at, c) in text[..end].char_indices() {
+        if c.is_whitespace() {
+            in_space = true;
+        } else if in_space {
+            ranges.push(start..at);
+            start = at;
+            in_space = false;
+        }
+    }
+    if start < end {
+        ranges.push(start..end);
+    }
+    let cut = end < text.len() || ranges.len() > DIFF_MAX_WORDS;
+    ranges.truncate(DIFF_MAX_WORDS);
+    (ranges, cut)
+}
+
+/// Bounds the diff's table (words × words) for very wordy outputs.
+pub(super) const DIFF_MAX_WORDS: usize = 400;
+
+impl<'a> SideView<'a> {
+    fn new(calls: &'a [Call], passed: bool, limits: Limits) -> SideView<'a> {
+        let representative = calls.iter().find(|c| c.passed() == passed).or_else(|| calls.first());
+        let mut seen = BTreeSet::new();
+        let failures: Vec<&str> = calls
+            .iter()
+            .flat_map(|c| &c.failures)
+            .map(String::as_str)
+            .filter(|f| seen.insert(*f))
+            .collect();
+        let shown = failures.len().min(limits.failures);
+        let repeats = (calls.len() > 1).then(|| {
+            let n = calls.iter().filter(|c| c.passed()).count();
+            format!("{n}/{} repeats passed", calls.len())
+        });
+        SideView {
+            output: representative.and_then(|c| c.output.as_deref()).unwrap_or(""),
+            error: representative.and_then(|c| c.error.as_deref()),
+            failures_more: failures.len() - shown,
+            failures: failures[..shown].to_vec(),
+            repeats,
+        }
+    }
+}

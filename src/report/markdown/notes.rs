@@ -1,0 +1,167 @@
+//! The sentences under an experiment's table: what the run's design says about its own numbers,
+//! what the pull request did to the dataset, the monthly projection, and what changed per arm.
+
+use super::*;
+
+/// What the run's design says about its own numbers, one sentence each.
+pub(super) fn design_notes(e: &ExperimentResult) -> Vec<String> {
+    let name = |n: &str| escape_untrusted(n, 80);
+    let percent = |x: f64| format!("{:.0}%", x * 100.0);
+    let mut notes = Vec::new();
+    if let Some(share) = e.noise.flaky_share {
+        let mut note = format!(
+            "Repeats: {} per case; {} flaky case{} (repeats disagree on pass): {} of case-arms.",
+            e.repeats,
+            e.noise.flaky_cases.len(),
+            if e.noise.flaky_cases.len() == 1 { "" } else { "s" },
+            percent(share)
+        );
+        if let Some(m) = e.metrics.iter().find(|m| m.name == "pass_rate")
+            && let (Some(between), Some(within)) = (m.details.between_var, m.details.within_var)
+        {
+            note.push_str(&format!(
+                " pass_rate variance between cases {between:.4}, within a case {within:.4}."
+            ));
+        }
+        notes.push(note);
+    }
+    if let Some(s) = &e.noise.sequential {
+        let saved = 1.0 - s.calls_made as f64 / s.calls_planned.max(1) as f64;
+        notes.push(format!(
+            "Sequential: {} look{} ({} at the last, tested at its nominal level {}), {}; {} of {} calls made ({} saved).",
+            s.looks.len(),
+            if s.looks.len() == 1 { "" } else { "s" },
+            s.looks
+                .last()
+                .map_or_else(|| "no cases".to_owned(), |n| format!("{n} cases")),
+            s.look_alphas
+                .last()
+                .map_or_else(|| "–".to_owned(), |a| format!("{a:.4}")),
+            if s.stopped_early {
+                "stopped early: the verdict was settled"
+            } else {
+                "ran to the last look"
+            },
+            s.calls_made,
+            s.calls_planned,
+            percent(saved)
+        ));
+    }
+    if let Some(aa) = &e.noise.aa {
+        notes.push(format!(
+            "A/A (the baseline against itself): false-alarm rate {} over {} arm-swap permutations.",
+            percent(aa.false_alarm_rate),
+            aa.permutations
+        ));
+        for r in &aa.recommendations {
+            let unit = format::unit(&r.metric);
+            let cases = |c: usize| format!("about {c} case{}", if c == 1 { "" } else { "s" });
+            let design = match (r.cases, r.repeats) {
+                (Some(c), Some(k)) => format!("{} × {k} repeat{}", cases(c), if k == 1 { "" } else { "s" }),
+                (Some(c), None) => cases(c),
+                _ => "more data than this run can estimate".to_owned(),
+            };
+            notes.push(format!(
+                "To detect a change of {} in {}: {design}.",
+                unit.magnitude(r.margin),
+                name(&r.metric)
+            ));
+        }
+    }
+    for m in &e.metrics {
+        if m.details.equivalent == Some(true) {
+            notes.push(format!(
+                "{}: equivalent within ±{} (TOST).",
+                name(&m.name),
+                format::unit(&m.name).magnitude(m.margin)
+            ));
+        }
+        if let Some(d) = m.details.drift.as_ref().filter(|d| !d.consistent) {
+            let unit = format::unit(&m.name);
+            notes.push(format!(
+                "{}: the variant records {}, this run measured {} (outside its interval).",
+                name(&m.name),
+                unit.value(d.recorded),
+                unit.value(d.measured)
+            ));
+        }
+    }
+    notes
+}
+
+/// The pull request's edits to the cases, for the verdict line: a reviewer sees a change that
+/// edits its own test. Ids come from the pull request's dataset: escaped, and a few at most.
+pub(super) fn dataset_note(d: &DatasetChanges) -> String {
+    const IDS_SHOWN: usize = 8;
+    let ids = |list: &[String]| {
+        let shown: Vec<String> = list.iter().take(IDS_SHOWN).map(|id| escape_untrusted(id, 60)).collect();
+        let more = list.len().saturating_sub(IDS_SHOWN);
+        if more > 0 {
+            format!("{} and {more} more", shown.join(", "))
+        } else {
+            shown.join(", ")
+        }
+    };
+    let cases = |n: usize| format!("{n} case{}", if n == 1 { "" } else { "s" });
+    let mut parts = Vec::new();
+    if !d.removed.is_empty() {
+        parts.push(format!("{} removed ({})", cases(d.removed.len()), ids(&d.removed)));
+    }
+    if d.added > 0 {
+        parts.push(format!("{} added", cases(d.added)));
+    }
+    if !d.assertions_changed.is_empty() {
+        parts.push(format!(
+            "assertions changed in {} ({})",
+            cases(d.assertions_changed.len()),
+            ids(&d.assertions_changed)
+        ));
+    }
+    if !d.vars_changed.is_empty() {
+        parts.push(format!(
+            "inputs changed in {} ({})",
+            cases(d.vars_changed.len()),
+            ids(&d.vars_changed)
+        ));
+    }
+    format!("this PR edits the cases it is judged on: {}", parts.join(", "))
+}
+
+pub(super) fn projection_sentence(e: &ExperimentResult, requests_per_month: Option<u64>) -> Option<String> {
+    let rpm = requests_per_month?;
+    let p = figures::monthly_projection(e, Some(rpm))?;
+    let (savings, _) = figures::savings_sentence(&p);
+    Some(format!(
+        "At {} requests/month: {} → {} per month; {savings}.",
+        figures::thousands(rpm),
+        figures::whole_dollars(p.baseline),
+        figures::whole_dollars(p.candidate),
+    ))
+}
+
+pub(super) fn arm_changes(baseline: Option<&ArmInfo>, candidate: Option<&ArmInfo>) -> Vec<ArmChange> {
+    let (Some(b), Some(c)) = (baseline, candidate) else {
+        return Vec::new();
+    };
+    fn opt<T: ToString>(v: Option<T>) -> String {
+        v.map_or_else(|| "unset".to_owned(), |v| v.to_string())
+    }
+    let fields = [
+        ("variant", b.variant.clone(), c.variant.clone()),
+        ("version", opt(b.version.as_ref()), opt(c.version.as_ref())),
+        ("model", b.model.clone(), c.model.clone()),
+        ("prompt", b.prompt.clone(), c.prompt.clone()),
+        ("temperature", opt(b.temperature), opt(c.temperature)),
+        ("max_tokens", opt(b.max_tokens), opt(c.max_tokens)),
+        ("top_p", opt(b.top_p), opt(c.top_p)),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, b, c)| b != c)
+        .map(|(field, baseline, candidate)| ArmChange {
+            field,
+            baseline,
+            candidate,
+        })
+        .collect()
+}

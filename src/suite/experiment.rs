@@ -1,0 +1,226 @@
+//! One experiment's files: its variant, prompt, partials and dataset, read and checked.
+
+use super::*;
+
+/// Reads an experiment's variant, prompt and dataset, and renders every case once so that a
+/// template error surfaces now rather than mid-run.
+pub fn load_experiment(
+    source: &Arc<dyn FileSource>,
+    suite: &Suite,
+    decl: &ExperimentDecl,
+) -> Result<Experiment, Error> {
+    let config_path = suite.config_path.as_str();
+    let config_text = source.read(config_path).ok().flatten().unwrap_or_default();
+    let e = &decl.raw;
+    let config_dir = parent_dir(config_path);
+    let name = e.name.value.clone();
+
+    let resolve = |field: &serde_saphyr::Spanned<String>, what: &str| -> Result<String, Error> {
+        let loc = &field.referenced;
+        let path = join_in_repo(config_dir, &field.value).map_err(|escape| {
+            Diagnostic::new(format!("{what} path {escape}"))
+                .in_file(config_path)
+                .at(&config_text, loc.line(), loc.column())
+                .hint("paths in the suite are relative to the suite file and must stay inside the repository")
+        })?;
+        Ok(path)
+    };
+    let variant_path = resolve(&e.variant, "variant")?;
+    let dataset_path = resolve(&e.dataset, "dataset")?;
+
+    let mut dependencies = BTreeSet::new();
+    dependencies.insert(variant_path.clone());
+    dependencies.insert(dataset_path.clone());
+
+    let variant_text = read_required(&**source, &variant_path, || {
+        Diagnostic::new(format!("experiment `{name}`: variant file `{variant_path}` not found"))
+            .in_file(config_path)
+            .at(&config_text, e.variant.referenced.line(), e.variant.referenced.column())
+            .hint("paths are relative to the suite file's folder and must name a file")
+    })?;
+    let rv: raw::RawVariant = serde_saphyr::from_str(&variant_text)
+        .map_err(|err| yaml_diagnostic(&variant_path, &variant_text, &err, "a variant config"))?;
+    let variant_at = |line: u64, column: u64, message: String| {
+        Diagnostic::new(message)
+            .in_file(&variant_path)
+            .at(&variant_text, line, column)
+    };
+    for (field, value, range) in [
+        ("temperature", &rv.temperature, (0.0, 2.0)),
+        ("top_p", &rv.top_p, (0.0, 1.0)),
+    ] {
+        if let Some(v) = value
+            && !(range.0..=range.1).contains(&v.value)
+        {
+            return Err(variant_at(
+                v.referenced.line(),
+                v.referenced.column(),
+                format!("{field} must be between {} and {}, got {}", range.0, range.1, v.value),
+            )
+            .hint(format!("providers accept a {field} from {} to {}", range.0, range.1))
+            .into());
+        }
+    }
+    let prompt_path = join_in_repo(parent_dir(&variant_path), &rv.prompt.value).map_err(|escape| {
+        variant_at(
+            rv.prompt.referenced.line(),
+            rv.prompt.referenced.column(),
+            format!("prompt path {escape}"),
+        )
+        .hint("the prompt path is relative to the variant file and must stay inside the repository")
+    })?;
+    if source
+        .read(&prompt_path)
+        .map_err(|err| unreadable(&prompt_path, &err))?
+        .is_none()
+    {
+        return Err(variant_at(
+            rv.prompt.referenced.line(),
+            rv.prompt.referenced.column(),
+            format!("prompt file `{prompt_path}` not found"),
+        )
+        .hint(format!(
+            "the prompt path is relative to the variant file's folder (`{}/`)",
+            parent_dir(&variant_path)
+        ))
+        .into());
+    }
+    let variant = Variant {
+        version: rv.version.map(|s| s.0),
+        model: rv.model,
+        prompt_path: prompt_path.clone(),
+        temperature: rv.temperature.map(|t| t.value),
+        max_tokens: rv.max_tokens,
+        top_p: rv.top_p.map(|t| t.value),
+        evaluation_metrics: rv.evaluation_metrics.into_iter().map(|(k, v)| (k, v.0)).collect(),
+    };
+    let prompt = Prompt::load(Arc::clone(source), &prompt_path)?;
+
+    let dataset_text = read_required(&**source, &dataset_path, || {
+        Diagnostic::new(format!("experiment `{name}`: dataset `{dataset_path}` not found"))
+            .in_file(config_path)
+            .at(&config_text, e.dataset.referenced.line(), e.dataset.referenced.column())
+            .hint("paths are relative to the suite file's folder and must name a file")
+    })?;
+    let cases = dataset::parse(&**source, &dataset_path, &dataset_text, &mut dependencies)?;
+    if cases.is_empty() {
+        return Err(Diagnostic::new(format!("dataset `{dataset_path}` has no cases"))
+            .in_file(&dataset_path)
+            .hint("an experiment needs at least one case; a few dozen make its statistics meaningful")
+            .into());
+    }
+
+    let mut asserts = Vec::new();
+    for a in &e.assert {
+        let loc = &a.referenced;
+        let assertion =
+            resolve_assertion(&**source, config_dir, &a.value, &mut dependencies).map_err(|(message, hint)| {
+                with_hint(
+                    Diagnostic::new(message)
+                        .in_file(config_path)
+                        .at(&config_text, loc.line(), loc.column()),
+                    hint,
+                )
+            })?;
+        asserts.push(assertion);
+    }
+
+    let mut globs = GlobSetBuilder::new();
+    for pattern in &e.depends_on {
+        let glob = globset::GlobBuilder::new(&pattern.value)
+            .literal_separator(true)
+            .build()
+            .map_err(|err| {
+                Diagnostic::new(format!("invalid glob `{}`: {}", pattern.value, err.kind()))
+                    .in_file(config_path)
+                    .at(&config_text, pattern.referenced.line(), pattern.referenced.column())
+                    .hint("globs match repository-relative paths, e.g. `docs/**/*.md`")
+            })?;
+        globs.add(glob);
+    }
+    let mut depends_on = globs
+        .build()
+        .map_err(|err| Error::run(format!("building globs: {err}")))?;
+
+    // Render every case now: strict undefined variables and missing partials fail validation,
+    // and the files the template really reads become dependencies.
+    let mut partials = BTreeSet::new();
+    for case in &cases {
+        let rendered = prompt
+            .render(&case.vars)
+            .map_err(|d| Error::from(d.hint(format!("while rendering case `{}` ({})", case.id, case.origin))))?;
+        partials.extend(rendered.files.into_iter().filter(|f| *f != prompt_path));
+    }
+    dependencies.insert(prompt_path.clone());
+    dependencies.extend(partials.iter().cloned());
+
+    let provider = e
+        .provider
+        .as_ref()
+        .map_or_else(|| suite.defaults.provider.clone(), |p| p.value.clone());
+    // An `exec` pipeline's scripts produce the output as much as the prompt does: a command
+    // argument naming a file (or folder) of the tree makes the experiment depend on it.
+    let mut command_files = BTreeMap::new();
+    let chain = std::iter::once(&provider).chain(e.fallback.iter().map(|f| &f.value));
+    for spec in chain.filter_map(|name| suite.providers.get(name)) {
+        for (path, object) in command_paths(&**source, spec) {
+            command_files
+                .entry(path)
+                .or_insert_with(|| (spec.name.clone(), object.kind));
+        }
+    }
+    let mut depends_on_globs: Vec<String> = e.depends_on.iter().map(|d| d.value.clone()).collect();
+    for (path, (_, kind)) in &command_files {
+        match kind {
+            ObjectKind::File => {
+                dependencies.insert(path.clone());
+            }
+            ObjectKind::Folder => depends_on_globs.push(format!("{path}/**")),
+        }
+    }
+    if depends_on_globs.len() > e.depends_on.len() {
+        let mut globs = GlobSetBuilder::new();
+        for pattern in &depends_on_globs {
+            let glob = globset::GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .build()
+                .map_err(|err| Error::run(format!("building globs: {err}")))?;
+            globs.add(glob);
+        }
+        depends_on = globs
+            .build()
+            .map_err(|err| Error::run(format!("building globs: {err}")))?;
+    }
+    let definition = serde_json::json!({
+        "assert": e.assert.iter().map(|a| &a.value).collect::<Vec<_>>(),
+        "depends_on": e.depends_on.iter().map(|d| &d.value).collect::<Vec<_>>(),
+        "variant": variant_path,
+        "dataset": dataset_path,
+        "repeats": e.repeats.unwrap_or(suite.defaults.repeats),
+        "provider": suite.providers.get(&provider),
+        "fallback": e.fallback.iter().map(|f| suite.providers.get(&f.value)).collect::<Vec<_>>(),
+    })
+    .to_string();
+
+    Ok(Experiment {
+        name,
+        description: e.description.clone(),
+        variant_path,
+        variant,
+        prompt,
+        dataset_path,
+        cases,
+        repeats: e.repeats.unwrap_or(suite.defaults.repeats),
+        provider,
+        fallbacks: e.fallback.iter().map(|f| f.value.clone()).collect(),
+        asserts,
+        dependencies,
+        partials,
+        command_files: command_files
+            .into_iter()
+            .map(|(path, (provider, _))| (path, provider))
+            .collect(),
+        depends_on,
+        definition,
+    })
+}

@@ -1,0 +1,87 @@
+//! Gates: the defaults a suite without `gates:` gets, and the check that every gate names a
+//! metric something produces.
+
+use super::*;
+
+/// Higher is better for quality scores; lower for errors, latency and cost.
+pub fn default_direction(metric: &str) -> Direction {
+    if metric == "error_rate"
+        || metric == "flaky_share"
+        || metric.starts_with("latency")
+        || metric.ends_with("_ms")
+        || metric.starts_with("cost")
+        || metric.contains("hallucination")
+    {
+        Direction::Lower
+    } else {
+        Direction::Higher
+    }
+}
+
+/// Quality and errors block by default; latency and cost inform unless the suite says so.
+pub(super) fn default_blocking(metric: &str) -> bool {
+    metric == "pass_rate" || metric == "error_rate"
+}
+
+/// The gates a suite without a `gates:` section gets.
+pub(super) fn default_gates(alpha: f64) -> Vec<GateSpec> {
+    let gate = |metric: &str, margin: Margin| GateSpec {
+        metric: metric.to_owned(),
+        direction: default_direction(metric),
+        margin,
+        alpha,
+        blocking: default_blocking(metric),
+        slo: None,
+        require_non_inferiority: false,
+        require_equivalence: false,
+    };
+    vec![
+        gate("pass_rate", Margin::Absolute(0.0)),
+        gate("error_rate", Margin::Absolute(0.0)),
+        gate("latency_p95_ms", Margin::Relative(0.10)),
+        gate("cost_per_request", Margin::Relative(0.10)),
+    ]
+}
+
+/// Gate names must be metrics something produces.
+pub(super) fn check_gate_metrics(source: &dyn FileSource, suite: &Suite) -> Result<(), Error> {
+    let mut known: BTreeSet<String> = BUILTIN_METRICS.iter().map(|m| (*m).to_owned()).collect();
+    known.insert(crate::analyze::FLAKY_SHARE.to_owned());
+    for e in &suite.experiments {
+        for a in e.asserts.iter().chain(e.cases.iter().flat_map(|c| c.asserts.iter())) {
+            known.insert(a.metric.clone());
+        }
+    }
+    for g in &suite.gates {
+        if !known.contains(&g.metric) {
+            let hint = match did_you_mean(&g.metric, known.iter().map(String::as_str)) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!(
+                    "known metrics: {}",
+                    known.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            };
+            let d = Diagnostic::new(format!("gate on unknown metric `{}`", g.metric)).in_file(&suite.config_path);
+            let d = match gate_key_location(source, &suite.config_path, &g.metric) {
+                Some((text, line, column)) => d.at(&text, line, column),
+                None => d,
+            };
+            return Err(d.hint(hint).into());
+        }
+    }
+    Ok(())
+}
+
+/// Where a gate's metric is written in the suite file. The resolved gates do not carry it, and
+/// it is only needed on this error path, so the file is read again.
+fn gate_key_location(source: &dyn FileSource, config_path: &str, metric: &str) -> Option<(String, u64, u64)> {
+    #[derive(serde::Deserialize)]
+    struct GateKeys {
+        #[serde(default)]
+        gates: std::collections::HashMap<serde_saphyr::Spanned<String>, serde::de::IgnoredAny>,
+    }
+    let text = source.read(config_path).ok().flatten()?;
+    let keys: GateKeys = serde_saphyr::from_str(&text).ok()?;
+    let key = keys.gates.into_keys().find(|k| k.value == metric)?;
+    Some((text, key.referenced.line(), key.referenced.column()))
+}

@@ -1,0 +1,260 @@
+//! What a loaded suite is: providers, prices, budget, defaults, gates, experiments and their
+//! cases and assertions, as the rest of the program sees them.
+
+use super::*;
+
+/// A validated suite at one tree.
+pub struct Suite {
+    pub config_path: String,
+    pub providers: BTreeMap<String, ProviderSpec>,
+    /// USD per million tokens, by model; extends the built-in table.
+    pub pricing: BTreeMap<String, Price>,
+    pub requests_per_month: Option<u64>,
+    pub budget: Budget,
+    pub defaults: Defaults,
+    pub gates: Vec<GateSpec>,
+    pub experiments: Vec<Experiment>,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ProviderSpec {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub api_key_env: Option<String>,
+    pub base_url: Option<String>,
+    pub concurrency: usize,
+    pub requests_per_minute: Option<u32>,
+    pub tokens_per_minute: Option<u32>,
+    pub timeout_ms: u64,
+    pub max_retries: u32,
+    pub deployment: Option<String>,
+    pub api_version: Option<String>,
+    pub command: Option<Vec<String>>,
+    /// exec: the environment variables passed through to the program.
+    pub env: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Price {
+    pub input: f64,
+    pub cached_input: Option<f64>,
+    pub output: f64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Budget {
+    /// Above this estimated cost a run needs explicit approval.
+    pub approve_above_usd: Option<f64>,
+    /// Never spend more than this.
+    pub max_usd: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Defaults {
+    pub repeats: u32,
+    pub alpha: f64,
+    pub provider: String,
+    pub concurrency: usize,
+    /// Share of errored calls (per experiment and arm) beyond which the run is a run error.
+    pub max_error_rate: f64,
+    pub seed: u64,
+    /// `sequential: true`: looks at equal shares of the cases, with alpha spending.
+    pub sequential: bool,
+    pub sequential_looks: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GateSpec {
+    pub metric: String,
+    pub direction: Direction,
+    pub margin: Margin,
+    pub alpha: f64,
+    pub blocking: bool,
+    /// Absolute objective on the candidate (≥ for `higher`, ≤ for `lower`).
+    pub slo: Option<f64>,
+    pub require_non_inferiority: bool,
+    /// `require: equivalence`: fail unless TOST shows the arms equivalent within the margin.
+    pub require_equivalence: bool,
+}
+
+pub struct Experiment {
+    pub name: String,
+    pub description: Option<String>,
+    pub variant_path: String,
+    pub variant: Variant,
+    pub prompt: Prompt,
+    pub dataset_path: String,
+    pub cases: Vec<Case>,
+    pub provider: String,
+    /// Fallback providers, in order.
+    pub fallbacks: Vec<String>,
+    pub repeats: u32,
+    /// Applied to every case, besides the case's own.
+    pub asserts: Vec<Assertion>,
+    /// Every file the experiment's outcome depends on: variant, prompt, partials, dataset,
+    /// files named by assertions, files named by its `exec` providers' commands.
+    pub dependencies: BTreeSet<String>,
+    /// The template files the prompt's renders read besides the prompt itself.
+    pub partials: BTreeSet<String>,
+    /// Files and folders of the tree that its `exec` providers' commands name (an argument
+    /// such as `scripts/answer.py`), with the provider naming each.
+    pub command_files: BTreeMap<String, String>,
+    /// Extra dependencies declared as globs (`depends_on`).
+    pub depends_on: GlobSet,
+    /// The experiment's entry in the suite file (and its provider), canonicalised: when it
+    /// differs between base and head, the experiment is affected by the suite file.
+    pub definition: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Variant {
+    pub version: Option<String>,
+    pub model: String,
+    pub prompt_path: String,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<u32>,
+    pub top_p: Option<f64>,
+    /// The recorded results of this version (the baseline contract), e.g. `cost_per_request`.
+    pub evaluation_metrics: BTreeMap<String, f64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub id: String,
+    pub description: Option<String>,
+    /// Cases sharing a group are one unit of inference (see docs/statistics.md, "Clustered
+    /// cases").
+    pub group: Option<String>,
+    pub vars: serde_json::Map<String, Value>,
+    pub asserts: Vec<Assertion>,
+    /// The case's assertions as written (canonical JSON): two versions of a case have the same
+    /// assertions when these are equal.
+    pub assert_source: String,
+    /// Where the case is written: `datasets/x.jsonl:12`.
+    pub origin: String,
+}
+
+impl Case {
+    /// The case's `input` var, or its vars as JSON: what the report shows as the question.
+    pub fn input_text(&self) -> String {
+        match self.vars.get("input") {
+            Some(Value::String(s)) => s.clone(),
+            _ => Value::Object(self.vars.clone()).to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Assertion {
+    /// The score's name in the results.
+    pub metric: String,
+    pub check: Check,
+}
+
+#[derive(Clone, Debug)]
+pub enum Check {
+    Equals(String),
+    Contains(String),
+    IContains(String),
+    NotContains(String),
+    NotIContains(String),
+    StartsWith(String),
+    Regex(Regex),
+    JsonValid,
+    JsonPath {
+        path: serde_json_path::JsonPath,
+        source: String,
+        value: Value,
+    },
+    MaxLength(usize),
+}
+
+/// The assertion types, as written in files.
+pub const ASSERTION_TYPES: &[&str] = &[
+    "equals",
+    "contains",
+    "icontains",
+    "not-contains",
+    "not-icontains",
+    "starts-with",
+    "regex",
+    "json-valid",
+    "json-path",
+    "max-length",
+];
+
+impl Suite {
+    /// One sentence per experiment whose cases are too few for a gated metric's test to judge
+    /// (`metrics::Metric::min_units`): such a metric is reported, never gated, so a suite that
+    /// looks protected is not. Said up front by `validate`, `init` and `run`.
+    pub fn sample_size_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for e in &self.experiments {
+            let units = e.units();
+            let short: Vec<String> = self
+                .gates
+                .iter()
+                .filter_map(|g| {
+                    let min = crate::metrics::Metric::of(&g.metric).min_units();
+                    (units < min).then(|| format!("{} needs {min}", g.metric))
+                })
+                .collect();
+            if !short.is_empty() {
+                let unit = if units == e.cases.len() {
+                    "cases"
+                } else {
+                    "groups of cases"
+                };
+                let (them, it) = if short.len() == 1 {
+                    ("it", "it")
+                } else {
+                    ("they", "those gates")
+                };
+                notes.push(format!(
+                    "experiment `{}` has {units} {unit}; {} to be judged, so until then {them} will be reported, not gated: add cases before relying on {it}",
+                    e.name,
+                    short.join(", ")
+                ));
+            }
+        }
+        notes
+    }
+}
+
+impl Experiment {
+    /// Independent units of inference: the dataset's groups, plus every case without one.
+    pub fn units(&self) -> usize {
+        let groups: BTreeSet<&str> = self.cases.iter().filter_map(|c| c.group.as_deref()).collect();
+        groups.len() + self.cases.iter().filter(|c| c.group.is_none()).count()
+    }
+
+    /// The changed paths (of `changed`) this experiment depends on.
+    pub fn touched_by<'a>(&self, changed: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        changed
+            .into_iter()
+            .filter(|p| self.dependencies.contains(*p) || self.depends_on.is_match(p))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl ProviderSpec {
+    /// A provider with nothing configured but its name and type.
+    pub fn new(name: &str, kind: ProviderKind) -> Self {
+        ProviderSpec {
+            name: name.to_owned(),
+            kind,
+            api_key_env: None,
+            base_url: None,
+            concurrency: 8,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            timeout_ms: 60_000,
+            max_retries: 0,
+            deployment: None,
+            api_version: None,
+            command: None,
+            env: Vec::new(),
+        }
+    }
+}
