@@ -1,14 +1,24 @@
 //! Bad input: every broken suite, dataset, template, ref or results file gets one clear error
 //! (what was expected, where, and a hint) and exit code 2 — never a panic, never a silent pass.
 //!
-//! Each case breaks the working tree of a repository holding the demo's base suite, then runs
-//! `promptgate validate`; some also commit the breakage on a branch and run the gate on it.
+//! Each case breaks the demo's base suite. Breakages only `validate` needs run in-process on an
+//! in-memory tree, and the whole diagnostic is compared with its snapshot
+//! (`tests/integration/snapshots/`), so a changed message is seen whole. Those that must also
+//! stop the gate commit the breakage on a branch and run the binary; what only a real checkout
+//! can show (bytes that are not UTF-8, a folder where a file should be, refs, watchdogs) runs
+//! the binary too.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::{Run, TestRepo, promptgate_in};
+use promptgate::error::Error;
+use promptgate::workspace::{FileSource, MemTree};
+
+use crate::support::{Run, TestRepo, fixture, promptgate_in};
 
 const SUITE: &str = "promptgate.yaml";
 const VARIANT: &str = "configs/customer-support.yaml";
@@ -16,22 +26,125 @@ const PROMPT: &str = "prompts/customer-support.md";
 const JSONL: &str = "datasets/customer-support.jsonl";
 const CSV: &str = "datasets/product-faq.csv";
 
-/// Applies `break_it` to a demo-base repository's working tree, runs `promptgate validate`, and
-/// asserts exit code 2, no panic, exactly one error, a hint, and every `expect`ed fragment.
+/// The edits a breakage makes, the same on a repository's working tree and on a tree in memory.
+trait Tree {
+    fn read(&self, path: &str) -> String;
+    fn write(&self, path: &str, text: &str);
+    fn remove(&self, path: &str);
+
+    /// Replaces the first `from` with `to` in a file, which must contain it.
+    #[track_caller]
+    fn edit(&self, path: &str, from: &str, to: &str) {
+        let text = self.read(path);
+        assert!(text.contains(from), "{path} does not contain {from:?}");
+        self.write(path, &text.replacen(from, to, 1));
+    }
+}
+
+impl Tree for TestRepo {
+    fn read(&self, path: &str) -> String {
+        TestRepo::read(self, path)
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        TestRepo::write(self, path, text);
+    }
+
+    fn remove(&self, path: &str) {
+        TestRepo::remove(self, path);
+    }
+}
+
+/// The demo's base tree, in memory.
+struct Files(RefCell<BTreeMap<String, String>>);
+
+impl Files {
+    fn demo_base() -> Files {
+        let root = fixture("base");
+        let mut files = BTreeMap::new();
+        let mut folders = vec![root.clone()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).expect("fixture folder") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else {
+                    let name = path
+                        .strip_prefix(&root)
+                        .expect("under root")
+                        .to_string_lossy()
+                        .replace('\\', "/");
+                    files.insert(name, std::fs::read_to_string(&path).expect("fixture text"));
+                }
+            }
+        }
+        Files(RefCell::new(files))
+    }
+
+    fn tree(&self) -> Arc<dyn FileSource> {
+        let files = self.0.borrow();
+        Arc::new(MemTree::new(files.iter().map(|(p, t)| (p.as_str(), t.as_str()))))
+    }
+}
+
+impl Tree for Files {
+    fn read(&self, path: &str) -> String {
+        self.0
+            .borrow()
+            .get(path)
+            .cloned()
+            .unwrap_or_else(|| panic!("no file {path}"))
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        self.0.borrow_mut().insert(path.to_owned(), text.to_owned());
+    }
+
+    fn remove(&self, path: &str) {
+        assert!(self.0.borrow_mut().remove(path).is_some(), "no file {path}");
+    }
+}
+
+/// Applies `break_it` to the demo's base tree in memory and validates it as `promptgate
+/// validate` does: exactly one error, an input error (exit code 2), with a hint and every
+/// `expect`ed fragment; the whole diagnostic, as printed, matches the test's snapshot.
 #[track_caller]
-fn check(break_it: impl Fn(&TestRepo), expect: &[&str]) {
-    let repo = TestRepo::with_demo_base();
-    break_it(&repo);
-    let run = repo.promptgate(&["validate"]);
-    expect_one_error(&run, expect);
+fn check(break_it: impl Fn(&dyn Tree), expect: &[&str]) {
+    let files = Files::demo_base();
+    break_it(&files);
+    let errors = match promptgate::suite::lint(files.tree(), SUITE) {
+        Ok(_) => panic!("the broken suite validated"),
+        Err(errors) => errors,
+    };
+    assert_eq!(errors.len(), 1, "expected exactly one error, got {errors:#?}");
+    let printed = errors[0].to_string();
+    assert!(
+        matches!(errors[0], Error::Input(_)),
+        "not an input error (exit 2):\n{printed}"
+    );
+    assert!(printed.contains("\nhint: "), "no hint:\n{printed}");
+    for fragment in expect {
+        assert!(printed.contains(fragment), "lacks {fragment:?}:\n{printed}");
+    }
+    let test = std::thread::current()
+        .name()
+        .expect("a test thread is named")
+        .to_owned();
+    let name = test.rsplit("::").next().expect("a name");
+    insta::assert_snapshot!(name, printed);
 }
 
 /// Like [`check`], and also commits the breakage on a branch and runs the gate against `main`:
 /// the gate must stop with the same error and write nothing that claims a verdict.
 #[track_caller]
-fn check_with_run(break_it: impl Fn(&TestRepo), expect: &[&str]) {
+fn check_with_run(break_it: impl Fn(&dyn Tree), expect: &[&str]) {
     check(&break_it, expect);
+    run_broken(|r| break_it(r), expect);
+}
 
+/// Commits `break_it` on a branch of a demo-base repository and runs the gate against `main`.
+#[track_caller]
+fn run_broken(break_it: impl Fn(&TestRepo), expect: &[&str]) {
     let repo = TestRepo::with_demo_base();
     repo.checkout_new("pr");
     break_it(&repo);
@@ -48,6 +161,16 @@ fn check_with_run(break_it: impl Fn(&TestRepo), expect: &[&str]) {
         "stdout claims a verdict\n{}",
         run.stdout
     );
+}
+
+/// Applies `break_it` to a demo-base repository's working tree and runs the binary's
+/// `promptgate validate`, for what only a real checkout can hold.
+#[track_caller]
+fn validate_broken(break_it: impl Fn(&TestRepo), expect: &[&str]) {
+    let repo = TestRepo::with_demo_base();
+    break_it(&repo);
+    let run = repo.promptgate(&["validate"]);
+    expect_one_error(&run, expect);
 }
 
 #[track_caller]
@@ -297,7 +420,7 @@ fn unknown_gate_direction() {
         &[
             "unknown value `up`",
             "promptgate.yaml:25:33",
-            "hint: expected one of: higher, lower\n",
+            "hint: expected one of: higher, lower",
         ],
     );
 }
@@ -695,21 +818,21 @@ fn temperature_out_of_range() {
 
 #[test]
 fn prompt_file_that_is_not_utf8() {
-    check_with_run(
-        |r| {
-            std::fs::write(
-                r.path().join(PROMPT),
-                b"You are \xff\xfe helpful, {{ customer_name }}.\n",
-            )
-            .expect("write");
-        },
-        &["not UTF-8", "prompts/customer-support.md", "hint: "],
-    );
+    let break_it = |r: &TestRepo| {
+        std::fs::write(
+            r.path().join(PROMPT),
+            b"You are \xff\xfe helpful, {{ customer_name }}.\n",
+        )
+        .expect("write");
+    };
+    let expect = ["not UTF-8", "prompts/customer-support.md", "hint: "];
+    validate_broken(break_it, &expect);
+    run_broken(break_it, &expect);
 }
 
 #[test]
 fn dataset_that_is_a_directory() {
-    check(
+    validate_broken(
         |r| {
             r.remove(CSV);
             r.write(&format!("{CSV}/cases.csv"), "id,input\na,b\n");
