@@ -273,6 +273,7 @@ fn power_plan(
                 return (None, None);
             };
             let good_rate = if sign > 0.0 { baseline } else { 1.0 - baseline };
+            let observed = discordance_without_change(observed, good_rate, observed_drop(estimate, sign));
             let needed = (margin > 0.0)
                 .then(|| {
                     let psi = discordance_under_drop(observed, good_rate, margin);
@@ -299,10 +300,14 @@ fn power_plan(
                 // McNemar (`discordance_under_drop`); plan with the spread under the drop.
                 let good_rate = estimate.baseline.map(|b| if sign > 0.0 { b } else { 1.0 - b });
                 if let Some(good_rate) = good_rate {
-                    let sd_at = |delta: f64| {
-                        let rise = (delta * (2.0 * good_rate - 1.0) - delta * delta).max(0.0);
-                        (sd * sd + rise / estimate.calls_per_unit.max(1.0)).sqrt()
+                    // The spread the drop adds (the variance of a 0/1 outcome with the good
+                    // rate moved by δ, per call, over the calls of a unit), and what is left
+                    // of the observed spread without the drop the run saw.
+                    let rise = |delta: f64| {
+                        (delta * (2.0 * good_rate - 1.0) - delta * delta) / estimate.calls_per_unit.max(1.0)
                     };
+                    let var = (sd * sd - rise(observed_drop(estimate, sign))).max(0.0);
+                    let sd_at = |delta: f64| (var + rise(delta).max(0.0)).sqrt();
                     let needed = (margin > 0.0)
                         .then(|| stats::cases_needed_t(sd_at(margin), margin, alpha, POWER))
                         .flatten();
@@ -318,12 +323,26 @@ fn power_plan(
     }
 }
 
+/// The change the run observed, as a drop of the good outcome's rate (negative when it rose).
+fn observed_drop(estimate: &Estimate, sign: f64) -> f64 {
+    estimate.delta.map_or(0.0, |d| -sign * d)
+}
+
+/// The discordance the cases would show with no change, from the one observed with a drop of
+/// `drop` (the inverse of [`discordance_under_drop`]'s model: ψ = ψ₀ + δ(2p̄ − 1)). The plan
+/// adds the planned drop to this, not to the observed discordance, which a real regression has
+/// already inflated: a run that saw 14 of 44 cases flip one way would otherwise plan for a drop
+/// on top of that drop, and call itself blind to the very change it just detected.
+fn discordance_without_change(observed: f64, good_rate: f64, drop: f64) -> f64 {
+    (observed - drop * (2.0 * good_rate - 1.0)).clamp(0.0, 1.0)
+}
+
 /// Discordant-pair probability of a binary metric under the planning alternative: a drop of
 /// `margin` on top of the observed discordance `observed` (the share of discordant cases). If
 /// every case's probability of the good outcome, `p`, falls by δ, a case is discordant with
 /// probability `p(1 − p + δ) + (p − δ)(1 − p) = 2p(1 − p) + δ(2p − 1)`, so ψ rises by `δ(2p̄ −
-/// 1)` with `p̄` the baseline's good-outcome rate. Never below the observed (the plan is not
-/// allowed to shrink below the observed spread), at least δ, at most 1.
+/// 1)` with `p̄` the baseline's good-outcome rate. `observed` is the discordance without change
+/// ([`discordance_without_change`]); the result is at least δ, at most 1.
 fn discordance_under_drop(observed: f64, good_rate: f64, margin: f64) -> f64 {
     let rise = (margin * (2.0 * good_rate - 1.0)).max(0.0);
     (observed + rise).clamp(margin, 1.0)
@@ -644,6 +663,21 @@ mod tests {
         );
         assert_eq!(m.details.cases_needed, Some(2440));
         assert!(m.details.underpowered);
+        // A run that saw a real drop plans from the discordance without it: the demo's 14 of 44
+        // cases flipping pass → fail (95.5% → 63.6%) leave ψ₀ = 14/44 − (14/44)·(2·0.955 − 1)
+        // = 0.0286, and the drop it just detected is within what it can detect.
+        let mut dropped = binary.clone();
+        (dropped.n, dropped.baseline, dropped.delta) = (44, Some(0.955), Some(-14.0 / 44.0));
+        dropped.discordance = Some(14.0 / 44.0);
+        let g = gate(Direction::Higher, Margin::Absolute(0.02));
+        let m = decide(&dropped, Some(&g), None, 0.05, 1);
+        assert!(m.mde.unwrap() < 14.0 / 44.0, "{m:?}");
+        let mut unchanged = dropped.clone();
+        unchanged.delta = Some(0.0);
+        unchanged.discordance = Some(14.0 / 44.0 * (1.0 - (2.0 * 0.955 - 1.0)));
+        let same = decide(&unchanged, Some(&g), None, 0.05, 1);
+        assert_eq!(m.details.cases_needed, same.details.cases_needed);
+        assert_eq!(m.mde, same.mde);
         // Means of 0/1 outcomes (3 repeats per case) plan with the spread under the drop: a
         // baseline pass rate of 0.9 falling by 0.1 adds (0.1·(2·0.9 − 1) − 0.1²)/3 = 0.07/3 to
         // the per-case variance, 0.3² → 0.3² + 0.0233.
