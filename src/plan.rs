@@ -11,12 +11,7 @@ use crate::providers::pricing::PriceTable;
 use crate::providers::{Message, Request};
 use crate::suite::{Budget, Experiment};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arm {
-    Baseline,
-    Candidate,
-}
+pub use crate::results::Arm;
 
 /// One model call to make.
 #[derive(Clone, Debug)]
@@ -40,7 +35,7 @@ pub struct Job {
 
 /// What a run will cost, before it runs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Estimate {
+pub struct CostEstimate {
     pub calls: usize,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -91,7 +86,7 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
                             top_p: experiment.variant.top_p,
                             seed: call_seed,
                         })
-                        .map_err(|d| format!("rendering the {} prompt failed: {}", arm_name(arm), d.message));
+                        .map_err(|d| format!("rendering the {} prompt failed: {}", arm.name(), d.message));
                     jobs.push(Job {
                         experiment: ei,
                         case: ci,
@@ -107,13 +102,6 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
         }
     }
     jobs
-}
-
-fn arm_name(arm: Arm) -> &'static str {
-    match arm {
-        Arm::Baseline => "baseline",
-        Arm::Candidate => "candidate",
-    }
 }
 
 /// Marks both arms of the first `cases` cases of every compared experiment (dataset order) to
@@ -192,11 +180,11 @@ pub fn request_upper_bound_usd(request: &Request, prices: &PriceTable) -> Option
     )
 }
 
-pub fn estimate(jobs: &[Job], prices: &PriceTable) -> Estimate {
-    let mut e = Estimate {
+pub fn estimate(jobs: &[Job], prices: &PriceTable) -> CostEstimate {
+    let mut e = CostEstimate {
         calls: jobs.len(),
         tokens_exact: true,
-        ..Estimate::default()
+        ..CostEstimate::default()
     };
     let mut counter = crate::tokens::Counter::new();
     for job in jobs {
@@ -225,7 +213,7 @@ pub fn estimate(jobs: &[Job], prices: &PriceTable) -> Estimate {
 /// Refuses a run whose estimate exceeds the hard cap, or the approval threshold without an
 /// approval at least as large as the estimate.
 pub fn check_budget(
-    estimate: &Estimate,
+    estimate: &CostEstimate,
     budget: &Budget,
     approved_usd: Option<f64>,
     simulated: bool,
@@ -346,10 +334,10 @@ mod tests {
 
     #[test]
     fn the_approval_message_shows_the_threshold_and_an_amount_that_covers() {
-        let estimate = Estimate {
+        let estimate = CostEstimate {
             calls: 10,
             usd: 0.0234,
-            ..Estimate::default()
+            ..CostEstimate::default()
         };
         let budget = Budget {
             approve_above_usd: Some(0.001),
@@ -393,10 +381,10 @@ mod tests {
         }
     }
 
-    fn est(usd: f64) -> Estimate {
-        Estimate {
+    fn est(usd: f64) -> CostEstimate {
+        CostEstimate {
             usd,
-            ..Estimate::default()
+            ..CostEstimate::default()
         }
     }
 

@@ -194,6 +194,25 @@ pub struct GitRef {
     pub dirty: bool,
 }
 
+/// The two sides of every comparison: the files at the merge base (the baseline) and at the
+/// pull request's head (the candidate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arm {
+    Baseline,
+    Candidate,
+}
+
+impl Arm {
+    /// `baseline` or `candidate`, as `results.json` and the reports name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arm::Baseline => "baseline",
+            Arm::Candidate => "candidate",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {

@@ -333,7 +333,7 @@ fn evaluate(
         }
         None => prepared_approvals,
     };
-    let policy = trust::Policy {
+    let policy = trust::KeyPolicy {
         untrusted_head: untrusted,
         config_approved: approvals.config.is_some()
             || dispatched_by.is_some()

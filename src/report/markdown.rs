@@ -67,7 +67,7 @@ pub fn render_summary(results: &Results) -> anyhow::Result<String> {
     let template = env
         .template_from_named_str("summary.md.j2", SUMMARY_TEMPLATE)
         .map_err(describe)?;
-    let view = ReportView::new(results, &BTreeMap::new(), LIMITS[0], false, false);
+    let view = ReportView::new(results, &BTreeMap::new(), LIMITS[0], Fit::Full);
     template.render(Value::from(Serde(&view))).map_err(describe)
 }
 
@@ -90,16 +90,16 @@ fn render_comment(
         .map_err(describe)?;
     let fits = |text: &str| text.chars().count() <= MAX_COMMENT_CHARS;
     let render = |view: &ReportView| template.render(Value::from(Serde(view))).map_err(describe);
-    let full = render(&ReportView::new(results, images, LIMITS[0], false, false))?;
+    let full = render(&ReportView::new(results, images, LIMITS[0], Fit::Full))?;
     if fits(&full) {
         return Ok(full);
     }
     // Showing no case at all is the last step before the compact list; when even that does not
     // fit, the steps between need not be tried.
     let last = LIMITS.len() - 1;
-    if fits(&render(&ReportView::new(results, images, LIMITS[last], true, false))?) {
+    if fits(&render(&ReportView::new(results, images, LIMITS[last], Fit::Shrunk))?) {
         for limits in &LIMITS[1..] {
-            let rendered = render(&ReportView::new(results, images, *limits, true, false))?;
+            let rendered = render(&ReportView::new(results, images, *limits, Fit::Shrunk))?;
             if fits(&rendered) {
                 return Ok(rendered);
             }
@@ -107,7 +107,7 @@ fn render_comment(
     }
     // Even without cases the comment is too long: list experiments in one line each, and as
     // a last resort show only the first ones.
-    let mut view = ReportView::new(results, images, LIMITS[last], true, true);
+    let mut view = ReportView::new(results, images, LIMITS[last], Fit::Compact);
     loop {
         let rendered = render(&view)?;
         if fits(&rendered) || view.experiments.is_empty() {
@@ -121,16 +121,27 @@ fn render_comment(
 
 /// How much of each flipped case is shown; the renderer walks down this list until the
 /// comment fits.
-const LIMITS: [Limits; 5] = [
-    Limits::new(20, 300, 1_000),
-    Limits::new(10, 200, 500),
-    Limits::new(5, 150, 300),
-    Limits::new(2, 100, 200),
-    Limits::new(0, 100, 200),
+const LIMITS: [SizeLimits; 5] = [
+    SizeLimits::new(20, 300, 1_000),
+    SizeLimits::new(10, 200, 500),
+    SizeLimits::new(5, 150, 300),
+    SizeLimits::new(2, 100, 200),
+    SizeLimits::new(0, 100, 200),
 ];
 
+/// How the comment was made to fit under [`MAX_COMMENT_CHARS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fit {
+    /// As the limits allow: nothing was cut for size.
+    Full,
+    /// Fewer flipped cases than usual.
+    Shrunk,
+    /// One line per experiment, no tables, no cases.
+    Compact,
+}
+
 #[derive(Clone, Copy, Debug, Serialize)]
-struct Limits {
+struct SizeLimits {
     /// Flipped cases shown per experiment and direction.
     cases: usize,
     input_chars: usize,
@@ -143,9 +154,9 @@ struct Limits {
     reason_chars: usize,
 }
 
-impl Limits {
-    const fn new(cases: usize, input_chars: usize, output_chars: usize) -> Limits {
-        Limits {
+impl SizeLimits {
+    const fn new(cases: usize, input_chars: usize, output_chars: usize) -> SizeLimits {
+        SizeLimits {
             cases,
             input_chars,
             output_chars,
@@ -228,7 +239,7 @@ struct ReportView<'a> {
     /// Some experiment ran sequentially: its p-values are repeated p-values.
     any_sequential: bool,
     run: RunView,
-    limits: Limits,
+    limits: SizeLimits,
     /// Fewer flipped cases are shown than usual, to keep the comment under the size limit.
     shrunk: bool,
     /// One line per experiment, no tables: the full report did not fit.
@@ -408,13 +419,7 @@ struct RunView {
 }
 
 impl<'a> ReportView<'a> {
-    fn new(
-        results: &'a Results,
-        images: &BTreeMap<String, String>,
-        limits: Limits,
-        shrunk: bool,
-        compact: bool,
-    ) -> ReportView<'a> {
+    fn new(results: &'a Results, images: &BTreeMap<String, String>, limits: SizeLimits, fit: Fit) -> ReportView<'a> {
         let attention = attention(results);
         let (symbol, word) = match results.verdict {
             Verdict::Pass if attention.is_empty() => ("✅", "pass"),
@@ -470,8 +475,8 @@ impl<'a> ReportView<'a> {
             any_sequential: results.experiments.iter().any(|e| e.noise.sequential.is_some()),
             run: RunView::new(results),
             limits,
-            shrunk,
-            compact,
+            shrunk: fit != Fit::Full,
+            compact: fit == Fit::Compact,
             max_chars: MAX_COMMENT_CHARS,
         }
     }
@@ -572,7 +577,7 @@ fn status_word(status: ExperimentStatus) -> &'static str {
 impl<'a> ExperimentView<'a> {
     fn new(
         e: &'a ExperimentResult,
-        limits: Limits,
+        limits: SizeLimits,
         images: Vec<ImageView>,
         requests_per_month: Option<u64>,
     ) -> ExperimentView<'a> {

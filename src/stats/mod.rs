@@ -83,7 +83,7 @@ pub use holm::holm;
 pub use mcnemar::mcnemar_exact;
 pub use nct::noncentral_t_cdf;
 pub use permutation::{
-    EXACT_UNITS, QuantileDraws, SignFlip, Unit, expanded_alpha, sign_flip_quantile, unit_bootstrap_one_quantile,
+    EXACT_UNITS, PairedUnit, QuantileDraws, SignFlip, expanded_alpha, sign_flip_quantile, unit_bootstrap_one_quantile,
     unit_bootstrap_quantile,
 };
 pub use power::{

@@ -253,7 +253,7 @@ impl Repo {
 }
 
 /// An entry of a commit's tree, links followed.
-pub(super) struct Entry {
+pub(super) struct TreeEntry {
     pub kind: ObjectKind,
     /// The git object id of the blob or tree.
     pub id: String,
@@ -264,7 +264,7 @@ const MAX_LINKS: usize = 40;
 
 /// What `path` names at commit `sha`, following symbolic links whose targets stay inside the
 /// repository (as the working tree would); `None` when nothing is there.
-pub(super) fn resolve(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Option<Entry>> {
+pub(super) fn resolve(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Option<TreeEntry>> {
     let mut current = path.to_owned();
     for _ in 0..MAX_LINKS {
         match ls_tree(repo, sha, &current)? {
@@ -320,8 +320,8 @@ struct RawEntry {
 }
 
 impl RawEntry {
-    fn entry(self) -> Entry {
-        Entry {
+    fn entry(self) -> TreeEntry {
+        TreeEntry {
             kind: if self.kind == "tree" {
                 ObjectKind::Folder
             } else {

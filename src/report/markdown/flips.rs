@@ -3,7 +3,7 @@
 use super::*;
 
 impl<'a> FlipGroup<'a> {
-    pub(super) fn new(cases: &'a [CaseResult], flip: Flip, limits: Limits) -> Option<FlipGroup<'a>> {
+    pub(super) fn new(cases: &'a [CaseResult], flip: Flip, limits: SizeLimits) -> Option<FlipGroup<'a>> {
         let flipped: Vec<&CaseResult> = cases.iter().filter(|c| c.flip == Some(flip)).collect();
         if flipped.is_empty() {
             return None;
@@ -141,7 +141,7 @@ pub(super) fn words(text: &str, max_chars: usize) -> (Vec<std::ops::Range<usize>
 pub(super) const DIFF_MAX_WORDS: usize = 400;
 
 impl<'a> SideView<'a> {
-    fn new(calls: &'a [Call], passed: bool, limits: Limits) -> SideView<'a> {
+    fn new(calls: &'a [Call], passed: bool, limits: SizeLimits) -> SideView<'a> {
         let representative = calls.iter().find(|c| c.passed() == passed).or_else(|| calls.first());
         let mut seen = BTreeSet::new();
         let failures: Vec<&str> = calls
