@@ -127,7 +127,8 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
     let metric = Metric::of(name);
     let confidence = 1.0 - alpha;
     let mut result = Estimate::empty(&metric, alpha);
-    let metric_seed = seed ^ fnv1a(name.as_bytes());
+    // Each metric its own random stream, stable across processes and releases.
+    let metric_seed = seed ^ stats::fnv1a(name.bytes());
     let values = |c: &CaseResult, candidate: bool| {
         let (calls, timeout) = if candidate {
             (&c.candidate, timeouts[1])
@@ -413,13 +414,6 @@ pub fn flaky_share(cases: &[CaseResult]) -> (Option<f64>, Vec<String>) {
         }
     }
     ((groups > 0).then(|| flaky as f64 / groups as f64), ids)
-}
-
-/// FNV-1a: a stable hash to give each metric its own random stream.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

@@ -475,7 +475,7 @@ async fn send(
     seed: u64,
     attempts: &mut u32,
 ) -> Result<(Response, Option<f64>), SendError> {
-    let tokens = plan::estimate_input_tokens(&request.messages) + plan::estimate_output_tokens(request.max_tokens);
+    let tokens = crate::tokens::estimate_messages(&request.messages) + plan::estimate_output_tokens(request.max_tokens);
     let mut retries = 0;
     loop {
         let permit = throttle.concurrency.acquire().await;
