@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::detect::{self, Detection};
+use crate::format::short_sha;
 use crate::providers::pricing::PriceTable;
 use crate::results::GitRef;
 use crate::suite::{self, Budget, Defaults, GateSpec, Margin, Price, Suite};
@@ -91,7 +92,7 @@ impl Comparison {
         (!self.base_errors.is_empty()).then(|| {
             format!(
                 "the suite at base ({}) does not load: {}",
-                short(&self.merge_base),
+                short_sha(&self.merge_base),
                 self.base_errors.join("; ")
             )
         })
@@ -128,7 +129,7 @@ impl Comparison {
                 "warning: {} uncommitted change(s) the suite may read are not part of this comparison, which reads the commit {} ({}):",
                 self.not_compared.len(),
                 self.head_ref.name,
-                short(&self.head_ref.sha)
+                short_sha(&self.head_ref.sha)
             );
             for c in &self.not_compared {
                 text.push_str(&format!("\n  {} {}", uncommitted_word(c.kind), c.path));
@@ -139,7 +140,7 @@ impl Comparison {
         if self.head_ref.name == WORKTREE {
             notices.push(format!(
                 "promptgate: the candidate is the working tree on {}{}",
-                short(&self.head_ref.sha),
+                short_sha(&self.head_ref.sha),
                 if self.head_ref.dirty {
                     ", uncommitted edits and untracked files included"
                 } else {
@@ -533,10 +534,6 @@ fn uncommitted_word(kind: ChangeKind) -> &'static str {
         ChangeKind::Renamed => "renamed",
         _ => "modified",
     }
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 #[cfg(test)]

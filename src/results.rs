@@ -58,6 +58,69 @@ pub struct Results {
     pub trust: TrustFacts,
 }
 
+/// What every producer of [`Results`] (`run`, `merge`) decides. [`Results::new`] is the only
+/// way to build them, so a key added here is a compile error in every producer until each sets
+/// it; the keys a later stage owns (a waiver, a shard, a merge, a maintainer's approval) start
+/// absent and are set by that stage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResultParts {
+    pub verdict: Verdict,
+    pub reason: String,
+    pub base: GitRef,
+    pub head: GitRef,
+    pub config: String,
+    pub experiments: Vec<ExperimentResult>,
+    pub unaffected: Vec<String>,
+    pub run: RunFacts,
+    pub requests_per_month: Option<u64>,
+    pub gates: Vec<GateRecord>,
+    pub defaults: AnalysisDefaults,
+    pub policy_changes: Vec<String>,
+    pub base_error: Option<String>,
+}
+
+impl Results {
+    /// Results of this version of promptgate, not waived, sharded or merged, nothing held.
+    pub fn new(parts: ResultParts) -> Results {
+        let ResultParts {
+            verdict,
+            reason,
+            base,
+            head,
+            config,
+            experiments,
+            unaffected,
+            run,
+            requests_per_month,
+            gates,
+            defaults,
+            policy_changes,
+            base_error,
+        } = parts;
+        Results {
+            schema_version: SCHEMA_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            verdict,
+            reason,
+            base,
+            head,
+            config,
+            experiments,
+            unaffected,
+            run,
+            requests_per_month,
+            waiver: None,
+            shard: None,
+            merged: None,
+            gates: Some(gates),
+            defaults: Some(defaults),
+            policy_changes,
+            base_error,
+            trust: TrustFacts::default(),
+        }
+    }
+}
+
 /// `approval` and `untrusted` in `results.json`; both absent in a plain run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrustFacts {
@@ -689,5 +752,56 @@ impl MetricVerdict {
 impl Call {
     pub fn passed(&self) -> bool {
         matches!(self.scores.get("pass"), Some(Score::Bool(true)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts() -> ResultParts {
+        let at = |name: &str, sha: &str| GitRef {
+            name: name.to_owned(),
+            sha: sha.to_owned(),
+            dirty: false,
+        };
+        ResultParts {
+            verdict: Verdict::Pass,
+            reason: "no regression".to_owned(),
+            base: at("main", "3f2a9c1e0b7d"),
+            head: at("prompt/shorter", "9b7d4e2a1c3f"),
+            config: "promptgate.yaml".to_owned(),
+            experiments: Vec::new(),
+            unaffected: vec!["translation".to_owned()],
+            run: RunFacts::default(),
+            requests_per_month: None,
+            gates: Vec::new(),
+            defaults: AnalysisDefaults {
+                alpha: 0.05,
+                seed: 7,
+                max_error_rate: 0.1,
+                sequential: false,
+                aa: false,
+            },
+            policy_changes: Vec::new(),
+            base_error: None,
+        }
+    }
+
+    #[test]
+    fn new_results_record_the_analysis_and_leave_the_later_stages_keys_absent() {
+        let results = Results::new(parts());
+        assert_eq!(results.schema_version, SCHEMA_VERSION);
+        assert_eq!(results.tool_version, env!("CARGO_PKG_VERSION"));
+        let json = serde_json::to_value(&results).unwrap();
+        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        for absent in ["waiver", "shard", "merged", "approval", "untrusted"] {
+            assert!(!keys.contains(&absent), "{absent} in {keys:?}");
+        }
+        // What `merge` needs to re-judge without the repository is always there.
+        assert_eq!(json["defaults"]["seed"], 7);
+        assert_eq!(json["gates"], serde_json::json!([]));
+        let back: Results = serde_json::from_value(json).unwrap();
+        assert_eq!(back, results);
     }
 }

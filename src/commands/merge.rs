@@ -139,9 +139,7 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results>
             merged.count
         ));
     }
-    let mut results = Results {
-        schema_version: SCHEMA_VERSION,
-        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+    let mut results = Results::new(ResultParts {
         verdict,
         reason,
         base: first.results.base.clone(),
@@ -151,15 +149,12 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results>
         unaffected,
         run,
         requests_per_month: first.results.requests_per_month,
-        waiver: None,
-        trust: TrustFacts::default(),
-        shard: None,
-        merged: Some(merged),
-        gates: Some(gates),
-        defaults: Some(defaults),
+        gates,
+        defaults,
         policy_changes: first.results.policy_changes.clone(),
         base_error: first.results.base_error.clone(),
-    };
+    });
+    results.merged = Some(merged);
     // Every shard holds the same experiments for a maintainer's approval (the hold depends on
     // the suite, not on the cases): the merged run waits for the same.
     if let Some(needed) = shards.iter().find_map(|s| s.results.trust.approval.clone()) {

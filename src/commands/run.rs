@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::cli::GateFlags;
 use crate::detect::{self, Detection};
 use crate::error::{Diagnostic, Error, exit};
+use crate::format::short_sha;
 use crate::plan::{self, Arm, Job, PlanFacts, Planned};
 use crate::providers::pricing::PriceTable;
 use crate::results::*;
@@ -118,7 +119,7 @@ pub fn run_gate_with(
                 format!(
                     "--aa needs the suite at {} ({}), and it does not load there",
                     options.base,
-                    short(&cmp.merge_base)
+                    short_sha(&cmp.merge_base)
                 ),
                 "run the A/A check against a ref where the suite exists",
             )
@@ -143,7 +144,7 @@ pub fn run_gate_with(
     eprintln!(
         "promptgate: {} changed path(s) between {} and {}; {} experiment(s) affected, {} removed, {} unaffected",
         detection.changed_paths.len(),
-        short(&cmp.merge_base),
+        short_sha(&cmp.merge_base),
         head_label(&cmp),
         detection.affected.len(),
         detection.removed.len(),
@@ -354,23 +355,12 @@ pub fn run_gate_with(
             ..verdict::count_calls(&experiments)
         };
         let (verdict, reason) = verdict::with_base_error(verdict::overall_verdict(&experiments), base_error.as_deref());
-        Results {
-            shard: options.shard,
-            merged: None,
-            gates: Some(policy.records()),
-            defaults: Some(AnalysisDefaults {
-                alpha: defaults.alpha,
-                seed: defaults.seed,
-                max_error_rate: defaults.max_error_rate,
-                sequential: look.is_some(),
-                aa: false,
-            }),
-            schema_version: SCHEMA_VERSION,
-            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        let mut results = Results::new(ResultParts {
             verdict,
             reason,
             base: GitRef {
-                // The commit evaluated is the merge base (DESIGN: `base.sha`).
+                // The commit evaluated is the merge base (what the pull request's diff is
+                // computed from).
                 sha: cmp.merge_base.clone(),
                 ..base_ref.clone()
             },
@@ -380,15 +370,23 @@ pub fn run_gate_with(
             unaffected: detection.unaffected.clone(),
             run,
             requests_per_month: candidate_suite.requests_per_month,
-            waiver: None,
+            gates: policy.records(),
+            defaults: AnalysisDefaults {
+                alpha: defaults.alpha,
+                seed: defaults.seed,
+                max_error_rate: defaults.max_error_rate,
+                sequential: look.is_some(),
+                aa: false,
+            },
             policy_changes: if options.aa {
                 Vec::new()
             } else {
                 policy_in_force.changes.clone()
             },
             base_error: base_error.clone(),
-            trust: TrustFacts::default(),
-        }
+        });
+        results.shard = options.shard;
+        results
     };
     let (mut results, ran) = if defaults.sequential && !options.aa && !jobs.is_empty() {
         run_sequential(&jobs, &run_batch, defaults, &assemble_at)?
@@ -427,9 +425,9 @@ pub fn run_gate_with(
 /// The head as the messages name it: a short SHA, or the working tree.
 fn head_label(cmp: &compare::Comparison) -> String {
     if cmp.head_ref.name == compare::WORKTREE {
-        format!("the working tree (on {})", short(&cmp.head_ref.sha))
+        format!("the working tree (on {})", short_sha(&cmp.head_ref.sha))
     } else {
-        short(&cmp.head_ref.sha).to_owned()
+        short_sha(&cmp.head_ref.sha).to_owned()
     }
 }
 
@@ -622,8 +620,4 @@ pub fn print_outcome(run: &GateRun) {
     // workflow command may get through.
     let text = crate::output::inert(&crate::secrets::redact(&text));
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }

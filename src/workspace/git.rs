@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 
 use super::{ObjectKind, join_in_repo, parent_dir};
 use crate::error::Error;
+use crate::format::short_sha;
 
 /// A local git repository.
 pub struct Repo {
@@ -83,7 +84,7 @@ impl Repo {
         match self.git(&["merge-base", a, b]) {
             Ok(sha) if !sha.trim().is_empty() => Ok(sha.trim().to_owned()),
             _ => Err(Error::run_with_hint(
-                format!("commits {} and {} share no history", short(a), short(b)),
+                format!("commits {} and {} share no history", short_sha(a), short_sha(b)),
                 "in a shallow clone, fetch more history (`git fetch --unshallow`)",
             )),
         }
@@ -170,7 +171,7 @@ impl Repo {
             &dir_text,
             sha,
         ])
-        .with_context(|| format!("checking out {} into a temporary worktree", short(sha)))?;
+        .with_context(|| format!("checking out {} into a temporary worktree", short_sha(sha)))?;
         Ok(super::Worktree::new(self.root.clone(), dir, scratch))
     }
 
@@ -348,7 +349,7 @@ fn ls_tree(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Option<RawEntry
     if !out.status.success() {
         bail!(
             "git ls-tree {} -- {path} failed: {}",
-            short(sha),
+            short_sha(sha),
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
@@ -415,10 +416,6 @@ fn git_command() -> Command {
         command.env_remove(name);
     }
     command
-}
-
-pub(super) fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 /// Parses `git diff --name-status -z` output: `STATUS\0path\0` or `Rnnn\0old\0new\0`.
