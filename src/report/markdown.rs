@@ -6,8 +6,12 @@
 //! view out, so a user's own template gets the same facts without redoing any of it.
 //!
 //! Everything textual that comes from the run (names and paths from the PR's config, case
-//! inputs, model outputs, git refs) stays raw in the view and is escaped in the template by the
-//! `untrusted` filter ([`escape_untrusted`]); our own formatted numbers need no escaping.
+//! inputs, model outputs, git refs) stays raw in the view and is escaped when a template prints
+//! it: escaping is the default for every template, ours and a user's, so a template that forgets
+//! to escape cannot leak raw model output into the comment. What the view builds itself (our own
+//! formatted numbers and words, notes whose names it already escaped, a checked image URL, the
+//! text chart for a code block) is [`Safe`] and printed as it is. The `untrusted` filter is the
+//! same escaping with a length of one's choosing: `{{ output | untrusted(300) }}`.
 
 mod flips;
 mod notes;
@@ -17,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
-use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+use minijinja::{AutoEscape, Environment, Output, State, UndefinedBehavior, Value};
 use serde::Serialize;
 
 use super::charts;
@@ -174,8 +178,10 @@ const UNAFFECTED_SHOWN: usize = 30;
 fn environment(fuel: u64) -> anyhow::Result<Environment<'static>> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    // Markdown has no escaping minijinja knows; escaping is explicit, with `untrusted`.
-    env.set_auto_escape_callback(|_| AutoEscape::None);
+    // Markdown has no escaping minijinja knows: every template, whatever its name, escapes by
+    // ours. `{% autoescape false %}` turns it off for a block, on the template author's word.
+    env.set_auto_escape_callback(|_| AutoEscape::Custom(MARKDOWN.into()));
+    env.set_formatter(markdown_formatter);
     env.set_syntax(
         SyntaxConfig::builder()
             .trim_blocks(true)
@@ -189,20 +195,77 @@ fn environment(fuel: u64) -> anyhow::Result<Environment<'static>> {
     Ok(env)
 }
 
-/// `{{ text | untrusted }}` or `{{ text | untrusted(300) }}`: see [`escape_untrusted`].
-/// `none` renders as nothing, so optional fields need no `if` around them.
-fn untrusted_filter(value: Value, max_chars: Option<usize>) -> String {
+/// The name of our auto-escape format.
+const MARKDOWN: &str = "markdown";
+
+/// How `{{ value }}` prints: a value marked safe (the view's [`Safe`] text, a filter's or a
+/// macro's output) as it is, anything else through [`escape_untrusted`] at
+/// [`DEFAULT_UNTRUSTED_CHARS`]. Outside our auto-escape (an `{% autoescape false %}` block) it
+/// prints raw.
+fn markdown_formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<(), minijinja::Error> {
+    let escape = matches!(state.auto_escape(), AutoEscape::Custom(name) if name == MARKDOWN) && !value.is_safe();
+    let written = if escape {
+        out.write_str(&escape_untrusted(&text_of(value), DEFAULT_UNTRUSTED_CHARS))
+    } else {
+        write!(out, "{value}")
+    };
+    written.map_err(|_| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "writing the report"))
+}
+
+/// `{{ text | untrusted }}` or `{{ text | untrusted(300) }}`: [`escape_untrusted`] with a cap
+/// of one's choosing, marked safe so it is not escaped twice. `none` renders as nothing, so
+/// optional fields need no `if` around them.
+fn untrusted_filter(value: Value, max_chars: Option<usize>) -> Value {
     let max_chars = max_chars.unwrap_or(DEFAULT_UNTRUSTED_CHARS);
     if value.is_none() || value.is_undefined() {
-        String::new()
-    } else if let Some(text) = value.as_str() {
-        escape_untrusted(text, max_chars)
+        Value::from_safe_string(String::new())
     } else {
-        escape_untrusted(&value.to_string(), max_chars)
+        Value::from_safe_string(escape_untrusted(&text_of(&value), max_chars))
+    }
+}
+
+/// A value as text: a string's own characters, anything else as minijinja prints it.
+fn text_of(value: &Value) -> std::borrow::Cow<'_, str> {
+    match value.as_str() {
+        Some(text) => text.into(),
+        None => value.to_string().into(),
     }
 }
 
 const DEFAULT_UNTRUSTED_CHARS: usize = 1_000;
+
+/// Text the view built itself (our formatted numbers and words, notes whose names it escaped, a
+/// checked image URL, lines for a code block): the formatter prints it as it is. Anything else
+/// the view holds is escaped when printed.
+#[derive(Debug, PartialEq)]
+struct Safe(String);
+
+impl Serialize for Safe {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Within `Value::from(Serde(..))` a `Value` keeps its safe mark.
+        Value::from_safe_string(self.0.clone()).serialize(serializer)
+    }
+}
+
+impl From<String> for Safe {
+    fn from(text: String) -> Safe {
+        Safe(text)
+    }
+}
+
+impl From<&str> for Safe {
+    fn from(text: &str) -> Safe {
+        Safe(text.to_owned())
+    }
+}
+
+impl std::ops::Deref for Safe {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
 
 /// minijinja's error `Display` omits the template line; its alternate form has it.
 fn describe(err: minijinja::Error) -> anyhow::Error {
@@ -215,7 +278,7 @@ fn describe(err: minijinja::Error) -> anyhow::Error {
 
 #[derive(Debug, Serialize)]
 struct ReportView<'a> {
-    marker: &'static str,
+    marker: Safe,
     tool_version: &'a str,
     verdict: VerdictView,
     reason: &'a str,
@@ -226,7 +289,7 @@ struct ReportView<'a> {
     /// What the pull request changes in the policy that judges it: it takes effect after merge.
     policy_changes: Vec<&'a str>,
     /// "2 changed, 1 new, 1 removed".
-    counts: String,
+    counts: Safe,
     experiments: Vec<ExperimentView<'a>>,
     /// Experiments dropped from the end because even the compact list was too long.
     omitted_experiments: usize,
@@ -235,7 +298,7 @@ struct ReportView<'a> {
     /// Whether any p shown is Holm-adjusted.
     any_adjusted: bool,
     /// The rule the verdicts follow, in one sentence.
-    rule: &'static str,
+    rule: Safe,
     /// Some experiment ran sequentially: its p-values are repeated p-values.
     any_sequential: bool,
     run: RunView,
@@ -252,7 +315,7 @@ struct AttentionView<'a> {
     experiment: &'a str,
     metric: &'a str,
     /// "regressed (not blocking)", "missed its SLO ≤ 800 ms".
-    what: String,
+    what: Safe,
 }
 
 #[derive(Debug, Serialize)]
@@ -287,7 +350,7 @@ struct ExperimentView<'a> {
     change_notes: Vec<&'a str>,
     /// The pull request's edits to the cases it is judged on, for the verdict line: "3 cases
     /// removed (a, b, c), 1 added". Built here, ids escaped.
-    dataset_note: Option<String>,
+    dataset_note: Option<Safe>,
     repeats: u32,
     /// What differs between the baseline and candidate configs (model, temperature, …); empty
     /// when `change_notes` says it.
@@ -297,19 +360,19 @@ struct ExperimentView<'a> {
     run_failed: bool,
     /// The interval column's header: "95% CI" when every metric shares one α, "repeated CI"
     /// in a sequential run (each at its look's nominal level), else "CI (1 − α)".
-    ci_label: String,
+    ci_label: Safe,
     /// "At 1,000,000 requests/month: $412 → $405 per month; the candidate saves $7/month."
-    projection: Option<String>,
+    projection: Option<Safe>,
     /// Published chart images, in the order of [`charts::plan_charts`].
     images: Vec<ImageView>,
     /// The charts as text bars, one line each, for a code block: only characters that cannot
     /// end the block (names from the config are reduced to a safe alphabet).
-    text_chart: Vec<String>,
+    text_chart: Vec<Safe>,
     /// "this suite can detect a change of N; the margin is M" for underpowered metrics.
     power_notes: Vec<PowerNote<'a>>,
     /// The design of the run in sentences: repeats and flaky cases, variance components,
     /// sequential looks, A/A results, equivalence, drift. Built here, names escaped.
-    design_notes: Vec<String>,
+    design_notes: Vec<Safe>,
     flips: Vec<FlipGroup<'a>>,
 }
 
@@ -318,7 +381,7 @@ struct ImageView {
     /// "quality", "latency", …: ours, no escaping needed.
     kind: &'static str,
     /// Checked by [`safe_image_url`]: placed in the template as it is.
-    url: String,
+    url: Safe,
 }
 
 #[derive(Debug, Serialize)]
@@ -334,20 +397,20 @@ struct MetricRow<'a> {
     blocking: bool,
     gated: bool,
     fails_gate: bool,
-    baseline: String,
-    candidate: String,
-    delta: String,
-    ci: String,
-    p: String,
+    baseline: Safe,
+    candidate: Safe,
+    delta: Safe,
+    ci: Safe,
+    p: Safe,
     /// "❌ regression", "improvement", "no detectable change · non-inferior", …
-    verdict: String,
+    verdict: Safe,
 }
 
 #[derive(Debug, Serialize)]
 struct PowerNote<'a> {
     metric: &'a str,
-    mde: String,
-    margin: String,
+    mde: Safe,
+    margin: Safe,
     /// "about 1,240 cases would detect it", when the power analysis could say.
     cases_needed: Option<usize>,
 }
@@ -355,7 +418,7 @@ struct PowerNote<'a> {
 #[derive(Debug, Serialize)]
 struct FlipGroup<'a> {
     /// "3 cases flipped pass → fail".
-    summary: String,
+    summary: Safe,
     symbol: &'static str,
     total: usize,
     cases: Vec<CaseView<'a>>,
@@ -392,30 +455,30 @@ struct SideView<'a> {
     failures: Vec<&'a str>,
     failures_more: usize,
     /// "2/3 repeats passed" when there were several repeats.
-    repeats: Option<String>,
+    repeats: Option<Safe>,
 }
 
 #[derive(Debug, Serialize)]
 struct RunView {
     cases: usize,
-    repeats: String,
+    repeats: Safe,
     calls: usize,
     completed: usize,
     errored: usize,
     cache_hits: usize,
-    spend: String,
+    spend: Safe,
     simulated: bool,
-    estimated: String,
+    estimated: Safe,
     /// Spend per completed call, the unit a reviewer compares with the per-request cost.
-    spend_per_call: String,
+    spend_per_call: Safe,
     retries: usize,
     fallbacks: usize,
     rate_limited: usize,
     resumed: usize,
-    duration: String,
+    duration: Safe,
     /// `promptgate run --base … --head …`, only when both SHAs are plain hex: the command is
     /// shown in a code block, where escaping does not apply.
-    reproduce: Option<String>,
+    reproduce: Option<Safe>,
 }
 
 impl<'a> ReportView<'a> {
@@ -434,7 +497,7 @@ impl<'a> ReportView<'a> {
             if let Some(url) = images.get(&plan.name).filter(|u| safe_image_url(u)) {
                 image_urls.entry(plan.experiment).or_default().push(ImageView {
                     kind: plan.kind.as_str(),
-                    url: url.clone(),
+                    url: Safe(url.clone()),
                 });
             }
         }
@@ -444,7 +507,7 @@ impl<'a> ReportView<'a> {
             .flat_map(|e| &e.metrics)
             .any(|m| m.p_adjusted.is_some());
         ReportView {
-            marker: REPORT_MARKER,
+            marker: Safe::from(REPORT_MARKER),
             tool_version: &results.tool_version,
             verdict: VerdictView { symbol, word },
             reason: &results.reason,
@@ -452,7 +515,7 @@ impl<'a> ReportView<'a> {
             base: RefView::new(&results.base.name, &results.base.sha, results.base.dirty),
             head: RefView::new(&results.head.name, &results.head.sha, results.head.dirty),
             policy_changes: results.policy_changes.iter().map(String::as_str).collect(),
-            counts: status_counts(&results.experiments),
+            counts: Safe(status_counts(&results.experiments)),
             experiments: results
                 .experiments
                 .iter()
@@ -471,7 +534,7 @@ impl<'a> ReportView<'a> {
                 .collect(),
             unaffected_more: results.unaffected.len().saturating_sub(UNAFFECTED_SHOWN),
             any_adjusted,
-            rule: words::RULE,
+            rule: Safe::from(words::RULE),
             any_sequential: results.experiments.iter().any(|e| e.noise.sequential.is_some()),
             run: RunView::new(results),
             limits,
@@ -513,21 +576,27 @@ fn attention(results: &Results) -> Vec<AttentionView<'_>> {
                 notes.push(AttentionView {
                     experiment: &e.name,
                     metric: &m.name,
-                    what: "regressed (not blocking)".to_owned(),
+                    what: Safe::from("regressed (not blocking)"),
                 });
             }
             if (m.gated || errors_rose) && m.verdict == MetricVerdict::MinorRegression {
                 notes.push(AttentionView {
                     experiment: &e.name,
                     metric: &m.name,
-                    what: format!("is slightly worse, within its margin of {}", MetricText::new(m).margin),
+                    what: Safe(format!(
+                        "is slightly worse, within its margin of {}",
+                        MetricText::new(m).margin
+                    )),
                 });
             }
             if let Some(slo) = MetricText::new(m).slo_missed {
                 notes.push(AttentionView {
                     experiment: &e.name,
                     metric: &m.name,
-                    what: format!("candidate misses its {slo}", slo = slo.trim_end_matches(" missed")),
+                    what: Safe(format!(
+                        "candidate misses its {slo}",
+                        slo = slo.trim_end_matches(" missed")
+                    )),
                 });
             }
         }
@@ -608,8 +677,8 @@ impl<'a> ExperimentView<'a> {
                 (!settled_early && m.details.underpowered && mde > m.margin && m.margin.is_finite()).then(|| {
                     PowerNote {
                         metric: &m.name,
-                        mde: unit.magnitude(mde),
-                        margin: unit.magnitude(m.margin),
+                        mde: Safe(unit.magnitude(mde)),
+                        margin: Safe(unit.magnitude(m.margin)),
                         cases_needed: m.details.cases_needed,
                     }
                 })
@@ -638,7 +707,7 @@ impl<'a> ExperimentView<'a> {
             provider: &e.provider,
             affected_by: e.affected_by.iter().map(String::as_str).collect(),
             change_notes: e.changed.changes.iter().map(String::as_str).collect(),
-            dataset_note: e.changed.dataset_changes.as_ref().map(dataset_note),
+            dataset_note: e.changed.dataset_changes.as_ref().map(|d| Safe(dataset_note(d))),
             repeats: e.repeats,
             changes: if e.changed.changes.is_empty() {
                 arm_changes(e.baseline.as_ref(), e.candidate.as_ref())
@@ -650,16 +719,20 @@ impl<'a> ExperimentView<'a> {
             } else {
                 e.metrics.iter().map(|m| MetricRow::new(m, e.status)).collect()
             },
-            ci_label: words::ci_label(e),
-            projection: projection_sentence(e, requests_per_month).filter(|_| !failed),
+            ci_label: Safe(words::ci_label(e)),
+            projection: projection_sentence(e, requests_per_month).filter(|_| !failed).map(Safe),
             images: if failed { Vec::new() } else { images },
             text_chart: if shown {
-                text_chart(e, requests_per_month)
+                text_chart(e, requests_per_month).into_iter().map(Safe).collect()
             } else {
                 Vec::new()
             },
             power_notes: if failed { Vec::new() } else { power_notes },
-            design_notes: if shown { design_notes(e) } else { Vec::new() },
+            design_notes: if shown {
+                design_notes(e).into_iter().map(Safe).collect()
+            } else {
+                Vec::new()
+            },
             flips: if failed { Vec::new() } else { flips },
         }
     }
@@ -697,12 +770,12 @@ impl<'a> MetricRow<'a> {
             blocking: m.blocking && m.gated,
             gated: m.gated,
             fails_gate: m.fails_gate,
-            baseline: text.baseline,
-            candidate: text.candidate,
-            delta: text.delta,
-            ci: text.ci,
-            p: text.p,
-            verdict: parts.join(" · "),
+            baseline: Safe(text.baseline),
+            candidate: Safe(text.candidate),
+            delta: Safe(text.delta),
+            ci: Safe(text.ci),
+            p: Safe(text.p),
+            verdict: Safe(parts.join(" · ")),
         }
     }
 }
@@ -726,25 +799,25 @@ impl RunView {
             .then(|| format!("promptgate run --base {} --head {}", results.base.sha, results.head.sha));
         RunView {
             cases: run.cases,
-            repeats,
+            repeats: Safe(repeats),
             calls: run.calls,
             completed: run.completed,
             errored: run.errored,
             cache_hits: run.cache_hits,
-            spend: dollars(run.spend_usd),
+            spend: Safe(dollars(run.spend_usd)),
             simulated: run.simulated,
-            estimated: dollars(run.estimated_usd),
-            spend_per_call: if run.completed > 0 {
+            estimated: Safe(dollars(run.estimated_usd)),
+            spend_per_call: Safe(if run.completed > 0 {
                 dollars(run.spend_usd / run.completed as f64)
             } else {
                 dash()
-            },
+            }),
             retries: run.retries,
             fallbacks: run.fallbacks,
             rate_limited: run.rate_limited,
             resumed: run.resumed,
-            duration: duration(run.duration_ms),
-            reproduce,
+            duration: Safe(duration(run.duration_ms)),
+            reproduce: reproduce.map(Safe),
         }
     }
 }
@@ -1554,6 +1627,41 @@ mod tests {
             md,
             "<!-- promptgate:report --> regression: −6.0 pp Sorry… (13 more characters)"
         );
+    }
+
+    #[test]
+    fn a_template_that_forgets_the_filter_still_escapes() {
+        let mut results = demo_results();
+        results.base.name = "<img src=x onerror=alert(1)>".to_owned();
+        results.experiments[0].name = "`rm -rf /` for @octocat".to_owned();
+        for case in &mut results.experiments[0].cases {
+            for call in case.baseline.iter_mut().chain(&mut case.candidate) {
+                call.output = Some(HOSTILE.to_owned());
+            }
+        }
+        let bare = "{{ marker }}\n{{ base.name }} · {{ experiments[0].name }} · \
+                    {{ experiments[0].metrics[0].delta }}\n\
+                    {{ experiments[0].flips[0].cases[0].candidate.output }}";
+        let md = render_report_with(bare, &results).unwrap();
+        // Only our own marker: the forged one in the output is escaped.
+        assert!(md.starts_with(REPORT_MARKER), "{md}");
+        assert_eq!(md.matches(REPORT_MARKER).count(), 1, "{md}");
+        assert!(md.contains("&lt;img src=x onerror=alert(1)&gt;"), "{md}");
+        let after_marker = &md[REPORT_MARKER.len()..];
+        for raw in ["<img", "<script", "<!--", "-->", "`", "@octocat", "](https://"] {
+            assert!(!after_marker.contains(raw), "{raw} in {md}");
+        }
+        assert!(md.contains("@\u{200D}octocat"), "the mention is still readable: {md}");
+        // Our own numbers are printed as the view formatted them.
+        assert!(md.contains(" · −6.0 pp\n"), "{md}");
+        // Escaping by default is the filter's escaping at its default length.
+        let filtered = bare
+            .replace(" }}", " | untrusted }}")
+            .replace("{{ marker | untrusted }}", "{{ marker }}");
+        assert_eq!(md, render_report_with(&filtered, &results).unwrap());
+        // The template's author can still print a value raw, on purpose.
+        let raw = render_report_with("{% autoescape false %}{{ base.name }}{% endautoescape %}", &results).unwrap();
+        assert_eq!(raw, "<img src=x onerror=alert(1)>");
     }
 
     #[test]

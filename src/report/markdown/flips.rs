@@ -37,7 +37,7 @@ impl<'a> FlipGroup<'a> {
             .collect();
         let noun = if flipped.len() == 1 { "case" } else { "cases" };
         Some(FlipGroup {
-            summary: format!("{} {noun} flipped {direction}", flipped.len()),
+            summary: Safe(format!("{} {noun} flipped {direction}", flipped.len())),
             symbol,
             total: flipped.len(),
             hidden: flipped.len() - shown.len(),
@@ -136,7 +136,7 @@ impl<'a> SideView<'a> {
         let shown = failures.len().min(limits.failures);
         let repeats = (calls.len() > 1).then(|| {
             let n = calls.iter().filter(|c| c.passed()).count();
-            format!("{n}/{} repeats passed", calls.len())
+            Safe(format!("{n}/{} repeats passed", calls.len()))
         });
         SideView {
             output: representative.and_then(|c| c.output.as_deref()).unwrap_or(""),
