@@ -2,7 +2,8 @@
 //!
 //! Renderers (markdown, junit, charts) are functions of [`Results`] alone, so `promptgate
 //! report` can re-render from a saved file and `promptgate merge` can combine shards. The keys
-//! DESIGN.md lists keep their meaning; new keys may be added, never repurposed.
+//! of [`SCHEMA_VERSION`] (the README's "Outputs" lists them) keep their meaning: new keys may
+//! be added, optional so that older files still read, and none is ever repurposed.
 
 use std::collections::BTreeMap;
 
@@ -334,7 +335,8 @@ pub struct ExperimentResult {
     /// resamples by position) and knows which cases no shard covered. Empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dataset_cases: Vec<String>,
-    /// Noise, A/A and sequential facts (issue 4); every key optional in `results.json`.
+    /// Noise, A/A and sequential facts; every key optional in `results.json`, so files written
+    /// before they existed still read.
     #[serde(default, flatten)]
     pub noise: ExperimentNoise,
     /// What changed between the arms, in words, and what the pull request did to the cases.
@@ -513,8 +515,8 @@ pub struct MetricResult {
     pub slo: Option<SloResult>,
     /// Whether this metric, on its own, fails the experiment.
     pub fails_gate: bool,
-    /// Issue 4's additions (estimand, equivalence, power, variance components, drift); every
-    /// key optional in `results.json`.
+    /// Estimand, equivalence, power, variance components and drift; every key optional in
+    /// `results.json`, so files written before they existed still read.
     #[serde(default, flatten)]
     pub details: MetricDetails,
 }
