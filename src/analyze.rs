@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 
-use crate::metrics::{Estimand, Kind, Metric, Test};
+use crate::metrics::{DataShape, Estimand, Kind, Metric, Test};
 use crate::results::{Call, CaseResult};
 use crate::stats;
 
@@ -127,7 +127,8 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
     let metric = Metric::of(name);
     let confidence = 1.0 - alpha;
     let mut result = Estimate::empty(&metric, alpha);
-    let metric_seed = seed ^ fnv1a(name.as_bytes());
+    // Each metric its own random stream, stable across processes and releases.
+    let metric_seed = seed ^ stats::fnv1a(name.bytes());
     let values = |c: &CaseResult, candidate: bool| {
         let (calls, timeout) = if candidate {
             (&c.candidate, timeouts[1])
@@ -168,7 +169,11 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
     let single = both.iter().all(|&i| base[i].len() == 1 && cand[i].len() == 1);
     result.binary = metric.is_binary(cases);
     result.calls_per_unit = both.iter().map(|&i| base[i].len()).sum::<usize>() as f64 / result.n.max(1) as f64;
-    let test = metric.test(result.binary, single, result.grouped);
+    let test = metric.test(DataShape {
+        binary: result.binary,
+        single,
+        grouped: result.grouped,
+    });
     result.test = test;
     result.estimand = metric.estimand(test);
     result.min_units = metric.min_units_for(test);
@@ -178,7 +183,7 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
         Test::SignFlip => {
             let q = metric.quantile().unwrap_or(0.5);
             // Whole units, each with every call of its cases in both arms.
-            let mut grouped: Vec<(usize, stats::Unit)> = Vec::new();
+            let mut grouped: Vec<(usize, stats::PairedUnit)> = Vec::new();
             let mut index: HashMap<usize, usize> = HashMap::new();
             for &i in &both {
                 let slot = *index.entry(unit_ids[i]).or_insert_with(|| {
@@ -188,7 +193,7 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
                 grouped[slot].1.0.extend_from_slice(&base[i]);
                 grouped[slot].1.1.extend_from_slice(&cand[i]);
             }
-            let units: Vec<stats::Unit> = grouped.into_iter().map(|(_, u)| u).collect();
+            let units: Vec<stats::PairedUnit> = grouped.into_iter().map(|(_, u)| u).collect();
             let g = units.len();
             if let Some(test) = stats::sign_flip_quantile(&units, q, PERMUTATIONS, metric_seed) {
                 result.delta = Some(test.estimate);
@@ -409,13 +414,6 @@ pub fn flaky_share(cases: &[CaseResult]) -> (Option<f64>, Vec<String>) {
         }
     }
     ((groups > 0).then(|| flaky as f64 / groups as f64), ids)
-}
-
-/// FNV-1a: a stable hash to give each metric its own random stream.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

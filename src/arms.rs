@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use crate::compare::Side;
 use crate::error::Error;
+use crate::format::short_sha;
 use crate::plan::{Arm, Job};
 use crate::providers;
 use crate::runner::Endpoint;
@@ -190,7 +191,7 @@ impl Builder<'_> {
         }
         let worktree = self.repo.worktree(&side.sha).map_err(|e| {
             Error::run_with_hint(
-                format!("cannot check out {} for its exec pipeline: {e:#}", short(&side.sha)),
+                format!("cannot check out {} for its exec pipeline: {e:#}", short_sha(&side.sha)),
                 "an exec provider's baseline runs from a git worktree of the merge base; check that `git worktree add` works here",
             )
         })?;
@@ -226,10 +227,6 @@ pub fn cache_identity(spec: &ProviderSpec, tree: &dyn FileSource) -> String {
         }
     }
     identity
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::detect::{self, Detection};
+use crate::format::short_sha;
 use crate::providers::pricing::PriceTable;
 use crate::results::GitRef;
 use crate::suite::{self, Budget, Defaults, GateSpec, Margin, Price, Suite};
@@ -23,8 +24,8 @@ use crate::workspace::{Change, ChangeKind, DirTree, FileSource, GitTree, Repo, p
 /// `--head WORKTREE`: the working tree, as it is on disk, is the candidate.
 pub const WORKTREE: &str = "WORKTREE";
 
-/// What to compare.
-pub struct Request<'a> {
+/// What to compare: two refs, the suite file, and whether every experiment or only the affected.
+pub struct Scope<'a> {
     pub base: &'a str,
     pub head: &'a str,
     pub config: &'a str,
@@ -91,7 +92,7 @@ impl Comparison {
         (!self.base_errors.is_empty()).then(|| {
             format!(
                 "the suite at base ({}) does not load: {}",
-                short(&self.merge_base),
+                short_sha(&self.merge_base),
                 self.base_errors.join("; ")
             )
         })
@@ -128,7 +129,7 @@ impl Comparison {
                 "warning: {} uncommitted change(s) the suite may read are not part of this comparison, which reads the commit {} ({}):",
                 self.not_compared.len(),
                 self.head_ref.name,
-                short(&self.head_ref.sha)
+                short_sha(&self.head_ref.sha)
             );
             for c in &self.not_compared {
                 text.push_str(&format!("\n  {} {}", uncommitted_word(c.kind), c.path));
@@ -139,7 +140,7 @@ impl Comparison {
         if self.head_ref.name == WORKTREE {
             notices.push(format!(
                 "promptgate: the candidate is the working tree on {}{}",
-                short(&self.head_ref.sha),
+                short_sha(&self.head_ref.sha),
                 if self.head_ref.dirty {
                     ", uncommitted edits and untracked files included"
                 } else {
@@ -163,16 +164,16 @@ impl Comparison {
     }
 }
 
-/// Compares `request.base` and `request.head` in the repository containing `dir`.
-pub fn compare(dir: &std::path::Path, request: &Request<'_>) -> anyhow::Result<Comparison> {
+/// Compares `scope.base` and `scope.head` in the repository containing `dir`.
+pub fn compare(dir: &std::path::Path, scope: &Scope<'_>) -> anyhow::Result<Comparison> {
     let repo = Repo::open(dir)?;
     let checked_out = repo.head_sha()?;
-    let base_sha = repo.resolve(request.base)?;
-    let worktree = request.head == WORKTREE;
+    let base_sha = repo.resolve(scope.base)?;
+    let worktree = scope.head == WORKTREE;
     let head_sha = if worktree {
         checked_out.clone()
     } else {
-        repo.resolve(request.head)?
+        repo.resolve(scope.head)?
     };
     let merge_base = repo.merge_base(&base_sha, &head_sha)?;
     let uncommitted = repo.uncommitted()?;
@@ -188,9 +189,9 @@ pub fn compare(dir: &std::path::Path, request: &Request<'_>) -> anyhow::Result<C
             Arc::new(GitTree::new(repo.root(), &head_sha)),
         )
     };
-    let head_suite = suite::load(Arc::clone(&head_tree), request.config)?;
+    let head_suite = suite::load(Arc::clone(&head_tree), scope.config)?;
     let base_tree: Arc<dyn FileSource> = Arc::new(GitTree::new(repo.root(), &merge_base));
-    let loaded = load_base(&base_tree, request.config);
+    let loaded = load_base(&base_tree, scope.config);
     let detection = detect::detect(
         detect::Base {
             suite: loaded.suite.as_ref(),
@@ -198,7 +199,7 @@ pub fn compare(dir: &std::path::Path, request: &Request<'_>) -> anyhow::Result<C
         },
         &head_suite,
         &changes,
-        request.all,
+        scope.all,
     );
     let policy = policy_in_force(loaded.suite.as_ref(), &head_suite);
     let not_compared = if !worktree && head_sha == checked_out {
@@ -208,12 +209,12 @@ pub fn compare(dir: &std::path::Path, request: &Request<'_>) -> anyhow::Result<C
     };
     Ok(Comparison {
         base_ref: GitRef {
-            name: request.base.to_owned(),
+            name: scope.base.to_owned(),
             sha: base_sha,
             dirty: false,
         },
         head_ref: GitRef {
-            name: request.head.to_owned(),
+            name: scope.head.to_owned(),
             sha: head_sha.clone(),
             dirty: worktree && !uncommitted.is_empty(),
         },
@@ -533,10 +534,6 @@ fn uncommitted_word(kind: ChangeKind) -> &'static str {
         ChangeKind::Renamed => "renamed",
         _ => "modified",
     }
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 #[cfg(test)]

@@ -132,11 +132,11 @@ pub fn detect(base: Base<'_>, head: &Suite, changes: &[Change], all: bool) -> De
                 affected.changes.push(format!("renamed from `{old}`"));
             }
             affected.changes.extend(describe(
-                &Arm {
+                &SuiteExperiment {
                     suite: base_suite,
                     experiment: before,
                 },
-                &Arm {
+                &SuiteExperiment {
                     suite: head_suite,
                     experiment,
                 },
@@ -175,7 +175,7 @@ pub fn detect(base: Base<'_>, head: &Suite, changes: &[Change], all: bool) -> De
 }
 
 /// One side of the comparison: an experiment and the suite it belongs to.
-struct Arm<'a> {
+struct SuiteExperiment<'a> {
     suite: &'a Suite,
     experiment: &'a Experiment,
 }
@@ -183,7 +183,12 @@ struct Arm<'a> {
 /// What changed between the arms of one experiment, in words, most telling first: the suite
 /// entry (provider, variant and dataset paths, repeats, assertions), the variant's settings,
 /// then each touched file by its role.
-fn describe(base: &Arm<'_>, head: &Arm<'_>, changes: &[Change], touched: &BTreeSet<String>) -> Vec<String> {
+fn describe(
+    base: &SuiteExperiment<'_>,
+    head: &SuiteExperiment<'_>,
+    changes: &[Change],
+    touched: &BTreeSet<String>,
+) -> Vec<String> {
     let (b, h) = (base.experiment, head.experiment);
     let mut out = Vec::new();
 

@@ -9,6 +9,11 @@ pub fn unit(metric: &str) -> Unit {
     crate::metrics::unit_of(metric)
 }
 
+/// A commit as messages quote it: its first 12 hex digits (the whole string when shorter).
+pub fn short_sha(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
 /// A value with its unit, or a dash when there is none.
 pub fn value(metric: &str, x: Option<f64>) -> String {
     finite(x).map_or_else(dash, |x| unit(metric).value(x))

@@ -50,6 +50,17 @@ pub enum Kind {
     Score,
 }
 
+/// What the choice of a metric's test reads of its data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataShape {
+    /// Every value is 0 or 1.
+    pub binary: bool,
+    /// One call per case and arm (no repeats).
+    pub single: bool,
+    /// Cases come in the dataset's groups: the units are groups.
+    pub grouped: bool,
+}
+
 /// The test that decides whether a metric changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Test {
@@ -207,9 +218,13 @@ impl Metric {
         }
     }
 
-    /// The test for this metric's data: `binary` values, one call per case and arm
-    /// (`single`), cases in groups (`grouped`).
-    pub fn test(&self, binary: bool, single: bool, grouped: bool) -> Test {
+    /// The test for this metric's data.
+    pub fn test(&self, data: DataShape) -> Test {
+        let DataShape {
+            binary,
+            single,
+            grouped,
+        } = data;
         match self.kind {
             Kind::Latency { .. } => Test::SignFlip,
             // McNemar needs independent pairs of single outcomes; repeats or groups make the
@@ -317,12 +332,34 @@ mod tests {
 
     #[test]
     fn tests_follow_the_data() {
+        const ONE_CALL: DataShape = DataShape {
+            binary: true,
+            single: true,
+            grouped: false,
+        };
+        let amounts = DataShape {
+            binary: false,
+            ..ONE_CALL
+        };
         let pass = Metric::of(PASS_RATE);
-        assert_eq!(pass.test(true, true, false), Test::McnemarExact);
-        assert_eq!(pass.test(true, false, false), Test::PairedT, "repeats: per-case means");
-        assert_eq!(pass.test(true, true, true), Test::PairedT, "groups: clustered means");
-        assert_eq!(Metric::of(COST).test(false, true, false), Test::BootstrapT);
-        assert_eq!(Metric::of("relevance").test(false, true, false), Test::PairedT);
-        assert_eq!(Metric::of(LATENCY_P95).test(false, false, true), Test::SignFlip);
+        assert_eq!(pass.test(ONE_CALL), Test::McnemarExact);
+        let repeats = DataShape {
+            single: false,
+            ..ONE_CALL
+        };
+        assert_eq!(pass.test(repeats), Test::PairedT, "repeats: per-case means");
+        let groups = DataShape {
+            grouped: true,
+            ..ONE_CALL
+        };
+        assert_eq!(pass.test(groups), Test::PairedT, "groups: clustered means");
+        assert_eq!(Metric::of(COST).test(amounts), Test::BootstrapT);
+        assert_eq!(Metric::of("relevance").test(amounts), Test::PairedT);
+        let grouped_calls = DataShape {
+            single: false,
+            grouped: true,
+            ..amounts
+        };
+        assert_eq!(Metric::of(LATENCY_P95).test(grouped_calls), Test::SignFlip);
     }
 }

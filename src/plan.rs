@@ -7,16 +7,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
+use crate::providers::Request;
 use crate::providers::pricing::PriceTable;
-use crate::providers::{Message, Request};
+use crate::stats;
 use crate::suite::{Budget, Experiment};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arm {
-    Baseline,
-    Candidate,
-}
+pub use crate::results::Arm;
 
 /// One model call to make.
 #[derive(Clone, Debug)]
@@ -40,7 +36,7 @@ pub struct Job {
 
 /// What a run will cost, before it runs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Estimate {
+pub struct CostEstimate {
     pub calls: usize,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -91,7 +87,7 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
                             top_p: experiment.variant.top_p,
                             seed: call_seed,
                         })
-                        .map_err(|d| format!("rendering the {} prompt failed: {}", arm_name(arm), d.message));
+                        .map_err(|d| format!("rendering the {} prompt failed: {}", arm.name(), d.message));
                     jobs.push(Job {
                         experiment: ei,
                         case: ci,
@@ -107,13 +103,6 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
         }
     }
     jobs
-}
-
-fn arm_name(arm: Arm) -> &'static str {
-    match arm {
-        Arm::Baseline => "baseline",
-        Arm::Candidate => "candidate",
-    }
 }
 
 /// Marks both arms of the first `cases` cases of every compared experiment (dataset order) to
@@ -145,24 +134,9 @@ fn derive_seed(seed: u64, experiment: &str, case: &str, repeat: u32) -> u64 {
 /// `experiment + "\0" + case id`, mod `count`. A pure function of the names, so every matrix
 /// job agrees on the partition and a case keeps its shard when others are added or removed.
 pub fn shard_of(experiment: &str, case: &str, count: u32) -> u32 {
-    let hash = fnv1a(experiment.as_bytes().iter().chain(&[0]).chain(case.as_bytes()));
+    let hash = stats::fnv1a(experiment.bytes().chain([0]).chain(case.bytes()));
     // The remainder is below `count`, a u32.
     (hash % u64::from(count.max(1))) as u32 + 1
-}
-
-fn fnv1a<'a>(bytes: impl IntoIterator<Item = &'a u8>) -> u64 {
-    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// Tokens of a text, estimated at four characters a token (the usual rule of thumb for
-/// English with OpenAI and Anthropic tokenizers), plus a few tokens of per-message framing.
-pub fn estimate_input_tokens(messages: &[Message]) -> u64 {
-    messages
-        .iter()
-        .map(|m| (m.content.chars().count() as u64).div_ceil(4) + 4)
-        .sum()
 }
 
 /// Output tokens are unknown before the call: assume a quarter of `max_tokens`, between 64 and
@@ -192,11 +166,11 @@ pub fn request_upper_bound_usd(request: &Request, prices: &PriceTable) -> Option
     )
 }
 
-pub fn estimate(jobs: &[Job], prices: &PriceTable) -> Estimate {
-    let mut e = Estimate {
+pub fn estimate(jobs: &[Job], prices: &PriceTable) -> CostEstimate {
+    let mut e = CostEstimate {
         calls: jobs.len(),
         tokens_exact: true,
-        ..Estimate::default()
+        ..CostEstimate::default()
     };
     let mut counter = crate::tokens::Counter::new();
     for job in jobs {
@@ -225,7 +199,7 @@ pub fn estimate(jobs: &[Job], prices: &PriceTable) -> Estimate {
 /// Refuses a run whose estimate exceeds the hard cap, or the approval threshold without an
 /// approval at least as large as the estimate.
 pub fn check_budget(
-    estimate: &Estimate,
+    estimate: &CostEstimate,
     budget: &Budget,
     approved_usd: Option<f64>,
     simulated: bool,
@@ -311,21 +285,6 @@ pub fn approval_amount(estimate: f64) -> String {
 mod tests {
     use super::*;
 
-    // Reference values from an independent FNV-1a (Python):
-    //   def fnv(b):
-    //       h = 0xcbf29ce484222325
-    //       for x in b: h = ((h ^ x) * 0x100000001b3) % 2**64
-    //       return h
-    //   fnv(e.encode() + b"\0" + c.encode()) % n + 1
-    // The first three are the published FNV-1a 64 test vectors.
-    #[test]
-    fn fnv1a_matches_the_reference() {
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
-        assert_eq!(fnv1a(b"customer-support\0refund-late"), 0x9ef6_9d93_c9d9_fece);
-    }
-
     #[test]
     fn amounts_keep_their_digits() {
         assert_eq!(usd(0.001), "$0.001");
@@ -346,10 +305,10 @@ mod tests {
 
     #[test]
     fn the_approval_message_shows_the_threshold_and_an_amount_that_covers() {
-        let estimate = Estimate {
+        let estimate = CostEstimate {
             calls: 10,
             usd: 0.0234,
-            ..Estimate::default()
+            ..CostEstimate::default()
         };
         let budget = Budget {
             approve_above_usd: Some(0.001),
@@ -364,6 +323,8 @@ mod tests {
         assert!(check_budget(&estimate, &budget, Some(0.03), false).is_ok());
     }
 
+    // Reference values from an independent FNV-1a in Python (`fnv` beside
+    // `stats::fnv1a`'s test): fnv(e.encode() + b"\0" + c.encode()) % n + 1
     #[test]
     fn shard_of_is_stable() {
         let check = |experiment: &str, case: &str, count: u32, expected: u32| {
@@ -384,7 +345,7 @@ mod tests {
     #[test]
     fn shard_of_separates_experiment_from_case() {
         // "ab" + "c" and "a" + "bc" differ only by where the separator falls.
-        assert_ne!(fnv1a(b"ab\0c"), fnv1a(b"a\0bc"));
+        assert_ne!(stats::fnv1a(*b"ab\0c"), stats::fnv1a(*b"a\0bc"));
         for n in 1..10 {
             for i in 0..50 {
                 let k = shard_of("e", &format!("case-{i}"), n);
@@ -393,10 +354,10 @@ mod tests {
         }
     }
 
-    fn est(usd: f64) -> Estimate {
-        Estimate {
+    fn est(usd: f64) -> CostEstimate {
+        CostEstimate {
             usd,
-            ..Estimate::default()
+            ..CostEstimate::default()
         }
     }
 

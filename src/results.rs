@@ -2,7 +2,8 @@
 //!
 //! Renderers (markdown, junit, charts) are functions of [`Results`] alone, so `promptgate
 //! report` can re-render from a saved file and `promptgate merge` can combine shards. The keys
-//! DESIGN.md lists keep their meaning; new keys may be added, never repurposed.
+//! of [`SCHEMA_VERSION`] (the README's "Outputs" lists them) keep their meaning: new keys may
+//! be added, optional so that older files still read, and none is ever repurposed.
 
 use std::collections::BTreeMap;
 
@@ -56,6 +57,69 @@ pub struct Results {
     /// What waits for a maintainer, and whether untrusted code produced these results.
     #[serde(default, flatten)]
     pub trust: TrustFacts,
+}
+
+/// What every producer of [`Results`] (`run`, `merge`) decides. [`Results::new`] is the only
+/// way to build them, so a key added here is a compile error in every producer until each sets
+/// it; the keys a later stage owns (a waiver, a shard, a merge, a maintainer's approval) start
+/// absent and are set by that stage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResultParts {
+    pub verdict: Verdict,
+    pub reason: String,
+    pub base: GitRef,
+    pub head: GitRef,
+    pub config: String,
+    pub experiments: Vec<ExperimentResult>,
+    pub unaffected: Vec<String>,
+    pub run: RunFacts,
+    pub requests_per_month: Option<u64>,
+    pub gates: Vec<GateRecord>,
+    pub defaults: AnalysisDefaults,
+    pub policy_changes: Vec<String>,
+    pub base_error: Option<String>,
+}
+
+impl Results {
+    /// Results of this version of promptgate, not waived, sharded or merged, nothing held.
+    pub fn new(parts: ResultParts) -> Results {
+        let ResultParts {
+            verdict,
+            reason,
+            base,
+            head,
+            config,
+            experiments,
+            unaffected,
+            run,
+            requests_per_month,
+            gates,
+            defaults,
+            policy_changes,
+            base_error,
+        } = parts;
+        Results {
+            schema_version: SCHEMA_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            verdict,
+            reason,
+            base,
+            head,
+            config,
+            experiments,
+            unaffected,
+            run,
+            requests_per_month,
+            waiver: None,
+            shard: None,
+            merged: None,
+            gates: Some(gates),
+            defaults: Some(defaults),
+            policy_changes,
+            base_error,
+            trust: TrustFacts::default(),
+        }
+    }
 }
 
 /// `approval` and `untrusted` in `results.json`; both absent in a plain run.
@@ -194,6 +258,25 @@ pub struct GitRef {
     pub dirty: bool,
 }
 
+/// The two sides of every comparison: the files at the merge base (the baseline) and at the
+/// pull request's head (the candidate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arm {
+    Baseline,
+    Candidate,
+}
+
+impl Arm {
+    /// `baseline` or `candidate`, as `results.json` and the reports name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arm::Baseline => "baseline",
+            Arm::Candidate => "candidate",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
@@ -252,7 +335,8 @@ pub struct ExperimentResult {
     /// resamples by position) and knows which cases no shard covered. Empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dataset_cases: Vec<String>,
-    /// Noise, A/A and sequential facts (issue 4); every key optional in `results.json`.
+    /// Noise, A/A and sequential facts; every key optional in `results.json`, so files written
+    /// before they existed still read.
     #[serde(default, flatten)]
     pub noise: ExperimentNoise,
     /// What changed between the arms, in words, and what the pull request did to the cases.
@@ -431,8 +515,8 @@ pub struct MetricResult {
     pub slo: Option<SloResult>,
     /// Whether this metric, on its own, fails the experiment.
     pub fails_gate: bool,
-    /// Issue 4's additions (estimand, equivalence, power, variance components, drift); every
-    /// key optional in `results.json`.
+    /// Estimand, equivalence, power, variance components and drift; every key optional in
+    /// `results.json`, so files written before they existed still read.
     #[serde(default, flatten)]
     pub details: MetricDetails,
 }
@@ -670,5 +754,56 @@ impl MetricVerdict {
 impl Call {
     pub fn passed(&self) -> bool {
         matches!(self.scores.get("pass"), Some(Score::Bool(true)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts() -> ResultParts {
+        let at = |name: &str, sha: &str| GitRef {
+            name: name.to_owned(),
+            sha: sha.to_owned(),
+            dirty: false,
+        };
+        ResultParts {
+            verdict: Verdict::Pass,
+            reason: "no regression".to_owned(),
+            base: at("main", "3f2a9c1e0b7d"),
+            head: at("prompt/shorter", "9b7d4e2a1c3f"),
+            config: "promptgate.yaml".to_owned(),
+            experiments: Vec::new(),
+            unaffected: vec!["translation".to_owned()],
+            run: RunFacts::default(),
+            requests_per_month: None,
+            gates: Vec::new(),
+            defaults: AnalysisDefaults {
+                alpha: 0.05,
+                seed: 7,
+                max_error_rate: 0.1,
+                sequential: false,
+                aa: false,
+            },
+            policy_changes: Vec::new(),
+            base_error: None,
+        }
+    }
+
+    #[test]
+    fn new_results_record_the_analysis_and_leave_the_later_stages_keys_absent() {
+        let results = Results::new(parts());
+        assert_eq!(results.schema_version, SCHEMA_VERSION);
+        assert_eq!(results.tool_version, env!("CARGO_PKG_VERSION"));
+        let json = serde_json::to_value(&results).unwrap();
+        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        for absent in ["waiver", "shard", "merged", "approval", "untrusted"] {
+            assert!(!keys.contains(&absent), "{absent} in {keys:?}");
+        }
+        // What `merge` needs to re-judge without the repository is always there.
+        assert_eq!(json["defaults"]["seed"], 7);
+        assert_eq!(json["gates"], serde_json::json!([]));
+        let back: Results = serde_json::from_value(json).unwrap();
+        assert_eq!(back, results);
     }
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use tiktoken_rs::CoreBPE;
 
-use crate::providers::Message;
+use crate::chat::Message;
 
 /// A token count and whether it came from the model's own tokenizer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,9 +65,19 @@ impl Counter {
     }
 }
 
-/// Four characters a token: the usual rule of thumb for English text.
+/// Four characters a token: the usual rule of thumb for English text with OpenAI and
+/// Anthropic tokenizers.
+pub const CHARS_PER_TOKEN: usize = 4;
+
+/// A text's tokens at [`CHARS_PER_TOKEN`], rounded up.
 pub fn estimate(text: &str) -> u64 {
-    (text.chars().count() as u64).div_ceil(4)
+    text.chars().count().div_ceil(CHARS_PER_TOKEN) as u64
+}
+
+/// The messages' tokens by [`estimate`], plus four tokens of framing per message: what the
+/// runner's token buckets take for a request before it is sent, without a tokenizer's cost.
+pub fn estimate_messages(messages: &[Message]) -> u64 {
+    messages.iter().map(|m| estimate(&m.content) + 4).sum()
 }
 
 fn bpe_for(model: &str) -> Option<&'static CoreBPE> {
@@ -77,7 +87,7 @@ fn bpe_for(model: &str) -> Option<&'static CoreBPE> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::Role;
+    use crate::chat::Role;
 
     fn user(text: &str) -> Message {
         Message {
@@ -111,6 +121,13 @@ mod tests {
         // No offline tokenizer: 18 characters at four a token.
         check("claude-3-5-haiku", "tiktoken is great!", 5, false);
         check("my-local-llama", "", 0, false);
+    }
+
+    #[test]
+    fn the_estimate_adds_four_tokens_of_framing_a_message() {
+        // 18 characters are 5 tokens, the empty message none: each with 4 of framing.
+        assert_eq!(estimate_messages(&[user("tiktoken is great!"), user("")]), 5 + 4 + 4);
+        assert_eq!(estimate_messages(&[]), 0);
     }
 
     #[test]

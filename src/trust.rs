@@ -9,7 +9,7 @@
 //! head commit. A fork's code evaluated without secrets (the fork-safe pair's first half)
 //! cannot use any keyed provider at all; its experiments wait for a maintainer's trusted run.
 //!
-//! Pure but for [`register_keys`], which hands the keys' values to the redactor. The command layer decides the [`Policy`] (from labels,
+//! Pure but for [`register_keys`], which hands the keys' values to the redactor. The command layer decides the [`KeyPolicy`] (from labels,
 //! dispatches and flags) and the gate applies it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,7 +22,7 @@ use crate::suite::{ProviderKind, ProviderSpec};
 /// What the gate may do with keys in this run. The user's own `promptgate run` has none: it
 /// runs everything and prints the notice CI would act on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Policy {
+pub struct KeyPolicy {
     /// The head is a fork's code run without secrets: no provider that needs a key runs.
     pub untrusted_head: bool,
     /// A maintainer approved this head commit's provider changes.
@@ -52,8 +52,8 @@ pub fn keyed(spec: &ProviderSpec) -> bool {
 /// The variable a provider's key is read from, as the provider itself resolves it.
 pub fn key_variable(spec: &ProviderSpec) -> Option<String> {
     let default = match spec.kind {
-        ProviderKind::Openai => openai::Shape::OpenAi.default_key_env(),
-        ProviderKind::AzureOpenai => openai::Shape::Azure.default_key_env(),
+        ProviderKind::Openai => openai::Dialect::OpenAi.default_key_env(),
+        ProviderKind::AzureOpenai => openai::Dialect::Azure.default_key_env(),
         ProviderKind::Anthropic => Some("ANTHROPIC_API_KEY"),
         ProviderKind::OpenaiCompatible | ProviderKind::Exec | ProviderKind::Mock => None,
     };
@@ -179,7 +179,7 @@ fn describe_provider(spec: &ProviderSpec) -> String {
 
 /// The providers this run may not use, given the policy and the changes, and the approval
 /// the comment asks for. `None` when everything may run.
-pub fn hold(policy: &Policy, changes: &[ProviderChange], head: &BTreeMap<String, ProviderSpec>) -> Option<Hold> {
+pub fn hold(policy: &KeyPolicy, changes: &[ProviderChange], head: &BTreeMap<String, ProviderSpec>) -> Option<Hold> {
     if policy.untrusted_head {
         let keyed: Vec<&ProviderSpec> = head.values().filter(|s| keyed(s)).collect();
         if keyed.is_empty() {
@@ -465,9 +465,9 @@ mod tests {
             provider("openai", ProviderKind::Openai),
             provider("mock", ProviderKind::Mock),
         ]);
-        let policy = Policy {
+        let policy = KeyPolicy {
             untrusted_head: true,
-            ..Policy::default()
+            ..KeyPolicy::default()
         };
         let held = hold(&policy, &[], &head).unwrap();
         assert_eq!(held.providers, BTreeSet::from(["openai".to_owned()]));
@@ -475,12 +475,12 @@ mod tests {
         assert_eq!(held.needed.changes[0].head.as_deref(), Some("needs OPENAI_API_KEY"));
         // Same repository: only what changed waits, and only until approved.
         let changes = review(None, &head, &[]);
-        assert!(hold(&Policy::default(), &changes, &head).is_some());
-        let approved = Policy {
+        assert!(hold(&KeyPolicy::default(), &changes, &head).is_some());
+        let approved = KeyPolicy {
             config_approved: true,
-            ..Policy::default()
+            ..KeyPolicy::default()
         };
         assert!(hold(&approved, &changes, &head).is_none());
-        assert!(hold(&Policy::default(), &[], &head).is_none());
+        assert!(hold(&KeyPolicy::default(), &[], &head).is_none());
     }
 }

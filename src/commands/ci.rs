@@ -13,6 +13,7 @@ use anyhow::Context;
 use super::run::{GateOptions, GateRun, run_gate_with};
 use crate::cli::CiArgs;
 use crate::error::{Diagnostic, Error, exit};
+use crate::format::short_sha;
 use crate::github::approval::{self, Approvals};
 use crate::github::check::{self, Annotation};
 use crate::github::client::{Client, Purpose};
@@ -333,7 +334,7 @@ fn evaluate(
         }
         None => prepared_approvals,
     };
-    let policy = trust::Policy {
+    let policy = trust::KeyPolicy {
         untrusted_head: untrusted,
         config_approved: approvals.config.is_some()
             || dispatched_by.is_some()
@@ -347,13 +348,13 @@ fn evaluate(
         } else {
             format!(
                 "A repository admin or maintainer who has reviewed these settings approves commit {} by adding the label “{}” (for a later push, remove it and add it again).",
-                short(&pr.head_sha),
+                short_sha(&pr.head_sha),
                 approval::TRUST_CONFIG
             )
         },
         how_cost: format!(
             "A maintainer approves the cost of commit {} with the label “{}”, or the workflow sets the action's approve-cost input.",
-            short(&pr.head_sha),
+            short_sha(&pr.head_sha),
             approval::APPROVE_COST
         ),
     };
@@ -495,7 +496,7 @@ fn dispatched(
     eprintln!(
         "promptgate: trusted evaluation of #{} at {} dispatched by {}",
         pr.number,
-        short(sha),
+        short_sha(sha),
         actions::inert(actor)
     );
     Ok(())
@@ -783,10 +784,6 @@ fn gate_error_line(e: &anyhow::Error) -> String {
 
 fn is_sha(s: &str) -> bool {
     (7..=40).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 fn path_string(p: &Path) -> String {

@@ -12,7 +12,7 @@ use crate::{compare, report, suite};
 pub fn detect(repo_dir: &Path, config: &str, args: &DetectArgs) -> anyhow::Result<u8> {
     let cmp = compare::compare(
         repo_dir,
-        &compare::Request {
+        &compare::Scope {
             base: &args.base,
             head: &args.head,
             config,

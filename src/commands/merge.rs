@@ -14,7 +14,7 @@ use crate::verdict::{Policy, count_calls, judge, overall_verdict, run_error, wit
 pub fn merge(args: &MergeArgs) -> anyhow::Result<u8> {
     let mut shards = Vec::with_capacity(args.shards.len());
     for path in &args.shards {
-        shards.push(Input {
+        shards.push(ShardFile {
             path: path.clone(),
             results: report::read_results(path)?,
         });
@@ -32,12 +32,12 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<u8> {
 }
 
 /// One shard's results and the file they came from (for messages).
-struct Input {
+struct ShardFile {
     path: PathBuf,
     results: Results,
 }
 
-impl Input {
+impl ShardFile {
     fn name(&self) -> String {
         self.path.display().to_string()
     }
@@ -54,7 +54,7 @@ fn bad(message: String, hint: &str) -> anyhow::Error {
     Error::from(Diagnostic::new(message).hint(hint)).into()
 }
 
-fn combine(shards: &[Input], allow_partial: bool) -> anyhow::Result<Results> {
+fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results> {
     let first = shards
         .first()
         .ok_or_else(|| bad("no shard to merge".to_owned(), RERUN))?;
@@ -139,9 +139,7 @@ fn combine(shards: &[Input], allow_partial: bool) -> anyhow::Result<Results> {
             merged.count
         ));
     }
-    let mut results = Results {
-        schema_version: SCHEMA_VERSION,
-        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+    let mut results = Results::new(ResultParts {
         verdict,
         reason,
         base: first.results.base.clone(),
@@ -151,15 +149,12 @@ fn combine(shards: &[Input], allow_partial: bool) -> anyhow::Result<Results> {
         unaffected,
         run,
         requests_per_month: first.results.requests_per_month,
-        waiver: None,
-        trust: TrustFacts::default(),
-        shard: None,
-        merged: Some(merged),
-        gates: Some(gates),
-        defaults: Some(defaults),
+        gates,
+        defaults,
         policy_changes: first.results.policy_changes.clone(),
         base_error: first.results.base_error.clone(),
-    };
+    });
+    results.merged = Some(merged);
     // Every shard holds the same experiments for a maintainer's approval (the hold depends on
     // the suite, not on the cases): the merged run waits for the same.
     if let Some(needed) = shards.iter().find_map(|s| s.results.trust.approval.clone()) {
@@ -169,7 +164,7 @@ fn combine(shards: &[Input], allow_partial: bool) -> anyhow::Result<Results> {
 }
 
 /// The keys re-analysis needs (returned), and a design it can reproduce.
-fn check_self_sufficient(s: &Input) -> anyhow::Result<(Vec<GateRecord>, AnalysisDefaults)> {
+fn check_self_sufficient(s: &ShardFile) -> anyhow::Result<(Vec<GateRecord>, AnalysisDefaults)> {
     let hint = "re-run the shards with this version of promptgate, which records them";
     let Some(defaults) = &s.results.defaults else {
         return Err(bad(
@@ -198,7 +193,7 @@ fn check_self_sufficient(s: &Input) -> anyhow::Result<(Vec<GateRecord>, Analysis
 }
 
 /// Shards of one run share the commits, the suite and its analysis.
-fn check_same_run(first: &Input, s: &Input) -> anyhow::Result<()> {
+fn check_same_run(first: &ShardFile, s: &ShardFile) -> anyhow::Result<()> {
     let (a, b) = (&first.results, &s.results);
     let differ = |what: &str, x: &str, y: &str| {
         bad(
@@ -234,9 +229,9 @@ fn check_same_run(first: &Input, s: &Input) -> anyhow::Result<()> {
 }
 
 /// One count N, distinct indexes, and every index of 1..=N unless a partial merge is allowed.
-fn check_shards(shards: &[Input], allow_partial: bool) -> anyhow::Result<MergeFacts> {
+fn check_shards(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<MergeFacts> {
     let count = shards[0].shard().count;
-    let mut seen: BTreeMap<u32, &Input> = BTreeMap::new();
+    let mut seen: BTreeMap<u32, &ShardFile> = BTreeMap::new();
     for s in shards {
         let shard = s.shard();
         if shard.count != count {
@@ -291,8 +286,8 @@ fn check_shards(shards: &[Input], allow_partial: bool) -> anyhow::Result<MergeFa
 
 /// The `ei`-th compared experiment with every shard's cases, in dataset order; its metrics
 /// and verdict are left for [`judge`].
-fn union_cases(shards: &[Input], ei: usize, name: &str, partial: bool) -> anyhow::Result<ExperimentResult> {
-    let nth = |s: &Input| -> ExperimentResult {
+fn union_cases(shards: &[ShardFile], ei: usize, name: &str, partial: bool) -> anyhow::Result<ExperimentResult> {
+    let nth = |s: &ShardFile| -> ExperimentResult {
         s.results
             .experiments
             .iter()

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::cli::GateFlags;
 use crate::detect::{self, Detection};
 use crate::error::{Diagnostic, Error, exit};
+use crate::format::short_sha;
 use crate::plan::{self, Arm, Job, PlanFacts, Planned};
 use crate::providers::pricing::PriceTable;
 use crate::results::*;
@@ -33,7 +34,7 @@ pub struct GateOptions {
     pub shard: Option<Shard>,
     /// What may receive keys (`crate::trust`): set by `ci`. `None` (the user's own checkout)
     /// runs everything and prints the notice CI would act on.
-    pub trust: Option<trust::Policy>,
+    pub trust: Option<trust::KeyPolicy>,
     /// The names shown for base and head (a pull request's branch names) instead of the refs.
     pub ref_names: Option<(String, String)>,
 }
@@ -102,7 +103,7 @@ pub fn run_gate_with(
     let started = Instant::now();
     let cmp = compare::compare(
         repo_dir,
-        &compare::Request {
+        &compare::Scope {
             base: &options.base,
             head: &options.head,
             config: &options.config,
@@ -118,7 +119,7 @@ pub fn run_gate_with(
                 format!(
                     "--aa needs the suite at {} ({}), and it does not load there",
                     options.base,
-                    short(&cmp.merge_base)
+                    short_sha(&cmp.merge_base)
                 ),
                 "run the A/A check against a ref where the suite exists",
             )
@@ -143,7 +144,7 @@ pub fn run_gate_with(
     eprintln!(
         "promptgate: {} changed path(s) between {} and {}; {} experiment(s) affected, {} removed, {} unaffected",
         detection.changed_paths.len(),
-        short(&cmp.merge_base),
+        short_sha(&cmp.merge_base),
         head_label(&cmp),
         detection.affected.len(),
         detection.removed.len(),
@@ -276,7 +277,7 @@ pub fn run_gate_with(
             Err(refusal) if options.trust.as_ref().is_some_and(|p| p.hold_over_budget) => {
                 let how = options.trust.as_ref().map(|p| p.how_cost.clone()).unwrap_or_default();
                 held = Some(trust::hold_for_cost(planned, held.take(), &refusal, &how));
-                (Vec::new(), Vec::new(), plan::Estimate::default())
+                (Vec::new(), Vec::new(), plan::CostEstimate::default())
             }
             Err(refusal) => return Err(refusal.into()),
         };
@@ -327,12 +328,12 @@ pub fn run_gate_with(
             (base_timeout, timeout_of(Some(candidate_suite), &p.candidate.provider))
         })
         .collect();
-    let assemble_at = |jobs: &[Job], report: &runner::Report, look: Option<&stats::Look>, plan: verdict::Plan| {
+    let assemble_at = |jobs: &[Job], ran: &runner::Ran, look: Option<&stats::Look>, plan: verdict::Plan| {
         let mut experiments = assemble::experiments(&assemble::Input {
             planned: &planned,
             detection,
             jobs,
-            outcomes: &report.outcomes,
+            outcomes: &ran.outcomes,
             prices: &prices,
             timeouts: &timeouts,
             shard: options.shard,
@@ -343,34 +344,23 @@ pub fn run_gate_with(
         verdict::judge_removed(&mut removed, &policy);
         experiments.extend(removed);
         let run = RunFacts {
-            cache_hits: report.cache_hits,
+            cache_hits: ran.cache_hits,
             estimated_usd: estimate.usd,
             simulated,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            retries: report.retries,
-            fallbacks: report.fallbacks,
-            rate_limited: report.rate_limited,
-            resumed: report.resumed,
+            retries: ran.retries,
+            fallbacks: ran.fallbacks,
+            rate_limited: ran.rate_limited,
+            resumed: ran.resumed,
             ..verdict::count_calls(&experiments)
         };
         let (verdict, reason) = verdict::with_base_error(verdict::overall_verdict(&experiments), base_error.as_deref());
-        Results {
-            shard: options.shard,
-            merged: None,
-            gates: Some(policy.records()),
-            defaults: Some(AnalysisDefaults {
-                alpha: defaults.alpha,
-                seed: defaults.seed,
-                max_error_rate: defaults.max_error_rate,
-                sequential: look.is_some(),
-                aa: false,
-            }),
-            schema_version: SCHEMA_VERSION,
-            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        let mut results = Results::new(ResultParts {
             verdict,
             reason,
             base: GitRef {
-                // The commit evaluated is the merge base (DESIGN: `base.sha`).
+                // The commit evaluated is the merge base (what the pull request's diff is
+                // computed from).
                 sha: cmp.merge_base.clone(),
                 ..base_ref.clone()
             },
@@ -380,21 +370,29 @@ pub fn run_gate_with(
             unaffected: detection.unaffected.clone(),
             run,
             requests_per_month: candidate_suite.requests_per_month,
-            waiver: None,
+            gates: policy.records(),
+            defaults: AnalysisDefaults {
+                alpha: defaults.alpha,
+                seed: defaults.seed,
+                max_error_rate: defaults.max_error_rate,
+                sequential: look.is_some(),
+                aa: false,
+            },
             policy_changes: if options.aa {
                 Vec::new()
             } else {
                 policy_in_force.changes.clone()
             },
             base_error: base_error.clone(),
-            trust: TrustFacts::default(),
-        }
+        });
+        results.shard = options.shard;
+        results
     };
-    let (mut results, report) = if defaults.sequential && !options.aa && !jobs.is_empty() {
+    let (mut results, ran) = if defaults.sequential && !options.aa && !jobs.is_empty() {
         run_sequential(&jobs, &run_batch, defaults, &assemble_at)?
     } else {
-        let report = run_batch(&jobs)?;
-        (assemble_at(&jobs, &report, None, verdict::Plan::Power), report)
+        let ran = run_batch(&jobs)?;
+        (assemble_at(&jobs, &ran, None, verdict::Plan::Power), ran)
     };
     if options.aa {
         verdict::aa::add_summaries(&mut results, &policy.gates, defaults.alpha, defaults.seed);
@@ -407,7 +405,7 @@ pub fn run_gate_with(
     }
     // A run that could not finish is never a verdict on the change: the budget's refusals and
     // an arm's failed calls (judged in `verdict`) make the verdict `error`, with what to do.
-    let run_error = match budget_cap_reached(&report, max_usd) {
+    let run_error = match budget_cap_reached(&ran, max_usd) {
         Some((message, hint)) => {
             results.verdict = Verdict::Error;
             results.reason = message.clone();
@@ -427,9 +425,9 @@ pub fn run_gate_with(
 /// The head as the messages name it: a short SHA, or the working tree.
 fn head_label(cmp: &compare::Comparison) -> String {
     if cmp.head_ref.name == compare::WORKTREE {
-        format!("the working tree (on {})", short(&cmp.head_ref.sha))
+        format!("the working tree (on {})", short_sha(&cmp.head_ref.sha))
     } else {
-        short(&cmp.head_ref.sha).to_owned()
+        short_sha(&cmp.head_ref.sha).to_owned()
     }
 }
 
@@ -461,9 +459,9 @@ fn execute(
     max_usd: Option<f64>,
     cache_dir: Option<PathBuf>,
     journal: Option<PathBuf>,
-) -> anyhow::Result<runner::Report> {
+) -> anyhow::Result<runner::Ran> {
     if jobs.is_empty() {
-        return Ok(runner::Report::default());
+        return Ok(runner::Ran::default());
     }
     let options = runner::Options {
         cache_dir,
@@ -475,9 +473,9 @@ fn execute(
         interruptible: true,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let report = runtime.block_on(runner::run(jobs, endpoints, prices, &options));
-    if report.interrupted {
-        let finished = report.outcomes.iter().filter(|o| o.attempts > 0 || o.cached).count();
+    let ran = runtime.block_on(runner::run(jobs, endpoints, prices, &options));
+    if ran.interrupted {
+        let finished = ran.outcomes.iter().filter(|o| o.attempts > 0 || o.cached).count();
         let kept = options.journal.as_ref().map_or_else(
             || "no journal was kept (--no-journal?), so a rerun starts over".to_owned(),
             |j| format!("the journal {} keeps them", j.display()),
@@ -488,20 +486,17 @@ fn execute(
         }
         .into());
     }
-    if report.resumed > 0 {
-        eprintln!(
-            "promptgate: resumed {} finished call(s) from the journal",
-            report.resumed
-        );
+    if ran.resumed > 0 {
+        eprintln!("promptgate: resumed {} finished call(s) from the journal", ran.resumed);
     }
-    Ok(report)
+    Ok(ran)
 }
 
 /// Calls the budget refused leave the comparison incomplete: a run error (exit 3). The message
 /// and what to do.
-fn budget_cap_reached(report: &runner::Report, max_usd: Option<f64>) -> Option<(String, &'static str)> {
-    let cap = max_usd.filter(|_| report.budget_exhausted)?;
-    let refused = report
+fn budget_cap_reached(ran: &runner::Ran, max_usd: Option<f64>) -> Option<(String, &'static str)> {
+    let cap = max_usd.filter(|_| ran.budget_exhausted)?;
+    let refused = ran
         .outcomes
         .iter()
         .filter(|o| {
@@ -516,7 +511,7 @@ fn budget_cap_reached(report: &runner::Report, max_usd: Option<f64>) -> Option<(
         format!(
             "the run failed: {refused} call(s) were not sent: the budget's hard cap of {} would have been exceeded (spent {})",
             crate::format::dollars(cap),
-            crate::format::dollars(report.spent_usd)
+            crate::format::dollars(ran.spent_usd)
         ),
         "the results were written; raise `budget.max_usd` in promptgate.yaml, or lower repeats or cases",
     ))
@@ -542,8 +537,8 @@ fn aa_detection(suite: &Suite) -> Detection {
 }
 
 /// Assembles the results of the jobs run so far, at a sequential look or for the fixed design.
-type AssembleAt<'a> = dyn Fn(&[Job], &runner::Report, Option<&stats::Look>, verdict::Plan) -> Results + 'a;
-type RunBatch<'a> = dyn Fn(&[Job]) -> anyhow::Result<runner::Report> + 'a;
+type AssembleAt<'a> = dyn Fn(&[Job], &runner::Ran, Option<&stats::Look>, verdict::Plan) -> Results + 'a;
+type RunBatch<'a> = dyn Fn(&[Job]) -> anyhow::Result<runner::Ran> + 'a;
 
 /// Sequential: looks at equal shares of each experiment's cases in a seeded order, each judged
 /// at its nominal level (`verdict::sequential`); stops at the first look that settles every
@@ -553,7 +548,7 @@ fn run_sequential(
     run_batch: &RunBatch<'_>,
     defaults: &suite::Defaults,
     assemble_at: &AssembleAt<'_>,
-) -> anyhow::Result<(Results, runner::Report)> {
+) -> anyhow::Result<(Results, runner::Ran)> {
     let design = sequential::Design::new(defaults.alpha, defaults.sequential_looks);
     let mut by_experiment: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for job in jobs {
@@ -563,7 +558,7 @@ fn run_sequential(
         }
     }
     let position = sequential::case_order(&by_experiment, defaults.seed);
-    let (mut run_jobs, mut report): (Vec<Job>, runner::Report) = (Vec::new(), runner::Report::default());
+    let (mut run_jobs, mut ran): (Vec<Job>, runner::Ran) = (Vec::new(), runner::Ran::default());
     let mut previous = 0.0;
     let looks = design.fractions.len();
     for (k, (&t, &level)) in design.fractions.iter().zip(&design.levels).enumerate() {
@@ -581,14 +576,14 @@ fn run_sequential(
             k + 1,
             batch.len()
         );
-        absorb(&mut report, run_batch(&batch)?);
+        absorb(&mut ran, run_batch(&batch)?);
         run_jobs.extend(batch);
         // Each look needs only the verdicts to decide whether to stop; the look that stops is
         // judged again with its power plan.
         let look = design.look(k);
-        let results = assemble_at(&run_jobs, &report, look.as_ref(), verdict::Plan::VerdictsOnly);
+        let results = assemble_at(&run_jobs, &ran, look.as_ref(), verdict::Plan::VerdictsOnly);
         if sequential::settled(&results, level) || k + 1 == looks {
-            let mut results = assemble_at(&run_jobs, &report, look.as_ref(), verdict::Plan::Power);
+            let mut results = assemble_at(&run_jobs, &ran, look.as_ref(), verdict::Plan::Power);
             let cases = by_experiment.iter().map(|(ei, c)| (*ei, c.len())).collect();
             let calls = by_experiment
                 .keys()
@@ -598,15 +593,15 @@ fn run_sequential(
                 })
                 .collect();
             sequential::record(&mut results, &design, k + 1, &cases, &calls);
-            return Ok((results, report));
+            return Ok((results, ran));
         }
     }
     // Unreachable: the last look always returns. An empty plan has nothing to run.
-    Ok((assemble_at(&run_jobs, &report, None, verdict::Plan::Power), report))
+    Ok((assemble_at(&run_jobs, &ran, None, verdict::Plan::Power), ran))
 }
 
-/// Adds one batch's report to the run's.
-fn absorb(total: &mut runner::Report, batch: runner::Report) {
+/// Adds what one batch ran to the run's totals.
+fn absorb(total: &mut runner::Ran, batch: runner::Ran) {
     total.outcomes.extend(batch.outcomes);
     total.retries += batch.retries;
     total.rate_limited += batch.rate_limited;
@@ -625,8 +620,4 @@ pub fn print_outcome(run: &GateRun) {
     // workflow command may get through.
     let text = crate::output::inert(&crate::secrets::redact(&text));
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }

@@ -58,7 +58,7 @@ pub struct Image {
 
 /// Where the images went.
 #[derive(Debug)]
-pub struct Published {
+pub struct PublishedImages {
     pub commit: String,
     /// Chart name → URL pinned to `commit`.
     pub urls: BTreeMap<String, String>,
@@ -95,7 +95,7 @@ pub async fn publish(
     pr: u64,
     head_sha: &str,
     images: &[Image],
-) -> Result<Published, Error> {
+) -> Result<PublishedImages, Error> {
     if !valid_branch(branch) {
         return Err(Error::run_with_hint(
             format!("`{branch}` is not a usable asset branch name"),
@@ -177,7 +177,7 @@ pub async fn publish(
             (name, url)
         })
         .collect();
-    Ok(Published { commit, urls })
+    Ok(PublishedImages { commit, urls })
 }
 
 /// The `sha` GitHub answered with; a dry run, which answers nothing, gets a placeholder.

@@ -7,6 +7,7 @@ use super::CommentMode;
 use super::client::{Client, Method, Purpose};
 use super::event::PullRequest;
 use crate::error::Error;
+use crate::format::short_sha;
 use crate::plan::PlanFacts;
 use crate::report::escape::escape_untrusted;
 use crate::report::markdown::REPORT_MARKER;
@@ -63,11 +64,11 @@ pub fn progress_body(facts: Option<&PlanFacts>, head_sha: &str) -> String {
             "Evaluating {}, {} on `{}`… (estimated {}{}).",
             plural(facts.experiments, "experiment", "experiments"),
             plural(facts.calls, "call", "calls"),
-            short(head_sha),
+            short_sha(head_sha),
             crate::plan::usd(facts.estimated_usd),
             if facts.simulated { ", simulated" } else { "" }
         ),
-        None => format!("Evaluating `{}`…", short(head_sha)),
+        None => format!("Evaluating `{}`…", short_sha(head_sha)),
     };
     format!(
         "{REPORT_MARKER}\n## ⏳ promptgate: evaluating\n\n{what}\n\nThe report replaces this comment when the run finishes.\n"
@@ -78,7 +79,7 @@ pub fn progress_body(facts: Option<&PlanFacts>, head_sha: &str) -> String {
 pub fn failed_body(message: &str, head_sha: &str) -> String {
     format!(
         "{REPORT_MARKER}\n## ⚠️ promptgate: could not finish\n\nThe evaluation of `{}` stopped: {}\n\nSee the workflow run's log for details.\n",
-        short(head_sha),
+        short_sha(head_sha),
         escape_untrusted(message, 1_000)
     )
 }
@@ -147,7 +148,7 @@ pub fn waiver_note(w: &Waiver) -> String {
             .map_or(String::new(), |at| format!(" at {}", escape_untrusted(at, 40))),
         w.commit.as_deref().map_or(String::new(), |c| format!(
             " for `{}`",
-            short(c).chars().filter(char::is_ascii_hexdigit).collect::<String>()
+            short_sha(c).chars().filter(char::is_ascii_hexdigit).collect::<String>()
         )),
         escape_untrusted(&w.reason, 500),
         if accepted.is_empty() {
@@ -213,10 +214,6 @@ pub async fn upsert(client: &Client, pr: &PullRequest, sticky: &mut Option<u64>,
         }
     }
     Ok(())
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 #[cfg(test)]

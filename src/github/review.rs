@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::client::{Client, Method, Purpose};
 use super::event::PullRequest;
 use crate::error::Error;
+use crate::format::short_sha;
 use crate::report::escape::escape_untrusted;
 use crate::results::Verdict;
 
@@ -59,7 +60,7 @@ pub async fn sync(client: &Client, pr: &PullRequest, bot: &str, verdict: Verdict
         Verdict::Fail | Verdict::Error | Verdict::NeedsApproval => {}
         Verdict::Pass | Verdict::Waived => {
             let message = if verdict == Verdict::Pass {
-                format!("promptgate passes on {}", short(&pr.head_sha))
+                format!("promptgate passes on {}", short_sha(&pr.head_sha))
             } else {
                 "a maintainer accepted the regression".to_owned()
             };
@@ -78,8 +79,4 @@ pub async fn sync(client: &Client, pr: &PullRequest, bot: &str, verdict: Verdict
         }
     }
     Ok(())
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }

@@ -14,6 +14,7 @@ use super::client::{Client, Purpose};
 use super::event::PullRequest;
 use super::state::Published;
 use crate::error::Error;
+use crate::format::short_sha;
 use crate::results::{AcceptedRegression, Direction, ExperimentStatus, ExperimentVerdict, Results, Verdict, Waiver};
 
 pub const LABEL: &str = "promptgate:accept-regression";
@@ -280,7 +281,7 @@ pub fn apply(results: &mut Results, waiver: &Waiver) {
     if results.verdict != Verdict::Fail {
         return;
     }
-    let commit = waiver.commit.as_deref().map_or("?", short);
+    let commit = waiver.commit.as_deref().map_or("?", short_sha);
     match cover(waiver, &regressions(results)) {
         Ok(()) => {
             eprintln!(
@@ -301,10 +302,6 @@ pub fn apply(results: &mut Results, waiver: &Waiver) {
             );
         }
     }
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 #[cfg(test)]

@@ -31,10 +31,10 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use super::mock::estimate_tokens;
 use super::{Provider, ProviderError, Request, Response, Usage};
 use crate::error::{Diagnostic, Error};
 use crate::suite::ProviderSpec;
+use crate::tokens;
 
 /// The exit code that asks for a retry (`EX_TEMPFAIL` from `sysexits.h`).
 pub const EXIT_TEMPFAIL: i32 = 75;
@@ -226,9 +226,9 @@ async fn read_tail(pipe: Option<tokio::process::ChildStderr>) -> Vec<u8> {
 /// four per message for roles and separators (the mock's rule).
 pub fn estimate_usage(request: &Request, output: &str) -> Usage {
     Usage {
-        input: request.messages.iter().map(|m| estimate_tokens(&m.content) + 4).sum(),
+        input: tokens::estimate_messages(&request.messages),
         cached_input: 0,
-        output: estimate_tokens(output),
+        output: tokens::estimate(output),
     }
 }
 

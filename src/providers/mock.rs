@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 
 use super::{Message, Provider, ProviderError, Request, Response, Role, Usage};
+use crate::stats::{self, GOLDEN_GAMMA, SplitMix64};
+use crate::tokens;
 
 /// The reply when no sentence of the prompt shares a word with the question.
 pub const REFUSAL: &str = "I'm sorry, I don't have information about that.";
@@ -56,9 +58,9 @@ impl Provider for MockProvider {
 /// truncates it. `top_p` is ignored.
 #[must_use]
 pub fn respond(request: &Request) -> Response {
-    let mut rng = SplitMix64(fnv1a(&request.messages) ^ request.seed.wrapping_mul(GOLDEN_GAMMA));
+    let mut rng = SplitMix64::new(hash_messages(&request.messages) ^ request.seed.wrapping_mul(GOLDEN_GAMMA));
     // Drawn first, so a call's latency does not depend on how many scores got noise.
-    let jitter = 0.9 + 0.2 * rng.next_f64();
+    let jitter = 0.9 + 0.2 * rng.unit();
 
     let (question, knowledge) = split_question(&request.messages);
     let temperature = request.temperature.unwrap_or(0.0).max(0.0);
@@ -67,15 +69,11 @@ pub fn respond(request: &Request) -> Response {
         text = format!("{{\"answer\": {}}}", serde_json::Value::String(text));
     }
     if let Some(max_tokens) = request.max_tokens {
-        truncate_chars(&mut text, (max_tokens as usize).saturating_mul(CHARS_PER_TOKEN));
+        truncate_chars(&mut text, (max_tokens as usize).saturating_mul(tokens::CHARS_PER_TOKEN));
     }
 
-    let input = request
-        .messages
-        .iter()
-        .map(|message| estimate_tokens(&message.content) + TOKENS_PER_MESSAGE)
-        .sum::<u64>();
-    let output = estimate_tokens(&text);
+    let input = tokens::estimate_messages(&request.messages);
+    let output = tokens::estimate(&text);
     let latency = (150.0 + 0.05 * input as f64 + 9.0 * output as f64) * jitter;
     Response {
         text,
@@ -88,24 +86,11 @@ pub fn respond(request: &Request) -> Response {
     }
 }
 
-/// The mock's token count of a text: one token per four characters, rounded up.
-#[must_use]
-pub fn estimate_tokens(text: &str) -> u64 {
-    text.chars().count().div_ceil(CHARS_PER_TOKEN) as u64
-}
-
-const CHARS_PER_TOKEN: usize = 4;
-
-/// Chat formats spend a few tokens per message on roles and separators.
-const TOKENS_PER_MESSAGE: u64 = 4;
-
 /// The runner-up sentence joins the answer when it scores at least this share of the best.
 const RUNNER_UP_SHARE: f64 = 0.6;
 
 /// At temperature 1 a score gains up to this share of the best score as noise.
 const NOISE_PER_TEMPERATURE: f64 = 0.35;
-
-const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Words too common to say what a question is about.
 const STOP_WORDS: &[&str] = &[
@@ -168,7 +153,7 @@ fn answer(question: &str, knowledge: &[&str], temperature: f64, rng: &mut SplitM
         .iter()
         .enumerate()
         .filter(|&(_, &score)| score > 0.0)
-        .map(|(i, &score)| (i, score + noise * rng.next_f64()))
+        .map(|(i, &score)| (i, score + noise * rng.unit()))
         .collect();
     // Highest score first; on a tie the earlier sentence wins.
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -322,39 +307,14 @@ fn truncate_chars(text: &mut String, max_chars: usize) {
     }
 }
 
-/// FNV-1a over the messages: a hash that, unlike `std`'s, is the same in every process and
-/// release.
-fn fnv1a(messages: &[Message]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |byte: u8| {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    };
-    for message in messages {
-        feed(message.role as u8);
-        message.content.bytes().for_each(&mut feed);
-        // A separator, so ["ab", "c"] and ["a", "bc"] hash differently.
-        feed(0xff);
-    }
-    hash
-}
-
-/// `SplitMix64` (Steele, Lea and Flood, 2014): tiny, fast and good enough for simulated noise.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(GOLDEN_GAMMA);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1), from the top 53 bits.
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
+/// FNV-1a over the messages: each role, its content and a separator, so ["ab", "c"] and
+/// ["a", "bc"] hash differently.
+fn hash_messages(messages: &[Message]) -> u64 {
+    stats::fnv1a(messages.iter().flat_map(|m| {
+        std::iter::once(m.role as u8)
+            .chain(m.content.bytes())
+            .chain(std::iter::once(0xff))
+    }))
 }
 
 #[cfg(test)]

@@ -24,35 +24,35 @@ pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
 /// Which of the three APIs an [`OpenAiProvider`] speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shape {
+pub enum Dialect {
     OpenAi,
     Azure,
     Compatible,
 }
 
-impl Shape {
+impl Dialect {
     pub fn kind(self) -> &'static str {
         match self {
-            Shape::OpenAi => "openai",
-            Shape::Azure => "azure-openai",
-            Shape::Compatible => "openai-compatible",
+            Dialect::OpenAi => "openai",
+            Dialect::Azure => "azure-openai",
+            Dialect::Compatible => "openai-compatible",
         }
     }
 
     /// The variable the key is read from when the config names none.
     pub fn default_key_env(self) -> Option<&'static str> {
         match self {
-            Shape::OpenAi => Some("OPENAI_API_KEY"),
-            Shape::Azure => Some("AZURE_OPENAI_API_KEY"),
-            Shape::Compatible => None,
+            Dialect::OpenAi => Some("OPENAI_API_KEY"),
+            Dialect::Azure => Some("AZURE_OPENAI_API_KEY"),
+            Dialect::Compatible => None,
         }
     }
 
-    fn of(kind: ProviderKind) -> Option<Shape> {
+    fn of(kind: ProviderKind) -> Option<Dialect> {
         match kind {
-            ProviderKind::Openai => Some(Shape::OpenAi),
-            ProviderKind::AzureOpenai => Some(Shape::Azure),
-            ProviderKind::OpenaiCompatible => Some(Shape::Compatible),
+            ProviderKind::Openai => Some(Dialect::OpenAi),
+            ProviderKind::AzureOpenai => Some(Dialect::Azure),
+            ProviderKind::OpenaiCompatible => Some(Dialect::Compatible),
             _ => None,
         }
     }
@@ -60,7 +60,7 @@ impl Shape {
 
 /// The `openai`, `azure-openai` and `openai-compatible` provider types.
 pub struct OpenAiProvider {
-    shape: Shape,
+    dialect: Dialect,
     url: String,
     /// `max_completion_tokens` or `max_tokens`.
     max_tokens_field: &'static str,
@@ -70,7 +70,7 @@ pub struct OpenAiProvider {
 impl fmt::Debug for OpenAiProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpenAiProvider")
-            .field("shape", &self.shape)
+            .field("dialect", &self.dialect)
             .field("url", &self.url)
             .field("max_tokens_field", &self.max_tokens_field)
             .field("api", &self.api)
@@ -81,20 +81,20 @@ impl fmt::Debug for OpenAiProvider {
 impl OpenAiProvider {
     /// Builds the provider a suite entry describes, reading its key from the environment.
     pub fn from_spec(spec: &ProviderSpec) -> Result<Self, Error> {
-        let shape = shape_of(spec)?;
-        let key = http::api_key(spec, shape.default_key_env())?;
+        let dialect = dialect_of(spec)?;
+        let key = http::api_key(spec, dialect.default_key_env())?;
         Self::with_key(spec, key)
     }
 
     /// Builds the provider with `key` instead of the environment's.
     pub fn with_key(spec: &ProviderSpec, key: Option<ApiKey>) -> Result<Self, Error> {
-        let shape = shape_of(spec)?;
-        let (url, max_tokens_field) = match shape {
-            Shape::OpenAi => {
+        let dialect = dialect_of(spec)?;
+        let (url, max_tokens_field) = match dialect {
+            Dialect::OpenAi => {
                 let base = http::check_base_url(spec, spec.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL))?;
                 (format!("{base}/chat/completions"), "max_completion_tokens")
             }
-            Shape::Compatible => {
+            Dialect::Compatible => {
                 let base = spec.base_url.as_deref().ok_or_else(|| {
                     Diagnostic::new(format!("provider `{}` (type openai-compatible) needs `base_url`", spec.name))
                         .hint("e.g. `base_url: \"http://127.0.0.1:11434/v1\"` for Ollama, `http://127.0.0.1:8000/v1` for vLLM")
@@ -102,17 +102,17 @@ impl OpenAiProvider {
                 let base = http::check_base_url(spec, base)?;
                 (format!("{base}/chat/completions"), "max_tokens")
             }
-            Shape::Azure => azure_url(spec)?,
+            Dialect::Azure => azure_url(spec)?,
         };
-        let (header, prefix) = match shape {
-            Shape::Azure => ("api-key", ""),
-            Shape::OpenAi | Shape::Compatible => ("authorization", "Bearer "),
+        let (header, prefix) = match dialect {
+            Dialect::Azure => ("api-key", ""),
+            Dialect::OpenAi | Dialect::Compatible => ("authorization", "Bearer "),
         };
         Ok(OpenAiProvider {
-            shape,
+            dialect,
             url,
             max_tokens_field,
-            api: Api::new(shape.kind(), key, header, prefix)?,
+            api: Api::new(dialect.kind(), key, header, prefix)?,
         })
     }
 
@@ -146,14 +146,14 @@ impl OpenAiProvider {
 #[async_trait]
 impl Provider for OpenAiProvider {
     fn kind(&self) -> &'static str {
-        self.shape.kind()
+        self.dialect.kind()
     }
 
     async fn complete(&self, request: &Request) -> Result<Response, ProviderError> {
         let completion: ChatCompletion = self.api.post_json(&self.url, &[], &self.body(request)).await?;
         let Some(choice) = completion.choices.into_iter().next() else {
             return Err(ProviderError::Permanent {
-                message: format!("{} returned no choices", self.shape.kind()),
+                message: format!("{} returned no choices", self.dialect.kind()),
             });
         };
         // A refusal is what the user would have been shown, so it is the output.
@@ -182,8 +182,9 @@ pub fn api_seed(seed: u64) -> u64 {
     ((seed >> 32) ^ seed) & 0x7fff_ffff
 }
 
-fn shape_of(spec: &ProviderSpec) -> Result<Shape, Error> {
-    Shape::of(spec.kind).ok_or_else(|| Error::run(format!("provider `{}` is not an OpenAI-shaped provider", spec.name)))
+fn dialect_of(spec: &ProviderSpec) -> Result<Dialect, Error> {
+    Dialect::of(spec.kind)
+        .ok_or_else(|| Error::run(format!("provider `{}` is not an OpenAI-shaped provider", spec.name)))
 }
 
 fn azure_url(spec: &ProviderSpec) -> Result<(String, &'static str), Error> {
@@ -271,11 +272,13 @@ mod tests {
         let mut spec = spec(kind, Some(base_url));
         spec.deployment = Some("gpt4o-prod".to_owned());
         spec.api_version = Some("2024-10-21".to_owned());
-        let env = Shape::of(kind).and_then(Shape::default_key_env).unwrap_or("LOCAL_KEY");
+        let env = Dialect::of(kind)
+            .and_then(Dialect::default_key_env)
+            .unwrap_or("LOCAL_KEY");
         OpenAiProvider::with_key(&spec, Some(ApiKey::new(env, KEY))).unwrap()
     }
 
-    /// The documented response shape, with cached prompt tokens.
+    /// The documented response dialect, with cached prompt tokens.
     fn completion(text: &str) -> serde_json::Value {
         json!({
             "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",

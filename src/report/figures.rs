@@ -4,7 +4,7 @@
 //! [`Tone`] that each renderer draws in its own way.
 
 use crate::format::{self, Unit, finite};
-use crate::results::{Call, CaseResult, ExperimentResult, MetricResult};
+use crate::results::{Arm, Call, CaseResult, ExperimentResult, MetricResult};
 use crate::stats;
 
 /// Which way a figure leans, for the renderer to colour.
@@ -20,26 +20,20 @@ pub(crate) fn is_quality(m: &MetricResult) -> bool {
     !matches!(format::unit(&m.name), Unit::Milliseconds | Unit::Usd)
 }
 
-#[derive(Clone, Copy, PartialEq)]
-pub(crate) enum Side {
-    Baseline,
-    Candidate,
-}
-
-pub(crate) fn calls(case: &CaseResult, arm: Side) -> &[Call] {
+pub(crate) fn calls(case: &CaseResult, arm: Arm) -> &[Call] {
     match arm {
-        Side::Baseline => &case.baseline,
-        Side::Candidate => &case.candidate,
+        Arm::Baseline => &case.baseline,
+        Arm::Candidate => &case.candidate,
     }
 }
 
 /// The latencies the latency metrics compare, ascending: every call timed in this run, an
 /// errored one at its arm's timeout, none from the cache (`metrics::Metric::call_value`), so the
 /// chart shows exactly the calls the table's numbers come from.
-pub(crate) fn latencies(e: &ExperimentResult, arm: Side) -> Vec<f64> {
+pub(crate) fn latencies(e: &ExperimentResult, arm: Arm) -> Vec<f64> {
     let info = match arm {
-        Side::Baseline => e.baseline.as_ref(),
-        Side::Candidate => e.candidate.as_ref(),
+        Arm::Baseline => e.baseline.as_ref(),
+        Arm::Candidate => e.candidate.as_ref(),
     };
     let timeout = info.map_or(crate::results::DEFAULT_TIMEOUT_MS, |a| a.timeout_ms);
     let metric = crate::metrics::Metric::of(crate::metrics::LATENCY_P95);
@@ -63,7 +57,7 @@ pub(crate) struct LatencySummary {
 
 /// Baseline and candidate latency quantiles over calls (type 7, as `stats::quantile`).
 pub(crate) fn latency_summary(e: &ExperimentResult) -> [Option<LatencySummary>; 2] {
-    [Side::Baseline, Side::Candidate].map(|arm| {
+    [Arm::Baseline, Arm::Candidate].map(|arm| {
         let xs = latencies(e, arm);
         Some(LatencySummary {
             p50: stats::quantile(&xs, 0.5)?,
@@ -81,7 +75,7 @@ pub(crate) fn cost_per_request(e: &ExperimentResult) -> [Option<f64>; 2] {
     {
         return [finite(m.baseline), finite(m.candidate)];
     }
-    [Side::Baseline, Side::Candidate].map(|arm| {
+    [Arm::Baseline, Arm::Candidate].map(|arm| {
         let costs: Vec<f64> = e
             .cases
             .iter()

@@ -7,9 +7,9 @@ use crate::results::{ExperimentStatus, MetricResult, MetricVerdict, Results};
 /// Renders the JUnit XML report. A metric that fails its gate is a failed testcase whose
 /// message carries baseline, candidate, Δ, CI and p; a removed experiment is an empty suite.
 pub fn render_junit(results: &Results) -> String {
-    let suites: Vec<Suite> = results.experiments.iter().map(Suite::new).collect();
+    let suites: Vec<TestSuite> = results.experiments.iter().map(TestSuite::new).collect();
     let tests: usize = suites.iter().map(|s| s.cases.len()).sum();
-    let failures: usize = suites.iter().map(Suite::failures).sum();
+    let failures: usize = suites.iter().map(TestSuite::failures).sum();
 
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str(&format!(
@@ -46,12 +46,12 @@ pub fn render_junit(results: &Results) -> String {
     out
 }
 
-struct Suite<'a> {
+struct TestSuite<'a> {
     name: &'a str,
-    cases: Vec<Case<'a>>,
+    cases: Vec<TestCase<'a>>,
 }
 
-struct Case<'a> {
+struct TestCase<'a> {
     name: &'a str,
     failure: Option<Failure>,
 }
@@ -63,8 +63,8 @@ struct Failure {
     details: String,
 }
 
-impl<'a> Suite<'a> {
-    fn new(e: &'a crate::results::ExperimentResult) -> Suite<'a> {
+impl<'a> TestSuite<'a> {
+    fn new(e: &'a crate::results::ExperimentResult) -> TestSuite<'a> {
         // A removed experiment was not run: it has no testcases, but keeps its suite so the
         // experiment's disappearance is visible next to the others.
         let cases = if e.status == ExperimentStatus::Removed {
@@ -73,13 +73,13 @@ impl<'a> Suite<'a> {
             e.metrics
                 .iter()
                 .filter(|m| m.gated)
-                .map(|m| Case {
+                .map(|m| TestCase {
                     name: &m.name,
                     failure: m.fails_gate.then(|| Failure::new(m)),
                 })
                 .collect()
         };
-        Suite { name: &e.name, cases }
+        TestSuite { name: &e.name, cases }
     }
 
     fn failures(&self) -> usize {

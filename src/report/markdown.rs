@@ -6,18 +6,22 @@
 //! view out, so a user's own template gets the same facts without redoing any of it.
 //!
 //! Everything textual that comes from the run (names and paths from the PR's config, case
-//! inputs, model outputs, git refs) stays raw in the view and is escaped in the template by the
-//! `untrusted` filter ([`escape_untrusted`]); our own formatted numbers need no escaping.
+//! inputs, model outputs, git refs) stays raw in the view and is escaped when a template prints
+//! it: escaping is the default for every template, ours and a user's, so a template that forgets
+//! to escape cannot leak raw model output into the comment. What the view builds itself (our own
+//! formatted numbers and words, notes whose names it already escaped, a checked image URL, the
+//! text chart for a code block) is [`Safe`] and printed as it is. The `untrusted` filter is the
+//! same escaping with a length of one's choosing: `{{ output | untrusted(300) }}`.
 
+mod escaping;
 mod flips;
 mod notes;
 mod text_chart;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use minijinja::syntax::SyntaxConfig;
+use minijinja::Value;
 use minijinja::value::Serde;
-use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
 use super::charts;
@@ -29,6 +33,7 @@ use crate::results::{
     ArmInfo, Call, CaseResult, DatasetChanges, ExperimentResult, ExperimentStatus, ExperimentVerdict, Flip,
     MetricResult, MetricVerdict, Results, Verdict,
 };
+use escaping::{Safe, environment};
 use notes::{arm_changes, dataset_note, design_notes, projection_sentence};
 use text_chart::text_chart;
 
@@ -67,7 +72,7 @@ pub fn render_summary(results: &Results) -> anyhow::Result<String> {
     let template = env
         .template_from_named_str("summary.md.j2", SUMMARY_TEMPLATE)
         .map_err(describe)?;
-    let view = ReportView::new(results, &BTreeMap::new(), LIMITS[0], false, false);
+    let view = ReportView::new(results, &BTreeMap::new(), LIMITS[0], Fit::Full);
     template.render(Value::from(Serde(&view))).map_err(describe)
 }
 
@@ -90,16 +95,16 @@ fn render_comment(
         .map_err(describe)?;
     let fits = |text: &str| text.chars().count() <= MAX_COMMENT_CHARS;
     let render = |view: &ReportView| template.render(Value::from(Serde(view))).map_err(describe);
-    let full = render(&ReportView::new(results, images, LIMITS[0], false, false))?;
+    let full = render(&ReportView::new(results, images, LIMITS[0], Fit::Full))?;
     if fits(&full) {
         return Ok(full);
     }
     // Showing no case at all is the last step before the compact list; when even that does not
     // fit, the steps between need not be tried.
     let last = LIMITS.len() - 1;
-    if fits(&render(&ReportView::new(results, images, LIMITS[last], true, false))?) {
+    if fits(&render(&ReportView::new(results, images, LIMITS[last], Fit::Shrunk))?) {
         for limits in &LIMITS[1..] {
-            let rendered = render(&ReportView::new(results, images, *limits, true, false))?;
+            let rendered = render(&ReportView::new(results, images, *limits, Fit::Shrunk))?;
             if fits(&rendered) {
                 return Ok(rendered);
             }
@@ -107,7 +112,7 @@ fn render_comment(
     }
     // Even without cases the comment is too long: list experiments in one line each, and as
     // a last resort show only the first ones.
-    let mut view = ReportView::new(results, images, LIMITS[last], true, true);
+    let mut view = ReportView::new(results, images, LIMITS[last], Fit::Compact);
     loop {
         let rendered = render(&view)?;
         if fits(&rendered) || view.experiments.is_empty() {
@@ -121,16 +126,27 @@ fn render_comment(
 
 /// How much of each flipped case is shown; the renderer walks down this list until the
 /// comment fits.
-const LIMITS: [Limits; 5] = [
-    Limits::new(20, 300, 1_000),
-    Limits::new(10, 200, 500),
-    Limits::new(5, 150, 300),
-    Limits::new(2, 100, 200),
-    Limits::new(0, 100, 200),
+const LIMITS: [SizeLimits; 5] = [
+    SizeLimits::new(20, 300, 1_000),
+    SizeLimits::new(10, 200, 500),
+    SizeLimits::new(5, 150, 300),
+    SizeLimits::new(2, 100, 200),
+    SizeLimits::new(0, 100, 200),
 ];
 
+/// How the comment was made to fit under [`MAX_COMMENT_CHARS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fit {
+    /// As the limits allow: nothing was cut for size.
+    Full,
+    /// Fewer flipped cases than usual.
+    Shrunk,
+    /// One line per experiment, no tables, no cases.
+    Compact,
+}
+
 #[derive(Clone, Copy, Debug, Serialize)]
-struct Limits {
+struct SizeLimits {
     /// Flipped cases shown per experiment and direction.
     cases: usize,
     input_chars: usize,
@@ -143,9 +159,9 @@ struct Limits {
     reason_chars: usize,
 }
 
-impl Limits {
-    const fn new(cases: usize, input_chars: usize, output_chars: usize) -> Limits {
-        Limits {
+impl SizeLimits {
+    const fn new(cases: usize, input_chars: usize, output_chars: usize) -> SizeLimits {
+        SizeLimits {
             cases,
             input_chars,
             output_chars,
@@ -160,39 +176,6 @@ impl Limits {
 /// Unaffected experiment names listed before "and N more".
 const UNAFFECTED_SHOWN: usize = 30;
 
-fn environment(fuel: u64) -> anyhow::Result<Environment<'static>> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    // Markdown has no escaping minijinja knows; escaping is explicit, with `untrusted`.
-    env.set_auto_escape_callback(|_| AutoEscape::None);
-    env.set_syntax(
-        SyntaxConfig::builder()
-            .trim_blocks(true)
-            .lstrip_blocks(true)
-            .keep_trailing_newline(true)
-            .build()
-            .map_err(describe)?,
-    );
-    env.add_filter("untrusted", untrusted_filter);
-    env.set_fuel(Some(fuel));
-    Ok(env)
-}
-
-/// `{{ text | untrusted }}` or `{{ text | untrusted(300) }}`: see [`escape_untrusted`].
-/// `none` renders as nothing, so optional fields need no `if` around them.
-fn untrusted_filter(value: Value, max_chars: Option<usize>) -> String {
-    let max_chars = max_chars.unwrap_or(DEFAULT_UNTRUSTED_CHARS);
-    if value.is_none() || value.is_undefined() {
-        String::new()
-    } else if let Some(text) = value.as_str() {
-        escape_untrusted(text, max_chars)
-    } else {
-        escape_untrusted(&value.to_string(), max_chars)
-    }
-}
-
-const DEFAULT_UNTRUSTED_CHARS: usize = 1_000;
-
 /// minijinja's error `Display` omits the template line; its alternate form has it.
 fn describe(err: minijinja::Error) -> anyhow::Error {
     anyhow::anyhow!("rendering the report template: {err:#}")
@@ -204,7 +187,7 @@ fn describe(err: minijinja::Error) -> anyhow::Error {
 
 #[derive(Debug, Serialize)]
 struct ReportView<'a> {
-    marker: &'static str,
+    marker: Safe,
     tool_version: &'a str,
     verdict: VerdictView,
     reason: &'a str,
@@ -215,7 +198,7 @@ struct ReportView<'a> {
     /// What the pull request changes in the policy that judges it: it takes effect after merge.
     policy_changes: Vec<&'a str>,
     /// "2 changed, 1 new, 1 removed".
-    counts: String,
+    counts: Safe,
     experiments: Vec<ExperimentView<'a>>,
     /// Experiments dropped from the end because even the compact list was too long.
     omitted_experiments: usize,
@@ -224,11 +207,11 @@ struct ReportView<'a> {
     /// Whether any p shown is Holm-adjusted.
     any_adjusted: bool,
     /// The rule the verdicts follow, in one sentence.
-    rule: &'static str,
+    rule: Safe,
     /// Some experiment ran sequentially: its p-values are repeated p-values.
     any_sequential: bool,
     run: RunView,
-    limits: Limits,
+    limits: SizeLimits,
     /// Fewer flipped cases are shown than usual, to keep the comment under the size limit.
     shrunk: bool,
     /// One line per experiment, no tables: the full report did not fit.
@@ -241,7 +224,7 @@ struct AttentionView<'a> {
     experiment: &'a str,
     metric: &'a str,
     /// "regressed (not blocking)", "missed its SLO ≤ 800 ms".
-    what: String,
+    what: Safe,
 }
 
 #[derive(Debug, Serialize)]
@@ -276,7 +259,7 @@ struct ExperimentView<'a> {
     change_notes: Vec<&'a str>,
     /// The pull request's edits to the cases it is judged on, for the verdict line: "3 cases
     /// removed (a, b, c), 1 added". Built here, ids escaped.
-    dataset_note: Option<String>,
+    dataset_note: Option<Safe>,
     repeats: u32,
     /// What differs between the baseline and candidate configs (model, temperature, …); empty
     /// when `change_notes` says it.
@@ -286,19 +269,19 @@ struct ExperimentView<'a> {
     run_failed: bool,
     /// The interval column's header: "95% CI" when every metric shares one α, "repeated CI"
     /// in a sequential run (each at its look's nominal level), else "CI (1 − α)".
-    ci_label: String,
+    ci_label: Safe,
     /// "At 1,000,000 requests/month: $412 → $405 per month; the candidate saves $7/month."
-    projection: Option<String>,
+    projection: Option<Safe>,
     /// Published chart images, in the order of [`charts::plan_charts`].
     images: Vec<ImageView>,
     /// The charts as text bars, one line each, for a code block: only characters that cannot
     /// end the block (names from the config are reduced to a safe alphabet).
-    text_chart: Vec<String>,
+    text_chart: Vec<Safe>,
     /// "this suite can detect a change of N; the margin is M" for underpowered metrics.
     power_notes: Vec<PowerNote<'a>>,
     /// The design of the run in sentences: repeats and flaky cases, variance components,
     /// sequential looks, A/A results, equivalence, drift. Built here, names escaped.
-    design_notes: Vec<String>,
+    design_notes: Vec<Safe>,
     flips: Vec<FlipGroup<'a>>,
 }
 
@@ -307,7 +290,7 @@ struct ImageView {
     /// "quality", "latency", …: ours, no escaping needed.
     kind: &'static str,
     /// Checked by [`safe_image_url`]: placed in the template as it is.
-    url: String,
+    url: Safe,
 }
 
 #[derive(Debug, Serialize)]
@@ -323,20 +306,20 @@ struct MetricRow<'a> {
     blocking: bool,
     gated: bool,
     fails_gate: bool,
-    baseline: String,
-    candidate: String,
-    delta: String,
-    ci: String,
-    p: String,
+    baseline: Safe,
+    candidate: Safe,
+    delta: Safe,
+    ci: Safe,
+    p: Safe,
     /// "❌ regression", "improvement", "no detectable change · non-inferior", …
-    verdict: String,
+    verdict: Safe,
 }
 
 #[derive(Debug, Serialize)]
 struct PowerNote<'a> {
     metric: &'a str,
-    mde: String,
-    margin: String,
+    mde: Safe,
+    margin: Safe,
     /// "about 1,240 cases would detect it", when the power analysis could say.
     cases_needed: Option<usize>,
 }
@@ -344,7 +327,7 @@ struct PowerNote<'a> {
 #[derive(Debug, Serialize)]
 struct FlipGroup<'a> {
     /// "3 cases flipped pass → fail".
-    summary: String,
+    summary: Safe,
     symbol: &'static str,
     total: usize,
     cases: Vec<CaseView<'a>>,
@@ -381,40 +364,34 @@ struct SideView<'a> {
     failures: Vec<&'a str>,
     failures_more: usize,
     /// "2/3 repeats passed" when there were several repeats.
-    repeats: Option<String>,
+    repeats: Option<Safe>,
 }
 
 #[derive(Debug, Serialize)]
 struct RunView {
     cases: usize,
-    repeats: String,
+    repeats: Safe,
     calls: usize,
     completed: usize,
     errored: usize,
     cache_hits: usize,
-    spend: String,
+    spend: Safe,
     simulated: bool,
-    estimated: String,
+    estimated: Safe,
     /// Spend per completed call, the unit a reviewer compares with the per-request cost.
-    spend_per_call: String,
+    spend_per_call: Safe,
     retries: usize,
     fallbacks: usize,
     rate_limited: usize,
     resumed: usize,
-    duration: String,
+    duration: Safe,
     /// `promptgate run --base … --head …`, only when both SHAs are plain hex: the command is
     /// shown in a code block, where escaping does not apply.
-    reproduce: Option<String>,
+    reproduce: Option<Safe>,
 }
 
 impl<'a> ReportView<'a> {
-    fn new(
-        results: &'a Results,
-        images: &BTreeMap<String, String>,
-        limits: Limits,
-        shrunk: bool,
-        compact: bool,
-    ) -> ReportView<'a> {
+    fn new(results: &'a Results, images: &BTreeMap<String, String>, limits: SizeLimits, fit: Fit) -> ReportView<'a> {
         let attention = attention(results);
         let (symbol, word) = match results.verdict {
             Verdict::Pass if attention.is_empty() => ("✅", "pass"),
@@ -429,7 +406,7 @@ impl<'a> ReportView<'a> {
             if let Some(url) = images.get(&plan.name).filter(|u| safe_image_url(u)) {
                 image_urls.entry(plan.experiment).or_default().push(ImageView {
                     kind: plan.kind.as_str(),
-                    url: url.clone(),
+                    url: Safe(url.clone()),
                 });
             }
         }
@@ -439,7 +416,7 @@ impl<'a> ReportView<'a> {
             .flat_map(|e| &e.metrics)
             .any(|m| m.p_adjusted.is_some());
         ReportView {
-            marker: REPORT_MARKER,
+            marker: Safe::from(REPORT_MARKER),
             tool_version: &results.tool_version,
             verdict: VerdictView { symbol, word },
             reason: &results.reason,
@@ -447,7 +424,7 @@ impl<'a> ReportView<'a> {
             base: RefView::new(&results.base.name, &results.base.sha, results.base.dirty),
             head: RefView::new(&results.head.name, &results.head.sha, results.head.dirty),
             policy_changes: results.policy_changes.iter().map(String::as_str).collect(),
-            counts: status_counts(&results.experiments),
+            counts: Safe(status_counts(&results.experiments)),
             experiments: results
                 .experiments
                 .iter()
@@ -466,12 +443,12 @@ impl<'a> ReportView<'a> {
                 .collect(),
             unaffected_more: results.unaffected.len().saturating_sub(UNAFFECTED_SHOWN),
             any_adjusted,
-            rule: words::RULE,
+            rule: Safe::from(words::RULE),
             any_sequential: results.experiments.iter().any(|e| e.noise.sequential.is_some()),
             run: RunView::new(results),
             limits,
-            shrunk,
-            compact,
+            shrunk: fit != Fit::Full,
+            compact: fit == Fit::Compact,
             max_chars: MAX_COMMENT_CHARS,
         }
     }
@@ -508,21 +485,27 @@ fn attention(results: &Results) -> Vec<AttentionView<'_>> {
                 notes.push(AttentionView {
                     experiment: &e.name,
                     metric: &m.name,
-                    what: "regressed (not blocking)".to_owned(),
+                    what: Safe::from("regressed (not blocking)"),
                 });
             }
             if (m.gated || errors_rose) && m.verdict == MetricVerdict::MinorRegression {
                 notes.push(AttentionView {
                     experiment: &e.name,
                     metric: &m.name,
-                    what: format!("is slightly worse, within its margin of {}", MetricText::new(m).margin),
+                    what: Safe(format!(
+                        "is slightly worse, within its margin of {}",
+                        MetricText::new(m).margin
+                    )),
                 });
             }
             if let Some(slo) = MetricText::new(m).slo_missed {
                 notes.push(AttentionView {
                     experiment: &e.name,
                     metric: &m.name,
-                    what: format!("candidate misses its {slo}", slo = slo.trim_end_matches(" missed")),
+                    what: Safe(format!(
+                        "candidate misses its {slo}",
+                        slo = slo.trim_end_matches(" missed")
+                    )),
                 });
             }
         }
@@ -572,7 +555,7 @@ fn status_word(status: ExperimentStatus) -> &'static str {
 impl<'a> ExperimentView<'a> {
     fn new(
         e: &'a ExperimentResult,
-        limits: Limits,
+        limits: SizeLimits,
         images: Vec<ImageView>,
         requests_per_month: Option<u64>,
     ) -> ExperimentView<'a> {
@@ -603,8 +586,8 @@ impl<'a> ExperimentView<'a> {
                 (!settled_early && m.details.underpowered && mde > m.margin && m.margin.is_finite()).then(|| {
                     PowerNote {
                         metric: &m.name,
-                        mde: unit.magnitude(mde),
-                        margin: unit.magnitude(m.margin),
+                        mde: Safe(unit.magnitude(mde)),
+                        margin: Safe(unit.magnitude(m.margin)),
                         cases_needed: m.details.cases_needed,
                     }
                 })
@@ -633,7 +616,7 @@ impl<'a> ExperimentView<'a> {
             provider: &e.provider,
             affected_by: e.affected_by.iter().map(String::as_str).collect(),
             change_notes: e.changed.changes.iter().map(String::as_str).collect(),
-            dataset_note: e.changed.dataset_changes.as_ref().map(dataset_note),
+            dataset_note: e.changed.dataset_changes.as_ref().map(|d| Safe(dataset_note(d))),
             repeats: e.repeats,
             changes: if e.changed.changes.is_empty() {
                 arm_changes(e.baseline.as_ref(), e.candidate.as_ref())
@@ -645,16 +628,20 @@ impl<'a> ExperimentView<'a> {
             } else {
                 e.metrics.iter().map(|m| MetricRow::new(m, e.status)).collect()
             },
-            ci_label: words::ci_label(e),
-            projection: projection_sentence(e, requests_per_month).filter(|_| !failed),
+            ci_label: Safe(words::ci_label(e)),
+            projection: projection_sentence(e, requests_per_month).filter(|_| !failed).map(Safe),
             images: if failed { Vec::new() } else { images },
             text_chart: if shown {
-                text_chart(e, requests_per_month)
+                text_chart(e, requests_per_month).into_iter().map(Safe).collect()
             } else {
                 Vec::new()
             },
             power_notes: if failed { Vec::new() } else { power_notes },
-            design_notes: if shown { design_notes(e) } else { Vec::new() },
+            design_notes: if shown {
+                design_notes(e).into_iter().map(Safe).collect()
+            } else {
+                Vec::new()
+            },
             flips: if failed { Vec::new() } else { flips },
         }
     }
@@ -692,12 +679,12 @@ impl<'a> MetricRow<'a> {
             blocking: m.blocking && m.gated,
             gated: m.gated,
             fails_gate: m.fails_gate,
-            baseline: text.baseline,
-            candidate: text.candidate,
-            delta: text.delta,
-            ci: text.ci,
-            p: text.p,
-            verdict: parts.join(" · "),
+            baseline: Safe(text.baseline),
+            candidate: Safe(text.candidate),
+            delta: Safe(text.delta),
+            ci: Safe(text.ci),
+            p: Safe(text.p),
+            verdict: Safe(parts.join(" · ")),
         }
     }
 }
@@ -721,25 +708,25 @@ impl RunView {
             .then(|| format!("promptgate run --base {} --head {}", results.base.sha, results.head.sha));
         RunView {
             cases: run.cases,
-            repeats,
+            repeats: Safe(repeats),
             calls: run.calls,
             completed: run.completed,
             errored: run.errored,
             cache_hits: run.cache_hits,
-            spend: dollars(run.spend_usd),
+            spend: Safe(dollars(run.spend_usd)),
             simulated: run.simulated,
-            estimated: dollars(run.estimated_usd),
-            spend_per_call: if run.completed > 0 {
+            estimated: Safe(dollars(run.estimated_usd)),
+            spend_per_call: Safe(if run.completed > 0 {
                 dollars(run.spend_usd / run.completed as f64)
             } else {
                 dash()
-            },
+            }),
             retries: run.retries,
             fallbacks: run.fallbacks,
             rate_limited: run.rate_limited,
             resumed: run.resumed,
-            duration: duration(run.duration_ms),
-            reproduce,
+            duration: Safe(duration(run.duration_ms)),
+            reproduce: reproduce.map(Safe),
         }
     }
 }
@@ -1549,6 +1536,41 @@ mod tests {
             md,
             "<!-- promptgate:report --> regression: −6.0 pp Sorry… (13 more characters)"
         );
+    }
+
+    #[test]
+    fn a_template_that_forgets_the_filter_still_escapes() {
+        let mut results = demo_results();
+        results.base.name = "<img src=x onerror=alert(1)>".to_owned();
+        results.experiments[0].name = "`rm -rf /` for @octocat".to_owned();
+        for case in &mut results.experiments[0].cases {
+            for call in case.baseline.iter_mut().chain(&mut case.candidate) {
+                call.output = Some(HOSTILE.to_owned());
+            }
+        }
+        let bare = "{{ marker }}\n{{ base.name }} · {{ experiments[0].name }} · \
+                    {{ experiments[0].metrics[0].delta }}\n\
+                    {{ experiments[0].flips[0].cases[0].candidate.output }}";
+        let md = render_report_with(bare, &results).unwrap();
+        // Only our own marker: the forged one in the output is escaped.
+        assert!(md.starts_with(REPORT_MARKER), "{md}");
+        assert_eq!(md.matches(REPORT_MARKER).count(), 1, "{md}");
+        assert!(md.contains("&lt;img src=x onerror=alert(1)&gt;"), "{md}");
+        let after_marker = &md[REPORT_MARKER.len()..];
+        for raw in ["<img", "<script", "<!--", "-->", "`", "@octocat", "](https://"] {
+            assert!(!after_marker.contains(raw), "{raw} in {md}");
+        }
+        assert!(md.contains("@\u{200D}octocat"), "the mention is still readable: {md}");
+        // Our own numbers are printed as the view formatted them.
+        assert!(md.contains(" · −6.0 pp\n"), "{md}");
+        // Escaping by default is the filter's escaping at its default length.
+        let filtered = bare
+            .replace(" }}", " | untrusted }}")
+            .replace("{{ marker | untrusted }}", "{{ marker }}");
+        assert_eq!(md, render_report_with(&filtered, &results).unwrap());
+        // The template's author can still print a value raw, on purpose.
+        let raw = render_report_with("{% autoescape false %}{{ base.name }}{% endautoescape %}", &results).unwrap();
+        assert_eq!(raw, "<img src=x onerror=alert(1)>");
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
-pub struct Budget {
+/// The run's spend held against the suite budget's hard cap (`suite::Budget::max_usd`).
+pub struct SpendCap {
     cap: Option<f64>,
     state: Mutex<Ledger>,
     settled: Notify,
@@ -18,14 +19,14 @@ struct Ledger {
     reserved: f64,
 }
 
-/// Money set aside for one call; settle it with [`Budget::settle`].
+/// Money set aside for one call; settle it with [`SpendCap::settle`].
 #[derive(Debug)]
 pub struct Reservation(f64);
 
-impl Budget {
+impl SpendCap {
     /// `already_spent` is the spend of an interrupted run being resumed: the cap is for the run.
     pub fn new(cap: Option<f64>, already_spent: f64) -> Self {
-        Budget {
+        SpendCap {
             cap,
             state: Mutex::new(Ledger {
                 spent: already_spent,
@@ -85,7 +86,7 @@ mod tests {
 
     #[tokio::test]
     async fn reservations_never_pass_the_cap() {
-        let b = Budget::new(Some(1.0), 0.25);
+        let b = SpendCap::new(Some(1.0), 0.25);
         let first = b.reserve(0.5).await.expect("fits");
         // 0.25 spent + 0.5 reserved: 0.5 more would pass the cap, but may fit after settling.
         let waiting = b.reserve(0.5);
@@ -94,6 +95,6 @@ mod tests {
         b.settle(second, 0.5);
         assert!((b.spent() - 0.85).abs() < 1e-12);
         assert!(b.reserve(0.2).await.is_none());
-        assert!(Budget::new(None, 0.0).reserve(1e9).await.is_some());
+        assert!(SpendCap::new(None, 0.0).reserve(1e9).await.is_some());
     }
 }

@@ -47,13 +47,13 @@ const IO_SLOTS: usize = 4;
 #[derive(Clone)]
 pub struct Cache {
     dir: PathBuf,
-    shards: Arc<Vec<Mutex<Option<Shard>>>>,
+    shards: Arc<Vec<Mutex<Option<ShardLog>>>>,
     max_shard_bytes: u64,
     io: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Default)]
-struct Shard {
+struct ShardLog {
     entries: HashMap<String, Stored>,
     file: Option<std::fs::File>,
     /// Bytes in the log file, superseded lines included.
@@ -73,7 +73,7 @@ struct Stored {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Entry {
+struct LogEntry {
     key: String,
     response: Response,
     latency_ms: Option<f64>,
@@ -218,7 +218,7 @@ impl Cache {
 
     fn put_blocking(&self, key: &str, response: &Response, latency_ms: Option<f64>) -> std::io::Result<()> {
         let now = now_secs();
-        let entry = Entry {
+        let entry = LogEntry {
             key: key.to_owned(),
             response: response.clone(),
             latency_ms,
@@ -249,7 +249,7 @@ impl Cache {
     }
 
     /// Appends one line with a single write (see the module documentation).
-    fn append(&self, index: usize, shard: &mut Shard, mut line: Vec<u8>) -> std::io::Result<()> {
+    fn append(&self, index: usize, shard: &mut ShardLog, mut line: Vec<u8>) -> std::io::Result<()> {
         line.push(b'\n');
         if std::mem::take(&mut shard.torn_tail) {
             line.insert(0, b'\n');
@@ -269,14 +269,14 @@ impl Cache {
 
     /// Rewrites a shard with its live entries, the most recently used first, within three
     /// quarters of its share; the rest are evicted.
-    fn compact(&self, index: usize, shard: &mut Shard) -> std::io::Result<()> {
+    fn compact(&self, index: usize, shard: &mut ShardLog) -> std::io::Result<()> {
         let mut entries: Vec<(String, Stored)> = shard.entries.drain().collect();
         entries.sort_by(|a, b| b.1.used.cmp(&a.1.used).then_with(|| a.0.cmp(&b.0)));
         let budget = self.max_shard_bytes / 4 * 3;
         let mut text = Vec::new();
         let mut kept = HashMap::new();
         for (key, stored) in entries {
-            let line = serde_json::to_vec(&Entry {
+            let line = serde_json::to_vec(&LogEntry {
                 key: key.clone(),
                 response: stored.response.clone(),
                 latency_ms: stored.latency_ms,
@@ -309,8 +309,8 @@ impl Cache {
         Ok(())
     }
 
-    fn load(&self, index: usize) -> Shard {
-        let mut shard = Shard::default();
+    fn load(&self, index: usize) -> ShardLog {
+        let mut shard = ShardLog::default();
         let path = self.path(index);
         if refuse_link(&path).is_err() {
             return shard;
@@ -321,7 +321,7 @@ impl Cache {
         shard.file_bytes = bytes.len() as u64;
         shard.torn_tail = bytes.last().is_some_and(|b| *b != b'\n');
         for line in bytes.split(|b| *b == b'\n') {
-            if let Ok(entry) = serde_json::from_slice::<Entry>(line) {
+            if let Ok(entry) = serde_json::from_slice::<LogEntry>(line) {
                 shard.entries.insert(
                     entry.key,
                     Stored {

@@ -21,11 +21,11 @@ const PROBE_SUCCESSES: usize = 32;
 /// configured maximum, slowly once the level that last drew a 429 is reached.
 pub struct Adaptive {
     max: usize,
-    state: Mutex<State>,
+    state: Mutex<AdaptiveState>,
     changed: Notify,
 }
 
-struct State {
+struct AdaptiveState {
     limit: usize,
     in_flight: usize,
     successes: usize,
@@ -55,7 +55,7 @@ impl Adaptive {
         let max = max.max(1);
         Adaptive {
             max,
-            state: Mutex::new(State {
+            state: Mutex::new(AdaptiveState {
                 limit: max,
                 in_flight: 0,
                 successes: 0,
@@ -123,7 +123,7 @@ impl Adaptive {
         self.changed.notify_waiters();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, AdaptiveState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

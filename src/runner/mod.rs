@@ -3,7 +3,7 @@
 //! Each job goes: journal (finished in an interrupted run?) → cache → budget reservation →
 //! adaptive concurrency → rate limits → provider, with retries and then fallbacks. Each job ends
 //! as an [`Outcome`]: a response or an error. Nothing is dropped: a render error, a timeout, a
-//! provider failure and a call the budget refused are all outcomes the report counts.
+//! provider failure and a call the budget refused are all outcomes [`Ran`] counts.
 //!
 //! Jobs with the same request, provider and fallbacks (a baseline and candidate that render the
 //! same prompt, say) are sent once; the others share the answer as cache hits.
@@ -33,7 +33,7 @@ pub use progress::ProgressMode;
 use crate::plan::{self, Job};
 use crate::providers::pricing::PriceTable;
 use crate::providers::{Provider, ProviderError, Request, Response};
-use budget::{Budget, Reservation};
+use budget::{Reservation, SpendCap};
 use cache::Cache;
 use journal::Journal;
 use limiter::{Adaptive, Bucket, Signal};
@@ -100,9 +100,9 @@ impl Default for Options {
     }
 }
 
-/// Every job's outcome, and what it took.
+/// What a run of the jobs did: every job's outcome, and what it took.
 #[derive(Clone, Debug, Default)]
-pub struct Report {
+pub struct Ran {
     /// In the jobs' order.
     pub outcomes: Vec<Outcome>,
     /// Sends repeated after a retryable failure (fallbacks are not retries).
@@ -134,12 +134,7 @@ pub fn run_identity(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>) -> Str
 }
 
 /// Runs every job; the outcomes are in the jobs' order.
-pub async fn run(
-    jobs: &[Job],
-    endpoints: &BTreeMap<String, Endpoint>,
-    prices: &PriceTable,
-    options: &Options,
-) -> Report {
+pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, prices: &PriceTable, options: &Options) -> Ran {
     let keys: Vec<Option<String>> = jobs.iter().map(|job| job_key(job, endpoints)).collect();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
 
@@ -194,14 +189,14 @@ pub async fn run(
     let context = Context {
         watch: &watch,
         endpoints,
-        limits: endpoints
+        throttles: endpoints
             .iter()
-            .map(|(name, e)| (name.as_str(), Limits::new(e)))
+            .map(|(name, e)| (name.as_str(), Throttle::new(e)))
             .collect(),
         prices,
         options,
         cache: options.cache_dir.as_deref().map(Cache::new),
-        budget: Budget::new(options.max_usd, already_spent),
+        budget: SpendCap::new(options.max_usd, already_spent),
         retries: AtomicUsize::new(0),
         rate_limited: AtomicUsize::new(0),
         budget_exhausted: AtomicBool::new(false),
@@ -296,7 +291,7 @@ pub async fn run(
         .into_iter()
         .map(|o| o.unwrap_or_else(|| not_sent("job was not run".to_owned())))
         .collect();
-    let report = Report {
+    let ran = Ran {
         retries: context.retries.load(Ordering::Relaxed),
         rate_limited: context.rate_limited.load(Ordering::Relaxed),
         cache_hits: outcomes.iter().filter(|o| o.cached).count(),
@@ -309,7 +304,7 @@ pub async fn run(
     };
     drop(context);
     drop(watch);
-    report
+    ran
 }
 
 /// Identifies a job: the cache key of its request at its provider, plus its fallback chain.
@@ -331,11 +326,11 @@ fn job_key(job: &Job, endpoints: &BTreeMap<String, Endpoint>) -> Option<String> 
 
 struct Context<'a> {
     endpoints: &'a BTreeMap<String, Endpoint>,
-    limits: BTreeMap<&'a str, Limits>,
+    throttles: BTreeMap<&'a str, Throttle>,
     prices: &'a PriceTable,
     options: &'a Options,
     cache: Option<Cache>,
-    budget: Budget,
+    budget: SpendCap,
     retries: AtomicUsize,
     rate_limited: AtomicUsize,
     budget_exhausted: AtomicBool,
@@ -344,15 +339,16 @@ struct Context<'a> {
     watch: &'a interrupt::Watch,
 }
 
-struct Limits {
+/// One endpoint's pace: adaptive concurrency, and its request and token buckets per minute.
+struct Throttle {
     concurrency: Adaptive,
     requests: Option<Bucket>,
     tokens: Option<Bucket>,
 }
 
-impl Limits {
+impl Throttle {
     fn new(e: &Endpoint) -> Self {
-        Limits {
+        Throttle {
             concurrency: Adaptive::new(e.concurrency),
             requests: e.requests_per_minute.map(Bucket::per_minute),
             tokens: e.tokens_per_minute.map(Bucket::per_minute),
@@ -373,7 +369,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
     let mut errors: Vec<String> = Vec::new();
     let mut last_provider = None;
     for (position, name) in chain.iter().enumerate() {
-        let (Some(endpoint), Some(limits)) = (cx.endpoints.get(*name), cx.limits.get(name.as_str())) else {
+        let (Some(endpoint), Some(throttle)) = (cx.endpoints.get(*name), cx.throttles.get(name.as_str())) else {
             errors.push(format!("provider `{name}` is not configured"));
             continue;
         };
@@ -415,7 +411,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
             }
         }
         last_provider = Some((*name).clone());
-        match send(cx, endpoint, limits, request, seed, &mut attempts).await {
+        match send(cx, endpoint, throttle, request, seed, &mut attempts).await {
             Err(SendError::Interrupted) => {
                 if let Some(r) = reservation.take() {
                     cx.budget.settle(r, 0.0);
@@ -474,19 +470,19 @@ enum SendError {
 async fn send(
     cx: &Context<'_>,
     endpoint: &Endpoint,
-    limits: &Limits,
+    throttle: &Throttle,
     request: &Request,
     seed: u64,
     attempts: &mut u32,
 ) -> Result<(Response, Option<f64>), SendError> {
-    let tokens = plan::estimate_input_tokens(&request.messages) + plan::estimate_output_tokens(request.max_tokens);
+    let tokens = crate::tokens::estimate_messages(&request.messages) + plan::estimate_output_tokens(request.max_tokens);
     let mut retries = 0;
     loop {
-        let permit = limits.concurrency.acquire().await;
-        if let Some(bucket) = &limits.requests {
+        let permit = throttle.concurrency.acquire().await;
+        if let Some(bucket) = &throttle.requests {
             bucket.take(1.0).await;
         }
-        if let Some(bucket) = &limits.tokens {
+        if let Some(bucket) = &throttle.tokens {
             bucket.take(tokens as f64).await;
         }
         *attempts += 1;

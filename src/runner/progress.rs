@@ -30,10 +30,10 @@ const LINE_INTERVAL: Duration = Duration::from_secs(10);
 
 pub struct Progress {
     total: usize,
-    kind: Kind,
+    style: Style,
 }
 
-enum Kind {
+enum Style {
     Bar(ProgressBar),
     /// The fraction step last printed and when.
     Lines(Mutex<(usize, Instant)>),
@@ -42,29 +42,29 @@ enum Kind {
 
 impl Progress {
     pub fn new(mode: ProgressMode, total: usize) -> Self {
-        let kind = match mode {
-            ProgressMode::Quiet => Kind::Quiet,
-            ProgressMode::Lines => Kind::Lines(Mutex::new((0, Instant::now()))),
+        let style = match mode {
+            ProgressMode::Quiet => Style::Quiet,
+            ProgressMode::Lines => Style::Lines(Mutex::new((0, Instant::now()))),
             ProgressMode::Bar => {
                 let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
                 let style = ProgressStyle::with_template("promptgate: {bar:30} {pos}/{len} calls, {msg} ({eta} left)")
                     .unwrap_or_else(|_| ProgressStyle::default_bar());
                 bar.set_style(style);
-                Kind::Bar(bar)
+                Style::Bar(bar)
             }
         };
-        Progress { total, kind }
+        Progress { total, style }
     }
 
     /// `done` jobs of the total are finished.
     pub fn update(&self, done: usize, retries: usize, cached: usize) {
-        match &self.kind {
-            Kind::Quiet => {}
-            Kind::Bar(bar) => {
+        match &self.style {
+            Style::Quiet => {}
+            Style::Bar(bar) => {
                 bar.set_position(done as u64);
                 bar.set_message(format!("{retries} retries, {cached} cached"));
             }
-            Kind::Lines(last) => {
+            Style::Lines(last) => {
                 let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
                 let step = done * 10 / self.total.max(1);
                 // A line per tenth (the last one at 100%), or after ten quiet seconds.
@@ -80,7 +80,7 @@ impl Progress {
     }
 
     pub fn finish(&self) {
-        if let Kind::Bar(bar) = &self.kind {
+        if let Style::Bar(bar) = &self.style {
             bar.finish_and_clear();
         }
     }

@@ -197,7 +197,7 @@ fn prices() -> PriceTable {
     )]))
 }
 
-async fn run_with(jobs: &[Job], endpoints: BTreeMap<String, Endpoint>, options: &Options) -> Report {
+async fn run_with(jobs: &[Job], endpoints: BTreeMap<String, Endpoint>, options: &Options) -> Ran {
     run(jobs, &endpoints, &prices(), options).await
 }
 
@@ -221,13 +221,13 @@ async fn injected_faults_are_retried_to_the_fault_free_answers() {
     let jobs = jobs(300, &[]);
     let clean = run_with(&jobs, one(&Fake::new(Behaviour::Healthy), 16), &options()).await;
     let faulty = Fake::new(Behaviour::Faults(0.2));
-    let report = run_with(&jobs, one(&faulty, 16), &options()).await;
+    let ran = run_with(&jobs, one(&faulty, 16), &options()).await;
     let injected = faulty.injected.load(Ordering::SeqCst);
     assert!((40..80).contains(&injected), "about 20% of ~257 requests: {injected}");
-    assert_eq!(report.retries, injected);
+    assert_eq!(ran.retries, injected);
     assert_eq!(clean.retries, 0);
     assert_eq!(
-        report.rate_limited,
+        ran.rate_limited,
         jobs.iter()
             .filter(|j| j
                 .request
@@ -235,17 +235,16 @@ async fn injected_faults_are_retried_to_the_fault_free_answers() {
                 .is_ok_and(|r| r.seed % 5 == 0 && Rng::new(r.seed).unit() < 0.2))
             .count()
     );
-    assert_same_answers(&report.outcomes, &clean.outcomes);
-    let sent: u32 = report.outcomes.iter().map(|o| o.attempts).sum();
+    assert_same_answers(&ran.outcomes, &clean.outcomes);
+    let sent: u32 = ran.outcomes.iter().map(|o| o.attempts).sum();
     assert_eq!(sent, faulty.total_calls());
     assert_eq!(
-        report.outcomes.iter().filter(|o| o.result.is_err()).count(),
+        ran.outcomes.iter().filter(|o| o.result.is_err()).count(),
         300 / 7,
         "only the render errors fail"
     );
     assert!(
-        report
-            .outcomes
+        ran.outcomes
             .iter()
             .filter(|o| o.result.is_err())
             .all(|o| o.attempts == 0)
@@ -256,14 +255,14 @@ async fn injected_faults_are_retried_to_the_fault_free_answers() {
 async fn permanent_failures_fail_fast_or_fall_back() {
     let jobs = jobs(30, &[]);
     let down = Fake::new(Behaviour::Down("401 invalid api key"));
-    let report = run_with(&jobs, one(&down, 4), &options()).await;
-    for (job, outcome) in jobs.iter().zip(&report.outcomes) {
+    let ran = run_with(&jobs, one(&down, 4), &options()).await;
+    for (job, outcome) in jobs.iter().zip(&ran.outcomes) {
         let Ok(request) = &job.request else { continue };
         assert_eq!(outcome.result, Err("provider error: 401 invalid api key".to_owned()));
         assert_eq!(outcome.attempts, 1, "a permanent error is sent once");
         assert_eq!(down.calls.lock().unwrap()[&request.seed], 1);
     }
-    assert_eq!(report.retries, 0);
+    assert_eq!(ran.retries, 0);
 
     let jobs = self::jobs(30, &["backup"]);
     let down = Fake::new(Behaviour::Down("503 region unavailable"));
@@ -272,15 +271,15 @@ async fn permanent_failures_fail_fast_or_fall_back() {
         ("p".to_owned(), endpoint(&down, 4)),
         ("backup".to_owned(), endpoint(&backup, 4)),
     ]);
-    let report = run_with(&jobs, endpoints, &options()).await;
-    let answered: Vec<&Outcome> = report.outcomes.iter().filter(|o| o.result.is_ok()).collect();
+    let ran = run_with(&jobs, endpoints, &options()).await;
+    let answered: Vec<&Outcome> = ran.outcomes.iter().filter(|o| o.result.is_ok()).collect();
     assert_eq!(answered.len(), 30 - 30 / 7);
     assert!(
         answered
             .iter()
             .all(|o| o.fell_back && o.provider.as_deref() == Some("backup") && o.attempts == 2)
     );
-    assert_eq!(report.fallbacks, answered.len());
+    assert_eq!(ran.fallbacks, answered.len());
 }
 
 #[tokio::test(start_paused = true)]
@@ -290,14 +289,13 @@ async fn transient_failures_exhaust_retries_then_fall_back() {
     let mut endpoints = one(&flaky, 2);
     endpoints.get_mut("p").unwrap().max_retries = 0;
     endpoints.insert("backup".to_owned(), endpoint(&Fake::new(Behaviour::Healthy), 2));
-    let report = run_with(&jobs, endpoints, &options()).await;
+    let ran = run_with(&jobs, endpoints, &options()).await;
     assert!(
-        report
-            .outcomes
+        ran.outcomes
             .iter()
             .all(|o| o.result.is_ok() && o.fell_back && o.attempts == 2)
     );
-    assert_eq!((report.fallbacks, report.retries), (6, 0));
+    assert_eq!((ran.fallbacks, ran.retries), (6, 0));
 }
 
 #[tokio::test(start_paused = true)]
@@ -350,10 +348,10 @@ async fn identical_jobs_are_sent_once() {
         .collect();
     jobs.extend(twins);
     let provider = Fake::new(Behaviour::Healthy);
-    let report = run_with(&jobs, one(&provider, 4), &options()).await;
+    let ran = run_with(&jobs, one(&provider, 4), &options()).await;
     assert_eq!(provider.total_calls(), 6);
-    assert_eq!(report.cache_hits, 6);
-    assert_same_answers(&report.outcomes[6..], &report.outcomes[..6]);
+    assert_eq!(ran.cache_hits, 6);
+    assert_same_answers(&ran.outcomes[6..], &ran.outcomes[..6]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -382,11 +380,11 @@ async fn retimed_jobs_are_sent_though_cached_or_identical() {
     for job in &mut retimed {
         job.retime = true;
     }
-    let report = run_with(&retimed, one(&provider, 4), &options).await;
+    let ran = run_with(&retimed, one(&provider, 4), &options).await;
     let sendable = retimed.iter().filter(|j| j.request.is_ok()).count() as u32;
     assert_eq!(provider.total_calls() - warm, sendable);
-    assert_eq!(report.cache_hits, 0);
-    assert!(report.outcomes.iter().all(|o| !o.cached));
+    assert_eq!(ran.cache_hits, 0);
+    assert!(ran.outcomes.iter().all(|o| !o.cached));
 }
 
 #[tokio::test(start_paused = true)]
@@ -436,13 +434,13 @@ async fn an_interrupted_run_resumes_without_repeating_a_finished_call() {
             ..options.clone()
         };
         let provider = Fake::new(Behaviour::Healthy);
-        let report = run_with(&jobs, one(&provider, 8), &options).await;
+        let ran = run_with(&jobs, one(&provider, 8), &options).await;
         assert_eq!(
-            (report.resumed, provider.total_calls() as usize),
+            (ran.resumed, provider.total_calls() as usize),
             (0, 60 - 60 / 7),
             "{content:?}"
         );
-        assert_same_answers(&report.outcomes, &uninterrupted.outcomes);
+        assert_same_answers(&ran.outcomes, &uninterrupted.outcomes);
     }
 }
 
@@ -465,8 +463,8 @@ async fn a_journal_with_a_torn_last_line_replays_the_rest() {
     text.truncate(text.len() - 20); // as if killed mid-write
     std::fs::write(&path, text).unwrap();
     let provider = Fake::new(Behaviour::Healthy);
-    let report = run_with(&jobs, one(&provider, 2), &options).await;
-    assert_eq!((report.resumed, provider.total_calls()), (4, 5));
+    let ran = run_with(&jobs, one(&provider, 2), &options).await;
+    assert_eq!((ran.resumed, provider.total_calls()), (4, 5));
 }
 
 #[tokio::test(start_paused = true)]
@@ -482,7 +480,7 @@ async fn the_budget_cap_holds_under_full_concurrency() {
     let upper = plan::request_upper_bound_usd(jobs[0].request.as_ref().unwrap(), &prices()).unwrap();
     let cap = 50.0 * upper;
     let provider = Fake::new(Behaviour::Healthy);
-    let report = run_with(
+    let ran = run_with(
         &jobs,
         one(&provider, 64),
         &Options {
@@ -504,12 +502,12 @@ async fn the_budget_cap_holds_under_full_concurrency() {
             )
             .unwrap();
     assert!(
-        spend <= cap + 1e-9 && (report.spent_usd - spend).abs() < 1e-9,
+        spend <= cap + 1e-9 && (ran.spent_usd - spend).abs() < 1e-9,
         "{spend} > {cap}"
     );
     assert!((50..200).contains(&sent), "{sent}");
-    assert!(report.budget_exhausted);
-    let refused: Vec<&Outcome> = report.outcomes.iter().filter(|o| o.result.is_err()).collect();
+    assert!(ran.budget_exhausted);
+    let refused: Vec<&Outcome> = ran.outcomes.iter().filter(|o| o.result.is_err()).collect();
     assert_eq!(refused.len(), 200 - sent);
     let message = format!("not sent: the budget cap of ${cap} would be exceeded");
     assert!(
@@ -538,9 +536,9 @@ async fn adaptive_concurrency_settles_below_the_providers_limit() {
     let mut endpoints = one(&provider, 32);
     endpoints.get_mut("p").unwrap().max_retries = 10;
     let start = tokio::time::Instant::now();
-    let report = run_with(&jobs, endpoints, &options()).await;
+    let ran = run_with(&jobs, endpoints, &options()).await;
     let elapsed = start.elapsed().as_secs_f64();
-    let failed: Vec<_> = report
+    let failed: Vec<_> = ran
         .outcomes
         .iter()
         .filter_map(|o| {
@@ -556,7 +554,7 @@ async fn adaptive_concurrency_settles_below_the_providers_limit() {
         "{} failed: {:?}; {} 429s",
         failed.len(),
         &failed[..failed.len().min(3)],
-        report.rate_limited
+        ran.rate_limited
     );
     let throttled = provider.throttled_at.lock().unwrap().clone();
     let late = throttled.iter().filter(|&&answered| answered >= 100).count();
@@ -565,7 +563,7 @@ async fn adaptive_concurrency_settles_below_the_providers_limit() {
         "{late} 429s after adapting, of {}: {throttled:?}",
         throttled.len()
     );
-    assert_eq!(report.rate_limited, throttled.len());
+    assert_eq!(ran.rate_limited, throttled.len());
     // At 4 in flight and 100 ms a call, 400 calls need 10 s; thrashing would take far longer.
     assert!(elapsed < 14.0, "{elapsed} s");
 }

@@ -83,7 +83,7 @@ pub use holm::holm;
 pub use mcnemar::mcnemar_exact;
 pub use nct::noncentral_t_cdf;
 pub use permutation::{
-    EXACT_UNITS, QuantileDraws, SignFlip, Unit, expanded_alpha, sign_flip_quantile, unit_bootstrap_one_quantile,
+    EXACT_UNITS, PairedUnit, QuantileDraws, SignFlip, expanded_alpha, sign_flip_quantile, unit_bootstrap_one_quantile,
     unit_bootstrap_quantile,
 };
 pub use power::{
@@ -91,7 +91,7 @@ pub use power::{
     cases_needed_t, mcnemar_exact_power, mde_paired, mde_t, paired_t_power,
 };
 pub use proportion::{PairedCounts, newcombe_paired, wilson_interval};
-pub use rng::Rng;
+pub use rng::{GOLDEN_GAMMA, Rng, SplitMix64, fnv1a};
 pub use sequential::{Look, boundaries, inflation, nominal_levels, obrien_fleming_spent, sequential_power};
 pub use studentized::{Studentized, studentized_mean, studentized_ratio};
 pub use ttest::{MeanTest, Ratio, paired_ratio, paired_t};

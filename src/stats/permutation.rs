@@ -24,7 +24,7 @@ use super::rng::Rng;
 pub const EXACT_UNITS: usize = 16;
 
 /// One unit's calls: baseline values, candidate values.
-pub type Unit = (Vec<f64>, Vec<f64>);
+pub type PairedUnit = (Vec<f64>, Vec<f64>);
 
 /// The result of a sign-flip permutation test.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -43,7 +43,7 @@ pub struct SignFlip {
 ///
 /// Exact (all 2^G swaps) when G ≤ [`EXACT_UNITS`], else `draws` random swaps from `seed`. `None`
 /// without units, with a unit missing an arm, a non-finite value, or `q` outside [0, 1].
-pub fn sign_flip_quantile(units: &[Unit], q: f64, draws: usize, seed: u64) -> Option<SignFlip> {
+pub fn sign_flip_quantile(units: &[PairedUnit], q: f64, draws: usize, seed: u64) -> Option<SignFlip> {
     let flat = Flat::new(units, q)?;
     let estimate = flat.statistic(|_| false)?;
     // Ties by construction (the identity, mirror images) must count: compare with a tolerance
@@ -102,7 +102,7 @@ pub struct QuantileDraws {
 
 /// Bootstrap draws of the quantile difference and of the quantile ratio, resampling whole
 /// units. `None` on the same inputs as [`sign_flip_quantile`].
-pub fn unit_bootstrap_quantile(units: &[Unit], q: f64, resamples: usize, seed: u64) -> Option<QuantileDraws> {
+pub fn unit_bootstrap_quantile(units: &[PairedUnit], q: f64, resamples: usize, seed: u64) -> Option<QuantileDraws> {
     let flat = Flat::new(units, q)?;
     if resamples == 0 {
         return None;
@@ -146,7 +146,7 @@ pub fn unit_bootstrap_quantile(units: &[Unit], q: f64, resamples: usize, seed: u
 /// Bootstrap draws of one arm's `q` quantile over its calls, resampling whole units: the
 /// interval an SLO ("p95 ≤ 800 ms") is proven against.
 pub fn unit_bootstrap_one_quantile(units: &[Vec<f64>], q: f64, resamples: usize, seed: u64) -> Option<Draws> {
-    let paired: Vec<Unit> = units.iter().map(|u| (u.clone(), u.clone())).collect();
+    let paired: Vec<PairedUnit> = units.iter().map(|u| (u.clone(), u.clone())).collect();
     let flat = Flat::new(&paired, q)?;
     if resamples == 0 {
         return None;
@@ -181,14 +181,14 @@ pub fn expanded_alpha(alpha: f64, n: usize) -> Option<f64> {
 
 /// The units' calls laid out once, with scratch buffers for the statistic.
 struct Flat<'a> {
-    units: &'a [Unit],
+    units: &'a [PairedUnit],
     q: f64,
     baseline: std::cell::RefCell<Vec<f64>>,
     candidate: std::cell::RefCell<Vec<f64>>,
 }
 
 impl<'a> Flat<'a> {
-    fn new(units: &'a [Unit], q: f64) -> Option<Flat<'a>> {
+    fn new(units: &'a [PairedUnit], q: f64) -> Option<Flat<'a>> {
         let ok = !units.is_empty()
             && (0.0..=1.0).contains(&q)
             && units
@@ -240,7 +240,7 @@ mod tests {
     use super::*;
 
     /// Twelve units, every fourth with two calls per arm; the candidate about 35 ms slower.
-    fn units() -> Vec<Unit> {
+    fn units() -> Vec<PairedUnit> {
         let b: [&[f64]; 12] = [
             &[512.1, 489.2],
             &[383.4],
@@ -305,9 +305,9 @@ mod tests {
 
     #[test]
     fn identical_arms_never_reject_and_swaps_mirror() {
-        let u: Vec<Unit> = units().into_iter().map(|(b, _)| (b.clone(), b)).collect();
+        let u: Vec<PairedUnit> = units().into_iter().map(|(b, _)| (b.clone(), b)).collect();
         assert_eq!(sign_flip_quantile(&u, 0.95, 0, 1).unwrap().p_value, 1.0);
-        let swapped: Vec<Unit> = units().into_iter().map(|(b, c)| (c, b)).collect();
+        let swapped: Vec<PairedUnit> = units().into_iter().map(|(b, c)| (c, b)).collect();
         let (f, s) = (
             sign_flip_quantile(&units(), 0.9, 0, 1).unwrap(),
             sign_flip_quantile(&swapped, 0.9, 0, 1).unwrap(),
@@ -330,7 +330,7 @@ mod tests {
         let ratio = ratio.unwrap().summary(0.95).unwrap();
         assert!(ratio.ci[0] < ratio.estimate && ratio.estimate < ratio.ci[1]);
         // A constant shift of every call by 40 ms: every resample's difference is 40 exactly.
-        let shifted: Vec<Unit> = units()
+        let shifted: Vec<PairedUnit> = units()
             .into_iter()
             .map(|(b, _)| {
                 let c = b.iter().map(|x| x + 40.0).collect();

@@ -73,22 +73,60 @@ impl Rng {
     }
 }
 
-/// SplitMix64 (Steele, Lea & Flood 2014), used only to expand a seed into a full state.
-struct SplitMix64(u64);
+/// SplitMix64's increment: 2⁶⁴ divided by the golden ratio, rounded to odd.
+pub const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// SplitMix64 (Steele, Lea & Flood 2014): expands a seed into [`Rng`]'s full state, and is the
+/// mock provider's tiny generator of simulated noise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitMix64(u64);
 
 impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(GOLDEN_GAMMA);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
+
+    /// Uniform in `[0, 1)`, from the top 53 bits (as [`Rng::unit`]).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// FNV-1a, 64-bit (Fowler, Noll and Vo; IETF draft-eastlake-fnv): a hash that, unlike `std`'s,
+/// is the same in every process and release. It seeds each metric's resampling stream, the mock
+/// provider's answers and a chart's jitter, and partitions cases into shards, so none of them
+/// may ever change.
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Reference values from an independent FNV-1a (Python):
+    //   def fnv(b):
+    //       h = 0xcbf29ce484222325
+    //       for x in b: h = ((h ^ x) * 0x100000001b3) % 2**64
+    //       return h
+    // The first three are the published FNV-1a 64 test vectors.
+    #[test]
+    fn fnv1a_matches_the_reference() {
+        assert_eq!(fnv1a(*b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(*b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(*b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(fnv1a(*b"customer-support\0refund-late"), 0x9ef6_9d93_c9d9_fece);
+    }
 
     #[derive(Debug)]
     enum Source {

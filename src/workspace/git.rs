@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 
 use super::{ObjectKind, join_in_repo, parent_dir};
 use crate::error::Error;
+use crate::format::short_sha;
 
 /// A local git repository.
 pub struct Repo {
@@ -83,7 +84,7 @@ impl Repo {
         match self.git(&["merge-base", a, b]) {
             Ok(sha) if !sha.trim().is_empty() => Ok(sha.trim().to_owned()),
             _ => Err(Error::run_with_hint(
-                format!("commits {} and {} share no history", short(a), short(b)),
+                format!("commits {} and {} share no history", short_sha(a), short_sha(b)),
                 "in a shallow clone, fetch more history (`git fetch --unshallow`)",
             )),
         }
@@ -170,7 +171,7 @@ impl Repo {
             &dir_text,
             sha,
         ])
-        .with_context(|| format!("checking out {} into a temporary worktree", short(sha)))?;
+        .with_context(|| format!("checking out {} into a temporary worktree", short_sha(sha)))?;
         Ok(super::Worktree::new(self.root.clone(), dir, scratch))
     }
 
@@ -253,7 +254,7 @@ impl Repo {
 }
 
 /// An entry of a commit's tree, links followed.
-pub(super) struct Entry {
+pub(super) struct TreeEntry {
     pub kind: ObjectKind,
     /// The git object id of the blob or tree.
     pub id: String,
@@ -264,7 +265,7 @@ const MAX_LINKS: usize = 40;
 
 /// What `path` names at commit `sha`, following symbolic links whose targets stay inside the
 /// repository (as the working tree would); `None` when nothing is there.
-pub(super) fn resolve(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Option<Entry>> {
+pub(super) fn resolve(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Option<TreeEntry>> {
     let mut current = path.to_owned();
     for _ in 0..MAX_LINKS {
         match ls_tree(repo, sha, &current)? {
@@ -320,8 +321,8 @@ struct RawEntry {
 }
 
 impl RawEntry {
-    fn entry(self) -> Entry {
-        Entry {
+    fn entry(self) -> TreeEntry {
+        TreeEntry {
             kind: if self.kind == "tree" {
                 ObjectKind::Folder
             } else {
@@ -348,7 +349,7 @@ fn ls_tree(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Option<RawEntry
     if !out.status.success() {
         bail!(
             "git ls-tree {} -- {path} failed: {}",
-            short(sha),
+            short_sha(sha),
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
@@ -415,10 +416,6 @@ fn git_command() -> Command {
         command.env_remove(name);
     }
     command
-}
-
-pub(super) fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 /// Parses `git diff --name-status -z` output: `STATUS\0path\0` or `Rnnn\0old\0new\0`.

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::format::short_sha;
 use sha2::{Digest, Sha256};
 
 pub use git::{Change, ChangeKind, Repo};
@@ -99,7 +100,7 @@ impl FileSource for GitTree {
                 let bytes = git::blob(&self.repo, &entry.id)?;
                 Some(
                     String::from_utf8(bytes)
-                        .map_err(|_| anyhow::anyhow!("{path} at {} is not UTF-8 text", git::short(&self.sha)))?,
+                        .map_err(|_| anyhow::anyhow!("{path} at {} is not UTF-8 text", short_sha(&self.sha)))?,
                 )
             }
             _ => None,
@@ -126,7 +127,7 @@ impl FileSource for GitTree {
     }
 
     fn label(&self) -> String {
-        self.sha.chars().take(12).collect()
+        short_sha(&self.sha).to_owned()
     }
 }
 

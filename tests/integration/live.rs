@@ -53,9 +53,7 @@ impl Respond for Handle {
             return ResponseTemplate::new(503)
                 .set_body_json(json!({"error": {"message": "the service is down", "type": "server_error"}}));
         }
-        let key = request.body.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        });
+        let key = promptgate::stats::fnv1a(request.body.iter().copied());
         let attempt = {
             let mut attempts = this.attempts.lock().unwrap();
             let n = attempts.entry(key.to_string()).or_insert(0);

@@ -109,11 +109,7 @@ fn pass_share(calls: &[Call]) -> f64 {
 /// A deterministic offset of up to ±0.06 per axis from the case id (FNV-1a), so cases with the
 /// same scores spread into a visible cloud and the same results always draw the same picture.
 fn jitter(id: &str) -> (f64, f64) {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let hash = stats::fnv1a(id.bytes());
     let unit = |bits: u64| (bits & 0xFFFF) as f64 / 65_535.0 * 2.0 - 1.0;
     (unit(hash) * 0.06, unit(hash >> 32) * 0.06)
 }

@@ -19,8 +19,8 @@ pub(super) fn draw_latency<DB: DrawingBackend>(
         "share of calls answered within a time (CDF), with p50 and p95 of the calls marked",
     )?;
     let arms = [
-        (Side::Baseline, BASELINE, "baseline", latencies(e, Side::Baseline)),
-        (Side::Candidate, CANDIDATE, "candidate", latencies(e, Side::Candidate)),
+        (Arm::Baseline, BASELINE, "baseline", latencies(e, Arm::Baseline)),
+        (Arm::Candidate, CANDIDATE, "candidate", latencies(e, Arm::Candidate)),
     ];
     let slo = e
         .metrics

@@ -21,11 +21,13 @@ mod latency;
 mod pen;
 mod quality;
 
-use super::figures::{Side, cost_per_request, is_quality, latencies};
+use super::figures::{cost_per_request, is_quality, latencies};
 #[cfg(test)]
 use super::figures::{monthly_projection, savings_sentence, thousands, whole_dollars};
 use crate::format::{self, Unit};
-use crate::results::{Call, Direction, ExperimentResult, ExperimentStatus, Flip, MetricResult, MetricVerdict, Results};
+use crate::results::{
+    Arm, Call, Direction, ExperimentResult, ExperimentStatus, Flip, MetricResult, MetricVerdict, Results,
+};
 use crate::stats;
 use pen::Pen;
 
@@ -166,7 +168,7 @@ fn register_fonts() -> anyhow::Result<()> {
 fn has_data(e: &ExperimentResult, kind: ChartKind) -> bool {
     match kind {
         ChartKind::Quality => e.metrics.iter().any(is_quality),
-        ChartKind::Latency => latencies(e, Side::Baseline).len() + latencies(e, Side::Candidate).len() > 0,
+        ChartKind::Latency => latencies(e, Arm::Baseline).len() + latencies(e, Arm::Candidate).len() > 0,
         ChartKind::Cost => cost_per_request(e).iter().any(Option::is_some),
         ChartKind::Cases => {
             e.status != ExperimentStatus::New

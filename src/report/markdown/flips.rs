@@ -1,9 +1,11 @@
 //! Flipped cases: grouped by direction, each side's output shown as a word diff.
 
+use std::ops::Range;
+
 use super::*;
 
 impl<'a> FlipGroup<'a> {
-    pub(super) fn new(cases: &'a [CaseResult], flip: Flip, limits: Limits) -> Option<FlipGroup<'a>> {
+    pub(super) fn new(cases: &'a [CaseResult], flip: Flip, limits: SizeLimits) -> Option<FlipGroup<'a>> {
         let flipped: Vec<&CaseResult> = cases.iter().filter(|c| c.flip == Some(flip)).collect();
         if flipped.is_empty() {
             return None;
@@ -35,7 +37,7 @@ impl<'a> FlipGroup<'a> {
             .collect();
         let noun = if flipped.len() == 1 { "case" } else { "cases" };
         Some(FlipGroup {
-            summary: format!("{} {noun} flipped {direction}", flipped.len()),
+            summary: Safe(format!("{} {noun} flipped {direction}", flipped.len())),
             symbol,
             total: flipped.len(),
             hidden: flipped.len() - shown.len(),
@@ -45,77 +47,58 @@ impl<'a> FlipGroup<'a> {
 }
 
 /// Words (each with the whitespace after it) of the first `max_chars` characters of each
-/// output, diffed by longest common subsequence. Between two common words, everything only in
-/// the baseline is one `del` run and everything only in the candidate one `ins` run, so the
-/// diff reads as phrases replaced rather than alternating words. Returns whether it cut.
+/// output, diffed word by word (Myers' algorithm, through `similar`). Between two common words,
+/// everything only in the baseline is one `del` run and everything only in the candidate one
+/// `ins` run, so the diff reads as phrases replaced rather than alternating words. Returns
+/// whether it cut.
 pub(super) fn word_diff<'a>(baseline: &'a str, candidate: &'a str, max_chars: usize) -> (Vec<DiffSegment<'a>>, bool) {
     let (a, a_cut) = words(baseline, max_chars);
     let (b, b_cut) = words(candidate, max_chars);
-    let same = |i: usize, j: usize| baseline[a[i].clone()].trim_end() == candidate[b[j].clone()].trim_end();
-    // lcs[i][j]: length of the longest common subsequence of a[i..] and b[j..].
-    let width = b.len() + 1;
-    let mut lcs = vec![0u16; (a.len() + 1) * width];
-    for i in (0..a.len()).rev() {
-        for j in (0..b.len()).rev() {
-            lcs[i * width + j] = if same(i, j) {
-                lcs[(i + 1) * width + j + 1] + 1
-            } else {
-                lcs[(i + 1) * width + j].max(lcs[i * width + j + 1])
-            };
-        }
-    }
-    let mut segments: Vec<DiffSegment<'a>> = Vec::new();
-    let mut push = |op: &'static str, text: &'a str| {
-        if text.is_empty() {
-            return;
-        }
-        segments.push(DiffSegment { op, text });
+    // Words compare without the whitespace after them: a reflowed line is no change.
+    let key = |text: &'a str, words: &[Range<usize>]| -> Vec<&'a str> {
+        words.iter().map(|w| text[w.clone()].trim_end()).collect()
     };
-    let span = |words: &[std::ops::Range<usize>], from: usize, to: usize| {
-        if from < to {
-            words[from].start..words[to - 1].end
+    let ops = similar::capture_diff_slices(similar::Algorithm::Myers, &key(baseline, &a), &key(candidate, &b));
+    // The text of a run of words (`run` indexes `words`).
+    let span = |words: &[Range<usize>], run: Range<usize>| {
+        if run.start < run.end {
+            words[run.start].start..words[run.end - 1].end
         } else {
             0..0
         }
     };
-    let (mut i, mut j) = (0, 0);
-    let (mut gap_i, mut gap_j) = (0, 0);
-    let mut same_from = None;
-    while i < a.len() && j < b.len() {
-        if same(i, j) {
-            if same_from.is_none() {
-                push("del", &baseline[span(&a, gap_i, i)]);
-                push("ins", &candidate[span(&b, gap_j, j)]);
-                same_from = Some(j);
-            }
-            i += 1;
-            j += 1;
-        } else {
-            if let Some(from) = same_from.take() {
-                push("same", &candidate[span(&b, from, j)]);
-                gap_i = i;
-                gap_j = j;
-            }
-            if lcs[(i + 1) * width + j] >= lcs[i * width + j + 1] {
-                i += 1;
-            } else {
-                j += 1;
-            }
+    let mut segments: Vec<DiffSegment<'a>> = Vec::new();
+    let mut push = |op: &'static str, text: &'a str| {
+        if !text.is_empty() {
+            segments.push(DiffSegment { op, text });
         }
+    };
+    // Words of each side not yet shown, from the end of the last common run.
+    let (mut gap_a, mut gap_b) = (0, 0);
+    let mut equal = ops
+        .iter()
+        .filter(|op| op.tag() == similar::DiffTag::Equal)
+        .map(|op| (op.old_range(), op.new_range()))
+        .peekable();
+    while let Some((mut old, mut new)) = equal.next() {
+        // Adjacent common runs read as one.
+        while let Some((next_old, next_new)) = equal.next_if(|(o, n)| o.start == old.end && n.start == new.end) {
+            old.end = next_old.end;
+            new.end = next_new.end;
+        }
+        push("del", &baseline[span(&a, gap_a..old.start)]);
+        push("ins", &candidate[span(&b, gap_b..new.start)]);
+        push("same", &candidate[span(&b, new.clone())]);
+        (gap_a, gap_b) = (old.end, new.end);
     }
-    if let Some(from) = same_from.take() {
-        push("same", &candidate[span(&b, from, j)]);
-        gap_i = i;
-        gap_j = j;
-    }
-    push("del", &baseline[span(&a, gap_i, a.len())]);
-    push("ins", &candidate[span(&b, gap_j, b.len())]);
+    push("del", &baseline[span(&a, gap_a..a.len())]);
+    push("ins", &candidate[span(&b, gap_b..b.len())]);
     (segments, a_cut || b_cut)
 }
 
 /// Byte ranges of the words of `text`'s first `max_chars` characters (at most
 /// [`DIFF_MAX_WORDS`]), each with its trailing whitespace, and whether any text was left out.
-pub(super) fn words(text: &str, max_chars: usize) -> (Vec<std::ops::Range<usize>>, bool) {
+pub(super) fn words(text: &str, max_chars: usize) -> (Vec<Range<usize>>, bool) {
     let end = text.char_indices().nth(max_chars).map_or(text.len(), |(byte, _)| byte);
     let mut ranges = Vec::new();
     let mut start = 0;
@@ -137,11 +120,11 @@ pub(super) fn words(text: &str, max_chars: usize) -> (Vec<std::ops::Range<usize>
     (ranges, cut)
 }
 
-/// Bounds the diff's table (words × words) for very wordy outputs.
+/// Bounds the diff's work (Myers' is O((N + M) · D) in words) for very wordy outputs.
 pub(super) const DIFF_MAX_WORDS: usize = 400;
 
 impl<'a> SideView<'a> {
-    fn new(calls: &'a [Call], passed: bool, limits: Limits) -> SideView<'a> {
+    fn new(calls: &'a [Call], passed: bool, limits: SizeLimits) -> SideView<'a> {
         let representative = calls.iter().find(|c| c.passed() == passed).or_else(|| calls.first());
         let mut seen = BTreeSet::new();
         let failures: Vec<&str> = calls
@@ -153,7 +136,7 @@ impl<'a> SideView<'a> {
         let shown = failures.len().min(limits.failures);
         let repeats = (calls.len() > 1).then(|| {
             let n = calls.iter().filter(|c| c.passed()).count();
-            format!("{n}/{} repeats passed", calls.len())
+            Safe(format!("{n}/{} repeats passed", calls.len()))
         });
         SideView {
             output: representative.and_then(|c| c.output.as_deref()).unwrap_or(""),
