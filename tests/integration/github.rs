@@ -247,6 +247,13 @@ async fn fake_github(page2_extra: Vec<Value>, reviews: Value, permissions: &[(&s
     .await
 }
 
+/// The pull request's events: `who` added `label` at `at` (event `id`).
+async fn label_added(server: &MockServer, id: u64, who: &str, label: &str, at: &str) {
+    let events =
+        json!([{"id": id, "event": "labeled", "actor": user(who), "label": {"name": label}, "created_at": at}]);
+    json_mock(server, "GET", &format!("/repos/{REPO}/issues/7/events"), 200, events).await;
+}
+
 /// [`fake_github`] with our sticky comment (id 42) holding `sticky`.
 async fn fake_github_with(
     sticky: &str,
@@ -692,8 +699,7 @@ async fn a_maintainers_label_waives_without_evaluating_and_removing_it_fails_aga
     let server = fake_github_with(&sticky, vec![], json!([]), &[("maya", "maintain")]).await;
     let label = "promptgate:accept-regression";
     pr_mock(&server, &base, &head, &[label]).await;
-    let events = json!([{"id": 501, "event": "labeled", "actor": user("maya"), "label": {"name": label}, "created_at": "2026-11-27T11:00:00Z"}]);
-    json_mock(&server, "GET", &format!("/repos/{REPO}/issues/7/events"), 200, events).await;
+    label_added(&server, 501, "maya", label, "2026-11-27T11:00:00Z").await;
     let run = ci_async_in(
         empty.path(),
         server.uri(),
@@ -1495,8 +1501,7 @@ async fn a_pull_request_moving_a_keyed_endpoint_gets_no_key_until_a_maintainer_a
     // A maintainer adds the label at this commit: the keyed experiment runs, with the key.
     let label = "promptgate:trust-config";
     let server = fake_github_with(&comment, vec![], json!([]), &[("maya", "admin")]).await;
-    let events = json!([{"id": 601, "event": "labeled", "actor": user("maya"), "label": {"name": label}, "created_at": "2026-11-27T12:00:00Z"}]);
-    json_mock(&server, "GET", &format!("/repos/{REPO}/issues/7/events"), 200, events).await;
+    label_added(&server, 601, "maya", label, "2026-11-27T12:00:00Z").await;
     let run = ci_async_in(
         repo.path(),
         server.uri(),
@@ -1755,8 +1760,7 @@ async fn a_costly_run_waits_for_the_approve_cost_label_and_names_amounts_with_th
     // A maintainer's label approves the cost of this commit: the run spends.
     let label = "promptgate:approve-cost";
     let server = fake_github_with(&comment, vec![], json!([]), &[("maya", "maintain")]).await;
-    let events = json!([{"id": 701, "event": "labeled", "actor": user("maya"), "label": {"name": label}, "created_at": "2026-11-27T12:00:00Z"}]);
-    json_mock(&server, "GET", &format!("/repos/{REPO}/issues/7/events"), 200, events).await;
+    label_added(&server, 701, "maya", label, "2026-11-27T12:00:00Z").await;
     let run = ci_async_in(
         repo.path(),
         server.uri(),
