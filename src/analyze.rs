@@ -411,6 +411,45 @@ pub fn flaky_share(cases: &[CaseResult]) -> (Option<f64>, Vec<String>) {
     ((groups > 0).then(|| flaky as f64 / groups as f64), ids)
 }
 
+/// Cases listed as least consistent.
+pub const LEAST_CONSISTENT_SHOWN: usize = 5;
+
+/// The cases whose repeats agree least: `consistency` below 1 in either arm, ordered by the
+/// lower of the two (then by case order), at most [`LEAST_CONSISTENT_SHOWN`].
+pub fn least_consistent(cases: &[CaseResult]) -> Vec<crate::results::CaseConsistency> {
+    let metric = Metric::of(crate::metrics::CONSISTENCY);
+    let value = |calls: &[Call]| {
+        metric
+            .values(calls, crate::metrics::DEFAULT_TIMEOUT_MS)
+            .first()
+            .copied()
+    };
+    let mut listed: Vec<(f64, crate::results::CaseConsistency)> = cases
+        .iter()
+        .filter_map(|c| {
+            let (baseline, candidate) = (value(&c.baseline), value(&c.candidate));
+            let lowest = baseline.into_iter().chain(candidate).fold(f64::INFINITY, f64::min);
+            (lowest < 1.0).then(|| {
+                (
+                    lowest,
+                    crate::results::CaseConsistency {
+                        id: c.id.clone(),
+                        baseline,
+                        candidate,
+                    },
+                )
+            })
+        })
+        .collect();
+    // A stable sort keeps case order among ties.
+    listed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    listed
+        .into_iter()
+        .take(LEAST_CONSISTENT_SHOWN)
+        .map(|(_, c)| c)
+        .collect()
+}
+
 /// FNV-1a: a stable hash to give each metric its own random stream.
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -446,6 +485,7 @@ mod tests {
             fell_back: false,
             scores,
             failures: Vec::new(),
+            scorer_errors: Vec::new(),
         }
     }
 

@@ -16,6 +16,11 @@ pub const LATENCY_P95: &str = "latency_p95_ms";
 pub const COST: &str = "cost_per_request";
 /// The share of cases whose repeats disagree on `pass`.
 pub const FLAKY_SHARE: &str = "flaky_share";
+/// Agreement between a case's repeats, 0 to 1 (each call's score is its mean agreement with
+/// the other repeats of its case and arm; see `scorers::consistency`).
+pub const CONSISTENCY: &str = "consistency";
+/// The share of outputs with personal data in them (a `pii` assertion's default metric).
+pub const PII_LEAK_RATE: &str = "pii_leak_rate";
 
 /// Metrics every experiment reports, besides its scorers.
 pub const BUILTIN: &[&str] = &[PASS_RATE, ERROR_RATE, LATENCY_P50, LATENCY_P95, COST];
@@ -46,6 +51,9 @@ pub enum Kind {
     Cost,
     /// Whether a case's repeats disagree on `pass` (one value per case and arm).
     Flaky,
+    /// How much a case's repeats agree (one value per case and arm: the mean of its calls'
+    /// `consistency` scores, which is the mean agreement over all pairs of repeats).
+    Consistency,
     /// A scorer's named score.
     Score,
 }
@@ -132,6 +140,7 @@ impl Metric {
             ERROR_RATE => Kind::Error,
             COST => Kind::Cost,
             FLAKY_SHARE => Kind::Flaky,
+            CONSISTENCY => Kind::Consistency,
             n => match latency_quantile(n) {
                 Some(quantile) => Kind::Latency { quantile },
                 None => Kind::Score,
@@ -181,24 +190,33 @@ impl Metric {
             Kind::Latency { .. } if call.cached => None,
             Kind::Latency { .. } => call.latency_ms,
             Kind::Flaky => None,
-            Kind::Score => call.scores.get(&self.name).map(|s| s.as_f64()),
+            Kind::Consistency | Kind::Score => call.scores.get(&self.name).map(|s| s.as_f64()),
         }
     }
 
-    /// One arm's values for a case: a value per call (repeats), or for [`Kind::Flaky`] the
-    /// single flag of its repeats.
+    /// One arm's values for a case: a value per call (repeats), or for [`Kind::Flaky`] and
+    /// [`Kind::Consistency`] the single value of its repeats together.
     pub fn values(&self, calls: &[Call], timeout_ms: u64) -> Vec<f64> {
-        if self.kind == Kind::Flaky {
-            return is_flaky(calls).map(|f| f64::from(u8::from(f))).into_iter().collect();
+        match self.kind {
+            Kind::Flaky => is_flaky(calls).map(|f| f64::from(u8::from(f))).into_iter().collect(),
+            Kind::Consistency => {
+                let each: Vec<f64> = calls.iter().filter_map(|c| self.call_value(c, timeout_ms)).collect();
+                if each.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![each.iter().sum::<f64>() / each.len() as f64]
+                }
+            }
+            _ => calls.iter().filter_map(|c| self.call_value(c, timeout_ms)).collect(),
         }
-        calls.iter().filter_map(|c| self.call_value(c, timeout_ms)).collect()
     }
 
     /// Whether every value of this metric is 0/1 (an assertion, a pass or an error flag).
     pub fn is_binary(&self, cases: &[CaseResult]) -> bool {
         match self.kind {
             Kind::Pass | Kind::Error | Kind::Flaky => true,
-            Kind::Cost | Kind::Latency { .. } => false,
+            // Agreements are fractions, averaged over pairs: a mean, never a proportion.
+            Kind::Cost | Kind::Latency { .. } | Kind::Consistency => false,
             Kind::Score => cases
                 .iter()
                 .flat_map(|c| c.baseline.iter().chain(&c.candidate))
