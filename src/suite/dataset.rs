@@ -111,7 +111,7 @@ pub(super) fn parse(
 
 /// The 1-based column of `"key"` on a JSON line, so a per-case error points at the field it is
 /// about; 0 (unknown) when the line does not spell it that way (CSV, YAML).
-fn key_column(text: &str, line: u64, key: &str) -> u64 {
+pub(super) fn key_column(text: &str, line: u64, key: &str) -> u64 {
     let Some(source) = usize::try_from(line)
         .ok()
         .and_then(|l| l.checked_sub(1))
@@ -235,6 +235,10 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
     }
     for (i, h) in headers.iter().enumerate() {
         if let Some(kind) = h.strip_prefix("assert.") {
+            let header_line = text.lines().next().unwrap_or_default();
+            let column = header_line
+                .find(h.as_str())
+                .map_or(0, |byte| header_line[..byte].chars().count() as u64 + 1);
             if kind == "json-path" || kind == "exec" {
                 let (what, instead) = if kind == "exec" {
                     (
@@ -249,15 +253,11 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
                 };
                 return Err(Diagnostic::new(format!("{what}, which a CSV cell cannot hold"))
                     .in_file(path)
-                    .at(text, 1, 0)
+                    .at(text, 1, column)
                     .hint(format!("write this dataset as JSONL or YAML, {instead}"))
                     .into());
             }
             if !super::ASSERTION_TYPES.contains(&kind) {
-                let header_line = text.lines().next().unwrap_or_default();
-                let column = header_line
-                    .find(h.as_str())
-                    .map_or(0, |byte| header_line[..byte].chars().count() as u64 + 1);
                 let d = Diagnostic::new(format!("unknown assertion column `{h}` (column {})", i + 1))
                     .in_file(path)
                     .at(text, 1, column);

@@ -149,7 +149,7 @@ pub fn load_experiment(
                 case.id
             ))
             .in_file(&dataset_path)
-            .at(&dataset_text, line, 0)
+            .at(&dataset_text, line, dataset::key_column(&dataset_text, line, "vars"))
             .hint(format!(
                 "add the reference answer to the case's vars (\"{EXPECTED_VAR}\": \"…\"), or give the similarity assertion a `value`"
             ))
