@@ -89,11 +89,16 @@ pub struct ApprovalNeeded {
 pub struct ProviderChange {
     pub provider: String,
     /// `base_url`, `api_key_env`, `deployment`, `command`, `env`, `type`, `new provider`,
-    /// `code` (a file the command runs changed), or `key` (a keyed provider in an untrusted run).
+    /// `code` (a file the command runs changed), `key` (a keyed provider in an untrusted run),
+    /// or for an `exec` scorer `scorer command` and `scorer code`.
     pub field: String,
     /// The setting at base (`None`: absent there).
     pub base: Option<String>,
     pub head: Option<String>,
+    /// Set for an `exec` scorer's change (`field` is `scorer command` or `scorer code`): the
+    /// experiment it scores, which waits as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
 }
 
 /// One shard of a CI matrix: cases whose hash falls in `index` of `count` (1-based).

@@ -170,11 +170,16 @@ pub fn run_gate_with(
     for suite in std::iter::once(candidate_suite).chain(baseline_suite) {
         trust::register_keys(&suite.providers);
     }
-    let key_changes = trust::review(
+    let mut key_changes = trust::review(
         baseline_suite.map(|b| &b.providers),
         &candidate_suite.providers,
         &detection.changed_paths,
     );
+    key_changes.extend(trust::review_scorers(
+        baseline_suite,
+        candidate_suite,
+        &detection.changed_paths,
+    ));
     let held = match &options.trust {
         Some(policy) => trust::hold(policy, &key_changes, &candidate_suite.providers),
         None => {
