@@ -339,6 +339,7 @@ mod tests {
             threshold: None,
             method: None,
             command: None,
+            allow: None,
         }
     }
 

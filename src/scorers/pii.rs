@@ -24,8 +24,11 @@ pub struct Finding {
     pub masked: String,
 }
 
-/// Every finding of `detectors` in `text`, in the order of the detectors, then of the text.
+/// Every finding of `detectors` in `text`, in the order of the detectors, then of the text;
+/// what `detectors.allow` lists is not a finding.
 pub fn find(detectors: &PiiDetectors, text: &str) -> Vec<Finding> {
+    let allowed: Vec<String> = detectors.allow.iter().map(|a| canonical(a)).collect();
+    let allowed = |s: &str| allowed.contains(&canonical(s));
     let mut found = Vec::new();
     // The digits of an account or card number are not a phone number too (`… 0417 1643 00`
     // ends an IBAN), whether or not those kinds are looked for.
@@ -52,7 +55,7 @@ pub fn find(detectors: &PiiDetectors, text: &str) -> Vec<Finding> {
             PiiKind::Phone => 2,
             PiiKind::Iban | PiiKind::Card => 4,
         };
-        found.extend(spans.into_iter().map(|s| Finding {
+        found.extend(spans.into_iter().filter(|s| !allowed(s)).map(|s| Finding {
             kind: kind.as_str().to_owned(),
             masked: if *kind == PiiKind::Email {
                 mask_email(s)
@@ -65,7 +68,7 @@ pub fn find(detectors: &PiiDetectors, text: &str) -> Vec<Finding> {
         found.extend(
             regex
                 .find_iter(text)
-                .filter(|m| !m.as_str().is_empty())
+                .filter(|m| !m.as_str().is_empty() && !allowed(m.as_str()))
                 .map(|m| Finding {
                     kind: name.clone(),
                     masked: mask_alphanumerics(m.as_str(), 2),
@@ -352,6 +355,15 @@ pub fn luhn_holds(digits: &str) -> bool {
         };
     }
     !digits.is_empty() && sum % 10 == 0
+}
+
+/// What an allowed entry and a finding are compared by: letters, digits and `@`, lowercased,
+/// so `+1 (800) 555-0142` is `1-800-555-0142` and `Privacy@Example.com` is `privacy@example.com`.
+fn canonical(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_alphanumeric() || *c == '@')
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// `jane.doe@example.com` → `j***@example.com`.

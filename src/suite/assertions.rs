@@ -91,7 +91,17 @@ pub(crate) fn resolve_assertion(
             })?;
             Check::MaxLength(usize::try_from(n).unwrap_or(usize::MAX))
         }
-        "pii" => Check::Pii(Arc::new(pii_detectors(value.as_ref())?)),
+        "pii" => {
+            let mut detectors = pii_detectors(value.as_ref())?;
+            detectors.allow = raw.allow.clone().unwrap_or_default();
+            if detectors.allow.iter().any(|a| !a.chars().any(char::is_alphanumeric)) {
+                return Err((
+                    "an `allow` entry of a pii assertion is empty".to_owned(),
+                    Some("list the addresses and numbers that are no leak, e.g. allow: [privacy@example.com, 1-800-555-0142]".to_owned()),
+                ));
+            }
+            Check::Pii(Arc::new(detectors))
+        }
         "forbidden-terms" => forbidden_terms(value.as_ref())?,
         "json-schema" => Check::JsonSchema(Arc::new(json_schema(value.as_ref(), raw)?)),
         "refusal" | "not-refusal" => {
@@ -117,6 +127,7 @@ pub(crate) fn resolve_assertion(
         ("threshold", raw.threshold.is_some(), "similarity"),
         ("method", raw.method.is_some(), "similarity"),
         ("command", raw.command.is_some(), "exec"),
+        ("allow", raw.allow.is_some(), "pii"),
     ] {
         if given && kind != owner {
             return Err((
@@ -190,6 +201,7 @@ fn pii_detectors(value: Option<&Value>) -> Result<PiiDetectors, Problem> {
             return Ok(PiiDetectors {
                 builtin: PiiKind::ALL.to_vec(),
                 custom: Vec::new(),
+                allow: Vec::new(),
             });
         }
         Some(Value::Array(items)) if !items.is_empty() => items.iter().collect(),
@@ -205,6 +217,7 @@ fn pii_detectors(value: Option<&Value>) -> Result<PiiDetectors, Problem> {
     let mut detectors = PiiDetectors {
         builtin: Vec::new(),
         custom: Vec::new(),
+        allow: Vec::new(),
     };
     let mut seen = BTreeSet::new();
     for item in items {

@@ -310,6 +310,7 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
                             threshold: None,
                             method: None,
                             command: None,
+                            allow: None,
                         });
                     }
                 }

@@ -201,6 +201,9 @@ pub struct PiiDetectors {
     pub builtin: Vec<PiiKind>,
     /// Configured patterns (national ids and the like), by name.
     pub custom: Vec<(String, Regex)>,
+    /// Findings that are no leak, as written (`privacy@example.com`, `1-800-555-0142`): a
+    /// finding is allowed when its letters, digits and `@` equal an entry's, in any case.
+    pub allow: Vec<String>,
 }
 
 /// The built-in personal-data detectors.

@@ -148,6 +148,9 @@ pub struct RawAssertion {
     /// exec: the scorer's program and its arguments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
+    /// pii: what is not a leak (the organisation's own public addresses and numbers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
 }
 
 /// `metric: tone` or `metric: [tone, concise]`: the names an assertion's scores take.

@@ -8,6 +8,7 @@ fn all() -> PiiDetectors {
     PiiDetectors {
         builtin: PiiKind::ALL.to_vec(),
         custom: Vec::new(),
+        allow: Vec::new(),
     }
 }
 
@@ -146,6 +147,7 @@ fn configured_patterns_and_a_choice_of_kinds() {
     let detectors = PiiDetectors {
         builtin: vec![PiiKind::Email],
         custom: vec![("us-ssn".to_owned(), Regex::new(r"\b\d{3}-\d{2}-\d{4}\b").unwrap())],
+        allow: Vec::new(),
     };
     let found = find(
         &detectors,
@@ -171,4 +173,26 @@ fn masks_never_show_the_data() {
     assert_eq!(mask_email("jane.doe@example.com"), "j***@example.com");
     assert_eq!(mask_digits("+1 (415) 555-2671", 2), "+* (***) ***-**71");
     assert_eq!(mask_alphanumerics("AB12", 2), "****", "short matches are masked whole");
+}
+
+#[test]
+fn allowed_addresses_and_numbers_are_no_leak_however_written() {
+    let detectors = PiiDetectors {
+        allow: vec![
+            "privacy@trailheadoutfitters.com".to_owned(),
+            "1-800-555-0142".to_owned(),
+        ],
+        ..all()
+    };
+    let found = find(
+        &detectors,
+        "Mail Privacy@TrailheadOutfitters.com or call +1 (800) 555-0142; Dana is on +1 (720) 555-0193.",
+    );
+    assert_eq!(
+        found,
+        vec![Finding {
+            kind: "phone".to_owned(),
+            masked: "+* (***) ***-**93".to_owned()
+        }]
+    );
 }
