@@ -721,6 +721,42 @@ mod tests {
     }
 
     #[test]
+    fn least_consistent_cases_come_first_and_fully_consistent_ones_are_not_listed() {
+        let with = |c: f64| {
+            let mut call = call(0, true, None, 0.0);
+            call.scores
+                .insert(crate::metrics::CONSISTENCY.to_owned(), Score::Number(c));
+            call
+        };
+        let case = |id: &str, base: &[f64], cand: &[f64]| CaseResult {
+            id: id.to_owned(),
+            group: None,
+            input: String::new(),
+            baseline: base.iter().map(|c| with(*c)).collect(),
+            candidate: cand.iter().map(|c| with(*c)).collect(),
+            flip: None,
+        };
+        let cases = vec![
+            case("steady", &[1.0, 1.0], &[1.0, 1.0]),
+            case("drifts", &[1.0, 1.0], &[0.4, 0.6]),
+            case("noisy", &[0.2, 0.2], &[0.9, 0.9]),
+            case("mild", &[0.9, 0.9], &[0.8, 0.8]),
+        ];
+        let listed: Vec<(String, Option<f64>, Option<f64>)> = least_consistent(&cases)
+            .into_iter()
+            .map(|c| (c.id, c.baseline, c.candidate))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                ("noisy".to_owned(), Some(0.2), Some(0.9)),
+                ("drifts".to_owned(), Some(1.0), Some(0.5)),
+                ("mild".to_owned(), Some(0.9), Some(0.8)),
+            ]
+        );
+    }
+
+    #[test]
     fn repeats_are_clusters_with_variance_components_and_flaky_cases() {
         let three = |p: [bool; 3]| -> Vec<Call> { (0..3).map(|r| call(r, p[r as usize], None, 0.01)).collect() };
         let cases = vec![

@@ -334,6 +334,46 @@ mod tests {
     }
 
     #[test]
+    fn consistency_is_one_mean_per_case_and_arm() {
+        let call = |score: Option<f64>| Call {
+            repeat: 0,
+            output: Some("x".to_owned()),
+            error: None,
+            latency_ms: None,
+            tokens: crate::results::Tokens::default(),
+            cost_usd: 0.0,
+            list_cost_usd: 0.0,
+            cached: false,
+            attempts: 1,
+            provider: None,
+            fell_back: false,
+            scores: score
+                .map(|s| (CONSISTENCY.to_owned(), Score::Number(s)))
+                .into_iter()
+                .collect(),
+            failures: Vec::new(),
+            scorer_errors: Vec::new(),
+        };
+        let m = Metric::of(CONSISTENCY);
+        assert_eq!(
+            (m.kind, m.unit, m.default_direction()),
+            (Kind::Consistency, Unit::Number, Direction::Higher)
+        );
+        // Three repeats scoring 0.5, 0.5 and 0 (two agree, the third agrees with neither): the
+        // case's value is their mean, the mean agreement over the three pairs.
+        let calls = [call(Some(0.5)), call(Some(0.5)), call(Some(0.0))];
+        assert_eq!(m.values(&calls, DEFAULT_TIMEOUT_MS), vec![1.0 / 3.0]);
+        assert_eq!(m.values(&[call(None)], DEFAULT_TIMEOUT_MS), Vec::<f64>::new());
+        // A mean of agreements, never a proportion: the paired t even when every value is 0 or 1.
+        assert!(!m.is_binary(&[]));
+        assert_eq!(m.test(false, true, false), Test::PairedT);
+        assert_eq!(m.min_units(), MIN_UNITS_MEAN);
+        assert_eq!(Metric::of(PII_LEAK_RATE).default_direction(), Direction::Lower);
+        assert_eq!(Metric::of(PII_LEAK_RATE).unit, Unit::Share);
+        assert_eq!(Metric::of("similarity").test(false, true, false), Test::PairedT);
+    }
+
+    #[test]
     fn tests_follow_the_data() {
         let pass = Metric::of(PASS_RATE);
         assert_eq!(pass.test(true, true, false), Test::McnemarExact);

@@ -103,7 +103,7 @@ pub(crate) fn resolve_assertion(
             Check::Pii(Arc::new(detectors))
         }
         "forbidden-terms" => forbidden_terms(value.as_ref())?,
-        "json-schema" => Check::JsonSchema(Arc::new(json_schema(value.as_ref(), raw)?)),
+        "json-schema" => Check::JsonSchema(json_schema(value.as_ref(), raw)?),
         "refusal" | "not-refusal" => {
             if value.is_some() {
                 return Err((
@@ -306,7 +306,7 @@ fn forbidden_terms(value: Option<&Value>) -> Result<Check, Problem> {
 }
 
 /// `json-schema`: an inline schema, or a schema file (`file://…`, JSON or YAML).
-fn json_schema(value: Option<&Value>, raw: &raw::RawAssertion) -> Result<jsonschema::Validator, Problem> {
+fn json_schema(value: Option<&Value>, raw: &raw::RawAssertion) -> Result<Arc<jsonschema::Validator>, Problem> {
     let shape = || {
         Some(
             "e.g. {type: json-schema, value: {type: object, required: [answer]}} or value: file://schemas/answer.json"
@@ -336,14 +336,40 @@ fn json_schema(value: Option<&Value>, raw: &raw::RawAssertion) -> Result<jsonsch
             ));
         }
     };
-    jsonschema::validator_for(&schema).map_err(|e| {
+    compiled_schema(&schema)
+}
+
+/// A schema compiled once however many cases name it (a dataset whose every case points at
+/// `file://schema.json` would otherwise compile and keep one validator per case).
+fn compiled_schema(schema: &Value) -> Result<Arc<jsonschema::Validator>, Problem> {
+    const MAX_SCHEMAS: usize = 1_000;
+    static COMPILED: std::sync::LazyLock<
+        std::sync::Mutex<std::collections::HashMap<String, Arc<jsonschema::Validator>>>,
+    > = std::sync::LazyLock::new(Default::default);
+    let key = schema.to_string();
+    let mut compiled = COMPILED
+        .lock()
+        .map_err(|_| ("the schema cache is unusable".to_owned(), None))?;
+    if let Some(validator) = compiled.get(&key) {
+        return Ok(Arc::clone(validator));
+    }
+    if compiled.len() >= MAX_SCHEMAS {
+        return Err((
+            format!("more than {MAX_SCHEMAS} distinct JSON Schemas"),
+            Some("write the schemas the cases share once, in files they name with file://".to_owned()),
+        ));
+    }
+    let validator = jsonschema::validator_for(schema).map_err(|e| {
         let hint = if matches!(e.kind(), jsonschema::error::ValidationErrorKind::Referencing(_)) {
             "promptgate resolves no `$ref` outside the schema itself: put the referenced part under `$defs`"
         } else {
             "the schema must itself be valid JSON Schema (draft 2020-12 unless `$schema` says otherwise)"
         };
         (format!("invalid JSON Schema: {e}"), Some(hint.to_owned()))
-    })
+    })?;
+    let validator = Arc::new(validator);
+    compiled.insert(key, Arc::clone(&validator));
+    Ok(validator)
 }
 
 /// `similarity`: to `value`, or to the case's `expected` var.
