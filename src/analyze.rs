@@ -416,6 +416,45 @@ pub fn flaky_share(cases: &[CaseResult]) -> (Option<f64>, Vec<String>) {
     ((groups > 0).then(|| flaky as f64 / groups as f64), ids)
 }
 
+/// Cases listed as least consistent.
+pub const LEAST_CONSISTENT_SHOWN: usize = 5;
+
+/// The cases whose repeats agree least: `consistency` below 1 in either arm, ordered by the
+/// lower of the two (then by case order), at most [`LEAST_CONSISTENT_SHOWN`].
+pub fn least_consistent(cases: &[CaseResult]) -> Vec<crate::results::CaseConsistency> {
+    let metric = Metric::of(crate::metrics::CONSISTENCY);
+    let value = |calls: &[Call]| {
+        metric
+            .values(calls, crate::metrics::DEFAULT_TIMEOUT_MS)
+            .first()
+            .copied()
+    };
+    let mut listed: Vec<(f64, crate::results::CaseConsistency)> = cases
+        .iter()
+        .filter_map(|c| {
+            let (baseline, candidate) = (value(&c.baseline), value(&c.candidate));
+            let lowest = baseline.into_iter().chain(candidate).fold(f64::INFINITY, f64::min);
+            (lowest < 1.0).then(|| {
+                (
+                    lowest,
+                    crate::results::CaseConsistency {
+                        id: c.id.clone(),
+                        baseline,
+                        candidate,
+                    },
+                )
+            })
+        })
+        .collect();
+    // A stable sort keeps case order among ties.
+    listed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    listed
+        .into_iter()
+        .take(LEAST_CONSISTENT_SHOWN)
+        .map(|(_, c)| c)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,6 +483,7 @@ mod tests {
             fell_back: false,
             scores,
             failures: Vec::new(),
+            scorer_errors: Vec::new(),
         }
     }
 
@@ -676,6 +716,42 @@ mod tests {
         assert_eq!((e.test, e.n, e.candidate), (Test::None, 5, Some(1.0)));
         let e = estimate("judge", &cases, true, 0.05, 1, NO_TIMEOUT);
         assert_eq!((e.test, e.n, e.delta), (Test::None, 0, None));
+    }
+
+    #[test]
+    fn least_consistent_cases_come_first_and_fully_consistent_ones_are_not_listed() {
+        let with = |c: f64| {
+            let mut call = call(0, true, None, 0.0);
+            call.scores
+                .insert(crate::metrics::CONSISTENCY.to_owned(), Score::Number(c));
+            call
+        };
+        let case = |id: &str, base: &[f64], cand: &[f64]| CaseResult {
+            id: id.to_owned(),
+            group: None,
+            input: String::new(),
+            baseline: base.iter().map(|c| with(*c)).collect(),
+            candidate: cand.iter().map(|c| with(*c)).collect(),
+            flip: None,
+        };
+        let cases = vec![
+            case("steady", &[1.0, 1.0], &[1.0, 1.0]),
+            case("drifts", &[1.0, 1.0], &[0.4, 0.6]),
+            case("noisy", &[0.2, 0.2], &[0.9, 0.9]),
+            case("mild", &[0.9, 0.9], &[0.8, 0.8]),
+        ];
+        let listed: Vec<(String, Option<f64>, Option<f64>)> = least_consistent(&cases)
+            .into_iter()
+            .map(|c| (c.id, c.baseline, c.candidate))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                ("noisy".to_owned(), Some(0.2), Some(0.9)),
+                ("drifts".to_owned(), Some(1.0), Some(0.5)),
+                ("mild".to_owned(), Some(0.9), Some(0.8)),
+            ]
+        );
     }
 
     #[test]

@@ -38,14 +38,31 @@ pub struct Endpoints {
     pub map: BTreeMap<String, Endpoint>,
     /// Keys that are not a configured name (a baseline's own endpoint) → the configured name.
     renamed: BTreeMap<String, String>,
+    /// The folder each commit's commands run from.
+    workdirs: BTreeMap<String, PathBuf>,
     /// Kept alive while the endpoints run commands in them; removed on drop.
-    _worktrees: Vec<Worktree>,
+    worktrees: Vec<Worktree>,
 }
 
 impl Endpoints {
     /// The provider name the suite configures for an endpoint key: what calls report.
     pub fn configured_name<'a>(&'a self, key: &'a str) -> &'a str {
         self.renamed.get(key).map_or(key, String::as_str)
+    }
+
+    /// The folder holding `side`'s files, for other commands of that tree (the `exec`
+    /// scorers run in the head's): the one its `exec` providers use, else the checkout when it
+    /// holds exactly those files, else a worktree of its commit, removed with the endpoints.
+    pub fn tree_dir(&mut self, repo: &Repo, side: &Side) -> Result<PathBuf, Error> {
+        let mut builder = Builder {
+            repo,
+            workdirs: std::mem::take(&mut self.workdirs),
+            worktrees: std::mem::take(&mut self.worktrees),
+        };
+        let dir = builder.workdir(side);
+        self.workdirs = builder.workdirs;
+        self.worktrees = builder.worktrees;
+        dir
     }
 
     /// The keys, each with the name it reports as.
@@ -129,7 +146,8 @@ pub fn endpoints(
     Ok(Endpoints {
         map,
         renamed,
-        _worktrees: builder.worktrees,
+        workdirs: builder.workdirs,
+        worktrees: builder.worktrees,
     })
 }
 

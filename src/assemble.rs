@@ -27,13 +27,36 @@ pub struct Input<'a> {
     /// Endpoint keys → the provider names the suite configures (a baseline's own endpoint has
     /// an internal key; its calls report the configured name). Keys not listed are names.
     pub provider_names: &'a BTreeMap<String, String>,
+    /// The run's `exec` scorers (they run here, each distinct output once).
+    pub exec: &'a scorers::ExecScorers,
 }
 
 /// The compared experiments, in plan order, with their scored calls (not yet judged).
 pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
+    let context = |job: &Job| {
+        let case = &input.planned[job.experiment].candidate.cases[job.case];
+        scorers::Context {
+            case_id: &case.id,
+            vars: &case.vars,
+            exec: input.exec,
+        }
+    };
+    // The `exec` scorers first, several at a time: each call's scoring then reads their
+    // outcomes.
+    let contexts: Vec<scorers::Context<'_>> = input.jobs.iter().map(context).collect();
+    let mut requests = Vec::new();
+    for ((job, outcome), cx) in input.jobs.iter().zip(input.outcomes).zip(&contexts) {
+        if let Ok(response) = &outcome.result {
+            let experiment = input.planned[job.experiment].candidate;
+            let assertions = experiment.asserts.iter().chain(&experiment.cases[job.case].asserts);
+            requests.extend(scorers::exec_requests(assertions, cx, &response.text));
+        }
+    }
+    input.exec.run(&requests);
+
     // Calls, grouped by experiment, case and arm.
     let mut grouped: BTreeMap<(usize, usize, Arm), Vec<Call>> = BTreeMap::new();
-    for (job, outcome) in input.jobs.iter().zip(input.outcomes) {
+    for ((job, outcome), cx) in input.jobs.iter().zip(input.outcomes).zip(&contexts) {
         let experiment = input.planned[job.experiment].candidate;
         let case = &experiment.cases[job.case];
         let assertions = experiment.asserts.iter().chain(&case.asserts);
@@ -44,7 +67,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
             .map(|key| input.provider_names.get(key).unwrap_or(key).clone());
         let call = match &outcome.result {
             Ok(response) => {
-                let scored = scorers::score(assertions, &response.text);
+                let scored = scorers::score(assertions, &response.text, cx);
                 let usage = response.usage;
                 Call {
                     repeat: job.repeat,
@@ -70,6 +93,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                     fell_back: outcome.fell_back,
                     scores: scored.scores,
                     failures: scored.failures,
+                    scorer_errors: scored.scorer_errors,
                 }
             }
             Err(error) => {
@@ -88,6 +112,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                     fell_back: outcome.fell_back,
                     scores: scored.scores,
                     failures: scored.failures,
+                    scorer_errors: scored.scorer_errors,
                 }
             }
         };
@@ -124,6 +149,10 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                 let mut candidate = grouped.remove(&(ei, ci, Arm::Candidate)).unwrap_or_default();
                 baseline.sort_by_key(|c| c.repeat);
                 candidate.sort_by_key(|c| c.repeat);
+                if head.repeats > 1 {
+                    add_consistency(&mut baseline);
+                    add_consistency(&mut candidate);
+                }
                 let flip = flip(&baseline, &candidate);
                 CaseResult {
                     group: case.group.clone(),
@@ -200,6 +229,23 @@ pub fn arm_info(e: &suite::Experiment, timeout_ms: u64) -> ArmInfo {
         max_tokens: e.variant.max_tokens,
         top_p: e.variant.top_p,
         evaluation_metrics: e.variant.evaluation_metrics.clone(),
+    }
+}
+
+/// Each answered repeat's `consistency`: its mean agreement with the case's other answered
+/// repeats in the same arm (`scorers::similarity::consistency`). Errored repeats have none.
+fn add_consistency(calls: &mut [Call]) {
+    let outputs: Vec<&str> = calls
+        .iter()
+        .filter(|c| c.error.is_none())
+        .filter_map(|c| c.output.as_deref())
+        .collect();
+    let mut values = scorers::similarity::consistency(&outputs).into_iter();
+    for call in calls.iter_mut().filter(|c| c.error.is_none() && c.output.is_some()) {
+        if let Some(Some(value)) = values.next() {
+            call.scores
+                .insert(crate::metrics::CONSISTENCY.to_owned(), Score::Number(value));
+        }
     }
 }
 

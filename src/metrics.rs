@@ -16,6 +16,11 @@ pub const LATENCY_P95: &str = "latency_p95_ms";
 pub const COST: &str = "cost_per_request";
 /// The share of cases whose repeats disagree on `pass`.
 pub const FLAKY_SHARE: &str = "flaky_share";
+/// Agreement between a case's repeats, 0 to 1 (each call's score is its mean agreement with
+/// the other repeats of its case and arm; see `scorers::consistency`).
+pub const CONSISTENCY: &str = "consistency";
+/// The share of outputs with personal data in them (a `pii` assertion's default metric).
+pub const PII_LEAK_RATE: &str = "pii_leak_rate";
 
 /// Metrics every experiment reports, besides its scorers.
 pub const BUILTIN: &[&str] = &[PASS_RATE, ERROR_RATE, LATENCY_P50, LATENCY_P95, COST];
@@ -46,6 +51,9 @@ pub enum Kind {
     Cost,
     /// Whether a case's repeats disagree on `pass` (one value per case and arm).
     Flaky,
+    /// How much a case's repeats agree (one value per case and arm: the mean of its calls'
+    /// `consistency` scores, which is the mean agreement over all pairs of repeats).
+    Consistency,
     /// A scorer's named score.
     Score,
 }
@@ -143,6 +151,7 @@ impl Metric {
             ERROR_RATE => Kind::Error,
             COST => Kind::Cost,
             FLAKY_SHARE => Kind::Flaky,
+            CONSISTENCY => Kind::Consistency,
             n => match latency_quantile(n) {
                 Some(quantile) => Kind::Latency { quantile },
                 None => Kind::Score,
@@ -192,24 +201,33 @@ impl Metric {
             Kind::Latency { .. } if call.cached => None,
             Kind::Latency { .. } => call.latency_ms,
             Kind::Flaky => None,
-            Kind::Score => call.scores.get(&self.name).map(|s| s.as_f64()),
+            Kind::Consistency | Kind::Score => call.scores.get(&self.name).map(|s| s.as_f64()),
         }
     }
 
-    /// One arm's values for a case: a value per call (repeats), or for [`Kind::Flaky`] the
-    /// single flag of its repeats.
+    /// One arm's values for a case: a value per call (repeats), or for [`Kind::Flaky`] and
+    /// [`Kind::Consistency`] the single value of its repeats together.
     pub fn values(&self, calls: &[Call], timeout_ms: u64) -> Vec<f64> {
-        if self.kind == Kind::Flaky {
-            return is_flaky(calls).map(|f| f64::from(u8::from(f))).into_iter().collect();
+        match self.kind {
+            Kind::Flaky => is_flaky(calls).map(|f| f64::from(u8::from(f))).into_iter().collect(),
+            Kind::Consistency => {
+                let each: Vec<f64> = calls.iter().filter_map(|c| self.call_value(c, timeout_ms)).collect();
+                if each.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![each.iter().sum::<f64>() / each.len() as f64]
+                }
+            }
+            _ => calls.iter().filter_map(|c| self.call_value(c, timeout_ms)).collect(),
         }
-        calls.iter().filter_map(|c| self.call_value(c, timeout_ms)).collect()
     }
 
     /// Whether every value of this metric is 0/1 (an assertion, a pass or an error flag).
     pub fn is_binary(&self, cases: &[CaseResult]) -> bool {
         match self.kind {
             Kind::Pass | Kind::Error | Kind::Flaky => true,
-            Kind::Cost | Kind::Latency { .. } => false,
+            // Agreements are fractions, averaged over pairs: a mean, never a proportion.
+            Kind::Cost | Kind::Latency { .. } | Kind::Consistency => false,
             Kind::Score => cases
                 .iter()
                 .flat_map(|c| c.baseline.iter().chain(&c.candidate))
@@ -328,6 +346,60 @@ mod tests {
         assert_eq!(Metric::of("judge_cost_usd").default_direction(), Direction::Lower);
         assert_eq!(Metric::of("relevance").unit, Unit::Number);
         assert!(Metric::of(PASS_RATE).default_blocking() && !Metric::of(COST).default_blocking());
+    }
+
+    #[test]
+    fn consistency_is_one_mean_per_case_and_arm() {
+        let call = |score: Option<f64>| Call {
+            repeat: 0,
+            output: Some("x".to_owned()),
+            error: None,
+            latency_ms: None,
+            tokens: crate::results::Tokens::default(),
+            cost_usd: 0.0,
+            list_cost_usd: 0.0,
+            cached: false,
+            attempts: 1,
+            provider: None,
+            fell_back: false,
+            scores: score
+                .map(|s| (CONSISTENCY.to_owned(), Score::Number(s)))
+                .into_iter()
+                .collect(),
+            failures: Vec::new(),
+            scorer_errors: Vec::new(),
+        };
+        let m = Metric::of(CONSISTENCY);
+        assert_eq!(
+            (m.kind, m.unit, m.default_direction()),
+            (Kind::Consistency, Unit::Number, Direction::Higher)
+        );
+        // Three repeats scoring 0.5, 0.5 and 0 (two agree, the third agrees with neither): the
+        // case's value is their mean, the mean agreement over the three pairs.
+        let calls = [call(Some(0.5)), call(Some(0.5)), call(Some(0.0))];
+        assert_eq!(m.values(&calls, DEFAULT_TIMEOUT_MS), vec![1.0 / 3.0]);
+        assert_eq!(m.values(&[call(None)], DEFAULT_TIMEOUT_MS), Vec::<f64>::new());
+        // A mean of agreements, never a proportion: the paired t even when every value is 0 or 1.
+        assert!(!m.is_binary(&[]));
+        assert_eq!(
+            m.test(DataShape {
+                binary: false,
+                single: true,
+                grouped: false
+            }),
+            Test::PairedT
+        );
+        assert_eq!(m.min_units(), MIN_UNITS_MEAN);
+        assert_eq!(Metric::of(PII_LEAK_RATE).default_direction(), Direction::Lower);
+        assert_eq!(Metric::of(PII_LEAK_RATE).unit, Unit::Share);
+        assert_eq!(
+            Metric::of("similarity").test(DataShape {
+                binary: false,
+                single: true,
+                grouped: false
+            }),
+            Test::PairedT
+        );
     }
 
     #[test]

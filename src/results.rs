@@ -153,11 +153,16 @@ pub struct ApprovalNeeded {
 pub struct ProviderChange {
     pub provider: String,
     /// `base_url`, `api_key_env`, `deployment`, `command`, `env`, `type`, `new provider`,
-    /// `code` (a file the command runs changed), or `key` (a keyed provider in an untrusted run).
+    /// `code` (a file the command runs changed), `key` (a keyed provider in an untrusted run),
+    /// or for an `exec` scorer `scorer command` and `scorer code`.
     pub field: String,
     /// The setting at base (`None`: absent there).
     pub base: Option<String>,
     pub head: Option<String>,
+    /// Set for an `exec` scorer's change (`field` is `scorer command` or `scorer code`): the
+    /// experiment it scores, which waits as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
 }
 
 /// One shard of a CI matrix: cases whose hash falls in `index` of `count` (1-based).
@@ -385,12 +390,24 @@ pub struct ExperimentNoise {
     /// Ids of the flaky cases (either arm), in case order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flaky_cases: Vec<String>,
+    /// With repeats: the cases whose repeats agree least (`consistency` below 1 in either arm),
+    /// least consistent first, at most five.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub least_consistent: Vec<CaseConsistency>,
     /// Set by `promptgate run --aa`: the baseline compared with itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aa: Option<AaSummary>,
     /// Set when the experiment ran with `sequential: true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequential: Option<SequentialSummary>,
+}
+
+/// A case's `consistency` in each arm (the mean agreement between its repeats).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CaseConsistency {
+    pub id: String,
+    pub baseline: Option<f64>,
+    pub candidate: Option<f64>,
 }
 
 /// What an A/A run says about the suite: its noise and the design it would need.
@@ -671,6 +688,10 @@ pub struct Call {
     pub scores: BTreeMap<String, Score>,
     /// Why the call failed its assertions, one line each (empty when it passed).
     pub failures: Vec<String>,
+    /// Scorers that could not score this output (an `exec` scorer that failed), one line
+    /// each: their scores are missing from `scores`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scorer_errors: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

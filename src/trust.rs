@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::plan::Planned;
 use crate::providers::{anthropic, openai};
 use crate::results::{ApprovalNeeded, ProviderChange, Results, Verdict};
-use crate::suite::{ProviderKind, ProviderSpec};
+use crate::suite::{Check, Experiment, ProviderKind, ProviderSpec, Suite};
 
 /// What the gate may do with keys in this run. The user's own `promptgate run` has none: it
 /// runs everything and prints the notice CI would act on.
@@ -40,6 +40,8 @@ pub struct KeyPolicy {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hold {
     pub providers: BTreeSet<String>,
+    /// Experiments held themselves: their `exec` scorers changed.
+    pub experiments: BTreeSet<String>,
     pub needed: ApprovalNeeded,
 }
 
@@ -91,6 +93,7 @@ pub fn review(
                 field: field.to_owned(),
                 base,
                 head,
+                experiment: None,
             });
         };
         let Some(b) = b else {
@@ -145,6 +148,53 @@ pub fn review(
     changes
 }
 
+/// Every change between `base` and `head` in what an experiment's `exec` scorers run: a
+/// command the experiment did not have at base, or a file a command names (or one beside it)
+/// that the pull request changed. A scorer receives no key, but it is the pull request's code
+/// running where keys are, like an `exec` provider's, so the experiment waits for the same
+/// approval. `base` is `None` when the suite does not load at base (every command is new).
+pub fn review_scorers(base: Option<&Suite>, head: &Suite, changed_paths: &[String]) -> Vec<ProviderChange> {
+    let commands = |e: &Experiment| -> BTreeSet<Vec<String>> {
+        e.asserts
+            .iter()
+            .chain(e.cases.iter().flat_map(|c| &c.asserts))
+            .filter_map(|a| match &a.check {
+                Check::Exec { command, .. } => Some(command.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut changes = Vec::new();
+    for e in &head.experiments {
+        let now = commands(e);
+        if now.is_empty() {
+            continue;
+        }
+        let before = base
+            .and_then(|b| b.experiments.iter().find(|x| x.name == e.name))
+            .map(commands)
+            .unwrap_or_default();
+        let mut change = |field: &str, head: String| {
+            changes.push(ProviderChange {
+                provider: format!("{} (exec scorer)", e.name),
+                field: field.to_owned(),
+                base: None,
+                head: Some(head),
+                experiment: Some(e.name.clone()),
+            });
+        };
+        for command in &now {
+            if !before.contains(command) {
+                change("scorer command", command.join(" "));
+            }
+            for path in code_changes(command, changed_paths) {
+                change("scorer code", path);
+            }
+        }
+    }
+    changes
+}
+
 /// The changed paths an `exec` command runs: each argument that names a path (as the
 /// repository sees it) watches that file and, when it is in a folder, the whole folder, since
 /// a script imports its neighbours. Code the command reaches otherwise (a module installed
@@ -187,6 +237,7 @@ pub fn hold(policy: &KeyPolicy, changes: &[ProviderChange], head: &BTreeMap<Stri
         }
         return Some(Hold {
             providers: keyed.iter().map(|s| s.name.clone()).collect(),
+            experiments: BTreeSet::new(),
             needed: ApprovalNeeded {
                 reason: "a maintainer must approve to run with keys".to_owned(),
                 changes: keyed
@@ -200,6 +251,7 @@ pub fn hold(policy: &KeyPolicy, changes: &[ProviderChange], head: &BTreeMap<Stri
                                 .map(|v| format!("needs {v}"))
                                 .unwrap_or_else(|| format!("needs {}", s.env.join(", "))),
                         ),
+                        experiment: None,
                     })
                     .collect(),
                 experiments: Vec::new(),
@@ -211,7 +263,12 @@ pub fn hold(policy: &KeyPolicy, changes: &[ProviderChange], head: &BTreeMap<Stri
         return None;
     }
     Some(Hold {
-        providers: changes.iter().map(|c| c.provider.clone()).collect(),
+        providers: changes
+            .iter()
+            .filter(|c| c.experiment.is_none())
+            .map(|c| c.provider.clone())
+            .collect(),
+        experiments: changes.iter().filter_map(|c| c.experiment.clone()).collect(),
         needed: ApprovalNeeded {
             reason: "a maintainer must approve where a key goes before this change gets it".to_owned(),
             changes: changes.to_vec(),
@@ -244,7 +301,8 @@ pub fn withhold<'a>(planned: Vec<Planned<'a>>, hold: Option<Hold>) -> (Vec<Plann
             .into_iter()
             .filter(|name| hold.providers.contains(*name))
             .collect();
-        if held.is_empty() {
+        let scorer_held = hold.experiments.contains(&p.candidate.name);
+        if held.is_empty() && !scorer_held {
             kept.push(p);
         } else {
             used.extend(held.into_iter().cloned());
@@ -254,7 +312,11 @@ pub fn withhold<'a>(planned: Vec<Planned<'a>>, hold: Option<Hold>) -> (Vec<Plann
     if hold.needed.experiments.is_empty() {
         return (kept, None);
     }
-    hold.needed.changes.retain(|c| used.contains(&c.provider));
+    let waiting = hold.needed.experiments.clone();
+    hold.needed.changes.retain(|c| match &c.experiment {
+        Some(e) => waiting.contains(e),
+        None => used.contains(&c.provider),
+    });
     (kept, Some(hold))
 }
 
@@ -272,6 +334,7 @@ pub fn hold_for_cost(
     };
     let mut hold = earlier.unwrap_or_else(|| Hold {
         providers: BTreeSet::new(),
+        experiments: BTreeSet::new(),
         needed: ApprovalNeeded {
             reason: String::new(),
             changes: Vec::new(),
@@ -457,6 +520,72 @@ mod tests {
             &[("rag", "code")],
         );
         check(vec![exec.clone()], vec![exec], &["prompts/a.md"], &[]);
+    }
+
+    /// A suite in memory whose one experiment is scored by `assert`, with `more` files.
+    fn scored_suite(assert: &str, more: &[(&str, &str)]) -> Suite {
+        let mut files = vec![
+            (
+                "promptgate.yaml",
+                format!(
+                    "version: 1\nexperiments:\n  - {{name: support, variant: v.yaml, dataset: d.jsonl, assert: [{assert}]}}\n"
+                ),
+            ),
+            ("v.yaml", "model: m\nprompt: p.md\n".to_owned()),
+            ("p.md", "Answer.".to_owned()),
+            ("d.jsonl", "{\"id\": \"a\", \"vars\": {\"input\": \"q\"}}\n".to_owned()),
+        ];
+        files.extend(more.iter().map(|(p, t)| (*p, (*t).to_owned())));
+        let tree = crate::workspace::MemTree::new(files.iter().map(|(p, t)| (*p, t.as_str())));
+        crate::suite::load(std::sync::Arc::new(tree), "promptgate.yaml").unwrap()
+    }
+
+    #[test]
+    fn a_new_or_edited_exec_scorer_holds_its_experiment() {
+        let script = [("scripts/tone.py", "print(1)")];
+        let plain = scored_suite("{type: max-length, value: 10}", &script);
+        let scored = scored_suite(
+            "{type: exec, command: [python3, scripts/tone.py], metric: tone}",
+            &script,
+        );
+        let fields = |changes: Vec<ProviderChange>| -> Vec<(String, String, Option<String>)> {
+            changes
+                .into_iter()
+                .map(|c| (c.provider, c.field, c.experiment))
+                .collect()
+        };
+        assert_eq!(
+            fields(review_scorers(Some(&plain), &scored, &[])),
+            vec![(
+                "support (exec scorer)".to_owned(),
+                "scorer command".to_owned(),
+                Some("support".to_owned())
+            )]
+        );
+        assert!(review_scorers(Some(&scored), &scored, &["prompts/a.md".to_owned()]).is_empty());
+        let edited = review_scorers(Some(&scored), &scored, &["scripts/tone.py".to_owned()]);
+        assert_eq!(edited[0].field, "scorer code");
+        assert_eq!(edited[0].head.as_deref(), Some("scripts/tone.py"));
+        assert!(review_scorers(Some(&plain), &plain, &["scripts/tone.py".to_owned()]).is_empty());
+
+        // The experiment waits until a maintainer approves; the change is listed with it.
+        let held = hold(&KeyPolicy::default(), &edited, &scored.providers).unwrap();
+        assert_eq!(held.experiments, BTreeSet::from(["support".to_owned()]));
+        assert!(held.providers.is_empty());
+        let planned = vec![Planned {
+            candidate: &scored.experiments[0],
+            baseline: Some(&scored.experiments[0]),
+        }];
+        let (kept, held) = withhold(planned, Some(held));
+        assert!(kept.is_empty());
+        let needed = held.unwrap().needed;
+        assert_eq!(needed.experiments, vec!["support"]);
+        assert_eq!(needed.changes.len(), 1);
+        let approved = KeyPolicy {
+            config_approved: true,
+            ..KeyPolicy::default()
+        };
+        assert!(hold(&approved, &edited, &scored.providers).is_none());
     }
 
     #[test]

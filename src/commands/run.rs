@@ -15,7 +15,7 @@ use crate::results::*;
 use crate::runner::{self, Endpoint};
 use crate::suite::{self, Suite};
 use crate::verdict::{self, Policy, sequential};
-use crate::{arms, assemble, compare, report, stats, trust};
+use crate::{arms, assemble, compare, report, scorers, stats, trust};
 
 pub struct GateOptions {
     pub base: String,
@@ -171,11 +171,16 @@ pub fn run_gate_with(
     for suite in std::iter::once(candidate_suite).chain(baseline_suite) {
         trust::register_keys(&suite.providers);
     }
-    let key_changes = trust::review(
+    let mut key_changes = trust::review(
         baseline_suite.map(|b| &b.providers),
         &candidate_suite.providers,
         &detection.changed_paths,
     );
+    key_changes.extend(trust::review_scorers(
+        baseline_suite,
+        candidate_suite,
+        &detection.changed_paths,
+    ));
     let held = match &options.trust {
         Some(policy) => trust::hold(policy, &key_changes, &candidate_suite.providers),
         None => {
@@ -241,7 +246,15 @@ pub fn run_gate_with(
         suite: candidate_suite,
         side: candidate_side,
     };
-    let endpoints = arms::endpoints(&cmp.repo, &mut jobs, baseline_arm, candidate_arm)?;
+    let mut endpoints = arms::endpoints(&cmp.repo, &mut jobs, baseline_arm, candidate_arm)?;
+    // `exec` scorers come from head for both arms, and run in the head's tree.
+    let scores_with_commands = planned.iter().any(|p| p.candidate.has_exec_scorer());
+    let scorer_dir = if scores_with_commands {
+        Some(endpoints.tree_dir(&cmp.repo, candidate_side)?)
+    } else {
+        None
+    };
+    let exec_scorers = scorers::ExecScorers::new(scorer_dir.as_deref());
     let provider_names = endpoints.names();
     let simulated = !endpoints.map.is_empty() && endpoints.map.values().all(|e| e.provider.simulated());
     let estimate = plan::estimate(&jobs, &prices);
@@ -338,6 +351,7 @@ pub fn run_gate_with(
             timeouts: &timeouts,
             shard: options.shard,
             provider_names: &provider_names,
+            exec: &exec_scorers,
         });
         verdict::judge_with(&mut experiments, &policy, look, plan);
         let mut removed = assemble::removed(detection);

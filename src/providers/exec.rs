@@ -49,9 +49,13 @@ pub const MAX_STDOUT: usize = 16 << 20;
 /// The end of stderr kept for the failure message (the rest is read and dropped).
 pub const STDERR_KEPT: usize = 64 << 10;
 
-/// The `exec` provider type.
+/// A program of the team's own, run the `exec` way: an argv list without a shell, from a
+/// folder of the arm's tree, with a minimal environment (`secrets::child_env` of the listed
+/// variables), its input on stdin, stdout read up to [`MAX_STDOUT`], the end of stderr kept for
+/// the failure message. Dropping a run kills the process. `exec` scorers (`scorers::exec`) run
+/// their commands through this too.
 #[derive(Clone)]
-pub struct ExecProvider {
+pub struct Program {
     program: String,
     args: Vec<String>,
     /// The variables passed through (besides the harmless base set).
@@ -60,11 +64,18 @@ pub struct ExecProvider {
     dir: Option<std::path::PathBuf>,
 }
 
-impl fmt::Debug for ExecProvider {
+/// Why a program's run failed, in words, and whether trying again may help (exit 75).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramFailure {
+    pub message: String,
+    pub transient: bool,
+}
+
+impl fmt::Debug for Program {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Arguments are the user's to choose; one might carry a token.
         let args: Vec<String> = self.args.iter().map(|a| crate::secrets::redact(a)).collect();
-        f.debug_struct("ExecProvider")
+        f.debug_struct("Program")
             .field("program", &self.program)
             .field("args", &args)
             .field("dir", &self.dir)
@@ -72,41 +83,32 @@ impl fmt::Debug for ExecProvider {
     }
 }
 
-impl ExecProvider {
-    pub fn from_spec(spec: &ProviderSpec) -> Result<Self, Error> {
-        match spec.command.as_deref() {
-            Some([program, args @ ..]) if !program.trim().is_empty() => Ok(ExecProvider {
+impl Program {
+    /// `command` is the program and its arguments (not empty); `env` the variables it gets.
+    pub fn new(command: &[String], env: &[String]) -> Option<Program> {
+        match command {
+            [program, args @ ..] if !program.trim().is_empty() => Some(Program {
                 program: program.clone(),
                 args: args.to_vec(),
-                env: spec.env.clone(),
+                env: env.to_vec(),
                 dir: None,
             }),
-            _ => Err(Diagnostic::new(format!(
-                "provider `{}` (type exec) needs `command`: the program and its arguments",
-                spec.name
-            ))
-            .hint("e.g. `command: [python3, scripts/answer.py]`; it reads the request as JSON on stdin and prints the answer")
-            .into()),
+            _ => None,
         }
     }
-}
 
-impl ExecProvider {
     /// Runs the command in `dir` (relative program paths such as `./run.sh` resolve there).
     pub fn in_dir(mut self, dir: Option<&std::path::Path>) -> Self {
         self.dir = dir.map(std::path::Path::to_owned);
         self
     }
-}
 
-#[async_trait]
-impl Provider for ExecProvider {
-    fn kind(&self) -> &'static str {
-        "exec"
-    }
-
-    async fn complete(&self, request: &Request) -> Result<Response, ProviderError> {
-        let permanent = |message: String| ProviderError::Permanent { message };
+    /// Runs the program with `input` on stdin; its stdout when it exits with status 0.
+    pub async fn run(&self, input: &[u8]) -> Result<Vec<u8>, ProgramFailure> {
+        let permanent = |message: String| ProgramFailure {
+            message,
+            transient: false,
+        };
         // A relative program path (`./run.sh`, `.venv/bin/python`) names a file of the arm's
         // tree; std leaves open whether it resolves against the parent's or the child's
         // directory, so it is made absolute here.
@@ -130,15 +132,13 @@ impl Provider for ExecProvider {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| permanent(format!("exec: cannot run `{}`: {e}", self.program)))?;
-        let input =
-            serde_json::to_vec(request).map_err(|e| permanent(format!("exec: cannot encode the request: {e}")))?;
         let stdin = child.stdin.take();
         // Written while the output is read: a program that answers before it has read all of
         // its input must not deadlock on a full pipe.
         let write = async move {
             if let Some(mut stdin) = stdin {
                 // A program may exit without reading stdin; its exit status tells the story.
-                let _ = stdin.write_all(&input).await;
+                let _ = stdin.write_all(input).await;
                 let _ = stdin.shutdown().await;
             }
         };
@@ -156,27 +156,98 @@ impl Provider for ExecProvider {
                 )));
             }
         };
-        let status = child.wait().await.map_err(|e| ProviderError::Transient {
+        let status = child.wait().await.map_err(|e| ProgramFailure {
             message: format!("exec: waiting for `{}` failed: {e}", self.program),
-            retry_after_ms: None,
+            transient: true,
         })?;
-
         if !status.success() {
             let stderr = stderr_tail(&stderr);
             let how = match status.code() {
                 Some(code) => format!("exited with status {code}"),
                 None => format!("was killed ({status})"),
             };
-            let message = format!("exec: `{}` {how}{stderr}", self.program);
-            return Err(if status.code() == Some(EXIT_TEMPFAIL) {
+            return Err(ProgramFailure {
+                message: format!("exec: `{}` {how}{stderr}", self.program),
+                transient: status.code() == Some(EXIT_TEMPFAIL),
+            });
+        }
+        Ok(stdout)
+    }
+
+    /// [`Program::run`] from synchronous code, ending (and killing) the program after
+    /// `timeout`.
+    pub fn run_blocking(&self, input: &[u8], timeout: std::time::Duration) -> Result<Vec<u8>, ProgramFailure> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ProgramFailure {
+                message: format!("exec: cannot start `{}`: {e}", self.program),
+                transient: true,
+            })?;
+        runtime.block_on(async {
+            match tokio::time::timeout(timeout, self.run(input)).await {
+                Ok(result) => result,
+                Err(_) => Err(ProgramFailure {
+                    message: format!(
+                        "exec: `{}` did not finish within {} s and was stopped",
+                        self.program,
+                        timeout.as_secs_f64()
+                    ),
+                    transient: false,
+                }),
+            }
+        })
+    }
+}
+
+/// The `exec` provider type.
+#[derive(Clone, Debug)]
+pub struct ExecProvider {
+    program: Program,
+}
+
+impl ExecProvider {
+    pub fn from_spec(spec: &ProviderSpec) -> Result<Self, Error> {
+        match spec.command.as_deref().and_then(|c| Program::new(c, &spec.env)) {
+            Some(program) => Ok(ExecProvider { program }),
+            None => Err(Diagnostic::new(format!(
+                "provider `{}` (type exec) needs `command`: the program and its arguments",
+                spec.name
+            ))
+            .hint("e.g. `command: [python3, scripts/answer.py]`; it reads the request as JSON on stdin and prints the answer")
+            .into()),
+        }
+    }
+
+    /// Runs the command in `dir` (relative program paths such as `./run.sh` resolve there).
+    pub fn in_dir(mut self, dir: Option<&std::path::Path>) -> Self {
+        self.program = self.program.in_dir(dir);
+        self
+    }
+}
+
+#[async_trait]
+impl Provider for ExecProvider {
+    fn kind(&self) -> &'static str {
+        "exec"
+    }
+
+    async fn complete(&self, request: &Request) -> Result<Response, ProviderError> {
+        let permanent = |message: String| ProviderError::Permanent { message };
+        let input =
+            serde_json::to_vec(request).map_err(|e| permanent(format!("exec: cannot encode the request: {e}")))?;
+        let stdout = self.program.run(&input).await.map_err(|failure| {
+            if failure.transient {
                 ProviderError::Transient {
-                    message,
+                    message: failure.message,
                     retry_after_ms: None,
                 }
             } else {
-                ProviderError::Permanent { message }
-            });
-        }
+                ProviderError::Permanent {
+                    message: failure.message,
+                }
+            }
+        })?;
         parse_stdout(request, &String::from_utf8_lossy(&stdout)).map_err(permanent)
     }
 }

@@ -111,7 +111,7 @@ pub(super) fn parse(
 
 /// The 1-based column of `"key"` on a JSON line, so a per-case error points at the field it is
 /// about; 0 (unknown) when the line does not spell it that way (CSV, YAML).
-fn key_column(text: &str, line: u64, key: &str) -> u64 {
+pub(super) fn key_column(text: &str, line: u64, key: &str) -> u64 {
     let Some(source) = usize::try_from(line)
         .ok()
         .and_then(|l| l.checked_sub(1))
@@ -235,20 +235,29 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
     }
     for (i, h) in headers.iter().enumerate() {
         if let Some(kind) = h.strip_prefix("assert.") {
-            if kind == "json-path" {
-                return Err(Diagnostic::new(
-                    "json-path assertions need a path and a value, which a CSV cell cannot hold",
-                )
-                .in_file(path)
-                .at(text, 1, 0)
-                .hint("write this dataset as JSONL or YAML, or use a regex assertion")
-                .into());
+            let header_line = text.lines().next().unwrap_or_default();
+            let column = header_line
+                .find(h.as_str())
+                .map_or(0, |byte| header_line[..byte].chars().count() as u64 + 1);
+            if kind == "json-path" || kind == "exec" {
+                let (what, instead) = if kind == "exec" {
+                    (
+                        "exec scorers need a command",
+                        "or put the scorer in the experiment's `assert:`",
+                    )
+                } else {
+                    (
+                        "json-path assertions need a path and a value",
+                        "or use a regex assertion",
+                    )
+                };
+                return Err(Diagnostic::new(format!("{what}, which a CSV cell cannot hold"))
+                    .in_file(path)
+                    .at(text, 1, column)
+                    .hint(format!("write this dataset as JSONL or YAML, {instead}"))
+                    .into());
             }
             if !super::ASSERTION_TYPES.contains(&kind) {
-                let header_line = text.lines().next().unwrap_or_default();
-                let column = header_line
-                    .find(h.as_str())
-                    .map_or(0, |byte| header_line[..byte].chars().count() as u64 + 1);
                 let d = Diagnostic::new(format!("unknown assertion column `{h}` (column {})", i + 1))
                     .in_file(path)
                     .at(text, 1, column);
@@ -288,7 +297,9 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
                                 .parse::<u64>()
                                 .map(Value::from)
                                 .unwrap_or_else(|_| Value::String(cell.to_owned())),
-                            "json-valid" => Value::Null,
+                            // Types that need no value: any mark in the cell applies them
+                            // (`pii` then with every built-in detector).
+                            "json-valid" | "refusal" | "not-refusal" | "pii" => Value::Null,
                             _ => Value::String(cell.to_owned()),
                         };
                         case.assert.push(RawAssertion {
@@ -296,6 +307,10 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
                             value: Some(value).filter(|v| !v.is_null()),
                             path: None,
                             metric: None,
+                            threshold: None,
+                            method: None,
+                            command: None,
+                            allow: None,
                         });
                     }
                 }

@@ -125,6 +125,38 @@ pub fn load_experiment(
         asserts.push(assertion);
     }
 
+    // A similarity without a `value` compares with the case's `expected` var: every case it
+    // applies to must have one, or its score would mean nothing.
+    for case in &cases {
+        let needs_expected = asserts.iter().chain(&case.asserts).any(|a| {
+            matches!(
+                a.check,
+                Check::Similarity {
+                    reference: Reference::Expected,
+                    ..
+                }
+            )
+        });
+        let has_expected = matches!(case.vars.get(EXPECTED_VAR), Some(Value::String(s)) if !s.trim().is_empty());
+        if needs_expected && !has_expected {
+            let line = case
+                .origin
+                .rsplit_once(':')
+                .and_then(|(_, l)| l.parse().ok())
+                .unwrap_or(0);
+            return Err(Diagnostic::new(format!(
+                "case `{}` has no `{EXPECTED_VAR}` var for its similarity assertion to compare with",
+                case.id
+            ))
+            .in_file(&dataset_path)
+            .at(&dataset_text, line, dataset::key_column(&dataset_text, line, "vars"))
+            .hint(format!(
+                "add the reference answer to the case's vars (\"{EXPECTED_VAR}\": \"…\"), or give the similarity assertion a `value`"
+            ))
+            .into());
+        }
+    }
+
     let mut globs = GlobSetBuilder::new();
     for pattern in &e.depends_on {
         let glob = globset::GlobBuilder::new(&pattern.value)
@@ -170,6 +202,28 @@ pub fn load_experiment(
         }
     }
     let mut depends_on_globs: Vec<String> = e.depends_on.iter().map(|d| d.value.clone()).collect();
+    // An `exec` scorer's scripts decide the scores as much as its command line does.
+    let scorer_commands = asserts
+        .iter()
+        .chain(cases.iter().flat_map(|c| &c.asserts))
+        .filter_map(|a| match &a.check {
+            Check::Exec { command, .. } => Some(command),
+            _ => None,
+        });
+    let mut scorer_files = BTreeMap::new();
+    for command in scorer_commands {
+        for (path, object) in paths_named(&**source, command) {
+            scorer_files.entry(path).or_insert(object.kind);
+        }
+    }
+    for (path, kind) in &scorer_files {
+        match kind {
+            ObjectKind::File => {
+                dependencies.insert(path.clone());
+            }
+            ObjectKind::Folder => depends_on_globs.push(format!("{path}/**")),
+        }
+    }
     for (path, (_, kind)) in &command_files {
         match kind {
             ObjectKind::File => {

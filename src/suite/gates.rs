@@ -3,19 +3,10 @@
 
 use super::*;
 
-/// Higher is better for quality scores; lower for errors, latency and cost.
+/// Higher is better for quality scores; lower for errors, latency, cost, hallucinations and
+/// leaks (`metrics::Metric::default_direction`, the one home of that rule).
 pub fn default_direction(metric: &str) -> Direction {
-    if metric == "error_rate"
-        || metric == "flaky_share"
-        || metric.starts_with("latency")
-        || metric.ends_with("_ms")
-        || metric.starts_with("cost")
-        || metric.contains("hallucination")
-    {
-        Direction::Lower
-    } else {
-        Direction::Higher
-    }
+    crate::metrics::Metric::of(metric).default_direction()
 }
 
 /// Quality and errors block by default; latency and cost inform unless the suite says so.
@@ -46,10 +37,11 @@ pub(super) fn default_gates(alpha: f64) -> Vec<GateSpec> {
 /// Gate names must be metrics something produces.
 pub(super) fn check_gate_metrics(source: &dyn FileSource, suite: &Suite) -> Result<(), Error> {
     let mut known: BTreeSet<String> = BUILTIN_METRICS.iter().map(|m| (*m).to_owned()).collect();
-    known.insert(crate::analyze::FLAKY_SHARE.to_owned());
+    known.insert(crate::metrics::FLAKY_SHARE.to_owned());
+    known.insert(crate::metrics::CONSISTENCY.to_owned());
     for e in &suite.experiments {
         for a in e.asserts.iter().chain(e.cases.iter().flat_map(|c| c.asserts.iter())) {
-            known.insert(a.metric.clone());
+            known.extend(a.metrics());
         }
     }
     for g in &suite.gates {

@@ -359,8 +359,14 @@ pub fn command_paths(source: &dyn FileSource, spec: &ProviderSpec) -> Vec<(Strin
     if spec.kind != ProviderKind::Exec {
         return Vec::new();
     }
+    paths_named(source, spec.command.as_deref().unwrap_or_default())
+}
+
+/// The files and folders of the tree a command's arguments name, relative to the root of the
+/// tree it runs from (an `exec` provider's or scorer's).
+pub fn paths_named(source: &dyn FileSource, command: &[String]) -> Vec<(String, Object)> {
     let mut paths = Vec::new();
-    for arg in spec.command.iter().flatten() {
+    for arg in command {
         if arg.is_empty() || arg.starts_with('-') {
             continue;
         }

@@ -167,7 +167,111 @@ pub enum Check {
         value: Value,
     },
     MaxLength(usize),
+    /// Personal data in the output: its score is 1 when some is found (a leak), and the call
+    /// then fails.
+    Pii(Arc<PiiDetectors>),
+    /// None of these terms, as whole words in any case. `regex` matches any of them.
+    ForbiddenTerms {
+        terms: Vec<String>,
+        regex: Regex,
+    },
+    /// The output is JSON valid against the schema.
+    JsonSchema(Arc<jsonschema::Validator>),
+    /// The output declines to answer (`refusal`), or does not (`not-refusal`).
+    Refusal {
+        expected: bool,
+    },
+    /// Lexical similarity to a reference answer, a score in [0, 1]; with a threshold, also a
+    /// pass/fail.
+    Similarity {
+        reference: Reference,
+        threshold: Option<f64>,
+        method: SimilarityMethod,
+    },
+    /// A command of the team's own scores the output: `scores` are the names it returns.
+    Exec {
+        command: Vec<String>,
+        scores: Vec<String>,
+    },
 }
+
+/// What a `pii` assertion looks for.
+#[derive(Debug)]
+pub struct PiiDetectors {
+    pub builtin: Vec<PiiKind>,
+    /// Configured patterns (national ids and the like), by name.
+    pub custom: Vec<(String, Regex)>,
+    /// Findings that are no leak, as written (`privacy@example.com`, `1-800-555-0142`): a
+    /// finding is allowed when its letters, digits and `@` equal an entry's, in any case.
+    pub allow: Vec<String>,
+}
+
+/// The built-in personal-data detectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PiiKind {
+    Email,
+    Phone,
+    Iban,
+    Card,
+}
+
+impl PiiKind {
+    pub const ALL: [PiiKind; 4] = [PiiKind::Email, PiiKind::Phone, PiiKind::Iban, PiiKind::Card];
+
+    /// The name in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PiiKind::Email => "email",
+            PiiKind::Phone => "phone",
+            PiiKind::Iban => "iban",
+            PiiKind::Card => "card",
+        }
+    }
+}
+
+/// The answer a similarity is measured against.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reference {
+    /// Written in the assertion (`value`).
+    Text(String),
+    /// The case's `expected` var.
+    Expected,
+}
+
+/// The case var a similarity assertion without a `value` compares with.
+pub const EXPECTED_VAR: &str = "expected";
+
+/// How a similarity is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimilarityMethod {
+    /// ROUGE-L F-measure over words (see `scorers::similarity`).
+    RougeL,
+}
+
+impl SimilarityMethod {
+    pub const NAMES: &[&str] = &["rouge-l"];
+}
+
+impl Assertion {
+    /// Every score name this assertion records (an `exec` scorer's several, a similarity's
+    /// pass/fail beside its score).
+    pub fn metrics(&self) -> Vec<String> {
+        match &self.check {
+            Check::Exec { scores, .. } => scores.clone(),
+            Check::Similarity { threshold: Some(_), .. } => vec![self.metric.clone(), pass_name(&self.metric)],
+            _ => vec![self.metric.clone()],
+        }
+    }
+}
+
+/// The name of a similarity's pass/fail score beside its `metric`.
+pub fn pass_name(metric: &str) -> String {
+    format!("{metric}_pass")
+}
+
+/// Score names no assertion may take: `pass` is the call's own, `consistency` the agreement
+/// between a case's repeats.
+pub const RESERVED_METRICS: &[&str] = &["pass", "consistency"];
 
 /// The assertion types, as written in files.
 pub const ASSERTION_TYPES: &[&str] = &[
@@ -181,6 +285,13 @@ pub const ASSERTION_TYPES: &[&str] = &[
     "json-valid",
     "json-path",
     "max-length",
+    "pii",
+    "forbidden-terms",
+    "json-schema",
+    "refusal",
+    "not-refusal",
+    "similarity",
+    "exec",
 ];
 
 impl Suite {
@@ -226,6 +337,14 @@ impl Experiment {
     pub fn units(&self) -> usize {
         let groups: BTreeSet<&str> = self.cases.iter().filter_map(|c| c.group.as_deref()).collect();
         groups.len() + self.cases.iter().filter(|c| c.group.is_none()).count()
+    }
+
+    /// Whether a case of this experiment is scored by an `exec` scorer's command.
+    pub fn has_exec_scorer(&self) -> bool {
+        self.asserts
+            .iter()
+            .chain(self.cases.iter().flat_map(|c| &c.asserts))
+            .any(|a| matches!(a.check, Check::Exec { .. }))
     }
 
     /// The changed paths (of `changed`) this experiment depends on.

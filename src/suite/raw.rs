@@ -136,8 +136,57 @@ pub struct RawAssertion {
     pub value: Option<serde_json::Value>,
     /// json-path: where in the output's JSON to look.
     pub path: Option<String>,
-    /// The score's name in the results (defaults to the type).
-    pub metric: Option<String>,
+    /// The score's name in the results (defaults to the type); an `exec` scorer may name
+    /// several, one per score its command returns.
+    pub metric: Option<MetricNames>,
+    /// similarity: the score at or above which the assertion passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// similarity: how the score is computed (`rouge-l`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// exec: the scorer's program and its arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// pii: what is not a leak (the organisation's own public addresses and numbers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
+}
+
+/// `metric: tone` or `metric: [tone, concise]`: the names an assertion's scores take.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricNames(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for MetricNames {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MetricNames;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a metric name, or a list of names for an exec scorer")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<MetricNames, E> {
+                Ok(MetricNames(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<MetricNames, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    names.push(name);
+                }
+                Ok(MetricNames(names))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl serde::Serialize for MetricNames {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => s.serialize_str(one),
+            many => many.serialize(s),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

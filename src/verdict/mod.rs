@@ -126,6 +126,7 @@ pub fn judge_with(experiments: &mut [ExperimentResult], policy: &Policy, look: O
         let (flaky_share, flaky_cases) = analyze::flaky_share(&e.cases);
         e.noise.flaky_share = flaky_share;
         e.noise.flaky_cases = flaky_cases;
+        e.noise.least_consistent = analyze::least_consistent(&e.cases);
         let mut names = metric_names(&all_gates, &e.cases);
         if e.repeats > 1 && !names.iter().any(|n| n == metrics::FLAKY_SHARE) {
             names.push(metrics::FLAKY_SHARE.to_owned());
@@ -258,16 +259,26 @@ fn estimate_all(
     })
 }
 
-/// The built-in metrics, plus every gated scorer metric some call produced.
+/// The built-in metrics, every gated scorer metric some call produced, and every numeric score
+/// (a similarity, an `exec` scorer's number, `consistency`) gated or not: `pass_rate` sums up
+/// the assertions, but nothing else would show a number a scorer measured.
 fn metric_names(gates: &[suite::GateSpec], cases: &[CaseResult]) -> Vec<String> {
     let mut names: Vec<String> = metrics::BUILTIN.iter().map(|m| (*m).to_owned()).collect();
+    let calls = || cases.iter().flat_map(|c| c.baseline.iter().chain(&c.candidate));
     for gate in gates {
-        let produced = cases
-            .iter()
-            .flat_map(|c| c.baseline.iter().chain(&c.candidate))
-            .any(|call| call.scores.contains_key(&gate.metric));
+        let produced = calls().any(|call| call.scores.contains_key(&gate.metric));
         if !names.contains(&gate.metric) && produced {
             names.push(gate.metric.clone());
+        }
+    }
+    let numeric: std::collections::BTreeSet<&String> = calls()
+        .flat_map(|call| &call.scores)
+        .filter(|(_, score)| matches!(score, Score::Number(_)))
+        .map(|(name, _)| name)
+        .collect();
+    for name in numeric {
+        if !names.contains(name) {
+            names.push(name.clone());
         }
     }
     names
@@ -281,6 +292,23 @@ fn arm_failure(e: &ExperimentResult, max_error_rate: f64) -> Option<String> {
     ] {
         if calls.is_empty() {
             continue;
+        }
+        // A scorer that failed on too many outputs leaves its metrics measured on a few: the
+        // run is not a verdict on them (its failures say what broke).
+        let answered: Vec<&&Call> = calls.iter().filter(|c| c.error.is_none()).collect();
+        let unscored: Vec<&&&Call> = answered.iter().filter(|c| !c.scorer_errors.is_empty()).collect();
+        if !answered.is_empty() && unscored.len() as f64 / answered.len() as f64 > max_error_rate {
+            let example = unscored
+                .first()
+                .and_then(|c| c.scorer_errors.first())
+                .cloned()
+                .unwrap_or_default();
+            return Some(format!(
+                "the run failed: a scorer could not score {} of {} {arm} outputs (more than {} allowed); first error: {example}",
+                unscored.len(),
+                answered.len(),
+                format::relative(max_error_rate).trim_start_matches('+'),
+            ));
         }
         let errored = calls.iter().filter(|c| c.error.is_some()).count();
         if errored as f64 / calls.len() as f64 > max_error_rate {

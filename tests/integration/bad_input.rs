@@ -744,6 +744,244 @@ fn unknown_assertion_type_in_suite_assert() {
     );
 }
 
+// 12b. Scorers: personal data, forbidden terms, JSON Schema, similarity, exec.
+
+/// Replaces the demo suite's experiment-level assertion with `assertion`.
+fn suite_assert(r: &dyn Tree, assertion: &str) {
+    r.edit(SUITE, "{type: max-length, value: 1200}", assertion);
+}
+
+#[test]
+fn unknown_kind_of_personal_data() {
+    check(
+        |r| suite_assert(r, "{type: pii, value: [email, iabn]}"),
+        &[
+            "unknown kind of personal data `iabn`",
+            "promptgate.yaml:19:14",
+            "hint: did you mean `iban`?",
+        ],
+    );
+}
+
+#[test]
+fn invalid_pattern_for_a_national_id() {
+    check(
+        |r| suite_assert(r, r#"{type: pii, value: [email, {us-ssn: '\d{3}-(\d{2}'}]}"#),
+        &["invalid regex", "promptgate.yaml:19:14", "hint: the regex syntax"],
+    );
+}
+
+#[test]
+fn pii_metric_named_as_if_higher_were_better() {
+    check(
+        |r| suite_assert(r, "{type: pii, metric: privacy_score}"),
+        &[
+            "its metric `privacy_score` must read lower-is-better",
+            "promptgate.yaml:19:14",
+            "hint: name it as a leak",
+        ],
+    );
+}
+
+#[test]
+fn forbidden_terms_without_terms() {
+    check(
+        |r| suite_assert(r, "{type: forbidden-terms}"),
+        &[
+            "assertion `forbidden-terms` needs a list of terms",
+            "promptgate.yaml:19:14",
+            "hint: e.g. {type: forbidden-terms",
+        ],
+    );
+}
+
+#[test]
+fn json_schema_that_is_not_a_schema() {
+    check(
+        |r| suite_assert(r, "{type: json-schema, value: {type: objekt}}"),
+        &[
+            "invalid JSON Schema",
+            "promptgate.yaml:19:14",
+            "hint: the schema must itself be valid",
+        ],
+    );
+}
+
+#[test]
+fn json_schema_file_that_is_not_json() {
+    check(
+        |r| {
+            r.write("schemas/answer.json", "{type: object");
+            suite_assert(r, "{type: json-schema, value: file://schemas/answer.json}");
+        },
+        &[
+            "the schema is not valid JSON",
+            "promptgate.yaml:19:14",
+            "hint: e.g. {type: json-schema",
+        ],
+    );
+}
+
+#[test]
+fn json_schema_with_a_remote_reference() {
+    check(
+        |r| {
+            suite_assert(
+                r,
+                r#"{type: json-schema, value: {"$ref": "https://example.com/answer.json"}}"#,
+            )
+        },
+        &[
+            "invalid JSON Schema",
+            "promptgate.yaml:19:14",
+            "hint: promptgate resolves no `$ref`",
+        ],
+    );
+}
+
+#[test]
+fn similarity_threshold_out_of_range() {
+    check(
+        |r| {
+            suite_assert(
+                r,
+                r#"{type: similarity, value: "Refunds within 30 days.", threshold: 80}"#,
+            )
+        },
+        &[
+            "similarity threshold must be between 0 and 1, got 80",
+            "promptgate.yaml:19:14",
+            "hint: the score is a ROUGE-L F-measure",
+        ],
+    );
+}
+
+#[test]
+fn unknown_similarity_method() {
+    check(
+        |r| {
+            suite_assert(
+                r,
+                r#"{type: similarity, value: "Refunds within 30 days.", method: rouge}"#,
+            )
+        },
+        &[
+            "unknown similarity method `rouge`",
+            "promptgate.yaml:19:14",
+            "hint: did you mean `rouge-l`?",
+        ],
+    );
+}
+
+#[test]
+fn similarity_without_an_expected_answer() {
+    check(
+        |r| suite_assert(r, "{type: similarity, threshold: 0.5}"),
+        &[
+            "case `refund-window` has no `expected` var for its similarity assertion",
+            "datasets/customer-support.jsonl:1:",
+            "hint: add the reference answer to the case's vars",
+        ],
+    );
+}
+
+#[test]
+fn threshold_on_an_assertion_that_has_none() {
+    check(
+        |r| suite_assert(r, "{type: max-length, value: 1200, threshold: 0.5}"),
+        &[
+            "assertion `max-length` takes no `threshold`",
+            "promptgate.yaml:19:14",
+            "hint: `threshold` belongs to similarity assertions",
+        ],
+    );
+}
+
+#[test]
+fn exec_scorer_without_a_command() {
+    check(
+        |r| suite_assert(r, "{type: exec, metric: tone}"),
+        &[
+            "assertion `exec` needs `command`",
+            "promptgate.yaml:19:14",
+            "hint: e.g. {type: exec, command: [python3, scripts/score.py], metric: tone}",
+        ],
+    );
+}
+
+#[test]
+fn exec_scorer_taking_a_reserved_name() {
+    check(
+        |r| {
+            suite_assert(
+                r,
+                "{type: exec, command: [python3, scripts/score.py], metric: [tone, consistency]}",
+            )
+        },
+        &[
+            "`consistency` is promptgate's own metric",
+            "promptgate.yaml:19:14",
+            "hint: name it differently",
+        ],
+    );
+}
+
+#[test]
+fn several_metric_names_on_an_assertion_with_one_score() {
+    check(
+        |r| suite_assert(r, "{type: max-length, value: 1200, metric: [short, brief]}"),
+        &[
+            "assertion `max-length` records one score: `metric` takes one name",
+            "promptgate.yaml:19:14",
+            "hint: several names belong to exec scorers",
+        ],
+    );
+}
+
+#[test]
+fn exec_scorer_in_a_csv_column() {
+    check(
+        |r| {
+            r.edit(CSV, "assert.icontains", "assert.exec");
+        },
+        &[
+            "exec scorers need a command, which a CSV cell cannot hold",
+            "datasets/product-faq.csv:1:",
+            "hint: write this dataset as JSONL or YAML",
+        ],
+    );
+}
+
+#[test]
+fn refusal_given_a_value_in_a_jsonl_case() {
+    check(
+        |r| {
+            r.edit(
+                JSONL,
+                r#""type": "icontains", "value": "original payment method""#,
+                r#""type": "not-refusal", "value": "original payment method""#,
+            );
+        },
+        &[
+            "case `refund-to-card`: assertion `not-refusal` takes no `value`",
+            "datasets/customer-support.jsonl:3:",
+            "hint: write {type: not-refusal}",
+        ],
+    );
+}
+
+#[test]
+fn unknown_key_on_an_assertion() {
+    check(
+        |r| suite_assert(r, r#"{type: similarity, value: "x", treshold: 0.5}"#),
+        &[
+            "unknown key `treshold`",
+            "promptgate.yaml:19:",
+            "hint: did you mean `threshold`?",
+        ],
+    );
+}
+
 #[test]
 fn unknown_assertion_column_in_csv() {
     check(

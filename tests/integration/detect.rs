@@ -66,8 +66,8 @@ fn an_assertion_file_is_a_dependency() {
     repo.write("scorers/no-promises.txt", "guarantee");
     repo.edit(
         "promptgate.yaml",
-        "assert: [{type: max-length, value: 1200}]",
-        "assert: [{type: max-length, value: 1200}, {type: not-icontains, value: \"file://scorers/no-promises.txt\"}]",
+        "assert: [{type: max-length, value: 1200},",
+        "assert: [{type: max-length, value: 1200}, {type: not-icontains, value: \"file://scorers/no-promises.txt\"},",
     );
     repo.commit("scorer file");
     repo.checkout_new("pr");

@@ -494,10 +494,10 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
             .find(|a| a["path"] == p)
             .unwrap_or_else(|| panic!("no annotation on {p}: {annotations:?}"))
     };
-    // On the changed lines: the refunds include replaced by two lines, the version bumped.
+    // On the changed lines: the refunds include replaced by three lines, the version bumped.
     let prompt = on("prompts/customer-support.md");
     assert_eq!(prompt["annotation_level"], "failure");
-    assert_eq!((&prompt["start_line"], &prompt["end_line"]), (&json!(14), &json!(15)));
+    assert_eq!((&prompt["start_line"], &prompt["end_line"]), (&json!(14), &json!(16)));
     let config = on("configs/customer-support.yaml");
     assert_eq!(config["annotation_level"], "failure");
     assert_eq!(config["start_line"], 2);

@@ -11,6 +11,7 @@ mod live;
 mod merge;
 mod outputs;
 mod policy;
+mod scorers;
 mod verdicts;
 mod workflows;
 mod worktree;

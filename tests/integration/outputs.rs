@@ -18,9 +18,18 @@ fn demo_runs_offline_and_exits_0_with_a_failing_verdict() {
     assert!(report.starts_with("<!-- promptgate:report -->"));
     assert!(report.contains("flipped pass → fail"));
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
-    // one testcase per experiment × gated metric: 2 experiments × 3 gates
-    assert_eq!(junit.matches("<testcase ").count(), 6, "{junit}");
-    assert_eq!(junit.matches("<failure").count(), 1, "{junit}");
+    // One testcase per experiment × gated metric it measured: customer-support has the 4 gates
+    // (its `pii` assertion feeds pii_leak_rate), product-faq 3. Its pass rate and the staff
+    // phone number the pull request puts into its answers fail customer-support.
+    assert_eq!(junit.matches("<testcase ").count(), 7, "{junit}");
+    assert_eq!(junit.matches("<failure").count(), 2, "{junit}");
+    assert!(
+        junit.contains(
+            "<testcase name=\"pii_leak_rate\" classname=\"customer-support\">\n      <failure message=\"regression"
+        ),
+        "{junit}"
+    );
+    assert!(report.contains("✗ pii_leak_rate: found personal data: a phone number (+* (***) ***-**93)"));
 }
 
 #[test]

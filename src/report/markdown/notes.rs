@@ -25,6 +25,20 @@ pub(super) fn design_notes(e: &ExperimentResult) -> Vec<String> {
         }
         notes.push(note);
     }
+    if !e.noise.least_consistent.is_empty() {
+        // Case ids come from the dataset: escaped like any other text of the pull request.
+        let value = |x: Option<f64>| x.map_or_else(format::dash, |x| format!("{x:.2}"));
+        let cases: Vec<String> = e
+            .noise
+            .least_consistent
+            .iter()
+            .map(|c| format!("{} ({} → {})", name(&c.id), value(c.baseline), value(c.candidate)))
+            .collect();
+        notes.push(format!(
+            "Least consistent cases (agreement between repeats, baseline → candidate): {}.",
+            cases.join(", ")
+        ));
+    }
     if let Some(s) = &e.noise.sequential {
         let saved = 1.0 - s.calls_made as f64 / s.calls_planned.max(1) as f64;
         notes.push(format!(

@@ -1,0 +1,144 @@
+//! Scorers end to end: a similarity, an `exec` scorer and consistency across repeats go
+//! through the same paired statistics, gates and comment as pass/fail; a broken scorer is a
+//! run error, never a quiet "no change".
+
+use serde_json::Value;
+
+use crate::gate::{experiment, metric};
+use crate::support::{TestRepo, fixture, results};
+
+/// Scores an output's length in words, and whether the output is under 40 words; the marker
+/// file shows the script runs in the head's tree.
+const SCORER: &str = r#"input=$(cat)
+words=$(printf '%s' "$input" | sed 's/.*"output":"\([^"]*\)".*/\1/' | wc -w)
+short=false; [ "$words" -lt 40 ] && short=true
+echo "{\"scores\": {\"words\": $words, \"short\": $short, \"tree\": $(cat scripts/marker)}}"
+"#;
+
+/// The demo's base and its pull request, both with `edit` applied to the suite, the scorer
+/// script committed (`marker` 1 at base, 2 at head) and three repeats.
+fn demo_with_scorers(assert: &str) -> TestRepo {
+    let edit = |repo: &TestRepo, marker: &str| {
+        repo.edit("promptgate.yaml", "defaults: {repeats: 1,", "defaults: {repeats: 3,");
+        repo.edit(
+            "promptgate.yaml",
+            "assert: [{type: max-length, value: 1200},",
+            &format!("assert: [{assert}, {{type: max-length, value: 1200}},"),
+        );
+        repo.write("scripts/score.sh", SCORER);
+        repo.write("scripts/marker", marker);
+    };
+    let repo = TestRepo::with_demo_base();
+    edit(&repo, "1");
+    repo.commit("scorers at base");
+    repo.checkout_new("pr");
+    repo.replace_tree(&fixture("pr"));
+    edit(&repo, "2");
+    repo.commit("pr");
+    repo
+}
+
+fn scores<'a>(e: &'a Value, arm: &str) -> impl Iterator<Item = &'a Value> {
+    e["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(move |c| c[arm].as_array().unwrap().iter().map(|call| &call["scores"]))
+}
+
+#[test]
+fn similarity_exec_scores_and_consistency_are_paired_means_in_the_comment() {
+    let repo = demo_with_scorers(
+        r#"{type: similarity, value: "You can send back unused items within 30 days of delivery for a full refund."}, {type: exec, command: [/bin/sh, scripts/score.sh], metric: [words, short, tree]}"#,
+    );
+    let out = repo.path().join("out");
+    let run = repo.promptgate(&["run", "--base", "main", "--head", "pr", "--out", out.to_str().unwrap()]);
+    run.expect_code(1);
+    let r = results(&out);
+    let support = experiment(&r, "customer-support");
+
+    // Numbers in [0, 1] (similarity, consistency) and the scorer's number are reported
+    // ungated, each a per-case mean compared with the paired t-test.
+    for name in ["similarity", "consistency", "words"] {
+        let m = metric(support, name);
+        assert_eq!(m["test"], "paired-t", "{name}: {m}");
+        assert_eq!(m["estimand"], "mean-difference", "{name}");
+        assert_eq!(m["gated"], false, "{name}");
+        assert_eq!(m["n"], 44, "{name}");
+        assert!(m["baseline"].is_number() && m["candidate"].is_number(), "{name}: {m}");
+    }
+    // The PR drops the refund policy: answers move away from the refund reference.
+    let similarity = metric(support, "similarity");
+    assert!(similarity["delta"].as_f64().unwrap() < 0.0, "{similarity}");
+    for arm in ["baseline", "candidate"] {
+        for s in scores(support, arm) {
+            let x = s["similarity"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&x), "{s}");
+            let c = s["consistency"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&c), "{s}");
+            // Scorers come from head for both arms: the head's script scored the baseline too.
+            assert_eq!(s["tree"].as_f64(), Some(2.0), "{s}");
+            assert!(s["short"].is_boolean() && s["words"].is_number(), "{s}");
+        }
+    }
+    // A boolean from the scorer is an assertion: long answers fail `pass`.
+    let failing_short = support["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["candidate"].as_array().unwrap())
+        .find(|call| call["scores"]["short"] == false);
+    if let Some(call) = failing_short {
+        assert_eq!(call["scores"]["pass"], false);
+        assert!(
+            call["failures"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from("short: the scorer said false"))
+        );
+    }
+
+    // The least consistent cases, least first, each below 1 in some arm.
+    let least = support["least_consistent"].as_array().cloned().unwrap_or_default();
+    let lowest = |c: &Value| {
+        [&c["baseline"], &c["candidate"]]
+            .iter()
+            .filter_map(|v| v.as_f64())
+            .fold(f64::INFINITY, f64::min)
+    };
+    assert!(least.len() <= 5);
+    assert!(least.iter().all(|c| lowest(c) < 1.0), "{least:?}");
+    assert!(least.windows(2).all(|w| lowest(&w[0]) <= lowest(&w[1])), "{least:?}");
+    let any_disagreement = ["baseline", "candidate"]
+        .iter()
+        .any(|arm| scores(support, arm).any(|s| s["consistency"].as_f64().unwrap() < 1.0));
+    assert_eq!(!least.is_empty(), any_disagreement);
+
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for row in ["| similarity |", "| consistency |", "| words |"] {
+        assert!(report.contains(row), "no {row} row:\n{report}");
+    }
+    if !least.is_empty() {
+        assert!(report.contains("Least consistent cases (agreement between repeats, baseline → candidate): "));
+    }
+}
+
+#[test]
+fn a_scorer_that_fails_on_most_outputs_is_a_run_error() {
+    let repo = demo_with_scorers(
+        r#"{type: exec, command: [/bin/sh, -c, "cat >/dev/null; echo 'no model file' >&2; exit 1"], metric: tone}"#,
+    );
+    let out = repo.path().join("out");
+    let run = repo.promptgate(&["run", "--base", "main", "--head", "pr", "--out", out.to_str().unwrap()]);
+    run.expect_code(3)
+        .stderr_has("a scorer could not score 132 of 132 baseline outputs")
+        .stderr_has("tone: exec: `/bin/sh` exited with status 1: no model file");
+    let r = results(&out);
+    assert_eq!(r["verdict"], "error");
+    let call = &experiment(&r, "customer-support")["cases"][0]["candidate"][0];
+    assert_eq!(
+        call["scorer_errors"],
+        serde_json::json!(["tone: exec: `/bin/sh` exited with status 1: no model file"])
+    );
+    assert!(call["scores"].get("tone").is_none());
+}
