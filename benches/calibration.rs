@@ -301,6 +301,7 @@ fn call(repeat: u32, scores: BTreeMap<String, Score>) -> Call {
         fell_back: false,
         scores,
         failures: Vec::new(),
+        judgements: Vec::new(),
     }
 }
 

@@ -444,6 +444,7 @@ mod tests {
             fell_back: false,
             scores,
             failures: Vec::new(),
+            judgements: Vec::new(),
         }
     }
 

@@ -85,6 +85,13 @@ pub fn endpoints(
             }
         }
     }
+    // Judges score both arms with head's judge, under its configured name.
+    if let Some(judge) = candidate.suite.defaults.judge.as_ref().filter(|_| !jobs.is_empty())
+        && !defs.contains_key(&judge.provider)
+        && let Some(def) = builder.def(&candidate, &judge.provider)?
+    {
+        defs.insert(judge.provider.clone(), def);
+    }
     let mut renamed: BTreeMap<String, String> = BTreeMap::new();
     if let Some(baseline) = &baseline {
         // Name at base → the key its endpoint goes by.
@@ -326,6 +333,7 @@ mod tests {
                 max_tokens: None,
                 top_p: None,
                 seed: 0,
+                json: false,
             }),
         }
     }

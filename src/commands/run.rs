@@ -290,6 +290,8 @@ pub fn run_gate_with(
 
     // Offline mock spend is simulated: reported, not capped (as in `plan::check_budget`).
     let max_usd = policy_in_force.budget.max_usd.filter(|_| !simulated);
+    // Judges and rubrics are head's, for both arms.
+    let judge = candidate_suite.defaults.judge.as_ref();
     let run_batch = |batch: &[Job]| {
         execute(
             batch,
@@ -298,6 +300,7 @@ pub fn run_gate_with(
             max_usd,
             options.cache_dir.clone(),
             options.journal.clone(),
+            &crate::scorers::judge::follow_up(&planned, judge, batch),
         )
     };
     let policy = Policy {
@@ -338,6 +341,7 @@ pub fn run_gate_with(
             timeouts: &timeouts,
             shard: options.shard,
             provider_names: &provider_names,
+            judged: &ran.derived,
         });
         verdict::judge_with(&mut experiments, &policy, look, plan);
         let mut removed = assemble::removed(detection);
@@ -459,6 +463,7 @@ fn execute(
     max_usd: Option<f64>,
     cache_dir: Option<PathBuf>,
     journal: Option<PathBuf>,
+    then: &runner::Then<'_>,
 ) -> anyhow::Result<runner::Ran> {
     if jobs.is_empty() {
         return Ok(runner::Ran::default());
@@ -473,7 +478,7 @@ fn execute(
         interruptible: true,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let ran = runtime.block_on(runner::run(jobs, endpoints, prices, &options));
+    let ran = runtime.block_on(runner::run_then(jobs, endpoints, prices, &options, then));
     if ran.interrupted {
         let finished = ran.outcomes.iter().filter(|o| o.attempts > 0 || o.cached).count();
         let kept = options.journal.as_ref().map_or_else(
@@ -602,6 +607,12 @@ fn run_sequential(
 
 /// Adds what one batch ran to the run's totals.
 fn absorb(total: &mut runner::Ran, batch: runner::Ran) {
+    // A judge call names its output by index: after the outputs run so far.
+    let offset = total.outcomes.len();
+    total.derived.extend(batch.derived.into_iter().map(|mut d| {
+        d.parent += offset;
+        d
+    }));
     total.outcomes.extend(batch.outcomes);
     total.retries += batch.retries;
     total.rate_limited += batch.rate_limited;

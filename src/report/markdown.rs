@@ -885,6 +885,7 @@ pub(crate) mod test_fixtures {
             fell_back: false,
             scores: BTreeMap::from([("pass".to_owned(), Score::Bool(passed))]),
             failures: failures.iter().map(|f| (*f).to_owned()).collect(),
+            judgements: Vec::new(),
         }
     }
 

@@ -160,6 +160,7 @@ fn jobs(n: usize, fallbacks: &[&str]) -> Vec<Job> {
                     max_tokens: Some(100),
                     top_p: None,
                     seed: i as u64,
+                    json: false,
                 })
             },
         })

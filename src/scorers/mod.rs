@@ -1,7 +1,10 @@
 //! Scorers: turn one output into named scores. A call passes when all its assertions hold.
 //!
-//! Assertions are deterministic checks on the text. Judge-based scorers (relevance,
-//! hallucination) will call a provider through the runner and land here as more [`Check`]s.
+//! Assertions are deterministic checks on the text, scored here. Judge assertions
+//! (`llm-rubric`, `relevance`, `hallucination`) call the suite's judge through the runner;
+//! [`judge`] builds those calls and adds their verdicts to the scores.
+
+pub mod judge;
 
 use std::collections::BTreeMap;
 
@@ -21,7 +24,9 @@ pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &s
     let mut scores = BTreeMap::new();
     let mut failures = Vec::new();
     for a in assertions {
-        let (ok, why) = check(&a.check, output);
+        let Some((ok, why)) = check(&a.check, output) else {
+            continue;
+        };
         let mut name = a.metric.clone();
         let mut n = 2;
         while scores.contains_key(&name) || name == "pass" {
@@ -47,8 +52,10 @@ pub fn errored<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, error: &
     scored
 }
 
-fn check(check: &Check, output: &str) -> (bool, String) {
-    match check {
+/// Whether `output` passes a deterministic check, and what was expected; `None` for a judge's
+/// check, which [`judge::apply`] scores from the judge's reply.
+fn check(check: &Check, output: &str) -> Option<(bool, String)> {
+    Some(match check {
         Check::Equals(v) => (output.trim() == v.trim(), format!("expected exactly {v:?}")),
         Check::Contains(v) => (output.contains(v.as_str()), format!("expected to contain {v:?}")),
         Check::IContains(v) => (
@@ -83,7 +90,8 @@ fn check(check: &Check, output: &str) -> (bool, String) {
             let len = output.chars().count();
             (len <= *n, format!("expected at most {n} characters, got {len}"))
         }
-    }
+        Check::Judge(_) => return None,
+    })
 }
 
 /// JSON equality where a number written as text in a CSV or YAML cell still matches.
@@ -109,6 +117,7 @@ mod tests {
             value,
             path: path.map(str::to_owned),
             metric: None,
+            context_var: None,
         };
         crate::suite::resolve_assertion(&MemTree::default(), "", &raw, &mut Default::default()).unwrap()
     }

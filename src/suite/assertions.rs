@@ -88,6 +88,16 @@ pub(crate) fn resolve_assertion(
             })?;
             Check::MaxLength(usize::try_from(n).unwrap_or(usize::MAX))
         }
+        "llm-rubric" => Check::Judge(JudgeCheck::Rubric(text().map_err(|_| {
+            (
+                "assertion `llm-rubric` needs the rubric as its `value`".to_owned(),
+                Some("e.g. {type: llm-rubric, value: \"States the refund window.\", metric: relevance}".to_owned()),
+            )
+        })?)),
+        "relevance" => Check::Judge(JudgeCheck::Relevance),
+        "hallucination" => Check::Judge(JudgeCheck::Hallucination {
+            context_var: raw.context_var.clone().unwrap_or_else(|| "context".to_owned()),
+        }),
         // ASSERTION_TYPES was checked above; a type listed there but not handled here is ours.
         other => return Err((format!("assertion type `{other}` is not supported"), None)),
     };
@@ -97,8 +107,18 @@ pub(crate) fn resolve_assertion(
             Some("`path` belongs to json-path assertions".to_owned()),
         ));
     }
+    if raw.context_var.is_some() && kind != "hallucination" {
+        return Err((
+            format!("assertion `{kind}` takes no `context_var`"),
+            Some("`context_var` belongs to hallucination assertions".to_owned()),
+        ));
+    }
+    let default_metric = match kind {
+        "hallucination" => "hallucination_rate",
+        other => other,
+    };
     Ok(Assertion {
-        metric: raw.metric.clone().unwrap_or_else(|| kind.to_owned()),
+        metric: raw.metric.clone().unwrap_or_else(|| default_metric.to_owned()),
         check,
     })
 }

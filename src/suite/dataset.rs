@@ -296,6 +296,7 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
                             value: Some(value).filter(|v| !v.is_null()),
                             path: None,
                             metric: None,
+                            context_var: None,
                         });
                     }
                 }
