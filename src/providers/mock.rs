@@ -645,4 +645,76 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
         let response = futures::executor::block_on(provider.complete(&request));
         assert_eq!(response, Ok(respond(&request)));
     }
+
+    /// What the mock judge says of `output` (the judge prompt of `scorers::judge`, by hand).
+    fn judged(input: &str, output: &str, extra: &str) -> serde_json::Value {
+        let request = Request {
+            model: "judge".to_owned(),
+            messages: vec![
+                Message {
+                    role: Role::System,
+                    content: format!("{} Reply with only a JSON object.", super::super::JUDGE_MARK),
+                },
+                Message {
+                    role: Role::User,
+                    content: format!("<input>\n{input}\n</input>\n<output>\n{output}\n</output>\n{extra}"),
+                },
+            ],
+            temperature: Some(0.0),
+            max_tokens: Some(300),
+            top_p: None,
+            seed: 0,
+            json: true,
+        };
+        serde_json::from_str(&respond(&request).text).expect("the mock judge answers with JSON")
+    }
+
+    #[test]
+    fn the_mock_judge_flags_a_sentence_the_context_does_not_support() {
+        let context =
+            "<context>\nRefunds are issued within 30 days of delivery to the original payment method.\n</context>";
+        let grounded = judged(
+            "Refund window?",
+            "Refunds are issued within 30 days of delivery.",
+            context,
+        );
+        assert_eq!(grounded["pass"], true);
+        assert_eq!(grounded["score"], 5);
+        let invented = judged(
+            "Refund window?",
+            "Refunds are issued within 30 days of delivery. Summit Club members get free express shipping.",
+            context,
+        );
+        assert_eq!(invented["pass"], false);
+        assert_eq!(invented["score"], 3, "one of two claims supported: 1 + 4 * 1/2");
+        assert!(
+            invented["reason"].as_str().unwrap().contains("Summit Club members"),
+            "{invented}"
+        );
+    }
+
+    #[test]
+    fn the_mock_judge_scores_relevance_and_rubrics_by_the_terms_covered() {
+        let on_topic = judged(
+            "How long does express shipping take?",
+            "Express shipping takes two days.",
+            "",
+        );
+        assert_eq!(
+            (on_topic["pass"].clone(), on_topic["score"].clone()),
+            (true.into(), 5.into())
+        );
+        let off_topic = judged("How long does express shipping take?", "Our stores open at nine.", "");
+        assert_eq!(
+            (off_topic["pass"].clone(), off_topic["score"].clone()),
+            (false.into(), 1.into())
+        );
+        assert!(off_topic["reason"].as_str().unwrap().contains("none of the input's"));
+        let rubric = judged(
+            "Refund?",
+            "Within 30 days.",
+            "<rubric>\nStates the refund window in days.\n</rubric>",
+        );
+        assert!(rubric["reason"].as_str().unwrap().contains("the rubric's"), "{rubric}");
+    }
 }

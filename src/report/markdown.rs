@@ -380,6 +380,11 @@ struct RunView {
     estimated: Safe,
     /// Spend per completed call, the unit a reviewer compares with the per-request cost.
     spend_per_call: Safe,
+    /// Judging is the evaluation's cost, never the change's: shown apart from generation.
+    judge_calls: usize,
+    judge_errors: usize,
+    generation_spend: Safe,
+    judge_spend: Safe,
     retries: usize,
     fallbacks: usize,
     rate_limited: usize,
@@ -717,10 +722,14 @@ impl RunView {
             simulated: run.simulated,
             estimated: Safe(dollars(run.estimated_usd)),
             spend_per_call: Safe(if run.completed > 0 {
-                dollars(run.spend_usd / run.completed as f64)
+                dollars((run.spend_usd - run.judge_spend_usd) / run.completed as f64)
             } else {
                 dash()
             }),
+            judge_calls: run.judge_calls,
+            judge_errors: run.judge_errors,
+            generation_spend: Safe(dollars(run.spend_usd - run.judge_spend_usd)),
+            judge_spend: Safe(dollars(run.judge_spend_usd)),
             retries: run.retries,
             fallbacks: run.fallbacks,
             rate_limited: run.rate_limited,

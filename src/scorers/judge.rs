@@ -279,21 +279,30 @@ pub fn apply(
     failures: &mut Vec<String>,
     judged: &[(&Assertion, Option<&Reply>)],
 ) {
-    let mut sums: std::collections::BTreeMap<&str, (f64, usize)> = std::collections::BTreeMap::new();
+    // Per metric: the sum of values, their count, and whether each is a flag (hallucination).
+    let mut sums: std::collections::BTreeMap<&str, (f64, usize, bool)> = std::collections::BTreeMap::new();
     for (assertion, reply) in judged {
         let (Check::Judge(check), Some(reply)) = (&assertion.check, reply) else {
             continue;
         };
-        let entry = sums.entry(assertion.metric.as_str()).or_default();
+        let entry = sums.entry(assertion.metric.as_str()).or_insert((0.0, 0, true));
         entry.0 += value(check, reply);
         entry.1 += 1;
+        entry.2 &= matches!(check, JudgeCheck::Hallucination { .. });
         let failure = format!("{}: {}", assertion.metric, reply.reason);
         if !reply.pass && !failures.contains(&failure) {
             failures.push(failure);
         }
     }
-    for (metric, (sum, n)) in sums {
-        scores.insert(metric.to_owned(), Score::Number(sum / n as f64));
+    for (metric, (sum, n, flag)) in sums {
+        // One judgement of a flag is a flag (the binary test, exact McNemar, reads it); judge
+        // repeats make it a share, a mean.
+        let score = if flag && n == 1 {
+            Score::Bool(sum == 1.0)
+        } else {
+            Score::Number(sum / n as f64)
+        };
+        scores.insert(metric.to_owned(), score);
     }
     scores.insert("pass".to_owned(), Score::Bool(failures.is_empty()));
 }
@@ -304,5 +313,228 @@ fn preview(text: &str) -> String {
         format!("{short:?}…")
     } else {
         format!("{short:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Arm;
+    use crate::providers::{Response, Usage};
+
+    fn case(vars: serde_json::Value) -> Case {
+        Case {
+            id: "refund".to_owned(),
+            description: None,
+            group: None,
+            vars: vars.as_object().unwrap().clone(),
+            asserts: Vec::new(),
+            assert_source: String::new(),
+            origin: "datasets/x.jsonl:1".to_owned(),
+        }
+    }
+
+    fn answered(text: &str) -> Outcome {
+        Outcome {
+            result: Ok(Response {
+                text: text.to_owned(),
+                usage: Usage::default(),
+                latency_ms: None,
+            }),
+            latency_ms: None,
+            cached: false,
+            attempts: 1,
+            provider: Some("judge".to_owned()),
+            fell_back: false,
+        }
+    }
+
+    #[track_caller]
+    fn check(reply: &str, expected: Result<(bool, u8), &str>) {
+        match (parse(reply), expected) {
+            (Ok(r), Ok((pass, score))) => assert_eq!((r.pass, r.score), (pass, score), "{reply}"),
+            (Err(e), Err(fragment)) => assert!(e.contains(fragment), "{reply}: {e}"),
+            (got, want) => panic!("{reply}: got {got:?}, expected {want:?}"),
+        }
+    }
+
+    #[test]
+    fn replies_are_read_strictly() {
+        check(r#"{"pass": true, "score": 5, "reason": "answers it"}"#, Ok((true, 5)));
+        check(
+            r#"{"pass": false, "score": 1.0, "reason": "off topic"}"#,
+            Ok((false, 1)),
+        );
+        // Models outside a JSON mode wrap the object in a fence or a sentence.
+        check(
+            "```json\n{\"pass\": false, \"score\": 2, \"reason\": \"invents a fee\"}\n```",
+            Ok((false, 2)),
+        );
+        check("I'm sorry, I can't help with that.", Err("not a JSON object"));
+        check(r#"{"pass": true, "score": 5"#, Err("not a JSON object"));
+        check(r#"{"score": 4, "reason": "x"}"#, Err("no `pass`"));
+        check(r#"{"pass": true, "reason": "x"}"#, Err("no `score`"));
+        check(r#"{"pass": true, "score": 9, "reason": "x"}"#, Err("`score` is 9"));
+        check(r#"{"pass": true, "score": 3.5, "reason": "x"}"#, Err("`score` is 3.5"));
+        check(
+            r#"{"pass": true, "score": "5", "reason": "x"}"#,
+            Err("not an integer from 1 to 5"),
+        );
+        check(
+            r#"{"pass": "yes", "score": 5, "reason": "x"}"#,
+            Err("`pass` is \"yes\""),
+        );
+        check(r#"{"pass": true, "score": 5}"#, Err("no `reason`"));
+    }
+
+    #[test]
+    fn values_scale_scores_and_count_unsupported_claims() {
+        let reply = |pass, score| Reply {
+            pass,
+            score,
+            reason: String::new(),
+        };
+        assert_eq!(value(&JudgeCheck::Relevance, &reply(true, 5)), 1.0);
+        assert_eq!(value(&JudgeCheck::Relevance, &reply(true, 3)), 0.5);
+        assert_eq!(value(&JudgeCheck::Rubric("r".into()), &reply(false, 1)), 0.0);
+        let grounded = JudgeCheck::Hallucination {
+            context_var: "context".into(),
+        };
+        assert_eq!(value(&grounded, &reply(false, 4)), 1.0);
+        assert_eq!(value(&grounded, &reply(true, 5)), 0.0);
+    }
+
+    #[test]
+    fn the_request_asks_for_json_at_temperature_zero_with_the_context() {
+        let grounded = JudgeCheck::Hallucination {
+            context_var: "context".into(),
+        };
+        let c = case(serde_json::json!({"input": "Refund window?", "context": "Refunds within 30 days."}));
+        let r = request(&grounded, "gpt-4o-mini", &c, "30 days.", 7).unwrap();
+        assert!(r.json);
+        assert_eq!(r.temperature, Some(0.0));
+        assert_eq!(r.model, "gpt-4o-mini");
+        assert!(r.messages[0].content.starts_with(JUDGE_MARK));
+        assert!(
+            r.messages[1]
+                .content
+                .contains("<context>\nRefunds within 30 days.\n</context>")
+        );
+        assert!(r.messages[1].content.contains("<output>\n30 days.\n</output>"));
+        let rubric = request(&JudgeCheck::Rubric("Names the window.".into()), "m", &c, "x", 7).unwrap();
+        assert!(
+            rubric.messages[1]
+                .content
+                .contains("<rubric>\nNames the window.\n</rubric>")
+        );
+        let ungrounded = case(serde_json::json!({"input": "Refund window?"}));
+        let e = request(&grounded, "m", &ungrounded, "x", 7).unwrap_err();
+        assert!(e.contains("has no `context` var"), "{e}");
+    }
+
+    #[test]
+    fn a_malformed_reply_is_asked_again_once_with_another_seed() {
+        let c = case(serde_json::json!({"input": "Refund window?"}));
+        let generation = Job {
+            experiment: 0,
+            case: 0,
+            arm: Arm::Candidate,
+            repeat: 0,
+            provider: "gen".to_owned(),
+            fallbacks: Vec::new(),
+            request: request(&JudgeCheck::Relevance, "m", &c, "x", 1),
+            retime: false,
+        };
+        let settings = JudgeSettings {
+            provider: "judge".to_owned(),
+            model: "m".to_owned(),
+            repeats: 2,
+        };
+        let assertion = Assertion {
+            metric: "relevance".to_owned(),
+            check: Check::Judge(JudgeCheck::Relevance),
+        };
+        let first = judge_jobs(&settings, [&assertion], &c, &generation, &answered("30 days."));
+        assert_eq!(first.len(), 2, "one per judge repeat");
+        let (tag, job) = &first[0];
+        assert_eq!(job.provider, "judge");
+        assert_ne!(
+            first[0].1.request.as_ref().unwrap().seed,
+            first[1].1.request.as_ref().unwrap().seed
+        );
+        assert!(retry(tag, job, &answered(r#"{"pass": true, "score": 4, "reason": "ok"}"#)).is_none());
+        let (again, retried) = retry(tag, job, &answered("not json")).expect("a retry");
+        assert_eq!(again.attempt, 1);
+        assert_ne!(
+            retried.request.as_ref().unwrap().seed,
+            job.request.as_ref().unwrap().seed
+        );
+        assert!(
+            retry(&again, &retried, &answered("still not json")).is_none(),
+            "only once"
+        );
+    }
+
+    #[test]
+    fn judgements_average_repeats_fail_the_call_and_leave_failures_out() {
+        let relevance = Assertion {
+            metric: "relevance".to_owned(),
+            check: Check::Judge(JudgeCheck::Relevance),
+        };
+        let grounded = Assertion {
+            metric: "hallucination_rate".to_owned(),
+            check: Check::Judge(JudgeCheck::Hallucination {
+                context_var: "context".into(),
+            }),
+        };
+        let (good, good_reply) = judgement(
+            "relevance",
+            0,
+            &answered(r#"{"pass": true, "score": 5, "reason": "answers it"}"#),
+            0.001,
+        );
+        assert_eq!((good.score, good.pass, good.cost_usd), (Some(5), Some(true), 0.001));
+        let (_, weak_reply) = judgement(
+            "relevance",
+            1,
+            &answered(r#"{"pass": true, "score": 3, "reason": "partly"}"#),
+            0.0,
+        );
+        let (bad, bad_reply) = judgement("hallucination_rate", 0, &answered("no"), 0.0);
+        assert!(bad.error.as_deref().unwrap().contains("not a JSON object"));
+        assert!(bad_reply.is_none());
+
+        let mut scores = std::collections::BTreeMap::from([("pass".to_owned(), Score::Bool(true))]);
+        let mut failures = Vec::new();
+        apply(
+            &mut scores,
+            &mut failures,
+            &[
+                (&relevance, good_reply.as_ref()),
+                (&relevance, weak_reply.as_ref()),
+                (&grounded, bad_reply.as_ref()),
+            ],
+        );
+        assert_eq!(scores["relevance"], Score::Number(0.75), "(1.0 + 0.5) / 2");
+        assert!(
+            !scores.contains_key("hallucination_rate"),
+            "a failed judgement is no value"
+        );
+        assert_eq!(scores["pass"], Score::Bool(true));
+
+        let (_, unsupported) = judgement(
+            "hallucination_rate",
+            0,
+            &answered(r#"{"pass": false, "score": 2, "reason": "invents a fee"}"#),
+            0.0,
+        );
+        apply(&mut scores, &mut failures, &[(&grounded, unsupported.as_ref())]);
+        assert_eq!(
+            scores["hallucination_rate"],
+            Score::Bool(true),
+            "one judgement of a flag"
+        );
+        assert_eq!(scores["pass"], Score::Bool(false));
+        assert_eq!(failures, vec!["hallucination_rate: invents a fee"]);
     }
 }
