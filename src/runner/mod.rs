@@ -288,7 +288,7 @@ pub async fn run_then(
 
     enum Finished {
         Root(usize, Outcome),
-        Derived(Pending, String, Outcome),
+        Derived(Box<Pending>, String, Outcome),
     }
     let mut running = futures::stream::FuturesUnordered::new();
     let mut roots = to_run.into_iter();
@@ -344,7 +344,7 @@ pub async fn run_then(
                 running.push(
                     async move {
                         let outcome = run.await;
-                        Finished::Derived(pending, key, outcome)
+                        Finished::Derived(Box::new(pending), key, outcome)
                     }
                     .boxed_local(),
                 );
@@ -369,6 +369,7 @@ pub async fn run_then(
                     outcomes[index] = Some(outcome);
                 }
                 Some(Finished::Derived(pending, key, outcome)) => {
+                    let pending = *pending;
                     for waiting in in_flight.remove(&key).unwrap_or_default() {
                         let copy = as_follower(&outcome);
                         ask(waiting.parent, Some(&waiting), &copy, &mut queue);

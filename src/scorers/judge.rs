@@ -36,27 +36,30 @@ const MAX_REASON_CHARS: usize = 600;
 const JUDGE_MAX_TOKENS: u32 = 300;
 
 /// What each finished call of `jobs` (generation jobs of `planned`) asks the runner for: its
-/// judge calls, and a judge call's retry when its reply was not the object.
+/// judge calls, and a judge call's retry when its reply was not the object. It is the
+/// runner's `Then`.
 pub fn follow_up<'a>(
     planned: &'a [Planned<'a>],
     settings: Option<&'a JudgeSettings>,
     jobs: &'a [Job],
-) -> impl Fn(usize, Option<(&JudgeTag, &Job)>, &Outcome) -> Vec<(JudgeTag, Job)> + 'a {
-    move |parent, derived, outcome| match (derived, settings, jobs.get(parent)) {
-        (Some((tag, job)), _, _) => retry(tag, job, outcome).into_iter().collect(),
-        (None, Some(settings), Some(generation)) => {
-            let experiment = planned[generation.experiment].candidate;
-            let case = &experiment.cases[generation.case];
-            judge_jobs(
-                settings,
-                experiment.asserts.iter().chain(&case.asserts),
-                case,
-                generation,
-                outcome,
-            )
-        }
-        (None, _, _) => Vec::new(),
-    }
+) -> Box<crate::runner::Then<'a>> {
+    Box::new(
+        move |parent, derived, outcome| match (derived, settings, jobs.get(parent)) {
+            (Some((tag, job)), _, _) => retry(tag, job, outcome).into_iter().collect(),
+            (None, Some(settings), Some(generation)) => {
+                let experiment = planned[generation.experiment].candidate;
+                let case = &experiment.cases[generation.case];
+                judge_jobs(
+                    settings,
+                    experiment.asserts.iter().chain(&case.asserts),
+                    case,
+                    generation,
+                    outcome,
+                )
+            }
+            (None, _, _) => Vec::new(),
+        },
+    )
 }
 
 /// The judge jobs an output asks for: one per judge assertion and judge repeat, in the

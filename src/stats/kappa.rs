@@ -37,7 +37,8 @@ pub fn cohens_kappa(table: &[Vec<f64>], weights: KappaWeights, confidence: f64) 
         return None;
     }
     let n: f64 = table.iter().flatten().sum();
-    if !(n > 0.0) || table.iter().flatten().any(|x| !(*x >= 0.0)) {
+    // NaN fails every comparison, so these also refuse NaN.
+    if n.is_nan() || n <= 0.0 || table.iter().flatten().any(|x| x.is_nan() || *x < 0.0) {
         return None;
     }
     let p: Vec<Vec<f64>> = table.iter().map(|row| row.iter().map(|x| x / n).collect()).collect();
@@ -59,7 +60,7 @@ pub fn cohens_kappa(table: &[Vec<f64>], weights: KappaWeights, confidence: f64) 
             expected += w(i, j) * row[i] * col[j];
         }
     }
-    if !(1.0 - expected > 1e-12) {
+    if expected.is_nan() || 1.0 - expected <= 1e-12 {
         return None;
     }
     let kappa = (observed - expected) / (1.0 - expected);

@@ -175,7 +175,10 @@ async fn judge_replies_valid_malformed_and_refused_land_in_the_results() {
     assert_eq!(ok["reason"], "every claim is in the article");
     let call = &r["experiments"][0]["cases"][0]["candidate"][0];
     assert_eq!(call["scores"]["relevance"], 0.75, "(4 − 1) / 4");
-    assert_eq!(call["scores"]["hallucination_rate"], false, "one judgement: a flag, no unsupported claim");
+    assert_eq!(
+        call["scores"]["hallucination_rate"], false,
+        "one judgement: a flag, no unsupported claim"
+    );
     assert_eq!(judgement(&r, "c14", "relevance")["score"], 4, "a fenced object is read");
     assert_eq!(
         judgement(&r, "c15", "relevance")["score"],
