@@ -140,6 +140,21 @@ pub fn endpoints(
     })
 }
 
+/// The endpoint of `spec` as the working tree configures it (an `exec` command runs in
+/// `workdir`): what `judge-check` calls, outside any comparison of two refs.
+pub fn endpoint_at_checkout(
+    spec: &ProviderSpec,
+    tree: &dyn FileSource,
+    workdir: Option<PathBuf>,
+) -> Result<Endpoint, Error> {
+    Def {
+        spec: spec.clone(),
+        identity: cache_identity(spec, tree),
+        workdir,
+    }
+    .endpoint()
+}
+
 /// What an endpoint is made of; two arms share an endpoint when these are equal.
 #[derive(Clone, Debug, PartialEq)]
 struct Def {

@@ -4,6 +4,7 @@
 //! (`llm-rubric`, `relevance`, `hallucination`) call the suite's judge through the runner;
 //! [`judge`] builds those calls and adds their verdicts to the scores.
 
+pub mod agreement;
 pub mod judge;
 
 use std::collections::BTreeMap;

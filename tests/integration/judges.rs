@@ -316,3 +316,99 @@ fn the_mock_judge_sees_a_prompt_that_drops_its_grounding_invent_facts() {
     );
     assert!(report.contains("| judging them (96 judge calls, 0 failed) |"));
 }
+
+/// A labelled set for the fake judge: it answers `pass: true` to all but the broken markers, so
+/// the labels say how often it is right.
+fn labels(lines: &[(&str, &str)]) -> String {
+    lines
+        .iter()
+        .map(|(marker, label)| {
+            json!({"input": format!("Refund window {marker}?"), "output": "30 days.", "label": label}).to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+async fn judge_check(repo: &TestRepo, args: &[&str]) -> Run {
+    let dir = repo.path().to_owned();
+    let mut all = vec!["judge-check".to_owned()];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = all.iter().map(String::as_str).collect();
+        promptgate_in(&dir, &args)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn judge_check_reports_agreement_with_labels_and_fails_on_a_broken_judge() {
+    let judge = Judge::default();
+    let server = judge_server(&judge).await;
+    let repo = judged_repo(&server.uri(), &["[ok]"]);
+    // The judge says pass to every [ok]: right on the 6 labelled pass, wrong on the 2 labelled fail.
+    let mut lines = vec![("[ok]", "pass"); 6];
+    lines.extend([
+        ("[ok]", "fail"),
+        ("[ok]", "fail"),
+        ("[fenced]", "pass"),
+        ("[malformed-once]", "pass"),
+    ]);
+    repo.write("labels.jsonl", &labels(&lines));
+    let run = judge_check(&repo, &["--labels", "labels.jsonl", "--json"]).await;
+    run.expect_code(0);
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    let a = &json["agreement"];
+    assert_eq!(json["judge"], "judge");
+    assert_eq!(json["model"], "judge-1");
+    assert_eq!(
+        (a["labelled"].clone(), a["agreed"].clone(), a["errors"].clone()),
+        (json!(10), json!(8), json!(0))
+    );
+    // statsmodels.stats.proportion.proportion_confint(8, 10, method='wilson')
+    // = (0.49016247153664183, 0.9433178485456247)
+    let ci = a["accuracy_ci"].as_array().unwrap();
+    assert!(
+        (ci[0].as_f64().unwrap() - 0.490_162_471_536_641_83).abs() < 1e-12,
+        "{ci:?}"
+    );
+    assert!(
+        (ci[1].as_f64().unwrap() - 0.943_317_848_545_624_7).abs() < 1e-12,
+        "{ci:?}"
+    );
+    // The judge always says pass: it agrees no more than chance.
+    // sklearn.metrics.cohen_kappa_score([1]*8 + [0]*2, [1]*10) = 0.0
+    assert_eq!(a["kappa"], 0.0);
+
+    repo.write(
+        "labels.jsonl",
+        &labels(&[("[ok]", "pass"), ("[refused]", "pass"), ("[score9]", "fail")]),
+    );
+    judge_check(&repo, &["--labels", "labels.jsonl"])
+        .await
+        .expect_code(3)
+        .stderr_has("2 of 3 judge calls failed");
+    repo.write(
+        "labels.jsonl",
+        "{\"input\": \"q\", \"output\": \"o\", \"label\": \"maybe\"}\n",
+    );
+    judge_check(&repo, &["--labels", "labels.jsonl"])
+        .await
+        .expect_code(2)
+        .stderr_has("labels.jsonl:1:")
+        .stderr_has("not pass, fail or 1–5");
+    judge_check(&repo, &["--judge", "jduge"])
+        .await
+        .expect_code(2)
+        .stderr_has("did you mean `judge`?");
+}
+
+#[test]
+fn judge_check_runs_offline_on_the_shipped_labels() {
+    let repo = TestRepo::new();
+    repo.copy_tree(&judged_fixture("base"));
+    repo.promptgate(&["judge-check"])
+        .expect_code(0)
+        .stdout_has("judge-check: `offline` (gpt-4o-mini) on 24 labelled cases (the built-in labels, pass-fail)")
+        .stdout_has("Cohen's kappa");
+}
