@@ -207,6 +207,21 @@ pub fn estimate(jobs: &[Job], prices: &PriceTable) -> CostEstimate {
     e
 }
 
+impl CostEstimate {
+    /// This estimate and `other`'s as one: generation and judging, which the budget sees
+    /// together.
+    #[must_use]
+    pub fn plus(mut self, other: CostEstimate) -> CostEstimate {
+        self.calls += other.calls;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.usd += other.usd;
+        self.unpriced_models.extend(other.unpriced_models);
+        self.tokens_exact &= other.tokens_exact || other.calls == 0;
+        self
+    }
+}
+
 /// Refuses a run whose estimate exceeds the hard cap, or the approval threshold without an
 /// approval at least as large as the estimate.
 pub fn check_budget(

@@ -244,7 +244,12 @@ pub fn run_gate_with(
     let endpoints = arms::endpoints(&cmp.repo, &mut jobs, baseline_arm, candidate_arm)?;
     let provider_names = endpoints.names();
     let simulated = !endpoints.map.is_empty() && endpoints.map.values().all(|e| e.provider.simulated());
-    let estimate = plan::estimate(&jobs, &prices);
+    // Judges and rubrics are head's, for both arms; their calls count in the estimate.
+    let judge = candidate_suite.defaults.judge.as_ref();
+    let estimate = plan::estimate(&jobs, &prices).plus(plan::estimate(
+        &crate::scorers::judge::planned_jobs(&planned, judge, &jobs),
+        &prices,
+    ));
     if !jobs.is_empty() {
         eprintln!(
             "promptgate: plan: {} calls, {} input tokens ({}) + ~{} output tokens, estimated ${:.4}{}",
@@ -290,8 +295,6 @@ pub fn run_gate_with(
 
     // Offline mock spend is simulated: reported, not capped (as in `plan::check_budget`).
     let max_usd = policy_in_force.budget.max_usd.filter(|_| !simulated);
-    // Judges and rubrics are head's, for both arms.
-    let judge = candidate_suite.defaults.judge.as_ref();
     let run_batch = |batch: &[Job]| {
         execute(
             batch,

@@ -62,6 +62,39 @@ pub fn follow_up<'a>(
     )
 }
 
+/// The judge jobs of `jobs` as the plan estimates them, before any output exists: each
+/// output taken at the length the plan assumes (`plan::estimate_output_tokens`).
+pub fn planned_jobs(planned: &[Planned<'_>], settings: Option<&JudgeSettings>, jobs: &[Job]) -> Vec<Job> {
+    let Some(settings) = settings else { return Vec::new() };
+    let mut judge_jobs_planned = Vec::new();
+    for job in jobs {
+        let Ok(request) = &job.request else { continue };
+        let experiment = planned[job.experiment].candidate;
+        let case = &experiment.cases[job.case];
+        let chars = crate::plan::estimate_output_tokens(request.max_tokens) as usize * crate::tokens::CHARS_PER_TOKEN;
+        let assumed = Outcome {
+            result: Ok(crate::providers::Response {
+                // Words of five characters: about what the tokenizers count for prose.
+                text: "word ".repeat(chars / 5),
+                usage: crate::providers::Usage::default(),
+                latency_ms: None,
+            }),
+            latency_ms: None,
+            cached: false,
+            attempts: 0,
+            provider: None,
+            fell_back: false,
+        };
+        let asserts = experiment.asserts.iter().chain(&case.asserts);
+        judge_jobs_planned.extend(
+            judge_jobs(settings, asserts, case, job, &assumed)
+                .into_iter()
+                .map(|(_, j)| j),
+        );
+    }
+    judge_jobs_planned
+}
+
 /// The judge jobs an output asks for: one per judge assertion and judge repeat, in the
 /// generation job's experiment, case, arm and repeat. `assertions` are the call's, in order.
 pub fn judge_jobs<'a>(

@@ -293,7 +293,8 @@ fn the_mock_judge_sees_a_prompt_that_drops_its_grounding_invent_facts() {
     let run = repo.promptgate(&["run", "--base", "main", "--head", "pr", "--out", "out"]);
     run.expect_code(1)
         .stdout_has("hallucination_rate regressed (0.0% → 25.0%")
-        .stdout_has("judging: 96 judge calls (0 failed)");
+        .stdout_has("judging: 96 judge calls (0 failed)")
+        .stderr_has("plan: 144 calls");
     let r = results(&repo.path().join("out"));
     let metric = r["experiments"][0]["metrics"]
         .as_array()
@@ -411,4 +412,45 @@ fn judge_check_runs_offline_on_the_shipped_labels() {
         .expect_code(0)
         .stdout_has("judge-check: `offline` (gpt-4o-mini) on 24 labelled cases (the built-in labels, pass-fail)")
         .stdout_has("Cohen's kappa");
+}
+
+#[test]
+fn judge_repeats_judge_each_output_k_times_and_average() {
+    let repo = TestRepo::new();
+    let repeat = |repo: &TestRepo| {
+        let suite = repo.read("promptgate.yaml").replace(
+            "judge_model: gpt-4o-mini,",
+            "judge_model: gpt-4o-mini, judge_repeats: 3,",
+        );
+        repo.write("promptgate.yaml", &suite);
+    };
+    repo.copy_tree(&judged_fixture("base"));
+    repeat(&repo);
+    repo.commit("base");
+    repo.checkout_new("pr");
+    repo.replace_tree(&judged_fixture("pr"));
+    repeat(&repo);
+    repo.commit("pr");
+    let run = repo.promptgate(&["run", "--base", "main", "--head", "pr", "--out", "out"]);
+    run.stdout_has("judging: 288 judge calls (0 failed)");
+    let r = results(&repo.path().join("out"));
+    let call = &r["experiments"][0]["cases"][0]["candidate"][0];
+    let repeats: Vec<u64> = call["judgements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["metric"] == "relevance")
+        .map(|j| j["repeat"].as_u64().unwrap())
+        .collect();
+    assert_eq!(repeats, vec![0, 1, 2]);
+    // Three judgements of a flag are a share: a mean, tested as one.
+    let metric = r["experiments"][0]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "hallucination_rate")
+        .unwrap()
+        .clone();
+    assert_eq!(metric["test"], "paired-t", "{metric}");
+    assert!(call["scores"]["hallucination_rate"].is_number());
 }
