@@ -63,6 +63,11 @@ pub struct JudgeCheckArgs {
     /// Print the agreement as JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// Append the result to .promptgate/judge-checks.jsonl (commit it): a gate relying on a
+    /// judge with no record there says so in its comment.
+    #[arg(long)]
+    pub record: bool,
 }
 
 #[derive(Debug, Args)]

@@ -57,6 +57,9 @@ pub struct Results {
     /// What waits for a maintainer, and whether untrusted code produced these results.
     #[serde(default, flatten)]
     pub trust: TrustFacts,
+    /// Gated metrics that rely on a judge no `judge-check --record` has measured, a sentence each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unchecked_judges: Vec<String>,
 }
 
 /// What every producer of [`Results`] (`run`, `merge`) decides. [`Results::new`] is the only
@@ -118,6 +121,7 @@ impl Results {
             policy_changes,
             base_error,
             trust: TrustFacts::default(),
+            unchecked_judges: Vec::new(),
         }
     }
 }

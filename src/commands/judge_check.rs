@@ -166,7 +166,19 @@ pub fn judge_check(repo_dir: &Path, config: &str, args: &JudgeCheckArgs) -> anyh
         )?;
         writeln!(out, "  judge errors    {} of {}", result.errors, result.labelled)?;
     }
-    if result.errors as f64 > MAX_JUDGE_ERROR_RATE * result.labelled as f64 {
+    let broken = result.errors as f64 > MAX_JUDGE_ERROR_RATE * result.labelled as f64;
+    if args.record && !broken {
+        let path = root.join(agreement::RECORD_PATH);
+        if let Some(dir) = path.parent() {
+            crate::output::create_dir(dir)?;
+        }
+        let mut records = std::fs::read_to_string(&path).unwrap_or_default();
+        records.push_str(&agreement::record_line(&name, &model, &label_name, &result));
+        records.push('\n');
+        crate::output::write_file(&path, records.as_bytes())?;
+        eprintln!("promptgate: recorded in {} (commit it)", agreement::RECORD_PATH);
+    }
+    if broken {
         let example = replies
             .iter()
             .zip(&ran.outcomes)

@@ -410,6 +410,7 @@ pub fn run_gate_with(
     if let Some(held) = held {
         trust::apply(&mut results, held.needed);
     }
+    results.unchecked_judges = unchecked_judges(&planned, judge, &policy_in_force.gates, &*candidate_side.tree);
     // A run that could not finish is never a verdict on the change: the budget's refusals and
     // an arm's failed calls (judged in `verdict`) make the verdict `error`, with what to do.
     let run_error = match budget_cap_reached(&ran, max_usd) {
@@ -427,6 +428,46 @@ pub fn run_gate_with(
         written,
         run_error,
     })
+}
+
+/// The gated metrics a judge decides, when no `judge-check --record` at head measured that
+/// judge: one sentence for the comment.
+fn unchecked_judges(
+    planned: &[Planned<'_>],
+    judge: Option<&suite::JudgeSettings>,
+    gates: &[suite::GateSpec],
+    head: &dyn crate::workspace::FileSource,
+) -> Vec<String> {
+    let Some(judge) = judge else { return Vec::new() };
+    let mut judged: Vec<&str> = planned
+        .iter()
+        .flat_map(|p| {
+            p.candidate
+                .asserts
+                .iter()
+                .chain(p.candidate.cases.iter().flat_map(|c| &c.asserts))
+        })
+        .filter(|a| matches!(a.check, suite::Check::Judge(_)))
+        .map(|a| a.metric.as_str())
+        .filter(|m| gates.iter().any(|g| g.metric == *m))
+        .collect();
+    judged.sort_unstable();
+    judged.dedup();
+    let records = head
+        .read(crate::scorers::agreement::RECORD_PATH)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if judged.is_empty() || crate::scorers::agreement::is_checked(&records, &judge.provider, &judge.model) {
+        return Vec::new();
+    }
+    vec![format!(
+        "{} rely on the judge {} ({}), whose agreement with labelled cases was never measured: run promptgate judge-check --record and commit {}",
+        judged.join(", "),
+        judge.provider,
+        judge.model,
+        crate::scorers::agreement::RECORD_PATH
+    )]
 }
 
 /// The head as the messages name it: a short SHA, or the working tree.

@@ -197,6 +197,7 @@ struct ReportView<'a> {
     head: RefView<'a>,
     /// What the pull request changes in the policy that judges it: it takes effect after merge.
     policy_changes: Vec<&'a str>,
+    unchecked_judges: Vec<&'a str>,
     /// "2 changed, 1 new, 1 removed".
     counts: Safe,
     experiments: Vec<ExperimentView<'a>>,
@@ -429,6 +430,7 @@ impl<'a> ReportView<'a> {
             base: RefView::new(&results.base.name, &results.base.sha, results.base.dirty),
             head: RefView::new(&results.head.name, &results.head.sha, results.head.dirty),
             policy_changes: results.policy_changes.iter().map(String::as_str).collect(),
+            unchecked_judges: results.unchecked_judges.iter().map(String::as_str).collect(),
             counts: Safe(status_counts(&results.experiments)),
             experiments: results
                 .experiments
@@ -811,6 +813,7 @@ pub(crate) mod test_fixtures {
             defaults: None,
             policy_changes: Vec::new(),
             base_error: None,
+            unchecked_judges: Vec::new(),
         }
     }
 

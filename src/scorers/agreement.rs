@@ -55,6 +55,23 @@ pub struct Agreement {
     pub kappa_weights: &'static str,
 }
 
+/// Where `judge-check --record` keeps its measurements, in the repository (committed, so the
+/// gate sees them): one JSON line per check.
+pub const RECORD_PATH: &str = ".promptgate/judge-checks.jsonl";
+
+/// The line `judge-check --record` appends.
+pub fn record_line(judge: &str, model: &str, labels: &str, agreement: &Agreement) -> String {
+    serde_json::json!({"judge": judge, "model": model, "labels": labels, "agreement": agreement}).to_string()
+}
+
+/// Whether a record (the text of [`RECORD_PATH`]) holds a check of `judge` with `model`.
+pub fn is_checked(records: &str, judge: &str, model: &str) -> bool {
+    records
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .any(|r| r["judge"] == judge && r["model"] == model && r["agreement"]["judged"].as_u64().is_some_and(|n| n > 0))
+}
+
 /// Most labelled lines read: each is a judge call.
 const MAX_LABELS: usize = 10_000;
 

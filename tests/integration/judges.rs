@@ -316,6 +316,24 @@ fn the_mock_judge_sees_a_prompt_that_drops_its_grounding_invent_facts() {
         "the flipped case shows the judge's reason:\n{report}"
     );
     assert!(report.contains("| judging them (96 judge calls, 0 failed) |"));
+    // No judge-check record: the comment says the gate rests on an unmeasured judge.
+    assert!(
+        report
+            .contains("⚠️ **Unmeasured judge**: hallucination_rate, relevance rely on the judge offline (gpt-4o-mini)"),
+        "{report}"
+    );
+    assert_eq!(r["unchecked_judges"].as_array().unwrap().len(), 1);
+
+    // Once measured and committed, the warning goes.
+    repo.promptgate(&["judge-check", "--record"])
+        .expect_code(0)
+        .stderr_has("recorded in .promptgate/judge-checks.jsonl");
+    repo.commit("judge-check record");
+    repo.promptgate(&["run", "--base", "main", "--head", "pr", "--out", "checked"])
+        .expect_code(1);
+    let checked = std::fs::read_to_string(repo.path().join("checked/report.md")).unwrap();
+    assert!(!checked.contains("Unmeasured judge"), "{checked}");
+    assert!(results(&repo.path().join("checked")).get("unchecked_judges").is_none());
 }
 
 /// A labelled set for the fake judge: it answers `pass: true` to all but the broken markers, so
