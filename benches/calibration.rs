@@ -302,6 +302,7 @@ fn call(repeat: u32, scores: BTreeMap<String, Score>) -> Call {
         scores,
         failures: Vec::new(),
         scorer_errors: Vec::new(),
+        judgements: Vec::new(),
     }
 }
 

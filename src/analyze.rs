@@ -484,6 +484,7 @@ mod tests {
             scores,
             failures: Vec::new(),
             scorer_errors: Vec::new(),
+            judgements: Vec::new(),
         }
     }
 

@@ -102,6 +102,13 @@ pub fn endpoints(
             }
         }
     }
+    // Judges score both arms with head's judge, under its configured name.
+    if let Some(judge) = candidate.suite.defaults.judge.as_ref().filter(|_| !jobs.is_empty())
+        && !defs.contains_key(&judge.provider)
+        && let Some(def) = builder.def(&candidate, &judge.provider)?
+    {
+        defs.insert(judge.provider.clone(), def);
+    }
     let mut renamed: BTreeMap<String, String> = BTreeMap::new();
     if let Some(baseline) = &baseline {
         // Name at base → the key its endpoint goes by.
@@ -149,6 +156,21 @@ pub fn endpoints(
         workdirs: builder.workdirs,
         worktrees: builder.worktrees,
     })
+}
+
+/// The endpoint of `spec` as the working tree configures it (an `exec` command runs in
+/// `workdir`): what `judge-check` calls, outside any comparison of two refs.
+pub fn endpoint_at_checkout(
+    spec: &ProviderSpec,
+    tree: &dyn FileSource,
+    workdir: Option<PathBuf>,
+) -> Result<Endpoint, Error> {
+    Def {
+        spec: spec.clone(),
+        identity: cache_identity(spec, tree),
+        workdir,
+    }
+    .endpoint()
 }
 
 /// What an endpoint is made of; two arms share an endpoint when these are equal.
@@ -344,6 +366,7 @@ mod tests {
                 max_tokens: None,
                 top_p: None,
                 seed: 0,
+                json: false,
             }),
         }
     }

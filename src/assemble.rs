@@ -9,7 +9,7 @@ use crate::metrics::DEFAULT_TIMEOUT_MS;
 use crate::plan::{self, Arm, Job, Planned};
 use crate::providers::pricing::PriceTable;
 use crate::results::*;
-use crate::runner::Outcome;
+use crate::runner::{Derived, Outcome};
 use crate::scorers;
 use crate::suite;
 
@@ -29,6 +29,8 @@ pub struct Input<'a> {
     pub provider_names: &'a BTreeMap<String, String>,
     /// The run's `exec` scorers (they run here, each distinct output once).
     pub exec: &'a scorers::ExecScorers,
+    /// The judge calls the outputs asked for (`Derived::parent` indexes `jobs`).
+    pub judged: &'a [Derived],
 }
 
 /// The compared experiments, in plan order, with their scored calls (not yet judged).
@@ -56,10 +58,16 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
 
     // Calls, grouped by experiment, case and arm.
     let mut grouped: BTreeMap<(usize, usize, Arm), Vec<Call>> = BTreeMap::new();
-    for ((job, outcome), cx) in input.jobs.iter().zip(input.outcomes).zip(&contexts) {
+    let mut judged: BTreeMap<usize, Vec<&Derived>> = BTreeMap::new();
+    for derived in input.judged {
+        judged.entry(derived.parent).or_default().push(derived);
+    }
+    for (index, ((job, outcome), cx)) in input.jobs.iter().zip(input.outcomes).zip(&contexts).enumerate() {
         let experiment = input.planned[job.experiment].candidate;
         let case = &experiment.cases[job.case];
-        let assertions = experiment.asserts.iter().chain(&case.asserts);
+        let assertions: Vec<&suite::Assertion> = experiment.asserts.iter().chain(&case.asserts).collect();
+        let judgements = judgements(input, judged.get(&index).map_or(&[][..], Vec::as_slice), &assertions);
+        let assertions = assertions.iter().copied();
         let model = job.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default();
         let provider = outcome
             .provider
@@ -67,7 +75,9 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
             .map(|key| input.provider_names.get(key).unwrap_or(key).clone());
         let call = match &outcome.result {
             Ok(response) => {
-                let scored = scorers::score(assertions, &response.text, cx);
+                let mut scored = scorers::score(assertions, &response.text, cx);
+                let replies: Vec<_> = judgements.iter().map(|(_, a, r)| (*a, r.as_ref())).collect();
+                scorers::judge::apply(&mut scored.scores, &mut scored.failures, &replies);
                 let usage = response.usage;
                 Call {
                     repeat: job.repeat,
@@ -94,6 +104,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                     scores: scored.scores,
                     failures: scored.failures,
                     scorer_errors: scored.scorer_errors,
+                    judgements: judgements.into_iter().map(|(j, _, _)| j).collect(),
                 }
             }
             Err(error) => {
@@ -113,6 +124,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                     scores: scored.scores,
                     failures: scored.failures,
                     scorer_errors: scored.scorer_errors,
+                    judgements: Vec::new(),
                 }
             }
         };
@@ -190,6 +202,34 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
         });
     }
     experiments
+}
+
+/// The judgements of one output, with the assertion each answers and the judge's reply: per
+/// assertion and judge repeat, its last attempt (a retry replaces a malformed first reply).
+fn judgements<'a>(
+    input: &Input<'_>,
+    derived: &[&Derived],
+    assertions: &[&'a suite::Assertion],
+) -> Vec<(Judgement, &'a suite::Assertion, Option<scorers::judge::Reply>)> {
+    let mut last: BTreeMap<(usize, u32), &Derived> = BTreeMap::new();
+    for d in derived {
+        let key = (d.tag.assertion, d.tag.repeat);
+        if last.get(&key).is_none_or(|kept| kept.tag.attempt < d.tag.attempt) {
+            last.insert(key, d);
+        }
+    }
+    last.into_iter()
+        .filter_map(|((assertion, repeat), d)| {
+            let assertion = *assertions.get(assertion)?;
+            let model = d.job.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default();
+            let cost = match &d.outcome.result {
+                Ok(response) => input.prices.cost(model, &response.usage).unwrap_or(0.0),
+                Err(_) => 0.0,
+            };
+            let (judgement, reply) = scorers::judge::judgement(&assertion.metric, repeat, &d.outcome, cost);
+            Some((judgement, assertion, reply))
+        })
+        .collect()
 }
 
 /// The experiments the change removed: reported, not run.

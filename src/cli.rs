@@ -45,6 +45,29 @@ pub enum Command {
     Merge(MergeArgs),
     /// Scaffold a suite in the current repository.
     Init(InitArgs),
+    /// Measure a judge: its agreement with labelled cases (accuracy, Cohen's kappa, intervals).
+    JudgeCheck(JudgeCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JudgeCheckArgs {
+    /// The provider to check (a configured one); else the suite's `defaults.judge`.
+    #[arg(long, value_name = "PROVIDER")]
+    pub judge: Option<String>,
+
+    /// A JSONL file of labelled cases (input, output, optional context or rubric, label
+    /// pass/fail or 1–5); else the small set shipped with promptgate.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+
+    /// Print the agreement as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Append the result to .promptgate/judge-checks.jsonl (commit it): a gate relying on a
+    /// judge with no record there says so in its comment.
+    #[arg(long)]
+    pub record: bool,
 }
 
 #[derive(Debug, Args)]

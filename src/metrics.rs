@@ -368,6 +368,7 @@ mod tests {
                 .collect(),
             failures: Vec::new(),
             scorer_errors: Vec::new(),
+            judgements: Vec::new(),
         };
         let m = Metric::of(CONSISTENCY);
         assert_eq!(

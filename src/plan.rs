@@ -34,6 +34,16 @@ pub struct Job {
     pub retime: bool,
 }
 
+/// Which judgement of an output a judge job is: the assertion (its index among the call's
+/// assertions, the experiment's first), the judge repeat, and the attempt (1 is the retry of a
+/// reply that was not the asked-for JSON object).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JudgeTag {
+    pub assertion: usize,
+    pub repeat: u32,
+    pub attempt: u32,
+}
+
 /// What a run will cost, before it runs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct CostEstimate {
@@ -86,6 +96,7 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
                             max_tokens: experiment.variant.max_tokens,
                             top_p: experiment.variant.top_p,
                             seed: call_seed,
+                            json: false,
                         })
                         .map_err(|d| format!("rendering the {} prompt failed: {}", arm.name(), d.message));
                     jobs.push(Job {
@@ -194,6 +205,21 @@ pub fn estimate(jobs: &[Job], prices: &PriceTable) -> CostEstimate {
         }
     }
     e
+}
+
+impl CostEstimate {
+    /// This estimate and `other`'s as one: generation and judging, which the budget sees
+    /// together.
+    #[must_use]
+    pub fn plus(mut self, other: CostEstimate) -> CostEstimate {
+        self.calls += other.calls;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.usd += other.usd;
+        self.unpriced_models.extend(other.unpriced_models);
+        self.tokens_exact &= other.tokens_exact || other.calls == 0;
+        self
+    }
 }
 
 /// Refuses a run whose estimate exceeds the hard cap, or the approval threshold without an

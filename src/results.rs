@@ -57,6 +57,9 @@ pub struct Results {
     /// What waits for a maintainer, and whether untrusted code produced these results.
     #[serde(default, flatten)]
     pub trust: TrustFacts,
+    /// Gated metrics that rely on a judge no `judge-check --record` has measured, a sentence each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unchecked_judges: Vec<String>,
 }
 
 /// What every producer of [`Results`] (`run`, `merge`) decides. [`Results::new`] is the only
@@ -118,6 +121,7 @@ impl Results {
             policy_changes,
             base_error,
             trust: TrustFacts::default(),
+            unchecked_judges: Vec::new(),
         }
     }
 }
@@ -692,6 +696,26 @@ pub struct Call {
     /// each: their scores are missing from `scores`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scorer_errors: Vec<String>,
+    /// What the judges said of this output: one per judge assertion and judge repeat. Their
+    /// cost is the evaluation's, never the change's: it is not in `cost_usd`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub judgements: Vec<Judgement>,
+}
+
+/// One judge call on one output: the judge's `score` (1–5), `pass` and `reason`, or why the
+/// call failed (then the output has no value for `metric`, and `judge_error_rate` counts it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Judgement {
+    /// The metric the judgement feeds (`relevance`, `hallucination_rate`, a rubric's name).
+    pub metric: String,
+    pub repeat: u32,
+    pub score: Option<u8>,
+    pub pass: Option<bool>,
+    pub reason: Option<String>,
+    pub error: Option<String>,
+    /// What this judge call cost (0 for a cache hit).
+    pub cost_usd: f64,
+    pub cached: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -743,6 +767,19 @@ pub struct RunFacts {
     /// Calls recovered from the journal of an interrupted run.
     #[serde(default)]
     pub resumed: usize,
+    /// Judge calls made (after its retry, one per judgement) and those that failed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub judge_calls: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub judge_errors: usize,
+    /// What judging cost; part of `spend_usd` (the evaluation's cost), never of
+    /// `cost_per_request` (the change's).
+    #[serde(default, skip_serializing_if = "is_zero_usd")]
+    pub judge_spend_usd: f64,
+}
+
+fn is_zero_usd(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Verdict {

@@ -4,6 +4,7 @@ mod ci;
 mod demo;
 mod init;
 mod inspect;
+mod judge_check;
 mod merge;
 mod run;
 
@@ -32,5 +33,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Report(args) => inspect::report(&args.results, &args.out),
         Command::Merge(args) => merge::merge(&args),
         Command::Init(args) => init::init(&cli.repo, &cli.config, args.force),
+        Command::JudgeCheck(args) => judge_check::judge_check(&cli.repo, &cli.config, &args),
     }
 }

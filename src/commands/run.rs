@@ -257,7 +257,12 @@ pub fn run_gate_with(
     let exec_scorers = scorers::ExecScorers::new(scorer_dir.as_deref());
     let provider_names = endpoints.names();
     let simulated = !endpoints.map.is_empty() && endpoints.map.values().all(|e| e.provider.simulated());
-    let estimate = plan::estimate(&jobs, &prices);
+    // Judges and rubrics are head's, for both arms; their calls count in the estimate.
+    let judge = candidate_suite.defaults.judge.as_ref();
+    let estimate = plan::estimate(&jobs, &prices).plus(plan::estimate(
+        &crate::scorers::judge::planned_jobs(&planned, judge, &jobs),
+        &prices,
+    ));
     if !jobs.is_empty() {
         eprintln!(
             "promptgate: plan: {} calls, {} input tokens ({}) + ~{} output tokens, estimated ${:.4}{}",
@@ -311,6 +316,7 @@ pub fn run_gate_with(
             max_usd,
             options.cache_dir.clone(),
             options.journal.clone(),
+            &crate::scorers::judge::follow_up(&planned, judge, batch),
         )
     };
     let policy = Policy {
@@ -352,6 +358,7 @@ pub fn run_gate_with(
             shard: options.shard,
             provider_names: &provider_names,
             exec: &exec_scorers,
+            judged: &ran.derived,
         });
         verdict::judge_with(&mut experiments, &policy, look, plan);
         let mut removed = assemble::removed(detection);
@@ -417,6 +424,7 @@ pub fn run_gate_with(
     if let Some(held) = held {
         trust::apply(&mut results, held.needed);
     }
+    results.unchecked_judges = unchecked_judges(&planned, judge, &policy_in_force.gates, &*candidate_side.tree);
     // A run that could not finish is never a verdict on the change: the budget's refusals and
     // an arm's failed calls (judged in `verdict`) make the verdict `error`, with what to do.
     let run_error = match budget_cap_reached(&ran, max_usd) {
@@ -434,6 +442,46 @@ pub fn run_gate_with(
         written,
         run_error,
     })
+}
+
+/// The gated metrics a judge decides, when no `judge-check --record` at head measured that
+/// judge: one sentence for the comment.
+fn unchecked_judges(
+    planned: &[Planned<'_>],
+    judge: Option<&suite::JudgeSettings>,
+    gates: &[suite::GateSpec],
+    head: &dyn crate::workspace::FileSource,
+) -> Vec<String> {
+    let Some(judge) = judge else { return Vec::new() };
+    let mut judged: Vec<&str> = planned
+        .iter()
+        .flat_map(|p| {
+            p.candidate
+                .asserts
+                .iter()
+                .chain(p.candidate.cases.iter().flat_map(|c| &c.asserts))
+        })
+        .filter(|a| matches!(a.check, suite::Check::Judge(_)))
+        .map(|a| a.metric.as_str())
+        .filter(|m| gates.iter().any(|g| g.metric == *m))
+        .collect();
+    judged.sort_unstable();
+    judged.dedup();
+    let records = head
+        .read(crate::scorers::agreement::RECORD_PATH)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if judged.is_empty() || crate::scorers::agreement::is_checked(&records, &judge.provider, &judge.model) {
+        return Vec::new();
+    }
+    vec![format!(
+        "{} rely on the judge {} ({}), whose agreement with labelled cases was never measured: run promptgate judge-check --record and commit {}",
+        judged.join(", "),
+        judge.provider,
+        judge.model,
+        crate::scorers::agreement::RECORD_PATH
+    )]
 }
 
 /// The head as the messages name it: a short SHA, or the working tree.
@@ -473,6 +521,7 @@ fn execute(
     max_usd: Option<f64>,
     cache_dir: Option<PathBuf>,
     journal: Option<PathBuf>,
+    then: &runner::Then<'_>,
 ) -> anyhow::Result<runner::Ran> {
     if jobs.is_empty() {
         return Ok(runner::Ran::default());
@@ -487,7 +536,7 @@ fn execute(
         interruptible: true,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let ran = runtime.block_on(runner::run(jobs, endpoints, prices, &options));
+    let ran = runtime.block_on(runner::run_then(jobs, endpoints, prices, &options, then));
     if ran.interrupted {
         let finished = ran.outcomes.iter().filter(|o| o.attempts > 0 || o.cached).count();
         let kept = options.journal.as_ref().map_or_else(
@@ -616,6 +665,12 @@ fn run_sequential(
 
 /// Adds what one batch ran to the run's totals.
 fn absorb(total: &mut runner::Ran, batch: runner::Ran) {
+    // A judge call names its output by index: after the outputs run so far.
+    let offset = total.outcomes.len();
+    total.derived.extend(batch.derived.into_iter().map(|mut d| {
+        d.parent += offset;
+        d
+    }));
     total.outcomes.extend(batch.outcomes);
     total.retries += batch.retries;
     total.rate_limited += batch.rate_limited;

@@ -232,6 +232,7 @@ mod tests {
             max_tokens: None,
             top_p: None,
             seed: 7,
+            json: false,
         };
         let provider = provider(&server.uri());
         assert_eq!(provider.kind(), "anthropic");

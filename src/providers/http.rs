@@ -582,6 +582,7 @@ pub mod tests {
             max_tokens: Some(256),
             top_p: Some(0.9),
             seed: 12345,
+            json: false,
         }
     }
 

@@ -64,8 +64,15 @@ pub fn respond(request: &Request) -> Response {
 
     let (question, knowledge) = split_question(&request.messages);
     let temperature = request.temperature.unwrap_or(0.0).max(0.0);
-    let mut text = answer(question, &knowledge, temperature, &mut rng);
-    if wants_json(&knowledge) {
+    let judging = knowledge
+        .first()
+        .is_some_and(|system| system.starts_with(super::JUDGE_MARK));
+    let mut text = if judging {
+        judge(question)
+    } else {
+        answer(question, &knowledge, temperature, &mut rng)
+    };
+    if wants_json(&knowledge) && !judging {
         text = format!("{{\"answer\": {}}}", serde_json::Value::String(text));
     }
     if let Some(max_tokens) = request.max_tokens {
@@ -293,6 +300,68 @@ fn normalise(mut word: String) -> String {
     word
 }
 
+/// A sentence is an unsupported claim when more than this share of its content words are
+/// absent from the context.
+const UNSUPPORTED_SHARE: f64 = 0.5;
+
+/// Answers a judge's question (`scorers::judge`) as a careful judge would, from word overlap:
+/// with a `<context>`, every sentence of the output is a claim, unsupported when most of its
+/// content words are absent from the context; with a `<rubric>`, the share of the rubric's
+/// content words the output has; otherwise the share of the input's. The reply is the JSON
+/// object judges are asked for.
+fn judge(question: &str) -> String {
+    let output = tagged(question, "output").unwrap_or_default();
+    let said = distinct_words(output);
+    let (pass, score, reason) = if let Some(context) = tagged(question, "context") {
+        let known = distinct_words(context);
+        let claims: Vec<Sentence> = sentences(output);
+        let unsupported: Vec<&Sentence> = claims
+            .iter()
+            .filter(|claim| {
+                let absent = claim.words.iter().filter(|w| !known.contains(w)).count();
+                absent as f64 > UNSUPPORTED_SHARE * claim.words.len() as f64
+            })
+            .collect();
+        let supported = claims.len() - unsupported.len();
+        let score = 1 + (4 * supported).checked_div(claims.len()).unwrap_or(4);
+        match unsupported.first() {
+            Some(claim) => (false, score, format!("unsupported by the context: \"{}\"", claim.text)),
+            None => (true, score, "every claim is supported by the context".to_owned()),
+        }
+    } else {
+        let (wanted, what) = match tagged(question, "rubric") {
+            Some(rubric) => (distinct_words(rubric), "the rubric's"),
+            None => (
+                distinct_words(tagged(question, "input").unwrap_or_default()),
+                "the input's",
+            ),
+        };
+        let met = wanted.iter().filter(|w| said.contains(w)).count();
+        let share = if wanted.is_empty() {
+            1.0
+        } else {
+            met as f64 / wanted.len() as f64
+        };
+        // Half the terms covered is a full answer: answers rephrase, they do not repeat.
+        let score = 1 + (4.0 * (2.0 * share).min(1.0)).round() as usize;
+        let reason = if met == 0 {
+            format!("the output addresses none of {what} key terms")
+        } else {
+            format!("the output addresses {met} of {} of {what} key terms", wanted.len())
+        };
+        (score >= 3, score, reason)
+    };
+    serde_json::json!({"pass": pass, "score": score, "reason": reason}).to_string()
+}
+
+/// The text between `<tag>` and `</tag>` in a judge's question.
+fn tagged<'a>(text: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let start = text.find(&open)? + open.len();
+    let end = start + text[start..].find(&format!("</{tag}>"))?;
+    Some(text[start..end].trim())
+}
+
 /// Whether the prompt asks for answers in JSON.
 fn wants_json(knowledge: &[&str]) -> bool {
     knowledge.iter().any(|text| {
@@ -350,6 +419,7 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
             max_tokens: None,
             top_p: None,
             seed: 0,
+            json: false,
         }
     }
 
@@ -467,6 +537,7 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
                     let request = Request {
                         temperature,
                         seed,
+                        json: false,
                         ..request(STORE, "Which shipping options and refunds are there?")
                     };
                     respond(&request).text
@@ -482,6 +553,7 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
             let request = Request {
                 temperature: Some(1.0),
                 seed,
+                json: false,
                 ..request(STORE, "Tell me about refunds, shipping, orders and gift cards.")
             };
             respond(&request)
@@ -572,5 +644,77 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
         let request = request(STORE, "Do gift cards expire?");
         let response = futures::executor::block_on(provider.complete(&request));
         assert_eq!(response, Ok(respond(&request)));
+    }
+
+    /// What the mock judge says of `output` (the judge prompt of `scorers::judge`, by hand).
+    fn judged(input: &str, output: &str, extra: &str) -> serde_json::Value {
+        let request = Request {
+            model: "judge".to_owned(),
+            messages: vec![
+                Message {
+                    role: Role::System,
+                    content: format!("{} Reply with only a JSON object.", super::super::JUDGE_MARK),
+                },
+                Message {
+                    role: Role::User,
+                    content: format!("<input>\n{input}\n</input>\n<output>\n{output}\n</output>\n{extra}"),
+                },
+            ],
+            temperature: Some(0.0),
+            max_tokens: Some(300),
+            top_p: None,
+            seed: 0,
+            json: true,
+        };
+        serde_json::from_str(&respond(&request).text).expect("the mock judge answers with JSON")
+    }
+
+    #[test]
+    fn the_mock_judge_flags_a_sentence_the_context_does_not_support() {
+        let context =
+            "<context>\nRefunds are issued within 30 days of delivery to the original payment method.\n</context>";
+        let grounded = judged(
+            "Refund window?",
+            "Refunds are issued within 30 days of delivery.",
+            context,
+        );
+        assert_eq!(grounded["pass"], true);
+        assert_eq!(grounded["score"], 5);
+        let invented = judged(
+            "Refund window?",
+            "Refunds are issued within 30 days of delivery. Summit Club members get free express shipping.",
+            context,
+        );
+        assert_eq!(invented["pass"], false);
+        assert_eq!(invented["score"], 3, "one of two claims supported: 1 + 4 * 1/2");
+        assert!(
+            invented["reason"].as_str().unwrap().contains("Summit Club members"),
+            "{invented}"
+        );
+    }
+
+    #[test]
+    fn the_mock_judge_scores_relevance_and_rubrics_by_the_terms_covered() {
+        let on_topic = judged(
+            "How long does express shipping take?",
+            "Express shipping takes two days.",
+            "",
+        );
+        assert_eq!(
+            (on_topic["pass"].clone(), on_topic["score"].clone()),
+            (true.into(), 5.into())
+        );
+        let off_topic = judged("How long does express shipping take?", "Our stores open at nine.", "");
+        assert_eq!(
+            (off_topic["pass"].clone(), off_topic["score"].clone()),
+            (false.into(), 1.into())
+        );
+        assert!(off_topic["reason"].as_str().unwrap().contains("none of the input's"));
+        let rubric = judged(
+            "Refund?",
+            "Within 30 days.",
+            "<rubric>\nStates the refund window in days.\n</rubric>",
+        );
+        assert!(rubric["reason"].as_str().unwrap().contains("the rubric's"), "{rubric}");
     }
 }

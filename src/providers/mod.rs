@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::chat::{Message, Role};
 
+/// How a judge's system prompt starts (`scorers::judge`): the mock answers such a prompt as a
+/// judge would, offline.
+pub const JUDGE_MARK: &str = "You are promptgate's evaluation judge.";
+
 /// One model call, fully resolved: the same request always means the same call
 /// (the cache key of a later issue is derived from it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,6 +31,11 @@ pub struct Request {
     /// Seed for providers that accept one (and for the mock's randomness). Derived from the
     /// case and the repeat index, so repeats differ and reruns repeat.
     pub seed: u64,
+    /// Ask for a JSON object (a judge's reply) through the provider's JSON mode, where it has
+    /// one. Left out of the serialized request when false, so the cache keys of ordinary calls
+    /// do not change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub json: bool,
 }
 
 /// Token usage as the provider reports it.

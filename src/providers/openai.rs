@@ -139,6 +139,11 @@ impl OpenAiProvider {
             body[self.max_tokens_field] = json!(max_tokens);
         }
         body["seed"] = json!(api_seed(request.seed));
+        if request.json {
+            // JSON mode: OpenAI, Azure and the common compatible servers (vLLM, Ollama,
+            // llama.cpp) accept it; the judge's prompt asks for the object as well.
+            body["response_format"] = json!({"type": "json_object"});
+        }
         body
     }
 }
@@ -435,6 +440,7 @@ mod tests {
             max_tokens: Some(16),
             top_p: None,
             seed: u64::MAX,
+            json: false,
         };
         let response = provider.complete(&request).await.unwrap();
         // "Say hi": 2 tokens + 4 for the message; "Hi there!": 3 tokens.

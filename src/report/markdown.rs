@@ -197,6 +197,7 @@ struct ReportView<'a> {
     head: RefView<'a>,
     /// What the pull request changes in the policy that judges it: it takes effect after merge.
     policy_changes: Vec<&'a str>,
+    unchecked_judges: Vec<&'a str>,
     /// "2 changed, 1 new, 1 removed".
     counts: Safe,
     experiments: Vec<ExperimentView<'a>>,
@@ -380,6 +381,11 @@ struct RunView {
     estimated: Safe,
     /// Spend per completed call, the unit a reviewer compares with the per-request cost.
     spend_per_call: Safe,
+    /// Judging is the evaluation's cost, never the change's: shown apart from generation.
+    judge_calls: usize,
+    judge_errors: usize,
+    generation_spend: Safe,
+    judge_spend: Safe,
     retries: usize,
     fallbacks: usize,
     rate_limited: usize,
@@ -424,6 +430,7 @@ impl<'a> ReportView<'a> {
             base: RefView::new(&results.base.name, &results.base.sha, results.base.dirty),
             head: RefView::new(&results.head.name, &results.head.sha, results.head.dirty),
             policy_changes: results.policy_changes.iter().map(String::as_str).collect(),
+            unchecked_judges: results.unchecked_judges.iter().map(String::as_str).collect(),
             counts: Safe(status_counts(&results.experiments)),
             experiments: results
                 .experiments
@@ -717,10 +724,14 @@ impl RunView {
             simulated: run.simulated,
             estimated: Safe(dollars(run.estimated_usd)),
             spend_per_call: Safe(if run.completed > 0 {
-                dollars(run.spend_usd / run.completed as f64)
+                dollars((run.spend_usd - run.judge_spend_usd) / run.completed as f64)
             } else {
                 dash()
             }),
+            judge_calls: run.judge_calls,
+            judge_errors: run.judge_errors,
+            generation_spend: Safe(dollars(run.spend_usd - run.judge_spend_usd)),
+            judge_spend: Safe(dollars(run.judge_spend_usd)),
             retries: run.retries,
             fallbacks: run.fallbacks,
             rate_limited: run.rate_limited,
@@ -802,6 +813,7 @@ pub(crate) mod test_fixtures {
             defaults: None,
             policy_changes: Vec::new(),
             base_error: None,
+            unchecked_judges: Vec::new(),
         }
     }
 
@@ -886,6 +898,7 @@ pub(crate) mod test_fixtures {
             scores: BTreeMap::from([("pass".to_owned(), Score::Bool(passed))]),
             failures: failures.iter().map(|f| (*f).to_owned()).collect(),
             scorer_errors: Vec::new(),
+            judgements: Vec::new(),
         }
     }
 

@@ -96,6 +96,13 @@ pub fn render(r: &Results, failed: bool, written: &[PathBuf]) -> String {
         r.run.spend_usd,
         if r.run.simulated { " (simulated)" } else { "" }
     );
+    if r.run.judge_calls > 0 {
+        let _ = writeln!(
+            out,
+            "judging: {} judge calls ({} failed), ${:.4} of the spend (not in cost_per_request)",
+            r.run.judge_calls, r.run.judge_errors, r.run.judge_spend_usd
+        );
+    }
     for path in written {
         let _ = writeln!(out, "wrote {}", path.display());
     }

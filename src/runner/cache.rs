@@ -385,6 +385,7 @@ mod tests {
             max_tokens: None,
             top_p: None,
             seed,
+            json: false,
         }
     }
 

@@ -24,13 +24,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use sha2::{Digest, Sha256};
 
 pub use cache::cache_dir;
 pub use progress::ProgressMode;
 
-use crate::plan::{self, Job};
+use crate::plan::{self, Job, JudgeTag};
 use crate::providers::pricing::PriceTable;
 use crate::providers::{Provider, ProviderError, Request, Response};
 use budget::{Reservation, SpendCap};
@@ -121,6 +121,8 @@ pub struct Ran {
     pub spent_usd: f64,
     /// Ctrl-C stopped the run: the jobs not yet sent were not run, the journal is kept.
     pub interrupted: bool,
+    /// The jobs the outcomes asked for (judge calls), in the order they finished.
+    pub derived: Vec<Derived>,
 }
 
 /// A digest of the job list: the journal's run identity. Runs of the same plan share it.
@@ -135,6 +137,36 @@ pub fn run_identity(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>) -> Str
 
 /// Runs every job; the outcomes are in the jobs' order.
 pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, prices: &PriceTable, options: &Options) -> Ran {
+    run_then(jobs, endpoints, prices, options, &|_, _, _| Vec::new()).await
+}
+
+/// A job another job's outcome asked for (a judge call on an output), and how it ended.
+#[derive(Clone, Debug)]
+pub struct Derived {
+    /// The index of the job whose output it is about (the root, through any retries).
+    pub parent: usize,
+    /// Which judgement of that output it is.
+    pub tag: JudgeTag,
+    pub job: Job,
+    pub outcome: Outcome,
+}
+
+/// What a finished job asks to run next: `then(parent, derived, outcome)` is called once per
+/// outcome, with `derived` `None` for the given jobs and the derived job's tag and job
+/// otherwise (so a malformed judge reply can ask for its own retry).
+pub type Then<'a> = dyn Fn(usize, Option<(&JudgeTag, &Job)>, &Outcome) -> Vec<(JudgeTag, Job)> + 'a;
+
+/// [`run`], where each outcome may ask for more jobs through `then`. They run through the same
+/// cache, budget, rate limits, retries and journal, and start as soon as the outcome that asked
+/// for them arrives, so judging overlaps generation. Identical derived jobs are sent once.
+/// Derived jobs are in [`Ran::derived`], in the order they finished.
+pub async fn run_then(
+    jobs: &[Job],
+    endpoints: &BTreeMap<String, Endpoint>,
+    prices: &PriceTable,
+    options: &Options,
+    then: &Then<'_>,
+) -> Ran {
     let keys: Vec<Option<String>> = jobs.iter().map(|job| job_key(job, endpoints)).collect();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
 
@@ -184,6 +216,10 @@ pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, prices: &
             None => to_run.push(index),
         }
     }
+    let mut followers_of: HashMap<usize, Vec<usize>> = HashMap::new();
+    for &(follower, leader) in &followers {
+        followers_of.entry(leader).or_default().push(follower);
+    }
 
     let watch = interrupt::Watch::new(options.interruptible);
     let context = Context {
@@ -208,34 +244,34 @@ pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, prices: &
     let journal_warned = AtomicBool::new(false);
     let width = 2 * endpoints.values().map(|e| e.concurrency.max(1)).sum::<usize>().max(1);
 
-    let mut stream = futures::stream::iter(to_run)
-        .map(|index| {
-            let (context, keys, journal, progress, done, cached_so_far, journal_warned) = (
-                &context,
-                &keys,
-                &journal,
-                &progress,
-                &done,
-                &cached_so_far,
-                &journal_warned,
-            );
-            let watch = &watch;
-            async move {
-                if watch.stop_requested() {
-                    return (index, not_sent("interrupted before it was sent".to_owned()));
-                }
-                let key = keys[index].as_deref().unwrap_or_default();
-                let (outcome, sent) = run_job(context, &jobs[index], key).await;
-                // The job counts as finished only once the journal holds it.
-                if let (Some(journal), true) = (journal, sent)
-                    && let Err(e) = journal.append(key, &outcome)
-                    && !journal_warned.swap(true, Ordering::Relaxed)
-                {
-                    eprintln!(
-                        "warning: cannot write the journal {}: {e}; this run cannot be resumed",
-                        journal.path().display()
-                    );
-                }
+    // One job, sent and journaled; `root` says whether it counts in the progress.
+    let finish = |job: &Job, key: String, root: bool| {
+        let (context, journal, progress, done, cached_so_far, journal_warned, watch) = (
+            &context,
+            &journal,
+            &progress,
+            &done,
+            &cached_so_far,
+            &journal_warned,
+            &watch,
+        );
+        let job = job.clone();
+        async move {
+            if watch.stop_requested() {
+                return not_sent("interrupted before it was sent".to_owned());
+            }
+            let (outcome, sent) = run_job(context, &job, &key).await;
+            // The job counts as finished only once the journal holds it.
+            if let (Some(journal), true) = (journal, sent)
+                && let Err(e) = journal.append(&key, &outcome)
+                && !journal_warned.swap(true, Ordering::Relaxed)
+            {
+                eprintln!(
+                    "warning: cannot write the journal {}: {e}; this run cannot be resumed",
+                    journal.path().display()
+                );
+            }
+            if root {
                 if outcome.cached {
                     cached_so_far.fetch_add(1, Ordering::Relaxed);
                 }
@@ -245,18 +281,104 @@ pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, prices: &
                     context.retries.load(Ordering::Relaxed),
                     cached_so_far.load(Ordering::Relaxed),
                 );
-                (index, outcome)
             }
-        })
-        .buffer_unordered(width);
+            outcome
+        }
+    };
+
+    enum Finished {
+        Root(usize, Outcome),
+        Derived(Box<Pending>, String, Outcome),
+    }
+    let mut running = futures::stream::FuturesUnordered::new();
+    let mut roots = to_run.into_iter();
+    let mut derived: Vec<Derived> = Vec::new();
+    // Derived jobs to start; those in flight by key (with the identical ones waiting on them);
+    // those finished by key (an identical later one takes the answer).
+    let mut queue: Vec<Pending> = Vec::new();
+    let mut in_flight: HashMap<String, Vec<Pending>> = HashMap::new();
+    let mut finished_by_key: HashMap<String, Outcome> = HashMap::new();
+    let ask = |parent: usize, asked: Option<&Pending>, outcome: &Outcome, queue: &mut Vec<Pending>| {
+        queue.extend(
+            then(parent, asked.map(|p| (&p.tag, &p.job)), outcome)
+                .into_iter()
+                .map(|(tag, job)| Pending { parent, tag, job }),
+        );
+    };
+    // The outcomes known before any call (render errors, replayed jobs) ask at once.
+    for (index, outcome) in outcomes.iter().enumerate() {
+        if let Some(outcome) = outcome {
+            ask(index, None, outcome, &mut queue);
+            for &follower in followers_of.get(&index).into_iter().flatten() {
+                ask(follower, None, &as_follower(outcome), &mut queue);
+            }
+        }
+    }
+
     // Ctrl-C is noticed within a tick, so the user hears at once that the calls in flight are
     // being finished, however long they take.
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut announced = false;
     loop {
+        // Start what was asked for, answering identical and journaled jobs without a call.
+        while let Some(pending) = queue.pop() {
+            let Some(key) = job_key(&pending.job, endpoints) else {
+                let message = pending.job.request.as_ref().err().cloned().unwrap_or_default();
+                let outcome = not_sent(message);
+                ask(pending.parent, Some(&pending), &outcome, &mut queue);
+                derived.push(pending.into_derived(outcome));
+                continue;
+            };
+            let known = finished_by_key
+                .get(&key)
+                .map(as_follower)
+                .or_else(|| replayed.remove(&key).inspect(|_| resumed += 1));
+            if let Some(outcome) = known {
+                ask(pending.parent, Some(&pending), &outcome, &mut queue);
+                derived.push(pending.into_derived(outcome));
+            } else if let Some(waiting) = in_flight.get_mut(&key) {
+                waiting.push(pending);
+            } else {
+                in_flight.insert(key.clone(), Vec::new());
+                let run = finish(&pending.job, key.clone(), false);
+                running.push(
+                    async move {
+                        let outcome = run.await;
+                        Finished::Derived(Box::new(pending), key, outcome)
+                    }
+                    .boxed_local(),
+                );
+            }
+        }
+        while running.len() < width + in_flight.len() {
+            let Some(index) = roots.next() else { break };
+            let key = keys[index].clone().unwrap_or_default();
+            let run = finish(&jobs[index], key, true);
+            running.push(async move { Finished::Root(index, run.await) }.boxed_local());
+        }
+        if running.is_empty() {
+            break;
+        }
         tokio::select! {
-            next = stream.next() => match next {
-                Some((index, outcome)) => outcomes[index] = Some(outcome),
+            next = running.next() => match next {
+                Some(Finished::Root(index, outcome)) => {
+                    ask(index, None, &outcome, &mut queue);
+                    for &follower in followers_of.get(&index).into_iter().flatten() {
+                        ask(follower, None, &as_follower(&outcome), &mut queue);
+                    }
+                    outcomes[index] = Some(outcome);
+                }
+                Some(Finished::Derived(pending, key, outcome)) => {
+                    let pending = *pending;
+                    for waiting in in_flight.remove(&key).unwrap_or_default() {
+                        let copy = as_follower(&outcome);
+                        ask(waiting.parent, Some(&waiting), &copy, &mut queue);
+                        derived.push(waiting.into_derived(copy));
+                    }
+                    ask(pending.parent, Some(&pending), &outcome, &mut queue);
+                    finished_by_key.insert(key, outcome.clone());
+                    derived.push(pending.into_derived(outcome));
+                }
                 None => break,
             },
             _ = tick.tick(), if !announced => {
@@ -270,7 +392,7 @@ pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, prices: &
             }
         }
     }
-    drop(stream);
+    drop(running);
     progress.finish();
     let interrupted = watch.stop_requested();
     // The journal is for resuming an interrupted run; a finished run's record is its results.
@@ -280,11 +402,9 @@ pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, prices: &
     }
 
     for (follower, leader) in followers {
-        let mut outcome = outcomes[leader]
-            .clone()
-            .unwrap_or_else(|| not_sent("job was not run".to_owned()));
-        outcome.attempts = 0;
-        outcome.cached = outcome.result.is_ok();
+        let outcome = outcomes[leader]
+            .as_ref()
+            .map_or_else(|| not_sent("job was not run".to_owned()), as_follower);
         outcomes[follower] = Some(outcome);
     }
     let outcomes: Vec<Outcome> = outcomes
@@ -301,10 +421,37 @@ pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, prices: &
         spent_usd: context.budget.spent(),
         interrupted,
         outcomes,
+        derived,
     };
     drop(context);
     drop(watch);
     ran
+}
+
+/// A derived job waiting to start or to be answered.
+struct Pending {
+    parent: usize,
+    tag: JudgeTag,
+    job: Job,
+}
+
+impl Pending {
+    fn into_derived(self, outcome: Outcome) -> Derived {
+        Derived {
+            parent: self.parent,
+            tag: self.tag,
+            job: self.job,
+            outcome,
+        }
+    }
+}
+
+/// The answer an identical job's call gives: nothing was sent for this one.
+fn as_follower(leader: &Outcome) -> Outcome {
+    let mut outcome = leader.clone();
+    outcome.attempts = 0;
+    outcome.cached = outcome.result.is_ok();
+    outcome
 }
 
 /// Identifies a job: the cache key of its request at its provider, plus its fallback chain.

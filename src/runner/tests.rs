@@ -160,6 +160,7 @@ fn jobs(n: usize, fallbacks: &[&str]) -> Vec<Job> {
                     max_tokens: Some(100),
                     top_p: None,
                     seed: i as u64,
+                    json: false,
                 })
             },
         })
@@ -566,4 +567,85 @@ async fn adaptive_concurrency_settles_below_the_providers_limit() {
     assert_eq!(ran.rate_limited, throttled.len());
     // At 4 in flight and 100 ms a call, 400 calls need 10 s; thrashing would take far longer.
     assert!(elapsed < 14.0, "{elapsed} s");
+}
+
+/// A judge job on job `parent`'s output, at provider `j`: `seed` picks the request, so equal
+/// seeds are identical jobs.
+fn judge_job(parent: usize, seed: u64) -> (JudgeTag, Job) {
+    let mut job = jobs(1, &[]).remove(0);
+    job.case = parent;
+    job.provider = "j".to_owned();
+    if let Ok(request) = &mut job.request {
+        request.seed = seed;
+        request.json = true;
+    }
+    let tag = JudgeTag {
+        assertion: 0,
+        repeat: 0,
+        attempt: 0,
+    };
+    (tag, job)
+}
+
+#[tokio::test(start_paused = true)]
+async fn judge_calls_start_when_their_output_arrives_so_judging_overlaps_generation() {
+    let generator = Fake::new(Behaviour::Healthy);
+    let judge = Fake::new(Behaviour::Healthy);
+    let jobs = jobs(10, &[]);
+    let endpoints = BTreeMap::from([
+        ("p".to_owned(), endpoint(&generator, 1)),
+        ("j".to_owned(), endpoint(&judge, 1)),
+    ]);
+    let then = |parent: usize, derived: Option<(&JudgeTag, &Job)>, outcome: &Outcome| match derived {
+        None if outcome.result.is_ok() => vec![judge_job(parent, 1000 + parent as u64)],
+        _ => Vec::new(),
+    };
+    let started = tokio::time::Instant::now();
+    let ran = run_then(&jobs, &endpoints, &prices(), &options(), &then).await;
+    let elapsed = started.elapsed();
+    // Nine outputs (job 6 did not render) at 100 ms each, one at a time, and a judge call of
+    // 100 ms on each: in sequence 1.8 s, overlapped the last output's judging only.
+    assert_eq!(generator.total_calls(), 9);
+    assert_eq!(judge.total_calls(), 9);
+    assert!(elapsed <= Duration::from_millis(1050), "{elapsed:?}");
+    let mut parents: Vec<usize> = ran.derived.iter().map(|d| d.parent).collect();
+    parents.sort_unstable();
+    assert_eq!(parents, vec![0, 1, 2, 3, 4, 5, 7, 8, 9]);
+    for d in &ran.derived {
+        assert_eq!(
+            d.outcome.result.as_ref().unwrap().text,
+            format!("answer {}", 1000 + d.parent)
+        );
+    }
+    // Judging is spend like any call: 9 outputs and 9 judgements of $0.11 each.
+    assert!((ran.spent_usd - 18.0 * 0.11).abs() < 1e-9, "{}", ran.spent_usd);
+}
+
+#[tokio::test(start_paused = true)]
+async fn identical_judge_calls_are_sent_once_and_a_derived_job_can_ask_for_its_retry() {
+    let generator = Fake::new(Behaviour::Healthy);
+    let judge = Fake::new(Behaviour::Healthy);
+    let jobs = jobs(6, &[]);
+    let endpoints = BTreeMap::from([
+        ("p".to_owned(), endpoint(&generator, 4)),
+        ("j".to_owned(), endpoint(&judge, 4)),
+    ]);
+    // Outputs pair up on one judge request each; job 0's judgement asks once for a retry.
+    let then = |parent: usize, derived: Option<(&JudgeTag, &Job)>, _: &Outcome| match derived {
+        None => vec![judge_job(parent, 2000 + (parent / 2) as u64)],
+        Some((tag, _)) if parent == 0 && tag.attempt == 0 => {
+            let (mut again, job) = judge_job(parent, 3000);
+            again.attempt = 1;
+            vec![(again, job)]
+        }
+        Some(_) => Vec::new(),
+    };
+    let ran = run_then(&jobs, &endpoints, &prices(), &options(), &then).await;
+    assert_eq!(ran.derived.len(), 7, "six judgements and one retry");
+    assert_eq!(judge.total_calls(), 4, "three distinct judge requests and the retry");
+    let shared = ran.derived.iter().filter(|d| d.outcome.cached).count();
+    assert_eq!(shared, 3, "the second of each pair took the first's answer");
+    let retry = ran.derived.iter().find(|d| d.tag.attempt == 1).expect("the retry ran");
+    assert_eq!(retry.parent, 0);
+    assert_eq!(retry.outcome.result.as_ref().unwrap().text, "answer 3000");
 }

@@ -4,10 +4,13 @@
 //! personal-data detectors of [`pii`], [`refusal`]); a similarity to a reference answer is a
 //! number ([`similarity`]); an `exec` scorer's command returns named scores ([`exec`]).
 //! Across repeats, each call's `consistency` is its agreement with the case's other repeats
-//! ([`similarity::consistency`], added by `assemble`). Judge-based scorers (relevance,
-//! hallucination) will call a provider through the runner and land here as more [`Check`]s.
+//! ([`similarity::consistency`], added by `assemble`). Judge assertions
+//! (`llm-rubric`, `relevance`, `hallucination`) call the suite's judge through the runner;
+//! [`judge`] builds those calls and adds their verdicts to the scores.
 
+pub mod agreement;
 pub mod exec;
+pub mod judge;
 pub mod pii;
 pub mod refusal;
 pub mod similarity;
@@ -127,6 +130,8 @@ pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &s
                 // The score is the leak: 1 when personal data is found.
                 scored.scores.insert(name, Score::Bool(!found.is_empty()));
             }
+            // Scored from the judge's reply (`judge::apply`).
+            Check::Judge(_) => {}
             check => {
                 let (ok, why) = check_text(check, output);
                 if !ok {
@@ -149,7 +154,8 @@ pub fn errored<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, error: &
     for a in assertions {
         let names = fresh_names(&scores, a);
         match &a.check {
-            Check::Exec { .. } => {}
+            // Nothing to score without an output; a judge has nothing to judge.
+            Check::Exec { .. } | Check::Judge(_) => {}
             Check::Similarity { threshold, .. } => {
                 scores.insert(names[0].clone(), Score::Number(0.0));
                 if threshold.is_some() {
@@ -309,7 +315,7 @@ fn check_text(check: &Check, output: &str) -> (bool, String) {
             (refused == *expected, why.to_owned())
         }
         // Scored by `score` itself.
-        Check::Pii(_) | Check::Similarity { .. } | Check::Exec { .. } => (true, String::new()),
+        Check::Pii(_) | Check::Similarity { .. } | Check::Exec { .. } | Check::Judge(_) => (true, String::new()),
     }
 }
 
@@ -340,6 +346,7 @@ mod tests {
             method: None,
             command: None,
             allow: None,
+            context_var: None,
         }
     }
 

@@ -100,13 +100,14 @@ fn emails(text: &str) -> Vec<&str> {
             let local = &m.as_str()[..m.as_str().find('@').unwrap_or(0)];
             // The word the address is in: `https://user:pass@host.com` holds a scheme.
             let token_start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
-            !word_before
-                && !before[token_start..].contains("://")
-                && !local.starts_with('.')
-                && !local.ends_with('.')
-                && next != Some('/')
-                && !(next == Some(':') && after[1..].chars().next().is_some_and(|c| !c.is_whitespace()))
-                && !next.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '@')
+            let not_an_address = word_before
+                || before[token_start..].contains("://")
+                || local.starts_with('.')
+                || local.ends_with('.')
+                || next == Some('/')
+                || (next == Some(':') && after[1..].chars().next().is_some_and(|c| !c.is_whitespace()))
+                || next.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '@');
+            !not_an_address
         })
         .map(|m| m.as_str())
         .collect()
@@ -333,7 +334,7 @@ fn cards(text: &str) -> Vec<&str> {
             let spaced = s.contains(' ');
             let dashed = s.contains('-');
             let digits: String = s.chars().filter(char::is_ascii_digit).collect();
-            !glued && !(spaced && dashed) && matches!(digits.as_bytes()[0], b'2'..=b'6') && luhn_holds(&digits)
+            !(glued || spaced && dashed) && matches!(digits.as_bytes()[0], b'2'..=b'6') && luhn_holds(&digits)
         })
         .map(|m| m.as_str())
         .collect()

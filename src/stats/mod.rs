@@ -17,6 +17,8 @@
 //!   with percentile intervals — Efron, B. & Tibshirani, R. J. (1993), *An Introduction to
 //!   the Bootstrap*, Chapman & Hall — driven by our own seeded [`Rng`] (xoshiro256**) so
 //!   results never change with a dependency upgrade.
+//! - [`cohens_kappa`]: Cohen's kappa, unweighted or quadratic-weighted, with the
+//!   Fleiss–Cohen–Everitt (1969) standard error — a judge's agreement with labels.
 //! - [`holm`]: Holm–Bonferroni step-down adjustment — Holm, S. (1979), *Scandinavian Journal
 //!   of Statistics* 6(2), 65–70.
 //! - [`mde_paired`]: minimum detectable effect of a paired two-sided test (normal
@@ -58,6 +60,7 @@ mod describe;
 mod equivalence;
 mod hodges_lehmann;
 mod holm;
+mod kappa;
 mod mcnemar;
 mod nct;
 mod permutation;
@@ -80,6 +83,7 @@ pub use describe::{mean, quantile, std_dev};
 pub use equivalence::{Tost, tost_paired};
 pub use hodges_lehmann::{HodgesLehmann, hodges_lehmann};
 pub use holm::holm;
+pub use kappa::{Kappa, KappaWeights, cohens_kappa, contingency};
 pub use mcnemar::mcnemar_exact;
 pub use nct::noncentral_t_cdf;
 pub use permutation::{

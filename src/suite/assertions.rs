@@ -119,6 +119,16 @@ pub(crate) fn resolve_assertion(
         }
         "similarity" => similarity(value.as_ref(), raw)?,
         "exec" => exec(value.as_ref(), raw)?,
+        "llm-rubric" => Check::Judge(JudgeCheck::Rubric(text().map_err(|_| {
+            (
+                "assertion `llm-rubric` needs the rubric as its `value`".to_owned(),
+                Some("e.g. {type: llm-rubric, value: \"States the refund window.\", metric: relevance}".to_owned()),
+            )
+        })?)),
+        "relevance" => Check::Judge(JudgeCheck::Relevance),
+        "hallucination" => Check::Judge(JudgeCheck::Hallucination {
+            context_var: raw.context_var.clone().unwrap_or_else(|| "context".to_owned()),
+        }),
         // ASSERTION_TYPES was checked above; a type listed there but not handled here is ours.
         other => return Err((format!("assertion type `{other}` is not supported"), None)),
     };
@@ -128,6 +138,7 @@ pub(crate) fn resolve_assertion(
         ("method", raw.method.is_some(), "similarity"),
         ("command", raw.command.is_some(), "exec"),
         ("allow", raw.allow.is_some(), "pii"),
+        ("context_var", raw.context_var.is_some(), "hallucination"),
     ] {
         if given && kind != owner {
             return Err((
@@ -156,6 +167,7 @@ pub(crate) fn resolve_assertion(
 fn metric_name(kind: &str, raw: &raw::RawAssertion) -> Result<String, Problem> {
     let names = match &raw.metric {
         None if kind == "pii" => return Ok(crate::metrics::PII_LEAK_RATE.to_owned()),
+        None if kind == "hallucination" => return Ok("hallucination_rate".to_owned()),
         None => return Ok(kind.to_owned()),
         Some(names) => &names.0,
     };

@@ -311,6 +311,7 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
                             method: None,
                             command: None,
                             allow: None,
+                            context_var: None,
                         });
                     }
                 }

@@ -9,6 +9,7 @@ mod dataset;
 mod diag;
 mod experiment;
 mod gates;
+mod judges;
 mod model;
 mod patterns;
 pub mod raw;
@@ -60,6 +61,7 @@ pub fn load(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Err
         suite.experiments.push(load_experiment(&source, &suite, decl)?);
     }
     check_gate_metrics(&*source, &suite)?;
+    judges::check(&*source, &suite)?;
     Ok(suite)
 }
 
@@ -74,7 +76,7 @@ pub fn lint(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Vec
         }
     }
     if errors.is_empty()
-        && let Err(e) = check_gate_metrics(&*source, &suite)
+        && let Err(e) = check_gate_metrics(&*source, &suite).and_then(|()| judges::check(&*source, &suite))
     {
         errors.push(e);
     }
@@ -162,6 +164,7 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
                 api_version: p.api_version,
                 command: p.command,
                 env: p.env,
+                model: p.model,
             },
         );
     }
@@ -227,6 +230,7 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
         seed: defaults_raw.as_ref().and_then(|d| d.seed).unwrap_or(0),
         sequential: defaults_raw.as_ref().and_then(|d| d.sequential).unwrap_or(false),
         sequential_looks,
+        judge: judges::settings(&providers, defaults_raw.as_ref(), &at)?,
     };
 
     let mut pricing = BTreeMap::new();

@@ -32,6 +32,8 @@ pub struct ProviderSpec {
     pub command: Option<Vec<String>>,
     /// exec: the environment variables passed through to the program.
     pub env: Vec<String>,
+    /// The model judges call through this provider, unless `defaults.judge_model` names one.
+    pub model: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -61,6 +63,16 @@ pub struct Defaults {
     /// `sequential: true`: looks at equal shares of the cases, with alpha spending.
     pub sequential: bool,
     pub sequential_looks: u32,
+    /// The provider and model judge assertions call; `None` when the suite names no judge.
+    pub judge: Option<JudgeSettings>,
+}
+
+/// Who judges: `defaults.judge`, its model, and how many times each output is judged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JudgeSettings {
+    pub provider: String,
+    pub model: String,
+    pub repeats: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -193,6 +205,19 @@ pub enum Check {
         command: Vec<String>,
         scores: Vec<String>,
     },
+    /// Asked of the suite's judge, not checked on the text (see `scorers::judge`).
+    Judge(JudgeCheck),
+}
+
+/// What a judge is asked about an output.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JudgeCheck {
+    /// `llm-rubric`: the output meets the rubric.
+    Rubric(String),
+    /// `relevance`: the output answers the input.
+    Relevance,
+    /// `hallucination`: every claim of the output is supported by the case's `context_var`.
+    Hallucination { context_var: String },
 }
 
 /// What a `pii` assertion looks for.
@@ -292,6 +317,9 @@ pub const ASSERTION_TYPES: &[&str] = &[
     "not-refusal",
     "similarity",
     "exec",
+    "llm-rubric",
+    "relevance",
+    "hallucination",
 ];
 
 impl Suite {
@@ -374,6 +402,7 @@ impl ProviderSpec {
             api_version: None,
             command: None,
             env: Vec::new(),
+            model: None,
         }
     }
 }

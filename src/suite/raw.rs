@@ -47,6 +47,8 @@ pub struct RawProvider {
     /// harmless ones such as PATH and HOME).
     #[serde(default)]
     pub env: Vec<String>,
+    /// The model a judge calls through this provider (experiments take theirs from the variant).
+    pub model: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -107,6 +109,12 @@ pub struct RawDefaults {
     pub sequential: Option<bool>,
     /// Looks of a sequential run (equal shares of the cases), 2 to 10.
     pub sequential_looks: Option<u32>,
+    /// The provider judge assertions call (any configured provider).
+    pub judge: Option<Spanned<String>>,
+    /// The judge's model; else the judge provider's `model`.
+    pub judge_model: Option<String>,
+    /// Judge each output this many times (judge noise averaged like repeats).
+    pub judge_repeats: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +159,9 @@ pub struct RawAssertion {
     /// pii: what is not a leak (the organisation's own public addresses and numbers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow: Option<Vec<String>>,
+    /// hallucination: the case var holding the context the output must stay within.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_var: Option<String>,
 }
 
 /// `metric: tone` or `metric: [tone, concise]`: the names an assertion's scores take.

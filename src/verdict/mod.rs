@@ -148,7 +148,11 @@ pub fn judge_with(experiments: &mut [ExperimentResult], policy: &Policy, look: O
     // compared with α alone: they decide nothing, and adding them must not weaken a gate.
     let errored: Vec<bool> = experiments
         .iter()
-        .map(|e| arm_failure(e, policy.max_error_rate).is_some())
+        .map(|e| {
+            arm_failure(e, policy.max_error_rate)
+                .or_else(|| judge_failure(e))
+                .is_some()
+        })
         .collect();
     let in_family: Vec<bool> = estimates
         .iter()
@@ -216,7 +220,7 @@ pub fn judge_with(experiments: &mut [ExperimentResult], policy: &Policy, look: O
         experiments[*ei].metrics.push(metric);
     }
     for e in experiments.iter_mut() {
-        let (verdict, reason) = match arm_failure(e, policy.max_error_rate) {
+        let (verdict, reason) = match arm_failure(e, policy.max_error_rate).or_else(|| judge_failure(e)) {
             Some(failure) => (ExperimentVerdict::Error, failure),
             None => experiment_verdict(e),
         };
@@ -321,6 +325,33 @@ fn arm_failure(e: &ExperimentResult, max_error_rate: f64) -> Option<String> {
         }
     }
     None
+}
+
+/// Judge calls that failed beyond this share make the run an error: the judged metrics would
+/// rest on the outputs a judge happened to answer for.
+pub const MAX_JUDGE_ERROR_RATE: f64 = 0.2;
+
+/// Why an experiment's judging failed: more than [`MAX_JUDGE_ERROR_RATE`] of its judge calls
+/// (`judge_error_rate`) failed or answered with something other than the asked-for object.
+fn judge_failure(e: &ExperimentResult) -> Option<String> {
+    let judgements: Vec<&Judgement> = e
+        .cases
+        .iter()
+        .flat_map(|c| c.baseline.iter().chain(&c.candidate))
+        .flat_map(|call| &call.judgements)
+        .collect();
+    let failed: Vec<&Judgement> = judgements.iter().copied().filter(|j| j.error.is_some()).collect();
+    let rate = failed.len() as f64 / judgements.len().max(1) as f64;
+    (rate > MAX_JUDGE_ERROR_RATE).then(|| {
+        format!(
+            "the run failed: {} of {} judge calls failed (judge_error_rate {}, more than {} allowed); first error: {}",
+            failed.len(),
+            judgements.len(),
+            format::relative(rate).trim_start_matches('+'),
+            format::relative(MAX_JUDGE_ERROR_RATE).trim_start_matches('+'),
+            failed.first().and_then(|j| j.error.clone()).unwrap_or_default()
+        )
+    })
 }
 
 fn experiment_verdict(e: &ExperimentResult) -> (ExperimentVerdict, String) {
@@ -535,13 +566,19 @@ pub fn count_calls(experiments: &[ExperimentResult]) -> RunFacts {
         .flat_map(|e| e.cases.iter())
         .flat_map(|c| c.baseline.iter().chain(&c.candidate))
         .collect();
+    let judgements: Vec<&Judgement> = calls.iter().flat_map(|c| &c.judgements).collect();
+    let judge_spend_usd = judgements.iter().map(|j| j.cost_usd).sum::<f64>() + 0.0;
     RunFacts {
         cases: experiments.iter().map(|e| e.cases.len()).sum(),
         calls: calls.len(),
         completed: calls.iter().filter(|c| c.error.is_none()).count(),
         errored: calls.iter().filter(|c| c.error.is_some()).count(),
-        // `+ 0.0`: an empty sum is −0.0, which would print as "$-0.0000".
-        spend_usd: calls.iter().filter(|c| !c.cached).map(|c| c.cost_usd).sum::<f64>() + 0.0,
+        // `+ 0.0`: an empty sum is −0.0, which would print as "$-0.0000". Judging is part of
+        // what the evaluation spent.
+        spend_usd: calls.iter().filter(|c| !c.cached).map(|c| c.cost_usd).sum::<f64>() + judge_spend_usd + 0.0,
+        judge_calls: judgements.len(),
+        judge_errors: judgements.iter().filter(|j| j.error.is_some()).count(),
+        judge_spend_usd,
         ..RunFacts::default()
     }
 }

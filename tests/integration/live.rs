@@ -97,6 +97,7 @@ fn reply(body: &Value) -> Value {
             .map(|n| n as u32),
         top_p: body["top_p"].as_f64(),
         seed: body["seed"].as_u64().unwrap_or(0),
+        json: false,
     };
     let response = mock::respond(&request);
     json!({

@@ -7,6 +7,7 @@ mod bad_input;
 mod detect;
 mod gate;
 mod github;
+mod judges;
 mod live;
 mod merge;
 mod outputs;

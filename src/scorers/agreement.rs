@@ -1,0 +1,333 @@
+//! How far a judge agrees with labelled cases (`promptgate judge-check`): the labels file, the
+//! judge's question for each line, and the agreement — accuracy with its Wilson interval and
+//! Cohen's kappa with its interval (quadratic-weighted for 1–5 labels).
+//!
+//! A labels file is JSONL, one case a line: `input`, `output`, optional `context` (then the
+//! judge is asked the hallucination question: is every claim supported?) or `rubric` (the
+//! rubric question), else the relevance question; and `label`: `"pass"`/`"fail"` (or a
+//! boolean) for the judge's `pass`, or an integer 1–5 for its `score`. One file holds one kind
+//! of label.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::judge::Reply;
+use crate::error::{Diagnostic, Error};
+use crate::providers::Request;
+use crate::stats::{self, KappaWeights};
+use crate::suite::{Case, JudgeCheck};
+
+/// One labelled line.
+#[derive(Clone, Debug)]
+pub struct Labelled {
+    /// 1-based line in the labels file.
+    pub line: usize,
+    pub check: JudgeCheck,
+    pub case: Case,
+    pub output: String,
+    pub label: Label,
+}
+
+/// What a human said of the output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Label {
+    Pass(bool),
+    Score(u8),
+}
+
+/// The agreement of a judge with the labels, as `judge-check` prints it (`--json`: this).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Agreement {
+    /// `pass-fail` or `1-5`.
+    pub scale: &'static str,
+    pub labelled: usize,
+    /// Lines the judge answered with the asked-for object.
+    pub judged: usize,
+    /// Lines whose judge call failed or answered with something else (after one retry).
+    pub errors: usize,
+    pub agreed: usize,
+    pub accuracy: Option<f64>,
+    pub accuracy_ci: Option<[f64; 2]>,
+    /// Unweighted for pass/fail, quadratic-weighted for 1–5.
+    pub kappa: Option<f64>,
+    pub kappa_se: Option<f64>,
+    pub kappa_ci: Option<[f64; 2]>,
+    pub kappa_weights: &'static str,
+}
+
+/// Where `judge-check --record` keeps its measurements, in the repository (committed, so the
+/// gate sees them): one JSON line per check.
+pub const RECORD_PATH: &str = ".promptgate/judge-checks.jsonl";
+
+/// The line `judge-check --record` appends.
+pub fn record_line(judge: &str, model: &str, labels: &str, agreement: &Agreement) -> String {
+    serde_json::json!({"judge": judge, "model": model, "labels": labels, "agreement": agreement}).to_string()
+}
+
+/// Whether a record (the text of [`RECORD_PATH`]) holds a check of `judge` with `model`.
+pub fn is_checked(records: &str, judge: &str, model: &str) -> bool {
+    records
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .any(|r| r["judge"] == judge && r["model"] == model && r["agreement"]["judged"].as_u64().is_some_and(|n| n > 0))
+}
+
+/// Most labelled lines read: each is a judge call.
+const MAX_LABELS: usize = 10_000;
+
+/// Reads a labels file; `file` names it in errors.
+pub fn parse_labels(file: &str, text: &str) -> Result<Vec<Labelled>, Error> {
+    let mut labelled = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let at = |message: String, hint: &str| -> Error {
+            Diagnostic::new(message)
+                .in_file(file)
+                .at(text, line as u64, 1)
+                .hint(hint)
+                .into()
+        };
+        let example = r#"e.g. {"input": "Is shipping free?", "output": "Over $75, yes.", "label": "pass"}"#;
+        let object: serde_json::Map<String, Value> =
+            serde_json::from_str(raw).map_err(|e| at(format!("line {line} is not a JSON object: {e}"), example))?;
+        let text_of = |key: &str| -> Result<Option<String>, Error> {
+            match object.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(at(format!("`{key}` on line {line} is {other}, not text"), example)),
+            }
+        };
+        for key in object.keys() {
+            if !["input", "output", "context", "rubric", "label", "id"].contains(&key.as_str()) {
+                return Err(at(
+                    format!("unknown key `{key}` on line {line}"),
+                    "keys: input, output, label, and optionally context, rubric, id",
+                ));
+            }
+        }
+        let (Some(input), Some(output)) = (text_of("input")?, text_of("output")?) else {
+            return Err(at(format!("line {line} needs an `input` and an `output`"), example));
+        };
+        let label = match object.get("label") {
+            Some(Value::Bool(b)) => Label::Pass(*b),
+            Some(Value::String(s)) if s == "pass" => Label::Pass(true),
+            Some(Value::String(s)) if s == "fail" => Label::Pass(false),
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|s| (1..=5).contains(&s)) => {
+                Label::Score(n.as_u64().unwrap_or(1) as u8)
+            }
+            other => {
+                return Err(at(
+                    format!(
+                        "the label on line {line} is {}, not pass, fail or 1–5",
+                        other.map_or("missing".to_owned(), Value::to_string)
+                    ),
+                    "label: \"pass\" or \"fail\" (the judge's pass), or an integer 1–5 (its score)",
+                ));
+            }
+        };
+        let (context, rubric) = (text_of("context")?, text_of("rubric")?);
+        let mut vars = serde_json::Map::new();
+        vars.insert("input".to_owned(), Value::String(input));
+        let check = match (context, rubric) {
+            (Some(_), Some(_)) => {
+                return Err(at(
+                    format!("line {line} has both a `context` and a `rubric`"),
+                    "a line asks one question: a context (hallucination) or a rubric",
+                ));
+            }
+            (Some(context), None) => {
+                vars.insert("context".to_owned(), Value::String(context));
+                JudgeCheck::Hallucination {
+                    context_var: "context".to_owned(),
+                }
+            }
+            (None, Some(rubric)) => JudgeCheck::Rubric(rubric),
+            (None, None) => JudgeCheck::Relevance,
+        };
+        let id = text_of("id")?.unwrap_or_else(|| format!("line {line}"));
+        labelled.push(Labelled {
+            line,
+            check,
+            case: Case {
+                id,
+                description: None,
+                group: None,
+                vars,
+                asserts: Vec::new(),
+                assert_source: String::new(),
+                origin: format!("{file}:{line}"),
+            },
+            output,
+            label,
+        });
+        if labelled.len() > MAX_LABELS {
+            return Err(at(
+                format!("more than {MAX_LABELS} labelled lines"),
+                "check a sample of them",
+            ));
+        }
+    }
+    if labelled.is_empty() {
+        return Err(Diagnostic::new("the labels file has no labelled line")
+            .in_file(file)
+            .hint("one JSON object a line: input, output, label")
+            .into());
+    }
+    let scores = labelled.iter().filter(|l| matches!(l.label, Label::Score(_))).count();
+    if scores != 0 && scores != labelled.len() {
+        let first = labelled
+            .iter()
+            .find(|l| matches!(l.label, Label::Score(_)))
+            .map_or(1, |l| l.line);
+        return Err(Diagnostic::new("the labels mix pass/fail and 1–5 scores")
+            .in_file(file)
+            .at(text, first as u64, 1)
+            .hint("one file, one scale: split them into two files")
+            .into());
+    }
+    Ok(labelled)
+}
+
+/// The judge's question for each labelled line, for `model`.
+pub fn requests(labelled: &[Labelled], model: &str) -> Vec<Result<Request, String>> {
+    labelled
+        .iter()
+        .map(|l| super::judge::request(&l.check, model, &l.case, &l.output, l.line as u64))
+        .collect()
+}
+
+/// The agreement of the judge's replies (`None`: the judge failed on that line) with the labels.
+pub fn agreement(labelled: &[Labelled], replies: &[Option<Reply>], confidence: f64) -> Agreement {
+    let scored = labelled.first().is_some_and(|l| matches!(l.label, Label::Score(_)));
+    // Categories: pass/fail as 0/1, scores 1–5 as 0–4.
+    let pairs: Vec<(usize, usize)> = labelled
+        .iter()
+        .zip(replies)
+        .filter_map(|(l, reply)| {
+            let reply = reply.as_ref()?;
+            Some(match l.label {
+                Label::Pass(pass) => (usize::from(pass), usize::from(reply.pass)),
+                Label::Score(score) => (usize::from(score) - 1, usize::from(reply.score) - 1),
+            })
+        })
+        .collect();
+    let judged = pairs.len();
+    let agreed = pairs.iter().filter(|(a, b)| a == b).count();
+    let (k, weights) = if scored {
+        (5, KappaWeights::Quadratic)
+    } else {
+        (2, KappaWeights::Unweighted)
+    };
+    let kappa = stats::cohens_kappa(&stats::contingency(pairs.iter().copied(), k), weights, confidence);
+    Agreement {
+        scale: if scored { "1-5" } else { "pass-fail" },
+        labelled: labelled.len(),
+        judged,
+        errors: labelled.len() - judged,
+        agreed,
+        accuracy: (judged > 0).then(|| agreed as f64 / judged as f64),
+        accuracy_ci: stats::wilson_interval(agreed as u64, judged as u64, confidence),
+        kappa: kappa.map(|k| k.kappa),
+        kappa_se: kappa.map(|k| k.se),
+        kappa_ci: kappa.map(|k| k.interval),
+        kappa_weights: if scored { "quadratic" } else { "none" },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(pass: bool, score: u8) -> Option<Reply> {
+        Some(Reply {
+            pass,
+            score,
+            reason: String::new(),
+        })
+    }
+
+    #[test]
+    fn labels_are_read_with_their_question_and_bad_lines_named() {
+        let text = "{\"input\": \"q\", \"output\": \"o\", \"context\": \"c\", \"label\": \"pass\"}\n\n\
+                    {\"input\": \"q\", \"output\": \"o\", \"label\": false}\n";
+        let labelled = parse_labels("labels.jsonl", text).unwrap();
+        assert_eq!(labelled.len(), 2);
+        assert!(matches!(labelled[0].check, JudgeCheck::Hallucination { .. }));
+        assert_eq!((labelled[1].line, labelled[1].label), (3, Label::Pass(false)));
+        assert_eq!(labelled[1].check, JudgeCheck::Relevance);
+        for (bad, why) in [
+            (
+                "{\"input\": \"q\", \"output\": \"o\", \"label\": 7}",
+                "is 7, not pass, fail or 1–5",
+            ),
+            (
+                "{\"input\": \"q\", \"label\": \"pass\"}",
+                "needs an `input` and an `output`",
+            ),
+            (
+                "{\"input\": \"q\", \"output\": \"o\", \"label\": \"pass\", \"lable\": 1}",
+                "unknown key `lable`",
+            ),
+            ("not json", "line 1 is not a JSON object"),
+            (
+                "{\"input\": \"q\", \"output\": \"o\", \"label\": 3}\n{\"input\": \"q\", \"output\": \"o\", \"label\": \"pass\"}",
+                "mix pass/fail and 1–5",
+            ),
+        ] {
+            let error = parse_labels("labels.jsonl", bad).unwrap_err();
+            assert_eq!(error.exit_code(), crate::error::exit::USAGE);
+            assert!(error.to_string().contains(why), "{bad}: {error}");
+            assert!(error.to_string().contains("labels.jsonl"), "{error}");
+        }
+    }
+
+    #[test]
+    fn agreement_on_pass_fail_matches_the_references() {
+        // The pairs of stats::kappa's binary test: labels a, judge b.
+        let a = [1, 1, 0, 1, 0, 0, 1, 1, 1, 0, 1, 0, 1, 1, 0, 0, 1, 1, 0, 1];
+        let b = [1, 1, 0, 0, 0, 1, 1, 1, 1, 0, 1, 0, 1, 0, 0, 0, 1, 1, 1, 1];
+        let mut text = String::new();
+        for label in a {
+            text.push_str(&format!(
+                "{{\"input\": \"q\", \"output\": \"o\", \"label\": {}}}\n",
+                label == 1
+            ));
+        }
+        let labelled = parse_labels("l.jsonl", &text).unwrap();
+        let mut replies: Vec<Option<Reply>> = b.iter().map(|&j| reply(j == 1, 3)).collect();
+        let got = agreement(&labelled, &replies, 0.95);
+        assert_eq!((got.judged, got.agreed, got.errors), (20, 16, 0));
+        // statsmodels.stats.proportion.proportion_confint(16, 20, method='wilson')
+        // = (0.5839825677481064, 0.919342337420202)
+        let ci = got.accuracy_ci.unwrap();
+        assert!((ci[0] - 0.5839825677481064).abs() < 1e-12 && (ci[1] - 0.919342337420202).abs() < 1e-12);
+        // sklearn.metrics.cohen_kappa_score(a, b) = 0.5833333333333333
+        assert!((got.kappa.unwrap() - 0.5833333333333333).abs() < 1e-12);
+        // A failed judgement is left out, and counted.
+        replies[0] = None;
+        let fewer = agreement(&labelled, &replies, 0.95);
+        assert_eq!((fewer.judged, fewer.errors), (19, 1));
+    }
+
+    #[test]
+    fn agreement_on_scores_is_quadratic_weighted() {
+        let a = [5, 4, 4, 3, 2, 1, 5, 3, 2, 4, 1, 5, 3, 4, 2, 5, 1, 3, 4, 2, 5, 4];
+        let b = [5, 4, 3, 3, 2, 2, 4, 3, 1, 4, 1, 5, 4, 4, 2, 5, 2, 3, 5, 2, 4, 4];
+        let text: String = a
+            .iter()
+            .map(|l| format!("{{\"input\": \"q\", \"output\": \"o\", \"label\": {l}}}\n"))
+            .collect();
+        let labelled = parse_labels("l.jsonl", &text).unwrap();
+        let replies: Vec<Option<Reply>> = b.iter().map(|&s| reply(s >= 3, s)).collect();
+        let got = agreement(&labelled, &replies, 0.95);
+        assert_eq!((got.scale, got.kappa_weights, got.agreed), ("1-5", "quadratic", 14));
+        // sklearn.metrics.cohen_kappa_score(a, b, weights='quadratic') = 0.8929440389294404
+        assert!((got.kappa.unwrap() - 0.8929440389294404).abs() < 1e-12);
+        // statsmodels.stats.inter_rater.cohens_kappa(table, wt='quadratic').std_kappa
+        // = 0.032786876734716974
+        assert!((got.kappa_se.unwrap() - 0.032786876734716974).abs() < 1e-12);
+    }
+}

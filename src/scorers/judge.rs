@@ -1,0 +1,576 @@
+//! Judge scorers: `llm-rubric`, `relevance` and `hallucination` ask the suite's judge (any
+//! configured provider) about an output, through the runner like any call.
+//!
+//! The judge sees the input, the output and, for a grounded case, its context, between tags,
+//! and is asked for one JSON object `{"pass": bool, "score": 1–5, "reason": "…"}` (through the
+//! provider's JSON mode where it has one: [`Request::json`]). A reply that is not that object
+//! is asked again once, with another seed; a second bad reply, or a failed call, is that
+//! output's error for the metric: it has no value there, and `judge_error_rate` counts it.
+//! Never a silent 0.
+//!
+//! What a judgement feeds: `relevance` and a rubric's metric take the score scaled to 0–1,
+//! (score − 1) / 4, higher is better; `hallucination_rate` takes 1 when the judge found an
+//! unsupported claim (`pass: false`), else 0. A judge's `pass: false` fails the call like any
+//! assertion, with the judge's reason as the failure, so flipped cases show why.
+
+use serde_json::Value;
+
+use crate::plan::{Job, JudgeTag, Planned};
+use crate::providers::{JUDGE_MARK, Message, Request, Role};
+use crate::results::{Judgement, Score};
+use crate::runner::Outcome;
+use crate::suite::{Assertion, Case, Check, JudgeCheck, JudgeSettings};
+
+/// A judge's reply, parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    pub pass: bool,
+    pub score: u8,
+    pub reason: String,
+}
+
+/// Most characters of a reason kept: a judge that writes an essay is cut, not stored whole.
+const MAX_REASON_CHARS: usize = 600;
+
+/// Tokens a judge may answer with: a JSON object with one sentence of reason.
+const JUDGE_MAX_TOKENS: u32 = 300;
+
+/// What each finished call of `jobs` (generation jobs of `planned`) asks the runner for: its
+/// judge calls, and a judge call's retry when its reply was not the object. It is the
+/// runner's `Then`.
+pub fn follow_up<'a>(
+    planned: &'a [Planned<'a>],
+    settings: Option<&'a JudgeSettings>,
+    jobs: &'a [Job],
+) -> Box<crate::runner::Then<'a>> {
+    Box::new(
+        move |parent, derived, outcome| match (derived, settings, jobs.get(parent)) {
+            (Some((tag, job)), _, _) => retry(tag, job, outcome).into_iter().collect(),
+            (None, Some(settings), Some(generation)) => {
+                let experiment = planned[generation.experiment].candidate;
+                let case = &experiment.cases[generation.case];
+                judge_jobs(
+                    settings,
+                    experiment.asserts.iter().chain(&case.asserts),
+                    case,
+                    generation,
+                    outcome,
+                )
+            }
+            (None, _, _) => Vec::new(),
+        },
+    )
+}
+
+/// The judge jobs of `jobs` as the plan estimates them, before any output exists: each
+/// output taken at the length the plan assumes (`plan::estimate_output_tokens`).
+pub fn planned_jobs(planned: &[Planned<'_>], settings: Option<&JudgeSettings>, jobs: &[Job]) -> Vec<Job> {
+    let Some(settings) = settings else { return Vec::new() };
+    let mut judge_jobs_planned = Vec::new();
+    for job in jobs {
+        let Ok(request) = &job.request else { continue };
+        let experiment = planned[job.experiment].candidate;
+        let case = &experiment.cases[job.case];
+        let chars = crate::plan::estimate_output_tokens(request.max_tokens) as usize * crate::tokens::CHARS_PER_TOKEN;
+        let assumed = Outcome {
+            result: Ok(crate::providers::Response {
+                // Words of five characters: about what the tokenizers count for prose.
+                text: "word ".repeat(chars / 5),
+                usage: crate::providers::Usage::default(),
+                latency_ms: None,
+            }),
+            latency_ms: None,
+            cached: false,
+            attempts: 0,
+            provider: None,
+            fell_back: false,
+        };
+        let asserts = experiment.asserts.iter().chain(&case.asserts);
+        judge_jobs_planned.extend(
+            judge_jobs(settings, asserts, case, job, &assumed)
+                .into_iter()
+                .map(|(_, j)| j),
+        );
+    }
+    judge_jobs_planned
+}
+
+/// The judge jobs an output asks for: one per judge assertion and judge repeat, in the
+/// generation job's experiment, case, arm and repeat. `assertions` are the call's, in order.
+pub fn judge_jobs<'a>(
+    settings: &JudgeSettings,
+    assertions: impl IntoIterator<Item = &'a Assertion>,
+    case: &Case,
+    generation: &Job,
+    outcome: &Outcome,
+) -> Vec<(JudgeTag, Job)> {
+    let Ok(response) = &outcome.result else {
+        return Vec::new();
+    };
+    let mut jobs = Vec::new();
+    for (index, assertion) in assertions.into_iter().enumerate() {
+        let Check::Judge(check) = &assertion.check else {
+            continue;
+        };
+        for repeat in 0..settings.repeats {
+            let tag = JudgeTag {
+                assertion: index,
+                repeat,
+                attempt: 0,
+            };
+            let job = job(settings, check, case, &response.text, generation, &tag);
+            jobs.push((tag, job));
+        }
+    }
+    jobs
+}
+
+/// The retry a judge job's outcome asks for: one, when the first reply was not the object.
+/// The same question with another seed, so it is a call of its own (and cache entry).
+pub fn retry(tag: &JudgeTag, job: &Job, outcome: &Outcome) -> Option<(JudgeTag, Job)> {
+    let malformed = matches!(&outcome.result, Ok(response) if parse(&response.text).is_err());
+    if !malformed || tag.attempt > 0 {
+        return None;
+    }
+    let mut job = job.clone();
+    if let Ok(request) = &mut job.request {
+        request.seed = request.seed.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
+    }
+    Some((
+        JudgeTag {
+            attempt: tag.attempt + 1,
+            ..tag.clone()
+        },
+        job,
+    ))
+}
+
+/// One judge call.
+fn job(
+    settings: &JudgeSettings,
+    check: &JudgeCheck,
+    case: &Case,
+    output: &str,
+    generation: &Job,
+    tag: &JudgeTag,
+) -> Job {
+    // Repeats and the retry differ by seed, so each is its own call (and cache entry).
+    let seed = crate::stats::fnv1a(
+        generation
+            .request
+            .as_ref()
+            .map_or(0, |r| r.seed)
+            .to_le_bytes()
+            .into_iter()
+            .chain(tag.repeat.to_le_bytes())
+            .chain(tag.attempt.to_le_bytes()),
+    );
+    Job {
+        experiment: generation.experiment,
+        case: generation.case,
+        arm: generation.arm,
+        repeat: generation.repeat,
+        provider: settings.provider.clone(),
+        fallbacks: Vec::new(),
+        request: request(check, &settings.model, case, output, seed),
+        retime: false,
+    }
+}
+
+/// The request that asks `model` to judge `output` of `case`. An error (a grounded case
+/// without its context) is the judgement's error.
+pub fn request(check: &JudgeCheck, model: &str, case: &Case, output: &str, seed: u64) -> Result<Request, String> {
+    let task = match check {
+        JudgeCheck::Relevance => {
+            "Judge whether the output answers the input. Score 5 when it answers it fully and \
+             directly, 1 when it does not address it at all. pass is true when the score is 3 or more."
+        }
+        JudgeCheck::Rubric(_) => {
+            "Judge whether the output meets the rubric. Score 5 when it meets it fully, 1 when it \
+             does not meet it at all. pass is true when it meets the rubric."
+        }
+        JudgeCheck::Hallucination { .. } => {
+            "Check each claim of the output against the context. pass is true only when every \
+             claim is supported by the context. Score 5 when every claim is supported, 1 when \
+             none is. When a claim is unsupported, quote it in the reason."
+        }
+    };
+    let mut user = format!(
+        "<input>\n{}\n</input>\n<output>\n{output}\n</output>\n",
+        case.input_text()
+    );
+    match check {
+        JudgeCheck::Hallucination { context_var } => {
+            let context = match case.vars.get(context_var) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => {
+                    return Err(format!(
+                        "case `{}` has no `{context_var}` var to judge against",
+                        case.id
+                    ));
+                }
+                Some(other) => other.to_string(),
+            };
+            user.push_str(&format!("<context>\n{context}\n</context>\n"));
+        }
+        JudgeCheck::Rubric(rubric) => user.push_str(&format!("<rubric>\n{rubric}\n</rubric>\n")),
+        JudgeCheck::Relevance => {}
+    }
+    let system = format!(
+        "{JUDGE_MARK} {task}\nReply with only a JSON object: \
+         {{\"pass\": true or false, \"score\": an integer from 1 to 5, \"reason\": \"one sentence\"}}."
+    );
+    Ok(Request {
+        model: model.to_owned(),
+        messages: vec![
+            Message {
+                role: Role::System,
+                content: system,
+            },
+            Message {
+                role: Role::User,
+                content: user,
+            },
+        ],
+        temperature: Some(0.0),
+        max_tokens: Some(JUDGE_MAX_TOKENS),
+        top_p: None,
+        seed,
+        json: true,
+    })
+}
+
+/// Reads a judge's reply: the JSON object, alone or inside a code fence or a sentence.
+pub fn parse(text: &str) -> Result<Reply, String> {
+    let (Some(start), Some(end)) = (text.find('{'), text.rfind('}')) else {
+        return Err(format!("the judge's reply is not a JSON object: {}", preview(text)));
+    };
+    let object: serde_json::Map<String, Value> = text
+        .get(start..=end)
+        .and_then(|json| serde_json::from_str(json).ok())
+        .ok_or_else(|| format!("the judge's reply is not a JSON object: {}", preview(text)))?;
+    let pass = match object.get("pass") {
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(format!("the judge's `pass` is {other}, not true or false")),
+        None => return Err("the judge's reply has no `pass`".to_owned()),
+    };
+    let score = match object.get("score") {
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(x) if x.fract() == 0.0 && (1.0..=5.0).contains(&x) => x as u8,
+            _ => return Err(format!("the judge's `score` is {n}, not an integer from 1 to 5")),
+        },
+        Some(other) => return Err(format!("the judge's `score` is {other}, not an integer from 1 to 5")),
+        None => return Err("the judge's reply has no `score`".to_owned()),
+    };
+    let reason = match object.get("reason") {
+        Some(Value::String(s)) => s.chars().take(MAX_REASON_CHARS).collect(),
+        _ => return Err("the judge's reply has no `reason`".to_owned()),
+    };
+    Ok(Reply { pass, score, reason })
+}
+
+/// The value a judgement gives its metric.
+pub fn value(check: &JudgeCheck, reply: &Reply) -> f64 {
+    match check {
+        JudgeCheck::Hallucination { .. } => f64::from(u8::from(!reply.pass)),
+        JudgeCheck::Relevance | JudgeCheck::Rubric(_) => (f64::from(reply.score) - 1.0) / 4.0,
+    }
+}
+
+/// A judge call's outcome as the results record it: the reply, or why there is none.
+pub fn judgement(metric: &str, repeat: u32, outcome: &Outcome, cost_usd: f64) -> (Judgement, Option<Reply>) {
+    let mut judgement = Judgement {
+        metric: metric.to_owned(),
+        repeat,
+        cached: outcome.cached,
+        cost_usd: if outcome.cached { 0.0 } else { cost_usd },
+        ..Judgement::default()
+    };
+    let reply = match &outcome.result {
+        Ok(response) => match parse(&response.text) {
+            Ok(reply) => Some(reply),
+            Err(e) => {
+                judgement.error = Some(format!("{e} (asked twice)"));
+                None
+            }
+        },
+        Err(e) => {
+            judgement.error = Some(format!("the judge call failed: {e}"));
+            None
+        }
+    };
+    if let Some(reply) = &reply {
+        judgement.score = Some(reply.score);
+        judgement.pass = Some(reply.pass);
+        judgement.reason = Some(reply.reason.clone());
+    }
+    (judgement, reply)
+}
+
+/// Adds a call's judgements to its scores: each judged metric the mean of its judgements'
+/// values (judge repeats averaged), and a judge's `pass: false` as a failure with its reason.
+/// `judged` holds, per judgement, its check and its reply (`None`: the judge failed).
+pub fn apply(
+    scores: &mut std::collections::BTreeMap<String, Score>,
+    failures: &mut Vec<String>,
+    judged: &[(&Assertion, Option<&Reply>)],
+) {
+    // Per metric: the sum of values, their count, and whether each is a flag (hallucination).
+    let mut sums: std::collections::BTreeMap<&str, (f64, usize, bool)> = std::collections::BTreeMap::new();
+    for (assertion, reply) in judged {
+        let (Check::Judge(check), Some(reply)) = (&assertion.check, reply) else {
+            continue;
+        };
+        let entry = sums.entry(assertion.metric.as_str()).or_insert((0.0, 0, true));
+        entry.0 += value(check, reply);
+        entry.1 += 1;
+        entry.2 &= matches!(check, JudgeCheck::Hallucination { .. });
+        let failure = format!("{}: {}", assertion.metric, reply.reason);
+        if !reply.pass && !failures.contains(&failure) {
+            failures.push(failure);
+        }
+    }
+    for (metric, (sum, n, flag)) in sums {
+        // One judgement of a flag is a flag (the binary test, exact McNemar, reads it); judge
+        // repeats make it a share, a mean.
+        let score = if flag && n == 1 {
+            Score::Bool(sum == 1.0)
+        } else {
+            Score::Number(sum / n as f64)
+        };
+        scores.insert(metric.to_owned(), score);
+    }
+    scores.insert("pass".to_owned(), Score::Bool(failures.is_empty()));
+}
+
+fn preview(text: &str) -> String {
+    let short: String = text.chars().take(80).collect();
+    if short.len() < text.len() {
+        format!("{short:?}…")
+    } else {
+        format!("{short:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Arm;
+    use crate::providers::{Response, Usage};
+
+    fn case(vars: serde_json::Value) -> Case {
+        Case {
+            id: "refund".to_owned(),
+            description: None,
+            group: None,
+            vars: vars.as_object().unwrap().clone(),
+            asserts: Vec::new(),
+            assert_source: String::new(),
+            origin: "datasets/x.jsonl:1".to_owned(),
+        }
+    }
+
+    fn answered(text: &str) -> Outcome {
+        Outcome {
+            result: Ok(Response {
+                text: text.to_owned(),
+                usage: Usage::default(),
+                latency_ms: None,
+            }),
+            latency_ms: None,
+            cached: false,
+            attempts: 1,
+            provider: Some("judge".to_owned()),
+            fell_back: false,
+        }
+    }
+
+    #[track_caller]
+    fn check(reply: &str, expected: Result<(bool, u8), &str>) {
+        match (parse(reply), expected) {
+            (Ok(r), Ok((pass, score))) => assert_eq!((r.pass, r.score), (pass, score), "{reply}"),
+            (Err(e), Err(fragment)) => assert!(e.contains(fragment), "{reply}: {e}"),
+            (got, want) => panic!("{reply}: got {got:?}, expected {want:?}"),
+        }
+    }
+
+    #[test]
+    fn replies_are_read_strictly() {
+        check(r#"{"pass": true, "score": 5, "reason": "answers it"}"#, Ok((true, 5)));
+        check(
+            r#"{"pass": false, "score": 1.0, "reason": "off topic"}"#,
+            Ok((false, 1)),
+        );
+        // Models outside a JSON mode wrap the object in a fence or a sentence.
+        check(
+            "```json\n{\"pass\": false, \"score\": 2, \"reason\": \"invents a fee\"}\n```",
+            Ok((false, 2)),
+        );
+        check("I'm sorry, I can't help with that.", Err("not a JSON object"));
+        check(r#"{"pass": true, "score": 5"#, Err("not a JSON object"));
+        check(r#"{"score": 4, "reason": "x"}"#, Err("no `pass`"));
+        check(r#"{"pass": true, "reason": "x"}"#, Err("no `score`"));
+        check(r#"{"pass": true, "score": 9, "reason": "x"}"#, Err("`score` is 9"));
+        check(r#"{"pass": true, "score": 3.5, "reason": "x"}"#, Err("`score` is 3.5"));
+        check(
+            r#"{"pass": true, "score": "5", "reason": "x"}"#,
+            Err("not an integer from 1 to 5"),
+        );
+        check(
+            r#"{"pass": "yes", "score": 5, "reason": "x"}"#,
+            Err("`pass` is \"yes\""),
+        );
+        check(r#"{"pass": true, "score": 5}"#, Err("no `reason`"));
+    }
+
+    #[test]
+    fn values_scale_scores_and_count_unsupported_claims() {
+        let reply = |pass, score| Reply {
+            pass,
+            score,
+            reason: String::new(),
+        };
+        assert_eq!(value(&JudgeCheck::Relevance, &reply(true, 5)), 1.0);
+        assert_eq!(value(&JudgeCheck::Relevance, &reply(true, 3)), 0.5);
+        assert_eq!(value(&JudgeCheck::Rubric("r".into()), &reply(false, 1)), 0.0);
+        let grounded = JudgeCheck::Hallucination {
+            context_var: "context".into(),
+        };
+        assert_eq!(value(&grounded, &reply(false, 4)), 1.0);
+        assert_eq!(value(&grounded, &reply(true, 5)), 0.0);
+    }
+
+    #[test]
+    fn the_request_asks_for_json_at_temperature_zero_with_the_context() {
+        let grounded = JudgeCheck::Hallucination {
+            context_var: "context".into(),
+        };
+        let c = case(serde_json::json!({"input": "Refund window?", "context": "Refunds within 30 days."}));
+        let r = request(&grounded, "gpt-4o-mini", &c, "30 days.", 7).unwrap();
+        assert!(r.json);
+        assert_eq!(r.temperature, Some(0.0));
+        assert_eq!(r.model, "gpt-4o-mini");
+        assert!(r.messages[0].content.starts_with(JUDGE_MARK));
+        assert!(
+            r.messages[1]
+                .content
+                .contains("<context>\nRefunds within 30 days.\n</context>")
+        );
+        assert!(r.messages[1].content.contains("<output>\n30 days.\n</output>"));
+        let rubric = request(&JudgeCheck::Rubric("Names the window.".into()), "m", &c, "x", 7).unwrap();
+        assert!(
+            rubric.messages[1]
+                .content
+                .contains("<rubric>\nNames the window.\n</rubric>")
+        );
+        let ungrounded = case(serde_json::json!({"input": "Refund window?"}));
+        let e = request(&grounded, "m", &ungrounded, "x", 7).unwrap_err();
+        assert!(e.contains("has no `context` var"), "{e}");
+    }
+
+    #[test]
+    fn a_malformed_reply_is_asked_again_once_with_another_seed() {
+        let c = case(serde_json::json!({"input": "Refund window?"}));
+        let generation = Job {
+            experiment: 0,
+            case: 0,
+            arm: Arm::Candidate,
+            repeat: 0,
+            provider: "gen".to_owned(),
+            fallbacks: Vec::new(),
+            request: request(&JudgeCheck::Relevance, "m", &c, "x", 1),
+            retime: false,
+        };
+        let settings = JudgeSettings {
+            provider: "judge".to_owned(),
+            model: "m".to_owned(),
+            repeats: 2,
+        };
+        let assertion = Assertion {
+            metric: "relevance".to_owned(),
+            check: Check::Judge(JudgeCheck::Relevance),
+        };
+        let first = judge_jobs(&settings, [&assertion], &c, &generation, &answered("30 days."));
+        assert_eq!(first.len(), 2, "one per judge repeat");
+        let (tag, job) = &first[0];
+        assert_eq!(job.provider, "judge");
+        assert_ne!(
+            first[0].1.request.as_ref().unwrap().seed,
+            first[1].1.request.as_ref().unwrap().seed
+        );
+        assert!(retry(tag, job, &answered(r#"{"pass": true, "score": 4, "reason": "ok"}"#)).is_none());
+        let (again, retried) = retry(tag, job, &answered("not json")).expect("a retry");
+        assert_eq!(again.attempt, 1);
+        assert_ne!(
+            retried.request.as_ref().unwrap().seed,
+            job.request.as_ref().unwrap().seed
+        );
+        assert!(
+            retry(&again, &retried, &answered("still not json")).is_none(),
+            "only once"
+        );
+    }
+
+    #[test]
+    fn judgements_average_repeats_fail_the_call_and_leave_failures_out() {
+        let relevance = Assertion {
+            metric: "relevance".to_owned(),
+            check: Check::Judge(JudgeCheck::Relevance),
+        };
+        let grounded = Assertion {
+            metric: "hallucination_rate".to_owned(),
+            check: Check::Judge(JudgeCheck::Hallucination {
+                context_var: "context".into(),
+            }),
+        };
+        let (good, good_reply) = judgement(
+            "relevance",
+            0,
+            &answered(r#"{"pass": true, "score": 5, "reason": "answers it"}"#),
+            0.001,
+        );
+        assert_eq!((good.score, good.pass, good.cost_usd), (Some(5), Some(true), 0.001));
+        let (_, weak_reply) = judgement(
+            "relevance",
+            1,
+            &answered(r#"{"pass": true, "score": 3, "reason": "partly"}"#),
+            0.0,
+        );
+        let (bad, bad_reply) = judgement("hallucination_rate", 0, &answered("no"), 0.0);
+        assert!(bad.error.as_deref().unwrap().contains("not a JSON object"));
+        assert!(bad_reply.is_none());
+
+        let mut scores = std::collections::BTreeMap::from([("pass".to_owned(), Score::Bool(true))]);
+        let mut failures = Vec::new();
+        apply(
+            &mut scores,
+            &mut failures,
+            &[
+                (&relevance, good_reply.as_ref()),
+                (&relevance, weak_reply.as_ref()),
+                (&grounded, bad_reply.as_ref()),
+            ],
+        );
+        assert_eq!(scores["relevance"], Score::Number(0.75), "(1.0 + 0.5) / 2");
+        assert!(
+            !scores.contains_key("hallucination_rate"),
+            "a failed judgement is no value"
+        );
+        assert_eq!(scores["pass"], Score::Bool(true));
+
+        let (_, unsupported) = judgement(
+            "hallucination_rate",
+            0,
+            &answered(r#"{"pass": false, "score": 2, "reason": "invents a fee"}"#),
+            0.0,
+        );
+        apply(&mut scores, &mut failures, &[(&grounded, unsupported.as_ref())]);
+        assert_eq!(
+            scores["hallucination_rate"],
+            Score::Bool(true),
+            "one judgement of a flag"
+        );
+        assert_eq!(scores["pass"], Score::Bool(false));
+        assert_eq!(failures, vec!["hallucination_rate: invents a fee"]);
+    }
+}

@@ -1,0 +1,107 @@
+//! Who judges: `defaults.judge`, `judge_model` and `judge_repeats`, resolved and checked against
+//! the judge assertions that need them.
+
+use super::*;
+
+/// Judge repeats above this are refused: each one is another call per output and arm.
+const MAX_JUDGE_REPEATS: u32 = 10;
+
+/// The judge the suite's defaults name, checked against its providers; `None` when it names
+/// none (then a judge assertion is an error, see [`check`]).
+pub(super) fn settings(
+    providers: &BTreeMap<String, ProviderSpec>,
+    defaults: Option<&raw::RawDefaults>,
+    at: &dyn Fn(u64, u64, String) -> Diagnostic,
+) -> Result<Option<JudgeSettings>, Error> {
+    let Some(defaults) = defaults else { return Ok(None) };
+    let repeats = defaults.judge_repeats.unwrap_or(1);
+    if !(1..=MAX_JUDGE_REPEATS).contains(&repeats) {
+        return Err(Diagnostic::new(format!(
+            "defaults.judge_repeats must be between 1 and {MAX_JUDGE_REPEATS}, got {repeats}"
+        ))
+        .hint("1 judges each output once; 3 averages a noisy judge")
+        .into());
+    }
+    let Some(judge) = &defaults.judge else {
+        if defaults.judge_model.is_some() || defaults.judge_repeats.is_some() {
+            return Err(
+                Diagnostic::new("defaults.judge_model and judge_repeats need defaults.judge")
+                    .hint("name the provider judges call, e.g. `defaults: {judge: openai, judge_model: gpt-4o-mini}`")
+                    .into(),
+            );
+        }
+        return Ok(None);
+    };
+    let (line, column) = (judge.referenced.line(), judge.referenced.column());
+    let Some(spec) = providers.get(&judge.value) else {
+        let hint = check_provider_name(providers, &judge.value).err().unwrap_or_default();
+        return Err(at(
+            line,
+            column,
+            format!("unknown judge provider `{}` in defaults", judge.value),
+        )
+        .hint(hint)
+        .into());
+    };
+    let model = match (&defaults.judge_model, &spec.model, spec.kind) {
+        (Some(model), _, _) | (None, Some(model), _) => model.clone(),
+        // The mock answers judge prompts by itself; its model name is only a label.
+        (None, None, ProviderKind::Mock) => "mock-judge".to_owned(),
+        (None, None, _) => {
+            return Err(at(
+                line,
+                column,
+                format!("the judge provider `{}` has no model", judge.value),
+            )
+            .hint(format!(
+                "set `defaults.judge_model`, or `model:` on provider `{}`",
+                judge.value
+            ))
+            .into());
+        }
+    };
+    Ok(Some(JudgeSettings {
+        provider: judge.value.clone(),
+        model,
+        repeats,
+    }))
+}
+
+/// A judge assertion needs a judge: the first one in a suite without `defaults.judge` is the
+/// error, at the line that names its type in the suite file when it is written there.
+pub(super) fn check(source: &dyn FileSource, suite: &Suite) -> Result<(), Error> {
+    if suite.defaults.judge.is_some() {
+        return Ok(());
+    }
+    let judged = suite.experiments.iter().find_map(|e| {
+        e.asserts
+            .iter()
+            .chain(e.cases.iter().flat_map(|c| c.asserts.iter()))
+            .find(|a| matches!(a.check, Check::Judge(_)))
+            .map(|a| (e, a))
+    });
+    let Some((experiment, assertion)) = judged else {
+        return Ok(());
+    };
+    let kind = match &assertion.check {
+        Check::Judge(JudgeCheck::Rubric(_)) => "llm-rubric",
+        Check::Judge(JudgeCheck::Hallucination { .. }) => "hallucination",
+        _ => "relevance",
+    };
+    let mut diagnostic = Diagnostic::new(format!(
+        "experiment `{}` has a `{kind}` assertion but the suite names no judge",
+        experiment.name
+    ))
+    .in_file(&suite.config_path);
+    if let Ok(Some(text)) = source.read(&suite.config_path)
+        && let Some((line, column)) = text.lines().enumerate().find_map(|(i, l)| {
+            let at = l.find(&format!("type: {kind}"))?;
+            Some((i as u64 + 1, at as u64 + 1))
+        })
+    {
+        diagnostic = diagnostic.at(&text, line, column);
+    }
+    Err(diagnostic
+        .hint("name the provider judges call: `defaults: {judge: NAME}` (any configured provider; the mock judges offline)")
+        .into())
+}
