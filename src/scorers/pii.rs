@@ -99,15 +99,17 @@ fn emails(text: &str) -> Vec<&str> {
                 .is_some_and(|c| c.is_alphanumeric() || c == '_');
             let local = &m.as_str()[..m.as_str().find('@').unwrap_or(0)];
             // The word the address is in: `https://user:pass@host.com` holds a scheme.
-            let token_start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
-            let not_an_address = word_before
-                || before[token_start..].contains("://")
-                || local.starts_with('.')
-                || local.ends_with('.')
-                || next == Some('/')
-                || (next == Some(':') && after[1..].chars().next().is_some_and(|c| !c.is_whitespace()))
-                || next.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '@');
-            !not_an_address
+            let token_start = before
+                .char_indices()
+                .rev()
+                .find(|(_, c)| c.is_whitespace())
+                .map_or(0, |(i, c)| i + c.len_utf8());
+            let in_url = before[token_start..].contains("://") || next == Some('/');
+            // `git@github.com:org/repo.git`: a colon and a path right after the host.
+            let ssh_remote = next == Some(':') && after[1..].chars().next().is_some_and(|c| !c.is_whitespace());
+            let dotted_edge = local.starts_with('.') || local.ends_with('.');
+            let glued_after = next.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '@');
+            !(word_before || in_url || ssh_remote || dotted_edge || glued_after)
         })
         .map(|m| m.as_str())
         .collect()
@@ -334,7 +336,9 @@ fn cards(text: &str) -> Vec<&str> {
             let spaced = s.contains(' ');
             let dashed = s.contains('-');
             let digits: String = s.chars().filter(char::is_ascii_digit).collect();
-            !(glued || spaced && dashed) && matches!(digits.as_bytes()[0], b'2'..=b'6') && luhn_holds(&digits)
+            let mixed = spaced && dashed;
+            let issuer = matches!(digits.as_bytes()[0], b'2'..=b'6');
+            !glued && !mixed && issuer && luhn_holds(&digits)
         })
         .map(|m| m.as_str())
         .collect()

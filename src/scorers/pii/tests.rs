@@ -41,6 +41,8 @@ fn emails_but_not_email_like_code() {
     check("npm install lodash@4.17.21 and docker pull redis@sha256:abc123", &[]);
     check("f\"{user}@{domain}\" is built at run time", &[]);
     check("no TLD: admin@localhost", &[]);
+    // After a non-breaking space (two bytes in UTF-8).
+    check("Mail\u{a0}jane@example.com", &["email: j***@example.com"]);
     // Followed by a colon and a space is still an address at the end of a clause.
     check("Ask jo@example.com: they know.", &["email: j***@example.com"]);
 }
