@@ -359,31 +359,29 @@ fn mcnemar_mde(observed: f64, good_rate: f64, n: usize, alpha: f64) -> Option<f6
         let psi = discordance_under_drop(observed, good_rate, delta);
         stats::mcnemar_exact_power(n, (psi + delta) / 2.0, (psi - delta) / 2.0, alpha)
     };
-    if power(1.0)? < POWER {
-        return None;
-    }
     // 24 halvings: the drop to within 6e-8, far below any margin.
-    let (mut lo, mut hi) = (0.0, 1.0);
-    for _ in 0..24 {
-        let mid = 0.5 * (lo + hi);
-        if power(mid)? >= POWER {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    Some(hi)
+    smallest_detectable(power, 24)
 }
 
 /// The drop of a mean of 0/1 outcomes the paired t-test detects with [`POWER`] at n units, when
 /// the per-unit spread under a drop δ is `sd_at(δ)` (bisection on δ in (0, 1]).
 fn binary_mean_mde(sd_at: &dyn Fn(f64) -> f64, n: usize, alpha: f64) -> Option<f64> {
     let power = |delta: f64| stats::paired_t_power(delta, sd_at(delta), n, alpha);
-    if n < 2 || power(1.0)? < POWER {
+    if n < 2 {
+        return None;
+    }
+    smallest_detectable(power, 30)
+}
+
+/// The smallest change in (0, 1] whose `power` reaches [`POWER`], by `halvings` bisection
+/// steps (the power rises with the change at a fixed n); `None` when even a change of 1 falls
+/// short or the power is unknown.
+fn smallest_detectable(power: impl Fn(f64) -> Option<f64>, halvings: u32) -> Option<f64> {
+    if power(1.0)? < POWER {
         return None;
     }
     let (mut lo, mut hi) = (0.0, 1.0);
-    for _ in 0..30 {
+    for _ in 0..halvings {
         let mid = 0.5 * (lo + hi);
         if power(mid)? >= POWER {
             hi = mid;
