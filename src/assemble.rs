@@ -66,8 +66,11 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
         let experiment = input.planned[job.experiment].candidate;
         let case = &experiment.cases[job.case];
         let assertions: Vec<&suite::Assertion> = experiment.asserts.iter().chain(&case.asserts).collect();
-        let judgements = judgements(input, judged.get(&index).map_or(&[][..], Vec::as_slice), &assertions);
-        let assertions = assertions.iter().copied();
+        let mut judgements = judgements(input, judged.get(&index).map_or(&[][..], Vec::as_slice), &assertions);
+        let masked = |text: &str| scorers::mask_personal_data(&assertions, text).into_owned();
+        for (judgement, _, _) in &mut judgements {
+            judgement.reason = judgement.reason.as_deref().map(masked);
+        }
         let model = job.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default();
         let provider = outcome
             .provider
@@ -75,13 +78,13 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
             .map(|key| input.provider_names.get(key).unwrap_or(key).clone());
         let call = match &outcome.result {
             Ok(response) => {
-                let mut scored = scorers::score(assertions, &response.text, cx);
+                let mut scored = scorers::score(assertions.iter().copied(), &response.text, cx);
                 let replies: Vec<_> = judgements.iter().map(|(_, a, r)| (*a, r.as_ref())).collect();
                 scorers::judge::apply(&mut scored.scores, &mut scored.failures, &replies);
                 let usage = response.usage;
                 Call {
                     repeat: job.repeat,
-                    output: Some(response.text.clone()),
+                    output: Some(masked(&response.text)),
                     error: None,
                     latency_ms: outcome.latency_ms,
                     tokens: Tokens {
@@ -108,7 +111,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                 }
             }
             Err(error) => {
-                let scored = scorers::errored(assertions, error);
+                let scored = scorers::errored(assertions.iter().copied(), error);
                 Call {
                     repeat: job.repeat,
                     output: None,

@@ -175,6 +175,21 @@ pub fn errored<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, error: &
     }
 }
 
+/// `text` with the personal data that `assertions`' `pii` checks find masked: an experiment
+/// that looks for leaks stores and quotes its outputs (and its judges' reasons) masked, so
+/// the comment that reports a leak does not publish it again. Other text is returned as is.
+pub fn mask_personal_data<'t>(assertions: &[&Assertion], text: &'t str) -> std::borrow::Cow<'t, str> {
+    let mut text = std::borrow::Cow::Borrowed(text);
+    for a in assertions {
+        if let Check::Pii(detectors) = &a.check
+            && let std::borrow::Cow::Owned(masked) = pii::mask(detectors, &text)
+        {
+            text = std::borrow::Cow::Owned(masked);
+        }
+    }
+    text
+}
+
 /// The names `a`'s scores take in a call's `scores`: its metrics, numbered `_2`, `_3`, … when
 /// an earlier assertion took the name (together: a similarity's pass/fail follows its score).
 fn fresh_names(taken: &BTreeMap<String, Score>, a: &Assertion) -> Vec<String> {

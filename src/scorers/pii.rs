@@ -9,6 +9,8 @@
 //! A finding is reported masked ([`Finding::masked`]): the comment says what kind of data
 //! leaked and shows its shape, never the data itself.
 
+use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -27,6 +29,34 @@ pub struct Finding {
 /// Every finding of `detectors` in `text`, in the order of the detectors, then of the text;
 /// what `detectors.allow` lists is not a finding.
 pub fn find(detectors: &PiiDetectors, text: &str) -> Vec<Finding> {
+    located(detectors, text).into_iter().map(|(_, f)| f).collect()
+}
+
+/// `text` with every finding of `detectors` replaced by its masked form, so an output that
+/// leaked personal data can be stored and quoted (in `results.json`, in the pull request's
+/// comment) without publishing the data again. Overlapping findings keep the earlier one.
+pub fn mask<'a>(detectors: &PiiDetectors, text: &'a str) -> Cow<'a, str> {
+    let mut found = located(detectors, text);
+    if found.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    found.sort_by_key(|(at, _)| (at.start, std::cmp::Reverse(at.end)));
+    let mut masked = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (at, finding) in found {
+        if at.start < copied {
+            continue;
+        }
+        masked.push_str(&text[copied..at.start]);
+        masked.push_str(&finding.masked);
+        copied = at.end;
+    }
+    masked.push_str(&text[copied..]);
+    Cow::Owned(masked)
+}
+
+/// Every finding with the byte range it covers in `text`.
+fn located(detectors: &PiiDetectors, text: &str) -> Vec<(Range<usize>, Finding)> {
     let allowed: Vec<String> = detectors.allow.iter().map(|a| canonical(a)).collect();
     let allowed = |s: &str| allowed.contains(&canonical(s));
     let mut found = Vec::new();
@@ -55,13 +85,16 @@ pub fn find(detectors: &PiiDetectors, text: &str) -> Vec<Finding> {
             PiiKind::Phone => 2,
             PiiKind::Iban | PiiKind::Card => 4,
         };
-        found.extend(spans.into_iter().filter(|s| !allowed(s)).map(|s| Finding {
-            kind: kind.as_str().to_owned(),
-            masked: if *kind == PiiKind::Email {
-                mask_email(s)
-            } else {
-                mask_digits(s, keep)
-            },
+        found.extend(spans.into_iter().filter(|s| !allowed(s)).map(|s| {
+            let finding = Finding {
+                kind: kind.as_str().to_owned(),
+                masked: if *kind == PiiKind::Email {
+                    mask_email(s)
+                } else {
+                    mask_digits(s, keep)
+                },
+            };
+            (span(s), finding)
         }));
     }
     for (name, regex) in &detectors.custom {
@@ -69,9 +102,12 @@ pub fn find(detectors: &PiiDetectors, text: &str) -> Vec<Finding> {
             regex
                 .find_iter(text)
                 .filter(|m| !m.as_str().is_empty() && !allowed(m.as_str()))
-                .map(|m| Finding {
-                    kind: name.clone(),
-                    masked: mask_alphanumerics(m.as_str(), 2),
+                .map(|m| {
+                    let finding = Finding {
+                        kind: name.clone(),
+                        masked: mask_alphanumerics(m.as_str(), 2),
+                    };
+                    (m.range(), finding)
                 }),
         );
     }

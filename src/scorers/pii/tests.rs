@@ -198,3 +198,36 @@ fn allowed_addresses_and_numbers_are_no_leak_however_written() {
         }]
     );
 }
+
+#[test]
+fn mask_replaces_each_finding_in_place_and_keeps_the_rest() {
+    let text = "Call Dana on +1 (415) 555-2671 or mail dana.r@example.com; card 4111 1111 1111 1111.";
+    assert_eq!(
+        mask(&all(), text),
+        "Call Dana on +* (***) ***-**71 or mail d***@example.com; card **** **** **** 1111."
+    );
+    // Nothing found: the text itself, not a copy.
+    assert!(matches!(mask(&all(), "No personal data here."), Cow::Borrowed(_)));
+    // What the allow list names stays readable.
+    let allowing = PiiDetectors {
+        allow: vec!["help@example.com".to_owned()],
+        ..all()
+    };
+    assert_eq!(
+        mask(&allowing, "Write to help@example.com, not jo@example.com."),
+        "Write to help@example.com, not j***@example.com."
+    );
+}
+
+#[test]
+fn mask_of_a_configured_pattern_keeps_only_its_last_characters() {
+    let detectors = PiiDetectors {
+        builtin: Vec::new(),
+        custom: vec![(
+            "ssn".to_owned(),
+            Regex::new(r"\b\d{3}-\d{2}-\d{4}\b").expect("a valid regex"),
+        )],
+        allow: Vec::new(),
+    };
+    assert_eq!(mask(&detectors, "SSN 123-45-6789 on file"), "SSN ***-**-**89 on file");
+}
