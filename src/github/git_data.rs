@@ -103,7 +103,10 @@ pub async fn read_top_level_file(
         return Ok(None);
     };
     let blob = client
-        .get(&client.repo_route(&format!("/git/blobs/{blob_sha}")), purposes.read_tree)
+        .get(
+            &client.repo_route(&format!("/git/blobs/{blob_sha}")),
+            purposes.read_tree,
+        )
         .await?;
     let content = blob["content"].as_str().unwrap_or("");
     match blob["encoding"].as_str() {
@@ -211,7 +214,7 @@ pub fn base64(bytes: &[u8]) -> String {
 /// characters. `None` for anything else.
 pub fn unbase64(text: &str) -> Option<Vec<u8>> {
     let symbols: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if symbols.len() % 4 != 0 {
+    if !symbols.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(symbols.len() / 4 * 3);

@@ -13,6 +13,7 @@ pub mod client;
 pub mod comment;
 pub mod event;
 pub mod git_data;
+pub mod ledger;
 pub mod lines;
 pub mod publish;
 pub mod review;

@@ -20,6 +20,9 @@ mod cost;
 mod latency;
 mod pen;
 mod quality;
+mod trend;
+
+pub use trend::{Trend, TrendPoint, render_trend, trend_name};
 
 use super::figures::{cost_per_request, is_quality, latencies};
 #[cfg(test)]
