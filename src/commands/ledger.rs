@@ -90,6 +90,20 @@ fn record(args: &LedgerRecordArgs) -> anyhow::Result<u8> {
             Some(pr) => Some(pr),
             None => find_pr(&store, &env, &results.head.sha),
         };
+        let waived;
+        let results = match (results.waiver.is_none(), pr) {
+            (true, Some(number)) => match find_waiver(&store, number) {
+                Some(waiver) => {
+                    waived = crate::results::Results {
+                        waiver: Some(waiver),
+                        ..results.clone()
+                    };
+                    &waived
+                }
+                None => results,
+            },
+            _ => results,
+        };
         entries.extend(ledger::gate_entries(results, pr, &time));
         for removed in results
             .experiments
@@ -190,6 +204,29 @@ fn find_pr(store: &Store, env: &ActionsEnv, sha: &str) -> Option<u64> {
             eprintln!(
                 "promptgate: warning: the pull request of {} was not found, recorded without one (pass --pr): {}",
                 crate::format::short_sha(sha),
+                inert(&crate::secrets::redact(&e.summary()))
+            );
+            None
+        }
+    }
+}
+
+/// The merged pull request's waiver, from promptgate's sticky comment on it. Not reading it is
+/// a warning: the entries are recorded with the results' own verdicts.
+fn find_waiver(store: &Store, number: u64) -> Option<crate::results::Waiver> {
+    let Store::Branch { client, runtime, .. } = store else {
+        return None;
+    };
+    let login = std::env::var("PROMPTGATE_BOT_LOGIN").ok().filter(|l| !l.is_empty());
+    match runtime.block_on(crate::github::ledger::waiver_of_pull_request(
+        client,
+        number,
+        login.as_deref(),
+    )) {
+        Ok(waiver) => waiver,
+        Err(e) => {
+            eprintln!(
+                "promptgate: warning: the waivers of #{number} were not read, recorded without them: {}",
                 inert(&crate::secrets::redact(&e.summary()))
             );
             None

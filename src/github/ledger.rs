@@ -123,6 +123,37 @@ pub async fn pull_request_of_commit(client: &Client, sha: &str) -> Result<Option
     Ok(merged.or(pulls.first()).and_then(|p| p["number"].as_u64()))
 }
 
+/// The waiver in force on pull request `number`, as promptgate's own sticky comment remembers it
+/// (`state`): on a push, the merged pull request's waiver is no part of the results. Only a
+/// comment written by `login` (else the token's own identity) is read, so nobody else can
+/// plant a waiver.
+pub async fn waiver_of_pull_request(
+    client: &Client,
+    number: u64,
+    login: Option<&str>,
+) -> Result<Option<crate::results::Waiver>, Error> {
+    const PURPOSE: Purpose = Purpose {
+        what: "read the pull request's comments",
+        permission: "pull-requests: read",
+    };
+    let login = match login {
+        Some(login) => login.to_owned(),
+        None => super::identity(client).await?,
+    };
+    let comments = client
+        .get_all(&client.repo_route(&format!("/issues/{number}/comments")), PURPOSE)
+        .await?;
+    let Some(id) = super::comment::find_sticky(&comments, &login) else {
+        return Ok(None);
+    };
+    Ok(comments
+        .iter()
+        .find(|c| c["id"].as_u64() == Some(id))
+        .and_then(|c| c["body"].as_str())
+        .and_then(super::state::parse)
+        .and_then(|state| state.waiver))
+}
+
 async fn read_at(client: &Client, head: &git_data::Head, file: &str) -> Result<Option<String>, Error> {
     let Some(tree) = &head.tree else {
         return Ok(None);

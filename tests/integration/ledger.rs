@@ -192,6 +192,43 @@ async fn writable(server: &MockServer) {
                {"number": 12, "merge_commit_sha": MERGE}]),
     )
     .await;
+    // The Actions token cannot read `/user`: promptgate's comments are github-actions[bot]'s.
+    mock(
+        server,
+        "GET",
+        "/user",
+        403,
+        json!({"message": "Resource not accessible by integration"}),
+    )
+    .await;
+    let state = |by: &str| {
+        json!({"v": 1, "head_sha": "feed", "waiver": {"by": by, "reason": "the judge is flaky", "via": "label",
+            "accepted": [{"experiment": "support", "metric": "pass_rate", "direction": "higher", "estimate": -0.04, "ci": [-0.07, -0.01]}]}})
+    };
+    let sticky = |id: u64, login: &str, by: &str| {
+        json!({"id": id, "user": {"login": login}, "body": format!(
+            "<!-- promptgate:report -->\n## promptgate: waived\n<!-- promptgate:state {} -->", state(by))})
+    };
+    // A human pasting a state with a waiver is not the bot.
+    mock(
+        server,
+        "GET",
+        &format!("/repos/{REPO}/issues/12/comments"),
+        200,
+        json!([
+            sticky(5, "mallory", "mallory"),
+            sticky(6, "github-actions[bot]", "maya")
+        ]),
+    )
+    .await;
+    mock(
+        server,
+        "GET",
+        &format!("/repos/{REPO}/issues/15/comments"),
+        200,
+        json!([]),
+    )
+    .await;
 }
 
 async fn requests(server: &MockServer) -> Vec<Request> {
@@ -224,7 +261,11 @@ fn uploaded(requests: &[Request]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_record_creates_the_ledger_branch_with_one_line_per_experiment() {
     let dir = tempfile::tempdir().unwrap();
-    write_json(dir.path(), "results.json", &results_json("v1.3.0", 0.93));
+    // The merge regressed, and a maintainer had accepted it on the pull request.
+    let mut results = results_json("v1.3.0", 0.93);
+    results["verdict"] = json!("fail");
+    results["experiments"][0]["verdict"] = json!("fail");
+    write_json(dir.path(), "results.json", &results);
     let server = MockServer::start().await;
     mock(
         &server,
@@ -256,6 +297,8 @@ async fn the_first_record_creates_the_ledger_branch_with_one_line_per_experiment
         lines(&requests),
         [
             format!("GET /repos/{REPO}/commits/{MERGE}/pulls"),
+            "GET /user".to_owned(),
+            format!("GET /repos/{REPO}/issues/12/comments"),
             format!("GET {}", git("/ref/heads/promptgate-ledger")),
             format!("POST {}", git("/blobs")),
             format!("POST {}", git("/trees")),
@@ -263,11 +306,11 @@ async fn the_first_record_creates_the_ledger_branch_with_one_line_per_experiment
             format!("POST {}", git("/refs")),
         ]
     );
-    let tree = body(&requests[3]);
+    let tree = body(&requests[5]);
     assert!(tree.get("base_tree").is_none(), "an orphan: {tree}");
     assert_eq!(tree["tree"][0]["path"], "ledger.jsonl");
-    assert_eq!(body(&requests[4])["parents"], json!([]));
-    assert_eq!(body(&requests[5])["ref"], "refs/heads/promptgate-ledger");
+    assert_eq!(body(&requests[6])["parents"], json!([]));
+    assert_eq!(body(&requests[7])["ref"], "refs/heads/promptgate-ledger");
     let text = &uploaded(&requests)[0];
     assert_eq!(text.lines().count(), 1);
     let entry: Value = serde_json::from_str(text.trim_end()).unwrap();
@@ -275,7 +318,9 @@ async fn the_first_record_creates_the_ledger_branch_with_one_line_per_experiment
     assert_eq!(entry["version"], "v1.3.0");
     assert_eq!(entry["commit"], MERGE);
     assert_eq!(entry["pr"], 12, "the pull request that merged the commit");
-    assert_eq!(entry["verdict"], "pass");
+    assert_eq!(entry["verdict"], "waived");
+    assert_eq!(entry["waiver"]["by"], "maya", "from the bot's sticky comment only");
+    assert_eq!(entry["waiver"]["metrics"], json!(["pass_rate"]));
     assert_eq!(entry["metrics"]["pass_rate"]["value"], 0.93);
     assert_eq!(entry["metrics"]["pass_rate"]["ci"], json!([0.9, 0.9500000000000001]));
     // stdout carries the lines appended.
