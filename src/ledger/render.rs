@@ -242,7 +242,7 @@ fn verdict_cell(row: &Row) -> String {
     };
     let mut text = verdict.clone();
     if let Some(w) = &row.waiver {
-        text.push_str(&format!(" (waived by {}: {})", w.by, w.reason));
+        text.push_str(&format!(" (by {}: {})", w.by, w.reason));
     }
     if row.gated > 1 {
         text.push_str(&format!(" (gated {}× at this version)", row.gated));
