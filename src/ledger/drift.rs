@@ -28,12 +28,14 @@ impl Window {
         match self {
             Window::Versions(n) => format!("the last {n} versions"),
             Window::Span(d) => {
-                let days = d.as_secs() / 86_400;
-                if d.as_secs().is_multiple_of(86_400) {
-                    format!("the last {days} day(s) of versions")
+                let secs = d.as_secs();
+                let (n, unit) = if secs.is_multiple_of(86_400) {
+                    (secs / 86_400, "day")
                 } else {
-                    format!("the last {} hour(s) of versions", d.as_secs() / 3600)
-                }
+                    (secs / 3600, "hour")
+                };
+                let plural = if n == 1 { "" } else { "s" };
+                format!("the versions recorded in the {n} {unit}{plural} before the newest")
             }
         }
     }

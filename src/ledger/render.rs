@@ -162,7 +162,7 @@ fn drift_section(show: &Show<'_>, markdown: bool) -> String {
         return out;
     }
     out.push_str(&drift_definition(show.window));
-    out.push('\n');
+    out.push_str(if markdown { "\n\n" } else { "\n" });
     if show.flags.is_empty() {
         out.push_str("No metric drifted.\n");
     }
