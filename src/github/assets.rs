@@ -17,7 +17,7 @@ use super::client::{Client, Purpose};
 use super::git_data::{self, Purposes, TreeFile};
 use crate::error::Error;
 
-pub use git_data::{base64, valid_branch};
+use git_data::valid_branch;
 
 /// The branch the images go to unless `--asset-branch` says otherwise.
 pub const DEFAULT_BRANCH: &str = "promptgate-assets";
