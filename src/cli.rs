@@ -47,6 +47,77 @@ pub enum Command {
     Init(InitArgs),
     /// Measure a judge: its agreement with labelled cases (accuracy, Cohen's kappa, intervals).
     JudgeCheck(JudgeCheckArgs),
+    /// The running log of every change and whether it shipped: record a gate's or a canary's
+    /// outcome, show the history (docs/ledger.md).
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Append one entry per changed experiment of a results.json, and/or the decision of a
+    /// canary.json, to the ledger.
+    Record(LedgerRecordArgs),
+    /// The history per experiment (version, commit, PR, verdict, metrics with intervals, canary
+    /// decision), trend charts and drift flags.
+    Show(LedgerShowArgs),
+}
+
+/// Where the ledger is: the `promptgate-ledger` branch through the GitHub API (in Actions,
+/// with GITHUB_TOKEN and GITHUB_REPOSITORY), or a local file.
+#[derive(Debug, Args)]
+pub struct LedgerStore {
+    /// A local ledger file (JSON lines) instead of the repository's ledger branch.
+    #[arg(long, value_name = "FILE")]
+    pub ledger: Option<PathBuf>,
+
+    /// The branch of the repository the ledger lives on (`ledger.jsonl` at its top).
+    #[arg(long, default_value = crate::ledger::BRANCH, value_name = "NAME")]
+    pub branch: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerRecordArgs {
+    /// A results.json (`run`, `ci` or `merge`). Default: promptgate-out/results.json, unless
+    /// only --canary is given.
+    #[arg(long, value_name = "FILE")]
+    pub results: Option<PathBuf>,
+
+    /// A canary.json (`promptgate canary`): its decision joins the entry of its experiment and
+    /// version ("shipped", "rolled back" or "hold").
+    #[arg(long, value_name = "FILE")]
+    pub canary: Option<PathBuf>,
+
+    /// The pull request that made the change. Default: the event's pull request, else (on a
+    /// push) the one GitHub associates with the commit.
+    #[arg(long, value_name = "NUMBER")]
+    pub pr: Option<u64>,
+
+    /// The commit a canary entry names. Default: GITHUB_SHA when set.
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
+
+    #[command(flatten)]
+    pub store: LedgerStore,
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerShowArgs {
+    /// Only this experiment.
+    #[arg(long, value_name = "NAME")]
+    pub experiment: Option<String>,
+
+    /// Write ledger.md and charts/*-trend.{svg,png} here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Drift is judged across this window: a number of versions (`10`) or a span of time
+    /// before the newest version (`30d`, `12h`).
+    #[arg(long, default_value = "10", value_name = "N|SPAN")]
+    pub window: String,
+
+    #[command(flatten)]
+    pub store: LedgerStore,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,7 @@ pub mod detect;
 pub mod error;
 pub mod format;
 pub mod github;
+pub mod ledger;
 pub mod metrics;
 pub mod output;
 pub mod plan;

@@ -5,6 +5,7 @@ mod demo;
 mod init;
 mod inspect;
 mod judge_check;
+mod ledger;
 mod merge;
 mod run;
 
@@ -34,5 +35,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Merge(args) => merge::merge(&args),
         Command::Init(args) => init::init(&cli.repo, &cli.config, args.force),
         Command::JudgeCheck(args) => judge_check::judge_check(&cli.repo, &cli.config, &args),
+        Command::Ledger(command) => ledger::ledger(&cli.repo, &cli.config, command),
     }
 }

@@ -12,6 +12,8 @@ pub mod check;
 pub mod client;
 pub mod comment;
 pub mod event;
+pub mod git_data;
+pub mod ledger;
 pub mod lines;
 pub mod publish;
 pub mod review;

@@ -8,6 +8,7 @@ mod detect;
 mod gate;
 mod github;
 mod judges;
+mod ledger;
 mod live;
 mod merge;
 mod outputs;

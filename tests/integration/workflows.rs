@@ -303,3 +303,66 @@ fn the_publish_workflow_honours_the_evaluation_and_never_fails_on_a_regression()
     assert_eq!(step["with"]["fail-on"], "never");
     assert!(job["if"].as_str().unwrap().contains("workflow_run.conclusion"));
 }
+
+#[test]
+fn the_deployment_workflow_promotes_only_after_a_reviewed_environment_and_records_what_was_done() {
+    let deploy = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/workflows/promptgate-deploy.yml"));
+    assert_eq!(triggers(&deploy), ["push"]);
+    let job = |name: &str| &deploy.value["jobs"][name];
+    assert_eq!(job("promote")["environment"], "production");
+    assert_eq!(job("promote")["needs"], "canary");
+    let judge = steps(job("canary")).into_iter().find(|s| s["id"] == "judge").unwrap()["run"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for needle in [
+        "promptgate canary",
+        "GITHUB_STEP_SUMMARY",
+        "0) echo \"decision=promote\"",
+        "1) echo \"decision=rollback\"",
+        "4) echo \"decision=hold\"",
+    ] {
+        assert!(judge.contains(needle), "the canary step lacks {needle}: {judge}");
+    }
+    let recorded: Vec<&str> = jobs(&deploy)
+        .into_iter()
+        .flat_map(|(_, j)| steps(j))
+        .filter_map(|s| s["run"].as_str())
+        .filter(|r| r.contains("promptgate ledger record"))
+        .collect();
+    assert_eq!(recorded.len(), 2, "the merge and the canary's decision: {recorded:?}");
+    // Only the steps that record hold the token; the step that runs the suite does not.
+    for (name, job) in jobs(&deploy) {
+        for step in steps(job) {
+            let run = step["run"].as_str().unwrap_or("");
+            if step["env"].get("GITHUB_TOKEN").is_some() {
+                assert!(run.starts_with("promptgate ledger record"), "{name}: {run}");
+            }
+        }
+        assert!(job.get("permissions").is_some(), "{name} states its permissions");
+    }
+}
+
+#[test]
+fn the_argo_analysis_runs_promptgate_canary_as_a_job_whose_exit_code_decides() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/argo/promptgate-analysis.yaml");
+    let template: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(template["apiVersion"], "argoproj.io/v1alpha1");
+    assert_eq!(template["kind"], "AnalysisTemplate");
+    let job = &template["spec"]["metrics"][0]["provider"]["job"]["spec"];
+    // A failed Job is a failed analysis only if it is not retried into a success.
+    assert_eq!(job["backoffLimit"], 0);
+    let pod = &job["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    let command: Vec<&str> = pod["containers"][0]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(&command[..2], ["/tools/promptgate", "canary"]);
+    assert!(
+        command.contains(&"--watch") && command.contains(&"--max-duration"),
+        "{command:?}"
+    );
+}

@@ -1,8 +1,9 @@
 //! Charts of a run, as SVG and PNG: per experiment, quality (Δ with 95% CI per metric), the
 //! latency distribution (CDF with p50/p95), cost per request with the monthly projection, and
-//! the paired per-case plot with flipped cases highlighted.
+//! the paired per-case plot with flipped cases highlighted; and, for the ledger, a metric's
+//! trend across versions (`trend.rs`, drawn from a [`Trend`]).
 //!
-//! Charts are functions of [`Results`] alone and do no I/O: the same results give the same bytes,
+//! Charts are functions of [`Results`] (or a [`Trend`]) alone and do no I/O: the same results give the same bytes,
 //! so they can be snapshot-tested. Text is laid out with DejaVu Sans compiled into the binary,
 //! never a system font, so rendering works on a bare CI runner. Every chart is an opaque white
 //! card with mid-grey text and the Okabe–Ito palette: it reads in GitHub's light and dark themes
@@ -20,6 +21,9 @@ mod cost;
 mod latency;
 mod pen;
 mod quality;
+mod trend;
+
+pub use trend::{Trend, TrendPoint, render_trend, trend_name};
 
 use super::figures::{cost_per_request, is_quality, latencies};
 #[cfg(test)]
