@@ -12,7 +12,7 @@ use crate::format::short_sha;
 use crate::plan::{self, Arm, Job, PlanFacts, Planned};
 use crate::providers::pricing::PriceTable;
 use crate::results::*;
-use crate::runner::{self, Endpoint};
+use crate::runner;
 use crate::suite::{self, Suite};
 use crate::verdict::{self, Policy, sequential};
 use crate::{arms, assemble, compare, report, scorers, stats, trust};
@@ -308,14 +308,32 @@ pub fn run_gate_with(
 
     // Offline mock spend is simulated: reported, not capped (as in `plan::check_budget`).
     let max_usd = policy_in_force.budget.max_usd.filter(|_| !simulated);
-    let run_batch = |batch: &[Job]| {
-        execute(
-            batch,
+    // One runtime and one runner for the whole run: every sequential look and A/A batch goes
+    // through the same cap, cache, journal and limits, so the cap is the run's, not a look's,
+    // and a resumed run replays every look's calls.
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runner = {
+        let _entered = runtime.enter();
+        runner::Runner::new(
             &endpoints.map,
             &prices,
-            max_usd,
-            options.cache_dir.clone(),
-            options.journal.clone(),
+            runner::Options {
+                cache_dir: options.cache_dir.clone(),
+                journal: options.journal.clone(),
+                run_identity: runner::run_identity(&jobs, &endpoints.map),
+                max_usd,
+                progress: runner::ProgressMode::detect(),
+                backoff_base: Duration::from_millis(500),
+                interruptible: true,
+            },
+        )
+    };
+    let run_batch = |batch: &[Job]| {
+        execute(
+            &runtime,
+            &runner,
+            batch,
+            options.journal.as_deref(),
             &crate::scorers::judge::follow_up(&planned, judge, batch),
         )
     };
@@ -435,8 +453,12 @@ pub fn run_gate_with(
         }
         None => verdict::run_error(&results),
     };
-    drop(endpoints);
     let written = report::write_outputs(&results, &options.out)?;
+    // The outputs are on disk: only now may the journal go (a failed write keeps it, so the
+    // rerun replays every call instead of paying again).
+    runner.finish();
+    drop(runtime);
+    drop(endpoints);
     Ok(GateRun {
         results,
         written,
@@ -514,32 +536,24 @@ fn refuse_shard(shard: Shard, aa: bool, sequential: bool) -> Result<(), Error> {
     .into())
 }
 
+/// Runs one batch (the whole plan, a sequential look) through the run's runner.
 fn execute(
+    runtime: &tokio::runtime::Runtime,
+    runner: &runner::Runner<'_>,
     jobs: &[Job],
-    endpoints: &BTreeMap<String, Endpoint>,
-    prices: &PriceTable,
-    max_usd: Option<f64>,
-    cache_dir: Option<PathBuf>,
-    journal: Option<PathBuf>,
+    journal: Option<&Path>,
     then: &runner::Then<'_>,
 ) -> anyhow::Result<runner::Ran> {
     if jobs.is_empty() {
-        return Ok(runner::Ran::default());
+        return Ok(runner::Ran {
+            spent_usd: runner.spent_usd(),
+            ..runner::Ran::default()
+        });
     }
-    let options = runner::Options {
-        cache_dir,
-        journal,
-        run_identity: runner::run_identity(jobs, endpoints),
-        max_usd,
-        progress: runner::ProgressMode::detect(),
-        backoff_base: Duration::from_millis(500),
-        interruptible: true,
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let ran = runtime.block_on(runner::run_then(jobs, endpoints, prices, &options, then));
+    let ran = runtime.block_on(runner.run_then(jobs, then));
     if ran.interrupted {
         let finished = ran.outcomes.iter().filter(|o| o.attempts > 0 || o.cached).count();
-        let kept = options.journal.as_ref().map_or_else(
+        let kept = journal.map_or_else(
             || "no journal was kept (--no-journal?), so a rerun starts over".to_owned(),
             |j| format!("the journal {} keeps them", j.display()),
         );
@@ -678,7 +692,8 @@ fn absorb(total: &mut runner::Ran, batch: runner::Ran) {
     total.resumed += batch.resumed;
     total.fallbacks += batch.fallbacks;
     total.budget_exhausted |= batch.budget_exhausted;
-    total.spent_usd += batch.spent_usd;
+    // The runner's spend is the run's so far, every earlier batch included.
+    total.spent_usd = batch.spent_usd;
 }
 
 /// The verdict and the files, on stdout.

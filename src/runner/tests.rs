@@ -649,3 +649,112 @@ async fn identical_judge_calls_are_sent_once_and_a_derived_job_can_ask_for_its_r
     assert_eq!(retry.parent, 0);
     assert_eq!(retry.outcome.result.as_ref().unwrap().text, "answer 3000");
 }
+
+/// Sequential looks run batch after batch through one runner: the cap is the run's.
+#[tokio::test(start_paused = true)]
+async fn the_budget_cap_holds_across_the_batches_of_one_runner() {
+    let jobs = jobs(70, &[]);
+    let upper = plan::request_upper_bound_usd(jobs[0].request.as_ref().unwrap(), &prices()).unwrap();
+    let cap = 25.0 * upper;
+    let provider = Fake::new(Behaviour::Healthy);
+    let endpoints = one(&provider, 8);
+    let prices = prices();
+    let runner = Runner::new(
+        &endpoints,
+        &prices,
+        Options {
+            max_usd: Some(cap),
+            ..options()
+        },
+    );
+    let mut refused = 0;
+    for batch in jobs.chunks(14) {
+        let ran = runner.run_then(batch, &|_, _, _| Vec::new()).await;
+        refused += ran
+            .outcomes
+            .iter()
+            .filter(|o| o.attempts == 0 && o.result.is_err() && !o.result.as_ref().is_err_and(|e| e.contains("render")))
+            .count();
+        assert!(ran.spent_usd <= cap + 1e-9, "{} > {cap}", ran.spent_usd);
+    }
+    let cost = prices
+        .cost(
+            "m",
+            &Usage {
+                input: 10,
+                cached_input: 0,
+                output: 100,
+            },
+        )
+        .unwrap();
+    let sent = provider.total_calls() as usize;
+    assert!(
+        sent as f64 * cost <= cap + 1e-9,
+        "{sent} calls sent under a cap of {cap}"
+    );
+    // Reservations are at the upper bound, settlements at the real cost: at least the calls
+    // whose upper bounds fit, and never one that would pass the cap (a cap per batch would
+    // have let all 60 through).
+    assert!(sent >= 25 && (sent + 1) as f64 * cost > cap - upper, "{sent}");
+    assert_eq!(sent + refused, 70 - 70 / 7);
+}
+
+/// A resumed run replays the calls of every batch it finished, and their spend counts against
+/// the cap from the start.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_runner_replays_every_batch_and_counts_its_spend() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = jobs(42, &[]);
+    let upper = plan::request_upper_bound_usd(jobs[0].request.as_ref().unwrap(), &prices()).unwrap();
+    let options = Options {
+        journal: Some(dir.path().join("journal.jsonl")),
+        run_identity: "whole-plan".to_owned(),
+        max_usd: Some(40.0 * upper),
+        ..options()
+    };
+    let prices = prices();
+    let first = Fake::new(Behaviour::Healthy);
+    let endpoints = one(&first, 4);
+    {
+        let runner = Runner::new(&endpoints, &prices, options.clone());
+        for batch in jobs[..28].chunks(14) {
+            runner.run_then(batch, &|_, _, _| Vec::new()).await;
+        }
+        // Dropped without `finish`: killed before its outputs were written.
+    }
+    let paid = first.total_calls() as usize;
+    assert_eq!(paid, 24);
+
+    let second = Fake::new(Behaviour::Healthy);
+    let endpoints = one(&second, 4);
+    let runner = Runner::new(&endpoints, &prices, options.clone());
+    let mut resumed = 0;
+    for batch in jobs.chunks(14) {
+        resumed += runner.run_then(batch, &|_, _, _| Vec::new()).await.resumed;
+    }
+    assert_eq!(resumed, paid);
+    assert_eq!(
+        second.total_calls() as usize,
+        42 - 42 / 7 - paid,
+        "no finished call is sent again"
+    );
+    let cost = prices
+        .cost(
+            "m",
+            &Usage {
+                input: 10,
+                cached_input: 0,
+                output: 100,
+            },
+        )
+        .unwrap();
+    assert!(
+        (runner.spent_usd() - 36.0 * cost).abs() < 1e-9,
+        "{}",
+        runner.spent_usd()
+    );
+    let journal = options.journal.clone().unwrap();
+    assert!(journal.exists(), "kept until the outputs are written");
+    runner.finish();
+    assert!(!journal.exists());
+}
