@@ -203,3 +203,34 @@ async fn a_run_killed_in_a_later_look_resumes_every_earlier_look_from_the_journa
     let r = results(&repo.path().join("out"));
     assert!(r["run"]["resumed"].as_u64().unwrap() as usize >= first.len() - CONCURRENCY);
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_results_write_keeps_the_journal_and_the_rerun_pays_nothing() {
+    let billing = Billing::new(Duration::ZERO);
+    let server = start(&billing).await;
+    let repo = demo_repo_with(&server.uri(), false, &|suite| suite);
+    let out = repo.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    // A link where results.json goes: the write is refused after every call was made.
+    std::os::unix::fs::symlink(repo.path().join("elsewhere.json"), out.join("results.json")).unwrap();
+    gate(&repo, "out", &["--no-cache"])
+        .await
+        .expect_code(2)
+        .stderr_has("symbolic link");
+    assert_eq!(billing.received().len(), CALLS);
+    assert!(
+        out.join("journal.jsonl").exists(),
+        "the outputs were not written: the journal stays"
+    );
+
+    std::fs::remove_file(out.join("results.json")).unwrap();
+    gate(&repo, "out", &["--no-cache"]).await.expect_code(1);
+    assert_eq!(
+        billing.received().len(),
+        CALLS,
+        "the rerun replays every call from the journal"
+    );
+    assert_eq!(results(&out)["run"]["resumed"], CALLS as u64);
+    assert!(!out.join("journal.jsonl").exists());
+}
