@@ -758,3 +758,99 @@ async fn a_resumed_runner_replays_every_batch_and_counts_its_spend() {
     runner.finish();
     assert!(!journal.exists());
 }
+
+/// Watches the journal from the provider's side: at every send, how many calls had been sent
+/// and were not yet in the journal (a kill at that moment would have them sent again).
+struct JournalWatch {
+    inner: Arc<Fake>,
+    journal: std::path::PathBuf,
+    sent: AtomicUsize,
+    worst: AtomicUsize,
+}
+
+#[async_trait]
+impl Provider for JournalWatch {
+    fn kind(&self) -> &'static str {
+        "fake"
+    }
+
+    async fn complete(&self, request: &Request) -> Result<Response, ProviderError> {
+        let sent = self.sent.fetch_add(1, Ordering::SeqCst) + 1;
+        let journaled = std::fs::read_to_string(&self.journal)
+            .map(|text| text.lines().count().saturating_sub(1))
+            .unwrap_or(0);
+        self.worst.fetch_max(sent.saturating_sub(journaled), Ordering::SeqCst);
+        self.inner.complete(request).await
+    }
+}
+
+/// A call is in the journal before its slot goes to the next call, even when the cache write
+/// after it waits for the disk: a kill re-sends at most the calls in flight.
+#[tokio::test(start_paused = true)]
+async fn at_most_the_calls_in_flight_are_unjournaled_with_the_cache_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.jsonl");
+    let watch = Arc::new(JournalWatch {
+        inner: Fake::new(Behaviour::Healthy),
+        journal: journal.clone(),
+        sent: AtomicUsize::new(0),
+        worst: AtomicUsize::new(0),
+    });
+    let concurrency = 8;
+    let endpoints = BTreeMap::from([(
+        "p".to_owned(),
+        Endpoint {
+            provider: watch.clone(),
+            ..endpoint(&watch.inner, concurrency)
+        },
+    )]);
+    let options = Options {
+        cache_dir: Some(dir.path().join("cache")),
+        journal: Some(journal),
+        run_identity: "run".to_owned(),
+        ..options()
+    };
+    let ran = run_with(&jobs(120, &[]), endpoints, &options).await;
+    assert_eq!(watch.sent.load(Ordering::SeqCst), 120 - 120 / 7);
+    assert!(ran.outcomes.iter().filter(|o| o.result.is_ok()).count() > 100);
+    let worst = watch.worst.load(Ordering::SeqCst);
+    assert!(
+        worst <= concurrency,
+        "{worst} calls were sent and not journaled at once; {concurrency} can be in flight"
+    );
+}
+
+/// Twins retimed in this run are two sends of one request: both are journaled, and both replay.
+#[tokio::test(start_paused = true)]
+async fn retimed_twins_both_replay_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        journal: Some(dir.path().join("journal.jsonl")),
+        run_identity: "twins".to_owned(),
+        ..options()
+    };
+    let mut twins = jobs(6, &[]);
+    twins.extend(twins.clone().into_iter().map(|j| Job {
+        arm: Arm::Baseline,
+        ..j
+    }));
+    for job in &mut twins {
+        job.retime = true;
+    }
+    let prices = prices();
+    let first = Fake::new(Behaviour::Healthy);
+    let endpoints = one(&first, 4);
+    // Killed before its outputs were written: dropped without `finish`.
+    Runner::new(&endpoints, &prices, options.clone())
+        .run_then(&twins, &|_, _, _| Vec::new())
+        .await;
+    assert_eq!(first.total_calls(), 12);
+
+    let second = Fake::new(Behaviour::Healthy);
+    let endpoints = one(&second, 4);
+    let ran = Runner::new(&endpoints, &prices, options)
+        .run_then(&twins, &|_, _, _| Vec::new())
+        .await;
+    assert_eq!(ran.resumed, 12);
+    assert_eq!(second.total_calls(), 0, "a finished twin was sent again");
+}

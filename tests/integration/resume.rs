@@ -104,10 +104,11 @@ fn sequential_repo(base_url: &str, max_usd: f64) -> TestRepo {
 }
 
 /// `promptgate run` as a child the test can kill.
-fn spawn_gate(repo: &TestRepo, out: &str, extra: &[&str]) -> std::process::Child {
+fn spawn_gate(repo: &TestRepo, out: &str, extra: &[&str], vars: &[(&str, &str)]) -> std::process::Child {
     let dir = repo.path();
     std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
         .current_dir(dir)
+        .envs(vars.iter().copied())
         .env("XDG_CACHE_HOME", crate::support::test_cache_home(dir))
         .env_remove("PROMPTGATE_CACHE_DIR")
         .args(["run", "--base", "main", "--head", "pr", "--out", out])
@@ -187,7 +188,12 @@ async fn a_run_killed_in_a_later_look_resumes_every_earlier_look_from_the_journa
     let server = start(&billing).await;
     let repo = sequential_repo(&server.uri(), 5.0);
     // Killed in the third look: the first two (88 calls) and most of the third are finished.
-    kill_after(&billing, spawn_gate(&repo, "out", &["--no-cache"]), 2 * CALLS / 4 + 20).await;
+    kill_after(
+        &billing,
+        spawn_gate(&repo, "out", &["--no-cache"], &[]),
+        2 * CALLS / 4 + 20,
+    )
+    .await;
     let first = billing.received();
     let journal = std::fs::read_to_string(repo.path().join("out").join("journal.jsonl")).unwrap();
     assert!(journal.lines().count() > CALLS / 2, "{} lines", journal.lines().count());
@@ -233,4 +239,25 @@ async fn a_failed_results_write_keeps_the_journal_and_the_rerun_pays_nothing() {
     );
     assert_eq!(results(&out)["run"]["resumed"], CALLS as u64);
     assert!(!out.join("journal.jsonl").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_with_the_cache_on_re_sends_at_most_the_calls_in_flight() {
+    let billing = Billing::new(Duration::from_millis(30));
+    let server = start(&billing).await;
+    let repo = demo_repo_with(&server.uri(), false, &|suite| suite);
+    // The first run writes the cache after each answer — a tiny cache, compacted (and synced to
+    // disk) on almost every write, so writes are slow; the rerun reads none of it, so every
+    // call the journal lost would reach the server again.
+    let slow_cache = [("PROMPTGATE_CACHE_MAX_MB", "0")];
+    kill_after(&billing, spawn_gate(&repo, "out", &[], &slow_cache), CALLS / 2).await;
+    let first = billing.received();
+    gate(&repo, "out", &["--no-cache"]).await.expect_code(1);
+    let second = &billing.received()[first.len()..];
+    let again = sent_again(&first, second);
+    assert!(
+        again <= CONCURRENCY,
+        "{again} calls the killed run had sent were sent again; at most {CONCURRENCY} were in flight"
+    );
+    assert_eq!(first.len() + second.len() - again, CALLS, "every call made once");
 }
