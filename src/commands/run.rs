@@ -573,16 +573,12 @@ fn execute(
 /// and what to do.
 fn budget_cap_reached(ran: &runner::Ran, max_usd: Option<f64>) -> Option<(String, &'static str)> {
     let cap = max_usd.filter(|_| ran.budget_exhausted)?;
+    // Judge calls the cap refused are calls not sent too.
     let refused = ran
         .outcomes
         .iter()
-        .filter(|o| {
-            o.attempts == 0
-                && !o.cached
-                && o.result
-                    .as_ref()
-                    .is_err_and(|e| e.starts_with("not sent: the budget cap"))
-        })
+        .chain(ran.derived.iter().map(|d| &d.outcome))
+        .filter(|o| o.result.as_ref().is_err_and(runner::CallError::is_budget_refusal))
         .count();
     Some((
         format!(
@@ -704,4 +700,69 @@ pub fn print_outcome(run: &GateRun) {
     // workflow command may get through.
     let text = crate::output::inert(&crate::secrets::redact(&text));
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::JudgeTag;
+    use crate::runner::{CallError, Derived, Outcome};
+
+    fn refused(cap_usd: f64) -> Outcome {
+        Outcome {
+            result: Err(CallError::BudgetRefused { cap_usd }),
+            latency_ms: None,
+            cached: false,
+            attempts: 0,
+            provider: None,
+            fell_back: false,
+        }
+    }
+
+    /// Refusals are counted by their kind, never by their words, and a judge call the cap
+    /// refused is a call not sent too.
+    #[test]
+    fn budget_refusals_are_counted_by_kind_judge_calls_included() {
+        let other = Outcome {
+            result: Err(CallError::Permanent {
+                message: "not sent: the budget cap, says the provider".to_owned(),
+            }),
+            attempts: 1,
+            ..refused(1.0)
+        };
+        let job = Job {
+            experiment: 0,
+            case: 0,
+            arm: Arm::Candidate,
+            repeat: 0,
+            provider: "p".to_owned(),
+            fallbacks: Vec::new(),
+            request: Err("not rendered".to_owned()),
+            retime: false,
+        };
+        let ran = runner::Ran {
+            outcomes: vec![refused(1.0), other, refused(1.0)],
+            derived: (0..2)
+                .map(|repeat| Derived {
+                    parent: 0,
+                    tag: JudgeTag {
+                        assertion: 0,
+                        repeat,
+                        attempt: 0,
+                    },
+                    job: job.clone(),
+                    outcome: refused(1.0),
+                })
+                .collect(),
+            budget_exhausted: true,
+            spent_usd: 0.99,
+            ..runner::Ran::default()
+        };
+        let (message, _) = budget_cap_reached(&ran, Some(1.0)).expect("the cap was reached");
+        assert!(
+            message.starts_with("the run failed: 4 call(s) were not sent"),
+            "{message}"
+        );
+        assert!(budget_cap_reached(&ran, None).is_none());
+    }
 }

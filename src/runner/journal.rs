@@ -19,7 +19,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::Outcome;
+use super::{CallError, Outcome};
 use crate::providers::Response;
 
 /// 2: one journal for the whole run, each line with its cost.
@@ -43,7 +43,7 @@ struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     response: Option<Response>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    error: Option<CallError>,
     latency_ms: Option<f64>,
     cached: bool,
     attempts: u32,
@@ -164,7 +164,7 @@ impl Record {
     fn into_outcome(self) -> (String, Outcome) {
         let result = match (self.response, self.error) {
             (Some(r), _) => Ok(r),
-            (None, e) => Err(e.unwrap_or_else(|| "the journal recorded no result".to_owned())),
+            (None, e) => Err(e.unwrap_or(CallError::NotRun)),
         };
         (
             self.job,

@@ -10,6 +10,7 @@
 
 mod budget;
 mod cache;
+mod call_error;
 pub mod interrupt;
 mod journal;
 mod limiter;
@@ -28,6 +29,7 @@ use futures::{FutureExt, StreamExt};
 use sha2::{Digest, Sha256};
 
 pub use cache::cache_dir;
+pub use call_error::CallError;
 pub use progress::ProgressMode;
 
 use crate::plan::{self, Job, JudgeTag};
@@ -56,7 +58,7 @@ pub struct Endpoint {
 /// How one job ended.
 #[derive(Clone, Debug)]
 pub struct Outcome {
-    pub result: Result<Response, String>,
+    pub result: Result<Response, CallError>,
     /// Measured around the call when the provider does not report its own.
     pub latency_ms: Option<f64>,
     pub cached: bool,
@@ -285,8 +287,7 @@ impl<'a> Runner<'a> {
         let mut resumed = 0;
         for (index, (job, key)) in jobs.iter().zip(&keys).enumerate() {
             let (Ok(_), Some(key)) = (&job.request, key) else {
-                let message = job.request.as_ref().err().cloned().unwrap_or_default();
-                outcomes[index] = Some(not_sent(message));
+                outcomes[index] = Some(not_sent(not_rendered(job)));
                 continue;
             };
             // A job to be timed in this run is never answered by another's call.
@@ -330,7 +331,9 @@ impl<'a> Runner<'a> {
             let job = job.clone();
             async move {
                 if watch.stop_requested() {
-                    return not_sent("interrupted before it was sent".to_owned());
+                    return not_sent(CallError::Interrupted {
+                        waiting_to_retry: false,
+                    });
                 }
                 let outcome = run_job(context, &job, &key).await;
                 if root {
@@ -385,8 +388,7 @@ impl<'a> Runner<'a> {
             // Start what was asked for, answering identical and journaled jobs without a call.
             while let Some(pending) = queue.pop() {
                 let Some(key) = job_key(&pending.job, endpoints) else {
-                    let message = pending.job.request.as_ref().err().cloned().unwrap_or_default();
-                    let outcome = not_sent(message);
+                    let outcome = not_sent(not_rendered(&pending.job));
                     ask(pending.parent, Some(&pending), &outcome, &mut queue);
                     derived.push(pending.into_derived(outcome));
                     continue;
@@ -461,12 +463,12 @@ impl<'a> Runner<'a> {
         for (follower, leader) in followers {
             let outcome = outcomes[leader]
                 .as_ref()
-                .map_or_else(|| not_sent("job was not run".to_owned()), as_follower);
+                .map_or_else(|| not_sent(CallError::NotRun), as_follower);
             outcomes[follower] = Some(outcome);
         }
         let outcomes: Vec<Outcome> = outcomes
             .into_iter()
-            .map(|o| o.unwrap_or_else(|| not_sent("job was not run".to_owned())))
+            .map(|o| o.unwrap_or_else(|| not_sent(CallError::NotRun)))
             .collect();
         let ran = Ran {
             retries: context.retries.load(Ordering::Relaxed),
@@ -562,18 +564,23 @@ impl Throttle {
 async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> Outcome {
     let runner = cx.runner;
     let Ok(request) = &job.request else {
-        return not_sent(String::new());
+        return not_sent(not_rendered(job));
     };
     let seed = u64::from_str_radix(key.get(..16).unwrap_or("0"), 16).unwrap_or(0);
     let chain: Vec<&String> = std::iter::once(&job.provider).chain(&job.fallbacks).collect();
     let mut reservation: Option<Reservation> = None;
     let mut attempts = 0;
-    let mut errors: Vec<String> = Vec::new();
+    let mut errors: Vec<(String, CallError)> = Vec::new();
     let mut last_provider = None;
     for (position, name) in chain.iter().enumerate() {
         let (Some(endpoint), Some(throttle)) = (runner.endpoints.get(*name), runner.throttles.get(name.as_str()))
         else {
-            errors.push(format!("provider `{name}` is not configured"));
+            errors.push((
+                (*name).clone(),
+                CallError::NotConfigured {
+                    provider: (*name).clone(),
+                },
+            ));
             continue;
         };
         let answered = |result, latency_ms, cached, attempts| Outcome {
@@ -607,8 +614,9 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> Outcome {
                 Some(r) => reservation = Some(r),
                 None => {
                     cx.budget_exhausted.store(true, Ordering::Relaxed);
-                    let cap = runner.options.max_usd.unwrap_or(0.0);
-                    return not_sent(format!("not sent: the budget cap of ${cap} would be exceeded"));
+                    return not_sent(CallError::BudgetRefused {
+                        cap_usd: runner.options.max_usd.unwrap_or(0.0),
+                    });
                 }
             }
         }
@@ -619,7 +627,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> Outcome {
                     runner.budget.settle(r, 0.0);
                 }
                 // Not finished: a rerun sends it again, so it stays out of the journal.
-                return not_sent("interrupted while waiting to retry".to_owned());
+                return not_sent(CallError::Interrupted { waiting_to_retry: true });
             }
             Ok((mut response, latency, permit)) => {
                 // Outputs are redacted before they are cached, journaled or recorded: a model or
@@ -645,8 +653,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> Outcome {
                 }
                 return outcome;
             }
-            Err(SendError::Provider(e)) if chain.len() > 1 => errors.push(format!("`{name}`: {}", describe(&e))),
-            Err(SendError::Provider(e)) => errors.push(describe(&e)),
+            Err(SendError::Provider(e)) => errors.push(((*name).clone(), CallError::from_provider(&e))),
         }
     }
     if let Some(r) = reservation.take() {
@@ -654,8 +661,13 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> Outcome {
         // cannot be known here.
         runner.budget.settle(r, 0.0);
     }
+    let error = if chain.len() > 1 {
+        CallError::Fallbacks { failures: errors }
+    } else {
+        errors.pop().map_or(CallError::NotRun, |(_, e)| e)
+    };
     let outcome = Outcome {
-        result: Err(crate::secrets::redact(&errors.join("; "))),
+        result: Err(error),
         latency_ms: None,
         cached: false,
         attempts,
@@ -740,9 +752,9 @@ async fn send<'t>(
     }
 }
 
-fn not_sent(message: String) -> Outcome {
+fn not_sent(error: CallError) -> Outcome {
     Outcome {
-        result: Err(message),
+        result: Err(error),
         latency_ms: None,
         cached: false,
         attempts: 0,
@@ -751,10 +763,9 @@ fn not_sent(message: String) -> Outcome {
     }
 }
 
-fn describe(e: &ProviderError) -> String {
-    match e {
-        ProviderError::Transient { message, .. } => format!("transient provider error: {message}"),
-        ProviderError::Permanent { message } => format!("provider error: {message}"),
-        ProviderError::Timeout { after_ms } => format!("timed out after {after_ms} ms"),
+/// A job whose prompt did not render: why.
+fn not_rendered(job: &Job) -> CallError {
+    CallError::NotRendered {
+        message: job.request.as_ref().err().cloned().unwrap_or_default(),
     }
 }
