@@ -196,12 +196,25 @@ pub struct Runner<'a> {
     replayed: Mutex<HashMap<String, Vec<Outcome>>>,
     journal_warned: AtomicBool,
     cache_warned: AtomicBool,
+    /// Held for the runner's life: another run on the same cache waits for it.
+    _cache_lock: Option<cache::RunLock>,
 }
 
 impl<'a> Runner<'a> {
-    /// Opens the journal (replaying a resumed run's calls and counting their spend against the
+    /// Takes the cache's run lock (waiting while another run in the repository holds it), then
+    /// opens the journal (replaying a resumed run's calls and counting their spend against the
     /// cap) and the cache.
     pub fn new(endpoints: &'a BTreeMap<String, Endpoint>, prices: &'a PriceTable, options: Options) -> Runner<'a> {
+        let cache_lock = options.cache_dir.as_deref().and_then(|dir| match cache::lock(dir) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                eprintln!(
+                    "warning: cannot lock the response cache {}: {e}; a run started meanwhile may send the same calls",
+                    dir.display()
+                );
+                None
+            }
+        });
         let (journal, replay) = match &options.journal {
             Some(path) => match Journal::open(path, &options.run_identity) {
                 Ok((journal, replay)) => (Some(journal), replay),
@@ -228,6 +241,7 @@ impl<'a> Runner<'a> {
             replayed: Mutex::new(replay.outcomes),
             journal_warned: AtomicBool::new(false),
             cache_warned: AtomicBool::new(false),
+            _cache_lock: cache_lock,
             options,
         }
     }

@@ -261,3 +261,39 @@ async fn a_killed_run_with_the_cache_on_re_sends_at_most_the_calls_in_flight() {
     );
     assert_eq!(first.len() + second.len() - again, CALLS, "every call made once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_at_once_in_one_repository_pay_once() {
+    let billing = Billing::new(Duration::from_millis(10));
+    let server = start(&billing).await;
+    // One run bills $0.121; the cap is for the pair, so the second may not pay again.
+    let cap = 0.2;
+    let repo = demo_repo_with(&server.uri(), false, &|suite| {
+        suite.replace(
+            "budget: {approve_above_usd: 0.50, max_usd: 5.00}",
+            &format!("budget: {{approve_above_usd: 5.00, max_usd: {cap}}}"),
+        )
+    });
+    let (first, second) = tokio::join!(gate(&repo, "first", &[]), gate(&repo, "second", &[]));
+    first.expect_code(1);
+    second.expect_code(1);
+    let received = billing.received();
+    assert_eq!(received.len(), CALLS, "each call sent once for the two runs");
+    assert!(billing.billed() <= cap, "the pair billed ${}", billing.billed());
+    assert!(
+        first.stderr.contains("waiting for it to finish") || second.stderr.contains("waiting for it to finish"),
+        "one run waited for the other\n--- first\n{}\n--- second\n{}",
+        first.stderr,
+        second.stderr
+    );
+    let (a, b) = (
+        results(&repo.path().join("first")),
+        results(&repo.path().join("second")),
+    );
+    assert_eq!(a["verdict"], b["verdict"]);
+    assert_eq!(
+        a["run"]["cache_hits"].as_u64().unwrap() + b["run"]["cache_hits"].as_u64().unwrap(),
+        CALLS as u64,
+        "the run that waited took every answer from the cache"
+    );
+}
