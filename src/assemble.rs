@@ -111,11 +111,12 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                 }
             }
             Err(error) => {
-                let scored = scorers::errored(assertions.iter().copied(), error);
+                let error = error.to_string();
+                let scored = scorers::errored(assertions.iter().copied(), &error);
                 Call {
                     repeat: job.repeat,
                     output: None,
-                    error: Some(error.clone()),
+                    error: Some(error),
                     latency_ms: None,
                     tokens: Tokens::default(),
                     cost_usd: 0.0,

@@ -15,20 +15,53 @@ pub fn create_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
-/// Writes a file, refusing to follow a symbolic link at its path.
+/// Writes a file atomically, refusing to follow a symbolic link at its path: the bytes go to a
+/// new temporary file in the same folder, are synced to disk, and the file is renamed over
+/// `path` (and the folder synced), so a reader — or a rerun after a crash — sees the old file
+/// or the new one, never a truncated one. The rename replaces a link created at `path` after
+/// the check; it never writes through it.
 pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
         return Err(link_error(path).into());
     }
-    // Replace, never write through: a link created between the check and the write would
-    // still only be replaced.
-    let _ = std::fs::remove_file(path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    std::io::Write::write_all(&mut file, bytes).with_context(|| format!("writing {}", path.display()))
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let written = (|| -> std::io::Result<()> {
+        // `create_new` never opens an existing file or link.
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", path.display()));
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Makes a rename in `dir` durable. Best effort: not every platform or file system can sync a
+/// folder, and the file itself is already on disk.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(dir) = std::fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
 }
 
 /// Refuses `path` when it, or a folder on the way to it, is a symbolic link. An absolute path
@@ -106,5 +139,40 @@ mod tests {
         write_file(&real.join("report.md"), b"ok").unwrap();
         write_file(&real.join("report.md"), b"again").unwrap();
         assert_eq!(std::fs::read_to_string(real.join("report.md")).unwrap(), "again");
+        let names: Vec<_> = std::fs::read_dir(&real)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "no temporary file is left behind: {names:?}");
+    }
+
+    /// A reader (or a rerun after a crash) never finds an output missing or half written.
+    #[test]
+    fn a_reader_sees_the_old_file_or_the_new_one_never_a_truncated_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.json");
+        const SIZE: usize = 256 * 1024;
+        write_file(&path, &vec![b'a'; SIZE]).unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let reading = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !reading.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::thread::yield_now();
+                }
+                for i in 0..100 {
+                    write_file(&path, &vec![if i % 2 == 0 { b'b' } else { b'a' }; SIZE]).unwrap();
+                }
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                reading.store(true, std::sync::atomic::Ordering::SeqCst);
+                let bytes = std::fs::read(&path).expect("the file is always there");
+                assert_eq!(bytes.len(), SIZE, "a truncated file after {reads} reads");
+                assert!(bytes.iter().all(|b| *b == bytes[0]), "a mix of two writes");
+                reads += 1;
+            }
+        });
     }
 }

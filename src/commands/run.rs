@@ -12,7 +12,7 @@ use crate::format::short_sha;
 use crate::plan::{self, Arm, Job, PlanFacts, Planned};
 use crate::providers::pricing::PriceTable;
 use crate::results::*;
-use crate::runner::{self, Endpoint};
+use crate::runner;
 use crate::suite::{self, Suite};
 use crate::verdict::{self, Policy, sequential};
 use crate::{arms, assemble, compare, report, scorers, stats, trust};
@@ -308,14 +308,32 @@ pub fn run_gate_with(
 
     // Offline mock spend is simulated: reported, not capped (as in `plan::check_budget`).
     let max_usd = policy_in_force.budget.max_usd.filter(|_| !simulated);
-    let run_batch = |batch: &[Job]| {
-        execute(
-            batch,
+    // One runtime and one runner for the whole run: every sequential look and A/A batch goes
+    // through the same cap, cache, journal and limits, so the cap is the run's, not a look's,
+    // and a resumed run replays every look's calls.
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runner = {
+        let _entered = runtime.enter();
+        runner::Runner::new(
             &endpoints.map,
             &prices,
-            max_usd,
-            options.cache_dir.clone(),
-            options.journal.clone(),
+            runner::Options {
+                cache_dir: options.cache_dir.clone(),
+                journal: options.journal.clone(),
+                run_identity: runner::run_identity(&jobs, &endpoints.map),
+                max_usd,
+                progress: runner::ProgressMode::detect(),
+                backoff_base: Duration::from_millis(500),
+                interruptible: true,
+            },
+        )
+    };
+    let run_batch = |batch: &[Job]| {
+        execute(
+            &runtime,
+            &runner,
+            batch,
+            options.journal.as_deref(),
             &crate::scorers::judge::follow_up(&planned, judge, batch),
         )
     };
@@ -435,8 +453,12 @@ pub fn run_gate_with(
         }
         None => verdict::run_error(&results),
     };
-    drop(endpoints);
     let written = report::write_outputs(&results, &options.out)?;
+    // The outputs are on disk: only now may the journal go (a failed write keeps it, so the
+    // rerun replays every call instead of paying again).
+    runner.finish();
+    drop(runtime);
+    drop(endpoints);
     Ok(GateRun {
         results,
         written,
@@ -514,32 +536,24 @@ fn refuse_shard(shard: Shard, aa: bool, sequential: bool) -> Result<(), Error> {
     .into())
 }
 
+/// Runs one batch (the whole plan, a sequential look) through the run's runner.
 fn execute(
+    runtime: &tokio::runtime::Runtime,
+    runner: &runner::Runner<'_>,
     jobs: &[Job],
-    endpoints: &BTreeMap<String, Endpoint>,
-    prices: &PriceTable,
-    max_usd: Option<f64>,
-    cache_dir: Option<PathBuf>,
-    journal: Option<PathBuf>,
+    journal: Option<&Path>,
     then: &runner::Then<'_>,
 ) -> anyhow::Result<runner::Ran> {
     if jobs.is_empty() {
-        return Ok(runner::Ran::default());
+        return Ok(runner::Ran {
+            spent_usd: runner.spent_usd(),
+            ..runner::Ran::default()
+        });
     }
-    let options = runner::Options {
-        cache_dir,
-        journal,
-        run_identity: runner::run_identity(jobs, endpoints),
-        max_usd,
-        progress: runner::ProgressMode::detect(),
-        backoff_base: Duration::from_millis(500),
-        interruptible: true,
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let ran = runtime.block_on(runner::run_then(jobs, endpoints, prices, &options, then));
+    let ran = runtime.block_on(runner.run_then(jobs, then));
     if ran.interrupted {
         let finished = ran.outcomes.iter().filter(|o| o.attempts > 0 || o.cached).count();
-        let kept = options.journal.as_ref().map_or_else(
+        let kept = journal.map_or_else(
             || "no journal was kept (--no-journal?), so a rerun starts over".to_owned(),
             |j| format!("the journal {} keeps them", j.display()),
         );
@@ -559,16 +573,12 @@ fn execute(
 /// and what to do.
 fn budget_cap_reached(ran: &runner::Ran, max_usd: Option<f64>) -> Option<(String, &'static str)> {
     let cap = max_usd.filter(|_| ran.budget_exhausted)?;
+    // Judge calls the cap refused are calls not sent too.
     let refused = ran
         .outcomes
         .iter()
-        .filter(|o| {
-            o.attempts == 0
-                && !o.cached
-                && o.result
-                    .as_ref()
-                    .is_err_and(|e| e.starts_with("not sent: the budget cap"))
-        })
+        .chain(ran.derived.iter().map(|d| &d.outcome))
+        .filter(|o| o.result.as_ref().is_err_and(runner::CallError::is_budget_refusal))
         .count();
     Some((
         format!(
@@ -678,7 +688,8 @@ fn absorb(total: &mut runner::Ran, batch: runner::Ran) {
     total.resumed += batch.resumed;
     total.fallbacks += batch.fallbacks;
     total.budget_exhausted |= batch.budget_exhausted;
-    total.spent_usd += batch.spent_usd;
+    // The runner's spend is the run's so far, every earlier batch included.
+    total.spent_usd = batch.spent_usd;
 }
 
 /// The verdict and the files, on stdout.
@@ -689,4 +700,69 @@ pub fn print_outcome(run: &GateRun) {
     // workflow command may get through.
     let text = crate::output::inert(&crate::secrets::redact(&text));
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::JudgeTag;
+    use crate::runner::{CallError, Derived, Outcome};
+
+    fn refused(cap_usd: f64) -> Outcome {
+        Outcome {
+            result: Err(CallError::BudgetRefused { cap_usd }),
+            latency_ms: None,
+            cached: false,
+            attempts: 0,
+            provider: None,
+            fell_back: false,
+        }
+    }
+
+    /// Refusals are counted by their kind, never by their words, and a judge call the cap
+    /// refused is a call not sent too.
+    #[test]
+    fn budget_refusals_are_counted_by_kind_judge_calls_included() {
+        let other = Outcome {
+            result: Err(CallError::Permanent {
+                message: "not sent: the budget cap, says the provider".to_owned(),
+            }),
+            attempts: 1,
+            ..refused(1.0)
+        };
+        let job = Job {
+            experiment: 0,
+            case: 0,
+            arm: Arm::Candidate,
+            repeat: 0,
+            provider: "p".to_owned(),
+            fallbacks: Vec::new(),
+            request: Err("not rendered".to_owned()),
+            retime: false,
+        };
+        let ran = runner::Ran {
+            outcomes: vec![refused(1.0), other, refused(1.0)],
+            derived: (0..2)
+                .map(|repeat| Derived {
+                    parent: 0,
+                    tag: JudgeTag {
+                        assertion: 0,
+                        repeat,
+                        attempt: 0,
+                    },
+                    job: job.clone(),
+                    outcome: refused(1.0),
+                })
+                .collect(),
+            budget_exhausted: true,
+            spent_usd: 0.99,
+            ..runner::Ran::default()
+        };
+        let (message, _) = budget_cap_reached(&ran, Some(1.0)).expect("the cap was reached");
+        assert!(
+            message.starts_with("the run failed: 4 call(s) were not sent"),
+            "{message}"
+        );
+        assert!(budget_cap_reached(&ran, None).is_none());
+    }
 }

@@ -142,6 +142,41 @@ fn repo_id(repo_root: &Path) -> String {
     format!("{name}-{}", &digest[..12])
 }
 
+/// A run's hold on its cache folder, released when dropped. Two runs in one repository share
+/// a cache; without it both would send (and pay for) the same calls at once. With it the second
+/// waits for the first, then finds the first's answers in the cache (the cache reads each shard
+/// from disk on first use, after the wait), so a rerun of the same plan pays nothing twice.
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+/// The lock file in the cache folder.
+const LOCK_FILE: &str = "run.lock";
+
+/// Takes the cache folder's run lock, waiting (and saying so) while another run holds it.
+pub fn lock(dir: &Path) -> std::io::Result<RunLock> {
+    crate::output::create_dir(dir).map_err(std::io::Error::other)?;
+    let path = dir.join(LOCK_FILE);
+    refuse_link(&path)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!(
+                "promptgate: another run is using the response cache {}; waiting for it to finish, to reuse its answers instead of paying for them twice",
+                dir.display()
+            );
+            file.lock()?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
+    Ok(RunLock { _file: file })
+}
+
 /// The cache key of `request` sent to the endpoint `cache_identity` identifies.
 pub fn key(cache_identity: &str, request: &Request) -> String {
     let mut h = Sha256::new();

@@ -10,6 +10,7 @@
 
 mod budget;
 mod cache;
+mod call_error;
 pub mod interrupt;
 mod journal;
 mod limiter;
@@ -20,14 +21,15 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use sha2::{Digest, Sha256};
 
 pub use cache::cache_dir;
+pub use call_error::CallError;
 pub use progress::ProgressMode;
 
 use crate::plan::{self, Job, JudgeTag};
@@ -56,7 +58,7 @@ pub struct Endpoint {
 /// How one job ended.
 #[derive(Clone, Debug)]
 pub struct Outcome {
-    pub result: Result<Response, String>,
+    pub result: Result<Response, CallError>,
     /// Measured around the call when the provider does not report its own.
     pub latency_ms: Option<f64>,
     pub cached: bool,
@@ -117,7 +119,8 @@ pub struct Ran {
     pub fallbacks: usize,
     /// Some job was not sent because the budget cap would have been exceeded.
     pub budget_exhausted: bool,
-    /// Settled spend at list prices, including that of the resumed run (cache hits are free).
+    /// The run's settled spend at list prices so far: every batch through its [`Runner`] and the
+    /// resumed run's calls (cache hits are free).
     pub spent_usd: f64,
     /// Ctrl-C stopped the run: the jobs not yet sent were not run, the journal is kept.
     pub interrupted: bool,
@@ -135,7 +138,7 @@ pub fn run_identity(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>) -> Str
     hex::encode(h.finalize())
 }
 
-/// Runs every job; the outcomes are in the jobs' order.
+/// Runs every job through a runner of its own; the outcomes are in the jobs' order.
 pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, prices: &PriceTable, options: &Options) -> Ran {
     run_then(jobs, endpoints, prices, options, &|_, _, _| Vec::new()).await
 }
@@ -156,10 +159,10 @@ pub struct Derived {
 /// otherwise (so a malformed judge reply can ask for its own retry).
 pub type Then<'a> = dyn Fn(usize, Option<(&JudgeTag, &Job)>, &Outcome) -> Vec<(JudgeTag, Job)> + 'a;
 
-/// [`run`], where each outcome may ask for more jobs through `then`. They run through the same
-/// cache, budget, rate limits, retries and journal, and start as soon as the outcome that asked
-/// for them arrives, so judging overlaps generation. Identical derived jobs are sent once.
-/// Derived jobs are in [`Ran::derived`], in the order they finished.
+/// One batch of jobs through a runner of its own: [`Runner::run_then`] on a new [`Runner`],
+/// whose journal is removed when the batch finishes uninterrupted. A command that runs several
+/// batches (sequential looks) keeps one [`Runner`] instead, so the cap, the cache, the journal
+/// and the limits hold across them.
 pub async fn run_then(
     jobs: &[Job],
     endpoints: &BTreeMap<String, Endpoint>,
@@ -167,265 +170,335 @@ pub async fn run_then(
     options: &Options,
     then: &Then<'_>,
 ) -> Ran {
-    let keys: Vec<Option<String>> = jobs.iter().map(|job| job_key(job, endpoints)).collect();
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
+    let runner = Runner::new(endpoints, prices, options.clone());
+    let ran = runner.run_then(jobs, then).await;
+    if !ran.interrupted {
+        runner.finish();
+    }
+    ran
+}
 
-    let (journal, mut replayed) = match &options.journal {
-        Some(path) => match Journal::open(path, &options.run_identity) {
-            Ok((journal, finished)) => (Some(journal), finished),
+/// What one run shares across all its batches (sequential looks, A/A arms): the spending cap,
+/// the response cache, the journal and its replay, and each endpoint's adaptive concurrency
+/// and rate limits. A run builds one, sends every batch through it, and calls
+/// [`Runner::finish`] once its outputs are written; dropped without `finish` (an error, an
+/// interruption), it keeps the journal, so a rerun replays every call it had finished.
+pub struct Runner<'a> {
+    endpoints: &'a BTreeMap<String, Endpoint>,
+    throttles: BTreeMap<&'a str, Throttle>,
+    prices: &'a PriceTable,
+    options: Options,
+    cache: Option<Cache>,
+    budget: SpendCap,
+    journal: Option<Journal>,
+    /// Outcomes of the interrupted run being resumed, by job key, not yet handed out: a key
+    /// sent twice (two retimed jobs with one request) was journaled twice and replays twice.
+    replayed: Mutex<HashMap<String, Vec<Outcome>>>,
+    journal_warned: AtomicBool,
+    cache_warned: AtomicBool,
+    /// Held for the runner's life: another run on the same cache waits for it.
+    _cache_lock: Option<cache::RunLock>,
+}
+
+impl<'a> Runner<'a> {
+    /// Takes the cache's run lock (waiting while another run in the repository holds it), then
+    /// opens the journal (replaying a resumed run's calls and counting their spend against the
+    /// cap) and the cache.
+    pub fn new(endpoints: &'a BTreeMap<String, Endpoint>, prices: &'a PriceTable, options: Options) -> Runner<'a> {
+        let cache_lock = options.cache_dir.as_deref().and_then(|dir| match cache::lock(dir) {
+            Ok(lock) => Some(lock),
             Err(e) => {
                 eprintln!(
-                    "warning: cannot keep the journal {}: {e}; this run cannot be resumed",
-                    path.display()
+                    "warning: cannot lock the response cache {}: {e}; a run started meanwhile may send the same calls",
+                    dir.display()
                 );
-                (None, HashMap::new())
+                None
             }
-        },
-        None => (None, HashMap::new()),
-    };
-
-    // Sort the jobs: render errors end at once, finished ones replay, the first of identical
-    // jobs (the leader) runs and the others (followers) take its answer.
-    let mut leaders: HashMap<&str, usize> = HashMap::new();
-    let mut followers: Vec<(usize, usize)> = Vec::new();
-    let mut to_run: Vec<usize> = Vec::new();
-    let mut resumed = 0;
-    let mut already_spent = 0.0;
-    for (index, (job, key)) in jobs.iter().zip(&keys).enumerate() {
-        let (Ok(request), Some(key)) = (&job.request, key) else {
-            let message = job.request.as_ref().err().cloned().unwrap_or_default();
-            outcomes[index] = Some(not_sent(message));
-            continue;
+        });
+        let (journal, replay) = match &options.journal {
+            Some(path) => match Journal::open(path, &options.run_identity) {
+                Ok((journal, replay)) => (Some(journal), replay),
+                Err(e) => {
+                    eprintln!(
+                        "warning: cannot keep the journal {}: {e}; this run cannot be resumed",
+                        path.display()
+                    );
+                    (None, journal::Replay::default())
+                }
+            },
+            None => (None, journal::Replay::default()),
         };
-        // A job to be timed in this run is never answered by another's call.
-        if !job.retime {
-            if let Some(&leader) = leaders.get(key.as_str()) {
-                followers.push((index, leader));
-                continue;
-            }
-            leaders.insert(key, index);
-        }
-        match replayed.remove(key) {
-            Some(outcome) => {
-                if let (Ok(response), false) = (&outcome.result, outcome.cached) {
-                    already_spent += prices.cost(&request.model, &response.usage).unwrap_or(0.0);
-                }
-                resumed += 1;
-                outcomes[index] = Some(outcome);
-            }
-            None => to_run.push(index),
-        }
-    }
-    let mut followers_of: HashMap<usize, Vec<usize>> = HashMap::new();
-    for &(follower, leader) in &followers {
-        followers_of.entry(leader).or_default().push(follower);
-    }
-
-    let watch = interrupt::Watch::new(options.interruptible);
-    let context = Context {
-        watch: &watch,
-        endpoints,
-        throttles: endpoints
-            .iter()
-            .map(|(name, e)| (name.as_str(), Throttle::new(e)))
-            .collect(),
-        prices,
-        options,
-        cache: options.cache_dir.as_deref().map(Cache::new),
-        budget: SpendCap::new(options.max_usd, already_spent),
-        retries: AtomicUsize::new(0),
-        rate_limited: AtomicUsize::new(0),
-        budget_exhausted: AtomicBool::new(false),
-        cache_warned: AtomicBool::new(false),
-    };
-    let progress = progress::Progress::new(options.progress, jobs.len());
-    let done = AtomicUsize::new(jobs.len() - to_run.len());
-    let cached_so_far = AtomicUsize::new(outcomes.iter().flatten().filter(|o| o.cached).count() + followers.len());
-    let journal_warned = AtomicBool::new(false);
-    let width = 2 * endpoints.values().map(|e| e.concurrency.max(1)).sum::<usize>().max(1);
-
-    // One job, sent and journaled; `root` says whether it counts in the progress.
-    let finish = |job: &Job, key: String, root: bool| {
-        let (context, journal, progress, done, cached_so_far, journal_warned, watch) = (
-            &context,
-            &journal,
-            &progress,
-            &done,
-            &cached_so_far,
-            &journal_warned,
-            &watch,
-        );
-        let job = job.clone();
-        async move {
-            if watch.stop_requested() {
-                return not_sent("interrupted before it was sent".to_owned());
-            }
-            let (outcome, sent) = run_job(context, &job, &key).await;
-            // The job counts as finished only once the journal holds it.
-            if let (Some(journal), true) = (journal, sent)
-                && let Err(e) = journal.append(&key, &outcome)
-                && !journal_warned.swap(true, Ordering::Relaxed)
-            {
-                eprintln!(
-                    "warning: cannot write the journal {}: {e}; this run cannot be resumed",
-                    journal.path().display()
-                );
-            }
-            if root {
-                if outcome.cached {
-                    cached_so_far.fetch_add(1, Ordering::Relaxed);
-                }
-                let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                progress.update(
-                    finished,
-                    context.retries.load(Ordering::Relaxed),
-                    cached_so_far.load(Ordering::Relaxed),
-                );
-            }
-            outcome
-        }
-    };
-
-    enum Finished {
-        Root(usize, Outcome),
-        Derived(Box<Pending>, String, Outcome),
-    }
-    let mut running = futures::stream::FuturesUnordered::new();
-    let mut roots = to_run.into_iter();
-    let mut derived: Vec<Derived> = Vec::new();
-    // Derived jobs to start; those in flight by key (with the identical ones waiting on them);
-    // those finished by key (an identical later one takes the answer).
-    let mut queue: Vec<Pending> = Vec::new();
-    let mut in_flight: HashMap<String, Vec<Pending>> = HashMap::new();
-    let mut finished_by_key: HashMap<String, Outcome> = HashMap::new();
-    let ask = |parent: usize, asked: Option<&Pending>, outcome: &Outcome, queue: &mut Vec<Pending>| {
-        queue.extend(
-            then(parent, asked.map(|p| (&p.tag, &p.job)), outcome)
-                .into_iter()
-                .map(|(tag, job)| Pending { parent, tag, job }),
-        );
-    };
-    // The outcomes known before any call (render errors, replayed jobs) ask at once.
-    for (index, outcome) in outcomes.iter().enumerate() {
-        if let Some(outcome) = outcome {
-            ask(index, None, outcome, &mut queue);
-            for &follower in followers_of.get(&index).into_iter().flatten() {
-                ask(follower, None, &as_follower(outcome), &mut queue);
-            }
+        Runner {
+            endpoints,
+            throttles: endpoints
+                .iter()
+                .map(|(name, e)| (name.as_str(), Throttle::new(e)))
+                .collect(),
+            prices,
+            cache: options.cache_dir.as_deref().map(Cache::new),
+            budget: SpendCap::new(options.max_usd, replay.spent_usd),
+            journal,
+            replayed: Mutex::new(replay.outcomes),
+            journal_warned: AtomicBool::new(false),
+            cache_warned: AtomicBool::new(false),
+            _cache_lock: cache_lock,
+            options,
         }
     }
 
-    // Ctrl-C is noticed within a tick, so the user hears at once that the calls in flight are
-    // being finished, however long they take.
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let mut announced = false;
-    loop {
-        // Start what was asked for, answering identical and journaled jobs without a call.
-        while let Some(pending) = queue.pop() {
-            let Some(key) = job_key(&pending.job, endpoints) else {
-                let message = pending.job.request.as_ref().err().cloned().unwrap_or_default();
-                let outcome = not_sent(message);
-                ask(pending.parent, Some(&pending), &outcome, &mut queue);
-                derived.push(pending.into_derived(outcome));
+    /// The run's settled spend so far, a resumed run's included.
+    pub fn spent_usd(&self) -> f64 {
+        self.budget.spent()
+    }
+
+    /// The run is over and its outputs are written: its journal has served its purpose.
+    /// Removing it keeps a later `--no-cache` rerun of the same plan from replaying old answers.
+    pub fn finish(self) {
+        if let Some(journal) = &self.journal {
+            let _ = std::fs::remove_file(journal.path());
+        }
+    }
+
+    /// Takes one replayed outcome for `key`, if the resumed run finished one.
+    fn take_replayed(&self, key: &str) -> Option<Outcome> {
+        let mut replayed = self.replayed.lock().unwrap_or_else(|e| e.into_inner());
+        let outcomes = replayed.get_mut(key)?;
+        let outcome = outcomes.pop();
+        if outcomes.is_empty() {
+            replayed.remove(key);
+        }
+        outcome
+    }
+
+    /// Records a finished job in the journal; it counts as finished only once this returns.
+    fn record(&self, key: &str, outcome: &Outcome, cost_usd: f64) {
+        if let Some(journal) = &self.journal
+            && let Err(e) = journal.append(key, outcome, cost_usd)
+            && !self.journal_warned.swap(true, Ordering::Relaxed)
+        {
+            eprintln!(
+                "warning: cannot write the journal {}: {e}; this run cannot be resumed",
+                journal.path().display()
+            );
+        }
+    }
+
+    /// Runs every job; the outcomes are in the jobs' order. Each outcome may ask for more jobs
+    /// through `then`: they run through the same cache, budget, rate limits, retries and
+    /// journal, and start as soon as the outcome that asked for them arrives, so judging
+    /// overlaps generation. Identical derived jobs are sent once. Derived jobs are in
+    /// [`Ran::derived`], in the order they finished.
+    pub async fn run_then(&self, jobs: &[Job], then: &Then<'_>) -> Ran {
+        let endpoints = self.endpoints;
+        let keys: Vec<Option<String>> = jobs.iter().map(|job| job_key(job, endpoints)).collect();
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
+
+        // Sort the jobs: render errors end at once, finished ones replay, the first of identical
+        // jobs (the leader) runs and the others (followers) take its answer.
+        let mut leaders: HashMap<&str, usize> = HashMap::new();
+        let mut followers: Vec<(usize, usize)> = Vec::new();
+        let mut to_run: Vec<usize> = Vec::new();
+        let mut resumed = 0;
+        for (index, (job, key)) in jobs.iter().zip(&keys).enumerate() {
+            let (Ok(_), Some(key)) = (&job.request, key) else {
+                outcomes[index] = Some(not_sent(not_rendered(job)));
                 continue;
             };
-            let known = finished_by_key
-                .get(&key)
-                .map(as_follower)
-                .or_else(|| replayed.remove(&key).inspect(|_| resumed += 1));
-            if let Some(outcome) = known {
-                ask(pending.parent, Some(&pending), &outcome, &mut queue);
-                derived.push(pending.into_derived(outcome));
-            } else if let Some(waiting) = in_flight.get_mut(&key) {
-                waiting.push(pending);
-            } else {
-                in_flight.insert(key.clone(), Vec::new());
-                let run = finish(&pending.job, key.clone(), false);
-                running.push(
-                    async move {
-                        let outcome = run.await;
-                        Finished::Derived(Box::new(pending), key, outcome)
-                    }
-                    .boxed_local(),
-                );
+            // A job to be timed in this run is never answered by another's call.
+            if !job.retime {
+                if let Some(&leader) = leaders.get(key.as_str()) {
+                    followers.push((index, leader));
+                    continue;
+                }
+                leaders.insert(key, index);
             }
-        }
-        while running.len() < width + in_flight.len() {
-            let Some(index) = roots.next() else { break };
-            let key = keys[index].clone().unwrap_or_default();
-            let run = finish(&jobs[index], key, true);
-            running.push(async move { Finished::Root(index, run.await) }.boxed_local());
-        }
-        if running.is_empty() {
-            break;
-        }
-        tokio::select! {
-            next = running.next() => match next {
-                Some(Finished::Root(index, outcome)) => {
-                    ask(index, None, &outcome, &mut queue);
-                    for &follower in followers_of.get(&index).into_iter().flatten() {
-                        ask(follower, None, &as_follower(&outcome), &mut queue);
-                    }
+            match self.take_replayed(key) {
+                Some(outcome) => {
+                    resumed += 1;
                     outcomes[index] = Some(outcome);
                 }
-                Some(Finished::Derived(pending, key, outcome)) => {
-                    let pending = *pending;
-                    for waiting in in_flight.remove(&key).unwrap_or_default() {
-                        let copy = as_follower(&outcome);
-                        ask(waiting.parent, Some(&waiting), &copy, &mut queue);
-                        derived.push(waiting.into_derived(copy));
-                    }
-                    ask(pending.parent, Some(&pending), &outcome, &mut queue);
-                    finished_by_key.insert(key, outcome.clone());
-                    derived.push(pending.into_derived(outcome));
-                }
-                None => break,
-            },
-            _ = tick.tick(), if !announced => {
+                None => to_run.push(index),
+            }
+        }
+        let mut followers_of: HashMap<usize, Vec<usize>> = HashMap::new();
+        for &(follower, leader) in &followers {
+            followers_of.entry(leader).or_default().push(follower);
+        }
+
+        let watch = interrupt::Watch::new(self.options.interruptible);
+        let context = Context {
+            runner: self,
+            watch: &watch,
+            retries: AtomicUsize::new(0),
+            rate_limited: AtomicUsize::new(0),
+            budget_exhausted: AtomicBool::new(false),
+        };
+        let progress = progress::Progress::new(self.options.progress, jobs.len());
+        let done = AtomicUsize::new(jobs.len() - to_run.len());
+        let cached_so_far = AtomicUsize::new(outcomes.iter().flatten().filter(|o| o.cached).count() + followers.len());
+        let width = 2 * endpoints.values().map(|e| e.concurrency.max(1)).sum::<usize>().max(1);
+
+        // One job, sent (and journaled by `run_job` the moment it finished); `root` says whether
+        // it counts in the progress.
+        let finish = |job: &Job, key: String, root: bool| {
+            let (context, progress, done, cached_so_far, watch) = (&context, &progress, &done, &cached_so_far, &watch);
+            let job = job.clone();
+            async move {
                 if watch.stop_requested() {
-                    announced = true;
-                    eprintln!(
-                        "\npromptgate: interrupted; finishing the calls in flight so none is lost \
-                         (Ctrl-C again to quit now)"
+                    return not_sent(CallError::Interrupted {
+                        waiting_to_retry: false,
+                    });
+                }
+                let outcome = run_job(context, &job, &key).await;
+                if root {
+                    if outcome.cached {
+                        cached_so_far.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    progress.update(
+                        finished,
+                        context.retries.load(Ordering::Relaxed),
+                        cached_so_far.load(Ordering::Relaxed),
+                    );
+                }
+                outcome
+            }
+        };
+
+        enum Finished {
+            Root(usize, Outcome),
+            Derived(Box<Pending>, String, Outcome),
+        }
+        let mut running = futures::stream::FuturesUnordered::new();
+        let mut roots = to_run.into_iter();
+        let mut derived: Vec<Derived> = Vec::new();
+        // Derived jobs to start; those in flight by key (with the identical ones waiting on them);
+        // those finished by key (an identical later one takes the answer).
+        let mut queue: Vec<Pending> = Vec::new();
+        let mut in_flight: HashMap<String, Vec<Pending>> = HashMap::new();
+        let mut finished_by_key: HashMap<String, Outcome> = HashMap::new();
+        let ask = |parent: usize, asked: Option<&Pending>, outcome: &Outcome, queue: &mut Vec<Pending>| {
+            queue.extend(
+                then(parent, asked.map(|p| (&p.tag, &p.job)), outcome)
+                    .into_iter()
+                    .map(|(tag, job)| Pending { parent, tag, job }),
+            );
+        };
+        // The outcomes known before any call (render errors, replayed jobs) ask at once.
+        for (index, outcome) in outcomes.iter().enumerate() {
+            if let Some(outcome) = outcome {
+                ask(index, None, outcome, &mut queue);
+                for &follower in followers_of.get(&index).into_iter().flatten() {
+                    ask(follower, None, &as_follower(outcome), &mut queue);
+                }
+            }
+        }
+
+        // Ctrl-C is noticed within a tick, so the user hears at once that the calls in flight are
+        // being finished, however long they take.
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut announced = false;
+        loop {
+            // Start what was asked for, answering identical and journaled jobs without a call.
+            while let Some(pending) = queue.pop() {
+                let Some(key) = job_key(&pending.job, endpoints) else {
+                    let outcome = not_sent(not_rendered(&pending.job));
+                    ask(pending.parent, Some(&pending), &outcome, &mut queue);
+                    derived.push(pending.into_derived(outcome));
+                    continue;
+                };
+                let known = finished_by_key
+                    .get(&key)
+                    .map(as_follower)
+                    .or_else(|| self.take_replayed(&key).inspect(|_| resumed += 1));
+                if let Some(outcome) = known {
+                    ask(pending.parent, Some(&pending), &outcome, &mut queue);
+                    derived.push(pending.into_derived(outcome));
+                } else if let Some(waiting) = in_flight.get_mut(&key) {
+                    waiting.push(pending);
+                } else {
+                    in_flight.insert(key.clone(), Vec::new());
+                    let run = finish(&pending.job, key.clone(), false);
+                    running.push(
+                        async move {
+                            let outcome = run.await;
+                            Finished::Derived(Box::new(pending), key, outcome)
+                        }
+                        .boxed_local(),
                     );
                 }
             }
+            while running.len() < width + in_flight.len() {
+                let Some(index) = roots.next() else { break };
+                let key = keys[index].clone().unwrap_or_default();
+                let run = finish(&jobs[index], key, true);
+                running.push(async move { Finished::Root(index, run.await) }.boxed_local());
+            }
+            if running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                next = running.next() => match next {
+                    Some(Finished::Root(index, outcome)) => {
+                        ask(index, None, &outcome, &mut queue);
+                        for &follower in followers_of.get(&index).into_iter().flatten() {
+                            ask(follower, None, &as_follower(&outcome), &mut queue);
+                        }
+                        outcomes[index] = Some(outcome);
+                    }
+                    Some(Finished::Derived(pending, key, outcome)) => {
+                        let pending = *pending;
+                        for waiting in in_flight.remove(&key).unwrap_or_default() {
+                            let copy = as_follower(&outcome);
+                            ask(waiting.parent, Some(&waiting), &copy, &mut queue);
+                            derived.push(waiting.into_derived(copy));
+                        }
+                        ask(pending.parent, Some(&pending), &outcome, &mut queue);
+                        finished_by_key.insert(key, outcome.clone());
+                        derived.push(pending.into_derived(outcome));
+                    }
+                    None => break,
+                },
+                _ = tick.tick(), if !announced => {
+                    if watch.stop_requested() {
+                        announced = true;
+                        eprintln!(
+                            "\npromptgate: interrupted; finishing the calls in flight so none is lost \
+                             (Ctrl-C again to quit now)"
+                        );
+                    }
+                }
+            }
         }
-    }
-    drop(running);
-    progress.finish();
-    let interrupted = watch.stop_requested();
-    // The journal is for resuming an interrupted run; a finished run's record is its results.
-    // Removing it keeps a later `--no-cache` rerun of the same plan from replaying old answers.
-    if let Some(journal) = journal.filter(|_| !interrupted) {
-        let _ = std::fs::remove_file(journal.path());
-    }
+        drop(running);
+        progress.finish();
+        let interrupted = watch.stop_requested();
 
-    for (follower, leader) in followers {
-        let outcome = outcomes[leader]
-            .as_ref()
-            .map_or_else(|| not_sent("job was not run".to_owned()), as_follower);
-        outcomes[follower] = Some(outcome);
+        for (follower, leader) in followers {
+            let outcome = outcomes[leader]
+                .as_ref()
+                .map_or_else(|| not_sent(CallError::NotRun), as_follower);
+            outcomes[follower] = Some(outcome);
+        }
+        let outcomes: Vec<Outcome> = outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| not_sent(CallError::NotRun)))
+            .collect();
+        let ran = Ran {
+            retries: context.retries.load(Ordering::Relaxed),
+            rate_limited: context.rate_limited.load(Ordering::Relaxed),
+            cache_hits: outcomes.iter().filter(|o| o.cached).count(),
+            resumed,
+            fallbacks: outcomes.iter().filter(|o| o.fell_back).count(),
+            budget_exhausted: context.budget_exhausted.load(Ordering::Relaxed),
+            spent_usd: self.budget.spent(),
+            interrupted,
+            outcomes,
+            derived,
+        };
+        drop(watch);
+        ran
     }
-    let outcomes: Vec<Outcome> = outcomes
-        .into_iter()
-        .map(|o| o.unwrap_or_else(|| not_sent("job was not run".to_owned())))
-        .collect();
-    let ran = Ran {
-        retries: context.retries.load(Ordering::Relaxed),
-        rate_limited: context.rate_limited.load(Ordering::Relaxed),
-        cache_hits: outcomes.iter().filter(|o| o.cached).count(),
-        resumed,
-        fallbacks: outcomes.iter().filter(|o| o.fell_back).count(),
-        budget_exhausted: context.budget_exhausted.load(Ordering::Relaxed),
-        spent_usd: context.budget.spent(),
-        interrupted,
-        outcomes,
-        derived,
-    };
-    drop(context);
-    drop(watch);
-    ran
 }
 
 /// A derived job waiting to start or to be answered.
@@ -471,17 +544,12 @@ fn job_key(job: &Job, endpoints: &BTreeMap<String, Endpoint>) -> Option<String> 
     Some(hex::encode(h.finalize()))
 }
 
+/// One batch's view of its runner: the shared state, and what this batch counts.
 struct Context<'a> {
-    endpoints: &'a BTreeMap<String, Endpoint>,
-    throttles: BTreeMap<&'a str, Throttle>,
-    prices: &'a PriceTable,
-    options: &'a Options,
-    cache: Option<Cache>,
-    budget: SpendCap,
+    runner: &'a Runner<'a>,
     retries: AtomicUsize,
     rate_limited: AtomicUsize,
     budget_exhausted: AtomicBool,
-    cache_warned: AtomicBool,
     /// Ctrl-C: stop sending, and stop waiting to retry.
     watch: &'a interrupt::Watch,
 }
@@ -503,21 +571,30 @@ impl Throttle {
     }
 }
 
-/// Runs one job through its providers in order; the flag says whether it finished (and belongs
-/// in the journal) rather than being refused by the budget.
-async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
+/// Runs one job through its providers in order. A job that finished (answered, from the cache,
+/// or failed for good) is in the journal before its concurrency slot is given back, so at
+/// most the calls in flight can be lost to a kill; one the budget refused or Ctrl-C stopped is
+/// not journaled, and a rerun sends it.
+async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> Outcome {
+    let runner = cx.runner;
     let Ok(request) = &job.request else {
-        return (not_sent(String::new()), false);
+        return not_sent(not_rendered(job));
     };
     let seed = u64::from_str_radix(key.get(..16).unwrap_or("0"), 16).unwrap_or(0);
     let chain: Vec<&String> = std::iter::once(&job.provider).chain(&job.fallbacks).collect();
     let mut reservation: Option<Reservation> = None;
     let mut attempts = 0;
-    let mut errors: Vec<String> = Vec::new();
+    let mut errors: Vec<(String, CallError)> = Vec::new();
     let mut last_provider = None;
     for (position, name) in chain.iter().enumerate() {
-        let (Some(endpoint), Some(throttle)) = (cx.endpoints.get(*name), cx.throttles.get(name.as_str())) else {
-            errors.push(format!("provider `{name}` is not configured"));
+        let (Some(endpoint), Some(throttle)) = (runner.endpoints.get(*name), runner.throttles.get(name.as_str()))
+        else {
+            errors.push((
+                (*name).clone(),
+                CallError::NotConfigured {
+                    provider: (*name).clone(),
+                },
+            ));
             continue;
         };
         let answered = |result, latency_ms, cached, attempts| Outcome {
@@ -532,28 +609,28 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
         let cached = if job.retime {
             None
         } else {
-            match &cx.cache {
+            match &runner.cache {
                 Some(cache) => cache.get(&cache_key).await,
                 None => None,
             }
         };
         if let Some((response, latency)) = cached {
             if let Some(r) = reservation.take() {
-                cx.budget.settle(r, 0.0);
+                runner.budget.settle(r, 0.0);
             }
-            return (answered(Ok(response), latency, true, attempts), true);
+            let outcome = answered(Ok(response), latency, true, attempts);
+            runner.record(key, &outcome, 0.0);
+            return outcome;
         }
         if reservation.is_none() {
-            let upper = plan::request_upper_bound_usd(request, cx.prices).unwrap_or(0.0);
-            match cx.budget.reserve(upper).await {
+            let upper = plan::request_upper_bound_usd(request, runner.prices).unwrap_or(0.0);
+            match runner.budget.reserve(upper).await {
                 Some(r) => reservation = Some(r),
                 None => {
                     cx.budget_exhausted.store(true, Ordering::Relaxed);
-                    let cap = cx.options.max_usd.unwrap_or(0.0);
-                    return (
-                        not_sent(format!("not sent: the budget cap of ${cap} would be exceeded")),
-                        false,
-                    );
+                    return not_sent(CallError::BudgetRefused {
+                        cap_usd: runner.options.max_usd.unwrap_or(0.0),
+                    });
                 }
             }
         }
@@ -561,48 +638,58 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> (Outcome, bool) {
         match send(cx, endpoint, throttle, request, seed, &mut attempts).await {
             Err(SendError::Interrupted) => {
                 if let Some(r) = reservation.take() {
-                    cx.budget.settle(r, 0.0);
+                    runner.budget.settle(r, 0.0);
                 }
                 // Not finished: a rerun sends it again, so it stays out of the journal.
-                return (not_sent("interrupted while waiting to retry".to_owned()), false);
+                return not_sent(CallError::Interrupted { waiting_to_retry: true });
             }
-            Ok((mut response, latency)) => {
+            Ok((mut response, latency, permit)) => {
                 // Outputs are redacted before they are cached, journaled or recorded: a model or
                 // an `exec` program may echo a key it was given.
                 if crate::secrets::needs_redaction(&response.text) {
                     response.text = crate::secrets::redact(&response.text);
                 }
-                let cost = cx.prices.cost(&request.model, &response.usage).unwrap_or(0.0);
+                let cost = runner.prices.cost(&request.model, &response.usage).unwrap_or(0.0);
                 if let Some(r) = reservation.take() {
-                    cx.budget.settle(r, cost);
+                    runner.budget.settle(r, cost);
                 }
-                // An append to a shard log, on the blocking pool.
-                if let Some(cache) = &cx.cache
-                    && let Err(e) = cache.put(&cache_key, &response, latency).await
-                    && !cx.cache_warned.swap(true, Ordering::Relaxed)
+                let outcome = answered(Ok(response), latency, false, attempts);
+                // Journaled the moment the answer is here, while the call still holds its slot:
+                // a kill from now on loses nothing that was paid for. The cache comes after,
+                // as it may wait for the disk.
+                runner.record(key, &outcome, cost);
+                permit.finish(Signal::Success);
+                if let (Some(cache), Ok(response)) = (&runner.cache, &outcome.result)
+                    && let Err(e) = cache.put(&cache_key, response, latency).await
+                    && !runner.cache_warned.swap(true, Ordering::Relaxed)
                 {
                     eprintln!("warning: cannot write the response cache: {e}; later runs will call again");
                 }
-                return (answered(Ok(response), latency, false, attempts), true);
+                return outcome;
             }
-            Err(SendError::Provider(e)) if chain.len() > 1 => errors.push(format!("`{name}`: {}", describe(&e))),
-            Err(SendError::Provider(e)) => errors.push(describe(&e)),
+            Err(SendError::Provider(e)) => errors.push(((*name).clone(), CallError::from_provider(&e))),
         }
     }
     if let Some(r) = reservation.take() {
         // A failed call is not billed by the providers we know; a timed-out one may be, and
         // cannot be known here.
-        cx.budget.settle(r, 0.0);
+        runner.budget.settle(r, 0.0);
     }
+    let error = if chain.len() > 1 {
+        CallError::Fallbacks { failures: errors }
+    } else {
+        errors.pop().map_or(CallError::NotRun, |(_, e)| e)
+    };
     let outcome = Outcome {
-        result: Err(crate::secrets::redact(&errors.join("; "))),
+        result: Err(error),
         latency_ms: None,
         cached: false,
         attempts,
         provider: last_provider,
         fell_back: false,
     };
-    (outcome, true)
+    runner.record(key, &outcome, 0.0);
+    outcome
 }
 
 /// Why [`send`] gave up.
@@ -614,14 +701,16 @@ enum SendError {
 }
 
 /// Sends `request` to one endpoint until it answers, fails permanently, or runs out of retries.
-async fn send(
+/// An answer comes with its concurrency slot, which the caller gives back once it has
+/// journaled it.
+async fn send<'t>(
     cx: &Context<'_>,
     endpoint: &Endpoint,
-    throttle: &Throttle,
+    throttle: &'t Throttle,
     request: &Request,
     seed: u64,
     attempts: &mut u32,
-) -> Result<(Response, Option<f64>), SendError> {
+) -> Result<(Response, Option<f64>, limiter::Permit<'t>), SendError> {
     let tokens = crate::tokens::estimate_messages(&request.messages) + plan::estimate_output_tokens(request.max_tokens);
     let mut retries = 0;
     loop {
@@ -637,11 +726,10 @@ async fn send(
         let result = tokio::time::timeout(endpoint.timeout, endpoint.provider.complete(request)).await;
         let error = match result {
             Ok(Ok(response)) => {
-                permit.finish(Signal::Success);
                 let latency = response
                     .latency_ms
                     .unwrap_or_else(|| started.elapsed().as_secs_f64() * 1000.0);
-                return Ok((response, Some(latency)));
+                return Ok((response, Some(latency), permit));
             }
             Ok(Err(e)) => e,
             Err(_) => ProviderError::Timeout {
@@ -666,7 +754,7 @@ async fn send(
             ProviderError::Transient { retry_after_ms, .. } => *retry_after_ms,
             _ => None,
         };
-        let wait = retry::backoff(cx.options.backoff_base, retries, seed, retry_after);
+        let wait = retry::backoff(cx.runner.options.backoff_base, retries, seed, retry_after);
         // A long wait (a provider's `Retry-After`) must not outlast a Ctrl-C.
         let deadline = tokio::time::Instant::now() + wait;
         while tokio::time::Instant::now() < deadline {
@@ -678,9 +766,9 @@ async fn send(
     }
 }
 
-fn not_sent(message: String) -> Outcome {
+fn not_sent(error: CallError) -> Outcome {
     Outcome {
-        result: Err(message),
+        result: Err(error),
         latency_ms: None,
         cached: false,
         attempts: 0,
@@ -689,10 +777,9 @@ fn not_sent(message: String) -> Outcome {
     }
 }
 
-fn describe(e: &ProviderError) -> String {
-    match e {
-        ProviderError::Transient { message, .. } => format!("transient provider error: {message}"),
-        ProviderError::Permanent { message } => format!("provider error: {message}"),
-        ProviderError::Timeout { after_ms } => format!("timed out after {after_ms} ms"),
+/// A job whose prompt did not render: why.
+fn not_rendered(job: &Job) -> CallError {
+    CallError::NotRendered {
+        message: job.request.as_ref().err().cloned().unwrap_or_default(),
     }
 }

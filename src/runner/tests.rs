@@ -12,6 +12,9 @@ use crate::providers::{Message, Role, Usage};
 use crate::stats::Rng;
 use crate::suite::Price;
 
+/// One runner across batches, and the journal's bound after a kill.
+mod one_runner;
+
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the fake provider does.
@@ -259,7 +262,16 @@ async fn permanent_failures_fail_fast_or_fall_back() {
     let ran = run_with(&jobs, one(&down, 4), &options()).await;
     for (job, outcome) in jobs.iter().zip(&ran.outcomes) {
         let Ok(request) = &job.request else { continue };
-        assert_eq!(outcome.result, Err("provider error: 401 invalid api key".to_owned()));
+        assert_eq!(
+            outcome.result,
+            Err(CallError::Permanent {
+                message: "401 invalid api key".to_owned()
+            })
+        );
+        assert_eq!(
+            outcome.result.as_ref().unwrap_err().to_string(),
+            "provider error: 401 invalid api key"
+        );
         assert_eq!(outcome.attempts, 1, "a permanent error is sent once");
         assert_eq!(down.calls.lock().unwrap()[&request.seed], 1);
     }
@@ -510,11 +522,10 @@ async fn the_budget_cap_holds_under_full_concurrency() {
     assert!(ran.budget_exhausted);
     let refused: Vec<&Outcome> = ran.outcomes.iter().filter(|o| o.result.is_err()).collect();
     assert_eq!(refused.len(), 200 - sent);
-    let message = format!("not sent: the budget cap of ${cap} would be exceeded");
     assert!(
         refused
             .iter()
-            .all(|o| o.result.as_ref().unwrap_err() == &message && o.attempts == 0)
+            .all(|o| o.result.as_ref().unwrap_err() == &CallError::BudgetRefused { cap_usd: cap } && o.attempts == 0)
     );
 }
 
@@ -546,7 +557,7 @@ async fn adaptive_concurrency_settles_below_the_providers_limit() {
             o.result
                 .as_ref()
                 .err()
-                .filter(|e| !e.starts_with("rendering"))
+                .filter(|e| !matches!(e, CallError::NotRendered { .. }))
                 .map(|e| (e, o.attempts))
         })
         .collect();

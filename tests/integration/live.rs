@@ -16,7 +16,7 @@ use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 use crate::support::{Run, TestRepo, fixture, results};
 
 /// A recognisable fake key: it must never appear in anything promptgate writes.
-const SECRET: &str = "sk-test-SECRET-canary-7f3a";
+pub(crate) const SECRET: &str = "sk-test-SECRET-canary-7f3a";
 
 /// Answers chat completions with the offline mock's reply, so a run over HTTP must reach the
 /// same verdict as the demo; optionally fails the first attempt of some requests.
@@ -86,7 +86,7 @@ impl Respond for Handle {
 }
 
 /// The mock's answer to an OpenAI chat-completions body, in the OpenAI response shape.
-fn reply(body: &Value) -> Value {
+pub(crate) fn reply(body: &Value) -> Value {
     let request = Request {
         model: body["model"].as_str().unwrap_or_default().to_owned(),
         messages: serde_json::from_value(body["messages"].clone()).unwrap_or_default(),
@@ -119,6 +119,12 @@ async fn start(simulator: &Arc<Simulator>) -> MockServer {
 
 /// The demo's base and PR commits, with the suite pointed at `base_url`.
 fn demo_repo(base_url: &str, fallback: bool) -> TestRepo {
+    demo_repo_with(base_url, fallback, &|suite| suite)
+}
+
+/// [`demo_repo`], with `edit` applied to the suite file at both commits (the base's budget and
+/// defaults are the policy in force).
+pub(crate) fn demo_repo_with(base_url: &str, fallback: bool, edit: &dyn Fn(String) -> String) -> TestRepo {
     let provider = format!(
         "providers:\n  sim: {{type: openai-compatible, base_url: \"{base_url}/v1\", api_key_env: SIM_API_KEY, concurrency: 8, timeout_ms: 1000, max_retries: 3}}\n  offline: {{type: mock}}\n"
     );
@@ -133,7 +139,7 @@ fn demo_repo(base_url: &str, fallback: bool) -> TestRepo {
                 suite = suite.replace(&line, &format!("{line}    fallback: [offline]\n"));
             }
         }
-        repo.write("promptgate.yaml", &suite);
+        repo.write("promptgate.yaml", &edit(suite));
     };
     let repo = TestRepo::new();
     repo.copy_tree(&fixture("base"));
@@ -146,7 +152,7 @@ fn demo_repo(base_url: &str, fallback: bool) -> TestRepo {
     repo
 }
 
-async fn gate(repo: &TestRepo, out: &str, extra: &[&str]) -> Run {
+pub(crate) async fn gate(repo: &TestRepo, out: &str, extra: &[&str]) -> Run {
     let dir = repo.path().to_owned();
     let mut args: Vec<String> = ["run", "--base", "main", "--head", "pr", "--out", out]
         .iter()

@@ -1,0 +1,208 @@
+//! A run's batches through one [`Runner`]: the cap, the journal and its replay are the run's.
+
+use super::*;
+
+/// Sequential looks run batch after batch through one runner: the cap is the run's.
+#[tokio::test(start_paused = true)]
+async fn the_budget_cap_holds_across_the_batches_of_one_runner() {
+    let jobs = jobs(70, &[]);
+    let upper = plan::request_upper_bound_usd(jobs[0].request.as_ref().unwrap(), &prices()).unwrap();
+    let cap = 25.0 * upper;
+    let provider = Fake::new(Behaviour::Healthy);
+    let endpoints = one(&provider, 8);
+    let prices = prices();
+    let runner = Runner::new(
+        &endpoints,
+        &prices,
+        Options {
+            max_usd: Some(cap),
+            ..options()
+        },
+    );
+    let mut refused = 0;
+    for batch in jobs.chunks(14) {
+        let ran = runner.run_then(batch, &|_, _, _| Vec::new()).await;
+        refused += ran
+            .outcomes
+            .iter()
+            .filter(|o| o.result.as_ref().is_err_and(CallError::is_budget_refusal))
+            .count();
+        assert!(ran.spent_usd <= cap + 1e-9, "{} > {cap}", ran.spent_usd);
+    }
+    let cost = prices
+        .cost(
+            "m",
+            &Usage {
+                input: 10,
+                cached_input: 0,
+                output: 100,
+            },
+        )
+        .unwrap();
+    let sent = provider.total_calls() as usize;
+    assert!(
+        sent as f64 * cost <= cap + 1e-9,
+        "{sent} calls sent under a cap of {cap}"
+    );
+    // Reservations are at the upper bound, settlements at the real cost: at least the calls
+    // whose upper bounds fit, and never one that would pass the cap (a cap per batch would
+    // have let all 60 through).
+    assert!(sent >= 25 && (sent + 1) as f64 * cost > cap - upper, "{sent}");
+    assert_eq!(sent + refused, 70 - 70 / 7);
+}
+
+/// A resumed run replays the calls of every batch it finished, and their spend counts against
+/// the cap from the start.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_runner_replays_every_batch_and_counts_its_spend() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = jobs(42, &[]);
+    let upper = plan::request_upper_bound_usd(jobs[0].request.as_ref().unwrap(), &prices()).unwrap();
+    let options = Options {
+        journal: Some(dir.path().join("journal.jsonl")),
+        run_identity: "whole-plan".to_owned(),
+        max_usd: Some(40.0 * upper),
+        ..options()
+    };
+    let prices = prices();
+    let first = Fake::new(Behaviour::Healthy);
+    let endpoints = one(&first, 4);
+    {
+        let runner = Runner::new(&endpoints, &prices, options.clone());
+        for batch in jobs[..28].chunks(14) {
+            runner.run_then(batch, &|_, _, _| Vec::new()).await;
+        }
+        // Dropped without `finish`: killed before its outputs were written.
+    }
+    let paid = first.total_calls() as usize;
+    assert_eq!(paid, 24);
+
+    let second = Fake::new(Behaviour::Healthy);
+    let endpoints = one(&second, 4);
+    let runner = Runner::new(&endpoints, &prices, options.clone());
+    let mut resumed = 0;
+    for batch in jobs.chunks(14) {
+        resumed += runner.run_then(batch, &|_, _, _| Vec::new()).await.resumed;
+    }
+    assert_eq!(resumed, paid);
+    assert_eq!(
+        second.total_calls() as usize,
+        42 - 42 / 7 - paid,
+        "no finished call is sent again"
+    );
+    let cost = prices
+        .cost(
+            "m",
+            &Usage {
+                input: 10,
+                cached_input: 0,
+                output: 100,
+            },
+        )
+        .unwrap();
+    assert!(
+        (runner.spent_usd() - 36.0 * cost).abs() < 1e-9,
+        "{}",
+        runner.spent_usd()
+    );
+    let journal = options.journal.clone().unwrap();
+    assert!(journal.exists(), "kept until the outputs are written");
+    runner.finish();
+    assert!(!journal.exists());
+}
+
+/// Watches the journal from the provider's side: at every send, how many calls had been sent
+/// and were not yet in the journal (a kill at that moment would have them sent again).
+struct JournalWatch {
+    inner: Arc<Fake>,
+    journal: std::path::PathBuf,
+    sent: AtomicUsize,
+    worst: AtomicUsize,
+}
+
+#[async_trait]
+impl Provider for JournalWatch {
+    fn kind(&self) -> &'static str {
+        "fake"
+    }
+
+    async fn complete(&self, request: &Request) -> Result<Response, ProviderError> {
+        let sent = self.sent.fetch_add(1, Ordering::SeqCst) + 1;
+        let journaled = std::fs::read_to_string(&self.journal)
+            .map(|text| text.lines().count().saturating_sub(1))
+            .unwrap_or(0);
+        self.worst.fetch_max(sent.saturating_sub(journaled), Ordering::SeqCst);
+        self.inner.complete(request).await
+    }
+}
+
+/// A call is in the journal before its slot goes to the next call, even when the cache write
+/// after it waits for the disk: a kill re-sends at most the calls in flight.
+#[tokio::test(start_paused = true)]
+async fn at_most_the_calls_in_flight_are_unjournaled_with_the_cache_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.jsonl");
+    let watch = Arc::new(JournalWatch {
+        inner: Fake::new(Behaviour::Healthy),
+        journal: journal.clone(),
+        sent: AtomicUsize::new(0),
+        worst: AtomicUsize::new(0),
+    });
+    let concurrency = 8;
+    let endpoints = BTreeMap::from([(
+        "p".to_owned(),
+        Endpoint {
+            provider: watch.clone(),
+            ..endpoint(&watch.inner, concurrency)
+        },
+    )]);
+    let options = Options {
+        cache_dir: Some(dir.path().join("cache")),
+        journal: Some(journal),
+        run_identity: "run".to_owned(),
+        ..options()
+    };
+    let ran = run_with(&jobs(120, &[]), endpoints, &options).await;
+    assert_eq!(watch.sent.load(Ordering::SeqCst), 120 - 120 / 7);
+    assert!(ran.outcomes.iter().filter(|o| o.result.is_ok()).count() > 100);
+    let worst = watch.worst.load(Ordering::SeqCst);
+    assert!(
+        worst <= concurrency,
+        "{worst} calls were sent and not journaled at once; {concurrency} can be in flight"
+    );
+}
+
+/// Twins retimed in this run are two sends of one request: both are journaled, and both replay.
+#[tokio::test(start_paused = true)]
+async fn retimed_twins_both_replay_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        journal: Some(dir.path().join("journal.jsonl")),
+        run_identity: "twins".to_owned(),
+        ..options()
+    };
+    let mut twins = jobs(6, &[]);
+    twins.extend(twins.clone().into_iter().map(|j| Job {
+        arm: Arm::Baseline,
+        ..j
+    }));
+    for job in &mut twins {
+        job.retime = true;
+    }
+    let prices = prices();
+    let first = Fake::new(Behaviour::Healthy);
+    let endpoints = one(&first, 4);
+    // Killed before its outputs were written: dropped without `finish`.
+    Runner::new(&endpoints, &prices, options.clone())
+        .run_then(&twins, &|_, _, _| Vec::new())
+        .await;
+    assert_eq!(first.total_calls(), 12);
+
+    let second = Fake::new(Behaviour::Healthy);
+    let endpoints = one(&second, 4);
+    let ran = Runner::new(&endpoints, &prices, options)
+        .run_then(&twins, &|_, _, _| Vec::new())
+        .await;
+    assert_eq!(ran.resumed, 12);
+    assert_eq!(second.total_calls(), 0, "a finished twin was sent again");
+}

@@ -1,0 +1,299 @@
+//! One runner per run, end to end: the binary against a priced fake OpenAI-compatible server on
+//! 127.0.0.1 that counts every request by its identity (a hash of its body: model, messages,
+//! seed). The hard cap holds across sequential looks; a run killed with SIGKILL resumes without
+//! sending again a call that had finished, whichever look it was in.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
+
+use crate::live::{SECRET, demo_repo_with, gate, reply};
+use crate::support::{TestRepo, results};
+
+/// gpt-4o-mini in the demo's `pricing:`, USD per token.
+const INPUT_USD: f64 = 0.15e-6;
+const OUTPUT_USD: f64 = 0.60e-6;
+
+/// The demo's suite makes 176 calls; its provider `sim` sends at most 8 at once.
+const CALLS: usize = 176;
+const CONCURRENCY: usize = 8;
+
+/// A priced provider: it answers like the offline mock but bills every byte of the messages as
+/// a token and the whole `max_tokens` as output (the most the runner's upper bound allows, and
+/// about four times what the plan's estimate assumes), so a cap the estimate passes is reached
+/// during the run.
+struct Billing {
+    delay: Duration,
+    /// Each request's identity, in the order received.
+    received: Mutex<Vec<u64>>,
+    /// What the server billed, in USD.
+    billed: Mutex<f64>,
+}
+
+impl Billing {
+    fn new(delay: Duration) -> Arc<Billing> {
+        Arc::new(Billing {
+            delay,
+            received: Mutex::new(Vec::new()),
+            billed: Mutex::new(0.0),
+        })
+    }
+
+    fn received(&self) -> Vec<u64> {
+        self.received.lock().unwrap().clone()
+    }
+
+    fn billed(&self) -> f64 {
+        *self.billed.lock().unwrap()
+    }
+}
+
+struct Handle(Arc<Billing>);
+
+impl Respond for Handle {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let identity = promptgate::stats::fnv1a(request.body.iter().copied());
+        let input: u64 = body["messages"]
+            .as_array()
+            .map(|ms| {
+                ms.iter()
+                    .map(|m| m["content"].as_str().unwrap_or("").len() as u64)
+                    .sum()
+            })
+            .unwrap_or(0);
+        let output = body["max_tokens"]
+            .as_u64()
+            .or(body["max_completion_tokens"].as_u64())
+            .unwrap_or(0);
+        let mut answer = reply(&body);
+        answer["usage"] = json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output});
+        self.0.received.lock().unwrap().push(identity);
+        *self.0.billed.lock().unwrap() += input as f64 * INPUT_USD + output as f64 * OUTPUT_USD;
+        ResponseTemplate::new(200).set_body_json(answer).set_delay(self.0.delay)
+    }
+}
+
+async fn start(billing: &Arc<Billing>) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(Handle(Arc::clone(billing)))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// The demo pointed at the server, sequential with four looks of 44 calls, under `max_usd`.
+fn sequential_repo(base_url: &str, max_usd: f64) -> TestRepo {
+    demo_repo_with(base_url, false, &|suite| {
+        suite
+            .replace(
+                "budget: {approve_above_usd: 0.50, max_usd: 5.00}",
+                &format!("budget: {{approve_above_usd: 5.00, max_usd: {max_usd}}}"),
+            )
+            .replace(
+                "defaults: {repeats: 1, alpha: 0.05, ",
+                "defaults: {repeats: 1, alpha: 0.05, sequential: true, sequential_looks: 4, ",
+            )
+    })
+}
+
+/// `promptgate run` as a child the test can kill.
+fn spawn_gate(repo: &TestRepo, out: &str, extra: &[&str], vars: &[(&str, &str)]) -> std::process::Child {
+    let dir = repo.path();
+    std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
+        .current_dir(dir)
+        .envs(vars.iter().copied())
+        .env("XDG_CACHE_HOME", crate::support::test_cache_home(dir))
+        .env_remove("PROMPTGATE_CACHE_DIR")
+        .args(["run", "--base", "main", "--head", "pr", "--out", out])
+        .args(extra)
+        .env("SIM_API_KEY", SECRET)
+        .env("CI", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the server has received `n` requests, then kills the child with SIGKILL.
+async fn kill_after(billing: &Billing, mut child: std::process::Child, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while billing.received().len() < n {
+        assert!(tokio::time::Instant::now() < deadline, "the run never sent {n} calls");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) after {} calls", billing.received().len());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to tidy up
+    child.wait().unwrap();
+}
+
+/// How many requests of `after` the server had already received in `before`.
+fn sent_again(before: &[u64], after: &[u64]) -> usize {
+    let mut seen: HashMap<u64, usize> = HashMap::new();
+    for id in before {
+        *seen.entry(*id).or_default() += 1;
+    }
+    after
+        .iter()
+        .filter(|id| match seen.get_mut(id) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hard_cap_holds_across_sequential_looks() {
+    let billing = Billing::new(Duration::ZERO);
+    let server = start(&billing).await;
+    // Unbounded, the four looks bill $0.121 (each about $0.030); the plan estimates $0.0292,
+    // so a cap of $0.045 passes the plan and is reached in the second look. A cap per look
+    // would never be reached.
+    let cap = 0.045;
+    let repo = sequential_repo(&server.uri(), cap);
+    let run = gate(&repo, "out", &["--no-cache"]).await;
+    run.expect_code(3).stderr_has("hard cap");
+    let billed = billing.billed();
+    let sent = billing.received().len();
+    assert!(billed <= cap, "the server billed ${billed} under a cap of ${cap}");
+    assert!(sent > CALLS / 4 && sent < CALLS / 2, "{sent} calls sent");
+    let r = results(&repo.path().join("out"));
+    assert_eq!(r["verdict"], "error");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(reason.contains("hard cap of $0.045"), "{reason}");
+    assert!(
+        reason.contains(&format!("{} call(s) were not sent", CALLS - sent)),
+        "{reason}"
+    );
+    assert!(
+        !repo.path().join("out").join("journal.jsonl").exists(),
+        "the outputs are written: the journal is gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_in_a_later_look_resumes_every_earlier_look_from_the_journal() {
+    let billing = Billing::new(Duration::from_millis(20));
+    let server = start(&billing).await;
+    let repo = sequential_repo(&server.uri(), 5.0);
+    // Killed in the third look: the first two (88 calls) and most of the third are finished.
+    kill_after(
+        &billing,
+        spawn_gate(&repo, "out", &["--no-cache"], &[]),
+        2 * CALLS / 4 + 20,
+    )
+    .await;
+    let first = billing.received();
+    let journal = std::fs::read_to_string(repo.path().join("out").join("journal.jsonl")).unwrap();
+    assert!(journal.lines().count() > CALLS / 2, "{} lines", journal.lines().count());
+
+    gate(&repo, "out", &["--no-cache"]).await.expect_code(1);
+    let second = &billing.received()[first.len()..];
+    let again = sent_again(&first, second);
+    assert!(
+        again <= CONCURRENCY,
+        "{again} calls the killed run had sent were sent again; at most {CONCURRENCY} were in flight"
+    );
+    assert_eq!(first.len() + second.len() - again, CALLS, "every call made once");
+    let r = results(&repo.path().join("out"));
+    assert!(r["run"]["resumed"].as_u64().unwrap() as usize >= first.len() - CONCURRENCY);
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_results_write_keeps_the_journal_and_the_rerun_pays_nothing() {
+    let billing = Billing::new(Duration::ZERO);
+    let server = start(&billing).await;
+    let repo = demo_repo_with(&server.uri(), false, &|suite| suite);
+    let out = repo.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    // A link where results.json goes: the write is refused after every call was made.
+    std::os::unix::fs::symlink(repo.path().join("elsewhere.json"), out.join("results.json")).unwrap();
+    gate(&repo, "out", &["--no-cache"])
+        .await
+        .expect_code(2)
+        .stderr_has("symbolic link");
+    assert_eq!(billing.received().len(), CALLS);
+    assert!(
+        out.join("journal.jsonl").exists(),
+        "the outputs were not written: the journal stays"
+    );
+
+    std::fs::remove_file(out.join("results.json")).unwrap();
+    gate(&repo, "out", &["--no-cache"]).await.expect_code(1);
+    assert_eq!(
+        billing.received().len(),
+        CALLS,
+        "the rerun replays every call from the journal"
+    );
+    assert_eq!(results(&out)["run"]["resumed"], CALLS as u64);
+    assert!(!out.join("journal.jsonl").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_with_the_cache_on_re_sends_at_most_the_calls_in_flight() {
+    let billing = Billing::new(Duration::from_millis(30));
+    let server = start(&billing).await;
+    let repo = demo_repo_with(&server.uri(), false, &|suite| suite);
+    // The first run writes the cache after each answer — a tiny cache, compacted (and synced to
+    // disk) on almost every write, so writes are slow; the rerun reads none of it, so every
+    // call the journal lost would reach the server again.
+    let slow_cache = [("PROMPTGATE_CACHE_MAX_MB", "0")];
+    kill_after(&billing, spawn_gate(&repo, "out", &[], &slow_cache), CALLS / 2).await;
+    let first = billing.received();
+    gate(&repo, "out", &["--no-cache"]).await.expect_code(1);
+    let second = &billing.received()[first.len()..];
+    let again = sent_again(&first, second);
+    assert!(
+        again <= CONCURRENCY,
+        "{again} calls the killed run had sent were sent again; at most {CONCURRENCY} were in flight"
+    );
+    assert_eq!(first.len() + second.len() - again, CALLS, "every call made once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_at_once_in_one_repository_pay_once() {
+    let billing = Billing::new(Duration::from_millis(10));
+    let server = start(&billing).await;
+    // One run bills $0.121; the cap is for the pair, so the second may not pay again.
+    let cap = 0.2;
+    let repo = demo_repo_with(&server.uri(), false, &|suite| {
+        suite.replace(
+            "budget: {approve_above_usd: 0.50, max_usd: 5.00}",
+            &format!("budget: {{approve_above_usd: 5.00, max_usd: {cap}}}"),
+        )
+    });
+    let (first, second) = tokio::join!(gate(&repo, "first", &[]), gate(&repo, "second", &[]));
+    first.expect_code(1);
+    second.expect_code(1);
+    let received = billing.received();
+    assert_eq!(received.len(), CALLS, "each call sent once for the two runs");
+    assert!(billing.billed() <= cap, "the pair billed ${}", billing.billed());
+    assert!(
+        first.stderr.contains("waiting for it to finish") || second.stderr.contains("waiting for it to finish"),
+        "one run waited for the other\n--- first\n{}\n--- second\n{}",
+        first.stderr,
+        second.stderr
+    );
+    let (a, b) = (
+        results(&repo.path().join("first")),
+        results(&repo.path().join("second")),
+    );
+    assert_eq!(a["verdict"], b["verdict"]);
+    assert_eq!(
+        a["run"]["cache_hits"].as_u64().unwrap() + b["run"]["cache_hits"].as_u64().unwrap(),
+        CALLS as u64,
+        "the run that waited took every answer from the cache"
+    );
+}
