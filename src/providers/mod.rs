@@ -19,6 +19,27 @@ pub use crate::chat::{Message, Role};
 /// judge would, offline.
 pub const JUDGE_MARK: &str = "You are promptgate's evaluation judge.";
 
+/// Names the nonce of a judge prompt's section delimiters in its system prompt
+/// (`scorers::judge::Fence`): the word after it is the nonce.
+pub const JUDGE_FENCE: &str = "delimiter nonce:";
+
+/// The text of section `tag` of a judge's question, fenced by `nonce`
+/// (`<tag-NONCE>` … `</tag-NONCE>`), trimmed; `None` when there is no such section.
+pub fn judge_section<'a>(question: &'a str, tag: &str, nonce: &str) -> Option<&'a str> {
+    let open = format!("<{tag}-{nonce}>");
+    let start = question.find(&open)? + open.len();
+    let end = start + question[start..].find(&format!("</{tag}-{nonce}>"))?;
+    Some(question[start..end].trim())
+}
+
+/// The nonce a judge's system prompt names after [`JUDGE_FENCE`].
+pub fn judge_nonce(system: &str) -> Option<&str> {
+    let after = &system[system.find(JUDGE_FENCE)? + JUDGE_FENCE.len()..];
+    after
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .find(|word| !word.is_empty())
+}
+
 /// One model call, fully resolved: the same request always means the same call
 /// (the cache key of a later issue is derived from it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
