@@ -886,6 +886,21 @@ fn similarity_without_an_expected_answer() {
 }
 
 #[test]
+fn hallucination_without_its_context_var() {
+    check(
+        |r| {
+            r.edit(SUITE, "provider: offline}", "provider: offline, judge: offline}");
+            suite_assert(r, "{type: hallucination, context_var: article}");
+        },
+        &[
+            "case `refund-window` has no `article` var for its hallucination assertion to judge against",
+            "datasets/customer-support.jsonl:1:25",
+            "hint: add the grounding text to the case's vars",
+        ],
+    );
+}
+
+#[test]
 fn threshold_on_an_assertion_that_has_none() {
     check(
         |r| suite_assert(r, "{type: max-length, value: 1200, threshold: 0.5}"),
