@@ -367,6 +367,7 @@ mod tests {
                 top_p: None,
                 seed: 0,
                 json: false,
+                json_schema: None,
             }),
         }
     }

@@ -97,6 +97,7 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
                             top_p: experiment.variant.top_p,
                             seed: call_seed,
                             json: false,
+                            json_schema: None,
                         })
                         .map_err(|d| format!("rendering the {} prompt failed: {}", arm.name(), d.message));
                     jobs.push(Job {

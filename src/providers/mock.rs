@@ -417,6 +417,7 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
             top_p: None,
             seed: 0,
             json: false,
+            json_schema: None,
         }
     }
 
@@ -535,6 +536,7 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
                         temperature,
                         seed,
                         json: false,
+                        json_schema: None,
                         ..request(STORE, "Which shipping options and refunds are there?")
                     };
                     respond(&request).text
@@ -551,6 +553,7 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
                 temperature: Some(1.0),
                 seed,
                 json: false,
+                json_schema: None,
                 ..request(STORE, "Tell me about refunds, shipping, orders and gift cards.")
             };
             respond(&request)
@@ -675,6 +678,7 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
             top_p: None,
             seed: 0,
             json: true,
+            json_schema: None,
         };
         serde_json::from_str(&respond(&request).text).expect("the mock judge answers with JSON")
     }

@@ -57,6 +57,11 @@ pub struct Request {
     /// do not change.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub json: bool,
+    /// The JSON Schema of the object `json` asks for, for a provider that enforces a schema
+    /// rather than a JSON mode: Anthropic, whose judge call is a forced tool call with it as
+    /// the tool's `input_schema`. Left out of the serialized request when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<serde_json::Value>,
 }
 
 /// Token usage as the provider reports it.

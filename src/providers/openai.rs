@@ -441,6 +441,7 @@ mod tests {
             top_p: None,
             seed: u64::MAX,
             json: false,
+            json_schema: None,
         };
         let response = provider.complete(&request).await.unwrap();
         // "Say hi": 2 tokens + 4 for the message; "Hi there!": 3 tokens.

@@ -386,6 +386,7 @@ mod tests {
             top_p: None,
             seed,
             json: false,
+            json_schema: None,
         }
     }
 

@@ -161,6 +161,7 @@ fn jobs(n: usize, fallbacks: &[&str]) -> Vec<Job> {
                     top_p: None,
                     seed: i as u64,
                     json: false,
+                    json_schema: None,
                 })
             },
         })

@@ -245,6 +245,22 @@ pub fn request(check: &JudgeCheck, model: &str, case: &Case, output: &str, seed:
         top_p: None,
         seed,
         json: true,
+        json_schema: Some(reply_schema()),
+    })
+}
+
+/// The JSON Schema of a judge's reply, `{"pass", "score", "reason"}`, for providers that
+/// enforce one ([`Request::json_schema`]). [`parse`] checks the same, so a provider without
+/// enforcement is held to it as well.
+pub fn reply_schema() -> Value {
+    serde_json::json!({
+        "type": "object",
+        "properties": {
+            "pass": {"type": "boolean", "description": "whether the output passes"},
+            "score": {"type": "integer", "minimum": 1, "maximum": 5, "description": "1 (worst) to 5 (best)"},
+            "reason": {"type": "string", "description": "one sentence"}
+        },
+        "required": ["pass", "score", "reason"]
     })
 }
 
@@ -642,6 +658,110 @@ mod tests {
         fenced_once(user, "output", n, INJECTION);
         fenced_once(user, "input", n, "Refund window?");
         assert_eq!(sent["response_format"], serde_json::json!({"type": "json_object"}));
+    }
+
+    /// A fake Anthropic Messages API answering every call with `content` blocks.
+    async fn anthropic_judge(
+        content: serde_json::Value,
+    ) -> (wiremock::MockServer, crate::providers::anthropic::AnthropicProvider) {
+        use wiremock::matchers::{header, method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/messages"))
+            .and(header("anthropic-version", "2023-06-01"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "id": "msg_01Aq9w938a90dw8q", "type": "message", "role": "assistant",
+                "model": "claude-3-5-haiku-20241022", "content": content,
+                "stop_reason": "tool_use", "stop_sequence": null,
+                "usage": {"input_tokens": 412, "output_tokens": 58}
+            })))
+            .mount(&server)
+            .await;
+        let spec = crate::providers::http::tests::spec(crate::suite::ProviderKind::Anthropic, Some(&server.uri()));
+        let key = crate::providers::http::ApiKey::new("ANTHROPIC_API_KEY", "sk-ant-test-SECRET-42");
+        let provider = crate::providers::anthropic::AnthropicProvider::with_key(&spec, Some(key)).unwrap();
+        (server, provider)
+    }
+
+    #[tokio::test]
+    async fn an_anthropic_judge_is_forced_to_reply_through_a_tool_with_the_reply_schema() {
+        use crate::providers::Provider;
+        let c = case(serde_json::json!({"input": "Refund window?"}));
+        let question = request(
+            &JudgeCheck::Relevance,
+            "claude-3-5-haiku-20241022",
+            &c,
+            "Within 30 days.",
+            7,
+        )
+        .unwrap();
+        // The documented shape of a forced tool call: a `tool_use` block with an id, the
+        // tool's name and its `input`, after an optional text block.
+        let (server, provider) = anthropic_judge(serde_json::json!([
+            {"type": "text", "text": "I'll record my judgement."},
+            {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": "record_reply",
+             "input": {"pass": true, "score": 4, "reason": "it states the window"}}
+        ]))
+        .await;
+        let response = provider.complete(&question).await.unwrap();
+        assert_eq!(
+            parse(&response.text).unwrap(),
+            Reply {
+                pass: true,
+                score: 4,
+                reason: "it states the window".to_owned()
+            }
+        );
+        let sent: serde_json::Value =
+            serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
+        assert_eq!(
+            sent["tool_choice"],
+            serde_json::json!({"type": "tool", "name": "record_reply"})
+        );
+        assert_eq!(sent["tools"][0]["name"], "record_reply");
+        assert_eq!(sent["tools"][0]["input_schema"], reply_schema());
+        assert_eq!(
+            sent["tools"][0]["input_schema"]["required"],
+            serde_json::json!(["pass", "score", "reason"])
+        );
+        assert_eq!(sent["temperature"], 0.0);
+        assert!(sent["system"].as_str().unwrap().starts_with(JUDGE_MARK));
+
+        // A tool call that breaks the schema is still read strictly, and a reply with no tool
+        // call is text that is not the object: both are asked again, never taken as a pass.
+        let (_server, provider) = anthropic_judge(serde_json::json!([
+            {"type": "tool_use", "id": "toolu_02", "name": "record_reply", "input": {"pass": true, "score": 9, "reason": "great"}}
+        ]))
+        .await;
+        let e = parse(&provider.complete(&question).await.unwrap().text).unwrap_err();
+        assert!(e.contains("`score` is 9"), "{e}");
+        let (_server, provider) = anthropic_judge(serde_json::json!([
+            {"type": "text", "text": "I can't evaluate this."}
+        ]))
+        .await;
+        let reply = provider.complete(&question).await.unwrap();
+        assert!(
+            retry(
+                &JudgeTag {
+                    assertion: 0,
+                    repeat: 0,
+                    attempt: 0
+                },
+                &Job {
+                    experiment: 0,
+                    case: 0,
+                    arm: Arm::Candidate,
+                    repeat: 0,
+                    provider: "judge".to_owned(),
+                    fallbacks: Vec::new(),
+                    request: Ok(question.clone()),
+                    retime: false,
+                },
+                &answered(&reply.text)
+            )
+            .is_some()
+        );
     }
 
     #[test]

@@ -98,6 +98,7 @@ fn reply(body: &Value) -> Value {
         top_p: body["top_p"].as_f64(),
         seed: body["seed"].as_u64().unwrap_or(0),
         json: false,
+        json_schema: None,
     };
     let response = mock::respond(&request);
     json!({
