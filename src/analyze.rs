@@ -485,6 +485,7 @@ mod tests {
             failures: Vec::new(),
             scorer_errors: Vec::new(),
             judgements: Vec::new(),
+            embedding_cost_usd: 0.0,
         }
     }
 

@@ -35,12 +35,14 @@ pub struct Input<'a> {
 
 /// The compared experiments, in plan order, with their scored calls (not yet judged).
 pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
+    let vectors = scorers::embeddings::vectors(input.judged);
     let context = |job: &Job| {
         let case = &input.planned[job.experiment].candidate.cases[job.case];
         scorers::Context {
             case_id: &case.id,
             vars: &case.vars,
             exec: input.exec,
+            embeddings: &vectors,
         }
     };
     // The `exec` scorers first, several at a time: each call's scoring then reads their
@@ -59,7 +61,19 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
     // Calls, grouped by experiment, case and arm.
     let mut grouped: BTreeMap<(usize, usize, Arm), Vec<Call>> = BTreeMap::new();
     let mut judged: BTreeMap<usize, Vec<&Derived>> = BTreeMap::new();
+    // What each output's embeddings cost (a reference embedded once is paid once: the
+    // outputs that took its answer got it as a cache hit).
+    let mut embedding_cost: BTreeMap<usize, f64> = BTreeMap::new();
     for derived in input.judged {
+        if scorers::embeddings::is_embedding(derived) {
+            if let (Ok(response), Ok(request), false) =
+                (&derived.outcome.result, &derived.job.request, derived.outcome.cached)
+            {
+                *embedding_cost.entry(derived.parent).or_default() +=
+                    input.prices.cost(&request.model, &response.usage).unwrap_or(0.0);
+            }
+            continue;
+        }
         judged.entry(derived.parent).or_default().push(derived);
     }
     for (index, ((job, outcome), cx)) in input.jobs.iter().zip(input.outcomes).zip(&contexts).enumerate() {
@@ -105,6 +119,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                     failures: scored.failures,
                     scorer_errors: scored.scorer_errors,
                     judgements: judgements.into_iter().map(|(j, _, _)| j).collect(),
+                    embedding_cost_usd: embedding_cost.get(&index).copied().unwrap_or(0.0),
                 }
             }
             Err(error) => {
@@ -125,6 +140,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                     failures: scored.failures,
                     scorer_errors: scored.scorer_errors,
                     judgements: Vec::new(),
+                    embedding_cost_usd: 0.0,
                 }
             }
         };

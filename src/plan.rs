@@ -98,6 +98,7 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
                             seed: call_seed,
                             json: false,
                             json_schema: None,
+                            embed: false,
                         })
                         .map_err(|d| format!("rendering the {} prompt failed: {}", arm.name(), d.message));
                     jobs.push(Job {

@@ -622,6 +622,10 @@ pub struct Call {
     /// cost is the evaluation's, never the change's: it is not in `cost_usd`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub judgements: Vec<Judgement>,
+    /// What embedding this output (and, the first time, its reference) for an embedding
+    /// similarity cost: the evaluation's, like judging, never in `cost_usd`.
+    #[serde(default, skip_serializing_if = "is_zero_usd")]
+    pub embedding_cost_usd: f64,
 }
 
 /// One judge call on one output: the judge's `score` (1–5), `pass` and `reason`, or why the
@@ -698,6 +702,9 @@ pub struct RunFacts {
     /// `cost_per_request` (the change's).
     #[serde(default, skip_serializing_if = "is_zero_usd")]
     pub judge_spend_usd: f64,
+    /// What embedding similarities cost; part of `spend_usd`, like judging.
+    #[serde(default, skip_serializing_if = "is_zero_usd")]
+    pub embedding_spend_usd: f64,
 }
 
 fn is_zero_usd(x: &f64) -> bool {

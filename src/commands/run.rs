@@ -259,8 +259,9 @@ pub fn run_gate_with(
     let simulated = !endpoints.map.is_empty() && endpoints.map.values().all(|e| e.provider.simulated());
     // Judges and rubrics are head's, for both arms; their calls count in the estimate.
     let judge = candidate_suite.defaults.judge.as_ref();
+    let embedder = candidate_suite.defaults.embedder.as_ref();
     let estimate = plan::estimate(&jobs, &prices).plus(plan::estimate(
-        &crate::scorers::judge::planned_jobs(&planned, judge, &jobs),
+        &crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs),
         &prices,
     ));
     if !jobs.is_empty() {
@@ -316,7 +317,7 @@ pub fn run_gate_with(
             max_usd,
             options.cache_dir.clone(),
             options.journal.clone(),
-            &crate::scorers::judge::follow_up(&planned, judge, batch),
+            &crate::scorers::judge::follow_up(&planned, judge, embedder, batch),
         )
     };
     let policy = Policy {

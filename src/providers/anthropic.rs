@@ -266,6 +266,7 @@ mod tests {
             seed: 7,
             json: false,
             json_schema: None,
+            embed: false,
         };
         let provider = provider(&server.uri());
         assert_eq!(provider.kind(), "anthropic");

@@ -584,6 +584,7 @@ pub mod tests {
             seed: 12345,
             json: false,
             json_schema: None,
+            embed: false,
         }
     }
 

@@ -45,6 +45,43 @@ impl Provider for MockProvider {
     async fn complete(&self, request: &Request) -> Result<Response, ProviderError> {
         Ok(respond(request))
     }
+
+    async fn embed(&self, request: &Request) -> Result<Response, ProviderError> {
+        let text = request.embedded_text();
+        Ok(Response {
+            text: serde_json::to_string(&embedding(text)).unwrap_or_default(),
+            usage: Usage {
+                input: tokens::estimate(text),
+                cached_input: 0,
+                output: 0,
+            },
+            latency_ms: Some(20.0 + 0.01 * text.len() as f64),
+        })
+    }
+}
+
+/// Dimensions of the mock's embeddings.
+pub const EMBEDDING_DIMENSIONS: usize = 256;
+
+/// The mock's embedding of `text`: a hashed bag of its distinct content words (stop words out,
+/// the same stemming as its answers), each adding ±1 at the dimension its FNV-1a hash picks,
+/// normalised to length 1. Deterministic and offline; the cosine of two is about the share of
+/// content words they have in common, so paraphrases with other words score low, as with a
+/// lexical measure: a stand-in that lets offline suites run, not a model of meaning. A text
+/// without content words is the zero vector.
+#[must_use]
+pub fn embedding(text: &str) -> Vec<f64> {
+    let mut vector = vec![0.0; EMBEDDING_DIMENSIONS];
+    for word in distinct_words(text) {
+        let hash = stats::fnv1a(word.bytes());
+        let sign = if hash >> 63 == 0 { 1.0 } else { -1.0 };
+        vector[(hash % EMBEDDING_DIMENSIONS as u64) as usize] += sign;
+    }
+    let norm = vector.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if norm > 0.0 {
+        vector.iter_mut().for_each(|x| *x /= norm);
+    }
+    vector
 }
 
 /// Answers `request` the way the mock does, without waiting: the simulated latency is only
@@ -418,6 +455,7 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
             seed: 0,
             json: false,
             json_schema: None,
+            embed: false,
         }
     }
 
@@ -537,6 +575,7 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
                         seed,
                         json: false,
                         json_schema: None,
+                        embed: false,
                         ..request(STORE, "Which shipping options and refunds are there?")
                     };
                     respond(&request).text
@@ -554,6 +593,7 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
                 seed,
                 json: false,
                 json_schema: None,
+                embed: false,
                 ..request(STORE, "Tell me about refunds, shipping, orders and gift cards.")
             };
             respond(&request)
@@ -679,6 +719,7 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
             seed: 0,
             json: true,
             json_schema: None,
+            embed: false,
         };
         serde_json::from_str(&respond(&request).text).expect("the mock judge answers with JSON")
     }

@@ -62,6 +62,38 @@ pub struct Request {
     /// the tool's `input_schema`. Left out of the serialized request when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_schema: Option<serde_json::Value>,
+    /// Embed the last message's text through the provider's embeddings endpoint instead of
+    /// completing the messages ([`Provider::embed`]): the response's text is the vector, a
+    /// JSON array of numbers, so an embedding is cached, journaled and budgeted like any call.
+    /// Left out of the serialized request when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub embed: bool,
+}
+
+impl Request {
+    /// The request that embeds `text` with `model` (see [`Request::embed`]).
+    pub fn embedding(model: &str, text: &str) -> Request {
+        Request {
+            model: model.to_owned(),
+            messages: vec![Message {
+                role: Role::User,
+                content: text.to_owned(),
+            }],
+            temperature: None,
+            // Embeddings have no output tokens: the budget's upper bound counts none.
+            max_tokens: Some(0),
+            top_p: None,
+            seed: 0,
+            json: false,
+            json_schema: None,
+            embed: true,
+        }
+    }
+
+    /// The text an embedding request embeds.
+    pub fn embedded_text(&self) -> &str {
+        self.messages.last().map_or("", |m| m.content.as_str())
+    }
 }
 
 /// Token usage as the provider reports it.
@@ -110,6 +142,25 @@ pub trait Provider: Send + Sync {
     }
 
     async fn complete(&self, request: &Request) -> Result<Response, ProviderError>;
+
+    /// Embeds [`Request::embedded_text`]: the response's text is the vector as a JSON array.
+    /// Loading refuses an embedder whose type has no embeddings endpoint
+    /// ([`has_embeddings`]), so this default is never reached from a suite.
+    async fn embed(&self, _request: &Request) -> Result<Response, ProviderError> {
+        Err(ProviderError::Permanent {
+            message: format!("provider type `{}` has no embeddings endpoint", self.kind()),
+        })
+    }
+}
+
+/// Whether a provider type can embed text: the OpenAI API and compatible servers
+/// (`POST /v1/embeddings`), and the mock (hashed bags of words, offline).
+pub fn has_embeddings(kind: crate::suite::ProviderKind) -> bool {
+    use crate::suite::ProviderKind;
+    matches!(
+        kind,
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Mock
+    )
 }
 
 /// Builds the provider a suite entry describes.

@@ -387,6 +387,7 @@ mod tests {
             seed,
             json: false,
             json_schema: None,
+            embed: false,
         }
     }
 

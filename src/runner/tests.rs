@@ -162,6 +162,7 @@ fn jobs(n: usize, fallbacks: &[&str]) -> Vec<Job> {
                     seed: i as u64,
                     json: false,
                     json_schema: None,
+                    embed: false,
                 })
             },
         })

@@ -20,7 +20,7 @@ use crate::plan::{Job, JudgeTag, Planned};
 use crate::providers::{JUDGE_MARK, Message, Request, Role};
 use crate::results::{Judgement, Score};
 use crate::runner::Outcome;
-use crate::suite::{Assertion, Case, Check, JudgeCheck, JudgeSettings};
+use crate::suite::{Assertion, Case, Check, EmbedderSettings, JudgeCheck, JudgeSettings};
 
 /// A judge's reply, parsed.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,41 +37,56 @@ const MAX_REASON_CHARS: usize = 600;
 const JUDGE_MAX_TOKENS: u32 = 300;
 
 /// What each finished call of `jobs` (generation jobs of `planned`) asks the runner for: its
-/// judge calls, and a judge call's retry when its reply was not the object. It is the
-/// runner's `Then`.
+/// judge calls and embeddings (`scorers::embeddings`), and a judge call's retry when its reply
+/// was not the object. It is the runner's `Then`.
 pub fn follow_up<'a>(
     planned: &'a [Planned<'a>],
     settings: Option<&'a JudgeSettings>,
+    embedder: Option<&'a EmbedderSettings>,
     jobs: &'a [Job],
 ) -> Box<crate::runner::Then<'a>> {
-    Box::new(
-        move |parent, derived, outcome| match (derived, settings, jobs.get(parent)) {
-            (Some((tag, job)), _, _) => retry(tag, job, outcome).into_iter().collect(),
-            (None, Some(settings), Some(generation)) => {
-                let experiment = planned[generation.experiment].candidate;
-                let case = &experiment.cases[generation.case];
-                judge_jobs(
-                    settings,
-                    experiment.asserts.iter().chain(&case.asserts),
-                    case,
-                    generation,
-                    outcome,
-                )
-            }
-            (None, _, _) => Vec::new(),
-        },
-    )
+    Box::new(move |parent, derived, outcome| match (derived, jobs.get(parent)) {
+        (Some((tag, job)), _) => retry(tag, job, outcome).into_iter().collect(),
+        (None, Some(generation)) => asked_of(planned, settings, embedder, generation, outcome),
+        (None, None) => Vec::new(),
+    })
 }
 
-/// The judge jobs of `jobs` as the plan estimates them, before any output exists: each
-/// output taken at the length the plan assumes (`plan::estimate_output_tokens`).
-pub fn planned_jobs(planned: &[Planned<'_>], settings: Option<&JudgeSettings>, jobs: &[Job]) -> Vec<Job> {
-    let Some(settings) = settings else { return Vec::new() };
+/// The judge calls and embeddings one generation job's outcome asks for.
+fn asked_of(
+    planned: &[Planned<'_>],
+    settings: Option<&JudgeSettings>,
+    embedder: Option<&EmbedderSettings>,
+    generation: &Job,
+    outcome: &Outcome,
+) -> Vec<(JudgeTag, Job)> {
+    let experiment = planned[generation.experiment].candidate;
+    let case = &experiment.cases[generation.case];
+    let asserts = || experiment.asserts.iter().chain(&case.asserts);
+    let mut asked = Vec::new();
+    if let Some(settings) = settings {
+        asked.extend(judge_jobs(settings, asserts(), case, generation, outcome));
+    }
+    if let Some(embedder) = embedder {
+        asked.extend(super::embeddings::jobs(embedder, asserts(), case, generation, outcome));
+    }
+    asked
+}
+
+/// The judge jobs and embeddings of `jobs` as the plan estimates them, before any output
+/// exists: each output taken at the length the plan assumes (`plan::estimate_output_tokens`).
+pub fn planned_jobs(
+    planned: &[Planned<'_>],
+    settings: Option<&JudgeSettings>,
+    embedder: Option<&EmbedderSettings>,
+    jobs: &[Job],
+) -> Vec<Job> {
+    if settings.is_none() && embedder.is_none() {
+        return Vec::new();
+    }
     let mut judge_jobs_planned = Vec::new();
     for job in jobs {
         let Ok(request) = &job.request else { continue };
-        let experiment = planned[job.experiment].candidate;
-        let case = &experiment.cases[job.case];
         let chars = crate::plan::estimate_output_tokens(request.max_tokens) as usize * crate::tokens::CHARS_PER_TOKEN;
         let assumed = Outcome {
             result: Ok(crate::providers::Response {
@@ -86,9 +101,8 @@ pub fn planned_jobs(planned: &[Planned<'_>], settings: Option<&JudgeSettings>, j
             provider: None,
             fell_back: false,
         };
-        let asserts = experiment.asserts.iter().chain(&case.asserts);
         judge_jobs_planned.extend(
-            judge_jobs(settings, asserts, case, job, &assumed)
+            asked_of(planned, settings, embedder, job, &assumed)
                 .into_iter()
                 .map(|(_, j)| j),
         );
@@ -130,7 +144,9 @@ pub fn judge_jobs<'a>(
 /// The same question with another seed, so it is a call of its own (and cache entry).
 pub fn retry(tag: &JudgeTag, job: &Job, outcome: &Outcome) -> Option<(JudgeTag, Job)> {
     let malformed = matches!(&outcome.result, Ok(response) if parse(&response.text).is_err());
-    if !malformed || tag.attempt > 0 {
+    // An embedding is no judge's reply: its failures are its own (`scorers::embeddings`).
+    let embedding = job.request.as_ref().is_ok_and(|r| r.embed);
+    if !malformed || tag.attempt > 0 || embedding {
         return None;
     }
     let mut job = job.clone();
@@ -246,6 +262,7 @@ pub fn request(check: &JudgeCheck, model: &str, case: &Case, output: &str, seed:
         seed,
         json: true,
         json_schema: Some(reply_schema()),
+        embed: false,
     })
 }
 

@@ -408,11 +408,12 @@ fn similarity(value: Option<&Value>, raw: &raw::RawAssertion) -> Result<Check, P
     }
     let method = match raw.method.as_deref() {
         None | Some("rouge-l") => SimilarityMethod::RougeL,
+        Some("embeddings") => SimilarityMethod::Embeddings,
         Some(other) => {
             let hint = match did_you_mean(other, SimilarityMethod::NAMES.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => format!(
-                    "methods: {} (the lexical one, which needs no model)",
+                    "methods: {} (rouge-l is lexical and needs no model; embeddings call `defaults.embedder`)",
                     SimilarityMethod::NAMES.join(", ")
                 ),
             };

@@ -115,6 +115,10 @@ pub struct RawDefaults {
     pub judge_model: Option<String>,
     /// Judge each output this many times (judge noise averaged like repeats).
     pub judge_repeats: Option<u32>,
+    /// The provider `similarity` with `method: embeddings` embeds through.
+    pub embedder: Option<Spanned<String>>,
+    /// The embedder's embedding model (the mock needs none).
+    pub embedding_model: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

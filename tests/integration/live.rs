@@ -99,6 +99,7 @@ fn reply(body: &Value) -> Value {
         seed: body["seed"].as_u64().unwrap_or(0),
         json: false,
         json_schema: None,
+        embed: false,
     };
     let response = mock::respond(&request);
     json!({

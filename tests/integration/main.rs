@@ -5,6 +5,7 @@ mod support;
 mod arms;
 mod bad_input;
 mod detect;
+mod embeddings;
 mod gate;
 mod github;
 mod judges;
