@@ -37,11 +37,14 @@ pub struct Job {
 /// Which judgement of an output a judge job is: the assertion (its index among the call's
 /// assertions, the experiment's first), the judge repeat, and the attempt (1 is the retry of a
 /// reply that was not the asked-for JSON object).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JudgeTag {
     pub assertion: usize,
     pub repeat: u32,
     pub attempt: u32,
+    /// For an `llm-compare` judgement: which arm's output the judge was shown first (as "A").
+    /// `None` for every other derived job.
+    pub first: Option<Arm>,
 }
 
 /// What a run will cost, before it runs.

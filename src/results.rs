@@ -326,6 +326,24 @@ pub struct ExperimentNoise {
     /// Set when the experiment ran with `sequential: true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequential: Option<SequentialSummary>,
+    /// Per `llm-compare` metric: how often the judge preferred the output it saw first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub position_bias: Vec<PositionBias>,
+}
+
+/// An `llm-compare` judge's position bias: of its judgements that preferred one output (ties
+/// and errors left out), the share that preferred the one shown first. An unbiased judge is at
+/// 0.5; each pair is shown in both orders, so a content preference alone gives 0.5 exactly.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PositionBias {
+    pub metric: String,
+    /// Judgements that preferred one output.
+    pub decisive: usize,
+    /// Of those, the ones that preferred the output shown first.
+    pub first_wins: usize,
+    pub share: Option<f64>,
+    /// The share's 95% Wilson score interval.
+    pub ci: Option<[f64; 2]>,
 }
 
 /// A case's `consistency` in each arm (the mean agreement between its repeats).
@@ -642,6 +660,12 @@ pub struct Judgement {
     /// What this judge call cost (0 for a cache hit).
     pub cost_usd: f64,
     pub cached: bool,
+    /// `llm-compare`: the arm whose output the judge saw first (as "A").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<Arm>,
+    /// `llm-compare`: the arm whose output the judge preferred; `None` for a tie (or an error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred: Option<Arm>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -462,7 +462,7 @@ fn unchecked_judges(
                 .iter()
                 .chain(p.candidate.cases.iter().flat_map(|c| &c.asserts))
         })
-        .filter(|a| matches!(a.check, suite::Check::Judge(_)))
+        .filter(|a| matches!(a.check, suite::Check::Judge(_) | suite::Check::Compare(_)))
         .map(|a| a.metric.as_str())
         .filter(|m| gates.iter().any(|g| g.metric == *m))
         .collect();

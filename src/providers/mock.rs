@@ -355,6 +355,9 @@ const UNSUPPORTED_SHARE: f64 = 0.5;
 /// that writes `</output>` or a `<context>` of its own changes nothing.
 fn judge(question: &str, nonce: &str) -> String {
     let tagged = |tag| super::judge_section(question, tag, nonce);
+    if let (Some(a), Some(b)) = (tagged("output_a"), tagged("output_b")) {
+        return compare(a, b, tagged("rubric").or(tagged("input")).unwrap_or_default());
+    }
     let output = tagged("output").unwrap_or_default();
     let said = distinct_words(output);
     let (pass, score, reason) = if let Some(context) = tagged("context") {
@@ -394,6 +397,33 @@ fn judge(question: &str, nonce: &str) -> String {
         (score >= 3, score, reason)
     };
     serde_json::json!({"pass": pass, "score": score, "reason": reason}).to_string()
+}
+
+/// Answers an `llm-compare` question (`scorers::compare`) without position bias: the output
+/// with the larger share of the rubric's content words wins, equal shares are a tie, so both
+/// orders of a pair agree.
+fn compare(a: &str, b: &str, rubric: &str) -> String {
+    let wanted = distinct_words(rubric);
+    let covered = |text: &str| {
+        let said = distinct_words(text);
+        wanted.iter().filter(|w| said.contains(w)).count()
+    };
+    let (ca, cb) = (covered(a), covered(b));
+    let (winner, reason) = match ca.cmp(&cb) {
+        std::cmp::Ordering::Greater => (
+            "A",
+            format!("A addresses {ca} of the rubric's {} key terms, B {cb}", wanted.len()),
+        ),
+        std::cmp::Ordering::Less => (
+            "B",
+            format!("B addresses {cb} of the rubric's {} key terms, A {ca}", wanted.len()),
+        ),
+        std::cmp::Ordering::Equal => (
+            "tie",
+            format!("both address {ca} of the rubric's {} key terms", wanted.len()),
+        ),
+    };
+    serde_json::json!({"winner": winner, "reason": reason}).to_string()
 }
 
 /// Whether the prompt asks for answers in JSON.

@@ -585,6 +585,7 @@ fn judge_job(parent: usize, seed: u64) -> (JudgeTag, Job) {
         assertion: 0,
         repeat: 0,
         attempt: 0,
+        first: None,
     };
     (tag, job)
 }

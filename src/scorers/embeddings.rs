@@ -60,6 +60,7 @@ pub fn jobs<'a>(
                 assertion: index,
                 repeat: which,
                 attempt: 0,
+                first: None,
             };
             let job = Job {
                 experiment: generation.experiment,

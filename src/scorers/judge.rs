@@ -45,9 +45,28 @@ pub fn follow_up<'a>(
     embedder: Option<&'a EmbedderSettings>,
     jobs: &'a [Job],
 ) -> Box<crate::runner::Then<'a>> {
+    let pairing = super::compare::Pairing::default();
     Box::new(move |parent, derived, outcome| match (derived, jobs.get(parent)) {
         (Some((tag, job)), _) => retry(tag, job, outcome).into_iter().collect(),
-        (None, Some(generation)) => asked_of(planned, settings, embedder, generation, outcome),
+        (None, Some(generation)) => {
+            let mut asked = asked_of(planned, settings, embedder, generation, outcome);
+            // A comparison needs both arms' outputs of the pair: the second to arrive asks.
+            if let (Some(settings), Some((baseline, candidate))) = (settings, pairing.arrived(generation, outcome)) {
+                let experiment = planned[generation.experiment].candidate;
+                let case = &experiment.cases[generation.case];
+                let mut candidate_job = generation.clone();
+                candidate_job.arm = crate::plan::Arm::Candidate;
+                asked.extend(super::compare::jobs(
+                    settings,
+                    experiment.asserts.iter().chain(&case.asserts),
+                    case,
+                    &candidate_job,
+                    &baseline,
+                    &candidate,
+                ));
+            }
+            asked
+        }
         (None, None) => Vec::new(),
     })
 }
@@ -106,6 +125,26 @@ pub fn planned_jobs(
                 .into_iter()
                 .map(|(_, j)| j),
         );
+        // A compared pair's judgements, counted once, at the candidate's job.
+        if let (Some(settings), crate::plan::Arm::Candidate, Some(_)) =
+            (settings, job.arm, planned[job.experiment].baseline)
+            && let Ok(response) = &assumed.result
+        {
+            let experiment = planned[job.experiment].candidate;
+            let case = &experiment.cases[job.case];
+            judge_jobs_planned.extend(
+                super::compare::jobs(
+                    settings,
+                    experiment.asserts.iter().chain(&case.asserts),
+                    case,
+                    job,
+                    &response.text,
+                    &response.text,
+                )
+                .into_iter()
+                .map(|(_, j)| j),
+            );
+        }
     }
     judge_jobs_planned
 }
@@ -132,6 +171,7 @@ pub fn judge_jobs<'a>(
                 assertion: index,
                 repeat,
                 attempt: 0,
+                first: None,
             };
             let job = job(settings, check, case, &response.text, generation, &tag);
             jobs.push((tag, job));
@@ -143,7 +183,10 @@ pub fn judge_jobs<'a>(
 /// The retry a judge job's outcome asks for: one, when the first reply was not the object.
 /// The same question with another seed, so it is a call of its own (and cache entry).
 pub fn retry(tag: &JudgeTag, job: &Job, outcome: &Outcome) -> Option<(JudgeTag, Job)> {
-    let malformed = matches!(&outcome.result, Ok(response) if parse(&response.text).is_err());
+    let malformed = matches!(&outcome.result, Ok(response) if match tag.first {
+        Some(_) => super::compare::parse(&response.text).is_err(),
+        None => parse(&response.text).is_err(),
+    });
     // An embedding is no judge's reply: its failures are its own (`scorers::embeddings`).
     let embedding = job.request.as_ref().is_ok_and(|r| r.embed);
     if !malformed || tag.attempt > 0 || embedding {
@@ -763,7 +806,8 @@ mod tests {
                 &JudgeTag {
                     assertion: 0,
                     repeat: 0,
-                    attempt: 0
+                    attempt: 0,
+                    first: None
                 },
                 &Job {
                     experiment: 0,

@@ -9,6 +9,7 @@
 //! [`judge`] builds those calls and adds their verdicts to the scores.
 
 pub mod agreement;
+pub mod compare;
 pub mod embeddings;
 pub mod exec;
 pub mod judge;
@@ -142,8 +143,8 @@ pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &s
                 // The score is the leak: 1 when personal data is found.
                 scored.scores.insert(name, Score::Bool(!found.is_empty()));
             }
-            // Scored from the judge's reply (`judge::apply`).
-            Check::Judge(_) => {}
+            // Scored from the judge's reply (`judge::apply`, `judge::preferences`).
+            Check::Judge(_) | Check::Compare(_) => {}
             check => {
                 let (ok, why) = check_text(check, output);
                 if !ok {
@@ -167,7 +168,7 @@ pub fn errored<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, error: &
         let names = fresh_names(&scores, a);
         match &a.check {
             // Nothing to score without an output; a judge has nothing to judge.
-            Check::Exec { .. } | Check::Judge(_) => {}
+            Check::Exec { .. } | Check::Judge(_) | Check::Compare(_) => {}
             Check::Similarity { threshold, .. } => {
                 scores.insert(names[0].clone(), Score::Number(0.0));
                 if threshold.is_some() {
@@ -327,7 +328,9 @@ fn check_text(check: &Check, output: &str) -> (bool, String) {
             (refused == *expected, why.to_owned())
         }
         // Scored by `score` itself.
-        Check::Pii(_) | Check::Similarity { .. } | Check::Exec { .. } | Check::Judge(_) => (true, String::new()),
+        Check::Pii(_) | Check::Similarity { .. } | Check::Exec { .. } | Check::Judge(_) | Check::Compare(_) => {
+            (true, String::new())
+        }
     }
 }
 

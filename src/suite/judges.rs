@@ -77,7 +77,7 @@ pub(super) fn check(source: &dyn FileSource, suite: &Suite) -> Result<(), Error>
         e.asserts
             .iter()
             .chain(e.cases.iter().flat_map(|c| c.asserts.iter()))
-            .find(|a| matches!(a.check, Check::Judge(_)))
+            .find(|a| matches!(a.check, Check::Judge(_) | Check::Compare(_)))
             .map(|a| (e, a))
     });
     let Some((experiment, assertion)) = judged else {
@@ -86,6 +86,7 @@ pub(super) fn check(source: &dyn FileSource, suite: &Suite) -> Result<(), Error>
     let kind = match &assertion.check {
         Check::Judge(JudgeCheck::Rubric(_)) => "llm-rubric",
         Check::Judge(JudgeCheck::Hallucination { .. }) => "hallucination",
+        Check::Compare(_) => "llm-compare",
         _ => "relevance",
     };
     let mut diagnostic = Diagnostic::new(format!(

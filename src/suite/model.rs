@@ -216,6 +216,9 @@ pub enum Check {
     },
     /// Asked of the suite's judge, not checked on the text (see `scorers::judge`).
     Judge(JudgeCheck),
+    /// `llm-compare`: the judge compares the baseline's and the candidate's outputs of a case
+    /// against the rubric, in both orders (see `scorers::judge`).
+    Compare(String),
 }
 
 /// What a judge is asked about an output.
@@ -312,6 +315,7 @@ pub const RESERVED_METRICS: &[&str] = &["pass", "consistency"];
 
 /// The assertion types, as written in files.
 pub const ASSERTION_TYPES: &[&str] = &[
+    "llm-compare",
     "equals",
     "contains",
     "icontains",

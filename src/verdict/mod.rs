@@ -127,6 +127,7 @@ pub fn judge_with(experiments: &mut [ExperimentResult], policy: &Policy, look: O
         e.noise.flaky_share = flaky_share;
         e.noise.flaky_cases = flaky_cases;
         e.noise.least_consistent = analyze::least_consistent(&e.cases);
+        e.noise.position_bias = analyze::position_bias(&e.cases);
         let mut names = metric_names(&all_gates, &e.cases);
         if e.repeats > 1 && !names.iter().any(|n| n == metrics::FLAKY_SHARE) {
             names.push(metrics::FLAKY_SHARE.to_owned());

@@ -4,6 +4,7 @@ mod support;
 
 mod arms;
 mod bad_input;
+mod compare;
 mod detect;
 mod embeddings;
 mod gate;
