@@ -145,22 +145,12 @@ pub trait Provider: Send + Sync {
 
     /// Embeds [`Request::embedded_text`]: the response's text is the vector as a JSON array.
     /// Loading refuses an embedder whose type has no embeddings endpoint
-    /// ([`has_embeddings`]), so this default is never reached from a suite.
+    /// (`suite::ProviderKind::has_embeddings`), so this default is never reached from a suite.
     async fn embed(&self, _request: &Request) -> Result<Response, ProviderError> {
         Err(ProviderError::Permanent {
             message: format!("provider type `{}` has no embeddings endpoint", self.kind()),
         })
     }
-}
-
-/// Whether a provider type can embed text: the OpenAI API and compatible servers
-/// (`POST /v1/embeddings`), and the mock (hashed bags of words, offline).
-pub fn has_embeddings(kind: crate::suite::ProviderKind) -> bool {
-    use crate::suite::ProviderKind;
-    matches!(
-        kind,
-        ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Mock
-    )
 }
 
 /// Builds the provider a suite entry describes.

@@ -51,9 +51,18 @@ pub fn follow_up<'a>(
         (None, Some(generation)) => {
             let mut asked = asked_of(planned, settings, embedder, generation, outcome);
             // A comparison needs both arms' outputs of the pair: the second to arrive asks.
-            if let (Some(settings), Some((baseline, candidate))) = (settings, pairing.arrived(generation, outcome)) {
-                let experiment = planned[generation.experiment].candidate;
-                let case = &experiment.cases[generation.case];
+            // Only outputs some comparison needs are kept until their pair arrives.
+            let experiment = planned[generation.experiment].candidate;
+            let case = &experiment.cases[generation.case];
+            let compared = planned[generation.experiment].baseline.is_some()
+                && experiment
+                    .asserts
+                    .iter()
+                    .chain(&case.asserts)
+                    .any(|a| matches!(a.check, Check::Compare(_)));
+            if let (Some(settings), true) = (settings, compared)
+                && let Some((baseline, candidate)) = pairing.arrived(generation, outcome)
+            {
                 let mut candidate_job = generation.clone();
                 candidate_job.arm = crate::plan::Arm::Candidate;
                 asked.extend(super::compare::jobs(

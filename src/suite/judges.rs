@@ -138,7 +138,7 @@ pub(super) fn embedder(
         .hint(hint)
         .into());
     };
-    if !crate::providers::has_embeddings(spec.kind) {
+    if !spec.kind.has_embeddings() {
         return Err(at(
             line,
             column,

@@ -63,6 +63,16 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    /// Whether the type can embed text: the OpenAI API and compatible servers
+    /// (`POST /v1/embeddings`, `providers::openai`), and the mock (hashed bags of words,
+    /// offline). Azure's embeddings live on a deployment of their own.
+    pub fn has_embeddings(self) -> bool {
+        matches!(
+            self,
+            ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Mock
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Openai => "openai",
