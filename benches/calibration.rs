@@ -303,6 +303,7 @@ fn call(repeat: u32, scores: BTreeMap<String, Score>) -> Call {
         failures: Vec::new(),
         scorer_errors: Vec::new(),
         judgements: Vec::new(),
+        embedding_cost_usd: 0.0,
     }
 }
 

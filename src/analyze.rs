@@ -416,6 +416,35 @@ pub fn flaky_share(cases: &[CaseResult]) -> (Option<f64>, Vec<String>) {
     ((groups > 0).then(|| flaky as f64 / groups as f64), ids)
 }
 
+/// Per `llm-compare` metric of the cases' candidate calls, the judge's position bias: of the
+/// judgements that preferred one output, those that preferred the one shown first, with the
+/// share's 95% Wilson interval (`scorers::compare`).
+pub fn position_bias(cases: &[CaseResult]) -> Vec<crate::results::PositionBias> {
+    let mut counts: std::collections::BTreeMap<&str, (usize, usize)> = std::collections::BTreeMap::new();
+    for judgement in cases
+        .iter()
+        .flat_map(|c| &c.candidate)
+        .flat_map(|call| &call.judgements)
+    {
+        let Some(first) = judgement.first else { continue };
+        let entry = counts.entry(judgement.metric.as_str()).or_default();
+        if let Some(preferred) = judgement.preferred {
+            entry.0 += 1;
+            entry.1 += usize::from(preferred == first);
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(metric, (decisive, first_wins))| crate::results::PositionBias {
+            metric: metric.to_owned(),
+            decisive,
+            first_wins,
+            share: (decisive > 0).then(|| first_wins as f64 / decisive as f64),
+            ci: crate::stats::wilson_interval(first_wins as u64, decisive as u64, 0.95),
+        })
+        .collect()
+}
+
 /// Cases listed as least consistent.
 pub const LEAST_CONSISTENT_SHOWN: usize = 5;
 
@@ -485,6 +514,7 @@ mod tests {
             failures: Vec::new(),
             scorer_errors: Vec::new(),
             judgements: Vec::new(),
+            embedding_cost_usd: 0.0,
         }
     }
 

@@ -102,12 +102,18 @@ pub fn endpoints(
             }
         }
     }
-    // Judges score both arms with head's judge, under its configured name.
-    if let Some(judge) = candidate.suite.defaults.judge.as_ref().filter(|_| !jobs.is_empty())
-        && !defs.contains_key(&judge.provider)
-        && let Some(def) = builder.def(&candidate, &judge.provider)?
-    {
-        defs.insert(judge.provider.clone(), def);
+    // Judges and the embedder score both arms with head's, under their configured names.
+    let defaults = &candidate.suite.defaults;
+    let scoring = [
+        defaults.judge.as_ref().map(|j| &j.provider),
+        defaults.embedder.as_ref().map(|e| &e.provider),
+    ];
+    for name in scoring.into_iter().flatten().filter(|_| !jobs.is_empty()) {
+        if !defs.contains_key(name)
+            && let Some(def) = builder.def(&candidate, name)?
+        {
+            defs.insert(name.clone(), def);
+        }
     }
     let mut renamed: BTreeMap<String, String> = BTreeMap::new();
     if let Some(baseline) = &baseline {
@@ -367,6 +373,8 @@ mod tests {
                 top_p: None,
                 seed: 0,
                 json: false,
+                json_schema: None,
+                embed: false,
             }),
         }
     }

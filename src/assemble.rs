@@ -35,12 +35,14 @@ pub struct Input<'a> {
 
 /// The compared experiments, in plan order, with their scored calls (not yet judged).
 pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
+    let vectors = scorers::embeddings::vectors(input.judged);
     let context = |job: &Job| {
         let case = &input.planned[job.experiment].candidate.cases[job.case];
         scorers::Context {
             case_id: &case.id,
             vars: &case.vars,
             exec: input.exec,
+            embeddings: &vectors,
         }
     };
     // The `exec` scorers first, several at a time: each call's scoring then reads their
@@ -59,7 +61,29 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
     // Calls, grouped by experiment, case and arm.
     let mut grouped: BTreeMap<(usize, usize, Arm), Vec<Call>> = BTreeMap::new();
     let mut judged: BTreeMap<usize, Vec<&Derived>> = BTreeMap::new();
+    // What each output's embeddings cost (a reference embedded once is paid once: the
+    // outputs that took its answer got it as a cache hit).
+    let mut embedding_cost: BTreeMap<usize, f64> = BTreeMap::new();
+    let mut compared: BTreeMap<(usize, usize, u32), Vec<&Derived>> = BTreeMap::new();
     for derived in input.judged {
+        if scorers::embeddings::is_embedding(derived) {
+            if let (Ok(response), Ok(request), false) =
+                (&derived.outcome.result, &derived.job.request, derived.outcome.cached)
+            {
+                *embedding_cost.entry(derived.parent).or_default() +=
+                    input.prices.cost(&request.model, &response.usage).unwrap_or(0.0);
+            }
+            continue;
+        }
+        // A comparison is the pair's, whichever output arrived second: the candidate's
+        // call of its case and repeat carries it.
+        if derived.tag.first.is_some() {
+            compared
+                .entry((derived.job.experiment, derived.job.case, derived.job.repeat))
+                .or_default()
+                .push(derived);
+            continue;
+        }
         judged.entry(derived.parent).or_default().push(derived);
     }
     for (index, ((job, outcome), cx)) in input.jobs.iter().zip(input.outcomes).zip(&contexts).enumerate() {
@@ -71,6 +95,21 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
         for (judgement, _, _) in &mut judgements {
             judgement.reason = judgement.reason.as_deref().map(masked);
         }
+        let comparisons = match job.arm {
+            Arm::Candidate => comparisons(
+                input,
+                compared
+                    .get(&(job.experiment, job.case, job.repeat))
+                    .map_or(&[][..], Vec::as_slice),
+                &assertions,
+            ),
+            Arm::Baseline => Vec::new(),
+        };
+        let compares: Vec<&suite::Assertion> = assertions
+            .iter()
+            .copied()
+            .filter(|a| matches!(a.check, suite::Check::Compare(_)))
+            .collect();
         let model = job.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default();
         let provider = outcome
             .provider
@@ -81,6 +120,18 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                 let mut scored = scorers::score(assertions.iter().copied(), &response.text, cx);
                 let replies: Vec<_> = judgements.iter().map(|(_, a, r)| (*a, r.as_ref())).collect();
                 scorers::judge::apply(&mut scored.scores, &mut scored.failures, &replies);
+                // The baseline compared with itself is a tie: 0, so the paired difference is
+                // the candidate's preference (`scorers::compare`).
+                if job.arm == Arm::Baseline && input.planned[job.experiment].baseline.is_some() {
+                    for a in &compares {
+                        scored.scores.insert(a.metric.clone(), Score::Number(0.0));
+                    }
+                }
+                let preferences: Vec<_> = comparisons
+                    .iter()
+                    .map(|(_, a, repeat, first, p)| (*a, *repeat, *first, *p))
+                    .collect();
+                scorers::compare::apply(&mut scored.scores, &preferences);
                 let usage = response.usage;
                 Call {
                     repeat: job.repeat,
@@ -107,7 +158,12 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                     scores: scored.scores,
                     failures: scored.failures,
                     scorer_errors: scored.scorer_errors,
-                    judgements: judgements.into_iter().map(|(j, _, _)| j).collect(),
+                    judgements: judgements
+                        .drain(..)
+                        .map(|(j, _, _)| j)
+                        .chain(comparisons.into_iter().map(|(j, ..)| j))
+                        .collect(),
+                    embedding_cost_usd: embedding_cost.get(&index).copied().unwrap_or(0.0),
                 }
             }
             Err(error) => {
@@ -129,6 +185,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                     failures: scored.failures,
                     scorer_errors: scored.scorer_errors,
                     judgements: Vec::new(),
+                    embedding_cost_usd: 0.0,
                 }
             }
         };
@@ -232,6 +289,37 @@ fn judgements<'a>(
             };
             let (judgement, reply) = scorers::judge::judgement(&assertion.metric, repeat, &d.outcome, cost);
             Some((judgement, assertion, reply))
+        })
+        .collect()
+}
+
+/// A candidate call's comparisons with its baseline pair: per assertion, judge repeat and
+/// order, its last attempt, with what it preferred (`None`: the judge failed).
+#[expect(clippy::type_complexity, reason = "a private hand-off to the caller's two uses")]
+fn comparisons<'a>(
+    input: &Input<'_>,
+    derived: &[&Derived],
+    assertions: &[&'a suite::Assertion],
+) -> Vec<(Judgement, &'a suite::Assertion, u32, Arm, Option<Option<Arm>>)> {
+    let mut last: BTreeMap<(usize, u32, Arm), &Derived> = BTreeMap::new();
+    for d in derived {
+        let Some(first) = d.tag.first else { continue };
+        let key = (d.tag.assertion, d.tag.repeat, first);
+        if last.get(&key).is_none_or(|kept| kept.tag.attempt < d.tag.attempt) {
+            last.insert(key, d);
+        }
+    }
+    last.into_iter()
+        .filter_map(|((assertion, repeat, first), d)| {
+            let assertion = *assertions.get(assertion)?;
+            let model = d.job.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default();
+            let cost = match &d.outcome.result {
+                Ok(response) => input.prices.cost(model, &response.usage).unwrap_or(0.0),
+                Err(_) => 0.0,
+            };
+            let (judgement, preferred) =
+                scorers::compare::judgement(&assertion.metric, repeat, first, &d.outcome, cost);
+            Some((judgement, assertion, repeat, first, preferred))
         })
         .collect()
 }

@@ -369,6 +369,7 @@ mod tests {
             failures: Vec::new(),
             scorer_errors: Vec::new(),
             judgements: Vec::new(),
+            embedding_cost_usd: 0.0,
         };
         let m = Metric::of(CONSISTENCY);
         assert_eq!(

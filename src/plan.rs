@@ -37,11 +37,14 @@ pub struct Job {
 /// Which judgement of an output a judge job is: the assertion (its index among the call's
 /// assertions, the experiment's first), the judge repeat, and the attempt (1 is the retry of a
 /// reply that was not the asked-for JSON object).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JudgeTag {
     pub assertion: usize,
     pub repeat: u32,
     pub attempt: u32,
+    /// For an `llm-compare` judgement: which arm's output the judge was shown first (as "A").
+    /// `None` for every other derived job.
+    pub first: Option<Arm>,
 }
 
 /// What a run will cost, before it runs.
@@ -97,6 +100,8 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
                             top_p: experiment.variant.top_p,
                             seed: call_seed,
                             json: false,
+                            json_schema: None,
+                            embed: false,
                         })
                         .map_err(|d| format!("rendering the {} prompt failed: {}", arm.name(), d.message));
                     jobs.push(Job {

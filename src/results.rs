@@ -326,6 +326,24 @@ pub struct ExperimentNoise {
     /// Set when the experiment ran with `sequential: true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequential: Option<SequentialSummary>,
+    /// Per `llm-compare` metric: how often the judge preferred the output it saw first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub position_bias: Vec<PositionBias>,
+}
+
+/// An `llm-compare` judge's position bias: of its judgements that preferred one output (ties
+/// and errors left out), the share that preferred the one shown first. An unbiased judge is at
+/// 0.5; each pair is shown in both orders, so a content preference alone gives 0.5 exactly.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PositionBias {
+    pub metric: String,
+    /// Judgements that preferred one output.
+    pub decisive: usize,
+    /// Of those, the ones that preferred the output shown first.
+    pub first_wins: usize,
+    pub share: Option<f64>,
+    /// The share's 95% Wilson score interval.
+    pub ci: Option<[f64; 2]>,
 }
 
 /// A case's `consistency` in each arm (the mean agreement between its repeats).
@@ -622,6 +640,10 @@ pub struct Call {
     /// cost is the evaluation's, never the change's: it is not in `cost_usd`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub judgements: Vec<Judgement>,
+    /// What embedding this output (and, the first time, its reference) for an embedding
+    /// similarity cost: the evaluation's, like judging, never in `cost_usd`.
+    #[serde(default, skip_serializing_if = "is_zero_usd")]
+    pub embedding_cost_usd: f64,
 }
 
 /// One judge call on one output: the judge's `score` (1–5), `pass` and `reason`, or why the
@@ -638,6 +660,12 @@ pub struct Judgement {
     /// What this judge call cost (0 for a cache hit).
     pub cost_usd: f64,
     pub cached: bool,
+    /// `llm-compare`: the arm whose output the judge saw first (as "A").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<Arm>,
+    /// `llm-compare`: the arm whose output the judge preferred; `None` for a tie (or an error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred: Option<Arm>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -698,6 +726,9 @@ pub struct RunFacts {
     /// `cost_per_request` (the change's).
     #[serde(default, skip_serializing_if = "is_zero_usd")]
     pub judge_spend_usd: f64,
+    /// What embedding similarities cost; part of `spend_usd`, like judging.
+    #[serde(default, skip_serializing_if = "is_zero_usd")]
+    pub embedding_spend_usd: f64,
 }
 
 fn is_zero_usd(x: &f64) -> bool {

@@ -102,6 +102,7 @@ pub fn judge_check(repo_dir: &Path, config: &str, args: &JudgeCheckArgs) -> anyh
         assertion: 0,
         repeat: 0,
         attempt: 0,
+        first: None,
     };
     // A reply that is not the object is asked again once, as in a gate.
     let then = |parent: usize, derived: Option<(&JudgeTag, &Job)>, outcome: &runner::Outcome| {

@@ -259,8 +259,9 @@ pub fn run_gate_with(
     let simulated = !endpoints.map.is_empty() && endpoints.map.values().all(|e| e.provider.simulated());
     // Judges and rubrics are head's, for both arms; their calls count in the estimate.
     let judge = candidate_suite.defaults.judge.as_ref();
+    let embedder = candidate_suite.defaults.embedder.as_ref();
     let estimate = plan::estimate(&jobs, &prices).plus(plan::estimate(
-        &crate::scorers::judge::planned_jobs(&planned, judge, &jobs),
+        &crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs),
         &prices,
     ));
     if !jobs.is_empty() {
@@ -334,7 +335,7 @@ pub fn run_gate_with(
             &runner,
             batch,
             options.journal.as_deref(),
-            &crate::scorers::judge::follow_up(&planned, judge, batch),
+            &crate::scorers::judge::follow_up(&planned, judge, embedder, batch),
         )
     };
     let policy = Policy {
@@ -483,7 +484,7 @@ fn unchecked_judges(
                 .iter()
                 .chain(p.candidate.cases.iter().flat_map(|c| &c.asserts))
         })
-        .filter(|a| matches!(a.check, suite::Check::Judge(_)))
+        .filter(|a| matches!(a.check, suite::Check::Judge(_) | suite::Check::Compare(_)))
         .map(|a| a.metric.as_str())
         .filter(|m| gates.iter().any(|g| g.metric == *m))
         .collect();
@@ -749,6 +750,7 @@ mod tests {
                         assertion: 0,
                         repeat,
                         attempt: 0,
+                        first: None,
                     },
                     job: job.clone(),
                     outcome: refused(1.0),

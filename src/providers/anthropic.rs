@@ -4,6 +4,12 @@
 //! The API differs from Chat Completions where it matters here: system messages go to a
 //! top-level `system`, `max_tokens` is required, there is no `seed`, the reply is a list of
 //! content blocks, and cache reads and writes are counted apart from `input_tokens`.
+//!
+//! Nor has it a JSON mode. A request asking for a JSON object ([`Request::json`], a judge's
+//! question) is sent with one tool whose `input_schema` is the object's schema
+//! ([`Request::json_schema`]) and `tool_choice: {"type": "tool", "name": …}`, which forces the
+//! model to answer by calling it; the `tool_use` block's `input` is the object, returned as
+//! the response's text.
 
 use std::fmt;
 
@@ -19,6 +25,9 @@ use crate::suite::ProviderSpec;
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 pub const API_VERSION: &str = "2023-06-01";
 pub const DEFAULT_KEY_ENV: &str = "ANTHROPIC_API_KEY";
+
+/// The tool a JSON reply is forced through.
+pub const REPLY_TOOL: &str = "record_reply";
 
 /// `max_tokens` when the variant sets none: the API requires one.
 pub const DEFAULT_MAX_TOKENS: u32 = 1024;
@@ -82,6 +91,14 @@ impl AnthropicProvider {
         if let Some(top_p) = request.top_p {
             body["top_p"] = json!(top_p);
         }
+        if request.json {
+            body["tools"] = json!([{
+                "name": REPLY_TOOL,
+                "description": "Record your reply: the JSON object the instructions ask for.",
+                "input_schema": request.json_schema.clone().unwrap_or_else(|| json!({"type": "object"})),
+            }]);
+            body["tool_choice"] = json!({"type": "tool", "name": REPLY_TOOL});
+        }
         body
     }
 }
@@ -98,12 +115,22 @@ impl Provider for AnthropicProvider {
             .post_json(&self.url, &[("anthropic-version", API_VERSION)], &Self::body(request))
             .await?;
         // Citations split one answer into several text blocks; together they are the answer.
-        let text: String = message
+        // A forced reply is the input of its tool call; a reply without one is passed on as
+        // text, for the caller to find it is not the object asked for.
+        let tool_input = message
             .content
             .iter()
-            .filter(|block| block.kind == "text")
-            .filter_map(|block| block.text.as_deref())
-            .collect();
+            .find(|block| block.kind == "tool_use" && block.name.as_deref() == Some(REPLY_TOOL))
+            .and_then(|block| block.input.as_ref());
+        let text: String = match (request.json, tool_input) {
+            (true, Some(input)) => input.to_string(),
+            _ => message
+                .content
+                .iter()
+                .filter(|block| block.kind == "text")
+                .filter_map(|block| block.text.as_deref())
+                .collect(),
+        };
         let usage = message.usage;
         let cache_read = usage.cache_read_input_tokens.unwrap_or(0);
         let cache_write = usage.cache_creation_input_tokens.unwrap_or(0);
@@ -133,6 +160,11 @@ struct ContentBlock {
     kind: String,
     #[serde(default)]
     text: Option<String>,
+    /// A `tool_use` block's tool and arguments.
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    input: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -233,6 +265,8 @@ mod tests {
             top_p: None,
             seed: 7,
             json: false,
+            json_schema: None,
+            embed: false,
         };
         let provider = provider(&server.uri());
         assert_eq!(provider.kind(), "anthropic");

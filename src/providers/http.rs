@@ -583,6 +583,8 @@ pub mod tests {
             top_p: Some(0.9),
             seed: 12345,
             json: false,
+            json_schema: None,
+            embed: false,
         }
     }
 

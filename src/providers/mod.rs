@@ -19,6 +19,27 @@ pub use crate::chat::{Message, Role};
 /// judge would, offline.
 pub const JUDGE_MARK: &str = "You are promptgate's evaluation judge.";
 
+/// Names the nonce of a judge prompt's section delimiters in its system prompt
+/// (`scorers::judge::Fence`): the word after it is the nonce.
+pub const JUDGE_FENCE: &str = "delimiter nonce:";
+
+/// The text of section `tag` of a judge's question, fenced by `nonce`
+/// (`<tag-NONCE>` … `</tag-NONCE>`), trimmed; `None` when there is no such section.
+pub fn judge_section<'a>(question: &'a str, tag: &str, nonce: &str) -> Option<&'a str> {
+    let open = format!("<{tag}-{nonce}>");
+    let start = question.find(&open)? + open.len();
+    let end = start + question[start..].find(&format!("</{tag}-{nonce}>"))?;
+    Some(question[start..end].trim())
+}
+
+/// The nonce a judge's system prompt names after [`JUDGE_FENCE`].
+pub fn judge_nonce(system: &str) -> Option<&str> {
+    let after = &system[system.find(JUDGE_FENCE)? + JUDGE_FENCE.len()..];
+    after
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .find(|word| !word.is_empty())
+}
+
 /// One model call, fully resolved: the same request always means the same call
 /// (the cache key of a later issue is derived from it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,6 +57,43 @@ pub struct Request {
     /// do not change.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub json: bool,
+    /// The JSON Schema of the object `json` asks for, for a provider that enforces a schema
+    /// rather than a JSON mode: Anthropic, whose judge call is a forced tool call with it as
+    /// the tool's `input_schema`. Left out of the serialized request when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<serde_json::Value>,
+    /// Embed the last message's text through the provider's embeddings endpoint instead of
+    /// completing the messages ([`Provider::embed`]): the response's text is the vector, a
+    /// JSON array of numbers, so an embedding is cached, journaled and budgeted like any call.
+    /// Left out of the serialized request when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub embed: bool,
+}
+
+impl Request {
+    /// The request that embeds `text` with `model` (see [`Request::embed`]).
+    pub fn embedding(model: &str, text: &str) -> Request {
+        Request {
+            model: model.to_owned(),
+            messages: vec![Message {
+                role: Role::User,
+                content: text.to_owned(),
+            }],
+            temperature: None,
+            // Embeddings have no output tokens: the budget's upper bound counts none.
+            max_tokens: Some(0),
+            top_p: None,
+            seed: 0,
+            json: false,
+            json_schema: None,
+            embed: true,
+        }
+    }
+
+    /// The text an embedding request embeds.
+    pub fn embedded_text(&self) -> &str {
+        self.messages.last().map_or("", |m| m.content.as_str())
+    }
 }
 
 /// Token usage as the provider reports it.
@@ -84,6 +142,15 @@ pub trait Provider: Send + Sync {
     }
 
     async fn complete(&self, request: &Request) -> Result<Response, ProviderError>;
+
+    /// Embeds [`Request::embedded_text`]: the response's text is the vector as a JSON array.
+    /// Loading refuses an embedder whose type has no embeddings endpoint
+    /// (`suite::ProviderKind::has_embeddings`), so this default is never reached from a suite.
+    async fn embed(&self, _request: &Request) -> Result<Response, ProviderError> {
+        Err(ProviderError::Permanent {
+            message: format!("provider type `{}` has no embeddings endpoint", self.kind()),
+        })
+    }
 }
 
 /// Builds the provider a suite entry describes.

@@ -62,6 +62,8 @@ impl Dialect {
 pub struct OpenAiProvider {
     dialect: Dialect,
     url: String,
+    /// `{base}/embeddings` (`None` for Azure, whose embeddings live on another deployment).
+    embeddings_url: Option<String>,
     /// `max_completion_tokens` or `max_tokens`.
     max_tokens_field: &'static str,
     api: Api,
@@ -104,6 +106,12 @@ impl OpenAiProvider {
             }
             Dialect::Azure => azure_url(spec)?,
         };
+        let embeddings_url = match dialect {
+            Dialect::OpenAi | Dialect::Compatible => url
+                .strip_suffix("/chat/completions")
+                .map(|base| format!("{base}/embeddings")),
+            Dialect::Azure => None,
+        };
         let (header, prefix) = match dialect {
             Dialect::Azure => ("api-key", ""),
             Dialect::OpenAi | Dialect::Compatible => ("authorization", "Bearer "),
@@ -111,6 +119,7 @@ impl OpenAiProvider {
         Ok(OpenAiProvider {
             dialect,
             url,
+            embeddings_url,
             max_tokens_field,
             api: Api::new(dialect.kind(), key, header, prefix)?,
         })
@@ -178,6 +187,54 @@ impl Provider for OpenAiProvider {
             latency_ms: None,
         })
     }
+    /// `POST {base}/embeddings` with `{model, input}`; the vector is `data[0].embedding`.
+    async fn embed(&self, request: &Request) -> Result<Response, ProviderError> {
+        let Some(url) = &self.embeddings_url else {
+            return Err(ProviderError::Permanent {
+                message: format!("provider type `{}` has no embeddings endpoint", self.dialect.kind()),
+            });
+        };
+        let body = json!({"model": request.model, "input": request.embedded_text()});
+        let response: Embeddings = self.api.post_json(url, &[], &body).await?;
+        let (vector, tokens) = embedding_of(self.dialect.kind(), response)?;
+        Ok(Response {
+            text: serde_json::to_string(&vector).unwrap_or_default(),
+            usage: Usage {
+                // A server that reports no usage: four characters a token.
+                input: if tokens > 0 {
+                    tokens
+                } else {
+                    crate::tokens::estimate(request.embedded_text())
+                },
+                cached_input: 0,
+                output: 0,
+            },
+            latency_ms: None,
+        })
+    }
+}
+
+/// The most dimensions an embedding may have: the largest OpenAI's models return is 3,072.
+const MAX_DIMENSIONS: usize = 16_384;
+
+/// Checks an embeddings response: one embedding of finite numbers, not empty nor absurdly
+/// long. A malformed one is a permanent failure (asking again gets the same), never a vector
+/// of zeros.
+fn embedding_of(kind: &str, response: Embeddings) -> Result<(Vec<f64>, u64), ProviderError> {
+    let malformed = |why: &str| ProviderError::Permanent {
+        message: format!("{kind} returned a malformed embedding: {why}"),
+    };
+    let Some(first) = response.data.into_iter().next() else {
+        return Err(malformed("`data` is empty"));
+    };
+    if first.embedding.is_empty() || first.embedding.len() > MAX_DIMENSIONS {
+        return Err(malformed(&format!("{} dimensions", first.embedding.len())));
+    }
+    if first.embedding.iter().any(|x| !x.is_finite()) {
+        return Err(malformed("a value is not a finite number"));
+    }
+    let tokens = response.usage.map_or(0, |u| u.prompt_tokens);
+    Ok((first.embedding, tokens))
 }
 
 /// The seed as the APIs take it. OpenAI documents an integer; Ollama reads a Go `int` and
@@ -227,6 +284,19 @@ fn azure_url(spec: &ProviderSpec) -> Result<(String, &'static str), Error> {
         _ => "max_completion_tokens",
     };
     Ok((url.to_string(), field))
+}
+
+/// `POST /v1/embeddings`'s response: `{"data": [{"embedding": [...]}], "usage": {...}}`.
+#[derive(Deserialize)]
+struct Embeddings {
+    data: Vec<EmbeddingData>,
+    #[serde(default)]
+    usage: Option<ChatUsage>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingData {
+    embedding: Vec<f64>,
 }
 
 #[derive(Deserialize)]
@@ -441,6 +511,8 @@ mod tests {
             top_p: None,
             seed: u64::MAX,
             json: false,
+            json_schema: None,
+            embed: false,
         };
         let response = provider.complete(&request).await.unwrap();
         // "Say hi": 2 tokens + 4 for the message; "Hi there!": 3 tokens.
@@ -456,6 +528,108 @@ mod tests {
         assert!(!received.headers.contains_key("authorization"));
         assert_eq!(api_seed(u64::MAX), 0);
         assert_eq!(api_seed(12345), 12345);
+    }
+
+    /// A fake `POST /v1/embeddings` answering `status` with `body`; what `embed` made of it.
+    async fn embedded(
+        kind: ProviderKind,
+        status: u16,
+        body: serde_json::Value,
+    ) -> (Result<Response, ProviderError>, serde_json::Value) {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/embeddings"))
+            .respond_with(ResponseTemplate::new(status).set_body_json(body))
+            .mount(&server)
+            .await;
+        let provider = provider(kind, &format!("{}/v1", server.uri()));
+        let request = Request::embedding("text-embedding-3-small", "Refunds are issued within 30 days.");
+        let result = provider.embed(&request).await;
+        let sent = server
+            .received_requests()
+            .await
+            .unwrap()
+            .first()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .unwrap_or_default();
+        (result, sent)
+    }
+
+    #[tokio::test]
+    async fn embeddings_send_model_and_input_and_read_the_first_vector() {
+        // The documented response of POST /v1/embeddings.
+        let documented = json!({
+            "object": "list",
+            "data": [{"object": "embedding", "index": 0, "embedding": [0.0023064255, -0.009327292, 0.015797347]}],
+            "model": "text-embedding-3-small",
+            "usage": {"prompt_tokens": 8, "total_tokens": 8}
+        });
+        for kind in [ProviderKind::Openai, ProviderKind::OpenaiCompatible] {
+            let (result, sent) = embedded(kind, 200, documented.clone()).await;
+            assert_eq!(
+                sent,
+                json!({"model": "text-embedding-3-small", "input": "Refunds are issued within 30 days."})
+            );
+            let response = result.unwrap();
+            assert_eq!(
+                serde_json::from_str::<Vec<f64>>(&response.text).unwrap(),
+                vec![0.0023064255, -0.009327292, 0.015797347]
+            );
+            assert_eq!(
+                response.usage,
+                Usage {
+                    input: 8,
+                    cached_input: 0,
+                    output: 0
+                }
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn malformed_and_failed_embeddings_are_errors_never_vectors() {
+        #[track_caller]
+        fn check(result: Result<Response, ProviderError>, permanent: bool, fragment: &str) {
+            let e = result.expect_err("an error");
+            assert_eq!(matches!(e, ProviderError::Permanent { .. }), permanent, "{e:?}");
+            assert!(e.to_string().contains(fragment), "{e}");
+            assert!(!e.to_string().contains(KEY), "{e}");
+        }
+        let (result, _) = embedded(
+            ProviderKind::Openai,
+            200,
+            json!({"object": "list", "data": [], "model": "m"}),
+        )
+        .await;
+        check(result, true, "malformed embedding: `data` is empty");
+        let (result, _) = embedded(ProviderKind::Openai, 200, json!({"data": [{"embedding": []}]})).await;
+        check(result, true, "malformed embedding: 0 dimensions");
+        let (result, _) = embedded(
+            ProviderKind::Openai,
+            200,
+            json!({"data": [{"embedding": ["0.1", "0.2"]}]}),
+        )
+        .await;
+        let e = result.expect_err("not numbers");
+        assert!(!e.to_string().is_empty());
+        let (result, _) = embedded(
+            ProviderKind::Openai,
+            400,
+            json!({"error": {"message": "This model's maximum context length is 8192 tokens.", "type": "invalid_request_error", "param": null, "code": null}}),
+        )
+        .await;
+        check(result, true, "maximum context length is 8192 tokens");
+        let (result, _) = embedded(
+            ProviderKind::Openai,
+            503,
+            json!({"error": {"message": "The server is overloaded.", "type": "server_error", "param": null, "code": null}}),
+        )
+        .await;
+        check(result, false, "overloaded");
+        // Azure's embeddings live on another deployment: not this provider's.
+        let azure = provider(ProviderKind::AzureOpenai, "https://example.openai.azure.com");
+        let request = Request::embedding("text-embedding-3-small", "x");
+        check(azure.embed(&request).await, true, "has no embeddings endpoint");
     }
 
     #[tokio::test]

@@ -29,6 +29,10 @@ const BUILT_IN: &[(&str, f64, f64, f64)] = &[
     ("claude-sonnet-4", 3.0, 0.30, 15.0),
     ("claude-3-5-haiku", 0.80, 0.08, 4.0),
     ("claude-3-haiku", 0.25, 0.03, 1.25),
+    // Embedding models bill input only.
+    ("text-embedding-3-small", 0.02, 0.02, 0.0),
+    ("text-embedding-3-large", 0.13, 0.13, 0.0),
+    ("text-embedding-ada-002", 0.10, 0.10, 0.0),
 ];
 
 /// The prices in force for a run: the suite's overrides over the built-in table.

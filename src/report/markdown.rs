@@ -899,6 +899,7 @@ pub(crate) mod test_fixtures {
             failures: failures.iter().map(|f| (*f).to_owned()).collect(),
             scorer_errors: Vec::new(),
             judgements: Vec::new(),
+            embedding_cost_usd: 0.0,
         }
     }
 

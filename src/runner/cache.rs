@@ -421,6 +421,8 @@ mod tests {
             top_p: None,
             seed,
             json: false,
+            json_schema: None,
+            embed: false,
         }
     }
 

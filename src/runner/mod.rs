@@ -723,7 +723,14 @@ async fn send<'t>(
         }
         *attempts += 1;
         let started = tokio::time::Instant::now();
-        let result = tokio::time::timeout(endpoint.timeout, endpoint.provider.complete(request)).await;
+        let call = async {
+            if request.embed {
+                endpoint.provider.embed(request).await
+            } else {
+                endpoint.provider.complete(request).await
+            }
+        };
+        let result = tokio::time::timeout(endpoint.timeout, call).await;
         let error = match result {
             Ok(Ok(response)) => {
                 let latency = response

@@ -164,6 +164,8 @@ fn jobs(n: usize, fallbacks: &[&str]) -> Vec<Job> {
                     top_p: None,
                     seed: i as u64,
                     json: false,
+                    json_schema: None,
+                    embed: false,
                 })
             },
         })
@@ -594,6 +596,7 @@ fn judge_job(parent: usize, seed: u64) -> (JudgeTag, Job) {
         assertion: 0,
         repeat: 0,
         attempt: 0,
+        first: None,
     };
     (tag, job)
 }

@@ -9,6 +9,8 @@
 //! [`judge`] builds those calls and adds their verdicts to the scores.
 
 pub mod agreement;
+pub mod compare;
+pub mod embeddings;
 pub mod exec;
 pub mod judge;
 pub mod pii;
@@ -20,7 +22,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::results::Score;
-use crate::suite::{Assertion, Check, EXPECTED_VAR, Reference, SimilarityMethod, pass_name};
+use crate::suite::{Assertion, Check, SimilarityMethod, pass_name};
 
 pub use exec::ExecScorers;
 
@@ -34,11 +36,13 @@ pub struct Scored {
     pub scorer_errors: Vec<String>,
 }
 
-/// What scoring reads besides the output: the case, and the `exec` scorers' outcomes.
+/// What scoring reads besides the output: the case, the `exec` scorers' outcomes and the
+/// embeddings the run got.
 pub struct Context<'a> {
     pub case_id: &'a str,
     pub vars: &'a serde_json::Map<String, Value>,
     pub exec: &'a ExecScorers,
+    pub embeddings: &'a embeddings::Vectors,
 }
 
 /// The `exec` scorer runs scoring `output` under `assertions` will read: hand them to
@@ -104,19 +108,28 @@ pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &s
                 threshold,
                 method,
             } => {
-                let reference = match reference {
-                    Reference::Text(text) => text.as_str(),
-                    Reference::Expected => cx.vars.get(EXPECTED_VAR).and_then(Value::as_str).unwrap_or(""),
+                let reference = embeddings::reference_in(reference, cx.vars);
+                let (value, what) = match method {
+                    SimilarityMethod::RougeL => (Ok(similarity::rouge_l(output, reference)), "ROUGE-L similarity"),
+                    SimilarityMethod::Embeddings => (
+                        embeddings::similarity(cx.embeddings, output, reference),
+                        "embedding similarity",
+                    ),
                 };
-                let value = match method {
-                    SimilarityMethod::RougeL => similarity::rouge_l(output, reference),
+                // No value without its embeddings: a scorer error, never another method's.
+                let value = match value {
+                    Ok(value) => value,
+                    Err(why) => {
+                        scored.scorer_errors.push(format!("{}: {why}", a.metric));
+                        continue;
+                    }
                 };
                 scored.scores.insert(name.clone(), Score::Number(value));
                 if let Some(t) = threshold {
                     let ok = value >= *t;
                     if !ok {
                         fail(format!(
-                            "ROUGE-L similarity to the reference {value:.2} is below the threshold {t:.2}"
+                            "{what} to the reference {value:.2} is below the threshold {t:.2}"
                         ));
                     }
                     scored.scores.insert(names[1].clone(), Score::Bool(ok));
@@ -130,8 +143,8 @@ pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &s
                 // The score is the leak: 1 when personal data is found.
                 scored.scores.insert(name, Score::Bool(!found.is_empty()));
             }
-            // Scored from the judge's reply (`judge::apply`).
-            Check::Judge(_) => {}
+            // Scored from the judge's reply (`judge::apply`, `judge::preferences`).
+            Check::Judge(_) | Check::Compare(_) => {}
             check => {
                 let (ok, why) = check_text(check, output);
                 if !ok {
@@ -155,7 +168,7 @@ pub fn errored<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, error: &
         let names = fresh_names(&scores, a);
         match &a.check {
             // Nothing to score without an output; a judge has nothing to judge.
-            Check::Exec { .. } | Check::Judge(_) => {}
+            Check::Exec { .. } | Check::Judge(_) | Check::Compare(_) => {}
             Check::Similarity { threshold, .. } => {
                 scores.insert(names[0].clone(), Score::Number(0.0));
                 if threshold.is_some() {
@@ -330,7 +343,9 @@ fn check_text(check: &Check, output: &str) -> (bool, String) {
             (refused == *expected, why.to_owned())
         }
         // Scored by `score` itself.
-        Check::Pii(_) | Check::Similarity { .. } | Check::Exec { .. } | Check::Judge(_) => (true, String::new()),
+        Check::Pii(_) | Check::Similarity { .. } | Check::Exec { .. } | Check::Judge(_) | Check::Compare(_) => {
+            (true, String::new())
+        }
     }
 }
 
@@ -387,6 +402,7 @@ mod tests {
                 case_id: "c1",
                 vars: &vars,
                 exec: &exec,
+                embeddings: &embeddings::Vectors::new(),
             },
         )
     }
@@ -564,6 +580,48 @@ mod tests {
     }
 
     #[test]
+    fn an_embedding_similarity_is_the_cosine_or_a_scorer_error_never_rouge_l() {
+        let embedded = resolve(&RawAssertion {
+            threshold: Some(0.7),
+            method: Some("embeddings".to_owned()),
+            ..raw("similarity", Some(Value::String("Refunds within 30 days.".to_owned())))
+        });
+        let exec = ExecScorers::new(None);
+        let vars = serde_json::Map::new();
+        let mut vectors = embeddings::Vectors::new();
+        vectors.insert("Refunds within 30 days.".to_owned(), Ok(vec![1.0, 0.0]));
+        vectors.insert("Thirty days.".to_owned(), Ok(vec![0.6, 0.8]));
+        vectors.insert(
+            "Ask us.".to_owned(),
+            Err("the embedding call failed: HTTP 500".to_owned()),
+        );
+        let cx = Context {
+            case_id: "c1",
+            vars: &vars,
+            exec: &exec,
+            embeddings: &vectors,
+        };
+        let s = score([&embedded], "Thirty days.", &cx);
+        assert_eq!(s.scores["similarity"], Score::Number(0.6), "cos = 0.6·1 + 0.8·0");
+        assert_eq!(s.scores["similarity_pass"], Score::Bool(false));
+        assert_eq!(
+            s.failures,
+            vec!["similarity: embedding similarity to the reference 0.60 is below the threshold 0.70"]
+        );
+        let s = score([&embedded], "Ask us.", &cx);
+        assert!(!s.scores.contains_key("similarity") && !s.scores.contains_key("similarity_pass"));
+        assert_eq!(
+            s.scorer_errors,
+            vec!["similarity: embedding the output: the embedding call failed: HTTP 500"]
+        );
+        assert_eq!(
+            s.scores["pass"],
+            Score::Bool(true),
+            "a broken scorer does not fail the output"
+        );
+    }
+
+    #[test]
     fn exec_scores_come_from_the_scorer_and_its_failures_are_scorer_errors() {
         let dir = tempfile::tempdir().unwrap();
         let a = resolve(&RawAssertion {
@@ -586,10 +644,12 @@ mod tests {
         });
         let exec = ExecScorers::new(Some(dir.path()));
         let vars = serde_json::Map::new();
+        let no_embeddings = embeddings::Vectors::new();
         let cx = Context {
             case_id: "c1",
             vars: &vars,
             exec: &exec,
+            embeddings: &no_embeddings,
         };
         let outputs = ["Happy to help!", "That is a rude question."];
         let requests: Vec<exec::Request<'_>> = outputs

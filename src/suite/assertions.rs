@@ -126,6 +126,12 @@ pub(crate) fn resolve_assertion(
             )
         })?)),
         "relevance" => Check::Judge(JudgeCheck::Relevance),
+        "llm-compare" => Check::Compare(text().map_err(|_| {
+            (
+                "assertion `llm-compare` needs the rubric the outputs are compared on as its `value`".to_owned(),
+                Some("e.g. {type: llm-compare, value: \"Answers the question correctly and concisely.\", metric: preference}".to_owned()),
+            )
+        })?),
         "hallucination" => Check::Judge(JudgeCheck::Hallucination {
             context_var: raw.context_var.clone().unwrap_or_else(|| "context".to_owned()),
         }),
@@ -168,6 +174,7 @@ fn metric_name(kind: &str, raw: &raw::RawAssertion) -> Result<String, Problem> {
     let names = match &raw.metric {
         None if kind == "pii" => return Ok(crate::metrics::PII_LEAK_RATE.to_owned()),
         None if kind == "hallucination" => return Ok("hallucination_rate".to_owned()),
+        None if kind == "llm-compare" => return Ok("preference".to_owned()),
         None => return Ok(kind.to_owned()),
         Some(names) => &names.0,
     };
@@ -408,11 +415,12 @@ fn similarity(value: Option<&Value>, raw: &raw::RawAssertion) -> Result<Check, P
     }
     let method = match raw.method.as_deref() {
         None | Some("rouge-l") => SimilarityMethod::RougeL,
+        Some("embeddings") => SimilarityMethod::Embeddings,
         Some(other) => {
             let hint = match did_you_mean(other, SimilarityMethod::NAMES.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => format!(
-                    "methods: {} (the lexical one, which needs no model)",
+                    "methods: {} (rouge-l is lexical and needs no model; embeddings call `defaults.embedder`)",
                     SimilarityMethod::NAMES.join(", ")
                 ),
             };

@@ -125,35 +125,51 @@ pub fn load_experiment(
         asserts.push(assertion);
     }
 
-    // A similarity without a `value` compares with the case's `expected` var: every case it
-    // applies to must have one, or its score would mean nothing.
+    // A similarity without a `value` compares with the case's `expected` var, and a
+    // hallucination check judges against its `context_var`: every case they apply to must
+    // have the var, or the score would mean nothing (or fail only at run time, as a judge
+    // error).
     for case in &cases {
-        let needs_expected = asserts.iter().chain(&case.asserts).any(|a| {
-            matches!(
-                a.check,
-                Check::Similarity {
-                    reference: Reference::Expected,
-                    ..
-                }
-            )
+        let has = |var: &str| match case.vars.get(var) {
+            Some(Value::String(s)) => !s.trim().is_empty(),
+            Some(Value::Null) | None => false,
+            Some(_) => true,
+        };
+        let missing = asserts.iter().chain(&case.asserts).find_map(|a| match &a.check {
+            Check::Similarity {
+                reference: Reference::Expected,
+                ..
+            } if !has(EXPECTED_VAR) => Some((
+                format!(
+                    "case `{}` has no `{EXPECTED_VAR}` var for its similarity assertion to compare with",
+                    case.id
+                ),
+                format!(
+                    "add the reference answer to the case's vars (\"{EXPECTED_VAR}\": \"…\"), or give the similarity assertion a `value`"
+                ),
+            )),
+            Check::Judge(JudgeCheck::Hallucination { context_var }) if !has(context_var) => Some((
+                format!(
+                    "case `{}` has no `{context_var}` var for its hallucination assertion to judge against",
+                    case.id
+                ),
+                format!(
+                    "add the grounding text to the case's vars (\"{context_var}\": \"…\"), or name the var that holds it with `context_var`"
+                ),
+            )),
+            _ => None,
         });
-        let has_expected = matches!(case.vars.get(EXPECTED_VAR), Some(Value::String(s)) if !s.trim().is_empty());
-        if needs_expected && !has_expected {
+        if let Some((message, hint)) = missing {
             let line = case
                 .origin
                 .rsplit_once(':')
                 .and_then(|(_, l)| l.parse().ok())
                 .unwrap_or(0);
-            return Err(Diagnostic::new(format!(
-                "case `{}` has no `{EXPECTED_VAR}` var for its similarity assertion to compare with",
-                case.id
-            ))
-            .in_file(&dataset_path)
-            .at(&dataset_text, line, dataset::key_column(&dataset_text, line, "vars"))
-            .hint(format!(
-                "add the reference answer to the case's vars (\"{EXPECTED_VAR}\": \"…\"), or give the similarity assertion a `value`"
-            ))
-            .into());
+            return Err(Diagnostic::new(message)
+                .in_file(&dataset_path)
+                .at(&dataset_text, line, dataset::key_column(&dataset_text, line, "vars"))
+                .hint(hint)
+                .into());
         }
     }
 

@@ -77,7 +77,7 @@ pub(super) fn check(source: &dyn FileSource, suite: &Suite) -> Result<(), Error>
         e.asserts
             .iter()
             .chain(e.cases.iter().flat_map(|c| c.asserts.iter()))
-            .find(|a| matches!(a.check, Check::Judge(_)))
+            .find(|a| matches!(a.check, Check::Judge(_) | Check::Compare(_)))
             .map(|a| (e, a))
     });
     let Some((experiment, assertion)) = judged else {
@@ -86,6 +86,7 @@ pub(super) fn check(source: &dyn FileSource, suite: &Suite) -> Result<(), Error>
     let kind = match &assertion.check {
         Check::Judge(JudgeCheck::Rubric(_)) => "llm-rubric",
         Check::Judge(JudgeCheck::Hallucination { .. }) => "hallucination",
+        Check::Compare(_) => "llm-compare",
         _ => "relevance",
     };
     let mut diagnostic = Diagnostic::new(format!(
@@ -103,5 +104,111 @@ pub(super) fn check(source: &dyn FileSource, suite: &Suite) -> Result<(), Error>
     }
     Err(diagnostic
         .hint("name the provider judges call: `defaults: {judge: NAME}` (any configured provider; the mock judges offline)")
+        .into())
+}
+
+/// The embedder the suite's defaults name, checked against its providers: its type must have
+/// an embeddings endpoint (no silent fallback to another method), and a model (the mock needs
+/// none). `None` when it names none (then an embedding similarity is an error, see
+/// [`check_embedder`]).
+pub(super) fn embedder(
+    providers: &BTreeMap<String, ProviderSpec>,
+    defaults: Option<&raw::RawDefaults>,
+    at: &dyn Fn(u64, u64, String) -> Diagnostic,
+) -> Result<Option<EmbedderSettings>, Error> {
+    let Some(defaults) = defaults else { return Ok(None) };
+    let Some(embedder) = &defaults.embedder else {
+        if defaults.embedding_model.is_some() {
+            return Err(Diagnostic::new("defaults.embedding_model needs defaults.embedder")
+                .hint("name the provider that embeds, e.g. `defaults: {embedder: openai, embedding_model: text-embedding-3-small}`")
+                .into());
+        }
+        return Ok(None);
+    };
+    let (line, column) = (embedder.referenced.line(), embedder.referenced.column());
+    let Some(spec) = providers.get(&embedder.value) else {
+        let hint = check_provider_name(providers, &embedder.value)
+            .err()
+            .unwrap_or_default();
+        return Err(at(
+            line,
+            column,
+            format!("unknown embedder provider `{}` in defaults", embedder.value),
+        )
+        .hint(hint)
+        .into());
+    };
+    if !spec.kind.has_embeddings() {
+        return Err(at(
+            line,
+            column,
+            format!(
+                "the embedder `{}` has type `{}`, which has no embeddings endpoint",
+                embedder.value,
+                spec.kind.as_str()
+            ),
+        )
+        .hint("embed through an `openai` or `openai-compatible` provider (POST /v1/embeddings), or the `mock` offline; or use `method: rouge-l`, which needs no model")
+        .into());
+    }
+    let model = match (&defaults.embedding_model, spec.kind) {
+        (Some(model), _) => model.clone(),
+        // The mock embeds by itself; its model name is only a label.
+        (None, ProviderKind::Mock) => "mock-embedding".to_owned(),
+        (None, _) => {
+            return Err(at(
+                line,
+                column,
+                format!("the embedder `{}` has no embedding model", embedder.value),
+            )
+            .hint("set `defaults.embedding_model`, e.g. `text-embedding-3-small`")
+            .into());
+        }
+    };
+    Ok(Some(EmbedderSettings {
+        provider: embedder.value.clone(),
+        model,
+    }))
+}
+
+/// A similarity with `method: embeddings` needs an embedder: the first one in a suite without
+/// `defaults.embedder` is the error, at the line that names the method in the suite file when
+/// it is written there.
+pub(super) fn check_embedder(source: &dyn FileSource, suite: &Suite) -> Result<(), Error> {
+    if suite.defaults.embedder.is_some() {
+        return Ok(());
+    }
+    let embedded = suite.experiments.iter().find(|e| {
+        e.asserts
+            .iter()
+            .chain(e.cases.iter().flat_map(|c| c.asserts.iter()))
+            .any(|a| {
+                matches!(
+                    a.check,
+                    Check::Similarity {
+                        method: SimilarityMethod::Embeddings,
+                        ..
+                    }
+                )
+            })
+    });
+    let Some(experiment) = embedded else {
+        return Ok(());
+    };
+    let mut diagnostic = Diagnostic::new(format!(
+        "experiment `{}` has a similarity with `method: embeddings` but the suite names no embedder",
+        experiment.name
+    ))
+    .in_file(&suite.config_path);
+    if let Ok(Some(text)) = source.read(&suite.config_path)
+        && let Some((line, column)) = text.lines().enumerate().find_map(|(i, l)| {
+            let at = l.find("method: embeddings")?;
+            Some((i as u64 + 1, at as u64 + 1))
+        })
+    {
+        diagnostic = diagnostic.at(&text, line, column);
+    }
+    Err(diagnostic
+        .hint("name the provider that embeds: `defaults: {embedder: NAME, embedding_model: MODEL}` (openai or openai-compatible; the mock embeds offline)")
         .into())
 }

@@ -62,6 +62,7 @@ pub fn load(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Err
     }
     check_gate_metrics(&*source, &suite)?;
     judges::check(&*source, &suite)?;
+    judges::check_embedder(&*source, &suite)?;
     Ok(suite)
 }
 
@@ -76,7 +77,9 @@ pub fn lint(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Vec
         }
     }
     if errors.is_empty()
-        && let Err(e) = check_gate_metrics(&*source, &suite).and_then(|()| judges::check(&*source, &suite))
+        && let Err(e) = check_gate_metrics(&*source, &suite)
+            .and_then(|()| judges::check(&*source, &suite))
+            .and_then(|()| judges::check_embedder(&*source, &suite))
     {
         errors.push(e);
     }
@@ -231,6 +234,7 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
         sequential: defaults_raw.as_ref().and_then(|d| d.sequential).unwrap_or(false),
         sequential_looks,
         judge: judges::settings(&providers, defaults_raw.as_ref(), &at)?,
+        embedder: judges::embedder(&providers, defaults_raw.as_ref(), &at)?,
     };
 
     let mut pricing = BTreeMap::new();

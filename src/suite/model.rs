@@ -65,6 +65,15 @@ pub struct Defaults {
     pub sequential_looks: u32,
     /// The provider and model judge assertions call; `None` when the suite names no judge.
     pub judge: Option<JudgeSettings>,
+    /// The provider and model embedding similarities call; `None` when the suite names none.
+    pub embedder: Option<EmbedderSettings>,
+}
+
+/// Who embeds: `defaults.embedder` and `embedding_model`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmbedderSettings {
+    pub provider: String,
+    pub model: String,
 }
 
 /// Who judges: `defaults.judge`, its model, and how many times each output is judged.
@@ -207,6 +216,9 @@ pub enum Check {
     },
     /// Asked of the suite's judge, not checked on the text (see `scorers::judge`).
     Judge(JudgeCheck),
+    /// `llm-compare`: the judge compares the baseline's and the candidate's outputs of a case
+    /// against the rubric, in both orders (see `scorers::judge`).
+    Compare(String),
 }
 
 /// What a judge is asked about an output.
@@ -271,10 +283,13 @@ pub const EXPECTED_VAR: &str = "expected";
 pub enum SimilarityMethod {
     /// ROUGE-L F-measure over words (see `scorers::similarity`).
     RougeL,
+    /// Cosine of the embeddings of output and reference, from `defaults.embedder` (see
+    /// `scorers::embeddings`).
+    Embeddings,
 }
 
 impl SimilarityMethod {
-    pub const NAMES: &[&str] = &["rouge-l"];
+    pub const NAMES: &[&str] = &["rouge-l", "embeddings"];
 }
 
 impl Assertion {
@@ -300,6 +315,7 @@ pub const RESERVED_METRICS: &[&str] = &["pass", "consistency"];
 
 /// The assertion types, as written in files.
 pub const ASSERTION_TYPES: &[&str] = &[
+    "llm-compare",
     "equals",
     "contains",
     "icontains",

@@ -63,6 +63,16 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    /// Whether the type can embed text: the OpenAI API and compatible servers
+    /// (`POST /v1/embeddings`, `providers::openai`), and the mock (hashed bags of words,
+    /// offline). Azure's embeddings live on a deployment of their own.
+    pub fn has_embeddings(self) -> bool {
+        matches!(
+            self,
+            ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Mock
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Openai => "openai",
@@ -115,6 +125,10 @@ pub struct RawDefaults {
     pub judge_model: Option<String>,
     /// Judge each output this many times (judge noise averaged like repeats).
     pub judge_repeats: Option<u32>,
+    /// The provider `similarity` with `method: embeddings` embeds through.
+    pub embedder: Option<Spanned<String>>,
+    /// The embedder's embedding model (the mock needs none).
+    pub embedding_model: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -127,6 +127,7 @@ pub fn judge_with(experiments: &mut [ExperimentResult], policy: &Policy, look: O
         e.noise.flaky_share = flaky_share;
         e.noise.flaky_cases = flaky_cases;
         e.noise.least_consistent = analyze::least_consistent(&e.cases);
+        e.noise.position_bias = analyze::position_bias(&e.cases);
         let mut names = metric_names(&all_gates, &e.cases);
         if e.repeats > 1 && !names.iter().any(|n| n == metrics::FLAKY_SHARE) {
             names.push(metrics::FLAKY_SHARE.to_owned());
@@ -568,6 +569,7 @@ pub fn count_calls(experiments: &[ExperimentResult]) -> RunFacts {
         .collect();
     let judgements: Vec<&Judgement> = calls.iter().flat_map(|c| &c.judgements).collect();
     let judge_spend_usd = judgements.iter().map(|j| j.cost_usd).sum::<f64>() + 0.0;
+    let embedding_spend_usd = calls.iter().map(|c| c.embedding_cost_usd).sum::<f64>() + 0.0;
     RunFacts {
         cases: experiments.iter().map(|e| e.cases.len()).sum(),
         calls: calls.len(),
@@ -575,10 +577,14 @@ pub fn count_calls(experiments: &[ExperimentResult]) -> RunFacts {
         errored: calls.iter().filter(|c| c.error.is_some()).count(),
         // `+ 0.0`: an empty sum is −0.0, which would print as "$-0.0000". Judging is part of
         // what the evaluation spent.
-        spend_usd: calls.iter().filter(|c| !c.cached).map(|c| c.cost_usd).sum::<f64>() + judge_spend_usd + 0.0,
+        spend_usd: calls.iter().filter(|c| !c.cached).map(|c| c.cost_usd).sum::<f64>()
+            + judge_spend_usd
+            + embedding_spend_usd
+            + 0.0,
         judge_calls: judgements.len(),
         judge_errors: judgements.iter().filter(|j| j.error.is_some()).count(),
         judge_spend_usd,
+        embedding_spend_usd,
         ..RunFacts::default()
     }
 }

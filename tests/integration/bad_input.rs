@@ -886,6 +886,61 @@ fn similarity_without_an_expected_answer() {
 }
 
 #[test]
+fn hallucination_without_its_context_var() {
+    check(
+        |r| {
+            r.edit(SUITE, "provider: offline}", "provider: offline, judge: offline}");
+            suite_assert(r, "{type: hallucination, context_var: article}");
+        },
+        &[
+            "case `refund-window` has no `article` var for its hallucination assertion to judge against",
+            "datasets/customer-support.jsonl:1:25",
+            "hint: add the grounding text to the case's vars",
+        ],
+    );
+}
+
+#[test]
+fn embedder_without_an_embeddings_endpoint() {
+    check(
+        |r| {
+            r.edit(
+                SUITE,
+                "offline: {type: mock}",
+                "offline: {type: mock}\n  claude: {type: anthropic, model: claude-3-5-haiku}",
+            );
+            r.edit(SUITE, "provider: offline}", "provider: offline, embedder: claude}");
+            suite_assert(
+                r,
+                "{type: similarity, method: embeddings, value: \"Refunds within 30 days.\"}",
+            );
+        },
+        &[
+            "the embedder `claude` has type `anthropic`, which has no embeddings endpoint",
+            "promptgate.yaml:14:66",
+            "hint: embed through an `openai` or `openai-compatible` provider",
+        ],
+    );
+}
+
+#[test]
+fn embedding_similarity_without_an_embedder() {
+    check(
+        |r| {
+            suite_assert(
+                r,
+                "{type: similarity, method: embeddings, value: \"Refunds within 30 days.\"}",
+            )
+        },
+        &[
+            "experiment `customer-support` has a similarity with `method: embeddings` but the suite names no embedder",
+            "promptgate.yaml:19:33",
+            "hint: name the provider that embeds",
+        ],
+    );
+}
+
+#[test]
 fn threshold_on_an_assertion_that_has_none() {
     check(
         |r| suite_assert(r, "{type: max-length, value: 1200, threshold: 0.5}"),

@@ -98,6 +98,8 @@ pub(crate) fn reply(body: &Value) -> Value {
         top_p: body["top_p"].as_f64(),
         seed: body["seed"].as_u64().unwrap_or(0),
         json: false,
+        json_schema: None,
+        embed: false,
     };
     let response = mock::respond(&request);
     json!({

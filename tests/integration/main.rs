@@ -4,7 +4,9 @@ mod support;
 
 mod arms;
 mod bad_input;
+mod compare;
 mod detect;
+mod embeddings;
 mod gate;
 mod github;
 mod judges;

@@ -39,6 +39,18 @@ pub(super) fn design_notes(e: &ExperimentResult) -> Vec<String> {
             cases.join(", ")
         ));
     }
+    for bias in &e.noise.position_bias {
+        let share = bias.share.map_or_else(format::dash, percent);
+        let interval = bias.ci.map_or_else(String::new, |[low, high]| {
+            format!(", 95% CI {}–{}", percent(low), percent(high))
+        });
+        notes.push(format!(
+            "Position bias ({}, each pair judged in both orders; disagreements count as ties): the output shown first won {} of {} decisive judgements ({share}{interval}; 50% is unbiased).",
+            name(&bias.metric),
+            bias.first_wins,
+            bias.decisive,
+        ));
+    }
     if let Some(s) = &e.noise.sequential {
         let saved = 1.0 - s.calls_made as f64 / s.calls_planned.max(1) as f64;
         notes.push(format!(
