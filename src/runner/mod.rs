@@ -299,11 +299,13 @@ pub async fn run_then(
     let mut in_flight: HashMap<String, Vec<Pending>> = HashMap::new();
     let mut finished_by_key: HashMap<String, Outcome> = HashMap::new();
     let ask = |parent: usize, asked: Option<&Pending>, outcome: &Outcome, queue: &mut Vec<Pending>| {
+        let before = queue.len();
         queue.extend(
             then(parent, asked.map(|p| (&p.tag, &p.job)), outcome)
                 .into_iter()
                 .map(|(tag, job)| Pending { parent, tag, job }),
         );
+        progress.judge_asked(queue.len() - before);
     };
     // The outcomes known before any call (render errors, replayed jobs) ask at once.
     for (index, outcome) in outcomes.iter().enumerate() {
@@ -327,6 +329,7 @@ pub async fn run_then(
                 let outcome = not_sent(message);
                 ask(pending.parent, Some(&pending), &outcome, &mut queue);
                 derived.push(pending.into_derived(outcome));
+                progress.judge_done();
                 continue;
             };
             let known = finished_by_key
@@ -336,6 +339,7 @@ pub async fn run_then(
             if let Some(outcome) = known {
                 ask(pending.parent, Some(&pending), &outcome, &mut queue);
                 derived.push(pending.into_derived(outcome));
+                progress.judge_done();
             } else if let Some(waiting) = in_flight.get_mut(&key) {
                 waiting.push(pending);
             } else {
@@ -374,10 +378,12 @@ pub async fn run_then(
                         let copy = as_follower(&outcome);
                         ask(waiting.parent, Some(&waiting), &copy, &mut queue);
                         derived.push(waiting.into_derived(copy));
+                        progress.judge_done();
                     }
                     ask(pending.parent, Some(&pending), &outcome, &mut queue);
                     finished_by_key.insert(key, outcome.clone());
                     derived.push(pending.into_derived(outcome));
+                progress.judge_done();
                 }
                 None => break,
             },
