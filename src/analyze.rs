@@ -420,15 +420,21 @@ fn judge_variance(name: &str, cases: &[CaseResult], paired: bool) -> Option<Judg
         repeats: first.repeats,
         judgements: first.judgements,
     };
-    // What this run paid per output and per judgement (cache hits paid nothing, so they are
-    // left out); with no price known both count as one call.
+    // What this run paid per output and per judgement (cache hits paid nothing and failures
+    // answered nothing, so both are left out); with no price known both count as one call.
     let calls = cases.iter().flat_map(|c| c.baseline.iter().chain(&c.candidate));
     let paid = |costs: Vec<f64>| stats::mean(&costs).filter(|c| *c > 0.0);
-    let generation_cost = paid(calls.clone().filter(|c| !c.cached).map(|c| c.cost_usd).collect());
+    let generation_cost = paid(
+        calls
+            .clone()
+            .filter(|c| !c.cached && c.error.is_none())
+            .map(|c| c.cost_usd)
+            .collect(),
+    );
     let judge_cost = paid(
         calls
             .flat_map(|c| &c.judgements)
-            .filter(|j| j.metric == name && !j.cached)
+            .filter(|j| j.metric == name && !j.cached && j.error.is_none())
             .map(|j| j.cost_usd)
             .collect(),
     );
