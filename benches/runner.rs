@@ -6,14 +6,17 @@
 //! polled from /proc), then the same run again fully from cache.
 //!
 //! Run: `cargo build --release && cargo bench --bench runner`
-//! (set PROMPTGATE_BENCH_CASES to try other sizes).
+//! (set PROMPTGATE_BENCH_CASES to try other sizes, PROMPTGATE_BENCH_BINARY to measure another
+//! build).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use std::sync::{Arc, Mutex};
 
+mod support;
+
+use support::measure;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
@@ -45,11 +48,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/promptgate");
-    assert!(
-        binary.is_file(),
-        "build the release binary first: cargo build --release"
-    );
+    let binary = support::binary();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -133,83 +132,9 @@ fn main() {
     drop(server);
 }
 
-/// Runs the gate and returns (wall seconds, peak RSS in KiB, CPU seconds as last seen).
-fn measure(binary: &Path, repo: &Path, out: &str) -> (f64, u64, f64) {
-    let started = Instant::now();
-    let mut child = Command::new(binary)
-        .current_dir(repo)
-        .args(["run", "--base", "main", "--head", "pr", "--out", out])
-        .args(
-            std::env::var("PROMPTGATE_BENCH_ARGS")
-                .unwrap_or_default()
-                .split_whitespace(),
-        )
-        .env("CI", "1")
-        // The response cache of this throwaway repository, not the user's.
-        .env("XDG_CACHE_HOME", repo.join(".cache"))
-        .env_remove("PROMPTGATE_CACHE_DIR")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn promptgate");
-    let status_path = format!("/proc/{}/status", child.id());
-    let stat_path = format!("/proc/{}/stat", child.id());
-    let ticks = 100.0; // USER_HZ on Linux
-    let mut peak = 0;
-    let mut cpu = 0.0;
-    loop {
-        // utime and stime are fields 14 and 15, counted after the command name's parenthesis.
-        if let Some(fields) = std::fs::read_to_string(&stat_path)
-            .ok()
-            .and_then(|t| t.rsplit_once(')').map(|(_, r)| r.to_owned()))
-        {
-            let f: Vec<&str> = fields.split_whitespace().collect();
-            if let (Some(u), Some(s)) = (
-                f.get(11).and_then(|v| v.parse::<f64>().ok()),
-                f.get(12).and_then(|v| v.parse::<f64>().ok()),
-            ) {
-                cpu = (u + s) / ticks;
-            }
-        }
-        let peak_now = std::fs::read_to_string(&status_path).ok().and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        });
-        peak = peak.max(peak_now.unwrap_or(0));
-        if let Some(status) = child.try_wait().expect("wait") {
-            assert!(status.code().is_some_and(|c| c <= 1), "promptgate failed: {status}");
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    (started.elapsed().as_secs_f64(), peak, cpu)
-}
-
 fn write_suite(dir: &Path, base_url: &str, cases: usize) {
-    let git = |args: &[&str]| {
-        let ok = Command::new("git")
-            .current_dir(dir)
-            .args([
-                "-c",
-                "user.name=bench",
-                "-c",
-                "user.email=bench@example.invalid",
-                "-c",
-                "commit.gpgsign=false",
-            ])
-            .args(args)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .status()
-            .expect("git")
-            .success();
-        assert!(ok, "git {args:?}");
-    };
-    let write = |path: &str, text: &str| {
-        let full = dir.join(path);
-        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
-        std::fs::write(full, text).expect("write");
-    };
+    let git = |args: &[&str]| support::git(dir, args);
+    let write = |path: &str, text: &str| support::write(dir, path, text);
     git(&["init", "-q", "-b", "main"]);
     write(
         "promptgate.yaml",

@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 
 use crate::metrics::{DataShape, Estimand, Kind, Metric, Test};
-use crate::results::{Call, CaseResult};
+use crate::results::{Call, CaseResult, JudgeAdvice, JudgeVariance, MAX_JUDGE_REPEATS};
 use crate::stats;
 
 /// Bootstrap resamples for every interval: enough that the Monte-Carlo error of a 95% bound is
@@ -83,6 +83,8 @@ pub struct Estimate {
     /// Variance components over cases and repeats, averaged over the arms.
     pub between_var: Option<f64>,
     pub within_var: Option<f64>,
+    /// A metric judged more than once per output: case, generation and judge variance.
+    pub variance_components: Option<JudgeVariance>,
     /// The α the intervals are at (the gate's α, or a sequential look's nominal level).
     pub ci_alpha: f64,
 }
@@ -115,6 +117,7 @@ impl Estimate {
             candidate_ci: None,
             between_var: None,
             within_var: None,
+            variance_components: None,
             ci_alpha,
         }
     }
@@ -144,6 +147,7 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
 
     let arms: Vec<&Vec<Vec<f64>>> = if paired { vec![&base, &cand] } else { vec![&cand] };
     (result.between_var, result.within_var) = components(&arms);
+    result.variance_components = judge_variance(name, cases, paired);
     result.candidate = own_value(&metric, &cand);
     result.candidate_ci = own_interval(&metric, &cand, &unit_ids, confidence, metric_seed);
     if !paired {
@@ -361,6 +365,114 @@ fn components(arms: &[&Vec<Vec<f64>>]) -> (Option<f64>, Option<f64>) {
     let between = per_arm.iter().map(|v| v.between).sum::<f64>() / k;
     let within: Option<Vec<f64>> = per_arm.iter().map(|v| v.within).collect();
     (Some(between), within.map(|w| w.iter().sum::<f64>() / k))
+}
+
+/// Where the noise of a metric judged `k ≥ 2` times per output comes from: per arm, the
+/// nested components of the judgements' values over the complete cases (every output judged
+/// `k` times, every case with the run's `r` outputs; a failed judgement leaves its case out),
+/// averaged over the arms; then whether more judge repeats or more cases pay, weighing this
+/// run's mean cost of an output against a judgement's. Judge repeats are already averaged
+/// like generation repeats (one mean per case): this only says how the noise splits.
+fn judge_variance(name: &str, cases: &[CaseResult], paired: bool) -> Option<JudgeVariance> {
+    fn arm_calls(c: &CaseResult, candidate: bool) -> &[Call] {
+        if candidate { &c.candidate } else { &c.baseline }
+    }
+    let arms: &[bool] = if paired { &[false, true] } else { &[true] };
+    let judged = |call: &Call| -> Vec<f64> {
+        call.judgements
+            .iter()
+            .filter(|j| j.metric == name)
+            .filter_map(|j| j.value)
+            .collect()
+    };
+    let per_arm: Vec<stats::NestedComponents> = arms
+        .iter()
+        .filter_map(|&candidate| {
+            let data: Vec<Vec<Vec<f64>>> = cases
+                .iter()
+                .map(|c| arm_calls(c, candidate).iter().map(judged).collect())
+                .collect();
+            // The design: the most outputs a case has and the most judgements an output has.
+            let r = data.iter().map(Vec::len).max()?;
+            let k = data.iter().flatten().map(Vec::len).max()?;
+            let complete: Vec<Vec<Vec<f64>>> = data
+                .into_iter()
+                .filter(|outputs| outputs.len() == r && outputs.iter().all(|j| j.len() == k))
+                .collect();
+            stats::nested_components(&complete)
+        })
+        .collect();
+    let first = per_arm.first()?;
+    if per_arm
+        .iter()
+        .any(|v| (v.repeats, v.judgements) != (first.repeats, first.judgements))
+    {
+        return None;
+    }
+    let arms_n = per_arm.len() as f64;
+    let average = |f: &dyn Fn(&stats::NestedComponents) -> f64| per_arm.iter().map(f).sum::<f64>() / arms_n;
+    let generation = per_arm.iter().map(|v| v.generation).collect::<Option<Vec<f64>>>();
+    let v = stats::NestedComponents {
+        case: average(&|v| v.case),
+        generation: generation.map(|g| g.iter().sum::<f64>() / arms_n),
+        judge: average(&|v| v.judge),
+        cases: per_arm.iter().map(|v| v.cases).min()?,
+        repeats: first.repeats,
+        judgements: first.judgements,
+    };
+    // What this run paid per output and per judgement (cache hits paid nothing and failures
+    // answered nothing, so both are left out); with no price known both count as one call.
+    let calls = cases.iter().flat_map(|c| c.baseline.iter().chain(&c.candidate));
+    let paid = |costs: Vec<f64>| stats::mean(&costs).filter(|c| *c > 0.0);
+    let generation_cost = paid(
+        calls
+            .clone()
+            .filter(|c| !c.cached && c.error.is_none())
+            .map(|c| c.cost_usd)
+            .collect(),
+    );
+    let judge_cost = paid(
+        calls
+            .flat_map(|c| &c.judgements)
+            .filter(|j| j.metric == name && !j.cached && j.error.is_none())
+            .map(|j| j.cost_usd)
+            .collect(),
+    );
+    let (c_g, c_j) = match (generation_cost, judge_cost) {
+        (Some(g), Some(j)) => (g, j),
+        _ => (1.0, 1.0),
+    };
+    let (n, r, k) = (v.cases as f64, v.repeats as f64, v.judgements as f64);
+    let variance_of_mean = v.variance_of_mean(n, r, k);
+    let best = v.best_judge_repeats(c_g, c_j);
+    let best_judge_repeats = if best.is_finite() {
+        (best.round() as u32).clamp(1, MAX_JUDGE_REPEATS)
+    } else {
+        MAX_JUDGE_REPEATS
+    };
+    let current = v.judgements as u32;
+    Some(JudgeVariance {
+        cases: v.cases,
+        repeats: v.repeats,
+        judge_repeats: v.judgements,
+        case: v.case,
+        generation: v.generation,
+        judge: v.judge,
+        variance_of_mean,
+        judge_share: if variance_of_mean > 0.0 {
+            v.judge / (n * r * k) / variance_of_mean
+        } else {
+            0.0
+        },
+        generation_cost_usd: generation_cost.unwrap_or(0.0),
+        judge_cost_usd: judge_cost.unwrap_or(0.0),
+        best_judge_repeats,
+        advice: match best_judge_repeats.cmp(&current) {
+            std::cmp::Ordering::Greater => JudgeAdvice::MoreJudgeRepeats,
+            std::cmp::Ordering::Less => JudgeAdvice::MoreCases,
+            std::cmp::Ordering::Equal => JudgeAdvice::Balanced,
+        },
+    })
 }
 
 /// Each case's unit: its group's index, or its own (after every group) when it has none.
@@ -801,6 +913,99 @@ mod tests {
         let f = estimate(FLAKY_SHARE, &cases, true, 0.05, 1, NO_TIMEOUT);
         assert_eq!((f.test, f.baseline), (Test::McnemarExact, Some(0.0)));
         close(f.candidate, 1.0 / 3.0, 1e-15);
+    }
+
+    /// `judged` judgements of `metric` per call, each at `value`, costing `cost` each.
+    fn judged_call(repeat: u32, metric: &str, values: &[f64], cost: f64) -> Call {
+        let judgements = values
+            .iter()
+            .enumerate()
+            .map(|(r, v)| crate::results::Judgement {
+                metric: metric.to_owned(),
+                repeat: r as u32,
+                value: Some(*v),
+                cost_usd: cost,
+                ..Default::default()
+            })
+            .collect();
+        Call {
+            judgements,
+            ..call(repeat, true, None, 0.01)
+        }
+    }
+
+    #[test]
+    fn judge_repeats_split_the_noise_into_case_generation_and_judge() {
+        // The balanced design of `stats::variance`'s test (5 cases × 2 outputs × 3
+        // judgements) in both arms, so the averaged components are its statsmodels REML ones:
+        // case 0.06302077981302498, generation 0.011111077483283733, judge 0.020833345784025847.
+        let data = [
+            [[1.00, 0.75, 1.00], [0.75, 0.75, 0.50]],
+            [[0.25, 0.50, 0.25], [0.50, 0.50, 0.75]],
+            [[0.75, 1.00, 1.00], [1.00, 1.00, 0.75]],
+            [[0.00, 0.25, 0.25], [0.50, 0.25, 0.25]],
+            [[0.50, 0.75, 0.50], [0.25, 0.50, 0.50]],
+        ];
+        let arm = |outputs: &[[f64; 3]; 2]| -> Vec<Call> {
+            (0..2)
+                .map(|r| judged_call(r, "relevance", &outputs[r as usize], 0.001))
+                .collect()
+        };
+        let mut cases: Vec<CaseResult> = data.iter().enumerate().map(|(i, o)| case(i, arm(o), arm(o))).collect();
+        let v = estimate("relevance", &cases, true, 0.05, 1, NO_TIMEOUT)
+            .variance_components
+            .expect("judged three times");
+        assert_eq!((v.cases, v.repeats, v.judge_repeats), (5, 2, 3));
+        close(Some(v.case), 0.063_020_779_813_024_98, 1e-6);
+        close(v.generation, 0.011_111_077_483_283_733, 1e-6);
+        close(Some(v.judge), 0.020_833_345_784_025_847, 1e-6);
+        // From those (python): V = c/5 + g/10 + j/30 -> 0.014409708570400899, and the judge's
+        // share j/30/V -> 0.04819284554401004.
+        close(Some(v.variance_of_mean), 0.014_409_708_570_400_899, 1e-7);
+        close(Some(v.judge_share), 0.048_192_845_544_010_04, 1e-6);
+        // An output costs ten judgements: k* = √((judge/2)·10 / (case + generation/2)) = 1.23,
+        // so one judge repeat and more cases buy more precision than three.
+        assert_eq!((v.best_judge_repeats, v.advice), (1, JudgeAdvice::MoreCases));
+        assert_eq!((v.generation_cost_usd, v.judge_cost_usd), (0.01, 0.001));
+
+        // A failed judgement leaves its case out of the balanced design, not the analysis.
+        cases[0].candidate[1].judgements[2].value = None;
+        let v = estimate("relevance", &cases, true, 0.05, 1, NO_TIMEOUT)
+            .variance_components
+            .unwrap();
+        assert_eq!(v.cases, 4);
+        // Judged once per output, a metric has no judge variance to report.
+        let once: Vec<CaseResult> = (0..5)
+            .map(|i| {
+                let one = vec![judged_call(0, "relevance", &[0.25 * i as f64], 0.001)];
+                case(i, one.clone(), one)
+            })
+            .collect();
+        assert_eq!(
+            estimate("relevance", &once, true, 0.05, 1, NO_TIMEOUT).variance_components,
+            None
+        );
+    }
+
+    #[test]
+    fn a_noisy_judge_next_to_steady_cases_asks_for_judge_repeats() {
+        // Cases far apart would say "more cases"; here each output's two judgements disagree
+        // by 0.5 while case means sit close: judge variance 0.125, case ≈ 0 — judge again.
+        let arm = |offset: f64| vec![judged_call(0, "relevance", &[0.25 + offset, 0.75 + offset], 0.001)];
+        let cases: Vec<CaseResult> = (0..6)
+            .map(|i| {
+                let offset = if i % 2 == 0 { 0.0 } else { 0.05 };
+                case(i, arm(offset), arm(offset))
+            })
+            .collect();
+        let v = estimate("relevance", &cases, true, 0.05, 1, NO_TIMEOUT)
+            .variance_components
+            .unwrap();
+        assert_eq!(v.generation, None, "one output per case");
+        assert_eq!(
+            (v.best_judge_repeats, v.advice),
+            (MAX_JUDGE_REPEATS, JudgeAdvice::MoreJudgeRepeats)
+        );
     }
 
     proptest::proptest! {

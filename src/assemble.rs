@@ -287,7 +287,10 @@ fn judgements<'a>(
                 Ok(response) => input.prices.cost(model, &response.usage).unwrap_or(0.0),
                 Err(_) => 0.0,
             };
-            let (judgement, reply) = scorers::judge::judgement(&assertion.metric, repeat, &d.outcome, cost);
+            let (mut judgement, reply) = scorers::judge::judgement(&assertion.metric, repeat, &d.outcome, cost);
+            if let (suite::Check::Judge(check), Some(reply)) = (&assertion.check, &reply) {
+                judgement.value = Some(scorers::judge::value(check, reply));
+            }
             Some((judgement, assertion, reply))
         })
         .collect()

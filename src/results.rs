@@ -8,10 +8,12 @@
 use std::collections::BTreeMap;
 
 mod approvals;
+mod judging;
 
 use serde::{Deserialize, Serialize};
 
 pub use approvals::{AcceptedRegression, ApprovalNeeded, ProviderChange, TrustFacts, Waiver};
+pub use judging::{JudgeAdvice, JudgeVariance, MAX_JUDGE_REPEATS};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -515,6 +517,10 @@ pub struct MetricDetails {
     pub between_var: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub within_var: Option<f64>,
+    /// A judged metric with judge repeats: case, generation and judge variance, and whether
+    /// more judge repeats or more cases pay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variance_components: Option<JudgeVariance>,
     /// (1 − α) interval of the candidate's own value, for the SLO.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candidate_ci: Option<[f64; 2]>,
@@ -657,6 +663,10 @@ pub struct Judgement {
     pub pass: Option<bool>,
     pub reason: Option<String>,
     pub error: Option<String>,
+    /// What the judgement gives its metric (`relevance`: (score − 1)/4; `hallucination_rate`:
+    /// 1 for an unsupported claim); `None` when the judge failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
     /// What this judge call cost (0 for a cache hit).
     pub cost_usd: f64,
     pub cached: bool,

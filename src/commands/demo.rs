@@ -36,11 +36,15 @@ pub fn demo(out: &Path, live: bool) -> anyhow::Result<u8> {
     if live {
         go_live(root)?;
     }
-    repo.commit_all("pr: drop the refunds paragraph; shorten the FAQ prompt")?;
+    repo.commit_all(
+        "pr: drop the refunds paragraph; shorten the FAQ prompt; let the help center answer from what it knows",
+    )?;
 
     eprintln!("promptgate demo: a throwaway repo with a base commit (main) and a PR commit (pr)");
     if live {
-        eprintln!("promptgate demo: --live: the model is OpenAI's gpt-4o-mini (about 180 calls, a few cents)");
+        eprintln!(
+            "promptgate demo: --live: the model and the judge are OpenAI's gpt-4o-mini (about 420 calls, a few cents)"
+        );
     } else {
         eprintln!("promptgate demo: the model is the deterministic offline mock (no API key, no network)");
     }
@@ -81,7 +85,9 @@ fn live_suite(text: &str) -> String {
         "providers:\n  offline: {type: mock}\n",
         &format!("providers:\n  offline: {{type: mock}}\n  openai: {{type: openai, api_key_env: {LIVE_KEY}, concurrency: 8}}\n"),
     )
-    .replace("provider: offline}", "provider: openai}")
+    .replace("provider: offline,", "provider: openai,")
+    // The judge too: a live demo's judgements are a real model's, not the mock's word overlap.
+    .replace("judge: offline,", "judge: openai,")
 }
 
 fn write_tree(root: &Path, prefix: &str) -> anyhow::Result<()> {
@@ -154,6 +160,8 @@ mod tests {
             let source = Arc::new(MemTree::new(files.iter().map(|(p, t)| (*p, t.as_str()))));
             let suite = crate::suite::load(source, "promptgate.yaml").unwrap();
             assert!(suite.experiments.iter().all(|e| e.provider == "openai"));
+            let judge = suite.defaults.judge.as_ref().expect("the demo suite names a judge");
+            assert_eq!(judge.provider, "openai");
         }
     }
 }

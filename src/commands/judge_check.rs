@@ -174,7 +174,10 @@ pub fn judge_check(repo_dir: &Path, config: &str, args: &JudgeCheckArgs) -> anyh
             crate::output::create_dir(dir)?;
         }
         let mut records = std::fs::read_to_string(&path).unwrap_or_default();
-        records.push_str(&agreement::record_line(&name, &model, &label_name, &result));
+        let mut questions: Vec<String> = labelled.iter().map(|l| agreement::question_id(&l.check)).collect();
+        questions.sort_unstable();
+        questions.dedup();
+        records.push_str(&agreement::record_line(&name, &model, &label_name, &questions, &result));
         records.push('\n');
         crate::output::write_file(&path, records.as_bytes())?;
         eprintln!("promptgate: recorded in {} (commit it)", agreement::RECORD_PATH);

@@ -468,15 +468,18 @@ pub fn run_gate_with(
 }
 
 /// The gated metrics a judge decides, when no `judge-check --record` at head measured that
-/// judge: one sentence for the comment.
+/// judge (provider and model) on their question (its kind, the judge's instructions, the
+/// rubric): one sentence for the comment.
 fn unchecked_judges(
     planned: &[Planned<'_>],
     judge: Option<&suite::JudgeSettings>,
     gates: &[suite::GateSpec],
     head: &dyn crate::workspace::FileSource,
 ) -> Vec<String> {
+    use crate::scorers::agreement;
     let Some(judge) = judge else { return Vec::new() };
-    let mut judged: Vec<&str> = planned
+    // (metric, question) of every gated judge assertion.
+    let mut judged: Vec<(&str, String)> = planned
         .iter()
         .flat_map(|p| {
             p.candidate
@@ -484,26 +487,47 @@ fn unchecked_judges(
                 .iter()
                 .chain(p.candidate.cases.iter().flat_map(|c| &c.asserts))
         })
-        .filter(|a| matches!(a.check, suite::Check::Judge(_) | suite::Check::Compare(_)))
-        .map(|a| a.metric.as_str())
-        .filter(|m| gates.iter().any(|g| g.metric == *m))
+        .filter(|a| gates.iter().any(|g| g.metric == a.metric))
+        .filter_map(|a| match &a.check {
+            suite::Check::Judge(check) => Some((a.metric.as_str(), agreement::question_id(check))),
+            // judge-check's labels are verdicts on one output, not preferences between two:
+            // no record can vouch for a pairwise judge yet.
+            suite::Check::Compare(_) => Some((a.metric.as_str(), "llm-compare".to_owned())),
+            _ => None,
+        })
         .collect();
     judged.sort_unstable();
     judged.dedup();
-    let records = head
-        .read(crate::scorers::agreement::RECORD_PATH)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    if judged.is_empty() || crate::scorers::agreement::is_checked(&records, &judge.provider, &judge.model) {
+    if judged.is_empty() {
+        return Vec::new();
+    }
+    let records = head.read(agreement::RECORD_PATH).ok().flatten().unwrap_or_default();
+    let questions: Vec<String> = judged.iter().map(|(_, q)| q.clone()).collect();
+    let (unmeasured, why) = match agreement::unmeasured(&records, &judge.provider, &judge.model, &questions) {
+        None => (
+            questions.iter().collect(),
+            "whose agreement with labelled cases was never measured",
+        ),
+        Some(missing) => (
+            missing,
+            "whose judge-check did not ask their question (a rubric or the judge's instructions changed since)",
+        ),
+    };
+    let mut metrics: Vec<&str> = judged
+        .iter()
+        .filter(|(_, q)| unmeasured.contains(&q))
+        .map(|(m, _)| *m)
+        .collect();
+    metrics.dedup();
+    if metrics.is_empty() {
         return Vec::new();
     }
     vec![format!(
-        "{} rely on the judge {} ({}), whose agreement with labelled cases was never measured: run promptgate judge-check --record and commit {}",
-        judged.join(", "),
+        "{} rely on the judge {} ({}), {why}: run promptgate judge-check --record and commit {}",
+        metrics.join(", "),
         judge.provider,
         judge.model,
-        crate::scorers::agreement::RECORD_PATH
+        agreement::RECORD_PATH
     )]
 }
 

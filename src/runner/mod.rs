@@ -378,11 +378,13 @@ impl<'a> Runner<'a> {
         let mut in_flight: HashMap<String, Vec<Pending>> = HashMap::new();
         let mut finished_by_key: HashMap<String, Outcome> = HashMap::new();
         let ask = |parent: usize, asked: Option<&Pending>, outcome: &Outcome, queue: &mut Vec<Pending>| {
+            let before = queue.len();
             queue.extend(
                 then(parent, asked.map(|p| (&p.tag, &p.job)), outcome)
                     .into_iter()
                     .map(|(tag, job)| Pending { parent, tag, job }),
             );
+            progress.judge_asked(queue.len() - before);
         };
         // The outcomes known before any call (render errors, replayed jobs) ask at once.
         for (index, outcome) in outcomes.iter().enumerate() {
@@ -405,6 +407,7 @@ impl<'a> Runner<'a> {
                     let outcome = not_sent(not_rendered(&pending.job));
                     ask(pending.parent, Some(&pending), &outcome, &mut queue);
                     derived.push(pending.into_derived(outcome));
+                    progress.judge_done();
                     continue;
                 };
                 let known = finished_by_key
@@ -414,6 +417,7 @@ impl<'a> Runner<'a> {
                 if let Some(outcome) = known {
                     ask(pending.parent, Some(&pending), &outcome, &mut queue);
                     derived.push(pending.into_derived(outcome));
+                    progress.judge_done();
                 } else if let Some(waiting) = in_flight.get_mut(&key) {
                     waiting.push(pending);
                 } else {
@@ -452,10 +456,12 @@ impl<'a> Runner<'a> {
                             let copy = as_follower(&outcome);
                             ask(waiting.parent, Some(&waiting), &copy, &mut queue);
                             derived.push(waiting.into_derived(copy));
+                            progress.judge_done();
                         }
                         ask(pending.parent, Some(&pending), &outcome, &mut queue);
                         finished_by_key.insert(key, outcome.clone());
                         derived.push(pending.into_derived(outcome));
+                        progress.judge_done();
                     }
                     None => break,
                 },

@@ -59,17 +59,70 @@ pub struct Agreement {
 /// gate sees them): one JSON line per check.
 pub const RECORD_PATH: &str = ".promptgate/judge-checks.jsonl";
 
-/// The line `judge-check --record` appends.
-pub fn record_line(judge: &str, model: &str, labels: &str, agreement: &Agreement) -> String {
-    serde_json::json!({"judge": judge, "model": model, "labels": labels, "agreement": agreement}).to_string()
+/// The line `judge-check --record` appends: the judge, its model, the labels, the agreement,
+/// and the questions the labels asked ([`question_id`]), so the record counts only for them.
+pub fn record_line(judge: &str, model: &str, labels: &str, questions: &[String], agreement: &Agreement) -> String {
+    serde_json::json!({
+        "judge": judge, "model": model, "labels": labels, "questions": questions, "agreement": agreement,
+    })
+    .to_string()
 }
 
-/// Whether a record (the text of [`RECORD_PATH`]) holds a check of `judge` with `model`.
-pub fn is_checked(records: &str, judge: &str, model: &str) -> bool {
-    records
+/// What a judge is asked, as a record names it: the kind of question and a hash of the
+/// instructions the judge is given for it (and the rubric). A judge-check measures a judge on
+/// its questions: a changed rubric, or a judge prompt promptgate changed, is a question the
+/// check never asked, so an old record does not vouch for it.
+pub fn question_id(check: &JudgeCheck) -> String {
+    let (kind, rubric) = match check {
+        JudgeCheck::Relevance => ("relevance", ""),
+        JudgeCheck::Hallucination { .. } => ("hallucination", ""),
+        JudgeCheck::Rubric(rubric) => ("rubric", rubric.as_str()),
+    };
+    // The instructions as the judge receives them: the system message of a request for an
+    // empty output (its context var present, so a grounded question builds).
+    let mut vars = serde_json::Map::new();
+    if let JudgeCheck::Hallucination { context_var } = check {
+        vars.insert(context_var.clone(), Value::String(String::new()));
+    }
+    let case = Case {
+        id: String::new(),
+        description: None,
+        group: None,
+        vars,
+        asserts: Vec::new(),
+        assert_source: String::new(),
+        origin: String::new(),
+    };
+    let instructions = super::judge::request(check, "", &case, "", 0)
+        .ok()
+        .and_then(|r| r.messages.into_iter().next())
+        .map(|m| m.content)
+        .unwrap_or_default();
+    let hash = stats::fnv1a(instructions.bytes().chain([0]).chain(rubric.bytes()));
+    format!("{kind}:{hash:016x}")
+}
+
+/// Of `asked` (question ids), those no record (the text of [`RECORD_PATH`]) measured for
+/// `judge` with `model`; `None` when no record measured that judge and model at all.
+pub fn unmeasured<'a>(records: &str, judge: &str, model: &str, asked: &'a [String]) -> Option<Vec<&'a String>> {
+    let checks: Vec<Value> = records
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .any(|r| r["judge"] == judge && r["model"] == model && r["agreement"]["judged"].as_u64().is_some_and(|n| n > 0))
+        .filter(|r| {
+            r["judge"] == judge && r["model"] == model && r["agreement"]["judged"].as_u64().is_some_and(|n| n > 0)
+        })
+        .collect();
+    if checks.is_empty() {
+        return None;
+    }
+    let measured = |q: &String| {
+        checks.iter().any(|r| {
+            r["questions"]
+                .as_array()
+                .is_some_and(|qs| qs.iter().any(|x| x.as_str() == Some(q.as_str())))
+        })
+    };
+    Some(asked.iter().filter(|q| !measured(q)).collect())
 }
 
 /// Most labelled lines read: each is a judge call.
@@ -329,5 +382,60 @@ mod tests {
         // statsmodels.stats.inter_rater.cohens_kappa(table, wt='quadratic').std_kappa
         // = 0.032786876734716974
         assert!((got.kappa_se.unwrap() - 0.032786876734716974).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_record_vouches_only_for_the_questions_it_asked() {
+        let hallucination = question_id(&JudgeCheck::Hallucination {
+            context_var: "context".to_owned(),
+        });
+        // The judge reads the context between tags, never the var's name.
+        let other_var = question_id(&JudgeCheck::Hallucination {
+            context_var: "article".to_owned(),
+        });
+        assert_eq!(hallucination, other_var);
+        let relevance = question_id(&JudgeCheck::Relevance);
+        let window = question_id(&JudgeCheck::Rubric("States the refund window.".to_owned()));
+        let window_and_fee = question_id(&JudgeCheck::Rubric("States the refund window and fee.".to_owned()));
+        assert!(hallucination.starts_with("hallucination:") && relevance.starts_with("relevance:"));
+        assert!(window.starts_with("rubric:"));
+        assert_ne!(window, window_and_fee, "a changed rubric is another question");
+
+        let measured = Agreement {
+            scale: "pass-fail",
+            labelled: 24,
+            judged: 24,
+            errors: 0,
+            agreed: 21,
+            accuracy: Some(0.875),
+            accuracy_ci: None,
+            kappa: Some(0.75),
+            kappa_se: None,
+            kappa_ci: None,
+            kappa_weights: "none",
+        };
+        let record = record_line(
+            "judge",
+            "gpt-4o-mini",
+            "labels.jsonl",
+            &[hallucination.clone(), relevance.clone()],
+            &measured,
+        );
+        let asked = [hallucination.clone(), window.clone()];
+        assert_eq!(unmeasured(&record, "judge", "gpt-4o-mini", &asked), Some(vec![&window]));
+        let both = [hallucination.clone(), relevance.clone()];
+        assert_eq!(unmeasured(&record, "judge", "gpt-4o-mini", &both), Some(vec![]));
+        // Another model, or another provider, is another judge.
+        assert_eq!(unmeasured(&record, "judge", "gpt-4o", &both), None);
+        assert_eq!(unmeasured(&record, "offline", "gpt-4o-mini", &both), None);
+        // A record written before records named their questions vouches for none of them.
+        let old = r#"{"judge": "judge", "model": "gpt-4o-mini", "labels": "x", "agreement": {"judged": 24}}"#;
+        assert_eq!(
+            unmeasured(old, "judge", "gpt-4o-mini", &both),
+            Some(vec![&hallucination, &relevance])
+        );
+        // A check whose every call failed measured nothing.
+        let failed = record.replace("\"judged\":24", "\"judged\":0");
+        assert_eq!(unmeasured(&failed, "judge", "gpt-4o-mini", &both), None);
     }
 }

@@ -6,7 +6,7 @@
 //! (1968), *Psychological Bulletin* 70(4), 213–220 (weighted); variances of Fleiss, J. L.,
 //! Cohen, J. & Everitt, B. S. (1969), *Psychological Bulletin* 72(5), 323–327, as
 //! `statsmodels.stats.inter_rater.cohens_kappa` computes them (its `std_kappa`, `kappa_low`,
-//! `kappa_upp`).
+//! `kappa_upp`); the interval is clipped to kappa's range [−1, 1], which statsmodels' is not.
 
 use statrs::distribution::{ContinuousCDF, Normal};
 
@@ -76,10 +76,12 @@ pub fn cohens_kappa(table: &[Vec<f64>], weights: KappaWeights, confidence: f64) 
     let variance = (sum - (kappa - expected * (1.0 - kappa)).powi(2)) / ((1.0 - expected).powi(2) * n);
     let se = variance.max(0.0).sqrt();
     let z = Normal::standard().inverse_cdf(1.0 - (1.0 - confidence) / 2.0);
+    // Kappa lies in [−1, 1]; the normal interval does not know it, and near perfect agreement
+    // it would claim more than perfect. Clipping keeps the coverage and drops the impossible.
     Some(Kappa {
         kappa,
         se,
-        interval: [kappa - z * se, kappa + z * se],
+        interval: [(kappa - z * se).max(-1.0), (kappa + z * se).min(1.0)],
     })
 }
 
@@ -141,6 +143,25 @@ mod tests {
         // statsmodels cohens_kappa(table).std_kappa = 0.12984679371835164
         close(unweighted.kappa, 0.5368421052631578);
         close(unweighted.se, 0.12984679371835164);
+    }
+
+    #[test]
+    fn the_interval_is_clipped_to_kappas_range() {
+        // statsmodels.stats.inter_rater.cohens_kappa([[5, 0], [1, 4]]): kappa = 0.8,
+        // std_kappa = 0.18590320061795604, kappa_low = 0.4356364221780818,
+        // kappa_upp = 1.1643635778219183 — beyond perfect agreement, so 1.
+        let k = cohens_kappa(&[vec![5.0, 0.0], vec![1.0, 4.0]], KappaWeights::Unweighted, 0.95).unwrap();
+        close(k.kappa, 0.8);
+        close(k.se, 0.18590320061795604);
+        close(k.interval[0], 0.4356364221780818);
+        assert_eq!(k.interval[1], 1.0);
+        // Systematic disagreement: statsmodels cohens_kappa([[1, 5], [4, 1]]): kappa =
+        // -0.622950819672131, kappa_low = -1.0940492950034102 (below −1, so −1),
+        // kappa_upp = -0.15185234434085176.
+        let k = cohens_kappa(&[vec![1.0, 5.0], vec![4.0, 1.0]], KappaWeights::Unweighted, 0.95).unwrap();
+        close(k.kappa, -0.622950819672131);
+        assert_eq!(k.interval[0], -1.0);
+        close(k.interval[1], -0.15185234434085176);
     }
 
     #[test]

@@ -35,7 +35,9 @@
 //!   & Liu 2002); [`cases_needed_signed_rank`]: [`cases_needed`] over the signed-rank test's
 //!   asymptotic relative efficiency 3/π (Lehmann 1975, §4.2).
 //! - [`variance_components`]: between- and within-case variance, one-way random-effects
-//!   ANOVA (Searle, Casella & McCulloch 1992).
+//!   ANOVA (Searle, Casella & McCulloch 1992); [`nested_components`]: cases, generation repeats
+//!   and judge repeats, the balanced nested ANOVA (Sokal & Rohlf 1995), with the variance of the
+//!   mean and the best judge repeats for a spend (Cochran 1977).
 //! - [`obrien_fleming_spent`], [`boundaries`], [`nominal_levels`], [`inflation`],
 //!   [`sequential_power`], [`Look`]: group-sequential looks — Lan–DeMets (1983) alpha spending,
 //!   O'Brien–Fleming type, two-sided boundaries by the recursive integration of Armitage,
@@ -99,5 +101,5 @@ pub use rng::{GOLDEN_GAMMA, Rng, SplitMix64, fnv1a};
 pub use sequential::{Look, boundaries, inflation, nominal_levels, obrien_fleming_spent, sequential_power};
 pub use studentized::{Studentized, studentized_mean, studentized_ratio};
 pub use ttest::{MeanTest, Ratio, paired_ratio, paired_t};
-pub use variance::{VarianceComponents, variance_components};
+pub use variance::{NestedComponents, VarianceComponents, nested_components, variance_components};
 pub use wilcoxon::{Wilcoxon, WilcoxonMethod, ZeroMethod, wilcoxon_signed_rank};

@@ -242,6 +242,7 @@ pub fn decide_with(
             cases_needed: cases_needed.filter(|_| margin_abs > 0.0),
             between_var: estimate.between_var,
             within_var: estimate.within_var,
+            variance_components: estimate.variance_components.clone(),
             candidate_ci: estimate.candidate_ci,
             slo_proven,
             drift: None,
@@ -463,6 +464,7 @@ mod tests {
             candidate_ci: None,
             between_var: None,
             within_var: None,
+            variance_components: None,
             ci_alpha: 0.05,
         }
     }

@@ -419,7 +419,7 @@ fn unknown_gate_direction() {
         },
         &[
             "unknown value `up`",
-            "promptgate.yaml:25:33",
+            "promptgate.yaml:29:33",
             "hint: expected one of: higher, lower",
         ],
     );
@@ -1059,7 +1059,7 @@ fn gate_on_an_unknown_metric() {
         },
         &[
             "gate on unknown metric `pass_rat`",
-            "promptgate.yaml:25:3",
+            "promptgate.yaml:29:3",
             "hint: did you mean `pass_rate`?",
         ],
     );
@@ -1073,7 +1073,7 @@ fn margin_that_is_not_a_percentage() {
         },
         &[
             "`ten%` is not a percentage",
-            "promptgate.yaml:27:48",
+            "promptgate.yaml:31:48",
             "hint: a margin is",
         ],
     );

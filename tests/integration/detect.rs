@@ -49,7 +49,11 @@ fn json_output_and_all() {
     let run = repo.promptgate(&["detect", "--base", "main", "--json", "--all"]);
     run.expect_code(0);
     let json: Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(json["affected"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        json["affected"].as_array().unwrap().len(),
+        3,
+        "all three experiments of the demo suite"
+    );
     assert!(
         json["affected"]
             .as_array()

@@ -72,6 +72,11 @@ fn demo_regression_fails_the_gate_and_cost_improvement_is_seen() {
     assert_eq!(faq["verdict"], "pass");
     assert_eq!(metric(faq, "cost_per_request")["verdict"], "improvement");
     assert_eq!(metric(faq, "pass_rate")["verdict"], "no_change");
+    // The grounded help center: the PR drops "use only the provided context", and the judge
+    // finds claims the article does not support.
+    let help = experiment(&r, "help-center");
+    assert_eq!(help["verdict"], "fail");
+    assert_eq!(metric(help, "hallucination_rate")["verdict"], "regression");
 
     // Every job is accounted for: cases × {baseline, candidate} × repeats, each with its output.
     for e in r["experiments"].as_array().unwrap() {
@@ -85,8 +90,11 @@ fn demo_regression_fails_the_gate_and_cost_improvement_is_seen() {
             }
         }
     }
-    assert_eq!(r["run"]["calls"], 176);
-    assert_eq!(r["run"]["completed"], 176);
+    // customer-support 44, product-faq 44 and help-center 40 cases, both arms, one repeat.
+    assert_eq!(r["run"]["calls"], (44 + 44 + 40) * 2);
+    assert_eq!(r["run"]["completed"], (44 + 44 + 40) * 2);
+    // help-center's two judge assertions (hallucination, relevance) on each of its outputs.
+    assert_eq!(r["run"]["judge_calls"], 40 * 2 * 2);
 }
 
 #[test]
@@ -102,7 +110,7 @@ fn unrelated_change_affects_nothing_and_passes() {
     let r = results(&out);
     assert_eq!(r["verdict"], "pass");
     assert_eq!(r["experiments"].as_array().unwrap().len(), 0);
-    assert_eq!(r["unaffected"].as_array().unwrap().len(), 2);
+    assert_eq!(r["unaffected"].as_array().unwrap().len(), 3);
     assert_eq!(r["run"]["calls"], 0);
 }
 
@@ -125,7 +133,8 @@ fn all_on_identical_variants_is_no_change_everywhere() {
                 // Identical requests are sent once and shared, so only one arm has a latency
                 // of this run: latency is never compared against a shared or cached call.
                 assert_eq!(m["verdict"], "no_data", "{} {name}", e["name"]);
-                assert_eq!(m["left_out"], 44, "{} {name}", e["name"]);
+                let cases = e["cases"].as_array().unwrap().len();
+                assert_eq!(m["left_out"], cases, "{} {name}", e["name"]);
                 continue;
             }
             assert_eq!(m["verdict"], "no_change", "{} {name}", e["name"]);
@@ -154,7 +163,7 @@ fn a_partial_affects_only_the_experiments_that_include_it() {
         experiment(&r, "customer-support")["affected_by"],
         serde_json::json!(["prompts/partials/shipping.md"])
     );
-    assert_eq!(r["unaffected"], serde_json::json!(["product-faq"]));
+    assert_eq!(r["unaffected"], serde_json::json!(["product-faq", "help-center"]));
 }
 
 #[test]
@@ -297,8 +306,9 @@ fn repeats_multiply_the_calls_and_are_clustered_by_case() {
     repo.promptgate(&["run", "--base", "main", "--out", out.to_str().unwrap()])
         .expect_code(0);
     let r = results(&out);
-    // Both experiments' entries resolve to new repeats, so both are affected via the suite file.
-    assert_eq!(r["run"]["calls"], 44 * 2 * 3 * 2);
+    // Every experiment's entry resolves to new repeats, so all three are affected via the suite
+    // file: cases × 3 repeats × 2 arms.
+    assert_eq!(r["run"]["calls"], (44 + 44 + 40) * 3 * 2);
     let support = experiment(&r, "customer-support");
     let case = &support["cases"][0];
     let repeats: Vec<u64> = case["candidate"]

@@ -463,7 +463,7 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
     let progress = body(&requests[3]);
     let progress = progress["body"].as_str().unwrap();
     assert!(
-        progress.starts_with(MARKER) && progress.contains("Evaluating 2 experiments, "),
+        progress.starts_with(MARKER) && progress.contains("Evaluating 3 experiments, "),
         "{progress}"
     );
     let report = body(&requests[k]);
@@ -515,17 +515,20 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
         first.output
     );
     assert!(
-        first.output.contains("experiments-affected<<promptgate_EOF\n2\n"),
+        first.output.contains("experiments-affected<<promptgate_EOF\n3\n"),
         "{}",
         first.output
     );
     assert!(first.summary.contains("promptgate: regression"), "{}", first.summary);
 
-    // A fixing push: customer-support is back to the base's files, so only product-faq runs.
+    // A fixing push: customer-support and help-center are back to the base's files, so only
+    // product-faq runs.
     for file in [
         "prompts/customer-support.md",
         "prompts/partials/refunds.md",
         "configs/customer-support.yaml",
+        "prompts/help-center.md",
+        "configs/help-center.yaml",
     ] {
         repo.write(file, &std::fs::read_to_string(fixture("base").join(file)).unwrap());
     }
@@ -1778,7 +1781,7 @@ async fn a_config_error_is_annotated_on_its_line() {
     let repo = TestRepo::with_demo_base();
     let base = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
     repo.checkout_new("pr");
-    repo.edit("promptgate.yaml", "provider: offline}", "provider: ofline}");
+    repo.edit("promptgate.yaml", "provider: offline,", "provider: ofline,");
     let head = repo.commit("typo");
     let server = fake_github(vec![], json!([]), &[]).await;
     let run = ci_async(

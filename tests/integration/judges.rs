@@ -294,7 +294,9 @@ fn the_mock_judge_sees_a_prompt_that_drops_its_grounding_invent_facts() {
     run.expect_code(1)
         .stdout_has("hallucination_rate regressed (0.0% → 25.0%")
         .stdout_has("judging: 96 judge calls (0 failed)")
-        .stderr_has("plan: 144 calls");
+        .stderr_has("plan: 144 calls")
+        // Progress counts the judge calls apart: 24 cases × 2 arms × 2 judge assertions.
+        .stderr_has("promptgate: 48/48 calls, 96/96 judge calls, 0 retries, 0 cached");
     let r = results(&repo.path().join("out"));
     let metric = r["experiments"][0]["metrics"]
         .as_array()
@@ -471,4 +473,29 @@ fn judge_repeats_judge_each_output_k_times_and_average() {
         .clone();
     assert_eq!(metric["test"], "paired-t", "{metric}");
     assert!(call["scores"]["hallucination_rate"].is_number());
+    // The mock judges a question the same way every time: no judge variance, so a second and
+    // third judgement buy nothing and more cases pay.
+    let relevance = r["experiments"][0]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "relevance")
+        .unwrap()
+        .clone();
+    let v = &relevance["variance_components"];
+    assert_eq!(
+        (v["cases"].as_u64(), v["judge_repeats"].as_u64()),
+        (Some(24), Some(3)),
+        "{v}"
+    );
+    assert_eq!(v["judge"], 0.0, "{v}");
+    assert_eq!(
+        (v["best_judge_repeats"].as_u64(), v["advice"].as_str()),
+        (Some(1), Some("more_cases"))
+    );
+    let report = std::fs::read_to_string(repo.path().join("out/report.md")).unwrap();
+    assert!(
+        report.contains("Judge repeats (relevance, 3 judge repeats per output over 24 cases): variance between cases "),
+        "{report}"
+    );
 }

@@ -109,6 +109,31 @@ pub(crate) fn reply(body: &Value) -> Value {
     })
 }
 
+/// The demo's generation calls: customer-support 44, product-faq 44 and help-center 40
+/// cases, both arms, one repeat.
+const DEMO_CALLS: usize = (44 + 44 + 40) * 2;
+/// Its judge calls: help-center's two judge assertions on each of its 80 outputs.
+const DEMO_JUDGE_CALLS: usize = 40 * 2 * 2;
+
+/// The calls a whole demo run sends: every generation, and each distinct judge call — the judge
+/// asked about both arms' identical outputs of a case (they share its seed) is asked once.
+fn distinct_calls(out: &Path) -> usize {
+    let r = results(out);
+    let mut judge_calls = 0;
+    for e in r["experiments"].as_array().unwrap() {
+        for c in e["cases"].as_array().unwrap() {
+            let (baseline, candidate) = (&c["baseline"][0], &c["candidate"][0]);
+            let per_output = candidate["judgements"].as_array().map_or(0, Vec::len);
+            judge_calls += if baseline["output"] == candidate["output"] {
+                per_output
+            } else {
+                2 * per_output
+            };
+        }
+    }
+    DEMO_CALLS + judge_calls
+}
+
 async fn start(simulator: &Arc<Simulator>) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
@@ -119,7 +144,10 @@ async fn start(simulator: &Arc<Simulator>) -> MockServer {
     server
 }
 
-/// The demo's base and PR commits, with the suite pointed at `base_url`.
+/// The demo's base and PR commits, with the suite pointed at `base_url`. Without a fallback
+/// the judge is the simulator too (it answers judge prompts as the mock judges), so every
+/// call of the run goes over HTTP; with one, the offline judge stays, as a judge has no
+/// fallback of its own.
 fn demo_repo(base_url: &str, fallback: bool) -> TestRepo {
     demo_repo_with(base_url, fallback, &|suite| suite)
 }
@@ -134,9 +162,16 @@ pub(crate) fn demo_repo_with(base_url: &str, fallback: bool, edit: &dyn Fn(Strin
         let mut suite = repo
             .read("promptgate.yaml")
             .replace("providers:\n  offline: {type: mock}\n", &provider)
-            .replace("provider: offline}", "provider: sim}");
+            .replace("provider: offline,", "provider: sim,");
+        if !fallback {
+            suite = suite.replace("judge: offline,", "judge: sim,");
+        }
         if fallback {
-            for dataset in ["datasets/customer-support.jsonl", "datasets/product-faq.csv"] {
+            for dataset in [
+                "datasets/customer-support.jsonl",
+                "datasets/product-faq.csv",
+                "datasets/help-center.jsonl",
+            ] {
                 let line = format!("    dataset: {dataset}\n");
                 suite = suite.replace(&line, &format!("{line}    fallback: [offline]\n"));
             }
@@ -213,7 +248,8 @@ async fn over_http_with_20_percent_faults_the_verdict_equals_the_fault_free_run(
     run.expect_code(1);
 
     let r = results(&repo2.path().join("faulty"));
-    assert_eq!(r["run"]["calls"], 176);
+    assert_eq!(r["run"]["calls"], DEMO_CALLS);
+    assert_eq!(r["run"]["judge_calls"], DEMO_JUDGE_CALLS);
     assert_eq!(r["run"]["errored"], 0, "{}", run.stderr);
     let injected = faulty.injected.load(Ordering::SeqCst);
     assert!(injected >= 20, "only {injected} faults injected");
@@ -287,7 +323,7 @@ async fn a_provider_that_is_down_is_a_run_error_unless_a_fallback_answers() {
     run.expect_code(1);
     let r = results(&fallback_repo.path().join("out"));
     assert_eq!(r["run"]["errored"], 0);
-    assert_eq!(r["run"]["fallbacks"], 176);
+    assert_eq!(r["run"]["fallbacks"], DEMO_CALLS);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,7 +334,7 @@ async fn a_killed_run_resumes_without_repeating_finished_calls() {
     // Reference: an uninterrupted run.
     gate(&repo, "reference", &["--no-cache"]).await.expect_code(1);
     let total = sim.served.swap(0, Ordering::SeqCst);
-    assert_eq!(total, 176);
+    assert_eq!(total, distinct_calls(&repo.path().join("reference")));
 
     let dir = repo.path().to_owned();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
@@ -334,7 +370,7 @@ async fn a_killed_run_resumes_without_repeating_finished_calls() {
     gate(&repo, "resumed", &["--no-cache"]).await.expect_code(1);
     let sent_again = sim.served.load(Ordering::SeqCst) - before;
     assert!(
-        sent_again <= 176 - finished,
+        sent_again <= total - finished,
         "resumed run sent {sent_again} calls; {finished} were finished"
     );
     assert_eq!(outcomes(&dir.join("reference")), outcomes(&dir.join("resumed")));
@@ -384,7 +420,7 @@ async fn ctrl_c_finishes_the_calls_in_flight_and_the_rerun_resumes() {
     let journal = std::fs::read_to_string(dir.join("out").join("journal.jsonl")).unwrap();
     let finished = journal.lines().count() - 1; // minus the header
     assert_eq!(finished, served, "answered calls missing from the journal");
-    assert!(finished < 176, "the run stopped early");
+    assert!(finished < DEMO_CALLS + DEMO_JUDGE_CALLS, "the run stopped early");
     assert!(
         !dir.join("out").join("results.json").exists(),
         "no verdict from half a run"
@@ -394,7 +430,7 @@ async fn ctrl_c_finishes_the_calls_in_flight_and_the_rerun_resumes() {
     let sent_again = sim.served.load(Ordering::SeqCst) - served;
     assert_eq!(
         sent_again,
-        176 - finished,
+        distinct_calls(&dir.join("out")) - finished,
         "the rerun sends exactly the calls not yet made"
     );
     assert_eq!(

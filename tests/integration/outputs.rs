@@ -18,11 +18,20 @@ fn demo_runs_offline_and_exits_0_with_a_failing_verdict() {
     assert!(report.starts_with("<!-- promptgate:report -->"));
     assert!(report.contains("flipped pass → fail"));
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
-    // One testcase per experiment × gated metric it measured: customer-support has the 4 gates
-    // (its `pii` assertion feeds pii_leak_rate), product-faq 3. Its pass rate and the staff
-    // phone number the pull request puts into its answers fail customer-support.
-    assert_eq!(junit.matches("<testcase ").count(), 7, "{junit}");
-    assert_eq!(junit.matches("<failure").count(), 2, "{junit}");
+    // One testcase per experiment × gated metric it measured: customer-support has the 4
+    // default-and-configured gates (its `pii` assertion feeds pii_leak_rate), product-faq 3,
+    // help-center 5 (its judges feed hallucination_rate and relevance). Its pass rate and the
+    // staff phone number the pull request puts into its answers fail customer-support; the
+    // claims its article does not support fail help-center's hallucination_rate and, as a
+    // judge's fail fails its call, its pass_rate.
+    assert_eq!(junit.matches("<testcase ").count(), 4 + 3 + 5, "{junit}");
+    assert_eq!(junit.matches("<failure").count(), 2 + 2, "{junit}");
+    assert!(
+        junit.contains(
+            "<testcase name=\"hallucination_rate\" classname=\"help-center\">\n      <failure message=\"regression"
+        ),
+        "{junit}"
+    );
     assert!(
         junit.contains(
             "<testcase name=\"pii_leak_rate\" classname=\"customer-support\">\n      <failure message=\"regression"
@@ -80,7 +89,7 @@ fn validate_accepts_the_demo_suite() {
     let repo = TestRepo::with_demo_base();
     repo.promptgate(&["validate"])
         .expect_code(0)
-        .stdout_has("ok: 2 experiment(s), 88 case(s)");
+        .stdout_has("ok: 3 experiment(s), 128 case(s)");
 }
 
 #[test]

@@ -22,7 +22,8 @@ fn uncommitted_edits_are_named_as_not_part_of_the_comparison() {
     let hint = "hint: commit them, or gate the working tree as the candidate with `--head WORKTREE`";
     let run = repo.promptgate(&["run", "--base", "main", "--out", "out"]);
     run.expect_code(0)
-        .stderr_has("warning: 5 uncommitted change(s) the suite may read are not part of this comparison, which reads the commit HEAD (")
+        .stderr_has("warning: 7 uncommitted change(s) the suite may read are not part of this comparison, which reads the commit HEAD (")
+        .stderr_has("\n  modified prompts/help-center.md\n")
         .stderr_has("\n  deleted prompts/partials/refunds.md\n")
         .stderr_has("\n  modified prompts/customer-support.md\n")
         .stderr_has(hint);

@@ -2,6 +2,7 @@
 //! what the pull request did to the dataset, the monthly projection, and what changed per arm.
 
 use super::*;
+use crate::results::{JudgeAdvice, JudgeVariance, MAX_JUDGE_REPEATS};
 
 /// What the run's design says about its own numbers, one sentence each.
 pub(super) fn design_notes(e: &ExperimentResult) -> Vec<String> {
@@ -95,6 +96,9 @@ pub(super) fn design_notes(e: &ExperimentResult) -> Vec<String> {
         }
     }
     for m in &e.metrics {
+        if let Some(v) = &m.details.variance_components {
+            notes.push(judge_variance_note(&name(&m.name), v));
+        }
         if m.details.equivalent == Some(true) {
             notes.push(format!(
                 "{}: equivalent within ±{} (TOST).",
@@ -113,6 +117,44 @@ pub(super) fn design_notes(e: &ExperimentResult) -> Vec<String> {
         }
     }
     notes
+}
+
+/// Where a judged metric's noise comes from, and whether judge repeats or cases pay: one
+/// sentence.
+fn judge_variance_note(metric: &str, v: &JudgeVariance) -> String {
+    let per_output = |k: u32| format!("{k} judge repeat{} per output", if k == 1 { "" } else { "s" });
+    let outputs = match v.generation {
+        Some(g) => format!("between a case's outputs {g:.4}, "),
+        None => String::new(),
+    };
+    let cases_note = if v.generation.is_none() {
+        " (one output per case: its noise included)"
+    } else {
+        ""
+    };
+    let advice = match v.advice {
+        JudgeAdvice::MoreCases => format!(
+            "more cases pay more than judge repeats (for this run's costs {} would be the best split)",
+            per_output(v.best_judge_repeats)
+        ),
+        JudgeAdvice::MoreJudgeRepeats if v.best_judge_repeats >= MAX_JUDGE_REPEATS => format!(
+            "more judge repeats pay (at least {}); a judge this noisy is worth re-checking with judge-check",
+            per_output(v.best_judge_repeats)
+        ),
+        JudgeAdvice::MoreJudgeRepeats => format!(
+            "more judge repeats pay (for this run's costs about {} is the best split)",
+            per_output(v.best_judge_repeats)
+        ),
+        JudgeAdvice::Balanced => format!("{} is about the best split", per_output(v.judge_repeats as u32)),
+    };
+    format!(
+        "Judge repeats ({metric}, {} over {} cases): variance between cases {:.4}{cases_note}, {outputs}between one output's judgements {:.4}; the judge is {:.0}% of the mean's variance, and {advice}.",
+        per_output(v.judge_repeats as u32),
+        v.cases,
+        v.case,
+        v.judge,
+        v.judge_share * 100.0,
+    )
 }
 
 /// The pull request's edits to the cases, for the verdict line: a reviewer sees a change that
@@ -190,4 +232,56 @@ pub(super) fn arm_changes(baseline: Option<&ArmInfo>, candidate: Option<&ArmInfo
             candidate,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn components(advice: JudgeAdvice, best: u32, generation: Option<f64>) -> JudgeVariance {
+        JudgeVariance {
+            cases: 40,
+            repeats: 2,
+            judge_repeats: 3,
+            case: 0.063,
+            generation,
+            judge: 0.0208,
+            variance_of_mean: 0.0018,
+            judge_share: 0.048,
+            generation_cost_usd: 0.01,
+            judge_cost_usd: 0.001,
+            best_judge_repeats: best,
+            advice,
+        }
+    }
+
+    #[test]
+    fn the_judge_variance_note_names_the_components_and_what_pays() {
+        assert_eq!(
+            judge_variance_note("relevance", &components(JudgeAdvice::MoreCases, 1, Some(0.0111))),
+            "Judge repeats (relevance, 3 judge repeats per output over 40 cases): variance between cases 0.0630, \
+             between a case's outputs 0.0111, between one output's judgements 0.0208; the judge is 5% of the \
+             mean's variance, and more cases pay more than judge repeats (for this run's costs 1 judge repeat \
+             per output would be the best split)."
+        );
+        let noisy = judge_variance_note(
+            "tone",
+            &components(JudgeAdvice::MoreJudgeRepeats, MAX_JUDGE_REPEATS, None),
+        );
+        assert!(
+            noisy.contains(
+                "variance between cases 0.0630 (one output per case: its noise included), between one output's"
+            ),
+            "{noisy}"
+        );
+        assert!(
+            noisy.contains("more judge repeats pay (at least 10 judge repeats per output)"),
+            "{noisy}"
+        );
+        let even = judge_variance_note("tone", &components(JudgeAdvice::Balanced, 3, None));
+        assert!(
+            even.ends_with("and 3 judge repeats per output is about the best split."),
+            "{even}"
+        );
+    }
 }
