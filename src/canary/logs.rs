@@ -274,7 +274,7 @@ impl Clock {
             return Err(format!(
                 "{} is {} before line {}'s {}",
                 super::time::format_utc(time),
-                crate::format::duration(((self.latest - time) * 1000.0) as u64),
+                super::time::span(self.latest - time),
                 self.latest_line,
                 super::time::format_utc(self.latest)
             ));
@@ -324,7 +324,7 @@ fn read_jsonl(mut input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(R
             Err(e) => {
                 notes
                     .problems
-                    .add(Problem::Malformed, line_no, e.column() as u64, e.to_string(), &text());
+                    .add(Problem::Malformed, line_no, e.column() as u64, json_error(&e), &text());
                 continue;
             }
         };
@@ -423,6 +423,15 @@ fn read_csv(input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(Records
         }
     }
     Ok((records, notes))
+}
+
+/// serde_json's message without its "at line 1 column 55": the line is the log's, not 1.
+pub(super) fn json_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
 }
 
 fn trim_ascii(bytes: &[u8]) -> &[u8] {
@@ -539,7 +548,7 @@ mod tests {
         assert_eq!(bad.line, 3);
         assert_eq!(
             bad.detail,
-            "2026-12-01T08:00:00Z is 120 min 0 s before line 1's 2026-12-01T10:00:00Z"
+            "2026-12-01T08:00:00Z is 2h before line 1's 2026-12-01T10:00:00Z"
         );
     }
 

@@ -9,6 +9,7 @@ use std::io::BufRead;
 
 use serde_json::Value;
 
+use super::logs::json_error;
 use super::records::{Costing, Problem, ReadNotes, Record, Records};
 use crate::providers::Usage;
 use crate::suite::canary::ArmSelector;
@@ -40,7 +41,7 @@ pub fn read_otlp(
                 notes.lines += 1;
                 notes
                     .problems
-                    .add(Problem::Malformed, line_no, e.column() as u64, e.to_string(), &text());
+                    .add(Problem::Malformed, line_no, e.column() as u64, json_error(&e), &text());
                 continue;
             }
         };

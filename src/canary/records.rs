@@ -73,11 +73,11 @@ pub enum Problem {
 impl Problem {
     pub fn describe(self) -> &'static str {
         match self {
-            Problem::Malformed => "malformed (not valid JSON or CSV)",
+            Problem::Malformed => "not valid JSON or CSV",
             Problem::NotObject => "not a JSON object",
-            Problem::BadValue => "a value of the wrong type",
-            Problem::BadTimestamp => "an unreadable timestamp",
-            Problem::OutOfOrder => "a timestamp out of order (clock skew)",
+            Problem::BadValue => "with a value of the wrong type",
+            Problem::BadTimestamp => "with an unreadable timestamp",
+            Problem::OutOfOrder => "with a timestamp out of order (clock skew)",
         }
     }
 }
@@ -120,7 +120,7 @@ impl Problems {
         self.by_kind.values().map(|(n, _)| n).sum()
     }
 
-    /// One sentence per kind: "3 lines are not valid JSON (lines 4, 9, 12)".
+    /// One sentence per kind: "3 lines not valid JSON or CSV (lines 4, 9, 12): …".
     pub fn sentences(&self) -> Vec<String> {
         self.by_kind
             .iter()
@@ -130,7 +130,7 @@ impl Problems {
                 let first = examples.first().map(|b| format!(": {}", b.detail)).unwrap_or_default();
                 format!(
                     "{count} {} {} (line{} {}{more}){first}",
-                    if *count == 1 { "line has" } else { "lines have" },
+                    if *count == 1 { "line" } else { "lines" },
                     kind.describe(),
                     if lines.len() == 1 { "" } else { "s" },
                     lines.join(", ")

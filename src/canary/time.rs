@@ -84,6 +84,17 @@ pub fn format_utc(seconds: f64) -> String {
     )
 }
 
+/// A window as a reader writes it: `7d`, `10h`, `15m`, `90s`.
+pub fn span(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if s >= size && s.is_multiple_of(size) {
+            return format!("{}{unit}", s / size);
+        }
+    }
+    format!("{s}s")
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`,
 /// "chrono-Compatible Low-Level Date Algorithms").
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
@@ -145,5 +156,9 @@ mod tests {
     fn formats_back() {
         assert_eq!(format_utc(1_796_119_200.0), "2026-12-01T10:00:00Z");
         assert_eq!(format_utc(1_709_270_999.0), "2024-03-01T05:29:59Z");
+        assert_eq!(span(7.0 * 86_400.0), "7d");
+        assert_eq!(span(36_000.0), "10h");
+        assert_eq!(span(5_400.0), "90m");
+        assert_eq!(span(61.0), "61s");
     }
 }

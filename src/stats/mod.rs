@@ -87,7 +87,7 @@ pub use bootstrap::{
     paired_bootstrap_quantile_draws, paired_bootstrap_ratio,
 };
 pub use confseq::{Sequential, mixture_radius, mixture_sequence};
-pub use describe::{mean, quantile, std_dev};
+pub use describe::{mean, quantile, quantile_sorted, std_dev};
 pub use equivalence::{Tost, tost_paired};
 pub use hodges_lehmann::{HodgesLehmann, hodges_lehmann};
 pub use holm::holm;

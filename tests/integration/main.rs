@@ -4,6 +4,7 @@ mod support;
 
 mod arms;
 mod bad_input;
+mod canary;
 mod detect;
 mod gate;
 mod github;
