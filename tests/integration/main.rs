@@ -13,6 +13,7 @@ mod live;
 mod merge;
 mod outputs;
 mod policy;
+mod prometheus;
 mod scorers;
 mod verdicts;
 mod workflows;
