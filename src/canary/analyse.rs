@@ -97,10 +97,11 @@ pub fn analyse(data: &Data<'_>, settings: &Settings<'_>) -> Analysis {
     for (gate, _, m) in &measured {
         metrics.push(first_pass(gate, m.as_ref(), settings.min_samples));
     }
-    // Holm across the blocking metrics that were tested.
-    let blocking: Vec<usize> = (0..metrics.len())
-        .filter(|&i| metrics[i].blocking && metrics[i].p_value.is_some())
-        .collect();
+    // Holm across the blocking metrics that are judged (tested, with enough requests).
+    let judged = |m: &CanaryMetric| {
+        m.blocking && m.p_value.is_some() && m.n.baseline >= settings.min_samples && m.n.canary >= settings.min_samples
+    };
+    let blocking: Vec<usize> = (0..metrics.len()).filter(|&i| judged(&metrics[i])).collect();
     let adjusted = stats::holm(
         &blocking
             .iter()

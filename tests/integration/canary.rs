@@ -192,3 +192,14 @@ fn an_empty_window_is_bad_input() {
     let (run, _) = canary(dir.path(), &["--drift", "--window", "7d"]);
     insta::assert_snapshot!("canary_empty_window", printed(&run, dir.path()));
 }
+
+#[test]
+fn watching_stops_at_the_first_decision_or_at_max_duration() {
+    let decided = setup(2_000, 0.08, 1.0);
+    let (run, _) = canary(decided.path(), &["--watch", "1h"]);
+    run.expect_code(1);
+    let undecided = setup(320, 0.01, 1.0);
+    // The next look would come after --max-duration: the watch ends at once, still hold.
+    let (run, _) = canary(undecided.path(), &["--watch", "1h", "--max-duration", "30m"]);
+    run.expect_code(4).stderr_has("stopping at --max-duration 30m");
+}
