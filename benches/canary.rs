@@ -5,7 +5,7 @@
 //! ```text
 //! cargo bench --bench canary                         # 1,000,000 lines in a temporary folder
 //! cargo bench --bench canary -- --lines 200000       # fewer
-//! cargo bench --bench canary -- --write FILE --lines 800 --regress   # only write logs
+//! cargo bench --bench canary -- --write FILE --lines 800 --regress --every-ms 36000   # only write logs
 //! ```
 //!
 //! `--regress` gives the canary a slower tail (its slowest 3% take twice as long) and 2% more
@@ -48,14 +48,15 @@ fn main() {
     };
     let lines: usize = value("--lines").and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let regress = args.iter().any(|a| a == "--regress");
+    let every_ms: u64 = value("--every-ms").and_then(|v| v.parse().ok()).unwrap_or(50);
     if let Some(file) = value("--write") {
-        write_logs(Path::new(&file), lines, regress);
+        write_logs(Path::new(&file), lines, regress, every_ms);
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let logs = dir.path().join("requests.jsonl");
     let started = Instant::now();
-    write_logs(&logs, lines, regress);
+    write_logs(&logs, lines, regress, every_ms);
     let size = std::fs::metadata(&logs).map(|m| m.len()).unwrap_or(0);
     println!(
         "wrote {lines} lines, {:.0} MB, in {:.1} s",
@@ -97,8 +98,8 @@ fn main() {
     }
 }
 
-/// Interleaved requests of the two versions, one every 50 ms, in time order.
-fn write_logs(path: &Path, lines: usize, regress: bool) {
+/// Interleaved requests of the two versions, one every `every_ms`, in time order.
+fn write_logs(path: &Path, lines: usize, regress: bool, every_ms: u64) {
     let file = std::fs::File::create(path).expect("create the log");
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut rng = Rng::new(2026);
@@ -127,7 +128,7 @@ fn write_logs(path: &Path, lines: usize, regress: bool) {
         };
         let quality = 0.85 + 0.1 * (rng.unit() - 0.5);
         let hallucinated = rng.unit() < 0.02;
-        let t = start_ms + i as u64 * 50;
+        let t = start_ms + i as u64 * every_ms;
         let (secs, millis) = (t / 1000, t % 1000);
         let stamp = promptgate::canary::time::format_utc(secs as f64);
         line.clear();

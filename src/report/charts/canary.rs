@@ -180,8 +180,18 @@ fn draw_rate<DB: DrawingBackend>(
         .map(|(_, ci)| ci[1])
         .fold(0.0, f64::max);
     let (y_max, y_ticks) = nice_axis(top.max(0.001) * 1.1);
-    let last = s.hours.last().copied().unwrap_or(1.0);
-    let (x_max, x_ticks) = nice_axis(last.max(1.0) * 1.02);
+    // Time in the unit that suits the span: seconds, minutes, hours or days.
+    let last = s.hours.last().copied().unwrap_or(1.0).max(1e-6);
+    let (per_hour, unit) = if last < 2.0 / 60.0 {
+        (3600.0, "s")
+    } else if last < 2.0 {
+        (60.0, "min")
+    } else if last < 72.0 {
+        (1.0, "h")
+    } else {
+        (1.0 / 24.0, "d")
+    };
+    let (x_max, x_ticks) = nice_axis(last * per_hour * 1.02);
     let plot = Plot {
         left: 64.0,
         right: f64::from(WIDTH) - 24.0,
@@ -195,11 +205,11 @@ fn draw_rate<DB: DrawingBackend>(
         pen,
         &x_ticks,
         &y_ticks,
-        |v| format!("{v:.0} h"),
+        |v| format!("{v:.0} {unit}"),
         |v| format!("{:.1}%", v * 100.0),
     )?;
     pen.text(
-        "hours since the first request",
+        "time since the first request",
         ((plot.left + plot.right) / 2.0, height - 14.0),
         11.0,
         MUTED,
@@ -213,7 +223,7 @@ fn draw_rate<DB: DrawingBackend>(
         let mut points = Vec::new();
         for (h, v) in s.hours.iter().zip(values) {
             let Some((share, ci)) = v else { continue };
-            let x = plot.x(*h) + dx;
+            let x = plot.x(*h * per_hour) + dx;
             pen.line(&[(x, plot.y(ci[0])), (x, plot.y(ci[1]))], color.mix(0.6), 1.5)?;
             pen.circle((x, plot.y(*share)), 3.0, color.into(), true)?;
             points.push((x, plot.y(*share)));
