@@ -62,6 +62,21 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
                 )
                 .into());
             }
+            if let Some(gate) = config
+                .gates
+                .iter()
+                .find(|g| g.explicit && !queries.contains_key(&g.metric))
+            {
+                return Err(Error::from(
+                    Diagnostic::new(format!("the gate on `{}` has no query", gate.metric))
+                        .in_file(&config.config_path)
+                        .hint(format!(
+                            "add `{}: '<PromQL with $arm>'` under `canary.source.queries`, or remove the gate",
+                            gate.metric
+                        )),
+                )
+                .into());
+            }
             let window = options.window.unwrap_or(Duration::from_secs(3600));
             let fetched = prometheus::fetch(url, *step, window, queries, &arms)?;
             let data = Data::Series(&fetched.series);

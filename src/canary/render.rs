@@ -25,9 +25,15 @@ pub fn report_markdown(r: &CanaryResult, charts: &[(String, String)]) -> String 
     let mode = if r.mode == "drift" { "drift" } else { "canary" };
     let _ = writeln!(out, "## {mark} promptgate {mode}: {word}{what}\n");
     let _ = writeln!(out, "**{}**\n", e(&r.reason));
+    // Prometheus series count steps, logs and traces count requests.
+    let unit = if r.source.starts_with("prometheus") {
+        "steps"
+    } else {
+        "requests"
+    };
     let _ = writeln!(
         out,
-        "Baseline **{}** ({} requests) against canary **{}** ({} requests) · source `{}`{} · α = {} per metric, anytime-valid: this verdict holds however often the canary is looked at.\n",
+        "Baseline **{}** ({} {unit}) against canary **{}** ({} {unit}) · source `{}`{} · α = {} per metric, anytime-valid: this verdict holds however often the canary is looked at.\n",
         e(&r.arms.baseline.name),
         r.arms.baseline.n,
         e(&r.arms.canary.name),

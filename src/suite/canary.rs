@@ -50,7 +50,8 @@ pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 #[serde(deny_unknown_fields)]
 pub struct RawCanary {
     pub source: Spanned<RawSource>,
-    /// The experiment this canary ships (for the ledger), and its version.
+    /// The experiment this canary ships and its version, for `ledger record --canary` (the
+    /// version defaults to the canary arm's value).
     pub experiment: Option<String>,
     pub version: Option<String>,
     pub min_samples: Option<u64>,
@@ -493,11 +494,14 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
         );
     }
 
+    let canary_arm = src.arms().canary.clone();
     Ok(CanaryConfig {
         config_path: config_path.to_owned(),
         source: src,
         experiment: raw.experiment,
-        version: raw.version,
+        // The canary arm's value is its version in most logs (`v1.3.0`); `version:` says
+        // otherwise when the logs name a deployment instead.
+        version: raw.version.or(Some(canary_arm)),
         min_samples,
         alpha,
         max_bad_share,
