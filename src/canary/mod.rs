@@ -43,8 +43,8 @@ pub enum DriftArm {
     Canary,
 }
 
-/// One run's outcome: what `canary.json` says, the figures its charts draw, and the notes
-/// already printed as warnings.
+/// One run's outcome: what `canary.json` says, and the figures its charts draw (none for
+/// Prometheus series).
 pub struct Evaluation {
     pub result: CanaryResult,
     pub figures: Option<CanaryFigures>,
