@@ -377,7 +377,7 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
             return Err(at(l, c, format!("blocking canary gate `{metric}` has a zero margin"))
                 .hint(format!(
                     "a canary is promoted when its interval proves it no worse than the margin, which a margin of 0 never is; give one, e.g. `{metric}: {{margin: {}}}`",
-                    margin_example(metric)
+                    if matches!(default_margin(metric), Margin::Relative(_)) { "\"10%\"" } else { "0.01" }
                 ))
                 .into());
         }
@@ -672,13 +672,6 @@ fn default_margin(metric: &str) -> Margin {
         "latency_shift_ms" => Margin::Absolute(50.0),
         "quality" | "thumbs_down_rate" => Margin::Absolute(0.02),
         _ => Margin::Absolute(0.01),
-    }
-}
-
-fn margin_example(metric: &str) -> &'static str {
-    match default_margin(metric) {
-        Margin::Relative(_) => "\"10%\"",
-        Margin::Absolute(_) => "0.01",
     }
 }
 
