@@ -1,6 +1,7 @@
 //! Command-line definitions (clap). Behaviour lives in `commands`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -45,6 +46,9 @@ pub enum Command {
     Merge(MergeArgs),
     /// Scaffold a suite in the current repository.
     Init(InitArgs),
+    /// Promote, hold or roll back a canary from production logs, traces or Prometheus
+    /// (exit 0 promote, 1 rollback, 4 hold, 2 bad input, 3 run error).
+    Canary(CanaryArgs),
     /// Measure a judge: its agreement with labelled cases (accuracy, Cohen's kappa, intervals).
     JudgeCheck(JudgeCheckArgs),
     /// The running log of every change and whether it shipped: record a gate's or a canary's
@@ -118,6 +122,46 @@ pub struct LedgerShowArgs {
 
     #[command(flatten)]
     pub store: LedgerStore,
+}
+
+#[derive(Debug, Args)]
+pub struct CanaryArgs {
+    /// Only the last DURATION of data (`24h`, `7d`), ending at the latest record (for
+    /// Prometheus: now; default 1h there).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub window: Option<Duration>,
+
+    /// Look again every INTERVAL (`15m`) until the verdict is no longer hold; every look is
+    /// anytime-valid.
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_duration)]
+    pub watch: Option<Duration>,
+
+    /// With --watch: stop after this long, still hold (exit 4).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "watch")]
+    pub max_duration: Option<Duration>,
+
+    /// Drift: the last --window of one arm against the window before it.
+    #[arg(long, requires = "window")]
+    pub drift: bool,
+
+    /// With --drift: which arm's logs.
+    #[arg(long, value_enum, default_value = "canary", requires = "drift")]
+    pub arm: DriftArmArg,
+
+    /// Where to write canary.json, report.md and charts/.
+    #[arg(long, default_value = "promptgate-out", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DriftArmArg {
+    Baseline,
+    Canary,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::suite::canary::parse_duration(text)
+        .map_err(|why| format!("{why}\nhint: write a duration such as `90s`, `15m`, `24h` or `7d`"))
 }
 
 #[derive(Debug, Args)]

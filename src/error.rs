@@ -10,6 +10,8 @@ pub mod exit {
     pub const FAIL: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const RUN: u8 = 3;
+    /// `canary`: not enough evidence yet to promote or roll back.
+    pub const HOLD: u8 = 4;
     /// Ctrl-C stopped a run (128 + SIGINT); its journal resumes it.
     pub const INTERRUPTED: u8 = 130;
 }

@@ -6,6 +6,7 @@
 pub mod analyze;
 pub mod arms;
 pub mod assemble;
+pub mod canary;
 pub mod chat;
 pub mod cli;
 pub mod commands;

@@ -437,3 +437,75 @@ mod tests {
         assert_eq!(Metric::of(LATENCY_P95).test(grouped_calls), Test::SignFlip);
     }
 }
+
+/// A metric of a canary (production logs, unpaired): the one home of its direction, what it
+/// estimates and how it is tested (`src/canary/analyse.rs` computes each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CanaryMetric {
+    /// A latency quantile in ms; the difference of the arms' quantiles, Maritz–Jarrett
+    /// standard errors.
+    LatencyQuantile(u8),
+    /// The Hodges–Lehmann shift of latency (Mann–Whitney's estimand).
+    LatencyShift,
+    ErrorRate,
+    /// The ratio of mean cost per request.
+    Cost,
+    ThumbsDownRate,
+    /// A sampled quality score, higher is better: the difference of means.
+    Quality,
+    HallucinationRate,
+}
+
+impl CanaryMetric {
+    /// Every canary metric, in the order reports list them.
+    pub const ALL: [CanaryMetric; 9] = [
+        CanaryMetric::LatencyQuantile(50),
+        CanaryMetric::LatencyQuantile(95),
+        CanaryMetric::LatencyQuantile(99),
+        CanaryMetric::LatencyShift,
+        CanaryMetric::ErrorRate,
+        CanaryMetric::Cost,
+        CanaryMetric::ThumbsDownRate,
+        CanaryMetric::Quality,
+        CanaryMetric::HallucinationRate,
+    ];
+
+    pub fn of(name: &str) -> Option<CanaryMetric> {
+        CanaryMetric::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CanaryMetric::LatencyQuantile(50) => "latency_p50_ms",
+            CanaryMetric::LatencyQuantile(95) => "latency_p95_ms",
+            CanaryMetric::LatencyQuantile(_) => "latency_p99_ms",
+            CanaryMetric::LatencyShift => "latency_shift_ms",
+            CanaryMetric::ErrorRate => "error_rate",
+            CanaryMetric::Cost => "cost_per_request",
+            CanaryMetric::ThumbsDownRate => "thumbs_down_rate",
+            CanaryMetric::Quality => "quality",
+            CanaryMetric::HallucinationRate => "hallucination_rate",
+        }
+    }
+
+    /// Only quality is better higher.
+    pub fn default_direction(self) -> Direction {
+        if self == CanaryMetric::Quality {
+            Direction::Higher
+        } else {
+            Direction::Lower
+        }
+    }
+
+    pub fn unit(self) -> Unit {
+        unit_of(self.name())
+    }
+
+    /// Whether it is a share of requests (a two-proportion comparison).
+    pub fn is_rate(self) -> bool {
+        matches!(
+            self,
+            CanaryMetric::ErrorRate | CanaryMetric::ThumbsDownRate | CanaryMetric::HallucinationRate
+        )
+    }
+}

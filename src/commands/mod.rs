@@ -1,5 +1,6 @@
 //! One function per subcommand. Each returns the exit code, or an error `main` maps to one.
 
+mod canary;
 mod ci;
 mod demo;
 mod init;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Report(args) => inspect::report(&args.results, &args.out),
         Command::Merge(args) => merge::merge(&args),
         Command::Init(args) => init::init(&cli.repo, &cli.config, args.force),
+        Command::Canary(args) => canary::canary(&cli.repo, &cli.config, &args),
         Command::JudgeCheck(args) => judge_check::judge_check(&cli.repo, &cli.config, &args),
         Command::Ledger(command) => ledger::ledger(&cli.repo, &cli.config, command),
     }

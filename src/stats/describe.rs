@@ -36,7 +36,7 @@ pub fn quantile(xs: &[f64], q: f64) -> Option<f64> {
 }
 
 /// Type-7 quantile of an ascending slice of finite values; `q` must be in `[0, 1]`.
-pub(super) fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
     let last = sorted.len().checked_sub(1)?;
     let h = last as f64 * q;
     // h is in [0, last], so the floor fits and `lo + 1` is only read when it exists.

@@ -52,12 +52,18 @@
 //!   intervals.
 //! - [`studentized_mean`], [`studentized_ratio`]: the bootstrap-t (Hall 1992) of a mean
 //!   difference and of a ratio of means, for skewed amounts such as cost.
+//! - Unpaired, for canaries on production logs (`unpaired.rs`): [`mann_whitney`],
+//!   [`hodges_lehmann_shift`] (Hollander & Wolfe 1999, §4.3), [`maritz_jarrett_se`] (Maritz &
+//!   Jarrett 1978), [`agresti_caffo`] (Agresti & Caffo 2000), [`welch_z`], [`mean_ratio`].
+//! - [`mixture_sequence`]: the normal-mixture confidence sequence and always-valid p-value
+//!   (Robbins 1970; Johari et al. 2017; Howard et al. 2021) — anytime-valid canary looks.
 //! - [`mean`], [`std_dev`], [`quantile`]: descriptive statistics; quantiles are numpy's
 //!   default "linear" (Hyndman & Fan 1996, type 7).
 //!
 //! Distributions come from `statrs`; only the tests it lacks are written here.
 
 mod bootstrap;
+mod confseq;
 mod describe;
 mod equivalence;
 mod hodges_lehmann;
@@ -74,6 +80,7 @@ mod rng;
 mod sequential;
 mod studentized;
 mod ttest;
+mod unpaired;
 mod variance;
 mod wilcoxon;
 
@@ -81,7 +88,8 @@ pub use bootstrap::{
     Bootstrap, Draws, paired_bootstrap_mean, paired_bootstrap_mean_draws, paired_bootstrap_quantile,
     paired_bootstrap_quantile_draws, paired_bootstrap_ratio,
 };
-pub use describe::{mean, quantile, std_dev};
+pub use confseq::{Sequential, mixture_radius, mixture_sequence};
+pub use describe::{mean, quantile, quantile_sorted, std_dev};
 pub use equivalence::{Tost, tost_paired};
 pub use hodges_lehmann::{HodgesLehmann, hodges_lehmann};
 pub use holm::holm;
@@ -101,5 +109,9 @@ pub use rng::{GOLDEN_GAMMA, Rng, SplitMix64, fnv1a};
 pub use sequential::{Look, boundaries, inflation, nominal_levels, obrien_fleming_spent, sequential_power};
 pub use studentized::{Studentized, studentized_mean, studentized_ratio};
 pub use ttest::{MeanTest, Ratio, paired_ratio, paired_t};
+pub use unpaired::{
+    Estimate, MannWhitney, agresti_caffo, hodges_lehmann_shift, mann_whitney, maritz_jarrett_se, mean_ratio, mean_var,
+    welch_z,
+};
 pub use variance::{NestedComponents, VarianceComponents, nested_components, variance_components};
 pub use wilcoxon::{Wilcoxon, WilcoxonMethod, ZeroMethod, wilcoxon_signed_rank};

@@ -5,6 +5,7 @@
 //! Every problem is a [`Diagnostic`] naming the file, line and column, with a hint.
 
 mod assertions;
+pub mod canary;
 mod dataset;
 mod diag;
 mod experiment;

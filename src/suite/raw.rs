@@ -24,6 +24,9 @@ pub struct RawSuite {
     pub experiments: Vec<RawExperiment>,
     #[serde(default)]
     pub gates: BTreeMap<String, Spanned<RawGate>>,
+    /// Read by `promptgate canary` (`super::canary::load_canary`); parsed here too so a typo in
+    /// it is an error wherever the file is read.
+    pub canary: Option<super::canary::RawCanary>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -4,6 +4,7 @@ mod support;
 
 mod arms;
 mod bad_input;
+mod canary;
 mod compare;
 mod detect;
 mod embeddings;
@@ -15,6 +16,7 @@ pub(crate) mod live;
 mod merge;
 mod outputs;
 mod policy;
+mod prometheus;
 mod resume;
 mod scorers;
 mod verdicts;

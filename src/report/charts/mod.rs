@@ -16,6 +16,7 @@ use anyhow::anyhow;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+mod canary;
 mod cases;
 mod cost;
 mod latency;
@@ -34,6 +35,8 @@ use crate::results::{
 };
 use crate::stats;
 use pen::Pen;
+
+pub use canary::{CanaryFigures, RateSeries, Share, render_canary_charts};
 
 /// One rendered chart.
 #[derive(Clone, Debug, PartialEq)]
@@ -116,7 +119,7 @@ pub fn render_charts(results: &Results) -> anyhow::Result<Vec<Chart>> {
         .map(|plan| {
             let e = &results.experiments[plan.experiment];
             let figure = Figure::new(e, plan.kind, results.requests_per_month);
-            let (svg, png) = figure.render()?;
+            let (svg, png) = render(&figure)?;
             Ok(Chart {
                 title: format!("{}: {}", e.name, plan.kind.as_str()),
                 name: plan.name,
@@ -199,7 +202,9 @@ impl<'a> Figure<'a> {
             ChartKind::Cases => Figure::Cases(e),
         }
     }
+}
 
+impl Drawing for Figure<'_> {
     fn height(&self) -> u32 {
         match self {
             Figure::Quality(e) => {
@@ -212,24 +217,6 @@ impl<'a> Figure<'a> {
         }
     }
 
-    fn render(&self) -> anyhow::Result<(String, Vec<u8>)> {
-        let height = self.height();
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
-            self.draw(&Pen::new(&root, 1.0))?;
-            root.present().map_err(drawing)?;
-        }
-        let (w, h) = (WIDTH * PNG_SCALE, height * PNG_SCALE);
-        let mut pixels = vec![255u8; (w * h * 3) as usize];
-        {
-            let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
-            self.draw(&Pen::new(&root, f64::from(PNG_SCALE)))?;
-            root.present().map_err(drawing)?;
-        }
-        Ok((svg, encode_png(&pixels, w, h)?))
-    }
-
     fn draw<DB: DrawingBackend>(&self, pen: &Pen<'_, DB>) -> anyhow::Result<()> {
         let height = f64::from(self.height());
         pen.card(height)?;
@@ -240,6 +227,30 @@ impl<'a> Figure<'a> {
             Figure::Cases(e) => cases::draw_cases(pen, e, height),
         }
     }
+}
+
+/// A chart that draws itself with a [`Pen`]: once for the 1× SVG and once for the 2× PNG.
+trait Drawing {
+    fn height(&self) -> u32;
+    fn draw<DB: DrawingBackend>(&self, pen: &Pen<'_, DB>) -> anyhow::Result<()>;
+}
+
+fn render(figure: &impl Drawing) -> anyhow::Result<(String, Vec<u8>)> {
+    let height = figure.height();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        figure.draw(&Pen::new(&root, 1.0))?;
+        root.present().map_err(drawing)?;
+    }
+    let (w, h) = (WIDTH * PNG_SCALE, height * PNG_SCALE);
+    let mut pixels = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
+        figure.draw(&Pen::new(&root, f64::from(PNG_SCALE)))?;
+        root.present().map_err(drawing)?;
+    }
+    Ok((svg, encode_png(&pixels, w, h)?))
 }
 
 fn encode_png(pixels: &[u8], w: u32, h: u32) -> anyhow::Result<Vec<u8>> {

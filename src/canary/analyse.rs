@@ -1,0 +1,739 @@
+//! Every canary metric's estimate, its anytime-valid interval and p-value, Holm across the
+//! blocking metrics, and the verdict: promote, hold (with how much more is needed) or
+//! rollback (naming what failed). Pure: data in, decisions out.
+//!
+//! Each metric reports the quantity its test inverts (`docs/statistics.md`, "Canary"):
+//! quantile differences with Maritz–Jarrett standard errors, the Hodges–Lehmann shift for
+//! `latency_shift_ms`, Agresti–Caffo differences for rates, the Welch difference for quality,
+//! the ratio of means for cost. The estimate and its standard error then go through the
+//! normal-mixture confidence sequence, so the same decision rule holds at every look.
+
+use std::collections::BTreeMap;
+
+use super::records::{Record, Records};
+use super::result::{ArmCounts, CanaryMetric, CanaryVerdict, MetricVerdict, Needed, Slo};
+use crate::format;
+use crate::metrics::CanaryMetric as Kind;
+use crate::results::Direction;
+use crate::stats::{self, Estimate};
+use crate::suite::Margin;
+use crate::suite::canary::CanaryGate;
+
+/// One metric's per-step values of both arms (Prometheus), each with its time.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Series {
+    pub baseline: Vec<(f64, f64)>,
+    pub canary: Vec<(f64, f64)>,
+}
+
+/// What a canary compares: request records, or aggregated series per metric.
+pub enum Data<'a> {
+    Records(&'a Records),
+    Series(&'a BTreeMap<String, Series>),
+}
+
+/// The decision's settings.
+pub struct Settings<'a> {
+    pub gates: &'a [CanaryGate],
+    pub min_samples: u64,
+    /// Hours the canary's data spans, for "how long until a decision"; `None` without times.
+    pub span_hours: Option<f64>,
+}
+
+/// The metrics and the verdict.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Analysis {
+    pub metrics: Vec<CanaryMetric>,
+    pub verdict: CanaryVerdict,
+    pub failing: Vec<String>,
+    pub needed: Option<Needed>,
+    pub reason: String,
+    /// Default gates left out because the data does not carry their quantity.
+    pub left_out: Vec<String>,
+}
+
+/// The scale a metric is tested on: its own unit, or the log of the canary/baseline ratio.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Scale {
+    Identity,
+    LogRatio,
+}
+
+impl Scale {
+    fn to_delta(self, x: f64) -> f64 {
+        match self {
+            Scale::Identity => x,
+            Scale::LogRatio => x.exp() - 1.0,
+        }
+    }
+}
+
+/// A metric measured: both arms' values and the estimate of their difference.
+struct Measured {
+    baseline: f64,
+    canary: f64,
+    estimate: Estimate,
+    scale: Scale,
+    /// Standard error of the canary's own value (for SLOs).
+    own_se: Option<f64>,
+    n: ArmCounts,
+    test: &'static str,
+}
+
+/// Compares the two arms on every gate and decides.
+pub fn analyse(data: &Data<'_>, settings: &Settings<'_>) -> Analysis {
+    let mut metrics = Vec::new();
+    let mut left_out = Vec::new();
+    let mut measured = Vec::new();
+    for gate in settings.gates {
+        let Some(kind) = Kind::of(&gate.metric) else { continue };
+        let m = measure(data, kind, gate);
+        if m.is_none() && !gate.explicit {
+            left_out.push(gate.metric.clone());
+            continue;
+        }
+        measured.push((gate, kind, m));
+    }
+    for (gate, _, m) in &measured {
+        metrics.push(first_pass(gate, m.as_ref(), settings.min_samples));
+    }
+    // Holm across the blocking metrics that are judged (tested, with enough requests).
+    let judged = |m: &CanaryMetric| {
+        m.blocking && m.p_value.is_some() && m.n.baseline >= settings.min_samples && m.n.canary >= settings.min_samples
+    };
+    let blocking: Vec<usize> = (0..metrics.len()).filter(|&i| judged(&metrics[i])).collect();
+    let adjusted = stats::holm(
+        &blocking
+            .iter()
+            .map(|&i| metrics[i].p_value.unwrap_or(1.0))
+            .collect::<Vec<_>>(),
+    );
+    for (&i, p) in blocking.iter().zip(adjusted) {
+        metrics[i].p_adjusted = Some(p);
+    }
+    for (metric, (gate, _, m)) in metrics.iter_mut().zip(&measured) {
+        if let Some(m) = m {
+            decide(metric, gate, m, settings.min_samples);
+        }
+    }
+    let (verdict, failing, reason) = overall(&metrics);
+    let needed = (verdict == CanaryVerdict::Hold)
+        .then(|| needed(&metrics, &measured, settings))
+        .flatten();
+    Analysis {
+        metrics,
+        verdict,
+        failing,
+        needed,
+        reason,
+        left_out,
+    }
+}
+
+fn measure(data: &Data<'_>, kind: Kind, gate: &CanaryGate) -> Option<Measured> {
+    let confidence = 1.0 - gate.alpha;
+    match data {
+        Data::Records(records) => measure_records(records, kind, confidence),
+        Data::Series(series) => {
+            let s = series.get(kind.name())?;
+            let b: Vec<f64> = s.baseline.iter().map(|p| p.1).filter(|v| v.is_finite()).collect();
+            let c: Vec<f64> = s.canary.iter().map(|p| p.1).filter(|v| v.is_finite()).collect();
+            let (scale, estimate, test) = if kind == Kind::Cost {
+                (
+                    Scale::LogRatio,
+                    stats::mean_ratio(&b, &c, confidence)?,
+                    "ratio of per-step means (delta method)",
+                )
+            } else {
+                (
+                    Scale::Identity,
+                    stats::welch_z(&b, &c, confidence)?,
+                    "difference of per-step means (Welch z)",
+                )
+            };
+            let (mb, _) = stats::mean_var(&b);
+            let (mc, vc) = stats::mean_var(&c);
+            Some(Measured {
+                baseline: mb,
+                canary: mc,
+                estimate,
+                scale,
+                own_se: Some((vc / c.len() as f64).sqrt()),
+                n: counts(b.len(), c.len()),
+                test,
+            })
+        }
+    }
+}
+
+fn counts(b: usize, c: usize) -> ArmCounts {
+    ArmCounts {
+        baseline: b as u64,
+        canary: c as u64,
+    }
+}
+
+fn measure_records(records: &Records, kind: Kind, confidence: f64) -> Option<Measured> {
+    let values = |arm: &[Record], f: fn(&Record) -> Option<f64>| -> Vec<f64> {
+        arm.iter().filter_map(f).filter(|v| v.is_finite()).collect()
+    };
+    let sorted = |mut v: Vec<f64>| {
+        v.sort_unstable_by(f64::total_cmp);
+        v
+    };
+    let latency = |r: &Record| r.latency_ms;
+    match kind {
+        Kind::LatencyQuantile(q) => {
+            let p = f64::from(q) / 100.0;
+            let b = sorted(values(&records.baseline, latency));
+            let c = sorted(values(&records.canary, latency));
+            let (qb, qc) = (stats::quantile_sorted(&b, p)?, stats::quantile_sorted(&c, p)?);
+            let (sb, sc) = (stats::maritz_jarrett_se(&b, p)?, stats::maritz_jarrett_se(&c, p)?);
+            let se = sb.hypot(sc);
+            let z = normal_z(confidence);
+            let estimate = qc - qb;
+            Some(Measured {
+                baseline: qb,
+                canary: qc,
+                estimate: Estimate {
+                    estimate,
+                    se,
+                    ci: [estimate - z * se, estimate + z * se],
+                },
+                scale: Scale::Identity,
+                own_se: Some(sc),
+                n: counts(b.len(), c.len()),
+                test: "difference of quantiles (Maritz–Jarrett)",
+            })
+        }
+        Kind::LatencyShift => {
+            let b = sorted(values(&records.baseline, latency));
+            let c = sorted(values(&records.canary, latency));
+            let estimate = stats::hodges_lehmann_shift(&b, &c, confidence)?;
+            Some(Measured {
+                baseline: stats::quantile_sorted(&b, 0.5)?,
+                canary: stats::quantile_sorted(&c, 0.5)?,
+                estimate,
+                scale: Scale::Identity,
+                own_se: stats::maritz_jarrett_se(&c, 0.5),
+                n: counts(b.len(), c.len()),
+                test: "Hodges–Lehmann shift (Mann–Whitney)",
+            })
+        }
+        Kind::ErrorRate | Kind::ThumbsDownRate | Kind::HallucinationRate => {
+            let flag = |r: &Record| -> Option<bool> {
+                match kind {
+                    Kind::ErrorRate => Some(r.error),
+                    Kind::ThumbsDownRate => r.thumbs_down,
+                    _ => r.hallucination,
+                }
+            };
+            let tally = |arm: &[Record]| {
+                arm.iter()
+                    .filter_map(flag)
+                    .fold((0u64, 0u64), |(k, n), f| (k + u64::from(f), n + 1))
+            };
+            let ((kb, nb), (kc, nc)) = (tally(&records.baseline), tally(&records.canary));
+            let estimate = stats::agresti_caffo(kc, nc, kb, nb, confidence)?;
+            let pc = (kc as f64 + 1.0) / (nc as f64 + 2.0);
+            Some(Measured {
+                baseline: kb as f64 / nb as f64,
+                canary: kc as f64 / nc as f64,
+                estimate,
+                scale: Scale::Identity,
+                own_se: Some((pc * (1.0 - pc) / (nc as f64 + 2.0)).sqrt()),
+                n: counts(nb as usize, nc as usize),
+                test: "difference of proportions (Agresti–Caffo)",
+            })
+        }
+        Kind::Quality => {
+            let b = values(&records.baseline, |r| r.quality);
+            let c = values(&records.canary, |r| r.quality);
+            let estimate = stats::welch_z(&b, &c, confidence)?;
+            let (mb, _) = stats::mean_var(&b);
+            let (mc, vc) = stats::mean_var(&c);
+            Some(Measured {
+                baseline: mb,
+                canary: mc,
+                estimate,
+                scale: Scale::Identity,
+                own_se: Some((vc / c.len() as f64).sqrt()),
+                n: counts(b.len(), c.len()),
+                test: "difference of means (Welch z)",
+            })
+        }
+        Kind::Cost => {
+            let b = values(&records.baseline, |r| r.cost_usd);
+            let c = values(&records.canary, |r| r.cost_usd);
+            let estimate = stats::mean_ratio(&b, &c, confidence)?;
+            let (mb, _) = stats::mean_var(&b);
+            let (mc, vc) = stats::mean_var(&c);
+            Some(Measured {
+                baseline: mb,
+                canary: mc,
+                estimate,
+                scale: Scale::LogRatio,
+                own_se: Some((vc / c.len() as f64).sqrt()),
+                n: counts(b.len(), c.len()),
+                test: "ratio of means (delta method)",
+            })
+        }
+    }
+}
+
+fn normal_z(confidence: f64) -> f64 {
+    use statrs::distribution::{ContinuousCDF, Normal};
+    Normal::standard().inverse_cdf(1.0 - (1.0 - confidence) / 2.0)
+}
+
+/// The margin on the scale the metric is tested on.
+fn margin_on_scale(margin: Margin, scale: Scale, baseline: f64) -> f64 {
+    match (margin, scale) {
+        (Margin::Relative(r), Scale::Identity) => r * baseline.abs(),
+        (Margin::Relative(r), Scale::LogRatio) => r.ln_1p(),
+        (Margin::Absolute(a), Scale::Identity) => a,
+        (Margin::Absolute(a), Scale::LogRatio) if baseline > 0.0 => (a / baseline).ln_1p(),
+        (Margin::Absolute(_), Scale::LogRatio) => 0.0,
+    }
+}
+
+/// The mixture's scale: the margin (the effect that matters is detected fastest), or without
+/// one the standard error at `min_samples` per arm.
+fn tau(margin: f64, m: &Measured, min_samples: u64) -> f64 {
+    if margin > 0.0 {
+        return margin;
+    }
+    let n = m.n.baseline.min(m.n.canary).max(1) as f64;
+    m.estimate.se * (n / min_samples as f64).sqrt()
+}
+
+fn sign(direction: Direction) -> f64 {
+    match direction {
+        Direction::Lower => 1.0,
+        Direction::Higher => -1.0,
+    }
+}
+
+/// The metric before Holm: values, interval, raw p-value.
+fn first_pass(gate: &CanaryGate, m: Option<&Measured>, min_samples: u64) -> CanaryMetric {
+    let empty = CanaryMetric {
+        name: gate.metric.clone(),
+        direction: gate.direction,
+        blocking: gate.blocking,
+        baseline: None,
+        canary: None,
+        delta: None,
+        ci: None,
+        p_value: None,
+        p_adjusted: None,
+        test: String::new(),
+        verdict: MetricVerdict::NoData,
+        n: ArmCounts::default(),
+        margin: None,
+        non_inferior: false,
+        slo: gate.slo.map(|value| Slo {
+            value,
+            ci: None,
+            met: None,
+        }),
+        reason: format!("no request carries what `{}` measures", gate.metric),
+    };
+    let Some(m) = m else { return empty };
+    let margin = margin_on_scale(gate.margin, m.scale, m.baseline);
+    let sequence = stats::mixture_sequence(
+        m.estimate.estimate,
+        m.estimate.se,
+        tau(margin, m, min_samples),
+        gate.alpha,
+    );
+    CanaryMetric {
+        baseline: Some(m.baseline),
+        canary: Some(m.canary),
+        delta: Some(m.scale.to_delta(m.estimate.estimate)),
+        ci: sequence.map(|s| s.ci.map(|x| m.scale.to_delta(x))),
+        p_value: sequence.map(|s| s.p_value),
+        p_adjusted: sequence.map(|s| s.p_value),
+        test: format!("{}, normal-mixture confidence sequence", m.test),
+        n: m.n,
+        margin: Some(m.scale.to_delta(margin)),
+        ..empty
+    }
+}
+
+/// The metric's verdict from its interval, its Holm-adjusted p-value and its margin and SLO.
+fn decide(metric: &mut CanaryMetric, gate: &CanaryGate, m: &Measured, min_samples: u64) {
+    let unit = format::unit(&gate.metric);
+    let s = sign(gate.direction);
+    let margin = margin_on_scale(gate.margin, m.scale, m.baseline);
+    let worse = s * m.estimate.estimate;
+    if m.n.baseline < min_samples || m.n.canary < min_samples {
+        metric.verdict = MetricVerdict::TooFew;
+        metric.reason = format!(
+            "{} baseline and {} canary requests, fewer than the {min_samples} per arm a verdict needs",
+            m.n.baseline, m.n.canary
+        );
+        return;
+    }
+    let Some(sequence) = stats::mixture_sequence(
+        m.estimate.estimate,
+        m.estimate.se,
+        tau(margin, m, min_samples),
+        gate.alpha,
+    ) else {
+        metric.verdict = MetricVerdict::NoData;
+        metric.reason = "no spread in the data: an interval of zero width proves nothing".to_owned();
+        return;
+    };
+    let worst = if s > 0.0 { sequence.ci[1] } else { -sequence.ci[0] };
+    metric.non_inferior = worst < margin;
+    let p = metric.p_adjusted.unwrap_or(sequence.p_value);
+    let significant = p < gate.alpha;
+    let shown_margin = unit_text(unit, m.scale, margin);
+    (metric.verdict, metric.reason) = if significant && worse > margin {
+        (
+            MetricVerdict::Regression,
+            format!("significantly worse, beyond the margin of {shown_margin}"),
+        )
+    } else if significant && worse > 0.0 {
+        (
+            MetricVerdict::MinorRegression,
+            format!("significantly worse, within the margin of {shown_margin}"),
+        )
+    } else if significant {
+        (MetricVerdict::Improvement, "significantly better".to_owned())
+    } else if metric.non_inferior {
+        (
+            MetricVerdict::NoChange,
+            format!("no significant change; proven no worse than the margin of {shown_margin}"),
+        )
+    } else {
+        (
+            MetricVerdict::NoChange,
+            format!("no significant change yet; not yet proven within the margin of {shown_margin}"),
+        )
+    };
+    if let (Some(slo), Some(own_se)) = (gate.slo, m.own_se) {
+        let own = stats::mixture_sequence(m.canary, own_se, slo_tau(margin, m, slo), gate.alpha);
+        let met = own.and_then(|o| {
+            let (above, below) = (o.ci[0] > slo, o.ci[1] < slo);
+            match gate.direction {
+                Direction::Lower if below => Some(true),
+                Direction::Lower if above => Some(false),
+                Direction::Higher if above => Some(true),
+                Direction::Higher if below => Some(false),
+                _ => None,
+            }
+        });
+        metric.slo = Some(Slo {
+            value: slo,
+            ci: own.map(|o| o.ci),
+            met,
+        });
+        let bound = match gate.direction {
+            Direction::Lower => "at most",
+            Direction::Higher => "at least",
+        };
+        let slo_text = unit.value(slo);
+        match met {
+            Some(false) => {
+                metric.verdict = MetricVerdict::Regression;
+                metric.reason = format!(
+                    "the canary breaks its objective ({bound} {slo_text}); {}",
+                    metric.reason
+                );
+            }
+            None => metric.reason = format!("{}; not yet proven {bound} {slo_text}", metric.reason),
+            Some(true) => {}
+        }
+    }
+}
+
+/// The mixture scale for an SLO: the distance that matters is the margin, else a tenth of
+/// the objective.
+fn slo_tau(margin: f64, m: &Measured, slo: f64) -> f64 {
+    if m.scale == Scale::Identity && margin > 0.0 {
+        margin
+    } else {
+        (slo.abs() / 10.0).max(f64::MIN_POSITIVE)
+    }
+}
+
+fn unit_text(unit: format::Unit, scale: Scale, margin: f64) -> String {
+    match scale {
+        Scale::LogRatio => format!("{:.1}%", scale.to_delta(margin) * 100.0),
+        Scale::Identity => unit.magnitude(margin),
+    }
+}
+
+fn ready(m: &CanaryMetric) -> bool {
+    m.non_inferior && m.slo.as_ref().is_none_or(|s| s.met == Some(true))
+}
+
+fn overall(metrics: &[CanaryMetric]) -> (CanaryVerdict, Vec<String>, String) {
+    let failing: Vec<String> = metrics
+        .iter()
+        .filter(|m| m.blocking && m.verdict == MetricVerdict::Regression)
+        .map(|m| m.name.clone())
+        .collect();
+    if !failing.is_empty() {
+        let reason = format!("roll back: {} worse", failing.join(", "));
+        return (CanaryVerdict::Rollback, failing, reason);
+    }
+    let blocking: Vec<&CanaryMetric> = metrics.iter().filter(|m| m.blocking).collect();
+    if blocking.is_empty() {
+        return (
+            CanaryVerdict::Hold,
+            failing,
+            "hold: no blocking metric has data to decide on".to_owned(),
+        );
+    }
+    let open: Vec<&str> = blocking.iter().filter(|m| !ready(m)).map(|m| m.name.as_str()).collect();
+    if open.is_empty() {
+        (
+            CanaryVerdict::Promote,
+            failing,
+            "promote: every blocking metric is proven no worse than its margin".to_owned(),
+        )
+    } else {
+        (
+            CanaryVerdict::Hold,
+            failing,
+            format!("hold: not enough evidence yet on {}", open.join(", ")),
+        )
+    }
+}
+
+/// How many requests per arm would let every open blocking metric decide, if its estimate and
+/// spread stay as they are: its standard error shrinks as 1/√n until the interval clears the
+/// nearest decision boundary (the margin for promotion, zero and the margin for rollback).
+fn needed(
+    metrics: &[CanaryMetric],
+    measured: &[(&CanaryGate, Kind, Option<Measured>)],
+    settings: &Settings<'_>,
+) -> Option<Needed> {
+    let mut target = 0u64;
+    let mut open = Vec::new();
+    let mut current = 0u64;
+    for (metric, (gate, _, m)) in metrics.iter().zip(measured) {
+        if !metric.blocking || ready(metric) {
+            continue;
+        }
+        let Some(m) = m else { continue };
+        open.push(metric.name.clone());
+        let n_now = m.n.baseline.min(m.n.canary).max(1);
+        current = current.max(n_now);
+        let mut n = n_now.max(settings.min_samples);
+        let margin = margin_on_scale(gate.margin, m.scale, m.baseline);
+        let worse = sign(gate.direction) * m.estimate.estimate;
+        let t = tau(margin, m, settings.min_samples);
+        let decided = |k: f64| -> bool {
+            let se = m.estimate.se / k.sqrt();
+            let Some(r) = stats::mixture_radius(se, t, gate.alpha) else {
+                return false;
+            };
+            let delta_ok = if worse < margin {
+                worse + r < margin
+            } else {
+                worse - r > 0.0
+            };
+            let slo_ok = match (gate.slo, m.own_se) {
+                (Some(slo), Some(own)) => stats::mixture_radius(own / k.sqrt(), slo_tau(margin, m, slo), gate.alpha)
+                    .is_some_and(|r| (m.canary - slo).abs() > r),
+                _ => true,
+            };
+            delta_ok && slo_ok
+        };
+        // Look up to a thousandfold the traffic; beyond, the estimate sits on the boundary.
+        let mut k = 1.0_f64;
+        while k < 1000.0 && !decided(k) {
+            k *= 1.25;
+        }
+        n = n.max((n_now as f64 * k).ceil() as u64);
+        target = target.max(n);
+    }
+    if open.is_empty() {
+        return None;
+    }
+    let more = target.saturating_sub(current);
+    let hours = settings
+        .span_hours
+        .filter(|h| *h > 0.0)
+        .map(|h| more as f64 / (current as f64 / h));
+    Some(Needed {
+        requests_per_arm: target,
+        more_requests_per_arm: more,
+        hours,
+        metrics: open,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Rng;
+
+    fn gate(metric: &str, margin: Margin, blocking: bool) -> CanaryGate {
+        CanaryGate {
+            metric: metric.to_owned(),
+            direction: Kind::of(metric).unwrap().default_direction(),
+            margin,
+            alpha: 0.05,
+            blocking,
+            slo: None,
+            explicit: true,
+        }
+    }
+
+    /// A standard normal draw (Box–Muller).
+    pub(crate) fn normal(rng: &mut Rng) -> f64 {
+        let (u, v) = (1.0 - rng.unit(), rng.unit());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+
+    /// Lognormal latencies (ms) of one arm, errors at `error_rate`; `tail` stretches the
+    /// slowest 2% by that factor.
+    fn arm(rng: &mut Rng, n: usize, median: f64, error_rate: f64, tail: f64) -> Vec<Record> {
+        (0..n)
+            .map(|i| {
+                let z = normal(rng);
+                let mut latency = median * (0.4 * z).exp();
+                if z > 2.054 {
+                    latency *= tail;
+                }
+                Record {
+                    time: i as f64,
+                    latency_ms: Some(latency),
+                    cost_usd: Some(0.002 * (1.0 + 0.1 * normal(rng))),
+                    error: rng.unit() < error_rate,
+                    ..Record::default()
+                }
+            })
+            .collect()
+    }
+
+    fn run(records: &Records, gates: &[CanaryGate]) -> Analysis {
+        analyse(
+            &Data::Records(records),
+            &Settings {
+                gates,
+                min_samples: 500,
+                span_hours: Some(10.0),
+            },
+        )
+    }
+
+    #[test]
+    fn a_doubled_p99_with_a_stable_median_rolls_back() {
+        let mut rng = Rng::new(11);
+        let records = Records {
+            baseline: arm(&mut rng, 20_000, 400.0, 0.01, 1.0),
+            canary: arm(&mut rng, 20_000, 400.0, 0.01, 2.0),
+        };
+        let gates = [
+            gate("latency_p50_ms", Margin::Relative(0.10), true),
+            gate("latency_p99_ms", Margin::Relative(0.20), true),
+        ];
+        let a = run(&records, &gates);
+        assert_eq!(a.verdict, CanaryVerdict::Rollback, "{:#?}", a.metrics);
+        assert_eq!(a.failing, ["latency_p99_ms"]);
+        assert_eq!(a.metrics[0].verdict, MetricVerdict::NoChange, "{:#?}", a.metrics[0]);
+        assert!(a.metrics[0].non_inferior, "the median is proven within 10%");
+    }
+
+    #[test]
+    fn the_same_distribution_promotes_with_enough_traffic_and_holds_without() {
+        let mut rng = Rng::new(5);
+        let gates = [
+            gate("latency_p95_ms", Margin::Relative(0.10), true),
+            gate("error_rate", Margin::Absolute(0.01), true),
+            gate("cost_per_request", Margin::Relative(0.10), false),
+        ];
+        let records = Records {
+            baseline: arm(&mut rng, 30_000, 400.0, 0.002, 1.0),
+            canary: arm(&mut rng, 30_000, 400.0, 0.002, 1.0),
+        };
+        let a = run(&records, &gates);
+        assert_eq!(a.verdict, CanaryVerdict::Promote, "{:#?}", a.metrics);
+        assert!(a.needed.is_none());
+
+        let few = Records {
+            baseline: records.baseline[..600].to_vec(),
+            canary: records.canary[..600].to_vec(),
+        };
+        let a = run(&few, &gates);
+        assert_eq!(a.verdict, CanaryVerdict::Hold, "{:#?}", a.metrics);
+        let needed = a.needed.expect("a hold says how much more");
+        assert!(needed.requests_per_arm > 600, "{needed:?}");
+        assert!(needed.hours.is_some_and(|h| h > 0.0), "{needed:?}");
+    }
+
+    #[test]
+    fn too_few_requests_hold_and_say_so() {
+        let mut rng = Rng::new(2);
+        let records = Records {
+            baseline: arm(&mut rng, 100, 400.0, 0.0, 1.0),
+            canary: arm(&mut rng, 100, 400.0, 0.0, 1.0),
+        };
+        let a = run(&records, &[gate("error_rate", Margin::Absolute(0.01), true)]);
+        assert_eq!(a.verdict, CanaryVerdict::Hold);
+        assert_eq!(a.metrics[0].verdict, MetricVerdict::TooFew);
+        // No errors in 100 requests each: the interval needs more than the minimum to clear 1 pp.
+        assert!(a.needed.unwrap().requests_per_arm > 500);
+    }
+
+    #[test]
+    fn sparse_errors_are_judged_not_ignored() {
+        // 0 errors in 5,000 against 40 in 5,000: a mostly-zero series that must roll back.
+        let mut rng = Rng::new(3);
+        let mut records = Records {
+            baseline: arm(&mut rng, 5_000, 400.0, 0.0, 1.0),
+            canary: arm(&mut rng, 5_000, 400.0, 0.0, 1.0),
+        };
+        for r in records.canary.iter_mut().step_by(125) {
+            r.error = true;
+        }
+        let a = run(&records, &[gate("error_rate", Margin::Absolute(0.002), true)]);
+        assert_eq!(a.verdict, CanaryVerdict::Rollback, "{:#?}", a.metrics);
+        // And no errors on either side proves the canary within the margin.
+        for r in &mut records.canary {
+            r.error = false;
+        }
+        let a = run(&records, &[gate("error_rate", Margin::Absolute(0.002), true)]);
+        assert_eq!(a.verdict, CanaryVerdict::Promote, "{:#?}", a.metrics);
+    }
+
+    #[test]
+    fn an_slo_breach_rolls_back_even_without_a_difference() {
+        let mut rng = Rng::new(9);
+        let records = Records {
+            baseline: arm(&mut rng, 5_000, 3000.0, 0.0, 1.0),
+            canary: arm(&mut rng, 5_000, 3000.0, 0.0, 1.0),
+        };
+        let mut g = gate("latency_p99_ms", Margin::Relative(0.2), true);
+        g.slo = Some(2000.0);
+        let a = run(&records, &[g]);
+        assert_eq!(a.verdict, CanaryVerdict::Rollback, "{:#?}", a.metrics);
+        assert!(
+            a.metrics[0].reason.contains("breaks its objective (at most 2000 ms)"),
+            "{}",
+            a.metrics[0].reason
+        );
+    }
+
+    #[test]
+    fn default_gates_without_data_are_left_out_explicit_ones_are_no_data() {
+        let mut rng = Rng::new(1);
+        let records = Records {
+            baseline: arm(&mut rng, 600, 400.0, 0.0, 1.0),
+            canary: arm(&mut rng, 600, 400.0, 0.0, 1.0),
+        };
+        let mut implicit = gate("quality", Margin::Absolute(0.02), false);
+        implicit.explicit = false;
+        let explicit = gate("hallucination_rate", Margin::Absolute(0.01), true);
+        let a = run(&records, &[implicit, explicit]);
+        assert_eq!(a.left_out, ["quality"]);
+        assert_eq!(a.metrics.len(), 1);
+        assert_eq!(a.metrics[0].verdict, MetricVerdict::NoData);
+        assert_eq!(a.verdict, CanaryVerdict::Hold);
+    }
+}

@@ -1,0 +1,204 @@
+//! OpenTelemetry GenAI spans exported as OTLP JSON: one `ExportTraceServiceRequest` per line,
+//! as the collector's file exporter writes them. A span is a request when it carries the
+//! semantic conventions' `gen_ai.*` attributes (`gen_ai.request.model`,
+//! `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`); its duration is the latency and
+//! an error status (`STATUS_CODE_ERROR`, or an `error.type` attribute) an error. The arm comes
+//! from a span attribute, else from the resource's (`service.version`).
+
+use std::io::BufRead;
+
+use serde_json::Value;
+
+use super::logs::json_error;
+use super::records::{Costing, Problem, ReadNotes, Record, Records};
+use crate::providers::Usage;
+use crate::suite::canary::ArmSelector;
+
+/// Reads every span of every line; lines that are not OTLP JSON go to the notes.
+pub fn read_otlp(
+    mut input: impl BufRead,
+    arms: &ArmSelector,
+    costing: &Costing<'_>,
+) -> std::io::Result<(Records, ReadNotes)> {
+    let mut records = Records::default();
+    let mut notes = ReadNotes::default();
+    let mut buffer = Vec::new();
+    let mut line_no = 0u64;
+    loop {
+        buffer.clear();
+        if input.read_until(b'\n', &mut buffer)? == 0 {
+            break;
+        }
+        line_no += 1;
+        let bytes = buffer.trim_ascii();
+        if bytes.is_empty() {
+            continue;
+        }
+        let text = || String::from_utf8_lossy(bytes).into_owned();
+        let value: Value = match serde_json::from_slice(bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                notes.lines += 1;
+                notes
+                    .problems
+                    .add(Problem::Malformed, line_no, e.column() as u64, json_error(&e), &text());
+                continue;
+            }
+        };
+        let Some(resource_spans) = value.get("resourceSpans").and_then(Value::as_array) else {
+            notes.lines += 1;
+            notes.problems.add(
+                Problem::NotObject,
+                line_no,
+                1,
+                "no `resourceSpans` list: not an OTLP JSON trace export".to_owned(),
+                &text(),
+            );
+            continue;
+        };
+        for rs in resource_spans {
+            let resource = rs.pointer("/resource/attributes");
+            for ss in rs.get("scopeSpans").and_then(Value::as_array).into_iter().flatten() {
+                for span in ss.get("spans").and_then(Value::as_array).into_iter().flatten() {
+                    let attrs = span.get("attributes");
+                    let attr = |key: &str| attribute(attrs, key);
+                    let model = attr("gen_ai.response.model")
+                        .or_else(|| attr("gen_ai.request.model"))
+                        .and_then(|v| v.as_str().map(str::to_owned));
+                    if model.is_none() && attr("gen_ai.operation.name").is_none() {
+                        // Not a model call: a span of the application around it.
+                        continue;
+                    }
+                    notes.lines += 1;
+                    match span_record(span, attrs, model.as_deref(), costing, &mut notes) {
+                        Ok(record) => {
+                            let arm = attr(&arms.field)
+                                .or_else(|| attribute(resource, &arms.field))
+                                .and_then(attribute_text);
+                            match arm {
+                                Some(a) if a == arms.canary => records.canary.push(record),
+                                Some(a) if a == arms.baseline => records.baseline.push(record),
+                                Some(a) => *notes.other_arms.entry(a).or_default() += 1,
+                                None => notes.without_arm += 1,
+                            }
+                        }
+                        Err(why) => notes.problems.add(Problem::BadValue, line_no, 1, why, &text()),
+                    }
+                }
+            }
+        }
+    }
+    Ok((records, notes))
+}
+
+fn span_record(
+    span: &Value,
+    attrs: Option<&Value>,
+    model: Option<&str>,
+    costing: &Costing<'_>,
+    notes: &mut ReadNotes,
+) -> Result<Record, String> {
+    // Nanoseconds since the epoch exceed f64's exact integers: subtract as integers.
+    let nanos = |key: &str| -> Result<u64, String> {
+        let v = span.get(key).ok_or_else(|| format!("a gen_ai span without `{key}`"))?;
+        match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse::<u64>().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| format!("`{key}` is not a count of nanoseconds"))
+    };
+    let (start, end) = (nanos("startTimeUnixNano")?, nanos("endTimeUnixNano")?);
+    if end < start {
+        return Err("the span ends before it starts".to_owned());
+    }
+    let status = span.pointer("/status/code");
+    let error = matches!(status, Some(Value::Number(n)) if n.as_u64() == Some(2))
+        || status.and_then(Value::as_str) == Some("STATUS_CODE_ERROR")
+        || attribute(attrs, "error.type").is_some();
+    let tokens = |key: &str| attribute(attrs, key).and_then(integer);
+    let usage = match (
+        tokens("gen_ai.usage.input_tokens"),
+        tokens("gen_ai.usage.output_tokens"),
+    ) {
+        (Some(input), Some(output)) => Some(Usage {
+            input: input as u64,
+            output: output as u64,
+            cached_input: tokens("gen_ai.usage.cached_input_tokens").unwrap_or(0.0) as u64,
+        }),
+        _ => None,
+    };
+    *notes.present.entry("timestamp").or_default() += 1;
+    *notes.present.entry("latency_ms").or_default() += 1;
+    let cost_usd = costing.cost(None, model, usage, notes);
+    if cost_usd.is_some() {
+        *notes.present.entry("cost_usd").or_default() += 1;
+    }
+    Ok(Record {
+        time: (start / 1_000_000) as f64 / 1e3,
+        latency_ms: Some((end - start) as f64 / 1e6),
+        cost_usd,
+        error,
+        thumbs_down: None,
+        quality: None,
+        hallucination: None,
+    })
+}
+
+/// An attribute's value (`{"key": k, "value": {"stringValue": …}}`), unwrapped.
+fn attribute<'v>(attrs: Option<&'v Value>, key: &str) -> Option<&'v Value> {
+    let list = attrs?.as_array()?;
+    let entry = list
+        .iter()
+        .find(|a| a.get("key").and_then(Value::as_str) == Some(key))?;
+    let value = entry.get("value")?;
+    ["stringValue", "intValue", "doubleValue", "boolValue"]
+        .iter()
+        .find_map(|k| value.get(*k))
+}
+
+fn attribute_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// OTLP JSON writes 64-bit integers as strings (`"intValue": "42"`).
+fn integer(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|x| x.is_finite() && *x >= 0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::pricing::PriceTable;
+
+    #[test]
+    fn gen_ai_spans_become_records() {
+        let text = include_str!("../../fixtures/canary/traces.jsonl");
+        let prices = PriceTable::default();
+        let arms = ArmSelector {
+            field: "service.version".to_owned(),
+            baseline: "1.2.3".to_owned(),
+            canary: "1.3.0".to_owned(),
+        };
+        let (records, notes) = read_otlp(text.as_bytes(), &arms, &Costing { prices: &prices }).unwrap();
+        assert_eq!(notes.problems.total(), 0, "{:?}", notes.problems);
+        assert_eq!((records.baseline.len(), records.canary.len()), (2, 2));
+        let first = records.baseline[0];
+        // 1796119200.000 to 1796119200.640 seconds: 640 ms.
+        assert!((first.latency_ms.unwrap() - 640.0).abs() < 1e-6);
+        assert_eq!(first.time, 1_796_119_200.0);
+        // gpt-4o-mini: $0.15 input, $0.60 output per million tokens.
+        assert!((first.cost_usd.unwrap() - (1200.0 * 0.15 + 300.0 * 0.60) / 1e6).abs() < 1e-15);
+        assert!(records.canary.iter().any(|r| r.error), "STATUS_CODE_ERROR is an error");
+    }
+}

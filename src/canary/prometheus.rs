@@ -1,0 +1,173 @@
+//! Prometheus through its HTTP API (`/api/v1/query_range`): each configured query is asked
+//! once per arm with `$arm` replaced by the arm's value, and the answer — one series per arm —
+//! becomes that metric's per-step values. Aggregated series are what teams that run Kayenta
+//! already have; they compare as per-step means (each step one observation), not requests.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+use super::analyse::Series;
+use crate::error::{Diagnostic, Error};
+use crate::suite::canary::ArmSelector;
+
+/// The series of every queried metric, the notes on what came back, and the range asked for.
+pub struct Fetched {
+    pub series: BTreeMap<String, Series>,
+    pub notes: Vec<String>,
+    pub start: f64,
+    pub end: f64,
+}
+
+/// Answers above this size are refused: a query that returns every series of a cluster.
+const MAX_BODY: usize = 64 << 20;
+
+/// Asks `url` for the last `window` at `step` of every query, for both arms.
+pub fn fetch(
+    url: &str,
+    step: Duration,
+    window: Duration,
+    queries: &BTreeMap<String, String>,
+    arms: &ArmSelector,
+) -> anyhow::Result<Fetched> {
+    let end = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64().floor();
+    let start = end - window.as_secs_f64();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let client = crate::providers::http::client()?;
+    let mut series = BTreeMap::new();
+    let mut notes = Vec::new();
+    for (metric, query) in queries {
+        let mut s = Series::default();
+        for (is_canary, arm) in [(false, &arms.baseline), (true, &arms.canary)] {
+            let q = query.replace("$arm", arm);
+            let values = runtime.block_on(query_range(&client, url, &q, start, end, step))?;
+            if values.is_empty() {
+                notes.push(format!("the query for `{metric}` returned no data for `{arm}`"));
+            }
+            if is_canary {
+                s.canary = values;
+            } else {
+                s.baseline = values;
+            }
+        }
+        series.insert(metric.clone(), s);
+    }
+    Ok(Fetched {
+        series,
+        notes,
+        start,
+        end,
+    })
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    status: String,
+    #[serde(default)]
+    data: Option<Matrix>,
+    #[serde(rename = "errorType")]
+    error_type: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Matrix {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: Vec<SeriesAnswer>,
+}
+
+#[derive(Deserialize)]
+struct SeriesAnswer {
+    #[serde(default)]
+    metric: BTreeMap<String, String>,
+    #[serde(default)]
+    values: Vec<(f64, String)>,
+}
+
+async fn query_range(
+    client: &reqwest::Client,
+    url: &str,
+    query: &str,
+    start: f64,
+    end: f64,
+    step: Duration,
+) -> anyhow::Result<Vec<(f64, f64)>> {
+    let unreachable = |why: String| -> anyhow::Error {
+        Error::run_with_hint(
+            format!("cannot query Prometheus at {url}: {why}"),
+            "check `canary.source.url` and that Prometheus is up (`curl URL/-/ready`)",
+        )
+        .into()
+    };
+    let mut endpoint = reqwest::Url::parse(&format!("{url}/api/v1/query_range"))
+        .map_err(|e| unreachable(format!("not a URL: {e}")))?;
+    endpoint
+        .query_pairs_mut()
+        .append_pair("query", query)
+        .append_pair("start", &format!("{start}"))
+        .append_pair("end", &format!("{end}"))
+        .append_pair("step", &format!("{}s", step.as_secs_f64()));
+    let response = client
+        .get(endpoint)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .map_err(|e| unreachable(e.without_url().to_string()))?;
+    let status = response.status();
+    let mut body: Vec<u8> = Vec::new();
+    let mut response = response;
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e: reqwest::Error| unreachable(e.to_string()))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_BODY {
+            return Err(unreachable("the answer is larger than 64 MiB".to_owned()));
+        }
+    }
+    let answer: Answer = serde_json::from_slice(&body).map_err(|_| {
+        unreachable(format!(
+            "HTTP {status}, not a Prometheus API answer: {}",
+            crate::providers::http::shorten(&String::from_utf8_lossy(&body), 200)
+        ))
+    })?;
+    if answer.status != "success" {
+        let why = answer.error.unwrap_or_default();
+        if answer.error_type.as_deref() == Some("bad_data") {
+            return Err(Error::from(
+                Diagnostic::new(format!("Prometheus rejects the query `{query}`: {why}"))
+                    .hint("fix the PromQL under `canary.source.queries`; try it in Prometheus's expression browser"),
+            )
+            .into());
+        }
+        return Err(unreachable(format!("HTTP {status}: {why}")));
+    }
+    let Some(matrix) = answer.data.filter(|d| d.result_type == "matrix") else {
+        return Err(unreachable("the answer is not a range of series (matrix)".to_owned()));
+    };
+    match matrix.result.as_slice() {
+        [] => Ok(Vec::new()),
+        [one] => Ok(one
+            .values
+            .iter()
+            .map(|(t, v)| (*t, v.parse::<f64>().unwrap_or(f64::NAN)))
+            .collect()),
+        many => {
+            let labels: Vec<String> = many.iter().take(3).map(|s| format!("{:?}", s.metric)).collect();
+            Err(Error::from(
+                Diagnostic::new(format!(
+                    "the query `{query}` returns {} series for one arm, expected one",
+                    many.len()
+                ))
+                .hint(format!(
+                    "aggregate it to one series per arm, e.g. `sum(...)` or `sum by () (...)`; series: {}",
+                    labels.join(", ")
+                )),
+            )
+            .into())
+        }
+    }
+}

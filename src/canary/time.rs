@@ -1,0 +1,164 @@
+//! Timestamps in logs: RFC 3339 text or Unix epoch numbers, read as seconds since the epoch.
+
+/// Seconds since the Unix epoch of an RFC 3339 timestamp (`2026-12-01T10:00:00Z`,
+/// `2026-12-01 10:00:00.250+02:00`); `None` when the text is not one.
+pub fn parse_rfc3339(text: &str) -> Option<f64> {
+    let b = text.trim().as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(range)?;
+        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut fraction = 0.0;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        fraction = format!("0.{}", std::str::from_utf8(&b[start..i]).ok()?).parse().ok()?;
+    }
+    let offset = match b.get(i) {
+        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        Some(sign @ (b'+' | b'-')) if b.len() == i + 6 && b[i + 3] == b':' => {
+            let minutes = digits(i + 1..i + 3)? * 60 + digits(i + 4..i + 6)?;
+            if *sign == b'+' { minutes } else { -minutes }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset * 60;
+    Some(seconds as f64 + fraction)
+}
+
+/// A number in a log's timestamp field: seconds, or milli-, micro- or nanoseconds when it is too
+/// large to be seconds of this era (above year 5000).
+pub fn from_epoch_number(value: f64) -> Option<f64> {
+    if !value.is_finite() || value < 0.0 {
+        return None;
+    }
+    const YEAR_5000: f64 = 95_617_584_000.0;
+    let mut v = value;
+    for _ in 0..4 {
+        if v < YEAR_5000 {
+            return Some(v);
+        }
+        v /= 1000.0;
+    }
+    None
+}
+
+/// `2026-12-01T10:00:00Z` for seconds since the epoch (whole seconds, UTC).
+pub fn format_utc(seconds: f64) -> String {
+    if !seconds.is_finite() {
+        return "unknown time".to_owned();
+    }
+    let s = seconds.floor() as i64;
+    let (days, rest) = (s.div_euclid(86_400), s.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// A window as a reader writes it: `7d`, `10h`, `15m`, `90s`.
+pub fn span(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if s >= size && s.is_multiple_of(size) {
+            return format!("{}{unit}", s / size);
+        }
+    }
+    format!("{s}s")
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`,
+/// "chrono-Compatible Low-Level Date Algorithms").
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The inverse of [`days_from_civil`] (same source).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(text: &str, expected: Option<f64>) {
+        assert_eq!(parse_rfc3339(text), expected, "{text}");
+    }
+
+    #[test]
+    fn rfc3339_timestamps() {
+        // python3: datetime.fromisoformat("2026-12-01T10:00:00+00:00").timestamp() -> 1796119200.0
+        check("2026-12-01T10:00:00Z", Some(1_796_119_200.0));
+        check("2026-12-01 12:00:00+02:00", Some(1_796_119_200.0));
+        check("2026-12-01T10:00:00.25Z", Some(1_796_119_200.25));
+        // datetime.fromisoformat("2024-02-29T23:59:59-05:30").timestamp() -> 1709270999.0
+        check("2024-02-29T23:59:59-05:30", Some(1_709_270_999.0));
+        check("1970-01-01T00:00:00Z", Some(0.0));
+        check("2026-13-01T10:00:00Z", None);
+        check("2026-12-01T10:00:00", None);
+        check("yesterday", None);
+        check("2026-12-01T10:00:00.Z", None);
+    }
+
+    #[test]
+    fn epoch_numbers_in_any_unit() {
+        assert_eq!(from_epoch_number(1_796_119_200.0), Some(1_796_119_200.0));
+        assert_eq!(from_epoch_number(1_796_119_200_000.0), Some(1_796_119_200.0));
+        assert_eq!(from_epoch_number(1_796_119_200_000_000_000.0), Some(1_796_119_200.0));
+        assert_eq!(from_epoch_number(-1.0), None);
+    }
+
+    #[test]
+    fn formats_back() {
+        assert_eq!(format_utc(1_796_119_200.0), "2026-12-01T10:00:00Z");
+        assert_eq!(format_utc(1_709_270_999.0), "2024-03-01T05:29:59Z");
+        assert_eq!(span(7.0 * 86_400.0), "7d");
+        assert_eq!(span(36_000.0), "10h");
+        assert_eq!(span(5_400.0), "90m");
+        assert_eq!(span(61.0), "61s");
+    }
+}

@@ -1,0 +1,798 @@
+//! The `canary:` section: where production data is and how to judge it.
+//!
+//! `promptgate canary` reads only `canary:`, `pricing:` and the canary metrics' entries of
+//! `gates:` (overridden per metric by `canary.gates`), so a canary-only config may have
+//! `experiments: []` and no providers. [`load_canary`] resolves the raw section into a
+//! [`CanaryConfig`] once; `src/canary/` never sees raw input.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::raw::{RawDirection, RawGate, RawPrice};
+use super::{Margin, Price, yaml_diagnostic};
+use crate::error::{Diagnostic, Error, did_you_mean};
+use crate::metrics::CanaryMetric;
+use crate::results::Direction;
+use crate::workspace::{FileSource, join_in_repo, parent_dir};
+
+/// The metrics a canary measures, in the order reports list them (`metrics::CanaryMetric`).
+pub const CANARY_METRICS: &[&str] = &[
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "latency_shift_ms",
+    "error_rate",
+    "cost_per_request",
+    "thumbs_down_rate",
+    "quality",
+    "hallucination_rate",
+];
+
+fn default_direction(metric: &str) -> Direction {
+    CanaryMetric::of(metric).map_or(Direction::Lower, CanaryMetric::default_direction)
+}
+
+/// The seed's alert rules, ready to switch on by name (`canary.presets`).
+pub const PRESETS: &[&str] = &["quality-floor", "hallucination-ceiling", "p99-ceiling", "daily-cost"];
+
+/// Above this share of unusable lines a canary run stops with exit 2.
+pub const DEFAULT_MAX_BAD_SHARE: f64 = 0.01;
+
+/// Records whose timestamp is earlier than the latest seen by more than this are out of order.
+pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+/// `canary:` in the suite file, as written. `promptgate validate` and `run` parse it too, so an
+/// unknown key is reported wherever the file is read.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCanary {
+    pub source: Spanned<RawSource>,
+    /// The experiment this canary ships and its version, for `ledger record --canary` (the
+    /// version defaults to the canary arm's value).
+    pub experiment: Option<String>,
+    pub version: Option<String>,
+    pub min_samples: Option<u64>,
+    pub alpha: Option<f64>,
+    pub max_bad_share: Option<f64>,
+    pub max_clock_skew: Option<String>,
+    #[serde(default)]
+    pub presets: Vec<Spanned<String>>,
+    pub budget: Option<RawCanaryBudget>,
+    #[serde(default)]
+    pub gates: BTreeMap<String, Spanned<RawGate>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCanaryBudget {
+    pub daily_usd: f64,
+    pub requests_per_day: f64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    #[serde(rename = "type")]
+    pub kind: SourceKind,
+    pub path: Option<String>,
+    pub arm_field: Option<String>,
+    pub arm_attribute: Option<String>,
+    pub baseline: Option<String>,
+    pub canary: Option<String>,
+    pub fields: Option<RawFields>,
+    pub url: Option<String>,
+    pub step: Option<String>,
+    #[serde(default)]
+    pub queries: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Jsonl,
+    Csv,
+    Otlp,
+    Prometheus,
+}
+
+/// Where each quantity is in a log record: a dotted path into a JSON line, a CSV column name.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawFields {
+    pub timestamp: Option<String>,
+    pub model: Option<String>,
+    pub latency_ms: Option<String>,
+    pub input_tokens: Option<String>,
+    pub output_tokens: Option<String>,
+    pub cached_input_tokens: Option<String>,
+    pub cost_usd: Option<String>,
+    pub error: Option<String>,
+    pub thumbs_up: Option<String>,
+    pub thumbs_down: Option<String>,
+    pub quality: Option<String>,
+    pub hallucination: Option<String>,
+}
+
+/// The resolved `canary:` section.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CanaryConfig {
+    pub config_path: String,
+    pub source: Source,
+    pub experiment: Option<String>,
+    pub version: Option<String>,
+    pub min_samples: u64,
+    pub alpha: f64,
+    pub max_bad_share: f64,
+    pub max_clock_skew: Duration,
+    pub gates: Vec<CanaryGate>,
+    /// `pricing:`: prices for logs that carry tokens and a model but no cost.
+    pub pricing: BTreeMap<String, Price>,
+    /// Where the gates came from, for the report ("defaults", "gates: + canary.gates").
+    pub gates_from: String,
+}
+
+/// One canary metric's rule: the shape of a PR gate, plus whether the user wrote it (a default
+/// gate on a quantity the logs do not carry is left out rather than held forever).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CanaryGate {
+    pub metric: String,
+    pub direction: Direction,
+    pub margin: Margin,
+    pub alpha: f64,
+    pub blocking: bool,
+    /// Absolute objective on the canary's own value (≥ for `higher`, ≤ for `lower`).
+    pub slo: Option<f64>,
+    pub explicit: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// JSON lines or CSV request logs.
+    Logs {
+        format: LogFormat,
+        path: String,
+        arms: ArmSelector,
+        fields: Box<Fields>,
+    },
+    /// OTLP JSON trace exports, one `ExportTraceServiceRequest` per line.
+    Otlp { path: String, arms: ArmSelector },
+    Prometheus {
+        url: String,
+        step: Duration,
+        arms: ArmSelector,
+        /// Metric name → PromQL with `$arm` standing for the arm's value.
+        queries: BTreeMap<String, String>,
+    },
+}
+
+impl Source {
+    pub fn arms(&self) -> &ArmSelector {
+        match self {
+            Source::Logs { arms, .. } | Source::Otlp { arms, .. } | Source::Prometheus { arms, .. } => arms,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Jsonl,
+    Csv,
+}
+
+/// Which field or attribute names the arm, and the values of each arm.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArmSelector {
+    pub field: String,
+    pub baseline: String,
+    pub canary: String,
+}
+
+/// The resolved field map: every quantity's path, split at dots for JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fields {
+    pub timestamp: String,
+    pub model: String,
+    pub latency_ms: String,
+    pub input_tokens: String,
+    pub output_tokens: String,
+    pub cached_input_tokens: String,
+    pub cost_usd: String,
+    pub error: String,
+    pub thumbs_up: String,
+    pub thumbs_down: String,
+    pub quality: String,
+    pub hallucination: String,
+    /// The quantities the config named: one of these in no record is an error (a typo in the
+    /// map), where a default name in no record only means the logs do not carry it.
+    pub explicit: Vec<&'static str>,
+}
+
+impl Fields {
+    pub fn resolve(raw: Option<&RawFields>) -> Fields {
+        let raw = raw.cloned().unwrap_or_default();
+        let explicit = [
+            ("timestamp", raw.timestamp.is_some()),
+            ("model", raw.model.is_some()),
+            ("latency_ms", raw.latency_ms.is_some()),
+            ("input_tokens", raw.input_tokens.is_some()),
+            ("output_tokens", raw.output_tokens.is_some()),
+            ("cached_input_tokens", raw.cached_input_tokens.is_some()),
+            ("cost_usd", raw.cost_usd.is_some()),
+            ("error", raw.error.is_some()),
+            ("thumbs_up", raw.thumbs_up.is_some()),
+            ("thumbs_down", raw.thumbs_down.is_some()),
+            ("quality", raw.quality.is_some()),
+            ("hallucination", raw.hallucination.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect();
+        let or = |v: Option<String>, default: &str| v.unwrap_or_else(|| default.to_owned());
+        Fields {
+            timestamp: or(raw.timestamp, "timestamp"),
+            model: or(raw.model, "model"),
+            latency_ms: or(raw.latency_ms, "latency_ms"),
+            input_tokens: or(raw.input_tokens, "input_tokens"),
+            output_tokens: or(raw.output_tokens, "output_tokens"),
+            cached_input_tokens: or(raw.cached_input_tokens, "cached_input_tokens"),
+            cost_usd: or(raw.cost_usd, "cost_usd"),
+            error: or(raw.error, "error"),
+            thumbs_up: or(raw.thumbs_up, "thumbs_up"),
+            thumbs_down: or(raw.thumbs_down, "thumbs_down"),
+            quality: or(raw.quality, "quality"),
+            hallucination: or(raw.hallucination, "hallucination"),
+            explicit,
+        }
+    }
+}
+
+/// The part of a suite file `canary` reads; every other key is left to `promptgate validate`.
+#[derive(Debug, Deserialize)]
+struct CanaryFile {
+    canary: Option<Spanned<RawCanary>>,
+    #[serde(default)]
+    pricing: BTreeMap<String, RawPrice>,
+    #[serde(default)]
+    gates: BTreeMap<String, Spanned<RawGate>>,
+}
+
+/// Reads and resolves the `canary:` section of the suite file at `config_path`.
+pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryConfig, Error> {
+    let text = source
+        .read(config_path)
+        .map_err(|e| {
+            Error::from(
+                Diagnostic::new(format!("cannot read `{config_path}`: {e:#}"))
+                    .in_file(config_path)
+                    .hint("name the file with --config; it must be UTF-8 text inside the repository"),
+            )
+        })?
+        .ok_or_else(|| {
+            Diagnostic::new(format!("no config file `{config_path}` in {}", source.label()))
+                .hint("name it with --config FILE (a promptgate.yaml with a `canary:` section)")
+        })?;
+    let file: CanaryFile =
+        serde_saphyr::from_str(&text).map_err(|e| yaml_diagnostic(config_path, &text, &e, "a canary config"))?;
+    let at =
+        |line: u64, column: u64, message: String| Diagnostic::new(message).in_file(config_path).at(&text, line, column);
+    let Some(canary) = file.canary else {
+        return Err(Diagnostic::new("the config has no `canary:` section")
+            .in_file(config_path)
+            .hint("add `canary: {source: {type: jsonl, path: logs/requests.jsonl, arm_field: variant, baseline: v1, canary: v2}}` (docs/canary.md)")
+            .into());
+    };
+    let (line, column) = (canary.referenced.line(), canary.referenced.column());
+    let raw = canary.value;
+    let config_dir = parent_dir(config_path);
+
+    let alpha = raw.alpha.unwrap_or(0.05);
+    if !(alpha > 0.0 && alpha < 0.5) {
+        return Err(at(
+            line,
+            column,
+            format!("canary.alpha must be between 0 and 0.5, got {alpha}"),
+        )
+        .into());
+    }
+    let max_bad_share = raw.max_bad_share.unwrap_or(DEFAULT_MAX_BAD_SHARE);
+    if !(0.0..=1.0).contains(&max_bad_share) {
+        return Err(at(
+            line,
+            column,
+            format!("canary.max_bad_share must be a share between 0 and 1, got {max_bad_share}"),
+        )
+        .hint("0.01 stops the run when more than 1% of the lines cannot be used")
+        .into());
+    }
+    let max_clock_skew = match &raw.max_clock_skew {
+        None => DEFAULT_MAX_CLOCK_SKEW,
+        Some(text_value) => parse_duration(text_value)
+            .map_err(|why| at(line, column, format!("canary.max_clock_skew: {why}")).hint(DURATION_HINT))?,
+    };
+    let min_samples = raw.min_samples.unwrap_or(500);
+    if min_samples < 2 {
+        return Err(at(line, column, "canary.min_samples must be at least 2".to_owned())
+            .hint("a verdict needs a spread in each arm; 500 requests per arm is a common start")
+            .into());
+    }
+
+    let source_at = (raw.source.referenced.line(), raw.source.referenced.column());
+    let src = resolve_source(&raw.source.value, config_dir).map_err(|(message, hint)| {
+        let d = at(source_at.0, source_at.1, message);
+        match hint {
+            Some(h) => d.hint(h),
+            None => d,
+        }
+    })?;
+
+    // Gates: the canary metrics of `gates:`, replaced by name by `canary.gates`, then presets.
+    let mut written: BTreeMap<String, Spanned<RawGate>> = BTreeMap::new();
+    let mut from = Vec::new();
+    let shared: Vec<_> = file
+        .gates
+        .into_iter()
+        .filter(|(m, _)| CANARY_METRICS.contains(&m.as_str()))
+        .collect();
+    if !shared.is_empty() {
+        from.push("gates:");
+    }
+    written.extend(shared);
+    if !raw.gates.is_empty() {
+        from.push("canary.gates");
+    }
+    for (metric, gate) in raw.gates {
+        if !CANARY_METRICS.contains(&metric.as_str()) {
+            let hint = match did_you_mean(&metric, CANARY_METRICS.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("canary metrics: {}", CANARY_METRICS.join(", ")),
+            };
+            return Err(at(
+                gate.referenced.line(),
+                gate.referenced.column(),
+                format!("canary gate on unknown metric `{metric}`"),
+            )
+            .hint(hint)
+            .into());
+        }
+        written.insert(metric, gate);
+    }
+    let mut gates = Vec::new();
+    for (metric, gate) in &written {
+        let spec = &gate.value;
+        let (l, c) = (gate.referenced.line(), gate.referenced.column());
+        if spec.require.is_some() {
+            return Err(at(l, c, format!("gate `{metric}`: `require` does not apply to a canary"))
+                .hint("a canary is promoted only when its interval proves it no worse than the margin; remove `require`")
+                .into());
+        }
+        let margin = spec.margin.unwrap_or_else(|| default_margin(metric));
+        let blocking = spec.blocking.unwrap_or(default_blocking(metric));
+        let zero = match margin {
+            Margin::Absolute(m) | Margin::Relative(m) => m == 0.0,
+        };
+        if blocking && zero {
+            return Err(at(l, c, format!("blocking canary gate `{metric}` has a zero margin"))
+                .hint(format!(
+                    "a canary is promoted when its interval proves it no worse than the margin, which a margin of 0 never is; give one, e.g. `{metric}: {{margin: {}}}`",
+                    if matches!(default_margin(metric), Margin::Relative(_)) { "\"10%\"" } else { "0.01" }
+                ))
+                .into());
+        }
+        let gate_alpha = spec.alpha.unwrap_or(alpha);
+        if !(gate_alpha > 0.0 && gate_alpha < 0.5) {
+            return Err(at(
+                l,
+                c,
+                format!("gate `{metric}`: alpha must be between 0 and 0.5, got {gate_alpha}"),
+            )
+            .into());
+        }
+        gates.push(CanaryGate {
+            metric: metric.clone(),
+            direction: match spec.direction {
+                Some(RawDirection::Higher) => Direction::Higher,
+                Some(RawDirection::Lower) => Direction::Lower,
+                None => default_direction(metric),
+            },
+            margin,
+            alpha: gate_alpha,
+            blocking,
+            slo: spec.slo,
+            explicit: true,
+        });
+    }
+    if gates.is_empty() {
+        from.push("defaults");
+        gates = default_canary_gates(alpha);
+    }
+
+    // Presets: the seed's alert rules as SLOs on the canary's own value.
+    let presets: Vec<Spanned<String>> = if raw.presets.iter().any(|p| p.value == "seed") {
+        PRESETS
+            .iter()
+            .map(|p| Spanned {
+                value: (*p).to_owned(),
+                referenced: raw.presets[0].referenced,
+                defined: raw.presets[0].defined,
+            })
+            .collect()
+    } else {
+        raw.presets.clone()
+    };
+    for preset in &presets {
+        let (l, c) = (preset.referenced.line(), preset.referenced.column());
+        let (metric, slo) = match preset.value.as_str() {
+            "quality-floor" => ("quality", 0.80),
+            "hallucination-ceiling" => ("hallucination_rate", 0.05),
+            "p99-ceiling" => ("latency_p99_ms", 2000.0),
+            "daily-cost" => {
+                let Some(budget) = &raw.budget else {
+                    return Err(at(l, c, "the `daily-cost` preset needs `canary.budget`".to_owned())
+                        .hint("add `budget: {daily_usd: 120, requests_per_day: 50000}`: the alert fires above 120% of the daily budget")
+                        .into());
+                };
+                if !(budget.daily_usd > 0.0 && budget.requests_per_day > 0.0) {
+                    return Err(at(
+                        l,
+                        c,
+                        "canary.budget needs positive `daily_usd` and `requests_per_day`".to_owned(),
+                    )
+                    .into());
+                }
+                ("cost_per_request", 1.2 * budget.daily_usd / budget.requests_per_day)
+            }
+            other => {
+                let hint = match did_you_mean(other, PRESETS.iter().copied().chain(["seed"])) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("presets: seed (all four), {}", PRESETS.join(", ")),
+                };
+                return Err(at(l, c, format!("unknown canary preset `{other}`")).hint(hint).into());
+            }
+        };
+        match gates.iter_mut().find(|g| g.metric == metric) {
+            Some(g) => {
+                g.slo = Some(g.slo.map_or(slo, |s| match g.direction {
+                    Direction::Lower => s.min(slo),
+                    Direction::Higher => s.max(slo),
+                }));
+                g.blocking = true;
+                g.explicit = true;
+            }
+            None => gates.push(CanaryGate {
+                metric: metric.to_owned(),
+                direction: default_direction(metric),
+                margin: default_margin(metric),
+                alpha,
+                blocking: true,
+                slo: Some(slo),
+                explicit: true,
+            }),
+        }
+    }
+    if !presets.is_empty() {
+        from.push("presets");
+    }
+    gates.sort_by_key(|g| CANARY_METRICS.iter().position(|m| *m == g.metric));
+
+    let mut pricing = BTreeMap::new();
+    for (model, p) in file.pricing {
+        if !(p.input >= 0.0 && p.output >= 0.0 && p.cached_input.is_none_or(|c| c >= 0.0)) {
+            return Err(Diagnostic::new(format!("pricing for `{model}` must not be negative"))
+                .in_file(config_path)
+                .into());
+        }
+        pricing.insert(
+            model,
+            Price {
+                input: p.input,
+                cached_input: p.cached_input,
+                output: p.output,
+            },
+        );
+    }
+
+    let canary_arm = src.arms().canary.clone();
+    Ok(CanaryConfig {
+        config_path: config_path.to_owned(),
+        source: src,
+        experiment: raw.experiment,
+        // The canary arm's value is its version in most logs (`v1.3.0`); `version:` says
+        // otherwise when the logs name a deployment instead.
+        version: raw.version.or(Some(canary_arm)),
+        min_samples,
+        alpha,
+        max_bad_share,
+        max_clock_skew,
+        gates,
+        pricing,
+        gates_from: from.join(" + "),
+    })
+}
+
+const DURATION_HINT: &str = "write a duration such as `90s`, `15m`, `24h` or `7d`";
+
+/// `90s`, `15m`, `24h`, `7d` (also `500ms`, `2w`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        "d" => value * 86_400.0,
+        "w" => value * 7.0 * 86_400.0,
+        "" => return Err(format!("`{text}` has no unit")),
+        other => return Err(format!("`{other}` is not a unit of time")),
+    };
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(format!("`{text}` is not a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn resolve_source(raw: &RawSource, config_dir: &str) -> Result<Source, (String, Option<String>)> {
+    let need = |value: &Option<String>, key: &str, example: &str| {
+        value.clone().ok_or_else(|| {
+            (
+                format!("the {} source needs `{key}`", kind_name(raw.kind)),
+                Some(format!("e.g. `{key}: {example}`")),
+            )
+        })
+    };
+    let baseline = need(&raw.baseline, "baseline", "v1.2.3")?;
+    let canary = need(&raw.canary, "canary", "v1.3.0")?;
+    if baseline == canary {
+        return Err((
+            format!("`baseline` and `canary` are both `{baseline}`"),
+            Some("name the version serving the baseline and the one under test".to_owned()),
+        ));
+    }
+    let path = |value: &Option<String>| -> Result<String, (String, Option<String>)> {
+        let p = need(value, "path", "logs/requests.jsonl")?;
+        join_in_repo(config_dir, &p).map_err(|e| {
+            (
+                format!("source path {e}"),
+                Some("logs are read from inside the repository (copy or download them there first)".to_owned()),
+            )
+        })
+    };
+    let reject = |present: bool, key: &str| {
+        if present {
+            Err((
+                format!("`{key}` does not apply to a {} source", kind_name(raw.kind)),
+                Some("remove it".to_owned()),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    Ok(match raw.kind {
+        SourceKind::Jsonl | SourceKind::Csv => {
+            reject(raw.arm_attribute.is_some(), "arm_attribute")?;
+            reject(raw.url.is_some(), "url")?;
+            reject(!raw.queries.is_empty(), "queries")?;
+            Source::Logs {
+                format: if raw.kind == SourceKind::Jsonl {
+                    LogFormat::Jsonl
+                } else {
+                    LogFormat::Csv
+                },
+                path: path(&raw.path)?,
+                arms: ArmSelector {
+                    field: need(&raw.arm_field, "arm_field", "variant")?,
+                    baseline,
+                    canary,
+                },
+                fields: Box::new(Fields::resolve(raw.fields.as_ref())),
+            }
+        }
+        SourceKind::Otlp => {
+            reject(raw.fields.is_some(), "fields")?;
+            reject(raw.arm_field.is_some(), "arm_field")?;
+            reject(raw.url.is_some(), "url")?;
+            Source::Otlp {
+                path: path(&raw.path)?,
+                arms: ArmSelector {
+                    field: need(&raw.arm_attribute, "arm_attribute", "service.version")?,
+                    baseline,
+                    canary,
+                },
+            }
+        }
+        SourceKind::Prometheus => {
+            reject(raw.fields.is_some(), "fields")?;
+            reject(raw.path.is_some(), "path")?;
+            let url = need(&raw.url, "url", "\"http://127.0.0.1:9090\"")?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err((
+                    format!("`{url}` is not an http(s) URL"),
+                    Some("e.g. `url: \"http://prometheus:9090\"`".to_owned()),
+                ));
+            }
+            let step = match &raw.step {
+                None => Duration::from_secs(60),
+                Some(s) => parse_duration(s).map_err(|why| (format!("step: {why}"), Some(DURATION_HINT.to_owned())))?,
+            };
+            if raw.queries.is_empty() {
+                return Err((
+                    "the prometheus source needs `queries`".to_owned(),
+                    Some("map a canary metric to PromQL with `$arm`, e.g. `queries: {error_rate: 'sum(rate(llm_errors_total{version=\"$arm\"}[5m])) / sum(rate(llm_requests_total{version=\"$arm\"}[5m]))'}`".to_owned()),
+                ));
+            }
+            for (metric, query) in &raw.queries {
+                if !CANARY_METRICS.contains(&metric.as_str()) || metric == "latency_shift_ms" {
+                    let hint = match did_you_mean(metric, CANARY_METRICS.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("canary metrics: {}", CANARY_METRICS.join(", ")),
+                    };
+                    return Err((format!("query for unknown metric `{metric}`"), Some(hint)));
+                }
+                if !query.contains("$arm") {
+                    return Err((
+                        format!("the query for `{metric}` does not mention `$arm`"),
+                        Some("write `$arm` where the version goes, e.g. `{version=\"$arm\"}`, so each arm gets its own series".to_owned()),
+                    ));
+                }
+            }
+            Source::Prometheus {
+                url: url.trim_end_matches('/').to_owned(),
+                step,
+                arms: ArmSelector {
+                    field: raw.arm_field.clone().unwrap_or_else(|| "$arm".to_owned()),
+                    baseline,
+                    canary,
+                },
+                queries: raw.queries.clone(),
+            }
+        }
+    })
+}
+
+fn kind_name(kind: SourceKind) -> &'static str {
+    match kind {
+        SourceKind::Jsonl => "jsonl",
+        SourceKind::Csv => "csv",
+        SourceKind::Otlp => "otlp",
+        SourceKind::Prometheus => "prometheus",
+    }
+}
+
+/// Margins a canary gate gets when the config gives none: relative for amounts, absolute
+/// shares for rates and scores.
+fn default_margin(metric: &str) -> Margin {
+    match metric {
+        "latency_p50_ms" | "latency_p95_ms" | "cost_per_request" => Margin::Relative(0.10),
+        "latency_p99_ms" => Margin::Relative(0.20),
+        "latency_shift_ms" => Margin::Absolute(50.0),
+        "quality" | "thumbs_down_rate" => Margin::Absolute(0.02),
+        _ => Margin::Absolute(0.01),
+    }
+}
+
+/// Errors, tails and hallucinations hold a canary back by default; the rest inform.
+fn default_blocking(metric: &str) -> bool {
+    matches!(
+        metric,
+        "latency_p95_ms" | "latency_p99_ms" | "error_rate" | "hallucination_rate"
+    )
+}
+
+/// The gates of a canary config that names none. Each applies only where the logs carry its
+/// quantity (`explicit: false`).
+fn default_canary_gates(alpha: f64) -> Vec<CanaryGate> {
+    [
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "latency_p99_ms",
+        "error_rate",
+        "cost_per_request",
+        "thumbs_down_rate",
+        "quality",
+        "hallucination_rate",
+    ]
+    .iter()
+    .map(|m| CanaryGate {
+        metric: (*m).to_owned(),
+        direction: default_direction(m),
+        margin: default_margin(m),
+        alpha,
+        blocking: default_blocking(m),
+        slo: None,
+        explicit: false,
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workspace::MemTree;
+
+    #[track_caller]
+    fn load(text: &str) -> Result<CanaryConfig, String> {
+        let tree = MemTree::new([("promptgate.yaml", text)]);
+        load_canary(&tree, "promptgate.yaml").map_err(|e| e.to_string())
+    }
+
+    const SOURCE: &str =
+        "canary:\n  source: {type: jsonl, path: logs/r.jsonl, arm_field: variant, baseline: a, canary: b}\n";
+
+    #[test]
+    fn a_canary_only_config_needs_no_experiments() {
+        let config = load(&format!("version: 1\nexperiments: []\n{SOURCE}")).unwrap();
+        assert_eq!(config.gates_from, "defaults");
+        assert_eq!(config.min_samples, 500);
+        let Source::Logs { path, fields, .. } = &config.source else {
+            panic!("logs expected")
+        };
+        assert_eq!(path, "logs/r.jsonl");
+        assert_eq!(fields.latency_ms, "latency_ms");
+    }
+
+    #[test]
+    fn canary_gates_override_shared_gates_by_metric() {
+        let text = format!(
+            "gates:\n  pass_rate: {{margin: 0.02}}\n  latency_p95_ms: {{margin: \"15%\"}}\n  error_rate: {{margin: 0.05}}\n{SOURCE}  gates:\n    error_rate: {{margin: 0.01}}\n"
+        );
+        let config = load(&text).unwrap();
+        let names: Vec<(&str, Margin)> = config.gates.iter().map(|g| (g.metric.as_str(), g.margin)).collect();
+        assert_eq!(
+            names,
+            [
+                ("latency_p95_ms", Margin::Relative(0.15)),
+                ("error_rate", Margin::Absolute(0.01))
+            ]
+        );
+        assert_eq!(config.gates_from, "gates: + canary.gates");
+    }
+
+    #[test]
+    fn presets_become_slos() {
+        let text = format!("{SOURCE}  presets: [seed]\n  budget: {{daily_usd: 100, requests_per_day: 10000}}\n");
+        let config = load(&text).unwrap();
+        let slo = |m: &str| config.gates.iter().find(|g| g.metric == m).and_then(|g| g.slo);
+        assert_eq!(slo("quality"), Some(0.80));
+        assert_eq!(slo("hallucination_rate"), Some(0.05));
+        assert_eq!(slo("latency_p99_ms"), Some(2000.0));
+        assert!((slo("cost_per_request").unwrap() - 0.012).abs() < 1e-12);
+    }
+
+    #[test]
+    fn config_errors_point_and_hint() {
+        let e = load(&format!("{SOURCE}  gates:\n    latncy_p95_ms: {{margin: \"10%\"}}\n")).unwrap_err();
+        assert!(
+            e.contains("unknown metric `latncy_p95_ms`") && e.contains("did you mean `latency_p95_ms`?"),
+            "{e}"
+        );
+        let e = load(&format!("{SOURCE}  gates:\n    error_rate: {{margin: 0}}\n")).unwrap_err();
+        assert!(e.contains("zero margin"), "{e}");
+        let e = load(&format!("{SOURCE}  presets: [daily-cost]\n")).unwrap_err();
+        assert!(e.contains("needs `canary.budget`"), "{e}");
+        let e = load("version: 1\n").unwrap_err();
+        assert!(e.contains("no `canary:` section"), "{e}");
+        let e = load("canary:\n  source: {type: jsonl, path: ../x.jsonl, arm_field: v, baseline: a, canary: b}\n")
+            .unwrap_err();
+        assert!(e.contains("leaves the repository"), "{e}");
+        let e = load("canary:\n  source: {type: prometheus, url: \"http://x\", baseline: a, canary: b, queries: {error_rate: 'up'}}\n")
+            .unwrap_err();
+        assert!(e.contains("does not mention `$arm`"), "{e}");
+        let e = load(&format!("{SOURCE}  min_sample: 3\n")).unwrap_err();
+        assert!(e.contains("min_samples"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+}

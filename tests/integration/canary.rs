@@ -1,0 +1,205 @@
+//! `promptgate canary`: the exit codes a deployment pipeline branches on (0 promote, 1 roll
+//! back, 4 hold, 2 bad input), the outputs, and bad logs reported with their line numbers.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use promptgate::stats::Rng;
+
+use crate::support::{Run, promptgate_in};
+
+const CONFIG: &str = "version: 1
+experiments: []
+canary:
+  experiment: support
+  version: v1.3.0
+  source: {type: jsonl, path: logs/requests.jsonl, arm_field: variant, baseline: v1.2.3, canary: v1.3.0,
+           fields: {timestamp: ts, latency_ms: latency_ms, input_tokens: usage.input_tokens,
+                    output_tokens: usage.output_tokens, model: model, error: error}}
+  min_samples: 300
+  gates:
+    latency_p95_ms: {margin: \"15%\", blocking: true}
+    error_rate: {margin: 0.02, blocking: true}
+    cost_per_request: {margin: \"10%\"}
+";
+
+/// One arm's requests: lognormal latencies around 400 ms, errors at `error_rate`, one request
+/// a minute per arm (interleaved by the caller).
+fn requests(rng: &mut Rng, variant: &str, n: usize, error_rate: f64, slow: f64) -> Vec<(u64, String)> {
+    (0..n)
+        .map(|i| {
+            let (u, v) = (1.0 - rng.unit(), rng.unit());
+            let z = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
+            let latency = 400.0 * slow * (0.3 * z).exp();
+            let error = if rng.unit() < error_rate { "\"timeout\"" } else { "null" };
+            let t = 1_796_119_200 + i as u64 * 60;
+            let line = format!(
+                "{{\"ts\": {t}, \"variant\": \"{variant}\", \"model\": \"gpt-4o-mini\", \"latency_ms\": {latency:.1}, \"usage\": {{\"input_tokens\": {}, \"output_tokens\": {}}}, \"error\": {error}}}",
+                900 + rng.below(200),
+                200 + rng.below(100)
+            );
+            (t, line)
+        })
+        .collect()
+}
+
+/// A folder with the config and logs of `n` requests per arm.
+fn setup(n: usize, canary_errors: f64, canary_slow: f64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(42);
+    let mut lines = requests(&mut rng, "v1.2.3", n, 0.01, 1.0);
+    lines.extend(requests(&mut rng, "v1.3.0", n, canary_errors, canary_slow));
+    lines.sort_by_key(|(t, _)| *t);
+    let mut text = String::new();
+    for (_, line) in lines {
+        let _ = writeln!(text, "{line}");
+    }
+    write(dir.path(), "logs/requests.jsonl", &text);
+    write(dir.path(), "promptgate.yaml", CONFIG);
+    dir
+}
+
+fn write(dir: &Path, path: &str, text: &str) {
+    let full = dir.join(path);
+    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+    std::fs::write(full, text).unwrap();
+}
+
+fn canary(dir: &Path, extra: &[&str]) -> (Run, serde_json::Value) {
+    let mut args = vec!["canary", "--out", "out"];
+    args.extend_from_slice(extra);
+    let run = promptgate_in(dir, &args);
+    let json = std::fs::read_to_string(dir.join("out/canary.json"))
+        .map(|t| serde_json::from_str(&t).expect("canary.json is JSON"))
+        .unwrap_or(serde_json::Value::Null);
+    (run, json)
+}
+
+#[test]
+fn an_unchanged_canary_is_promoted_with_its_evidence() {
+    let dir = setup(2_000, 0.01, 1.0);
+    let (run, json) = canary(dir.path(), &[]);
+    run.expect_code(0).stdout_has("promptgate canary: promote");
+    assert_eq!(json["verdict"], "promote");
+    assert_eq!(json["experiment"], "support");
+    assert_eq!(json["version"], "v1.3.0");
+    assert_eq!(json["arms"]["canary"]["n"], 2_000);
+    let names: Vec<&str> = json["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["latency_p95_ms", "error_rate", "cost_per_request"]);
+    let report = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
+    assert!(
+        report.starts_with("## 🟢 promptgate canary: promote · support v1.3.0"),
+        "{report}"
+    );
+    for chart in ["canary-latency", "canary-error-rate", "canary-cost"] {
+        assert!(dir.path().join(format!("out/charts/{chart}.svg")).is_file(), "{chart}");
+        assert!(report.contains(&format!("charts/{chart}.png")), "{chart}");
+    }
+}
+
+#[test]
+fn a_canary_with_more_errors_is_rolled_back_by_name() {
+    let dir = setup(2_000, 0.08, 1.0);
+    let (run, json) = canary(dir.path(), &[]);
+    run.expect_code(1).stdout_has("roll back: error_rate worse");
+    assert_eq!(json["verdict"], "rollback");
+    assert_eq!(json["failing"], serde_json::json!(["error_rate"]));
+}
+
+#[test]
+fn too_little_traffic_holds_and_says_how_much_more() {
+    let dir = setup(320, 0.01, 1.0);
+    let (run, json) = canary(dir.path(), &[]);
+    run.expect_code(4).stdout_has("needed: about");
+    assert_eq!(json["verdict"], "hold");
+    let needed = &json["needed"];
+    assert!(needed["requests_per_arm"].as_u64().unwrap() > 320, "{needed}");
+    assert!(needed["hours"].as_f64().unwrap() > 0.0, "{needed}");
+}
+
+#[test]
+fn a_window_keeps_only_the_latest_requests() {
+    let dir = setup(2_000, 0.01, 1.0);
+    // One request a minute per arm: the last 10 hours hold 600 of each.
+    let (run, json) = canary(dir.path(), &["--window", "10h"]);
+    assert_ne!(run.code, 2, "{}", run.stderr);
+    let n = json["arms"]["canary"]["n"].as_u64().unwrap();
+    assert!((600..=601).contains(&n), "{n}");
+    // Drift: the canary's last 10 hours against its 10 hours before.
+    let (run, json) = canary(dir.path(), &["--drift", "--window", "10h"]);
+    assert_ne!(run.code, 2, "{}", run.stderr);
+    assert_eq!(json["mode"], "drift");
+    assert_eq!(json["arms"]["baseline"]["name"], "v1.3.0, previous 10h");
+}
+
+/// The error and its exit code, with the temporary folder's path taken out.
+fn printed(run: &Run, dir: &Path) -> String {
+    format!(
+        "exit {}\n{}",
+        run.code,
+        run.stderr.replace(&dir.display().to_string(), "<dir>")
+    )
+}
+
+#[test]
+fn malformed_lines_above_the_limit_stop_the_run() {
+    let dir = setup(400, 0.01, 1.0);
+    let logs = dir.path().join("logs/requests.jsonl");
+    let mut text = std::fs::read_to_string(&logs).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[3] = "{\"ts\": 1796119380, \"variant\": \"v1.3.0\", \"latency_ms\": 4".to_owned();
+    lines[10] = "{\"ts\": 1796119500, \"variant\": \"v1.2.3\", \"latency_ms\": \"slow\"}".to_owned();
+    for line in &mut lines[20..28] {
+        *line = "not json at all".to_owned();
+    }
+    text = lines.join("\n");
+    std::fs::write(&logs, &text).unwrap();
+    let (run, _) = canary(dir.path(), &[]);
+    insta::assert_snapshot!("canary_malformed_lines", printed(&run, dir.path()));
+}
+
+#[test]
+fn an_arm_missing_from_the_logs_is_named() {
+    let dir = setup(400, 0.01, 1.0);
+    let config = std::fs::read_to_string(dir.path().join("promptgate.yaml")).unwrap();
+    std::fs::write(
+        dir.path().join("promptgate.yaml"),
+        config.replace("canary: v1.3.0,", "canary: v1.3,"),
+    )
+    .unwrap();
+    let (run, _) = canary(dir.path(), &[]);
+    insta::assert_snapshot!("canary_unknown_arm", printed(&run, dir.path()));
+}
+
+#[test]
+fn a_field_map_that_matches_nothing_is_bad_input() {
+    let dir = setup(400, 0.01, 1.0);
+    let config = std::fs::read_to_string(dir.path().join("promptgate.yaml")).unwrap();
+    let config = config.replace("input_tokens: usage.input_tokens", "input_tokens: usage.prompt_tokens");
+    std::fs::write(dir.path().join("promptgate.yaml"), config).unwrap();
+    let (run, _) = canary(dir.path(), &[]);
+    insta::assert_snapshot!("canary_field_not_found", printed(&run, dir.path()));
+}
+
+#[test]
+fn an_empty_window_is_bad_input() {
+    let dir = setup(400, 0.01, 1.0);
+    let (run, _) = canary(dir.path(), &["--drift", "--window", "7d"]);
+    insta::assert_snapshot!("canary_empty_window", printed(&run, dir.path()));
+}
+
+#[test]
+fn watching_stops_at_the_first_decision_or_at_max_duration() {
+    let decided = setup(2_000, 0.08, 1.0);
+    let (run, _) = canary(decided.path(), &["--watch", "1h"]);
+    run.expect_code(1);
+    let undecided = setup(320, 0.01, 1.0);
+    // The next look would come after --max-duration: the watch ends at once, still hold.
+    let (run, _) = canary(undecided.path(), &["--watch", "1h", "--max-duration", "30m"]);
+    run.expect_code(4).stderr_has("stopping at --max-duration 30m");
+}

@@ -1,0 +1,188 @@
+//! The Prometheus source against a real Prometheus: series written as OpenMetrics, turned into
+//! TSDB blocks by `promtool tsdb create-blocks-from openmetrics`, served by `prometheus` on a
+//! free port of 127.0.0.1, and read by `promptgate canary` through `query_range`. `.ci/run`
+//! installs Debian's `prometheus` package; without the binaries the test says plainly that it
+//! did not run, and why.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::support::promptgate_in;
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// Stops the server however the test ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A minute-by-minute hour and a half of two versions' p95 latency and error ratio, ending
+/// five minutes ago: the canary's p95 is 30% higher, its errors the same.
+fn openmetrics(now: u64) -> String {
+    let mut text = String::new();
+    let start = now - 95 * 60;
+    let wobble = |i: u64, k: u64| ((i * 7919 + k * 104_729) % 97) as f64 / 97.0 - 0.5;
+    let _ = writeln!(text, "# TYPE llm_latency_p95_ms gauge");
+    for (k, (version, level)) in [("v1.2.3", 600.0), ("v1.3.0", 780.0)].into_iter().enumerate() {
+        for i in 0..90 {
+            let value = level + 40.0 * wobble(i, k as u64);
+            let _ = writeln!(
+                text,
+                "llm_latency_p95_ms{{version=\"{version}\"}} {value:.1} {}",
+                start + i * 60
+            );
+        }
+    }
+    let _ = writeln!(text, "# TYPE llm_error_ratio gauge");
+    for (k, version) in ["v1.2.3", "v1.3.0"].into_iter().enumerate() {
+        for i in 0..90 {
+            let value = 0.01 + 0.004 * wobble(i, 3 + k as u64);
+            let _ = writeln!(
+                text,
+                "llm_error_ratio{{version=\"{version}\"}} {value:.5} {}",
+                start + i * 60
+            );
+        }
+    }
+    text.push_str("# EOF\n");
+    text
+}
+
+const CONFIG: &str = "version: 1
+experiments: []
+canary:
+  source:
+    type: prometheus
+    url: \"http://127.0.0.1:PORT\"
+    step: 60s
+    baseline: v1.2.3
+    canary: v1.3.0
+    queries:
+      latency_p95_ms: 'llm_latency_p95_ms{version=\"$arm\"}'
+      error_rate: 'llm_error_ratio{version=\"$arm\"}'
+  min_samples: 30
+  gates:
+    latency_p95_ms: {margin: \"10%\", blocking: true}
+    error_rate: {margin: 0.01, blocking: true}
+";
+
+#[test]
+fn a_real_prometheus_serves_the_canary_its_series() {
+    let (Some(prometheus), Some(promtool)) = (on_path("prometheus"), on_path("promtool")) else {
+        eprintln!(
+            "prometheus test DID NOT RUN: `prometheus` and `promtool` are not both on PATH. \
+             Install Debian's `prometheus` package (`.ci/run` does) to run it."
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let om = dir.path().join("series.om");
+    std::fs::write(&om, openmetrics(now)).unwrap();
+    let data = dir.path().join("data");
+    let status = Command::new(&promtool)
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&om)
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "promtool could not create the blocks");
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
+    let port = free_port();
+    let _server = Server(
+        Command::new(&prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready(port);
+
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("promptgate.yaml"), CONFIG.replace("PORT", &port.to_string())).unwrap();
+    let run = promptgate_in(&repo, &["canary", "--window", "2h", "--out", "out"]);
+    run.expect_code(1).stdout_has("roll back: latency_p95_ms worse");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo.join("out/canary.json")).unwrap()).unwrap();
+    let metric = |name: &str| {
+        json["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let latency = metric("latency_p95_ms");
+    // 90 samples, and Prometheus's five minutes of look-back after the last one.
+    let n = latency["n"]["baseline"].as_u64().unwrap();
+    assert!((90..=96).contains(&n), "{latency}");
+    let (b, c) = (
+        latency["baseline"].as_f64().unwrap(),
+        latency["canary"].as_f64().unwrap(),
+    );
+    assert!((b - 600.0).abs() < 10.0 && (c - 780.0).abs() < 10.0, "{latency}");
+    assert_eq!(metric("error_rate")["verdict"], "no_change");
+    assert!(
+        json["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("prometheus http://127.0.0.1:")
+    );
+
+    // A query that is not PromQL is the config's fault: exit 2 with Prometheus's reason.
+    std::fs::write(
+        repo.join("promptgate.yaml"),
+        CONFIG.replace("PORT", &port.to_string()).replace(
+            "llm_error_ratio{version=\"$arm\"}",
+            "rate(llm_error_ratio{version=\"$arm\"}",
+        ),
+    )
+    .unwrap();
+    promptgate_in(&repo, &["canary", "--window", "2h", "--out", "out"])
+        .expect_code(2)
+        .stderr_has("Prometheus rejects the query");
+}
+
+/// Polls `/-/ready` until the server answers (it loads the blocks first).
+fn wait_ready(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read as _, Write as _};
+            let _ = stream.write_all(b"GET /-/ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("prometheus did not become ready on 127.0.0.1:{port} within 30 s");
+}
