@@ -98,6 +98,12 @@ pub fn question_id(check: &JudgeCheck) -> String {
         .and_then(|r| r.messages.into_iter().next())
         .map(|m| m.content)
         .unwrap_or_default();
+    // The fence's nonce is derived from the sections' text, so it names one request, not the
+    // question: the instructions are compared without it.
+    let instructions = match crate::providers::judge_nonce(&instructions) {
+        Some(nonce) if !nonce.is_empty() => instructions.replace(nonce, "NONCE"),
+        _ => instructions,
+    };
     let hash = stats::fnv1a(instructions.bytes().chain([0]).chain(rubric.bytes()));
     format!("{kind}:{hash:016x}")
 }
