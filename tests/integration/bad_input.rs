@@ -889,7 +889,7 @@ fn similarity_without_an_expected_answer() {
 fn hallucination_without_its_context_var() {
     check(
         |r| {
-            r.edit(SUITE, "provider: offline}", "provider: offline, judge: offline}");
+            // The demo's suite names its judge (`defaults.judge`) already.
             suite_assert(r, "{type: hallucination, context_var: article}");
         },
         &[
@@ -909,7 +909,11 @@ fn embedder_without_an_embeddings_endpoint() {
                 "offline: {type: mock}",
                 "offline: {type: mock}\n  claude: {type: anthropic, model: claude-3-5-haiku}",
             );
-            r.edit(SUITE, "provider: offline}", "provider: offline, embedder: claude}");
+            r.edit(
+                SUITE,
+                "judge_model: gpt-4o-mini}",
+                "judge_model: gpt-4o-mini, embedder: claude}",
+            );
             suite_assert(
                 r,
                 "{type: similarity, method: embeddings, value: \"Refunds within 30 days.\"}",
@@ -917,7 +921,7 @@ fn embedder_without_an_embeddings_endpoint() {
         },
         &[
             "the embedder `claude` has type `anthropic`, which has no embeddings endpoint",
-            "promptgate.yaml:14:66",
+            "promptgate.yaml:14:108",
             "hint: embed through an `openai` or `openai-compatible` provider",
         ],
     );
