@@ -140,38 +140,12 @@ fn main() {
 }
 
 fn write_suite(dir: &Path, base_url: &str, cases: usize) {
-    let git = |args: &[&str]| support::git(dir, args);
-    let write = |path: &str, text: &str| support::write(dir, path, text);
-    git(&["init", "-q", "-b", "main"]);
-    write(
-        "promptgate.yaml",
-        &format!(
-            "version: 1\nproviders:\n  sim: {{type: openai-compatible, base_url: \"{base_url}/v1\", concurrency: {CONCURRENCY}, max_retries: 0}}\n\
+    let suite = format!(
+        "version: 1\nproviders:\n  sim: {{type: openai-compatible, base_url: \"{base_url}/v1\", concurrency: {CONCURRENCY}, max_retries: 0}}\n\
              \x20 judge: {{type: openai-compatible, base_url: \"{base_url}/v1\", concurrency: {CONCURRENCY}, max_retries: 0}}\n\
              pricing:\n  sim-model: {{input: 0.1, output: 0.4}}\n  sim-judge: {{input: 0.1, output: 0.4}}\n\
              defaults: {{provider: sim, judge: judge, judge_model: sim-judge}}\n\
              experiments:\n  - name: bench\n    variant: variant.yaml\n    dataset: cases.jsonl\n    assert: [{{type: relevance}}]\n"
-        ),
     );
-    write(
-        "variant.yaml",
-        "model: sim-model\nprompt: prompt.md\ntemperature: 0.7\nmax_tokens: 64\n",
-    );
-    write(
-        "prompt.md",
-        "You are a support assistant. Refunds are available within 30 days.\n",
-    );
-    let dataset: String = (0..cases)
-        .map(|i| format!("{{\"id\": \"c{i}\", \"vars\": {{\"input\": \"question number {i} about refunds\"}}}}\n"))
-        .collect();
-    write("cases.jsonl", &dataset);
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "base"]);
-    git(&["checkout", "-q", "-b", "pr"]);
-    write(
-        "prompt.md",
-        "You are a concise support assistant. Refunds are available within 30 days.\n",
-    );
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "pr"]);
+    support::bench_repo(dir, &suite, cases, "");
 }

@@ -96,3 +96,36 @@ pub fn write(dir: &Path, path: &str, text: &str) {
     std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
     std::fs::write(full, text).expect("write");
 }
+
+/// The benchmarks' repository in `dir`: `suite` as promptgate.yaml, a variant, a prompt and
+/// `cases` cases (`extra` is appended inside each case's JSON object), committed on `main`,
+/// then a `pr` branch that rewords the prompt.
+pub fn bench_repo(dir: &Path, suite: &str, cases: usize, extra: &str) {
+    let git = |args: &[&str]| git(dir, args);
+    let write = |path: &str, text: &str| write(dir, path, text);
+    git(&["init", "-q", "-b", "main"]);
+    write("promptgate.yaml", suite);
+    write(
+        "variant.yaml",
+        "model: sim-model\nprompt: prompt.md\ntemperature: 0.7\nmax_tokens: 64\n",
+    );
+    write(
+        "prompt.md",
+        "You are a support assistant. Refunds are available within 30 days.\n",
+    );
+    let dataset: String = (0..cases)
+        .map(|i| {
+            format!("{{\"id\": \"c{i}\", \"vars\": {{\"input\": \"question number {i} about refunds\"}}{extra}}}\n")
+        })
+        .collect();
+    write("cases.jsonl", &dataset);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "base"]);
+    git(&["checkout", "-q", "-b", "pr"]);
+    write(
+        "prompt.md",
+        "You are a concise support assistant. Refunds are available within 30 days.\n",
+    );
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "pr"]);
+}
