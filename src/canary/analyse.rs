@@ -138,32 +138,35 @@ fn measure(data: &Data<'_>, kind: Kind, gate: &CanaryGate) -> Option<Measured> {
             let s = series.get(kind.name())?;
             let b: Vec<f64> = s.baseline.iter().map(|p| p.1).filter(|v| v.is_finite()).collect();
             let c: Vec<f64> = s.canary.iter().map(|p| p.1).filter(|v| v.is_finite()).collect();
-            let (scale, estimate, test) = if kind == Kind::Cost {
-                (
-                    Scale::LogRatio,
-                    stats::mean_ratio(&b, &c, confidence)?,
-                    "ratio of per-step means (delta method)",
-                )
+            let test = if kind == Kind::Cost {
+                "ratio of per-step means (delta method)"
             } else {
-                (
-                    Scale::Identity,
-                    stats::welch_z(&b, &c, confidence)?,
-                    "difference of per-step means (Welch z)",
-                )
+                "difference of per-step means (Welch z)"
             };
-            let (mb, _) = stats::mean_var(&b);
-            let (mc, vc) = stats::mean_var(&c);
-            Some(Measured {
-                baseline: mb,
-                canary: mc,
-                estimate,
-                scale,
-                own_se: Some((vc / c.len() as f64).sqrt()),
-                n: counts(b.len(), c.len()),
-                test,
-            })
+            of_means(&b, &c, kind, confidence, test)
         }
     }
+}
+
+/// A metric compared by its means: cost as their ratio, anything else (quality, a Prometheus
+/// series' steps) as their difference.
+fn of_means(b: &[f64], c: &[f64], kind: Kind, confidence: f64, test: &'static str) -> Option<Measured> {
+    let (scale, estimate) = if kind == Kind::Cost {
+        (Scale::LogRatio, stats::mean_ratio(b, c, confidence)?)
+    } else {
+        (Scale::Identity, stats::welch_z(b, c, confidence)?)
+    };
+    let (mb, _) = stats::mean_var(b);
+    let (mc, vc) = stats::mean_var(c);
+    Some(Measured {
+        baseline: mb,
+        canary: mc,
+        estimate,
+        scale,
+        own_se: Some((vc / c.len() as f64).sqrt()),
+        n: counts(b.len(), c.len()),
+        test,
+    })
 }
 
 fn counts(b: usize, c: usize) -> ArmCounts {
@@ -249,34 +252,12 @@ fn measure_records(records: &Records, kind: Kind, confidence: f64) -> Option<Mea
         Kind::Quality => {
             let b = values(&records.baseline, |r| r.quality);
             let c = values(&records.canary, |r| r.quality);
-            let estimate = stats::welch_z(&b, &c, confidence)?;
-            let (mb, _) = stats::mean_var(&b);
-            let (mc, vc) = stats::mean_var(&c);
-            Some(Measured {
-                baseline: mb,
-                canary: mc,
-                estimate,
-                scale: Scale::Identity,
-                own_se: Some((vc / c.len() as f64).sqrt()),
-                n: counts(b.len(), c.len()),
-                test: "difference of means (Welch z)",
-            })
+            of_means(&b, &c, kind, confidence, "difference of means (Welch z)")
         }
         Kind::Cost => {
             let b = values(&records.baseline, |r| r.cost_usd);
             let c = values(&records.canary, |r| r.cost_usd);
-            let estimate = stats::mean_ratio(&b, &c, confidence)?;
-            let (mb, _) = stats::mean_var(&b);
-            let (mc, vc) = stats::mean_var(&c);
-            Some(Measured {
-                baseline: mb,
-                canary: mc,
-                estimate,
-                scale: Scale::LogRatio,
-                own_se: Some((vc / c.len() as f64).sqrt()),
-                n: counts(b.len(), c.len()),
-                test: "ratio of means (delta method)",
-            })
+            of_means(&b, &c, kind, confidence, "ratio of means (delta method)")
         }
     }
 }
