@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::judge::Fence;
 use crate::plan::{Arm, Job, JudgeTag};
-use crate::providers::{JUDGE_MARK, Message, Request, Role};
+use crate::providers::{JUDGE_MARK, Request};
 use crate::results::{Judgement, Score};
 use crate::runner::Outcome;
 use crate::suite::{Assertion, Case, Check, JudgeSettings};
@@ -158,26 +158,7 @@ pub fn request(rubric: &str, model: &str, case: &Case, first: &str, second: &str
          JSON object: {{\"winner\": \"A\" or \"B\" or \"tie\", \"reason\": \"one sentence\"}}.",
         fence.instructions()
     );
-    Request {
-        model: model.to_owned(),
-        messages: vec![
-            Message {
-                role: Role::System,
-                content: system,
-            },
-            Message {
-                role: Role::User,
-                content: user,
-            },
-        ],
-        temperature: Some(0.0),
-        max_tokens: Some(COMPARE_MAX_TOKENS),
-        top_p: None,
-        seed,
-        json: true,
-        json_schema: Some(reply_schema()),
-        embed: false,
-    }
+    super::judge::structured_request(model, system, user, COMPARE_MAX_TOKENS, seed, reply_schema())
 }
 
 /// The JSON Schema of a comparison's reply.

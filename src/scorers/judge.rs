@@ -296,7 +296,27 @@ pub fn request(check: &JudgeCheck, model: &str, case: &Case, output: &str, seed:
          {{\"pass\": true or false, \"score\": an integer from 1 to 5, \"reason\": \"one sentence\"}}.",
         fence.instructions()
     );
-    Ok(Request {
+    Ok(structured_request(
+        model,
+        system,
+        user,
+        JUDGE_MAX_TOKENS,
+        seed,
+        reply_schema(),
+    ))
+}
+
+/// A judge's request: the instructions and the fenced question, at temperature 0, asking for
+/// a JSON object of `schema` (the provider's JSON mode or schema where it has one).
+pub fn structured_request(
+    model: &str,
+    system: String,
+    user: String,
+    max_tokens: u32,
+    seed: u64,
+    schema: Value,
+) -> Request {
+    Request {
         model: model.to_owned(),
         messages: vec![
             Message {
@@ -309,13 +329,13 @@ pub fn request(check: &JudgeCheck, model: &str, case: &Case, output: &str, seed:
             },
         ],
         temperature: Some(0.0),
-        max_tokens: Some(JUDGE_MAX_TOKENS),
+        max_tokens: Some(max_tokens),
         top_p: None,
         seed,
         json: true,
-        json_schema: Some(reply_schema()),
+        json_schema: Some(schema),
         embed: false,
-    })
+    }
 }
 
 /// The JSON Schema of a judge's reply, `{"pass", "score", "reason"}`, for providers that
