@@ -160,11 +160,7 @@ mod tests {
         let published = publish(&client, DEFAULT_BRANCH, "https://github.com", 7, "abc", &images)
             .await
             .unwrap();
-        let routes: Vec<String> = client
-            .recorded()
-            .iter()
-            .map(|r| format!("{} {}", r["method"].as_str().unwrap(), r["route"].as_str().unwrap()))
-            .collect();
+        let routes = client.recorded_routes();
         assert_eq!(
             routes,
             [

@@ -118,6 +118,21 @@ impl Client {
         }
     }
 
+    /// The dry run's requests as `METHOD /route` lines, for tests to compare in one assertion.
+    #[cfg(test)]
+    pub fn recorded_routes(&self) -> Vec<String> {
+        self.recorded()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r["method"].as_str().unwrap_or(""),
+                    r["route"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+
     /// `/repos/{owner}/{name}` followed by `rest`.
     pub fn repo_route(&self, rest: &str) -> String {
         format!("/repos/{}{rest}", self.repository)

@@ -192,10 +192,7 @@ mod tests {
         .unwrap();
         assert!(appended.created);
         let recorded = client.recorded();
-        let routes: Vec<String> = recorded
-            .iter()
-            .map(|r| format!("{} {}", r["method"].as_str().unwrap(), r["route"].as_str().unwrap()))
-            .collect();
+        let routes = client.recorded_routes();
         assert_eq!(
             routes,
             [
