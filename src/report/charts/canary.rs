@@ -105,30 +105,7 @@ fn draw_latency<DB: DrawingBackend>(pen: &Pen<'_, DB>, f: &CanaryFigures, height
         "share of requests answered within a time (CDF), p50, p95 and p99 marked",
     )?;
     let max = f.latency.iter().filter_map(|xs| xs.last().copied()).fold(0.0, f64::max);
-    let (x_max, ticks) = nice_axis(max.max(1.0) * 1.04);
-    let plot = Plot {
-        left: 64.0,
-        right: f64::from(WIDTH) - 24.0,
-        top: 96.0,
-        bottom: height - 48.0,
-        x_max,
-        y_max: 1.0,
-        pad: 0.0,
-    };
-    plot.grid(
-        pen,
-        &ticks,
-        &[0.0, 0.25, 0.5, 0.75, 1.0],
-        |v| format!("{v:.0} ms"),
-        |v| format!("{:.0}%", v * 100.0),
-    )?;
-    pen.text(
-        "latency per request",
-        ((plot.left + plot.right) / 2.0, height - 14.0),
-        11.0,
-        MUTED,
-        Align::Center,
-    )?;
+    let plot = super::latency::cdf_axes(pen, max.max(1.0) * 1.04, height, "latency per request")?;
     let mut legend_x = 20.0;
     for (arm, xs) in f.latency.iter().enumerate() {
         if xs.is_empty() {

@@ -9,6 +9,41 @@ use crate::report::figures::latencies;
 /// At most this many points per CDF line, so a 2,000-case run stays a small SVG.
 pub(super) const CDF_POINTS: usize = 300;
 
+/// The axes of a latency CDF: milliseconds up to `max` (rounded up to a nice tick), shares
+/// 0–100%, and `label` under the x axis.
+pub(super) fn cdf_axes<DB: DrawingBackend>(
+    pen: &Pen<'_, DB>,
+    max: f64,
+    height: f64,
+    label: &str,
+) -> anyhow::Result<Plot> {
+    let (x_max, ticks) = nice_axis(max.max(1.0));
+    let plot = Plot {
+        left: 64.0,
+        right: f64::from(WIDTH) - 24.0,
+        top: 96.0,
+        bottom: height - 48.0,
+        x_max,
+        y_max: 1.0,
+        pad: 0.0,
+    };
+    plot.grid(
+        pen,
+        &ticks,
+        &[0.0, 0.25, 0.5, 0.75, 1.0],
+        |v| format!("{v:.0} ms"),
+        |v| format!("{:.0}%", v * 100.0),
+    )?;
+    pen.text(
+        label,
+        ((plot.left + plot.right) / 2.0, height - 14.0),
+        11.0,
+        MUTED,
+        Align::Center,
+    )?;
+    Ok(plot)
+}
+
 pub(super) fn draw_latency<DB: DrawingBackend>(
     pen: &Pen<'_, DB>,
     e: &ExperimentResult,
@@ -34,30 +69,7 @@ pub(super) fn draw_latency<DB: DrawingBackend>(
     if let Some((_, target)) = slo {
         max = max.max(target);
     }
-    let (x_max, ticks) = nice_axis(max.max(1.0) * 1.06);
-    let plot = Plot {
-        left: 64.0,
-        right: f64::from(WIDTH) - 24.0,
-        top: 96.0,
-        bottom: height - 48.0,
-        x_max,
-        y_max: 1.0,
-        pad: 0.0,
-    };
-    plot.grid(
-        pen,
-        &ticks,
-        &[0.0, 0.25, 0.5, 0.75, 1.0],
-        |v| format!("{v:.0} ms"),
-        |v| format!("{:.0}%", v * 100.0),
-    )?;
-    pen.text(
-        "latency per call",
-        ((plot.left + plot.right) / 2.0, height - 14.0),
-        11.0,
-        MUTED,
-        Align::Center,
-    )?;
+    let plot = cdf_axes(pen, max.max(1.0) * 1.06, height, "latency per call")?;
 
     if let Some((m, target)) = slo {
         let sx = plot.x(target);
