@@ -477,22 +477,7 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
     }
     gates.sort_by_key(|g| CANARY_METRICS.iter().position(|m| *m == g.metric));
 
-    let mut pricing = BTreeMap::new();
-    for (model, p) in file.pricing {
-        if !(p.input >= 0.0 && p.output >= 0.0 && p.cached_input.is_none_or(|c| c >= 0.0)) {
-            return Err(Diagnostic::new(format!("pricing for `{model}` must not be negative"))
-                .in_file(config_path)
-                .into());
-        }
-        pricing.insert(
-            model,
-            Price {
-                input: p.input,
-                cached_input: p.cached_input,
-                output: p.output,
-            },
-        );
-    }
+    let pricing = super::prices(file.pricing, config_path)?;
 
     let canary_arm = src.arms().canary.clone();
     Ok(CanaryConfig {

@@ -238,22 +238,7 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
         embedder: judges::embedder(&providers, defaults_raw.as_ref(), &at)?,
     };
 
-    let mut pricing = BTreeMap::new();
-    for (model, p) in raw.pricing {
-        if !(p.input >= 0.0 && p.output >= 0.0 && p.cached_input.is_none_or(|c| c >= 0.0)) {
-            return Err(Diagnostic::new(format!("pricing for `{model}` must not be negative"))
-                .in_file(config_path)
-                .into());
-        }
-        pricing.insert(
-            model,
-            Price {
-                input: p.input,
-                cached_input: p.cached_input,
-                output: p.output,
-            },
-        );
-    }
+    let pricing = prices(raw.pricing, config_path)?;
 
     let budget = raw.budget.map_or(Budget::default(), |b| Budget {
         approve_above_usd: b.approve_above_usd,
@@ -436,4 +421,29 @@ fn mock_spec(name: &str) -> ProviderSpec {
         concurrency: 64,
         ..ProviderSpec::new(name, ProviderKind::Mock)
     }
+}
+
+/// The `pricing:` table, each price checked non-negative (shared by the suite and the canary's
+/// config).
+pub(crate) fn prices(
+    raw: BTreeMap<String, raw::RawPrice>,
+    config_path: &str,
+) -> Result<BTreeMap<String, Price>, Error> {
+    let mut pricing = BTreeMap::new();
+    for (model, p) in raw {
+        if !(p.input >= 0.0 && p.output >= 0.0 && p.cached_input.is_none_or(|c| c >= 0.0)) {
+            return Err(Diagnostic::new(format!("pricing for `{model}` must not be negative"))
+                .in_file(config_path)
+                .into());
+        }
+        pricing.insert(
+            model,
+            Price {
+                input: p.input,
+                cached_input: p.cached_input,
+                output: p.output,
+            },
+        );
+    }
+    Ok(pricing)
 }
