@@ -438,23 +438,33 @@ fn trim_ascii(bytes: &[u8]) -> &[u8] {
     bytes.trim_ascii()
 }
 
-fn split_path(path: &str) -> Vec<String> {
-    path.split('.').map(str::to_owned).collect()
+/// A dotted path split once per run: `rest[k]` is `parts[k..]` joined again, the whole key
+/// tried at level `k` before descending, so no line pays for joining it.
+struct FieldPath {
+    parts: Vec<String>,
+    rest: Vec<String>,
+}
+
+fn split_path(path: &str) -> FieldPath {
+    let parts: Vec<String> = path.split('.').map(str::to_owned).collect();
+    let rest = (0..parts.len()).map(|k| parts[k..].join(".")).collect();
+    FieldPath { parts, rest }
 }
 
 /// The value at a dotted path. A key that itself contains dots (`gen_ai.usage` written flat)
 /// is tried whole before the path is split.
-fn lookup<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
-    if path.is_empty() {
-        return Some(value);
+fn lookup<'v>(value: &'v Value, path: &FieldPath) -> Option<&'v Value> {
+    let mut value = value;
+    for k in 0..path.parts.len() {
+        let object = value.as_object()?;
+        if path.parts.len() - k > 1
+            && let Some(v) = object.get(&path.rest[k])
+        {
+            return Some(v);
+        }
+        value = object.get(&path.parts[k])?;
     }
-    let object = value.as_object()?;
-    if path.len() > 1
-        && let Some(v) = object.get(&path.join("."))
-    {
-        return Some(v);
-    }
-    lookup(object.get(&path[0])?, &path[1..])
+    Some(value)
 }
 
 #[cfg(test)]
