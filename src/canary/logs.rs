@@ -3,7 +3,7 @@
 
 use std::io::BufRead;
 
-use serde_json::Value;
+use super::jsonline::{self, Light, Wanted};
 
 use super::records::{Costing, Problem, ReadNotes, Record, Records};
 use super::time::{from_epoch_number, parse_rfc3339};
@@ -32,7 +32,7 @@ pub fn read_logs(input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(Re
 /// One quantity's value as found in a line: JSON or CSV text, read by one set of rules.
 #[derive(Clone, Copy)]
 enum Cell<'a> {
-    Json(&'a Value),
+    Json(&'a Light<'a>),
     Text(&'a str),
 }
 
@@ -42,9 +42,9 @@ struct Misfit(String);
 impl Cell<'_> {
     fn number(self, name: &str) -> Result<Option<f64>, Misfit> {
         match self {
-            Cell::Json(Value::Null) => Ok(None),
-            Cell::Json(Value::Number(n)) => Ok(n.as_f64()),
-            Cell::Json(Value::String(s)) => Cell::Text(s).number(name),
+            Cell::Json(Light::Null) => Ok(None),
+            Cell::Json(Light::Number(n)) => Ok(n.as_f64()),
+            Cell::Json(Light::Str(s)) => Cell::Text(s).number(name),
             Cell::Text(t) if t.trim().is_empty() => Ok(None),
             Cell::Text(t) => match t.trim().parse::<f64>() {
                 Ok(x) if x.is_finite() => Ok(Some(x)),
@@ -57,14 +57,14 @@ impl Cell<'_> {
     /// Booleans as logs write them: true/false, 1/0, yes/no, and the field's own words.
     fn flag(self, name: &str, words: (&str, &str)) -> Result<Option<bool>, Misfit> {
         match self {
-            Cell::Json(Value::Null) => Ok(None),
-            Cell::Json(Value::Bool(b)) => Ok(Some(*b)),
-            Cell::Json(Value::Number(n)) => match n.as_f64() {
+            Cell::Json(Light::Null) => Ok(None),
+            Cell::Json(Light::Bool(b)) => Ok(Some(*b)),
+            Cell::Json(Light::Number(n)) => match n.as_f64() {
                 Some(1.0) => Ok(Some(true)),
                 Some(0.0) => Ok(Some(false)),
                 _ => Err(Misfit(format!("`{name}` is {n}, expected true or false"))),
             },
-            Cell::Json(Value::String(s)) => Cell::Text(s).flag(name, words),
+            Cell::Json(Light::Str(s)) => Cell::Text(s).flag(name, words),
             Cell::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
                 "" => Ok(None),
                 "true" | "1" | "yes" => Ok(Some(true)),
@@ -81,10 +81,10 @@ impl Cell<'_> {
     /// (logs often write the error's message or object there).
     fn error(self) -> bool {
         match self {
-            Cell::Json(Value::Null) => false,
-            Cell::Json(Value::Bool(b)) => *b,
-            Cell::Json(Value::Number(n)) => n.as_f64() != Some(0.0),
-            Cell::Json(Value::String(s)) => Cell::Text(s).error(),
+            Cell::Json(Light::Null) => false,
+            Cell::Json(Light::Bool(b)) => *b,
+            Cell::Json(Light::Number(n)) => n.as_f64() != Some(0.0),
+            Cell::Json(Light::Str(s)) => Cell::Text(s).error(),
             Cell::Json(_) => true,
             Cell::Text(t) => !matches!(
                 t.trim().to_ascii_lowercase().as_str(),
@@ -95,9 +95,9 @@ impl Cell<'_> {
 
     fn text(self) -> Option<String> {
         match self {
-            Cell::Json(Value::String(s)) => Some(s.clone()),
-            Cell::Json(Value::Number(n)) => Some(n.to_string()),
-            Cell::Json(Value::Bool(b)) => Some(b.to_string()),
+            Cell::Json(Light::Str(s)) => Some(s.to_string()),
+            Cell::Json(Light::Number(n)) => Some(n.to_string()),
+            Cell::Json(Light::Bool(b)) => Some(b.to_string()),
             Cell::Text(t) if !t.trim().is_empty() => Some(t.trim().to_owned()),
             _ => None,
         }
@@ -106,13 +106,13 @@ impl Cell<'_> {
     fn timestamp(self) -> Result<Option<f64>, Misfit> {
         let misfit = |shown: String| Misfit(format!("timestamp `{shown}` is neither RFC 3339 nor Unix epoch"));
         match self {
-            Cell::Json(Value::Null) => Ok(None),
-            Cell::Json(Value::Number(n)) => n
+            Cell::Json(Light::Null) => Ok(None),
+            Cell::Json(Light::Number(n)) => n
                 .as_f64()
                 .and_then(from_epoch_number)
                 .map(Some)
                 .ok_or_else(|| misfit(n.to_string())),
-            Cell::Json(Value::String(s)) => Cell::Text(s).timestamp(),
+            Cell::Json(Light::Str(s)) => Cell::Text(s).timestamp(),
             Cell::Text(t) if t.trim().is_empty() => Ok(None),
             Cell::Text(t) => parse_rfc3339(t)
                 .or_else(|| t.trim().parse::<f64>().ok().and_then(from_epoch_number))
@@ -123,14 +123,14 @@ impl Cell<'_> {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+fn kind(v: &Light<'_>) -> &'static str {
     match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
+        Light::Null => "null",
+        Light::Bool(_) => "a boolean",
+        Light::Number(_) => "a number",
+        Light::Str(_) => "a string",
+        Light::List => "a list",
+        Light::Object(_) => "an object",
     }
 }
 
@@ -301,6 +301,7 @@ fn read_jsonl(mut input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(R
     let mut notes = ReadNotes::default();
     let field_paths = paths(spec.fields).map(split_path);
     let arm_path = split_path(&spec.arms.field);
+    let wanted = Wanted::for_paths(field_paths.iter().chain([&arm_path]).map(|p| p.parts.as_slice()));
     let mut clock = Clock {
         latest: f64::NEG_INFINITY,
         latest_line: 0,
@@ -319,7 +320,7 @@ fn read_jsonl(mut input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(R
         }
         notes.lines += 1;
         let text = || String::from_utf8_lossy(bytes).into_owned();
-        let value: Value = match serde_json::from_slice(bytes) {
+        let value = match jsonline::parse(bytes, &wanted) {
             Ok(v) => v,
             Err(e) => {
                 notes
@@ -328,7 +329,7 @@ fn read_jsonl(mut input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(R
                 continue;
             }
         };
-        if !value.is_object() {
+        if !matches!(value, Light::Object(_)) {
             notes.problems.add(
                 Problem::NotObject,
                 line_no,
@@ -438,23 +439,32 @@ fn trim_ascii(bytes: &[u8]) -> &[u8] {
     bytes.trim_ascii()
 }
 
-fn split_path(path: &str) -> Vec<String> {
-    path.split('.').map(str::to_owned).collect()
+/// A dotted path split once per run: `rest[k]` is `parts[k..]` joined again, the whole key
+/// tried at level `k` before descending, so no line pays for joining it.
+struct FieldPath {
+    parts: Vec<String>,
+    rest: Vec<String>,
+}
+
+fn split_path(path: &str) -> FieldPath {
+    let parts: Vec<String> = path.split('.').map(str::to_owned).collect();
+    let rest = (0..parts.len()).map(|k| parts[k..].join(".")).collect();
+    FieldPath { parts, rest }
 }
 
 /// The value at a dotted path. A key that itself contains dots (`gen_ai.usage` written flat)
 /// is tried whole before the path is split.
-fn lookup<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
-    if path.is_empty() {
-        return Some(value);
+fn lookup<'v, 'a>(value: &'v Light<'a>, path: &FieldPath) -> Option<&'v Light<'a>> {
+    let mut value = value;
+    for k in 0..path.parts.len() {
+        if path.parts.len() - k > 1
+            && let Some(v) = value.get(&path.rest[k])
+        {
+            return Some(v);
+        }
+        value = value.get(&path.parts[k])?;
     }
-    let object = value.as_object()?;
-    if path.len() > 1
-        && let Some(v) = object.get(&path.join("."))
-    {
-        return Some(v);
-    }
-    lookup(object.get(&path[0])?, &path[1..])
+    Some(value)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! `report.md`. `src/commands/canary.rs` only strings these together and watches.
 
 pub mod analyse;
+mod jsonline;
 pub mod logs;
 pub mod otlp;
 pub mod prometheus;
