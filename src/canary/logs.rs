@@ -167,6 +167,21 @@ fn paths(fields: &Fields) -> [&str; 12] {
     ]
 }
 
+/// Records per quantity (in [`QUANTITIES`]' order) that carried it, counted in an array while
+/// reading and added to [`ReadNotes::present`] at the end.
+#[derive(Default)]
+struct Present([u64; 12]);
+
+impl Present {
+    fn into_notes(self, notes: &mut ReadNotes) {
+        for (quantity, n) in QUANTITIES.iter().zip(self.0) {
+            if n > 0 {
+                *notes.present.entry(quantity).or_default() += n;
+            }
+        }
+    }
+}
+
 /// Where a parsed line goes: a record of one arm, another arm's, or no arm at all.
 enum Routed {
     Arm(bool, Record),
@@ -179,19 +194,26 @@ enum Routed {
 fn build<'a>(
     spec: &LogSpec<'_>,
     notes: &mut ReadNotes,
+    present: &mut Present,
     arm: Option<Cell<'a>>,
     cell: impl Fn(usize) -> Option<Cell<'a>>,
 ) -> Result<Routed, (Problem, Misfit)> {
     let value = |i: usize| cell(i);
-    let Some(arm) = arm.and_then(Cell::text) else {
-        return Ok(Routed::NoArm);
+    // Compared where it lies: a million lines need not each copy their arm.
+    let arm_text = match arm {
+        Some(Cell::Json(Light::Str(s))) => Some(s.as_ref()),
+        Some(Cell::Text(t)) if !t.trim().is_empty() => Some(t.trim()),
+        _ => None,
     };
-    let is_canary = if arm == spec.arms.canary {
-        true
-    } else if arm == spec.arms.baseline {
-        false
-    } else {
-        return Ok(Routed::Other(arm));
+    let is_canary = match arm_text {
+        Some(a) if a == spec.arms.canary => true,
+        Some(a) if a == spec.arms.baseline => false,
+        _ => match arm.and_then(Cell::text) {
+            Some(other) if other == spec.arms.canary => true,
+            Some(other) if other == spec.arms.baseline => false,
+            Some(other) => return Ok(Routed::Other(other)),
+            None => return Ok(Routed::NoArm),
+        },
     };
     let bad = |m: Misfit| (Problem::BadValue, m);
     let num = |i: usize| value(i).map_or(Ok(None), |c| c.number(QUANTITIES[i])).map_err(bad);
@@ -224,7 +246,7 @@ fn build<'a>(
         }),
         _ => None,
     };
-    for (i, present) in [
+    for (i, present_here) in [
         time.is_some(),
         model.is_some(),
         latency_ms.is_some(),
@@ -241,9 +263,7 @@ fn build<'a>(
     .into_iter()
     .enumerate()
     {
-        if present {
-            *notes.present.entry(QUANTITIES[i]).or_default() += 1;
-        }
+        present.0[i] += u64::from(present_here);
     }
     let cost_usd = spec.costing.cost(logged_cost, model.as_deref(), usage, notes);
     let record = Record {
@@ -299,6 +319,7 @@ fn route(records: &mut Records, notes: &mut ReadNotes, routed: Routed) {
 fn read_jsonl(mut input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(Records, ReadNotes)> {
     let mut records = Records::default();
     let mut notes = ReadNotes::default();
+    let mut present = Present::default();
     let field_paths = paths(spec.fields).map(split_path);
     let arm_path = split_path(&spec.arms.field);
     let wanted = Wanted::for_paths(field_paths.iter().chain([&arm_path]).map(|p| p.parts.as_slice()));
@@ -340,7 +361,7 @@ fn read_jsonl(mut input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(R
             continue;
         }
         let arm = lookup(&value, &arm_path).map(Cell::Json);
-        match build(spec, &mut notes, arm, |i| {
+        match build(spec, &mut notes, &mut present, arm, |i| {
             lookup(&value, &field_paths[i]).map(Cell::Json)
         }) {
             Ok(routed) => {
@@ -355,12 +376,14 @@ fn read_jsonl(mut input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(R
             Err((problem, Misfit(why))) => notes.problems.add(problem, line_no, 1, why, &text()),
         }
     }
+    present.into_notes(&mut notes);
     Ok((records, notes))
 }
 
 fn read_csv(input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(Records, ReadNotes)> {
     let mut records = Records::default();
     let mut notes = ReadNotes::default();
+    let mut present = Present::default();
     let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(input);
     let headers = match reader.headers() {
         Ok(h) => h.clone(),
@@ -406,7 +429,7 @@ fn read_csv(input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(Records
         }
         notes.lines += 1;
         let arm = arm_column.and_then(|i| row.get(i)).map(Cell::Text);
-        let routed = build(spec, &mut notes, arm, |i| {
+        let routed = build(spec, &mut notes, &mut present, arm, |i| {
             field_columns[i].and_then(|c| row.get(c)).map(Cell::Text)
         });
         let text = || row.iter().collect::<Vec<_>>().join(",");
@@ -423,6 +446,7 @@ fn read_csv(input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(Records
             Err((problem, Misfit(why))) => notes.problems.add(problem, line_no, 1, why, &text()),
         }
     }
+    present.into_notes(&mut notes);
     Ok((records, notes))
 }
 
