@@ -68,17 +68,9 @@ impl Respond for Simulator {
 }
 
 fn main() {
-    let cases: usize = std::env::var("PROMPTGATE_BENCH_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+    let cases = support::cases(2000);
     let binary = support::binary();
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = support::runtime();
     let arrivals = Arc::new(Mutex::new(None));
     let generations = Arc::new(AtomicUsize::new(0));
     let judgements = Arc::new(AtomicUsize::new(0));

@@ -129,3 +129,20 @@ pub fn bench_repo(dir: &Path, suite: &str, cases: usize, extra: &str) {
     git(&["add", "-A"]);
     git(&["commit", "-q", "-m", "pr"]);
 }
+
+/// Cases to run: `PROMPTGATE_BENCH_CASES`, else `default`.
+pub fn cases(default: usize) -> usize {
+    std::env::var("PROMPTGATE_BENCH_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The simulator's runtime: two workers, as many as the CI machine has cores.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}

@@ -258,7 +258,7 @@ fn canary_cell(row: &Row) -> String {
     let failed: Vec<&str> = canary
         .metrics
         .iter()
-        .filter(|(_, m)| m.verdict.as_deref().is_some_and(|v| v == "regression" || v == "fail"))
+        .filter(|(_, m)| m.verdict.as_deref() == Some("regression"))
         .map(|(name, _)| name.as_str())
         .collect();
     if !failed.is_empty() {
