@@ -112,7 +112,7 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
             let result = build_result(
                 config,
                 "canary",
-                format!("prometheus {url}"),
+                format!("prometheus {}", prometheus::shown(url)),
                 window,
                 arms_info,
                 a,

@@ -86,6 +86,20 @@ struct SeriesAnswer {
     values: Vec<(f64, String)>,
 }
 
+/// `url` as outputs show it: without a user name or password it may carry
+/// (`https://user:token@prometheus…`), since the report goes to a job summary or a comment.
+pub(super) fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string().trim_end_matches('/').to_owned()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "(not a URL)".to_owned(),
+    }
+}
+
 async fn query_range(
     client: &reqwest::Client,
     url: &str,
@@ -96,7 +110,7 @@ async fn query_range(
 ) -> anyhow::Result<Vec<(f64, f64)>> {
     let unreachable = |why: String| -> anyhow::Error {
         Error::run_with_hint(
-            format!("cannot query Prometheus at {url}: {why}"),
+            format!("cannot query Prometheus at {}: {why}", shown(url)),
             "check `canary.source.url` and that Prometheus is up (`curl URL/-/ready`)",
         )
         .into()
@@ -169,5 +183,17 @@ async fn query_range(
             )
             .into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_url_is_shown_without_its_credentials() {
+        assert_eq!(
+            super::shown("https://reader:s3cret-token@prom.example:9090"),
+            "https://prom.example:9090"
+        );
+        assert_eq!(super::shown("http://127.0.0.1:9090"), "http://127.0.0.1:9090");
     }
 }
