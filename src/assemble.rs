@@ -189,9 +189,11 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                 }
             }
         };
+        // Sized for the case's repeats: a default `Vec` grows to four calls, which at one
+        // repeat is four times the memory of every call a large run holds.
         grouped
             .entry((job.experiment, job.case, job.arm))
-            .or_default()
+            .or_insert_with(|| Vec::with_capacity(experiment.repeats.max(1) as usize))
             .push(call);
     }
 

@@ -21,6 +21,16 @@ pub fn create_dir(dir: &Path) -> anyhow::Result<()> {
 /// or the new one, never a truncated one. The rename replaces a link created at `path` after
 /// the check; it never writes through it.
 pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_file_with(path, |file| file.write_all(bytes))
+}
+
+/// [`write_file`] for a file written piece by piece: `write` streams into the temporary file
+/// (buffered), which is synced and renamed over `path` only when `write` succeeded — a large
+/// output never has to be one string in memory, and is never seen half written.
+pub fn write_file_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
         return Err(link_error(path).into());
     }
@@ -40,8 +50,10 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     ));
     let written = (|| -> std::io::Result<()> {
         // `create_new` never opens an existing file or link.
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        std::io::Write::write_all(&mut file, bytes)?;
+        let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut buffered = std::io::BufWriter::with_capacity(1 << 16, file);
+        write(&mut buffered)?;
+        let file = buffered.into_inner().map_err(std::io::IntoInnerError::into_error)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
     })();

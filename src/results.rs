@@ -15,10 +15,17 @@ use serde::{Deserialize, Serialize};
 pub use approvals::{AcceptedRegression, ApprovalNeeded, ProviderChange, TrustFacts, Waiver};
 pub use judging::{JudgeAdvice, JudgeVariance, MAX_JUDGE_REPEATS};
 
+/// The schema of a `results.json` that carries every call's `output` inline.
 pub const SCHEMA_VERSION: u32 = 1;
+/// The schema of a `results.json` whose calls leave `output` to the `calls.jsonl` beside it
+/// (`report::calls`); every other key is schema 1's.
+pub const SCHEMA_VERSION_CALLS_FILE: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Results {
+    /// The schema read; written as [`SCHEMA_VERSION`], or [`SCHEMA_VERSION_CALLS_FILE`] when
+    /// the writer leaves the outputs to `calls.jsonl` (see [`outputs_elsewhere`]).
+    #[serde(serialize_with = "schema_written")]
     pub schema_version: u32,
     pub tool_version: String,
     /// The PR's verdict; the exit code follows it.
@@ -66,6 +73,45 @@ pub struct Results {
     /// Gated metrics that rely on a judge no `judge-check --record` has measured, a sentence each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unchecked_judges: Vec<String>,
+    /// Not in `results.json`: the `calls.jsonl` files that hold the outputs this model left
+    /// unloaded (a schema 2 file read back keeps in memory only the outputs the report shows).
+    /// Writing these results copies the outputs from them.
+    #[serde(skip)]
+    pub outputs_from: Vec<std::path::PathBuf>,
+}
+
+thread_local! {
+    /// Set while [`outputs_elsewhere`] serializes: calls leave out `output`, and the schema is 2.
+    static OUTPUTS_ELSEWHERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `serialize` with every [`Call`]'s `output` left out and `schema_version` written as
+/// [`SCHEMA_VERSION_CALLS_FILE`]. A flag rather than a second model: the shape of a call is
+/// declared once, and writing results without their outputs needs no copy of them.
+pub fn outputs_elsewhere<T>(serialize: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            OUTPUTS_ELSEWHERE.with(|f| f.set(false));
+        }
+    }
+    OUTPUTS_ELSEWHERE.with(|f| f.set(true));
+    let _reset = Reset;
+    serialize()
+}
+
+fn output_elsewhere(_: &Option<String>) -> bool {
+    OUTPUTS_ELSEWHERE.with(std::cell::Cell::get)
+}
+
+/// The schema a file is written in follows where its outputs go, whatever schema was read.
+fn schema_written<S: serde::Serializer>(_: &u32, serializer: S) -> Result<S::Ok, S::Error> {
+    let version = if OUTPUTS_ELSEWHERE.with(std::cell::Cell::get) {
+        SCHEMA_VERSION_CALLS_FILE
+    } else {
+        SCHEMA_VERSION
+    };
+    serializer.serialize_u32(version)
 }
 
 /// What every producer of [`Results`] (`run`, `merge`) decides. [`Results::new`] is the only
@@ -128,6 +174,7 @@ impl Results {
             base_error,
             trust: TrustFacts::default(),
             unchecked_judges: Vec::new(),
+            outputs_from: Vec::new(),
         }
     }
 }
@@ -616,6 +663,8 @@ pub struct CaseResult {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Call {
     pub repeat: u32,
+    /// In schema 2 absent here and found in `calls.jsonl`; `None` also for an errored call.
+    #[serde(default, skip_serializing_if = "output_elsewhere")]
     pub output: Option<String>,
     pub error: Option<String>,
     pub latency_ms: Option<f64>,

@@ -19,9 +19,30 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<u8> {
             results: report::read_results(path)?,
         });
     }
-    let results = combine(&shards, args.allow_partial)?;
+    // Shards whose outputs are in their calls.jsonl (schema 2) keep only the shown ones in
+    // memory; a schema 1 shard merged with them is spilled the same way, so the merged
+    // calls.jsonl is copied from files line by line and no shard's outputs are all held.
+    let mut spilled = Vec::new();
+    if shards.iter().any(|s| !s.results.outputs_from.is_empty()) {
+        crate::output::create_dir(&args.out)?;
+        for (i, s) in shards.iter_mut().enumerate() {
+            if s.results.outputs_from.is_empty() {
+                let path = args.out.join(format!(".merge-shard-{i}.{}.calls.jsonl", std::process::id()));
+                spilled.push(path.clone());
+                report::calls::spill(&mut s.results, path)?;
+            }
+        }
+    }
+    let merged = combine(&shards, args.allow_partial).and_then(|mut results| {
+        results.outputs_from = shards.iter().flat_map(|s| s.results.outputs_from.clone()).collect();
+        let written = report::write_outputs(&results, &args.out)?;
+        Ok((results, written))
+    });
+    for path in spilled {
+        let _ = std::fs::remove_file(path);
+    }
+    let (results, written) = merged?;
     let run_error = run_error(&results);
-    let written = report::write_outputs(&results, &args.out)?;
     let run = GateRun {
         results,
         written,

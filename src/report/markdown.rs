@@ -814,6 +814,7 @@ pub(crate) mod test_fixtures {
             policy_changes: Vec::new(),
             base_error: None,
             unchecked_judges: Vec::new(),
+            outputs_from: Vec::new(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! junit.xml, charts/*.svg and *.png). Renderers return strings or bytes; [`write_outputs`]
 //! decides where they go.
 
+pub mod calls;
 pub mod charts;
 pub mod escape;
 pub mod figures;
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::results::{self, Results};
+use crate::results::Results;
 
 /// Writes every output into `dir` and returns the paths written. `report.md` links no images
 /// (nothing is published yet) and carries the charts as text; a publisher that uploads
@@ -25,22 +26,36 @@ use crate::results::{self, Results};
 /// must not redirect the outputs.
 pub fn write_outputs(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     crate::output::create_dir(dir)?;
-    // The results are rendered from their redacted form. Most runs have nothing to redact
-    // (the runner redacted every output and error already), and a whole-results copy costs
-    // memory in a large run: the copy is made only when the serialized results show a need.
-    let json = serde_json::to_string_pretty(results)? + "\n";
-    let redacted;
-    let (results, json) = if crate::secrets::needs_redaction(&json) {
-        redacted = crate::secrets::redacted(results);
-        (&redacted, crate::secrets::redact(&json))
-    } else {
-        (results, json)
-    };
+    // results.json (and calls.jsonl) stream to disk through the redactor: a large run's
+    // results are never one string in memory. The other outputs are rendered from the
+    // redacted results; most runs have nothing to redact (the runner redacted every output and
+    // error already), so the copy is made only when the redactor found something.
     let mut written = Vec::new();
+    let mut redacted_something = false;
+    let outputs_in_file = calls::outputs_in_file(results);
+    if outputs_in_file {
+        // Before results.json, so a schema 2 results.json never names a calls.jsonl not yet
+        // written.
+        let path = dir.join(calls::CALLS_FILE);
+        crate::output::write_file_with(&path, |out| {
+            redacted_something = calls::write_calls(results, out)?;
+            Ok(())
+        })?;
+        written.push(path);
+    }
     let path = dir.join("results.json");
-    crate::output::write_file(&path, json.as_bytes())?;
+    crate::output::write_file_with(&path, |out| {
+        redacted_something |= calls::write_results_json(results, out, outputs_in_file)?;
+        Ok(())
+    })?;
     written.push(path);
-    drop(json);
+    let redacted;
+    let results = if redacted_something {
+        redacted = crate::secrets::redacted(results);
+        &redacted
+    } else {
+        results
+    };
     let files = [
         ("report.md", markdown::render_report(results)?),
         ("summary.md", markdown::render_summary(results)?),
@@ -91,40 +106,4 @@ fn read_capped(path: &Path) -> std::io::Result<String> {
     Ok(text)
 }
 
-/// Reads a `results.json`, checking its schema version.
-pub fn read_results(path: &Path) -> Result<Results, crate::error::Error> {
-    use crate::error::{Diagnostic, Error};
-    let text = read_capped(path).map_err(|e| {
-        Error::from(
-            Diagnostic::new(format!(
-                "cannot read {}: {}",
-                path.display(),
-                e.to_string().to_lowercase()
-            ))
-            .hint("pass the results.json that `promptgate run` wrote into its --out folder"),
-        )
-    })?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        let message = e.to_string();
-        let message = message.split(" at line").next().unwrap_or(&message).to_owned();
-        Error::from(
-            Diagnostic::new(format!("{} is not JSON: {message}", path.display()))
-                .in_file(path.display().to_string())
-                .at(&text, e.line() as u64, e.column() as u64)
-                .hint("pass the results.json that `promptgate run` wrote into its --out folder"),
-        )
-    })?;
-    let version = value.get("schema_version").and_then(serde_json::Value::as_u64);
-    if version != Some(u64::from(results::SCHEMA_VERSION)) {
-        let found = version.map_or_else(|| "no schema_version".to_owned(), |v| format!("schema_version {v}"));
-        return Err(Diagnostic::new(format!(
-            "{} has {found}; this promptgate reads schema_version {}",
-            path.display(),
-            results::SCHEMA_VERSION
-        ))
-        .hint("re-run the gate with this version of promptgate")
-        .into());
-    }
-    serde_json::from_value(value)
-        .map_err(|e| Diagnostic::new(format!("{} does not match the results schema: {e}", path.display())).into())
-}
+pub use calls::read_results;

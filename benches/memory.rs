@@ -1,0 +1,84 @@
+//! Memory benchmark: peak RSS of the release binary as a run grows from 10,000 to 100,000
+//! (and, on request, 1,000,000) calls against a local OpenAI-compatible simulator.
+//!
+//! Each size is one experiment of `calls / 2` cases × 2 arms × 1 repeat at concurrency 64;
+//! the simulator answers after 2 ms (1 ms from a million calls on, as the target is stated).
+//! Measures wall time and peak RSS (VmHWM, polled from /proc) of the `promptgate` process, and
+//! the size of `results.json` and `calls.jsonl` it wrote. The target: the peak at 100,000
+//! calls, and at 1,000,000, within 1.5× the peak at 10,000.
+//!
+//! Run: `cargo build --release && cargo bench --bench memory`
+//! (PROMPTGATE_BENCH_CALLS=10000,100000,1000000 sets the sizes; PROMPTGATE_BENCH_BINARY
+//! measures another build).
+
+use std::path::Path;
+use std::time::Duration;
+
+mod support;
+
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const CONCURRENCY: usize = 64;
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("PROMPTGATE_BENCH_CALLS")
+        .unwrap_or_else(|_| "10000,100000".to_owned())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let binary = support::binary();
+    let runtime = support::runtime();
+    let mut first_peak = None;
+    for calls in sizes {
+        let latency = if calls >= 1_000_000 {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_millis(2)
+        };
+        let server = runtime.block_on(async {
+            let server = MockServer::builder().disable_request_recording().start().await;
+            let body = serde_json::json!({
+                "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "sim-model",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "Refunds are available within 30 days of purchase, with the receipt, at any store or online."}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 120, "completion_tokens": 19, "total_tokens": 139}
+            });
+            Mock::given(method("POST"))
+                .and(path("/v1/chat/completions"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(body).set_delay(latency))
+                .mount(&server)
+                .await;
+            server
+        });
+        let repo = tempfile::tempdir().expect("temp dir");
+        write_suite(repo.path(), &server.uri(), calls / 2);
+        let (wall, peak, cpu) = support::measure(&binary, repo.path(), "out");
+        let size = |name: &str| {
+            std::fs::metadata(repo.path().join("out").join(name)).map_or(0.0, |m| m.len() as f64 / 1e6)
+        };
+        let baseline = *first_peak.get_or_insert(peak);
+        println!(
+            "{calls} calls ({} ms): {wall:.2} s wall, CPU {cpu:.2} s, peak RSS {:.1} MB ({:.2}× the first size), results.json {:.1} MB, calls.jsonl {:.1} MB",
+            latency.as_millis(),
+            peak as f64 / 1024.0,
+            peak as f64 / baseline as f64,
+            size("results.json"),
+            size("calls.jsonl"),
+        );
+        drop(server);
+    }
+}
+
+fn write_suite(dir: &Path, base_url: &str, cases: usize) {
+    let suite = format!(
+        "version: 1\nproviders:\n  sim: {{type: openai-compatible, base_url: \"{base_url}/v1\", concurrency: {CONCURRENCY}, max_retries: 0}}\n\
+             pricing:\n  sim-model: {{input: 0.1, output: 0.4}}\ndefaults: {{repeats: 1, provider: sim}}\n\
+             experiments:\n  - name: bench\n    variant: variant.yaml\n    dataset: cases.jsonl\n"
+    );
+    support::bench_repo(
+        dir,
+        &suite,
+        cases,
+        ", \"assert\": [{\"type\": \"icontains\", \"value\": \"30 days\"}]",
+    );
+}

@@ -1,0 +1,393 @@
+//! `results.json` written streaming, and `calls.jsonl`: where a large run's outputs go.
+//!
+//! A run of up to [`INLINE_MAX_CALLS`] calls writes schema 1: every call's `output` inline, as
+//! it always was. A larger run writes schema 2: the same document without the calls' `output`
+//! keys, and beside it `calls.jsonl`, one line per call that has an output:
+//!
+//! ```json
+//! {"experiment":"support","case":"refund-late","arm":"candidate","repeat":0,"output":"…"}
+//! ```
+//!
+//! (experiment name, case id, arm and repeat join the line to its call). Either file is
+//! serialized piece by piece into `output::write_file_with`'s temporary file, never as one
+//! string, and every line passes through the redactor on its way.
+//!
+//! Reading a schema 2 file keeps in memory only the outputs the report shows (the flipped
+//! cases it quotes) and remembers the `calls.jsonl` in [`Results::outputs_from`]; writing such
+//! results copies their outputs from there, line by line. Invariant: when `outputs_from` is
+//! not empty, every output is in those files and an `output` in memory is a copy.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufRead as _, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Diagnostic, Error};
+use crate::results::{self, Arm, Call, Flip, Results};
+
+/// The most calls whose outputs stay inline in `results.json` (schema 1): small runs and
+/// existing readers see no change.
+pub const INLINE_MAX_CALLS: usize = 10_000;
+
+/// The file beside `results.json` that holds a schema 2 run's outputs.
+pub const CALLS_FILE: &str = "calls.jsonl";
+
+/// Lowers [`INLINE_MAX_CALLS`] for the integration tests, which check a schema 2 run end to end
+/// on a handful of cases. Not a user setting: the README documents the threshold only.
+const INLINE_MAX_VARIABLE: &str = "PROMPTGATE_TEST_INLINE_MAX_CALLS";
+
+/// The flipped cases of each direction the comment quotes at most (its largest size).
+pub const SHOWN_FLIPS: usize = 20;
+
+/// One line of `calls.jsonl`.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallLine<'a> {
+    #[serde(borrow)]
+    pub experiment: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub case: std::borrow::Cow<'a, str>,
+    pub arm: Arm,
+    pub repeat: u32,
+    #[serde(borrow)]
+    pub output: std::borrow::Cow<'a, str>,
+}
+
+/// Whether `results` are written as schema 2, outputs in `calls.jsonl`.
+pub fn outputs_in_file(results: &Results) -> bool {
+    !results.outputs_from.is_empty() || call_count(results) > inline_max()
+}
+
+fn inline_max() -> usize {
+    std::env::var(INLINE_MAX_VARIABLE)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(INLINE_MAX_CALLS)
+}
+
+fn call_count(results: &Results) -> usize {
+    calls(results).count()
+}
+
+/// Every call with its experiment, case and arm.
+fn calls(results: &Results) -> impl Iterator<Item = (&str, &str, Arm, &Call)> {
+    results.experiments.iter().flat_map(|e| {
+        e.cases.iter().flat_map(move |c| {
+            let baseline = c.baseline.iter().map(|call| (Arm::Baseline, call));
+            let candidate = c.candidate.iter().map(|call| (Arm::Candidate, call));
+            baseline
+                .chain(candidate)
+                .map(move |(arm, call)| (e.name.as_str(), c.id.as_str(), arm, call))
+        })
+    })
+}
+
+/// Streams `results.json` into `out` (schema 2, without outputs, when `outputs_in_file`).
+/// Returns whether the redactor changed anything.
+pub fn write_results_json(results: &Results, out: &mut dyn Write, outputs_in_file: bool) -> std::io::Result<bool> {
+    let mut lines = RedactedLines::new(out);
+    let written = if outputs_in_file {
+        results::outputs_elsewhere(|| serde_json::to_writer_pretty(&mut lines, results))
+    } else {
+        serde_json::to_writer_pretty(&mut lines, results)
+    };
+    written.map_err(std::io::Error::other)?;
+    lines.write_all(b"\n")?;
+    lines.flush()?;
+    Ok(lines.redacted)
+}
+
+/// Streams `calls.jsonl` into `out`: copied from `results.outputs_from`, else from the outputs
+/// in memory. Returns whether the redactor changed anything.
+pub fn write_calls(results: &Results, out: &mut dyn Write) -> std::io::Result<bool> {
+    let mut lines = RedactedLines::new(out);
+    if results.outputs_from.is_empty() {
+        let mut line = Vec::new();
+        for (experiment, case, arm, call) in calls(results) {
+            let Some(output) = &call.output else { continue };
+            line.clear();
+            let value = CallLine {
+                experiment: experiment.into(),
+                case: case.into(),
+                arm,
+                repeat: call.repeat,
+                output: output.as_str().into(),
+            };
+            serde_json::to_writer(&mut line, &value).map_err(std::io::Error::other)?;
+            line.push(b'\n');
+            lines.write_all(&line)?;
+        }
+    } else {
+        // Read back when the results were, so every line is a call line.
+        for path in &results.outputs_from {
+            let reader = std::io::BufReader::new(std::fs::File::open(path)?);
+            for line in reader.lines() {
+                let line = line?;
+                if !line.trim().is_empty() {
+                    lines.write_all(line.as_bytes())?;
+                    lines.write_all(b"\n")?;
+                }
+            }
+        }
+    }
+    lines.flush()?;
+    Ok(lines.redacted)
+}
+
+/// A writer that passes every complete line through `secrets::redact`. JSON keeps line breaks
+/// inside strings escaped, so a secret never spans two lines of what is written through it, and
+/// redacting line by line finds what redacting the whole text would.
+struct RedactedLines<'a> {
+    out: &'a mut dyn Write,
+    line: Vec<u8>,
+    redacted: bool,
+}
+
+impl<'a> RedactedLines<'a> {
+    fn new(out: &'a mut dyn Write) -> Self {
+        RedactedLines {
+            out,
+            line: Vec::new(),
+            redacted: false,
+        }
+    }
+
+    fn emit(&mut self) -> std::io::Result<()> {
+        if self.line.is_empty() {
+            return Ok(());
+        }
+        match std::str::from_utf8(&self.line) {
+            Ok(text) if crate::secrets::needs_redaction(text) => {
+                self.redacted = true;
+                let clean = crate::secrets::redact(text);
+                self.out.write_all(clean.as_bytes())?;
+            }
+            _ => self.out.write_all(&self.line)?,
+        }
+        self.line.clear();
+        Ok(())
+    }
+}
+
+impl Write for RedactedLines<'_> {
+    fn write(&mut self, mut buf: &[u8]) -> std::io::Result<usize> {
+        let len = buf.len();
+        while let Some(end) = buf.iter().position(|&b| b == b'\n') {
+            self.line.extend_from_slice(&buf[..=end]);
+            self.emit()?;
+            buf = &buf[end + 1..];
+        }
+        self.line.extend_from_slice(buf);
+        Ok(len)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.emit()?;
+        self.out.flush()
+    }
+}
+
+/// Reads a `results.json` of schema 1 or 2 (then with its `calls.jsonl`, keeping in memory only
+/// the outputs the report shows).
+pub fn read_results(path: &Path) -> Result<Results, Error> {
+    let rerun = "pass the results.json that `promptgate run` wrote into its --out folder";
+    let open = || {
+        let file = std::fs::File::open(path)?;
+        if file.metadata()?.len() > super::MAX_RESULTS_BYTES {
+            return Err(std::io::Error::other(format!(
+                "it is larger than {} MiB",
+                super::MAX_RESULTS_BYTES >> 20
+            )));
+        }
+        Ok(std::io::BufReader::with_capacity(1 << 16, file))
+    };
+    let unreadable = |e: std::io::Error| {
+        Error::from(
+            Diagnostic::new(format!(
+                "cannot read {}: {}",
+                path.display(),
+                e.to_string().to_lowercase()
+            ))
+            .hint(rerun),
+        )
+    };
+    // The version first, from a pass that keeps nothing else: a file of another schema gets
+    // this message, not the first key our model misses.
+    #[derive(Deserialize)]
+    struct Version {
+        schema_version: Option<u64>,
+    }
+    let version: Version = serde_json::from_reader(open().map_err(unreadable)?).map_err(|e| {
+        if e.is_io() {
+            return unreadable(std::io::Error::other(e.to_string()));
+        }
+        let message = e.to_string();
+        let message = message.split(" at line").next().unwrap_or(&message).to_owned();
+        // The text only now, to quote the line: an error path.
+        let text = super::read_capped(path).unwrap_or_default();
+        Error::from(
+            Diagnostic::new(format!("{} is not JSON: {message}", path.display()))
+                .in_file(path.display().to_string())
+                .at(&text, e.line() as u64, e.column() as u64)
+                .hint(rerun),
+        )
+    })?;
+    let known = [results::SCHEMA_VERSION, results::SCHEMA_VERSION_CALLS_FILE];
+    let Some(version) = version
+        .schema_version
+        .and_then(|v| u32::try_from(v).ok())
+        .filter(|v| known.contains(v))
+    else {
+        let found = version
+            .schema_version
+            .map_or_else(|| "no schema_version".to_owned(), |v| format!("schema_version {v}"));
+        return Err(Diagnostic::new(format!(
+            "{} has {found}; this promptgate reads schema_version {} or {}",
+            path.display(),
+            results::SCHEMA_VERSION,
+            results::SCHEMA_VERSION_CALLS_FILE
+        ))
+        .hint("re-run the gate with this version of promptgate")
+        .into());
+    };
+    let mut results: Results = serde_json::from_reader(open().map_err(unreadable)?)
+        .map_err(|e| Diagnostic::new(format!("{} does not match the results schema: {e}", path.display())))?;
+    results.schema_version = version;
+    if version == results::SCHEMA_VERSION_CALLS_FILE {
+        let calls = path.with_file_name(CALLS_FILE);
+        load_shown_outputs(&mut results, &calls)?;
+        results.outputs_from = vec![calls];
+    }
+    Ok(results)
+}
+
+/// Checks every line of `calls` against `results` and loads the outputs of the flipped cases
+/// the report quotes.
+fn load_shown_outputs(results: &mut Results, calls: &Path) -> Result<(), Error> {
+    let name = calls.display().to_string();
+    let hint = "calls.jsonl is written beside results.json by the same run: keep the two together, or re-run the gate";
+    let file = std::fs::File::open(calls).map_err(|e| {
+        Error::from(
+            Diagnostic::new(format!(
+                "cannot read {name}, which holds the outputs of this schema 2 results.json: {}",
+                e.to_string().to_lowercase()
+            ))
+            .in_file(name.clone())
+            .hint(hint),
+        )
+    })?;
+    let experiments: HashMap<&str, usize> = results
+        .experiments
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.name.as_str(), i))
+        .collect();
+    let cases: Vec<HashMap<&str, usize>> = results
+        .experiments
+        .iter()
+        .map(|e| e.cases.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect())
+        .collect();
+    let shown = shown_cases(results);
+    let mut found: BTreeMap<(usize, usize, Arm, u32), String> = BTreeMap::new();
+    let reader = std::io::BufReader::with_capacity(1 << 16, file);
+    for (index, line) in reader.lines().enumerate() {
+        let number = index as u64 + 1;
+        let bad = |message: String, column: u64, text: &str| {
+            let mut d = Diagnostic::new(message).in_file(name.clone()).hint(hint);
+            d.line = Some(number);
+            d.column = (column > 0).then_some(column);
+            d.source_line = Some(text.chars().take(200).collect());
+            Error::from(d)
+        };
+        let line = line.map_err(|e| bad(format!("cannot read {name}: {e}"), 0, ""))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let call: CallLine<'_> = serde_json::from_str(&line).map_err(|e| {
+            let message = e.to_string();
+            let message = message.split(" at line").next().unwrap_or(&message).to_owned();
+            bad(
+                format!("{name}:{number} is not a call line: {message}"),
+                e.column() as u64,
+                &line,
+            )
+        })?;
+        let at = experiments.get(call.experiment.as_ref()).and_then(|&ei| {
+            let ci = *cases[ei].get(call.case.as_ref())?;
+            let case = &results.experiments[ei].cases[ci];
+            let arm_calls = match call.arm {
+                Arm::Baseline => &case.baseline,
+                Arm::Candidate => &case.candidate,
+            };
+            arm_calls.iter().any(|c| c.repeat == call.repeat).then_some((ei, ci))
+        });
+        let Some((ei, ci)) = at else {
+            return Err(bad(
+                format!(
+                    "{name}:{number} names a call results.json does not have: experiment `{}`, case `{}`, {} repeat {}",
+                    call.experiment,
+                    call.case,
+                    call.arm.name(),
+                    call.repeat
+                ),
+                1,
+                &line,
+            ));
+        };
+        if shown.contains(&(ei, ci)) {
+            found.insert((ei, ci, call.arm, call.repeat), call.output.into_owned());
+        }
+    }
+    drop((experiments, cases));
+    for ((ei, ci, arm, repeat), output) in found {
+        let case = &mut results.experiments[ei].cases[ci];
+        let arm_calls = match arm {
+            Arm::Baseline => &mut case.baseline,
+            Arm::Candidate => &mut case.candidate,
+        };
+        if let Some(call) = arm_calls.iter_mut().find(|c| c.repeat == repeat) {
+            call.output = Some(output);
+        }
+    }
+    Ok(())
+}
+
+/// (experiment, case) of the flipped cases the comment can quote: the first [`SHOWN_FLIPS`] of
+/// each direction in each experiment.
+pub fn shown_cases(results: &Results) -> BTreeSet<(usize, usize)> {
+    let mut shown = BTreeSet::new();
+    for (ei, e) in results.experiments.iter().enumerate() {
+        for flip in [Flip::PassToFail, Flip::FailToPass] {
+            shown.extend(
+                e.cases
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.flip == Some(flip))
+                    .take(SHOWN_FLIPS)
+                    .map(|(ci, _)| (ei, ci)),
+            );
+        }
+    }
+    shown
+}
+
+/// Moves every output of `results` into the file `path` (then in `outputs_from`), keeping in
+/// memory only the ones the report shows: how `merge` combines a schema 1 shard with schema 2
+/// ones without holding all their outputs.
+pub fn spill(results: &mut Results, path: PathBuf) -> anyhow::Result<()> {
+    debug_assert!(results.outputs_from.is_empty());
+    crate::output::write_file_with(&path, |out| write_calls(results, out).map(drop))?;
+    let shown = shown_cases(results);
+    for (ei, e) in results.experiments.iter_mut().enumerate() {
+        for (ci, c) in e.cases.iter_mut().enumerate() {
+            if !shown.contains(&(ei, ci)) {
+                for call in c.baseline.iter_mut().chain(c.candidate.iter_mut()) {
+                    call.output = None;
+                }
+            }
+        }
+    }
+    results.outputs_from = vec![path];
+    Ok(())
+}
