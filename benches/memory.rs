@@ -8,8 +8,8 @@
 //! calls, and at 1,000,000, within 1.5× the peak at 10,000.
 //!
 //! Run: `cargo build --release && cargo bench --bench memory`
-//! (PROMPTGATE_BENCH_CALLS=10000,100000,1000000 sets the sizes; PROMPTGATE_BENCH_BINARY
-//! measures another build).
+//! (PROMPTGATE_BENCH_CALLS=10000,100000,1000000 sets the sizes, PROMPTGATE_BENCH_CASES=N runs
+//! N cases alone; PROMPTGATE_BENCH_BINARY measures another build).
 
 use std::path::Path;
 use std::time::Duration;
@@ -22,11 +22,15 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const CONCURRENCY: usize = 64;
 
 fn main() {
-    let sizes: Vec<usize> = std::env::var("PROMPTGATE_BENCH_CALLS")
-        .unwrap_or_else(|_| "10000,100000".to_owned())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
+    // PROMPTGATE_BENCH_CASES, as in the other benchmarks, runs one size of that many cases.
+    let sizes: Vec<usize> = match std::env::var_os("PROMPTGATE_BENCH_CASES") {
+        Some(_) => vec![support::cases(0) * 2],
+        None => std::env::var("PROMPTGATE_BENCH_CALLS")
+            .unwrap_or_else(|_| "10000,100000".to_owned())
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect(),
+    };
     let binary = support::binary();
     let runtime = support::runtime();
     let mut first_peak = None;
@@ -53,9 +57,8 @@ fn main() {
         let repo = tempfile::tempdir().expect("temp dir");
         write_suite(repo.path(), &server.uri(), calls / 2);
         let (wall, peak, cpu) = support::measure(&binary, repo.path(), "out");
-        let size = |name: &str| {
-            std::fs::metadata(repo.path().join("out").join(name)).map_or(0.0, |m| m.len() as f64 / 1e6)
-        };
+        let size =
+            |name: &str| std::fs::metadata(repo.path().join("out").join(name)).map_or(0.0, |m| m.len() as f64 / 1e6);
         let baseline = *first_peak.get_or_insert(peak);
         println!(
             "{calls} calls ({} ms): {wall:.2} s wall, CPU {cpu:.2} s, peak RSS {:.1} MB ({:.2}× the first size), results.json {:.1} MB, calls.jsonl {:.1} MB",

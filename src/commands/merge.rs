@@ -27,7 +27,9 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<u8> {
         crate::output::create_dir(&args.out)?;
         for (i, s) in shards.iter_mut().enumerate() {
             if s.results.outputs_from.is_empty() {
-                let path = args.out.join(format!(".merge-shard-{i}.{}.calls.jsonl", std::process::id()));
+                let path = args
+                    .out
+                    .join(format!(".merge-shard-{i}.{}.calls.jsonl", std::process::id()));
                 spilled.push(path.clone());
                 report::calls::spill(&mut s.results, path)?;
             }

@@ -391,3 +391,197 @@ pub fn spill(results: &mut Results, path: PathBuf) -> anyhow::Result<()> {
     results.outputs_from = vec![path];
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::markdown::test_fixtures::demo_results;
+    use crate::verdict::{Policy, judge};
+
+    /// Writes `results` into `dir` as `write_outputs` does, schema 2 when `in_file`.
+    #[track_caller]
+    fn write(results: &Results, dir: &Path, in_file: bool) -> PathBuf {
+        if in_file {
+            crate::output::write_file_with(&dir.join(CALLS_FILE), |out| write_calls(results, out).map(drop)).unwrap();
+        }
+        let path = dir.join("results.json");
+        crate::output::write_file_with(&path, |out| write_results_json(results, out, in_file).map(drop)).unwrap();
+        path
+    }
+
+    /// The analysis of `results` re-run from their calls, as bytes.
+    fn analysis(results: &Results) -> Vec<u8> {
+        let mut experiments = results.experiments.clone();
+        let defaults = AnalysisDefaults {
+            alpha: 0.05,
+            seed: 11,
+            max_error_rate: 0.1,
+            sequential: false,
+            aa: false,
+        };
+        let gates = vec![GateRecord {
+            metric: "pass_rate".to_owned(),
+            direction: crate::results::Direction::Higher,
+            margin: 0.02,
+            relative: false,
+            alpha: 0.05,
+            blocking: true,
+            slo: None,
+            require_non_inferiority: false,
+            require_equivalence: false,
+            pending: false,
+        }];
+        judge(&mut experiments, &Policy::recorded(&gates, &defaults), None);
+        let metrics: Vec<_> = experiments.iter().map(|e| (&e.metrics, e.verdict)).collect();
+        serde_json::to_vec(&metrics).unwrap()
+    }
+
+    use crate::results::{AnalysisDefaults, GateRecord};
+
+    #[test]
+    fn schema_1_round_trips_with_every_output_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = demo_results();
+        let path = write(&results, dir.path(), false);
+        let text = std::fs::read_to_string(&path).unwrap();
+        // What `write_outputs` wrote before it streamed: one pretty document and a newline.
+        assert_eq!(text, serde_json::to_string_pretty(&results).unwrap() + "\n");
+        let back = read_results(&path).unwrap();
+        assert_eq!(back, results);
+        assert!(!dir.path().join(CALLS_FILE).exists());
+    }
+
+    #[test]
+    fn schema_2_round_trips_keeping_only_the_shown_outputs_and_the_same_analysis() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = demo_results();
+        let path = write(&results, dir.path(), true);
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(json["schema_version"], 2);
+        let call = &json["experiments"][0]["cases"][0]["baseline"][0];
+        assert!(call.get("output").is_none(), "{call}");
+        assert!(
+            call.get("latency_ms").is_some() && call.get("scores").is_some(),
+            "{call}"
+        );
+
+        let lines = std::fs::read_to_string(dir.path().join(CALLS_FILE)).unwrap();
+        let with_output = calls(&results).filter(|(.., c)| c.output.is_some()).count();
+        assert_eq!(lines.lines().count(), with_output);
+        let first: CallLine<'_> = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+        let (experiment, case, arm, call) = calls(&results).find(|(.., c)| c.output.is_some()).unwrap();
+        assert_eq!(
+            first,
+            CallLine {
+                experiment: experiment.into(),
+                case: case.into(),
+                arm,
+                repeat: call.repeat,
+                output: call.output.as_deref().unwrap().into(),
+            }
+        );
+
+        let back = read_results(&path).unwrap();
+        assert_eq!(back.schema_version, 2);
+        assert_eq!(back.outputs_from, vec![dir.path().join(CALLS_FILE)]);
+        let shown = shown_cases(&results);
+        assert!(!shown.is_empty(), "the fixture has flipped cases");
+        let mut expected = results.clone();
+        for (ei, e) in expected.experiments.iter_mut().enumerate() {
+            for (ci, c) in e.cases.iter_mut().enumerate() {
+                if !shown.contains(&(ei, ci)) {
+                    c.baseline
+                        .iter_mut()
+                        .chain(c.candidate.iter_mut())
+                        .for_each(|c| c.output = None);
+                }
+            }
+        }
+        expected.schema_version = 2;
+        expected.outputs_from = back.outputs_from.clone();
+        assert_eq!(back, expected);
+        assert_eq!(analysis(&back), analysis(&results));
+        // The report quotes the same outputs from either file.
+        assert_eq!(
+            crate::report::markdown::render_report(&back).unwrap(),
+            crate::report::markdown::render_report(&results).unwrap()
+        );
+
+        // Written again (as `report` does into the same folder), the outputs are copied.
+        let again = tempfile::tempdir().unwrap();
+        let path_again = write(&back, again.path(), true);
+        assert_eq!(
+            std::fs::read_to_string(&path_again).unwrap(),
+            std::fs::read_to_string(&path).unwrap()
+        );
+        assert_eq!(std::fs::read_to_string(again.path().join(CALLS_FILE)).unwrap(), lines);
+    }
+
+    #[track_caller]
+    fn check_bad_calls(calls_text: &str, expected: &[&str]) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&demo_results(), dir.path(), true);
+        std::fs::write(dir.path().join(CALLS_FILE), calls_text).unwrap();
+        let error = read_results(&path).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        let shown = error.summary();
+        for part in expected {
+            assert!(shown.contains(part), "{part:?} not in {shown}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_or_stray_calls_line_is_bad_input_at_its_line() {
+        let good = r#"{"experiment":"customer-support","case":"refund-late","arm":"baseline","repeat":0,"output":"x"}"#;
+        check_bad_calls(
+            &format!("{good}\n{{\"experiment\": \"customer-support\", oops}}\n"),
+            &["calls.jsonl:2", "is not a call line"],
+        );
+        check_bad_calls(
+            r#"{"experiment":"customer-support","case":"no-such-case","arm":"baseline","repeat":0,"output":"x"}"#,
+            &["calls.jsonl:1", "no-such-case", "does not have"],
+        );
+        check_bad_calls(
+            r#"{"experiment":"customer-support","case":"refund-late","arm":"baseline","repeat":0,"output":"x","extra":1}"#,
+            &["calls.jsonl:1", "unknown field"],
+        );
+    }
+
+    #[test]
+    fn a_missing_calls_file_or_an_unknown_schema_is_bad_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&demo_results(), dir.path(), true);
+        std::fs::remove_file(dir.path().join(CALLS_FILE)).unwrap();
+        let error = read_results(&path).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        assert!(error.summary().contains("calls.jsonl"), "{}", error.summary());
+
+        std::fs::write(&path, r#"{"schema_version": 3, "experiments": []}"#).unwrap();
+        let error = read_results(&path).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        assert!(
+            error
+                .summary()
+                .contains("has schema_version 3; this promptgate reads schema_version 1 or 2"),
+            "{}",
+            error.summary()
+        );
+    }
+
+    #[test]
+    fn lines_are_redacted_as_the_whole_text_would_be() {
+        crate::secrets::register("PROMPTGATE_TEST_CALLS_KEY", "calls-secret-0123456789");
+        let mut out = Vec::new();
+        let mut lines = RedactedLines::new(&mut out);
+        // Written in pieces that split the secret and the lines.
+        for piece in ["{\"a\": \"calls-sec", "ret-0123456789\",\n \"b\"", ": 1}\n", "tail"] {
+            lines.write_all(piece.as_bytes()).unwrap();
+        }
+        lines.flush().unwrap();
+        assert!(lines.redacted);
+        let text = String::from_utf8(out).unwrap();
+        let whole = crate::secrets::redact("{\"a\": \"calls-secret-0123456789\",\n \"b\": 1}\ntail");
+        assert_eq!(text, whole);
+        assert!(!text.contains("calls-secret"), "{text}");
+    }
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::gate::{demo_pr, experiment, metric};
-use crate::support::{Run, TestRepo, results};
+use crate::support::{Run, TestRepo, promptgate_env, results};
 
 /// `promptgate run --base main --head pr` into `out`, with extra arguments.
 fn run_into(repo: &TestRepo, out: &Path, extra: &[&str]) -> Run {
@@ -248,5 +248,110 @@ fn a_base_that_does_not_load_fails_the_merged_run_as_it_fails_each_shard() {
             .as_str()
             .unwrap()
             .contains("configs/product-faq.yaml:5:1")
+    );
+}
+
+/// The calls.jsonl lines in `out`, sorted (shards list them in their own order).
+fn call_lines(out: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(out.join("calls.jsonl")).expect("calls.jsonl was written");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+/// Over the inline threshold (lowered through the tests' variable), a run leaves its outputs to
+/// calls.jsonl (schema 2); `report` re-renders it exactly, and `merge` of a schema 2 shard with
+/// a schema 1 one reproduces it.
+#[test]
+fn a_run_over_the_inline_threshold_writes_calls_jsonl_that_report_and_merge_read() {
+    let repo = demo_pr();
+    let low = [("PROMPTGATE_TEST_INLINE_MAX_CALLS", "20")];
+    let run_low = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--base",
+            "main",
+            "--head",
+            "pr",
+            "--no-cache",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        promptgate_env(repo.path(), &args, &low)
+    };
+    let full_out = repo.path().join("full");
+    run_low(&full_out, &[]).expect_code(1);
+    let full = results(&full_out);
+    assert_eq!(full["schema_version"], 2);
+    let calls: Vec<&Value> = full["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["cases"].as_array().unwrap())
+        .flat_map(|c| {
+            c["baseline"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(c["candidate"].as_array().unwrap())
+        })
+        .collect();
+    assert!(calls.len() > 20);
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.get("output").is_none() && c.get("scores").is_some())
+    );
+    let lines = call_lines(&full_out);
+    assert_eq!(lines.len(), calls.iter().filter(|c| c["error"].is_null()).count());
+    let line: Value = serde_json::from_str(&lines[0]).unwrap();
+    for key in ["experiment", "case", "arm", "repeat", "output"] {
+        assert!(line.get(key).is_some(), "{key} in {line}");
+    }
+    let report_md = std::fs::read_to_string(full_out.join("report.md")).unwrap();
+    assert!(report_md.contains("flipped"), "the comment quotes flipped cases");
+
+    // `report` re-renders the same files from results.json and calls.jsonl.
+    let again = repo.path().join("again");
+    let rendered = repo.promptgate(&[
+        "report",
+        full_out.join("results.json").to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(matches!(rendered.code, 0 | 1), "{rendered:?}");
+    for file in ["results.json", "calls.jsonl", "report.md", "summary.md", "junit.xml"] {
+        assert_eq!(
+            std::fs::read_to_string(again.join(file)).unwrap(),
+            std::fs::read_to_string(full_out.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+
+    // Shard 1 over the threshold (schema 2), shard 2 under it (schema 1, outputs inline).
+    let one = repo.path().join("shard-1");
+    run_low(&one, &["--shard", "1/2"]).expect_code(1);
+    let two = repo.path().join("shard-2");
+    let shard_two = run_into(&repo, &two, &["--no-cache", "--shard", "2/2"]);
+    assert!(matches!(shard_two.code, 0 | 1), "{shard_two:?}");
+    assert_eq!(results(&one)["schema_version"], 2);
+    assert_eq!(results(&two)["schema_version"], 1);
+    let out = repo.path().join("merged");
+    merge(
+        &repo,
+        &[&one.join("results.json"), &two.join("results.json")],
+        &["--out", out.to_str().unwrap()],
+    )
+    .expect_code(1);
+    let merged = results(&out);
+    assert_eq!(merged["schema_version"], 2);
+    assert_same_run(&full, &merged);
+    assert_eq!(call_lines(&out), lines);
+    assert!(
+        std::fs::read_dir(&out)
+            .unwrap()
+            .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.')),
+        "merge leaves no spill file behind"
     );
 }
