@@ -9,11 +9,14 @@ use std::collections::BTreeMap;
 
 mod approvals;
 mod judging;
+mod outputs;
 
 use serde::{Deserialize, Serialize};
 
 pub use approvals::{AcceptedRegression, ApprovalNeeded, ProviderChange, TrustFacts, Waiver};
 pub use judging::{JudgeAdvice, JudgeVariance, MAX_JUDGE_REPEATS};
+pub use outputs::outputs_elsewhere;
+use outputs::{output_elsewhere, schema_written};
 
 /// The schema of a `results.json` that carries every call's `output` inline.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -78,40 +81,6 @@ pub struct Results {
     /// Writing these results copies the outputs from them.
     #[serde(skip)]
     pub outputs_from: Vec<std::path::PathBuf>,
-}
-
-thread_local! {
-    /// Set while [`outputs_elsewhere`] serializes: calls leave out `output`, and the schema is 2.
-    static OUTPUTS_ELSEWHERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Runs `serialize` with every [`Call`]'s `output` left out and `schema_version` written as
-/// [`SCHEMA_VERSION_CALLS_FILE`]. A flag rather than a second model: the shape of a call is
-/// declared once, and writing results without their outputs needs no copy of them.
-pub fn outputs_elsewhere<T>(serialize: impl FnOnce() -> T) -> T {
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            OUTPUTS_ELSEWHERE.with(|f| f.set(false));
-        }
-    }
-    OUTPUTS_ELSEWHERE.with(|f| f.set(true));
-    let _reset = Reset;
-    serialize()
-}
-
-fn output_elsewhere(_: &Option<String>) -> bool {
-    OUTPUTS_ELSEWHERE.with(std::cell::Cell::get)
-}
-
-/// The schema a file is written in follows where its outputs go, whatever schema was read.
-fn schema_written<S: serde::Serializer>(_: &u32, serializer: S) -> Result<S::Ok, S::Error> {
-    let version = if OUTPUTS_ELSEWHERE.with(std::cell::Cell::get) {
-        SCHEMA_VERSION_CALLS_FILE
-    } else {
-        SCHEMA_VERSION
-    };
-    serializer.serialize_u32(version)
 }
 
 /// What every producer of [`Results`] (`run`, `merge`) decides. [`Results::new`] is the only

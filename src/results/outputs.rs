@@ -1,0 +1,38 @@
+//! Where a call's `output` is written: inline (schema 1), or left to `calls.jsonl` (schema 2)
+//! while [`outputs_elsewhere`] serializes.
+
+use super::{SCHEMA_VERSION, SCHEMA_VERSION_CALLS_FILE};
+
+thread_local! {
+    /// Set while [`outputs_elsewhere`] serializes: calls leave out `output`, and the schema is 2.
+    static OUTPUTS_ELSEWHERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `serialize` with every [`Call`]'s `output` left out and `schema_version` written as
+/// [`SCHEMA_VERSION_CALLS_FILE`]. A flag rather than a second model: the shape of a call is
+/// declared once, and writing results without their outputs needs no copy of them.
+pub fn outputs_elsewhere<T>(serialize: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            OUTPUTS_ELSEWHERE.with(|f| f.set(false));
+        }
+    }
+    OUTPUTS_ELSEWHERE.with(|f| f.set(true));
+    let _reset = Reset;
+    serialize()
+}
+
+pub(super) fn output_elsewhere(_: &Option<String>) -> bool {
+    OUTPUTS_ELSEWHERE.with(std::cell::Cell::get)
+}
+
+/// The schema a file is written in follows where its outputs go, whatever schema was read.
+pub(super) fn schema_written<S: serde::Serializer>(_: &u32, serializer: S) -> Result<S::Ok, S::Error> {
+    let version = if OUTPUTS_ELSEWHERE.with(std::cell::Cell::get) {
+        SCHEMA_VERSION_CALLS_FILE
+    } else {
+        SCHEMA_VERSION
+    };
+    serializer.serialize_u32(version)
+}
