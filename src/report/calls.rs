@@ -18,7 +18,7 @@
 //! not empty, every output is in those files and an `output` in memory is a copy.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead as _, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,47 @@ const INLINE_MAX_VARIABLE: &str = "PROMPTGATE_TEST_INLINE_MAX_CALLS";
 
 /// The flipped cases of each direction the comment quotes at most (its largest size).
 pub const SHOWN_FLIPS: usize = 20;
+
+/// The longest `calls.jsonl` line read: one output, far above what a provider returns. The file
+/// may come from an untrusted artifact (`ci --publish-only`), and only one line is held at a time.
+pub const MAX_LINE_BYTES: u64 = 64 << 20;
+
+/// The lines of `reader`, each at most [`MAX_LINE_BYTES`] (a longer one is an error).
+fn capped_lines(reader: impl std::io::BufRead) -> impl Iterator<Item = std::io::Result<String>> {
+    lines_of_at_most(reader, MAX_LINE_BYTES)
+}
+
+fn lines_of_at_most(mut reader: impl std::io::BufRead, max: u64) -> impl Iterator<Item = std::io::Result<String>> {
+    use std::io::{BufRead as _, Read as _};
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let mut line = Vec::new();
+        let read = (&mut reader).take(max + 1).read_until(b'\n', &mut line);
+        match read {
+            Ok(0) => {
+                done = true;
+                None
+            }
+            Ok(_) => {
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                }
+                if line.len() as u64 > max {
+                    done = true;
+                    return Some(Err(std::io::Error::other(format!("a line is longer than {max} bytes"))));
+                }
+                Some(String::from_utf8(line).map_err(std::io::Error::other))
+            }
+            Err(e) => {
+                done = true;
+                Some(Err(e))
+            }
+        }
+    })
+}
 
 /// One line of `calls.jsonl`.
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -122,7 +163,7 @@ pub fn write_calls(results: &Results, out: &mut dyn Write) -> std::io::Result<bo
         // Read back when the results were, so every line is a call line.
         for path in &results.outputs_from {
             let reader = std::io::BufReader::new(std::fs::File::open(path)?);
-            for line in reader.lines() {
+            for line in capped_lines(reader) {
                 let line = line?;
                 if !line.trim().is_empty() {
                     lines.write_all(line.as_bytes())?;
@@ -291,7 +332,7 @@ fn load_shown_outputs(results: &mut Results, calls: &Path) -> Result<(), Error> 
     let shown = shown_cases(results);
     let mut found: BTreeMap<(usize, usize, Arm, u32), String> = BTreeMap::new();
     let reader = std::io::BufReader::with_capacity(1 << 16, file);
-    for (index, line) in reader.lines().enumerate() {
+    for (index, line) in capped_lines(reader).enumerate() {
         let number = index as u64 + 1;
         let bad = |message: String, column: u64, text: &str| {
             let mut d = Diagnostic::new(message).in_file(name.clone()).hint(hint);
@@ -544,6 +585,30 @@ mod tests {
         check_bad_calls(
             r#"{"experiment":"customer-support","case":"refund-late","arm":"baseline","repeat":0,"output":"x","extra":1}"#,
             &["calls.jsonl:1", "unknown field"],
+        );
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_bad_input_at_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&demo_results(), dir.path(), true);
+        let good = r#"{"experiment":"customer-support","case":"refund-late","arm":"baseline","repeat":0,"output":"x"}"#;
+        let mut bytes = format!("{good}\n{good}\n").into_bytes();
+        bytes.extend_from_slice(b"{\"output\": \"\xff\"}\n");
+        std::fs::write(dir.path().join(CALLS_FILE), bytes).unwrap();
+        let error = read_results(&path).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        assert!(error.summary().contains("calls.jsonl:3"), "{}", error.summary());
+        // A line past the cap ends the reading with an error; the lines before it are read.
+        let lines: Vec<_> = lines_of_at_most(&b"abcd\nabcde\nab\n"[..], 4).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0].as_ref().unwrap(), "abcd");
+        assert!(
+            lines[1]
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("longer than 4 bytes")
         );
     }
 
