@@ -197,6 +197,9 @@ impl Metric {
             // An errored call costs what was billed for it: nothing, unless the API reported
             // tokens for it.
             Kind::Cost => Some(call.list_cost_usd),
+            // A batched call waited for its batch, not for the model: no latency to count,
+            // not even an errored one's timeout.
+            Kind::Latency { .. } if call.batch => None,
             Kind::Latency { .. } if errored => Some(timeout_ms as f64),
             Kind::Latency { .. } if call.cached => None,
             Kind::Latency { .. } => call.latency_ms,
@@ -362,6 +365,7 @@ mod tests {
             attempts: 1,
             provider: None,
             fell_back: false,
+            batch: false,
             scores: score
                 .map(|s| (CONSISTENCY.to_owned(), Score::Number(s)))
                 .into_iter()

@@ -741,6 +741,7 @@ mod tests {
             attempts: 0,
             provider: None,
             fell_back: false,
+            batched: false,
         }
     }
 

@@ -895,6 +895,7 @@ pub(crate) mod test_fixtures {
             attempts: 1,
             provider: None,
             fell_back: false,
+            batch: false,
             scores: BTreeMap::from([("pass".to_owned(), Score::Bool(passed))]),
             failures: failures.iter().map(|f| (*f).to_owned()).collect(),
             scorer_errors: Vec::new(),

@@ -67,6 +67,9 @@ pub struct Outcome {
     /// The endpoint that produced the result.
     pub provider: Option<String>,
     pub fell_back: bool,
+    /// Sent through its provider's batch API (`run --batch`): billed at the batch rate, and
+    /// without a latency (the batch's wait says nothing of the model's speed).
+    pub batched: bool,
 }
 
 /// How to run.
@@ -610,6 +613,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> Outcome {
             attempts,
             provider: Some((*name).clone()),
             fell_back: position > 0,
+            batched: false,
         };
         let cache_key = cache::key(&endpoint.cache_identity, request);
         let cached = if job.retime {
@@ -693,6 +697,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> Outcome {
         attempts,
         provider: last_provider,
         fell_back: false,
+        batched: false,
     };
     runner.record(key, &outcome, 0.0);
     outcome
@@ -787,6 +792,7 @@ fn not_sent(error: CallError) -> Outcome {
         attempts: 0,
         provider: None,
         fell_back: false,
+        batched: false,
     }
 }
 
