@@ -37,6 +37,9 @@ pub struct GateOptions {
     pub trust: Option<trust::KeyPolicy>,
     /// The names shown for base and head (a pull request's branch names) instead of the refs.
     pub ref_names: Option<(String, String)>,
+    /// `--batch`: send the calls of providers with a batch API through it, waiting at most
+    /// this long (`runner::batch`).
+    pub batch: Option<Duration>,
 }
 
 impl GateOptions {
@@ -65,6 +68,7 @@ impl GateOptions {
             shard: flags.shard,
             trust: None,
             ref_names: None,
+            batch: None,
         }
     }
 }
@@ -260,7 +264,20 @@ pub fn run_gate_with(
     // Judges and rubrics are head's, for both arms; their calls count in the estimate.
     let judge = candidate_suite.defaults.judge.as_ref();
     let embedder = candidate_suite.defaults.embedder.as_ref();
-    let estimate = plan::estimate(&jobs, &prices).plus(plan::estimate(
+    // `--batch`: which jobs go through a batch API, priced at its rate.
+    let batch_jobs = match options.batch {
+        Some(_) => Some(batch_plan(&jobs, &endpoints.map, &policy_in_force.gates)?),
+        None => None,
+    };
+    let estimate = match &batch_jobs {
+        None => plan::estimate(&jobs, &prices),
+        Some(batched) => {
+            let (in_batches, one_by_one): (Vec<_>, Vec<_>) = jobs.iter().zip(batched).partition(|(_, b)| **b);
+            let owned = |pairs: Vec<(&Job, &bool)>| pairs.into_iter().map(|(j, _)| j.clone()).collect::<Vec<Job>>();
+            plan::estimate(&owned(one_by_one), &prices).plus(plan::estimate(&owned(in_batches), &prices.at_batch_rate()))
+        }
+    }
+        .plus(plan::estimate(
         &crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs),
         &prices,
     ));
@@ -326,6 +343,16 @@ pub fn run_gate_with(
                 progress: runner::ProgressMode::detect(),
                 backoff_base: Duration::from_millis(500),
                 interruptible: true,
+                batch: options.batch.map(|timeout| {
+                    // Beside the response cache, so a restarted CI job finds its batches; with
+                    // --no-cache, beside the journal.
+                    let records = options
+                        .cache_dir
+                        .as_ref()
+                        .map(|dir| dir.join("batches"))
+                        .or_else(|| options.journal.as_ref().and_then(|j| j.parent()).map(|d| d.join("batches")));
+                    runner::batch::BatchOptions::new(records, timeout)
+                }),
             },
         )
     };
@@ -588,10 +615,60 @@ fn execute(
         }
         .into());
     }
+    if !ran.batches_pending.is_empty() {
+        return Err(Error::run_with_hint(
+            format!(
+                "--batch-timeout ran out with {} batch(es) still running: {}",
+                ran.batches_pending.len(),
+                ran.batches_pending.join(", ")
+            ),
+            "run the same command again to resume polling them: their ids are recorded beside the response cache, so nothing is submitted twice",
+        )
+        .into());
+    }
     if ran.resumed > 0 {
         eprintln!("promptgate: resumed {} finished call(s) from the journal", ran.resumed);
     }
     Ok(ran)
+}
+
+/// `--batch`: which jobs go through their provider's batch API. A blocking latency gate
+/// cannot be decided on them (a batched call has no latency), so it is refused before
+/// anything is sent.
+fn batch_plan(
+    jobs: &[Job],
+    endpoints: &BTreeMap<String, runner::Endpoint>,
+    gates: &[suite::GateSpec],
+) -> Result<Vec<bool>, Error> {
+    let batched: Vec<bool> = jobs.iter().map(|j| runner::batch::goes_in_batch(j, endpoints)).collect();
+    let count = batched.iter().filter(|b| **b).count();
+    if count == 0 {
+        eprintln!(
+            "promptgate: --batch: no call of this plan goes to a provider with a batch API (types openai and anthropic); running as usual"
+        );
+        return Ok(batched);
+    }
+    if let Some(gate) = gates
+        .iter()
+        .find(|g| g.blocking && crate::metrics::Metric::of(&g.metric).quantile().is_some())
+    {
+        return Err(Diagnostic::new(format!(
+            "--batch cannot decide the blocking gate `{}`: calls sent in a batch have no latency",
+            gate.metric
+        ))
+        .hint("run without --batch to measure latency")
+        .hint(format!(
+            "or make the gate informative: `{}: {{blocking: false}}` under `gates:`",
+            gate.metric
+        ))
+        .into());
+    }
+    eprintln!(
+        "promptgate: --batch: {count} of {} calls go through batch APIs at the batch rate ({}% of the list price); their latency is not measured",
+        jobs.len(),
+        crate::providers::pricing::BATCH_DISCOUNT * 100.0
+    );
+    Ok(batched)
 }
 
 /// Calls the budget refused leave the comparison incomplete: a run error (exit 3). The message

@@ -8,6 +8,7 @@
 //! Jobs with the same request, provider and fallbacks (a baseline and candidate that render the
 //! same prompt, say) are sent once; the others share the answer as cache hits.
 
+pub mod batch;
 mod budget;
 mod cache;
 mod call_error;
@@ -89,6 +90,8 @@ pub struct Options {
     /// Ctrl-C stops sending and lets the calls in flight finish (the command line); see
     /// [`interrupt`].
     pub interruptible: bool,
+    /// `run --batch`: jobs of providers with a batch API go through it ([`batch`]).
+    pub batch: Option<batch::BatchOptions>,
 }
 
 impl Default for Options {
@@ -101,6 +104,7 @@ impl Default for Options {
             progress: ProgressMode::Quiet,
             backoff_base: Duration::from_millis(500),
             interruptible: false,
+            batch: None,
         }
     }
 }
@@ -129,6 +133,9 @@ pub struct Ran {
     pub interrupted: bool,
     /// The jobs the outcomes asked for (judge calls), in the order they finished.
     pub derived: Vec<Derived>,
+    /// Batches (`run --batch`) still running when `--batch-timeout` ran out, as
+    /// `` `provider`: id (status) ``; their jobs ended as [`CallError::BatchPending`].
+    pub batches_pending: Vec<String>,
 }
 
 /// A digest of the job list: the journal's run identity. Runs of the same plan share it.
@@ -329,12 +336,27 @@ impl<'a> Runner<'a> {
         }
 
         let watch = interrupt::Watch::new(self.options.interruptible);
+        // A batch run sends its batchable jobs as batches first; their outcomes then ask for
+        // their judge calls like replayed ones, and those go the normal way (judging a batch's
+        // outputs in a second batch would double the wait for a saving on the judge alone).
+        let mut batched = batch::Batched::default();
+        if let Some(options) = &self.options.batch {
+            let (to_batch, rest): (Vec<usize>, Vec<usize>) =
+                to_run.iter().partition(|&&index| batch::goes_in_batch(&jobs[index], self.endpoints));
+            if !to_batch.is_empty() {
+                to_run = rest;
+                batched = batch::run(self, options, &watch, jobs, &keys, &to_batch).await;
+                for (index, outcome) in std::mem::take(&mut batched.outcomes) {
+                    outcomes[index] = Some(outcome);
+                }
+            }
+        }
         let context = Context {
             runner: self,
             watch: &watch,
             retries: AtomicUsize::new(0),
             rate_limited: AtomicUsize::new(0),
-            budget_exhausted: AtomicBool::new(false),
+            budget_exhausted: AtomicBool::new(batched.budget_exhausted),
         };
         let progress = progress::Progress::new(self.options.progress, jobs.len());
         let done = AtomicUsize::new(jobs.len() - to_run.len());
@@ -504,6 +526,7 @@ impl<'a> Runner<'a> {
             interrupted,
             outcomes,
             derived,
+            batches_pending: batched.pending,
         };
         drop(watch);
         ran
