@@ -455,4 +455,6 @@ fn path_segment(id: &str) -> String {
 }
 
 #[cfg(test)]
+pub(crate) mod fake;
+#[cfg(test)]
 mod tests;
