@@ -274,10 +274,11 @@ pub fn run_gate_with(
         Some(batched) => {
             let (in_batches, one_by_one): (Vec<_>, Vec<_>) = jobs.iter().zip(batched).partition(|(_, b)| **b);
             let owned = |pairs: Vec<(&Job, &bool)>| pairs.into_iter().map(|(j, _)| j.clone()).collect::<Vec<Job>>();
-            plan::estimate(&owned(one_by_one), &prices).plus(plan::estimate(&owned(in_batches), &prices.at_batch_rate()))
+            plan::estimate(&owned(one_by_one), &prices)
+                .plus(plan::estimate(&owned(in_batches), &prices.at_batch_rate()))
         }
     }
-        .plus(plan::estimate(
+    .plus(plan::estimate(
         &crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs),
         &prices,
     ));
@@ -346,11 +347,13 @@ pub fn run_gate_with(
                 batch: options.batch.map(|timeout| {
                     // Beside the response cache, so a restarted CI job finds its batches; with
                     // --no-cache, beside the journal.
-                    let records = options
-                        .cache_dir
-                        .as_ref()
-                        .map(|dir| dir.join("batches"))
-                        .or_else(|| options.journal.as_ref().and_then(|j| j.parent()).map(|d| d.join("batches")));
+                    let records = options.cache_dir.as_ref().map(|dir| dir.join("batches")).or_else(|| {
+                        options
+                            .journal
+                            .as_ref()
+                            .and_then(|j| j.parent())
+                            .map(|d| d.join("batches"))
+                    });
                     runner::batch::BatchOptions::new(records, timeout)
                 }),
             },
@@ -640,7 +643,10 @@ fn batch_plan(
     endpoints: &BTreeMap<String, runner::Endpoint>,
     gates: &[suite::GateSpec],
 ) -> Result<Vec<bool>, Error> {
-    let batched: Vec<bool> = jobs.iter().map(|j| runner::batch::goes_in_batch(j, endpoints)).collect();
+    let batched: Vec<bool> = jobs
+        .iter()
+        .map(|j| runner::batch::goes_in_batch(j, endpoints))
+        .collect();
     let count = batched.iter().filter(|b| **b).count();
     if count == 0 {
         eprintln!(

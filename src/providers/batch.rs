@@ -134,7 +134,12 @@ impl BatchApi for OpenAiProvider {
         let base = self.base_url();
         let uploaded: Created = self
             .api()
-            .post_file(&format!("{base}/files"), &[("purpose", "batch")], "promptgate-batch.jsonl", &file)
+            .post_file(
+                &format!("{base}/files"),
+                &[("purpose", "batch")],
+                "promptgate-batch.jsonl",
+                &file,
+            )
             .await?;
         let body = json!({
             "input_file_id": uploaded.id,
@@ -309,7 +314,11 @@ impl BatchApi for AnthropicProvider {
     async fn submit(&self, entries: &[Value]) -> Result<String, ProviderError> {
         let created: AnthropicBatch = self
             .api()
-            .post_json(&self.batches_url(), &[("anthropic-version", API_VERSION)], &json!({"requests": entries}))
+            .post_json(
+                &self.batches_url(),
+                &[("anthropic-version", API_VERSION)],
+                &json!({"requests": entries}),
+            )
             .await?;
         Ok(created.id)
     }
@@ -377,9 +386,17 @@ impl AnthropicProvider {
     /// `overloaded_error`) is transient, though the batch does not retry it.
     fn errored(&self, error: Option<&Value>) -> ProviderError {
         let inner = error.and_then(|e| e.get("error")).or(error);
-        let kind = inner.and_then(|e| e.get("type")).and_then(Value::as_str).unwrap_or("error");
-        let text = inner.and_then(|e| e.get("message")).and_then(Value::as_str).unwrap_or("");
-        let message = self.api().redact(&format!("anthropic batch request failed ({kind}): {text}"));
+        let kind = inner
+            .and_then(|e| e.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or("error");
+        let text = inner
+            .and_then(|e| e.get("message"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let message = self
+            .api()
+            .redact(&format!("anthropic batch request failed ({kind}): {text}"));
         match kind {
             "api_error" | "overloaded_error" | "rate_limit_error" | "timeout_error" => ProviderError::Transient {
                 message,

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::{CallError, Outcome, Runner, budget::Reservation, cache, interrupt, not_sent};
 use crate::plan::{self, Job};
-use crate::providers::batch::{BatchApi, Item, Status};
+use crate::providers::batch::{BatchApi, Item, Limits, Status};
 use crate::providers::{ProviderError, Request};
 
 /// How a batch run polls and where it keeps its batches.
@@ -66,7 +66,11 @@ pub(super) struct Batched {
 /// embedding), not one to be timed, for a provider that has one.
 pub fn goes_in_batch(job: &Job, endpoints: &BTreeMap<String, super::Endpoint>) -> bool {
     let Ok(request) = &job.request else { return false };
-    !request.embed && !job.retime && endpoints.get(&job.provider).is_some_and(|e| e.provider.batch().is_some())
+    !request.embed
+        && !job.retime
+        && endpoints
+            .get(&job.provider)
+            .is_some_and(|e| e.provider.batch().is_some())
 }
 
 /// One job in a batch.
@@ -149,9 +153,12 @@ pub(super) async fn run(
     // Submit (or find the recorded batch of) each chunk.
     let mut running: Vec<Submitted<'_>> = Vec::new();
     for (provider, members) in by_provider {
-        let Some(endpoint) = runner.endpoints.get(provider) else { continue };
+        let Some(endpoint) = runner.endpoints.get(provider) else {
+            continue;
+        };
         let Some(api) = endpoint.provider.batch() else { continue };
-        for chunk in split(api, members) {
+        let size = |m: &Member| api.entry(&m.key, &m.request).to_string().len() + 1;
+        for chunk in split(members, api.limits(), size) {
             let entries: Vec<serde_json::Value> = chunk.iter().map(|m| api.entry(&m.key, &m.request)).collect();
             let record = options
                 .records_dir
@@ -160,7 +167,10 @@ pub(super) async fn run(
             let recorded = record.as_deref().and_then(|path| read_record(path, provider));
             let id = match recorded {
                 Some(id) => {
-                    say(runner, &format!("resuming batch {id} of `{provider}` ({} calls)", chunk.len()));
+                    say(
+                        runner,
+                        &format!("resuming batch {id} of `{provider}` ({} calls)", chunk.len()),
+                    );
                     id
                 }
                 None => match api.submit(&entries).await {
@@ -168,7 +178,10 @@ pub(super) async fn run(
                         if let Some(path) = &record {
                             write_record(path, provider, &id, chunk.len());
                         }
-                        say(runner, &format!("submitted batch {id} to `{provider}` ({} calls)", chunk.len()));
+                        say(
+                            runner,
+                            &format!("submitted batch {id} to `{provider}` ({} calls)", chunk.len()),
+                        );
                         id
                     }
                     Err(e) => {
@@ -208,7 +221,12 @@ pub(super) async fn run(
                             runner,
                             &format!(
                                 "batch {} of `{}`: {}, {}/{} done, {} failed",
-                                status.id, batch.provider, status.status, status.done, status.total, status.failed_requests
+                                status.id,
+                                batch.provider,
+                                status.status,
+                                status.done,
+                                status.total,
+                                status.failed_requests
                             ),
                         );
                         batch.last = Some(now);
@@ -251,7 +269,8 @@ pub(super) async fn run(
             for batch in running {
                 let status = batch.last.as_ref().map_or("submitted", |(s, _)| s.as_str()).to_owned();
                 if !interrupted {
-                    done.pending.push(format!("`{}`: {} ({status})", batch.provider, batch.id));
+                    done.pending
+                        .push(format!("`{}`: {} ({status})", batch.provider, batch.id));
                 }
                 for m in batch.members {
                     runner.budget.settle(m.reservation, 0.0);
@@ -300,7 +319,10 @@ async fn finish(
     let mut cache_failed = false;
     for m in batch.members {
         let result = match by_id.remove(&m.key) {
-            Some(Item::Answered(body)) => batch.api.response(&m.request, body).map_err(|e| CallError::from_provider(&e)),
+            Some(Item::Answered(body)) => batch
+                .api
+                .response(&m.request, body)
+                .map_err(|e| CallError::from_provider(&e)),
             Some(Item::Failed(e)) => Err(CallError::from_provider(&e)),
             Some(Item::Expired) => Err(CallError::BatchExpired {
                 batch_id: batch.id.clone(),
@@ -380,24 +402,23 @@ fn failed(provider: &str, error: CallError, attempts: u32) -> Outcome {
     }
 }
 
-/// Splits members into batches within the API's request and byte limits, in order.
-fn split(api: &dyn BatchApi, members: Vec<Member>) -> Vec<Vec<Member>> {
-    let limits = api.limits();
-    let mut chunks: Vec<Vec<Member>> = Vec::new();
+/// Splits `items` into batches within `limits`, in order; `size` is an item's bytes in the
+/// batch (its JSONL line and newline; Anthropic's JSON array adds a comma, as small).
+fn split<T>(items: Vec<T>, limits: Limits, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut chunks: Vec<Vec<T>> = Vec::new();
     let mut bytes = 0;
-    for m in members {
-        // A JSONL line and its newline; Anthropic's JSON array adds a comma, as small.
-        let size = api.entry(&m.key, &m.request).to_string().len() + 1;
+    for item in items {
+        let item_size = size(&item);
         let full = chunks
             .last()
-            .is_none_or(|c| c.len() >= limits.max_requests || (bytes + size > limits.max_bytes && !c.is_empty()));
+            .is_none_or(|c| c.len() >= limits.max_requests || (bytes + item_size > limits.max_bytes && !c.is_empty()));
         if full {
             chunks.push(Vec::new());
             bytes = 0;
         }
-        bytes += size;
+        bytes += item_size;
         if let Some(chunk) = chunks.last_mut() {
-            chunk.push(m);
+            chunk.push(item);
         }
     }
     chunks
@@ -451,5 +472,31 @@ fn write_record(path: &Path, provider: &str, id: &str, calls: usize) {
 fn say(runner: &Runner<'_>, line: &str) {
     if runner.options.progress != super::ProgressMode::Quiet {
         eprintln!("promptgate: {}", crate::output::inert(line));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Batches stop at the request limit and before the byte limit; one item larger than the
+    /// byte limit still goes (alone), for the API to refuse it with its own words.
+    #[test]
+    fn split_respects_the_request_and_byte_limits_in_order() {
+        #[track_caller]
+        fn check(sizes: &[usize], max_requests: usize, max_bytes: usize, expected: &[&[usize]]) {
+            let limits = Limits {
+                max_requests,
+                max_bytes,
+            };
+            let got = split(sizes.to_vec(), limits, |s| *s);
+            let expected: Vec<Vec<usize>> = expected.iter().map(|c| c.to_vec()).collect();
+            assert_eq!(got, expected);
+        }
+        check(&[1, 1, 1, 1, 1], 2, 100, &[&[1, 1], &[1, 1], &[1]]);
+        check(&[40, 40, 40], 10, 100, &[&[40, 40], &[40]]);
+        check(&[50, 50, 1], 10, 100, &[&[50, 50], &[1]]);
+        check(&[150, 10], 10, 100, &[&[150], &[10]]);
+        check(&[], 10, 100, &[]);
     }
 }

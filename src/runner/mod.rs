@@ -341,8 +341,9 @@ impl<'a> Runner<'a> {
         // outputs in a second batch would double the wait for a saving on the judge alone).
         let mut batched = batch::Batched::default();
         if let Some(options) = &self.options.batch {
-            let (to_batch, rest): (Vec<usize>, Vec<usize>) =
-                to_run.iter().partition(|&&index| batch::goes_in_batch(&jobs[index], self.endpoints));
+            let (to_batch, rest): (Vec<usize>, Vec<usize>) = to_run
+                .iter()
+                .partition(|&&index| batch::goes_in_batch(&jobs[index], self.endpoints));
             if !to_batch.is_empty() {
                 to_run = rest;
                 batched = batch::run(self, options, &watch, jobs, &keys, &to_batch).await;

@@ -198,7 +198,14 @@ impl Respond for Handler {
                 state.create_bodies.push(body.clone());
                 let id = format!("batch_{}", state.creates);
                 state.batches.push((id.clone(), lines, 0));
-                ResponseTemplate::new(200).set_body_json(openai_batch(&id, "validating", &file_id, None, None, (0, 0, 0)))
+                ResponseTemplate::new(200).set_body_json(openai_batch(
+                    &id,
+                    "validating",
+                    &file_id,
+                    None,
+                    None,
+                    (0, 0, 0),
+                ))
             }
             Kind::OpenAiPoll => {
                 let id = last_segment(1);
@@ -211,8 +218,14 @@ impl Respond for Handler {
                 let (_, lines, polls) = state.batches[index].clone();
                 let total = lines.len() as u64;
                 if polls <= before || ending == Ending::Never {
-                    return ResponseTemplate::new(200)
-                        .set_body_json(openai_batch(&id, "in_progress", "file-in", None, None, (total, 0, 0)));
+                    return ResponseTemplate::new(200).set_body_json(openai_batch(
+                        &id,
+                        "in_progress",
+                        "file-in",
+                        None,
+                        None,
+                        (total, 0, 0),
+                    ));
                 }
                 if ending == Ending::Failed {
                     let mut batch = openai_batch(&id, "failed", "file-in", None, None, (total, 0, 0));
@@ -242,7 +255,11 @@ impl Respond for Handler {
                 }
                 let output_id = store(&mut state, format!("file-out-{id}"), &output);
                 let error_id = store(&mut state, format!("file-err-{id}"), &errors);
-                let status = if ending == Ending::Expired { "expired" } else { "completed" };
+                let status = if ending == Ending::Expired {
+                    "expired"
+                } else {
+                    "completed"
+                };
                 ResponseTemplate::new(200).set_body_json(openai_batch(
                     &id,
                     status,
@@ -281,7 +298,12 @@ impl Respond for Handler {
                 let (_, requests, polls) = state.batches[index].clone();
                 let n = requests.len() as u64;
                 if polls <= before || ending == Ending::Never {
-                    return ResponseTemplate::new(200).set_body_json(anthropic_batch(&id, "in_progress", None, [n, 0, 0, 0, 0]));
+                    return ResponseTemplate::new(200).set_body_json(anthropic_batch(
+                        &id,
+                        "in_progress",
+                        None,
+                        [n, 0, 0, 0, 0],
+                    ));
                 }
                 let results = anthropic_results(&requests, ending);
                 let count = |kind: &str| results.iter().filter(|r| r["result"]["type"] == kind).count() as u64;
@@ -290,7 +312,13 @@ impl Respond for Handler {
                     &id,
                     "ended",
                     Some(&url),
-                    [0, count("succeeded"), count("errored"), count("canceled"), count("expired")],
+                    [
+                        0,
+                        count("succeeded"),
+                        count("errored"),
+                        count("canceled"),
+                        count("expired"),
+                    ],
                 ))
             }
             Kind::AnthropicResults => {
@@ -416,11 +444,17 @@ fn multipart(body: &[u8], boundary: &str) -> (Vec<(String, String)>, Option<Vec<
         }
     }
     for part in parts {
-        let Some(split) = part.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+        let Some(split) = part.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
         let headers = String::from_utf8_lossy(&part[..split]).to_lowercase();
         let mut content = &part[split + 4..];
         content = content.strip_suffix(b"\r\n").unwrap_or(content);
-        let name = headers.split("name=\"").nth(1).and_then(|n| n.split('"').next()).unwrap_or("");
+        let name = headers
+            .split("name=\"")
+            .nth(1)
+            .and_then(|n| n.split('"').next())
+            .unwrap_or("");
         if name == "file" {
             file = Some(content.to_vec());
         } else {

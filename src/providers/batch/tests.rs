@@ -35,7 +35,11 @@ async fn openai_uploads_jsonl_creates_a_24h_batch_polls_and_reads_both_files() {
     let fake = Fake::openai(Ending::Completed, 1).await;
     let api = openai(&fake);
     let requests = [asking("hello"), asking("a bad request")];
-    let entries: Vec<Value> = requests.iter().zip(["id-a", "id-b"]).map(|(r, id)| api.entry(id, r)).collect();
+    let entries: Vec<Value> = requests
+        .iter()
+        .zip(["id-a", "id-b"])
+        .map(|(r, id)| api.entry(id, r))
+        .collect();
     assert_eq!(
         entries[0],
         json!({"custom_id": "id-a", "method": "POST", "url": "/v1/chat/completions", "body": api.body(&requests[0])})
@@ -44,7 +48,10 @@ async fn openai_uploads_jsonl_creates_a_24h_batch_polls_and_reads_both_files() {
     assert_eq!(id, "batch_1");
     {
         let state = fake.state();
-        assert_eq!(state.upload_fields, vec![vec![("purpose".to_owned(), "batch".to_owned())]]);
+        assert_eq!(
+            state.upload_fields,
+            vec![vec![("purpose".to_owned(), "batch".to_owned())]]
+        );
         assert_eq!(
             state.create_bodies,
             vec![json!({"input_file_id": "file-in-0", "endpoint": "/v1/chat/completions", "completion_window": "24h"})]
@@ -52,15 +59,23 @@ async fn openai_uploads_jsonl_creates_a_24h_batch_polls_and_reads_both_files() {
     }
 
     let first = api.status(&id).await.unwrap();
-    assert_eq!((first.status.as_str(), first.ended, first.total, first.done), ("in_progress", false, 2, 0));
+    assert_eq!(
+        (first.status.as_str(), first.ended, first.total, first.done),
+        ("in_progress", false, 2, 0)
+    );
     let last = api.status(&id).await.unwrap();
-    assert_eq!((last.status.as_str(), last.ended, last.done, last.failed_requests), ("completed", true, 2, 1));
+    assert_eq!(
+        (last.status.as_str(), last.ended, last.done, last.failed_requests),
+        ("completed", true, 2, 1)
+    );
     assert_eq!(last.failed, None);
 
     let mut items = api.results(&last).await.unwrap();
     items.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(items.len(), 2);
-    let Item::Answered(body) = &items[0].1 else { panic!("{:?}", items[0]) };
+    let Item::Answered(body) = &items[0].1 else {
+        panic!("{:?}", items[0])
+    };
     let response = BatchApi::response(&api, &requests[0], body.clone()).unwrap();
     assert_eq!(response.text, "answer to: hello");
     assert_eq!((response.usage.input, response.usage.output), (1000, 500));
@@ -90,7 +105,10 @@ async fn openai_failed_and_expired_batches_say_why_and_which_requests_did_not_ru
 
     let fake = Fake::openai(Ending::Expired, 0).await;
     let api = openai(&fake);
-    let entries = [api.entry("id-a", &asking("quick")), api.entry("id-b", &asking("slow one"))];
+    let entries = [
+        api.entry("id-a", &asking("quick")),
+        api.entry("id-b", &asking("slow one")),
+    ];
     let id = api.submit(&entries).await.unwrap();
     let status = api.status(&id).await.unwrap();
     assert_eq!((status.status.as_str(), status.ended), ("expired", true));
@@ -110,19 +128,30 @@ async fn anthropic_creates_with_requests_polls_and_reads_results_url() {
         .zip(["id-a", "id-b", "id-c"])
         .map(|(r, id)| api.entry(id, r))
         .collect();
-    assert_eq!(entries[0], json!({"custom_id": "id-a", "params": AnthropicProvider::body(&requests[0])}));
+    assert_eq!(
+        entries[0],
+        json!({"custom_id": "id-a", "params": AnthropicProvider::body(&requests[0])})
+    );
     let id = api.submit(&entries).await.unwrap();
     assert_eq!(id, "msgbatch_001");
     assert_eq!(fake.state().create_bodies, vec![json!({"requests": entries})]);
 
     let first = api.status(&id).await.unwrap();
-    assert_eq!((first.status.as_str(), first.ended, first.total), ("in_progress", false, 3));
+    assert_eq!(
+        (first.status.as_str(), first.ended, first.total),
+        ("in_progress", false, 3)
+    );
     let last = api.status(&id).await.unwrap();
-    assert_eq!((last.status.as_str(), last.ended, last.done, last.failed_requests), ("ended", true, 3, 2));
+    assert_eq!(
+        (last.status.as_str(), last.ended, last.done, last.failed_requests),
+        ("ended", true, 3, 2)
+    );
 
     let mut items = api.results(&last).await.unwrap();
     items.sort_by(|a, b| a.0.cmp(&b.0));
-    let Item::Answered(body) = &items[0].1 else { panic!("{:?}", items[0]) };
+    let Item::Answered(body) = &items[0].1 else {
+        panic!("{:?}", items[0])
+    };
     let response = BatchApi::response(&api, &requests[0], body.clone()).unwrap();
     assert_eq!(response.text, "answer to: hello");
     match &items[1].1 {
