@@ -408,6 +408,44 @@ mod tests {
         );
     }
 
+    /// A batched call waited for its batch, not the model: it has no latency, not even an
+    /// errored one's timeout; a timed call keeps its own, an errored one counts at its timeout.
+    #[test]
+    fn batched_calls_have_no_latency_errored_or_not() {
+        let call = |batch: bool, error: Option<&str>, latency_ms: Option<f64>| Call {
+            repeat: 0,
+            output: error.is_none().then(|| "x".to_owned()),
+            error: error.map(str::to_owned),
+            latency_ms,
+            tokens: crate::results::Tokens::default(),
+            cost_usd: 0.0,
+            list_cost_usd: 0.0,
+            cached: false,
+            attempts: 1,
+            provider: None,
+            fell_back: false,
+            batch,
+            scores: Default::default(),
+            failures: Vec::new(),
+            scorer_errors: Vec::new(),
+            judgements: Vec::new(),
+            embedding_cost_usd: 0.0,
+        };
+        let p95 = Metric::of("latency_p95_ms");
+        assert_eq!(p95.call_value(&call(true, None, None), 30_000), None);
+        assert_eq!(p95.call_value(&call(true, Some("batch b expired"), None), 30_000), None);
+        assert_eq!(p95.call_value(&call(false, None, Some(420.0)), 30_000), Some(420.0));
+        assert_eq!(
+            p95.call_value(&call(false, Some("timed out"), None), 30_000),
+            Some(30_000.0)
+        );
+        // Errors still count as errors.
+        assert_eq!(
+            Metric::of(ERROR_RATE).call_value(&call(true, Some("expired"), None), 30_000),
+            Some(1.0)
+        );
+    }
+
     #[test]
     fn tests_follow_the_data() {
         const ONE_CALL: DataShape = DataShape {

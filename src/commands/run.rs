@@ -828,6 +828,73 @@ mod tests {
         }
     }
 
+    /// `--batch` sends the jobs of providers with a batch API that are completions, and
+    /// refuses before anything is sent when a blocking latency gate would need their latency.
+    #[test]
+    fn batch_plan_picks_batchable_jobs_and_refuses_a_blocking_latency_gate() {
+        use crate::providers::http::{ApiKey, tests::spec};
+        use crate::suite::{GateSpec, Margin, ProviderKind};
+        let endpoint = |provider: std::sync::Arc<dyn crate::providers::Provider>| runner::Endpoint {
+            provider,
+            concurrency: 1,
+            timeout: Duration::from_secs(1),
+            max_retries: 0,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            cache_identity: String::new(),
+        };
+        let openai = crate::providers::openai::OpenAiProvider::with_key(
+            &spec(ProviderKind::Openai, Some("http://127.0.0.1:9/v1")),
+            Some(ApiKey::new("OPENAI_API_KEY", "sk-test-0123456789")),
+        )
+        .unwrap();
+        let endpoints = BTreeMap::from([
+            ("openai".to_owned(), endpoint(std::sync::Arc::new(openai))),
+            (
+                "offline".to_owned(),
+                endpoint(std::sync::Arc::new(crate::providers::mock::MockProvider::new())),
+            ),
+        ]);
+        let job = |provider: &str, embed: bool| Job {
+            experiment: 0,
+            case: 0,
+            arm: Arm::Candidate,
+            repeat: 0,
+            provider: provider.to_owned(),
+            fallbacks: Vec::new(),
+            request: Ok(if embed {
+                crate::providers::Request::embedding("text-embedding-3-small", "x")
+            } else {
+                crate::providers::http::tests::request()
+            }),
+            retime: false,
+        };
+        let jobs = [job("openai", false), job("offline", false), job("openai", true)];
+        let latency = |blocking| GateSpec {
+            metric: "latency_p95_ms".to_owned(),
+            direction: Direction::Lower,
+            margin: Margin::Relative(0.1),
+            alpha: 0.05,
+            blocking,
+            slo: None,
+            require_non_inferiority: false,
+            require_equivalence: false,
+        };
+        assert_eq!(
+            batch_plan(&jobs, &endpoints, &[latency(false)]).unwrap(),
+            vec![true, false, false]
+        );
+        let refused = batch_plan(&jobs, &endpoints, &[latency(true)]).unwrap_err();
+        assert_eq!(refused.exit_code(), exit::USAGE);
+        let text = refused.to_string();
+        assert!(text.contains("blocking gate `latency_p95_ms`"), "{text}");
+        // Nothing batchable: a blocking latency gate is no obstacle, and nothing is batched.
+        assert_eq!(
+            batch_plan(&jobs[1..2], &endpoints, &[latency(true)]).unwrap(),
+            vec![false]
+        );
+    }
+
     /// Refusals are counted by their kind, never by their words, and a judge call the cap
     /// refused is a call not sent too.
     #[test]

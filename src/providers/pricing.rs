@@ -73,7 +73,7 @@ impl PriceTable {
     /// (so dated snapshots such as `gpt-4o-2024-08-06` find `gpt-4o`).
     pub fn price(&self, model: &str) -> Option<Price> {
         if let Some(p) = self.overrides.get(model) {
-            return Some(*p);
+            return Some(if self.batch { discounted(*p) } else { *p });
         }
         let built_in = BUILT_IN.iter().map(|&(m, input, cached, output)| {
             (
