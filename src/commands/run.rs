@@ -643,20 +643,19 @@ fn batch_plan(
     endpoints: &BTreeMap<String, runner::Endpoint>,
     gates: &[suite::GateSpec],
 ) -> Result<Vec<bool>, Error> {
-    let batched: Vec<bool> = jobs
-        .iter()
-        .map(|j| runner::batch::goes_in_batch(j, endpoints))
-        .collect();
-    let count = batched.iter().filter(|b| **b).count();
-    if count == 0 {
-        eprintln!(
-            "promptgate: --batch: no call of this plan goes to a provider with a batch API (types openai and anthropic); running as usual"
-        );
-        return Ok(batched);
-    }
-    if let Some(gate) = gates
-        .iter()
-        .find(|g| g.blocking && crate::metrics::Metric::of(&g.metric).quantile().is_some())
+    // A blocking latency gate has already marked some jobs to be timed (`plan::retime`), which
+    // keeps them out of a batch: whether the plan would batch is asked of the jobs unmarked.
+    let would_batch = jobs.iter().any(|j| {
+        let unmarked = Job {
+            retime: false,
+            ..j.clone()
+        };
+        runner::batch::goes_in_batch(&unmarked, endpoints)
+    });
+    if would_batch
+        && let Some(gate) = gates
+            .iter()
+            .find(|g| g.blocking && crate::metrics::Metric::of(&g.metric).quantile().is_some())
     {
         return Err(Diagnostic::new(format!(
             "--batch cannot decide the blocking gate `{}`: calls sent in a batch have no latency",
@@ -668,6 +667,17 @@ fn batch_plan(
             gate.metric
         ))
         .into());
+    }
+    let batched: Vec<bool> = jobs
+        .iter()
+        .map(|j| runner::batch::goes_in_batch(j, endpoints))
+        .collect();
+    let count = batched.iter().filter(|b| **b).count();
+    if count == 0 {
+        eprintln!(
+            "promptgate: --batch: no call of this plan goes to a provider with a batch API (types openai and anthropic); running as usual"
+        );
+        return Ok(batched);
     }
     eprintln!(
         "promptgate: --batch: {count} of {} calls go through batch APIs at the batch rate ({}% of the list price); their latency is not measured",
@@ -885,6 +895,15 @@ mod tests {
             vec![true, false, false]
         );
         let refused = batch_plan(&jobs, &endpoints, &[latency(true)]).unwrap_err();
+        // Also when the gate has marked the jobs to be timed in this run.
+        let retimed: Vec<Job> = jobs
+            .iter()
+            .map(|j| Job {
+                retime: true,
+                ..j.clone()
+            })
+            .collect();
+        assert!(batch_plan(&retimed, &endpoints, &[latency(true)]).is_err());
         assert_eq!(refused.exit_code(), exit::USAGE);
         let text = refused.to_string();
         assert!(text.contains("blocking gate `latency_p95_ms`"), "{text}");

@@ -362,6 +362,10 @@ impl<'a> Runner<'a> {
         let progress = progress::Progress::new(self.options.progress, jobs.len());
         let done = AtomicUsize::new(jobs.len() - to_run.len());
         let cached_so_far = AtomicUsize::new(outcomes.iter().flatten().filter(|o| o.cached).count() + followers.len());
+        if self.options.batch.is_some() {
+            // The batches' calls are done before the rest start: count them in the progress.
+            progress.update(done.load(Ordering::Relaxed), 0, cached_so_far.load(Ordering::Relaxed));
+        }
         let width = 2 * endpoints.values().map(|e| e.concurrency.max(1)).sum::<usize>().max(1);
 
         // One job, sent (and journaled by `run_job` the moment it finished); `root` says whether
