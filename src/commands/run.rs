@@ -266,17 +266,12 @@ pub fn run_gate_with(
     let embedder = candidate_suite.defaults.embedder.as_ref();
     // `--batch`: which jobs go through a batch API, priced at its rate.
     let batch_jobs = match options.batch {
-        Some(_) => Some(batch_plan(&jobs, &endpoints.map, &policy_in_force.gates)?),
+        Some(_) => Some(runner::batch::plan(&jobs, &endpoints.map, &policy_in_force.gates)?),
         None => None,
     };
     let estimate = match &batch_jobs {
         None => plan::estimate(&jobs, &prices),
-        Some(batched) => {
-            let (in_batches, one_by_one): (Vec<_>, Vec<_>) = jobs.iter().zip(batched).partition(|(_, b)| **b);
-            let owned = |pairs: Vec<(&Job, &bool)>| pairs.into_iter().map(|(j, _)| j.clone()).collect::<Vec<Job>>();
-            plan::estimate(&owned(one_by_one), &prices)
-                .plus(plan::estimate(&owned(in_batches), &prices.at_batch_rate()))
-        }
+        Some(batched) => runner::batch::estimate(&jobs, batched, &prices),
     }
     .plus(plan::estimate(
         &crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs),
@@ -345,16 +340,11 @@ pub fn run_gate_with(
                 backoff_base: Duration::from_millis(500),
                 interruptible: true,
                 batch: options.batch.map(|timeout| {
-                    // Beside the response cache, so a restarted CI job finds its batches; with
-                    // --no-cache, beside the journal.
-                    let records = options.cache_dir.as_ref().map(|dir| dir.join("batches")).or_else(|| {
-                        options
-                            .journal
-                            .as_ref()
-                            .and_then(|j| j.parent())
-                            .map(|d| d.join("batches"))
-                    });
-                    runner::batch::BatchOptions::new(records, timeout)
+                    runner::batch::BatchOptions::for_run(
+                        options.cache_dir.as_deref(),
+                        options.journal.as_deref(),
+                        timeout,
+                    )
                 }),
             },
         )
@@ -635,58 +625,6 @@ fn execute(
     Ok(ran)
 }
 
-/// `--batch`: which jobs go through their provider's batch API. A blocking latency gate
-/// cannot be decided on them (a batched call has no latency), so it is refused before
-/// anything is sent.
-fn batch_plan(
-    jobs: &[Job],
-    endpoints: &BTreeMap<String, runner::Endpoint>,
-    gates: &[suite::GateSpec],
-) -> Result<Vec<bool>, Error> {
-    // A blocking latency gate has already marked some jobs to be timed (`plan::retime`), which
-    // keeps them out of a batch: whether the plan would batch is asked of the jobs unmarked.
-    let would_batch = jobs.iter().any(|j| {
-        let unmarked = Job {
-            retime: false,
-            ..j.clone()
-        };
-        runner::batch::goes_in_batch(&unmarked, endpoints)
-    });
-    if would_batch
-        && let Some(gate) = gates
-            .iter()
-            .find(|g| g.blocking && crate::metrics::Metric::of(&g.metric).quantile().is_some())
-    {
-        return Err(Diagnostic::new(format!(
-            "--batch cannot decide the blocking gate `{}`: calls sent in a batch have no latency",
-            gate.metric
-        ))
-        .hint("run without --batch to measure latency")
-        .hint(format!(
-            "or make the gate informative: `{}: {{blocking: false}}` under `gates:`",
-            gate.metric
-        ))
-        .into());
-    }
-    let batched: Vec<bool> = jobs
-        .iter()
-        .map(|j| runner::batch::goes_in_batch(j, endpoints))
-        .collect();
-    let count = batched.iter().filter(|b| **b).count();
-    if count == 0 {
-        eprintln!(
-            "promptgate: --batch: no call of this plan goes to a provider with a batch API (types openai and anthropic); running as usual"
-        );
-        return Ok(batched);
-    }
-    eprintln!(
-        "promptgate: --batch: {count} of {} calls go through batch APIs at the batch rate ({}% of the list price); their latency is not measured",
-        jobs.len(),
-        crate::providers::pricing::BATCH_DISCOUNT * 100.0
-    );
-    Ok(batched)
-}
-
 /// Calls the budget refused leave the comparison incomplete: a run error (exit 3). The message
 /// and what to do.
 fn budget_cap_reached(ran: &runner::Ran, max_usd: Option<f64>) -> Option<(String, &'static str)> {
@@ -836,82 +774,6 @@ mod tests {
             fell_back: false,
             batched: false,
         }
-    }
-
-    /// `--batch` sends the jobs of providers with a batch API that are completions, and
-    /// refuses before anything is sent when a blocking latency gate would need their latency.
-    #[test]
-    fn batch_plan_picks_batchable_jobs_and_refuses_a_blocking_latency_gate() {
-        use crate::providers::http::{ApiKey, tests::spec};
-        use crate::suite::{GateSpec, Margin, ProviderKind};
-        let endpoint = |provider: std::sync::Arc<dyn crate::providers::Provider>| runner::Endpoint {
-            provider,
-            concurrency: 1,
-            timeout: Duration::from_secs(1),
-            max_retries: 0,
-            requests_per_minute: None,
-            tokens_per_minute: None,
-            cache_identity: String::new(),
-        };
-        let openai = crate::providers::openai::OpenAiProvider::with_key(
-            &spec(ProviderKind::Openai, Some("http://127.0.0.1:9/v1")),
-            Some(ApiKey::new("OPENAI_API_KEY", "sk-test-0123456789")),
-        )
-        .unwrap();
-        let endpoints = BTreeMap::from([
-            ("openai".to_owned(), endpoint(std::sync::Arc::new(openai))),
-            (
-                "offline".to_owned(),
-                endpoint(std::sync::Arc::new(crate::providers::mock::MockProvider::new())),
-            ),
-        ]);
-        let job = |provider: &str, embed: bool| Job {
-            experiment: 0,
-            case: 0,
-            arm: Arm::Candidate,
-            repeat: 0,
-            provider: provider.to_owned(),
-            fallbacks: Vec::new(),
-            request: Ok(if embed {
-                crate::providers::Request::embedding("text-embedding-3-small", "x")
-            } else {
-                crate::providers::http::tests::request()
-            }),
-            retime: false,
-        };
-        let jobs = [job("openai", false), job("offline", false), job("openai", true)];
-        let latency = |blocking| GateSpec {
-            metric: "latency_p95_ms".to_owned(),
-            direction: Direction::Lower,
-            margin: Margin::Relative(0.1),
-            alpha: 0.05,
-            blocking,
-            slo: None,
-            require_non_inferiority: false,
-            require_equivalence: false,
-        };
-        assert_eq!(
-            batch_plan(&jobs, &endpoints, &[latency(false)]).unwrap(),
-            vec![true, false, false]
-        );
-        let refused = batch_plan(&jobs, &endpoints, &[latency(true)]).unwrap_err();
-        // Also when the gate has marked the jobs to be timed in this run.
-        let retimed: Vec<Job> = jobs
-            .iter()
-            .map(|j| Job {
-                retime: true,
-                ..j.clone()
-            })
-            .collect();
-        assert!(batch_plan(&retimed, &endpoints, &[latency(true)]).is_err());
-        assert_eq!(refused.exit_code(), exit::USAGE);
-        let text = refused.to_string();
-        assert!(text.contains("blocking gate `latency_p95_ms`"), "{text}");
-        // Nothing batchable: a blocking latency gate is no obstacle, and nothing is batched.
-        assert_eq!(
-            batch_plan(&jobs[1..2], &endpoints, &[latency(true)]).unwrap(),
-            vec![false]
-        );
     }
 
     /// Refusals are counted by their kind, never by their words, and a judge call the cap
