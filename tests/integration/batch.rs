@@ -214,3 +214,68 @@ async fn a_blocking_latency_gate_refuses_batch_before_anything_is_sent() {
         .stderr_has("hint: run without --batch");
     assert_eq!(batches.creates.load(Ordering::SeqCst), 0);
 }
+
+/// The batch records a run keeps in its repository's response cache folder.
+fn batch_records(repo: &TestRepo) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.parent().is_some_and(|p| p.ends_with("batches"))
+                && path.extension().is_some_and(|e| e == "json")
+            {
+                // Only a record renamed into place (not its temporary file, `.….tmp`).
+                found.push(path);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&crate::support::test_cache_home(repo.path()), &mut found);
+    found
+}
+
+/// A CI job killed (SIGKILL: no chance to tidy up) while its batch runs: the rerun polls the
+/// recorded batch and pays for no second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_batch_run_resumes_its_batch() {
+    let (server, batches) = serve().await;
+    let repo = suite_repo(&server.uri(), false);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
+        .current_dir(repo.path())
+        .env("XDG_CACHE_HOME", crate::support::test_cache_home(repo.path()))
+        .env_remove("PROMPTGATE_CACHE_DIR")
+        .env("TEST_BATCH_KEY", KEY)
+        .args(["run", "--base", "main", "--out", "out", "--batch"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The batch is recorded the moment it is created, before the first wait.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while batch_records(&repo).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run never recorded its batch"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its batch did"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(batches.creates.load(Ordering::SeqCst), 1);
+
+    batches.ended.store(true, Ordering::SeqCst);
+    let rerun = promptgate(&repo, &["run", "--base", "main", "--out", "out", "--batch"]).await;
+    rerun
+        .expect_code(0)
+        .stderr_has("resuming batch msgbatch_01TEST of `claude`");
+    assert_eq!(batches.creates.load(Ordering::SeqCst), 1, "no second batch");
+    assert!(
+        batch_records(&repo).is_empty(),
+        "the finished batch's record is removed"
+    );
+}
