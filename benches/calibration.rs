@@ -299,6 +299,7 @@ fn call(repeat: u32, scores: BTreeMap<String, Score>) -> Call {
         attempts: 1,
         provider: None,
         fell_back: false,
+        batch: false,
         scores,
         failures: Vec::new(),
         scorer_errors: Vec::new(),

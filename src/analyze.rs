@@ -622,6 +622,7 @@ mod tests {
             attempts: 1,
             provider: None,
             fell_back: false,
+            batch: false,
             scores,
             failures: Vec::new(),
             scorer_errors: Vec::new(),

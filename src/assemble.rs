@@ -144,9 +144,13 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                         output: usage.output,
                     },
                     // A cache hit costs nothing; its list price still feeds cost_per_request, so a
-                    // warm cache cannot make one arm look cheaper.
+                    // warm cache cannot make one arm look cheaper. A batched call costs the batch
+                    // rate, and its list price feeds cost_per_request for the same reason: an arm
+                    // answered from an earlier batch's cache compares at the same price.
                     cost_usd: if outcome.cached {
                         0.0
+                    } else if outcome.batched {
+                        input.prices.at_batch_rate().cost(model, &usage).unwrap_or(0.0)
                     } else {
                         input.prices.cost(model, &usage).unwrap_or(0.0)
                     },
@@ -155,6 +159,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                     attempts: outcome.attempts,
                     provider: provider.clone(),
                     fell_back: outcome.fell_back,
+                    batch: outcome.batched,
                     scores: scored.scores,
                     failures: scored.failures,
                     scorer_errors: scored.scorer_errors,
@@ -181,6 +186,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                     attempts: outcome.attempts,
                     provider: provider.clone(),
                     fell_back: outcome.fell_back,
+                    batch: outcome.batched,
                     scores: scored.scores,
                     failures: scored.failures,
                     scorer_errors: scored.scorer_errors,

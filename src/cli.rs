@@ -218,6 +218,17 @@ pub struct RunArgs {
     /// false-alarm rate on it, and the cases and repeats its margins need.
     #[arg(long)]
     pub aa: bool,
+
+    /// Send the calls of `openai` and `anthropic` providers through their batch APIs: half
+    /// the price, answered within hours (nightly and release evaluations, not pull-request
+    /// checks). Latency is not measured for them. A rerun resumes polling the same batches.
+    #[arg(long)]
+    pub batch: bool,
+
+    /// With --batch: the longest to wait for the batches; then exit 3 naming them (a rerun
+    /// resumes polling).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "24h", requires = "batch")]
+    pub batch_timeout: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -197,6 +197,9 @@ impl Metric {
             // An errored call costs what was billed for it: nothing, unless the API reported
             // tokens for it.
             Kind::Cost => Some(call.list_cost_usd),
+            // A batched call waited for its batch, not for the model: no latency to count,
+            // not even an errored one's timeout.
+            Kind::Latency { .. } if call.batch => None,
             Kind::Latency { .. } if errored => Some(timeout_ms as f64),
             Kind::Latency { .. } if call.cached => None,
             Kind::Latency { .. } => call.latency_ms,
@@ -362,6 +365,7 @@ mod tests {
             attempts: 1,
             provider: None,
             fell_back: false,
+            batch: false,
             scores: score
                 .map(|s| (CONSISTENCY.to_owned(), Score::Number(s)))
                 .into_iter()
@@ -401,6 +405,44 @@ mod tests {
                 grouped: false
             }),
             Test::PairedT
+        );
+    }
+
+    /// A batched call waited for its batch, not the model: it has no latency, not even an
+    /// errored one's timeout; a timed call keeps its own, an errored one counts at its timeout.
+    #[test]
+    fn batched_calls_have_no_latency_errored_or_not() {
+        let call = |batch: bool, error: Option<&str>, latency_ms: Option<f64>| Call {
+            repeat: 0,
+            output: error.is_none().then(|| "x".to_owned()),
+            error: error.map(str::to_owned),
+            latency_ms,
+            tokens: crate::results::Tokens::default(),
+            cost_usd: 0.0,
+            list_cost_usd: 0.0,
+            cached: false,
+            attempts: 1,
+            provider: None,
+            fell_back: false,
+            batch,
+            scores: Default::default(),
+            failures: Vec::new(),
+            scorer_errors: Vec::new(),
+            judgements: Vec::new(),
+            embedding_cost_usd: 0.0,
+        };
+        let p95 = Metric::of("latency_p95_ms");
+        assert_eq!(p95.call_value(&call(true, None, None), 30_000), None);
+        assert_eq!(p95.call_value(&call(true, Some("batch b expired"), None), 30_000), None);
+        assert_eq!(p95.call_value(&call(false, None, Some(420.0)), 30_000), Some(420.0));
+        assert_eq!(
+            p95.call_value(&call(false, Some("timed out"), None), 30_000),
+            Some(30_000.0)
+        );
+        // Errors still count as errors.
+        assert_eq!(
+            Metric::of(ERROR_RATE).call_value(&call(true, Some("expired"), None), 30_000),
+            Some(1.0)
         );
     }
 

@@ -652,6 +652,10 @@ pub struct Call {
     pub provider: Option<String>,
     #[serde(default)]
     pub fell_back: bool,
+    /// Sent through its provider's batch API (`run --batch`): `cost_usd` is at the batch rate,
+    /// and it has no latency. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch: bool,
     /// `pass` plus one entry per assertion or scorer, by name.
     pub scores: BTreeMap<String, Score>,
     /// Why the call failed its assertions, one line each (empty when it passed).

@@ -62,6 +62,7 @@ pub fn demo(out: &Path, live: bool) -> anyhow::Result<u8> {
         shard: None,
         trust: None,
         ref_names: None,
+        batch: None,
     };
     let run = run_gate(root, &options)?;
     print_outcome(&run);

@@ -22,6 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             let root = crate::workspace::Repo::open(&cli.repo)?.root().to_owned();
             let options = GateOptions {
                 aa: args.aa,
+                batch: args.batch.then_some(args.batch_timeout),
                 ..GateOptions::from_flags(&root, args.base, args.head, &cli.config, &args.out, &args.gate)
             };
             crate::output::create_dir(&args.out)?;

@@ -37,6 +37,9 @@ pub struct GateOptions {
     pub trust: Option<trust::KeyPolicy>,
     /// The names shown for base and head (a pull request's branch names) instead of the refs.
     pub ref_names: Option<(String, String)>,
+    /// `--batch`: send the calls of providers with a batch API through it, waiting at most
+    /// this long (`runner::batch`).
+    pub batch: Option<Duration>,
 }
 
 impl GateOptions {
@@ -65,6 +68,7 @@ impl GateOptions {
             shard: flags.shard,
             trust: None,
             ref_names: None,
+            batch: None,
         }
     }
 }
@@ -260,7 +264,16 @@ pub fn run_gate_with(
     // Judges and rubrics are head's, for both arms; their calls count in the estimate.
     let judge = candidate_suite.defaults.judge.as_ref();
     let embedder = candidate_suite.defaults.embedder.as_ref();
-    let estimate = plan::estimate(&jobs, &prices).plus(plan::estimate(
+    // `--batch`: which jobs go through a batch API, priced at its rate.
+    let batch_jobs = match options.batch {
+        Some(_) => Some(runner::batch::plan(&jobs, &endpoints.map, &policy_in_force.gates)?),
+        None => None,
+    };
+    let estimate = match &batch_jobs {
+        None => plan::estimate(&jobs, &prices),
+        Some(batched) => runner::batch::estimate(&jobs, batched, &prices),
+    }
+    .plus(plan::estimate(
         &crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs),
         &prices,
     ));
@@ -326,6 +339,13 @@ pub fn run_gate_with(
                 progress: runner::ProgressMode::detect(),
                 backoff_base: Duration::from_millis(500),
                 interruptible: true,
+                batch: options.batch.map(|timeout| {
+                    runner::batch::BatchOptions::for_run(
+                        options.cache_dir.as_deref(),
+                        options.journal.as_deref(),
+                        timeout,
+                    )
+                }),
             },
         )
     };
@@ -588,6 +608,17 @@ fn execute(
         }
         .into());
     }
+    if !ran.batches_pending.is_empty() {
+        return Err(Error::run_with_hint(
+            format!(
+                "--batch-timeout ran out with {} batch(es) still running: {}",
+                ran.batches_pending.len(),
+                ran.batches_pending.join(", ")
+            ),
+            "run the same command again to resume polling them: their ids are recorded beside the response cache, so nothing is submitted twice",
+        )
+        .into());
+    }
     if ran.resumed > 0 {
         eprintln!("promptgate: resumed {} finished call(s) from the journal", ran.resumed);
     }
@@ -741,6 +772,7 @@ mod tests {
             attempts: 0,
             provider: None,
             fell_back: false,
+            batched: false,
         }
     }
 

@@ -63,6 +63,15 @@ impl AnthropicProvider {
         })
     }
 
+    /// `{base}/v1/messages`.
+    pub(super) fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(super) fn api(&self) -> &Api {
+        &self.api
+    }
+
     /// The JSON body of `request`.
     pub fn body(request: &Request) -> serde_json::Value {
         let system: Vec<&str> = request
@@ -109,43 +118,59 @@ impl Provider for AnthropicProvider {
         "anthropic"
     }
 
+    fn batch(&self) -> Option<&dyn super::batch::BatchApi> {
+        Some(self)
+    }
+
     async fn complete(&self, request: &Request) -> Result<Response, ProviderError> {
         let message: MessageResponse = self
             .api
             .post_json(&self.url, &[("anthropic-version", API_VERSION)], &Self::body(request))
             .await?;
-        // Citations split one answer into several text blocks; together they are the answer.
-        // A forced reply is the input of its tool call; a reply without one is passed on as
-        // text, for the caller to find it is not the object asked for.
-        let tool_input = message
+        answer(request, message)
+    }
+}
+
+/// A Messages API body (a batch result's `message`) as a [`Response`].
+pub(crate) fn message_response(request: &Request, body: serde_json::Value) -> Result<Response, ProviderError> {
+    let message: MessageResponse = serde_json::from_value(body).map_err(|e| ProviderError::Permanent {
+        message: format!("anthropic returned an unexpected response: {e}"),
+    })?;
+    answer(request, message)
+}
+
+fn answer(request: &Request, message: MessageResponse) -> Result<Response, ProviderError> {
+    // Citations split one answer into several text blocks; together they are the answer.
+    // A forced reply is the input of its tool call; a reply without one is passed on as
+    // text, for the caller to find it is not the object asked for.
+    let tool_input = message
+        .content
+        .iter()
+        .find(|block| block.kind == "tool_use" && block.name.as_deref() == Some(REPLY_TOOL))
+        .and_then(|block| block.input.as_ref());
+    let text: String = match (request.json, tool_input) {
+        (true, Some(input)) => input.to_string(),
+        _ => message
             .content
             .iter()
-            .find(|block| block.kind == "tool_use" && block.name.as_deref() == Some(REPLY_TOOL))
-            .and_then(|block| block.input.as_ref());
-        let text: String = match (request.json, tool_input) {
-            (true, Some(input)) => input.to_string(),
-            _ => message
-                .content
-                .iter()
-                .filter(|block| block.kind == "text")
-                .filter_map(|block| block.text.as_deref())
-                .collect(),
-        };
-        let usage = message.usage;
-        let cache_read = usage.cache_read_input_tokens.unwrap_or(0);
-        let cache_write = usage.cache_creation_input_tokens.unwrap_or(0);
-        Ok(Response {
-            text,
-            usage: Usage {
-                // `input_tokens` counts only what was neither read from nor written to the
-                // cache; the prompt's size is the sum of the three.
-                input: usage.input_tokens + cache_read + cache_write,
-                cached_input: cache_read,
-                output: usage.output_tokens,
-            },
-            latency_ms: None,
-        })
-    }
+            .filter(|block| block.kind == "text")
+            .filter_map(|block| block.text.as_deref())
+            .collect(),
+    };
+    let usage = message.usage;
+    let cache_read = usage.cache_read_input_tokens.unwrap_or(0);
+    let cache_write = usage.cache_creation_input_tokens.unwrap_or(0);
+    Ok(Response {
+        text,
+        usage: Usage {
+            // `input_tokens` counts only what was neither read from nor written to the
+            // cache; the prompt's size is the sum of the three.
+            input: usage.input_tokens + cache_read + cache_write,
+            cached_input: cache_read,
+            output: usage.output_tokens,
+        },
+        latency_ms: None,
+    })
 }
 
 #[derive(Deserialize)]

@@ -133,7 +133,54 @@ impl Api {
         headers: &[(&'static str, &str)],
         body: &serde_json::Value,
     ) -> Result<T, ProviderError> {
-        let mut request = self.client.post(url).json(body);
+        let bytes = self.send(self.client.post(url).json(body), headers, MAX_BODY).await?;
+        decode(self.kind, &bytes).map_err(|e| self.redacted(e))
+    }
+
+    /// GETs `url` with `headers` (and the auth header) and decodes a 2xx answer as `T`.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        headers: &[(&'static str, &str)],
+    ) -> Result<T, ProviderError> {
+        let bytes = self.send(self.client.get(url), headers, MAX_BODY).await?;
+        decode(self.kind, &bytes).map_err(|e| self.redacted(e))
+    }
+
+    /// GETs `url` and returns the 2xx body as it is, up to `max` bytes (a batch's results file
+    /// is larger than any one answer).
+    pub async fn get_bytes(
+        &self,
+        url: &str,
+        headers: &[(&'static str, &str)],
+        max: usize,
+    ) -> Result<Vec<u8>, ProviderError> {
+        self.send(self.client.get(url), headers, max).await
+    }
+
+    /// POSTs a `multipart/form-data` body — text `fields`, then one file part named `file` —
+    /// and decodes a 2xx answer as `T` (an upload such as OpenAI's `POST /files`).
+    pub async fn post_file<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        fields: &[(&str, &str)],
+        file_name: &str,
+        file: &[u8],
+    ) -> Result<T, ProviderError> {
+        let (content_type, body) = multipart(fields, file_name, file);
+        let request = self.client.post(url).header("content-type", content_type).body(body);
+        let bytes = self.send(request, &[], MAX_BODY).await?;
+        decode(self.kind, &bytes).map_err(|e| self.redacted(e))
+    }
+
+    /// Sends one request with the auth header and `headers`; a 2xx body up to `max` bytes, or
+    /// the classified failure.
+    async fn send(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        headers: &[(&'static str, &str)],
+        max: usize,
+    ) -> Result<Vec<u8>, ProviderError> {
         if let Some((name, value)) = &self.auth {
             request = request.header(name.clone(), value.clone());
         }
@@ -143,29 +190,29 @@ impl Api {
         let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
         let response_headers = response.headers().clone();
-        let bytes = self.read_body(response).await?;
+        let bytes = self.read_body(response, max).await?;
         if !status.is_success() {
             return Err(self.status_error(status, &response_headers, &bytes));
         }
-        decode(self.kind, &bytes).map_err(|e| self.redacted(e))
+        Ok(bytes)
     }
 
-    /// The response body, read up to [`MAX_BODY`] bytes: an endless or huge body is a permanent
+    /// The response body, read up to `max` bytes: an endless or huge body is a permanent
     /// failure, never an out-of-memory abort.
-    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
+    async fn read_body(&self, mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, ProviderError> {
         let too_large = || ProviderError::Permanent {
             message: format!(
                 "{} returned a response body larger than {} MiB; promptgate reads at most that much",
                 self.kind,
-                MAX_BODY >> 20
+                max >> 20
             ),
         };
-        if response.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        if response.content_length().is_some_and(|n| n > max as u64) {
             return Err(too_large());
         }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(&e))? {
-            if body.len() + chunk.len() > MAX_BODY {
+            if body.len() + chunk.len() > max {
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);
@@ -236,6 +283,36 @@ impl Api {
     pub fn redact(&self, text: &str) -> String {
         redact(text, self.key.as_ref().map(|k| k.value.as_str()))
     }
+}
+
+/// A `multipart/form-data` body (RFC 7578): its content type and bytes. The boundary is
+/// chosen so it occurs in no part.
+fn multipart(fields: &[(&str, &str)], file_name: &str, file: &[u8]) -> (String, Vec<u8>) {
+    let mut n = 0u32;
+    let boundary = loop {
+        let candidate = format!("promptgate-boundary-{n:08x}");
+        let needle = candidate.as_bytes();
+        let inside = |text: &[u8]| text.windows(needle.len()).any(|w| w == needle);
+        if !inside(file) && !fields.iter().any(|(_, v)| inside(v.as_bytes())) {
+            break candidate;
+        }
+        n += 1;
+    };
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\ncontent-type: application/jsonl\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 /// A client for one provider: ring for TLS, a 10 s connect timeout and no overall timeout

@@ -4,6 +4,7 @@
 //! adding a provider touches one file plus its registration in [`build`].
 
 pub mod anthropic;
+pub mod batch;
 pub mod exec;
 pub mod http;
 pub mod mock;
@@ -142,6 +143,11 @@ pub trait Provider: Send + Sync {
     }
 
     async fn complete(&self, request: &Request) -> Result<Response, ProviderError>;
+
+    /// The provider's batch API (`promptgate run --batch`), when it has one.
+    fn batch(&self) -> Option<&dyn batch::BatchApi> {
+        None
+    }
 
     /// Embeds [`Request::embedded_text`]: the response's text is the vector as a JSON array.
     /// Loading refuses an embedder whose type has no embeddings endpoint

@@ -130,6 +130,15 @@ impl OpenAiProvider {
         &self.url
     }
 
+    /// The API's base (`…/v1`), under which the batch endpoints live.
+    pub(super) fn base_url(&self) -> &str {
+        self.url.strip_suffix("/chat/completions").unwrap_or(&self.url)
+    }
+
+    pub(super) fn api(&self) -> &Api {
+        &self.api
+    }
+
     /// The JSON body of `request`.
     pub fn body(&self, request: &Request) -> serde_json::Value {
         let messages: Vec<_> = request
@@ -163,30 +172,16 @@ impl Provider for OpenAiProvider {
         self.dialect.kind()
     }
 
+    /// Only OpenAI's own API: Azure's batches are another shape, compatible servers have none.
+    fn batch(&self) -> Option<&dyn super::batch::BatchApi> {
+        (self.dialect == Dialect::OpenAi).then_some(self as &dyn super::batch::BatchApi)
+    }
+
     async fn complete(&self, request: &Request) -> Result<Response, ProviderError> {
         let completion: ChatCompletion = self.api.post_json(&self.url, &[], &self.body(request)).await?;
-        let Some(choice) = completion.choices.into_iter().next() else {
-            return Err(ProviderError::Permanent {
-                message: format!("{} returned no choices", self.dialect.kind()),
-            });
-        };
-        // A refusal is what the user would have been shown, so it is the output.
-        let text = choice.message.content.or(choice.message.refusal).unwrap_or_default();
-        let usage = match completion.usage {
-            Some(u) => Usage {
-                input: u.prompt_tokens,
-                cached_input: u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
-                output: u.completion_tokens,
-            },
-            // Some compatible servers report no usage; an estimate beats a call that is free.
-            None => super::exec::estimate_usage(request, &text),
-        };
-        Ok(Response {
-            text,
-            usage,
-            latency_ms: None,
-        })
+        answer(self.dialect.kind(), request, completion)
     }
+
     /// `POST {base}/embeddings` with `{model, input}`; the vector is `data[0].embedding`.
     async fn embed(&self, request: &Request) -> Result<Response, ProviderError> {
         let Some(url) = &self.embeddings_url else {
@@ -212,6 +207,42 @@ impl Provider for OpenAiProvider {
             latency_ms: None,
         })
     }
+}
+
+/// A Chat Completions body as a [`Response`]: the first choice's text (or refusal) and usage.
+pub(crate) fn completion_response(
+    kind: &str,
+    request: &Request,
+    body: serde_json::Value,
+) -> Result<Response, ProviderError> {
+    let completion: ChatCompletion = serde_json::from_value(body).map_err(|e| ProviderError::Permanent {
+        message: format!("{kind} returned an unexpected response: {e}"),
+    })?;
+    answer(kind, request, completion)
+}
+
+fn answer(kind: &str, request: &Request, completion: ChatCompletion) -> Result<Response, ProviderError> {
+    let Some(choice) = completion.choices.into_iter().next() else {
+        return Err(ProviderError::Permanent {
+            message: format!("{kind} returned no choices"),
+        });
+    };
+    // A refusal is what the user would have been shown, so it is the output.
+    let text = choice.message.content.or(choice.message.refusal).unwrap_or_default();
+    let usage = match completion.usage {
+        Some(u) => Usage {
+            input: u.prompt_tokens,
+            cached_input: u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+            output: u.completion_tokens,
+        },
+        // Some compatible servers report no usage; an estimate beats a call that is free.
+        None => super::exec::estimate_usage(request, &text),
+    };
+    Ok(Response {
+        text,
+        usage,
+        latency_ms: None,
+    })
 }
 
 /// The most dimensions an embedding may have: the largest OpenAI's models return is 3,072.

@@ -11,6 +11,15 @@ use crate::suite::Price;
 /// When the built-in prices were last checked against the vendors' published price pages.
 pub const TABLE_DATE: &str = "2025-06";
 
+/// What a batch API bills, as a share of the list price: half, for input and output tokens
+/// alike, at both OpenAI (Batch API) and Anthropic (Message Batches API) — the vendors' batch
+/// documentation and price pages, checked 2026-12. It applies over the suite's `pricing:` too,
+/// which are list prices.
+pub const BATCH_DISCOUNT: f64 = 0.5;
+
+/// When [`BATCH_DISCOUNT`] was last checked against the vendors' pages.
+pub const BATCH_DISCOUNT_DATE: &str = "2026-12";
+
 /// USD per million tokens: (model, input, cached input, output).
 const BUILT_IN: &[(&str, f64, f64, f64)] = &[
     ("gpt-4-turbo", 10.0, 10.0, 30.0),
@@ -39,12 +48,24 @@ const BUILT_IN: &[(&str, f64, f64, f64)] = &[
 #[derive(Clone, Debug, Default)]
 pub struct PriceTable {
     overrides: BTreeMap<String, Price>,
+    /// Every price at the batch rate ([`PriceTable::at_batch_rate`]).
+    batch: bool,
 }
 
 impl PriceTable {
     pub fn new(overrides: &BTreeMap<String, Price>) -> Self {
         PriceTable {
             overrides: overrides.clone(),
+            batch: false,
+        }
+    }
+
+    /// The same prices at the batch APIs' rate: for calls sent through a batch (their
+    /// estimate, their reservation under the cap, what they cost).
+    pub fn at_batch_rate(&self) -> PriceTable {
+        PriceTable {
+            overrides: self.overrides.clone(),
+            batch: true,
         }
     }
 
@@ -52,7 +73,7 @@ impl PriceTable {
     /// (so dated snapshots such as `gpt-4o-2024-08-06` find `gpt-4o`).
     pub fn price(&self, model: &str) -> Option<Price> {
         if let Some(p) = self.overrides.get(model) {
-            return Some(*p);
+            return Some(if self.batch { discounted(*p) } else { *p });
         }
         let built_in = BUILT_IN.iter().map(|&(m, input, cached, output)| {
             (
@@ -69,12 +90,20 @@ impl PriceTable {
             .chain(built_in)
             .filter(|(m, _)| model == *m || model.starts_with(&format!("{m}-")))
             .max_by_key(|(m, _)| m.len())
-            .map(|(_, p)| p)
+            .map(|(_, p)| if self.batch { discounted(p) } else { p })
     }
 
     /// Cost in USD of a call with `usage`, or `None` when the model has no price.
     pub fn cost(&self, model: &str, usage: &Usage) -> Option<f64> {
         self.price(model).map(|p| cost_of(&p, usage))
+    }
+}
+
+fn discounted(p: Price) -> Price {
+    Price {
+        input: p.input * BATCH_DISCOUNT,
+        cached_input: p.cached_input.map(|c| c * BATCH_DISCOUNT),
+        output: p.output * BATCH_DISCOUNT,
     }
 }
 
@@ -128,5 +157,30 @@ mod tests {
         check(&table, "mystery-model", u(1, 0, 1), None);
         // more cached than input (a provider quirk) never goes negative
         check(&table, "gpt-4o", u(10, 20, 0), Some(10.0 * 1.25 / 1e6));
+    }
+
+    /// Batch calls cost half the list price, the suite's own prices included.
+    #[test]
+    fn batch_rate_is_half_the_list_price() {
+        let table = PriceTable::new(&BTreeMap::from([(
+            "house-model".to_owned(),
+            Price {
+                input: 1.0,
+                cached_input: None,
+                output: 2.0,
+            },
+        )]))
+        .at_batch_rate();
+        let u = |input, cached_input, output| Usage {
+            input,
+            cached_input,
+            output,
+        };
+        // gpt-4o lists $2.50 in, $10 out per million: batch $1.25 and $5.
+        check(&table, "gpt-4o", u(1_000_000, 0, 1_000_000), Some(1.25 + 5.0));
+        // claude-3-5-haiku lists $0.80 in, $4 out: batch $0.40 and $2.
+        check(&table, "claude-3-5-haiku", u(1_000_000, 0, 1_000_000), Some(0.40 + 2.0));
+        check(&table, "house-model", u(1_000_000, 0, 1_000_000), Some(1.5));
+        check(&table, "mystery-model", u(1, 0, 1), None);
     }
 }

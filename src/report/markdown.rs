@@ -633,7 +633,11 @@ impl<'a> ExperimentView<'a> {
             metrics: if failed {
                 Vec::new()
             } else {
-                e.metrics.iter().map(|m| MetricRow::new(m, e.status)).collect()
+                let batched = e
+                    .cases
+                    .iter()
+                    .any(|c| c.baseline.iter().chain(&c.candidate).any(|call| call.batch));
+                e.metrics.iter().map(|m| MetricRow::new(m, e.status, batched)).collect()
             },
             ci_label: Safe(words::ci_label(e)),
             projection: projection_sentence(e, requests_per_month).filter(|_| !failed).map(Safe),
@@ -655,7 +659,8 @@ impl<'a> ExperimentView<'a> {
 }
 
 impl<'a> MetricRow<'a> {
-    fn new(m: &'a MetricResult, status: ExperimentStatus) -> MetricRow<'a> {
+    /// `batched`: some of the experiment's calls went through a batch API (`run --batch`).
+    fn new(m: &'a MetricResult, status: ExperimentStatus, batched: bool) -> MetricRow<'a> {
         let text = MetricText::new(m);
         let mut verdict = words::verdict_text(m, status == ExperimentStatus::New);
         if m.fails_gate {
@@ -675,6 +680,9 @@ impl<'a> MetricRow<'a> {
                 m.details.cases.unwrap_or(m.n) + m.details.left_out,
                 m.details.left_out
             ));
+        }
+        if batched && m.verdict == MetricVerdict::NoData && crate::metrics::Metric::of(&m.name).quantile().is_some() {
+            parts.push("not measured: calls sent through a batch API (`--batch`) have no latency".to_owned());
         }
         if !m.gated {
             parts.push("not gated".to_owned());
@@ -896,6 +904,7 @@ pub(crate) mod test_fixtures {
             attempts: 1,
             provider: None,
             fell_back: false,
+            batch: false,
             scores: BTreeMap::from([("pass".to_owned(), Score::Bool(passed))]),
             failures: failures.iter().map(|f| (*f).to_owned()).collect(),
             scorer_errors: Vec::new(),

@@ -61,6 +61,21 @@ impl SpendCap {
         }
     }
 
+    /// Sets `upper_bound` aside if it fits now, without waiting: a batch reserves all its
+    /// calls before it is submitted, so nothing it holds could be settled by waiting.
+    pub fn try_reserve(&self, upper_bound: f64) -> Option<Reservation> {
+        let Some(cap) = self.cap else {
+            return Some(Reservation(upper_bound));
+        };
+        let mut l = self.lock();
+        if l.spent + l.reserved + upper_bound <= cap {
+            l.reserved += upper_bound;
+            Some(Reservation(upper_bound))
+        } else {
+            None
+        }
+    }
+
     /// Replaces the reservation by what the call really cost (0 for a failure that was not billed).
     pub fn settle(&self, reservation: Reservation, actual: f64) {
         {

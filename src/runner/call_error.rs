@@ -31,6 +31,15 @@ pub enum CallError {
     NotRun,
     /// Every provider of its fallback chain failed: each one's failure, in order.
     Fallbacks { failures: Vec<(String, CallError)> },
+    /// Its batch's completion window closed before the request ran (`run --batch`).
+    BatchExpired { batch_id: String },
+    /// Its batch was cancelled before the request ran.
+    BatchCanceled { batch_id: String },
+    /// Its batch failed as a whole (the provider refused the input): why.
+    BatchFailed { batch_id: String, message: String },
+    /// Its batch had not ended when `--batch-timeout` ran out; the batch goes on, and a rerun
+    /// resumes polling it.
+    BatchPending { batch_id: String, status: String },
 }
 
 impl CallError {
@@ -75,6 +84,16 @@ impl fmt::Display for CallError {
             } => f.write_str("interrupted before it was sent"),
             CallError::Interrupted { waiting_to_retry: true } => f.write_str("interrupted while waiting to retry"),
             CallError::NotRun => f.write_str("job was not run"),
+            CallError::BatchExpired { batch_id } => {
+                write!(f, "batch {batch_id} expired before this request ran")
+            }
+            CallError::BatchCanceled { batch_id } => {
+                write!(f, "batch {batch_id} was cancelled before this request ran")
+            }
+            CallError::BatchFailed { batch_id, message } => write!(f, "batch {batch_id} failed: {message}"),
+            CallError::BatchPending { batch_id, status } => {
+                write!(f, "batch {batch_id} had not ended ({status}) when the wait ran out")
+            }
             CallError::Fallbacks { failures } => {
                 for (i, (provider, error)) in failures.iter().enumerate() {
                     if i > 0 {

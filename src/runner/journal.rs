@@ -49,6 +49,9 @@ struct Record {
     attempts: u32,
     provider: Option<String>,
     fell_back: bool,
+    /// Sent through a batch API (`run --batch`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    batched: bool,
     /// What the call cost at list prices (0 for a cache hit or a failure).
     cost_usd: f64,
 }
@@ -157,6 +160,7 @@ impl Record {
             attempts: o.attempts,
             provider: o.provider.clone(),
             fell_back: o.fell_back,
+            batched: o.batched,
             cost_usd,
         }
     }
@@ -175,6 +179,7 @@ impl Record {
                 attempts: self.attempts,
                 provider: self.provider,
                 fell_back: self.fell_back,
+                batched: self.batched,
             },
         )
     }

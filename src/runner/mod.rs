@@ -8,6 +8,7 @@
 //! Jobs with the same request, provider and fallbacks (a baseline and candidate that render the
 //! same prompt, say) are sent once; the others share the answer as cache hits.
 
+pub mod batch;
 mod budget;
 mod cache;
 mod call_error;
@@ -67,6 +68,9 @@ pub struct Outcome {
     /// The endpoint that produced the result.
     pub provider: Option<String>,
     pub fell_back: bool,
+    /// Sent through its provider's batch API (`run --batch`): billed at the batch rate, and
+    /// without a latency (the batch's wait says nothing of the model's speed).
+    pub batched: bool,
 }
 
 /// How to run.
@@ -86,6 +90,8 @@ pub struct Options {
     /// Ctrl-C stops sending and lets the calls in flight finish (the command line); see
     /// [`interrupt`].
     pub interruptible: bool,
+    /// `run --batch`: jobs of providers with a batch API go through it ([`batch`]).
+    pub batch: Option<batch::BatchOptions>,
 }
 
 impl Default for Options {
@@ -98,6 +104,7 @@ impl Default for Options {
             progress: ProgressMode::Quiet,
             backoff_base: Duration::from_millis(500),
             interruptible: false,
+            batch: None,
         }
     }
 }
@@ -126,6 +133,9 @@ pub struct Ran {
     pub interrupted: bool,
     /// The jobs the outcomes asked for (judge calls), in the order they finished.
     pub derived: Vec<Derived>,
+    /// Batches (`run --batch`) still running when `--batch-timeout` ran out, as
+    /// `` `provider`: id (status) ``; their jobs ended as [`CallError::BatchPending`].
+    pub batches_pending: Vec<String>,
 }
 
 /// A digest of the job list: the journal's run identity. Runs of the same plan share it.
@@ -326,16 +336,36 @@ impl<'a> Runner<'a> {
         }
 
         let watch = interrupt::Watch::new(self.options.interruptible);
+        // A batch run sends its batchable jobs as batches first; their outcomes then ask for
+        // their judge calls like replayed ones, and those go the normal way (judging a batch's
+        // outputs in a second batch would double the wait for a saving on the judge alone).
+        let mut batched = batch::Batched::default();
+        if let Some(options) = &self.options.batch {
+            let (to_batch, rest): (Vec<usize>, Vec<usize>) = to_run
+                .iter()
+                .partition(|&&index| batch::goes_in_batch(&jobs[index], self.endpoints));
+            if !to_batch.is_empty() {
+                to_run = rest;
+                batched = batch::run(self, options, &watch, jobs, &keys, &to_batch).await;
+                for (index, outcome) in std::mem::take(&mut batched.outcomes) {
+                    outcomes[index] = Some(outcome);
+                }
+            }
+        }
         let context = Context {
             runner: self,
             watch: &watch,
             retries: AtomicUsize::new(0),
             rate_limited: AtomicUsize::new(0),
-            budget_exhausted: AtomicBool::new(false),
+            budget_exhausted: AtomicBool::new(batched.budget_exhausted),
         };
         let progress = progress::Progress::new(self.options.progress, jobs.len());
         let done = AtomicUsize::new(jobs.len() - to_run.len());
         let cached_so_far = AtomicUsize::new(outcomes.iter().flatten().filter(|o| o.cached).count() + followers.len());
+        if self.options.batch.is_some() {
+            // The batches' calls are done before the rest start: count them in the progress.
+            progress.update(done.load(Ordering::Relaxed), 0, cached_so_far.load(Ordering::Relaxed));
+        }
         let width = 2 * endpoints.values().map(|e| e.concurrency.max(1)).sum::<usize>().max(1);
 
         // One job, sent (and journaled by `run_job` the moment it finished); `root` says whether
@@ -501,6 +531,7 @@ impl<'a> Runner<'a> {
             interrupted,
             outcomes,
             derived,
+            batches_pending: batched.pending,
         };
         drop(watch);
         ran
@@ -610,6 +641,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> Outcome {
             attempts,
             provider: Some((*name).clone()),
             fell_back: position > 0,
+            batched: false,
         };
         let cache_key = cache::key(&endpoint.cache_identity, request);
         let cached = if job.retime {
@@ -693,6 +725,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> Outcome {
         attempts,
         provider: last_provider,
         fell_back: false,
+        batched: false,
     };
     runner.record(key, &outcome, 0.0);
     outcome
@@ -787,6 +820,7 @@ fn not_sent(error: CallError) -> Outcome {
         attempts: 0,
         provider: None,
         fell_back: false,
+        batched: false,
     }
 }
 

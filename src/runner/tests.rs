@@ -15,6 +15,9 @@ use crate::suite::Price;
 /// One runner across batches, and the journal's bound after a kill.
 mod one_runner;
 
+/// `run --batch` against the fake batch APIs.
+mod batch;
+
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the fake provider does.

@@ -392,6 +392,7 @@ mod tests {
             attempts: 1,
             provider: None,
             fell_back: false,
+            batched: false,
         };
         assert_eq!(pairing.arrived(&job(Arm::Candidate, 0), &answered("new")), None);
         assert_eq!(pairing.arrived(&job(Arm::Baseline, 1), &answered("old 1")), None);

@@ -128,6 +128,7 @@ pub fn planned_jobs(
             attempts: 0,
             provider: None,
             fell_back: false,
+            batched: false,
         };
         judge_jobs_planned.extend(
             asked_of(planned, settings, embedder, job, &assumed)
@@ -544,6 +545,7 @@ mod tests {
             attempts: 1,
             provider: Some("judge".to_owned()),
             fell_back: false,
+            batched: false,
         }
     }
 

@@ -4,6 +4,7 @@ mod support;
 
 mod arms;
 mod bad_input;
+mod batch;
 mod canary;
 mod compare;
 mod detect;

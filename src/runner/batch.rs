@@ -1,0 +1,640 @@
+//! `run --batch`: the jobs of providers with a batch API (`providers::batch`) go out as
+//! batches instead of one call each, at half the price, answered within hours.
+//!
+//! Per provider, the jobs not answered by the journal or the cache are reserved under the cap
+//! at the batch rate, split at the API's limits, and submitted. Each batch's id is recorded in
+//! the cache directory under a digest of its content (the endpoint and every entry), so a rerun
+//! of the same plan — a CI job restarted after a timeout, a Ctrl-C — finds the batch and polls
+//! it instead of paying for it again. Polling backs off from `first_poll` to `max_poll`. An
+//! ended batch's requests map back to their jobs by `custom_id` (the job's key): an answer is
+//! redacted, journaled and cached like any call's; a failed request is that job's
+//! [`CallError`]; an expired or cancelled one, or one the batch ended without, is an error too,
+//! never dropped. The record goes once every answer is journaled and cached.
+//!
+//! Ctrl-C stops polling and keeps the records; `timeout` ends polling with the unfinished
+//! batches' jobs as [`CallError::BatchPending`] and their ids in [`Batched::pending`], records
+//! kept.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{CallError, Outcome, Runner, budget::Reservation, cache, interrupt, not_sent};
+use crate::plan::{self, Job};
+use crate::providers::batch::{BatchApi, Item, Limits, Status};
+use crate::providers::{ProviderError, Request};
+
+/// How a batch run polls and where it keeps its batches.
+#[derive(Clone, Debug)]
+pub struct BatchOptions {
+    /// Where each submitted batch's id is recorded: the cache directory's `batches/` (or,
+    /// with `--no-cache`, beside the journal). `None` keeps no record: a rerun submits again.
+    pub records_dir: Option<PathBuf>,
+    /// The first wait between polls; each wait doubles up to `max_poll`.
+    pub first_poll: Duration,
+    pub max_poll: Duration,
+    /// The longest the run waits for its batches (`--batch-timeout`).
+    pub timeout: Duration,
+}
+
+impl BatchOptions {
+    /// `run --batch`'s: batch records beside the response cache (`{cache}/batches`), so a
+    /// restarted CI job finds its batches; with `--no-cache`, beside the journal.
+    pub fn for_run(cache_dir: Option<&Path>, journal: Option<&Path>, timeout: Duration) -> Self {
+        let records = cache_dir
+            .map(|dir| dir.join("batches"))
+            .or_else(|| journal.and_then(Path::parent).map(|dir| dir.join("batches")));
+        BatchOptions::new(records, timeout)
+    }
+
+    /// The command line's: polls from 10 s up to 5 min, records in `records_dir`.
+    pub fn new(records_dir: Option<PathBuf>, timeout: Duration) -> Self {
+        BatchOptions {
+            records_dir,
+            first_poll: Duration::from_secs(10),
+            max_poll: Duration::from_secs(300),
+            timeout,
+        }
+    }
+}
+
+/// What the batches answered: outcomes by job index, and the batches still running when the
+/// wait ran out.
+#[derive(Default)]
+pub(super) struct Batched {
+    pub outcomes: Vec<(usize, Outcome)>,
+    /// `provider: batch id (status)` of every batch that had not ended in time.
+    pub pending: Vec<String>,
+    pub budget_exhausted: bool,
+}
+
+/// Whether `job` goes through its provider's batch API in a batch run: a completion (not an
+/// embedding), not one to be timed, for a provider that has one.
+pub fn goes_in_batch(job: &Job, endpoints: &BTreeMap<String, super::Endpoint>) -> bool {
+    let Ok(request) = &job.request else { return false };
+    !request.embed
+        && !job.retime
+        && endpoints
+            .get(&job.provider)
+            .is_some_and(|e| e.provider.batch().is_some())
+}
+
+/// `--batch`: which jobs go through their provider's batch API. A blocking latency gate
+/// cannot be decided on them (a batched call has no latency), so it is refused before
+/// anything is sent.
+pub fn plan(
+    jobs: &[Job],
+    endpoints: &BTreeMap<String, super::Endpoint>,
+    gates: &[crate::suite::GateSpec],
+) -> Result<Vec<bool>, crate::error::Error> {
+    // A blocking latency gate has already marked some jobs to be timed (`plan::retime`), which
+    // keeps them out of a batch: whether the plan would batch is asked of the jobs unmarked.
+    let would_batch = jobs.iter().any(|j| {
+        let unmarked = Job {
+            retime: false,
+            ..j.clone()
+        };
+        goes_in_batch(&unmarked, endpoints)
+    });
+    if would_batch
+        && let Some(gate) = gates
+            .iter()
+            .find(|g| g.blocking && crate::metrics::Metric::of(&g.metric).quantile().is_some())
+    {
+        return Err(crate::error::Diagnostic::new(format!(
+            "--batch cannot decide the blocking gate `{}`: calls sent in a batch have no latency",
+            gate.metric
+        ))
+        .hint("run without --batch to measure latency")
+        .hint(format!(
+            "or make the gate informative: `{}: {{blocking: false}}` under `gates:`",
+            gate.metric
+        ))
+        .into());
+    }
+    let batched: Vec<bool> = jobs.iter().map(|j| goes_in_batch(j, endpoints)).collect();
+    let count = batched.iter().filter(|b| **b).count();
+    if count == 0 {
+        eprintln!(
+            "promptgate: --batch: no call of this plan goes to a provider with a batch API (types openai and anthropic); running as usual"
+        );
+        return Ok(batched);
+    }
+    eprintln!(
+        "promptgate: --batch: {count} of {} calls go through batch APIs at the batch rate ({}% of the list price); their latency is not measured",
+        jobs.len(),
+        crate::providers::pricing::BATCH_DISCOUNT * 100.0
+    );
+    Ok(batched)
+}
+
+/// The plan's estimate with the batched jobs (`batched`, as [`plan`] says) at the batch rate.
+pub fn estimate(jobs: &[Job], batched: &[bool], prices: &crate::providers::pricing::PriceTable) -> plan::CostEstimate {
+    let (in_batches, one_by_one): (Vec<_>, Vec<_>) = jobs.iter().zip(batched).partition(|(_, b)| **b);
+    let owned = |pairs: Vec<(&Job, &bool)>| pairs.into_iter().map(|(j, _)| j.clone()).collect::<Vec<Job>>();
+    plan::estimate(&owned(one_by_one), prices).plus(plan::estimate(&owned(in_batches), &prices.at_batch_rate()))
+}
+
+/// One job in a batch.
+struct Member {
+    index: usize,
+    key: String,
+    cache_key: String,
+    request: Request,
+    reservation: Reservation,
+}
+
+/// One submitted batch and its members.
+struct Submitted<'a> {
+    provider: &'a str,
+    api: &'a dyn BatchApi,
+    id: String,
+    record: Option<PathBuf>,
+    members: Vec<Member>,
+    last: Option<(String, u64)>,
+}
+
+/// Runs `indices` (jobs with [`batchable`] true, keyed by `keys`) through their providers'
+/// batch APIs.
+pub(super) async fn run(
+    runner: &Runner<'_>,
+    options: &BatchOptions,
+    watch: &interrupt::Watch,
+    jobs: &[Job],
+    keys: &[Option<String>],
+    indices: &[usize],
+) -> Batched {
+    let batch_prices = runner.prices.at_batch_rate();
+    let mut done = Batched::default();
+    // Answered by the cache first (a call is never paid for twice), then reserved under the cap.
+    let mut by_provider: BTreeMap<&str, Vec<Member>> = BTreeMap::new();
+    for &index in indices {
+        let job = &jobs[index];
+        let (Ok(request), Some(key), Some(endpoint)) =
+            (&job.request, &keys[index], runner.endpoints.get(&job.provider))
+        else {
+            continue;
+        };
+        let cache_key = cache::key(&endpoint.cache_identity, request);
+        if let Some(cache) = &runner.cache
+            && let Some((response, latency)) = cache.get(&cache_key).await
+        {
+            let outcome = Outcome {
+                result: Ok(response),
+                latency_ms: latency,
+                cached: true,
+                attempts: 0,
+                provider: Some(job.provider.clone()),
+                fell_back: false,
+                batched: false,
+            };
+            runner.record(key, &outcome, 0.0);
+            done.outcomes.push((index, outcome));
+            continue;
+        }
+        let upper = plan::request_upper_bound_usd(request, &batch_prices).unwrap_or(0.0);
+        let Some(reservation) = runner.budget.try_reserve(upper) else {
+            done.budget_exhausted = true;
+            done.outcomes.push((
+                index,
+                not_sent(CallError::BudgetRefused {
+                    cap_usd: runner.options.max_usd.unwrap_or(0.0),
+                }),
+            ));
+            continue;
+        };
+        by_provider.entry(job.provider.as_str()).or_default().push(Member {
+            index,
+            key: key.clone(),
+            cache_key,
+            request: request.clone(),
+            reservation,
+        });
+    }
+
+    // Submit (or find the recorded batch of) each chunk.
+    let mut running: Vec<Submitted<'_>> = Vec::new();
+    for (provider, members) in by_provider {
+        let Some(endpoint) = runner.endpoints.get(provider) else {
+            continue;
+        };
+        let Some(api) = endpoint.provider.batch() else { continue };
+        let size = |m: &Member| api.entry(&m.key, &m.request).to_string().len() + 1;
+        for chunk in split(members, api.limits(), size) {
+            let entries: Vec<serde_json::Value> = chunk.iter().map(|m| api.entry(&m.key, &m.request)).collect();
+            let record = options
+                .records_dir
+                .as_deref()
+                .map(|dir| record_path(dir, &endpoint.cache_identity, &entries));
+            let recorded = record.as_deref().and_then(|path| read_record(path, provider));
+            let id = match recorded {
+                Some(id) => {
+                    say(
+                        runner,
+                        &format!("resuming batch {id} of `{provider}` ({} calls)", chunk.len()),
+                    );
+                    id
+                }
+                None => match api.submit(&entries).await {
+                    Ok(id) => {
+                        if let Some(path) = &record {
+                            write_record(path, provider, &id, chunk.len());
+                        }
+                        say(
+                            runner,
+                            &format!("submitted batch {id} to `{provider}` ({} calls)", chunk.len()),
+                        );
+                        id
+                    }
+                    Err(e) => {
+                        // Nothing was accepted, so nothing is paid or journaled: a rerun submits again.
+                        let error = CallError::from_provider(&e);
+                        for m in chunk {
+                            runner.budget.settle(m.reservation, 0.0);
+                            done.outcomes.push((m.index, failed(provider, error.clone(), 0)));
+                        }
+                        continue;
+                    }
+                },
+            };
+            running.push(Submitted {
+                provider,
+                api,
+                id,
+                record,
+                members: chunk,
+                last: None,
+            });
+        }
+    }
+
+    // Poll until every batch ended, Ctrl-C, or the wait runs out.
+    let started = tokio::time::Instant::now();
+    let deadline = started + options.timeout;
+    let mut wait = options.first_poll;
+    while !running.is_empty() {
+        let mut still = Vec::new();
+        for mut batch in running {
+            match batch.api.status(&batch.id).await {
+                Ok(status) => {
+                    let now = (status.status.clone(), status.done);
+                    if batch.last.as_ref() != Some(&now) {
+                        say(
+                            runner,
+                            &format!(
+                                "batch {} of `{}`: {}, {}/{} done, {} failed",
+                                status.id,
+                                batch.provider,
+                                status.status,
+                                status.done,
+                                status.total,
+                                status.failed_requests
+                            ),
+                        );
+                        batch.last = Some(now);
+                    }
+                    if status.ended {
+                        finish(runner, &batch_prices, batch, &status, &mut done).await;
+                    } else {
+                        still.push(batch);
+                    }
+                }
+                // A poll that failed for a while (a network blip, a 5xx) is asked again.
+                Err(ProviderError::Transient { .. } | ProviderError::Timeout { .. }) => still.push(batch),
+                Err(e) => {
+                    // The provider does not know the batch (deleted, another account's key): the
+                    // record is no use to a rerun either.
+                    if let Some(path) = &batch.record {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    let error = CallError::from_provider(&e);
+                    for m in batch.members {
+                        runner.budget.settle(m.reservation, 0.0);
+                        done.outcomes.push((m.index, failed(batch.provider, error.clone(), 1)));
+                    }
+                }
+            }
+        }
+        running = still;
+        if running.is_empty() {
+            break;
+        }
+        // Sleep in short steps, so Ctrl-C is heard at once.
+        let until = (tokio::time::Instant::now() + wait).min(deadline);
+        while tokio::time::Instant::now() < until && !watch.stop_requested() {
+            tokio::time::sleep_until(until.min(tokio::time::Instant::now() + Duration::from_millis(100))).await;
+        }
+        wait = (wait * 2).min(options.max_poll);
+        let interrupted = watch.stop_requested();
+        if interrupted || tokio::time::Instant::now() >= deadline {
+            // The batches go on at the provider; their records stay, so a rerun polls them.
+            for batch in running {
+                let status = batch.last.as_ref().map_or("submitted", |(s, _)| s.as_str()).to_owned();
+                if !interrupted {
+                    done.pending
+                        .push(format!("`{}`: {} ({status})", batch.provider, batch.id));
+                }
+                for m in batch.members {
+                    runner.budget.settle(m.reservation, 0.0);
+                    let error = if interrupted {
+                        CallError::Interrupted {
+                            waiting_to_retry: false,
+                        }
+                    } else {
+                        CallError::BatchPending {
+                            batch_id: batch.id.clone(),
+                            status: status.clone(),
+                        }
+                    };
+                    done.outcomes.push((m.index, failed(batch.provider, error, 0)));
+                }
+            }
+            break;
+        }
+    }
+    done
+}
+
+/// Maps an ended batch's results back to its members: each is journaled (and an answer
+/// cached) before the record goes.
+async fn finish(
+    runner: &Runner<'_>,
+    batch_prices: &crate::providers::pricing::PriceTable,
+    batch: Submitted<'_>,
+    status: &Status,
+    done: &mut Batched,
+) {
+    let items = match batch.api.results(status).await {
+        Ok(items) => items,
+        Err(e) => {
+            // The batch ran but its results could not be read: the record stays, so a rerun
+            // reads them without paying again.
+            let error = CallError::from_provider(&e);
+            for m in batch.members {
+                runner.budget.settle(m.reservation, 0.0);
+                done.outcomes.push((m.index, failed(batch.provider, error.clone(), 1)));
+            }
+            return;
+        }
+    };
+    let mut by_id: HashMap<String, Item> = items.into_iter().collect();
+    let mut cache_failed = false;
+    for m in batch.members {
+        let result = match by_id.remove(&m.key) {
+            Some(Item::Answered(body)) => batch
+                .api
+                .response(&m.request, body)
+                .map_err(|e| CallError::from_provider(&e)),
+            Some(Item::Failed(e)) => Err(CallError::from_provider(&e)),
+            Some(Item::Expired) => Err(CallError::BatchExpired {
+                batch_id: batch.id.clone(),
+            }),
+            Some(Item::Canceled) => Err(CallError::BatchCanceled {
+                batch_id: batch.id.clone(),
+            }),
+            None => Err(missing(&batch.id, status)),
+        };
+        let (result, cost) = match result {
+            Ok(mut response) => {
+                if crate::secrets::needs_redaction(&response.text) {
+                    response.text = crate::secrets::redact(&response.text);
+                }
+                let cost = batch_prices.cost(&m.request.model, &response.usage).unwrap_or(0.0);
+                (Ok(response), cost)
+            }
+            Err(e) => (Err(e), 0.0),
+        };
+        runner.budget.settle(m.reservation, cost);
+        let outcome = Outcome {
+            result,
+            latency_ms: None,
+            cached: false,
+            attempts: 1,
+            provider: Some(batch.provider.to_owned()),
+            fell_back: false,
+            batched: true,
+        };
+        runner.record(&m.key, &outcome, cost);
+        if let (Some(cache), Ok(response)) = (&runner.cache, &outcome.result)
+            && let Err(e) = cache.put(&m.cache_key, response, None).await
+        {
+            cache_failed = true;
+            if !runner.cache_warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                eprintln!("warning: cannot write the response cache: {e}; later runs will call again");
+            }
+        }
+        done.outcomes.push((m.index, outcome));
+    }
+    // Every answer is journaled and cached: the batch has served its purpose. (If the cache
+    // failed, the record is kept, so a rerun reads the results again rather than paying.)
+    if let Some(path) = &batch.record
+        && !cache_failed
+    {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Why a member has no result in an ended batch.
+fn missing(batch_id: &str, status: &Status) -> CallError {
+    let batch_id = batch_id.to_owned();
+    if let Some(message) = &status.failed {
+        return CallError::BatchFailed {
+            batch_id,
+            message: message.clone(),
+        };
+    }
+    match status.status.as_str() {
+        "expired" => CallError::BatchExpired { batch_id },
+        "cancelled" | "canceled" => CallError::BatchCanceled { batch_id },
+        other => CallError::Permanent {
+            message: format!("batch {batch_id} ended ({other}) without a result for this request"),
+        },
+    }
+}
+
+fn failed(provider: &str, error: CallError, attempts: u32) -> Outcome {
+    Outcome {
+        result: Err(error),
+        latency_ms: None,
+        cached: false,
+        attempts,
+        provider: Some(provider.to_owned()),
+        fell_back: false,
+        batched: true,
+    }
+}
+
+/// Splits `items` into batches within `limits`, in order; `size` is an item's bytes in the
+/// batch (its JSONL line and newline; Anthropic's JSON array adds a comma, as small).
+fn split<T>(items: Vec<T>, limits: Limits, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut chunks: Vec<Vec<T>> = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let item_size = size(&item);
+        let full = chunks
+            .last()
+            .is_none_or(|c| c.len() >= limits.max_requests || (bytes + item_size > limits.max_bytes && !c.is_empty()));
+        if full {
+            chunks.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += item_size;
+        if let Some(chunk) = chunks.last_mut() {
+            chunk.push(item);
+        }
+    }
+    chunks
+}
+
+/// A submitted batch, as the cache directory keeps it.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    provider: String,
+    batch_id: String,
+    calls: usize,
+}
+
+/// `{dir}/{digest}.json`, the digest of the endpoint and every entry: the same plan finds the
+/// same batch, a changed one submits its own.
+fn record_path(dir: &Path, cache_identity: &str, entries: &[serde_json::Value]) -> PathBuf {
+    let mut h = Sha256::new();
+    h.update(cache_identity.as_bytes());
+    for entry in entries {
+        h.update([0]);
+        h.update(entry.to_string().as_bytes());
+    }
+    dir.join(format!("{}.json", hex::encode(h.finalize())))
+}
+
+fn read_record(path: &Path, provider: &str) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    let record: Record = serde_json::from_slice(&bytes).ok()?;
+    (record.provider == provider && !record.batch_id.is_empty()).then_some(record.batch_id)
+}
+
+fn write_record(path: &Path, provider: &str, id: &str, calls: usize) {
+    let record = Record {
+        provider: provider.to_owned(),
+        batch_id: id.to_owned(),
+        calls,
+    };
+    let written = path
+        .parent()
+        .map_or(Ok(()), crate::output::create_dir)
+        .and_then(|()| crate::output::write_file(path, &serde_json::to_vec(&record).unwrap_or_default()));
+    if let Err(e) = written {
+        eprintln!(
+            "warning: cannot record batch {id} in {}: {e}; a rerun would submit it again",
+            path.display()
+        );
+    }
+}
+
+/// A progress line on stderr (not in quiet mode).
+fn say(runner: &Runner<'_>, line: &str) {
+    if runner.options.progress != super::ProgressMode::Quiet {
+        eprintln!("promptgate: {}", crate::output::inert(line));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--batch` sends the jobs of providers with a batch API that are completions, and
+    /// refuses before anything is sent when a blocking latency gate would need their latency.
+    #[test]
+    fn batch_plan_picks_batchable_jobs_and_refuses_a_blocking_latency_gate() {
+        use crate::providers::http::{ApiKey, tests::spec};
+        use crate::suite::{GateSpec, Margin, ProviderKind};
+        let endpoint = |provider: std::sync::Arc<dyn crate::providers::Provider>| super::super::Endpoint {
+            provider,
+            concurrency: 1,
+            timeout: Duration::from_secs(1),
+            max_retries: 0,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            cache_identity: String::new(),
+        };
+        let openai = crate::providers::openai::OpenAiProvider::with_key(
+            &spec(ProviderKind::Openai, Some("http://127.0.0.1:9/v1")),
+            Some(ApiKey::new("OPENAI_API_KEY", "sk-test-0123456789")),
+        )
+        .unwrap();
+        let endpoints = BTreeMap::from([
+            ("openai".to_owned(), endpoint(std::sync::Arc::new(openai))),
+            (
+                "offline".to_owned(),
+                endpoint(std::sync::Arc::new(crate::providers::mock::MockProvider::new())),
+            ),
+        ]);
+        let job = |provider: &str, embed: bool| Job {
+            experiment: 0,
+            case: 0,
+            arm: crate::plan::Arm::Candidate,
+            repeat: 0,
+            provider: provider.to_owned(),
+            fallbacks: Vec::new(),
+            request: Ok(if embed {
+                crate::providers::Request::embedding("text-embedding-3-small", "x")
+            } else {
+                crate::providers::http::tests::request()
+            }),
+            retime: false,
+        };
+        let jobs = [job("openai", false), job("offline", false), job("openai", true)];
+        let latency = |blocking| GateSpec {
+            metric: "latency_p95_ms".to_owned(),
+            direction: crate::results::Direction::Lower,
+            margin: Margin::Relative(0.1),
+            alpha: 0.05,
+            blocking,
+            slo: None,
+            require_non_inferiority: false,
+            require_equivalence: false,
+        };
+        assert_eq!(
+            plan(&jobs, &endpoints, &[latency(false)]).unwrap(),
+            vec![true, false, false]
+        );
+        let refused = plan(&jobs, &endpoints, &[latency(true)]).unwrap_err();
+        // Also when the gate has marked the jobs to be timed in this run.
+        let retimed: Vec<Job> = jobs
+            .iter()
+            .map(|j| Job {
+                retime: true,
+                ..j.clone()
+            })
+            .collect();
+        assert!(plan(&retimed, &endpoints, &[latency(true)]).is_err());
+        assert_eq!(refused.exit_code(), crate::error::exit::USAGE);
+        let text = refused.to_string();
+        assert!(text.contains("blocking gate `latency_p95_ms`"), "{text}");
+        // Nothing batchable: a blocking latency gate is no obstacle, and nothing is batched.
+        assert_eq!(plan(&jobs[1..2], &endpoints, &[latency(true)]).unwrap(), vec![false]);
+    }
+
+    /// Batches stop at the request limit and before the byte limit; one item larger than the
+    /// byte limit still goes (alone), for the API to refuse it with its own words.
+    #[test]
+    fn split_respects_the_request_and_byte_limits_in_order() {
+        #[track_caller]
+        fn check(sizes: &[usize], max_requests: usize, max_bytes: usize, expected: &[&[usize]]) {
+            let limits = Limits {
+                max_requests,
+                max_bytes,
+            };
+            let got = split(sizes.to_vec(), limits, |s| *s);
+            let expected: Vec<Vec<usize>> = expected.iter().map(|c| c.to_vec()).collect();
+            assert_eq!(got, expected);
+        }
+        check(&[1, 1, 1, 1, 1], 2, 100, &[&[1, 1], &[1, 1], &[1]]);
+        check(&[40, 40, 40], 10, 100, &[&[40, 40], &[40]]);
+        check(&[50, 50, 1], 10, 100, &[&[50, 50], &[1]]);
+        check(&[150, 10], 10, 100, &[&[150], &[10]]);
+        check(&[], 10, 100, &[]);
+    }
+}

@@ -1,0 +1,293 @@
+//! `run --batch` end to end through a [`Runner`], against the fake OpenAI and Anthropic batch
+//! APIs of `providers::batch::fake` on 127.0.0.1 (real time, polls every few milliseconds).
+
+use std::path::Path;
+
+use super::*;
+use crate::providers::anthropic::AnthropicProvider;
+use crate::providers::batch::fake::{ANTHROPIC_KEY, Ending, Fake, OPENAI_KEY};
+use crate::providers::http::ApiKey;
+use crate::providers::http::tests::spec;
+use crate::providers::mock::MockProvider;
+use crate::providers::openai::OpenAiProvider;
+use crate::runner::batch::BatchOptions;
+use crate::suite::ProviderKind;
+
+fn http_endpoint(provider: Arc<dyn Provider>, identity: &str) -> Endpoint {
+    Endpoint {
+        provider,
+        concurrency: 4,
+        timeout: TIMEOUT,
+        max_retries: 0,
+        requests_per_minute: None,
+        tokens_per_minute: None,
+        cache_identity: identity.to_owned(),
+    }
+}
+
+/// `p`: the fake's API (OpenAI or Anthropic by the fake); `offline`: the mock.
+fn endpoints(fake: &Fake, anthropic: bool) -> BTreeMap<String, Endpoint> {
+    let provider: Arc<dyn Provider> = if anthropic {
+        let spec = spec(ProviderKind::Anthropic, Some(&fake.server.uri()));
+        Arc::new(AnthropicProvider::with_key(&spec, Some(ApiKey::new("ANTHROPIC_API_KEY", ANTHROPIC_KEY))).unwrap())
+    } else {
+        let spec = spec(ProviderKind::Openai, Some(&format!("{}/v1", fake.server.uri())));
+        Arc::new(OpenAiProvider::with_key(&spec, Some(ApiKey::new("OPENAI_API_KEY", OPENAI_KEY))).unwrap())
+    };
+    BTreeMap::from([
+        (
+            "p".to_owned(),
+            http_endpoint(provider, &format!("fake {}", fake.server.uri())),
+        ),
+        (
+            "offline".to_owned(),
+            http_endpoint(Arc::new(MockProvider::new()), "mock"),
+        ),
+    ])
+}
+
+/// Jobs for `p` saying each of `said` (model `model`), then one for the mock.
+fn batch_jobs(model: &str, said: &[&str]) -> Vec<Job> {
+    let job = |i: usize, provider: &str, content: &str| Job {
+        experiment: 0,
+        case: i,
+        arm: Arm::Candidate,
+        repeat: 0,
+        provider: provider.to_owned(),
+        fallbacks: Vec::new(),
+        retime: false,
+        request: Ok(Request {
+            // The mock's model has no price: the spend is the batch's alone.
+            model: if provider == "p" {
+                model.to_owned()
+            } else {
+                "unpriced-mock".to_owned()
+            },
+            messages: vec![Message {
+                role: Role::User,
+                content: content.to_owned(),
+            }],
+            temperature: None,
+            // Above the 500 output tokens the fake reports, so the upper bound holds.
+            max_tokens: Some(600),
+            top_p: None,
+            seed: i as u64,
+            json: false,
+            json_schema: None,
+            embed: false,
+        }),
+    };
+    let mut jobs: Vec<Job> = said.iter().enumerate().map(|(i, s)| job(i, "p", s)).collect();
+    jobs.push(job(said.len(), "offline", "the mock runs as usual"));
+    jobs
+}
+
+fn batch_options(dir: &Path, timeout: Duration) -> Options {
+    Options {
+        cache_dir: Some(dir.join("cache")),
+        journal: Some(dir.join("out/journal.jsonl")),
+        run_identity: "batch-test".to_owned(),
+        batch: Some(BatchOptions {
+            records_dir: Some(dir.join("cache/batches")),
+            first_poll: Duration::from_millis(5),
+            max_poll: Duration::from_millis(20),
+            timeout,
+        }),
+        ..options()
+    }
+}
+
+fn records(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("cache/batches")).map_or(0, |d| d.count())
+}
+
+/// What a run of `jobs` through one runner gives; the journal is removed after, as `run` does
+/// once its outputs are written, unless the run was cut short.
+async fn run_batch(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, options: &Options) -> Ran {
+    let prices = PriceTable::default();
+    run(jobs, endpoints, &prices, options).await
+}
+
+#[track_caller]
+fn assert_close(got: f64, expected: f64) {
+    assert!((got - expected).abs() < 1e-12, "{got} != {expected}");
+}
+
+#[track_caller]
+fn text(outcome: &Outcome) -> &str {
+    match &outcome.result {
+        Ok(response) => &response.text,
+        Err(e) => panic!("expected an answer, got {e}"),
+    }
+}
+
+/// gpt-4o lists $2.50 in and $10 out per million tokens; the fake reports 1000 in and 500 out,
+/// so a batched answer costs (1000 × 2.50 + 500 × 10) / 1e6 / 2 = $0.00375.
+const GPT_4O_BATCH_CALL: f64 = (1000.0 * 2.50 + 500.0 * 10.0) / 1e6 / 2.0;
+
+#[tokio::test]
+async fn openai_jobs_go_out_as_one_batch_at_the_batch_rate_and_are_cached() {
+    let fake = Fake::openai(Ending::Completed, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let endpoints = endpoints(&fake, false);
+    let jobs = batch_jobs("gpt-4o", &["one", "two", "three"]);
+    let ran = run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_secs(10))).await;
+
+    assert_eq!(fake.state().creates, 1);
+    assert!(fake.state().polls >= 3, "in_progress twice, then completed");
+    for (i, said) in ["one", "two", "three"].iter().enumerate() {
+        let o = &ran.outcomes[i];
+        assert_eq!(text(o), format!("answer to: {said}"));
+        assert!(o.batched && !o.cached);
+        assert_eq!((o.latency_ms, o.attempts, o.provider.as_deref()), (None, 1, Some("p")));
+    }
+    // The mock's job ran the normal way in the same run.
+    let mock = &ran.outcomes[3];
+    assert!(mock.result.is_ok() && !mock.batched && mock.latency_ms.is_some());
+    assert_close(ran.spent_usd, 3.0 * GPT_4O_BATCH_CALL);
+    assert_eq!(records(dir.path()), 0, "a finished batch's record is removed");
+
+    // The answers are in the cache: a second run submits nothing.
+    let again = run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_secs(10))).await;
+    assert_eq!(fake.state().creates, 1);
+    assert!(again.outcomes[..3].iter().all(|o| o.cached && o.result.is_ok()));
+    assert_close(again.spent_usd, 0.0);
+}
+
+#[tokio::test]
+async fn per_request_errors_become_their_jobs_errors_without_the_key() {
+    let fake = Fake::anthropic(Ending::Completed, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = batch_jobs("claude-3-5-haiku", &["fine", "a bad request", "also fine"]);
+    let ran = run_batch(
+        &jobs,
+        &endpoints(&fake, true),
+        &batch_options(dir.path(), Duration::from_secs(10)),
+    )
+    .await;
+
+    assert_eq!(text(&ran.outcomes[0]), "answer to: fine");
+    assert_eq!(text(&ran.outcomes[2]), "answer to: also fine");
+    match &ran.outcomes[1].result {
+        Err(CallError::Permanent { message }) => {
+            assert!(message.contains("invalid_request_error"), "{message}");
+            assert!(!message.contains(ANTHROPIC_KEY), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // claude-3-5-haiku lists $0.80 in, $4 out: two answers at half price.
+    assert_close(ran.spent_usd, 2.0 * (1000.0 * 0.80 + 500.0 * 4.0) / 1e6 / 2.0);
+}
+
+#[tokio::test]
+async fn an_expired_batch_keeps_its_answers_and_errors_the_requests_that_did_not_run() {
+    let fake = Fake::openai(Ending::Expired, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = batch_jobs("gpt-4o", &["quick", "slow one", "quick too"]);
+    let ran = run_batch(
+        &jobs,
+        &endpoints(&fake, false),
+        &batch_options(dir.path(), Duration::from_secs(10)),
+    )
+    .await;
+
+    assert_eq!(text(&ran.outcomes[0]), "answer to: quick");
+    assert_eq!(text(&ran.outcomes[2]), "answer to: quick too");
+    assert_eq!(
+        ran.outcomes[1].result,
+        Err(CallError::BatchExpired {
+            batch_id: "batch_1".to_owned()
+        })
+    );
+    assert_close(ran.spent_usd, 2.0 * GPT_4O_BATCH_CALL);
+}
+
+#[tokio::test]
+async fn a_failed_batch_fails_each_of_its_jobs_with_the_reason() {
+    let fake = Fake::openai(Ending::Failed, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = batch_jobs("gpt-4o", &["one", "two"]);
+    let ran = run_batch(
+        &jobs,
+        &endpoints(&fake, false),
+        &batch_options(dir.path(), Duration::from_secs(10)),
+    )
+    .await;
+    for o in &ran.outcomes[..2] {
+        let error = o.result.as_ref().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "batch batch_1 failed: line 1: The model `gpt-5-imaginary` does not exist"
+        );
+        assert!(o.batched);
+    }
+    assert_close(ran.spent_usd, 0.0);
+    assert_eq!(records(dir.path()), 0);
+}
+
+/// A CI job that ran out of time leaves its batch running; the rerun polls the recorded batch
+/// instead of paying for a new one.
+#[tokio::test]
+async fn a_rerun_resumes_polling_the_recorded_batch_without_creating_another() {
+    for anthropic in [false, true] {
+        let fake = if anthropic {
+            Fake::anthropic(Ending::Never, 0).await
+        } else {
+            Fake::openai(Ending::Never, 0).await
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let endpoints = endpoints(&fake, anthropic);
+        let jobs = batch_jobs(if anthropic { "claude-3-5-haiku" } else { "gpt-4o" }, &["one", "two"]);
+        let id = if anthropic { "msgbatch_001" } else { "batch_1" };
+
+        let first = run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_millis(40))).await;
+        assert_eq!(first.batches_pending, vec![format!("`p`: {id} (in_progress)")]);
+        for o in &first.outcomes[..2] {
+            assert_eq!(
+                o.result,
+                Err(CallError::BatchPending {
+                    batch_id: id.to_owned(),
+                    status: "in_progress".to_owned()
+                })
+            );
+        }
+        assert_close(first.spent_usd, 0.0);
+        assert_eq!(records(dir.path()), 1, "the batch's record is kept");
+
+        fake.state().ending = Some(Ending::Completed);
+        let second = run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_secs(10))).await;
+        assert_eq!(fake.state().creates, 1, "resumed, not submitted again");
+        assert!(second.batches_pending.is_empty());
+        assert_eq!(text(&second.outcomes[0]), "answer to: one");
+        assert_eq!(text(&second.outcomes[1]), "answer to: two");
+        assert_eq!(records(dir.path()), 0);
+    }
+}
+
+/// Batched calls are reserved under the cap at the batch rate: a cap that holds three calls'
+/// upper bounds at half price (not at list price) sends all three, and a fourth is refused.
+#[tokio::test]
+async fn the_cap_reserves_batched_calls_at_the_batch_rate() {
+    let fake = Fake::openai(Ending::Completed, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Prompts of over 1000 characters: the upper bound counts a token a character, above the
+    // 1000 input tokens the fake reports.
+    let long: Vec<String> = ["a", "b", "c", "d"].iter().map(|c| c.repeat(1000)).collect();
+    let said: Vec<&str> = long.iter().map(String::as_str).collect();
+    let jobs = batch_jobs("gpt-4o", &said);
+    let request = jobs[0].request.clone().unwrap();
+    let list = plan::request_upper_bound_usd(&request, &PriceTable::default()).unwrap();
+    let batch_rate = plan::request_upper_bound_usd(&request, &PriceTable::default().at_batch_rate()).unwrap();
+    assert_close(batch_rate, list / 2.0);
+    let cap = 3.5 * batch_rate;
+    assert!(3.0 * list > cap);
+    let options = Options {
+        max_usd: Some(cap),
+        ..batch_options(dir.path(), Duration::from_secs(10))
+    };
+    let ran = run_batch(&jobs, &endpoints(&fake, false), &options).await;
+    assert!(ran.outcomes[..3].iter().all(|o| o.result.is_ok()));
+    assert!(matches!(ran.outcomes[3].result, Err(CallError::BudgetRefused { .. })));
+    assert!(ran.budget_exhausted);
+    assert!(ran.spent_usd <= cap);
+}
