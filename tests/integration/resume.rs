@@ -151,6 +151,17 @@ async fn kill_after(billing: &Billing, mut child: std::process::Child, n: usize)
     }
     child.kill().unwrap(); // SIGKILL: no chance to tidy up
     child.wait().unwrap();
+    // A request the run wrote just before the kill may still be on its way through the server:
+    // count it with the killed run's, not the rerun's, by waiting until the count stays put.
+    let mut seen = billing.received().len();
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = billing.received().len();
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
 }
 
 /// How many requests of `after` the server had already received in `before`.
