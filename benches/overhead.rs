@@ -1,6 +1,7 @@
 //! Fixed-overhead benchmark: how much of a run is not waiting for the provider?
 //!
-//! 2,000 cases × 2 variants = 4,000 calls at concurrency 32 against a local OpenAI-compatible
+//! 2,000 cases × 2 variants of `gpt-4o-mini` (so the budget estimate loads that model's
+//! tokenizer table) = 4,000 calls at concurrency 32 against a local OpenAI-compatible
 //! simulator that answers every call after 50 ms: the ideal wall time is calls × latency ÷
 //! concurrency = 6.25 s. Each run is timed on one clock in three spans: process start → the
 //! first request (git reads, loading and rendering the suite, the plan and its estimate, the
@@ -79,13 +80,15 @@ fn main() {
     let repo = tempfile::tempdir().expect("temp dir");
     let suite = format!(
         "version: 1\nproviders:\n  sim: {{type: openai-compatible, base_url: \"{}/v1\", concurrency: {CONCURRENCY}, max_retries: 0}}\n\
-         pricing:\n  sim-model: {{input: 0.1, output: 0.4}}\ndefaults: {{repeats: 1, provider: sim}}\n\
+         defaults: {{repeats: 1, provider: sim}}\n\
          experiments:\n  - name: bench\n    variant: variant.yaml\n    dataset: cases.jsonl\n",
         server.uri()
     );
+    // An OpenAI model, so the estimate loads its tokenizer table as a real suite's would.
     support::bench_repo(
         repo.path(),
         &suite,
+        "gpt-4o-mini",
         cases,
         ", \"assert\": [{\"type\": \"icontains\", \"value\": \"30 days\"}]",
     );

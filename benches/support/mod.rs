@@ -124,17 +124,17 @@ pub fn write(dir: &Path, path: &str, text: &str) {
     std::fs::write(full, text).expect("write");
 }
 
-/// The benchmarks' repository in `dir`: `suite` as promptgate.yaml, a variant, a prompt and
-/// `cases` cases (`extra` is appended inside each case's JSON object), committed on `main`,
-/// then a `pr` branch that rewords the prompt.
-pub fn bench_repo(dir: &Path, suite: &str, cases: usize, extra: &str) {
+/// The benchmarks' repository in `dir`: `suite` as promptgate.yaml, a variant of `model`, a
+/// prompt and `cases` cases (`extra` is appended inside each case's JSON object), committed on
+/// `main`, then a `pr` branch that rewords the prompt.
+pub fn bench_repo(dir: &Path, suite: &str, model: &str, cases: usize, extra: &str) {
     let git = |args: &[&str]| git(dir, args);
     let write = |path: &str, text: &str| write(dir, path, text);
     git(&["init", "-q", "-b", "main"]);
     write("promptgate.yaml", suite);
     write(
         "variant.yaml",
-        "model: sim-model\nprompt: prompt.md\ntemperature: 0.7\nmax_tokens: 64\n",
+        &format!("model: {model}\nprompt: prompt.md\ntemperature: 0.7\nmax_tokens: 64\n"),
     );
     write(
         "prompt.md",
