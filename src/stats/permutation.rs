@@ -287,7 +287,9 @@ impl Flat {
 
 /// The type-7 `q` quantile of the multiset holding `count(j)` copies of `sorted[j]` (`sorted`
 /// ascending, `n` the sum of the counts): order statistics `⌊(n−1)q⌋` and the next one,
-/// interpolated as `quantile_select` does, found by walking from the end nearer to them.
+/// interpolated as `quantile_select` does, found by walking from the end nearer to them. The
+/// walk only adds counts and tests one predictable bound per call, so a draw of a p50 costs
+/// little more than reading half its calls.
 fn quantile_of_counts(sorted: &[f64], n: usize, q: f64, count: impl Fn(usize) -> usize) -> Option<f64> {
     let last = n.checked_sub(1)?;
     let h = last as f64 * q;
@@ -295,43 +297,49 @@ fn quantile_of_counts(sorted: &[f64], n: usize, q: f64, count: impl Fn(usize) ->
     let t = h - lo as f64;
     // `quantile_select` interpolates only when an order statistic above `lo` exists.
     let next = lo < last && t > 0.0;
-    let (mut a, mut b) = (None, None);
-    let mut seen = 0;
+    // The index of the value at rank `rank`, counted from the smallest (`up`) or the largest,
+    // walking on from index `j` (exclusive when down) with `seen` calls behind.
+    let walk = |mut j: usize, mut seen: usize, rank: usize, up: bool| -> Option<(usize, usize)> {
+        while seen <= rank {
+            if up {
+                if j >= sorted.len() {
+                    return None;
+                }
+                seen += count(j);
+                if seen > rank {
+                    break;
+                }
+                j += 1;
+            } else {
+                j = j.checked_sub(1)?;
+                seen += count(j);
+            }
+        }
+        Some((j, seen))
+    };
     if lo <= last - lo {
-        for (j, &value) in sorted.iter().enumerate() {
-            let k = count(j);
-            if k == 0 {
-                continue;
-            }
-            seen += k;
-            // This value fills ranks up to `seen − 1`, counted from the smallest.
-            if a.is_none() && lo < seen {
-                a = Some(value);
-            }
-            if a.is_some() && (!next || lo + 1 < seen) {
-                b = Some(value);
-                break;
-            }
+        let (j, seen) = walk(0, 0, lo, true)?;
+        let a = *sorted.get(j)?;
+        if !next {
+            return Some(a);
         }
+        // Rank `lo + 1` is this value again when it fills that rank too, else a later one.
+        let (k, _) = if seen > lo + 1 {
+            (j, seen)
+        } else {
+            walk(j + 1, seen, lo + 1, true)?
+        };
+        Some(lerp(a, *sorted.get(k)?, t))
     } else {
-        for (j, &value) in sorted.iter().enumerate().rev() {
-            let k = count(j);
-            if k == 0 {
-                continue;
-            }
-            seen += k;
-            // Counted from the largest: rank `last − r` from the smallest is `r` from the top.
-            if next && b.is_none() && last - lo - 1 < seen {
-                b = Some(value);
-            }
-            if last - lo < seen {
-                a = Some(value);
-                break;
-            }
+        // Counted from the largest, rank `r` from the smallest is `last − r`.
+        if !next {
+            let (j, _) = walk(sorted.len(), 0, last - lo, false)?;
+            return sorted.get(j).copied();
         }
+        let (k, seen) = walk(sorted.len(), 0, last - lo - 1, false)?;
+        let (j, _) = walk(k, seen, last - lo, false)?;
+        Some(lerp(*sorted.get(j)?, *sorted.get(k)?, t))
     }
-    let a = a?;
-    if next { Some(lerp(a, b?, t)) } else { Some(a) }
 }
 
 #[cfg(test)]
