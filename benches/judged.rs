@@ -139,5 +139,5 @@ fn write_suite(dir: &Path, base_url: &str, cases: usize) {
              defaults: {{provider: sim, judge: judge, judge_model: sim-judge}}\n\
              experiments:\n  - name: bench\n    variant: variant.yaml\n    dataset: cases.jsonl\n    assert: [{{type: relevance}}]\n"
     );
-    support::bench_repo(dir, &suite, cases, "");
+    support::bench_repo(dir, &suite, "sim-model", cases, "");
 }

@@ -133,6 +133,7 @@ fn write_suite(dir: &Path, base_url: &str, cases: usize) {
     support::bench_repo(
         dir,
         &suite,
+        "sim-model",
         cases,
         ", \"assert\": [{\"type\": \"icontains\", \"value\": \"30 days\"}]",
     );

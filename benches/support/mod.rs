@@ -19,6 +19,27 @@ pub fn binary() -> PathBuf {
 
 /// Runs the gate and returns (wall seconds, peak RSS in KiB, CPU seconds as last seen).
 pub fn measure(binary: &Path, repo: &Path, out: &str) -> (f64, u64, f64) {
+    let m = measure_span(binary, repo, out);
+    (m.wall(), m.peak_kib, m.cpu_secs)
+}
+
+/// One measured run of the gate: when the process was started and when it had exited, on the
+/// same clock as a simulator's own timestamps.
+pub struct Span {
+    pub started: Instant,
+    pub exited: Instant,
+    pub peak_kib: u64,
+    pub cpu_secs: f64,
+}
+
+impl Span {
+    pub fn wall(&self) -> f64 {
+        (self.exited - self.started).as_secs_f64()
+    }
+}
+
+/// Runs the gate as [`measure`] does, keeping the instants it started and exited.
+pub fn measure_span(binary: &Path, repo: &Path, out: &str) -> Span {
     let started = Instant::now();
     let mut child = Command::new(binary)
         .current_dir(repo)
@@ -65,9 +86,15 @@ pub fn measure(binary: &Path, repo: &Path, out: &str) -> (f64, u64, f64) {
             assert!(status.code().is_some_and(|c| c <= 1), "promptgate failed: {status}");
             break;
         }
+        // The moment of exit is known to within this poll.
         std::thread::sleep(Duration::from_millis(5));
     }
-    (started.elapsed().as_secs_f64(), peak, cpu)
+    Span {
+        started,
+        exited: Instant::now(),
+        peak_kib: peak,
+        cpu_secs: cpu,
+    }
 }
 
 /// Runs git in `dir` (a throwaway repository), failing the benchmark if it fails.
@@ -97,17 +124,17 @@ pub fn write(dir: &Path, path: &str, text: &str) {
     std::fs::write(full, text).expect("write");
 }
 
-/// The benchmarks' repository in `dir`: `suite` as promptgate.yaml, a variant, a prompt and
-/// `cases` cases (`extra` is appended inside each case's JSON object), committed on `main`,
-/// then a `pr` branch that rewords the prompt.
-pub fn bench_repo(dir: &Path, suite: &str, cases: usize, extra: &str) {
+/// The benchmarks' repository in `dir`: `suite` as promptgate.yaml, a variant of `model`, a
+/// prompt and `cases` cases (`extra` is appended inside each case's JSON object), committed on
+/// `main`, then a `pr` branch that rewords the prompt.
+pub fn bench_repo(dir: &Path, suite: &str, model: &str, cases: usize, extra: &str) {
     let git = |args: &[&str]| git(dir, args);
     let write = |path: &str, text: &str| write(dir, path, text);
     git(&["init", "-q", "-b", "main"]);
     write("promptgate.yaml", suite);
     write(
         "variant.yaml",
-        "model: sim-model\nprompt: prompt.md\ntemperature: 0.7\nmax_tokens: 64\n",
+        &format!("model: {model}\nprompt: prompt.md\ntemperature: 0.7\nmax_tokens: 64\n"),
     );
     write(
         "prompt.md",

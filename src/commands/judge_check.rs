@@ -110,7 +110,7 @@ pub fn judge_check(repo_dir: &Path, config: &str, args: &JudgeCheckArgs) -> anyh
         judge::retry(tag, job, outcome).into_iter().collect()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let ran = runtime.block_on(runner::run_then(&jobs, &endpoints, &prices, &options, &then));
+    let ran = runtime.block_on(runner::run_then(&jobs, &endpoints, &prices, &options, &then))?;
     let replies: Vec<Option<judge::Reply>> = ran
         .outcomes
         .iter()

@@ -144,6 +144,19 @@ pub fn run_gate_with(
             &cmp.policy,
         )
     };
+    // The estimate counts tokens with the models' own tables: they load while the plan renders.
+    crate::tokens::preload(
+        detection
+            .affected
+            .iter()
+            .flat_map(|a| {
+                let candidate = candidate_suite.experiments.iter().find(|e| e.name == a.name);
+                let baseline = baseline_suite.and_then(|b| b.experiments.iter().find(|e| e.name == a.base_name()));
+                candidate.into_iter().chain(baseline)
+            })
+            .map(|e| e.variant.model.as_str())
+            .chain(candidate_suite.defaults.judge.as_ref().map(|j| j.model.as_str())),
+    );
     let defaults = &policy_in_force.defaults;
     eprintln!(
         "promptgate: {} changed path(s) between {} and {}; {} experiment(s) affected, {} removed, {} unaffected",
@@ -346,9 +359,10 @@ pub fn run_gate_with(
                         timeout,
                     )
                 }),
+                lock_wait: runner::lock_wait(&jobs, &endpoints.map),
             },
         )
-    };
+    }?;
     let run_batch = |batch: &[Job]| {
         execute(
             &runtime,

@@ -153,28 +153,52 @@ pub struct RunLock {
 /// The lock file in the cache folder.
 const LOCK_FILE: &str = "run.lock";
 
-/// Takes the cache folder's run lock, waiting (and saying so) while another run holds it.
-pub fn lock(dir: &Path) -> std::io::Result<RunLock> {
-    crate::output::create_dir(dir).map_err(std::io::Error::other)?;
+/// How often a waiting run tries the lock again.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Why [`lock`] returned without the lock.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another run held the lock for the whole wait.
+    Held { path: PathBuf, waited: std::time::Duration },
+    /// The lock file could not be made or locked at all.
+    Io(std::io::Error),
+}
+
+/// Takes the cache folder's run lock, waiting (and saying so) while another run holds it, for
+/// at most `wait`. The operating system releases a lock when its holder exits, however it
+/// exits, so a lock held this long belongs to a run that is still going (or stuck).
+pub fn lock(dir: &Path, wait: std::time::Duration) -> Result<RunLock, LockError> {
+    crate::output::create_dir(dir).map_err(|e| LockError::Io(std::io::Error::other(e)))?;
     let path = dir.join(LOCK_FILE);
-    refuse_link(&path)?;
+    refuse_link(&path).map_err(LockError::Io)?;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&path)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            eprintln!(
-                "promptgate: another run is using the response cache {}; waiting for it to finish, to reuse its answers instead of paying for them twice",
-                dir.display()
-            );
-            file.lock()?;
+        .open(&path)
+        .map_err(LockError::Io)?;
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(RunLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(LockError::Io(e)),
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        let waited = started.elapsed();
+        if waited >= wait {
+            return Err(LockError::Held { path, waited });
+        }
+        if !std::mem::replace(&mut said, true) {
+            eprintln!(
+                "promptgate: another promptgate run holds {}; waiting for it to finish (at most {}), to reuse its answers instead of paying for them twice",
+                path.display(),
+                crate::format::duration(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX))
+            );
+        }
+        std::thread::sleep(LOCK_POLL.min(wait - waited));
     }
-    Ok(RunLock { _file: file })
 }
 
 /// The cache key of `request` sent to the endpoint `cache_identity` identifies.
@@ -537,6 +561,24 @@ mod tests {
         assert!(size < 100 * 1024, "{size} bytes for one live entry");
         let (last, _) = Cache::new(dir.path()).get(&k).await.unwrap();
         assert!(last.text.starts_with("answer 1999 "), "{}", &last.text[..20]);
+    }
+
+    #[test]
+    fn a_waiting_run_gets_the_lock_the_moment_the_holder_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock(dir.path(), std::time::Duration::ZERO).expect("a free lock");
+        let Err(LockError::Held { path, .. }) = lock(dir.path(), std::time::Duration::ZERO) else {
+            panic!("a held lock was taken twice");
+        };
+        assert_eq!(path, dir.path().join(LOCK_FILE));
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(held);
+        });
+        let started = std::time::Instant::now();
+        assert!(lock(dir.path(), std::time::Duration::from_secs(30)).is_ok());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        release.join().unwrap();
     }
 
     #[cfg(unix)]

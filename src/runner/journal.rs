@@ -5,9 +5,11 @@
 //! its jobs are not sent again; any other file (another run's, a corrupt one) is replaced. Each
 //! line is one `write` to the operating system, made the moment a call's answer arrives and
 //! before the call gives back its concurrency slot, which survives the process being killed
-//! (SIGKILL): a kill re-sends at most the calls in flight. It does not fsync, so a machine crash
-//! may lose the last lines — those calls are then made again, never lost. A torn last line is
-//! skipped on replay. Each line carries the call's cost, so a resumed run's cap counts what the
+//! (SIGKILL): a kill re-sends at most the calls in flight. A machine crash loses what the
+//! operating system had not yet written to the disk, so a thread of the journal's own syncs
+//! it (`fdatasync`) every [`SYNC_EVERY`] while lines arrive — off the calls' path, which only
+//! marks the journal as written — and a crash re-sends at most the calls in flight and those
+//! finished in the last [`SYNC_EVERY`]. A torn last line is skipped on replay. Each line carries the call's cost, so a resumed run's cap counts what the
 //! interrupted one spent. The journal is removed only once the run's outputs are written
 //! (`Runner::finish`).
 
@@ -15,7 +17,9 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -25,9 +29,21 @@ use crate::providers::Response;
 /// 2: one journal for the whole run, each line with its cost.
 const FORMAT: u32 = 2;
 
+/// How often the journal's lines are synced to the disk while a run writes them.
+pub const SYNC_EVERY: Duration = Duration::from_millis(100);
+
 pub struct Journal {
     file: Mutex<File>,
     path: PathBuf,
+    /// Lines written since the last sync.
+    unsynced: Arc<AtomicBool>,
+    syncer: Option<Syncer>,
+}
+
+/// The thread that syncs the journal; told on drop whether to sync a last time.
+struct Syncer {
+    stop: mpsc::Sender<bool>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -104,10 +120,14 @@ impl Journal {
         }
         std::fs::rename(&tmp, path)?;
         let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        let unsynced = Arc::new(AtomicBool::new(true));
+        let syncer = Syncer::start(file.try_clone()?, path, Arc::clone(&unsynced));
         Ok((
             Journal {
                 file: Mutex::new(file),
                 path: path.to_owned(),
+                unsynced,
+                syncer,
             },
             replay,
         ))
@@ -120,11 +140,76 @@ impl Journal {
         line.push('\n');
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
         file.write_all(line.as_bytes())?;
-        file.flush()
+        file.flush()?;
+        self.unsynced.store(true, Ordering::Release);
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The run is over and its outputs are written: the journal goes, unsynced.
+    pub fn remove(mut self) {
+        if let Some(syncer) = self.syncer.take() {
+            syncer.stop(false);
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for Journal {
+    /// Dropped without [`Journal::remove`] (an error, Ctrl-C): the rerun will replay it, so its
+    /// last lines are synced before the process ends.
+    fn drop(&mut self) {
+        if let Some(syncer) = self.syncer.take() {
+            syncer.stop(true);
+        }
+    }
+}
+
+impl Syncer {
+    /// Syncs the folder once (the journal was just renamed into it), then the journal every
+    /// [`SYNC_EVERY`] while it has unsynced lines. `None` when no thread can be started: the
+    /// journal then still survives a kill, as the module documentation says, not a crash.
+    fn start(file: File, path: &Path, unsynced: Arc<AtomicBool>) -> Option<Syncer> {
+        let folder = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_owned);
+        let (stop, stopped) = mpsc::channel::<bool>();
+        let sync = move || {
+            if unsynced.swap(false, Ordering::Acquire) {
+                // A failed sync leaves the lines where a kill cannot reach them; a crash then
+                // re-sends those calls, as it would without syncing.
+                let _ = file.sync_data();
+            }
+        };
+        let thread = std::thread::Builder::new()
+            .name("journal-sync".to_owned())
+            .spawn(move || {
+                if let Ok(dir) = File::open(&folder) {
+                    let _ = dir.sync_all();
+                }
+                loop {
+                    match stopped.recv_timeout(SYNC_EVERY) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => sync(),
+                        Ok(true) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            sync();
+                            return;
+                        }
+                        Ok(false) => return,
+                    }
+                }
+            })
+            .ok()?;
+        Some(Syncer { stop, thread })
+    }
+
+    /// Stops the thread, syncing a last time when `sync`.
+    fn stop(self, sync: bool) {
+        let _ = self.stop.send(sync);
+        let _ = self.thread.join();
     }
 }
 
@@ -182,5 +267,42 @@ impl Record {
                 batched: self.batched,
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::CallError;
+
+    fn failed() -> Outcome {
+        Outcome {
+            result: Err(CallError::NotRun),
+            latency_ms: None,
+            cached: false,
+            attempts: 1,
+            provider: Some("p".to_owned()),
+            fell_back: false,
+            batched: false,
+        }
+    }
+
+    /// Lines written across syncs replay after the journal is dropped (a failed run), and a
+    /// journal removed after a finished run is gone, its sync thread stopped.
+    #[test]
+    fn a_dropped_journal_replays_and_a_removed_one_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out/journal.jsonl");
+        let (journal, replay) = Journal::open(&path, "run-1").unwrap();
+        assert!(replay.outcomes.is_empty());
+        journal.append("a", &failed(), 0.25).unwrap();
+        std::thread::sleep(SYNC_EVERY + Duration::from_millis(20));
+        journal.append("b", &failed(), 0.5).unwrap();
+        drop(journal);
+        let (journal, replay) = Journal::open(&path, "run-1").unwrap();
+        assert_eq!(replay.outcomes.len(), 2);
+        assert!((replay.spent_usd - 0.75).abs() < 1e-12);
+        journal.remove();
+        assert!(!path.exists());
     }
 }

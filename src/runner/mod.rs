@@ -92,6 +92,9 @@ pub struct Options {
     pub interruptible: bool,
     /// `run --batch`: jobs of providers with a batch API go through it ([`batch`]).
     pub batch: Option<batch::BatchOptions>,
+    /// How long to wait for another run's hold on the cache before giving up; see
+    /// [`lock_wait`].
+    pub lock_wait: Duration,
 }
 
 impl Default for Options {
@@ -105,8 +108,34 @@ impl Default for Options {
             backoff_base: Duration::from_millis(500),
             interruptible: false,
             batch: None,
+            lock_wait: MIN_LOCK_WAIT,
         }
     }
+}
+
+/// A run waits at least this long for another run's hold on the response cache.
+pub const MIN_LOCK_WAIT: Duration = Duration::from_secs(10 * 60);
+
+/// How long a run of `jobs` waits for another run in the repository to let go of the cache:
+/// [`MIN_LOCK_WAIT`], or longer when a plan like this one could take longer even if every call
+/// ran to its timeout (per endpoint, its calls in waves of its concurrency, each wave one
+/// timeout; endpoints run side by side). The other run is most often this same plan started
+/// twice (a re-run job, two pushes), so a holder past that bound is stuck, not slow.
+pub fn lock_wait(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>) -> Duration {
+    let mut calls: BTreeMap<&str, u32> = BTreeMap::new();
+    for job in jobs {
+        *calls.entry(job.provider.as_str()).or_default() += 1;
+    }
+    let longest = calls
+        .iter()
+        .filter_map(|(name, &n)| {
+            let e = endpoints.get(*name)?;
+            let waves = n.div_ceil(u32::try_from(e.concurrency.max(1)).unwrap_or(u32::MAX));
+            Some(e.timeout.saturating_mul(waves))
+        })
+        .max()
+        .unwrap_or_default();
+    longest.max(MIN_LOCK_WAIT)
 }
 
 /// What a run of the jobs did: every job's outcome, and what it took.
@@ -149,7 +178,12 @@ pub fn run_identity(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>) -> Str
 }
 
 /// Runs every job through a runner of its own; the outcomes are in the jobs' order.
-pub async fn run(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, prices: &PriceTable, options: &Options) -> Ran {
+pub async fn run(
+    jobs: &[Job],
+    endpoints: &BTreeMap<String, Endpoint>,
+    prices: &PriceTable,
+    options: &Options,
+) -> Result<Ran, crate::error::Error> {
     run_then(jobs, endpoints, prices, options, &|_, _, _| Vec::new()).await
 }
 
@@ -172,20 +206,20 @@ pub type Then<'a> = dyn Fn(usize, Option<(&JudgeTag, &Job)>, &Outcome) -> Vec<(J
 /// One batch of jobs through a runner of its own: [`Runner::run_then`] on a new [`Runner`],
 /// whose journal is removed when the batch finishes uninterrupted. A command that runs several
 /// batches (sequential looks) keeps one [`Runner`] instead, so the cap, the cache, the journal
-/// and the limits hold across them.
+/// and the limits hold across them. Fails only as [`Runner::new`] does.
 pub async fn run_then(
     jobs: &[Job],
     endpoints: &BTreeMap<String, Endpoint>,
     prices: &PriceTable,
     options: &Options,
     then: &Then<'_>,
-) -> Ran {
-    let runner = Runner::new(endpoints, prices, options.clone());
+) -> Result<Ran, crate::error::Error> {
+    let runner = Runner::new(endpoints, prices, options.clone())?;
     let ran = runner.run_then(jobs, then).await;
     if !ran.interrupted {
         runner.finish();
     }
-    ran
+    Ok(ran)
 }
 
 /// What one run shares across all its batches (sequential looks, A/A arms): the spending cap,
@@ -211,20 +245,41 @@ pub struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
-    /// Takes the cache's run lock (waiting while another run in the repository holds it), then
-    /// opens the journal (replaying a resumed run's calls and counting their spend against the
-    /// cap) and the cache.
-    pub fn new(endpoints: &'a BTreeMap<String, Endpoint>, prices: &'a PriceTable, options: Options) -> Runner<'a> {
-        let cache_lock = options.cache_dir.as_deref().and_then(|dir| match cache::lock(dir) {
-            Ok(lock) => Some(lock),
-            Err(e) => {
-                eprintln!(
-                    "warning: cannot lock the response cache {}: {e}; a run started meanwhile may send the same calls",
-                    dir.display()
-                );
-                None
-            }
-        });
+    /// Takes the cache's run lock (waiting while another run in the repository holds it, at
+    /// most `options.lock_wait`), then opens the journal (replaying a resumed run's calls and
+    /// counting their spend against the cap) and the cache. A lock still held after the wait
+    /// is a run error: nothing was sent.
+    pub fn new(
+        endpoints: &'a BTreeMap<String, Endpoint>,
+        prices: &'a PriceTable,
+        options: Options,
+    ) -> Result<Runner<'a>, crate::error::Error> {
+        let cache_lock = match options.cache_dir.as_deref() {
+            None => None,
+            Some(dir) => match cache::lock(dir, options.lock_wait) {
+                Ok(lock) => Some(lock),
+                Err(cache::LockError::Held { path, waited }) => {
+                    let waited = crate::format::duration(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
+                    return Err(crate::error::Error::run_with_hint(
+                        format!(
+                            "another promptgate run held the response cache's lock {} for {waited}; this run sent nothing",
+                            path.display()
+                        ),
+                        format!(
+                            "the lock is released when the run holding it exits: find that process (e.g. `fuser {}`) and let it finish or stop it, or run with --cache-dir DIR (another cache) or --no-cache",
+                            path.display()
+                        ),
+                    ));
+                }
+                Err(cache::LockError::Io(e)) => {
+                    eprintln!(
+                        "warning: cannot lock the response cache {}: {e}; a run started meanwhile may send the same calls",
+                        dir.display()
+                    );
+                    None
+                }
+            },
+        };
         let (journal, replay) = match &options.journal {
             Some(path) => match Journal::open(path, &options.run_identity) {
                 Ok((journal, replay)) => (Some(journal), replay),
@@ -238,7 +293,7 @@ impl<'a> Runner<'a> {
             },
             None => (None, journal::Replay::default()),
         };
-        Runner {
+        Ok(Runner {
             endpoints,
             throttles: endpoints
                 .iter()
@@ -253,7 +308,7 @@ impl<'a> Runner<'a> {
             cache_warned: AtomicBool::new(false),
             _cache_lock: cache_lock,
             options,
-        }
+        })
     }
 
     /// The run's settled spend so far, a resumed run's included.
@@ -263,9 +318,9 @@ impl<'a> Runner<'a> {
 
     /// The run is over and its outputs are written: its journal has served its purpose.
     /// Removing it keeps a later `--no-cache` rerun of the same plan from replaying old answers.
-    pub fn finish(self) {
-        if let Some(journal) = &self.journal {
-            let _ = std::fs::remove_file(journal.path());
+    pub fn finish(mut self) {
+        if let Some(journal) = self.journal.take() {
+            journal.remove();
         }
     }
 

@@ -207,7 +207,9 @@ fn prices() -> PriceTable {
 }
 
 async fn run_with(jobs: &[Job], endpoints: BTreeMap<String, Endpoint>, options: &Options) -> Ran {
-    run(jobs, &endpoints, &prices(), options).await
+    run(jobs, &endpoints, &prices(), options)
+        .await
+        .expect("no other run holds the cache")
 }
 
 fn one(provider: &Arc<Fake>, concurrency: usize) -> BTreeMap<String, Endpoint> {
@@ -618,7 +620,9 @@ async fn judge_calls_start_when_their_output_arrives_so_judging_overlaps_generat
         _ => Vec::new(),
     };
     let started = tokio::time::Instant::now();
-    let ran = run_then(&jobs, &endpoints, &prices(), &options(), &then).await;
+    let ran = run_then(&jobs, &endpoints, &prices(), &options(), &then)
+        .await
+        .expect("no other run holds the cache");
     let elapsed = started.elapsed();
     // Nine outputs (job 6 did not render) at 100 ms each, one at a time, and a judge call of
     // 100 ms on each: in sequence 1.8 s, overlapped the last output's judging only.
@@ -657,7 +661,9 @@ async fn identical_judge_calls_are_sent_once_and_a_derived_job_can_ask_for_its_r
         }
         Some(_) => Vec::new(),
     };
-    let ran = run_then(&jobs, &endpoints, &prices(), &options(), &then).await;
+    let ran = run_then(&jobs, &endpoints, &prices(), &options(), &then)
+        .await
+        .expect("no other run holds the cache");
     assert_eq!(ran.derived.len(), 7, "six judgements and one retry");
     assert_eq!(judge.total_calls(), 4, "three distinct judge requests and the retry");
     let shared = ran.derived.iter().filter(|d| d.outcome.cached).count();

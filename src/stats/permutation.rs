@@ -17,7 +17,7 @@
 use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 
 use super::bootstrap::Draws;
-use super::describe::{all_finite, quantile_select};
+use super::describe::{all_finite, lerp};
 use super::rng::Rng;
 
 /// Enumerate every arrangement up to this many units (2^16 = 65,536), else draw.
@@ -179,16 +179,45 @@ pub fn expanded_alpha(alpha: f64, n: usize) -> Option<f64> {
     Some(2.0 * Normal::standard().cdf(-(n as f64 / df).sqrt() * t))
 }
 
-/// The units' calls laid out once, with scratch buffers for the statistic.
-struct Flat<'a> {
-    units: &'a [PairedUnit],
+/// The units' calls sorted once, so each arrangement's quantiles are read by walking the
+/// sorted calls from the nearer end instead of gathering and selecting them again: a p95 reads
+/// about a twentieth of the calls per draw. The order statistics read are those
+/// `quantile_select` would select, so every statistic is the same number to the bit.
+struct Flat {
     q: f64,
-    baseline: std::cell::RefCell<Vec<f64>>,
-    candidate: std::cell::RefCell<Vec<f64>>,
+    /// Each unit's number of baseline and candidate calls.
+    sizes: Vec<(usize, usize)>,
+    /// Every call of both arms, ascending: its value, unit and whether it is a candidate call.
+    all: Sorted,
+    /// Each arm's calls alone, ascending (the bootstrap keeps arms apart).
+    baseline: Sorted,
+    candidate: Sorted,
+    /// Scratch: a unit's arms swapped, or how often a unit was picked.
+    per_unit: std::cell::RefCell<Vec<usize>>,
 }
 
-impl<'a> Flat<'a> {
-    fn new(units: &'a [PairedUnit], q: f64) -> Option<Flat<'a>> {
+#[derive(Default)]
+struct Sorted {
+    values: Vec<f64>,
+    unit: Vec<usize>,
+    candidate: Vec<bool>,
+}
+
+impl Sorted {
+    fn new(mut calls: Vec<(f64, usize, bool)>) -> Sorted {
+        calls.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let mut sorted = Sorted::default();
+        for (value, unit, candidate) in calls {
+            sorted.values.push(value);
+            sorted.unit.push(unit);
+            sorted.candidate.push(candidate);
+        }
+        sorted
+    }
+}
+
+impl Flat {
+    fn new(units: &[PairedUnit], q: f64) -> Option<Flat> {
         let ok = !units.is_empty()
             && (0.0..=1.0).contains(&q)
             && units
@@ -197,46 +226,126 @@ impl<'a> Flat<'a> {
         if !ok {
             return None;
         }
-        let calls: usize = units.iter().map(|(b, c)| b.len() + c.len()).sum();
+        let arm = |candidate: bool| -> Vec<(f64, usize, bool)> {
+            units
+                .iter()
+                .enumerate()
+                .flat_map(|(i, (b, c))| {
+                    let calls = if candidate { c } else { b };
+                    calls.iter().map(move |&v| (v, i, candidate))
+                })
+                .collect()
+        };
+        let (baseline, candidate) = (arm(false), arm(true));
+        let all = Sorted::new(baseline.iter().chain(&candidate).copied().collect());
         Some(Flat {
-            units,
             q,
-            baseline: std::cell::RefCell::new(Vec::with_capacity(calls)),
-            candidate: std::cell::RefCell::new(Vec::with_capacity(calls)),
+            sizes: units.iter().map(|(b, c)| (b.len(), c.len())).collect(),
+            all,
+            baseline: Sorted::new(baseline),
+            candidate: Sorted::new(candidate),
+            per_unit: std::cell::RefCell::new(vec![0; units.len()]),
         })
     }
 
     /// The statistic with unit `i`'s arms swapped where `swapped(i)`.
     fn statistic(&self, swapped: impl Fn(usize) -> bool) -> Option<f64> {
-        let mut b = self.baseline.borrow_mut();
-        let mut c = self.candidate.borrow_mut();
-        b.clear();
-        c.clear();
-        for (i, (ub, uc)) in self.units.iter().enumerate() {
-            let (to_b, to_c) = if swapped(i) { (uc, ub) } else { (ub, uc) };
-            b.extend_from_slice(to_b);
-            c.extend_from_slice(to_c);
+        let mut flip = self.per_unit.borrow_mut();
+        let mut n_baseline = 0;
+        for (i, (f, &(b, c))) in flip.iter_mut().zip(&self.sizes).enumerate() {
+            *f = usize::from(swapped(i));
+            n_baseline += if *f == 1 { c } else { b };
         }
-        Some(quantile_select(&mut c, self.q)? - quantile_select(&mut b, self.q)?)
+        let n_candidate = self.all.values.len() - n_baseline;
+        let all = &self.all;
+        // A call lands in the candidate arm when it is a candidate call of an unswapped unit or
+        // a baseline call of a swapped one.
+        let in_candidate = |j: usize| all.candidate[j] != (flip[all.unit[j]] == 1);
+        let c = quantile_of_counts(&all.values, n_candidate, self.q, |j| usize::from(in_candidate(j)))?;
+        let b = quantile_of_counts(&all.values, n_baseline, self.q, |j| usize::from(!in_candidate(j)))?;
+        Some(c - b)
     }
 
     /// Both arms' quantiles over the units picked (with repetition).
     fn quantiles(&self, picks: &[usize]) -> Option<(f64, f64)> {
-        let mut b = self.baseline.borrow_mut();
-        let mut c = self.candidate.borrow_mut();
-        b.clear();
-        c.clear();
+        let mut times = self.per_unit.borrow_mut();
+        times.iter_mut().for_each(|t| *t = 0);
         for &i in picks {
-            let (ub, uc) = &self.units[i];
-            b.extend_from_slice(ub);
-            c.extend_from_slice(uc);
+            times[i] += 1;
         }
-        Some((quantile_select(&mut b, self.q)?, quantile_select(&mut c, self.q)?))
+        let (mut n_baseline, mut n_candidate) = (0, 0);
+        for (t, (b, c)) in times.iter().zip(&self.sizes) {
+            n_baseline += t * b;
+            n_candidate += t * c;
+        }
+        let (base, cand) = (&self.baseline, &self.candidate);
+        let b = quantile_of_counts(&base.values, n_baseline, self.q, |j| times[base.unit[j]])?;
+        let c = quantile_of_counts(&cand.values, n_candidate, self.q, |j| times[cand.unit[j]])?;
+        Some((b, c))
+    }
+}
+
+/// The type-7 `q` quantile of the multiset holding `count(j)` copies of `sorted[j]` (`sorted`
+/// ascending, `n` the sum of the counts): order statistics `⌊(n−1)q⌋` and the next one,
+/// interpolated as `quantile_select` does, found by walking from the end nearer to them. The
+/// walk only adds counts and tests one predictable bound per call, so a draw of a p50 costs
+/// little more than reading half its calls.
+fn quantile_of_counts(sorted: &[f64], n: usize, q: f64, count: impl Fn(usize) -> usize) -> Option<f64> {
+    let last = n.checked_sub(1)?;
+    let h = last as f64 * q;
+    let lo = (h.floor() as usize).min(last);
+    let t = h - lo as f64;
+    // `quantile_select` interpolates only when an order statistic above `lo` exists.
+    let next = lo < last && t > 0.0;
+    // The index of the value at rank `rank`, counted from the smallest (`up`) or the largest,
+    // walking on from index `j` (exclusive when down) with `seen` calls behind.
+    let walk = |mut j: usize, mut seen: usize, rank: usize, up: bool| -> Option<(usize, usize)> {
+        while seen <= rank {
+            if up {
+                if j >= sorted.len() {
+                    return None;
+                }
+                seen += count(j);
+                if seen > rank {
+                    break;
+                }
+                j += 1;
+            } else {
+                j = j.checked_sub(1)?;
+                seen += count(j);
+            }
+        }
+        Some((j, seen))
+    };
+    if lo <= last - lo {
+        let (j, seen) = walk(0, 0, lo, true)?;
+        let a = *sorted.get(j)?;
+        if !next {
+            return Some(a);
+        }
+        // Rank `lo + 1` is this value again when it fills that rank too, else a later one.
+        let (k, _) = if seen > lo + 1 {
+            (j, seen)
+        } else {
+            walk(j + 1, seen, lo + 1, true)?
+        };
+        Some(lerp(a, *sorted.get(k)?, t))
+    } else {
+        // Counted from the largest, rank `r` from the smallest is `last − r`.
+        if !next {
+            let (j, _) = walk(sorted.len(), 0, last - lo, false)?;
+            return sorted.get(j).copied();
+        }
+        let (k, seen) = walk(sorted.len(), 0, last - lo - 1, false)?;
+        let (j, _) = walk(k, seen, last - lo, false)?;
+        Some(lerp(*sorted.get(j)?, *sorted.get(k)?, t))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::strategy::{Just, Strategy as _};
+
     use super::*;
 
     /// Twelve units, every fourth with two calls per arm; the candidate about 35 ms slower.
@@ -358,6 +467,54 @@ mod tests {
             assert!((got - expected).abs() < 1e-10, "{n} {alpha}: {got}");
         }
         assert_eq!(expanded_alpha(0.05, 1), None);
+    }
+
+    /// The statistic as it was computed before the calls were sorted once: gather each arm's
+    /// calls, then select. The sorted walk must give the same number to the bit.
+    fn gathered(units: &[PairedUnit], q: f64, swapped: &[bool], picks: &[usize]) -> (f64, (f64, f64)) {
+        use super::super::describe::quantile_select;
+        let (mut b, mut c) = (Vec::new(), Vec::new());
+        for (i, (ub, uc)) in units.iter().enumerate() {
+            let (to_b, to_c) = if swapped[i] { (uc, ub) } else { (ub, uc) };
+            b.extend_from_slice(to_b);
+            c.extend_from_slice(to_c);
+        }
+        let statistic = quantile_select(&mut c, q).unwrap() - quantile_select(&mut b, q).unwrap();
+        let (mut b, mut c) = (Vec::new(), Vec::new());
+        for &i in picks {
+            b.extend_from_slice(&units[i].0);
+            c.extend_from_slice(&units[i].1);
+        }
+        (
+            statistic,
+            (quantile_select(&mut b, q).unwrap(), quantile_select(&mut c, q).unwrap()),
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_sorted_walk_reads_the_same_quantiles_as_selecting(
+            units in proptest::collection::vec(
+                (
+                    proptest::collection::vec((0u8..12).prop_map(|v| f64::from(v) * 12.5), 1..4),
+                    proptest::collection::vec((0u8..12).prop_map(|v| f64::from(v) * 12.5), 1..4),
+                ),
+                1..30,
+            ),
+            q in proptest::prop_oneof![Just(0.0), Just(0.5), Just(0.95), Just(1.0), 0.0f64..=1.0],
+            seed in 0u64..1000,
+        ) {
+            let flat = Flat::new(&units, q).unwrap();
+            let mut rng = Rng::new(seed);
+            for _ in 0..8 {
+                let swapped: Vec<bool> = units.iter().map(|_| rng.below(2) == 1).collect();
+                let picks: Vec<usize> = units.iter().map(|_| rng.below(units.len())).collect();
+                let (statistic, quantiles) = gathered(&units, q, &swapped, &picks);
+                proptest::prop_assert_eq!(flat.statistic(|i| swapped[i]).unwrap().to_bits(), statistic.to_bits());
+                let (b, c) = flat.quantiles(&picks).unwrap();
+                proptest::prop_assert_eq!((b.to_bits(), c.to_bits()), (quantiles.0.to_bits(), quantiles.1.to_bits()));
+            }
+        }
     }
 
     #[test]

@@ -105,7 +105,7 @@ fn records(dir: &Path) -> usize {
 /// once its outputs are written, unless the run was cut short.
 async fn run_batch(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>, options: &Options) -> Ran {
     let prices = PriceTable::default();
-    run(jobs, endpoints, &prices, options).await
+    run(jobs, endpoints, &prices, options).await.unwrap()
 }
 
 #[track_caller]

@@ -18,7 +18,8 @@ async fn the_budget_cap_holds_across_the_batches_of_one_runner() {
             max_usd: Some(cap),
             ..options()
         },
-    );
+    )
+    .expect("no other run holds the cache");
     let mut refused = 0;
     for batch in jobs.chunks(14) {
         let ran = runner.run_then(batch, &|_, _, _| Vec::new()).await;
@@ -68,7 +69,7 @@ async fn a_resumed_runner_replays_every_batch_and_counts_its_spend() {
     let first = Fake::new(Behaviour::Healthy);
     let endpoints = one(&first, 4);
     {
-        let runner = Runner::new(&endpoints, &prices, options.clone());
+        let runner = Runner::new(&endpoints, &prices, options.clone()).expect("no other run holds the cache");
         for batch in jobs[..28].chunks(14) {
             runner.run_then(batch, &|_, _, _| Vec::new()).await;
         }
@@ -79,7 +80,7 @@ async fn a_resumed_runner_replays_every_batch_and_counts_its_spend() {
 
     let second = Fake::new(Behaviour::Healthy);
     let endpoints = one(&second, 4);
-    let runner = Runner::new(&endpoints, &prices, options.clone());
+    let runner = Runner::new(&endpoints, &prices, options.clone()).expect("no other run holds the cache");
     let mut resumed = 0;
     for batch in jobs.chunks(14) {
         resumed += runner.run_then(batch, &|_, _, _| Vec::new()).await.resumed;
@@ -194,6 +195,7 @@ async fn retimed_twins_both_replay_from_the_journal() {
     let endpoints = one(&first, 4);
     // Killed before its outputs were written: dropped without `finish`.
     Runner::new(&endpoints, &prices, options.clone())
+        .expect("no other run holds the cache")
         .run_then(&twins, &|_, _, _| Vec::new())
         .await;
     assert_eq!(first.total_calls(), 12);
@@ -201,8 +203,65 @@ async fn retimed_twins_both_replay_from_the_journal() {
     let second = Fake::new(Behaviour::Healthy);
     let endpoints = one(&second, 4);
     let ran = Runner::new(&endpoints, &prices, options)
+        .expect("no other run holds the cache")
         .run_then(&twins, &|_, _, _| Vec::new())
         .await;
     assert_eq!(ran.resumed, 12);
     assert_eq!(second.total_calls(), 0, "a finished twin was sent again");
+}
+
+/// A second run waits for the first's hold on the cache, but not forever: past its bound it
+/// fails before sending anything, naming the lock file and what to do.
+#[test]
+fn a_run_waits_for_the_cache_lock_at_most_its_bound_then_fails_naming_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let provider = Fake::new(Behaviour::Healthy);
+    let endpoints = one(&provider, 4);
+    let prices = prices();
+    let options = Options {
+        cache_dir: Some(cache.clone()),
+        lock_wait: Duration::from_millis(150),
+        ..options()
+    };
+    let first = Runner::new(&endpoints, &prices, options.clone()).expect("the cache is free");
+    let started = std::time::Instant::now();
+    let Err(crate::error::Error::Run { message, hint }) = Runner::new(&endpoints, &prices, options.clone()) else {
+        panic!("a second run got the lock the first holds");
+    };
+    let waited = started.elapsed();
+    assert!(
+        (Duration::from_millis(150)..Duration::from_secs(5)).contains(&waited),
+        "{waited:?}"
+    );
+    let lock = cache.join("run.lock");
+    assert!(message.contains(&lock.display().to_string()), "{message}");
+    assert!(message.contains("this run sent nothing"), "{message}");
+    let hint = hint.unwrap_or_default();
+    assert!(hint.contains("--no-cache") && hint.contains("--cache-dir"), "{hint}");
+    assert_eq!(provider.total_calls(), 0);
+    // Once the first run is over, the next one takes the lock.
+    first.finish();
+    assert!(Runner::new(&endpoints, &prices, options).is_ok());
+}
+
+/// The bound is ten minutes, or what a plan like this one takes when every call runs to its
+/// timeout: per endpoint, its calls in waves of its concurrency.
+#[test]
+fn the_lock_wait_is_ten_minutes_or_the_plan_at_its_timeouts() {
+    let provider = Fake::new(Behaviour::Healthy);
+    // 4 concurrent calls of a 10 s timeout: 100 calls (6 of them unrendered, still jobs of
+    // the provider) are 25 waves, 250 s: under ten minutes.
+    assert_eq!(lock_wait(&jobs(100, &[]), &one(&provider, 4)), MIN_LOCK_WAIT);
+    // 1,000 calls one at a time: 1,000 waves of 10 s.
+    assert_eq!(
+        lock_wait(&jobs(1000, &[]), &one(&provider, 1)),
+        Duration::from_secs(10_000)
+    );
+    // 1,000 calls at 3 at once: 334 waves.
+    assert_eq!(
+        lock_wait(&jobs(1000, &[]), &one(&provider, 3)),
+        Duration::from_secs(3_340)
+    );
+    assert_eq!(lock_wait(&[], &one(&provider, 3)), MIN_LOCK_WAIT);
 }
