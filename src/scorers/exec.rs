@@ -263,7 +263,7 @@ mod tests {
         // Scores the output's length, and records every run (one line each) and what it read.
         std::fs::write(
             dir.path().join("scripts/score.sh"),
-            "input=$(cat); echo run >> runs.log; printf '%s' \"$input\" > last.json\n\
+            "input=$(cat); echo run >> runs.log; printf '%s' \"$input\" > last.$$ && mv last.$$ last.json\n\
              n=$(printf '%s' \"$input\" | wc -c); echo \"{\\\"scores\\\": {\\\"size\\\": $n, \\\"ok\\\": true}}\"\n",
         )
         .unwrap();

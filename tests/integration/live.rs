@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,7 +26,9 @@ struct Simulator {
     attempts: Mutex<HashMap<String, u32>>,
     injected: AtomicUsize,
     served: AtomicUsize,
-    delay: Duration,
+    /// How long each answer takes, in ms: long enough while a run is to be stopped in the
+    /// middle, zero (no waiting) for the runs that only need to finish.
+    delay_ms: AtomicU64,
 }
 
 impl Simulator {
@@ -37,7 +39,7 @@ impl Simulator {
             attempts: Mutex::new(HashMap::new()),
             injected: AtomicUsize::new(0),
             served: AtomicUsize::new(0),
-            delay,
+            delay_ms: AtomicU64::new(delay.as_millis() as u64),
         })
     }
 }
@@ -81,7 +83,7 @@ impl Respond for Handle {
         this.served.fetch_add(1, Ordering::SeqCst);
         ResponseTemplate::new(200)
             .set_body_json(reply(&body))
-            .set_delay(this.delay)
+            .set_delay(Duration::from_millis(this.delay_ms.load(Ordering::SeqCst)))
     }
 }
 
@@ -311,14 +313,21 @@ async fn the_key_never_leaves() {
 async fn a_provider_that_is_down_is_a_run_error_unless_a_fallback_answers() {
     let down = Simulator::new(false, true, Duration::ZERO);
     let server = start(&down).await;
-    let repo = demo_repo(&server.uri(), false);
+    // One retry, not three: every attempt fails alike, and each retry of the ~300 calls waits a
+    // backoff (base 500 ms, doubling) that only made the test slow.
+    let one_retry = |suite: String| suite.replace("max_retries: 3", "max_retries: 1");
+    let repo = demo_repo_with(&server.uri(), false, &one_retry);
     let run = gate(&repo, "out", &["--no-cache"]).await;
     run.expect_code(3).stderr_has("failed");
     let r = results(&repo.path().join("out"));
     assert_eq!(r["run"]["errored"], r["run"]["calls"]);
+    assert!(
+        r["run"]["retries"].as_u64().unwrap() > 0,
+        "the calls were retried before failing"
+    );
 
     // The same outage with the offline responder as a fallback: every call is answered.
-    let fallback_repo = demo_repo(&server.uri(), true);
+    let fallback_repo = demo_repo_with(&server.uri(), true, &one_retry);
     let run = gate(&fallback_repo, "out", &["--no-cache"]).await;
     run.expect_code(1);
     let r = results(&fallback_repo.path().join("out"));
@@ -328,13 +337,15 @@ async fn a_provider_that_is_down_is_a_run_error_unless_a_fallback_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_run_resumes_without_repeating_finished_calls() {
-    let sim = Simulator::new(false, false, Duration::from_millis(40));
+    let sim = Simulator::new(false, false, Duration::ZERO);
     let server = start(&sim).await;
     let repo = demo_repo(&server.uri(), false);
     // Reference: an uninterrupted run.
     gate(&repo, "reference", &["--no-cache"]).await.expect_code(1);
     let total = sim.served.swap(0, Ordering::SeqCst);
     assert_eq!(total, distinct_calls(&repo.path().join("reference")));
+    // Answers take 40 ms while the run to be killed is going, so the kill lands mid-run.
+    sim.delay_ms.store(40, Ordering::SeqCst);
 
     let dir = repo.path().to_owned();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
@@ -367,6 +378,7 @@ async fn a_killed_run_resumes_without_repeating_finished_calls() {
     assert!(finished >= 40, "only {finished} calls journaled");
     let before = sim.served.load(Ordering::SeqCst);
 
+    sim.delay_ms.store(0, Ordering::SeqCst);
     gate(&repo, "resumed", &["--no-cache"]).await.expect_code(1);
     let sent_again = sim.served.load(Ordering::SeqCst) - before;
     assert!(
@@ -426,6 +438,8 @@ async fn ctrl_c_finishes_the_calls_in_flight_and_the_rerun_resumes() {
         "no verdict from half a run"
     );
 
+    // The rerun need not wait: what it sends does not depend on how long answers take.
+    sim.delay_ms.store(0, Ordering::SeqCst);
     gate(&repo, "out", &["--no-cache"]).await.expect_code(1);
     let sent_again = sim.served.load(Ordering::SeqCst) - served;
     assert_eq!(
