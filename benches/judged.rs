@@ -16,7 +16,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod support;
 
@@ -33,17 +33,14 @@ const JUDGE_MARK: &str = "You are promptgate's evaluation judge.";
 /// Answers every call after `LATENCY`; notes the first and last arrival, and counts the calls
 /// of each kind.
 struct Simulator {
-    arrivals: Arc<Mutex<Option<(Instant, Instant)>>>,
+    arrivals: support::Arrivals,
     generations: Arc<AtomicUsize>,
     judgements: Arc<AtomicUsize>,
 }
 
 impl Respond for Simulator {
     fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
-        let now = Instant::now();
-        if let Ok(mut a) = self.arrivals.lock() {
-            *a = Some(a.map_or((now, now), |(first, _)| (first, now)));
-        }
+        support::arrived(&self.arrivals);
         let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
         let judging = body["messages"][0]["content"]
             .as_str()

@@ -16,9 +16,6 @@ use std::time::Duration;
 
 mod support;
 
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
 const CONCURRENCY: usize = 64;
 
 fn main() {
@@ -40,20 +37,11 @@ fn main() {
         } else {
             Duration::from_millis(2)
         };
-        let server = runtime.block_on(async {
-            let server = MockServer::builder().disable_request_recording().start().await;
-            let body = serde_json::json!({
-                "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "sim-model",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "Refunds are available within 30 days of purchase, with the receipt, at any store or online."}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 120, "completion_tokens": 19, "total_tokens": 139}
-            });
-            Mock::given(method("POST"))
-                .and(path("/v1/chat/completions"))
-                .respond_with(ResponseTemplate::new(200).set_body_json(body).set_delay(latency))
-                .mount(&server)
-                .await;
-            server
-        });
+        let (server, _) = runtime.block_on(support::simulator(
+            "Refunds are available within 30 days of purchase, with the receipt, at any store or online.",
+            19,
+            latency,
+        ));
         let repo = tempfile::tempdir().expect("temp dir");
         write_suite(repo.path(), &server.uri(), calls / 2);
         let (wall, peak, cpu) = support::measure(&binary, repo.path(), "out");

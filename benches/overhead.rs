@@ -18,38 +18,13 @@
 //! (PROMPTGATE_BENCH_RUNS runs, default 3; PROMPTGATE_BENCH_CASES and PROMPTGATE_BENCH_BINARY as
 //! in the runner benchmark).
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[expect(dead_code, reason = "`measure` is for the benchmarks that report totals only")]
 mod support;
 
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
-
 const LATENCY: Duration = Duration::from_millis(50);
 const CONCURRENCY: usize = 32;
-
-/// When the first and the last request arrived.
-type Arrivals = Arc<Mutex<Option<(Instant, Instant)>>>;
-
-/// Answers every call after `LATENCY`, noting the first and last arrival.
-struct Simulator {
-    body: serde_json::Value,
-    arrivals: Arrivals,
-}
-
-impl Respond for Simulator {
-    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
-        let now = Instant::now();
-        if let Ok(mut a) = self.arrivals.lock() {
-            *a = Some(a.map_or((now, now), |(first, _)| (first, now)));
-        }
-        ResponseTemplate::new(200)
-            .set_body_json(self.body.clone())
-            .set_delay(LATENCY)
-    }
-}
 
 fn main() {
     let cases = support::cases(2000);
@@ -59,24 +34,7 @@ fn main() {
         .unwrap_or(3);
     let binary = support::binary();
     let runtime = support::runtime();
-    let arrivals: Arrivals = Arc::new(Mutex::new(None));
-    let server = runtime.block_on(async {
-        let server = MockServer::builder().disable_request_recording().start().await;
-        let body = serde_json::json!({
-            "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "sim-model",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Refunds are available within 30 days."}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 120, "completion_tokens": 9, "total_tokens": 129}
-        });
-        Mock::given(method("POST"))
-            .and(path("/v1/chat/completions"))
-            .respond_with(Simulator {
-                body,
-                arrivals: Arc::clone(&arrivals),
-            })
-            .mount(&server)
-            .await;
-        server
-    });
+    let (server, arrivals) = runtime.block_on(support::simulator("Refunds are available within 30 days.", 9, LATENCY));
     let repo = tempfile::tempdir().expect("temp dir");
     let suite = format!(
         "version: 1\nproviders:\n  sim: {{type: openai-compatible, base_url: \"{}/v1\", concurrency: {CONCURRENCY}, max_retries: 0}}\n\

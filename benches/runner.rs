@@ -10,34 +10,11 @@
 //! build).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
-
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 mod support;
 
 use support::measure;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
-
-/// Answers every call after `LATENCY`, noting when the first and the last request arrived: the
-/// runner's own wall time is from the first request to the last response.
-struct Simulator {
-    body: serde_json::Value,
-    arrivals: Arc<Mutex<Option<(Instant, Instant)>>>,
-}
-
-impl Respond for Simulator {
-    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
-        let now = Instant::now();
-        if let Ok(mut a) = self.arrivals.lock() {
-            *a = Some(a.map_or((now, now), |(first, _)| (first, now)));
-        }
-        ResponseTemplate::new(200)
-            .set_body_json(self.body.clone())
-            .set_delay(LATENCY)
-    }
-}
 
 const LATENCY: Duration = Duration::from_millis(50);
 const CONCURRENCY: usize = 64;
@@ -47,22 +24,7 @@ fn main() {
     let cases = support::cases(2000);
     let binary = support::binary();
     let runtime = support::runtime();
-    let arrivals = Arc::new(Mutex::new(None));
-    let simulator_arrivals = Arc::clone(&arrivals);
-    let server = runtime.block_on(async {
-        let server = MockServer::builder().disable_request_recording().start().await;
-        let body = serde_json::json!({
-            "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "sim-model",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Refunds are available within 30 days."}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 120, "completion_tokens": 9, "total_tokens": 129}
-        });
-        Mock::given(method("POST"))
-            .and(path("/v1/chat/completions"))
-            .respond_with(Simulator { body, arrivals: simulator_arrivals })
-            .mount(&server)
-            .await;
-        server
-    });
+    let (server, arrivals) = runtime.block_on(support::simulator("Refunds are available within 30 days.", 9, LATENCY));
 
     let repo = tempfile::tempdir().expect("temp dir");
     write_suite(repo.path(), &server.uri(), cases);

@@ -2,7 +2,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 /// The binary measured: `PROMPTGATE_BENCH_BINARY`, else the release build.
 pub fn binary() -> PathBuf {
@@ -172,4 +176,55 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
+}
+
+/// When the simulator received its first and its last request: a run's own span is from the
+/// first request to the last response, so the simulator's overhead is not counted against it.
+pub type Arrivals = Arc<Mutex<Option<(Instant, Instant)>>>;
+
+/// Notes a request's arrival now.
+pub fn arrived(arrivals: &Arrivals) {
+    let now = Instant::now();
+    if let Ok(mut a) = arrivals.lock() {
+        *a = Some(a.map_or((now, now), |(first, _)| (first, now)));
+    }
+}
+
+/// An OpenAI-compatible chat endpoint answering every call with `content` (`completion_tokens`
+/// of output, 120 of input) after `latency`, noting the first and last arrival.
+#[allow(
+    dead_code,
+    reason = "judged.rs serves generation and judging from one simulator of its own"
+)]
+pub async fn simulator(content: &str, completion_tokens: u64, latency: Duration) -> (MockServer, Arrivals) {
+    struct Simulator {
+        body: serde_json::Value,
+        latency: Duration,
+        arrivals: Arrivals,
+    }
+    impl Respond for Simulator {
+        fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+            arrived(&self.arrivals);
+            ResponseTemplate::new(200)
+                .set_body_json(self.body.clone())
+                .set_delay(self.latency)
+        }
+    }
+    let server = MockServer::builder().disable_request_recording().start().await;
+    let body = serde_json::json!({
+        "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "sim-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 120, "completion_tokens": completion_tokens, "total_tokens": 120 + completion_tokens}
+    });
+    let arrivals: Arrivals = Arc::new(Mutex::new(None));
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(Simulator {
+            body,
+            latency,
+            arrivals: Arc::clone(&arrivals),
+        })
+        .mount(&server)
+        .await;
+    (server, arrivals)
 }
