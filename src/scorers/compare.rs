@@ -236,32 +236,14 @@ pub fn judgement(
     outcome: &Outcome,
     cost_usd: f64,
 ) -> (Judgement, Option<Option<Arm>>) {
-    let mut judgement = Judgement {
-        metric: metric.to_owned(),
-        repeat,
-        cached: outcome.cached,
-        cost_usd: if outcome.cached { 0.0 } else { cost_usd },
-        first: Some(first),
-        ..Judgement::default()
-    };
-    let preferred = match &outcome.result {
-        Ok(response) => match parse(&response.text) {
-            Ok(preference) => {
-                judgement.reason = Some(preference.reason);
-                let arm = preferred(first, preference.winner);
-                judgement.preferred = arm;
-                Some(arm)
-            }
-            Err(e) => {
-                judgement.error = Some(format!("{e} (asked twice)"));
-                None
-            }
-        },
-        Err(e) => {
-            judgement.error = Some(format!("the judge call failed: {e}"));
-            None
-        }
-    };
+    let (mut judgement, preference) = super::judge::judged(metric, repeat, outcome, cost_usd, parse);
+    judgement.first = Some(first);
+    let preferred = preference.map(|preference| {
+        judgement.reason = Some(preference.reason);
+        let arm = preferred(first, preference.winner);
+        judgement.preferred = arm;
+        arm
+    });
     (judgement, preferred)
 }
 

@@ -442,6 +442,24 @@ pub fn value(check: &JudgeCheck, reply: &Reply) -> f64 {
 
 /// A judge call's outcome as the results record it: the reply, or why there is none.
 pub fn judgement(metric: &str, repeat: u32, outcome: &Outcome, cost_usd: f64) -> (Judgement, Option<Reply>) {
+    let (mut judgement, reply) = judged(metric, repeat, outcome, cost_usd, parse);
+    if let Some(reply) = &reply {
+        judgement.score = Some(reply.score);
+        judgement.pass = Some(reply.pass);
+        judgement.reason = Some(reply.reason.clone());
+    }
+    (judgement, reply)
+}
+
+/// What every judge call records, whatever it was asked: its cost (nothing when cached) and the
+/// parsed reply, or why there is none (the call failed, or its reply did not parse).
+pub(super) fn judged<T>(
+    metric: &str,
+    repeat: u32,
+    outcome: &Outcome,
+    cost_usd: f64,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> (Judgement, Option<T>) {
     let mut judgement = Judgement {
         metric: metric.to_owned(),
         repeat,
@@ -450,23 +468,14 @@ pub fn judgement(metric: &str, repeat: u32, outcome: &Outcome, cost_usd: f64) ->
         ..Judgement::default()
     };
     let reply = match &outcome.result {
-        Ok(response) => match parse(&response.text) {
-            Ok(reply) => Some(reply),
-            Err(e) => {
-                judgement.error = Some(format!("{e} (asked twice)"));
-                None
-            }
-        },
+        Ok(response) => parse(&response.text)
+            .map_err(|e| judgement.error = Some(format!("{e} (asked twice)")))
+            .ok(),
         Err(e) => {
             judgement.error = Some(format!("the judge call failed: {e}"));
             None
         }
     };
-    if let Some(reply) = &reply {
-        judgement.score = Some(reply.score);
-        judgement.pass = Some(reply.pass);
-        judgement.reason = Some(reply.reason.clone());
-    }
     (judgement, reply)
 }
 
