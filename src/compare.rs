@@ -207,6 +207,10 @@ pub fn compare(dir: &std::path::Path, scope: &Scope<'_>) -> anyhow::Result<Compa
     } else {
         Vec::new()
     };
+    let base_suite = loaded.suite.map(|mut base| {
+        share_vars(&mut base, &head_suite);
+        base
+    });
     Ok(Comparison {
         base_ref: GitRef {
             name: scope.base.to_owned(),
@@ -230,7 +234,7 @@ pub fn compare(dir: &std::path::Path, scope: &Scope<'_>) -> anyhow::Result<Compa
             at_checkout: merge_base == checked_out && !tracked_edits,
             sha: merge_base.clone(),
         },
-        base_suite: loaded.suite,
+        base_suite,
         base_errors: loaded.errors,
         detection,
         policy,
@@ -290,6 +294,31 @@ fn load_base(tree: &Arc<dyn FileSource>, config: &str) -> LoadedBase {
 /// The uncommitted edits the suite could be reading: the suite file, every experiment's files
 /// and `depends_on` matches, at base or head, and anything in a folder (other than the root)
 /// that holds one of them.
+/// Base's cases whose vars equal head's same case's take head's: both arms render head's cases
+/// (see `plan::jobs`), and base's are read only to detect what changed, so a large unchanged
+/// dataset is held once rather than once an arm. Only the vars: a case's assertions resolve
+/// against its own suite (a `pii` assertion takes its suite's detectors), so they stay base's.
+fn share_vars(base: &mut Suite, head: &Suite) {
+    for experiment in &mut base.experiments {
+        let Some(theirs) = head
+            .experiments
+            .iter()
+            .find(|e| e.dataset_path == experiment.dataset_path)
+        else {
+            continue;
+        };
+        let by_id: std::collections::HashMap<&str, &Arc<serde_json::Map<String, serde_json::Value>>> =
+            theirs.cases.iter().map(|c| (c.id.as_str(), &c.vars)).collect();
+        for case in &mut experiment.cases {
+            if let Some(vars) = by_id.get(case.id.as_str())
+                && **vars == case.vars
+            {
+                case.vars = Arc::clone(vars);
+            }
+        }
+    }
+}
+
 fn relevant(uncommitted: &[Change], head: &Suite, base: Option<&Suite>) -> Vec<Change> {
     let experiments: Vec<&suite::Experiment> = head
         .experiments
@@ -565,6 +594,28 @@ gates:
             ("d.jsonl", "{\"id\": \"a\", \"vars\": {\"input\": \"x\"}}\n"),
         ]);
         crate::suite::load(Arc::new(tree), "promptgate.yaml").unwrap()
+    }
+
+    #[test]
+    fn base_cases_with_head_s_vars_share_them_and_edited_ones_do_not() {
+        let load = |dataset: &str| {
+            let tree = MemTree::new([
+                ("promptgate.yaml", SUITE),
+                ("v.yaml", "model: gpt-4o-mini\nprompt: p.md\n"),
+                ("p.md", "Hi"),
+                ("d.jsonl", dataset),
+            ]);
+            crate::suite::load(Arc::new(tree), "promptgate.yaml").unwrap()
+        };
+        let mut base =
+            load("{\"id\": \"a\", \"vars\": {\"input\": \"x\"}}\n{\"id\": \"b\", \"vars\": {\"input\": \"y\"}}\n");
+        let head =
+            load("{\"id\": \"a\", \"vars\": {\"input\": \"x\"}}\n{\"id\": \"b\", \"vars\": {\"input\": \"edited\"}}\n");
+        share_vars(&mut base, &head);
+        let (b, h) = (&base.experiments[0].cases, &head.experiments[0].cases);
+        assert!(Arc::ptr_eq(&b[0].vars, &h[0].vars));
+        assert!(!Arc::ptr_eq(&b[1].vars, &h[1].vars));
+        assert_eq!(b[1].vars["input"], "y");
     }
 
     #[track_caller]

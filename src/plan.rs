@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::chat::Message;
 use crate::error::Error;
 use crate::providers::Request;
 use crate::providers::pricing::PriceTable;
@@ -79,35 +80,57 @@ pub struct Planned<'a> {
 
 /// Builds every job. Both arms of a case and repeat share one seed, so the only difference
 /// between them is the change under test.
+///
+/// Each arm renders a case once for all its repeats, and a message equal to the same message
+/// of the other arm's render or of the arm's previous case is that message, shared: a plan
+/// holds every call's request until the run ends, and most contents repeat (the system prompt
+/// of every case; the user message both arms send), so a large plan holds each text once.
 pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
     let mut jobs = Vec::new();
     for (ei, planned) in experiments.iter().enumerate() {
         let head = planned.candidate;
+        let arms = [(Arm::Baseline, planned.baseline), (Arm::Candidate, Some(head))];
+        let mut previous: [Vec<Message>; 2] = Default::default();
         for (ci, case) in head.cases.iter().enumerate() {
+            let mut rendered: [Option<Result<Vec<Message>, String>>; 2] = [None, None];
+            for (slot, (arm, experiment)) in arms.iter().enumerate() {
+                let Some(experiment) = experiment else { continue };
+                let result = experiment
+                    .prompt
+                    .render(&case.vars)
+                    .map(|r| r.messages)
+                    .map_err(|d| format!("rendering the {} prompt failed: {}", arm.name(), d.message));
+                rendered[slot] = Some(result.map(|mut messages| {
+                    let other = match &rendered[0] {
+                        Some(Ok(baseline)) if slot == 1 => baseline.as_slice(),
+                        _ => &[],
+                    };
+                    share_contents(&mut messages, &[other, &previous[slot]]);
+                    previous[slot].clone_from(&messages);
+                    messages
+                }));
+            }
             for repeat in 0..head.repeats {
                 let call_seed = derive_seed(seed, &head.name, &case.id, repeat);
-                let arms = [(Arm::Baseline, planned.baseline), (Arm::Candidate, Some(head))];
-                for (arm, experiment) in arms {
-                    let Some(experiment) = experiment else { continue };
-                    let request = experiment
-                        .prompt
-                        .render(&case.vars)
-                        .map(|rendered| Request {
-                            model: experiment.variant.model.clone(),
-                            messages: rendered.messages,
-                            temperature: experiment.variant.temperature,
-                            max_tokens: experiment.variant.max_tokens,
-                            top_p: experiment.variant.top_p,
-                            seed: call_seed,
-                            json: false,
-                            json_schema: None,
-                            embed: false,
-                        })
-                        .map_err(|d| format!("rendering the {} prompt failed: {}", arm.name(), d.message));
+                for (slot, (arm, experiment)) in arms.iter().enumerate() {
+                    let (Some(experiment), Some(messages)) = (experiment, &rendered[slot]) else {
+                        continue;
+                    };
+                    let request = messages.clone().map(|messages| Request {
+                        model: experiment.variant.model.clone(),
+                        messages,
+                        temperature: experiment.variant.temperature,
+                        max_tokens: experiment.variant.max_tokens,
+                        top_p: experiment.variant.top_p,
+                        seed: call_seed,
+                        json: false,
+                        json_schema: None,
+                        embed: false,
+                    });
                     jobs.push(Job {
                         experiment: ei,
                         case: ci,
-                        arm,
+                        arm: *arm,
                         repeat,
                         provider: experiment.provider.clone(),
                         fallbacks: experiment.fallbacks.clone(),
@@ -119,6 +142,20 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
         }
     }
     jobs
+}
+
+/// Makes each message whose content equals the same message (same position) of one of
+/// `others` share that content.
+fn share_contents(messages: &mut [Message], others: &[&[Message]]) {
+    for (i, message) in messages.iter_mut().enumerate() {
+        let same = others
+            .iter()
+            .filter_map(|other| other.get(i))
+            .find(|o| o.content == message.content);
+        if let Some(same) = same {
+            message.content = std::sync::Arc::clone(&same.content);
+        }
+    }
 }
 
 /// Marks both arms of the first `cases` cases of every compared experiment (dataset order) to
@@ -315,6 +352,61 @@ pub fn approval_amount(estimate: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn suite(prompt: &str, dataset: &str) -> crate::suite::Suite {
+        let files = [
+            (
+                "promptgate.yaml",
+                "version: 1\ndefaults: {repeats: 2}\nexperiments:\n  - {name: support, variant: v.yaml, dataset: d.jsonl}\n",
+            ),
+            ("v.yaml", "model: m\nprompt: p.md\n"),
+            ("p.md", prompt),
+            ("d.jsonl", dataset),
+        ];
+        let tree = crate::workspace::MemTree::new(files);
+        crate::suite::load(std::sync::Arc::new(tree), "promptgate.yaml").unwrap()
+    }
+
+    #[test]
+    fn equal_message_contents_are_held_once_across_cases_arms_and_repeats() {
+        let dataset =
+            "{\"id\": \"a\", \"vars\": {\"input\": \"q1\"}}\n{\"id\": \"b\", \"vars\": {\"input\": \"q2\"}}\n";
+        let base = suite("Answer.", dataset);
+        let head = suite("Answer briefly.", dataset);
+        let planned = [Planned {
+            candidate: &head.experiments[0],
+            baseline: Some(&base.experiments[0]),
+        }];
+        let jobs = jobs(&planned, 7);
+        // 2 cases × 2 repeats × 2 arms, in case, repeat, arm order.
+        assert_eq!(jobs.len(), 8);
+        let messages = |i: usize| &jobs[i].request.as_ref().unwrap().messages;
+        let same = |a: &Message, b: &Message| std::sync::Arc::ptr_eq(&a.content, &b.content);
+        assert_eq!((jobs[0].arm, jobs[1].arm), (Arm::Baseline, Arm::Candidate));
+        assert_eq!(&*messages(0)[0].content, "Answer.");
+        assert_eq!(&*messages(1)[0].content, "Answer briefly.");
+        assert_eq!(&*messages(0)[1].content, "q1");
+        // Both arms send the same user message: one allocation.
+        assert!(same(&messages(0)[1], &messages(1)[1]));
+        // The system prompt of every case and repeat of an arm: one allocation.
+        for i in [2, 4, 6] {
+            assert!(same(&messages(0)[0], &messages(i)[0]), "job {i}");
+            assert!(same(&messages(1)[0], &messages(i + 1)[0]), "job {}", i + 1);
+        }
+        // Repeats share their case's render; the next case's question is its own.
+        assert!(same(&messages(0)[1], &messages(2)[1]));
+        assert_eq!(&*messages(4)[1].content, "q2");
+        assert!(!same(&messages(0)[1], &messages(4)[1]));
+        // Repeats differ by seed only; both arms of a repeat share one.
+        assert_eq!(
+            jobs[0].request.as_ref().unwrap().seed,
+            jobs[1].request.as_ref().unwrap().seed
+        );
+        assert_ne!(
+            jobs[0].request.as_ref().unwrap().seed,
+            jobs[2].request.as_ref().unwrap().seed
+        );
+    }
 
     #[test]
     fn amounts_keep_their_digits() {

@@ -21,7 +21,7 @@ pub struct Count {
 /// Counts tokens of many requests, remembering the count of every distinct message text (a
 /// suite's system prompt repeats in every call).
 pub struct Counter {
-    memo: HashMap<(String, String), u64>,
+    memo: HashMap<(String, std::sync::Arc<str>), u64>,
 }
 
 impl Default for Counter {
@@ -116,7 +116,7 @@ mod tests {
     fn user(text: &str) -> Message {
         Message {
             role: Role::User,
-            content: text.to_owned(),
+            content: text.into(),
         }
     }
 

@@ -78,7 +78,7 @@ impl AnthropicProvider {
             .messages
             .iter()
             .filter(|m| m.role == Role::System)
-            .map(|m| m.content.as_str())
+            .map(|m| m.content.as_ref())
             .collect();
         let messages: Vec<_> = request
             .messages
@@ -266,23 +266,23 @@ mod tests {
             messages: vec![
                 Message {
                     role: Role::System,
-                    content: "You are the Acme support assistant.".to_owned(),
+                    content: "You are the Acme support assistant.".into(),
                 },
                 Message {
                     role: Role::System,
-                    content: "Answer in one sentence.".to_owned(),
+                    content: "Answer in one sentence.".into(),
                 },
                 Message {
                     role: Role::User,
-                    content: "Hi".to_owned(),
+                    content: "Hi".into(),
                 },
                 Message {
                     role: Role::Assistant,
-                    content: "Hello! How can I help?".to_owned(),
+                    content: "Hello! How can I help?".into(),
                 },
                 Message {
                     role: Role::User,
-                    content: "Can I get a refund after 45 days?".to_owned(),
+                    content: "Can I get a refund after 45 days?".into(),
                 },
             ],
             temperature: Some(0.0),

@@ -648,11 +648,11 @@ pub mod tests {
             messages: vec![
                 Message {
                     role: Role::System,
-                    content: "You are the Acme support assistant.".to_owned(),
+                    content: "You are the Acme support assistant.".into(),
                 },
                 Message {
                     role: Role::User,
-                    content: "Can I get a refund after 45 days?".to_owned(),
+                    content: "Can I get a refund after 45 days?".into(),
                 },
             ],
             temperature: Some(0.5),

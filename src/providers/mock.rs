@@ -157,12 +157,12 @@ const STOP_WORDS: &[&str] = &[
 /// others, in order).
 fn split_question(messages: &[Message]) -> (&str, Vec<&str>) {
     let last_user = messages.iter().rposition(|m| m.role == Role::User);
-    let question = last_user.map_or("", |i| messages[i].content.as_str());
+    let question = last_user.map_or("", |i| messages[i].content.as_ref());
     let knowledge = messages
         .iter()
         .enumerate()
         .filter(|&(i, _)| Some(i) != last_user)
-        .map(|(_, m)| m.content.as_str())
+        .map(|(_, m)| m.content.as_ref())
         .collect();
     (question, knowledge)
 }
@@ -472,11 +472,11 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
             messages: vec![
                 Message {
                     role: Role::System,
-                    content: system.to_string(),
+                    content: system.into(),
                 },
                 Message {
                     role: Role::User,
-                    content: question.to_string(),
+                    content: question.into(),
                 },
             ],
             temperature: None,
@@ -588,7 +588,7 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
         let no_user = Request {
             messages: vec![Message {
                 role: Role::System,
-                content: STORE.to_string(),
+                content: STORE.into(),
             }],
             ..request("", "")
         };
@@ -736,11 +736,12 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
                         "{} ({} {NONCE}) Reply with only a JSON object.",
                         super::super::JUDGE_MARK,
                         super::super::JUDGE_FENCE
-                    ),
+                    )
+                    .into(),
                 },
                 Message {
                     role: Role::User,
-                    content: user,
+                    content: user.into(),
                 },
             ],
             temperature: Some(0.0),

@@ -78,7 +78,7 @@ impl Request {
             model: model.to_owned(),
             messages: vec![Message {
                 role: Role::User,
-                content: text.to_owned(),
+                content: text.into(),
             }],
             temperature: None,
             // Embeddings have no output tokens: the budget's upper bound counts none.
@@ -93,7 +93,7 @@ impl Request {
 
     /// The text an embedding request embeds.
     pub fn embedded_text(&self) -> &str {
-        self.messages.last().map_or("", |m| m.content.as_str())
+        self.messages.last().map_or("", |m| m.content.as_ref())
     }
 }
 

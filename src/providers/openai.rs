@@ -535,7 +535,7 @@ mod tests {
             model: "llama3.2".to_owned(),
             messages: vec![super::super::Message {
                 role: super::super::Role::User,
-                content: "Say hi".to_owned(),
+                content: "Say hi".into(),
             }],
             temperature: None,
             max_tokens: Some(16),

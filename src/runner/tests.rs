@@ -160,7 +160,7 @@ fn jobs(n: usize, fallbacks: &[&str]) -> Vec<Job> {
                     model: "m".to_owned(),
                     messages: vec![Message {
                         role: Role::User,
-                        content: format!("case {i}"),
+                        content: format!("case {i}").into(),
                     }],
                     temperature: None,
                     max_tokens: Some(100),

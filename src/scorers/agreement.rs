@@ -88,7 +88,7 @@ pub fn question_id(check: &JudgeCheck) -> String {
         id: String::new(),
         description: None,
         group: None,
-        vars,
+        vars: vars.into(),
         asserts: Vec::new(),
         assert_source: String::new(),
         origin: String::new(),
@@ -96,7 +96,7 @@ pub fn question_id(check: &JudgeCheck) -> String {
     let instructions = super::judge::request(check, "", &case, "", 0)
         .ok()
         .and_then(|r| r.messages.into_iter().next())
-        .map(|m| m.content)
+        .map(|m| m.content.to_string())
         .unwrap_or_default();
     // The fence's nonce is derived from the sections' text, so it names one request, not the
     // question: the instructions are compared without it.
@@ -214,7 +214,7 @@ pub fn parse_labels(file: &str, text: &str) -> Result<Vec<Labelled>, Error> {
                 id,
                 description: None,
                 group: None,
-                vars,
+                vars: vars.into(),
                 asserts: Vec::new(),
                 assert_source: String::new(),
                 origin: format!("{file}:{line}"),

@@ -282,7 +282,8 @@ mod tests {
             vars: serde_json::json!({"input": "Refund window?"})
                 .as_object()
                 .unwrap()
-                .clone(),
+                .clone()
+                .into(),
             asserts: Vec::new(),
             assert_source: String::new(),
             origin: "datasets/x.jsonl:1".to_owned(),

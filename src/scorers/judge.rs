@@ -322,11 +322,11 @@ pub fn structured_request(
         messages: vec![
             Message {
                 role: Role::System,
-                content: system,
+                content: system.into(),
             },
             Message {
                 role: Role::User,
-                content: user,
+                content: user.into(),
             },
         ],
         temperature: Some(0.0),
@@ -535,7 +535,7 @@ mod tests {
             id: "refund".to_owned(),
             description: None,
             group: None,
-            vars: vars.as_object().unwrap().clone(),
+            vars: vars.as_object().unwrap().clone().into(),
             asserts: Vec::new(),
             assert_source: String::new(),
             origin: "datasets/x.jsonl:1".to_owned(),
@@ -634,8 +634,8 @@ mod tests {
         let n = nonce(&r);
         assert_eq!(n.len(), 16, "64 bits in hex: {n}");
         assert_eq!(
-            r.messages[1].content,
-            format!(
+            *r.messages[1].content,
+            *format!(
                 "<input-{n}>\nRefund window?\n</input-{n}>\n<output-{n}>\n30 days.\n</output-{n}>\n\
                  <context-{n}>\nRefunds within 30 days.\n</context-{n}>\n"
             )

@@ -100,7 +100,7 @@ pub(super) fn parse(
             id,
             description: raw.description,
             group: raw.group,
-            vars: raw.vars,
+            vars: std::sync::Arc::new(raw.vars),
             assert_source: serde_json::to_string(&raw.assert).unwrap_or_default(),
             asserts,
             origin: format!("{path}:{line}"),

@@ -146,7 +146,9 @@ pub struct Case {
     /// Cases sharing a group are one unit of inference (see docs/statistics.md, "Clustered
     /// cases").
     pub group: Option<String>,
-    pub vars: serde_json::Map<String, Value>,
+    /// Shared: when base's case has the same vars as head's, base's are head's (see
+    /// `compare`), so an unchanged dataset's vars are held once, not once an arm.
+    pub vars: std::sync::Arc<serde_json::Map<String, Value>>,
     pub asserts: Vec<Assertion>,
     /// The case's assertions as written (canonical JSON): two versions of a case have the same
     /// assertions when these are equal.
@@ -160,7 +162,7 @@ impl Case {
     pub fn input_text(&self) -> String {
         match self.vars.get("input") {
             Some(Value::String(s)) => s.clone(),
-            _ => Value::Object(self.vars.clone()).to_string(),
+            _ => Value::Object((*self.vars).clone()).to_string(),
         }
     }
 }

@@ -124,16 +124,16 @@ impl Prompt {
                     .map_err(|e| self.diagnostic(&e, 0, vars))?;
                 messages.push(Message {
                     role: Role::System,
-                    content: system,
+                    content: system.into(),
                 });
                 match vars.get("input") {
                     Some(Value::String(input)) => messages.push(Message {
                         role: Role::User,
-                        content: input.clone(),
+                        content: input.as_str().into(),
                     }),
                     Some(other) => messages.push(Message {
                         role: Role::User,
-                        content: other.to_string(),
+                        content: other.to_string().into(),
                     }),
                     None => {
                         return Err(
@@ -151,7 +151,7 @@ impl Prompt {
                         .map_err(|e| self.diagnostic(&e, *line, vars))?;
                     messages.push(Message {
                         role: *role,
-                        content: rendered,
+                        content: rendered.into(),
                     });
                 }
             }

@@ -25,7 +25,7 @@ fn asking(said: &str) -> Request {
     let mut r = request();
     r.messages.push(Message {
         role: crate::providers::Role::User,
-        content: said.to_owned(),
+        content: said.into(),
     });
     r
 }

@@ -65,7 +65,7 @@ fn batch_jobs(model: &str, said: &[&str]) -> Vec<Job> {
             },
             messages: vec![Message {
                 role: Role::User,
-                content: content.to_owned(),
+                content: content.into(),
             }],
             temperature: None,
             // Above the 500 output tokens the fake reports, so the upper bound holds.
