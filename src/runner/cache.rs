@@ -10,17 +10,32 @@
 //! `write` on an `O_APPEND` file, so concurrent runs do not interleave lines; a line that does
 //! not parse (a torn write after a crash) is skipped, and a later entry for a key wins.
 //!
+//! Only an index is kept in memory: per key (its 32 bytes), where its latest line lies in the
+//! log and what eviction needs, about 60 bytes an entry however long the answer. A hit reads
+//! its one line back with a positional read and parses it, so a run of a million calls, or a
+//! long-lived cache of a big repository, does not hold every answer in memory. A line read back
+//! is trusted only if it parses and names the key asked for; anything else is a miss.
+//!
+//! Another process may use the same folder (the run lock makes that rare, not impossible).
+//! A shard's log is read on its first use and its file stays open: another process's later
+//! appends are not seen (they cost at most a call), and its compaction, which renames a new file
+//! into place, leaves this process reading and appending to the file it indexed, so an entry it
+//! loaded or wrote is answered for the rest of its run (its later appends are then lost to
+//! others, which again costs at most a call).
+//!
 //! Bounded: the cache is kept across CI runs, so it must not grow forever. Each shard holds at
 //! most its share of [`DEFAULT_MAX_BYTES`] (or `PROMPTGATE_CACHE_MAX_MB`); when its log passes
-//! that, or holds more superseded lines than live ones, it is compacted (rewritten to a new
-//! file, renamed into place) keeping the most recently used entries within three quarters of
-//! the share. "Used" is the time an entry was written or, at most once a day, read.
+//! that, or holds more superseded lines than live ones, it is compacted (its live lines copied
+//! to a new file, renamed into place) keeping the most recently used entries within three
+//! quarters of the share. "Used" is the time an entry was written or, at most once a day, read.
 //!
 //! Each shard has its own lock, and every file operation runs on the blocking thread pool
 //! (`spawn_blocking`), so the async tasks of a run never wait on a disk read under a lock.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::Write as _;
+use std::fs::File;
+use std::io::{BufRead as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -52,30 +67,48 @@ pub struct Cache {
     io: Arc<tokio::sync::Semaphore>,
 }
 
+/// A key as the index holds it: the SHA-256 itself, half the size of its hex.
+type Id = [u8; 32];
+
+/// One shard as this process knows it: where each key's latest line is in `file`.
 #[derive(Default)]
 struct ShardLog {
-    entries: HashMap<String, Stored>,
-    file: Option<std::fs::File>,
-    /// Bytes in the log file, superseded lines included.
+    index: HashMap<Id, Slot>,
+    /// The log this index points into, read and appended through this one handle, so the
+    /// offsets stay true whatever another process renames into its place.
+    file: Option<File>,
+    /// `file` was opened for appending (else it is read-only, or absent).
+    writable: bool,
+    /// Bytes in the log file, superseded lines and other processes' appends included.
     file_bytes: u64,
+    /// The lengths of the indexed lines, kept as they change rather than summed on every put.
+    live_bytes: u64,
     /// The log ends in a torn line: start the next entry on a line of its own.
     torn_tail: bool,
 }
 
-#[derive(Clone)]
-struct Stored {
-    response: Response,
-    latency_ms: Option<f64>,
+/// Where a key's latest line is, and when the entry was last used.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Slot {
+    offset: u64,
+    /// The line's length without its newline.
+    len: u32,
     /// Unix seconds of the write or the last recorded use.
     used: u64,
-    /// The length of its line.
-    bytes: u64,
 }
 
+impl Slot {
+    /// What the line takes in the log, its newline included.
+    fn bytes(self) -> u64 {
+        u64::from(self.len) + 1
+    }
+}
+
+/// One line of a log. Borrowed when written, owned when read back.
 #[derive(Serialize, Deserialize)]
-struct LogEntry {
-    key: String,
-    response: Response,
+struct LogEntry<'a> {
+    key: Cow<'a, str>,
+    response: Cow<'a, Response>,
     latency_ms: Option<f64>,
     /// Unix seconds; absent in entries written before eviction existed.
     #[serde(default)]
@@ -234,10 +267,10 @@ impl Cache {
 
     /// The stored response and latency for `key`, if a readable entry exists.
     pub async fn get(&self, key: &str) -> Option<(Response, Option<f64>)> {
+        let id = id_of(key)?;
         let _slot = self.io.acquire().await.ok()?;
         let this = self.clone();
-        let key = key.to_owned();
-        tokio::task::spawn_blocking(move || this.get_blocking(&key))
+        tokio::task::spawn_blocking(move || this.get_blocking(&id))
             .await
             .ok()
             .flatten()
@@ -246,162 +279,299 @@ impl Cache {
     /// Stores a successful response. A cache that cannot be written only costs a later call, so
     /// failures are reported once by the caller's warning and otherwise ignored.
     pub async fn put(&self, key: &str, response: &Response, latency_ms: Option<f64>) -> std::io::Result<()> {
+        let id = id_of(key).ok_or_else(|| std::io::Error::other(format!("{key:?} is not a cache key")))?;
+        let now = now_secs();
+        // Serialized here, so the blocking task takes the line and not a copy of the response.
+        let line = serde_json::to_vec(&LogEntry {
+            key: Cow::Borrowed(key),
+            response: Cow::Borrowed(response),
+            latency_ms,
+            t: now,
+        })
+        .map_err(std::io::Error::other)?;
         let _slot = self.io.acquire().await.map_err(std::io::Error::other)?;
         let this = self.clone();
-        let key = key.to_owned();
-        let response = response.clone();
-        tokio::task::spawn_blocking(move || this.put_blocking(&key, &response, latency_ms))
+        tokio::task::spawn_blocking(move || this.put_blocking(&id, line, now))
             .await
             .map_err(std::io::Error::other)?
     }
 
-    fn get_blocking(&self, key: &str) -> Option<(Response, Option<f64>)> {
-        let index = shard_index(key);
+    fn get_blocking(&self, id: &Id) -> Option<(Response, Option<f64>)> {
+        let index = usize::from(id[0]);
         let mut slot = self.shards[index].lock().ok()?;
         let shard = slot.get_or_insert_with(|| self.load(index));
+        let entry = shard.read(id)?;
         let now = now_secs();
-        let stored = shard.entries.get_mut(key)?;
-        let found = (stored.response.clone(), stored.latency_ms);
-        if now.saturating_sub(stored.used) > TOUCH_AFTER_SECS {
-            stored.used = now;
-            let line = serde_json::to_vec(&Touch {
-                key: key.to_owned(),
-                used: now,
-            })
-            .ok()?;
+        if now.saturating_sub(entry.used) > TOUCH_AFTER_SECS {
             // Recording the use is best effort: a lost touch only ages an entry early.
-            let _ = self.append(index, shard, line);
+            if let Ok(line) = serde_json::to_vec(&Touch {
+                key: hex::encode(id),
+                used: now,
+            }) && self.append(index, shard, line).is_ok()
+                && let Some(slot) = shard.index.get_mut(id)
+            {
+                slot.used = now;
+            }
         }
-        Some(found)
+        Some((entry.response, entry.latency_ms))
     }
 
-    fn put_blocking(&self, key: &str, response: &Response, latency_ms: Option<f64>) -> std::io::Result<()> {
-        let now = now_secs();
-        let entry = LogEntry {
-            key: key.to_owned(),
-            response: response.clone(),
-            latency_ms,
-            t: now,
-        };
-        let line = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
-        let index = shard_index(key);
+    fn put_blocking(&self, id: &Id, line: Vec<u8>, now: u64) -> std::io::Result<()> {
+        let index = usize::from(id[0]);
         let mut slot = self.shards[index]
             .lock()
             .map_err(|_| std::io::Error::other("cache lock poisoned"))?;
         let shard = slot.get_or_insert_with(|| self.load(index));
-        let bytes = line.len() as u64 + 1;
-        self.append(index, shard, line)?;
-        shard.entries.insert(
-            key.to_owned(),
-            Stored {
-                response: response.clone(),
-                latency_ms,
-                used: now,
-                bytes,
-            },
-        );
-        let live: u64 = shard.entries.values().map(|s| s.bytes).sum();
-        if shard.file_bytes > self.max_shard_bytes || shard.file_bytes > 2 * live + 64 * 1024 {
+        let (offset, len) = self.append(index, shard, line)?;
+        shard.insert(*id, Slot { offset, len, used: now });
+        if shard.file_bytes > self.max_shard_bytes || shard.file_bytes > 2 * shard.live_bytes + 64 * 1024 {
             self.compact(index, shard)?;
         }
         Ok(())
     }
 
-    /// Appends one line with a single write (see the module documentation).
-    fn append(&self, index: usize, shard: &mut ShardLog, mut line: Vec<u8>) -> std::io::Result<()> {
+    /// Appends one line with a single write (see the module documentation) and says where it
+    /// landed: its offset and length, without the newline.
+    fn append(&self, index: usize, shard: &mut ShardLog, mut line: Vec<u8>) -> std::io::Result<(u64, u32)> {
+        let len = u32::try_from(line.len()).map_err(std::io::Error::other)?;
+        if !shard.writable {
+            crate::output::create_dir(&self.dir).map_err(std::io::Error::other)?;
+            let path = self.path(index);
+            refuse_link(&path)?;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .read(true)
+                .append(true)
+                .open(path)?;
+            // This may be another file than the one indexed (there was none, or another process
+            // renamed its compaction into place since): index the one the appends go to.
+            *shard = ShardLog::scan(file, true);
+        }
         line.push(b'\n');
         if std::mem::take(&mut shard.torn_tail) {
             line.insert(0, b'\n');
         }
-        if shard.file.is_none() {
-            crate::output::create_dir(&self.dir).map_err(std::io::Error::other)?;
-            let path = self.path(index);
-            refuse_link(&path)?;
-            shard.file = Some(std::fs::OpenOptions::new().create(true).append(true).open(path)?);
-        }
-        if let Some(file) = shard.file.as_mut() {
-            file.write_all(&line)?;
-            shard.file_bytes += line.len() as u64;
-        }
-        Ok(())
+        let Some(mut file) = shard.file.as_ref() else {
+            return Err(std::io::Error::other("cache shard has no file"));
+        };
+        file.write_all(&line)?;
+        // An append moves this handle's position to the end of what it wrote, wherever other
+        // processes' appends put the end before it.
+        let end = file.stream_position()?;
+        shard.file_bytes = end;
+        Ok((end - u64::from(len) - 1, len))
     }
 
-    /// Rewrites a shard with its live entries, the most recently used first, within three
-    /// quarters of its share; the rest are evicted.
+    /// Copies a shard's live entries, the most recently used first, within three quarters of
+    /// its share, to a new log renamed into place; the rest are evicted. Each line is read
+    /// back and checked as a hit is, and written again with its latest use folded in.
     fn compact(&self, index: usize, shard: &mut ShardLog) -> std::io::Result<()> {
-        let mut entries: Vec<(String, Stored)> = shard.entries.drain().collect();
-        entries.sort_by(|a, b| b.1.used.cmp(&a.1.used).then_with(|| a.0.cmp(&b.0)));
+        let mut order: Vec<(Id, Slot)> = shard.index.iter().map(|(id, slot)| (*id, *slot)).collect();
+        order.sort_by(|a, b| b.1.used.cmp(&a.1.used).then_with(|| a.0.cmp(&b.0)));
         let budget = self.max_shard_bytes / 4 * 3;
-        let mut text = Vec::new();
-        let mut kept = HashMap::new();
-        for (key, stored) in entries {
-            let line = serde_json::to_vec(&LogEntry {
-                key: key.clone(),
-                response: stored.response.clone(),
-                latency_ms: stored.latency_ms,
-                t: stored.used,
-            })
-            .map_err(std::io::Error::other)?;
-            if text.len() as u64 + line.len() as u64 + 1 > budget {
-                continue;
-            }
-            let bytes = line.len() as u64 + 1;
-            text.extend_from_slice(&line);
-            text.push(b'\n');
-            kept.insert(key, Stored { bytes, ..stored });
-        }
         let path = self.path(index);
         let tmp = path.with_extension(format!("jsonl.{}.tmp", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
-        {
-            let mut out = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            out.write_all(&text)?;
+        let out = std::fs::OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .append(true)
+            .open(&tmp)?;
+        let copied = shard.copy_live(&order, budget, &out).and_then(|kept| {
             out.sync_data()?;
-        }
-        std::fs::rename(&tmp, &path)?;
-        shard.entries = kept;
-        shard.file_bytes = text.len() as u64;
-        shard.torn_tail = false;
-        // Appends go to the new file from now on (another process appending to the old one
-        // at this moment loses that entry, which only costs a later call).
-        shard.file = None;
+            std::fs::rename(&tmp, &path)?;
+            Ok(kept)
+        });
+        let kept = match copied {
+            Ok(kept) => kept,
+            Err(e) => {
+                // The old log and its index are untouched: the shard goes on as it was.
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let live_bytes = kept.values().map(|slot| slot.bytes()).sum();
+        *shard = ShardLog {
+            index: kept,
+            file: Some(out),
+            writable: true,
+            file_bytes: live_bytes,
+            live_bytes,
+            torn_tail: false,
+        };
         Ok(())
     }
 
+    /// A shard's log read from disk on its first use: its file opened once, for reading and
+    /// appending where it may (read-only otherwise), and indexed.
     fn load(&self, index: usize) -> ShardLog {
-        let mut shard = ShardLog::default();
         let path = self.path(index);
         if refuse_link(&path).is_err() {
-            return shard;
+            return ShardLog::default();
         }
-        let Ok(bytes) = std::fs::read(path) else {
-            return shard;
-        };
-        shard.file_bytes = bytes.len() as u64;
-        shard.torn_tail = bytes.last().is_some_and(|b| *b != b'\n');
-        for line in bytes.split(|b| *b == b'\n') {
-            if let Ok(entry) = serde_json::from_slice::<LogEntry>(line) {
-                shard.entries.insert(
-                    entry.key,
-                    Stored {
-                        response: entry.response,
-                        latency_ms: entry.latency_ms,
-                        used: entry.t,
-                        bytes: line.len() as u64 + 1,
-                    },
-                );
-            } else if let Ok(touch) = serde_json::from_slice::<Touch>(line)
-                && let Some(stored) = shard.entries.get_mut(&touch.key)
-            {
-                stored.used = stored.used.max(touch.used);
-            }
+        let open = |append: bool| std::fs::OpenOptions::new().read(true).append(append).open(&path);
+        match open(true) {
+            Ok(file) => ShardLog::scan(file, true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ShardLog::default(),
+            Err(_) => open(false).map_or_else(|_| ShardLog::default(), |file| ShardLog::scan(file, false)),
         }
-        shard
     }
 
     fn path(&self, shard: usize) -> PathBuf {
         self.dir.join(format!("{shard:02x}.jsonl"))
     }
+}
+
+/// An entry read back from its log.
+struct Found {
+    response: Response,
+    latency_ms: Option<f64>,
+    /// When the index says it was last used.
+    used: u64,
+}
+
+impl ShardLog {
+    /// Indexes `file` from its start, one line at a time (never the whole log in memory).
+    fn scan(file: File, writable: bool) -> ShardLog {
+        let mut shard = ShardLog {
+            writable,
+            ..ShardLog::default()
+        };
+        let mut reader = std::io::BufReader::with_capacity(64 * 1024, &file);
+        let mut line = Vec::new();
+        let mut offset = 0;
+        loop {
+            line.clear();
+            let Ok(n) = reader.read_until(b'\n', &mut line) else {
+                break;
+            };
+            if n == 0 {
+                break;
+            }
+            let complete = line.last() == Some(&b'\n');
+            let text = if complete { &line[..n - 1] } else { &line[..] };
+            shard.index_line(text, offset);
+            offset += n as u64;
+            shard.torn_tail = !complete;
+        }
+        drop(reader);
+        shard.file_bytes = offset;
+        shard.file = Some(file);
+        shard
+    }
+
+    /// Indexes one line found at `offset`: an entry, or a later use of one.
+    fn index_line(&mut self, text: &[u8], offset: u64) {
+        if let Ok(entry) = serde_json::from_slice::<LogEntry<'_>>(text) {
+            if let (Some(id), Ok(len)) = (id_of(&entry.key), u32::try_from(text.len())) {
+                self.insert(
+                    id,
+                    Slot {
+                        offset,
+                        len,
+                        used: entry.t,
+                    },
+                );
+            }
+        } else if let Ok(touch) = serde_json::from_slice::<Touch>(text)
+            && let Some(slot) = id_of(&touch.key).and_then(|id| self.index.get_mut(&id))
+        {
+            slot.used = slot.used.max(touch.used);
+        }
+    }
+
+    fn insert(&mut self, id: Id, slot: Slot) {
+        if let Some(old) = self.index.insert(id, slot) {
+            self.live_bytes -= old.bytes();
+        }
+        self.live_bytes += slot.bytes();
+    }
+
+    fn forget(&mut self, id: &Id) {
+        if let Some(old) = self.index.remove(id) {
+            self.live_bytes -= old.bytes();
+        }
+    }
+
+    /// `id`'s entry read back from the log. A line that no longer holds it (the file was
+    /// changed in place under us) is forgotten: a miss, and a later put writes it again.
+    fn read(&mut self, id: &Id) -> Option<Found> {
+        let slot = *self.index.get(id)?;
+        let entry = self.file.as_ref().and_then(|file| read_entry(file, slot, id));
+        let Some(entry) = entry else {
+            self.forget(id);
+            return None;
+        };
+        Some(Found {
+            response: entry.response.into_owned(),
+            latency_ms: entry.latency_ms,
+            used: slot.used,
+        })
+    }
+
+    /// Writes the entries of `order` that fit in `budget` bytes to `out` (a new, empty log)
+    /// and returns their index there.
+    fn copy_live(&self, order: &[(Id, Slot)], budget: u64, out: &File) -> std::io::Result<HashMap<Id, Slot>> {
+        let mut kept = HashMap::new();
+        let Some(file) = self.file.as_ref() else {
+            return Ok(kept);
+        };
+        let mut writer = std::io::BufWriter::with_capacity(64 * 1024, out);
+        let mut written = 0;
+        for (id, slot) in order {
+            let Some(mut entry) = read_entry(file, *slot, id) else {
+                continue;
+            };
+            entry.t = slot.used;
+            let line = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
+            let Ok(len) = u32::try_from(line.len()) else {
+                continue;
+            };
+            let copied = Slot {
+                offset: written,
+                len,
+                used: slot.used,
+            };
+            if written + copied.bytes() > budget {
+                continue;
+            }
+            writer.write_all(&line)?;
+            writer.write_all(b"\n")?;
+            written += copied.bytes();
+            kept.insert(*id, copied);
+        }
+        writer.flush()?;
+        Ok(kept)
+    }
+}
+
+/// The entry for `id` at `slot` in `file`, if that line still parses and names `id`.
+fn read_entry(file: &File, slot: Slot, id: &Id) -> Option<LogEntry<'static>> {
+    let mut line = vec![0; usize::try_from(slot.len).ok()?];
+    read_exact_at(file, &mut line, slot.offset).ok()?;
+    let entry: LogEntry<'static> = serde_json::from_slice(&line).ok()?;
+    (id_of(&entry.key).as_ref() == Some(id)).then_some(entry)
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+/// Without positional reads: seek, then read. Every use of a shard's file holds its lock,
+/// and appends go to the end whatever the position, so moving it disturbs nothing.
+#[cfg(not(unix))]
+fn read_exact_at(mut file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    use std::io::Read as _;
+    file.seek(std::io::SeekFrom::Start(offset))?;
+    file.read_exact(buf)
+}
+
+/// The 32 bytes a key's 64 hex digits spell; `None` for anything else.
+fn id_of(key: &str) -> Option<Id> {
+    let mut id = [0; 32];
+    hex::decode_to_slice(key, &mut id).ok()?;
+    Some(id)
 }
 
 fn refuse_link(path: &Path) -> std::io::Result<()> {
@@ -420,178 +590,5 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn shard_index(key: &str) -> usize {
-    usize::from_str_radix(shard_of(key), 16).unwrap_or(0) % SHARDS
-}
-
-fn shard_of(key: &str) -> &str {
-    key.get(..2).unwrap_or("00")
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::providers::{Message, Role, Usage};
-
-    fn request(seed: u64) -> Request {
-        Request {
-            model: "m".into(),
-            messages: vec![Message {
-                role: Role::User,
-                content: "hi".into(),
-            }],
-            temperature: Some(0.5),
-            max_tokens: None,
-            top_p: None,
-            seed,
-            json: false,
-            json_schema: None,
-            embed: false,
-        }
-    }
-
-    fn response(text: &str) -> Response {
-        Response {
-            text: text.into(),
-            usage: Usage {
-                input: 3,
-                cached_input: 0,
-                output: 1,
-            },
-            latency_ms: Some(12.5),
-        }
-    }
-
-    #[tokio::test]
-    async fn round_trip_layout_and_corruption() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::new(dir.path());
-        let key = key("openai|", &request(1));
-        assert_eq!(key.len(), 64);
-        assert_ne!(
-            key,
-            super::key("openai|", &request(2)),
-            "the seed (repeat) is part of the key"
-        );
-        assert_ne!(
-            key,
-            super::key("azure|", &request(1)),
-            "the endpoint is part of the key"
-        );
-        assert!(cache.get(&key).await.is_none());
-        let response = response("hello");
-        cache.put(&key, &response, Some(12.5)).await.unwrap();
-        let file = dir.path().join(format!("{}.jsonl", &key[..2]));
-        assert!(file.is_file());
-        assert_eq!(cache.get(&key).await, Some((response.clone(), Some(12.5))));
-        // A new reader (a later run) sees it too.
-        assert_eq!(
-            Cache::new(dir.path()).get(&key).await,
-            Some((response.clone(), Some(12.5)))
-        );
-        // A torn line (a crash mid-write) is skipped; the entries before it survive.
-        let mut log = std::fs::read(&file).unwrap();
-        log.extend_from_slice(b"{\"key\": \"trunc");
-        std::fs::write(&file, &log).unwrap();
-        assert_eq!(
-            Cache::new(dir.path()).get(&key).await,
-            Some((response.clone(), Some(12.5)))
-        );
-        // Writing after a torn line starts a new line, so the new entry is readable.
-        let after_tear = Cache::new(dir.path());
-        let _ = after_tear.get(&key).await;
-        after_tear.put(&key, &response, Some(1.0)).await.unwrap();
-        assert_eq!(
-            Cache::new(dir.path()).get(&key).await,
-            Some((response.clone(), Some(1.0))),
-            "a later entry wins"
-        );
-        // Garbage only: a miss, then a rewrite that a later run reads.
-        std::fs::write(&file, b"not json\n").unwrap();
-        let fresh = Cache::new(dir.path());
-        assert!(fresh.get(&key).await.is_none(), "a corrupt entry is a miss");
-        fresh.put(&key, &response, None).await.unwrap();
-        assert_eq!(Cache::new(dir.path()).get(&key).await, Some((response, None)));
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "one shard file, nothing else"
-        );
-    }
-
-    #[tokio::test]
-    async fn the_cache_stays_under_its_size_by_evicting_the_least_recently_used() {
-        let dir = tempfile::tempdir().unwrap();
-        // 256 shards of 8 KiB: 2 MiB in all.
-        let limit = 256 * 8 * 1024;
-        let cache = Cache::with_limit(dir.path(), limit);
-        let big = "x".repeat(1_000);
-        let keys: Vec<String> = (0..4_000).map(|i| key("e|", &request(i))).collect();
-        for k in &keys {
-            cache.put(k, &response(&big), None).await.unwrap();
-        }
-        let on_disk: u64 = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().metadata().unwrap().len())
-            .sum();
-        assert!(on_disk <= limit, "{on_disk} bytes on disk for a {limit}-byte cache");
-        // Four million bytes went in: most were evicted, the newest of each shard stayed.
-        let reader = Cache::with_limit(dir.path(), limit);
-        let mut hits = 0;
-        for k in &keys {
-            hits += usize::from(reader.get(k).await.is_some());
-        }
-        assert!((500..2_100).contains(&hits), "{hits} entries kept");
-        assert!(reader.get(keys.last().unwrap()).await.is_some(), "the newest stays");
-    }
-
-    #[tokio::test]
-    async fn superseded_lines_are_compacted_away() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::with_limit(dir.path(), DEFAULT_MAX_BYTES);
-        let k = key("e|", &request(7));
-        for i in 0..2_000 {
-            cache
-                .put(&k, &response(&format!("answer {i} {}", "y".repeat(100))), None)
-                .await
-                .unwrap();
-        }
-        let file = dir.path().join(format!("{}.jsonl", &k[..2]));
-        let size = std::fs::metadata(&file).unwrap().len();
-        assert!(size < 100 * 1024, "{size} bytes for one live entry");
-        let (last, _) = Cache::new(dir.path()).get(&k).await.unwrap();
-        assert!(last.text.starts_with("answer 1999 "), "{}", &last.text[..20]);
-    }
-
-    #[test]
-    fn a_waiting_run_gets_the_lock_the_moment_the_holder_lets_go() {
-        let dir = tempfile::tempdir().unwrap();
-        let held = lock(dir.path(), std::time::Duration::ZERO).expect("a free lock");
-        let Err(LockError::Held { path, .. }) = lock(dir.path(), std::time::Duration::ZERO) else {
-            panic!("a held lock was taken twice");
-        };
-        assert_eq!(path, dir.path().join(LOCK_FILE));
-        let release = std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            drop(held);
-        });
-        let started = std::time::Instant::now();
-        assert!(lock(dir.path(), std::time::Duration::from_secs(30)).is_ok());
-        assert!(started.elapsed() < std::time::Duration::from_secs(5));
-        release.join().unwrap();
-    }
-
-    #[cfg(unix)]
-    #[tokio::test]
-    async fn a_linked_shard_is_neither_read_nor_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let elsewhere = tempfile::tempdir().unwrap();
-        let k = key("e|", &request(9));
-        let target = elsewhere.path().join("victim");
-        std::fs::write(&target, "keep\n").unwrap();
-        std::os::unix::fs::symlink(&target, dir.path().join(format!("{}.jsonl", &k[..2]))).unwrap();
-        let cache = Cache::new(dir.path());
-        assert!(cache.put(&k, &response("x"), None).await.is_err());
-        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
-    }
-}
+mod tests;
