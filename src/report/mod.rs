@@ -30,6 +30,42 @@ pub fn write_outputs(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathBu
     // results are never one string in memory. The other outputs are rendered from the
     // redacted results; most runs have nothing to redact (the runner redacted every output and
     // error already), so the copy is made only when the redactor found something.
+    //
+    // The text outputs and the charts are rendered on a thread of their own while results.json
+    // is written: the two are independent work for two cores. Should the redactor find something in results.json, they are rendered again
+    // from the redacted copy, so what is written is exactly what a sequential run writes.
+    std::thread::scope(|scope| {
+        let rendering = scope.spawn(|| render_all(results));
+        let (mut written, redacted_something) = write_results(results, dir)?;
+        let rendered = rendering
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let (files, charts) = if redacted_something {
+            render_all(&crate::secrets::redacted(results))?
+        } else {
+            rendered?
+        };
+        write_rendered(dir, files, charts, &mut written)?;
+        Ok(written)
+    })
+}
+
+/// The text outputs (name, text) and the charts, rendered from `results`.
+type Rendered = (Vec<(&'static str, String)>, Vec<charts::Chart>);
+
+fn render_all(results: &Results) -> anyhow::Result<Rendered> {
+    let files = vec![
+        ("report.md", markdown::render_report(results)?),
+        ("summary.md", markdown::render_summary(results)?),
+        ("junit.xml", junit::render_junit(results)),
+    ];
+    let charts = charts::render_charts(results).context("rendering the charts")?;
+    Ok((files, charts))
+}
+
+/// Writes results.json (and calls.jsonl first when the outputs go there); returns the paths
+/// and whether the redactor found something to hide.
+fn write_results(results: &Results, dir: &Path) -> anyhow::Result<(Vec<PathBuf>, bool)> {
     let mut written = Vec::new();
     let mut redacted_something = false;
     let outputs_in_file = calls::outputs_in_file(results);
@@ -49,18 +85,16 @@ pub fn write_outputs(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathBu
         Ok(())
     })?;
     written.push(path);
-    let redacted;
-    let results = if redacted_something {
-        redacted = crate::secrets::redacted(results);
-        &redacted
-    } else {
-        results
-    };
-    let files = [
-        ("report.md", markdown::render_report(results)?),
-        ("summary.md", markdown::render_summary(results)?),
-        ("junit.xml", junit::render_junit(results)),
-    ];
+    Ok((written, redacted_something))
+}
+
+/// Writes the rendered text outputs and charts into `dir`, appending their paths.
+fn write_rendered(
+    dir: &Path,
+    files: Vec<(&'static str, String)>,
+    charts: Vec<charts::Chart>,
+    written: &mut Vec<PathBuf>,
+) -> anyhow::Result<()> {
     for (name, text) in files {
         let path = dir.join(name);
         let text = if crate::secrets::needs_redaction(&text) {
@@ -72,7 +106,6 @@ pub fn write_outputs(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathBu
         written.push(path);
     }
     let charts_dir = dir.join("charts");
-    let charts = charts::render_charts(results).context("rendering the charts")?;
     if !charts.is_empty() {
         crate::output::create_dir(&charts_dir)?;
     }
@@ -86,7 +119,7 @@ pub fn write_outputs(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathBu
             written.push(path);
         }
     }
-    Ok(written)
+    Ok(())
 }
 
 /// The largest `results.json` read: a run of 100,000 cases with long outputs stays well below.

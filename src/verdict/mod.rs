@@ -231,7 +231,10 @@ pub fn judge_with(experiments: &mut [ExperimentResult], policy: &Policy, look: O
 }
 
 /// Estimates every metric of one experiment, in order. The metrics are independent and their
-/// resampling dominates the run's own time on large suites, so they share the cores.
+/// resampling dominates the run's own time on large suites, so they share the cores. Each
+/// worker takes the next metric not yet taken, so the two heavy quantile metrics (p50, p95
+/// latency) run side by side instead of waiting on one worker that drew both; every estimate
+/// is seeded by its metric's name alone, so the numbers do not depend on who computed them.
 fn estimate_all(
     names: &[String],
     cases: &[CaseResult],
@@ -240,19 +243,23 @@ fn estimate_all(
     seed: u64,
     timeouts: [u64; 2],
 ) -> Vec<Estimate> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(names.len())
         .max(1);
-    let chunk = names.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = names
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|m| analyze::estimate(m, cases, paired, alpha(m), seed, timeouts))
-                        .collect::<Vec<_>>()
+    let next = AtomicUsize::new(0);
+    let mut estimates: Vec<(usize, Estimate)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(m) = names.get(i) else { break };
+                        mine.push((i, analyze::estimate(m, cases, paired, alpha(m), seed, timeouts)));
+                    }
+                    mine
                 })
             })
             .collect();
@@ -261,7 +268,9 @@ fn estimate_all(
             .into_iter()
             .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
-    })
+    });
+    estimates.sort_by_key(|(i, _)| *i);
+    estimates.into_iter().map(|(_, e)| e).collect()
 }
 
 /// The built-in metrics, every gated scorer metric some call produced, and every numeric score

@@ -1,7 +1,9 @@
 //! The few git operations the gate needs, through the `git` command line.
 
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use anyhow::{Context, bail};
 
@@ -263,13 +265,150 @@ pub(super) struct TreeEntry {
 /// Links followed before giving up (a cycle, or a chain no one means).
 const MAX_LINKS: usize = 40;
 
+/// Every object a tree reads, through one `git cat-file --batch` process: a suite's reads at a
+/// commit (its files, the folders on their paths, the links it follows) cost one process
+/// instead of three for each file, and each tree object is read once.
+pub(super) struct Objects {
+    child: Child,
+    /// Closed on drop, which ends the process.
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    /// Tree objects already read, by id: every path walks down from the root.
+    trees: HashMap<String, Vec<u8>>,
+}
+
+/// One object as `git cat-file --batch` answers it.
+struct Answer {
+    id: String,
+    kind: String,
+    content: Vec<u8>,
+}
+
+impl Objects {
+    /// Starts `git cat-file --batch` in `repo`.
+    pub(super) fn start(repo: &Path) -> anyhow::Result<Objects> {
+        let mut child = git_command()
+            .arg("-C")
+            .arg(repo)
+            .args(["cat-file", "--batch"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            // Only a fatal error is written there (not a repository), and the process then exits.
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("running git cat-file --batch")?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            bail!("git cat-file --batch started without its pipes");
+        };
+        Ok(Objects {
+            child,
+            stdin: Some(stdin),
+            stdout: BufReader::new(stdout),
+            trees: HashMap::new(),
+        })
+    }
+
+    /// The object `name` names (an id, or `SHA^{tree}`), or `None` when there is none. Refuses
+    /// one larger than [`super::MAX_FILE_BYTES`] without keeping it in memory.
+    fn get(&mut self, name: &str) -> anyhow::Result<Option<Answer>> {
+        // A name is one line of the protocol: ids and `^{tree}` never hold a line break.
+        if name.contains(['\n', '\r']) {
+            bail!("git object name {name:?} holds a line break");
+        }
+        let stdin = self.stdin.as_mut().context("git cat-file --batch is closed")?;
+        let sent = stdin
+            .write_all(format!("{name}\n").as_bytes())
+            .and_then(|()| stdin.flush());
+        if let Err(e) = sent {
+            return Err(self.failed(&format!("writing to git cat-file --batch: {e}")));
+        }
+        let mut header = String::new();
+        let read = self
+            .stdout
+            .read_line(&mut header)
+            .map_err(|e| self.failed(&format!("reading from git cat-file --batch: {e}")))?;
+        if read == 0 {
+            return Err(self.failed("git cat-file --batch ended"));
+        }
+        let header = header.trim_end_matches('\n');
+        // `<name> missing` (no such object), `<name> ambiguous` (a short id): nothing there.
+        if header.ends_with(" missing") || header.ends_with(" ambiguous") {
+            return Ok(None);
+        }
+        let mut fields = header.split(' ');
+        let (Some(id), Some(kind), Some(size), None) = (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            bail!("git cat-file --batch answered {header:?} for {name}");
+        };
+        let size: u64 = size
+            .parse()
+            .with_context(|| format!("git cat-file --batch answered {header:?} for {name}"))?;
+        if size > super::MAX_FILE_BYTES {
+            // Skip the content (and its line feed) so the next answer is read from its start.
+            let skipped = std::io::copy(&mut (&mut self.stdout).take(size + 1), &mut std::io::sink());
+            if let Err(e) = skipped {
+                return Err(self.failed(&format!("reading from git cat-file --batch: {e}")));
+            }
+            bail!(
+                "the file is {} MiB, larger than the {} MiB promptgate reads",
+                size >> 20,
+                super::MAX_FILE_BYTES >> 20
+            );
+        }
+        let len = usize::try_from(size).context("object size")?;
+        let mut content = vec![0; len + 1];
+        self.stdout
+            .read_exact(&mut content)
+            .map_err(|e| self.failed(&format!("reading from git cat-file --batch: {e}")))?;
+        if content.pop() != Some(b'\n') {
+            bail!("git cat-file --batch: {name} did not end where its size says");
+        }
+        Ok(Some(Answer {
+            id: id.to_owned(),
+            kind: kind.to_owned(),
+            content,
+        }))
+    }
+
+    /// The error for a process that stopped answering, with what git said on the way out.
+    fn failed(&mut self, what: &str) -> anyhow::Error {
+        drop(self.stdin.take());
+        let mut said = String::new();
+        if let Some(stderr) = self.child.stderr.as_mut() {
+            let _ = stderr.read_to_string(&mut said);
+        }
+        let _ = self.child.wait();
+        anyhow::anyhow!("{what}: {}", said.trim())
+    }
+
+    /// The entries of tree `id`, read once.
+    fn tree(&mut self, id: &str) -> anyhow::Result<&[u8]> {
+        if !self.trees.contains_key(id) {
+            let answer = self.get(id)?.with_context(|| format!("git tree {id} is missing"))?;
+            if answer.kind != "tree" {
+                bail!("git object {id} is a {}, not a tree", answer.kind);
+            }
+            self.trees.insert(id.to_owned(), answer.content);
+        }
+        Ok(self.trees.get(id).map_or(&[], Vec::as_slice))
+    }
+}
+
+impl Drop for Objects {
+    fn drop(&mut self) {
+        // End of input ends `git cat-file --batch`; wait so no zombie is left.
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
 /// What `path` names at commit `sha`, following symbolic links whose targets stay inside the
 /// repository (as the working tree would); `None` when nothing is there.
-pub(super) fn resolve(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Option<TreeEntry>> {
+pub(super) fn resolve(objects: &mut Objects, sha: &str, path: &str) -> anyhow::Result<Option<TreeEntry>> {
     let mut current = path.to_owned();
     for _ in 0..MAX_LINKS {
-        match ls_tree(repo, sha, &current)? {
-            Some(raw) if raw.mode == LINK_MODE => current = follow(repo, path, &current, &raw.id, "")?,
+        match ls_tree(objects, sha, &current)? {
+            Some(raw) if raw.mode == LINK_MODE => current = follow(objects, path, &current, &raw.id, "")?,
             Some(raw) => return Ok(Some(raw.entry())),
             None => {
                 // A folder on the way may be a link: find the first one and continue from its
@@ -278,9 +417,9 @@ pub(super) fn resolve(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Opti
                 let mut next = None;
                 for i in 1..parts.len() {
                     let prefix = parts[..i].join("/");
-                    match ls_tree(repo, sha, &prefix)? {
+                    match ls_tree(objects, sha, &prefix)? {
                         Some(raw) if raw.mode == LINK_MODE => {
-                            next = Some(follow(repo, path, &prefix, &raw.id, &parts[i..].join("/"))?);
+                            next = Some(follow(objects, path, &prefix, &raw.id, &parts[i..].join("/"))?);
                             break;
                         }
                         Some(raw) if raw.kind == "tree" => continue,
@@ -299,8 +438,8 @@ pub(super) fn resolve(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Opti
 
 /// The path a link at `link` (blob `id`) points to, with `rest` below it; an error naming
 /// `asked` when it leaves the repository.
-fn follow(repo: &Path, asked: &str, link: &str, id: &str, rest: &str) -> anyhow::Result<String> {
-    let target = String::from_utf8(blob(repo, id)?).map_err(|_| super::link_leaves(asked))?;
+fn follow(objects: &mut Objects, asked: &str, link: &str, id: &str, rest: &str) -> anyhow::Result<String> {
+    let target = String::from_utf8(blob(objects, id)?).map_err(|_| super::link_leaves(asked))?;
     let joined = join_in_repo(parent_dir(link), &target).map_err(|_| super::link_leaves(asked))?;
     Ok(if rest.is_empty() {
         joined
@@ -333,80 +472,78 @@ impl RawEntry {
     }
 }
 
-/// `git ls-tree SHA -- path`: the entry itself (a folder is not listed into), or `None`.
-fn ls_tree(repo: &Path, sha: &str, path: &str) -> anyhow::Result<Option<RawEntry>> {
-    if path.is_empty() {
-        let out = git_output(repo, &["rev-parse", "--verify", "--quiet", &format!("{sha}^{{tree}}")])?;
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        return Ok((out.status.success() && !id.is_empty()).then(|| RawEntry {
-            mode: "040000".to_owned(),
-            kind: "tree".to_owned(),
-            id,
-        }));
-    }
-    // Literal pathspecs: a file named `*.md` is that file, not a glob.
-    let out = git_output(repo, &["--literal-pathspecs", "ls-tree", "-z", sha, "--", path])?;
-    if !out.status.success() {
-        bail!(
-            "git ls-tree {} -- {path} failed: {}",
-            short_sha(sha),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let listing = String::from_utf8_lossy(&out.stdout);
-    for record in listing.split('\0').filter(|r| !r.is_empty()) {
-        let Some((meta, name)) = record.split_once('\t') else {
-            continue;
-        };
-        if name != path {
-            continue;
-        }
-        let mut fields = meta.split(' ');
-        let (Some(mode), Some(kind), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
-            continue;
-        };
-        // A submodule ("commit") has no content in this repository.
-        if kind == "commit" {
+/// The entry `path` names at `sha` itself (a folder is not listed into), or `None`: what
+/// `git ls-tree SHA -- path` lists, found by walking the tree objects down from the root, so
+/// only a path's exact name matches and a link on the way ends the walk (the caller follows
+/// it).
+fn ls_tree(objects: &mut Objects, sha: &str, path: &str) -> anyhow::Result<Option<RawEntry>> {
+    let Some(root) = objects.get(&format!("{sha}^{{tree}}"))? else {
+        // As `git ls-tree` does: a path at a commit the repository lacks is an error.
+        if path.is_empty() {
             return Ok(None);
         }
+        bail!("git ls-tree {} -- {path} failed: not a tree object", short_sha(sha));
+    };
+    let mut entry = RawEntry {
+        mode: "040000".to_owned(),
+        kind: "tree".to_owned(),
+        id: root.id,
+    };
+    if path.is_empty() {
+        return Ok(Some(entry));
+    }
+    for name in path.split('/') {
+        if entry.kind != "tree" {
+            return Ok(None);
+        }
+        // The id's length says the hash (SHA-1 or SHA-256) the tree's binary ids are in.
+        let id_len = entry.id.len() / 2;
+        match tree_entry(objects.tree(&entry.id)?, name.as_bytes(), id_len)? {
+            Some(found) => entry = found,
+            None => return Ok(None),
+        }
+    }
+    // A submodule ("commit") has no content in this repository.
+    Ok((entry.kind != "commit").then_some(entry))
+}
+
+/// The entry called `name` in a tree object's content: records of `<mode> <name>\0<id bytes>`
+/// (git's `tree` format; a folder's mode is written `40000`, without `ls-tree`'s leading 0).
+fn tree_entry(tree: &[u8], name: &[u8], id_len: usize) -> anyhow::Result<Option<RawEntry>> {
+    let mut rest = tree;
+    while !rest.is_empty() {
+        let space = rest.iter().position(|b| *b == b' ').context("a malformed git tree")?;
+        let nul = rest.iter().position(|b| *b == 0).context("a malformed git tree")?;
+        if nul < space || rest.len() < nul + 1 + id_len {
+            bail!("a malformed git tree");
+        }
+        let (mode, entry_name, id) = (&rest[..space], &rest[space + 1..nul], &rest[nul + 1..nul + 1 + id_len]);
+        rest = &rest[nul + 1 + id_len..];
+        if entry_name != name {
+            continue;
+        }
+        let mode = format!("{:0>6}", String::from_utf8_lossy(mode));
+        let kind = match mode.as_str() {
+            "040000" => "tree",
+            "160000" => "commit",
+            _ => "blob",
+        };
         return Ok(Some(RawEntry {
-            mode: mode.to_owned(),
             kind: kind.to_owned(),
-            id: id.to_owned(),
+            mode,
+            id: hex::encode(id),
         }));
     }
     Ok(None)
 }
 
-/// The bytes of a blob.
-pub(super) fn blob(repo: &Path, id: &str) -> anyhow::Result<Vec<u8>> {
-    // A file of the suite is read whole into memory: refuse an absurd one before reading it.
-    let size = git_output(repo, &["cat-file", "-s", id])?;
-    let bytes: u64 = String::from_utf8_lossy(&size.stdout).trim().parse().unwrap_or(0);
-    if bytes > super::MAX_FILE_BYTES {
-        bail!(
-            "the file is {} MiB, larger than the {} MiB promptgate reads",
-            bytes >> 20,
-            super::MAX_FILE_BYTES >> 20
-        );
+/// The bytes of a blob (refused beyond [`super::MAX_FILE_BYTES`] before it is kept).
+pub(super) fn blob(objects: &mut Objects, id: &str) -> anyhow::Result<Vec<u8>> {
+    match objects.get(id)? {
+        Some(answer) if answer.kind == "blob" => Ok(answer.content),
+        Some(answer) => bail!("git object {id} is a {}, not a file", answer.kind),
+        None => bail!("git object {id} is missing"),
     }
-    let out = git_output(repo, &["cat-file", "blob", id])?;
-    if !out.status.success() {
-        bail!(
-            "git cat-file blob {id} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(out.stdout)
-}
-
-fn git_output(repo: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
-    git_command()
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .context("running git")
 }
 
 /// `git`, without the GitHub token or the Actions runtime's credentials in its environment.

@@ -2,7 +2,7 @@
 //!
 //! Everything reads through [`FileSource`], so the suite loader works the same on a commit, on
 //! the working tree, and on an in-memory tree in tests. Git is driven through its command line
-//! (`git cat-file`, `git diff`), which is on every CI runner and needs no C library; nothing
+//! (one `git cat-file --batch` per tree read, `git diff`), which is on every CI runner and needs no C library; nothing
 //! outside this module runs git.
 //!
 //! Symbolic links are decided here, once, for every tree: a link is followed when its target
@@ -70,9 +70,11 @@ fn file_fingerprint(bytes: &[u8]) -> String {
 pub struct GitTree {
     repo: PathBuf,
     sha: String,
-    // Reading a file is a few git processes; templates and partials are read once per render,
-    // so remember what was read.
+    // Templates and partials are read once per render, so remember what was read.
     cache: Mutex<HashMap<String, Option<String>>>,
+    // One `git cat-file --batch` for every read, started at the first one (a tree never read
+    // starts no process) and again after a failure.
+    objects: Mutex<Option<git::Objects>>,
 }
 
 impl GitTree {
@@ -81,7 +83,26 @@ impl GitTree {
             repo: repo.to_owned(),
             sha: sha.to_owned(),
             cache: Mutex::new(HashMap::new()),
+            objects: Mutex::new(None),
         }
+    }
+
+    /// Runs `read` on this tree's object reader, starting it when needed; after an error the
+    /// process is dropped, so a later read starts a fresh one.
+    fn with_objects<T>(&self, read: impl FnOnce(&mut git::Objects) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let mut slot = self
+            .objects
+            .lock()
+            .map_err(|_| anyhow::anyhow!("git object reader poisoned"))?;
+        let objects = match slot.as_mut() {
+            Some(objects) => objects,
+            None => slot.insert(git::Objects::start(&self.repo)?),
+        };
+        let result = read(objects);
+        if result.is_err() {
+            *slot = None;
+        }
+        result
     }
 }
 
@@ -95,15 +116,16 @@ impl FileSource for GitTree {
         {
             return Ok(hit.clone());
         }
-        let text = match git::resolve(&self.repo, &self.sha, path)? {
-            Some(entry) if entry.kind == ObjectKind::File => {
-                let bytes = git::blob(&self.repo, &entry.id)?;
-                Some(
-                    String::from_utf8(bytes)
-                        .map_err(|_| anyhow::anyhow!("{path} at {} is not UTF-8 text", short_sha(&self.sha)))?,
-                )
-            }
-            _ => None,
+        let bytes = self.with_objects(|objects| match git::resolve(objects, &self.sha, path)? {
+            Some(entry) if entry.kind == ObjectKind::File => git::blob(objects, &entry.id).map(Some),
+            _ => Ok(None),
+        })?;
+        let text = match bytes {
+            Some(bytes) => Some(
+                String::from_utf8(bytes)
+                    .map_err(|_| anyhow::anyhow!("{path} at {} is not UTF-8 text", short_sha(&self.sha)))?,
+            ),
+            None => None,
         };
         self.cache
             .lock()
@@ -113,16 +135,18 @@ impl FileSource for GitTree {
     }
 
     fn object(&self, path: &str) -> anyhow::Result<Option<Object>> {
-        Ok(match git::resolve(&self.repo, &self.sha, path)? {
-            Some(entry) if entry.kind == ObjectKind::File => Some(Object {
-                kind: ObjectKind::File,
-                fingerprint: file_fingerprint(&git::blob(&self.repo, &entry.id)?),
-            }),
-            Some(entry) => Some(Object {
-                kind: ObjectKind::Folder,
-                fingerprint: format!("git-tree:{}", entry.id),
-            }),
-            None => None,
+        self.with_objects(|objects| {
+            Ok(match git::resolve(objects, &self.sha, path)? {
+                Some(entry) if entry.kind == ObjectKind::File => Some(Object {
+                    kind: ObjectKind::File,
+                    fingerprint: file_fingerprint(&git::blob(objects, &entry.id)?),
+                }),
+                Some(entry) => Some(Object {
+                    kind: ObjectKind::Folder,
+                    fingerprint: format!("git-tree:{}", entry.id),
+                }),
+                None => None,
+            })
         })
     }
 
@@ -427,6 +451,81 @@ mod tests {
             ]
         );
         assert_eq!(repo.tracked_changes_to_worktree("HEAD").unwrap().len(), 1);
+    }
+
+    /// A commit's files are found by walking its tree objects, whose binary ids are 20 bytes
+    /// (SHA-1) or 32 (SHA-256): both read the same, only an exact path matches, and a folder's
+    /// fingerprint is the tree id git itself gives (`git rev-parse SHA:path`).
+    #[test]
+    fn commits_read_the_same_in_sha1_and_sha256_repositories() {
+        for format in ["sha1", "sha256"] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            let git = |args: &[&str]| {
+                let out = std::process::Command::new("git")
+                    .arg("-C")
+                    .arg(root)
+                    .args(args)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "git {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                String::from_utf8(out.stdout).unwrap().trim().to_owned()
+            };
+            git(&["init", "-q", "-b", "main", &format!("--object-format={format}")]);
+            for (path, text) in [
+                ("promptgate.yaml", "version: 1\n"),
+                ("prompts/a.md", "Be calm."),
+                ("prompts/ab.md", "Be brief."),
+                ("deep/x/y.txt", "deep"),
+                ("empty.txt", ""),
+            ] {
+                std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+                std::fs::write(root.join(path), text).unwrap();
+            }
+            let repo = Repo::open(root).unwrap();
+            repo.commit_all("tree").unwrap();
+            let sha = repo.head_sha().unwrap();
+            let tree = GitTree::new(repo.root(), &sha);
+            for (path, expected) in [
+                ("prompts/a.md", Some("Be calm.")),
+                ("prompts/ab.md", Some("Be brief.")),
+                ("deep/x/y.txt", Some("deep")),
+                ("empty.txt", Some("")),
+                ("promptgate.yaml", Some("version: 1\n")),
+                // A folder is not a file; a prefix, a path below a file, and an untidy path
+                // name nothing.
+                ("prompts", None),
+                ("prompts/a", None),
+                ("prompts/a.md/x", None),
+                ("prompts//a.md", None),
+                ("prompts/", None),
+                ("missing/a.md", None),
+            ] {
+                assert_eq!(read(&tree, path), Ok(expected.map(str::to_owned)), "{format}: {path}");
+            }
+            assert_eq!(
+                tree.object("deep/x").unwrap(),
+                Some(Object {
+                    kind: ObjectKind::Folder,
+                    fingerprint: format!("git-tree:{}", git(&["rev-parse", &format!("{sha}:deep/x")])),
+                }),
+                "{format}"
+            );
+            assert_eq!(
+                tree.object("prompts/a.md").unwrap().map(|o| o.fingerprint),
+                Some(file_fingerprint(b"Be calm.")),
+                "{format}"
+            );
+            assert_eq!(tree.object("deep/y.txt").unwrap(), None, "{format}");
+            // A commit that does not exist is an error, and the tree still reads afterwards.
+            let missing = GitTree::new(repo.root(), &"0".repeat(sha.len()));
+            assert!(read(&missing, "prompts/a.md").is_err(), "{format}");
+            assert_eq!(read(&tree, "deep/x/y.txt"), Ok(Some("deep".to_owned())), "{format}");
+        }
     }
 
     /// The architecture's rule: git is driven from `workspace` alone.
