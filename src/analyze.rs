@@ -921,7 +921,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(r, v)| crate::results::Judgement {
-                metric: metric.to_owned(),
+                metric: metric.into(),
                 repeat: r as u32,
                 value: Some(*v),
                 cost_usd: cost,

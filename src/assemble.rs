@@ -114,7 +114,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
         let provider = outcome
             .provider
             .as_ref()
-            .map(|key| input.provider_names.get(key).unwrap_or(key).clone());
+            .map(|key| Name::new(input.provider_names.get(key).unwrap_or(key)));
         let call = match &outcome.result {
             Ok(response) => {
                 let mut scored = scorers::score(assertions.iter().copied(), &response.text, cx);

@@ -616,7 +616,7 @@ pub struct Call {
     pub attempts: u32,
     /// The provider that answered; differs from the experiment's when the call fell back.
     #[serde(default)]
-    pub provider: Option<String>,
+    pub provider: Option<Name>,
     #[serde(default)]
     pub fell_back: bool,
     /// Sent through its provider's batch API (`run --batch`): `cost_usd` is at the batch rate,
@@ -646,7 +646,7 @@ pub struct Call {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Judgement {
     /// The metric the judgement feeds (`relevance`, `hallucination_rate`, a rubric's name).
-    pub metric: String,
+    pub metric: Name,
     pub repeat: u32,
     pub score: Option<u8>,
     pub pass: Option<bool>,

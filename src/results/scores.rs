@@ -65,6 +65,13 @@ impl Name {
     }
 }
 
+/// The empty name, for a `Judgement::default()`.
+impl Default for Name {
+    fn default() -> Name {
+        Name::new("")
+    }
+}
+
 impl std::ops::Deref for Name {
     type Target = str;
 

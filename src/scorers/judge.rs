@@ -18,7 +18,7 @@ use sha2::Digest;
 
 use crate::plan::{Job, JudgeTag, Planned};
 use crate::providers::{JUDGE_MARK, Message, Request, Role};
-use crate::results::{Judgement, Score, Scores};
+use crate::results::{Judgement, Name, Score, Scores};
 use crate::runner::Outcome;
 use crate::suite::{Assertion, Case, Check, EmbedderSettings, JudgeCheck, JudgeSettings};
 
@@ -461,7 +461,7 @@ pub(super) fn judged<T>(
     parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> (Judgement, Option<T>) {
     let mut judgement = Judgement {
-        metric: metric.to_owned(),
+        metric: Name::new(metric),
         repeat,
         cached: outcome.cached,
         cost_usd: if outcome.cached { 0.0 } else { cost_usd },
@@ -509,6 +509,8 @@ pub fn apply(scores: &mut Scores, failures: &mut Vec<String>, judged: &[(&Assert
         scores.insert(metric, score);
     }
     scores.insert("pass", Score::Bool(failures.is_empty()));
+    // The call keeps its failures for the whole run: no spare slots from the pushes above.
+    failures.shrink_to_fit();
 }
 
 fn preview(text: &str) -> String {
@@ -965,5 +967,7 @@ mod tests {
         );
         assert_eq!(scores["pass"], Score::Bool(false));
         assert_eq!(failures, vec!["hallucination_rate: invents a fee"]);
+        // The call keeps its failures for the whole run: no spare slots.
+        assert_eq!(failures.capacity(), 1);
     }
 }

@@ -153,6 +153,9 @@ pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &s
         }
     }
     scored.scores.insert("pass", Score::Bool(scored.failures.is_empty()));
+    // The call keeps these for the whole run: a `Vec` grown by one push holds four lines.
+    scored.failures.shrink_to_fit();
+    scored.scorer_errors.shrink_to_fit();
     scored
 }
 
@@ -414,6 +417,8 @@ mod tests {
             scored.failures
         );
         assert_eq!(scored.failures.is_empty(), expected);
+        // The call keeps its failures for the whole run: no spare slots.
+        assert_eq!(scored.failures.capacity(), scored.failures.len());
     }
 
     #[test]
