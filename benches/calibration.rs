@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 
 use promptgate::results::{
     ArmInfo, Call, CaseResult, Direction, ExperimentNoise, ExperimentResult, ExperimentStatus, ExperimentVerdict,
-    MetricResult, MetricVerdict, Score, Tokens,
+    MetricResult, MetricVerdict, Score, Scores, Tokens,
 };
 use promptgate::stats::{self, Rng};
 use promptgate::suite::{GateSpec, Margin};
@@ -256,16 +256,13 @@ fn normal(rng: &mut Rng) -> f64 {
 }
 
 fn pass_call(repeat: u32, passed: bool) -> Call {
-    call(repeat, BTreeMap::from([("pass".to_owned(), Score::Bool(passed))]))
+    call(repeat, Scores::from([("pass", Score::Bool(passed))]))
 }
 
 fn score_call(repeat: u32, score: f64) -> Call {
     call(
         repeat,
-        BTreeMap::from([
-            ("pass".to_owned(), Score::Bool(true)),
-            ("quality".to_owned(), Score::Number(score)),
-        ]),
+        Scores::from([("pass", Score::Bool(true)), ("quality", Score::Number(score))]),
     )
 }
 
@@ -286,7 +283,7 @@ fn latency_call(repeat: u32, ms: f64) -> Call {
 
 /// A call with scores and nothing else: no latency and no cost, so the metrics the scenario
 /// does not study cost the harness nothing.
-fn call(repeat: u32, scores: BTreeMap<String, Score>) -> Call {
+fn call(repeat: u32, scores: Scores) -> Call {
     Call {
         repeat,
         output: None,
@@ -577,10 +574,7 @@ fn family_wise(sims: usize) {
                         let quality = mu + 0.1 * normal(&mut rng);
                         call(
                             0,
-                            BTreeMap::from([
-                                ("pass".to_owned(), Score::Bool(passed)),
-                                ("quality".to_owned(), Score::Number(quality)),
-                            ]),
+                            Scores::from([("pass", Score::Bool(passed)), ("quality", Score::Number(quality))]),
                         )
                     };
                     let (baseline, candidate) = (vec![one()], vec![one()]);

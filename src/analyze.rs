@@ -599,16 +599,15 @@ pub fn least_consistent(cases: &[CaseResult]) -> Vec<crate::results::CaseConsist
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
-    use crate::results::{Score, Tokens};
+    use crate::results::{Score, Scores, Tokens};
 
     const NO_TIMEOUT: [u64; 2] = [60_000; 2];
 
     fn call(repeat: u32, passed: bool, score: Option<f64>, cost: f64) -> Call {
-        let mut scores = BTreeMap::from([("pass".to_owned(), Score::Bool(passed))]);
+        let mut scores = Scores::from([("pass", Score::Bool(passed))]);
         if let Some(s) = score {
-            scores.insert("judge".to_owned(), Score::Number(s));
+            scores.insert("judge", Score::Number(s));
         }
         Call {
             repeat,
@@ -922,7 +921,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(r, v)| crate::results::Judgement {
-                metric: metric.to_owned(),
+                metric: metric.into(),
                 repeat: r as u32,
                 value: Some(*v),
                 cost_usd: cost,

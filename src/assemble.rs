@@ -114,7 +114,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
         let provider = outcome
             .provider
             .as_ref()
-            .map(|key| input.provider_names.get(key).unwrap_or(key).clone());
+            .map(|key| Name::new(input.provider_names.get(key).unwrap_or(key)));
         let call = match &outcome.result {
             Ok(response) => {
                 let mut scored = scorers::score(assertions.iter().copied(), &response.text, cx);
@@ -124,7 +124,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                 // the candidate's preference (`scorers::compare`).
                 if job.arm == Arm::Baseline && input.planned[job.experiment].baseline.is_some() {
                     for a in &compares {
-                        scored.scores.insert(a.metric.clone(), Score::Number(0.0));
+                        scored.scores.insert(&a.metric, Score::Number(0.0));
                     }
                 }
                 let preferences: Vec<_> = comparisons
@@ -386,8 +386,7 @@ fn add_consistency(calls: &mut [Call]) {
     let mut values = scorers::similarity::consistency(&outputs).into_iter();
     for call in calls.iter_mut().filter(|c| c.error.is_none() && c.output.is_some()) {
         if let Some(Some(value)) = values.next() {
-            call.scores
-                .insert(crate::metrics::CONSISTENCY.to_owned(), Score::Number(value));
+            call.scores.insert(crate::metrics::CONSISTENCY, Score::Number(value));
         }
     }
 }

@@ -11,6 +11,7 @@ mod approvals;
 mod designs;
 mod judging;
 mod outputs;
+mod scores;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,7 @@ pub use designs::{AaRecommendation, AaSummary, SequentialSummary};
 pub use judging::{JudgeAdvice, JudgeVariance, MAX_JUDGE_REPEATS};
 pub use outputs::outputs_elsewhere;
 use outputs::{output_elsewhere, schema_written};
+pub use scores::{Name, Scores};
 
 /// The schema of a `results.json` that carries every call's `output` inline.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -614,7 +616,7 @@ pub struct Call {
     pub attempts: u32,
     /// The provider that answered; differs from the experiment's when the call fell back.
     #[serde(default)]
-    pub provider: Option<String>,
+    pub provider: Option<Name>,
     #[serde(default)]
     pub fell_back: bool,
     /// Sent through its provider's batch API (`run --batch`): `cost_usd` is at the batch rate,
@@ -622,7 +624,7 @@ pub struct Call {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub batch: bool,
     /// `pass` plus one entry per assertion or scorer, by name.
-    pub scores: BTreeMap<String, Score>,
+    pub scores: Scores,
     /// Why the call failed its assertions, one line each (empty when it passed).
     pub failures: Vec<String>,
     /// Scorers that could not score this output (an `exec` scorer that failed), one line
@@ -644,7 +646,7 @@ pub struct Call {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Judgement {
     /// The metric the judgement feeds (`relevance`, `hallucination_rate`, a rubric's name).
-    pub metric: String,
+    pub metric: Name,
     pub repeat: u32,
     pub score: Option<u8>,
     pub pass: Option<bool>,

@@ -905,7 +905,7 @@ pub(crate) mod test_fixtures {
             provider: None,
             fell_back: false,
             batch: false,
-            scores: BTreeMap::from([("pass".to_owned(), Score::Bool(passed))]),
+            scores: Scores::from([("pass", Score::Bool(passed))]),
             failures: failures.iter().map(|f| (*f).to_owned()).collect(),
             scorer_errors: Vec::new(),
             judgements: Vec::new(),
@@ -1137,7 +1137,7 @@ pub(crate) mod test_fixtures {
                 ..case.baseline[0].clone()
             })
             .collect();
-        case.baseline[2].scores.insert("pass".to_owned(), Score::Bool(true));
+        case.baseline[2].scores.insert("pass", Score::Bool(true));
         case.baseline[2].failures.clear();
         case.candidate = (0..3)
             .map(|repeat| Call {

@@ -26,7 +26,7 @@ use serde_json::Value;
 use super::judge::Fence;
 use crate::plan::{Arm, Job, JudgeTag};
 use crate::providers::{JUDGE_MARK, Request};
-use crate::results::{Judgement, Score};
+use crate::results::{Judgement, Score, Scores};
 use crate::runner::Outcome;
 use crate::suite::{Assertion, Case, Check, JudgeSettings};
 
@@ -250,7 +250,7 @@ pub fn judgement(
 /// Adds a candidate call's comparisons to its scores: per `llm-compare` metric, the mean over
 /// judge repeats of the pair values whose two orders were both judged. `judged` holds, per
 /// judgement, its assertion, judge repeat, first-shown arm and preference (`None`: failed).
-pub fn apply(scores: &mut BTreeMap<String, Score>, judged: &[(&Assertion, u32, Arm, Option<Option<Arm>>)]) {
+pub fn apply(scores: &mut Scores, judged: &[(&Assertion, u32, Arm, Option<Option<Arm>>)]) {
     // Per (metric, repeat): the preferences of the two orders.
     let mut pairs: BTreeMap<(&str, u32), [Option<Option<Arm>>; 2]> = BTreeMap::new();
     for (assertion, repeat, first, preference) in judged {
@@ -266,7 +266,7 @@ pub fn apply(scores: &mut BTreeMap<String, Score>, judged: &[(&Assertion, u32, A
         }
     }
     for (metric, (sum, n)) in sums {
-        scores.insert(metric.to_owned(), Score::Number(sum / n as f64));
+        scores.insert(metric, Score::Number(sum / n as f64));
     }
 }
 
@@ -334,7 +334,7 @@ mod tests {
             metric: "preference".to_owned(),
             check: Check::Compare("Names the window.".to_owned()),
         };
-        let mut scores = BTreeMap::new();
+        let mut scores = Scores::new();
         use Arm::{Baseline, Candidate};
         apply(
             &mut scores,

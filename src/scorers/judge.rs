@@ -18,7 +18,7 @@ use sha2::Digest;
 
 use crate::plan::{Job, JudgeTag, Planned};
 use crate::providers::{JUDGE_MARK, Message, Request, Role};
-use crate::results::{Judgement, Score};
+use crate::results::{Judgement, Name, Score, Scores};
 use crate::runner::Outcome;
 use crate::suite::{Assertion, Case, Check, EmbedderSettings, JudgeCheck, JudgeSettings};
 
@@ -461,7 +461,7 @@ pub(super) fn judged<T>(
     parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> (Judgement, Option<T>) {
     let mut judgement = Judgement {
-        metric: metric.to_owned(),
+        metric: Name::new(metric),
         repeat,
         cached: outcome.cached,
         cost_usd: if outcome.cached { 0.0 } else { cost_usd },
@@ -482,11 +482,7 @@ pub(super) fn judged<T>(
 /// Adds a call's judgements to its scores: each judged metric the mean of its judgements'
 /// values (judge repeats averaged), and a judge's `pass: false` as a failure with its reason.
 /// `judged` holds, per judgement, its check and its reply (`None`: the judge failed).
-pub fn apply(
-    scores: &mut std::collections::BTreeMap<String, Score>,
-    failures: &mut Vec<String>,
-    judged: &[(&Assertion, Option<&Reply>)],
-) {
+pub fn apply(scores: &mut Scores, failures: &mut Vec<String>, judged: &[(&Assertion, Option<&Reply>)]) {
     // Per metric: the sum of values, their count, and whether each is a flag (hallucination).
     let mut sums: std::collections::BTreeMap<&str, (f64, usize, bool)> = std::collections::BTreeMap::new();
     for (assertion, reply) in judged {
@@ -510,9 +506,11 @@ pub fn apply(
         } else {
             Score::Number(sum / n as f64)
         };
-        scores.insert(metric.to_owned(), score);
+        scores.insert(metric, score);
     }
-    scores.insert("pass".to_owned(), Score::Bool(failures.is_empty()));
+    scores.insert("pass", Score::Bool(failures.is_empty()));
+    // The call keeps its failures for the whole run: no spare slots from the pushes above.
+    failures.shrink_to_fit();
 }
 
 fn preview(text: &str) -> String {
@@ -937,7 +935,7 @@ mod tests {
         assert!(bad.error.as_deref().unwrap().contains("not a JSON object"));
         assert!(bad_reply.is_none());
 
-        let mut scores = std::collections::BTreeMap::from([("pass".to_owned(), Score::Bool(true))]);
+        let mut scores = Scores::from([("pass", Score::Bool(true))]);
         let mut failures = Vec::new();
         apply(
             &mut scores,
@@ -969,5 +967,7 @@ mod tests {
         );
         assert_eq!(scores["pass"], Score::Bool(false));
         assert_eq!(failures, vec!["hallucination_rate: invents a fee"]);
+        // The call keeps its failures for the whole run: no spare slots.
+        assert_eq!(failures.capacity(), 1);
     }
 }

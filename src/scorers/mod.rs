@@ -17,11 +17,9 @@ pub mod pii;
 pub mod refusal;
 pub mod similarity;
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
-use crate::results::Score;
+use crate::results::{Score, Scores};
 use crate::suite::{Assertion, Check, SimilarityMethod, pass_name};
 
 pub use exec::ExecScorers;
@@ -29,7 +27,7 @@ pub use exec::ExecScorers;
 /// Scores of one output: `pass` plus one entry per assertion, why it failed, and which
 /// scorers could not score it.
 pub struct Scored {
-    pub scores: BTreeMap<String, Score>,
+    pub scores: Scores,
     pub failures: Vec<String>,
     /// An `exec` scorer that failed on this output: its scores are missing, the call is not
     /// failed for it (the scorer is broken, not the output).
@@ -70,7 +68,7 @@ pub fn exec_requests<'a>(
 /// Applies every assertion to `output`. Assertions sharing a metric name get `_2`, `_3`, …
 pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &str, cx: &Context<'_>) -> Scored {
     let mut scored = Scored {
-        scores: BTreeMap::new(),
+        scores: Scores::new(),
         failures: Vec::new(),
         scorer_errors: Vec::new(),
     };
@@ -94,7 +92,7 @@ pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &s
                             if *value == Score::Bool(false) {
                                 scored.failures.push(format!("{fresh}: the scorer said false"));
                             }
-                            scored.scores.insert(fresh.clone(), *value);
+                            scored.scores.insert(fresh, *value);
                         }
                     }
                     Some(Err(why)) => scored.scorer_errors.push(format!("{}: {why}", a.metric)),
@@ -124,7 +122,7 @@ pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &s
                         continue;
                     }
                 };
-                scored.scores.insert(name.clone(), Score::Number(value));
+                scored.scores.insert(&name, Score::Number(value));
                 if let Some(t) = threshold {
                     let ok = value >= *t;
                     if !ok {
@@ -132,7 +130,7 @@ pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &s
                             "{what} to the reference {value:.2} is below the threshold {t:.2}"
                         ));
                     }
-                    scored.scores.insert(names[1].clone(), Score::Bool(ok));
+                    scored.scores.insert(&names[1], Score::Bool(ok));
                 }
             }
             Check::Pii(detectors) => {
@@ -154,33 +152,34 @@ pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &s
             }
         }
     }
-    scored
-        .scores
-        .insert("pass".to_owned(), Score::Bool(scored.failures.is_empty()));
+    scored.scores.insert("pass", Score::Bool(scored.failures.is_empty()));
+    // The call keeps these for the whole run: a `Vec` grown by one push holds four lines.
+    scored.failures.shrink_to_fit();
+    scored.scorer_errors.shrink_to_fit();
     scored
 }
 
 /// The scores of a call that produced no output: it fails every assertion, a similarity is 0,
 /// and nothing leaked; `exec` scorers have nothing to score.
 pub fn errored<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, error: &str) -> Scored {
-    let mut scores = BTreeMap::new();
+    let mut scores = Scores::new();
     for a in assertions {
         let names = fresh_names(&scores, a);
         match &a.check {
             // Nothing to score without an output; a judge has nothing to judge.
             Check::Exec { .. } | Check::Judge(_) | Check::Compare(_) => {}
             Check::Similarity { threshold, .. } => {
-                scores.insert(names[0].clone(), Score::Number(0.0));
+                scores.insert(&names[0], Score::Number(0.0));
                 if threshold.is_some() {
-                    scores.insert(names[1].clone(), Score::Bool(false));
+                    scores.insert(&names[1], Score::Bool(false));
                 }
             }
             _ => {
-                scores.insert(names[0].clone(), Score::Bool(false));
+                scores.insert(&names[0], Score::Bool(false));
             }
         }
     }
-    scores.insert("pass".to_owned(), Score::Bool(false));
+    scores.insert("pass", Score::Bool(false));
     Scored {
         scores,
         failures: vec![format!("call failed: {error}")],
@@ -205,7 +204,7 @@ pub fn mask_personal_data<'t>(assertions: &[&Assertion], text: &'t str) -> std::
 
 /// The names `a`'s scores take in a call's `scores`: its metrics, numbered `_2`, `_3`, … when
 /// an earlier assertion took the name (together: a similarity's pass/fail follows its score).
-fn fresh_names(taken: &BTreeMap<String, Score>, a: &Assertion) -> Vec<String> {
+fn fresh_names(taken: &Scores, a: &Assertion) -> Vec<String> {
     let free = |name: &str| !taken.contains_key(name) && name != "pass";
     match &a.check {
         Check::Exec { scores, .. } => scores
@@ -418,6 +417,8 @@ mod tests {
             scored.failures
         );
         assert_eq!(scored.failures.is_empty(), expected);
+        // The call keeps its failures for the whole run: no spare slots.
+        assert_eq!(scored.failures.capacity(), scored.failures.len());
     }
 
     #[test]

@@ -285,14 +285,14 @@ fn metric_names(gates: &[suite::GateSpec], cases: &[CaseResult]) -> Vec<String> 
             names.push(gate.metric.clone());
         }
     }
-    let numeric: std::collections::BTreeSet<&String> = calls()
+    let numeric: std::collections::BTreeSet<&str> = calls()
         .flat_map(|call| &call.scores)
         .filter(|(_, score)| matches!(score, Score::Number(_)))
         .map(|(name, _)| name)
         .collect();
     for name in numeric {
-        if !names.contains(name) {
-            names.push(name.clone());
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
         }
     }
     names
