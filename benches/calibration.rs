@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 
 use promptgate::results::{
     ArmInfo, Call, CaseResult, Direction, ExperimentNoise, ExperimentResult, ExperimentStatus, ExperimentVerdict,
-    MetricResult, MetricVerdict, Score, Scores, Tokens,
+    MetricResult, MetricVerdict, Score, Scores,
 };
 use promptgate::stats::{self, Rng};
 use promptgate::suite::{GateSpec, Margin};
@@ -286,22 +286,9 @@ fn latency_call(repeat: u32, ms: f64) -> Call {
 fn call(repeat: u32, scores: Scores) -> Call {
     Call {
         repeat,
-        output: None,
-        error: None,
-        latency_ms: None,
-        tokens: Tokens::default(),
-        cost_usd: 0.0,
-        list_cost_usd: 0.0,
-        cached: false,
         attempts: 1,
-        provider: None,
-        fell_back: false,
-        batch: false,
         scores,
-        failures: Vec::new(),
-        scorer_errors: Vec::new(),
-        judgements: Vec::new(),
-        embedding_cost_usd: 0.0,
+        ..Call::default()
     }
 }
 

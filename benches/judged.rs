@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[expect(dead_code, reason = "`priced_sim_repo` is for the benchmarks without a judge")]
 mod support;
 
 use support::measure;

@@ -13,7 +13,6 @@
 //! (PROMPTGATE_BENCH_CALLS=10000,100000,1000000 sets the sizes, PROMPTGATE_BENCH_CASES=N runs
 //! N cases alone; PROMPTGATE_BENCH_BINARY measures another build).
 
-use std::path::Path;
 use std::time::Duration;
 
 mod support;
@@ -45,7 +44,7 @@ fn main() {
             latency,
         ));
         let repo = tempfile::tempdir().expect("temp dir");
-        write_suite(repo.path(), &server.uri(), calls / 2);
+        support::priced_sim_repo(repo.path(), &server.uri(), calls / 2, CONCURRENCY, 1);
         let (wall, peak, cpu) = support::measure(&binary, repo.path(), "out");
         let size =
             |name: &str| std::fs::metadata(repo.path().join("out").join(name)).map_or(0.0, |m| m.len() as f64 / 1e6);
@@ -65,19 +64,4 @@ fn main() {
         );
         drop(server);
     }
-}
-
-fn write_suite(dir: &Path, base_url: &str, cases: usize) {
-    let suite = format!(
-        "version: 1\nproviders:\n  sim: {{type: openai-compatible, base_url: \"{base_url}/v1\", concurrency: {CONCURRENCY}, max_retries: 0}}\n\
-             pricing:\n  sim-model: {{input: 0.1, output: 0.4}}\ndefaults: {{repeats: 1, provider: sim}}\n\
-             experiments:\n  - name: bench\n    variant: variant.yaml\n    dataset: cases.jsonl\n"
-    );
-    support::bench_repo(
-        dir,
-        &suite,
-        "sim-model",
-        cases,
-        ", \"assert\": [{\"type\": \"icontains\", \"value\": \"30 days\"}]",
-    );
 }

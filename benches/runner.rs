@@ -9,7 +9,6 @@
 //! (set PROMPTGATE_BENCH_CASES to try other sizes, PROMPTGATE_BENCH_BINARY to measure another
 //! build).
 
-use std::path::Path;
 use std::time::Duration;
 
 mod support;
@@ -27,7 +26,7 @@ fn main() {
     let (server, arrivals) = runtime.block_on(support::simulator("Refunds are available within 30 days.", 9, LATENCY));
 
     let repo = tempfile::tempdir().expect("temp dir");
-    write_suite(repo.path(), &server.uri(), cases);
+    support::priced_sim_repo(repo.path(), &server.uri(), cases, CONCURRENCY, REPEATS);
     let calls = cases * 2 * REPEATS;
     let ideal = LATENCY.as_secs_f64() * calls as f64 / CONCURRENCY as f64;
 
@@ -84,19 +83,4 @@ fn main() {
         );
     }
     drop(server);
-}
-
-fn write_suite(dir: &Path, base_url: &str, cases: usize) {
-    let suite = format!(
-        "version: 1\nproviders:\n  sim: {{type: openai-compatible, base_url: \"{base_url}/v1\", concurrency: {CONCURRENCY}, max_retries: 0}}\n\
-             pricing:\n  sim-model: {{input: 0.1, output: 0.4}}\ndefaults: {{repeats: {REPEATS}, provider: sim}}\n\
-             experiments:\n  - name: bench\n    variant: variant.yaml\n    dataset: cases.jsonl\n"
-    );
-    support::bench_repo(
-        dir,
-        &suite,
-        "sim-model",
-        cases,
-        ", \"assert\": [{\"type\": \"icontains\", \"value\": \"30 days\"}]",
-    );
 }

@@ -600,7 +600,7 @@ pub fn least_consistent(cases: &[CaseResult]) -> Vec<crate::results::CaseConsist
 mod tests {
     use super::*;
 
-    use crate::results::{Score, Scores, Tokens};
+    use crate::results::{Score, Scores};
 
     const NO_TIMEOUT: [u64; 2] = [60_000; 2];
 
@@ -612,21 +612,12 @@ mod tests {
         Call {
             repeat,
             output: Some(String::new()),
-            error: None,
             latency_ms: Some(100.0 + f64::from(repeat)),
-            tokens: Tokens::default(),
             cost_usd: cost,
             list_cost_usd: cost,
-            cached: false,
             attempts: 1,
-            provider: None,
-            fell_back: false,
-            batch: false,
             scores,
-            failures: Vec::new(),
-            scorer_errors: Vec::new(),
-            judgements: Vec::new(),
-            embedding_cost_usd: 0.0,
+            ..Call::default()
         }
     }
 

@@ -354,26 +354,13 @@ mod tests {
     #[test]
     fn consistency_is_one_mean_per_case_and_arm() {
         let call = |score: Option<f64>| Call {
-            repeat: 0,
             output: Some("x".to_owned()),
-            error: None,
-            latency_ms: None,
-            tokens: crate::results::Tokens::default(),
-            cost_usd: 0.0,
-            list_cost_usd: 0.0,
-            cached: false,
             attempts: 1,
-            provider: None,
-            fell_back: false,
-            batch: false,
             scores: score
                 .map(|s| (CONSISTENCY.to_owned(), Score::Number(s)))
                 .into_iter()
                 .collect(),
-            failures: Vec::new(),
-            scorer_errors: Vec::new(),
-            judgements: Vec::new(),
-            embedding_cost_usd: 0.0,
+            ..Call::default()
         };
         let m = Metric::of(CONSISTENCY);
         assert_eq!(
@@ -413,23 +400,12 @@ mod tests {
     #[test]
     fn batched_calls_have_no_latency_errored_or_not() {
         let call = |batch: bool, error: Option<&str>, latency_ms: Option<f64>| Call {
-            repeat: 0,
             output: error.is_none().then(|| "x".to_owned()),
             error: error.map(str::to_owned),
             latency_ms,
-            tokens: crate::results::Tokens::default(),
-            cost_usd: 0.0,
-            list_cost_usd: 0.0,
-            cached: false,
             attempts: 1,
-            provider: None,
-            fell_back: false,
             batch,
-            scores: Default::default(),
-            failures: Vec::new(),
-            scorer_errors: Vec::new(),
-            judgements: Vec::new(),
-            embedding_cost_usd: 0.0,
+            ..Call::default()
         };
         let p95 = Metric::of("latency_p95_ms");
         assert_eq!(p95.call_value(&call(true, None, None), 30_000), None);

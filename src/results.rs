@@ -596,7 +596,7 @@ pub struct CaseResult {
     pub flip: Option<Flip>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Call {
     pub repeat: u32,
     /// In schema 2 absent here and found in `calls.jsonl`; `None` also for an errored call.

@@ -161,6 +161,23 @@ pub fn bench_repo(dir: &Path, suite: &str, model: &str, cases: usize, extra: &st
     git(&["commit", "-q", "-m", "pr"]);
 }
 
+/// A [`bench_repo`] whose one experiment calls the simulator at `base_url` through an
+/// `openai-compatible` provider of `concurrency` calls, `repeats` times a case, at a suite price.
+pub fn priced_sim_repo(dir: &Path, base_url: &str, cases: usize, concurrency: usize, repeats: usize) {
+    let suite = format!(
+        "version: 1\nproviders:\n  sim: {{type: openai-compatible, base_url: \"{base_url}/v1\", concurrency: {concurrency}, max_retries: 0}}\n\
+             pricing:\n  sim-model: {{input: 0.1, output: 0.4}}\ndefaults: {{repeats: {repeats}, provider: sim}}\n\
+             experiments:\n  - name: bench\n    variant: variant.yaml\n    dataset: cases.jsonl\n"
+    );
+    bench_repo(
+        dir,
+        &suite,
+        "sim-model",
+        cases,
+        ", \"assert\": [{\"type\": \"icontains\", \"value\": \"30 days\"}]",
+    );
+}
+
 /// Cases to run: `PROMPTGATE_BENCH_CASES`, else `default`.
 pub fn cases(default: usize) -> usize {
     std::env::var("PROMPTGATE_BENCH_CASES")

@@ -127,16 +127,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn costs() {
-        let table = PriceTable::new(&BTreeMap::from([(
+    /// The built-in table with one suite price: `house-model` at $1/M input, $2/M output.
+    fn house_table() -> PriceTable {
+        PriceTable::new(&BTreeMap::from([(
             "house-model".to_owned(),
             Price {
                 input: 1.0,
                 cached_input: None,
                 output: 2.0,
             },
-        )]));
+        )]))
+    }
+
+    #[test]
+    fn costs() {
+        let table = house_table();
         let u = |input, cached_input, output| Usage {
             input,
             cached_input,
@@ -162,15 +167,7 @@ mod tests {
     /// Batch calls cost half the list price, the suite's own prices included.
     #[test]
     fn batch_rate_is_half_the_list_price() {
-        let table = PriceTable::new(&BTreeMap::from([(
-            "house-model".to_owned(),
-            Price {
-                input: 1.0,
-                cached_input: None,
-                output: 2.0,
-            },
-        )]))
-        .at_batch_rate();
+        let table = house_table().at_batch_rate();
         let u = |input, cached_input, output| Usage {
             input,
             cached_input,

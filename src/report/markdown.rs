@@ -889,9 +889,7 @@ pub(crate) mod test_fixtures {
 
     pub(crate) fn call(passed: bool, output: &str, failures: &[&str]) -> Call {
         Call {
-            repeat: 0,
             output: Some(output.to_owned()),
-            error: None,
             latency_ms: Some(512.0),
             tokens: Tokens {
                 input: 310,
@@ -900,16 +898,10 @@ pub(crate) mod test_fixtures {
             },
             cost_usd: 0.000412,
             list_cost_usd: 0.000412,
-            cached: false,
             attempts: 1,
-            provider: None,
-            fell_back: false,
-            batch: false,
             scores: Scores::from([("pass", Score::Bool(passed))]),
             failures: failures.iter().map(|f| (*f).to_owned()).collect(),
-            scorer_errors: Vec::new(),
-            judgements: Vec::new(),
-            embedding_cost_usd: 0.0,
+            ..Call::default()
         }
     }
 

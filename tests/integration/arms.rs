@@ -9,7 +9,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 use crate::gate::{experiment, metric};
-use crate::support::{Run, TestRepo, results};
+use crate::support::{Run, TestRepo, refund_cases, results};
 
 /// Cases in the suites below: `question N` for N in 0..CASES.
 const CASES: usize = 40;
@@ -79,15 +79,7 @@ fn suite_repo(provider: &str) -> TestRepo {
         "version: v1\nmodel: gpt-4o-mini\nprompt: ../prompts/refunds.md\n",
     );
     repo.write("prompts/refunds.md", "You answer questions about refunds.\n");
-    let cases: String = (0..CASES)
-        .map(|n| {
-            json!({"id": format!("q{n}"), "vars": {"input": format!("question {n}: how long do refunds take?")},
-                   "assert": [{"type": "icontains", "value": "30 days"}]})
-            .to_string()
-                + "\n"
-        })
-        .collect();
-    repo.write("datasets/refunds.jsonl", &cases);
+    repo.write("datasets/refunds.jsonl", &refund_cases(CASES));
     repo
 }
 

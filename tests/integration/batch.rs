@@ -10,7 +10,7 @@ use wiremock::matchers::{header, method, path, path_regex};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 use crate::gate::{experiment, metric};
-use crate::support::{Run, TestRepo, results};
+use crate::support::{Run, TestRepo, refund_cases, results};
 
 const KEY: &str = "sk-ant-test-BATCH-INTEGRATION-77";
 const CASES: usize = 6;
@@ -106,15 +106,7 @@ fn suite_repo(base_url: &str, latency_blocking: bool) -> TestRepo {
         "version: v1\nmodel: claude-3-5-haiku-20241022\nprompt: ../prompts/refunds.md\nmax_tokens: 600\n",
     );
     repo.write("prompts/refunds.md", "You answer questions about refunds.\n");
-    let cases: String = (0..CASES)
-        .map(|n| {
-            json!({"id": format!("q{n}"), "vars": {"input": format!("question {n}: how long do refunds take?")},
-                   "assert": [{"type": "icontains", "value": "30 days"}]})
-            .to_string()
-                + "\n"
-        })
-        .collect();
-    repo.write("datasets/refunds.jsonl", &cases);
+    repo.write("datasets/refunds.jsonl", &refund_cases(CASES));
     repo.commit("base");
     repo.checkout_new("pr");
     repo.edit("prompts/refunds.md", "about refunds.", "about refunds, briefly.");

@@ -226,3 +226,15 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// `cases` refund questions as JSON lines (`q0`, `q1`, …), each asserting "30 days".
+pub fn refund_cases(cases: usize) -> String {
+    (0..cases)
+        .map(|n| {
+            serde_json::json!({"id": format!("q{n}"), "vars": {"input": format!("question {n}: how long do refunds take?")},
+                   "assert": [{"type": "icontains", "value": "30 days"}]})
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
