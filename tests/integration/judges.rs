@@ -216,13 +216,7 @@ async fn judge_replies_valid_malformed_and_refused_land_in_the_results() {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|c| {
-            c["baseline"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .chain(c["candidate"].as_array().unwrap())
-        })
+        .flat_map(crate::support::case_calls)
         .map(|call| call["cost_usd"].as_f64().unwrap())
         .sum();
     let spend = r["run"]["spend_usd"].as_f64().unwrap();

@@ -289,13 +289,7 @@ fn a_run_over_the_inline_threshold_writes_calls_jsonl_that_report_and_merge_read
         .unwrap()
         .iter()
         .flat_map(|e| e["cases"].as_array().unwrap())
-        .flat_map(|c| {
-            c["baseline"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .chain(c["candidate"].as_array().unwrap())
-        })
+        .flat_map(crate::support::case_calls)
         .collect();
     assert!(calls.len() > 20);
     assert!(

@@ -238,3 +238,12 @@ pub fn refund_cases(cases: usize) -> String {
         })
         .collect()
 }
+
+/// A case's calls in `results.json`: the baseline's, then the candidate's.
+pub fn case_calls(case: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    case["baseline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(case["candidate"].as_array().unwrap())
+}
