@@ -149,134 +149,149 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
     (result.between_var, result.within_var) = components(&arms);
     result.variance_components = judge_variance(name, cases, paired);
     result.candidate = own_value(&metric, &cand);
-    result.candidate_ci = own_interval(&metric, &cand, &unit_ids, confidence, metric_seed);
-    if !paired {
-        result.n = count_units(&unit_ids, cand.iter().map(|v| !v.is_empty()));
-        result.cases = cand.iter().filter(|v| !v.is_empty()).count();
-        return result;
-    }
-    result.baseline = own_value(&metric, &base);
+    // The candidate's own interval resamples its calls as much as the comparison does for a
+    // quantile: the two take a core each.
+    std::thread::scope(|scope| {
+        let own = scope.spawn(|| own_interval(&metric, &cand, &unit_ids, confidence, metric_seed));
+        let mut result = 'compared: {
+            if !paired {
+                result.n = count_units(&unit_ids, cand.iter().map(|v| !v.is_empty()));
+                result.cases = cand.iter().filter(|v| !v.is_empty()).count();
+                break 'compared result;
+            }
+            result.baseline = own_value(&metric, &base);
 
-    // The compared cases: a value in both arms.
-    let both: Vec<usize> = (0..cases.len())
-        .filter(|&i| !base[i].is_empty() && !cand[i].is_empty())
-        .collect();
-    result.left_out = (0..cases.len())
-        .filter(|&i| base[i].is_empty() != cand[i].is_empty())
-        .count();
-    result.cases = both.len();
-    let units: Vec<usize> = both.iter().map(|&i| unit_ids[i]).collect();
-    result.n = count_units(&units, std::iter::repeat(true));
-    if both.is_empty() {
-        return result;
-    }
-    let single = both.iter().all(|&i| base[i].len() == 1 && cand[i].len() == 1);
-    result.binary = metric.is_binary(cases);
-    result.calls_per_unit = both.iter().map(|&i| base[i].len()).sum::<usize>() as f64 / result.n.max(1) as f64;
-    let test = metric.test(DataShape {
-        binary: result.binary,
-        single,
-        grouped: result.grouped,
-    });
-    result.test = test;
-    result.estimand = metric.estimand(test);
-    result.min_units = metric.min_units_for(test);
-    let clusters = result.grouped.then_some(units.as_slice());
+            // The compared cases: a value in both arms.
+            let both: Vec<usize> = (0..cases.len())
+                .filter(|&i| !base[i].is_empty() && !cand[i].is_empty())
+                .collect();
+            result.left_out = (0..cases.len())
+                .filter(|&i| base[i].is_empty() != cand[i].is_empty())
+                .count();
+            result.cases = both.len();
+            let units: Vec<usize> = both.iter().map(|&i| unit_ids[i]).collect();
+            result.n = count_units(&units, std::iter::repeat(true));
+            if both.is_empty() {
+                break 'compared result;
+            }
+            let single = both.iter().all(|&i| base[i].len() == 1 && cand[i].len() == 1);
+            result.binary = metric.is_binary(cases);
+            result.calls_per_unit = both.iter().map(|&i| base[i].len()).sum::<usize>() as f64 / result.n.max(1) as f64;
+            let test = metric.test(DataShape {
+                binary: result.binary,
+                single,
+                grouped: result.grouped,
+            });
+            result.test = test;
+            result.estimand = metric.estimand(test);
+            result.min_units = metric.min_units_for(test);
+            let clusters = result.grouped.then_some(units.as_slice());
 
-    match test {
-        Test::SignFlip => {
-            let q = metric.quantile().unwrap_or(0.5);
-            // Whole units, each with every call of its cases in both arms.
-            let mut grouped: Vec<(usize, stats::PairedUnit)> = Vec::new();
-            let mut index: HashMap<usize, usize> = HashMap::new();
-            for &i in &both {
-                let slot = *index.entry(unit_ids[i]).or_insert_with(|| {
-                    grouped.push((unit_ids[i], (Vec::new(), Vec::new())));
-                    grouped.len() - 1
-                });
-                grouped[slot].1.0.extend_from_slice(&base[i]);
-                grouped[slot].1.1.extend_from_slice(&cand[i]);
-            }
-            let units: Vec<stats::PairedUnit> = grouped.into_iter().map(|(_, u)| u).collect();
-            let g = units.len();
-            if let Some(test) = stats::sign_flip_quantile(&units, q, PERMUTATIONS, metric_seed) {
-                result.delta = Some(test.estimate);
-                result.p_value = Some(test.p_value);
-            }
-            if let Some(draws) = stats::unit_bootstrap_quantile(&units, q, RESAMPLES, metric_seed ^ 2) {
-                let (diff, ratio) = (&draws.difference, draws.ratio.as_ref());
-                result.quantile_variances = Some([draws.var_baseline, draws.var_candidate, draws.covariance]);
-                let level = |a: f64| stats::expanded_alpha(a, g).map(|e| 1.0 - e);
-                let at = |draws: &stats::Draws, a: f64| level(a).and_then(|c| draws.summary(c)).map(|b| b.ci);
-                result.ci = at(diff, alpha);
-                result.ci_equivalence = at(diff, 2.0 * alpha);
-                result.unit_sd = diff.standard_error().map(|se| se * (g as f64).sqrt());
-                if let Some(ratio) = ratio {
-                    result.relative_delta = ratio.summary(0.5).map(|b| b.estimate);
-                    result.relative_ci = at(ratio, alpha);
-                    result.relative_ci_equivalence = at(ratio, 2.0 * alpha);
+            match test {
+                Test::SignFlip => {
+                    let q = metric.quantile().unwrap_or(0.5);
+                    // Whole units, each with every call of its cases in both arms.
+                    let mut grouped: Vec<(usize, stats::PairedUnit)> = Vec::new();
+                    let mut index: HashMap<usize, usize> = HashMap::new();
+                    for &i in &both {
+                        let slot = *index.entry(unit_ids[i]).or_insert_with(|| {
+                            grouped.push((unit_ids[i], (Vec::new(), Vec::new())));
+                            grouped.len() - 1
+                        });
+                        grouped[slot].1.0.extend_from_slice(&base[i]);
+                        grouped[slot].1.1.extend_from_slice(&cand[i]);
+                    }
+                    let units: Vec<stats::PairedUnit> = grouped.into_iter().map(|(_, u)| u).collect();
+                    let g = units.len();
+                    // The test and the interval are independent draws, each a good part of the run's
+                    // own time on a large suite: they take a core each.
+                    let (test, draws) = std::thread::scope(|scope| {
+                        let test = scope.spawn(|| stats::sign_flip_quantile(&units, q, PERMUTATIONS, metric_seed));
+                        let draws = stats::unit_bootstrap_quantile(&units, q, RESAMPLES, metric_seed ^ 2);
+                        (test.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), draws)
+                    });
+                    if let Some(test) = test {
+                        result.delta = Some(test.estimate);
+                        result.p_value = Some(test.p_value);
+                    }
+                    if let Some(draws) = draws {
+                        let (diff, ratio) = (&draws.difference, draws.ratio.as_ref());
+                        result.quantile_variances = Some([draws.var_baseline, draws.var_candidate, draws.covariance]);
+                        let level = |a: f64| stats::expanded_alpha(a, g).map(|e| 1.0 - e);
+                        let at = |draws: &stats::Draws, a: f64| level(a).and_then(|c| draws.summary(c)).map(|b| b.ci);
+                        result.ci = at(diff, alpha);
+                        result.ci_equivalence = at(diff, 2.0 * alpha);
+                        result.unit_sd = diff.standard_error().map(|se| se * (g as f64).sqrt());
+                        if let Some(ratio) = ratio {
+                            result.relative_delta = ratio.summary(0.5).map(|b| b.estimate);
+                            result.relative_ci = at(ratio, alpha);
+                            result.relative_ci_equivalence = at(ratio, 2.0 * alpha);
+                        }
+                    }
+                }
+                Test::McnemarExact => {
+                    let mut counts = stats::PairedCounts::default();
+                    for &i in &both {
+                        match (base[i][0] > 0.5, cand[i][0] > 0.5) {
+                            (true, true) => counts.both += 1,
+                            (true, false) => counts.baseline_only += 1,
+                            (false, true) => counts.candidate_only += 1,
+                            (false, false) => counts.neither += 1,
+                        }
+                    }
+                    result.delta = counts.difference();
+                    result.p_value = Some(stats::mcnemar_exact(counts.baseline_only, counts.candidate_only));
+                    result.ci = stats::newcombe_paired(counts, confidence);
+                    result.ci_equivalence = stats::newcombe_paired(counts, 1.0 - 2.0 * alpha);
+                    let n = counts.n() as f64;
+                    result.discordance = Some((counts.baseline_only + counts.candidate_only) as f64 / n);
+                    let diffs: Vec<f64> = both.iter().map(|&i| cand[i][0] - base[i][0]).collect();
+                    result.unit_sd = stats::std_dev(&diffs);
+                    relative_of_means(&mut result, &base, &cand, &both, None, alpha);
+                }
+                Test::BootstrapT | Test::PairedT | Test::None => {
+                    let b: Vec<f64> = both.iter().filter_map(|&i| stats::mean(&base[i])).collect();
+                    let c: Vec<f64> = both.iter().filter_map(|&i| stats::mean(&cand[i])).collect();
+                    let diffs: Vec<f64> = c.iter().zip(&b).map(|(c, b)| c - b).collect();
+                    let studentized = (test == Test::BootstrapT)
+                        .then(|| stats::studentized_mean(&diffs, clusters, PERMUTATIONS, metric_seed))
+                        .flatten();
+                    if let Some(s) = &studentized {
+                        result.delta = Some(s.estimate);
+                        result.p_value = Some(s.p_value(0.0));
+                        result.ci = s.interval(confidence);
+                        result.ci_equivalence = s.interval(1.0 - 2.0 * alpha);
+                        result.unit_sd = Some(s.se * (result.n as f64).sqrt());
+                        if let Some(r) = stats::studentized_ratio(&b, &c, clusters, PERMUTATIONS, metric_seed ^ 3) {
+                            result.relative_delta = Some(r.estimate);
+                            result.relative_ci = r.interval(confidence);
+                            result.relative_ci_equivalence = r.interval(1.0 - 2.0 * alpha);
+                        }
+                        break 'compared result;
+                    }
+                    if test == Test::BootstrapT {
+                        // No spread to resample (every case moved alike, or one unit): the t-test's
+                        // exact answer for that case.
+                        result.test = Test::PairedT;
+                        result.min_units = metric.min_units_for(Test::PairedT);
+                    }
+                    if let Some(t) = stats::paired_t(&diffs, clusters) {
+                        result.delta = Some(t.estimate);
+                        result.p_value = Some(t.p_value);
+                        result.ci = t.interval(confidence);
+                        result.ci_equivalence = t.interval(1.0 - 2.0 * alpha);
+                        result.unit_sd = Some(t.unit_sd());
+                    } else {
+                        result.delta = stats::mean(&diffs);
+                    }
+                    relative_of_means(&mut result, &base, &cand, &both, clusters, alpha);
                 }
             }
-        }
-        Test::McnemarExact => {
-            let mut counts = stats::PairedCounts::default();
-            for &i in &both {
-                match (base[i][0] > 0.5, cand[i][0] > 0.5) {
-                    (true, true) => counts.both += 1,
-                    (true, false) => counts.baseline_only += 1,
-                    (false, true) => counts.candidate_only += 1,
-                    (false, false) => counts.neither += 1,
-                }
-            }
-            result.delta = counts.difference();
-            result.p_value = Some(stats::mcnemar_exact(counts.baseline_only, counts.candidate_only));
-            result.ci = stats::newcombe_paired(counts, confidence);
-            result.ci_equivalence = stats::newcombe_paired(counts, 1.0 - 2.0 * alpha);
-            let n = counts.n() as f64;
-            result.discordance = Some((counts.baseline_only + counts.candidate_only) as f64 / n);
-            let diffs: Vec<f64> = both.iter().map(|&i| cand[i][0] - base[i][0]).collect();
-            result.unit_sd = stats::std_dev(&diffs);
-            relative_of_means(&mut result, &base, &cand, &both, None, alpha);
-        }
-        Test::BootstrapT | Test::PairedT | Test::None => {
-            let b: Vec<f64> = both.iter().filter_map(|&i| stats::mean(&base[i])).collect();
-            let c: Vec<f64> = both.iter().filter_map(|&i| stats::mean(&cand[i])).collect();
-            let diffs: Vec<f64> = c.iter().zip(&b).map(|(c, b)| c - b).collect();
-            let studentized = (test == Test::BootstrapT)
-                .then(|| stats::studentized_mean(&diffs, clusters, PERMUTATIONS, metric_seed))
-                .flatten();
-            if let Some(s) = &studentized {
-                result.delta = Some(s.estimate);
-                result.p_value = Some(s.p_value(0.0));
-                result.ci = s.interval(confidence);
-                result.ci_equivalence = s.interval(1.0 - 2.0 * alpha);
-                result.unit_sd = Some(s.se * (result.n as f64).sqrt());
-                if let Some(r) = stats::studentized_ratio(&b, &c, clusters, PERMUTATIONS, metric_seed ^ 3) {
-                    result.relative_delta = Some(r.estimate);
-                    result.relative_ci = r.interval(confidence);
-                    result.relative_ci_equivalence = r.interval(1.0 - 2.0 * alpha);
-                }
-                return result;
-            }
-            if test == Test::BootstrapT {
-                // No spread to resample (every case moved alike, or one unit): the t-test's
-                // exact answer for that case.
-                result.test = Test::PairedT;
-                result.min_units = metric.min_units_for(Test::PairedT);
-            }
-            if let Some(t) = stats::paired_t(&diffs, clusters) {
-                result.delta = Some(t.estimate);
-                result.p_value = Some(t.p_value);
-                result.ci = t.interval(confidence);
-                result.ci_equivalence = t.interval(1.0 - 2.0 * alpha);
-                result.unit_sd = Some(t.unit_sd());
-            } else {
-                result.delta = stats::mean(&diffs);
-            }
-            relative_of_means(&mut result, &base, &cand, &both, clusters, alpha);
-        }
-    }
-    result
+            result
+        };
+        result.candidate_ci = own.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        result
+    })
 }
 
 /// Fieller's intervals of the ratio of the arms' means over the compared cases.

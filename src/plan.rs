@@ -220,15 +220,38 @@ pub fn request_upper_bound_usd(request: &Request, prices: &PriceTable) -> Option
 }
 
 pub fn estimate(jobs: &[Job], prices: &PriceTable) -> CostEstimate {
+    let mut counter = crate::tokens::Counter::new();
+    estimate_with(jobs.len(), requests(jobs), prices, |r| {
+        counter.messages(&r.model, &r.messages)
+    })
+}
+
+/// At least [`estimate`], without loading a tokenizer table: a model with a tokenizer has every
+/// byte of its messages counted as a token ([`crate::tokens::messages_bound`]). A budget this
+/// passes, [`estimate`] passes too.
+pub fn estimate_bound(jobs: &[Job], prices: &PriceTable) -> CostEstimate {
+    estimate_with(jobs.len(), requests(jobs), prices, |r| {
+        crate::tokens::messages_bound(&r.model, &r.messages)
+    })
+}
+
+fn requests(jobs: &[Job]) -> impl Iterator<Item = &Request> {
+    jobs.iter().filter_map(|j| j.request.as_ref().ok())
+}
+
+fn estimate_with<'r>(
+    calls: usize,
+    requests: impl Iterator<Item = &'r Request>,
+    prices: &PriceTable,
+    mut input_tokens: impl FnMut(&Request) -> crate::tokens::Count,
+) -> CostEstimate {
     let mut e = CostEstimate {
-        calls: jobs.len(),
+        calls,
         tokens_exact: true,
         ..CostEstimate::default()
     };
-    let mut counter = crate::tokens::Counter::new();
-    for job in jobs {
-        let Ok(request) = &job.request else { continue };
-        let count = counter.messages(&request.model, &request.messages);
+    for request in requests {
+        let count = input_tokens(request);
         e.tokens_exact &= count.exact;
         let input = count.tokens;
         let output = estimate_output_tokens(request.max_tokens);
@@ -247,6 +270,94 @@ pub fn estimate(jobs: &[Job], prices: &PriceTable) -> CostEstimate {
         }
     }
     e
+}
+
+/// The plan's cost on stderr, and each model it could not price.
+pub fn announce(estimate: &CostEstimate, simulated: bool, config: &str) {
+    if estimate.calls > 0 {
+        eprintln!(
+            "promptgate: plan: {} calls, {} input tokens ({}) + ~{} output tokens, estimated ${:.4}{}",
+            estimate.calls,
+            estimate.input_tokens,
+            if estimate.tokens_exact {
+                "tokenizer"
+            } else {
+                "estimated at 4 characters a token"
+            },
+            estimate.output_tokens,
+            estimate.usd,
+            if simulated {
+                " (simulated: offline mock provider)"
+            } else {
+                ""
+            }
+        );
+    }
+    for model in &estimate.unpriced_models {
+        eprintln!(
+            "warning: model `{model}` has no price; its calls are counted at $0 (add it under `pricing:` in {config})"
+        );
+    }
+}
+
+/// The plan's estimate: counted, or being counted on its own thread while the first calls go
+/// out (counting waits for the models' tokenizer tables, a noticeable part of a second).
+pub struct Estimating {
+    counted: Option<CostEstimate>,
+    counting: Option<std::thread::JoinHandle<CostEstimate>>,
+}
+
+impl Estimating {
+    pub fn counted(estimate: CostEstimate) -> Estimating {
+        Estimating {
+            counted: Some(estimate),
+            counting: None,
+        }
+    }
+
+    /// Counts `jobs` and `judged` (the judge calls planned) on a thread, which hands the
+    /// estimate to `then` (to print it) as soon as it has it.
+    pub fn start(
+        jobs: &[Job],
+        judged: Vec<Job>,
+        prices: &PriceTable,
+        then: impl FnOnce(&CostEstimate) + Send + 'static,
+    ) -> std::io::Result<Estimating> {
+        // The requests' texts are shared (`Arc`), so the copy is of their headers only.
+        let (calls, owned): (usize, Vec<Request>) = (jobs.len(), requests(jobs).cloned().collect());
+        let prices = prices.clone();
+        let count = move || {
+            let mut counter = crate::tokens::Counter::new();
+            let e = estimate_with(calls, owned.iter(), &prices, |r| {
+                counter.messages(&r.model, &r.messages)
+            })
+            .plus(estimate(&judged, &prices));
+            then(&e);
+            e
+        };
+        let handle = std::thread::Builder::new().name("estimate".to_owned()).spawn(count)?;
+        Ok(Estimating {
+            counted: None,
+            counting: Some(handle),
+        })
+    }
+
+    /// The estimate, waiting for its thread if it is still counting.
+    pub fn get(&mut self) -> &CostEstimate {
+        if let Some(handle) = self.counting.take() {
+            self.counted = Some(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        }
+        self.counted.get_or_insert_default()
+    }
+}
+
+impl Drop for Estimating {
+    /// A run that stops early still prints its estimate, whole, before the process exits.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.get();
+        }
+    }
 }
 
 impl CostEstimate {
@@ -406,6 +517,47 @@ mod tests {
             jobs[0].request.as_ref().unwrap().seed,
             jobs[2].request.as_ref().unwrap().seed
         );
+    }
+
+    #[test]
+    fn the_bound_covers_the_estimate_and_the_count_on_a_thread_is_the_estimate() {
+        let dataset = "{\"id\": \"a\", \"vars\": {\"input\": \"Can I get a refund after 45 days?\"}}\n\
+                       {\"id\": \"b\", \"vars\": {\"input\": \"Rückerstattung — ¿cuándo? ✓\"}}\n";
+        let head = suite("Answer in one sentence, citing the policy.", dataset);
+        let planned = [Planned {
+            candidate: &head.experiments[0],
+            baseline: None,
+        }];
+        // An OpenAI model: counted with its tokenizer, priced by the built-in table.
+        let openai = |mut jobs: Vec<Job>| {
+            for request in jobs.iter_mut().filter_map(|j| j.request.as_mut().ok()) {
+                request.model = "gpt-4o-mini".to_owned();
+            }
+            jobs
+        };
+        let (jobs, judged) = (openai(jobs(&planned, 7)), openai(jobs(&planned, 8)));
+        let prices = PriceTable::new(&std::collections::BTreeMap::new());
+        let exact = estimate(&jobs, &prices).plus(estimate(&judged, &prices));
+        let bound = estimate_bound(&jobs, &prices).plus(estimate_bound(&judged, &prices));
+        assert!(exact.tokens_exact && bound.tokens_exact);
+        assert!(
+            bound.input_tokens > exact.input_tokens && bound.usd > exact.usd,
+            "{bound:?} vs {exact:?}"
+        );
+        assert_eq!((bound.calls, bound.output_tokens), (exact.calls, exact.output_tokens));
+        // A budget between the two: the bound is refused, so the run waits for the count.
+        let between = Budget {
+            max_usd: Some((exact.usd + bound.usd) / 2.0),
+            approve_above_usd: None,
+        };
+        assert!(check_budget(&bound, &between, None, false).is_err());
+        assert!(check_budget(&exact, &between, None, false).is_ok());
+
+        let (sent, received) = std::sync::mpsc::channel();
+        let mut counting = Estimating::start(&jobs, judged, &prices, move |e| sent.send(e.clone()).unwrap()).unwrap();
+        assert_eq!(counting.get(), &exact);
+        assert_eq!(received.recv().unwrap(), exact, "`then` saw the same estimate");
+        assert_eq!(Estimating::counted(exact.clone()).get(), &exact);
     }
 
     #[test]

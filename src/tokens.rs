@@ -65,6 +65,27 @@ impl Counter {
     }
 }
 
+/// At least [`Counter::messages`]'s count, without loading a tokenizer table: a model with a
+/// tokenizer has every byte of its messages counted as a token (a BPE token is at least one
+/// byte of the text it encodes), any other model the same estimate as there.
+pub fn messages_bound(model: &str, messages: &[Message]) -> Count {
+    let exact = tiktoken_rs::tokenizer::get_tokenizer(model).is_some();
+    let tokens = messages
+        .iter()
+        .map(|m| {
+            3 + if exact {
+                m.content.len() as u64
+            } else {
+                estimate(&m.content)
+            }
+        })
+        .sum::<u64>();
+    Count {
+        tokens: 3 + tokens,
+        exact,
+    }
+}
+
 /// Four characters a token: the usual rule of thumb for English text with OpenAI and
 /// Anthropic tokenizers.
 pub const CHARS_PER_TOKEN: usize = 4;
@@ -161,5 +182,33 @@ mod tests {
         let b = c.messages("gpt-4o", &[user("same system prompt"), user("q1")]);
         assert_eq!(a, b);
         assert_eq!(c.memo.len(), 2);
+    }
+
+    #[test]
+    fn the_bound_is_never_below_the_count() {
+        // Bytes bound tokens: "hello world" is 11 bytes, 2 tokens (see `counts`), and a
+        // multi-byte text's bytes still bound it.
+        let texts = [
+            "hello world",
+            "tiktoken is great!",
+            "",
+            "Ünïcödé — 30 days ✓",
+            "a\nb\n\n  c",
+        ];
+        for model in ["gpt-4o-mini", "gpt-4-turbo", "claude-3-5-haiku"] {
+            let messages: Vec<Message> = texts.iter().map(|t| user(t)).collect();
+            let (count, bound) = (
+                Counter::new().messages(model, &messages),
+                messages_bound(model, &messages),
+            );
+            assert!(bound.tokens >= count.tokens, "{model}: {bound:?} < {count:?}");
+            assert_eq!(bound.exact, count.exact, "{model}");
+        }
+        // 11 bytes + 3 framing + 3 priming, and a model without a tokenizer gets the estimate.
+        assert_eq!(messages_bound("gpt-4o-mini", &[user("hello world")]).tokens, 17);
+        assert_eq!(
+            messages_bound("claude-3-5-haiku", &[user("tiktoken is great!")]),
+            Counter::new().messages("claude-3-5-haiku", &[user("tiktoken is great!")])
+        );
     }
 }

@@ -94,16 +94,15 @@ impl GateRun {
 }
 
 pub fn run_gate(repo_dir: &Path, options: &GateOptions) -> anyhow::Result<GateRun> {
-    run_gate_with(repo_dir, options, &|_| Ok(()))
+    run_gate_with(repo_dir, options, None)
 }
+
+/// Called with the plan's facts before the first call (the Action's progress comment).
+pub type OnPlan<'a> = dyn Fn(&PlanFacts) -> anyhow::Result<()> + 'a;
 
 /// [`run_gate`], calling `on_plan` once the plan is known and the budget accepted, before the
 /// first call; an error from it stops the gate before anything is spent.
-pub fn run_gate_with(
-    repo_dir: &Path,
-    options: &GateOptions,
-    on_plan: &dyn Fn(&PlanFacts) -> anyhow::Result<()>,
-) -> anyhow::Result<GateRun> {
+pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&OnPlan<'_>>) -> anyhow::Result<GateRun> {
     let started = Instant::now();
     let cmp = compare::compare(
         repo_dir,
@@ -282,56 +281,57 @@ pub fn run_gate_with(
         Some(_) => Some(runner::batch::plan(&jobs, &endpoints.map, &policy_in_force.gates)?),
         None => None,
     };
-    let estimate = match &batch_jobs {
-        None => plan::estimate(&jobs, &prices),
-        Some(batched) => runner::batch::estimate(&jobs, batched, &prices),
+    let judged = crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs);
+    let approve =
+        |e: &plan::CostEstimate| plan::check_budget(e, &policy_in_force.budget, options.approve_cost, simulated);
+    let progress = runner::ProgressMode::detect();
+    let announce = {
+        let config = candidate_suite.config_path.clone();
+        move |e: &plan::CostEstimate| plan::announce(e, simulated, &config)
+    };
+    // Counting tokens waits for the tokenizer tables. When nothing before the first call
+    // needs the count (no comment announcing it, no bar it would print across, a budget its
+    // upper bound passes), it is counted while the calls go out.
+    let deferred = on_plan.is_none()
+        && batch_jobs.is_none()
+        && progress != runner::ProgressMode::Bar
+        && approve(&plan::estimate_bound(&jobs, &prices).plus(plan::estimate_bound(&judged, &prices))).is_ok();
+    let estimating = if deferred {
+        plan::Estimating::start(&jobs, judged, &prices, announce)?
+    } else {
+        let estimate = match &batch_jobs {
+            None => plan::estimate(&jobs, &prices),
+            Some(batched) => runner::batch::estimate(&jobs, batched, &prices),
+        }
+        .plus(plan::estimate(&judged, &prices));
+        announce(&estimate);
+        plan::Estimating::counted(estimate)
+    };
+    let mut estimating = std::cell::RefCell::new(estimating);
+    let approved = if deferred {
+        Ok(())
+    } else {
+        approve(estimating.get_mut().get())
+    };
+    let (planned, jobs) = match approved {
+        Ok(()) => (planned, jobs),
+        // In CI a cost above the approval threshold waits for a maintainer, like a key.
+        Err(refusal) if options.trust.as_ref().is_some_and(|p| p.hold_over_budget) => {
+            let how = options.trust.as_ref().map(|p| p.how_cost.clone()).unwrap_or_default();
+            held = Some(trust::hold_for_cost(planned, held.take(), &refusal, &how));
+            estimating = std::cell::RefCell::new(plan::Estimating::counted(plan::CostEstimate::default()));
+            (Vec::new(), Vec::new())
+        }
+        Err(refusal) => return Err(refusal.into()),
+    };
+    if let Some(on_plan) = on_plan {
+        on_plan(&PlanFacts {
+            experiments: planned.len(),
+            calls: jobs.len(),
+            estimated_usd: estimating.get_mut().get().usd,
+            simulated,
+        })?;
     }
-    .plus(plan::estimate(
-        &crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs),
-        &prices,
-    ));
-    if !jobs.is_empty() {
-        eprintln!(
-            "promptgate: plan: {} calls, {} input tokens ({}) + ~{} output tokens, estimated ${:.4}{}",
-            estimate.calls,
-            estimate.input_tokens,
-            if estimate.tokens_exact {
-                "tokenizer"
-            } else {
-                "estimated at 4 characters a token"
-            },
-            estimate.output_tokens,
-            estimate.usd,
-            if simulated {
-                " (simulated: offline mock provider)"
-            } else {
-                ""
-            }
-        );
-    }
-    for model in &estimate.unpriced_models {
-        eprintln!(
-            "warning: model `{model}` has no price; its calls are counted at $0 (add it under `pricing:` in {})",
-            candidate_suite.config_path
-        );
-    }
-    let (planned, jobs, estimate) =
-        match plan::check_budget(&estimate, &policy_in_force.budget, options.approve_cost, simulated) {
-            Ok(()) => (planned, jobs, estimate),
-            // In CI a cost above the approval threshold waits for a maintainer, like a key.
-            Err(refusal) if options.trust.as_ref().is_some_and(|p| p.hold_over_budget) => {
-                let how = options.trust.as_ref().map(|p| p.how_cost.clone()).unwrap_or_default();
-                held = Some(trust::hold_for_cost(planned, held.take(), &refusal, &how));
-                (Vec::new(), Vec::new(), plan::CostEstimate::default())
-            }
-            Err(refusal) => return Err(refusal.into()),
-        };
-    on_plan(&PlanFacts {
-        experiments: planned.len(),
-        calls: jobs.len(),
-        estimated_usd: estimate.usd,
-        simulated,
-    })?;
 
     // Offline mock spend is simulated: reported, not capped (as in `plan::check_budget`).
     let max_usd = policy_in_force.budget.max_usd.filter(|_| !simulated);
@@ -349,7 +349,7 @@ pub fn run_gate_with(
                 journal: options.journal.clone(),
                 run_identity: runner::run_identity(&jobs, &endpoints.map),
                 max_usd,
-                progress: runner::ProgressMode::detect(),
+                progress,
                 backoff_base: Duration::from_millis(500),
                 interruptible: true,
                 batch: options.batch.map(|timeout| {
@@ -419,7 +419,7 @@ pub fn run_gate_with(
         experiments.extend(removed);
         let run = RunFacts {
             cache_hits: ran.cache_hits,
-            estimated_usd: estimate.usd,
+            estimated_usd: estimating.borrow_mut().get().usd,
             simulated,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             retries: ran.retries,

@@ -88,7 +88,13 @@ impl PriceTable {
         let overrides = self.overrides.iter().map(|(m, p)| (m.as_str(), *p));
         overrides
             .chain(built_in)
-            .filter(|(m, _)| model == *m || model.starts_with(&format!("{m}-")))
+            // `m` itself or a dated or suffixed version of it (`m-…`), without a string per entry:
+            // the runner and the estimate price every call.
+            .filter(|(m, _)| {
+                model
+                    .strip_prefix(m)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+            })
             .max_by_key(|(m, _)| m.len())
             .map(|(_, p)| if self.batch { discounted(p) } else { p })
     }

@@ -45,7 +45,8 @@ pub struct SignFlip {
 /// without units, with a unit missing an arm, a non-finite value, or `q` outside [0, 1].
 pub fn sign_flip_quantile(units: &[PairedUnit], q: f64, draws: usize, seed: u64) -> Option<SignFlip> {
     let flat = Flat::new(units, q)?;
-    let estimate = flat.statistic(|_| false)?;
+    let mut swaps = flat.no_swaps();
+    let estimate = flat.statistic(&swaps)?;
     // Ties by construction (the identity, mirror images) must count: compare with a tolerance
     // far below any latency resolution and far above rounding.
     let reaches = |t: f64| t.abs() >= estimate.abs() - 1e-9 * (1.0 + estimate.abs());
@@ -54,7 +55,9 @@ pub fn sign_flip_quantile(units: &[PairedUnit], q: f64, draws: usize, seed: u64)
         let total = 1usize << g;
         let mut count = 0usize;
         for mask in 0..total {
-            if reaches(flat.statistic(|i| mask >> i & 1 == 1)?) {
+            // Unit `i` is swapped when bit `i` of the mask is set: one word holds them all.
+            swaps[0] = mask as u64;
+            if reaches(flat.statistic(&swaps)?) {
                 count += 1;
             }
         }
@@ -66,13 +69,17 @@ pub fn sign_flip_quantile(units: &[PairedUnit], q: f64, draws: usize, seed: u64)
         });
     }
     let mut rng = Rng::new(seed);
-    let mut flips = vec![false; g];
     let mut count = 0usize;
     for _ in 0..draws {
-        for f in flips.iter_mut() {
-            *f = rng.below(2) == 1;
+        // A fair coin per unit, in unit order (the stream `rng.below(2)` per unit drew).
+        for (w, word) in swaps.iter_mut().enumerate() {
+            let mut bits = 0u64;
+            for k in 0..(g - w * 64).min(64) {
+                bits |= rng.coin() << k;
+            }
+            *word = bits;
         }
-        if reaches(flat.statistic(|i| flips[i])?) {
+        if reaches(flat.statistic(&swaps)?) {
             count += 1;
         }
     }
@@ -107,7 +114,7 @@ pub fn unit_bootstrap_quantile(units: &[PairedUnit], q: f64, resamples: usize, s
     if resamples == 0 {
         return None;
     }
-    let estimate = flat.statistic(|_| false)?;
+    let estimate = flat.statistic(&flat.no_swaps())?;
     let (qb, qc) = flat.quantiles(&(0..units.len()).collect::<Vec<_>>())?;
     let ratio_estimate = (qb > 0.0).then(|| qc / qb - 1.0);
     let g = units.len();
@@ -146,21 +153,35 @@ pub fn unit_bootstrap_quantile(units: &[PairedUnit], q: f64, resamples: usize, s
 /// Bootstrap draws of one arm's `q` quantile over its calls, resampling whole units: the
 /// interval an SLO ("p95 ≤ 800 ms") is proven against.
 pub fn unit_bootstrap_one_quantile(units: &[Vec<f64>], q: f64, resamples: usize, seed: u64) -> Option<Draws> {
-    let paired: Vec<PairedUnit> = units.iter().map(|u| (u.clone(), u.clone())).collect();
-    let flat = Flat::new(&paired, q)?;
-    if resamples == 0 {
+    let ok = !units.is_empty() && (0.0..=1.0).contains(&q) && units.iter().all(|u| !u.is_empty() && all_finite(u));
+    if !ok || resamples == 0 {
         return None;
     }
-    let all: Vec<usize> = (0..units.len()).collect();
-    let (_, estimate) = flat.quantiles(&all)?;
+    let calls = Sorted::new(
+        units
+            .iter()
+            .enumerate()
+            .flat_map(|(i, u)| u.iter().map(move |&v| (v, i, true)))
+            .collect(),
+    );
+    let sizes: Vec<usize> = units.iter().map(Vec::len).collect();
+    let mut times = vec![0usize; units.len()];
+    // The quantile over the units picked (with repetition): each picked unit's calls counted
+    // once per pick, read by the sorted walk.
+    let mut quantile = |picks: &mut dyn Iterator<Item = usize>| {
+        times.fill(0);
+        let mut n = 0;
+        for i in picks {
+            times[i] += 1;
+            n += sizes[i];
+        }
+        quantile_of_counts(&calls.values, n, q, |j| times[calls.unit[j]])
+    };
+    let estimate = quantile(&mut (0..units.len()))?;
     let mut rng = Rng::new(seed);
-    let mut picks = vec![0usize; units.len()];
     let mut stats = Vec::with_capacity(resamples);
     for _ in 0..resamples {
-        for p in picks.iter_mut() {
-            *p = rng.below(units.len());
-        }
-        stats.push(flat.quantiles(&picks)?.1);
+        stats.push(quantile(&mut (0..units.len()).map(|_| rng.below(units.len())))?);
     }
     Draws::new(estimate, stats)
 }
@@ -189,6 +210,12 @@ struct Flat {
     sizes: Vec<(usize, usize)>,
     /// Every call of both arms, ascending: its value, unit and whether it is a candidate call.
     all: Sorted,
+    /// `all`'s calls as `unit << 1 | candidate`, what a swap reads per call.
+    tags: Vec<u32>,
+    /// Baseline calls with no unit swapped, and the units whose arms differ in size with
+    /// `candidate − baseline` calls: swapping one moves that many more calls to the baseline.
+    n_baseline: usize,
+    uneven: Vec<(usize, isize)>,
     /// Each arm's calls alone, ascending (the bootstrap keeps arms apart).
     baseline: Sorted,
     candidate: Sorted,
@@ -238,9 +265,29 @@ impl Flat {
         };
         let (baseline, candidate) = (arm(false), arm(true));
         let all = Sorted::new(baseline.iter().chain(&candidate).copied().collect());
+        let tags = all
+            .unit
+            .iter()
+            .zip(&all.candidate)
+            .map(|(&unit, &candidate)| {
+                u32::try_from(unit)
+                    .ok()?
+                    .checked_mul(2)
+                    .map(|t| t | u32::from(candidate))
+            })
+            .collect::<Option<Vec<u32>>>()?;
+        let uneven = units
+            .iter()
+            .enumerate()
+            .filter(|(_, (b, c))| b.len() != c.len())
+            .map(|(i, (b, c))| (i, c.len() as isize - b.len() as isize))
+            .collect();
         Some(Flat {
             q,
             sizes: units.iter().map(|(b, c)| (b.len(), c.len())).collect(),
+            tags,
+            n_baseline: baseline.len(),
+            uneven,
             all,
             baseline: Sorted::new(baseline),
             candidate: Sorted::new(candidate),
@@ -248,21 +295,32 @@ impl Flat {
         })
     }
 
-    /// The statistic with unit `i`'s arms swapped where `swapped(i)`.
-    fn statistic(&self, swapped: impl Fn(usize) -> bool) -> Option<f64> {
-        let mut flip = self.per_unit.borrow_mut();
-        let mut n_baseline = 0;
-        for (i, (f, &(b, c))) in flip.iter_mut().zip(&self.sizes).enumerate() {
-            *f = usize::from(swapped(i));
-            n_baseline += if *f == 1 { c } else { b };
+    /// A swap set with no unit swapped: one bit per unit, [`Flat::statistic`]'s argument.
+    fn no_swaps(&self) -> Vec<u64> {
+        vec![0; self.sizes.len().div_ceil(64)]
+    }
+
+    /// The statistic with unit `i`'s arms swapped where bit `i` of `swaps` is set (bit `i % 64`
+    /// of word `i / 64`).
+    fn statistic(&self, swaps: &[u64]) -> Option<f64> {
+        let swapped = |unit: usize| (swaps[unit >> 6] >> (unit & 63)) & 1;
+        // Only units with unequal arms change how many calls each arm holds.
+        let mut n_baseline = self.n_baseline as isize;
+        for &(unit, more) in &self.uneven {
+            if swapped(unit) == 1 {
+                n_baseline += more;
+            }
         }
-        let n_candidate = self.all.values.len() - n_baseline;
-        let all = &self.all;
+        let n_baseline = usize::try_from(n_baseline).ok()?;
+        let n_candidate = self.all.values.len().checked_sub(n_baseline)?;
+        let tags = &self.tags;
         // A call lands in the candidate arm when it is a candidate call of an unswapped unit or
         // a baseline call of a swapped one.
-        let in_candidate = |j: usize| all.candidate[j] != (flip[all.unit[j]] == 1);
-        let c = quantile_of_counts(&all.values, n_candidate, self.q, |j| usize::from(in_candidate(j)))?;
-        let b = quantile_of_counts(&all.values, n_baseline, self.q, |j| usize::from(!in_candidate(j)))?;
+        let in_candidate = |j: usize| {
+            let tag = tags[j];
+            ((tag & 1) as u64 ^ swapped((tag >> 1) as usize)) as usize
+        };
+        let [b, c] = split_quantiles(&self.all.values, [n_baseline, n_candidate], self.q, in_candidate)?;
         Some(c - b)
     }
 
@@ -282,6 +340,110 @@ impl Flat {
         let b = quantile_of_counts(&base.values, n_baseline, self.q, |j| times[base.unit[j]])?;
         let c = quantile_of_counts(&cand.values, n_candidate, self.q, |j| times[cand.unit[j]])?;
         Some((b, c))
+    }
+}
+
+/// Both arms' type-7 `q` quantiles over calls each in one arm (`arm(j)`, 0 or 1; `n` each
+/// arm's number of calls): what [`quantile_of_counts`] reads for each arm, to the bit, in one
+/// walk from the end both arms' order statistics are nearer to, which reads about half as
+/// many calls as walking twice.
+fn split_quantiles(sorted: &[f64], n: [usize; 2], q: f64, arm: impl Fn(usize) -> usize) -> Option<[f64; 2]> {
+    let mut wanted = [Wanted::new(n[0], q)?, Wanted::new(n[1], q)?];
+    let up = wanted[0].up;
+    if wanted[1].up != up {
+        let of = |a: usize| quantile_of_counts(sorted, n[a], q, |j| usize::from(arm(j) == a));
+        return Some([of(0)?, of(1)?]);
+    }
+    // Each arm's calls walked so far; the hot path only counts (a call's arm is a coin flip to
+    // the branch predictor), and a wanted rank is filled when an arm's count passes it.
+    #[inline(always)]
+    fn walk(order: impl Iterator<Item = usize>, wanted: &mut [Wanted; 2], arm: impl Fn(usize) -> usize) -> bool {
+        let (mut walked, mut arm1) = (0usize, 0usize);
+        for j in order {
+            let a = arm(j) & 1;
+            arm1 += a;
+            walked += 1;
+            let seen = if a == 1 { arm1 } else { walked - arm1 };
+            if seen > wanted[a].need {
+                wanted[a].fill(j);
+                if wanted[0].need == usize::MAX && wanted[1].need == usize::MAX {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+    let done = if up {
+        walk(0..sorted.len(), &mut wanted, arm)
+    } else {
+        walk((0..sorted.len()).rev(), &mut wanted, arm)
+    };
+    if !done {
+        return None;
+    }
+    Some([wanted[0].value(sorted)?, wanted[1].value(sorted)?])
+}
+
+/// The order statistics one arm's type-7 quantile reads, as [`quantile_of_counts`] finds
+/// them: rank `lo`, and `lo + 1` when it interpolates, walked to from the nearer end.
+struct Wanted {
+    t: f64,
+    next: bool,
+    up: bool,
+    /// Which of this arm's calls, counted from the walk's end (0 the first), fills the next
+    /// wanted rank; `usize::MAX` once all are filled.
+    need: usize,
+    /// The indices of ranks `lo` and `lo + 1` once walked past.
+    low: Option<usize>,
+    high: Option<usize>,
+}
+
+impl Wanted {
+    fn new(n: usize, q: f64) -> Option<Wanted> {
+        let last = n.checked_sub(1)?;
+        let h = last as f64 * q;
+        let lo = (h.floor() as usize).min(last);
+        let t = h - lo as f64;
+        let next = lo < last && t > 0.0;
+        let up = lo <= last - lo;
+        Some(Wanted {
+            t,
+            next,
+            up,
+            // Walking down, rank `r` is the `last − r`-th call; `lo + 1` comes before `lo`.
+            need: match (up, next) {
+                (true, _) => lo,
+                (false, true) => last - lo - 1,
+                (false, false) => last - lo,
+            },
+            low: None,
+            high: None,
+        })
+    }
+
+    /// The call at index `j` is the one [`Wanted::need`] waited for.
+    fn fill(&mut self, j: usize) {
+        let lower_first = self.up;
+        let is_low = if lower_first {
+            self.low.is_none()
+        } else {
+            self.high.is_some() || !self.next
+        };
+        if is_low {
+            self.low = Some(j);
+        } else {
+            self.high = Some(j);
+        }
+        let more = self.next && (self.low.is_none() || self.high.is_none());
+        self.need = if more { self.need + 1 } else { usize::MAX };
+    }
+
+    fn value(&self, sorted: &[f64]) -> Option<f64> {
+        let low = *sorted.get(self.low?)?;
+        if !self.next {
+            return Some(low);
+        }
+        Some(lerp(low, *sorted.get(self.high?)?, self.t))
     }
 }
 
@@ -344,9 +506,8 @@ fn quantile_of_counts(sorted: &[f64], n: usize, q: f64, count: impl Fn(usize) ->
 
 #[cfg(test)]
 mod tests {
-    use proptest::strategy::{Just, Strategy as _};
-
     use super::*;
+    use proptest::strategy::{Just, Strategy as _};
 
     /// Twelve units, every fourth with two calls per arm; the candidate about 35 ms slower.
     fn units() -> Vec<PairedUnit> {
@@ -469,6 +630,15 @@ mod tests {
         assert_eq!(expanded_alpha(0.05, 1), None);
     }
 
+    /// `swapped` as [`Flat::statistic`]'s bit set.
+    fn swaps_of(swapped: &[bool]) -> Vec<u64> {
+        let mut words = vec![0u64; swapped.len().div_ceil(64)];
+        for (i, _) in swapped.iter().enumerate().filter(|(_, s)| **s) {
+            words[i / 64] |= 1 << (i % 64);
+        }
+        words
+    }
+
     /// The statistic as it was computed before the calls were sorted once: gather each arm's
     /// calls, then select. The sorted walk must give the same number to the bit.
     fn gathered(units: &[PairedUnit], q: f64, swapped: &[bool], picks: &[usize]) -> (f64, (f64, f64)) {
@@ -510,10 +680,35 @@ mod tests {
                 let swapped: Vec<bool> = units.iter().map(|_| rng.below(2) == 1).collect();
                 let picks: Vec<usize> = units.iter().map(|_| rng.below(units.len())).collect();
                 let (statistic, quantiles) = gathered(&units, q, &swapped, &picks);
-                proptest::prop_assert_eq!(flat.statistic(|i| swapped[i]).unwrap().to_bits(), statistic.to_bits());
+                proptest::prop_assert_eq!(flat.statistic(&swaps_of(&swapped)).unwrap().to_bits(), statistic.to_bits());
                 let (b, c) = flat.quantiles(&picks).unwrap();
                 proptest::prop_assert_eq!((b.to_bits(), c.to_bits()), (quantiles.0.to_bits(), quantiles.1.to_bits()));
             }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_arm_draws_are_the_quantiles_of_the_units_picked(
+            units in proptest::collection::vec(
+                proptest::collection::vec((0u8..12).prop_map(|v| f64::from(v) * 12.5), 1..4),
+                1..30,
+            ),
+            q in proptest::prop_oneof![Just(0.0), Just(0.5), Just(0.95), Just(1.0), 0.0f64..=1.0],
+            seed in 0u64..1000,
+        ) {
+            use super::super::describe::quantile_select;
+            // Each draw: the units picked by `below(g)` in turn, their calls gathered and the
+            // quantile selected.
+            let g = units.len();
+            let of = |picks: &mut dyn Iterator<Item = usize>| {
+                let mut calls: Vec<f64> = picks.flat_map(|i| units[i].clone()).collect();
+                quantile_select(&mut calls, q).unwrap()
+            };
+            let mut rng = Rng::new(seed);
+            let stats: Vec<f64> = (0..16).map(|_| of(&mut (0..g).map(|_| rng.below(g)))).collect();
+            let expected = Draws::new(of(&mut (0..g)), stats);
+            proptest::prop_assert_eq!(unit_bootstrap_one_quantile(&units, q, 16, seed), expected);
         }
     }
 

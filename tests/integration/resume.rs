@@ -326,3 +326,59 @@ async fn two_runs_at_once_in_one_repository_pay_once() {
         "the run that waited took every answer from the cache"
     );
 }
+
+/// The plan's estimate is counted while the first calls go out when the budget's upper bound
+/// (every byte a token) already passes, and before them otherwise: the plan line and the
+/// results carry the same estimate either way, and a cap below it still refuses the run before
+/// any call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_estimate_is_the_same_counted_during_the_run_or_before_it() {
+    let billing = Billing::new(Duration::ZERO);
+    let server = start(&billing).await;
+    let capped = |max_usd: f64| {
+        demo_repo_with(&server.uri(), false, &move |suite| {
+            unjudged(suite).replace(
+                "budget: {approve_above_usd: 0.50, max_usd: 5.00}",
+                &format!("budget: {{approve_above_usd: 5.00, max_usd: {max_usd}}}"),
+            )
+        })
+    };
+    let plan_line = |run: &crate::support::Run| {
+        run.stderr
+            .lines()
+            .find(|l| l.starts_with("promptgate: plan:"))
+            .map(str::to_owned)
+    };
+
+    // Far above the bound: counted on its own thread.
+    let roomy_repo = capped(5.0);
+    let roomy = gate(&roomy_repo, "out", &[]).await;
+    // The demo's pull request regresses: a verdict, not a run error.
+    roomy.expect_code(1);
+    let line = plan_line(&roomy).expect("the plan line is printed");
+    assert!(line.contains(&format!("promptgate: plan: {CALLS} calls")), "{line}");
+    assert!(line.contains("(tokenizer)"), "{line}");
+    let estimated = results(&roomy_repo.path().join("out"))["run"]["estimated_usd"]
+        .as_f64()
+        .unwrap();
+    assert!(line.contains(&format!("estimated ${estimated:.4}")), "{line}");
+
+    // Between the estimate and its bound: the run waits for the count, then goes ahead.
+    let sent = billing.received().len();
+    let between_repo = capped(estimated * 1.01);
+    let between = gate(&between_repo, "out", &[]).await;
+    assert_eq!(plan_line(&between), Some(line.clone()), "{}", between.stderr);
+    assert!(
+        !between.stderr.contains("exceeds the budget's hard cap"),
+        "{}",
+        between.stderr
+    );
+    assert!(billing.received().len() > sent, "the run went ahead");
+
+    // Below the estimate: refused on the counted estimate, before any call.
+    let sent = billing.received().len();
+    let tight = gate(&capped(estimated * 0.9), "out", &[]).await;
+    tight.expect_code(3).stderr_has("exceeds the budget's hard cap");
+    assert_eq!(plan_line(&tight), Some(line), "{}", tight.stderr);
+    assert_eq!(billing.received().len(), sent, "no call may go out");
+}
