@@ -167,27 +167,41 @@ impl Comparison {
 /// Compares `scope.base` and `scope.head` in the repository containing `dir`.
 pub fn compare(dir: &std::path::Path, scope: &Scope<'_>) -> anyhow::Result<Comparison> {
     let repo = Repo::open(dir)?;
-    let checked_out = repo.head_sha()?;
-    let base_sha = repo.resolve(scope.base)?;
     let worktree = scope.head == WORKTREE;
-    let head_sha = if worktree {
-        checked_out.clone()
+    // What the working tree holds uncommitted is read beside the refs and the PR's changes:
+    // independent git processes, each a few milliseconds before the first call.
+    let (uncommitted, resolved) = std::thread::scope(|threads| {
+        let uncommitted = threads.spawn(|| -> anyhow::Result<(Vec<Change>, bool)> {
+            let tracked = repo.tracked_changes_to_worktree("HEAD")?;
+            let tracked_edits = !tracked.is_empty();
+            Ok((repo.with_untracked(tracked)?, tracked_edits))
+        });
+        let resolved = (|| -> anyhow::Result<_> {
+            let checked_out = repo.head_sha()?;
+            let base_sha = repo.resolve(scope.base)?;
+            let head_sha = if worktree {
+                checked_out.clone()
+            } else {
+                repo.resolve(scope.head)?
+            };
+            let merge_base = repo.merge_base(&base_sha, &head_sha)?;
+            let changes = if worktree {
+                repo.changes_to_worktree(&merge_base)?
+            } else {
+                repo.changes(&merge_base, &head_sha)?
+            };
+            Ok((checked_out, base_sha, head_sha, merge_base, changes))
+        })();
+        let uncommitted = uncommitted.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (uncommitted, resolved)
+    });
+    // A ref that does not resolve is the error to report, before the working tree's state.
+    let (checked_out, base_sha, head_sha, merge_base, changes) = resolved?;
+    let (uncommitted, tracked_edits) = uncommitted?;
+    let head_tree: Arc<dyn FileSource> = if worktree {
+        Arc::new(DirTree::new(repo.root()))
     } else {
-        repo.resolve(scope.head)?
-    };
-    let merge_base = repo.merge_base(&base_sha, &head_sha)?;
-    let uncommitted = repo.uncommitted()?;
-    let tracked_edits = !repo.tracked_changes_to_worktree("HEAD")?.is_empty();
-    let (changes, head_tree): (Vec<Change>, Arc<dyn FileSource>) = if worktree {
-        (
-            repo.changes_to_worktree(&merge_base)?,
-            Arc::new(DirTree::new(repo.root())),
-        )
-    } else {
-        (
-            repo.changes(&merge_base, &head_sha)?,
-            Arc::new(GitTree::new(repo.root(), &head_sha)),
-        )
+        Arc::new(GitTree::new(repo.root(), &head_sha))
     };
     let head_suite = suite::load(Arc::clone(&head_tree), scope.config)?;
     let base_tree: Arc<dyn FileSource> = Arc::new(GitTree::new(repo.root(), &merge_base));

@@ -131,13 +131,17 @@ impl Repo {
     /// Paths changed from `from` to the working tree: tracked edits (staged or not) with
     /// renames, and untracked files git does not ignore, as added.
     pub fn changes_to_worktree(&self, from: &str) -> anyhow::Result<Vec<Change>> {
-        let mut changes = self.tracked_changes_to_worktree(from)?;
-        changes.extend(self.untracked()?.into_iter().map(|path| Change {
+        self.with_untracked(self.tracked_changes_to_worktree(from)?)
+    }
+
+    /// `tracked` changes and the untracked files git does not ignore, as added.
+    pub fn with_untracked(&self, mut tracked: Vec<Change>) -> anyhow::Result<Vec<Change>> {
+        tracked.extend(self.untracked()?.into_iter().map(|path| Change {
             kind: ChangeKind::Added,
             path,
             old_path: None,
         }));
-        Ok(changes)
+        Ok(tracked)
     }
 
     /// Tracked paths changed from `from` to the working tree (staged or not), with renames.
