@@ -149,10 +149,11 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
     (result.between_var, result.within_var) = components(&arms);
     result.variance_components = judge_variance(name, cases, paired);
     result.candidate = own_value(&metric, &cand);
-    // The candidate's own interval resamples its calls as much as the comparison does for a
-    // quantile: the two take a core each.
+    // For a quantile the candidate's own interval resamples its calls as much as the
+    // comparison does: the two take a core each. Other metrics' intervals are formulas.
     std::thread::scope(|scope| {
-        let own = scope.spawn(|| own_interval(&metric, &cand, &unit_ids, confidence, metric_seed));
+        let interval = || own_interval(&metric, &cand, &unit_ids, confidence, metric_seed);
+        let own = metric.quantile().is_some().then(|| scope.spawn(interval));
         let mut result = 'compared: {
             if !paired {
                 result.n = count_units(&unit_ids, cand.iter().map(|v| !v.is_empty()));
@@ -289,7 +290,10 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
             }
             result
         };
-        result.candidate_ci = own.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        result.candidate_ci = match own {
+            Some(own) => own.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            None => interval(),
+        };
         result
     })
 }
