@@ -86,7 +86,12 @@ pub struct Planned<'a> {
 /// holds every call's request until the run ends, and most contents repeat (the system prompt
 /// of every case; the user message both arms send), so a large plan holds each text once.
 pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
-    let mut jobs = Vec::new();
+    // Sized exactly: a vector grown by doubling holds up to twice the jobs a large plan has.
+    let count = experiments
+        .iter()
+        .map(|p| p.candidate.cases.len() * p.candidate.repeats as usize * (1 + usize::from(p.baseline.is_some())))
+        .sum();
+    let mut jobs = Vec::with_capacity(count);
     for (ei, planned) in experiments.iter().enumerate() {
         let head = planned.candidate;
         let arms = [(Arm::Baseline, planned.baseline), (Arm::Candidate, Some(head))];
@@ -141,6 +146,7 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
             }
         }
     }
+    debug_assert_eq!(jobs.len(), count);
     jobs
 }
 

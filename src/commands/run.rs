@@ -104,7 +104,7 @@ pub type OnPlan<'a> = dyn Fn(&PlanFacts) -> anyhow::Result<()> + 'a;
 /// first call; an error from it stops the gate before anything is spent.
 pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&OnPlan<'_>>) -> anyhow::Result<GateRun> {
     let started = Instant::now();
-    let cmp = compare::compare(
+    let mut cmp = compare::compare(
         repo_dir,
         &compare::Scope {
             base: &options.base,
@@ -113,6 +113,14 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
             all: options.all,
         },
     )?;
+    let key_changes = key_changes(&cmp, options.aa);
+    if !options.aa {
+        // Both arms run head's cases: the base's were read for what the pull request changed
+        // in them (`detect`) and in their scorers (above), and are not held through the run.
+        for experiment in cmp.base_suite.iter_mut().flat_map(|s| &mut s.experiments) {
+            experiment.cases = Vec::new();
+        }
+    }
     // A/A compares the suite at base with itself: it plays both arms, under its own policy.
     let aa_detection_holder;
     let aa_policy;
@@ -187,16 +195,6 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
     for suite in std::iter::once(candidate_suite).chain(baseline_suite) {
         trust::register_keys(&suite.providers);
     }
-    let mut key_changes = trust::review(
-        baseline_suite.map(|b| &b.providers),
-        &candidate_suite.providers,
-        &detection.changed_paths,
-    );
-    key_changes.extend(trust::review_scorers(
-        baseline_suite,
-        candidate_suite,
-        &detection.changed_paths,
-    ));
     let held = match &options.trust {
         Some(policy) => trust::hold(policy, &key_changes, &candidate_suite.providers),
         None => {
@@ -240,6 +238,7 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
             let e = planned[j.experiment].candidate;
             plan::shard_of(&e.name, &e.cases[j.case].id, shard.count) == shard.index
         });
+        jobs.shrink_to_fit();
         eprintln!(
             "promptgate: shard {}/{}: {} of the plan's calls",
             shard.index,
@@ -313,7 +312,7 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
     } else {
         approve(estimating.get_mut().get())
     };
-    let (planned, jobs) = match approved {
+    let (planned, mut jobs) = match approved {
         Ok(()) => (planned, jobs),
         // In CI a cost above the approval threshold waits for a maintainer, like a key.
         Err(refusal) if options.trust.as_ref().is_some_and(|p| p.hold_over_budget) => {
@@ -400,8 +399,8 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
             (base_timeout, timeout_of(Some(candidate_suite), &p.candidate.provider))
         })
         .collect();
-    let assemble_at = |jobs: &[Job], ran: &runner::Ran, look: Option<&stats::Look>, plan: verdict::Plan| {
-        let mut experiments = assemble::experiments(&assemble::Input {
+    let score = |jobs: &[Job], ran: &runner::Ran| {
+        assemble::experiments(&assemble::Input {
             planned: &planned,
             detection,
             jobs,
@@ -412,7 +411,12 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
             provider_names: &provider_names,
             exec: &exec_scorers,
             judged: &ran.derived,
-        });
+        })
+    };
+    let judge_at = |mut experiments: Vec<ExperimentResult>,
+                    ran: &runner::Ran,
+                    look: Option<&stats::Look>,
+                    plan: verdict::Plan| {
         verdict::judge_with(&mut experiments, &policy, look, plan);
         let mut removed = assemble::removed(detection);
         verdict::judge_removed(&mut removed, &policy);
@@ -462,11 +466,26 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
         results.shard = options.shard;
         results
     };
-    let (mut results, ran) = if defaults.sequential && !options.aa && !jobs.is_empty() {
-        run_sequential(&jobs, &run_batch, defaults, &assemble_at)?
+    let assemble_at = |jobs: &[Job], ran: &runner::Ran, look: Option<&stats::Look>, plan: verdict::Plan| {
+        judge_at(score(jobs, ran), ran, look, plan)
+    };
+    let (mut results, cap_reached) = if defaults.sequential && !options.aa && !jobs.is_empty() {
+        let (results, ran) = run_sequential(&jobs, &run_batch, defaults, &assemble_at)?;
+        (results, budget_cap_reached(&ran, max_usd))
     } else {
-        let ran = run_batch(&jobs)?;
-        (assemble_at(&jobs, &ran, None, verdict::Plan::Power), ran)
+        let mut ran = run_batch(&jobs)?;
+        // Sent: scoring reads a job's place and model, not the messages it sent.
+        for request in jobs.iter_mut().filter_map(|j| j.request.as_mut().ok()) {
+            request.messages = Vec::new();
+        }
+        let experiments = score(&jobs, &ran);
+        let cap_reached = budget_cap_reached(&ran, max_usd);
+        // The analysis reads only the scored calls: the jobs and the runner's outcomes (every
+        // output as it arrived) are given back before it sorts and resamples them.
+        drop(jobs);
+        ran.outcomes = Vec::new();
+        ran.derived = Vec::new();
+        (judge_at(experiments, &ran, None, verdict::Plan::Power), cap_reached)
     };
     if options.aa {
         verdict::aa::add_summaries(&mut results, &policy.gates, defaults.alpha, defaults.seed);
@@ -480,7 +499,7 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
     results.unchecked_judges = unchecked_judges(&planned, judge, &policy_in_force.gates, &*candidate_side.tree);
     // A run that could not finish is never a verdict on the change: the budget's refusals and
     // an arm's failed calls (judged in `verdict`) make the verdict `error`, with what to do.
-    let run_error = match budget_cap_reached(&ran, max_usd) {
+    let run_error = match cap_reached {
         Some((message, hint)) => {
             results.verdict = Verdict::Error;
             results.reason = message.clone();
@@ -661,6 +680,22 @@ fn budget_cap_reached(ran: &runner::Ran, max_usd: Option<f64>) -> Option<(String
 }
 
 /// Every experiment of the suite, forced: what an A/A run compares with itself.
+/// What the pull request changes in where keys go and which commands score: its providers, and
+/// the `exec` scorers of its experiments and cases (an A/A run compares the base with itself).
+fn key_changes(cmp: &compare::Comparison, aa: bool) -> Vec<ProviderChange> {
+    let (baseline, candidate, changed_paths) = if aa {
+        match &cmp.base_suite {
+            Some(base) => (Some(base), base, &[][..]),
+            None => return Vec::new(),
+        }
+    } else {
+        (cmp.base_suite.as_ref(), &cmp.head_suite, cmp.detection.changed_paths.as_slice())
+    };
+    let mut changes = trust::review(baseline.map(|b| &b.providers), &candidate.providers, changed_paths);
+    changes.extend(trust::review_scorers(baseline, candidate, changed_paths));
+    changes
+}
+
 fn aa_detection(suite: &Suite) -> Detection {
     Detection {
         affected: suite

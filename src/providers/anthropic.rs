@@ -104,7 +104,7 @@ impl AnthropicProvider {
             body["tools"] = json!([{
                 "name": REPLY_TOOL,
                 "description": "Record your reply: the JSON object the instructions ask for.",
-                "input_schema": request.json_schema.clone().unwrap_or_else(|| json!({"type": "object"})),
+                "input_schema": request.json_schema.as_deref().cloned().unwrap_or_else(|| json!({"type": "object"})),
             }]);
             body["tool_choice"] = json!({"type": "tool", "name": REPLY_TOOL});
         }

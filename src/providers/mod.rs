@@ -60,9 +60,10 @@ pub struct Request {
     pub json: bool,
     /// The JSON Schema of the object `json` asks for, for a provider that enforces a schema
     /// rather than a JSON mode: Anthropic, whose judge call is a forced tool call with it as
-    /// the tool's `input_schema`. Left out of the serialized request when absent.
+    /// the tool's `input_schema`. Left out of the serialized request when absent. Boxed: few
+    /// requests carry one, and a plan holds every request until it is sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub json_schema: Option<serde_json::Value>,
+    pub json_schema: Option<Box<serde_json::Value>>,
     /// Embed the last message's text through the provider's embeddings endpoint instead of
     /// completing the messages ([`Provider::embed`]): the response's text is the vector, a
     /// JSON array of numbers, so an embedding is cached, journaled and budgeted like any call.

@@ -334,7 +334,7 @@ pub fn structured_request(
         top_p: None,
         seed,
         json: true,
-        json_schema: Some(schema),
+        json_schema: Some(Box::new(schema)),
         embed: false,
     }
 }

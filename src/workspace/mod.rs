@@ -66,11 +66,16 @@ fn file_fingerprint(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// The largest file a [`GitTree`] keeps after reading it. Prompts and partials are far smaller;
+/// a dataset of 100,000 cases is several megabytes, read once.
+const REMEMBERED_MAX: usize = 256 << 10;
+
 /// The files of one commit.
 pub struct GitTree {
     repo: PathBuf,
     sha: String,
-    // Templates and partials are read once per render, so remember what was read.
+    // Templates and partials are read once per render, so remember what was read (up to
+    // `REMEMBERED_MAX` bytes a file: a dataset is read once, and would be held for the run).
     cache: Mutex<HashMap<String, Option<String>>>,
     // One `git cat-file --batch` for every read, started at the first one (a tree never read
     // starts no process) and again after a failure.
@@ -127,10 +132,12 @@ impl FileSource for GitTree {
             ),
             None => None,
         };
-        self.cache
-            .lock()
-            .map_err(|_| anyhow::anyhow!("cache poisoned"))?
-            .insert(path.to_owned(), text.clone());
+        if text.as_ref().is_none_or(|t| t.len() <= REMEMBERED_MAX) {
+            self.cache
+                .lock()
+                .map_err(|_| anyhow::anyhow!("cache poisoned"))?
+                .insert(path.to_owned(), text.clone());
+        }
         Ok(text)
     }
 
@@ -403,6 +410,22 @@ mod tests {
             git.object("docs/refunds.md").unwrap(),
             disk.object("prompts/partials/refunds.md").unwrap()
         );
+    }
+
+    /// Small files are read from git once; a file above [`REMEMBERED_MAX`] (a large dataset) is
+    /// not kept after it is read, and reads the same every time.
+    #[test]
+    fn a_commit_keeps_the_small_files_it_read_and_not_the_large_ones() {
+        let large = "{\"id\": \"c\", \"vars\": {\"input\": \"x\"}}\n".repeat(REMEMBERED_MAX / 20);
+        assert!(large.len() > REMEMBERED_MAX);
+        let (_dir, git, _disk) = repo_with(&[("prompt.txt", "hello"), ("cases.jsonl", &large)], &[]);
+        for _ in 0..2 {
+            assert_eq!(read(&git, "prompt.txt"), Ok(Some("hello".to_owned())));
+            assert_eq!(read(&git, "cases.jsonl"), Ok(Some(large.clone())));
+        }
+        let kept = git.cache.lock().unwrap();
+        assert_eq!(kept.get("prompt.txt"), Some(&Some("hello".to_owned())));
+        assert!(!kept.contains_key("cases.jsonl"));
     }
 
     #[test]
