@@ -413,59 +413,58 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
             judged: &ran.derived,
         })
     };
-    let judge_at = |mut experiments: Vec<ExperimentResult>,
-                    ran: &runner::Ran,
-                    look: Option<&stats::Look>,
-                    plan: verdict::Plan| {
-        verdict::judge_with(&mut experiments, &policy, look, plan);
-        let mut removed = assemble::removed(detection);
-        verdict::judge_removed(&mut removed, &policy);
-        experiments.extend(removed);
-        let run = RunFacts {
-            cache_hits: ran.cache_hits,
-            estimated_usd: estimating.borrow_mut().get().usd,
-            simulated,
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            retries: ran.retries,
-            fallbacks: ran.fallbacks,
-            rate_limited: ran.rate_limited,
-            resumed: ran.resumed,
-            ..verdict::count_calls(&experiments)
+    let judge_at =
+        |mut experiments: Vec<ExperimentResult>, ran: &runner::Ran, look: Option<&stats::Look>, plan: verdict::Plan| {
+            verdict::judge_with(&mut experiments, &policy, look, plan);
+            let mut removed = assemble::removed(detection);
+            verdict::judge_removed(&mut removed, &policy);
+            experiments.extend(removed);
+            let run = RunFacts {
+                cache_hits: ran.cache_hits,
+                estimated_usd: estimating.borrow_mut().get().usd,
+                simulated,
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                retries: ran.retries,
+                fallbacks: ran.fallbacks,
+                rate_limited: ran.rate_limited,
+                resumed: ran.resumed,
+                ..verdict::count_calls(&experiments)
+            };
+            let (verdict, reason) =
+                verdict::with_base_error(verdict::overall_verdict(&experiments), base_error.as_deref());
+            let mut results = Results::new(ResultParts {
+                verdict,
+                reason,
+                base: GitRef {
+                    // The commit evaluated is the merge base (what the pull request's diff is
+                    // computed from).
+                    sha: cmp.merge_base.clone(),
+                    ..base_ref.clone()
+                },
+                head: head_ref.clone(),
+                config: candidate_suite.config_path.clone(),
+                experiments,
+                unaffected: detection.unaffected.clone(),
+                run,
+                requests_per_month: candidate_suite.requests_per_month,
+                gates: policy.records(),
+                defaults: AnalysisDefaults {
+                    alpha: defaults.alpha,
+                    seed: defaults.seed,
+                    max_error_rate: defaults.max_error_rate,
+                    sequential: look.is_some(),
+                    aa: false,
+                },
+                policy_changes: if options.aa {
+                    Vec::new()
+                } else {
+                    policy_in_force.changes.clone()
+                },
+                base_error: base_error.clone(),
+            });
+            results.shard = options.shard;
+            results
         };
-        let (verdict, reason) = verdict::with_base_error(verdict::overall_verdict(&experiments), base_error.as_deref());
-        let mut results = Results::new(ResultParts {
-            verdict,
-            reason,
-            base: GitRef {
-                // The commit evaluated is the merge base (what the pull request's diff is
-                // computed from).
-                sha: cmp.merge_base.clone(),
-                ..base_ref.clone()
-            },
-            head: head_ref.clone(),
-            config: candidate_suite.config_path.clone(),
-            experiments,
-            unaffected: detection.unaffected.clone(),
-            run,
-            requests_per_month: candidate_suite.requests_per_month,
-            gates: policy.records(),
-            defaults: AnalysisDefaults {
-                alpha: defaults.alpha,
-                seed: defaults.seed,
-                max_error_rate: defaults.max_error_rate,
-                sequential: look.is_some(),
-                aa: false,
-            },
-            policy_changes: if options.aa {
-                Vec::new()
-            } else {
-                policy_in_force.changes.clone()
-            },
-            base_error: base_error.clone(),
-        });
-        results.shard = options.shard;
-        results
-    };
     let assemble_at = |jobs: &[Job], ran: &runner::Ran, look: Option<&stats::Look>, plan: verdict::Plan| {
         judge_at(score(jobs, ran), ran, look, plan)
     };
@@ -689,7 +688,11 @@ fn key_changes(cmp: &compare::Comparison, aa: bool) -> Vec<ProviderChange> {
             None => return Vec::new(),
         }
     } else {
-        (cmp.base_suite.as_ref(), &cmp.head_suite, cmp.detection.changed_paths.as_slice())
+        (
+            cmp.base_suite.as_ref(),
+            &cmp.head_suite,
+            cmp.detection.changed_paths.as_slice(),
+        )
     };
     let mut changes = trust::review(baseline.map(|b| &b.providers), &candidate.providers, changed_paths);
     changes.extend(trust::review_scorers(baseline, candidate, changed_paths));

@@ -4,7 +4,8 @@
 //! - OpenAI (`openai` type): upload a JSONL file (`POST {base}/files`, multipart,
 //!   `purpose=batch`; one line per request, `{custom_id, method: "POST", url:
 //!   "/v1/chat/completions", body}`), create the batch (`POST {base}/batches` with
-//!   `input_file_id`, `endpoint`, `completion_window: "24h"`), poll `GET {base}/batches/{id}`
+//!   `input_file_id`, `endpoint`, `completion_window: "24h"`, `metadata` with the batch's tag),
+//!   find a tagged batch in `GET {base}/batches?limit=100&after=…`, poll `GET {base}/batches/{id}`
 //!   (`status`: validating, in_progress, finalizing, completed, failed, expired, cancelling,
 //!   cancelled), then read `output_file_id` and `error_file_id` through
 //!   `GET {base}/files/{id}/content`. Expired and cancelled requests are in the error file with
@@ -94,8 +95,13 @@ pub trait BatchApi: Send + Sync {
     /// for Anthropic), under `custom_id`.
     fn entry(&self, custom_id: &str, request: &Request) -> Value;
 
-    /// Submits the entries as one batch; its id.
-    async fn submit(&self, entries: &[Value]) -> Result<String, ProviderError>;
+    /// Submits the entries as one batch, labelled `tag` where the API keeps a label; its id.
+    async fn submit(&self, entries: &[Value], tag: &str) -> Result<String, ProviderError>;
+
+    /// A batch submitted with `tag` that is still usable (not failed or cancelled), newest
+    /// first; `None` when there is none, or the API keeps no label to find it by (Anthropic's
+    /// Message Batches carry no metadata).
+    async fn find(&self, tag: &str) -> Result<Option<String>, ProviderError>;
 
     /// Polls the batch `id`.
     async fn status(&self, id: &str) -> Result<Status, ProviderError>;
@@ -125,7 +131,7 @@ impl BatchApi for OpenAiProvider {
         })
     }
 
-    async fn submit(&self, entries: &[Value]) -> Result<String, ProviderError> {
+    async fn submit(&self, entries: &[Value], tag: &str) -> Result<String, ProviderError> {
         let mut file = Vec::new();
         for entry in entries {
             file.extend_from_slice(entry.to_string().as_bytes());
@@ -145,9 +151,33 @@ impl BatchApi for OpenAiProvider {
             "input_file_id": uploaded.id,
             "endpoint": "/v1/chat/completions",
             "completion_window": "24h",
+            "metadata": {TAG_KEY: tag},
         });
         let created: Created = self.api().post_json(&format!("{base}/batches"), &[], &body).await?;
         Ok(created.id)
+    }
+
+    async fn find(&self, tag: &str) -> Result<Option<String>, ProviderError> {
+        let mut after: Option<String> = None;
+        for _ in 0..FIND_PAGES {
+            let url = match &after {
+                None => format!("{}/batches?limit=100", self.base_url()),
+                Some(last) => format!("{}/batches?limit=100&after={}", self.base_url(), path_segment(last)),
+            };
+            let page: OpenAiBatchList = self.api().get_json(&url, &[]).await?;
+            let found = page.data.into_iter().find(|b| {
+                b.metadata.as_ref().and_then(|m| m.get(TAG_KEY)).and_then(Value::as_str) == Some(tag)
+                    && !matches!(b.status.as_str(), "failed" | "cancelling" | "cancelled")
+            });
+            if let Some(batch) = found {
+                return Ok(Some(batch.id));
+            }
+            match page.last_id {
+                Some(last) if page.has_more => after = Some(last),
+                _ => break,
+            }
+        }
+        Ok(None)
     }
 
     async fn status(&self, id: &str) -> Result<Status, ProviderError> {
@@ -232,9 +262,34 @@ impl OpenAiProvider {
     }
 }
 
+/// The metadata key an OpenAI batch is labelled under: the digest of its content, so a run
+/// that lost its record can find the batch it submitted instead of paying for it again.
+pub const TAG_KEY: &str = "promptgate_batch";
+
+/// Pages of 100 batches searched for a tag: the batch sought was created minutes or hours
+/// before, and the list is newest first.
+const FIND_PAGES: usize = 10;
+
 #[derive(Deserialize)]
 struct Created {
     id: String,
+}
+
+#[derive(Deserialize)]
+struct OpenAiBatchList {
+    data: Vec<ListedBatch>,
+    #[serde(default)]
+    has_more: bool,
+    #[serde(default)]
+    last_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ListedBatch {
+    id: String,
+    status: String,
+    #[serde(default)]
+    metadata: Option<serde_json::Map<String, Value>>,
 }
 
 #[derive(Deserialize)]
@@ -311,7 +366,8 @@ impl BatchApi for AnthropicProvider {
         json!({"custom_id": custom_id, "params": AnthropicProvider::body(request)})
     }
 
-    async fn submit(&self, entries: &[Value]) -> Result<String, ProviderError> {
+    /// Message Batches keep no label: `tag` is not sent.
+    async fn submit(&self, entries: &[Value], _tag: &str) -> Result<String, ProviderError> {
         let created: AnthropicBatch = self
             .api()
             .post_json(
@@ -321,6 +377,11 @@ impl BatchApi for AnthropicProvider {
             )
             .await?;
         Ok(created.id)
+    }
+
+    /// Nothing to find a batch by: a list entry carries its counts and times, not its requests.
+    async fn find(&self, _tag: &str) -> Result<Option<String>, ProviderError> {
+        Ok(None)
     }
 
     async fn status(&self, id: &str) -> Result<Status, ProviderError> {

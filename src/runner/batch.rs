@@ -225,40 +225,84 @@ pub(super) async fn run(
         let size = |m: &Member| api.entry(&m.key, &m.request).to_string().len() + 1;
         for chunk in split(members, api.limits(), size) {
             let entries: Vec<serde_json::Value> = chunk.iter().map(|m| api.entry(&m.key, &m.request)).collect();
+            let tag = digest(&endpoint.cache_identity, &entries);
             let record = options
                 .records_dir
                 .as_deref()
-                .map(|dir| record_path(dir, &endpoint.cache_identity, &entries));
+                .map(|dir| dir.join(format!("{tag}.json")));
             let recorded = record.as_deref().and_then(|path| read_record(path, provider));
-            let id = match recorded {
-                Some(id) => {
+            // A run stopped after submitting and before recording the id left its intent: the
+            // provider may hold the batch, found by its tag where the API keeps one.
+            let found = match &recorded {
+                Some(Recorded::Submitting) => api.find(&tag).await.map(|found| (found, true)),
+                _ => Ok((None, false)),
+            };
+            let id = match (recorded, found) {
+                (Some(Recorded::Batch(id)), _) => {
                     say(
                         runner,
                         &format!("resuming batch {id} of `{provider}` ({} calls)", chunk.len()),
                     );
                     id
                 }
-                None => match api.submit(&entries).await {
-                    Ok(id) => {
-                        if let Some(path) = &record {
-                            write_record(path, provider, &id, chunk.len());
-                        }
+                (_, Ok((Some(id), _))) => {
+                    if let Some(path) = &record {
+                        write_record(path, provider, &id, chunk.len());
+                    }
+                    say(
+                        runner,
+                        &format!(
+                            "found batch {id} of `{provider}` ({} calls), submitted by a run that stopped before recording it",
+                            chunk.len()
+                        ),
+                    );
+                    id
+                }
+                // Submitting again could pay twice for a batch the provider holds: these jobs
+                // fail, and a rerun looks again.
+                (_, Err(e)) => {
+                    let error = CallError::from_provider(&e);
+                    for m in chunk {
+                        runner.budget.settle(m.reservation, 0.0);
+                        done.outcomes.push((m.index, failed(provider, error.clone(), 0)));
+                    }
+                    continue;
+                }
+                (_, Ok((None, searched))) => {
+                    if searched {
                         say(
                             runner,
-                            &format!("submitted batch {id} to `{provider}` ({} calls)", chunk.len()),
+                            &format!(
+                                "a run stopped while submitting a batch of `{provider}`, and no batch of it was found to resume: submitting again"
+                            ),
                         );
-                        id
                     }
-                    Err(e) => {
-                        // Nothing was accepted, so nothing is paid or journaled: a rerun submits again.
-                        let error = CallError::from_provider(&e);
-                        for m in chunk {
-                            runner.budget.settle(m.reservation, 0.0);
-                            done.outcomes.push((m.index, failed(provider, error.clone(), 0)));
+                    if let Some(path) = &record {
+                        write_record(path, provider, "", chunk.len());
+                    }
+                    match api.submit(&entries, &tag).await {
+                        Ok(id) => {
+                            if let Some(path) = &record {
+                                write_record(path, provider, &id, chunk.len());
+                            }
+                            say(
+                                runner,
+                                &format!("submitted batch {id} to `{provider}` ({} calls)", chunk.len()),
+                            );
+                            id
                         }
-                        continue;
+                        Err(e) => {
+                            // Refused, so nothing is paid or journaled. The intent stays: a refusal
+                            // the provider had in fact accepted (a timeout) is found by the rerun.
+                            let error = CallError::from_provider(&e);
+                            for m in chunk {
+                                runner.budget.settle(m.reservation, 0.0);
+                                done.outcomes.push((m.index, failed(provider, error.clone(), 0)));
+                            }
+                            continue;
+                        }
                     }
-                },
+                }
             };
             running.push(Submitted {
                 provider,
@@ -497,24 +541,37 @@ struct Record {
     calls: usize,
 }
 
-/// `{dir}/{digest}.json`, the digest of the endpoint and every entry: the same plan finds the
-/// same batch, a changed one submits its own.
-fn record_path(dir: &Path, cache_identity: &str, entries: &[serde_json::Value]) -> PathBuf {
+/// What a batch record says: the batch's id, or (an empty id) that a run was submitting it.
+enum Recorded {
+    Batch(String),
+    Submitting,
+}
+
+/// The digest of the endpoint and every entry: the record's name (`{dir}/{digest}.json`) and the
+/// batch's tag at the provider. The same plan finds the same batch, a changed one submits its own.
+fn digest(cache_identity: &str, entries: &[serde_json::Value]) -> String {
     let mut h = Sha256::new();
     h.update(cache_identity.as_bytes());
     for entry in entries {
         h.update([0]);
         h.update(entry.to_string().as_bytes());
     }
-    dir.join(format!("{}.json", hex::encode(h.finalize())))
+    hex::encode(h.finalize())
 }
 
-fn read_record(path: &Path, provider: &str) -> Option<String> {
+fn read_record(path: &Path, provider: &str) -> Option<Recorded> {
     let bytes = std::fs::read(path).ok()?;
     let record: Record = serde_json::from_slice(&bytes).ok()?;
-    (record.provider == provider && !record.batch_id.is_empty()).then_some(record.batch_id)
+    if record.provider != provider {
+        None
+    } else if record.batch_id.is_empty() {
+        Some(Recorded::Submitting)
+    } else {
+        Some(Recorded::Batch(record.batch_id))
+    }
 }
 
+/// Records batch `id` of `provider`; an empty `id` records that it is being submitted.
 fn write_record(path: &Path, provider: &str, id: &str, calls: usize) {
     let record = Record {
         provider: provider.to_owned(),
@@ -526,8 +583,13 @@ fn write_record(path: &Path, provider: &str, id: &str, calls: usize) {
         .map_or(Ok(()), crate::output::create_dir)
         .and_then(|()| crate::output::write_file(path, &serde_json::to_vec(&record).unwrap_or_default()));
     if let Err(e) = written {
+        let what = if id.is_empty() {
+            "that a batch is being submitted".to_owned()
+        } else {
+            format!("batch {id}")
+        };
         eprintln!(
-            "warning: cannot record batch {id} in {}: {e}; a rerun would submit it again",
+            "warning: cannot record {what} in {}: {e}; a rerun would submit it again",
             path.display()
         );
     }

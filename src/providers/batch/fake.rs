@@ -36,6 +36,8 @@ pub struct State {
     /// `POST /v1/batches` or `POST /v1/messages/batches` calls.
     pub creates: usize,
     pub polls: usize,
+    /// `GET /v1/batches` (list) calls.
+    pub lists: usize,
     /// Uploaded files: id → content.
     files: Vec<(String, Vec<u8>)>,
     /// The multipart fields of each upload other than the file (`purpose`).
@@ -75,6 +77,12 @@ impl Fake {
             .and(path("/v1/batches"))
             .and(auth())
             .respond_with(handler(Kind::OpenAiCreate))
+            .mount(&fake.server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/batches"))
+            .and(auth())
+            .respond_with(handler(Kind::OpenAiList))
             .mount(&fake.server)
             .await;
         Mock::given(method("GET"))
@@ -140,6 +148,7 @@ impl Fake {
 enum Kind {
     Upload,
     OpenAiCreate,
+    OpenAiList,
     OpenAiPoll,
     FileContent,
     AnthropicCreate,
@@ -206,6 +215,42 @@ impl Respond for Handler {
                     None,
                     (0, 0, 0),
                 ))
+            }
+            Kind::OpenAiList => {
+                // Newest first, `limit` (1–100, default 20) a page, `after` the previous page's
+                // `last_id`; each batch as a poll would show it, with its create's metadata.
+                state.lists += 1;
+                let query: std::collections::HashMap<String, String> = request.url.query_pairs().into_owned().collect();
+                let limit = query
+                    .get("limit")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(20_usize)
+                    .clamp(1, 100);
+                let ending = state.ending.unwrap_or(Ending::Completed);
+                let newest_first = state.batches.iter().zip(&state.create_bodies).rev();
+                let after = query.get("after");
+                let listed: Vec<Value> = newest_first
+                    .skip_while(|((id, _, _), _)| after.is_some_and(|a| a != id))
+                    .skip(usize::from(after.is_some()))
+                    .map(|((id, lines, polls), body)| {
+                        let status = match ending {
+                            _ if *polls <= state.polls_before_end => "in_progress",
+                            Ending::Never => "in_progress",
+                            Ending::Completed => "completed",
+                            Ending::Failed => "failed",
+                            Ending::Expired => "expired",
+                        };
+                        let mut batch = openai_batch(id, status, "file-in", None, None, (lines.len() as u64, 0, 0));
+                        batch["metadata"] = body.get("metadata").cloned().unwrap_or(Value::Null);
+                        batch
+                    })
+                    .collect();
+                let has_more = listed.len() > limit;
+                let page = &listed[..listed.len().min(limit)];
+                ResponseTemplate::new(200).set_body_json(json!({
+                    "object": "list", "data": page, "has_more": has_more,
+                    "first_id": page.first().map(|b| b["id"].clone()), "last_id": page.last().map(|b| b["id"].clone())
+                }))
             }
             Kind::OpenAiPoll => {
                 let id = last_segment(1);

@@ -44,7 +44,7 @@ async fn openai_uploads_jsonl_creates_a_24h_batch_polls_and_reads_both_files() {
         entries[0],
         json!({"custom_id": "id-a", "method": "POST", "url": "/v1/chat/completions", "body": api.body(&requests[0])})
     );
-    let id = api.submit(&entries).await.unwrap();
+    let id = api.submit(&entries, "tag").await.unwrap();
     assert_eq!(id, "batch_1");
     {
         let state = fake.state();
@@ -54,7 +54,10 @@ async fn openai_uploads_jsonl_creates_a_24h_batch_polls_and_reads_both_files() {
         );
         assert_eq!(
             state.create_bodies,
-            vec![json!({"input_file_id": "file-in-0", "endpoint": "/v1/chat/completions", "completion_window": "24h"})]
+            vec![
+                json!({"input_file_id": "file-in-0", "endpoint": "/v1/chat/completions", "completion_window": "24h",
+                "metadata": {"promptgate_batch": "tag"}})
+            ]
         );
     }
 
@@ -94,7 +97,7 @@ async fn openai_uploads_jsonl_creates_a_24h_batch_polls_and_reads_both_files() {
 async fn openai_failed_and_expired_batches_say_why_and_which_requests_did_not_run() {
     let fake = Fake::openai(Ending::Failed, 0).await;
     let api = openai(&fake);
-    let id = api.submit(&[api.entry("id-a", &asking("hello"))]).await.unwrap();
+    let id = api.submit(&[api.entry("id-a", &asking("hello"))], "tag").await.unwrap();
     let status = api.status(&id).await.unwrap();
     assert!(status.ended);
     assert_eq!(
@@ -109,13 +112,41 @@ async fn openai_failed_and_expired_batches_say_why_and_which_requests_did_not_ru
         api.entry("id-a", &asking("quick")),
         api.entry("id-b", &asking("slow one")),
     ];
-    let id = api.submit(&entries).await.unwrap();
+    let id = api.submit(&entries, "tag").await.unwrap();
     let status = api.status(&id).await.unwrap();
     assert_eq!((status.status.as_str(), status.ended), ("expired", true));
     let mut items = api.results(&status).await.unwrap();
     items.sort_by(|a, b| a.0.cmp(&b.0));
     assert!(matches!(items[0].1, Item::Answered(_)));
     assert_eq!(items[1], ("id-b".to_owned(), Item::Expired));
+}
+
+/// A batch is found by the tag it was created with, a page of 100 at a time newest first; a
+/// failed one is not resumed, and Anthropic's batches, which carry no label, are never found.
+#[tokio::test]
+async fn openai_finds_a_batch_by_its_tag_across_pages_and_not_a_failed_one() {
+    let fake = Fake::openai(Ending::Completed, 5).await;
+    let api = openai(&fake);
+    let entries = [api.entry("id-a", &asking("hello"))];
+    let wanted = api.submit(&entries, "wanted").await.unwrap();
+    for _ in 0..100 {
+        api.submit(&entries, "other").await.unwrap();
+    }
+    assert_eq!(api.find("wanted").await.unwrap(), Some(wanted));
+    assert_eq!(fake.state().lists, 2, "the first page held only the 100 newer batches");
+    assert_eq!(api.find("never submitted").await.unwrap(), None);
+
+    let fake = Fake::openai(Ending::Failed, 0).await;
+    let api = openai(&fake);
+    let id = api.submit(&entries, "refused").await.unwrap();
+    assert_eq!(api.find("refused").await.unwrap(), Some(id.clone()), "not failed yet");
+    assert!(api.status(&id).await.unwrap().failed.is_some());
+    assert_eq!(api.find("refused").await.unwrap(), None);
+
+    let fake = Fake::anthropic(Ending::Completed, 0).await;
+    let api = anthropic(&fake);
+    api.submit(&[api.entry("id-a", &asking("hello"))], "tag").await.unwrap();
+    assert_eq!(api.find("tag").await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -132,7 +163,7 @@ async fn anthropic_creates_with_requests_polls_and_reads_results_url() {
         entries[0],
         json!({"custom_id": "id-a", "params": AnthropicProvider::body(&requests[0])})
     );
-    let id = api.submit(&entries).await.unwrap();
+    let id = api.submit(&entries, "tag").await.unwrap();
     assert_eq!(id, "msgbatch_001");
     assert_eq!(fake.state().create_bodies, vec![json!({"requests": entries})]);
 

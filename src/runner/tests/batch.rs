@@ -25,6 +25,15 @@ fn http_endpoint(provider: Arc<dyn Provider>, identity: &str) -> Endpoint {
     }
 }
 
+/// `p`: the fake's OpenAI API, under the cache identity `identity`; `offline`: the mock.
+fn endpoints_at(fake: &Fake, identity: &str) -> BTreeMap<String, Endpoint> {
+    let mut endpoints = endpoints(fake, false);
+    if let Some(p) = endpoints.get_mut("p") {
+        p.cache_identity = identity.to_owned();
+    }
+    endpoints
+}
+
 /// `p`: the fake's API (OpenAI or Anthropic by the fake); `offline`: the mock.
 fn endpoints(fake: &Fake, anthropic: bool) -> BTreeMap<String, Endpoint> {
     let provider: Arc<dyn Provider> = if anthropic {
@@ -262,6 +271,81 @@ async fn a_rerun_resumes_polling_the_recorded_batch_without_creating_another() {
         assert_eq!(text(&second.outcomes[1]), "answer to: two");
         assert_eq!(records(dir.path()), 0);
     }
+}
+
+/// A run killed after the provider accepted its batch and before the id was recorded leaves
+/// the record saying it was submitting: the rerun finds the batch by its tag (OpenAI keeps the
+/// tag as metadata) instead of paying for it again. Anthropic's batches carry no label, so
+/// there the rerun submits again: the gap the README names.
+#[tokio::test]
+async fn a_batch_submitted_by_a_run_killed_before_recording_it_is_found_not_paid_again() {
+    for anthropic in [false, true] {
+        let fake = if anthropic {
+            Fake::anthropic(Ending::Never, 0).await
+        } else {
+            Fake::openai(Ending::Never, 0).await
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let endpoints = endpoints(&fake, anthropic);
+        let jobs = batch_jobs(if anthropic { "claude-3-5-haiku" } else { "gpt-4o" }, &["one", "two"]);
+        run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_millis(40))).await;
+        assert_eq!(fake.state().creates, 1);
+        // What the kill leaves: the record written before submitting, without the id.
+        let record = std::fs::read_dir(dir.path().join("cache/batches"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        std::fs::write(&record, r#"{"provider":"p","batch_id":"","calls":2}"#).unwrap();
+
+        fake.state().ending = Some(Ending::Completed);
+        let rerun = run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_secs(10))).await;
+        assert_eq!(text(&rerun.outcomes[0]), "answer to: one");
+        assert_eq!(text(&rerun.outcomes[1]), "answer to: two");
+        assert_eq!(records(dir.path()), 0);
+        let state = fake.state();
+        if anthropic {
+            assert_eq!(state.creates, 2, "Anthropic: submitted again");
+        } else {
+            assert_eq!(
+                (state.creates, state.lists),
+                (1, 1),
+                "found by its tag, not submitted again"
+            );
+        }
+    }
+}
+
+/// A record saying a batch was being submitted, when the provider never got it (the kill came
+/// first): nothing is found, and the batch is submitted once.
+#[tokio::test]
+async fn a_submission_the_provider_never_got_is_submitted_after_looking_for_it() {
+    let fake = Fake::openai(Ending::Completed, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let endpoints = endpoints(&fake, false);
+    let jobs = batch_jobs("gpt-4o", &["one"]);
+    let first = run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_secs(10))).await;
+    assert_eq!(text(&first.outcomes[0]), "answer to: one");
+    // The same plan again, its answer no longer cached, and the intent of a submission the
+    // provider never received.
+    std::fs::remove_dir_all(dir.path().join("cache")).unwrap();
+    let tag = fake.state().create_bodies[0]["metadata"]["promptgate_batch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fresh = Fake::openai(Ending::Completed, 0).await;
+    let endpoints = endpoints_at(&fresh, &format!("fake {}", fake.server.uri()));
+    std::fs::create_dir_all(dir.path().join("cache/batches")).unwrap();
+    std::fs::write(
+        dir.path().join(format!("cache/batches/{tag}.json")),
+        r#"{"provider":"p","batch_id":"","calls":1}"#,
+    )
+    .unwrap();
+    let rerun = run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_secs(10))).await;
+    assert_eq!(text(&rerun.outcomes[0]), "answer to: one");
+    let state = fresh.state();
+    assert_eq!((state.lists, state.creates), (1, 1));
 }
 
 /// Batched calls are reserved under the cap at the batch rate: a cap that holds three calls'
