@@ -234,19 +234,25 @@ async fn a_failed_batch_fails_each_of_its_jobs_with_the_reason() {
     assert_eq!(records(dir.path()), 0);
 }
 
+/// A fake of either API whose batches run until the test ends them, a folder for the cache and
+/// the journal, the endpoints, and two jobs for `p` (and one for the mock).
+async fn never_ending(anthropic: bool) -> (Fake, tempfile::TempDir, BTreeMap<String, Endpoint>, Vec<Job>) {
+    let fake = if anthropic {
+        Fake::anthropic(Ending::Never, 0).await
+    } else {
+        Fake::openai(Ending::Never, 0).await
+    };
+    let endpoints = endpoints(&fake, anthropic);
+    let jobs = batch_jobs(if anthropic { "claude-3-5-haiku" } else { "gpt-4o" }, &["one", "two"]);
+    (fake, tempfile::tempdir().unwrap(), endpoints, jobs)
+}
+
 /// A CI job that ran out of time leaves its batch running; the rerun polls the recorded batch
 /// instead of paying for a new one.
 #[tokio::test]
 async fn a_rerun_resumes_polling_the_recorded_batch_without_creating_another() {
     for anthropic in [false, true] {
-        let fake = if anthropic {
-            Fake::anthropic(Ending::Never, 0).await
-        } else {
-            Fake::openai(Ending::Never, 0).await
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let endpoints = endpoints(&fake, anthropic);
-        let jobs = batch_jobs(if anthropic { "claude-3-5-haiku" } else { "gpt-4o" }, &["one", "two"]);
+        let (fake, dir, endpoints, jobs) = never_ending(anthropic).await;
         let id = if anthropic { "msgbatch_001" } else { "batch_1" };
 
         let first = run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_millis(40))).await;
@@ -280,14 +286,7 @@ async fn a_rerun_resumes_polling_the_recorded_batch_without_creating_another() {
 #[tokio::test]
 async fn a_batch_submitted_by_a_run_killed_before_recording_it_is_found_not_paid_again() {
     for anthropic in [false, true] {
-        let fake = if anthropic {
-            Fake::anthropic(Ending::Never, 0).await
-        } else {
-            Fake::openai(Ending::Never, 0).await
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let endpoints = endpoints(&fake, anthropic);
-        let jobs = batch_jobs(if anthropic { "claude-3-5-haiku" } else { "gpt-4o" }, &["one", "two"]);
+        let (fake, dir, endpoints, jobs) = never_ending(anthropic).await;
         run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_millis(40))).await;
         assert_eq!(fake.state().creates, 1);
         // What the kill leaves: the record written before submitting, without the id.
