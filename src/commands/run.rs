@@ -678,7 +678,6 @@ fn budget_cap_reached(ran: &runner::Ran, max_usd: Option<f64>) -> Option<(String
     ))
 }
 
-/// Every experiment of the suite, forced: what an A/A run compares with itself.
 /// What the pull request changes in where keys go and which commands score: its providers, and
 /// the `exec` scorers of its experiments and cases (an A/A run compares the base with itself).
 fn key_changes(cmp: &compare::Comparison, aa: bool) -> Vec<ProviderChange> {
@@ -699,6 +698,7 @@ fn key_changes(cmp: &compare::Comparison, aa: bool) -> Vec<ProviderChange> {
     changes
 }
 
+/// Every experiment of the suite, forced: what an A/A run compares with itself.
 fn aa_detection(suite: &Suite) -> Detection {
     Detection {
         affected: suite

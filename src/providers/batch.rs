@@ -98,9 +98,12 @@ pub trait BatchApi: Send + Sync {
     /// Submits the entries as one batch, labelled `tag` where the API keeps a label; its id.
     async fn submit(&self, entries: &[Value], tag: &str) -> Result<String, ProviderError>;
 
+    /// Whether [`BatchApi::find`] can find a batch by its tag (Anthropic's Message Batches
+    /// carry no metadata).
+    fn can_find(&self) -> bool;
+
     /// A batch submitted with `tag` that is still usable (not failed or cancelled), newest
-    /// first; `None` when there is none, or the API keeps no label to find it by (Anthropic's
-    /// Message Batches carry no metadata).
+    /// first; `None` when there is none, or the API cannot tell.
     async fn find(&self, tag: &str) -> Result<Option<String>, ProviderError>;
 
     /// Polls the batch `id`.
@@ -155,6 +158,10 @@ impl BatchApi for OpenAiProvider {
         });
         let created: Created = self.api().post_json(&format!("{base}/batches"), &[], &body).await?;
         Ok(created.id)
+    }
+
+    fn can_find(&self) -> bool {
+        true
     }
 
     async fn find(&self, tag: &str) -> Result<Option<String>, ProviderError> {
@@ -380,6 +387,10 @@ impl BatchApi for AnthropicProvider {
     }
 
     /// Nothing to find a batch by: a list entry carries its counts and times, not its requests.
+    fn can_find(&self) -> bool {
+        false
+    }
+
     async fn find(&self, _tag: &str) -> Result<Option<String>, ProviderError> {
         Ok(None)
     }

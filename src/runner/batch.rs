@@ -225,16 +225,18 @@ pub(super) async fn run(
         let size = |m: &Member| api.entry(&m.key, &m.request).to_string().len() + 1;
         for chunk in split(members, api.limits(), size) {
             let entries: Vec<serde_json::Value> = chunk.iter().map(|m| api.entry(&m.key, &m.request)).collect();
-            let tag = digest(&endpoint.cache_identity, &entries);
+            let digest = digest(&endpoint.cache_identity, &entries);
             let record = options
                 .records_dir
                 .as_deref()
-                .map(|dir| dir.join(format!("{tag}.json")));
+                .map(|dir| dir.join(format!("{digest}.json")));
             let recorded = record.as_deref().and_then(|path| read_record(path, provider));
-            // A run stopped after submitting and before recording the id left its intent: the
-            // provider may hold the batch, found by its tag where the API keeps one.
+            // A run stopped (or refused) after writing its intent and before recording the id:
+            // the provider may hold that attempt's batch, found by its tag where the API keeps one.
             let found = match &recorded {
-                Some(Recorded::Submitting) => api.find(&tag).await.map(|found| (found, true)),
+                Some(Recorded::Submitting(tag)) if api.can_find() && !tag.is_empty() => {
+                    find(api, tag, options.first_poll).await.map(|found| (found, true))
+                }
                 _ => Ok((None, false)),
             };
             let id = match (recorded, found) {
@@ -247,7 +249,7 @@ pub(super) async fn run(
                 }
                 (_, Ok((Some(id), _))) => {
                     if let Some(path) = &record {
-                        write_record(path, provider, &id, chunk.len());
+                        write_record(path, provider, &id, "", chunk.len());
                     }
                     say(
                         runner,
@@ -261,29 +263,43 @@ pub(super) async fn run(
                 // Submitting again could pay twice for a batch the provider holds: these jobs
                 // fail, and a rerun looks again.
                 (_, Err(e)) => {
-                    let error = CallError::from_provider(&e);
+                    let error = CallError::from_provider(&ProviderError::Transient {
+                        message: format!(
+                            "cannot look for the batch of `{provider}` a stopped run submitted ({e}); a rerun looks again, or delete {} to submit it anew",
+                            record.as_deref().map_or_else(String::new, |p| p.display().to_string())
+                        ),
+                        retry_after_ms: None,
+                    });
                     for m in chunk {
                         runner.budget.settle(m.reservation, 0.0);
                         done.outcomes.push((m.index, failed(provider, error.clone(), 0)));
                     }
                     continue;
                 }
-                (_, Ok((None, searched))) => {
-                    if searched {
+                (recorded, Ok((None, searched))) => {
+                    if matches!(recorded, Some(Recorded::Submitting(_))) {
+                        let why = if searched {
+                            "none was found at the provider"
+                        } else {
+                            "its API keeps no label to find it by"
+                        };
                         say(
                             runner,
                             &format!(
-                                "a run stopped while submitting a batch of `{provider}`, and no batch of it was found to resume: submitting again"
+                                "a batch of `{provider}` was being submitted when a run stopped or was refused, and {why}: submitting again"
                             ),
                         );
                     }
+                    // This attempt's own tag: a batch an earlier attempt left at the provider
+                    // (answered, expired) is never taken for it.
+                    let tag = format!("{digest}-{}", attempt_nonce());
                     if let Some(path) = &record {
-                        write_record(path, provider, "", chunk.len());
+                        write_record(path, provider, "", &tag, chunk.len());
                     }
                     match api.submit(&entries, &tag).await {
                         Ok(id) => {
                             if let Some(path) = &record {
-                                write_record(path, provider, &id, chunk.len());
+                                write_record(path, provider, &id, "", chunk.len());
                             }
                             say(
                                 runner,
@@ -539,16 +555,45 @@ struct Record {
     provider: String,
     batch_id: String,
     calls: usize,
+    /// While `batch_id` is empty: the tag the batch being submitted carries.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    tag: String,
 }
 
-/// What a batch record says: the batch's id, or (an empty id) that a run was submitting it.
+/// What a batch record says: the batch's id, or (an empty id) that a run was submitting the
+/// batch tagged so.
 enum Recorded {
     Batch(String),
-    Submitting,
+    Submitting(String),
+}
+
+/// A tag no earlier attempt had: the time in nanoseconds and the process.
+fn attempt_nonce() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{nanos:x}{:x}", std::process::id())
+}
+
+/// [`BatchApi::find`], tried three times over a transient failure (a rate limit, a 5xx), `wait`
+/// and then twice that apart.
+async fn find(api: &dyn BatchApi, tag: &str, wait: Duration) -> Result<Option<String>, ProviderError> {
+    let mut wait = wait;
+    for _ in 0..2 {
+        match api.find(tag).await {
+            Err(ProviderError::Transient { .. }) => {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            done => return done,
+        }
+    }
+    api.find(tag).await
 }
 
 /// The digest of the endpoint and every entry: the record's name (`{dir}/{digest}.json`) and the
-/// batch's tag at the provider. The same plan finds the same batch, a changed one submits its own.
+/// start of the batch's tag at the provider. The same plan finds the same record, a changed one
+/// submits its own.
 fn digest(cache_identity: &str, entries: &[serde_json::Value]) -> String {
     let mut h = Sha256::new();
     h.update(cache_identity.as_bytes());
@@ -565,18 +610,20 @@ fn read_record(path: &Path, provider: &str) -> Option<Recorded> {
     if record.provider != provider {
         None
     } else if record.batch_id.is_empty() {
-        Some(Recorded::Submitting)
+        Some(Recorded::Submitting(record.tag))
     } else {
         Some(Recorded::Batch(record.batch_id))
     }
 }
 
-/// Records batch `id` of `provider`; an empty `id` records that it is being submitted.
-fn write_record(path: &Path, provider: &str, id: &str, calls: usize) {
+/// Records batch `id` of `provider`; an empty `id` records that the batch tagged `tag` is being
+/// submitted.
+fn write_record(path: &Path, provider: &str, id: &str, tag: &str, calls: usize) {
     let record = Record {
         provider: provider.to_owned(),
         batch_id: id.to_owned(),
         calls,
+        tag: tag.to_owned(),
     };
     let written = path
         .parent()

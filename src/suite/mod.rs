@@ -45,6 +45,8 @@ pub const MAX_CASES: usize = 100_000;
 
 /// The largest prompt template (or partial) read: prompts are rendered once per case.
 pub const MAX_PROMPT_BYTES: usize = 1 << 20;
+// A commit's reader keeps every prompt and partial it read: a render reads them for every case.
+const _: () = assert!(MAX_PROMPT_BYTES <= crate::workspace::REMEMBERED_MAX);
 
 /// Metrics every experiment reports, besides its scorers.
 pub const BUILTIN_METRICS: &[&str] = &[

@@ -66,16 +66,17 @@ fn file_fingerprint(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// The largest file a [`GitTree`] keeps after reading it. Prompts and partials are far smaller;
-/// a dataset of 100,000 cases is several megabytes, read once.
-const REMEMBERED_MAX: usize = 256 << 10;
+/// The largest file a [`GitTree`] keeps after reading it: at least the largest prompt or
+/// partial (`suite::MAX_PROMPT_BYTES`, asserted there), which every case's render reads again.
+/// A dataset of 100,000 cases is several megabytes, read once.
+pub const REMEMBERED_MAX: usize = 1 << 20;
 
 /// The files of one commit.
 pub struct GitTree {
     repo: PathBuf,
     sha: String,
     // Templates and partials are read once per render, so remember what was read (up to
-    // `REMEMBERED_MAX` bytes a file: a dataset is read once, and would be held for the run).
+    // `REMEMBERED_MAX` bytes a file: a large dataset is read once, and would be held for the run).
     cache: Mutex<HashMap<String, Option<String>>>,
     // One `git cat-file --batch` for every read, started at the first one (a tree never read
     // starts no process) and again after a failure.

@@ -38,6 +38,8 @@ pub struct State {
     pub polls: usize,
     /// `GET /v1/batches` (list) calls.
     pub lists: usize,
+    /// List calls still to answer with a 503 before listing.
+    pub list_failures: usize,
     /// Uploaded files: id → content.
     files: Vec<(String, Vec<u8>)>,
     /// The multipart fields of each upload other than the file (`purpose`).
@@ -220,6 +222,10 @@ impl Respond for Handler {
                 // Newest first, `limit` (1–100, default 20) a page, `after` the previous page's
                 // `last_id`; each batch as a poll would show it, with its create's metadata.
                 state.lists += 1;
+                if state.list_failures > 0 {
+                    state.list_failures -= 1;
+                    return ResponseTemplate::new(503).set_body_json(error("The server is overloaded"));
+                }
                 let query: std::collections::HashMap<String, String> = request.url.query_pairs().into_owned().collect();
                 let limit = query
                     .get("limit")

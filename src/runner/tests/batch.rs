@@ -25,15 +25,6 @@ fn http_endpoint(provider: Arc<dyn Provider>, identity: &str) -> Endpoint {
     }
 }
 
-/// `p`: the fake's OpenAI API, under the cache identity `identity`; `offline`: the mock.
-fn endpoints_at(fake: &Fake, identity: &str) -> BTreeMap<String, Endpoint> {
-    let mut endpoints = endpoints(fake, false);
-    if let Some(p) = endpoints.get_mut("p") {
-        p.cache_identity = identity.to_owned();
-    }
-    endpoints
-}
-
 /// `p`: the fake's API (OpenAI or Anthropic by the fake); `offline`: the mock.
 fn endpoints(fake: &Fake, anthropic: bool) -> BTreeMap<String, Endpoint> {
     let provider: Arc<dyn Provider> = if anthropic {
@@ -289,14 +280,12 @@ async fn a_batch_submitted_by_a_run_killed_before_recording_it_is_found_not_paid
         let (fake, dir, endpoints, jobs) = never_ending(anthropic).await;
         run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_millis(40))).await;
         assert_eq!(fake.state().creates, 1);
-        // What the kill leaves: the record written before submitting, without the id.
-        let record = std::fs::read_dir(dir.path().join("cache/batches"))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
-        std::fs::write(&record, r#"{"provider":"p","batch_id":"","calls":2}"#).unwrap();
+        assert_eq!(
+            fake.state().create_bodies[0]["metadata"][crate::providers::batch::TAG_KEY].is_null(),
+            anthropic,
+            "Anthropic is sent no tag"
+        );
+        lose_the_id(&fake, dir.path());
 
         fake.state().ending = Some(Ending::Completed);
         let rerun = run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_secs(10))).await;
@@ -317,7 +306,9 @@ async fn a_batch_submitted_by_a_run_killed_before_recording_it_is_found_not_paid
 }
 
 /// A record saying a batch was being submitted, when the provider never got it (the kill came
-/// first): nothing is found, and the batch is submitted once.
+/// first): the batch an earlier run of the same plan left at the provider (answered, its
+/// answers no longer cached) has another attempt's tag and is not taken for it; the batch is
+/// submitted once.
 #[tokio::test]
 async fn a_submission_the_provider_never_got_is_submitted_after_looking_for_it() {
     let fake = Fake::openai(Ending::Completed, 0).await;
@@ -326,25 +317,72 @@ async fn a_submission_the_provider_never_got_is_submitted_after_looking_for_it()
     let jobs = batch_jobs("gpt-4o", &["one"]);
     let first = run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_secs(10))).await;
     assert_eq!(text(&first.outcomes[0]), "answer to: one");
-    // The same plan again, its answer no longer cached, and the intent of a submission the
-    // provider never received.
-    std::fs::remove_dir_all(dir.path().join("cache")).unwrap();
-    let tag = fake.state().create_bodies[0]["metadata"]["promptgate_batch"]
+    let first_tag = fake.state().create_bodies[0]["metadata"][crate::providers::batch::TAG_KEY]
         .as_str()
         .unwrap()
         .to_owned();
-    let fresh = Fake::openai(Ending::Completed, 0).await;
-    let endpoints = endpoints_at(&fresh, &format!("fake {}", fake.server.uri()));
+    let (digest, _) = first_tag.split_once('-').unwrap();
+    // The same plan again (so the same record), its answer no longer cached, and the intent of
+    // a later attempt the provider never received.
+    std::fs::remove_dir_all(dir.path().join("cache")).unwrap();
     std::fs::create_dir_all(dir.path().join("cache/batches")).unwrap();
     std::fs::write(
-        dir.path().join(format!("cache/batches/{tag}.json")),
-        r#"{"provider":"p","batch_id":"","calls":1}"#,
+        dir.path().join(format!("cache/batches/{digest}.json")),
+        intent(&format!("{digest}-lost"), 1),
     )
     .unwrap();
     let rerun = run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_secs(10))).await;
     assert_eq!(text(&rerun.outcomes[0]), "answer to: one");
-    let state = fresh.state();
-    assert_eq!((state.lists, state.creates), (1, 1));
+    let state = fake.state();
+    assert_eq!((state.lists, state.creates), (1, 2));
+    assert_ne!(state.create_bodies[1]["metadata"], state.create_bodies[0]["metadata"]);
+}
+
+/// Looking for a lost batch is tried three times over transient failures; when every try
+/// fails, the jobs end with the error and the record to delete, and nothing is submitted.
+#[tokio::test]
+async fn a_failing_search_for_a_lost_batch_is_retried_then_fails_the_jobs_without_submitting() {
+    for (failures, found) in [(2, true), (3, false)] {
+        let (fake, dir, endpoints, jobs) = never_ending(false).await;
+        run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_millis(40))).await;
+        let record = lose_the_id(&fake, dir.path());
+        {
+            let mut state = fake.state();
+            state.ending = Some(Ending::Completed);
+            state.list_failures = failures;
+        }
+        let rerun = run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_secs(10))).await;
+        let state = fake.state();
+        assert_eq!((state.creates, state.lists), (1, 3));
+        if found {
+            assert_eq!(text(&rerun.outcomes[0]), "answer to: one");
+        } else {
+            let error = rerun.outcomes[0].result.as_ref().unwrap_err().to_string();
+            assert!(error.contains("cannot look for the batch of `p`"), "{error}");
+            assert!(error.contains(&record.display().to_string()), "{error}");
+            assert!(!error.contains(OPENAI_KEY), "{error}");
+            assert!(record.exists(), "the record stays for the rerun");
+        }
+    }
+}
+
+/// Rewrites the one batch record under `dir` as a kill after the provider accepted the batch
+/// and before its id was recorded leaves it: the first create's tag, no id. Its path.
+fn lose_the_id(fake: &Fake, dir: &Path) -> std::path::PathBuf {
+    let record = std::fs::read_dir(dir.join("cache/batches"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let sent = fake.state().create_bodies[0]["metadata"][crate::providers::batch::TAG_KEY].clone();
+    std::fs::write(&record, intent(sent.as_str().unwrap_or("not sent"), 2)).unwrap();
+    record
+}
+
+/// The record a run writes before submitting a batch: `p`'s batch tagged `tag` of `calls` calls.
+fn intent(tag: &str, calls: usize) -> String {
+    serde_json::json!({"provider": "p", "batch_id": "", "calls": calls, "tag": tag}).to_string()
 }
 
 /// Batched calls are reserved under the cap at the batch rate: a cap that holds three calls'
