@@ -495,7 +495,8 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
     if let Some(held) = held {
         trust::apply(&mut results, held.needed);
     }
-    results.unchecked_judges = unchecked_judges(&planned, judge, &policy_in_force.gates, &*candidate_side.tree);
+    results.unchecked_judges =
+        crate::scorers::agreement::unchecked_judges(&planned, judge, &policy_in_force.gates, &*candidate_side.tree);
     // A run that could not finish is never a verdict on the change: the budget's refusals and
     // an arm's failed calls (judged in `verdict`) make the verdict `error`, with what to do.
     let run_error = match cap_reached {
@@ -517,70 +518,6 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
         written,
         run_error,
     })
-}
-
-/// The gated metrics a judge decides, when no `judge-check --record` at head measured that
-/// judge (provider and model) on their question (its kind, the judge's instructions, the
-/// rubric): one sentence for the comment.
-fn unchecked_judges(
-    planned: &[Planned<'_>],
-    judge: Option<&suite::JudgeSettings>,
-    gates: &[suite::GateSpec],
-    head: &dyn crate::workspace::FileSource,
-) -> Vec<String> {
-    use crate::scorers::agreement;
-    let Some(judge) = judge else { return Vec::new() };
-    // (metric, question) of every gated judge assertion.
-    let mut judged: Vec<(&str, String)> = planned
-        .iter()
-        .flat_map(|p| {
-            p.candidate
-                .asserts
-                .iter()
-                .chain(p.candidate.cases.iter().flat_map(|c| &c.asserts))
-        })
-        .filter(|a| gates.iter().any(|g| g.metric == a.metric))
-        .filter_map(|a| match &a.check {
-            suite::Check::Judge(check) => Some((a.metric.as_str(), agreement::question_id(check))),
-            // judge-check's labels are verdicts on one output, not preferences between two:
-            // no record can vouch for a pairwise judge yet.
-            suite::Check::Compare(_) => Some((a.metric.as_str(), "llm-compare".to_owned())),
-            _ => None,
-        })
-        .collect();
-    judged.sort_unstable();
-    judged.dedup();
-    if judged.is_empty() {
-        return Vec::new();
-    }
-    let records = head.read(agreement::RECORD_PATH).ok().flatten().unwrap_or_default();
-    let questions: Vec<String> = judged.iter().map(|(_, q)| q.clone()).collect();
-    let (unmeasured, why) = match agreement::unmeasured(&records, &judge.provider, &judge.model, &questions) {
-        None => (
-            questions.iter().collect(),
-            "whose agreement with labelled cases was never measured",
-        ),
-        Some(missing) => (
-            missing,
-            "whose judge-check did not ask their question (a rubric or the judge's instructions changed since)",
-        ),
-    };
-    let mut metrics: Vec<&str> = judged
-        .iter()
-        .filter(|(_, q)| unmeasured.contains(&q))
-        .map(|(m, _)| *m)
-        .collect();
-    metrics.dedup();
-    if metrics.is_empty() {
-        return Vec::new();
-    }
-    vec![format!(
-        "{} rely on the judge {} ({}), {why}: run promptgate judge-check --record and commit {}",
-        metrics.join(", "),
-        judge.provider,
-        judge.model,
-        agreement::RECORD_PATH
-    )]
 }
 
 /// The head as the messages name it: a short SHA, or the working tree.

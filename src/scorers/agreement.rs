@@ -15,7 +15,7 @@ use super::judge::Reply;
 use crate::error::{Diagnostic, Error};
 use crate::providers::Request;
 use crate::stats::{self, KappaWeights};
-use crate::suite::{Case, JudgeCheck};
+use crate::suite::{Case, Check, GateSpec, JudgeCheck, JudgeSettings};
 
 /// One labelled line.
 #[derive(Clone, Debug)]
@@ -294,6 +294,69 @@ pub fn agreement(labelled: &[Labelled], replies: &[Option<Reply>], confidence: f
         kappa_ci: kappa.map(|k| k.interval),
         kappa_weights: if scored { "quadratic" } else { "none" },
     }
+}
+
+/// The gated metrics a judge decides, when no `judge-check --record` at head measured that
+/// judge (provider and model) on their question (its kind, the judge's instructions, the
+/// rubric): one sentence for the comment.
+pub fn unchecked_judges(
+    planned: &[crate::plan::Planned<'_>],
+    judge: Option<&JudgeSettings>,
+    gates: &[GateSpec],
+    head: &dyn crate::workspace::FileSource,
+) -> Vec<String> {
+    let Some(judge) = judge else { return Vec::new() };
+    // (metric, question) of every gated judge assertion.
+    let mut judged: Vec<(&str, String)> = planned
+        .iter()
+        .flat_map(|p| {
+            p.candidate
+                .asserts
+                .iter()
+                .chain(p.candidate.cases.iter().flat_map(|c| &c.asserts))
+        })
+        .filter(|a| gates.iter().any(|g| g.metric == a.metric))
+        .filter_map(|a| match &a.check {
+            Check::Judge(check) => Some((a.metric.as_str(), question_id(check))),
+            // judge-check's labels are verdicts on one output, not preferences between two:
+            // no record can vouch for a pairwise judge yet.
+            Check::Compare(_) => Some((a.metric.as_str(), "llm-compare".to_owned())),
+            _ => None,
+        })
+        .collect();
+    judged.sort_unstable();
+    judged.dedup();
+    if judged.is_empty() {
+        return Vec::new();
+    }
+    let records = head.read(RECORD_PATH).ok().flatten().unwrap_or_default();
+    let questions: Vec<String> = judged.iter().map(|(_, q)| q.clone()).collect();
+    let (unmeasured, why) = match unmeasured(&records, &judge.provider, &judge.model, &questions) {
+        None => (
+            questions.iter().collect(),
+            "whose agreement with labelled cases was never measured",
+        ),
+        Some(missing) => (
+            missing,
+            "whose judge-check did not ask their question (a rubric or the judge's instructions changed since)",
+        ),
+    };
+    let mut metrics: Vec<&str> = judged
+        .iter()
+        .filter(|(_, q)| unmeasured.contains(&q))
+        .map(|(m, _)| *m)
+        .collect();
+    metrics.dedup();
+    if metrics.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "{} rely on the judge {} ({}), {why}: run promptgate judge-check --record and commit {}",
+        metrics.join(", "),
+        judge.provider,
+        judge.model,
+        RECORD_PATH
+    )]
 }
 
 #[cfg(test)]
