@@ -243,9 +243,18 @@ async fn a_killed_batch_run_resumes_its_batch() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // The batch is recorded the moment it is created, before the first wait.
+    // The batch's id is recorded the moment it is created, before the first wait (the record is
+    // written first without an id, while the batch is being submitted).
+    let recorded = |repo: &TestRepo| {
+        batch_records(repo).iter().any(|path| {
+            std::fs::read(path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+                .is_some_and(|record| record["batch_id"].as_str().is_some_and(|id| !id.is_empty()))
+        })
+    };
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    while batch_records(&repo).is_empty() {
+    while !recorded(&repo) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the run never recorded its batch"
