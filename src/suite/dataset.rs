@@ -37,11 +37,23 @@ pub(super) fn parse(
     // first column's name (`\u{feff}id` is a var, not the id).
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let extension = path.rsplit_once('.').map_or("", |(_, e)| e).to_ascii_lowercase();
-    let located: Vec<(RawCase, u64)> = match extension.as_str() {
-        "jsonl" | "ndjson" => parse_jsonl(path, text)?,
-        "json" => parse_json(path, text)?,
-        "yaml" | "yml" => parse_yaml(path, text)?,
-        "csv" => parse_csv(path, text)?,
+    // A JSON-lines dataset is read a line at a time, each case resolved before the next is
+    // parsed: the parsed form of every case is never held at once (for a large dataset, more
+    // than the cases themselves). The other formats parse as one document.
+    type Located<'t> = Box<dyn Iterator<Item = Result<(RawCase, u64), Error>> + 't>;
+    let (count, located): (usize, Located<'_>) = match extension.as_str() {
+        "jsonl" | "ndjson" => (
+            jsonl_lines(text).count(),
+            Box::new(jsonl_lines(text).map(|(number, line)| parse_jsonl_line(path, text, number, line))),
+        ),
+        "json" | "yaml" | "yml" | "csv" => {
+            let parsed = match extension.as_str() {
+                "json" => parse_json(path, text)?,
+                "csv" => parse_csv(path, text)?,
+                _ => parse_yaml(path, text)?,
+            };
+            (parsed.len(), Box::new(parsed.into_iter().map(Ok)))
+        }
         _ => {
             return Err(Diagnostic::new(format!("dataset `{path}` has an unknown format"))
                 .in_file(path)
@@ -49,10 +61,9 @@ pub(super) fn parse(
                 .into());
         }
     };
-    if located.len() > super::MAX_CASES {
+    if count > super::MAX_CASES {
         return Err(Diagnostic::new(format!(
-            "dataset `{path}` has {} cases; promptgate runs at most {} per experiment",
-            located.len(),
+            "dataset `{path}` has {count} cases; promptgate runs at most {} per experiment",
             super::MAX_CASES
         ))
         .in_file(path)
@@ -61,8 +72,9 @@ pub(super) fn parse(
     }
     let dir = parent_dir(path);
     let mut ids = BTreeMap::new();
-    let mut cases = Vec::with_capacity(located.len());
-    for (raw, line) in located {
+    let mut cases = Vec::with_capacity(count);
+    for located in located {
+        let (raw, line) = located?;
         let at = |message: String, key: &str| {
             Diagnostic::new(message)
                 .in_file(path)
@@ -140,30 +152,30 @@ fn derived_id(vars: &serde_json::Map<String, Value>) -> String {
     format!("case-{}", &hex::encode(digest)[..16])
 }
 
-fn parse_jsonl(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
-    let mut cases = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let number = index as u64 + 1;
-        if line.trim().is_empty() || line.trim_start().starts_with("//") {
-            continue;
-        }
-        let case: RawCase = serde_json::from_str(line).map_err(|e| {
-            let message = user_words(&e.to_string());
-            let d = Diagnostic::new(format!(
-                "{message} (expected a JSON object per line: {{\"id\", \"vars\", \"assert\"}})"
-            ))
-            .in_file(path)
-            .at(text, number, e.column() as u64);
-            json_hint(
-                d,
-                &e,
-                &message,
-                "each line is one complete JSON object: check the quotes, commas, colons and brackets near the caret",
-            )
-        })?;
-        cases.push((case, number));
-    }
-    Ok(cases)
+/// The case lines of a JSON-lines text, numbered from 1: blank lines and `//` comments skipped.
+fn jsonl_lines(text: &str) -> impl Iterator<Item = (u64, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(index, line)| (index as u64 + 1, line))
+        .filter(|(_, line)| !(line.trim().is_empty() || line.trim_start().starts_with("//")))
+}
+
+fn parse_jsonl_line(path: &str, text: &str, number: u64, line: &str) -> Result<(RawCase, u64), Error> {
+    let case: RawCase = serde_json::from_str(line).map_err(|e| {
+        let message = user_words(&e.to_string());
+        let d = Diagnostic::new(format!(
+            "{message} (expected a JSON object per line: {{\"id\", \"vars\", \"assert\"}})"
+        ))
+        .in_file(path)
+        .at(text, number, e.column() as u64);
+        json_hint(
+            d,
+            &e,
+            &message,
+            "each line is one complete JSON object: check the quotes, commas, colons and brackets near the caret",
+        )
+    })?;
+    Ok((case, number))
 }
 
 fn parse_json(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
