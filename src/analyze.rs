@@ -132,20 +132,12 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
     let mut result = Estimate::empty(&metric, alpha);
     // Each metric its own random stream, stable across processes and releases.
     let metric_seed = seed ^ stats::fnv1a(name.bytes());
-    let values = |c: &CaseResult, candidate: bool| {
-        let (calls, timeout) = if candidate {
-            (&c.candidate, timeouts[1])
-        } else {
-            (&c.baseline, timeouts[0])
-        };
-        metric.values(calls, timeout)
-    };
-    let base: Vec<Vec<f64>> = cases.iter().map(|c| values(c, false)).collect();
-    let cand: Vec<Vec<f64>> = cases.iter().map(|c| values(c, true)).collect();
+    let base = Ragged::of(cases, |c, out| metric.values_into(&c.baseline, timeouts[0], out));
+    let cand = Ragged::of(cases, |c, out| metric.values_into(&c.candidate, timeouts[1], out));
     let unit_ids = unit_ids(cases);
     result.grouped = cases.iter().any(|c| c.group.is_some());
 
-    let arms: Vec<&Vec<Vec<f64>>> = if paired { vec![&base, &cand] } else { vec![&cand] };
+    let arms: Vec<&Ragged> = if paired { vec![&base, &cand] } else { vec![&cand] };
     (result.between_var, result.within_var) = components(&arms);
     result.variance_components = judge_variance(name, cases, paired);
     result.candidate = own_value(&metric, &cand);
@@ -318,8 +310,8 @@ fn side_by_side(cases: &[CaseResult]) -> bool {
 /// Fieller's intervals of the ratio of the arms' means over the compared cases.
 fn relative_of_means(
     result: &mut Estimate,
-    base: &[Vec<f64>],
-    cand: &[Vec<f64>],
+    base: &Ragged,
+    cand: &Ragged,
     both: &[usize],
     clusters: Option<&[usize]>,
     alpha: f64,
@@ -335,23 +327,57 @@ fn relative_of_means(
 
 /// One arm's value on its own calls: a quantile over every call, else the mean of the per-case
 /// means.
-fn own_value(metric: &Metric, values: &[Vec<f64>]) -> Option<f64> {
+fn own_value(metric: &Metric, values: &Ragged) -> Option<f64> {
     match metric.quantile() {
-        Some(q) => stats::quantile(&values.concat(), q),
-        None => stats::mean(&values.iter().filter_map(|v| stats::mean(v)).collect::<Vec<_>>()),
+        Some(q) => stats::quantile(&values.values, q),
+        None => stats::mean(&values.iter().filter_map(stats::mean).collect::<Vec<_>>()),
+    }
+}
+
+/// Per case, one arm's values (a value per call, or one for the case), held flat: a large run
+/// has a case per unit, and a `Vec` each would hold five times the bytes of its values.
+struct Ragged {
+    values: Vec<f64>,
+    /// Where each case's values end in `values`.
+    ends: Vec<usize>,
+}
+
+impl Ragged {
+    fn of(cases: &[CaseResult], mut fill: impl FnMut(&CaseResult, &mut Vec<f64>)) -> Ragged {
+        let mut values = Vec::new();
+        let ends = cases
+            .iter()
+            .map(|c| {
+                fill(c, &mut values);
+                values.len()
+            })
+            .collect();
+        values.shrink_to_fit();
+        Ragged { values, ends }
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[f64]> {
+        (0..self.len()).map(|i| &self[i])
+    }
+}
+
+impl std::ops::Index<usize> for Ragged {
+    type Output = [f64];
+
+    fn index(&self, i: usize) -> &[f64] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.values[start..self.ends[i]]
     }
 }
 
 /// The (1 − α) interval of one arm's own value: the bootstrap over units for a quantile, Wilson's
 /// interval for single binary outcomes, else the (cluster-robust) t interval of the per-case
 /// means.
-fn own_interval(
-    metric: &Metric,
-    values: &[Vec<f64>],
-    unit_ids: &[usize],
-    confidence: f64,
-    seed: u64,
-) -> Option<[f64; 2]> {
+fn own_interval(metric: &Metric, values: &Ragged, unit_ids: &[usize], confidence: f64, seed: u64) -> Option<[f64; 2]> {
     let present: Vec<usize> = (0..values.len()).filter(|&i| !values[i].is_empty()).collect();
     if present.is_empty() {
         return None;
@@ -386,11 +412,11 @@ fn own_interval(
 }
 
 /// Between- and within-case variance of each arm's values, averaged over the arms given.
-fn components(arms: &[&Vec<Vec<f64>>]) -> (Option<f64>, Option<f64>) {
+fn components(arms: &[&Ragged]) -> (Option<f64>, Option<f64>) {
     let per_arm: Vec<stats::VarianceComponents> = arms
         .iter()
         .filter_map(|arm| {
-            let refs: Vec<&[f64]> = arm.iter().map(Vec::as_slice).collect();
+            let refs: Vec<&[f64]> = arm.iter().collect();
             stats::variance_components(&refs)
         })
         .collect();

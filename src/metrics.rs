@@ -211,17 +211,25 @@ impl Metric {
     /// One arm's values for a case: a value per call (repeats), or for [`Kind::Flaky`] and
     /// [`Kind::Consistency`] the single value of its repeats together.
     pub fn values(&self, calls: &[Call], timeout_ms: u64) -> Vec<f64> {
+        let mut values = Vec::new();
+        self.values_into(calls, timeout_ms, &mut values);
+        values
+    }
+
+    /// [`Metric::values`], appended to `out`.
+    pub fn values_into(&self, calls: &[Call], timeout_ms: u64, out: &mut Vec<f64>) {
         match self.kind {
-            Kind::Flaky => is_flaky(calls).map(|f| f64::from(u8::from(f))).into_iter().collect(),
+            Kind::Flaky => out.extend(is_flaky(calls).map(|f| f64::from(u8::from(f)))),
             Kind::Consistency => {
-                let each: Vec<f64> = calls.iter().filter_map(|c| self.call_value(c, timeout_ms)).collect();
-                if each.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![each.iter().sum::<f64>() / each.len() as f64]
+                let (sum, n) = calls
+                    .iter()
+                    .filter_map(|c| self.call_value(c, timeout_ms))
+                    .fold((0.0, 0usize), |(sum, n), x| (sum + x, n + 1));
+                if n > 0 {
+                    out.push(sum / n as f64);
                 }
             }
-            _ => calls.iter().filter_map(|c| self.call_value(c, timeout_ms)).collect(),
+            _ => out.extend(calls.iter().filter_map(|c| self.call_value(c, timeout_ms))),
         }
     }
 
