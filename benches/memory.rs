@@ -11,7 +11,8 @@
 //!
 //! Run: `cargo build --release && cargo bench --bench memory`
 //! (PROMPTGATE_BENCH_CALLS=10000,100000,1000000 sets the sizes, PROMPTGATE_BENCH_CASES=N runs
-//! N cases alone; PROMPTGATE_BENCH_BINARY measures another build).
+//! N cases alone; PROMPTGATE_BENCH_OUTPUT_BYTES=1000 answers about 1,000 bytes instead of one
+//! 93-byte sentence; PROMPTGATE_BENCH_BINARY measures another build).
 
 use std::time::Duration;
 
@@ -29,6 +30,16 @@ fn main() {
             .filter_map(|s| s.trim().parse().ok())
             .collect(),
     };
+    // The answer every call gets: one sentence (93 bytes), or that sentence repeated to about
+    // PROMPTGATE_BENCH_OUTPUT_BYTES (real answers run to a kilobyte and more).
+    let sentence = "Refunds are available within 30 days of purchase, with the receipt, at any store or online.";
+    let answer = match std::env::var("PROMPTGATE_BENCH_OUTPUT_BYTES")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        Some(bytes) => vec![sentence; bytes.div_ceil(sentence.len() + 1).max(1)].join(" "),
+        None => sentence.to_owned(),
+    };
     let binary = support::binary();
     let runtime = support::runtime();
     let mut first_peak = None;
@@ -38,11 +49,7 @@ fn main() {
         } else {
             Duration::from_millis(2)
         };
-        let (server, _) = runtime.block_on(support::simulator(
-            "Refunds are available within 30 days of purchase, with the receipt, at any store or online.",
-            19,
-            latency,
-        ));
+        let (server, _) = runtime.block_on(support::simulator(&answer, 19, latency));
         let repo = tempfile::tempdir().expect("temp dir");
         support::priced_sim_repo(repo.path(), &server.uri(), calls / 2, CONCURRENCY, 1);
         let (wall, peak, cpu) = support::measure(&binary, repo.path(), "out");

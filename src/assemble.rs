@@ -2,7 +2,11 @@
 //! assertions and grouped by experiment, case and arm. No statistics here: `verdict` judges what
 //! this builds.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use anyhow::Context as _;
 
 use crate::detect::Detection;
 use crate::metrics::DEFAULT_TIMEOUT_MS;
@@ -13,12 +17,11 @@ use crate::runner::{Derived, Outcome};
 use crate::scorers;
 use crate::suite;
 
-/// What [`experiments`] reads: the plan, its jobs and their outcomes.
+/// What [`experiments`] reads: the plan, where its jobs' calls go, and the judge calls.
 pub struct Input<'a> {
     pub planned: &'a [Planned<'a>],
     pub detection: &'a Detection,
-    pub jobs: &'a [Job],
-    pub outcomes: &'a [Outcome],
+    pub places: &'a Places,
     pub prices: &'a PriceTable,
     /// Per planned experiment, its provider's `timeout_ms` in the baseline and the candidate arm.
     pub timeouts: &'a [(u64, u64)],
@@ -31,13 +34,93 @@ pub struct Input<'a> {
     pub exec: &'a scorers::ExecScorers,
     /// The judge calls the outputs asked for (`Derived::parent` indexes `jobs`).
     pub judged: &'a [Derived],
+    /// A schema 2 run's spill file (`report::calls`): each case's outputs are written there as
+    /// soon as the case is scored, and only the flipped cases the report quotes keep theirs in
+    /// memory. The results then name it in `outputs_from`.
+    pub spill: Option<&'a Path>,
 }
 
-/// The compared experiments, in plan order, with their scored calls (not yet judged).
-pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
+/// What scoring reads of a job: where its call goes and the model that prices it. The plan's
+/// jobs, with the messages they sent, are given back before scoring; these stay.
+#[derive(Clone, Copy, Debug)]
+pub struct Place {
+    pub experiment: usize,
+    pub case: usize,
+    pub arm: Arm,
+    pub repeat: u32,
+    /// Index into [`Places::models`].
+    model: usize,
+}
+
+/// Every job's [`Place`], in the jobs' order, and the models they name once each.
+#[derive(Debug, Default)]
+pub struct Places {
+    places: Vec<Place>,
+    models: Vec<String>,
+}
+
+impl Places {
+    pub fn of(jobs: &[Job]) -> Places {
+        let mut models: Vec<String> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let places = jobs
+            .iter()
+            .map(|job| {
+                let name = job.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default();
+                let model = *index.entry(name).or_insert_with(|| {
+                    models.push(name.to_owned());
+                    models.len() - 1
+                });
+                Place {
+                    experiment: job.experiment,
+                    case: job.case,
+                    arm: job.arm,
+                    repeat: job.repeat,
+                    model,
+                }
+            })
+            .collect();
+        Places { places, models }
+    }
+
+    pub fn len(&self) -> usize {
+        self.places.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.places.is_empty()
+    }
+
+    fn model(&self, place: &Place) -> &str {
+        &self.models[place.model]
+    }
+}
+
+/// The runner's outcomes, in the jobs' order: lent (a sequential look scores them again at the
+/// next look) or given (the fixed design: each is dropped once scored, its output moved into
+/// its call rather than copied).
+pub enum Outcomes<'a> {
+    Lent(&'a [Outcome]),
+    Given(Vec<Outcome>),
+}
+
+impl Outcomes<'_> {
+    fn as_slice(&self) -> &[Outcome] {
+        match self {
+            Outcomes::Lent(o) => o,
+            Outcomes::Given(o) => o,
+        }
+    }
+}
+
+/// The compared experiments, in plan order, with their scored calls (not yet judged). Fails
+/// only when the spill file cannot be written.
+pub fn experiments(input: &Input<'_>, outcomes: Outcomes<'_>) -> anyhow::Result<Vec<ExperimentResult>> {
+    let places = &input.places.places;
+    debug_assert_eq!(places.len(), outcomes.as_slice().len());
     let vectors = scorers::embeddings::vectors(input.judged);
-    let context = |job: &Job| {
-        let case = &input.planned[job.experiment].candidate.cases[job.case];
+    let context = |place: &Place| {
+        let case = &input.planned[place.experiment].candidate.cases[place.case];
         scorers::Context {
             case_id: &case.id,
             vars: &case.vars,
@@ -47,19 +130,17 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
     };
     // The `exec` scorers first, several at a time: each call's scoring then reads their
     // outcomes.
-    let contexts: Vec<scorers::Context<'_>> = input.jobs.iter().map(context).collect();
     let mut requests = Vec::new();
-    for ((job, outcome), cx) in input.jobs.iter().zip(input.outcomes).zip(&contexts) {
+    for (place, outcome) in places.iter().zip(outcomes.as_slice()) {
         if let Ok(response) = &outcome.result {
-            let experiment = input.planned[job.experiment].candidate;
-            let assertions = experiment.asserts.iter().chain(&experiment.cases[job.case].asserts);
-            requests.extend(scorers::exec_requests(assertions, cx, &response.text));
+            let experiment = input.planned[place.experiment].candidate;
+            let assertions = experiment.asserts.iter().chain(&experiment.cases[place.case].asserts);
+            requests.extend(scorers::exec_requests(assertions, &context(place), &response.text));
         }
     }
     input.exec.run(&requests);
+    drop(requests);
 
-    // Calls, grouped by experiment, case and arm.
-    let mut grouped: BTreeMap<(usize, usize, Arm), Vec<Call>> = BTreeMap::new();
     let mut judged: BTreeMap<usize, Vec<&Derived>> = BTreeMap::new();
     // What each output's embeddings cost (a reference embedded once is paid once: the
     // outputs that took its answer got it as a cache hit).
@@ -86,20 +167,26 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
         }
         judged.entry(derived.parent).or_default().push(derived);
     }
-    for (index, ((job, outcome), cx)) in input.jobs.iter().zip(input.outcomes).zip(&contexts).enumerate() {
-        let experiment = input.planned[job.experiment].candidate;
-        let case = &experiment.cases[job.case];
+    let mut cases = Finisher::new(input)?;
+    let outcomes: Box<dyn Iterator<Item = Cow<'_, Outcome>>> = match outcomes {
+        Outcomes::Lent(o) => Box::new(o.iter().map(Cow::Borrowed)),
+        Outcomes::Given(o) => Box::new(o.into_iter().map(Cow::Owned)),
+    };
+    for (index, (place, mut outcome)) in places.iter().zip(outcomes).enumerate() {
+        let cx = context(place);
+        let experiment = input.planned[place.experiment].candidate;
+        let case = &experiment.cases[place.case];
         let assertions: Vec<&suite::Assertion> = experiment.asserts.iter().chain(&case.asserts).collect();
         let mut judgements = judgements(input, judged.get(&index).map_or(&[][..], Vec::as_slice), &assertions);
         let masked = |text: &str| scorers::mask_personal_data(&assertions, text).into_owned();
         for (judgement, _, _) in &mut judgements {
             judgement.reason = judgement.reason.as_deref().map(masked);
         }
-        let comparisons = match job.arm {
+        let comparisons = match place.arm {
             Arm::Candidate => comparisons(
                 input,
                 compared
-                    .get(&(job.experiment, job.case, job.repeat))
+                    .get(&(place.experiment, place.case, place.repeat))
                     .map_or(&[][..], Vec::as_slice),
                 &assertions,
             ),
@@ -110,19 +197,19 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
             .copied()
             .filter(|a| matches!(a.check, suite::Check::Compare(_)))
             .collect();
-        let model = job.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default();
+        let model = input.places.model(place);
         let provider = outcome
             .provider
             .as_ref()
             .map(|key| Name::new(input.provider_names.get(key).unwrap_or(key)));
         let call = match &outcome.result {
             Ok(response) => {
-                let mut scored = scorers::score(assertions.iter().copied(), &response.text, cx);
+                let mut scored = scorers::score(assertions.iter().copied(), &response.text, &cx);
                 let replies: Vec<_> = judgements.iter().map(|(_, a, r)| (*a, r.as_ref())).collect();
                 scorers::judge::apply(&mut scored.scores, &mut scored.failures, &replies);
                 // The baseline compared with itself is a tie: 0, so the paired difference is
                 // the candidate's preference (`scorers::compare`).
-                if job.arm == Arm::Baseline && input.planned[job.experiment].baseline.is_some() {
+                if place.arm == Arm::Baseline && input.planned[place.experiment].baseline.is_some() {
                     for a in &compares {
                         scored.scores.insert(&a.metric, Score::Number(0.0));
                     }
@@ -133,9 +220,23 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                     .collect();
                 scorers::compare::apply(&mut scored.scores, &preferences);
                 let usage = response.usage;
+                // The output as the results keep it: masked where an assertion asks, else the
+                // response's own text, moved out of a given outcome rather than copied.
+                let masked = match scorers::mask_personal_data(&assertions, &response.text) {
+                    Cow::Owned(masked) => Some(masked),
+                    Cow::Borrowed(_) => None,
+                };
+                let output = masked.unwrap_or_else(|| match &mut outcome {
+                    Cow::Owned(given) => given
+                        .result
+                        .as_mut()
+                        .map(|r| std::mem::take(&mut r.text))
+                        .unwrap_or_default(),
+                    Cow::Borrowed(lent) => lent.result.as_ref().map(|r| r.text.clone()).unwrap_or_default(),
+                });
                 Call {
-                    repeat: job.repeat,
-                    output: Some(masked(&response.text)),
+                    repeat: place.repeat,
+                    output: Some(output),
                     error: None,
                     latency_ms: outcome.latency_ms,
                     tokens: Tokens {
@@ -157,7 +258,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                     list_cost_usd: input.prices.cost(model, &usage).unwrap_or(0.0),
                     cached: outcome.cached,
                     attempts: outcome.attempts,
-                    provider: provider.clone(),
+                    provider,
                     fell_back: outcome.fell_back,
                     batch: outcome.batched,
                     scores: scored.scores,
@@ -175,7 +276,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                 let error = error.to_string();
                 let scored = scorers::errored(assertions.iter().copied(), &error);
                 Call {
-                    repeat: job.repeat,
+                    repeat: place.repeat,
                     output: None,
                     error: Some(error),
                     latency_ms: None,
@@ -184,7 +285,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                     list_cost_usd: 0.0,
                     cached: false,
                     attempts: outcome.attempts,
-                    provider: provider.clone(),
+                    provider,
                     fell_back: outcome.fell_back,
                     batch: outcome.batched,
                     scores: scored.scores,
@@ -195,13 +296,10 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
                 }
             }
         };
-        // Sized for the case's repeats: a default `Vec` grows to four calls, which at one
-        // repeat is four times the memory of every call a large run holds.
-        grouped
-            .entry((job.experiment, job.case, job.arm))
-            .or_insert_with(|| Vec::with_capacity(experiment.repeats.max(1) as usize))
-            .push(call);
+        drop(outcome);
+        cases.add(place, call)?;
     }
+    let mut cases = cases.finish()?;
 
     let mut experiments: Vec<ExperimentResult> = Vec::new();
     for (ei, planned) in input.planned.iter().enumerate() {
@@ -216,35 +314,6 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
             changes: a.changes.clone(),
             dataset_changes: a.dataset_changes.clone(),
         });
-        let cases: Vec<CaseResult> = head
-            .cases
-            .iter()
-            .enumerate()
-            .filter(|(_, case)| {
-                input
-                    .shard
-                    .is_none_or(|s| plan::shard_of(&head.name, &case.id, s.count) == s.index)
-            })
-            .map(|(ci, case)| {
-                let mut baseline = grouped.remove(&(ei, ci, Arm::Baseline)).unwrap_or_default();
-                let mut candidate = grouped.remove(&(ei, ci, Arm::Candidate)).unwrap_or_default();
-                baseline.sort_by_key(|c| c.repeat);
-                candidate.sort_by_key(|c| c.repeat);
-                if head.repeats > 1 {
-                    add_consistency(&mut baseline);
-                    add_consistency(&mut candidate);
-                }
-                let flip = flip(&baseline, &candidate);
-                CaseResult {
-                    group: case.group.clone(),
-                    id: case.id.clone(),
-                    input: case.input_text(),
-                    baseline,
-                    candidate,
-                    flip,
-                }
-            })
-            .collect();
         experiments.push(ExperimentResult {
             name: head.name.clone(),
             status,
@@ -261,7 +330,7 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
             )),
             repeats: head.repeats,
             metrics: Vec::new(),
-            cases,
+            cases: std::mem::take(&mut cases[ei]),
             dataset_cases: match input.shard {
                 Some(_) => head.cases.iter().map(|c| c.id.clone()).collect(),
                 None => Vec::new(),
@@ -270,7 +339,193 @@ pub fn experiments(input: &Input<'_>) -> Vec<ExperimentResult> {
             changed,
         });
     }
-    experiments
+    Ok(experiments)
+}
+
+/// Builds each case's result as soon as its last call is scored, in the results' order (a
+/// case's jobs are consecutive in the plan, so at most one case is open at a time), and in a
+/// schema 2 run writes its outputs to the spill file, keeping in memory only those of the
+/// flipped cases the report quotes: the first [`SHOWN_FLIPS`] of each direction, exactly
+/// `report::calls::shown_cases`.
+struct Finisher<'a> {
+    input: &'a Input<'a>,
+    /// Per experiment and case: the calls still to be scored.
+    left: Vec<Vec<u32>>,
+    /// The calls of cases with calls still to come: baseline, candidate.
+    open: HashMap<(usize, usize), [Vec<Call>; 2]>,
+    /// The next case of the results' order: (experiment, case).
+    next: (usize, usize),
+    /// Per experiment, its finished cases.
+    done: Vec<Vec<CaseResult>>,
+    spill: Option<Spill<'a>>,
+}
+
+struct Spill<'a> {
+    path: &'a Path,
+    out: std::io::BufWriter<std::fs::File>,
+    /// Per experiment, the flipped cases kept so far: pass → fail, fail → pass.
+    shown: Vec<[usize; 2]>,
+    line: Vec<u8>,
+}
+
+impl<'a> Finisher<'a> {
+    fn new(input: &'a Input<'a>) -> anyhow::Result<Self> {
+        let mut left: Vec<Vec<u32>> = input.planned.iter().map(|p| vec![0; p.candidate.cases.len()]).collect();
+        for place in &input.places.places {
+            left[place.experiment][place.case] += 1;
+        }
+        let spill = input
+            .spill
+            .map(|path| -> anyhow::Result<Spill<'a>> {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(path)
+                    .with_context(|| {
+                        format!(
+                            "cannot create {}, where the outputs are written as they are scored",
+                            path.display()
+                        )
+                    })?;
+                Ok(Spill {
+                    path,
+                    out: std::io::BufWriter::with_capacity(1 << 16, file),
+                    shown: vec![[0; 2]; input.planned.len()],
+                    line: Vec::new(),
+                })
+            })
+            .transpose()?;
+        Ok(Finisher {
+            input,
+            left,
+            open: HashMap::new(),
+            next: (0, 0),
+            done: input.planned.iter().map(|_| Vec::new()).collect(),
+            spill,
+        })
+    }
+
+    fn add(&mut self, place: &Place, call: Call) -> anyhow::Result<()> {
+        let repeats = self.input.planned[place.experiment].candidate.repeats.max(1) as usize;
+        let calls = &mut self.open.entry((place.experiment, place.case)).or_default()[place.arm as usize];
+        // Sized for the case's repeats: a default `Vec` grows to four calls.
+        if calls.capacity() == 0 {
+            calls.reserve_exact(repeats);
+        }
+        calls.push(call);
+        let left = &mut self.left[place.experiment][place.case];
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.advance(false)?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the cases from `next` on whose calls are all scored (`all`: every case).
+    fn advance(&mut self, all: bool) -> anyhow::Result<()> {
+        let planned = self.input.planned;
+        while let Some(p) = planned.get(self.next.0) {
+            let (ei, ci) = self.next;
+            let head = p.candidate;
+            let Some(case) = head.cases.get(ci) else {
+                self.next = (ei + 1, 0);
+                continue;
+            };
+            if !all && self.left[ei][ci] > 0 {
+                break;
+            }
+            self.next.1 += 1;
+            if self
+                .input
+                .shard
+                .is_some_and(|s| plan::shard_of(&head.name, &case.id, s.count) != s.index)
+            {
+                continue;
+            }
+            let [mut baseline, mut candidate] = self.open.remove(&(ei, ci)).unwrap_or_default();
+            baseline.sort_by_key(|c| c.repeat);
+            candidate.sort_by_key(|c| c.repeat);
+            if head.repeats > 1 {
+                add_consistency(&mut baseline);
+                add_consistency(&mut candidate);
+            }
+            let flip = flip(&baseline, &candidate);
+            let mut result = CaseResult {
+                group: case.group.clone(),
+                id: case.id.clone(),
+                input: case.input_text(),
+                baseline,
+                candidate,
+                flip,
+            };
+            if let Some(spill) = &mut self.spill {
+                spill.write(&head.name, &mut result, ei).with_context(|| {
+                    format!(
+                        "cannot write {}, where the outputs are written as they are scored",
+                        spill.path.display()
+                    )
+                })?;
+            }
+            self.done[ei].push(result);
+        }
+        Ok(())
+    }
+
+    /// Every case's result, per experiment; the spill file written to its end.
+    fn finish(mut self) -> anyhow::Result<Vec<Vec<CaseResult>>> {
+        self.advance(true)?;
+        if let Some(spill) = self.spill.take() {
+            let path = spill.path;
+            spill
+                .out
+                .into_inner()
+                .map_err(std::io::IntoInnerError::into_error)
+                .and_then(|file| file.sync_data())
+                .with_context(|| {
+                    format!(
+                        "cannot write {}, where the outputs are written as they are scored",
+                        path.display()
+                    )
+                })?;
+        }
+        Ok(self.done)
+    }
+}
+
+impl Spill<'_> {
+    /// Writes the case's outputs as `calls.jsonl` lines (baseline then candidate, by repeat, as
+    /// `report::calls::write_calls` does) and drops them unless the report quotes the case.
+    fn write(&mut self, experiment: &str, case: &mut CaseResult, ei: usize) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let keep = case.flip.is_some_and(|flip| {
+            let shown = &mut self.shown[ei][flip as usize];
+            *shown += 1;
+            *shown <= SHOWN_FLIPS
+        });
+        for (arm, calls) in [
+            (Arm::Baseline, &mut case.baseline),
+            (Arm::Candidate, &mut case.candidate),
+        ] {
+            for call in calls.iter_mut() {
+                let Some(output) = &call.output else { continue };
+                self.line.clear();
+                let line = CallLine {
+                    experiment: experiment.into(),
+                    case: case.id.as_str().into(),
+                    arm,
+                    repeat: call.repeat,
+                    output: output.as_str().into(),
+                };
+                serde_json::to_writer(&mut self.line, &line).map_err(std::io::Error::other)?;
+                self.line.push(b'\n');
+                self.out.write_all(&self.line)?;
+                if !keep {
+                    call.output = None;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The judgements of one output, with the assertion each answers and the judge's reply: per
@@ -403,5 +658,115 @@ fn flip(baseline: &[Call], candidate: &[Call]) -> Option<Flip> {
         (true, false) => Some(Flip::PassToFail),
         (false, true) => Some(Flip::FailToPass),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(repeat: u32, output: Option<String>) -> Call {
+        Call {
+            repeat,
+            error: output.is_none().then(|| "timed out".to_owned()),
+            output,
+            ..Call::default()
+        }
+    }
+
+    /// A case of two repeats per arm, the candidate's second errored (no output, no line).
+    fn case(id: String, flip: Option<Flip>) -> CaseResult {
+        CaseResult {
+            baseline: vec![call(0, Some(format!("{id} b0"))), call(1, Some(format!("{id} b1")))],
+            candidate: vec![call(0, Some(format!("{id} \"c0\"\n"))), call(1, None)],
+            id,
+            group: None,
+            input: String::new(),
+            flip,
+        }
+    }
+
+    #[test]
+    fn a_spill_writes_every_output_in_order_and_keeps_only_the_flips_the_report_quotes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spill.jsonl");
+        let mut spill = Spill {
+            path: &path,
+            out: std::io::BufWriter::new(std::fs::File::create(&path).unwrap()),
+            shown: vec![[0; 2]; 2],
+            line: Vec::new(),
+        };
+        // Experiment 0: 30 cases failing at head, 25 passing at head, 10 unchanged, mixed;
+        // experiment 1: 3 of each, counted on their own.
+        let flips = |i: usize| match i % 3 {
+            0 if i < 90 => Some(Flip::PassToFail),
+            1 if i < 75 => Some(Flip::FailToPass),
+            _ => None,
+        };
+        let mut experiments: Vec<ExperimentResult> = Vec::new();
+        for (ei, (name, count)) in [("support", 95), ("faq", 9)].into_iter().enumerate() {
+            let mut cases = Vec::new();
+            for i in 0..count {
+                let mut case = case(format!("{name}-{i}"), flips(i));
+                spill.write(name, &mut case, ei).unwrap();
+                cases.push(case);
+            }
+            experiments.push(ExperimentResult {
+                name: name.to_owned(),
+                status: ExperimentStatus::Forced,
+                affected_by: Vec::new(),
+                verdict: ExperimentVerdict::Pass,
+                reason: String::new(),
+                provider: String::new(),
+                baseline: None,
+                candidate: None,
+                repeats: 2,
+                metrics: Vec::new(),
+                cases,
+                dataset_cases: Vec::new(),
+                noise: ExperimentNoise::default(),
+                changed: ChangeFacts::default(),
+            });
+        }
+        spill.out.into_inner().unwrap().sync_data().unwrap();
+        let written = std::fs::read_to_string(&path).unwrap();
+
+        // Every output, in results order, as `calls.jsonl` writes them from memory.
+        let mut all = experiments.clone();
+        for e in &mut all {
+            for c in &mut e.cases {
+                for (arm, calls) in [("b", &mut c.baseline), ("c", &mut c.candidate)] {
+                    for call in calls.iter_mut().filter(|call| call.error.is_none()) {
+                        call.output = Some(match arm {
+                            "b" => format!("{} b{}", c.id, call.repeat),
+                            _ => format!("{} \"c0\"\n", c.id),
+                        });
+                    }
+                }
+            }
+        }
+        let mut results = crate::report::markdown::test_fixtures::demo_results();
+        results.experiments = all;
+        let mut expected = Vec::new();
+        crate::report::calls::write_calls(&results, &mut expected).unwrap();
+        assert_eq!(written, String::from_utf8(expected).unwrap());
+        assert_eq!(written.lines().count(), (95 + 9) * 3);
+
+        // In memory: exactly the cases `report::calls::shown_cases` names keep their outputs.
+        results.experiments = experiments;
+        let shown = crate::report::calls::shown_cases(&results);
+        assert_eq!(shown.len(), 20 + 20 + 3 + 3);
+        for (ei, e) in results.experiments.iter().enumerate() {
+            for (ci, c) in e.cases.iter().enumerate() {
+                let kept = c
+                    .baseline
+                    .iter()
+                    .chain(&c.candidate)
+                    .filter(|call| call.output.is_some())
+                    .count();
+                let expected = if shown.contains(&(ei, ci)) { 3 } else { 0 };
+                assert_eq!(kept, expected, "{}", c.id);
+            }
+        }
     }
 }

@@ -312,7 +312,7 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
     } else {
         approve(estimating.get_mut().get())
     };
-    let (planned, mut jobs) = match approved {
+    let (planned, jobs) = match approved {
         Ok(()) => (planned, jobs),
         // In CI a cost above the approval threshold waits for a maintainer, like a key.
         Err(refusal) if options.trust.as_ref().is_some_and(|p| p.hold_over_budget) => {
@@ -399,19 +399,25 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
             (base_timeout, timeout_of(Some(candidate_suite), &p.candidate.provider))
         })
         .collect();
-    let score = |jobs: &[Job], ran: &runner::Ran| {
-        assemble::experiments(&assemble::Input {
-            planned: &planned,
-            detection,
-            jobs,
-            outcomes: &ran.outcomes,
-            prices: &prices,
-            timeouts: &timeouts,
-            shard: options.shard,
-            provider_names: &provider_names,
-            exec: &exec_scorers,
-            judged: &ran.derived,
-        })
+    let score = |places: &assemble::Places,
+                 outcomes: assemble::Outcomes<'_>,
+                 judged: &[runner::Derived],
+                 spill: Option<&std::path::Path>| {
+        assemble::experiments(
+            &assemble::Input {
+                planned: &planned,
+                detection,
+                places,
+                prices: &prices,
+                timeouts: &timeouts,
+                shard: options.shard,
+                provider_names: &provider_names,
+                exec: &exec_scorers,
+                judged,
+                spill,
+            },
+            outcomes,
+        )
     };
     let judge_at =
         |mut experiments: Vec<ExperimentResult>, ran: &runner::Ran, look: Option<&stats::Look>, plan: verdict::Plan| {
@@ -466,25 +472,38 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
             results
         };
     let assemble_at = |jobs: &[Job], ran: &runner::Ran, look: Option<&stats::Look>, plan: verdict::Plan| {
-        judge_at(score(jobs, ran), ran, look, plan)
+        let places = assemble::Places::of(jobs);
+        let experiments = score(&places, assemble::Outcomes::Lent(&ran.outcomes), &ran.derived, None)?;
+        Ok(judge_at(experiments, ran, look, plan))
     };
+    let mut spill = None;
     let (mut results, cap_reached) = if defaults.sequential && !options.aa && !jobs.is_empty() {
         let (results, ran) = run_sequential(&jobs, &run_batch, defaults, &assemble_at)?;
         (results, budget_cap_reached(&ran, max_usd))
     } else {
         let mut ran = run_batch(&jobs)?;
-        // Sent: scoring reads a job's place and model, not the messages it sent.
-        for request in jobs.iter_mut().filter_map(|j| j.request.as_mut().ok()) {
-            request.messages = Vec::new();
-        }
-        let experiments = score(&jobs, &ran);
         let cap_reached = budget_cap_reached(&ran, max_usd);
-        // The analysis reads only the scored calls: the jobs and the runner's outcomes (every
-        // output as it arrived) are given back before it sorts and resamples them.
+        // Sent: scoring reads a job's place and model, not the request it sent, so the jobs
+        // are given back first; each outcome goes as soon as it is scored, its output moved
+        // into its call; and a schema 2 run's outputs go to a file case by case (the report
+        // keeps the ones it quotes). The analysis then holds only the scored calls.
+        let places = assemble::Places::of(&jobs);
         drop(jobs);
-        ran.outcomes = Vec::new();
+        if report::calls::in_file_at(places.len()) {
+            crate::output::create_dir(&options.out)?;
+            spill = Some(SpillFile(options.out.join(format!(
+                ".run.{}.{}",
+                std::process::id(),
+                report::calls::CALLS_FILE
+            ))));
+        }
+        let outcomes = assemble::Outcomes::Given(std::mem::take(&mut ran.outcomes));
+        let experiments = score(&places, outcomes, &ran.derived, spill.as_ref().map(|s| s.0.as_path()))?;
+        drop(places);
         ran.derived = Vec::new();
-        (judge_at(experiments, &ran, None, verdict::Plan::Power), cap_reached)
+        let mut results = judge_at(experiments, &ran, None, verdict::Plan::Power);
+        results.outputs_from = spill.iter().map(|s| s.0.clone()).collect();
+        (results, cap_reached)
     };
     if options.aa {
         verdict::aa::add_summaries(&mut results, &policy.gates, defaults.alpha, defaults.seed);
@@ -508,6 +527,12 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
         None => verdict::run_error(&results),
     };
     let written = report::write_outputs(&results, &options.out)?;
+    if let Some(spill) = spill {
+        // The outputs are in the calls.jsonl just written: a later rewrite (`ci`'s waiver)
+        // copies them from there, and the spill file goes.
+        results.outputs_from = vec![options.out.join(report::calls::CALLS_FILE)];
+        drop(spill);
+    }
     // The outputs are on disk: only now may the journal go (a failed write keeps it, so the
     // rerun replays every call instead of paying again).
     runner.finish();
@@ -654,8 +679,18 @@ fn aa_detection(suite: &Suite) -> Detection {
     }
 }
 
-/// Assembles the results of the jobs run so far, at a sequential look or for the fixed design.
-type AssembleAt<'a> = dyn Fn(&[Job], &runner::Ran, Option<&stats::Look>, verdict::Plan) -> Results + 'a;
+/// Assembles the results of the jobs run so far, at a sequential look.
+type AssembleAt<'a> = dyn Fn(&[Job], &runner::Ran, Option<&stats::Look>, verdict::Plan) -> anyhow::Result<Results> + 'a;
+
+/// A schema 2 run's spill file (`assemble::Input::spill`), in the output folder: removed when
+/// dropped, once the outputs are written (or the run failed).
+struct SpillFile(std::path::PathBuf);
+
+impl Drop for SpillFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
 type RunBatch<'a> = dyn Fn(&[Job]) -> anyhow::Result<runner::Ran> + 'a;
 
 /// Sequential: looks at equal shares of each experiment's cases in a seeded order, each judged
@@ -699,9 +734,9 @@ fn run_sequential(
         // Each look needs only the verdicts to decide whether to stop; the look that stops is
         // judged again with its power plan.
         let look = design.look(k);
-        let results = assemble_at(&run_jobs, &ran, look.as_ref(), verdict::Plan::VerdictsOnly);
+        let results = assemble_at(&run_jobs, &ran, look.as_ref(), verdict::Plan::VerdictsOnly)?;
         if sequential::settled(&results, level) || k + 1 == looks {
-            let mut results = assemble_at(&run_jobs, &ran, look.as_ref(), verdict::Plan::Power);
+            let mut results = assemble_at(&run_jobs, &ran, look.as_ref(), verdict::Plan::Power)?;
             let cases = by_experiment.iter().map(|(ei, c)| (*ei, c.len())).collect();
             let calls = by_experiment
                 .keys()
@@ -715,7 +750,7 @@ fn run_sequential(
         }
     }
     // Unreachable: the last look always returns. An empty plan has nothing to run.
-    Ok((assemble_at(&run_jobs, &ran, None, verdict::Plan::Power), ran))
+    Ok((assemble_at(&run_jobs, &ran, None, verdict::Plan::Power)?, ran))
 }
 
 /// Adds what one batch ran to the run's totals.

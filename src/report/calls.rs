@@ -21,10 +21,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::{Diagnostic, Error};
 use crate::results::{self, Arm, Call, Flip, Results};
+pub use crate::results::{CallLine, SHOWN_FLIPS};
 
 /// The most calls whose outputs stay inline in `results.json` (schema 1): small runs and
 /// existing readers see no change.
@@ -36,9 +37,6 @@ pub const CALLS_FILE: &str = "calls.jsonl";
 /// Lowers [`INLINE_MAX_CALLS`] for the integration tests, which check a schema 2 run end to end
 /// on a handful of cases. Not a user setting: the README documents the threshold only.
 const INLINE_MAX_VARIABLE: &str = "PROMPTGATE_TEST_INLINE_MAX_CALLS";
-
-/// The flipped cases of each direction the comment quotes at most (its largest size).
-pub const SHOWN_FLIPS: usize = 20;
 
 /// The longest `calls.jsonl` line read: one output, far above what a provider returns. The file
 /// may come from an untrusted artifact (`ci --publish-only`), and only one line is held at a time.
@@ -81,23 +79,15 @@ fn lines_of_at_most(mut reader: impl std::io::BufRead, max: u64) -> impl Iterato
     })
 }
 
-/// One line of `calls.jsonl`.
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CallLine<'a> {
-    #[serde(borrow)]
-    pub experiment: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    pub case: std::borrow::Cow<'a, str>,
-    pub arm: Arm,
-    pub repeat: u32,
-    #[serde(borrow)]
-    pub output: std::borrow::Cow<'a, str>,
-}
-
 /// Whether `results` are written as schema 2, outputs in `calls.jsonl`.
 pub fn outputs_in_file(results: &Results) -> bool {
-    !results.outputs_from.is_empty() || call_count(results) > inline_max()
+    !results.outputs_from.is_empty() || in_file_at(call_count(results))
+}
+
+/// Whether results of `calls` calls are written as schema 2: then a run writes the outputs
+/// to a file as it scores them, and holds only the ones the report quotes.
+pub fn in_file_at(calls: usize) -> bool {
+    calls > inline_max()
 }
 
 fn inline_max() -> usize {

@@ -1,7 +1,9 @@
 //! Where a call's `output` is written: inline (schema 1), or left to `calls.jsonl` (schema 2)
 //! while [`outputs_elsewhere`] serializes.
 
-use super::{SCHEMA_VERSION, SCHEMA_VERSION_CALLS_FILE};
+use serde::{Deserialize, Serialize};
+
+use super::{Arm, SCHEMA_VERSION, SCHEMA_VERSION_CALLS_FILE};
 
 thread_local! {
     /// Set while [`outputs_elsewhere`] serializes: calls leave out `output`, and the schema is 2.
@@ -35,4 +37,22 @@ pub(super) fn schema_written<S: serde::Serializer>(_: &u32, serializer: S) -> Re
         SCHEMA_VERSION
     };
     serializer.serialize_u32(version)
+}
+
+/// The flipped cases of each direction the comment quotes at most (its largest size): a schema 2
+/// run keeps in memory the outputs of these, and no others.
+pub const SHOWN_FLIPS: usize = 20;
+
+/// One line of `calls.jsonl`.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallLine<'a> {
+    #[serde(borrow)]
+    pub experiment: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub case: std::borrow::Cow<'a, str>,
+    pub arm: Arm,
+    pub repeat: u32,
+    #[serde(borrow)]
+    pub output: std::borrow::Cow<'a, str>,
 }

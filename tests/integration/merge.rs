@@ -305,6 +305,60 @@ fn a_run_over_the_inline_threshold_writes_calls_jsonl_that_report_and_merge_read
     }
     let report_md = std::fs::read_to_string(full_out.join("report.md")).unwrap();
     assert!(report_md.contains("flipped"), "the comment quotes flipped cases");
+    assert!(
+        std::fs::read_dir(&full_out)
+            .unwrap()
+            .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.')),
+        "the run leaves no spill file behind"
+    );
+
+    // The same run under the threshold (schema 1, every output held to the end): the outputs
+    // the schema 2 run wrote as it scored are the same, in the same order, and so is every
+    // rendered file.
+    let inline_out = repo.path().join("inline");
+    let inline = run_into(&repo, &inline_out, &["--no-cache"]);
+    assert_eq!(inline.code, 1, "{inline:?}");
+    let inline_results = results(&inline_out);
+    assert_eq!(inline_results["schema_version"], 1);
+    let inline_lines: Vec<String> = inline_results["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| {
+            e["cases"].as_array().unwrap().iter().flat_map(move |c| {
+                ["baseline", "candidate"].into_iter().flat_map(move |arm| {
+                    c[arm]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|call| call["error"].is_null())
+                        .map(move |call| {
+                            serde_json::json!({
+                                "experiment": e["name"],
+                                "case": c["id"],
+                                "arm": arm,
+                                "repeat": call["repeat"],
+                                "output": call["output"],
+                            })
+                            .to_string()
+                        })
+                })
+            })
+        })
+        .collect();
+    let in_order = std::fs::read_to_string(full_out.join("calls.jsonl")).unwrap();
+    assert_eq!(in_order.lines().collect::<Vec<_>>(), inline_lines);
+    let mut without_outputs = inline_results["experiments"].clone();
+    for e in without_outputs.as_array_mut().unwrap() {
+        for c in e["cases"].as_array_mut().unwrap() {
+            for arm in ["baseline", "candidate"] {
+                for call in c[arm].as_array_mut().unwrap() {
+                    call.as_object_mut().unwrap().remove("output");
+                }
+            }
+        }
+    }
+    assert_eq!(full["experiments"], without_outputs);
 
     // `report` re-renders the same files from results.json and calls.jsonl.
     let again = repo.path().join("again");
