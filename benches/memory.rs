@@ -1,7 +1,8 @@
 //! Memory benchmark: peak RSS of the release binary as a run grows from 10,000 to 100,000
 //! (and, on request, 1,000,000) calls against a local OpenAI-compatible simulator.
 //!
-//! Each size is one experiment of `calls / 2` cases × 2 arms × 1 repeat at concurrency 64;
+//! Each size is one experiment of `calls / 2` cases × 2 arms × 1 repeat at concurrency 64 (from
+//! 200,000 calls on, 100,000 cases and the repeats to make up the calls);
 //! the simulator answers after 2 ms (1 ms from a million calls on, as the target is stated).
 //! Measures wall time and peak RSS (VmHWM, polled from /proc) of the `promptgate` process, and
 //! the size of `results.json` and `calls.jsonl` it wrote. The target: the peak at 100,000
@@ -19,6 +20,9 @@ use std::time::Duration;
 mod support;
 
 const CONCURRENCY: usize = 64;
+
+/// The most cases one experiment holds (`suite::MAX_CASES`).
+const MAX_CASES: usize = 100_000;
 
 fn main() {
     // PROMPTGATE_BENCH_CASES, as in the other benchmarks, runs one size of that many cases.
@@ -51,7 +55,10 @@ fn main() {
         };
         let (server, _) = runtime.block_on(support::simulator(&answer, 19, latency));
         let repo = tempfile::tempdir().expect("temp dir");
-        support::priced_sim_repo(repo.path(), &server.uri(), calls / 2, CONCURRENCY, 1);
+        // One experiment holds at most 100,000 cases: beyond 200,000 calls, repeats make up the rest.
+        let cases = (calls / 2).min(MAX_CASES);
+        let repeats = (calls / 2).div_ceil(cases).max(1);
+        support::priced_sim_repo(repo.path(), &server.uri(), cases, CONCURRENCY, repeats);
         let (wall, peak, cpu) = support::measure(&binary, repo.path(), "out");
         let size =
             |name: &str| std::fs::metadata(repo.path().join("out").join(name)).map_or(0.0, |m| m.len() as f64 / 1e6);
