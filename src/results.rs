@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use approvals::{AcceptedRegression, ApprovalNeeded, ProviderChange, TrustFacts, Waiver};
 pub use designs::{AaRecommendation, AaSummary, SequentialSummary};
 pub use judging::{JudgeAdvice, JudgeVariance, MAX_JUDGE_REPEATS};
-pub use outputs::{CallLine, SHOWN_FLIPS, outputs_elsewhere};
+pub use outputs::{CallLine, LONGEST_OUTPUT, SHOWN_FLIPS, outputs_elsewhere};
 use outputs::{output_elsewhere, schema_written};
 pub use scores::{Name, Scores};
 

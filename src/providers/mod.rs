@@ -16,6 +16,12 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::chat::{Message, Role};
 
+// A response's text is never longer than what `calls.jsonl` is sized to read back.
+const _: () = assert!(
+    http::MAX_BODY as u64 <= crate::results::LONGEST_OUTPUT
+        && exec::MAX_STDOUT as u64 <= crate::results::LONGEST_OUTPUT
+);
+
 /// How a judge's system prompt starts (`scorers::judge`): the mock answers such a prompt as a
 /// judge would, offline.
 pub const JUDGE_MARK: &str = "You are promptgate's evaluation judge.";

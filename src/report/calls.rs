@@ -38,9 +38,14 @@ pub const CALLS_FILE: &str = "calls.jsonl";
 /// on a handful of cases. Not a user setting: the README documents the threshold only.
 const INLINE_MAX_VARIABLE: &str = "PROMPTGATE_TEST_INLINE_MAX_CALLS";
 
-/// The longest `calls.jsonl` line read: one output, far above what a provider returns. The file
-/// may come from an untrusted artifact (`ci --publish-only`), and only one line is held at a time.
-pub const MAX_LINE_BYTES: u64 = 64 << 20;
+/// The longest `calls.jsonl` line read. The file may come from an untrusted artifact
+/// (`ci --publish-only`), and only one line is held at a time; but every line a run writes must
+/// read back (a run's own outputs are copied through here): an output is at most 16 MiB (a
+/// provider's body, an `exec` provider's stdout), JSON escapes a byte to at most six (`\u0001`),
+/// and the names beside it are far under the rest.
+pub const MAX_LINE_BYTES: u64 = 6 * LONGEST_OUTPUT + (16 << 20);
+
+use crate::results::LONGEST_OUTPUT;
 
 /// The lines of `reader`, each at most [`MAX_LINE_BYTES`] (a longer one is an error).
 fn capped_lines(reader: impl std::io::BufRead) -> impl Iterator<Item = std::io::Result<String>> {
@@ -428,6 +433,33 @@ mod tests {
     use super::*;
     use crate::report::markdown::test_fixtures::demo_results;
     use crate::verdict::{Policy, judge};
+
+    #[test]
+    fn every_line_a_run_can_write_reads_back() {
+        // MAX_LINE_BYTES assumes JSON grows an output at most sixfold: check every character
+        // class serde_json escapes (controls, quote, backslash) and the widest UTF-8.
+        let widest = (0..=0x7f_u32)
+            .chain([0x80, 0x7ff, 0x800, 0xffff, 0x10000, 0x10ffff])
+            .filter_map(char::from_u32)
+            .map(|c| (serde_json::to_string(&c.to_string()).unwrap().len() - 2) / c.len_utf8())
+            .max();
+        assert_eq!(widest, Some(6));
+        // A whole line of the worst output reads back: checked at a sixteenth of the size.
+        let output: String = "\u{1}".repeat((LONGEST_OUTPUT / 16) as usize);
+        let value = CallLine {
+            experiment: "e".into(),
+            case: "c".into(),
+            arm: Arm::Candidate,
+            repeat: 0,
+            output: output.as_str().into(),
+        };
+        let line = serde_json::to_vec(&value).unwrap();
+        let read: Vec<String> = lines_of_at_most(&line[..], MAX_LINE_BYTES / 16)
+            .collect::<std::io::Result<_>>()
+            .unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].len(), line.len());
+    }
 
     /// Writes `results` into `dir` as `write_outputs` does, schema 2 when `in_file`.
     #[track_caller]
