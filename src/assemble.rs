@@ -13,6 +13,7 @@ use crate::metrics::DEFAULT_TIMEOUT_MS;
 use crate::plan::{self, Arm, Job, Planned};
 use crate::providers::pricing::PriceTable;
 use crate::results::*;
+use crate::runner::stow::Stowed;
 use crate::runner::{Derived, Outcome};
 use crate::scorers;
 use crate::suite;
@@ -37,7 +38,7 @@ pub struct Input<'a> {
     /// A schema 2 run's spill file (`report::calls`): each case's outputs are written there as
     /// soon as the case is scored, and only the flipped cases the report quotes keep theirs in
     /// memory. The results then name it in `outputs_from`.
-    pub spill: Option<&'a Path>,
+    pub spill: Option<&'a crate::output::Scratch>,
 }
 
 /// What scoring reads of a job: where its call goes and the model that prices it. The plan's
@@ -98,26 +99,56 @@ impl Places {
 
 /// The runner's outcomes, in the jobs' order: lent (a sequential look scores them again at the
 /// next look) or given (the fixed design: each is dropped once scored, its output moved into
-/// its call rather than copied).
+/// its call rather than copied), with the answers the runner stowed in a file
+/// (`runner::Options::stow`), read back one at a time as they are scored.
 pub enum Outcomes<'a> {
     Lent(&'a [Outcome]),
-    Given(Vec<Outcome>),
+    Given(Vec<Outcome>, Option<Stowed>),
 }
 
 impl Outcomes<'_> {
     fn as_slice(&self) -> &[Outcome] {
         match self {
             Outcomes::Lent(o) => o,
-            Outcomes::Given(o) => o,
+            Outcomes::Given(o, _) => o,
         }
     }
 }
 
+/// Whether any experiment runs `exec` scorers: they take every answer before any call is scored.
+fn runs_exec(planned: &[Planned<'_>]) -> bool {
+    let exec = |a: &suite::Assertion| matches!(a.check, suite::Check::Exec { .. });
+    planned.iter().any(|p| {
+        let e = p.candidate;
+        e.asserts.iter().any(exec) || e.cases.iter().any(|c| c.asserts.iter().any(exec))
+    })
+}
+
 /// The compared experiments, in plan order, with their scored calls (not yet judged). Fails
 /// only when the spill file cannot be written.
-pub fn experiments(input: &Input<'_>, outcomes: Outcomes<'_>) -> anyhow::Result<Vec<ExperimentResult>> {
+pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Result<Vec<ExperimentResult>> {
     let places = &input.places.places;
     debug_assert_eq!(places.len(), outcomes.as_slice().len());
+    // Stowed answers come back as each call is scored; all at once for `exec` scorers.
+    let unreadable = |stowed: &Stowed| {
+        format!(
+            "cannot read back {}, where the run wrote its answers as they arrived; the journal is kept: rerun to finish without paying again",
+            stowed.path().display()
+        )
+    };
+    let stowed = match &mut outcomes {
+        Outcomes::Given(given, Some(stowed)) if !stowed.is_empty() => {
+            if runs_exec(input.planned) {
+                for (index, outcome) in given.iter_mut().enumerate() {
+                    stowed.restore(index, outcome).with_context(|| unreadable(stowed))?;
+                }
+                None
+            } else {
+                Some(std::mem::take(stowed))
+            }
+        }
+        _ => None,
+    };
     let vectors = scorers::embeddings::vectors(input.judged);
     let context = |place: &Place| {
         let case = &input.planned[place.experiment].candidate.cases[place.case];
@@ -170,9 +201,12 @@ pub fn experiments(input: &Input<'_>, outcomes: Outcomes<'_>) -> anyhow::Result<
     let mut cases = Finisher::new(input)?;
     let outcomes: Box<dyn Iterator<Item = Cow<'_, Outcome>>> = match outcomes {
         Outcomes::Lent(o) => Box::new(o.iter().map(Cow::Borrowed)),
-        Outcomes::Given(o) => Box::new(o.into_iter().map(Cow::Owned)),
+        Outcomes::Given(o, _) => Box::new(o.into_iter().map(Cow::Owned)),
     };
     for (index, (place, mut outcome)) in places.iter().zip(outcomes).enumerate() {
+        if let (Some(stowed), Cow::Owned(given)) = (&stowed, &mut outcome) {
+            stowed.restore(index, given).with_context(|| unreadable(stowed))?;
+        }
         let cx = context(place);
         let experiment = input.planned[place.experiment].candidate;
         let case = &experiment.cases[place.case];
@@ -376,17 +410,14 @@ impl<'a> Finisher<'a> {
         }
         let spill = input
             .spill
-            .map(|path| -> anyhow::Result<Spill<'a>> {
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(path)
-                    .with_context(|| {
-                        format!(
-                            "cannot create {}, where the outputs are written as they are scored",
-                            path.display()
-                        )
-                    })?;
+            .map(|scratch| -> anyhow::Result<Spill<'a>> {
+                let path = scratch.path();
+                let file = scratch.file().try_clone().with_context(|| {
+                    format!(
+                        "cannot open {}, where the outputs are written as they are scored",
+                        path.display()
+                    )
+                })?;
                 Ok(Spill {
                     path,
                     out: std::io::BufWriter::with_capacity(1 << 16, file),

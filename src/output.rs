@@ -65,6 +65,95 @@ pub fn write_file_with(
     Ok(())
 }
 
+/// A run's scratch file in its output folder (the answers as they arrive, the outputs as they
+/// are scored): created new under a name no other run uses, held locked while it lives, and
+/// removed when dropped.
+///
+/// A run that ends without dropping it (a second Ctrl-C, `kill -9`) leaves the file behind; the
+/// operating system releases the lock however a process ends, so the next run in the folder
+/// finds the file unlocked and removes it ([`Scratch::create`]).
+#[derive(Debug)]
+pub struct Scratch {
+    path: PathBuf,
+    file: std::sync::Arc<std::fs::File>,
+}
+
+/// The prefix of every scratch file's name.
+const SCRATCH_PREFIX: &str = ".promptgate-run.";
+
+/// How old an unlocked scratch file must be to be removed as left behind: a file another run
+/// has just created is locked an instant later.
+const SCRATCH_ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Scratch {
+    /// Creates `<dir>/.promptgate-run.<pid>.<nanos>.<n>.<what>` (never an existing file or link), open for
+    /// reading and writing, after removing the scratch files earlier runs left in `dir`.
+    pub fn create(dir: &Path, what: &str) -> anyhow::Result<Scratch> {
+        sweep_scratch(dir);
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = dir.join(format!(
+            "{SCRATCH_PREFIX}{}.{nanos}.{}.{what}",
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        // Only this run has the name, so the lock is free; it tells later runs the file is live.
+        let _ = file.try_lock();
+        Ok(Scratch {
+            path,
+            file: std::sync::Arc::new(file),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file(&self) -> &std::sync::Arc<std::fs::File> {
+        &self.file
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Removes the scratch files in `dir` no live run holds. Best effort: a file that cannot be
+/// read or removed stays.
+fn sweep_scratch(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(SCRATCH_PREFIX) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= SCRATCH_ABANDONED_AFTER);
+        if !meta.is_file() || !old {
+            continue;
+        }
+        let Ok(file) = std::fs::File::open(entry.path()) else {
+            continue;
+        };
+        if file.try_lock().is_ok() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Makes a rename in `dir` durable. Best effort: not every platform or file system can sync a
 /// folder, and the file itself is already on disk.
 fn sync_dir(dir: &Path) {
@@ -131,6 +220,62 @@ const ZERO_WIDTH_SPACE: char = '\u{200B}';
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scratch_files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(SCRATCH_PREFIX))
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn age(path: &Path) {
+        let old = std::time::SystemTime::now() - SCRATCH_ABANDONED_AFTER * 2;
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+
+    #[test]
+    fn scratch_files_have_names_of_their_own_and_go_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Scratch::create(dir.path(), "answers").unwrap();
+        let b = Scratch::create(dir.path(), "answers").unwrap();
+        assert_ne!(a.path(), b.path());
+        assert_eq!(scratch_files(dir.path()).len(), 2);
+        use std::io::Write as _;
+        (&**a.file()).write_all(b"kept").unwrap();
+        assert_eq!(std::fs::read_to_string(a.path()).unwrap(), "kept");
+        drop(a);
+        drop(b);
+        assert!(scratch_files(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_scratch_file_a_dead_run_left_is_removed_and_a_live_runs_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        // Left behind: no process holds its lock.
+        let left = dir.path().join(format!("{SCRATCH_PREFIX}1.2.0.answers"));
+        std::fs::write(&left, "old").unwrap();
+        age(&left);
+        // Just created by a run that has not locked it yet: too young to judge.
+        let young = dir.path().join(format!("{SCRATCH_PREFIX}3.4.0.answers"));
+        std::fs::write(&young, "new").unwrap();
+        // Live: held by a run still going, however old its last write.
+        let live = Scratch::create(dir.path(), "calls.jsonl").unwrap();
+        age(live.path());
+        let other = dir.path().join("results.json");
+        std::fs::write(&other, "{}").unwrap();
+        age(&other);
+        let ours = Scratch::create(dir.path(), "answers").unwrap();
+        assert!(!left.exists(), "the dead run's file stays");
+        assert!(young.exists() && live.path().exists() && ours.path().exists() && other.exists());
+    }
 
     #[cfg(unix)]
     #[test]

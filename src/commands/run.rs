@@ -338,6 +338,19 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
     // through the same cap, cache, journal and limits, so the cap is the run's, not a look's,
     // and a resumed run replays every look's calls.
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let sequential = defaults.sequential && !options.aa && !jobs.is_empty();
+    // A run written as schema 2 (the fixed design; a sequential look scores every answer again)
+    // writes each answer to a scratch file in the output folder as it arrives, instead of
+    // holding every one until the last call is scored.
+    let stow = if !sequential && report::calls::in_file_at(jobs.len()) {
+        crate::output::create_dir(&options.out)?;
+        crate::output::Scratch::create(&options.out, "answers")
+            .inspect_err(|e| eprintln!("warning: {e:#}; the run holds every answer in memory"))
+            .ok()
+            .map(std::sync::Arc::new)
+    } else {
+        None
+    };
     let runner = {
         let _entered = runtime.enter();
         runner::Runner::new(
@@ -359,6 +372,7 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
                     )
                 }),
                 lock_wait: runner::lock_wait(&jobs, &endpoints.map),
+                stow,
             },
         )
     }?;
@@ -402,7 +416,7 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
     let score = |places: &assemble::Places,
                  outcomes: assemble::Outcomes<'_>,
                  judged: &[runner::Derived],
-                 spill: Option<&std::path::Path>| {
+                 spill: Option<&crate::output::Scratch>| {
         assemble::experiments(
             &assemble::Input {
                 planned: &planned,
@@ -477,7 +491,7 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
         Ok(judge_at(experiments, ran, look, plan))
     };
     let mut spill = None;
-    let (mut results, cap_reached) = if defaults.sequential && !options.aa && !jobs.is_empty() {
+    let (mut results, cap_reached) = if sequential {
         let (results, ran) = run_sequential(&jobs, &run_batch, defaults, &assemble_at)?;
         (results, budget_cap_reached(&ran, max_usd))
     } else {
@@ -491,18 +505,17 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
         drop(jobs);
         if report::calls::in_file_at(places.len()) {
             crate::output::create_dir(&options.out)?;
-            spill = Some(SpillFile(options.out.join(format!(
-                ".run.{}.{}",
-                std::process::id(),
-                report::calls::CALLS_FILE
-            ))));
+            spill = Some(
+                crate::output::Scratch::create(&options.out, report::calls::CALLS_FILE)
+                    .map_err(|e| e.context("no scratch file for the outputs as they are scored"))?,
+            );
         }
-        let outcomes = assemble::Outcomes::Given(std::mem::take(&mut ran.outcomes));
-        let experiments = score(&places, outcomes, &ran.derived, spill.as_ref().map(|s| s.0.as_path()))?;
+        let outcomes = assemble::Outcomes::Given(std::mem::take(&mut ran.outcomes), ran.stowed.take());
+        let experiments = score(&places, outcomes, &ran.derived, spill.as_ref())?;
         drop(places);
         ran.derived = Vec::new();
         let mut results = judge_at(experiments, &ran, None, verdict::Plan::Power);
-        results.outputs_from = spill.iter().map(|s| s.0.clone()).collect();
+        results.outputs_from = spill.iter().map(|s| s.path().to_owned()).collect();
         (results, cap_reached)
     };
     if options.aa {
@@ -682,15 +695,6 @@ fn aa_detection(suite: &Suite) -> Detection {
 /// Assembles the results of the jobs run so far, at a sequential look.
 type AssembleAt<'a> = dyn Fn(&[Job], &runner::Ran, Option<&stats::Look>, verdict::Plan) -> anyhow::Result<Results> + 'a;
 
-/// A schema 2 run's spill file (`assemble::Input::spill`), in the output folder: removed when
-/// dropped, once the outputs are written (or the run failed).
-struct SpillFile(std::path::PathBuf);
-
-impl Drop for SpillFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 type RunBatch<'a> = dyn Fn(&[Job]) -> anyhow::Result<runner::Ran> + 'a;
 
 /// Sequential: looks at equal shares of each experiment's cases in a seeded order, each judged

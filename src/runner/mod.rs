@@ -17,6 +17,7 @@ mod journal;
 mod limiter;
 mod progress;
 mod retry;
+pub mod stow;
 #[cfg(test)]
 mod tests;
 
@@ -95,6 +96,9 @@ pub struct Options {
     /// How long to wait for another run's hold on the cache before giving up; see
     /// [`lock_wait`].
     pub lock_wait: Duration,
+    /// Writes each answer to this scratch file as it arrives instead of holding it ([`stow`]):
+    /// a large run's outcomes then hold no output until scoring reads it back.
+    pub stow: Option<std::sync::Arc<crate::output::Scratch>>,
 }
 
 impl Default for Options {
@@ -109,6 +113,7 @@ impl Default for Options {
             interruptible: false,
             batch: None,
             lock_wait: MIN_LOCK_WAIT,
+            stow: None,
         }
     }
 }
@@ -165,6 +170,8 @@ pub struct Ran {
     /// Batches (`run --batch`) still running when `--batch-timeout` ran out, as
     /// `` `provider`: id (status) ``; their jobs ended as [`CallError::BatchPending`].
     pub batches_pending: Vec<String>,
+    /// With [`Options::stow`]: where the answers taken out of `outcomes` are.
+    pub stowed: Option<stow::Stowed>,
 }
 
 /// A digest of the job list: the journal's run identity. Runs of the same plan share it.
@@ -454,6 +461,11 @@ impl<'a> Runner<'a> {
             Root(usize, Outcome),
             Derived(Box<Pending>, String, Outcome),
         }
+        let mut stow = self
+            .options
+            .stow
+            .as_ref()
+            .map(|scratch| stow::Stow::new(scratch, jobs.len()));
         let mut running = futures::stream::FuturesUnordered::new();
         let mut roots = to_run.into_iter();
         let mut derived: Vec<Derived> = Vec::new();
@@ -528,10 +540,14 @@ impl<'a> Runner<'a> {
             }
             tokio::select! {
                 next = running.next() => match next {
-                    Some(Finished::Root(index, outcome)) => {
+                    Some(Finished::Root(index, mut outcome)) => {
                         ask(index, None, &outcome, &mut queue);
                         for &follower in followers_of.get(&index).into_iter().flatten() {
                             ask(follower, None, &as_follower(&outcome), &mut queue);
+                        }
+                        // Asked and judged on: from here on only scoring reads the answer.
+                        if let Some(stow) = &mut stow {
+                            stow.put(index, &mut outcome);
                         }
                         outcomes[index] = Some(outcome);
                     }
@@ -570,6 +586,9 @@ impl<'a> Runner<'a> {
                 .as_ref()
                 .map_or_else(|| not_sent(CallError::NotRun), as_follower);
             outcomes[follower] = Some(outcome);
+            if let Some(stow) = &mut stow {
+                stow.copy(leader, follower);
+            }
         }
         let outcomes: Vec<Outcome> = outcomes
             .into_iter()
@@ -587,6 +606,7 @@ impl<'a> Runner<'a> {
             outcomes,
             derived,
             batches_pending: batched.pending,
+            stowed: stow.map(stow::Stow::finish),
         };
         drop(watch);
         ran

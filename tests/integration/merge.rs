@@ -281,7 +281,20 @@ fn a_run_over_the_inline_threshold_writes_calls_jsonl_that_report_and_merge_read
         promptgate_env(repo.path(), &args, &low)
     };
     let full_out = repo.path().join("full");
+    // A killed run's scratch file (no process holds its lock, last written a minute ago): the
+    // next run in the folder removes it.
+    std::fs::create_dir_all(&full_out).unwrap();
+    let left = full_out.join(".promptgate-run.1.2.0.answers");
+    std::fs::write(&left, "answers of a killed run").unwrap();
+    let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(&left)
+        .unwrap()
+        .set_modified(minute_ago)
+        .unwrap();
     run_low(&full_out, &[]).expect_code(1);
+    assert!(!left.exists(), "a killed run's scratch file stays");
     let full = results(&full_out);
     assert_eq!(full["schema_version"], 2);
     let calls: Vec<&Value> = full["experiments"]
@@ -309,7 +322,7 @@ fn a_run_over_the_inline_threshold_writes_calls_jsonl_that_report_and_merge_read
         std::fs::read_dir(&full_out)
             .unwrap()
             .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.')),
-        "the run leaves no spill file behind"
+        "the run leaves no scratch file behind"
     );
 
     // The same run under the threshold (schema 1, every output held to the end): the outputs
@@ -348,17 +361,10 @@ fn a_run_over_the_inline_threshold_writes_calls_jsonl_that_report_and_merge_read
         .collect();
     let in_order = std::fs::read_to_string(full_out.join("calls.jsonl")).unwrap();
     assert_eq!(in_order.lines().collect::<Vec<_>>(), inline_lines);
-    let mut without_outputs = inline_results["experiments"].clone();
-    for e in without_outputs.as_array_mut().unwrap() {
-        for c in e["cases"].as_array_mut().unwrap() {
-            for arm in ["baseline", "candidate"] {
-                for call in c[arm].as_array_mut().unwrap() {
-                    call.as_object_mut().unwrap().remove("output");
-                }
-            }
-        }
-    }
-    assert_eq!(full["experiments"], without_outputs);
+    assert_eq!(
+        full["experiments"],
+        crate::support::without_outputs(&inline_results["experiments"])
+    );
 
     // `report` re-renders the same files from results.json and calls.jsonl.
     let again = repo.path().join("again");

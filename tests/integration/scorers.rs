@@ -46,6 +46,51 @@ fn scores<'a>(e: &'a Value, arm: &str) -> impl Iterator<Item = &'a Value> {
         .flat_map(move |c| c[arm].as_array().unwrap().iter().map(|call| &call["scores"]))
 }
 
+/// Over the inline threshold a run writes each answer to a file as it arrives and each case's
+/// outputs as it is scored; with `exec` scorers (which read every answer before scoring) and
+/// three repeats (consistency reads a case's answers together), it scores exactly what the same
+/// run held in memory does.
+#[test]
+fn a_run_that_keeps_its_answers_on_disk_scores_exec_and_consistency_as_one_in_memory() {
+    let repo = demo_with_scorers(
+        r#"{type: similarity, value: "You can send back unused items within 30 days of delivery for a full refund."}, {type: exec, command: [/bin/sh, scripts/score.sh], metric: [words, short, tree]}"#,
+    );
+    let run = |name: &str, vars: &[(&str, &str)]| {
+        let out = repo.path().join(name);
+        let args = [
+            "run",
+            "--base",
+            "main",
+            "--head",
+            "pr",
+            "--no-cache",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        crate::support::promptgate_env(repo.path(), &args, vars).expect_code(1);
+        out
+    };
+    let inline = results(&run("inline", &[]));
+    let on_disk_out = run("on-disk", &[("PROMPTGATE_TEST_INLINE_MAX_CALLS", "20")]);
+    let on_disk = results(&on_disk_out);
+    assert_eq!(
+        (inline["schema_version"].as_u64(), on_disk["schema_version"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(
+        on_disk["experiments"],
+        crate::support::without_outputs(&inline["experiments"])
+    );
+    let words = scores(experiment(&on_disk, "customer-support"), "candidate").filter(|s| s["words"].is_number());
+    assert!(words.count() > 0, "the exec scorer read the answers");
+    assert!(
+        std::fs::read_dir(&on_disk_out)
+            .unwrap()
+            .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.')),
+        "no scratch file left behind"
+    );
+}
+
 #[test]
 fn similarity_exec_scores_and_consistency_are_paired_means_in_the_comment() {
     let repo = demo_with_scorers(

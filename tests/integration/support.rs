@@ -247,3 +247,21 @@ pub fn case_calls(case: &serde_json::Value) -> impl Iterator<Item = &serde_json:
         .iter()
         .chain(case["candidate"].as_array().unwrap())
 }
+
+/// `experiments` of a `results.json` with every call's `output` taken out: what a schema 2
+/// file holds of the same run.
+pub fn without_outputs(experiments: &serde_json::Value) -> serde_json::Value {
+    let mut experiments = experiments.clone();
+    for e in experiments.as_array_mut().into_iter().flatten() {
+        for c in e["cases"].as_array_mut().into_iter().flatten() {
+            for arm in ["baseline", "candidate"] {
+                for call in c[arm].as_array_mut().into_iter().flatten() {
+                    if let Some(call) = call.as_object_mut() {
+                        call.remove("output");
+                    }
+                }
+            }
+        }
+    }
+    experiments
+}
