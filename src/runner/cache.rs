@@ -553,15 +553,17 @@ fn read_entry(file: &File, slot: Slot, id: &Id) -> Option<LogEntry<'static>> {
     (id_of(&entry.key).as_ref() == Some(id)).then_some(entry)
 }
 
+/// Reads `buf.len()` bytes at `offset` (also the stowed answers' reader, `stow.rs`).
 #[cfg(unix)]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+pub(super) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
 }
 
 /// Without positional reads: seek, then read. Every use of a shard's file holds its lock,
-/// and appends go to the end whatever the position, so moving it disturbs nothing.
+/// and appends go to the end whatever the position, so moving it disturbs nothing (the stowed
+/// answers are read only once every one is written).
 #[cfg(not(unix))]
-fn read_exact_at(mut file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+pub(super) fn read_exact_at(mut file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     use std::io::Read as _;
     file.seek(std::io::SeekFrom::Start(offset))?;
     file.read_exact(buf)

@@ -74,6 +74,26 @@ pub struct Outcome {
     pub batched: bool,
 }
 
+#[cfg(test)]
+impl Outcome {
+    /// A call `provider` answered with `text` on the first try.
+    pub(crate) fn answered(text: &str, provider: &str) -> Outcome {
+        Outcome {
+            result: Ok(Response {
+                text: text.to_owned(),
+                usage: crate::providers::Usage::default(),
+                latency_ms: None,
+            }),
+            latency_ms: None,
+            cached: false,
+            attempts: 1,
+            provider: Some(provider.to_owned()),
+            fell_back: false,
+            batched: false,
+        }
+    }
+}
+
 /// How to run.
 #[derive(Clone, Debug)]
 pub struct Options {

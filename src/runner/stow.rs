@@ -9,7 +9,6 @@
 //! or by the next run when this one is killed); the journal
 //! and the response cache keep their own copies as before.
 
-use std::fs::File;
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -44,22 +43,10 @@ impl Stowed {
             return Ok(());
         };
         let mut bytes = vec![0; len as usize];
-        read_at(scratch.file(), &mut bytes, offset)?;
+        super::cache::read_exact_at(scratch.file(), &mut bytes, offset)?;
         response.text = String::from_utf8(bytes).map_err(std::io::Error::other)?;
         Ok(())
     }
-}
-
-#[cfg(unix)]
-fn read_at(file: &File, bytes: &mut [u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, bytes, offset)
-}
-
-#[cfg(not(unix))]
-fn read_at(mut file: &File, bytes: &mut [u8], offset: u64) -> std::io::Result<()> {
-    use std::io::{Read as _, Seek as _};
-    file.seek(std::io::SeekFrom::Start(offset))?;
-    file.read_exact(bytes)
 }
 
 /// The writing end, for one batch of jobs.
@@ -132,22 +119,9 @@ impl Stow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::{Response, Usage};
 
     fn answered(text: &str) -> Outcome {
-        Outcome {
-            result: Ok(Response {
-                text: text.to_owned(),
-                usage: Usage::default(),
-                latency_ms: None,
-            }),
-            latency_ms: Some(3.0),
-            cached: false,
-            attempts: 1,
-            provider: Some("sim".to_owned()),
-            fell_back: false,
-            batched: false,
-        }
+        Outcome::answered(text, "sim")
     }
 
     #[test]

@@ -364,19 +364,7 @@ mod tests {
             request: Err(String::new()),
             retime: false,
         };
-        let answered = |text: &str| Outcome {
-            result: Ok(crate::providers::Response {
-                text: text.to_owned(),
-                usage: crate::providers::Usage::default(),
-                latency_ms: None,
-            }),
-            latency_ms: None,
-            cached: false,
-            attempts: 1,
-            provider: None,
-            fell_back: false,
-            batched: false,
-        };
+        let answered = |text: &str| Outcome::answered(text, "gen");
         assert_eq!(pairing.arrived(&job(Arm::Candidate, 0), &answered("new")), None);
         assert_eq!(pairing.arrived(&job(Arm::Baseline, 1), &answered("old 1")), None);
         assert_eq!(

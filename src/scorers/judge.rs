@@ -526,7 +526,6 @@ fn preview(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::plan::Arm;
-    use crate::providers::{Response, Usage};
 
     fn case(vars: serde_json::Value) -> Case {
         Case {
@@ -541,19 +540,7 @@ mod tests {
     }
 
     fn answered(text: &str) -> Outcome {
-        Outcome {
-            result: Ok(Response {
-                text: text.to_owned(),
-                usage: Usage::default(),
-                latency_ms: None,
-            }),
-            latency_ms: None,
-            cached: false,
-            attempts: 1,
-            provider: Some("judge".to_owned()),
-            fell_back: false,
-            batched: false,
-        }
+        Outcome::answered(text, "judge")
     }
 
     #[track_caller]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::gate::{demo_pr, experiment, metric};
-use crate::support::{Run, TestRepo, promptgate_env, results};
+use crate::support::{Run, TestRepo, results};
 
 /// `promptgate run --base main --head pr` into `out`, with extra arguments.
 fn run_into(repo: &TestRepo, out: &Path, extra: &[&str]) -> Run {
@@ -266,20 +266,7 @@ fn call_lines(out: &Path) -> Vec<String> {
 fn a_run_over_the_inline_threshold_writes_calls_jsonl_that_report_and_merge_read() {
     let repo = demo_pr();
     let low = [("PROMPTGATE_TEST_INLINE_MAX_CALLS", "20")];
-    let run_low = |out: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "run",
-            "--base",
-            "main",
-            "--head",
-            "pr",
-            "--no-cache",
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        promptgate_env(repo.path(), &args, &low)
-    };
+    let run_low = |out: &Path, extra: &[&str]| crate::support::run_pr_uncached(repo.path(), out, extra, &low);
     let full_out = repo.path().join("full");
     // A killed run's scratch file (no process holds its lock, last written a minute ago): the
     // next run in the folder removes it.

@@ -57,17 +57,7 @@ fn a_run_that_keeps_its_answers_on_disk_scores_exec_and_consistency_as_one_in_me
     );
     let run = |name: &str, vars: &[(&str, &str)]| {
         let out = repo.path().join(name);
-        let args = [
-            "run",
-            "--base",
-            "main",
-            "--head",
-            "pr",
-            "--no-cache",
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        crate::support::promptgate_env(repo.path(), &args, vars).expect_code(1);
+        crate::support::run_pr_uncached(repo.path(), &out, &[], vars).expect_code(1);
         out
     };
     let inline = results(&run("inline", &[]));

@@ -182,6 +182,23 @@ pub fn promptgate_in(dir: &Path, args: &[&str]) -> Run {
 }
 
 /// [`promptgate_in`] with environment variables set.
+/// `run --base main --head pr --no-cache --out OUT`, then `extra`, with `vars` in its
+/// environment.
+pub fn run_pr_uncached(dir: &Path, out: &Path, extra: &[&str], vars: &[(&str, &str)]) -> Run {
+    let mut args = vec![
+        "run",
+        "--base",
+        "main",
+        "--head",
+        "pr",
+        "--no-cache",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    promptgate_env(dir, &args, vars)
+}
+
 pub fn promptgate_env(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_promptgate"))
         .current_dir(dir)
