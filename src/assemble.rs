@@ -132,7 +132,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
     // Stowed answers come back as each call is scored; all at once for `exec` scorers.
     let unreadable = |stowed: &Stowed| {
         format!(
-            "cannot read back {}, where the run wrote its answers as they arrived; the journal is kept: rerun to finish without paying again",
+            "cannot read back {}, where the run wrote its answers as they arrived; rerun: the journal in the output folder and the response cache replay the calls already paid for",
             stowed.path().display()
         )
     };

@@ -106,7 +106,10 @@ impl Scratch {
             .open(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
         // Only this run has the name, so the lock is free; it tells later runs the file is live.
+        // Not on Windows, where a lock also bars this process's own reads by path.
+        #[cfg(unix)]
         let _ = file.try_lock();
+        live_scratch().insert(path.clone());
         Ok(Scratch {
             path,
             file: std::sync::Arc::new(file),
@@ -125,15 +128,29 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        live_scratch().remove(&self.path);
     }
 }
 
-/// Removes the scratch files in `dir` no live run holds. Best effort: a file that cannot be
-/// read or removed stays.
-fn sweep_scratch(dir: &Path) {
+/// This process's live scratch files: a sweep never takes them for another run's, whatever the
+/// file system does with locks (NFS's are per process).
+fn live_scratch() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<PathBuf>> {
+    static LIVE: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Removes the scratch files in `dir` no live run holds: unlocked, and last written at least
+/// [`SCRATCH_ABANDONED_AFTER`] ago (a run killed outright leaves its files). Best effort: a
+/// file that cannot be read or removed stays. Every run sweeps its output folder; on Windows,
+/// where files are not locked, none is removed.
+pub fn sweep_scratch(dir: &Path) {
+    if cfg!(not(unix)) {
+        return;
+    }
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
-        if !entry.file_name().to_string_lossy().starts_with(SCRATCH_PREFIX) {
+        if !entry.file_name().to_string_lossy().starts_with(SCRATCH_PREFIX) || live_scratch().contains(&entry.path()) {
             continue;
         }
         let Ok(meta) = entry.metadata() else { continue };

@@ -104,6 +104,8 @@ pub type OnPlan<'a> = dyn Fn(&PlanFacts) -> anyhow::Result<()> + 'a;
 /// first call; an error from it stops the gate before anything is spent.
 pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&OnPlan<'_>>) -> anyhow::Result<GateRun> {
     let started = Instant::now();
+    // The scratch files a run killed outright left in the output folder.
+    crate::output::sweep_scratch(&options.out);
     let mut cmp = compare::compare(
         repo_dir,
         &compare::Scope {
@@ -342,12 +344,14 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
     // A run written as schema 2 (the fixed design; a sequential look scores every answer again)
     // writes each answer to a scratch file in the output folder as it arrives, instead of
     // holding every one until the last call is scored.
+    // Made before any call: a folder the answers cannot be written to fails the run now, not
+    // after every call is paid for. The runner holds it weakly; it lives here until the calls
+    // are done, then in `Ran::stowed` until scoring has read it back.
     let stow = if !sequential && report::calls::in_file_at(jobs.len()) {
         crate::output::create_dir(&options.out)?;
-        crate::output::Scratch::create(&options.out, "answers")
-            .inspect_err(|e| eprintln!("warning: {e:#}; the run holds every answer in memory"))
-            .ok()
-            .map(std::sync::Arc::new)
+        let scratch = crate::output::Scratch::create(&options.out, "answers")
+            .map_err(|e| e.context("no scratch file for the answers as they arrive"))?;
+        Some(std::sync::Arc::new(scratch))
     } else {
         None
     };
@@ -372,7 +376,7 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
                     )
                 }),
                 lock_wait: runner::lock_wait(&jobs, &endpoints.map),
-                stow,
+                stow: stow.as_ref().map(std::sync::Arc::downgrade),
             },
         )
     }?;
@@ -496,6 +500,7 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
         (results, budget_cap_reached(&ran, max_usd))
     } else {
         let mut ran = run_batch(&jobs)?;
+        drop(stow);
         let cap_reached = budget_cap_reached(&ran, max_usd);
         // Sent: scoring reads a job's place and model, not the request it sent, so the jobs
         // are given back first; each outcome goes as soon as it is scored, its output moved

@@ -117,8 +117,10 @@ pub struct Options {
     /// [`lock_wait`].
     pub lock_wait: Duration,
     /// Writes each answer to this scratch file as it arrives instead of holding it ([`stow`]):
-    /// a large run's outcomes then hold no output until scoring reads it back.
-    pub stow: Option<std::sync::Arc<crate::output::Scratch>>,
+    /// a large run's outcomes then hold no output until scoring reads it back. Weak: the run
+    /// that made it decides how long it lives (with [`Ran::stowed`], which holds it to the end
+    /// of scoring), not the runner.
+    pub stow: Option<std::sync::Weak<crate::output::Scratch>>,
 }
 
 impl Default for Options {
@@ -485,7 +487,8 @@ impl<'a> Runner<'a> {
             .options
             .stow
             .as_ref()
-            .map(|scratch| stow::Stow::new(scratch, jobs.len()));
+            .and_then(std::sync::Weak::upgrade)
+            .map(|scratch| stow::Stow::new(&scratch, jobs.len()));
         let mut running = futures::stream::FuturesUnordered::new();
         let mut roots = to_run.into_iter();
         let mut derived: Vec<Derived> = Vec::new();
@@ -503,12 +506,16 @@ impl<'a> Runner<'a> {
             );
             progress.judge_asked(queue.len() - before);
         };
-        // The outcomes known before any call (render errors, replayed jobs) ask at once.
-        for (index, outcome) in outcomes.iter().enumerate() {
+        // The outcomes known before any call (render errors, replayed jobs, batches' answers)
+        // ask at once, and are then stowed as the calls' answers are.
+        for (index, outcome) in outcomes.iter_mut().enumerate() {
             if let Some(outcome) = outcome {
                 ask(index, None, outcome, &mut queue);
                 for &follower in followers_of.get(&index).into_iter().flatten() {
                     ask(follower, None, &as_follower(outcome), &mut queue);
+                }
+                if let Some(stow) = &mut stow {
+                    stow.put(index, outcome);
                 }
             }
         }

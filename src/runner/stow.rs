@@ -58,11 +58,21 @@ pub(super) struct Stow {
 }
 
 impl Stow {
-    /// Answers of `count` outcomes go to `scratch`, which only this stow writes.
+    /// Answers of `count` outcomes go to the end of `scratch`, which only this stow writes
+    /// while it lives.
     pub(super) fn new(scratch: &Arc<Scratch>, count: usize) -> Stow {
+        // Appends land at the end whatever an earlier stow left there (the file's offset is
+        // shared): the offsets count from there.
+        let end = scratch.file().metadata().map(|m| m.len());
+        if let Err(e) = &end {
+            eprintln!(
+                "warning: cannot read {}: {e}; the run holds every answer in memory",
+                scratch.path().display()
+            );
+        }
         Stow {
-            writing: true,
-            written: 0,
+            writing: end.is_ok(),
+            written: end.unwrap_or(0),
             stowed: Stowed {
                 scratch: Some(Arc::clone(scratch)),
                 at: vec![None; count],
@@ -164,7 +174,16 @@ mod tests {
             std::fs::read_to_string(&path).unwrap(),
             texts[2].to_owned() + texts[0] + texts[3]
         );
-        drop((scratch, stowed));
+        // A second batch through the same file: its offsets start where the first's ended.
+        let mut again = answered("second batch");
+        let mut stow = Stow::new(&scratch, 1);
+        stow.put(0, &mut again);
+        let second = stow.finish();
+        second.restore(0, &mut again).unwrap();
+        assert_eq!(again.result.as_ref().unwrap().text, "second batch");
+        stowed.restore(0, &mut outcomes[0]).unwrap();
+        assert_eq!(outcomes[0].result.as_ref().unwrap().text, texts[0]);
+        drop((scratch, stowed, second));
         assert!(!path.exists(), "the file goes with its last holder");
     }
 }

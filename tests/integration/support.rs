@@ -181,7 +181,6 @@ pub fn promptgate_in(dir: &Path, args: &[&str]) -> Run {
     promptgate_env(dir, args, &[])
 }
 
-/// [`promptgate_in`] with environment variables set.
 /// `run --base main --head pr --no-cache --out OUT`, then `extra`, with `vars` in its
 /// environment.
 pub fn run_pr_uncached(dir: &Path, out: &Path, extra: &[&str], vars: &[(&str, &str)]) -> Run {
@@ -199,6 +198,7 @@ pub fn run_pr_uncached(dir: &Path, out: &Path, extra: &[&str], vars: &[(&str, &s
     promptgate_env(dir, &args, vars)
 }
 
+/// [`promptgate_in`] with environment variables set.
 pub fn promptgate_env(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_promptgate"))
         .current_dir(dir)
