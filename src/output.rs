@@ -145,7 +145,8 @@ fn live_scratch() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<P
 /// file that cannot be read or removed stays. Every run sweeps its output folder; on Windows,
 /// where files are not locked, none is removed.
 pub fn sweep_scratch(dir: &Path) {
-    if cfg!(not(unix)) {
+    // Never through a link a pull request committed: the folder is checked as it is written.
+    if cfg!(not(unix)) || refuse_links(dir).is_err() {
         return;
     }
     let Ok(entries) = std::fs::read_dir(dir) else { return };
@@ -292,6 +293,22 @@ mod tests {
         let ours = Scratch::create(dir.path(), "answers").unwrap();
         assert!(!left.exists(), "the dead run's file stays");
         assert!(young.exists() && live.path().exists() && ours.path().exists() && other.exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_sweep_never_goes_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let victim = elsewhere.path().join(format!("{SCRATCH_PREFIX}1.2.0.answers"));
+        std::fs::write(&victim, "not ours").unwrap();
+        age(&victim);
+        let link = dir.path().join("out");
+        std::os::unix::fs::symlink(elsewhere.path(), &link).unwrap();
+        sweep_scratch(&link);
+        assert!(victim.exists());
+        sweep_scratch(elsewhere.path());
+        assert!(!victim.exists(), "the same file is swept where it really is");
     }
 
     #[cfg(unix)]
