@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::chat::{Message, Role};
 
-// A response's text is never longer than what `calls.jsonl` is sized to read back.
+// A response's text is never longer than what `calls.jsonl` is sized to read back (a batch's
+// answers, read from one large file, are checked one by one in `runner::batch`).
 const _: () = assert!(
     http::MAX_BODY as u64 <= crate::results::LONGEST_OUTPUT
         && exec::MAX_STDOUT as u64 <= crate::results::LONGEST_OUTPUT

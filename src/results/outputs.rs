@@ -43,8 +43,8 @@ pub(super) fn schema_written<S: serde::Serializer>(_: &u32, serializer: S) -> Re
 /// run keeps in memory the outputs of these, and no others.
 pub const SHOWN_FLIPS: usize = 20;
 
-/// The longest output a provider returns (its body, an `exec` program's stdout; the providers
-/// assert they stay under it): `calls.jsonl`'s line limit is sized to read back any line a run
+/// The longest output a provider returns (its body, an `exec` program's stdout: the providers
+/// assert they stay under it; a batch's answer: `runner::batch` fails a longer one): `calls.jsonl`'s line limit is sized to read back any line a run
 /// writes.
 pub const LONGEST_OUTPUT: u64 = 16 << 20;
 

@@ -463,7 +463,7 @@ async fn finish(
                     response.text = crate::secrets::redact(&response.text);
                 }
                 let cost = batch_prices.cost(&m.request.model, &response.usage).unwrap_or(0.0);
-                (Ok(response), cost)
+                (within_output_limit(response), cost)
             }
             Err(e) => (Err(e), 0.0),
         };
@@ -495,6 +495,22 @@ async fn finish(
     {
         let _ = std::fs::remove_file(path);
     }
+}
+
+/// A batch's answer no longer than one call's can be (`results::LONGEST_OUTPUT`, what
+/// `calls.jsonl` is sized to read back): a results file is read whole, up to far more. A longer
+/// one is the call's failure (it is still paid for).
+fn within_output_limit(response: crate::providers::Response) -> Result<crate::providers::Response, CallError> {
+    if response.text.len() as u64 <= crate::results::LONGEST_OUTPUT {
+        return Ok(response);
+    }
+    Err(CallError::Permanent {
+        message: format!(
+            "the batch's answer is {} bytes, longer than the {} MiB one call may return",
+            response.text.len(),
+            crate::results::LONGEST_OUTPUT >> 20
+        ),
+    })
 }
 
 /// Why a member has no result in an ended batch.
@@ -652,6 +668,21 @@ fn say(runner: &Runner<'_>, line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_longer_than_one_call_may_return_is_the_calls_failure() {
+        let answer = |bytes: u64| crate::providers::Response {
+            text: "x".repeat(bytes as usize),
+            usage: crate::providers::Usage::default(),
+            latency_ms: None,
+        };
+        let limit = crate::results::LONGEST_OUTPUT;
+        assert_eq!(within_output_limit(answer(limit)).unwrap().text.len() as u64, limit);
+        let Err(CallError::Permanent { message }) = within_output_limit(answer(limit + 1)) else {
+            panic!("a longer answer passed");
+        };
+        assert!(message.contains("longer than the 16 MiB"), "{message}");
+    }
 
     /// `--batch` sends the jobs of providers with a batch API that are completions, and
     /// refuses before anything is sent when a blocking latency gate would need their latency.
