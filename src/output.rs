@@ -71,11 +71,11 @@ pub fn write_file_with(
 ///
 /// A run that ends without dropping it (a second Ctrl-C, `kill -9`) leaves the file behind; the
 /// operating system releases the lock however a process ends, so the next run in the folder
-/// finds the file unlocked and removes it ([`Scratch::create`]).
+/// finds the file unlocked and removes it ([`sweep_scratch`]).
 #[derive(Debug)]
 pub struct Scratch {
     path: PathBuf,
-    file: std::sync::Arc<std::fs::File>,
+    file: std::fs::File,
 }
 
 /// The prefix of every scratch file's name.
@@ -87,9 +87,8 @@ const SCRATCH_ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_s
 
 impl Scratch {
     /// Creates `<dir>/.promptgate-run.<pid>.<nanos>.<n>.<what>` (never an existing file or link), open for
-    /// reading and writing, after removing the scratch files earlier runs left in `dir`.
+    /// reading and writing.
     pub fn create(dir: &Path, what: &str) -> anyhow::Result<Scratch> {
-        sweep_scratch(dir);
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -109,18 +108,14 @@ impl Scratch {
         // Not on Windows, where a lock also bars this process's own reads by path.
         #[cfg(unix)]
         let _ = file.try_lock();
-        live_scratch().insert(path.clone());
-        Ok(Scratch {
-            path,
-            file: std::sync::Arc::new(file),
-        })
+        Ok(Scratch { path, file })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    pub fn file(&self) -> &std::sync::Arc<std::fs::File> {
+    pub fn file(&self) -> &std::fs::File {
         &self.file
     }
 }
@@ -128,22 +123,14 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
-        live_scratch().remove(&self.path);
     }
-}
-
-/// This process's live scratch files: a sweep never takes them for another run's, whatever the
-/// file system does with locks (NFS's are per process).
-fn live_scratch() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<PathBuf>> {
-    static LIVE: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
-        std::sync::Mutex::new(std::collections::BTreeSet::new());
-    LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Removes the scratch files in `dir` no live run holds: unlocked, and last written at least
 /// [`SCRATCH_ABANDONED_AFTER`] ago (a run killed outright leaves its files). Best effort: a
-/// file that cannot be read or removed stays. Every run sweeps its output folder; on Windows,
-/// where files are not locked, none is removed.
+/// file that cannot be read or removed stays. Every run sweeps its output folder once, before
+/// it makes any scratch file of its own; on Windows, where files are not locked, none is
+/// removed.
 pub fn sweep_scratch(dir: &Path) {
     // Never through a link a pull request committed: the folder is checked as it is written.
     if cfg!(not(unix)) || refuse_links(dir).is_err() {
@@ -151,7 +138,7 @@ pub fn sweep_scratch(dir: &Path) {
     }
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
-        if !entry.file_name().to_string_lossy().starts_with(SCRATCH_PREFIX) || live_scratch().contains(&entry.path()) {
+        if !entry.file_name().to_string_lossy().starts_with(SCRATCH_PREFIX) {
             continue;
         }
         let Ok(meta) = entry.metadata() else { continue };
@@ -267,7 +254,7 @@ mod tests {
         assert_ne!(a.path(), b.path());
         assert_eq!(scratch_files(dir.path()).len(), 2);
         use std::io::Write as _;
-        (&**a.file()).write_all(b"kept").unwrap();
+        a.file().write_all(b"kept").unwrap();
         assert_eq!(std::fs::read_to_string(a.path()).unwrap(), "kept");
         drop(a);
         drop(b);
@@ -290,9 +277,9 @@ mod tests {
         let other = dir.path().join("results.json");
         std::fs::write(&other, "{}").unwrap();
         age(&other);
-        let ours = Scratch::create(dir.path(), "answers").unwrap();
+        sweep_scratch(dir.path());
         assert!(!left.exists(), "the dead run's file stays");
-        assert!(young.exists() && live.path().exists() && ours.path().exists() && other.exists());
+        assert!(young.exists() && live.path().exists() && other.exists());
     }
 
     #[cfg(unix)]

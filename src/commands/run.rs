@@ -342,18 +342,20 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let sequential = defaults.sequential && !options.aa && !jobs.is_empty();
     // A run written as schema 2 (the fixed design; a sequential look scores every answer again)
-    // writes each answer to a scratch file in the output folder as it arrives, instead of
-    // holding every one until the last call is scored.
-    // Made before any call: a folder the answers cannot be written to fails the run now, not
-    // after every call is paid for. The runner holds it weakly; it lives here until the calls
-    // are done, then in `Ran::stowed` until scoring has read it back.
-    let stow = if !sequential && report::calls::in_file_at(jobs.len()) {
+    // writes each answer to a scratch file in the output folder as it arrives, and each case's
+    // outputs to another as it is scored, instead of holding them to the end. Both are made
+    // before any call: a folder they cannot be written to fails the run now, not after every
+    // call is paid for. The runner holds the answers weakly: they live here until the calls are
+    // done, then in `Ran::stowed` until scoring has read them back.
+    let (stow, spill) = if !sequential && report::calls::in_file_at(jobs.len()) {
         crate::output::create_dir(&options.out)?;
-        let scratch = crate::output::Scratch::create(&options.out, "answers")
+        let answers = crate::output::Scratch::create(&options.out, "answers")
             .map_err(|e| e.context("no scratch file for the answers as they arrive"))?;
-        Some(std::sync::Arc::new(scratch))
+        let outputs = crate::output::Scratch::create(&options.out, report::calls::CALLS_FILE)
+            .map_err(|e| e.context("no scratch file for the outputs as they are scored"))?;
+        (Some(std::sync::Arc::new(answers)), Some(outputs))
     } else {
-        None
+        (None, None)
     };
     let runner = {
         let _entered = runtime.enter();
@@ -494,7 +496,6 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
         let experiments = score(&places, assemble::Outcomes::Lent(&ran.outcomes), &ran.derived, None)?;
         Ok(judge_at(experiments, ran, look, plan))
     };
-    let mut spill = None;
     let (mut results, cap_reached) = if sequential {
         let (results, ran) = run_sequential(&jobs, &run_batch, defaults, &assemble_at)?;
         (results, budget_cap_reached(&ran, max_usd))
@@ -508,13 +509,6 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
         // keeps the ones it quotes). The analysis then holds only the scored calls.
         let places = assemble::Places::of(&jobs);
         drop(jobs);
-        if report::calls::in_file_at(places.len()) {
-            crate::output::create_dir(&options.out)?;
-            spill = Some(
-                crate::output::Scratch::create(&options.out, report::calls::CALLS_FILE)
-                    .map_err(|e| e.context("no scratch file for the outputs as they are scored"))?,
-            );
-        }
         let outcomes = assemble::Outcomes::Given(std::mem::take(&mut ran.outcomes), ran.stowed.take());
         let experiments = score(&places, outcomes, &ran.derived, spill.as_ref())?;
         drop(places);

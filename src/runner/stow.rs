@@ -96,7 +96,7 @@ impl Stow {
         if len == 0 {
             return;
         }
-        match (&**scratch.file()).write_all(response.text.as_bytes()) {
+        match scratch.file().write_all(response.text.as_bytes()) {
             Ok(()) => {
                 *slot = Some((self.written, len));
                 self.written += u64::from(len);
