@@ -165,7 +165,10 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
     for (place, outcome) in places.iter().zip(outcomes.as_slice()) {
         if let Ok(response) = &outcome.result {
             let experiment = input.planned[place.experiment].candidate;
-            let assertions = experiment.asserts.iter().chain(&experiment.cases[place.case].asserts);
+            let assertions = experiment
+                .asserts
+                .iter()
+                .chain(experiment.cases[place.case].asserts.iter());
             requests.extend(scorers::exec_requests(assertions, &context(place), &response.text));
         }
     }
@@ -210,7 +213,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
         let cx = context(place);
         let experiment = input.planned[place.experiment].candidate;
         let case = &experiment.cases[place.case];
-        let assertions: Vec<&suite::Assertion> = experiment.asserts.iter().chain(&case.asserts).collect();
+        let assertions: Vec<&suite::Assertion> = experiment.asserts.iter().chain(case.asserts.iter()).collect();
         let mut judgements = judgements(input, judged.get(&index).map_or(&[][..], Vec::as_slice), &assertions);
         let masked = |text: &str| scorers::mask_personal_data(&assertions, text).into_owned();
         for (judgement, _, _) in &mut judgements {
@@ -428,10 +431,15 @@ impl<'a> Finisher<'a> {
             .transpose()?;
         Ok(Finisher {
             input,
-            left,
             open: HashMap::new(),
             next: (0, 0),
-            done: input.planned.iter().map(|_| Vec::new()).collect(),
+            // Sized for the cases that have calls (a shard's): a vector grown by doubling
+            // holds up to twice the results a large run has.
+            done: left
+                .iter()
+                .map(|cases| Vec::with_capacity(cases.iter().filter(|&&calls| calls > 0).count()))
+                .collect(),
+            left,
             spill,
         })
     }

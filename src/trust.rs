@@ -157,7 +157,7 @@ pub fn review_scorers(base: Option<&Suite>, head: &Suite, changed_paths: &[Strin
     let commands = |e: &Experiment| -> BTreeSet<Vec<String>> {
         e.asserts
             .iter()
-            .chain(e.cases.iter().flat_map(|c| &c.asserts))
+            .chain(e.cases.iter().flat_map(|c| c.asserts.iter()))
             .filter_map(|a| match &a.check {
                 Check::Exec { command, .. } => Some(command.clone()),
                 _ => None,

@@ -89,8 +89,8 @@ pub fn question_id(check: &JudgeCheck) -> String {
         description: None,
         group: None,
         vars: vars.into(),
-        asserts: Vec::new(),
-        assert_source: String::new(),
+        asserts: std::sync::Arc::from([]),
+        assert_source: std::sync::Arc::from(""),
         origin: String::new(),
     };
     let instructions = super::judge::request(check, "", &case, "", 0)
@@ -215,8 +215,8 @@ pub fn parse_labels(file: &str, text: &str) -> Result<Vec<Labelled>, Error> {
                 description: None,
                 group: None,
                 vars: vars.into(),
-                asserts: Vec::new(),
-                assert_source: String::new(),
+                asserts: std::sync::Arc::from([]),
+                assert_source: std::sync::Arc::from(""),
                 origin: format!("{file}:{line}"),
             },
             output,
@@ -313,7 +313,7 @@ pub fn unchecked_judges(
             p.candidate
                 .asserts
                 .iter()
-                .chain(p.candidate.cases.iter().flat_map(|c| &c.asserts))
+                .chain(p.candidate.cases.iter().flat_map(|c| c.asserts.iter()))
         })
         .filter(|a| gates.iter().any(|g| g.metric == a.metric))
         .filter_map(|a| match &a.check {

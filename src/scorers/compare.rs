@@ -284,8 +284,8 @@ mod tests {
                 .unwrap()
                 .clone()
                 .into(),
-            asserts: Vec::new(),
-            assert_source: String::new(),
+            asserts: std::sync::Arc::from([]),
+            assert_source: std::sync::Arc::from(""),
             origin: "datasets/x.jsonl:1".to_owned(),
         }
     }

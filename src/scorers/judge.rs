@@ -58,7 +58,7 @@ pub fn follow_up<'a>(
                 && experiment
                     .asserts
                     .iter()
-                    .chain(&case.asserts)
+                    .chain(case.asserts.iter())
                     .any(|a| matches!(a.check, Check::Compare(_)));
             if let (Some(settings), true) = (settings, compared)
                 && let Some((baseline, candidate)) = pairing.arrived(generation, outcome)
@@ -67,7 +67,7 @@ pub fn follow_up<'a>(
                 candidate_job.arm = crate::plan::Arm::Candidate;
                 asked.extend(super::compare::jobs(
                     settings,
-                    experiment.asserts.iter().chain(&case.asserts),
+                    experiment.asserts.iter().chain(case.asserts.iter()),
                     case,
                     &candidate_job,
                     &baseline,
@@ -90,7 +90,7 @@ fn asked_of(
 ) -> Vec<(JudgeTag, Job)> {
     let experiment = planned[generation.experiment].candidate;
     let case = &experiment.cases[generation.case];
-    let asserts = || experiment.asserts.iter().chain(&case.asserts);
+    let asserts = || experiment.asserts.iter().chain(case.asserts.iter());
     let mut asked = Vec::new();
     if let Some(settings) = settings {
         asked.extend(judge_jobs(settings, asserts(), case, generation, outcome));
@@ -145,7 +145,7 @@ pub fn planned_jobs(
             judge_jobs_planned.extend(
                 super::compare::jobs(
                     settings,
-                    experiment.asserts.iter().chain(&case.asserts),
+                    experiment.asserts.iter().chain(case.asserts.iter()),
                     case,
                     job,
                     &response.text,
@@ -533,8 +533,8 @@ mod tests {
             description: None,
             group: None,
             vars: vars.as_object().unwrap().clone().into(),
-            asserts: Vec::new(),
-            assert_source: String::new(),
+            asserts: std::sync::Arc::from([]),
+            assert_source: std::sync::Arc::from(""),
             origin: "datasets/x.jsonl:1".to_owned(),
         }
     }

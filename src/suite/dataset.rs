@@ -1,6 +1,7 @@
 //! Datasets: JSONL, JSON, CSV and YAML files of cases (vars plus per-case assertions).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -8,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::diag::{user_words, with_serde_hint, yaml_diagnostic};
 use super::raw::RawAssertion;
-use super::{Case, resolve_assertion};
+use super::{Assertion, Case, resolve_assertion};
 use crate::error::{Diagnostic, Error};
 use crate::workspace::{FileSource, parent_dir};
 
@@ -72,6 +73,7 @@ pub(super) fn parse(
     }
     let dir = parent_dir(path);
     let mut ids = BTreeMap::new();
+    let mut shared = Shared::default();
     let mut cases = Vec::with_capacity(count);
     for located in located {
         let (raw, line) = located?;
@@ -92,17 +94,24 @@ pub(super) fn parse(
                 ))
                 .into());
         }
-        let mut asserts = Vec::with_capacity(raw.assert.len());
-        for a in &raw.assert {
-            let assertion = resolve_assertion(source, dir, a, dependencies).map_err(|(message, hint)| {
-                let d = at(format!("case `{id}`: {message}"), "assert");
-                match hint {
-                    Some(h) => d.hint(h),
-                    None => d,
+        let written = serde_json::to_string(&raw.assert).unwrap_or_default();
+        let (asserts, assert_source) = match shared.get(&written) {
+            Some(both) => both,
+            None => {
+                let mut asserts = Vec::with_capacity(raw.assert.len());
+                for a in &raw.assert {
+                    let assertion = resolve_assertion(source, dir, a, dependencies).map_err(|(message, hint)| {
+                        let d = at(format!("case `{id}`: {message}"), "assert");
+                        match hint {
+                            Some(h) => d.hint(h),
+                            None => d,
+                        }
+                    })?;
+                    asserts.push(assertion);
                 }
-            })?;
-            asserts.push(assertion);
-        }
+                shared.keep(written, asserts)
+            }
+        };
         if raw.group.as_deref().is_some_and(|g| g.trim().is_empty()) {
             return Err(at(format!("case `{id}`: group is empty"), "group")
                 .hint("leave `group` out, or name the passage, template or conversation the case shares")
@@ -113,12 +122,37 @@ pub(super) fn parse(
             description: raw.description,
             group: raw.group,
             vars: std::sync::Arc::new(exactly_sized(raw.vars)),
-            assert_source: serde_json::to_string(&raw.assert).unwrap_or_default(),
+            assert_source,
             asserts,
             origin: format!("{path}:{line}"),
         });
     }
     Ok(cases)
+}
+
+/// The assertion lists a dataset's cases have written so far, resolved, by their canonical JSON:
+/// a case whose assertions are written like an earlier case's holds that case's list (and its
+/// text), not a copy. A dataset of distinct lists keeps only the first [`Shared::MAX`].
+#[derive(Default)]
+struct Shared {
+    lists: HashMap<Arc<str>, Arc<[Assertion]>>,
+}
+
+impl Shared {
+    const MAX: usize = 64;
+
+    fn get(&self, written: &str) -> Option<(Arc<[Assertion]>, Arc<str>)> {
+        let (text, list) = self.lists.get_key_value(written)?;
+        Some((Arc::clone(list), Arc::clone(text)))
+    }
+
+    fn keep(&mut self, written: String, asserts: Vec<Assertion>) -> (Arc<[Assertion]>, Arc<str>) {
+        let (list, text): (Arc<[Assertion]>, Arc<str>) = (asserts.into(), written.into());
+        if self.lists.len() < Self::MAX {
+            self.lists.insert(Arc::clone(&text), Arc::clone(&list));
+        }
+        (list, text)
+    }
 }
 
 /// `vars` held in a map of exactly their number: a map parsed key by key keeps room for four
@@ -371,5 +405,53 @@ mod tests {
         vars.insert("input".to_owned(), Value::String("hi".to_owned()));
         // python3 -c 'import hashlib; print(hashlib.sha256(b"{\"input\":\"hi\"}").hexdigest()[:16])'
         assert_eq!(derived_id(&vars), "case-ee1235d4b1b4d1b5");
+    }
+
+    #[test]
+    fn cases_whose_assertions_are_written_alike_share_one_list_and_an_error_names_its_case() {
+        let text = concat!(
+            r#"{"id": "a", "vars": {"input": "x"}, "assert": [{"type": "icontains", "value": "30 days"}]}"#,
+            "\n",
+            r#"{"id": "b", "vars": {"input": "y"}, "assert": [{"type": "icontains", "value": "30 days"}]}"#,
+            "\n",
+            r#"{"id": "c", "vars": {"input": "z"}, "assert": [{"type": "icontains", "value": "45 days"}]}"#,
+            "\n",
+            r#"{"id": "d", "vars": {"input": "w"}}"#,
+            "\n",
+        );
+        let tree = crate::workspace::MemTree::new([("cases.jsonl", text)]);
+        let cases = parse(&tree, "cases.jsonl", text, &mut BTreeSet::new()).unwrap();
+        let [a, b, c, d] = &cases[..] else {
+            panic!("{} cases", cases.len())
+        };
+        assert!(Arc::ptr_eq(&a.asserts, &b.asserts) && Arc::ptr_eq(&a.assert_source, &b.assert_source));
+        assert!(!Arc::ptr_eq(&a.asserts, &c.asserts));
+        // Each case still holds its own checks, and an absent list is empty, not another's.
+        let value = |case: &Case| match &case.asserts[0].check {
+            super::super::Check::IContains(v) => v.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            (value(a), value(b), value(c)),
+            ("30 days".into(), "30 days".into(), "45 days".into())
+        );
+        assert!(d.asserts.is_empty());
+        assert_eq!(&*d.assert_source, "[]");
+        assert_ne!(a.assert_source, c.assert_source);
+
+        // A bad list is reported at its first case; a later case written alike is never reached.
+        let bad = concat!(
+            r#"{"id": "ok", "vars": {"input": "x"}}"#,
+            "\n",
+            r#"{"id": "first", "vars": {"input": "y"}, "assert": [{"type": "regex", "value": "("}]}"#,
+            "\n",
+            r#"{"id": "second", "vars": {"input": "z"}, "assert": [{"type": "regex", "value": "("}]}"#,
+            "\n",
+        );
+        let tree = crate::workspace::MemTree::new([("cases.jsonl", bad)]);
+        let error = parse(&tree, "cases.jsonl", bad, &mut BTreeSet::new())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("case `first`") && !error.contains("second"), "{error}");
     }
 }

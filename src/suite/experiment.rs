@@ -135,7 +135,7 @@ pub fn load_experiment(
             Some(Value::Null) | None => false,
             Some(_) => true,
         };
-        let missing = asserts.iter().chain(&case.asserts).find_map(|a| match &a.check {
+        let missing = asserts.iter().chain(case.asserts.iter()).find_map(|a| match &a.check {
             Check::Similarity {
                 reference: Reference::Expected,
                 ..
@@ -221,7 +221,7 @@ pub fn load_experiment(
     // An `exec` scorer's scripts decide the scores as much as its command line does.
     let scorer_commands = asserts
         .iter()
-        .chain(cases.iter().flat_map(|c| &c.asserts))
+        .chain(cases.iter().flat_map(|c| c.asserts.iter()))
         .filter_map(|a| match &a.check {
             Check::Exec { command, .. } => Some(command),
             _ => None,

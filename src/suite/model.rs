@@ -149,10 +149,13 @@ pub struct Case {
     /// Shared: when base's case has the same vars as head's, base's are head's (see
     /// `compare`), so an unchanged dataset's vars are held once, not once an arm.
     pub vars: std::sync::Arc<serde_json::Map<String, Value>>,
-    pub asserts: Vec<Assertion>,
+    /// Shared, like `assert_source`, by the cases of a dataset whose assertions are written
+    /// alike (see `dataset::Shared`): a run holds every case, and a generated dataset often
+    /// gives each the same checks.
+    pub asserts: std::sync::Arc<[Assertion]>,
     /// The case's assertions as written (canonical JSON): two versions of a case have the same
     /// assertions when these are equal.
-    pub assert_source: String,
+    pub assert_source: std::sync::Arc<str>,
     /// Where the case is written: `datasets/x.jsonl:12`.
     pub origin: String,
 }
@@ -389,7 +392,7 @@ impl Experiment {
     pub fn has_exec_scorer(&self) -> bool {
         self.asserts
             .iter()
-            .chain(self.cases.iter().flat_map(|c| &c.asserts))
+            .chain(self.cases.iter().flat_map(|c| c.asserts.iter()))
             .any(|a| matches!(a.check, Check::Exec { .. }))
     }
 
