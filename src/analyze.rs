@@ -19,6 +19,7 @@
 //! only between calls timed in this run: a cached call has no latency, an errored one counts at
 //! its provider's timeout.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::metrics::{DataShape, Estimand, Kind, Metric, Test};
@@ -183,18 +184,28 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
             match test {
                 Test::SignFlip => {
                     let q = metric.quantile().unwrap_or(0.5);
-                    // Whole units, each with every call of its cases in both arms.
-                    let mut grouped: Vec<(usize, stats::PairedUnit)> = Vec::new();
-                    let mut index: HashMap<usize, usize> = HashMap::new();
-                    for &i in &both {
-                        let slot = *index.entry(unit_ids[i]).or_insert_with(|| {
-                            grouped.push((unit_ids[i], (Vec::new(), Vec::new())));
-                            grouped.len() - 1
-                        });
-                        grouped[slot].1.0.extend_from_slice(&base[i]);
-                        grouped[slot].1.1.extend_from_slice(&cand[i]);
-                    }
-                    let units: Vec<stats::PairedUnit> = grouped.into_iter().map(|(_, u)| u).collect();
+                    // Whole units, each with every call of its cases in both arms: a case that
+                    // is its own unit lends its calls; a group's are copied together.
+                    let units: Vec<(Cow<'_, [f64]>, Cow<'_, [f64]>)> = if result.grouped {
+                        let mut grouped: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
+                        let mut index: HashMap<usize, usize> = HashMap::new();
+                        for &i in &both {
+                            let slot = *index.entry(unit_ids[i]).or_insert_with(|| {
+                                grouped.push((Vec::new(), Vec::new()));
+                                grouped.len() - 1
+                            });
+                            grouped[slot].0.extend_from_slice(&base[i]);
+                            grouped[slot].1.extend_from_slice(&cand[i]);
+                        }
+                        grouped
+                            .into_iter()
+                            .map(|(b, c)| (Cow::Owned(b), Cow::Owned(c)))
+                            .collect()
+                    } else {
+                        both.iter()
+                            .map(|&i| (Cow::Borrowed(&base[i]), Cow::Borrowed(&cand[i])))
+                            .collect()
+                    };
                     let g = units.len();
                     // The test and the interval are independent draws, each a good part of the run's
                     // own time after the last call: they take a core each (up to
@@ -383,13 +394,19 @@ fn own_interval(metric: &Metric, values: &Ragged, unit_ids: &[usize], confidence
         return None;
     }
     if let Some(q) = metric.quantile() {
-        let mut by_unit: HashMap<usize, Vec<f64>> = HashMap::new();
-        for &i in &present {
-            by_unit.entry(unit_ids[i]).or_default().extend_from_slice(&values[i]);
-        }
-        let mut units: Vec<(usize, Vec<f64>)> = by_unit.into_iter().collect();
-        units.sort_by_key(|(id, _)| *id);
-        let units: Vec<Vec<f64>> = units.into_iter().map(|(_, v)| v).collect();
+        // A case that is its own unit lends its calls; a group's are copied together, in the
+        // order of the units' ids.
+        let units: Vec<Cow<'_, [f64]>> = if present.iter().all(|&i| unit_ids[i] == i) {
+            present.iter().map(|&i| Cow::Borrowed(&values[i])).collect()
+        } else {
+            let mut by_unit: HashMap<usize, Vec<f64>> = HashMap::new();
+            for &i in &present {
+                by_unit.entry(unit_ids[i]).or_default().extend_from_slice(&values[i]);
+            }
+            let mut units: Vec<(usize, Vec<f64>)> = by_unit.into_iter().collect();
+            units.sort_by_key(|(id, _)| *id);
+            units.into_iter().map(|(_, v)| Cow::Owned(v)).collect()
+        };
         let level = stats::expanded_alpha(1.0 - confidence, units.len())?;
         let draws = stats::unit_bootstrap_one_quantile(&units, q, RESAMPLES, seed ^ 1)?;
         return draws.summary(1.0 - level).map(|b| b.ci);

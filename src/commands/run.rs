@@ -502,6 +502,7 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
     } else {
         let mut ran = run_batch(&jobs)?;
         drop(stow);
+        runner.unload_cache();
         let cap_reached = budget_cap_reached(&ran, max_usd);
         // Sent: scoring reads a job's place and model, not the request it sent, so the jobs
         // are given back first; each outcome goes as soon as it is scored, its output moved

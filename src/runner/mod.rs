@@ -353,6 +353,14 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// Lets go of the response cache's index: for a run whose last batch is done (the rest of
+    /// the run holds the scored calls instead). A later batch loads it again.
+    pub fn unload_cache(&self) {
+        if let Some(cache) = &self.cache {
+            cache.unload();
+        }
+    }
+
     /// Takes one replayed outcome for `key`, if the resumed run finished one.
     fn take_replayed(&self, key: &str) -> Option<Outcome> {
         let mut replayed = self.replayed.lock().unwrap_or_else(|e| e.into_inner());

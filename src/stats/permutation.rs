@@ -23,7 +23,9 @@ use super::rng::Rng;
 /// Enumerate every arrangement up to this many units (2^16 = 65,536), else draw.
 pub const EXACT_UNITS: usize = 16;
 
-/// One unit's calls: baseline values, candidate values.
+/// One unit's calls: baseline values, candidate values. The functions below take any storage
+/// of a unit's values (`Vec`, slices borrowed from a larger array, `Cow`), so a caller holding
+/// every call in one array lends slices of it instead of copying each unit out.
 pub type PairedUnit = (Vec<f64>, Vec<f64>);
 
 /// The result of a sign-flip permutation test.
@@ -43,7 +45,7 @@ pub struct SignFlip {
 ///
 /// Exact (all 2^G swaps) when G ≤ [`EXACT_UNITS`], else `draws` random swaps from `seed`. `None`
 /// without units, with a unit missing an arm, a non-finite value, or `q` outside [0, 1].
-pub fn sign_flip_quantile(units: &[PairedUnit], q: f64, draws: usize, seed: u64) -> Option<SignFlip> {
+pub fn sign_flip_quantile<U: AsRef<[f64]>>(units: &[(U, U)], q: f64, draws: usize, seed: u64) -> Option<SignFlip> {
     let flat = Flat::new(units, q)?;
     let mut swaps = flat.no_swaps();
     let estimate = flat.statistic(&swaps)?;
@@ -109,7 +111,12 @@ pub struct QuantileDraws {
 
 /// Bootstrap draws of the quantile difference and of the quantile ratio, resampling whole
 /// units. `None` on the same inputs as [`sign_flip_quantile`].
-pub fn unit_bootstrap_quantile(units: &[PairedUnit], q: f64, resamples: usize, seed: u64) -> Option<QuantileDraws> {
+pub fn unit_bootstrap_quantile<U: AsRef<[f64]>>(
+    units: &[(U, U)],
+    q: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<QuantileDraws> {
     let flat = Flat::new(units, q)?;
     if resamples == 0 {
         return None;
@@ -152,8 +159,10 @@ pub fn unit_bootstrap_quantile(units: &[PairedUnit], q: f64, resamples: usize, s
 
 /// Bootstrap draws of one arm's `q` quantile over its calls, resampling whole units: the
 /// interval an SLO ("p95 ≤ 800 ms") is proven against.
-pub fn unit_bootstrap_one_quantile(units: &[Vec<f64>], q: f64, resamples: usize, seed: u64) -> Option<Draws> {
-    let ok = !units.is_empty() && (0.0..=1.0).contains(&q) && units.iter().all(|u| !u.is_empty() && all_finite(u));
+pub fn unit_bootstrap_one_quantile<U: AsRef<[f64]>>(units: &[U], q: f64, resamples: usize, seed: u64) -> Option<Draws> {
+    let ok = !units.is_empty()
+        && (0.0..=1.0).contains(&q)
+        && units.iter().all(|u| !u.as_ref().is_empty() && all_finite(u.as_ref()));
     if !ok || resamples == 0 {
         return None;
     }
@@ -161,10 +170,10 @@ pub fn unit_bootstrap_one_quantile(units: &[Vec<f64>], q: f64, resamples: usize,
         units
             .iter()
             .enumerate()
-            .flat_map(|(i, u)| u.iter().map(move |&v| (v, i, true)))
+            .flat_map(|(i, u)| u.as_ref().iter().map(move |&v| (v, i, true)))
             .collect(),
     );
-    let sizes: Vec<usize> = units.iter().map(Vec::len).collect();
+    let sizes: Vec<usize> = units.iter().map(|u| u.as_ref().len()).collect();
     let mut times = vec![0usize; units.len()];
     // The quantile over the units picked (with repetition): each picked unit's calls counted
     // once per pick, read by the sorted walk.
@@ -244,12 +253,13 @@ impl Sorted {
 }
 
 impl Flat {
-    fn new(units: &[PairedUnit], q: f64) -> Option<Flat> {
+    fn new<U: AsRef<[f64]>>(units: &[(U, U)], q: f64) -> Option<Flat> {
         let ok = !units.is_empty()
             && (0.0..=1.0).contains(&q)
-            && units
-                .iter()
-                .all(|(b, c)| !b.is_empty() && !c.is_empty() && all_finite(b) && all_finite(c));
+            && units.iter().all(|(b, c)| {
+                let (b, c) = (b.as_ref(), c.as_ref());
+                !b.is_empty() && !c.is_empty() && all_finite(b) && all_finite(c)
+            });
         if !ok {
             return None;
         }
@@ -259,7 +269,7 @@ impl Flat {
                 .enumerate()
                 .flat_map(|(i, (b, c))| {
                     let calls = if candidate { c } else { b };
-                    calls.iter().map(move |&v| (v, i, candidate))
+                    calls.as_ref().iter().map(move |&v| (v, i, candidate))
                 })
                 .collect()
         };
@@ -279,12 +289,16 @@ impl Flat {
         let uneven = units
             .iter()
             .enumerate()
-            .filter(|(_, (b, c))| b.len() != c.len())
-            .map(|(i, (b, c))| (i, c.len() as isize - b.len() as isize))
+            .map(|(i, (b, c))| (i, b.as_ref().len(), c.as_ref().len()))
+            .filter(|&(_, b, c)| b != c)
+            .map(|(i, b, c)| (i, c as isize - b as isize))
             .collect();
         Some(Flat {
             q,
-            sizes: units.iter().map(|(b, c)| (b.len(), c.len())).collect(),
+            sizes: units
+                .iter()
+                .map(|(b, c)| (b.as_ref().len(), c.as_ref().len()))
+                .collect(),
             tags,
             n_baseline: baseline.len(),
             uneven,
@@ -713,8 +727,41 @@ mod tests {
     }
 
     #[test]
+    fn units_lent_as_slices_give_what_units_held_as_vectors_give() {
+        // The analysis lends each case's calls as slices of one array; the tests above hold
+        // each unit in vectors of its own. Same units, same draws, same answers.
+        let mut rng = Rng::new(11);
+        let owned: Vec<PairedUnit> = (0..40)
+            .map(|i| {
+                let n = 1 + i % 3;
+                let draw = |rng: &mut Rng| (0..n).map(|_| rng.below(1000) as f64).collect::<Vec<f64>>();
+                (draw(&mut rng), draw(&mut rng))
+            })
+            .collect();
+        let lent: Vec<(&[f64], &[f64])> = owned.iter().map(|(b, c)| (b.as_slice(), c.as_slice())).collect();
+        assert_eq!(
+            sign_flip_quantile(&lent, 0.9, 200, 5),
+            sign_flip_quantile(&owned, 0.9, 200, 5)
+        );
+        let (a, b) = (
+            unit_bootstrap_quantile(&lent, 0.9, 200, 5).unwrap(),
+            unit_bootstrap_quantile(&owned, 0.9, 200, 5).unwrap(),
+        );
+        assert_eq!(
+            (a.difference, a.ratio, a.covariance),
+            (b.difference, b.ratio, b.covariance)
+        );
+        let one: Vec<&[f64]> = owned.iter().map(|(_, c)| c.as_slice()).collect();
+        let held: Vec<Vec<f64>> = owned.iter().map(|(_, c)| c.clone()).collect();
+        assert_eq!(
+            unit_bootstrap_one_quantile(&one, 0.5, 200, 5),
+            unit_bootstrap_one_quantile(&held, 0.5, 200, 5)
+        );
+    }
+
+    #[test]
     fn refuses_unusable_input() {
-        assert_eq!(sign_flip_quantile(&[], 0.5, 10, 1), None);
+        assert_eq!(sign_flip_quantile::<Vec<f64>>(&[], 0.5, 10, 1), None);
         assert_eq!(sign_flip_quantile(&[(vec![1.0], vec![])], 0.5, 10, 1), None);
         assert_eq!(sign_flip_quantile(&[(vec![1.0], vec![f64::NAN])], 0.5, 10, 1), None);
         assert_eq!(sign_flip_quantile(&[(vec![1.0], vec![2.0])], 1.5, 10, 1), None);

@@ -382,3 +382,29 @@ async fn a_linked_shard_is_neither_read_nor_written() {
     assert!(cache.put(&k, &response("x"), None).await.is_err());
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
 }
+
+#[tokio::test]
+async fn an_unloaded_cache_holds_no_index_and_reads_and_writes_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path());
+    let keys: Vec<String> = (0..40).map(|seed| key("openai|", &request(seed))).collect();
+    for (i, k) in keys.iter().enumerate() {
+        cache
+            .put(k, &response(&format!("answer {i}")), Some(1.0))
+            .await
+            .unwrap();
+    }
+    let loaded = || cache.shards.iter().filter(|s| s.lock().unwrap().is_some()).count();
+    assert!(loaded() > 0);
+    cache.unload();
+    assert_eq!(loaded(), 0, "every shard's index and file let go");
+    // Every answer reads back from disk, and a put after the unload lands beside them.
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(cache.get(k).await, Some((response(&format!("answer {i}")), Some(1.0))));
+    }
+    let later = key("openai|", &request(99));
+    cache.put(&later, &response("later"), None).await.unwrap();
+    cache.unload();
+    assert_eq!(cache.get(&later).await, Some((response("later"), None)));
+    assert_eq!(cache.get(&keys[0]).await, Some((response("answer 0"), Some(1.0))));
+}
