@@ -186,7 +186,7 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
                     let q = metric.quantile().unwrap_or(0.5);
                     // Whole units, each with every call of its cases in both arms: a case that
                     // is its own unit lends its calls; a group's are copied together.
-                    let units: Vec<(Cow<'_, [f64]>, Cow<'_, [f64]>)> = if result.grouped {
+                    let units: Vec<LentUnit<'_>> = if result.grouped {
                         let mut grouped: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
                         let mut index: HashMap<usize, usize> = HashMap::new();
                         for &i in &both {
@@ -555,6 +555,10 @@ fn judge_variance(name: &str, cases: &[CaseResult], paired: bool) -> Option<Judg
 }
 
 /// Each case's unit: its group's index, or its own (after every group) when it has none.
+/// One unit's baseline and candidate calls: lent by a case that is its own unit, copied
+/// together for a group.
+type LentUnit<'a> = (Cow<'a, [f64]>, Cow<'a, [f64]>);
+
 fn unit_ids(cases: &[CaseResult]) -> Vec<usize> {
     let mut groups: HashMap<&str, usize> = HashMap::new();
     cases
