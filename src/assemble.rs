@@ -238,7 +238,10 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
         let provider = outcome
             .provider
             .as_ref()
-            .map(|key| Name::new(input.provider_names.get(key).unwrap_or(key)));
+            .map(|key| match input.provider_names.get(key.as_str()) {
+                Some(configured) => Name::new(configured),
+                None => key.clone(),
+            });
         let call = match &outcome.result {
             Ok(response) => {
                 let mut scored = scorers::score(assertions.iter().copied(), &response.text, &cx);

@@ -164,7 +164,7 @@ pub(super) async fn run(
     options: &BatchOptions,
     watch: &interrupt::Watch,
     jobs: &[Job],
-    keys: &[Option<String>],
+    keys: &[Option<super::JobKey>],
     indices: &[usize],
 ) -> Batched {
     let batch_prices = runner.prices.at_batch_rate();
@@ -187,11 +187,11 @@ pub(super) async fn run(
                 latency_ms: latency,
                 cached: true,
                 attempts: 0,
-                provider: Some(job.provider.clone()),
+                provider: Some(crate::results::Name::new(&job.provider)),
                 fell_back: false,
                 batched: false,
             };
-            runner.record(key, &outcome, 0.0);
+            runner.record(&key.hex(), &outcome, 0.0);
             done.outcomes.push((index, outcome));
             continue;
         }
@@ -208,7 +208,7 @@ pub(super) async fn run(
         };
         by_provider.entry(job.provider.as_str()).or_default().push(Member {
             index,
-            key: key.clone(),
+            key: key.hex(),
             cache_key,
             request: request.clone(),
             reservation,
@@ -473,7 +473,7 @@ async fn finish(
             latency_ms: None,
             cached: false,
             attempts: 1,
-            provider: Some(batch.provider.to_owned()),
+            provider: Some(batch.provider.into()),
             fell_back: false,
             batched: true,
         };
@@ -537,7 +537,7 @@ fn failed(provider: &str, error: CallError, attempts: u32) -> Outcome {
         latency_ms: None,
         cached: false,
         attempts,
-        provider: Some(provider.to_owned()),
+        provider: Some(provider.into()),
         fell_back: false,
         batched: true,
     }

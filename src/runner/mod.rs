@@ -67,7 +67,7 @@ pub struct Outcome {
     /// Attempts made (0 when nothing was sent).
     pub attempts: u32,
     /// The endpoint that produced the result.
-    pub provider: Option<String>,
+    pub provider: Option<crate::results::Name>,
     pub fell_back: bool,
     /// Sent through its provider's batch API (`run --batch`): billed at the batch rate, and
     /// without a latency (the batch's wait says nothing of the model's speed).
@@ -87,7 +87,7 @@ impl Outcome {
             latency_ms: None,
             cached: false,
             attempts: 1,
-            provider: Some(provider.to_owned()),
+            provider: Some(provider.into()),
             fell_back: false,
             batched: false,
         }
@@ -200,7 +200,7 @@ pub struct Ran {
 pub fn run_identity(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>) -> String {
     let mut h = Sha256::new();
     for job in jobs {
-        h.update(job_key(job, endpoints).as_deref().unwrap_or("-"));
+        h.update(job_key(job, endpoints).map_or_else(|| "-".to_owned(), |k| k.hex()));
         h.update([0]);
     }
     hex::encode(h.finalize())
@@ -362,12 +362,16 @@ impl<'a> Runner<'a> {
     }
 
     /// Takes one replayed outcome for `key`, if the resumed run finished one.
-    fn take_replayed(&self, key: &str) -> Option<Outcome> {
+    fn take_replayed(&self, key: &JobKey) -> Option<Outcome> {
         let mut replayed = self.replayed.lock().unwrap_or_else(|e| e.into_inner());
-        let outcomes = replayed.get_mut(key)?;
+        if replayed.is_empty() {
+            return None;
+        }
+        let key = key.hex();
+        let outcomes = replayed.get_mut(&key)?;
         let outcome = outcomes.pop();
         if outcomes.is_empty() {
-            replayed.remove(key);
+            replayed.remove(&key);
         }
         outcome
     }
@@ -392,12 +396,12 @@ impl<'a> Runner<'a> {
     /// [`Ran::derived`], in the order they finished.
     pub async fn run_then(&self, jobs: &[Job], then: &Then<'_>) -> Ran {
         let endpoints = self.endpoints;
-        let keys: Vec<Option<String>> = jobs.iter().map(|job| job_key(job, endpoints)).collect();
+        let keys: Vec<Option<JobKey>> = jobs.iter().map(|job| job_key(job, endpoints)).collect();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
 
         // Sort the jobs: render errors end at once, finished ones replay, the first of identical
         // jobs (the leader) runs and the others (followers) take its answer.
-        let mut leaders: HashMap<&str, usize> = HashMap::new();
+        let mut leaders: HashMap<&JobKey, usize> = HashMap::new();
         let mut followers: Vec<(usize, usize)> = Vec::new();
         let mut to_run: Vec<usize> = Vec::new();
         let mut resumed = 0;
@@ -408,7 +412,7 @@ impl<'a> Runner<'a> {
             };
             // A job to be timed in this run is never answered by another's call.
             if !job.retime {
-                if let Some(&leader) = leaders.get(key.as_str()) {
+                if let Some(&leader) = leaders.get(key) {
                     followers.push((index, leader));
                     continue;
                 }
@@ -462,7 +466,7 @@ impl<'a> Runner<'a> {
 
         // One job, sent (and journaled by `run_job` the moment it finished); `root` says whether
         // it counts in the progress.
-        let finish = |job: &Job, key: String, root: bool| {
+        let finish = |job: &Job, key: JobKey, root: bool| {
             let (context, progress, done, cached_so_far, watch) = (&context, &progress, &done, &cached_so_far, &watch);
             let job = job.clone();
             async move {
@@ -489,7 +493,7 @@ impl<'a> Runner<'a> {
 
         enum Finished {
             Root(usize, Outcome),
-            Derived(Box<Pending>, String, Outcome),
+            Derived(Box<Pending>, JobKey, Outcome),
         }
         let mut stow = self
             .options
@@ -503,8 +507,8 @@ impl<'a> Runner<'a> {
         // Derived jobs to start; those in flight by key (with the identical ones waiting on them);
         // those finished by key (an identical later one takes the answer).
         let mut queue: Vec<Pending> = Vec::new();
-        let mut in_flight: HashMap<String, Vec<Pending>> = HashMap::new();
-        let mut finished_by_key: HashMap<String, Outcome> = HashMap::new();
+        let mut in_flight: HashMap<JobKey, Vec<Pending>> = HashMap::new();
+        let mut finished_by_key: HashMap<JobKey, Outcome> = HashMap::new();
         let ask = |parent: usize, asked: Option<&Pending>, outcome: &Outcome, queue: &mut Vec<Pending>| {
             let before = queue.len();
             queue.extend(
@@ -553,8 +557,8 @@ impl<'a> Runner<'a> {
                 } else if let Some(waiting) = in_flight.get_mut(&key) {
                     waiting.push(pending);
                 } else {
-                    in_flight.insert(key.clone(), Vec::new());
-                    let run = finish(&pending.job, key.clone(), false);
+                    in_flight.insert(key, Vec::new());
+                    let run = finish(&pending.job, key, false);
                     running.push(
                         async move {
                             let outcome = run.await;
@@ -566,7 +570,7 @@ impl<'a> Runner<'a> {
             }
             while running.len() < width + in_flight.len() {
                 let Some(index) = roots.next() else { break };
-                let key = keys[index].clone().unwrap_or_default();
+                let key = keys[index].unwrap_or_default();
                 let run = finish(&jobs[index], key, true);
                 running.push(async move { Finished::Root(index, run.await) }.boxed_local());
             }
@@ -674,9 +678,28 @@ fn as_follower(leader: &Outcome) -> Outcome {
     outcome
 }
 
+/// A job's identity: the SHA-256 of its request's cache key at its provider and its fallback
+/// chain. Held as the digest (a run holds one per job); the journal and a batch's `custom_id`
+/// spell it in hex.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct JobKey([u8; 32]);
+
+impl JobKey {
+    pub(crate) fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The seed a provider's randomness takes for this job: the digest's first eight bytes.
+    fn seed(&self) -> u64 {
+        let mut first = [0; 8];
+        first.copy_from_slice(&self.0[..8]);
+        u64::from_be_bytes(first)
+    }
+}
+
 /// Identifies a job: the cache key of its request at its provider, plus its fallback chain.
 /// `None` for a job whose prompt did not render.
-fn job_key(job: &Job, endpoints: &BTreeMap<String, Endpoint>) -> Option<String> {
+fn job_key(job: &Job, endpoints: &BTreeMap<String, Endpoint>) -> Option<JobKey> {
     let request = job.request.as_ref().ok()?;
     let identity = endpoints.get(&job.provider).map_or_else(
         || format!("unconfigured provider {}", job.provider),
@@ -688,7 +711,7 @@ fn job_key(job: &Job, endpoints: &BTreeMap<String, Endpoint>) -> Option<String> 
         h.update([0]);
         h.update(name.as_bytes());
     }
-    Some(hex::encode(h.finalize()))
+    Some(JobKey(h.finalize().into()))
 }
 
 /// One batch's view of its runner: the shared state, and what this batch counts.
@@ -722,12 +745,12 @@ impl Throttle {
 /// or failed for good) is in the journal before its concurrency slot is given back, so at
 /// most the calls in flight can be lost to a kill; one the budget refused or Ctrl-C stopped is
 /// not journaled, and a rerun sends it.
-async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> Outcome {
+async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
     let runner = cx.runner;
     let Ok(request) = &job.request else {
         return not_sent(not_rendered(job));
     };
-    let seed = u64::from_str_radix(key.get(..16).unwrap_or("0"), 16).unwrap_or(0);
+    let seed = key.seed();
     let chain: Vec<&String> = std::iter::once(&job.provider).chain(&job.fallbacks).collect();
     let mut reservation: Option<Reservation> = None;
     let mut attempts = 0;
@@ -749,7 +772,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> Outcome {
             latency_ms,
             cached,
             attempts,
-            provider: Some((*name).clone()),
+            provider: Some(crate::results::Name::new(name)),
             fell_back: position > 0,
             batched: false,
         };
@@ -767,7 +790,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> Outcome {
                 runner.budget.settle(r, 0.0);
             }
             let outcome = answered(Ok(response), latency, true, attempts);
-            runner.record(key, &outcome, 0.0);
+            runner.record(&key.hex(), &outcome, 0.0);
             return outcome;
         }
         if reservation.is_none() {
@@ -782,7 +805,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> Outcome {
                 }
             }
         }
-        last_provider = Some((*name).clone());
+        last_provider = Some(crate::results::Name::new(name));
         match send(cx, endpoint, throttle, request, seed, &mut attempts).await {
             Err(SendError::Interrupted) => {
                 if let Some(r) = reservation.take() {
@@ -805,7 +828,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> Outcome {
                 // Journaled the moment the answer is here, while the call still holds its slot:
                 // a kill from now on loses nothing that was paid for. The cache comes after,
                 // as it may wait for the disk.
-                runner.record(key, &outcome, cost);
+                runner.record(&key.hex(), &outcome, cost);
                 permit.finish(Signal::Success);
                 if let (Some(cache), Ok(response)) = (&runner.cache, &outcome.result)
                     && let Err(e) = cache.put(&cache_key, response, latency).await
@@ -837,7 +860,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &str) -> Outcome {
         fell_back: false,
         batched: false,
     };
-    runner.record(key, &outcome, 0.0);
+    runner.record(&key.hex(), &outcome, 0.0);
     outcome
 }
 

@@ -672,3 +672,18 @@ async fn identical_judge_calls_are_sent_once_and_a_derived_job_can_ask_for_its_r
     assert_eq!(retry.parent, 0);
     assert_eq!(retry.outcome.result.as_ref().unwrap().text, "answer 3000");
 }
+
+#[test]
+fn a_job_key_spells_its_digest_in_hex_and_seeds_from_its_first_sixteen_digits() {
+    // The journal and a batch's custom_id spell the key in hex, as before the key was held as
+    // its digest; the seed is what parsing the first 16 hex digits gave.
+    let mut digest = [0u8; 32];
+    for (i, b) in digest.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(37).wrapping_add(5);
+    }
+    let key = JobKey(digest);
+    let hex = key.hex();
+    assert_eq!(hex.len(), 64);
+    assert_eq!(hex, digest.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    assert_eq!(key.seed(), u64::from_str_radix(&hex[..16], 16).unwrap());
+}
