@@ -133,7 +133,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
     let unreadable = |stowed: &Stowed| {
         format!(
             "cannot read back {}, where the run wrote its answers as they arrived; rerun: the journal in the output folder and the response cache replay the calls already paid for",
-            stowed.path().display()
+            stowed.describe()
         )
     };
     let stowed = match &mut outcomes {

@@ -71,11 +71,14 @@ pub fn write_file_with(
 ///
 /// A run that ends without dropping it (a second Ctrl-C, `kill -9`) leaves the file behind; the
 /// operating system releases the lock however a process ends, so the next run in the folder
-/// finds the file unlocked and removes it ([`sweep_scratch`]).
+/// finds the file unlocked and removes it ([`sweep_scratch`]). A scratch file only ever read
+/// through its descriptor has no name at all ([`Scratch::unnamed`]) and goes with the run.
 #[derive(Debug)]
 pub struct Scratch {
+    /// The file, or for an unnamed one the folder it is in (what messages name).
     path: PathBuf,
     file: std::fs::File,
+    named: bool,
 }
 
 /// The prefix of every scratch file's name.
@@ -108,11 +111,39 @@ impl Scratch {
         // Not on Windows, where a lock also bars this process's own reads by path.
         #[cfg(unix)]
         let _ = file.try_lock();
-        Ok(Scratch { path, file })
+        Ok(Scratch {
+            path,
+            file,
+            named: true,
+        })
+    }
+
+    /// A scratch file in `dir` that has no name (`O_TMPFILE` on Linux; elsewhere removed as
+    /// soon as it is made, or deleted on close on Windows): read and written only through its
+    /// descriptor, it goes when the run does, however the run ends, and no later run need sweep
+    /// it. `what` is for messages.
+    pub fn unnamed(dir: &Path, what: &str) -> anyhow::Result<Scratch> {
+        let file = tempfile::tempfile_in(dir)
+            .with_context(|| format!("cannot create a scratch file for {what} in {}", dir.display()))?;
+        Ok(Scratch {
+            path: dir.to_owned(),
+            file,
+            named: false,
+        })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// An unnamed scratch over `file` (a test's `/dev/full`).
+    #[cfg(test)]
+    pub(crate) fn over(file: std::fs::File, path: &Path) -> Scratch {
+        Scratch {
+            path: path.to_owned(),
+            file,
+            named: false,
+        }
     }
 
     pub fn file(&self) -> &std::fs::File {
@@ -120,9 +151,22 @@ impl Scratch {
     }
 }
 
+/// What messages call the file: its path, or for an unnamed one the folder it is in.
+impl std::fmt::Display for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.named {
+            write!(f, "{}", self.path.display())
+        } else {
+            write!(f, "a scratch file in {}", self.path.display())
+        }
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if self.named {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

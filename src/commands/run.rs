@@ -349,7 +349,7 @@ pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&On
     // done, then in `Ran::stowed` until scoring has read them back.
     let (stow, spill) = if !sequential && report::calls::in_file_at(jobs.len()) {
         crate::output::create_dir(&options.out)?;
-        let answers = crate::output::Scratch::create(&options.out, "answers")
+        let answers = crate::output::Scratch::unnamed(&options.out, "the answers")
             .map_err(|e| e.context("no scratch file for the answers as they arrive"))?;
         let outputs = crate::output::Scratch::create(&options.out, report::calls::CALLS_FILE)
             .map_err(|e| e.context("no scratch file for the outputs as they are scored"))?;

@@ -10,7 +10,6 @@
 //! and the response cache keep their own copies as before.
 
 use std::io::Write as _;
-use std::path::Path;
 use std::sync::Arc;
 
 use super::Outcome;
@@ -31,8 +30,9 @@ impl Stowed {
         self.at.iter().all(Option::is_none)
     }
 
-    pub fn path(&self) -> &Path {
-        self.scratch.as_deref().map_or(Path::new(""), Scratch::path)
+    /// The file, as messages name it.
+    pub fn describe(&self) -> String {
+        self.scratch.as_deref().map_or_else(String::new, Scratch::to_string)
     }
 
     /// Puts back the text of outcome `index` if it was stowed.
@@ -65,10 +65,7 @@ impl Stow {
         // shared): the offsets count from there.
         let end = scratch.file().metadata().map(|m| m.len());
         if let Err(e) = &end {
-            eprintln!(
-                "warning: cannot read {}: {e}; the run holds every answer in memory",
-                scratch.path().display()
-            );
+            eprintln!("warning: cannot read {scratch}: {e}; the run holds every answer in memory");
         }
         Stow {
             writing: end.is_ok(),
@@ -103,10 +100,7 @@ impl Stow {
                 response.text = String::new();
             }
             Err(e) => {
-                eprintln!(
-                    "warning: cannot write {}: {e}; the run holds the remaining answers in memory",
-                    scratch.path().display()
-                );
+                eprintln!("warning: cannot write {scratch}: {e}; the run holds the remaining answers in memory");
                 self.writing = false;
             }
         }
@@ -185,5 +179,57 @@ mod tests {
         assert_eq!(outcomes[0].result.as_ref().unwrap().text, texts[0]);
         drop((scratch, stowed, second));
         assert!(!path.exists(), "the file goes with its last holder");
+    }
+
+    #[test]
+    fn an_unnamed_scratch_file_leaves_nothing_in_the_folder_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = Arc::new(Scratch::unnamed(dir.path(), "the answers").unwrap());
+        let mut outcomes = [answered("one"), answered("two, longer")];
+        let mut stow = Stow::new(&scratch, 2);
+        stow.put(1, &mut outcomes[1]);
+        stow.put(0, &mut outcomes[0]);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "the file has no name, so a run killed outright leaves nothing behind"
+        );
+        let stowed = stow.finish();
+        for outcome in &mut outcomes {
+            assert!(outcome.result.as_ref().unwrap().text.is_empty());
+        }
+        for (index, outcome) in outcomes.iter_mut().enumerate() {
+            stowed.restore(index, outcome).unwrap();
+        }
+        assert_eq!(outcomes.map(|o| o.result.unwrap().text), ["one", "two, longer"]);
+        assert!(stowed.describe().contains(&dir.path().display().to_string()));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_write_that_fails_keeps_that_answer_and_every_later_one_in_memory() {
+        // /dev/full fails every write with "no space left on device", as a full disk would.
+        let full = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let scratch = Arc::new(Scratch::over(full, std::path::Path::new("/dev/full")));
+        let texts = ["first", "second", "third"];
+        let mut outcomes: Vec<Outcome> = texts.iter().map(|t| answered(t)).collect();
+        let mut stow = Stow::new(&scratch, texts.len());
+        for (index, outcome) in outcomes.iter_mut().enumerate() {
+            stow.put(index, outcome);
+        }
+        let stowed = stow.finish();
+        assert!(stowed.is_empty(), "nothing was written, so nothing is to be read back");
+        for (index, outcome) in outcomes.iter_mut().enumerate() {
+            stowed.restore(index, outcome).unwrap();
+        }
+        let kept: Vec<&str> = outcomes
+            .iter()
+            .map(|o| o.result.as_ref().unwrap().text.as_str())
+            .collect();
+        assert_eq!(kept, texts);
     }
 }

@@ -382,3 +382,44 @@ async fn the_estimate_is_the_same_counted_during_the_run_or_before_it() {
     assert_eq!(plan_line(&tight), Some(line), "{}", tight.stderr);
     assert_eq!(billing.received().len(), sent, "no call may go out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_folder_that_cannot_be_made_fails_the_run_before_any_call() {
+    let billing = Billing::new(Duration::ZERO);
+    let server = start(&billing).await;
+    let repo = demo_repo_with(&server.uri(), false, &unjudged);
+    // A file where the output folder's parent should be: no folder can be made under it, even
+    // by root (the tests run as root here, and a folder's permissions do not stop root).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let blocked = elsewhere.path().join("blocked");
+    std::fs::write(&blocked, "a file, not a folder").unwrap();
+    // A run written inline, and one over the threshold that keeps its answers and outputs in
+    // scratch files in the output folder.
+    for threshold in ["100000", "20"] {
+        let out = blocked.join("out");
+        let dir = repo.path().to_owned();
+        let run = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
+                .current_dir(&dir)
+                .args(["run", "--base", "main", "--head", "pr", "--no-cache", "--out"])
+                .arg(&out)
+                .env("XDG_CACHE_HOME", crate::support::test_cache_home(&dir))
+                .env_remove("PROMPTGATE_CACHE_DIR")
+                .env("SIM_API_KEY", SECRET)
+                .env("CI", "1")
+                .env("PROMPTGATE_TEST_INLINE_MAX_CALLS", threshold)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(3), "{stderr}");
+        assert!(stderr.contains("blocked/out"), "the message names the folder: {stderr}");
+        assert_eq!(
+            billing.received().len(),
+            0,
+            "no call is paid for a run that cannot write"
+        );
+    }
+}
