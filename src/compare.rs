@@ -321,7 +321,7 @@ fn share_vars(base: &mut Suite, head: &Suite) {
         else {
             continue;
         };
-        let by_id: std::collections::HashMap<&str, &Arc<serde_json::Map<String, serde_json::Value>>> =
+        let by_id: std::collections::HashMap<&str, &Arc<crate::suite::Vars>> =
             theirs.cases.iter().map(|c| (c.id.as_str(), &c.vars)).collect();
         for case in &mut experiment.cases {
             if let Some(vars) = by_id.get(case.id.as_str())
@@ -629,7 +629,7 @@ gates:
         let (b, h) = (&base.experiments[0].cases, &head.experiments[0].cases);
         assert!(Arc::ptr_eq(&b[0].vars, &h[0].vars));
         assert!(!Arc::ptr_eq(&b[1].vars, &h[1].vars));
-        assert_eq!(b[1].vars["input"], "y");
+        assert_eq!(b[1].vars.get("input").unwrap(), "y");
     }
 
     #[track_caller]

@@ -84,7 +84,7 @@ pub fn reference_text<'a>(reference: &'a Reference, case: &'a Case) -> &'a str {
 }
 
 /// [`reference_text`] from a case's vars.
-pub fn reference_in<'a>(reference: &'a Reference, vars: &'a serde_json::Map<String, Value>) -> &'a str {
+pub fn reference_in<'a>(reference: &'a Reference, vars: &'a crate::suite::Vars) -> &'a str {
     match reference {
         Reference::Text(text) => text.as_str(),
         Reference::Expected => vars.get(EXPECTED_VAR).and_then(Value::as_str).unwrap_or(""),

@@ -44,7 +44,7 @@ pub type Outcome = Result<BTreeMap<String, Score>, String>;
 pub struct Request<'a> {
     pub command: &'a [String],
     pub case_id: &'a str,
-    pub vars: &'a serde_json::Map<String, Value>,
+    pub vars: &'a crate::suite::Vars,
     pub output: &'a str,
     pub scores: &'a [String],
 }
@@ -243,7 +243,7 @@ mod tests {
 
     fn request<'a>(
         command: &'a [String],
-        vars: &'a serde_json::Map<String, Value>,
+        vars: &'a crate::suite::Vars,
         output: &'a str,
         scores: &'a [String],
     ) -> Request<'a> {
@@ -271,6 +271,7 @@ mod tests {
         let scores = names(&["size", "ok"]);
         let mut vars = serde_json::Map::new();
         vars.insert("input".to_owned(), Value::String("Can I return boots?".to_owned()));
+        let vars = crate::suite::Vars::from(vars);
         let scorers = ExecScorers::new(Some(dir.path()));
         let a = request(&command, &vars, "Yes, within 30 days.", &scores);
         let b = request(&command, &vars, "No.", &scores);
@@ -301,7 +302,7 @@ mod tests {
     fn a_failing_scorer_is_that_call_s_error_with_the_end_of_stderr() {
         let command = names(&["/bin/sh", "-c", "cat >/dev/null; echo 'KeyError: tone' >&2; exit 1"]);
         let scores = names(&["tone"]);
-        let vars = serde_json::Map::new();
+        let vars = crate::suite::Vars::default();
         let scorers = ExecScorers::new(None);
         let r = request(&command, &vars, "hi", &scores);
         scorers.run(std::slice::from_ref(&r));
@@ -329,7 +330,7 @@ mod tests {
             "cat >/dev/null; printf '{\"scores\": {\"vars\": %s}}' $(env | wc -l)",
         ]);
         let scores = names(&["vars"]);
-        let vars = serde_json::Map::new();
+        let vars = crate::suite::Vars::default();
         let scorers = ExecScorers::new(None);
         let r = request(&command, &vars, "hi", &scores);
         scorers.run(std::slice::from_ref(&r));

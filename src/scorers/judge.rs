@@ -532,7 +532,7 @@ mod tests {
             id: "refund".to_owned(),
             description: None,
             group: None,
-            vars: vars.as_object().unwrap().clone().into(),
+            vars: std::sync::Arc::new(vars.as_object().unwrap().clone().into()),
             asserts: std::sync::Arc::from([]),
             assert_source: std::sync::Arc::from(""),
             origin: "datasets/x.jsonl:1".to_owned(),

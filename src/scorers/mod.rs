@@ -38,7 +38,7 @@ pub struct Scored {
 /// embeddings the run got.
 pub struct Context<'a> {
     pub case_id: &'a str,
-    pub vars: &'a serde_json::Map<String, Value>,
+    pub vars: &'a crate::suite::Vars,
     pub exec: &'a ExecScorers,
     pub embeddings: &'a embeddings::Vectors,
 }
@@ -393,7 +393,7 @@ mod tests {
     /// Scores `output` of a case whose vars are `vars`, with no exec scorer run.
     fn scored<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &str, vars: &Value) -> Scored {
         let exec = ExecScorers::new(None);
-        let vars = vars.as_object().cloned().unwrap_or_default();
+        let vars: crate::suite::Vars = vars.as_object().cloned().unwrap_or_default().into();
         score(
             assertions,
             output,
@@ -588,7 +588,7 @@ mod tests {
             ..raw("similarity", Some(Value::String("Refunds within 30 days.".to_owned())))
         });
         let exec = ExecScorers::new(None);
-        let vars = serde_json::Map::new();
+        let vars = crate::suite::Vars::default();
         let mut vectors = embeddings::Vectors::new();
         vectors.insert("Refunds within 30 days.".to_owned(), Ok(vec![1.0, 0.0]));
         vectors.insert("Thirty days.".to_owned(), Ok(vec![0.6, 0.8]));
@@ -644,7 +644,7 @@ mod tests {
             ..raw("exec", None)
         });
         let exec = ExecScorers::new(Some(dir.path()));
-        let vars = serde_json::Map::new();
+        let vars = crate::suite::Vars::default();
         let no_embeddings = embeddings::Vectors::new();
         let cx = Context {
             case_id: "c1",

@@ -121,13 +121,28 @@ pub(super) fn parse(
             id,
             description: raw.description,
             group: raw.group,
-            vars: std::sync::Arc::new(exactly_sized(raw.vars)),
+            vars: Arc::new(raw.vars.into()),
             assert_source,
             asserts,
             origin: format!("{path}:{line}"),
         });
     }
     Ok(cases)
+}
+
+/// The 1-based column of `"key"` on a JSON line, so a per-case error points at the field it is
+/// about; 0 (unknown) when the line does not spell it that way (CSV, YAML).
+pub(super) fn key_column(text: &str, line: u64, key: &str) -> u64 {
+    let Some(source) = usize::try_from(line)
+        .ok()
+        .and_then(|l| l.checked_sub(1))
+        .and_then(|i| text.lines().nth(i))
+    else {
+        return 0;
+    };
+    source
+        .find(&format!("\"{key}\""))
+        .map_or(0, |byte| source[..byte].chars().count() as u64 + 1)
 }
 
 /// The assertion lists a dataset's cases have written so far, resolved, by their canonical JSON:
@@ -153,29 +168,6 @@ impl Shared {
         }
         (list, text)
     }
-}
-
-/// `vars` held in a map of exactly their number: a map parsed key by key keeps room for four
-/// (over 300 bytes more than one var needs), and a run holds every case's vars.
-fn exactly_sized(vars: serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
-    let mut exact = serde_json::Map::with_capacity(vars.len());
-    exact.extend(vars);
-    exact
-}
-
-/// The 1-based column of `"key"` on a JSON line, so a per-case error points at the field it is
-/// about; 0 (unknown) when the line does not spell it that way (CSV, YAML).
-pub(super) fn key_column(text: &str, line: u64, key: &str) -> u64 {
-    let Some(source) = usize::try_from(line)
-        .ok()
-        .and_then(|l| l.checked_sub(1))
-        .and_then(|i| text.lines().nth(i))
-    else {
-        return 0;
-    };
-    source
-        .find(&format!("\"{key}\""))
-        .map_or(0, |byte| source[..byte].chars().count() as u64 + 1)
 }
 
 /// The id of a case written without one: 64 bits of the SHA-256 of its vars (as JSON), so

@@ -111,7 +111,7 @@ impl Prompt {
         clippy::result_large_err,
         reason = "a render error ends the case or the validation; it is not a hot path"
     )]
-    pub fn render(&self, vars: &serde_json::Map<String, Value>) -> Result<Rendered, Diagnostic> {
+    pub fn render(&self, vars: &super::Vars) -> Result<Rendered, Diagnostic> {
         let _watched = watchdog::watch(&self.path);
         let files = Arc::new(Mutex::new(BTreeSet::from([self.path.clone()])));
         let env = self.environment(Arc::clone(&files));
@@ -212,7 +212,7 @@ impl Prompt {
         env
     }
 
-    fn diagnostic(&self, e: &minijinja::Error, line_offset: u64, vars: &serde_json::Map<String, Value>) -> Diagnostic {
+    fn diagnostic(&self, e: &minijinja::Error, line_offset: u64, vars: &super::Vars) -> Diagnostic {
         // An error inside an included template arrives wrapped ("error in …"); the inner error
         // knows the partial's name, line and what went wrong.
         let mut e = e;
@@ -232,7 +232,7 @@ impl Prompt {
         let (message, hint) = match e.kind() {
             ErrorKind::UndefinedError => match quoted {
                 Some(name) => {
-                    let hint = match did_you_mean(name, vars.keys().map(String::as_str)) {
+                    let hint = match did_you_mean(name, vars.names()) {
                         Some(s) => format!("did you mean `{s}`?"),
                         None => "every variable the template uses must be a var of every case (undefined variables are errors, not empty strings)".to_owned(),
                     };
