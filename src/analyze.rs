@@ -554,11 +554,11 @@ fn judge_variance(name: &str, cases: &[CaseResult], paired: bool) -> Option<Judg
     })
 }
 
-/// Each case's unit: its group's index, or its own (after every group) when it has none.
 /// One unit's baseline and candidate calls: lent by a case that is its own unit, copied
 /// together for a group.
 type LentUnit<'a> = (Cow<'a, [f64]>, Cow<'a, [f64]>);
 
+/// Each case's unit: its group's index, or its own (after every group) when it has none.
 fn unit_ids(cases: &[CaseResult]) -> Vec<usize> {
     let mut groups: HashMap<&str, usize> = HashMap::new();
     cases

@@ -136,16 +136,6 @@ impl Scratch {
         &self.path
     }
 
-    /// An unnamed scratch over `file` (a test's `/dev/full`).
-    #[cfg(test)]
-    pub(crate) fn over(file: std::fs::File, path: &Path) -> Scratch {
-        Scratch {
-            path: path.to_owned(),
-            file,
-            named: false,
-        }
-    }
-
     pub fn file(&self) -> &std::fs::File {
         &self.file
     }
@@ -265,6 +255,20 @@ pub fn inert(text: &str) -> String {
 }
 
 const ZERO_WIDTH_SPACE: char = '\u{200B}';
+
+// Last, with the tests: `tests/tidy.rs` reads what follows the first `#[cfg(test)]` as test
+// code.
+#[cfg(test)]
+impl Scratch {
+    /// An unnamed scratch over `file` (a test's `/dev/full`).
+    pub(crate) fn over(file: std::fs::File, path: &Path) -> Scratch {
+        Scratch {
+            path: path.to_owned(),
+            file,
+            named: false,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

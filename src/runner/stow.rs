@@ -189,6 +189,8 @@ mod tests {
         let mut stow = Stow::new(&scratch, 2);
         stow.put(1, &mut outcomes[1]);
         stow.put(0, &mut outcomes[0]);
+        // On Windows the file keeps a name while open and goes on close.
+        #[cfg(unix)]
         assert_eq!(
             std::fs::read_dir(dir.path()).unwrap().count(),
             0,
