@@ -23,6 +23,7 @@ use crate::error::Error;
 use crate::format::short_sha;
 use crate::plan::{Arm, Job};
 use crate::providers;
+use crate::results::Name;
 use crate::runner::Endpoint;
 use crate::suite::{self, ProviderKind, ProviderSpec, Suite};
 use crate::workspace::{FileSource, Repo, Worktree};
@@ -89,8 +90,9 @@ pub fn endpoints(
     };
     let mut defs: BTreeMap<String, Def> = BTreeMap::new();
     let chain = |job: &Job| -> Vec<String> {
-        std::iter::once(job.provider.clone())
-            .chain(job.fallbacks.clone())
+        std::iter::once(&job.provider)
+            .chain(job.fallbacks.iter())
+            .map(|n| n.to_string())
             .collect()
     };
     for job in jobs.iter().filter(|j| j.arm == Arm::Candidate) {
@@ -145,7 +147,7 @@ pub fn endpoints(
                 defs.entry(key.clone()).or_insert(def);
                 keys.insert(name, key);
             }
-            let rename = |n: &String| keys.get(n).cloned().unwrap_or_else(|| n.clone());
+            let rename = |n: &Name| keys.get(&**n).map_or_else(|| n.clone(), Name::from);
             let provider = rename(&job.provider);
             let fallbacks = job.fallbacks.iter().map(rename).collect();
             job.provider = provider;
@@ -362,12 +364,12 @@ mod tests {
             case: 0,
             arm,
             repeat: 0,
-            provider: "sim".to_owned(),
-            fallbacks: vec!["spare".to_owned()],
+            provider: "sim".into(),
+            fallbacks: Arc::from([Name::from("spare")]),
             retime: false,
             request: Ok(Request {
-                model: "m".to_owned(),
-                messages: Vec::new(),
+                model: "m".into(),
+                messages: Vec::new().into(),
                 temperature: None,
                 max_tokens: None,
                 top_p: None,
@@ -398,7 +400,12 @@ mod tests {
             },
         )
         .unwrap();
-        let keys = |j: &Job| std::iter::once(j.provider.clone()).chain(j.fallbacks.clone()).collect();
+        let keys = |j: &Job| {
+            std::iter::once(&j.provider)
+                .chain(j.fallbacks.iter())
+                .map(|n| n.to_string())
+                .collect()
+        };
         let names = endpoints.names();
         (keys(&jobs[0]), keys(&jobs[1]), names)
     }

@@ -166,7 +166,11 @@ impl Comparison {
 
 /// Compares `scope.base` and `scope.head` in the repository containing `dir`.
 pub fn compare(dir: &std::path::Path, scope: &Scope<'_>) -> anyhow::Result<Comparison> {
-    let repo = Repo::open(dir)?;
+    compare_in(Repo::open(dir)?, scope)
+}
+
+/// [`compare`] in a repository already opened (`ci` opens it first, to fetch the PR's commits).
+pub fn compare_in(repo: Repo, scope: &Scope<'_>) -> anyhow::Result<Comparison> {
     let worktree = scope.head == WORKTREE;
     // What the working tree holds uncommitted is read beside the refs and the PR's changes:
     // independent git processes, each a few milliseconds before the first call.

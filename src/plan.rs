@@ -2,6 +2,7 @@
 //! check, all before a single call is made.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -10,6 +11,7 @@ use crate::chat::Message;
 use crate::error::Error;
 use crate::providers::Request;
 use crate::providers::pricing::PriceTable;
+use crate::results::Name;
 use crate::stats;
 use crate::suite::{Budget, Experiment};
 
@@ -24,9 +26,9 @@ pub struct Job {
     pub case: usize,
     pub arm: Arm,
     pub repeat: u32,
-    pub provider: String,
+    pub provider: Name,
     /// Providers to try, in order, when `provider` fails persistently.
-    pub fallbacks: Vec<String>,
+    pub fallbacks: Arc<[Name]>,
     /// The request, or why the prompt could not be rendered for this case (then the job is
     /// recorded as errored, never dropped).
     pub request: Result<Request, String>,
@@ -95,9 +97,16 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
     for (ei, planned) in experiments.iter().enumerate() {
         let head = planned.candidate;
         let arms = [(Arm::Baseline, planned.baseline), (Arm::Candidate, Some(head))];
-        let mut previous: [Vec<Message>; 2] = Default::default();
+        // What every job of an arm names, shared by them all.
+        let named = arms.map(|(_, experiment)| {
+            experiment.map(|e| {
+                let fallbacks: Arc<[Name]> = e.fallbacks.iter().map(Name::from).collect();
+                (Name::new(&e.variant.model), Name::new(&e.provider), fallbacks)
+            })
+        });
+        let mut previous: [Arc<[Message]>; 2] = [Arc::from([]), Arc::from([])];
         for (ci, case) in head.cases.iter().enumerate() {
-            let mut rendered: [Option<Result<Vec<Message>, String>>; 2] = [None, None];
+            let mut rendered: [Option<Result<Arc<[Message]>, String>>; 2] = [None, None];
             for (slot, (arm, experiment)) in arms.iter().enumerate() {
                 let Some(experiment) = experiment else { continue };
                 let result = experiment
@@ -107,22 +116,25 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
                     .map_err(|d| format!("rendering the {} prompt failed: {}", arm.name(), d.message));
                 rendered[slot] = Some(result.map(|mut messages| {
                     let other = match &rendered[0] {
-                        Some(Ok(baseline)) if slot == 1 => baseline.as_slice(),
+                        Some(Ok(baseline)) if slot == 1 => &baseline[..],
                         _ => &[],
                     };
                     share_contents(&mut messages, &[other, &previous[slot]]);
-                    previous[slot].clone_from(&messages);
+                    let messages: Arc<[Message]> = messages.into();
+                    previous[slot] = Arc::clone(&messages);
                     messages
                 }));
             }
             for repeat in 0..head.repeats {
                 let call_seed = derive_seed(seed, &head.name, &case.id, repeat);
                 for (slot, (arm, experiment)) in arms.iter().enumerate() {
-                    let (Some(experiment), Some(messages)) = (experiment, &rendered[slot]) else {
+                    let (Some(experiment), Some(messages), Some((model, provider, fallbacks))) =
+                        (experiment, &rendered[slot], &named[slot])
+                    else {
                         continue;
                     };
                     let request = messages.clone().map(|messages| Request {
-                        model: experiment.variant.model.clone(),
+                        model: model.clone(),
                         messages,
                         temperature: experiment.variant.temperature,
                         max_tokens: experiment.variant.max_tokens,
@@ -137,8 +149,8 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
                         case: ci,
                         arm: *arm,
                         repeat,
-                        provider: experiment.provider.clone(),
-                        fallbacks: experiment.fallbacks.clone(),
+                        provider: provider.clone(),
+                        fallbacks: Arc::clone(fallbacks),
                         request,
                         retime: false,
                     });
@@ -271,7 +283,7 @@ fn estimate_with<'r>(
         match prices.cost(&request.model, &usage) {
             Some(usd) => e.usd += usd,
             None => {
-                e.unpriced_models.insert(request.model.clone());
+                e.unpriced_models.insert(request.model.to_string());
             }
         }
     }
@@ -537,7 +549,7 @@ mod tests {
         // An OpenAI model: counted with its tokenizer, priced by the built-in table.
         let openai = |mut jobs: Vec<Job>| {
             for request in jobs.iter_mut().filter_map(|j| j.request.as_mut().ok()) {
-                request.model = "gpt-4o-mini".to_owned();
+                request.model = "gpt-4o-mini".into();
             }
             jobs
         };

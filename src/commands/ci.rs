@@ -383,7 +383,7 @@ fn evaluate(
         Ok(())
     };
     println!("{}", actions::group("promptgate: evaluating"));
-    let gate = run_gate_with(repo.root(), &options, Some(&on_plan));
+    let gate = run_gate_with(&repo, &options, Some(&on_plan));
     println!("{}", actions::endgroup());
     let mut publisher = publisher.into_inner();
 

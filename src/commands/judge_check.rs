@@ -12,6 +12,7 @@ use crate::cli::JudgeCheckArgs;
 use crate::error::{Diagnostic, Error, exit};
 use crate::plan::{Arm, Job, JudgeTag};
 use crate::providers::pricing::PriceTable;
+use crate::results::Name;
 use crate::runner;
 use crate::scorers::{agreement, judge};
 use crate::suite::{self, ProviderKind};
@@ -82,8 +83,8 @@ pub fn judge_check(repo_dir: &Path, config: &str, args: &JudgeCheckArgs) -> anyh
             case,
             arm: Arm::Candidate,
             repeat: 0,
-            provider: name.clone(),
-            fallbacks: Vec::new(),
+            provider: Name::from(&name),
+            fallbacks: Default::default(),
             request,
             retime: false,
         })

@@ -15,6 +15,7 @@ use crate::results::*;
 use crate::runner;
 use crate::suite::{self, Suite};
 use crate::verdict::{self, Policy, sequential};
+use crate::workspace::Repo;
 use crate::{arms, assemble, compare, report, scorers, stats, trust};
 
 pub struct GateOptions {
@@ -94,7 +95,7 @@ impl GateRun {
 }
 
 pub fn run_gate(repo_dir: &Path, options: &GateOptions) -> anyhow::Result<GateRun> {
-    run_gate_with(repo_dir, options, None)
+    run_gate_with(&Repo::open(repo_dir)?, options, None)
 }
 
 /// Called with the plan's facts before the first call (the Action's progress comment).
@@ -102,12 +103,12 @@ pub type OnPlan<'a> = dyn Fn(&PlanFacts) -> anyhow::Result<()> + 'a;
 
 /// [`run_gate`], calling `on_plan` once the plan is known and the budget accepted, before the
 /// first call; an error from it stops the gate before anything is spent.
-pub fn run_gate_with(repo_dir: &Path, options: &GateOptions, on_plan: Option<&OnPlan<'_>>) -> anyhow::Result<GateRun> {
+pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan<'_>>) -> anyhow::Result<GateRun> {
     let started = Instant::now();
     // The scratch files a run killed outright left in the output folder.
     crate::output::sweep_scratch(&options.out);
-    let mut cmp = compare::compare(
-        repo_dir,
+    let mut cmp = compare::compare_in(
+        repo.clone(),
         &compare::Scope {
             base: &options.base,
             head: &options.head,
@@ -820,8 +821,8 @@ mod tests {
             case: 0,
             arm: Arm::Candidate,
             repeat: 0,
-            provider: "p".to_owned(),
-            fallbacks: Vec::new(),
+            provider: "p".into(),
+            fallbacks: Default::default(),
             request: Err("not rendered".to_owned()),
             retime: false,
         };

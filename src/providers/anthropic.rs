@@ -262,7 +262,7 @@ mod tests {
             .mount(&server)
             .await;
         let request = Request {
-            model: "claude-sonnet-4-20250514".to_owned(),
+            model: "claude-sonnet-4-20250514".into(),
             messages: vec![
                 Message {
                     role: Role::System,
@@ -284,7 +284,8 @@ mod tests {
                     role: Role::User,
                     content: "Can I get a refund after 45 days?".into(),
                 },
-            ],
+            ]
+            .into(),
             temperature: Some(0.0),
             max_tokens: None,
             top_p: None,

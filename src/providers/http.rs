@@ -644,7 +644,7 @@ pub mod tests {
     /// A request with every optional field set.
     pub fn request() -> Request {
         Request {
-            model: "gpt-4o-mini".to_owned(),
+            model: "gpt-4o-mini".into(),
             messages: vec![
                 Message {
                     role: Role::System,
@@ -654,7 +654,8 @@ pub mod tests {
                     role: Role::User,
                     content: "Can I get a refund after 45 days?".into(),
                 },
-            ],
+            ]
+            .into(),
             temperature: Some(0.5),
             max_tokens: Some(256),
             top_p: Some(0.9),

@@ -468,7 +468,7 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
 
     fn request(system: &str, question: &str) -> Request {
         Request {
-            model: "gpt-4o-mini".to_string(),
+            model: "gpt-4o-mini".into(),
             messages: vec![
                 Message {
                     role: Role::System,
@@ -478,7 +478,8 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
                     role: Role::User,
                     content: question.into(),
                 },
-            ],
+            ]
+            .into(),
             temperature: None,
             max_tokens: None,
             top_p: None,
@@ -577,7 +578,7 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
         );
         check("🚚🚚🚚", "🚚?", REFUSAL);
         let empty = Request {
-            messages: Vec::new(),
+            messages: Vec::new().into(),
             max_tokens: Some(1),
             ..request("", "")
         };
@@ -589,7 +590,8 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
             messages: vec![Message {
                 role: Role::System,
                 content: STORE.into(),
-            }],
+            }]
+            .into(),
             ..request("", "")
         };
         assert_eq!(respond(&no_user).text, REFUSAL);
@@ -728,7 +730,7 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
             user += &section(tag, text);
         }
         let request = Request {
-            model: "judge".to_owned(),
+            model: "judge".into(),
             messages: vec![
                 Message {
                     role: Role::System,
@@ -743,7 +745,8 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
                     role: Role::User,
                     content: user.into(),
                 },
-            ],
+            ]
+            .into(),
             temperature: Some(0.0),
             max_tokens: Some(300),
             top_p: None,

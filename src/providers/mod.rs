@@ -11,8 +11,12 @@ pub mod mock;
 pub mod openai;
 pub mod pricing;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+
+use crate::results::Name;
 
 pub use crate::chat::{Message, Role};
 
@@ -52,8 +56,10 @@ pub fn judge_nonce(system: &str) -> Option<&str> {
 /// (the cache key of a later issue is derived from it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Request {
-    pub model: String,
-    pub messages: Vec<Message>,
+    /// Shared: a plan holds every request until it is sent, and they name a few models.
+    pub model: Name,
+    /// Shared by the repeats of a case (and by both arms when they render alike).
+    pub messages: Arc<[Message]>,
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
     pub top_p: Option<f64>,
@@ -83,11 +89,12 @@ impl Request {
     /// The request that embeds `text` with `model` (see [`Request::embed`]).
     pub fn embedding(model: &str, text: &str) -> Request {
         Request {
-            model: model.to_owned(),
+            model: model.into(),
             messages: vec![Message {
                 role: Role::User,
                 content: text.into(),
-            }],
+            }]
+            .into(),
             temperature: None,
             // Embeddings have no output tokens: the budget's upper bound counts none.
             max_tokens: Some(0),

@@ -532,11 +532,12 @@ mod tests {
         let provider = OpenAiProvider::with_key(&spec, None).unwrap();
         assert_eq!(provider.kind(), "openai-compatible");
         let request = Request {
-            model: "llama3.2".to_owned(),
+            model: "llama3.2".into(),
             messages: vec![super::super::Message {
                 role: super::super::Role::User,
                 content: "Say hi".into(),
-            }],
+            }]
+            .into(),
             temperature: None,
             max_tokens: Some(16),
             top_p: None,

@@ -78,7 +78,7 @@ pub fn goes_in_batch(job: &Job, endpoints: &BTreeMap<String, super::Endpoint>) -
     !request.embed
         && !job.retime
         && endpoints
-            .get(&job.provider)
+            .get(&*job.provider)
             .is_some_and(|e| e.provider.batch().is_some())
 }
 
@@ -174,7 +174,7 @@ pub(super) async fn run(
     for &index in indices {
         let job = &jobs[index];
         let (Ok(request), Some(key), Some(endpoint)) =
-            (&job.request, &keys[index], runner.endpoints.get(&job.provider))
+            (&job.request, &keys[index], runner.endpoints.get(&*job.provider))
         else {
             continue;
         };
@@ -716,8 +716,8 @@ mod tests {
             case: 0,
             arm: crate::plan::Arm::Candidate,
             repeat: 0,
-            provider: provider.to_owned(),
-            fallbacks: Vec::new(),
+            provider: provider.into(),
+            fallbacks: Default::default(),
             request: Ok(if embed {
                 crate::providers::Request::embedding("text-embedding-3-small", "x")
             } else {

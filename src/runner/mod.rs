@@ -701,13 +701,13 @@ impl JobKey {
 /// `None` for a job whose prompt did not render.
 fn job_key(job: &Job, endpoints: &BTreeMap<String, Endpoint>) -> Option<JobKey> {
     let request = job.request.as_ref().ok()?;
-    let identity = endpoints.get(&job.provider).map_or_else(
+    let identity = endpoints.get(&*job.provider).map_or_else(
         || format!("unconfigured provider {}", job.provider),
         |e| e.cache_identity.clone(),
     );
     let mut h = Sha256::new();
     h.update(cache::key(&identity, request));
-    for name in std::iter::once(&job.provider).chain(&job.fallbacks) {
+    for name in std::iter::once(&job.provider).chain(job.fallbacks.iter()) {
         h.update([0]);
         h.update(name.as_bytes());
     }
@@ -751,18 +751,17 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
         return not_sent(not_rendered(job));
     };
     let seed = key.seed();
-    let chain: Vec<&String> = std::iter::once(&job.provider).chain(&job.fallbacks).collect();
+    let chain: Vec<&crate::results::Name> = std::iter::once(&job.provider).chain(job.fallbacks.iter()).collect();
     let mut reservation: Option<Reservation> = None;
     let mut attempts = 0;
     let mut errors: Vec<(String, CallError)> = Vec::new();
     let mut last_provider = None;
-    for (position, name) in chain.iter().enumerate() {
-        let (Some(endpoint), Some(throttle)) = (runner.endpoints.get(*name), runner.throttles.get(name.as_str()))
-        else {
+    for (position, &name) in chain.iter().enumerate() {
+        let (Some(endpoint), Some(throttle)) = (runner.endpoints.get(&**name), runner.throttles.get(&**name)) else {
             errors.push((
-                (*name).clone(),
+                name.to_string(),
                 CallError::NotConfigured {
-                    provider: (*name).clone(),
+                    provider: name.to_string(),
                 },
             ));
             continue;
@@ -772,7 +771,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
             latency_ms,
             cached,
             attempts,
-            provider: Some(crate::results::Name::new(name)),
+            provider: Some(name.clone()),
             fell_back: position > 0,
             batched: false,
         };
@@ -805,7 +804,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
                 }
             }
         }
-        last_provider = Some(crate::results::Name::new(name));
+        last_provider = Some(name.clone());
         match send(cx, endpoint, throttle, request, seed, &mut attempts).await {
             Err(SendError::Interrupted) => {
                 if let Some(r) = reservation.take() {
@@ -838,7 +837,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
                 }
                 return outcome;
             }
-            Err(SendError::Provider(e)) => errors.push(((*name).clone(), CallError::from_provider(&e))),
+            Err(SendError::Provider(e)) => errors.push((name.to_string(), CallError::from_provider(&e))),
         }
     }
     if let Some(r) = reservation.take() {

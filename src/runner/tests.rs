@@ -150,18 +150,19 @@ fn jobs(n: usize, fallbacks: &[&str]) -> Vec<Job> {
             case: i,
             arm: Arm::Candidate,
             repeat: 0,
-            provider: "p".to_owned(),
-            fallbacks: fallbacks.iter().map(|f| (*f).to_owned()).collect(),
+            provider: "p".into(),
+            fallbacks: fallbacks.iter().map(|f| crate::results::Name::from(*f)).collect(),
             retime: false,
             request: if i % 7 == 6 {
                 Err(format!("rendering the candidate prompt failed: case {i}"))
             } else {
                 Ok(Request {
-                    model: "m".to_owned(),
+                    model: "m".into(),
                     messages: vec![Message {
                         role: Role::User,
                         content: format!("case {i}").into(),
-                    }],
+                    }]
+                    .into(),
                     temperature: None,
                     max_tokens: Some(100),
                     top_p: None,
@@ -592,7 +593,7 @@ async fn adaptive_concurrency_settles_below_the_providers_limit() {
 fn judge_job(parent: usize, seed: u64) -> (JudgeTag, Job) {
     let mut job = jobs(1, &[]).remove(0);
     job.case = parent;
-    job.provider = "j".to_owned();
+    job.provider = "j".into();
     if let Ok(request) = &mut job.request {
         request.seed = seed;
         request.json = true;

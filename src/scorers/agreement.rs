@@ -95,7 +95,7 @@ pub fn question_id(check: &JudgeCheck) -> String {
     };
     let instructions = super::judge::request(check, "", &case, "", 0)
         .ok()
-        .and_then(|r| r.messages.into_iter().next())
+        .and_then(|r| r.messages.first().cloned())
         .map(|m| m.content.to_string())
         .unwrap_or_default();
     // The fence's nonce is derived from the sections' text, so it names one request, not the

@@ -26,6 +26,7 @@ use serde_json::Value;
 use super::judge::Fence;
 use crate::plan::{Arm, Job, JudgeTag};
 use crate::providers::{JUDGE_MARK, Request};
+use crate::results::Name;
 use crate::results::{Judgement, Score, Scores};
 use crate::runner::Outcome;
 use crate::suite::{Assertion, Case, Check, JudgeSettings};
@@ -94,8 +95,8 @@ pub fn jobs<'a>(
                     case: candidate.case,
                     arm: Arm::Candidate,
                     repeat: candidate.repeat,
-                    provider: settings.provider.clone(),
-                    fallbacks: Vec::new(),
+                    provider: Name::from(&settings.provider),
+                    fallbacks: Default::default(),
                     request: Ok(request(rubric, &settings.model, case, a, b, seed)),
                     retime: false,
                 };
@@ -361,8 +362,8 @@ mod tests {
             case: 3,
             arm,
             repeat,
-            provider: "gen".to_owned(),
-            fallbacks: Vec::new(),
+            provider: "gen".into(),
+            fallbacks: Default::default(),
             request: Err(String::new()),
             retime: false,
         };
@@ -414,8 +415,8 @@ mod tests {
             case: 0,
             arm: Arm::Candidate,
             repeat: 0,
-            provider: "gen".to_owned(),
-            fallbacks: Vec::new(),
+            provider: "gen".into(),
+            fallbacks: Default::default(),
             request: Err(String::new()),
             retime: false,
         };

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::plan::{Job, JudgeTag};
 use crate::providers::Request;
+use crate::results::Name;
 use crate::runner::{Derived, Outcome};
 use crate::suite::{Assertion, Case, Check, EXPECTED_VAR, EmbedderSettings, Reference, SimilarityMethod};
 
@@ -67,8 +68,8 @@ pub fn jobs<'a>(
                 case: generation.case,
                 arm: generation.arm,
                 repeat: generation.repeat,
-                provider: embedder.provider.clone(),
-                fallbacks: Vec::new(),
+                provider: Name::from(&embedder.provider),
+                fallbacks: Default::default(),
                 request: Ok(Request::embedding(&embedder.model, text)),
                 retime: false,
             };

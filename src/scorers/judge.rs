@@ -240,8 +240,8 @@ fn job(
         case: generation.case,
         arm: generation.arm,
         repeat: generation.repeat,
-        provider: settings.provider.clone(),
-        fallbacks: Vec::new(),
+        provider: Name::from(&settings.provider),
+        fallbacks: Default::default(),
         request: request(check, &settings.model, case, output, seed),
         retime: false,
     }
@@ -318,7 +318,7 @@ pub fn structured_request(
     schema: Value,
 ) -> Request {
     Request {
-        model: model.to_owned(),
+        model: model.into(),
         messages: vec![
             Message {
                 role: Role::System,
@@ -328,7 +328,8 @@ pub fn structured_request(
                 role: Role::User,
                 content: user.into(),
             },
-        ],
+        ]
+        .into(),
         temperature: Some(0.0),
         max_tokens: Some(max_tokens),
         top_p: None,
@@ -839,8 +840,8 @@ mod tests {
                     case: 0,
                     arm: Arm::Candidate,
                     repeat: 0,
-                    provider: "judge".to_owned(),
-                    fallbacks: Vec::new(),
+                    provider: "judge".into(),
+                    fallbacks: Default::default(),
                     request: Ok(question.clone()),
                     retime: false,
                 },
@@ -858,8 +859,8 @@ mod tests {
             case: 0,
             arm: Arm::Candidate,
             repeat: 0,
-            provider: "gen".to_owned(),
-            fallbacks: Vec::new(),
+            provider: "gen".into(),
+            fallbacks: Default::default(),
             request: request(&JudgeCheck::Relevance, "m", &c, "x", 1),
             retime: false,
         };

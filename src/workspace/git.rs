@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::format::short_sha;
 
 /// A local git repository.
+#[derive(Clone, Debug)]
 pub struct Repo {
     root: PathBuf,
 }

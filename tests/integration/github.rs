@@ -1003,6 +1003,42 @@ fn dry_run_writes_the_requests_instead_of_sending_them() {
     assert_eq!(requests[blobs + 3]["body"]["ref"], "refs/heads/promptgate-assets");
 }
 
+/// `ci` opens the repository once: the git processes before the first call are the fixed
+/// overhead every pull request pays.
+#[cfg(unix)]
+#[test]
+fn ci_opens_the_repository_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    // A `git` first on PATH that logs its arguments and runs the real one.
+    let real = Command::new("sh").args(["-c", "command -v git"]).output().unwrap();
+    let real = String::from_utf8(real.stdout).unwrap().trim().to_owned();
+    let bin = repo.path().join(".scratch-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = repo.path().join("git.log");
+    let wrapper = bin.join("git");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\necho \"$*\" >> '{}'\nexec '{real}' \"$@\"\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let file = repo.path().join("requests.json");
+    let run = ci_with(
+        repo.path(),
+        "http://127.0.0.1:9",
+        &event(repo.path(), &base, &head, &[]),
+        &["--dry-run", file.to_str().unwrap(), "--out", "out"],
+        &Env::pull_request().var("PATH", &path),
+    );
+    run.run.expect_code(1);
+    let log = std::fs::read_to_string(&log).unwrap();
+    let opens = log.lines().filter(|l| l.contains("rev-parse --show-toplevel")).count();
+    assert_eq!(opens, 1, "{log}");
+}
+
 #[test]
 fn fork_pair_hands_the_pull_request_to_the_trusted_job() {
     let repo = TestRepo::with_demo_base();

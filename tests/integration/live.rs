@@ -90,7 +90,7 @@ impl Respond for Handle {
 /// The mock's answer to an OpenAI chat-completions body, in the OpenAI response shape.
 pub(crate) fn reply(body: &Value) -> Value {
     let request = Request {
-        model: body["model"].as_str().unwrap_or_default().to_owned(),
+        model: body["model"].as_str().unwrap_or_default().into(),
         messages: serde_json::from_value(body["messages"].clone()).unwrap_or_default(),
         temperature: body["temperature"].as_f64(),
         max_tokens: body["max_tokens"]

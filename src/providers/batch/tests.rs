@@ -23,10 +23,12 @@ fn anthropic(fake: &Fake) -> AnthropicProvider {
 /// A request whose user message is `said`.
 fn asking(said: &str) -> Request {
     let mut r = request();
-    r.messages.push(Message {
+    let mut messages = r.messages.to_vec();
+    messages.push(Message {
         role: crate::providers::Role::User,
         content: said.into(),
     });
+    r.messages = messages.into();
     r
 }
 

@@ -10,7 +10,8 @@ fn request(seed: u64) -> Request {
         messages: vec![Message {
             role: Role::User,
             content: "hi".into(),
-        }],
+        }]
+        .into(),
         temperature: Some(0.5),
         max_tokens: None,
         top_p: None,

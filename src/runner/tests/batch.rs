@@ -53,20 +53,21 @@ fn batch_jobs(model: &str, said: &[&str]) -> Vec<Job> {
         case: i,
         arm: Arm::Candidate,
         repeat: 0,
-        provider: provider.to_owned(),
-        fallbacks: Vec::new(),
+        provider: provider.into(),
+        fallbacks: Default::default(),
         retime: false,
         request: Ok(Request {
             // The mock's model has no price: the spend is the batch's alone.
             model: if provider == "p" {
-                model.to_owned()
+                model.into()
             } else {
-                "unpriced-mock".to_owned()
+                "unpriced-mock".into()
             },
             messages: vec![Message {
                 role: Role::User,
                 content: content.into(),
-            }],
+            }]
+            .into(),
             temperature: None,
             // Above the 500 output tokens the fake reports, so the upper bound holds.
             max_tokens: Some(600),
