@@ -409,3 +409,40 @@ async fn an_unloaded_cache_holds_no_index_and_reads_and_writes_as_before() {
     assert_eq!(cache.get(&later).await, Some((response("later"), None)));
     assert_eq!(cache.get(&keys[0]).await, Some((response("answer 0"), Some(1.0))));
 }
+
+/// The key is the SHA-256 of the version, the endpoint's identity and the request's JSON, so a
+/// change to how a request is held (a shared model name, shared messages) must not move it: a
+/// moved key is every cached answer lost. The expected digest is from
+/// `printf 'promptgate-cache-v1\0openai-compatible http://127.0.0.1:1\0{"model":"gpt-4o-mini","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"hi"}],"temperature":0.0,"max_tokens":16,"top_p":null,"seed":7}' | sha256sum`.
+#[test]
+fn a_requests_key_is_the_digest_of_its_json_as_written_before() {
+    let request = Request {
+        model: "gpt-4o-mini".into(),
+        messages: vec![
+            Message {
+                role: Role::System,
+                content: "Be brief.".into(),
+            },
+            Message {
+                role: Role::User,
+                content: "hi".into(),
+            },
+        ]
+        .into(),
+        temperature: Some(0.0),
+        max_tokens: Some(16),
+        top_p: None,
+        seed: 7,
+        json: false,
+        json_schema: None,
+        embed: false,
+    };
+    assert_eq!(
+        serde_json::to_string(&request).unwrap(),
+        r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"hi"}],"temperature":0.0,"max_tokens":16,"top_p":null,"seed":7}"#
+    );
+    assert_eq!(
+        key("openai-compatible http://127.0.0.1:1", &request),
+        "908f21079afbbb133a762bb322c00dc059807f8cc8b91a0ea72c2c6084a005d5"
+    );
+}
