@@ -694,7 +694,7 @@ mod tests {
         }
         Call {
             repeat,
-            output: Some(String::new()),
+            output: Some(Box::default()),
             latency_ms: Some(100.0 + f64::from(repeat)),
             cost_usd: cost,
             list_cost_usd: cost,
@@ -871,7 +871,7 @@ mod tests {
         // candidate that times out on its slowest calls is not called faster.
         let mut with_errors = cases.clone();
         for c in with_errors.iter_mut().take(2) {
-            c.candidate[1].error = Some("timed out after 30000 ms".to_owned());
+            c.candidate[1].error = Some("timed out after 30000 ms".into());
             c.candidate[1].latency_ms = None;
         }
         let e = estimate("latency_p95_ms", &with_errors, true, 0.05, 1, [60_000, 30_000]);

@@ -276,7 +276,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
                 });
                 Call {
                     repeat: place.repeat,
-                    output: Some(output),
+                    output: Some(output.into()),
                     error: None,
                     latency_ms: outcome.latency_ms,
                     tokens: Tokens {
@@ -318,7 +318,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
                 Call {
                     repeat: place.repeat,
                     output: None,
-                    error: Some(error),
+                    error: Some(error.into()),
                     latency_ms: None,
                     tokens: Tokens::default(),
                     cost_usd: 0.0,
@@ -331,7 +331,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
                     scores: scored.scores,
                     failures: scored.failures,
                     scorer_errors: scored.scorer_errors,
-                    judgements: Vec::new(),
+                    judgements: ThinVec::new(),
                     embedding_cost_usd: 0.0,
                 }
             }
@@ -556,7 +556,7 @@ impl Spill<'_> {
                     case: case.id.as_str().into(),
                     arm,
                     repeat: call.repeat,
-                    output: output.as_str().into(),
+                    output: (&**output).into(),
                 };
                 serde_json::to_writer(&mut self.line, &line).map_err(std::io::Error::other)?;
                 self.line.push(b'\n');
@@ -710,8 +710,8 @@ mod tests {
     fn call(repeat: u32, output: Option<String>) -> Call {
         Call {
             repeat,
-            error: output.is_none().then(|| "timed out".to_owned()),
-            output,
+            error: output.is_none().then(|| "timed out".into()),
+            output: output.map(Into::into),
             ..Call::default()
         }
     }
@@ -780,8 +780,8 @@ mod tests {
                 for (arm, calls) in [("b", &mut c.baseline), ("c", &mut c.candidate)] {
                     for call in calls.iter_mut().filter(|call| call.error.is_none()) {
                         call.output = Some(match arm {
-                            "b" => format!("{} b{}", c.id, call.repeat),
-                            _ => format!("{} \"c0\"\n", c.id),
+                            "b" => format!("{} b{}", c.id, call.repeat).into(),
+                            _ => format!("{} \"c0\"\n", c.id).into(),
                         });
                     }
                 }

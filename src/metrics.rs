@@ -362,7 +362,7 @@ mod tests {
     #[test]
     fn consistency_is_one_mean_per_case_and_arm() {
         let call = |score: Option<f64>| Call {
-            output: Some("x".to_owned()),
+            output: Some("x".into()),
             attempts: 1,
             scores: score
                 .map(|s| (CONSISTENCY.to_owned(), Score::Number(s)))
@@ -408,8 +408,8 @@ mod tests {
     #[test]
     fn batched_calls_have_no_latency_errored_or_not() {
         let call = |batch: bool, error: Option<&str>, latency_ms: Option<f64>| Call {
-            output: error.is_none().then(|| "x".to_owned()),
-            error: error.map(str::to_owned),
+            output: error.is_none().then(|| "x".into()),
+            error: error.map(Into::into),
             latency_ms,
             attempts: 1,
             batch,

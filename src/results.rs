@@ -14,6 +14,7 @@ mod outputs;
 mod scores;
 
 use serde::{Deserialize, Serialize};
+pub use thin_vec::ThinVec;
 
 pub use approvals::{AcceptedRegression, ApprovalNeeded, ProviderChange, TrustFacts, Waiver};
 pub use designs::{AaRecommendation, AaSummary, SequentialSummary};
@@ -601,8 +602,8 @@ pub struct Call {
     pub repeat: u32,
     /// In schema 2 absent here and found in `calls.jsonl`; `None` also for an errored call.
     #[serde(default, skip_serializing_if = "output_elsewhere")]
-    pub output: Option<String>,
-    pub error: Option<String>,
+    pub output: Option<Box<str>>,
+    pub error: Option<Box<str>>,
     pub latency_ms: Option<f64>,
     pub tokens: Tokens,
     /// What this call cost: 0 for a cache hit.
@@ -626,15 +627,15 @@ pub struct Call {
     /// `pass` plus one entry per assertion or scorer, by name.
     pub scores: Scores,
     /// Why the call failed its assertions, one line each (empty when it passed).
-    pub failures: Vec<String>,
+    pub failures: ThinVec<String>,
     /// Scorers that could not score this output (an `exec` scorer that failed), one line
     /// each: their scores are missing from `scores`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub scorer_errors: Vec<String>,
+    #[serde(default, skip_serializing_if = "ThinVec::is_empty")]
+    pub scorer_errors: ThinVec<String>,
     /// What the judges said of this output: one per judge assertion and judge repeat. Their
     /// cost is the evaluation's, never the change's: it is not in `cost_usd`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub judgements: Vec<Judgement>,
+    #[serde(default, skip_serializing_if = "ThinVec::is_empty")]
+    pub judgements: ThinVec<Judgement>,
     /// What embedding this output (and, the first time, its reference) for an embedding
     /// similarity cost: the evaluation's, like judging, never in `cost_usd`.
     #[serde(default, skip_serializing_if = "is_zero_usd")]
@@ -815,5 +816,32 @@ mod tests {
         assert_eq!(json["gates"], serde_json::json!([]));
         let back: Results = serde_json::from_value(json).unwrap();
         assert_eq!(back, results);
+    }
+
+    /// A scored call is held for every call of the run until the report is written (a million
+    /// of them in the largest runs): its size is part of the run's peak memory. Its output and
+    /// error are boxed text (two words, not three); its failures, scorer errors and judgements
+    /// one pointer each, and nothing on the heap when empty.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn a_call_holds_its_rarely_used_lists_in_a_word_each() {
+        assert!(std::mem::size_of::<Call>() <= 176, "{}", std::mem::size_of::<Call>());
+        let call = Call::default();
+        assert_eq!(
+            (
+                call.failures.capacity(),
+                call.scorer_errors.capacity(),
+                call.judgements.capacity()
+            ),
+            (0, 0, 0)
+        );
+        // The lists read and write as the arrays they were.
+        let mut call = call;
+        call.failures.push("missing \"refund\"".to_owned());
+        let json = serde_json::to_value(&call).unwrap();
+        assert_eq!(json["failures"], serde_json::json!(["missing \"refund\""]));
+        assert!(json.get("scorer_errors").is_none() && json.get("judgements").is_none());
+        let back: Call = serde_json::from_value(json).unwrap();
+        assert_eq!(back, call);
     }
 }

@@ -148,7 +148,7 @@ pub fn write_calls(results: &Results, out: &mut dyn Write) -> std::io::Result<bo
                 case: case.into(),
                 arm,
                 repeat: call.repeat,
-                output: output.as_str().into(),
+                output: (&**output).into(),
             };
             serde_json::to_writer(&mut line, &value).map_err(std::io::Error::other)?;
             line.push(b'\n');
@@ -383,7 +383,7 @@ fn load_shown_outputs(results: &mut Results, calls: &Path) -> Result<(), Error> 
             Arm::Candidate => &mut case.candidate,
         };
         if let Some(call) = arm_calls.iter_mut().find(|c| c.repeat == repeat) {
-            call.output = Some(output);
+            call.output = Some(output.into());
         }
     }
     Ok(())

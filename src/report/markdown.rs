@@ -889,7 +889,7 @@ pub(crate) mod test_fixtures {
 
     pub(crate) fn call(passed: bool, output: &str, failures: &[&str]) -> Call {
         Call {
-            output: Some(output.to_owned()),
+            output: Some(output.into()),
             latency_ms: Some(512.0),
             tokens: Tokens {
                 input: 310,
@@ -1302,9 +1302,9 @@ mod tests {
             case.id = HOSTILE.to_owned();
             case.input = HOSTILE.to_owned();
             for call in case.baseline.iter_mut().chain(&mut case.candidate) {
-                call.output = Some(HOSTILE.to_owned());
-                call.error = Some(HOSTILE.to_owned());
-                call.failures = vec![HOSTILE.to_owned(); 3];
+                call.output = Some(HOSTILE.into());
+                call.error = Some(HOSTILE.into());
+                call.failures = thin_vec::thin_vec![HOSTILE.to_owned(); 3];
             }
         }
         let md = render_report(&results).unwrap();
@@ -1451,7 +1451,7 @@ mod tests {
         let huge = "<b>@octocat</b> | `x` \n".repeat(100_000 / 24);
         for case in &mut results.experiments[0].cases {
             for call in case.baseline.iter_mut().chain(&mut case.candidate) {
-                call.output = Some(huge.clone());
+                call.output = Some(huge.clone().into());
             }
         }
         let md = render_report(&results).unwrap();
@@ -1562,7 +1562,7 @@ mod tests {
         results.experiments[0].name = "`rm -rf /` for @octocat".to_owned();
         for case in &mut results.experiments[0].cases {
             for call in case.baseline.iter_mut().chain(&mut case.candidate) {
-                call.output = Some(HOSTILE.to_owned());
+                call.output = Some(HOSTILE.into());
             }
         }
         let bare = "{{ marker }}\n{{ base.name }} · {{ experiments[0].name }} · \

@@ -18,7 +18,7 @@ use sha2::Digest;
 
 use crate::plan::{Job, JudgeTag, Planned};
 use crate::providers::{JUDGE_MARK, Message, Request, Role};
-use crate::results::{Judgement, Name, Score, Scores};
+use crate::results::{Judgement, Name, Score, Scores, ThinVec};
 use crate::runner::Outcome;
 use crate::suite::{Assertion, Case, Check, EmbedderSettings, JudgeCheck, JudgeSettings};
 
@@ -483,7 +483,7 @@ pub(super) fn judged<T>(
 /// Adds a call's judgements to its scores: each judged metric the mean of its judgements'
 /// values (judge repeats averaged), and a judge's `pass: false` as a failure with its reason.
 /// `judged` holds, per judgement, its check and its reply (`None`: the judge failed).
-pub fn apply(scores: &mut Scores, failures: &mut Vec<String>, judged: &[(&Assertion, Option<&Reply>)]) {
+pub fn apply(scores: &mut Scores, failures: &mut ThinVec<String>, judged: &[(&Assertion, Option<&Reply>)]) {
     // Per metric: the sum of values, their count, and whether each is a flag (hallucination).
     let mut sums: std::collections::BTreeMap<&str, (f64, usize, bool)> = std::collections::BTreeMap::new();
     for (assertion, reply) in judged {
@@ -924,7 +924,7 @@ mod tests {
         assert!(bad_reply.is_none());
 
         let mut scores = Scores::from([("pass", Score::Bool(true))]);
-        let mut failures = Vec::new();
+        let mut failures = ThinVec::new();
         apply(
             &mut scores,
             &mut failures,

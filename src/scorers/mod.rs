@@ -19,7 +19,7 @@ pub mod similarity;
 
 use serde_json::Value;
 
-use crate::results::{Score, Scores};
+use crate::results::{Score, Scores, ThinVec};
 use crate::suite::{Assertion, Check, SimilarityMethod, pass_name};
 
 pub use exec::ExecScorers;
@@ -28,10 +28,10 @@ pub use exec::ExecScorers;
 /// scorers could not score it.
 pub struct Scored {
     pub scores: Scores,
-    pub failures: Vec<String>,
+    pub failures: ThinVec<String>,
     /// An `exec` scorer that failed on this output: its scores are missing, the call is not
     /// failed for it (the scorer is broken, not the output).
-    pub scorer_errors: Vec<String>,
+    pub scorer_errors: ThinVec<String>,
 }
 
 /// What scoring reads besides the output: the case, the `exec` scorers' outcomes and the
@@ -69,8 +69,8 @@ pub fn exec_requests<'a>(
 pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &str, cx: &Context<'_>) -> Scored {
     let mut scored = Scored {
         scores: Scores::new(),
-        failures: Vec::new(),
-        scorer_errors: Vec::new(),
+        failures: ThinVec::new(),
+        scorer_errors: ThinVec::new(),
     };
     for a in assertions {
         let names = fresh_names(&scored.scores, a);
@@ -182,8 +182,8 @@ pub fn errored<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, error: &
     scores.insert("pass", Score::Bool(false));
     Scored {
         scores,
-        failures: vec![format!("call failed: {error}")],
-        scorer_errors: Vec::new(),
+        failures: thin_vec::thin_vec![format!("call failed: {error}")],
+        scorer_errors: ThinVec::new(),
     }
 }
 
