@@ -94,12 +94,6 @@ impl GateRun {
     }
 }
 
-/// Threads for the response cache's disk reads and writes (`spawn_blocking`). Tokio's default
-/// (512) let a run of 100,000 calls start some 40 of them, and glibc gives each thread that
-/// allocates an arena of its own, which keeps what that thread freed: more memory held, and
-/// more the busier the machine. A cache read or write is a few microseconds of page-cached I/O.
-const BLOCKING_THREADS: usize = 4;
-
 pub fn run_gate(repo_dir: &Path, options: &GateOptions) -> anyhow::Result<GateRun> {
     run_gate_with(&Repo::open(repo_dir)?, options, None)
 }
@@ -346,10 +340,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     // One runtime and one runner for the whole run: every sequential look and A/A batch goes
     // through the same cap, cache, journal and limits, so the cap is the run's, not a look's,
     // and a resumed run replays every look's calls.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .max_blocking_threads(BLOCKING_THREADS)
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let sequential = defaults.sequential && !options.aa && !jobs.is_empty();
     // A run written as schema 2 (the fixed design; a sequential look scores every answer again)
     // writes each answer to a scratch file in the output folder as it arrives, and each case's
