@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::compare::Side;
@@ -121,6 +122,9 @@ pub fn endpoints(
     if let Some(baseline) = &baseline {
         // Name at base → the key its endpoint goes by.
         let mut keys: BTreeMap<String, String> = BTreeMap::new();
+        // The renamed fallbacks of the last list renamed: the jobs of an arm share one list, so
+        // they share one renamed list too.
+        let mut renamed_fallbacks: Option<[Arc<[Name]>; 2]> = None;
         for job in jobs.iter_mut().filter(|j| j.arm == Arm::Baseline) {
             for name in chain(job) {
                 if keys.contains_key(&name) {
@@ -147,10 +151,18 @@ pub fn endpoints(
                 defs.entry(key.clone()).or_insert(def);
                 keys.insert(name, key);
             }
-            let rename = |n: &Name| keys.get(&**n).map_or_else(|| n.clone(), Name::from);
-            let provider = rename(&job.provider);
-            let fallbacks = job.fallbacks.iter().map(rename).collect();
-            job.provider = provider;
+            job.provider = key_of(&keys, &job.provider);
+            if job.fallbacks.is_empty() {
+                continue;
+            }
+            let fallbacks = match &renamed_fallbacks {
+                Some([from, to]) if Arc::ptr_eq(from, &job.fallbacks) => Arc::clone(to),
+                _ => {
+                    let to: Arc<[Name]> = job.fallbacks.iter().map(|n| key_of(&keys, n)).collect();
+                    renamed_fallbacks = Some([Arc::clone(&job.fallbacks), Arc::clone(&to)]);
+                    to
+                }
+            };
             job.fallbacks = fallbacks;
         }
     }
@@ -277,6 +289,15 @@ pub fn cache_identity(spec: &ProviderSpec, tree: &dyn FileSource) -> String {
     identity
 }
 
+/// The key a provider named `name` at base goes by (`keys`: name → key), sharing `name` when
+/// it is not renamed.
+fn key_of(keys: &BTreeMap<String, String>, name: &Name) -> Name {
+    match keys.get(&**name) {
+        Some(key) if key != &**name => Name::from(key),
+        _ => name.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -386,7 +407,9 @@ mod tests {
     fn build(base: &Suite, head: &Suite) -> (Vec<String>, Vec<String>, BTreeMap<String, String>) {
         let repo = Repo::open(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
         let (base_side, head_side) = (side(&[]), side(&[]));
-        let mut jobs = vec![job(Arm::Baseline), job(Arm::Candidate)];
+        // Two baseline jobs holding one fallback list, as a plan's jobs of an arm do.
+        let baseline = job(Arm::Baseline);
+        let mut jobs = vec![baseline.clone(), baseline, job(Arm::Candidate)];
         let endpoints = endpoints(
             &repo,
             &mut jobs,
@@ -407,7 +430,9 @@ mod tests {
                 .collect()
         };
         let names = endpoints.names();
-        (keys(&jobs[0]), keys(&jobs[1]), names)
+        // Renamed or not, the baseline's jobs still share one list.
+        assert!(Arc::ptr_eq(&jobs[0].fallbacks, &jobs[1].fallbacks));
+        (keys(&jobs[0]), keys(&jobs[2]), names)
     }
 
     #[test]

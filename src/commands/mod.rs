@@ -19,14 +19,15 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Demo(args) => demo::demo(&args.out, args.live),
         Command::Run(args) => {
-            let root = crate::workspace::Repo::open(&cli.repo)?.root().to_owned();
+            let repo = crate::workspace::Repo::open(&cli.repo)?;
+            let root = repo.root().to_owned();
             let options = GateOptions {
                 aa: args.aa,
                 batch: args.batch.then_some(args.batch_timeout),
                 ..GateOptions::from_flags(&root, args.base, args.head, &cli.config, &args.out, &args.gate)
             };
             crate::output::create_dir(&args.out)?;
-            let run = run_gate(&cli.repo, &options)?;
+            let run = run_gate_with(&repo, &options, None)?;
             run::print_outcome(&run);
             run.exit_code()
         }

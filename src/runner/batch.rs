@@ -187,7 +187,7 @@ pub(super) async fn run(
                 latency_ms: latency,
                 cached: true,
                 attempts: 0,
-                provider: Some(crate::results::Name::new(&job.provider)),
+                provider: Some(job.provider.clone()),
                 fell_back: false,
                 batched: false,
             };
