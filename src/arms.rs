@@ -90,18 +90,12 @@ pub fn endpoints(
         worktrees: Vec::new(),
     };
     let mut defs: BTreeMap<String, Def> = BTreeMap::new();
-    let chain = |job: &Job| -> Vec<String> {
-        std::iter::once(&job.provider)
-            .chain(job.fallbacks.iter())
-            .map(|n| n.to_string())
-            .collect()
-    };
     for job in jobs.iter().filter(|j| j.arm == Arm::Candidate) {
-        for name in chain(job) {
-            if !defs.contains_key(&name)
-                && let Some(def) = builder.def(&candidate, &name)?
+        for name in std::iter::once(&job.provider).chain(job.fallbacks.iter()) {
+            if !defs.contains_key(&**name)
+                && let Some(def) = builder.def(&candidate, name)?
             {
-                defs.insert(name, def);
+                defs.insert(name.to_string(), def);
             }
         }
     }
@@ -121,17 +115,19 @@ pub fn endpoints(
     let mut renamed: BTreeMap<String, String> = BTreeMap::new();
     if let Some(baseline) = &baseline {
         // Name at base → the key its endpoint goes by.
-        let mut keys: BTreeMap<String, String> = BTreeMap::new();
+        let mut keys: BTreeMap<String, Name> = BTreeMap::new();
         // The renamed fallbacks of the last list renamed: the jobs of an arm share one list, so
         // they share one renamed list too.
         let mut renamed_fallbacks: Option<[Arc<[Name]>; 2]> = None;
         for job in jobs.iter_mut().filter(|j| j.arm == Arm::Baseline) {
-            for name in chain(job) {
-                if keys.contains_key(&name) {
+            // Names already keyed (every job's but the first few) are not spelled out again.
+            for name in std::iter::once(&job.provider).chain(job.fallbacks.iter()) {
+                if keys.contains_key(&**name) {
                     continue;
                 }
+                let name = name.to_string();
                 let Some(def) = builder.def(baseline, &name)? else {
-                    keys.insert(name.clone(), name);
+                    keys.insert(name.clone(), Name::from(name));
                     continue;
                 };
                 let shared = match defs.get(&name) {
@@ -148,8 +144,8 @@ pub fn endpoints(
                     renamed.insert(key.clone(), name.clone());
                     key
                 };
-                defs.entry(key.clone()).or_insert(def);
-                keys.insert(name, key);
+                keys.insert(name, Name::from(&key));
+                defs.entry(key).or_insert(def);
             }
             job.provider = key_of(&keys, &job.provider);
             if job.fallbacks.is_empty() {
@@ -289,13 +285,9 @@ pub fn cache_identity(spec: &ProviderSpec, tree: &dyn FileSource) -> String {
     identity
 }
 
-/// The key a provider named `name` at base goes by (`keys`: name → key), sharing `name` when
-/// it is not renamed.
-fn key_of(keys: &BTreeMap<String, String>, name: &Name) -> Name {
-    match keys.get(&**name) {
-        Some(key) if key != &**name => Name::from(key),
-        _ => name.clone(),
-    }
+/// The key a provider named `name` at base goes by (`keys`: name → key).
+fn key_of(keys: &BTreeMap<String, Name>, name: &Name) -> Name {
+    keys.get(&**name).map_or_else(|| name.clone(), Name::clone)
 }
 
 #[cfg(test)]
