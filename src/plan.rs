@@ -239,8 +239,8 @@ pub fn request_upper_bound_usd(request: &Request, prices: &PriceTable) -> Option
 
 pub fn estimate(jobs: &[Job], prices: &PriceTable) -> CostEstimate {
     let mut counter = crate::tokens::Counter::new();
-    estimate_with(jobs.len(), requests(jobs), prices, |r| {
-        counter.messages(&r.model, &r.messages)
+    estimate_with(jobs.len(), priced(jobs), prices, |p| {
+        counter.messages(&p.model, &p.messages)
     })
 }
 
@@ -248,42 +248,77 @@ pub fn estimate(jobs: &[Job], prices: &PriceTable) -> CostEstimate {
 /// byte of its messages counted as a token ([`crate::tokens::messages_bound`]). A budget this
 /// passes, [`estimate`] passes too.
 pub fn estimate_bound(jobs: &[Job], prices: &PriceTable) -> CostEstimate {
-    estimate_with(jobs.len(), requests(jobs), prices, |r| {
-        crate::tokens::messages_bound(&r.model, &r.messages)
+    estimate_with(jobs.len(), priced(jobs), prices, |p| {
+        crate::tokens::messages_bound(&p.model, &p.messages)
     })
 }
 
-fn requests(jobs: &[Job]) -> impl Iterator<Item = &Request> {
-    jobs.iter().filter_map(|j| j.request.as_ref().ok())
+/// What the estimate reads of a run of consecutive requests alike in what it prices (a case's
+/// repeats): their model, messages and `max_tokens`, and how many they are. A plan's repeats
+/// are counted once, and the estimate's thread holds one of these per case and arm, not a copy
+/// of every request.
+struct Priced {
+    model: Name,
+    messages: Arc<[Message]>,
+    max_tokens: Option<u32>,
+    times: usize,
 }
 
-fn estimate_with<'r>(
+/// The plan's rendered requests as [`Priced`] runs, in the plan's order.
+fn priced(jobs: &[Job]) -> Vec<Priced> {
+    let mut runs: Vec<Priced> = Vec::new();
+    for request in jobs.iter().filter_map(|j| j.request.as_ref().ok()) {
+        match runs.last_mut() {
+            Some(last)
+                if Arc::ptr_eq(&last.messages, &request.messages)
+                    && last.model == request.model
+                    && last.max_tokens == request.max_tokens =>
+            {
+                last.times += 1;
+            }
+            _ => runs.push(Priced {
+                model: request.model.clone(),
+                messages: request.messages.clone(),
+                max_tokens: request.max_tokens,
+                times: 1,
+            }),
+        }
+    }
+    runs.shrink_to_fit();
+    runs
+}
+
+fn estimate_with(
     calls: usize,
-    requests: impl Iterator<Item = &'r Request>,
+    runs: Vec<Priced>,
     prices: &PriceTable,
-    mut input_tokens: impl FnMut(&Request) -> crate::tokens::Count,
+    mut input_tokens: impl FnMut(&Priced) -> crate::tokens::Count,
 ) -> CostEstimate {
     let mut e = CostEstimate {
         calls,
         tokens_exact: true,
         ..CostEstimate::default()
     };
-    for request in requests {
-        let count = input_tokens(request);
+    for run in runs {
+        let count = input_tokens(&run);
         e.tokens_exact &= count.exact;
         let input = count.tokens;
-        let output = estimate_output_tokens(request.max_tokens);
-        e.input_tokens += input;
-        e.output_tokens += output;
+        let output = estimate_output_tokens(run.max_tokens);
         let usage = crate::providers::Usage {
             input,
             cached_input: 0,
             output,
         };
-        match prices.cost(&request.model, &usage) {
-            Some(usd) => e.usd += usd,
-            None => {
-                e.unpriced_models.insert(request.model.to_string());
+        let usd = prices.cost(&run.model, &usage);
+        if usd.is_none() {
+            e.unpriced_models.insert(run.model.to_string());
+        }
+        // Added a request at a time, as the sum always was: the same figure to the last bit.
+        for _ in 0..run.times {
+            e.input_tokens += input;
+            e.output_tokens += output;
+            if let Some(usd) = usd {
+                e.usd += usd;
             }
         }
     }
@@ -341,15 +376,14 @@ impl Estimating {
         prices: &PriceTable,
         then: impl FnOnce(&CostEstimate) + Send + 'static,
     ) -> std::io::Result<Estimating> {
-        // The requests' texts are shared (`Arc`), so the copy is of their headers only.
-        let (calls, owned): (usize, Vec<Request>) = (jobs.len(), requests(jobs).cloned().collect());
+        // The requests' texts are shared (`Arc`): the thread holds a case's messages once per
+        // arm, with its model, not a copy of every request.
+        let (calls, runs) = (jobs.len(), priced(jobs));
         let prices = prices.clone();
         let count = move || {
             let mut counter = crate::tokens::Counter::new();
-            let e = estimate_with(calls, owned.iter(), &prices, |r| {
-                counter.messages(&r.model, &r.messages)
-            })
-            .plus(estimate(&judged, &prices));
+            let e = estimate_with(calls, runs, &prices, |p| counter.messages(&p.model, &p.messages))
+                .plus(estimate(&judged, &prices));
             then(&e);
             e
         };
@@ -576,6 +610,48 @@ mod tests {
         assert_eq!(counting.get(), &exact);
         assert_eq!(received.recv().unwrap(), exact, "`then` saw the same estimate");
         assert_eq!(Estimating::counted(exact.clone()).get(), &exact);
+    }
+
+    #[test]
+    fn a_cases_repeats_are_counted_once_and_priced_each() {
+        let dataset = "{\"id\": \"a\", \"vars\": {\"input\": \"Can I get a refund after 45 days?\"}}\n\
+                       {\"id\": \"b\", \"vars\": {\"input\": \"And without the receipt?\"}}\n";
+        let head = suite("Answer in one sentence, citing the policy.", dataset);
+        let planned = [Planned {
+            candidate: &head.experiments[0],
+            baseline: None,
+        }];
+        let mut jobs = jobs(&planned, 7);
+        for request in jobs.iter_mut().filter_map(|j| j.request.as_mut().ok()) {
+            request.model = "gpt-4o-mini".into();
+        }
+        // 2 cases × 2 repeats; the last repeat asks for less output, so it is a run of its own.
+        assert_eq!(jobs.len(), 4);
+        jobs[3].request.as_mut().unwrap().max_tokens = Some(100);
+        let runs = priced(&jobs);
+        assert_eq!(runs.iter().map(|r| r.times).collect::<Vec<_>>(), [2, 1, 1]);
+
+        // The reference: every request counted and priced on its own, in the plan's order.
+        let prices = PriceTable::new(&std::collections::BTreeMap::new());
+        let mut counter = crate::tokens::Counter::new();
+        let (mut input, mut output, mut usd) = (0, 0, 0.0);
+        for request in jobs.iter().map(|j| j.request.as_ref().unwrap()) {
+            let usage = crate::providers::Usage {
+                input: counter.messages(&request.model, &request.messages).tokens,
+                cached_input: 0,
+                output: estimate_output_tokens(request.max_tokens),
+            };
+            (input, output) = (input + usage.input, output + usage.output);
+            usd += prices.cost(&request.model, &usage).unwrap();
+        }
+        let e = estimate(&jobs, &prices);
+        assert_eq!((e.calls, e.input_tokens, e.output_tokens), (4, input, output));
+        assert_eq!(e.usd.to_bits(), usd.to_bits(), "{} vs {usd}", e.usd);
+        let counted = Estimating::start(&jobs, Vec::new(), &prices, |_| {})
+            .unwrap()
+            .get()
+            .clone();
+        assert_eq!(counted, e);
     }
 
     #[test]
