@@ -3,6 +3,7 @@
 //! The data flows one way: workspace → suite → detect → plan → runner → scorers → analyze →
 //! gate → report. See ARCHITECTURE.md for the map.
 
+pub mod allocator;
 pub mod analyze;
 pub mod arms;
 pub mod assemble;

@@ -5,7 +5,8 @@
 //! - `results`, `chat` and `metrics` (the bottom floor) import only each other;
 //! - `report` knows nothing of `providers`, `runner`, `github` or `workspace`;
 //! - only `workspace` runs `git`;
-//! - no file over 800 lines outside tests.
+//! - no file over 800 lines outside tests;
+//! - `unsafe` only in `allocator.rs` (one `mallopt` call).
 //!
 //! Each failure names the file and line that breaks the rule.
 
@@ -220,6 +221,29 @@ fn no_source_file_is_over_800_lines() {
         .collect();
     broken.sort();
     none(broken, "a file over 800 lines (tests excluded): split it by concept");
+}
+
+#[test]
+fn unsafe_code_is_allowed_in_the_allocator_settings_only() {
+    let mut files = Vec::new();
+    sources(&src(), &mut files);
+    let mut broken: Vec<String> = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("readable");
+        let name = f.strip_prefix(src()).unwrap().display().to_string();
+        for (line, code) in code_lines(&text) {
+            if code.contains("allow(unsafe_code)") && name != "allocator.rs" {
+                broken.push(format!("{name}:{line}: {}", code.trim()));
+            }
+        }
+    }
+    none(broken, "unsafe code outside src/allocator.rs");
+    let allocator = std::fs::read_to_string(src().join("allocator.rs")).expect("readable");
+    assert_eq!(
+        allocator.matches("unsafe {").count(),
+        1,
+        "one unsafe block, the mallopt call"
+    );
 }
 
 #[test]
