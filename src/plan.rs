@@ -571,23 +571,26 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_bound_covers_the_estimate_and_the_count_on_a_thread_is_the_estimate() {
-        let dataset = "{\"id\": \"a\", \"vars\": {\"input\": \"Can I get a refund after 45 days?\"}}\n\
-                       {\"id\": \"b\", \"vars\": {\"input\": \"Rückerstattung — ¿cuándo? ✓\"}}\n";
+    /// A candidate-only plan of `dataset` (2 repeats) with the seed, its model an OpenAI one:
+    /// counted with its tokenizer, priced by the built-in table.
+    fn openai_jobs(dataset: &str, seed: u64) -> Vec<Job> {
         let head = suite("Answer in one sentence, citing the policy.", dataset);
         let planned = [Planned {
             candidate: &head.experiments[0],
             baseline: None,
         }];
-        // An OpenAI model: counted with its tokenizer, priced by the built-in table.
-        let openai = |mut jobs: Vec<Job>| {
-            for request in jobs.iter_mut().filter_map(|j| j.request.as_mut().ok()) {
-                request.model = "gpt-4o-mini".into();
-            }
-            jobs
-        };
-        let (jobs, judged) = (openai(jobs(&planned, 7)), openai(jobs(&planned, 8)));
+        let mut jobs = jobs(&planned, seed);
+        for request in jobs.iter_mut().filter_map(|j| j.request.as_mut().ok()) {
+            request.model = "gpt-4o-mini".into();
+        }
+        jobs
+    }
+
+    #[test]
+    fn the_bound_covers_the_estimate_and_the_count_on_a_thread_is_the_estimate() {
+        let dataset = "{\"id\": \"a\", \"vars\": {\"input\": \"Can I get a refund after 45 days?\"}}\n\
+                       {\"id\": \"b\", \"vars\": {\"input\": \"Rückerstattung — ¿cuándo? ✓\"}}\n";
+        let (jobs, judged) = (openai_jobs(dataset, 7), openai_jobs(dataset, 8));
         let prices = PriceTable::new(&std::collections::BTreeMap::new());
         let exact = estimate(&jobs, &prices).plus(estimate(&judged, &prices));
         let bound = estimate_bound(&jobs, &prices).plus(estimate_bound(&judged, &prices));
@@ -616,15 +619,7 @@ mod tests {
     fn a_cases_repeats_are_counted_once_and_priced_each() {
         let dataset = "{\"id\": \"a\", \"vars\": {\"input\": \"Can I get a refund after 45 days?\"}}\n\
                        {\"id\": \"b\", \"vars\": {\"input\": \"And without the receipt?\"}}\n";
-        let head = suite("Answer in one sentence, citing the policy.", dataset);
-        let planned = [Planned {
-            candidate: &head.experiments[0],
-            baseline: None,
-        }];
-        let mut jobs = jobs(&planned, 7);
-        for request in jobs.iter_mut().filter_map(|j| j.request.as_mut().ok()) {
-            request.model = "gpt-4o-mini".into();
-        }
+        let mut jobs = openai_jobs(dataset, 7);
         // 2 cases × 2 repeats; the last repeat asks for less output, so it is a run of its own.
         assert_eq!(jobs.len(), 4);
         jobs[3].request.as_mut().unwrap().max_tokens = Some(100);
