@@ -253,44 +253,59 @@ pub fn estimate_bound(jobs: &[Job], prices: &PriceTable) -> CostEstimate {
     })
 }
 
-/// What the estimate reads of a run of consecutive requests alike in what it prices (a case's
-/// repeats): their model, messages and `max_tokens`, and how many they are. A plan's repeats
-/// are counted once, and the estimate's thread holds one of these per case and arm, not a copy
-/// of every request.
+/// What the estimate reads of a request: its model, messages and `max_tokens`.
 struct Priced {
     model: Name,
     messages: Arc<[Message]>,
     max_tokens: Option<u32>,
-    times: usize,
 }
 
-/// The plan's rendered requests as [`Priced`] runs, in the plan's order.
-fn priced(jobs: &[Job]) -> Vec<Priced> {
-    let mut runs: Vec<Priced> = Vec::new();
+/// The plan's requests as the estimate reads them: each distinct [`Priced`] once (a case's
+/// repeats share one), and the plan's order as indices into them. The estimate's thread holds
+/// this, about 4 bytes a call and 40 a case and arm, not a copy of every request.
+struct PricedPlan {
+    distinct: Vec<Priced>,
+    order: Vec<u32>,
+}
+
+/// A plan's jobs are in case, repeat, arm order: a request is alike with one of the last few
+/// distinct ones or with none before it.
+const LOOKBACK: usize = 4;
+
+fn priced(jobs: &[Job]) -> PricedPlan {
+    let mut plan = PricedPlan {
+        distinct: Vec::new(),
+        order: Vec::new(),
+    };
     for request in jobs.iter().filter_map(|j| j.request.as_ref().ok()) {
-        match runs.last_mut() {
-            Some(last)
-                if Arc::ptr_eq(&last.messages, &request.messages)
-                    && last.model == request.model
-                    && last.max_tokens == request.max_tokens =>
-            {
-                last.times += 1;
+        let alike = |p: &Priced| {
+            Arc::ptr_eq(&p.messages, &request.messages)
+                && p.model == request.model
+                && p.max_tokens == request.max_tokens
+        };
+        let from = plan.distinct.len().saturating_sub(LOOKBACK);
+        let index = match plan.distinct[from..].iter().position(alike) {
+            Some(at) => from + at,
+            None => {
+                plan.distinct.push(Priced {
+                    model: request.model.clone(),
+                    messages: request.messages.clone(),
+                    max_tokens: request.max_tokens,
+                });
+                plan.distinct.len() - 1
             }
-            _ => runs.push(Priced {
-                model: request.model.clone(),
-                messages: request.messages.clone(),
-                max_tokens: request.max_tokens,
-                times: 1,
-            }),
-        }
+        };
+        // A plan holds at most a few million jobs (`suite::MAX_CASES` × repeats × arms).
+        plan.order.push(u32::try_from(index).unwrap_or(u32::MAX));
     }
-    runs.shrink_to_fit();
-    runs
+    plan.distinct.shrink_to_fit();
+    plan.order.shrink_to_fit();
+    plan
 }
 
 fn estimate_with(
     calls: usize,
-    runs: Vec<Priced>,
+    plan: PricedPlan,
     prices: &PriceTable,
     mut input_tokens: impl FnMut(&Priced) -> crate::tokens::Count,
 ) -> CostEstimate {
@@ -299,27 +314,31 @@ fn estimate_with(
         tokens_exact: true,
         ..CostEstimate::default()
     };
-    for run in runs {
-        let count = input_tokens(&run);
-        e.tokens_exact &= count.exact;
-        let input = count.tokens;
-        let output = estimate_output_tokens(run.max_tokens);
-        let usage = crate::providers::Usage {
-            input,
-            cached_input: 0,
-            output,
-        };
-        let usd = prices.cost(&run.model, &usage);
-        if usd.is_none() {
-            e.unpriced_models.insert(run.model.to_string());
-        }
-        // Added a request at a time, as the sum always was: the same figure to the last bit.
-        for _ in 0..run.times {
-            e.input_tokens += input;
-            e.output_tokens += output;
-            if let Some(usd) = usd {
-                e.usd += usd;
+    // Each distinct request counted and priced once, when first met.
+    let mut figures: Vec<Option<(u64, u64, Option<f64>)>> = vec![None; plan.distinct.len()];
+    for index in plan.order {
+        let index = index as usize;
+        let (input, output, usd) = *figures[index].get_or_insert_with(|| {
+            let p = &plan.distinct[index];
+            let count = input_tokens(p);
+            e.tokens_exact &= count.exact;
+            let usage = crate::providers::Usage {
+                input: count.tokens,
+                cached_input: 0,
+                output: estimate_output_tokens(p.max_tokens),
+            };
+            let usd = prices.cost(&p.model, &usage);
+            if usd.is_none() {
+                e.unpriced_models.insert(p.model.to_string());
             }
+            (usage.input, usage.output, usd)
+        });
+        // Added a request at a time in the plan's order, as the sum always was: the same
+        // figure to the last bit.
+        e.input_tokens += input;
+        e.output_tokens += output;
+        if let Some(usd) = usd {
+            e.usd += usd;
         }
     }
     e
@@ -376,13 +395,13 @@ impl Estimating {
         prices: &PriceTable,
         then: impl FnOnce(&CostEstimate) + Send + 'static,
     ) -> std::io::Result<Estimating> {
-        // The requests' texts are shared (`Arc`): the thread holds a case's messages once per
-        // arm, with its model, not a copy of every request.
-        let (calls, runs) = (jobs.len(), priced(jobs));
+        // The requests' texts are shared (`Arc`): the thread holds each distinct request's
+        // model and messages once, and the plan's order, not a copy of every request.
+        let (calls, plan) = (jobs.len(), priced(jobs));
         let prices = prices.clone();
         let count = move || {
             let mut counter = crate::tokens::Counter::new();
-            let e = estimate_with(calls, runs, &prices, |p| counter.messages(&p.model, &p.messages))
+            let e = estimate_with(calls, plan, &prices, |p| counter.messages(&p.model, &p.messages))
                 .plus(estimate(&judged, &prices));
             then(&e);
             e
@@ -619,12 +638,22 @@ mod tests {
     fn a_cases_repeats_are_counted_once_and_priced_each() {
         let dataset = "{\"id\": \"a\", \"vars\": {\"input\": \"Can I get a refund after 45 days?\"}}\n\
                        {\"id\": \"b\", \"vars\": {\"input\": \"And without the receipt?\"}}\n";
-        let mut jobs = openai_jobs(dataset, 7);
-        // 2 cases × 2 repeats; the last repeat asks for less output, so it is a run of its own.
-        assert_eq!(jobs.len(), 4);
-        jobs[3].request.as_mut().unwrap().max_tokens = Some(100);
-        let runs = priced(&jobs);
-        assert_eq!(runs.iter().map(|r| r.times).collect::<Vec<_>>(), [2, 1, 1]);
+        let (base, head) = (suite("Answer.", dataset), suite("Answer briefly.", dataset));
+        let planned = [Planned {
+            candidate: &head.experiments[0],
+            baseline: Some(&base.experiments[0]),
+        }];
+        let mut jobs = jobs(&planned, 7);
+        for request in jobs.iter_mut().filter_map(|j| j.request.as_mut().ok()) {
+            request.model = "gpt-4o-mini".into();
+        }
+        // 2 cases × 2 repeats × 2 arms, the arms interleaved; the last job asks for less output,
+        // so it is a request of its own.
+        assert_eq!(jobs.len(), 8);
+        jobs[7].request.as_mut().unwrap().max_tokens = Some(100);
+        let plan = priced(&jobs);
+        assert_eq!(plan.distinct.len(), 5);
+        assert_eq!(plan.order, [0, 1, 0, 1, 2, 3, 2, 4]);
 
         // The reference: every request counted and priced on its own, in the plan's order.
         let prices = PriceTable::new(&std::collections::BTreeMap::new());
@@ -640,7 +669,7 @@ mod tests {
             usd += prices.cost(&request.model, &usage).unwrap();
         }
         let e = estimate(&jobs, &prices);
-        assert_eq!((e.calls, e.input_tokens, e.output_tokens), (4, input, output));
+        assert_eq!((e.calls, e.input_tokens, e.output_tokens), (8, input, output));
         assert_eq!(e.usd.to_bits(), usd.to_bits(), "{} vs {usd}", e.usd);
         let counted = Estimating::start(&jobs, Vec::new(), &prices, |_| {})
             .unwrap()
