@@ -262,10 +262,10 @@ struct Priced {
 
 /// The plan's requests as the estimate reads them: each distinct [`Priced`] once (a case's
 /// repeats share one), and the plan's order as indices into them. The estimate's thread holds
-/// this, about 4 bytes a call and 40 a case and arm, not a copy of every request.
+/// this, a word a call and 40 bytes a case and arm, not a copy of every request.
 struct PricedPlan {
     distinct: Vec<Priced>,
-    order: Vec<u32>,
+    order: Vec<usize>,
 }
 
 /// A plan's jobs are in case, repeat, arm order: a request is alike with one of the last few
@@ -295,8 +295,7 @@ fn priced(jobs: &[Job]) -> PricedPlan {
                 plan.distinct.len() - 1
             }
         };
-        // A plan holds at most a few million jobs (`suite::MAX_CASES` × repeats × arms).
-        plan.order.push(u32::try_from(index).unwrap_or(u32::MAX));
+        plan.order.push(index);
     }
     plan.distinct.shrink_to_fit();
     plan.order.shrink_to_fit();
@@ -317,7 +316,6 @@ fn estimate_with(
     // Each distinct request counted and priced once, when first met.
     let mut figures: Vec<Option<(u64, u64, Option<f64>)>> = vec![None; plan.distinct.len()];
     for index in plan.order {
-        let index = index as usize;
         let (input, output, usd) = *figures[index].get_or_insert_with(|| {
             let p = &plan.distinct[index];
             let count = input_tokens(p);
