@@ -284,6 +284,9 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         None => None,
     };
     let judged = crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs);
+    // Read from the cases' assertions now: the cases are not held through the analysis.
+    let unchecked_judges =
+        crate::scorers::agreement::unchecked_judges(&planned, judge, &policy_in_force.gates, &*candidate_side.tree);
     let approve =
         |e: &plan::CostEstimate| plan::check_budget(e, &policy_in_force.budget, options.approve_cost, simulated);
     let progress = runner::ProgressMode::detect();
@@ -405,6 +408,8 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         head_ref.name = head_name.clone();
     }
     let base_error = if options.aa { None } else { cmp.base_error() };
+    let config_path = candidate_suite.config_path.clone();
+    let requests_per_month = candidate_suite.requests_per_month;
     // Each arm's provider timeout, from that arm's suite: errored calls count there in latency.
     let timeout_of = |suite: Option<&Suite>, provider: &str| {
         suite
@@ -469,11 +474,11 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
                     ..base_ref.clone()
                 },
                 head: head_ref.clone(),
-                config: candidate_suite.config_path.clone(),
+                config: config_path.clone(),
                 experiments,
                 unaffected: detection.unaffected.clone(),
                 run,
-                requests_per_month: candidate_suite.requests_per_month,
+                requests_per_month,
                 gates: policy.records(),
                 defaults: AnalysisDefaults {
                     alpha: defaults.alpha,
@@ -515,6 +520,11 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         let experiments = score(&places, outcomes, &ran.derived, spill.as_ref())?;
         drop(places);
         ran.derived = Vec::new();
+        // Scored: the analysis reads the calls, not the dataset, so the cases go before it.
+        let played = if options.aa { cmp.base_suite.as_mut() } else { Some(&mut cmp.head_suite) };
+        for experiment in played.into_iter().flat_map(|s| &mut s.experiments) {
+            experiment.cases = Vec::new();
+        }
         let mut results = judge_at(experiments, &ran, None, verdict::Plan::Power);
         results.outputs_from = spill.iter().map(|s| s.path().to_owned()).collect();
         (results, cap_reached)
@@ -528,8 +538,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     if let Some(held) = held {
         trust::apply(&mut results, held.needed);
     }
-    results.unchecked_judges =
-        crate::scorers::agreement::unchecked_judges(&planned, judge, &policy_in_force.gates, &*candidate_side.tree);
+    results.unchecked_judges = unchecked_judges;
     // A run that could not finish is never a verdict on the change: the budget's refusals and
     // an arm's failed calls (judged in `verdict`) make the verdict `error`, with what to do.
     let run_error = match cap_reached {
