@@ -521,7 +521,11 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         drop(places);
         ran.derived = Vec::new();
         // Scored: the analysis reads the calls, not the dataset, so the cases go before it.
-        let played = if options.aa { cmp.base_suite.as_mut() } else { Some(&mut cmp.head_suite) };
+        let played = if options.aa {
+            cmp.base_suite.as_mut()
+        } else {
+            Some(&mut cmp.head_suite)
+        };
         for experiment in played.into_iter().flat_map(|s| &mut s.experiments) {
             experiment.cases = Vec::new();
         }
