@@ -14,7 +14,9 @@
 //!   [{custom_id, params}]}`, poll `GET {base}/v1/messages/batches/{id}` (`processing_status`:
 //!   in_progress, canceling, ended), then read the JSONL at `results_url`: one
 //!   `{custom_id, result: {type: succeeded | errored | canceled | expired, message | error}}`
-//!   per request.
+//!   per request. A Message Batch carries no label: a lost one is looked for in
+//!   `GET {base}/v1/messages/batches?limit=100&after_id=…` by when it was created and how many
+//!   requests it holds.
 //!
 //! `azure-openai` is not batched: Azure's batch API needs a separate global-batch deployment,
 //! lives under other paths (`/openai/files`, `/openai/batches` with an `api-version`) and does
@@ -30,6 +32,18 @@ use serde_json::{Value, json};
 use super::anthropic::{API_VERSION, AnthropicProvider};
 use super::openai::OpenAiProvider;
 use super::{ProviderError, Request, Response};
+
+/// What a run that lost a batch's id knows of it, to find it at the provider by.
+#[derive(Clone, Copy, Debug)]
+pub struct Sought<'a> {
+    /// The label the batch was created with (OpenAI's `metadata`).
+    pub tag: &'a str,
+    /// How many requests it holds.
+    pub calls: usize,
+    /// When the run was about to submit it, by this machine's clock; `None` in a record
+    /// written before it was kept.
+    pub since: Option<std::time::SystemTime>,
+}
 
 /// The most requests and bytes one batch may hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,13 +112,14 @@ pub trait BatchApi: Send + Sync {
     /// Submits the entries as one batch, labelled `tag` where the API keeps a label; its id.
     async fn submit(&self, entries: &[Value], tag: &str) -> Result<String, ProviderError>;
 
-    /// Whether [`BatchApi::find`] can find a batch by its tag (Anthropic's Message Batches
-    /// carry no metadata).
-    fn can_find(&self) -> bool;
+    /// Whether [`BatchApi::find`] has what it needs to look for `sought`: its tag (OpenAI),
+    /// or when it was submitted (Anthropic, whose Message Batches carry no label).
+    fn can_find(&self, sought: &Sought<'_>) -> bool;
 
-    /// A batch submitted with `tag` that is still usable (not failed or cancelled), newest
-    /// first; `None` when there is none, or the API cannot tell.
-    async fn find(&self, tag: &str) -> Result<Option<String>, ProviderError>;
+    /// The batch a run submitted and lost the id of, if the provider holds it still usable
+    /// (not failed or cancelled); `None` when there is none. An error when the API cannot say
+    /// which of several it is.
+    async fn find(&self, sought: &Sought<'_>) -> Result<Option<String>, ProviderError>;
 
     /// Polls the batch `id`.
     async fn status(&self, id: &str) -> Result<Status, ProviderError>;
@@ -160,11 +175,12 @@ impl BatchApi for OpenAiProvider {
         Ok(created.id)
     }
 
-    fn can_find(&self) -> bool {
-        true
+    fn can_find(&self, sought: &Sought<'_>) -> bool {
+        !sought.tag.is_empty()
     }
 
-    async fn find(&self, tag: &str) -> Result<Option<String>, ProviderError> {
+    async fn find(&self, sought: &Sought<'_>) -> Result<Option<String>, ProviderError> {
+        let tag = sought.tag;
         let mut after: Option<String> = None;
         for _ in 0..FIND_PAGES {
             let url = match &after {
@@ -277,6 +293,10 @@ pub const TAG_KEY: &str = "promptgate_batch";
 /// before, and the list is newest first.
 const FIND_PAGES: usize = 10;
 
+/// How far this machine's clock may be ahead of the provider's: a batch created up to this
+/// long before the run's attempt (by our clock) is still looked at.
+const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(600);
+
 #[derive(Deserialize)]
 struct Created {
     id: String,
@@ -386,13 +406,58 @@ impl BatchApi for AnthropicProvider {
         Ok(created.id)
     }
 
-    /// Nothing to find a batch by: a list entry carries its counts and times, not its requests.
-    fn can_find(&self) -> bool {
-        false
+    /// A Message Batch keeps no label: a list entry carries its counts and times, not its
+    /// requests, so the batch is found by when it was created and how many requests it holds.
+    fn can_find(&self, sought: &Sought<'_>) -> bool {
+        sought.since.is_some() && sought.calls > 0
     }
 
-    async fn find(&self, _tag: &str) -> Result<Option<String>, ProviderError> {
-        Ok(None)
+    /// The one usable batch of `sought.calls` requests created since the run was about to
+    /// submit (less [`CLOCK_SKEW`]), newest first. Taking another run's batch of the same
+    /// size cannot put wrong answers in this one's place: results are matched to jobs by
+    /// `custom_id`, the request's own key, and a job without its result fails. Two or more
+    /// such batches are an error: which one is this run's cannot be told.
+    async fn find(&self, sought: &Sought<'_>) -> Result<Option<String>, ProviderError> {
+        let Some(since) = sought.since else { return Ok(None) };
+        let from = since.checked_sub(CLOCK_SKEW).unwrap_or(std::time::UNIX_EPOCH);
+        let headers = [("anthropic-version", API_VERSION)];
+        let mut after: Option<String> = None;
+        let mut found: Vec<String> = Vec::new();
+        'pages: for _ in 0..FIND_PAGES {
+            let url = match &after {
+                None => format!("{}?limit=100", self.batches_url()),
+                Some(last) => format!("{}?limit=100&after_id={}", self.batches_url(), path_segment(last)),
+            };
+            let page: AnthropicBatchList = self.api().get_json(&url, &headers).await?;
+            for batch in page.data {
+                // Newest first: past the window, every later batch is older still.
+                match batch.created_at.as_deref().and_then(super::http::parse_rfc3339) {
+                    Some(created) if created < from => break 'pages,
+                    Some(_) => {}
+                    None => continue,
+                }
+                let c = batch.request_counts.unwrap_or_default();
+                let total = c.processing + c.succeeded + c.errored + c.canceled + c.expired;
+                let cancelled = batch.processing_status == "canceling" || c.canceled > 0;
+                if total == sought.calls as u64 && !cancelled {
+                    found.push(batch.id);
+                }
+            }
+            match page.last_id {
+                Some(last) if page.has_more => after = Some(last),
+                _ => break,
+            }
+        }
+        match found.len() {
+            0 | 1 => Ok(found.pop()),
+            n => Err(ProviderError::Permanent {
+                message: format!(
+                    "{n} batches of {} requests were created since the stopped run's attempt ({}), and a Message Batch keeps no label to tell which is its",
+                    sought.calls,
+                    found.join(", ")
+                ),
+            }),
+        }
     }
 
     async fn status(&self, id: &str) -> Result<Status, ProviderError> {
@@ -480,10 +545,22 @@ impl AnthropicProvider {
 }
 
 #[derive(Deserialize)]
+struct AnthropicBatchList {
+    data: Vec<AnthropicBatch>,
+    #[serde(default)]
+    has_more: bool,
+    #[serde(default)]
+    last_id: Option<String>,
+}
+
+#[derive(Deserialize)]
 struct AnthropicBatch {
     id: String,
     #[serde(default)]
     processing_status: String,
+    /// RFC 3339.
+    #[serde(default)]
+    created_at: Option<String>,
     #[serde(default)]
     request_counts: Option<AnthropicCounts>,
     #[serde(default)]

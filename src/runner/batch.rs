@@ -5,7 +5,10 @@
 //! at the batch rate, split at the API's limits, and submitted. Each batch's id is recorded in
 //! the cache directory under a digest of its content (the endpoint and every entry), so a rerun
 //! of the same plan — a CI job restarted after a timeout, a Ctrl-C — finds the batch and polls
-//! it instead of paying for it again. Polling backs off from `first_poll` to `max_poll`. An
+//! it instead of paying for it again. Before each submission the record holds the intent (the
+//! tag, the number of requests, the time): a run stopped between the provider accepting a
+//! batch and its id being recorded has it found at the provider (`BatchApi::find`: by the tag
+//! for OpenAI, by size and creation time for Anthropic) instead of submitting it again. Polling backs off from `first_poll` to `max_poll`. An
 //! ended batch's requests map back to their jobs by `custom_id` (the job's key): an answer is
 //! redacted, journaled and cached like any call's; a failed request is that job's
 //! [`CallError`]; an expired or cancelled one, or one the batch ended without, is an error too,
@@ -24,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::{CallError, Outcome, Runner, budget::Reservation, cache, interrupt, not_sent};
 use crate::plan::{self, Job};
-use crate::providers::batch::{BatchApi, Item, Limits, Status};
+use crate::providers::batch::{BatchApi, Item, Limits, Sought, Status};
 use crate::providers::{ProviderError, Request};
 
 /// How a batch run polls and where it keeps its batches.
@@ -234,8 +237,10 @@ pub(super) async fn run(
             // A run stopped (or refused) after writing its intent and before recording the id:
             // the provider may hold that attempt's batch, found by its tag where the API keeps one.
             let found = match &recorded {
-                Some(Recorded::Submitting(tag)) if api.can_find() && !tag.is_empty() => {
-                    find(api, tag, options.first_poll).await.map(|found| (found, true))
+                Some(Recorded::Submitting(sought)) if api.can_find(&sought.as_sought()) => {
+                    find(api, &sought.as_sought(), options.first_poll)
+                        .await
+                        .map(|found| (found, true))
                 }
                 _ => Ok((None, false)),
             };
@@ -281,7 +286,7 @@ pub(super) async fn run(
                         let why = if searched {
                             "none was found at the provider"
                         } else {
-                            "its API keeps no label to find it by"
+                            "the record holds nothing to find it by"
                         };
                         say(
                             runner,
@@ -574,13 +579,39 @@ struct Record {
     /// While `batch_id` is empty: the tag the batch being submitted carries.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     tag: String,
+    /// While `batch_id` is empty: when the run was about to submit it, in seconds since the
+    /// Unix epoch (0 in a record written before it was kept). A batch API that keeps no tag
+    /// finds the batch by this and `calls`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    since: u64,
 }
 
-/// What a batch record says: the batch's id, or (an empty id) that a run was submitting the
-/// batch tagged so.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// What a batch record says: the batch's id, or (an empty id) that a run was submitting a
+/// batch, and what it knew of it.
 enum Recorded {
     Batch(String),
-    Submitting(String),
+    Submitting(Intent),
+}
+
+/// A batch a run was about to submit when it stopped: its tag, size and time.
+struct Intent {
+    tag: String,
+    calls: usize,
+    since: u64,
+}
+
+impl Intent {
+    fn as_sought(&self) -> Sought<'_> {
+        Sought {
+            tag: &self.tag,
+            calls: self.calls,
+            since: (self.since > 0).then(|| std::time::UNIX_EPOCH + Duration::from_secs(self.since)),
+        }
+    }
 }
 
 /// A tag no earlier attempt had: the time in nanoseconds and the process.
@@ -593,10 +624,10 @@ fn attempt_nonce() -> String {
 
 /// [`BatchApi::find`], tried three times over a transient failure (a rate limit, a 5xx), `wait`
 /// and then twice that apart.
-async fn find(api: &dyn BatchApi, tag: &str, wait: Duration) -> Result<Option<String>, ProviderError> {
+async fn find(api: &dyn BatchApi, sought: &Sought<'_>, wait: Duration) -> Result<Option<String>, ProviderError> {
     let mut wait = wait;
     for _ in 0..2 {
-        match api.find(tag).await {
+        match api.find(sought).await {
             Err(ProviderError::Transient { .. }) => {
                 tokio::time::sleep(wait).await;
                 wait *= 2;
@@ -604,7 +635,7 @@ async fn find(api: &dyn BatchApi, tag: &str, wait: Duration) -> Result<Option<St
             done => return done,
         }
     }
-    api.find(tag).await
+    api.find(sought).await
 }
 
 /// The digest of the endpoint and every entry: the record's name (`{dir}/{digest}.json`) and the
@@ -626,7 +657,11 @@ fn read_record(path: &Path, provider: &str) -> Option<Recorded> {
     if record.provider != provider {
         None
     } else if record.batch_id.is_empty() {
-        Some(Recorded::Submitting(record.tag))
+        Some(Recorded::Submitting(Intent {
+            tag: record.tag,
+            calls: record.calls,
+            since: record.since,
+        }))
     } else {
         Some(Recorded::Batch(record.batch_id))
     }
@@ -635,11 +670,19 @@ fn read_record(path: &Path, provider: &str) -> Option<Recorded> {
 /// Records batch `id` of `provider`; an empty `id` records that the batch tagged `tag` is being
 /// submitted.
 fn write_record(path: &Path, provider: &str, id: &str, tag: &str, calls: usize) {
+    let since = if id.is_empty() {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    } else {
+        0
+    };
     let record = Record {
         provider: provider.to_owned(),
         batch_id: id.to_owned(),
         calls,
         tag: tag.to_owned(),
+        since,
     };
     let written = path
         .parent()
@@ -668,6 +711,43 @@ fn say(runner: &Runner<'_>, line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The intent a run records before submitting holds the time it was about to (what a
+    /// batch API without labels finds the batch by); a batch's id, once known, replaces it.
+    #[test]
+    fn a_records_intent_holds_its_time_and_size_and_the_id_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("batches/digest.json");
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        };
+        let before = now();
+        write_record(&path, "p", "", "digest-nonce", 3);
+        let after = now();
+        let Some(Recorded::Submitting(intent)) = read_record(&path, "p") else {
+            panic!("an intent");
+        };
+        assert_eq!((intent.tag.as_str(), intent.calls), ("digest-nonce", 3));
+        assert!(
+            (before..=after).contains(&intent.since),
+            "{before} ≤ {} ≤ {after}",
+            intent.since
+        );
+        let sought = intent.as_sought();
+        assert_eq!(
+            sought.since,
+            Some(std::time::UNIX_EPOCH + Duration::from_secs(intent.since))
+        );
+        assert!(read_record(&path, "q").is_none(), "another provider's record");
+
+        write_record(&path, "p", "msgbatch_7", "", 3);
+        assert!(matches!(read_record(&path, "p"), Some(Recorded::Batch(id)) if id == "msgbatch_7"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("since"), "{text}");
+    }
 
     #[test]
     fn an_answer_longer_than_one_call_may_return_is_the_calls_failure() {

@@ -36,7 +36,7 @@ pub struct State {
     /// `POST /v1/batches` or `POST /v1/messages/batches` calls.
     pub creates: usize,
     pub polls: usize,
-    /// `GET /v1/batches` (list) calls.
+    /// `GET /v1/batches` or `GET /v1/messages/batches` (list) calls.
     pub lists: usize,
     /// List calls still to answer with a 503 before listing.
     pub list_failures: usize,
@@ -48,6 +48,10 @@ pub struct State {
     pub create_bodies: Vec<Value>,
     /// Batches: id → (requests as sent, polls so far).
     batches: Vec<(String, Vec<Value>, usize)>,
+    /// The `created_at` a batch created from now on shows (Anthropic), RFC 3339.
+    pub created_at: String,
+    /// Each batch's `created_at`, in the order of `batches`.
+    created: Vec<String>,
 }
 
 pub struct Fake {
@@ -121,6 +125,11 @@ impl Fake {
             .mount(&fake.server)
             .await;
         given("GET")
+            .and(path("/v1/messages/batches"))
+            .respond_with(handler(Kind::AnthropicList))
+            .mount(&fake.server)
+            .await;
+        given("GET")
             .and(path_regex(r"^/v1/messages/batches/[^/]+$"))
             .respond_with(handler(Kind::AnthropicPoll))
             .mount(&fake.server)
@@ -137,6 +146,7 @@ impl Fake {
         let state = State {
             ending: Some(ending),
             polls_before_end,
+            created_at: "2026-12-02T08:00:00Z".to_owned(),
             ..State::default()
         };
         Fake {
@@ -154,6 +164,7 @@ enum Kind {
     OpenAiPoll,
     FileContent,
     AnthropicCreate,
+    AnthropicList,
     AnthropicPoll,
     AnthropicResults,
 }
@@ -209,6 +220,8 @@ impl Respond for Handler {
                 state.create_bodies.push(body.clone());
                 let id = format!("batch_{}", state.creates);
                 state.batches.push((id.clone(), lines, 0));
+                let created = state.created_at.clone();
+                state.created.push(created);
                 ResponseTemplate::new(200).set_body_json(openai_batch(
                     &id,
                     "validating",
@@ -335,42 +348,50 @@ impl Respond for Handler {
                 let id = format!("msgbatch_{:03}", state.creates);
                 let n = requests.len() as u64;
                 state.batches.push((id.clone(), requests, 0));
-                ResponseTemplate::new(200).set_body_json(anthropic_batch(&id, "in_progress", None, [n, 0, 0, 0, 0]))
+                let created = state.created_at.clone();
+                state.created.push(created);
+                let mut batch = anthropic_batch(&id, "in_progress", None, [n, 0, 0, 0, 0]);
+                batch["created_at"] = state.created_at.clone().into();
+                ResponseTemplate::new(200).set_body_json(batch)
+            }
+            Kind::AnthropicList => {
+                // Newest first, `limit` (1–1000, default 20) a page, `after_id` the previous
+                // page's `last_id`; each batch as a poll would show it.
+                state.lists += 1;
+                if state.list_failures > 0 {
+                    state.list_failures -= 1;
+                    return ResponseTemplate::new(529).set_body_json(json!({"type": "error",
+                        "error": {"type": "overloaded_error", "message": "Overloaded"}}));
+                }
+                let query: std::collections::HashMap<String, String> = request.url.query_pairs().into_owned().collect();
+                let limit = query
+                    .get("limit")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(20_usize)
+                    .clamp(1, 1000);
+                let after = query.get("after_id");
+                let listed: Vec<Value> = (0..state.batches.len())
+                    .rev()
+                    .skip_while(|&i| after.is_some_and(|a| *a != state.batches[i].0))
+                    .skip(usize::from(after.is_some()))
+                    .map(|i| self.anthropic_view(&state, i))
+                    .collect();
+                let has_more = listed.len() > limit;
+                let page = &listed[..listed.len().min(limit)];
+                ResponseTemplate::new(200).set_body_json(json!({
+                    "data": page, "has_more": has_more,
+                    "first_id": page.first().map(|b| b["id"].clone()), "last_id": page.last().map(|b| b["id"].clone())
+                }))
             }
             Kind::AnthropicPoll => {
                 let id = last_segment(1);
                 state.polls += 1;
-                let (ending, before) = (state.ending.unwrap_or(Ending::Completed), state.polls_before_end);
                 let Some(index) = state.batches.iter().position(|(b, _, _)| *b == id) else {
                     return ResponseTemplate::new(404).set_body_json(json!({"type": "error",
                         "error": {"type": "not_found_error", "message": "batch not found"}}));
                 };
                 state.batches[index].2 += 1;
-                let (_, requests, polls) = state.batches[index].clone();
-                let n = requests.len() as u64;
-                if polls <= before || ending == Ending::Never {
-                    return ResponseTemplate::new(200).set_body_json(anthropic_batch(
-                        &id,
-                        "in_progress",
-                        None,
-                        [n, 0, 0, 0, 0],
-                    ));
-                }
-                let results = anthropic_results(&requests, ending);
-                let count = |kind: &str| results.iter().filter(|r| r["result"]["type"] == kind).count() as u64;
-                let url = format!("{}/v1/messages/batches/{id}/results", self.uri);
-                ResponseTemplate::new(200).set_body_json(anthropic_batch(
-                    &id,
-                    "ended",
-                    Some(&url),
-                    [
-                        0,
-                        count("succeeded"),
-                        count("errored"),
-                        count("canceled"),
-                        count("expired"),
-                    ],
-                ))
+                ResponseTemplate::new(200).set_body_json(self.anthropic_view(&state, index))
             }
             Kind::AnthropicResults => {
                 let id = last_segment(2);
@@ -382,6 +403,38 @@ impl Respond for Handler {
                 ResponseTemplate::new(200).set_body_bytes(jsonl(&results))
             }
         }
+    }
+}
+
+impl Handler {
+    /// Anthropic batch `index` as a poll shows it, after the polls it has had.
+    fn anthropic_view(&self, state: &State, index: usize) -> Value {
+        let (id, requests, polls) = &state.batches[index];
+        let ending = state.ending.unwrap_or(Ending::Completed);
+        let n = requests.len() as u64;
+        let mut batch = if *polls <= state.polls_before_end || ending == Ending::Never {
+            anthropic_batch(id, "in_progress", None, [n, 0, 0, 0, 0])
+        } else {
+            let results = anthropic_results(requests, ending);
+            let count = |kind: &str| results.iter().filter(|r| r["result"]["type"] == kind).count() as u64;
+            let url = format!("{}/v1/messages/batches/{id}/results", self.uri);
+            anthropic_batch(
+                id,
+                "ended",
+                Some(&url),
+                [
+                    0,
+                    count("succeeded"),
+                    count("errored"),
+                    count("canceled"),
+                    count("expired"),
+                ],
+            )
+        };
+        if let Some(created) = state.created.get(index) {
+            batch["created_at"] = created.clone().into();
+        }
+        batch
     }
 }
 

@@ -123,8 +123,17 @@ async fn openai_failed_and_expired_batches_say_why_and_which_requests_did_not_ru
     assert_eq!(items[1], ("id-b".to_owned(), Item::Expired));
 }
 
+/// What a run that lost the id of its batch tagged `tag` knows of it (no time: OpenAI finds by tag).
+fn tagged(tag: &str) -> Sought<'_> {
+    Sought {
+        tag,
+        calls: 1,
+        since: None,
+    }
+}
+
 /// A batch is found by the tag it was created with, a page of 100 at a time newest first; a
-/// failed one is not resumed, and Anthropic's batches, which carry no label, are never found.
+/// failed one is not resumed.
 #[tokio::test]
 async fn openai_finds_a_batch_by_its_tag_across_pages_and_not_a_failed_one() {
     let fake = Fake::openai(Ending::Completed, 5).await;
@@ -134,21 +143,82 @@ async fn openai_finds_a_batch_by_its_tag_across_pages_and_not_a_failed_one() {
     for _ in 0..100 {
         api.submit(&entries, "other").await.unwrap();
     }
-    assert_eq!(api.find("wanted").await.unwrap(), Some(wanted));
+    assert!(api.can_find(&tagged("wanted")));
+    assert!(!api.can_find(&tagged("")));
+    assert_eq!(api.find(&tagged("wanted")).await.unwrap(), Some(wanted));
     assert_eq!(fake.state().lists, 2, "the first page held only the 100 newer batches");
-    assert_eq!(api.find("never submitted").await.unwrap(), None);
+    assert_eq!(api.find(&tagged("never submitted")).await.unwrap(), None);
 
     let fake = Fake::openai(Ending::Failed, 0).await;
     let api = openai(&fake);
     let id = api.submit(&entries, "refused").await.unwrap();
-    assert_eq!(api.find("refused").await.unwrap(), Some(id.clone()), "not failed yet");
+    assert_eq!(
+        api.find(&tagged("refused")).await.unwrap(),
+        Some(id.clone()),
+        "not failed yet"
+    );
     assert!(api.status(&id).await.unwrap().failed.is_some());
-    assert_eq!(api.find("refused").await.unwrap(), None);
+    assert_eq!(api.find(&tagged("refused")).await.unwrap(), None);
+}
 
-    let fake = Fake::anthropic(Ending::Completed, 0).await;
+/// A Message Batch carries no label: the one batch of the sought size created since the
+/// attempt (less ten minutes for the clocks' difference) is found, a page of 100 at a time
+/// newest first, and the search stops at the first batch older than that. Two such batches
+/// are an error naming both; a record without a time is not looked for.
+#[tokio::test]
+async fn anthropic_finds_a_lost_batch_by_its_size_and_time_and_refuses_to_guess() {
+    let fake = Fake::anthropic(Ending::Completed, 5).await;
     let api = anthropic(&fake);
-    api.submit(&[api.entry("id-a", &asking("hello"))], "tag").await.unwrap();
-    assert_eq!(api.find("tag").await.unwrap(), None);
+    let one = [api.entry("id-a", &asking("hello"))];
+    let two = [api.entry("id-a", &asking("hello")), api.entry("id-b", &asking("again"))];
+    let at = |s: &str| crate::providers::http::parse_rfc3339(s);
+    // Before the window: an earlier run's batch of the same size.
+    fake.state().created_at = "2026-12-02T07:40:00Z".to_owned();
+    api.submit(&two, "").await.unwrap();
+    // In it: the lost batch, then a hundred batches of another size.
+    fake.state().created_at = "2026-12-02T08:00:00.123456Z".to_owned();
+    let wanted = api.submit(&two, "").await.unwrap();
+    for _ in 0..100 {
+        api.submit(&one, "").await.unwrap();
+    }
+    // This machine's clock five minutes ahead of the provider's.
+    let sought = Sought {
+        tag: "",
+        calls: 2,
+        since: at("2026-12-02T08:05:00Z"),
+    };
+    assert!(api.can_find(&sought));
+    assert_eq!(api.find(&sought).await.unwrap(), Some(wanted.clone()));
+    assert_eq!(fake.state().lists, 2, "the first page held the 100 newer batches");
+    assert_eq!(
+        api.find(&Sought { calls: 3, ..sought }).await.unwrap(),
+        None,
+        "no batch of three"
+    );
+    // Ten minutes back from 08:15 is 08:05: the lost batch is older, and not taken.
+    let later = Sought {
+        since: at("2026-12-02T08:15:00Z"),
+        ..sought
+    };
+    assert_eq!(api.find(&later).await.unwrap(), None);
+    // Back to 07:45, the earlier batch of two is in the window too: which is this run's
+    // cannot be told.
+    let earlier = Sought {
+        since: at("2026-12-02T07:45:00Z"),
+        ..sought
+    };
+    match api.find(&earlier).await {
+        Err(ProviderError::Permanent { message }) => {
+            assert!(message.contains("2 batches of 2 requests"), "{message}");
+            assert!(
+                message.contains(&wanted) && message.contains("msgbatch_001"),
+                "{message}"
+            );
+            assert!(!message.contains(ANTHROPIC_KEY), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!api.can_find(&Sought { since: None, ..sought }));
 }
 
 #[tokio::test]

@@ -272,9 +272,9 @@ async fn a_rerun_resumes_polling_the_recorded_batch_without_creating_another() {
 }
 
 /// A run killed after the provider accepted its batch and before the id was recorded leaves
-/// the record saying it was submitting: the rerun finds the batch by its tag (OpenAI keeps the
-/// tag as metadata) instead of paying for it again. Anthropic's batches carry no label, so
-/// there the rerun submits again: the gap the README names.
+/// the record saying it was submitting: the rerun finds the batch instead of paying for it
+/// again, by its tag (OpenAI keeps the tag as metadata) or, as Anthropic's batches carry no
+/// label, by its size and the time it was created.
 #[tokio::test]
 async fn a_batch_submitted_by_a_run_killed_before_recording_it_is_found_not_paid_again() {
     for anthropic in [false, true] {
@@ -294,16 +294,35 @@ async fn a_batch_submitted_by_a_run_killed_before_recording_it_is_found_not_paid
         assert_eq!(text(&rerun.outcomes[1]), "answer to: two");
         assert_eq!(records(dir.path()), 0);
         let state = fake.state();
-        if anthropic {
-            assert_eq!(state.creates, 2, "Anthropic: submitted again");
-        } else {
-            assert_eq!(
-                (state.creates, state.lists),
-                (1, 1),
-                "found by its tag, not submitted again"
-            );
-        }
+        assert_eq!((state.creates, state.lists), (1, 1), "found, not submitted again");
     }
+}
+
+/// Two Anthropic batches of the lost one's size created since the attempt: the rerun cannot
+/// tell which is its, so the jobs fail saying so and which record to delete to submit anew,
+/// and nothing is submitted.
+#[tokio::test]
+async fn two_anthropic_batches_that_could_be_the_lost_one_fail_the_jobs_without_submitting() {
+    let (fake, dir, endpoints, jobs) = never_ending(true).await;
+    run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_millis(40))).await;
+    let record = lose_the_id(&fake, dir.path());
+    // Another run's batch of two, in the same minute.
+    let other = batch_jobs("claude-3-5-haiku", &["three", "four"]);
+    let other_dir = tempfile::tempdir().unwrap();
+    run_batch(
+        &other,
+        &endpoints,
+        &batch_options(other_dir.path(), Duration::from_millis(40)),
+    )
+    .await;
+    fake.state().ending = Some(Ending::Completed);
+    let rerun = run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_secs(10))).await;
+    assert_eq!(fake.state().creates, 2, "nothing submitted by the rerun");
+    let error = rerun.outcomes[0].result.as_ref().unwrap_err().to_string();
+    assert!(error.contains("2 batches of 2 requests"), "{error}");
+    assert!(error.contains(&record.display().to_string()), "{error}");
+    assert!(!error.contains(ANTHROPIC_KEY), "{error}");
+    assert!(record.exists(), "the record stays");
 }
 
 /// A record saying a batch was being submitted, when the provider never got it (the kill came
@@ -376,12 +395,23 @@ fn lose_the_id(fake: &Fake, dir: &Path) -> std::path::PathBuf {
         .unwrap()
         .unwrap()
         .path();
-    let sent = fake.state().create_bodies[0]["metadata"][crate::providers::batch::TAG_KEY].clone();
-    std::fs::write(&record, intent(sent.as_str().unwrap_or("not sent"), 2)).unwrap();
+    let state = fake.state();
+    let sent = state.create_bodies[0]["metadata"][crate::providers::batch::TAG_KEY].clone();
+    // The attempt's time, by a clock that agrees with the fake's (Anthropic finds by it).
+    let since = crate::providers::http::parse_rfc3339(&state.created_at)
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut record_text: serde_json::Value =
+        serde_json::from_str(&intent(sent.as_str().unwrap_or("not sent"), 2)).unwrap();
+    record_text["since"] = since.into();
+    std::fs::write(&record, record_text.to_string()).unwrap();
     record
 }
 
-/// The record a run writes before submitting a batch: `p`'s batch tagged `tag` of `calls` calls.
+/// The record a run writes before submitting a batch: `p`'s batch tagged `tag` of `calls` calls
+/// (without the time, as a record written before it was kept).
 fn intent(tag: &str, calls: usize) -> String {
     serde_json::json!({"provider": "p", "batch_id": "", "calls": calls, "tag": tag}).to_string()
 }
