@@ -587,6 +587,31 @@ mod tests {
         (result, sent)
     }
 
+    /// A base URL by host name (a local server such as Ollama at `http://localhost:11434/v1`)
+    /// is looked up and reached; the request names the host as written.
+    #[tokio::test]
+    async fn a_base_url_by_host_name_is_looked_up_and_reached() {
+        let server = MockServer::start().await;
+        let port = server.address().port();
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .and(header("host", format!("localhost:{port}").as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": "chatcmpl-1", "object": "chat.completion", "model": "llama3.2",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi there!"}, "finish_reason": "stop"}]
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let spec = spec(
+            ProviderKind::OpenaiCompatible,
+            Some(&format!("http://localhost:{port}/v1")),
+        );
+        let provider = OpenAiProvider::with_key(&spec, None).unwrap();
+        let response = provider.complete(&request()).await.unwrap();
+        assert_eq!(response.text, "Hi there!");
+    }
+
     #[tokio::test]
     async fn embeddings_send_model_and_input_and_read_the_first_vector() {
         // The documented response of POST /v1/embeddings.
