@@ -8,10 +8,10 @@
 //! it instead of paying for it again. Before each submission the record holds the intent (the
 //! tag, the number of requests, the time): a run stopped between the provider accepting a
 //! batch and its id being recorded has it found at the provider (`BatchApi::find`: by the tag
-//! for OpenAI, by size and creation time for Anthropic) instead of submitting it again. Polling backs off from `first_poll` to `max_poll`. An
-//! ended batch's requests map back to their jobs by `custom_id` (the job's key): an answer is
-//! redacted, journaled and cached like any call's; a failed request is that job's
-//! [`CallError`]; an expired or cancelled one, or one the batch ended without, is an error too,
+//! for OpenAI, by size and creation time for Anthropic) instead of submitting it again.
+//! Polling backs off from `first_poll` to `max_poll`. An ended batch's requests map back to
+//! their jobs by `custom_id` (the job's key): an answer is redacted, journaled and cached like
+//! any call's; a failed request is that job's [`CallError`]; an expired or cancelled one, or one the batch ended without, is an error too,
 //! never dropped. The record goes once every answer is journaled and cached.
 //!
 //! Ctrl-C stops polling and keeps the records; `timeout` ends polling with the unfinished
@@ -235,7 +235,7 @@ pub(super) async fn run(
                 .map(|dir| dir.join(format!("{digest}.json")));
             let recorded = record.as_deref().and_then(|path| read_record(path, provider));
             // A run stopped (or refused) after writing its intent and before recording the id:
-            // the provider may hold that attempt's batch, found by its tag where the API keeps one.
+            // the provider may hold that attempt's batch, found by its tag, or its size and time.
             let found = match &recorded {
                 Some(Recorded::Submitting(sought)) if api.can_find(&sought.as_sought()) => {
                     find(api, &sought.as_sought(), options.first_poll)
