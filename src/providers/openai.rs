@@ -521,10 +521,7 @@ mod tests {
                 "max_tokens": 16,
                 "seed": api_seed(u64::MAX)
             })))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "id": "chatcmpl-1", "object": "chat.completion", "model": "llama3.2",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi there!"}, "finish_reason": "stop"}]
-            })))
+            .respond_with(hi_there())
             .expect(1)
             .mount(&server)
             .await;
@@ -587,6 +584,14 @@ mod tests {
         (result, sent)
     }
 
+    /// A local server's chat completion saying "Hi there!", without usage.
+    fn hi_there() -> ResponseTemplate {
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "model": "llama3.2",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi there!"}, "finish_reason": "stop"}]
+        }))
+    }
+
     /// A base URL by host name (a local server such as Ollama at `http://localhost:11434/v1`)
     /// is looked up and reached; the request names the host as written.
     #[tokio::test]
@@ -596,10 +601,7 @@ mod tests {
         Mock::given(method("POST"))
             .and(path("/v1/chat/completions"))
             .and(header("host", format!("localhost:{port}").as_str()))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "id": "chatcmpl-1", "object": "chat.completion", "model": "llama3.2",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi there!"}, "finish_reason": "stop"}]
-            })))
+            .respond_with(hi_there())
             .expect(1)
             .mount(&server)
             .await;

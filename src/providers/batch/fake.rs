@@ -239,17 +239,11 @@ impl Respond for Handler {
                     state.list_failures -= 1;
                     return ResponseTemplate::new(503).set_body_json(error("The server is overloaded"));
                 }
-                let query: std::collections::HashMap<String, String> = request.url.query_pairs().into_owned().collect();
-                let limit = query
-                    .get("limit")
-                    .and_then(|l| l.parse().ok())
-                    .unwrap_or(20_usize)
-                    .clamp(1, 100);
+                let (limit, after) = page_query(request, 100, "after");
                 let ending = state.ending.unwrap_or(Ending::Completed);
                 let newest_first = state.batches.iter().zip(&state.create_bodies).rev();
-                let after = query.get("after");
                 let listed: Vec<Value> = newest_first
-                    .skip_while(|((id, _, _), _)| after.is_some_and(|a| a != id))
+                    .skip_while(|((id, _, _), _)| after.as_ref().is_some_and(|a| a != id))
                     .skip(usize::from(after.is_some()))
                     .map(|((id, lines, polls), body)| {
                         let status = match ending {
@@ -363,16 +357,10 @@ impl Respond for Handler {
                     return ResponseTemplate::new(529).set_body_json(json!({"type": "error",
                         "error": {"type": "overloaded_error", "message": "Overloaded"}}));
                 }
-                let query: std::collections::HashMap<String, String> = request.url.query_pairs().into_owned().collect();
-                let limit = query
-                    .get("limit")
-                    .and_then(|l| l.parse().ok())
-                    .unwrap_or(20_usize)
-                    .clamp(1, 1000);
-                let after = query.get("after_id");
+                let (limit, after) = page_query(request, 1000, "after_id");
                 let listed: Vec<Value> = (0..state.batches.len())
                     .rev()
-                    .skip_while(|&i| after.is_some_and(|a| *a != state.batches[i].0))
+                    .skip_while(|&i| after.as_ref().is_some_and(|a| *a != state.batches[i].0))
                     .skip(usize::from(after.is_some()))
                     .map(|i| self.anthropic_view(&state, i))
                     .collect();
@@ -404,6 +392,17 @@ impl Respond for Handler {
             }
         }
     }
+}
+
+/// A list request's page size (`limit`, default 20, 1 to `most`) and its cursor (`cursor`).
+fn page_query(request: &wiremock::Request, most: usize, cursor: &str) -> (usize, Option<String>) {
+    let query: std::collections::HashMap<String, String> = request.url.query_pairs().into_owned().collect();
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(20_usize)
+        .clamp(1, most);
+    (limit, query.get(cursor).cloned())
 }
 
 impl Handler {
