@@ -520,13 +520,10 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         let experiments = score(&places, outcomes, &ran.derived, spill.as_ref())?;
         drop(places);
         ran.derived = Vec::new();
-        // Scored: the analysis reads the calls, not the dataset, so the cases go before it.
-        let played = if options.aa {
-            cmp.base_suite.as_mut()
-        } else {
-            Some(&mut cmp.head_suite)
-        };
-        for experiment in played.into_iter().flat_map(|s| &mut s.experiments) {
+        // Scored: the analysis reads the calls, not the dataset, so the cases go before it
+        // (the arms played head's, or base's in A/A; the other suite's are gone or unread).
+        let suites = std::iter::once(&mut cmp.head_suite).chain(cmp.base_suite.as_mut());
+        for experiment in suites.flat_map(|s| &mut s.experiments) {
             experiment.cases = Vec::new();
         }
         let mut results = judge_at(experiments, &ran, None, verdict::Plan::Power);
