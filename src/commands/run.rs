@@ -284,9 +284,6 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         None => None,
     };
     let judged = crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs);
-    // Read from the cases' assertions now: the cases are not held through the analysis.
-    let unchecked_judges =
-        crate::scorers::agreement::unchecked_judges(&planned, judge, &policy_in_force.gates, &*candidate_side.tree);
     let approve =
         |e: &plan::CostEstimate| plan::check_budget(e, &policy_in_force.budget, options.approve_cost, simulated);
     let progress = runner::ProgressMode::detect();
@@ -338,6 +335,10 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         })?;
     }
 
+    // Of the experiments that run (none when held for cost), read from the cases' assertions
+    // now: the cases are not held through the analysis.
+    let unchecked_judges =
+        crate::scorers::agreement::unchecked_judges(&planned, judge, &policy_in_force.gates, &*candidate_side.tree);
     // Offline mock spend is simulated: reported, not capped (as in `plan::check_budget`).
     let max_usd = policy_in_force.budget.max_usd.filter(|_| !simulated);
     // One runtime and one runner for the whole run: every sequential look and A/A batch goes
