@@ -1,4 +1,5 @@
-//! The process's allocator settings: as few glibc malloc arenas as the machine has cores.
+//! The process's allocator settings: as few glibc malloc arenas as the machine has cores, and
+//! a fixed size from which a block is mapped on its own.
 //!
 //! glibc gives a thread that finds the arenas busy an arena of its own, up to eight per core,
 //! and memory freed in one arena serves only that arena's later requests. A run's tokio workers
@@ -6,6 +7,13 @@
 //! each held an arena of its own and the run's resident memory grew well past its heap.
 //! Measured with `cargo bench --bench memory` on 2 cores: 100,000 calls 136.9 MB → 112.1 MB
 //! peak RSS, a million calls 673.5 MB → 587.1 MB, with no loss of wall time.
+//!
+//! glibc maps a block of 128 KiB or more on its own, and gives it back when it is freed; but
+//! freeing such a block raises that size to the block's (up to 32 MiB), so from then on a
+//! run's large vectors (the jobs, the outcomes, the cache's index: megabytes each) come from
+//! the heap, where freeing them returns nothing the smaller blocks around them still pin.
+//! Fixed at 1 MiB, the size stays put. Measured the same way, 100,000 calls: 103.1–103.5 MB →
+//! 94.9–95.7 MB peak RSS, CPU time unchanged.
 
 /// The arenas to ask for: one a core, at least two; `None` when `MALLOC_ARENA_MAX` is set (the
 /// user's setting stands: glibc has read it already).
@@ -16,21 +24,33 @@ pub fn arenas(env: Option<&std::ffi::OsStr>, cores: usize) -> Option<i32> {
     }
 }
 
-/// Caps the malloc arenas (see [`arenas`]). Call first thing in `main`, before any thread
-/// starts. A no-op off glibc.
-pub fn limit_arenas() {
-    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-    let Some(arenas) = arenas(std::env::var_os("MALLOC_ARENA_MAX").as_deref(), cores) else {
-        return;
-    };
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[allow(unsafe_code)]
-    // SAFETY: `mallopt` only sets an allocator parameter; called before any other thread runs.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, arenas);
+/// The size from which a block is mapped on its own (see the module's notes); `None` when
+/// `MALLOC_MMAP_THRESHOLD_` is set (the user's setting stands).
+pub fn mmap_threshold(env: Option<&std::ffi::OsStr>) -> Option<i32> {
+    match env {
+        Some(_) => None,
+        None => Some(1 << 20),
     }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    let _ = arenas;
+}
+
+/// Caps the malloc arenas (see [`arenas`]) and fixes the mapping size ([`mmap_threshold`]).
+/// Call first thing in `main`, before any thread starts. A no-op off glibc.
+pub fn configure() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let settings = [
+            arenas(std::env::var_os("MALLOC_ARENA_MAX").as_deref(), cores).map(|n| (libc::M_ARENA_MAX, n)),
+            mmap_threshold(std::env::var_os("MALLOC_MMAP_THRESHOLD_").as_deref()).map(|n| (libc::M_MMAP_THRESHOLD, n)),
+        ];
+        for (parameter, value) in settings.into_iter().flatten() {
+            #[allow(unsafe_code)]
+            // SAFETY: `mallopt` only sets an allocator parameter; called before any other thread runs.
+            unsafe {
+                libc::mallopt(parameter, value);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -44,5 +64,11 @@ mod tests {
         assert_eq!(arenas(None, 64), Some(64));
         assert_eq!(arenas(Some(std::ffi::OsStr::new("8")), 2), None);
         assert_eq!(arenas(Some(std::ffi::OsStr::new("")), 2), None);
+    }
+
+    #[test]
+    fn large_blocks_are_mapped_from_one_mebibyte_unless_the_user_says_otherwise() {
+        assert_eq!(mmap_threshold(None), Some(1_048_576));
+        assert_eq!(mmap_threshold(Some(std::ffi::OsStr::new("131072"))), None);
     }
 }

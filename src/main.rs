@@ -6,7 +6,7 @@ use promptgate::output::inert;
 use promptgate::secrets::redact;
 
 fn main() -> ExitCode {
-    promptgate::allocator::limit_arenas();
+    promptgate::allocator::configure();
     let cli = promptgate::cli::Cli::parse();
     match promptgate::commands::run(cli) {
         Ok(code) => ExitCode::from(code),
