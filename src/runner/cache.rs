@@ -67,13 +67,29 @@ pub struct Cache {
     io: Arc<tokio::sync::Semaphore>,
 }
 
-/// A key as the index holds it: the SHA-256 itself, half the size of its hex.
+/// A key as read and written: the SHA-256 itself, half the size of its hex.
 type Id = [u8; 32];
+
+/// A key as the index holds it: the eight bytes of the SHA-256 after the first (which picks
+/// the shard), a quarter of the digest; a shard indexes every entry it holds, so this is most
+/// of what a large cache costs in memory (24 bytes an entry with its [`Slot`], against 56 for
+/// the whole digest and a 64-bit use time).
+///
+/// Every hit is read back and its line's full key checked, so two keys with the same eight
+/// bytes (about one pair in 10¹² among a shard's million entries) cannot answer for each
+/// other: the later put takes the slot, and the earlier key is a miss.
+type Short = u64;
+
+fn short(id: &Id) -> Short {
+    let mut bytes = [0; 8];
+    bytes.copy_from_slice(&id[1..9]);
+    u64::from_be_bytes(bytes)
+}
 
 /// One shard as this process knows it: where each key's latest line is in `file`.
 #[derive(Default)]
 struct ShardLog {
-    index: HashMap<Id, Slot>,
+    index: HashMap<Short, Slot>,
     /// The log this index points into, read and appended through this one handle, so the
     /// offsets stay true whatever another process renames into its place.
     file: Option<File>,
@@ -93,8 +109,13 @@ struct Slot {
     offset: u64,
     /// The line's length without its newline.
     len: u32,
-    /// Unix seconds of the write or the last recorded use.
-    used: u64,
+    /// Unix seconds of the write or the last recorded use ([`secs`]: until 2106).
+    used: u32,
+}
+
+/// Unix seconds as a [`Slot`] holds them, the latest representable for a later time.
+fn secs(t: u64) -> u32 {
+    u32::try_from(t).unwrap_or(u32::MAX)
 }
 
 impl Slot {
@@ -320,9 +341,9 @@ impl Cache {
                 key: hex::encode(id),
                 used: now,
             }) && self.append(index, shard, line).is_ok()
-                && let Some(slot) = shard.index.get_mut(id)
+                && let Some(slot) = shard.index.get_mut(&short(id))
             {
-                slot.used = now;
+                slot.used = secs(now);
             }
         }
         Some((entry.response, entry.latency_ms))
@@ -335,7 +356,14 @@ impl Cache {
             .map_err(|_| std::io::Error::other("cache lock poisoned"))?;
         let shard = slot.get_or_insert_with(|| self.load(index));
         let (offset, len) = self.append(index, shard, line)?;
-        shard.insert(*id, Slot { offset, len, used: now });
+        shard.insert(
+            short(id),
+            Slot {
+                offset,
+                len,
+                used: secs(now),
+            },
+        );
         if shard.file_bytes > self.max_shard_bytes || shard.file_bytes > 2 * shard.live_bytes + 64 * 1024 {
             self.compact(index, shard)?;
         }
@@ -378,7 +406,7 @@ impl Cache {
     /// its share, to a new log renamed into place; the rest are evicted. Each line is read
     /// back and checked as a hit is, and written again with its latest use folded in.
     fn compact(&self, index: usize, shard: &mut ShardLog) -> std::io::Result<()> {
-        let mut order: Vec<(Id, Slot)> = shard.index.iter().map(|(id, slot)| (*id, *slot)).collect();
+        let mut order: Vec<(Short, Slot)> = shard.index.iter().map(|(id, slot)| (*id, *slot)).collect();
         order.sort_by(|a, b| b.1.used.cmp(&a.1.used).then_with(|| a.0.cmp(&b.0)));
         let budget = self.max_shard_bytes / 4 * 3;
         let path = self.path(index);
@@ -477,53 +505,58 @@ impl ShardLog {
         if let Ok(entry) = serde_json::from_slice::<LogEntry<'_>>(text) {
             if let (Some(id), Ok(len)) = (id_of(&entry.key), u32::try_from(text.len())) {
                 self.insert(
-                    id,
+                    short(&id),
                     Slot {
                         offset,
                         len,
-                        used: entry.t,
+                        used: secs(entry.t),
                     },
                 );
             }
         } else if let Ok(touch) = serde_json::from_slice::<Touch>(text)
-            && let Some(slot) = id_of(&touch.key).and_then(|id| self.index.get_mut(&id))
+            && let Some(slot) = id_of(&touch.key).and_then(|id| self.index.get_mut(&short(&id)))
         {
-            slot.used = slot.used.max(touch.used);
+            slot.used = slot.used.max(secs(touch.used));
         }
     }
 
-    fn insert(&mut self, id: Id, slot: Slot) {
+    fn insert(&mut self, id: Short, slot: Slot) {
         if let Some(old) = self.index.insert(id, slot) {
             self.live_bytes -= old.bytes();
         }
         self.live_bytes += slot.bytes();
     }
 
-    fn forget(&mut self, id: &Id) {
+    fn forget(&mut self, id: &Short) {
         if let Some(old) = self.index.remove(id) {
             self.live_bytes -= old.bytes();
         }
     }
 
     /// `id`'s entry read back from the log. A line that no longer holds it (the file was
-    /// changed in place under us) is forgotten: a miss, and a later put writes it again.
+    /// changed in place under us) is forgotten: a miss, and a later put writes it again. A
+    /// line of another key with the same [`Short`] is that key's: a miss, and kept.
     fn read(&mut self, id: &Id) -> Option<Found> {
-        let slot = *self.index.get(id)?;
-        let entry = self.file.as_ref().and_then(|file| read_entry(file, slot, id));
-        let Some(entry) = entry else {
-            self.forget(id);
+        let short = short(id);
+        let slot = *self.index.get(&short)?;
+        let entry = self.file.as_ref().and_then(|file| read_entry(file, slot, short));
+        let Some((found, entry)) = entry else {
+            self.forget(&short);
             return None;
         };
+        if found != *id {
+            return None;
+        }
         Some(Found {
             response: entry.response.into_owned(),
             latency_ms: entry.latency_ms,
-            used: slot.used,
+            used: u64::from(slot.used),
         })
     }
 
     /// Writes the entries of `order` that fit in `budget` bytes to `out` (a new, empty log)
     /// and returns their index there.
-    fn copy_live(&self, order: &[(Id, Slot)], budget: u64, out: &File) -> std::io::Result<HashMap<Id, Slot>> {
+    fn copy_live(&self, order: &[(Short, Slot)], budget: u64, out: &File) -> std::io::Result<HashMap<Short, Slot>> {
         let mut kept = HashMap::new();
         let Some(file) = self.file.as_ref() else {
             return Ok(kept);
@@ -531,10 +564,10 @@ impl ShardLog {
         let mut writer = std::io::BufWriter::with_capacity(64 * 1024, out);
         let mut written = 0;
         for (id, slot) in order {
-            let Some(mut entry) = read_entry(file, *slot, id) else {
+            let Some((_, mut entry)) = read_entry(file, *slot, *id) else {
                 continue;
             };
-            entry.t = slot.used;
+            entry.t = u64::from(slot.used);
             let line = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
             let Ok(len) = u32::try_from(line.len()) else {
                 continue;
@@ -557,12 +590,14 @@ impl ShardLog {
     }
 }
 
-/// The entry for `id` at `slot` in `file`, if that line still parses and names `id`.
-fn read_entry(file: &File, slot: Slot, id: &Id) -> Option<LogEntry<'static>> {
+/// The entry at `slot` in `file` and its key, if that line still parses and names a key
+/// indexed as `id`.
+fn read_entry(file: &File, slot: Slot, id: Short) -> Option<(Id, LogEntry<'static>)> {
     let mut line = vec![0; usize::try_from(slot.len).ok()?];
     read_exact_at(file, &mut line, slot.offset).ok()?;
     let entry: LogEntry<'static> = serde_json::from_slice(&line).ok()?;
-    (id_of(&entry.key).as_ref() == Some(id)).then_some(entry)
+    let key = id_of(&entry.key)?;
+    (short(&key) == id).then_some((key, entry))
 }
 
 /// Reads `buf.len()` bytes at `offset` (also the stowed answers' reader, `stow.rs`).

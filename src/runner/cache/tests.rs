@@ -160,6 +160,11 @@ fn with_shard<T>(cache: &Cache, key: &str, f: impl FnOnce(&mut ShardLog) -> T) -
     f(slot.get_or_insert_with(|| cache.load(index)))
 }
 
+/// How a shard's index holds `key`.
+fn indexed(key: &str) -> Short {
+    short(&id_of(key).expect("a key"))
+}
+
 #[track_caller]
 fn assert_live_bytes_recount(shard: &mut ShardLog) {
     let recount: u64 = shard.index.values().map(|slot| slot.bytes()).sum();
@@ -222,12 +227,12 @@ async fn a_line_that_no_longer_holds_its_key_is_a_miss_not_another_answer() {
     // A stale offset that lands on another key's entry: that entry parses, but it is not
     // the answer to this key.
     with_shard(&cache, &keys[0], |shard| {
-        let other = shard.index[&id_of(&keys[1]).unwrap()];
-        shard.insert(id_of(&keys[0]).unwrap(), other);
+        let other = shard.index[&indexed(&keys[1])];
+        shard.insert(indexed(&keys[0]), other);
     });
     assert_eq!(cache.get(&keys[0]).await, None);
     with_shard(&cache, &keys[0], |shard| {
-        assert!(!shard.index.contains_key(&id_of(&keys[0]).unwrap()), "forgotten");
+        assert!(!shard.index.contains_key(&indexed(&keys[0])), "forgotten");
         assert_live_bytes_recount(shard);
     });
     assert_eq!(cache.get(&keys[1]).await, Some((numbered(1), None)));
@@ -279,11 +284,11 @@ async fn a_use_is_recorded_and_compaction_keeps_it() {
     }
     let id = id_of(&keys[0]).unwrap();
     with_shard(&cache, &keys[0], |shard| {
-        shard.index.get_mut(&id).unwrap().used -= 2 * TOUCH_AFTER_SECS;
+        shard.index.get_mut(&short(&id)).unwrap().used -= secs(2 * TOUCH_AFTER_SECS);
     });
     let before = now_secs();
     assert_eq!(cache.get(&keys[0]).await, Some((numbered(0), None)));
-    let used = |cache: &Cache| with_shard(cache, &keys[0], |shard| shard.index[&id].used);
+    let used = |cache: &Cache| with_shard(cache, &keys[0], |shard| u64::from(shard.index[&short(&id)].used));
     assert!(used(&cache) >= before, "the read counts as a use");
     assert_eq!(used(&Cache::new(dir.path())), used(&cache), "and a later run reads it");
     with_shard(&cache, &keys[0], |shard| cache.compact(usize::from(id[0]), shard)).unwrap();
@@ -445,4 +450,29 @@ fn a_requests_key_is_the_digest_of_its_json_as_written_before() {
         key("openai-compatible http://127.0.0.1:1", &request),
         "908f21079afbbb133a762bb322c00dc059807f8cc8b91a0ea72c2c6084a005d5"
     );
+}
+
+#[tokio::test]
+async fn two_keys_the_index_holds_alike_never_answer_for_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path());
+    // One shard (the first byte), the same next eight bytes, different digests.
+    let alike = |tail: char| format!("ab{}{}", "0123456789abcdef", tail.to_string().repeat(46));
+    let (first, second) = (alike('1'), alike('2'));
+    assert_eq!(indexed(&first), indexed(&second));
+    cache.put(&first, &numbered(1), None).await.unwrap();
+    cache.put(&second, &numbered(2), None).await.unwrap();
+    for run in [&cache, &Cache::new(dir.path())] {
+        assert_eq!(run.get(&first).await, None, "the later put took the slot");
+        assert_eq!(run.get(&second).await, Some((numbered(2), None)), "and kept it");
+    }
+    cache.put(&first, &numbered(3), None).await.unwrap();
+    assert_eq!(cache.get(&first).await, Some((numbered(3), None)));
+    assert_eq!(cache.get(&second).await, None);
+    with_shard(&cache, &first, |shard| {
+        assert_eq!(shard.index.len(), 1);
+        assert_live_bytes_recount(shard);
+        cache.compact(0xab, shard).unwrap();
+    });
+    assert_eq!(Cache::new(dir.path()).get(&first).await, Some((numbered(3), None)));
 }
