@@ -52,6 +52,9 @@ pub struct State {
     pub created_at: String,
     /// Each batch's `created_at`, in the order of `batches`.
     created: Vec<String>,
+    /// Batches whose cancellation was asked for (Anthropic): `canceling` until their polls
+    /// run out, then `ended` with every request `canceled` (none had run).
+    canceled: Vec<String>,
 }
 
 pub struct Fake {
@@ -139,6 +142,11 @@ impl Fake {
             .respond_with(handler(Kind::AnthropicResults))
             .mount(&fake.server)
             .await;
+        given("POST")
+            .and(path_regex(r"^/v1/messages/batches/[^/]+/cancel$"))
+            .respond_with(handler(Kind::AnthropicCancel))
+            .mount(&fake.server)
+            .await;
         fake
     }
 
@@ -167,6 +175,7 @@ enum Kind {
     AnthropicList,
     AnthropicPoll,
     AnthropicResults,
+    AnthropicCancel,
 }
 
 struct Handler {
@@ -387,8 +396,21 @@ impl Respond for Handler {
                 let Some((_, requests, _)) = state.batches.iter().find(|(b, _, _)| *b == id) else {
                     return ResponseTemplate::new(404);
                 };
-                let results = anthropic_results(requests, ending);
+                let results = if state.canceled.contains(&id) {
+                    requests.iter().map(|r| anthropic_canceled(&r["custom_id"])).collect()
+                } else {
+                    anthropic_results(requests, ending)
+                };
                 ResponseTemplate::new(200).set_body_bytes(jsonl(&results))
+            }
+            Kind::AnthropicCancel => {
+                let id = last_segment(2);
+                let Some(index) = state.batches.iter().position(|(b, _, _)| *b == id) else {
+                    return ResponseTemplate::new(404).set_body_json(json!({"type": "error",
+                        "error": {"type": "not_found_error", "message": "batch not found"}}));
+                };
+                state.canceled.push(id);
+                ResponseTemplate::new(200).set_body_json(self.anthropic_view(&state, index))
             }
         }
     }
@@ -411,7 +433,14 @@ impl Handler {
         let (id, requests, polls) = &state.batches[index];
         let ending = state.ending.unwrap_or(Ending::Completed);
         let n = requests.len() as u64;
-        let mut batch = if *polls <= state.polls_before_end || ending == Ending::Never {
+        let ended = *polls > state.polls_before_end;
+        let mut batch = if state.canceled.contains(id) {
+            let url = format!("{}/v1/messages/batches/{id}/results", self.uri);
+            match ended {
+                false => anthropic_batch(id, "canceling", None, [n, 0, 0, 0, 0]),
+                true => anthropic_batch(id, "ended", Some(&url), [0, 0, 0, n, 0]),
+            }
+        } else if !ended || ending == Ending::Never {
             anthropic_batch(id, "in_progress", None, [n, 0, 0, 0, 0])
         } else {
             let results = anthropic_results(requests, ending);
@@ -435,6 +464,11 @@ impl Handler {
         }
         batch
     }
+}
+
+/// A request of a batch cancelled before it ran, as the results show it.
+fn anthropic_canceled(custom_id: &Value) -> Value {
+    json!({"custom_id": custom_id, "result": {"type": "canceled"}})
 }
 
 fn anthropic_results(requests: &[Value], ending: Ending) -> Vec<Value> {

@@ -221,6 +221,42 @@ async fn anthropic_finds_a_lost_batch_by_its_size_and_time_and_refuses_to_guess(
     assert!(!api.can_find(&Sought { since: None, ..sought }));
 }
 
+/// A cancelled batch, still `canceling` or ended with its requests `canceled`, is not the
+/// lost one, whatever its size and time: the answers would not be in it.
+#[tokio::test]
+async fn anthropic_passes_over_a_cancelled_batch_when_finding_the_lost_one() {
+    let fake = Fake::anthropic(Ending::Completed, 1).await;
+    let api = anthropic(&fake);
+    let two = [api.entry("id-a", &asking("hello")), api.entry("id-b", &asking("again"))];
+    let wanted = api.submit(&two, "").await.unwrap();
+    let cancelled = api.submit(&two, "").await.unwrap();
+    let cancel = reqwest::Client::new()
+        .post(format!("{}/v1/messages/batches/{cancelled}/cancel", fake.server.uri()))
+        .header("x-api-key", ANTHROPIC_KEY)
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        cancel.json::<serde_json::Value>().await.unwrap()["processing_status"],
+        "canceling"
+    );
+    let sought = Sought {
+        tag: "",
+        calls: 2,
+        since: crate::providers::http::parse_rfc3339("2026-12-02T08:00:00Z"),
+    };
+    assert_eq!(api.find(&sought).await.unwrap(), Some(wanted.clone()), "canceling");
+    api.status(&cancelled).await.unwrap();
+    let ended = api.status(&cancelled).await.unwrap();
+    assert!(ended.ended && ended.failed_requests == 2, "{ended:?}");
+    assert_eq!(
+        api.find(&sought).await.unwrap(),
+        Some(wanted),
+        "ended with its requests canceled"
+    );
+}
+
 #[tokio::test]
 async fn anthropic_creates_with_requests_polls_and_reads_results_url() {
     let fake = Fake::anthropic(Ending::Expired, 1).await;
