@@ -76,8 +76,9 @@ type Id = [u8; 32];
 /// the whole digest and a 64-bit use time).
 ///
 /// Every hit is read back and its line's full key checked, so two keys with the same eight
-/// bytes (about one pair in 10¹² among a shard's million entries) cannot answer for each
-/// other: the later put takes the slot, and the earlier key is a miss.
+/// bytes cannot answer for each other: the later put takes the slot, and the earlier key is a
+/// miss. That any two of a shard's n entries share them has a chance of about n²/2⁶⁵: one in
+/// 37 million for a shard of a million entries.
 type Short = u64;
 
 fn short(id: &Id) -> Short {
