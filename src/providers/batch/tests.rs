@@ -255,6 +255,12 @@ async fn anthropic_passes_over_a_cancelled_batch_when_finding_the_lost_one() {
         Some(wanted),
         "ended with its requests canceled"
     );
+    let mut items = api.results(&ended).await.unwrap();
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        items,
+        [("id-a".to_owned(), Item::Canceled), ("id-b".to_owned(), Item::Canceled)]
+    );
 }
 
 #[tokio::test]
