@@ -60,12 +60,6 @@ impl Rng {
         (m >> 64) as usize
     }
 
-    /// A fair coin, 0 or 1: the top bit of the next output, the same value `below(2)` returns
-    /// (its rejection step never fires for n = 2), for one step of the stream.
-    pub fn coin(&mut self) -> u64 {
-        self.next_u64() >> 63
-    }
-
     /// A uniform `f64` in `[0, 1)`: the top 53 bits scaled by 2⁻⁵³, so every value is a
     /// multiple of 2⁻⁵³ and 1.0 is never returned.
     pub fn unit(&mut self) -> f64 {
@@ -239,19 +233,6 @@ mod tests {
             assert!(c.abs_diff(10_000) < 500, "{counts:?}");
         }
         assert!(g.below(usize::MAX) < usize::MAX);
-    }
-
-    #[test]
-    fn a_coin_is_the_same_stream_as_below_two() {
-        // The sign-flip test draws its swaps with `coin`; they drew `below(2)` before, and a
-        // seed's p-value must not change.
-        let (mut a, mut b) = (Rng::new(5), Rng::new(5));
-        for _ in 0..100_000 {
-            assert_eq!(a.coin() as usize, b.below(2));
-        }
-        // Both halves of the coin come up (the stream is not stuck).
-        let heads: u64 = (0..10_000).map(|_| a.coin()).sum();
-        assert!(heads.abs_diff(5_000) < 250, "{heads}");
     }
 
     #[test]
