@@ -78,8 +78,8 @@ pub fn sign_flip_quantile<U: AsRef<[f64]>>(units: &[(U, U)], q: f64, draws: usiz
         used => (1u64 << used) - 1,
     };
     for _ in 0..draws {
-        // A fair coin per unit: one output of the generator is 64 units' coins (every bit of
-        // xoshiro256** is uniform). One output per coin, as before, was five sixths of a p95
+        // A fair coin per unit: one output of the generator is 64 units' coins (the bits of a
+        // xoshiro256** output are uniform and independent; its scrambler leaves no weak bits). One output per coin, as before, was five sixths of a p95
         // test's time (`benches/quantiles.rs`).
         for word in swaps.iter_mut() {
             *word = rng.next_u64();
@@ -246,7 +246,6 @@ struct Arms {
     per_unit: std::cell::RefCell<Vec<u32>>,
 }
 
-#[derive(Default)]
 struct Sorted {
     values: Vec<f64>,
     unit: Vec<u32>,
@@ -271,10 +270,12 @@ impl Sorted {
     }
 }
 
-/// Whether the paired functions can use `units`: some, each with calls in both arms, all
-/// finite, and `q` in [0, 1].
+/// Whether the paired functions can use `units`: some (fewer than 2^31), each with calls in
+/// both arms, all finite, and `q` in [0, 1].
 fn usable<U: AsRef<[f64]>>(units: &[(U, U)], q: f64) -> bool {
+    // A unit's tag (`unit << 1 | candidate`) is 32 bits: both views refuse what the test's cannot tag.
     !units.is_empty()
+        && units.len() <= (u32::MAX >> 1) as usize
         && (0.0..=1.0).contains(&q)
         && units.iter().all(|(b, c)| {
             let (b, c) = (b.as_ref(), c.as_ref());
@@ -659,6 +660,43 @@ mod tests {
                 assert!(
                     (test.p_value - exact).abs() < tolerance,
                     "q {q} seed {seed}: {}",
+                    test.p_value
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_word_of_a_draw_swaps_its_units() {
+        // 70 and 128 units (a last word of 6 units, and two full words): every unit's arms are
+        // equal but five, spread over both words, which alone decide the median. Python, numpy
+        // 2, with b and c built as below: enumerating the five units' 32 swaps (the others
+        // change nothing), stat = numpy.quantile(C, 0.5) - numpy.quantile(B, 0.5), counted as in
+        // the test: obs 22.5, 2 of 32 (0.0625) for both sizes. Were the second word never
+        // drawn, its deciding units would stay put: 1 of the 4 arrangements left (0.25).
+        for (g, deciding) in [(70, [5, 63, 64, 66, 69]), (128, [0, 63, 64, 100, 127])] {
+            let equal = g - deciding.len();
+            let mut same = (0..equal / 2)
+                .map(|i| 100.0 + i as f64)
+                .chain((0..equal - equal / 2).map(|i| 900.0 + i as f64));
+            let mut k = 0.0;
+            let u: Vec<PairedUnit> = (0..g)
+                .map(|unit| {
+                    if deciding.contains(&unit) {
+                        k += 1.0;
+                        (vec![489.0 + k], vec![508.0 + 2.0 * k])
+                    } else {
+                        let v = same.next().unwrap();
+                        (vec![v], vec![v])
+                    }
+                })
+                .collect();
+            for seed in [1, 2] {
+                let test = sign_flip_quantile(&u, 0.5, 20_000, seed).unwrap();
+                assert!((test.estimate - 22.5).abs() < 1e-9, "{}", test.estimate);
+                assert!(
+                    (test.p_value - 0.0625).abs() < 0.01,
+                    "{g} units, seed {seed}: {}",
                     test.p_value
                 );
             }
