@@ -79,8 +79,9 @@ pub fn sign_flip_quantile<U: AsRef<[f64]>>(units: &[(U, U)], q: f64, draws: usiz
     };
     for _ in 0..draws {
         // A fair coin per unit: one output of the generator is 64 units' coins (the bits of a
-        // xoshiro256** output are uniform and independent; its scrambler leaves no weak bits). One output per coin, as before, was five sixths of a p95
-        // test's time (`benches/quantiles.rs`).
+        // xoshiro256** output are uniform and independent; its scrambler leaves no weak
+        // bits). One output per coin, as before, was five sixths of a p95 test's time
+        // (`benches/quantiles.rs`).
         for word in swaps.iter_mut() {
             *word = rng.next_u64();
         }
