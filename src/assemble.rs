@@ -99,7 +99,7 @@ impl Places {
 
 /// The runner's outcomes, in the jobs' order: lent (a sequential look scores them again at the
 /// next look) or given (the fixed design: each is dropped once scored, its output moved into
-/// its call rather than copied), with the answers the runner stowed in a file
+/// its call rather than copied), or, when the runner stowed them in a file as they arrived
 /// (`runner::Options::stow`), read back one at a time as they are scored.
 pub enum Outcomes<'a> {
     Lent(&'a [Outcome]),
@@ -107,10 +107,18 @@ pub enum Outcomes<'a> {
 }
 
 impl Outcomes<'_> {
+    /// The outcomes in memory (none of the stowed ones).
     fn as_slice(&self) -> &[Outcome] {
         match self {
             Outcomes::Lent(o) => o,
             Outcomes::Given(o, _) => o,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Outcomes::Given(_, Some(stowed)) => stowed.len(),
+            _ => self.as_slice().len(),
         }
     }
 }
@@ -160,27 +168,23 @@ fn runs_exec(planned: &[Planned<'_>]) -> bool {
 /// only when the spill file cannot be written.
 pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Result<Vec<ExperimentResult>> {
     let places = &input.places.places;
-    debug_assert_eq!(places.len(), outcomes.as_slice().len());
-    // Stowed answers come back as each call is scored; all at once for `exec` scorers.
+    debug_assert_eq!(places.len(), outcomes.len());
+    // Stowed outcomes come back as each call is scored; all at once for `exec` scorers.
     let unreadable = |stowed: &Stowed| {
         format!(
             "cannot read back {}, where the run wrote its answers as they arrived; rerun: the journal in the output folder and the response cache replay the calls already paid for",
             stowed.describe()
         )
     };
-    let stowed = match &mut outcomes {
-        Outcomes::Given(given, Some(stowed)) if !stowed.is_empty() => {
-            if runs_exec(input.planned) {
-                for (index, outcome) in given.iter_mut().enumerate() {
-                    stowed.restore(index, outcome).with_context(|| unreadable(stowed))?;
-                }
-                None
-            } else {
-                Some(std::mem::take(stowed))
-            }
-        }
-        _ => None,
-    };
+    if let Outcomes::Given(given, stowed @ Some(_)) = &mut outcomes
+        && runs_exec(input.planned)
+        && let Some(mut all) = stowed.take()
+    {
+        *given = (0..all.len())
+            .map(|index| all.take(index))
+            .collect::<std::io::Result<_>>()
+            .with_context(|| unreadable(&all))?;
+    }
     let vectors = scorers::embeddings::vectors(input.judged);
     let context = |place: &Place| {
         let case = &input.planned[place.experiment].candidate.cases[place.case];
@@ -234,14 +238,16 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
         judged.entry(derived.parent).or_default().push(derived);
     }
     let mut cases = Finisher::new(input)?;
-    let outcomes: Box<dyn Iterator<Item = Cow<'_, Outcome>>> = match outcomes {
-        Outcomes::Lent(o) => Box::new(o.iter().map(Cow::Borrowed)),
-        Outcomes::Given(o, _) => Box::new(Shrinking::new(o).map(Cow::Owned)),
+    let outcomes: Box<dyn Iterator<Item = anyhow::Result<Cow<'_, Outcome>>>> = match outcomes {
+        Outcomes::Lent(o) => Box::new(o.iter().map(|o| Ok(Cow::Borrowed(o)))),
+        Outcomes::Given(_, Some(mut stowed)) => Box::new((0..stowed.len()).map(move |index| {
+            let outcome = stowed.take(index).with_context(|| unreadable(&stowed))?;
+            Ok(Cow::Owned(outcome))
+        })),
+        Outcomes::Given(o, None) => Box::new(Shrinking::new(o).map(|o| Ok(Cow::Owned(o)))),
     };
-    for (index, (place, mut outcome)) in places.iter().zip(outcomes).enumerate() {
-        if let (Some(stowed), Cow::Owned(given)) = (&stowed, &mut outcome) {
-            stowed.restore(index, given).with_context(|| unreadable(stowed))?;
-        }
+    for (index, (place, outcome)) in places.iter().zip(outcomes).enumerate() {
+        let mut outcome = outcome?;
         let cx = context(place);
         let experiment = input.planned[place.experiment].candidate;
         let case = &experiment.cases[place.case];

@@ -616,13 +616,12 @@ fn execute(
     }
     let ran = runtime.block_on(runner.run_then(jobs, then));
     if ran.interrupted {
-        let finished = ran.outcomes.iter().filter(|o| o.attempts > 0 || o.cached).count();
         let kept = journal.map_or_else(
             || "no journal was kept (--no-journal?), so a rerun starts over".to_owned(),
             |j| format!("the journal {} keeps them", j.display()),
         );
         return Err(Error::Interrupted {
-            message: format!("interrupted: {finished} of {} calls finished; {kept}", jobs.len()),
+            message: format!("interrupted: {} of {} calls finished; {kept}", ran.finished, jobs.len()),
             hint: "run the same command again to resume: finished calls are not sent again".to_owned(),
         }
         .into());
@@ -649,12 +648,15 @@ fn execute(
 fn budget_cap_reached(ran: &runner::Ran, max_usd: Option<f64>) -> Option<(String, &'static str)> {
     let cap = max_usd.filter(|_| ran.budget_exhausted)?;
     // Judge calls the cap refused are calls not sent too.
-    let refused = ran
-        .outcomes
-        .iter()
-        .chain(ran.derived.iter().map(|d| &d.outcome))
-        .filter(|o| o.result.as_ref().is_err_and(runner::CallError::is_budget_refusal))
-        .count();
+    let refused = ran.refused
+        + (ran.derived.iter())
+            .filter(|d| {
+                d.outcome
+                    .result
+                    .as_ref()
+                    .is_err_and(runner::CallError::is_budget_refusal)
+            })
+            .count();
     Some((
         format!(
             "the run failed: {refused} call(s) were not sent: the budget's hard cap of {} would have been exceeded (spent {})",
@@ -745,7 +747,7 @@ fn run_sequential(
             k + 1,
             batch.len()
         );
-        absorb(&mut ran, run_batch(&batch)?);
+        ran.absorb(run_batch(&batch)?);
         run_jobs.extend(batch);
         // Each look needs only the verdicts to decide whether to stop; the look that stops is
         // judged again with its power plan.
@@ -767,25 +769,6 @@ fn run_sequential(
     }
     // Unreachable: the last look always returns. An empty plan has nothing to run.
     Ok((assemble_at(&run_jobs, &ran, None, verdict::Plan::Power)?, ran))
-}
-
-/// Adds what one batch ran to the run's totals.
-fn absorb(total: &mut runner::Ran, batch: runner::Ran) {
-    // A judge call names its output by index: after the outputs run so far.
-    let offset = total.outcomes.len();
-    total.derived.extend(batch.derived.into_iter().map(|mut d| {
-        d.parent += offset;
-        d
-    }));
-    total.outcomes.extend(batch.outcomes);
-    total.retries += batch.retries;
-    total.rate_limited += batch.rate_limited;
-    total.cache_hits += batch.cache_hits;
-    total.resumed += batch.resumed;
-    total.fallbacks += batch.fallbacks;
-    total.budget_exhausted |= batch.budget_exhausted;
-    // The runner's spend is the run's so far, every earlier batch included.
-    total.spent_usd = batch.spent_usd;
 }
 
 /// The verdict and the files, on stdout.
@@ -839,6 +822,7 @@ mod tests {
         };
         let ran = runner::Ran {
             outcomes: vec![refused(1.0), other, refused(1.0)],
+            refused: 2,
             derived: (0..2)
                 .map(|repeat| Derived {
                     parent: 0,

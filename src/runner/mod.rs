@@ -168,7 +168,7 @@ pub fn lock_wait(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>) -> Durati
 /// What a run of the jobs did: every job's outcome, and what it took.
 #[derive(Clone, Debug, Default)]
 pub struct Ran {
-    /// In the jobs' order.
+    /// In the jobs' order; empty when they are in [`Ran::stowed`].
     pub outcomes: Vec<Outcome>,
     /// Sends repeated after a retryable failure (fallbacks are not retries).
     pub retries: usize,
@@ -180,6 +180,10 @@ pub struct Ran {
     pub resumed: usize,
     /// Outcomes answered by a fallback provider.
     pub fallbacks: usize,
+    /// Jobs that ended with a call sent or answered without one (the rest were not run).
+    pub finished: usize,
+    /// Jobs the budget's cap did not let be sent (their derived jobs not counted).
+    pub refused: usize,
     /// Some job was not sent because the budget cap would have been exceeded.
     pub budget_exhausted: bool,
     /// The run's settled spend at list prices so far: every batch through its [`Runner`] and the
@@ -192,8 +196,33 @@ pub struct Ran {
     /// Batches (`run --batch`) still running when `--batch-timeout` ran out, as
     /// `` `provider`: id (status) ``; their jobs ended as [`CallError::BatchPending`].
     pub batches_pending: Vec<String>,
-    /// With [`Options::stow`]: where the answers taken out of `outcomes` are.
+    /// With [`Options::stow`]: every outcome, in the file as it arrived (`outcomes` is empty).
     pub stowed: Option<stow::Stowed>,
+}
+
+impl Ran {
+    /// Adds what a later batch through the same runner ran (a sequential look): its outcomes
+    /// after these, its judge calls naming their outputs by those positions. Neither stows its
+    /// outcomes.
+    pub fn absorb(&mut self, batch: Ran) {
+        debug_assert!(self.stowed.is_none() && batch.stowed.is_none());
+        let offset = self.outcomes.len();
+        self.derived.extend(batch.derived.into_iter().map(|mut d| {
+            d.parent += offset;
+            d
+        }));
+        self.outcomes.extend(batch.outcomes);
+        self.retries += batch.retries;
+        self.rate_limited += batch.rate_limited;
+        self.cache_hits += batch.cache_hits;
+        self.resumed += batch.resumed;
+        self.fallbacks += batch.fallbacks;
+        self.finished += batch.finished;
+        self.refused += batch.refused;
+        self.budget_exhausted |= batch.budget_exhausted;
+        // The runner's spend is the run's so far, every earlier batch included.
+        self.spent_usd = batch.spent_usd;
+    }
 }
 
 /// A digest of the job list: the journal's run identity. Runs of the same plan share it.
@@ -397,7 +426,8 @@ impl<'a> Runner<'a> {
     pub async fn run_then(&self, jobs: &[Job], then: &Then<'_>) -> Ran {
         let endpoints = self.endpoints;
         let keys: Vec<Option<JobKey>> = jobs.iter().map(|job| job_key(job, endpoints)).collect();
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
+        // The outcomes known before any call: render errors, replayed jobs, batches' answers.
+        let mut known: Vec<(usize, Outcome)> = Vec::new();
 
         // Sort the jobs: render errors end at once, finished ones replay, the first of identical
         // jobs (the leader) runs and the others (followers) take its answer.
@@ -407,7 +437,7 @@ impl<'a> Runner<'a> {
         let mut resumed = 0;
         for (index, (job, key)) in jobs.iter().zip(&keys).enumerate() {
             let (Ok(_), Some(key)) = (&job.request, key) else {
-                outcomes[index] = Some(not_sent(not_rendered(job)));
+                known.push((index, not_sent(not_rendered(job))));
                 continue;
             };
             // A job to be timed in this run is never answered by another's call.
@@ -421,7 +451,7 @@ impl<'a> Runner<'a> {
             match self.take_replayed(key) {
                 Some(outcome) => {
                     resumed += 1;
-                    outcomes[index] = Some(outcome);
+                    known.push((index, outcome));
                 }
                 None => to_run.push(index),
             }
@@ -445,9 +475,7 @@ impl<'a> Runner<'a> {
             if !to_batch.is_empty() {
                 to_run = rest;
                 batched = batch::run(self, options, &watch, jobs, &keys, &to_batch).await;
-                for (index, outcome) in std::mem::take(&mut batched.outcomes) {
-                    outcomes[index] = Some(outcome);
-                }
+                known.append(&mut batched.outcomes);
             }
         }
         let context = Context {
@@ -459,7 +487,7 @@ impl<'a> Runner<'a> {
         };
         let progress = progress::Progress::new(self.options.progress, jobs.len());
         let done = AtomicUsize::new(jobs.len() - to_run.len());
-        let cached_so_far = AtomicUsize::new(outcomes.iter().flatten().filter(|o| o.cached).count() + followers.len());
+        let cached_so_far = AtomicUsize::new(known.iter().filter(|(_, o)| o.cached).count() + followers.len());
         if self.options.batch.is_some() {
             // The batches' calls are done before the rest start: count them in the progress.
             progress.update(done.load(Ordering::Relaxed), 0, cached_so_far.load(Ordering::Relaxed));
@@ -497,12 +525,8 @@ impl<'a> Runner<'a> {
             Root(usize, Outcome),
             Derived(Box<Pending>, JobKey, Outcome),
         }
-        let mut stow = self
-            .options
-            .stow
-            .as_ref()
-            .and_then(std::sync::Weak::upgrade)
-            .map(|scratch| stow::Stow::new(&scratch, jobs.len()));
+        let mut kept = stow::Kept::new(self.options.stow.as_ref(), jobs.len());
+        let follower_count = |leader: usize| followers_of.get(&leader).map_or(0, Vec::len);
         let mut running = futures::stream::FuturesUnordered::new();
         let mut roots = to_run.into_iter();
         let mut derived: Vec<Derived> = Vec::new();
@@ -520,18 +544,15 @@ impl<'a> Runner<'a> {
             );
             progress.judge_asked(queue.len() - before);
         };
-        // The outcomes known before any call (render errors, replayed jobs, batches' answers)
-        // ask at once, and are then stowed as the calls' answers are.
-        for (index, outcome) in outcomes.iter_mut().enumerate() {
-            if let Some(outcome) = outcome {
-                ask(index, None, outcome, &mut queue);
-                for &follower in followers_of.get(&index).into_iter().flatten() {
-                    ask(follower, None, &as_follower(outcome), &mut queue);
-                }
-                if let Some(stow) = &mut stow {
-                    stow.put(index, outcome);
-                }
+        // The outcomes known before any call ask at once (in the jobs' order), and are then kept
+        // as the calls' are.
+        known.sort_unstable_by_key(|(index, _)| *index);
+        for (index, outcome) in known {
+            ask(index, None, &outcome, &mut queue);
+            for &follower in followers_of.get(&index).into_iter().flatten() {
+                ask(follower, None, &as_follower(&outcome), &mut queue);
             }
+            kept.put(index, outcome, follower_count(index));
         }
 
         // Ctrl-C is noticed within a tick, so the user hears at once that the calls in flight are
@@ -581,16 +602,13 @@ impl<'a> Runner<'a> {
             }
             tokio::select! {
                 next = running.next() => match next {
-                    Some(Finished::Root(index, mut outcome)) => {
+                    Some(Finished::Root(index, outcome)) => {
                         ask(index, None, &outcome, &mut queue);
                         for &follower in followers_of.get(&index).into_iter().flatten() {
                             ask(follower, None, &as_follower(&outcome), &mut queue);
                         }
-                        // Asked and judged on: from here on only scoring reads the answer.
-                        if let Some(stow) = &mut stow {
-                            stow.put(index, &mut outcome);
-                        }
-                        outcomes[index] = Some(outcome);
+                        // Asked and judged on: from here on only scoring reads it.
+                        kept.put(index, outcome, follower_count(index));
                     }
                     Some(Finished::Derived(pending, key, outcome)) => {
                         let pending = *pending;
@@ -623,31 +641,25 @@ impl<'a> Runner<'a> {
         let interrupted = watch.stop_requested();
 
         for (follower, leader) in followers {
-            let outcome = outcomes[leader]
-                .as_ref()
-                .map_or_else(|| not_sent(CallError::NotRun), as_follower);
-            outcomes[follower] = Some(outcome);
-            if let Some(stow) = &mut stow {
-                stow.copy(leader, follower);
-            }
+            kept.follow(leader, follower);
         }
-        let outcomes: Vec<Outcome> = outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or_else(|| not_sent(CallError::NotRun)))
-            .collect();
+        let (cache_hits, fallbacks, finished, refused) = (kept.cached, kept.fell_back, kept.finished, kept.refused);
+        let (outcomes, stowed) = kept.finish();
         let ran = Ran {
             retries: context.retries.load(Ordering::Relaxed),
             rate_limited: context.rate_limited.load(Ordering::Relaxed),
-            cache_hits: outcomes.iter().filter(|o| o.cached).count(),
+            cache_hits,
             resumed,
-            fallbacks: outcomes.iter().filter(|o| o.fell_back).count(),
+            fallbacks,
+            finished,
+            refused,
             budget_exhausted: context.budget_exhausted.load(Ordering::Relaxed),
             spent_usd: self.budget.spent(),
             interrupted,
             outcomes,
             derived,
             batches_pending: batched.pending,
-            stowed: stow.map(stow::Stow::finish),
+            stowed,
         };
         drop(watch);
         ran

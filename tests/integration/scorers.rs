@@ -81,6 +81,28 @@ fn a_run_that_keeps_its_answers_on_disk_scores_exec_and_consistency_as_one_in_me
     );
 }
 
+/// Without `exec` scorers a run over the threshold reads each outcome back from its file only
+/// when it scores that call: what it scores is still what the run held in memory scores.
+#[test]
+fn a_run_that_reads_each_outcome_back_as_it_scores_scores_as_one_in_memory() {
+    let repo = demo_with_scorers(
+        r#"{type: similarity, value: "You can send back unused items within 30 days of delivery for a full refund."}"#,
+    );
+    let run = |name: &str, vars: &[(&str, &str)]| {
+        let out = repo.path().join(name);
+        crate::support::run_pr_uncached(repo.path(), &out, &[], vars).expect_code(1);
+        out
+    };
+    let inline = results(&run("inline", &[]));
+    let on_disk = results(&run("on-disk", &[("PROMPTGATE_TEST_INLINE_MAX_CALLS", "20")]));
+    assert_eq!(on_disk["schema_version"].as_u64(), Some(2));
+    assert_eq!(
+        on_disk["experiments"],
+        crate::support::without_outputs(&inline["experiments"])
+    );
+    assert_eq!(on_disk["run"]["cache_hits"], inline["run"]["cache_hits"]);
+}
+
 #[test]
 fn similarity_exec_scores_and_consistency_are_paired_means_in_the_comment() {
     let repo = demo_with_scorers(
