@@ -143,10 +143,17 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
     result.variance_components = judge_variance(name, cases, paired);
     result.candidate = own_value(&metric, &cand);
     // For a quantile the candidate's own interval resamples its calls as much as the
-    // comparison does: the two take a core each. Other metrics' intervals are formulas.
+    // comparison does: the two take a core each. When both resample the same units (the
+    // baseline has a value wherever the candidate has one), the comparison's bootstrap draws it
+    // too, the candidate's quantile in each of its resamples. Other metrics' intervals are
+    // formulas.
+    let drawn_together =
+        paired && metric.quantile().is_some() && (0..cases.len()).all(|i| cand[i].is_empty() || !base[i].is_empty());
     std::thread::scope(|scope| {
         let interval = || own_interval(&metric, &cand, &unit_ids, confidence, metric_seed);
-        let own = (metric.quantile().is_some() && side_by_side(cases)).then(|| scope.spawn(interval));
+        let own =
+            (metric.quantile().is_some() && side_by_side(cases) && !drawn_together).then(|| scope.spawn(interval));
+        let mut own_drawn = None;
         let mut result = 'compared: {
             if !paired {
                 result.n = count_units(&unit_ids, cand.iter().map(|v| !v.is_empty()));
@@ -230,6 +237,9 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
                         result.ci = at(diff, alpha);
                         result.ci_equivalence = at(diff, 2.0 * alpha);
                         result.unit_sd = diff.standard_error().map(|se| se * (g as f64).sqrt());
+                        if drawn_together {
+                            own_drawn = at(&draws.candidate, alpha);
+                        }
                         if let Some(ratio) = ratio {
                             result.relative_delta = ratio.summary(0.5).map(|b| b.estimate);
                             result.relative_ci = at(ratio, alpha);
@@ -299,7 +309,7 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
         };
         result.candidate_ci = match own {
             Some(own) => own.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
-            None => interval(),
+            None => own_drawn.or_else(interval),
         };
         result
     })

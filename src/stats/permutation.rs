@@ -114,6 +114,9 @@ pub struct QuantileDraws {
     pub var_baseline: f64,
     pub var_candidate: f64,
     pub covariance: f64,
+    /// Of the candidate's own quantile: the unit bootstrap [`unit_bootstrap_one_quantile`]
+    /// does, over the same units, read from these resamples at no further draw.
+    pub candidate: Draws,
 }
 
 /// Bootstrap draws of the quantile difference and of the quantile ratio, resampling whole
@@ -156,12 +159,14 @@ pub fn unit_bootstrap_quantile<U: AsRef<[f64]>>(
     let k = (resamples.max(2) - 1) as f64;
     let var = |xs: &[f64], m: f64| xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / k;
     let covariance = bs.iter().zip(&cs).map(|(b, c)| (b - mb) * (c - mc)).sum::<f64>() / k;
+    let (var_baseline, var_candidate) = (var(&bs, mb), var(&cs, mc));
     Some(QuantileDraws {
         difference: Draws::new(estimate, diffs)?,
         ratio,
-        var_baseline: var(&bs, mb),
-        var_candidate: var(&cs, mc),
+        var_baseline,
+        var_candidate,
         covariance,
+        candidate: Draws::new(qc, cs)?,
     })
 }
 
@@ -743,6 +748,25 @@ mod tests {
         assert!((s.ci[0] - 40.0).abs() < 1e-9 && (s.ci[1] - 40.0).abs() < 1e-9);
         let one = unit_bootstrap_one_quantile(&[vec![1.0, 2.0], vec![3.0]], 0.5, 100, 1).unwrap();
         assert_eq!(one.summary(0.9).unwrap().estimate, 2.0);
+    }
+
+    /// The paired bootstrap's candidate draws are one arm's bootstrap of the candidate's units
+    /// with the same seed, to the bit: the same picks, the same quantile of the calls picked.
+    #[test]
+    fn the_candidates_draws_are_its_own_bootstrap_over_the_same_units() {
+        let shifted: Vec<PairedUnit> = units()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (b, c))| (b, c.iter().map(|x| x * (1.0 + i as f64 / 7.0)).collect()))
+            .collect();
+        for (units, q, seed) in [(units(), 0.5, 9), (units(), 0.95, 2), (shifted, 0.9, 77)] {
+            let paired = unit_bootstrap_quantile(&units, q, 700, seed).unwrap();
+            let candidate: Vec<&Vec<f64>> = units.iter().map(|(_, c)| c).collect();
+            let own = unit_bootstrap_one_quantile(&candidate, q, 700, seed).unwrap();
+            assert_eq!(paired.candidate, own, "q {q}, seed {seed}");
+            let other = unit_bootstrap_one_quantile(&candidate, q, 700, seed ^ 1).unwrap();
+            assert_ne!(paired.candidate, other, "another seed draws other picks");
+        }
     }
 
     #[test]
