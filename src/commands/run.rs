@@ -347,11 +347,11 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let sequential = defaults.sequential && !options.aa && !jobs.is_empty();
     // A run written as schema 2 (the fixed design; a sequential look scores every answer again)
-    // writes each answer to a scratch file in the output folder as it arrives, and each case's
-    // outputs to another as it is scored, instead of holding them to the end. Both are made
-    // before any call: a folder they cannot be written to fails the run now, not after every
-    // call is paid for. The runner holds the answers weakly: they live here until the calls are
-    // done, then in `Ran::stowed` until scoring has read them back.
+    // writes each outcome to a scratch file in the output folder as its call ends, and each
+    // case's outputs to another as it is scored, instead of holding them to the end. Both are
+    // made before any call: a folder they cannot be written to fails the run now, not after
+    // every call is paid for. The runner holds the outcomes' file weakly: it lives here until
+    // the calls are done, then in `Ran::stowed` until scoring has read them back.
     let (stow, spill) = if !sequential && report::calls::in_file_at(jobs.len()) {
         crate::output::create_dir(&options.out)?;
         let answers = crate::output::Scratch::unnamed(&options.out, "the answers")

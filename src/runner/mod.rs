@@ -116,8 +116,9 @@ pub struct Options {
     /// How long to wait for another run's hold on the cache before giving up; see
     /// [`lock_wait`].
     pub lock_wait: Duration,
-    /// Writes each answer to this scratch file as it arrives instead of holding it ([`stow`]):
-    /// a large run's outcomes then hold no output until scoring reads it back. Weak: the run
+    /// Writes each outcome to this scratch file as its call ends instead of holding it
+    /// ([`stow`]): a large run then holds sixteen bytes a call until scoring reads the outcomes
+    /// back. Weak: the run
     /// that made it decides how long it lives (with [`Ran::stowed`], which holds it to the end
     /// of scoring), not the runner.
     pub stow: Option<std::sync::Weak<crate::output::Scratch>>,
@@ -202,8 +203,8 @@ pub struct Ran {
 
 impl Ran {
     /// Adds what a later batch through the same runner ran (a sequential look): its outcomes
-    /// after these, its judge calls naming their outputs by those positions. Neither stows its
-    /// outcomes.
+    /// after these, its judge calls naming their outputs by those positions. Neither may hold
+    /// its outcomes in a file (`run` never stows a sequential run's).
     pub fn absorb(&mut self, batch: Ran) {
         debug_assert!(self.stowed.is_none() && batch.stowed.is_none());
         let offset = self.outcomes.len();

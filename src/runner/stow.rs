@@ -196,7 +196,10 @@ impl Stow {
         });
         self.buffer.clear();
         encode(&outcome, provider, &mut self.buffer);
-        let Ok(len) = u32::try_from(self.buffer.len()) else {
+        // An error is JSON, which has no NaN or infinity: one that would not read back (and
+        // any record too long to place) stays in memory.
+        let reads_back = outcome.result.is_ok() || decode(&self.buffer, &self.stowed.providers).is_some();
+        let (true, Ok(len)) = (reads_back, u32::try_from(self.buffer.len())) else {
             self.stowed.held.insert(index, outcome);
             return;
         };
@@ -369,6 +372,13 @@ mod tests {
             flagged,
             error(CallError::BudgetRefused { cap_usd: 0.25 }, 0),
             error(CallError::Timeout { after_ms: 30_000 }, 2),
+            // Not a refusal, whatever its words say: refusals are counted by kind.
+            error(
+                CallError::Permanent {
+                    message: "budget exceeded: the budget's hard cap would have been exceeded".to_owned(),
+                },
+                1,
+            ),
             Outcome {
                 provider: None,
                 ..error(
@@ -389,7 +399,7 @@ mod tests {
     /// What a batch of `count` jobs keeps: the outcomes put out of order, as calls end, and
     /// one follower of the answer with its own latency.
     fn keep(kept: &mut Kept, outcomes: &[Outcome]) {
-        for index in [2, 0, 5, 3, 1, 4] {
+        for index in [2, 0, 5, 6, 3, 1, 4] {
             kept.put(index, outcomes[index].clone(), usize::from(index == 1));
         }
         kept.follow(1, outcomes.len());
@@ -411,7 +421,7 @@ mod tests {
         let counts = |k: &Kept| (k.cached, k.fell_back, k.finished, k.refused);
         // Cached: the flagged one and the follower; fallen back: the flagged one; finished:
         // all but the refused one (not sent); refused: that one.
-        assert_eq!(counts(&in_memory), (2, 1, 6, 1));
+        assert_eq!(counts(&in_memory), (2, 1, 7, 1));
         assert_eq!(counts(&in_file), counts(&in_memory));
         let (memory, none) = in_memory.finish();
         assert!(none.is_none());
@@ -462,6 +472,36 @@ mod tests {
         error.truncate(error.len() - 1);
         assert!(decode(&error, &providers).is_none());
         assert!(decode(&[], &providers).is_none());
+    }
+
+    #[test]
+    fn an_error_json_cannot_hold_stays_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = Arc::new(Scratch::create(dir.path(), "answers").unwrap());
+        let mut kept = Kept::new(Some(&Arc::downgrade(&scratch)), 3);
+        let refused = |cap_usd: f64| Outcome {
+            result: Err(CallError::BudgetRefused { cap_usd }),
+            attempts: 0,
+            ..answered("")
+        };
+        kept.put(0, refused(f64::NAN), 1);
+        kept.put(2, answered("after it"), 0);
+        kept.follow(0, 1);
+        assert_eq!(kept.refused, 2, "the refusal and the job that shared it");
+        let mut stowed = kept.finish().1.unwrap();
+        assert_eq!(stowed.held.len(), 2, "the refusal and its follower stay in memory");
+        for index in [0, 1] {
+            let cap = match stowed.take(index).unwrap().result {
+                Err(CallError::BudgetRefused { cap_usd }) => cap_usd,
+                other => panic!("{other:?}"),
+            };
+            assert!(cap.is_nan());
+        }
+        assert_eq!(
+            stowed.take(2).unwrap().result.unwrap().text,
+            "after it",
+            "later ones still go to the file"
+        );
     }
 
     #[test]

@@ -488,6 +488,67 @@ async fn a_journal_with_a_torn_last_line_replays_the_rest() {
     assert_eq!((ran.resumed, provider.total_calls()), (4, 5));
 }
 
+/// A run that keeps its outcomes in a file gives back, outcome for outcome and count for
+/// count, what the same run keeps in memory: identical jobs, render errors and the cap's
+/// refusals included.
+#[tokio::test(start_paused = true)]
+async fn a_stowed_run_gives_back_what_a_run_in_memory_keeps() {
+    let mut jobs = jobs(14, &[]);
+    let twins: Vec<Job> = jobs
+        .iter()
+        .cloned()
+        .map(|j| Job {
+            arm: Arm::Baseline,
+            ..j
+        })
+        .collect();
+    jobs.extend(twins);
+    let upper = plan::request_upper_bound_usd(jobs[0].request.as_ref().unwrap(), &prices()).unwrap();
+    let run = |stow: Option<std::sync::Weak<crate::output::Scratch>>| {
+        let jobs = &jobs;
+        async move {
+            // One at a time: the cap refuses the same jobs in both runs.
+            let options = Options {
+                max_usd: Some(8.5 * upper),
+                stow,
+                ..options()
+            };
+            run_with(jobs, one(&Fake::new(Behaviour::Healthy), 1), &options).await
+        }
+    };
+    let in_memory = run(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = Arc::new(crate::output::Scratch::create(dir.path(), "outcomes").unwrap());
+    let mut stowed = run(Some(Arc::downgrade(&scratch))).await;
+    assert!(stowed.outcomes.is_empty(), "every outcome is in the file");
+    let mut file = stowed.stowed.take().expect("the outcomes' file");
+    let read: Vec<Outcome> = (0..jobs.len()).map(|i| file.take(i).unwrap()).collect();
+    assert_same_answers(&read, &in_memory.outcomes);
+    for (i, (s, m)) in read.iter().zip(&in_memory.outcomes).enumerate() {
+        assert_eq!(
+            (s.cached, s.attempts, s.batched),
+            (m.cached, m.attempts, m.batched),
+            "job {i}"
+        );
+    }
+    // The counts each run reports are the ones its outcomes give.
+    for (ran, outcomes) in [(&in_memory, &in_memory.outcomes[..]), (&stowed, &read[..])] {
+        let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
+        assert_eq!(ran.cache_hits, count(|o| o.cached));
+        assert_eq!(ran.fallbacks, count(|o| o.fell_back));
+        assert_eq!(ran.finished, count(|o| o.attempts > 0 || o.cached));
+        assert_eq!(
+            ran.refused,
+            count(|o| o.result.as_ref().is_err_and(CallError::is_budget_refusal))
+        );
+    }
+    assert!(
+        in_memory.refused >= 4 && in_memory.cache_hits >= 8 && in_memory.finished >= 16,
+        "the cap refused some jobs and their twins, and the twins of the rest shared their answers: {:?}",
+        (in_memory.refused, in_memory.cache_hits, in_memory.finished)
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_budget_cap_holds_under_full_concurrency() {
     let template = jobs(1, &[]).remove(0);

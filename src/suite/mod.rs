@@ -246,6 +246,19 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
         approve_above_usd: b.approve_above_usd,
         max_usd: b.max_usd,
     });
+    for (name, usd) in [
+        ("max_usd", budget.max_usd),
+        ("approve_above_usd", budget.approve_above_usd),
+    ] {
+        if let Some(usd) = usd.filter(|usd| !(usd.is_finite() && *usd >= 0.0)) {
+            return Err(Diagnostic::new(format!(
+                "budget.{name} must be an amount of dollars, 0 or more, got {usd}"
+            ))
+            .in_file(config_path)
+            .hint("for example `budget: {max_usd: 5.00}` stops the run before it spends more than $5")
+            .into());
+        }
+    }
 
     let mut gates = Vec::new();
     for (metric, g) in &raw.gates {

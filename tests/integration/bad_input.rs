@@ -235,6 +235,30 @@ fn empty_suite_file() {
     );
 }
 
+fn a_budget_that_is_no_amount_of_dollars(edit: &str, broken: &str) {
+    check(
+        |r| {
+            r.edit(SUITE, edit, broken);
+        },
+        &["must be an amount of dollars, 0 or more", "promptgate.yaml", "hint: "],
+    );
+}
+
+#[test]
+fn a_budget_cap_below_zero() {
+    a_budget_that_is_no_amount_of_dollars("max_usd: 5.00", "max_usd: -1");
+}
+
+#[test]
+fn a_budget_cap_that_is_not_a_number() {
+    a_budget_that_is_no_amount_of_dollars("max_usd: 5.00", "max_usd: .nan");
+}
+
+#[test]
+fn an_approval_amount_that_is_infinite() {
+    a_budget_that_is_no_amount_of_dollars("approve_above_usd: 0.50", "approve_above_usd: .inf");
+}
+
 #[test]
 fn value_of_the_wrong_type() {
     check(
