@@ -356,9 +356,8 @@ async fn a_warm_cache_makes_no_calls_and_survives_corruption() {
     assert_eq!(fourth.total_calls(), 0);
 }
 
-#[tokio::test(start_paused = true)]
-async fn identical_jobs_are_sent_once() {
-    let mut jobs = jobs(6, &[]);
+/// `jobs`, then each again as the baseline's: the same request, so the same call.
+fn with_twins(mut jobs: Vec<Job>) -> Vec<Job> {
     let twins: Vec<Job> = jobs
         .iter()
         .cloned()
@@ -368,6 +367,12 @@ async fn identical_jobs_are_sent_once() {
         })
         .collect();
     jobs.extend(twins);
+    jobs
+}
+
+#[tokio::test(start_paused = true)]
+async fn identical_jobs_are_sent_once() {
+    let jobs = with_twins(jobs(6, &[]));
     let provider = Fake::new(Behaviour::Healthy);
     let ran = run_with(&jobs, one(&provider, 4), &options()).await;
     assert_eq!(provider.total_calls(), 6);
@@ -493,16 +498,7 @@ async fn a_journal_with_a_torn_last_line_replays_the_rest() {
 /// refusals included.
 #[tokio::test(start_paused = true)]
 async fn a_stowed_run_gives_back_what_a_run_in_memory_keeps() {
-    let mut jobs = jobs(14, &[]);
-    let twins: Vec<Job> = jobs
-        .iter()
-        .cloned()
-        .map(|j| Job {
-            arm: Arm::Baseline,
-            ..j
-        })
-        .collect();
-    jobs.extend(twins);
+    let jobs = with_twins(jobs(14, &[]));
     let upper = plan::request_upper_bound_usd(jobs[0].request.as_ref().unwrap(), &prices()).unwrap();
     let run = |stow: Option<std::sync::Weak<crate::output::Scratch>>| {
         let jobs = &jobs;

@@ -46,15 +46,12 @@ fn scores<'a>(e: &'a Value, arm: &str) -> impl Iterator<Item = &'a Value> {
         .flat_map(move |c| c[arm].as_array().unwrap().iter().map(|call| &call["scores"]))
 }
 
-/// Over the inline threshold a run writes each answer to a file as it arrives and each case's
-/// outputs as it is scored; with `exec` scorers (which read every answer before scoring) and
-/// three repeats (consistency reads a case's answers together), it scores exactly what the same
-/// run held in memory does.
-#[test]
-fn a_run_that_keeps_its_answers_on_disk_scores_exec_and_consistency_as_one_in_memory() {
-    let repo = demo_with_scorers(
-        r#"{type: similarity, value: "You can send back unused items within 30 days of delivery for a full refund."}, {type: exec, command: [/bin/sh, scripts/score.sh], metric: [words, short, tree]}"#,
-    );
+/// The demo's PR with `assert` added, run twice: inline, and over the inline threshold (each
+/// answer to a file as it arrives, each case's outputs as it is scored). Both score the same:
+/// the second's results are the first's without the outputs, and it leaves no scratch file
+/// behind. Gives both results.
+fn inline_and_on_disk(assert: &str) -> (Value, Value) {
+    let repo = demo_with_scorers(assert);
     let run = |name: &str, vars: &[(&str, &str)]| {
         let out = repo.path().join(name);
         crate::support::run_pr_uncached(repo.path(), &out, &[], vars).expect_code(1);
@@ -71,34 +68,33 @@ fn a_run_that_keeps_its_answers_on_disk_scores_exec_and_consistency_as_one_in_me
         on_disk["experiments"],
         crate::support::without_outputs(&inline["experiments"])
     );
-    let words = scores(experiment(&on_disk, "customer-support"), "candidate").filter(|s| s["words"].is_number());
-    assert!(words.count() > 0, "the exec scorer read the answers");
     assert!(
         std::fs::read_dir(&on_disk_out)
             .unwrap()
             .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.')),
         "no scratch file left behind"
     );
+    (inline, on_disk)
+}
+
+/// With `exec` scorers (which read every answer before scoring) and three repeats (consistency
+/// reads a case's answers together), a run over the threshold scores exactly what the same run
+/// held in memory does.
+#[test]
+fn a_run_that_keeps_its_answers_on_disk_scores_exec_and_consistency_as_one_in_memory() {
+    let (_, on_disk) = inline_and_on_disk(
+        r#"{type: similarity, value: "You can send back unused items within 30 days of delivery for a full refund."}, {type: exec, command: [/bin/sh, scripts/score.sh], metric: [words, short, tree]}"#,
+    );
+    let words = scores(experiment(&on_disk, "customer-support"), "candidate").filter(|s| s["words"].is_number());
+    assert!(words.count() > 0, "the exec scorer read the answers");
 }
 
 /// Without `exec` scorers a run over the threshold reads each outcome back from its file only
 /// when it scores that call: what it scores is still what the run held in memory scores.
 #[test]
 fn a_run_that_reads_each_outcome_back_as_it_scores_scores_as_one_in_memory() {
-    let repo = demo_with_scorers(
+    let (inline, on_disk) = inline_and_on_disk(
         r#"{type: similarity, value: "You can send back unused items within 30 days of delivery for a full refund."}"#,
-    );
-    let run = |name: &str, vars: &[(&str, &str)]| {
-        let out = repo.path().join(name);
-        crate::support::run_pr_uncached(repo.path(), &out, &[], vars).expect_code(1);
-        out
-    };
-    let inline = results(&run("inline", &[]));
-    let on_disk = results(&run("on-disk", &[("PROMPTGATE_TEST_INLINE_MAX_CALLS", "20")]));
-    assert_eq!(on_disk["schema_version"].as_u64(), Some(2));
-    assert_eq!(
-        on_disk["experiments"],
-        crate::support::without_outputs(&inline["experiments"])
     );
     assert_eq!(on_disk["run"]["cache_hits"], inline["run"]["cache_hits"]);
 }
