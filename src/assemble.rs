@@ -172,11 +172,11 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
     // Stowed outcomes come back as each call is scored; all at once for `exec` scorers.
     let unreadable = |stowed: &Stowed| {
         format!(
-            "cannot read back {}, where the run wrote its answers as they arrived; rerun: the journal in the output folder and the response cache replay the calls already paid for",
+            "cannot read back {}, where the run wrote its calls' outcomes as they ended; rerun: the journal in the output folder and the response cache replay the calls already paid for",
             stowed.describe()
         )
     };
-    if let Outcomes::Given(given, stowed @ Some(_)) = &mut outcomes
+    if let Outcomes::Given(given, stowed) = &mut outcomes
         && runs_exec(input.planned)
         && let Some(mut all) = stowed.take()
     {

@@ -118,9 +118,8 @@ pub struct Options {
     pub lock_wait: Duration,
     /// Writes each outcome to this scratch file as its call ends instead of holding it
     /// ([`stow`]): a large run then holds sixteen bytes a call until scoring reads the outcomes
-    /// back. Weak: the run
-    /// that made it decides how long it lives (with [`Ran::stowed`], which holds it to the end
-    /// of scoring), not the runner.
+    /// back. Weak: the run that made it decides how long it lives (with [`Ran::stowed`], which
+    /// holds it to the end of scoring), not the runner.
     pub stow: Option<std::sync::Weak<crate::output::Scratch>>,
 }
 

@@ -20,7 +20,7 @@ use crate::results::Name;
 
 /// The outcomes of one batch of jobs, in the file and (a failed write's) in memory: by index,
 /// where each one's record is. The file goes when the last holder of it does.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Stowed {
     scratch: Option<Arc<Scratch>>,
     at: Vec<Option<At>>,
