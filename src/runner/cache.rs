@@ -607,14 +607,28 @@ pub(super) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
 }
 
-/// Without positional reads: seek, then read. Every use of a shard's file holds its lock,
-/// and appends go to the end whatever the position, so moving it disturbs nothing (the stowed
-/// answers are read only once every one is written).
+/// Without positional reads: seek, read, and seek back. A shard's file is opened to append,
+/// so its writes go to the end wherever the position is; the run's scratch file is not: its
+/// stowed outcomes are read back while the scored outputs are written after them, and a later
+/// batch's outcomes after those, at the file's position, which must be where it was.
 #[cfg(not(unix))]
 pub(super) fn read_exact_at(mut file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    use std::io::Read as _;
+    read_at_and_return(&mut file, buf, offset)
+}
+
+/// Reads `buf.len()` bytes at `offset`, then puts the position back where it was (also when
+/// the read fails). Written for any reader, so it is tested where positional reads exist.
+#[cfg_attr(unix, allow(dead_code))]
+fn read_at_and_return(
+    file: &mut (impl std::io::Read + std::io::Seek),
+    buf: &mut [u8],
+    offset: u64,
+) -> std::io::Result<()> {
+    let position = file.stream_position()?;
     file.seek(std::io::SeekFrom::Start(offset))?;
-    file.read_exact(buf)
+    let read = file.read_exact(buf);
+    file.seek(std::io::SeekFrom::Start(position))?;
+    read
 }
 
 /// The 32 bytes a key's 64 hex digits spell; `None` for anything else.

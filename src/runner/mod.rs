@@ -202,10 +202,12 @@ pub struct Ran {
 
 impl Ran {
     /// Adds what a later batch through the same runner ran (a sequential look): its outcomes
-    /// after these, its judge calls naming their outputs by those positions. Neither may hold
-    /// its outcomes in a file (`run` never stows a sequential run's).
-    pub fn absorb(&mut self, batch: Ran) {
-        debug_assert!(self.stowed.is_none() && batch.stowed.is_none());
+    /// after these, its judge calls naming their outputs by those positions. Outcomes either
+    /// holds in a file are read back into memory first (`run` never stows a sequential run's,
+    /// so this costs nothing there); fails only when the file cannot be read.
+    pub fn absorb(&mut self, mut batch: Ran) -> std::io::Result<()> {
+        self.unstow()?;
+        batch.unstow()?;
         let offset = self.outcomes.len();
         self.derived.extend(batch.derived.into_iter().map(|mut d| {
             d.parent += offset;
@@ -222,6 +224,17 @@ impl Ran {
         self.budget_exhausted |= batch.budget_exhausted;
         // The runner's spend is the run's so far, every earlier batch included.
         self.spent_usd = batch.spent_usd;
+        Ok(())
+    }
+
+    /// Moves outcomes held in a file into [`Ran::outcomes`].
+    fn unstow(&mut self) -> std::io::Result<()> {
+        if let Some(mut stowed) = self.stowed.take() {
+            self.outcomes = (0..stowed.len())
+                .map(|index| stowed.take(index))
+                .collect::<std::io::Result<_>>()?;
+        }
+        Ok(())
     }
 }
 

@@ -517,6 +517,7 @@ async fn a_stowed_run_gives_back_what_a_run_in_memory_keeps() {
     let scratch = Arc::new(crate::output::Scratch::create(dir.path(), "outcomes").unwrap());
     let mut stowed = run(Some(Arc::downgrade(&scratch))).await;
     assert!(stowed.outcomes.is_empty(), "every outcome is in the file");
+    let whole = stowed.clone();
     let mut file = stowed.stowed.take().expect("the outcomes' file");
     let read: Vec<Outcome> = (0..jobs.len()).map(|i| file.take(i).unwrap()).collect();
     assert_same_answers(&read, &in_memory.outcomes);
@@ -543,6 +544,22 @@ async fn a_stowed_run_gives_back_what_a_run_in_memory_keeps() {
         "the cap refused some jobs and their twins, and the twins of the rest shared their answers: {:?}",
         (in_memory.refused, in_memory.cache_hits, in_memory.finished)
     );
+    // A stowed run that absorbs a later batch, or is absorbed, reads its outcomes back first.
+    let mut absorbing = whole.clone();
+    absorbing.absorb(in_memory.clone()).unwrap();
+    let mut absorbed = in_memory.clone();
+    absorbed.absorb(whole).unwrap();
+    let n = jobs.len();
+    for ran in [&absorbing, &absorbed] {
+        assert!(ran.stowed.is_none());
+        assert_eq!(ran.outcomes.len(), 2 * n);
+        assert_same_answers(&ran.outcomes[..n], &read);
+        assert_same_answers(&ran.outcomes[n..], &read);
+        assert_eq!(
+            (ran.cache_hits, ran.finished, ran.refused),
+            (2 * in_memory.cache_hits, 2 * in_memory.finished, 2 * in_memory.refused)
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -476,3 +476,20 @@ async fn two_keys_the_index_holds_alike_never_answer_for_each_other() {
     });
     assert_eq!(Cache::new(dir.path()).get(&first).await, Some((numbered(3), None)));
 }
+
+#[test]
+fn a_read_without_positional_reads_puts_the_position_back() {
+    // What `read_exact_at` does where the platform has no positional read: the scratch file's
+    // later writes go where its position was before the read, not after the bytes read back.
+    let mut file = std::io::Cursor::new(b"0123456789".to_vec());
+    file.set_position(7);
+    let mut buf = [0; 3];
+    read_at_and_return(&mut file, &mut buf, 2).unwrap();
+    assert_eq!((&buf, file.position()), (b"234", 7));
+    let short = read_at_and_return(&mut file, &mut [0; 4], 8);
+    assert_eq!(short.unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
+    assert_eq!(file.position(), 7, "and after a read that fails");
+    use std::io::Write as _;
+    file.write_all(b"x").unwrap();
+    assert_eq!(file.into_inner(), b"0123456x89");
+}
