@@ -239,18 +239,14 @@ pub fn request_upper_bound_usd(request: &Request, prices: &PriceTable) -> Option
 
 pub fn estimate(jobs: &[Job], prices: &PriceTable) -> CostEstimate {
     let mut counter = crate::tokens::Counter::new();
-    estimate_with(jobs.len(), priced(jobs), prices, |p| {
-        counter.messages(&p.model, &p.messages)
-    })
+    estimate_with(&priced(jobs), prices, |p| counter.messages(&p.model, &p.messages))
 }
 
 /// At least [`estimate`], without loading a tokenizer table: a model with a tokenizer has every
 /// byte of its messages counted as a token ([`crate::tokens::messages_bound`]). A budget this
 /// passes, [`estimate`] passes too.
 pub fn estimate_bound(jobs: &[Job], prices: &PriceTable) -> CostEstimate {
-    estimate_with(jobs.len(), priced(jobs), prices, |p| {
-        crate::tokens::messages_bound(&p.model, &p.messages)
-    })
+    priced(jobs).bound(prices)
 }
 
 /// What the estimate reads of a request: its model, messages and `max_tokens`.
@@ -263,17 +259,28 @@ struct Priced {
 /// The plan's requests as the estimate reads them: each distinct [`Priced`] once (a case's
 /// repeats share one), and the plan's order as indices into them. The estimate's thread holds
 /// this, a word a call and 40 bytes a case and arm, not a copy of every request.
-struct PricedPlan {
+pub struct PricedPlan {
+    /// The jobs, a render error's included.
+    calls: usize,
     distinct: Vec<Priced>,
     order: Vec<usize>,
+}
+
+impl PricedPlan {
+    /// [`estimate_bound`] of the jobs this was made of.
+    pub fn bound(&self, prices: &PriceTable) -> CostEstimate {
+        estimate_with(self, prices, |p| crate::tokens::messages_bound(&p.model, &p.messages))
+    }
 }
 
 /// A plan's jobs are in case, repeat, arm order: a request is alike with one of the last few
 /// distinct ones or with none before it.
 const LOOKBACK: usize = 4;
 
-fn priced(jobs: &[Job]) -> PricedPlan {
+/// The jobs' requests as the estimates read them: one made for the bound serves the count.
+pub fn priced(jobs: &[Job]) -> PricedPlan {
     let mut plan = PricedPlan {
+        calls: jobs.len(),
         distinct: Vec::new(),
         order: Vec::new(),
     };
@@ -303,19 +310,18 @@ fn priced(jobs: &[Job]) -> PricedPlan {
 }
 
 fn estimate_with(
-    calls: usize,
-    plan: PricedPlan,
+    plan: &PricedPlan,
     prices: &PriceTable,
     mut input_tokens: impl FnMut(&Priced) -> crate::tokens::Count,
 ) -> CostEstimate {
     let mut e = CostEstimate {
-        calls,
+        calls: plan.calls,
         tokens_exact: true,
         ..CostEstimate::default()
     };
     // Each distinct request counted and priced once, when first met.
     let mut figures: Vec<Option<(u64, u64, Option<f64>)>> = vec![None; plan.distinct.len()];
-    for index in plan.order {
+    for &index in &plan.order {
         let (input, output, usd) = *figures[index].get_or_insert_with(|| {
             let p = &plan.distinct[index];
             let count = input_tokens(p);
@@ -385,21 +391,20 @@ impl Estimating {
         }
     }
 
-    /// Counts `jobs` and `judged` (the judge calls planned) on a thread, which hands the
-    /// estimate to `then` (to print it) as soon as it has it.
+    /// Counts the jobs `plan` was made of, and `judged` (the judge calls planned), on a
+    /// thread, which hands the estimate to `then` (to print it) as soon as it has it.
     pub fn start(
-        jobs: &[Job],
+        plan: PricedPlan,
         judged: Vec<Job>,
         prices: &PriceTable,
         then: impl FnOnce(&CostEstimate) + Send + 'static,
     ) -> std::io::Result<Estimating> {
         // The requests' texts are shared (`Arc`): the thread holds each distinct request's
         // model and messages once, and the plan's order, not a copy of every request.
-        let (calls, plan) = (jobs.len(), priced(jobs));
         let prices = prices.clone();
         let count = move || {
             let mut counter = crate::tokens::Counter::new();
-            let e = estimate_with(calls, plan, &prices, |p| counter.messages(&p.model, &p.messages))
+            let e = estimate_with(&plan, &prices, |p| counter.messages(&p.model, &p.messages))
                 .plus(estimate(&judged, &prices));
             then(&e);
             e
@@ -626,7 +631,8 @@ mod tests {
         assert!(check_budget(&exact, &between, None, false).is_ok());
 
         let (sent, received) = std::sync::mpsc::channel();
-        let mut counting = Estimating::start(&jobs, judged, &prices, move |e| sent.send(e.clone()).unwrap()).unwrap();
+        let mut counting =
+            Estimating::start(priced(&jobs), judged, &prices, move |e| sent.send(e.clone()).unwrap()).unwrap();
         assert_eq!(counting.get(), &exact);
         assert_eq!(received.recv().unwrap(), exact, "`then` saw the same estimate");
         assert_eq!(Estimating::counted(exact.clone()).get(), &exact);
@@ -669,7 +675,7 @@ mod tests {
         let e = estimate(&jobs, &prices);
         assert_eq!((e.calls, e.input_tokens, e.output_tokens), (8, input, output));
         assert_eq!(e.usd.to_bits(), usd.to_bits(), "{} vs {usd}", e.usd);
-        let counted = Estimating::start(&jobs, Vec::new(), &prices, |_| {})
+        let counted = Estimating::start(priced(&jobs), Vec::new(), &prices, |_| {})
             .unwrap()
             .get()
             .clone();

@@ -294,12 +294,12 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     // Counting tokens waits for the tokenizer tables. When nothing before the first call
     // needs the count (no comment announcing it, no bar it would print across, a budget its
     // upper bound passes), it is counted while the calls go out.
-    let deferred = on_plan.is_none()
-        && batch_jobs.is_none()
-        && progress != runner::ProgressMode::Bar
-        && approve(&plan::estimate_bound(&jobs, &prices).plus(plan::estimate_bound(&judged, &prices))).is_ok();
-    let estimating = if deferred {
-        plan::Estimating::start(&jobs, judged, &prices, announce)?
+    let deferred = (on_plan.is_none() && batch_jobs.is_none() && progress != runner::ProgressMode::Bar)
+        .then(|| plan::priced(&jobs))
+        .filter(|priced| approve(&priced.bound(&prices).plus(plan::estimate_bound(&judged, &prices))).is_ok());
+    let counted_later = deferred.is_some();
+    let estimating = if let Some(priced) = deferred {
+        plan::Estimating::start(priced, judged, &prices, announce)?
     } else {
         let estimate = match &batch_jobs {
             None => plan::estimate(&jobs, &prices),
@@ -310,7 +310,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         plan::Estimating::counted(estimate)
     };
     let mut estimating = std::cell::RefCell::new(estimating);
-    let approved = if deferred {
+    let approved = if counted_later {
         Ok(())
     } else {
         approve(estimating.get_mut().get())
