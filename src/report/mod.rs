@@ -87,8 +87,27 @@ fn write_results(results: &Results, dir: &Path) -> anyhow::Result<(Vec<PathBuf>,
         redacted_something |= calls::write_results_json(results, out, outputs_in_file)?;
         Ok(())
     })?;
+    if let Some(warning) = std::fs::metadata(&path)
+        .ok()
+        .and_then(|m| too_large_to_read(&path, m.len()))
+    {
+        eprintln!("{warning}");
+    }
     written.push(path);
     Ok((written, redacted_something))
+}
+
+/// The warning for a `results.json` written larger than `report` and `merge` read back.
+fn too_large_to_read(path: &Path, bytes: u64) -> Option<String> {
+    (bytes > MAX_RESULTS_BYTES).then(|| {
+        format!(
+            "warning: {} is {} MiB, more than `promptgate report` and `promptgate merge` read ({} MiB); the verdict and the outputs written now stand\n\
+             hint: run a suite this large as shards (`run --shard K/N`), each with its own results.json",
+            path.display(),
+            bytes >> 20,
+            MAX_RESULTS_BYTES >> 20
+        )
+    })
 }
 
 /// Writes the rendered text outputs and charts into `dir`, appending their paths.
@@ -143,3 +162,20 @@ fn read_capped(path: &Path) -> std::io::Result<String> {
 }
 
 pub use calls::read_results;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_results_json_larger_than_is_read_back_is_warned_of() {
+        let path = Path::new("out/results.json");
+        assert_eq!(too_large_to_read(path, MAX_RESULTS_BYTES), None);
+        let warning = too_large_to_read(path, MAX_RESULTS_BYTES + (5 << 20)).unwrap();
+        assert_eq!(
+            warning,
+            "warning: out/results.json is 1029 MiB, more than `promptgate report` and `promptgate merge` read (1024 MiB); the verdict and the outputs written now stand\n\
+             hint: run a suite this large as shards (`run --shard K/N`), each with its own results.json"
+        );
+    }
+}
