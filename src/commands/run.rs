@@ -748,7 +748,7 @@ fn run_sequential(
             batch.len()
         );
         ran.absorb(run_batch(&batch)?)
-            .map_err(|e| anyhow::anyhow!("cannot read back the outcomes the run wrote to its scratch file: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("cannot read back the outcomes the run wrote to {e}"))?;
         run_jobs.extend(batch);
         // Each look needs only the verdicts to decide whether to stop; the look that stops is
         // judged again with its power plan.

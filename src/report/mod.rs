@@ -101,11 +101,9 @@ fn write_results(results: &Results, dir: &Path) -> anyhow::Result<(Vec<PathBuf>,
 fn too_large_to_read(path: &Path, bytes: u64) -> Option<String> {
     (bytes > MAX_RESULTS_BYTES).then(|| {
         format!(
-            "warning: {} is {} MiB, more than `promptgate report` and `promptgate merge` read ({} MiB); the verdict and the outputs written now stand\n\
-             hint: run a suite this large as shards (`run --shard K/N`), each with its own results.json",
+            "warning: {} is {bytes} bytes, more than promptgate reads back ({MAX_RESULTS_BYTES}): `report`, `merge`, `ci`'s publishing step and `ledger record` will refuse it; this run's verdict and its other outputs stand\n\
+             hint: run a suite this large as shards (`run --shard K/N`) and read each shard's results.json on its own (merged, they would be as large)",
             path.display(),
-            bytes >> 20,
-            MAX_RESULTS_BYTES >> 20
         )
     })
 }
@@ -171,11 +169,11 @@ mod tests {
     fn a_results_json_larger_than_is_read_back_is_warned_of() {
         let path = Path::new("out/results.json");
         assert_eq!(too_large_to_read(path, MAX_RESULTS_BYTES), None);
-        let warning = too_large_to_read(path, MAX_RESULTS_BYTES + (5 << 20)).unwrap();
+        let warning = too_large_to_read(path, MAX_RESULTS_BYTES + 1).unwrap();
         assert_eq!(
             warning,
-            "warning: out/results.json is 1029 MiB, more than `promptgate report` and `promptgate merge` read (1024 MiB); the verdict and the outputs written now stand\n\
-             hint: run a suite this large as shards (`run --shard K/N`), each with its own results.json"
+            "warning: out/results.json is 1073741825 bytes, more than promptgate reads back (1073741824): `report`, `merge`, `ci`'s publishing step and `ledger record` will refuse it; this run's verdict and its other outputs stand\n\
+             hint: run a suite this large as shards (`run --shard K/N`) and read each shard's results.json on its own (merged, they would be as large)"
         );
     }
 }

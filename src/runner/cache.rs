@@ -608,16 +608,17 @@ pub(super) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io
 }
 
 /// Without positional reads: seek, read, and seek back. A shard's file is opened to append,
-/// so its writes go to the end wherever the position is; the run's scratch file is not: its
-/// stowed outcomes are read back while the scored outputs are written after them, and a later
-/// batch's outcomes after those, at the file's position, which must be where it was.
+/// so its writes go to the end wherever the position is. The stowed outcomes' scratch file is
+/// not: today every outcome is written before the first is read back, but a write after a read
+/// (a second batch stowed into the same file) would otherwise land in the middle of it.
 #[cfg(not(unix))]
 pub(super) fn read_exact_at(mut file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     read_at_and_return(&mut file, buf, offset)
 }
 
-/// Reads `buf.len()` bytes at `offset`, then puts the position back where it was (also when
-/// the read fails). Written for any reader, so it is tested where positional reads exist.
+/// Reads `buf.len()` bytes at `offset`, then puts the position back where it was (also after a
+/// read that failed, whose error is the one returned). Written for any reader, so it is tested
+/// where positional reads exist.
 #[cfg_attr(unix, allow(dead_code))]
 fn read_at_and_return(
     file: &mut (impl std::io::Read + std::io::Seek),
@@ -627,8 +628,9 @@ fn read_at_and_return(
     let position = file.stream_position()?;
     file.seek(std::io::SeekFrom::Start(offset))?;
     let read = file.read_exact(buf);
-    file.seek(std::io::SeekFrom::Start(position))?;
-    read
+    let back = file.seek(std::io::SeekFrom::Start(position));
+    read?;
+    back.map(drop)
 }
 
 /// The 32 bytes a key's 64 hex digits spell; `None` for anything else.

@@ -227,12 +227,15 @@ impl Ran {
         Ok(())
     }
 
-    /// Moves outcomes held in a file into [`Ran::outcomes`].
+    /// Moves outcomes held in a file into [`Ran::outcomes`]; an error names the file.
     fn unstow(&mut self) -> std::io::Result<()> {
-        if let Some(mut stowed) = self.stowed.take() {
-            self.outcomes = (0..stowed.len())
+        if let Some(stowed) = &mut self.stowed {
+            let outcomes = (0..stowed.len())
                 .map(|index| stowed.take(index))
-                .collect::<std::io::Result<_>>()?;
+                .collect::<std::io::Result<_>>()
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", stowed.describe())))?;
+            self.outcomes = outcomes;
+            self.stowed = None;
         }
         Ok(())
     }
