@@ -97,7 +97,7 @@ fn write_results(results: &Results, dir: &Path) -> anyhow::Result<(Vec<PathBuf>,
     Ok((written, redacted_something))
 }
 
-/// The warning for a `results.json` written larger than `report` and `merge` read back.
+/// The warning for a `results.json` written larger than promptgate reads back (`read_results`).
 fn too_large_to_read(path: &Path, bytes: u64) -> Option<String> {
     (bytes > MAX_RESULTS_BYTES).then(|| {
         format!(
