@@ -180,10 +180,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
         && runs_exec(input.planned)
         && let Some(mut all) = stowed.take()
     {
-        *given = (0..all.len())
-            .map(|index| all.take(index))
-            .collect::<std::io::Result<_>>()
-            .with_context(|| unreadable(&all))?;
+        *given = all.take_all().with_context(|| unreadable(&all))?;
     }
     let vectors = scorers::embeddings::vectors(input.judged);
     let context = |place: &Place| {

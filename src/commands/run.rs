@@ -297,24 +297,20 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     let deferred = (on_plan.is_none() && batch_jobs.is_none() && progress != runner::ProgressMode::Bar)
         .then(|| plan::priced(&jobs))
         .filter(|priced| approve(&priced.bound(&prices).plus(plan::estimate_bound(&judged, &prices))).is_ok());
-    let counted_later = deferred.is_some();
-    let estimating = if let Some(priced) = deferred {
-        plan::Estimating::start(priced, judged, &prices, announce)?
-    } else {
-        let estimate = match &batch_jobs {
-            None => plan::estimate(&jobs, &prices),
-            Some(batched) => runner::batch::estimate(&jobs, batched, &prices),
+    let (estimating, approved) = match deferred {
+        Some(priced) => (plan::Estimating::start(priced, judged, &prices, announce)?, Ok(())),
+        None => {
+            let estimate = match &batch_jobs {
+                None => plan::estimate(&jobs, &prices),
+                Some(batched) => runner::batch::estimate(&jobs, batched, &prices),
+            }
+            .plus(plan::estimate(&judged, &prices));
+            announce(&estimate);
+            let approved = approve(&estimate);
+            (plan::Estimating::counted(estimate), approved)
         }
-        .plus(plan::estimate(&judged, &prices));
-        announce(&estimate);
-        plan::Estimating::counted(estimate)
     };
     let mut estimating = std::cell::RefCell::new(estimating);
-    let approved = if counted_later {
-        Ok(())
-    } else {
-        approve(estimating.get_mut().get())
-    };
     let (planned, jobs) = match approved {
         Ok(()) => (planned, jobs),
         // In CI a cost above the approval threshold waits for a maintainer, like a key.

@@ -230,9 +230,8 @@ impl Ran {
     /// Moves outcomes held in a file into [`Ran::outcomes`]; an error names the file.
     fn unstow(&mut self) -> std::io::Result<()> {
         if let Some(stowed) = &mut self.stowed {
-            let outcomes = (0..stowed.len())
-                .map(|index| stowed.take(index))
-                .collect::<std::io::Result<_>>()
+            let outcomes = stowed
+                .take_all()
                 .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", stowed.describe())))?;
             self.outcomes = outcomes;
             self.stowed = None;

@@ -54,6 +54,11 @@ impl Stowed {
         self.scratch.as_deref().map_or_else(String::new, Scratch::to_string)
     }
 
+    /// Every outcome, read back in order.
+    pub fn take_all(&mut self) -> std::io::Result<Vec<Outcome>> {
+        (0..self.len()).map(|index| self.take(index)).collect()
+    }
+
     /// Outcome `index`, read back (a job that never ended was not run).
     pub fn take(&mut self, index: usize) -> std::io::Result<Outcome> {
         if let Some(outcome) = self.held.remove(&index) {
