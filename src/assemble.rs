@@ -528,7 +528,7 @@ impl<'a> Finisher<'a> {
             }
             let flip = flip(&baseline, &candidate);
             let mut result = CaseResult {
-                group: case.group.clone(),
+                group: case.group.as_deref().map(str::to_owned),
                 id: case.id.clone(),
                 input: case.input_text(),
                 baseline,

@@ -325,13 +325,13 @@ fn share_vars(base: &mut Suite, head: &Suite) {
         else {
             continue;
         };
-        let by_id: std::collections::HashMap<&str, &Arc<crate::suite::Vars>> =
+        let by_id: std::collections::HashMap<&str, &crate::suite::Vars> =
             theirs.cases.iter().map(|c| (c.id.as_str(), &c.vars)).collect();
         for case in &mut experiment.cases {
             if let Some(vars) = by_id.get(case.id.as_str())
                 && **vars == case.vars
             {
-                case.vars = Arc::clone(vars);
+                case.vars = (*vars).clone();
             }
         }
     }
@@ -631,8 +631,8 @@ gates:
             load("{\"id\": \"a\", \"vars\": {\"input\": \"x\"}}\n{\"id\": \"b\", \"vars\": {\"input\": \"edited\"}}\n");
         share_vars(&mut base, &head);
         let (b, h) = (&base.experiments[0].cases, &head.experiments[0].cases);
-        assert!(Arc::ptr_eq(&b[0].vars, &h[0].vars));
-        assert!(!Arc::ptr_eq(&b[1].vars, &h[1].vars));
+        assert!(b[0].vars.shared_with(&h[0].vars));
+        assert!(!b[1].vars.shared_with(&h[1].vars));
         assert_eq!(b[1].vars.get("input").unwrap(), "y");
     }
 

@@ -88,10 +88,10 @@ pub fn question_id(check: &JudgeCheck) -> String {
         id: String::new(),
         description: None,
         group: None,
-        vars: std::sync::Arc::new(vars.into()),
+        vars: vars.into(),
         asserts: std::sync::Arc::from([]),
         assert_source: std::sync::Arc::from(""),
-        origin: String::new(),
+        line: 0,
     };
     let instructions = super::judge::request(check, "", &case, "", 0)
         .ok()
@@ -214,10 +214,10 @@ pub fn parse_labels(file: &str, text: &str) -> Result<Vec<Labelled>, Error> {
                 id,
                 description: None,
                 group: None,
-                vars: std::sync::Arc::new(vars.into()),
+                vars: vars.into(),
                 asserts: std::sync::Arc::from([]),
                 assert_source: std::sync::Arc::from(""),
-                origin: format!("{file}:{line}"),
+                line: u64::try_from(line).unwrap_or(u64::MAX),
             },
             output,
             label,

@@ -280,16 +280,14 @@ mod tests {
             id: "refund".to_owned(),
             description: None,
             group: None,
-            vars: std::sync::Arc::new(
-                serde_json::json!({"input": "Refund window?"})
-                    .as_object()
-                    .unwrap()
-                    .clone()
-                    .into(),
-            ),
+            vars: serde_json::json!({"input": "Refund window?"})
+                .as_object()
+                .unwrap()
+                .clone()
+                .into(),
             asserts: std::sync::Arc::from([]),
             assert_source: std::sync::Arc::from(""),
-            origin: "datasets/x.jsonl:1".to_owned(),
+            line: 1,
         }
     }
 

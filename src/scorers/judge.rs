@@ -533,10 +533,10 @@ mod tests {
             id: "refund".to_owned(),
             description: None,
             group: None,
-            vars: std::sync::Arc::new(vars.as_object().unwrap().clone().into()),
+            vars: vars.as_object().unwrap().clone().into(),
             asserts: std::sync::Arc::from([]),
             assert_source: std::sync::Arc::from(""),
-            origin: "datasets/x.jsonl:1".to_owned(),
+            line: 1,
         }
     }
 

@@ -74,6 +74,7 @@ pub(super) fn parse(
     let dir = parent_dir(path);
     let mut ids = BTreeMap::new();
     let mut shared = Shared::default();
+    let mut names = super::Names::default();
     let mut cases = Vec::with_capacity(count);
     for located in located {
         let (raw, line) = located?;
@@ -119,12 +120,12 @@ pub(super) fn parse(
         }
         cases.push(Case {
             id,
-            description: raw.description,
-            group: raw.group,
-            vars: Arc::new(raw.vars.into()),
+            description: raw.description.map(String::into_boxed_str),
+            group: raw.group.map(String::into_boxed_str),
+            vars: names.vars(raw.vars),
             assert_source,
             asserts,
-            origin: format!("{path}:{line}"),
+            line,
         });
     }
     Ok(cases)

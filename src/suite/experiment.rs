@@ -160,11 +160,7 @@ pub fn load_experiment(
             _ => None,
         });
         if let Some((message, hint)) = missing {
-            let line = case
-                .origin
-                .rsplit_once(':')
-                .and_then(|(_, l)| l.parse().ok())
-                .unwrap_or(0);
+            let line = case.line;
             return Err(Diagnostic::new(message)
                 .in_file(&dataset_path)
                 .at(&dataset_text, line, dataset::key_column(&dataset_text, line, "vars"))
@@ -194,9 +190,12 @@ pub fn load_experiment(
     // and the files the template really reads become dependencies.
     let mut partials = BTreeSet::new();
     for case in &cases {
-        let rendered = prompt
-            .render(&case.vars)
-            .map_err(|d| Error::from(d.hint(format!("while rendering case `{}` ({})", case.id, case.origin))))?;
+        let rendered = prompt.render(&case.vars).map_err(|d| {
+            Error::from(d.hint(format!(
+                "while rendering case `{}` ({dataset_path}:{})",
+                case.id, case.line
+            )))
+        })?;
         partials.extend(rendered.files.into_iter().filter(|f| *f != prompt_path));
     }
     dependencies.insert(prompt_path.clone());

@@ -142,13 +142,13 @@ pub struct Variant {
 #[derive(Clone, Debug)]
 pub struct Case {
     pub id: String,
-    pub description: Option<String>,
+    pub description: Option<Box<str>>,
     /// Cases sharing a group are one unit of inference (see docs/statistics.md, "Clustered
     /// cases").
-    pub group: Option<String>,
+    pub group: Option<Box<str>>,
     /// Shared: when base's case has the same vars as head's, base's are head's (see
     /// `compare`), so an unchanged dataset's vars are held once, not once an arm.
-    pub vars: std::sync::Arc<Vars>,
+    pub vars: Vars,
     /// Shared, like `assert_source`, by the cases of a dataset whose assertions are written
     /// alike (see `dataset::Shared`): a run holds every case, and a generated dataset often
     /// gives each the same checks.
@@ -156,8 +156,10 @@ pub struct Case {
     /// The case's assertions as written (canonical JSON): two versions of a case have the same
     /// assertions when these are equal.
     pub assert_source: std::sync::Arc<str>,
-    /// Where the case is written: `datasets/x.jsonl:12`.
-    pub origin: String,
+    /// The line of its dataset where the case is written (its experiment's `dataset_path`
+    /// names the file); 0 when it is not read from a dataset. A number, not `path:line`: a
+    /// run holds every case.
+    pub line: u64,
 }
 
 impl Case {
@@ -171,12 +173,44 @@ impl Case {
 }
 
 /// A case's vars, in the order written: what its template renders and its scorers read. Held
-/// as one boxed slice of names and values: a run holds every case's vars, and a JSON map (an
-/// index map, for the order) costs about 250 bytes and three allocations more for one var.
+/// as one shared slice of names and values (a clone is a reference count): a run holds every
+/// case's vars, and a JSON map (an index map, for the order) costs about 250 bytes and three
+/// allocations more for one var. A dataset's cases share their names' text ([`Names`]).
 /// Compares as a map (the order of the names does not matter) and serialises as the JSON object
 /// it was read from.
-#[derive(Clone, Debug, Default)]
-pub struct Vars(Box<[(Box<str>, Value)]>);
+#[derive(Clone, Debug)]
+pub struct Vars(Arc<[(Arc<str>, Value)]>);
+
+impl Default for Vars {
+    fn default() -> Vars {
+        Vars(Arc::from([]))
+    }
+}
+
+/// The var names a dataset's cases share: each distinct name's text is held once.
+#[derive(Default)]
+pub struct Names(std::collections::HashSet<Arc<str>>);
+
+impl Names {
+    /// `map`'s vars, their names shared with the cases read before.
+    pub fn vars(&mut self, map: serde_json::Map<String, Value>) -> Vars {
+        Vars(
+            map.into_iter()
+                .map(|(n, v)| {
+                    let name = match self.0.get(n.as_str()) {
+                        Some(name) => Arc::clone(name),
+                        None => {
+                            let name: Arc<str> = Arc::from(n);
+                            self.0.insert(Arc::clone(&name));
+                            name
+                        }
+                    };
+                    (name, v)
+                })
+                .collect(),
+        )
+    }
+}
 
 impl Vars {
     pub fn get(&self, name: &str) -> Option<&Value> {
@@ -196,6 +230,11 @@ impl Vars {
         self.0.is_empty()
     }
 
+    /// Whether these are `other`'s vars held once, not two equal copies.
+    pub fn shared_with(&self, other: &Vars) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The vars as a JSON object.
     pub fn to_map(&self) -> serde_json::Map<String, Value> {
         self.0.iter().map(|(n, v)| (n.to_string(), v.clone())).collect()
@@ -204,7 +243,7 @@ impl Vars {
 
 impl From<serde_json::Map<String, Value>> for Vars {
     fn from(map: serde_json::Map<String, Value>) -> Vars {
-        Vars(map.into_iter().map(|(n, v)| (n.into_boxed_str(), v)).collect())
+        Vars(map.into_iter().map(|(n, v)| (Arc::from(n), v)).collect())
     }
 }
 
@@ -213,7 +252,9 @@ impl From<serde_json::Map<String, Value>> for Vars {
 /// only others name by name.
 impl PartialEq for Vars {
     fn eq(&self, other: &Vars) -> bool {
-        self.0 == other.0 || (self.len() == other.len() && self.0.iter().all(|(n, v)| other.get(n) == Some(v)))
+        self.shared_with(other)
+            || self.0 == other.0
+            || (self.len() == other.len() && self.0.iter().all(|(n, v)| other.get(n) == Some(v)))
     }
 }
 
@@ -221,7 +262,7 @@ impl serde::Serialize for Vars {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (name, value) in &self.0 {
+        for (name, value) in self.0.iter() {
             map.serialize_entry(&**name, value)?;
         }
         map.end()
@@ -525,11 +566,30 @@ mod tests {
             id: "c".to_owned(),
             description: None,
             group: None,
-            vars: std::sync::Arc::new(vars(r#"{"input":{"q":"x"},"k":1}"#)),
+            vars: vars(r#"{"input":{"q":"x"},"k":1}"#),
             asserts: std::sync::Arc::from([]),
             assert_source: std::sync::Arc::from("[]"),
-            origin: String::new(),
+            line: 0,
         };
         assert_eq!(case.input_text(), r#"{"input":{"q":"x"},"k":1}"#);
+    }
+
+    #[test]
+    fn a_datasets_cases_hold_each_var_name_once_and_their_vars_are_as_read() {
+        let map = |text: &str| serde_json::from_str::<serde_json::Map<String, Value>>(text).unwrap();
+        let mut names = Names::default();
+        let first = names.vars(map(r#"{"input":"a","expected":"b"}"#));
+        let second = names.vars(map(r#"{"expected":"c","input":"d","extra":1}"#));
+        assert_eq!(first, vars(r#"{"input":"a","expected":"b"}"#));
+        assert_eq!(second, vars(r#"{"expected":"c","input":"d","extra":1}"#));
+        // One text for `input`, one for `expected`, whichever case named it first.
+        assert!(Arc::ptr_eq(&first.0[0].0, &second.0[1].0));
+        assert!(Arc::ptr_eq(&first.0[1].0, &second.0[0].0));
+        assert_eq!(names.0.len(), 3);
+        // Equal vars read twice are equal, not one: sharing them is `compare`'s to decide.
+        let again = names.vars(map(r#"{"input":"a","expected":"b"}"#));
+        assert_eq!(again, first);
+        assert!(!again.shared_with(&first));
+        assert!(first.clone().shared_with(&first));
     }
 }
