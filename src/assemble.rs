@@ -43,14 +43,39 @@ pub struct Input<'a> {
 
 /// What scoring reads of a job: where its call goes and the model that prices it. The plan's
 /// jobs, with the messages they sent, are given back before scoring; these stay.
+/// Twenty bytes: every job has one, held through the calls and the scoring (indices as `u32`:
+/// an experiment holds at most `suite::MAX_CASES` cases, and a plan's experiments and models
+/// are fewer than its jobs).
 #[derive(Clone, Copy, Debug)]
 pub struct Place {
-    pub experiment: usize,
-    pub case: usize,
-    pub arm: Arm,
-    pub repeat: u32,
+    experiment: u32,
+    case: u32,
+    repeat: u32,
     /// Index into [`Places::models`].
-    model: usize,
+    model: u32,
+    pub arm: Arm,
+}
+
+impl Place {
+    /// Index into the plan's experiments.
+    pub fn experiment(&self) -> usize {
+        self.experiment as usize
+    }
+
+    /// Index into the experiment's (head) cases.
+    pub fn case(&self) -> usize {
+        self.case as usize
+    }
+
+    pub fn repeat(&self) -> u32 {
+        self.repeat
+    }
+}
+
+/// An index of the plan as a [`Place`] holds it (see there).
+fn narrow(index: usize) -> u32 {
+    debug_assert!(u32::try_from(index).is_ok(), "a plan's index {index} past u32");
+    u32::try_from(index).unwrap_or(u32::MAX)
 }
 
 /// Every job's [`Place`], in the jobs' order, and the models they name once each.
@@ -73,11 +98,11 @@ impl Places {
                     models.len() - 1
                 });
                 Place {
-                    experiment: job.experiment,
-                    case: job.case,
+                    experiment: narrow(job.experiment),
+                    case: narrow(job.case),
                     arm: job.arm,
                     repeat: job.repeat,
-                    model,
+                    model: narrow(model),
                 }
             })
             .collect();
@@ -93,7 +118,7 @@ impl Places {
     }
 
     fn model(&self, place: &Place) -> &str {
-        &self.models[place.model]
+        &self.models[place.model as usize]
     }
 }
 
@@ -184,7 +209,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
     }
     let vectors = scorers::embeddings::vectors(input.judged);
     let context = |place: &Place| {
-        let case = &input.planned[place.experiment].candidate.cases[place.case];
+        let case = &input.planned[place.experiment()].candidate.cases[place.case()];
         scorers::Context {
             case_id: &case.id,
             vars: &case.vars,
@@ -197,11 +222,11 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
     let mut requests = Vec::new();
     for (place, outcome) in places.iter().zip(outcomes.as_slice()) {
         if let Ok(response) = &outcome.result {
-            let experiment = input.planned[place.experiment].candidate;
+            let experiment = input.planned[place.experiment()].candidate;
             let assertions = experiment
                 .asserts
                 .iter()
-                .chain(experiment.cases[place.case].asserts.iter());
+                .chain(experiment.cases[place.case()].asserts.iter());
             requests.extend(scorers::exec_requests(assertions, &context(place), &response.text));
         }
     }
@@ -246,8 +271,8 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
     for (index, (place, outcome)) in places.iter().zip(outcomes).enumerate() {
         let mut outcome = outcome?;
         let cx = context(place);
-        let experiment = input.planned[place.experiment].candidate;
-        let case = &experiment.cases[place.case];
+        let experiment = input.planned[place.experiment()].candidate;
+        let case = &experiment.cases[place.case()];
         let assertions: Vec<&suite::Assertion> = experiment.asserts.iter().chain(case.asserts.iter()).collect();
         let mut judgements = judgements(input, judged.get(&index).map_or(&[][..], Vec::as_slice), &assertions);
         let masked = |text: &str| scorers::mask_personal_data(&assertions, text).into_owned();
@@ -258,7 +283,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
             Arm::Candidate => comparisons(
                 input,
                 compared
-                    .get(&(place.experiment, place.case, place.repeat))
+                    .get(&(place.experiment(), place.case(), place.repeat()))
                     .map_or(&[][..], Vec::as_slice),
                 &assertions,
             ),
@@ -284,7 +309,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
                 scorers::judge::apply(&mut scored.scores, &mut scored.failures, &replies);
                 // The baseline compared with itself is a tie: 0, so the paired difference is
                 // the candidate's preference (`scorers::compare`).
-                if place.arm == Arm::Baseline && input.planned[place.experiment].baseline.is_some() {
+                if place.arm == Arm::Baseline && input.planned[place.experiment()].baseline.is_some() {
                     for a in &compares {
                         scored.scores.insert(&a.metric, Score::Number(0.0));
                     }
@@ -310,7 +335,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
                     Cow::Borrowed(lent) => lent.result.as_ref().map(|r| r.text.clone()).unwrap_or_default(),
                 });
                 Call {
-                    repeat: place.repeat,
+                    repeat: place.repeat(),
                     output: Some(output.into()),
                     error: None,
                     latency_ms: outcome.latency_ms,
@@ -351,7 +376,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
                 let error = error.to_string();
                 let scored = scorers::errored(assertions.iter().copied(), &error);
                 Call {
-                    repeat: place.repeat,
+                    repeat: place.repeat(),
                     output: None,
                     error: Some(error.into()),
                     latency_ms: None,
@@ -447,7 +472,7 @@ impl<'a> Finisher<'a> {
     fn new(input: &'a Input<'a>) -> anyhow::Result<Self> {
         let mut left: Vec<Vec<u32>> = input.planned.iter().map(|p| vec![0; p.candidate.cases.len()]).collect();
         for place in &input.places.places {
-            left[place.experiment][place.case] += 1;
+            left[place.experiment()][place.case()] += 1;
         }
         let spill = input
             .spill
@@ -483,14 +508,14 @@ impl<'a> Finisher<'a> {
     }
 
     fn add(&mut self, place: &Place, call: Call) -> anyhow::Result<()> {
-        let repeats = self.input.planned[place.experiment].candidate.repeats.max(1) as usize;
-        let calls = &mut self.open.entry((place.experiment, place.case)).or_default()[place.arm as usize];
+        let repeats = self.input.planned[place.experiment()].candidate.repeats.max(1) as usize;
+        let calls = &mut self.open.entry((place.experiment(), place.case())).or_default()[place.arm as usize];
         // Sized for the case's repeats: a default `Vec` grows to four calls.
         if calls.capacity() == 0 {
             calls.reserve_exact(repeats);
         }
         calls.push(call);
-        let left = &mut self.left[place.experiment][place.case];
+        let left = &mut self.left[place.experiment()][place.case()];
         *left = left.saturating_sub(1);
         if *left == 0 {
             self.advance(false)?;
@@ -752,6 +777,57 @@ mod tests {
         assert!(items.reversed.capacity() < 5_000, "{}", items.reversed.capacity());
         assert_eq!(items.size_hint(), (3_000, Some(3_000)));
         assert_eq!(items.collect::<Vec<_>>(), (7_000..10_000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_place_is_twenty_bytes_and_gives_back_each_jobs_indices_and_model() {
+        assert!(std::mem::size_of::<Place>() <= 20, "{}", std::mem::size_of::<Place>());
+        let job = |experiment, case, arm, repeat, model: Result<&str, &str>| Job {
+            experiment,
+            case,
+            arm,
+            repeat,
+            provider: "sim".into(),
+            fallbacks: std::sync::Arc::from([]),
+            retime: false,
+            request: model
+                .map(|m| crate::providers::Request {
+                    model: m.into(),
+                    messages: Vec::new().into(),
+                    temperature: None,
+                    max_tokens: None,
+                    top_p: None,
+                    seed: 0,
+                    json: false,
+                    json_schema: None,
+                    embed: false,
+                })
+                .map_err(str::to_owned),
+        };
+        let jobs = [
+            job(0, 99_999, Arm::Baseline, 0, Ok("old")),
+            job(0, 99_999, Arm::Candidate, 7, Ok("new")),
+            job(3, 1, Arm::Baseline, 2, Ok("old")),
+            job(3, 2, Arm::Candidate, 0, Err("undefined var")),
+        ];
+        let places = Places::of(&jobs);
+        assert_eq!(places.len(), 4);
+        let seen: Vec<_> = places
+            .places
+            .iter()
+            .map(|p| (p.experiment(), p.case(), p.arm, p.repeat(), places.model(p)))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (0, 99_999, Arm::Baseline, 0, "old"),
+                (0, 99_999, Arm::Candidate, 7, "new"),
+                (3, 1, Arm::Baseline, 2, "old"),
+                // A job that could not be rendered names no model (its call costs nothing).
+                (3, 2, Arm::Candidate, 0, ""),
+            ]
+        );
+        assert_eq!(places.models, ["old", "new", ""]);
     }
 
     fn call(repeat: u32, output: Option<String>) -> Call {
