@@ -86,7 +86,6 @@ pub fn question_id(check: &JudgeCheck) -> String {
     }
     let case = Case {
         id: String::new(),
-        description: None,
         group: None,
         vars: vars.into(),
         asserts: std::sync::Arc::from([]),
@@ -212,12 +211,11 @@ pub fn parse_labels(file: &str, text: &str) -> Result<Vec<Labelled>, Error> {
             check,
             case: Case {
                 id,
-                description: None,
                 group: None,
                 vars: vars.into(),
                 asserts: std::sync::Arc::from([]),
                 assert_source: std::sync::Arc::from(""),
-                line: u64::try_from(line).unwrap_or(u64::MAX),
+                line: u32::try_from(line).unwrap_or(u32::MAX),
             },
             output,
             label,

@@ -278,7 +278,6 @@ mod tests {
     fn case() -> Case {
         Case {
             id: "refund".to_owned(),
-            description: None,
             group: None,
             vars: serde_json::json!({"input": "Refund window?"})
                 .as_object()

@@ -531,7 +531,6 @@ mod tests {
     fn case(vars: serde_json::Value) -> Case {
         Case {
             id: "refund".to_owned(),
-            description: None,
             group: None,
             vars: vars.as_object().unwrap().clone().into(),
             asserts: std::sync::Arc::from([]),

@@ -160,7 +160,7 @@ pub fn load_experiment(
             _ => None,
         });
         if let Some((message, hint)) = missing {
-            let line = case.line;
+            let line = u64::from(case.line);
             return Err(Diagnostic::new(message)
                 .in_file(&dataset_path)
                 .at(&dataset_text, line, dataset::key_column(&dataset_text, line, "vars"))

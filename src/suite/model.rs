@@ -142,7 +142,6 @@ pub struct Variant {
 #[derive(Clone, Debug)]
 pub struct Case {
     pub id: String,
-    pub description: Option<Box<str>>,
     /// Cases sharing a group are one unit of inference (see docs/statistics.md, "Clustered
     /// cases").
     pub group: Option<Box<str>>,
@@ -159,7 +158,7 @@ pub struct Case {
     /// The line of its dataset where the case is written (its experiment's `dataset_path`
     /// names the file); 0 when it is not read from a dataset. A number, not `path:line`: a
     /// run holds every case.
-    pub line: u64,
+    pub line: u32,
 }
 
 impl Case {
@@ -564,7 +563,6 @@ mod tests {
         // A case whose input is not a string shows its vars as JSON.
         let case = Case {
             id: "c".to_owned(),
-            description: None,
             group: None,
             vars: vars(r#"{"input":{"q":"x"},"k":1}"#),
             asserts: std::sync::Arc::from([]),
@@ -576,6 +574,8 @@ mod tests {
 
     #[test]
     fn a_datasets_cases_hold_each_var_name_once_and_their_vars_are_as_read() {
+        // A run holds every case: its line is a number, its vars a pointer and a length.
+        assert!(std::mem::size_of::<Case>() <= 96, "{}", std::mem::size_of::<Case>());
         let map = |text: &str| serde_json::from_str::<serde_json::Map<String, Value>>(text).unwrap();
         let mut names = Names::default();
         let first = names.vars(map(r#"{"input":"a","expected":"b"}"#));
