@@ -13,8 +13,6 @@
 //! 189–228). The interval is `[θ̂ − q₁₋α/₂·se, θ̂ − q_α/₂·se]`, and the p-value is its inversion:
 //! the smallest level at which the interval excludes the null.
 
-use std::collections::BTreeMap;
-
 use super::describe::{all_finite, quantile_sorted};
 use super::rng::Rng;
 
@@ -110,15 +108,7 @@ fn resample(
     if !all_finite(baseline) || !all_finite(candidate) {
         return None;
     }
-    // Per unit: its cases' sums and count, so a resample is a draw of units.
-    let mut by_unit: BTreeMap<usize, (f64, f64, f64)> = BTreeMap::new();
-    for i in 0..n {
-        let e = by_unit.entry(units.map_or(i, |u| u[i])).or_default();
-        e.0 += baseline[i];
-        e.1 += candidate[i];
-        e.2 += 1.0;
-    }
-    let cells: Vec<(f64, f64, f64)> = by_unit.into_values().collect();
+    let cells = unit_sums(baseline, candidate, units);
     let g = cells.len();
     if g < 2 {
         return None;
@@ -153,6 +143,34 @@ fn resample(
     Some(Studentized { estimate, se, t })
 }
 
+/// Per unit, in the order of the units' ids: its cases' baseline and candidate sums and its
+/// count of cases, so a resample is a draw of units. Each case its own unit (`units` `None`)
+/// takes them as they are; else the cases are ordered by unit, each unit's in their own order,
+/// and summed a unit at a time. No map: an analysis of a hundred thousand cases holds this
+/// for every metric it resamples.
+fn unit_sums(baseline: &[f64], candidate: &[f64], units: Option<&[usize]>) -> Vec<(f64, f64, f64)> {
+    let Some(units) = units else {
+        return baseline.iter().zip(candidate).map(|(&b, &c)| (b, c, 1.0)).collect();
+    };
+    let mut order: Vec<usize> = (0..baseline.len()).collect();
+    // Stable: a unit's cases are summed in their order, as they were written.
+    order.sort_by_key(|&i| units[i]);
+    let mut cells: Vec<(f64, f64, f64)> = Vec::new();
+    let mut current = None;
+    for i in order {
+        if current != Some(units[i]) {
+            current = Some(units[i]);
+            cells.push((0.0, 0.0, 0.0));
+        }
+        if let Some(cell) = cells.last_mut() {
+            cell.0 += baseline[i];
+            cell.1 += candidate[i];
+            cell.2 += 1.0;
+        }
+    }
+    cells
+}
+
 /// The means over the picked units' cases and the cluster-robust (co)variances of those means,
 /// each pick a cluster of its own: `G/(G − 1) · Σ_g S_g S'_g / N²` with `S_g` the sum of the
 /// deviations in cluster g (as `stats::paired_t`).
@@ -184,6 +202,42 @@ fn sums(cells: &[(f64, f64, f64)], picks: &[usize]) -> Option<Sums> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn units_are_summed_in_their_ids_order_each_cases_in_its_own() {
+        let baseline = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
+        let candidate = [0.5, 0.25, 0.125, 3.0, 5.0, 7.0];
+        // Each case its own unit: as they are.
+        assert_eq!(
+            unit_sums(&baseline, &candidate, None),
+            [
+                (1.0, 0.5, 1.0),
+                (2.0, 0.25, 1.0),
+                (4.0, 0.125, 1.0),
+                (8.0, 3.0, 1.0),
+                (16.0, 5.0, 1.0),
+                (32.0, 7.0, 1.0)
+            ]
+        );
+        // Units named out of order, one of three cases, one of one, one of two.
+        let units = [9, 3, 9, 100, 3, 9];
+        assert_eq!(
+            unit_sums(&baseline, &candidate, Some(&units)),
+            [
+                (2.0 + 16.0, 0.25 + 5.0, 2.0),
+                (1.0 + 4.0 + 32.0, 0.5 + 0.125 + 7.0, 3.0),
+                (8.0, 3.0, 1.0)
+            ]
+        );
+        // A unit's sums add its cases in their order: the same floating-point sums the
+        // analysis always made (0.1 + 0.2 + 0.3 differs from 0.3 + 0.2 + 0.1).
+        let b = [0.1, 0.3, 0.2, 0.3];
+        let c = [0.0; 4];
+        let cells = unit_sums(&b, &c, Some(&[7, 5, 7, 7]));
+        assert_eq!(cells[1].0.to_bits(), (0.1f64 + 0.2 + 0.3).to_bits());
+        assert_eq!(cells[0], (0.3, 0.0, 1.0));
+        assert!(unit_sums(&[], &[], Some(&[])).is_empty());
+    }
 
     /// Right-skewed differences: most cases 5% cheaper, some twice as dear.
     fn skewed() -> (Vec<f64>, Vec<f64>) {
