@@ -309,9 +309,6 @@ fn load_base(tree: &Arc<dyn FileSource>, config: &str) -> LoadedBase {
     loaded
 }
 
-/// The uncommitted edits the suite could be reading: the suite file, every experiment's files
-/// and `depends_on` matches, at base or head, and anything in a folder (other than the root)
-/// that holds one of them.
 /// Base's cases whose vars equal head's same case's take head's: both arms render head's cases
 /// (see `plan::jobs`), and base's are read only to detect what changed, so a large unchanged
 /// dataset is held once rather than once an arm. Only the vars: a case's assertions resolve
@@ -337,6 +334,9 @@ fn share_vars(base: &mut Suite, head: &Suite) {
     }
 }
 
+/// The uncommitted edits the suite could be reading: the suite file, every experiment's files
+/// and `depends_on` matches, at base or head, and anything in a folder (other than the root)
+/// that holds one of them.
 fn relevant(uncommitted: &[Change], head: &Suite, base: Option<&Suite>) -> Vec<Change> {
     let experiments: Vec<&suite::Experiment> = head
         .experiments

@@ -155,9 +155,9 @@ pub struct Case {
     /// The case's assertions as written (canonical JSON): two versions of a case have the same
     /// assertions when these are equal.
     pub assert_source: std::sync::Arc<str>,
-    /// The line of its dataset where the case is written (its experiment's `dataset_path`
-    /// names the file); 0 when it is not read from a dataset. A number, not `path:line`: a
-    /// run holds every case.
+    /// The line of the file the case is written in: its experiment's dataset (`dataset_path`
+    /// names it), or a judge check's labels file; 0 when it is not read from a file. A
+    /// number, not `path:line`: a run holds every case.
     pub line: u32,
 }
 
