@@ -380,17 +380,7 @@ mod tests {
             provider: "sim".into(),
             fallbacks: Arc::from([Name::from("spare")]),
             retime: false,
-            request: Ok(Request {
-                model: "m".into(),
-                messages: Vec::new().into(),
-                temperature: None,
-                max_tokens: None,
-                top_p: None,
-                seed: 0,
-                json: false,
-                json_schema: None,
-                embed: false,
-            }),
+            request: Ok(Request::chat("m", Arc::from([]))),
         }
     }
 

@@ -791,17 +791,7 @@ mod tests {
             fallbacks: std::sync::Arc::from([]),
             retime: false,
             request: model
-                .map(|m| crate::providers::Request {
-                    model: m.into(),
-                    messages: Vec::new().into(),
-                    temperature: None,
-                    max_tokens: None,
-                    top_p: None,
-                    seed: 0,
-                    json: false,
-                    json_schema: None,
-                    embed: false,
-                })
+                .map(|m| crate::providers::Request::chat(m, std::sync::Arc::from([])))
                 .map_err(str::to_owned),
         };
         let jobs = [

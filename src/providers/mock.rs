@@ -467,9 +467,9 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
 ";
 
     fn request(system: &str, question: &str) -> Request {
-        Request {
-            model: "gpt-4o-mini".into(),
-            messages: vec![
+        Request::chat(
+            "gpt-4o-mini",
+            vec![
                 Message {
                     role: Role::System,
                     content: system.into(),
@@ -480,14 +480,7 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
                 },
             ]
             .into(),
-            temperature: None,
-            max_tokens: None,
-            top_p: None,
-            seed: 0,
-            json: false,
-            json_schema: None,
-            embed: false,
-        }
+        )
     }
 
     /// Checks the mock's reply to `question` asked against the system prompt `system`.

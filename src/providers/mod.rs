@@ -86,23 +86,33 @@ pub struct Request {
 }
 
 impl Request {
-    /// The request that embeds `text` with `model` (see [`Request::embed`]).
-    pub fn embedding(model: &str, text: &str) -> Request {
+    /// A request of `messages` to `model` with every setting the provider's default: no
+    /// sampling settings, no output limit, seed 0, no JSON mode.
+    pub fn chat(model: &str, messages: Arc<[Message]>) -> Request {
         Request {
             model: model.into(),
-            messages: vec![Message {
-                role: Role::User,
-                content: text.into(),
-            }]
-            .into(),
+            messages,
             temperature: None,
-            // Embeddings have no output tokens: the budget's upper bound counts none.
-            max_tokens: Some(0),
+            max_tokens: None,
             top_p: None,
             seed: 0,
             json: false,
             json_schema: None,
+            embed: false,
+        }
+    }
+
+    /// The request that embeds `text` with `model` (see [`Request::embed`]).
+    pub fn embedding(model: &str, text: &str) -> Request {
+        let messages = vec![Message {
+            role: Role::User,
+            content: text.into(),
+        }];
+        Request {
+            // Embeddings have no output tokens: the budget's upper bound counts none.
+            max_tokens: Some(0),
             embed: true,
+            ..Request::chat(model, messages.into())
         }
     }
 
