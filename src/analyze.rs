@@ -192,8 +192,10 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
                 Test::SignFlip => {
                     let q = metric.quantile().unwrap_or(0.5);
                     // Whole units, each with every call of its cases in both arms: a case that
-                    // is its own unit lends its calls; a group's are copied together.
-                    let units: Vec<LentUnit<'_>> = if result.grouped {
+                    // is its own unit lends its calls (two slices, 32 bytes a unit); a group's
+                    // are copied together.
+                    let together = side_by_side(cases);
+                    let (g, (test, draws)) = if result.grouped {
                         let mut grouped: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
                         let mut index: HashMap<usize, usize> = HashMap::new();
                         for &i in &both {
@@ -204,27 +206,11 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
                             grouped[slot].0.extend_from_slice(&base[i]);
                             grouped[slot].1.extend_from_slice(&cand[i]);
                         }
-                        grouped
-                            .into_iter()
-                            .map(|(b, c)| (Cow::Owned(b), Cow::Owned(c)))
-                            .collect()
+                        (grouped.len(), quantile_draws(&grouped, q, metric_seed, together))
                     } else {
-                        both.iter()
-                            .map(|&i| (Cow::Borrowed(&base[i]), Cow::Borrowed(&cand[i])))
-                            .collect()
+                        let lent: Vec<(&[f64], &[f64])> = both.iter().map(|&i| (&base[i], &cand[i])).collect();
+                        (lent.len(), quantile_draws(&lent, q, metric_seed, together))
                     };
-                    let g = units.len();
-                    // The test and the interval are independent draws, each a good part of the run's
-                    // own time after the last call: they take a core each (up to
-                    // `SIDE_BY_SIDE_CALLS`).
-                    let test = || stats::sign_flip_quantile(&units, q, PERMUTATIONS, metric_seed);
-                    let (test, draws) = std::thread::scope(|scope| {
-                        let spawned = side_by_side(cases).then(|| scope.spawn(test));
-                        let draws = stats::unit_bootstrap_quantile(&units, q, RESAMPLES, metric_seed ^ 2);
-                        let test =
-                            spawned.map_or_else(test, |t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-                        (test, draws)
-                    });
                     if let Some(test) = test {
                         result.delta = Some(test.estimate);
                         result.p_value = Some(test.p_value);
@@ -564,9 +550,23 @@ fn judge_variance(name: &str, cases: &[CaseResult], paired: bool) -> Option<Judg
     })
 }
 
-/// One unit's baseline and candidate calls: lent by a case that is its own unit, copied
-/// together for a group.
-type LentUnit<'a> = (Cow<'a, [f64]>, Cow<'a, [f64]>);
+/// A quantile's sign-flip test and its bootstrap draws over whole units. The two are
+/// independent draws, each a good part of the run's own time after the last call: they take a
+/// core each when `together` (up to `SIDE_BY_SIDE_CALLS`).
+fn quantile_draws<U: AsRef<[f64]> + Sync>(
+    units: &[(U, U)],
+    q: f64,
+    seed: u64,
+    together: bool,
+) -> (Option<stats::SignFlip>, Option<stats::QuantileDraws>) {
+    let test = || stats::sign_flip_quantile(units, q, PERMUTATIONS, seed);
+    std::thread::scope(|scope| {
+        let spawned = together.then(|| scope.spawn(test));
+        let draws = stats::unit_bootstrap_quantile(units, q, RESAMPLES, seed ^ 2);
+        let test = spawned.map_or_else(test, |t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        (test, draws)
+    })
+}
 
 /// Each case's unit: its group's index, or its own (after every group) when it has none.
 fn unit_ids(cases: &[CaseResult]) -> Vec<usize> {
