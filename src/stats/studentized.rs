@@ -155,20 +155,14 @@ fn unit_sums(baseline: &[f64], candidate: &[f64], units: Option<&[usize]>) -> Ve
     let mut order: Vec<usize> = (0..baseline.len()).collect();
     // Stable: a unit's cases are summed in their order, as they were written.
     order.sort_by_key(|&i| units[i]);
-    let mut cells: Vec<(f64, f64, f64)> = Vec::new();
-    let mut current = None;
-    for i in order {
-        if current != Some(units[i]) {
-            current = Some(units[i]);
-            cells.push((0.0, 0.0, 0.0));
-        }
-        if let Some(cell) = cells.last_mut() {
-            cell.0 += baseline[i];
-            cell.1 += candidate[i];
-            cell.2 += 1.0;
-        }
-    }
-    cells
+    order
+        .chunk_by(|&a, &b| units[a] == units[b])
+        .map(|unit| {
+            unit.iter().fold((0.0, 0.0, 0.0), |(b, c, n), &i| {
+                (b + baseline[i], c + candidate[i], n + 1.0)
+            })
+        })
+        .collect()
 }
 
 /// The means over the picked units' cases and the cluster-robust (co)variances of those means,
