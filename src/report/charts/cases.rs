@@ -4,6 +4,7 @@ use plotters::prelude::*;
 
 use super::pen::{Align, Pen, Plot};
 use super::*;
+use crate::report::figures::thousands;
 
 pub(super) fn draw_cases<DB: DrawingBackend>(
     pen: &Pen<'_, DB>,
@@ -64,27 +65,43 @@ pub(super) fn draw_cases<DB: DrawingBackend>(
             None => same.push(at),
         }
     }
-    let radius = if same.len() > 500 { 2.5 } else { 3.5 };
-    for at in &same {
+    // A large run draws a share of each kind, every k-th in the dataset's order: 50,000
+    // circles made an 8 MB SVG no one can read (and 8 MB more of memory as the run ends), while
+    // a few thousand jittered points show the same clouds. The legend counts every case.
+    let (same_step, better_step, worse_step) = (step(same.len()), step(better.len()), step(worse.len()));
+    let radius = if same.len() / same_step > 500 { 2.5 } else { 3.5 };
+    for at in same.iter().step_by(same_step) {
         pen.circle(*at, radius, NEUTRAL.mix(0.45), true)?;
     }
-    for at in &better {
+    for at in better.iter().step_by(better_step) {
         pen.triangle(*at, 6.0, OK.into(), false)?;
     }
-    for at in &worse {
+    for at in worse.iter().step_by(worse_step) {
         pen.triangle(*at, 6.0, REGRESSION.into(), true)?;
     }
 
     let x = plot.right + 28.0;
     let n = same.len() + worse.len() + better.len();
-    pen.bold(&format!("{n} cases"), (x, plot.top + 8.0), 13.0, INK, Align::Left)?;
+    pen.bold(
+        &format!("{} cases", thousands(n as u64)),
+        (x, plot.top + 8.0),
+        13.0,
+        INK,
+        Align::Left,
+    )?;
     let rows = [
-        (REGRESSION, format!("▼ {} flipped pass → fail", worse.len())),
-        (OK, format!("▲ {} flipped fail → pass", better.len())),
-        (MUTED, format!("● {} unchanged", same.len())),
+        (REGRESSION, "▼", worse.len(), "flipped pass → fail", worse_step),
+        (OK, "▲", better.len(), "flipped fail → pass", better_step),
+        (MUTED, "●", same.len(), "unchanged", same_step),
     ];
-    for (i, (color, text)) in rows.iter().enumerate() {
-        pen.text(text, (x, plot.top + 36.0 + i as f64 * 22.0), 12.0, *color, Align::Left)?;
+    for (i, (color, mark, count, what, step)) in rows.into_iter().enumerate() {
+        let drawn = if step > 1 {
+            format!(" (1 in {step} drawn)")
+        } else {
+            String::new()
+        };
+        let text = format!("{mark} {} {what}{drawn}", thousands(count as u64));
+        pen.text(&text, (x, plot.top + 36.0 + i as f64 * 22.0), 12.0, color, Align::Left)?;
     }
     pen.text(
         "above the diagonal: candidate better",
@@ -100,6 +117,15 @@ pub(super) fn draw_cases<DB: DrawingBackend>(
         MUTED,
         Align::Left,
     )
+}
+
+/// The most points of one kind the chart draws.
+const MOST_DRAWN: usize = 2_000;
+
+/// Every how many points of a kind to draw so that at most [`MOST_DRAWN`] are: 1 (all of them)
+/// up to that many.
+fn step(points: usize) -> usize {
+    points.div_ceil(MOST_DRAWN).max(1)
 }
 
 fn pass_share(calls: &[Call]) -> f64 {

@@ -419,6 +419,37 @@ mod tests {
     }
 
     #[test]
+    fn a_large_runs_cases_chart_draws_a_share_of_them_and_counts_them_all() {
+        let mut results = demo_results();
+        let e = &mut results.experiments[0];
+        let template = e
+            .cases
+            .iter()
+            .find(|c| c.flip.is_none() && !c.baseline.is_empty())
+            .unwrap()
+            .clone();
+        // 50,000 unchanged cases (the memory benchmark's 100,000 calls) and 2,001 flipped: all
+        // are counted, 1 in 25 of the unchanged and 1 in 2 of the flips are drawn.
+        e.cases = (0..52_001)
+            .map(|i| {
+                let mut case = template.clone();
+                case.id = format!("case-{i}");
+                case.flip = (i >= 50_000).then_some(Flip::PassToFail);
+                case
+            })
+            .collect();
+        let charts = render_charts(&results).unwrap();
+        let cases = charts.iter().find(|c| c.name == "customer-support-cases").unwrap();
+        assert!(cases.svg.contains("52,001 cases"), "{}", cases.svg);
+        assert!(cases.svg.contains("50,000 unchanged (1 in 25 drawn)"));
+        assert!(cases.svg.contains("2,001 flipped pass → fail (1 in 2 drawn)"));
+        assert!(cases.svg.contains("▲ 0 flipped fail → pass\n"));
+        assert_eq!(cases.svg.matches("<circle").count(), 2_000);
+        assert_eq!(cases.svg.matches("<polygon").count(), 1_001);
+        assert!(cases.svg.len() < 1_000_000, "{} bytes", cases.svg.len());
+    }
+
+    #[test]
     fn nice_axes() {
         assert_eq!(
             nice_axis(845.0),
