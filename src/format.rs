@@ -19,6 +19,16 @@ pub fn value(metric: &str, x: Option<f64>) -> String {
     finite(x).map_or_else(dash, |x| unit(metric).value(x))
 }
 
+/// Two values of a metric side by side (baseline and candidate): each as [`value`] prints it,
+/// with as many more decimals (up to three) as tell them apart when they differ but would print
+/// alike: "8.02 ms → 8.05 ms", not "8 ms → 8 ms" beside a significant change.
+pub fn values(metric: &str, a: Option<f64>, b: Option<f64>) -> (String, String) {
+    match (finite(a), finite(b)) {
+        (Some(a), Some(b)) => unit(metric).pair(a, b),
+        (a, b) => (value(metric, a), value(metric, b)),
+    }
+}
+
 /// `p < 0.001`, `p = 0.012`: a p-value in a sentence.
 pub fn p_sentence(p: f64) -> String {
     if p < 0.001 {
@@ -36,12 +46,29 @@ pub fn relative(r: f64) -> String {
 /// Numbers of a metric, as a reader sees them (an inherent impl: `Unit` lives in `metrics`).
 impl Unit {
     pub fn value(self, x: f64) -> String {
+        self.value_finer(x, 0)
+    }
+
+    /// [`Unit::value`] with `extra` more decimals.
+    fn value_finer(self, x: f64, extra: usize) -> String {
         match self {
-            Unit::Share => format!("{:.1}%", x * 100.0),
-            Unit::Milliseconds => format!("{x:.0} ms"),
-            Unit::Usd => dollars(x),
-            Unit::Number => plain(x),
+            Unit::Share => format!("{:.*}%", 1 + extra, x * 100.0),
+            Unit::Milliseconds => format!("{x:.extra$} ms"),
+            Unit::Usd => dollars_finer(x, extra),
+            Unit::Number => plain_finer(x, extra),
         }
+    }
+
+    /// Two values as [`values`] prints them.
+    pub fn pair(self, a: f64, b: f64) -> (String, String) {
+        let mut texts = (self.value(a), self.value(b));
+        for extra in 1..=3 {
+            if texts.0 != texts.1 || a == b {
+                break;
+            }
+            texts = (self.value_finer(a, extra), self.value_finer(b, extra));
+        }
+        texts
     }
 
     /// A difference, always signed. Cost differences also say how large they are relative to
@@ -63,11 +90,14 @@ impl Unit {
                 signed_text(format!("{:.1}", (lo * 100.0).abs()), lo),
                 signed_text(format!("{:.1}", (hi * 100.0).abs()), hi)
             ),
-            Unit::Milliseconds => format!(
-                "[{}, {}] ms",
-                signed_text(format!("{:.0}", lo.abs()), lo),
-                signed_text(format!("{:.0}", hi.abs()), hi)
-            ),
+            Unit::Milliseconds => {
+                let decimals = ms_decimals(lo.abs().max(hi.abs()));
+                format!(
+                    "[{}, {}] ms",
+                    signed_text(format!("{:.decimals$}", lo.abs()), lo),
+                    signed_text(format!("{:.decimals$}", hi.abs()), hi)
+                )
+            }
             Unit::Usd | Unit::Number => format!("[{}, {}]", self.signed(lo), self.signed(hi)),
         }
     }
@@ -81,10 +111,20 @@ impl Unit {
         let d = d.abs();
         match self {
             Unit::Share => format!("{:.1} pp", d * 100.0),
-            Unit::Milliseconds => format!("{d:.0} ms"),
+            Unit::Milliseconds => format!("{d:.*} ms", ms_decimals(d)),
             Unit::Usd => dollars(d),
             Unit::Number => plain(d),
         }
+    }
+}
+
+/// Decimals for a difference of `d` milliseconds: none from half a millisecond on, else enough
+/// (up to three) that a difference under it does not print as "0 ms".
+fn ms_decimals(d: f64) -> usize {
+    if d >= 0.5 || d <= 0.0 || !d.is_finite() {
+        0
+    } else {
+        (-d.log10()).ceil().clamp(1.0, 3.0) as usize
     }
 }
 
@@ -104,6 +144,11 @@ pub fn signed_text(magnitude: String, value: f64) -> String {
 /// Dollars with three significant digits below $1 (per-request costs are fractions of a cent:
 /// $0.000412), cents above.
 pub fn dollars(x: f64) -> String {
+    dollars_finer(x, 0)
+}
+
+/// [`dollars`] with `extra` more decimals.
+fn dollars_finer(x: f64, extra: usize) -> String {
     if !x.is_finite() {
         return dash();
     }
@@ -112,24 +157,30 @@ pub fn dollars(x: f64) -> String {
     if a == 0.0 {
         "$0".to_owned()
     } else if a >= 1.0 {
-        format!("{sign}${a:.2}")
+        format!("{sign}${a:.*}", 2 + extra)
     } else {
-        let decimals = (2 - a.log10().floor() as i32).clamp(2, 12) as usize;
+        let decimals = (2 - a.log10().floor() as i32).clamp(2, 12) as usize + extra;
         format!("{sign}${a:.decimals$}")
     }
 }
 
 pub fn plain(x: f64) -> String {
+    plain_finer(x, 0)
+}
+
+/// [`plain`] with `extra` more decimals.
+fn plain_finer(x: f64, extra: usize) -> String {
     let a = x.abs();
-    if a >= 100.0 {
-        format!("{x:.0}")
+    let decimals = if a >= 100.0 {
+        0
     } else if a >= 10.0 {
-        format!("{x:.1}")
+        1
     } else if a >= 1.0 {
-        format!("{x:.2}")
+        2
     } else {
-        format!("{x:.3}")
-    }
+        3
+    };
+    format!("{x:.*}", decimals + extra)
 }
 
 /// `0.003`, `<0.001`, or a dash when there is no test.
@@ -183,5 +234,48 @@ mod tests {
         assert_eq!(dollars(12.345), "$12.35");
         assert_eq!(dollars(-0.5), "-$0.500");
         assert_eq!(dollars(f64::INFINITY), "—");
+    }
+
+    #[test]
+    fn two_values_that_differ_never_print_alike() {
+        // The memory benchmark's p95 latencies: both "8 ms" at the unit's precision.
+        assert_eq!(
+            values("latency_p95_ms", Some(8.021), Some(8.046)),
+            ("8.02 ms".into(), "8.05 ms".into())
+        );
+        assert_eq!(
+            values("latency_p95_ms", Some(812.0), Some(845.0)),
+            ("812 ms".into(), "845 ms".into())
+        );
+        // Equal values stay at the unit's precision; beyond three more decimals, alike.
+        assert_eq!(
+            values("latency_p95_ms", Some(8.0), Some(8.0)),
+            ("8 ms".into(), "8 ms".into())
+        );
+        assert_eq!(
+            values("latency_p95_ms", Some(8.0), Some(8.00001)),
+            ("8.000 ms".into(), "8.000 ms".into())
+        );
+        assert_eq!(
+            values("pass_rate", Some(0.9001), Some(0.9004)),
+            ("90.01%".into(), "90.04%".into())
+        );
+        assert_eq!(
+            values("cost_per_request", Some(0.0001231), Some(0.0001234)),
+            ("$0.0001231".into(), "$0.0001234".into())
+        );
+        assert_eq!(values("pass_rate", None, Some(0.5)), ("—".into(), "50.0%".into()));
+    }
+
+    #[test]
+    fn a_difference_under_a_millisecond_shows_its_size() {
+        let ms = Unit::Milliseconds;
+        assert_eq!(ms.signed(0.025), "+0.03 ms");
+        assert_eq!(ms.signed(-0.3), "−0.3 ms");
+        assert_eq!(ms.signed(12.4), "+12 ms");
+        assert_eq!(ms.signed(0.0), "0 ms");
+        assert_eq!(ms.signed(0.0004), "0.000 ms");
+        assert_eq!(ms.interval(-0.12, 0.26), "[−0.1, +0.3] ms");
+        assert_eq!(ms.interval(-3.0, 12.0), "[−3, +12] ms");
     }
 }

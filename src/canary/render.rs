@@ -139,12 +139,13 @@ fn row(m: &CanaryMetric) -> String {
         };
         verdict.push_str(&format!(" · objective {} {state}", unit.value(slo.value)));
     }
+    let (baseline, canary) = format::values(&m.name, m.baseline, m.canary);
     format!(
         "| `{}`{} | {} | {} | {delta} | {ci} | {margin} | {} | {verdict} |",
         m.name,
         if m.blocking { " (blocking)" } else { "" },
-        format::value(&m.name, m.baseline),
-        format::value(&m.name, m.canary),
+        baseline,
+        canary,
         format::p_value(m.p_adjusted),
     )
 }

@@ -86,12 +86,11 @@ pub fn write_outputs(evaluation: &Evaluation, dir: &Path) -> anyhow::Result<Vec<
 fn print_summary(r: &CanaryResult, written: &[PathBuf], look: u32) {
     let mut text = format!("promptgate canary: {} — {}\n", r.verdict.as_str(), r.reason);
     for m in &r.metrics {
+        let (baseline, canary) = crate::format::values(&m.name, m.baseline, m.canary);
         text.push_str(&format!(
-            "  {:<20} {:<24} {} → {}{}\n",
+            "  {:<20} {:<24} {baseline} → {canary}{}\n",
             m.name,
             m.verdict.as_str(),
-            crate::format::value(&m.name, m.baseline),
-            crate::format::value(&m.name, m.canary),
             if m.blocking { "  (blocking)" } else { "" }
         ));
     }

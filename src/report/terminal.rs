@@ -33,12 +33,13 @@ pub fn render(r: &Results, failed: bool, written: &[PathBuf]) -> String {
             .filter(|m| m.gated || !matches!(m.verdict, MetricVerdict::NoChange | MetricVerdict::TooFew))
         {
             let judged = !matches!(m.verdict, MetricVerdict::NoData | MetricVerdict::TooFew);
+            let (baseline, candidate) = format::values(&m.name, m.baseline, m.candidate);
             let _ = writeln!(
                 out,
                 "    {:<18} {:>12} → {:<12} {}{}",
                 m.name,
-                format::value(&m.name, m.baseline),
-                format::value(&m.name, m.candidate),
+                baseline,
+                candidate,
                 words::verdict_text(m, e.status == ExperimentStatus::New),
                 m.p_adjusted
                     .or(m.p_value)

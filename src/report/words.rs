@@ -86,9 +86,10 @@ impl MetricText {
         let judged = !matches!(m.verdict, MetricVerdict::TooFew | MetricVerdict::NoData);
         let relative = m.details.decision.as_ref().filter(|d| d.relative);
         let percent = |r: f64| format::relative(r);
+        let (baseline, candidate) = format::values(&m.name, m.baseline, m.candidate);
         MetricText {
-            baseline: finite(m.baseline).map_or_else(dash, |x| unit.value(x)),
-            candidate: finite(m.candidate).map_or_else(dash, |x| unit.value(x)),
+            baseline,
+            candidate,
             delta: match (finite(m.delta), relative) {
                 (None, _) => dash(),
                 (Some(d), Some(basis)) if unit != format::Unit::Usd => {

@@ -385,11 +385,10 @@ fn experiment_verdict(e: &ExperimentResult) -> (ExperimentVerdict, String) {
             let errors_rose = m.name == metrics::ERROR_RATE
                 && matches!(m.verdict, MetricVerdict::Regression | MetricVerdict::MinorRegression);
             if m.verdict == MetricVerdict::MinorRegression && (m.gated || errors_rose) {
+                let (baseline, candidate) = format::values(&m.name, m.baseline, m.candidate);
                 return Some(format!(
-                    "{} slightly worse ({} → {}, {}), within its margin",
+                    "{} slightly worse ({baseline} → {candidate}, {}), within its margin",
                     m.name,
-                    format::value(&m.name, m.baseline),
-                    format::value(&m.name, m.candidate),
                     p_text(m)
                 ));
             }
@@ -439,13 +438,8 @@ fn p_text(m: &MetricResult) -> String {
 fn describe_failure(m: &MetricResult) -> String {
     match m.verdict {
         MetricVerdict::Regression => {
-            return format!(
-                "{} regressed ({} → {}, {})",
-                m.name,
-                format::value(&m.name, m.baseline),
-                format::value(&m.name, m.candidate),
-                p_text(m)
-            );
+            let (baseline, candidate) = format::values(&m.name, m.baseline, m.candidate);
+            return format!("{} regressed ({baseline} → {candidate}, {})", m.name, p_text(m));
         }
         MetricVerdict::NoData => return format!("{} has no data to compare", m.name),
         MetricVerdict::TooFew => {
