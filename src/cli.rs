@@ -18,7 +18,7 @@ pub struct Cli {
     #[arg(long, short = 'C', global = true, default_value = ".", value_name = "DIR")]
     pub repo: PathBuf,
 
-    /// The suite file, relative to the repository root.
+    /// The suite file: relative to the repository root, or an absolute path inside it.
     #[arg(long, global = true, default_value = crate::suite::DEFAULT_CONFIG, value_name = "PATH")]
     pub config: String,
 

@@ -10,12 +10,16 @@ mod ledger;
 mod merge;
 mod run;
 
+use std::path::Path;
+
 use crate::cli::{Cli, Command};
+use crate::error::{Diagnostic, Error};
 
 pub use crate::plan::PlanFacts;
 pub use run::{GateOptions, GateRun, run_gate, run_gate_with};
 
-pub fn run(cli: Cli) -> anyhow::Result<u8> {
+pub fn run(mut cli: Cli) -> anyhow::Result<u8> {
+    cli.config = config_in_repo(&cli.repo, &cli.config)?;
     match cli.command {
         Command::Demo(args) => demo::demo(&args.out, args.live),
         Command::Run(args) => {
@@ -41,4 +45,30 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::JudgeCheck(args) => judge_check::judge_check(&cli.repo, &cli.config, &args),
         Command::Ledger(command) => ledger::ledger(&cli.repo, &cli.config, command),
     }
+}
+
+/// `--config` as every command reads it: relative to the repository's root (the folder itself
+/// outside git). An absolute path is made relative to that root, or refused (exit 2) when it
+/// lies outside it: the suite's own paths are read from inside the repository.
+fn config_in_repo(repo_dir: &Path, config: &str) -> Result<String, Error> {
+    let path = Path::new(config);
+    if !path.is_absolute() {
+        return Ok(config.to_owned());
+    }
+    let root = crate::workspace::Repo::open(repo_dir).map_or_else(|_| repo_dir.to_owned(), |r| r.root().to_owned());
+    // The file itself need not exist yet (`init` writes it): its folder must.
+    let resolved = (|| {
+        let root = std::fs::canonicalize(&root).ok()?;
+        let folder = std::fs::canonicalize(path.parent()?).ok()?;
+        let relative = folder.join(path.file_name()?).strip_prefix(&root).ok()?.to_owned();
+        relative.to_str().map(str::to_owned)
+    })();
+    resolved.filter(|r| !r.is_empty()).ok_or_else(|| {
+        Diagnostic::new(format!(
+            "--config {config} is not a file inside the repository at {}",
+            root.display()
+        ))
+        .hint("give the suite file's path inside the repository (relative to its root, or absolute), or point -C at the repository it belongs to")
+        .into()
+    })
 }

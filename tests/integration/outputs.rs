@@ -93,6 +93,34 @@ fn validate_accepts_the_demo_suite() {
 }
 
 #[test]
+fn a_config_named_by_its_absolute_path_is_read_inside_the_repository() {
+    let repo = TestRepo::with_demo_base();
+    let config = repo.path().join("promptgate.yaml");
+    let config = config.to_str().unwrap();
+    repo.promptgate(&["validate", "--config", config])
+        .expect_code(0)
+        .stdout_has("ok: 3 experiment(s), 128 case(s)");
+    // From a folder below the root, and from outside the repository through -C.
+    std::fs::create_dir_all(repo.path().join("sub")).unwrap();
+    promptgate_in(&repo.path().join("sub"), &["validate", "--config", config]).expect_code(0);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let root = repo.path().to_str().unwrap();
+    promptgate_in(elsewhere.path(), &["-C", root, "validate", "--config", config]).expect_code(0);
+    promptgate_in(
+        elsewhere.path(),
+        &["-C", root, "detect", "--base", "HEAD", "--config", config],
+    )
+    .expect_code(0);
+    // A file outside the repository is refused, saying why.
+    let outside = elsewhere.path().join("promptgate.yaml");
+    std::fs::write(&outside, "experiments: []\n").unwrap();
+    repo.promptgate(&["validate", "--config", outside.to_str().unwrap()])
+        .expect_code(2)
+        .stderr_has("is not a file inside the repository")
+        .stderr_has("hint:");
+}
+
+#[test]
 fn init_scaffolds_a_suite_that_validates_and_refuses_to_overwrite() {
     let repo = TestRepo::new();
     repo.write(".gitignore", "target");
