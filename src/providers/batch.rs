@@ -121,8 +121,10 @@ pub trait BatchApi: Send + Sync {
     /// which of several it is.
     async fn find(&self, sought: &Sought<'_>) -> Result<Option<String>, ProviderError>;
 
-    /// Polls the batch `id`.
-    async fn status(&self, id: &str) -> Result<Status, ProviderError>;
+    /// Polls the batch `id`; `None` when the provider does not know it (HTTP 404: deleted, or
+    /// submitted under another account). Any other refusal (a rotated key's 401) is an error:
+    /// the batch may well still run.
+    async fn status(&self, id: &str) -> Result<Option<Status>, ProviderError>;
 
     /// The requests of an ended batch, by `custom_id`. A request missing here ran into the
     /// end of the batch without a result; the runner accounts for it.
@@ -203,11 +205,14 @@ impl BatchApi for OpenAiProvider {
         Ok(None)
     }
 
-    async fn status(&self, id: &str) -> Result<Status, ProviderError> {
-        let batch: OpenAiBatch = self
+    async fn status(&self, id: &str) -> Result<Option<Status>, ProviderError> {
+        let Some(batch): Option<OpenAiBatch> = self
             .api()
-            .get_json(&format!("{}/batches/{}", self.base_url(), path_segment(id)), &[])
-            .await?;
+            .get_json_if_found(&format!("{}/batches/{}", self.base_url(), path_segment(id)), &[])
+            .await?
+        else {
+            return Ok(None);
+        };
         let failed = (batch.status == "failed").then(|| {
             let reasons: Vec<String> = batch
                 .errors
@@ -226,7 +231,7 @@ impl BatchApi for OpenAiProvider {
             }
         });
         let counts = batch.request_counts.unwrap_or_default();
-        Ok(Status {
+        Ok(Some(Status {
             ended: matches!(batch.status.as_str(), "completed" | "failed" | "expired" | "cancelled"),
             failed,
             total: counts.total,
@@ -235,7 +240,7 @@ impl BatchApi for OpenAiProvider {
             results: batch.output_file_id.into_iter().chain(batch.error_file_id).collect(),
             id: batch.id,
             status: batch.status,
-        })
+        }))
     }
 
     async fn results(&self, status: &Status) -> Result<Vec<(String, Item)>, ProviderError> {
@@ -460,11 +465,17 @@ impl BatchApi for AnthropicProvider {
         }
     }
 
-    async fn status(&self, id: &str) -> Result<Status, ProviderError> {
+    async fn status(&self, id: &str) -> Result<Option<Status>, ProviderError> {
         let url = format!("{}/{}", self.batches_url(), path_segment(id));
-        let batch: AnthropicBatch = self.api().get_json(&url, &[("anthropic-version", API_VERSION)]).await?;
+        let Some(batch): Option<AnthropicBatch> = self
+            .api()
+            .get_json_if_found(&url, &[("anthropic-version", API_VERSION)])
+            .await?
+        else {
+            return Ok(None);
+        };
         let c = batch.request_counts.unwrap_or_default();
-        Ok(Status {
+        Ok(Some(Status {
             ended: batch.processing_status == "ended",
             failed: None,
             total: c.processing + c.succeeded + c.errored + c.canceled + c.expired,
@@ -473,7 +484,7 @@ impl BatchApi for AnthropicProvider {
             results: batch.results_url.into_iter().collect(),
             id: batch.id,
             status: batch.processing_status,
-        })
+        }))
     }
 
     async fn results(&self, status: &Status) -> Result<Vec<(String, Item)>, ProviderError> {

@@ -147,6 +147,22 @@ impl Api {
         decode(self.kind, &bytes).map_err(|e| self.redacted(e))
     }
 
+    /// [`Api::get_json`], with `None` for a 404: the thing asked for is not there (a batch the
+    /// provider does not know), which the caller tells from every other refusal.
+    pub async fn get_json_if_found<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Option<T>, ProviderError> {
+        match self
+            .send_unless_missing(self.client.get(url), headers, MAX_BODY)
+            .await?
+        {
+            Some(bytes) => decode(self.kind, &bytes).map(Some).map_err(|e| self.redacted(e)),
+            None => Ok(None),
+        }
+    }
+
     /// GETs `url` and returns the 2xx body as it is, up to `max` bytes (a batch's results file
     /// is larger than any one answer).
     pub async fn get_bytes(
@@ -177,10 +193,42 @@ impl Api {
     /// the classified failure.
     async fn send(
         &self,
-        mut request: reqwest::RequestBuilder,
+        request: reqwest::RequestBuilder,
         headers: &[(&'static str, &str)],
         max: usize,
     ) -> Result<Vec<u8>, ProviderError> {
+        let (status, response_headers, bytes) = self.exchange(request, headers, max).await?;
+        if !status.is_success() {
+            return Err(self.status_error(status, &response_headers, &bytes));
+        }
+        Ok(bytes)
+    }
+
+    /// [`Api::send`], with `None` for a 404.
+    async fn send_unless_missing(
+        &self,
+        request: reqwest::RequestBuilder,
+        headers: &[(&'static str, &str)],
+        max: usize,
+    ) -> Result<Option<Vec<u8>>, ProviderError> {
+        let (status, response_headers, bytes) = self.exchange(request, headers, max).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(self.status_error(status, &response_headers, &bytes));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Sends the request with the credentials and `headers`: the answer's status, headers and
+    /// body (up to `max` bytes), whatever the status.
+    async fn exchange(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        headers: &[(&'static str, &str)],
+        max: usize,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), ProviderError> {
         if let Some((name, value)) = &self.auth {
             request = request.header(name.clone(), value.clone());
         }
@@ -191,10 +239,7 @@ impl Api {
         let status = response.status();
         let response_headers = response.headers().clone();
         let bytes = self.read_body(response, max).await?;
-        if !status.is_success() {
-            return Err(self.status_error(status, &response_headers, &bytes));
-        }
-        Ok(bytes)
+        Ok((status, response_headers, bytes))
     }
 
     /// The response body, read up to `max` bytes: an endless or huge body is a permanent

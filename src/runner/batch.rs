@@ -344,7 +344,7 @@ pub(super) async fn run(
         let mut still = Vec::new();
         for mut batch in running {
             match batch.api.status(&batch.id).await {
-                Ok(status) => {
+                Ok(Some(status)) => {
                     let now = (status.status.clone(), status.done);
                     if batch.last.as_ref() != Some(&now) {
                         say(
@@ -369,16 +369,38 @@ pub(super) async fn run(
                 }
                 // A poll that failed for a while (a network blip, a 5xx) is asked again.
                 Err(ProviderError::Transient { .. } | ProviderError::Timeout { .. }) => still.push(batch),
-                Err(e) => {
-                    // The provider does not know the batch (deleted, another account's key): the
-                    // record is no use to a rerun either.
+                Ok(None) => {
+                    // The provider does not know the batch (HTTP 404: deleted, or submitted
+                    // under another account): the record is no use to a rerun either.
                     if let Some(path) = &batch.record {
                         let _ = std::fs::remove_file(path);
                     }
-                    let error = CallError::from_provider(&e);
+                    let error = CallError::from_provider(&ProviderError::Permanent {
+                        message: format!(
+                            "`{}` does not know batch {} (HTTP 404): it was deleted, or submitted with another account's key",
+                            batch.provider, batch.id
+                        ),
+                    });
                     for m in batch.members {
                         runner.budget.settle(m.reservation, 0.0);
                         done.outcomes.push((m.index, failed(batch.provider, error.clone(), 1)));
+                    }
+                }
+                Err(e) => {
+                    // Any other refusal (a rotated or narrower key's 401 or 403, a body of
+                    // another shape) says nothing of the batch, which may well still run and
+                    // be billed: its record stays and its jobs end pending, so a run with a
+                    // working key polls it instead of paying for its calls again.
+                    let status = format!("not polled: {e}");
+                    done.pending
+                        .push(format!("`{}`: {} ({status})", batch.provider, batch.id));
+                    for m in batch.members {
+                        runner.budget.settle(m.reservation, 0.0);
+                        let error = CallError::BatchPending {
+                            batch_id: batch.id.clone(),
+                            status: status.clone(),
+                        };
+                        done.outcomes.push((m.index, failed(batch.provider, error, 0)));
                     }
                 }
             }

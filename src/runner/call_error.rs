@@ -37,8 +37,8 @@ pub enum CallError {
     BatchCanceled { batch_id: String },
     /// Its batch failed as a whole (the provider refused the input): why.
     BatchFailed { batch_id: String, message: String },
-    /// Its batch had not ended when `--batch-timeout` ran out; the batch goes on, and a rerun
-    /// resumes polling it.
+    /// Its batch had not ended when `--batch-timeout` ran out, or could not be polled (a
+    /// refused key: `status` says why); the batch goes on, and a rerun resumes polling it.
     BatchPending { batch_id: String, status: String },
 }
 
@@ -92,7 +92,10 @@ impl fmt::Display for CallError {
             }
             CallError::BatchFailed { batch_id, message } => write!(f, "batch {batch_id} failed: {message}"),
             CallError::BatchPending { batch_id, status } => {
-                write!(f, "batch {batch_id} had not ended ({status}) when the wait ran out")
+                write!(
+                    f,
+                    "batch {batch_id} had not ended ({status}) when the run stopped waiting for it"
+                )
             }
             CallError::Fallbacks { failures } => {
                 for (i, (provider, error)) in failures.iter().enumerate() {

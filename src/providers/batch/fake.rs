@@ -40,6 +40,8 @@ pub struct State {
     pub lists: usize,
     /// List calls still to answer with a 503 before listing.
     pub list_failures: usize,
+    /// Polls still to refuse with a 401, as a rotated key is.
+    pub poll_refusals: usize,
     /// Uploaded files: id → content.
     files: Vec<(String, Vec<u8>)>,
     /// The multipart fields of each upload other than the file (`purpose`).
@@ -63,6 +65,11 @@ pub struct Fake {
 }
 
 impl Fake {
+    /// Forgets every batch, as a provider does one deleted: its polls are 404s.
+    pub fn forget_batches(&self) {
+        self.state().batches.clear();
+    }
+
     pub fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap()
     }
@@ -277,6 +284,10 @@ impl Respond for Handler {
             Kind::OpenAiPoll => {
                 let id = last_segment(1);
                 state.polls += 1;
+                if state.poll_refusals > 0 {
+                    state.poll_refusals -= 1;
+                    return ResponseTemplate::new(401).set_body_json(error("Incorrect API key provided"));
+                }
                 let (ending, before) = (state.ending.unwrap_or(Ending::Completed), state.polls_before_end);
                 let Some(index) = state.batches.iter().position(|(b, _, _)| *b == id) else {
                     return ResponseTemplate::new(404).set_body_json(error("No batch found"));
@@ -383,6 +394,11 @@ impl Respond for Handler {
             Kind::AnthropicPoll => {
                 let id = last_segment(1);
                 state.polls += 1;
+                if state.poll_refusals > 0 {
+                    state.poll_refusals -= 1;
+                    return ResponseTemplate::new(401).set_body_json(json!({"type": "error",
+                        "error": {"type": "authentication_error", "message": "invalid x-api-key"}}));
+                }
                 let Some(index) = state.batches.iter().position(|(b, _, _)| *b == id) else {
                     return ResponseTemplate::new(404).set_body_json(json!({"type": "error",
                         "error": {"type": "not_found_error", "message": "batch not found"}}));

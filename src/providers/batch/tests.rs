@@ -63,12 +63,12 @@ async fn openai_uploads_jsonl_creates_a_24h_batch_polls_and_reads_both_files() {
         );
     }
 
-    let first = api.status(&id).await.unwrap();
+    let first = api.status(&id).await.unwrap().unwrap();
     assert_eq!(
         (first.status.as_str(), first.ended, first.total, first.done),
         ("in_progress", false, 2, 0)
     );
-    let last = api.status(&id).await.unwrap();
+    let last = api.status(&id).await.unwrap().unwrap();
     assert_eq!(
         (last.status.as_str(), last.ended, last.done, last.failed_requests),
         ("completed", true, 2, 1)
@@ -100,7 +100,7 @@ async fn openai_failed_and_expired_batches_say_why_and_which_requests_did_not_ru
     let fake = Fake::openai(Ending::Failed, 0).await;
     let api = openai(&fake);
     let id = api.submit(&[api.entry("id-a", &asking("hello"))], "tag").await.unwrap();
-    let status = api.status(&id).await.unwrap();
+    let status = api.status(&id).await.unwrap().unwrap();
     assert!(status.ended);
     assert_eq!(
         status.failed.as_deref(),
@@ -115,7 +115,7 @@ async fn openai_failed_and_expired_batches_say_why_and_which_requests_did_not_ru
         api.entry("id-b", &asking("slow one")),
     ];
     let id = api.submit(&entries, "tag").await.unwrap();
-    let status = api.status(&id).await.unwrap();
+    let status = api.status(&id).await.unwrap().unwrap();
     assert_eq!((status.status.as_str(), status.ended), ("expired", true));
     let mut items = api.results(&status).await.unwrap();
     items.sort_by(|a, b| a.0.cmp(&b.0));
@@ -157,7 +157,7 @@ async fn openai_finds_a_batch_by_its_tag_across_pages_and_not_a_failed_one() {
         Some(id.clone()),
         "not failed yet"
     );
-    assert!(api.status(&id).await.unwrap().failed.is_some());
+    assert!(api.status(&id).await.unwrap().unwrap().failed.is_some());
     assert_eq!(api.find(&tagged("refused")).await.unwrap(), None);
 }
 
@@ -247,8 +247,8 @@ async fn anthropic_passes_over_a_cancelled_batch_when_finding_the_lost_one() {
         since: crate::providers::http::parse_rfc3339("2026-12-02T08:00:00Z"),
     };
     assert_eq!(api.find(&sought).await.unwrap(), Some(wanted.clone()), "canceling");
-    api.status(&cancelled).await.unwrap();
-    let ended = api.status(&cancelled).await.unwrap();
+    api.status(&cancelled).await.unwrap().unwrap();
+    let ended = api.status(&cancelled).await.unwrap().unwrap();
     assert!(ended.ended && ended.failed_requests == 2, "{ended:?}");
     assert_eq!(
         api.find(&sought).await.unwrap(),
@@ -281,12 +281,12 @@ async fn anthropic_creates_with_requests_polls_and_reads_results_url() {
     assert_eq!(id, "msgbatch_001");
     assert_eq!(fake.state().create_bodies, vec![json!({"requests": entries})]);
 
-    let first = api.status(&id).await.unwrap();
+    let first = api.status(&id).await.unwrap().unwrap();
     assert_eq!(
         (first.status.as_str(), first.ended, first.total),
         ("in_progress", false, 3)
     );
-    let last = api.status(&id).await.unwrap();
+    let last = api.status(&id).await.unwrap().unwrap();
     assert_eq!(
         (last.status.as_str(), last.ended, last.done, last.failed_requests),
         ("ended", true, 3, 2)

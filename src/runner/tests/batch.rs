@@ -271,6 +271,59 @@ async fn a_rerun_resumes_polling_the_recorded_batch_without_creating_another() {
     }
 }
 
+/// A poll refused for another reason than "no such batch" (a rotated key's 401) says nothing of
+/// the batch, which still runs and is billed: its record stays and its jobs end pending, and a
+/// rerun with a working key polls it, submitting nothing again. A batch the provider does not
+/// know (a 404: deleted) is let go, its record with it.
+#[tokio::test]
+async fn a_refused_poll_keeps_the_batch_for_a_rerun_and_a_forgotten_batch_is_let_go() {
+    for anthropic in [false, true] {
+        let (fake, dir, endpoints, jobs) = never_ending(anthropic).await;
+        let id = if anthropic { "msgbatch_001" } else { "batch_1" };
+        run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_millis(40))).await;
+        assert_eq!(records(dir.path()), 1);
+
+        fake.state().poll_refusals = 1;
+        let refused = run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_secs(10))).await;
+        assert_eq!(refused.batches_pending.len(), 1, "{:?}", refused.batches_pending);
+        assert!(refused.batches_pending[0].contains("not polled") && refused.batches_pending[0].contains("401"));
+        for o in &refused.outcomes[..2] {
+            assert!(
+                matches!(&o.result, Err(CallError::BatchPending { batch_id, .. }) if batch_id == id),
+                "{:?}",
+                o.result
+            );
+        }
+        assert_eq!(records(dir.path()), 1, "the batch's record is kept");
+        assert_close(refused.spent_usd, 0.0);
+
+        fake.state().ending = Some(Ending::Completed);
+        let resumed = run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_secs(10))).await;
+        assert_eq!(fake.state().creates, 1, "polled again, not submitted again");
+        assert_eq!(text(&resumed.outcomes[0]), "answer to: one");
+        assert_eq!(records(dir.path()), 0);
+    }
+    for anthropic in [false, true] {
+        let (fake, dir, endpoints, jobs) = never_ending(anthropic).await;
+        run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_millis(40))).await;
+        fake.forget_batches();
+        let forgotten = run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_secs(10))).await;
+        assert!(forgotten.batches_pending.is_empty());
+        for o in &forgotten.outcomes[..2] {
+            let Err(error) = &o.result else {
+                panic!("{:?}", o.result)
+            };
+            assert!(error.to_string().contains("does not know batch"), "{error}");
+        }
+        assert_eq!(
+            records(dir.path()),
+            0,
+            "the record of a batch the provider does not know goes"
+        );
+        assert_eq!(fake.state().creates, 1);
+    }
+}
+
 /// A run killed after the provider accepted its batch and before the id was recorded leaves
 /// the record saying it was submitting: the rerun finds the batch instead of paying for it
 /// again, by its tag (OpenAI keeps the tag as metadata) or, as Anthropic's batches carry no
