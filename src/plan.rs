@@ -217,7 +217,7 @@ pub fn estimate_output_tokens(max_tokens: Option<u32>) -> u64 {
 }
 
 /// Output tokens assumed for the budget's upper bound when a request sets no `max_tokens`.
-/// Providers may allow more; set `max_tokens` for a hard guarantee.
+/// Under a cap such a request is sent with this limit (`Runner::as_sent`), so the bound holds.
 pub const UNBOUNDED_OUTPUT_TOKENS: u32 = 4096;
 
 /// The most a request can cost, for the runner's hard cap: every byte of every message counted

@@ -213,7 +213,7 @@ pub(super) async fn run(
             index,
             key: key.hex(),
             cache_key,
-            request: request.clone(),
+            request: runner.as_sent(request).into_owned(),
             reservation,
         });
     }

@@ -397,6 +397,21 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// The request as it is sent. Under a spending cap, one that sets no output limit is sent
+    /// with the [`plan::UNBOUNDED_OUTPUT_TOKENS`] its reservation assumed: a provider would
+    /// otherwise let a long answer cost more than the cap reserved for it. The cache keys the
+    /// request as written.
+    fn as_sent<'r>(&self, request: &'r Request) -> std::borrow::Cow<'r, Request> {
+        if self.options.max_usd.is_some() && request.max_tokens.is_none() && !request.embed {
+            std::borrow::Cow::Owned(Request {
+                max_tokens: Some(plan::UNBOUNDED_OUTPUT_TOKENS),
+                ..request.clone()
+            })
+        } else {
+            std::borrow::Cow::Borrowed(request)
+        }
+    }
+
     /// Lets go of the response cache's index: for a run whose last batch is done (the rest of
     /// the run holds the scored calls instead). A later batch loads it again.
     pub fn unload_cache(&self) {
@@ -834,7 +849,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
             }
         }
         last_provider = Some(name.clone());
-        match send(cx, endpoint, throttle, request, seed, &mut attempts).await {
+        match send(cx, endpoint, throttle, &runner.as_sent(request), seed, &mut attempts).await {
             Err(SendError::Interrupted) => {
                 if let Some(r) = reservation.take() {
                     runner.budget.settle(r, 0.0);

@@ -12,6 +12,8 @@ use crate::providers::{Message, Role, Usage};
 use crate::stats::Rng;
 use crate::suite::Price;
 
+/// The spending cap, call by call.
+mod cap;
 /// One runner across batches, and the journal's bound after a kill.
 mod one_runner;
 
@@ -562,55 +564,6 @@ async fn a_stowed_run_gives_back_what_a_run_in_memory_keeps() {
     assert_same_answers(&absorbed.outcomes[..5], &in_memory.outcomes[..5]);
     assert_same_answers(&absorbed.outcomes[5..], &read);
     assert_eq!(counts(&absorbed), sum);
-}
-
-#[tokio::test(start_paused = true)]
-async fn the_budget_cap_holds_under_full_concurrency() {
-    let template = jobs(1, &[]).remove(0);
-    let jobs: Vec<Job> = (0..200)
-        .map(|seed| {
-            let mut job = template.clone();
-            job.request.as_mut().unwrap().seed = seed;
-            job
-        })
-        .collect();
-    let upper = plan::request_upper_bound_usd(jobs[0].request.as_ref().unwrap(), &prices()).unwrap();
-    let cap = 50.0 * upper;
-    let provider = Fake::new(Behaviour::Healthy);
-    let ran = run_with(
-        &jobs,
-        one(&provider, 64),
-        &Options {
-            max_usd: Some(cap),
-            ..options()
-        },
-    )
-    .await;
-    let sent = provider.total_calls() as usize;
-    let spend = sent as f64
-        * prices()
-            .cost(
-                "m",
-                &Usage {
-                    input: 10,
-                    cached_input: 0,
-                    output: 100,
-                },
-            )
-            .unwrap();
-    assert!(
-        spend <= cap + 1e-9 && (ran.spent_usd - spend).abs() < 1e-9,
-        "{spend} > {cap}"
-    );
-    assert!((50..200).contains(&sent), "{sent}");
-    assert!(ran.budget_exhausted);
-    let refused: Vec<&Outcome> = ran.outcomes.iter().filter(|o| o.result.is_err()).collect();
-    assert_eq!(refused.len(), 200 - sent);
-    assert!(
-        refused
-            .iter()
-            .all(|o| o.result.as_ref().unwrap_err() == &CallError::BudgetRefused { cap_usd: cap } && o.attempts == 0)
-    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,0 +1,101 @@
+//! The spending cap, call by call: what each call reserves, and what it is sent with.
+
+use super::*;
+
+#[tokio::test(start_paused = true)]
+async fn the_budget_cap_holds_under_full_concurrency() {
+    let template = jobs(1, &[]).remove(0);
+    let jobs: Vec<Job> = (0..200)
+        .map(|seed| {
+            let mut job = template.clone();
+            job.request.as_mut().unwrap().seed = seed;
+            job
+        })
+        .collect();
+    let upper = plan::request_upper_bound_usd(jobs[0].request.as_ref().unwrap(), &prices()).unwrap();
+    let cap = 50.0 * upper;
+    let provider = Fake::new(Behaviour::Healthy);
+    let ran = run_with(
+        &jobs,
+        one(&provider, 64),
+        &Options {
+            max_usd: Some(cap),
+            ..options()
+        },
+    )
+    .await;
+    let sent = provider.total_calls() as usize;
+    let spend = sent as f64
+        * prices()
+            .cost(
+                "m",
+                &Usage {
+                    input: 10,
+                    cached_input: 0,
+                    output: 100,
+                },
+            )
+            .unwrap();
+    assert!(
+        spend <= cap + 1e-9 && (ran.spent_usd - spend).abs() < 1e-9,
+        "{spend} > {cap}"
+    );
+    assert!((50..200).contains(&sent), "{sent}");
+    assert!(ran.budget_exhausted);
+    let refused: Vec<&Outcome> = ran.outcomes.iter().filter(|o| o.result.is_err()).collect();
+    assert_eq!(refused.len(), 200 - sent);
+    assert!(
+        refused
+            .iter()
+            .all(|o| o.result.as_ref().unwrap_err() == &CallError::BudgetRefused { cap_usd: cap } && o.attempts == 0)
+    );
+}
+
+/// Under a cap, a request that sets no output limit is sent with the limit its reservation
+/// assumed (a provider would otherwise let a long answer cost more than was reserved); without
+/// a cap, or with a limit of its own, it goes as written.
+#[tokio::test]
+async fn under_a_cap_a_request_without_an_output_limit_is_sent_with_the_one_it_reserved() {
+    #[derive(Default)]
+    struct Limits(Mutex<Vec<Option<u32>>>);
+    #[async_trait::async_trait]
+    impl Provider for Limits {
+        fn kind(&self) -> &'static str {
+            "limits"
+        }
+        async fn complete(&self, request: &Request) -> Result<Response, ProviderError> {
+            self.0.lock().unwrap().push(request.max_tokens);
+            Ok(Response {
+                text: "ok".to_owned(),
+                usage: Usage {
+                    input: 10,
+                    cached_input: 0,
+                    output: 100,
+                },
+                latency_ms: Some(1.0),
+            })
+        }
+    }
+    let mut jobs = jobs(1, &[]);
+    for (own_limit, max_usd, sent) in [
+        (None, Some(100.0), Some(plan::UNBOUNDED_OUTPUT_TOKENS)),
+        (None, None, None),
+        (Some(300), Some(100.0), Some(300)),
+    ] {
+        jobs[0].request.as_mut().unwrap().max_tokens = own_limit;
+        let provider = Arc::new(Limits::default());
+        let endpoints = BTreeMap::from([(
+            "p".to_owned(),
+            Endpoint {
+                provider: provider.clone(),
+                ..endpoint(&Fake::new(Behaviour::Healthy), 1)
+            },
+        )]);
+        run_with(&jobs, endpoints, &Options { max_usd, ..options() }).await;
+        assert_eq!(
+            *provider.0.lock().unwrap(),
+            vec![sent],
+            "own limit {own_limit:?}, cap {max_usd:?}"
+        );
+    }
+}
