@@ -390,6 +390,9 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
             )
             .into());
         }
+        let slo = spec.slo.map(|s| s.resolve(metric)).transpose().map_err(|e| {
+            at(l, c, e).hint("e.g. `slo: 800` for latency in ms, `slo: \"5%\"` or `slo: 0.05` for a rate")
+        })?;
         gates.push(CanaryGate {
             metric: metric.clone(),
             direction: match spec.direction {
@@ -400,7 +403,7 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
             margin,
             alpha: gate_alpha,
             blocking,
-            slo: spec.slo,
+            slo,
             explicit: true,
         });
     }

@@ -227,6 +227,20 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
         .hint("4 looks (at 25%, 50%, 75% and 100% of the cases) is the usual choice")
         .into());
     }
+    for (key, zero) in [
+        ("repeats", defaults_raw.as_ref().is_some_and(|d| d.repeats == Some(0))),
+        (
+            "concurrency",
+            defaults_raw.as_ref().is_some_and(|d| d.concurrency == Some(0)),
+        ),
+    ] {
+        if zero {
+            return Err(Diagnostic::new(format!("defaults.{key} must be at least 1, got 0"))
+                .in_file(config_path)
+                .hint(format!("leave `{key}` out for its default, or give a positive number"))
+                .into());
+        }
+    }
     let defaults = Defaults {
         repeats: defaults_raw.as_ref().and_then(|d| d.repeats).unwrap_or(1).max(1),
         alpha,
@@ -277,13 +291,17 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
             )
             .into());
         }
+        let slo = spec.slo.map(|s| s.resolve(metric)).transpose().map_err(|e| {
+            at(g.referenced.line(), g.referenced.column(), e)
+                .hint("e.g. `slo: 800` for latency in ms, `slo: \"5%\"` or `slo: 0.05` for a rate")
+        })?;
         gates.push(GateSpec {
             metric: metric.clone(),
             direction,
             margin: spec.margin.unwrap_or(Margin::Absolute(0.0)),
             alpha: gate_alpha,
             blocking: spec.blocking.unwrap_or(default_blocking(metric)),
-            slo: spec.slo,
+            slo,
             require_non_inferiority: spec.require == Some(raw::RawRequire::NonInferiority),
             require_equivalence: spec.require == Some(raw::RawRequire::Equivalence),
         });

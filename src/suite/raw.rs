@@ -224,8 +224,64 @@ pub struct RawGate {
     pub margin: Option<Margin>,
     pub alpha: Option<f64>,
     pub blocking: Option<bool>,
-    pub slo: Option<f64>,
+    pub slo: Option<Slo>,
     pub require: Option<RawRequire>,
+}
+
+/// A gate's objective as written: a number in the metric's unit, or, for a share (a rate such
+/// as `hallucination_rate`), a percentage such as `"5%"`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Slo {
+    Value(f64),
+    Percent(f64),
+}
+
+impl Slo {
+    /// The objective in the metric's unit; why not, for a percentage of a metric that is not a
+    /// share.
+    pub fn resolve(self, metric: &str) -> Result<f64, String> {
+        match self {
+            Slo::Value(v) => Ok(v),
+            Slo::Percent(p) if crate::metrics::unit_of(metric) == crate::metrics::Unit::Share => Ok(p / 100.0),
+            Slo::Percent(p) => Err(format!(
+                "gate `{metric}`: slo \"{p}%\" is a percentage, and `{metric}` is not a share: give its objective as a number in its unit"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Slo {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Slo;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number in the metric's unit, or for a rate a percentage such as \"5%\"")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Slo, E> {
+                if v.is_finite() {
+                    Ok(Slo::Value(v))
+                } else {
+                    Err(E::custom("an slo must be a finite number"))
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Slo, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Slo, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Slo, E> {
+                let t = v.trim();
+                let parsed = match t.strip_suffix('%') {
+                    Some(p) => p.trim().parse::<f64>().ok().filter(|x| x.is_finite()).map(Slo::Percent),
+                    None => t.parse::<f64>().ok().filter(|x| x.is_finite()).map(Slo::Value),
+                };
+                parsed.ok_or_else(|| E::custom(format!("`{v}` is not a number or a percentage such as \"5%\"")))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -402,5 +458,17 @@ mod tests {
         ] {
             assert_eq!(parse_metric_value(text), expected, "{text}");
         }
+    }
+
+    #[test]
+    fn an_slo_is_a_number_or_a_rates_percentage() {
+        let slo = |yaml: &str| serde_saphyr::from_str::<Slo>(yaml);
+        assert_eq!(slo("800").unwrap().resolve("latency_p95_ms"), Ok(800.0));
+        assert_eq!(slo("0.05").unwrap().resolve("hallucination_rate"), Ok(0.05));
+        assert_eq!(slo("\"5%\"").unwrap().resolve("hallucination_rate"), Ok(0.05));
+        assert_eq!(slo("\"90 %\"").unwrap().resolve("pass_rate"), Ok(0.9));
+        assert!(slo("\"5%\"").unwrap().resolve("latency_p95_ms").is_err());
+        assert!(slo("fast").is_err());
+        assert!(slo(".inf").is_err());
     }
 }

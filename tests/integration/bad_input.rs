@@ -269,6 +269,40 @@ fn value_of_the_wrong_type() {
     );
 }
 
+#[test]
+fn zero_repeats_or_concurrency_in_the_defaults() {
+    for (key, edit) in [("repeats", "repeats: 0"), ("concurrency", "repeats: 1, concurrency: 0")] {
+        validate_broken(
+            |r| {
+                r.edit(SUITE, "repeats: 1", edit);
+            },
+            &[&format!("defaults.{key} must be at least 1, got 0"), "promptgate.yaml"],
+        );
+    }
+}
+
+#[test]
+fn an_slo_in_percent_is_for_a_rate() {
+    // A rate's objective may be a percentage, as a margin may...
+    let repo = TestRepo::with_demo_base();
+    repo.edit(
+        SUITE,
+        "  pass_rate:        {direction: higher, margin: 0.02, blocking: true}",
+        "  pass_rate:        {direction: higher, margin: 0.02, blocking: true, slo: \"90%\"}",
+    );
+    repo.promptgate(&["validate"]).expect_code(0);
+    // ...and a latency's is a number of milliseconds, not a percentage.
+    validate_broken(
+        |r| {
+            r.edit(SUITE, "slo: 800", "slo: \"5%\"");
+        },
+        &[
+            "gate `latency_p95_ms`: slo \"5%\" is a percentage",
+            "promptgate.yaml:30:",
+        ],
+    );
+}
+
 // 2. Malformed JSON lines.
 
 #[test]
