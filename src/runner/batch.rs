@@ -5,7 +5,11 @@
 //! at the batch rate, split at the API's limits, and submitted. Each batch's id is recorded in
 //! the cache directory under a digest of its content (the endpoint and every entry), so a rerun
 //! of the same plan — a CI job restarted after a timeout, a Ctrl-C — finds the batch and polls
-//! it instead of paying for it again. Before each submission the record holds the intent (the
+//! it instead of paying for it again. The record also names the batch's members (their
+//! `custom_id`s): a job still unanswered that a recorded batch holds goes back to that batch,
+//! even when the rest of its members were answered since (by the journal after a kill while
+//! the results were read back, by the cache another run filled), instead of into a new batch
+//! paid for beside it. Before each submission the record holds the intent (the
 //! tag, the number of requests, the time): a run stopped between the provider accepting a
 //! batch and its id being recorded has it found at the provider (`BatchApi::find`: by the tag
 //! for OpenAI, by size and creation time for Anthropic) instead of submitting it again.
@@ -18,17 +22,19 @@
 //! batches' jobs as [`CallError::BatchPending`] and their ids in [`Batched::pending`], records
 //! kept.
 
+mod record;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{CallError, Outcome, Runner, budget::Reservation, cache, interrupt, not_sent};
 use crate::plan::{self, Job};
 use crate::providers::batch::{BatchApi, Item, Limits, Sought, Status};
 use crate::providers::{ProviderError, Request};
+use record::{Recorded, attempt_nonce, member_keys, read_record, recorded_members, write_record};
 
 /// How a batch run polls and where it keeps its batches.
 #[derive(Clone, Debug)]
@@ -225,6 +231,34 @@ pub(super) async fn run(
             continue;
         };
         let Some(api) = endpoint.provider.batch() else { continue };
+        // Jobs a recorded batch holds go back to it, even when others of its members were
+        // answered since (by the journal, the cache, another run): a chunk of the rest would
+        // be a new batch, paid for beside the one still running.
+        let held = options
+            .records_dir
+            .as_deref()
+            .map(|dir| recorded_members(dir, provider))
+            .unwrap_or_default();
+        let (members, resumed): (Vec<Member>, Vec<Member>) =
+            members.into_iter().partition(|m| !held.contains_key(&m.key));
+        let mut by_batch: BTreeMap<&(PathBuf, String), Vec<Member>> = BTreeMap::new();
+        for m in resumed {
+            by_batch.entry(&held[&m.key]).or_default().push(m);
+        }
+        for ((path, id), members) in by_batch {
+            say(
+                runner,
+                &format!("resuming batch {id} of `{provider}` ({} of its calls)", members.len()),
+            );
+            running.push(Submitted {
+                provider,
+                api,
+                id: id.clone(),
+                record: Some(path.clone()),
+                members,
+                last: None,
+            });
+        }
         let size = |m: &Member| api.entry(&m.key, &m.request).to_string().len() + 1;
         for chunk in split(members, api.limits(), size) {
             let entries: Vec<serde_json::Value> = chunk.iter().map(|m| api.entry(&m.key, &m.request)).collect();
@@ -254,7 +288,7 @@ pub(super) async fn run(
                 }
                 (_, Ok((Some(id), _))) => {
                     if let Some(path) = &record {
-                        write_record(path, provider, &id, "", chunk.len());
+                        write_record(path, provider, &id, "", member_keys(&chunk));
                     }
                     say(
                         runner,
@@ -299,12 +333,12 @@ pub(super) async fn run(
                     // (answered, expired) is never taken for it.
                     let tag = format!("{digest}-{}", attempt_nonce());
                     if let Some(path) = &record {
-                        write_record(path, provider, "", &tag, chunk.len());
+                        write_record(path, provider, "", &tag, member_keys(&chunk));
                     }
                     match api.submit(&entries, &tag).await {
                         Ok(id) => {
                             if let Some(path) = &record {
-                                write_record(path, provider, &id, "", chunk.len());
+                                write_record(path, provider, &id, "", member_keys(&chunk));
                             }
                             say(
                                 runner,
@@ -592,58 +626,6 @@ fn split<T>(items: Vec<T>, limits: Limits, size: impl Fn(&T) -> usize) -> Vec<Ve
     chunks
 }
 
-/// A submitted batch, as the cache directory keeps it.
-#[derive(Serialize, Deserialize)]
-struct Record {
-    provider: String,
-    batch_id: String,
-    calls: usize,
-    /// While `batch_id` is empty: the tag the batch being submitted carries.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    tag: String,
-    /// While `batch_id` is empty: when the run was about to submit it, in seconds since the
-    /// Unix epoch (0 in a record written before it was kept). A batch API that keeps no tag
-    /// finds the batch by this and `calls`.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    since: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-/// What a batch record says: the batch's id, or (an empty id) that a run was submitting a
-/// batch, and what it knew of it.
-enum Recorded {
-    Batch(String),
-    Submitting(Intent),
-}
-
-/// A batch a run was about to submit when it stopped: its tag, size and time.
-struct Intent {
-    tag: String,
-    calls: usize,
-    since: u64,
-}
-
-impl Intent {
-    fn as_sought(&self) -> Sought<'_> {
-        Sought {
-            tag: &self.tag,
-            calls: self.calls,
-            since: (self.since > 0).then(|| std::time::UNIX_EPOCH + Duration::from_secs(self.since)),
-        }
-    }
-}
-
-/// A tag no earlier attempt had: the time in nanoseconds and the process.
-fn attempt_nonce() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{nanos:x}{:x}", std::process::id())
-}
-
 /// [`BatchApi::find`], tried three times over a transient failure (a rate limit, a 5xx), `wait`
 /// and then twice that apart.
 async fn find(api: &dyn BatchApi, sought: &Sought<'_>, wait: Duration) -> Result<Option<String>, ProviderError> {
@@ -673,56 +655,6 @@ fn digest(cache_identity: &str, entries: &[serde_json::Value]) -> String {
     hex::encode(h.finalize())
 }
 
-fn read_record(path: &Path, provider: &str) -> Option<Recorded> {
-    let bytes = std::fs::read(path).ok()?;
-    let record: Record = serde_json::from_slice(&bytes).ok()?;
-    if record.provider != provider {
-        None
-    } else if record.batch_id.is_empty() {
-        Some(Recorded::Submitting(Intent {
-            tag: record.tag,
-            calls: record.calls,
-            since: record.since,
-        }))
-    } else {
-        Some(Recorded::Batch(record.batch_id))
-    }
-}
-
-/// Records batch `id` of `provider`; an empty `id` records that the batch tagged `tag` is being
-/// submitted.
-fn write_record(path: &Path, provider: &str, id: &str, tag: &str, calls: usize) {
-    let since = if id.is_empty() {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    } else {
-        0
-    };
-    let record = Record {
-        provider: provider.to_owned(),
-        batch_id: id.to_owned(),
-        calls,
-        tag: tag.to_owned(),
-        since,
-    };
-    let written = path
-        .parent()
-        .map_or(Ok(()), crate::output::create_dir)
-        .and_then(|()| crate::output::write_file(path, &serde_json::to_vec(&record).unwrap_or_default()));
-    if let Err(e) = written {
-        let what = if id.is_empty() {
-            "that a batch is being submitted".to_owned()
-        } else {
-            format!("batch {id}")
-        };
-        eprintln!(
-            "warning: cannot record {what} in {}: {e}; a rerun would submit it again",
-            path.display()
-        );
-    }
-}
-
 /// A progress line on stderr (not in quiet mode).
 fn say(runner: &Runner<'_>, line: &str) {
     if runner.options.progress != super::ProgressMode::Quiet {
@@ -747,7 +679,8 @@ mod tests {
                 .as_secs()
         };
         let before = now();
-        write_record(&path, "p", "", "digest-nonce", 3);
+        let three = || vec!["k1".to_owned(), "k2".to_owned(), "k3".to_owned()];
+        write_record(&path, "p", "", "digest-nonce", three());
         let after = now();
         let Some(Recorded::Submitting(intent)) = read_record(&path, "p") else {
             panic!("an intent");
@@ -765,8 +698,13 @@ mod tests {
         );
         assert!(read_record(&path, "q").is_none(), "another provider's record");
 
-        write_record(&path, "p", "msgbatch_7", "", 3);
+        write_record(&path, "p", "msgbatch_7", "", three());
         assert!(matches!(read_record(&path, "p"), Some(Recorded::Batch(id)) if id == "msgbatch_7"));
+        // Each member is found by its key, in the record of its batch.
+        let held = recorded_members(&dir.path().join("batches"), "p");
+        assert_eq!(held.len(), 3);
+        assert_eq!(held["k2"], (path.clone(), "msgbatch_7".to_owned()));
+        assert!(recorded_members(&dir.path().join("batches"), "q").is_empty());
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("since"), "{text}");
     }

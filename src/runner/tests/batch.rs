@@ -271,6 +271,30 @@ async fn a_rerun_resumes_polling_the_recorded_batch_without_creating_another() {
     }
 }
 
+/// A job a recorded batch holds goes back to that batch even when the rest of its members were
+/// answered another way since (the cache, the journal, another run): submitted with a new
+/// chunk, it would be paid for twice.
+#[tokio::test]
+async fn a_job_of_a_running_batch_is_polled_there_when_its_fellow_members_were_answered_elsewhere() {
+    for anthropic in [false, true] {
+        let (fake, dir, endpoints, jobs) = never_ending(anthropic).await;
+        let id = if anthropic { "msgbatch_001" } else { "batch_1" };
+        run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_millis(40))).await;
+        assert_eq!((fake.state().creates, records(dir.path())), (1, 1));
+
+        fake.state().ending = Some(Ending::Completed);
+        let one = run_batch(
+            &jobs[..1],
+            &endpoints,
+            &batch_options(dir.path(), Duration::from_secs(10)),
+        )
+        .await;
+        assert_eq!(fake.state().creates, 1, "polled in {id}, not submitted in a new batch");
+        assert_eq!(text(&one.outcomes[0]), "answer to: one");
+        assert_eq!(records(dir.path()), 0);
+    }
+}
+
 /// A poll refused for another reason than "no such batch" (a rotated key's 401) says nothing of
 /// the batch, which still runs and is billed: its record stays and its jobs end pending, and a
 /// rerun with a working key polls it, submitting nothing again. A batch the provider does not
