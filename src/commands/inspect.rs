@@ -107,6 +107,22 @@ pub fn validate(repo_dir: &Path, config: &str, at_ref: Option<&str>) -> anyhow::
             Arc::new(DirTree::new(&root))
         }
     };
+    // A canary-only config is what `canary` reads: checked as `canary` loads it.
+    if suite::canary_only(&*source, config) {
+        return Ok(match suite::canary::load_canary(&*source, config) {
+            Ok(canary) => {
+                println!("ok: a canary-only config, {} gate(s)", canary.gates.len());
+                exit::PASS
+            }
+            Err(e) => {
+                eprintln!("{e}\n\n1 error(s)");
+                match e {
+                    Error::Run { .. } => exit::RUN,
+                    _ => exit::USAGE,
+                }
+            }
+        });
+    }
     match suite::lint(source, config) {
         Ok(s) => {
             let cases: usize = s.experiments.iter().map(|e| e.cases.len()).sum();

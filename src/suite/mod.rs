@@ -100,6 +100,23 @@ impl ExperimentDecl {
     }
 }
 
+/// Whether the suite file is a canary-only config: a `canary:` section and no experiments
+/// (`experiments: []`, or none), which `promptgate canary` reads and a gate run refuses.
+pub fn canary_only(source: &dyn FileSource, config_path: &str) -> bool {
+    let Ok(Some(text)) = source.read(config_path) else {
+        return false;
+    };
+    let Ok(serde_json::Value::Object(config)) = serde_saphyr::from_str::<serde_json::Value>(&text) else {
+        return false;
+    };
+    let no_experiments = match config.get("experiments") {
+        None | Some(serde_json::Value::Null) => true,
+        Some(serde_json::Value::Array(experiments)) => experiments.is_empty(),
+        Some(_) => false,
+    };
+    config.contains_key("canary") && no_experiments
+}
+
 /// Reads and validates the suite file alone.
 pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite, Vec<ExperimentDecl>), Error> {
     let text = source

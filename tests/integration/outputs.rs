@@ -121,6 +121,25 @@ fn a_config_named_by_its_absolute_path_is_read_inside_the_repository() {
 }
 
 #[test]
+fn validate_checks_a_canary_only_config_as_canary_reads_it() {
+    let repo = TestRepo::new();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/canary/promptgate.yaml");
+    let config = std::fs::read_to_string(fixture).unwrap();
+    repo.write("promptgate.yaml", &config);
+    repo.promptgate(&["validate"])
+        .expect_code(0)
+        .stdout_has("ok: a canary-only config, 6 gate(s)");
+    repo.write(
+        "promptgate.yaml",
+        &config.replace("arm_field: variant", "arm_field: variant\n    bogus: 1"),
+    );
+    repo.promptgate(&["validate"])
+        .expect_code(2)
+        .stderr_has("unknown key `bogus`")
+        .stderr_has("promptgate.yaml:");
+}
+
+#[test]
 fn init_scaffolds_a_suite_that_validates_and_refuses_to_overwrite() {
     let repo = TestRepo::new();
     repo.write(".gitignore", "target");
