@@ -61,14 +61,16 @@ impl Unit {
 
     /// Two values as [`values`] prints them.
     pub fn pair(self, a: f64, b: f64) -> (String, String) {
-        let mut texts = (self.value(a), self.value(b));
-        for extra in 1..=3 {
-            if texts.0 != texts.1 || a == b {
-                break;
-            }
-            texts = (self.value_finer(a, extra), self.value_finer(b, extra));
+        let plain = (self.value(a), self.value(b));
+        // Equal up to the last bits a running mean leaves (70 of 100 cases passing, in two
+        // orders): alike, at the unit's precision.
+        if plain.0 != plain.1 || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()) {
+            return plain;
         }
-        texts
+        (1..=3)
+            .map(|extra| (self.value_finer(a, extra), self.value_finer(b, extra)))
+            .find(|(a, b)| a != b)
+            .unwrap_or(plain)
     }
 
     /// A difference, always signed. Cost differences also say how large they are relative to
@@ -121,7 +123,7 @@ impl Unit {
 /// Decimals for a difference of `d` milliseconds: none from half a millisecond on, else enough
 /// (up to three) that a difference under it does not print as "0 ms".
 fn ms_decimals(d: f64) -> usize {
-    if d >= 0.5 || d <= 0.0 || !d.is_finite() {
+    if d <= 0.0 || !d.is_finite() || format!("{d:.0}") != "0" {
         0
     } else {
         (-d.log10()).ceil().clamp(1.0, 3.0) as usize
@@ -254,7 +256,12 @@ mod tests {
         );
         assert_eq!(
             values("latency_p95_ms", Some(8.0), Some(8.00001)),
-            ("8.000 ms".into(), "8.000 ms".into())
+            ("8 ms".into(), "8 ms".into())
+        );
+        // 70 of 100 cases passing in either arm, summed in two orders by a running mean.
+        assert_eq!(
+            values("pass_rate", Some(0.6999999999999993), Some(0.7000000000000006)),
+            ("70.0%".into(), "70.0%".into())
         );
         assert_eq!(
             values("pass_rate", Some(0.9001), Some(0.9004)),
@@ -275,6 +282,10 @@ mod tests {
         assert_eq!(ms.signed(12.4), "+12 ms");
         assert_eq!(ms.signed(0.0), "0 ms");
         assert_eq!(ms.signed(0.0004), "0.000 ms");
+        // Exactly half a millisecond rounds to an even "0": it shows its decimal.
+        assert_eq!(ms.signed(0.5), "+0.5 ms");
+        assert_eq!(ms.signed(0.7), "+1 ms");
+        assert_eq!(ms.interval(0.1, 0.5), "[+0.1, +0.5] ms");
         assert_eq!(ms.interval(-0.12, 0.26), "[−0.1, +0.3] ms");
         assert_eq!(ms.interval(-3.0, 12.0), "[−3, +12] ms");
     }
