@@ -114,6 +114,10 @@ impl AnthropicProvider {
 
 #[async_trait]
 impl Provider for AnthropicProvider {
+    fn default_output_limit(&self) -> Option<u32> {
+        Some(DEFAULT_MAX_TOKENS)
+    }
+
     fn kind(&self) -> &'static str {
         "anthropic"
     }

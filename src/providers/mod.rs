@@ -167,6 +167,12 @@ pub trait Provider: Send + Sync {
         false
     }
 
+    /// The output limit this provider sends for a request that sets none, when its API needs
+    /// one (Anthropic's); `None` when such a request goes without a limit.
+    fn default_output_limit(&self) -> Option<u32> {
+        None
+    }
+
     async fn complete(&self, request: &Request) -> Result<Response, ProviderError>;
 
     /// The provider's batch API (`promptgate run --batch`), when it has one.

@@ -187,7 +187,8 @@ pub(super) async fn run(
         else {
             continue;
         };
-        let cache_key = cache::key(&endpoint.cache_identity, request);
+        let sent = runner.as_sent(request, endpoint);
+        let cache_key = cache::key(&endpoint.cache_identity, &sent);
         if let Some(cache) = &runner.cache
             && let Some((response, latency)) = cache.get(&cache_key).await
         {
@@ -219,7 +220,7 @@ pub(super) async fn run(
             index,
             key: key.hex(),
             cache_key,
-            request: runner.as_sent(request).into_owned(),
+            request: sent.into_owned(),
             reservation,
         });
     }

@@ -397,12 +397,17 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// The request as it is sent. Under a spending cap, one that sets no output limit is sent
-    /// with the [`plan::UNBOUNDED_OUTPUT_TOKENS`] its reservation assumed: a provider would
-    /// otherwise let a long answer cost more than the cap reserved for it. The cache keys the
-    /// request as written.
-    fn as_sent<'r>(&self, request: &'r Request) -> std::borrow::Cow<'r, Request> {
-        if self.options.max_usd.is_some() && request.max_tokens.is_none() && !request.embed {
+    /// The request as `endpoint` is sent it. Under a spending cap, one that sets no output
+    /// limit, to a provider that sends none of its own, is sent with the
+    /// [`plan::UNBOUNDED_OUTPUT_TOKENS`] its reservation assumed: the provider would otherwise
+    /// let a long answer cost more than the cap reserved for it. The cache keys the request as
+    /// sent, so a capped answer is never served to a run without the limit.
+    fn as_sent<'r>(&self, request: &'r Request, endpoint: &Endpoint) -> std::borrow::Cow<'r, Request> {
+        if self.options.max_usd.is_some()
+            && request.max_tokens.is_none()
+            && !request.embed
+            && endpoint.provider.default_output_limit().is_none()
+        {
             std::borrow::Cow::Owned(Request {
                 max_tokens: Some(plan::UNBOUNDED_OUTPUT_TOKENS),
                 ..request.clone()
@@ -819,7 +824,8 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
             fell_back: position > 0,
             batched: false,
         };
-        let cache_key = cache::key(&endpoint.cache_identity, request);
+        let sent = runner.as_sent(request, endpoint);
+        let cache_key = cache::key(&endpoint.cache_identity, &sent);
         let cached = if job.retime {
             None
         } else {
@@ -849,7 +855,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
             }
         }
         last_provider = Some(name.clone());
-        match send(cx, endpoint, throttle, &runner.as_sent(request), seed, &mut attempts).await {
+        match send(cx, endpoint, throttle, &sent, seed, &mut attempts).await {
             Err(SendError::Interrupted) => {
                 if let Some(r) = reservation.take() {
                     runner.budget.settle(r, 0.0);

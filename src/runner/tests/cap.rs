@@ -56,12 +56,16 @@ async fn the_budget_cap_holds_under_full_concurrency() {
 /// a cap, or with a limit of its own, it goes as written.
 #[tokio::test]
 async fn under_a_cap_a_request_without_an_output_limit_is_sent_with_the_one_it_reserved() {
+    /// The limits it was sent; its own default for a request without one (Anthropic's).
     #[derive(Default)]
-    struct Limits(Mutex<Vec<Option<u32>>>);
+    struct Limits(Mutex<Vec<Option<u32>>>, Option<u32>);
     #[async_trait::async_trait]
     impl Provider for Limits {
         fn kind(&self) -> &'static str {
             "limits"
+        }
+        fn default_output_limit(&self) -> Option<u32> {
+            self.1
         }
         async fn complete(&self, request: &Request) -> Result<Response, ProviderError> {
             self.0.lock().unwrap().push(request.max_tokens);
@@ -77,13 +81,15 @@ async fn under_a_cap_a_request_without_an_output_limit_is_sent_with_the_one_it_r
         }
     }
     let mut jobs = jobs(1, &[]);
-    for (own_limit, max_usd, sent) in [
-        (None, Some(100.0), Some(plan::UNBOUNDED_OUTPUT_TOKENS)),
-        (None, None, None),
-        (Some(300), Some(100.0), Some(300)),
+    // A provider with a default of its own (Anthropic's 1,024) applies it, capped or not.
+    for (own_limit, max_usd, default, sent) in [
+        (None, Some(100.0), None, Some(plan::UNBOUNDED_OUTPUT_TOKENS)),
+        (None, None, None, None),
+        (Some(300), Some(100.0), None, Some(300)),
+        (None, Some(100.0), Some(1024), None),
     ] {
         jobs[0].request.as_mut().unwrap().max_tokens = own_limit;
-        let provider = Arc::new(Limits::default());
+        let provider = Arc::new(Limits(Mutex::default(), default));
         let endpoints = BTreeMap::from([(
             "p".to_owned(),
             Endpoint {
