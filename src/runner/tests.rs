@@ -209,6 +209,16 @@ fn prices() -> PriceTable {
     )]))
 }
 
+/// What one of the fake's answers (10 tokens in, 100 out) costs at [`prices`].
+fn call_cost() -> f64 {
+    let usage = Usage {
+        input: 10,
+        cached_input: 0,
+        output: 100,
+    };
+    prices().cost("m", &usage).unwrap()
+}
+
 async fn run_with(jobs: &[Job], endpoints: BTreeMap<String, Endpoint>, options: &Options) -> Ran {
     run(jobs, &endpoints, &prices(), options)
         .await

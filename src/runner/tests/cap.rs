@@ -25,17 +25,7 @@ async fn the_budget_cap_holds_under_full_concurrency() {
     )
     .await;
     let sent = provider.total_calls() as usize;
-    let spend = sent as f64
-        * prices()
-            .cost(
-                "m",
-                &Usage {
-                    input: 10,
-                    cached_input: 0,
-                    output: 100,
-                },
-            )
-            .unwrap();
+    let spend = sent as f64 * call_cost();
     assert!(
         spend <= cap + 1e-9 && (ran.spent_usd - spend).abs() < 1e-9,
         "{spend} > {cap}"

@@ -30,16 +30,7 @@ async fn the_budget_cap_holds_across_the_batches_of_one_runner() {
             .count();
         assert!(ran.spent_usd <= cap + 1e-9, "{} > {cap}", ran.spent_usd);
     }
-    let cost = prices
-        .cost(
-            "m",
-            &Usage {
-                input: 10,
-                cached_input: 0,
-                output: 100,
-            },
-        )
-        .unwrap();
+    let cost = call_cost();
     let sent = provider.total_calls() as usize;
     assert!(
         sent as f64 * cost <= cap + 1e-9,
@@ -91,16 +82,7 @@ async fn a_resumed_runner_replays_every_batch_and_counts_its_spend() {
         42 - 42 / 7 - paid,
         "no finished call is sent again"
     );
-    let cost = prices
-        .cost(
-            "m",
-            &Usage {
-                input: 10,
-                cached_input: 0,
-                output: 100,
-            },
-        )
-        .unwrap();
+    let cost = call_cost();
     assert!(
         (runner.spent_usd() - 36.0 * cost).abs() < 1e-9,
         "{}",
