@@ -107,23 +107,7 @@ pub fn validate(repo_dir: &Path, config: &str, at_ref: Option<&str>) -> anyhow::
             Arc::new(DirTree::new(&root))
         }
     };
-    // A canary-only config is what `canary` reads: checked as `canary` loads it.
-    if suite::canary_only(&*source, config) {
-        return Ok(match suite::canary::load_canary(&*source, config) {
-            Ok(canary) => {
-                println!("ok: a canary-only config, {} gate(s)", canary.gates.len());
-                exit::PASS
-            }
-            Err(e) => {
-                eprintln!("{e}\n\n1 error(s)");
-                match e {
-                    Error::Run { .. } => exit::RUN,
-                    _ => exit::USAGE,
-                }
-            }
-        });
-    }
-    match suite::lint(source, config) {
+    let errors = match suite::lint(source.clone(), config) {
         Ok(s) => {
             let cases: usize = s.experiments.iter().map(|e| e.cases.len()).sum();
             println!(
@@ -134,20 +118,28 @@ pub fn validate(repo_dir: &Path, config: &str, at_ref: Option<&str>) -> anyhow::
             for note in s.sample_size_notes() {
                 eprintln!("note: {note}");
             }
-            Ok(exit::PASS)
+            return Ok(exit::PASS);
         }
-        Err(errors) => {
-            let mut code = exit::USAGE;
-            for e in &errors {
-                eprintln!("{e}\n");
-                if let Error::Run { .. } = e {
-                    code = exit::RUN;
-                }
+        // A canary-only config, which a suite refuses for having no experiments, is what
+        // `canary` reads: checked as `canary` loads it.
+        Err(_) if suite::canary_only(&*source, config) => match suite::canary::load_canary(&*source, config) {
+            Ok(canary) => {
+                println!("ok: a canary-only config, {} gate(s)", canary.gates.len());
+                return Ok(exit::PASS);
             }
-            eprintln!("{} error(s)", errors.len());
-            Ok(code)
+            Err(e) => vec![e],
+        },
+        Err(errors) => errors,
+    };
+    let mut code = exit::USAGE;
+    for e in &errors {
+        eprintln!("{e}\n");
+        if let Error::Run { .. } = e {
+            code = exit::RUN;
         }
     }
+    eprintln!("{} error(s)", errors.len());
+    Ok(code)
 }
 
 pub fn report(results_path: &Path, out: &Path) -> anyhow::Result<u8> {

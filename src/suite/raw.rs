@@ -230,7 +230,8 @@ pub struct RawGate {
 
 /// A gate's objective as written: a number in the metric's unit, or, for a share (a rate such
 /// as `hallucination_rate`), a percentage such as `"5%"`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(from = "Amount")]
 pub enum Slo {
     Value(f64),
     Percent(f64),
@@ -250,40 +251,6 @@ impl Slo {
     }
 }
 
-impl<'de> Deserialize<'de> for Slo {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Slo;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a number in the metric's unit, or for a rate a percentage such as \"5%\"")
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Slo, E> {
-                if v.is_finite() {
-                    Ok(Slo::Value(v))
-                } else {
-                    Err(E::custom("an slo must be a finite number"))
-                }
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Slo, E> {
-                self.visit_f64(v as f64)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Slo, E> {
-                self.visit_f64(v as f64)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Slo, E> {
-                let t = v.trim();
-                let parsed = match t.strip_suffix('%') {
-                    Some(p) => p.trim().parse::<f64>().ok().filter(|x| x.is_finite()).map(Slo::Percent),
-                    None => t.parse::<f64>().ok().filter(|x| x.is_finite()).map(Slo::Value),
-                };
-                parsed.ok_or_else(|| E::custom(format!("`{v}` is not a number or a percentage such as \"5%\"")))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RawDirection {
@@ -300,51 +267,75 @@ pub enum RawRequire {
 
 /// A gate margin: an absolute amount in the metric's unit (`0.02`) or relative to the baseline
 /// (`"15%"`).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(try_from = "Amount")]
 pub enum Margin {
     Absolute(f64),
     Relative(f64),
 }
 
-impl<'de> Deserialize<'de> for Margin {
+/// A number or a percentage (`"10%"`) as a config writes it: a margin's or an objective's
+/// amount, finite.
+#[derive(Clone, Copy, Debug)]
+pub enum Amount {
+    Number(f64),
+    Percent(f64),
+}
+
+impl<'de> Deserialize<'de> for Amount {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl Visitor<'_> for V {
-            type Value = Margin;
+            type Value = Amount;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a number (absolute margin) or a percentage such as \"10%\"")
+                f.write_str("a number or a percentage such as \"10%\"")
             }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Margin, E> {
-                if v.is_finite() && v >= 0.0 {
-                    Ok(Margin::Absolute(v))
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Amount, E> {
+                if v.is_finite() {
+                    Ok(Amount::Number(v))
                 } else {
-                    Err(E::custom("a margin must be a non-negative number"))
+                    Err(E::custom("the amount must be a finite number"))
                 }
             }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Margin, E> {
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Amount, E> {
                 self.visit_f64(v as f64)
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Margin, E> {
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Amount, E> {
                 self.visit_f64(v as f64)
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Margin, E> {
-                let t = v.trim();
-                if let Some(p) = t.strip_suffix('%') {
-                    match p.trim().parse::<f64>() {
-                        Ok(x) if x.is_finite() && x >= 0.0 => Ok(Margin::Relative(x / 100.0)),
-                        _ => Err(E::custom(format!("`{v}` is not a percentage such as \"10%\""))),
-                    }
-                } else {
-                    match t.parse::<f64>() {
-                        Ok(x) => self.visit_f64(x),
-                        Err(_) => Err(E::custom(format!(
-                            "`{v}` is not a number or a percentage such as \"10%\""
-                        ))),
-                    }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Amount, E> {
+                let finite = |x: &str| x.trim().parse::<f64>().ok().filter(|x| x.is_finite());
+                match v.trim().strip_suffix('%') {
+                    Some(p) => finite(p)
+                        .map(Amount::Percent)
+                        .ok_or_else(|| E::custom(format!("`{v}` is not a percentage such as \"10%\""))),
+                    None => finite(v)
+                        .map(Amount::Number)
+                        .ok_or_else(|| E::custom(format!("`{v}` is not a number or a percentage such as \"10%\""))),
                 }
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+impl TryFrom<Amount> for Margin {
+    type Error = String;
+    fn try_from(amount: Amount) -> Result<Margin, String> {
+        match amount {
+            Amount::Number(v) if v >= 0.0 => Ok(Margin::Absolute(v)),
+            Amount::Percent(p) if p >= 0.0 => Ok(Margin::Relative(p / 100.0)),
+            _ => Err("a margin must be a non-negative number or percentage".to_owned()),
+        }
+    }
+}
+
+impl From<Amount> for Slo {
+    fn from(amount: Amount) -> Slo {
+        match amount {
+            Amount::Number(v) => Slo::Value(v),
+            Amount::Percent(p) => Slo::Percent(p),
+        }
     }
 }
 
