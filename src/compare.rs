@@ -105,7 +105,7 @@ impl Comparison {
         let mut notices = self.tree_notices();
         if let Some(error) = self.base_error() {
             notices.push(format!(
-                "warning: {error}\nhint: the experiments it does not load run candidate-only and the verdict fails unless a maintainer waives it; fix the suite on the base branch"
+                "warning: {error}\nhint: the experiments it does not load run candidate-only and the verdict is an error unless a maintainer waives it; fix the suite on the base branch"
             ));
         }
         if !self.policy.changes.is_empty() {

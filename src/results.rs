@@ -72,7 +72,7 @@ pub struct Results {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policy_changes: Vec<String>,
     /// Why the suite at base could not be loaded (file:line:column and the error): the
-    /// experiments ran candidate-only and the verdict is `fail` unless waived.
+    /// experiments ran candidate-only and the verdict is `error` unless waived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_error: Option<String>,
     /// What waits for a maintainer, and whether untrusted code produced these results.
@@ -768,42 +768,44 @@ impl Call {
     }
 }
 
+/// Parts of a passing run of no experiment, for tests.
+#[cfg(test)]
+pub(crate) fn test_parts() -> ResultParts {
+    let at = |name: &str, sha: &str| GitRef {
+        name: name.to_owned(),
+        sha: sha.to_owned(),
+        dirty: false,
+    };
+    ResultParts {
+        verdict: Verdict::Pass,
+        reason: "no regression".to_owned(),
+        base: at("main", "3f2a9c1e0b7d"),
+        head: at("prompt/shorter", "9b7d4e2a1c3f"),
+        config: "promptgate.yaml".to_owned(),
+        experiments: Vec::new(),
+        unaffected: vec!["translation".to_owned()],
+        run: RunFacts::default(),
+        requests_per_month: None,
+        gates: Vec::new(),
+        defaults: AnalysisDefaults {
+            alpha: 0.05,
+            seed: 7,
+            max_error_rate: 0.1,
+            sequential: false,
+            aa: false,
+        },
+        policy_changes: Vec::new(),
+        base_error: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parts() -> ResultParts {
-        let at = |name: &str, sha: &str| GitRef {
-            name: name.to_owned(),
-            sha: sha.to_owned(),
-            dirty: false,
-        };
-        ResultParts {
-            verdict: Verdict::Pass,
-            reason: "no regression".to_owned(),
-            base: at("main", "3f2a9c1e0b7d"),
-            head: at("prompt/shorter", "9b7d4e2a1c3f"),
-            config: "promptgate.yaml".to_owned(),
-            experiments: Vec::new(),
-            unaffected: vec!["translation".to_owned()],
-            run: RunFacts::default(),
-            requests_per_month: None,
-            gates: Vec::new(),
-            defaults: AnalysisDefaults {
-                alpha: 0.05,
-                seed: 7,
-                max_error_rate: 0.1,
-                sequential: false,
-                aa: false,
-            },
-            policy_changes: Vec::new(),
-            base_error: None,
-        }
-    }
-
     #[test]
     fn new_results_record_the_analysis_and_leave_the_later_stages_keys_absent() {
-        let results = Results::new(parts());
+        let results = Results::new(test_parts());
         assert_eq!(results.schema_version, SCHEMA_VERSION);
         assert_eq!(results.tool_version, env!("CARGO_PKG_VERSION"));
         let json = serde_json::to_value(&results).unwrap();

@@ -412,6 +412,10 @@ fn evaluate(
     if let Some(p) = publisher.as_mut() {
         runtime.block_on(p.apply_waiver(&mut run.results))?;
         rewrite |= run.results.waiver.is_some() || run.results.reason != evaluated.1;
+        if run.results.verdict == Verdict::Waived {
+            // A waived base that does not load is no longer the run's error.
+            run.run_error = None;
+        }
     }
     if rewrite {
         run.written = report::write_outputs(&run.results, &args.out)?;
@@ -608,7 +612,11 @@ fn publish_only(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, dir: &Path,
     // cannot waive its own regression.
     results.waiver = None;
     if results.verdict == Verdict::Waived {
-        results.verdict = Verdict::Fail;
+        results.verdict = if results.base_error.is_some() {
+            Verdict::Error
+        } else {
+            Verdict::Fail
+        };
     }
     results.trust.untrusted = untrusted;
     let evaluated = (results.verdict, results.reason.clone());

@@ -141,7 +141,7 @@ impl<'a> Publisher<'a> {
     /// while none were published) or whose label or comment is gone counts for nothing.
     pub async fn apply_waiver(&mut self, results: &mut Results) -> Result<(), Error> {
         results.waiver = None;
-        if results.verdict != Verdict::Fail {
+        if !crate::verdict::waivable(results) {
             return Ok(());
         }
         self.refresh().await?;
@@ -175,6 +175,9 @@ impl<'a> Publisher<'a> {
     ) -> Result<(), Error> {
         self.state.head_sha = results.head.sha.clone();
         self.state.results = Some(Published::of(results, evaluated.0, evaluated.1));
+        // A base that does not load is an `error` verdict on a run that finished: the check
+        // says so by its verdict, not as a run that could not finish.
+        let run_error = run_error.filter(|_| !crate::verdict::base_error_only(results));
         let affected = results
             .experiments
             .iter()
@@ -235,13 +238,13 @@ impl<'a> Publisher<'a> {
             (None, _) => None,
         };
         let (verdict, reason) = match (&self.state.waiver, published.verdict) {
-            (Some(w), Verdict::Fail) => match waiver::cover(w, &published.regressions) {
+            (Some(w), evaluated) if published.waivable() => match waiver::cover(w, &published.regressions) {
                 Ok(()) => (
                     Verdict::Waived,
                     format!("regression accepted by {}: {}", w.by, w.reason),
                 ),
                 Err(uncovered) => (
-                    Verdict::Fail,
+                    evaluated,
                     format!(
                         "{}; the waiver by {} does not cover {}",
                         published.reason,

@@ -50,6 +50,9 @@ pub struct Published {
     pub untrusted: bool,
     #[serde(default)]
     pub regressions: Vec<AcceptedRegression>,
+    /// The verdict is `error` only because the base's suite does not load: a waiver lifts it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub base_error: bool,
 }
 
 /// A maintainer's approval label, valid for one head commit.
@@ -98,7 +101,13 @@ impl Published {
             reason: reason.to_owned(),
             untrusted: results.trust.untrusted,
             regressions,
+            base_error: crate::verdict::error_is_the_bases(verdict, reason, results),
         }
+    }
+
+    /// Whether a waiver may lift the published verdict (as [`crate::verdict::waivable`]).
+    pub fn waivable(&self) -> bool {
+        self.verdict == Verdict::Fail || (self.verdict == Verdict::Error && self.base_error)
     }
 }
 
@@ -165,6 +174,7 @@ mod tests {
                 estimate: Some(-0.25),
                 ci: Some([-0.4, -0.1]),
             }],
+            base_error: false,
         });
         let body = body("report\n", "notes", &state);
         let hidden = &body[body.find(STATE_OPEN).unwrap()..];

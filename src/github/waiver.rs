@@ -275,10 +275,11 @@ pub fn still_given(waiver: &Waiver, pr: &PullRequest, comments: &[Value]) -> boo
     }
 }
 
-/// Applies a waiver to failing results: `waived` when it covers them, else the verdict stays
-/// `fail` and the reason says what the waiver does not cover.
+/// Applies a waiver to failing results (or to an `error` that is only the base's: its suite
+/// does not load): `waived` when it covers them, else the verdict stays and the reason says what
+/// the waiver does not cover.
 pub fn apply(results: &mut Results, waiver: &Waiver) {
-    if results.verdict != Verdict::Fail {
+    if !crate::verdict::waivable(results) {
         return;
     }
     let commit = waiver.commit.as_deref().map_or("?", short_sha);

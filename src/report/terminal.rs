@@ -20,7 +20,9 @@ pub fn render(r: &Results, failed: bool, written: &[PathBuf]) -> String {
         Verdict::NeedsApproval => "NEEDS APPROVAL",
     };
     let _ = writeln!(out, "verdict: {word}: {}", r.reason);
-    if failed {
+    if failed && crate::verdict::base_error_only(r) {
+        let _ = writeln!(out, "  the experiments were judged candidate-only: see the error below");
+    } else if failed {
         // The statistics of a broken run are not a verdict on the change; the error and what
         // to do follow on stderr.
         let _ = writeln!(out, "  no metric was judged: see the error below");

@@ -541,20 +541,60 @@ pub fn judge_removed(experiments: &mut [ExperimentResult], policy: &Policy) {
 }
 
 /// A suite at base that does not load leaves the comparison without (part of) its baseline:
-/// the verdict fails, naming why, unless a maintainer waives it.
+/// the verdict is `error`, naming why, unless a maintainer waives it ([`waivable`]). A run that
+/// could not finish keeps its own error.
 pub fn with_base_error((verdict, reason): (Verdict, String), base_error: Option<&str>) -> (Verdict, String) {
     match base_error {
-        Some(error) if matches!(verdict, Verdict::Pass | Verdict::Fail) => (
-            Verdict::Fail,
-            format!("{error}; the experiments ran candidate-only ({reason})"),
-        ),
+        Some(error) if matches!(verdict, Verdict::Pass | Verdict::Fail) => {
+            (Verdict::Error, base_error_reason(error, &reason))
+        }
         _ => (verdict, reason),
     }
+}
+
+/// What follows the base's error in the reason of a verdict that is `error` because of it.
+const RAN_CANDIDATE_ONLY: &str = "; the experiments ran candidate-only (";
+
+fn base_error_reason(error: &str, reason: &str) -> String {
+    format!("{error}{RAN_CANDIDATE_ONLY}{reason})")
+}
+
+/// Whether the results' `error` is only the base's: its suite does not load, and the run itself
+/// finished (no experiment errored, the budget did not stop it: either has its own reason).
+pub fn base_error_only(results: &Results) -> bool {
+    error_is_the_bases(results.verdict, &results.reason, results)
+}
+
+/// [`base_error_only`] for a verdict and reason given apart from the results (those evaluated,
+/// before a waiver changed them).
+pub fn error_is_the_bases(verdict: Verdict, reason: &str, results: &Results) -> bool {
+    verdict == Verdict::Error
+        && results
+            .base_error
+            .as_deref()
+            .and_then(|error| reason.strip_prefix(error))
+            .is_some_and(|rest| rest.starts_with(RAN_CANDIDATE_ONLY))
+        && results
+            .experiments
+            .iter()
+            .all(|e| e.verdict != ExperimentVerdict::Error)
+}
+
+/// Whether a maintainer's waiver may lift the results' verdict: a regression (`fail`), or an
+/// `error` that is only the base's. A run that could not finish is never waived.
+pub fn waivable(results: &Results) -> bool {
+    results.verdict == Verdict::Fail || base_error_only(results)
 }
 
 /// The run error a results' verdict stands for, with what to do: `run`, `merge` and `ci` exit
 /// with it (code 3).
 pub fn run_error(results: &Results) -> Option<Error> {
+    if base_error_only(results) {
+        return Some(Error::run_with_hint(
+            results.reason.clone(),
+            "the results were written, the experiments judged candidate-only. Fix the suite on the base branch, or a maintainer may accept this run (the `promptgate:accept-regression` label, or a `/promptgate accept <reason>` comment)",
+        ));
+    }
     (results.verdict == Verdict::Error).then(|| {
         Error::run_with_hint(
             results.reason.clone(),
@@ -625,5 +665,69 @@ fn gate_spec(g: &GateRecord) -> suite::GateSpec {
         slo: g.slo,
         require_non_inferiority: g.require_non_inferiority,
         require_equivalence: g.require_equivalence,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn results(verdict: Verdict, reason: &str, base_error: Option<&str>) -> Results {
+        let (verdict, reason) = with_base_error((verdict, reason.to_owned()), base_error);
+        Results::new(ResultParts {
+            verdict,
+            reason,
+            base_error: base_error.map(str::to_owned),
+            ..crate::results::test_parts()
+        })
+    }
+
+    #[test]
+    fn a_base_that_does_not_load_is_an_error_a_waiver_may_lift_and_nothing_else_is() {
+        let broken = "the suite at base (main) does not load: promptgate.yaml:16:3: expected a sequence";
+        for evaluated in [Verdict::Pass, Verdict::Fail] {
+            let r = results(evaluated, "regression in faq", Some(broken));
+            assert_eq!(r.verdict, Verdict::Error);
+            assert!(
+                r.reason.starts_with(broken) && r.reason.ends_with("(regression in faq)"),
+                "{}",
+                r.reason
+            );
+            assert!(base_error_only(&r) && waivable(&r));
+            let error = run_error(&r).expect("an error").to_string();
+            assert!(error.contains("promptgate.yaml:16:3"), "{error}");
+        }
+        // Without a base error: a regression is waivable, a run error is not.
+        let fail = results(Verdict::Fail, "regression in faq", None);
+        assert!(waivable(&fail) && !base_error_only(&fail) && run_error(&fail).is_none());
+        let error = results(Verdict::Error, "faq: 12 of 20 calls failed", Some(broken));
+        assert_eq!(
+            error.reason, "faq: 12 of 20 calls failed",
+            "a run error keeps its own reason"
+        );
+        assert!(!waivable(&error));
+        // The budget stopped the run (its reason replaces the verdict's): never waived.
+        let mut capped = results(Verdict::Pass, "no blocking regression", Some(broken));
+        capped.reason = "the budget's cap of $1.00 was reached".to_owned();
+        assert!(!waivable(&capped));
+        // An experiment that errored keeps the run's error, even with the base's reason.
+        let mut errored = results(Verdict::Pass, "no blocking regression", Some(broken));
+        errored.experiments.push(ExperimentResult {
+            name: "faq".to_owned(),
+            status: ExperimentStatus::Changed,
+            affected_by: Vec::new(),
+            verdict: ExperimentVerdict::Error,
+            reason: "12 of 20 calls failed".to_owned(),
+            provider: String::new(),
+            baseline: None,
+            candidate: None,
+            repeats: 1,
+            metrics: Vec::new(),
+            cases: Vec::new(),
+            dataset_cases: Vec::new(),
+            noise: ExperimentNoise::default(),
+            changed: ChangeFacts::default(),
+        });
+        assert!(!waivable(&errored));
     }
 }

@@ -737,6 +737,82 @@ async fn a_maintainers_label_waives_without_evaluating_and_removing_it_fails_aga
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_that_does_not_load_is_an_error_until_a_maintainer_waives_it() {
+    let repo = TestRepo::with_demo_base();
+    repo.edit("promptgate.yaml", "experiments:", "experiments: [");
+    let base = repo.commit("break the suite on main");
+    repo.checkout_new("pr");
+    repo.replace_tree(&fixture("pr"));
+    let head = repo.commit("pr, with a working suite");
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--no-assets", "--out", "out"],
+    )
+    .await;
+    run.run
+        .expect_code(3)
+        .stdout_has("verdict: ERROR")
+        .stderr_has("a maintainer may accept this run");
+    let (_, requests) = sequence(&server).await;
+    let check = requests
+        .iter()
+        .find(|q| q.url.path().ends_with("/check-runs"))
+        .map(body)
+        .unwrap();
+    assert_eq!(check["conclusion"], "failure");
+    // The run finished: the check names the base, not a run that could not finish.
+    let title = check["output"]["title"].as_str().unwrap();
+    assert!(title.starts_with("run error: the suite at base"), "{title}");
+    let sticky = last_sticky_body(&server).await;
+    assert!(sticky.contains("promptgate.yaml:16:"), "{sticky}");
+
+    // A maintainer's label lifts it, without evaluating.
+    let empty = tempfile::tempdir().unwrap();
+    let label = "promptgate:accept-regression";
+    let server = fake_github_with(&sticky, vec![], json!([]), &[("maya", "maintain")]).await;
+    pr_mock(&server, &base, &head, &[label]).await;
+    label_added(&server, 502, "maya", label, "2026-11-27T11:00:00Z").await;
+    let run = ci_async_in(
+        empty.path(),
+        server.uri(),
+        label_event(empty.path(), &base, &head, "labeled", label, &[label]),
+        &["--out", "out"],
+        Env::pull_request(),
+    )
+    .await;
+    run.run.expect_code(0).stdout_has("verdict: WAIVED");
+    let waived = last_sticky_body(&server).await;
+    assert!(
+        waived.contains("### ⚠️ promptgate: waived — regression accepted by maya"),
+        "{waived}"
+    );
+
+    // The next push is evaluated with the label still on: the waiver holds, the run exits 0.
+    repo.write("docs/style-guide.md", "# Style\n\nShort sentences.\n");
+    let next = repo.commit("docs only");
+    let server = fake_github_with(&waived, vec![], json!([]), &[("maya", "maintain")]).await;
+    pr_mock(&server, &base, &next, &[label]).await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &next, &[label]),
+        &["--no-assets", "--out", "out"],
+    )
+    .await;
+    run.run.expect_code(0).stdout_has("verdict: WAIVED");
+    let results: Value = serde_json::from_str(&repo.read("out/results.json")).unwrap();
+    assert_eq!(results["verdict"], "waived");
+    assert!(
+        results["base_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("promptgate.yaml:16:"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_later_push_with_a_new_regression_is_not_covered_by_the_old_waiver() {
     let repo = TestRepo::with_demo_base();
     let (base, head) = demo_pr(&repo);

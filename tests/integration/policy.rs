@@ -150,7 +150,7 @@ fn a_pr_editing_its_own_cases_shows_it_in_the_verdict_line() {
 }
 
 #[test]
-fn a_base_suite_that_does_not_load_fails_the_gate_naming_where() {
+fn a_base_suite_that_does_not_load_is_an_error_naming_where() {
     // The suite file itself: every experiment runs candidate-only.
     let repo = TestRepo::with_demo_base();
     repo.edit("promptgate.yaml", "experiments:", "experiments: [");
@@ -159,8 +159,10 @@ fn a_base_suite_that_does_not_load_fails_the_gate_naming_where() {
     repo.replace_tree(&fixture("pr"));
     repo.commit("pr, with a working suite");
     let (run, r, report) = gate(&repo);
-    run.expect_code(1).stderr_has("warning: the suite at base (");
-    assert_eq!(r["verdict"], "fail");
+    run.expect_code(3)
+        .stderr_has("warning: the suite at base (")
+        .stderr_has("Fix the suite on the base branch, or a maintainer may accept this run");
+    assert_eq!(r["verdict"], "error");
     let reason = r["reason"].as_str().unwrap();
     assert!(
         reason.contains("does not load: promptgate.yaml:16:") && reason.contains("the experiments ran candidate-only"),
@@ -185,7 +187,8 @@ fn a_base_suite_that_does_not_load_fails_the_gate_naming_where() {
     repo.replace_tree(&fixture("pr"));
     repo.commit("pr");
     let (run, r, _) = gate(&repo);
-    run.expect_code(1);
+    run.expect_code(3);
+    assert_eq!(r["verdict"], "error");
     let reason = r["reason"].as_str().unwrap();
     assert!(
         reason.contains("experiment `product-faq`: configs/product-faq.yaml:5:1: unknown"),
