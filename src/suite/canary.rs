@@ -254,7 +254,7 @@ impl Fields {
 struct CanaryFile {
     canary: Option<Spanned<RawCanary>>,
     #[serde(default)]
-    pricing: BTreeMap<String, RawPrice>,
+    pricing: BTreeMap<String, Spanned<RawPrice>>,
     #[serde(default)]
     gates: BTreeMap<String, Spanned<RawGate>>,
 }
@@ -480,7 +480,7 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
     }
     gates.sort_by_key(|g| CANARY_METRICS.iter().position(|m| *m == g.metric));
 
-    let pricing = super::prices(file.pricing, config_path)?;
+    let pricing = super::prices(file.pricing, &at)?;
 
     let canary_arm = src.arms().canary.clone();
     Ok(CanaryConfig {

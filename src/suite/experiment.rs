@@ -190,11 +190,17 @@ pub fn load_experiment(
     // and the files the template really reads become dependencies.
     let mut partials = BTreeSet::new();
     for case in &cases {
-        let rendered = prompt.render(&case.vars).map_err(|d| {
-            Error::from(d.hint(format!(
+        let rendered = prompt.render(&case.vars).map_err(|d| match d.file {
+            // The template's own error points into the template; the case is named below.
+            Some(_) => Error::from(d.hint(format!(
                 "while rendering case `{}` ({dataset_path}:{})",
                 case.id, case.line
-            )))
+            ))),
+            // An error of the case itself (a var it lacks) points at the case.
+            None => Error::from(Diagnostic {
+                line: Some(case.line as u64).filter(|l| *l > 0),
+                ..d.in_file(dataset_path.as_str()).hint(format!("in case `{}`", case.id))
+            }),
         })?;
         partials.extend(rendered.files.into_iter().filter(|f| *f != prompt_path));
     }

@@ -3,8 +3,8 @@
 
 use super::*;
 
-/// Judge repeats above this are refused: each one is another call per output and arm.
-const MAX_JUDGE_REPEATS: u32 = 10;
+/// Judge repeats above the most advised are refused: each one is another call per output and arm.
+use crate::results::MAX_JUDGE_REPEATS;
 
 /// The judge the suite's defaults name, checked against its providers; `None` when it names
 /// none (then a judge assertion is an error, see [`check`]).
@@ -14,21 +14,34 @@ pub(super) fn settings(
     at: &dyn Fn(u64, u64, String) -> Diagnostic,
 ) -> Result<Option<JudgeSettings>, Error> {
     let Some(defaults) = defaults else { return Ok(None) };
-    let repeats = defaults.judge_repeats.unwrap_or(1);
-    if !(1..=MAX_JUDGE_REPEATS).contains(&repeats) {
-        return Err(Diagnostic::new(format!(
-            "defaults.judge_repeats must be between 1 and {MAX_JUDGE_REPEATS}, got {repeats}"
-        ))
+    let repeats = defaults.judge_repeats.as_ref().map_or(1, |r| r.value);
+    if let Some(r) = defaults
+        .judge_repeats
+        .as_ref()
+        .filter(|r| !(1..=MAX_JUDGE_REPEATS).contains(&r.value))
+    {
+        return Err(at(
+            r.referenced.line(),
+            r.referenced.column(),
+            format!("defaults.judge_repeats must be between 1 and {MAX_JUDGE_REPEATS}, got {repeats}"),
+        )
         .hint("1 judges each output once; 3 averages a noisy judge")
         .into());
     }
     let Some(judge) = &defaults.judge else {
-        if defaults.judge_model.is_some() || defaults.judge_repeats.is_some() {
-            return Err(
-                Diagnostic::new("defaults.judge_model and judge_repeats need defaults.judge")
-                    .hint("name the provider judges call, e.g. `defaults: {judge: openai, judge_model: gpt-4o-mini}`")
-                    .into(),
-            );
+        let given = defaults
+            .judge_model
+            .as_ref()
+            .map(|m| m.referenced)
+            .or(defaults.judge_repeats.as_ref().map(|r| r.referenced));
+        if let Some(given) = given {
+            return Err(at(
+                given.line(),
+                given.column(),
+                "defaults.judge_model and judge_repeats need defaults.judge".to_owned(),
+            )
+            .hint("name the provider judges call, e.g. `defaults: {judge: openai, judge_model: gpt-4o-mini}`")
+            .into());
         }
         return Ok(None);
     };
@@ -43,7 +56,7 @@ pub(super) fn settings(
         .hint(hint)
         .into());
     };
-    let model = match (&defaults.judge_model, &spec.model, spec.kind) {
+    let model = match (defaults.judge_model.as_ref().map(|m| &m.value), &spec.model, spec.kind) {
         (Some(model), _, _) | (None, Some(model), _) => model.clone(),
         // The mock answers judge prompts by itself; its model name is only a label.
         (None, None, ProviderKind::Mock) => "mock-judge".to_owned(),
@@ -118,10 +131,14 @@ pub(super) fn embedder(
 ) -> Result<Option<EmbedderSettings>, Error> {
     let Some(defaults) = defaults else { return Ok(None) };
     let Some(embedder) = &defaults.embedder else {
-        if defaults.embedding_model.is_some() {
-            return Err(Diagnostic::new("defaults.embedding_model needs defaults.embedder")
-                .hint("name the provider that embeds, e.g. `defaults: {embedder: openai, embedding_model: text-embedding-3-small}`")
-                .into());
+        if let Some(model) = &defaults.embedding_model {
+            return Err(at(
+                model.referenced.line(),
+                model.referenced.column(),
+                "defaults.embedding_model needs defaults.embedder".to_owned(),
+            )
+            .hint("name the provider that embeds, e.g. `defaults: {embedder: openai, embedding_model: text-embedding-3-small}`")
+            .into());
         }
         return Ok(None);
     };
@@ -151,7 +168,7 @@ pub(super) fn embedder(
         .hint("embed through an `openai` or `openai-compatible` provider (POST /v1/embeddings), or the `mock` offline; or use `method: rouge-l`, which needs no model")
         .into());
     }
-    let model = match (&defaults.embedding_model, spec.kind) {
+    let model = match (defaults.embedding_model.as_ref().map(|m| &m.value), spec.kind) {
         (Some(model), _) => model.clone(),
         // The mock embeds by itself; its model name is only a label.
         (None, ProviderKind::Mock) => "mock-embedding".to_owned(),

@@ -163,13 +163,16 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
         }
         let concurrency = p
             .concurrency
-            .unwrap_or(if p.kind == ProviderKind::Mock { 64 } else { 8 });
-        if concurrency == 0 {
-            return Err(
-                Diagnostic::new(format!("provider `{name}`: concurrency must be at least 1"))
-                    .in_file(config_path)
-                    .into(),
-            );
+            .as_ref()
+            .map_or(if p.kind == ProviderKind::Mock { 64 } else { 8 }, |c| c.value);
+        if let Some(c) = p.concurrency.as_ref().filter(|c| c.value == 0) {
+            return Err(at(
+                c.referenced.line(),
+                c.referenced.column(),
+                format!("provider `{name}`: concurrency must be at least 1"),
+            )
+            .hint("leave `concurrency` out for the provider's default (8; the mock 64), or give a positive number")
+            .into());
         }
         providers.insert(
             name.clone(),
@@ -218,78 +221,88 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
             );
         }
     };
-    let alpha = defaults_raw.as_ref().and_then(|d| d.alpha).unwrap_or(0.05);
-    if !(alpha > 0.0 && alpha < 0.5) {
-        return Err(
-            Diagnostic::new(format!("defaults.alpha must be between 0 and 0.5, got {alpha}"))
-                .in_file(config_path)
-                .hint("0.05 is the usual choice")
-                .into(),
-        );
+    // A default's value and where it is written (the file's start when it is left out).
+    fn given<T: Copy>(value: Option<&serde_saphyr::Spanned<T>>, default: T) -> (T, u64, u64) {
+        value.map_or((default, 0, 0), |s| {
+            (s.value, s.referenced.line(), s.referenced.column())
+        })
     }
-    let max_error_rate = defaults_raw.as_ref().and_then(|d| d.max_error_rate).unwrap_or(0.2);
-    if !(0.0..=1.0).contains(&max_error_rate) {
-        return Err(Diagnostic::new(format!(
-            "defaults.max_error_rate must be between 0 and 1, got {max_error_rate}"
-        ))
-        .in_file(config_path)
+    let d = defaults_raw.as_ref();
+    let (alpha, line, column) = given(d.and_then(|d| d.alpha.as_ref()), 0.05);
+    if !(alpha > 0.0 && alpha < 0.5) {
+        return Err(at(
+            line,
+            column,
+            format!("defaults.alpha must be between 0 and 0.5, got {alpha}"),
+        )
+        .hint("0.05 is the usual choice")
         .into());
     }
-    let sequential_looks = defaults_raw.as_ref().and_then(|d| d.sequential_looks).unwrap_or(4);
+    let (max_error_rate, line, column) = given(d.and_then(|d| d.max_error_rate.as_ref()), 0.2);
+    if !(0.0..=1.0).contains(&max_error_rate) {
+        return Err(at(
+            line,
+            column,
+            format!("defaults.max_error_rate must be between 0 and 1, got {max_error_rate}"),
+        )
+        .hint("0.2 (the default) lets a fifth of an arm's calls fail before the run is an error")
+        .into());
+    }
+    let (sequential_looks, line, column) = given(d.and_then(|d| d.sequential_looks.as_ref()), 4);
     if !(2..=10).contains(&sequential_looks) {
-        return Err(Diagnostic::new(format!(
-            "defaults.sequential_looks must be between 2 and 10, got {sequential_looks}"
-        ))
-        .in_file(config_path)
+        return Err(at(
+            line,
+            column,
+            format!("defaults.sequential_looks must be between 2 and 10, got {sequential_looks}"),
+        )
         .hint("4 looks (at 25%, 50%, 75% and 100% of the cases) is the usual choice")
         .into());
     }
-    for (key, zero) in [
-        ("repeats", defaults_raw.as_ref().is_some_and(|d| d.repeats == Some(0))),
-        (
-            "concurrency",
-            defaults_raw.as_ref().is_some_and(|d| d.concurrency == Some(0)),
-        ),
-    ] {
-        if zero {
-            return Err(Diagnostic::new(format!("defaults.{key} must be at least 1, got 0"))
-                .in_file(config_path)
-                .hint(format!("leave `{key}` out for its default, or give a positive number"))
-                .into());
-        }
+    let (repeats, line, column) = given(d.and_then(|d| d.repeats.as_ref()), 1);
+    let zero = (repeats == 0).then_some(("repeats", line, column));
+    let (concurrency, line, column) = given(d.and_then(|d| d.concurrency.as_ref()), 16);
+    if let Some((key, line, column)) = zero.or((concurrency == 0).then_some(("concurrency", line, column))) {
+        return Err(at(line, column, format!("defaults.{key} must be at least 1, got 0"))
+            .hint(format!("leave `{key}` out for its default, or give a positive number"))
+            .into());
     }
     let defaults = Defaults {
-        repeats: defaults_raw.as_ref().and_then(|d| d.repeats).unwrap_or(1).max(1),
+        repeats,
         alpha,
         provider: default_provider,
-        concurrency: defaults_raw.as_ref().and_then(|d| d.concurrency).unwrap_or(16).max(1),
+        concurrency,
         max_error_rate,
-        seed: defaults_raw.as_ref().and_then(|d| d.seed).unwrap_or(0),
-        sequential: defaults_raw.as_ref().and_then(|d| d.sequential).unwrap_or(false),
+        seed: d.and_then(|d| d.seed).unwrap_or(0),
+        sequential: d.and_then(|d| d.sequential).unwrap_or(false),
         sequential_looks,
-        judge: judges::settings(&providers, defaults_raw.as_ref(), &at)?,
-        embedder: judges::embedder(&providers, defaults_raw.as_ref(), &at)?,
+        judge: judges::settings(&providers, d, &at)?,
+        embedder: judges::embedder(&providers, d, &at)?,
     };
 
-    let pricing = prices(raw.pricing, config_path)?;
+    let pricing = prices(raw.pricing, &at)?;
 
-    let budget = raw.budget.map_or(Budget::default(), |b| Budget {
-        approve_above_usd: b.approve_above_usd,
-        max_usd: b.max_usd,
-    });
+    let budget = raw.budget.unwrap_or_default();
     for (name, usd) in [
-        ("max_usd", budget.max_usd),
-        ("approve_above_usd", budget.approve_above_usd),
+        ("max_usd", &budget.max_usd),
+        ("approve_above_usd", &budget.approve_above_usd),
     ] {
-        if let Some(usd) = usd.filter(|usd| !(usd.is_finite() && *usd >= 0.0)) {
-            return Err(Diagnostic::new(format!(
-                "budget.{name} must be an amount of dollars, 0 or more, got {usd}"
-            ))
-            .in_file(config_path)
+        if let Some(usd) = usd.as_ref().filter(|usd| !(usd.value.is_finite() && usd.value >= 0.0)) {
+            return Err(at(
+                usd.referenced.line(),
+                usd.referenced.column(),
+                format!(
+                    "budget.{name} must be an amount of dollars, 0 or more, got {}",
+                    usd.value
+                ),
+            )
             .hint("for example `budget: {max_usd: 5.00}` stops the run before it spends more than $5")
             .into());
         }
     }
+    let budget = Budget {
+        approve_above_usd: budget.approve_above_usd.map(|s| s.value),
+        max_usd: budget.max_usd.map(|s| s.value),
+    };
 
     let mut gates = Vec::new();
     for (metric, g) in &raw.gates {
@@ -476,14 +489,16 @@ fn mock_spec(name: &str) -> ProviderSpec {
 /// The `pricing:` table, each price checked non-negative (shared by the suite and the canary's
 /// config).
 pub(crate) fn prices(
-    raw: BTreeMap<String, raw::RawPrice>,
-    config_path: &str,
+    raw: BTreeMap<String, serde_saphyr::Spanned<raw::RawPrice>>,
+    at: &dyn Fn(u64, u64, String) -> Diagnostic,
 ) -> Result<BTreeMap<String, Price>, Error> {
     let mut pricing = BTreeMap::new();
     for (model, p) in raw {
+        let (line, column) = (p.referenced.line(), p.referenced.column());
+        let p = p.value;
         if !(p.input >= 0.0 && p.output >= 0.0 && p.cached_input.is_none_or(|c| c >= 0.0)) {
-            return Err(Diagnostic::new(format!("pricing for `{model}` must not be negative"))
-                .in_file(config_path)
+            return Err(at(line, column, format!("pricing for `{model}` must not be negative"))
+                .hint("prices are USD per million tokens, e.g. `gpt-4o-mini: {input: 0.15, cached_input: 0.075, output: 0.60}`")
                 .into());
         }
         pricing.insert(

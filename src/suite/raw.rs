@@ -17,7 +17,7 @@ pub struct RawSuite {
     #[serde(default)]
     pub providers: BTreeMap<String, RawProvider>,
     #[serde(default)]
-    pub pricing: BTreeMap<String, RawPrice>,
+    pub pricing: BTreeMap<String, Spanned<RawPrice>>,
     pub traffic: Option<RawTraffic>,
     pub budget: Option<RawBudget>,
     pub defaults: Option<RawDefaults>,
@@ -36,7 +36,7 @@ pub struct RawProvider {
     pub kind: ProviderKind,
     pub api_key_env: Option<String>,
     pub base_url: Option<String>,
-    pub concurrency: Option<usize>,
+    pub concurrency: Option<Spanned<usize>>,
     pub requests_per_minute: Option<u32>,
     pub tokens_per_minute: Option<u32>,
     pub timeout_ms: Option<u64>,
@@ -102,36 +102,36 @@ pub struct RawTraffic {
     pub requests_per_month: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBudget {
-    pub approve_above_usd: Option<f64>,
-    pub max_usd: Option<f64>,
+    pub approve_above_usd: Option<Spanned<f64>>,
+    pub max_usd: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDefaults {
-    pub repeats: Option<u32>,
-    pub alpha: Option<f64>,
+    pub repeats: Option<Spanned<u32>>,
+    pub alpha: Option<Spanned<f64>>,
     pub provider: Option<Spanned<String>>,
-    pub concurrency: Option<usize>,
-    pub max_error_rate: Option<f64>,
+    pub concurrency: Option<Spanned<usize>>,
+    pub max_error_rate: Option<Spanned<f64>>,
     pub seed: Option<u64>,
     /// Run cases in a seeded random order in batches and stop once the verdict is settled.
     pub sequential: Option<bool>,
     /// Looks of a sequential run (equal shares of the cases), 2 to 10.
-    pub sequential_looks: Option<u32>,
+    pub sequential_looks: Option<Spanned<u32>>,
     /// The provider judge assertions call (any configured provider).
     pub judge: Option<Spanned<String>>,
     /// The judge's model; else the judge provider's `model`.
-    pub judge_model: Option<String>,
+    pub judge_model: Option<Spanned<String>>,
     /// Judge each output this many times (judge noise averaged like repeats).
-    pub judge_repeats: Option<u32>,
+    pub judge_repeats: Option<Spanned<u32>>,
     /// The provider `similarity` with `method: embeddings` embeds through.
     pub embedder: Option<Spanned<String>>,
     /// The embedder's embedding model (the mock needs none).
-    pub embedding_model: Option<String>,
+    pub embedding_model: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

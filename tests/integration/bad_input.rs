@@ -235,28 +235,32 @@ fn empty_suite_file() {
     );
 }
 
-fn a_budget_that_is_no_amount_of_dollars(edit: &str, broken: &str) {
+fn a_budget_that_is_no_amount_of_dollars(edit: &str, broken: &str, at: &str) {
     check(
         |r| {
             r.edit(SUITE, edit, broken);
         },
-        &["must be an amount of dollars, 0 or more", "promptgate.yaml", "hint: "],
+        &["must be an amount of dollars, 0 or more", at, "hint: "],
     );
 }
 
 #[test]
 fn a_budget_cap_below_zero() {
-    a_budget_that_is_no_amount_of_dollars("max_usd: 5.00", "max_usd: -1");
+    a_budget_that_is_no_amount_of_dollars("max_usd: 5.00", "max_usd: -1", "promptgate.yaml:12:44");
 }
 
 #[test]
 fn a_budget_cap_that_is_not_a_number() {
-    a_budget_that_is_no_amount_of_dollars("max_usd: 5.00", "max_usd: .nan");
+    a_budget_that_is_no_amount_of_dollars("max_usd: 5.00", "max_usd: .nan", "promptgate.yaml:12:44");
 }
 
 #[test]
 fn an_approval_amount_that_is_infinite() {
-    a_budget_that_is_no_amount_of_dollars("approve_above_usd: 0.50", "approve_above_usd: .inf");
+    a_budget_that_is_no_amount_of_dollars(
+        "approve_above_usd: 0.50",
+        "approve_above_usd: .inf",
+        "promptgate.yaml:12:29",
+    );
 }
 
 #[test]
@@ -271,12 +275,92 @@ fn value_of_the_wrong_type() {
 
 #[test]
 fn zero_repeats_or_concurrency_in_the_defaults() {
-    for (key, edit) in [("repeats", "repeats: 0"), ("concurrency", "repeats: 1, concurrency: 0")] {
+    for (key, edit, at) in [
+        ("repeats", "repeats: 0", "promptgate.yaml:13:21"),
+        ("concurrency", "repeats: 1, concurrency: 0", "promptgate.yaml:13:37"),
+    ] {
         validate_broken(
             |r| {
                 r.edit(SUITE, "repeats: 1", edit);
             },
-            &[&format!("defaults.{key} must be at least 1, got 0"), "promptgate.yaml"],
+            &[&format!("defaults.{key} must be at least 1, got 0"), at],
+        );
+    }
+}
+
+#[test]
+fn a_case_without_the_input_var_is_named_where_it_is_written() {
+    validate_broken(
+        |r| {
+            let path = "datasets/customer-support.jsonl";
+            let text = r.read(path);
+            let third = text.lines().nth(2).unwrap().replacen("\"input\"", "\"question\"", 1);
+            let lines: Vec<String> = text
+                .lines()
+                .enumerate()
+                .map(|(i, l)| if i == 2 { third.clone() } else { l.to_owned() })
+                .collect();
+            r.write(path, &(lines.join("\n") + "\n"));
+        },
+        &[
+            "the case has no `input` var",
+            "--> datasets/customer-support.jsonl:3\n",
+            "hint: in case `refund-to-card`",
+        ],
+    );
+}
+
+#[test]
+fn a_value_out_of_its_range_is_named_where_it_is_written() {
+    for (from, to, expected, at) in [
+        (
+            "alpha: 0.05",
+            "alpha: 2",
+            "defaults.alpha must be between 0 and 0.5, got 2",
+            "promptgate.yaml:13:31",
+        ),
+        (
+            "alpha: 0.05",
+            "alpha: 0.05, max_error_rate: 1.5",
+            "defaults.max_error_rate must be between 0 and 1, got 1.5",
+            "promptgate.yaml:13:53",
+        ),
+        (
+            "alpha: 0.05",
+            "alpha: 0.05, sequential_looks: 1",
+            "defaults.sequential_looks must be between 2 and 10, got 1",
+            "promptgate.yaml:13:55",
+        ),
+        (
+            "judge_model: gpt-4o-mini",
+            "judge_model: gpt-4o-mini, judge_repeats: 11",
+            "defaults.judge_repeats must be between 1 and 10, got 11",
+            "promptgate.yaml:13:",
+        ),
+        (
+            "judge: offline, judge_model",
+            "judge_model",
+            "defaults.judge_model and judge_repeats need defaults.judge",
+            "promptgate.yaml:13:69",
+        ),
+        (
+            "{input: 0.15,",
+            "{input: -0.15,",
+            "pricing for `gpt-4o-mini` must not be negative",
+            "promptgate.yaml:9:16",
+        ),
+        (
+            "offline: {type: mock}",
+            "offline: {type: mock, concurrency: 0}",
+            "provider `offline`: concurrency must be at least 1",
+            "promptgate.yaml:6:38",
+        ),
+    ] {
+        validate_broken(
+            |r| {
+                r.edit(SUITE, from, to);
+            },
+            &[expected, at, "hint: "],
         );
     }
 }
