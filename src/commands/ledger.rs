@@ -1,7 +1,8 @@
 //! `promptgate ledger record` and `promptgate ledger show`: read the inputs, build or read the
 //! entries (`ledger`), and store or render them. Where the ledger lives is decided here: a
-//! local file with `--ledger FILE`, else the repository's ledger branch through the GitHub API
-//! when the Actions environment has a token.
+//! local file with `--ledger FILE`, else the repository's ledger branch: through the GitHub API
+//! when the Actions environment has a token, else in the local repository (`git`, without a
+//! checkout).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -18,7 +19,7 @@ use crate::workspace::{DirTree, Repo};
 
 pub fn ledger(repo_dir: &Path, config: &str, command: LedgerCommand) -> anyhow::Result<u8> {
     match command {
-        LedgerCommand::Record(args) => record(&args),
+        LedgerCommand::Record(args) => record(repo_dir, &args),
         LedgerCommand::Show(args) => show(repo_dir, config, &args),
     }
 }
@@ -31,17 +32,29 @@ enum Store {
         runtime: tokio::runtime::Runtime,
         branch: String,
     },
+    /// The branch of the local repository (no token: outside Actions).
+    Local {
+        repo: Repo,
+        branch: String,
+    },
 }
 
 impl Store {
-    fn open(store: &LedgerStore, env: &ActionsEnv) -> Result<Store, Error> {
+    fn open(store: &LedgerStore, env: &ActionsEnv, repo_dir: &Path) -> Result<Store, Error> {
         if let Some(path) = &store.ledger {
             return Ok(Store::File(path.clone()));
         }
         let Some(token) = env.token.clone() else {
-            return Err(Diagnostic::new("no ledger to use: neither --ledger FILE nor GITHUB_TOKEN is set")
-                .hint("in GitHub Actions pass `env: GITHUB_TOKEN: ${{ github.token }}` (the ledger lives on the `promptgate-ledger` branch); elsewhere pass --ledger FILE")
-                .into());
+            let repo = Repo::open(repo_dir).map_err(|_| {
+                Error::from(
+                    Diagnostic::new("no ledger to use: not in a git repository, and neither --ledger FILE nor GITHUB_TOKEN is set")
+                        .hint("run it in the prompt repository (the ledger lives on its `promptgate-ledger` branch), pass --ledger FILE, or in GitHub Actions `env: GITHUB_TOKEN: ${{ github.token }}`"),
+                )
+            })?;
+            return Ok(Store::Local {
+                repo,
+                branch: store.branch.clone(),
+            });
         };
         crate::secrets::register("GITHUB_TOKEN", &token);
         let repository = env.require_repository()?;
@@ -67,11 +80,14 @@ impl Store {
             Store::Branch { client, branch, .. } => {
                 format!("{} on `{branch}` of {}", ledger::FILE, client.repository)
             }
+            Store::Local { repo, branch } => {
+                format!("{} on `{branch}` of {}", ledger::FILE, repo.root().display())
+            }
         }
     }
 }
 
-fn record(args: &LedgerRecordArgs) -> anyhow::Result<u8> {
+fn record(repo_dir: &Path, args: &LedgerRecordArgs) -> anyhow::Result<u8> {
     let env = ActionsEnv::from_env();
     let results_path = match (&args.results, &args.canary) {
         (Some(path), _) => Some(path.clone()),
@@ -81,7 +97,7 @@ fn record(args: &LedgerRecordArgs) -> anyhow::Result<u8> {
     // Inputs first: a bad file is exit 2 before anything is sent.
     let results = results_path.as_deref().map(crate::report::read_results).transpose()?;
     let canary = args.canary.as_deref().map(ledger::read_canary).transpose()?;
-    let store = Store::open(&args.store, &env)?;
+    let store = Store::open(&args.store, &env, repo_dir)?;
     let time = ledger::now_rfc3339();
 
     let mut entries: Vec<Entry> = Vec::new();
@@ -168,6 +184,25 @@ fn record(args: &LedgerRecordArgs) -> anyhow::Result<u8> {
                 crate::format::short_sha(&appended.commit)
             );
         }
+        Store::Local { repo, branch } => {
+            let message = format!("promptgate ledger: {}", names.join(", "));
+            let existing = repo
+                .read_on_branch(branch, ledger::FILE)
+                .map_err(|e| Error::run(format!("reading the ledger on `{branch}`: {e:#}")))?
+                .unwrap_or_default();
+            let committed = repo
+                .commit_on_branch(branch, ledger::FILE, &ledger::append(&existing, &lines), &message)
+                .map_err(|e| Error::run(format!("writing the ledger on `{branch}`: {e:#}")))?;
+            let how = if committed.created {
+                "created the branch"
+            } else {
+                "appended"
+            };
+            eprintln!(
+                "promptgate: {how}: commit {} (local; `git push origin {branch}` shares it)",
+                crate::format::short_sha(&committed.commit)
+            );
+        }
     }
     eprintln!(
         "promptgate: recorded {} entr{} ({}) in {where_}",
@@ -237,7 +272,16 @@ fn find_waiver(store: &Store, number: u64) -> Option<crate::results::Waiver> {
 fn show(repo_dir: &Path, config: &str, args: &LedgerShowArgs) -> anyhow::Result<u8> {
     let window = ledger::parse_window(&args.window)?;
     let env = ActionsEnv::from_env();
-    let store = Store::open(&args.store, &env)?;
+    let store = Store::open(&args.store, &env, repo_dir)?;
+    let no_ledger_yet = |repository: &str, branch: &str| {
+        Error::from(
+            Diagnostic::new(format!(
+                "no ledger yet: {repository} has no `{branch}` with a {}",
+                ledger::FILE
+            ))
+            .hint("`promptgate ledger record` creates it on the first merge"),
+        )
+    };
     let (text, label) = match &store {
         Store::File(path) => (ledger::read_ledger_file(path, false)?, path.display().to_string()),
         Store::Branch {
@@ -247,17 +291,14 @@ fn show(repo_dir: &Path, config: &str, args: &LedgerShowArgs) -> anyhow::Result<
         } => {
             let text = runtime
                 .block_on(crate::github::ledger::read(client, branch, ledger::FILE))?
-                .ok_or_else(|| {
-                    Error::from(
-                        Diagnostic::new(format!(
-                            "no ledger yet: {} has no `{}` with a {}",
-                            client.repository,
-                            branch,
-                            ledger::FILE
-                        ))
-                        .hint("`promptgate ledger record` creates it on the first merge"),
-                    )
-                })?;
+                .ok_or_else(|| no_ledger_yet(&client.repository, branch))?;
+            (text, format!("{branch}:{}", ledger::FILE))
+        }
+        Store::Local { repo, branch } => {
+            let text = repo
+                .read_on_branch(branch, ledger::FILE)
+                .map_err(|e| Error::run(format!("reading the ledger on `{branch}`: {e:#}")))?
+                .ok_or_else(|| no_ledger_yet(&repo.root().display().to_string(), branch))?;
             (text, format!("{branch}:{}", ledger::FILE))
         }
     };

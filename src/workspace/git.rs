@@ -242,7 +242,7 @@ impl Repo {
         Ok(())
     }
 
-    fn git(&self, args: &[&str]) -> anyhow::Result<String> {
+    pub(super) fn git(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = git_command()
             .arg("-C")
             .arg(&self.root)
@@ -552,7 +552,7 @@ pub(super) fn blob(objects: &mut Objects, id: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 /// `git`, without the GitHub token or the Actions runtime's credentials in its environment.
-fn git_command() -> Command {
+pub(super) fn git_command() -> Command {
     let mut command = Command::new("git");
     for name in crate::secrets::SCRUBBED {
         command.env_remove(name);

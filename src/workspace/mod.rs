@@ -9,6 +9,7 @@
 //! stays inside the repository (a committed link reads as the file it points to, as on disk),
 //! and reading through a link that leaves it is an error naming the path.
 
+mod branch;
 mod git;
 mod paths;
 mod scratch;
@@ -20,6 +21,7 @@ use std::sync::Mutex;
 use crate::format::short_sha;
 use sha2::{Digest, Sha256};
 
+pub use branch::Committed;
 pub use git::{Change, ChangeKind, Repo};
 pub use paths::{PathEscape, join_in_repo, parent_dir};
 pub use scratch::{ScratchDir, Worktree};

@@ -539,10 +539,16 @@ fn a_malformed_ledger_line_and_a_results_json_of_another_schema_are_exit_2() {
         .stderr_has("has schema_version 7; this promptgate reads schema_version 1");
     assert!(!repo.path().join("new.jsonl").exists(), "nothing recorded");
 
-    // No ledger named and no token: say how to name one.
+    // No ledger named and no token: the local repository's branch, which has none yet.
     repo.promptgate(&["ledger", "show"])
         .expect_code(2)
-        .stderr_has("neither --ledger FILE nor GITHUB_TOKEN is set");
+        .stderr_has("no ledger yet")
+        .stderr_has("has no `promptgate-ledger` with a ledger.jsonl");
+    // Outside a repository: say how to name one.
+    let elsewhere = tempfile::tempdir().unwrap();
+    crate::support::promptgate_in(elsewhere.path(), &["ledger", "show"])
+        .expect_code(2)
+        .stderr_has("not in a git repository, and neither --ledger FILE nor GITHUB_TOKEN is set");
 
     // Locally: two records append; show joins them.
     write_json(repo.path(), "results.json", &results_json("v1.3.0", 0.93));
@@ -567,4 +573,37 @@ fn a_malformed_ledger_line_and_a_results_json_of_another_schema_are_exit_2() {
         .expect_code(0)
         .stdout_has("pass (gated 2× at this version)")
         .stdout_has("Drift not checked");
+}
+
+#[test]
+fn without_a_token_the_ledger_is_the_local_repositorys_branch_and_the_checkout_is_untouched() {
+    let repo = TestRepo::with_demo_base();
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    write_json(repo.path(), "results.json", &results_json("v1.3.0", 0.93));
+    repo.promptgate(&["ledger", "record", "--results", "results.json", "--pr", "4"])
+        .expect_code(0)
+        .stderr_has("created the branch")
+        .stderr_has("git push origin promptgate-ledger");
+    write_json(repo.path(), "results.json", &results_json("v1.4.0", 0.94));
+    repo.promptgate(&["ledger", "record", "--results", "results.json", "--pr", "5"])
+        .expect_code(0)
+        .stderr_has("appended");
+    // Two commits on the branch, one line each; the checkout is where it was.
+    assert_eq!(
+        repo.git(&["log", "--format=%s", "promptgate-ledger"]),
+        "promptgate ledger: support v1.4.0\npromptgate ledger: support v1.3.0\n"
+    );
+    let ledger = repo.git(&["show", "promptgate-ledger:ledger.jsonl"]);
+    let versions: Vec<Value> = ledger
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["version"].clone())
+        .collect();
+    assert_eq!(versions, [json!("v1.3.0"), json!("v1.4.0")]);
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]), head);
+    assert_eq!(repo.git(&["branch", "--show-current"]), "main\n");
+    assert_eq!(repo.git(&["status", "--porcelain"]), "?? results.json\n");
+    repo.promptgate(&["ledger", "show", "--experiment", "support"])
+        .expect_code(0)
+        .stdout_has("v1.3.0")
+        .stdout_has("v1.4.0");
 }
