@@ -492,8 +492,12 @@ async fn finish(
     let items = match batch.api.results(status).await {
         Ok(items) => items,
         Err(e) => {
-            // The batch ran but its results could not be read: the record stays, so a rerun
-            // reads them without paying again.
+            // The batch ran but its results could not be read: for a while (a blip), the
+            // record stays, so a rerun reads them without paying again; for good (the provider
+            // answered the poll but no longer serves them), it goes, and a rerun submits anew.
+            if let (ProviderError::Permanent { .. }, Some(path)) = (&e, &batch.record) {
+                let _ = std::fs::remove_file(path);
+            }
             let error = CallError::from_provider(&e);
             for m in batch.members {
                 runner.budget.settle(m.reservation, 0.0);
@@ -504,6 +508,7 @@ async fn finish(
     };
     let mut by_id: HashMap<String, Item> = items.into_iter().collect();
     let mut cache_failed = false;
+    let claimed: Vec<String> = batch.members.iter().map(|m| m.key.clone()).collect();
     for m in batch.members {
         let result = match by_id.remove(&m.key) {
             Some(Item::Answered(body)) => batch
@@ -550,12 +555,23 @@ async fn finish(
         }
         done.outcomes.push((m.index, outcome));
     }
-    // Every answer is journaled and cached: the batch has served its purpose. (If the cache
-    // failed, the record is kept, so a rerun reads the results again rather than paying.)
+    // Every answer is journaled and cached: the batch has served this run. Its record goes once
+    // no other member waits for it (if the cache failed, it is kept, so a rerun reads the
+    // results again rather than paying).
     if let Some(path) = &batch.record
         && !cache_failed
     {
-        let _ = std::fs::remove_file(path);
+        let claimed = claimed.iter().map(String::as_str).collect();
+        let others = record::release(path, &claimed);
+        if others > 0 {
+            say(
+                runner,
+                &format!(
+                    "batch {} of `{}` ended: its record is kept for the {others} of its calls this run did not need",
+                    batch.id, batch.provider
+                ),
+            );
+        }
     }
 }
 

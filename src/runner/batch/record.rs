@@ -30,6 +30,21 @@ struct Record {
     /// again. Absent in a record written before they were kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     keys: Vec<String>,
+    /// When a run read the ended batch's results but needed only some of its members (seconds
+    /// since the Unix epoch; 0 while it runs): the record stays for the runs that need the
+    /// others, until [`ENDED_KEPT`] has passed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    ended: u64,
+}
+
+/// How long the record of an ended batch is kept for members no run has claimed yet: by then
+/// the provider no longer serves its results (Anthropic keeps them 29 days).
+const ENDED_KEPT: Duration = Duration::from_secs(29 * 24 * 3600);
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -90,6 +105,11 @@ pub(super) fn recorded_members(dir: &Path, provider: &str) -> HashMap<String, (P
         else {
             continue;
         };
+        if record.ended > 0 && now_secs().saturating_sub(record.ended) > ENDED_KEPT.as_secs() {
+            // Its results are gone at the provider: a job it held is submitted anew.
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
         if record.provider == provider && !record.batch_id.is_empty() {
             for key in record.keys {
                 members.insert(key, (path.clone(), record.batch_id.clone()));
@@ -119,13 +139,7 @@ pub(super) fn read_record(path: &Path, provider: &str) -> Option<Recorded> {
 /// submitted.
 pub(super) fn write_record(path: &Path, provider: &str, id: &str, tag: &str, keys: Vec<String>) {
     let calls = keys.len();
-    let since = if id.is_empty() {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    } else {
-        0
-    };
+    let since = if id.is_empty() { now_secs() } else { 0 };
     let record = Record {
         provider: provider.to_owned(),
         batch_id: id.to_owned(),
@@ -133,6 +147,7 @@ pub(super) fn write_record(path: &Path, provider: &str, id: &str, tag: &str, key
         tag: tag.to_owned(),
         since,
         keys,
+        ended: 0,
     };
     let written = path
         .parent()
@@ -148,5 +163,58 @@ pub(super) fn write_record(path: &Path, provider: &str, id: &str, tag: &str, key
             "warning: cannot record {what} in {}: {e}; a rerun would submit it again",
             path.display()
         );
+    }
+}
+
+/// After an ended batch's results were read, for the `claimed` members (answered and cached):
+/// the record goes when they are all it holds (or it names none, as records did before they
+/// kept their members); else it stays, marked ended and holding only the others, so a run that
+/// needs them reads them from the batch instead of paying for them again. Returns how many
+/// members it still holds.
+pub(super) fn release(path: &Path, claimed: &std::collections::HashSet<&str>) -> usize {
+    let record = std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok());
+    let Some(mut record) = record else {
+        let _ = std::fs::remove_file(path);
+        return 0;
+    };
+    record.keys.retain(|k| !claimed.contains(k.as_str()));
+    if record.keys.is_empty() {
+        let _ = std::fs::remove_file(path);
+        return 0;
+    }
+    if record.ended == 0 {
+        record.ended = now_secs();
+    }
+    // Not rewritten (a full disk): a later run reads the results again for all its members.
+    let _ = crate::output::write_file(path, &serde_json::to_vec(&record).unwrap_or_default());
+    record.keys.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ended_batch_is_kept_for_its_unclaimed_members_until_its_results_are_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.json");
+        write_record(&path, "openai", "batch_1", "", vec!["a".into(), "b".into(), "c".into()]);
+        assert_eq!(release(&path, &["a"].into_iter().collect()), 2);
+        let held = recorded_members(dir.path(), "openai");
+        assert_eq!(held.len(), 2);
+        assert!(held.contains_key("b") && held.contains_key("c") && !held.contains_key("a"));
+        // Past the time the provider keeps results: forgotten, and a job it held is sent anew.
+        let mut record: Record = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert!(record.ended > 0);
+        record.ended -= ENDED_KEPT.as_secs() + 1;
+        std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+        assert!(recorded_members(dir.path(), "openai").is_empty());
+        assert!(!path.exists());
+        // Every member claimed: the record goes.
+        write_record(&path, "openai", "batch_2", "", vec!["a".into(), "b".into()]);
+        assert_eq!(release(&path, &["b", "a"].into_iter().collect()), 0);
+        assert!(!path.exists());
     }
 }

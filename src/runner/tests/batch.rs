@@ -275,7 +275,7 @@ async fn a_rerun_resumes_polling_the_recorded_batch_without_creating_another() {
 /// answered another way since (the cache, the journal, another run): submitted with a new
 /// chunk, it would be paid for twice.
 #[tokio::test]
-async fn a_job_of_a_running_batch_is_polled_there_when_its_fellow_members_were_answered_elsewhere() {
+async fn a_job_of_a_running_batch_is_polled_there_when_its_fellow_members_were_answered_elsewhere_and_vice_versa() {
     for anthropic in [false, true] {
         let (fake, dir, endpoints, jobs) = never_ending(anthropic).await;
         let id = if anthropic { "msgbatch_001" } else { "batch_1" };
@@ -291,7 +291,16 @@ async fn a_job_of_a_running_batch_is_polled_there_when_its_fellow_members_were_a
         .await;
         assert_eq!(fake.state().creates, 1, "polled in {id}, not submitted in a new batch");
         assert_eq!(text(&one.outcomes[0]), "answer to: one");
-        assert_eq!(records(dir.path()), 0);
+        // The batch answered "two" as well, which this run did not need: its record stays for
+        // the run that does, holding only that call.
+        assert_eq!(records(dir.path()), 1, "kept for the member no run has taken");
+
+        let both = run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_secs(10))).await;
+        assert_eq!(fake.state().creates, 1, "\"two\" is read from {id}, not paid for again");
+        assert!(both.outcomes[0].cached, "\"one\" is in the cache");
+        assert_eq!(text(&both.outcomes[1]), "answer to: two");
+        assert!(both.outcomes[1].batched && !both.outcomes[1].cached);
+        assert_eq!(records(dir.path()), 0, "every member taken: the record goes");
     }
 }
 
