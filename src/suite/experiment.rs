@@ -61,6 +61,24 @@ pub fn load_experiment(
             .into());
         }
     }
+    if rv.model.value.trim().is_empty() {
+        return Err(variant_at(
+            rv.model.referenced.line(),
+            rv.model.referenced.column(),
+            "model is empty".to_owned(),
+        )
+        .hint("name the model the provider serves, e.g. `model: gpt-4o-mini`")
+        .into());
+    }
+    if let Some(m) = rv.max_tokens.as_ref().filter(|m| m.value == 0) {
+        return Err(variant_at(
+            m.referenced.line(),
+            m.referenced.column(),
+            "max_tokens must be at least 1, got 0".to_owned(),
+        )
+        .hint("leave `max_tokens` out for the provider's default, or give the longest answer in tokens")
+        .into());
+    }
     let prompt_path = join_in_repo(parent_dir(&variant_path), &rv.prompt.value).map_err(|escape| {
         variant_at(
             rv.prompt.referenced.line(),
@@ -87,10 +105,10 @@ pub fn load_experiment(
     }
     let variant = Variant {
         version: rv.version.map(|s| s.0),
-        model: rv.model,
+        model: rv.model.value,
         prompt_path: prompt_path.clone(),
         temperature: rv.temperature.map(|t| t.value),
-        max_tokens: rv.max_tokens,
+        max_tokens: rv.max_tokens.map(|m| m.value),
         top_p: rv.top_p.map(|t| t.value),
         evaluation_metrics: rv.evaluation_metrics.into_iter().map(|(k, v)| (k, v.0)).collect(),
     };

@@ -343,10 +343,10 @@ impl From<Amount> for Slo {
 #[serde(deny_unknown_fields)]
 pub struct RawVariant {
     pub version: Option<Scalar>,
-    pub model: String,
+    pub model: Spanned<String>,
     pub prompt: Spanned<String>,
     pub temperature: Option<Spanned<f64>>,
-    pub max_tokens: Option<u32>,
+    pub max_tokens: Option<Spanned<u32>>,
     pub top_p: Option<Spanned<f64>>,
     pub description: Option<String>,
     #[serde(default)]

@@ -1253,6 +1253,31 @@ fn temperature_out_of_range() {
     );
 }
 
+#[test]
+fn a_variant_without_a_model_or_with_no_room_to_answer() {
+    for (from, to, expected, at) in [
+        (
+            "model: gpt-4o-mini",
+            "model: \"\"",
+            "model is empty",
+            "configs/customer-support.yaml:3:8",
+        ),
+        (
+            "max_tokens: 400",
+            "max_tokens: 0",
+            "max_tokens must be at least 1, got 0",
+            "configs/customer-support.yaml:6:13",
+        ),
+    ] {
+        validate_broken(
+            |r| {
+                r.edit(VARIANT, from, to);
+            },
+            &[expected, at, "hint: "],
+        );
+    }
+}
+
 // 13. Files that are not what they claim, and hostile YAML.
 
 #[test]
