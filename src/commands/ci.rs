@@ -439,7 +439,11 @@ fn evaluate(
         ))?;
     }
     write_dry_run(client.as_ref(), args.dry_run.as_deref())?;
-    run.exit_code()
+    if args.no_publish {
+        run.handed_on_exit_code()
+    } else {
+        run.exit_code()
+    }
 }
 
 /// Refuses what would run untrusted code with this job's secrets: `pull_request_target` (a
@@ -610,14 +614,7 @@ fn publish_only(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, dir: &Path,
     };
     // The verdict is the evaluating job's, but the waiver is ours to decide: an untrusted job
     // cannot waive its own regression.
-    results.waiver = None;
-    if results.verdict == Verdict::Waived {
-        results.verdict = if results.base_error.is_some() {
-            Verdict::Error
-        } else {
-            Verdict::Fail
-        };
-    }
+    waiver::withdraw(&mut results);
     results.trust.untrusted = untrusted;
     let evaluated = (results.verdict, results.reason.clone());
     let mut publisher = runtime.block_on(Publisher::connect(&client, &pr, settings(env, args)))?;

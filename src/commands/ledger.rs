@@ -45,6 +45,12 @@ impl Store {
             return Ok(Store::File(path.clone()));
         }
         let Some(token) = env.token.clone() else {
+            if std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true") {
+                // A runner's checkout is thrown away with the job: a local commit would be lost.
+                return Err(Diagnostic::new("no ledger to use in GitHub Actions: GITHUB_TOKEN is not set")
+                    .hint("pass `env: GITHUB_TOKEN: ${{ github.token }}` (the ledger lives on the `promptgate-ledger` branch, the job needs `contents: write`), or --ledger FILE")
+                    .into());
+            }
             let repo = Repo::open(repo_dir).map_err(|_| {
                 Error::from(
                     Diagnostic::new("no ledger to use: not in a git repository, and neither --ledger FILE nor GITHUB_TOKEN is set")
@@ -186,12 +192,13 @@ fn record(repo_dir: &Path, args: &LedgerRecordArgs) -> anyhow::Result<u8> {
         }
         Store::Local { repo, branch } => {
             let message = format!("promptgate ledger: {}", names.join(", "));
-            let existing = repo
-                .read_on_branch(branch, ledger::FILE)
-                .map_err(|e| Error::run(format!("reading the ledger on `{branch}`: {e:#}")))?
-                .unwrap_or_default();
+            let reading = |e: anyhow::Error| Error::run(format!("reading the ledger on `{branch}`: {e:#}"));
+            // The commit builds on the tip the text was read from, and moves the branch only
+            // if it is still there: a line another writer added in between is never lost.
+            let tip = repo.branch_tip(branch).map_err(reading)?;
+            let existing = repo.read_at(&tip, ledger::FILE).map_err(reading)?.unwrap_or_default();
             let committed = repo
-                .commit_on_branch(branch, ledger::FILE, &ledger::append(&existing, &lines), &message)
+                .commit_on_branch(branch, &tip, ledger::FILE, &ledger::append(&existing, &lines), &message)
                 .map_err(|e| Error::run(format!("writing the ledger on `{branch}`: {e:#}")))?;
             let how = if committed.created {
                 "created the branch"

@@ -92,6 +92,20 @@ impl GateRun {
             Verdict::Error => exit::RUN,
         })
     }
+
+    /// The code of a job that hands its results to a publishing one (`ci --no-publish`), which
+    /// holds the waivers: an error that is only the base's is a verdict a maintainer may still
+    /// waive there, so it leaves as one (1, as a regression does), not as a run that could not
+    /// finish (3); the publishing job exits 3 for it unless waived.
+    pub fn handed_on_exit_code(self) -> anyhow::Result<u8> {
+        if crate::verdict::base_error_only(&self.results) {
+            if let Some(e) = &self.run_error {
+                eprintln!("{}", crate::output::inert(&crate::secrets::redact(&e.to_string())));
+            }
+            return Ok(exit::FAIL);
+        }
+        self.exit_code()
+    }
 }
 
 pub fn run_gate(repo_dir: &Path, options: &GateOptions) -> anyhow::Result<GateRun> {

@@ -43,13 +43,17 @@ pub fn find_sticky(comments: &[Value], login: &str) -> Option<u64> {
 
 /// Whether to create a comment when none exists yet. Before the run only `always` and
 /// `affected` know they will comment; `regression` waits for the verdict (and comments on a
-/// regression, a waived one, or a run waiting for approval).
+/// regression, a waived one, an error, or a run waiting for approval: whatever blocks the merge
+/// or was lifted by a maintainer, and a waivable error needs the comment its waiver is bound to).
 pub fn wanted(mode: CommentMode, affected: usize, verdict: Option<Verdict>) -> bool {
     match mode {
         CommentMode::Always => true,
         CommentMode::Affected => affected > 0,
         // A run waiting for a maintainer needs the comment that says what to approve.
-        CommentMode::Regression => matches!(verdict, Some(Verdict::Fail | Verdict::Waived | Verdict::NeedsApproval)),
+        CommentMode::Regression => matches!(
+            verdict,
+            Some(Verdict::Fail | Verdict::Waived | Verdict::Error | Verdict::NeedsApproval)
+        ),
         CommentMode::Off => false,
     }
 }
@@ -238,6 +242,8 @@ mod tests {
         assert!(!wanted(CommentMode::Affected, 0, Some(Verdict::Pass)));
         assert!(!wanted(CommentMode::Regression, 2, None));
         assert!(wanted(CommentMode::Regression, 2, Some(Verdict::Fail)));
+        assert!(wanted(CommentMode::Regression, 2, Some(Verdict::Error)));
+        assert!(!wanted(CommentMode::Regression, 2, Some(Verdict::Pass)));
         assert!(!wanted(CommentMode::Off, 2, Some(Verdict::Fail)));
     }
 

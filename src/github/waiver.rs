@@ -159,10 +159,21 @@ pub async fn is_maintainer(client: &Client, login: &str) -> Result<bool, Error> 
     }
 }
 
-/// What fails in `results`: each failing metric of each failing experiment, with its estimate
-/// and interval, or `*` for an experiment that fails as a whole.
+/// What fails in `results`: a base that does not load, each failing metric of each failing
+/// experiment, with its estimate and interval, or `*` for an experiment that fails as a whole.
 pub fn regressions(results: &Results) -> Vec<AcceptedRegression> {
     let mut out = Vec::new();
+    // Running without (part of) the baseline is accepted by name too: a waiver given for a
+    // regression before the base broke does not cover it.
+    if results.base_error.is_some() {
+        out.push(AcceptedRegression {
+            experiment: "the base".to_owned(),
+            metric: "a suite that does not load".to_owned(),
+            direction: Direction::Higher,
+            estimate: None,
+            ci: None,
+        });
+    }
     for e in results
         .experiments
         .iter()
@@ -272,6 +283,19 @@ pub fn still_given(waiver: &Waiver, pr: &PullRequest, comments: &[Value]) -> boo
                 && c["id"].as_u64() == waiver.source_id
                 && c["body"].as_str().and_then(parse_command).is_some()
         }),
+    }
+}
+
+/// Takes back a waiver results carry (an untrusted job's, which cannot waive its own verdict):
+/// `waived` is `error` again for a base that does not load, else `fail`.
+pub fn withdraw(results: &mut Results) {
+    results.waiver = None;
+    if results.verdict == Verdict::Waived {
+        results.verdict = if results.base_error.is_some() {
+            Verdict::Error
+        } else {
+            Verdict::Fail
+        };
     }
 }
 
@@ -419,5 +443,50 @@ mod tests {
             ),
             Err(vec!["pass_rate in faq (new)".to_owned()])
         );
+    }
+
+    #[test]
+    fn a_base_that_does_not_load_is_accepted_by_name_and_an_older_waiver_does_not_cover_it() {
+        let broken = "the suite at base (main) does not load: promptgate.yaml:16:3: …";
+        let (verdict, reason) =
+            crate::verdict::with_base_error((Verdict::Pass, "no blocking regression".to_owned()), Some(broken));
+        let mut results = Results::new(crate::results::ResultParts {
+            verdict,
+            reason,
+            base_error: Some(broken.to_owned()),
+            ..crate::results::test_parts()
+        });
+        let now = regressions(&results);
+        assert_eq!(now.len(), 1);
+        // A waiver given for a regression before the base broke: not this.
+        let older = waiver(vec![regression(
+            "support",
+            "pass_rate",
+            Direction::Higher,
+            -0.3,
+            [-0.45, -0.15],
+        )]);
+        assert_eq!(
+            cover(&older, &now),
+            Err(vec!["a suite that does not load in the base (new)".to_owned()])
+        );
+        apply(&mut results, &older);
+        assert_eq!(results.verdict, Verdict::Error);
+        assert!(
+            results
+                .reason
+                .contains("does not cover a suite that does not load in the base"),
+            "{}",
+            results.reason
+        );
+        // A waiver given for these results lifts it.
+        let mut results = Results::new(crate::results::ResultParts {
+            verdict,
+            reason: results.reason.split("; the waiver").next().unwrap().to_owned(),
+            base_error: Some(broken.to_owned()),
+            ..crate::results::test_parts()
+        });
+        apply(&mut results, &waiver(now));
+        assert_eq!(results.verdict, Verdict::Waived);
     }
 }

@@ -492,12 +492,10 @@ async fn finish(
     let items = match batch.api.results(status).await {
         Ok(items) => items,
         Err(e) => {
-            // The batch ran but its results could not be read: for a while (a blip), the
-            // record stays, so a rerun reads them without paying again; for good (the provider
-            // answered the poll but no longer serves them), it goes, and a rerun submits anew.
-            if let (ProviderError::Permanent { .. }, Some(path)) = (&e, &batch.record) {
-                let _ = std::fs::remove_file(path);
-            }
+            // The batch ran but its results could not be read: the record stays, so a rerun
+            // reads them without paying again. (Not even a permanent refusal drops it: a
+            // narrower key's 403, an oversized file or a gateway's results address fail alike
+            // on every read, and dropping the record would pay for the batch again each time.)
             let error = CallError::from_provider(&e);
             for m in batch.members {
                 runner.budget.settle(m.reservation, 0.0);
@@ -508,7 +506,7 @@ async fn finish(
     };
     let mut by_id: HashMap<String, Item> = items.into_iter().collect();
     let mut cache_failed = false;
-    let claimed: Vec<String> = batch.members.iter().map(|m| m.key.clone()).collect();
+    let mut claimed: Vec<String> = batch.members.iter().map(|m| m.key.clone()).collect();
     for m in batch.members {
         let result = match by_id.remove(&m.key) {
             Some(Item::Answered(body)) => batch
@@ -555,6 +553,14 @@ async fn finish(
         }
         done.outcomes.push((m.index, outcome));
     }
+    // Members no run has taken that the batch did not answer (failed, expired, canceled) have
+    // nothing to keep: a run that needs them submits them anew.
+    claimed.extend(
+        by_id
+            .into_iter()
+            .filter(|(_, item)| !matches!(item, Item::Answered(_)))
+            .map(|(key, _)| key),
+    );
     // Every answer is journaled and cached: the batch has served this run. Its record goes once
     // no other member waits for it (if the cache failed, it is kept, so a rerun reads the
     // results again rather than paying).

@@ -19,35 +19,81 @@ pub struct Committed {
     pub created: bool,
 }
 
+/// Where a branch's next commit starts: the local branch, else (a fresh clone) the branch as
+/// `origin` has it, else nowhere (the first commit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BranchTip {
+    /// The local branch's commit: the compare-and-swap's expected value (absent: it must not
+    /// exist yet).
+    pub local: Option<String>,
+    /// The commit the next one builds on and the file is read from.
+    pub start: Option<String>,
+}
+
 impl Repo {
-    /// The text of `path` at the top of `branch`; `None` when the branch or the file is not there.
-    pub fn read_on_branch(&self, branch: &str, path: &str) -> anyhow::Result<Option<String>> {
-        let Some(tip) = self.branch_tip(branch)? else {
-            return Ok(None);
-        };
-        let Some(id) = self.entry_of(&tip, path)? else {
+    /// Where `branch` stands (see [`BranchTip`]).
+    pub fn branch_tip(&self, branch: &str) -> anyhow::Result<BranchTip> {
+        let valid = git_command()
+            .arg("-C")
+            .arg(self.root())
+            .args(["check-ref-format", "--branch", branch])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !valid || branch.starts_with('-') {
+            bail!("`{branch}` is not a valid branch name");
+        }
+        let local = self.commit_of(&format!("refs/heads/{branch}"));
+        let start = local
+            .clone()
+            .or_else(|| self.commit_of(&format!("refs/remotes/origin/{branch}")));
+        Ok(BranchTip { local, start })
+    }
+
+    /// The text of `path` at the top of `tip`'s commit; `None` when there is none, or no such file.
+    pub fn read_at(&self, tip: &BranchTip, path: &str) -> anyhow::Result<Option<String>> {
+        let Some(start) = &tip.start else { return Ok(None) };
+        let Some(id) = self.entry_of(start, path)? else {
             return Ok(None);
         };
         let bytes = self.git_bytes(&["cat-file", "blob", &id], None)?;
         String::from_utf8(bytes)
             .map(Some)
-            .with_context(|| format!("{branch}:{path} is not UTF-8 text"))
+            .with_context(|| format!("`{path}` is not UTF-8 text"))
     }
 
-    /// Commits `text` as `path` at the top of `branch` (created when missing, its other files
-    /// kept), with `message`. When the branch moved while this ran, nothing is written and the
-    /// error says to run again.
-    pub fn commit_on_branch(&self, branch: &str, path: &str, text: &str, message: &str) -> anyhow::Result<Committed> {
+    /// The text of `path` at the top of `branch` (or of `origin`'s, when there is no local one).
+    pub fn read_on_branch(&self, branch: &str, path: &str) -> anyhow::Result<Option<String>> {
+        self.read_at(&self.branch_tip(branch)?, path)
+    }
+
+    /// Commits `text` as `path` on `branch`, on top of `tip` (as [`Repo::branch_tip`] gave it
+    /// when the text was read; its other files kept), with `message`. When the branch moved
+    /// since, nothing is written and the error says to run again. The branch checked out is
+    /// refused: moving it would leave the work tree behind.
+    pub fn commit_on_branch(
+        &self,
+        branch: &str,
+        tip: &BranchTip,
+        path: &str,
+        text: &str,
+        message: &str,
+    ) -> anyhow::Result<Committed> {
         if path.is_empty() || path.contains('/') || path.contains('\0') {
             bail!("`{path}` is not a file name at the top of a tree");
         }
-        let tip = self.branch_tip(branch)?;
+        let reference = format!("refs/heads/{branch}");
+        if self
+            .git(&["symbolic-ref", "-q", "HEAD"])
+            .is_ok_and(|head| head.trim() == reference)
+        {
+            bail!("`{branch}` is the branch checked out here: the ledger needs a branch of its own");
+        }
         let blob = self.git_bytes(&["hash-object", "-w", "--stdin"], Some(text.as_bytes()))?;
         let blob = String::from_utf8_lossy(&blob).trim().to_owned();
-        // The tip's top-level entries, `path` replaced (or added).
+        // The start's top-level entries, `path` replaced (or added).
         let mut listing = Vec::new();
-        if let Some(tip) = &tip {
-            let entries = self.git_bytes(&["ls-tree", "-z", tip], None)?;
+        if let Some(start) = &tip.start {
+            let entries = self.git_bytes(&["ls-tree", "-z", start], None)?;
             for entry in entries.split(|b| *b == 0).filter(|e| !e.is_empty()) {
                 let name = entry.split(|b| *b == b'\t').nth(1).unwrap_or_default();
                 if name != path.as_bytes() {
@@ -61,12 +107,11 @@ impl Repo {
         let tree = self.git_bytes(&["mktree", "-z"], Some(&listing))?;
         let tree = String::from_utf8_lossy(&tree).trim().to_owned();
         let mut args = vec!["commit-tree", tree.as_str(), "-m", message];
-        if let Some(tip) = &tip {
-            args.extend(["-p", tip.as_str()]);
+        if let Some(start) = &tip.start {
+            args.extend(["-p", start.as_str()]);
         }
         let commit = self.git_bytes(&args, None)?;
         let commit = String::from_utf8_lossy(&commit).trim().to_owned();
-        let reference = format!("refs/heads/{branch}");
         // Compare-and-swap: the branch must still be where it was read (or still absent).
         self.git_bytes(
             &[
@@ -75,28 +120,23 @@ impl Repo {
                 message,
                 &reference,
                 &commit,
-                tip.as_deref().unwrap_or(""),
+                tip.local.as_deref().unwrap_or(""),
             ],
             None,
         )
         .with_context(|| format!("`{branch}` moved while the ledger was written: run again"))?;
         Ok(Committed {
             commit,
-            created: tip.is_none(),
+            created: tip.start.is_none(),
         })
     }
 
-    /// The commit at the top of `branch`, if there is one.
-    fn branch_tip(&self, branch: &str) -> anyhow::Result<Option<String>> {
-        if branch.is_empty() || branch.starts_with('-') {
-            bail!("`{branch}` is not a branch name");
-        }
-        let reference = format!("refs/heads/{branch}");
-        Ok(self
-            .git(&["rev-parse", "--verify", "--quiet", &format!("{reference}^{{commit}}")])
+    /// The commit `reference` names, if it names one.
+    fn commit_of(&self, reference: &str) -> Option<String> {
+        self.git(&["rev-parse", "--verify", "--quiet", &format!("{reference}^{{commit}}")])
             .ok()
             .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty()))
+            .filter(|s| !s.is_empty())
     }
 
     /// The blob id of `path` at the top of `commit`'s tree.
@@ -181,20 +221,21 @@ mod tests {
         std::fs::write(dir.path().join("promptgate.yaml"), "version: 1\n").unwrap();
         repo.commit_all("suite").unwrap();
         let head = git(dir.path(), &["rev-parse", "HEAD"]);
-        assert_eq!(repo.read_on_branch("promptgate-ledger", "ledger.jsonl").unwrap(), None);
+        let ledger = "promptgate-ledger";
+        assert_eq!(repo.read_on_branch(ledger, "ledger.jsonl").unwrap(), None);
 
+        let tip = repo.branch_tip(ledger).unwrap();
         let first = repo
-            .commit_on_branch("promptgate-ledger", "ledger.jsonl", "{\"a\":1}\n", "one")
+            .commit_on_branch(ledger, &tip, "ledger.jsonl", "{\"a\":1}\n", "one")
             .unwrap();
         assert!(first.created);
+        let tip = repo.branch_tip(ledger).unwrap();
         let second = repo
-            .commit_on_branch("promptgate-ledger", "ledger.jsonl", "{\"a\":1}\n{\"b\":2}\n", "two")
+            .commit_on_branch(ledger, &tip, "ledger.jsonl", "{\"a\":1}\n{\"b\":2}\n", "two")
             .unwrap();
         assert!(!second.created);
         assert_eq!(
-            repo.read_on_branch("promptgate-ledger", "ledger.jsonl")
-                .unwrap()
-                .as_deref(),
+            repo.read_on_branch(ledger, "ledger.jsonl").unwrap().as_deref(),
             Some("{\"a\":1}\n{\"b\":2}\n")
         );
         // Git sees the same: two commits, the second the first's child, one file.
@@ -202,25 +243,75 @@ mod tests {
             git(dir.path(), &["rev-parse", "promptgate-ledger^"]).trim(),
             first.commit
         );
-        assert_eq!(
-            git(dir.path(), &["ls-tree", "--name-only", "promptgate-ledger"]),
-            "ledger.jsonl\n"
-        );
-        assert_eq!(
-            git(dir.path(), &["log", "-1", "--format=%s", "promptgate-ledger"]),
-            "two\n"
-        );
+        assert_eq!(git(dir.path(), &["ls-tree", "--name-only", ledger]), "ledger.jsonl\n");
+        assert_eq!(git(dir.path(), &["log", "-1", "--format=%s", ledger]), "two\n");
         // The checkout is where it was, clean, on main.
         assert_eq!(git(dir.path(), &["rev-parse", "HEAD"]), head);
         assert_eq!(git(dir.path(), &["status", "--porcelain"]), "");
         assert_eq!(git(dir.path(), &["branch", "--show-current"]), "main\n");
-        // A branch with other files keeps them.
+
+        // A writer that read before another committed: refused, the other's line kept.
+        let stale = tip;
+        let err = repo
+            .commit_on_branch(ledger, &stale, "ledger.jsonl", "{\"a\":1}\n{\"c\":3}\n", "three")
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("moved while the ledger was written"),
+            "{err:#}"
+        );
+        assert_eq!(git(dir.path(), &["rev-parse", ledger]).trim(), second.commit);
+
+        // A branch with other files keeps them; the checked-out branch and bad names are refused.
         git(dir.path(), &["branch", "notes", "main"]);
-        repo.commit_on_branch("notes", "ledger.jsonl", "x\n", "ledger").unwrap();
+        let tip = repo.branch_tip("notes").unwrap();
+        repo.commit_on_branch("notes", &tip, "ledger.jsonl", "x\n", "ledger")
+            .unwrap();
         assert_eq!(
             git(dir.path(), &["ls-tree", "--name-only", "notes"]),
             "ledger.jsonl\npromptgate.yaml\n"
         );
-        assert!(repo.commit_on_branch("notes", "a/b", "x", "m").is_err());
+        let tip = repo.branch_tip("main").unwrap();
+        assert!(repo.commit_on_branch("main", &tip, "ledger.jsonl", "x", "m").is_err());
+        assert!(repo.commit_on_branch("notes", &tip, "a/b", "x", "m").is_err());
+        for bad in ["x~1", "a..b", "-x", ""] {
+            assert!(repo.branch_tip(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_fresh_clone_builds_on_origins_ledger() {
+        let origin = tempfile::tempdir().unwrap();
+        let repo = Repo::init(origin.path(), "main").unwrap();
+        std::fs::write(origin.path().join("a.txt"), "a\n").unwrap();
+        repo.commit_all("a").unwrap();
+        let tip = repo.branch_tip("promptgate-ledger").unwrap();
+        let shared = repo
+            .commit_on_branch("promptgate-ledger", &tip, "ledger.jsonl", "1\n", "one")
+            .unwrap();
+
+        let clone = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("git")
+            .args(["clone", "-q"])
+            .arg(origin.path())
+            .arg(clone.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let cloned = Repo::open(clone.path()).unwrap();
+        let tip = cloned.branch_tip("promptgate-ledger").unwrap();
+        assert_eq!(
+            (tip.local.as_deref(), tip.start.as_deref()),
+            (None, Some(shared.commit.as_str()))
+        );
+        assert_eq!(cloned.read_at(&tip, "ledger.jsonl").unwrap().as_deref(), Some("1\n"));
+        let next = cloned
+            .commit_on_branch("promptgate-ledger", &tip, "ledger.jsonl", "1\n2\n", "two")
+            .unwrap();
+        assert!(!next.created);
+        // A fast-forward of origin's: `git push` takes it.
+        assert_eq!(
+            git(clone.path(), &["rev-parse", "promptgate-ledger^"]).trim(),
+            shared.commit
+        );
     }
 }

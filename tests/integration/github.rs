@@ -769,6 +769,19 @@ async fn a_base_that_does_not_load_is_an_error_until_a_maintainer_waives_it() {
     let sticky = last_sticky_body(&server).await;
     assert!(sticky.contains("promptgate.yaml:16:"), "{sticky}");
 
+    // The Action's evaluating half hands the verdict on as 1, for the publishing half (which
+    // holds the waivers) to decide; the results say `error`.
+    let handed = ci_async(
+        &repo,
+        "http://127.0.0.1:9".to_owned(),
+        event(repo.path(), &base, &head, &[]),
+        &["--no-publish", "--out", "evaluated"],
+    )
+    .await;
+    handed.run.expect_code(1).stderr_has("a maintainer may accept this run");
+    let evaluated: Value = serde_json::from_str(&repo.read("evaluated/results.json")).unwrap();
+    assert_eq!(evaluated["verdict"], "error");
+
     // A maintainer's label lifts it, without evaluating.
     let empty = tempfile::tempdir().unwrap();
     let label = "promptgate:accept-regression";
