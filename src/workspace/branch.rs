@@ -36,7 +36,7 @@ impl Repo {
         let valid = git_command()
             .arg("-C")
             .arg(self.root())
-            .args(["check-ref-format", "--branch", branch])
+            .args(["check-ref-format", &format!("refs/heads/{branch}")])
             .output()
             .is_ok_and(|o| o.status.success());
         if !valid || branch.starts_with('-') {
@@ -273,7 +273,7 @@ mod tests {
         let tip = repo.branch_tip("main").unwrap();
         assert!(repo.commit_on_branch("main", &tip, "ledger.jsonl", "x", "m").is_err());
         assert!(repo.commit_on_branch("notes", &tip, "a/b", "x", "m").is_err());
-        for bad in ["x~1", "a..b", "-x", ""] {
+        for bad in ["x~1", "a..b", "-x", "", "@{-1}", "a b"] {
             assert!(repo.branch_tip(bad).is_err(), "{bad}");
         }
     }
