@@ -496,6 +496,13 @@ async fn finish(
             // reads them without paying again. (Not even a permanent refusal drops it: a
             // narrower key's 403, an oversized file or a gateway's results address fail alike
             // on every read, and dropping the record would pay for the batch again each time.)
+            // Only a record kept for others after its results were read once goes: refused
+            // for good now, they are gone at the provider, and its calls are submitted anew.
+            if let (ProviderError::Permanent { .. }, Some(path)) = (&e, &batch.record)
+                && record::was_read(path)
+            {
+                let _ = std::fs::remove_file(path);
+            }
             let error = CallError::from_provider(&e);
             for m in batch.members {
                 runner.budget.settle(m.reservation, 0.0);

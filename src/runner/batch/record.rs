@@ -166,6 +166,14 @@ pub(super) fn write_record(path: &Path, provider: &str, id: &str, tag: &str, key
     }
 }
 
+/// Whether the record is one kept for others after its batch's results were read once.
+pub(super) fn was_read(path: &Path) -> bool {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
+        .is_some_and(|r| r.ended > 0)
+}
+
 /// After an ended batch's results were read, for the `claimed` members (answered and cached):
 /// the record goes when they are all it holds (or it names none, as records did before they
 /// kept their members); else it stays, marked ended and holding only the others, so a run that
@@ -201,7 +209,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.json");
         write_record(&path, "openai", "batch_1", "", vec!["a".into(), "b".into(), "c".into()]);
+        assert!(!was_read(&path));
         assert_eq!(release(&path, &["a"].into_iter().collect()), 2);
+        assert!(was_read(&path));
         let held = recorded_members(dir.path(), "openai");
         assert_eq!(held.len(), 2);
         assert!(held.contains_key("b") && held.contains_key("c") && !held.contains_key("a"));
