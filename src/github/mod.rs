@@ -37,7 +37,8 @@ pub enum CommentMode {
     Always,
     /// When at least one experiment is affected.
     Affected,
-    /// Only when the gate finds a regression.
+    /// Only when the verdict blocks the merge or a maintainer lifted it: a regression, an
+    /// error, a run waiting for approval, a waiver.
     Regression,
     /// Never.
     Off,

@@ -101,7 +101,9 @@ impl Published {
             reason: reason.to_owned(),
             untrusted: results.trust.untrusted,
             regressions,
-            base_error: crate::verdict::error_is_the_bases(verdict, reason, results),
+            // Waivable only without a hold, as `verdict::waivable` says.
+            base_error: crate::verdict::error_is_the_bases(verdict, reason, results)
+                && results.trust.approval.is_none(),
         }
     }
 

@@ -165,14 +165,8 @@ pub fn regressions(results: &Results) -> Vec<AcceptedRegression> {
     let mut out = Vec::new();
     // Running without (part of) the baseline is accepted by name too: a waiver given for a
     // regression before the base broke does not cover it.
-    if results.base_error.is_some() {
-        out.push(AcceptedRegression {
-            experiment: "the base".to_owned(),
-            metric: "a suite that does not load".to_owned(),
-            direction: Direction::Higher,
-            estimate: None,
-            ci: None,
-        });
+    if let Some(error) = &results.base_error {
+        out.push(AcceptedRegression::base_not_loading(error));
     }
     for e in results
         .experiments
@@ -468,14 +462,14 @@ mod tests {
         )]);
         assert_eq!(
             cover(&older, &now),
-            Err(vec!["a suite that does not load in the base (new)".to_owned()])
+            Err(vec![format!("does not load ({}) in the base (new)", &broken[40..])])
         );
         apply(&mut results, &older);
         assert_eq!(results.verdict, Verdict::Error);
         assert!(
             results
                 .reason
-                .contains("does not cover a suite that does not load in the base"),
+                .contains("does not cover does not load (promptgate.yaml:16:3"),
             "{}",
             results.reason
         );
@@ -486,7 +480,16 @@ mod tests {
             base_error: Some(broken.to_owned()),
             ..crate::results::test_parts()
         });
-        apply(&mut results, &waiver(now));
+        apply(&mut results, &waiver(now.clone()));
         assert_eq!(results.verdict, Verdict::Waived);
+        // Another breakage of the base later: the waiver given for the first does not cover it.
+        let other = "the suite at base (main) does not load: experiment `faq`: configs/faq.yaml:5:1: unknown field";
+        let later = regressions(&Results::new(crate::results::ResultParts {
+            base_error: Some(other.to_owned()),
+            ..crate::results::test_parts()
+        }));
+        assert!(cover(&waiver(now), &later).is_err());
+        // A waiver that names no regression, or the base, covers every experiment in the ledger.
+        assert!(AcceptedRegression::base_not_loading(other).is_base());
     }
 }

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::results::{ExperimentStatus, ExperimentVerdict, Results};
+use crate::results::{AcceptedRegression, ExperimentStatus, ExperimentVerdict, Results};
 
 pub use canary::{CanaryFile, canary_entry, read_canary};
 pub use drift::{DriftFlag, GateMargin, Window, drift, parse_window};
@@ -149,8 +149,10 @@ pub fn gate_entries(results: &Results, pr: Option<u64>, time: &str) -> Vec<Entry
                     .filter(|a| a.experiment == e.name)
                     .map(|a| a.metric.clone())
                     .collect();
-                // A waiver that names no regression covers the whole pull request.
-                (w.accepted.is_empty() || !accepted.is_empty()).then(|| LedgerWaiver {
+                // A waiver that names no regression, or accepts a base that does not load (every
+                // experiment ran without its baseline), covers the whole pull request.
+                let whole = w.accepted.is_empty() || w.accepted.iter().any(AcceptedRegression::is_base);
+                (whole || !accepted.is_empty()).then(|| LedgerWaiver {
                     by: w.by.clone(),
                     reason: w.reason.clone(),
                     via: w.via.clone(),

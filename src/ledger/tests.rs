@@ -137,6 +137,14 @@ fn a_removed_experiment_has_no_entry_and_a_waived_one_says_who_accepted_what() {
     );
     // The waiver named only customer-support's regression.
     assert!(entries[1..].iter().all(|e| e.waiver.is_none()));
+    // A waiver that accepts a base that does not load covers every experiment.
+    if let Some(w) = results.waiver.as_mut() {
+        w.accepted.push(AcceptedRegression::base_not_loading(
+            "the suite at base (abc) does not load: promptgate.yaml:3:1: bad",
+        ));
+    }
+    let entries = gate_entries(&results, None, "2026-11-30T10:00:00Z");
+    assert!(entries.iter().all(|e| e.waiver.is_some()), "{entries:?}");
 }
 
 #[test]

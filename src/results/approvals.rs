@@ -87,3 +87,27 @@ pub struct AcceptedRegression {
     /// `ci` of `delta` then.
     pub ci: Option<[f64; 2]>,
 }
+
+impl AcceptedRegression {
+    /// The `experiment` of the entry that accepts running without (part of) the baseline: a
+    /// base suite that does not load. It covers every experiment of the pull request.
+    pub const BASE: &'static str = "the base";
+
+    /// The entry for a base that does not load with `error` (the results' `base_error`): named
+    /// by what failed to load, so a waiver for one breakage does not cover another.
+    pub fn base_not_loading(error: &str) -> AcceptedRegression {
+        let what = error.split_once("does not load: ").map_or(error, |(_, what)| what);
+        let what: String = what.chars().take(160).collect();
+        AcceptedRegression {
+            experiment: Self::BASE.to_owned(),
+            metric: format!("does not load ({what})"),
+            direction: Direction::Higher,
+            estimate: None,
+            ci: None,
+        }
+    }
+
+    pub fn is_base(&self) -> bool {
+        self.experiment == Self::BASE
+    }
+}

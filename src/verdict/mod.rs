@@ -581,9 +581,11 @@ pub fn error_is_the_bases(verdict: Verdict, reason: &str, results: &Results) -> 
 }
 
 /// Whether a maintainer's waiver may lift the results' verdict: a regression (`fail`), or an
-/// `error` that is only the base's. A run that could not finish is never waived.
+/// `error` that is only the base's, unless experiments wait for a maintainer's approval (they
+/// did not run: approving them, not a waiver, comes first). A run that could not finish is
+/// never waived.
 pub fn waivable(results: &Results) -> bool {
-    results.verdict == Verdict::Fail || base_error_only(results)
+    results.trust.approval.is_none() && (results.verdict == Verdict::Fail || base_error_only(results))
 }
 
 /// The run error a results' verdict stands for, with what to do: `run`, `merge` and `ci` exit

@@ -82,11 +82,12 @@ impl Repo {
             bail!("`{path}` is not a file name at the top of a tree");
         }
         let reference = format!("refs/heads/{branch}");
-        if self
-            .git(&["symbolic-ref", "-q", "HEAD"])
-            .is_ok_and(|head| head.trim() == reference)
-        {
-            bail!("`{branch}` is the branch checked out here: the ledger needs a branch of its own");
+        let checked_out = self.git(&["worktree", "list", "--porcelain"]).is_ok_and(|list| {
+            list.lines()
+                .any(|l| l.strip_prefix("branch ") == Some(reference.as_str()))
+        });
+        if checked_out {
+            bail!("`{branch}` is checked out in a work tree: the ledger needs a branch of its own");
         }
         let blob = self.git_bytes(&["hash-object", "-w", "--stdin"], Some(text.as_bytes()))?;
         let blob = String::from_utf8_lossy(&blob).trim().to_owned();
@@ -272,6 +273,18 @@ mod tests {
         );
         let tip = repo.branch_tip("main").unwrap();
         assert!(repo.commit_on_branch("main", &tip, "ledger.jsonl", "x", "m").is_err());
+        // Nor one checked out in a linked work tree.
+        let linked = tempfile::tempdir().unwrap();
+        let at = linked.path().join("w");
+        git(
+            dir.path(),
+            &["worktree", "add", "-q", "-b", "elsewhere", at.to_str().unwrap()],
+        );
+        let tip = repo.branch_tip("elsewhere").unwrap();
+        let err = repo
+            .commit_on_branch("elsewhere", &tip, "ledger.jsonl", "x", "m")
+            .unwrap_err();
+        assert!(err.to_string().contains("checked out"), "{err:#}");
         assert!(repo.commit_on_branch("notes", &tip, "a/b", "x", "m").is_err());
         for bad in ["x~1", "a..b", "-x", "", "@{-1}", "a b"] {
             assert!(repo.branch_tip(bad).is_err(), "{bad}");

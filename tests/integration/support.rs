@@ -203,8 +203,10 @@ pub fn promptgate_env(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_promptgate"))
         .current_dir(dir)
         .args(args)
-        // The machine's own token must not turn a local test into a GitHub one.
+        // The machine's own token, or running on Actions, must not turn a local test into a
+        // GitHub one.
         .env_remove("GITHUB_TOKEN")
+        .env_remove("GITHUB_ACTIONS")
         .envs(vars.iter().copied())
         .env("XDG_CACHE_HOME", test_cache_home(dir))
         .env_remove("PROMPTGATE_CACHE_DIR")

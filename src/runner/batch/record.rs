@@ -20,9 +20,9 @@ struct Record {
     /// While `batch_id` is empty: the tag the batch being submitted carries.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     tag: String,
-    /// While `batch_id` is empty: when the run was about to submit it, in seconds since the
-    /// Unix epoch (0 in a record written before it was kept). A batch API that keeps no tag
-    /// finds the batch by this and `calls`.
+    /// When the run was about to submit the batch (while `batch_id` is empty: a batch API that
+    /// keeps no tag finds it by this and `calls`), or recorded its id (the record expires by it),
+    /// in seconds since the Unix epoch (0 in a record written before it was kept).
     #[serde(default, skip_serializing_if = "is_zero")]
     since: u64,
     /// The batch's members (their `custom_id`s): a rerun attaches every job still unanswered
@@ -105,7 +105,7 @@ pub(super) fn recorded_members(dir: &Path, provider: &str) -> HashMap<String, (P
         else {
             continue;
         };
-        if record.ended > 0 && now_secs().saturating_sub(record.ended) > ENDED_KEPT.as_secs() {
+        if expired(&record) {
             // Its results are gone at the provider: a job it held is submitted anew.
             let _ = std::fs::remove_file(&path);
             continue;
@@ -119,9 +119,21 @@ pub(super) fn recorded_members(dir: &Path, provider: &str) -> HashMap<String, (P
     members
 }
 
+/// Whether the provider no longer serves the record's batch: [`ENDED_KEPT`] after it was kept
+/// for others, or after it was recorded (a batch ends within a day; a record written before
+/// records kept their time never expires).
+fn expired(record: &Record) -> bool {
+    let age = |since: u64| since > 0 && now_secs().saturating_sub(since) > ENDED_KEPT.as_secs();
+    age(record.ended) || (!record.batch_id.is_empty() && age(record.since))
+}
+
 pub(super) fn read_record(path: &Path, provider: &str) -> Option<Recorded> {
     let bytes = std::fs::read(path).ok()?;
     let record: Record = serde_json::from_slice(&bytes).ok()?;
+    if expired(&record) {
+        let _ = std::fs::remove_file(path);
+        return None;
+    }
     if record.provider != provider {
         None
     } else if record.batch_id.is_empty() {
@@ -139,7 +151,9 @@ pub(super) fn read_record(path: &Path, provider: &str) -> Option<Recorded> {
 /// submitted.
 pub(super) fn write_record(path: &Path, provider: &str, id: &str, tag: &str, keys: Vec<String>) {
     let calls = keys.len();
-    let since = if id.is_empty() { now_secs() } else { 0 };
+    // For an intent, when it was about to be submitted (found by it); for a batch, when it was
+    // recorded (it expires by it).
+    let since = now_secs();
     let record = Record {
         provider: provider.to_owned(),
         batch_id: id.to_owned(),
@@ -221,6 +235,13 @@ mod tests {
         record.ended -= ENDED_KEPT.as_secs() + 1;
         std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
         assert!(recorded_members(dir.path(), "openai").is_empty());
+        assert!(!path.exists());
+        // A batch recorded longer ago than its results are kept, never read: forgotten too.
+        write_record(&path, "openai", "batch_3", "", vec!["a".into()]);
+        let mut record: Record = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        record.since -= ENDED_KEPT.as_secs() + 1;
+        std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+        assert!(read_record(&path, "openai").is_none());
         assert!(!path.exists());
         // Every member claimed: the record goes.
         write_record(&path, "openai", "batch_2", "", vec!["a".into(), "b".into()]);
