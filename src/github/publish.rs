@@ -234,7 +234,19 @@ impl<'a> Publisher<'a> {
             .filter(|w| waiver::still_given(w, &self.pr, &self.comments));
         self.state.waiver = match (given, recorded) {
             (Some(given), Some(recorded)) if given.source_id == recorded.source_id => Some(recorded),
-            (Some(given), _) => Some(waiver::bind(given, &published)),
+            // A waiver given before these results were published accepted earlier ones (an
+            // old `/promptgate accept` comment left when a later label is removed): not these.
+            (Some(given), _) if published.accepts_waiver_given_at(given.at.as_deref()) => {
+                Some(waiver::bind(given, &published))
+            }
+            (Some(given), _) => {
+                eprintln!(
+                    "promptgate: the waiver by {} ({}) was given before these results were published: it does not accept them",
+                    super::actions::inert(&given.by),
+                    given.via
+                );
+                None
+            }
             (None, _) => None,
         };
         let (verdict, reason) = match (&self.state.waiver, published.verdict) {

@@ -53,6 +53,10 @@ pub struct Published {
     /// The verdict is `error` only because the base's suite does not load: a waiver lifts it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub base_error: bool,
+    /// When these results were published (RFC 3339, UTC): a waiver given before them accepted
+    /// earlier results and is not bound to these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
 }
 
 /// A maintainer's approval label, valid for one head commit.
@@ -104,6 +108,17 @@ impl Published {
             // Waivable only without a hold, as `verdict::waivable` says.
             base_error: crate::verdict::error_is_the_bases(verdict, reason, results)
                 && results.trust.approval.is_none(),
+            at: Some(crate::ledger::now_rfc3339()),
+        }
+    }
+
+    /// Whether a waiver given at `given_at` may be bound to these results: given after they
+    /// were published (RFC 3339 UTC times sort as text), or results from before the time was kept.
+    pub fn accepts_waiver_given_at(&self, given_at: Option<&str>) -> bool {
+        match (&self.at, given_at) {
+            (None, _) => true,
+            (Some(at), Some(given)) => given >= at.as_str(),
+            (Some(_), None) => false,
         }
     }
 
@@ -177,6 +192,7 @@ mod tests {
                 ci: Some([-0.4, -0.1]),
             }],
             base_error: false,
+            at: None,
         });
         let body = body("report\n", "notes", &state);
         let hidden = &body[body.find(STATE_OPEN).unwrap()..];

@@ -219,12 +219,18 @@ async fn last_sticky_body(server: &MockServer) -> String {
     body(last)["body"].as_str().unwrap().to_owned()
 }
 
+/// When a test's waiver is given: a minute from now, after the results it accepts were
+/// published (a waiver given before them accepted earlier ones).
+fn given_at() -> String {
+    promptgate::ledger::rfc3339(std::time::SystemTime::now() + std::time::Duration::from_secs(60))
+}
+
 fn user(login: &str) -> Value {
     json!({"login": login, "id": login.len(), "type": if login.ends_with("[bot]") { "Bot" } else { "User" }})
 }
 
 fn comment_json(id: u64, login: &str, body: &str) -> Value {
-    json!({"id": id, "user": user(login), "body": body, "created_at": "2026-11-27T10:00:00Z", "author_association": "MEMBER"})
+    json!({"id": id, "user": user(login), "body": body, "created_at": given_at(), "author_association": "MEMBER"})
 }
 
 async fn json_mock(server: &MockServer, verb: &str, route: &str, status: u16, body: Value) {
@@ -702,7 +708,7 @@ async fn a_maintainers_label_waives_without_evaluating_and_removing_it_fails_aga
     let server = fake_github_with(&sticky, vec![], json!([]), &[("maya", "maintain")]).await;
     let label = "promptgate:accept-regression";
     pr_mock(&server, &base, &head, &[label]).await;
-    label_added(&server, 501, "maya", label, "2026-11-27T11:00:00Z").await;
+    label_added(&server, 501, "maya", label, &given_at()).await;
     let run = ci_async_in(
         empty.path(),
         server.uri(),
@@ -787,7 +793,7 @@ async fn a_base_that_does_not_load_is_an_error_until_a_maintainer_waives_it() {
     let label = "promptgate:accept-regression";
     let server = fake_github_with(&sticky, vec![], json!([]), &[("maya", "maintain")]).await;
     pr_mock(&server, &base, &head, &[label]).await;
-    label_added(&server, 502, "maya", label, "2026-11-27T11:00:00Z").await;
+    label_added(&server, 502, "maya", label, &given_at()).await;
     let run = ci_async_in(
         empty.path(),
         server.uri(),
@@ -823,6 +829,33 @@ async fn a_base_that_does_not_load_is_an_error_until_a_maintainer_waives_it() {
             .as_str()
             .is_some_and(|e| e.contains("promptgate.yaml:16:"))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accept_comment_older_than_the_results_does_not_accept_them() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let sticky = evaluated_regression(&repo, &base, &head).await;
+    // A maintainer's accept from before these results (it accepted an earlier push's), still on
+    // the pull request when a label is taken off: it is not bound to the results it never saw.
+    let old = json!({"id": 79, "user": user("maya"), "body": "/promptgate accept the old regression",
+        "created_at": "2020-01-01T00:00:00Z", "author_association": "MEMBER"});
+    let server = fake_github_with(&sticky, vec![old], json!([]), &[("maya", "admin")]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let empty = tempfile::tempdir().unwrap();
+    let label = "promptgate:accept-regression";
+    let run = ci_async_in(
+        empty.path(),
+        server.uri(),
+        label_event(empty.path(), &base, &head, "unlabeled", label, &[]),
+        &["--out", "out"],
+        Env::pull_request(),
+    )
+    .await;
+    run.run
+        .expect_code(1)
+        .stdout_has("verdict: FAIL")
+        .stderr_has("was given before these results were published");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1629,7 +1662,7 @@ async fn a_pull_request_moving_a_keyed_endpoint_gets_no_key_until_a_maintainer_a
     // A maintainer adds the label at this commit: the keyed experiment runs, with the key.
     let label = "promptgate:trust-config";
     let server = fake_github_with(&comment, vec![], json!([]), &[("maya", "admin")]).await;
-    label_added(&server, 601, "maya", label, "2026-11-27T12:00:00Z").await;
+    label_added(&server, 601, "maya", label, &given_at()).await;
     let run = ci_async_in(
         repo.path(),
         server.uri(),
@@ -1888,7 +1921,7 @@ async fn a_costly_run_waits_for_the_approve_cost_label_and_names_amounts_with_th
     // A maintainer's label approves the cost of this commit: the run spends.
     let label = "promptgate:approve-cost";
     let server = fake_github_with(&comment, vec![], json!([]), &[("maya", "maintain")]).await;
-    label_added(&server, 701, "maya", label, "2026-11-27T12:00:00Z").await;
+    label_added(&server, 701, "maya", label, &given_at()).await;
     let run = ci_async_in(
         repo.path(),
         server.uri(),
