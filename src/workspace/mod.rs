@@ -325,6 +325,23 @@ impl FileSource for MemTree {
     }
 }
 
+/// Git in `dir` for a test, its output; the test fails when git does.
+#[cfg(test)]
+pub(crate) fn test_git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,20 +504,7 @@ mod tests {
         for format in ["sha1", "sha256"] {
             let dir = tempfile::tempdir().unwrap();
             let root = dir.path();
-            let git = |args: &[&str]| {
-                let out = std::process::Command::new("git")
-                    .arg("-C")
-                    .arg(root)
-                    .args(args)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "git {args:?}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                String::from_utf8(out.stdout).unwrap().trim().to_owned()
-            };
+            let git = |args: &[&str]| test_git(root, args).trim().to_owned();
             git(&["init", "-q", "-b", "main", &format!("--object-format={format}")]);
             for (path, text) in [
                 ("promptgate.yaml", "version: 1\n"),

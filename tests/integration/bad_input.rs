@@ -355,10 +355,25 @@ fn a_value_out_of_its_range_is_named_where_it_is_written() {
             "provider `offline`: concurrency must be at least 1",
             "promptgate.yaml:6:38",
         ),
+        // A variant with no model, or with no room to answer: every call would be refused.
+        (
+            "model: gpt-4o-mini",
+            "model: \"\"",
+            "model is empty",
+            "configs/customer-support.yaml:3:8",
+        ),
+        (
+            "max_tokens: 400",
+            "max_tokens: 0",
+            "max_tokens must be at least 1, got 0",
+            "configs/customer-support.yaml:6:13",
+        ),
     ] {
+        // The file edited is the one the error names.
+        let file = at.split(':').next().unwrap();
         validate_broken(
             |r| {
-                r.edit(SUITE, from, to);
+                r.edit(file, from, to);
             },
             &[expected, at, "hint: "],
         );
@@ -1251,31 +1266,6 @@ fn temperature_out_of_range() {
             "hint: ",
         ],
     );
-}
-
-#[test]
-fn a_variant_without_a_model_or_with_no_room_to_answer() {
-    for (from, to, expected, at) in [
-        (
-            "model: gpt-4o-mini",
-            "model: \"\"",
-            "model is empty",
-            "configs/customer-support.yaml:3:8",
-        ),
-        (
-            "max_tokens: 400",
-            "max_tokens: 0",
-            "max_tokens must be at least 1, got 0",
-            "configs/customer-support.yaml:6:13",
-        ),
-    ] {
-        validate_broken(
-            |r| {
-                r.edit(VARIANT, from, to);
-            },
-            &[expected, at, "hint: "],
-        );
-    }
 }
 
 // 13. Files that are not what they claim, and hostile YAML.

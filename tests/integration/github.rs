@@ -410,6 +410,16 @@ async fn sequence(server: &MockServer) -> (Vec<String>, Vec<Request>) {
     (lines, requests)
 }
 
+/// The body of the check run the fake GitHub received.
+async fn check_run(server: &MockServer) -> Value {
+    let (_, requests) = sequence(server).await;
+    requests
+        .iter()
+        .find(|q| q.url.path().ends_with("/check-runs"))
+        .map(body)
+        .expect("a check run was created")
+}
+
 fn body(request: &Request) -> Value {
     serde_json::from_slice(&request.body).unwrap()
 }
@@ -690,13 +700,28 @@ async fn a_non_maintainers_accept_comment_changes_nothing() {
         .expect_code(1)
         .stdout_has("verdict: FAIL")
         .stderr_has("only admins and maintainers may accept a regression");
-    let (_, requests) = sequence(&server).await;
-    let check = requests
-        .iter()
-        .find(|q| q.url.path().ends_with("/check-runs"))
-        .map(body)
-        .unwrap();
+    let check = check_run(&server).await;
     assert_eq!(check["conclusion"], "failure");
+}
+
+/// A maintainer adds the accept label to the pull request whose comment is `sticky`: the
+/// waiver's run re-publishes without evaluating and passes. Returns the comment it left.
+async fn labeled_by_maintainer(sticky: &str, base: &str, head: &str, event_id: u64) -> String {
+    let empty = tempfile::tempdir().unwrap();
+    let server = fake_github_with(sticky, vec![], json!([]), &[("maya", "maintain")]).await;
+    let label = "promptgate:accept-regression";
+    pr_mock(&server, base, head, &[label]).await;
+    label_added(&server, event_id, "maya", label, &given_at()).await;
+    let run = ci_async_in(
+        empty.path(),
+        server.uri(),
+        label_event(empty.path(), base, head, "labeled", label, &[label]),
+        &["--out", "out"],
+        Env::pull_request(),
+    )
+    .await;
+    run.run.expect_code(0).stdout_has("verdict: WAIVED");
+    last_sticky_body(&server).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -705,20 +730,8 @@ async fn a_maintainers_label_waives_without_evaluating_and_removing_it_fails_aga
     let (base, head) = demo_pr(&repo);
     let sticky = evaluated_regression(&repo, &base, &head).await;
     let empty = tempfile::tempdir().unwrap();
-    let server = fake_github_with(&sticky, vec![], json!([]), &[("maya", "maintain")]).await;
     let label = "promptgate:accept-regression";
-    pr_mock(&server, &base, &head, &[label]).await;
-    label_added(&server, 501, "maya", label, &given_at()).await;
-    let run = ci_async_in(
-        empty.path(),
-        server.uri(),
-        label_event(empty.path(), &base, &head, "labeled", label, &[label]),
-        &["--out", "out"],
-        Env::pull_request(),
-    )
-    .await;
-    run.run.expect_code(0).stdout_has("verdict: WAIVED");
-    let waived = last_sticky_body(&server).await;
+    let waived = labeled_by_maintainer(&sticky, &base, &head, 501).await;
     assert!(waived.contains("the `promptgate:accept-regression` label"), "{waived}");
 
     // The label comes off: the same results fail again, still without evaluating.
@@ -733,12 +746,7 @@ async fn a_maintainers_label_waives_without_evaluating_and_removing_it_fails_aga
     )
     .await;
     run.run.expect_code(1).stdout_has("verdict: FAIL");
-    let (_, requests) = sequence(&server).await;
-    let check = requests
-        .iter()
-        .find(|q| q.url.path().ends_with("/check-runs"))
-        .map(body)
-        .unwrap();
+    let check = check_run(&server).await;
     assert_eq!(check["conclusion"], "failure");
 }
 
@@ -762,12 +770,7 @@ async fn a_base_that_does_not_load_is_an_error_until_a_maintainer_waives_it() {
         .expect_code(3)
         .stdout_has("verdict: ERROR")
         .stderr_has("a maintainer may accept this run");
-    let (_, requests) = sequence(&server).await;
-    let check = requests
-        .iter()
-        .find(|q| q.url.path().ends_with("/check-runs"))
-        .map(body)
-        .unwrap();
+    let check = check_run(&server).await;
     assert_eq!(check["conclusion"], "failure");
     // The run finished: the check names the base, not a run that could not finish.
     let title = check["output"]["title"].as_str().unwrap();
@@ -789,21 +792,8 @@ async fn a_base_that_does_not_load_is_an_error_until_a_maintainer_waives_it() {
     assert_eq!(evaluated["verdict"], "error");
 
     // A maintainer's label lifts it, without evaluating.
-    let empty = tempfile::tempdir().unwrap();
     let label = "promptgate:accept-regression";
-    let server = fake_github_with(&sticky, vec![], json!([]), &[("maya", "maintain")]).await;
-    pr_mock(&server, &base, &head, &[label]).await;
-    label_added(&server, 502, "maya", label, &given_at()).await;
-    let run = ci_async_in(
-        empty.path(),
-        server.uri(),
-        label_event(empty.path(), &base, &head, "labeled", label, &[label]),
-        &["--out", "out"],
-        Env::pull_request(),
-    )
-    .await;
-    run.run.expect_code(0).stdout_has("verdict: WAIVED");
-    let waived = last_sticky_body(&server).await;
+    let waived = labeled_by_maintainer(&sticky, &base, &head, 502).await;
     assert!(
         waived.contains("### ⚠️ promptgate: waived — regression accepted by maya"),
         "{waived}"
@@ -914,12 +904,7 @@ async fn a_later_push_with_a_new_regression_is_not_covered_by_the_old_waiver() {
         .stdout_has("verdict: FAIL")
         .stdout_has("does not cover")
         .stdout_has("in product-faq (new)");
-    let (_, requests) = sequence(&server).await;
-    let check = requests
-        .iter()
-        .find(|q| q.url.path().ends_with("/check-runs"))
-        .map(body)
-        .unwrap();
+    let check = check_run(&server).await;
     assert_eq!(check["conclusion"], "failure");
     let results: Value = serde_json::from_str(&repo.read("out/results.json")).unwrap();
     assert_eq!(results["verdict"], "fail");
@@ -1729,12 +1714,7 @@ async fn a_forks_keyed_suite_waits_for_a_maintainer_through_the_fork_safe_pair()
     )
     .await;
     publish.run.expect_code(1);
-    let (_, requests) = sequence(&server).await;
-    let check = requests
-        .iter()
-        .find(|q| q.url.path().ends_with("/check-runs"))
-        .map(body)
-        .unwrap();
+    let check = check_run(&server).await;
     assert_eq!(check["conclusion"], "action_required");
     let title = check["output"]["title"].as_str().unwrap();
     assert!(title.contains("a maintainer must approve to run with keys"), "{title}");
@@ -1840,12 +1820,7 @@ async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_report
     .run
     .expect_code(3)
     .stderr_has("the evaluating workflow run concluded `failure`");
-    let (_, requests) = sequence(&server).await;
-    let check = requests
-        .iter()
-        .find(|q| q.url.path().ends_with("/check-runs"))
-        .map(body)
-        .unwrap();
+    let check = check_run(&server).await;
     assert_eq!(check["conclusion"], "failure");
 }
 
@@ -2013,12 +1988,7 @@ async fn the_actions_three_steps_keep_the_token_and_the_pull_requests_code_apart
         "publishing evaluated: {}",
         step.run.stderr
     );
-    let (_, requests) = sequence(&server).await;
-    let check = requests
-        .iter()
-        .find(|q| q.url.path().ends_with("/check-runs"))
-        .map(body)
-        .unwrap();
+    let check = check_run(&server).await;
     assert_eq!(check["conclusion"], "failure");
     assert_eq!(check["head_sha"], head.as_str());
     let report = last_sticky_body(&server).await;
