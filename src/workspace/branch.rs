@@ -19,8 +19,9 @@ pub struct Committed {
     pub created: bool,
 }
 
-/// Where a branch's next commit starts: the local branch, else (a fresh clone) the branch as
-/// `origin` has it, else nowhere (the first commit).
+/// Where a branch's next commit starts: the local branch, or the branch as it was fetched from
+/// `origin` when the local one is behind it or missing (a fresh clone), else nowhere (the
+/// first commit).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BranchTip {
     /// The local branch's commit: the compare-and-swap's expected value (absent: it must not
@@ -43,9 +44,17 @@ impl Repo {
             bail!("`{branch}` is not a valid branch name");
         }
         let local = self.commit_of(&format!("refs/heads/{branch}"));
-        let start = local
-            .clone()
-            .or_else(|| self.commit_of(&format!("refs/remotes/origin/{branch}")));
+        let origin = self.commit_of(&format!("refs/remotes/origin/{branch}"));
+        let start = match (&local, origin) {
+            // Behind what was fetched from `origin`: build on that, a fast-forward of both.
+            (Some(local), Some(origin))
+                if *local != origin && self.git(&["merge-base", "--is-ancestor", local, &origin]).is_ok() =>
+            {
+                Some(origin)
+            }
+            (Some(local), _) => Some(local.clone()),
+            (None, origin) => origin,
+        };
         Ok(BranchTip { local, start })
     }
 
@@ -312,6 +321,32 @@ mod tests {
         assert_eq!(
             git(clone.path(), &["rev-parse", "promptgate-ledger^"]).trim(),
             shared.commit
+        );
+
+        // Origin moves on (another clone recorded) and is fetched: the local branch, behind it,
+        // builds on what was fetched, keeping every line.
+        git(clone.path(), &["push", "-q", "origin", "promptgate-ledger"]);
+        let tip = repo.branch_tip("promptgate-ledger").unwrap();
+        let third = repo
+            .commit_on_branch("promptgate-ledger", &tip, "ledger.jsonl", "1\n2\n3\n", "three")
+            .unwrap();
+        git(clone.path(), &["fetch", "-q", "origin"]);
+        let tip = cloned.branch_tip("promptgate-ledger").unwrap();
+        assert_eq!(tip.start.as_deref(), Some(third.commit.as_str()));
+        assert_eq!(
+            cloned.read_at(&tip, "ledger.jsonl").unwrap().as_deref(),
+            Some("1\n2\n3\n")
+        );
+        let fourth = cloned
+            .commit_on_branch("promptgate-ledger", &tip, "ledger.jsonl", "1\n2\n3\n4\n", "four")
+            .unwrap();
+        assert_eq!(
+            git(clone.path(), &["rev-parse", "promptgate-ledger^"]).trim(),
+            third.commit
+        );
+        assert_eq!(
+            git(clone.path(), &["rev-parse", "promptgate-ledger"]).trim(),
+            fourth.commit
         );
     }
 }
