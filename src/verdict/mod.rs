@@ -592,10 +592,12 @@ pub fn waivable(results: &Results) -> bool {
 /// with it (code 3).
 pub fn run_error(results: &Results) -> Option<Error> {
     if base_error_only(results) {
-        return Some(Error::run_with_hint(
-            results.reason.clone(),
-            "the results were written, the experiments judged candidate-only. Fix the suite on the base branch, or a maintainer may accept this run (the `promptgate:accept-regression` label, or a `/promptgate accept <reason>` comment)",
-        ));
+        let hint = if results.trust.approval.is_some() {
+            "the results were written, the experiments judged candidate-only. Fix the suite on the base branch; experiments wait for a maintainer's approval, and until they have run no waiver lifts this"
+        } else {
+            "the results were written, the experiments judged candidate-only. Fix the suite on the base branch, or a maintainer may accept this run (the `promptgate:accept-regression` label, or a `/promptgate accept <reason>` comment)"
+        };
+        return Some(Error::run_with_hint(results.reason.clone(), hint));
     }
     (results.verdict == Verdict::Error).then(|| {
         Error::run_with_hint(
@@ -708,6 +710,16 @@ mod tests {
             "a run error keeps its own reason"
         );
         assert!(!waivable(&error));
+        // Experiments waiting for a maintainer's approval did not run: nothing is waived first.
+        let mut held = results(Verdict::Pass, "no blocking regression", Some(broken));
+        held.trust.approval = Some(crate::results::ApprovalNeeded {
+            reason: "a keyed endpoint moved".to_owned(),
+            changes: Vec::new(),
+            experiments: vec!["faq".to_owned()],
+            how: "the trust-config label".to_owned(),
+        });
+        assert!(base_error_only(&held) && !waivable(&held));
+        assert!(run_error(&held).unwrap().to_string().contains("no waiver lifts this"));
         // The budget stopped the run (its reason replaces the verdict's): never waived.
         let mut capped = results(Verdict::Pass, "no blocking regression", Some(broken));
         capped.reason = "the budget's cap of $1.00 was reached".to_owned();
