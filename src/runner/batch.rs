@@ -34,7 +34,9 @@ use super::{CallError, Outcome, Runner, budget::Reservation, cache, interrupt, n
 use crate::plan::{self, Job};
 use crate::providers::batch::{BatchApi, Item, Limits, Sought, Status};
 use crate::providers::{ProviderError, Request};
-use record::{Recorded, attempt_nonce, member_keys, read_record, recorded_members, write_record};
+use record::{
+    Recorded, attempt_nonce, member_keys, read_record, record_keys, recorded_intents, recorded_members, write_record,
+};
 
 /// How a batch run polls and where it keeps its batches.
 #[derive(Clone, Debug)]
@@ -260,6 +262,61 @@ pub(super) async fn run(
                 last: None,
             });
         }
+        // Jobs a stopped run was submitting in a batch of other content (a narrower or wider
+        // plan): that batch may be at the provider, so it is looked for first; found, they are
+        // read from it, else they are submitted with the rest.
+        let intents = options
+            .records_dir
+            .as_deref()
+            .map(|dir| recorded_intents(dir, provider))
+            .unwrap_or_default();
+        let (mut members, intended): (Vec<Member>, Vec<Member>) =
+            members.into_iter().partition(|m| !intents.contains_key(&m.key));
+        let mut by_intent: BTreeMap<&PathBuf, Vec<Member>> = BTreeMap::new();
+        for m in intended {
+            by_intent.entry(&intents[&m.key]).or_default().push(m);
+        }
+        for (path, group) in by_intent {
+            let sought = match read_record(path, provider) {
+                Some(Recorded::Submitting(intent)) if api.can_find(&intent.as_sought()) => intent,
+                _ => {
+                    members.extend(group);
+                    continue;
+                }
+            };
+            match find(api, &sought.as_sought(), options.first_poll).await {
+                Ok(Some(id)) => {
+                    write_record(path, provider, &id, "", record_keys(path));
+                    say(
+                        runner,
+                        &format!(
+                            "found batch {id} of `{provider}` ({} of its calls), submitted by a run that stopped before recording it",
+                            group.len()
+                        ),
+                    );
+                    running.push(Submitted {
+                        provider,
+                        api,
+                        id,
+                        record: Some(path.clone()),
+                        members: group,
+                        last: None,
+                    });
+                }
+                Ok(None) => {
+                    // Not at the provider: its record is no use to anyone.
+                    let _ = std::fs::remove_file(path);
+                    members.extend(group);
+                }
+                Err(e) => {
+                    let error = lost_batch_error(provider, &e, Some(path));
+                    for m in group {
+                        runner.budget.settle(m.reservation, 0.0);
+                        done.outcomes.push((m.index, failed(provider, error.clone(), 0)));
+                    }
+                }
+            }
+        }
         let size = |m: &Member| api.entry(&m.key, &m.request).to_string().len() + 1;
         for chunk in split(members, api.limits(), size) {
             let entries: Vec<serde_json::Value> = chunk.iter().map(|m| api.entry(&m.key, &m.request)).collect();
@@ -303,13 +360,7 @@ pub(super) async fn run(
                 // Submitting again could pay twice for a batch the provider holds: these jobs
                 // fail, and a rerun looks again.
                 (_, Err(e)) => {
-                    let error = CallError::from_provider(&ProviderError::Transient {
-                        message: format!(
-                            "cannot look for the batch of `{provider}` a stopped run submitted ({e}); a rerun looks again, or delete {} to submit it anew",
-                            record.as_deref().map_or_else(String::new, |p| p.display().to_string())
-                        ),
-                        retry_after_ms: None,
-                    });
+                    let error = lost_batch_error(provider, &e, record.as_deref());
                     for m in chunk {
                         runner.budget.settle(m.reservation, 0.0);
                         done.outcomes.push((m.index, failed(provider, error.clone(), 0)));
@@ -586,6 +637,18 @@ async fn finish(
             );
         }
     }
+}
+
+/// Why a job of a batch a stopped run submitted fails when that batch cannot be looked for:
+/// submitting again could pay twice for a batch the provider holds.
+fn lost_batch_error(provider: &str, e: &ProviderError, record: Option<&Path>) -> CallError {
+    CallError::from_provider(&ProviderError::Transient {
+        message: format!(
+            "cannot look for the batch of `{provider}` a stopped run submitted ({e}); a rerun looks again, or delete {} to submit it anew",
+            record.map_or_else(String::new, |p| p.display().to_string())
+        ),
+        retry_after_ms: None,
+    })
 }
 
 /// A batch's answer no longer than one call's can be (`results::LONGEST_OUTPUT`, what

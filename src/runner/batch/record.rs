@@ -119,6 +119,40 @@ pub(super) fn recorded_members(dir: &Path, provider: &str) -> HashMap<String, (P
     members
 }
 
+/// The members of `provider`'s batches a stopped run was submitting (records with no id yet),
+/// each with its record.
+pub(super) fn recorded_intents(dir: &Path, provider: &str) -> HashMap<String, PathBuf> {
+    let mut members = HashMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return members;
+    };
+    for path in entries.flatten().map(|e| e.path()) {
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let Some(record) = std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
+        else {
+            continue;
+        };
+        if record.provider == provider && record.batch_id.is_empty() {
+            for key in record.keys {
+                members.insert(key, path.clone());
+            }
+        }
+    }
+    members
+}
+
+/// The members a record names (none in a record written before they were kept).
+pub(super) fn record_keys(path: &Path) -> Vec<String> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
+        .map_or_else(Vec::new, |r| r.keys)
+}
+
 /// Whether the provider no longer serves the record's batch: [`ENDED_KEPT`] after it was kept
 /// for others, or after it was recorded (a batch ends within a day; a record written before
 /// records kept their time never expires).

@@ -384,6 +384,31 @@ async fn a_batch_submitted_by_a_run_killed_before_recording_it_is_found_not_paid
     }
 }
 
+/// The same, when the rerun needs only some of the lost batch's jobs (a narrower plan, whose
+/// chunk has other content): the batch is still looked for by the record that holds those
+/// jobs, and read, not paid for again; the rest stay recorded for the run that needs them.
+#[tokio::test]
+async fn a_narrower_rerun_finds_the_batch_a_killed_run_did_not_record() {
+    for anthropic in [false, true] {
+        let (fake, dir, endpoints, jobs) = never_ending(anthropic).await;
+        run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_millis(40))).await;
+        lose_the_id(&fake, dir.path());
+        fake.state().ending = Some(Ending::Completed);
+        let one = run_batch(
+            &jobs[..1],
+            &endpoints,
+            &batch_options(dir.path(), Duration::from_secs(10)),
+        )
+        .await;
+        assert_eq!(text(&one.outcomes[0]), "answer to: one");
+        assert_eq!(fake.state().creates, 1, "found, not submitted again");
+        assert_eq!(records(dir.path()), 1, "kept for \"two\"");
+        let both = run_batch(&jobs, &endpoints, &batch_options(dir.path(), Duration::from_secs(10))).await;
+        assert_eq!(text(&both.outcomes[1]), "answer to: two");
+        assert_eq!((fake.state().creates, records(dir.path())), (1, 0));
+    }
+}
+
 /// Two Anthropic batches of the lost one's size created since the attempt: the rerun cannot
 /// tell which is its, so the jobs fail saying so and which record to delete to submit anew,
 /// and nothing is submitted.
@@ -492,6 +517,9 @@ fn lose_the_id(fake: &Fake, dir: &Path) -> std::path::PathBuf {
     let mut record_text: serde_json::Value =
         serde_json::from_str(&intent(sent.as_str().unwrap_or("not sent"), 2)).unwrap();
     record_text["since"] = since.into();
+    // The members, as the run wrote them with its intent.
+    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    record_text["keys"] = written["keys"].clone();
     std::fs::write(&record, record_text.to_string()).unwrap();
     record
 }
