@@ -34,9 +34,7 @@ use super::{CallError, Outcome, Runner, budget::Reservation, cache, interrupt, n
 use crate::plan::{self, Job};
 use crate::providers::batch::{BatchApi, Item, Limits, Sought, Status};
 use crate::providers::{ProviderError, Request};
-use record::{
-    Recorded, attempt_nonce, member_keys, read_record, record_keys, recorded_intents, recorded_members, write_record,
-};
+use record::{Recorded, attempt_nonce, held, member_keys, read_record, record_keys, write_record};
 
 /// How a batch run polls and where it keeps its batches.
 #[derive(Clone, Debug)]
@@ -237,16 +235,17 @@ pub(super) async fn run(
         // Jobs a recorded batch holds go back to it, even when others of its members were
         // answered since (by the journal, the cache, another run): a chunk of the rest would
         // be a new batch, paid for beside the one still running.
-        let held = options
+        let recorded = options
             .records_dir
             .as_deref()
-            .map(|dir| recorded_members(dir, provider))
+            .map(|dir| held(dir, provider))
             .unwrap_or_default();
-        let (members, resumed): (Vec<Member>, Vec<Member>) =
-            members.into_iter().partition(|m| !held.contains_key(&m.key));
+        let (members, resumed): (Vec<Member>, Vec<Member>) = members
+            .into_iter()
+            .partition(|m| !recorded.batches.contains_key(&m.key));
         let mut by_batch: BTreeMap<&(PathBuf, String), Vec<Member>> = BTreeMap::new();
         for m in resumed {
-            by_batch.entry(&held[&m.key]).or_default().push(m);
+            by_batch.entry(&recorded.batches[&m.key]).or_default().push(m);
         }
         for ((path, id), members) in by_batch {
             say(
@@ -265,16 +264,12 @@ pub(super) async fn run(
         // Jobs a stopped run was submitting in a batch of other content (a narrower or wider
         // plan): that batch may be at the provider, so it is looked for first; found, they are
         // read from it, else they are submitted with the rest.
-        let intents = options
-            .records_dir
-            .as_deref()
-            .map(|dir| recorded_intents(dir, provider))
-            .unwrap_or_default();
-        let (mut members, intended): (Vec<Member>, Vec<Member>) =
-            members.into_iter().partition(|m| !intents.contains_key(&m.key));
+        let (mut members, intended): (Vec<Member>, Vec<Member>) = members
+            .into_iter()
+            .partition(|m| !recorded.intents.contains_key(&m.key));
         let mut by_intent: BTreeMap<&PathBuf, Vec<Member>> = BTreeMap::new();
         for m in intended {
-            by_intent.entry(&intents[&m.key]).or_default().push(m);
+            by_intent.entry(&recorded.intents[&m.key]).or_default().push(m);
         }
         for (path, group) in by_intent {
             let sought = match read_record(path, provider) {
@@ -794,10 +789,10 @@ mod tests {
         write_record(&path, "p", "msgbatch_7", "", three());
         assert!(matches!(read_record(&path, "p"), Some(Recorded::Batch(id)) if id == "msgbatch_7"));
         // Each member is found by its key, in the record of its batch.
-        let held = recorded_members(&dir.path().join("batches"), "p");
-        assert_eq!(held.len(), 3);
-        assert_eq!(held["k2"], (path.clone(), "msgbatch_7".to_owned()));
-        assert!(recorded_members(&dir.path().join("batches"), "q").is_empty());
+        let batches = held(&dir.path().join("batches"), "p").batches;
+        assert_eq!(batches.len(), 3);
+        assert_eq!(batches["k2"], (path.clone(), "msgbatch_7".to_owned()));
+        assert!(held(&dir.path().join("batches"), "q").batches.is_empty());
         // The id replaced the intent's tag; the time is now when the id was recorded (the
         // record expires by it).
         let text = std::fs::read_to_string(&path).unwrap();

@@ -88,69 +88,54 @@ pub(super) fn member_keys(members: &[Member]) -> Vec<String> {
     members.iter().map(|m| m.key.clone()).collect()
 }
 
-/// The members of `provider`'s recorded batches (those with an id), each with its batch's
-/// record and id.
-pub(super) fn recorded_members(dir: &Path, provider: &str) -> HashMap<String, (PathBuf, String)> {
-    let mut members = HashMap::new();
+/// What the records say of `provider`'s batches, from one read of the folder (expired records
+/// are removed): the members of those with an id, each with its batch's record and id, and
+/// the members of those a stopped run was submitting (no id yet), each with its record.
+#[derive(Default)]
+pub(super) struct Held {
+    pub(super) batches: HashMap<String, (PathBuf, String)>,
+    pub(super) intents: HashMap<String, PathBuf>,
+}
+
+pub(super) fn held(dir: &Path, provider: &str) -> Held {
+    let mut held = Held::default();
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return members;
+        return held;
     };
     for path in entries.flatten().map(|e| e.path()) {
         if path.extension().is_none_or(|e| e != "json") {
             continue;
         }
-        let Some(record) = std::fs::read(&path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
-        else {
-            continue;
-        };
+        let Some(record) = load(&path) else { continue };
         if expired(&record) {
             // Its results are gone at the provider: a job it held is submitted anew.
             let _ = std::fs::remove_file(&path);
             continue;
         }
-        if record.provider == provider && !record.batch_id.is_empty() {
-            for key in record.keys {
-                members.insert(key, (path.clone(), record.batch_id.clone()));
+        if record.provider != provider {
+            continue;
+        }
+        for key in record.keys {
+            if record.batch_id.is_empty() {
+                held.intents.insert(key, path.clone());
+            } else {
+                held.batches.insert(key, (path.clone(), record.batch_id.clone()));
             }
         }
     }
-    members
+    held
 }
 
-/// The members of `provider`'s batches a stopped run was submitting (records with no id yet),
-/// each with its record.
-pub(super) fn recorded_intents(dir: &Path, provider: &str) -> HashMap<String, PathBuf> {
-    let mut members = HashMap::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return members;
-    };
-    for path in entries.flatten().map(|e| e.path()) {
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
-        let Some(record) = std::fs::read(&path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
-        else {
-            continue;
-        };
-        if record.provider == provider && record.batch_id.is_empty() {
-            for key in record.keys {
-                members.insert(key, path.clone());
-            }
-        }
-    }
-    members
+/// The record at `path`, if it is one.
+fn load(path: &Path) -> Option<Record> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
 }
 
 /// The members a record names (none in a record written before they were kept).
 pub(super) fn record_keys(path: &Path) -> Vec<String> {
-    std::fs::read(path)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
-        .map_or_else(Vec::new, |r| r.keys)
+    load(path).map_or_else(Vec::new, |r| r.keys)
 }
 
 /// Whether the provider no longer serves the record's batch: [`ENDED_KEPT`] after it was kept
@@ -162,8 +147,7 @@ fn expired(record: &Record) -> bool {
 }
 
 pub(super) fn read_record(path: &Path, provider: &str) -> Option<Recorded> {
-    let bytes = std::fs::read(path).ok()?;
-    let record: Record = serde_json::from_slice(&bytes).ok()?;
+    let record = load(path)?;
     if expired(&record) {
         let _ = std::fs::remove_file(path);
         return None;
@@ -216,10 +200,7 @@ pub(super) fn write_record(path: &Path, provider: &str, id: &str, tag: &str, key
 
 /// Whether the record is one kept for others after its batch's results were read once.
 pub(super) fn was_read(path: &Path) -> bool {
-    std::fs::read(path)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
-        .is_some_and(|r| r.ended > 0)
+    load(path).is_some_and(|r| r.ended > 0)
 }
 
 /// After an ended batch's results were read, for the `claimed` members (answered and cached):
@@ -228,10 +209,7 @@ pub(super) fn was_read(path: &Path) -> bool {
 /// needs them reads them from the batch instead of paying for them again. Returns how many
 /// members it still holds.
 pub(super) fn release(path: &Path, claimed: &std::collections::HashSet<&str>) -> usize {
-    let record = std::fs::read(path)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok());
-    let Some(mut record) = record else {
+    let Some(mut record) = load(path) else {
         let _ = std::fs::remove_file(path);
         return 0;
     };
@@ -260,15 +238,15 @@ mod tests {
         assert!(!was_read(&path));
         assert_eq!(release(&path, &["a"].into_iter().collect()), 2);
         assert!(was_read(&path));
-        let held = recorded_members(dir.path(), "openai");
-        assert_eq!(held.len(), 2);
-        assert!(held.contains_key("b") && held.contains_key("c") && !held.contains_key("a"));
+        let batches = held(dir.path(), "openai").batches;
+        assert_eq!(batches.len(), 2);
+        assert!(batches.contains_key("b") && batches.contains_key("c") && !batches.contains_key("a"));
         // Past the time the provider keeps results: forgotten, and a job it held is sent anew.
         let mut record: Record = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert!(record.ended > 0);
         record.ended -= ENDED_KEPT.as_secs() + 1;
         std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
-        assert!(recorded_members(dir.path(), "openai").is_empty());
+        assert!(held(dir.path(), "openai").batches.is_empty());
         assert!(!path.exists());
         // A batch recorded longer ago than its results are kept, never read: forgotten too.
         write_record(&path, "openai", "batch_3", "", vec!["a".into()]);
