@@ -750,6 +750,42 @@ async fn a_maintainers_label_waives_without_evaluating_and_removing_it_fails_aga
     assert_eq!(check["conclusion"], "failure");
 }
 
+/// On a fork's pull request the label comes as `pull_request_target` (the waiver workflow's
+/// trigger; a fork's `pull_request` run cannot publish): it re-publishes the same way, and the
+/// refusal to evaluate under that event does not stand in its way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintainers_label_on_a_forks_pull_request_waives_under_pull_request_target() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let sticky = evaluated_regression(&repo, &base, &head).await;
+    let empty = tempfile::tempdir().unwrap();
+    let server = fake_github_with(&sticky, vec![], json!([]), &[("maya", "maintain")]).await;
+    let label = "promptgate:accept-regression";
+    pr_mock(&server, &base, &head, &[label]).await;
+    label_added(&server, 503, "maya", label, &given_at()).await;
+    let event = label_event(empty.path(), &base, &head, "labeled", label, &[label]);
+    let mut payload: Value = serde_json::from_str(&std::fs::read_to_string(&event).unwrap()).unwrap();
+    payload["pull_request"]["head"]["repo"] = json!({"full_name": "outside-contrib/prompts"});
+    std::fs::write(&event, serde_json::to_string(&payload).unwrap()).unwrap();
+    let run = ci_async_in(
+        empty.path(),
+        server.uri(),
+        event,
+        &["--out", "out"],
+        Env::named("pull_request_target"),
+    )
+    .await;
+    run.run.expect_code(0).stdout_has("verdict: WAIVED");
+    assert!(
+        last_sticky_body(&server)
+            .await
+            .contains("the `promptgate:accept-regression` label")
+    );
+    // Waived is neutral: it lets the merge through a required check.
+    assert_eq!(check_run(&server).await["conclusion"], "neutral");
+    assert!(!empty.path().join("out/results.json").exists(), "nothing was evaluated");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_base_that_does_not_load_is_an_error_until_a_maintainer_waives_it() {
     let repo = TestRepo::with_demo_base();

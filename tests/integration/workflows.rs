@@ -287,6 +287,37 @@ fn the_actions_evaluating_step_has_no_github_token() {
     assert_eq!(action.value["inputs"]["artifact-name"]["default"], "");
 }
 
+/// A fork's `pull_request` run has a read-only token: the accept label waives on a fork's pull
+/// request only through `pull_request_target`, which the waiver workflow may take because it
+/// checks nothing out, holds no secret and only re-publishes.
+#[test]
+fn the_waiver_workflow_takes_a_forks_label_and_only_republishes() {
+    let waiver = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/workflows/promptgate-waiver.yml"));
+    let mut on = triggers(&waiver);
+    on.sort();
+    assert_eq!(on, ["issue_comment", "pull_request_target"]);
+    assert_eq!(
+        waiver.value["on"]["pull_request_target"]["types"],
+        serde_json::json!(["labeled", "unlabeled"])
+    );
+    for (name, job) in jobs(&waiver) {
+        assert!(
+            job["if"]
+                .as_str()
+                .unwrap()
+                .contains("github.event_name == 'pull_request_target'")
+        );
+        assert!(!evaluates(job), "{name} evaluates");
+        assert!(secrets(&waiver, job).is_empty(), "{name} holds a secret");
+        for step in steps(job) {
+            assert!(step["run"].is_null(), "{name} runs a script: {step}");
+            let uses = step["uses"].as_str().unwrap_or("");
+            assert!(uses.starts_with("promptgate/promptgate"), "{name} uses {uses}");
+            assert_eq!(step["with"]["mode"], "republish");
+        }
+    }
+}
+
 #[test]
 fn the_publish_workflow_honours_the_evaluation_and_never_fails_on_a_regression() {
     let publish = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/workflows/promptgate-publish.yml"));
