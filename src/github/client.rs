@@ -6,6 +6,7 @@
 //! documents PATCH, and its errors drop the response headers a rate-limit retry needs.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use octocrab::Octocrab;
@@ -64,6 +65,9 @@ pub struct Client {
     pub repository: String,
     /// Pagination links are followed only under this prefix, so the token never leaves it.
     api_url: String,
+    /// GitHub's clock less ours, in whole seconds, from the `Date` header of its last answer:
+    /// what [`Client::now`] adds to ours. `i64::MIN` until an answer carried one.
+    skew_secs: AtomicI64,
 }
 
 enum Transport {
@@ -95,6 +99,7 @@ impl Client {
             transport: Transport::Live(Box::new(crab)),
             repository: repository.to_owned(),
             api_url: api_url.trim_end_matches('/').to_owned(),
+            skew_secs: AtomicI64::new(i64::MIN),
         })
     }
 
@@ -103,7 +108,37 @@ impl Client {
             transport: Transport::DryRun(Mutex::new(Vec::new())),
             repository: repository.to_owned(),
             api_url: String::new(),
+            skew_secs: AtomicI64::new(i64::MIN),
         }
+    }
+
+    /// Now by GitHub's clock (RFC 3339, UTC, whole seconds), as far as its answers' `Date`
+    /// headers told it; ours before any answer (and in a dry run). Instants compared with
+    /// GitHub's own (a waiver's `created_at`) are taken by this, so a runner whose clock is off
+    /// does not order them wrongly.
+    pub fn now(&self) -> String {
+        let ours = std::time::SystemTime::now();
+        let at = match self.skew_secs.load(Ordering::Relaxed) {
+            i64::MIN => ours,
+            skew if skew >= 0 => ours + Duration::from_secs(skew.unsigned_abs()),
+            skew => ours
+                .checked_sub(Duration::from_secs(skew.unsigned_abs()))
+                .unwrap_or(ours),
+        };
+        crate::ledger::rfc3339(at)
+    }
+
+    /// Notes GitHub's clock from an answer's `Date` header (an IMF-fixdate).
+    fn note_date(&self, date: &str) {
+        let Some(theirs) = crate::providers::http::parse_http_date(date) else {
+            return;
+        };
+        let ours = std::time::SystemTime::now();
+        let skew = match theirs.duration_since(ours) {
+            Ok(ahead) => i64::try_from(ahead.as_secs()).unwrap_or(i64::MAX),
+            Err(behind) => -i64::try_from(behind.duration().as_secs()).unwrap_or(i64::MAX),
+        };
+        self.skew_secs.store(skew, Ordering::Relaxed);
     }
 
     pub fn is_dry_run(&self) -> bool {
@@ -286,6 +321,9 @@ impl Client {
             let remaining = header("x-ratelimit-remaining").and_then(|v| v.trim().parse::<u64>().ok());
             let reset = header("x-ratelimit-reset").and_then(|v| v.trim().parse::<u64>().ok());
             let link = header("link");
+            if let Some(date) = header("date") {
+                self.note_date(&date);
+            }
             // Read at most MAX_RESPONSE_BYTES: an endless answer is an error, not an abort.
             let limited = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES);
             let text = match http_body_util::BodyExt::collect(limited).await {
@@ -417,6 +455,26 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn now_is_githubs_clock_as_its_last_answers_date_header_gave_it() {
+        let client = Client::dry_run("o/r");
+        let parse = |t: &str| crate::providers::http::parse_rfc3339(t).unwrap();
+        let ours = std::time::SystemTime::now();
+        let gap = |a: std::time::SystemTime, b: std::time::SystemTime| {
+            a.duration_since(b).unwrap_or_else(|e| e.duration()).as_secs()
+        };
+        assert!(gap(parse(&client.now()), ours) <= 2, "ours before any answer");
+        // An answer dated 1994: GitHub's clock is behind ours by the difference, and stays so.
+        client.note_date("Sun, 06 Nov 1994 08:49:37 GMT");
+        let then = parse("1994-11-06T08:49:37Z");
+        assert!(gap(parse(&client.now()), then) <= 2, "{}", client.now());
+        // A header that is not a date changes nothing; a later one replaces the skew.
+        client.note_date("yesterday");
+        assert!(gap(parse(&client.now()), then) <= 2, "{}", client.now());
+        client.note_date("Sat, 06 Nov 2094 08:49:37 GMT");
+        assert!(client.now().starts_with("2094-11-06T08:49:"), "{}", client.now());
+    }
 
     #[test]
     fn next_link_is_found_among_others() {

@@ -174,7 +174,7 @@ impl<'a> Publisher<'a> {
         annotations: &[Annotation],
     ) -> Result<(), Error> {
         self.state.head_sha = results.head.sha.clone();
-        self.state.results = Some(Published::of(results, evaluated.0, evaluated.1));
+        self.state.results = Some(Published::of(results, evaluated.0, evaluated.1, self.client.now()));
         // A base that does not load is an `error` verdict on a run that finished: the check
         // says so by its verdict, not as a run that could not finish.
         let run_error = run_error.filter(|_| !crate::verdict::base_error_only(results));

@@ -95,8 +95,9 @@ impl State {
 }
 
 impl Published {
-    /// The results as evaluated (`verdict` and `reason` before any waiver).
-    pub fn of(results: &Results, verdict: Verdict, reason: &str) -> Published {
+    /// The results as evaluated (`verdict` and `reason` before any waiver), published `at`
+    /// (GitHub's clock: `Client::now`).
+    pub fn of(results: &Results, verdict: Verdict, reason: &str, at: String) -> Published {
         let mut regressions = super::waiver::regressions(results);
         regressions.truncate(MAX_REGRESSIONS);
         Published {
@@ -108,7 +109,7 @@ impl Published {
             // Waivable only without a hold, as `verdict::waivable` says.
             base_error: crate::verdict::error_is_the_bases(verdict, reason, results)
                 && results.trust.approval.is_none(),
-            at: Some(crate::ledger::now_rfc3339()),
+            at: Some(at),
         }
     }
 

@@ -233,10 +233,45 @@ fn comment_json(id: u64, login: &str, body: &str) -> Value {
     json!({"id": id, "user": user(login), "body": body, "created_at": given_at(), "author_association": "MEMBER"})
 }
 
+thread_local! {
+    /// How far the fake GitHub's clock (its answers' `Date` header) is from ours, in seconds;
+    /// 0 leaves the header to the server (our clock). Read when a mock is made.
+    static GITHUB_CLOCK_SECS: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+/// GitHub's answer with `status`, dated by [`GITHUB_CLOCK_SECS`].
+fn reply(status: u16) -> ResponseTemplate {
+    let skew = GITHUB_CLOCK_SECS.with(std::cell::Cell::get);
+    let template = ResponseTemplate::new(status);
+    if skew == 0 {
+        return template;
+    }
+    template.insert_header("date", http_date(skewed(skew)).as_str())
+}
+
+/// Now moved by `secs`.
+fn skewed(secs: i64) -> std::time::SystemTime {
+    let by = std::time::Duration::from_secs(secs.unsigned_abs());
+    let now = std::time::SystemTime::now();
+    if secs < 0 { now - by } else { now + by }
+}
+
+/// An IMF-fixdate, as an HTTP server's `Date` header writes it.
+fn http_date(at: std::time::SystemTime) -> String {
+    let secs = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    // 1970-01-01 was a Thursday.
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(secs / 86_400 % 7) as usize];
+    let rfc = promptgate::ledger::rfc3339(at); // 2026-12-04T23:49:08Z
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][rfc[5..7].parse::<usize>().unwrap() - 1];
+    format!("{weekday}, {} {month} {} {} GMT", &rfc[8..10], &rfc[0..4], &rfc[11..19])
+}
+
 async fn json_mock(server: &MockServer, verb: &str, route: &str, status: u16, body: Value) {
     Mock::given(method(verb))
         .and(path(route))
-        .respond_with(ResponseTemplate::new(status).set_body_json(body))
+        .respond_with(reply(status).set_body_json(body))
         .mount(server)
         .await;
 }
@@ -284,7 +319,7 @@ async fn fake_github_with(
     Mock::given(method("GET"))
         .and(path(comments.as_str()))
         .and(query_param("page", "2"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(Value::Array(page2)))
+        .respond_with(reply(200).set_body_json(Value::Array(page2)))
         .with_priority(1)
         .mount(&server)
         .await;
@@ -295,7 +330,7 @@ async fn fake_github_with(
     Mock::given(method("GET"))
         .and(path(comments.as_str()))
         .respond_with(
-            ResponseTemplate::new(200)
+            reply(200)
                 .insert_header("link", link.as_str())
                 .set_body_json(Value::Array(page1)),
         )
@@ -706,12 +741,12 @@ async fn a_non_maintainers_accept_comment_changes_nothing() {
 
 /// A maintainer adds the accept label to the pull request whose comment is `sticky`: the
 /// waiver's run re-publishes without evaluating and passes. Returns the comment it left.
-async fn labeled_by_maintainer(sticky: &str, base: &str, head: &str, event_id: u64) -> String {
+async fn labeled_by_maintainer(sticky: &str, base: &str, head: &str, event_id: u64, given: &str) -> String {
     let empty = tempfile::tempdir().unwrap();
     let server = fake_github_with(sticky, vec![], json!([]), &[("maya", "maintain")]).await;
     let label = "promptgate:accept-regression";
     pr_mock(&server, base, head, &[label]).await;
-    label_added(&server, event_id, "maya", label, &given_at()).await;
+    label_added(&server, event_id, "maya", label, given).await;
     let run = ci_async_in(
         empty.path(),
         server.uri(),
@@ -731,7 +766,7 @@ async fn a_maintainers_label_waives_without_evaluating_and_removing_it_fails_aga
     let sticky = evaluated_regression(&repo, &base, &head).await;
     let empty = tempfile::tempdir().unwrap();
     let label = "promptgate:accept-regression";
-    let waived = labeled_by_maintainer(&sticky, &base, &head, 501).await;
+    let waived = labeled_by_maintainer(&sticky, &base, &head, 501, &given_at()).await;
     assert!(waived.contains("the `promptgate:accept-regression` label"), "{waived}");
 
     // The label comes off: the same results fail again, still without evaluating.
@@ -753,6 +788,31 @@ async fn a_maintainers_label_waives_without_evaluating_and_removing_it_fails_aga
 /// On a fork's pull request the label comes as `pull_request_target` (the waiver workflow's
 /// trigger; a fork's `pull_request` run cannot publish): it re-publishes the same way, and the
 /// refusal to evaluate under that event does not stand in its way.
+/// The results are timed by GitHub's clock (its answers' `Date`), as the waiver is (its
+/// `created_at`): on a runner whose clock is an hour ahead of GitHub's, a label given a minute
+/// after the results were published still waives them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiver_is_timed_by_githubs_clock_not_the_runners() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    GITHUB_CLOCK_SECS.with(|c| c.set(-3600));
+    let before = promptgate::ledger::rfc3339(skewed(-3600 - 1));
+    let sticky = evaluated_regression(&repo, &base, &head).await;
+    let after = promptgate::ledger::rfc3339(skewed(-3600));
+    let at = sticky
+        .split("\"at\":\"")
+        .nth(1)
+        .map(|rest| &rest[..20])
+        .unwrap_or_default();
+    assert!(
+        before.as_str() <= at && at <= after.as_str(),
+        "published at {at}, by GitHub's clock from {before} to {after}"
+    );
+    let given = promptgate::ledger::rfc3339(skewed(-3600 + 60));
+    let waived = labeled_by_maintainer(&sticky, &base, &head, 504, &given).await;
+    assert!(waived.contains("the `promptgate:accept-regression` label"), "{waived}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_maintainers_label_on_a_forks_pull_request_waives_under_pull_request_target() {
     let repo = TestRepo::with_demo_base();
@@ -829,7 +889,7 @@ async fn a_base_that_does_not_load_is_an_error_until_a_maintainer_waives_it() {
 
     // A maintainer's label lifts it, without evaluating.
     let label = "promptgate:accept-regression";
-    let waived = labeled_by_maintainer(&sticky, &base, &head, 502).await;
+    let waived = labeled_by_maintainer(&sticky, &base, &head, 502, &given_at()).await;
     assert!(
         waived.contains("### ⚠️ promptgate: waived — regression accepted by maya"),
         "{waived}"
