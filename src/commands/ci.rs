@@ -27,13 +27,7 @@ use crate::results::*;
 use crate::trust;
 use crate::workspace::{FileSource, GitTree, Repo};
 
-/// The file the evaluating job leaves for the publishing one, next to `results.json`.
-const PR_FILE: &str = "pr.json";
-/// Written instead of results when the evaluating job could not finish, so the publishing job
-/// can say why.
-const ERROR_FILE: &str = "error.json";
-
-const PULL: Purpose = Purpose {
+pub(super) const PULL: Purpose = Purpose {
     what: "read the pull request",
     permission: "pull-requests: read",
 };
@@ -45,7 +39,7 @@ pub fn ci(repo_dir: &Path, config: &str, args: &CiArgs) -> anyhow::Result<u8> {
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     if let Some(dir) = &args.publish_only {
-        return publish_only(&runtime, &env, dir, args);
+        return super::handoff::publish_only(&runtime, &env, dir, args);
     }
     if let Some(shard) = args.gate.shard.filter(|_| !args.no_publish) {
         // A shard's verdict covers a share of the cases: it must not become the PR's comment
@@ -315,7 +309,7 @@ fn evaluate(
     }
     if args.no_publish {
         // First, so that the publishing job hears of a run that could not finish.
-        write_handoff(&args.out, &pr)?;
+        super::handoff::write_handoff(&args.out, &pr)?;
     }
 
     let mut publisher = match &client {
@@ -398,7 +392,7 @@ fn evaluate(
                 eprintln!("{publish_error}");
             }
             if args.no_publish {
-                write_error(&args.out, &message)?;
+                super::handoff::write_error(&args.out, &message)?;
             }
             return Err(e);
         }
@@ -421,7 +415,7 @@ fn evaluate(
         run.written = report::write_outputs(&run.results, &args.out)?;
     }
     if args.no_publish {
-        run.written.push(args.out.join(PR_FILE));
+        run.written.push(args.out.join(super::handoff::PR_FILE));
     }
 
     let annotations = annotations(&repo, &run.results);
@@ -510,143 +504,7 @@ fn dispatched(
     Ok(())
 }
 
-/// The trusted half of the fork-safe pair (and of the Action's own evaluate-then-publish
-/// steps): publishes results an evaluating job computed. The pull request is re-read from the
-/// API and must still point at the commit evaluated. Results that came through a
-/// `workflow_run` are a fork's code's word: never published as a success.
-fn publish_only(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, dir: &Path, args: &CiArgs) -> anyhow::Result<u8> {
-    let handoff_path = dir.join(PR_FILE);
-    let text = std::fs::read_to_string(&handoff_path).map_err(|e| {
-        Error::from(
-            Diagnostic::new(format!("cannot read {}: {e}", handoff_path.display()))
-                .hint("the evaluating job writes it with `promptgate ci --no-publish`; if it failed before that, its log says why"),
-        )
-    })?;
-    let claimed: PullRequest = serde_json::from_str(&text).map_err(|e| {
-        Error::from(Diagnostic::new(format!(
-            "{} is not a pr.json: {e}",
-            handoff_path.display()
-        )))
-    })?;
-    let trigger = env.trigger()?;
-    let repository = env.require_repository()?;
-    if claimed.repository != repository {
-        return Err(Error::run(format!("the results are for {}, not {repository}", claimed.repository)).into());
-    }
-    // The evaluating run ended badly: say so, whatever files it left.
-    let failed = match &trigger {
-        Trigger::WorkflowRun { conclusion, .. } => conclusion.as_deref().filter(|c| *c != "success"),
-        _ => None,
-    };
-    let error = std::fs::read_to_string(dir.join(ERROR_FILE))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["message"].as_str().map(str::to_owned));
-    let results_path = dir.join("results.json");
-    if error.is_some() || failed.is_some() || !results_path.is_file() {
-        let message = match (error, failed) {
-            (Some(message), _) => message,
-            (None, Some(conclusion)) => format!("the evaluating workflow run concluded `{conclusion}`"),
-            (None, None) => format!("{} is missing", results_path.display()),
-        };
-        let message = crate::secrets::redact(&message);
-        let client = connect(runtime, env, args)?;
-        let pr = current_pull_request(runtime, &client, &claimed)?;
-        if pr.head_sha == claimed.head_sha {
-            let mut publisher = runtime.block_on(Publisher::connect(&client, &pr, settings(env, args)))?;
-            runtime.block_on(publisher.could_not_finish(&message))?;
-        }
-        write_dry_run(Some(&client), args.dry_run.as_deref())?;
-        return Err(Error::run_with_hint(
-            format!("the evaluation of #{} could not finish: {message}", claimed.number),
-            "the evaluating job's log says more",
-        )
-        .into());
-    }
-    let mut results = report::read_results(&results_path)?;
-    if let Some(shard) = results.shard {
-        return Err(Error::from(
-            Diagnostic::new(format!(
-                "{} holds shard {}/{} only: its verdict covers a share of the cases",
-                results_path.display(),
-                shard.index,
-                shard.count
-            ))
-            .hint("run `promptgate merge shard-*/results.json --out DIR` first and publish DIR"),
-        )
-        .into());
-    }
-    if let Trigger::WorkflowRun { head_sha, .. } = &trigger
-        && *head_sha != claimed.head_sha
-    {
-        return Err(Error::run(format!(
-            "the results are for commit {}, but the workflow run evaluated {head_sha}",
-            claimed.head_sha
-        ))
-        .into());
-    }
-    if results.head.sha != claimed.head_sha {
-        return Err(Error::run(format!(
-            "results.json is for commit {}, pr.json for {}",
-            results.head.sha, claimed.head_sha
-        ))
-        .into());
-    }
-    let client = connect(runtime, env, args)?;
-    let pr = current_pull_request(runtime, &client, &claimed)?;
-    if pr.head_sha != claimed.head_sha {
-        return Err(Error::run_with_hint(
-            format!(
-                "pull request #{} has moved on to {}; these results are for {}",
-                pr.number, pr.head_sha, claimed.head_sha
-            ),
-            "nothing was published: the run for the newer commit publishes its own results",
-        )
-        .into());
-    }
-    let untrusted = match &trigger {
-        Trigger::WorkflowRun { .. } => true,
-        Trigger::Dispatch { actor, sha, .. } => {
-            sha.as_deref() != Some(claimed.head_sha.as_str())
-                || !runtime.block_on(waiver::is_maintainer(&client, actor))?
-        }
-        _ => pr.fork && !args.allow_fork_head,
-    };
-    // The verdict is the evaluating job's, but the waiver is ours to decide: an untrusted job
-    // cannot waive its own regression.
-    waiver::withdraw(&mut results);
-    results.trust.untrusted = untrusted;
-    let evaluated = (results.verdict, results.reason.clone());
-    let mut publisher = runtime.block_on(Publisher::connect(&client, &pr, settings(env, args)))?;
-    runtime.block_on(publisher.apply_waiver(&mut results))?;
-    let written = report::write_outputs(&results, &args.out)?;
-    let run = GateRun {
-        results,
-        written,
-        run_error: None,
-    };
-    let annotations = check::annotations(&run.results, &|_| true, &|_| Vec::new());
-    side_channels(env, &run, &args.out, &annotations)?;
-    super::run::print_outcome(&run);
-    runtime.block_on(publisher.finish(&run.results, (evaluated.0, &evaluated.1), None, &annotations))?;
-    write_dry_run(Some(&client), args.dry_run.as_deref())?;
-    run.exit_code()
-}
-
-/// The pull request as the API has it now (a dry run, which reads nothing, takes `claimed`).
-fn current_pull_request(
-    runtime: &tokio::runtime::Runtime,
-    client: &Client,
-    claimed: &PullRequest,
-) -> Result<PullRequest, Error> {
-    if client.is_dry_run() {
-        return Ok(claimed.clone());
-    }
-    let value = runtime.block_on(client.get(&client.repo_route(&format!("/pulls/{}", claimed.number)), PULL))?;
-    event::pull_request_from_api(&value, &client.repository)
-}
-
-fn connect(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, args: &CiArgs) -> Result<Client, Error> {
+pub(super) fn connect(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, args: &CiArgs) -> Result<Client, Error> {
     let repository = env.require_repository()?;
     if args.dry_run.is_some() {
         return Ok(Client::dry_run(&repository));
@@ -662,7 +520,7 @@ fn connect(runtime: &tokio::runtime::Runtime, env: &ActionsEnv, args: &CiArgs) -
     Client::live(&env.api_url, token, &repository)
 }
 
-fn settings(env: &ActionsEnv, args: &CiArgs) -> Settings {
+pub(super) fn settings(env: &ActionsEnv, args: &CiArgs) -> Settings {
     Settings {
         mode: args.comment.into(),
         check: !args.no_check,
@@ -716,7 +574,12 @@ fn annotate_input_error(e: &anyhow::Error) {
 }
 
 /// `$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`, and `::error` annotations in the log.
-fn side_channels(env: &ActionsEnv, run: &GateRun, out: &Path, annotations: &[Annotation]) -> anyhow::Result<()> {
+pub(super) fn side_channels(
+    env: &ActionsEnv,
+    run: &GateRun,
+    out: &Path,
+    annotations: &[Annotation],
+) -> anyhow::Result<()> {
     let r = &run.results;
     let verdict = r.verdict.as_str();
     if let Some(file) = &env.output {
@@ -747,21 +610,7 @@ fn side_channels(env: &ActionsEnv, run: &GateRun, out: &Path, annotations: &[Ann
     Ok(())
 }
 
-fn write_handoff(out: &Path, pr: &PullRequest) -> anyhow::Result<()> {
-    crate::output::create_dir(out)?;
-    let handoff = serde_json::to_string_pretty(pr)? + "\n";
-    crate::output::write_file(&out.join(PR_FILE), handoff.as_bytes())?;
-    Ok(())
-}
-
-fn write_error(out: &Path, message: &str) -> anyhow::Result<()> {
-    crate::output::create_dir(out)?;
-    let text = serde_json::to_string_pretty(&serde_json::json!({ "message": message }))? + "\n";
-    crate::output::write_file(&out.join(ERROR_FILE), text.as_bytes())?;
-    Ok(())
-}
-
-fn write_dry_run(client: Option<&Client>, file: Option<&Path>) -> anyhow::Result<()> {
+pub(super) fn write_dry_run(client: Option<&Client>, file: Option<&Path>) -> anyhow::Result<()> {
     if let (Some(client), Some(file)) = (client, file) {
         let text = serde_json::to_string_pretty(&client.recorded())? + "\n";
         std::fs::write(file, crate::secrets::redact(&text)).with_context(|| format!("writing {}", file.display()))?;

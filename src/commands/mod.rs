@@ -3,6 +3,7 @@
 mod canary;
 mod ci;
 mod demo;
+mod handoff;
 mod init;
 mod inspect;
 mod judge_check;

@@ -1822,6 +1822,49 @@ async fn a_forks_keyed_suite_waits_for_a_maintainer_through_the_fork_safe_pair()
     assert!(comment.contains("promptgate (trusted)"), "{comment}");
 }
 
+/// A matrix whose shards all crashed before writing anything: its merge job, on the pull
+/// request's own event, has no pr.json, and publishes from the event that the evaluation could
+/// not finish. The fork-safe publisher (`workflow_run`) still needs the evaluation's word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_matrix_whose_shards_wrote_nothing_still_gets_its_error_check() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    std::fs::create_dir_all(repo.path().join("promptgate-out")).unwrap();
+    let server = fake_github(vec![], json!([]), &[]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--publish-only", "promptgate-out", "--out", "published", "--no-assets"],
+    )
+    .await
+    .run
+    .expect_code(3)
+    .stderr_has("the evaluation of #7 could not finish")
+    .stderr_has("results.json is missing");
+    let check = check_run(&server).await;
+    assert_eq!(check["conclusion"], "failure");
+    assert_eq!(check["head_sha"], head);
+    assert!(
+        check["output"]["title"].as_str().unwrap().contains("could not finish"),
+        "{check}"
+    );
+
+    let server = fake_github(vec![], json!([]), &[]).await;
+    ci_async_in(
+        repo.path(),
+        server.uri(),
+        workflow_run_event(repo.path(), &head, "failure"),
+        &["--publish-only", "promptgate-out", "--out", "published", "--no-assets"],
+        Env::named("workflow_run"),
+    )
+    .await
+    .run
+    .expect_code(2)
+    .stderr_has("pr.json");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_reported() {
     let repo = TestRepo::with_demo_base();

@@ -1,0 +1,184 @@
+//! The hand-off between an evaluating job and a publishing one (the fork-safe pair, a
+//! matrix's merge job, the Action's two steps): the files the first leaves beside its results,
+//! and `promptgate ci --publish-only`, which publishes them.
+
+use std::path::Path;
+
+use super::ci::{PULL, connect, settings, side_channels, write_dry_run};
+use super::run::GateRun;
+use crate::cli::CiArgs;
+use crate::error::{Diagnostic, Error};
+use crate::github::check;
+use crate::github::client::Client;
+use crate::github::event::{self, ActionsEnv, PullRequest, Trigger};
+use crate::github::publish::Publisher;
+use crate::github::waiver;
+use crate::report;
+
+/// The file the evaluating job leaves for the publishing one, next to `results.json`.
+pub(super) const PR_FILE: &str = "pr.json";
+/// Written instead of results when the evaluating job could not finish, so the publishing job
+/// can say why.
+const ERROR_FILE: &str = "error.json";
+
+/// The trusted half of the fork-safe pair (and of the Action's own evaluate-then-publish
+/// steps): publishes results an evaluating job computed. The pull request is re-read from the
+/// API and must still point at the commit evaluated. Results that came through a
+/// `workflow_run` are a fork's code's word: never published as a success.
+pub(super) fn publish_only(
+    runtime: &tokio::runtime::Runtime,
+    env: &ActionsEnv,
+    dir: &Path,
+    args: &CiArgs,
+) -> anyhow::Result<u8> {
+    let handoff_path = dir.join(PR_FILE);
+    let trigger = env.trigger()?;
+    let claimed: PullRequest = match (std::fs::read_to_string(&handoff_path), &trigger) {
+        (Ok(text), _) => serde_json::from_str(&text).map_err(|e| {
+            Error::from(Diagnostic::new(format!(
+                "{} is not a pr.json: {e}",
+                handoff_path.display()
+            )))
+        })?,
+        // On the pull request's own event (a matrix's merge job, the Action's publishing
+        // step) the event names it: an evaluation that crashed before writing pr.json is
+        // still published as one that could not finish. A `workflow_run` has no such word.
+        (Err(e), Trigger::PullRequest { pr, .. }) if e.kind() == std::io::ErrorKind::NotFound => pr.clone(),
+        (Err(e), _) => {
+            return Err(Error::from(
+                Diagnostic::new(format!("cannot read {}: {e}", handoff_path.display()))
+                    .hint("the evaluating job writes it with `promptgate ci --no-publish`; if it failed before that, its log says why"),
+            )
+            .into());
+        }
+    };
+    let repository = env.require_repository()?;
+    if claimed.repository != repository {
+        return Err(Error::run(format!("the results are for {}, not {repository}", claimed.repository)).into());
+    }
+    // The evaluating run ended badly: say so, whatever files it left.
+    let failed = match &trigger {
+        Trigger::WorkflowRun { conclusion, .. } => conclusion.as_deref().filter(|c| *c != "success"),
+        _ => None,
+    };
+    let error = std::fs::read_to_string(dir.join(ERROR_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["message"].as_str().map(str::to_owned));
+    let results_path = dir.join("results.json");
+    if error.is_some() || failed.is_some() || !results_path.is_file() {
+        let message = match (error, failed) {
+            (Some(message), _) => message,
+            (None, Some(conclusion)) => format!("the evaluating workflow run concluded `{conclusion}`"),
+            (None, None) => format!("{} is missing", results_path.display()),
+        };
+        let message = crate::secrets::redact(&message);
+        let client = connect(runtime, env, args)?;
+        let pr = current_pull_request(runtime, &client, &claimed)?;
+        if pr.head_sha == claimed.head_sha {
+            let mut publisher = runtime.block_on(Publisher::connect(&client, &pr, settings(env, args)))?;
+            runtime.block_on(publisher.could_not_finish(&message))?;
+        }
+        write_dry_run(Some(&client), args.dry_run.as_deref())?;
+        return Err(Error::run_with_hint(
+            format!("the evaluation of #{} could not finish: {message}", claimed.number),
+            "the evaluating job's log says more",
+        )
+        .into());
+    }
+    let mut results = report::read_results(&results_path)?;
+    if let Some(shard) = results.shard {
+        return Err(Error::from(
+            Diagnostic::new(format!(
+                "{} holds shard {}/{} only: its verdict covers a share of the cases",
+                results_path.display(),
+                shard.index,
+                shard.count
+            ))
+            .hint("run `promptgate merge shard-*/results.json --out DIR` first and publish DIR"),
+        )
+        .into());
+    }
+    if let Trigger::WorkflowRun { head_sha, .. } = &trigger
+        && *head_sha != claimed.head_sha
+    {
+        return Err(Error::run(format!(
+            "the results are for commit {}, but the workflow run evaluated {head_sha}",
+            claimed.head_sha
+        ))
+        .into());
+    }
+    if results.head.sha != claimed.head_sha {
+        return Err(Error::run(format!(
+            "results.json is for commit {}, pr.json for {}",
+            results.head.sha, claimed.head_sha
+        ))
+        .into());
+    }
+    let client = connect(runtime, env, args)?;
+    let pr = current_pull_request(runtime, &client, &claimed)?;
+    if pr.head_sha != claimed.head_sha {
+        return Err(Error::run_with_hint(
+            format!(
+                "pull request #{} has moved on to {}; these results are for {}",
+                pr.number, pr.head_sha, claimed.head_sha
+            ),
+            "nothing was published: the run for the newer commit publishes its own results",
+        )
+        .into());
+    }
+    let untrusted = match &trigger {
+        Trigger::WorkflowRun { .. } => true,
+        Trigger::Dispatch { actor, sha, .. } => {
+            sha.as_deref() != Some(claimed.head_sha.as_str())
+                || !runtime.block_on(waiver::is_maintainer(&client, actor))?
+        }
+        _ => pr.fork && !args.allow_fork_head,
+    };
+    // The verdict is the evaluating job's, but the waiver is ours to decide: an untrusted job
+    // cannot waive its own regression.
+    waiver::withdraw(&mut results);
+    results.trust.untrusted = untrusted;
+    let evaluated = (results.verdict, results.reason.clone());
+    let mut publisher = runtime.block_on(Publisher::connect(&client, &pr, settings(env, args)))?;
+    runtime.block_on(publisher.apply_waiver(&mut results))?;
+    let written = report::write_outputs(&results, &args.out)?;
+    let run = GateRun {
+        results,
+        written,
+        run_error: None,
+    };
+    let annotations = check::annotations(&run.results, &|_| true, &|_| Vec::new());
+    side_channels(env, &run, &args.out, &annotations)?;
+    super::run::print_outcome(&run);
+    runtime.block_on(publisher.finish(&run.results, (evaluated.0, &evaluated.1), None, &annotations))?;
+    write_dry_run(Some(&client), args.dry_run.as_deref())?;
+    run.exit_code()
+}
+
+/// The pull request as the API has it now (a dry run, which reads nothing, takes `claimed`).
+fn current_pull_request(
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+    claimed: &PullRequest,
+) -> Result<PullRequest, Error> {
+    if client.is_dry_run() {
+        return Ok(claimed.clone());
+    }
+    let value = runtime.block_on(client.get(&client.repo_route(&format!("/pulls/{}", claimed.number)), PULL))?;
+    event::pull_request_from_api(&value, &client.repository)
+}
+
+pub(super) fn write_handoff(out: &Path, pr: &PullRequest) -> anyhow::Result<()> {
+    crate::output::create_dir(out)?;
+    let handoff = serde_json::to_string_pretty(pr)? + "\n";
+    crate::output::write_file(&out.join(PR_FILE), handoff.as_bytes())?;
+    Ok(())
+}
+
+pub(super) fn write_error(out: &Path, message: &str) -> anyhow::Result<()> {
+    crate::output::create_dir(out)?;
+    let text = serde_json::to_string_pretty(&serde_json::json!({ "message": message }))? + "\n";
+    crate::output::write_file(&out.join(ERROR_FILE), text.as_bytes())?;
+    Ok(())
+}
