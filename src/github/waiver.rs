@@ -281,15 +281,15 @@ pub fn still_given(waiver: &Waiver, pr: &PullRequest, comments: &[Value]) -> boo
 }
 
 /// Takes back a waiver results carry (an untrusted job's, which cannot waive its own verdict):
-/// `waived` is `error` again for a base that does not load, else `fail`.
+/// `waived` is again the verdict and reason its experiments give (`fail`, or `error` for a base
+/// that does not load), so a waiver of ours can lift it as it would have the evaluation's.
 pub fn withdraw(results: &mut Results) {
     results.waiver = None;
     if results.verdict == Verdict::Waived {
-        results.verdict = if results.base_error.is_some() {
-            Verdict::Error
-        } else {
-            Verdict::Fail
-        };
+        (results.verdict, results.reason) = crate::verdict::with_base_error(
+            crate::verdict::overall_verdict(&results.experiments),
+            results.base_error.as_deref(),
+        );
     }
 }
 
@@ -491,5 +491,34 @@ mod tests {
         assert!(cover(&waiver(now), &later).is_err());
         // A waiver that names no regression, or the base, covers every experiment in the ledger.
         assert!(AcceptedRegression::base_not_loading(other).is_base());
+    }
+
+    /// An untrusted job's waiver is taken back to the evaluation's own verdict and reason, so
+    /// the publisher's waiver can lift it again (the base's error is still recognised as such).
+    #[test]
+    fn a_withdrawn_waiver_leaves_the_evaluations_verdict_and_reason_to_waive_again() {
+        let broken = "the suite at base (main) does not load: promptgate.yaml:16:3: …";
+        // No experiment ran (`test_parts`): the verdict is the base's error alone.
+        let evaluated = crate::verdict::with_base_error(crate::verdict::overall_verdict(&[]), Some(broken));
+        let mut results = Results::new(crate::results::ResultParts {
+            verdict: evaluated.0,
+            reason: evaluated.1.clone(),
+            base_error: Some(broken.to_owned()),
+            ..crate::results::test_parts()
+        });
+        let accepted = waiver(regressions(&results));
+        apply(&mut results, &accepted);
+        assert_eq!(results.verdict, Verdict::Waived);
+        assert!(
+            results.reason.starts_with("regression accepted by"),
+            "{}",
+            results.reason
+        );
+        withdraw(&mut results);
+        assert_eq!((results.verdict, results.reason.clone()), evaluated);
+        assert_eq!(results.waiver, None);
+        assert!(crate::verdict::base_error_only(&results));
+        apply(&mut results, &accepted);
+        assert_eq!(results.verdict, Verdict::Waived);
     }
 }
