@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{LedgerCommand, LedgerRecordArgs, LedgerShowArgs, LedgerStore};
 use crate::error::{Diagnostic, Error, did_you_mean, exit};
+use crate::format::short_sha;
 use crate::github::client::Client;
 use crate::github::event::{ActionsEnv, Trigger};
 use crate::ledger::{self, Entry, GateMargin};
@@ -196,6 +197,16 @@ fn record(repo_dir: &Path, args: &LedgerRecordArgs) -> anyhow::Result<u8> {
             // The commit builds on the tip the text was read from, and moves the branch only
             // if it is still there: a line another writer added in between is never lost.
             let tip = repo.branch_tip(branch).map_err(reading)?;
+            if let Some(origin) = &tip.diverged_from {
+                return Err(Error::run_with_hint(
+                    format!(
+                        "the local `{branch}` and `origin/{branch}` ({}) each have ledger entries the other lacks: a commit here could not be pushed, so nothing was written",
+                        short_sha(origin)
+                    ),
+                    format!("bring them together first (`git fetch origin {branch}`, then merge `origin/{branch}` into `{branch}` keeping every line of {}), and record again", ledger::FILE),
+                )
+                .into());
+            }
             let existing = repo.read_at(&tip, ledger::FILE).map_err(reading)?.unwrap_or_default();
             let committed = repo
                 .commit_on_branch(branch, &tip, ledger::FILE, &ledger::append(&existing, &lines), &message)

@@ -29,6 +29,9 @@ pub struct BranchTip {
     pub local: Option<String>,
     /// The commit the next one builds on and the file is read from.
     pub start: Option<String>,
+    /// `origin`'s commit, when the local branch and the one fetched from `origin` each have
+    /// commits the other lacks: a commit on the local one could not be pushed.
+    pub diverged_from: Option<String>,
 }
 
 impl Repo {
@@ -45,17 +48,25 @@ impl Repo {
         }
         let local = self.commit_of(&format!("refs/heads/{branch}"));
         let origin = self.commit_of(&format!("refs/remotes/origin/{branch}"));
+        let contains = |newer: &str, older: &str| self.git(&["merge-base", "--is-ancestor", older, newer]).is_ok();
+        let mut diverged_from = None;
         let start = match (&local, origin) {
             // Behind what was fetched from `origin`: build on that, a fast-forward of both.
-            (Some(local), Some(origin))
-                if *local != origin && self.git(&["merge-base", "--is-ancestor", local, &origin]).is_ok() =>
-            {
-                Some(origin)
+            (Some(local), Some(origin)) if *local != origin && contains(&origin, local) => Some(origin),
+            (Some(local), Some(origin)) => {
+                if *local != origin && !contains(local, &origin) {
+                    diverged_from = Some(origin);
+                }
+                Some(local.clone())
             }
-            (Some(local), _) => Some(local.clone()),
+            (Some(local), None) => Some(local.clone()),
             (None, origin) => origin,
         };
-        Ok(BranchTip { local, start })
+        Ok(BranchTip {
+            local,
+            start,
+            diverged_from,
+        })
     }
 
     /// The text of `path` at the top of `tip`'s commit; `None` when there is none, or no such file.
@@ -348,5 +359,17 @@ mod tests {
             git(clone.path(), &["rev-parse", "promptgate-ledger"]).trim(),
             fourth.commit
         );
+        assert_eq!(tip.diverged_from, None);
+
+        // Both move on apart (the clone did not push; origin took another line) and origin is
+        // fetched: the tip says they diverged, so the ledger can refuse to write.
+        let tip = repo.branch_tip("promptgate-ledger").unwrap();
+        let fifth = repo
+            .commit_on_branch("promptgate-ledger", &tip, "ledger.jsonl", "1\n2\n3\n5\n", "five")
+            .unwrap();
+        git(clone.path(), &["fetch", "-q", "origin"]);
+        let tip = cloned.branch_tip("promptgate-ledger").unwrap();
+        assert_eq!(tip.diverged_from.as_deref(), Some(fifth.commit.as_str()));
+        assert_eq!(tip.start.as_deref(), Some(fourth.commit.as_str()));
     }
 }

@@ -606,4 +606,24 @@ fn without_a_token_the_ledger_is_the_local_repositorys_branch_and_the_checkout_i
         .expect_code(0)
         .stdout_has("v1.3.0")
         .stdout_has("v1.4.0");
+
+    // `origin`'s branch, as fetched, took another line after v1.3.0: the two have diverged,
+    // and a commit on the local one could not be pushed. Nothing is written.
+    let tree = repo.git(&["rev-parse", "promptgate-ledger^{tree}"]);
+    let other = repo.git(&[
+        "commit-tree",
+        tree.trim(),
+        "-p",
+        "promptgate-ledger^",
+        "-m",
+        "elsewhere",
+    ]);
+    repo.git(&["update-ref", "refs/remotes/origin/promptgate-ledger", other.trim()]);
+    let tip = repo.git(&["rev-parse", "promptgate-ledger"]);
+    write_json(repo.path(), "results.json", &results_json("v1.5.0", 0.95));
+    repo.promptgate(&["ledger", "record", "--results", "results.json", "--pr", "6"])
+        .expect_code(3)
+        .stderr_has("each have ledger entries the other lacks")
+        .stderr_has("hint: bring them together first");
+    assert_eq!(repo.git(&["rev-parse", "promptgate-ledger"]), tip);
 }
