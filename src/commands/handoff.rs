@@ -8,6 +8,7 @@ use super::ci::{PULL, connect, settings, side_channels, write_dry_run};
 use super::run::GateRun;
 use crate::cli::CiArgs;
 use crate::error::{Diagnostic, Error};
+use crate::format::short_sha;
 use crate::github::check;
 use crate::github::client::Client;
 use crate::github::event::{self, ActionsEnv, PullRequest, Trigger};
@@ -55,6 +56,26 @@ pub(super) fn publish_only(
     let repository = env.require_repository()?;
     if claimed.repository != repository {
         return Err(Error::run(format!("the results are for {}, not {repository}", claimed.repository)).into());
+    }
+    // The files come from an evaluation that ran the pull request's code: on an event that
+    // names a pull request, they may speak only of that one (and, on its own event, of the
+    // commit the event is about), never get another's results published.
+    let named = match &trigger {
+        Trigger::PullRequest { pr, .. } => Some((pr.number, Some(pr.head_sha.as_str()))),
+        Trigger::Dispatch { pr: Some(number), .. } => Some((*number, None)),
+        _ => None,
+    };
+    if let Some((number, sha)) = named
+        && (claimed.number != number || sha.is_some_and(|sha| sha != claimed.head_sha))
+    {
+        return Err(Error::run(format!(
+            "{} names pull request #{} at {}, but this job's event is about #{number}{}: nothing was published",
+            handoff_path.display(),
+            claimed.number,
+            short_sha(&claimed.head_sha),
+            sha.map(|s| format!(" at {}", short_sha(s))).unwrap_or_default()
+        ))
+        .into());
     }
     // The evaluating run ended badly: say so, whatever files it left.
     let failed = match &trigger {

@@ -200,7 +200,7 @@ fn record(repo_dir: &Path, args: &LedgerRecordArgs) -> anyhow::Result<u8> {
             if let Some(origin) = &tip.diverged_from {
                 return Err(Error::run_with_hint(
                     format!(
-                        "the local `{branch}` and `origin/{branch}` ({}) each have ledger entries the other lacks: a commit here could not be pushed, so nothing was written",
+                        "the local `{branch}` and `origin/{branch}` ({}) each have commits the other lacks: a commit here could not be pushed, so nothing was written",
                         short_sha(origin)
                     ),
                     format!("bring them together first (`git fetch origin {branch}`, then merge `origin/{branch}` into `{branch}` keeping every line of {}), and record again", ledger::FILE),

@@ -21,6 +21,8 @@ const MAX_ATTEMPTS: u32 = 4;
 const MAX_WAIT: Duration = Duration::from_secs(60);
 /// Pages followed at most when listing (100 items each).
 const MAX_PAGES: usize = 50;
+/// The most GitHub's clock (its answers' `Date`) is believed to differ from ours.
+const MAX_SKEW: Duration = Duration::from_secs(24 * 3600);
 /// The largest answer read from the API: a page of 100 comments of 65,536 characters each
 /// is about 26 MB of JSON.
 pub const MAX_RESPONSE_BYTES: usize = 32 << 20;
@@ -138,7 +140,10 @@ impl Client {
             Ok(ahead) => i64::try_from(ahead.as_secs()).unwrap_or(i64::MAX),
             Err(behind) => -i64::try_from(behind.duration().as_secs()).unwrap_or(i64::MAX),
         };
-        self.skew_secs.store(skew, Ordering::Relaxed);
+        // More than a day apart is a broken header, not a clock: ours is nearer the truth.
+        if skew.unsigned_abs() <= MAX_SKEW.as_secs() {
+            self.skew_secs.store(skew, Ordering::Relaxed);
+        }
     }
 
     pub fn is_dry_run(&self) -> bool {
@@ -321,9 +326,7 @@ impl Client {
             let remaining = header("x-ratelimit-remaining").and_then(|v| v.trim().parse::<u64>().ok());
             let reset = header("x-ratelimit-reset").and_then(|v| v.trim().parse::<u64>().ok());
             let link = header("link");
-            if let Some(date) = header("date") {
-                self.note_date(&date);
-            }
+            let date = header("date");
             // Read at most MAX_RESPONSE_BYTES: an endless answer is an error, not an abort.
             let limited = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES);
             let text = match http_body_util::BodyExt::collect(limited).await {
@@ -344,6 +347,11 @@ impl Client {
                 }
             };
             if (200..300).contains(&status) {
+                // GitHub's clock, from an answer it gave (not a refusal or a retried failure,
+                // which a proxy in front of it may have dated).
+                if let Some(date) = date {
+                    self.note_date(&date);
+                }
                 let value = if text.trim().is_empty() {
                     Value::Null
                 } else {
@@ -465,15 +473,32 @@ mod tests {
             a.duration_since(b).unwrap_or_else(|e| e.duration()).as_secs()
         };
         assert!(gap(parse(&client.now()), ours) <= 2, "ours before any answer");
-        // An answer dated 1994: GitHub's clock is behind ours by the difference, and stays so.
-        client.note_date("Sun, 06 Nov 1994 08:49:37 GMT");
-        let then = parse("1994-11-06T08:49:37Z");
-        assert!(gap(parse(&client.now()), then) <= 2, "{}", client.now());
-        // A header that is not a date changes nothing; a later one replaces the skew.
-        client.note_date("yesterday");
-        assert!(gap(parse(&client.now()), then) <= 2, "{}", client.now());
-        client.note_date("Sat, 06 Nov 2094 08:49:37 GMT");
-        assert!(client.now().starts_with("2094-11-06T08:49:"), "{}", client.now());
+        // An answer dated an hour ago: GitHub's clock is behind ours by that, and stays so.
+        let hour_ago = ours - Duration::from_secs(3600);
+        client.note_date(&imf_fixdate(hour_ago));
+        assert!(gap(parse(&client.now()), hour_ago) <= 2, "{}", client.now());
+        // A header that is not a date, or dated more than a day off, changes nothing.
+        for broken in [
+            "yesterday",
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sat, 06 Nov 99999 08:49:37 GMT",
+        ] {
+            client.note_date(broken);
+            assert!(gap(parse(&client.now()), hour_ago) <= 2, "{broken}: {}", client.now());
+        }
+        // A later answer replaces the skew: ten minutes ahead.
+        let ahead = ours + Duration::from_secs(600);
+        client.note_date(&imf_fixdate(ahead));
+        assert!(gap(parse(&client.now()), ahead) <= 2, "{}", client.now());
+    }
+
+    /// `at` as an HTTP `Date` header writes it (the weekday is not read back).
+    fn imf_fixdate(at: std::time::SystemTime) -> String {
+        let rfc = crate::ledger::rfc3339(at);
+        let month = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ][rfc[5..7].parse::<usize>().unwrap() - 1];
+        format!("Mon, {} {month} {} {} GMT", &rfc[8..10], &rfc[0..4], &rfc[11..19])
     }
 
     #[test]

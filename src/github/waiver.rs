@@ -283,13 +283,18 @@ pub fn still_given(waiver: &Waiver, pr: &PullRequest, comments: &[Value]) -> boo
 /// Takes back a waiver results carry (an untrusted job's, which cannot waive its own verdict):
 /// `waived` is again the verdict and reason its experiments give (`fail`, or `error` for a base
 /// that does not load), so a waiver of ours can lift it as it would have the evaluation's.
+/// Results whose experiments give neither were never waived by an evaluation: they `fail`.
 pub fn withdraw(results: &mut Results) {
     results.waiver = None;
     if results.verdict == Verdict::Waived {
-        (results.verdict, results.reason) = crate::verdict::with_base_error(
+        let (verdict, reason) = crate::verdict::with_base_error(
             crate::verdict::overall_verdict(&results.experiments),
             results.base_error.as_deref(),
         );
+        results.verdict = Verdict::Fail;
+        if matches!(verdict, Verdict::Fail | Verdict::Error) {
+            (results.verdict, results.reason) = (verdict, reason);
+        }
     }
 }
 
@@ -499,7 +504,10 @@ mod tests {
     fn a_withdrawn_waiver_leaves_the_evaluations_verdict_and_reason_to_waive_again() {
         let broken = "the suite at base (main) does not load: promptgate.yaml:16:3: …";
         // No experiment ran (`test_parts`): the verdict is the base's error alone.
-        let evaluated = crate::verdict::with_base_error(crate::verdict::overall_verdict(&[]), Some(broken));
+        let evaluated = (
+            Verdict::Error,
+            format!("{broken}; the experiments ran candidate-only (no experiment is affected by this change)"),
+        );
         let mut results = Results::new(crate::results::ResultParts {
             verdict: evaluated.0,
             reason: evaluated.1.clone(),
@@ -520,5 +528,14 @@ mod tests {
         assert!(crate::verdict::base_error_only(&results));
         apply(&mut results, &accepted);
         assert_eq!(results.verdict, Verdict::Waived);
+
+        // `waived` on results whose experiments pass (no evaluation writes that): `fail`.
+        let mut forged = Results::new(crate::results::ResultParts {
+            verdict: Verdict::Waived,
+            reason: "regression accepted by someone".to_owned(),
+            ..crate::results::test_parts()
+        });
+        withdraw(&mut forged);
+        assert_eq!(forged.verdict, Verdict::Fail);
     }
 }

@@ -620,7 +620,14 @@ fn parse_clock(text: &str) -> Option<(u32, u32, u32)> {
 
 /// The instant of a UTC civil date and time.
 fn instant(year: i64, month: u32, day: u32, h: u32, m: u32, s: u32, fraction: f64) -> Option<SystemTime> {
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+    // Years of four digits: a larger one is no date a server means, and would overflow below.
+    if !(1..=9999).contains(&year)
+        || !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || h > 23
+        || m > 59
+        || s > 60
+    {
         return None;
     }
     // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).

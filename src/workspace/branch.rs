@@ -48,18 +48,20 @@ impl Repo {
         }
         let local = self.commit_of(&format!("refs/heads/{branch}"));
         let origin = self.commit_of(&format!("refs/remotes/origin/{branch}"));
-        let contains = |newer: &str, older: &str| self.git(&["merge-base", "--is-ancestor", older, newer]).is_ok();
         let mut diverged_from = None;
         let start = match (&local, origin) {
-            // Behind what was fetched from `origin`: build on that, a fast-forward of both.
-            (Some(local), Some(origin)) if *local != origin && contains(&origin, local) => Some(origin),
-            (Some(local), Some(origin)) => {
-                if *local != origin && !contains(local, &origin) {
+            (Some(local), Some(origin)) if *local != origin => match self.common_ancestor(local, &origin)? {
+                // Behind what was fetched from `origin`: build on that, a fast-forward of both.
+                Some(base) if base == *local => Some(origin),
+                // Ahead of it: the push is a fast-forward.
+                Some(base) if base == origin => Some(local.clone()),
+                // Each has commits the other lacks (or no common one).
+                _ => {
                     diverged_from = Some(origin);
+                    Some(local.clone())
                 }
-                Some(local.clone())
-            }
-            (Some(local), None) => Some(local.clone()),
+            },
+            (Some(local), _) => Some(local.clone()),
             (None, origin) => origin,
         };
         Ok(BranchTip {
@@ -153,6 +155,25 @@ impl Repo {
     }
 
     /// The commit `reference` names, if it names one.
+    /// The best common ancestor of two commits; `None` when they have none (exit 1), an error
+    /// when git cannot tell (a missing object, a shallow clone's cut history).
+    fn common_ancestor(&self, a: &str, b: &str) -> anyhow::Result<Option<String>> {
+        let out = git_command()
+            .arg("-C")
+            .arg(self.root())
+            .args(["merge-base", a, b])
+            .output()
+            .context("running git")?;
+        match out.status.code() {
+            Some(0) => Ok(Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())),
+            Some(1) if out.stderr.is_empty() => Ok(None),
+            _ => bail!(
+                "git merge-base {a} {b} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        }
+    }
+
     fn commit_of(&self, reference: &str) -> Option<String> {
         self.git(&["rev-parse", "--verify", "--quiet", &format!("{reference}^{{commit}}")])
             .ok()
@@ -359,7 +380,12 @@ mod tests {
             git(clone.path(), &["rev-parse", "promptgate-ledger"]).trim(),
             fourth.commit
         );
-        assert_eq!(tip.diverged_from, None);
+        // Ahead of origin (not pushed yet): builds on the local branch, not diverged.
+        let tip = cloned.branch_tip("promptgate-ledger").unwrap();
+        assert_eq!(
+            (tip.start.as_deref(), tip.diverged_from.as_deref()),
+            (Some(fourth.commit.as_str()), None)
+        );
 
         // Both move on apart (the clone did not push; origin took another line) and origin is
         // fetched: the tip says they diverged, so the ledger can refuse to write.

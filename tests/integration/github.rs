@@ -785,9 +785,6 @@ async fn a_maintainers_label_waives_without_evaluating_and_removing_it_fails_aga
     assert_eq!(check["conclusion"], "failure");
 }
 
-/// On a fork's pull request the label comes as `pull_request_target` (the waiver workflow's
-/// trigger; a fork's `pull_request` run cannot publish): it re-publishes the same way, and the
-/// refusal to evaluate under that event does not stand in its way.
 /// The results are timed by GitHub's clock (its answers' `Date`), as the waiver is (its
 /// `created_at`): on a runner whose clock is an hour ahead of GitHub's, a label given a minute
 /// after the results were published still waives them.
@@ -813,6 +810,9 @@ async fn a_waiver_is_timed_by_githubs_clock_not_the_runners() {
     assert!(waived.contains("the `promptgate:accept-regression` label"), "{waived}");
 }
 
+/// On a fork's pull request the label comes as `pull_request_target` (the waiver workflow's
+/// trigger; a fork's `pull_request` run cannot publish): it re-publishes the same way, and the
+/// refusal to evaluate under that event does not stand in its way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_maintainers_label_on_a_forks_pull_request_waives_under_pull_request_target() {
     let repo = TestRepo::with_demo_base();
@@ -821,7 +821,21 @@ async fn a_maintainers_label_on_a_forks_pull_request_waives_under_pull_request_t
     let empty = tempfile::tempdir().unwrap();
     let server = fake_github_with(&sticky, vec![], json!([]), &[("maya", "maintain")]).await;
     let label = "promptgate:accept-regression";
-    pr_mock(&server, &base, &head, &[label]).await;
+    // The pull request as the API has it: a fork's (the results are a maintainer's trusted
+    // evaluation of its commit).
+    json_mock(
+        &server,
+        "GET",
+        &format!("/repos/{REPO}/pulls/7"),
+        200,
+        json!({
+            "number": 7,
+            "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
+            "head": {"ref": "tighten-refunds", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}},
+            "labels": [{"name": label}],
+        }),
+    )
+    .await;
     label_added(&server, 503, "maya", label, &given_at()).await;
     let event = label_event(empty.path(), &base, &head, "labeled", label, &[label]);
     let mut payload: Value = serde_json::from_str(&std::fs::read_to_string(&event).unwrap()).unwrap();
@@ -1850,6 +1864,32 @@ async fn a_matrix_whose_shards_wrote_nothing_still_gets_its_error_check() {
         check["output"]["title"].as_str().unwrap().contains("could not finish"),
         "{check}"
     );
+
+    // A pr.json is the evaluation's word, and the evaluation ran the pull request's code: one
+    // naming another pull request (or another commit) is refused on this one's event.
+    for (number, sha) in [(8, head.as_str()), (7, base.as_str())] {
+        let handoff = json!({"repository": REPO, "number": number, "base_ref": "main", "base_sha": base,
+            "head_ref": "x", "head_sha": sha, "labels": [], "fork": false});
+        std::fs::write(repo.path().join("promptgate-out/pr.json"), handoff.to_string()).unwrap();
+        let server = fake_github(vec![], json!([]), &[]).await;
+        ci_async(
+            &repo,
+            server.uri(),
+            event(repo.path(), &base, &head, &[]),
+            &["--publish-only", "promptgate-out", "--out", "published", "--no-assets"],
+        )
+        .await
+        .run
+        .expect_code(3)
+        .stderr_has(&format!("names pull request #{number}"))
+        .stderr_has("but this job's event is about #7");
+        let (lines, _) = sequence(&server).await;
+        assert!(
+            lines.iter().all(|l| !l.starts_with("PATCH") && !l.starts_with("POST")),
+            "{lines:?}"
+        );
+    }
+    std::fs::remove_file(repo.path().join("promptgate-out/pr.json")).unwrap();
 
     let server = fake_github(vec![], json!([]), &[]).await;
     ci_async_in(

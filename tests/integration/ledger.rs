@@ -607,7 +607,7 @@ fn without_a_token_the_ledger_is_the_local_repositorys_branch_and_the_checkout_i
         .stdout_has("v1.3.0")
         .stdout_has("v1.4.0");
 
-    // `origin`'s branch, as fetched, took another line after v1.3.0: the two have diverged,
+    // `origin`'s branch, as fetched, took another commit after v1.3.0: the two have diverged,
     // and a commit on the local one could not be pushed. Nothing is written.
     let tree = repo.git(&["rev-parse", "promptgate-ledger^{tree}"]);
     let other = repo.git(&[
@@ -623,7 +623,7 @@ fn without_a_token_the_ledger_is_the_local_repositorys_branch_and_the_checkout_i
     write_json(repo.path(), "results.json", &results_json("v1.5.0", 0.95));
     repo.promptgate(&["ledger", "record", "--results", "results.json", "--pr", "6"])
         .expect_code(3)
-        .stderr_has("each have ledger entries the other lacks")
+        .stderr_has("each have commits the other lacks")
         .stderr_has("hint: bring them together first");
     assert_eq!(repo.git(&["rev-parse", "promptgate-ledger"]), tip);
 }
