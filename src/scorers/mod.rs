@@ -20,7 +20,7 @@ pub mod similarity;
 use serde_json::Value;
 
 use crate::results::{Score, Scores, ThinVec};
-use crate::suite::{Assertion, Check, SimilarityMethod, pass_name};
+use crate::suite::{Assertion, Check, JudgeCheck, SimilarityMethod, pass_name};
 
 pub use exec::ExecScorers;
 
@@ -160,14 +160,23 @@ pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &s
 }
 
 /// The scores of a call that produced no output: it fails every assertion, a similarity is 0,
-/// and nothing leaked; `exec` scorers have nothing to score.
+/// a judge's metric takes its worst value (relevance and a rubric 0, a hallucination 1: the
+/// judge is not asked, and an answer that never came must not leave the metric to the calls
+/// that answered), and nothing leaked; `exec` scorers and comparisons have nothing to score.
 pub fn errored<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, error: &str) -> Scored {
     let mut scores = Scores::new();
     for a in assertions {
         let names = fresh_names(&scores, a);
         match &a.check {
-            // Nothing to score without an output; a judge has nothing to judge.
-            Check::Exec { .. } | Check::Judge(_) | Check::Compare(_) => {}
+            // As `judge::apply` names it: by its metric.
+            Check::Judge(JudgeCheck::Hallucination { .. }) => {
+                scores.insert(&a.metric, Score::Bool(true));
+            }
+            Check::Judge(JudgeCheck::Relevance | JudgeCheck::Rubric(_)) => {
+                scores.insert(&a.metric, Score::Number(0.0));
+            }
+            // Nothing to score without an output.
+            Check::Exec { .. } | Check::Compare(_) => {}
             Check::Similarity { threshold, .. } => {
                 scores.insert(&names[0], Score::Number(0.0));
                 if threshold.is_some() {
@@ -682,6 +691,23 @@ mod tests {
         let e = errored([&a], "timed out");
         assert_eq!(e.scores["contains"], Score::Bool(false));
         assert_eq!(e.failures, vec!["call failed: timed out"]);
+    }
+
+    /// A call that never answered takes each judge metric's worst value, as a judge would have
+    /// given an empty answer: it must not leave the metric to the calls that answered.
+    #[test]
+    fn an_errored_call_takes_each_judge_metrics_worst_value() {
+        let relevance = assertion("relevance", None, None);
+        let rubric = RawAssertion {
+            metric: Some(crate::suite::raw::MetricNames(vec!["tone".to_owned()])),
+            ..raw("llm-rubric", Some(Value::String("polite".into())))
+        };
+        let hallucination = assertion("hallucination", None, None);
+        let e = errored([&relevance, &resolve(&rubric), &hallucination], "timed out");
+        assert_eq!(e.scores["relevance"], Score::Number(0.0));
+        assert_eq!(e.scores["tone"], Score::Number(0.0));
+        assert_eq!(e.scores["hallucination_rate"], Score::Bool(true));
+        assert_eq!(e.scores["pass"], Score::Bool(false));
     }
 
     #[test]
