@@ -32,10 +32,12 @@ pub struct Annotation {
 
 /// The check's conclusion for a verdict: a waived regression is neutral, a run waiting for a
 /// maintainer `action_required` (fail closed). Results of untrusted code (a fork's artifact)
-/// are never a success: at most neutral.
+/// are never a success, nor neutral, which a required check lets through as it does a
+/// success: their pass (or waived regression) waits for a maintainer's trusted evaluation,
+/// `action_required`.
 pub fn conclusion_for(verdict: Verdict, untrusted: bool) -> &'static str {
     match verdict {
-        Verdict::Pass if untrusted => "neutral",
+        Verdict::Pass | Verdict::Waived if untrusted => "action_required",
         Verdict::Pass => "success",
         Verdict::Fail | Verdict::Error => "failure",
         Verdict::Waived => "neutral",
@@ -189,8 +191,10 @@ mod tests {
         assert_eq!(conclusion_for(Verdict::Waived, false), "neutral");
         assert_eq!(conclusion_for(Verdict::NeedsApproval, false), "action_required");
         assert_eq!(conclusion_for(Verdict::Error, false), "failure");
-        // Untrusted code's pass is never a success.
-        assert_eq!(conclusion_for(Verdict::Pass, true), "neutral");
+        // Untrusted code's pass is never a success, nor a neutral a required check lets through.
+        assert_eq!(conclusion_for(Verdict::Pass, true), "action_required");
+        assert_eq!(conclusion_for(Verdict::Waived, true), "action_required");
+        assert_eq!(conclusion_for(Verdict::Fail, true), "failure");
         assert_eq!(conclusion_for(Verdict::NeedsApproval, true), "action_required");
     }
 

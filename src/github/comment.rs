@@ -93,7 +93,7 @@ pub fn failed_body(message: &str, head_sha: &str) -> String {
 pub fn notes(results: &Results) -> String {
     let mut notes = String::new();
     if results.trust.untrusted {
-        notes.push_str("\n🔓 **Evaluated without secrets by untrusted code** (a fork's change, run by the fork-safe workflow). A maintainer can run the trusted evaluation once they have reviewed the change; until then this check is at most neutral.\n");
+        notes.push_str("\n🔓 **Evaluated without secrets by untrusted code** (a fork's change, run by the fork-safe workflow). A maintainer can run the trusted evaluation once they have reviewed the change; until then this check waits for it (action required): a required check is never satisfied by untrusted code's word.\n");
     }
     if let Some(a) = &results.trust.approval {
         notes.push_str(&approval_note(a));
