@@ -205,7 +205,16 @@ pub fn regressions(results: &Results) -> Vec<AcceptedRegression> {
 }
 
 /// The waiver `given` for the results last published: it accepts exactly their regressions.
+/// Results of untrusted code (a fork's artifact) lend it their regressions' names only: their
+/// estimates and intervals are that code's word, and a bound taken from them would let a later
+/// trusted evaluation's regression through, so nothing measured is covered by it.
 pub fn bind(given: Given, published: &Published) -> Waiver {
+    let mut accepted = published.regressions.clone();
+    if published.untrusted {
+        for a in &mut accepted {
+            (a.estimate, a.ci) = (None, None);
+        }
+    }
     Waiver {
         by: given.by,
         reason: given.reason,
@@ -213,14 +222,15 @@ pub fn bind(given: Given, published: &Published) -> Waiver {
         waived: published.reason.clone(),
         at: given.at,
         commit: Some(published.sha.clone()),
-        accepted: published.regressions.clone(),
+        accepted,
         source_id: given.source_id,
     }
 }
 
-/// Whether `waiver` covers every regression of `now`: each must be among the accepted ones and
-/// not worse than the accepted interval's bad end (the estimate then, without an interval).
-/// `Err` lists, one line each, what it does not cover.
+/// Whether `waiver` covers every regression of `now`: each must be among the accepted ones, in
+/// the same direction, and not worse than the accepted interval's bad end (the estimate then,
+/// without an interval). One accepted without a bound (a metric with no data then) covers only
+/// a regression that still has no estimate. `Err` lists, one line each, what it does not cover.
 pub fn cover(waiver: &Waiver, now: &[AcceptedRegression]) -> Result<(), Vec<String>> {
     let mut uncovered = Vec::new();
     for r in now {
@@ -232,6 +242,19 @@ pub fn cover(waiver: &Waiver, now: &[AcceptedRegression]) -> Result<(), Vec<Stri
             uncovered.push(format!("{} in {} (new)", r.metric, r.experiment));
             continue;
         };
+        if r.direction != accepted.direction {
+            uncovered.push(format!("{} in {} (its direction changed)", r.metric, r.experiment));
+            continue;
+        }
+        if let (Some(estimate), None) = (r.estimate, bad_end(accepted)) {
+            uncovered.push(format!(
+                "{} in {} (now measured at {}; accepted without an estimate)",
+                r.metric,
+                r.experiment,
+                number(estimate)
+            ));
+            continue;
+        }
         if let (Some(estimate), Some(bound)) = (r.estimate, bad_end(accepted)) {
             let worse = match accepted.direction {
                 Direction::Higher => estimate < bound,
@@ -380,6 +403,55 @@ mod tests {
             accepted,
             source_id: Some(80),
         }
+    }
+
+    /// A regression accepted without a bound (no data then), or in the other direction, covers
+    /// nothing measured later; untrusted results lend a waiver names, not bounds.
+    #[test]
+    fn a_waiver_without_a_bound_or_in_another_direction_covers_nothing_measured() {
+        let unmeasured = AcceptedRegression {
+            estimate: None,
+            ci: None,
+            ..regression("faq", "relevance", Direction::Higher, 0.0, [0.0, 0.0])
+        };
+        let measured = regression("faq", "relevance", Direction::Higher, -0.5, [-0.6, -0.4]);
+        assert_eq!(
+            cover(&waiver(vec![unmeasured.clone()]), std::slice::from_ref(&unmeasured)),
+            Ok(())
+        );
+        assert_eq!(
+            cover(&waiver(vec![unmeasured]), std::slice::from_ref(&measured)),
+            Err(vec![
+                "relevance in faq (now measured at -0.5; accepted without an estimate)".to_owned()
+            ])
+        );
+        // Accepted as a small rise of a lower-is-better metric: a drop later is not that.
+        let forged = regression("faq", "pass_rate", Direction::Lower, -0.01, [-0.02, 0.0]);
+        let drop = regression("faq", "pass_rate", Direction::Higher, -0.3, [-0.4, -0.2]);
+        assert_eq!(
+            cover(&waiver(vec![forged.clone()]), &[drop]),
+            Err(vec!["pass_rate in faq (its direction changed)".to_owned()])
+        );
+        // Bound to untrusted results: the names only.
+        let published = Published {
+            sha: "a".repeat(40),
+            verdict: Verdict::Fail,
+            reason: "regression in faq".to_owned(),
+            untrusted: true,
+            regressions: vec![measured.clone(), forged],
+            base_error: false,
+            at: None,
+        };
+        let given = Given {
+            by: "maya".to_owned(),
+            reason: "ok".to_owned(),
+            via: "comment".to_owned(),
+            at: None,
+            source_id: Some(1),
+        };
+        let bound = bind(given, &published);
+        assert!(bound.accepted.iter().all(|a| a.estimate.is_none() && a.ci.is_none()));
+        assert!(cover(&bound, &[measured]).is_err());
     }
 
     #[test]
