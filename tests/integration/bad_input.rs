@@ -940,6 +940,20 @@ fn pii_metric_named_as_if_higher_were_better() {
     );
 }
 
+/// A `hallucination` judgement is 1 for an unsupported claim: a name that reads higher-is-better
+/// would report more hallucinations as an improvement.
+#[test]
+fn hallucination_metric_named_as_if_higher_were_better() {
+    check(
+        |r| suite_assert(r, "{type: hallucination, metric: faithfulness}"),
+        &[
+            "its metric `faithfulness` must read lower-is-better",
+            "promptgate.yaml:19:14",
+            "hint: name it as a hallucination rate",
+        ],
+    );
+}
+
 #[test]
 fn forbidden_terms_without_terms() {
     check(
