@@ -34,7 +34,7 @@ pub(super) fn publish_only(
 ) -> anyhow::Result<u8> {
     let handoff_path = dir.join(PR_FILE);
     let trigger = env.trigger()?;
-    let claimed: PullRequest = match (std::fs::read_to_string(&handoff_path), &trigger) {
+    let claimed: PullRequest = match (read_small(&handoff_path), &trigger) {
         (Ok(text), _) => serde_json::from_str(&text).map_err(|e| {
             Error::from(Diagnostic::new(format!(
                 "{} is not a pr.json: {e}",
@@ -63,7 +63,27 @@ pub(super) fn publish_only(
     let named = match &trigger {
         Trigger::PullRequest { pr, .. } => Some((pr.number, Some(pr.head_sha.as_str()))),
         Trigger::Dispatch { pr: Some(number), .. } => Some((*number, None)),
-        _ => None,
+        Trigger::WorkflowRun { pull_requests, .. } => {
+            // A same-repository run names its pull requests; a fork's names none.
+            if !pull_requests.is_empty() && !pull_requests.contains(&claimed.number) {
+                return Err(Error::run(format!(
+                    "{} names pull request #{}, which the evaluating workflow run is not about: nothing was published",
+                    handoff_path.display(),
+                    claimed.number
+                ))
+                .into());
+            }
+            None
+        }
+        Trigger::Dispatch { pr: None, .. } => None,
+        // Nothing there says which pull request or commit was evaluated, nor whose code it was.
+        Trigger::PullRequestComment { .. } | Trigger::Other(_) => {
+            return Err(Error::from(
+                Diagnostic::new("--publish-only publishes an evaluation for the event that ran it: a pull request's, a `workflow_run` or a maintainer's `workflow_dispatch`")
+                    .hint("run it in the job that evaluated (the Action's publish step), in the fork-safe publish workflow, or in a matrix's merge job"),
+            )
+            .into());
+        }
     };
     if let Some((number, sha)) = named
         && (claimed.number != number || sha.is_some_and(|sha| sha != claimed.head_sha))
@@ -82,10 +102,13 @@ pub(super) fn publish_only(
         Trigger::WorkflowRun { conclusion, .. } => conclusion.as_deref().filter(|c| *c != "success"),
         _ => None,
     };
-    let error = std::fs::read_to_string(dir.join(ERROR_FILE))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["message"].as_str().map(str::to_owned));
+    let error = match read_small(&dir.join(ERROR_FILE)) {
+        Ok(text) => serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_owned)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => Some(format!("the evaluation left an {ERROR_FILE} that cannot be read: {e}")),
+    };
     let results_path = dir.join("results.json");
     if error.is_some() || failed.is_some() || !results_path.is_file() {
         let message = match (error, failed) {
@@ -202,4 +225,24 @@ pub(super) fn write_error(out: &Path, message: &str) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(&serde_json::json!({ "message": message }))? + "\n";
     crate::output::write_file(&out.join(ERROR_FILE), text.as_bytes())?;
     Ok(())
+}
+
+/// The most `pr.json` and `error.json` hold: a few hundred bytes each when the evaluation wrote
+/// them, which ran the pull request's code and may have written anything there.
+const MAX_SMALL_FILE: u64 = 64 * 1024;
+
+/// A hand-off file's text, refused (as invalid data) past [`MAX_SMALL_FILE`].
+fn read_small(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_SMALL_FILE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_SMALL_FILE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} KiB", MAX_SMALL_FILE / 1024),
+        ));
+    }
+    Ok(text)
 }

@@ -148,7 +148,7 @@ pub fn body(
         "status": "completed",
         "conclusion": conclusion,
         "output": {
-            "title": title,
+            "title": truncate(title, MAX_TITLE_CHARS),
             "summary": truncate(summary, MAX_OUTPUT_CHARS),
             "annotations": annotations,
         },

@@ -126,7 +126,11 @@ impl<'a> Publisher<'a> {
                 &head,
                 "failure",
                 &format!("promptgate could not finish: {}", crate::secrets::redact(message)),
-                &format!("The gate stopped before a verdict: {message}"),
+                // The message may be a fork's (its error.json): escaped like any untrusted text.
+                &format!(
+                    "The gate stopped before a verdict: {}",
+                    crate::report::escape::escape_untrusted(&crate::secrets::redact(message), 1_000)
+                ),
                 &[],
                 self.settings.details_url.as_deref(),
             );

@@ -1838,7 +1838,10 @@ async fn a_forks_keyed_suite_waits_for_a_maintainer_through_the_fork_safe_pair()
 
 /// A matrix whose shards all crashed before writing anything: its merge job, on the pull
 /// request's own event, has no pr.json, and publishes from the event that the evaluation could
-/// not finish. The fork-safe publisher (`workflow_run`) still needs the evaluation's word.
+/// not finish. The fork-safe publisher (`workflow_run`) still needs the evaluation's word. And
+/// the hand-off files are the evaluated code's word: a pr.json naming another pull request or
+/// commit, an error.json with markdown or past 64 KiB, and an event naming no evaluation are
+/// refused or escaped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_matrix_whose_shards_wrote_nothing_still_gets_its_error_check() {
     let repo = TestRepo::with_demo_base();
@@ -1889,6 +1892,71 @@ async fn a_matrix_whose_shards_wrote_nothing_still_gets_its_error_check() {
             "{lines:?}"
         );
     }
+    std::fs::remove_file(repo.path().join("promptgate-out/pr.json")).unwrap();
+
+    // The evaluation's error.json is its code's word too: escaped in the check, and a long one
+    // cut in the title (GitHub refuses a long title, and the pull request would get no check).
+    let long = format!("![look](https://evil.example/x.png) <b>pwned</b> {}", "x".repeat(500));
+    std::fs::write(
+        repo.path().join("promptgate-out/error.json"),
+        json!({ "message": long }).to_string(),
+    )
+    .unwrap();
+    let server = fake_github(vec![], json!([]), &[]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--publish-only", "promptgate-out", "--out", "published", "--no-assets"],
+    )
+    .await
+    .run
+    .expect_code(3);
+    let check = check_run(&server).await;
+    let summary = check["output"]["summary"].as_str().unwrap();
+    assert!(!summary.contains("![look]") && !summary.contains("<b>"), "{summary}");
+    assert!(
+        check["output"]["title"].as_str().unwrap().chars().count() <= 120,
+        "{check}"
+    );
+
+    // An error.json past 64 KiB is not read (the evaluation may have written anything there).
+    std::fs::write(
+        repo.path().join("promptgate-out/error.json"),
+        format!("{{\"message\": \"{}\"}}", "x".repeat(70_000)),
+    )
+    .unwrap();
+    let server = fake_github(vec![], json!([]), &[]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--publish-only", "promptgate-out", "--out", "published", "--no-assets"],
+    )
+    .await
+    .run
+    .expect_code(3)
+    .stderr_has("error.json that cannot be read: larger than 64 KiB");
+    std::fs::remove_file(repo.path().join("promptgate-out/error.json")).unwrap();
+
+    // An event that names no evaluation (a comment) publishes none, whatever pr.json says.
+    let handoff = json!({"repository": REPO, "number": 7, "base_ref": "main", "base_sha": base,
+        "head_ref": "x", "head_sha": head, "labels": [], "fork": false});
+    std::fs::write(repo.path().join("promptgate-out/pr.json"), handoff.to_string()).unwrap();
+    let server = fake_github(vec![], json!([]), &[]).await;
+    ci_async_in(
+        repo.path(),
+        server.uri(),
+        comment_event(repo.path(), "mallory", "/promptgate accept"),
+        &["--publish-only", "promptgate-out", "--out", "published", "--no-assets"],
+        Env::named("issue_comment"),
+    )
+    .await
+    .run
+    .expect_code(2)
+    .stderr_has("--publish-only publishes an evaluation for the event that ran it");
     std::fs::remove_file(repo.path().join("promptgate-out/pr.json")).unwrap();
 
     let server = fake_github(vec![], json!([]), &[]).await;
