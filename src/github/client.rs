@@ -216,10 +216,21 @@ impl Client {
                     )));
                 }
             }
-            next = link
-                .as_deref()
-                .and_then(next_link)
-                .filter(|next| pages < MAX_PAGES && next.starts_with(&format!("{}/", self.api_url)));
+            next = link.as_deref().and_then(next_link);
+            // A list read in part would decide on what it left out (an older label event taken
+            // for the newest one): more pages than the cap, or a next page off the API, is an
+            // error, never a silent end.
+            if let Some(more) = &next
+                && (pages >= MAX_PAGES || !more.starts_with(&format!("{}/", self.api_url)))
+            {
+                return Err(Error::run_with_hint(
+                    format!(
+                        "GitHub's list {route} goes on past what promptgate reads ({MAX_PAGES} pages of 100, under {})",
+                        self.api_url
+                    ),
+                    "nothing was decided on part of the list; if the pull request really has that many comments or events, publish from a fresh pull request",
+                ));
+            }
         }
         Ok(items)
     }
@@ -463,6 +474,46 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A list read in part would be decided on without what it left out: past the page cap, or
+    /// with a next page off the API (where the token must not go), it is an error.
+    #[tokio::test]
+    async fn a_list_longer_than_is_read_or_paged_off_the_api_is_an_error() {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let purpose = Purpose {
+            what: "read the pull request's events",
+            permission: "issues: read",
+        };
+        let server = MockServer::start().await;
+        let endless = format!("<{}/repos/o/r/issues/7/events?page=2>; rel=\"next\"", server.uri());
+        Mock::given(method("GET"))
+            .and(path("/repos/o/r/issues/7/events"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("link", endless.as_str())
+                    .set_body_json(serde_json::json!([{"id": 1}])),
+            )
+            .mount(&server)
+            .await;
+        let offsite = "<https://elsewhere.example/repos/o/r/issues/8/events?page=2>; rel=\"next\"";
+        Mock::given(method("GET"))
+            .and(path("/repos/o/r/issues/8/events"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("link", offsite)
+                    .set_body_json(serde_json::json!([{"id": 1}])),
+            )
+            .mount(&server)
+            .await;
+        let client = Client::live(&server.uri(), "token".to_owned(), "o/r").unwrap();
+        let err = client.get_all("/repos/o/r/issues/7/events", purpose).await.unwrap_err();
+        assert!(err.to_string().contains("goes on past what promptgate reads"), "{err}");
+        assert_eq!(server.received_requests().await.unwrap().len(), MAX_PAGES);
+        let err = client.get_all("/repos/o/r/issues/8/events", purpose).await.unwrap_err();
+        assert!(err.to_string().contains("goes on past what promptgate reads"), "{err}");
+        assert_eq!(server.received_requests().await.unwrap().len(), MAX_PAGES + 1);
+    }
 
     #[test]
     fn now_is_githubs_clock_as_its_last_answers_date_header_gave_it() {
