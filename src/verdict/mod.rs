@@ -190,9 +190,13 @@ pub fn judge_with(experiments: &mut [ExperimentResult], policy: &Policy, look: O
         metric.details.drift = drift(recorded, estimate);
         if experiments[*ei].baseline.is_none() {
             // A candidate-only experiment has nothing to compare: its metrics say so, and only
-            // an objective on the candidate's own value can fail it.
+            // an objective on the candidate's own value can fail it (a blocking gate's SLO it
+            // misses, over at least the metric's minimum n).
             metric.verdict = MetricVerdict::NoData;
             metric.non_inferior = false;
+            metric.fails_gate = metric.blocking
+                && metric.n >= metric.details.min_n.unwrap_or(1).max(1)
+                && metric.slo.as_ref().is_some_and(|s| !s.met);
         } else if metric.verdict == MetricVerdict::NoData && metric.blocking {
             // A blocking metric the comparison could not measure fails closed.
             metric.fails_gate = true;
@@ -743,5 +747,90 @@ mod tests {
             changed: ChangeFacts::default(),
         });
         assert!(!waivable(&errored));
+    }
+
+    /// A new experiment runs candidate-only: nothing to compare, but a blocking gate's SLO on
+    /// its own value still fails it, once the metric has its minimum n.
+    #[test]
+    fn a_new_experiment_fails_a_blocking_slo_it_misses_and_nothing_else() {
+        let experiment = |cases: usize, passing: usize| ExperimentResult {
+            name: "faq".to_owned(),
+            status: ExperimentStatus::New,
+            affected_by: Vec::new(),
+            verdict: ExperimentVerdict::Pass,
+            reason: String::new(),
+            provider: "mock".to_owned(),
+            baseline: None,
+            candidate: Some(ArmInfo {
+                variant: "v".to_owned(),
+                version: None,
+                model: "m".to_owned(),
+                prompt: "p".to_owned(),
+                temperature: None,
+                max_tokens: None,
+                top_p: None,
+                evaluation_metrics: Default::default(),
+                timeout_ms: DEFAULT_TIMEOUT_MS,
+            }),
+            repeats: 1,
+            metrics: Vec::new(),
+            cases: (0..cases)
+                .map(|i| {
+                    let mut call = Call::default();
+                    call.scores.insert("pass", Score::Bool(i < passing));
+                    CaseResult {
+                        id: format!("c{i}"),
+                        group: None,
+                        input: String::new(),
+                        baseline: Vec::new(),
+                        candidate: vec![call],
+                        flip: None,
+                    }
+                })
+                .collect(),
+            dataset_cases: Vec::new(),
+            noise: ExperimentNoise::default(),
+            changed: ChangeFacts::default(),
+        };
+        let policy = |slo: Option<f64>| Policy {
+            gates: vec![suite::GateSpec {
+                metric: "pass_rate".to_owned(),
+                direction: Direction::Higher,
+                margin: suite::Margin::Absolute(0.0),
+                alpha: 0.05,
+                blocking: true,
+                slo,
+                require_non_inferiority: false,
+                require_equivalence: false,
+            }],
+            pending: Vec::new(),
+            alpha: 0.05,
+            seed: 1,
+            max_error_rate: 0.2,
+        };
+        let verdict = |cases: usize, passing: usize, slo: Option<f64>| {
+            let mut experiments = vec![experiment(cases, passing)];
+            judge(&mut experiments, &policy(slo), None);
+            let pass_rate = experiments[0]
+                .metrics
+                .iter()
+                .find(|m| m.name == "pass_rate")
+                .unwrap()
+                .clone();
+            (experiments[0].verdict, pass_rate.verdict, pass_rate.fails_gate)
+        };
+        // 20 of 40 pass against an objective of 90%: the experiment fails.
+        assert_eq!(
+            verdict(40, 20, Some(0.9)),
+            (ExperimentVerdict::Fail, MetricVerdict::NoData, true)
+        );
+        // 38 of 40 meet it; without an objective nothing can fail it.
+        assert!(!verdict(40, 38, Some(0.9)).2);
+        assert_eq!(
+            verdict(40, 20, None),
+            (ExperimentVerdict::Pass, MetricVerdict::NoData, false)
+        );
+        // Below the metric's minimum n the objective is not gated.
+        assert!(!verdict(3, 0, Some(0.9)).2);
     }
 }
