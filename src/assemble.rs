@@ -413,6 +413,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
         let changed = detected.map_or_else(ChangeFacts::default, |a| ChangeFacts {
             changes: a.changes.clone(),
             dataset_changes: a.dataset_changes.clone(),
+            base_scored: a.base_scored.clone(),
         });
         experiments.push(ExperimentResult {
             name: head.name.clone(),

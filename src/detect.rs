@@ -33,6 +33,10 @@ pub struct Affected {
     /// The change's edits to its cases (head's, which both arms are scored on) against base's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dataset_changes: Option<DatasetChanges>,
+    /// The metrics the base's assertions of this experiment score (its own and its cases'):
+    /// a blocking gate on one that head's no longer score is judged `no_data`, never dropped.
+    #[serde(skip)]
+    pub base_scored: Vec<String>,
 }
 
 impl Affected {
@@ -44,6 +48,7 @@ impl Affected {
             changes: Vec::new(),
             renamed_from: None,
             dataset_changes: None,
+            base_scored: Vec::new(),
         }
     }
 
@@ -71,6 +76,38 @@ pub struct Detection {
 pub struct Base<'a> {
     pub suite: Option<&'a Suite>,
     pub unloaded: &'a [String],
+}
+
+/// The metrics an experiment's assertions score (its own and every case's), by name.
+fn scored_metrics(experiment: &Experiment) -> Vec<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut seen: Vec<*const [crate::suite::Assertion]> = Vec::new();
+    let lists = std::iter::once(experiment.asserts.as_slice()).chain(
+        experiment
+            .cases
+            .iter()
+            // Cases written alike share one list: read each once.
+            .filter(|c| {
+                let key = std::sync::Arc::as_ptr(&c.asserts);
+                let new = !seen.contains(&key);
+                if new {
+                    seen.push(key);
+                }
+                new
+            })
+            .map(|c| &*c.asserts),
+    );
+    for list in lists {
+        for a in list {
+            match &a.check {
+                crate::suite::Check::Exec { scores, .. } => names.extend(scores.iter().cloned()),
+                _ => {
+                    names.insert(a.metric.clone());
+                }
+            }
+        }
+    }
+    names.into_iter().collect()
 }
 
 /// Decides which experiments of `head` to run. `all` forces every experiment.
@@ -145,6 +182,7 @@ pub fn detect(base: Base<'_>, head: &Suite, changes: &[Change], all: bool) -> De
             ));
             affected.renamed_from = renamed_from;
             affected.dataset_changes = Some(dataset_changes(before, experiment)).filter(|d| !d.is_empty());
+            affected.base_scored = scored_metrics(before);
             detection.affected.push(affected);
         } else if all {
             let mut forced = Affected::new(&experiment.name, ExperimentStatus::Forced, Vec::new());

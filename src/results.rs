@@ -309,6 +309,11 @@ pub struct ChangeFacts {
     /// against the base's dataset. Absent when the cases are unchanged or there is no baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset_changes: Option<DatasetChanges>,
+    /// The metrics the base's assertions of this experiment score: a blocking gate on one of
+    /// them is judged (`no_data` when head's assertions no longer score it), so a pull request
+    /// cannot drop a gate by renaming or removing the metric it judges. Absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub base_scored: Vec<String>,
 }
 
 /// Cases removed, added or edited by the pull request, by id.

@@ -710,6 +710,7 @@ fn aa_detection(suite: &Suite) -> Detection {
                 changes: Vec::new(),
                 renamed_from: None,
                 dataset_changes: None,
+                base_scored: Vec::new(),
             })
             .collect(),
         ..Detection::default()

@@ -128,7 +128,7 @@ pub fn judge_with(experiments: &mut [ExperimentResult], policy: &Policy, look: O
         e.noise.flaky_cases = flaky_cases;
         e.noise.least_consistent = analyze::least_consistent(&e.cases);
         e.noise.position_bias = analyze::position_bias(&e.cases);
-        let mut names = metric_names(&all_gates, &e.cases);
+        let mut names = metric_names(&all_gates, &e.cases, &e.changed.base_scored);
         if e.repeats > 1 && !names.iter().any(|n| n == metrics::FLAKY_SHARE) {
             names.push(metrics::FLAKY_SHARE.to_owned());
         }
@@ -277,14 +277,16 @@ fn estimate_all(
     estimates.into_iter().map(|(_, e)| e).collect()
 }
 
-/// The built-in metrics, every gated scorer metric some call produced, and every numeric score
-/// (a similarity, an `exec` scorer's number, `consistency`) gated or not: `pass_rate` sums up
-/// the assertions, but nothing else would show a number a scorer measured.
-fn metric_names(gates: &[suite::GateSpec], cases: &[CaseResult]) -> Vec<String> {
+/// The built-in metrics, every gated scorer metric some call produced or the base's assertions
+/// score (`base_scored`: one head's no longer score is then `no_data`, and a blocking one fails
+/// closed), and every numeric score (a similarity, an `exec` scorer's number, `consistency`)
+/// gated or not: `pass_rate` sums up the assertions, but nothing else would show a number a
+/// scorer measured.
+fn metric_names(gates: &[suite::GateSpec], cases: &[CaseResult], base_scored: &[String]) -> Vec<String> {
     let mut names: Vec<String> = metrics::BUILTIN.iter().map(|m| (*m).to_owned()).collect();
     let calls = || cases.iter().flat_map(|c| c.baseline.iter().chain(&c.candidate));
     for gate in gates {
-        let produced = calls().any(|call| call.scores.contains_key(&gate.metric));
+        let produced = base_scored.contains(&gate.metric) || calls().any(|call| call.scores.contains_key(&gate.metric));
         if !names.contains(&gate.metric) && produced {
             names.push(gate.metric.clone());
         }

@@ -56,6 +56,41 @@ fn a_pr_loosening_its_own_gates_still_fails() {
     }
 }
 
+/// A pull request cannot drop a base gate by no longer scoring its metric: renaming the
+/// hallucination metric (assertion and gate) leaves the base's blocking `hallucination_rate`
+/// gate with no data at head, which fails closed, where it used to vanish.
+#[test]
+fn a_pr_that_stops_scoring_a_gated_metric_fails_that_gate_with_no_data() {
+    let repo = demo_pr();
+    repo.edit(
+        "promptgate.yaml",
+        "{type: hallucination, context_var: context}",
+        "{type: hallucination, context_var: context, metric: grounded_hallucination_rate}",
+    );
+    repo.edit(
+        "promptgate.yaml",
+        "  hallucination_rate: {",
+        "  grounded_hallucination_rate: {",
+    );
+    repo.commit("rename the hallucination metric");
+    let (run, r, _) = gate(&repo);
+    run.expect_code(1);
+    let help = experiment(&r, "help-center");
+    let gated = metric(help, "hallucination_rate");
+    assert_eq!(gated["verdict"], "no_data", "{gated}");
+    assert_eq!(gated["blocking"], true);
+    assert_eq!(gated["fails_gate"], true);
+    assert_eq!(help["verdict"], "fail", "{}", help["reason"]);
+    assert!(
+        help["base_scored"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("hallucination_rate"))
+    );
+    // The renamed metric is measured, and as a gate the pull request adds it waits for merge.
+    assert_eq!(metric(help, "grounded_hallucination_rate")["blocking"], false);
+}
+
 #[test]
 fn a_gate_added_at_head_is_decided_but_does_not_block_until_merged() {
     let repo = demo_pr();
