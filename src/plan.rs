@@ -176,12 +176,37 @@ fn share_contents(messages: &mut [Message], others: &[&[Message]]) {
     }
 }
 
-/// Marks both arms of the first `cases` cases of every compared experiment (dataset order) to
+/// Marks both arms of the first `units` units of every compared experiment (dataset order) to
 /// be timed in this run, cache or not: latency is only ever compared between calls timed in
-/// the same run, and a blocking latency gate needs at least its minimum number of such pairs.
-pub fn retime(jobs: &mut [Job], compared: &[bool], cases: usize) {
+/// the same run, and a blocking latency gate needs at least its minimum number of such units.
+/// A unit is a case, or every case of a `group` (the test resamples groups whole, and its
+/// minimum n counts groups): a group is timed whole once its first case is reached.
+pub fn retime(jobs: &mut [Job], planned: &[Planned<'_>], units: usize) {
+    let timed: Vec<Vec<bool>> = planned
+        .iter()
+        .map(|p| {
+            if p.baseline.is_none() {
+                return Vec::new();
+            }
+            let mut groups: std::collections::HashSet<&str> = std::collections::HashSet::new();
+            let mut counted = 0;
+            p.candidate
+                .cases
+                .iter()
+                .map(|case| match case.group.as_deref() {
+                    Some(group) if groups.contains(group) => true,
+                    _ if counted >= units => false,
+                    group => {
+                        counted += 1;
+                        groups.extend(group);
+                        true
+                    }
+                })
+                .collect()
+        })
+        .collect();
     for job in jobs.iter_mut() {
-        if compared.get(job.experiment).copied().unwrap_or(false) && job.case < cases {
+        if timed.get(job.experiment).and_then(|cases| cases.get(job.case)).copied() == Some(true) {
             job.retime = true;
         }
     }
@@ -550,6 +575,53 @@ mod tests {
         ];
         let tree = crate::workspace::MemTree::new(files);
         crate::suite::load(std::sync::Arc::new(tree), "promptgate.yaml").unwrap()
+    }
+
+    /// A latency gate's minimum n counts groups: the first units in dataset order are timed,
+    /// each group whole (its later cases too), an ungrouped case being a unit of its own.
+    #[test]
+    fn retiming_takes_whole_groups_as_units() {
+        let line = |id: &str, group: Option<&str>| match group {
+            Some(g) => format!("{{\"id\": \"{id}\", \"group\": \"{g}\", \"vars\": {{\"input\": \"{id}\"}}}}\n"),
+            None => format!("{{\"id\": \"{id}\", \"vars\": {{\"input\": \"{id}\"}}}}\n"),
+        };
+        let dataset: String = [
+            ("a", Some("g1")),
+            ("b", Some("g1")),
+            ("c", Some("g2")),
+            ("d", None),
+            ("e", Some("g1")),
+            ("f", Some("g3")),
+            ("g", None),
+        ]
+        .iter()
+        .map(|(id, g)| line(id, *g))
+        .collect();
+        let base = suite("Answer.", &dataset);
+        let head = suite("Answer briefly.", &dataset);
+        let planned = [Planned {
+            candidate: &head.experiments[0],
+            baseline: Some(&base.experiments[0]),
+        }];
+        let mut all = jobs(&planned, 7);
+        // Three units: g1 (a, b and the later e), g2 (c), d.
+        retime(&mut all, &planned, 3);
+        let timed: std::collections::BTreeSet<&str> = all
+            .iter()
+            .filter(|j| j.retime)
+            .map(|j| head.experiments[0].cases[j.case].id.as_str())
+            .collect();
+        assert_eq!(timed.into_iter().collect::<Vec<_>>(), ["a", "b", "c", "d", "e"]);
+        // Both arms and every repeat of a timed case.
+        assert_eq!(all.iter().filter(|j| j.retime).count(), 5 * 2 * 2);
+        // A new experiment (no baseline) compares no latency: nothing to time again.
+        let new = [Planned {
+            candidate: &head.experiments[0],
+            baseline: None,
+        }];
+        let mut alone = jobs(&new, 7);
+        retime(&mut alone, &new, 3);
+        assert!(alone.iter().all(|j| !j.retime));
     }
 
     #[test]

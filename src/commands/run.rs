@@ -238,16 +238,15 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     let (planned, mut held) = trust::withhold(planned, held);
     let mut jobs = plan::jobs(&planned, defaults.seed);
     // A blocking latency gate compares calls timed in this run only: its minimum number of
-    // cases is sent again even when the cache has their answers.
+    // units (cases, or whole groups) is sent again even when the cache has their answers.
     let retime_cases = policy_in_force
         .gates
         .iter()
         .filter(|g| g.blocking && crate::metrics::Metric::of(&g.metric).quantile().is_some())
         .map(|g| crate::metrics::Metric::of(&g.metric).min_units())
         .max();
-    if let Some(cases) = retime_cases {
-        let compared: Vec<bool> = planned.iter().map(|p| p.baseline.is_some()).collect();
-        plan::retime(&mut jobs, &compared, cases);
+    if let Some(units) = retime_cases {
+        plan::retime(&mut jobs, &planned, units);
     }
     if let Some(shard) = options.shard {
         // Same jobs, seeds and requests as the full run, so shards union to it call for call.
