@@ -1836,6 +1836,26 @@ async fn a_forks_keyed_suite_waits_for_a_maintainer_through_the_fork_safe_pair()
     assert!(comment.contains("promptgate (trusted)"), "{comment}");
 }
 
+/// `ci --publish-only promptgate-out` in `repo` on `event`, publishing to `server`.
+async fn publish_only(repo: &TestRepo, server: &MockServer, event: PathBuf, env: Env) -> Ci {
+    ci_async_in(
+        repo.path(),
+        server.uri(),
+        event,
+        &["--publish-only", "promptgate-out", "--out", "published", "--no-assets"],
+        env,
+    )
+    .await
+}
+
+/// [`publish_only`] on the pull request's own event, with a fake GitHub that has it.
+async fn published_on_its_event(repo: &TestRepo, base: &str, head: &str) -> (MockServer, Ci) {
+    let server = fake_github(vec![], json!([]), &[]).await;
+    pr_mock(&server, base, head, &[]).await;
+    let run = publish_only(repo, &server, event(repo.path(), base, head, &[]), Env::pull_request()).await;
+    (server, run)
+}
+
 /// A matrix whose shards all crashed before writing anything: its merge job, on the pull
 /// request's own event, has no pr.json, and publishes from the event that the evaluation could
 /// not finish. The fork-safe publisher (`workflow_run`) still needs the evaluation's word. And
@@ -1847,19 +1867,12 @@ async fn a_matrix_whose_shards_wrote_nothing_still_gets_its_error_check() {
     let repo = TestRepo::with_demo_base();
     let (base, head) = demo_pr(&repo);
     std::fs::create_dir_all(repo.path().join("promptgate-out")).unwrap();
-    let server = fake_github(vec![], json!([]), &[]).await;
-    pr_mock(&server, &base, &head, &[]).await;
-    ci_async(
-        &repo,
-        server.uri(),
-        event(repo.path(), &base, &head, &[]),
-        &["--publish-only", "promptgate-out", "--out", "published", "--no-assets"],
-    )
-    .await
-    .run
-    .expect_code(3)
-    .stderr_has("the evaluation of #7 could not finish")
-    .stderr_has("results.json is missing");
+    let (server, published) = published_on_its_event(&repo, &base, &head).await;
+    published
+        .run
+        .expect_code(3)
+        .stderr_has("the evaluation of #7 could not finish")
+        .stderr_has("results.json is missing");
     let check = check_run(&server).await;
     assert_eq!(check["conclusion"], "failure");
     assert_eq!(check["head_sha"], head);
@@ -1875,11 +1888,11 @@ async fn a_matrix_whose_shards_wrote_nothing_still_gets_its_error_check() {
             "head_ref": "x", "head_sha": sha, "labels": [], "fork": false});
         std::fs::write(repo.path().join("promptgate-out/pr.json"), handoff.to_string()).unwrap();
         let server = fake_github(vec![], json!([]), &[]).await;
-        ci_async(
+        publish_only(
             &repo,
-            server.uri(),
+            &server,
             event(repo.path(), &base, &head, &[]),
-            &["--publish-only", "promptgate-out", "--out", "published", "--no-assets"],
+            Env::pull_request(),
         )
         .await
         .run
@@ -1902,17 +1915,8 @@ async fn a_matrix_whose_shards_wrote_nothing_still_gets_its_error_check() {
         json!({ "message": long }).to_string(),
     )
     .unwrap();
-    let server = fake_github(vec![], json!([]), &[]).await;
-    pr_mock(&server, &base, &head, &[]).await;
-    ci_async(
-        &repo,
-        server.uri(),
-        event(repo.path(), &base, &head, &[]),
-        &["--publish-only", "promptgate-out", "--out", "published", "--no-assets"],
-    )
-    .await
-    .run
-    .expect_code(3);
+    let (server, published) = published_on_its_event(&repo, &base, &head).await;
+    published.run.expect_code(3);
     let check = check_run(&server).await;
     let summary = check["output"]["summary"].as_str().unwrap();
     assert!(!summary.contains("![look]") && !summary.contains("<b>"), "{summary}");
@@ -1927,18 +1931,11 @@ async fn a_matrix_whose_shards_wrote_nothing_still_gets_its_error_check() {
         format!("{{\"message\": \"{}\"}}", "x".repeat(70_000)),
     )
     .unwrap();
-    let server = fake_github(vec![], json!([]), &[]).await;
-    pr_mock(&server, &base, &head, &[]).await;
-    ci_async(
-        &repo,
-        server.uri(),
-        event(repo.path(), &base, &head, &[]),
-        &["--publish-only", "promptgate-out", "--out", "published", "--no-assets"],
-    )
-    .await
-    .run
-    .expect_code(3)
-    .stderr_has("error.json that cannot be read: larger than 64 KiB");
+    let (server, published) = published_on_its_event(&repo, &base, &head).await;
+    published
+        .run
+        .expect_code(3)
+        .stderr_has("error.json that cannot be read: larger than 64 KiB");
     std::fs::remove_file(repo.path().join("promptgate-out/error.json")).unwrap();
 
     // An event that names no evaluation (a comment) publishes none, whatever pr.json says.
@@ -1946,11 +1943,10 @@ async fn a_matrix_whose_shards_wrote_nothing_still_gets_its_error_check() {
         "head_ref": "x", "head_sha": head, "labels": [], "fork": false});
     std::fs::write(repo.path().join("promptgate-out/pr.json"), handoff.to_string()).unwrap();
     let server = fake_github(vec![], json!([]), &[]).await;
-    ci_async_in(
-        repo.path(),
-        server.uri(),
+    publish_only(
+        &repo,
+        &server,
         comment_event(repo.path(), "mallory", "/promptgate accept"),
-        &["--publish-only", "promptgate-out", "--out", "published", "--no-assets"],
         Env::named("issue_comment"),
     )
     .await
@@ -1960,11 +1956,10 @@ async fn a_matrix_whose_shards_wrote_nothing_still_gets_its_error_check() {
     std::fs::remove_file(repo.path().join("promptgate-out/pr.json")).unwrap();
 
     let server = fake_github(vec![], json!([]), &[]).await;
-    ci_async_in(
-        repo.path(),
-        server.uri(),
+    publish_only(
+        &repo,
+        &server,
         workflow_run_event(repo.path(), &head, "failure"),
-        &["--publish-only", "promptgate-out", "--out", "published", "--no-assets"],
         Env::named("workflow_run"),
     )
     .await
