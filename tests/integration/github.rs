@@ -1931,7 +1931,7 @@ async fn a_matrix_whose_shards_wrote_nothing_still_gets_its_error_check() {
         format!("{{\"message\": \"{}\"}}", "x".repeat(70_000)),
     )
     .unwrap();
-    let (server, published) = published_on_its_event(&repo, &base, &head).await;
+    let (_server, published) = published_on_its_event(&repo, &base, &head).await;
     published
         .run
         .expect_code(3)
