@@ -176,18 +176,16 @@ fn share_contents(messages: &mut [Message], others: &[&[Message]]) {
     }
 }
 
-/// Marks both arms of the first `units` units of every compared experiment (dataset order) to
-/// be timed in this run, cache or not: latency is only ever compared between calls timed in
-/// the same run, and a blocking latency gate needs at least its minimum number of such units.
+/// Marks both arms of the first `units` units of every experiment (dataset order; a new one has
+/// only its candidate's) to be timed in this run, cache or not: latency is only ever compared
+/// between calls timed in the same run, a blocking latency gate needs at least its minimum
+/// number of such units, and a new experiment's SLO is judged on its own timed calls.
 /// A unit is a case, or every case of a `group` (the test resamples groups whole, and its
 /// minimum n counts groups): a group is timed whole once its first case is reached.
 pub fn retime(jobs: &mut [Job], planned: &[Planned<'_>], units: usize) {
     let timed: Vec<Vec<bool>> = planned
         .iter()
         .map(|p| {
-            if p.baseline.is_none() {
-                return Vec::new();
-            }
             let mut groups: std::collections::HashSet<&str> = std::collections::HashSet::new();
             let mut counted = 0;
             p.candidate
@@ -614,14 +612,15 @@ mod tests {
         assert_eq!(timed.into_iter().collect::<Vec<_>>(), ["a", "b", "c", "d", "e"]);
         // Both arms and every repeat of a timed case.
         assert_eq!(all.iter().filter(|j| j.retime).count(), 5 * 2 * 2);
-        // A new experiment (no baseline) compares no latency: nothing to time again.
+        // A new experiment (no baseline) is timed too: a blocking latency SLO judges its own
+        // calls, which a warm cache would leave without a latency.
         let new = [Planned {
             candidate: &head.experiments[0],
             baseline: None,
         }];
         let mut alone = jobs(&new, 7);
         retime(&mut alone, &new, 3);
-        assert!(alone.iter().all(|j| !j.retime));
+        assert_eq!(alone.iter().filter(|j| j.retime).count(), 5 * 2);
     }
 
     #[test]

@@ -204,17 +204,28 @@ pub fn regressions(results: &Results) -> Vec<AcceptedRegression> {
     out
 }
 
+/// `regressions` as a waiver bound to untrusted results holds them: names, not numbers.
+pub fn names_only(regressions: &[AcceptedRegression]) -> Vec<AcceptedRegression> {
+    regressions
+        .iter()
+        .map(|a| AcceptedRegression {
+            estimate: None,
+            ci: None,
+            ..a.clone()
+        })
+        .collect()
+}
+
 /// The waiver `given` for the results last published: it accepts exactly their regressions.
 /// Results of untrusted code (a fork's artifact) lend it their regressions' names only: their
 /// estimates and intervals are that code's word, and a bound taken from them would let a later
 /// trusted evaluation's regression through, so nothing measured is covered by it.
 pub fn bind(given: Given, published: &Published) -> Waiver {
-    let mut accepted = published.regressions.clone();
-    if published.untrusted {
-        for a in &mut accepted {
-            (a.estimate, a.ci) = (None, None);
-        }
-    }
+    let accepted = if published.untrusted {
+        names_only(&published.regressions)
+    } else {
+        published.regressions.clone()
+    };
     Waiver {
         by: given.by,
         reason: given.reason,
@@ -244,6 +255,13 @@ pub fn cover(waiver: &Waiver, now: &[AcceptedRegression]) -> Result<(), Vec<Stri
         };
         if r.direction != accepted.direction {
             uncovered.push(format!("{} in {} (its direction changed)", r.metric, r.experiment));
+            continue;
+        }
+        if let (None, Some(_)) = (r.estimate, bad_end(accepted)) {
+            uncovered.push(format!(
+                "{} in {} (no data now; accepted as measured)",
+                r.metric, r.experiment
+            ));
             continue;
         }
         if let (Some(estimate), None) = (r.estimate, bad_end(accepted)) {
@@ -419,6 +437,11 @@ mod tests {
             cover(&waiver(vec![unmeasured.clone()]), std::slice::from_ref(&unmeasured)),
             Ok(())
         );
+        // Accepted as measured, with no data now (its scorer renamed away): not that either.
+        assert_eq!(
+            cover(&waiver(vec![measured.clone()]), std::slice::from_ref(&unmeasured)),
+            Err(vec!["relevance in faq (no data now; accepted as measured)".to_owned()])
+        );
         assert_eq!(
             cover(&waiver(vec![unmeasured]), std::slice::from_ref(&measured)),
             Err(vec![
@@ -451,6 +474,9 @@ mod tests {
         };
         let bound = bind(given, &published);
         assert!(bound.accepted.iter().all(|a| a.estimate.is_none() && a.ci.is_none()));
+        // It covers those results, matched by name as they are re-published, and nothing a
+        // later (trusted) evaluation measures.
+        assert_eq!(cover(&bound, &names_only(&published.regressions[..1])), Ok(()));
         assert!(cover(&bound, &[measured]).is_err());
     }
 

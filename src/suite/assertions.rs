@@ -162,16 +162,6 @@ pub(crate) fn resolve_assertion(
             Some("name it as a leak, e.g. `metric: email_leak_rate` (the default is `pii_leak_rate`)".to_owned()),
         ));
     }
-    if matches!(check, Check::Judge(JudgeCheck::Hallucination { .. }))
-        && crate::metrics::Metric::of(&metric).default_direction() != Direction::Lower
-    {
-        return Err((
-            format!(
-                "the `hallucination` score is 1 when the output makes an unsupported claim, so its metric `{metric}` must read lower-is-better"
-            ),
-            Some("name it as a hallucination rate, e.g. `metric: policy_hallucination_rate` (the default is `hallucination_rate`)".to_owned()),
-        ));
-    }
     let metric = match &check {
         Check::Exec { scores, .. } => scores.join(", "),
         _ => metric,

@@ -44,6 +44,7 @@ pub(super) fn check_gate_metrics(source: &dyn FileSource, suite: &Suite) -> Resu
             known.extend(a.metrics());
         }
     }
+    check_hallucination_directions(source, suite)?;
     for g in &suite.gates {
         if !known.contains(&g.metric) {
             let hint = match did_you_mean(&g.metric, known.iter().map(String::as_str)) {
@@ -62,6 +63,51 @@ pub(super) fn check_gate_metrics(source: &dyn FileSource, suite: &Suite) -> Resu
         }
     }
     Ok(())
+}
+
+/// A `hallucination` judgement is 1 for an unsupported claim: its metric must read
+/// lower-is-better, by its gate's direction, or by its name when it has no gate (a name of
+/// one's own such as `faithfulness` would report more hallucinations as an improvement).
+fn check_hallucination_directions(source: &dyn FileSource, suite: &Suite) -> Result<(), Error> {
+    let mut checked = BTreeSet::new();
+    for e in &suite.experiments {
+        for a in e.asserts.iter().chain(e.cases.iter().flat_map(|c| c.asserts.iter())) {
+            if !matches!(a.check, Check::Judge(JudgeCheck::Hallucination { .. })) || !checked.insert(&a.metric) {
+                continue;
+            }
+            let gate = suite.gates.iter().find(|g| g.metric == a.metric);
+            if gate.map_or_else(|| default_direction(&a.metric), |g| g.direction) == Direction::Lower {
+                continue;
+            }
+            let d = Diagnostic::new(format!(
+                "the `hallucination` score is 1 when the output makes an unsupported claim, so its metric `{}` must read lower-is-better",
+                a.metric
+            ))
+            .in_file(&suite.config_path);
+            let at = match gate {
+                Some(_) => gate_key_location(source, &suite.config_path, &a.metric),
+                None => first_mention(source, &suite.config_path, &a.metric),
+            };
+            let d = match at {
+                Some((text, line, column)) => d.at(&text, line, column),
+                None => d,
+            };
+            return Err(d
+                .hint("give its gate `direction: lower`, or name it as a hallucination rate, e.g. `metric: policy_hallucination_rate` (the default is `hallucination_rate`)")
+                .into());
+        }
+    }
+    Ok(())
+}
+
+/// The first place `word` is written in the suite file (1-based line and column).
+fn first_mention(source: &dyn FileSource, config_path: &str, word: &str) -> Option<(String, u64, u64)> {
+    let text = source.read(config_path).ok().flatten()?;
+    let (line, column) = text
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| l.find(word).map(|c| (i as u64 + 1, l[..c].chars().count() as u64 + 1)))?;
+    Some((text, line, column))
 }
 
 /// Where a gate's metric is written in the suite file. The resolved gates do not carry it, and

@@ -940,18 +940,55 @@ fn pii_metric_named_as_if_higher_were_better() {
     );
 }
 
-/// A `hallucination` judgement is 1 for an unsupported claim: a name that reads higher-is-better
-/// would report more hallucinations as an improvement.
+/// The help-center experiment's hallucination assertion, recorded under `metric`.
+fn hallucination_named(r: &dyn Tree, metric: &str) {
+    r.edit(
+        SUITE,
+        "{type: hallucination, context_var: context}",
+        &format!("{{type: hallucination, context_var: context, metric: {metric}}}"),
+    );
+}
+
+/// A `hallucination` judgement is 1 for an unsupported claim: a metric that reads
+/// higher-is-better, by its name without a gate or by its gate's direction, would report more
+/// hallucinations as an improvement. A gate with `direction: lower` makes any name right.
 #[test]
-fn hallucination_metric_named_as_if_higher_were_better() {
+fn hallucination_metric_read_as_if_higher_were_better() {
     check(
-        |r| suite_assert(r, "{type: hallucination, metric: faithfulness}"),
+        |r| hallucination_named(r, "faithfulness"),
         &[
             "its metric `faithfulness` must read lower-is-better",
-            "promptgate.yaml:19:14",
-            "hint: name it as a hallucination rate",
+            "promptgate.yaml:26:66",
+            "hint: give its gate `direction: lower`, or name it as a hallucination rate",
         ],
     );
+}
+
+#[test]
+fn hallucination_metric_gated_as_if_higher_were_better() {
+    check(
+        |r| {
+            hallucination_named(r, "unsupported_claims");
+            r.edit(
+                SUITE,
+                "  hallucination_rate: {direction: lower",
+                "  unsupported_claims: {direction: higher",
+            );
+        },
+        &[
+            "its metric `unsupported_claims` must read lower-is-better",
+            "promptgate.yaml:33:3",
+        ],
+    );
+    let files = Files::demo_base();
+    hallucination_named(&files, "unsupported_claims");
+    files.edit(SUITE, "  hallucination_rate: {", "  unsupported_claims: {");
+    if let Err(errors) = promptgate::suite::lint(files.tree(), SUITE) {
+        panic!(
+            "{}",
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+        );
+    }
 }
 
 #[test]
