@@ -81,30 +81,18 @@ pub struct Base<'a> {
 /// The metrics an experiment's assertions score (its own and every case's), by name.
 fn scored_metrics(experiment: &Experiment) -> Vec<String> {
     let mut names = std::collections::BTreeSet::new();
-    let mut seen: Vec<*const [crate::suite::Assertion]> = Vec::new();
+    let mut seen: std::collections::HashSet<*const [crate::suite::Assertion]> = std::collections::HashSet::new();
     let lists = std::iter::once(experiment.asserts.as_slice()).chain(
         experiment
             .cases
             .iter()
             // Cases written alike share one list: read each once.
-            .filter(|c| {
-                let key = std::sync::Arc::as_ptr(&c.asserts);
-                let new = !seen.contains(&key);
-                if new {
-                    seen.push(key);
-                }
-                new
-            })
+            .filter(|c| seen.insert(std::sync::Arc::as_ptr(&c.asserts)))
             .map(|c| &*c.asserts),
     );
     for list in lists {
         for a in list {
-            match &a.check {
-                crate::suite::Check::Exec { scores, .. } => names.extend(scores.iter().cloned()),
-                _ => {
-                    names.insert(a.metric.clone());
-                }
-            }
+            names.extend(a.metrics());
         }
     }
     names.into_iter().collect()
@@ -526,6 +514,25 @@ experiments:
     fn load(files: &BTreeMap<&'static str, String>) -> Suite {
         let tree = MemTree::new(files.iter().map(|(p, t)| (*p, t.as_str())));
         crate::suite::load(Arc::new(tree), "promptgate.yaml").unwrap()
+    }
+
+    /// Every score name the base's assertions record, its own and its cases', once each: a
+    /// similarity's pass beside its score, every name an `exec` scorer gives.
+    #[test]
+    fn the_base_scores_what_its_assertions_and_cases_record() {
+        let mut files = files();
+        files.insert(
+            "promptgate.yaml",
+            SUITE.replace(
+                "    dataset: data/support.jsonl\n",
+                "    dataset: data/support.jsonl\n    assert: [{type: similarity, value: '{{ input }}', threshold: 0.8, metric: closeness}, {type: exec, command: [/bin/true], metric: [tone, depth]}]\n",
+            ),
+        );
+        let suite = load(&files);
+        assert_eq!(
+            scored_metrics(&suite.experiments[0]),
+            ["closeness", "closeness_pass", "contains", "depth", "tone"]
+        );
     }
 
     fn modified(paths: &[&str]) -> Vec<Change> {
