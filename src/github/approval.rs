@@ -43,7 +43,15 @@ pub async fn find(
         && let Some(label) = event.label.as_deref().filter(|l| is_approval_label(l))
         && let Some(labeled) = waiver::labeled_event(client, pr, label).await?
     {
-        if waiver::is_maintainer(client, &labeled.by).await? {
+        if !event.sender.is_empty() && labeled.by != event.sender {
+            // The newest `labeled` event the API lists is not this one (an older one, or the
+            // list lags the event): its adder is not the one who asks now. Fail closed.
+            eprintln!(
+                "promptgate: ignoring the `{label}` label: the newest `labeled` event GitHub lists is by {}, not by {} who added it now; remove and add it again",
+                super::actions::inert(&labeled.by),
+                super::actions::inert(&event.sender)
+            );
+        } else if waiver::is_maintainer(client, &labeled.by).await? {
             state.approve(Approval {
                 label: label.to_owned(),
                 sha: pr.head_sha.clone(),

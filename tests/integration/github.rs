@@ -1754,8 +1754,34 @@ async fn a_pull_request_moving_a_keyed_endpoint_gets_no_key_until_a_maintainer_a
         "the new endpoint is listed: {comment}"
     );
 
-    // A maintainer adds the label at this commit: the keyed experiment runs, with the key.
+    // A collaborator adds the label while the newest `labeled` event GitHub lists is an older
+    // one of a maintainer's: that is not taken for theirs, and nothing is approved.
     let label = "promptgate:trust-config";
+    let server = fake_github_with(&comment, vec![], json!([]), &[("maya", "admin"), ("mallory", "write")]).await;
+    label_added(&server, 600, "maya", label, &given_at()).await;
+    let event = label_event(repo.path(), &base, &head, "labeled", label, &[label]);
+    let mut payload: Value = serde_json::from_str(&std::fs::read_to_string(&event).unwrap()).unwrap();
+    payload["sender"] = user("mallory");
+    std::fs::write(&event, payload.to_string()).unwrap();
+    let run = ci_async_in(
+        repo.path(),
+        server.uri(),
+        event,
+        &["--out", "out", "--no-assets"],
+        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
+    )
+    .await;
+    run.run
+        .expect_code(1)
+        .stdout_has("verdict: NEEDS APPROVAL")
+        .stderr_has("is by maya, not by mallory who added it now");
+    assert_eq!(
+        requests_with_key(&collector, CANARY_KEY).await,
+        with_key_before,
+        "not approved: no call with the key"
+    );
+
+    // A maintainer adds the label at this commit: the keyed experiment runs, with the key.
     let server = fake_github_with(&comment, vec![], json!([]), &[("maya", "admin")]).await;
     label_added(&server, 601, "maya", label, &given_at()).await;
     let run = ci_async_in(
