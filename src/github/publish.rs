@@ -256,14 +256,7 @@ impl<'a> Publisher<'a> {
         let (verdict, reason) = match (&self.state.waiver, published.verdict) {
             // Untrusted results are matched by name, as the waiver bound to them holds them
             // (their numbers are the fork's word); they stay `action_required` when waived.
-            (Some(w), evaluated) if published.waivable() => match waiver::cover(
-                w,
-                &if published.untrusted {
-                    waiver::names_only(&published.regressions)
-                } else {
-                    published.regressions.clone()
-                },
-            ) {
+            (Some(w), evaluated) if published.waivable() => match waiver::cover(w, &published.regressions_to_waive()) {
                 Ok(()) => (
                     Verdict::Waived,
                     format!("regression accepted by {}: {}", w.by, w.reason),

@@ -123,6 +123,16 @@ impl Published {
         }
     }
 
+    /// The regressions as a waiver binds and covers them: untrusted results' by name only
+    /// (their numbers are the evaluated code's word).
+    pub fn regressions_to_waive(&self) -> Vec<AcceptedRegression> {
+        if self.untrusted {
+            super::waiver::names_only(&self.regressions)
+        } else {
+            self.regressions.clone()
+        }
+    }
+
     /// Whether a waiver may lift the published verdict (as [`crate::verdict::waivable`]).
     pub fn waivable(&self) -> bool {
         self.verdict == Verdict::Fail || (self.verdict == Verdict::Error && self.base_error)

@@ -221,11 +221,7 @@ pub fn names_only(regressions: &[AcceptedRegression]) -> Vec<AcceptedRegression>
 /// estimates and intervals are that code's word, and a bound taken from them would let a later
 /// trusted evaluation's regression through, so nothing measured is covered by it.
 pub fn bind(given: Given, published: &Published) -> Waiver {
-    let accepted = if published.untrusted {
-        names_only(&published.regressions)
-    } else {
-        published.regressions.clone()
-    };
+    let accepted = published.regressions_to_waive();
     Waiver {
         by: given.by,
         reason: given.reason,

@@ -622,6 +622,15 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
 /// A provider key that must never reach GitHub, an output or a log.
 const CANARY_KEY: &str = "sk-canary-KEY-0123456789abcdef";
 
+/// The demo's pull request, evaluated as a regression: the repository, base, head and the
+/// sticky comment it left.
+async fn regressed_demo() -> (TestRepo, String, String, String) {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let sticky = evaluated_regression(&repo, &base, &head).await;
+    (repo, base, head, sticky)
+}
+
 /// Evaluates the demo pull request (a regression) and returns the sticky comment it left.
 async fn evaluated_regression(repo: &TestRepo, base: &str, head: &str) -> String {
     let server = fake_github(vec![], json!([]), &[]).await;
@@ -639,9 +648,7 @@ async fn evaluated_regression(repo: &TestRepo, base: &str, head: &str) -> String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accept_comment_republishes_the_last_results_without_evaluating() {
-    let repo = TestRepo::with_demo_base();
-    let (base, head) = demo_pr(&repo);
-    let sticky = evaluated_regression(&repo, &base, &head).await;
+    let (_repo, base, head, sticky) = regressed_demo().await;
     assert!(sticky.contains("<!-- promptgate:state "), "{sticky}");
 
     // The waiver's run: no checkout (an empty folder), a provider key in the environment.
@@ -716,9 +723,7 @@ async fn an_accept_comment_republishes_the_last_results_without_evaluating() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_maintainers_accept_comment_changes_nothing() {
-    let repo = TestRepo::with_demo_base();
-    let (base, head) = demo_pr(&repo);
-    let sticky = evaluated_regression(&repo, &base, &head).await;
+    let (_repo, base, head, sticky) = regressed_demo().await;
     let empty = tempfile::tempdir().unwrap();
     let extra = vec![comment_json(81, "tri", "/promptgate accept the judge is flaky")];
     let server = fake_github_with(&sticky, extra, json!([]), &[("tri", "write")]).await;
@@ -761,9 +766,7 @@ async fn labeled_by_maintainer(sticky: &str, base: &str, head: &str, event_id: u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_maintainers_label_waives_without_evaluating_and_removing_it_fails_again() {
-    let repo = TestRepo::with_demo_base();
-    let (base, head) = demo_pr(&repo);
-    let sticky = evaluated_regression(&repo, &base, &head).await;
+    let (_repo, base, head, sticky) = regressed_demo().await;
     let empty = tempfile::tempdir().unwrap();
     let label = "promptgate:accept-regression";
     let waived = labeled_by_maintainer(&sticky, &base, &head, 501, &given_at()).await;
@@ -815,9 +818,7 @@ async fn a_waiver_is_timed_by_githubs_clock_not_the_runners() {
 /// refusal to evaluate under that event does not stand in its way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_maintainers_label_on_a_forks_pull_request_waives_under_pull_request_target() {
-    let repo = TestRepo::with_demo_base();
-    let (base, head) = demo_pr(&repo);
-    let sticky = evaluated_regression(&repo, &base, &head).await;
+    let (_repo, base, head, sticky) = regressed_demo().await;
     let empty = tempfile::tempdir().unwrap();
     let server = fake_github_with(&sticky, vec![], json!([]), &[("maya", "maintain")]).await;
     let label = "promptgate:accept-regression";
@@ -933,9 +934,7 @@ async fn a_base_that_does_not_load_is_an_error_until_a_maintainer_waives_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accept_comment_older_than_the_results_does_not_accept_them() {
-    let repo = TestRepo::with_demo_base();
-    let (base, head) = demo_pr(&repo);
-    let sticky = evaluated_regression(&repo, &base, &head).await;
+    let (_repo, base, head, sticky) = regressed_demo().await;
     // A maintainer's accept from before these results (it accepted an earlier push's), still on
     // the pull request when a label is taken off: it is not bound to the results it never saw.
     let old = json!({"id": 79, "user": user("maya"), "body": "/promptgate accept the old regression",
@@ -960,9 +959,7 @@ async fn an_accept_comment_older_than_the_results_does_not_accept_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_later_push_with_a_new_regression_is_not_covered_by_the_old_waiver() {
-    let repo = TestRepo::with_demo_base();
-    let (base, head) = demo_pr(&repo);
-    let sticky = evaluated_regression(&repo, &base, &head).await;
+    let (repo, base, head, sticky) = regressed_demo().await;
     let waiver = comment_json(80, "maya", "/promptgate accept refunds moved on purpose");
     let server = fake_github_with(&sticky, vec![waiver.clone()], json!([]), &[("maya", "admin")]).await;
     pr_mock(&server, &base, &head, &[]).await;
