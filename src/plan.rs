@@ -480,6 +480,17 @@ pub fn check_budget(
     approved_usd: Option<f64>,
     simulated: bool,
 ) -> Result<(), Error> {
+    check_budget_of(estimate, budget, approved_usd, simulated, "estimated cost")
+}
+
+/// [`check_budget`], its messages calling the estimate `what` (a shard checks the whole run's).
+pub fn check_budget_of(
+    estimate: &CostEstimate,
+    budget: &Budget,
+    approved_usd: Option<f64>,
+    simulated: bool,
+    what: &str,
+) -> Result<(), Error> {
     if simulated {
         // Offline mock calls cost nothing real; their simulated cost is reported, not capped.
         return Ok(());
@@ -487,7 +498,7 @@ pub fn check_budget(
     if let Some(max) = budget.max_usd.filter(|max| estimate.usd > *max) {
         return Err(Error::run_with_hint(
             format!(
-                "estimated cost {} exceeds the budget's hard cap of {}",
+                "{what} {} exceeds the budget's hard cap of {}",
                 usd(estimate.usd),
                 usd(max)
             ),
@@ -499,7 +510,7 @@ pub fn check_budget(
         let amount = approval_amount(estimate.usd);
         return Err(Error::run_with_hint(
             format!(
-                "estimated cost {} is above the approval threshold of {}",
+                "{what} {} is above the approval threshold of {}",
                 usd(estimate.usd),
                 usd(threshold)
             ),

@@ -1,5 +1,6 @@
 //! One function per subcommand. Each returns the exit code, or an error `main` maps to one.
 
+mod budget;
 mod canary;
 mod ci;
 mod demo;

@@ -18,6 +18,8 @@ use crate::verdict::{self, Policy, sequential};
 use crate::workspace::Repo;
 use crate::{arms, assemble, compare, report, scorers, stats, trust};
 
+use super::budget;
+
 pub struct GateOptions {
     pub base: String,
     pub head: String,
@@ -248,12 +250,21 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     if let Some(units) = retime_cases {
         plan::retime(&mut jobs, &planned, units);
     }
+    let prices = PriceTable::new(&policy_in_force.pricing);
+    // Judges and rubrics are head's, for both arms; their calls count in the estimate.
+    let judge = candidate_suite.defaults.judge.as_ref();
+    let embedder = candidate_suite.defaults.embedder.as_ref();
+    let mut shard_budget = None;
     if let Some(shard) = options.shard {
         // Same jobs, seeds and requests as the full run, so shards union to it call for call.
-        jobs.retain(|j| {
+        let in_shard = |j: &Job| {
             let e = planned[j.experiment].candidate;
             plan::shard_of(&e.name, &e.cases[j.case].id, shard.count) == shard.index
-        });
+        };
+        // The budget is the matrix's: the whole run's estimate, and this shard's share of it.
+        let judged = crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs);
+        shard_budget = Some(budget::ShardBudget::of(shard, &jobs, &judged, &prices, in_shard));
+        jobs.retain(in_shard);
         jobs.shrink_to_fit();
         eprintln!(
             "promptgate: shard {}/{}: {} of the plan's calls",
@@ -271,7 +282,6 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
             }
         }
     }
-    let prices = PriceTable::new(&policy_in_force.pricing);
     let baseline_arm = baseline_suite.map(|suite| arms::ArmSource { suite, side: &cmp.base });
     let candidate_arm = arms::ArmSource {
         suite: candidate_suite,
@@ -288,17 +298,27 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     let exec_scorers = scorers::ExecScorers::new(scorer_dir.as_deref());
     let provider_names = endpoints.names();
     let simulated = !endpoints.map.is_empty() && endpoints.map.values().all(|e| e.provider.simulated());
-    // Judges and rubrics are head's, for both arms; their calls count in the estimate.
-    let judge = candidate_suite.defaults.judge.as_ref();
-    let embedder = candidate_suite.defaults.embedder.as_ref();
     // `--batch`: which jobs go through a batch API, priced at its rate.
     let batch_jobs = match options.batch {
         Some(_) => Some(runner::batch::plan(&jobs, &endpoints.map, &policy_in_force.gates)?),
         None => None,
     };
     let judged = crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs);
-    let approve =
-        |e: &plan::CostEstimate| plan::check_budget(e, &policy_in_force.budget, options.approve_cost, simulated);
+    let approve = |e: &plan::CostEstimate| match &shard_budget {
+        None => plan::check_budget(e, &policy_in_force.budget, options.approve_cost, simulated),
+        Some(s) => plan::check_budget_of(
+            &s.whole_at_rates_of(e),
+            &policy_in_force.budget,
+            options.approve_cost,
+            simulated,
+            &format!("the whole run's estimated cost (all {} shards)", s.shard.count),
+        ),
+    };
+    // Offline mock spend is simulated: reported, not capped (as in `plan::check_budget`).
+    let cap = budget::Cap::of(
+        policy_in_force.budget.max_usd.filter(|_| !simulated),
+        shard_budget.as_ref(),
+    );
     let progress = runner::ProgressMode::detect();
     let announce = {
         let config = candidate_suite.config_path.clone();
@@ -307,9 +327,10 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     // Counting tokens waits for the tokenizer tables. When nothing before the first call
     // needs the count (no comment announcing it, no bar it would print across, a budget its
     // upper bound passes), it is counted while the calls go out.
-    let deferred = (on_plan.is_none() && batch_jobs.is_none() && progress != runner::ProgressMode::Bar)
-        .then(|| plan::priced(&jobs))
-        .filter(|priced| approve(&priced.bound(&prices).plus(plan::estimate_bound(&judged, &prices))).is_ok());
+    let deferred =
+        (on_plan.is_none() && batch_jobs.is_none() && shard_budget.is_none() && progress != runner::ProgressMode::Bar)
+            .then(|| plan::priced(&jobs))
+            .filter(|priced| approve(&priced.bound(&prices).plus(plan::estimate_bound(&judged, &prices))).is_ok());
     let (estimating, approved) = match deferred {
         Some(priced) => (plan::Estimating::start(priced, judged, &prices, announce)?, Ok(())),
         None => {
@@ -319,6 +340,9 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
             }
             .plus(plan::estimate(&judged, &prices));
             announce(&estimate);
+            if let Some(shard_budget) = &shard_budget {
+                eprintln!("{}", shard_budget.words(cap));
+            }
             let approved = approve(&estimate);
             (plan::Estimating::counted(estimate), approved)
         }
@@ -348,8 +372,6 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     // now: the cases are not held through the analysis.
     let unchecked_judges =
         crate::scorers::agreement::unchecked_judges(&planned, judge, &policy_in_force.gates, &*candidate_side.tree);
-    // Offline mock spend is simulated: reported, not capped (as in `plan::check_budget`).
-    let max_usd = policy_in_force.budget.max_usd.filter(|_| !simulated);
     // One runtime and one runner for the whole run: every sequential look and A/A batch goes
     // through the same cap, cache, journal and limits, so the cap is the run's, not a look's,
     // and a resumed run replays every look's calls.
@@ -380,7 +402,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
                 cache_dir: options.cache_dir.clone(),
                 journal: options.journal.clone(),
                 run_identity: runner::run_identity(&jobs, &endpoints.map),
-                max_usd,
+                max_usd: cap.map(|c| c.usd),
                 progress,
                 backoff_base: Duration::from_millis(500),
                 interruptible: true,
@@ -514,12 +536,12 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     };
     let (mut results, cap_reached) = if sequential {
         let (results, ran) = run_sequential(&jobs, &run_batch, defaults, &assemble_at)?;
-        (results, budget_cap_reached(&ran, max_usd))
+        (results, budget::cap_reached(&ran, cap))
     } else {
         let mut ran = run_batch(&jobs)?;
         drop(stow);
         runner.unload_cache();
-        let cap_reached = budget_cap_reached(&ran, max_usd);
+        let cap_reached = budget::cap_reached(&ran, cap);
         // Sent: scoring reads a job's place and model, not the request it sent, so the jobs
         // are given back first; each outcome goes as soon as it is scored, its output moved
         // into its call; and a schema 2 run's outputs go to a file case by case (the report
@@ -652,30 +674,6 @@ fn execute(
     Ok(ran)
 }
 
-/// Calls the budget refused leave the comparison incomplete: a run error (exit 3). The message
-/// and what to do.
-fn budget_cap_reached(ran: &runner::Ran, max_usd: Option<f64>) -> Option<(String, &'static str)> {
-    let cap = max_usd.filter(|_| ran.budget_exhausted)?;
-    // Judge calls the cap refused are calls not sent too.
-    let refused = ran.refused
-        + (ran.derived.iter())
-            .filter(|d| {
-                d.outcome
-                    .result
-                    .as_ref()
-                    .is_err_and(runner::CallError::is_budget_refusal)
-            })
-            .count();
-    Some((
-        format!(
-            "the run failed: {refused} call(s) were not sent: the budget's hard cap of {} would have been exceeded (spent {})",
-            crate::format::dollars(cap),
-            crate::format::dollars(ran.spent_usd)
-        ),
-        "the results were written; raise `budget.max_usd` in promptgate.yaml, or lower repeats or cases",
-    ))
-}
-
 /// What the pull request changes in where keys go and which commands score: its providers, and
 /// the `exec` scorers of its experiments and cases (an A/A run compares the base with itself).
 fn key_changes(cmp: &compare::Comparison, aa: bool) -> Vec<ProviderChange> {
@@ -790,72 +788,4 @@ pub fn print_outcome(run: &GateRun) {
     // workflow command may get through.
     let text = crate::output::inert(&crate::secrets::redact(&text));
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plan::JudgeTag;
-    use crate::runner::{CallError, Derived, Outcome};
-
-    fn refused(cap_usd: f64) -> Outcome {
-        Outcome {
-            result: Err(CallError::BudgetRefused { cap_usd }),
-            latency_ms: None,
-            cached: false,
-            attempts: 0,
-            provider: None,
-            fell_back: false,
-            batched: false,
-        }
-    }
-
-    /// Refusals are counted by their kind, never by their words, and a judge call the cap
-    /// refused is a call not sent too.
-    #[test]
-    fn budget_refusals_are_counted_by_kind_judge_calls_included() {
-        let other = Outcome {
-            result: Err(CallError::Permanent {
-                message: "not sent: the budget cap, says the provider".to_owned(),
-            }),
-            attempts: 1,
-            ..refused(1.0)
-        };
-        let job = Job {
-            experiment: 0,
-            case: 0,
-            arm: Arm::Candidate,
-            repeat: 0,
-            provider: "p".into(),
-            fallbacks: Default::default(),
-            request: Err("not rendered".to_owned()),
-            retime: false,
-        };
-        let ran = runner::Ran {
-            outcomes: vec![refused(1.0), other, refused(1.0)],
-            refused: 2,
-            derived: (0..2)
-                .map(|repeat| Derived {
-                    parent: 0,
-                    tag: JudgeTag {
-                        assertion: 0,
-                        repeat,
-                        attempt: 0,
-                        first: None,
-                    },
-                    job: job.clone(),
-                    outcome: refused(1.0),
-                })
-                .collect(),
-            budget_exhausted: true,
-            spent_usd: 0.99,
-            ..runner::Ran::default()
-        };
-        let (message, _) = budget_cap_reached(&ran, Some(1.0)).expect("the cap was reached");
-        assert!(
-            message.starts_with("the run failed: 4 call(s) were not sent"),
-            "{message}"
-        );
-        assert!(budget_cap_reached(&ran, None).is_none());
-    }
 }

@@ -423,3 +423,84 @@ async fn an_output_folder_that_cannot_be_made_fails_the_run_before_any_call() {
         );
     }
 }
+
+/// The demo's suite, fixed design, with this budget.
+fn budgeted_repo(base_url: &str, budget: &str) -> TestRepo {
+    let budget = budget.to_owned();
+    demo_repo_with(base_url, false, &move |suite| {
+        unjudged(suite).replace("budget: {approve_above_usd: 0.50, max_usd: 5.00}", &budget)
+    })
+}
+
+/// A CI matrix holds the budget as one run does: each shard checks the whole run's estimate
+/// and spends only its share of the cap, so the shards together bill at most `max_usd`. (Each
+/// holding the whole cap, the four would bill the unbounded run's $0.121.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_matrix_of_shards_spends_at_most_the_cap_together() {
+    let billing = Billing::new(Duration::ZERO);
+    let server = start(&billing).await;
+    // Unbounded, the run bills $0.121 and is estimated at $0.0292: a cap of $0.06 passes the
+    // plan, and no shard alone (about $0.03 billed) would reach it.
+    let cap = 0.06;
+    let repo = budgeted_repo(
+        &server.uri(),
+        &format!("budget: {{approve_above_usd: 5.00, max_usd: {cap}}}"),
+    );
+    let mut shares = 0.0;
+    for k in 1..=4 {
+        let out = format!("shard-{k}");
+        let run = gate(&repo, &out, &["--no-cache", "--shard", &format!("{k}/4")]).await;
+        run.expect_code(3);
+        let line = run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("promptgate: shard {k}/4: the whole run")))
+            .unwrap_or_else(|| panic!("the shard says what it may spend\n{}", run.stderr));
+        assert!(line.contains("(all 4 shards) is estimated at $0.029"), "{line}");
+        let share = line
+            .split("; this shard may spend $")
+            .nth(1)
+            .and_then(|rest| rest.split(", its share of the budget's hard cap of $0.0600").next())
+            .unwrap_or_else(|| panic!("the shard's cap in dollars: {line}"));
+        shares += share.parse::<f64>().unwrap();
+        let reason = results(&repo.path().join(&out))["reason"].as_str().unwrap().to_owned();
+        assert!(
+            reason.contains(&format!(
+                "shard {k}/4's share (${share}) of the budget's hard cap of $0.0600"
+            )),
+            "{reason}"
+        );
+    }
+    assert!(
+        (shares - cap).abs() < 0.0005 * 4.0,
+        "the shares add up to the cap: ${shares}"
+    );
+    let billed = billing.billed();
+    assert!(billed <= cap, "four shards billed ${billed} under a cap of ${cap}");
+}
+
+/// Approval reads the whole run's estimate in every shard, as the unsharded run would: a shard
+/// whose own part is under the threshold still waits for the approval the whole run needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_asks_approval_for_the_whole_run() {
+    let billing = Billing::new(Duration::ZERO);
+    let server = start(&billing).await;
+    // The whole run is estimated at $0.0292, a shard at about a quarter of it.
+    let repo = budgeted_repo(&server.uri(), "budget: {approve_above_usd: 0.02, max_usd: 5.00}");
+    let shard = gate(&repo, "shard-1", &["--no-cache", "--shard", "1/4"]).await;
+    shard
+        .expect_code(3)
+        .stderr_has("the whole run's estimated cost (all 4 shards) $0.029")
+        .stderr_has("is above the approval threshold of $0.02")
+        .stderr_has("--approve-cost 0.03");
+    assert!(billing.received().is_empty(), "no call before the approval");
+    let approved = gate(
+        &repo,
+        "shard-1",
+        &["--no-cache", "--shard", "1/4", "--approve-cost", "0.03"],
+    )
+    .await;
+    assert_ne!(approved.code, 3, "{}", approved.stderr);
+    let sent = billing.received().len();
+    assert!(sent > 0 && sent < CALLS, "the shard's calls only: {sent}");
+}
