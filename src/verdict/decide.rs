@@ -185,13 +185,18 @@ pub fn decide_with(
         (None, None)
     };
     let underpowered = margin_abs > 0.0 && is_judged && cases_needed.is_some_and(|c| c > estimate.n);
-    let slo = gate.and_then(|g| g.slo).map(|target| SloResult {
-        target,
-        met: estimate.candidate.is_some_and(|c| match direction {
-            Direction::Higher => c >= target,
-            Direction::Lower => c <= target,
-        }),
-    });
+    // Judged on the candidate's value: with none (no call timed in this run), there is no SLO
+    // to have met or missed, and the metric says it has no data.
+    let slo = gate
+        .and_then(|g| g.slo)
+        .zip(estimate.candidate)
+        .map(|(target, c)| SloResult {
+            target,
+            met: match direction {
+                Direction::Higher => c >= target,
+                Direction::Lower => c <= target,
+            },
+        });
     // The SLO "proven": even the interval's bad-side bound meets the target.
     let slo_proven = gate.and_then(|g| g.slo).and_then(|target| {
         let [lo, hi] = estimate.candidate_ci?;
@@ -744,6 +749,12 @@ mod tests {
         let mut e = est(0.0, [-1.0, 1.0], 1.0);
         e.candidate = Some(900.0);
         assert!(decide(&e, Some(&g), None, 0.05, 1).fails_gate);
+        // No candidate value (no call timed in this run): no SLO met or missed.
+        let unmeasured = Estimate {
+            candidate: None,
+            ..e.clone()
+        };
+        assert_eq!(decide(&unmeasured, Some(&g), None, 0.05, 1).slo, None);
         e.n = 4;
         assert!(
             !decide(&e, Some(&g), None, 0.05, 1).fails_gate,
