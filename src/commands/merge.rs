@@ -35,16 +35,23 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    let merged = combine(&shards, args.allow_partial).and_then(|mut results| {
+    let merged = combine(&shards, args.allow_partial).and_then(|(mut results, unseen)| {
         results.outputs_from = shards.iter().flat_map(|s| s.results.outputs_from.clone()).collect();
         let written = report::write_outputs(&results, &args.out)?;
-        Ok((results, written))
+        Ok((results, written, unseen))
     });
     for path in spilled {
         let _ = std::fs::remove_file(path);
     }
-    let (results, written) = merged?;
-    let run_error = run_error(&results);
+    let (results, written, unseen) = merged?;
+    let run_error = if unseen {
+        Some(Error::run_with_hint(
+            results.reason.clone(),
+            "the results were written; merge every shard's results.json: shards missing can show a regression, never pass the change",
+        ))
+    } else {
+        run_error(&results)
+    };
     let run = GateRun {
         results,
         written,
@@ -77,7 +84,9 @@ fn bad(message: String, hint: &str) -> anyhow::Error {
     Error::from(Diagnostic::new(message).hint(hint)).into()
 }
 
-fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results> {
+/// The merged results, and whether they are a pass that shards missing made an `error`: a
+/// partial merge can show a regression in the cases it has, but a pass needs every case.
+fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<(Results, bool)> {
     let first = shards
         .first()
         .ok_or_else(|| bad("no shard to merge".to_owned(), RERUN))?;
@@ -153,14 +162,19 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results>
         ..count_calls(&experiments)
     };
     // A base that did not load fails the merged run as it failed each shard.
-    let (verdict, mut reason) = with_base_error(overall_verdict(&experiments), first.results.base_error.as_deref());
+    let (mut verdict, mut reason) = with_base_error(overall_verdict(&experiments), first.results.base_error.as_deref());
+    let unseen = !merged.missing.is_empty() && verdict == Verdict::Pass;
     if !merged.missing.is_empty() {
         let missing: Vec<String> = merged.missing.iter().map(u32::to_string).collect();
-        reason.push_str(&format!(
-            " — partial merge: shard(s) {} of {} missing, their cases are not counted",
-            missing.join(", "),
-            merged.count
-        ));
+        let missing = format!("shard(s) {} of {} missing", missing.join(", "), merged.count);
+        if unseen {
+            verdict = Verdict::Error;
+            reason = format!(
+                "no verdict: partial merge: {missing}, and a pass needs every case (no blocking regression in the cases merged)"
+            );
+        } else {
+            reason.push_str(&format!(" — partial merge: {missing}, their cases are not counted"));
+        }
     }
     let mut results = Results::new(ResultParts {
         verdict,
@@ -183,7 +197,7 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results>
     if let Some(needed) = shards.iter().find_map(|s| s.results.trust.approval.clone()) {
         crate::trust::apply(&mut results, needed);
     }
-    Ok(results)
+    Ok((results, unseen))
 }
 
 /// The keys re-analysis needs (returned), and a design it can reproduce.

@@ -174,8 +174,9 @@ fn merge_refuses_shards_that_do_not_belong_together() {
         .stderr_has("--allow-partial");
     assert!(!out.exists(), "a refused merge writes nothing");
 
+    // The demo's pull request regresses in the shards merged: a fail, as the whole run is.
     let partial = merge(&repo, &[&one, &three], &[out_flag[0], out_flag[1], "--allow-partial"]);
-    assert!(matches!(partial.code, 0 | 1), "{partial:?}");
+    partial.expect_code(1);
     partial.stderr_has("warning: partial merge: shard(s) 2/3 missing");
     let r = results(&out);
     assert_eq!(r["merged"]["missing"], serde_json::json!([2]));
@@ -398,4 +399,35 @@ fn a_run_over_the_inline_threshold_writes_calls_jsonl_that_report_and_merge_read
             .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.')),
         "merge leaves no spill file behind"
     );
+}
+
+/// A partial merge can show a regression in the cases it has, but never pass a change: with
+/// shards missing, what would be a pass is `error` (exit 3), the reason saying why.
+#[test]
+fn a_partial_merge_never_passes() {
+    let repo = TestRepo::with_demo_base();
+    repo.checkout_new("pr");
+    // A change no answer sees: every experiment is compared, and none regresses.
+    for config in ["customer-support", "product-faq", "help-center"] {
+        let path = format!("configs/{config}.yaml");
+        let text = repo.read(&path);
+        repo.write(&path, &format!("{text}# reviewed\n"));
+    }
+    repo.commit("pr");
+    let shards: Vec<PathBuf> = (1..=3).map(|k| shard(&repo, k, 3)).collect();
+    let out = repo.path().join("merged");
+    let out_flag = ["--out", out.to_str().unwrap()];
+    merge(&repo, &[&shards[0], &shards[1], &shards[2]], &out_flag).expect_code(0);
+
+    merge(
+        &repo,
+        &[&shards[0], &shards[2]],
+        &[out_flag[0], out_flag[1], "--allow-partial"],
+    )
+    .expect_code(3)
+    .stderr_has("no verdict: partial merge: shard(s) 2 of 3 missing, and a pass needs every case")
+    .stderr_has("hint: the results were written; merge every shard's results.json");
+    let r = results(&out);
+    assert_eq!(r["verdict"], "error");
+    assert_eq!(r["merged"]["missing"], serde_json::json!([2]));
 }
