@@ -177,6 +177,18 @@ impl<'a> Publisher<'a> {
         run_error: Option<&Error>,
         annotations: &[Annotation],
     ) -> Result<(), Error> {
+        // A fork's re-run (its pull request closed and reopened) evaluated without secrets adds
+        // nothing to a maintainer's evaluation of the same commit: it is not published over it.
+        if results.trust.untrusted
+            && let Some(trusted) = (self.state.results.as_ref()).filter(|p| !p.untrusted && p.sha == results.head.sha)
+        {
+            eprintln!(
+                "promptgate: {} already has results evaluated with secrets ({}); these, evaluated without them by untrusted code, are not published over them",
+                crate::format::short_sha(&trusted.sha),
+                trusted.verdict.as_str()
+            );
+            return Ok(());
+        }
         self.state.head_sha = results.head.sha.clone();
         self.state.results = Some(Published::of(results, evaluated.0, evaluated.1, self.client.now()));
         // A base that does not load is an `error` verdict on a run that finished: the check

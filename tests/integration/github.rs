@@ -2090,6 +2090,70 @@ async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_report
     assert_eq!(check["conclusion"], "failure");
 }
 
+/// A fork's pull request closed and reopened runs the fork-safe pair again on a commit a
+/// maintainer's run already evaluated with secrets: the untrusted results are not published
+/// over the trusted ones (the comment, its state and the check stay the maintainer's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_results_are_not_published_over_a_trusted_evaluation_of_the_same_commit() {
+    let repo = TestRepo::with_demo_base();
+    let base = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    repo.checkout_new("pr");
+    repo.write("docs/style-guide.md", "# Style\n\nShort sentences.\n");
+    let head = repo.commit("docs");
+    let fork = fork_event(repo.path(), &base, &head);
+    ci_with(
+        repo.path(),
+        "http://127.0.0.1:9",
+        &fork,
+        &["--no-publish", "--out", "artifact", "--all"],
+        &Env::pull_request().var("GITHUB_TOKEN", ""),
+    )
+    .run
+    .expect_code(0);
+    let state = json!({"v": 1, "head_sha": head, "results": {"sha": head, "verdict": "pass",
+        "reason": "evaluated by a maintainer", "untrusted": false, "regressions": []}});
+    let sticky = format!("{MARKER}\n## ✅ promptgate: pass\ntrusted numbers\n\n<!-- promptgate:state {state} -->\n");
+    let publish = |server: String, head: String| {
+        let dir = repo.path().to_owned();
+        async move {
+            ci_async_in(
+                &dir,
+                server,
+                workflow_run_event(&dir, &head, "success"),
+                &["--publish-only", "artifact", "--out", "published", "--no-assets"],
+                Env::named("workflow_run"),
+            )
+            .await
+        }
+    };
+    let pull = json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
+        "head": {"ref": "x", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}}, "labels": []});
+    let server = fake_github_with(&sticky, vec![], json!([]), &[]).await;
+    json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull.clone()).await;
+    let published = publish(server.uri(), head.clone()).await;
+    published
+        .run
+        .stderr_has("already has results evaluated with secrets (pass)")
+        .stderr_has("are not published over them");
+    let (_, requests) = sequence(&server).await;
+    let writes: Vec<String> = requests
+        .iter()
+        .filter(|q| q.method.as_str() != "GET")
+        .map(|q| format!("{} {}", q.method, q.url.path()))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "nothing is written over the trusted results: {writes:?}"
+    );
+
+    // Trusted results of another commit are no reason: these are published as always.
+    let other = sticky.replace(&head, &"0".repeat(40));
+    let server = fake_github_with(&other, vec![], json!([]), &[]).await;
+    json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull).await;
+    publish(server.uri(), head.clone()).await.run.expect_code(0);
+    assert_eq!(check_run(&server).await["conclusion"], "action_required");
+}
+
 /// A `workflow_run` payload for the evaluation of `head`, which concluded `conclusion`.
 fn workflow_run_event(dir: &Path, head: &str, conclusion: &str) -> PathBuf {
     let text = std::fs::read_to_string(
