@@ -65,14 +65,33 @@ pub async fn find(
             );
         }
     }
-    let holds = |label: &str| {
-        state
-            .approval(label, &pr.head_sha)
-            .filter(|_| pr.labels.iter().any(|l| l == label))
-            .map(|a| a.by.clone())
-    };
     Ok(Approvals {
-        config: holds(TRUST_CONFIG),
-        cost: holds(APPROVE_COST),
+        config: holds(client, pr, state, TRUST_CONFIG).await?,
+        cost: holds(client, pr, state, APPROVE_COST).await?,
     })
+}
+
+/// Who approved `label` for this head commit, when the state records it and GitHub confirms it:
+/// the label is on, its newest `labeled` event is the one recorded, and its adder is still an
+/// admin or maintainer. (The state is a comment anyone with write access can edit.)
+async fn holds(client: &Client, pr: &PullRequest, state: &State, label: &str) -> Result<Option<String>, Error> {
+    let Some(approval) = state
+        .approval(label, &pr.head_sha)
+        .filter(|_| pr.labels.iter().any(|l| l == label))
+    else {
+        return Ok(None);
+    };
+    let confirmed = match waiver::labeled_event(client, pr, label).await? {
+        Some(labeled) if labeled.id == approval.event_id && labeled.by == approval.by => {
+            waiver::is_maintainer(client, &labeled.by).await?
+        }
+        _ => false,
+    };
+    if !confirmed {
+        eprintln!(
+            "promptgate: the `{label}` approval by {} no longer counts: its label event is not the newest, or is not an admin's or maintainer's; a maintainer may add the label again",
+            super::actions::inert(&approval.by)
+        );
+    }
+    Ok(confirmed.then(|| approval.by.clone()))
 }

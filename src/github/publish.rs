@@ -149,14 +149,24 @@ impl<'a> Publisher<'a> {
             return Ok(());
         }
         self.refresh().await?;
-        match &self.state.waiver {
+        // The state is a comment anyone with write access can edit: the waiver it records
+        // counts only while GitHub still shows it given, by that maintainer, from that source.
+        let confirmed = match &self.state.waiver {
             Some(w) if waiver::still_given(w, &self.pr, &self.comments) => {
+                waiver::find(self.client, &self.pr, &self.comments, &self.bot)
+                    .await?
+                    .is_some_and(|given| given.source_id == w.source_id && given.by == w.by)
+            }
+            _ => false,
+        };
+        match &self.state.waiver {
+            Some(w) if confirmed => {
                 let w = w.clone();
                 waiver::apply(results, &w);
             }
             Some(w) => {
                 eprintln!(
-                    "promptgate: the waiver by {} is no longer given (its {} is gone)",
+                    "promptgate: the waiver by {} no longer counts: its {} is gone, or is not an admin's or maintainer's",
                     super::actions::inert(&w.by),
                     w.via
                 );

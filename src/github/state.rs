@@ -5,8 +5,10 @@
 //! The comment is the one place both kinds of run can reach without a checkout: a waiver
 //! (`/promptgate accept`, the accept label) re-publishes from it without evaluating anything,
 //! and the next evaluation reads from it which regressions the waiver accepted. Only a comment
-//! written by the bot's own login is read (see `comment::find_sticky`), so nobody else can
-//! plant a state; a repository admin can edit it, and may waive anyway.
+//! written by the bot's own login is read (see `comment::find_sticky`), but anyone with write
+//! access can edit that comment: so the waiver and the approvals it records count only while
+//! GitHub confirms them on use (the comment or label event recorded is still there, by the same
+//! admin or maintainer: `Publisher::apply_waiver`, `approval::find`).
 
 use serde::{Deserialize, Serialize};
 

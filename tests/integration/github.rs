@@ -915,6 +915,7 @@ async fn a_base_that_does_not_load_is_an_error_until_a_maintainer_waives_it() {
     let next = repo.commit("docs only");
     let server = fake_github_with(&waived, vec![], json!([]), &[("maya", "maintain")]).await;
     pr_mock(&server, &base, &next, &[label]).await;
+    label_added(&server, 502, "maya", label, &given_at()).await;
     let run = ci_async(
         &repo,
         server.uri(),
@@ -1016,6 +1017,64 @@ async fn a_later_push_with_a_new_regression_is_not_covered_by_the_old_waiver() {
     let results: Value = serde_json::from_str(&repo.read("out/results.json")).unwrap();
     assert_eq!(results["verdict"], "fail");
     assert!(results.get("waiver").is_none());
+}
+
+/// The sticky comment's state can be edited by anyone with write access: a waiver it records
+/// counts only while GitHub shows it given by that admin or maintainer. A write-access user
+/// who points the recorded waiver at an accept comment of their own waives nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiver_planted_in_the_state_waives_nothing() {
+    let (repo, base, head, sticky) = regressed_demo().await;
+    let text = "/promptgate accept refunds moved on purpose";
+    let server = fake_github_with(
+        &sticky,
+        vec![comment_json(80, "maya", text)],
+        json!([]),
+        &[("maya", "admin")],
+    )
+    .await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let empty = tempfile::tempdir().unwrap();
+    ci_async_in(
+        empty.path(),
+        server.uri(),
+        comment_event(empty.path(), "maya", text),
+        &[],
+        Env::named("issue_comment"),
+    )
+    .await
+    .run
+    .expect_code(0);
+    let waived = last_sticky_body(&server).await;
+    assert!(waived.contains("\"source_id\":80"), "{waived}");
+
+    repo.write("docs/style-guide.md", "# Style\n\nShort sentences.\n");
+    let same = repo.commit("docs only");
+    let push = |comment: Value, who: &'static str, permission: &'static str| {
+        let (repo, waived, base) = (&repo, waived.clone(), base.clone());
+        let same = same.clone();
+        async move {
+            let server = fake_github_with(&waived, vec![comment], json!([]), &[(who, permission)]).await;
+            let run = ci_async(
+                repo,
+                server.uri(),
+                event(repo.path(), &base, &same, &[]),
+                &["--no-assets", "--out", "out"],
+            )
+            .await;
+            (run, server)
+        }
+    };
+    // Comment 80 is a write-access user's own accept comment (the maintainer's is gone).
+    let (run, server) = push(comment_json(80, "tri", text), "tri", "write").await;
+    run.run
+        .expect_code(1)
+        .stdout_has("verdict: FAIL")
+        .stderr_has("the waiver by maya no longer counts");
+    assert_eq!(check_run(&server).await["conclusion"], "failure");
+    // The maintainer's own comment still there: waived, as before.
+    let (run, _) = push(comment_json(80, "maya", text), "maya", "admin").await;
+    run.run.expect_code(0).stdout_has("verdict: WAIVED");
 }
 
 #[test]
@@ -2237,6 +2296,40 @@ async fn a_costly_run_waits_for_the_approve_cost_label_and_names_amounts_with_th
     .await;
     run.run.expect_code(0).stderr_has("cost approved by maya");
     assert!(!provider.received_requests().await.unwrap().is_empty());
+    let approved = last_sticky_body(&server).await;
+    assert!(approved.contains("\"event_id\":701"), "{approved}");
+
+    // The next run of this commit (the label still on) holds to the recorded approval while
+    // GitHub confirms it; one a write-access user planted in the state, for a label event of
+    // their own, does not count.
+    let rerun = |sticky: String, who: &'static str, permission: &'static str, id: u64| {
+        let (repo, base, head) = (&repo, base.clone(), head.clone());
+        async move {
+            let server = fake_github_with(&sticky, vec![], json!([]), &[(who, permission)]).await;
+            label_added(&server, id, who, label, &given_at()).await;
+            ci_async_in(
+                repo.path(),
+                server.uri(),
+                event(repo.path(), &base, &head, &[label]),
+                &["--out", "out", "--no-assets"],
+                Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
+            )
+            .await
+        }
+    };
+    rerun(approved.clone(), "maya", "maintain", 701)
+        .await
+        .run
+        .expect_code(0)
+        .stderr_has("cost approved by maya");
+    let planted = approved.replace("\"by\":\"maya\",\"event_id\":701", "\"by\":\"tri\",\"event_id\":702");
+    assert_ne!(planted, approved);
+    rerun(planted, "tri", "write", 702)
+        .await
+        .run
+        .expect_code(1)
+        .stdout_has("verdict: NEEDS APPROVAL")
+        .stderr_has("the `promptgate:approve-cost` approval by tri no longer counts");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
