@@ -260,6 +260,10 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
         judged.entry(derived.parent).or_default().push(derived);
     }
     let mut cases = Finisher::new(input)?;
+    // Whether each pair's baseline answered, from its scoring until its candidate's (a case's
+    // jobs run baseline then candidate, repeat by repeat): a comparison with an answer that
+    // never came is decided without a judge (`scorers::compare::unanswered`).
+    let mut baseline_answered: HashMap<(usize, usize, u32), bool> = HashMap::new();
     let outcomes: Box<dyn Iterator<Item = anyhow::Result<Cow<'_, Outcome>>>> = match outcomes {
         Outcomes::Lent(o) => Box::new(o.iter().map(|o| Ok(Cow::Borrowed(o)))),
         Outcomes::Given(_, Some(mut stowed)) => Box::new((0..stowed.len()).map(move |index| {
@@ -302,18 +306,45 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
                 Some(configured) => Name::new(configured),
                 None => key.clone(),
             });
+        let pair = (place.experiment(), place.case(), place.repeat());
+        let compared_pair = !compares.is_empty() && input.planned[place.experiment()].baseline.is_some();
+        let (candidate_answered, baseline_answered) = match place.arm {
+            Arm::Baseline => {
+                if compared_pair {
+                    baseline_answered.insert(pair, outcome.result.is_ok());
+                }
+                (None, None)
+            }
+            Arm::Candidate => (Some(outcome.result.is_ok()), baseline_answered.remove(&pair)),
+        };
+        // The baseline compared with itself is a tie: 0, so the paired difference is the
+        // candidate's preference (`scorers::compare`); an answer beats one that never came.
+        let pair_scores = |scores: &mut Scores| {
+            if !compared_pair {
+                return;
+            }
+            match (candidate_answered, baseline_answered) {
+                (None, _) => {
+                    for a in &compares {
+                        scores.insert(&a.metric, Score::Number(0.0));
+                    }
+                }
+                (Some(candidate), Some(baseline)) => {
+                    if let Some(value) = scorers::compare::unanswered(candidate, baseline) {
+                        for a in &compares {
+                            scores.insert(&a.metric, Score::Number(value));
+                        }
+                    }
+                }
+                (Some(_), None) => {}
+            }
+        };
         let call = match &outcome.result {
             Ok(response) => {
                 let mut scored = scorers::score(assertions.iter().copied(), &response.text, &cx);
                 let replies: Vec<_> = judgements.iter().map(|(_, a, r)| (*a, r.as_ref())).collect();
                 scorers::judge::apply(&mut scored.scores, &mut scored.failures, &replies);
-                // The baseline compared with itself is a tie: 0, so the paired difference is
-                // the candidate's preference (`scorers::compare`).
-                if place.arm == Arm::Baseline && input.planned[place.experiment()].baseline.is_some() {
-                    for a in &compares {
-                        scored.scores.insert(&a.metric, Score::Number(0.0));
-                    }
-                }
+                pair_scores(&mut scored.scores);
                 let preferences: Vec<_> = comparisons
                     .iter()
                     .map(|(_, a, repeat, first, p)| (*a, *repeat, *first, *p))
@@ -374,7 +405,8 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
             }
             Err(error) => {
                 let error = error.to_string();
-                let scored = scorers::errored(assertions.iter().copied(), &error);
+                let mut scored = scorers::errored(assertions.iter().copied(), &error);
+                pair_scores(&mut scored.scores);
                 Call {
                     repeat: place.repeat(),
                     output: None,

@@ -15,6 +15,10 @@
 //! one-sample test of the mean preference against 0, with its t interval. `delta` is the mean
 //! preference, from −1 (every case worse) to +1 (every case better).
 //!
+//! A pair one of whose calls failed is decided without a judge ([`unanswered`]): the arm that
+//! answered is preferred, and two failed calls tie, so an arm that fails on the hard cases
+//! cannot leave the metric to the cases it answered.
+//!
 //! Position bias is reported beside it (`analyze::position_bias`): the share of decisive judgements
 //! that preferred the output shown first, with its Wilson interval.
 
@@ -225,6 +229,19 @@ pub fn pair_value(one: Option<Arm>, other: Option<Arm>) -> f64 {
         (Some(Arm::Candidate), Some(Arm::Candidate)) => 1.0,
         (Some(Arm::Baseline), Some(Arm::Baseline)) => -1.0,
         _ => 0.0,
+    }
+}
+
+/// A pair's value when an output never came (its call failed), decided without a judge: an
+/// answer beats none (+1 when only the candidate answered, −1 when only the baseline did) and
+/// two failed calls tie (0), as `pass_rate` fails a call that did not answer; `None` when both
+/// answered (the judge decides).
+pub fn unanswered(candidate: bool, baseline: bool) -> Option<f64> {
+    match (candidate, baseline) {
+        (true, true) => None,
+        (true, false) => Some(1.0),
+        (false, true) => Some(-1.0),
+        (false, false) => Some(0.0),
     }
 }
 

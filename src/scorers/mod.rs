@@ -162,7 +162,8 @@ pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &s
 /// The scores of a call that produced no output: it fails every assertion, a similarity is 0,
 /// a judge's metric takes its worst value (relevance and a rubric 0, a hallucination 1: the
 /// judge is not asked, and an answer that never came must not leave the metric to the calls
-/// that answered), and nothing leaked; `exec` scorers and comparisons have nothing to score.
+/// that answered), and nothing leaked; `exec` scorers have nothing to score, and a comparison
+/// is the pair's (`assemble` gives it by [`compare::unanswered`]).
 pub fn errored<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, error: &str) -> Scored {
     let mut scores = Scores::new();
     for a in assertions {

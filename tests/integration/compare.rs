@@ -196,3 +196,129 @@ async fn llm_compare_judges_both_orders_counts_disagreement_as_a_tie_and_reports
         "{report}"
     );
 }
+
+/// Generation and judging on one server: the judge as [`Judge`]; a generation answers with the
+/// prompt's policy line (the candidate's is the fuller), and fails (500) where the case's input
+/// says that arm is down.
+struct Both;
+
+impl Respond for Both {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        if body["model"] == "judge-1" {
+            return Judge.respond(request);
+        }
+        let system = body["messages"][0]["content"].as_str().unwrap();
+        let input = body["messages"][1]["content"].as_str().unwrap();
+        let candidate = system.contains("original payment method");
+        let down = input.contains("[both down]")
+            || (candidate && input.contains("[candidate down]"))
+            || (!candidate && input.contains("[baseline down]"));
+        if down {
+            return ResponseTemplate::new(500).set_body_json(json!({"error": {"message": "down"}}));
+        }
+        let answer = system.lines().last().unwrap();
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": "chatcmpl-gen", "object": "chat.completion", "created": 1_700_000_000, "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}],
+            "usage": {"prompt_tokens": 30, "completion_tokens": 10, "total_tokens": 40}
+        }))
+    }
+}
+
+/// A pair one of whose calls failed is decided without a judge: the answer beats the failure
+/// (+1 for the candidate when only its baseline failed, −1 when only it did), and two failures
+/// tie. An arm that fails on some cases cannot leave the preference to the cases it answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comparison_with_a_failed_call_prefers_the_answer() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(Both)
+        .mount(&server)
+        .await;
+    let repo = TestRepo::new();
+    repo.write(
+        "promptgate.yaml",
+        &format!(
+            "version: 1\n\
+             providers:\n  gen: {{type: openai-compatible, base_url: \"{0}/v1\", max_retries: 0, timeout_ms: 5000}}\n  \
+             judge: {{type: openai-compatible, base_url: \"{0}/v1\", model: judge-1, max_retries: 0, timeout_ms: 5000}}\n\
+             pricing:\n  gpt-4o-mini: {{input: 0.15, output: 0.60}}\n  judge-1: {{input: 1.0, output: 2.0}}\n\
+             defaults: {{provider: gen, judge: judge, max_error_rate: 0.5}}\n\
+             experiments:\n  - name: help\n    variant: v.yaml\n    dataset: cases.jsonl\n    \
+             assert: [{{type: llm-compare, value: \"States the refund window and how refunds are paid.\"}}]\n",
+            server.uri()
+        ),
+    );
+    repo.write(
+        "v.yaml",
+        "version: v1\nmodel: gpt-4o-mini\nprompt: p.md\ntemperature: 0\n",
+    );
+    repo.write(
+        "p.md",
+        "Answer from the policy.\n\nRefunds are issued within 30 days.\n",
+    );
+    let markers = ["[candidate down]", "[baseline down]", "[both down]", "", "", "", "", ""];
+    let cases: String = markers
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            format!(
+                "{}\n",
+                json!({"id": format!("c{i}"), "vars": {"input": format!("Refunds {m} (case {i})?")}})
+            )
+        })
+        .collect();
+    repo.write("cases.jsonl", &cases);
+    repo.commit("base");
+    repo.checkout_new("pr");
+    repo.write(
+        "p.md",
+        "Answer from the policy.\n\nRefunds are issued within 30 days to the original payment method.\n",
+    );
+    repo.commit("pr");
+    let dir = repo.path().to_owned();
+    let run = tokio::task::spawn_blocking(move || {
+        promptgate_in(
+            &dir,
+            &["run", "--base", "main", "--head", "pr", "--out", "out", "--no-cache"],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(matches!(run.code, 0 | 1), "{run:?}");
+    let r = results(&repo.path().join("out"));
+    let cases = r["experiments"][0]["cases"].as_array().unwrap();
+    let value = |i: usize, arm: &str| cases[i][arm][0]["scores"]["preference"].clone();
+    let judged = |i: usize| cases[i]["candidate"][0]["judgements"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        (value(0, "candidate"), judged(0)),
+        (json!(-1.0), 0),
+        "only the candidate failed"
+    );
+    assert_eq!(
+        (value(1, "candidate"), judged(1)),
+        (json!(1.0), 0),
+        "only the baseline failed"
+    );
+    assert_eq!((value(2, "candidate"), judged(2)), (json!(0.0), 0), "both failed");
+    for i in 0..3 {
+        assert_eq!(value(i, "baseline"), json!(0.0), "c{i}: the baseline carries 0");
+    }
+    for i in 3..8 {
+        assert_eq!(
+            (value(i, "candidate"), judged(i)),
+            (json!(1.0), 2),
+            "c{i}: judged, the fuller answer"
+        );
+    }
+    let m = r["experiments"][0]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "preference")
+        .unwrap();
+    assert_eq!(m["n"], 8, "every case counts: {m}");
+    assert!((m["delta"].as_f64().unwrap() - 5.0 / 8.0).abs() < 1e-12, "{m}");
+}
