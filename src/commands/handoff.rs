@@ -120,8 +120,11 @@ pub(super) fn publish_only(
         let client = connect(runtime, env, args)?;
         let pr = current_pull_request(runtime, &client, &claimed)?;
         if pr.head_sha == claimed.head_sha {
+            let untrusted = untrusted(runtime, &client, &trigger, &claimed.head_sha, &pr, args)?;
             let mut publisher = runtime.block_on(Publisher::connect(&client, &pr, settings(env, args)))?;
-            runtime.block_on(publisher.could_not_finish(&message))?;
+            if !(untrusted && publisher.keeps_trusted_results(&claimed.head_sha)) {
+                runtime.block_on(publisher.could_not_finish(&message))?;
+            }
         }
         write_dry_run(Some(&client), args.dry_run.as_deref())?;
         return Err(Error::run_with_hint(
@@ -171,14 +174,7 @@ pub(super) fn publish_only(
         )
         .into());
     }
-    let untrusted = match &trigger {
-        Trigger::WorkflowRun { .. } => true,
-        Trigger::Dispatch { actor, sha, .. } => {
-            sha.as_deref() != Some(claimed.head_sha.as_str())
-                || !runtime.block_on(waiver::is_maintainer(&client, actor))?
-        }
-        _ => pr.fork && !args.allow_fork_head,
-    };
+    let untrusted = untrusted(runtime, &client, &trigger, &claimed.head_sha, &pr, args)?;
     // The verdict is the evaluating job's, but the waiver is ours to decide: an untrusted job
     // cannot waive its own regression.
     waiver::withdraw(&mut results);
@@ -198,6 +194,26 @@ pub(super) fn publish_only(
     runtime.block_on(publisher.finish(&run.results, (evaluated.0, &evaluated.1), None, &annotations))?;
     write_dry_run(Some(&client), args.dry_run.as_deref())?;
     run.exit_code()
+}
+
+/// Whether the evaluation handed on is untrusted code's word: a `workflow_run` (a fork's
+/// evaluation, or any run the pair cannot tell from one), a dispatch by someone who is not an
+/// admin or maintainer or not for the commit evaluated, and otherwise a fork's head.
+fn untrusted(
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+    trigger: &Trigger,
+    evaluated_sha: &str,
+    pr: &PullRequest,
+    args: &CiArgs,
+) -> Result<bool, Error> {
+    Ok(match trigger {
+        Trigger::WorkflowRun { .. } => true,
+        Trigger::Dispatch { actor, sha, .. } => {
+            sha.as_deref() != Some(evaluated_sha) || !runtime.block_on(waiver::is_maintainer(client, actor))?
+        }
+        _ => pr.fork && !args.allow_fork_head,
+    })
 }
 
 /// The pull request as the API has it now (a dry run, which reads nothing, takes `claimed`).

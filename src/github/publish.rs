@@ -115,6 +115,21 @@ impl<'a> Publisher<'a> {
         Ok(())
     }
 
+    /// Whether the state holds results of `sha` evaluated with secrets, which untrusted code's
+    /// evaluation of the same commit (a fork's pull request closed and reopened re-runs the
+    /// fork-safe pair), finished or failed, adds nothing to: it is not published over them.
+    pub fn keeps_trusted_results(&self, sha: &str) -> bool {
+        let Some(trusted) = (self.state.results.as_ref()).filter(|p| !p.untrusted && p.sha == sha) else {
+            return false;
+        };
+        eprintln!(
+            "promptgate: {} already has results evaluated with secrets ({}); this evaluation without them, by untrusted code, is not published over them",
+            crate::format::short_sha(&trusted.sha),
+            trusted.verdict.as_str()
+        );
+        true
+    }
+
     pub async fn could_not_finish(&mut self, message: &str) -> Result<(), Error> {
         let head = self.pr.head_sha.clone();
         if self.sticky.is_some() {
@@ -189,14 +204,7 @@ impl<'a> Publisher<'a> {
     ) -> Result<(), Error> {
         // A fork's re-run (its pull request closed and reopened) evaluated without secrets adds
         // nothing to a maintainer's evaluation of the same commit: it is not published over it.
-        if results.trust.untrusted
-            && let Some(trusted) = (self.state.results.as_ref()).filter(|p| !p.untrusted && p.sha == results.head.sha)
-        {
-            eprintln!(
-                "promptgate: {} already has results evaluated with secrets ({}); these, evaluated without them by untrusted code, are not published over them",
-                crate::format::short_sha(&trusted.sha),
-                trusted.verdict.as_str()
-            );
+        if results.trust.untrusted && self.keeps_trusted_results(&results.head.sha) {
             return Ok(());
         }
         self.state.head_sha = results.head.sha.clone();

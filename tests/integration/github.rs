@@ -2193,7 +2193,7 @@ async fn untrusted_results_are_not_published_over_a_trusted_evaluation_of_the_sa
     published
         .run
         .stderr_has("already has results evaluated with secrets (pass)")
-        .stderr_has("are not published over them");
+        .stderr_has("is not published over them");
     let (_, requests) = sequence(&server).await;
     let writes: Vec<String> = requests
         .iter()
@@ -2203,6 +2203,27 @@ async fn untrusted_results_are_not_published_over_a_trusted_evaluation_of_the_sa
     assert!(
         writes.is_empty(),
         "nothing is written over the trusted results: {writes:?}"
+    );
+
+    // Nor a failed re-run (cancelled, say) of the untrusted evaluation.
+    let server = fake_github_with(&sticky, vec![], json!([]), &[]).await;
+    json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull.clone()).await;
+    let dir = repo.path().to_owned();
+    ci_async_in(
+        &dir,
+        server.uri(),
+        workflow_run_event(&dir, &head, "cancelled"),
+        &["--publish-only", "artifact", "--out", "published", "--no-assets"],
+        Env::named("workflow_run"),
+    )
+    .await
+    .run
+    .expect_code(3)
+    .stderr_has("is not published over them");
+    let (_, requests) = sequence(&server).await;
+    assert!(
+        requests.iter().all(|q| q.method.as_str() == "GET"),
+        "nothing is written over the trusted results"
     );
 
     // Trusted results of another commit are no reason: these are published as always.
