@@ -72,8 +72,9 @@ pub async fn find(
 }
 
 /// Who approved `label` for this head commit, when the state records it and GitHub confirms it:
-/// the label is on, its newest `labeled` event is the one recorded, and its adder is still an
-/// admin or maintainer. (The state is a comment anyone with write access can edit.)
+/// the label is on, the `labeled` event recorded is listed, by the one recorded, and they are
+/// still an admin or maintainer. (The state is a comment anyone with write access can edit; the
+/// commit an approval is recorded for is the state's word.)
 async fn holds(client: &Client, pr: &PullRequest, state: &State, label: &str) -> Result<Option<String>, Error> {
     let Some(approval) = state
         .approval(label, &pr.head_sha)
@@ -81,15 +82,11 @@ async fn holds(client: &Client, pr: &PullRequest, state: &State, label: &str) ->
     else {
         return Ok(None);
     };
-    let confirmed = match waiver::labeled_event(client, pr, label).await? {
-        Some(labeled) if labeled.id == approval.event_id && labeled.by == approval.by => {
-            waiver::is_maintainer(client, &labeled.by).await?
-        }
-        _ => false,
-    };
+    let confirmed = waiver::has_label_event(client, pr, label, approval.event_id, &approval.by).await?
+        && waiver::is_maintainer(client, &approval.by).await?;
     if !confirmed {
         eprintln!(
-            "promptgate: the `{label}` approval by {} no longer counts: its label event is not the newest, or is not an admin's or maintainer's; a maintainer may add the label again",
+            "promptgate: the `{label}` approval by {} no longer counts: GitHub lists no such label event by them, or they are no longer an admin or maintainer; a maintainer may add the label again",
             super::actions::inert(&approval.by)
         );
     }

@@ -167,12 +167,8 @@ impl<'a> Publisher<'a> {
         // The state is a comment anyone with write access can edit: the waiver it records
         // counts only while GitHub still shows it given, by that maintainer, from that source.
         let confirmed = match &self.state.waiver {
-            Some(w) if waiver::still_given(w, &self.pr, &self.comments) => {
-                waiver::find(self.client, &self.pr, &self.comments, &self.bot)
-                    .await?
-                    .is_some_and(|given| given.source_id == w.source_id && given.by == w.by)
-            }
-            _ => false,
+            Some(w) => waiver::confirmed(self.client, &self.pr, &self.comments, w).await?,
+            None => false,
         };
         match &self.state.waiver {
             Some(w) if confirmed => {
@@ -181,7 +177,7 @@ impl<'a> Publisher<'a> {
             }
             Some(w) => {
                 eprintln!(
-                    "promptgate: the waiver by {} no longer counts: its {} is gone, or is not an admin's or maintainer's",
+                    "promptgate: the waiver by {} no longer counts: its {} is gone, is not theirs, or they are no longer an admin or maintainer",
                     super::actions::inert(&w.by),
                     w.via
                 );

@@ -124,6 +124,37 @@ pub async fn labeled_event(client: &Client, pr: &PullRequest, label: &str) -> Re
     }))
 }
 
+/// Whether the pull request's events hold the `labeled` event `id` for `label`, by `by`.
+pub async fn has_label_event(client: &Client, pr: &PullRequest, label: &str, id: u64, by: &str) -> Result<bool, Error> {
+    let events = client
+        .get_all(&client.repo_route(&format!("/issues/{}/events", pr.number)), EVENTS)
+        .await?;
+    Ok(events.iter().any(|e| {
+        e["event"] == "labeled"
+            && e["label"]["name"] == label
+            && e["id"].as_u64() == Some(id)
+            && e["actor"]["login"] == by
+    }))
+}
+
+/// Whether a waiver the sticky comment's state records is confirmed by GitHub now: it is still
+/// given ([`still_given`]), its source (the comment, or the label's `labeled` event) is by the
+/// admin or maintainer it names, and they still are one. The state is a comment anyone with
+/// write access can edit; this makes a planted waiver need a maintainer's real comment or label.
+pub async fn confirmed(client: &Client, pr: &PullRequest, comments: &[Value], waiver: &Waiver) -> Result<bool, Error> {
+    if !still_given(waiver, pr, comments) {
+        return Ok(false);
+    }
+    let by_source = match (waiver.via.as_str(), waiver.source_id) {
+        ("label", Some(id)) => has_label_event(client, pr, LABEL, id, &waiver.by).await?,
+        ("label", None) => false,
+        _ => comments.iter().any(|c| {
+            c["id"].as_u64().is_some() && c["id"].as_u64() == waiver.source_id && super::author(c) == waiver.by
+        }),
+    };
+    Ok(by_source && is_maintainer(client, &waiver.by).await?)
+}
+
 /// The reason of a `/promptgate accept <reason>` comment (its first line), or `None`.
 pub fn parse_command(body: &str) -> Option<String> {
     let first = body.trim_start().lines().next()?.trim();
