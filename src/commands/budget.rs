@@ -55,17 +55,15 @@ impl Cap {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ShardBudget {
     pub shard: Shard,
-    /// The whole run's estimate at list prices: every shard's calls, and their judging.
+    /// The whole run's estimate: every shard's calls, and their judging.
     pub whole: CostEstimate,
-    /// This shard's own estimate at list prices, in dollars.
-    pub part_usd: f64,
     /// This shard's part of `whole`, from 0 to 1: its estimate's share of the whole's dollars
     /// (of its calls when nothing is priced).
     pub share: f64,
 }
 
 impl ShardBudget {
-    /// `whole` is the whole run's estimate and `part` this shard's, both at list prices.
+    /// `whole` is the whole run's estimate and `part` this shard's, at the same rates.
     pub fn new(shard: Shard, whole: CostEstimate, part: &CostEstimate) -> ShardBudget {
         let share = if whole.usd > 0.0 {
             part.usd / whole.usd
@@ -77,38 +75,32 @@ impl ShardBudget {
         ShardBudget {
             shard,
             whole,
-            part_usd: part.usd,
             share: share.clamp(0.0, 1.0),
         }
     }
 
-    /// Of the whole run's `jobs` and `judged` (the judge calls they plan), with `in_shard` saying
-    /// which are this shard's.
+    /// Of the whole run's `jobs` (with which go through a batch API, under `--batch`) and
+    /// `judged` (the judge calls they plan), with `in_shard` saying which are this shard's. Both
+    /// estimates are at the rates the calls are sent at, so every shard checks the same whole.
     pub fn of(
         shard: Shard,
         jobs: &[Job],
+        batched: Option<&[bool]>,
         judged: &[Job],
         prices: &PriceTable,
         in_shard: impl Fn(&Job) -> bool,
     ) -> ShardBudget {
-        let whole = plan::estimate(jobs, prices).plus(plan::estimate(judged, prices));
-        let mine = |all: &[Job]| all.iter().filter(|j| in_shard(j)).cloned().collect::<Vec<Job>>();
-        let part = plan::estimate(&mine(jobs), prices).plus(plan::estimate(&mine(judged), prices));
-        ShardBudget::new(shard, whole, &part)
-    }
-
-    /// The estimate the budget checks: the whole run's, at the rates this shard's `estimate` is
-    /// priced at (a batch API's lower ones), so it is the figure the unsharded run would check.
-    pub fn whole_at_rates_of(&self, estimate: &CostEstimate) -> CostEstimate {
-        let rate = if self.part_usd > 0.0 {
-            estimate.usd / self.part_usd
-        } else {
-            1.0
+        let estimate = |jobs: &[Job], batched: Option<&[bool]>| match batched {
+            Some(batched) => runner::batch::estimate(jobs, batched, prices),
+            None => plan::estimate(jobs, prices),
         };
-        CostEstimate {
-            usd: self.whole.usd * rate,
-            ..self.whole.clone()
-        }
+        let whole = estimate(jobs, batched).plus(plan::estimate(judged, prices));
+        let mine: Vec<usize> = (0..jobs.len()).filter(|&i| in_shard(&jobs[i])).collect();
+        let my_jobs: Vec<Job> = mine.iter().map(|&i| jobs[i].clone()).collect();
+        let my_batched: Option<Vec<bool>> = batched.map(|b| mine.iter().map(|&i| b[i]).collect());
+        let my_judged: Vec<Job> = judged.iter().filter(|j| in_shard(j)).cloned().collect();
+        let part = estimate(&my_jobs, my_batched.as_deref()).plus(plan::estimate(&my_judged, prices));
+        ShardBudget::new(shard, whole, &part)
     }
 
     /// What the run prints after the shard's own estimate.
@@ -135,6 +127,33 @@ impl ShardBudget {
     }
 }
 
+/// Keeps `shard`'s jobs of the whole run's `jobs` (same jobs, seeds and requests as the full
+/// run, so the shards union to it call for call), and returns the budget it holds to: of the
+/// whole run's jobs, `batched` (under `--batch`) and `judged` (the judge calls they plan).
+pub fn keep_shard(
+    shard: Shard,
+    planned: &[plan::Planned<'_>],
+    jobs: &mut Vec<Job>,
+    batched: Option<&[bool]>,
+    judged: &[Job],
+    prices: &PriceTable,
+) -> ShardBudget {
+    let in_shard = |j: &Job| {
+        let e = planned[j.experiment].candidate;
+        plan::shard_of(&e.name, &e.cases[j.case].id, shard.count) == shard.index
+    };
+    let budget = ShardBudget::of(shard, jobs, batched, judged, prices, in_shard);
+    jobs.retain(in_shard);
+    jobs.shrink_to_fit();
+    eprintln!(
+        "promptgate: shard {}/{}: {} of the plan's calls",
+        shard.index,
+        shard.count,
+        jobs.len()
+    );
+    budget
+}
+
 /// Calls the budget refused leave the comparison incomplete: a run error (exit 3). The message
 /// and what to do.
 pub fn cap_reached(ran: &runner::Ran, cap: Option<Cap>) -> Option<(String, &'static str)> {
@@ -155,7 +174,14 @@ pub fn cap_reached(ran: &runner::Ran, cap: Option<Cap>) -> Option<(String, &'sta
             cap.words(),
             dollars(ran.spent_usd)
         ),
-        "the results were written; raise `budget.max_usd` in promptgate.yaml, or lower repeats or cases",
+        match cap.share_of {
+            None => "the results were written; raise `budget.max_usd` in promptgate.yaml, or lower repeats or cases",
+            // Each call reserves its most (full `max_tokens`) while the share follows the
+            // estimate: a shard has less room at its end than the whole run has.
+            Some(_) => {
+                "the results were written; a shard may spend only its share of `budget.max_usd` (its part of the whole run's estimate): raise `budget.max_usd` in promptgate.yaml, or lower repeats or cases"
+            }
+        },
     ))
 }
 
@@ -253,14 +279,80 @@ mod tests {
             Cap::of(Some(1.0), None).unwrap().words(),
             "the budget's hard cap of $1.00"
         );
-        // A batch API at half price: the whole run is checked at half its list estimate.
-        assert!((s.whole_at_rates_of(&estimate(0.01, 40)).usd - 0.04).abs() < 1e-12);
-        assert!((s.whole_at_rates_of(&estimate(0.02, 40)).usd - 0.08).abs() < 1e-12);
 
         let unpriced = ShardBudget::new(SHARD, estimate(0.0, 100), &estimate(0.0, 40));
         assert!((unpriced.share - 0.4).abs() < 1e-12);
-        assert!((unpriced.whole_at_rates_of(&estimate(0.0, 40)).usd).abs() < 1e-12);
         let empty = ShardBudget::new(SHARD, estimate(0.0, 0), &estimate(0.0, 0));
         assert_eq!(empty.share, 0.0);
+    }
+
+    /// Jobs of model `m` ($1 per thousand tokens in and out), case `i` of each.
+    fn priced_jobs(cases: usize) -> (Vec<Job>, PriceTable) {
+        use crate::chat::{Message, Role};
+        let jobs = (0..cases)
+            .map(|i| Job {
+                experiment: 0,
+                case: i,
+                arm: Arm::Candidate,
+                repeat: 0,
+                provider: "p".into(),
+                fallbacks: Default::default(),
+                retime: false,
+                request: Ok(crate::providers::Request {
+                    model: "m".into(),
+                    messages: vec![Message {
+                        role: Role::User,
+                        content: format!("case {i}").into(),
+                    }]
+                    .into(),
+                    temperature: None,
+                    max_tokens: Some(256),
+                    top_p: None,
+                    seed: i as u64,
+                    json: false,
+                    json_schema: None,
+                    embed: false,
+                }),
+            })
+            .collect();
+        let price = crate::suite::Price {
+            input: 1000.0,
+            cached_input: None,
+            output: 1000.0,
+        };
+        (
+            jobs,
+            PriceTable::new(&std::collections::BTreeMap::from([("m".to_owned(), price)])),
+        )
+    }
+
+    /// Every shard computes the same whole, at the rates its calls are sent at (a batch API's
+    /// half price for the batched ones), and the shards' shares add up to one.
+    #[test]
+    fn the_whole_is_the_same_in_every_shard_batched_or_not() {
+        let (jobs, prices) = priced_jobs(10);
+        // Half the jobs go through a batch API.
+        let batched: Vec<bool> = (0..10).map(|i| i < 5).collect();
+        let shard = |index: u32, batched: Option<&[bool]>| {
+            ShardBudget::of(Shard { index, count: 2 }, &jobs, batched, &[], &prices, |j| {
+                (j.case % 2) as u32 + 1 == index
+            })
+        };
+        let listed = plan::estimate(&jobs, &prices).usd;
+        for batched in [None, Some(&batched[..])] {
+            let (one, two) = (shard(1, batched), shard(2, batched));
+            assert_eq!(one.whole, two.whole);
+            assert!((one.share + two.share - 1.0).abs() < 1e-12);
+            let expected = match batched {
+                None => listed,
+                // Five of ten calls, alike in size, at half price.
+                Some(_) => listed * 0.75,
+            };
+            assert!(
+                (one.whole.usd - expected).abs() < 1e-9 * expected,
+                "{} vs {expected}",
+                one.whole.usd
+            );
+        }
     }
 }

@@ -254,25 +254,6 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     // Judges and rubrics are head's, for both arms; their calls count in the estimate.
     let judge = candidate_suite.defaults.judge.as_ref();
     let embedder = candidate_suite.defaults.embedder.as_ref();
-    let mut shard_budget = None;
-    if let Some(shard) = options.shard {
-        // Same jobs, seeds and requests as the full run, so shards union to it call for call.
-        let in_shard = |j: &Job| {
-            let e = planned[j.experiment].candidate;
-            plan::shard_of(&e.name, &e.cases[j.case].id, shard.count) == shard.index
-        };
-        // The budget is the matrix's: the whole run's estimate, and this shard's share of it.
-        let judged = crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs);
-        shard_budget = Some(budget::ShardBudget::of(shard, &jobs, &judged, &prices, in_shard));
-        jobs.retain(in_shard);
-        jobs.shrink_to_fit();
-        eprintln!(
-            "promptgate: shard {}/{}: {} of the plan's calls",
-            shard.index,
-            shard.count,
-            jobs.len()
-        );
-    }
     if options.aa {
         // Independent seeds for the second arm, or a seeded provider would answer identically
         // and the A/A would measure nothing.
@@ -288,6 +269,25 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         side: candidate_side,
     };
     let mut endpoints = arms::endpoints(&cmp.repo, &mut jobs, baseline_arm, candidate_arm)?;
+    // A shard's budget is the matrix's: the whole run's estimate, and the shard's share of it.
+    let shard_budget = match options.shard {
+        Some(shard) => {
+            let judged = crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs);
+            let batched = match options.batch {
+                Some(_) => Some(runner::batch::plan(&jobs, &endpoints.map, &policy_in_force.gates)?),
+                None => None,
+            };
+            Some(budget::keep_shard(
+                shard,
+                &planned,
+                &mut jobs,
+                batched.as_deref(),
+                &judged,
+                &prices,
+            ))
+        }
+        None => None,
+    };
     // `exec` scorers come from head for both arms, and run in the head's tree.
     let scores_with_commands = planned.iter().any(|p| p.candidate.has_exec_scorer());
     let scorer_dir = if scores_with_commands {
@@ -307,7 +307,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     let approve = |e: &plan::CostEstimate| match &shard_budget {
         None => plan::check_budget(e, &policy_in_force.budget, options.approve_cost, simulated),
         Some(s) => plan::check_budget_of(
-            &s.whole_at_rates_of(e),
+            &s.whole,
             &policy_in_force.budget,
             options.approve_cost,
             simulated,

@@ -77,7 +77,11 @@ impl fmt::Display for CallError {
             }
             CallError::Permanent { message } => write!(f, "provider error: {message}"),
             CallError::BudgetRefused { cap_usd } => {
-                write!(f, "not sent: the budget cap of ${cap_usd} would be exceeded")
+                write!(
+                    f,
+                    "not sent: the budget cap of {} would be exceeded",
+                    crate::plan::usd(*cap_usd)
+                )
             }
             CallError::Interrupted {
                 waiting_to_retry: false,
@@ -150,6 +154,13 @@ mod tests {
         check(
             CallError::BudgetRefused { cap_usd: 0.045 },
             "not sent: the budget cap of $0.045 would be exceeded",
+        );
+        // A shard's share of a cap is printed with the digits it needs, not all of a float's.
+        check(
+            CallError::BudgetRefused {
+                cap_usd: 0.06 / 3.0 * 2.0,
+            },
+            "not sent: the budget cap of $0.04 would be exceeded",
         );
         check(
             CallError::Interrupted { waiting_to_retry: true },
