@@ -162,20 +162,7 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<(Results
         ..count_calls(&experiments)
     };
     // A base that did not load fails the merged run as it failed each shard.
-    let (mut verdict, mut reason) = with_base_error(overall_verdict(&experiments), first.results.base_error.as_deref());
-    let unseen = !merged.missing.is_empty() && verdict == Verdict::Pass;
-    if !merged.missing.is_empty() {
-        let missing: Vec<String> = merged.missing.iter().map(u32::to_string).collect();
-        let missing = format!("shard(s) {} of {} missing", missing.join(", "), merged.count);
-        if unseen {
-            verdict = Verdict::Error;
-            reason = format!(
-                "no verdict: partial merge: {missing}, and a pass needs every case (no blocking regression in the cases merged)"
-            );
-        } else {
-            reason.push_str(&format!(" — partial merge: {missing}, their cases are not counted"));
-        }
-    }
+    let (verdict, reason) = with_base_error(overall_verdict(&experiments), first.results.base_error.as_deref());
     let mut results = Results::new(ResultParts {
         verdict,
         reason,
@@ -191,11 +178,28 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<(Results
         policy_changes: first.results.policy_changes.clone(),
         base_error: first.results.base_error.clone(),
     });
+    let (merged_missing, merged_count) = (merged.missing.clone(), merged.count);
     results.merged = Some(merged);
     // Every shard holds the same experiments for a maintainer's approval (the hold depends on
     // the suite, not on the cases): the merged run waits for the same.
     if let Some(needed) = shards.iter().find_map(|s| s.results.trust.approval.clone()) {
         crate::trust::apply(&mut results, needed);
+    }
+    // Decided after the hold: a pass waiting for a maintainer's approval still says so.
+    let unseen = !merged_missing.is_empty() && results.verdict == Verdict::Pass;
+    if !merged_missing.is_empty() {
+        let missing: Vec<String> = merged_missing.iter().map(u32::to_string).collect();
+        let missing = format!("shard(s) {} of {} missing", missing.join(", "), merged_count);
+        if unseen {
+            results.verdict = Verdict::Error;
+            results.reason = format!(
+                "no verdict: partial merge: {missing}, and a pass needs every case (no blocking regression in the cases merged)"
+            );
+        } else {
+            results
+                .reason
+                .push_str(&format!(" — partial merge: {missing}, their cases are not counted"));
+        }
     }
     Ok((results, unseen))
 }

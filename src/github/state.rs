@@ -55,6 +55,9 @@ pub struct Published {
     /// The verdict is `error` only because the base's suite does not load: a waiver lifts it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub base_error: bool,
+    /// A merge with shards missing: no waiver lifts it (`verdict::waivable`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
     /// When these results were published (RFC 3339, UTC): a waiver given before them accepted
     /// earlier results and is not bound to these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,6 +114,7 @@ impl Published {
             // Waivable only without a hold, as `verdict::waivable` says.
             base_error: crate::verdict::error_is_the_bases(verdict, reason, results)
                 && results.trust.approval.is_none(),
+            partial: crate::verdict::partial(results),
             at: Some(at),
         }
     }
@@ -137,7 +141,7 @@ impl Published {
 
     /// Whether a waiver may lift the published verdict (as [`crate::verdict::waivable`]).
     pub fn waivable(&self) -> bool {
-        self.verdict == Verdict::Fail || (self.verdict == Verdict::Error && self.base_error)
+        !self.partial && (self.verdict == Verdict::Fail || (self.verdict == Verdict::Error && self.base_error))
     }
 }
 
@@ -189,6 +193,22 @@ mod tests {
     use super::*;
     use crate::results::Direction;
 
+    /// A merge with shards missing is published as such, and no waiver lifts it.
+    #[test]
+    fn a_partial_merge_is_not_waivable() {
+        let mut results = Results::new(crate::results::test_parts());
+        results.merged = Some(crate::results::MergeFacts {
+            count: 3,
+            shards: vec![1, 3],
+            missing: vec![2],
+        });
+        let published = Published::of(&results, Verdict::Fail, "regression in faq", String::new());
+        assert!(published.partial && !published.waivable());
+        results.merged = None;
+        let whole = Published::of(&results, Verdict::Fail, "regression in faq", String::new());
+        assert!(!whole.partial && whole.waivable());
+    }
+
     #[test]
     fn a_state_survives_the_comment_and_cannot_close_it_early() {
         let mut state = State::new("abc");
@@ -205,6 +225,7 @@ mod tests {
                 ci: Some([-0.4, -0.1]),
             }],
             base_error: false,
+            partial: false,
             at: None,
         });
         let body = body("report\n", "notes", &state);

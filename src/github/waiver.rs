@@ -490,6 +490,7 @@ mod tests {
             untrusted: true,
             regressions: vec![measured.clone(), forged],
             base_error: false,
+            partial: false,
             at: None,
         };
         let given = Given {

@@ -589,9 +589,16 @@ pub fn error_is_the_bases(verdict: Verdict, reason: &str, results: &Results) -> 
 /// Whether a maintainer's waiver may lift the results' verdict: a regression (`fail`), or an
 /// `error` that is only the base's, unless experiments wait for a maintainer's approval (they
 /// did not run: approving them, not a waiver, comes first). A run that could not finish is
-/// never waived.
+/// never waived, nor a merge with shards missing (their cases may hold regressions no one saw).
 pub fn waivable(results: &Results) -> bool {
-    results.trust.approval.is_none() && (results.verdict == Verdict::Fail || base_error_only(results))
+    results.trust.approval.is_none()
+        && !partial(results)
+        && (results.verdict == Verdict::Fail || base_error_only(results))
+}
+
+/// A merge of a CI matrix with shards missing (`merge --allow-partial`).
+pub fn partial(results: &Results) -> bool {
+    results.merged.as_ref().is_some_and(|m| !m.missing.is_empty())
 }
 
 /// The run error a results' verdict stands for, with what to do: `run`, `merge` and `ci` exit
@@ -710,6 +717,14 @@ mod tests {
         // Without a base error: a regression is waivable, a run error is not.
         let fail = results(Verdict::Fail, "regression in faq", None);
         assert!(waivable(&fail) && !base_error_only(&fail) && run_error(&fail).is_none());
+        // A merge with a shard missing: its cases may hold regressions no one saw.
+        let mut partial_fail = fail.clone();
+        partial_fail.merged = Some(MergeFacts {
+            count: 3,
+            shards: vec![1, 3],
+            missing: vec![2],
+        });
+        assert!(!waivable(&partial_fail));
         let error = results(Verdict::Error, "faq: 12 of 20 calls failed", Some(broken));
         assert_eq!(
             error.reason, "faq: 12 of 20 calls failed",
