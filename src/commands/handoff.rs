@@ -120,9 +120,12 @@ pub(super) fn publish_only(
         let client = connect(runtime, env, args)?;
         let pr = current_pull_request(runtime, &client, &claimed)?;
         if pr.head_sha == claimed.head_sha {
-            let untrusted = untrusted(runtime, &client, &trigger, &claimed.head_sha, &pr, args)?;
             let mut publisher = runtime.block_on(Publisher::connect(&client, &pr, settings(env, args)))?;
-            if !(untrusted && publisher.keeps_trusted_results(&claimed.head_sha)) {
+            // Only when the state holds trusted results is it asked whether this evaluation was
+            // untrusted (a dispatch asks the API); a failed question keeps them.
+            let keep = publisher.has_trusted_results(&claimed.head_sha)
+                && untrusted(runtime, &client, &trigger, &claimed.head_sha, &pr, args).unwrap_or(true);
+            if !(keep && publisher.keeps_trusted_results(&claimed.head_sha)) {
                 runtime.block_on(publisher.could_not_finish(&message))?;
             }
         }

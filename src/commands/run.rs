@@ -254,6 +254,15 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     // Judges and rubrics are head's, for both arms; their calls count in the estimate.
     let judge = candidate_suite.defaults.judge.as_ref();
     let embedder = candidate_suite.defaults.embedder.as_ref();
+    // A shard's budget is the matrix's: the whole run's estimate, and the shard's share of it.
+    // Without --batch the shard is kept before the endpoints are built (it needs only its own).
+    let mut shard_budget = match (options.shard, options.batch) {
+        (Some(shard), None) => {
+            let judged = crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs);
+            Some(budget::keep_shard(shard, &planned, &mut jobs, None, &judged, &prices))
+        }
+        _ => None,
+    };
     if options.aa {
         // Independent seeds for the second arm, or a seeded provider would answer identically
         // and the A/A would measure nothing.
@@ -269,25 +278,19 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         side: candidate_side,
     };
     let mut endpoints = arms::endpoints(&cmp.repo, &mut jobs, baseline_arm, candidate_arm)?;
-    // A shard's budget is the matrix's: the whole run's estimate, and the shard's share of it.
-    let shard_budget = match options.shard {
-        Some(shard) => {
-            let judged = crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs);
-            let batched = match options.batch {
-                Some(_) => Some(runner::batch::plan(&jobs, &endpoints.map, &policy_in_force.gates)?),
-                None => None,
-            };
-            Some(budget::keep_shard(
-                shard,
-                &planned,
-                &mut jobs,
-                batched.as_deref(),
-                &judged,
-                &prices,
-            ))
-        }
-        None => None,
-    };
+    // Under --batch, which calls go through a batch API is the whole plan's endpoints' to say.
+    if let (Some(shard), Some(_)) = (options.shard, options.batch) {
+        let judged = crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs);
+        let batched = runner::batch::plan(&jobs, &endpoints.map, &policy_in_force.gates)?;
+        shard_budget = Some(budget::keep_shard(
+            shard,
+            &planned,
+            &mut jobs,
+            Some(&batched),
+            &judged,
+            &prices,
+        ));
+    }
     // `exec` scorers come from head for both arms, and run in the head's tree.
     let scores_with_commands = planned.iter().any(|p| p.candidate.has_exec_scorer());
     let scorer_dir = if scores_with_commands {

@@ -72,8 +72,8 @@ pub async fn find(
 }
 
 /// Who approved `label` for this head commit, when the state records it and GitHub confirms it:
-/// the label is on, the `labeled` event recorded is listed, by the one recorded, and they are
-/// still an admin or maintainer. (The state is a comment anyone with write access can edit; the
+/// the label is on, the `labeled` event recorded is listed, by the one recorded, with no removal
+/// of the label since, and they are still an admin or maintainer. (The state is a comment anyone with write access can edit; the
 /// commit an approval is recorded for is the state's word.)
 async fn holds(client: &Client, pr: &PullRequest, state: &State, label: &str) -> Result<Option<String>, Error> {
     let Some(approval) = state
@@ -82,11 +82,11 @@ async fn holds(client: &Client, pr: &PullRequest, state: &State, label: &str) ->
     else {
         return Ok(None);
     };
-    let confirmed = waiver::has_label_event(client, pr, label, approval.event_id, &approval.by).await?
+    let confirmed = waiver::label_event_stands(client, pr, label, approval.event_id, &approval.by).await?
         && waiver::is_maintainer(client, &approval.by).await?;
     if !confirmed {
         eprintln!(
-            "promptgate: the `{label}` approval by {} no longer counts: GitHub lists no such label event by them, or they are no longer an admin or maintainer; a maintainer may add the label again",
+            "promptgate: the `{label}` approval by {} no longer counts: GitHub lists no such label event by them, the label was removed since, or they are no longer an admin or maintainer; a maintainer may add the label again",
             super::actions::inert(&approval.by)
         );
     }

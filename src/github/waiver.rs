@@ -124,17 +124,35 @@ pub async fn labeled_event(client: &Client, pr: &PullRequest, label: &str) -> Re
     }))
 }
 
-/// Whether the pull request's events hold the `labeled` event `id` for `label`, by `by`.
-pub async fn has_label_event(client: &Client, pr: &PullRequest, label: &str, id: u64, by: &str) -> Result<bool, Error> {
+/// Whether the pull request's events hold the `labeled` event `id` for `label`, by `by`, with no
+/// `unlabeled` event for `label` after it: a label removed and added again by someone else
+/// does not bring back what the first adder gave.
+pub async fn label_event_stands(
+    client: &Client,
+    pr: &PullRequest,
+    label: &str,
+    id: u64,
+    by: &str,
+) -> Result<bool, Error> {
     let events = client
         .get_all(&client.repo_route(&format!("/issues/{}/events", pr.number)), EVENTS)
         .await?;
-    Ok(events.iter().any(|e| {
+    Ok(stands(&events, label, id, by))
+}
+
+/// [`label_event_stands`] of `events`, oldest first as the API lists them.
+fn stands(events: &[Value], label: &str, id: u64, by: &str) -> bool {
+    let Some(at) = events.iter().position(|e| {
         e["event"] == "labeled"
             && e["label"]["name"] == label
             && e["id"].as_u64() == Some(id)
             && e["actor"]["login"] == by
-    }))
+    }) else {
+        return false;
+    };
+    !events[at + 1..]
+        .iter()
+        .any(|e| e["event"] == "unlabeled" && e["label"]["name"] == label)
 }
 
 /// Whether a waiver the sticky comment's state records is confirmed by GitHub now: it is still
@@ -146,7 +164,7 @@ pub async fn confirmed(client: &Client, pr: &PullRequest, comments: &[Value], wa
         return Ok(false);
     }
     let by_source = match (waiver.via.as_str(), waiver.source_id) {
-        ("label", Some(id)) => has_label_event(client, pr, LABEL, id, &waiver.by).await?,
+        ("label", Some(id)) => label_event_stands(client, pr, LABEL, id, &waiver.by).await?,
         ("label", None) => false,
         _ => comments.iter().any(|c| {
             c["id"].as_u64().is_some() && c["id"].as_u64() == waiver.source_id && super::author(c) == waiver.by
@@ -663,5 +681,26 @@ mod tests {
         });
         withdraw(&mut forged);
         assert_eq!(forged.verdict, Verdict::Fail);
+    }
+
+    /// A recorded label event stands until the label is removed after it, whoever adds it again.
+    #[test]
+    fn a_label_event_stands_until_the_label_is_removed() {
+        let event = |id: u64, kind: &str, who: &str| serde_json::json!({"id": id, "event": kind, "actor": {"login": who}, "label": {"name": LABEL}});
+        let added = vec![event(100, "labeled", "maya")];
+        assert!(stands(&added, LABEL, 100, "maya"));
+        assert!(!stands(&added, LABEL, 100, "tri"), "by the one recorded");
+        assert!(!stands(&added, LABEL, 101, "maya"), "the event recorded");
+        assert!(!stands(&added, "other", 100, "maya"), "for its label");
+        let readded = vec![
+            event(100, "labeled", "maya"),
+            event(150, "unlabeled", "maya"),
+            event(200, "labeled", "tri"),
+        ];
+        assert!(
+            !stands(&readded, LABEL, 100, "maya"),
+            "withdrawn, then added by another"
+        );
+        assert!(stands(&readded, LABEL, 200, "tri"));
     }
 }

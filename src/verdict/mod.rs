@@ -605,7 +605,9 @@ pub fn partial(results: &Results) -> bool {
 /// with it (code 3).
 pub fn run_error(results: &Results) -> Option<Error> {
     if base_error_only(results) {
-        let hint = if results.trust.approval.is_some() {
+        let hint = if partial(results) {
+            "the results were written, the experiments judged candidate-only. Fix the suite on the base branch, and merge every shard's results.json: a merge with shards missing is not waivable"
+        } else if results.trust.approval.is_some() {
             "the results were written, the experiments judged candidate-only. Fix the suite on the base branch; experiments wait for a maintainer's approval, and until they have run no waiver lifts this"
         } else {
             "the results were written, the experiments judged candidate-only. Fix the suite on the base branch, or a maintainer may accept this run (the `promptgate:accept-regression` label, or a `/promptgate accept <reason>` comment)"

@@ -2351,6 +2351,27 @@ async fn a_costly_run_waits_for_the_approve_cost_label_and_names_amounts_with_th
         .expect_code(1)
         .stdout_has("verdict: NEEDS APPROVAL")
         .stderr_has("the `promptgate:approve-cost` approval by tri no longer counts");
+
+    // Withdrawn: the maintainer removed the label, and someone who may only label added it again.
+    let server = fake_github_with(&approved, vec![], json!([]), &[("maya", "maintain"), ("tri", "triage")]).await;
+    let events = json!([
+        {"id": 701, "event": "labeled", "actor": user("maya"), "label": {"name": label}, "created_at": given_at()},
+        {"id": 702, "event": "unlabeled", "actor": user("maya"), "label": {"name": label}, "created_at": given_at()},
+        {"id": 703, "event": "labeled", "actor": user("tri"), "label": {"name": label}, "created_at": given_at()},
+    ]);
+    json_mock(&server, "GET", &format!("/repos/{REPO}/issues/7/events"), 200, events).await;
+    ci_async_in(
+        repo.path(),
+        server.uri(),
+        event(repo.path(), &base, &head, &[label]),
+        &["--out", "out", "--no-assets"],
+        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
+    )
+    .await
+    .run
+    .expect_code(1)
+    .stdout_has("verdict: NEEDS APPROVAL")
+    .stderr_has("the label was removed since");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
