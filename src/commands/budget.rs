@@ -192,15 +192,7 @@ mod tests {
     use crate::runner::{CallError, Derived, Outcome};
 
     fn refused(cap_usd: f64) -> Outcome {
-        Outcome {
-            result: Err(CallError::BudgetRefused { cap_usd }),
-            latency_ms: None,
-            cached: false,
-            attempts: 0,
-            provider: None,
-            fell_back: false,
-            batched: false,
-        }
+        runner::not_sent(CallError::BudgetRefused { cap_usd })
     }
 
     /// Refusals are counted by their kind, never by their words, and a judge call the cap

@@ -994,7 +994,8 @@ async fn send<'t>(
     }
 }
 
-fn not_sent(error: CallError) -> Outcome {
+/// A call that was never sent, and why.
+pub(crate) fn not_sent(error: CallError) -> Outcome {
     Outcome {
         result: Err(error),
         latency_ms: None,

@@ -2050,10 +2050,10 @@ async fn a_matrix_whose_shards_wrote_nothing_still_gets_its_error_check() {
     .stderr_has("pr.json");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_reported() {
+/// A fork's pull request that passes (only a docs file changes, the same answers), evaluated by
+/// the fork-safe pair's untrusted half into `artifact/`: the repository, base and head.
+fn fork_artifact() -> (TestRepo, String, String) {
     let repo = TestRepo::with_demo_base();
-    // A change that passes: only the FAQ prompt gets shorter (same answers).
     let base = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
     repo.checkout_new("pr");
     repo.write("docs/style-guide.md", "# Style\n\nShort sentences.\n");
@@ -2068,6 +2068,12 @@ async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_report
     )
     .run
     .expect_code(0);
+    (repo, base, head)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_reported() {
+    let (repo, base, head) = fork_artifact();
     // The fork controls the artifact: an experiment name that would be a workflow command.
     let results_path = repo.path().join("artifact/results.json");
     let forged = std::fs::read_to_string(&results_path).unwrap().replace(
@@ -2154,21 +2160,7 @@ async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_report
 /// over the trusted ones (the comment, its state and the check stay the maintainer's).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn untrusted_results_are_not_published_over_a_trusted_evaluation_of_the_same_commit() {
-    let repo = TestRepo::with_demo_base();
-    let base = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
-    repo.checkout_new("pr");
-    repo.write("docs/style-guide.md", "# Style\n\nShort sentences.\n");
-    let head = repo.commit("docs");
-    let fork = fork_event(repo.path(), &base, &head);
-    ci_with(
-        repo.path(),
-        "http://127.0.0.1:9",
-        &fork,
-        &["--no-publish", "--out", "artifact", "--all"],
-        &Env::pull_request().var("GITHUB_TOKEN", ""),
-    )
-    .run
-    .expect_code(0);
+    let (repo, base, head) = fork_artifact();
     let state = json!({"v": 1, "head_sha": head, "results": {"sha": head, "verdict": "pass",
         "reason": "evaluated by a maintainer", "untrusted": false, "regressions": []}});
     let sticky = format!("{MARKER}\n## ✅ promptgate: pass\ntrusted numbers\n\n<!-- promptgate:state {state} -->\n");
