@@ -119,6 +119,7 @@ pub(super) fn publish_only(
         let message = crate::secrets::redact(&message);
         let client = connect(runtime, env, args)?;
         let pr = current_pull_request(runtime, &client, &claimed)?;
+        evaluated_this_head(&trigger, &pr)?;
         if pr.head_sha == claimed.head_sha {
             let mut publisher = runtime.block_on(Publisher::connect(&client, &pr, settings(env, args)))?;
             // Only when the state holds trusted results is it asked whether this evaluation was
@@ -177,6 +178,7 @@ pub(super) fn publish_only(
         )
         .into());
     }
+    evaluated_this_head(&trigger, &pr)?;
     let untrusted = untrusted(runtime, &client, &trigger, &claimed.head_sha, &pr, args)?;
     // The verdict is the evaluating job's, but the waiver is ours to decide: an untrusted job
     // cannot waive its own regression.
@@ -217,6 +219,35 @@ fn untrusted(
         }
         _ => pr.fork && !args.allow_fork_head,
     })
+}
+
+/// A `workflow_run` evaluated one repository's branch: the pull request published to must have
+/// its head there, not only at the same commit (a fork can push another pull request's commit
+/// to a branch of its own, and name that pull request in its `pr.json`).
+fn evaluated_this_head(trigger: &Trigger, pr: &PullRequest) -> Result<(), Error> {
+    let Trigger::WorkflowRun {
+        head_repository,
+        head_branch,
+        ..
+    } = trigger
+    else {
+        return Ok(());
+    };
+    let differs = |run: &Option<String>, pr: Option<&str>| matches!((run.as_deref(), pr), (Some(a), Some(b)) if a != b);
+    if differs(head_repository, pr.head_repository.as_deref()) || differs(head_branch, Some(pr.head_ref.as_str())) {
+        return Err(Error::run_with_hint(
+            format!(
+                "the evaluating workflow run was for {}:{}, but pull request #{}'s head is {}:{}: nothing was published",
+                head_repository.as_deref().unwrap_or("?"),
+                head_branch.as_deref().unwrap_or("?"),
+                pr.number,
+                pr.head_repository.as_deref().unwrap_or("?"),
+                pr.head_ref
+            ),
+            "the run's pr.json names another pull request than the one it evaluated; its results are not published",
+        ));
+    }
+    Ok(())
 }
 
 /// The pull request as the API has it now (a dry run, which reads nothing, takes `claimed`).

@@ -24,6 +24,9 @@ pub struct PullRequest {
     /// The head lives in another repository (a fork): no secrets in `pull_request` runs.
     #[serde(default)]
     pub fork: bool,
+    /// `owner/name` of the head's repository; `None` when GitHub does not say (a deleted fork).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_repository: Option<String>,
 }
 
 /// What triggered the workflow.
@@ -46,6 +49,10 @@ pub enum Trigger {
         pull_requests: Vec<u64>,
         /// `success`, `failure`, `cancelled`, …; `None` when the payload does not say.
         conclusion: Option<String>,
+        /// The repository (`owner/name`) and branch whose head the run evaluated: the pull
+        /// request published to must have its head there, not only at the same commit.
+        head_repository: Option<String>,
+        head_branch: Option<String>,
     },
     /// A maintainer's `workflow_dispatch` evaluating pull request `pr` pinned to `sha` (the way
     /// a fork's change gets evaluated with keys).
@@ -226,6 +233,8 @@ pub fn parse_trigger(event_name: &str, text: &str, path: &Path, repository: Opti
                 head_sha: run.head_sha,
                 pull_requests: run.pull_requests.iter().map(|p| p.number).collect(),
                 conclusion: run.conclusion,
+                head_repository: run.head_repository.map(|r| r.full_name),
+                head_branch: run.head_branch,
             })
         }
         other => Ok(Trigger::Other(other.to_owned())),
@@ -289,6 +298,7 @@ impl RawPullRequest {
             head_sha: self.head.sha,
             labels: self.labels.into_iter().map(|l| l.name).collect(),
             fork,
+            head_repository: self.head.repo.map(|r| r.full_name),
         }
     }
 }
@@ -336,6 +346,10 @@ struct WorkflowRun {
     pull_requests: Vec<Number>,
     #[serde(default)]
     conclusion: Option<String>,
+    #[serde(default)]
+    head_repository: Option<Repository>,
+    #[serde(default)]
+    head_branch: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -409,6 +423,8 @@ mod tests {
                 head_sha: "7d2c9a51b3e04f6a8c1d2e3f4a5b6c7d8e9f0a1b".to_owned(),
                 pull_requests: vec![],
                 conclusion: Some("failure".to_owned()),
+                head_repository: Some("outside-contrib/prompts".to_owned()),
+                head_branch: Some("tighten-refunds".to_owned()),
             }
         );
     }

@@ -77,6 +77,7 @@ mod tests {
                 head_sha: "h".to_owned(),
                 labels: vec![],
                 fork: false,
+                head_repository: None,
             },
             event: PullRequestEvent {
                 target: false,

@@ -2088,7 +2088,7 @@ async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_report
         &format!("/repos/{REPO}/pulls/7"),
         200,
         json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
-               "head": {"ref": "x", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}}, "labels": []}),
+               "head": {"ref": "tighten-refunds", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}}, "labels": []}),
     )
     .await;
     let published = ci_async_in(
@@ -2137,7 +2137,7 @@ async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_report
         &format!("/repos/{REPO}/pulls/7"),
         200,
         json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
-               "head": {"ref": "x", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}}, "labels": []}),
+               "head": {"ref": "tighten-refunds", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}}, "labels": []}),
     )
     .await;
     ci_async_in(
@@ -2178,7 +2178,7 @@ async fn untrusted_results_are_not_published_over_a_trusted_evaluation_of_the_sa
         }
     };
     let pull = json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
-        "head": {"ref": "x", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}}, "labels": []});
+        "head": {"ref": "tighten-refunds", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}}, "labels": []});
     let server = fake_github_with(&sticky, vec![], json!([]), &[]).await;
     json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull.clone()).await;
     let published = publish(server.uri(), head.clone()).await;
@@ -2224,6 +2224,45 @@ async fn untrusted_results_are_not_published_over_a_trusted_evaluation_of_the_sa
     json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull).await;
     publish(server.uri(), head.clone()).await.run.expect_code(0);
     assert_eq!(check_run(&server).await["conclusion"], "action_required");
+}
+
+/// A fork can push another pull request's commit to a branch of its own and name that pull
+/// request in its `pr.json`: the run is published only to a pull request whose head is the
+/// repository and branch the run evaluated, not merely the same commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_run_publishes_only_to_the_pull_request_whose_head_it_evaluated() {
+    let (repo, base, head) = fork_artifact();
+    // The run evaluated outside-contrib/prompts:tighten-refunds (the fixture's head).
+    for (owner, branch) in [
+        ("someone-else/prompts", "tighten-refunds"),
+        ("outside-contrib/prompts", "main"),
+    ] {
+        let server = fake_github(vec![], json!([]), &[]).await;
+        let pull = json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
+            "head": {"ref": branch, "sha": head, "repo": {"full_name": owner}}, "labels": []});
+        json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull).await;
+        for conclusion in ["success", "failure"] {
+            let dir = repo.path().to_owned();
+            ci_async_in(
+                &dir,
+                server.uri(),
+                workflow_run_event(&dir, &head, conclusion),
+                &["--publish-only", "artifact", "--out", "published", "--no-assets"],
+                Env::named("workflow_run"),
+            )
+            .await
+            .run
+            .expect_code(3)
+            .stderr_has(&format!(
+                "the evaluating workflow run was for outside-contrib/prompts:tighten-refunds, but pull request #7's head is {owner}:{branch}"
+            ));
+        }
+        let (_, requests) = sequence(&server).await;
+        assert!(
+            requests.iter().all(|q| q.method.as_str() == "GET"),
+            "nothing was published"
+        );
+    }
 }
 
 /// A `workflow_run` payload for the evaluation of `head`, which concluded `conclusion`.
