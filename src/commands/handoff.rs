@@ -117,6 +117,7 @@ pub(super) fn publish_only(
             (None, None) => format!("{} is missing", results_path.display()),
         };
         let message = crate::secrets::redact(&message);
+        same_commit(&trigger, &claimed)?;
         let client = connect(runtime, env, args)?;
         let pr = current_pull_request(runtime, &client, &claimed)?;
         evaluated_this_head(&trigger, &pr)?;
@@ -150,15 +151,7 @@ pub(super) fn publish_only(
         )
         .into());
     }
-    if let Trigger::WorkflowRun { head_sha, .. } = &trigger
-        && *head_sha != claimed.head_sha
-    {
-        return Err(Error::run(format!(
-            "the results are for commit {}, but the workflow run evaluated {head_sha}",
-            claimed.head_sha
-        ))
-        .into());
-    }
+    same_commit(&trigger, &claimed)?;
     if results.head.sha != claimed.head_sha {
         return Err(Error::run(format!(
             "results.json is for commit {}, pr.json for {}",
@@ -221,33 +214,52 @@ fn untrusted(
     })
 }
 
+/// A `workflow_run`'s evaluation is of its own head commit: `pr.json` must name that commit.
+fn same_commit(trigger: &Trigger, claimed: &PullRequest) -> Result<(), Error> {
+    match trigger {
+        Trigger::WorkflowRun { head_sha, .. } if *head_sha != claimed.head_sha => Err(Error::run(format!(
+            "the results are for commit {}, but the workflow run evaluated {head_sha}",
+            claimed.head_sha
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A `workflow_run` evaluated one repository's branch: the pull request published to must have
 /// its head there, not only at the same commit (a fork can push another pull request's commit
-/// to a branch of its own, and name that pull request in its `pr.json`).
+/// to a branch of its own, and name that pull request in its `pr.json`). The repository is
+/// compared by id where both sides give one (a rename keeps it), else by name; a side that
+/// names none (a deleted fork) is refused.
 fn evaluated_this_head(trigger: &Trigger, pr: &PullRequest) -> Result<(), Error> {
     let Trigger::WorkflowRun {
         head_repository,
+        head_repository_id,
         head_branch,
         ..
     } = trigger
     else {
         return Ok(());
     };
-    let differs = |run: &Option<String>, pr: Option<&str>| matches!((run.as_deref(), pr), (Some(a), Some(b)) if a != b);
-    if differs(head_repository, pr.head_repository.as_deref()) || differs(head_branch, Some(pr.head_ref.as_str())) {
-        return Err(Error::run_with_hint(
-            format!(
-                "the evaluating workflow run was for {}:{}, but pull request #{}'s head is {}:{}: nothing was published",
-                head_repository.as_deref().unwrap_or("?"),
-                head_branch.as_deref().unwrap_or("?"),
-                pr.number,
-                pr.head_repository.as_deref().unwrap_or("?"),
-                pr.head_ref
-            ),
-            "the run's pr.json names another pull request than the one it evaluated; its results are not published",
-        ));
+    let same_repository = match (head_repository_id, pr.head_repository_id) {
+        (Some(run), Some(head)) => *run == head,
+        _ => {
+            matches!((head_repository, &pr.head_repository), (Some(run), Some(head)) if run.eq_ignore_ascii_case(head))
+        }
+    };
+    if same_repository && head_branch.as_deref() == Some(pr.head_ref.as_str()) {
+        return Ok(());
     }
-    Ok(())
+    Err(Error::run_with_hint(
+        format!(
+            "the evaluating workflow run was for {}:{}, but pull request #{}'s head is {}:{}: nothing was published",
+            head_repository.as_deref().unwrap_or("an unnamed repository"),
+            head_branch.as_deref().unwrap_or("an unnamed branch"),
+            pr.number,
+            pr.head_repository.as_deref().unwrap_or("a deleted repository"),
+            pr.head_ref
+        ),
+        "the run's pr.json names another pull request than the one it evaluated, or the branch was renamed since: a push to the pull request evaluates it again",
+    ))
 }
 
 /// The pull request as the API has it now (a dry run, which reads nothing, takes `claimed`).

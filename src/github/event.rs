@@ -24,9 +24,12 @@ pub struct PullRequest {
     /// The head lives in another repository (a fork): no secrets in `pull_request` runs.
     #[serde(default)]
     pub fork: bool,
-    /// `owner/name` of the head's repository; `None` when GitHub does not say (a deleted fork).
+    /// `owner/name` of the head's repository, and its id (which a rename keeps); `None` when
+    /// GitHub does not say (a deleted fork).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_repository: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_repository_id: Option<u64>,
 }
 
 /// What triggered the workflow.
@@ -52,6 +55,7 @@ pub enum Trigger {
         /// The repository (`owner/name`) and branch whose head the run evaluated: the pull
         /// request published to must have its head there, not only at the same commit.
         head_repository: Option<String>,
+        head_repository_id: Option<u64>,
         head_branch: Option<String>,
     },
     /// A maintainer's `workflow_dispatch` evaluating pull request `pr` pinned to `sha` (the way
@@ -233,6 +237,7 @@ pub fn parse_trigger(event_name: &str, text: &str, path: &Path, repository: Opti
                 head_sha: run.head_sha,
                 pull_requests: run.pull_requests.iter().map(|p| p.number).collect(),
                 conclusion: run.conclusion,
+                head_repository_id: run.head_repository.as_ref().and_then(|r| r.id),
                 head_repository: run.head_repository.map(|r| r.full_name),
                 head_branch: run.head_branch,
             })
@@ -298,6 +303,7 @@ impl RawPullRequest {
             head_sha: self.head.sha,
             labels: self.labels.into_iter().map(|l| l.name).collect(),
             fork,
+            head_repository_id: self.head.repo.as_ref().and_then(|r| r.id),
             head_repository: self.head.repo.map(|r| r.full_name),
         }
     }
@@ -314,6 +320,8 @@ struct Branch {
 #[derive(Deserialize)]
 struct Repository {
     full_name: String,
+    #[serde(default)]
+    id: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -424,6 +432,7 @@ mod tests {
                 pull_requests: vec![],
                 conclusion: Some("failure".to_owned()),
                 head_repository: Some("outside-contrib/prompts".to_owned()),
+                head_repository_id: Some(990_022_334),
                 head_branch: Some("tighten-refunds".to_owned()),
             }
         );

@@ -78,6 +78,7 @@ mod tests {
                 labels: vec![],
                 fork: false,
                 head_repository: None,
+                head_repository_id: None,
             },
             event: PullRequestEvent {
                 target: false,

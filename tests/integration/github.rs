@@ -2263,6 +2263,39 @@ async fn a_workflow_run_publishes_only_to_the_pull_request_whose_head_it_evaluat
             "nothing was published"
         );
     }
+    // A deleted fork names no repository: refused too.
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let pull = json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
+        "head": {"ref": "tighten-refunds", "sha": head, "repo": null}, "labels": []});
+    json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull).await;
+    let dir = repo.path().to_owned();
+    let publish = |server: String| {
+        let dir = dir.clone();
+        let head = head.clone();
+        async move {
+            ci_async_in(
+                &dir,
+                server,
+                workflow_run_event(&dir, &head, "success"),
+                &["--publish-only", "artifact", "--out", "published", "--no-assets"],
+                Env::named("workflow_run"),
+            )
+            .await
+        }
+    };
+    publish(server.uri())
+        .await
+        .run
+        .expect_code(3)
+        .stderr_has("pull request #7's head is a deleted repository:tighten-refunds");
+    // A fork renamed since the run keeps its id: the same head, published.
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let pull = json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
+        "head": {"ref": "tighten-refunds", "sha": head, "repo": {"full_name": "outside-contrib/renamed", "id": 990_022_334}},
+        "labels": []});
+    json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull).await;
+    publish(server.uri()).await.run.expect_code(0);
+    assert_eq!(check_run(&server).await["conclusion"], "action_required");
 }
 
 /// A `workflow_run` payload for the evaluation of `head`, which concluded `conclusion`.
