@@ -2091,14 +2091,7 @@ async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_report
                "head": {"ref": "tighten-refunds", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}}, "labels": []}),
     )
     .await;
-    let published = ci_async_in(
-        repo.path(),
-        server.uri(),
-        workflow_run_event(repo.path(), &head, "success"),
-        &["--publish-only", "artifact", "--out", "published", "--no-assets"],
-        Env::named("workflow_run"),
-    )
-    .await;
+    let published = publish_artifact(repo.path(), server.uri(), &head, "success").await;
     published.run.expect_code(0);
     for line in published.run.stdout.lines().chain(published.run.stderr.lines()) {
         assert!(
@@ -2140,17 +2133,11 @@ async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_report
                "head": {"ref": "tighten-refunds", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}}, "labels": []}),
     )
     .await;
-    ci_async_in(
-        repo.path(),
-        server.uri(),
-        workflow_run_event(repo.path(), &head, "failure"),
-        &["--publish-only", "artifact", "--out", "published", "--no-assets"],
-        Env::named("workflow_run"),
-    )
-    .await
-    .run
-    .expect_code(3)
-    .stderr_has("the evaluating workflow run concluded `failure`");
+    publish_artifact(repo.path(), server.uri(), &head, "failure")
+        .await
+        .run
+        .expect_code(3)
+        .stderr_has("the evaluating workflow run concluded `failure`");
     let check = check_run(&server).await;
     assert_eq!(check["conclusion"], "failure");
 }
@@ -2164,24 +2151,11 @@ async fn untrusted_results_are_not_published_over_a_trusted_evaluation_of_the_sa
     let state = json!({"v": 1, "head_sha": head, "results": {"sha": head, "verdict": "pass",
         "reason": "evaluated by a maintainer", "untrusted": false, "regressions": []}});
     let sticky = format!("{MARKER}\n## ✅ promptgate: pass\ntrusted numbers\n\n<!-- promptgate:state {state} -->\n");
-    let publish = |server: String, head: String| {
-        let dir = repo.path().to_owned();
-        async move {
-            ci_async_in(
-                &dir,
-                server,
-                workflow_run_event(&dir, &head, "success"),
-                &["--publish-only", "artifact", "--out", "published", "--no-assets"],
-                Env::named("workflow_run"),
-            )
-            .await
-        }
-    };
     let pull = json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
         "head": {"ref": "tighten-refunds", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}}, "labels": []});
     let server = fake_github_with(&sticky, vec![], json!([]), &[]).await;
     json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull.clone()).await;
-    let published = publish(server.uri(), head.clone()).await;
+    let published = publish_artifact(repo.path(), server.uri(), &head, "success").await;
     published
         .run
         .stderr_has("already has results evaluated with secrets (pass)")
@@ -2201,17 +2175,11 @@ async fn untrusted_results_are_not_published_over_a_trusted_evaluation_of_the_sa
     let server = fake_github_with(&sticky, vec![], json!([]), &[]).await;
     json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull.clone()).await;
     let dir = repo.path().to_owned();
-    ci_async_in(
-        &dir,
-        server.uri(),
-        workflow_run_event(&dir, &head, "cancelled"),
-        &["--publish-only", "artifact", "--out", "published", "--no-assets"],
-        Env::named("workflow_run"),
-    )
-    .await
-    .run
-    .expect_code(3)
-    .stderr_has("is not published over them");
+    publish_artifact(&dir, server.uri(), &head, "cancelled")
+        .await
+        .run
+        .expect_code(3)
+        .stderr_has("is not published over them");
     let (_, requests) = sequence(&server).await;
     assert!(
         requests.iter().all(|q| q.method.as_str() == "GET"),
@@ -2222,7 +2190,10 @@ async fn untrusted_results_are_not_published_over_a_trusted_evaluation_of_the_sa
     let other = sticky.replace(&head, &"0".repeat(40));
     let server = fake_github_with(&other, vec![], json!([]), &[]).await;
     json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull).await;
-    publish(server.uri(), head.clone()).await.run.expect_code(0);
+    publish_artifact(repo.path(), server.uri(), &head, "success")
+        .await
+        .run
+        .expect_code(0);
     assert_eq!(check_run(&server).await["conclusion"], "action_required");
 }
 
@@ -2243,14 +2214,7 @@ async fn a_workflow_run_publishes_only_to_the_pull_request_whose_head_it_evaluat
         json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull).await;
         for conclusion in ["success", "failure"] {
             let dir = repo.path().to_owned();
-            ci_async_in(
-                &dir,
-                server.uri(),
-                workflow_run_event(&dir, &head, conclusion),
-                &["--publish-only", "artifact", "--out", "published", "--no-assets"],
-                Env::named("workflow_run"),
-            )
-            .await
+            publish_artifact(&dir, server.uri(), &head, conclusion).await
             .run
             .expect_code(3)
             .stderr_has(&format!(
@@ -2268,22 +2232,7 @@ async fn a_workflow_run_publishes_only_to_the_pull_request_whose_head_it_evaluat
     let pull = json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
         "head": {"ref": "tighten-refunds", "sha": head, "repo": null}, "labels": []});
     json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull).await;
-    let dir = repo.path().to_owned();
-    let publish = |server: String| {
-        let dir = dir.clone();
-        let head = head.clone();
-        async move {
-            ci_async_in(
-                &dir,
-                server,
-                workflow_run_event(&dir, &head, "success"),
-                &["--publish-only", "artifact", "--out", "published", "--no-assets"],
-                Env::named("workflow_run"),
-            )
-            .await
-        }
-    };
-    publish(server.uri())
+    publish_artifact(repo.path(), server.uri(), &head, "success")
         .await
         .run
         .expect_code(3)
@@ -2294,8 +2243,24 @@ async fn a_workflow_run_publishes_only_to_the_pull_request_whose_head_it_evaluat
         "head": {"ref": "tighten-refunds", "sha": head, "repo": {"full_name": "outside-contrib/renamed", "id": 990_022_334}},
         "labels": []});
     json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull).await;
-    publish(server.uri()).await.run.expect_code(0);
+    publish_artifact(repo.path(), server.uri(), &head, "success")
+        .await
+        .run
+        .expect_code(0);
     assert_eq!(check_run(&server).await["conclusion"], "action_required");
+}
+
+/// The fork-safe pair's publishing half: `ci --publish-only artifact` in `dir` on the
+/// `workflow_run` of `head`'s evaluation, which concluded `conclusion`.
+async fn publish_artifact(dir: &Path, api: String, head: &str, conclusion: &str) -> Ci {
+    ci_async_in(
+        dir,
+        api,
+        workflow_run_event(dir, head, conclusion),
+        &["--publish-only", "artifact", "--out", "published", "--no-assets"],
+        Env::named("workflow_run"),
+    )
+    .await
 }
 
 /// A `workflow_run` payload for the evaluation of `head`, which concluded `conclusion`.
