@@ -227,9 +227,10 @@ fn same_commit(trigger: &Trigger, claimed: &PullRequest) -> Result<(), Error> {
 
 /// A `workflow_run` evaluated one repository's branch: the pull request published to must have
 /// its head there, not only at the same commit (a fork can push another pull request's commit
-/// to a branch of its own, and name that pull request in its `pr.json`). The repository is
-/// compared by id where both sides give one (a rename keeps it), else by name; a side that
-/// names none (a deleted fork) is refused.
+/// to a branch of its own, and name that pull request in its `pr.json`). The repository matches
+/// by id (which a rename keeps) or by name; what a side does not say (a payload without the
+/// run's head, a deleted fork's `head.repo: null`) is not held against it, with a warning, and
+/// the commit still binds.
 fn evaluated_this_head(trigger: &Trigger, pr: &PullRequest) -> Result<(), Error> {
     let Trigger::WorkflowRun {
         head_repository,
@@ -240,26 +241,37 @@ fn evaluated_this_head(trigger: &Trigger, pr: &PullRequest) -> Result<(), Error>
     else {
         return Ok(());
     };
-    let same_repository = match (head_repository_id, pr.head_repository_id) {
-        (Some(run), Some(head)) => *run == head,
-        _ => {
-            matches!((head_repository, &pr.head_repository), (Some(run), Some(head)) if run.eq_ignore_ascii_case(head))
-        }
+    let ids = head_repository_id
+        .zip(pr.head_repository_id)
+        .map(|(run, head)| run == head);
+    let names = (head_repository.as_deref())
+        .zip(pr.head_repository.as_deref())
+        .map(|(run, head)| run.eq_ignore_ascii_case(head));
+    let same_repository = match (ids, names) {
+        (None, None) => None,
+        (ids, names) => Some(ids == Some(true) || names == Some(true)),
     };
-    if same_repository && head_branch.as_deref() == Some(pr.head_ref.as_str()) {
-        return Ok(());
+    let same_branch = head_branch.as_deref().map(|branch| branch == pr.head_ref);
+    if same_repository == Some(false) || same_branch == Some(false) {
+        return Err(Error::run_with_hint(
+            format!(
+                "the evaluating workflow run was for {}:{}, but pull request #{}'s head is {}:{}: nothing was published",
+                head_repository.as_deref().unwrap_or("an unnamed repository"),
+                head_branch.as_deref().unwrap_or("an unnamed branch"),
+                pr.number,
+                pr.head_repository.as_deref().unwrap_or("a deleted repository"),
+                pr.head_ref
+            ),
+            "the run's pr.json names another pull request than the one it evaluated, or the branch was renamed since: a push to the pull request evaluates it again",
+        ));
     }
-    Err(Error::run_with_hint(
-        format!(
-            "the evaluating workflow run was for {}:{}, but pull request #{}'s head is {}:{}: nothing was published",
-            head_repository.as_deref().unwrap_or("an unnamed repository"),
-            head_branch.as_deref().unwrap_or("an unnamed branch"),
-            pr.number,
-            pr.head_repository.as_deref().unwrap_or("a deleted repository"),
-            pr.head_ref
-        ),
-        "the run's pr.json names another pull request than the one it evaluated, or the branch was renamed since: a push to the pull request evaluates it again",
-    ))
+    if same_repository.is_none() || same_branch.is_none() {
+        eprintln!(
+            "promptgate: warning: the workflow run or pull request #{} does not name its head's repository or branch; bound to the pull request by commit only",
+            pr.number
+        );
+    }
+    Ok(())
 }
 
 /// The pull request as the API has it now (a dry run, which reads nothing, takes `claimed`).

@@ -35,23 +35,16 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    let merged = combine(&shards, args.allow_partial).and_then(|(mut results, unseen)| {
+    let merged = combine(&shards, args.allow_partial).and_then(|mut results| {
         results.outputs_from = shards.iter().flat_map(|s| s.results.outputs_from.clone()).collect();
         let written = report::write_outputs(&results, &args.out)?;
-        Ok((results, written, unseen))
+        Ok((results, written))
     });
     for path in spilled {
         let _ = std::fs::remove_file(path);
     }
-    let (results, written, unseen) = merged?;
-    let run_error = if unseen {
-        Some(Error::run_with_hint(
-            results.reason.clone(),
-            "the results were written; merge every shard's results.json: shards missing can show a regression, never pass the change",
-        ))
-    } else {
-        run_error(&results)
-    };
+    let (results, written) = merged?;
+    let run_error = run_error(&results);
     let run = GateRun {
         results,
         written,
@@ -84,9 +77,9 @@ fn bad(message: String, hint: &str) -> anyhow::Error {
     Error::from(Diagnostic::new(message).hint(hint)).into()
 }
 
-/// The merged results, and whether they are a pass that shards missing made an `error`: a
-/// partial merge can show a regression in the cases it has, but a pass needs every case.
-fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<(Results, bool)> {
+/// The merged results: a partial merge can show a regression in the cases it has, but a pass
+/// needs every case (it is an `error`, whose hint `verdict::run_error` gives).
+fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results> {
     let first = shards
         .first()
         .ok_or_else(|| bad("no shard to merge".to_owned(), RERUN))?;
@@ -201,7 +194,7 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<(Results
                 .push_str(&format!(" — partial merge: {missing}, their cases are not counted"));
         }
     }
-    Ok((results, unseen))
+    Ok(results)
 }
 
 /// The keys re-analysis needs (returned), and a design it can reproduce.

@@ -140,14 +140,18 @@ pub async fn label_event_stands(
     Ok(stands(&events, label, id, by))
 }
 
-/// [`label_event_stands`] of `events`, oldest first as the API lists them.
+/// [`label_event_stands`] of `events`, oldest first as the API lists them. A recorded id of 0
+/// (an event listed without one) stands for the newest `labeled` event by `by`.
 fn stands(events: &[Value], label: &str, id: u64, by: &str) -> bool {
-    let Some(at) = events.iter().position(|e| {
-        e["event"] == "labeled"
-            && e["label"]["name"] == label
-            && e["id"].as_u64() == Some(id)
-            && e["actor"]["login"] == by
-    }) else {
+    let labeled_by = |e: &Value| e["event"] == "labeled" && e["label"]["name"] == label && e["actor"]["login"] == by;
+    let at = if id == 0 {
+        events.iter().rposition(labeled_by)
+    } else {
+        events
+            .iter()
+            .position(|e| labeled_by(e) && e["id"].as_u64() == Some(id))
+    };
+    let Some(at) = at else {
         return false;
     };
     !events[at + 1..]
@@ -702,5 +706,17 @@ mod tests {
             "withdrawn, then added by another"
         );
         assert!(stands(&readded, LABEL, 200, "tri"));
+        // Events listed without ids (recorded as 0): the newest by the one recorded.
+        let unnumbered: Vec<Value> = readded
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                e.as_object_mut().unwrap().remove("id");
+                e
+            })
+            .collect();
+        assert!(stands(&unnumbered, LABEL, 0, "tri"));
+        assert!(!stands(&unnumbered, LABEL, 0, "maya"), "withdrawn since");
+        assert!(stands(&unnumbered[..1], LABEL, 0, "maya"));
     }
 }

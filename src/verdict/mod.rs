@@ -614,10 +614,19 @@ pub fn run_error(results: &Results) -> Option<Error> {
         };
         return Some(Error::run_with_hint(results.reason.clone(), hint));
     }
+    let judged = results
+        .experiments
+        .iter()
+        .all(|e| e.verdict != ExperimentVerdict::Error);
     (results.verdict == Verdict::Error).then(|| {
         Error::run_with_hint(
             results.reason.clone(),
-            "the results were written; no metric was judged. Fix the provider (or raise `defaults.max_error_rate` if these failures are expected) and run again",
+            if partial(results) && judged {
+                // A merge with shards missing that would pass (`promptgate merge`).
+                "the results were written; merge every shard's results.json: shards missing can show a regression, never pass the change"
+            } else {
+                "the results were written; no metric was judged. Fix the provider (or raise `defaults.max_error_rate` if these failures are expected) and run again"
+            },
         )
     })
 }
@@ -727,6 +736,11 @@ mod tests {
             missing: vec![2],
         });
         assert!(!waivable(&partial_fail));
+        // One that would pass is an error, whose hint is to merge every shard.
+        let mut partial_pass = results(Verdict::Error, "no verdict: partial merge", None);
+        partial_pass.merged = partial_fail.merged.clone();
+        let hint = run_error(&partial_pass).expect("a run error").to_string();
+        assert!(hint.contains("merge every shard's results.json"), "{hint}");
         let error = results(Verdict::Error, "faq: 12 of 20 calls failed", Some(broken));
         assert_eq!(
             error.reason, "faq: 12 of 20 calls failed",
