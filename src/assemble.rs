@@ -306,37 +306,25 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
                 Some(configured) => Name::new(configured),
                 None => key.clone(),
             });
-        let pair = (place.experiment(), place.case(), place.repeat());
-        let compared_pair = !compares.is_empty() && input.planned[place.experiment()].baseline.is_some();
-        let (candidate_answered, baseline_answered) = match place.arm {
-            Arm::Baseline => {
-                if compared_pair {
-                    baseline_answered.insert(pair, outcome.result.is_ok());
-                }
-                (None, None)
-            }
-            Arm::Candidate => (Some(outcome.result.is_ok()), baseline_answered.remove(&pair)),
-        };
         // The baseline compared with itself is a tie: 0, so the paired difference is the
         // candidate's preference (`scorers::compare`); an answer beats one that never came.
-        let pair_scores = |scores: &mut Scores| {
-            if !compared_pair {
-                return;
+        let pair = (place.experiment(), place.case(), place.repeat());
+        let compared_pair = !compares.is_empty() && input.planned[place.experiment()].baseline.is_some();
+        let pair_value = match place.arm {
+            _ if !compared_pair => None,
+            Arm::Baseline => {
+                baseline_answered.insert(pair, outcome.result.is_ok());
+                Some(0.0)
             }
-            match (candidate_answered, baseline_answered) {
-                (None, _) => {
-                    for a in &compares {
-                        scores.insert(&a.metric, Score::Number(0.0));
-                    }
+            Arm::Candidate => baseline_answered
+                .remove(&pair)
+                .and_then(|baseline| scorers::compare::unanswered(outcome.result.is_ok(), baseline)),
+        };
+        let pair_scores = |scores: &mut Scores| {
+            if let Some(value) = pair_value {
+                for a in &compares {
+                    scores.insert(&a.metric, Score::Number(value));
                 }
-                (Some(candidate), Some(baseline)) => {
-                    if let Some(value) = scorers::compare::unanswered(candidate, baseline) {
-                        for a in &compares {
-                            scores.insert(&a.metric, Score::Number(value));
-                        }
-                    }
-                }
-                (Some(_), None) => {}
             }
         };
         let call = match &outcome.result {

@@ -125,7 +125,7 @@ pub(super) fn publish_only(
             let mut publisher = runtime.block_on(Publisher::connect(&client, &pr, settings(env, args)))?;
             // Only when the state holds trusted results is it asked whether this evaluation was
             // untrusted (a dispatch asks the API); a failed question keeps them.
-            let keep = publisher.has_trusted_results(&claimed.head_sha)
+            let keep = publisher.trusted_results(&claimed.head_sha).is_some()
                 && untrusted(runtime, &client, &trigger, &claimed.head_sha, &pr, args).unwrap_or(true);
             if !(keep && publisher.keeps_trusted_results(&claimed.head_sha)) {
                 runtime.block_on(publisher.could_not_finish(&message))?;

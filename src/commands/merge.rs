@@ -171,7 +171,10 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results>
         policy_changes: first.results.policy_changes.clone(),
         base_error: first.results.base_error.clone(),
     });
-    let (merged_missing, merged_count) = (merged.missing.clone(), merged.count);
+    let missing = (!merged.missing.is_empty()).then(|| {
+        let indexes: Vec<String> = merged.missing.iter().map(u32::to_string).collect();
+        format!("shard(s) {} of {} missing", indexes.join(", "), merged.count)
+    });
     results.merged = Some(merged);
     // Every shard holds the same experiments for a maintainer's approval (the hold depends on
     // the suite, not on the cases): the merged run waits for the same.
@@ -179,11 +182,8 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results>
         crate::trust::apply(&mut results, needed);
     }
     // Decided after the hold: a pass waiting for a maintainer's approval still says so.
-    let unseen = !merged_missing.is_empty() && results.verdict == Verdict::Pass;
-    if !merged_missing.is_empty() {
-        let missing: Vec<String> = merged_missing.iter().map(u32::to_string).collect();
-        let missing = format!("shard(s) {} of {} missing", missing.join(", "), merged_count);
-        if unseen {
+    if let Some(missing) = missing {
+        if results.verdict == Verdict::Pass {
             results.verdict = Verdict::Error;
             results.reason = format!(
                 "no verdict: partial merge: {missing}, and a pass needs every case (no blocking regression in the cases merged)"

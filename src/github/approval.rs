@@ -38,10 +38,12 @@ pub async fn find(
     event: Option<&PullRequestEvent>,
     state: &mut State,
 ) -> Result<Approvals, Error> {
+    // The issue events, read once for the grant and the checks of what the state records.
+    let mut events: Option<Vec<serde_json::Value>> = None;
     if let Some(event) = event
         && event.action == "labeled"
         && let Some(label) = event.label.as_deref().filter(|l| is_approval_label(l))
-        && let Some(labeled) = waiver::labeled_event(client, pr, label).await?
+        && let Some(labeled) = waiver::newest_labeled(events.insert(waiver::issue_events(client, pr).await?), label)
     {
         if !event.sender.is_empty() && labeled.by != event.sender {
             // The newest `labeled` event the API lists is not this one (an older one, or the
@@ -66,8 +68,8 @@ pub async fn find(
         }
     }
     Ok(Approvals {
-        config: holds(client, pr, state, TRUST_CONFIG).await?,
-        cost: holds(client, pr, state, APPROVE_COST).await?,
+        config: holds(client, pr, state, TRUST_CONFIG, &mut events).await?,
+        cost: holds(client, pr, state, APPROVE_COST, &mut events).await?,
     })
 }
 
@@ -75,14 +77,25 @@ pub async fn find(
 /// the label is on, the `labeled` event recorded is listed, by the one recorded, with no removal
 /// of the label since, and they are still an admin or maintainer. (The state is a comment anyone with write access can edit; the
 /// commit an approval is recorded for is the state's word.)
-async fn holds(client: &Client, pr: &PullRequest, state: &State, label: &str) -> Result<Option<String>, Error> {
+/// `events` are the issue events, when read already (else read here, once).
+async fn holds(
+    client: &Client,
+    pr: &PullRequest,
+    state: &State,
+    label: &str,
+    events: &mut Option<Vec<serde_json::Value>>,
+) -> Result<Option<String>, Error> {
     let Some(approval) = state
         .approval(label, &pr.head_sha)
         .filter(|_| pr.labels.iter().any(|l| l == label))
     else {
         return Ok(None);
     };
-    let confirmed = waiver::label_event_stands(client, pr, label, approval.event_id, &approval.by).await?
+    let events = match events {
+        Some(events) => events,
+        None => events.insert(waiver::issue_events(client, pr).await?),
+    };
+    let confirmed = waiver::label_event_stands(events, label, approval.event_id, &approval.by)
         && waiver::is_maintainer(client, &approval.by).await?;
     if !confirmed {
         eprintln!(

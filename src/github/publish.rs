@@ -115,16 +115,17 @@ impl<'a> Publisher<'a> {
         Ok(())
     }
 
-    /// Whether the state holds results of `sha` evaluated with secrets, which untrusted code's
-    /// evaluation of the same commit (a fork's pull request closed and reopened re-runs the
-    /// fork-safe pair), finished or failed, adds nothing to: it is not published over them.
-    pub fn has_trusted_results(&self, sha: &str) -> bool {
-        (self.state.results.as_ref()).is_some_and(|p| !p.untrusted && p.sha == sha)
+    /// The results of `sha` evaluated with secrets that the state holds, if any: untrusted
+    /// code's evaluation of the same commit (a fork's pull request closed and reopened re-runs
+    /// the fork-safe pair), finished or failed, adds nothing to them.
+    pub fn trusted_results(&self, sha: &str) -> Option<&Published> {
+        (self.state.results.as_ref()).filter(|p| !p.untrusted && p.sha == sha)
     }
 
-    /// [`Publisher::has_trusted_results`], saying so when it keeps them.
+    /// Whether untrusted code's evaluation of `sha` is kept from being published over the
+    /// state's [`Publisher::trusted_results`], saying so when it is.
     pub fn keeps_trusted_results(&self, sha: &str) -> bool {
-        let Some(trusted) = (self.state.results.as_ref()).filter(|p| !p.untrusted && p.sha == sha) else {
+        let Some(trusted) = self.trusted_results(sha) else {
             return false;
         };
         eprintln!(

@@ -106,43 +106,36 @@ pub struct Labeled {
     pub id: u64,
 }
 
+/// The pull request's issue events (labels added and removed, …), oldest first.
+pub async fn issue_events(client: &Client, pr: &PullRequest) -> Result<Vec<Value>, Error> {
+    client
+        .get_all(&client.repo_route(&format!("/issues/{}/events", pr.number)), EVENTS)
+        .await
+}
+
 /// The newest `labeled` event for `label` on the pull request.
 pub async fn labeled_event(client: &Client, pr: &PullRequest, label: &str) -> Result<Option<Labeled>, Error> {
-    let events = client
-        .get_all(&client.repo_route(&format!("/issues/{}/events", pr.number)), EVENTS)
-        .await?;
+    Ok(newest_labeled(&issue_events(client, pr).await?, label))
+}
+
+/// The newest `labeled` event for `label` among `events`.
+pub fn newest_labeled(events: &[Value], label: &str) -> Option<Labeled> {
     let event = events
         .iter()
         .rev()
-        .find(|e| e["event"] == "labeled" && e["label"]["name"] == label);
-    Ok(event.and_then(|e| {
-        Some(Labeled {
-            by: e["actor"]["login"].as_str()?.to_owned(),
-            at: e["created_at"].as_str().map(str::to_owned),
-            id: e["id"].as_u64().unwrap_or(0),
-        })
-    }))
+        .find(|e| e["event"] == "labeled" && e["label"]["name"] == label)?;
+    Some(Labeled {
+        by: event["actor"]["login"].as_str()?.to_owned(),
+        at: event["created_at"].as_str().map(str::to_owned),
+        id: event["id"].as_u64().unwrap_or(0),
+    })
 }
 
-/// Whether the pull request's events hold the `labeled` event `id` for `label`, by `by`, with no
-/// `unlabeled` event for `label` after it: a label removed and added again by someone else
-/// does not bring back what the first adder gave.
-pub async fn label_event_stands(
-    client: &Client,
-    pr: &PullRequest,
-    label: &str,
-    id: u64,
-    by: &str,
-) -> Result<bool, Error> {
-    let events = client
-        .get_all(&client.repo_route(&format!("/issues/{}/events", pr.number)), EVENTS)
-        .await?;
-    Ok(stands(&events, label, id, by))
-}
-
-/// [`label_event_stands`] of `events`, oldest first as the API lists them. A recorded id of 0
-/// (an event listed without one) stands for the newest `labeled` event by `by`.
-fn stands(events: &[Value], label: &str, id: u64, by: &str) -> bool {
+/// Whether `events` (oldest first, as the API lists them) hold the `labeled` event `id` for
+/// `label`, by `by`, with no `unlabeled` event for `label` after it: a label removed and added
+/// again by someone else does not bring back what the first adder gave. A recorded id of 0 (an
+/// event listed without one) stands for the newest `labeled` event by `by`.
+pub fn label_event_stands(events: &[Value], label: &str, id: u64, by: &str) -> bool {
     let labeled_by = |e: &Value| e["event"] == "labeled" && e["label"]["name"] == label && e["actor"]["login"] == by;
     let at = if id == 0 {
         events.iter().rposition(labeled_by)
@@ -168,7 +161,7 @@ pub async fn confirmed(client: &Client, pr: &PullRequest, comments: &[Value], wa
         return Ok(false);
     }
     let by_source = match (waiver.via.as_str(), waiver.source_id) {
-        ("label", Some(id)) => label_event_stands(client, pr, LABEL, id, &waiver.by).await?,
+        ("label", Some(id)) => label_event_stands(&issue_events(client, pr).await?, LABEL, id, &waiver.by),
         ("label", None) => false,
         _ => comments.iter().any(|c| {
             c["id"].as_u64().is_some() && c["id"].as_u64() == waiver.source_id && super::author(c) == waiver.by
@@ -692,20 +685,20 @@ mod tests {
     fn a_label_event_stands_until_the_label_is_removed() {
         let event = |id: u64, kind: &str, who: &str| serde_json::json!({"id": id, "event": kind, "actor": {"login": who}, "label": {"name": LABEL}});
         let added = vec![event(100, "labeled", "maya")];
-        assert!(stands(&added, LABEL, 100, "maya"));
-        assert!(!stands(&added, LABEL, 100, "tri"), "by the one recorded");
-        assert!(!stands(&added, LABEL, 101, "maya"), "the event recorded");
-        assert!(!stands(&added, "other", 100, "maya"), "for its label");
+        assert!(label_event_stands(&added, LABEL, 100, "maya"));
+        assert!(!label_event_stands(&added, LABEL, 100, "tri"), "by the one recorded");
+        assert!(!label_event_stands(&added, LABEL, 101, "maya"), "the event recorded");
+        assert!(!label_event_stands(&added, "other", 100, "maya"), "for its label");
         let readded = vec![
             event(100, "labeled", "maya"),
             event(150, "unlabeled", "maya"),
             event(200, "labeled", "tri"),
         ];
         assert!(
-            !stands(&readded, LABEL, 100, "maya"),
+            !label_event_stands(&readded, LABEL, 100, "maya"),
             "withdrawn, then added by another"
         );
-        assert!(stands(&readded, LABEL, 200, "tri"));
+        assert!(label_event_stands(&readded, LABEL, 200, "tri"));
         // Events listed without ids (recorded as 0): the newest by the one recorded.
         let unnumbered: Vec<Value> = readded
             .iter()
@@ -715,8 +708,8 @@ mod tests {
                 e
             })
             .collect();
-        assert!(stands(&unnumbered, LABEL, 0, "tri"));
-        assert!(!stands(&unnumbered, LABEL, 0, "maya"), "withdrawn since");
-        assert!(stands(&unnumbered[..1], LABEL, 0, "maya"));
+        assert!(label_event_stands(&unnumbered, LABEL, 0, "tri"));
+        assert!(!label_event_stands(&unnumbered, LABEL, 0, "maya"), "withdrawn since");
+        assert!(label_event_stands(&unnumbered[..1], LABEL, 0, "maya"));
     }
 }

@@ -22,10 +22,7 @@ pub fn render(r: &Results, failed: bool, written: &[PathBuf]) -> String {
     let _ = writeln!(out, "verdict: {word}: {}", r.reason);
     if failed && crate::verdict::base_error_only(r) {
         let _ = writeln!(out, "  the experiments were judged candidate-only: see the error below");
-    } else if failed
-        && crate::verdict::partial(r)
-        && r.experiments.iter().all(|e| e.verdict != ExperimentVerdict::Error)
-    {
+    } else if failed && crate::verdict::error_is_missing_shards(r) {
         let _ = writeln!(out, "  judged on the merged shards' cases only: see the error below");
     } else if failed {
         // The statistics of a broken run are not a verdict on the change; the error and what

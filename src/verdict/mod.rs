@@ -601,6 +601,17 @@ pub fn partial(results: &Results) -> bool {
     results.merged.as_ref().is_some_and(|m| !m.missing.is_empty())
 }
 
+/// An `error` that is only a partial merge's: every experiment was judged, and the merge would
+/// pass but for the shards missing (`promptgate merge`).
+pub fn error_is_missing_shards(results: &Results) -> bool {
+    results.verdict == Verdict::Error
+        && partial(results)
+        && results
+            .experiments
+            .iter()
+            .all(|e| e.verdict != ExperimentVerdict::Error)
+}
+
 /// The run error a results' verdict stands for, with what to do: `run`, `merge` and `ci` exit
 /// with it (code 3).
 pub fn run_error(results: &Results) -> Option<Error> {
@@ -614,15 +625,10 @@ pub fn run_error(results: &Results) -> Option<Error> {
         };
         return Some(Error::run_with_hint(results.reason.clone(), hint));
     }
-    let judged = results
-        .experiments
-        .iter()
-        .all(|e| e.verdict != ExperimentVerdict::Error);
     (results.verdict == Verdict::Error).then(|| {
         Error::run_with_hint(
             results.reason.clone(),
-            if partial(results) && judged {
-                // A merge with shards missing that would pass (`promptgate merge`).
+            if error_is_missing_shards(results) {
                 "the results were written; merge every shard's results.json: shards missing can show a regression, never pass the change"
             } else {
                 "the results were written; no metric was judged. Fix the provider (or raise `defaults.max_error_rate` if these failures are expected) and run again"

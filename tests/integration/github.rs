@@ -2352,11 +2352,12 @@ async fn a_costly_run_waits_for_the_approve_cost_label_and_names_amounts_with_th
     // The next run of this commit (the label still on) holds to the recorded approval while
     // GitHub confirms it; one a write-access user planted in the state, for a label event of
     // their own, does not count.
-    let rerun = |sticky: String, who: &'static str, permission: &'static str, id: u64| {
+    // A re-run of this commit (the label still on), the state `sticky`, GitHub listing `events`.
+    let rerun = |sticky: String, permissions: &'static [(&'static str, &'static str)], events: Value| {
         let (repo, base, head) = (&repo, base.clone(), head.clone());
         async move {
-            let server = fake_github_with(&sticky, vec![], json!([]), &[(who, permission)]).await;
-            label_added(&server, id, who, label, &given_at()).await;
+            let server = fake_github_with(&sticky, vec![], json!([]), permissions).await;
+            json_mock(&server, "GET", &format!("/repos/{REPO}/issues/7/events"), 200, events).await;
             ci_async_in(
                 repo.path(),
                 server.uri(),
@@ -2367,14 +2368,19 @@ async fn a_costly_run_waits_for_the_approve_cost_label_and_names_amounts_with_th
             .await
         }
     };
-    rerun(approved.clone(), "maya", "maintain", 701)
-        .await
-        .run
-        .expect_code(0)
-        .stderr_has("cost approved by maya");
+    let labeled = |id: u64, kind: &str, who: &str| json!({"id": id, "event": kind, "actor": user(who), "label": {"name": label}, "created_at": given_at()});
+    rerun(
+        approved.clone(),
+        &[("maya", "maintain")],
+        json!([labeled(701, "labeled", "maya")]),
+    )
+    .await
+    .run
+    .expect_code(0)
+    .stderr_has("cost approved by maya");
     let planted = approved.replace("\"by\":\"maya\",\"event_id\":701", "\"by\":\"tri\",\"event_id\":702");
     assert_ne!(planted, approved);
-    rerun(planted, "tri", "write", 702)
+    rerun(planted, &[("tri", "write")], json!([labeled(702, "labeled", "tri")]))
         .await
         .run
         .expect_code(1)
@@ -2382,25 +2388,17 @@ async fn a_costly_run_waits_for_the_approve_cost_label_and_names_amounts_with_th
         .stderr_has("the `promptgate:approve-cost` approval by tri no longer counts");
 
     // Withdrawn: the maintainer removed the label, and someone who may only label added it again.
-    let server = fake_github_with(&approved, vec![], json!([]), &[("maya", "maintain"), ("tri", "triage")]).await;
-    let events = json!([
-        {"id": 701, "event": "labeled", "actor": user("maya"), "label": {"name": label}, "created_at": given_at()},
-        {"id": 702, "event": "unlabeled", "actor": user("maya"), "label": {"name": label}, "created_at": given_at()},
-        {"id": 703, "event": "labeled", "actor": user("tri"), "label": {"name": label}, "created_at": given_at()},
+    let withdrawn = json!([
+        labeled(701, "labeled", "maya"),
+        labeled(702, "unlabeled", "maya"),
+        labeled(703, "labeled", "tri")
     ]);
-    json_mock(&server, "GET", &format!("/repos/{REPO}/issues/7/events"), 200, events).await;
-    ci_async_in(
-        repo.path(),
-        server.uri(),
-        event(repo.path(), &base, &head, &[label]),
-        &["--out", "out", "--no-assets"],
-        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
-    )
-    .await
-    .run
-    .expect_code(1)
-    .stdout_has("verdict: NEEDS APPROVAL")
-    .stderr_has("the label was removed since");
+    rerun(approved, &[("maya", "maintain"), ("tri", "triage")], withdrawn)
+        .await
+        .run
+        .expect_code(1)
+        .stdout_has("verdict: NEEDS APPROVAL")
+        .stderr_has("the label was removed since");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
