@@ -9,11 +9,16 @@ use std::path::Path;
 
 use anyhow::Context;
 
-/// Appends `name=value` lines to the `$GITHUB_OUTPUT` file, each value in the multi-line form
-/// with a delimiter the value cannot contain.
+/// Appends the outputs to the `$GITHUB_OUTPUT` file: `name=value` for a value of one line (the
+/// form GitHub's documentation shows first, and the one a script greps for), else the multi-line
+/// form with a delimiter the value cannot contain, so no value can start another output.
 pub fn write_outputs(file: &Path, outputs: &[(&str, String)]) -> anyhow::Result<()> {
     let mut text = String::new();
     for (name, value) in outputs {
+        if !value.contains(['\n', '\r']) {
+            text.push_str(&format!("{name}={value}\n"));
+            continue;
+        }
         let mut delimiter = "promptgate_EOF".to_owned();
         while value.contains(&delimiter) {
             delimiter.push('_');
@@ -104,7 +109,7 @@ mod tests {
     }
 
     #[test]
-    fn outputs_use_a_delimiter_the_value_lacks() {
+    fn a_line_is_name_equals_value_and_more_lines_a_delimiter_the_value_lacks() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("out");
         write_outputs(
@@ -112,13 +117,14 @@ mod tests {
             &[
                 ("verdict", "fail".to_owned()),
                 ("tricky", "a\npromptgate_EOF\nb".to_owned()),
+                ("cr", "x\ry".to_owned()),
             ],
         )
         .unwrap();
         let text = std::fs::read_to_string(&file).unwrap();
         assert_eq!(
             text,
-            "verdict<<promptgate_EOF\nfail\npromptgate_EOF\ntricky<<promptgate_EOF_\na\npromptgate_EOF\nb\npromptgate_EOF_\n"
+            "verdict=fail\ntricky<<promptgate_EOF_\na\npromptgate_EOF\nb\npromptgate_EOF_\ncr<<promptgate_EOF\nx\ry\npromptgate_EOF\n"
         );
     }
 }

@@ -560,16 +560,8 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
     let review = body(&requests[k + 3]);
     assert_eq!(review["event"], "REQUEST_CHANGES");
     assert_eq!(review["commit_id"], head.as_str());
-    assert!(
-        first.output.contains("verdict<<promptgate_EOF\nfail\n"),
-        "{}",
-        first.output
-    );
-    assert!(
-        first.output.contains("experiments-affected<<promptgate_EOF\n3\n"),
-        "{}",
-        first.output
-    );
+    assert!(first.output.contains("verdict=fail\n"), "{}", first.output);
+    assert!(first.output.contains("experiments-affected=3\n"), "{}", first.output);
     assert!(first.summary.contains("promptgate: regression"), "{}", first.summary);
 
     // A fixing push: customer-support and help-center are back to the base's files, so only
@@ -616,7 +608,7 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
     assert_eq!(check["conclusion"], "success");
     assert_eq!(check["head_sha"], fixed.as_str());
     assert_eq!(body(&requests[k + 3])["event"], "DISMISS");
-    assert!(second.output.contains("verdict<<promptgate_EOF\npass\n"));
+    assert!(second.output.contains("verdict=pass\n"));
 }
 
 /// A provider key that must never reach GitHub, an output or a log.
@@ -714,11 +706,7 @@ async fn an_accept_comment_republishes_the_last_results_without_evaluating() {
     // Who, when, which commit and what, recorded for the next push.
     assert!(text.contains(&format!("for `{}`", &head[..12])), "{text}");
     assert!(text.contains("pass_rate in customer-support"), "{text}");
-    assert!(
-        run.output.contains("verdict<<promptgate_EOF\nwaived\n"),
-        "{}",
-        run.output
-    );
+    assert!(run.output.contains("verdict=waived\n"), "{}", run.output);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2441,11 +2429,7 @@ async fn the_actions_three_steps_keep_the_token_and_the_pull_requests_code_apart
     )
     .await;
     step.run.expect_code(0);
-    assert!(
-        step.output.contains("route<<promptgate_EOF\nevaluate\n"),
-        "{}",
-        step.output
-    );
+    assert!(step.output.contains("route=evaluate\n"), "{}", step.output);
     let (lines, _) = sequence(&server).await;
     assert_eq!(lines.last().unwrap(), &format!("PATCH {}", r("/issues/comments/42")));
     let announced = last_sticky_body(&server).await;
