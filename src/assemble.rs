@@ -339,6 +339,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
                     .collect();
                 scorers::compare::apply(&mut scored.scores, &preferences);
                 let usage = response.usage;
+                let list_cost = input.prices.cost(model, &usage);
                 // The output as the results keep it: masked where an assertion asks, else the
                 // response's own text, moved out of a given outcome rather than copied.
                 let masked = match scorers::mask_personal_data(&assertions, &response.text) {
@@ -374,7 +375,8 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
                     } else {
                         input.prices.cost(model, &usage).unwrap_or(0.0)
                     },
-                    list_cost_usd: input.prices.cost(model, &usage).unwrap_or(0.0),
+                    list_cost_usd: list_cost.unwrap_or(0.0),
+                    unpriced: list_cost.is_none(),
                     cached: outcome.cached,
                     attempts: outcome.attempts,
                     provider,
@@ -403,6 +405,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
                     tokens: Tokens::default(),
                     cost_usd: 0.0,
                     list_cost_usd: 0.0,
+                    unpriced: false,
                     cached: false,
                     attempts: outcome.attempts,
                     provider,
@@ -771,11 +774,13 @@ fn add_consistency(calls: &mut [Call]) {
 
 /// A case flips when its majority outcome over the repeats changes.
 fn flip(baseline: &[Call], candidate: &[Call]) -> Option<Flip> {
+    // Over the repeats whose outcome is known (see `Call::pass`).
     let majority = |calls: &[Call]| -> Option<bool> {
-        if calls.is_empty() {
-            return None;
-        }
-        Some(2 * calls.iter().filter(|c| c.passed()).count() > calls.len())
+        let (known, passed) = calls
+            .iter()
+            .filter_map(Call::pass)
+            .fold((0usize, 0usize), |(n, p), pass| (n + 1, p + usize::from(pass)));
+        (known > 0).then_some(2 * passed > known)
     };
     match (majority(baseline)?, majority(candidate)?) {
         (true, false) => Some(Flip::PassToFail),

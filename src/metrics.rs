@@ -192,10 +192,13 @@ impl Metric {
     pub fn call_value(&self, call: &Call, timeout_ms: u64) -> Option<f64> {
         let errored = call.error.is_some();
         match self.kind {
-            Kind::Pass => Some(if call.passed() { 1.0 } else { 0.0 }),
+            // Unknown (a judge or scorer could not score it, nothing else failed): no value.
+            Kind::Pass => call.pass().map(|pass| f64::from(u8::from(pass))),
             Kind::Error => Some(if errored { 1.0 } else { 0.0 }),
-            // An errored call costs what was billed for it: nothing, unless the API reported
-            // tokens for it.
+            // An errored call reports no usage: what it cost is unknown (a timed-out call may
+            // well have been billed), so it has no value rather than a free one that would pull
+            // its arm's cost down. Nor has a call whose model has no price.
+            Kind::Cost if errored || call.unpriced => None,
             Kind::Cost => Some(call.list_cost_usd),
             // A batched call waited for its batch, not for the model: no latency to count,
             // not even an errored one's timeout.
@@ -325,11 +328,15 @@ fn latency_quantile(name: &str) -> Option<f64> {
 
 /// Whether a case's repeats disagree on `pass`; `None` with fewer than two repeats.
 pub fn is_flaky(calls: &[Call]) -> Option<bool> {
-    if calls.len() < 2 {
+    // The repeats whose outcome is known (see `Call::pass`).
+    let (known, passed) = calls
+        .iter()
+        .filter_map(Call::pass)
+        .fold((0usize, 0usize), |(n, p), pass| (n + 1, p + usize::from(pass)));
+    if known < 2 {
         return None;
     }
-    let passed = calls.iter().filter(|c| c.passed()).count();
-    Some(passed != 0 && passed != calls.len())
+    Some(passed != 0 && passed != known)
 }
 
 #[cfg(test)]
@@ -357,6 +364,40 @@ mod tests {
         assert_eq!(Metric::of("judge_cost_usd").default_direction(), Direction::Lower);
         assert_eq!(Metric::of("relevance").unit, Unit::Number);
         assert!(Metric::of(PASS_RATE).default_blocking() && !Metric::of(COST).default_blocking());
+    }
+
+    /// What is not known has no value: the outcome of a call no judge or scorer could score,
+    /// the cost of an errored call (it reports no usage) or of one whose model has no price.
+    #[test]
+    fn unknown_outcomes_and_costs_are_no_value_never_a_pass_or_free() {
+        let scored = |pass: Option<bool>| Call {
+            scores: pass.map(|p| ("pass".to_owned(), Score::Bool(p))).into_iter().collect(),
+            list_cost_usd: 0.002,
+            ..Call::default()
+        };
+        let pass_rate = Metric::of(PASS_RATE);
+        assert_eq!(pass_rate.call_value(&scored(Some(true)), 1000), Some(1.0));
+        assert_eq!(pass_rate.call_value(&scored(Some(false)), 1000), Some(0.0));
+        assert_eq!(pass_rate.call_value(&scored(None), 1000), None);
+        assert_eq!(
+            is_flaky(&[scored(Some(true)), scored(None), scored(Some(true))]),
+            Some(false)
+        );
+        assert_eq!(is_flaky(&[scored(Some(true)), scored(None)]), None, "one known repeat");
+
+        let cost = Metric::of(COST);
+        assert_eq!(cost.call_value(&scored(Some(true)), 1000), Some(0.002));
+        let errored = Call {
+            error: Some("timed out".into()),
+            ..scored(Some(false))
+        };
+        assert_eq!(cost.call_value(&errored, 1000), None);
+        let unpriced = Call {
+            unpriced: true,
+            list_cost_usd: 0.0,
+            ..scored(Some(true))
+        };
+        assert_eq!(cost.call_value(&unpriced, 1000), None);
     }
 
     #[test]

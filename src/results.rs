@@ -616,6 +616,11 @@ pub struct Call {
     /// What the call costs at list price, cached or not: the basis of `cost_per_request`.
     #[serde(default)]
     pub list_cost_usd: f64,
+    /// Its model has no price (in the pricing table in force or the built-in one): its costs
+    /// read 0, and `cost_per_request` has no value for it (an unknown price is not a free call).
+    /// Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unpriced: bool,
     pub cached: bool,
     /// Attempts made (1 = no retry; 0 = never sent: cache hit, render error, budget).
     #[serde(default)]
@@ -722,11 +727,19 @@ pub struct RunFacts {
     /// Calls recovered from the journal of an interrupted run.
     #[serde(default)]
     pub resumed: usize,
+    /// Calls the budget's hard cap refused: the run (and a merge of its shard) is an error.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub budget_refused: usize,
     /// Judge calls made (after its retry, one per judgement) and those that failed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub judge_calls: usize,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub judge_errors: usize,
+    /// `judge_errors / judge_calls`: the share of judge calls that failed (absent without
+    /// judge calls). Above [`crate::verdict::MAX_JUDGE_ERROR_RATE`] in an arm of an experiment,
+    /// the run is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge_error_rate: Option<f64>,
     /// What judging cost; part of `spend_usd` (the evaluation's cost), never of
     /// `cost_per_request` (the change's).
     #[serde(default, skip_serializing_if = "is_zero_usd")]
@@ -769,7 +782,16 @@ impl MetricVerdict {
 
 impl Call {
     pub fn passed(&self) -> bool {
-        matches!(self.scores.get("pass"), Some(Score::Bool(true)))
+        self.pass() == Some(true)
+    }
+
+    /// Whether the call passed its assertions: `None` when that is unknown (no assertion
+    /// failed, but a judge or an `exec` scorer could not score the output).
+    pub fn pass(&self) -> Option<bool> {
+        match self.scores.get("pass") {
+            Some(Score::Bool(pass)) => Some(*pass),
+            _ => None,
+        }
     }
 }
 

@@ -154,9 +154,15 @@ pub fn keep_shard(
     budget
 }
 
-/// Calls the budget refused leave the comparison incomplete: a run error (exit 3). The message
-/// and what to do.
-pub fn cap_reached(ran: &runner::Ran, cap: Option<Cap>) -> Option<(String, &'static str)> {
+/// A run the budget's cap stopped: the calls it refused, what to say and what to do.
+pub struct CapReached {
+    pub refused: usize,
+    pub message: String,
+    pub hint: &'static str,
+}
+
+/// Calls the budget refused leave the comparison incomplete: a run error (exit 3).
+pub fn cap_reached(ran: &runner::Ran, cap: Option<Cap>) -> Option<CapReached> {
     let cap = cap.filter(|_| ran.budget_exhausted)?;
     // Judge calls the cap refused are calls not sent too.
     let refused = ran.refused
@@ -168,13 +174,14 @@ pub fn cap_reached(ran: &runner::Ran, cap: Option<Cap>) -> Option<(String, &'sta
                     .is_err_and(runner::CallError::is_budget_refusal)
             })
             .count();
-    Some((
-        format!(
+    Some(CapReached {
+        refused,
+        message: format!(
             "the run failed: {refused} call(s) were not sent: {} would have been exceeded (spent {})",
             cap.words(),
             dollars(ran.spent_usd)
         ),
-        match cap.share_of {
+        hint: match cap.share_of {
             None => "the results were written; raise `budget.max_usd` in promptgate.yaml, or lower repeats or cases",
             // Each call reserves its most (full `max_tokens`) while the share follows the
             // estimate: a shard has less room at its end than the whole run has.
@@ -182,7 +189,7 @@ pub fn cap_reached(ran: &runner::Ran, cap: Option<Cap>) -> Option<(String, &'sta
                 "the results were written; a shard may spend only its share of `budget.max_usd` (its part of the whole run's estimate): raise `budget.max_usd` in promptgate.yaml, or lower repeats or cases"
             }
         },
-    ))
+    })
 }
 
 #[cfg(test)]
@@ -236,11 +243,13 @@ mod tests {
             spent_usd: 0.99,
             ..runner::Ran::default()
         };
-        let (message, _) = cap_reached(&ran, Cap::of(Some(1.0), None)).expect("the cap was reached");
+        let CapReached { refused, message, .. } =
+            cap_reached(&ran, Cap::of(Some(1.0), None)).expect("the cap was reached");
         assert!(
             message.starts_with("the run failed: 4 call(s) were not sent"),
             "{message}"
         );
+        assert_eq!(refused, 4, "recorded in the results, for a merge of shards");
         assert!(cap_reached(&ran, None).is_none());
     }
 

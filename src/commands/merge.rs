@@ -194,6 +194,25 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results>
                 .push_str(&format!(" — partial merge: {missing}, their cases are not counted"));
         }
     }
+    // A shard the budget's cap stopped left its comparison incomplete: as in one run, the
+    // merged run is an error, whatever its cases say.
+    let stopped: Vec<String> = shards
+        .iter()
+        .filter(|s| s.results.run.budget_refused > 0)
+        .map(|s| match s.results.shard {
+            Some(shard) => format!("shard {}/{}", shard.index, shard.count),
+            None => s.name(),
+        })
+        .collect();
+    results.run.budget_refused = shards.iter().map(|s| s.results.run.budget_refused).sum();
+    if !stopped.is_empty() {
+        results.verdict = Verdict::Error;
+        results.reason = format!(
+            "the run failed: {} call(s) were not sent: the budget's cap stopped {}",
+            results.run.budget_refused,
+            stopped.join(", ")
+        );
+    }
     Ok(results)
 }
 

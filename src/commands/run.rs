@@ -578,10 +578,11 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     // A run that could not finish is never a verdict on the change: the budget's refusals and
     // an arm's failed calls (judged in `verdict`) make the verdict `error`, with what to do.
     let run_error = match cap_reached {
-        Some((message, hint)) => {
+        Some(reached) => {
             results.verdict = Verdict::Error;
-            results.reason = message.clone();
-            Some(Error::run_with_hint(message, hint))
+            results.reason = reached.message.clone();
+            results.run.budget_refused = reached.refused;
+            Some(Error::run_with_hint(reached.message, reached.hint))
         }
         None => verdict::run_error(&results),
     };

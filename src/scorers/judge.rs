@@ -509,7 +509,17 @@ pub fn apply(scores: &mut Scores, failures: &mut ThinVec<String>, judged: &[(&As
         };
         scores.insert(metric, score);
     }
-    scores.insert("pass", Score::Bool(failures.is_empty()));
+    // A judge assertion no judgement answered leaves the call's outcome unknown, unless another
+    // assertion failed it (as an `exec` scorer that could not score does, `super::score`): no
+    // `pass`, so `pass_rate` leaves the call out rather than count what was not judged as a pass.
+    let unjudged = judged.iter().any(|(a, _)| {
+        matches!(a.check, Check::Judge(_)) && !judged.iter().any(|(b, reply)| std::ptr::eq(*a, *b) && reply.is_some())
+    });
+    if failures.is_empty() && (unjudged || scores.get("pass").is_none()) {
+        scores.remove("pass");
+    } else {
+        scores.insert("pass", Score::Bool(failures.is_empty()));
+    }
     // The call keeps its failures for the whole run: no spare slots from the pushes above.
     failures.shrink_to_fit();
 }
@@ -938,7 +948,10 @@ mod tests {
             !scores.contains_key("hallucination_rate"),
             "a failed judgement is no value"
         );
-        assert_eq!(scores["pass"], Score::Bool(true));
+        assert!(
+            !scores.contains_key("pass"),
+            "no judgement of hallucination answered: the call's outcome is unknown, not a pass"
+        );
 
         let (_, unsupported) = judgement(
             "hallucination_rate",
@@ -952,7 +965,7 @@ mod tests {
             Score::Bool(true),
             "one judgement of a flag"
         );
-        assert_eq!(scores["pass"], Score::Bool(false));
+        assert_eq!(scores["pass"], Score::Bool(false), "a judge's failure is known");
         assert_eq!(failures, vec!["hallucination_rate: invents a fee"]);
         // The call keeps its failures for the whole run: no spare slots.
         assert_eq!(failures.capacity(), 1);

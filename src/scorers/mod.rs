@@ -152,7 +152,11 @@ pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &s
             }
         }
     }
-    scored.scores.insert("pass", Score::Bool(scored.failures.is_empty()));
+    // A scorer that could not score the output leaves its outcome unknown unless another
+    // assertion failed it: no `pass` (see `Call::pass`).
+    if !scored.failures.is_empty() || scored.scorer_errors.is_empty() {
+        scored.scores.insert("pass", Score::Bool(scored.failures.is_empty()));
+    }
     // The call keeps these for the whole run: a `Vec` grown by one push holds four lines.
     scored.failures.shrink_to_fit();
     scored.scorer_errors.shrink_to_fit();
@@ -625,10 +629,9 @@ mod tests {
             s.scorer_errors,
             vec!["similarity: embedding the output: the embedding call failed: HTTP 500"]
         );
-        assert_eq!(
-            s.scores["pass"],
-            Score::Bool(true),
-            "a broken scorer does not fail the output"
+        assert!(
+            !s.scores.contains_key("pass"),
+            "a broken scorer neither fails the output nor passes it: its outcome is unknown"
         );
     }
 
@@ -671,13 +674,22 @@ mod tests {
         let kind = score([&a, &broken], outputs[0], &cx);
         assert_eq!(kind.scores["tone"], Score::Number(0.9));
         assert_eq!(kind.scores["polite"], Score::Bool(true));
-        assert_eq!(kind.scores["pass"], Score::Bool(true), "a broken scorer fails no call");
+        assert!(
+            !kind.scores.contains_key("pass"),
+            "a broken scorer fails no call, nor passes it: its outcome is unknown"
+        );
         assert!(!kind.scores.contains_key("depth"));
         assert_eq!(kind.scorer_errors, vec!["depth: exec: `/bin/sh` exited with status 2"]);
         let rude = score([&a], outputs[1], &cx);
         assert_eq!(rude.scores["tone"], Score::Number(0.2));
         assert_eq!(rude.failures, vec!["polite: the scorer said false"]);
         assert_eq!(rude.scores["pass"], Score::Bool(false));
+        let rude_and_broken = score([&a, &broken], outputs[1], &cx);
+        assert_eq!(
+            rude_and_broken.scores["pass"],
+            Score::Bool(false),
+            "a failed assertion is known"
+        );
         assert!(errored([&a], "timed out").scores.keys().eq(["pass"]));
     }
 

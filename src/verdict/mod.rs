@@ -348,25 +348,32 @@ fn arm_failure(e: &ExperimentResult, max_error_rate: f64) -> Option<String> {
 pub const MAX_JUDGE_ERROR_RATE: f64 = 0.2;
 
 /// Why an experiment's judging failed: more than [`MAX_JUDGE_ERROR_RATE`] of its judge calls
-/// (`judge_error_rate`) failed or answered with something other than the asked-for object.
+/// (`judge_error_rate`) in either arm failed or answered with something other than the
+/// asked-for object. Each arm on its own: a judge that fails on one arm's outputs (a content
+/// filter, a context limit) leaves that arm judged on the outputs it happened to answer for,
+/// however well the other arm was judged.
 fn judge_failure(e: &ExperimentResult) -> Option<String> {
-    let judgements: Vec<&Judgement> = e
-        .cases
-        .iter()
-        .flat_map(|c| c.baseline.iter().chain(&c.candidate))
-        .flat_map(|call| &call.judgements)
-        .collect();
-    let failed: Vec<&Judgement> = judgements.iter().copied().filter(|j| j.error.is_some()).collect();
-    let rate = failed.len() as f64 / judgements.len().max(1) as f64;
-    (rate > MAX_JUDGE_ERROR_RATE).then(|| {
-        format!(
-            "the run failed: {} of {} judge calls failed (judge_error_rate {}, more than {} allowed); first error: {}",
-            failed.len(),
-            judgements.len(),
-            format::relative(rate).trim_start_matches('+'),
-            format::relative(MAX_JUDGE_ERROR_RATE).trim_start_matches('+'),
-            failed.first().and_then(|j| j.error.clone()).unwrap_or_default()
-        )
+    [Arm::Baseline, Arm::Candidate].into_iter().find_map(|arm| {
+        let judgements: Vec<&Judgement> = (e.cases.iter())
+            .flat_map(|c| match arm {
+                Arm::Baseline => &c.baseline,
+                Arm::Candidate => &c.candidate,
+            })
+            .flat_map(|call| &call.judgements)
+            .collect();
+        let failed: Vec<&Judgement> = judgements.iter().copied().filter(|j| j.error.is_some()).collect();
+        let rate = failed.len() as f64 / judgements.len().max(1) as f64;
+        (rate > MAX_JUDGE_ERROR_RATE).then(|| {
+            format!(
+                "the run failed: {} of {} judge calls on the {}'s outputs failed (judge_error_rate {}, more than {} allowed); first error: {}",
+                failed.len(),
+                judgements.len(),
+                arm.name(),
+                format::relative(rate).trim_start_matches('+'),
+                format::relative(MAX_JUDGE_ERROR_RATE).trim_start_matches('+'),
+                failed.first().and_then(|j| j.error.clone()).unwrap_or_default()
+            )
+        })
     })
 }
 
@@ -630,6 +637,8 @@ pub fn run_error(results: &Results) -> Option<Error> {
             results.reason.clone(),
             if error_is_missing_shards(results) {
                 "the results were written; merge every shard's results.json: shards missing can show a regression, never pass the change"
+            } else if results.run.budget_refused > 0 {
+                "the results were written; raise `budget.max_usd` in promptgate.yaml (a shard may spend only its share of it), or lower repeats or cases"
             } else {
                 "the results were written; no metric was judged. Fix the provider (or raise `defaults.max_error_rate` if these failures are expected) and run again"
             },
@@ -647,6 +656,7 @@ pub fn count_calls(experiments: &[ExperimentResult]) -> RunFacts {
     let judgements: Vec<&Judgement> = calls.iter().flat_map(|c| &c.judgements).collect();
     let judge_spend_usd = judgements.iter().map(|j| j.cost_usd).sum::<f64>() + 0.0;
     let embedding_spend_usd = calls.iter().map(|c| c.embedding_cost_usd).sum::<f64>() + 0.0;
+    let judge_errors = judgements.iter().filter(|j| j.error.is_some()).count();
     RunFacts {
         cases: experiments.iter().map(|e| e.cases.len()).sum(),
         calls: calls.len(),
@@ -659,7 +669,8 @@ pub fn count_calls(experiments: &[ExperimentResult]) -> RunFacts {
             + embedding_spend_usd
             + 0.0,
         judge_calls: judgements.len(),
-        judge_errors: judgements.iter().filter(|j| j.error.is_some()).count(),
+        judge_errors,
+        judge_error_rate: (!judgements.is_empty()).then(|| judge_errors as f64 / judgements.len() as f64),
         judge_spend_usd,
         embedding_spend_usd,
         ..RunFacts::default()
@@ -786,6 +797,60 @@ mod tests {
             changed: ChangeFacts::default(),
         });
         assert!(!waivable(&errored));
+    }
+
+    /// A judge that fails on one arm's outputs stops the run even when the arms together stay
+    /// under the limit: 7 of 20 candidate judgements failed (35%), none of the baseline's
+    /// (17.5% of all 40).
+    #[test]
+    fn judge_failures_are_counted_per_arm() {
+        let judged = |failed: bool| Judgement {
+            metric: crate::results::Name::new("relevance"),
+            error: failed.then(|| "content filter".to_owned()),
+            ..Judgement::default()
+        };
+        let calls = |failed: usize| -> Vec<Call> {
+            (0..20)
+                .map(|i| Call {
+                    judgements: [judged(i < failed)].into_iter().collect(),
+                    ..Call::default()
+                })
+                .collect()
+        };
+        let experiment = |baseline_failed: usize, candidate_failed: usize| ExperimentResult {
+            name: "faq".to_owned(),
+            status: ExperimentStatus::Changed,
+            affected_by: Vec::new(),
+            verdict: ExperimentVerdict::Pass,
+            reason: String::new(),
+            provider: String::new(),
+            baseline: None,
+            candidate: None,
+            repeats: 20,
+            metrics: Vec::new(),
+            cases: vec![CaseResult {
+                id: "c".to_owned(),
+                group: None,
+                input: String::new(),
+                baseline: calls(baseline_failed),
+                candidate: calls(candidate_failed),
+                flip: None,
+            }],
+            dataset_cases: Vec::new(),
+            noise: ExperimentNoise::default(),
+            changed: ChangeFacts::default(),
+        };
+        let reason = judge_failure(&experiment(0, 7)).expect("the candidate's judging failed");
+        assert!(
+            reason.contains("7 of 20 judge calls on the candidate's outputs failed (judge_error_rate 35.0%"),
+            "{reason}"
+        );
+        assert!(
+            judge_failure(&experiment(7, 0))
+                .unwrap()
+                .contains("on the baseline's outputs")
+        );
+        assert!(judge_failure(&experiment(4, 4)).is_none(), "20% in each arm is allowed");
     }
 
     /// A new experiment runs candidate-only: nothing to compare, but a blocking gate's SLO on

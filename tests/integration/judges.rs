@@ -238,11 +238,19 @@ async fn more_than_a_fifth_of_judge_calls_failing_is_a_run_error() {
     let mut markers: Vec<&str> = GOOD[..15].to_vec();
     markers.extend(["[malformed]", "[score9]", "[missing]", "[refused]", "[malformed]"]);
     let repo = judged_repo(&server.uri(), &markers);
-    gate(&repo)
-        .await
-        .expect_code(3)
-        .stderr_has("20 of 80 judge calls failed (judge_error_rate 25.0%, more than 20.0% allowed)");
-    assert_eq!(results(&repo.path().join("out"))["verdict"], "error");
+    gate(&repo).await.expect_code(3).stderr_has(
+        "10 of 40 judge calls on the baseline's outputs failed (judge_error_rate 25.0%, more than 20.0% allowed)",
+    );
+    let r = results(&repo.path().join("out"));
+    assert_eq!(r["verdict"], "error");
+    assert_eq!(
+        (
+            &r["run"]["judge_calls"],
+            &r["run"]["judge_errors"],
+            &r["run"]["judge_error_rate"]
+        ),
+        (&json!(80), &json!(20), &json!(0.25))
+    );
 }
 
 #[test]

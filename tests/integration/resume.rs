@@ -477,6 +477,35 @@ async fn a_matrix_of_shards_spends_at_most_the_cap_together() {
     );
     let billed = billing.billed();
     assert!(billed <= cap, "four shards billed ${billed} under a cap of ${cap}");
+    // Merged, the matrix is the run the cap stopped: an error, never the verdict of the cases
+    // the shards managed to run.
+    let shards: Vec<String> = (1..=4)
+        .map(|k| {
+            repo.path()
+                .join(format!("shard-{k}/results.json"))
+                .display()
+                .to_string()
+        })
+        .collect();
+    let mut args = vec!["merge"];
+    args.extend(shards.iter().map(String::as_str));
+    args.extend(["--out", "merged"]);
+    let merged = repo.promptgate(&args);
+    merged.expect_code(3);
+    let merged = results(&repo.path().join("merged"));
+    let reason = merged["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("the budget's cap stopped shard 1/4, shard 2/4, shard 3/4, shard 4/4"),
+        "{reason}"
+    );
+    let refused: u64 = (1..=4)
+        .map(|k| {
+            results(&repo.path().join(format!("shard-{k}")))["run"]["budget_refused"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(merged["run"]["budget_refused"].as_u64(), Some(refused));
 }
 
 /// Approval reads the whole run's estimate in every shard, as the unsharded run would: a shard
