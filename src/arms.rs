@@ -12,7 +12,8 @@
 //!
 //! The response cache tells answers apart by [`cache_identity`]: everything besides the request
 //! that changes the output (type, address, deployment, API version, the `exec` command and the
-//! content of every file or folder of the arm's tree its arguments name), never a key.
+//! content of every file or folder of the arm's tree its arguments name, and the arm's whole
+//! tree, for what the program reads without naming it), never a key.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -260,7 +261,9 @@ impl Builder<'_> {
 
 /// What identifies a provider's answers in the cache besides the request (see the module
 /// documentation). An `exec` command's files are fingerprinted in `tree`, the arm's own, so an
-/// edited pipeline script is a new identity even when the command line is the same.
+/// edited pipeline script is a new identity even when the command line is the same; and so is
+/// the whole tree, as a program reads more than its command names (the modules it imports, its
+/// data): an arm whose pipeline changed anywhere is never answered with the other arm's output.
 pub fn cache_identity(spec: &ProviderSpec, tree: &dyn FileSource) -> String {
     // The first three fields keep the form earlier versions wrote, so a warm cache of an HTTP
     // provider stays warm.
@@ -281,9 +284,23 @@ pub fn cache_identity(spec: &ProviderSpec, tree: &dyn FileSource) -> String {
         for (path, object) in suite::command_paths(tree, spec) {
             identity.push_str(&format!("|{path}={}", object.fingerprint));
         }
+        match tree.whole() {
+            Some(whole) => identity.push_str(&format!("|tree={whole}")),
+            // The working tree is not fingerprinted whole: its pipeline's answers are this
+            // run's own, never reused by another.
+            None => identity.push_str(&format!("|tree=uncommitted:{}", *RUN_NONCE)),
+        }
     }
     identity
 }
+
+/// What tells this process's uncommitted trees apart from any other's in the cache.
+static RUN_NONCE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}-{}", std::process::id(), now.as_nanos())
+});
 
 /// The key a provider named `name` at base goes by (`keys`: name → key).
 fn key_of(keys: &BTreeMap<String, Name>, name: &Name) -> Name {
@@ -337,8 +354,23 @@ mod tests {
             "{at_base}"
         );
         assert!(at_base.contains("|lib=mem:"), "{at_base}");
-        // The same command over an edited script is another pipeline.
+        // The same command over an edited script is another pipeline, and so is the same script
+        // over an edited module it imports without naming it.
         assert_ne!(cache_identity(&exec, &edited), at_base);
+        let imported = MemTree::new([("scripts/answer.sh", "echo 30 days"), ("lib/b.py", "x = 2")]);
+        exec.command = Some(vec!["/bin/sh".to_owned(), "scripts/answer.sh".to_owned()]);
+        assert_ne!(cache_identity(&exec, &imported), cache_identity(&exec, &tree));
+        // The working tree is not fingerprinted whole: its answers are this run's only.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("scripts")).unwrap();
+        std::fs::write(dir.path().join("scripts/answer.sh"), "echo 30 days").unwrap();
+        let working = crate::workspace::DirTree::new(dir.path());
+        let uncommitted = cache_identity(&exec, &working);
+        assert!(
+            uncommitted.contains(&format!("|tree=uncommitted:{}-", std::process::id())),
+            "{uncommitted}"
+        );
+        assert_eq!(cache_identity(&exec, &working), uncommitted, "the same within a run");
         let mut other_command = exec.clone();
         other_command.command = Some(vec!["/bin/sh".to_owned(), "scripts/other.sh".to_owned()]);
         assert_ne!(cache_identity(&other_command, &tree), at_base);

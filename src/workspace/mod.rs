@@ -42,6 +42,12 @@ pub trait FileSource: Send + Sync {
 
     /// How this tree is named in messages: a short SHA, "working tree", …
     fn label(&self) -> String;
+
+    /// A fingerprint of the whole tree when it is known without reading every file (a commit's
+    /// root tree); `None` for the working tree, which may hold build folders of any size.
+    fn whole(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A file or folder of a tree, identified by its content.
@@ -162,6 +168,10 @@ impl FileSource for GitTree {
 
     fn label(&self) -> String {
         short_sha(&self.sha).to_owned()
+    }
+
+    fn whole(&self) -> Option<String> {
+        self.object("").ok().flatten().map(|root| root.fingerprint)
     }
 }
 
@@ -322,6 +332,17 @@ impl FileSource for MemTree {
 
     fn label(&self) -> String {
         "memory".to_owned()
+    }
+
+    fn whole(&self) -> Option<String> {
+        let mut h = Sha256::new();
+        for (name, text) in &self.files {
+            h.update(name.as_bytes());
+            h.update([0]);
+            h.update(file_fingerprint(text.as_bytes()).as_bytes());
+            h.update([0]);
+        }
+        Some(format!("mem:{}", hex::encode(h.finalize())))
     }
 }
 

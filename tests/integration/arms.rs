@@ -196,6 +196,45 @@ async fn a_pr_switching_to_a_broken_exec_command_fails() {
     );
 }
 
+/// A pipeline reads more than its command names: here the module its script sources. A pull
+/// request that edits only that module is a new pipeline, never answered with the base's
+/// output (from a warm cache, or by sharing the baseline's identical call).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_module_the_exec_command_does_not_name_is_a_new_pipeline() {
+    let repo = suite_repo("sim: {type: exec, command: [/bin/sh, scripts/answer.sh]}");
+    let suite = std::fs::read_to_string(repo.path().join("promptgate.yaml")).unwrap();
+    repo.write(
+        "promptgate.yaml",
+        &suite.replace(
+            "    dataset: datasets/refunds.jsonl\n",
+            "    dataset: datasets/refunds.jsonl\n    depends_on: [\"lib/**\"]\n",
+        ),
+    );
+    repo.write("scripts/answer.sh", ". lib/answer.sh\n");
+    repo.write("lib/answer.sh", GOOD_PIPELINE);
+    repo.commit("base");
+    promptgate(
+        &repo,
+        &["run", "--base", "main", "--head", "main", "--all", "--out", "warm"],
+    )
+    .await
+    .expect_code(0);
+    repo.checkout_new("pr");
+    repo.write("lib/answer.sh", BROKEN_PIPELINE);
+    repo.commit("break the module");
+
+    let run = promptgate(&repo, &["run", "--base", "main", "--out", "out"]).await;
+    run.expect_code(1);
+    let r = results(&repo.path().join("out"));
+    let candidate = calls(&r, "candidate");
+    assert!(
+        candidate
+            .iter()
+            .all(|(_, output, cached)| !*cached && output == "I cannot help with that."),
+        "{candidate:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edited_exec_script_runs_at_base_from_a_worktree_and_is_not_served_from_the_cache() {
     let repo = suite_repo("sim: {type: exec, command: [/bin/sh, scripts/answer.sh]}");
