@@ -95,6 +95,14 @@ fn scored_metrics(experiment: &Experiment) -> Vec<String> {
             names.extend(a.metrics());
         }
     }
+    // Repeats make every case's consistency and flakiness measurable: a change to one repeat
+    // leaves their gates with no data (which fails a blocking one), not with nothing to judge.
+    if experiment.repeats > 1 {
+        names.extend([
+            crate::metrics::CONSISTENCY.to_owned(),
+            crate::metrics::FLAKY_SHARE.to_owned(),
+        ]);
+    }
     names.into_iter().collect()
 }
 
@@ -528,10 +536,24 @@ experiments:
                 "    dataset: data/support.jsonl\n    assert: [{type: similarity, value: '{{ input }}', threshold: 0.8, metric: closeness}, {type: exec, command: [/bin/true], metric: [tone, depth]}]\n",
             ),
         );
-        let suite = load(&files);
+        let mut suite = load(&files);
         assert_eq!(
             scored_metrics(&suite.experiments[0]),
             ["closeness", "closeness_pass", "contains", "depth", "tone"]
+        );
+        // Repeats measure consistency and flakiness too.
+        suite.experiments[0].repeats = 3;
+        assert_eq!(
+            scored_metrics(&suite.experiments[0]),
+            [
+                "closeness",
+                "closeness_pass",
+                "consistency",
+                "contains",
+                "depth",
+                "flaky_share",
+                "tone"
+            ]
         );
     }
 

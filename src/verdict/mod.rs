@@ -727,6 +727,20 @@ mod tests {
         })
     }
 
+    fn arm() -> ArmInfo {
+        ArmInfo {
+            variant: "v".to_owned(),
+            version: None,
+            model: "m".to_owned(),
+            prompt: "p".to_owned(),
+            temperature: None,
+            max_tokens: None,
+            top_p: None,
+            evaluation_metrics: Default::default(),
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+        }
+    }
+
     #[test]
     fn a_base_that_does_not_load_is_an_error_a_waiver_may_lift_and_nothing_else_is() {
         let broken = "the suite at base (main) does not load: promptgate.yaml:16:3: expected a sequence";
@@ -853,6 +867,68 @@ mod tests {
         assert!(judge_failure(&experiment(4, 4)).is_none(), "20% in each arm is allowed");
     }
 
+    /// A pull request that cuts the repeats to one leaves a blocking consistency gate no data:
+    /// it fails closed, as a removed scorer's gate does, rather than vanish.
+    #[test]
+    fn a_gate_the_base_measured_and_head_cannot_fails_closed() {
+        let calls = || -> Vec<Call> {
+            let mut call = Call::default();
+            call.scores.insert("pass", Score::Bool(true));
+            vec![call]
+        };
+        let mut experiments = vec![ExperimentResult {
+            name: "faq".to_owned(),
+            status: ExperimentStatus::Changed,
+            affected_by: Vec::new(),
+            verdict: ExperimentVerdict::Pass,
+            reason: String::new(),
+            provider: String::new(),
+            baseline: Some(arm()),
+            candidate: Some(arm()),
+            repeats: 1,
+            metrics: Vec::new(),
+            cases: (0..30)
+                .map(|i| CaseResult {
+                    id: format!("c{i}"),
+                    group: None,
+                    input: String::new(),
+                    baseline: calls(),
+                    candidate: calls(),
+                    flip: None,
+                })
+                .collect(),
+            dataset_cases: Vec::new(),
+            noise: ExperimentNoise::default(),
+            changed: ChangeFacts {
+                base_scored: vec![metrics::CONSISTENCY.to_owned(), metrics::FLAKY_SHARE.to_owned()],
+                ..ChangeFacts::default()
+            },
+        }];
+        let gate = |metric: &str| suite::GateSpec {
+            metric: metric.to_owned(),
+            direction: Direction::Higher,
+            margin: suite::Margin::Absolute(0.0),
+            alpha: 0.05,
+            blocking: true,
+            slo: None,
+            require_non_inferiority: false,
+            require_equivalence: false,
+        };
+        let policy = Policy {
+            gates: vec![gate(metrics::CONSISTENCY), gate(metrics::FLAKY_SHARE)],
+            pending: Vec::new(),
+            alpha: 0.05,
+            seed: 1,
+            max_error_rate: 0.2,
+        };
+        judge(&mut experiments, &policy, None);
+        for name in [metrics::CONSISTENCY, metrics::FLAKY_SHARE] {
+            let m = experiments[0].metrics.iter().find(|m| m.name == name).expect(name);
+            assert_eq!((m.verdict, m.fails_gate), (MetricVerdict::NoData, true), "{name}");
+        }
+        assert_eq!(experiments[0].verdict, ExperimentVerdict::Fail);
+    }
+
     /// A new experiment runs candidate-only: nothing to compare, but a blocking gate's SLO on
     /// its own value still fails it, once the metric has its minimum n.
     #[test]
@@ -865,17 +941,7 @@ mod tests {
             reason: String::new(),
             provider: "mock".to_owned(),
             baseline: None,
-            candidate: Some(ArmInfo {
-                variant: "v".to_owned(),
-                version: None,
-                model: "m".to_owned(),
-                prompt: "p".to_owned(),
-                temperature: None,
-                max_tokens: None,
-                top_p: None,
-                evaluation_metrics: Default::default(),
-                timeout_ms: DEFAULT_TIMEOUT_MS,
-            }),
+            candidate: Some(arm()),
             repeats: 1,
             metrics: Vec::new(),
             cases: (0..cases)
