@@ -448,6 +448,15 @@ fn names(list: &[String]) -> String {
 pub fn dataset_changes(base: &Experiment, head: &Experiment) -> DatasetChanges {
     let before: BTreeMap<&str, &crate::suite::Case> = base.cases.iter().map(|c| (c.id.as_str(), c)).collect();
     let after: BTreeSet<&str> = head.cases.iter().map(|c| c.id.as_str()).collect();
+    // A case without a group is a unit of its own.
+    let units: BTreeSet<(bool, &str)> = base
+        .cases
+        .iter()
+        .map(|c| match &c.group {
+            Some(group) => (true, &**group),
+            None => (false, c.id.as_str()),
+        })
+        .collect();
     let mut changes = DatasetChanges {
         removed: base
             .cases
@@ -455,6 +464,7 @@ pub fn dataset_changes(base: &Experiment, head: &Experiment) -> DatasetChanges {
             .filter(|c| !after.contains(c.id.as_str()))
             .map(|c| c.id.clone())
             .collect(),
+        base_units: units.len(),
         ..DatasetChanges::default()
     };
     for case in &head.cases {
@@ -466,6 +476,9 @@ pub fn dataset_changes(base: &Experiment, head: &Experiment) -> DatasetChanges {
                 }
                 if old.vars != case.vars {
                     changes.vars_changed.push(case.id.clone());
+                }
+                if old.group != case.group {
+                    changes.groups_changed.push(case.id.clone());
                 }
             }
         }
@@ -771,6 +784,8 @@ experiments:
                 added: 1,
                 assertions_changed: vec!["a".to_owned()],
                 vars_changed: vec!["b".to_owned()],
+                groups_changed: Vec::new(),
+                base_units: 3,
             })
         );
     }

@@ -327,11 +327,22 @@ pub struct DatasetChanges {
     pub assertions_changed: Vec<String>,
     /// Ids of cases whose vars (the input) differ between base and head.
     pub vars_changed: Vec<String>,
+    /// Ids of cases whose `group` differs between base and head (cases of a group are one unit
+    /// of inference: regrouping changes how many units a metric has).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups_changed: Vec<String>,
+    /// The units (groups where the base's dataset has them, else cases) the base's dataset had.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub base_units: usize,
 }
 
 impl DatasetChanges {
     pub fn is_empty(&self) -> bool {
-        self.removed.is_empty() && self.added == 0 && self.assertions_changed.is_empty() && self.vars_changed.is_empty()
+        self.removed.is_empty()
+            && self.added == 0
+            && self.assertions_changed.is_empty()
+            && self.vars_changed.is_empty()
+            && self.groups_changed.is_empty()
     }
 }
 

@@ -89,6 +89,9 @@ fn dataset_sentence(d: &crate::results::DatasetChanges) -> String {
     if !d.vars_changed.is_empty() {
         parts.push(format!("vars changed: {}", d.vars_changed.join(", ")));
     }
+    if !d.groups_changed.is_empty() {
+        parts.push(format!("group changed: {}", d.groups_changed.join(", ")));
+    }
     parts.join(", ")
 }
 

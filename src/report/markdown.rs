@@ -1429,6 +1429,8 @@ mod tests {
                 added: 1,
                 assertions_changed: vec![HOSTILE.to_owned()],
                 vars_changed: Vec::new(),
+                groups_changed: vec![HOSTILE.to_owned()],
+                base_units: 3,
             });
             if let Some(arm) = &mut e.candidate {
                 arm.model = HOSTILE.to_owned();

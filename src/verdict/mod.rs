@@ -201,16 +201,16 @@ pub fn judge_with(experiments: &mut [ExperimentResult], policy: &Policy, look: O
             // A blocking metric the comparison could not measure fails closed.
             metric.fails_gate = true;
         } else if metric.verdict == MetricVerdict::TooFew && metric.blocking {
-            // Too few cases only because the pull request removed some: a PR may not escape its
-            // gate by shrinking its own test.
-            let removed = experiments[*ei]
-                .changed
-                .dataset_changes
-                .as_ref()
-                .map_or(0, |d| d.removed.len());
+            // Too few cases only because the pull request removed some, or regrouped them into
+            // fewer units than the base's dataset had: a PR may not escape its gate by shrinking
+            // its own test.
             let min = metric.details.min_n.unwrap_or(0);
-            if removed > 0 && metric.n + removed >= min {
-                metric.fails_gate = true;
+            if let Some(d) = &experiments[*ei].changed.dataset_changes {
+                let removed = d.removed.len();
+                let regrouped = !d.groups_changed.is_empty() && d.base_units >= min;
+                if (removed > 0 && metric.n + removed >= min) || regrouped {
+                    metric.fails_gate = true;
+                }
             }
         }
         if errored[*ei] {
@@ -457,7 +457,7 @@ fn describe_failure(m: &MetricResult) -> String {
         MetricVerdict::NoData => return format!("{} has no data to compare", m.name),
         MetricVerdict::TooFew => {
             return format!(
-                "{} has too few cases to be judged ({} of {}) after this PR removed cases from the dataset",
+                "{} has too few cases to be judged ({} of {}) after this PR removed or regrouped cases of the dataset",
                 m.name,
                 m.n,
                 m.details.min_n.unwrap_or(0)

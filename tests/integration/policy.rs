@@ -174,6 +174,7 @@ fn a_pr_editing_its_own_cases_shows_it_in_the_verdict_line() {
             "added": 0,
             "assertions_changed": ["return-gift"],
             "vars_changed": [],
+            "base_units": 44,
         })
     );
     assert!(

@@ -492,6 +492,8 @@ async fn grouped_cases_are_tested_by_group() {
     assert_eq!(experiment(&r, "refunds")["cases"][0]["group"], "passage-0");
 }
 
+/// A PR cannot escape its gate by shrinking its own test: neither by removing cases (8 of 12
+/// kept, below pass_rate's minimum of 10) nor by putting every case in one group (one unit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pr_cannot_escape_its_gate_by_shrinking_the_dataset() {
     let (server, _) = serve(|asked, _| Reply {
@@ -499,33 +501,41 @@ async fn a_pr_cannot_escape_its_gate_by_shrinking_the_dataset() {
         ..Reply::ok(1)
     })
     .await;
-    let repo = suite(&server, 12, "", "", "  pass_rate: {blocking: true}\n", None);
-    pr(&repo, "pr", "");
-    // Keep 8 of the 12 cases: below pass_rate's minimum of 10 only because of the PR.
-    let kept: String = repo
-        .read("datasets/refunds.jsonl")
-        .lines()
-        .take(8)
-        .map(|l| format!("{l}\n"))
-        .collect();
-    repo.write("datasets/refunds.jsonl", &kept);
-    repo.commit("fewer cases");
-    let run = promptgate(&repo, &["run", "--base", "main", "--out", "out"]).await;
-    run.expect_code(1);
-    let r = results(&repo.path().join("out"));
-    let m = refunds_metric(&r, "pass_rate");
-    assert_eq!(
-        (m["verdict"].as_str(), m["fails_gate"].as_bool()),
-        (Some("too_few"), Some(true)),
-        "{m}"
-    );
-    assert!(
-        experiment(&r, "refunds")["reason"]
-            .as_str()
-            .unwrap()
-            .contains("after this PR removed cases"),
-        "{r}"
-    );
+    let fewer = |data: &str| -> String { data.lines().take(8).map(|l| format!("{l}\n")).collect() };
+    let one_group = |data: &str| -> String {
+        data.lines()
+            .map(|l| format!("{}, \"group\": \"all\"}}\n", l.trim_end().trim_end_matches('}')))
+            .collect()
+    };
+    type Edit<'a> = &'a dyn Fn(&str) -> String;
+    let edits: [(&str, Edit<'_>, &str); 2] = [
+        ("fewer cases", &fewer, "4 cases removed"),
+        ("one group", &one_group, "group changed in 12 cases"),
+    ];
+    for (what, edit, note) in edits {
+        let repo = suite(&server, 12, "", "", "  pass_rate: {blocking: true}\n", None);
+        pr(&repo, "pr", "");
+        repo.write("datasets/refunds.jsonl", &edit(&repo.read("datasets/refunds.jsonl")));
+        repo.commit(what);
+        let run = promptgate(&repo, &["run", "--base", "main", "--out", "out"]).await;
+        run.expect_code(1);
+        let r = results(&repo.path().join("out"));
+        let m = refunds_metric(&r, "pass_rate");
+        assert_eq!(
+            (m["verdict"].as_str(), m["fails_gate"].as_bool()),
+            (Some("too_few"), Some(true)),
+            "{what}: {m}"
+        );
+        assert!(
+            experiment(&r, "refunds")["reason"]
+                .as_str()
+                .unwrap()
+                .contains("after this PR removed or regrouped cases"),
+            "{what}: {r}"
+        );
+        let report = std::fs::read_to_string(repo.path().join("out/report.md")).unwrap();
+        assert!(report.contains(note), "{what}: {report}");
+    }
 }
 
 #[test]

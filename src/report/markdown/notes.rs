@@ -192,6 +192,13 @@ pub(super) fn dataset_note(d: &DatasetChanges) -> String {
             ids(&d.vars_changed)
         ));
     }
+    if !d.groups_changed.is_empty() {
+        parts.push(format!(
+            "group changed in {} ({})",
+            cases(d.groups_changed.len()),
+            ids(&d.groups_changed)
+        ));
+    }
     format!("this PR edits the cases it is judged on: {}", parts.join(", "))
 }
 
