@@ -21,6 +21,18 @@ pub use crate::plan::PlanFacts;
 pub use run::{GateOptions, GateRun, run_gate, run_gate_with};
 
 pub fn run(mut cli: Cli) -> anyhow::Result<u8> {
+    // `canary` reads production logs, not the repository's history: a config outside the
+    // repository is read where it is, its relative paths from its own folder (or the root of
+    // the repository that folder is in).
+    if let Command::Canary(args) = &cli.command
+        && let Some(folder) = Path::new(&cli.config)
+            .parent()
+            .filter(|_| Path::new(&cli.config).is_absolute())
+        && config_in_repo(&cli.repo, &cli.config).is_err()
+    {
+        let config = config_in_repo(folder, &cli.config)?;
+        return canary::canary(folder, &config, args);
+    }
     cli.config = config_in_repo(&cli.repo, &cli.config)?;
     match cli.command {
         Command::Demo(args) => demo::demo(&args.out, args.live),

@@ -102,6 +102,29 @@ fn an_unchanged_canary_is_promoted_with_its_evidence() {
     }
 }
 
+/// The config may live outside the repository the command runs in (production logs are not
+/// the repository's): given by its absolute path, it is read where it is, and its relative log
+/// path from its own folder. Run from inside a git repository that does not hold it.
+#[test]
+fn a_config_outside_the_repository_is_read_where_it_is() {
+    let dir = setup(2_000, 0.08, 1.0);
+    let elsewhere = crate::support::TestRepo::new();
+    let config = dir.path().join("promptgate.yaml");
+    let out = dir.path().join("out");
+    let run = promptgate_in(
+        elsewhere.path(),
+        &[
+            "canary",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    run.expect_code(1).stdout_has("roll back: error_rate worse");
+    assert!(out.join("canary.json").is_file());
+}
+
 #[test]
 fn a_canary_with_more_errors_is_rolled_back_by_name() {
     let dir = setup(2_000, 0.08, 1.0);
