@@ -394,7 +394,7 @@ pub fn announce(estimate: &CostEstimate, simulated: bool, config: &str) {
     }
     for model in &estimate.unpriced_models {
         eprintln!(
-            "warning: model `{model}` has no price; its calls are counted at $0 (add it under `pricing:` in {config})"
+            "warning: model `{model}` has no price; its calls are counted at $0 in the spend and have no cost_per_request (add it under `pricing:` in {config})"
         );
     }
 }

@@ -80,7 +80,7 @@ pub(crate) fn cost_per_request(e: &ExperimentResult) -> [Option<f64>; 2] {
             .cases
             .iter()
             .flat_map(|c| calls(c, arm))
-            .filter(|c| c.error.is_none())
+            .filter(|c| c.error.is_none() && !c.unpriced)
             .map(|c| c.cost_usd)
             .collect();
         finite(stats::mean(&costs))

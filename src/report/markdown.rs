@@ -637,7 +637,11 @@ impl<'a> ExperimentView<'a> {
                     .cases
                     .iter()
                     .any(|c| c.baseline.iter().chain(&c.candidate).any(|call| call.batch));
-                e.metrics.iter().map(|m| MetricRow::new(m, e.status, batched)).collect()
+                let unpriced = unpriced_models(e);
+                e.metrics
+                    .iter()
+                    .map(|m| MetricRow::new(m, e.status, batched, &unpriced))
+                    .collect()
             },
             ci_label: Safe(words::ci_label(e)),
             projection: projection_sentence(e, requests_per_month).filter(|_| !failed).map(Safe),
@@ -658,9 +662,33 @@ impl<'a> ExperimentView<'a> {
     }
 }
 
+/// The models of the experiment's arms that answered calls with no price (their calls have no
+/// `cost_per_request`), as the pull request names them: escaped.
+fn unpriced_models(e: &ExperimentResult) -> Vec<String> {
+    let mut models: Vec<String> = Vec::new();
+    for (arm, calls) in [
+        (
+            &e.baseline,
+            e.cases.iter().flat_map(|c| &c.baseline).collect::<Vec<_>>(),
+        ),
+        (&e.candidate, e.cases.iter().flat_map(|c| &c.candidate).collect()),
+    ] {
+        if let Some(arm) = arm
+            && calls.iter().any(|c| c.unpriced)
+        {
+            let model = escape_untrusted(&arm.model, 60);
+            if !models.contains(&model) {
+                models.push(model);
+            }
+        }
+    }
+    models
+}
+
 impl<'a> MetricRow<'a> {
-    /// `batched`: some of the experiment's calls went through a batch API (`run --batch`).
-    fn new(m: &'a MetricResult, status: ExperimentStatus, batched: bool) -> MetricRow<'a> {
+    /// `batched`: some of the experiment's calls went through a batch API (`run --batch`);
+    /// `unpriced`: the models whose calls have no price (escaped).
+    fn new(m: &'a MetricResult, status: ExperimentStatus, batched: bool, unpriced: &[String]) -> MetricRow<'a> {
         let text = MetricText::new(m);
         let mut verdict = words::verdict_text(m, status == ExperimentStatus::New);
         if m.fails_gate {
@@ -673,13 +701,24 @@ impl<'a> MetricRow<'a> {
             let symbol = if m.fails_gate { "" } else { "⚠️ " };
             parts.push(format!("{symbol}{slo}"));
         }
+        let is_cost = m.name == crate::metrics::COST;
+        if is_cost && !unpriced.is_empty() {
+            parts.push(format!("no price for {}: add it under `pricing:`", unpriced.join(", ")));
+        }
         if m.details.left_out > 0 {
-            parts.push(format!(
-                "{} of {} cases timed in this run ({} cached left out)",
-                m.details.cases.unwrap_or(m.n),
-                m.details.cases.unwrap_or(m.n) + m.details.left_out,
-                m.details.left_out
-            ));
+            let compared = m.details.cases.unwrap_or(m.n);
+            let total = compared + m.details.left_out;
+            parts.push(if crate::metrics::Metric::of(&m.name).quantile().is_some() {
+                format!(
+                    "{compared} of {total} cases timed in this run ({} cached left out)",
+                    m.details.left_out
+                )
+            } else {
+                format!(
+                    "{compared} of {total} cases compared ({} with a value in one arm only left out)",
+                    m.details.left_out
+                )
+            });
         }
         if batched && m.verdict == MetricVerdict::NoData && crate::metrics::Metric::of(&m.name).quantile().is_some() {
             parts.push("not measured: calls sent through a batch API (`--batch`) have no latency".to_owned());

@@ -505,3 +505,38 @@ fn each_gate_s_intervals_are_at_its_own_alpha() {
     // A 99% interval is wider than the 95% one on the same cases.
     assert!(strict_width > default_width, "{strict_width} vs {default_width}");
 }
+
+/// A model with no price is not a free model: a PR that moves product-faq to one has no
+/// `cost_per_request` for its candidate, and the demo's blocking cost gate fails closed, saying
+/// why in the row and in the chart (it read as a −100% saving before).
+#[test]
+fn a_model_without_a_price_has_no_cost_and_fails_a_blocking_cost_gate() {
+    let repo = demo_pr();
+    repo.edit("configs/product-faq.yaml", "model: gpt-4o-mini", "model: gpt-9-ultra");
+    repo.commit("an unpriced model");
+    let run = repo.promptgate(&["run", "--base", "main", "--out", "out"]);
+    run.expect_code(1).stderr_has(
+        "model `gpt-9-ultra` has no price; its calls are counted at $0 in the spend and have no cost_per_request",
+    );
+    let r = results(&repo.path().join("out"));
+    let faq = experiment(&r, "product-faq");
+    let cost = metric(faq, "cost_per_request");
+    assert_eq!(
+        (
+            cost["verdict"].as_str(),
+            cost["fails_gate"].as_bool(),
+            cost["candidate"].as_f64()
+        ),
+        (Some("no_data"), Some(true), None),
+        "{cost}"
+    );
+    let calls = faq["cases"][0]["candidate"][0].clone();
+    assert_eq!(calls["unpriced"], true, "{calls}");
+    let report = std::fs::read_to_string(repo.path().join("out/report.md")).unwrap();
+    assert!(
+        report.contains("no price for gpt-9-ultra: add it under `pricing:`"),
+        "{report}"
+    );
+    let chart = std::fs::read_to_string(repo.path().join("out/charts/product-faq-cost.svg")).unwrap();
+    assert!(chart.contains("no price for its model"), "{chart}");
+}

@@ -31,7 +31,16 @@ pub(super) fn draw_cost<DB: DrawingBackend>(
         let y = 92.0 + i as f64 * 44.0;
         pen.bold(label, (20.0, y), 13.0, INK, Align::Left)?;
         let Some(cost) = cost else {
-            pen.text("not run", (left, y), 12.0, MUTED, Align::Left)?;
+            let arm = if i == 0 { Arm::Baseline } else { Arm::Candidate };
+            let calls = || e.cases.iter().flat_map(|c| crate::report::figures::calls(c, arm));
+            let why = if calls().next().is_none() {
+                "not run"
+            } else if calls().any(|c| c.unpriced) {
+                "no price for its model: add it under pricing in promptgate.yaml"
+            } else {
+                "no cost measured"
+            };
+            pen.text(why, (left, y), 12.0, MUTED, Align::Left)?;
             continue;
         };
         let end = if max > 0.0 {
