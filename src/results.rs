@@ -11,6 +11,7 @@ mod approvals;
 mod designs;
 mod judging;
 mod outputs;
+mod run_facts;
 mod scores;
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,7 @@ pub use designs::{AaRecommendation, AaSummary, SequentialSummary};
 pub use judging::{JudgeAdvice, JudgeVariance, MAX_JUDGE_REPEATS};
 pub use outputs::{CallLine, LONGEST_OUTPUT, SHOWN_FLIPS, outputs_elsewhere};
 use outputs::{output_elsewhere, schema_written};
+pub use run_facts::RunFacts;
 pub use scores::{Name, Scores};
 
 /// The schema of a `results.json` that carries every call's `output` inline.
@@ -711,53 +713,6 @@ impl Score {
             Score::Number(x) => x,
         }
     }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct RunFacts {
-    pub cases: usize,
-    pub calls: usize,
-    pub completed: usize,
-    pub errored: usize,
-    pub cache_hits: usize,
-    pub spend_usd: f64,
-    /// Estimated before the run, for comparison with the spend.
-    pub estimated_usd: f64,
-    /// True when every call went to the offline mock: spend is simulated.
-    pub simulated: bool,
-    pub duration_ms: u64,
-    /// Retries made across all calls.
-    #[serde(default)]
-    pub retries: usize,
-    /// Calls answered by a fallback provider.
-    #[serde(default)]
-    pub fallbacks: usize,
-    /// Responses that were rate limits (429).
-    #[serde(default)]
-    pub rate_limited: usize,
-    /// Calls recovered from the journal of an interrupted run.
-    #[serde(default)]
-    pub resumed: usize,
-    /// Calls the budget's hard cap refused: the run (and a merge of its shard) is an error.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub budget_refused: usize,
-    /// Judge calls made (after its retry, one per judgement) and those that failed.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub judge_calls: usize,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub judge_errors: usize,
-    /// `judge_errors / judge_calls`: the share of judge calls that failed (absent without
-    /// judge calls). Above [`crate::verdict::MAX_JUDGE_ERROR_RATE`] in an arm of an experiment,
-    /// the run is an error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub judge_error_rate: Option<f64>,
-    /// What judging cost; part of `spend_usd` (the evaluation's cost), never of
-    /// `cost_per_request` (the change's).
-    #[serde(default, skip_serializing_if = "is_zero_usd")]
-    pub judge_spend_usd: f64,
-    /// What embedding similarities cost; part of `spend_usd`, like judging.
-    #[serde(default, skip_serializing_if = "is_zero_usd")]
-    pub embedding_spend_usd: f64,
 }
 
 fn is_zero_usd(x: &f64) -> bool {

@@ -278,7 +278,9 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         side: candidate_side,
     };
     let mut endpoints = arms::endpoints(&cmp.repo, &mut jobs, baseline_arm, candidate_arm)?;
-    // Under --batch, which calls go through a batch API is the whole plan's endpoints' to say.
+    // Under --batch, which calls go through a batch API is the whole plan's endpoints' to say
+    // (said once, of the whole plan; the shard's jobs keep their marks).
+    let mut shard_batched = None;
     if let (Some(shard), Some(_)) = (options.shard, options.batch) {
         let judged = crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs);
         let batched = runner::batch::plan(&jobs, &endpoints.map, &policy_in_force.gates)?;
@@ -290,6 +292,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
             &judged,
             &prices,
         ));
+        shard_batched = Some(runner::batch::marks(&jobs, &endpoints.map));
     }
     // `exec` scorers come from head for both arms, and run in the head's tree.
     let scores_with_commands = planned.iter().any(|p| p.candidate.has_exec_scorer());
@@ -302,9 +305,9 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     let provider_names = endpoints.names();
     let simulated = !endpoints.map.is_empty() && endpoints.map.values().all(|e| e.provider.simulated());
     // `--batch`: which jobs go through a batch API, priced at its rate.
-    let batch_jobs = match options.batch {
-        Some(_) => Some(runner::batch::plan(&jobs, &endpoints.map, &policy_in_force.gates)?),
-        None => None,
+    let batch_jobs = match (options.batch, shard_batched) {
+        (Some(_), None) => Some(runner::batch::plan(&jobs, &endpoints.map, &policy_in_force.gates)?),
+        (_, marks) => marks,
     };
     let judged = crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs);
     let approve = |e: &plan::CostEstimate| match &shard_budget {

@@ -15,6 +15,7 @@
 
 mod escaping;
 mod flips;
+mod metric_row;
 mod notes;
 mod text_chart;
 
@@ -31,9 +32,10 @@ use super::words::{self, MetricText};
 use crate::format::{self, dash, dollars, duration, finite};
 use crate::results::{
     ArmInfo, Call, CaseResult, DatasetChanges, ExperimentResult, ExperimentStatus, ExperimentVerdict, Flip,
-    MetricResult, MetricVerdict, Results, Verdict,
+    MetricVerdict, Results, Verdict,
 };
 use escaping::{Safe, environment};
+use metric_row::{MetricRow, unpriced_models};
 use notes::{arm_changes, dataset_note, design_notes, projection_sentence};
 use text_chart::text_chart;
 
@@ -299,21 +301,6 @@ struct ArmChange {
     field: &'static str,
     baseline: String,
     candidate: String,
-}
-
-#[derive(Debug, Serialize)]
-struct MetricRow<'a> {
-    name: &'a str,
-    blocking: bool,
-    gated: bool,
-    fails_gate: bool,
-    baseline: Safe,
-    candidate: Safe,
-    delta: Safe,
-    ci: Safe,
-    p: Safe,
-    /// "❌ regression", "improvement", "no detectable change · non-inferior", …
-    verdict: Safe,
 }
 
 #[derive(Debug, Serialize)]
@@ -658,87 +645,6 @@ impl<'a> ExperimentView<'a> {
                 Vec::new()
             },
             flips: if failed { Vec::new() } else { flips },
-        }
-    }
-}
-
-/// The models of the experiment's arms that answered calls with no price (their calls have no
-/// `cost_per_request`), as the pull request names them: escaped.
-fn unpriced_models(e: &ExperimentResult) -> Vec<String> {
-    let mut models: Vec<String> = Vec::new();
-    for (arm, calls) in [
-        (
-            &e.baseline,
-            e.cases.iter().flat_map(|c| &c.baseline).collect::<Vec<_>>(),
-        ),
-        (&e.candidate, e.cases.iter().flat_map(|c| &c.candidate).collect()),
-    ] {
-        if let Some(arm) = arm
-            && calls.iter().any(|c| c.unpriced)
-        {
-            let model = escape_untrusted(&arm.model, 60);
-            if !models.contains(&model) {
-                models.push(model);
-            }
-        }
-    }
-    models
-}
-
-impl<'a> MetricRow<'a> {
-    /// `batched`: some of the experiment's calls went through a batch API (`run --batch`);
-    /// `unpriced`: the models whose calls have no price (escaped).
-    fn new(m: &'a MetricResult, status: ExperimentStatus, batched: bool, unpriced: &[String]) -> MetricRow<'a> {
-        let text = MetricText::new(m);
-        let mut verdict = words::verdict_text(m, status == ExperimentStatus::New);
-        if m.fails_gate {
-            verdict = format!("❌ {verdict}");
-        } else if m.verdict == MetricVerdict::MinorRegression {
-            verdict = format!("⚠️ {verdict}");
-        }
-        let mut parts = vec![verdict];
-        if let Some(slo) = text.slo_missed.clone() {
-            let symbol = if m.fails_gate { "" } else { "⚠️ " };
-            parts.push(format!("{symbol}{slo}"));
-        }
-        let is_cost = m.name == crate::metrics::COST;
-        if is_cost && !unpriced.is_empty() {
-            parts.push(format!("no price for {}: add it under `pricing:`", unpriced.join(", ")));
-        }
-        if m.details.left_out > 0 {
-            let compared = m.details.cases.unwrap_or(m.n);
-            let total = compared + m.details.left_out;
-            parts.push(if crate::metrics::Metric::of(&m.name).quantile().is_some() {
-                format!(
-                    "{compared} of {total} cases timed in this run ({} cached left out)",
-                    m.details.left_out
-                )
-            } else {
-                format!(
-                    "{compared} of {total} cases compared ({} with a value in one arm only left out)",
-                    m.details.left_out
-                )
-            });
-        }
-        if batched && m.verdict == MetricVerdict::NoData && crate::metrics::Metric::of(&m.name).quantile().is_some() {
-            parts.push("not measured: calls sent through a batch API (`--batch`) have no latency".to_owned());
-        }
-        if !m.gated {
-            parts.push("not gated".to_owned());
-        } else if !m.blocking && matches!(m.verdict, MetricVerdict::Regression | MetricVerdict::MinorRegression) {
-            parts.push("not blocking".to_owned());
-        }
-        MetricRow {
-            name: &m.name,
-            blocking: m.blocking && m.gated,
-            gated: m.gated,
-            fails_gate: m.fails_gate,
-            baseline: Safe(text.baseline),
-            candidate: Safe(text.candidate),
-            delta: Safe(text.delta),
-            ci: Safe(text.ci),
-            p: Safe(text.p),
-            verdict: Safe(parts.join(" · ")),
         }
     }
 }

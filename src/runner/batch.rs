@@ -140,6 +140,12 @@ pub fn plan(
     Ok(batched)
 }
 
+/// Which of `jobs` go through a batch API, as [`plan`] decides, without its checks and words:
+/// a shard's part of a plan [`plan`] has already announced.
+pub fn marks(jobs: &[Job], endpoints: &BTreeMap<String, super::Endpoint>) -> Vec<bool> {
+    jobs.iter().map(|j| goes_in_batch(j, endpoints)).collect()
+}
+
 /// The plan's estimate with the batched jobs (`batched`, as [`plan`] says) at the batch rate.
 pub fn estimate(jobs: &[Job], batched: &[bool], prices: &crate::providers::pricing::PriceTable) -> plan::CostEstimate {
     let (in_batches, one_by_one): (Vec<_>, Vec<_>) = jobs.iter().zip(batched).partition(|(_, b)| **b);

@@ -196,6 +196,44 @@ async fn a_batch_run_resumes_its_batch_after_the_wait_ran_out_and_prices_at_the_
     );
 }
 
+/// A shard sends its own part of the plan through the batch API, and says once (of the whole
+/// plan) which calls go that way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_batches_its_part_and_says_so_once() {
+    let (server, batches) = serve().await;
+    batches.ended.store(true, Ordering::SeqCst);
+    let repo = suite_repo(&server.uri(), false);
+    let run = promptgate(
+        &repo,
+        &["run", "--base", "main", "--out", "out", "--batch", "--shard", "1/2"],
+    )
+    .await;
+    assert!(matches!(run.code, 0 | 1), "{run:?}");
+    assert_eq!(run.stderr.matches("promptgate: --batch:").count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "--batch: {} of {} calls go through batch APIs",
+            2 * CASES,
+            2 * CASES
+        )),
+        "{}",
+        run.stderr
+    );
+    let kept: usize = run
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("promptgate: shard 1/2: "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the shard says its calls\n{}", run.stderr));
+    assert!(kept > 0 && kept < 2 * CASES, "{kept}");
+    assert_eq!(
+        batches.requests.lock().unwrap().len(),
+        kept,
+        "the shard's calls, batched"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocking_latency_gate_refuses_batch_before_anything_is_sent() {
     let (server, batches) = serve().await;
