@@ -286,8 +286,8 @@ pub fn cache_identity(spec: &ProviderSpec, tree: &dyn FileSource) -> String {
         }
         match tree.whole() {
             Some(whole) => identity.push_str(&format!("|tree={whole}")),
-            // The working tree is not fingerprinted whole: its pipeline's answers are this
-            // run's own, never reused by another.
+            // A tree outside git cannot be fingerprinted whole cheaply: its pipeline's answers
+            // are this run's own, never reused by another.
             None => identity.push_str(&format!("|tree=uncommitted:{}", *RUN_NONCE)),
         }
     }
@@ -360,7 +360,7 @@ mod tests {
         let imported = MemTree::new([("scripts/answer.sh", "echo 30 days"), ("lib/b.py", "x = 2")]);
         exec.command = Some(vec!["/bin/sh".to_owned(), "scripts/answer.sh".to_owned()]);
         assert_ne!(cache_identity(&exec, &imported), cache_identity(&exec, &tree));
-        // The working tree is not fingerprinted whole: its answers are this run's only.
+        // A folder outside git is not fingerprinted whole: its answers are this run's only.
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("scripts")).unwrap();
         std::fs::write(dir.path().join("scripts/answer.sh"), "echo 30 days").unwrap();
@@ -371,6 +371,24 @@ mod tests {
             "{uncommitted}"
         );
         assert_eq!(cache_identity(&exec, &working), uncommitted, "the same within a run");
+        // A working tree is fingerprinted as git would commit it: clean, as its commit's tree
+        // (another process, a rerun, finds the same); with a new file, as another.
+        let git = |args: &[&str]| crate::workspace::test_git(dir.path(), args);
+        git(&["init", "-q"]);
+        git(&["add", "-A"]);
+        git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"]);
+        let commit = git(&["rev-parse", "HEAD"]);
+        let at_commit = cache_identity(&exec, &crate::workspace::GitTree::new(dir.path(), commit.trim()));
+        let clean = cache_identity(&exec, &crate::workspace::DirTree::new(dir.path()));
+        assert_eq!(clean, at_commit);
+        std::fs::write(dir.path().join("lib.sh"), "x=1").unwrap();
+        let untracked = cache_identity(&exec, &crate::workspace::DirTree::new(dir.path()));
+        assert_ne!(untracked, clean, "an untracked module is part of the tree");
+        assert_eq!(
+            git(&["status", "--porcelain"]).trim(),
+            "?? lib.sh",
+            "the repository's own index is untouched"
+        );
         let mut other_command = exec.clone();
         other_command.command = Some(vec!["/bin/sh".to_owned(), "scripts/other.sh".to_owned()]);
         assert_ne!(cache_identity(&other_command, &tree), at_base);

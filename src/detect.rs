@@ -449,14 +449,16 @@ pub fn dataset_changes(base: &Experiment, head: &Experiment) -> DatasetChanges {
     let before: BTreeMap<&str, &crate::suite::Case> = base.cases.iter().map(|c| (c.id.as_str(), c)).collect();
     let after: BTreeSet<&str> = head.cases.iter().map(|c| c.id.as_str()).collect();
     // A case without a group is a unit of its own.
-    let units: BTreeSet<(bool, &str)> = base
-        .cases
-        .iter()
-        .map(|c| match &c.group {
-            Some(group) => (true, &**group),
-            None => (false, c.id.as_str()),
-        })
-        .collect();
+    let units = |e: &Experiment| -> usize {
+        e.cases
+            .iter()
+            .map(|c| match &c.group {
+                Some(group) => (true, &**group),
+                None => (false, c.id.as_str()),
+            })
+            .collect::<BTreeSet<(bool, &str)>>()
+            .len()
+    };
     let mut changes = DatasetChanges {
         removed: base
             .cases
@@ -464,7 +466,8 @@ pub fn dataset_changes(base: &Experiment, head: &Experiment) -> DatasetChanges {
             .filter(|c| !after.contains(c.id.as_str()))
             .map(|c| c.id.clone())
             .collect(),
-        base_units: units.len(),
+        base_units: units(base),
+        head_units: units(head),
         ..DatasetChanges::default()
     };
     for case in &head.cases {
@@ -786,6 +789,7 @@ experiments:
                 vars_changed: vec!["b".to_owned()],
                 groups_changed: Vec::new(),
                 base_units: 3,
+                head_units: 3,
             })
         );
     }

@@ -333,9 +333,12 @@ pub struct DatasetChanges {
     /// of inference: regrouping changes how many units a metric has).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups_changed: Vec<String>,
-    /// The units (groups where the base's dataset has them, else cases) the base's dataset had.
+    /// The units (groups where the dataset has them, else cases) the base's dataset had, and
+    /// head's has.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub base_units: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub head_units: usize,
 }
 
 impl DatasetChanges {

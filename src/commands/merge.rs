@@ -181,19 +181,6 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results>
     if let Some(needed) = shards.iter().find_map(|s| s.results.trust.approval.clone()) {
         crate::trust::apply(&mut results, needed);
     }
-    // Decided after the hold: a pass waiting for a maintainer's approval still says so.
-    if let Some(missing) = missing {
-        if results.verdict == Verdict::Pass {
-            results.verdict = Verdict::Error;
-            results.reason = format!(
-                "no verdict: partial merge: {missing}, and a pass needs every case (no blocking regression in the cases merged)"
-            );
-        } else {
-            results
-                .reason
-                .push_str(&format!(" — partial merge: {missing}, their cases are not counted"));
-        }
-    }
     // A shard the budget's cap stopped left its comparison incomplete: as in one run, the
     // merged run is an error, whatever its cases say.
     let stopped: Vec<String> = shards
@@ -212,6 +199,19 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results>
             results.run.budget_refused,
             stopped.join(", ")
         );
+    }
+    // Decided after the hold: a pass waiting for a maintainer's approval still says so.
+    if let Some(missing) = missing {
+        if results.verdict == Verdict::Pass {
+            results.verdict = Verdict::Error;
+            results.reason = format!(
+                "no verdict: partial merge: {missing}, and a pass needs every case (no blocking regression in the cases merged)"
+            );
+        } else {
+            results
+                .reason
+                .push_str(&format!(" — partial merge: {missing}, their cases are not counted"));
+        }
     }
     Ok(results)
 }

@@ -1376,6 +1376,7 @@ mod tests {
                 vars_changed: Vec::new(),
                 groups_changed: vec![HOSTILE.to_owned()],
                 base_units: 3,
+                head_units: 1,
             });
             if let Some(arm) = &mut e.candidate {
                 arm.model = HOSTILE.to_owned();

@@ -72,6 +72,9 @@ pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &s
         failures: ThinVec::new(),
         scorer_errors: ThinVec::new(),
     };
+    // A scorer that could have failed the call (an `exec` scorer, whose scores may be
+    // booleans; a similarity with a threshold) did not score it: its outcome is unknown.
+    let mut undecided = false;
     for a in assertions {
         let names = fresh_names(&scored.scores, a);
         let name = names[0].clone();
@@ -95,10 +98,16 @@ pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &s
                             scored.scores.insert(fresh, *value);
                         }
                     }
-                    Some(Err(why)) => scored.scorer_errors.push(format!("{}: {why}", a.metric)),
-                    None => scored
-                        .scorer_errors
-                        .push(format!("{}: the scorer was not run on this output", a.metric)),
+                    Some(Err(why)) => {
+                        undecided = true;
+                        scored.scorer_errors.push(format!("{}: {why}", a.metric));
+                    }
+                    None => {
+                        undecided = true;
+                        scored
+                            .scorer_errors
+                            .push(format!("{}: the scorer was not run on this output", a.metric));
+                    }
                 }
             }
             Check::Similarity {
@@ -118,6 +127,7 @@ pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &s
                 let value = match value {
                     Ok(value) => value,
                     Err(why) => {
+                        undecided |= threshold.is_some();
                         scored.scorer_errors.push(format!("{}: {why}", a.metric));
                         continue;
                     }
@@ -152,9 +162,8 @@ pub fn score<'a>(assertions: impl IntoIterator<Item = &'a Assertion>, output: &s
             }
         }
     }
-    // A scorer that could not score the output leaves its outcome unknown unless another
-    // assertion failed it: no `pass` (see `Call::pass`).
-    if !scored.failures.is_empty() || scored.scorer_errors.is_empty() {
+    // Unknown unless another assertion failed it: no `pass` (see `Call::pass`).
+    if !scored.failures.is_empty() || !undecided {
         scored.scores.insert("pass", Score::Bool(scored.failures.is_empty()));
     }
     // The call keeps these for the whole run: a `Vec` grown by one push holds four lines.
@@ -633,6 +642,15 @@ mod tests {
             !s.scores.contains_key("pass"),
             "a broken scorer neither fails the output nor passes it: its outcome is unknown"
         );
+        // Without a threshold the similarity is a metric only: it could not have failed the
+        // call, whose outcome stays known.
+        let metric_only = resolve(&RawAssertion {
+            method: Some("embeddings".to_owned()),
+            ..raw("similarity", Some(Value::String("Refunds within 30 days.".to_owned())))
+        });
+        let s = score([&metric_only], "Ask us.", &cx);
+        assert_eq!(s.scorer_errors.len(), 1);
+        assert_eq!(s.scores["pass"], Score::Bool(true));
     }
 
     #[test]

@@ -207,7 +207,9 @@ pub fn judge_with(experiments: &mut [ExperimentResult], policy: &Policy, look: O
             let min = metric.details.min_n.unwrap_or(0);
             if let Some(d) = &experiments[*ei].changed.dataset_changes {
                 let removed = d.removed.len();
-                let regrouped = !d.groups_changed.is_empty() && d.base_units >= min;
+                // Units the regrouping took away: back, they would have reached the minimum.
+                let merged = d.base_units.saturating_sub(d.head_units);
+                let regrouped = !d.groups_changed.is_empty() && merged > 0 && metric.n + merged >= min;
                 if (removed > 0 && metric.n + removed >= min) || regrouped {
                     metric.fails_gate = true;
                 }
@@ -613,6 +615,7 @@ pub fn partial(results: &Results) -> bool {
 pub fn error_is_missing_shards(results: &Results) -> bool {
     results.verdict == Verdict::Error
         && partial(results)
+        && results.run.budget_refused == 0
         && results
             .experiments
             .iter()
@@ -927,6 +930,74 @@ mod tests {
             assert_eq!((m.verdict, m.fails_gate), (MetricVerdict::NoData, true), "{name}");
         }
         assert_eq!(experiments[0].verdict, ExperimentVerdict::Fail);
+    }
+
+    /// Regrouping fails a gate only when it took away the units the gate needed: renaming a
+    /// group (as many units as before) leaves a gate too few as it was.
+    #[test]
+    fn regrouping_fails_a_gate_only_when_it_merged_the_units_it_needed() {
+        let verdict = |base_units: usize, head_units: usize| {
+            let mut experiments = vec![ExperimentResult {
+                name: "faq".to_owned(),
+                status: ExperimentStatus::Changed,
+                affected_by: Vec::new(),
+                verdict: ExperimentVerdict::Pass,
+                reason: String::new(),
+                provider: String::new(),
+                baseline: Some(arm()),
+                candidate: Some(arm()),
+                repeats: 1,
+                metrics: Vec::new(),
+                cases: (0..8)
+                    .map(|i| {
+                        let mut call = Call::default();
+                        call.scores.insert("pass", Score::Bool(true));
+                        CaseResult {
+                            id: format!("c{i}"),
+                            group: None,
+                            input: String::new(),
+                            baseline: vec![call.clone()],
+                            candidate: vec![call],
+                            flip: None,
+                        }
+                    })
+                    .collect(),
+                dataset_cases: Vec::new(),
+                noise: ExperimentNoise::default(),
+                changed: ChangeFacts {
+                    dataset_changes: Some(DatasetChanges {
+                        groups_changed: vec!["c0".to_owned()],
+                        base_units,
+                        head_units,
+                        ..DatasetChanges::default()
+                    }),
+                    ..ChangeFacts::default()
+                },
+            }];
+            let policy = Policy {
+                gates: vec![suite::GateSpec {
+                    metric: "pass_rate".to_owned(),
+                    direction: Direction::Higher,
+                    margin: suite::Margin::Absolute(0.0),
+                    alpha: 0.05,
+                    blocking: true,
+                    slo: None,
+                    require_non_inferiority: false,
+                    require_equivalence: false,
+                }],
+                pending: Vec::new(),
+                alpha: 0.05,
+                seed: 1,
+                max_error_rate: 0.2,
+            };
+            judge(&mut experiments, &policy, None);
+            let m = experiments[0].metrics.iter().find(|m| m.name == "pass_rate").unwrap();
+            (m.verdict, m.fails_gate)
+        };
+        // 8 units of 10 needed, as many as the base had: too few, as before the change.
+        assert_eq!(verdict(8, 8), (MetricVerdict::TooFew, false));
+        // 12 units at base, 4 merged away: the regrouping took the gate below its minimum.
+        assert_eq!(verdict(12, 8), (MetricVerdict::TooFew, true));
     }
 
     /// A new experiment runs candidate-only: nothing to compare, but a blocking gate's SLO on

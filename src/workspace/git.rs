@@ -552,6 +552,44 @@ pub(super) fn blob(objects: &mut Objects, id: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 /// `git`, without the GitHub token or the Actions runtime's credentials in its environment.
+/// The tree git would commit from the working tree at `root` with `git add -A` (ignored files
+/// left out, untracked ones in), as `git-tree:<id>`: a copy of the index takes the files, so
+/// the repository's own index is untouched. `None` outside git or when git fails.
+pub(super) fn working_tree_id(root: &Path) -> Option<String> {
+    let run = |args: &[&str], index: &Path| {
+        let out = git_command()
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .env("GIT_INDEX_FILE", index)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let real_index = {
+        let out = git_command()
+            .arg("-C")
+            .arg(root)
+            .args(["rev-parse", "--path-format=absolute", "--git-path", "index"])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))?
+    };
+    let scratch = tempfile::Builder::new().prefix("promptgate-index").tempdir().ok()?;
+    let index = scratch.path().join("index");
+    // The real index's entries (and their file times) let `add` hash only what changed.
+    if real_index.is_file() {
+        std::fs::copy(&real_index, &index).ok()?;
+    }
+    run(&["add", "-A", "--", "."], &index)?;
+    let tree = run(&["write-tree"], &index)?;
+    (!tree.is_empty()).then(|| format!("git-tree:{tree}"))
+}
+
 pub(super) fn git_command() -> Command {
     let mut command = Command::new("git");
     for name in crate::secrets::SCRUBBED {

@@ -43,8 +43,8 @@ pub trait FileSource: Send + Sync {
     /// How this tree is named in messages: a short SHA, "working tree", …
     fn label(&self) -> String;
 
-    /// A fingerprint of the whole tree when it is known without reading every file (a commit's
-    /// root tree); `None` for the working tree, which may hold build folders of any size.
+    /// A fingerprint of the whole tree, in the scheme of a commit's root tree where it can be
+    /// (a clean working tree has its commit's); `None` when it cannot be known cheaply.
     fn whole(&self) -> Option<String> {
         None
     }
@@ -178,11 +178,16 @@ impl FileSource for GitTree {
 /// The files on disk under a root (the working tree), for `validate` and `--head WORKTREE`.
 pub struct DirTree {
     root: PathBuf,
+    /// [`FileSource::whole`], asked of git once.
+    whole: std::sync::OnceLock<Option<String>>,
 }
 
 impl DirTree {
     pub fn new(root: &Path) -> Self {
-        DirTree { root: root.to_owned() }
+        DirTree {
+            root: root.to_owned(),
+            whole: std::sync::OnceLock::new(),
+        }
     }
 
     /// The real path of `path`, or `None` when nothing is there; an error for a link that
@@ -281,6 +286,11 @@ impl FileSource for DirTree {
 
     fn label(&self) -> String {
         "working tree".to_owned()
+    }
+
+    /// The tree `git add -A` would commit (build folders git ignores left out).
+    fn whole(&self) -> Option<String> {
+        self.whole.get_or_init(|| git::working_tree_id(&self.root)).clone()
     }
 }
 

@@ -175,6 +175,7 @@ fn a_pr_editing_its_own_cases_shows_it_in_the_verdict_line() {
             "assertions_changed": ["return-gift"],
             "vars_changed": [],
             "base_units": 44,
+            "head_units": 38,
         })
     );
     assert!(

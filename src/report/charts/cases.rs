@@ -55,8 +55,10 @@ pub(super) fn draw_cases<DB: DrawingBackend>(
         if c.baseline.is_empty() || c.candidate.is_empty() {
             continue;
         }
-        let b = pass_share(&c.baseline);
-        let k = pass_share(&c.candidate);
+        // A case whose repeats no judge or scorer could score has no share to draw.
+        let (Some(b), Some(k)) = (pass_share(&c.baseline), pass_share(&c.candidate)) else {
+            continue;
+        };
         let (jx, jy) = jitter(&c.id);
         let at = (plot.x(b + jx), plot.y(k + jy));
         match c.flip {
@@ -128,8 +130,10 @@ fn step(points: usize) -> usize {
     points.div_ceil(MOST_DRAWN).max(1)
 }
 
-fn pass_share(calls: &[Call]) -> f64 {
-    calls.iter().filter(|c| c.passed()).count() as f64 / calls.len().max(1) as f64
+/// The share of the repeats whose outcome is known that passed; `None` when none is known.
+fn pass_share(calls: &[Call]) -> Option<f64> {
+    let known: Vec<bool> = calls.iter().filter_map(Call::pass).collect();
+    (!known.is_empty()).then(|| known.iter().filter(|p| **p).count() as f64 / known.len() as f64)
 }
 
 /// A deterministic offset of up to ±0.06 per axis from the case id (FNV-1a), so cases with the

@@ -125,7 +125,10 @@ pub(super) const DIFF_MAX_WORDS: usize = 400;
 
 impl<'a> SideView<'a> {
     fn new(calls: &'a [Call], passed: bool, limits: SizeLimits) -> SideView<'a> {
-        let representative = calls.iter().find(|c| c.passed() == passed).or_else(|| calls.first());
+        let representative = calls
+            .iter()
+            .find(|c| c.pass() == Some(passed))
+            .or_else(|| calls.first());
         let mut seen = BTreeSet::new();
         let failures: Vec<&str> = calls
             .iter()
@@ -136,7 +139,12 @@ impl<'a> SideView<'a> {
         let shown = failures.len().min(limits.failures);
         let repeats = (calls.len() > 1).then(|| {
             let n = calls.iter().filter(|c| c.passed()).count();
-            Safe(format!("{n}/{} repeats passed", calls.len()))
+            // A repeat no judge or scorer could score is neither passed nor failed.
+            let known = calls.iter().filter(|c| c.pass().is_some()).count();
+            Safe(match calls.len() - known {
+                0 => format!("{n}/{known} repeats passed"),
+                unknown => format!("{n}/{known} repeats passed ({unknown} not scored)"),
+            })
         });
         SideView {
             output: representative.and_then(|c| c.output.as_deref()).unwrap_or(""),
