@@ -10,7 +10,7 @@ use anyhow::Context as _;
 
 use crate::detect::Detection;
 use crate::metrics::DEFAULT_TIMEOUT_MS;
-use crate::plan::{self, Arm, Job, Planned};
+use crate::plan::{self, Arm, Planned};
 use crate::providers::pricing::PriceTable;
 use crate::results::*;
 use crate::runner::stow::Stowed;
@@ -41,86 +41,8 @@ pub struct Input<'a> {
     pub spill: Option<&'a crate::output::Scratch>,
 }
 
-/// What scoring reads of a job: where its call goes and the model that prices it. The plan's
-/// jobs, with the messages they sent, are given back before scoring; these stay.
-/// Twenty bytes: every job has one, held through the calls and the scoring (indices as `u32`:
-/// an experiment holds at most `suite::MAX_CASES` cases, and a plan's experiments and models
-/// are fewer than its jobs).
-#[derive(Clone, Copy, Debug)]
-pub struct Place {
-    experiment: u32,
-    case: u32,
-    repeat: u32,
-    /// Index into [`Places::models`].
-    model: u32,
-    pub arm: Arm,
-}
-
-impl Place {
-    /// Index into the plan's experiments.
-    pub fn experiment(&self) -> usize {
-        self.experiment as usize
-    }
-
-    /// Index into the experiment's (head) cases.
-    pub fn case(&self) -> usize {
-        self.case as usize
-    }
-
-    pub fn repeat(&self) -> u32 {
-        self.repeat
-    }
-}
-
-/// An index of the plan as a [`Place`] holds it (see there).
-fn narrow(index: usize) -> u32 {
-    debug_assert!(u32::try_from(index).is_ok(), "a plan's index {index} past u32");
-    u32::try_from(index).unwrap_or(u32::MAX)
-}
-
-/// Every job's [`Place`], in the jobs' order, and the models they name once each.
-#[derive(Debug, Default)]
-pub struct Places {
-    places: Vec<Place>,
-    models: Vec<String>,
-}
-
-impl Places {
-    pub fn of(jobs: &[Job]) -> Places {
-        let mut models: Vec<String> = Vec::new();
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        let places = jobs
-            .iter()
-            .map(|job| {
-                let name = job.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default();
-                let model = *index.entry(name).or_insert_with(|| {
-                    models.push(name.to_owned());
-                    models.len() - 1
-                });
-                Place {
-                    experiment: narrow(job.experiment),
-                    case: narrow(job.case),
-                    arm: job.arm,
-                    repeat: job.repeat,
-                    model: narrow(model),
-                }
-            })
-            .collect();
-        Places { places, models }
-    }
-
-    pub fn len(&self) -> usize {
-        self.places.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.places.is_empty()
-    }
-
-    fn model(&self, place: &Place) -> &str {
-        &self.models[place.model as usize]
-    }
-}
+mod places;
+pub use places::{Place, Places};
 
 /// The runner's outcomes, in the jobs' order: lent (a sequential look scores them again at the
 /// next look) or given (the fixed design: each is dropped once scored, its output moved into
@@ -263,7 +185,8 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
     // Whether each pair's baseline answered, from its scoring until its candidate's (a case's
     // jobs run baseline then candidate, repeat by repeat): a comparison with an answer that
     // never came is decided without a judge (`scorers::compare::unanswered`).
-    let mut baseline_answered: HashMap<(usize, usize, u32), bool> = HashMap::new();
+    // `None`: the baseline's call failed for the run's reasons (`CallError::is_outage`).
+    let mut baseline_answered: HashMap<(usize, usize, u32), Option<bool>> = HashMap::new();
     let outcomes: Box<dyn Iterator<Item = anyhow::Result<Cow<'_, Outcome>>>> = match outcomes {
         Outcomes::Lent(o) => Box::new(o.iter().map(|o| Ok(Cow::Borrowed(o)))),
         Outcomes::Given(_, Some(mut stowed)) => Box::new((0..stowed.len()).map(move |index| {
@@ -310,15 +233,21 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
         // candidate's preference (`scorers::compare`); an answer beats one that never came.
         let pair = (place.experiment(), place.case(), place.repeat());
         let compared_pair = !compares.is_empty() && input.planned[place.experiment()].baseline.is_some();
+        // A call that failed for the run's reasons is no evidence about the change: it has no
+        // scores, and a pair with one is not compared.
+        let outage = outcome.result.as_ref().is_err_and(|e| e.is_outage());
+        let answered = (!outage).then_some(outcome.result.is_ok());
         let pair_value = match place.arm {
             _ if !compared_pair => None,
             Arm::Baseline => {
-                baseline_answered.insert(pair, outcome.result.is_ok());
-                Some(0.0)
+                baseline_answered.insert(pair, answered);
+                answered.map(|_| 0.0)
             }
             Arm::Candidate => baseline_answered
                 .remove(&pair)
-                .and_then(|baseline| scorers::compare::unanswered(outcome.result.is_ok(), baseline)),
+                .flatten()
+                .zip(answered)
+                .and_then(|(baseline, candidate)| scorers::compare::unanswered(candidate, baseline)),
         };
         let pair_scores = |scores: &mut Scores| {
             if let Some(value) = pair_value {
@@ -377,6 +306,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
                     },
                     list_cost_usd: list_cost.unwrap_or(0.0),
                     unpriced: list_cost.is_none(),
+                    outage: false,
                     cached: outcome.cached,
                     attempts: outcome.attempts,
                     provider,
@@ -396,6 +326,9 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
             Err(error) => {
                 let error = error.to_string();
                 let mut scored = scorers::errored(assertions.iter().copied(), &error);
+                if outage {
+                    scored.scores = Scores::new();
+                }
                 pair_scores(&mut scored.scores);
                 Call {
                     repeat: place.repeat(),
@@ -406,6 +339,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
                     cost_usd: 0.0,
                     list_cost_usd: 0.0,
                     unpriced: false,
+                    outage,
                     cached: false,
                     attempts: outcome.attempts,
                     provider,
@@ -803,47 +737,6 @@ mod tests {
         assert!(items.reversed.capacity() < 5_000, "{}", items.reversed.capacity());
         assert_eq!(items.size_hint(), (3_000, Some(3_000)));
         assert_eq!(items.collect::<Vec<_>>(), (7_000..10_000).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn a_place_is_twenty_bytes_and_gives_back_each_jobs_indices_and_model() {
-        assert!(std::mem::size_of::<Place>() <= 20, "{}", std::mem::size_of::<Place>());
-        let job = |experiment, case, arm, repeat, model: Result<&str, &str>| Job {
-            experiment,
-            case,
-            arm,
-            repeat,
-            provider: "sim".into(),
-            fallbacks: std::sync::Arc::from([]),
-            retime: false,
-            request: model
-                .map(|m| crate::providers::Request::chat(m, std::sync::Arc::from([])))
-                .map_err(str::to_owned),
-        };
-        let jobs = [
-            job(0, 99_999, Arm::Baseline, 0, Ok("old")),
-            job(0, 99_999, Arm::Candidate, 7, Ok("new")),
-            job(3, 1, Arm::Baseline, 2, Ok("old")),
-            job(3, 2, Arm::Candidate, 0, Err("undefined var")),
-        ];
-        let places = Places::of(&jobs);
-        assert_eq!(places.len(), 4);
-        let seen: Vec<_> = places
-            .places
-            .iter()
-            .map(|p| (p.experiment(), p.case(), p.arm, p.repeat(), places.model(p)))
-            .collect();
-        assert_eq!(
-            seen,
-            [
-                (0, 99_999, Arm::Baseline, 0, "old"),
-                (0, 99_999, Arm::Candidate, 7, "new"),
-                (3, 1, Arm::Baseline, 2, "old"),
-                // A job that could not be rendered names no model (its call costs nothing).
-                (3, 2, Arm::Candidate, 0, ""),
-            ]
-        );
-        assert_eq!(places.models, ["old", "new", ""]);
     }
 
     fn call(repeat: u32, output: Option<String>) -> Call {
