@@ -744,6 +744,68 @@ mod tests {
         }
     }
 
+    /// A changed experiment `faq` whose cases each hold these calls in both arms.
+    fn changed_faq(cases: usize, calls: impl Fn(usize) -> (Vec<Call>, Vec<Call>)) -> ExperimentResult {
+        ExperimentResult {
+            name: "faq".to_owned(),
+            status: ExperimentStatus::Changed,
+            affected_by: Vec::new(),
+            verdict: ExperimentVerdict::Pass,
+            reason: String::new(),
+            provider: String::new(),
+            baseline: Some(arm()),
+            candidate: Some(arm()),
+            repeats: 1,
+            metrics: Vec::new(),
+            cases: (0..cases)
+                .map(|i| {
+                    let (baseline, candidate) = calls(i);
+                    CaseResult {
+                        id: format!("c{i}"),
+                        group: None,
+                        input: String::new(),
+                        baseline,
+                        candidate,
+                        flip: None,
+                    }
+                })
+                .collect(),
+            dataset_cases: Vec::new(),
+            noise: ExperimentNoise::default(),
+            changed: ChangeFacts::default(),
+        }
+    }
+
+    /// One passing call in each arm.
+    fn passing(_: usize) -> (Vec<Call>, Vec<Call>) {
+        let mut call = Call::default();
+        call.scores.insert("pass", Score::Bool(true));
+        (vec![call.clone()], vec![call])
+    }
+
+    /// A policy of these blocking gates (higher is better, margin 0).
+    fn blocking(metrics: &[&str]) -> Policy {
+        Policy {
+            gates: metrics
+                .iter()
+                .map(|metric| suite::GateSpec {
+                    metric: (*metric).to_owned(),
+                    direction: Direction::Higher,
+                    margin: suite::Margin::Absolute(0.0),
+                    alpha: 0.05,
+                    blocking: true,
+                    slo: None,
+                    require_non_inferiority: false,
+                    require_equivalence: false,
+                })
+                .collect(),
+            pending: Vec::new(),
+            alpha: 0.05,
+            seed: 1,
+            max_error_rate: 0.2,
+        }
+    }
+
     #[test]
     fn a_base_that_does_not_load_is_an_error_a_waiver_may_lift_and_nothing_else_is() {
         let broken = "the suite at base (main) does not load: promptgate.yaml:16:3: expected a sequence";
@@ -834,28 +896,8 @@ mod tests {
                 })
                 .collect()
         };
-        let experiment = |baseline_failed: usize, candidate_failed: usize| ExperimentResult {
-            name: "faq".to_owned(),
-            status: ExperimentStatus::Changed,
-            affected_by: Vec::new(),
-            verdict: ExperimentVerdict::Pass,
-            reason: String::new(),
-            provider: String::new(),
-            baseline: None,
-            candidate: None,
-            repeats: 20,
-            metrics: Vec::new(),
-            cases: vec![CaseResult {
-                id: "c".to_owned(),
-                group: None,
-                input: String::new(),
-                baseline: calls(baseline_failed),
-                candidate: calls(candidate_failed),
-                flip: None,
-            }],
-            dataset_cases: Vec::new(),
-            noise: ExperimentNoise::default(),
-            changed: ChangeFacts::default(),
+        let experiment = |baseline_failed: usize, candidate_failed: usize| {
+            changed_faq(1, |_| (calls(baseline_failed), calls(candidate_failed)))
         };
         let reason = judge_failure(&experiment(0, 7)).expect("the candidate's judging failed");
         assert!(
@@ -874,56 +916,14 @@ mod tests {
     /// it fails closed, as a removed scorer's gate does, rather than vanish.
     #[test]
     fn a_gate_the_base_measured_and_head_cannot_fails_closed() {
-        let calls = || -> Vec<Call> {
-            let mut call = Call::default();
-            call.scores.insert("pass", Score::Bool(true));
-            vec![call]
-        };
         let mut experiments = vec![ExperimentResult {
-            name: "faq".to_owned(),
-            status: ExperimentStatus::Changed,
-            affected_by: Vec::new(),
-            verdict: ExperimentVerdict::Pass,
-            reason: String::new(),
-            provider: String::new(),
-            baseline: Some(arm()),
-            candidate: Some(arm()),
-            repeats: 1,
-            metrics: Vec::new(),
-            cases: (0..30)
-                .map(|i| CaseResult {
-                    id: format!("c{i}"),
-                    group: None,
-                    input: String::new(),
-                    baseline: calls(),
-                    candidate: calls(),
-                    flip: None,
-                })
-                .collect(),
-            dataset_cases: Vec::new(),
-            noise: ExperimentNoise::default(),
             changed: ChangeFacts {
                 base_scored: vec![metrics::CONSISTENCY.to_owned(), metrics::FLAKY_SHARE.to_owned()],
                 ..ChangeFacts::default()
             },
+            ..changed_faq(30, passing)
         }];
-        let gate = |metric: &str| suite::GateSpec {
-            metric: metric.to_owned(),
-            direction: Direction::Higher,
-            margin: suite::Margin::Absolute(0.0),
-            alpha: 0.05,
-            blocking: true,
-            slo: None,
-            require_non_inferiority: false,
-            require_equivalence: false,
-        };
-        let policy = Policy {
-            gates: vec![gate(metrics::CONSISTENCY), gate(metrics::FLAKY_SHARE)],
-            pending: Vec::new(),
-            alpha: 0.05,
-            seed: 1,
-            max_error_rate: 0.2,
-        };
+        let policy = blocking(&[metrics::CONSISTENCY, metrics::FLAKY_SHARE]);
         judge(&mut experiments, &policy, None);
         for name in [metrics::CONSISTENCY, metrics::FLAKY_SHARE] {
             let m = experiments[0].metrics.iter().find(|m| m.name == name).expect(name);
@@ -938,32 +938,6 @@ mod tests {
     fn regrouping_fails_a_gate_only_when_it_merged_the_units_it_needed() {
         let verdict = |base_units: usize, head_units: usize| {
             let mut experiments = vec![ExperimentResult {
-                name: "faq".to_owned(),
-                status: ExperimentStatus::Changed,
-                affected_by: Vec::new(),
-                verdict: ExperimentVerdict::Pass,
-                reason: String::new(),
-                provider: String::new(),
-                baseline: Some(arm()),
-                candidate: Some(arm()),
-                repeats: 1,
-                metrics: Vec::new(),
-                cases: (0..8)
-                    .map(|i| {
-                        let mut call = Call::default();
-                        call.scores.insert("pass", Score::Bool(true));
-                        CaseResult {
-                            id: format!("c{i}"),
-                            group: None,
-                            input: String::new(),
-                            baseline: vec![call.clone()],
-                            candidate: vec![call],
-                            flip: None,
-                        }
-                    })
-                    .collect(),
-                dataset_cases: Vec::new(),
-                noise: ExperimentNoise::default(),
                 changed: ChangeFacts {
                     dataset_changes: Some(DatasetChanges {
                         groups_changed: vec!["c0".to_owned()],
@@ -973,23 +947,9 @@ mod tests {
                     }),
                     ..ChangeFacts::default()
                 },
+                ..changed_faq(8, passing)
             }];
-            let policy = Policy {
-                gates: vec![suite::GateSpec {
-                    metric: "pass_rate".to_owned(),
-                    direction: Direction::Higher,
-                    margin: suite::Margin::Absolute(0.0),
-                    alpha: 0.05,
-                    blocking: true,
-                    slo: None,
-                    require_non_inferiority: false,
-                    require_equivalence: false,
-                }],
-                pending: Vec::new(),
-                alpha: 0.05,
-                seed: 1,
-                max_error_rate: 0.2,
-            };
+            let policy = blocking(&["pass_rate"]);
             judge(&mut experiments, &policy, None);
             let m = experiments[0].metrics.iter().find(|m| m.name == "pass_rate").unwrap();
             (m.verdict, m.fails_gate)

@@ -196,6 +196,17 @@ async fn a_pr_switching_to_a_broken_exec_command_fails() {
     );
 }
 
+/// Warms the cache with the base pipeline's answers (both arms at main), then starts `pr`.
+async fn warm_then_branch(repo: &TestRepo) {
+    promptgate(
+        repo,
+        &["run", "--base", "main", "--head", "main", "--all", "--out", "warm"],
+    )
+    .await
+    .expect_code(0);
+    repo.checkout_new("pr");
+}
+
 /// A pipeline reads more than its command names: here the module its script sources. A pull
 /// request that edits only that module is a new pipeline, never answered with the base's
 /// output (from a warm cache, or by sharing the baseline's identical call).
@@ -213,13 +224,7 @@ async fn an_edited_module_the_exec_command_does_not_name_is_a_new_pipeline() {
     repo.write("scripts/answer.sh", ". lib/answer.sh\n");
     repo.write("lib/answer.sh", GOOD_PIPELINE);
     repo.commit("base");
-    promptgate(
-        &repo,
-        &["run", "--base", "main", "--head", "main", "--all", "--out", "warm"],
-    )
-    .await
-    .expect_code(0);
-    repo.checkout_new("pr");
+    warm_then_branch(&repo).await;
     repo.write("lib/answer.sh", BROKEN_PIPELINE);
     repo.commit("break the module");
 
@@ -240,14 +245,7 @@ async fn an_edited_exec_script_runs_at_base_from_a_worktree_and_is_not_served_fr
     let repo = suite_repo("sim: {type: exec, command: [/bin/sh, scripts/answer.sh]}");
     repo.write("scripts/answer.sh", GOOD_PIPELINE);
     repo.commit("base");
-    // Warm the cache with the base pipeline's answers: both arms at main.
-    promptgate(
-        &repo,
-        &["run", "--base", "main", "--head", "main", "--all", "--out", "warm"],
-    )
-    .await
-    .expect_code(0);
-    repo.checkout_new("pr");
+    warm_then_branch(&repo).await;
     repo.write("scripts/answer.sh", BROKEN_PIPELINE);
     repo.commit("rewrite the pipeline");
 
