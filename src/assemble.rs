@@ -185,8 +185,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
     // Whether each pair's baseline answered, from its scoring until its candidate's (a case's
     // jobs run baseline then candidate, repeat by repeat): a comparison with an answer that
     // never came is decided without a judge (`scorers::compare::unanswered`).
-    // `None`: the baseline's call failed for the run's reasons (`CallError::is_outage`).
-    let mut baseline_answered: HashMap<(usize, usize, u32), Option<bool>> = HashMap::new();
+    let mut baseline_answered: HashMap<(usize, usize, u32), bool> = HashMap::new();
     let outcomes: Box<dyn Iterator<Item = anyhow::Result<Cow<'_, Outcome>>>> = match outcomes {
         Outcomes::Lent(o) => Box::new(o.iter().map(|o| Ok(Cow::Borrowed(o)))),
         Outcomes::Given(_, Some(mut stowed)) => Box::new((0..stowed.len()).map(move |index| {
@@ -233,21 +232,15 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
         // candidate's preference (`scorers::compare`); an answer beats one that never came.
         let pair = (place.experiment(), place.case(), place.repeat());
         let compared_pair = !compares.is_empty() && input.planned[place.experiment()].baseline.is_some();
-        // A call that failed for the run's reasons is no evidence about the change: it has no
-        // scores, and a pair with one is not compared.
-        let outage = outcome.result.as_ref().is_err_and(|e| e.is_outage());
-        let answered = (!outage).then_some(outcome.result.is_ok());
         let pair_value = match place.arm {
             _ if !compared_pair => None,
             Arm::Baseline => {
-                baseline_answered.insert(pair, answered);
-                answered.map(|_| 0.0)
+                baseline_answered.insert(pair, outcome.result.is_ok());
+                Some(0.0)
             }
             Arm::Candidate => baseline_answered
                 .remove(&pair)
-                .flatten()
-                .zip(answered)
-                .and_then(|(baseline, candidate)| scorers::compare::unanswered(candidate, baseline)),
+                .and_then(|baseline| scorers::compare::unanswered(outcome.result.is_ok(), baseline)),
         };
         let pair_scores = |scores: &mut Scores| {
             if let Some(value) = pair_value {
@@ -306,7 +299,6 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
                     },
                     list_cost_usd: list_cost.unwrap_or(0.0),
                     unpriced: list_cost.is_none(),
-                    outage: false,
                     cached: outcome.cached,
                     attempts: outcome.attempts,
                     provider,
@@ -326,9 +318,6 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
             Err(error) => {
                 let error = error.to_string();
                 let mut scored = scorers::errored(assertions.iter().copied(), &error);
-                if outage {
-                    scored.scores = Scores::new();
-                }
                 pair_scores(&mut scored.scores);
                 Call {
                     repeat: place.repeat(),
@@ -339,7 +328,6 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
                     cost_usd: 0.0,
                     list_cost_usd: 0.0,
                     unpriced: false,
-                    outage,
                     cached: false,
                     attempts: outcome.attempts,
                     provider,

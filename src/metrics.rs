@@ -190,13 +190,6 @@ impl Metric {
     /// errored call counts there in latency (censored: it took at least that long, or failed
     /// outright), and a cache hit has no latency of this run.
     pub fn call_value(&self, call: &Call, timeout_ms: u64) -> Option<f64> {
-        // Failed for the run's reasons (an outage, a rate limit): no evidence about the change,
-        // except in latency, where every errored call counts at its timeout (the contract's
-        // rule; a blocking latency gate re-times the baseline in the same run, so an outage
-        // falls on both arms there).
-        if call.outage && !matches!(self.kind, Kind::Latency { .. }) {
-            return None;
-        }
         let errored = call.error.is_some();
         match self.kind {
             // Unknown (a judge or scorer could not score it, nothing else failed): no value.
@@ -405,27 +398,6 @@ mod tests {
             ..scored(Some(true))
         };
         assert_eq!(cost.call_value(&unpriced, 1000), None);
-
-        // A call an outage failed is no evidence of anything: no metric counts it.
-        let outage = Call {
-            error: Some("transient provider error: HTTP 503".into()),
-            outage: true,
-            ..Call::default()
-        };
-        for name in [PASS_RATE, ERROR_RATE, COST, "relevance"] {
-            assert_eq!(Metric::of(name).call_value(&outage, 1000), None, "{name}");
-        }
-        assert_eq!(
-            Metric::of(LATENCY_P95).call_value(&outage, 1000),
-            Some(1000.0),
-            "every errored call counts at its timeout in latency"
-        );
-        let refused = Call {
-            error: Some("provider error: maximum context length exceeded".into()),
-            ..Call::default()
-        };
-        assert_eq!(Metric::of(ERROR_RATE).call_value(&refused, 1000), Some(1.0));
-        assert_eq!(Metric::of(LATENCY_P95).call_value(&refused, 1000), Some(1000.0));
     }
 
     #[test]

@@ -646,11 +646,6 @@ pub struct Call {
     pub provider: Option<Name>,
     #[serde(default)]
     pub fell_back: bool,
-    /// It failed for the run's reasons, not the change's (a provider outage or rate limit, the
-    /// budget, an interruption: `CallError::is_outage`): no metric but latency counts it (there
-    /// it is at its timeout, as every errored call). Absent when false.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub outage: bool,
     /// Sent through its provider's batch API (`run --batch`): `cost_usd` is at the batch rate,
     /// and it has no latency. Absent when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

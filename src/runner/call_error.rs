@@ -64,32 +64,6 @@ impl CallError {
     pub fn is_budget_refusal(&self) -> bool {
         matches!(self, CallError::BudgetRefused { .. })
     }
-
-    /// Whether it failed for the run's reasons, not the change's: the provider's rate limits
-    /// and outages (retries exhausted), the budget, an interruption, a batch that did not run
-    /// it. Such a call says nothing about the change: no metric but latency counts it (a warm
-    /// cache answers the baseline, so an outage during the run would fall on the candidate
-    /// alone; latency counts every errored call at its timeout), and the arms' error tolerance
-    /// (`max_error_rate`) still makes too many of them a run error. A timeout and a refused
-    /// request (a 4xx) may be the change's doing: they count everywhere.
-    pub fn is_outage(&self) -> bool {
-        match self {
-            CallError::RateLimited { .. }
-            | CallError::Transient { .. }
-            | CallError::BudgetRefused { .. }
-            | CallError::Interrupted { .. }
-            | CallError::NotRun
-            | CallError::BatchExpired { .. }
-            | CallError::BatchCanceled { .. }
-            | CallError::BatchFailed { .. }
-            | CallError::BatchPending { .. } => true,
-            CallError::Fallbacks { failures } => failures.iter().all(|(_, e)| e.is_outage()),
-            CallError::NotRendered { .. }
-            | CallError::NotConfigured { .. }
-            | CallError::Timeout { .. }
-            | CallError::Permanent { .. } => false,
-        }
-    }
 }
 
 impl fmt::Display for CallError {
@@ -147,45 +121,6 @@ impl fmt::Display for CallError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The run's failures (the provider's outages and limits, the budget, an interruption)
-    /// are told from the ones the change may cause (a timeout, a refused request, a prompt
-    /// that does not render).
-    #[test]
-    fn outages_are_the_runs_failures_and_nothing_the_change_may_cause() {
-        let transient = |m: &str| {
-            CallError::from_provider(&ProviderError::Transient {
-                message: m.to_owned(),
-                retry_after_ms: None,
-            })
-        };
-        assert!(transient("429 too many requests").is_outage());
-        assert!(transient("HTTP 503").is_outage());
-        assert!(CallError::BudgetRefused { cap_usd: 1.0 }.is_outage());
-        assert!(CallError::Interrupted { waiting_to_retry: true }.is_outage());
-        assert!(CallError::NotRun.is_outage());
-        assert!(!CallError::Timeout { after_ms: 1000 }.is_outage());
-        assert!(
-            !CallError::Permanent {
-                message: "maximum context length exceeded".to_owned()
-            }
-            .is_outage()
-        );
-        assert!(
-            !CallError::NotRendered {
-                message: "undefined var".to_owned()
-            }
-            .is_outage()
-        );
-        let chain = |second: CallError| CallError::Fallbacks {
-            failures: vec![("a".to_owned(), transient("HTTP 502")), ("b".to_owned(), second)],
-        };
-        assert!(chain(transient("HTTP 500")).is_outage());
-        assert!(
-            !chain(CallError::Timeout { after_ms: 1 }).is_outage(),
-            "one the change may cause"
-        );
-    }
 
     /// `results.json` keeps the words a call's `error` always had.
     #[test]

@@ -198,9 +198,8 @@ async fn llm_compare_judges_both_orders_counts_disagreement_as_a_tie_and_reports
 }
 
 /// Generation and judging on one server: the judge as [`Judge`]; a generation answers with the
-/// prompt's policy line (the candidate's is the fuller), refuses the request (400, the change's
-/// doing) where the case's input says that arm is down, and fails with an outage (500, the
-/// provider's) where it says the candidate's provider is out.
+/// prompt's policy line (the candidate's is the fuller), and fails (500) where the case's input
+/// says that arm is down.
 struct Both;
 
 impl Respond for Both {
@@ -216,10 +215,6 @@ impl Respond for Both {
             || (candidate && input.contains("[candidate down]"))
             || (!candidate && input.contains("[baseline down]"));
         if down {
-            return ResponseTemplate::new(400)
-                .set_body_json(json!({"error": {"message": "maximum context length exceeded"}}));
-        }
-        if candidate && input.contains("[candidate outage]") {
             return ResponseTemplate::new(500).set_body_json(json!({"error": {"message": "down"}}));
         }
         let answer = system.lines().last().unwrap();
@@ -234,7 +229,6 @@ impl Respond for Both {
 /// A pair one of whose calls failed is decided without a judge: the answer beats the failure
 /// (+1 for the candidate when only its baseline failed, −1 when only it did), and two failures
 /// tie. An arm that fails on some cases cannot leave the preference to the cases it answered.
-/// A call the provider's outage failed says nothing about the change: its pair has no value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_comparison_with_a_failed_call_prefers_the_answer() {
     let server = MockServer::start().await;
@@ -265,17 +259,7 @@ async fn a_comparison_with_a_failed_call_prefers_the_answer() {
         "p.md",
         "Answer from the policy.\n\nRefunds are issued within 30 days.\n",
     );
-    let markers = [
-        "[candidate down]",
-        "[baseline down]",
-        "[both down]",
-        "",
-        "",
-        "",
-        "",
-        "",
-        "[candidate outage]",
-    ];
+    let markers = ["[candidate down]", "[baseline down]", "[both down]", "", "", "", "", ""];
     let cases: String = markers
         .iter()
         .enumerate()
@@ -319,11 +303,6 @@ async fn a_comparison_with_a_failed_call_prefers_the_answer() {
         "only the baseline failed"
     );
     assert_eq!((value(2, "candidate"), judged(2)), (json!(0.0), 0), "both failed");
-    assert_eq!(
-        (value(8, "candidate"), judged(8), &cases[8]["candidate"][0]["outage"]),
-        (Value::Null, 0, &json!(true)),
-        "an outage is no evidence"
-    );
     for i in 0..3 {
         assert_eq!(value(i, "baseline"), json!(0.0), "c{i}: the baseline carries 0");
     }
