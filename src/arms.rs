@@ -371,8 +371,9 @@ mod tests {
             "{uncommitted}"
         );
         assert_eq!(cache_identity(&exec, &working), uncommitted, "the same within a run");
-        // A working tree is fingerprinted as git would commit it: clean, as its commit's tree
-        // (another process, a rerun, finds the same); with a new file, as another.
+        // A working tree is fingerprinted by its tracked files: clean, as its commit's tree
+        // (another process, a rerun, finds the same); an edited file makes another; a file git
+        // does not track (a run's own outputs) does not.
         let git = |args: &[&str]| crate::workspace::test_git(dir.path(), args);
         git(&["init", "-q"]);
         git(&["add", "-A"]);
@@ -381,12 +382,15 @@ mod tests {
         let at_commit = cache_identity(&exec, &crate::workspace::GitTree::new(dir.path(), commit.trim()));
         let clean = cache_identity(&exec, &crate::workspace::DirTree::new(dir.path()));
         assert_eq!(clean, at_commit);
-        std::fs::write(dir.path().join("lib.sh"), "x=1").unwrap();
+        std::fs::write(dir.path().join("journal.jsonl"), "{}").unwrap();
         let untracked = cache_identity(&exec, &crate::workspace::DirTree::new(dir.path()));
-        assert_ne!(untracked, clean, "an untracked module is part of the tree");
+        assert_eq!(untracked, clean, "an untracked file is not part of the tree");
+        std::fs::write(dir.path().join("scripts/answer.sh"), "echo 31 days").unwrap();
+        let edited = cache_identity(&exec, &crate::workspace::DirTree::new(dir.path()));
+        assert_ne!(edited, clean);
         assert_eq!(
             git(&["status", "--porcelain"]).trim(),
-            "?? lib.sh",
+            "M scripts/answer.sh\n?? journal.jsonl",
             "the repository's own index is untouched"
         );
         let mut other_command = exec.clone();

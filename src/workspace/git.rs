@@ -551,10 +551,11 @@ pub(super) fn blob(objects: &mut Objects, id: &str) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-/// `git`, without the GitHub token or the Actions runtime's credentials in its environment.
-/// The tree git would commit from the working tree at `root` with `git add -A` (ignored files
-/// left out, untracked ones in), as `git-tree:<id>`: a copy of the index takes the files, so
-/// the repository's own index is untouched. `None` outside git or when git fails.
+/// The tree of the working tree's tracked files at `root` as they are on disk (what
+/// `git commit -a` would commit), as `git-tree:<id>`: a copy of the index takes them, so the
+/// repository's own index is untouched. Files git does not track are not part of it: a run's
+/// own outputs (its journal among them) would make each run, and its resume, another tree.
+/// `None` outside git or when git fails.
 pub(super) fn working_tree_id(root: &Path) -> Option<String> {
     let run = |args: &[&str], index: &Path| {
         let out = git_command()
@@ -585,11 +586,12 @@ pub(super) fn working_tree_id(root: &Path) -> Option<String> {
     if real_index.is_file() {
         std::fs::copy(&real_index, &index).ok()?;
     }
-    run(&["add", "-A", "--", "."], &index)?;
+    run(&["add", "--update", "--", "."], &index)?;
     let tree = run(&["write-tree"], &index)?;
     (!tree.is_empty()).then(|| format!("git-tree:{tree}"))
 }
 
+/// `git`, without the GitHub token or the Actions runtime's credentials in its environment.
 pub(super) fn git_command() -> Command {
     let mut command = Command::new("git");
     for name in crate::secrets::SCRUBBED {

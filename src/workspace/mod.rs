@@ -288,7 +288,7 @@ impl FileSource for DirTree {
         "working tree".to_owned()
     }
 
-    /// The tree `git add -A` would commit (build folders git ignores left out).
+    /// The tree of its tracked files as they are on disk (`git::working_tree_id`).
     fn whole(&self) -> Option<String> {
         self.whole.get_or_init(|| git::working_tree_id(&self.root)).clone()
     }
