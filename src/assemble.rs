@@ -698,10 +698,7 @@ fn add_consistency(calls: &mut [Call]) {
 fn flip(baseline: &[Call], candidate: &[Call]) -> Option<Flip> {
     // Over the repeats whose outcome is known (see `Call::pass`).
     let majority = |calls: &[Call]| -> Option<bool> {
-        let (known, passed) = calls
-            .iter()
-            .filter_map(Call::pass)
-            .fold((0usize, 0usize), |(n, p), pass| (n + 1, p + usize::from(pass)));
+        let (known, passed) = crate::metrics::known_passes(calls);
         (known > 0).then_some(2 * passed > known)
     };
     match (majority(baseline)?, majority(candidate)?) {

@@ -327,12 +327,16 @@ fn latency_quantile(name: &str) -> Option<f64> {
 }
 
 /// Whether a case's repeats disagree on `pass`; `None` with fewer than two repeats.
-pub fn is_flaky(calls: &[Call]) -> Option<bool> {
-    // The repeats whose outcome is known (see `Call::pass`).
-    let (known, passed) = calls
+/// Of `calls`, the repeats whose outcome is known (see `Call::pass`) and those that passed.
+pub fn known_passes(calls: &[Call]) -> (usize, usize) {
+    calls
         .iter()
         .filter_map(Call::pass)
-        .fold((0usize, 0usize), |(n, p), pass| (n + 1, p + usize::from(pass)));
+        .fold((0, 0), |(known, passed), pass| (known + 1, passed + usize::from(pass)))
+}
+
+pub fn is_flaky(calls: &[Call]) -> Option<bool> {
+    let (known, passed) = known_passes(calls);
     if known < 2 {
         return None;
     }

@@ -749,6 +749,16 @@ impl MetricVerdict {
     }
 }
 
+impl CaseResult {
+    /// One arm's calls, a call per repeat.
+    pub fn calls(&self, arm: Arm) -> &[Call] {
+        match arm {
+            Arm::Baseline => &self.baseline,
+            Arm::Candidate => &self.candidate,
+        }
+    }
+}
+
 impl Call {
     pub fn passed(&self) -> bool {
         self.pass() == Some(true)

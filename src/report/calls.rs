@@ -352,11 +352,10 @@ fn load_shown_outputs(results: &mut Results, calls: &Path) -> Result<(), Error> 
         let at = experiments.get(call.experiment.as_ref()).and_then(|&ei| {
             let ci = *cases[ei].get(call.case.as_ref())?;
             let case = &results.experiments[ei].cases[ci];
-            let arm_calls = match call.arm {
-                Arm::Baseline => &case.baseline,
-                Arm::Candidate => &case.candidate,
-            };
-            arm_calls.iter().any(|c| c.repeat == call.repeat).then_some((ei, ci))
+            case.calls(call.arm)
+                .iter()
+                .any(|c| c.repeat == call.repeat)
+                .then_some((ei, ci))
         });
         let Some((ei, ci)) = at else {
             return Err(bad(

@@ -4,7 +4,7 @@
 //! [`Tone`] that each renderer draws in its own way.
 
 use crate::format::{self, Unit, finite};
-use crate::results::{Arm, Call, CaseResult, ExperimentResult, MetricResult};
+use crate::results::{Arm, ExperimentResult, MetricResult};
 use crate::stats;
 
 /// Which way a figure leans, for the renderer to colour.
@@ -20,13 +20,6 @@ pub(crate) fn is_quality(m: &MetricResult) -> bool {
     !matches!(format::unit(&m.name), Unit::Milliseconds | Unit::Usd)
 }
 
-pub(crate) fn calls(case: &CaseResult, arm: Arm) -> &[Call] {
-    match arm {
-        Arm::Baseline => &case.baseline,
-        Arm::Candidate => &case.candidate,
-    }
-}
-
 /// The latencies the latency metrics compare, ascending: every call timed in this run, an
 /// errored one at its arm's timeout, none from the cache (`metrics::Metric::call_value`), so the
 /// chart shows exactly the calls the table's numbers come from.
@@ -40,7 +33,7 @@ pub(crate) fn latencies(e: &ExperimentResult, arm: Arm) -> Vec<f64> {
     let mut xs: Vec<f64> = e
         .cases
         .iter()
-        .flat_map(|c| metric.values(calls(c, arm), timeout))
+        .flat_map(|c| metric.values(c.calls(arm), timeout))
         .filter(|x| x.is_finite() && *x >= 0.0)
         .collect();
     xs.sort_unstable_by(f64::total_cmp);
@@ -79,7 +72,7 @@ pub(crate) fn cost_per_request(e: &ExperimentResult) -> [Option<f64>; 2] {
         let costs: Vec<f64> = e
             .cases
             .iter()
-            .flat_map(|c| calls(c, arm))
+            .flat_map(|c| c.calls(arm))
             .filter(|c| c.error.is_none() && !c.unpriced)
             .map(|c| c.cost_usd)
             .collect();

@@ -357,10 +357,7 @@ pub const MAX_JUDGE_ERROR_RATE: f64 = 0.2;
 fn judge_failure(e: &ExperimentResult) -> Option<String> {
     [Arm::Baseline, Arm::Candidate].into_iter().find_map(|arm| {
         let judgements: Vec<&Judgement> = (e.cases.iter())
-            .flat_map(|c| match arm {
-                Arm::Baseline => &c.baseline,
-                Arm::Candidate => &c.candidate,
-            })
+            .flat_map(|c| c.calls(arm))
             .flat_map(|call| &call.judgements)
             .collect();
         let failed: Vec<&Judgement> = judgements.iter().copied().filter(|j| j.error.is_some()).collect();

@@ -268,6 +268,13 @@ fn http_date(at: std::time::SystemTime) -> String {
     format!("{weekday}, {} {month} {} {} GMT", &rfc[8..10], &rfc[0..4], &rfc[11..19])
 }
 
+/// Serves pull request #7 from `base` to `head` on `branch` of `head_repo` (the fork's).
+async fn serve_fork_pull(server: &MockServer, base: &str, head: &str, branch: &str, head_repo: Value) {
+    let pull = json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
+        "head": {"ref": branch, "sha": head, "repo": head_repo}, "labels": []});
+    json_mock(server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull).await;
+}
+
 async fn json_mock(server: &MockServer, verb: &str, route: &str, status: u16, body: Value) {
     Mock::given(method(verb))
         .and(path(route))
@@ -2070,13 +2077,12 @@ async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_report
     );
     std::fs::write(&results_path, forged).unwrap();
     let server = fake_github(vec![], json!([]), &[]).await;
-    json_mock(
+    serve_fork_pull(
         &server,
-        "GET",
-        &format!("/repos/{REPO}/pulls/7"),
-        200,
-        json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
-               "head": {"ref": "tighten-refunds", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}}, "labels": []}),
+        &base,
+        &head,
+        "tighten-refunds",
+        json!({"full_name": "outside-contrib/prompts"}),
     )
     .await;
     let published = publish_artifact(repo.path(), server.uri(), &head, "success").await;
@@ -2112,13 +2118,12 @@ async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_report
     // The evaluating run failed (no results): the publish job says so instead of failing blind.
     std::fs::remove_file(repo.path().join("artifact/results.json")).unwrap();
     let server = fake_github(vec![], json!([]), &[]).await;
-    json_mock(
+    serve_fork_pull(
         &server,
-        "GET",
-        &format!("/repos/{REPO}/pulls/7"),
-        200,
-        json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
-               "head": {"ref": "tighten-refunds", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}}, "labels": []}),
+        &base,
+        &head,
+        "tighten-refunds",
+        json!({"full_name": "outside-contrib/prompts"}),
     )
     .await;
     publish_artifact(repo.path(), server.uri(), &head, "failure")
@@ -2139,10 +2144,17 @@ async fn untrusted_results_are_not_published_over_a_trusted_evaluation_of_the_sa
     let state = json!({"v": 1, "head_sha": head, "results": {"sha": head, "verdict": "pass",
         "reason": "evaluated by a maintainer", "untrusted": false, "regressions": []}});
     let sticky = format!("{MARKER}\n## ✅ promptgate: pass\ntrusted numbers\n\n<!-- promptgate:state {state} -->\n");
-    let pull = json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
-        "head": {"ref": "tighten-refunds", "sha": head, "repo": {"full_name": "outside-contrib/prompts"}}, "labels": []});
+    let serve_pull = |server| {
+        serve_fork_pull(
+            server,
+            &base,
+            &head,
+            "tighten-refunds",
+            json!({"full_name": "outside-contrib/prompts"}),
+        )
+    };
     let server = fake_github_with(&sticky, vec![], json!([]), &[]).await;
-    json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull.clone()).await;
+    serve_pull(&server).await;
     let published = publish_artifact(repo.path(), server.uri(), &head, "success").await;
     published
         .run
@@ -2161,7 +2173,7 @@ async fn untrusted_results_are_not_published_over_a_trusted_evaluation_of_the_sa
 
     // Nor a failed re-run (cancelled, say) of the untrusted evaluation.
     let server = fake_github_with(&sticky, vec![], json!([]), &[]).await;
-    json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull.clone()).await;
+    serve_pull(&server).await;
     let dir = repo.path().to_owned();
     publish_artifact(&dir, server.uri(), &head, "cancelled")
         .await
@@ -2177,7 +2189,7 @@ async fn untrusted_results_are_not_published_over_a_trusted_evaluation_of_the_sa
     // Trusted results of another commit are no reason: these are published as always.
     let other = sticky.replace(&head, &"0".repeat(40));
     let server = fake_github_with(&other, vec![], json!([]), &[]).await;
-    json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull).await;
+    serve_pull(&server).await;
     publish_artifact(repo.path(), server.uri(), &head, "success")
         .await
         .run
@@ -2197,9 +2209,7 @@ async fn a_workflow_run_publishes_only_to_the_pull_request_whose_head_it_evaluat
         ("outside-contrib/prompts", "main"),
     ] {
         let server = fake_github(vec![], json!([]), &[]).await;
-        let pull = json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
-            "head": {"ref": branch, "sha": head, "repo": {"full_name": owner}}, "labels": []});
-        json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull).await;
+        serve_fork_pull(&server, &base, &head, branch, json!({"full_name": owner})).await;
         for conclusion in ["success", "failure"] {
             let dir = repo.path().to_owned();
             publish_artifact(&dir, server.uri(), &head, conclusion).await
@@ -2217,9 +2227,7 @@ async fn a_workflow_run_publishes_only_to_the_pull_request_whose_head_it_evaluat
     }
     // A deleted fork names no repository: bound by its branch and commit, with a warning.
     let server = fake_github(vec![], json!([]), &[]).await;
-    let pull = json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
-        "head": {"ref": "tighten-refunds", "sha": head, "repo": null}, "labels": []});
-    json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull).await;
+    serve_fork_pull(&server, &base, &head, "tighten-refunds", Value::Null).await;
     publish_artifact(repo.path(), server.uri(), &head, "success")
         .await
         .run
@@ -2227,10 +2235,8 @@ async fn a_workflow_run_publishes_only_to_the_pull_request_whose_head_it_evaluat
         .stderr_has("does not name its head's repository or branch; bound to the pull request by commit only");
     // A fork renamed since the run keeps its id: the same head, published.
     let server = fake_github(vec![], json!([]), &[]).await;
-    let pull = json!({"number": 7, "base": {"ref": "main", "sha": base, "repo": {"full_name": REPO}},
-        "head": {"ref": "tighten-refunds", "sha": head, "repo": {"full_name": "outside-contrib/renamed", "id": 990_022_334}},
-        "labels": []});
-    json_mock(&server, "GET", &format!("/repos/{REPO}/pulls/7"), 200, pull).await;
+    let renamed = json!({"full_name": "outside-contrib/renamed", "id": 990_022_334});
+    serve_fork_pull(&server, &base, &head, "tighten-refunds", renamed).await;
     publish_artifact(repo.path(), server.uri(), &head, "success")
         .await
         .run

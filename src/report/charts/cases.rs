@@ -132,8 +132,8 @@ fn step(points: usize) -> usize {
 
 /// The share of the repeats whose outcome is known that passed; `None` when none is known.
 fn pass_share(calls: &[Call]) -> Option<f64> {
-    let known: Vec<bool> = calls.iter().filter_map(Call::pass).collect();
-    (!known.is_empty()).then(|| known.iter().filter(|p| **p).count() as f64 / known.len() as f64)
+    let (known, passed) = crate::metrics::known_passes(calls);
+    (known > 0).then(|| passed as f64 / known as f64)
 }
 
 /// A deterministic offset of up to ±0.06 per axis from the case id (FNV-1a), so cases with the

@@ -32,7 +32,7 @@ pub(super) fn draw_cost<DB: DrawingBackend>(
         pen.bold(label, (20.0, y), 13.0, INK, Align::Left)?;
         let Some(cost) = cost else {
             let arm = if i == 0 { Arm::Baseline } else { Arm::Candidate };
-            let calls = || e.cases.iter().flat_map(|c| crate::report::figures::calls(c, arm));
+            let calls = || e.cases.iter().flat_map(|c| c.calls(arm));
             let why = if calls().next().is_none() {
                 "not run"
             } else if calls().any(|c| c.unpriced) {

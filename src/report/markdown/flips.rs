@@ -138,9 +138,8 @@ impl<'a> SideView<'a> {
             .collect();
         let shown = failures.len().min(limits.failures);
         let repeats = (calls.len() > 1).then(|| {
-            let n = calls.iter().filter(|c| c.passed()).count();
             // A repeat no judge or scorer could score is neither passed nor failed.
-            let known = calls.iter().filter(|c| c.pass().is_some()).count();
+            let (known, n) = crate::metrics::known_passes(calls);
             Safe(match calls.len() - known {
                 0 => format!("{n}/{known} repeats passed"),
                 unknown => format!("{n}/{known} repeats passed ({unknown} not scored)"),

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::escaping::Safe;
 use crate::report::escape::escape_untrusted;
 use crate::report::words::{self, MetricText};
-use crate::results::{ExperimentResult, ExperimentStatus, MetricResult, MetricVerdict};
+use crate::results::{Arm, ExperimentResult, ExperimentStatus, MetricResult, MetricVerdict};
 
 #[derive(Debug, Serialize)]
 pub(super) struct MetricRow<'a> {
@@ -27,17 +27,11 @@ pub(super) struct MetricRow<'a> {
 /// `cost_per_request`), as the pull request names them: escaped.
 pub(super) fn unpriced_models(e: &ExperimentResult) -> Vec<String> {
     let mut models: Vec<String> = Vec::new();
-    for (arm, calls) in [
-        (
-            &e.baseline,
-            e.cases.iter().flat_map(|c| &c.baseline).collect::<Vec<_>>(),
-        ),
-        (&e.candidate, e.cases.iter().flat_map(|c| &c.candidate).collect()),
-    ] {
-        if let Some(arm) = arm
-            && calls.iter().any(|c| c.unpriced)
+    for (info, arm) in [(&e.baseline, Arm::Baseline), (&e.candidate, Arm::Candidate)] {
+        if let Some(info) = info
+            && e.cases.iter().flat_map(|c| c.calls(arm)).any(|c| c.unpriced)
         {
-            let model = escape_untrusted(&arm.model, 60);
+            let model = escape_untrusted(&info.model, 60);
             if !models.contains(&model) {
                 models.push(model);
             }
