@@ -455,11 +455,18 @@ fn describe_failure(m: &MetricResult) -> String {
         }
         MetricVerdict::NoData => return format!("{} has no data to compare", m.name),
         MetricVerdict::TooFew => {
+            // Grouped cases count by group (the unit of inference).
+            let units = match m.details.cases {
+                Some(cases) if cases != m.n => format!(
+                    "groups to be judged ({} of {}; {cases} cases)",
+                    m.n,
+                    m.details.min_n.unwrap_or(0)
+                ),
+                _ => format!("cases to be judged ({} of {})", m.n, m.details.min_n.unwrap_or(0)),
+            };
             return format!(
-                "{} has too few cases to be judged ({} of {}) after this PR removed or regrouped cases of the dataset",
-                m.name,
-                m.n,
-                m.details.min_n.unwrap_or(0)
+                "{} has too few {units} after this PR removed or regrouped cases of the dataset",
+                m.name
             );
         }
         _ => {}
