@@ -371,26 +371,42 @@ mod tests {
             "{uncommitted}"
         );
         assert_eq!(cache_identity(&exec, &working), uncommitted, "the same within a run");
-        // A working tree is fingerprinted by its tracked files: clean, as its commit's tree
-        // (another process, a rerun, finds the same); an edited file makes another; a file git
-        // does not track (a run's own outputs) does not.
+        // A working tree is fingerprinted by its files as they are on disk: clean, as its
+        // commit's tree (another process, a rerun, finds the same); an edited file makes
+        // another, and so does a new module git does not track yet (a pipeline may import
+        // it); the run's output folder and the files git ignores do not.
         let git = |args: &[&str]| crate::workspace::test_git(dir.path(), args);
         git(&["init", "-q"]);
+        std::fs::write(dir.path().join(".gitignore"), "*.pyc\n").unwrap();
         git(&["add", "-A"]);
         git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"]);
         let commit = git(&["rev-parse", "HEAD"]);
         let at_commit = cache_identity(&exec, &crate::workspace::GitTree::new(dir.path(), commit.trim()));
-        let clean = cache_identity(&exec, &crate::workspace::DirTree::new(dir.path()));
+        let out = dir.path().join("promptgate-out");
+        let working = || crate::workspace::DirTree::excluding(dir.path(), &[out.as_path()]);
+        let clean = cache_identity(&exec, &working());
         assert_eq!(clean, at_commit);
-        std::fs::write(dir.path().join("journal.jsonl"), "{}").unwrap();
-        let untracked = cache_identity(&exec, &crate::workspace::DirTree::new(dir.path()));
-        assert_eq!(untracked, clean, "an untracked file is not part of the tree");
+        std::fs::create_dir(&out).unwrap();
+        std::fs::write(out.join("journal.jsonl"), "{}").unwrap();
+        std::fs::write(dir.path().join("scripts/answer.pyc"), "compiled").unwrap();
+        assert_eq!(
+            cache_identity(&exec, &working()),
+            clean,
+            "the run's outputs and ignored files are not part of the tree"
+        );
+        std::fs::write(dir.path().join("scripts/helper.py"), "ANSWER = 30").unwrap();
+        let new_module = cache_identity(&exec, &working());
+        assert_ne!(new_module, clean, "an untracked module is part of the tree");
+        std::fs::write(dir.path().join("scripts/helper.py"), "ANSWER = 31").unwrap();
+        assert_ne!(cache_identity(&exec, &working()), new_module, "and so is its edit");
+        std::fs::remove_file(dir.path().join("scripts/helper.py")).unwrap();
+        assert_eq!(cache_identity(&exec, &working()), clean);
         std::fs::write(dir.path().join("scripts/answer.sh"), "echo 31 days").unwrap();
-        let edited = cache_identity(&exec, &crate::workspace::DirTree::new(dir.path()));
+        let edited = cache_identity(&exec, &working());
         assert_ne!(edited, clean);
         assert_eq!(
             git(&["status", "--porcelain"]).trim(),
-            "M scripts/answer.sh\n?? journal.jsonl",
+            "M scripts/answer.sh\n?? promptgate-out/",
             "the repository's own index is untouched"
         );
         let mut other_command = exec.clone();

@@ -31,6 +31,10 @@ pub struct Scope<'a> {
     pub config: &'a str,
     /// Every experiment, affected or not (`--all`).
     pub all: bool,
+    /// The folders the run writes in (its outputs, its response cache): left out of the
+    /// working tree's fingerprint (an `exec` pipeline's cache identity), which they would
+    /// change on every run.
+    pub written: &'a [&'a std::path::Path],
 }
 
 /// One side of the comparison: the files it reads, and the commit they are at.
@@ -203,7 +207,7 @@ pub fn compare_in(repo: Repo, scope: &Scope<'_>) -> anyhow::Result<Comparison> {
     let (checked_out, base_sha, head_sha, merge_base, changes) = resolved?;
     let (uncommitted, tracked_edits) = uncommitted?;
     let head_tree: Arc<dyn FileSource> = if worktree {
-        Arc::new(DirTree::new(repo.root()))
+        Arc::new(DirTree::excluding(repo.root(), scope.written))
     } else {
         Arc::new(GitTree::new(repo.root(), &head_sha))
     };

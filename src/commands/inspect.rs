@@ -17,6 +17,7 @@ pub fn detect(repo_dir: &Path, config: &str, args: &DetectArgs) -> anyhow::Resul
             head: &args.head,
             config,
             all: args.all,
+            written: &[],
         },
     )?;
     // The base's errors and the policy changes are part of what detect reports, on stdout.

@@ -130,6 +130,10 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
             head: &options.head,
             config: &options.config,
             all: options.all,
+            written: &[Some(options.out.as_path()), options.cache_dir.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>(),
         },
     )?;
     let key_changes = key_changes(&cmp, options.aa);

@@ -551,12 +551,14 @@ pub(super) fn blob(objects: &mut Objects, id: &str) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-/// The tree of the working tree's tracked files at `root` as they are on disk (what
-/// `git commit -a` would commit), as `git-tree:<id>`: a copy of the index takes them, so the
-/// repository's own index is untouched. Files git does not track are not part of it: a run's
-/// own outputs (its journal among them) would make each run, and its resume, another tree.
-/// `None` outside git or when git fails.
-pub(super) fn working_tree_id(root: &Path) -> Option<String> {
+/// The tree of the working tree at `root` as it is on disk (what `git add --all` then `git
+/// commit` would commit: tracked files as edited, and files git does not track unless it
+/// ignores them), as `git-tree:<id>`: a copy of the index takes them, so the repository's own
+/// index is untouched. A new module a pipeline imports is part of it before it is committed.
+/// The `excluded` folders are not (a run's own output folder, its journal among them, would
+/// make each run, and its resume, another tree); nor are ignored files. `None` outside git or
+/// when git fails.
+pub(super) fn working_tree_id(root: &Path, excluded: &[std::path::PathBuf]) -> Option<String> {
     let run = |args: &[&str], index: &Path| {
         let out = git_command()
             .arg("-C")
@@ -586,7 +588,26 @@ pub(super) fn working_tree_id(root: &Path) -> Option<String> {
     if real_index.is_file() {
         std::fs::copy(&real_index, &index).ok()?;
     }
-    run(&["add", "--update", "--", "."], &index)?;
+    // An excluded folder inside the repository, as a path relative to its root.
+    let real_root = root.canonicalize().ok()?;
+    let inside: Vec<String> = excluded
+        .iter()
+        .filter_map(|folder| {
+            let folder = std::env::current_dir().ok()?.join(folder);
+            let folder = folder.canonicalize().unwrap_or(folder);
+            Some(folder.strip_prefix(&real_root).ok()?.to_str()?.to_owned())
+        })
+        .collect();
+    // An output folder that is the repository itself leaves the tracked files alone.
+    let untracked_too = !inside.iter().any(String::is_empty);
+    let pathspecs: Vec<String> = inside
+        .iter()
+        .filter(|relative| !relative.is_empty())
+        .map(|relative| format!(":(exclude,literal){relative}"))
+        .collect();
+    let mut add = vec!["add", if untracked_too { "--all" } else { "--update" }, "--", "."];
+    add.extend(pathspecs.iter().map(String::as_str));
+    run(&add, &index)?;
     let tree = run(&["write-tree"], &index)?;
     (!tree.is_empty()).then(|| format!("git-tree:{tree}"))
 }

@@ -178,14 +178,23 @@ impl FileSource for GitTree {
 /// The files on disk under a root (the working tree), for `validate` and `--head WORKTREE`.
 pub struct DirTree {
     root: PathBuf,
+    /// Folders left out of [`FileSource::whole`]: the run's own output folder.
+    excluded: Vec<PathBuf>,
     /// [`FileSource::whole`], asked of git once.
     whole: std::sync::OnceLock<Option<String>>,
 }
 
 impl DirTree {
     pub fn new(root: &Path) -> Self {
+        DirTree::excluding(root, &[])
+    }
+
+    /// The tree at `root` whose fingerprint leaves out `excluded` (folders a run writes in,
+    /// such as its output folder: each run would otherwise be another tree).
+    pub fn excluding(root: &Path, excluded: &[&Path]) -> Self {
         DirTree {
             root: root.to_owned(),
+            excluded: excluded.iter().map(|p| p.to_path_buf()).collect(),
             whole: std::sync::OnceLock::new(),
         }
     }
@@ -288,9 +297,12 @@ impl FileSource for DirTree {
         "working tree".to_owned()
     }
 
-    /// The tree of its tracked files as they are on disk (`git::working_tree_id`).
+    /// The tree of its files as they are on disk, untracked ones among them
+    /// (`git::working_tree_id`).
     fn whole(&self) -> Option<String> {
-        self.whole.get_or_init(|| git::working_tree_id(&self.root)).clone()
+        self.whole
+            .get_or_init(|| git::working_tree_id(&self.root, &self.excluded))
+            .clone()
     }
 }
 

@@ -240,6 +240,48 @@ async fn an_edited_module_the_exec_command_does_not_name_is_a_new_pipeline() {
     );
 }
 
+/// The working tree's pipeline is its files on disk, a new module not yet committed among
+/// them: here an override the script sources when it exists. Its answers are the override's,
+/// never the committed pipeline's from the warm cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_uncommitted_module_is_part_of_the_working_tree_s_pipeline() {
+    let repo = suite_repo("sim: {type: exec, command: [/bin/sh, scripts/answer.sh]}");
+    let suite = std::fs::read_to_string(repo.path().join("promptgate.yaml")).unwrap();
+    repo.write(
+        "promptgate.yaml",
+        &suite.replace(
+            "    dataset: datasets/refunds.jsonl\n",
+            "    dataset: datasets/refunds.jsonl\n    depends_on: [\"lib/**\"]\n",
+        ),
+    );
+    repo.write(
+        "scripts/answer.sh",
+        "if [ -f lib/override.sh ]; then . lib/override.sh; else . lib/answer.sh; fi\n",
+    );
+    repo.write("lib/answer.sh", GOOD_PIPELINE);
+    repo.commit("base");
+    warm_then_branch(&repo).await;
+    // Not committed, not added: only on disk.
+    repo.write("lib/override.sh", BROKEN_PIPELINE);
+
+    let run = promptgate(&repo, &["run", "--base", "main", "--head", "WORKTREE", "--out", "out"]).await;
+    run.expect_code(1);
+    let r = results(&repo.path().join("out"));
+    let candidate = calls(&r, "candidate");
+    assert!(
+        candidate
+            .iter()
+            .all(|(_, output, cached)| !*cached && output == "I cannot help with that."),
+        "{candidate:?}"
+    );
+    // A second run of the same working tree is the same pipeline: its answers come from the
+    // cache, though the first run's output folder is now in the working tree.
+    let again = promptgate(&repo, &["run", "--base", "main", "--head", "WORKTREE", "--out", "out"]).await;
+    again.expect_code(1);
+    let r = results(&repo.path().join("out"));
+    assert!(calls(&r, "candidate").iter().all(|(_, _, cached)| *cached));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edited_exec_script_runs_at_base_from_a_worktree_and_is_not_served_from_the_cache() {
     let repo = suite_repo("sim: {type: exec, command: [/bin/sh, scripts/answer.sh]}");
