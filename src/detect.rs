@@ -444,21 +444,57 @@ fn names(list: &[String]) -> String {
     }
 }
 
+/// A case's unit of inference: its group, else the case alone.
+fn unit_of(case: &crate::suite::Case) -> (bool, &str) {
+    match &case.group {
+        Some(group) => (true, &**group),
+        None => (false, case.id.as_str()),
+    }
+}
+
+/// Per metric that only some cases' own assertions score (at base or at head), how many units
+/// score it at each: `[base, head]`. A metric the experiment's assertions score is scored by
+/// every unit, like `pass_rate`, latency and cost, and is not listed.
+fn metric_units(base: &Experiment, head: &Experiment) -> BTreeMap<String, [usize; 2]> {
+    /// Each metric's units, by [`unit_of`].
+    type Units<'a> = BTreeMap<String, BTreeSet<(bool, &'a str)>>;
+    /// The metrics every case scores (the experiment's assertions'), and each other metric's
+    /// units.
+    fn scored(e: &Experiment) -> (BTreeSet<String>, Units<'_>) {
+        let mut units: Units<'_> = BTreeMap::new();
+        for case in &e.cases {
+            for metric in case.asserts.iter().flat_map(|a| a.metrics()) {
+                units.entry(metric).or_default().insert(unit_of(case));
+            }
+        }
+        (e.asserts.iter().flat_map(|a| a.metrics()).collect(), units)
+    }
+    let sides = [(base, scored(base)), (head, scored(head))];
+    let names: BTreeSet<&String> = sides
+        .iter()
+        .flat_map(|(_, (everywhere, units))| everywhere.iter().chain(units.keys()))
+        .collect();
+    let count = |name: &str, (e, (everywhere, units)): &(&Experiment, _)| -> usize {
+        let (everywhere, units): (&BTreeSet<String>, &Units<'_>) = (everywhere, units);
+        if everywhere.contains(name) {
+            e.cases.iter().map(unit_of).collect::<BTreeSet<_>>().len()
+        } else {
+            units.get(name).map_or(0, BTreeSet::len)
+        }
+    };
+    names
+        .into_iter()
+        .filter(|name| !sides.iter().all(|(_, (everywhere, _))| everywhere.contains(*name)))
+        .map(|name| (name.clone(), [count(name, &sides[0]), count(name, &sides[1])]))
+        .collect()
+}
+
 /// Head's cases against base's, by id.
 pub fn dataset_changes(base: &Experiment, head: &Experiment) -> DatasetChanges {
     let before: BTreeMap<&str, &crate::suite::Case> = base.cases.iter().map(|c| (c.id.as_str(), c)).collect();
     let after: BTreeSet<&str> = head.cases.iter().map(|c| c.id.as_str()).collect();
     // A case without a group is a unit of its own.
-    let units = |e: &Experiment| -> usize {
-        e.cases
-            .iter()
-            .map(|c| match &c.group {
-                Some(group) => (true, &**group),
-                None => (false, c.id.as_str()),
-            })
-            .collect::<BTreeSet<(bool, &str)>>()
-            .len()
-    };
+    let units = |e: &Experiment| -> usize { e.cases.iter().map(unit_of).collect::<BTreeSet<_>>().len() };
     let mut changes = DatasetChanges {
         removed: base
             .cases
@@ -468,6 +504,7 @@ pub fn dataset_changes(base: &Experiment, head: &Experiment) -> DatasetChanges {
             .collect(),
         base_units: units(base),
         head_units: units(head),
+        metric_units: metric_units(base, head),
         ..DatasetChanges::default()
     };
     for case in &head.cases {
@@ -790,8 +827,38 @@ experiments:
                 groups_changed: Vec::new(),
                 base_units: 3,
                 head_units: 3,
+                metric_units: [("contains".to_owned(), [1, 1])].into(),
             })
         );
+    }
+
+    /// A metric only some cases score is counted in its own units at each side; one every
+    /// case scores (the experiment's assertions', `pass_rate`) is not listed.
+    #[test]
+    fn a_metric_some_cases_score_is_counted_in_its_own_units() {
+        let mut base_files = files();
+        base_files.insert(
+            "promptgate.yaml",
+            SUITE.replace(
+                "    dataset: data/support.jsonl\n",
+                "    dataset: data/support.jsonl\n    assert: [{type: max-length, value: 500}]\n",
+            ),
+        );
+        let base = load(&base_files);
+        let mut head_files = base_files.clone();
+        // Every case now scores `contains`, two of them in one group: 2 units (base: 1).
+        let head_data = "{\"id\": \"a\", \"group\": \"g\", \"vars\": {\"input\": \"one\"}, \"assert\": [{\"type\": \"contains\", \"value\": \"x\"}]}
+{\"id\": \"b\", \"group\": \"g\", \"vars\": {\"input\": \"two\"}, \"assert\": [{\"type\": \"contains\", \"value\": \"x\"}]}
+{\"id\": \"c\", \"vars\": {\"input\": \"three\"}, \"assert\": [{\"type\": \"contains\", \"value\": \"x\"}]}
+";
+        head_files.insert("data/support.jsonl", head_data.to_owned());
+        let head = load(&head_files);
+        let changes = dataset_changes(&base.experiments[0], &head.experiments[0]);
+        assert_eq!((changes.base_units, changes.head_units), (3, 2));
+        assert_eq!(changes.metric_units, [("contains".to_owned(), [1, 2])].into());
+        assert_eq!(changes.units_of("contains"), [1, 2]);
+        assert_eq!(changes.units_of("max-length"), [3, 2]);
+        assert_eq!(changes.units_of("pass_rate"), [3, 2]);
     }
 
     #[test]

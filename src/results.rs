@@ -339,9 +339,24 @@ pub struct DatasetChanges {
     pub base_units: usize,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub head_units: usize,
+    /// The units scoring each metric that only some cases' assertions score, at base and at
+    /// head (`[base, head]`); every other metric is scored by every unit (`base_units`,
+    /// `head_units`). A PR that takes units from a metric (removing its assertion from cases,
+    /// or merging the cases that score it into fewer groups while adding others) cannot then
+    /// escape its gate as too few.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metric_units: BTreeMap<String, [usize; 2]>,
 }
 
 impl DatasetChanges {
+    /// The units scoring `metric` at base and at head.
+    pub fn units_of(&self, metric: &str) -> [usize; 2] {
+        self.metric_units
+            .get(metric)
+            .copied()
+            .unwrap_or([self.base_units, self.head_units])
+    }
+
     pub fn is_empty(&self) -> bool {
         self.removed.is_empty()
             && self.added == 0

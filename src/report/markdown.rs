@@ -1377,6 +1377,7 @@ mod tests {
                 groups_changed: vec![HOSTILE.to_owned()],
                 base_units: 3,
                 head_units: 1,
+                metric_units: Default::default(),
             });
             if let Some(arm) = &mut e.candidate {
                 arm.model = HOSTILE.to_owned();

@@ -201,16 +201,16 @@ pub fn judge_with(experiments: &mut [ExperimentResult], policy: &Policy, look: O
             // A blocking metric the comparison could not measure fails closed.
             metric.fails_gate = true;
         } else if metric.verdict == MetricVerdict::TooFew && metric.blocking {
-            // Too few cases only because the pull request removed some, or regrouped them into
-            // fewer units than the base's dataset had: a PR may not escape its gate by shrinking
-            // its own test.
+            // Too few cases only because the pull request removed some, or took units from the
+            // metric (regrouped its cases into fewer units, removed its assertion from cases):
+            // a PR may not escape its gate by shrinking its own test.
             let min = metric.details.min_n.unwrap_or(0);
             if let Some(d) = &experiments[*ei].changed.dataset_changes {
                 let removed = d.removed.len();
-                // Units the regrouping took away: back, they would have reached the minimum.
-                let merged = d.base_units.saturating_sub(d.head_units);
-                let regrouped = !d.groups_changed.is_empty() && merged > 0 && metric.n + merged >= min;
-                if (removed > 0 && metric.n + removed >= min) || regrouped {
+                // Units the PR took from the metric: back, they would have reached the minimum.
+                let [base_units, head_units] = d.units_of(&metric.name);
+                let taken = base_units.saturating_sub(head_units);
+                if (removed > 0 && metric.n + removed >= min) || (taken > 0 && metric.n + taken >= min) {
                     metric.fails_gate = true;
                 }
             }
@@ -465,7 +465,7 @@ fn describe_failure(m: &MetricResult) -> String {
                 _ => format!("cases to be judged ({} of {})", m.n, m.details.min_n.unwrap_or(0)),
             };
             return format!(
-                "{} has too few {units} after this PR removed or regrouped cases of the dataset",
+                "{} has too few {units} after this PR removed, regrouped or edited the dataset's cases",
                 m.name
             );
         }
@@ -962,6 +962,34 @@ mod tests {
         assert_eq!(verdict(8, 8), (MetricVerdict::TooFew, false));
         // 12 units at base, 4 merged away: the regrouping took the gate below its minimum.
         assert_eq!(verdict(12, 8), (MetricVerdict::TooFew, true));
+    }
+
+    /// A metric only some cases score counts its own units: a PR that keeps the dataset's unit
+    /// count (merging the cases that score it, adding cases that do not) still took them.
+    #[test]
+    fn a_gate_too_few_because_the_pr_took_its_metric_s_units_fails() {
+        let verdict = |metric_units: [usize; 2]| {
+            let mut experiments = vec![ExperimentResult {
+                changed: ChangeFacts {
+                    dataset_changes: Some(DatasetChanges {
+                        groups_changed: vec!["c0".to_owned()],
+                        added: 4,
+                        base_units: 12,
+                        head_units: 12,
+                        metric_units: [("pass_rate".to_owned(), metric_units)].into(),
+                        ..DatasetChanges::default()
+                    }),
+                    ..ChangeFacts::default()
+                },
+                ..changed_faq(8, passing)
+            }];
+            judge(&mut experiments, &blocking(&["pass_rate"]), None);
+            let m = experiments[0].metrics.iter().find(|m| m.name == "pass_rate").unwrap();
+            (m.verdict, m.fails_gate)
+        };
+        assert_eq!(verdict([12, 8]), (MetricVerdict::TooFew, true));
+        // As many of its units as the base had: too few, as before the change.
+        assert_eq!(verdict([8, 8]), (MetricVerdict::TooFew, false));
     }
 
     /// A new experiment runs candidate-only: nothing to compare, but a blocking gate's SLO on

@@ -493,7 +493,9 @@ async fn grouped_cases_are_tested_by_group() {
 }
 
 /// A PR cannot escape its gate by shrinking its own test: neither by removing cases (8 of 12
-/// kept, below pass_rate's minimum of 10) nor by putting every case in one group (one unit).
+/// kept, below pass_rate's minimum of 10), nor by putting every case in one group (one unit),
+/// nor by taking the units of the gated assertion's metric while keeping the dataset's (one
+/// group plus as many new cases without it; the assertion removed from most cases).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pr_cannot_escape_its_gate_by_shrinking_the_dataset() {
     let (server, _) = serve(|asked, _| Reply {
@@ -507,20 +509,56 @@ async fn a_pr_cannot_escape_its_gate_by_shrinking_the_dataset() {
             .map(|l| format!("{}, \"group\": \"all\"}}\n", l.trim_end().trim_end_matches('}')))
             .collect()
     };
+    // One group, and as many new cases without the gated assertion: the dataset keeps its 12
+    // units, the assertion's metric has 1.
+    let one_group_and_more = |data: &str| -> String {
+        let added: String = (0..11)
+            .map(|n| format!("{{\"id\": \"new{n}\", \"vars\": {{\"input\": \"new question {n}\"}}}}\n"))
+            .collect();
+        one_group(data) + &added
+    };
+    // The gated assertion kept on 2 cases of 12.
+    let assertion_dropped = |data: &str| -> String {
+        data.lines()
+            .enumerate()
+            .map(|(n, l)| match n {
+                0 | 1 => format!("{l}\n"),
+                _ => format!(
+                    "{}\n",
+                    l.replace(",\"assert\":[{\"type\":\"icontains\",\"value\":\"30 days\"}]", "")
+                ),
+            })
+            .collect()
+    };
     type Edit<'a> = &'a dyn Fn(&str) -> String;
-    let edits: [(&str, Edit<'_>, &str); 2] = [
-        ("fewer cases", &fewer, "4 cases removed"),
-        ("one group", &one_group, "group changed in 12 cases"),
+    let edits: [(&str, Edit<'_>, &str, &str); 4] = [
+        ("fewer cases", &fewer, "4 cases removed", "pass_rate"),
+        ("one group", &one_group, "group changed in 12 cases", "pass_rate"),
+        (
+            "one group and more cases",
+            &one_group_and_more,
+            "group changed in 12 cases",
+            "icontains",
+        ),
+        (
+            "assertion dropped",
+            &assertion_dropped,
+            "assertions changed in 10 cases",
+            "icontains",
+        ),
     ];
-    for (what, edit, note) in edits {
-        let repo = suite(&server, 12, "", "", "  pass_rate: {blocking: true}\n", None);
+    for (what, edit, note, gated) in edits {
+        let repo = suite(&server, 12, "", "", &format!("  {gated}: {{blocking: true}}\n"), None);
         pr(&repo, "pr", "");
-        repo.write("datasets/refunds.jsonl", &edit(&repo.read("datasets/refunds.jsonl")));
+        let data = repo.read("datasets/refunds.jsonl");
+        let edited = edit(&data);
+        assert_ne!(edited, data, "{what}");
+        repo.write("datasets/refunds.jsonl", &edited);
         repo.commit(what);
         let run = promptgate(&repo, &["run", "--base", "main", "--out", "out"]).await;
         run.expect_code(1);
         let r = results(&repo.path().join("out"));
-        let m = refunds_metric(&r, "pass_rate");
+        let m = refunds_metric(&r, gated);
         assert_eq!(
             (m["verdict"].as_str(), m["fails_gate"].as_bool()),
             (Some("too_few"), Some(true)),
@@ -530,7 +568,7 @@ async fn a_pr_cannot_escape_its_gate_by_shrinking_the_dataset() {
             experiment(&r, "refunds")["reason"]
                 .as_str()
                 .unwrap()
-                .contains("after this PR removed or regrouped cases"),
+                .contains("after this PR removed, regrouped or edited the dataset's cases"),
             "{what}: {r}"
         );
         let report = std::fs::read_to_string(repo.path().join("out/report.md")).unwrap();
