@@ -297,8 +297,30 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
             Some(own) => own.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
             None => own_drawn.or_else(interval),
         };
+        if result.binary || matches!(metric.kind, Kind::Pass | Kind::Error | Kind::Flaky | Kind::Consistency) {
+            within_unit_range(&mut result);
+        }
         result
     })
+}
+
+/// A share (values in [0, 1]) cannot move by more than 100 points, nor fall below zero: a t
+/// interval over few, unequal groups can reach past both (−112 pp for a pass rate measured on
+/// one group of 12 cases and 11 single ones). Its intersection with the possible values covers
+/// the true difference exactly as often, and reads as what it is.
+fn within_unit_range(result: &mut Estimate) {
+    let clamp = |ci: &mut Option<[f64; 2]>, low: f64, high: f64| {
+        if let Some([a, b]) = ci {
+            *a = a.clamp(low, high);
+            *b = b.clamp(low, high);
+        }
+    };
+    clamp(&mut result.ci, -1.0, 1.0);
+    clamp(&mut result.ci_equivalence, -1.0, 1.0);
+    clamp(&mut result.candidate_ci, 0.0, 1.0);
+    // mean(candidate) / mean(baseline) − 1 of shares is never below −100%.
+    clamp(&mut result.relative_ci, -1.0, f64::INFINITY);
+    clamp(&mut result.relative_ci_equivalence, -1.0, f64::INFINITY);
 }
 
 /// Calls up to which a quantile's resamplings run side by side: each holds its own sorted
@@ -772,6 +794,31 @@ mod tests {
         // proportion_confint(32, 50, 0.05, "wilson") -> (0.5014101687611268, 0.7586125034815325)
         let own = e.candidate_ci.unwrap();
         assert!((own[0] - 0.501_410_168_761_126_8).abs() < 1e-12 && (own[1] - 0.758_612_503_481_532_5).abs() < 1e-12);
+    }
+
+    /// A pass rate over one group of 12 cases (all passing at base, failing at head) and 11
+    /// single cases (passing in both): the cluster-robust t interval of the difference reaches
+    /// about −112 pp, below any possible difference; it is cut at −100 pp, the rest unchanged.
+    #[test]
+    fn a_share_s_interval_stays_within_what_a_share_can_move() {
+        let grouped = |i: usize, b: bool, c: bool, group: Option<&str>| CaseResult {
+            group: group.map(str::to_owned),
+            ..case(i, vec![call(0, b, None, 0.01)], vec![call(0, c, None, 0.01)])
+        };
+        let cases: Vec<CaseResult> = (0..12)
+            .map(|i| grouped(i, true, false, Some("all")))
+            .chain((12..23).map(|i| grouped(i, true, true, None)))
+            .collect();
+        let e = estimate("pass_rate", &cases, true, 0.05, 1, NO_TIMEOUT);
+        assert_eq!((e.test, e.n), (Test::PairedT, 12));
+        let ci = e.ci.unwrap();
+        assert_eq!(ci[0], -1.0, "{ci:?}");
+        assert!(ci[1] > 0.0 && ci[1] < 1.0, "{ci:?}");
+        let eq = e.ci_equivalence.unwrap();
+        assert!(eq[0] >= -1.0 && eq[1] <= 1.0, "{eq:?}");
+        let own = e.candidate_ci.unwrap();
+        assert!(own[0] >= 0.0 && own[1] <= 1.0, "{own:?}");
+        assert!(e.relative_ci.is_none_or(|r| r[0] >= -1.0), "{:?}", e.relative_ci);
     }
 
     /// Most cases 5% cheaper, 3 in 20 twice as dear: the mean rises 10%, although most

@@ -750,6 +750,17 @@ impl Verdict {
     }
 }
 
+impl MetricResult {
+    /// What `n` counts, in words: "groups" when the compared cases came in fewer groups,
+    /// else "cases".
+    pub fn units_word(&self) -> &'static str {
+        match self.details.cases {
+            Some(cases) if cases != self.n => "groups",
+            _ => "cases",
+        }
+    }
+}
+
 impl MetricVerdict {
     /// The words a reader sees, the same on the terminal, in the comment and in the charts.
     pub fn label(self) -> &'static str {

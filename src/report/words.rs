@@ -50,10 +50,14 @@ pub fn verdict_text(m: &MetricResult, candidate_only: bool) -> String {
             };
             format!("{} · {qualifier}", m.verdict.label())
         }
-        MetricVerdict::TooFew => match m.details.min_n {
-            Some(min) => format!("{} ({} of {min})", m.verdict.label(), m.n),
-            None => m.verdict.label().to_owned(),
-        },
+        MetricVerdict::TooFew => {
+            // Grouped cases count by group, the unit of inference.
+            let label = m.verdict.label().replace("cases", m.units_word());
+            match m.details.min_n {
+                Some(min) => format!("{label} ({} of {min})", m.n),
+                None => label,
+            }
+        }
         v => v.label().to_owned(),
     }
 }

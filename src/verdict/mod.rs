@@ -415,9 +415,10 @@ fn experiment_verdict(e: &ExperimentResult) -> (ExperimentVerdict, String) {
         .filter(|m| m.gated && m.blocking && m.verdict == MetricVerdict::TooFew)
         .map(|m| {
             format!(
-                "{} needs at least {} cases to be judged (has {})",
+                "{} needs at least {} {} to be judged (has {})",
                 m.name,
                 m.details.min_n.unwrap_or(0),
+                m.units_word(),
                 m.n
             )
         })

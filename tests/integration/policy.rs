@@ -176,6 +176,7 @@ fn a_pr_editing_its_own_cases_shows_it_in_the_verdict_line() {
             "vars_changed": [],
             "base_units": 44,
             "head_units": 38,
+            "metric_units": {"icontains": [41, 35], "regex": [3, 3]},
         })
     );
     assert!(
