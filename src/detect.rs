@@ -859,6 +859,18 @@ experiments:
         assert_eq!(changes.units_of("contains"), [1, 2]);
         assert_eq!(changes.units_of("max-length"), [3, 2]);
         assert_eq!(changes.units_of("pass_rate"), [3, 2]);
+        // A metric's units taken by the experiment's assertions alone (the dataset untouched)
+        // are a change of the cases it is judged on, so the too-few rule sees them.
+        let only_units = DatasetChanges {
+            metric_units: [("icontains".to_owned(), [30, 4])].into(),
+            ..DatasetChanges::default()
+        };
+        assert!(!only_units.is_empty());
+        let grown = DatasetChanges {
+            metric_units: [("icontains".to_owned(), [4, 30])].into(),
+            ..DatasetChanges::default()
+        };
+        assert!(grown.is_empty());
     }
 
     #[test]

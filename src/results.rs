@@ -363,6 +363,7 @@ impl DatasetChanges {
             && self.assertions_changed.is_empty()
             && self.vars_changed.is_empty()
             && self.groups_changed.is_empty()
+            && self.metric_units.values().all(|[base, head]| head >= base)
     }
 }
 

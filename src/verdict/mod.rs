@@ -206,11 +206,12 @@ pub fn judge_with(experiments: &mut [ExperimentResult], policy: &Policy, look: O
             // a PR may not escape its gate by shrinking its own test.
             let min = metric.details.min_n.unwrap_or(0);
             if let Some(d) = &experiments[*ei].changed.dataset_changes {
-                let removed = d.removed.len();
-                // Units the PR took from the metric: back, they would have reached the minimum.
+                // Units the PR took from the metric (removed cases among them; a case removed
+                // from a group of several, or one that never scored the metric, takes none):
+                // back, they would have reached the minimum.
                 let [base_units, head_units] = d.units_of(&metric.name);
                 let taken = base_units.saturating_sub(head_units);
-                if (removed > 0 && metric.n + removed >= min) || (taken > 0 && metric.n + taken >= min) {
+                if taken > 0 && metric.n + taken >= min {
                     metric.fails_gate = true;
                 }
             }
@@ -969,14 +970,15 @@ mod tests {
     /// count (merging the cases that score it, adding cases that do not) still took them.
     #[test]
     fn a_gate_too_few_because_the_pr_took_its_metric_s_units_fails() {
-        let verdict = |metric_units: [usize; 2]| {
+        let verdict = |metric_units: [usize; 2], removed: usize| {
             let mut experiments = vec![ExperimentResult {
                 changed: ChangeFacts {
                     dataset_changes: Some(DatasetChanges {
+                        removed: (0..removed).map(|i| format!("other{i}")).collect(),
                         groups_changed: vec!["c0".to_owned()],
                         added: 4,
-                        base_units: 12,
-                        head_units: 12,
+                        base_units: 30,
+                        head_units: 30 - removed,
                         metric_units: [("pass_rate".to_owned(), metric_units)].into(),
                         ..DatasetChanges::default()
                     }),
@@ -988,9 +990,11 @@ mod tests {
             let m = experiments[0].metrics.iter().find(|m| m.name == "pass_rate").unwrap();
             (m.verdict, m.fails_gate)
         };
-        assert_eq!(verdict([12, 8]), (MetricVerdict::TooFew, true));
+        assert_eq!(verdict([12, 8], 0), (MetricVerdict::TooFew, true));
         // As many of its units as the base had: too few, as before the change.
-        assert_eq!(verdict([8, 8]), (MetricVerdict::TooFew, false));
+        assert_eq!(verdict([8, 8], 0), (MetricVerdict::TooFew, false));
+        // Nor is removing cases that never scored it: they took none of its units.
+        assert_eq!(verdict([8, 8], 3), (MetricVerdict::TooFew, false));
     }
 
     /// A new experiment runs candidate-only: nothing to compare, but a blocking gate's SLO on
