@@ -152,6 +152,7 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results>
         fallbacks: all().map(|r| r.fallbacks).sum(),
         rate_limited: all().map(|r| r.rate_limited).sum(),
         resumed: all().map(|r| r.resumed).sum(),
+        remeasured: all().map(|r| r.remeasured).sum(),
         ..count_calls(&experiments)
     };
     // A base that did not load fails the merged run as it failed each shard.

@@ -9,6 +9,7 @@ mod init;
 mod inspect;
 mod judge_check;
 mod ledger;
+mod looks;
 mod merge;
 mod run;
 

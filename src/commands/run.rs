@@ -1,7 +1,6 @@
 //! `run`: the gate end to end — refs → suites → detection → plan → run → score → verdict →
 //! report. This file strings the stages together and nothing else.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -13,12 +12,13 @@ use crate::plan::{self, Arm, Job, PlanFacts, Planned};
 use crate::providers::pricing::PriceTable;
 use crate::results::*;
 use crate::runner;
-use crate::suite::{self, Suite};
-use crate::verdict::{self, Policy, sequential};
+use crate::suite::Suite;
+use crate::verdict::{self, Policy};
 use crate::workspace::Repo;
 use crate::{arms, assemble, compare, report, scorers, stats, trust};
 
 use super::budget;
+use super::looks::run_sequential;
 
 pub struct GateOptions {
     pub base: String,
@@ -502,6 +502,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
                 fallbacks: ran.fallbacks,
                 rate_limited: ran.rate_limited,
                 resumed: ran.resumed,
+                remeasured: ran.remeasured,
                 ..verdict::count_calls(&experiments)
             };
             let (verdict, reason) =
@@ -549,6 +550,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         (results, budget::cap_reached(&ran, cap))
     } else {
         let mut ran = run_batch(&jobs)?;
+        runner::remeasure::measure_again(&mut ran, &jobs, &run_batch)?;
         drop(stow);
         runner.unload_cache();
         let cap_reached = budget::cap_reached(&ran, cap);
@@ -723,72 +725,6 @@ fn aa_detection(suite: &Suite) -> Detection {
             .collect(),
         ..Detection::default()
     }
-}
-
-/// Assembles the results of the jobs run so far, at a sequential look.
-type AssembleAt<'a> = dyn Fn(&[Job], &runner::Ran, Option<&stats::Look>, verdict::Plan) -> anyhow::Result<Results> + 'a;
-
-type RunBatch<'a> = dyn Fn(&[Job]) -> anyhow::Result<runner::Ran> + 'a;
-
-/// Sequential: looks at equal shares of each experiment's cases in a seeded order, each judged
-/// at its nominal level (`verdict::sequential`); stops at the first look that settles every
-/// compared experiment's verdict.
-fn run_sequential(
-    jobs: &[Job],
-    run_batch: &RunBatch<'_>,
-    defaults: &suite::Defaults,
-    assemble_at: &AssembleAt<'_>,
-) -> anyhow::Result<(Results, runner::Ran)> {
-    let design = sequential::Design::new(defaults.alpha, defaults.sequential_looks);
-    let mut by_experiment: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for job in jobs {
-        let cases = by_experiment.entry(job.experiment).or_default();
-        if !cases.contains(&job.case) {
-            cases.push(job.case);
-        }
-    }
-    let position = sequential::case_order(&by_experiment, defaults.seed);
-    let (mut run_jobs, mut ran): (Vec<Job>, runner::Ran) = (Vec::new(), runner::Ran::default());
-    let mut previous = 0.0;
-    let looks = design.fractions.len();
-    for (k, (&t, &level)) in design.fractions.iter().zip(&design.levels).enumerate() {
-        let batch: Vec<Job> = jobs
-            .iter()
-            .filter(|j| {
-                let (rank, n) = position[&(j.experiment, j.case)];
-                rank >= sequential::upto(previous, n) && rank < sequential::upto(t, n)
-            })
-            .cloned()
-            .collect();
-        previous = t;
-        eprintln!(
-            "promptgate: sequential look {}/{looks}: {} more calls, nominal level {level:.4}",
-            k + 1,
-            batch.len()
-        );
-        ran.absorb(run_batch(&batch)?)
-            .map_err(|e| anyhow::anyhow!("cannot read back the outcomes the run wrote to {e}"))?;
-        run_jobs.extend(batch);
-        // Each look needs only the verdicts to decide whether to stop; the look that stops is
-        // judged again with its power plan.
-        let look = design.look(k);
-        let results = assemble_at(&run_jobs, &ran, look.as_ref(), verdict::Plan::VerdictsOnly)?;
-        if sequential::settled(&results, level) || k + 1 == looks {
-            let mut results = assemble_at(&run_jobs, &ran, look.as_ref(), verdict::Plan::Power)?;
-            let cases = by_experiment.iter().map(|(ei, c)| (*ei, c.len())).collect();
-            let calls = by_experiment
-                .keys()
-                .map(|ei| {
-                    let count = |js: &[Job]| js.iter().filter(|j| j.experiment == *ei).count();
-                    (*ei, (count(&run_jobs), count(jobs)))
-                })
-                .collect();
-            sequential::record(&mut results, &design, k + 1, &cases, &calls);
-            return Ok((results, ran));
-        }
-    }
-    // Unreachable: the last look always returns. An empty plan has nothing to run.
-    Ok((assemble_at(&run_jobs, &ran, None, verdict::Plan::Power)?, ran))
 }
 
 /// The verdict and the files, on stdout.

@@ -377,6 +377,7 @@ struct RunView {
     fallbacks: usize,
     rate_limited: usize,
     resumed: usize,
+    remeasured: usize,
     duration: Safe,
     /// `promptgate run --base … --head …`, only when both SHAs are plain hex: the command is
     /// shown in a code block, where escaping does not apply.
@@ -689,6 +690,7 @@ impl RunView {
             fallbacks: run.fallbacks,
             rate_limited: run.rate_limited,
             resumed: run.resumed,
+            remeasured: run.remeasured,
             duration: Safe(duration(run.duration_ms)),
             reproduce: reproduce.map(Safe),
         }

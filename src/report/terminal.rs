@@ -101,6 +101,13 @@ pub fn render(r: &Results, failed: bool, written: &[PathBuf]) -> String {
         r.run.spend_usd,
         if r.run.simulated { " (simulated)" } else { "" }
     );
+    if r.run.remeasured > 0 {
+        let _ = writeln!(
+            out,
+            "measured again: {} pair(s) whose one call failed with a rate limit, a server error or a timeout while the other came from the cache; both arms sent again, in this run",
+            r.run.remeasured
+        );
+    }
     if r.run.judge_calls > 0 {
         let _ = writeln!(
             out,

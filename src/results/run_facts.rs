@@ -31,6 +31,11 @@ pub struct RunFacts {
     /// Calls recovered from the journal of an interrupted run.
     #[serde(default)]
     pub resumed: usize,
+    /// Pairs measured again, both arms sent, because one call failed with a rate limit, a
+    /// server error or a timeout while the other came from the cache (`runner::remeasure`):
+    /// the first measurement is replaced, its attempts counted in the new one's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub remeasured: usize,
     /// Calls the budget's hard cap refused: the run (and a merge of its shard) is an error.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub budget_refused: usize,

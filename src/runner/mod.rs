@@ -16,6 +16,7 @@ pub mod interrupt;
 mod journal;
 mod limiter;
 mod progress;
+pub mod remeasure;
 mod retry;
 pub mod stow;
 #[cfg(test)]
@@ -198,6 +199,10 @@ pub struct Ran {
     pub batches_pending: Vec<String>,
     /// With [`Options::stow`]: every outcome, in the file as it arrived (`outcomes` is empty).
     pub stowed: Option<stow::Stowed>,
+    /// Per job, how its outcome was measured ([`remeasure::mark`]), in the jobs' order.
+    pub marks: Vec<u8>,
+    /// Pairs measured again together ([`remeasure`]).
+    pub remeasured: usize,
 }
 
 impl Ran {
@@ -214,6 +219,8 @@ impl Ran {
             d
         }));
         self.outcomes.extend(batch.outcomes);
+        self.marks.extend(batch.marks);
+        self.remeasured += batch.remeasured;
         self.retries += batch.retries;
         self.rate_limited += batch.rate_limited;
         self.cache_hits += batch.cache_hits;
@@ -679,6 +686,7 @@ impl<'a> Runner<'a> {
             kept.follow(leader, follower);
         }
         let (cache_hits, fallbacks, finished, refused) = (kept.cached, kept.fell_back, kept.finished, kept.refused);
+        let marks = std::mem::take(&mut kept.marks);
         let (outcomes, stowed) = kept.finish();
         let ran = Ran {
             retries: context.retries.load(Ordering::Relaxed),
@@ -695,6 +703,8 @@ impl<'a> Runner<'a> {
             derived,
             batches_pending: batched.pending,
             stowed,
+            marks,
+            remeasured: 0,
         };
         drop(watch);
         ran

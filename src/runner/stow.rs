@@ -54,6 +54,11 @@ impl Stowed {
         self.scratch.as_deref().map_or_else(String::new, Scratch::to_string)
     }
 
+    /// Puts `outcome` in place of outcome `index`, held in memory (a run replaces a few).
+    pub(super) fn hold(&mut self, index: usize, outcome: Outcome) {
+        self.held.insert(index, outcome);
+    }
+
     /// Every outcome, read back in order.
     pub fn take_all(&mut self) -> std::io::Result<Vec<Outcome>> {
         (0..self.len()).map(|index| self.take(index)).collect()
@@ -85,6 +90,9 @@ pub(super) struct Kept {
     pub(super) finished: usize,
     /// Not sent: the budget's cap would have been exceeded.
     pub(super) refused: usize,
+    /// Per job, how it was measured (`remeasure::CACHED`, `remeasure::MAY_PASS`, else 0): a
+    /// byte a job, read when the outcomes are in the file.
+    pub(super) marks: Vec<u8>,
 }
 
 enum Place {
@@ -105,6 +113,7 @@ impl Kept {
             fell_back: 0,
             finished: 0,
             refused: 0,
+            marks: vec![0; count],
         }
     }
 
@@ -118,6 +127,7 @@ impl Kept {
         if outcome.result.as_ref().is_err_and(CallError::is_budget_refusal) {
             self.refused += with_followers;
         }
+        self.marks[index] = super::remeasure::mark(&outcome);
         match &mut self.place {
             Place::Memory(outcomes) => outcomes[index] = Some(outcome),
             Place::File(stow) => stow.put(index, outcome),
@@ -126,6 +136,8 @@ impl Kept {
 
     /// Outcome `follower` is its leader's, as an identical job's (not run if the leader was not).
     pub(super) fn follow(&mut self, leader: usize, follower: usize) {
+        // The leader's call is the follower's: measured as the leader was.
+        self.marks[follower] = self.marks[leader];
         match &mut self.place {
             Place::Memory(outcomes) => {
                 outcomes[follower] = Some(

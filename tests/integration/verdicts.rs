@@ -601,3 +601,112 @@ fn the_power_figures_come_from_one_model() {
     }
     assert!(checked >= 2, "{r}");
 }
+
+/// Candidate calls of cases 0–5 that the provider fails once (a 503), while the cases'
+/// baselines are in the cache: the provider's, not the change's.
+static OUTAGE_LEFT: AtomicU64 = AtomicU64::new(0);
+
+/// A warm cache answers the baseline, so a provider's bad minutes during the run fall on the
+/// candidate alone: 6 candidate calls of 40 failing with 503 read as an `error_rate` regression
+/// (and 6 `pass_rate` failures) though the change did nothing. Each such pair is sent again,
+/// both arms, in the same run; a failure the change causes fails again and still counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_outage_during_the_run_is_not_the_candidate_s_regression() {
+    let (server, _) = serve(|asked, _| {
+        let failing = asked.candidate
+            && asked.case < 6
+            && OUTAGE_LEFT
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        Reply {
+            status: if failing { 503 } else { 200 },
+            ..Reply::ok(1)
+        }
+    })
+    .await;
+    // With the outcomes in memory, and in the scratch file a large run keeps them in.
+    for vars in [&[][..], &[("PROMPTGATE_TEST_INLINE_MAX_CALLS", "20")][..]] {
+        let run_with = |repo: &TestRepo, args: &[&str]| {
+            let (dir, args) = (
+                repo.path().to_owned(),
+                args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+            );
+            tokio::task::spawn_blocking(move || {
+                crate::support::promptgate_env(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>(), vars)
+            })
+        };
+        let repo = suite(&server, 40, "", "", "  error_rate: {blocking: true}\n", None);
+        // The base's answers in the cache, as a push to the default branch leaves them.
+        run_with(
+            &repo,
+            &["run", "--base", "main", "--head", "main", "--all", "--out", "warm"],
+        )
+        .await
+        .unwrap()
+        .expect_code(0);
+        pr(&repo, "pr", "");
+        let before = server.received_requests().await.unwrap_or_default().len();
+        OUTAGE_LEFT.store(6, Ordering::SeqCst);
+
+        let run = run_with(&repo, &["run", "--base", "main", "--out", "out"])
+            .await
+            .unwrap();
+        run.expect_code(0);
+        assert!(
+            run.stdout.contains("measured again: 6 pair(s)"),
+            "{vars:?}: {}",
+            run.stdout
+        );
+        let r = results(&repo.path().join("out"));
+        assert_eq!(r["run"]["remeasured"], 6);
+        assert_eq!(r["run"]["errored"], 0);
+        assert_eq!(refunds_metric(&r, "error_rate")["candidate"], 0.0);
+        // 40 candidate calls, then the 6 pairs: their baselines sent though cached.
+        let sent = server.received_requests().await.unwrap_or_default().len() - before;
+        assert_eq!(sent, 40 + 2 * 6, "{vars:?}");
+        let cases = experiment(&r, "refunds")["cases"].as_array().unwrap().clone();
+        for case in &cases[..6] {
+            let (baseline, candidate) = (&case["baseline"][0], &case["candidate"][0]);
+            assert_eq!(
+                (baseline["cached"].as_bool(), candidate["cached"].as_bool()),
+                (Some(false), Some(false)),
+                "{vars:?}: {case}"
+            );
+            // Both sends of the candidate are counted.
+            assert_eq!(candidate["attempts"], 2, "{vars:?}: {case}");
+            assert_eq!(baseline["attempts"], 1, "{vars:?}: {case}");
+        }
+        assert!(cases[6..].iter().all(|c| c["baseline"][0]["cached"] == true));
+        let report = std::fs::read_to_string(repo.path().join("out/report.md")).unwrap();
+        assert!(report.contains("pairs measured again"), "{report}");
+    }
+}
+
+/// A failure the change causes is measured again like an outage, and fails again: the pairs
+/// are sent once more, and the regression stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_the_change_causes_still_fails_after_its_pairs_are_measured_again() {
+    let (server, _) = serve(|asked, _| Reply {
+        status: if asked.candidate && asked.case < 7 { 500 } else { 200 },
+        ..Reply::ok(1)
+    })
+    .await;
+    let gates = "  pass_rate: {blocking: true}\n  error_rate: {blocking: true}\n";
+    let repo = suite(&server, 40, "", "", gates, None);
+    promptgate(
+        &repo,
+        &["run", "--base", "main", "--head", "main", "--all", "--out", "warm"],
+    )
+    .await
+    .expect_code(0);
+    pr(&repo, "pr", "");
+
+    let run = promptgate(&repo, &["run", "--base", "main", "--out", "out"]).await;
+    run.expect_code(1);
+    let r = results(&repo.path().join("out"));
+    assert_eq!(r["run"]["remeasured"], 7);
+    assert_eq!(r["run"]["errored"], 7);
+    let errors = refunds_metric(&r, "error_rate");
+    assert_eq!(errors["verdict"], "regression", "{errors}");
+    assert_eq!(errors["fails_gate"], true);
+}

@@ -1,0 +1,78 @@
+//! `run`'s sequential design: looks at growing shares of the cases through the run's one
+//! runner, each judged at its nominal level, stopping at the first that settles the verdict.
+
+use std::collections::BTreeMap;
+
+use crate::plan::Job;
+use crate::results::Results;
+use crate::verdict::{self, sequential};
+use crate::{runner, stats, suite};
+
+/// Assembles the results of the jobs run so far, at a sequential look.
+pub(super) type AssembleAt<'a> =
+    dyn Fn(&[Job], &runner::Ran, Option<&stats::Look>, verdict::Plan) -> anyhow::Result<Results> + 'a;
+
+pub(super) type RunBatch<'a> = dyn Fn(&[Job]) -> anyhow::Result<runner::Ran> + 'a;
+
+/// Sequential: looks at equal shares of each experiment's cases in a seeded order, each judged
+/// at its nominal level (`verdict::sequential`); stops at the first look that settles every
+/// compared experiment's verdict.
+pub(super) fn run_sequential(
+    jobs: &[Job],
+    run_batch: &RunBatch<'_>,
+    defaults: &suite::Defaults,
+    assemble_at: &AssembleAt<'_>,
+) -> anyhow::Result<(Results, runner::Ran)> {
+    let design = sequential::Design::new(defaults.alpha, defaults.sequential_looks);
+    let mut by_experiment: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for job in jobs {
+        let cases = by_experiment.entry(job.experiment).or_default();
+        if !cases.contains(&job.case) {
+            cases.push(job.case);
+        }
+    }
+    let position = sequential::case_order(&by_experiment, defaults.seed);
+    let (mut run_jobs, mut ran): (Vec<Job>, runner::Ran) = (Vec::new(), runner::Ran::default());
+    let mut previous = 0.0;
+    let looks = design.fractions.len();
+    for (k, (&t, &level)) in design.fractions.iter().zip(&design.levels).enumerate() {
+        let batch: Vec<Job> = jobs
+            .iter()
+            .filter(|j| {
+                let (rank, n) = position[&(j.experiment, j.case)];
+                rank >= sequential::upto(previous, n) && rank < sequential::upto(t, n)
+            })
+            .cloned()
+            .collect();
+        previous = t;
+        eprintln!(
+            "promptgate: sequential look {}/{looks}: {} more calls, nominal level {level:.4}",
+            k + 1,
+            batch.len()
+        );
+        let mut look_ran = run_batch(&batch)?;
+        runner::remeasure::measure_again(&mut look_ran, &batch, run_batch)?;
+        ran.absorb(look_ran)
+            .map_err(|e| anyhow::anyhow!("cannot read back the outcomes the run wrote to {e}"))?;
+        run_jobs.extend(batch);
+        // Each look needs only the verdicts to decide whether to stop; the look that stops is
+        // judged again with its power plan.
+        let look = design.look(k);
+        let results = assemble_at(&run_jobs, &ran, look.as_ref(), verdict::Plan::VerdictsOnly)?;
+        if sequential::settled(&results, level) || k + 1 == looks {
+            let mut results = assemble_at(&run_jobs, &ran, look.as_ref(), verdict::Plan::Power)?;
+            let cases = by_experiment.iter().map(|(ei, c)| (*ei, c.len())).collect();
+            let calls = by_experiment
+                .keys()
+                .map(|ei| {
+                    let count = |js: &[Job]| js.iter().filter(|j| j.experiment == *ei).count();
+                    (*ei, (count(&run_jobs), count(jobs)))
+                })
+                .collect();
+            sequential::record(&mut results, &design, k + 1, &cases, &calls);
+            return Ok((results, ran));
+        }
+    }
+    // Unreachable: the last look always returns. An empty plan has nothing to run.
+    Ok((assemble_at(&run_jobs, &ran, None, verdict::Plan::Power)?, ran))
+}

@@ -1,0 +1,290 @@
+//! Pairs measured under different conditions, measured again together.
+//!
+//! A warm response cache answers one arm of a pair without a call (usually the baseline: its
+//! prompt ran on an earlier push), so a provider's bad minutes during the run (rate limits,
+//! 5xx, timeouts) fall on the other arm alone: 6 candidate calls of 40 failing with 503 read as
+//! an `error_rate` regression at p = 0.031, and as `pass_rate` failures, though the change did
+//! nothing. Leaving such failures out would hide the ones a change causes (a longer prompt's
+//! rate limits, a server's 500 on an overflowing context); so instead each pair with one arm
+//! failed that way and the other answered from the cache is sent again, both arms, in the same
+//! run: the pair is then measured under one provider, as every pair with both arms sent is.
+//!
+//! Only those pairs are chosen, and their first measurement is replaced whatever the second
+//! says, so the choice cannot lean either way: with the provider failing a share p of calls
+//! whatever the arm, a re-sent pair fails in the candidate alone as often as in the baseline
+//! alone. A failure the change causes fails the candidate again.
+
+use super::{CallError, Job, Outcome, Ran};
+use crate::plan::Arm;
+
+/// Answered from the response cache (or the journal of an interrupted run): not measured in
+/// this run.
+pub const CACHED: u8 = 1;
+/// Failed in this run in a way the provider's state may explain: rate limited, a 5xx or a
+/// dropped connection, a timeout (retries exhausted).
+pub const MAY_PASS: u8 = 2;
+
+/// How an outcome put in the run's results was measured: [`CACHED`], [`MAY_PASS`], or 0.
+pub fn mark(outcome: &Outcome) -> u8 {
+    match &outcome.result {
+        Ok(_) if outcome.cached => CACHED,
+        Err(error) if may_pass(error) => MAY_PASS,
+        _ => 0,
+    }
+}
+
+fn may_pass(error: &CallError) -> bool {
+    match error {
+        CallError::RateLimited { .. } | CallError::Transient { .. } | CallError::Timeout { .. } => true,
+        CallError::Fallbacks { failures } => failures.iter().all(|(_, e)| may_pass(e)),
+        _ => false,
+    }
+}
+
+/// The pairs, as `[baseline, candidate]` job indices, one of whose calls failed in this run in
+/// a way that may pass while the other was answered from the cache.
+pub fn uneven(jobs: &[Job], marks: &[u8]) -> Vec<[usize; 2]> {
+    let mut baselines = std::collections::HashMap::new();
+    for (index, job) in jobs.iter().enumerate() {
+        if job.arm == Arm::Baseline {
+            baselines.insert((job.experiment, job.case, job.repeat), index);
+        }
+    }
+    let mut pairs = Vec::new();
+    for (index, job) in jobs.iter().enumerate() {
+        if job.arm != Arm::Candidate {
+            continue;
+        }
+        let Some(&baseline) = baselines.get(&(job.experiment, job.case, job.repeat)) else {
+            continue;
+        };
+        let (b, c) = (marks.get(baseline).copied(), marks.get(index).copied());
+        if matches!((b, c), (Some(CACHED), Some(MAY_PASS)) | (Some(MAY_PASS), Some(CACHED))) {
+            pairs.push([baseline, index]);
+        }
+    }
+    pairs
+}
+
+/// The jobs measuring `pairs` again: each pair's baseline then candidate, both sent (never
+/// answered from the cache or by an identical job).
+pub fn again(jobs: &[Job], pairs: &[[usize; 2]]) -> Vec<Job> {
+    pairs
+        .iter()
+        .flatten()
+        .map(|&index| Job {
+            retime: true,
+            ..jobs[index].clone()
+        })
+        .collect()
+}
+
+impl Ran {
+    /// Puts what `batch` (the jobs [`again`] made of `pairs`) measured in place of the pairs'
+    /// outcomes and of the judge calls on them. A re-sent call's attempts add to the first
+    /// measurement's, so every send is counted. Fails only when stowed outcomes cannot be read.
+    pub fn remeasured(&mut self, pairs: &[[usize; 2]], mut batch: Ran) -> std::io::Result<()> {
+        batch.unstow()?;
+        let at: Vec<usize> = pairs.iter().flatten().copied().collect();
+        let replaced: std::collections::HashSet<usize> = at.iter().copied().collect();
+        self.derived.retain(|d| !replaced.contains(&d.parent));
+        self.derived.extend(batch.derived.into_iter().map(|mut d| {
+            d.parent = at[d.parent];
+            d
+        }));
+        for ((&index, mut outcome), mark) in at.iter().zip(batch.outcomes).zip(batch.marks) {
+            let old = match &mut self.stowed {
+                Some(stowed) => stowed.take(index)?,
+                None => std::mem::replace(&mut self.outcomes[index], super::not_sent(CallError::NotRun)),
+            };
+            if old.cached {
+                self.cache_hits = self.cache_hits.saturating_sub(1);
+            }
+            outcome.attempts += old.attempts;
+            match &mut self.stowed {
+                Some(stowed) => stowed.hold(index, outcome),
+                None => self.outcomes[index] = outcome,
+            }
+            if let Some(m) = self.marks.get_mut(index) {
+                *m = mark;
+            }
+        }
+        self.remeasured += pairs.len();
+        self.retries += batch.retries;
+        self.rate_limited += batch.rate_limited;
+        self.cache_hits += batch.cache_hits;
+        self.resumed += batch.resumed;
+        self.fallbacks += batch.fallbacks;
+        self.refused += batch.refused;
+        self.budget_exhausted |= batch.budget_exhausted;
+        self.interrupted |= batch.interrupted;
+        self.batches_pending.extend(batch.batches_pending);
+        // The runner's spend is the run's so far, every earlier batch included.
+        self.spent_usd = batch.spent_usd;
+        Ok(())
+    }
+}
+
+/// Measures again, both arms at once, the pairs [`uneven`] finds in `ran` (what `jobs` ran),
+/// through `run`: the run's runner, so its budget, journal and limits hold. Nothing when the run
+/// was interrupted or stopped by the budget (its verdict is an error already).
+pub fn measure_again(ran: &mut Ran, jobs: &[Job], run: &dyn Fn(&[Job]) -> anyhow::Result<Ran>) -> anyhow::Result<()> {
+    if ran.interrupted || ran.budget_exhausted {
+        return Ok(());
+    }
+    let pairs = uneven(jobs, &ran.marks);
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "promptgate: {} pair(s) had one call fail with a rate limit, a server error or a timeout while the other came from the cache: sending both again, so each pair is measured under one provider",
+        pairs.len()
+    );
+    let batch = run(&again(jobs, &pairs))?;
+    ran.remeasured(&pairs, batch)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::JudgeTag;
+
+    fn job(case: usize, arm: Arm) -> Job {
+        Job {
+            experiment: 0,
+            case,
+            arm,
+            repeat: 0,
+            provider: "sim".into(),
+            fallbacks: std::sync::Arc::from([]),
+            request: Err("not needed".to_owned()),
+            retime: false,
+        }
+    }
+
+    /// Cases 0–3, each a baseline then its candidate.
+    fn pairs_of(cases: usize) -> Vec<Job> {
+        (0..cases)
+            .flat_map(|c| [job(c, Arm::Baseline), job(c, Arm::Candidate)])
+            .collect()
+    }
+
+    fn failed(error: CallError) -> Outcome {
+        Outcome {
+            attempts: 3,
+            ..super::super::not_sent(error)
+        }
+    }
+
+    fn cached(text: &str) -> Outcome {
+        Outcome {
+            cached: true,
+            attempts: 0,
+            ..Outcome::answered(text, "sim")
+        }
+    }
+
+    #[test]
+    fn a_failure_the_provider_may_explain_is_marked_and_one_the_request_causes_is_not() {
+        let transient = CallError::Transient {
+            message: "HTTP 503".to_owned(),
+        };
+        assert_eq!(mark(&cached("a")), CACHED);
+        assert_eq!(mark(&Outcome::answered("a", "sim")), 0, "measured in this run");
+        assert_eq!(mark(&failed(transient.clone())), MAY_PASS);
+        assert_eq!(mark(&failed(CallError::Timeout { after_ms: 1 })), MAY_PASS);
+        assert_eq!(
+            mark(&failed(CallError::RateLimited {
+                message: "429".to_owned()
+            })),
+            MAY_PASS
+        );
+        let permanent = CallError::Permanent {
+            message: "maximum context length exceeded".to_owned(),
+        };
+        assert_eq!(mark(&failed(permanent.clone())), 0);
+        assert_eq!(mark(&failed(CallError::BudgetRefused { cap_usd: 1.0 })), 0);
+        let chain = |second: CallError| CallError::Fallbacks {
+            failures: vec![("a".to_owned(), transient.clone()), ("b".to_owned(), second)],
+        };
+        assert_eq!(mark(&failed(chain(transient.clone()))), MAY_PASS);
+        assert_eq!(mark(&failed(chain(permanent))), 0);
+    }
+
+    /// Only a pair with one arm from the cache and the other failed that way is uneven: both
+    /// sent in this run (failed or not) were measured under one provider.
+    #[test]
+    fn only_pairs_measured_under_different_conditions_are_chosen() {
+        let jobs = pairs_of(5);
+        let marks = [
+            CACHED, MAY_PASS, // the usual: a warm baseline, a failed candidate
+            MAY_PASS, CACHED, // and the other way round
+            0, MAY_PASS, // both sent in this run
+            CACHED, CACHED, // both from the cache
+            CACHED, 0, // answered
+        ];
+        assert_eq!(uneven(&jobs, &marks), [[0, 1], [2, 3]]);
+        let again = again(&jobs, &[[2, 3]]);
+        assert_eq!(again.len(), 2);
+        assert!(again.iter().all(|j| j.retime));
+        assert_eq!(
+            (again[0].case, again[0].arm, again[1].arm),
+            (1, Arm::Baseline, Arm::Candidate)
+        );
+    }
+
+    /// The new measurement takes the old one's place, with the judge calls on it; the attempts
+    /// of both are counted, and a baseline no longer from the cache is no cache hit.
+    #[test]
+    fn a_pair_measured_again_replaces_its_outcomes_and_their_judge_calls() {
+        let derived = |parent: usize, text: &str| super::super::Derived {
+            parent,
+            tag: JudgeTag::default(),
+            job: job(parent / 2, Arm::Candidate),
+            outcome: Outcome::answered(text, "judge"),
+        };
+        let mut ran = Ran {
+            outcomes: vec![
+                cached("base 0"),
+                failed(CallError::Transient {
+                    message: "HTTP 503".to_owned(),
+                }),
+                cached("base 1"),
+                Outcome::answered("cand 1", "sim"),
+            ],
+            marks: vec![CACHED, MAY_PASS, CACHED, 0],
+            cache_hits: 2,
+            derived: vec![derived(0, "old judgement of base 0"), derived(3, "kept")],
+            ..Ran::default()
+        };
+        let batch = Ran {
+            outcomes: vec![
+                Outcome::answered("base 0 again", "sim"),
+                Outcome::answered("cand 0", "sim"),
+            ],
+            marks: vec![0, 0],
+            derived: vec![derived(0, "new judgement of base 0"), derived(1, "judgement of cand 0")],
+            retries: 1,
+            ..Ran::default()
+        };
+        ran.remeasured(&[[0, 1]], batch).unwrap();
+        let text = |o: &Outcome| o.result.as_ref().map(|r| r.text.clone()).unwrap_or_default();
+        assert_eq!(
+            ran.outcomes.iter().map(text).collect::<Vec<_>>(),
+            ["base 0 again", "cand 0", "base 1", "cand 1"]
+        );
+        assert_eq!(ran.outcomes[1].attempts, 1 + 3);
+        assert_eq!((ran.cache_hits, ran.remeasured, ran.retries), (1, 1, 1));
+        assert_eq!(ran.marks, [0, 0, CACHED, 0]);
+        let judged: Vec<(usize, String)> = ran.derived.iter().map(|d| (d.parent, text(&d.outcome))).collect();
+        assert_eq!(
+            judged,
+            [
+                (3, "kept".to_owned()),
+                (0, "new judgement of base 0".to_owned()),
+                (1, "judgement of cand 0".to_owned())
+            ]
+        );
+    }
+}
