@@ -321,6 +321,16 @@ mod tests {
         ProviderSpec::new("p", kind)
     }
 
+    /// Files under `dir`, however deep.
+    fn walk_count(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .flatten()
+                .map(|e| if e.path().is_dir() { walk_count(&e.path()) } else { 1 })
+                .sum()
+        })
+    }
+
     #[test]
     fn the_cache_identity_covers_what_changes_the_output_and_no_key() {
         let tree = MemTree::new([("scripts/answer.sh", "echo 30 days"), ("lib/a.py", "x = 1")]);
@@ -374,10 +384,11 @@ mod tests {
         // A working tree is fingerprinted by its files as they are on disk: clean, as its
         // commit's tree (another process, a rerun, finds the same); an edited file makes
         // another, and so does a new module git does not track yet (a pipeline may import
-        // it); the run's output folder and the files git ignores do not.
+        // it); the run's output folder, the files git ignores and what tools write as the
+        // pipeline runs (bytecode, swap files) do not.
         let git = |args: &[&str]| crate::workspace::test_git(dir.path(), args);
         git(&["init", "-q"]);
-        std::fs::write(dir.path().join(".gitignore"), "*.pyc\n").unwrap();
+        std::fs::write(dir.path().join(".gitignore"), "*.tmp\n").unwrap();
         git(&["add", "-A"]);
         git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"]);
         let commit = git(&["rev-parse", "HEAD"]);
@@ -388,15 +399,23 @@ mod tests {
         assert_eq!(clean, at_commit);
         std::fs::create_dir(&out).unwrap();
         std::fs::write(out.join("journal.jsonl"), "{}").unwrap();
-        std::fs::write(dir.path().join("scripts/answer.pyc"), "compiled").unwrap();
+        std::fs::write(dir.path().join("scripts/scratch.tmp"), "ignored").unwrap();
+        std::fs::create_dir(dir.path().join("scripts/__pycache__")).unwrap();
+        std::fs::write(
+            dir.path().join("scripts/__pycache__/helper.cpython-312.pyc"),
+            "compiled",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("scripts/.answer.sh.swp"), "editor").unwrap();
         assert_eq!(
             cache_identity(&exec, &working()),
             clean,
-            "the run's outputs and ignored files are not part of the tree"
+            "the run's outputs, ignored files and what tools write are not part of the tree"
         );
         std::fs::write(dir.path().join("scripts/helper.py"), "ANSWER = 30").unwrap();
         let new_module = cache_identity(&exec, &working());
         assert_ne!(new_module, clean, "an untracked module is part of the tree");
+        assert!(new_module.contains("+untracked:"), "{new_module}");
         std::fs::write(dir.path().join("scripts/helper.py"), "ANSWER = 31").unwrap();
         assert_ne!(cache_identity(&exec, &working()), new_module, "and so is its edit");
         std::fs::remove_file(dir.path().join("scripts/helper.py")).unwrap();
@@ -406,8 +425,17 @@ mod tests {
         assert_ne!(edited, clean);
         assert_eq!(
             git(&["status", "--porcelain"]).trim(),
-            "M scripts/answer.sh\n?? promptgate-out/",
+            "M scripts/answer.sh\n?? promptgate-out/\n?? scripts/.answer.sh.swp\n?? scripts/__pycache__/",
             "the repository's own index is untouched"
+        );
+        let objects = |dir: &std::path::Path| walk_count(&dir.join(".git/objects"));
+        let before = objects(dir.path());
+        std::fs::write(dir.path().join("scripts/new.py"), "X = 1").unwrap();
+        let _ = cache_identity(&exec, &working());
+        assert_eq!(
+            objects(dir.path()),
+            before,
+            "untracked files are read, not written into git's objects"
         );
         let mut other_command = exec.clone();
         other_command.command = Some(vec!["/bin/sh".to_owned(), "scripts/other.sh".to_owned()]);

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use anyhow::{Context, bail};
+use sha2::{Digest, Sha256};
 
 use super::{ObjectKind, join_in_repo, parent_dir};
 use crate::error::Error;
@@ -551,42 +552,39 @@ pub(super) fn blob(objects: &mut Objects, id: &str) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-/// The tree of the working tree at `root` as it is on disk (what `git add --all` then `git
-/// commit` would commit: tracked files as edited, and files git does not track unless it
-/// ignores them), as `git-tree:<id>`: a copy of the index takes them, so the repository's own
-/// index is untouched. A new module a pipeline imports is part of it before it is committed.
-/// The `excluded` folders are not (a run's own output folder, its journal among them, would
-/// make each run, and its resume, another tree); nor are ignored files. `None` outside git or
-/// when git fails.
+/// The working tree at `root` as it is on disk: the tree of its tracked files as edited (what
+/// `git commit -a` would commit, through a copy of the index, so the repository's own index is
+/// untouched), as `git-tree:<id>`, and, when there are any, a digest of the files git does not
+/// track and does not ignore, by path and content (`+untracked:<sha256>`): a new module a
+/// pipeline imports is part of it before it is committed. Left out: the `excluded` folders (a
+/// run's own output folder, its journal among them, would make each run, and its resume,
+/// another tree) and what tools write beside the code as it runs ([`GENERATED`]: Python's
+/// bytecode, editors' swap files, logs), which would do the same. Untracked files are read, not
+/// written into the repository's objects. `None` outside git or when git fails.
 pub(super) fn working_tree_id(root: &Path, excluded: &[std::path::PathBuf]) -> Option<String> {
-    let run = |args: &[&str], index: &Path| {
-        let out = git_command()
-            .arg("-C")
-            .arg(root)
-            .args(args)
-            .env("GIT_INDEX_FILE", index)
-            .output()
-            .ok()?;
+    let git = |args: &[&str], index: Option<&Path>| {
+        let mut command = git_command();
+        command.arg("-C").arg(root).args(args);
+        if let Some(index) = index {
+            command.env("GIT_INDEX_FILE", index);
+        }
+        let out = command.output().ok()?;
         out.status
             .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    let real_index = {
-        let out = git_command()
-            .arg("-C")
-            .arg(root)
-            .args(["rev-parse", "--path-format=absolute", "--git-path", "index"])
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))?
-    };
+    let real_index = git(&["rev-parse", "--path-format=absolute", "--git-path", "index"], None)?;
+    let real_index = std::path::PathBuf::from(real_index.trim());
     let scratch = tempfile::Builder::new().prefix("promptgate-index").tempdir().ok()?;
     let index = scratch.path().join("index");
     // The real index's entries (and their file times) let `add` hash only what changed.
     if real_index.is_file() {
         std::fs::copy(&real_index, &index).ok()?;
+    }
+    git(&["add", "--update", "--", "."], Some(&index))?;
+    let tree = git(&["write-tree"], Some(&index))?.trim().to_owned();
+    if tree.is_empty() {
+        return None;
     }
     // An excluded folder inside the repository, as a path relative to its root.
     let real_root = root.canonicalize().ok()?;
@@ -598,18 +596,58 @@ pub(super) fn working_tree_id(root: &Path, excluded: &[std::path::PathBuf]) -> O
             Some(folder.strip_prefix(&real_root).ok()?.to_str()?.to_owned())
         })
         .collect();
-    // An output folder that is the repository itself leaves the tracked files alone.
-    let untracked_too = !inside.iter().any(String::is_empty);
-    let pathspecs: Vec<String> = inside
-        .iter()
-        .filter(|relative| !relative.is_empty())
-        .map(|relative| format!(":(exclude,literal){relative}"))
+    // An output folder that is the repository itself leaves no untracked file to read.
+    if inside.iter().any(String::is_empty) {
+        return Some(format!("git-tree:{tree}"));
+    }
+    let exclusions: Vec<String> = inside.iter().map(|r| format!(":(exclude,literal){r}")).collect();
+    let mut list = vec!["ls-files", "--others", "--exclude-standard", "-z", "--", "."];
+    list.extend(exclusions.iter().map(String::as_str));
+    let untracked = git(&list, None)?;
+    let mut paths: Vec<&str> = untracked
+        .split('\0')
+        .filter(|path| !path.is_empty() && !generated(path))
         .collect();
-    let mut add = vec!["add", if untracked_too { "--all" } else { "--update" }, "--", "."];
-    add.extend(pathspecs.iter().map(String::as_str));
-    run(&add, &index)?;
-    let tree = run(&["write-tree"], &index)?;
-    (!tree.is_empty()).then(|| format!("git-tree:{tree}"))
+    if paths.is_empty() {
+        return Some(format!("git-tree:{tree}"));
+    }
+    paths.sort_unstable();
+    let mut digest = Sha256::new();
+    for path in paths {
+        digest.update(path.as_bytes());
+        digest.update([0]);
+        // A file that cannot be read counts by its path alone, the same on every run.
+        if let Ok(bytes) = std::fs::read(root.join(path)) {
+            digest.update(Sha256::digest(&bytes));
+        }
+        digest.update([0]);
+    }
+    Some(format!("git-tree:{tree}+untracked:{}", hex::encode(digest.finalize())))
+}
+
+/// Files tools write beside the code as it runs, left out of a working tree's fingerprint
+/// when git does not ignore them: folders by name, files by suffix or name.
+const GENERATED: &[&str] = &[
+    "__pycache__/",
+    ".pytest_cache/",
+    ".mypy_cache/",
+    ".ruff_cache/",
+    ".ipynb_checkpoints/",
+    "node_modules/",
+    ".pyc",
+    ".pyo",
+    ".swp",
+    ".swo",
+    "~",
+    ".log",
+    ".DS_Store",
+];
+
+fn generated(path: &str) -> bool {
+    GENERATED.iter().any(|pattern| match pattern.strip_suffix('/') {
+        Some(folder) => path.split('/').rev().skip(1).any(|part| part == folder),
+        None => path.ends_with(pattern),
+    })
 }
 
 /// `git`, without the GitHub token or the Actions runtime's credentials in its environment.
