@@ -477,6 +477,9 @@ impl<'a> Runner<'a> {
         let mut followers: Vec<(usize, usize)> = Vec::new();
         let mut to_run: Vec<usize> = Vec::new();
         let mut resumed = 0;
+        // Outcomes from the journal of an interrupted run: an answer among them was not measured
+        // in this run (`remeasure::CACHED`).
+        let mut replayed_at: std::collections::HashSet<usize> = std::collections::HashSet::new();
         for (index, (job, key)) in jobs.iter().zip(&keys).enumerate() {
             let (Ok(_), Some(key)) = (&job.request, key) else {
                 known.push((index, not_sent(not_rendered(job))));
@@ -493,6 +496,7 @@ impl<'a> Runner<'a> {
             match self.take_replayed(key) {
                 Some(outcome) => {
                     resumed += 1;
+                    replayed_at.insert(index);
                     known.push((index, outcome));
                 }
                 None => to_run.push(index),
@@ -594,8 +598,13 @@ impl<'a> Runner<'a> {
             for &follower in followers_of.get(&index).into_iter().flatten() {
                 ask(follower, None, &as_follower(&outcome), &mut queue);
             }
+            let answered = outcome.result.is_ok();
             kept.put(index, outcome, follower_count(index));
+            if answered && replayed_at.contains(&index) {
+                kept.marks[index] = remeasure::CACHED;
+            }
         }
+        drop(replayed_at);
 
         // Ctrl-C is noticed within a tick, so the user hears at once that the calls in flight are
         // being finished, however long they take.

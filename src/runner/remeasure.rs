@@ -4,21 +4,29 @@
 //! prompt ran on an earlier push), so a provider's bad minutes during the run (rate limits,
 //! 5xx, timeouts) fall on the other arm alone: 6 candidate calls of 40 failing with 503 read as
 //! an `error_rate` regression at p = 0.031, and as `pass_rate` failures, though the change did
-//! nothing. Leaving such failures out would hide the ones a change causes (a longer prompt's
-//! rate limits, a server's 500 on an overflowing context); so instead each pair with one arm
-//! failed that way and the other answered from the cache is sent again, both arms, in the same
-//! run: the pair is then measured under one provider, as every pair with both arms sent is.
+//! nothing. Leaving such failures out would hide the ones a change causes every time (a server's
+//! 500 on an overflowing context); so instead each pair with one arm failed that way and the
+//! other answered without a call is sent again, both arms, at the end of the run: the pair is
+//! then measured under one provider, as every pair with both arms sent is.
 //!
-//! Only those pairs are chosen, and their first measurement is replaced whatever the second
-//! says, so the choice cannot lean either way: with the provider failing a share p of calls
-//! whatever the arm, a re-sent pair fails in the candidate alone as often as in the baseline
-//! alone. A failure the change causes fails the candidate again.
+//! What this costs, and what it cannot do:
+//! - For the failed call it is one more round of retries, later: a call fails when every
+//!   attempt the run made failed, as with `max_retries`. A failure the change causes every time
+//!   fails again and counts; one it causes now and then (a longer prompt timing out on 15% of
+//!   its sends) must fail twice, as it must fail every retry, so it weighs less than on a cold
+//!   cache, where both arms are sent once. The first failure is in the call's `attempts`.
+//! - When nothing is wrong with the change, the choice leans neither way: the provider fails a
+//!   re-sent pair in the candidate alone as often as in the baseline alone.
+//! - An answer replayed from the journal of an interrupted run counts as answered without a
+//!   call: a pair whose two calls that run made, one failing, is measured again on resume.
+//! - The re-sent calls are not in the plan's estimate; the budget's cap still holds, and a pair
+//!   it refuses keeps its first measurement.
 
 use super::{CallError, Job, Outcome, Ran};
 use crate::plan::Arm;
 
-/// Answered from the response cache (or the journal of an interrupted run): not measured in
-/// this run.
+/// Answered without a call in this run: from the response cache, or from the journal of an
+/// interrupted run (measured then, under that run's provider).
 pub const CACHED: u8 = 1;
 /// Failed in this run in a way the provider's state may explain: rate limited, a 5xx or a
 /// dropped connection, a timeout (retries exhausted).
@@ -82,41 +90,66 @@ pub fn again(jobs: &[Job], pairs: &[[usize; 2]]) -> Vec<Job> {
 impl Ran {
     /// Puts what `batch` (the jobs [`again`] made of `pairs`) measured in place of the pairs'
     /// outcomes and of the judge calls on them. A re-sent call's attempts add to the first
-    /// measurement's, so every send is counted. Fails only when stowed outcomes cannot be read.
+    /// measurement's, so every send is counted. A pair the batch could not measure whole (the
+    /// budget's cap refused a call; the run ended first) keeps its first measurement, and the
+    /// run is not stopped by the cap for it: nothing of the run's own was refused. Fails only
+    /// when stowed outcomes cannot be read.
     pub fn remeasured(&mut self, pairs: &[[usize; 2]], mut batch: Ran) -> std::io::Result<()> {
         batch.unstow()?;
-        let at: Vec<usize> = pairs.iter().flatten().copied().collect();
-        let replaced: std::collections::HashSet<usize> = at.iter().copied().collect();
-        self.derived.retain(|d| !replaced.contains(&d.parent));
-        self.derived.extend(batch.derived.into_iter().map(|mut d| {
-            d.parent = at[d.parent];
-            d
-        }));
-        for ((&index, mut outcome), mark) in at.iter().zip(batch.outcomes).zip(batch.marks) {
-            let old = match &mut self.stowed {
-                Some(stowed) => stowed.take(index)?,
-                None => std::mem::replace(&mut self.outcomes[index], super::not_sent(CallError::NotRun)),
+        let unmeasured = |o: &Outcome| {
+            matches!(
+                o.result,
+                Err(CallError::BudgetRefused { .. } | CallError::Interrupted { .. } | CallError::NotRun)
+            )
+        };
+        // Per position in the batch, the run's index it replaces (`None`: kept as it was).
+        let mut at: Vec<Option<usize>> = Vec::with_capacity(2 * pairs.len());
+        let mut new = batch.outcomes.into_iter().zip(batch.marks);
+        for pair in pairs {
+            let (Some(b), Some(c)) = (new.next(), new.next()) else {
+                break;
             };
-            if old.cached {
-                self.cache_hits = self.cache_hits.saturating_sub(1);
+            if unmeasured(&b.0) || unmeasured(&c.0) {
+                at.extend([None, None]);
+                continue;
             }
-            outcome.attempts += old.attempts;
-            match &mut self.stowed {
-                Some(stowed) => stowed.hold(index, outcome),
-                None => self.outcomes[index] = outcome,
-            }
-            if let Some(m) = self.marks.get_mut(index) {
-                *m = mark;
+            at.extend(pair.map(Some));
+            for (index, (mut outcome, mark)) in pair.iter().copied().zip([b, c]) {
+                let old = match &mut self.stowed {
+                    Some(stowed) => stowed.take(index)?,
+                    None => std::mem::replace(&mut self.outcomes[index], super::not_sent(CallError::NotRun)),
+                };
+                self.cache_hits = self.cache_hits.saturating_sub(usize::from(old.cached));
+                self.fallbacks = self.fallbacks.saturating_sub(usize::from(old.fell_back));
+                self.cache_hits += usize::from(outcome.cached);
+                self.fallbacks += usize::from(outcome.fell_back);
+                outcome.attempts += old.attempts;
+                match &mut self.stowed {
+                    Some(stowed) => stowed.hold(index, outcome),
+                    None => self.outcomes[index] = outcome,
+                }
+                if let Some(m) = self.marks.get_mut(index) {
+                    *m = mark;
+                }
             }
         }
-        self.remeasured += pairs.len();
+        // The judge calls on a replaced outcome go with it; the new ones take their place.
+        let replaced: std::collections::HashSet<usize> = at.iter().flatten().copied().collect();
+        self.derived.retain(|d| !replaced.contains(&d.parent));
+        self.derived.extend(batch.derived.into_iter().filter_map(|mut d| {
+            d.parent = (*at.get(d.parent)?)?;
+            Some(d)
+        }));
+        let kept_first = at.iter().filter(|a| a.is_none()).count() / 2;
+        if kept_first > 0 {
+            eprintln!(
+                "promptgate: {kept_first} pair(s) could not be measured again (the budget's cap, or the run ended) and keep their first measurement"
+            );
+        }
+        self.remeasured += replaced.len() / 2;
         self.retries += batch.retries;
         self.rate_limited += batch.rate_limited;
-        self.cache_hits += batch.cache_hits;
         self.resumed += batch.resumed;
-        self.fallbacks += batch.fallbacks;
-        self.refused += batch.refused;
-        self.budget_exhausted |= batch.budget_exhausted;
         self.interrupted |= batch.interrupted;
         self.batches_pending.extend(batch.batches_pending);
         // The runner's spend is the run's so far, every earlier batch included.
@@ -277,6 +310,7 @@ mod tests {
         assert_eq!(ran.outcomes[1].attempts, 1 + 3);
         assert_eq!((ran.cache_hits, ran.remeasured, ran.retries), (1, 1, 1));
         assert_eq!(ran.marks, [0, 0, CACHED, 0]);
+        assert_eq!(ran.outcomes[0].attempts, 1, "the baseline was not sent before");
         let judged: Vec<(usize, String)> = ran.derived.iter().map(|d| (d.parent, text(&d.outcome))).collect();
         assert_eq!(
             judged,
@@ -285,6 +319,40 @@ mod tests {
                 (0, "new judgement of base 0".to_owned()),
                 (1, "judgement of cand 0".to_owned())
             ]
+        );
+    }
+
+    /// A pair the budget's cap did not let be sent again keeps its first measurement, and the
+    /// run is not stopped for it.
+    #[test]
+    fn a_pair_the_cap_refuses_keeps_its_first_measurement() {
+        let mut ran = Ran {
+            outcomes: vec![
+                cached("base 0"),
+                failed(CallError::Transient {
+                    message: "HTTP 503".to_owned(),
+                }),
+            ],
+            marks: vec![CACHED, MAY_PASS],
+            cache_hits: 1,
+            ..Ran::default()
+        };
+        let batch = Ran {
+            outcomes: vec![
+                Outcome::answered("base 0 again", "sim"),
+                super::super::not_sent(CallError::BudgetRefused { cap_usd: 1.0 }),
+            ],
+            marks: vec![0, 0],
+            refused: 1,
+            budget_exhausted: true,
+            ..Ran::default()
+        };
+        ran.remeasured(&[[0, 1]], batch).unwrap();
+        assert!(ran.outcomes[0].cached && ran.outcomes[1].result.is_err());
+        assert_eq!(ran.outcomes[1].attempts, 3);
+        assert_eq!(
+            (ran.remeasured, ran.refused, ran.budget_exhausted, ran.cache_hits),
+            (0, 0, false, 1)
         );
     }
 }

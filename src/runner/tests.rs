@@ -449,6 +449,10 @@ async fn an_interrupted_run_resumes_without_repeating_a_finished_call() {
     let working = Fake::new(Behaviour::Healthy);
     let resumed = run_with(&jobs, one(&working, 8), &options).await;
     assert_eq!(resumed.resumed, finished);
+    // The replayed answers were measured by the interrupted run, not this one: a pair with one
+    // of them and a call this run failed is measured again (`remeasure`).
+    let replayed = resumed.marks.iter().filter(|&&m| m == super::remeasure::CACHED).count();
+    assert_eq!(replayed, finished);
     for (seed, _) in hanging.answered.lock().unwrap().iter() {
         assert!(
             !working.calls.lock().unwrap().contains_key(seed),
