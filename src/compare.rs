@@ -206,6 +206,15 @@ pub fn compare_in(repo: Repo, scope: &Scope<'_>) -> anyhow::Result<Comparison> {
     // A ref that does not resolve is the error to report, before the working tree's state.
     let (checked_out, base_sha, head_sha, merge_base, changes) = resolved?;
     let (uncommitted, tracked_edits) = uncommitted?;
+    // The checkout holds a commit's files exactly when nothing is edited and nothing is added
+    // beside them (the run's own folders and tools' by-products aside): an exec pipeline run
+    // there reads them, and its answers are cached under the commit's tree.
+    let written: Vec<std::path::PathBuf> = scope.written.iter().map(|p| p.to_path_buf()).collect();
+    let own = crate::workspace::folders_inside(repo.root(), &written).unwrap_or_default();
+    let as_committed = !tracked_edits
+        && uncommitted
+            .iter()
+            .all(|c| crate::workspace::generated(&c.path) || crate::workspace::in_folders(&c.path, &own));
     let head_tree: Arc<dyn FileSource> = if worktree {
         Arc::new(DirTree::excluding(repo.root(), scope.written))
     } else {
@@ -247,13 +256,13 @@ pub fn compare_in(repo: Repo, scope: &Scope<'_>) -> anyhow::Result<Comparison> {
         changes,
         head: Side {
             tree: head_tree,
-            at_checkout: worktree || (head_sha == checked_out && !tracked_edits),
+            at_checkout: worktree || (head_sha == checked_out && as_committed),
             sha: head_sha,
         },
         head_suite,
         base: Side {
             tree: base_tree,
-            at_checkout: merge_base == checked_out && !tracked_edits,
+            at_checkout: merge_base == checked_out && as_committed,
             sha: merge_base.clone(),
         },
         base_suite,

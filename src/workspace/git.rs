@@ -586,16 +586,7 @@ pub(super) fn working_tree_id(root: &Path, excluded: &[std::path::PathBuf]) -> O
     if tree.is_empty() {
         return None;
     }
-    // An excluded folder inside the repository, as a path relative to its root.
-    let real_root = root.canonicalize().ok()?;
-    let inside: Vec<String> = excluded
-        .iter()
-        .filter_map(|folder| {
-            let folder = std::env::current_dir().ok()?.join(folder);
-            let folder = folder.canonicalize().unwrap_or(folder);
-            Some(folder.strip_prefix(&real_root).ok()?.to_str()?.to_owned())
-        })
-        .collect();
+    let inside = folders_inside(root, excluded)?;
     // An output folder that is the repository itself leaves no untracked file to read.
     if inside.iter().any(String::is_empty) {
         return Some(format!("git-tree:{tree}"));
@@ -625,6 +616,34 @@ pub(super) fn working_tree_id(root: &Path, excluded: &[std::path::PathBuf]) -> O
     Some(format!("git-tree:{tree}+untracked:{}", hex::encode(digest.finalize())))
 }
 
+/// Which of `folders` (absolute, or relative to the current folder) lie inside the repository
+/// at `root`, as paths relative to it ("" for the root itself). `None` when `root` cannot be
+/// resolved.
+pub fn folders_inside(root: &Path, folders: &[PathBuf]) -> Option<Vec<String>> {
+    let real_root = root.canonicalize().ok()?;
+    Some(
+        folders
+            .iter()
+            .filter_map(|folder| {
+                let folder = std::env::current_dir().ok()?.join(folder);
+                let folder = folder.canonicalize().unwrap_or(folder);
+                Some(folder.strip_prefix(&real_root).ok()?.to_str()?.to_owned())
+            })
+            .collect(),
+    )
+}
+
+/// Whether `path` (relative to the repository's root) lies in one of `folders` (as
+/// [`folders_inside`] gives them).
+pub fn in_folders(path: &str, folders: &[String]) -> bool {
+    folders.iter().any(|f| {
+        f.is_empty()
+            || path
+                .strip_prefix(f.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
 /// Files tools write beside the code as it runs, left out of a working tree's fingerprint
 /// when git does not ignore them: folders by name, files by suffix or name.
 const GENERATED: &[&str] = &[
@@ -643,7 +662,8 @@ const GENERATED: &[&str] = &[
     ".DS_Store",
 ];
 
-fn generated(path: &str) -> bool {
+/// Whether `path` (relative to the repository's root) is one of [`GENERATED`].
+pub fn generated(path: &str) -> bool {
     GENERATED.iter().any(|pattern| match pattern.strip_suffix('/') {
         Some(folder) => path.split('/').rev().skip(1).any(|part| part == folder),
         None => path.ends_with(pattern),

@@ -22,7 +22,7 @@ use crate::format::short_sha;
 use sha2::{Digest, Sha256};
 
 pub use branch::Committed;
-pub use git::{Change, ChangeKind, Repo};
+pub use git::{Change, ChangeKind, Repo, folders_inside, generated, in_folders};
 pub use paths::{PathEscape, join_in_repo, parent_dir};
 pub use scratch::{ScratchDir, Worktree};
 

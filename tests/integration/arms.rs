@@ -274,6 +274,29 @@ async fn a_new_uncommitted_module_is_part_of_the_working_tree_s_pipeline() {
     assert!(calls(&r, "candidate").iter().all(|(_, _, cached)| *cached));
 }
 
+/// A commit's pipeline is the commit's files: gating the checked-out commit while an untracked
+/// module sits beside it runs the pipeline from a worktree of the commit, not from the checkout
+/// (where it would read the module, and cache what it read under the commit's tree).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_s_pipeline_does_not_read_an_untracked_module_beside_it() {
+    let repo = module_pipeline_repo("if [ -f lib/override.sh ]; then . lib/override.sh; else . lib/answer.sh; fi\n");
+    warm_then_branch(&repo).await;
+    repo.write("prompts/refunds.md", &format!("{}\n", repo.read("prompts/refunds.md")));
+    repo.commit("a blank line");
+    repo.write("lib/override.sh", BROKEN_PIPELINE);
+
+    let run = promptgate(&repo, &["run", "--base", "main", "--out", "out"]).await;
+    run.expect_code(0);
+    let r = results(&repo.path().join("out"));
+    let candidate = calls(&r, "candidate");
+    assert!(
+        candidate
+            .iter()
+            .all(|(_, output, _)| output == "Refunds are accepted within 30 days."),
+        "{candidate:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edited_exec_script_runs_at_base_from_a_worktree_and_is_not_served_from_the_cache() {
     let repo = suite_repo("sim: {type: exec, command: [/bin/sh, scripts/answer.sh]}");
