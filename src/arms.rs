@@ -420,6 +420,14 @@ mod tests {
         assert_ne!(cache_identity(&exec, &working()), new_module, "and so is its edit");
         std::fs::remove_file(dir.path().join("scripts/helper.py")).unwrap();
         assert_eq!(cache_identity(&exec, &working()), clean);
+        // An untracked link counts by where it points, never by what it points at.
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("scripts/data")).unwrap();
+        let linked = cache_identity(&exec, &working());
+        assert_ne!(linked, clean);
+        std::fs::write(outside.path(), "a large file elsewhere").unwrap();
+        assert_eq!(cache_identity(&exec, &working()), linked);
+        std::fs::remove_file(dir.path().join("scripts/data")).unwrap();
         std::fs::write(dir.path().join("scripts/answer.sh"), "echo 31 days").unwrap();
         let edited = cache_identity(&exec, &working());
         assert_ne!(edited, clean);

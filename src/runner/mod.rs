@@ -440,7 +440,9 @@ impl<'a> Runner<'a> {
         }
         let key = key.hex();
         let outcomes = replayed.get_mut(&key)?;
-        let outcome = outcomes.pop();
+        // Oldest first: a key finished twice (a pair measured again, `remeasure`) replays in the
+        // order it ran, so the resumed run meets the first measurement where the first did.
+        let outcome = (!outcomes.is_empty()).then(|| outcomes.remove(0));
         if outcomes.is_empty() {
             replayed.remove(&key);
         }

@@ -138,6 +138,11 @@ impl Ran {
         self.derived.retain(|d| !replaced.contains(&d.parent));
         self.derived.extend(batch.derived.into_iter().filter_map(|mut d| {
             d.parent = (*at.get(d.parent)?)?;
+            // A judge call on a new outcome the cap refused stops the run as any refusal does.
+            if d.outcome.result.as_ref().is_err_and(CallError::is_budget_refusal) {
+                self.refused += 1;
+                self.budget_exhausted = true;
+            }
             Some(d)
         }));
         let kept_first = at.iter().filter(|a| a.is_none()).count() / 2;
@@ -354,5 +359,36 @@ mod tests {
             (ran.remeasured, ran.refused, ran.budget_exhausted, ran.cache_hits),
             (0, 0, false, 1)
         );
+    }
+
+    /// A judge call on a new outcome that the cap refused stops the run, as any refusal does.
+    #[test]
+    fn a_judge_call_the_cap_refuses_on_a_new_outcome_still_stops_the_run() {
+        let mut ran = Ran {
+            outcomes: vec![
+                cached("base 0"),
+                failed(CallError::Transient {
+                    message: "HTTP 503".to_owned(),
+                }),
+            ],
+            marks: vec![CACHED, MAY_PASS],
+            ..Ran::default()
+        };
+        let batch = Ran {
+            outcomes: vec![
+                Outcome::answered("base 0 again", "sim"),
+                Outcome::answered("cand 0", "sim"),
+            ],
+            marks: vec![0, 0],
+            derived: vec![super::super::Derived {
+                parent: 1,
+                tag: JudgeTag::default(),
+                job: job(0, Arm::Candidate),
+                outcome: super::super::not_sent(CallError::BudgetRefused { cap_usd: 1.0 }),
+            }],
+            ..Ran::default()
+        };
+        ran.remeasured(&[[0, 1]], batch).unwrap();
+        assert_eq!((ran.remeasured, ran.refused, ran.budget_exhausted), (1, 1, true));
     }
 }

@@ -607,13 +607,39 @@ pub(super) fn working_tree_id(root: &Path, excluded: &[std::path::PathBuf]) -> O
     for path in paths {
         digest.update(path.as_bytes());
         digest.update([0]);
-        // A file that cannot be read counts by its path alone, the same on every run.
-        if let Ok(bytes) = std::fs::read(root.join(path)) {
-            digest.update(Sha256::digest(&bytes));
+        // Streamed, whatever its size; a link by where it points (as git keeps one), never
+        // followed; a file that cannot be read by its path alone, the same on every run.
+        let full = root.join(path);
+        match std::fs::symlink_metadata(&full) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                if let Ok(target) = std::fs::read_link(&full) {
+                    digest.update(target.to_string_lossy().as_bytes());
+                }
+            }
+            _ => {
+                if let Some(content) = streamed_digest(&full) {
+                    digest.update(content);
+                }
+            }
         }
         digest.update([0]);
     }
     Some(format!("git-tree:{tree}+untracked:{}", hex::encode(digest.finalize())))
+}
+
+/// The SHA-256 of the file at `path`, read a block at a time; `None` when it cannot be read.
+fn streamed_digest(path: &Path) -> Option<[u8; 32]> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut digest = Sha256::new();
+    let mut block = vec![0; 1 << 16];
+    loop {
+        match file.read(&mut block) {
+            Ok(0) => return Some(digest.finalize().into()),
+            Ok(n) => digest.update(&block[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
 }
 
 /// Which of `folders` (absolute, or relative to the current folder) lie inside the repository
