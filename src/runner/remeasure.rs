@@ -223,6 +223,25 @@ mod tests {
         }
     }
 
+    /// Case 0's uneven pair as the run first measured it: the baseline from the cache, the
+    /// candidate failed with a 503 after three attempts.
+    fn uneven_pair() -> [Outcome; 2] {
+        [
+            cached("base 0"),
+            failed(CallError::Transient {
+                message: "HTTP 503".to_owned(),
+            }),
+        ]
+    }
+
+    /// Case 0's pair measured again, both answered.
+    fn measured_again() -> Vec<Outcome> {
+        vec![
+            Outcome::answered("base 0 again", "sim"),
+            Outcome::answered("cand 0", "sim"),
+        ]
+    }
+
     #[test]
     fn a_failure_the_provider_may_explain_is_marked_and_one_the_request_causes_is_not() {
         let transient = CallError::Transient {
@@ -283,24 +302,18 @@ mod tests {
             outcome: Outcome::answered(text, "judge"),
         };
         let mut ran = Ran {
-            outcomes: vec![
-                cached("base 0"),
-                failed(CallError::Transient {
-                    message: "HTTP 503".to_owned(),
-                }),
-                cached("base 1"),
-                Outcome::answered("cand 1", "sim"),
-            ],
+            outcomes: [
+                uneven_pair().to_vec(),
+                vec![cached("base 1"), Outcome::answered("cand 1", "sim")],
+            ]
+            .concat(),
             marks: vec![CACHED, MAY_PASS, CACHED, 0],
             cache_hits: 2,
             derived: vec![derived(0, "old judgement of base 0"), derived(3, "kept")],
             ..Ran::default()
         };
         let batch = Ran {
-            outcomes: vec![
-                Outcome::answered("base 0 again", "sim"),
-                Outcome::answered("cand 0", "sim"),
-            ],
+            outcomes: measured_again(),
             marks: vec![0, 0],
             derived: vec![derived(0, "new judgement of base 0"), derived(1, "judgement of cand 0")],
             retries: 1,
@@ -332,12 +345,7 @@ mod tests {
     #[test]
     fn a_pair_the_cap_refuses_keeps_its_first_measurement() {
         let mut ran = Ran {
-            outcomes: vec![
-                cached("base 0"),
-                failed(CallError::Transient {
-                    message: "HTTP 503".to_owned(),
-                }),
-            ],
+            outcomes: uneven_pair().to_vec(),
             marks: vec![CACHED, MAY_PASS],
             cache_hits: 1,
             ..Ran::default()
@@ -365,20 +373,12 @@ mod tests {
     #[test]
     fn a_judge_call_the_cap_refuses_on_a_new_outcome_still_stops_the_run() {
         let mut ran = Ran {
-            outcomes: vec![
-                cached("base 0"),
-                failed(CallError::Transient {
-                    message: "HTTP 503".to_owned(),
-                }),
-            ],
+            outcomes: uneven_pair().to_vec(),
             marks: vec![CACHED, MAY_PASS],
             ..Ran::default()
         };
         let batch = Ran {
-            outcomes: vec![
-                Outcome::answered("base 0 again", "sim"),
-                Outcome::answered("cand 0", "sim"),
-            ],
+            outcomes: measured_again(),
             marks: vec![0, 0],
             derived: vec![super::super::Derived {
                 parent: 1,
