@@ -209,10 +209,9 @@ pub fn compare_in(repo: Repo, scope: &Scope<'_>) -> anyhow::Result<Comparison> {
     // The checkout holds a commit's files exactly when nothing is edited and nothing is added
     // beside them (the run's own folders and tools' by-products aside): an exec pipeline run
     // there reads them, and its answers are cached under the commit's tree.
-    let written: Vec<std::path::PathBuf> = scope.written.iter().map(|p| p.to_path_buf()).collect();
     // An output folder that is the repository itself (`--out .`) cannot tell the run's files
     // from others: every untracked file then counts.
-    let own: Vec<String> = crate::workspace::folders_inside(repo.root(), &written)
+    let own: Vec<String> = crate::workspace::folders_inside(repo.root(), scope.written)
         .unwrap_or_default()
         .into_iter()
         .filter(|f| !f.is_empty())

@@ -179,7 +179,8 @@ pub fn measure_again(ran: &mut Ran, jobs: &[Job], run: &dyn Fn(&[Job]) -> anyhow
         pairs.len()
     );
     let batch = run(&again(jobs, &pairs))?;
-    ran.remeasured(&pairs, batch)?;
+    ran.remeasured(&pairs, batch)
+        .map_err(|e| anyhow::anyhow!("cannot read back the outcomes the run wrote to {e}"))?;
     Ok(())
 }
 

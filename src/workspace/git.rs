@@ -645,7 +645,7 @@ fn streamed_digest(path: &Path) -> Option<[u8; 32]> {
 /// Which of `folders` (absolute, or relative to the current folder) lie inside the repository
 /// at `root`, as paths relative to it ("" for the root itself). `None` when `root` cannot be
 /// resolved.
-pub fn folders_inside(root: &Path, folders: &[PathBuf]) -> Option<Vec<String>> {
+pub fn folders_inside(root: &Path, folders: &[impl AsRef<Path>]) -> Option<Vec<String>> {
     let real_root = root.canonicalize().ok()?;
     Some(
         folders
