@@ -576,6 +576,19 @@ impl Spill<'_> {
     }
 }
 
+/// What a judge call cost this run: nothing when it was not sent (a cache hit, an identical
+/// call's answer) or failed, else its price. A judgement's cost is every attempt's: the first,
+/// malformed reply was paid for too.
+fn paid_for(input: &Input<'_>, d: &Derived) -> f64 {
+    match &d.outcome.result {
+        Ok(response) if !d.outcome.cached => {
+            let model = d.job.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default();
+            input.prices.cost(model, &response.usage).unwrap_or(0.0)
+        }
+        _ => 0.0,
+    }
+}
+
 /// The judgements of one output, with the assertion each answers and the judge's reply: per
 /// assertion and judge repeat, its last attempt (a retry replaces a malformed first reply).
 fn judgements<'a>(
@@ -583,22 +596,19 @@ fn judgements<'a>(
     derived: &[&Derived],
     assertions: &[&'a suite::Assertion],
 ) -> Vec<(Judgement, &'a suite::Assertion, Option<scorers::judge::Reply>)> {
-    let mut last: BTreeMap<(usize, u32), &Derived> = BTreeMap::new();
+    let mut last: BTreeMap<(usize, u32), (&Derived, f64)> = BTreeMap::new();
     for d in derived {
         let key = (d.tag.assertion, d.tag.repeat);
-        if last.get(&key).is_none_or(|kept| kept.tag.attempt < d.tag.attempt) {
-            last.insert(key, d);
+        let (kept, paid) = last.entry(key).or_insert((d, 0.0));
+        *paid += paid_for(input, d);
+        if kept.tag.attempt < d.tag.attempt {
+            *kept = d;
         }
     }
     last.into_iter()
-        .filter_map(|((assertion, repeat), d)| {
+        .filter_map(|((assertion, repeat), (d, paid))| {
             let assertion = *assertions.get(assertion)?;
-            let model = d.job.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default();
-            let cost = match &d.outcome.result {
-                Ok(response) => input.prices.cost(model, &response.usage).unwrap_or(0.0),
-                Err(_) => 0.0,
-            };
-            let (mut judgement, reply) = scorers::judge::judgement(&assertion.metric, repeat, &d.outcome, cost);
+            let (mut judgement, reply) = scorers::judge::judgement(&assertion.metric, repeat, &d.outcome, paid);
             if let (suite::Check::Judge(check), Some(reply)) = (&assertion.check, &reply) {
                 judgement.value = Some(scorers::judge::value(check, reply));
             }
@@ -615,24 +625,20 @@ fn comparisons<'a>(
     derived: &[&Derived],
     assertions: &[&'a suite::Assertion],
 ) -> Vec<(Judgement, &'a suite::Assertion, u32, Arm, Option<Option<Arm>>)> {
-    let mut last: BTreeMap<(usize, u32, Arm), &Derived> = BTreeMap::new();
+    let mut last: BTreeMap<(usize, u32, Arm), (&Derived, f64)> = BTreeMap::new();
     for d in derived {
         let Some(first) = d.tag.first else { continue };
-        let key = (d.tag.assertion, d.tag.repeat, first);
-        if last.get(&key).is_none_or(|kept| kept.tag.attempt < d.tag.attempt) {
-            last.insert(key, d);
+        let (kept, paid) = last.entry((d.tag.assertion, d.tag.repeat, first)).or_insert((d, 0.0));
+        *paid += paid_for(input, d);
+        if kept.tag.attempt < d.tag.attempt {
+            *kept = d;
         }
     }
     last.into_iter()
-        .filter_map(|((assertion, repeat, first), d)| {
+        .filter_map(|((assertion, repeat, first), (d, paid))| {
             let assertion = *assertions.get(assertion)?;
-            let model = d.job.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default();
-            let cost = match &d.outcome.result {
-                Ok(response) => input.prices.cost(model, &response.usage).unwrap_or(0.0),
-                Err(_) => 0.0,
-            };
             let (judgement, preferred) =
-                scorers::compare::judgement(&assertion.metric, repeat, first, &d.outcome, cost);
+                scorers::compare::judgement(&assertion.metric, repeat, first, &d.outcome, paid);
             Some((judgement, assertion, repeat, first, preferred))
         })
         .collect()

@@ -634,7 +634,8 @@ pub struct Judgement {
     /// 1 for an unsupported claim); `None` when the judge failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
-    /// What this judge call cost (0 for a cache hit).
+    /// What this judgement's calls cost: a malformed first reply's retry included (0 for a
+    /// cache hit).
     pub cost_usd: f64,
     pub cached: bool,
     /// `llm-compare`: the arm whose output the judge saw first (as "A").

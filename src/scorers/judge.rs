@@ -452,8 +452,8 @@ pub fn judgement(metric: &str, repeat: u32, outcome: &Outcome, cost_usd: f64) ->
     (judgement, reply)
 }
 
-/// What every judge call records, whatever it was asked: its cost (nothing when cached) and the
-/// parsed reply, or why there is none (the call failed, or its reply did not parse).
+/// What every judge call records, whatever it was asked: its cost (`cost_usd`: what its
+/// attempts were paid, nothing for a cache hit) and the parsed reply, or why there is none (the call failed, or its reply did not parse).
 pub(super) fn judged<T>(
     metric: &str,
     repeat: u32,
@@ -465,7 +465,7 @@ pub(super) fn judged<T>(
         metric: Name::new(metric),
         repeat,
         cached: outcome.cached,
-        cost_usd: if outcome.cached { 0.0 } else { cost_usd },
+        cost_usd,
         ..Judgement::default()
     };
     let reply = match &outcome.result {

@@ -208,10 +208,17 @@ async fn judge_replies_valid_malformed_and_refused_land_in_the_results() {
         "asked once more after a malformed reply, not again"
     );
     assert_eq!(asked("[score9]"), Some(2));
+    // Every judge request was paid for, a malformed first reply's too: 200 input tokens at
+    // $1.00 and 30 output at $2.00 a million, each.
+    let sent: u32 = seen.values().sum();
+    let judge_spend = r["run"]["judge_spend_usd"].as_f64().unwrap();
+    let paid = f64::from(sent) * (200.0 * 1.0 + 30.0 * 2.0) / 1e6;
+    assert!(
+        (judge_spend - paid).abs() < 1e-9,
+        "{sent} judge requests cost {paid}; the results say {judge_spend}"
+    );
 
     // The judges' spend is the evaluation's, never the change's cost per request.
-    let judge_spend = r["run"]["judge_spend_usd"].as_f64().unwrap();
-    assert!(judge_spend > 0.0);
     let generation: f64 = r["experiments"][0]["cases"]
         .as_array()
         .unwrap()
