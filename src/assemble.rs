@@ -162,12 +162,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
     let mut compared: BTreeMap<(usize, usize, u32), Vec<&Derived>> = BTreeMap::new();
     for derived in input.judged {
         if scorers::embeddings::is_embedding(derived) {
-            if let (Ok(response), Ok(request), false) =
-                (&derived.outcome.result, &derived.job.request, derived.outcome.cached)
-            {
-                *embedding_cost.entry(derived.parent).or_default() +=
-                    input.prices.cost(&request.model, &response.usage).unwrap_or(0.0);
-            }
+            *embedding_cost.entry(derived.parent).or_default() += paid_for(input, derived);
             continue;
         }
         // A comparison is the pair's, whichever output arrived second: the candidate's
@@ -290,13 +285,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
                     // warm cache cannot make one arm look cheaper. A batched call costs the batch
                     // rate, and its list price feeds cost_per_request for the same reason: an arm
                     // answered from an earlier batch's cache compares at the same price.
-                    cost_usd: if outcome.cached {
-                        0.0
-                    } else if outcome.batched {
-                        input.prices.at_batch_rate().cost(model, &usage).unwrap_or(0.0)
-                    } else {
-                        input.prices.cost(model, &usage).unwrap_or(0.0)
-                    },
+                    cost_usd: outcome.paid(input.prices, model),
                     list_cost_usd: list_cost.unwrap_or(0.0),
                     unpriced: list_cost.is_none(),
                     cached: outcome.cached,
@@ -580,13 +569,7 @@ impl Spill<'_> {
 /// call's answer) or failed, else its price. A judgement's cost is every attempt's: the first,
 /// malformed reply was paid for too.
 fn paid_for(input: &Input<'_>, d: &Derived) -> f64 {
-    match &d.outcome.result {
-        Ok(response) if !d.outcome.cached => {
-            let model = d.job.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default();
-            input.prices.cost(model, &response.usage).unwrap_or(0.0)
-        }
-        _ => 0.0,
-    }
+    d.outcome.paid(input.prices, d.job.model())
 }
 
 /// The judgements of one output, with the assertion each answers and the judge's reply: per

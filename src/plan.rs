@@ -37,6 +37,13 @@ pub struct Job {
     pub retime: bool,
 }
 
+impl Job {
+    /// The model the job asks for; empty when its prompt could not be rendered.
+    pub fn model(&self) -> &str {
+        self.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default()
+    }
+}
+
 /// Which judgement of an output a judge job is: the assertion (its index among the call's
 /// assertions, the experiment's first), the judge repeat, and the attempt (1 is the retry of a
 /// reply that was not the asked-for JSON object).

@@ -55,7 +55,7 @@ impl Places {
         let places = jobs
             .iter()
             .map(|job| {
-                let name = job.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default();
+                let name = job.model();
                 let model = *index.entry(name).or_insert_with(|| {
                     models.push(name.to_owned());
                     models.len() - 1

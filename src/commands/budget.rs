@@ -237,6 +237,7 @@ mod tests {
                     },
                     job: job.clone(),
                     outcome: refused(1.0),
+                    replayed: false,
                 })
                 .collect(),
             budget_exhausted: true,

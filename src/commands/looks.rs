@@ -20,6 +20,7 @@ pub(super) type RunBatch<'a> = dyn Fn(&[Job]) -> anyhow::Result<runner::Ran> + '
 pub(super) fn run_sequential(
     jobs: &[Job],
     run_batch: &RunBatch<'_>,
+    prices: &crate::providers::pricing::PriceTable,
     defaults: &suite::Defaults,
     assemble_at: &AssembleAt<'_>,
 ) -> anyhow::Result<(Results, runner::Ran)> {
@@ -51,7 +52,7 @@ pub(super) fn run_sequential(
             batch.len()
         );
         let mut look_ran = run_batch(&batch)?;
-        runner::remeasure::measure_again(&mut look_ran, &batch, run_batch)?;
+        runner::remeasure::measure_again(&mut look_ran, &batch, prices, run_batch)?;
         ran.absorb(look_ran)
             .map_err(|e| anyhow::anyhow!("cannot read back the outcomes the run wrote to {e}"))?;
         run_jobs.extend(batch);

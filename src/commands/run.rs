@@ -493,7 +493,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
             let mut removed = assemble::removed(detection);
             verdict::judge_removed(&mut removed, &policy);
             experiments.extend(removed);
-            let run = RunFacts {
+            let mut run = RunFacts {
                 cache_hits: ran.cache_hits,
                 estimated_usd: estimating.borrow_mut().get().usd,
                 simulated,
@@ -505,6 +505,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
                 remeasured: ran.remeasured,
                 ..verdict::count_calls(&experiments)
             };
+            run.add_unscored(ran.unscored);
             let (verdict, reason) =
                 verdict::with_base_error(verdict::overall_verdict(&experiments), base_error.as_deref());
             let mut results = Results::new(ResultParts {
@@ -546,11 +547,11 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         Ok(judge_at(experiments, ran, look, plan))
     };
     let (mut results, cap_reached) = if sequential {
-        let (results, ran) = run_sequential(&jobs, &run_batch, defaults, &assemble_at)?;
+        let (results, ran) = run_sequential(&jobs, &run_batch, &prices, defaults, &assemble_at)?;
         (results, budget::cap_reached(&ran, cap))
     } else {
         let mut ran = run_batch(&jobs)?;
-        runner::remeasure::measure_again(&mut ran, &jobs, &run_batch)?;
+        runner::remeasure::measure_again(&mut ran, &jobs, &prices, &run_batch)?;
         drop(stow);
         runner.unload_cache();
         let cap_reached = budget::cap_reached(&ran, cap);

@@ -103,6 +103,13 @@ impl PriceTable {
     pub fn cost(&self, model: &str, usage: &Usage) -> Option<f64> {
         self.price(model).map(|p| cost_of(&p, usage))
     }
+
+    /// What a call to `model` with `usage` was billed: at the batch rate when it went through a
+    /// batch API (`batched`), else at these prices; `None` when the model has no price.
+    pub fn billed(&self, model: &str, usage: &Usage, batched: bool) -> Option<f64> {
+        self.price(model)
+            .map(|p| cost_of(&if batched && !self.batch { discounted(p) } else { p }, usage))
+    }
 }
 
 fn discounted(p: Price) -> Price {

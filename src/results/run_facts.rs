@@ -33,7 +33,8 @@ pub struct RunFacts {
     pub resumed: usize,
     /// Pairs measured again, both arms sent, because one call failed with a rate limit, a
     /// server error or a timeout while the other came from the cache (`runner::remeasure`):
-    /// the first measurement is replaced, its attempts counted in the new one's.
+    /// the first measurement is replaced, its attempts counted in the new one's, and what it
+    /// and the judge calls on it were paid stays in `spend_usd`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub remeasured: usize,
     /// Calls the budget's hard cap refused: the run (and a merge of its shard) is an error.
@@ -56,4 +57,32 @@ pub struct RunFacts {
     /// What embedding similarities cost; part of `spend_usd`, like judging.
     #[serde(default, skip_serializing_if = "is_zero_usd")]
     pub embedding_spend_usd: f64,
+}
+
+/// What calls the results hold no outcome of were paid: a pair's first measurement and the
+/// judge calls on it, replaced when the pair was measured again (`runner::remeasure`). Paid
+/// all the same, so in the run's spend.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Unscored {
+    pub generation_usd: f64,
+    pub judge_usd: f64,
+    pub embedding_usd: f64,
+}
+
+impl Unscored {
+    pub fn add(&mut self, other: Unscored) {
+        self.generation_usd += other.generation_usd;
+        self.judge_usd += other.judge_usd;
+        self.embedding_usd += other.embedding_usd;
+    }
+}
+
+impl RunFacts {
+    /// Adds what calls the results hold no outcome of were paid (see [`Unscored`]) to the
+    /// spend the calls themselves say.
+    pub fn add_unscored(&mut self, unscored: Unscored) {
+        self.spend_usd += unscored.generation_usd + unscored.judge_usd + unscored.embedding_usd;
+        self.judge_spend_usd += unscored.judge_usd;
+        self.embedding_spend_usd += unscored.embedding_usd;
+    }
 }

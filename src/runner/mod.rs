@@ -75,6 +75,18 @@ pub struct Outcome {
     pub batched: bool,
 }
 
+impl Outcome {
+    /// What this outcome was paid, a call to `model` at `prices`: nothing for an answer that
+    /// needed no call (a cache hit, an identical job's) or for a failed call; a batched call
+    /// at the batch rate; an unpriced model at 0.
+    pub fn paid(&self, prices: &PriceTable, model: &str) -> f64 {
+        match &self.result {
+            Ok(response) if !self.cached => prices.billed(model, &response.usage, self.batched).unwrap_or(0.0),
+            _ => 0.0,
+        }
+    }
+}
+
 #[cfg(test)]
 impl Outcome {
     /// A call `provider` answered with `text` on the first try.
@@ -203,6 +215,8 @@ pub struct Ran {
     pub marks: Vec<u8>,
     /// Pairs measured again together ([`remeasure`]).
     pub remeasured: usize,
+    /// What the calls replaced when their pairs were measured again were paid.
+    pub unscored: crate::results::Unscored,
 }
 
 impl Ran {
@@ -221,6 +235,7 @@ impl Ran {
         self.outcomes.extend(batch.outcomes);
         self.marks.extend(batch.marks);
         self.remeasured += batch.remeasured;
+        self.unscored.add(batch.unscored);
         self.retries += batch.retries;
         self.rate_limited += batch.rate_limited;
         self.cache_hits += batch.cache_hits;
@@ -276,6 +291,8 @@ pub struct Derived {
     pub tag: JudgeTag,
     pub job: Job,
     pub outcome: Outcome,
+    /// Replayed from the journal of an interrupted run (counted in [`Ran::resumed`]).
+    pub replayed: bool,
 }
 
 /// What a finished job asks to run next: `then(parent, derived, outcome)` is called once per
@@ -602,8 +619,9 @@ impl<'a> Runner<'a> {
             }
             let answered = outcome.result.is_ok();
             kept.put(index, outcome, follower_count(index));
-            if answered && replayed_at.contains(&index) {
-                kept.marks[index] = remeasure::CACHED;
+            if replayed_at.contains(&index) {
+                let mark = &mut kept.marks[index];
+                *mark = if answered { remeasure::CACHED } else { *mark } | remeasure::REPLAYED;
             }
         }
         drop(replayed_at);
@@ -618,17 +636,18 @@ impl<'a> Runner<'a> {
                 let Some(key) = job_key(&pending.job, endpoints) else {
                     let outcome = not_sent(not_rendered(&pending.job));
                     ask(pending.parent, Some(&pending), &outcome, &mut queue);
-                    derived.push(pending.into_derived(outcome));
+                    derived.push(pending.into_derived(outcome, false));
                     progress.judge_done();
                     continue;
                 };
-                let known = finished_by_key
-                    .get(&key)
-                    .map(as_follower)
-                    .or_else(|| self.take_replayed(&key).inspect(|_| resumed += 1));
-                if let Some(outcome) = known {
+                let known = match finished_by_key.get(&key) {
+                    Some(leader) => Some((as_follower(leader), false)),
+                    None => self.take_replayed(&key).map(|outcome| (outcome, true)),
+                };
+                if let Some((outcome, replayed)) = known {
+                    resumed += usize::from(replayed);
                     ask(pending.parent, Some(&pending), &outcome, &mut queue);
-                    derived.push(pending.into_derived(outcome));
+                    derived.push(pending.into_derived(outcome, replayed));
                     progress.judge_done();
                 } else if let Some(waiting) = in_flight.get_mut(&key) {
                     waiting.push(pending);
@@ -668,12 +687,12 @@ impl<'a> Runner<'a> {
                         for waiting in in_flight.remove(&key).unwrap_or_default() {
                             let copy = as_follower(&outcome);
                             ask(waiting.parent, Some(&waiting), &copy, &mut queue);
-                            derived.push(waiting.into_derived(copy));
+                            derived.push(waiting.into_derived(copy, false));
                             progress.judge_done();
                         }
                         ask(pending.parent, Some(&pending), &outcome, &mut queue);
                         finished_by_key.insert(key, outcome.clone());
-                        derived.push(pending.into_derived(outcome));
+                        derived.push(pending.into_derived(outcome, false));
                         progress.judge_done();
                     }
                     None => break,
@@ -716,6 +735,7 @@ impl<'a> Runner<'a> {
             stowed,
             marks,
             remeasured: 0,
+            unscored: crate::results::Unscored::default(),
         };
         drop(watch);
         ran
@@ -730,12 +750,13 @@ struct Pending {
 }
 
 impl Pending {
-    fn into_derived(self, outcome: Outcome) -> Derived {
+    fn into_derived(self, outcome: Outcome, replayed: bool) -> Derived {
         Derived {
             parent: self.parent,
             tag: self.tag,
             job: self.job,
             outcome,
+            replayed,
         }
     }
 }

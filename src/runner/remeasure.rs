@@ -21,9 +21,13 @@
 //!   call: a pair whose two calls that run made, one failing, is measured again on resume.
 //! - The re-sent calls are not in the plan's estimate; the budget's cap still holds, and a pair
 //!   it refuses keeps its first measurement.
+//! - What the replaced calls were paid (a journal-replayed answer, the judge calls on a replaced
+//!   output) stays in the run's spend ([`crate::results::Unscored`]); a replaced outcome the
+//!   journal gave back is no longer counted as resumed.
 
 use super::{CallError, Job, Outcome, Ran};
 use crate::plan::Arm;
+use crate::providers::pricing::PriceTable;
 
 /// Answered without a call in this run: from the response cache, or from the journal of an
 /// interrupted run (measured then, under that run's provider).
@@ -31,6 +35,9 @@ pub const CACHED: u8 = 1;
 /// Failed in this run in a way the provider's state may explain: rate limited, a 5xx or a
 /// dropped connection, a timeout (retries exhausted).
 pub const MAY_PASS: u8 = 2;
+/// Replayed from the journal of an interrupted run, answered or failed (with [`CACHED`] or
+/// [`MAY_PASS`] as for any outcome): it counts in [`Ran::resumed`].
+pub const REPLAYED: u8 = 4;
 
 /// How an outcome put in the run's results was measured: [`CACHED`], [`MAY_PASS`], or 0.
 pub fn mark(outcome: &Outcome) -> u8 {
@@ -66,7 +73,8 @@ pub fn uneven(jobs: &[Job], marks: &[u8]) -> Vec<[usize; 2]> {
         let Some(&baseline) = baselines.get(&(job.experiment, job.case, job.repeat)) else {
             continue;
         };
-        let (b, c) = (marks.get(baseline).copied(), marks.get(index).copied());
+        let measured = |at: usize| marks.get(at).map(|m| m & !REPLAYED);
+        let (b, c) = (measured(baseline), measured(index));
         if matches!((b, c), (Some(CACHED), Some(MAY_PASS)) | (Some(MAY_PASS), Some(CACHED))) {
             pairs.push([baseline, index]);
         }
@@ -90,11 +98,18 @@ pub fn again(jobs: &[Job], pairs: &[[usize; 2]]) -> Vec<Job> {
 impl Ran {
     /// Puts what `batch` (the jobs [`again`] made of `pairs`) measured in place of the pairs'
     /// outcomes and of the judge calls on them. A re-sent call's attempts add to the first
-    /// measurement's, so every send is counted. A pair the batch could not measure whole (the
-    /// budget's cap refused a call; the run ended first) keeps its first measurement, and the
-    /// run is not stopped by the cap for it: nothing of the run's own was refused. Fails only
-    /// when stowed outcomes cannot be read.
-    pub fn remeasured(&mut self, pairs: &[[usize; 2]], mut batch: Ran) -> std::io::Result<()> {
+    /// measurement's, so every send is counted; what the replaced calls were paid (at `prices`;
+    /// `jobs` are the run's) stays in [`Ran::unscored`]. A pair the batch could not measure
+    /// whole (the budget's cap refused a call; the run ended first) keeps its first
+    /// measurement, and the run is not stopped by the cap for it: nothing of the run's own was
+    /// refused. Fails only when stowed outcomes cannot be read.
+    pub fn remeasured(
+        &mut self,
+        pairs: &[[usize; 2]],
+        mut batch: Ran,
+        jobs: &[Job],
+        prices: &PriceTable,
+    ) -> std::io::Result<()> {
         batch.unstow()?;
         let unmeasured = |o: &Outcome| {
             matches!(
@@ -123,6 +138,9 @@ impl Ran {
                 self.fallbacks = self.fallbacks.saturating_sub(usize::from(old.fell_back));
                 self.cache_hits += usize::from(outcome.cached);
                 self.fallbacks += usize::from(outcome.fell_back);
+                let replayed = self.marks.get(index).is_some_and(|m| m & REPLAYED != 0);
+                self.resumed = self.resumed.saturating_sub(usize::from(replayed));
+                self.unscored.generation_usd += jobs.get(index).map_or(0.0, |j| old.paid(prices, j.model()));
                 outcome.attempts += old.attempts;
                 match &mut self.stowed {
                     Some(stowed) => stowed.hold(index, outcome),
@@ -135,7 +153,19 @@ impl Ran {
         }
         // The judge calls on a replaced outcome go with it; the new ones take their place.
         let replaced: std::collections::HashSet<usize> = at.iter().flatten().copied().collect();
-        self.derived.retain(|d| !replaced.contains(&d.parent));
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.derived)
+            .into_iter()
+            .partition(|d| replaced.contains(&d.parent));
+        self.derived = kept;
+        for d in gone {
+            self.resumed = self.resumed.saturating_sub(usize::from(d.replayed));
+            let paid = d.outcome.paid(prices, d.job.model());
+            if d.job.request.as_ref().is_ok_and(|r| r.embed) {
+                self.unscored.embedding_usd += paid;
+            } else {
+                self.unscored.judge_usd += paid;
+            }
+        }
         self.derived.extend(batch.derived.into_iter().filter_map(|mut d| {
             d.parent = (*at.get(d.parent)?)?;
             // A judge call on a new outcome the cap refused stops the run as any refusal does.
@@ -152,6 +182,7 @@ impl Ran {
             );
         }
         self.remeasured += replaced.len() / 2;
+        self.unscored.add(batch.unscored);
         self.retries += batch.retries;
         self.rate_limited += batch.rate_limited;
         self.resumed += batch.resumed;
@@ -166,7 +197,12 @@ impl Ran {
 /// Measures again, both arms at once, the pairs [`uneven`] finds in `ran` (what `jobs` ran),
 /// through `run`: the run's runner, so its budget, journal and limits hold. Nothing when the run
 /// was interrupted or stopped by the budget (its verdict is an error already).
-pub fn measure_again(ran: &mut Ran, jobs: &[Job], run: &dyn Fn(&[Job]) -> anyhow::Result<Ran>) -> anyhow::Result<()> {
+pub fn measure_again(
+    ran: &mut Ran,
+    jobs: &[Job],
+    prices: &PriceTable,
+    run: &dyn Fn(&[Job]) -> anyhow::Result<Ran>,
+) -> anyhow::Result<()> {
     if ran.interrupted || ran.budget_exhausted {
         return Ok(());
     }
@@ -179,7 +215,7 @@ pub fn measure_again(ran: &mut Ran, jobs: &[Job], run: &dyn Fn(&[Job]) -> anyhow
         pairs.len()
     );
     let batch = run(&again(jobs, &pairs))?;
-    ran.remeasured(&pairs, batch)
+    ran.remeasured(&pairs, batch, jobs, prices)
         .map_err(|e| anyhow::anyhow!("cannot read back the outcomes the run wrote to {e}"))?;
     Ok(())
 }
@@ -301,6 +337,7 @@ mod tests {
             tag: JudgeTag::default(),
             job: job(parent / 2, Arm::Candidate),
             outcome: Outcome::answered(text, "judge"),
+            replayed: false,
         };
         let mut ran = Ran {
             outcomes: [
@@ -320,7 +357,8 @@ mod tests {
             retries: 1,
             ..Ran::default()
         };
-        ran.remeasured(&[[0, 1]], batch).unwrap();
+        ran.remeasured(&[[0, 1]], batch, &pairs_of(1), &PriceTable::default())
+            .unwrap();
         let text = |o: &Outcome| o.result.as_ref().map(|r| r.text.clone()).unwrap_or_default();
         assert_eq!(
             ran.outcomes.iter().map(text).collect::<Vec<_>>(),
@@ -338,6 +376,94 @@ mod tests {
                 (0, "new judgement of base 0".to_owned()),
                 (1, "judgement of cand 0".to_owned())
             ]
+        );
+    }
+
+    /// A pair whose baseline the journal of an interrupted run gave back (paid then, with a
+    /// judge call and an embedding on it): measured again, its replaced calls are no longer
+    /// resumed ones, and what they were paid stays in the run's spend.
+    #[test]
+    fn what_a_replaced_replayed_measurement_was_paid_stays_in_the_spend() {
+        use crate::providers::{Response, Usage};
+        use crate::suite::Price;
+        // $1 a million input tokens, $2 a million output: 1,000 in and 500 out cost $0.002.
+        let prices = PriceTable::new(&std::collections::BTreeMap::from([(
+            "gpt-4o-mini".to_owned(),
+            Price {
+                input: 1.0,
+                cached_input: None,
+                output: 2.0,
+            },
+        )]));
+        let priced = |arm| Job {
+            request: Ok(crate::providers::http::tests::request()),
+            ..job(0, arm)
+        };
+        let jobs = [priced(Arm::Baseline), priced(Arm::Candidate)];
+        let paid = |text: &str| Outcome {
+            result: Ok(Response {
+                text: text.to_owned(),
+                usage: Usage {
+                    input: 1_000,
+                    cached_input: 0,
+                    output: 500,
+                },
+                latency_ms: None,
+            }),
+            ..Outcome::answered(text, "sim")
+        };
+        let on_baseline = |embed: bool| {
+            let mut job = priced(Arm::Baseline);
+            if let Ok(request) = &mut job.request {
+                request.embed = embed;
+            }
+            super::super::Derived {
+                parent: 0,
+                tag: JudgeTag::default(),
+                job,
+                outcome: paid("judged"),
+                replayed: true,
+            }
+        };
+        let [_, failed] = uneven_pair();
+        let marks = vec![CACHED | REPLAYED, MAY_PASS];
+        assert_eq!(
+            uneven(&jobs, &marks),
+            [[0, 1]],
+            "a replayed answer was not measured in this run"
+        );
+        let mut ran = Ran {
+            outcomes: vec![paid("base 0 from the journal"), failed],
+            marks,
+            resumed: 3,
+            derived: vec![on_baseline(false), on_baseline(true)],
+            ..Ran::default()
+        };
+        let batch = Ran {
+            outcomes: measured_again(),
+            marks: vec![0, 0],
+            ..Ran::default()
+        };
+        ran.remeasured(&[[0, 1]], batch, &jobs, &prices).unwrap();
+        assert_eq!((ran.remeasured, ran.resumed), (1, 0));
+        let cents = |usd: f64| (usd * 1e5).round() / 1e3;
+        assert_eq!(
+            [
+                ran.unscored.generation_usd,
+                ran.unscored.judge_usd,
+                ran.unscored.embedding_usd
+            ]
+            .map(cents),
+            [0.2, 0.2, 0.2]
+        );
+        let mut facts = crate::results::RunFacts {
+            spend_usd: 1.0,
+            ..Default::default()
+        };
+        facts.add_unscored(ran.unscored);
+        assert_eq!(
+            [facts.spend_usd, facts.judge_spend_usd, facts.embedding_spend_usd].map(cents),
+            [100.6, 0.2, 0.2]
         );
     }
 
@@ -361,7 +487,8 @@ mod tests {
             budget_exhausted: true,
             ..Ran::default()
         };
-        ran.remeasured(&[[0, 1]], batch).unwrap();
+        ran.remeasured(&[[0, 1]], batch, &pairs_of(1), &PriceTable::default())
+            .unwrap();
         assert!(ran.outcomes[0].cached && ran.outcomes[1].result.is_err());
         assert_eq!(ran.outcomes[1].attempts, 3);
         assert_eq!(
@@ -386,10 +513,12 @@ mod tests {
                 tag: JudgeTag::default(),
                 job: job(0, Arm::Candidate),
                 outcome: super::super::not_sent(CallError::BudgetRefused { cap_usd: 1.0 }),
+                replayed: false,
             }],
             ..Ran::default()
         };
-        ran.remeasured(&[[0, 1]], batch).unwrap();
+        ran.remeasured(&[[0, 1]], batch, &pairs_of(1), &PriceTable::default())
+            .unwrap();
         assert_eq!((ran.remeasured, ran.refused, ran.budget_exhausted), (1, 1, true));
     }
 }

@@ -451,7 +451,8 @@ async fn an_interrupted_run_resumes_without_repeating_a_finished_call() {
     assert_eq!(resumed.resumed, finished);
     // The replayed answers were measured by the interrupted run, not this one: a pair with one
     // of them and a call this run failed is measured again (`remeasure`).
-    let replayed = resumed.marks.iter().filter(|&&m| m == super::remeasure::CACHED).count();
+    use super::remeasure::{CACHED, REPLAYED};
+    let replayed = resumed.marks.iter().filter(|&&m| m == CACHED | REPLAYED).count();
     assert_eq!(replayed, finished);
     for (seed, _) in hanging.answered.lock().unwrap().iter() {
         assert!(
