@@ -212,14 +212,8 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
             p.value.clone()
         }
         None if providers.len() == 1 => providers.keys().next().cloned().unwrap_or_default(),
-        None => {
-            return Err(
-                Diagnostic::new("several providers are configured but none is the default")
-                    .in_file(config_path)
-                    .hint("set `defaults: {provider: NAME}` or `provider:` on each experiment")
-                    .into(),
-            );
-        }
+        // Several and none the default: each experiment names its own (checked with it).
+        None => String::new(),
     };
     // A default's value and where it is written (the file's start when it is left out).
     fn given<T: Copy>(value: Option<&serde_saphyr::Spanned<T>>, default: T) -> (T, u64, u64) {
@@ -358,6 +352,21 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
         }
         if e.name.value.trim().is_empty() {
             return Err(at(line, e.name.referenced.column(), "experiment name is empty".to_owned()).into());
+        }
+        if e.provider.is_none() && defaults.provider.is_empty() {
+            return Err(at(
+                line,
+                e.name.referenced.column(),
+                format!(
+                    "experiment `{}` names no provider, and several are configured with none the default",
+                    e.name.value
+                ),
+            )
+            .hint(format!(
+                "set `provider:` on this experiment, or `defaults: {{provider: NAME}}` (one of {})",
+                providers.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            ))
+            .into());
         }
         if let Some(p) = &e.provider {
             check_provider_name(&providers, &p.value).map_err(|hint| {

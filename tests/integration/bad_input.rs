@@ -596,6 +596,41 @@ fn unknown_provider_name() {
     );
 }
 
+/// Several providers and none the default: an experiment that names none is the error, at
+/// the experiment.
+#[test]
+fn several_providers_and_an_experiment_that_names_none() {
+    check(
+        |r| {
+            r.edit(SUITE, "  offline: {type: mock}\n", "  offline: {type: mock}\n  other: {type: mock}\n");
+            r.edit(SUITE, " provider: offline,", "");
+        },
+        &[
+            "experiment `customer-support` names no provider, and several are configured with none the default",
+            "promptgate.yaml:17:11",
+            "hint: set `provider:` on this experiment, or `defaults: {provider: NAME}` (one of `offline`, `other`)",
+        ],
+    );
+}
+
+/// Several providers and none the default is a valid suite when every experiment names its own
+/// (`provider:` is optional, else `defaults.provider`).
+#[test]
+fn several_providers_without_a_default_when_every_experiment_names_its_own() {
+    let files = Files::demo_base();
+    files.edit(SUITE, "  offline: {type: mock}\n", "  offline: {type: mock}\n  other: {type: mock}\n");
+    files.edit(SUITE, " provider: offline,", "");
+    for name in ["customer-support", "product-faq", "help-center"] {
+        files.edit(
+            SUITE,
+            &format!("    variant: configs/{name}.yaml\n"),
+            &format!("    provider: other\n    variant: configs/{name}.yaml\n"),
+        );
+    }
+    let suite = promptgate::suite::lint(files.tree(), SUITE).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert!(suite.experiments.iter().all(|e| e.provider == "other"));
+}
+
 // 5. Missing files.
 
 #[test]
