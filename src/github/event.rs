@@ -289,11 +289,16 @@ impl RawPullRequest {
         let base_repo = self
             .base
             .repo
-            .as_ref()
-            .map(|r| r.full_name.clone())
+            .flatten()
+            .map(|r| r.full_name)
             .unwrap_or_else(|| repository.to_owned());
-        // A deleted fork shows as `head.repo: null`: treat it as a fork.
-        let fork = self.head.repo.as_ref().is_none_or(|r| r.full_name != base_repo);
+        // A deleted fork shows as `head.repo: null`: treat it as a fork. GitHub always writes
+        // the key; a payload without it (one written by hand) is the base repository's.
+        let fork = match &self.head.repo {
+            None => false,
+            Some(head) => head.as_ref().is_none_or(|r| r.full_name != base_repo),
+        };
+        let head_repo = self.head.repo.flatten();
         PullRequest {
             repository: base_repo,
             number: self.number,
@@ -303,8 +308,8 @@ impl RawPullRequest {
             head_sha: self.head.sha,
             labels: self.labels.into_iter().map(|l| l.name).collect(),
             fork,
-            head_repository_id: self.head.repo.as_ref().and_then(|r| r.id),
-            head_repository: self.head.repo.map(|r| r.full_name),
+            head_repository_id: head_repo.as_ref().and_then(|r| r.id),
+            head_repository: head_repo.map(|r| r.full_name),
         }
     }
 }
@@ -313,8 +318,14 @@ impl RawPullRequest {
 struct Branch {
     r#ref: String,
     sha: String,
-    #[serde(default)]
-    repo: Option<Repository>,
+    /// `None` when the key is absent, `Some(None)` when it is `null` (a deleted fork).
+    #[serde(default, deserialize_with = "present")]
+    repo: Option<Option<Repository>>,
+}
+
+/// A key that is present, `null` or not: absent keys take the field's default (`None`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -414,6 +425,29 @@ mod tests {
             panic!()
         };
         assert!(event.target);
+    }
+
+    /// GitHub writes `head.repo` on every pull request: `null` for a deleted fork (a fork), and a
+    /// payload without the key (written by hand) is the base repository's own branch.
+    #[test]
+    fn a_head_repository_that_is_null_is_a_fork_and_one_left_out_is_not() {
+        let payload = |head_repo: &str| {
+            format!(
+                r#"{{"action":"opened","number":7,"pull_request":{{"number":7,"base":{{"ref":"main","sha":"b","repo":{{"full_name":"o/r"}}}},"head":{{"ref":"x","sha":"h"{head_repo}}}}},"repository":{{"full_name":"o/r"}}}}"#
+            )
+        };
+        let fork = |head_repo: &str| match parse_trigger("pull_request", &payload(head_repo), Path::new("e.json"), None)
+        {
+            Ok(Trigger::PullRequest { pr, .. }) => (pr.fork, pr.head_repository),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(fork(""), (false, None));
+        assert_eq!(fork(r#","repo":null"#), (true, None));
+        assert_eq!(fork(r#","repo":{"full_name":"o/r"}"#), (false, Some("o/r".to_owned())));
+        assert_eq!(
+            fork(r#","repo":{"full_name":"someone/r"}"#),
+            (true, Some("someone/r".to_owned()))
+        );
     }
 
     #[test]

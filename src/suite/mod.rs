@@ -364,7 +364,11 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
             )
             .hint(format!(
                 "set `provider:` on this experiment, or `defaults: {{provider: NAME}}` (one of {})",
-                providers.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                providers
+                    .keys()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
             .into());
         }

@@ -602,7 +602,11 @@ fn unknown_provider_name() {
 fn several_providers_and_an_experiment_that_names_none() {
     check(
         |r| {
-            r.edit(SUITE, "  offline: {type: mock}\n", "  offline: {type: mock}\n  other: {type: mock}\n");
+            r.edit(
+                SUITE,
+                "  offline: {type: mock}\n",
+                "  offline: {type: mock}\n  other: {type: mock}\n",
+            );
             r.edit(SUITE, " provider: offline,", "");
         },
         &[
@@ -618,7 +622,11 @@ fn several_providers_and_an_experiment_that_names_none() {
 #[test]
 fn several_providers_without_a_default_when_every_experiment_names_its_own() {
     let files = Files::demo_base();
-    files.edit(SUITE, "  offline: {type: mock}\n", "  offline: {type: mock}\n  other: {type: mock}\n");
+    files.edit(
+        SUITE,
+        "  offline: {type: mock}\n",
+        "  offline: {type: mock}\n  other: {type: mock}\n",
+    );
     files.edit(SUITE, " provider: offline,", "");
     for name in ["customer-support", "product-faq", "help-center"] {
         files.edit(
