@@ -58,13 +58,13 @@ pub async fn find(client: &Client, pr: &PullRequest, comments: &[Value], bot: &s
         if who.is_empty() || who == bot {
             continue;
         }
-        if reason.is_empty() {
-            eprintln!(
-                "promptgate: ignoring `{COMMAND}` by {}: it needs a reason (`{COMMAND} <reason>`)",
-                super::actions::inert(who)
-            );
-            continue;
-        }
+        // The contract's waiver is "a `/promptgate accept` comment": a reason is asked for and
+        // recorded, and a bare command is a waiver all the same, recorded as given without one.
+        let reason = if reason.is_empty() {
+            format!("`{COMMAND}` (no reason given)")
+        } else {
+            reason
+        };
         candidates.push(Given {
             by: who.to_owned(),
             reason,

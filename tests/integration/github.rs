@@ -716,6 +716,31 @@ async fn an_accept_comment_republishes_the_last_results_without_evaluating() {
     assert!(run.output.contains("verdict=waived\n"), "{}", run.output);
 }
 
+/// The contract's waiver is "a `/promptgate accept` comment": a bare one waives too, recorded
+/// as given without a reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_accept_comment_waives_and_says_no_reason_was_given() {
+    let (_repo, base, head, sticky) = regressed_demo().await;
+    let empty = tempfile::tempdir().unwrap();
+    let extra = vec![comment_json(80, "maya", "/promptgate accept")];
+    let server = fake_github_with(&sticky, extra, json!([]), &[("maya", "admin")]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let run = ci_async_in(
+        empty.path(),
+        server.uri(),
+        comment_event(empty.path(), "maya", "/promptgate accept"),
+        &["--out", "out"],
+        Env::named("issue_comment"),
+    )
+    .await;
+    run.run.expect_code(0).stdout_has("verdict: WAIVED");
+    let text = last_sticky_body(&server).await;
+    assert!(
+        text.contains("regression accepted by maya") && text.contains("`/promptgate accept` (no reason given)"),
+        "{text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_maintainers_accept_comment_changes_nothing() {
     let (_repo, base, head, sticky) = regressed_demo().await;
