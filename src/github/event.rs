@@ -45,6 +45,9 @@ pub enum Trigger {
         number: u64,
         /// The comment's text, which decides whether it concerns promptgate at all.
         body: String,
+        /// The comment's id when this event is its creation (not an edit): a waiver it gives is
+        /// given now, whatever time the API later says it was written.
+        created: Option<u64>,
     },
     /// The trusted half of the fork-safe pair: the evaluated run's head commit and how it ended.
     WorkflowRun {
@@ -202,10 +205,14 @@ pub fn parse_trigger(event_name: &str, text: &str, path: &Path, repository: Opti
             Some(Issue {
                 number,
                 pull_request: Some(_),
-            }) => Ok(Trigger::PullRequestComment {
-                number,
-                body: payload.comment.map(|c| c.body).unwrap_or_default(),
-            }),
+            }) => {
+                let comment = payload.comment.unwrap_or_default();
+                Ok(Trigger::PullRequestComment {
+                    number,
+                    body: comment.body,
+                    created: comment.id.filter(|_| payload.action.as_deref() == Some("created")),
+                })
+            }
             _ => Ok(Trigger::Other("issue_comment on an issue".to_owned())),
         },
         "workflow_dispatch" => {
@@ -340,8 +347,10 @@ struct Label {
     name: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct Comment {
+    #[serde(default)]
+    id: Option<u64>,
     #[serde(default)]
     body: String,
 }
@@ -474,14 +483,20 @@ mod tests {
 
     #[test]
     fn comment_on_a_pull_request() {
-        let text = r#"{"action":"created","issue":{"number":7,"pull_request":{"url":"x"}},"comment":{"body":"/promptgate accept x"},"repository":{"full_name":"o/r"}}"#;
+        let text = r#"{"action":"created","issue":{"number":7,"pull_request":{"url":"x"}},"comment":{"id":80,"body":"/promptgate accept x"},"repository":{"full_name":"o/r"}}"#;
         assert_eq!(
             parse_trigger("issue_comment", text, Path::new("e.json"), None).unwrap(),
             Trigger::PullRequestComment {
                 number: 7,
-                body: "/promptgate accept x".to_owned()
+                body: "/promptgate accept x".to_owned(),
+                created: Some(80),
             }
         );
+        let edited = text.replace(r#""action":"created""#, r#""action":"edited""#);
+        assert!(matches!(
+            parse_trigger("issue_comment", &edited, Path::new("e.json"), None).unwrap(),
+            Trigger::PullRequestComment { created: None, .. }
+        ));
     }
 
     #[test]

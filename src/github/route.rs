@@ -66,6 +66,39 @@ mod tests {
     use super::*;
     use crate::github::event::{PullRequest, PullRequestEvent};
 
+    /// The waiver this run's own event gave (the comment it created, the accept label it
+    /// added) is given now, whatever date the API gives it; no other is.
+    #[test]
+    fn the_waiver_a_runs_own_event_gave_is_given_now() {
+        use crate::github::waiver::{Fresh, Given};
+        let given = |via: &str, id| Given {
+            by: "maya".to_owned(),
+            reason: "on purpose".to_owned(),
+            via: via.to_owned(),
+            at: Some("2011-04-14T16:00:49Z".to_owned()),
+            source_id: Some(id),
+        };
+        let comment = |created| Trigger::PullRequestComment {
+            number: 7,
+            body: "/promptgate accept".to_owned(),
+            created,
+        };
+        let created = Fresh::of(&comment(Some(80)));
+        assert!(created.gave(&given("comment", 80)));
+        assert!(!created.gave(&given("comment", 79)), "an older comment");
+        assert!(!created.gave(&given("label", 5)));
+        assert!(!Fresh::of(&comment(None)).gave(&given("comment", 80)), "an edit");
+        let label = Fresh::of(&pr_event("labeled", Some("promptgate:accept-regression")));
+        assert!(label.gave(&given("label", 5)) && !label.gave(&given("comment", 80)));
+        for other in [
+            pr_event("unlabeled", Some("promptgate:accept-regression")),
+            pr_event("labeled", Some("documentation")),
+            pr_event("synchronize", None),
+        ] {
+            assert!(!Fresh::of(&other).gave(&given("label", 5)), "{other:?}");
+        }
+    }
+
     fn pr_event(action: &str, label: Option<&str>) -> Trigger {
         Trigger::PullRequest {
             pr: PullRequest {
@@ -114,6 +147,7 @@ mod tests {
         let comment = |body: &str| Trigger::PullRequestComment {
             number: 7,
             body: body.to_owned(),
+            created: Some(80),
         };
         check(comment("/promptgate accept on purpose"), "republish");
         check(comment("/promptgate accept"), "republish");

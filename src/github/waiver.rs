@@ -45,6 +45,41 @@ pub struct Given {
     pub source_id: Option<u64>,
 }
 
+/// The waiver this run's own event gave: the `/promptgate accept` comment it created, or the
+/// accept label it added. Such a waiver is given now, after any results published, whatever
+/// time the API says it was written (a skewed clock, a server that dates its fixtures).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fresh {
+    comment: Option<u64>,
+    label: bool,
+}
+
+impl Fresh {
+    pub fn of(trigger: &super::event::Trigger) -> Fresh {
+        use super::event::Trigger;
+        match trigger {
+            Trigger::PullRequestComment { created, .. } => Fresh {
+                comment: *created,
+                label: false,
+            },
+            Trigger::PullRequest { event, .. } => Fresh {
+                comment: None,
+                label: event.action == "labeled" && event.label.as_deref() == Some(LABEL),
+            },
+            _ => Fresh::default(),
+        }
+    }
+
+    /// Whether `given` is the waiver this event gave.
+    pub fn gave(&self, given: &Given) -> bool {
+        match given.via.as_str() {
+            "comment" => self.comment.is_some() && given.source_id == self.comment,
+            "label" => self.label,
+            _ => false,
+        }
+    }
+}
+
 /// The newest waiver a maintainer gave on the pull request: the newest `/promptgate accept`
 /// comment or accept label (while the label is on the pull request) whose author is an admin or
 /// maintainer. `comments` are the PR's comments in API order (oldest first).

@@ -717,12 +717,15 @@ async fn an_accept_comment_republishes_the_last_results_without_evaluating() {
 }
 
 /// The contract's waiver is "a `/promptgate accept` comment": a bare one waives too, recorded
-/// as given without a reason.
+/// as given without a reason. The comment this run's event created is given now, though the
+/// API dates it long before the results (here the date in GitHub's documented example).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bare_accept_comment_waives_and_says_no_reason_was_given() {
     let (_repo, base, head, sticky) = regressed_demo().await;
     let empty = tempfile::tempdir().unwrap();
-    let extra = vec![comment_json(80, "maya", "/promptgate accept")];
+    let mut comment = comment_json(80, "maya", "/promptgate accept");
+    comment["created_at"] = json!("2011-04-14T16:00:49Z");
+    let extra = vec![comment];
     let server = fake_github_with(&sticky, extra, json!([]), &[("maya", "admin")]).await;
     pr_mock(&server, &base, &head, &[]).await;
     let run = ci_async_in(
