@@ -175,18 +175,38 @@ pub fn report_part(body: &str) -> &str {
 
 /// A comment body: the report, the notes under it (when any), and the state.
 pub fn body(report: &str, notes: &str, state: &State) -> String {
-    let mut body = report.trim_end().to_owned();
-    body.push_str("\n\n");
+    let mut tail = String::new();
     if !notes.trim().is_empty() {
-        body.push_str(NOTES_MARKER);
-        body.push('\n');
-        body.push_str(notes.trim_end());
-        body.push_str("\n\n");
+        tail.push_str(NOTES_MARKER);
+        tail.push('\n');
+        tail.push_str(notes.trim_end());
+        tail.push_str("\n\n");
     }
-    body.push_str(&render(state));
-    body.push('\n');
+    tail.push_str(&render(state));
+    tail.push('\n');
+    // GitHub refuses a longer comment. The report is rendered to fit with room to spare; the
+    // notes and the state (long reasons, many regressions) can still take that room, and then
+    // the report's end gives way: the state must stay whole to be read back.
+    let room = MAX_BODY_CHARS.saturating_sub(tail.chars().count() + CUT.chars().count() + 2);
+    let report = report.trim_end();
+    let mut body = if report.chars().count() <= room {
+        report.to_owned()
+    } else {
+        let end = report.char_indices().nth(room).map_or(report.len(), |(i, _)| i);
+        let kept = &report[..end];
+        let kept = kept.rfind('\n').map_or(kept, |line| &kept[..line]);
+        format!("{}{CUT}", kept.trim_end())
+    };
+    body.push_str("\n\n");
+    body.push_str(&tail);
     body
 }
+
+/// The most characters GitHub takes in a comment.
+pub const MAX_BODY_CHARS: usize = 65_536;
+
+/// Where the report was cut to fit.
+const CUT: &str = "\n\n… (the rest of the report did not fit in a comment: it is in the run's `report.md`)";
 
 #[cfg(test)]
 mod tests {
@@ -233,6 +253,46 @@ mod tests {
         assert_eq!(hidden.matches("-->").count(), 1, "{hidden}");
         assert_eq!(parse(&body), Some(state));
         assert_eq!(report_part(&body), "report");
+    }
+
+    /// A report that fits its own cap, with notes and a state that take the room left: the
+    /// report's end gives way, the comment fits GitHub's limit and its state reads back whole.
+    #[test]
+    fn a_comment_that_would_be_too_long_cuts_the_report_never_the_state() {
+        let mut state = State::new("abc");
+        state.results = Some(Published {
+            sha: "abc".to_owned(),
+            verdict: Verdict::Fail,
+            reason: "ü".repeat(4_000),
+            untrusted: false,
+            regressions: Vec::new(),
+            base_error: false,
+            partial: false,
+            at: None,
+        });
+        let report = "| a row of the report |\n".repeat(60_000 / 23);
+        let notes = "a note\n".repeat(500);
+        let body = body(&report, &notes, &state);
+        assert!(body.chars().count() <= MAX_BODY_CHARS, "{}", body.chars().count());
+        assert_eq!(parse(&body), Some(state));
+        let shown = report_part(&body);
+        assert!(
+            shown.ends_with("it is in the run's `report.md`)"),
+            "{}",
+            &shown[shown.len() - 200..]
+        );
+        assert!(
+            shown
+                .lines()
+                .rev()
+                .nth(2)
+                .is_some_and(|l| l == "| a row of the report |"),
+            "cut at a line"
+        );
+        assert!(body.contains(notes.trim_end()));
+        // One that fits is left whole.
+        let short = self::body("report\n", "notes", &State::new("abc"));
+        assert!(!short.contains("did not fit"));
     }
 
     #[test]

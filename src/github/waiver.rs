@@ -212,8 +212,16 @@ pub fn parse_command(body: &str) -> Option<String> {
     if !(rest.is_empty() || rest.starts_with(char::is_whitespace)) {
         return None;
     }
-    Some(rest.trim().to_owned())
+    let reason = rest.trim();
+    // The reason is recorded in the comment, whose length GitHub limits: a long one is cut.
+    Some(match reason.char_indices().nth(MAX_REASON_CHARS) {
+        Some((end, _)) => format!("{}…", reason[..end].trim_end()),
+        None => reason.to_owned(),
+    })
 }
+
+/// The most characters of a waiver's reason the comment records.
+const MAX_REASON_CHARS: usize = 500;
 
 /// Whether `login` is an admin or maintainer of the repository, by the API's `role_name`.
 pub async fn is_maintainer(client: &Client, login: &str) -> Result<bool, Error> {
@@ -466,6 +474,13 @@ mod tests {
             Some("latency is fine"),
         );
         check("/promptgate accept", Some(""));
+        let long = format!("/promptgate accept {}", "é".repeat(2_000));
+        let reason = parse_command(&long).unwrap();
+        assert_eq!(
+            reason,
+            format!("{}…", "é".repeat(MAX_REASON_CHARS)),
+            "cut to fit a comment"
+        );
         check("/promptgate accepted", None);
         check("I think /promptgate accept is wrong here", None);
         check("", None);
