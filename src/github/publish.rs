@@ -107,7 +107,9 @@ impl<'a> Publisher<'a> {
     /// state (the last results, the waiver, the approvals) under it.
     pub async fn progress(&mut self, facts: Option<&PlanFacts>) -> Result<(), Error> {
         self.state.head_sha = self.pr.head_sha.clone();
-        let affected = facts.map_or(1, |f| f.experiments);
+        // Without the plan (the Action's prepare step) nothing is known to be affected yet: an
+        // `affected` comment waits for the results, which say.
+        let affected = facts.map_or(0, |f| f.experiments);
         if self.sticky.is_some() || comment::wanted(self.settings.mode, affected, None) {
             let body = state::body(&comment::progress_body(facts, &self.pr.head_sha), "", &self.state);
             comment::upsert(self.client, &self.pr, &mut self.sticky, &body).await?;

@@ -1251,6 +1251,45 @@ async fn a_secondary_rate_limit_is_retried() {
     );
 }
 
+/// The Action's prepare step has not loaded the suite, so it cannot know an experiment is
+/// affected: with `--comment affected` and no comment yet it announces nothing (the results
+/// say, and comment then); `always` announces.
+#[test]
+fn the_prepare_step_comments_first_only_when_told_always() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let prepared = repo.path().join(".scratch-prepared.json");
+    let sent = |when: &str| {
+        let file = repo.path().join(format!("requests-{when}.json"));
+        ci(
+            repo.path(),
+            "http://127.0.0.1:9",
+            &event(repo.path(), &base, &head, &[]),
+            &[
+                "--prepare",
+                "--prepared",
+                prepared.to_str().unwrap(),
+                "--comment",
+                when,
+                "--dry-run",
+                file.to_str().unwrap(),
+                "--out",
+                "out",
+            ],
+        )
+        .run
+        .expect_code(0);
+        let sent: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        sent.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {}", r["method"].as_str().unwrap(), r["route"].as_str().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sent("affected"), Vec::<String>::new());
+    assert_eq!(sent("always"), [format!("POST /repos/{REPO}/issues/7/comments")]);
+}
+
 #[test]
 fn dry_run_writes_the_requests_instead_of_sending_them() {
     let repo = TestRepo::with_demo_base();
