@@ -287,6 +287,36 @@ fn the_actions_evaluating_step_has_no_github_token() {
     assert_eq!(action.value["inputs"]["artifact-name"]["default"], "");
 }
 
+/// `fail-on: never` leaves the verdict to the check run in every step that can end with a
+/// verdict's exit code 1 — the prepare step too, which re-publishes a waiver's event.
+#[test]
+fn every_step_of_the_action_that_runs_promptgate_follows_fail_on() {
+    let action = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml"));
+    let steps = action.value["runs"]["steps"].as_array().unwrap();
+    let running: Vec<&Value> = steps
+        .iter()
+        .filter(|s| {
+            s["run"]
+                .as_str()
+                .is_some_and(|r| r.contains("promptgate \"${args[@]}\""))
+        })
+        .collect();
+    assert_eq!(running.len(), 4, "prepare, evaluate, publish, and the other modes");
+    for step in running {
+        let run = step["run"].as_str().unwrap();
+        assert_eq!(
+            step["env"]["INPUT_FAIL_ON"], "${{ inputs.fail-on }}",
+            "{}",
+            step["name"]
+        );
+        assert!(
+            run.contains(r#"if [ "$code" = 1 ] && "#) && run.contains(r#"[ "$INPUT_FAIL_ON" = never ]"#),
+            "{} ignores fail-on:\n{run}",
+            step["name"]
+        );
+    }
+}
+
 /// A fork's `pull_request` run has a read-only token: the accept label waives on a fork's pull
 /// request only through `pull_request_target`, which the waiver workflow may take because it
 /// checks nothing out, holds no secret and only re-publishes.
