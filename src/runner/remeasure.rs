@@ -17,8 +17,9 @@
 //!   cache, where both arms are sent once. The first failure is in the call's `attempts`.
 //! - When nothing is wrong with the change, the choice leans neither way: the provider fails a
 //!   re-sent pair in the candidate alone as often as in the baseline alone.
-//! - An answer replayed from the journal of an interrupted run counts as answered without a
-//!   call: a pair whose two calls that run made, one failing, is measured again on resume.
+//! - An interrupted run's calls, replayed from its journal on resume, were measured then: a pair
+//!   with one of them and one call of this run (either failing) is measured again; a pair whose
+//!   two calls that run made is kept, as a pair both of whose calls this run made is.
 //! - The re-sent calls are not in the plan's estimate; the budget's cap still holds, and a pair
 //!   it refuses keeps its first measurement.
 //! - What the replaced calls were paid (a journal-replayed answer, the judge calls on a replaced
@@ -32,19 +33,35 @@ use crate::providers::pricing::PriceTable;
 /// Answered without a call in this run: from the response cache, or from the journal of an
 /// interrupted run (measured then, under that run's provider).
 pub const CACHED: u8 = 1;
-/// Failed in this run in a way the provider's state may explain: rate limited, a 5xx or a
-/// dropped connection, a timeout (retries exhausted).
+/// Failed in a way the provider's state may explain: rate limited, a 5xx or a dropped
+/// connection, a timeout (retries exhausted).
 pub const MAY_PASS: u8 = 2;
 /// Replayed from the journal of an interrupted run, answered or failed (with [`CACHED`] or
 /// [`MAY_PASS`] as for any outcome): it counts in [`Ran::resumed`].
 pub const REPLAYED: u8 = 4;
+/// Answered by a call of this run (its own, or an identical job's).
+pub const ANSWERED: u8 = 8;
 
-/// How an outcome put in the run's results was measured: [`CACHED`], [`MAY_PASS`], or 0.
+/// How an outcome put in the run's results was measured: [`CACHED`], [`ANSWERED`],
+/// [`MAY_PASS`], or 0 (another failure, or not run).
 pub fn mark(outcome: &Outcome) -> u8 {
     match &outcome.result {
         Ok(_) if outcome.cached => CACHED,
+        Ok(_) => ANSWERED,
         Err(error) if may_pass(error) => MAY_PASS,
         _ => 0,
+    }
+}
+
+/// When an outcome was measured: 0 in this run, 1 in an earlier one (the response cache), 2 in
+/// the interrupted run this one resumes.
+fn measured_when(mark: u8) -> u8 {
+    if mark & REPLAYED != 0 {
+        2
+    } else if mark & CACHED != 0 {
+        1
+    } else {
+        0
     }
 }
 
@@ -56,8 +73,10 @@ fn may_pass(error: &CallError) -> bool {
     }
 }
 
-/// The pairs, as `[baseline, candidate]` job indices, one of whose calls failed in this run in
-/// a way that may pass while the other was answered from the cache.
+/// The pairs, as `[baseline, candidate]` job indices, one of whose calls failed in a way that
+/// may pass while the other was answered, measured at another time: one from the cache or an
+/// interrupted run's journal, the other in this run; or one from the cache, the other from the
+/// journal. Two calls an interrupted run made, or two this run made, were measured together.
 pub fn uneven(jobs: &[Job], marks: &[u8]) -> Vec<[usize; 2]> {
     let mut baselines = std::collections::HashMap::new();
     for (index, job) in jobs.iter().enumerate() {
@@ -73,9 +92,13 @@ pub fn uneven(jobs: &[Job], marks: &[u8]) -> Vec<[usize; 2]> {
         let Some(&baseline) = baselines.get(&(job.experiment, job.case, job.repeat)) else {
             continue;
         };
-        let measured = |at: usize| marks.get(at).map(|m| m & !REPLAYED);
-        let (b, c) = (measured(baseline), measured(index));
-        if matches!((b, c), (Some(CACHED), Some(MAY_PASS)) | (Some(MAY_PASS), Some(CACHED))) {
+        let (Some(&b), Some(&c)) = (marks.get(baseline), marks.get(index)) else {
+            continue;
+        };
+        let answered = |m: u8| m & (CACHED | ANSWERED) != 0;
+        let failed = |m: u8| m & MAY_PASS != 0;
+        let one_failed = (failed(b) && answered(c)) || (answered(b) && failed(c));
+        if one_failed && measured_when(b) != measured_when(c) {
             pairs.push([baseline, index]);
         }
     }
@@ -285,7 +308,7 @@ mod tests {
             message: "HTTP 503".to_owned(),
         };
         assert_eq!(mark(&cached("a")), CACHED);
-        assert_eq!(mark(&Outcome::answered("a", "sim")), 0, "measured in this run");
+        assert_eq!(mark(&Outcome::answered("a", "sim")), ANSWERED, "measured in this run");
         assert_eq!(mark(&failed(transient.clone())), MAY_PASS);
         assert_eq!(mark(&failed(CallError::Timeout { after_ms: 1 })), MAY_PASS);
         assert_eq!(
@@ -306,19 +329,38 @@ mod tests {
         assert_eq!(mark(&failed(chain(permanent))), 0);
     }
 
-    /// Only a pair with one arm from the cache and the other failed that way is uneven: both
-    /// sent in this run (failed or not) were measured under one provider.
+    /// Only a pair with one arm answered and the other failed that way, measured at different
+    /// times, is uneven: two calls sent in this run (failed or not), or two an interrupted run
+    /// made, were measured under one provider.
     #[test]
     fn only_pairs_measured_under_different_conditions_are_chosen() {
-        let jobs = pairs_of(5);
+        let jobs = pairs_of(11);
+        let replayed = |m: u8| m | REPLAYED;
         let marks = [
-            CACHED, MAY_PASS, // the usual: a warm baseline, a failed candidate
-            MAY_PASS, CACHED, // and the other way round
-            0, MAY_PASS, // both sent in this run
-            CACHED, CACHED, // both from the cache
-            CACHED, 0, // answered
+            CACHED,
+            MAY_PASS, // the usual: a warm baseline, a failed candidate
+            MAY_PASS,
+            CACHED, // and the other way round
+            ANSWERED,
+            MAY_PASS, // both sent in this run
+            CACHED,
+            CACHED, // both from the cache
+            CACHED,
+            ANSWERED, // answered
+            CACHED,
+            0, // the other failed for its request's sake
+            replayed(CACHED),
+            MAY_PASS, // an interrupted run's answer, a failure in this run
+            replayed(MAY_PASS),
+            ANSWERED, // an interrupted run's failure, an answer in this run
+            replayed(CACHED),
+            replayed(MAY_PASS), // both measured by the interrupted run
+            CACHED,
+            replayed(MAY_PASS), // the cache's answer, the interrupted run's failure
+            replayed(0),
+            MAY_PASS, // the interrupted run's other failure
         ];
-        assert_eq!(uneven(&jobs, &marks), [[0, 1], [2, 3]]);
+        assert_eq!(uneven(&jobs, &marks), [[0, 1], [2, 3], [12, 13], [14, 15], [18, 19]]);
         let again = again(&jobs, &[[2, 3]]);
         assert_eq!(again.len(), 2);
         assert!(again.iter().all(|j| j.retime));
