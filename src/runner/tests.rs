@@ -510,6 +510,45 @@ async fn a_journal_with_a_torn_last_line_replays_the_rest() {
     assert_eq!((ran.resumed, provider.total_calls()), (4, 5));
 }
 
+/// A key the interrupted run finished twice (its first measurement, failed, then the pair
+/// measured again) replays oldest first: the resumed run meets the first measurement where
+/// the first run did, and the second where it was measured again; nothing is sent.
+#[tokio::test(start_paused = true)]
+async fn a_key_journaled_twice_replays_in_the_order_it_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.jsonl");
+    let mut job = jobs(1, &[]).remove(0);
+    job.retime = true;
+    let provider = Fake::new(Behaviour::Healthy);
+    let endpoints = one(&provider, 1);
+    let key = job_key(&job, &endpoints).unwrap().hex();
+    {
+        let (journal, _) = journal::Journal::open(&path, "r").unwrap();
+        let failed = not_sent(CallError::Transient {
+            message: "HTTP 503".to_owned(),
+        });
+        journal.append(&key, &Outcome { attempts: 4, ..failed }, 0.0).unwrap();
+        journal
+            .append(&key, &Outcome::answered("measured again", "p"), 0.11)
+            .unwrap();
+    }
+    let options = Options {
+        journal: Some(path),
+        run_identity: "r".to_owned(),
+        ..options()
+    };
+    let ran = run_with(&[job.clone(), job], endpoints, &options).await;
+    let text = |o: &Outcome| o.result.as_ref().map(|r| r.text.clone()).map_err(ToString::to_string);
+    assert_eq!(
+        ran.outcomes.iter().map(text).collect::<Vec<_>>(),
+        [
+            Err("transient provider error: HTTP 503".to_owned()),
+            Ok("measured again".to_owned())
+        ]
+    );
+    assert_eq!((ran.resumed, provider.total_calls()), (2, 0));
+}
+
 /// A run that keeps its outcomes in a file gives back, outcome for outcome and count for
 /// count, what the same run keeps in memory: identical jobs, render errors and the cap's
 /// refusals included.
