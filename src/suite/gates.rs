@@ -45,11 +45,23 @@ pub(super) fn check_gate_metrics(source: &dyn FileSource, suite: &Suite) -> Resu
         }
     }
     check_hallucination_directions(source, suite)?;
+    // `gates:` is the canary's too (`canary.gates` overrides it): a metric only a canary
+    // measures (p99, thumbs-down, logged quality) is its, and no experiment's, when the file
+    // has a canary.
+    let canary = std::cell::LazyCell::new(|| super::has_canary(source, &suite.config_path));
     for g in &suite.gates {
+        let canarys = super::canary::CANARY_METRICS.contains(&g.metric.as_str());
+        if canarys && !known.contains(&g.metric) && *canary {
+            continue;
+        }
         if !known.contains(&g.metric) {
             let hint = match did_you_mean(&g.metric, known.iter().map(String::as_str)) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!(
+                Some(s) if !canarys => format!("did you mean `{s}`?"),
+                _ if canarys => format!(
+                    "`{}` is measured by `promptgate canary` on production logs, not by a pull request's run: gate it in a file with a `canary:` section",
+                    g.metric
+                ),
+                _ => format!(
                     "known metrics: {}",
                     known.iter().cloned().collect::<Vec<_>>().join(", ")
                 ),

@@ -103,10 +103,7 @@ impl ExperimentDecl {
 /// Whether the suite file is a canary-only config: a `canary:` section and no experiments
 /// (`experiments: []`, or none), which `promptgate canary` reads and a gate run refuses.
 pub fn canary_only(source: &dyn FileSource, config_path: &str) -> bool {
-    let Ok(Some(text)) = source.read(config_path) else {
-        return false;
-    };
-    let Ok(serde_json::Value::Object(config)) = serde_saphyr::from_str::<serde_json::Value>(&text) else {
+    let Some(config) = top_level(source, config_path) else {
         return false;
     };
     let no_experiments = match config.get("experiments") {
@@ -115,6 +112,20 @@ pub fn canary_only(source: &dyn FileSource, config_path: &str) -> bool {
         Some(_) => false,
     };
     config.contains_key("canary") && no_experiments
+}
+
+/// Whether the suite file has a `canary:` section.
+pub fn has_canary(source: &dyn FileSource, config_path: &str) -> bool {
+    top_level(source, config_path).is_some_and(|config| config.contains_key("canary"))
+}
+
+/// The suite file's top-level mapping, if it reads as one.
+fn top_level(source: &dyn FileSource, config_path: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let text = source.read(config_path).ok()??;
+    match serde_saphyr::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(config)) => Some(config),
+        _ => None,
+    }
 }
 
 /// Reads and validates the suite file alone.

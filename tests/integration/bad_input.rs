@@ -639,6 +639,27 @@ fn several_providers_without_a_default_when_every_experiment_names_its_own() {
     assert!(suite.experiments.iter().all(|e| e.provider == "other"));
 }
 
+/// `gates:` is the canary's too: a metric only a canary measures is its gate in a file with a
+/// `canary:` section, and an error (saying where it belongs) in one without.
+#[test]
+fn a_canary_metric_in_gates_needs_a_canary() {
+    let gate = "gates:\n  thumbs_down_rate: {direction: lower, margin: 0.02, blocking: true}\n";
+    check(
+        |r| r.edit(SUITE, "gates:\n", gate),
+        &[
+            "gate on unknown metric `thumbs_down_rate`",
+            "hint: `thumbs_down_rate` is measured by `promptgate canary` on production logs",
+        ],
+    );
+    let files = Files::demo_base();
+    files.edit(SUITE, "gates:\n", gate);
+    let text = files.read(SUITE)
+        + "canary:\n  source: {type: jsonl, path: logs/requests.jsonl, arm_field: variant, baseline: v1, canary: v2}\n";
+    files.write(SUITE, &text);
+    let suite = promptgate::suite::lint(files.tree(), SUITE).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert!(suite.gates.iter().any(|g| g.metric == "thumbs_down_rate"));
+}
+
 // 5. Missing files.
 
 #[test]
