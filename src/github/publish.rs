@@ -260,8 +260,8 @@ impl<'a> Publisher<'a> {
     /// nothing. A new waiver is bound to the results last published (their commit and
     /// regressions); the one already recorded stays as it was bound; a withdrawn one is dropped.
     /// `None` when promptgate has published no results on this pull request yet. A waiver given
-    /// before the results were published does not accept them, unless it is the one this run's
-    /// event gave (`fresh`): that one is given now.
+    /// before the results were published does not accept them; the one this run's event gave
+    /// (`fresh`) is dated by the API unless that date cannot be its ([`waiver::Fresh::given_at`]).
     pub async fn republish(&mut self, fresh: waiver::Fresh) -> Result<Option<Republished>, Error> {
         let Some(published) = self.state.results.clone() else {
             return Ok(None);
@@ -276,7 +276,9 @@ impl<'a> Publisher<'a> {
             (Some(given), Some(recorded)) if given.source_id == recorded.source_id => Some(recorded),
             // A waiver given before these results were published accepted earlier ones (an
             // old `/promptgate accept` comment left when a later label is removed): not these.
-            (Some(given), _) if fresh.gave(&given) || published.accepts_waiver_given_at(given.at.as_deref()) => {
+            (Some(given), _)
+                if published.accepts_waiver_given_at(fresh.given_at(&given, &self.client.now()).as_deref()) =>
+            {
                 Some(waiver::bind(given, &published))
             }
             (Some(given), _) => {

@@ -90,6 +90,31 @@ mod tests {
         assert!(!Fresh::of(&comment(None)).gave(&given("comment", 80)), "an edit");
         let label = Fresh::of(&pr_event("labeled", Some("promptgate:accept-regression")));
         assert!(label.gave(&given("label", 5)) && !label.gave(&given("comment", 80)));
+        // The newest adder the API lists is someone else's (the list lags the event): not this
+        // event's label.
+        let by_another = Given {
+            by: "mallory".to_owned(),
+            ..given("label", 5)
+        };
+        assert!(!label.gave(&by_another));
+        // This event's waiver keeps a date GitHub's clock finds plausible (so a waiver queued
+        // behind newer results does not accept them); a date more than a day old, or none, is
+        // a fixture's or a skewed clock's: it was given now.
+        let now = "2026-12-05T12:00:00Z";
+        let at = |at: Option<&str>| Given {
+            at: at.map(str::to_owned),
+            ..given("comment", 80)
+        };
+        let recent = at(Some("2026-12-05T09:30:00Z"));
+        assert_eq!(created.given_at(&recent, now).as_deref(), Some("2026-12-05T09:30:00Z"));
+        assert_eq!(created.given_at(&at(Some("2011-04-14T16:00:49Z")), now).as_deref(), Some(now));
+        assert_eq!(created.given_at(&at(None), now).as_deref(), Some(now));
+        let other = Fresh::of(&comment(Some(81)));
+        assert_eq!(
+            other.given_at(&at(Some("2011-04-14T16:00:49Z")), now).as_deref(),
+            Some("2011-04-14T16:00:49Z"),
+            "another comment keeps its own date"
+        );
         for other in [
             pr_event("unlabeled", Some("promptgate:accept-regression")),
             pr_event("labeled", Some("documentation")),

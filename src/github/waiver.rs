@@ -46,13 +46,18 @@ pub struct Given {
 }
 
 /// The waiver this run's own event gave: the `/promptgate accept` comment it created, or the
-/// accept label it added. Such a waiver is given now, after any results published, whatever
-/// time the API says it was written (a skewed clock, a server that dates its fixtures).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// accept label its sender added. GitHub delivers an event within hours of it, so a time the
+/// API gives such a waiver more than a day before GitHub's clock now cannot be when it was
+/// given (a server that dates its fixtures, a mirror's skewed clock): it is taken as given now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Fresh {
     comment: Option<u64>,
-    label: bool,
+    /// The sender of a `labeled` event for the accept label.
+    labeled_by: Option<String>,
 }
+
+/// How long after an event GitHub may still deliver it, at most, as this run takes it.
+const EVENT_DELAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl Fresh {
     pub fn of(trigger: &super::event::Trigger) -> Fresh {
@@ -60,22 +65,51 @@ impl Fresh {
         match trigger {
             Trigger::PullRequestComment { created, .. } => Fresh {
                 comment: *created,
-                label: false,
+                labeled_by: None,
             },
-            Trigger::PullRequest { event, .. } => Fresh {
-                comment: None,
-                label: event.action == "labeled" && event.label.as_deref() == Some(LABEL),
-            },
+            Trigger::PullRequest { event, .. }
+                if event.action == "labeled" && event.label.as_deref() == Some(LABEL) =>
+            {
+                Fresh {
+                    comment: None,
+                    labeled_by: Some(event.sender.clone()),
+                }
+            }
             _ => Fresh::default(),
         }
     }
 
-    /// Whether `given` is the waiver this event gave.
+    /// Whether `given` is the waiver this event gave: the comment it created, or a label its
+    /// sender added (the events list may not show the newest adder yet).
     pub fn gave(&self, given: &Given) -> bool {
         match given.via.as_str() {
             "comment" => self.comment.is_some() && given.source_id == self.comment,
-            "label" => self.label,
+            "label" => self
+                .labeled_by
+                .as_deref()
+                .is_some_and(|by| !by.is_empty() && by == given.by),
             _ => false,
+        }
+    }
+
+    /// When `given` was given, as a waiver's time is compared with the results': its own
+    /// time, or `now` (GitHub's clock) for this event's waiver whose time is more than a day
+    /// before it or missing.
+    pub fn given_at(&self, given: &Given, now: &str) -> Option<String> {
+        if !self.gave(given) {
+            return given.at.clone();
+        }
+        let plausible = match (
+            given.at.as_deref().and_then(crate::ledger::parse_rfc3339),
+            crate::ledger::parse_rfc3339(now),
+        ) {
+            (Some(at), Some(now)) => now.duration_since(at).map_or(true, |ago| ago <= EVENT_DELAY),
+            _ => false,
+        };
+        if plausible {
+            given.at.clone()
+        } else {
+            Some(now.to_owned())
         }
     }
 }

@@ -28,7 +28,7 @@ pub use drift::{DriftFlag, GateMargin, Window, drift, parse_window};
 pub use history::{Row, history};
 pub use parse::{MAX_LEDGER_BYTES, parse_ledger, read_ledger_file};
 pub use render::{Show, drift_definition, render_markdown, render_terminal, trend_charts};
-pub use time::{now_rfc3339, rfc3339};
+pub use time::{now_rfc3339, parse as parse_rfc3339, rfc3339};
 
 /// The ledger's file, at the top of its branch (or wherever `--ledger` points).
 pub const FILE: &str = "ledger.jsonl";
