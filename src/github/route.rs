@@ -107,7 +107,10 @@ mod tests {
         };
         let recent = at(Some("2026-12-05T09:30:00Z"));
         assert_eq!(created.given_at(&recent, now).as_deref(), Some("2026-12-05T09:30:00Z"));
-        assert_eq!(created.given_at(&at(Some("2011-04-14T16:00:49Z")), now).as_deref(), Some(now));
+        assert_eq!(
+            created.given_at(&at(Some("2011-04-14T16:00:49Z")), now).as_deref(),
+            Some(now)
+        );
         assert_eq!(created.given_at(&at(None), now).as_deref(), Some(now));
         let other = Fresh::of(&comment(Some(81)));
         assert_eq!(

@@ -617,11 +617,11 @@ impl<'a> Runner<'a> {
             for &follower in followers_of.get(&index).into_iter().flatten() {
                 ask(follower, None, &as_follower(&outcome), &mut queue);
             }
-            let answered = outcome.result.is_ok();
+            let replayed = replayed_at.contains(&index);
             kept.put(index, outcome, follower_count(index));
-            if replayed_at.contains(&index) {
+            if replayed {
                 let mark = &mut kept.marks[index];
-                *mark = if answered { remeasure::CACHED } else { *mark } | remeasure::REPLAYED;
+                *mark = remeasure::replayed(*mark);
             }
         }
         drop(replayed_at);

@@ -31,35 +31,46 @@ use crate::plan::Arm;
 use crate::providers::pricing::PriceTable;
 
 /// Answered without a call in this run: from the response cache, or from the journal of an
-/// interrupted run (measured then, under that run's provider).
+/// interrupted run.
 pub const CACHED: u8 = 1;
 /// Failed in a way the provider's state may explain: rate limited, a 5xx or a dropped
 /// connection, a timeout (retries exhausted).
 pub const MAY_PASS: u8 = 2;
-/// Replayed from the journal of an interrupted run, answered or failed (with [`CACHED`] or
-/// [`MAY_PASS`] as for any outcome): it counts in [`Ran::resumed`].
+/// This job's outcome was replayed from the journal of an interrupted run: it counts in
+/// [`Ran::resumed`] (an identical job following it does not).
 pub const REPLAYED: u8 = 4;
-/// Answered by a call of this run (its own, or an identical job's).
+/// Answered by a call of this run, or of the interrupted run it resumes.
 pub const ANSWERED: u8 = 8;
+/// Answered by the response cache: measured by an earlier run.
+pub const EARLIER: u8 = 16;
+/// Measured by the interrupted run this one resumes (answered, failed, or from the cache then).
+pub const INTERRUPTED: u8 = 32;
 
-/// How an outcome put in the run's results was measured: [`CACHED`], [`ANSWERED`],
-/// [`MAY_PASS`], or 0 (another failure, or not run).
+/// How an outcome put in the run's results was measured: [`CACHED`] and [`EARLIER`] for a
+/// cache hit, [`ANSWERED`], [`MAY_PASS`], or 0 (another failure, or not run).
 pub fn mark(outcome: &Outcome) -> u8 {
     match &outcome.result {
-        Ok(_) if outcome.cached => CACHED,
+        Ok(_) if outcome.cached => CACHED | EARLIER,
         Ok(_) => ANSWERED,
         Err(error) if may_pass(error) => MAY_PASS,
         _ => 0,
     }
 }
 
-/// When an outcome was measured: 0 in this run, 1 in an earlier one (the response cache), 2 in
-/// the interrupted run this one resumes.
+/// The mark of an outcome the journal gave back, from its [`mark`] as the interrupted run
+/// measured it: an answer needed no call in this run.
+pub fn replayed(mark: u8) -> u8 {
+    let answered = if mark & (CACHED | ANSWERED) != 0 { CACHED } else { 0 };
+    mark | answered | REPLAYED | INTERRUPTED
+}
+
+/// When an outcome was measured: 0 in this run, 1 in an earlier one (the response cache, in
+/// this run or the interrupted one), 2 in the interrupted run this one resumes.
 fn measured_when(mark: u8) -> u8 {
-    if mark & REPLAYED != 0 {
-        2
-    } else if mark & CACHED != 0 {
+    if mark & EARLIER != 0 {
         1
+    } else if mark & INTERRUPTED != 0 {
+        2
     } else {
         0
     }
@@ -307,7 +318,7 @@ mod tests {
         let transient = CallError::Transient {
             message: "HTTP 503".to_owned(),
         };
-        assert_eq!(mark(&cached("a")), CACHED);
+        assert_eq!(mark(&cached("a")), CACHED | EARLIER);
         assert_eq!(mark(&Outcome::answered("a", "sim")), ANSWERED, "measured in this run");
         assert_eq!(mark(&failed(transient.clone())), MAY_PASS);
         assert_eq!(mark(&failed(CallError::Timeout { after_ms: 1 })), MAY_PASS);
@@ -334,33 +345,30 @@ mod tests {
     /// made, were measured under one provider.
     #[test]
     fn only_pairs_measured_under_different_conditions_are_chosen() {
-        let jobs = pairs_of(11);
-        let replayed = |m: u8| m | REPLAYED;
-        let marks = [
-            CACHED,
-            MAY_PASS, // the usual: a warm baseline, a failed candidate
-            MAY_PASS,
-            CACHED, // and the other way round
-            ANSWERED,
-            MAY_PASS, // both sent in this run
-            CACHED,
-            CACHED, // both from the cache
-            CACHED,
-            ANSWERED, // answered
-            CACHED,
-            0, // the other failed for its request's sake
-            replayed(CACHED),
-            MAY_PASS, // an interrupted run's answer, a failure in this run
-            replayed(MAY_PASS),
-            ANSWERED, // an interrupted run's failure, an answer in this run
-            replayed(CACHED),
-            replayed(MAY_PASS), // both measured by the interrupted run
-            CACHED,
-            replayed(MAY_PASS), // the cache's answer, the interrupted run's failure
-            replayed(0),
-            MAY_PASS, // the interrupted run's other failure
+        let hit = CACHED | EARLIER;
+        // (baseline, candidate), and whether the pair is measured again.
+        let pairs = [
+            ((hit, MAY_PASS), true),                           // a warm baseline, a failed candidate
+            ((MAY_PASS, hit), true),                           // and the other way round
+            ((ANSWERED, MAY_PASS), false),                     // both sent in this run
+            ((hit, hit), false),                               // both from the cache
+            ((hit, ANSWERED), false),                          // both answered
+            ((hit, 0), false),                                 // failed for its request's sake
+            ((replayed(ANSWERED), MAY_PASS), true),            // the interrupted run's answer
+            ((replayed(MAY_PASS), ANSWERED), true),            // the interrupted run's failure
+            ((replayed(ANSWERED), replayed(MAY_PASS)), false), // both the interrupted run's
+            ((hit, replayed(MAY_PASS)), true),                 // the cache's, the interrupted run's
+            ((replayed(0), MAY_PASS), false),                  // its other failure
+            ((replayed(hit), replayed(MAY_PASS)), true),       // its cache hit and its failure
+            ((replayed(ANSWERED) & !REPLAYED, replayed(MAY_PASS)), false), // following a replayed job
         ];
-        assert_eq!(uneven(&jobs, &marks), [[0, 1], [2, 3], [12, 13], [14, 15], [18, 19]]);
+        let jobs = pairs_of(pairs.len());
+        let marks: Vec<u8> = pairs.iter().flat_map(|((b, c), _)| [*b, *c]).collect();
+        let expected: Vec<[usize; 2]> = (0..pairs.len())
+            .filter(|&i| pairs[i].1)
+            .map(|i| [2 * i, 2 * i + 1])
+            .collect();
+        assert_eq!(uneven(&jobs, &marks), expected);
         let again = again(&jobs, &[[2, 3]]);
         assert_eq!(again.len(), 2);
         assert!(again.iter().all(|j| j.retime));
@@ -468,7 +476,7 @@ mod tests {
             }
         };
         let [_, failed] = uneven_pair();
-        let marks = vec![CACHED | REPLAYED, MAY_PASS];
+        let marks = vec![replayed(ANSWERED), MAY_PASS];
         assert_eq!(
             uneven(&jobs, &marks),
             [[0, 1]],

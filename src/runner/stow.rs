@@ -136,8 +136,9 @@ impl Kept {
 
     /// Outcome `follower` is its leader's, as an identical job's (not run if the leader was not).
     pub(super) fn follow(&mut self, leader: usize, follower: usize) {
-        // The leader's call is the follower's: measured as the leader was.
-        self.marks[follower] = self.marks[leader];
+        // The leader's call is the follower's: measured as the leader was (and counted as
+        // resumed once, the leader's).
+        self.marks[follower] = self.marks[leader] & !super::remeasure::REPLAYED;
         match &mut self.place {
             Place::Memory(outcomes) => {
                 outcomes[follower] = Some(

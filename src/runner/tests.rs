@@ -451,8 +451,12 @@ async fn an_interrupted_run_resumes_without_repeating_a_finished_call() {
     assert_eq!(resumed.resumed, finished);
     // The replayed answers were measured by the interrupted run, not this one: a pair with one
     // of them and a call this run failed is measured again (`remeasure`).
-    use super::remeasure::{CACHED, REPLAYED};
-    let replayed = resumed.marks.iter().filter(|&&m| m == CACHED | REPLAYED).count();
+    use super::remeasure::{ANSWERED, CACHED, INTERRUPTED, REPLAYED};
+    let replayed = resumed
+        .marks
+        .iter()
+        .filter(|&&m| m == ANSWERED | CACHED | REPLAYED | INTERRUPTED)
+        .count();
     assert_eq!(replayed, finished);
     for (seed, _) in hanging.answered.lock().unwrap().iter() {
         assert!(
