@@ -24,7 +24,7 @@ pub use designs::{AaRecommendation, AaSummary, SequentialSummary};
 pub use judging::{JudgeAdvice, JudgeVariance, MAX_JUDGE_REPEATS};
 pub use outputs::{CallLine, LONGEST_OUTPUT, SHOWN_FLIPS, outputs_elsewhere};
 use outputs::{output_elsewhere, schema_written};
-pub use run_facts::{RunFacts, Unscored};
+pub use run_facts::{Replaced, RunFacts};
 pub use scores::{Name, Scores};
 
 /// The schema of a `results.json` that carries every call's `output` inline.

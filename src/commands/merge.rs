@@ -141,7 +141,7 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results>
     experiments.extend(removed);
 
     let all = || shards.iter().map(|s| &s.results.run);
-    let run = RunFacts {
+    let mut run = RunFacts {
         cache_hits: all().map(|r| r.cache_hits).sum(),
         estimated_usd: all().map(|r| r.estimated_usd).sum(),
         // A shard that made no call knows no provider: it says nothing about simulation.
@@ -155,6 +155,10 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results>
         remeasured: all().map(|r| r.remeasured).sum(),
         ..count_calls(&experiments)
     };
+    // What the shards paid for calls their results no longer hold (pairs measured again).
+    for r in all() {
+        run.add_replaced(r.replaced);
+    }
     // A base that did not load fails the merged run as it failed each shard.
     let (verdict, reason) = with_base_error(overall_verdict(&experiments), first.results.base_error.as_deref());
     let mut results = Results::new(ResultParts {

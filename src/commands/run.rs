@@ -505,7 +505,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
                 remeasured: ran.remeasured,
                 ..verdict::count_calls(&experiments)
             };
-            run.add_unscored(ran.unscored);
+            run.add_replaced(ran.replaced);
             let (verdict, reason) =
                 verdict::with_base_error(verdict::overall_verdict(&experiments), base_error.as_deref());
             let mut results = Results::new(ResultParts {

@@ -57,20 +57,28 @@ pub struct RunFacts {
     /// What embedding similarities cost; part of `spend_usd`, like judging.
     #[serde(default, skip_serializing_if = "is_zero_usd")]
     pub embedding_spend_usd: f64,
+    /// What the calls replaced when pairs were measured again were paid: in the spends above,
+    /// though no call in the results is theirs (so `merge` can add it up). Absent when nothing.
+    #[serde(default, skip_serializing_if = "Replaced::is_nothing")]
+    pub replaced: Replaced,
 }
 
 /// What calls the results hold no outcome of were paid: a pair's first measurement and the
 /// judge calls on it, replaced when the pair was measured again (`runner::remeasure`). Paid
 /// all the same, so in the run's spend.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Unscored {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Replaced {
     pub generation_usd: f64,
     pub judge_usd: f64,
     pub embedding_usd: f64,
 }
 
-impl Unscored {
-    pub fn add(&mut self, other: Unscored) {
+impl Replaced {
+    fn is_nothing(&self) -> bool {
+        *self == Replaced::default()
+    }
+
+    pub fn add(&mut self, other: Replaced) {
         self.generation_usd += other.generation_usd;
         self.judge_usd += other.judge_usd;
         self.embedding_usd += other.embedding_usd;
@@ -78,11 +86,15 @@ impl Unscored {
 }
 
 impl RunFacts {
-    /// Adds what calls the results hold no outcome of were paid (see [`Unscored`]) to the
-    /// spend the calls themselves say.
-    pub fn add_unscored(&mut self, unscored: Unscored) {
-        self.spend_usd += unscored.generation_usd + unscored.judge_usd + unscored.embedding_usd;
-        self.judge_spend_usd += unscored.judge_usd;
-        self.embedding_spend_usd += unscored.embedding_usd;
+    /// Adds what calls the results hold no outcome of were paid (see [`Replaced`]) to the
+    /// spend the calls themselves say, and records it.
+    pub fn add_replaced(&mut self, replaced: Replaced) {
+        if replaced.is_nothing() {
+            return;
+        }
+        self.spend_usd += replaced.generation_usd + replaced.judge_usd + replaced.embedding_usd;
+        self.judge_spend_usd += replaced.judge_usd;
+        self.embedding_spend_usd += replaced.embedding_usd;
+        self.replaced.add(replaced);
     }
 }

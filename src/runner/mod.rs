@@ -216,7 +216,7 @@ pub struct Ran {
     /// Pairs measured again together ([`remeasure`]).
     pub remeasured: usize,
     /// What the calls replaced when their pairs were measured again were paid.
-    pub unscored: crate::results::Unscored,
+    pub replaced: crate::results::Replaced,
 }
 
 impl Ran {
@@ -235,7 +235,7 @@ impl Ran {
         self.outcomes.extend(batch.outcomes);
         self.marks.extend(batch.marks);
         self.remeasured += batch.remeasured;
-        self.unscored.add(batch.unscored);
+        self.replaced.add(batch.replaced);
         self.retries += batch.retries;
         self.rate_limited += batch.rate_limited;
         self.cache_hits += batch.cache_hits;
@@ -735,7 +735,7 @@ impl<'a> Runner<'a> {
             stowed,
             marks,
             remeasured: 0,
-            unscored: crate::results::Unscored::default(),
+            replaced: crate::results::Replaced::default(),
         };
         drop(watch);
         ran

@@ -23,7 +23,7 @@
 //! - The re-sent calls are not in the plan's estimate; the budget's cap still holds, and a pair
 //!   it refuses keeps its first measurement.
 //! - What the replaced calls were paid (a journal-replayed answer, the judge calls on a replaced
-//!   output) stays in the run's spend ([`crate::results::Unscored`]); a replaced outcome the
+//!   output) stays in the run's spend ([`crate::results::Replaced`]); a replaced outcome the
 //!   journal gave back is no longer counted as resumed.
 
 use super::{CallError, Job, Outcome, Ran};
@@ -133,7 +133,7 @@ impl Ran {
     /// Puts what `batch` (the jobs [`again`] made of `pairs`) measured in place of the pairs'
     /// outcomes and of the judge calls on them. A re-sent call's attempts add to the first
     /// measurement's, so every send is counted; what the replaced calls were paid (at `prices`;
-    /// `jobs` are the run's) stays in [`Ran::unscored`]. A pair the batch could not measure
+    /// `jobs` are the run's) stays in [`Ran::replaced`]. A pair the batch could not measure
     /// whole (the budget's cap refused a call; the run ended first) keeps its first
     /// measurement, and the run is not stopped by the cap for it: nothing of the run's own was
     /// refused. Fails only when stowed outcomes cannot be read.
@@ -174,7 +174,7 @@ impl Ran {
                 self.fallbacks += usize::from(outcome.fell_back);
                 let replayed = self.marks.get(index).is_some_and(|m| m & REPLAYED != 0);
                 self.resumed = self.resumed.saturating_sub(usize::from(replayed));
-                self.unscored.generation_usd += jobs.get(index).map_or(0.0, |j| old.paid(prices, j.model()));
+                self.replaced.generation_usd += jobs.get(index).map_or(0.0, |j| old.paid(prices, j.model()));
                 outcome.attempts += old.attempts;
                 match &mut self.stowed {
                     Some(stowed) => stowed.hold(index, outcome),
@@ -195,9 +195,9 @@ impl Ran {
             self.resumed = self.resumed.saturating_sub(usize::from(d.replayed));
             let paid = d.outcome.paid(prices, d.job.model());
             if d.job.request.as_ref().is_ok_and(|r| r.embed) {
-                self.unscored.embedding_usd += paid;
+                self.replaced.embedding_usd += paid;
             } else {
-                self.unscored.judge_usd += paid;
+                self.replaced.judge_usd += paid;
             }
         }
         self.derived.extend(batch.derived.into_iter().filter_map(|mut d| {
@@ -216,7 +216,7 @@ impl Ran {
             );
         }
         self.remeasured += replaced.len() / 2;
-        self.unscored.add(batch.unscored);
+        self.replaced.add(batch.replaced);
         self.retries += batch.retries;
         self.rate_limited += batch.rate_limited;
         self.resumed += batch.resumed;
@@ -499,9 +499,9 @@ mod tests {
         let cents = |usd: f64| (usd * 1e5).round() / 1e3;
         assert_eq!(
             [
-                ran.unscored.generation_usd,
-                ran.unscored.judge_usd,
-                ran.unscored.embedding_usd
+                ran.replaced.generation_usd,
+                ran.replaced.judge_usd,
+                ran.replaced.embedding_usd
             ]
             .map(cents),
             [0.2, 0.2, 0.2]
@@ -510,7 +510,8 @@ mod tests {
             spend_usd: 1.0,
             ..Default::default()
         };
-        facts.add_unscored(ran.unscored);
+        facts.add_replaced(ran.replaced);
+        assert_eq!(facts.replaced, ran.replaced, "recorded, for a merge to add up");
         assert_eq!(
             [facts.spend_usd, facts.judge_spend_usd, facts.embedding_spend_usd].map(cents),
             [100.6, 0.2, 0.2]

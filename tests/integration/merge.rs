@@ -127,6 +127,30 @@ fn three_shards_merge_into_exactly_the_unsharded_run() {
         assert!(out.join(file).is_file(), "{file}");
     }
 
+    // A shard that measured pairs again paid for calls its results no longer hold: the merge
+    // keeps that spend (it cannot count it from the calls).
+    let mut second: Value = serde_json::from_str(&std::fs::read_to_string(&shards[1]).unwrap()).unwrap();
+    let run = &mut second["run"];
+    run["replaced"] = serde_json::json!({"generation_usd": 0.5, "judge_usd": 0.25, "embedding_usd": 0.0});
+    run["spend_usd"] = (run["spend_usd"].as_f64().unwrap() + 0.75).into();
+    let remeasured = repo.path().join("shard-2-remeasured.json");
+    std::fs::write(&remeasured, serde_json::to_string(&second).unwrap()).unwrap();
+    let again = repo.path().join("merged-again");
+    merge(
+        &repo,
+        &[&shards[0], &remeasured, &shards[2]],
+        &["--out", again.to_str().unwrap()],
+    )
+    .expect_code(1);
+    let merged_again = results(&again);
+    let spend = |r: &Value| r["run"]["spend_usd"].as_f64().unwrap();
+    assert!((spend(&merged_again) - spend(&merged) - 0.75).abs() < 1e-9);
+    assert_eq!(merged_again["run"]["replaced"]["judge_usd"], 0.25);
+    assert!(
+        merged.get("run").unwrap().get("replaced").is_none(),
+        "absent when nothing"
+    );
+
     // One unsharded results.json is a matrix of one: merging it reproduces it.
     let alone = repo.path().join("alone");
     merge(
