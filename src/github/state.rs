@@ -187,15 +187,15 @@ pub fn body(report: &str, notes: &str, state: &State) -> String {
     // GitHub refuses a longer comment. The report is rendered to fit with room to spare; the
     // notes and the state (long reasons, many regressions) can still take that room, and then
     // the report's end gives way: the state must stay whole to be read back.
-    let room = MAX_BODY_CHARS.saturating_sub(tail.chars().count() + CUT.chars().count() + 2);
+    let room = MAX_BODY_CHARS.saturating_sub(tail.chars().count() + CUT.chars().count() + CLOSING + 2);
     let report = report.trim_end();
     let mut body = if report.chars().count() <= room {
         report.to_owned()
     } else {
         let end = report.char_indices().nth(room).map_or(report.len(), |(i, _)| i);
         let kept = &report[..end];
-        let kept = kept.rfind('\n').map_or(kept, |line| &kept[..line]);
-        format!("{}{CUT}", kept.trim_end())
+        let kept = kept.rfind('\n').map_or(kept, |line| &kept[..line]).trim_end();
+        format!("{kept}{}{CUT}", closing(kept))
     };
     body.push_str("\n\n");
     body.push_str(&tail);
@@ -204,6 +204,26 @@ pub fn body(report: &str, notes: &str, state: &State) -> String {
 
 /// The most characters GitHub takes in a comment.
 pub const MAX_BODY_CHARS: usize = 65_536;
+
+/// Room kept for [`closing`]'s text.
+const CLOSING: usize = 200;
+
+/// What closes the blocks a cut report leaves open (a code fence, collapsed sections), so the
+/// cut's note and the notes below it render as text.
+fn closing(kept: &str) -> String {
+    let mut close = String::new();
+    if kept.lines().filter(|l| l.trim_start().starts_with("```")).count() % 2 == 1 {
+        close.push_str("\n```");
+    }
+    let open = kept
+        .matches("<details")
+        .count()
+        .saturating_sub(kept.matches("</details>").count());
+    for _ in 0..open.min(10) {
+        close.push_str("\n</details>");
+    }
+    close
+}
 
 /// Where the report was cut to fit.
 const CUT: &str = "\n\n… (the rest of the report did not fit in a comment: it is in the run's `report.md`)";
@@ -274,7 +294,7 @@ mod tests {
         let notes = "a note\n".repeat(500);
         let body = body(&report, &notes, &state);
         assert!(body.chars().count() <= MAX_BODY_CHARS, "{}", body.chars().count());
-        assert_eq!(parse(&body), Some(state));
+        assert_eq!(parse(&body).as_ref(), Some(&state));
         let shown = report_part(&body);
         assert!(
             shown.ends_with("it is in the run's `report.md`)"),
@@ -290,6 +310,19 @@ mod tests {
             "cut at a line"
         );
         assert!(body.contains(notes.trim_end()));
+        // A cut inside a collapsed section's code block closes both before its note.
+        let blocks = format!(
+            "<details><summary>charts</summary>\n\n```text\n{}",
+            "a chart line\n".repeat(6_000)
+        );
+        let cut = self::body(&blocks, &notes, &state);
+        assert!(cut.chars().count() <= MAX_BODY_CHARS);
+        let shown = report_part(&cut);
+        assert!(
+            shown.contains("a chart line\n```\n</details>\n\n… (the rest of the report"),
+            "{}",
+            &shown[shown.len() - 300..]
+        );
         // One that fits is left whole.
         let short = self::body("report\n", "notes", &State::new("abc"));
         assert!(!short.contains("did not fit"));
