@@ -99,7 +99,9 @@ fn republish(
     let value = runtime.block_on(client.get(&client.repo_route(&format!("/pulls/{number}")), PULL))?;
     let pr = event::pull_request_from_api(&value, &client.repository)?;
     let mut publisher = runtime.block_on(Publisher::connect(&client, &pr, settings(env, args)))?;
-    let Some(republished) = runtime.block_on(publisher.republish(crate::github::waiver::Fresh::of(trigger)))? else {
+    let Some(republished) =
+        runtime.block_on(publisher.republish(crate::github::waiver::Fresh::of(trigger, env.rerun)))?
+    else {
         eprintln!(
             "promptgate: nothing to re-publish: promptgate has published no results on #{number} yet; a waiver applies to results once they are published (give it again then)"
         );

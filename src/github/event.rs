@@ -101,6 +101,8 @@ pub struct ActionsEnv {
     pub run_url: Option<String>,
     /// `GITHUB_SERVER_URL` (GitHub Enterprise's own host), else `https://github.com`.
     pub server_url: String,
+    /// `GITHUB_RUN_ATTEMPT` above 1: this run is a re-run, handed its first attempt's event.
+    pub rerun: bool,
 }
 
 impl ActionsEnv {
@@ -126,6 +128,9 @@ impl ActionsEnv {
             server_url: var("GITHUB_SERVER_URL")
                 .map(|s| s.trim_end_matches('/').to_owned())
                 .unwrap_or_else(|| "https://github.com".to_owned()),
+            rerun: var("GITHUB_RUN_ATTEMPT")
+                .and_then(|a| a.parse::<u32>().ok())
+                .is_some_and(|a| a > 1),
         }
     }
 

@@ -83,12 +83,12 @@ mod tests {
             body: "/promptgate accept".to_owned(),
             created,
         };
-        let created = Fresh::of(&comment(Some(80)));
+        let created = Fresh::of(&comment(Some(80)), false);
         assert!(created.gave(&given("comment", 80)));
         assert!(!created.gave(&given("comment", 79)), "an older comment");
         assert!(!created.gave(&given("label", 5)));
-        assert!(!Fresh::of(&comment(None)).gave(&given("comment", 80)), "an edit");
-        let label = Fresh::of(&pr_event("labeled", Some("promptgate:accept-regression")));
+        assert!(!Fresh::of(&comment(None), false).gave(&given("comment", 80)), "an edit");
+        let label = Fresh::of(&pr_event("labeled", Some("promptgate:accept-regression")), false);
         assert!(label.gave(&given("label", 5)) && !label.gave(&given("comment", 80)));
         // The newest adder the API lists is someone else's (the list lags the event): not this
         // event's label.
@@ -112,7 +112,18 @@ mod tests {
             Some(now)
         );
         assert_eq!(created.given_at(&at(None), now).as_deref(), Some(now));
-        let other = Fresh::of(&comment(Some(81)));
+        // A re-run is handed its first attempt's event, however old: its waiver keeps its date.
+        let rerun = Fresh::of(&comment(Some(80)), true);
+        assert_eq!(
+            rerun.given_at(&at(Some("2011-04-14T16:00:49Z")), now).as_deref(),
+            Some("2011-04-14T16:00:49Z")
+        );
+        // Dates compare as UTC text: an offset is read, not compared as written.
+        assert_eq!(
+            created.given_at(&at(Some("2026-12-05T11:30:00+02:00")), now).as_deref(),
+            Some("2026-12-05T09:30:00Z")
+        );
+        let other = Fresh::of(&comment(Some(81)), false);
         assert_eq!(
             other.given_at(&at(Some("2011-04-14T16:00:49Z")), now).as_deref(),
             Some("2011-04-14T16:00:49Z"),
@@ -123,7 +134,7 @@ mod tests {
             pr_event("labeled", Some("documentation")),
             pr_event("synchronize", None),
         ] {
-            assert!(!Fresh::of(&other).gave(&given("label", 5)), "{other:?}");
+            assert!(!Fresh::of(&other, false).gave(&given("label", 5)), "{other:?}");
         }
     }
 

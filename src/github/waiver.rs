@@ -46,9 +46,10 @@ pub struct Given {
 }
 
 /// The waiver this run's own event gave: the `/promptgate accept` comment it created, or the
-/// accept label its sender added. GitHub delivers an event within hours of it, so a time the
+/// accept label its sender added. A job waits at most a day in GitHub's queue, so a time the
 /// API gives such a waiver more than a day before GitHub's clock now cannot be when it was
 /// given (a server that dates its fixtures, a mirror's skewed clock): it is taken as given now.
+/// Not in a re-run, which is handed its first attempt's event however old.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Fresh {
     comment: Option<u64>,
@@ -60,8 +61,11 @@ pub struct Fresh {
 const EVENT_DELAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl Fresh {
-    pub fn of(trigger: &super::event::Trigger) -> Fresh {
+    pub fn of(trigger: &super::event::Trigger, rerun: bool) -> Fresh {
         use super::event::Trigger;
+        if rerun {
+            return Fresh::default();
+        }
         match trigger {
             Trigger::PullRequestComment { created, .. } => Fresh {
                 comment: *created,
@@ -92,24 +96,21 @@ impl Fresh {
         }
     }
 
-    /// When `given` was given, as a waiver's time is compared with the results': its own
-    /// time, or `now` (GitHub's clock) for this event's waiver whose time is more than a day
-    /// before it or missing.
+    /// When `given` was given, in UTC as the results' time is written (the two compare as
+    /// text): its own time, or `now` (GitHub's clock) for this event's waiver whose time is
+    /// more than a day before it or missing.
     pub fn given_at(&self, given: &Given, now: &str) -> Option<String> {
+        let at = given.at.as_deref().and_then(crate::ledger::parse_rfc3339);
         if !self.gave(given) {
-            return given.at.clone();
+            return at.map(crate::ledger::rfc3339).or_else(|| given.at.clone());
         }
-        let plausible = match (
-            given.at.as_deref().and_then(crate::ledger::parse_rfc3339),
-            crate::ledger::parse_rfc3339(now),
-        ) {
+        let plausible = match (at, crate::ledger::parse_rfc3339(now)) {
             (Some(at), Some(now)) => now.duration_since(at).map_or(true, |ago| ago <= EVENT_DELAY),
             _ => false,
         };
-        if plausible {
-            given.at.clone()
-        } else {
-            Some(now.to_owned())
+        match at {
+            Some(at) if plausible => Some(crate::ledger::rfc3339(at)),
+            _ => Some(now.to_owned()),
         }
     }
 }
