@@ -128,6 +128,15 @@ pub async fn find(client: &Client, pr: &PullRequest, comments: &[Value], bot: &s
         if who.is_empty() || who == bot {
             continue;
         }
+        // GitHub names a comment's author, not who edited it last, and anyone with write access
+        // may edit another's comment: an edited one could put a waiver in a maintainer's name.
+        if edited(c) {
+            eprintln!(
+                "promptgate: ignoring `{COMMAND}` in a comment by {} that was edited after it was written: give the waiver in a new comment",
+                super::actions::inert(who)
+            );
+            continue;
+        }
         // The contract's waiver is "a `/promptgate accept` comment": a reason is asked for and
         // recorded, and a bare command is a waiver all the same, recorded as given without one.
         let reason = if reason.is_empty() {
@@ -167,6 +176,12 @@ pub async fn find(client: &Client, pr: &PullRequest, comments: &[Value], bot: &s
         );
     }
     Ok(None)
+}
+
+/// Whether a comment was edited after it was written (`updated_at` later than `created_at`).
+fn edited(comment: &Value) -> bool {
+    let time = |key: &str| comment[key].as_str().and_then(crate::ledger::parse_rfc3339);
+    matches!((time("created_at"), time("updated_at")), (Some(created), Some(updated)) if updated > created)
 }
 
 /// Who added `label` last, when, and the event's id.

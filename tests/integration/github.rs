@@ -744,6 +744,32 @@ async fn a_bare_accept_comment_waives_and_says_no_reason_was_given() {
     );
 }
 
+/// GitHub names a comment's author, not its last editor: a maintainer's comment edited into
+/// `/promptgate accept` (by anyone with write access) is no waiver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accept_comment_edited_after_it_was_written_is_no_waiver() {
+    let (_repo, base, head, sticky) = regressed_demo().await;
+    let empty = tempfile::tempdir().unwrap();
+    let mut comment = comment_json(80, "maya", "/promptgate accept on purpose");
+    comment["updated_at"] = json!(promptgate::ledger::rfc3339(
+        std::time::SystemTime::now() + std::time::Duration::from_secs(3600)
+    ));
+    let server = fake_github_with(&sticky, vec![comment], json!([]), &[("maya", "admin")]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let run = ci_async_in(
+        empty.path(),
+        server.uri(),
+        comment_event(empty.path(), "maya", "/promptgate accept on purpose"),
+        &["--out", "out"],
+        Env::named("issue_comment"),
+    )
+    .await;
+    run.run
+        .expect_code(1)
+        .stdout_has("verdict: FAIL")
+        .stderr_has("that was edited after it was written: give the waiver in a new comment");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_maintainers_accept_comment_changes_nothing() {
     let (_repo, base, head, sticky) = regressed_demo().await;
