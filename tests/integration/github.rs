@@ -716,26 +716,33 @@ async fn an_accept_comment_republishes_the_last_results_without_evaluating() {
     assert!(run.output.contains("verdict=waived\n"), "{}", run.output);
 }
 
+/// The waiver run of `comment` (its event created it) on the regressed demo's pull request,
+/// its author `login` having `role`: the run and the fake GitHub it spoke to.
+async fn accept_comment_run(comment: Value, login: &str, role: &str) -> (Ci, MockServer) {
+    let (_repo, base, head, sticky) = regressed_demo().await;
+    let empty = tempfile::tempdir().unwrap();
+    let body = comment["body"].as_str().unwrap().to_owned();
+    let server = fake_github_with(&sticky, vec![comment], json!([]), &[(login, role)]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let run = ci_async_in(
+        empty.path(),
+        server.uri(),
+        comment_event(empty.path(), login, &body),
+        &["--out", "out"],
+        Env::named("issue_comment"),
+    )
+    .await;
+    (run, server)
+}
+
 /// The contract's waiver is "a `/promptgate accept` comment": a bare one waives too, recorded
 /// as given without a reason. The comment this run's event created is given now, though the
 /// API dates it long before the results (here the date in GitHub's documented example).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bare_accept_comment_waives_and_says_no_reason_was_given() {
-    let (_repo, base, head, sticky) = regressed_demo().await;
-    let empty = tempfile::tempdir().unwrap();
     let mut comment = comment_json(80, "maya", "/promptgate accept");
     comment["created_at"] = json!("2011-04-14T16:00:49Z");
-    let extra = vec![comment];
-    let server = fake_github_with(&sticky, extra, json!([]), &[("maya", "admin")]).await;
-    pr_mock(&server, &base, &head, &[]).await;
-    let run = ci_async_in(
-        empty.path(),
-        server.uri(),
-        comment_event(empty.path(), "maya", "/promptgate accept"),
-        &["--out", "out"],
-        Env::named("issue_comment"),
-    )
-    .await;
+    let (run, server) = accept_comment_run(comment, "maya", "admin").await;
     run.run.expect_code(0).stdout_has("verdict: WAIVED");
     let text = last_sticky_body(&server).await;
     assert!(
@@ -748,22 +755,11 @@ async fn a_bare_accept_comment_waives_and_says_no_reason_was_given() {
 /// `/promptgate accept` (by anyone with write access) is no waiver.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accept_comment_edited_after_it_was_written_is_no_waiver() {
-    let (_repo, base, head, sticky) = regressed_demo().await;
-    let empty = tempfile::tempdir().unwrap();
     let mut comment = comment_json(80, "maya", "/promptgate accept on purpose");
     comment["updated_at"] = json!(promptgate::ledger::rfc3339(
         std::time::SystemTime::now() + std::time::Duration::from_secs(3600)
     ));
-    let server = fake_github_with(&sticky, vec![comment], json!([]), &[("maya", "admin")]).await;
-    pr_mock(&server, &base, &head, &[]).await;
-    let run = ci_async_in(
-        empty.path(),
-        server.uri(),
-        comment_event(empty.path(), "maya", "/promptgate accept on purpose"),
-        &["--out", "out"],
-        Env::named("issue_comment"),
-    )
-    .await;
+    let (run, _) = accept_comment_run(comment, "maya", "admin").await;
     run.run
         .expect_code(1)
         .stdout_has("verdict: FAIL")
@@ -772,19 +768,8 @@ async fn an_accept_comment_edited_after_it_was_written_is_no_waiver() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_maintainers_accept_comment_changes_nothing() {
-    let (_repo, base, head, sticky) = regressed_demo().await;
-    let empty = tempfile::tempdir().unwrap();
-    let extra = vec![comment_json(81, "tri", "/promptgate accept the judge is flaky")];
-    let server = fake_github_with(&sticky, extra, json!([]), &[("tri", "write")]).await;
-    pr_mock(&server, &base, &head, &[]).await;
-    let run = ci_async_in(
-        empty.path(),
-        server.uri(),
-        comment_event(empty.path(), "tri", "/promptgate accept the judge is flaky"),
-        &["--out", "out"],
-        Env::named("issue_comment"),
-    )
-    .await;
+    let comment = comment_json(81, "tri", "/promptgate accept the judge is flaky");
+    let (run, server) = accept_comment_run(comment, "tri", "write").await;
     run.run
         .expect_code(1)
         .stdout_has("verdict: FAIL")
