@@ -178,10 +178,17 @@ pub async fn find(client: &Client, pr: &PullRequest, comments: &[Value], bot: &s
     Ok(None)
 }
 
-/// Whether a comment was edited after it was written (`updated_at` later than `created_at`).
+/// Whether a comment was edited after it was written: `updated_at` more than a minute after
+/// `created_at` (GitHub may touch a new comment's `updated_at` a second or so after it is
+/// written, and a server's two clock reads differ by microseconds; neither is an edit).
 fn edited(comment: &Value) -> bool {
     let time = |key: &str| comment[key].as_str().and_then(crate::ledger::parse_rfc3339);
-    matches!((time("created_at"), time("updated_at")), (Some(created), Some(updated)) if updated > created)
+    match (time("created_at"), time("updated_at")) {
+        (Some(created), Some(updated)) => updated
+            .duration_since(created)
+            .is_ok_and(|later| later > std::time::Duration::from_secs(60)),
+        _ => false,
+    }
 }
 
 /// Who added `label` last, when, and the event's id.
@@ -447,11 +454,13 @@ fn number(x: f64) -> String {
 pub fn still_given(waiver: &Waiver, pr: &PullRequest, comments: &[Value]) -> bool {
     match waiver.via.as_str() {
         "label" => pr.labels.iter().any(|l| l == LABEL),
-        // The comment is still there, and still says `/promptgate accept …`.
+        // The comment is still there, still says `/promptgate accept …`, and was not edited
+        // since (an edit is no one's waiver: see `find`).
         _ => comments.iter().any(|c| {
             c["id"].as_u64().is_some()
                 && c["id"].as_u64() == waiver.source_id
                 && c["body"].as_str().and_then(parse_command).is_some()
+                && !edited(c)
         }),
     }
 }
@@ -621,6 +630,42 @@ mod tests {
         // later (trusted) evaluation measures.
         assert_eq!(cover(&bound, &names_only(&published.regressions[..1])), Ok(()));
         assert!(cover(&bound, &[measured]).is_err());
+    }
+
+    /// An accept comment edited after it was written is no one's waiver, when it is found and
+    /// when a later push checks the waiver recorded from it; `updated_at` a second after
+    /// `created_at` (GitHub touching a new comment) is no edit.
+    #[test]
+    fn an_edited_accept_comment_is_no_waiver_and_a_touched_one_is() {
+        let comment = |updated: &str| {
+            serde_json::json!({"id": 80, "user": {"login": "maya"}, "body": "/promptgate accept on purpose",
+                               "created_at": "2026-12-05T10:00:00Z", "updated_at": updated})
+        };
+        assert!(!edited(&comment("2026-12-05T10:00:00Z")));
+        assert!(
+            !edited(&comment("2026-12-05T10:00:01.250Z")),
+            "touched as it was written"
+        );
+        assert!(edited(&comment("2026-12-05T10:05:00Z")));
+        assert!(
+            !edited(&serde_json::json!({"created_at": "2026-12-05T10:00:00Z"})),
+            "no updated_at"
+        );
+        let pr = PullRequest {
+            repository: "o/r".to_owned(),
+            number: 7,
+            base_ref: "main".to_owned(),
+            base_sha: "b".to_owned(),
+            head_ref: "x".to_owned(),
+            head_sha: "h".to_owned(),
+            labels: vec![],
+            fork: false,
+            head_repository: None,
+            head_repository_id: None,
+        };
+        let recorded = waiver(vec![]);
+        assert!(still_given(&recorded, &pr, &[comment("2026-12-05T10:00:01Z")]));
+        assert!(!still_given(&recorded, &pr, &[comment("2026-12-05T10:05:00Z")]));
     }
 
     #[test]

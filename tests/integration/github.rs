@@ -128,7 +128,8 @@ fn ci_with(dir: &Path, api: &str, event: &Path, args: &[&str], env: &Env) -> Ci 
         .env("XDG_CACHE_HOME", crate::support::test_cache_home(dir))
         .env_remove("PROMPTGATE_CACHE_DIR")
         .env_remove("GITHUB_SERVER_URL")
-        .env_remove("GITHUB_RUN_ID");
+        .env_remove("GITHUB_RUN_ID")
+        .env_remove("GITHUB_RUN_ATTEMPT");
     for (name, value) in &env.vars {
         command.env(name, value);
     }
