@@ -42,6 +42,11 @@ impl Job {
     pub fn model(&self) -> &str {
         self.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default()
     }
+
+    /// Whether the job embeds a text (an embedding similarity's call) rather than completing.
+    pub fn embeds(&self) -> bool {
+        self.request.as_ref().is_ok_and(|r| r.embed)
+    }
 }
 
 /// Which judgement of an output a judge job is: the assertion (its index among the call's

@@ -72,6 +72,25 @@ pub enum Trigger {
     Other(String),
 }
 
+#[cfg(test)]
+impl PullRequest {
+    /// Pull request 7 of `o/r`, branch `x` (`h`) onto `main` (`b`), from the same repository.
+    pub(crate) fn for_tests() -> PullRequest {
+        PullRequest {
+            repository: "o/r".to_owned(),
+            number: 7,
+            base_ref: "main".to_owned(),
+            base_sha: "b".to_owned(),
+            head_ref: "x".to_owned(),
+            head_sha: "h".to_owned(),
+            labels: vec![],
+            fork: false,
+            head_repository: None,
+            head_repository_id: None,
+        }
+    }
+}
+
 /// What happened to a pull request (`pull_request` and `pull_request_target` payloads).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PullRequestEvent {

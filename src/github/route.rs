@@ -140,18 +140,7 @@ mod tests {
 
     fn pr_event(action: &str, label: Option<&str>) -> Trigger {
         Trigger::PullRequest {
-            pr: PullRequest {
-                repository: "o/r".to_owned(),
-                number: 7,
-                base_ref: "main".to_owned(),
-                base_sha: "b".to_owned(),
-                head_ref: "x".to_owned(),
-                head_sha: "h".to_owned(),
-                labels: vec![],
-                fork: false,
-                head_repository: None,
-                head_repository_id: None,
-            },
+            pr: PullRequest::for_tests(),
             event: PullRequestEvent {
                 target: false,
                 action: action.to_owned(),

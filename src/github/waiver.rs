@@ -651,18 +651,7 @@ mod tests {
             !edited(&serde_json::json!({"created_at": "2026-12-05T10:00:00Z"})),
             "no updated_at"
         );
-        let pr = PullRequest {
-            repository: "o/r".to_owned(),
-            number: 7,
-            base_ref: "main".to_owned(),
-            base_sha: "b".to_owned(),
-            head_ref: "x".to_owned(),
-            head_sha: "h".to_owned(),
-            labels: vec![],
-            fork: false,
-            head_repository: None,
-            head_repository_id: None,
-        };
+        let pr = PullRequest::for_tests();
         let recorded = waiver(vec![]);
         assert!(still_given(&recorded, &pr, &[comment("2026-12-05T10:00:01Z")]));
         assert!(!still_given(&recorded, &pr, &[comment("2026-12-05T10:05:00Z")]));

@@ -194,7 +194,7 @@ impl Ran {
         for d in gone {
             self.resumed = self.resumed.saturating_sub(usize::from(d.replayed));
             let paid = d.outcome.paid(prices, d.job.model());
-            if d.job.request.as_ref().is_ok_and(|r| r.embed) {
+            if d.job.embeds() {
                 self.replaced.embedding_usd += paid;
             } else {
                 self.replaced.judge_usd += paid;

@@ -94,7 +94,7 @@ pub fn reference_in<'a>(reference: &'a Reference, vars: &'a crate::suite::Vars) 
 
 /// Whether a derived job is an embedding (not a judge call).
 pub fn is_embedding(derived: &Derived) -> bool {
-    derived.job.request.as_ref().is_ok_and(|r| r.embed)
+    derived.job.embeds()
 }
 
 /// The embeddings among a run's derived jobs, by text.

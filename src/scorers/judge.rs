@@ -198,7 +198,7 @@ pub fn retry(tag: &JudgeTag, job: &Job, outcome: &Outcome) -> Option<(JudgeTag, 
         None => parse(&response.text).is_err(),
     });
     // An embedding is no judge's reply: its failures are its own (`scorers::embeddings`).
-    let embedding = job.request.as_ref().is_ok_and(|r| r.embed);
+    let embedding = job.embeds();
     if !malformed || tag.attempt > 0 || embedding {
         return None;
     }
