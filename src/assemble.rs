@@ -335,46 +335,74 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
     }
     let mut cases = cases.finish()?;
 
-    let mut experiments: Vec<ExperimentResult> = Vec::new();
-    for (ei, planned) in input.planned.iter().enumerate() {
-        let head = planned.candidate;
-        // `planned` holds the affected experiments found at head, in detection order; match by
-        // name rather than position, so a plan that skipped one cannot shift the others.
-        let detected = input.detection.affected.iter().find(|a| a.name == head.name);
-        let (status, affected_by) = detected.map_or((ExperimentStatus::Forced, Vec::new()), |a| {
-            (a.status, a.affected_by.clone())
-        });
-        let changed = detected.map_or_else(ChangeFacts::default, |a| ChangeFacts {
-            changes: a.changes.clone(),
-            dataset_changes: a.dataset_changes.clone(),
-            base_scored: a.base_scored.clone(),
-        });
-        experiments.push(ExperimentResult {
-            name: head.name.clone(),
-            status,
-            affected_by,
-            verdict: ExperimentVerdict::Pass,
-            reason: String::new(),
-            provider: head.provider.clone(),
-            baseline: planned
-                .baseline
-                .map(|b| arm_info(b, input.timeouts.get(ei).map_or(DEFAULT_TIMEOUT_MS, |t| t.0))),
-            candidate: Some(arm_info(
-                head,
-                input.timeouts.get(ei).map_or(DEFAULT_TIMEOUT_MS, |t| t.1),
-            )),
-            repeats: head.repeats,
-            metrics: Vec::new(),
+    let experiments = input
+        .planned
+        .iter()
+        .enumerate()
+        .map(|(ei, planned)| ExperimentResult {
             cases: std::mem::take(&mut cases[ei]),
             dataset_cases: match input.shard {
-                Some(_) => head.cases.iter().map(|c| c.id.clone()).collect(),
+                Some(_) => planned.candidate.cases.iter().map(|c| c.id.clone()).collect(),
                 None => Vec::new(),
             },
-            noise: ExperimentNoise::default(),
-            changed,
-        });
-    }
+            ..entry(planned, input.detection, input.timeouts.get(ei).copied())
+        })
+        .collect();
     Ok(experiments)
+}
+
+/// A planned experiment's entry in the results before any call of it is scored: its status
+/// and what made it affected, its arms, no metric and no case yet.
+fn entry(planned: &Planned<'_>, detection: &Detection, timeouts: Option<(u64, u64)>) -> ExperimentResult {
+    let head = planned.candidate;
+    // `planned` holds the affected experiments found at head, in detection order; match by
+    // name rather than position, so a plan that skipped one cannot shift the others.
+    let detected = detection.affected.iter().find(|a| a.name == head.name);
+    let (status, affected_by) = detected.map_or((ExperimentStatus::Forced, Vec::new()), |a| {
+        (a.status, a.affected_by.clone())
+    });
+    let changed = detected.map_or_else(ChangeFacts::default, |a| ChangeFacts {
+        changes: a.changes.clone(),
+        dataset_changes: a.dataset_changes.clone(),
+        base_scored: a.base_scored.clone(),
+    });
+    let (base_timeout, head_timeout) = timeouts.unwrap_or((DEFAULT_TIMEOUT_MS, DEFAULT_TIMEOUT_MS));
+    ExperimentResult {
+        name: head.name.clone(),
+        status,
+        affected_by,
+        verdict: ExperimentVerdict::Pass,
+        reason: String::new(),
+        provider: head.provider.clone(),
+        baseline: planned.baseline.map(|b| arm_info(b, base_timeout)),
+        candidate: Some(arm_info(head, head_timeout)),
+        repeats: head.repeats,
+        metrics: Vec::new(),
+        cases: Vec::new(),
+        dataset_cases: Vec::new(),
+        noise: ExperimentNoise::default(),
+        changed,
+    }
+}
+
+/// The planned experiments the budget refused before any call: each is in the results as an
+/// error, with the refusal as its reason, so every experiment the change affects is accounted
+/// for though none ran.
+pub fn refused(
+    planned: &[Planned<'_>],
+    detection: &Detection,
+    timeouts: &[(u64, u64)],
+    reason: &str,
+) -> Vec<ExperimentResult> {
+    planned
+        .iter()
+        .enumerate()
+        .map(|(ei, p)| ExperimentResult {
+            verdict: ExperimentVerdict::Error,
+            reason: format!("not run: {reason}"),
+            ..entry(p, detection, timeouts.get(ei).copied())
+        })
+        .collect()
 }
 
 /// Builds each case's result as soon as its last call is scored, in the results' order (a

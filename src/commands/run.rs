@@ -358,6 +358,22 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         }
     };
     let mut estimating = std::cell::RefCell::new(estimating);
+    let mut refused = None;
+    // Each arm's provider timeout, from that arm's suite: errored calls count there in latency.
+    let timeout_of = |suite: Option<&Suite>, provider: &str| {
+        suite
+            .and_then(|s| s.providers.get(provider))
+            .map_or(crate::metrics::DEFAULT_TIMEOUT_MS, |p| p.timeout_ms)
+    };
+    let timeouts: Vec<(u64, u64)> = planned
+        .iter()
+        .map(|p| {
+            let base_timeout = p.baseline.map_or(crate::metrics::DEFAULT_TIMEOUT_MS, |b| {
+                timeout_of(baseline_suite.or(Some(candidate_suite)), &b.provider)
+            });
+            (base_timeout, timeout_of(Some(candidate_suite), &p.candidate.provider))
+        })
+        .collect();
     let (planned, jobs) = match approved {
         Ok(()) => (planned, jobs),
         // In CI a cost above the approval threshold waits for a maintainer, like a key.
@@ -367,7 +383,22 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
             estimating = std::cell::RefCell::new(plan::Estimating::counted(plan::CostEstimate::default()));
             (Vec::new(), Vec::new())
         }
-        Err(refusal) => return Err(refusal.into()),
+        // Refused before any call: the results say so, every affected experiment in them as
+        // not run, and the run exits with the refusal (3).
+        Err(refusal) => {
+            let message = match &refusal {
+                Error::Run { message, .. } => message.clone(),
+                other => other.to_string(),
+            };
+            refused = Some((
+                assemble::refused(&planned, detection, &timeouts, &message),
+                // Every call the plan would make, its judges' too: none was.
+                estimating.get_mut().get().calls,
+                message,
+                refusal,
+            ));
+            (Vec::new(), Vec::new())
+        }
     };
     if let Some(on_plan) = on_plan {
         on_plan(&PlanFacts {
@@ -452,21 +483,6 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     let base_error = if options.aa { None } else { cmp.base_error() };
     let config_path = candidate_suite.config_path.clone();
     let requests_per_month = candidate_suite.requests_per_month;
-    // Each arm's provider timeout, from that arm's suite: errored calls count there in latency.
-    let timeout_of = |suite: Option<&Suite>, provider: &str| {
-        suite
-            .and_then(|s| s.providers.get(provider))
-            .map_or(crate::metrics::DEFAULT_TIMEOUT_MS, |p| p.timeout_ms)
-    };
-    let timeouts: Vec<(u64, u64)> = planned
-        .iter()
-        .map(|p| {
-            let base_timeout = p.baseline.map_or(crate::metrics::DEFAULT_TIMEOUT_MS, |b| {
-                timeout_of(baseline_suite.or(Some(candidate_suite)), &b.provider)
-            });
-            (base_timeout, timeout_of(Some(candidate_suite), &p.candidate.provider))
-        })
-        .collect();
     let score = |places: &assemble::Places,
                  outcomes: assemble::Outcomes<'_>,
                  judged: &[runner::Derived],
@@ -587,14 +603,21 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     results.unchecked_judges = unchecked_judges;
     // A run that could not finish is never a verdict on the change: the budget's refusals and
     // an arm's failed calls (judged in `verdict`) make the verdict `error`, with what to do.
-    let run_error = match cap_reached {
-        Some(reached) => {
+    let run_error = match (refused, cap_reached) {
+        (Some((experiments, calls, message, refusal)), _) => {
+            results.experiments.splice(0..0, experiments);
+            results.verdict = Verdict::Error;
+            results.reason = message;
+            results.run.budget_refused = calls;
+            Some(refusal)
+        }
+        (None, Some(reached)) => {
             results.verdict = Verdict::Error;
             results.reason = reached.message.clone();
             results.run.budget_refused = reached.refused;
             Some(Error::run_with_hint(reached.message, reached.hint))
         }
-        None => verdict::run_error(&results),
+        (None, None) => verdict::run_error(&results),
     };
     let written = report::write_outputs(&results, &options.out)?;
     if let Some(spill) = spill {

@@ -2,26 +2,40 @@
 //! systems that read JUnit (test tabs, flaky-test dashboards) show each gate as a test.
 
 use super::words::{self, MetricText};
-use crate::results::{ExperimentStatus, MetricResult, MetricVerdict, Results};
+use crate::results::{ExperimentStatus, ExperimentVerdict, MetricResult, MetricVerdict, Results};
 
 /// Renders the JUnit XML report. A metric that fails its gate is a failed testcase whose
-/// message carries baseline, candidate, Δ, CI and p; a removed experiment is an empty suite.
+/// message carries baseline, candidate, Δ, CI and p; a removed experiment is an empty suite;
+/// an experiment the run could not judge (its calls failed, or none was made) is one errored
+/// testcase, `run`, whose message is the reason, so a dashboard never shows it green.
 pub fn render_junit(results: &Results) -> String {
     let suites: Vec<TestSuite> = results.experiments.iter().map(TestSuite::new).collect();
-    let tests: usize = suites.iter().map(|s| s.cases.len()).sum();
+    let tests: usize = suites
+        .iter()
+        .map(|s| s.cases.len() + usize::from(s.error.is_some()))
+        .sum();
     let failures: usize = suites.iter().map(TestSuite::failures).sum();
+    let errors = suites.iter().filter(|s| s.error.is_some()).count();
 
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str(&format!(
-        "<testsuites name=\"promptgate\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\">\n"
+        "<testsuites name=\"promptgate\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">\n"
     ));
     for suite in &suites {
         out.push_str(&format!(
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"0\">\n",
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"0\">\n",
             xml_attribute(suite.name),
-            suite.cases.len(),
+            suite.cases.len() + usize::from(suite.error.is_some()),
             suite.failures(),
+            usize::from(suite.error.is_some()),
         ));
+        if let Some(reason) = suite.error {
+            out.push_str(&format!(
+                "    <testcase name=\"run\" classname=\"{}\">\n      <error message=\"{}\" type=\"run-error\"/>\n    </testcase>\n",
+                xml_attribute(suite.name),
+                xml_attribute(reason),
+            ));
+        }
         for case in &suite.cases {
             let open = format!(
                 "    <testcase name=\"{}\" classname=\"{}\"",
@@ -49,6 +63,8 @@ pub fn render_junit(results: &Results) -> String {
 struct TestSuite<'a> {
     name: &'a str,
     cases: Vec<TestCase<'a>>,
+    /// Why the experiment could not be judged, when it could not.
+    error: Option<&'a str>,
 }
 
 struct TestCase<'a> {
@@ -79,7 +95,11 @@ impl<'a> TestSuite<'a> {
                 })
                 .collect()
         };
-        TestSuite { name: &e.name, cases }
+        TestSuite {
+            name: &e.name,
+            cases,
+            error: (e.verdict == ExperimentVerdict::Error).then_some(e.reason.as_str()),
+        }
     }
 
     fn failures(&self) -> usize {
@@ -225,6 +245,29 @@ mod tests {
         assert_eq!(xml.matches("<testcase ").count(), gated);
         assert_eq!(xml.matches("<failure ").count(), failing);
         assert!(xml.contains(&format!("tests=\"{gated}\" failures=\"{failing}\"")));
+    }
+
+    #[test]
+    fn an_experiment_not_judged_is_an_errored_testcase() {
+        let mut results = demo_results();
+        results.experiments.truncate(1);
+        let e = &mut results.experiments[0];
+        e.verdict = ExperimentVerdict::Error;
+        e.reason = "not run: estimated cost $5.00 exceeds the budget's hard cap of $1.00 <&>".to_owned();
+        e.metrics.clear();
+        let xml = render_junit(&results);
+        assert!(
+            xml.contains("<testsuites name=\"promptgate\" tests=\"1\" failures=\"0\" errors=\"1\">"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\">"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<error message=\"not run: estimated cost $5.00 exceeds the budget&apos;s hard cap of $1.00 &lt;&amp;&gt;\" type=\"run-error\"/>"),
+            "{xml}"
+        );
     }
 
     #[test]

@@ -270,6 +270,8 @@ struct ExperimentView<'a> {
     metrics: Vec<MetricRow<'a>>,
     /// Its calls failed beyond tolerance: nothing was judged, the comment says so.
     run_failed: bool,
+    /// Refused before any call (the budget): nothing was sent, the reason says why.
+    not_run: bool,
     /// The interval column's header: "95% CI" when every metric shares one α, "repeated CI"
     /// in a sequential run (each at its look's nominal level), else "CI (1 − α)".
     ci_label: Safe,
@@ -363,6 +365,8 @@ struct RunView {
     completed: usize,
     errored: usize,
     cache_hits: usize,
+    /// Calls the budget refused (before the run, or at its hard cap).
+    budget_refused: usize,
     spend: Safe,
     simulated: bool,
     estimated: Safe,
@@ -605,6 +609,7 @@ impl<'a> ExperimentView<'a> {
             status_note,
             removed: e.status == ExperimentStatus::Removed,
             run_failed: failed,
+            not_run: failed && e.cases.is_empty(),
             symbol,
             verdict,
             reason: &e.reason,
@@ -674,6 +679,7 @@ impl RunView {
             completed: run.completed,
             errored: run.errored,
             cache_hits: run.cache_hits,
+            budget_refused: run.budget_refused,
             spend: Safe(dollars(run.spend_usd)),
             simulated: run.simulated,
             estimated: Safe(dollars(run.estimated_usd)),

@@ -308,5 +308,21 @@ async fn a_pr_cannot_price_its_model_at_zero_to_pass_the_budget() {
             .stderr_has("pricing gpt-4o-mini: $0.15 in / $0.6 out per million tokens → $0 in / $0 out per million tokens (ignored: a PR may not lower a price)");
         assert!(!run.stderr.contains("estimated $0.0000"), "{}", run.stderr);
         assert_eq!(requests.load(Ordering::SeqCst), 0, "no call may go out");
+        // Refused before any call, the run still writes its results: verdict `error`, every
+        // affected experiment in them as not run, the calls the budget refused counted.
+        let results: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(repo.path().join("out/results.json")).unwrap()).unwrap();
+        assert_eq!(results["verdict"], "error");
+        assert!(results["reason"].as_str().unwrap().contains(refusal), "{results}");
+        assert!(results["run"]["budget_refused"].as_u64().unwrap() > 0, "{results}");
+        let experiments = results["experiments"].as_array().unwrap();
+        assert!(!experiments.is_empty());
+        for e in experiments.iter().filter(|e| e["status"] != "removed") {
+            assert_eq!(e["verdict"], "error", "{e}");
+            assert!(e["reason"].as_str().unwrap().starts_with("not run: "), "{e}");
+            assert_eq!(e["cases"], serde_json::json!([]), "{e}");
+        }
+        let report = std::fs::read_to_string(repo.path().join("out/report.md")).unwrap();
+        assert!(report.contains(refusal), "{report}");
     }
 }
