@@ -514,7 +514,7 @@ impl<'a> Finisher<'a> {
                 add_consistency(&mut baseline);
                 add_consistency(&mut candidate);
             }
-            let flip = flip(&baseline, &candidate);
+            let flip = crate::metrics::flip(&baseline, &candidate);
             let mut result = CaseResult {
                 group: case.group.as_deref().map(str::to_owned),
                 id: case.id.clone(),
@@ -708,20 +708,6 @@ fn add_consistency(calls: &mut [Call]) {
         if let Some(Some(value)) = values.next() {
             call.scores.insert(crate::metrics::CONSISTENCY, Score::Number(value));
         }
-    }
-}
-
-/// A case flips when its majority outcome over the repeats changes.
-fn flip(baseline: &[Call], candidate: &[Call]) -> Option<Flip> {
-    // Over the repeats whose outcome is known (see `Call::pass`).
-    let majority = |calls: &[Call]| -> Option<bool> {
-        let (known, passed) = crate::metrics::known_passes(calls);
-        (known > 0).then_some(2 * passed > known)
-    };
-    match (majority(baseline)?, majority(candidate)?) {
-        (true, false) => Some(Flip::PassToFail),
-        (false, true) => Some(Flip::FailToPass),
-        _ => None,
     }
 }
 

@@ -326,7 +326,6 @@ fn latency_quantile(name: &str) -> Option<f64> {
     (q > 0.0 && q < 100.0).then_some(q / 100.0)
 }
 
-/// Whether a case's repeats disagree on `pass`; `None` with fewer than two repeats.
 /// Of `calls`, the repeats whose outcome is known (see `Call::pass`) and those that passed.
 pub fn known_passes(calls: &[Call]) -> (usize, usize) {
     calls
@@ -335,6 +334,20 @@ pub fn known_passes(calls: &[Call]) -> (usize, usize) {
         .fold((0, 0), |(known, passed), pass| (known + 1, passed + usize::from(pass)))
 }
 
+/// A case flips when its majority outcome over the repeats whose outcome is known changes.
+pub fn flip(baseline: &[Call], candidate: &[Call]) -> Option<crate::results::Flip> {
+    let majority = |calls: &[Call]| -> Option<bool> {
+        let (known, passed) = known_passes(calls);
+        (known > 0).then_some(2 * passed > known)
+    };
+    match (majority(baseline)?, majority(candidate)?) {
+        (true, false) => Some(crate::results::Flip::PassToFail),
+        (false, true) => Some(crate::results::Flip::FailToPass),
+        _ => None,
+    }
+}
+
+/// Whether a case's repeats disagree on `pass`; `None` with fewer than two repeats.
 pub fn is_flaky(calls: &[Call]) -> Option<bool> {
     let (known, passed) = known_passes(calls);
     if known < 2 {

@@ -39,18 +39,26 @@ pub struct Results {
     /// the writer leaves the outputs to `calls.jsonl` (see [`outputs_elsewhere`]).
     #[serde(serialize_with = "schema_written")]
     pub schema_version: u32,
+    /// The promptgate that wrote the file. The keys the contract in DESIGN.md does not name
+    /// default when absent, so a file another tool wrote from the contract reads; one without
+    /// `tool_version` is taken as such (`report::calls::read_results` fills in what it can).
+    #[serde(default)]
     pub tool_version: String,
     /// The PR's verdict; the exit code follows it.
     pub verdict: Verdict,
     /// One sentence a reviewer reads first, e.g. "pass_rate regressed in customer-support".
+    #[serde(default)]
     pub reason: String,
     pub base: GitRef,
     pub head: GitRef,
     /// Path of the suite file, relative to the repository root.
+    #[serde(default)]
     pub config: String,
     pub experiments: Vec<ExperimentResult>,
     /// Experiments of the suite the change did not touch (not run).
+    #[serde(default)]
     pub unaffected: Vec<String>,
+    #[serde(default)]
     pub run: RunFacts,
     /// `traffic.requests_per_month` from the suite, for the monthly cost projection.
     #[serde(default)]
@@ -281,12 +289,18 @@ pub struct ExperimentResult {
     pub affected_by: Vec<String>,
     pub verdict: ExperimentVerdict,
     /// Why the verdict is what it is, one sentence.
+    #[serde(default)]
     pub reason: String,
+    #[serde(default)]
     pub provider: String,
+    #[serde(default)]
     pub baseline: Option<ArmInfo>,
+    #[serde(default)]
     pub candidate: Option<ArmInfo>,
+    #[serde(default = "one")]
     pub repeats: u32,
     pub metrics: Vec<MetricResult>,
+    #[serde(default)]
     pub cases: Vec<CaseResult>,
     /// In one shard's results (`--shard K/N`): the ids of all the experiment's cases, in
     /// dataset order, so `promptgate merge` restores that order (the seeded bootstrap
@@ -408,6 +422,7 @@ pub struct MetricResult {
     /// Whether a regression on this metric fails the experiment.
     pub blocking: bool,
     /// Whether the metric is gated at all (configured in `gates`, or a default gate).
+    #[serde(default = "yes")]
     pub gated: bool,
     pub baseline: Option<f64>,
     pub candidate: Option<f64>,
@@ -429,10 +444,15 @@ pub struct MetricResult {
     /// Smallest effect this many cases could detect (α, 80% power), in the metric's unit.
     pub mde: Option<f64>,
     /// The margin in the metric's unit (a "10%" margin is converted against the baseline).
+    #[serde(default)]
     pub margin: f64,
+    #[serde(default = "default_alpha")]
     pub alpha: f64,
+    #[serde(default)]
     pub slo: Option<SloResult>,
-    /// Whether this metric, on its own, fails the experiment.
+    /// Whether this metric, on its own, fails the experiment (absent: `false`; a file without
+    /// `tool_version` has it inferred from `blocking` and `verdict`).
+    #[serde(default)]
     pub fails_gate: bool,
     /// Estimand, equivalence, power, variance components and drift; every key optional in
     /// `results.json`, so files written before they existed still read.
@@ -516,6 +536,19 @@ pub struct MetricDetails {
     pub family: Option<usize>,
 }
 
+/// Defaults of keys a hand-written `results.json` may leave out (see `Results::tool_version`).
+fn one() -> u32 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_alpha() -> f64 {
+    0.05
+}
+
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }
@@ -561,15 +594,20 @@ pub struct CaseResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     /// The case's `input` var (or its vars as JSON), for the report.
+    #[serde(default)]
     pub input: String,
     /// One call per repeat; empty for a candidate-only (new) experiment's baseline.
+    #[serde(default)]
     pub baseline: Vec<Call>,
+    #[serde(default)]
     pub candidate: Vec<Call>,
     /// Set when the case's majority outcome changed between baseline and candidate.
+    #[serde(default)]
     pub flip: Option<Flip>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Call {
     pub repeat: u32,
     /// In schema 2 absent here and found in `calls.jsonl`; `None` also for an errored call.
@@ -647,6 +685,7 @@ pub struct Judgement {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Tokens {
     pub input: u64,
     pub cached_input: u64,

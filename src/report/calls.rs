@@ -224,6 +224,45 @@ impl Write for RedactedLines<'_> {
     }
 }
 
+/// Fills in, for a `results.json` promptgate did not write (no `tool_version`: another tool's,
+/// or a hand-written one holding only the keys DESIGN.md's contract names), what promptgate
+/// would have written beside those keys and can be told from them: a blocking gated metric
+/// that regressed fails its gate, a case whose majority outcome changed is a flip, the reasons
+/// are the verdicts' sentences, and the run's counts are the calls'. The verdicts are kept as
+/// written.
+fn complete_hand_written(results: &mut Results) {
+    use results::{ExperimentStatus, MetricVerdict};
+    for e in &mut results.experiments {
+        let compared = e.status != ExperimentStatus::New;
+        for m in &mut e.metrics {
+            // As `verdict::judge` decides: a blocking metric fails on a regression, and, where
+            // there is a baseline, when it could not be measured.
+            m.fails_gate |= m.blocking
+                && m.gated
+                && (m.verdict == MetricVerdict::Regression || (compared && m.verdict == MetricVerdict::NoData));
+        }
+        for case in &mut e.cases {
+            if case.flip.is_none() {
+                case.flip = crate::metrics::flip(&case.baseline, &case.candidate);
+            }
+        }
+        if e.reason.is_empty() {
+            e.reason = crate::verdict::experiment_verdict(e).1;
+        }
+    }
+    if results.reason.is_empty() {
+        results.reason = crate::verdict::overall_verdict(&results.experiments).1;
+    }
+    if results.run.calls == 0 {
+        results.run = results::RunFacts {
+            duration_ms: results.run.duration_ms,
+            estimated_usd: results.run.estimated_usd,
+            simulated: results.run.simulated,
+            ..crate::verdict::count_calls(&results.experiments)
+        };
+    }
+}
+
 /// Reads a `results.json` of schema 1 or 2 (then with its `calls.jsonl`, keeping in memory only
 /// the outputs the report shows).
 pub fn read_results(path: &Path) -> Result<Results, Error> {
@@ -290,6 +329,9 @@ pub fn read_results(path: &Path) -> Result<Results, Error> {
     let mut results: Results = serde_json::from_reader(open().map_err(unreadable)?)
         .map_err(|e| Diagnostic::new(format!("{} does not match the results schema: {e}", path.display())))?;
     results.schema_version = version;
+    if results.tool_version.is_empty() {
+        complete_hand_written(&mut results);
+    }
     if version == results::SCHEMA_VERSION_CALLS_FILE {
         let calls = path.with_file_name(CALLS_FILE);
         load_shown_outputs(&mut results, &calls)?;

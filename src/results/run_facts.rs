@@ -7,6 +7,7 @@ use super::{is_zero, is_zero_usd};
 /// Every run's `results.json` `run`: what the calls themselves say (`verdict::count_calls`) and
 /// what the runner counted.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunFacts {
     pub cases: usize,
     pub calls: usize,

@@ -377,7 +377,7 @@ fn judge_failure(e: &ExperimentResult) -> Option<String> {
     })
 }
 
-fn experiment_verdict(e: &ExperimentResult) -> (ExperimentVerdict, String) {
+pub fn experiment_verdict(e: &ExperimentResult) -> (ExperimentVerdict, String) {
     let failing: Vec<&MetricResult> = e.metrics.iter().filter(|m| m.fails_gate).collect();
     if !failing.is_empty() {
         let what: Vec<String> = failing.iter().map(|m| describe_failure(m)).collect();

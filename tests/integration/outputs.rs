@@ -165,3 +165,46 @@ fn live_demo_without_a_key_is_a_usage_error() {
         "{stderr}"
     );
 }
+
+/// A `results.json` holding only the keys DESIGN.md's contract names (another tool's, or one
+/// written by hand) is re-rendered: what the contract leaves out is inferred from what it says.
+#[test]
+fn report_renders_a_results_file_with_only_the_contract_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let call = |output: &str, pass: bool| {
+        serde_json::json!({"repeat": 0, "output": output, "error": null, "latency_ms": 100,
+            "tokens": {"input": 10, "cached_input": 0, "output": 5}, "cost_usd": 0.001,
+            "cached": false, "scores": {"pass": pass}})
+    };
+    let results = serde_json::json!({
+        "schema_version": 1, "verdict": "fail",
+        "base": {"ref": "main", "sha": "a".repeat(40)}, "head": {"ref": "pr", "sha": "b".repeat(40)},
+        "experiments": [{
+            "name": "support", "status": "changed", "affected_by": ["prompts/support.md"], "verdict": "fail",
+            "metrics": [{"name": "pass_rate", "direction": "higher", "blocking": true, "baseline": 0.9,
+                "candidate": 0.7, "delta": -0.2, "ci": [-0.3, -0.1], "p_value": 0.001, "p_adjusted": 0.002,
+                "test": "mcnemar-exact", "n": 50, "verdict": "regression", "non_inferior": false, "mde": 0.1}],
+            "cases": [{"id": "refund-late", "baseline": [call("Within 30 days.", true)],
+                       "candidate": [call("Any time.", false)]}]
+        }]
+    });
+    std::fs::write(dir.path().join("results.json"), results.to_string()).unwrap();
+    promptgate_in(dir.path(), &["report", "results.json", "--out", "out"]).expect_code(0);
+    let out = dir.path().join("out");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("### ❌ promptgate: regression — support: pass_rate regressed (90.0% → 70.0%, p = 0.002)"),
+        "{report}"
+    );
+    assert!(report.contains("1 case flipped pass → fail"), "{report}");
+    assert!(
+        report.contains("| calls | 2: 2 completed, 0 errored, 0 cache hits |"),
+        "{report}"
+    );
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(junit.contains("tests=\"1\" failures=\"1\" errors=\"0\""), "{junit}");
+    let written = crate::support::results(&out);
+    assert_eq!(written["verdict"], "fail");
+    assert_eq!(written["experiments"][0]["metrics"][0]["fails_gate"], true);
+    assert_eq!(written["experiments"][0]["cases"][0]["flip"], "pass_to_fail");
+}
