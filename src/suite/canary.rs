@@ -1,7 +1,7 @@
 //! The `canary:` section: where production data is and how to judge it.
 //!
-//! `promptgate canary` reads only `canary:`, `pricing:` and the canary metrics' entries of
-//! `gates:` (overridden per metric by `canary.gates`), so a canary-only config may have
+//! `promptgate canary` reads only `canary:`, `pricing:` and, when `canary.gates` is not
+//! written (it overrides `gates:` as a whole), the canary metrics' entries of `gates:`, so a canary-only config may have
 //! `experiments: []` and no providers. [`load_canary`] resolves the raw section into a
 //! [`CanaryConfig`] once; `src/canary/` never sees raw input.
 
@@ -130,7 +130,7 @@ pub struct CanaryConfig {
     pub gates: Vec<CanaryGate>,
     /// `pricing:`: prices for logs that carry tokens and a model but no cost.
     pub pricing: BTreeMap<String, Price>,
-    /// Where the gates came from, for the report ("defaults", "gates: + canary.gates").
+    /// Where the gates came from, for the report ("defaults", "gates:", "canary.gates").
     pub gates_from: String,
 }
 
@@ -328,19 +328,22 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
         }
     })?;
 
-    // Gates: the canary metrics of `gates:`, replaced by name by `canary.gates`, then presets.
+    // Gates: `canary.gates` when written (it overrides `gates:` as a whole: the canary is
+    // judged on the gates its own section names, no more), else the canary metrics of
+    // `gates:`, else the defaults; then presets.
     let mut written: BTreeMap<String, Spanned<RawGate>> = BTreeMap::new();
     let mut from = Vec::new();
-    let shared: Vec<_> = file
-        .gates
-        .into_iter()
-        .filter(|(m, _)| CANARY_METRICS.contains(&m.as_str()))
-        .collect();
-    if !shared.is_empty() {
-        from.push("gates:");
-    }
-    written.extend(shared);
-    if !raw.gates.is_empty() {
+    if raw.gates.is_empty() {
+        let shared: Vec<_> = file
+            .gates
+            .into_iter()
+            .filter(|(m, _)| CANARY_METRICS.contains(&m.as_str()))
+            .collect();
+        if !shared.is_empty() {
+            from.push("gates:");
+        }
+        written.extend(shared);
+    } else {
         from.push("canary.gates");
     }
     for (metric, gate) in raw.gates {
@@ -724,20 +727,17 @@ mod tests {
     }
 
     #[test]
-    fn canary_gates_override_shared_gates_by_metric() {
-        let text = format!(
-            "gates:\n  pass_rate: {{margin: 0.02}}\n  latency_p95_ms: {{margin: \"15%\"}}\n  error_rate: {{margin: 0.05}}\n{SOURCE}  gates:\n    error_rate: {{margin: 0.01}}\n"
-        );
-        let config = load(&text).unwrap();
+    fn canary_gates_override_shared_gates_as_a_whole() {
+        let shared = "gates:\n  pass_rate: {margin: 0.02}\n  latency_p95_ms: {margin: \"15%\"}\n  cost_per_request: {margin: \"10%\", blocking: true}\n";
+        let config = load(&format!("{shared}{SOURCE}  gates:\n    error_rate: {{margin: 0.01}}\n")).unwrap();
         let names: Vec<(&str, Margin)> = config.gates.iter().map(|g| (g.metric.as_str(), g.margin)).collect();
-        assert_eq!(
-            names,
-            [
-                ("latency_p95_ms", Margin::Relative(0.15)),
-                ("error_rate", Margin::Absolute(0.01))
-            ]
-        );
-        assert_eq!(config.gates_from, "gates: + canary.gates");
+        assert_eq!(names, [("error_rate", Margin::Absolute(0.01))]);
+        assert_eq!(config.gates_from, "canary.gates");
+        // Without `canary.gates`, the canary metrics of `gates:` are the canary's.
+        let config = load(&format!("{shared}{SOURCE}")).unwrap();
+        let names: Vec<&str> = config.gates.iter().map(|g| g.metric.as_str()).collect();
+        assert_eq!(names, ["latency_p95_ms", "cost_per_request"]);
+        assert_eq!(config.gates_from, "gates:");
     }
 
     #[test]
