@@ -279,7 +279,8 @@ fn build<'a>(
 }
 
 /// Files sorted by time may still interleave servers' clocks a little; beyond the allowed
-/// skew a line is out of order, which usually means two logs were concatenated.
+/// skew a line is out of order. Such a line is used (no statistic depends on the order, and a
+/// window is cut by time after reading) and counted in a note: the logs may be concatenated.
 struct Clock {
     latest: f64,
     latest_line: u64,
@@ -368,8 +369,7 @@ fn read_jsonl(mut input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(R
                 if let Routed::Arm(_, r) = &routed
                     && let Err(why) = clock.check(r.time, line_no, spec.max_clock_skew)
                 {
-                    notes.problems.add(Problem::OutOfOrder, line_no, 1, why, &text());
-                    continue;
+                    notes.out_of_order(line_no, why);
                 }
                 route(&mut records, &mut notes, routed);
             }
@@ -438,8 +438,7 @@ fn read_csv(input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(Records
                 if let Routed::Arm(_, r) = &routed
                     && let Err(why) = clock.check(r.time, line_no, spec.max_clock_skew)
                 {
-                    notes.problems.add(Problem::OutOfOrder, line_no, 1, why, &text());
-                    continue;
+                    notes.out_of_order(line_no, why);
                 }
                 route(&mut records, &mut notes, routed);
             }
@@ -574,15 +573,18 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_out_of_order_beyond_the_skew() {
+    fn timestamps_out_of_order_beyond_the_skew_are_used_and_noted() {
         let text = "{\"variant\": \"v1\", \"timestamp\": \"2026-12-01T10:00:00Z\"}\n{\"variant\": \"v2\", \"timestamp\": \"2026-12-01T09:58:00Z\"}\n{\"variant\": \"v2\", \"timestamp\": \"2026-12-01T08:00:00Z\"}\n";
         let (records, notes) = read(LogFormat::Jsonl, &Fields::resolve(Some(&RawFields::default())), text);
-        assert_eq!(records.canary.len(), 1, "two minutes back is within the default skew");
-        let bad = &notes.problems.by_kind[&Problem::OutOfOrder].1[0];
-        assert_eq!(bad.line, 3);
+        assert_eq!(records.canary.len(), 2, "every line is used");
+        assert_eq!(notes.problems.total(), 0);
+        assert_eq!(notes.out_of_order, 1, "two minutes back is within the default skew");
         assert_eq!(
-            bad.detail,
-            "2026-12-01T08:00:00Z is 2h before line 1's 2026-12-01T10:00:00Z"
+            notes.first_out_of_order,
+            Some((
+                3,
+                "2026-12-01T08:00:00Z is 2h before line 1's 2026-12-01T10:00:00Z".to_owned()
+            ))
         );
     }
 

@@ -145,6 +145,29 @@ fn too_little_traffic_holds_and_says_how_much_more() {
     assert!(needed["hours"].as_f64().unwrap() > 0.0, "{needed}");
 }
 
+/// Logs written arm by arm (every baseline request, then every canary request over the same
+/// hours) are not bad input: every record is used, and a note says they are out of time order.
+#[test]
+fn logs_written_arm_by_arm_are_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(42);
+    let mut text = String::new();
+    for (_, line) in requests(&mut rng, "v1.2.3", 2_000, 0.01, 1.0)
+        .into_iter()
+        .chain(requests(&mut rng, "v1.3.0", 2_000, 0.01, 1.0))
+    {
+        let _ = writeln!(text, "{line}");
+    }
+    write(dir.path(), "logs/requests.jsonl", &text);
+    write(dir.path(), "promptgate.yaml", CONFIG);
+    let (run, json) = canary(dir.path(), &[]);
+    run.expect_code(0);
+    assert_eq!(json["arms"]["baseline"]["n"], 2_000);
+    assert_eq!(json["arms"]["canary"]["n"], 2_000);
+    let notes = json["notes"].to_string();
+    assert!(notes.contains("records are out of time order"), "{notes}");
+}
+
 #[test]
 fn a_window_keeps_only_the_latest_requests() {
     let dir = setup(2_000, 0.01, 1.0);
