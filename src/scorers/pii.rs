@@ -163,7 +163,7 @@ fn emails(text: &str) -> Vec<&str> {
 ///   `#4155552671`, `$1 234 567 890`), or followed by a decimal part or `%`.
 fn phones(text: &str) -> Vec<&str> {
     static CANDIDATE: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"\+?\(?\d[\d \-.()]{6,24}\d").expect("a valid regex"));
+        LazyLock::new(|| Regex::new(r"\+?\(?[0-9][0-9 \-.()]{6,24}[0-9]").expect("a valid regex"));
     CANDIDATE
         .find_iter(text)
         .filter(|m| {
@@ -225,14 +225,14 @@ fn phone_shaped(candidate: &str) -> bool {
     if opens == 1 {
         let at = body.find('(').unwrap_or(0);
         let closed = body.find(')').unwrap_or(0);
+        // `415) 555-(2671`: closed before it opens.
+        if closed < at {
+            return false;
+        }
         let inside = &body[at + 1..closed];
         let group_index = body[..at].chars().filter(char::is_ascii_digit).count();
         let first_groups: usize = groups.iter().take(2).sum();
-        if closed < at
-            || inside.is_empty()
-            || !inside.chars().all(|c| c.is_ascii_digit())
-            || group_index >= first_groups
-        {
+        if inside.is_empty() || !inside.chars().all(|c| c.is_ascii_digit()) || group_index >= first_groups {
             return false;
         }
     }
@@ -266,7 +266,7 @@ fn phone_shaped(candidate: &str) -> bool {
 /// holds.
 fn ibans(text: &str) -> Vec<&str> {
     static CANDIDATE: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"(?i)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){10,32}").expect("a valid regex"));
+        LazyLock::new(|| Regex::new(r"\b[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){10,32}").expect("a valid regex"));
     let mut found = Vec::new();
     for m in CANDIDATE.find_iter(text) {
         let candidate = m.as_str();
@@ -352,7 +352,7 @@ fn iban_length(country: &str) -> Option<usize> {
 /// JCB, Visa, Discover, UnionPay, Maestro), whose Luhn check digit holds.
 fn cards(text: &str) -> Vec<&str> {
     static CANDIDATE: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"\b\d(?:[ \-]?\d){12,18}\b").expect("a valid regex"));
+        LazyLock::new(|| Regex::new(r"\b[0-9](?:[ \-]?[0-9]){12,18}\b").expect("a valid regex"));
     CANDIDATE
         .find_iter(text)
         .filter(|m| {
@@ -373,7 +373,7 @@ fn cards(text: &str) -> Vec<&str> {
             let dashed = s.contains('-');
             let digits: String = s.chars().filter(char::is_ascii_digit).collect();
             let mixed = spaced && dashed;
-            let issuer = matches!(digits.as_bytes()[0], b'2'..=b'6');
+            let issuer = matches!(digits.bytes().next(), Some(b'2'..=b'6'));
             !glued && !mixed && issuer && luhn_holds(&digits)
         })
         .map(|m| m.as_str())

@@ -231,3 +231,37 @@ fn mask_of_a_configured_pattern_keeps_only_its_last_characters() {
     };
     assert_eq!(mask(&detectors, "SSN 123-45-6789 on file"), "SSN ***-**-**89 on file");
 }
+
+/// Model output is anything: text that matched a detector's shape but broke an assumption of
+/// its checks (a parenthesis closed before it opens, digits outside ASCII, letters whose
+/// lowercase or uppercase is ASCII but which are not) panicked, and a panic in scoring lost
+/// the whole run after every call was paid for.
+#[test]
+fn text_shaped_like_personal_data_never_panics() {
+    for text in [
+        "Call 415) 555-(2671 today",
+        "注文番号 ４１１１１１１１１１１１１１１１",
+        "order ４１１１ １１１１ １１１１ １１１１ and 4111 1111 1111 1111",
+        "\u{212A}A12345678901234",
+        "\u{17F}E89370400440532013000",
+        "(+44) )20( 7946 0958",
+    ] {
+        let _ = find(&all(), text);
+        let _ = mask(&all(), text);
+    }
+    // Full-width digits are not a card number; the ASCII one beside them still is.
+    check(
+        "order ４１１１ １１１１ １１１１ １１１１ and 4111 1111 1111 1111",
+        &["card: **** **** **** 1111"],
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_text_is_scanned_without_panicking(text in "[0-9０-９()+\\- .a-zA-Z\u{212A}\u{17F}@_/]{0,60}") {
+        let _ = find(&all(), &text);
+        let masked = mask(&all(), &text);
+        // Masking replaces findings; it never grows the text past every finding's mask.
+        proptest::prop_assert!(masked.len() <= text.len() + 64 * find(&all(), &text).len());
+    }
+}
