@@ -82,6 +82,15 @@ struct Measured {
 
 /// Compares the two arms on every gate and decides.
 pub fn analyse(data: &Data<'_>, settings: &Settings<'_>) -> Analysis {
+    // Requests per arm (records; none counted for series): a metric not measured says whether
+    // an arm has none yet.
+    let requests = match data {
+        Data::Records(r) => ArmCounts {
+            baseline: r.baseline.len() as u64,
+            canary: r.canary.len() as u64,
+        },
+        Data::Series(_) => ArmCounts::default(),
+    };
     let mut metrics = Vec::new();
     let mut left_out = Vec::new();
     let mut measured = Vec::new();
@@ -95,7 +104,7 @@ pub fn analyse(data: &Data<'_>, settings: &Settings<'_>) -> Analysis {
         measured.push((gate, kind, m));
     }
     for (gate, _, m) in &measured {
-        metrics.push(first_pass(gate, m.as_ref(), settings.min_samples));
+        metrics.push(first_pass(gate, m.as_ref(), settings.min_samples, requests));
     }
     // Holm across the blocking metrics that are judged (tested, with enough requests).
     let judged = |m: &CanaryMetric| {
@@ -117,9 +126,10 @@ pub fn analyse(data: &Data<'_>, settings: &Settings<'_>) -> Analysis {
         }
     }
     let (verdict, failing, reason) = overall(&metrics);
-    let needed = (verdict == CanaryVerdict::Hold)
-        .then(|| needed(&metrics, &measured, settings))
-        .flatten();
+    let needed = (verdict == CanaryVerdict::Hold).then(|| {
+        // Requests per arm so far (the arm with fewer), for a metric not measured yet.
+        needed(&metrics, &measured, settings, requests.baseline.min(requests.canary))
+    });
     Analysis {
         metrics,
         verdict,
@@ -296,7 +306,13 @@ fn sign(direction: Direction) -> f64 {
 }
 
 /// The metric before Holm: values, interval, raw p-value.
-fn first_pass(gate: &CanaryGate, m: Option<&Measured>, min_samples: u64) -> CanaryMetric {
+fn first_pass(gate: &CanaryGate, m: Option<&Measured>, min_samples: u64, requests: ArmCounts) -> CanaryMetric {
+    let without = match (requests.baseline, requests.canary) {
+        (0, 0) => None,
+        (0, _) => Some("baseline"),
+        (_, 0) => Some("canary"),
+        _ => None,
+    };
     let empty = CanaryMetric {
         name: gate.metric.clone(),
         direction: gate.direction,
@@ -309,7 +325,11 @@ fn first_pass(gate: &CanaryGate, m: Option<&Measured>, min_samples: u64) -> Cana
         p_adjusted: None,
         test: String::new(),
         verdict: MetricVerdict::NoData,
-        n: ArmCounts::default(),
+        n: if without.is_some() {
+            requests
+        } else {
+            ArmCounts::default()
+        },
         margin: None,
         non_inferior: false,
         slo: gate.slo.map(|value| Slo {
@@ -317,7 +337,10 @@ fn first_pass(gate: &CanaryGate, m: Option<&Measured>, min_samples: u64) -> Cana
             ci: None,
             met: None,
         }),
-        reason: format!("no request carries what `{}` measures", gate.metric),
+        reason: match without {
+            Some(arm) => format!("the {arm} arm has no request yet"),
+            None => format!("no request carries what `{}` measures", gate.metric),
+        },
     };
     let Some(m) = m else { return empty };
     let margin = margin_on_scale(gate.margin, m.scale, m.baseline);
@@ -486,20 +509,28 @@ fn overall(metrics: &[CanaryMetric]) -> (CanaryVerdict, Vec<String>, String) {
 
 /// How many requests per arm would let every open blocking metric decide, if its estimate and
 /// spread stay as they are: its standard error shrinks as 1/√n until the interval clears the
-/// nearest decision boundary (the margin for promotion, zero and the margin for rollback).
+/// nearest decision boundary (the margin for promotion, zero and the margin for rollback). A
+/// metric not measured yet needs at least the minimum per arm. Every hold says how much more.
 fn needed(
     metrics: &[CanaryMetric],
     measured: &[(&CanaryGate, Kind, Option<Measured>)],
     settings: &Settings<'_>,
-) -> Option<Needed> {
+    fewest: u64,
+) -> Needed {
     let mut target = 0u64;
     let mut open = Vec::new();
-    let mut current = 0u64;
+    let mut current = fewest;
     for (metric, (gate, _, m)) in metrics.iter().zip(measured) {
         if !metric.blocking || ready(metric) {
             continue;
         }
-        let Some(m) = m else { continue };
+        let Some(m) = m else {
+            // Not measured: an arm without records yet (or without the metric's field). The
+            // least it takes is the minimum per arm.
+            open.push(metric.name.clone());
+            target = target.max(settings.min_samples);
+            continue;
+        };
         open.push(metric.name.clone());
         let n_now = m.n.baseline.min(m.n.canary).max(1);
         current = current.max(n_now);
@@ -533,19 +564,23 @@ fn needed(
         target = target.max(n);
     }
     if open.is_empty() {
-        return None;
+        // No blocking metric has data: every one is a default gate the data does not carry
+        // yet. The least it takes is the minimum per arm.
+        open = metrics.iter().filter(|m| m.blocking).map(|m| m.name.clone()).collect();
+        target = settings.min_samples.max(current);
     }
     let more = target.saturating_sub(current);
+    // At the rate the arm with fewer requests has had them; none without any yet.
     let hours = settings
         .span_hours
-        .filter(|h| *h > 0.0)
+        .filter(|h| *h > 0.0 && current > 0)
         .map(|h| more as f64 / (current as f64 / h));
-    Some(Needed {
+    Needed {
         requests_per_arm: target,
         more_requests_per_arm: more,
         hours,
         metrics: open,
-    })
+    }
 }
 
 #[cfg(test)]

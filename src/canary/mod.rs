@@ -139,10 +139,20 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
         Source::Logs { fields, .. } => fields.explicit.iter().map(|q| (*q, field_path(fields, q))).collect(),
         _ => Vec::new(),
     };
-    records::check_reading(&path, &records, &notes, &arms, &explicit, config.max_bad_share)?;
+    records::check_reading(
+        &path,
+        &records,
+        &notes,
+        &arms,
+        &explicit,
+        config.max_bad_share,
+        options.drift,
+    )?;
     check_gates_have_data(config, &notes, &path)?;
 
-    let mut reading = records::reading_notes(&notes, &arms);
+    // Drift reads one arm: the other's absence is no news.
+    let compared = options.drift.is_none().then_some(&records);
+    let mut reading = records::reading_notes(compared, &notes, &arms);
     let latest = records.latest();
     let needs_time = options.window.is_some() || options.drift.is_some();
     if needs_time && !latest.is_finite() {

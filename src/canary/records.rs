@@ -197,6 +197,11 @@ impl Costing<'_> {
 
 /// The checks every source's reading ends with: too many bad lines, an arm with no records, a
 /// configured field found in no record. Each is bad input (exit 2) with a hint.
+///
+/// `required` names the arms that must have records: both when comparing (`None`), the one
+/// drifting otherwise. Comparing, one arm without a record is a canary that has no traffic yet
+/// (a hold, [`reading_notes`] says why), unless a value seen is close to the one configured
+/// (a typo: bad input); both arms without one is a selector that matches nothing.
 pub fn check_reading(
     file: &str,
     records: &Records,
@@ -204,6 +209,7 @@ pub fn check_reading(
     arms: &ArmSelector,
     explicit_fields: &[(&'static str, &str)],
     max_bad_share: f64,
+    required: Option<super::DriftArm>,
 ) -> Result<(), Error> {
     let bad = notes.problems.total();
     if notes.lines == 0 {
@@ -261,11 +267,21 @@ pub fn check_reading(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    for (name, value, n) in [
-        ("baseline", &arms.baseline, records.baseline.len()),
-        ("canary", &arms.canary, records.canary.len()),
+    let both_empty = records.baseline.is_empty() && records.canary.is_empty();
+    for (name, value, n, drifting) in [
+        (
+            "baseline",
+            &arms.baseline,
+            records.baseline.len(),
+            super::DriftArm::Baseline,
+        ),
+        ("canary", &arms.canary, records.canary.len(), super::DriftArm::Canary),
     ] {
-        if n == 0 {
+        let must = match required {
+            Some(arm) => arm == drifting,
+            None => both_empty || did_you_mean(value, notes.other_arms.keys().map(String::as_str)).is_some(),
+        };
+        if n == 0 && must {
             let mut d = Diagnostic::new(format!(
                 "no record of the {name} arm: none has `{}` equal to `{value}`",
                 arms.field
@@ -288,9 +304,21 @@ pub fn check_reading(
     Ok(())
 }
 
-/// Sentences for the report about what was read but not used (below the limits).
-pub fn reading_notes(notes: &ReadNotes, arms: &ArmSelector) -> Vec<String> {
+/// Sentences for the report about what was read but not used (below the limits), and, when the
+/// arms are compared (`compared`: their records), about an arm that has no record yet.
+pub fn reading_notes(compared: Option<&Records>, notes: &ReadNotes, arms: &ArmSelector) -> Vec<String> {
     let mut out = Vec::new();
+    for (name, value, n) in [
+        ("baseline", &arms.baseline, compared.map(|r| r.baseline.len())),
+        ("canary", &arms.canary, compared.map(|r| r.canary.len())),
+    ] {
+        if n == Some(0) {
+            out.push(format!(
+                "no record of the {name} arm yet (none has `{}` equal to `{value}`): the canary holds until both arms have traffic",
+                arms.field
+            ));
+        }
+    }
     out.extend(notes.problems.sentences().into_iter().map(|s| format!("{s} — skipped")));
     if !notes.other_arms.is_empty() {
         let total: u64 = notes.other_arms.values().sum();

@@ -74,11 +74,15 @@ pub fn report_markdown(r: &CanaryResult, charts: &[(String, String)]) -> String 
         .metrics
         .iter()
         .map(|m| {
+            let test = if m.test.is_empty() {
+                String::new()
+            } else {
+                format!("{}; ", m.test)
+            };
             format!(
-                "- `{}`: {} ({}; {} and {} requests)",
+                "- `{}`: {} ({test}{} and {} requests)",
                 m.name,
                 e(&m.reason),
-                m.test,
                 m.n.baseline,
                 m.n.canary
             )

@@ -168,6 +168,36 @@ fn logs_written_arm_by_arm_are_read_whole() {
     assert!(notes.contains("records are out of time order"), "{notes}");
 }
 
+/// Just deployed: the logs hold the baseline's requests and none of the canary's yet. That is a
+/// hold (exit 4) saying how much more it needs, not bad input; drift on the baseline reads the
+/// same logs.
+#[test]
+fn a_canary_without_traffic_yet_holds_for_the_minimum() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(7);
+    let mut text = String::new();
+    for (_, line) in requests(&mut rng, "v1.2.3", 400, 0.01, 1.0) {
+        let _ = writeln!(text, "{line}");
+    }
+    write(dir.path(), "logs/requests.jsonl", &text);
+    write(dir.path(), "promptgate.yaml", CONFIG);
+    let (run, json) = canary(dir.path(), &[]);
+    run.expect_code(4);
+    assert_eq!(json["verdict"], "hold");
+    assert_eq!(json["arms"]["canary"]["n"], 0);
+    assert_eq!(json["needed"]["requests_per_arm"], 300, "{json}");
+    assert_eq!(json["needed"]["more_requests_per_arm"], 300, "{json}");
+    let notes = json["notes"].to_string();
+    assert!(notes.contains("no record of the canary arm yet"), "{notes}");
+
+    let (drift, json) = canary(dir.path(), &["--drift", "--arm", "baseline", "--window", "3h"]);
+    assert_ne!(drift.code, 2, "{}", drift.stderr);
+    assert!(
+        !json["notes"].to_string().contains("no record of the canary arm"),
+        "{json}"
+    );
+}
+
 #[test]
 fn a_window_keeps_only_the_latest_requests() {
     let dir = setup(2_000, 0.01, 1.0);
