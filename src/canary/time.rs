@@ -1,7 +1,9 @@
 //! Timestamps in logs: RFC 3339 text or Unix epoch numbers, read as seconds since the epoch.
 
 /// Seconds since the Unix epoch of an RFC 3339 timestamp (`2026-12-01T10:00:00Z`,
-/// `2026-12-01 10:00:00.250+02:00`); `None` when the text is not one.
+/// `2026-12-01 10:00:00.250+02:00`), or of an ISO 8601 one without a zone, read as UTC
+/// (`2026-12-01T10:00:00.123456`, what Python's `datetime.utcnow().isoformat()` writes) or with
+/// an offset without its colon (`+0200`); `None` when the text is not one.
 pub fn parse_rfc3339(text: &str) -> Option<f64> {
     let b = text.trim().as_bytes();
     let digits = |range: std::ops::Range<usize>| -> Option<i64> {
@@ -39,9 +41,14 @@ pub fn parse_rfc3339(text: &str) -> Option<f64> {
         fraction = format!("0.{}", std::str::from_utf8(&b[start..i]).ok()?).parse().ok()?;
     }
     let offset = match b.get(i) {
+        None => 0,
         Some(b'Z' | b'z') if i + 1 == b.len() => 0,
         Some(sign @ (b'+' | b'-')) if b.len() == i + 6 && b[i + 3] == b':' => {
             let minutes = digits(i + 1..i + 3)? * 60 + digits(i + 4..i + 6)?;
+            if *sign == b'+' { minutes } else { -minutes }
+        }
+        Some(sign @ (b'+' | b'-')) if b.len() == i + 5 => {
+            let minutes = digits(i + 1..i + 3)? * 60 + digits(i + 3..i + 5)?;
             if *sign == b'+' { minutes } else { -minutes }
         }
         _ => return None,
@@ -139,7 +146,14 @@ mod tests {
         check("2024-02-29T23:59:59-05:30", Some(1_709_270_999.0));
         check("1970-01-01T00:00:00Z", Some(0.0));
         check("2026-13-01T10:00:00Z", None);
-        check("2026-12-01T10:00:00", None);
+        // No zone: UTC. datetime.fromisoformat("2026-12-01T10:00:00.123456+00:00").timestamp()
+        // -> 1796119200.123456
+        check("2026-12-01T10:00:00", Some(1_796_119_200.0));
+        check("2026-12-01T10:00:00.123456", Some(1_796_119_200.123456));
+        // datetime.strptime("2026-12-01T12:00:00+0200", "%Y-%m-%dT%H:%M:%S%z").timestamp()
+        // -> 1796119200.0
+        check("2026-12-01T12:00:00+0200", Some(1_796_119_200.0));
+        check("2026-12-01T10:00:00+02", None);
         check("yesterday", None);
         check("2026-12-01T10:00:00.Z", None);
     }
