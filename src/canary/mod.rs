@@ -135,9 +135,15 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
         Source::Prometheus { .. } => unreachable!("handled above"),
     };
     let (records, notes) = read_file(root, &path, config)?;
-    let explicit: Vec<(&'static str, &str)> = match &config.source {
-        Source::Logs { fields, .. } => fields.explicit.iter().map(|q| (*q, field_path(fields, q))).collect(),
-        _ => Vec::new(),
+    // A quantity the config maps that no record has is a typo in the map when a gate reads it
+    // (bad input); when none does, the logs simply do not carry it yet (a note).
+    let (explicit, unread): (Vec<(&'static str, &str)>, Vec<(&'static str, &str)>) = match &config.source {
+        Source::Logs { fields, .. } => fields
+            .explicit
+            .iter()
+            .map(|q| (*q, field_path(fields, q)))
+            .partition(|(q, _)| config.gates.iter().any(|g| gate_reads(&g.metric, q))),
+        _ => (Vec::new(), Vec::new()),
     };
     records::check_reading(
         &path,
@@ -153,6 +159,13 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
     // Drift reads one arm: the other's absence is no news.
     let compared = options.drift.is_none().then_some(&records);
     let mut reading = records::reading_notes(compared, &notes, &arms);
+    for (quantity, path) in unread {
+        if notes.present.get(quantity).copied().unwrap_or(0) == 0 {
+            reading.push(format!(
+                "no record has the field `{path}` (mapped to `{quantity}`); no gate reads it"
+            ));
+        }
+    }
     let latest = records.latest();
     let needs_time = options.window.is_some() || options.drift.is_some();
     if needs_time && !latest.is_finite() {
@@ -369,6 +382,23 @@ fn read_file(root: &Path, path: &str, config: &CanaryConfig) -> anyhow::Result<(
         Source::Prometheus { .. } => unreachable!("Prometheus is not a file"),
     };
     read.map_err(|e| unreadable(e.to_string()))
+}
+
+/// Whether a gate on `metric` reads a record's `quantity`.
+fn gate_reads(metric: &str, quantity: &str) -> bool {
+    use crate::metrics::CanaryMetric as Kind;
+    let Some(kind) = Kind::of(metric) else { return false };
+    match kind {
+        Kind::LatencyQuantile(_) | Kind::LatencyShift => quantity == "latency_ms",
+        Kind::ErrorRate => quantity == "error",
+        Kind::Cost => matches!(
+            quantity,
+            "cost_usd" | "model" | "input_tokens" | "output_tokens" | "cached_input_tokens"
+        ),
+        Kind::ThumbsDownRate => matches!(quantity, "thumbs_up" | "thumbs_down"),
+        Kind::Quality => quantity == "quality",
+        Kind::HallucinationRate => quantity == "hallucination",
+    }
 }
 
 fn field_path<'a>(fields: &'a crate::suite::canary::Fields, quantity: &str) -> &'a str {

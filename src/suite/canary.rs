@@ -206,7 +206,8 @@ pub struct Fields {
     pub quality: String,
     pub hallucination: String,
     /// The quantities the config named: one of these in no record is an error (a typo in the
-    /// map), where a default name in no record only means the logs do not carry it.
+    /// map) when a gate reads it, where a default name in no record only means the logs do not
+    /// carry it.
     pub explicit: Vec<&'static str>,
 }
 

@@ -262,6 +262,32 @@ fn a_field_map_that_matches_nothing_is_bad_input() {
     insta::assert_snapshot!("canary_field_not_found", printed(&run, dir.path()));
 }
 
+/// DESIGN's field map names feedback, quality and hallucinations; logs that carry none of them
+/// yet are read, with a note, as long as no gate reads them.
+#[test]
+fn a_mapped_field_no_gate_reads_is_a_note_when_absent() {
+    let dir = setup(2_000, 0.01, 1.0);
+    let config = std::fs::read_to_string(dir.path().join("promptgate.yaml")).unwrap();
+    let config = config.replace(
+        "model: model, error: error}",
+        "model: model, error: error, thumbs_up: feedback.up, quality: quality, hallucination: hallucinated}",
+    );
+    std::fs::write(dir.path().join("promptgate.yaml"), config).unwrap();
+    let (run, json) = canary(dir.path(), &[]);
+    run.expect_code(0);
+    let notes = json["notes"].to_string();
+    assert!(
+        notes.contains("no record has the field `feedback.up` (mapped to `thumbs_up`); no gate reads it"),
+        "{notes}"
+    );
+    // A gate on it makes the same absence bad input.
+    let config = std::fs::read_to_string(dir.path().join("promptgate.yaml")).unwrap();
+    let config = config.replace("  gates:\n", "  gates:\n    quality: {margin: 0.05}\n");
+    std::fs::write(dir.path().join("promptgate.yaml"), config).unwrap();
+    let (run, _) = canary(dir.path(), &[]);
+    run.expect_code(2).stderr_has("mapped to `quality`");
+}
+
 #[test]
 fn an_empty_window_is_bad_input() {
     let dir = setup(400, 0.01, 1.0);
