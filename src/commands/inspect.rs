@@ -96,6 +96,45 @@ fn dataset_sentence(d: &crate::results::DatasetChanges) -> String {
     parts.join(", ")
 }
 
+/// Every provider entry checked as a run would build it (`providers::check`), each error
+/// pointed at the entry's line in the config.
+fn providers_build(suite: suite::Suite, source: &dyn FileSource, config: &str) -> Result<suite::Suite, Vec<Error>> {
+    let text = source.read(config).ok().flatten().unwrap_or_default();
+    let errors: Vec<Error> = suite
+        .providers
+        .values()
+        .filter_map(|spec| crate::providers::check(spec).err().map(|e| (spec, e)))
+        .map(|(spec, e)| match e {
+            Error::Input(d) => {
+                let line = provider_line(&text, &spec.name);
+                Error::Input(Box::new(d.in_file(config).at(&text, line, 0)))
+            }
+            other => other,
+        })
+        .collect();
+    if errors.is_empty() { Ok(suite) } else { Err(errors) }
+}
+
+/// The line of `name`'s entry under `providers:` (1-based; 0 when not found).
+fn provider_line(text: &str, name: &str) -> u64 {
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if !line.starts_with([' ', '\t']) && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            inside = trimmed.starts_with("providers:");
+            if inside && trimmed.contains(&format!("{name}:")) {
+                return i as u64 + 1;
+            }
+            continue;
+        }
+        let key = trimmed.trim_start_matches(['"', '\'']);
+        if inside && key.starts_with(name) && key[name.len()..].trim_start_matches(['"', '\'']).starts_with(':') {
+            return i as u64 + 1;
+        }
+    }
+    0
+}
+
 pub fn validate(repo_dir: &Path, config: &str, at_ref: Option<&str>) -> anyhow::Result<u8> {
     let source: Arc<dyn FileSource> = match at_ref {
         Some(r) => {
@@ -111,7 +150,7 @@ pub fn validate(repo_dir: &Path, config: &str, at_ref: Option<&str>) -> anyhow::
             Arc::new(DirTree::new(&root))
         }
     };
-    let errors = match suite::lint(source.clone(), config) {
+    let errors = match suite::lint(source.clone(), config).and_then(|s| providers_build(s, &*source, config)) {
         Ok(s) => {
             let cases: usize = s.experiments.iter().map(|e| e.cases.len()).sum();
             println!(

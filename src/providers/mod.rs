@@ -216,6 +216,27 @@ pub fn build_in(
     })
 }
 
+/// Checks a provider entry as [`build_in`] would build it (its type's required settings, a
+/// `base_url` of http(s), settings another type reads) without reading its key or starting
+/// anything: what `promptgate validate` reports before a run would fail on it.
+pub fn check(spec: &crate::suite::ProviderSpec) -> Result<(), crate::error::Error> {
+    use crate::suite::ProviderKind;
+    check_settings_apply(spec)?;
+    match spec.kind {
+        ProviderKind::Mock => {}
+        ProviderKind::Openai | ProviderKind::AzureOpenai | ProviderKind::OpenaiCompatible => {
+            openai::OpenAiProvider::with_key(spec, None)?;
+        }
+        ProviderKind::Anthropic => {
+            anthropic::AnthropicProvider::with_key(spec, None)?;
+        }
+        ProviderKind::Exec => {
+            exec::ExecProvider::from_spec(spec)?;
+        }
+    }
+    Ok(())
+}
+
 /// Rejects settings that only another provider type reads: a `deployment` on an `openai`
 /// entry means the user meant `azure-openai`, and silently ignoring it would call the wrong
 /// model.

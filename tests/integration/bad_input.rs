@@ -1640,3 +1640,34 @@ fn the_github_token_is_never_a_providers_key() {
         ],
     );
 }
+
+/// A provider entry a run could not build (its type's required setting missing, a setting only
+/// another type reads) is `validate`'s error too, pointed at the entry, not an "ok" the run
+/// then contradicts.
+#[test]
+fn validate_builds_each_provider_as_a_run_would() {
+    for (entry, expect) in [
+        (
+            "  offline: {type: openai-compatible}",
+            [
+                "provider `offline` (type openai-compatible) needs `base_url`",
+                "promptgate.yaml:6",
+            ],
+        ),
+        (
+            "  offline: {type: mock, deployment: gpt4}",
+            ["deployment", "promptgate.yaml:6"],
+        ),
+        (
+            "  offline: {type: exec}",
+            ["provider `offline` (type exec) needs `command`", "promptgate.yaml:6"],
+        ),
+    ] {
+        validate_broken(
+            |repo| {
+                repo.edit("promptgate.yaml", "  offline: {type: mock}", entry);
+            },
+            &expect,
+        );
+    }
+}
