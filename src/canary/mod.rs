@@ -137,7 +137,8 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
     let (records, notes) = read_file(root, &path, config)?;
     // A quantity the config maps that no record has is a typo in the map when a gate reads it
     // (bad input); when none does, the logs simply do not carry it yet (a note).
-    let (explicit, unread): (Vec<(&'static str, &str)>, Vec<(&'static str, &str)>) = match &config.source {
+    type Mapped<'a> = Vec<(&'static str, &'a str)>;
+    let (explicit, unread): (Mapped<'_>, Mapped<'_>) = match &config.source {
         Source::Logs { fields, .. } => fields
             .explicit
             .iter()
