@@ -57,6 +57,8 @@ impl AnthropicProvider {
     /// Builds the provider with `key` instead of the environment's.
     pub fn with_key(spec: &ProviderSpec, key: Option<ApiKey>) -> Result<Self, Error> {
         let base = http::check_base_url(spec, spec.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL))?;
+        // `{base}/v1/messages`; a base written the OpenAI way, ending in `/v1`, means the same.
+        let base = base.strip_suffix("/v1").unwrap_or(&base);
         Ok(AnthropicProvider {
             url: format!("{base}/v1/messages"),
             api: Api::new("anthropic", key, "x-api-key", "")?,
@@ -161,18 +163,29 @@ fn answer(request: &Request, message: MessageResponse) -> Result<Response, Provi
             .filter_map(|block| block.text.as_deref())
             .collect(),
     };
-    let usage = message.usage;
-    let cache_read = usage.cache_read_input_tokens.unwrap_or(0);
-    let cache_write = usage.cache_creation_input_tokens.unwrap_or(0);
+    let usage = match message.usage {
+        Some(MessageUsage {
+            input_tokens: Some(input),
+            output_tokens: Some(output),
+            cache_creation_input_tokens,
+            cache_read_input_tokens,
+        }) => {
+            let cache_read = cache_read_input_tokens.unwrap_or(0);
+            Usage {
+                // `input_tokens` counts only what was neither read from nor written to the
+                // cache; the prompt's size is the sum of the three.
+                input: input + cache_read + cache_creation_input_tokens.unwrap_or(0),
+                cached_input: cache_read,
+                output,
+            }
+        }
+        // A compatible server that reports no usage (or half of it): an estimate beats a call
+        // that is free, as for OpenAI-compatible servers.
+        _ => super::exec::estimate_usage(request, &text),
+    };
     Ok(Response {
         text,
-        usage: Usage {
-            // `input_tokens` counts only what was neither read from nor written to the
-            // cache; the prompt's size is the sum of the three.
-            input: usage.input_tokens + cache_read + cache_write,
-            cached_input: cache_read,
-            output: usage.output_tokens,
-        },
+        usage,
         latency_ms: None,
     })
 }
@@ -180,7 +193,8 @@ fn answer(request: &Request, message: MessageResponse) -> Result<Response, Provi
 #[derive(Deserialize)]
 struct MessageResponse {
     content: Vec<ContentBlock>,
-    usage: MessageUsage,
+    #[serde(default)]
+    usage: Option<MessageUsage>,
 }
 
 #[derive(Deserialize)]
@@ -198,8 +212,10 @@ struct ContentBlock {
 
 #[derive(Deserialize)]
 struct MessageUsage {
-    input_tokens: u64,
-    output_tokens: u64,
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
     #[serde(default)]
     cache_creation_input_tokens: Option<u64>,
     #[serde(default)]
@@ -349,6 +365,35 @@ mod tests {
                 cached_input: 0,
                 output: 2
             }
+        );
+    }
+
+    /// A base written the OpenAI way (`…/v1`) reaches the same `/v1/messages`; a compatible
+    /// server's reply without `usage` is estimated, not an error (four characters a token).
+    #[tokio::test]
+    async fn a_v1_base_and_a_reply_without_usage() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/messages"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "content": [{"type": "text", "text": "Within 30 days."}]
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let response = provider(&format!("{}/v1", server.uri()))
+            .complete(&request())
+            .await
+            .unwrap();
+        assert_eq!(response.text, "Within 30 days.");
+        assert_eq!(
+            response.usage,
+            crate::providers::exec::estimate_usage(&request(), "Within 30 days.")
+        );
+        assert!(
+            response.usage.input > 0 && response.usage.output > 0,
+            "{:?}",
+            response.usage
         );
     }
 
