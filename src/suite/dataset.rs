@@ -364,8 +364,10 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
                         });
                     }
                 }
+                // `vars.input` is `input`, as the JSONL shape nests it.
                 h => {
-                    case.vars.insert(h.to_owned(), Value::String(cell.to_owned()));
+                    let name = h.strip_prefix("vars.").filter(|n| !n.is_empty()).unwrap_or(h);
+                    case.vars.insert(name.to_owned(), Value::String(cell.to_owned()));
                 }
             }
         }
@@ -400,6 +402,24 @@ mod tests {
         vars.insert("input".to_owned(), Value::String("hi".to_owned()));
         // python3 -c 'import hashlib; print(hashlib.sha256(b"{\"input\":\"hi\"}").hexdigest()[:16])'
         assert_eq!(derived_id(&vars), "case-ee1235d4b1b4d1b5");
+    }
+
+    /// A CSV column may name a var as the JSONL shape nests it: `vars.input` is `input`.
+    #[test]
+    fn csv_vars_columns_with_or_without_their_prefix() {
+        let text = "id,vars.input,context,assert.icontains\nrefund,Can I get a refund?,Policy: 30 days.,30 days\n";
+        let tree = crate::workspace::MemTree::new([("cases.csv", text)]);
+        let cases = parse(&tree, "cases.csv", text, &mut BTreeSet::new()).unwrap();
+        assert_eq!(
+            cases[0].vars.get("input"),
+            Some(&Value::String("Can I get a refund?".to_owned()))
+        );
+        assert_eq!(
+            cases[0].vars.get("context"),
+            Some(&Value::String("Policy: 30 days.".to_owned()))
+        );
+        assert!(cases[0].vars.get("vars.input").is_none());
+        assert_eq!(cases[0].asserts.len(), 1);
     }
 
     #[test]
