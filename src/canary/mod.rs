@@ -85,7 +85,7 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
                 &data,
                 &Settings {
                     gates: &config.gates,
-                    min_samples: config.min_samples,
+                    min_samples: config.min_steps,
                     span_hours: Some(window.as_secs_f64() / 3600.0),
                 },
             );
@@ -102,8 +102,9 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
             };
             let mut notes = fetched.notes;
             notes.push(format!(
-                "Prometheus series: each {}-step value is one observation, so `min_samples` counts steps",
-                time::span(step.as_secs_f64())
+                "Prometheus series: each {}-step value is one observation; a verdict needs `min_steps` ({}) per arm",
+                time::span(step.as_secs_f64()),
+                config.min_steps
             ));
             let window = Some(Window {
                 from: time::format_utc(fetched.start),
@@ -331,7 +332,11 @@ fn build_result(
         window,
         arms,
         alpha: config.alpha,
-        min_samples: config.min_samples,
+        // The minimum the verdict applied: steps for Prometheus series.
+        min_samples: match config.source {
+            Source::Prometheus { .. } => config.min_steps,
+            _ => config.min_samples,
+        },
         metrics: a.metrics,
         failing: a.failing,
         needed: a.needed,

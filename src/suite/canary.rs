@@ -38,6 +38,10 @@ fn default_direction(metric: &str) -> Direction {
 /// The seed's alert rules, ready to switch on by name (`canary.presets`).
 pub const PRESETS: &[&str] = &["quality-floor", "hallucination-ceiling", "p99-ceiling", "daily-cost"];
 
+/// Prometheus steps per arm before a verdict, unless `canary.min_steps` says otherwise: the
+/// default hour at one-minute steps holds 61.
+pub const DEFAULT_MIN_STEPS: u64 = 10;
+
 /// Above this share of unusable lines a canary run stops with exit 2.
 pub const DEFAULT_MAX_BAD_SHARE: f64 = 0.01;
 
@@ -55,6 +59,8 @@ pub struct RawCanary {
     pub experiment: Option<String>,
     pub version: Option<String>,
     pub min_samples: Option<u64>,
+    /// Prometheus: steps per arm before any verdict (its values are steps, not requests).
+    pub min_steps: Option<u64>,
     pub alpha: Option<f64>,
     pub max_bad_share: Option<f64>,
     pub max_clock_skew: Option<String>,
@@ -123,7 +129,11 @@ pub struct CanaryConfig {
     pub source: Source,
     pub experiment: Option<String>,
     pub version: Option<String>,
+    /// Requests per arm before any verdict, for logs and traces.
     pub min_samples: u64,
+    /// Steps per arm before any verdict, for Prometheus series (each step's value is one
+    /// observation, an aggregate of many requests).
+    pub min_steps: u64,
     pub alpha: f64,
     pub max_bad_share: f64,
     pub max_clock_skew: Duration,
@@ -319,6 +329,14 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
             .hint("a verdict needs a spread in each arm; 500 requests per arm is a common start")
             .into());
     }
+    let min_steps = raw.min_steps.unwrap_or(DEFAULT_MIN_STEPS);
+    if min_steps < 2 {
+        return Err(at(line, column, "canary.min_steps must be at least 2".to_owned())
+            .hint(format!(
+                "a verdict needs a spread in each arm; the default is {DEFAULT_MIN_STEPS} steps"
+            ))
+            .into());
+    }
 
     let source_at = (raw.source.referenced.line(), raw.source.referenced.column());
     let src = resolve_source(&raw.source.value, config_dir).map_err(|(message, hint)| {
@@ -495,6 +513,7 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
         // otherwise when the logs name a deployment instead.
         version: raw.version.or(Some(canary_arm)),
         min_samples,
+        min_steps,
         alpha,
         max_bad_share,
         max_clock_skew,

@@ -78,7 +78,7 @@ canary:
     queries:
       latency_p95_ms: 'llm_latency_p95_ms{version=\"$arm\"}'
       error_rate: 'llm_error_ratio{version=\"$arm\"}'
-  min_samples: 30
+  min_samples: 500
   gates:
     latency_p95_ms: {margin: \"10%\", blocking: true}
     error_rate: {margin: 0.01, blocking: true}
@@ -138,6 +138,8 @@ fn a_real_prometheus_serves_the_canary_its_series() {
             .unwrap()
             .clone()
     };
+    // `min_samples` counts requests, which series do not have: `min_steps` (10) applies.
+    assert_eq!(json["min_samples"], 10, "{json}");
     let latency = metric("latency_p95_ms");
     // 90 samples, and Prometheus's five minutes of look-back after the last one.
     let n = latency["n"]["baseline"].as_u64().unwrap();
