@@ -27,7 +27,8 @@ const MAX_JUDGE_ERROR_RATE: f64 = crate::verdict::MAX_JUDGE_ERROR_RATE;
 pub fn judge_check(repo_dir: &Path, config: &str, args: &JudgeCheckArgs) -> anyhow::Result<u8> {
     let root = Repo::open(repo_dir).map_or_else(|_| repo_dir.to_owned(), |r| r.root().to_owned());
     let tree: Arc<dyn FileSource> = Arc::new(DirTree::new(&root));
-    let suite = suite::load(Arc::clone(&tree), config)?;
+    // The judge, its provider and prices; a config may have no experiment (`experiments: []`).
+    let suite = suite::load_judges(&*tree, config)?;
     let name = match (&args.judge, &suite.defaults.judge) {
         (Some(name), _) => name.clone(),
         (None, Some(judge)) => judge.provider.clone(),
@@ -129,10 +130,19 @@ pub fn judge_check(repo_dir: &Path, config: &str, args: &JudgeCheckArgs) -> anyh
 
     let mut out = std::io::stdout().lock();
     if args.json {
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "judge": name, "model": model, "labels": label_name, "agreement": result,
             "spend_usd": ran.spent_usd,
         });
+        // The agreement's figures (accuracy, kappa, their intervals, …) at the top level too,
+        // where a reader of "accuracy and Cohen's kappa" looks first.
+        if let (Some(top), Ok(serde_json::Value::Object(figures))) =
+            (json.as_object_mut(), serde_json::to_value(&result))
+        {
+            for (key, value) in figures {
+                top.entry(key).or_insert(value);
+            }
+        }
         writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
     } else {
         let percent = |x: f64| format!("{:.1}%", 100.0 * x);

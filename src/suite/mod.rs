@@ -130,6 +130,27 @@ fn top_level(source: &dyn FileSource, config_path: &str) -> Option<serde_json::M
 
 /// Reads and validates the suite file alone.
 pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite, Vec<ExperimentDecl>), Error> {
+    let (suite, decls) = load_settings(source, config_path)?;
+    if decls.is_empty() {
+        return Err(Diagnostic::new("the suite has no experiments")
+            .in_file(config_path)
+            .hint("add one under `experiments:` (see `promptgate init`)")
+            .into());
+    }
+    Ok((suite, decls))
+}
+
+/// The suite's providers, defaults, pricing and gates, checked as a gate loads them, and its
+/// experiments' declarations, unread: what `judge-check` reads, which needs a judge, not an
+/// experiment (a config may have `experiments: []`).
+pub fn load_judges(source: &dyn FileSource, config_path: &str) -> Result<Suite, Error> {
+    let (suite, _) = load_settings(source, config_path)?;
+    judges::check(source, &suite)?;
+    Ok(suite)
+}
+
+/// [`load_config`] without requiring an experiment.
+fn load_settings(source: &dyn FileSource, config_path: &str) -> Result<(Suite, Vec<ExperimentDecl>), Error> {
     let text = source
         .read(config_path)
         .map_err(|e| unreadable(config_path, &e))?
@@ -413,13 +434,6 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
         }
         decls.push(ExperimentDecl { raw: e });
     }
-    if decls.is_empty() {
-        return Err(Diagnostic::new("the suite has no experiments")
-            .in_file(config_path)
-            .hint("add one under `experiments:` (see `promptgate init`)")
-            .into());
-    }
-
     let suite = Suite {
         config_path: config_path.to_owned(),
         providers,

@@ -409,6 +409,22 @@ async fn judge_check_reports_agreement_with_labels_and_fails_on_a_broken_judge()
     // The judge always says pass: it agrees no more than chance.
     // sklearn.metrics.cohen_kappa_score([1]*8 + [0]*2, [1]*10) = 0.0
     assert_eq!(a["kappa"], 0.0);
+    // The figures are at the top level too.
+    assert_eq!((&json["accuracy"], &json["kappa"]), (&a["accuracy"], &a["kappa"]));
+    assert_eq!(json["accuracy_ci"], a["accuracy_ci"]);
+
+    // A config that only names the judge (no experiment) is enough to check it.
+    let config = repo.read("promptgate.yaml");
+    let experiments = config.find("experiments:").unwrap();
+    let gates = config.find("gates:").unwrap();
+    repo.write(
+        "promptgate.yaml",
+        &format!("{}experiments: []\n{}", &config[..experiments], &config[gates..]),
+    );
+    judge_check(&repo, &["--labels", "labels.jsonl", "--json"])
+        .await
+        .expect_code(0);
+    repo.write("promptgate.yaml", &config);
 
     repo.write(
         "labels.jsonl",
