@@ -45,12 +45,16 @@ impl Store {
         if let Some(path) = &store.ledger {
             return Ok(Store::File(path.clone()));
         }
-        let Some(token) = env.token.clone() else {
+        // The repository's branch through the API when both a token and the repository are
+        // known; else the local repository's branch.
+        let api = env.token.clone().zip(env.require_repository().ok());
+        let Some((token, repository)) = api else {
             if std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true") {
-                // A runner's checkout is thrown away with the job: a local commit would be lost.
-                return Err(Diagnostic::new("no ledger to use in GitHub Actions: GITHUB_TOKEN is not set")
-                    .hint("pass `env: GITHUB_TOKEN: ${{ github.token }}` (the ledger lives on the `promptgate-ledger` branch, the job needs `contents: write`), or --ledger FILE")
-                    .into());
+                // A runner's checkout is thrown away with the job: say so, and go on locally.
+                eprintln!(
+                    "warning: GITHUB_TOKEN or the repository is not set: the ledger is the local `{}` branch of this checkout, which the job throws away unless it pushes it; pass `env: GITHUB_TOKEN: ${{{{ github.token }}}}` (the job needs `contents: write`), or --ledger FILE",
+                    store.branch
+                );
             }
             let repo = Repo::open(repo_dir).map_err(|_| {
                 Error::from(
@@ -64,7 +68,6 @@ impl Store {
             });
         };
         crate::secrets::register("GITHUB_TOKEN", &token);
-        let repository = env.require_repository()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -291,14 +294,14 @@ fn show(repo_dir: &Path, config: &str, args: &LedgerShowArgs) -> anyhow::Result<
     let window = ledger::parse_window(&args.window)?;
     let env = ActionsEnv::from_env();
     let store = Store::open(&args.store, &env, repo_dir)?;
+    // No ledger yet is an empty history (exit 0), said on stderr: a new repository's ledger
+    // is created by the first `ledger record`.
     let no_ledger_yet = |repository: &str, branch: &str| {
-        Error::from(
-            Diagnostic::new(format!(
-                "no ledger yet: {repository} has no `{branch}` with a {}",
-                ledger::FILE
-            ))
-            .hint("`promptgate ledger record` creates it on the first merge"),
-        )
+        eprintln!(
+            "promptgate: no ledger yet: {repository} has no `{branch}` branch with a {}; `promptgate ledger record` creates it on the first merge",
+            ledger::FILE
+        );
+        String::new()
     };
     let (text, label) = match &store {
         Store::File(path) => (ledger::read_ledger_file(path, false)?, path.display().to_string()),
@@ -309,19 +312,20 @@ fn show(repo_dir: &Path, config: &str, args: &LedgerShowArgs) -> anyhow::Result<
         } => {
             let text = runtime
                 .block_on(crate::github::ledger::read(client, branch, ledger::FILE))?
-                .ok_or_else(|| no_ledger_yet(&client.repository, branch))?;
+                .unwrap_or_else(|| no_ledger_yet(&client.repository, branch));
             (text, format!("{branch}:{}", ledger::FILE))
         }
         Store::Local { repo, branch } => {
             let text = repo
                 .read_on_branch(branch, ledger::FILE)
                 .map_err(|e| Error::run(format!("reading the ledger on `{branch}`: {e:#}")))?
-                .ok_or_else(|| no_ledger_yet(&repo.root().display().to_string(), branch))?;
+                .unwrap_or_else(|| no_ledger_yet(&repo.root().display().to_string(), branch));
             (text, format!("{branch}:{}", ledger::FILE))
         }
     };
     let entries = ledger::parse_ledger(&text, &label)?;
     if let Some(name) = &args.experiment
+        && !entries.is_empty()
         && !entries.iter().any(|e| &e.experiment == name)
     {
         let mut known: Vec<&str> = entries.iter().map(|e| e.experiment.as_str()).collect();

@@ -539,11 +539,19 @@ fn a_malformed_ledger_line_and_a_results_json_of_another_schema_are_exit_2() {
         .stderr_has("has schema_version 7; this promptgate reads schema_version 1");
     assert!(!repo.path().join("new.jsonl").exists(), "nothing recorded");
 
-    // No ledger named and no token: the local repository's branch, which has none yet.
-    repo.promptgate(&["ledger", "show"])
-        .expect_code(2)
+    // No ledger named and no token: the local repository's branch, which has none yet: an
+    // empty history, and a word on stderr.
+    repo.promptgate(&["ledger", "show", "--out", "empty"])
+        .expect_code(0)
+        .stdout_has("the ledger has no entries yet")
         .stderr_has("no ledger yet")
-        .stderr_has("has no `promptgate-ledger` with a ledger.jsonl");
+        .stderr_has("has no `promptgate-ledger` branch with a ledger.jsonl");
+    assert!(repo.read("empty/ledger.md").contains("The ledger has no entries yet."));
+    // On an Actions runner without a token the local branch is used too, with a warning that
+    // the job's checkout goes with it.
+    crate::support::promptgate_env(repo.path(), &["ledger", "show"], &[("GITHUB_ACTIONS", "true")])
+        .expect_code(0)
+        .stderr_has("which the job throws away unless it pushes it");
     // Outside a repository: say how to name one.
     let elsewhere = tempfile::tempdir().unwrap();
     crate::support::promptgate_in(elsewhere.path(), &["ledger", "show"])
