@@ -5,7 +5,7 @@
 //! an error status (`STATUS_CODE_ERROR`, or an `error.type` attribute) an error. The arm comes
 //! from a span attribute, else from the resource's (`service.version`).
 
-use std::io::BufRead;
+use std::io::{BufRead, Read as _};
 
 use serde_json::Value;
 
@@ -14,16 +14,23 @@ use super::records::{Costing, Problem, ReadNotes, Record, Records};
 use crate::providers::Usage;
 use crate::suite::canary::ArmSelector;
 
-/// Reads every span of every line; lines that are not OTLP JSON go to the notes.
+/// Reads every span of every line; lines that are not OTLP JSON go to the notes. A file whose
+/// first line is not a whole JSON document is read as one document (or several, one after
+/// another) written across lines: an export pretty-printed, or saved by hand.
 pub fn read_otlp(
     mut input: impl BufRead,
     arms: &ArmSelector,
     costing: &Costing<'_>,
 ) -> std::io::Result<(Records, ReadNotes)> {
-    let mut records = Records::default();
-    let mut notes = ReadNotes::default();
+    let mut read = Read {
+        arms,
+        costing,
+        records: Records::default(),
+        notes: ReadNotes::default(),
+    };
     let mut buffer = Vec::new();
     let mut line_no = 0u64;
+    let mut first = true;
     loop {
         buffer.clear();
         if input.read_until(b'\n', &mut buffer)? == 0 {
@@ -35,27 +42,66 @@ pub fn read_otlp(
             continue;
         }
         let text = || String::from_utf8_lossy(bytes).into_owned();
-        let value: Value = match serde_json::from_slice(bytes) {
-            Ok(v) => v,
+        let was_first = std::mem::replace(&mut first, false);
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(value) => read.take(&value, line_no, &text),
+            // The first line opens a document it does not close: the file is one document
+            // across lines, read as such from its start.
+            Err(e) if e.is_eof() && was_first => {
+                let start = std::mem::take(&mut buffer);
+                let whole = std::io::Cursor::new(start).chain(input);
+                let skipped = line_no - 1;
+                for value in serde_json::Deserializer::from_reader(whole).into_iter::<Value>() {
+                    match value {
+                        // Spans of a document across lines are not pointed at by line.
+                        Ok(value) => read.take(&value, 0, &String::new),
+                        Err(e) => {
+                            read.notes.lines += 1;
+                            let line = skipped + e.line() as u64;
+                            read.notes
+                                .problems
+                                .add(Problem::Malformed, line, e.column() as u64, json_error(&e), "");
+                            break;
+                        }
+                    }
+                }
+                break;
+            }
             Err(e) => {
-                notes.lines += 1;
-                notes
+                read.notes.lines += 1;
+                read.notes
                     .problems
                     .add(Problem::Malformed, line_no, e.column() as u64, json_error(&e), &text());
-                continue;
             }
-        };
+        }
+    }
+    Ok((read.records, read.notes))
+}
+
+/// What reading has found so far.
+struct Read<'a> {
+    arms: &'a ArmSelector,
+    costing: &'a Costing<'a>,
+    records: Records,
+    notes: ReadNotes,
+}
+
+impl Read<'_> {
+    /// Every gen_ai span of one `ExportTraceServiceRequest`, read from line `line_no` (0: not
+    /// known) whose text `text` gives.
+    fn take(&mut self, value: &Value, line_no: u64, text: &dyn Fn() -> String) {
         let Some(resource_spans) = value.get("resourceSpans").and_then(Value::as_array) else {
-            notes.lines += 1;
-            notes.problems.add(
+            self.notes.lines += 1;
+            self.notes.problems.add(
                 Problem::NotObject,
                 line_no,
                 1,
                 "no `resourceSpans` list: not an OTLP JSON trace export".to_owned(),
                 &text(),
             );
-            continue;
+            return;
         };
+        let (arms, notes, records) = (self.arms, &mut self.notes, &mut self.records);
         for rs in resource_spans {
             let resource = rs.pointer("/resource/attributes");
             for ss in rs.get("scopeSpans").and_then(Value::as_array).into_iter().flatten() {
@@ -70,7 +116,7 @@ pub fn read_otlp(
                         continue;
                     }
                     notes.lines += 1;
-                    match span_record(span, attrs, model.as_deref(), costing, &mut notes) {
+                    match span_record(span, attrs, model.as_deref(), self.costing, notes) {
                         Ok(record) => {
                             let arm = attr(&arms.field)
                                 .or_else(|| attribute(resource, &arms.field))
@@ -88,7 +134,6 @@ pub fn read_otlp(
             }
         }
     }
-    Ok((records, notes))
 }
 
 fn span_record(
@@ -200,5 +245,35 @@ mod tests {
         // gpt-4o-mini: $0.15 input, $0.60 output per million tokens.
         assert!((first.cost_usd.unwrap() - (1200.0 * 0.15 + 300.0 * 0.60) / 1e6).abs() < 1e-15);
         assert!(records.canary.iter().any(|r| r.error), "STATUS_CODE_ERROR is an error");
+    }
+
+    /// The same exports pretty-printed (one document across lines, then another) read the same
+    /// spans; a document cut short is one malformed line, at its line.
+    #[test]
+    fn a_pretty_printed_export_reads_as_documents() {
+        let text = include_str!("../../fixtures/canary/traces.jsonl");
+        let pretty: String = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::to_string_pretty(&serde_json::from_str::<Value>(l).unwrap()).unwrap() + "\n")
+            .collect();
+        let prices = PriceTable::default();
+        let arms = ArmSelector {
+            field: "service.version".to_owned(),
+            baseline: "1.2.3".to_owned(),
+            canary: "1.3.0".to_owned(),
+        };
+        let read = |text: &str| read_otlp(text.as_bytes(), &arms, &Costing { prices: &prices }).unwrap();
+        let (lines, _) = read(text);
+        let (records, notes) = read(&pretty);
+        assert_eq!(notes.problems.total(), 0, "{:?}", notes.problems);
+        assert_eq!(records, lines);
+        let cut = &pretty[..pretty.len() - 10];
+        let (_, notes) = read(cut);
+        assert_eq!(notes.problems.by_kind[&Problem::Malformed].0, 1);
+        assert_eq!(
+            notes.problems.by_kind[&Problem::Malformed].1[0].line as usize,
+            cut.lines().count()
+        );
     }
 }
