@@ -635,3 +635,36 @@ fn without_a_token_the_ledger_is_the_local_repositorys_branch_and_the_checkout_i
         .stderr_has("hint: bring them together first");
     assert_eq!(repo.git(&["rev-parse", "promptgate-ledger"]), tip);
 }
+
+/// A gate's results and the canary of the same experiment and version, recorded together, are
+/// one line per experiment, the canary in the gate's entry (as DESIGN's line has both).
+#[test]
+fn results_and_their_canary_recorded_together_are_one_line() {
+    let repo = TestRepo::new();
+    write_json(repo.path(), "results.json", &results_json("v1.3.0", 0.93));
+    let canary = json!({
+        "schema_version": 1, "verdict": "promote", "experiment": "support", "version": "v1.3.0",
+        "arms": {"baseline": {"n": 9000}, "canary": {"n": 1000}},
+        "metrics": [{"name": "error_rate", "baseline": 0.01, "canary": 0.011, "delta": 0.001,
+                     "ci": [-0.004, 0.006], "p_value": 0.7, "p_adjusted": 0.9, "test": "score",
+                     "verdict": "no_change"}]
+    });
+    write_json(repo.path(), "canary.json", &canary);
+    repo.promptgate(&[
+        "ledger",
+        "record",
+        "--results",
+        "results.json",
+        "--canary",
+        "canary.json",
+        "--ledger",
+        "ledger.jsonl",
+    ])
+    .expect_code(0);
+    let text = repo.read("ledger.jsonl");
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines[0]["experiment"], "support");
+    assert_eq!(lines[0]["metrics"]["pass_rate"]["value"], 0.93);
+    assert_eq!(lines[0]["canary"]["verdict"], "promote", "{text}");
+}
