@@ -268,6 +268,16 @@ struct CanaryFile {
     pricing: BTreeMap<String, Spanned<RawPrice>>,
     #[serde(default)]
     gates: BTreeMap<String, Spanned<RawGate>>,
+    /// Only their names: the one experiment of a file is the one its canary ships, unless
+    /// `canary.experiment` says otherwise.
+    #[serde(default)]
+    experiments: Option<Vec<NamedExperiment>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct NamedExperiment {
+    #[serde(default)]
+    name: Option<String>,
 }
 
 /// Reads and resolves the `canary:` section of the suite file at `config_path`.
@@ -508,7 +518,10 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
     Ok(CanaryConfig {
         config_path: config_path.to_owned(),
         source: src,
-        experiment: raw.experiment,
+        experiment: raw.experiment.or_else(|| match file.experiments.as_deref() {
+            Some([only]) => only.name.clone(),
+            _ => None,
+        }),
         // The canary arm's value is its version in most logs (`v1.3.0`); `version:` says
         // otherwise when the logs name a deployment instead.
         version: raw.version.or(Some(canary_arm)),
@@ -758,6 +771,20 @@ mod tests {
         let names: Vec<&str> = config.gates.iter().map(|g| g.metric.as_str()).collect();
         assert_eq!(names, ["latency_p95_ms", "cost_per_request"]);
         assert_eq!(config.gates_from, "gates:");
+    }
+
+    #[test]
+    fn the_files_one_experiment_is_the_canarys_unless_named() {
+        let one = "experiments:\n  - {name: support, variant: v.yaml, dataset: d.jsonl}\n";
+        assert_eq!(
+            load(&format!("{one}{SOURCE}")).unwrap().experiment.as_deref(),
+            Some("support")
+        );
+        let named = format!("{one}{SOURCE}  experiment: billing\n");
+        assert_eq!(load(&named).unwrap().experiment.as_deref(), Some("billing"));
+        let two = format!("{one}  - {{name: billing, variant: w.yaml, dataset: e.jsonl}}\n{SOURCE}");
+        assert_eq!(load(&two).unwrap().experiment, None);
+        assert_eq!(load(&format!("experiments: []\n{SOURCE}")).unwrap().experiment, None);
     }
 
     #[test]
