@@ -386,12 +386,14 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         // Refused before any call: the results say so, every affected experiment in them as
         // not run, and the run exits with the refusal (3).
         Err(refusal) => {
-            let message = match &refusal {
-                Error::Run { message, .. } => message.clone(),
-                other => other.to_string(),
+            let (message, hint) = match &refusal {
+                Error::Run { message, hint } => (message.clone(), hint.clone()),
+                other => (other.to_string(), None),
             };
+            // Each experiment's reason carries what to do (the comment quotes it).
+            let why = hint.map_or_else(|| message.clone(), |hint| format!("{message}; {hint}"));
             refused = Some((
-                assemble::refused(&planned, detection, &timeouts, &message),
+                assemble::refused(&planned, detection, &timeouts, &why),
                 // Every call the plan would make, its judges' too: none was.
                 estimating.get_mut().get().calls,
                 message,

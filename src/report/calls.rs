@@ -234,7 +234,9 @@ fn complete_hand_written(results: &mut Results) {
     use results::{ExperimentStatus, MetricVerdict};
     for e in &mut results.experiments {
         let compared = e.status != ExperimentStatus::New;
-        for m in &mut e.metrics {
+        // A run that failed judged nothing: no metric of it fails a gate (as in the judge).
+        let failed = e.verdict == results::ExperimentVerdict::Error;
+        for m in e.metrics.iter_mut().filter(|_| !failed) {
             // As `verdict::judge` decides: a blocking metric fails on a regression, and, where
             // there is a baseline, when it could not be measured.
             m.fails_gate |= m.blocking

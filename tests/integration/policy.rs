@@ -320,6 +320,12 @@ async fn a_pr_cannot_price_its_model_at_zero_to_pass_the_budget() {
         for e in experiments.iter().filter(|e| e["status"] != "removed") {
             assert_eq!(e["verdict"], "error", "{e}");
             assert!(e["reason"].as_str().unwrap().starts_with("not run: "), "{e}");
+            // With what to do about it.
+            assert!(
+                e["reason"].as_str().unwrap().contains("--approve-cost")
+                    || e["reason"].as_str().unwrap().contains("raise `budget.max_usd`"),
+                "{e}"
+            );
             assert_eq!(e["cases"], serde_json::json!([]), "{e}");
         }
         let report = std::fs::read_to_string(repo.path().join("out/report.md")).unwrap();
