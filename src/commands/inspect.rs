@@ -96,13 +96,23 @@ fn dataset_sentence(d: &crate::results::DatasetChanges) -> String {
     parts.join(", ")
 }
 
-/// Every provider entry checked as a run would build it (`providers::check`), each error
-/// pointed at the entry's line in the config.
+/// Every provider entry a run would build (one an experiment, a fallback, the judge or the
+/// embedder names) checked as the run builds it (`providers::check`), each error pointed at the
+/// entry's line in the config. An entry nothing names is not built, by a run or here.
 fn providers_build(suite: suite::Suite, source: &dyn FileSource, config: &str) -> Result<suite::Suite, Vec<Error>> {
     let text = source.read(config).ok().flatten().unwrap_or_default();
+    let named: std::collections::BTreeSet<&str> = suite
+        .experiments
+        .iter()
+        .flat_map(|e| std::iter::once(&e.provider).chain(&e.fallbacks))
+        .chain(suite.defaults.judge.as_ref().map(|j| &j.provider))
+        .chain(suite.defaults.embedder.as_ref().map(|e| &e.provider))
+        .map(String::as_str)
+        .collect();
     let errors: Vec<Error> = suite
         .providers
         .values()
+        .filter(|spec| named.contains(spec.name.as_str()))
         .filter_map(|spec| crate::providers::check(spec).err().map(|e| (spec, e)))
         .map(|(spec, e)| match e {
             Error::Input(d) => {
@@ -115,20 +125,31 @@ fn providers_build(suite: suite::Suite, source: &dyn FileSource, config: &str) -
     if errors.is_empty() { Ok(suite) } else { Err(errors) }
 }
 
-/// The line of `name`'s entry under `providers:` (1-based; 0 when not found).
+/// The line of `name`'s entry under `providers:` (1-based; 0 when not found): a key at the
+/// indentation of the section's first entry, or in its flow mapping on the same line.
 fn provider_line(text: &str, name: &str) -> u64 {
+    let is_key = |s: &str| {
+        let s = s.trim_start_matches(['"', '\'']);
+        s.strip_prefix(name)
+            .is_some_and(|rest| rest.trim_start_matches(['"', '\'']).starts_with(':'))
+    };
     let mut inside = false;
+    let mut indent = None;
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
-        if !line.starts_with([' ', '\t']) && !trimmed.is_empty() && !trimmed.starts_with('#') {
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let depth = line.len() - trimmed.len();
+        if depth == 0 {
             inside = trimmed.starts_with("providers:");
-            if inside && trimmed.contains(&format!("{name}:")) {
+            let flow = trimmed.trim_start_matches("providers:").trim_start();
+            if inside && flow.starts_with('{') && flow.split([',', '{']).any(|part| is_key(part.trim_start())) {
                 return i as u64 + 1;
             }
             continue;
         }
-        let key = trimmed.trim_start_matches(['"', '\'']);
-        if inside && key.starts_with(name) && key[name.len()..].trim_start_matches(['"', '\'']).starts_with(':') {
+        if inside && *indent.get_or_insert(depth) == depth && is_key(trimmed) {
             return i as u64 + 1;
         }
     }
@@ -191,4 +212,18 @@ pub fn report(results_path: &Path, out: &Path) -> anyhow::Result<u8> {
         println!("wrote {}", path.display());
     }
     Ok(exit::PASS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::provider_line;
+
+    #[test]
+    fn a_provider_entry_is_found_at_its_own_indentation() {
+        let text = "version: 1\nproviders:\n  judge: {type: openai, model: gpt}\n  model:\n    type: mock\ndefaults: {provider: model}\n";
+        assert_eq!(provider_line(text, "judge"), 3);
+        assert_eq!(provider_line(text, "model"), 4, "not the judge's `model:` key");
+        assert_eq!(provider_line(text, "type"), 0);
+        assert_eq!(provider_line("providers: {a: {type: mock}, b: {type: exec}}\n", "b"), 1);
+    }
 }

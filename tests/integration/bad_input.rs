@@ -1670,4 +1670,12 @@ fn validate_builds_each_provider_as_a_run_would() {
             &expect,
         );
     }
+    // An entry nothing names is not built, by a run or by validate.
+    let repo = TestRepo::with_demo_base();
+    repo.edit(
+        "promptgate.yaml",
+        "  offline: {type: mock}",
+        "  offline: {type: mock}\n  spare: {type: azure-openai}",
+    );
+    repo.promptgate(&["validate"]).expect_code(0);
 }
