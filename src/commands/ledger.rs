@@ -41,7 +41,8 @@ enum Store {
 }
 
 impl Store {
-    fn open(store: &LedgerStore, env: &ActionsEnv, repo_dir: &Path) -> Result<Store, Error> {
+    /// `writing`: `record`, whose local commit on a runner would go with the job.
+    fn open(store: &LedgerStore, env: &ActionsEnv, repo_dir: &Path, writing: bool) -> Result<Store, Error> {
         if let Some(path) = &store.ledger {
             return Ok(Store::File(path.clone()));
         }
@@ -49,10 +50,19 @@ impl Store {
         // known; else the local repository's branch.
         let api = env.token.clone().zip(env.require_repository().ok());
         let Some((token, repository)) = api else {
-            if std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true") {
-                // A runner's checkout is thrown away with the job: say so, and go on locally.
+            let on_runner = std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true");
+            if on_runner && writing {
+                // A runner's checkout is thrown away with the job: a local commit would be lost.
+                return Err(Diagnostic::new(
+                    "no ledger to write in GitHub Actions: GITHUB_TOKEN or the repository is not set",
+                )
+                .hint("pass `env: GITHUB_TOKEN: ${{ github.token }}` (the ledger lives on the `promptgate-ledger` branch, the job needs `contents: write`), or --ledger FILE")
+                .into());
+            }
+            if on_runner {
+                // Reading the runner's checkout: it may lack the branch the API would find.
                 eprintln!(
-                    "warning: GITHUB_TOKEN or the repository is not set: the ledger is the local `{}` branch of this checkout, which the job throws away unless it pushes it; pass `env: GITHUB_TOKEN: ${{{{ github.token }}}}` (the job needs `contents: write`), or --ledger FILE",
+                    "warning: GITHUB_TOKEN or the repository is not set: reading the local `{}` branch of this checkout, which may lack the repository's; pass `env: GITHUB_TOKEN: ${{{{ github.token }}}}`, or --ledger FILE",
                     store.branch
                 );
             }
@@ -107,7 +117,7 @@ fn record(repo_dir: &Path, args: &LedgerRecordArgs) -> anyhow::Result<u8> {
     // Inputs first: a bad file is exit 2 before anything is sent.
     let results = results_path.as_deref().map(crate::report::read_results).transpose()?;
     let canary = args.canary.as_deref().map(ledger::read_canary).transpose()?;
-    let store = Store::open(&args.store, &env, repo_dir)?;
+    let store = Store::open(&args.store, &env, repo_dir, true)?;
     let time = ledger::now_rfc3339();
 
     let mut entries: Vec<Entry> = Vec::new();
@@ -303,7 +313,7 @@ fn find_waiver(store: &Store, number: u64) -> Option<crate::results::Waiver> {
 fn show(repo_dir: &Path, config: &str, args: &LedgerShowArgs) -> anyhow::Result<u8> {
     let window = ledger::parse_window(&args.window)?;
     let env = ActionsEnv::from_env();
-    let store = Store::open(&args.store, &env, repo_dir)?;
+    let store = Store::open(&args.store, &env, repo_dir, false)?;
     // No ledger yet is an empty history (exit 0), said on stderr: a new repository's ledger
     // is created by the first `ledger record`.
     let no_ledger_yet = |repository: &str, branch: &str| {

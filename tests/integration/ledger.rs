@@ -547,11 +547,19 @@ fn a_malformed_ledger_line_and_a_results_json_of_another_schema_are_exit_2() {
         .stderr_has("no ledger yet")
         .stderr_has("has no `promptgate-ledger` branch with a ledger.jsonl");
     assert!(repo.read("empty/ledger.md").contains("The ledger has no entries yet."));
-    // On an Actions runner without a token the local branch is used too, with a warning that
-    // the job's checkout goes with it.
+    // On an Actions runner without a token, show reads the local branch, with a warning; record
+    // refuses, as its commit would go with the job's checkout.
     crate::support::promptgate_env(repo.path(), &["ledger", "show"], &[("GITHUB_ACTIONS", "true")])
         .expect_code(0)
-        .stderr_has("which the job throws away unless it pushes it");
+        .stderr_has("which may lack the repository's");
+    write_json(repo.path(), "results.json", &results_json("v1.3.0", 0.93));
+    crate::support::promptgate_env(
+        repo.path(),
+        &["ledger", "record", "--results", "results.json"],
+        &[("GITHUB_ACTIONS", "true")],
+    )
+    .expect_code(2)
+    .stderr_has("no ledger to write in GitHub Actions");
     // Outside a repository: say how to name one.
     let elsewhere = tempfile::tempdir().unwrap();
     crate::support::promptgate_in(elsewhere.path(), &["ledger", "show"])
