@@ -235,10 +235,14 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
             let w = w.as_secs_f64();
             let kept = records.between(latest - w, latest + 1e-6);
             let span = time::span(w);
-            for (name, set) in [(&arms.baseline, &kept.baseline), (&arms.canary, &kept.canary)] {
-                if set.is_empty() {
-                    return Err(empty_window(&path, &format!("the last {span} of `{name}`"), latest).into());
-                }
+            // The baseline must have traffic in the window; a canary without any holds.
+            if kept.baseline.is_empty() {
+                return Err(empty_window(&path, &format!("the last {span} of `{}`", arms.baseline), latest).into());
+            }
+            if kept.canary.is_empty() && !records.canary.is_empty() {
+                reading.push(format!(
+                    "no record of the canary arm in the last {span}: the canary holds until it has traffic there"
+                ));
             }
             let info = arm_info(&arms.baseline, &arms.canary, &kept);
             let window = Window {

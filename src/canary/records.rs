@@ -198,10 +198,10 @@ impl Costing<'_> {
 /// The checks every source's reading ends with: too many bad lines, an arm with no records, a
 /// configured field found in no record. Each is bad input (exit 2) with a hint.
 ///
-/// `required` names the arms that must have records: both when comparing (`None`), the one
-/// drifting otherwise. Comparing, one arm without a record is a canary that has no traffic yet
-/// (a hold, [`reading_notes`] says why), unless a value seen is close to the one configured
-/// (a typo: bad input); both arms without one is a selector that matches nothing.
+/// `required` names the arm that must have records when drifting; comparing (`None`), the
+/// baseline must (production traffic it always has: none is a selector that matches nothing),
+/// while a canary without a record is one with no traffic yet: a hold, and [`reading_notes`]
+/// says so, with a "did you mean" when a value seen is close to the one configured.
 pub fn check_reading(
     file: &str,
     records: &Records,
@@ -279,7 +279,7 @@ pub fn check_reading(
     ] {
         let must = match required {
             Some(arm) => arm == drifting,
-            None => both_empty || did_you_mean(value, notes.other_arms.keys().map(String::as_str)).is_some(),
+            None => both_empty || drifting == super::DriftArm::Baseline,
         };
         if n == 0 && must {
             let mut d = Diagnostic::new(format!(
@@ -308,16 +308,14 @@ pub fn check_reading(
 /// arms are compared (`compared`: their records), about an arm that has no record yet.
 pub fn reading_notes(compared: Option<&Records>, notes: &ReadNotes, arms: &ArmSelector) -> Vec<String> {
     let mut out = Vec::new();
-    for (name, value, n) in [
-        ("baseline", &arms.baseline, compared.map(|r| r.baseline.len())),
-        ("canary", &arms.canary, compared.map(|r| r.canary.len())),
-    ] {
-        if n == Some(0) {
-            out.push(format!(
-                "no record of the {name} arm yet (none has `{}` equal to `{value}`): the canary holds until both arms have traffic",
-                arms.field
-            ));
-        }
+    if compared.is_some_and(|r| r.canary.is_empty()) {
+        let close = did_you_mean(&arms.canary, notes.other_arms.keys().map(String::as_str))
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        out.push(format!(
+            "no record of the canary arm yet: none has `{}` equal to `{}`{close}; the canary holds until it has traffic",
+            arms.field, arms.canary
+        ));
     }
     out.extend(notes.problems.sentences().into_iter().map(|s| format!("{s} — skipped")));
     if !notes.other_arms.is_empty() {

@@ -190,6 +190,10 @@ fn a_canary_without_traffic_yet_holds_for_the_minimum() {
     let notes = json["notes"].to_string();
     assert!(notes.contains("no record of the canary arm yet"), "{notes}");
 
+    let (run, json) = canary(dir.path(), &["--window", "3h"]);
+    run.expect_code(4);
+    assert_eq!(json["needed"]["requests_per_arm"], 300, "{json}");
+
     let (drift, json) = canary(dir.path(), &["--drift", "--arm", "baseline", "--window", "3h"]);
     assert_ne!(drift.code, 2, "{}", drift.stderr);
     assert!(
@@ -239,17 +243,30 @@ fn malformed_lines_above_the_limit_stop_the_run() {
     insta::assert_snapshot!("canary_malformed_lines", printed(&run, dir.path()));
 }
 
+/// A baseline no record has is a selector that matches nothing (production always has
+/// baseline traffic): exit 2, naming what was seen. A canary no record has holds, its note
+/// asking whether a close value was meant.
 #[test]
 fn an_arm_missing_from_the_logs_is_named() {
     let dir = setup(400, 0.01, 1.0);
     let config = std::fs::read_to_string(dir.path().join("promptgate.yaml")).unwrap();
     std::fs::write(
         dir.path().join("promptgate.yaml"),
-        config.replace("canary: v1.3.0,", "canary: v1.3,"),
+        config.replace("baseline: v1.2.3,", "baseline: v1.2,"),
     )
     .unwrap();
     let (run, _) = canary(dir.path(), &[]);
     insta::assert_snapshot!("canary_unknown_arm", printed(&run, dir.path()));
+
+    std::fs::write(
+        dir.path().join("promptgate.yaml"),
+        config.replace("canary: v1.3.0,", "canary: v1.3,"),
+    )
+    .unwrap();
+    let (run, json) = canary(dir.path(), &[]);
+    run.expect_code(4);
+    let notes = json["notes"].to_string();
+    assert!(notes.contains("(did you mean `v1.3.0`?)"), "{notes}");
 }
 
 #[test]
