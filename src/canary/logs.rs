@@ -278,12 +278,33 @@ fn build<'a>(
     Ok(Routed::Arm(is_canary, record))
 }
 
-/// Files sorted by time may still interleave servers' clocks a little; beyond the allowed
-/// skew a line is out of order. Such a line is used (no statistic depends on the order, and a
-/// window is cut by time after reading) and counted in a note: the logs may be concatenated.
+/// Each arm's requests are logged in time order, though servers' clocks may interleave a
+/// little; beyond the allowed skew a line is out of order, which means two logs of the arm were
+/// concatenated (a rotated file after the current one, or the same file twice), whose requests
+/// the run would count twice. The arms are apart: logs written arm by arm (every baseline
+/// request, then every canary request over the same hours) are in order.
 struct Clock {
     latest: f64,
     latest_line: u64,
+}
+
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock {
+            latest: f64::NEG_INFINITY,
+            latest_line: 0,
+        }
+    }
+}
+
+/// The baseline's clock and the canary's.
+#[derive(Default)]
+struct Clocks([Clock; 2]);
+
+impl Clocks {
+    fn arm(&mut self, canary: bool) -> &mut Clock {
+        &mut self.0[usize::from(canary)]
+    }
 }
 
 impl Clock {
@@ -324,10 +345,7 @@ fn read_jsonl(mut input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(R
     let field_paths = paths(spec.fields).map(split_path);
     let arm_path = split_path(&spec.arms.field);
     let wanted = Wanted::for_paths(field_paths.iter().chain([&arm_path]).map(|p| p.parts.as_slice()));
-    let mut clock = Clock {
-        latest: f64::NEG_INFINITY,
-        latest_line: 0,
-    };
+    let mut clocks = Clocks::default();
     let mut buffer = Vec::with_capacity(1024);
     let mut line_no = 0u64;
     loop {
@@ -366,10 +384,11 @@ fn read_jsonl(mut input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(R
             lookup(&value, &field_paths[i]).map(Cell::Json)
         }) {
             Ok(routed) => {
-                if let Routed::Arm(_, r) = &routed
-                    && let Err(why) = clock.check(r.time, line_no, spec.max_clock_skew)
+                if let Routed::Arm(canary, r) = &routed
+                    && let Err(why) = clocks.arm(*canary).check(r.time, line_no, spec.max_clock_skew)
                 {
-                    notes.out_of_order(line_no, why);
+                    notes.problems.add(Problem::OutOfOrder, line_no, 1, why, &text());
+                    continue;
                 }
                 route(&mut records, &mut notes, routed);
             }
@@ -398,10 +417,7 @@ fn read_csv(input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(Records
     let column = |name: &str| headers.iter().position(|h| h.trim() == name);
     let field_columns = paths(spec.fields).map(column);
     let arm_column = column(&spec.arms.field);
-    let mut clock = Clock {
-        latest: f64::NEG_INFINITY,
-        latest_line: 0,
-    };
+    let mut clocks = Clocks::default();
     let mut row = csv::StringRecord::new();
     loop {
         match reader.read_record(&mut row) {
@@ -435,10 +451,11 @@ fn read_csv(input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(Records
         let text = || row.iter().collect::<Vec<_>>().join(",");
         match routed {
             Ok(routed) => {
-                if let Routed::Arm(_, r) = &routed
-                    && let Err(why) = clock.check(r.time, line_no, spec.max_clock_skew)
+                if let Routed::Arm(canary, r) = &routed
+                    && let Err(why) = clocks.arm(*canary).check(r.time, line_no, spec.max_clock_skew)
                 {
-                    notes.out_of_order(line_no, why);
+                    notes.problems.add(Problem::OutOfOrder, line_no, 1, why, &text());
+                    continue;
                 }
                 route(&mut records, &mut notes, routed);
             }
@@ -573,18 +590,16 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_out_of_order_beyond_the_skew_are_used_and_noted() {
-        let text = "{\"variant\": \"v1\", \"timestamp\": \"2026-12-01T10:00:00Z\"}\n{\"variant\": \"v2\", \"timestamp\": \"2026-12-01T09:58:00Z\"}\n{\"variant\": \"v2\", \"timestamp\": \"2026-12-01T08:00:00Z\"}\n";
+    fn timestamps_out_of_order_beyond_the_skew_within_an_arm() {
+        let text = "{\"variant\": \"v1\", \"timestamp\": \"2026-12-01T10:00:00Z\"}\n{\"variant\": \"v1\", \"timestamp\": \"2026-12-01T09:58:00Z\"}\n{\"variant\": \"v1\", \"timestamp\": \"2026-12-01T08:00:00Z\"}\n{\"variant\": \"v2\", \"timestamp\": \"2026-12-01T08:00:00Z\"}\n";
         let (records, notes) = read(LogFormat::Jsonl, &Fields::resolve(Some(&RawFields::default())), text);
-        assert_eq!(records.canary.len(), 2, "every line is used");
-        assert_eq!(notes.problems.total(), 0);
-        assert_eq!(notes.out_of_order, 1, "two minutes back is within the default skew");
+        assert_eq!(records.baseline.len(), 2, "two minutes back is within the default skew");
+        assert_eq!(records.canary.len(), 1, "the other arm's clock is its own");
+        let bad = &notes.problems.by_kind[&Problem::OutOfOrder].1[0];
+        assert_eq!(bad.line, 3);
         assert_eq!(
-            notes.first_out_of_order,
-            Some((
-                3,
-                "2026-12-01T08:00:00Z is 2h before line 1's 2026-12-01T10:00:00Z".to_owned()
-            ))
+            bad.detail,
+            "2026-12-01T08:00:00Z is 2h before line 1's 2026-12-01T10:00:00Z"
         );
     }
 

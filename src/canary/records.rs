@@ -67,6 +67,7 @@ pub enum Problem {
     NotObject,
     BadValue,
     BadTimestamp,
+    OutOfOrder,
 }
 
 impl Problem {
@@ -76,6 +77,7 @@ impl Problem {
             Problem::NotObject => "not a JSON object",
             Problem::BadValue => "with a value of the wrong type",
             Problem::BadTimestamp => "with an unreadable timestamp",
+            Problem::OutOfOrder => "with a timestamp out of its arm's order (logs concatenated?)",
         }
     }
 }
@@ -153,17 +155,6 @@ pub struct ReadNotes {
     pub present: BTreeMap<&'static str, u64>,
     /// Models with tokens but no price, and how many records they cost nothing in.
     pub unpriced_models: BTreeMap<String, u64>,
-    /// Records whose time is earlier than the latest read before them by more than the
-    /// allowed clock skew (used all the same), and the first of them: line and detail.
-    pub out_of_order: u64,
-    pub first_out_of_order: Option<(u64, String)>,
-}
-
-impl ReadNotes {
-    pub fn out_of_order(&mut self, line: u64, detail: String) {
-        self.out_of_order += 1;
-        self.first_out_of_order.get_or_insert((line, detail));
-    }
 }
 
 /// Turns token counts into a cost where the log carries no cost.
@@ -325,12 +316,6 @@ pub fn reading_notes(compared: Option<&Records>, notes: &ReadNotes, arms: &ArmSe
             "{total} records belong to neither arm ({} {}) — not compared",
             arms.field,
             values.join(", ")
-        ));
-    }
-    if let Some((line, detail)) = &notes.first_out_of_order {
-        out.push(format!(
-            "{} records are out of time order beyond the allowed clock skew (first at line {line}: {detail}) — used all the same; the logs may be several files concatenated",
-            notes.out_of_order
         ));
     }
     if notes.without_arm > 0 {
