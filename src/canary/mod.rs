@@ -136,15 +136,25 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
         Source::Prometheus { .. } => unreachable!("handled above"),
     };
     let (records, notes) = read_file(root, &path, config)?;
-    // A quantity the config maps that no record has is a typo in the map when a gate reads it
-    // (bad input); when none does, the logs simply do not carry it yet (a note).
+    // A quantity the config maps that no record has is a typo in the map when a gate written,
+    // or a default that blocks, reads it (bad input); else the logs simply do not carry it
+    // yet (a note).
     type Mapped<'a> = Vec<(&'static str, &'a str)>;
     let (explicit, unread): (Mapped<'_>, Mapped<'_>) = match &config.source {
-        Source::Logs { fields, .. } => fields
-            .explicit
-            .iter()
-            .map(|q| (*q, field_path(fields, q)))
-            .partition(|(q, _)| config.gates.iter().any(|g| gate_reads(&g.metric, q))),
+        Source::Logs { fields, .. } => {
+            fields
+                .explicit
+                .iter()
+                .map(|q| (*q, field_path(fields, q)))
+                .partition(|(q, _)| {
+                    // A gate written, or a default that blocks (a default that informs is left out
+                    // for want of data, and says so).
+                    config
+                        .gates
+                        .iter()
+                        .any(|g| (g.explicit || g.blocking) && gate_reads(&g.metric, q))
+                })
+        }
         _ => (Vec::new(), Vec::new()),
     };
     records::check_reading(
