@@ -64,8 +64,9 @@ pub fn report_markdown(r: &CanaryResult, charts: &[(String, String)]) -> String 
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "**Needed:** about {} requests per arm ({} more){time} before {} can decide, if the estimates hold.\n",
+            "**Needed:** about {} {} per arm ({} more){time} before {} can decide, if the estimates hold.\n",
             n.requests_per_arm,
+            r.unit(),
             n.more_requests_per_arm,
             n.metrics.join(", ")
         );

@@ -162,3 +162,14 @@ pub struct CanaryResult {
     /// What was read but not used, gates left out for want of data, and such.
     pub notes: Vec<String>,
 }
+
+impl CanaryResult {
+    /// What `min_samples` and `needed` count: steps of Prometheus series, else requests.
+    pub fn unit(&self) -> &'static str {
+        if self.source.starts_with("prometheus ") {
+            "steps"
+        } else {
+            "requests"
+        }
+    }
+}

@@ -96,8 +96,9 @@ fn print_summary(r: &CanaryResult, written: &[PathBuf], look: u32) {
     }
     if let Some(n) = &r.needed {
         text.push_str(&format!(
-            "  needed: about {} requests per arm ({} more){}\n",
+            "  needed: about {} {} per arm ({} more){}\n",
             n.requests_per_arm,
+            r.unit(),
             n.more_requests_per_arm,
             n.hours
                 .map(|h| format!(", about {h:.1} h at the current traffic"))
