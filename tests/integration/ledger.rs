@@ -327,16 +327,21 @@ async fn the_first_record_creates_the_ledger_branch_with_one_line_per_experiment
     assert_eq!(run.stdout, *text);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_canary_decision_is_appended_after_the_existing_lines() {
-    let dir = tempfile::tempdir().unwrap();
-    let canary = json!({
+/// A promoted canary of `support` v1.3.0, as `promptgate canary` writes canary.json.
+fn promoted_canary() -> Value {
+    json!({
         "schema_version": 1, "verdict": "promote", "experiment": "support", "version": "v1.3.0",
         "arms": {"baseline": {"n": 9000}, "canary": {"n": 1000}},
         "metrics": [{"name": "error_rate", "baseline": 0.01, "canary": 0.011, "delta": 0.001,
                      "ci": [-0.004, 0.006], "p_value": 0.7, "p_adjusted": 0.9, "test": "score",
                      "verdict": "no_change"}]
-    });
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_decision_is_appended_after_the_existing_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let canary = promoted_canary();
     write_json(dir.path(), "canary.json", &canary);
     let existing = "{\"time\":\"2026-11-30T10:00:00Z\",\"experiment\":\"support\",\"version\":\"v1.3.0\",\"commit\":null,\"pr\":12,\"verdict\":\"pass\",\"metrics\":{},\"waiver\":null,\"canary\":null}\n";
     let server = MockServer::start().await;
@@ -650,13 +655,7 @@ fn without_a_token_the_ledger_is_the_local_repositorys_branch_and_the_checkout_i
 fn results_and_their_canary_recorded_together_are_one_line() {
     let repo = TestRepo::new();
     write_json(repo.path(), "results.json", &results_json("v1.3.0", 0.93));
-    let canary = json!({
-        "schema_version": 1, "verdict": "promote", "experiment": "support", "version": "v1.3.0",
-        "arms": {"baseline": {"n": 9000}, "canary": {"n": 1000}},
-        "metrics": [{"name": "error_rate", "baseline": 0.01, "canary": 0.011, "delta": 0.001,
-                     "ci": [-0.004, 0.006], "p_value": 0.7, "p_adjusted": 0.9, "test": "score",
-                     "verdict": "no_change"}]
-    });
+    let canary = promoted_canary();
     write_json(repo.path(), "canary.json", &canary);
     repo.promptgate(&[
         "ledger",
