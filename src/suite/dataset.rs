@@ -321,6 +321,26 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
             }
         }
     }
+    // A var named twice (`input` and `vars.input`, or one column twice) would let the later
+    // column overwrite the earlier silently.
+    let mut vars = std::collections::BTreeMap::new();
+    for (i, h) in headers.iter().enumerate() {
+        if matches!(h.as_str(), "id" | "description" | "group") || h.starts_with("assert.") {
+            continue;
+        }
+        let name = h.strip_prefix("vars.").filter(|n| !n.is_empty()).unwrap_or(h);
+        if let Some(first) = vars.insert(name, i) {
+            return Err(Diagnostic::new(format!(
+                "columns {} and {} both name the var `{name}`",
+                first + 1,
+                i + 1
+            ))
+            .in_file(path)
+            .at(text, 1, 1)
+            .hint("keep one of them (`vars.input` is `input`)")
+            .into());
+        }
+    }
     let mut cases = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| csv_diagnostic(path, text, &e))?;
@@ -420,6 +440,12 @@ mod tests {
         );
         assert!(cases[0].vars.get("vars.input").is_none());
         assert_eq!(cases[0].asserts.len(), 1);
+        let both = "id,input,vars.input\nrefund,a,b\n";
+        let tree = crate::workspace::MemTree::new([("both.csv", both)]);
+        let e = parse(&tree, "both.csv", both, &mut BTreeSet::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("columns 2 and 3 both name the var `input`"), "{e}");
     }
 
     #[test]
