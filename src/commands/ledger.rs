@@ -160,17 +160,7 @@ fn record(repo_dir: &Path, args: &LedgerRecordArgs) -> anyhow::Result<u8> {
     }
     if let Some(canary) = &canary {
         let commit = args.commit.clone().or_else(|| env.sha.clone());
-        let entry = ledger::canary_entry(canary, commit, args.pr, &time);
-        // Recorded with the gate's results of the same experiment and version: one line, the
-        // gate's, with the canary in it. Else a line of its own, which the ledger joins by
-        // experiment and version.
-        match entries
-            .iter_mut()
-            .find(|e| e.experiment == entry.experiment && e.version.is_some() && e.version == entry.version)
-        {
-            Some(gate) => gate.canary = entry.canary,
-            None => entries.push(entry),
-        }
+        entries.push(ledger::canary_entry(canary, commit, args.pr, &time));
     }
     if entries.is_empty() {
         eprintln!("promptgate: nothing to record: the results touch no experiment");

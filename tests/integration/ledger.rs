@@ -648,30 +648,3 @@ fn without_a_token_the_ledger_is_the_local_repositorys_branch_and_the_checkout_i
         .stderr_has("hint: bring them together first");
     assert_eq!(repo.git(&["rev-parse", "promptgate-ledger"]), tip);
 }
-
-/// A gate's results and the canary of the same experiment and version, recorded together, are
-/// one line per experiment, the canary in the gate's entry (as DESIGN's line has both).
-#[test]
-fn results_and_their_canary_recorded_together_are_one_line() {
-    let repo = TestRepo::new();
-    write_json(repo.path(), "results.json", &results_json("v1.3.0", 0.93));
-    let canary = promoted_canary();
-    write_json(repo.path(), "canary.json", &canary);
-    repo.promptgate(&[
-        "ledger",
-        "record",
-        "--results",
-        "results.json",
-        "--canary",
-        "canary.json",
-        "--ledger",
-        "ledger.jsonl",
-    ])
-    .expect_code(0);
-    let text = repo.read("ledger.jsonl");
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 1, "{text}");
-    assert_eq!(lines[0]["experiment"], "support");
-    assert_eq!(lines[0]["metrics"]["pass_rate"]["value"], 0.93);
-    assert_eq!(lines[0]["canary"]["verdict"], "promote", "{text}");
-}
