@@ -97,7 +97,10 @@ pub fn analyse(data: &Data<'_>, settings: &Settings<'_>) -> Analysis {
     for gate in settings.gates {
         let Some(kind) = Kind::of(&gate.metric) else { continue };
         let m = measure(data, kind, gate);
-        if m.is_none() && !gate.explicit {
+        // A default gate is left out only when no record of either arm carries its quantity:
+        // one the baseline's requests carry and the canary's do not (none yet, or a field the
+        // new version stopped logging) is kept, `no data`, and a blocking one holds.
+        if m.is_none() && !gate.explicit && !carried(data, kind) {
             left_out.push(gate.metric.clone());
             continue;
         }
@@ -138,6 +141,20 @@ pub fn analyse(data: &Data<'_>, settings: &Settings<'_>) -> Analysis {
         reason,
         left_out,
     }
+}
+
+/// Whether any record of either arm carries what `kind` measures (series: never asked).
+fn carried(data: &Data<'_>, kind: Kind) -> bool {
+    let Data::Records(records) = data else { return false };
+    let has = |r: &Record| match kind {
+        Kind::LatencyQuantile(_) | Kind::LatencyShift => r.latency_ms.is_some(),
+        Kind::ErrorRate => true,
+        Kind::Cost => r.cost_usd.is_some(),
+        Kind::ThumbsDownRate => r.thumbs_down.is_some(),
+        Kind::Quality => r.quality.is_some(),
+        Kind::HallucinationRate => r.hallucination.is_some(),
+    };
+    records.baseline.iter().chain(&records.canary).any(has)
 }
 
 fn measure(data: &Data<'_>, kind: Kind, gate: &CanaryGate) -> Option<Measured> {

@@ -68,7 +68,11 @@ pub fn report_markdown(r: &CanaryResult, charts: &[(String, String)]) -> String 
             n.requests_per_arm,
             r.unit(),
             n.more_requests_per_arm,
-            n.metrics.join(", ")
+            if n.metrics.is_empty() {
+                "any metric".to_owned()
+            } else {
+                n.metrics.join(", ")
+            }
         );
     }
     let details: Vec<String> = r

@@ -206,6 +206,58 @@ fn a_canary_without_traffic_yet_holds_for_the_minimum() {
     );
 }
 
+/// Under the default gates, a quantity the baseline's requests carry and the canary's do not
+/// (a field the new version stopped logging) keeps its gate, `no data`: the canary holds on
+/// the blocking latency gates instead of being promoted on its error rate alone. With no
+/// canary request at all, the defaults are listed the same way.
+#[test]
+fn a_default_gate_the_canary_cannot_measure_holds() {
+    let dir = setup(2_000, 0.01, 1.0);
+    let config = std::fs::read_to_string(dir.path().join("promptgate.yaml")).unwrap();
+    let defaults = &config[..config.find("  gates:").unwrap()];
+    std::fs::write(dir.path().join("promptgate.yaml"), defaults).unwrap();
+    let logs = std::fs::read_to_string(dir.path().join("logs/requests.jsonl")).unwrap();
+    let stripped: String = logs
+        .lines()
+        .map(|l| {
+            if l.contains("\"v1.3.0\"") {
+                let at = l.find("\"latency_ms\"").unwrap();
+                let end = at + l[at..].find(", ").unwrap() + 2;
+                format!("{}{}\n", &l[..at], &l[end..])
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    write(dir.path(), "logs/requests.jsonl", &stripped);
+    let (run, json) = canary(dir.path(), &[]);
+    run.expect_code(4);
+    let p95 = json["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "latency_p95_ms")
+        .cloned();
+    assert_eq!(p95.unwrap()["verdict"], "no_data", "{json}");
+    assert!(
+        json["needed"]["metrics"].to_string().contains("latency_p95_ms"),
+        "{json}"
+    );
+
+    let baseline_only: String = logs
+        .lines()
+        .filter(|l| !l.contains("\"v1.3.0\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write(dir.path(), "logs/requests.jsonl", &baseline_only);
+    let (run, json) = canary(dir.path(), &[]);
+    run.expect_code(4);
+    assert!(
+        json["needed"]["metrics"].to_string().contains("latency_p95_ms"),
+        "{json}"
+    );
+}
+
 #[test]
 fn a_window_keeps_only_the_latest_requests() {
     let dir = setup(2_000, 0.01, 1.0);
