@@ -2351,6 +2351,44 @@ fn workflow_run_event(dir: &Path, head: &str, conclusion: &str) -> PathBuf {
     path
 }
 
+/// Above the hard cap no maintainer's approval lets a run go: in CI it is not held for an
+/// approve-cost label (which could never clear it) but refused, an error whose results say
+/// what to change, and nothing is spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_over_the_hard_cap_is_refused_in_ci_not_held_for_approval() {
+    let provider = model_server("Refunds take 30 days.").await;
+    let repo = TestRepo::new();
+    keyed_suite(&repo, &provider.uri());
+    repo.edit(
+        "promptgate.yaml",
+        "defaults: {provider: offline}",
+        "defaults: {provider: offline}\npricing: {m: {input: 2, output: 2}}\nbudget: {max_usd: 0.0001}",
+    );
+    let base = repo.commit("base");
+    repo.checkout_new("pr");
+    repo.write("prompts/a.md", "Answer briefly.\n");
+    let head = repo.commit("pr");
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let run = ci_async_in(
+        repo.path(),
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "out", "--no-assets"],
+        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
+    )
+    .await;
+    run.run.expect_code(3).stderr_has("exceeds the budget's hard cap");
+    assert!(
+        provider.received_requests().await.unwrap().is_empty(),
+        "nothing was spent"
+    );
+    let results = crate::support::results(&repo.path().join("out"));
+    assert_eq!(results["verdict"], "error");
+    assert!(results.get("approval").is_none(), "{results}");
+    let reason = results["experiments"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("raise `budget.max_usd`"), "{reason}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_costly_run_waits_for_the_approve_cost_label_and_names_amounts_with_their_digits() {
     let provider = model_server("Refunds take 30 days.").await;
