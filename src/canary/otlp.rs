@@ -55,12 +55,9 @@ pub fn read_otlp(
                     match value {
                         // Spans of a document across lines are not pointed at by line.
                         Ok(value) => read.take(&value, 0, &String::new),
+                        // What follows is unreadable: the whole reading is bad input.
                         Err(e) => {
-                            read.notes.lines += 1;
-                            let line = skipped + e.line() as u64;
-                            read.notes
-                                .problems
-                                .add(Problem::Malformed, line, e.column() as u64, json_error(&e), "");
+                            read.notes.cut = Some((skipped + e.line() as u64, json_error(&e)));
                             break;
                         }
                     }
@@ -248,7 +245,8 @@ mod tests {
     }
 
     /// The same exports pretty-printed (one document across lines, then another) read the same
-    /// spans; a document cut short is one malformed line, at its line.
+    /// spans; a document cut short cuts the reading, at its line (bad input: what follows is
+    /// lost).
     #[test]
     fn a_pretty_printed_export_reads_as_documents() {
         let text = include_str!("../../fixtures/canary/traces.jsonl");
@@ -270,10 +268,7 @@ mod tests {
         assert_eq!(records, lines);
         let cut = &pretty[..pretty.len() - 10];
         let (_, notes) = read(cut);
-        assert_eq!(notes.problems.by_kind[&Problem::Malformed].0, 1);
-        assert_eq!(
-            notes.problems.by_kind[&Problem::Malformed].1[0].line as usize,
-            cut.lines().count()
-        );
+        assert_eq!(notes.problems.total(), 0);
+        assert_eq!(notes.cut.map(|(line, _)| line as usize), Some(cut.lines().count()));
     }
 }

@@ -155,6 +155,9 @@ pub struct ReadNotes {
     pub present: BTreeMap<&'static str, u64>,
     /// Models with tokens but no price, and how many records they cost nothing in.
     pub unpriced_models: BTreeMap<String, u64>,
+    /// A file read as documents across lines that stops being JSON: where, and why. What
+    /// follows cannot be read, so the reading is bad input whatever the share.
+    pub cut: Option<(u64, String)>,
 }
 
 /// Turns token counts into a cost where the log carries no cost.
@@ -208,6 +211,13 @@ pub fn check_reading(
             .in_file(file)
             .hint("the file is empty: check the export, or the path under `canary.source`")
             .into());
+    }
+    if let Some((line, why)) = &notes.cut {
+        let mut d = Diagnostic::new(format!("the export stops being JSON at line {line}: {why}"))
+            .in_file(file)
+            .hint("everything after it is unreadable, so nothing is judged: fix or re-export the file");
+        d.line = Some(*line);
+        return Err(d.into());
     }
     let share = bad as f64 / notes.lines as f64;
     if bad > 0 && share > max_bad_share {
