@@ -2351,32 +2351,44 @@ fn workflow_run_event(dir: &Path, head: &str, conclusion: &str) -> PathBuf {
     path
 }
 
-/// Above the hard cap no maintainer's approval lets a run go: in CI it is not held for an
-/// approve-cost label (which could never clear it) but refused, an error whose results say
-/// what to change, and nothing is spent.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_over_the_hard_cap_is_refused_in_ci_not_held_for_approval() {
+/// A keyed suite priced so its six cases (both arms) cost well under a cent, under `budget`,
+/// with a pull request changing its prompt: (the model server, the repository, base, head).
+async fn costly_pr(budget: &str) -> (MockServer, TestRepo, String, String) {
     let provider = model_server("Refunds take 30 days.").await;
     let repo = TestRepo::new();
     keyed_suite(&repo, &provider.uri());
     repo.edit(
         "promptgate.yaml",
         "defaults: {provider: offline}",
-        "defaults: {provider: offline}\npricing: {m: {input: 2, output: 2}}\nbudget: {max_usd: 0.0001}",
+        &format!("defaults: {{provider: offline}}\npricing: {{m: {{input: 2, output: 2}}}}\n{budget}"),
     );
     let base = repo.commit("base");
     repo.checkout_new("pr");
     repo.write("prompts/a.md", "Answer briefly.\n");
     let head = repo.commit("pr");
-    let server = fake_github(vec![], json!([]), &[]).await;
-    let run = ci_async_in(
+    (provider, repo, base, head)
+}
+
+/// `ci` on the pull request of [`costly_pr`], with the provider's key, nothing approved.
+async fn costly_ci(repo: &TestRepo, server: &MockServer, base: &str, head: &str) -> Ci {
+    ci_async_in(
         repo.path(),
         server.uri(),
-        event(repo.path(), &base, &head, &[]),
+        event(repo.path(), base, head, &[]),
         &["--out", "out", "--no-assets"],
         Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
     )
-    .await;
+    .await
+}
+
+/// Above the hard cap no maintainer's approval lets a run go: in CI it is not held for an
+/// approve-cost label (which could never clear it) but refused, an error whose results say
+/// what to change, and nothing is spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_over_the_hard_cap_is_refused_in_ci_not_held_for_approval() {
+    let (provider, repo, base, head) = costly_pr("budget: {max_usd: 0.0001}").await;
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let run = costly_ci(&repo, &server, &base, &head).await;
     run.run.expect_code(3).stderr_has("exceeds the budget's hard cap");
     assert!(
         provider.received_requests().await.unwrap().is_empty(),
@@ -2391,19 +2403,7 @@ async fn a_run_over_the_hard_cap_is_refused_in_ci_not_held_for_approval() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_costly_run_waits_for_the_approve_cost_label_and_names_amounts_with_their_digits() {
-    let provider = model_server("Refunds take 30 days.").await;
-    let repo = TestRepo::new();
-    keyed_suite(&repo, &provider.uri());
-    // Priced so the six keyed cases (both arms) cost well under a cent; the threshold is 0.001.
-    repo.edit(
-        "promptgate.yaml",
-        "defaults: {provider: offline}",
-        "defaults: {provider: offline}\npricing: {m: {input: 2, output: 2}}\nbudget: {approve_above_usd: 0.001}",
-    );
-    let base = repo.commit("base");
-    repo.checkout_new("pr");
-    repo.write("prompts/a.md", "Answer briefly.\n");
-    let head = repo.commit("pr");
+    let (provider, repo, base, head) = costly_pr("budget: {approve_above_usd: 0.001}").await;
 
     // Locally: a run error that says how much, with digits, and what to approve.
     let local = crate::support::promptgate_env(
@@ -2419,14 +2419,7 @@ async fn a_costly_run_waits_for_the_approve_cost_label_and_names_amounts_with_th
 
     // In CI: nothing is spent, the check asks for a maintainer.
     let server = fake_github(vec![], json!([]), &[]).await;
-    let run = ci_async_in(
-        repo.path(),
-        server.uri(),
-        event(repo.path(), &base, &head, &[]),
-        &["--out", "out", "--no-assets"],
-        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
-    )
-    .await;
+    let run = costly_ci(&repo, &server, &base, &head).await;
     run.run.expect_code(1).stdout_has("verdict: NEEDS APPROVAL");
     assert!(
         provider.received_requests().await.unwrap().is_empty(),
