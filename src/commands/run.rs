@@ -375,16 +375,18 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         })
         .collect();
     // Above the hard cap no approval lets a run go: refused, never held for a maintainer.
-    let over_cap = {
+    // Asked only of a refusal, whose estimate is counted: an accepted run's count may still be
+    // going on, alongside the first calls.
+    let over_cap = |estimating: &std::cell::RefCell<plan::Estimating>| {
         let usd = shard_budget
             .as_ref()
-            .map_or_else(|| estimating.get_mut().get().usd, |s| s.whole.usd);
+            .map_or_else(|| estimating.borrow_mut().get().usd, |s| s.whole.usd);
         !simulated && policy_in_force.budget.max_usd.is_some_and(|max| usd > max)
     };
     let (planned, jobs) = match approved {
         Ok(()) => (planned, jobs),
         // In CI a cost above the approval threshold waits for a maintainer, like a key.
-        Err(refusal) if !over_cap && options.trust.as_ref().is_some_and(|p| p.hold_over_budget) => {
+        Err(refusal) if !over_cap(&estimating) && options.trust.as_ref().is_some_and(|p| p.hold_over_budget) => {
             let how = options.trust.as_ref().map(|p| p.how_cost.clone()).unwrap_or_default();
             held = Some(trust::hold_for_cost(planned, held.take(), &refusal, &how));
             estimating = std::cell::RefCell::new(plan::Estimating::counted(plan::CostEstimate::default()));
