@@ -47,6 +47,10 @@ Refunds are available within 30 days of purchase.
 ];
 
 pub fn init(repo_dir: &Path, config: &str, force: bool) -> anyhow::Result<u8> {
+    // At the repository's root, where `run` and `validate` look for the suite, from any
+    // folder of it; outside git, in the folder itself.
+    let root = crate::workspace::Repo::open(repo_dir).map_or_else(|_| repo_dir.to_owned(), |r| r.root().to_owned());
+    let repo_dir = root.as_path();
     if config != crate::suite::DEFAULT_CONFIG {
         return Err(Error::from(
             Diagnostic::new("init writes promptgate.yaml at the repository root").hint("run it without --config"),

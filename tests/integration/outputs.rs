@@ -147,6 +147,14 @@ fn init_scaffolds_a_suite_that_validates_and_refuses_to_overwrite() {
     assert_eq!(repo.read(".gitignore"), "target\npromptgate-out/\n");
     repo.promptgate(&["validate"]).expect_code(0);
     repo.promptgate(&["init"]).expect_code(2).stderr_has("already exists");
+
+    // From a folder of the repository, the scaffold goes to its root, where run looks.
+    let other = TestRepo::new();
+    std::fs::create_dir_all(other.path().join("docs")).unwrap();
+    promptgate_in(&other.path().join("docs"), &["init"]).expect_code(0);
+    assert!(other.path().join("promptgate.yaml").is_file());
+    assert!(!other.path().join("docs/promptgate.yaml").exists());
+    other.promptgate(&["validate"]).expect_code(0);
 }
 
 #[test]
