@@ -186,8 +186,9 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results>
     if let Some(needed) = shards.iter().find_map(|s| s.results.trust.approval.clone()) {
         crate::trust::apply(&mut results, needed);
     }
-    // A shard the budget's cap stopped left its comparison incomplete: as in one run, the
-    // merged run is an error, whatever its cases say.
+    // A shard the budget refused calls of (its cap stopped it, or it refused the run before any
+    // call) left its comparison incomplete: as in one run, the merged run is an error, whatever
+    // its cases say.
     let stopped: Vec<String> = shards
         .iter()
         .filter(|s| s.results.run.budget_refused > 0)
@@ -200,7 +201,7 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results>
     if !stopped.is_empty() {
         results.verdict = Verdict::Error;
         results.reason = format!(
-            "the run failed: {} call(s) were not sent: the budget's cap stopped {}",
+            "the run failed: {} call(s) were not sent: the budget refused calls of {}",
             results.run.budget_refused,
             stopped.join(", ")
         );

@@ -495,7 +495,7 @@ async fn a_matrix_of_shards_spends_at_most_the_cap_together() {
     let merged = results(&repo.path().join("merged"));
     let reason = merged["reason"].as_str().unwrap();
     assert!(
-        reason.contains("the budget's cap stopped shard 1/4, shard 2/4, shard 3/4, shard 4/4"),
+        reason.contains("the budget refused calls of shard 1/4, shard 2/4, shard 3/4, shard 4/4"),
         "{reason}"
     );
     let refused: u64 = (1..=4)
