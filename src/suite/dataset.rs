@@ -220,8 +220,16 @@ fn parse_json(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
             "the file is one JSON array of cases: check the quotes, commas, colons and brackets near the caret",
         )
     })?;
-    // serde_json does not report where each element starts; number them instead.
-    Ok(cases.into_iter().map(|c| (c, 0)).collect())
+    // serde_json does not report where each element starts; JSON is YAML, whose reader does
+    // (a file it reads otherwise leaves its cases without a line).
+    let lines: Vec<u64> = serde_saphyr::from_str::<Vec<serde_saphyr::Spanned<serde::de::IgnoredAny>>>(text)
+        .ok()
+        .filter(|spans| spans.len() == cases.len())
+        .map_or_else(
+            || vec![0; cases.len()],
+            |spans| spans.iter().map(|s| s.referenced.line()).collect(),
+        );
+    Ok(cases.into_iter().zip(lines).collect())
 }
 
 /// A syntax hint for malformed JSON; for JSON of the wrong shape, "did you mean" or the shape.
@@ -422,6 +430,18 @@ mod tests {
         vars.insert("input".to_owned(), Value::String("hi".to_owned()));
         // python3 -c 'import hashlib; print(hashlib.sha256(b"{\"input\":\"hi\"}").hexdigest()[:16])'
         assert_eq!(derived_id(&vars), "case-ee1235d4b1b4d1b5");
+    }
+
+    /// A dataset written as one JSON array numbers its cases by the line each starts on.
+    #[test]
+    fn a_json_array_dataset_keeps_each_cases_line() {
+        let text = "[\n  {\"id\": \"a\", \"vars\": {\"input\": \"x\"}},\n\n  {\"id\": \"b\",\n   \"vars\": {\"input\": \"y\"}}\n]\n";
+        let lines: Vec<u64> = parse_json("cases.json", text)
+            .unwrap()
+            .into_iter()
+            .map(|(_, line)| line)
+            .collect();
+        assert_eq!(lines, [2, 4]);
     }
 
     /// A CSV column may name a var as the JSONL shape nests it: `vars.input` is `input`.
