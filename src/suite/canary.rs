@@ -819,6 +819,12 @@ mod tests {
         assert!(e.contains("does not mention `$arm`"), "{e}");
         let e = load(&format!("{SOURCE}  min_sample: 3\n")).unwrap_err();
         assert!(e.contains("min_samples"), "{e}");
+        for key in ["min_samples", "min_steps"] {
+            let e = load(&format!("{SOURCE}  {key}: 1\n")).unwrap_err();
+            assert!(e.contains(&format!("canary.{key} must be at least 2")), "{e}");
+        }
+        assert_eq!(load(SOURCE).unwrap().min_steps, DEFAULT_MIN_STEPS);
+        assert_eq!(load(&format!("{SOURCE}  min_steps: 30\n")).unwrap().min_steps, 30);
     }
 
     #[test]
