@@ -406,18 +406,25 @@ fn read_file(root: &Path, path: &str, config: &CanaryConfig) -> anyhow::Result<(
 
 /// Whether a gate on `metric` reads a record's `quantity`.
 fn gate_reads(metric: &str, quantity: &str) -> bool {
+    crate::metrics::CanaryMetric::of(metric).is_some_and(|kind| reads(kind).contains(&quantity))
+}
+
+/// The quantities of a record a gate on `kind` reads.
+fn reads(kind: crate::metrics::CanaryMetric) -> &'static [&'static str] {
     use crate::metrics::CanaryMetric as Kind;
-    let Some(kind) = Kind::of(metric) else { return false };
     match kind {
-        Kind::LatencyQuantile(_) | Kind::LatencyShift => quantity == "latency_ms",
-        Kind::ErrorRate => quantity == "error",
-        Kind::Cost => matches!(
-            quantity,
-            "cost_usd" | "model" | "input_tokens" | "output_tokens" | "cached_input_tokens"
-        ),
-        Kind::ThumbsDownRate => matches!(quantity, "thumbs_up" | "thumbs_down"),
-        Kind::Quality => quantity == "quality",
-        Kind::HallucinationRate => quantity == "hallucination",
+        Kind::LatencyQuantile(_) | Kind::LatencyShift => &["latency_ms"],
+        Kind::ErrorRate => &["error"],
+        Kind::Cost => &[
+            "cost_usd",
+            "model",
+            "input_tokens",
+            "output_tokens",
+            "cached_input_tokens",
+        ],
+        Kind::ThumbsDownRate => &["thumbs_up", "thumbs_down"],
+        Kind::Quality => &["quality"],
+        Kind::HallucinationRate => &["hallucination"],
     }
 }
 
@@ -446,15 +453,13 @@ fn check_gates_have_data(config: &CanaryConfig, notes: &ReadNotes, path: &str) -
     for gate in config.gates.iter().filter(|g| g.explicit) {
         let Some(kind) = Kind::of(&gate.metric) else { continue };
         let (ok, needs) = match kind {
-            Kind::LatencyQuantile(_) | Kind::LatencyShift => (has("latency_ms"), "latency_ms"),
-            Kind::ErrorRate => (true, "error"),
+            // A request without an error is a success: every record carries it.
+            Kind::ErrorRate => (true, "error".to_owned()),
             Kind::Cost => (
                 has("cost_usd") || (has("input_tokens") && has("output_tokens")),
-                "cost_usd, or model with input_tokens and output_tokens",
+                "cost_usd, or model with input_tokens and output_tokens".to_owned(),
             ),
-            Kind::ThumbsDownRate => (has("thumbs_up") || has("thumbs_down"), "thumbs_up or thumbs_down"),
-            Kind::Quality => (has("quality"), "quality"),
-            Kind::HallucinationRate => (has("hallucination"), "hallucination"),
+            _ => (reads(kind).iter().any(|q| has(q)), reads(kind).join(" or ")),
         };
         if !ok {
             return Err(Diagnostic::new(format!(
@@ -464,7 +469,7 @@ fn check_gates_have_data(config: &CanaryConfig, notes: &ReadNotes, path: &str) -
             .in_file(path)
             .hint(format!(
                 "map the field under `canary.source.fields` (e.g. `{}: path.in.record`), or remove the gate",
-                needs.split(',').next().unwrap_or(needs)
+                needs.split(',').next().unwrap_or(&needs)
             ))
             .into());
         }

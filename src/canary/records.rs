@@ -268,8 +268,7 @@ pub fn check_reading(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let both_empty = records.baseline.is_empty() && records.canary.is_empty();
-    for (name, value, n, drifting) in [
+    for (name, value, n, arm) in [
         (
             "baseline",
             &arms.baseline,
@@ -278,10 +277,8 @@ pub fn check_reading(
         ),
         ("canary", &arms.canary, records.canary.len(), super::DriftArm::Canary),
     ] {
-        let must = match required {
-            Some(arm) => arm == drifting,
-            None => both_empty || drifting == super::DriftArm::Baseline,
-        };
+        // Comparing, the baseline must have records (both arms without any fail on it).
+        let must = arm == required.unwrap_or(super::DriftArm::Baseline);
         if n == 0 && must {
             let mut d = Diagnostic::new(format!(
                 "no record of the {name} arm: none has `{}` equal to `{value}`",
