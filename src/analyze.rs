@@ -178,11 +178,15 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
             let single = both.iter().all(|&i| base[i].len() == 1 && cand[i].len() == 1);
             result.binary = metric.is_binary(cases);
             result.calls_per_unit = both.iter().map(|&i| base[i].len()).sum::<usize>() as f64 / result.n.max(1) as f64;
-            let test = metric.test(DataShape {
+            let test = match metric.test(DataShape {
                 binary: result.binary,
                 single,
                 grouped: result.grouped,
-            });
+            }) {
+                // Too few units for the bootstrap-t's own calibration: the paired t judges.
+                Test::BootstrapT if result.n < crate::metrics::MIN_UNITS_AMOUNT => Test::PairedT,
+                test => test,
+            };
             result.test = test;
             result.estimand = metric.estimand(test);
             result.min_units = metric.min_units_for(test);
@@ -879,6 +883,47 @@ mod tests {
             .collect();
         let e = estimate("cost_per_request", &flat, true, 0.05, 1, NO_TIMEOUT);
         assert_eq!((e.test, e.p_value), (Test::PairedT, Some(2.0 / f64::from(1 << 20))));
+    }
+
+    #[test]
+    fn cost_below_the_bootstrap_t_minimum_is_judged_by_the_paired_t() {
+        // 20 cases whose calls became three times dearer: from 10 cases to 39 the paired t
+        // judges a skewed amount (the bootstrap-t needs 40), so the regression is not "too few".
+        // b = [0.001 + 0.00005 * (i % 7)], c = [3 * b[i] + 0.00001 * (i % 3)], i in 0..20;
+        // scipy.stats.ttest_rel(c, b): pvalue 5.982965322769826e-22, mean difference 0.0022945,
+        // confidence_interval(0.95) (0.0022021060601864406, 0.0023868939398135596)
+        let cases: Vec<CaseResult> = (0..20)
+            .map(|i| {
+                let b = 0.001 + 0.00005 * (i % 7) as f64;
+                let c = 3.0 * b + 0.00001 * (i % 3) as f64;
+                case(i, vec![call(0, true, None, b)], vec![call(0, true, None, c)])
+            })
+            .collect();
+        let e = estimate("cost_per_request", &cases, true, 0.05, 1, NO_TIMEOUT);
+        assert_eq!(
+            (e.test, e.n, e.min_units),
+            (Test::PairedT, 20, crate::metrics::MIN_UNITS_MEAN)
+        );
+        close(e.delta, 0.002_294_5, 1e-15);
+        let p = e.p_value.unwrap();
+        assert!((p / 5.982_965_322_769_826e-22 - 1.0).abs() < 1e-6, "{p}");
+        let [lo, hi] = e.ci.unwrap();
+        assert!((lo - 0.002_202_106_060_186_440_6).abs() < 1e-12 && (hi - 0.002_386_893_939_813_559_6).abs() < 1e-12);
+        // From 40 cases on, the bootstrap-t.
+        let forty: Vec<CaseResult> = (0..40)
+            .map(|i| {
+                case(
+                    i,
+                    vec![call(0, true, None, 0.001 + 0.00005 * (i % 7) as f64)],
+                    vec![call(0, true, None, 0.003 + 0.00001 * (i % 3) as f64)],
+                )
+            })
+            .collect();
+        let e = estimate("cost_per_request", &forty, true, 0.05, 1, NO_TIMEOUT);
+        assert_eq!(
+            (e.test, e.min_units),
+            (Test::BootstrapT, crate::metrics::MIN_UNITS_AMOUNT)
+        );
     }
 
     #[test]

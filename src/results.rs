@@ -534,6 +534,10 @@ pub struct MetricDetails {
     /// the plan (`mde`, `cases_needed`) is for a test at α divided by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<usize>,
+    /// What the metric's gate requires the interval to prove (`non-inferiority` or
+    /// `equivalence`): unproven, too few cases among the reasons, the gate fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require: Option<String>,
 }
 
 /// Defaults of keys a hand-written `results.json` may leave out (see `Results::tool_version`).

@@ -166,9 +166,12 @@ pub fn decide_with(
     };
     // Proofs need a judged metric and an interval with a spread.
     let orient = |[lo, hi]: [f64; 2]| if sign > 0.0 { [lo, hi] } else { [-hi, -lo] };
-    let non_inferior = is_judged && !variance_unknown && basis.ci.map(orient).is_some_and(|[lo, _]| lo >= -margin);
+    // A skewed amount judged by the paired t (too few cases for the bootstrap-t) is judged for
+    // a regression, but its interval is short on the long tail: it proves no bound.
+    let provable = is_judged && Metric::of(&estimate.metric).proves_bounds(estimate.test, estimate.n);
+    let non_inferior = provable && !variance_unknown && basis.ci.map(orient).is_some_and(|[lo, _]| lo >= -margin);
     let equivalent = (margin > 0.0).then(|| {
-        is_judged && !zero_width(equivalence_ci) && equivalence_ci.is_some_and(|[lo, hi]| lo > -margin && hi < margin)
+        provable && !zero_width(equivalence_ci) && equivalence_ci.is_some_and(|[lo, hi]| lo > -margin && hi < margin)
     });
     let blocking = gate.is_some_and(|g| g.blocking);
     // Power: one model for the plan and the detectable effect, at α over the family.
@@ -209,7 +212,9 @@ pub fn decide_with(
     let needs_equivalence = gate.is_some_and(|g| g.require_equivalence);
     let fails_gate = blocking
         && match verdict {
-            MetricVerdict::NoData | MetricVerdict::TooFew => false,
+            MetricVerdict::NoData => false,
+            // A gate that requires a proof fails without one, too few cases or not.
+            MetricVerdict::TooFew => strict || needs_equivalence,
             _ => {
                 verdict == MetricVerdict::Regression
                     || (strict && !non_inferior)
@@ -258,6 +263,13 @@ pub fn decide_with(
             variance_unknown: variance_unknown && is_judged,
             decision: (estimate.test != Test::None && estimate.delta.is_some()).then_some(basis),
             family: (family > 1).then_some(family),
+            require: gate.and_then(|g| {
+                if g.require_equivalence {
+                    Some("equivalence".to_owned())
+                } else {
+                    g.require_non_inferiority.then(|| "non-inferiority".to_owned())
+                }
+            }),
             sd: estimate.unit_sd,
         },
     }
@@ -573,6 +585,33 @@ mod tests {
             (MetricVerdict::TooFew, false, false)
         );
         assert_eq!(m.details.min_n, Some(10));
+        // A gate that requires a proof fails without one: too few cases prove nothing.
+        for (require, name) in [((true, false), "non-inferiority"), ((false, true), "equivalence")] {
+            let mut strict = g.clone();
+            (strict.require_non_inferiority, strict.require_equivalence) = require;
+            let mut same = est(0.0, [-0.01, 0.01], 1.0);
+            same.n = 3;
+            let m = decide(&same, Some(&strict), None, 0.05, 1);
+            assert_eq!((m.verdict, m.fails_gate), (MetricVerdict::TooFew, true), "{name}");
+            assert_eq!(m.details.require.as_deref(), Some(name));
+        }
+        assert_eq!(m.details.require, None);
+        // A skewed amount the paired t judges (10 to 39 cases) proves no bound; from 40 on,
+        // where a bootstrap-t with no spread fell back to the t, it may.
+        let lower = gate(Direction::Lower, Margin::Relative(0.1));
+        let mut cost = est(0.0, [-0.0001, 0.0001], 1.0);
+        (cost.metric, cost.baseline, cost.n) = ("cost_per_request".into(), Some(0.01), 20);
+        let m = decide(&cost, Some(&lower), None, 0.05, 1);
+        assert_eq!(
+            (m.verdict, m.non_inferior, m.details.equivalent),
+            (MetricVerdict::NoChange, false, Some(false))
+        );
+        cost.n = 40;
+        let m = decide(&cost, Some(&lower), None, 0.05, 1);
+        assert_eq!(
+            (m.verdict, m.non_inferior, m.details.equivalent),
+            (MetricVerdict::NoChange, true, Some(true))
+        );
         // A zero-width interval inside the margin: variance unknown, never proof.
         let flat = est(0.0, [0.0, 0.0], 1.0);
         let m = decide(&flat, Some(&g), None, 0.05, 1);

@@ -466,6 +466,17 @@ fn describe_failure(m: &MetricResult) -> String {
                 ),
                 _ => format!("cases to be judged ({} of {})", m.n, m.details.min_n.unwrap_or(0)),
             };
+            if let Some(require) = &m.details.require {
+                let proven = if require == "equivalence" {
+                    "equivalent"
+                } else {
+                    "non-inferior"
+                };
+                return format!(
+                    "{} is not proven {proven} within its margin, as its gate requires: too few {units}",
+                    m.name
+                );
+            }
             return format!(
                 "{} has too few {units} after this PR removed, regrouped or edited the dataset's cases",
                 m.name
@@ -964,6 +975,23 @@ mod tests {
         assert_eq!(verdict(8, 8), (MetricVerdict::TooFew, false));
         // 12 units at base, 4 merged away: the regrouping took the gate below its minimum.
         assert_eq!(verdict(12, 8), (MetricVerdict::TooFew, true));
+    }
+
+    /// `require: non-inferiority` fails unless the interval proves it: eight cases prove
+    /// nothing, and the experiment's reason says why.
+    #[test]
+    fn a_gate_that_requires_a_proof_fails_on_too_few_cases() {
+        let mut experiments = vec![changed_faq(8, passing)];
+        let mut policy = blocking(&["pass_rate"]);
+        policy.gates[0].require_non_inferiority = true;
+        judge(&mut experiments, &policy, None);
+        let m = experiments[0].metrics.iter().find(|m| m.name == "pass_rate").unwrap();
+        assert_eq!((m.verdict, m.fails_gate), (MetricVerdict::TooFew, true));
+        assert_eq!(experiments[0].verdict, ExperimentVerdict::Fail);
+        assert_eq!(
+            experiments[0].reason,
+            "pass_rate is not proven non-inferior within its margin, as its gate requires: too few cases to be judged (8 of 10)"
+        );
     }
 
     /// A metric only some cases score counts its own units: a PR that keeps the dataset's unit
