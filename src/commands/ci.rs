@@ -388,6 +388,7 @@ fn evaluate(
         Err(e) => {
             let message = crate::secrets::redact(&gate_error_line(&e));
             annotate_input_error(&e);
+            error_side_channels(env, &format!("{e:#}"));
             if let Some(p) = publisher.as_mut()
                 && let Err(publish_error) = runtime.block_on(p.could_not_finish(&message))
             {
@@ -610,6 +611,36 @@ pub(super) fn side_channels(
         println!("{}", actions::error(&a.path, a.start_line, &a.title, &a.message));
     }
     Ok(())
+}
+
+/// The outputs and step summary of a run that could not finish (`detail`: the whole error,
+/// its location and hints too): the `verdict` output is `error` and the conclusion
+/// `failure`, as the check says, so a later step keyed on them sees the error rather than
+/// nothing. Failing to write them is a warning: the run's own error is the one to report.
+pub(super) fn error_side_channels(env: &ActionsEnv, detail: &str) {
+    if let Some(file) = &env.output
+        && let Err(e) = actions::write_outputs(
+            file,
+            &[
+                ("verdict", crate::results::Verdict::Error.as_str().to_owned()),
+                ("conclusion", "failure".to_owned()),
+            ],
+        )
+    {
+        eprintln!("warning: {e:#}");
+    }
+    if let Some(file) = &env.step_summary {
+        // Redacted, and escaped line by line: it may quote the pull request's own files.
+        let lines: Vec<String> = crate::secrets::redact(detail)
+            .lines()
+            .take(40)
+            .map(|line| crate::report::escape::escape_untrusted(line, 1_000))
+            .collect();
+        let summary = format!("## promptgate: could not finish\n\n{}\n", lines.join("  \n"));
+        if let Err(e) = actions::append_summary(file, &summary) {
+            eprintln!("warning: {e:#}");
+        }
+    }
 }
 
 pub(super) fn write_dry_run(client: Option<&Client>, file: Option<&Path>) -> anyhow::Result<()> {

@@ -118,6 +118,7 @@ pub(super) fn publish_only(
         };
         let message = crate::secrets::redact(&message);
         same_commit(&trigger, &claimed)?;
+        super::ci::error_side_channels(env, &message);
         let client = connect(runtime, env, args)?;
         let pr = current_pull_request(runtime, &client, &claimed)?;
         evaluated_this_head(&trigger, &pr)?;

@@ -85,9 +85,9 @@ impl Client {
         let crab = Octocrab::builder()
             .base_uri(api_url)
             .map_err(|e| {
-                Error::run_with_hint(
-                    format!("GITHUB_API_URL `{api_url}` is not a URL: {e}"),
-                    "unset it to use https://api.github.com",
+                Error::from(
+                    crate::error::Diagnostic::new(format!("GITHUB_API_URL `{api_url}` is not a URL: {e}"))
+                        .hint("unset it to use https://api.github.com"),
                 )
             })?
             .personal_token(token)
@@ -379,12 +379,25 @@ impl Client {
                         || message.to_lowercase().contains("rate limit")));
             let retryable = rate_limited || status >= 500;
             if retryable && attempt < MAX_ATTEMPTS {
-                let wait = match (retry_after, remaining, reset) {
+                let asked = match (retry_after, remaining, reset) {
                     (Some(secs), _, _) => Duration::from_secs(secs),
                     (None, Some(0), Some(reset)) => Duration::from_secs(reset.saturating_sub(now_unix()).max(1)),
                     _ => backoff(attempt),
+                };
+                // GitHub asks not to retry before the limit resets: when that is further off
+                // than a job should sleep, say when, now.
+                if rate_limited && asked > MAX_WAIT {
+                    return Err(Error::run_with_hint(
+                        format!(
+                            "GitHub rate-limited {} {route} ({status} {message}) for another {} minutes, longer than promptgate waits ({} s)",
+                            method.as_str(),
+                            asked.as_secs().div_ceil(60),
+                            MAX_WAIT.as_secs()
+                        ),
+                        "re-run the job once the limit has reset; the token's hourly limit is shared by every workflow using it",
+                    ));
                 }
-                .min(MAX_WAIT);
+                let wait = asked;
                 let why = if rate_limited { "rate limited" } else { "server error" };
                 eprintln!(
                     "promptgate: GitHub {why} ({status}) on {} {route}; retrying in {}s",

@@ -162,8 +162,13 @@ impl ActionsEnv {
                 )
                 .into());
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::run(format!("cannot read the event payload {}: {e}", path.display())))?;
+        // A payload that is not there is the job's setup, like an unset variable: exit 2.
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::from(
+                Diagnostic::new(format!("cannot read the event payload {}: {e}", path.display()))
+                    .hint("GITHUB_EVENT_PATH names the event's JSON file, which GitHub Actions writes for each job"),
+            )
+        })?;
         parse_trigger(&self.event_name, &text, path, self.repository.as_deref())
     }
 

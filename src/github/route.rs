@@ -20,6 +20,18 @@ pub enum Route {
     Unsupported(String, &'static str),
 }
 
+/// Comment and label events that are not a pull request's command (`event::parse_trigger`
+/// names a comment on an issue `issue_comment on an issue`).
+const ELSEWHERE: &[&str] = &[
+    "issue_comment on an issue",
+    "pull_request_review_comment",
+    "pull_request_review",
+    "commit_comment",
+    "discussion_comment",
+    "issues",
+    "label",
+];
+
 pub fn route(trigger: &Trigger) -> Route {
     match trigger {
         Trigger::PullRequest { event, .. } => match event.action.as_str() {
@@ -54,6 +66,11 @@ pub fn route(trigger: &Trigger) -> Route {
             "a `workflow_run` event carries no checkout to evaluate".to_owned(),
             "in the trusted workflow, download the results artifact and run `promptgate ci --publish-only DIR`",
         ),
+        // A comment or label elsewhere (an issue, a review, a commit, the label list) gives no
+        // command to a pull request: nothing to do, as for any other comment or label.
+        Trigger::Other(name) if ELSEWHERE.contains(&name.as_str()) => {
+            Route::Skip(format!("a `{name}` event concerns no pull request promptgate gates"))
+        }
         Trigger::Other(name) => Route::Unsupported(
             format!("`promptgate ci` gates pull requests; this run was triggered by `{name}`"),
             "trigger the workflow on `pull_request` (see docs/github.md), or use `promptgate run --base REF --head REF`",
@@ -189,5 +206,14 @@ mod tests {
             "evaluate",
         );
         check(Trigger::Other("push".to_owned()), "unsupported");
+        // Any other comment or label does nothing (exit 0), never an error.
+        for elsewhere in [
+            "issue_comment on an issue",
+            "pull_request_review_comment",
+            "issues",
+            "label",
+        ] {
+            check(Trigger::Other(elsewhere.to_owned()), "skip");
+        }
     }
 }

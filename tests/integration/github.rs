@@ -1112,6 +1112,82 @@ async fn a_waiver_planted_in_the_state_waives_nothing() {
     run.run.expect_code(0).stdout_has("verdict: WAIVED");
 }
 
+/// Deleting the accept comment withdraws the waiver (the example waiver workflow runs on
+/// `deleted` too): the re-published check fails again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_accept_comment_withdraws_the_waiver() {
+    let (_repo, base, head, sticky) = regressed_demo().await;
+    let text = "/promptgate accept refunds moved on purpose";
+    let server = fake_github_with(
+        &sticky,
+        vec![comment_json(80, "maya", text)],
+        json!([]),
+        &[("maya", "admin")],
+    )
+    .await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let empty = tempfile::tempdir().unwrap();
+    let given = comment_event(empty.path(), "maya", text);
+    ci_async_in(
+        empty.path(),
+        server.uri(),
+        given.clone(),
+        &[],
+        Env::named("issue_comment"),
+    )
+    .await
+    .run
+    .expect_code(0);
+    let waived = last_sticky_body(&server).await;
+    // The comment is gone; GitHub sends its last body with `action: deleted`.
+    let server = fake_github_with(&waived, vec![], json!([]), &[("maya", "admin")]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let mut payload: Value = serde_json::from_str(&std::fs::read_to_string(&given).unwrap()).unwrap();
+    payload["action"] = json!("deleted");
+    let deleted = empty.path().join("deleted.json");
+    std::fs::write(&deleted, serde_json::to_string(&payload).unwrap()).unwrap();
+    let run = ci_async_in(empty.path(), server.uri(), deleted, &[], Env::named("issue_comment")).await;
+    run.run.expect_code(1).stdout_has("verdict: FAIL");
+    assert_eq!(check_run(&server).await["conclusion"], "failure");
+}
+
+/// A comment on an issue (not a pull request), or a review comment, gives promptgate nothing
+/// to do: exit 0 and no request, as for any other comment or label.
+#[test]
+fn a_comment_elsewhere_does_nothing() {
+    let empty = tempfile::tempdir().unwrap();
+    let on_issue = comment_event(empty.path(), "maya", "/promptgate accept on purpose");
+    let mut payload: Value = serde_json::from_str(&std::fs::read_to_string(&on_issue).unwrap()).unwrap();
+    payload["issue"] = json!({"number": 8});
+    std::fs::write(&on_issue, serde_json::to_string(&payload).unwrap()).unwrap();
+    for (name, event) in [("issue_comment", &on_issue), ("pull_request_review_comment", &on_issue)] {
+        // Nothing listens on port 9: a request would fail the run.
+        let run = ci_with(empty.path(), "http://127.0.0.1:9", event, &[], &Env::named(name));
+        run.run.expect_code(0).stderr_has("concerns no pull request");
+    }
+}
+
+/// The job's setup is a usage error (exit 2), however it is wrong: an event file that is not
+/// there, an API address that is not one.
+#[test]
+fn a_missing_event_file_or_a_bad_api_url_is_exit_2() {
+    let empty = tempfile::tempdir().unwrap();
+    let run = ci_with(
+        empty.path(),
+        "http://127.0.0.1:9",
+        &empty.path().join("no-such-event.json"),
+        &[],
+        &Env::pull_request(),
+    );
+    run.run
+        .expect_code(2)
+        .stderr_has("cannot read the event payload")
+        .stderr_has("hint:");
+    let comment = comment_event(empty.path(), "maya", "/promptgate accept on purpose");
+    let run = ci_with(empty.path(), "not a url", &comment, &[], &Env::named("issue_comment"));
+    run.run.expect_code(2).stderr_has("is not a URL").stderr_has("hint:");
+}
+
 #[test]
 fn a_dry_run_on_a_comment_says_what_it_did_not_look_up() {
     let empty = tempfile::tempdir().unwrap();
@@ -1263,6 +1339,47 @@ async fn a_secondary_rate_limit_is_retried() {
     );
 }
 
+/// A primary rate limit that resets in an hour is not retried before then (GitHub asks not
+/// to): the run says when, at once, and exits 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_that_resets_later_than_a_job_waits_fails_at_once() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let reset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    Mock::given(method("POST"))
+        .and(path(format!("/repos/{REPO}/check-runs")))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset", reset.to_string().as_str())
+                .set_body_json(json!({"message": "API rate limit exceeded for installation"})),
+        )
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let started = std::time::Instant::now();
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "out"],
+    )
+    .await;
+    run.run.expect_code(3).stderr_has("for another 60 minutes");
+    assert!(started.elapsed() < std::time::Duration::from_secs(50), "it waited");
+    let (lines, _) = sequence(&server).await;
+    assert_eq!(
+        lines.iter().filter(|l| l.ends_with("/check-runs")).count(),
+        1,
+        "{lines:?}"
+    );
+}
+
 /// The Action's prepare step has not loaded the suite, so it cannot know an experiment is
 /// affected: with `--comment affected` and no comment yet it announces nothing (the results
 /// say, and comment then); `always` announces.
@@ -1384,6 +1501,36 @@ fn ci_opens_the_repository_once() {
     let log = std::fs::read_to_string(&log).unwrap();
     let opens = log.lines().filter(|l| l.contains("rev-parse --show-toplevel")).count();
     assert_eq!(opens, 1, "{log}");
+}
+
+/// A gate that stops before a verdict (here a head whose suite does not parse: exit 2) still
+/// writes the `verdict` output and the step summary, besides its failure check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_that_could_not_finish_still_writes_its_outputs() {
+    let repo = TestRepo::with_demo_base();
+    let (base, _) = demo_pr(&repo);
+    repo.edit("promptgate.yaml", "experiments:", "experiments: [");
+    let head = repo.commit("break the suite at head");
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--no-assets", "--out", "out"],
+    )
+    .await;
+    run.run.expect_code(2);
+    assert!(
+        run.output.contains("verdict=error\nconclusion=failure\n"),
+        "{}",
+        run.output
+    );
+    assert!(
+        run.summary.contains("could not finish") && run.summary.contains("promptgate.yaml"),
+        "{}",
+        run.summary
+    );
+    assert_eq!(check_run(&server).await["conclusion"], "failure");
 }
 
 #[test]
@@ -2029,6 +2176,9 @@ async fn a_matrix_whose_shards_wrote_nothing_still_gets_its_error_check() {
         .expect_code(3)
         .stderr_has("the evaluation of #7 could not finish")
         .stderr_has("results.json is missing");
+    // A later step keyed on the action's outputs sees the error, and the job's summary says it.
+    assert!(published.output.contains("verdict=error\n"), "{}", published.output);
+    assert!(published.summary.contains("could not finish"), "{}", published.summary);
     let check = check_run(&server).await;
     assert_eq!(check["conclusion"], "failure");
     assert_eq!(check["head_sha"], head);
