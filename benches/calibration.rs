@@ -301,6 +301,7 @@ fn arm() -> ArmInfo {
         temperature: None,
         max_tokens: None,
         top_p: None,
+        sampling: promptgate::chat::Sampling::default(),
         evaluation_metrics: BTreeMap::new(),
         timeout_ms: promptgate::results::DEFAULT_TIMEOUT_MS,
     }

@@ -691,6 +691,7 @@ pub fn arm_info(e: &suite::Experiment, timeout_ms: u64) -> ArmInfo {
         temperature: e.variant.temperature,
         max_tokens: e.variant.max_tokens,
         top_p: e.variant.top_p,
+        sampling: e.variant.sampling.clone(),
         evaluation_metrics: e.variant.evaluation_metrics.clone(),
     }
 }

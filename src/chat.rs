@@ -24,3 +24,25 @@ pub struct Message {
     pub role: Role,
     pub content: Arc<str>,
 }
+
+/// The sampling settings a variant rarely sets besides temperature and top_p: OpenAI's
+/// penalties and stop sequences. One per variant, shared by every request of it (a plan holds
+/// every request until it is sent); a request of a variant that sets none carries none, so
+/// the cache keys of the requests that never had them do not change.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f64>,
+    /// Sequences that end the answer where they first appear (at most 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Vec<String>>,
+}
+
+impl Sampling {
+    /// The settings, shared, or `None` when none is set.
+    pub fn shared(self) -> Option<Arc<Sampling>> {
+        (self != Sampling::default()).then(|| Arc::new(self))
+    }
+}

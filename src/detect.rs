@@ -291,6 +291,21 @@ fn describe(
             opt(bv.top_p.map(|t| t.to_string())),
             opt(hv.top_p.map(|t| t.to_string())),
         ),
+        (
+            "frequency_penalty",
+            opt(bv.sampling.frequency_penalty.map(|t| t.to_string())),
+            opt(hv.sampling.frequency_penalty.map(|t| t.to_string())),
+        ),
+        (
+            "presence_penalty",
+            opt(bv.sampling.presence_penalty.map(|t| t.to_string())),
+            opt(hv.sampling.presence_penalty.map(|t| t.to_string())),
+        ),
+        (
+            "stop",
+            opt(bv.sampling.stop.as_ref().map(|s| format!("{s:?}"))),
+            opt(hv.sampling.stop.as_ref().map(|s| format!("{s:?}"))),
+        ),
         ("version", opt(bv.version.clone()), opt(hv.version.clone())),
     ] {
         if from != to {
@@ -694,6 +709,25 @@ experiments:
             "support",
             &[
                 "variant configs/support.yaml: temperature 0.2 → 0.7",
+                "variant configs/support.yaml: version v1 → v2",
+            ],
+        );
+        // Penalties and stop sequences are settings too (the seed's "frequency penalties").
+        check(
+            |f| {
+                replace(
+                    f,
+                    "configs/support.yaml",
+                    "temperature: 0.2",
+                    "temperature: 0.2\nfrequency_penalty: 0.5\nstop: \"###\"",
+                );
+                replace(f, "configs/support.yaml", "version: v1", "version: v2");
+            },
+            &["configs/support.yaml"],
+            "support",
+            &[
+                "variant configs/support.yaml: frequency_penalty unset → 0.5",
+                "variant configs/support.yaml: stop unset → [\"###\"]",
                 "variant configs/support.yaml: version v1 → v2",
             ],
         );

@@ -113,7 +113,8 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
         let named = arms.map(|(_, experiment)| {
             experiment.map(|e| {
                 let fallbacks: Arc<[Name]> = e.fallbacks.iter().map(Name::from).collect();
-                (Name::new(&e.variant.model), Name::new(&e.provider), fallbacks)
+                let sampling = e.variant.sampling.clone().shared();
+                (Name::new(&e.variant.model), Name::new(&e.provider), fallbacks, sampling)
             })
         });
         let mut previous: [Arc<[Message]>; 2] = [Arc::from([]), Arc::from([])];
@@ -140,7 +141,7 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
             for repeat in 0..head.repeats {
                 let call_seed = derive_seed(seed, &head.name, &case.id, repeat);
                 for (slot, (arm, experiment)) in arms.iter().enumerate() {
-                    let (Some(experiment), Some(messages), Some((model, provider, fallbacks))) =
+                    let (Some(experiment), Some(messages), Some((model, provider, fallbacks, sampling))) =
                         (experiment, &rendered[slot], &named[slot])
                     else {
                         continue;
@@ -151,6 +152,7 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
                         temperature: experiment.variant.temperature,
                         max_tokens: experiment.variant.max_tokens,
                         top_p: experiment.variant.top_p,
+                        sampling: sampling.clone(),
                         seed: call_seed,
                         json: false,
                         json_schema: None,

@@ -373,6 +373,9 @@ pub struct ArmInfo {
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
     pub top_p: Option<f64>,
+    /// `frequency_penalty`, `presence_penalty` and `stop`, each only when the variant sets it.
+    #[serde(default, flatten)]
+    pub sampling: crate::chat::Sampling,
     /// The variant's recorded `evaluation_metrics` (its baseline contract), for drift.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub evaluation_metrics: BTreeMap<String, f64>,

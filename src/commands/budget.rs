@@ -310,6 +310,7 @@ mod tests {
                     temperature: None,
                     max_tokens: Some(256),
                     top_p: None,
+                    sampling: None,
                     seed: i as u64,
                     json: false,
                     json_schema: None,

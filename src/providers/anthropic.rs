@@ -102,6 +102,11 @@ impl AnthropicProvider {
         if let Some(top_p) = request.top_p {
             body["top_p"] = json!(top_p);
         }
+        // The Messages API has stop sequences but no penalties (a variant with one is refused
+        // when the suite loads).
+        if let Some(stop) = request.sampling.as_ref().and_then(|s| s.stop.as_ref()) {
+            body["stop_sequences"] = json!(stop);
+        }
         if request.json {
             body["tools"] = json!([{
                 "name": REPLY_TOOL,
@@ -309,6 +314,7 @@ mod tests {
             temperature: Some(0.0),
             max_tokens: None,
             top_p: None,
+            sampling: None,
             seed: 7,
             json: false,
             json_schema: None,
@@ -329,6 +335,18 @@ mod tests {
                 latency_ms: None
             }
         );
+    }
+
+    #[test]
+    fn stop_sequences_are_sent_as_stop_sequences() {
+        let mut r = request();
+        assert!(AnthropicProvider::body(&r).get("stop_sequences").is_none());
+        r.sampling = crate::chat::Sampling {
+            stop: Some(vec!["###".to_owned(), "END".to_owned()]),
+            ..crate::chat::Sampling::default()
+        }
+        .shared();
+        assert_eq!(AnthropicProvider::body(&r)["stop_sequences"], json!(["###", "END"]));
     }
 
     #[tokio::test]

@@ -10,7 +10,8 @@
 //!   output.
 //! - stdin receives the request as one JSON object:
 //!   `{"model", "messages": [{"role", "content"}], "temperature", "max_tokens", "top_p", "seed"}`
-//!   (absent settings are `null`).
+//!   (absent settings are `null`), plus `frequency_penalty`, `presence_penalty` and `stop`
+//!   when the variant sets them.
 //! - stdout is either a JSON object with an `output` string,
 //!   `{"output": "…", "tokens": {"input": N, "output": N, "cached_input": N}, "latency_ms": X}`
 //!   (`tokens`, `cached_input` and `latency_ms` optional), or anything else, which is taken

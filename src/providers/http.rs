@@ -711,6 +711,7 @@ pub mod tests {
             temperature: Some(0.5),
             max_tokens: Some(256),
             top_p: Some(0.9),
+            sampling: None,
             seed: 12345,
             json: false,
             json_schema: None,

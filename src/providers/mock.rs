@@ -743,6 +743,7 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
             temperature: Some(0.0),
             max_tokens: Some(300),
             top_p: None,
+            sampling: None,
             seed: 0,
             json: true,
             json_schema: None,

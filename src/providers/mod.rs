@@ -63,6 +63,10 @@ pub struct Request {
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
     pub top_p: Option<f64>,
+    /// Penalties and stop sequences, when the variant sets any (shared by its requests; absent
+    /// from the serialized request otherwise).
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<Arc<crate::chat::Sampling>>,
     /// Seed for providers that accept one (and for the mock's randomness). Derived from the
     /// case and the repeat index, so repeats differ and reruns repeat.
     pub seed: u64,
@@ -95,6 +99,7 @@ impl Request {
             temperature: None,
             max_tokens: None,
             top_p: None,
+            sampling: None,
             seed: 0,
             json: false,
             json_schema: None,

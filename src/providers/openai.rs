@@ -153,6 +153,17 @@ impl OpenAiProvider {
         if let Some(top_p) = request.top_p {
             body["top_p"] = json!(top_p);
         }
+        if let Some(sampling) = &request.sampling {
+            if let Some(p) = sampling.frequency_penalty {
+                body["frequency_penalty"] = json!(p);
+            }
+            if let Some(p) = sampling.presence_penalty {
+                body["presence_penalty"] = json!(p);
+            }
+            if let Some(stop) = &sampling.stop {
+                body["stop"] = json!(stop);
+            }
+        }
         if let Some(max_tokens) = request.max_tokens {
             body[self.max_tokens_field] = json!(max_tokens);
         }
@@ -485,6 +496,39 @@ mod tests {
         assert!(!received.headers.contains_key("authorization"));
     }
 
+    /// A variant's penalties and stop sequences go in the body under OpenAI's names; a request
+    /// without them sends none (and its cache key is as before: `sampling` is left out).
+    #[test]
+    fn penalties_and_stop_sequences_are_sent_as_openai_names_them() {
+        let provider = OpenAiProvider::with_key(
+            &spec(ProviderKind::Openai, None),
+            Some(ApiKey::new("OPENAI_API_KEY", KEY)),
+        )
+        .unwrap();
+        let mut r = request();
+        let plain = provider.body(&r);
+        assert!(plain.get("stop").is_none() && plain.get("frequency_penalty").is_none());
+        assert!(!serde_json::to_string(&r).unwrap().contains("penalty"));
+        r.sampling = crate::chat::Sampling {
+            frequency_penalty: Some(0.5),
+            presence_penalty: Some(-1.0),
+            stop: Some(vec!["###".to_owned()]),
+        }
+        .shared();
+        let body = provider.body(&r);
+        assert_eq!(body["frequency_penalty"], json!(0.5));
+        assert_eq!(body["presence_penalty"], json!(-1.0));
+        assert_eq!(body["stop"], json!(["###"]));
+        // In the request's own JSON (the cache key, an exec program's stdin) at the top level.
+        let own: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            (own["frequency_penalty"].clone(), own["stop"].clone()),
+            (json!(0.5), json!(["###"]))
+        );
+        let back: Request = serde_json::from_value(own).unwrap();
+        assert_eq!(back, r);
+    }
+
     #[test]
     fn azure_versions_before_2024_09_take_max_tokens() {
         #[track_caller]
@@ -538,6 +582,7 @@ mod tests {
             temperature: None,
             max_tokens: Some(16),
             top_p: None,
+            sampling: None,
             seed: u64::MAX,
             json: false,
             json_schema: None,

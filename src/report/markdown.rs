@@ -788,6 +788,7 @@ pub(crate) mod test_fixtures {
             temperature: Some(temperature),
             max_tokens: Some(1024),
             top_p: Some(0.9),
+            sampling: crate::chat::Sampling::default(),
             evaluation_metrics: BTreeMap::new(),
             timeout_ms: 60_000,
         }

@@ -168,6 +168,7 @@ fn jobs(n: usize, fallbacks: &[&str]) -> Vec<Job> {
                     temperature: None,
                     max_tokens: Some(100),
                     top_p: None,
+                    sampling: None,
                     seed: i as u64,
                     json: false,
                     json_schema: None,

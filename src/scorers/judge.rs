@@ -333,6 +333,7 @@ pub fn structured_request(
         temperature: Some(0.0),
         max_tokens: Some(max_tokens),
         top_p: None,
+        sampling: None,
         seed,
         json: true,
         json_schema: Some(Box::new(schema)),

@@ -4,6 +4,9 @@ use super::*;
 
 /// Reads an experiment's variant, prompt and dataset, and renders every case once so that a
 /// template error surfaces now rather than mid-run.
+/// The most stop sequences a variant may give (OpenAI's limit; Anthropic takes more).
+const MAX_STOP: usize = 4;
+
 pub fn load_experiment(
     source: &Arc<dyn FileSource>,
     suite: &Suite,
@@ -48,6 +51,8 @@ pub fn load_experiment(
     for (field, value, range) in [
         ("temperature", &rv.temperature, (0.0, 2.0)),
         ("top_p", &rv.top_p, (0.0, 1.0)),
+        ("frequency_penalty", &rv.frequency_penalty, (-2.0, 2.0)),
+        ("presence_penalty", &rv.presence_penalty, (-2.0, 2.0)),
     ] {
         if let Some(v) = value
             && !(range.0..=range.1).contains(&v.value)
@@ -61,6 +66,32 @@ pub fn load_experiment(
             .into());
         }
     }
+    if let Some(stop) = &rv.stop {
+        let sequences = stop.value.clone().into_vec();
+        let problem = if sequences.is_empty() || sequences.len() > MAX_STOP {
+            Some(format!("stop takes 1 to {MAX_STOP} sequences, got {}", sequences.len()))
+        } else {
+            sequences
+                .iter()
+                .any(String::is_empty)
+                .then(|| "a stop sequence is empty".to_owned())
+        };
+        if let Some(problem) = problem {
+            return Err(variant_at(stop.referenced.line(), stop.referenced.column(), problem)
+                .hint(format!(
+                    "give up to {MAX_STOP} non-empty strings, e.g. `stop: [\"###\"]` (the providers' limit)"
+                ))
+                .into());
+        }
+    }
+    // Where each sampling setting is written, for the provider check below.
+    let penalty_at: Vec<(&str, u64, u64)> = [
+        ("frequency_penalty", &rv.frequency_penalty),
+        ("presence_penalty", &rv.presence_penalty),
+    ]
+    .into_iter()
+    .filter_map(|(field, v)| v.as_ref().map(|v| (field, v.referenced.line(), v.referenced.column())))
+    .collect();
     if rv.model.value.trim().is_empty() {
         return Err(variant_at(
             rv.model.referenced.line(),
@@ -110,6 +141,11 @@ pub fn load_experiment(
         temperature: rv.temperature.map(|t| t.value),
         max_tokens: rv.max_tokens.map(|m| m.value),
         top_p: rv.top_p.map(|t| t.value),
+        sampling: crate::chat::Sampling {
+            frequency_penalty: rv.frequency_penalty.map(|p| p.value),
+            presence_penalty: rv.presence_penalty.map(|p| p.value),
+            stop: rv.stop.map(|s| s.value.into_vec()),
+        },
         evaluation_metrics: rv.evaluation_metrics.into_iter().map(|(k, v)| (k, v.0)).collect(),
     };
     let prompt = Prompt::load(Arc::clone(source), &prompt_path)?;
@@ -233,6 +269,23 @@ pub fn load_experiment(
     // argument naming a file (or folder) of the tree makes the experiment depend on it.
     let mut command_files = BTreeMap::new();
     let chain = std::iter::once(&provider).chain(e.fallback.iter().map(|f| &f.value));
+    // Anthropic's Messages API has no penalties: a variant that sets one cannot be sent there
+    // as written (every call would be refused).
+    if let Some((field, line, column)) = penalty_at.first()
+        && let Some(spec) = chain
+            .clone()
+            .filter_map(|name| suite.providers.get(name))
+            .find(|spec| spec.kind == super::ProviderKind::Anthropic)
+    {
+        return Err(Diagnostic::new(format!(
+            "{field} is not a setting of the `{}` provider (anthropic), which experiment `{name}` calls",
+            spec.name
+        ))
+        .in_file(&variant_path)
+        .at(&variant_text, *line, *column)
+        .hint("Anthropic's Messages API takes temperature, top_p, max_tokens and stop sequences; leave the penalty out, or call an OpenAI-compatible provider")
+        .into());
+    }
     for spec in chain.filter_map(|name| suite.providers.get(name)) {
         for (path, object) in command_paths(&**source, spec) {
             command_files

@@ -135,6 +135,9 @@ pub struct Variant {
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
     pub top_p: Option<f64>,
+    /// Penalties and stop sequences (OpenAI-compatible providers; Anthropic takes stop
+    /// sequences only).
+    pub sampling: crate::chat::Sampling,
     /// The recorded results of this version (the baseline contract), e.g. `cost_per_request`.
     pub evaluation_metrics: BTreeMap<String, f64>,
 }

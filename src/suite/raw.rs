@@ -348,9 +348,30 @@ pub struct RawVariant {
     pub temperature: Option<Spanned<f64>>,
     pub max_tokens: Option<Spanned<u32>>,
     pub top_p: Option<Spanned<f64>>,
+    pub frequency_penalty: Option<Spanned<f64>>,
+    pub presence_penalty: Option<Spanned<f64>>,
+    /// One stop sequence, or a list of them.
+    pub stop: Option<Spanned<OneOrMany>>,
     pub description: Option<String>,
     #[serde(default)]
     pub evaluation_metrics: BTreeMap<String, MetricValue>,
+}
+
+/// A string, or a list of strings (`stop: "###"` or `stop: ["###", "END"]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 /// A scalar read as text, so `version: 1.2` and `version: v1.2.3` both work.

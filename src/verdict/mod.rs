@@ -756,6 +756,7 @@ mod tests {
             temperature: None,
             max_tokens: None,
             top_p: None,
+            sampling: crate::chat::Sampling::default(),
             evaluation_metrics: Default::default(),
             timeout_ms: DEFAULT_TIMEOUT_MS,
         }

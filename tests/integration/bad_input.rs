@@ -1383,6 +1383,59 @@ fn temperature_out_of_range() {
     );
 }
 
+#[test]
+fn a_penalty_out_of_range() {
+    check(
+        |r| {
+            r.edit(VARIANT, "temperature: 0.2", "temperature: 0.2\nfrequency_penalty: 3");
+        },
+        &[
+            "frequency_penalty must be between -2 and 2, got 3",
+            "configs/customer-support.yaml:6:",
+            "hint: ",
+        ],
+    );
+}
+
+#[test]
+fn too_many_stop_sequences() {
+    check(
+        |r| {
+            r.edit(VARIANT, "temperature: 0.2", "temperature: 0.2\nstop: [a, b, c, d, e]");
+        },
+        &[
+            "stop takes 1 to 4 sequences, got 5",
+            "configs/customer-support.yaml:6:",
+            "hint: ",
+        ],
+    );
+}
+
+/// Anthropic's Messages API has no penalties: said when the suite loads, at the penalty.
+#[test]
+fn a_penalty_for_an_anthropic_provider() {
+    check(
+        |r| {
+            r.edit(
+                SUITE,
+                "offline: {type: mock}",
+                "offline: {type: mock}\n  claude: {type: anthropic, api_key_env: ANTHROPIC_API_KEY}",
+            );
+            r.edit(
+                SUITE,
+                "    dataset: datasets/customer-support.jsonl\n",
+                "    dataset: datasets/customer-support.jsonl\n    provider: claude\n",
+            );
+            r.edit(VARIANT, "temperature: 0.2", "temperature: 0.2\npresence_penalty: 0.5");
+        },
+        &[
+            "presence_penalty is not a setting of the `claude` provider (anthropic)",
+            "configs/customer-support.yaml:6:",
+            "hint: Anthropic's Messages API takes",
+        ],
+    );
+}
+
 // 13. Files that are not what they claim, and hostile YAML.
 
 #[test]

@@ -98,6 +98,7 @@ pub(crate) fn reply(body: &Value) -> Value {
             .or(body["max_completion_tokens"].as_u64())
             .map(|n| n as u32),
         top_p: body["top_p"].as_f64(),
+        sampling: None,
         seed: body["seed"].as_u64().unwrap_or(0),
         json: false,
         json_schema: None,
@@ -265,6 +266,55 @@ async fn over_http_with_20_percent_faults_the_verdict_equals_the_fault_free_run(
         outcomes(&repo2.path().join("faulty"))
     );
     assert_eq!(results(&repo.path().join("clean"))["verdict"], r["verdict"]);
+}
+
+/// A variant's penalties and stop sequences reach the provider (OpenAI's names), only the arm
+/// that sets them sends them, and the results say what each arm ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn penalties_and_stop_sequences_reach_the_provider() {
+    let sim = Simulator::new(false, false, Duration::ZERO);
+    let server = start(&sim).await;
+    let repo = demo_repo(&server.uri(), false);
+    repo.edit(
+        "configs/customer-support.yaml",
+        "temperature: 0.2",
+        "temperature: 0.2\nfrequency_penalty: 0.5\npresence_penalty: -0.25\nstop: [\"###\"]",
+    );
+    repo.commit("penalise repetition");
+    let run = gate(&repo, "out", &[]).await;
+    assert!(matches!(run.code, 0 | 1), "{}", run.stderr);
+    let bodies: Vec<Value> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let with: Vec<&Value> = bodies.iter().filter(|b| b.get("frequency_penalty").is_some()).collect();
+    // customer-support's 44 cases, candidate arm only.
+    assert_eq!(with.len(), 44, "{} requests", bodies.len());
+    for b in &with {
+        assert_eq!(
+            (b["frequency_penalty"].clone(), b["presence_penalty"].clone()),
+            (json!(0.5), json!(-0.25))
+        );
+        assert_eq!(b["stop"], json!(["###"]));
+    }
+    let r = results(&repo.path().join("out"));
+    let e = r["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "customer-support")
+        .unwrap();
+    assert_eq!(e["candidate"]["frequency_penalty"], json!(0.5));
+    assert_eq!(e["candidate"]["stop"], json!(["###"]));
+    assert!(e["baseline"].get("frequency_penalty").is_none(), "{}", e["baseline"]);
+    assert!(
+        e["affected_by"].to_string().contains("customer-support.yaml"),
+        "{}",
+        e["affected_by"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

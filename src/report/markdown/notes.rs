@@ -229,6 +229,21 @@ pub(super) fn arm_changes(baseline: Option<&ArmInfo>, candidate: Option<&ArmInfo
         ("temperature", opt(b.temperature), opt(c.temperature)),
         ("max_tokens", opt(b.max_tokens), opt(c.max_tokens)),
         ("top_p", opt(b.top_p), opt(c.top_p)),
+        (
+            "frequency_penalty",
+            opt(b.sampling.frequency_penalty),
+            opt(c.sampling.frequency_penalty),
+        ),
+        (
+            "presence_penalty",
+            opt(b.sampling.presence_penalty),
+            opt(c.sampling.presence_penalty),
+        ),
+        (
+            "stop",
+            opt(b.sampling.stop.as_ref().map(|s| format!("{s:?}"))),
+            opt(c.sampling.stop.as_ref().map(|s| format!("{s:?}"))),
+        ),
     ];
     fields
         .into_iter()

@@ -72,6 +72,7 @@ fn batch_jobs(model: &str, said: &[&str]) -> Vec<Job> {
             // Above the 500 output tokens the fake reports, so the upper bound holds.
             max_tokens: Some(600),
             top_p: None,
+            sampling: None,
             seed: i as u64,
             json: false,
             json_schema: None,
