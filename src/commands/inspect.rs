@@ -27,12 +27,15 @@ pub fn detect(repo_dir: &Path, config: &str, args: &DetectArgs) -> anyhow::Resul
     let detection = &cmp.detection;
     let mut out = std::io::stdout().lock();
     if args.json {
+        // Every experiment the change touches, removed ones too (`status: removed`), as the
+        // text lists them and results.json's experiments hold them; `removed` repeats those.
+        let affected: Vec<&crate::detect::Affected> = detection.affected.iter().chain(&detection.removed).collect();
         let json = serde_json::json!({
             "base": cmp.base_ref,
             "head": cmp.head_ref,
             "merge_base": cmp.merge_base,
             "changes": cmp.changes,
-            "affected": detection.affected,
+            "affected": affected,
             "removed": detection.removed,
             "unaffected": detection.unaffected,
             "policy_changes": cmp.policy.changes,

@@ -101,3 +101,30 @@ fn depends_on_globs_match_changed_paths() {
         .stdout_has("product-faq\tchanged\tcatalog/tents/ridgeline.md")
         .stdout_has("customer-support\tunaffected");
 }
+
+/// An experiment the change removes is among `affected` with `status: removed`, as the text
+/// lists it and results.json holds it (and in `removed`).
+#[test]
+fn json_lists_a_removed_experiment_among_the_affected() {
+    let repo = TestRepo::with_demo_base();
+    repo.checkout_new("pr");
+    repo.edit(
+        "promptgate.yaml",
+        "  - name: product-faq\n    variant: configs/product-faq.yaml\n    dataset: datasets/product-faq.csv\n",
+        "",
+    );
+    repo.commit("retire the faq experiment");
+    repo.promptgate(&["detect", "--base", "main"])
+        .expect_code(0)
+        .stdout_has("product-faq\tremoved");
+    let json: Value = serde_json::from_str(&repo.promptgate(&["detect", "--base", "main", "--json"]).stdout).unwrap();
+    let faq: Vec<&Value> = json["affected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["name"] == "product-faq")
+        .collect();
+    assert_eq!(faq.len(), 1, "{json}");
+    assert_eq!(faq[0]["status"], "removed");
+    assert_eq!(json["removed"][0]["name"], "product-faq");
+}
