@@ -103,6 +103,14 @@ fn dataset_sentence(d: &crate::results::DatasetChanges) -> String {
 /// embedder names) checked as the run builds it (`providers::check`), each error pointed at the
 /// entry's line in the config. An entry nothing names is not built, by a run or here.
 fn providers_build(suite: suite::Suite, source: &dyn FileSource, config: &str) -> Result<suite::Suite, Vec<Error>> {
+    let errors = provider_errors(&suite, source, config);
+    if errors.is_empty() { Ok(suite) } else { Err(errors) }
+}
+
+/// What `providers::build` would refuse in the entries of the providers a run of `suite`
+/// builds (its experiments', fallbacks', judge's and embedder's), each at its entry in
+/// `config`; no key is read. `validate` reports them all, `run` the first, before any call.
+pub(super) fn provider_errors(suite: &suite::Suite, source: &dyn FileSource, config: &str) -> Vec<Error> {
     let text = source.read(config).ok().flatten().unwrap_or_default();
     let named: std::collections::BTreeSet<&str> = suite
         .experiments
@@ -112,25 +120,25 @@ fn providers_build(suite: suite::Suite, source: &dyn FileSource, config: &str) -
         .chain(suite.defaults.embedder.as_ref().map(|e| &e.provider))
         .map(String::as_str)
         .collect();
-    let errors: Vec<Error> = suite
+    suite
         .providers
         .values()
         .filter(|spec| named.contains(spec.name.as_str()))
         .filter_map(|spec| crate::providers::check(spec).err().map(|e| (spec, e)))
         .map(|(spec, e)| match e {
             Error::Input(d) => {
-                let line = provider_line(&text, &spec.name);
-                Error::Input(Box::new(d.in_file(config).at(&text, line, 0)))
+                let (line, column) = provider_line(&text, &spec.name);
+                Error::Input(Box::new(d.in_file(config).at(&text, line, column)))
             }
             other => other,
         })
-        .collect();
-    if errors.is_empty() { Ok(suite) } else { Err(errors) }
+        .collect()
 }
 
 /// The line of `name`'s entry under `providers:` (1-based; 0 when not found): a key at the
 /// indentation of the section's first entry, or in its flow mapping on the same line.
-fn provider_line(text: &str, name: &str) -> u64 {
+/// The line and column (1-based; 0 when not found) of provider `name`'s key in the suite file.
+fn provider_line(text: &str, name: &str) -> (u64, u64) {
     let is_key = |s: &str| {
         let s = s.trim_start_matches(['"', '\'']);
         s.strip_prefix(name)
@@ -147,16 +155,24 @@ fn provider_line(text: &str, name: &str) -> u64 {
         if depth == 0 {
             inside = trimmed.starts_with("providers:");
             let flow = trimmed.trim_start_matches("providers:").trim_start();
-            if inside && flow.starts_with('{') && flow.split([',', '{']).any(|part| is_key(part.trim_start())) {
-                return i as u64 + 1;
+            if inside && flow.starts_with('{') {
+                // The key's column: where its part of the flow mapping starts.
+                let mut at = line.len() - flow.len();
+                for part in flow.split([',', '{']) {
+                    let lead = part.len() - part.trim_start().len();
+                    if is_key(part.trim_start()) {
+                        return (i as u64 + 1, (at + lead) as u64 + 1);
+                    }
+                    at += part.len() + 1;
+                }
             }
             continue;
         }
         if inside && *indent.get_or_insert(depth) == depth && is_key(trimmed) {
-            return i as u64 + 1;
+            return (i as u64 + 1, depth as u64 + 1);
         }
     }
-    0
+    (0, 0)
 }
 
 pub fn validate(repo_dir: &Path, config: &str, at_ref: Option<&str>) -> anyhow::Result<u8> {
@@ -224,9 +240,16 @@ mod tests {
     #[test]
     fn a_provider_entry_is_found_at_its_own_indentation() {
         let text = "version: 1\nproviders:\n  judge: {type: openai, model: gpt}\n  model:\n    type: mock\ndefaults: {provider: model}\n";
-        assert_eq!(provider_line(text, "judge"), 3);
-        assert_eq!(provider_line(text, "model"), 4, "not the judge's `model:` key");
-        assert_eq!(provider_line(text, "type"), 0);
-        assert_eq!(provider_line("providers: {a: {type: mock}, b: {type: exec}}\n", "b"), 1);
+        assert_eq!(provider_line(text, "judge"), (3, 3));
+        assert_eq!(provider_line(text, "model"), (4, 3), "not the judge's `model:` key");
+        assert_eq!(provider_line(text, "type"), (0, 0));
+        assert_eq!(
+            provider_line("providers: {a: {type: mock}, b: {type: exec}}\n", "b"),
+            (1, 30)
+        );
+        assert_eq!(
+            provider_line("providers: {a: {type: mock}, b: {type: exec}}\n", "a"),
+            (1, 13)
+        );
     }
 }

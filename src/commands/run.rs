@@ -276,6 +276,15 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
             }
         }
     }
+    // An entry no provider can be built from is the suite file's error, at the entry (as
+    // `validate` says it), not a bare message once the endpoints are built.
+    if let Some(e) =
+        super::inspect::provider_errors(candidate_suite, &*candidate_side.tree, &candidate_suite.config_path)
+            .into_iter()
+            .next()
+    {
+        return Err(e.into());
+    }
     let baseline_arm = baseline_suite.map(|suite| arms::ArmSource { suite, side: &cmp.base });
     let candidate_arm = arms::ArmSource {
         suite: candidate_suite,

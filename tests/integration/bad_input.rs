@@ -1704,24 +1704,24 @@ fn validate_builds_each_provider_as_a_run_would() {
             "  offline: {type: openai-compatible}",
             [
                 "provider `offline` (type openai-compatible) needs `base_url`",
-                "promptgate.yaml:6",
+                "promptgate.yaml:6:3",
             ],
         ),
         (
             "  offline: {type: mock, deployment: gpt4}",
-            ["deployment", "promptgate.yaml:6"],
+            ["deployment", "promptgate.yaml:6:3"],
         ),
         (
             "  offline: {type: exec}",
-            ["provider `offline` (type exec) needs `command`", "promptgate.yaml:6"],
+            ["provider `offline` (type exec) needs `command`", "promptgate.yaml:6:3"],
         ),
     ] {
-        validate_broken(
-            |repo| {
-                repo.edit("promptgate.yaml", "  offline: {type: mock}", entry);
-            },
-            &expect,
-        );
+        let break_it = |repo: &TestRepo| {
+            repo.edit("promptgate.yaml", "  offline: {type: mock}", entry);
+        };
+        validate_broken(break_it, &expect);
+        // A run says the same, at the same place, before any call.
+        run_broken(break_it, &expect);
     }
     // An entry nothing names is not built, by a run or by validate.
     let repo = TestRepo::with_demo_base();
