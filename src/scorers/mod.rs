@@ -403,7 +403,14 @@ mod tests {
     }
 
     fn resolve(raw: &RawAssertion) -> Assertion {
-        crate::suite::resolve_assertion(&MemTree::default(), "", raw, &mut Default::default()).unwrap()
+        crate::suite::resolve_assertion(
+            &MemTree::default(),
+            "",
+            raw,
+            &mut Default::default(),
+            crate::suite::SimilarityMethod::RougeL,
+        )
+        .unwrap()
     }
 
     fn assertion(kind: &str, value: Option<Value>, path: Option<&str>) -> Assertion {

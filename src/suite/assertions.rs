@@ -6,11 +6,14 @@ use super::*;
 type Problem = (String, Option<String>);
 
 /// Turns an assertion as written into a checked one. Errors are `(message, hint)`.
+/// `similarity`: the method of a `similarity` that names none (embeddings when the suite has
+/// an embedder, else ROUGE-L).
 pub(crate) fn resolve_assertion(
     source: &dyn FileSource,
     base_dir: &str,
     raw: &raw::RawAssertion,
     dependencies: &mut BTreeSet<String>,
+    similarity_default: SimilarityMethod,
 ) -> Result<Assertion, Problem> {
     let kind = raw.kind.as_str();
     if !ASSERTION_TYPES.contains(&kind) {
@@ -117,7 +120,7 @@ pub(crate) fn resolve_assertion(
                 expected: kind == "refusal",
             }
         }
-        "similarity" => similarity(value.as_ref(), raw)?,
+        "similarity" => similarity(value.as_ref(), raw, similarity_default)?,
         "exec" => exec(value.as_ref(), raw)?,
         "llm-rubric" => Check::Judge(JudgeCheck::Rubric(text().map_err(|_| {
             (
@@ -392,7 +395,7 @@ fn compiled_schema(schema: &Value) -> Result<Arc<jsonschema::Validator>, Problem
 }
 
 /// `similarity`: to `value`, or to the case's `expected` var.
-fn similarity(value: Option<&Value>, raw: &raw::RawAssertion) -> Result<Check, Problem> {
+fn similarity(value: Option<&Value>, raw: &raw::RawAssertion, default: SimilarityMethod) -> Result<Check, Problem> {
     let reference = match value {
         None => Reference::Expected,
         Some(Value::String(s)) => Reference::Text(s.clone()),
@@ -414,7 +417,8 @@ fn similarity(value: Option<&Value>, raw: &raw::RawAssertion) -> Result<Check, P
         ));
     }
     let method = match raw.method.as_deref() {
-        None | Some("rouge-l") => SimilarityMethod::RougeL,
+        None => default,
+        Some("rouge-l") => SimilarityMethod::RougeL,
         Some("embeddings") => SimilarityMethod::Embeddings,
         Some(other) => {
             let hint = match did_you_mean(other, SimilarityMethod::NAMES.iter().copied()) {

@@ -35,6 +35,7 @@ pub(super) fn parse(
     path: &str,
     text: &str,
     dependencies: &mut BTreeSet<String>,
+    similarity: super::SimilarityMethod,
 ) -> Result<Vec<Case>, Error> {
     // Spreadsheets export UTF-8 CSV with a byte order mark, which would otherwise stick to the
     // first column's name (`\u{feff}id` is a var, not the id).
@@ -103,13 +104,14 @@ pub(super) fn parse(
             None => {
                 let mut asserts = Vec::with_capacity(raw.assert.len());
                 for a in &raw.assert {
-                    let assertion = resolve_assertion(source, dir, a, dependencies).map_err(|(message, hint)| {
-                        let d = at(format!("case `{id}`: {message}"), "assert");
-                        match hint {
-                            Some(h) => d.hint(h),
-                            None => d,
-                        }
-                    })?;
+                    let assertion =
+                        resolve_assertion(source, dir, a, dependencies, similarity).map_err(|(message, hint)| {
+                            let d = at(format!("case `{id}`: {message}"), "assert");
+                            match hint {
+                                Some(h) => d.hint(h),
+                                None => d,
+                            }
+                        })?;
                     asserts.push(assertion);
                 }
                 shared.keep(written, asserts)
@@ -447,6 +449,34 @@ fn csv_diagnostic(path: &str, text: &str, e: &csv::Error) -> Error {
 mod tests {
     use super::*;
 
+    /// A similarity that names no method takes the one the suite gives (embeddings when it has
+    /// an embedder); one that names a method keeps it.
+    #[test]
+    fn a_similarity_without_a_method_takes_the_suites_default() {
+        use super::super::{Check, SimilarityMethod};
+        let tree = crate::workspace::MemTree::default();
+        let text = "{\"id\": \"a\", \"vars\": {\"input\": \"q\"}, \"assert\": [{\"type\": \"similarity\", \"value\": \"x\"}]}\n\
+                    {\"id\": \"b\", \"vars\": {\"input\": \"q\"}, \"assert\": [{\"type\": \"similarity\", \"value\": \"x\", \"method\": \"rouge-l\"}]}\n";
+        let method = |default| -> Vec<SimilarityMethod> {
+            parse(&tree, "cases.jsonl", text, &mut BTreeSet::new(), default)
+                .unwrap()
+                .iter()
+                .map(|c| match &c.asserts[0].check {
+                    Check::Similarity { method, .. } => *method,
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(
+            method(SimilarityMethod::Embeddings),
+            [SimilarityMethod::Embeddings, SimilarityMethod::RougeL]
+        );
+        assert_eq!(
+            method(SimilarityMethod::RougeL),
+            [SimilarityMethod::RougeL, SimilarityMethod::RougeL]
+        );
+    }
+
     #[test]
     fn derived_ids_have_64_bits() {
         let mut vars = serde_json::Map::new();
@@ -472,7 +502,14 @@ mod tests {
     fn csv_vars_columns_with_or_without_their_prefix() {
         let text = "id,vars.input,context,assert.icontains\nrefund,Can I get a refund?,Policy: 30 days.,30 days\n";
         let tree = crate::workspace::MemTree::new([("cases.csv", text)]);
-        let cases = parse(&tree, "cases.csv", text, &mut BTreeSet::new()).unwrap();
+        let cases = parse(
+            &tree,
+            "cases.csv",
+            text,
+            &mut BTreeSet::new(),
+            super::super::SimilarityMethod::RougeL,
+        )
+        .unwrap();
         assert_eq!(
             cases[0].vars.get("input"),
             Some(&Value::String("Can I get a refund?".to_owned()))
@@ -485,9 +522,15 @@ mod tests {
         assert_eq!(cases[0].asserts.len(), 1);
         let both = "id,input,vars.input\nrefund,a,b\n";
         let tree = crate::workspace::MemTree::new([("both.csv", both)]);
-        let e = parse(&tree, "both.csv", both, &mut BTreeSet::new())
-            .unwrap_err()
-            .to_string();
+        let e = parse(
+            &tree,
+            "both.csv",
+            both,
+            &mut BTreeSet::new(),
+            super::super::SimilarityMethod::RougeL,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("columns 2 and 3 both name the var `input`"), "{e}");
     }
 
@@ -504,7 +547,14 @@ mod tests {
             "\n",
         );
         let tree = crate::workspace::MemTree::new([("cases.jsonl", text)]);
-        let cases = parse(&tree, "cases.jsonl", text, &mut BTreeSet::new()).unwrap();
+        let cases = parse(
+            &tree,
+            "cases.jsonl",
+            text,
+            &mut BTreeSet::new(),
+            super::super::SimilarityMethod::RougeL,
+        )
+        .unwrap();
         let [a, b, c, d] = &cases[..] else {
             panic!("{} cases", cases.len())
         };
@@ -533,9 +583,15 @@ mod tests {
             "\n",
         );
         let tree = crate::workspace::MemTree::new([("cases.jsonl", bad)]);
-        let error = parse(&tree, "cases.jsonl", bad, &mut BTreeSet::new())
-            .unwrap_err()
-            .to_string();
+        let error = parse(
+            &tree,
+            "cases.jsonl",
+            bad,
+            &mut BTreeSet::new(),
+            super::super::SimilarityMethod::RougeL,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("case `first`") && !error.contains("second"), "{error}");
     }
 }

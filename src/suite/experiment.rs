@@ -156,7 +156,14 @@ pub fn load_experiment(
             .at(&config_text, e.dataset.referenced.line(), e.dataset.referenced.column())
             .hint("paths are relative to the suite file's folder and must name a file")
     })?;
-    let cases = dataset::parse(&**source, &dataset_path, &dataset_text, &mut dependencies)?;
+    // A similarity that names no method uses the suite's embedder when it has one ("embeddings,
+    // else ROUGE-L"); one that names a method gets it, with no fallback.
+    let similarity = if suite.defaults.embedder.is_some() {
+        super::SimilarityMethod::Embeddings
+    } else {
+        super::SimilarityMethod::RougeL
+    };
+    let cases = dataset::parse(&**source, &dataset_path, &dataset_text, &mut dependencies, similarity)?;
     if cases.is_empty() {
         return Err(Diagnostic::new(format!("dataset `{dataset_path}` has no cases"))
             .in_file(&dataset_path)
@@ -167,15 +174,16 @@ pub fn load_experiment(
     let mut asserts = Vec::new();
     for a in &e.assert {
         let loc = &a.referenced;
-        let assertion =
-            resolve_assertion(&**source, config_dir, &a.value, &mut dependencies).map_err(|(message, hint)| {
+        let assertion = resolve_assertion(&**source, config_dir, &a.value, &mut dependencies, similarity).map_err(
+            |(message, hint)| {
                 with_hint(
                     Diagnostic::new(message)
                         .in_file(config_path)
                         .at(&config_text, loc.line(), loc.column()),
                     hint,
                 )
-            })?;
+            },
+        )?;
         asserts.push(assertion);
     }
 

@@ -83,7 +83,7 @@ async fn embedding_similarity_goes_through_the_runner_and_a_failed_embedding_is_
              pricing:\n  gpt-4o-mini: {{input: 0.15, output: 0.60}}\n  emb-1: {{input: 0.02, output: 0}}\n\
              defaults: {{provider: offline, embedder: emb, embedding_model: emb-1}}\n\
              experiments:\n  - name: help\n    variant: v.yaml\n    dataset: cases.jsonl\n    \
-             assert: [{{type: similarity, method: embeddings, threshold: 0.3}}]\n",
+             assert: [{{type: similarity, threshold: 0.3}}]\n",
             server.uri()
         ),
     );
