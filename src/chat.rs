@@ -45,4 +45,11 @@ impl Sampling {
     pub fn shared(self) -> Option<Arc<Sampling>> {
         (self != Sampling::default()).then(|| Arc::new(self))
     }
+
+    /// Reads the settings flattened into a request: a request written without any (every
+    /// request but a few variants') reads back as `None`, equal to the one planned, not as a
+    /// set of none.
+    pub fn deserialize_shared<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Arc<Sampling>>, D::Error> {
+        Ok(Sampling::deserialize(d)?.shared())
+    }
 }

@@ -304,8 +304,8 @@ impl Metric {
 
     /// Whether `test` on `n` units may prove a bound (non-inferiority, equivalence) of this
     /// metric: not for a skewed amount the paired t judges below [`MIN_UNITS_AMOUNT`] units,
-    /// whose symmetric interval falls short on the long tail (a regression it finds is real:
-    /// on that side the t is conservative).
+    /// whose symmetric interval falls short on the long tail (it still judges a regression,
+    /// as DESIGN's paired t of a mean).
     pub fn proves_bounds(&self, test: Test, n: usize) -> bool {
         !(test == Test::PairedT && self.is_ratio() && self.quantile().is_none() && n < MIN_UNITS_AMOUNT)
     }

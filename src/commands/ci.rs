@@ -39,7 +39,7 @@ pub fn ci(repo_dir: &Path, config: &str, args: &CiArgs) -> anyhow::Result<u8> {
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     if let Some(dir) = &args.publish_only {
-        return super::handoff::publish_only(&runtime, &env, dir, args);
+        return super::handoff::publish_only(&runtime, &env, repo_dir, dir, args);
     }
     if let Some(shard) = args.gate.shard.filter(|_| !args.no_publish) {
         // A shard's verdict covers a share of the cases: it must not become the PR's comment
@@ -539,7 +539,7 @@ pub(super) fn settings(env: &ActionsEnv, args: &CiArgs) -> Settings {
 }
 
 /// The annotations: the changed lines of the files that affect each experiment.
-fn annotations(repo: &Repo, results: &Results) -> Vec<Annotation> {
+pub(super) fn annotations(repo: &Repo, results: &Results) -> Vec<Annotation> {
     let head = GitTree::new(repo.root(), &results.head.sha);
     // The diff the pull request shows: from the merge base, not from a base branch that moved.
     let merge_base = repo

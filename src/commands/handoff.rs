@@ -29,6 +29,7 @@ const ERROR_FILE: &str = "error.json";
 pub(super) fn publish_only(
     runtime: &tokio::runtime::Runtime,
     env: &ActionsEnv,
+    repo_dir: &Path,
     dir: &Path,
     args: &CiArgs,
 ) -> anyhow::Result<u8> {
@@ -118,7 +119,6 @@ pub(super) fn publish_only(
         };
         let message = crate::secrets::redact(&message);
         same_commit(&trigger, &claimed)?;
-        super::ci::error_side_channels(env, &message);
         let client = connect(runtime, env, args)?;
         let pr = current_pull_request(runtime, &client, &claimed)?;
         evaluated_this_head(&trigger, &pr)?;
@@ -129,6 +129,8 @@ pub(super) fn publish_only(
             let keep = publisher.trusted_results(&claimed.head_sha).is_some()
                 && untrusted(runtime, &client, &trigger, &claimed.head_sha, &pr, args).unwrap_or(true);
             if !(keep && publisher.keeps_trusted_results(&claimed.head_sha)) {
+                // The outputs say what the check says.
+                super::ci::error_side_channels(env, &message);
                 runtime.block_on(publisher.could_not_finish(&message))?;
             }
         }
@@ -187,7 +189,15 @@ pub(super) fn publish_only(
         written,
         run_error: None,
     };
-    let annotations = check::annotations(&run.results, &|_| true, &|_| Vec::new());
+    // On the changed lines when the checkout holds both commits (the Action's publishing step
+    // runs in the evaluating job's checkout); else, as a fork-safe publisher that checked
+    // nothing out, on the files' first lines.
+    let annotations = match crate::workspace::Repo::open(repo_dir) {
+        Ok(repo) if repo.has_commit(&run.results.head.sha) && repo.has_commit(&run.results.base.sha) => {
+            super::ci::annotations(&repo, &run.results)
+        }
+        _ => check::annotations(&run.results, &|_| true, &|_| Vec::new()),
+    };
     side_channels(env, &run, &args.out, &annotations)?;
     super::run::print_outcome(&run);
     runtime.block_on(publisher.finish(&run.results, (evaluated.0, &evaluated.1), None, &annotations))?;

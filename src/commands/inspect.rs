@@ -103,18 +103,25 @@ fn dataset_sentence(d: &crate::results::DatasetChanges) -> String {
 /// embedder names) checked as the run builds it (`providers::check`), each error pointed at the
 /// entry's line in the config. An entry nothing names is not built, by a run or here.
 fn providers_build(suite: suite::Suite, source: &dyn FileSource, config: &str) -> Result<suite::Suite, Vec<Error>> {
-    let errors = provider_errors(&suite, source, config);
+    let errors = provider_errors(&suite, source, config, &|_| true);
     if errors.is_empty() { Ok(suite) } else { Err(errors) }
 }
 
-/// What `providers::build` would refuse in the entries of the providers a run of `suite`
-/// builds (its experiments', fallbacks', judge's and embedder's), each at its entry in
-/// `config`; no key is read. `validate` reports them all, `run` the first, before any call.
-pub(super) fn provider_errors(suite: &suite::Suite, source: &dyn FileSource, config: &str) -> Vec<Error> {
+/// What `providers::build` would refuse in the entries of the providers a run of `suite`'s
+/// experiments that `runs` builds (theirs, their fallbacks', the judge's and the embedder's),
+/// each at its entry in `config`; no key is read. `validate` reports them all, `run` the
+/// first of the experiments it runs, before any call.
+pub(super) fn provider_errors(
+    suite: &suite::Suite,
+    source: &dyn FileSource,
+    config: &str,
+    runs: &dyn Fn(&str) -> bool,
+) -> Vec<Error> {
     let text = source.read(config).ok().flatten().unwrap_or_default();
     let named: std::collections::BTreeSet<&str> = suite
         .experiments
         .iter()
+        .filter(|e| runs(&e.name))
         .flat_map(|e| std::iter::once(&e.provider).chain(&e.fallbacks))
         .chain(suite.defaults.judge.as_ref().map(|j| &j.provider))
         .chain(suite.defaults.embedder.as_ref().map(|e| &e.provider))
@@ -135,9 +142,9 @@ pub(super) fn provider_errors(suite: &suite::Suite, source: &dyn FileSource, con
         .collect()
 }
 
-/// The line of `name`'s entry under `providers:` (1-based; 0 when not found): a key at the
-/// indentation of the section's first entry, or in its flow mapping on the same line.
-/// The line and column (1-based; 0 when not found) of provider `name`'s key in the suite file.
+/// The line and column (1-based, the column in characters; 0 when not found) of provider
+/// `name`'s entry under `providers:`: a key at the indentation of the section's first entry,
+/// or a key of its flow mapping on the same line (not one nested in an entry's own mapping).
 fn provider_line(text: &str, name: &str) -> (u64, u64) {
     let is_key = |s: &str| {
         let s = s.trim_start_matches(['"', '\'']);
@@ -156,20 +163,29 @@ fn provider_line(text: &str, name: &str) -> (u64, u64) {
             inside = trimmed.starts_with("providers:");
             let flow = trimmed.trim_start_matches("providers:").trim_start();
             if inside && flow.starts_with('{') {
-                // The key's column: where its part of the flow mapping starts.
-                let mut at = line.len() - flow.len();
-                for part in flow.split([',', '{']) {
-                    let lead = part.len() - part.trim_start().len();
-                    if is_key(part.trim_start()) {
-                        return (i as u64 + 1, (at + lead) as u64 + 1);
+                // The keys of the outer mapping: after its `{` and each `,` at depth 1.
+                let start = line.len() - flow.len();
+                let mut depth = 0;
+                for (at, c) in flow.char_indices() {
+                    match c {
+                        '{' | '[' => depth += 1,
+                        '}' | ']' => depth -= 1,
+                        _ => {}
                     }
-                    at += part.len() + 1;
+                    if depth == 1 && matches!(c, '{' | ',') {
+                        let rest = &flow[at + 1..];
+                        let key = rest.trim_start();
+                        if is_key(key) {
+                            let byte = start + at + 1 + (rest.len() - key.len());
+                            return (i as u64 + 1, line[..byte].chars().count() as u64 + 1);
+                        }
+                    }
                 }
             }
             continue;
         }
         if inside && *indent.get_or_insert(depth) == depth && is_key(trimmed) {
-            return (i as u64 + 1, depth as u64 + 1);
+            return (i as u64 + 1, line[..depth].chars().count() as u64 + 1);
         }
     }
     (0, 0)
@@ -250,6 +266,13 @@ mod tests {
         assert_eq!(
             provider_line("providers: {a: {type: mock}, b: {type: exec}}\n", "a"),
             (1, 13)
+        );
+        // Not a key of an entry's own mapping; columns in characters.
+        let nested = "providers: {a: {type: x, model: y}, model: {type: mock}}\n";
+        assert_eq!(provider_line(nested, "model"), (1, 37));
+        assert_eq!(
+            provider_line("providers: {é: {type: x}, b: {type: mock}}\n", "b"),
+            (1, 27)
         );
     }
 }

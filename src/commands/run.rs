@@ -278,10 +278,11 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     }
     // An entry no provider can be built from is the suite file's error, at the entry (as
     // `validate` says it), not a bare message once the endpoints are built.
-    if let Some(e) =
-        super::inspect::provider_errors(candidate_suite, &*candidate_side.tree, &candidate_suite.config_path)
-            .into_iter()
-            .next()
+    let runs = |name: &str| planned.iter().any(|p| p.candidate.name == name);
+    let config_path = &candidate_suite.config_path;
+    if let Some(e) = super::inspect::provider_errors(candidate_suite, &*candidate_side.tree, config_path, &runs)
+        .into_iter()
+        .next()
     {
         return Err(e.into());
     }

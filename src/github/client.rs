@@ -13,7 +13,7 @@ use octocrab::Octocrab;
 use octocrab::service::middleware::retry::RetryConfig;
 use serde_json::{Value, json};
 
-use crate::error::Error;
+use crate::error::{Diagnostic, Error};
 
 /// Attempts per request when GitHub answers with a rate limit or a server error.
 const MAX_ATTEMPTS: u32 = 4;
@@ -82,11 +82,16 @@ impl Client {
     /// A client for `api_url` (GitHub, GitHub Enterprise's `/api/v3`, or a test server). Must be
     /// called inside a tokio runtime: octocrab spawns its connection worker there.
     pub fn live(api_url: &str, token: String, repository: &str) -> Result<Client, Error> {
+        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+            return Err(Diagnostic::new(format!("GITHUB_API_URL `{api_url}` is not an http(s) URL"))
+                .hint("unset it to use https://api.github.com, or give the whole address, e.g. https://github.example.com/api/v3")
+                .into());
+        }
         let crab = Octocrab::builder()
             .base_uri(api_url)
             .map_err(|e| {
                 Error::from(
-                    crate::error::Diagnostic::new(format!("GITHUB_API_URL `{api_url}` is not a URL: {e}"))
+                    Diagnostic::new(format!("GITHUB_API_URL `{api_url}` is not a URL: {e}"))
                         .hint("unset it to use https://api.github.com"),
                 )
             })?
@@ -397,7 +402,7 @@ impl Client {
                         "re-run the job once the limit has reset; the token's hourly limit is shared by every workflow using it",
                     ));
                 }
-                let wait = asked;
+                let wait = asked.min(MAX_WAIT);
                 let why = if rate_limited { "rate limited" } else { "server error" };
                 eprintln!(
                     "promptgate: GitHub {why} ({status}) on {} {route}; retrying in {}s",

@@ -26,6 +26,7 @@ const ELSEWHERE: &[&str] = &[
     "issue_comment on an issue",
     "pull_request_review_comment",
     "pull_request_review",
+    "pull_request_review_thread",
     "commit_comment",
     "discussion_comment",
     "issues",
@@ -68,9 +69,9 @@ pub fn route(trigger: &Trigger) -> Route {
         ),
         // A comment or label elsewhere (an issue, a review, a commit, the label list) gives no
         // command to a pull request: nothing to do, as for any other comment or label.
-        Trigger::Other(name) if ELSEWHERE.contains(&name.as_str()) => {
-            Route::Skip(format!("a `{name}` event concerns no pull request promptgate gates"))
-        }
+        Trigger::Other(name) if ELSEWHERE.contains(&name.as_str()) => Route::Skip(format!(
+            "the event (`{name}`) concerns no pull request promptgate gates"
+        )),
         Trigger::Other(name) => Route::Unsupported(
             format!("`promptgate ci` gates pull requests; this run was triggered by `{name}`"),
             "trigger the workflow on `pull_request` (see docs/github.md), or use `promptgate run --base REF --head REF`",

@@ -65,7 +65,12 @@ pub struct Request {
     pub top_p: Option<f64>,
     /// Penalties and stop sequences, when the variant sets any (shared by its requests; absent
     /// from the serialized request otherwise).
-    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        flatten,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::chat::Sampling::deserialize_shared"
+    )]
     pub sampling: Option<Arc<crate::chat::Sampling>>,
     /// Seed for providers that accept one (and for the mock's randomness). Derived from the
     /// case and the repeat index, so repeats differ and reruns repeat.

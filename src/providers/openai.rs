@@ -527,6 +527,10 @@ mod tests {
         );
         let back: Request = serde_json::from_value(own).unwrap();
         assert_eq!(back, r);
+        // One written without them (a journal's, a batch's) reads back as planned: none.
+        let plain: Request = serde_json::from_value(serde_json::to_value(request()).unwrap()).unwrap();
+        assert_eq!(plain.sampling, None);
+        assert_eq!(plain, request());
     }
 
     #[test]

@@ -8,7 +8,8 @@ use crate::results::{Direction, ExperimentResult, MetricResult, MetricVerdict};
 /// The rule the verdicts follow, in one sentence (the comment's footer).
 pub const RULE: &str = "A metric regresses when it is significantly worse (p < α, Holm-adjusted across the \
 blocking gates) and its estimate is beyond the margin; significantly worse within the margin is a minor \
-regression, shown but not failing; with too few cases a metric is reported, not gated.";
+regression, shown but not failing; with too few cases a metric is reported, not gated (a gate that \
+requires non-inferiority or equivalence fails until it is proven).";
 
 /// The interval column's header (see `ExperimentView::ci_label`).
 pub fn ci_label(e: &ExperimentResult) -> String {

@@ -2,11 +2,11 @@
 
 use super::*;
 
-/// Reads an experiment's variant, prompt and dataset, and renders every case once so that a
-/// template error surfaces now rather than mid-run.
 /// The most stop sequences a variant may give (OpenAI's limit; Anthropic takes more).
 const MAX_STOP: usize = 4;
 
+/// Reads an experiment's variant, prompt and dataset, and renders every case once so that a
+/// template error surfaces now rather than mid-run.
 pub fn load_experiment(
     source: &Arc<dyn FileSource>,
     suite: &Suite,
@@ -84,13 +84,25 @@ pub fn load_experiment(
                 .into());
         }
     }
-    // Where each sampling setting is written, for the provider check below.
-    let penalty_at: Vec<(&str, u64, u64)> = [
-        ("frequency_penalty", &rv.frequency_penalty),
-        ("presence_penalty", &rv.presence_penalty),
+    // Where each setting Anthropic refuses is written, for the provider check below: a
+    // penalty, or a stop sequence of whitespace only ("each stop sequence must contain
+    // non-whitespace").
+    let anthropic_refuses: Vec<(&str, u64, u64)> = [
+        (
+            "frequency_penalty",
+            rv.frequency_penalty.as_ref().map(|v| &v.referenced),
+        ),
+        ("presence_penalty", rv.presence_penalty.as_ref().map(|v| &v.referenced)),
+        (
+            "a stop sequence of whitespace only",
+            rv.stop
+                .as_ref()
+                .filter(|s| s.value.clone().into_vec().iter().any(|s| s.trim().is_empty()))
+                .map(|s| &s.referenced),
+        ),
     ]
     .into_iter()
-    .filter_map(|(field, v)| v.as_ref().map(|v| (field, v.referenced.line(), v.referenced.column())))
+    .filter_map(|(field, at)| at.map(|at| (field, at.line(), at.column())))
     .collect();
     if rv.model.value.trim().is_empty() {
         return Err(variant_at(
@@ -279,19 +291,19 @@ pub fn load_experiment(
     let chain = std::iter::once(&provider).chain(e.fallback.iter().map(|f| &f.value));
     // Anthropic's Messages API has no penalties: a variant that sets one cannot be sent there
     // as written (every call would be refused).
-    if let Some((field, line, column)) = penalty_at.first()
+    if let Some((field, line, column)) = anthropic_refuses.first()
         && let Some(spec) = chain
             .clone()
             .filter_map(|name| suite.providers.get(name))
             .find(|spec| spec.kind == super::ProviderKind::Anthropic)
     {
         return Err(Diagnostic::new(format!(
-            "{field} is not a setting of the `{}` provider (anthropic), which experiment `{name}` calls",
+            "{field} is refused by the `{}` provider (anthropic), which experiment `{name}` calls",
             spec.name
         ))
         .in_file(&variant_path)
         .at(&variant_text, *line, *column)
-        .hint("Anthropic's Messages API takes temperature, top_p, max_tokens and stop sequences; leave the penalty out, or call an OpenAI-compatible provider")
+        .hint("Anthropic's Messages API takes temperature, top_p, max_tokens and stop sequences with some non-whitespace; leave it out, or call an OpenAI-compatible provider")
         .into());
     }
     for spec in chain.filter_map(|name| suite.providers.get(name)) {

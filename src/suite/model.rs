@@ -451,20 +451,40 @@ impl Suite {
         let mut notes = Vec::new();
         for e in &self.experiments {
             let units = e.units();
+            let unit = if units == e.cases.len() {
+                "cases"
+            } else {
+                "groups of cases"
+            };
+            // A gate that requires a proof is never merely reported: below the units that can
+            // prove it (a skewed amount: the bootstrap-t's 40), it fails.
+            let proof = |g: &&GateSpec| g.require_non_inferiority || g.require_equivalence;
+            let proves_from = |g: &GateSpec| {
+                let metric = crate::metrics::Metric::of(&g.metric);
+                match metric.is_ratio() && metric.quantile().is_none() {
+                    true => crate::metrics::MIN_UNITS_AMOUNT,
+                    false => metric.min_units(),
+                }
+            };
+            for g in self.gates.iter().filter(proof) {
+                let min = proves_from(g);
+                if units < min {
+                    notes.push(format!(
+                        "experiment `{}` has {units} {unit}; the `{}` gate requires a proof, which needs {min}: it fails until then",
+                        e.name, g.metric
+                    ));
+                }
+            }
             let short: Vec<String> = self
                 .gates
                 .iter()
+                .filter(|g| !proof(g))
                 .filter_map(|g| {
                     let min = crate::metrics::Metric::of(&g.metric).min_units();
                     (units < min).then(|| format!("{} needs {min}", g.metric))
                 })
                 .collect();
             if !short.is_empty() {
-                let unit = if units == e.cases.len() {
-                    "cases"
-                } else {
-                    "groups of cases"
-                };
                 let (them, it) = if short.len() == 1 {
                     ("it", "it")
                 } else {

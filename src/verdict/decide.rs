@@ -9,7 +9,8 @@
 //! (its bad-side bound inside the margin) or equivalent (TOST: the (1 − 2α) interval inside
 //! ±margin). A relative margin ("10%") is judged on the relative scale, `candidate / baseline −
 //! 1`, for every one of these questions. Below the test's minimum n the metric is reported "too
-//! few cases to judge" and not gated; a zero-width interval proves nothing.
+//! few cases to judge" and not gated (unless its gate requires a proof: then it fails); a
+//! zero-width interval proves nothing.
 //!
 //! Power has one model: `cases_needed` is the smallest n at which this metric's own test, at α
 //! divided by the Holm family's size, detects a change of the margin with 80% power, `mde` the
@@ -186,6 +187,11 @@ pub fn decide_with(
         power_plan(estimate, plan_alpha, margin_abs, sign, relative_margin)
     } else {
         (None, None)
+    };
+    // A skewed amount proves a bound only from the bootstrap-t's minimum: no plan needs fewer.
+    let cases_needed = match Metric::of(&estimate.metric).proves_bounds(estimate.test, estimate.n) {
+        false if is_judged => cases_needed.map(|c| c.max(crate::metrics::MIN_UNITS_AMOUNT)),
+        _ => cases_needed,
     };
     let underpowered = margin_abs > 0.0 && is_judged && cases_needed.is_some_and(|c| c > estimate.n);
     // Judged on the candidate's value: with none (no call timed in this run), there is no SLO

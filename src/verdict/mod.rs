@@ -472,8 +472,18 @@ fn describe_failure(m: &MetricResult) -> String {
                 } else {
                     "non-inferior"
                 };
+                let metric = crate::metrics::Metric::of(&m.name);
+                let amount = if metric.is_ratio() && metric.quantile().is_none() {
+                    format!(
+                        " (a bound on {} needs {} cases)",
+                        m.name,
+                        crate::metrics::MIN_UNITS_AMOUNT
+                    )
+                } else {
+                    String::new()
+                };
                 return format!(
-                    "{} is not proven {proven} within its margin, as its gate requires: too few {units}",
+                    "{} is not proven {proven} within its margin, as its gate requires: too few {units}{amount}",
                     m.name
                 );
             }
@@ -492,13 +502,28 @@ fn describe_failure(m: &MetricResult) -> String {
             format::value(&m.name, Some(slo.target))
         );
     }
+    // A skewed amount the paired t judged (below 40 cases) proves no bound, however narrow.
+    let why = match m.test == crate::metrics::Test::PairedT.as_str()
+        && !crate::metrics::Metric::of(&m.name).proves_bounds(crate::metrics::Test::PairedT, m.n)
+    {
+        true => format!(
+            " ({} proves a bound from {} cases; this run had {})",
+            m.name,
+            crate::metrics::MIN_UNITS_AMOUNT,
+            m.n
+        ),
+        false => String::new(),
+    };
     if m.details.equivalent == Some(false) && !m.non_inferior {
-        return format!("{} is not proven equivalent or non-inferior within its margin", m.name);
+        return format!(
+            "{} is not proven equivalent or non-inferior within its margin{why}",
+            m.name
+        );
     }
     if m.details.equivalent == Some(false) {
-        return format!("{} is not proven equivalent within its margin", m.name);
+        return format!("{} is not proven equivalent within its margin{why}", m.name);
     }
-    format!("{} is not proven non-inferior within its margin", m.name)
+    format!("{} is not proven non-inferior within its margin{why}", m.name)
 }
 
 /// The PR's verdict and its one-sentence reason. A run error wins over everything: a run that

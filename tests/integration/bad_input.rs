@@ -1383,6 +1383,35 @@ fn temperature_out_of_range() {
     );
 }
 
+/// Anthropic refuses a stop sequence of whitespace only: said when the suite loads.
+#[test]
+fn a_blank_stop_sequence_for_an_anthropic_provider() {
+    check(
+        |r| {
+            r.edit(
+                SUITE,
+                "offline: {type: mock}",
+                "offline: {type: mock}\n  claude: {type: anthropic, api_key_env: ANTHROPIC_API_KEY}",
+            );
+            r.edit(
+                SUITE,
+                "    dataset: datasets/customer-support.jsonl\n",
+                "    dataset: datasets/customer-support.jsonl\n    fallback: [claude]\n",
+            );
+            r.edit(
+                VARIANT,
+                "temperature: 0.2",
+                "temperature: 0.2\nstop: [\"###\", \"\\n\"]",
+            );
+        },
+        &[
+            "a stop sequence of whitespace only is refused by the `claude` provider (anthropic)",
+            "configs/customer-support.yaml:6:",
+            "hint: ",
+        ],
+    );
+}
+
 #[test]
 fn a_penalty_out_of_range() {
     check(
@@ -1429,7 +1458,7 @@ fn a_penalty_for_an_anthropic_provider() {
             r.edit(VARIANT, "temperature: 0.2", "temperature: 0.2\npresence_penalty: 0.5");
         },
         &[
-            "presence_penalty is not a setting of the `claude` provider (anthropic)",
+            "presence_penalty is refused by the `claude` provider (anthropic)",
             "configs/customer-support.yaml:6:",
             "hint: Anthropic's Messages API takes",
         ],

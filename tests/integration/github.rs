@@ -1184,8 +1184,10 @@ fn a_missing_event_file_or_a_bad_api_url_is_exit_2() {
         .stderr_has("cannot read the event payload")
         .stderr_has("hint:");
     let comment = comment_event(empty.path(), "maya", "/promptgate accept on purpose");
-    let run = ci_with(empty.path(), "not a url", &comment, &[], &Env::named("issue_comment"));
-    run.run.expect_code(2).stderr_has("is not a URL").stderr_has("hint:");
+    for url in ["not a url", "api.github.com"] {
+        let run = ci_with(empty.path(), url, &comment, &[], &Env::named("issue_comment"));
+        run.run.expect_code(2).stderr_has("is not an http(s) URL").stderr_has("hint:");
+    }
 }
 
 #[test]

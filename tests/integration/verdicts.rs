@@ -710,3 +710,59 @@ async fn a_failure_the_change_causes_still_fails_after_its_pairs_are_measured_ag
     assert_eq!(errors["verdict"], "regression", "{errors}");
     assert_eq!(errors["fails_gate"], true);
 }
+
+/// A change that makes every answer three times longer, on 20 cases: the cost gate judges it
+/// (the paired t, 10 to 39 cases) and blocks, where "too few" once let it through. A gate that
+/// requires non-inferiority of cost cannot be proven on 20 cases: `validate` says so up front,
+/// and an unchanged cost still fails it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cost_regression_on_twenty_cases_blocks() {
+    let (server, _) = serve(|asked, _| Reply {
+        completion_tokens: if asked.candidate { 30 } else { 10 },
+        ..Reply::ok(5)
+    })
+    .await;
+    let repo = suite(
+        &server,
+        20,
+        "",
+        "",
+        "  cost_per_request: {direction: lower, margin: \"10%\", blocking: true}\n",
+        None,
+    );
+    pr(&repo, "pr", "");
+    let run = promptgate(&repo, &["run", "--base", "main", "--out", "out"]).await;
+    run.expect_code(1).stdout_has("cost_per_request regressed");
+    let cost = refunds_metric(&results(&repo.path().join("out")), "cost_per_request");
+    assert_eq!(
+        (cost["test"].as_str(), cost["verdict"].as_str()),
+        (Some("paired-t"), Some("regression"))
+    );
+
+    // Answers a token longer or shorter, case by case: no change, with a spread.
+    let (server, _) = serve(|asked, _| Reply {
+        completion_tokens: if asked.candidate {
+            20 + asked.case as u64 % 3
+        } else {
+            21
+        },
+        ..Reply::ok(5)
+    })
+    .await;
+    let repo = suite(
+        &server,
+        20,
+        "",
+        "",
+        "  cost_per_request: {direction: lower, margin: \"10%\", blocking: true, require: non-inferiority}\n",
+        None,
+    );
+    promptgate(&repo, &["validate"])
+        .await
+        .expect_code(0)
+        .stderr_has("the `cost_per_request` gate requires a proof, which needs 40: it fails until then");
+    pr(&repo, "pr", "");
+    let run = promptgate(&repo, &["run", "--base", "main", "--out", "out"]).await;
+    run.expect_code(1)
+        .stdout_has("within its margin (cost_per_request proves a bound from 40 cases; this run had 20)");
+}
