@@ -1186,7 +1186,10 @@ fn a_missing_event_file_or_a_bad_api_url_is_exit_2() {
     let comment = comment_event(empty.path(), "maya", "/promptgate accept on purpose");
     for url in ["not a url", "api.github.com"] {
         let run = ci_with(empty.path(), url, &comment, &[], &Env::named("issue_comment"));
-        run.run.expect_code(2).stderr_has("is not an http(s) URL").stderr_has("hint:");
+        run.run
+            .expect_code(2)
+            .stderr_has("is not an http(s) URL")
+            .stderr_has("hint:");
     }
 }
 
@@ -2159,6 +2162,34 @@ async fn published_on_its_event(repo: &TestRepo, base: &str, head: &str) -> (Moc
     pr_mock(&server, base, head, &[]).await;
     let run = publish_only(repo, &server, event(repo.path(), base, head, &[]), Env::pull_request()).await;
     (server, run)
+}
+
+/// The Action's publishing step runs in the evaluating job's checkout: `--publish-only`
+/// annotates the changed lines there, as the direct path does, and skips deleted files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_only_annotates_the_changed_lines_in_a_checkout() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let evaluated = ci(
+        repo.path(),
+        "http://127.0.0.1:9",
+        &event(repo.path(), &base, &head, &[]),
+        &["--no-publish", "--out", "promptgate-out"],
+    );
+    evaluated.run.expect_code(1);
+    let (server, published) = published_on_its_event(&repo, &base, &head).await;
+    published.run.expect_code(1);
+    let check = check_run(&server).await;
+    let annotations = check["output"]["annotations"].as_array().unwrap();
+    let prompt = annotations
+        .iter()
+        .find(|a| a["path"] == "prompts/customer-support.md")
+        .unwrap_or_else(|| panic!("{annotations:?}"));
+    assert_eq!((&prompt["start_line"], &prompt["end_line"]), (&json!(14), &json!(16)));
+    assert!(
+        annotations.iter().all(|a| a["path"] != "prompts/partials/refunds.md"),
+        "a deleted file cannot be annotated"
+    );
 }
 
 /// A matrix whose shards all crashed before writing anything: its merge job, on the pull
