@@ -1383,21 +1383,27 @@ fn temperature_out_of_range() {
     );
 }
 
+/// An anthropic provider `claude`, which customer-support calls as `how` says
+/// (`provider: claude` or `fallback: [claude]`).
+fn with_claude(r: &dyn Tree, how: &str) {
+    r.edit(
+        SUITE,
+        "offline: {type: mock}",
+        "offline: {type: mock}\n  claude: {type: anthropic, api_key_env: ANTHROPIC_API_KEY}",
+    );
+    r.edit(
+        SUITE,
+        "    dataset: datasets/customer-support.jsonl\n",
+        &format!("    dataset: datasets/customer-support.jsonl\n    {how}\n"),
+    );
+}
+
 /// Anthropic refuses a stop sequence of whitespace only: said when the suite loads.
 #[test]
 fn a_blank_stop_sequence_for_an_anthropic_provider() {
     check(
         |r| {
-            r.edit(
-                SUITE,
-                "offline: {type: mock}",
-                "offline: {type: mock}\n  claude: {type: anthropic, api_key_env: ANTHROPIC_API_KEY}",
-            );
-            r.edit(
-                SUITE,
-                "    dataset: datasets/customer-support.jsonl\n",
-                "    dataset: datasets/customer-support.jsonl\n    fallback: [claude]\n",
-            );
+            with_claude(r, "fallback: [claude]");
             r.edit(
                 VARIANT,
                 "temperature: 0.2",
@@ -1445,16 +1451,7 @@ fn too_many_stop_sequences() {
 fn a_penalty_for_an_anthropic_provider() {
     check(
         |r| {
-            r.edit(
-                SUITE,
-                "offline: {type: mock}",
-                "offline: {type: mock}\n  claude: {type: anthropic, api_key_env: ANTHROPIC_API_KEY}",
-            );
-            r.edit(
-                SUITE,
-                "    dataset: datasets/customer-support.jsonl\n",
-                "    dataset: datasets/customer-support.jsonl\n    provider: claude\n",
-            );
+            with_claude(r, "provider: claude");
             r.edit(VARIANT, "temperature: 0.2", "temperature: 0.2\npresence_penalty: 0.5");
         },
         &[
