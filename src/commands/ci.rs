@@ -121,6 +121,15 @@ fn republish(
             ],
         )?;
     }
+    if let Some(file) = &env.step_summary {
+        // What was re-published, in a word: nothing was evaluated, so there are no tables.
+        let summary = format!(
+            "## promptgate: re-published #{number}, nothing evaluated\n\n**{}**: {}\n",
+            republished.verdict.as_str().to_uppercase().replace('_', " "),
+            crate::report::escape::escape_untrusted(&crate::secrets::redact(&republished.reason), 2_000)
+        );
+        actions::append_summary(file, &summary)?;
+    }
     Ok(match republished.verdict {
         Verdict::Pass | Verdict::Waived => exit::PASS,
         Verdict::Error => exit::RUN,

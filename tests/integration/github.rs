@@ -745,6 +745,13 @@ async fn a_bare_accept_comment_waives_and_says_no_reason_was_given() {
     comment["created_at"] = json!("2011-04-14T16:00:49Z");
     let (run, server) = accept_comment_run(comment, "maya", "admin").await;
     run.run.expect_code(0).stdout_has("verdict: WAIVED");
+    // The job's outputs and summary say what was re-published.
+    assert!(run.output.contains("verdict=waived\n"), "{}", run.output);
+    assert!(
+        run.summary.contains("re-published #7, nothing evaluated") && run.summary.contains("**WAIVED**"),
+        "{}",
+        run.summary
+    );
     let text = last_sticky_body(&server).await;
     assert!(
         text.contains("regression accepted by maya") && text.contains("`/promptgate accept` (no reason given)"),
