@@ -92,10 +92,12 @@ impl State {
     pub fn approve(&mut self, approval: Approval) {
         self.approvals
             .retain(|a| !(a.label == approval.label && a.sha == approval.sha));
+        // Approvals of other commits can never apply again; keep the list short. The one given
+        // now stays though the state has not announced its commit yet (a label added to a
+        // head no run has published: the pull request's head, as the API gives it now).
+        let (head, given) = (self.head_sha.clone(), approval.sha.clone());
         self.approvals.push(approval);
-        // Approvals of other commits can never apply again; keep the list short.
-        let sha = self.head_sha.clone();
-        self.approvals.retain(|a| a.sha == sha);
+        self.approvals.retain(|a| a.sha == head || a.sha == given);
     }
 }
 
@@ -354,5 +356,12 @@ mod tests {
         assert_eq!(state.approvals, vec![approval("new", "omar")]);
         assert!(state.approval("promptgate:trust-config", "new").is_some());
         assert!(state.approval("promptgate:trust-config", "old").is_none());
+        // A label added at a head the state has not announced yet: kept for that head, with the
+        // announced head's; a third commit's goes.
+        state.approvals.push(approval("older", "maya"));
+        state.approve(approval("newer", "maya"));
+        assert!(state.approval("promptgate:trust-config", "newer").is_some());
+        assert!(state.approval("promptgate:trust-config", "new").is_some());
+        assert!(state.approval("promptgate:trust-config", "older").is_none());
     }
 }
