@@ -236,9 +236,21 @@ pub fn parse_trigger(event_name: &str, text: &str, path: &Path, repository: Opti
                 pull_request: Some(_),
             }) => {
                 let comment = payload.comment.unwrap_or_default();
+                // A comment edited out of an accept command still concerns the waiver it gave:
+                // its earlier text routes it (to a re-publish, which finds the waiver gone).
+                let earlier = payload.changes.and_then(|c| c.body).map(|b| b.from);
+                let body = match earlier {
+                    Some(from)
+                        if super::waiver::parse_command(&comment.body).is_none()
+                            && super::waiver::parse_command(&from).is_some() =>
+                    {
+                        from
+                    }
+                    _ => comment.body,
+                };
                 Ok(Trigger::PullRequestComment {
                     number,
-                    body: comment.body,
+                    body,
                     created: comment.id.filter(|_| payload.action.as_deref() == Some("created")),
                 })
             }
@@ -309,6 +321,21 @@ struct Payload {
     workflow_run: Option<WorkflowRun>,
     #[serde(default)]
     repository: Option<Repository>,
+    /// An `edited` comment's earlier text (`changes.body.from`).
+    #[serde(default)]
+    changes: Option<Changes>,
+}
+
+#[derive(Default, Deserialize)]
+struct Changes {
+    #[serde(default)]
+    body: Option<From>,
+}
+
+#[derive(Deserialize)]
+struct From {
+    #[serde(default)]
+    from: String,
 }
 
 #[derive(Deserialize)]

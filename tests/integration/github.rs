@@ -1158,6 +1158,48 @@ async fn deleting_the_accept_comment_withdraws_the_waiver() {
     assert_eq!(check_run(&server).await["conclusion"], "failure");
 }
 
+/// Editing the accept comment into something else withdraws the waiver at once: the event's
+/// earlier text routes it to a re-publish, which finds no waiver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_the_accept_comment_away_withdraws_the_waiver() {
+    let (_repo, base, head, sticky) = regressed_demo().await;
+    let text = "/promptgate accept refunds moved on purpose";
+    let server = fake_github_with(
+        &sticky,
+        vec![comment_json(80, "maya", text)],
+        json!([]),
+        &[("maya", "admin")],
+    )
+    .await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let empty = tempfile::tempdir().unwrap();
+    let given = comment_event(empty.path(), "maya", text);
+    ci_async_in(
+        empty.path(),
+        server.uri(),
+        given.clone(),
+        &[],
+        Env::named("issue_comment"),
+    )
+    .await
+    .run
+    .expect_code(0);
+    let waived = last_sticky_body(&server).await;
+    let mut edited = comment_json(80, "maya", "never mind");
+    edited["updated_at"] = json!(promptgate::ledger::rfc3339(std::time::SystemTime::now()));
+    let server = fake_github_with(&waived, vec![edited], json!([]), &[("maya", "admin")]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let mut payload: Value = serde_json::from_str(&std::fs::read_to_string(&given).unwrap()).unwrap();
+    payload["action"] = json!("edited");
+    payload["comment"]["body"] = json!("never mind");
+    payload["changes"] = json!({"body": {"from": text}});
+    let path = empty.path().join("edited.json");
+    std::fs::write(&path, serde_json::to_string(&payload).unwrap()).unwrap();
+    let run = ci_async_in(empty.path(), server.uri(), path, &[], Env::named("issue_comment")).await;
+    run.run.expect_code(1).stdout_has("verdict: FAIL");
+    assert_eq!(check_run(&server).await["conclusion"], "failure");
+}
+
 /// A comment on an issue (not a pull request), or a review comment, gives promptgate nothing
 /// to do: exit 0 and no request, as for any other comment or label.
 #[test]
