@@ -678,7 +678,7 @@ fn gate_error_line(e: &anyhow::Error) -> String {
     }
 }
 
-fn is_sha(s: &str) -> bool {
+pub(super) fn is_sha(s: &str) -> bool {
     (7..=40).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
