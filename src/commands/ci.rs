@@ -548,12 +548,16 @@ pub(super) fn settings(env: &ActionsEnv, args: &CiArgs) -> Settings {
 }
 
 /// The annotations: the changed lines of the files that affect each experiment.
-pub(super) fn annotations(repo: &Repo, results: &Results) -> Vec<Annotation> {
-    let head = GitTree::new(repo.root(), &results.head.sha);
+fn annotations(repo: &Repo, results: &Results) -> Vec<Annotation> {
+    annotations_between(repo, results, &results.base.sha, &results.head.sha)
+}
+
+/// [`annotations`] on the diff from `base` (its merge base with `head`) to `head`.
+pub(super) fn annotations_between(repo: &Repo, results: &Results, base: &str, head: &str) -> Vec<Annotation> {
+    let head_sha = head;
+    let head = GitTree::new(repo.root(), head_sha);
     // The diff the pull request shows: from the merge base, not from a base branch that moved.
-    let merge_base = repo
-        .merge_base(&results.base.sha, &results.head.sha)
-        .unwrap_or_else(|_| results.base.sha.clone());
+    let merge_base = repo.merge_base(base, head_sha).unwrap_or_else(|_| base.to_owned());
     let base = GitTree::new(repo.root(), &merge_base);
     let exists = |path: &str| head.read(path).is_ok_and(|f| f.is_some());
     let changed = |path: &str| {

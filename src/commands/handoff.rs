@@ -192,13 +192,14 @@ pub(super) fn publish_only(
     // On the changed lines when the checkout holds both commits (the Action's publishing step
     // runs in the evaluating job's checkout); else, as a fork-safe publisher that checked
     // nothing out, on the files' first lines. The commits are the results' word, which may be
-    // untrusted code's: only hexadecimal names reach git.
-    let (head, base) = (&run.results.head.sha, &run.results.base.sha);
+    // untrusted code's: the head is the pull request's (checked above) and the base is the
+    // API's, and only hexadecimal names reach git.
+    let (head, base) = (&run.results.head.sha, &pr.base_sha);
     let annotations = match crate::workspace::Repo::open(repo_dir) {
         Ok(repo)
             if super::ci::is_sha(head) && super::ci::is_sha(base) && repo.has_commit(head) && repo.has_commit(base) =>
         {
-            super::ci::annotations(&repo, &run.results)
+            super::ci::annotations_between(&repo, &run.results, base, head)
         }
         _ => check::annotations(&run.results, &|_| true, &|_| Vec::new()),
     };

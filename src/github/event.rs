@@ -236,17 +236,15 @@ pub fn parse_trigger(event_name: &str, text: &str, path: &Path, repository: Opti
                 pull_request: Some(_),
             }) => {
                 let comment = payload.comment.unwrap_or_default();
-                // A comment edited out of an accept command still concerns the waiver it gave:
-                // its earlier text routes it (to a re-publish, which finds the waiver gone).
+                // An edit never gives a waiver (an accept comment counts as its author wrote it),
+                // but an edited accept comment concerns the waiver it gave: its earlier text
+                // routes it to a re-publish, which finds the waiver gone (or, edited within the
+                // minute GitHub's timestamps allow, as it was). Any other edit does nothing.
                 let earlier = payload.changes.and_then(|c| c.body).map(|b| b.from);
-                let body = match earlier {
-                    Some(from)
-                        if super::waiver::parse_command(&comment.body).is_none()
-                            && super::waiver::parse_command(&from).is_some() =>
-                    {
-                        from
-                    }
-                    _ => comment.body,
+                let body = match (payload.action.as_deref() == Some("edited"), earlier) {
+                    (true, Some(from)) if super::waiver::parse_command(&from).is_some() => from,
+                    (true, _) => String::new(),
+                    (false, _) => comment.body,
                 };
                 Ok(Trigger::PullRequestComment {
                     number,
@@ -329,11 +327,11 @@ struct Payload {
 #[derive(Default, Deserialize)]
 struct Changes {
     #[serde(default)]
-    body: Option<From>,
+    body: Option<Earlier>,
 }
 
 #[derive(Deserialize)]
-struct From {
+struct Earlier {
     #[serde(default)]
     from: String,
 }

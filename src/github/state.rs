@@ -94,7 +94,7 @@ impl State {
             .retain(|a| !(a.label == approval.label && a.sha == approval.sha));
         // Approvals of other commits can never apply again; keep the list short. The one given
         // now stays though the state has not announced its commit yet (a label added to a
-        // head no run has published: the pull request's head, as the API gives it now).
+        // head no run has published: the pull request's head as this run sees it).
         let (head, given) = (self.head_sha.clone(), approval.sha.clone());
         self.approvals.push(approval);
         self.approvals.retain(|a| a.sha == head || a.sha == given);

@@ -1200,6 +1200,26 @@ async fn editing_the_accept_comment_away_withdraws_the_waiver() {
     assert_eq!(check_run(&server).await["conclusion"], "failure");
 }
 
+/// An edit never gives a waiver: a comment edited into `/promptgate accept` does nothing (no
+/// request: nothing listens on the API's port), whoever edited it.
+#[test]
+fn a_comment_edited_into_an_accept_command_does_nothing() {
+    let empty = tempfile::tempdir().unwrap();
+    let path = comment_event(empty.path(), "maya", "/promptgate accept on purpose");
+    let mut payload: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    payload["action"] = json!("edited");
+    payload["changes"] = json!({"body": {"from": "looks good"}});
+    std::fs::write(&path, serde_json::to_string(&payload).unwrap()).unwrap();
+    let run = ci_with(
+        empty.path(),
+        "http://127.0.0.1:9",
+        &path,
+        &[],
+        &Env::named("issue_comment"),
+    );
+    run.run.expect_code(0).stderr_has("not a `/promptgate accept` command");
+}
+
 /// A comment on an issue (not a pull request), or a review comment, gives promptgate nothing
 /// to do: exit 0 and no request, as for any other comment or label.
 #[test]
