@@ -140,15 +140,26 @@ fn key_and_input(request: &Request<'_>) -> ([u8; 32], Vec<u8>) {
     (hash.finalize().into(), input)
 }
 
-/// Reads `{"scores": {...}}`, keeping the `expected` names.
+/// Reads `{"scores": {...}}`, keeping the `expected` names. Also read: the scores as a flat
+/// object (`{"tone": 0.8}`), and, for a scorer of one metric, the bare number or true/false.
 pub fn parse(stdout: &str, expected: &[String]) -> Outcome {
     let shape = "print {\"scores\": {\"name\": number or true/false}}";
     let value: Value = serde_json::from_str(stdout.trim()).map_err(|e| {
         let start: String = stdout.trim().chars().take(80).collect();
         format!("the scorer's stdout is not JSON ({e}); it begins {start:?}; {shape}")
     })?;
-    let Some(scores) = value.get("scores").and_then(Value::as_object) else {
-        return Err(format!("the scorer's stdout has no `scores` object; {shape}"));
+    let bare;
+    let scores = match (&value, expected) {
+        (Value::Object(o), _) => match o.get("scores") {
+            Some(Value::Object(scores)) => scores,
+            Some(_) => return Err(format!("the scorer's `scores` is not an object; {shape}")),
+            None => o,
+        },
+        (Value::Number(_) | Value::Bool(_), [name]) => {
+            bare = serde_json::Map::from_iter([(name.clone(), value.clone())]);
+            &bare
+        }
+        _ => return Err(format!("the scorer's stdout has no `scores` object; {shape}")),
     };
     let mut out = BTreeMap::new();
     for name in expected {
@@ -215,13 +226,31 @@ mod tests {
                 ("tone".to_owned(), Score::Number(0.75)),
             ])
         );
+        // The scores as a flat object, and a scorer of one metric's bare value.
+        let flat = parse(r#"{"tone": 0.75, "polite": true}"#, &names(&["tone", "polite"])).unwrap();
+        assert_eq!(flat, scores);
+        assert_eq!(
+            parse("0.8\n", &names(&["tone"])).unwrap(),
+            BTreeMap::from([("tone".to_owned(), Score::Number(0.8))])
+        );
+        assert_eq!(
+            parse("true", &names(&["polite"])).unwrap(),
+            BTreeMap::from([("polite".to_owned(), Score::Bool(true))])
+        );
     }
 
     #[test]
     fn malformed_answers_say_what_was_expected() {
         let expected = names(&["tone"]);
+        // A bare value names no metric when the scorer has two.
+        assert!(
+            parse("0.8", &names(&["tone", "polite"]))
+                .unwrap_err()
+                .starts_with("the scorer's stdout has no `scores` object")
+        );
         for (stdout, message) in [
-            ("0.8", "the scorer's stdout has no `scores` object"),
+            ("\"high\"", "the scorer's stdout has no `scores` object"),
+            (r#"{"scores": 0.8}"#, "the scorer's `scores` is not an object"),
             ("tone: high", "the scorer's stdout is not JSON"),
             (
                 r#"{"scores": {"tonne": 1}}"#,

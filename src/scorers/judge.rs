@@ -427,9 +427,12 @@ pub fn parse(text: &str) -> Result<Reply, String> {
         Some(other) => return Err(format!("the judge's `score` is {other}, not an integer from 1 to 5")),
         None => return Err("the judge's reply has no `score`".to_owned()),
     };
+    // The reason explains; the verdict is `pass` and `score`: a terse judge that gives none is
+    // recorded as having given none, not as a failed judgement.
     let reason = match object.get("reason") {
         Some(Value::String(s)) => s.chars().take(MAX_REASON_CHARS).collect(),
-        _ => return Err("the judge's reply has no `reason`".to_owned()),
+        None | Some(Value::Null) => "(the judge gave no reason)".to_owned(),
+        Some(other) => return Err(format!("the judge's `reason` is {other}, not text")),
     };
     Ok(Reply { pass, score, reason })
 }
@@ -589,7 +592,13 @@ mod tests {
             r#"{"pass": "yes", "score": 5, "reason": "x"}"#,
             Err("`pass` is \"yes\""),
         );
-        check(r#"{"pass": true, "score": 5}"#, Err("no `reason`"));
+        // A reason explains; without one the verdict stands, said as given without a reason.
+        check(r#"{"pass": true, "score": 5}"#, Ok((true, 5)));
+        assert_eq!(
+            parse(r#"{"pass": true, "score": 5}"#).unwrap().reason,
+            "(the judge gave no reason)"
+        );
+        check(r#"{"pass": true, "score": 5, "reason": 3}"#, Err("`reason` is 3"));
     }
 
     #[test]

@@ -283,7 +283,7 @@ fn estimate_all(
 /// The built-in metrics, every gated scorer metric some call produced or the base's assertions
 /// score (`base_scored`: one head's no longer score is then `no_data`, and a blocking one fails
 /// closed), and every numeric score (a similarity, an `exec` scorer's number, `consistency`)
-/// gated or not: `pass_rate` sums up the assertions, but nothing else would show a number a
+/// or rate (`…_rate`) gated or not: `pass_rate` sums up the assertions, but nothing else would show a number a
 /// scorer measured.
 fn metric_names(gates: &[suite::GateSpec], cases: &[CaseResult], base_scored: &[String]) -> Vec<String> {
     let mut names: Vec<String> = metrics::BUILTIN.iter().map(|m| (*m).to_owned()).collect();
@@ -294,9 +294,11 @@ fn metric_names(gates: &[suite::GateSpec], cases: &[CaseResult], base_scored: &[
             names.push(gate.metric.clone());
         }
     }
+    // And every rate a scorer feeds (`hallucination_rate`, `pii_leak_rate`, a `metric:` named
+    // as one), true/false a call or not: DESIGN's quality metrics are reported gated or not.
     let numeric: std::collections::BTreeSet<&str> = calls()
         .flat_map(|call| &call.scores)
-        .filter(|(_, score)| matches!(score, Score::Number(_)))
+        .filter(|(name, score)| matches!(score, Score::Number(_)) || name.ends_with("_rate"))
         .map(|(name, _)| name)
         .collect();
     for name in numeric {
@@ -1001,6 +1003,34 @@ mod tests {
         assert_eq!(verdict(8, 8), (MetricVerdict::TooFew, false));
         // 12 units at base, 4 merged away: the regrouping took the gate below its minimum.
         assert_eq!(verdict(12, 8), (MetricVerdict::TooFew, true));
+    }
+
+    /// A rate a scorer feeds is reported though no gate names it and each call's value is true
+    /// or false (`pii_leak_rate`; `hallucination_rate` with one judge repeat); an assertion's
+    /// own true/false is summed up in `pass_rate` instead.
+    #[test]
+    fn a_quality_rate_is_reported_ungated() {
+        let leaking = |i: usize| {
+            let mut call = Call::default();
+            call.scores.insert("pass", Score::Bool(true));
+            call.scores.insert("icontains", Score::Bool(true));
+            call.scores.insert("pii_leak_rate", Score::Bool(false));
+            let mut leaked = call.clone();
+            leaked.scores.insert("pii_leak_rate", Score::Bool(i.is_multiple_of(4)));
+            (vec![call], vec![leaked])
+        };
+        let mut experiments = vec![changed_faq(20, leaking)];
+        judge(&mut experiments, &blocking(&[]), None);
+        let names: Vec<&str> = experiments[0].metrics.iter().map(|m| m.name.as_str()).collect();
+        assert!(names.contains(&"pii_leak_rate"), "{names:?}");
+        assert!(!names.contains(&"icontains"), "{names:?}");
+        let leak = experiments[0]
+            .metrics
+            .iter()
+            .find(|m| m.name == "pii_leak_rate")
+            .unwrap();
+        assert_eq!((leak.test.as_str(), leak.gated), ("mcnemar-exact", false));
+        assert!((leak.candidate.unwrap() - 0.25).abs() < 1e-12, "{:?}", leak.candidate);
     }
 
     /// `require: non-inferiority` fails unless the interval proves it: eight cases prove
