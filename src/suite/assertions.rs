@@ -156,6 +156,21 @@ pub(crate) fn resolve_assertion(
             ));
         }
     }
+    // A value these judges have no use for is a rubric written in the wrong place: said, not
+    // dropped (the judge would grade by its default rubric without a word).
+    if matches!(kind, "relevance" | "hallucination") && value.is_some() {
+        return Err((
+            format!("assertion `{kind}` takes no `value`: it judges by its own rubric"),
+            Some(format!(
+                "for a rubric of your own write {{type: llm-rubric, value: \"…\", metric: {}}}",
+                if kind == "relevance" {
+                    "relevance"
+                } else {
+                    "hallucination_rate"
+                }
+            )),
+        ));
+    }
     let metric = metric_name(kind, raw)?;
     if matches!(check, Check::Pii(_)) && crate::metrics::Metric::of(&metric).default_direction() != Direction::Lower {
         return Err((

@@ -1383,6 +1383,25 @@ fn temperature_out_of_range() {
     );
 }
 
+/// A `value` on a judge that grades by its own rubric is a rubric in the wrong place: said.
+#[test]
+fn a_rubric_written_on_relevance() {
+    check(
+        |r| {
+            r.edit(
+                SUITE,
+                "{type: relevance}]",
+                "{type: relevance, value: \"Answers the refund question.\"}]",
+            );
+        },
+        &[
+            "assertion `relevance` takes no `value`: it judges by its own rubric",
+            "promptgate.yaml:",
+            "hint: for a rubric of your own write {type: llm-rubric",
+        ],
+    );
+}
+
 /// An anthropic provider `claude`, which customer-support calls as `how` says
 /// (`provider: claude` or `fallback: [claude]`).
 fn with_claude(r: &dyn Tree, how: &str) {
