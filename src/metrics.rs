@@ -307,7 +307,13 @@ impl Metric {
     /// whose symmetric interval falls short on the long tail (it still judges a regression,
     /// as DESIGN's paired t of a mean).
     pub fn proves_bounds(&self, test: Test, n: usize) -> bool {
-        !(test == Test::PairedT && self.is_ratio() && self.quantile().is_none() && n < MIN_UNITS_AMOUNT)
+        !(test == Test::PairedT && self.is_skewed_amount() && n < MIN_UNITS_AMOUNT)
+    }
+
+    /// A mean of positive amounts (cost, a custom `…_usd`/`…_ms` mean), not a quantile: the
+    /// bootstrap-t judges it from [`MIN_UNITS_AMOUNT`] units, and only from there proves a bound.
+    pub fn is_skewed_amount(&self) -> bool {
+        self.is_ratio() && self.quantile().is_none()
     }
 
     /// Whether a relative change ("10% dearer") is natural for this metric: positive amounts.

@@ -66,8 +66,9 @@ pub fn load_experiment(
             .into());
         }
     }
-    if let Some(stop) = &rv.stop {
-        let sequences = stop.value.clone().into_vec();
+    // The stop sequences, read once, with where they are written.
+    let stop = rv.stop.map(|s| (s.value.into_vec(), s.referenced));
+    if let Some((sequences, at)) = &stop {
         let problem = if sequences.is_empty() || sequences.len() > MAX_STOP {
             Some(format!("stop takes 1 to {MAX_STOP} sequences, got {}", sequences.len()))
         } else {
@@ -77,7 +78,7 @@ pub fn load_experiment(
                 .then(|| "a stop sequence is empty".to_owned())
         };
         if let Some(problem) = problem {
-            return Err(variant_at(stop.referenced.line(), stop.referenced.column(), problem)
+            return Err(variant_at(at.line(), at.column(), problem)
                 .hint(format!(
                     "give up to {MAX_STOP} non-empty strings, e.g. `stop: [\"###\"]` (the providers' limit)"
                 ))
@@ -95,10 +96,9 @@ pub fn load_experiment(
         ("presence_penalty", rv.presence_penalty.as_ref().map(|v| &v.referenced)),
         (
             "a stop sequence of whitespace only",
-            rv.stop
-                .as_ref()
-                .filter(|s| s.value.clone().into_vec().iter().any(|s| s.trim().is_empty()))
-                .map(|s| &s.referenced),
+            stop.as_ref()
+                .filter(|(sequences, _)| sequences.iter().any(|s| s.trim().is_empty()))
+                .map(|(_, at)| at),
         ),
     ]
     .into_iter()
@@ -156,7 +156,7 @@ pub fn load_experiment(
         sampling: crate::chat::Sampling {
             frequency_penalty: rv.frequency_penalty.map(|p| p.value),
             presence_penalty: rv.presence_penalty.map(|p| p.value),
-            stop: rv.stop.map(|s| s.value.into_vec()),
+            stop: stop.map(|(sequences, _)| sequences),
         },
         evaluation_metrics: rv.evaluation_metrics.into_iter().map(|(k, v)| (k, v.0)).collect(),
     };

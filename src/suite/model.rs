@@ -461,7 +461,7 @@ impl Suite {
             let proof = |g: &&GateSpec| g.require_non_inferiority || g.require_equivalence;
             let proves_from = |g: &GateSpec| {
                 let metric = crate::metrics::Metric::of(&g.metric);
-                match metric.is_ratio() && metric.quantile().is_none() {
+                match metric.is_skewed_amount() {
                     true => crate::metrics::MIN_UNITS_AMOUNT,
                     false => metric.min_units(),
                 }

@@ -474,8 +474,7 @@ fn describe_failure(m: &MetricResult) -> String {
                 } else {
                     "non-inferior"
                 };
-                let metric = crate::metrics::Metric::of(&m.name);
-                let amount = if metric.is_ratio() && metric.quantile().is_none() {
+                let amount = if crate::metrics::Metric::of(&m.name).is_skewed_amount() {
                     format!(
                         " (a bound on {} needs {} cases)",
                         m.name,

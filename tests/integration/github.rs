@@ -1119,22 +1119,21 @@ async fn a_waiver_planted_in_the_state_waives_nothing() {
     run.run.expect_code(0).stdout_has("verdict: WAIVED");
 }
 
-/// Deleting the accept comment withdraws the waiver (the example waiver workflow runs on
-/// `deleted` too): the re-published check fails again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleting_the_accept_comment_withdraws_the_waiver() {
+/// Waives the regressed demo with maya's accept comment, then sends the comment's `action`
+/// event (its payload changed by `change`) to a GitHub that lists `comments` instead: the
+/// re-published check must fail again, the waiver withdrawn.
+async fn the_waiver_is_withdrawn_by(action: &str, comments: Vec<Value>, change: impl Fn(&mut Value)) {
     let (_repo, base, head, sticky) = regressed_demo().await;
-    let text = "/promptgate accept refunds moved on purpose";
     let server = fake_github_with(
         &sticky,
-        vec![comment_json(80, "maya", text)],
+        vec![comment_json(80, "maya", ACCEPT)],
         json!([]),
         &[("maya", "admin")],
     )
     .await;
     pr_mock(&server, &base, &head, &[]).await;
     let empty = tempfile::tempdir().unwrap();
-    let given = comment_event(empty.path(), "maya", text);
+    let given = comment_event(empty.path(), "maya", ACCEPT);
     ci_async_in(
         empty.path(),
         server.uri(),
@@ -1146,58 +1145,38 @@ async fn deleting_the_accept_comment_withdraws_the_waiver() {
     .run
     .expect_code(0);
     let waived = last_sticky_body(&server).await;
-    // The comment is gone; GitHub sends its last body with `action: deleted`.
-    let server = fake_github_with(&waived, vec![], json!([]), &[("maya", "admin")]).await;
+    let server = fake_github_with(&waived, comments, json!([]), &[("maya", "admin")]).await;
     pr_mock(&server, &base, &head, &[]).await;
     let mut payload: Value = serde_json::from_str(&std::fs::read_to_string(&given).unwrap()).unwrap();
-    payload["action"] = json!("deleted");
-    let deleted = empty.path().join("deleted.json");
-    std::fs::write(&deleted, serde_json::to_string(&payload).unwrap()).unwrap();
-    let run = ci_async_in(empty.path(), server.uri(), deleted, &[], Env::named("issue_comment")).await;
+    payload["action"] = json!(action);
+    change(&mut payload);
+    let path = empty.path().join(format!("{action}.json"));
+    std::fs::write(&path, serde_json::to_string(&payload).unwrap()).unwrap();
+    let run = ci_async_in(empty.path(), server.uri(), path, &[], Env::named("issue_comment")).await;
     run.run.expect_code(1).stdout_has("verdict: FAIL");
     assert_eq!(check_run(&server).await["conclusion"], "failure");
+}
+
+const ACCEPT: &str = "/promptgate accept refunds moved on purpose";
+
+/// Deleting the accept comment withdraws the waiver (the example waiver workflow runs on
+/// `deleted` too): GitHub sends the comment's last body, and lists it no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_accept_comment_withdraws_the_waiver() {
+    the_waiver_is_withdrawn_by("deleted", vec![], |_| {}).await;
 }
 
 /// Editing the accept comment into something else withdraws the waiver at once: the event's
 /// earlier text routes it to a re-publish, which finds no waiver.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn editing_the_accept_comment_away_withdraws_the_waiver() {
-    let (_repo, base, head, sticky) = regressed_demo().await;
-    let text = "/promptgate accept refunds moved on purpose";
-    let server = fake_github_with(
-        &sticky,
-        vec![comment_json(80, "maya", text)],
-        json!([]),
-        &[("maya", "admin")],
-    )
-    .await;
-    pr_mock(&server, &base, &head, &[]).await;
-    let empty = tempfile::tempdir().unwrap();
-    let given = comment_event(empty.path(), "maya", text);
-    ci_async_in(
-        empty.path(),
-        server.uri(),
-        given.clone(),
-        &[],
-        Env::named("issue_comment"),
-    )
-    .await
-    .run
-    .expect_code(0);
-    let waived = last_sticky_body(&server).await;
     let mut edited = comment_json(80, "maya", "never mind");
     edited["updated_at"] = json!(promptgate::ledger::rfc3339(std::time::SystemTime::now()));
-    let server = fake_github_with(&waived, vec![edited], json!([]), &[("maya", "admin")]).await;
-    pr_mock(&server, &base, &head, &[]).await;
-    let mut payload: Value = serde_json::from_str(&std::fs::read_to_string(&given).unwrap()).unwrap();
-    payload["action"] = json!("edited");
-    payload["comment"]["body"] = json!("never mind");
-    payload["changes"] = json!({"body": {"from": text}});
-    let path = empty.path().join("edited.json");
-    std::fs::write(&path, serde_json::to_string(&payload).unwrap()).unwrap();
-    let run = ci_async_in(empty.path(), server.uri(), path, &[], Env::named("issue_comment")).await;
-    run.run.expect_code(1).stdout_has("verdict: FAIL");
-    assert_eq!(check_run(&server).await["conclusion"], "failure");
+    the_waiver_is_withdrawn_by("edited", vec![edited], |payload| {
+        payload["comment"]["body"] = json!("never mind");
+        payload["changes"] = json!({"body": {"from": ACCEPT}});
+    })
+    .await;
 }
 
 /// An edit never gives a waiver: a comment edited into `/promptgate accept` does nothing (no
