@@ -29,14 +29,15 @@ struct RawCase {
 }
 
 /// Parses a dataset by its extension. Cases without an `id` get one derived from their vars, so
-/// it stays stable when cases are reordered.
+/// it stays stable when cases are reordered. The cases that read well, and an error for each
+/// that did not (or for the file, when it does not parse at all).
 pub(super) fn parse(
     source: &dyn FileSource,
     path: &str,
     text: &str,
     dependencies: &mut BTreeSet<String>,
     similarity: super::SimilarityMethod,
-) -> Result<Vec<Case>, Error> {
+) -> (Vec<Case>, Vec<Error>) {
     // Spreadsheets export UTF-8 CSV with a byte order mark, which would otherwise stick to the
     // first column's name (`\u{feff}id` is a var, not the id).
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -52,87 +53,146 @@ pub(super) fn parse(
         ),
         "json" | "yaml" | "yml" | "csv" => {
             let parsed = match extension.as_str() {
-                "json" => parse_json(path, text)?,
-                "csv" => parse_csv(path, text)?,
-                _ => parse_yaml(path, text)?,
+                "json" => parse_json(path, text),
+                "csv" => parse_csv(path, text),
+                _ => parse_yaml(path, text),
+            };
+            let parsed = match parsed {
+                Ok(parsed) => parsed,
+                Err(e) => return (Vec::new(), vec![e]),
             };
             (parsed.len(), Box::new(parsed.into_iter().map(Ok)))
         }
         _ => {
-            return Err(Diagnostic::new(format!("dataset `{path}` has an unknown format"))
-                .in_file(path)
-                .hint("datasets are .jsonl, .json, .csv or .yaml files")
-                .into());
+            return (
+                Vec::new(),
+                vec![
+                    Diagnostic::new(format!("dataset `{path}` has an unknown format"))
+                        .in_file(path)
+                        .hint("datasets are .jsonl, .json, .csv or .yaml files")
+                        .into(),
+                ],
+            );
         }
     };
     if count > super::MAX_CASES {
-        return Err(Diagnostic::new(format!(
-            "dataset `{path}` has {count} cases; promptgate runs at most {} per experiment",
-            super::MAX_CASES
-        ))
-        .in_file(path)
-        .hint("split it into several experiments, or sample it: a few hundred cases already detect small changes")
-        .into());
+        return (
+            Vec::new(),
+            vec![
+                Diagnostic::new(format!(
+                    "dataset `{path}` has {count} cases; promptgate runs at most {} per experiment",
+                    super::MAX_CASES
+                ))
+                .in_file(path)
+                .hint(
+                    "split it into several experiments, or sample it: a few hundred cases already detect small changes",
+                )
+                .into(),
+            ],
+        );
     }
     let dir = parent_dir(path);
     let mut ids = BTreeMap::new();
     let mut shared = Shared::default();
     let mut names = super::Names::default();
     let mut cases = Vec::with_capacity(count);
+    // Every case is checked, a bad one reported and passed over, so `validate` lists them all.
+    let mut errors = super::problems::Capped::new(path);
     for located in located {
-        let (raw, line) = located?;
-        let at = |message: String, key: &str| {
-            Diagnostic::new(message)
-                .in_file(path)
-                .at(text, line, key_column(text, line, key))
-        };
-        let id = match raw.id {
-            Some(id) if id.trim().is_empty() => return Err(at("case id is empty".to_owned(), "id").into()),
-            Some(id) => id,
-            None => derived_id(&raw.vars),
-        };
-        if let Some(first) = ids.insert(id.clone(), line) {
-            return Err(at(format!("duplicate case id `{id}`"), "id")
-                .hint(format!(
-                    "the first `{id}` is on line {first}; ids pair baseline and candidate calls, so they must be unique"
-                ))
-                .into());
-        }
-        let written = serde_json::to_string(&raw.assert).unwrap_or_default();
-        let (asserts, assert_source) = match shared.get(&written) {
-            Some(both) => both,
-            None => {
-                let mut asserts = Vec::with_capacity(raw.assert.len());
-                for a in &raw.assert {
-                    let assertion =
-                        resolve_assertion(source, dir, a, dependencies, similarity).map_err(|(message, hint)| {
-                            let d = at(format!("case `{id}`: {message}"), "assert");
-                            match hint {
-                                Some(h) => d.hint(h),
-                                None => d,
-                            }
-                        })?;
-                    asserts.push(assertion);
-                }
-                shared.keep(written, asserts)
+        let (raw, line) = match located {
+            Ok(located) => located,
+            Err(e) => {
+                errors.push(e);
+                continue;
             }
         };
-        if raw.group.as_deref().is_some_and(|g| g.trim().is_empty()) {
-            return Err(at(format!("case `{id}`: group is empty"), "group")
-                .hint("leave `group` out, or name the passage, template or conversation the case shares")
-                .into());
+        match case(
+            source,
+            path,
+            text,
+            dir,
+            (raw, line),
+            &mut ids,
+            &mut shared,
+            &mut names,
+            dependencies,
+            similarity,
+        ) {
+            Ok(case) => cases.push(case),
+            Err(e) => errors.push(e),
         }
-        cases.push(Case {
-            id,
-            group: raw.group.map(String::into_boxed_str),
-            vars: names.vars(raw.vars),
-            assert_source,
-            asserts,
-            // A dataset read whole is far shorter than four billion lines.
-            line: u32::try_from(line).unwrap_or(u32::MAX),
-        });
     }
-    Ok(cases)
+    (cases, errors.into_vec())
+}
+
+/// One case of the dataset, resolved.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the dataset's state, threaded through its cases"
+)]
+fn case(
+    source: &dyn FileSource,
+    path: &str,
+    text: &str,
+    dir: &str,
+    (raw, line): (RawCase, u64),
+    ids: &mut BTreeMap<String, u64>,
+    shared: &mut Shared,
+    names: &mut super::Names,
+    dependencies: &mut BTreeSet<String>,
+    similarity: super::SimilarityMethod,
+) -> Result<Case, Error> {
+    let at = |message: String, key: &str| {
+        Diagnostic::new(message)
+            .in_file(path)
+            .at(text, line, key_column(text, line, key))
+    };
+    let id = match raw.id {
+        Some(id) if id.trim().is_empty() => return Err(at("case id is empty".to_owned(), "id").into()),
+        Some(id) => id,
+        None => derived_id(&raw.vars),
+    };
+    if let Some(first) = ids.get(&id) {
+        return Err(at(format!("duplicate case id `{id}`"), "id")
+            .hint(format!(
+                "the first `{id}` is on line {first}; ids pair baseline and candidate calls, so they must be unique"
+            ))
+            .into());
+    }
+    ids.insert(id.clone(), line);
+    let written = serde_json::to_string(&raw.assert).unwrap_or_default();
+    let (asserts, assert_source) = match shared.get(&written) {
+        Some(both) => both,
+        None => {
+            let mut asserts = Vec::with_capacity(raw.assert.len());
+            for a in &raw.assert {
+                let assertion =
+                    resolve_assertion(source, dir, a, dependencies, similarity).map_err(|(message, hint)| {
+                        let d = at(format!("case `{id}`: {message}"), "assert");
+                        match hint {
+                            Some(h) => d.hint(h),
+                            None => d,
+                        }
+                    })?;
+                asserts.push(assertion);
+            }
+            shared.keep(written, asserts)
+        }
+    };
+    if raw.group.as_deref().is_some_and(|g| g.trim().is_empty()) {
+        return Err(at(format!("case `{id}`: group is empty"), "group")
+            .hint("leave `group` out, or name the passage, template or conversation the case shares")
+            .into());
+    }
+    Ok(Case {
+        id,
+        group: raw.group.map(String::into_boxed_str),
+        vars: names.vars(raw.vars),
+        assert_source,
+        asserts,
+        // A dataset read whole is far shorter than four billion lines.
+        line: u32::try_from(line).unwrap_or(u32::MAX),
+    })
 }
 
 /// The 1-based column of `"key"` on a JSON line, so a per-case error points at the field it is
@@ -448,6 +508,23 @@ fn csv_diagnostic(path: &str, text: &str, e: &csv::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A parse's cases when it found no error, or its first error.
+    trait Parsed {
+        fn unwrap(self) -> Vec<Case>;
+        fn unwrap_err(self) -> Error;
+    }
+
+    impl Parsed for (Vec<Case>, Vec<Error>) {
+        fn unwrap(self) -> Vec<Case> {
+            assert!(self.1.is_empty(), "{:?}", self.1);
+            self.0
+        }
+
+        fn unwrap_err(self) -> Error {
+            self.1.into_iter().next().expect("an error")
+        }
+    }
 
     /// A similarity that names no method takes the one the suite gives (embeddings when it has
     /// an embedder); one that names a method keeps it.

@@ -6,12 +6,39 @@ use super::*;
 const MAX_STOP: usize = 4;
 
 /// Reads an experiment's variant, prompt and dataset, and renders every case once so that a
-/// template error surfaces now rather than mid-run.
+/// template error surfaces now rather than mid-run. The first error, where
+/// [`load_experiment_all`] gives every one.
 pub fn load_experiment(
     source: &Arc<dyn FileSource>,
     suite: &Suite,
     decl: &ExperimentDecl,
 ) -> Result<Experiment, Error> {
+    load_experiment_all(source, suite, decl).map_err(|errors| {
+        errors
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Error::run("the experiment did not load"))
+    })
+}
+
+/// What an experiment's variant file gives it.
+struct LoadedVariant {
+    variant: Variant,
+    prompt: Prompt,
+    prompt_path: String,
+    text: String,
+    /// Where each setting Anthropic refuses is written (what, line, column).
+    anthropic_refuses: Vec<(&'static str, u64, u64)>,
+}
+
+/// [`load_experiment`], reporting every error it finds (for `validate`): the variant's, the
+/// dataset's (each case's), the experiment's assertions', and the cases' renderings, each part
+/// checked whether or not another failed, as far as it does not need the failed one.
+pub fn load_experiment_all(
+    source: &Arc<dyn FileSource>,
+    suite: &Suite,
+    decl: &ExperimentDecl,
+) -> Result<Experiment, Vec<Error>> {
     let config_path = suite.config_path.as_str();
     let config_text = source.read(config_path).ok().flatten().unwrap_or_default();
     let e = &decl.raw;
@@ -28,146 +55,28 @@ pub fn load_experiment(
         })?;
         Ok(path)
     };
-    let variant_path = resolve(&e.variant, "variant")?;
-    let dataset_path = resolve(&e.dataset, "dataset")?;
+    let (variant_path, dataset_path) = match (resolve(&e.variant, "variant"), resolve(&e.dataset, "dataset")) {
+        (Ok(variant), Ok(dataset)) => (variant, dataset),
+        (variant, dataset) => return Err(variant.err().into_iter().chain(dataset.err()).collect()),
+    };
 
     let mut dependencies = BTreeSet::new();
     dependencies.insert(variant_path.clone());
     dependencies.insert(dataset_path.clone());
 
-    let variant_text = read_required(&**source, &variant_path, || {
-        Diagnostic::new(format!("experiment `{name}`: variant file `{variant_path}` not found"))
-            .in_file(config_path)
-            .at(&config_text, e.variant.referenced.line(), e.variant.referenced.column())
-            .hint("paths are relative to the suite file's folder and must name a file")
-    })?;
-    let rv: raw::RawVariant = serde_saphyr::from_str(&variant_text)
-        .map_err(|err| yaml_diagnostic(&variant_path, &variant_text, &err, "a variant config"))?;
-    let variant_at = |line: u64, column: u64, message: String| {
-        Diagnostic::new(message)
-            .in_file(&variant_path)
-            .at(&variant_text, line, column)
-    };
-    for (field, value, range) in [
-        ("temperature", &rv.temperature, (0.0, 2.0)),
-        ("top_p", &rv.top_p, (0.0, 1.0)),
-        ("frequency_penalty", &rv.frequency_penalty, (-2.0, 2.0)),
-        ("presence_penalty", &rv.presence_penalty, (-2.0, 2.0)),
-    ] {
-        if let Some(v) = value
-            && !(range.0..=range.1).contains(&v.value)
-        {
-            return Err(variant_at(
-                v.referenced.line(),
-                v.referenced.column(),
-                format!("{field} must be between {} and {}, got {}", range.0, range.1, v.value),
-            )
-            .hint(format!("providers accept a {field} from {} to {}", range.0, range.1))
-            .into());
-        }
-    }
-    // The stop sequences, read once, with where they are written.
-    let stop = rv.stop.map(|s| (s.value.into_vec(), s.referenced));
-    if let Some((sequences, at)) = &stop {
-        let problem = if sequences.is_empty() || sequences.len() > MAX_STOP {
-            Some(format!("stop takes 1 to {MAX_STOP} sequences, got {}", sequences.len()))
-        } else {
-            sequences
-                .iter()
-                .any(String::is_empty)
-                .then(|| "a stop sequence is empty".to_owned())
-        };
-        if let Some(problem) = problem {
-            return Err(variant_at(at.line(), at.column(), problem)
-                .hint(format!(
-                    "give up to {MAX_STOP} non-empty strings, e.g. `stop: [\"###\"]` (the providers' limit)"
-                ))
-                .into());
-        }
-    }
-    // Where each setting Anthropic refuses is written, for the provider check below: a
-    // penalty, or a stop sequence of whitespace only ("each stop sequence must contain
-    // non-whitespace").
-    let anthropic_refuses: Vec<(&str, u64, u64)> = [
-        (
-            "frequency_penalty",
-            rv.frequency_penalty.as_ref().map(|v| &v.referenced),
-        ),
-        ("presence_penalty", rv.presence_penalty.as_ref().map(|v| &v.referenced)),
-        (
-            "a stop sequence of whitespace only",
-            stop.as_ref()
-                .filter(|(sequences, _)| sequences.iter().any(|s| s.trim().is_empty()))
-                .map(|(_, at)| at),
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(field, at)| at.map(|at| (field, at.line(), at.column())))
-    .collect();
-    if rv.model.value.trim().is_empty() {
-        return Err(variant_at(
-            rv.model.referenced.line(),
-            rv.model.referenced.column(),
-            "model is empty".to_owned(),
-        )
-        .hint("name the model the provider serves, e.g. `model: gpt-4o-mini`")
-        .into());
-    }
-    if let Some(m) = rv.max_tokens.as_ref().filter(|m| m.value == 0) {
-        return Err(variant_at(
-            m.referenced.line(),
-            m.referenced.column(),
-            "max_tokens must be at least 1, got 0".to_owned(),
-        )
-        .hint("leave `max_tokens` out for the provider's default, or give the longest answer in tokens")
-        .into());
-    }
-    let prompt_path = join_in_repo(parent_dir(&variant_path), &rv.prompt.value).map_err(|escape| {
-        variant_at(
-            rv.prompt.referenced.line(),
-            rv.prompt.referenced.column(),
-            format!("prompt path {escape}"),
-        )
-        .hint("the prompt path is relative to the variant file and must stay inside the repository")
-    })?;
-    if source
-        .read(&prompt_path)
-        .map_err(|err| unreadable(&prompt_path, &err))?
-        .is_none()
-    {
-        return Err(variant_at(
-            rv.prompt.referenced.line(),
-            rv.prompt.referenced.column(),
-            format!("prompt file `{prompt_path}` not found"),
-        )
-        .hint(format!(
-            "the prompt path is relative to the variant file's folder (`{}/`)",
-            parent_dir(&variant_path)
-        ))
-        .into());
-    }
-    let variant = Variant {
-        version: rv.version.map(|s| s.0),
-        model: rv.model.value,
-        prompt_path: prompt_path.clone(),
-        temperature: rv.temperature.map(|t| t.value),
-        max_tokens: rv.max_tokens.map(|m| m.value),
-        top_p: rv.top_p.map(|t| t.value),
-        sampling: crate::chat::Sampling {
-            frequency_penalty: rv.frequency_penalty.map(|p| p.value),
-            presence_penalty: rv.presence_penalty.map(|p| p.value),
-            stop: stop.map(|(sequences, _)| sequences),
-        },
-        evaluation_metrics: rv.evaluation_metrics.into_iter().map(|(k, v)| (k, v.0)).collect(),
-    };
-    let prompt = Prompt::load(Arc::clone(source), &prompt_path)?;
+    let mut errors = Vec::new();
+    let loaded = load_variant(source, (config_path, &config_text), e, &variant_path)
+        .map_err(|es| errors.extend(es))
+        .ok();
 
     let dataset_text = read_required(&**source, &dataset_path, || {
         Diagnostic::new(format!("experiment `{name}`: dataset `{dataset_path}` not found"))
             .in_file(config_path)
             .at(&config_text, e.dataset.referenced.line(), e.dataset.referenced.column())
             .hint("paths are relative to the suite file's folder and must name a file")
-    })?;
+    })
+    .map_err(|e| errors.push(e))
+    .ok();
     // A similarity that names no method uses the suite's embedder when it has one ("embeddings,
     // else ROUGE-L"); one that names a method gets it, with no fallback.
     let similarity = if suite.defaults.embedder.is_some() {
@@ -175,34 +84,46 @@ pub fn load_experiment(
     } else {
         super::SimilarityMethod::RougeL
     };
-    let cases = dataset::parse(&**source, &dataset_path, &dataset_text, &mut dependencies, similarity)?;
-    if cases.is_empty() {
-        return Err(Diagnostic::new(format!("dataset `{dataset_path}` has no cases"))
-            .in_file(&dataset_path)
-            .hint("an experiment needs at least one case; a few dozen make its statistics meaningful")
-            .into());
+    let (cases, unread) = match &dataset_text {
+        Some(text) => dataset::parse(&**source, &dataset_path, text, &mut dependencies, similarity),
+        None => (Vec::new(), Vec::new()),
+    };
+    // A dataset that was not found, or did not parse, has no cases to speak of.
+    if dataset_text.is_some() && cases.is_empty() && unread.is_empty() {
+        errors.push(
+            Diagnostic::new(format!("dataset `{dataset_path}` has no cases"))
+                .in_file(&dataset_path)
+                .hint("an experiment needs at least one case; a few dozen make its statistics meaningful")
+                .into(),
+        );
     }
+    let dataset_text = dataset_text.unwrap_or_default();
+    errors.extend(unread);
 
     let mut asserts = Vec::new();
     for a in &e.assert {
         let loc = &a.referenced;
-        let assertion = resolve_assertion(&**source, config_dir, &a.value, &mut dependencies, similarity).map_err(
-            |(message, hint)| {
+        match resolve_assertion(&**source, config_dir, &a.value, &mut dependencies, similarity) {
+            Ok(assertion) => asserts.push(assertion),
+            Err((message, hint)) => errors.push(
                 with_hint(
                     Diagnostic::new(message)
                         .in_file(config_path)
                         .at(&config_text, loc.line(), loc.column()),
                     hint,
                 )
-            },
-        )?;
-        asserts.push(assertion);
+                .into(),
+            ),
+        }
     }
 
     // A similarity without a `value` compares with the case's `expected` var, and a
     // hallucination check judges against its `context_var`: every case they apply to must
     // have the var, or the score would mean nothing (or fail only at run time, as a judge
     // error).
+    // Each var an assertion needs and a case lacks: one error at the first such case, naming
+    // the others (a similarity added to a dataset without references lacks it in every case).
+    let mut lacking: Vec<(String, Diagnostic, Vec<&str>)> = Vec::new();
     for case in &cases {
         let has = |var: &str| match case.vars.get(var) {
             Some(Value::String(s)) => !s.trim().is_empty(),
@@ -233,53 +154,90 @@ pub fn load_experiment(
             )),
             _ => None,
         });
-        if let Some((message, hint)) = missing {
-            let line = u64::from(case.line);
-            return Err(Diagnostic::new(message)
-                .in_file(&dataset_path)
-                .at(&dataset_text, line, dataset::key_column(&dataset_text, line, "vars"))
-                .hint(hint)
-                .into());
+        let Some((message, hint)) = missing else { continue };
+        // The message names the case first: what follows it is what it lacks.
+        let what = message
+            .split_once("` has ")
+            .map_or(&*message, |(_, what)| what)
+            .to_owned();
+        match lacking.iter_mut().find(|(lacks, ..)| *lacks == what) {
+            Some((_, _, others)) => others.push(&case.id),
+            None => {
+                let line = u64::from(case.line);
+                let d = Diagnostic::new(message)
+                    .in_file(&dataset_path)
+                    .at(&dataset_text, line, dataset::key_column(&dataset_text, line, "vars"))
+                    .hint(hint);
+                lacking.push((what, d, Vec::new()));
+            }
         }
+    }
+    for (_, d, others) in lacking {
+        errors.push(match others.as_slice() {
+            [] => d.into(),
+            _ => d
+                .hint(format!(
+                    "{} more case(s) lack it too: {}{}",
+                    others.len(),
+                    others
+                        .iter()
+                        .take(5)
+                        .map(|id| format!("`{id}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if others.len() > 5 { ", …" } else { "" }
+                ))
+                .into(),
+        });
     }
 
     let mut globs = GlobSetBuilder::new();
     for pattern in &e.depends_on {
-        let glob = globset::GlobBuilder::new(&pattern.value)
+        match globset::GlobBuilder::new(&pattern.value)
             .literal_separator(true)
             .build()
-            .map_err(|err| {
+        {
+            Ok(glob) => {
+                globs.add(glob);
+            }
+            Err(err) => errors.push(
                 Diagnostic::new(format!("invalid glob `{}`: {}", pattern.value, err.kind()))
                     .in_file(config_path)
                     .at(&config_text, pattern.referenced.line(), pattern.referenced.column())
                     .hint("globs match repository-relative paths, e.g. `docs/**/*.md`")
-            })?;
-        globs.add(glob);
+                    .into(),
+            ),
+        }
     }
-    let mut depends_on = globs
-        .build()
-        .map_err(|err| Error::run(format!("building globs: {err}")))?;
 
     // Render every case now: strict undefined variables and missing partials fail validation,
     // and the files the template really reads become dependencies.
     let mut partials = BTreeSet::new();
-    for case in &cases {
+    let mut unrendered = super::problems::Capped::new(&dataset_path);
+    let mut in_template = std::collections::HashSet::new();
+    let renders = loaded.as_ref().map(|l| (&l.prompt, &l.prompt_path));
+    for (case, (prompt, prompt_path)) in cases.iter().filter_map(|case| Some((case, renders?))) {
         let rendered = prompt.render(&case.vars).map_err(|d| match d.file {
-            // The template's own error points into the template; the case is named below.
-            Some(_) => Error::from(d.hint(format!(
+            // The template's own error points into the template, once: the first case it
+            // failed is named below, and every other case fails the same way.
+            Some(_) if !in_template.insert((d.file.clone(), d.line, d.column, d.message.clone())) => None,
+            Some(_) => Some(Error::from(d.hint(format!(
                 "while rendering case `{}` ({dataset_path}:{})",
                 case.id, case.line
-            ))),
+            )))),
             // An error of the case itself (a var it lacks) points at the case.
-            None => Error::from(Diagnostic {
+            None => Some(Error::from(Diagnostic {
                 line: Some(case.line as u64).filter(|l| *l > 0),
                 ..d.in_file(dataset_path.as_str()).hint(format!("in case `{}`", case.id))
-            }),
-        })?;
-        partials.extend(rendered.files.into_iter().filter(|f| *f != prompt_path));
+            })),
+        });
+        match rendered {
+            Ok(rendered) => partials.extend(rendered.files.into_iter().filter(|f| f != prompt_path)),
+            Err(Some(e)) => unrendered.push(e),
+            Err(None) => {}
+        }
     }
-    dependencies.insert(prompt_path.clone());
-    dependencies.extend(partials.iter().cloned());
+    errors.extend(unrendered.into_vec());
 
     let provider = e
         .provider
@@ -291,21 +249,38 @@ pub fn load_experiment(
     let chain = std::iter::once(&provider).chain(e.fallback.iter().map(|f| &f.value));
     // Anthropic's Messages API has no penalties: a variant that sets one cannot be sent there
     // as written (every call would be refused).
-    if let Some((field, line, column)) = anthropic_refuses.first()
+    if let Some(loaded) = &loaded
+        && let Some((field, line, column)) = loaded.anthropic_refuses.first()
         && let Some(spec) = chain
             .clone()
             .filter_map(|name| suite.providers.get(name))
             .find(|spec| spec.kind == super::ProviderKind::Anthropic)
     {
-        return Err(Diagnostic::new(format!(
-            "{field} is refused by the `{}` provider (anthropic), which experiment `{name}` calls",
-            spec.name
-        ))
-        .in_file(&variant_path)
-        .at(&variant_text, *line, *column)
-        .hint("Anthropic's Messages API takes temperature, top_p, max_tokens and stop sequences with some non-whitespace; leave it out, or call an OpenAI-compatible provider")
-        .into());
+        errors.push(
+            Diagnostic::new(format!(
+                "{field} is refused by the `{}` provider (anthropic), which experiment `{name}` calls",
+                spec.name
+            ))
+            .in_file(&variant_path)
+            .at(&loaded.text, *line, *column)
+            .hint("Anthropic's Messages API takes temperature, top_p, max_tokens and stop sequences with some non-whitespace; leave it out, or call an OpenAI-compatible provider")
+            .into(),
+        );
     }
+    let (Some(loaded), true) = (loaded, errors.is_empty()) else {
+        return Err(errors);
+    };
+    let LoadedVariant {
+        variant,
+        prompt,
+        prompt_path,
+        ..
+    } = loaded;
+    dependencies.insert(prompt_path.clone());
+    dependencies.extend(partials.iter().cloned());
+    let mut depends_on = globs
+        .build()
+        .map_err(|err| vec![Error::run(format!("building globs: {err}"))])?;
     for spec in chain.filter_map(|name| suite.providers.get(name)) {
         for (path, object) in command_paths(&**source, spec) {
             command_files
@@ -350,12 +325,12 @@ pub fn load_experiment(
             let glob = globset::GlobBuilder::new(pattern)
                 .literal_separator(true)
                 .build()
-                .map_err(|err| Error::run(format!("building globs: {err}")))?;
+                .map_err(|err| vec![Error::run(format!("building globs: {err}"))])?;
             globs.add(glob);
         }
         depends_on = globs
             .build()
-            .map_err(|err| Error::run(format!("building globs: {err}")))?;
+            .map_err(|err| vec![Error::run(format!("building globs: {err}"))])?;
     }
     let definition = serde_json::json!({
         "assert": e.assert.iter().map(|a| &a.value).collect::<Vec<_>>(),
@@ -388,5 +363,167 @@ pub fn load_experiment(
             .collect(),
         depends_on,
         definition,
+    })
+}
+
+/// An experiment's variant file, its prompt and the prompt's template, every error found.
+fn load_variant(
+    source: &Arc<dyn FileSource>,
+    (config_path, config_text): (&str, &str),
+    e: &raw::RawExperiment,
+    variant_path: &str,
+) -> Result<LoadedVariant, Vec<Error>> {
+    let name = &e.name.value;
+    let variant_text = read_required(&**source, variant_path, || {
+        Diagnostic::new(format!("experiment `{name}`: variant file `{variant_path}` not found"))
+            .in_file(config_path)
+            .at(config_text, e.variant.referenced.line(), e.variant.referenced.column())
+            .hint("paths are relative to the suite file's folder and must name a file")
+    })
+    .map_err(|e| vec![e])?;
+    let rv: raw::RawVariant = serde_saphyr::from_str(&variant_text)
+        .map_err(|err| vec![yaml_diagnostic(variant_path, &variant_text, &err, "a variant config").into()])?;
+    let mut errors: Vec<Error> = Vec::new();
+    let variant_at = |line: u64, column: u64, message: String| {
+        Diagnostic::new(message)
+            .in_file(variant_path)
+            .at(&variant_text, line, column)
+    };
+    for (field, value, range) in [
+        ("temperature", &rv.temperature, (0.0, 2.0)),
+        ("top_p", &rv.top_p, (0.0, 1.0)),
+        ("frequency_penalty", &rv.frequency_penalty, (-2.0, 2.0)),
+        ("presence_penalty", &rv.presence_penalty, (-2.0, 2.0)),
+    ] {
+        if let Some(v) = value
+            && !(range.0..=range.1).contains(&v.value)
+        {
+            errors.push(
+                variant_at(
+                    v.referenced.line(),
+                    v.referenced.column(),
+                    format!("{field} must be between {} and {}, got {}", range.0, range.1, v.value),
+                )
+                .hint(format!("providers accept a {field} from {} to {}", range.0, range.1))
+                .into(),
+            );
+        }
+    }
+    // The stop sequences, read once, with where they are written.
+    let stop = rv.stop.map(|s| (s.value.into_vec(), s.referenced));
+    if let Some((sequences, at)) = &stop {
+        let problem = if sequences.is_empty() || sequences.len() > MAX_STOP {
+            Some(format!("stop takes 1 to {MAX_STOP} sequences, got {}", sequences.len()))
+        } else {
+            sequences
+                .iter()
+                .any(String::is_empty)
+                .then(|| "a stop sequence is empty".to_owned())
+        };
+        if let Some(problem) = problem {
+            errors.push(
+                variant_at(at.line(), at.column(), problem)
+                    .hint(format!(
+                        "give up to {MAX_STOP} non-empty strings, e.g. `stop: [\"###\"]` (the providers' limit)"
+                    ))
+                    .into(),
+            );
+        }
+    }
+    // Where each setting Anthropic refuses is written, for the provider check below: a
+    // penalty, or a stop sequence of whitespace only ("each stop sequence must contain
+    // non-whitespace").
+    let anthropic_refuses: Vec<(&str, u64, u64)> = [
+        (
+            "frequency_penalty",
+            rv.frequency_penalty.as_ref().map(|v| &v.referenced),
+        ),
+        ("presence_penalty", rv.presence_penalty.as_ref().map(|v| &v.referenced)),
+        (
+            "a stop sequence of whitespace only",
+            stop.as_ref()
+                .filter(|(sequences, _)| sequences.iter().any(|s| s.trim().is_empty()))
+                .map(|(_, at)| at),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(field, at)| at.map(|at| (field, at.line(), at.column())))
+    .collect();
+    if rv.model.value.trim().is_empty() {
+        errors.push(
+            variant_at(
+                rv.model.referenced.line(),
+                rv.model.referenced.column(),
+                "model is empty".to_owned(),
+            )
+            .hint("name the model the provider serves, e.g. `model: gpt-4o-mini`")
+            .into(),
+        );
+    }
+    if let Some(m) = rv.max_tokens.as_ref().filter(|m| m.value == 0) {
+        errors.push(
+            variant_at(
+                m.referenced.line(),
+                m.referenced.column(),
+                "max_tokens must be at least 1, got 0".to_owned(),
+            )
+            .hint("leave `max_tokens` out for the provider's default, or give the longest answer in tokens")
+            .into(),
+        );
+    }
+    // The prompt: its path, its file, its template.
+    let prompt = join_in_repo(parent_dir(variant_path), &rv.prompt.value)
+        .map_err(|escape| {
+            variant_at(
+                rv.prompt.referenced.line(),
+                rv.prompt.referenced.column(),
+                format!("prompt path {escape}"),
+            )
+            .hint("the prompt path is relative to the variant file and must stay inside the repository")
+            .into()
+        })
+        .and_then(|prompt_path| match source.read(&prompt_path) {
+            Err(err) => Err(unreadable(&prompt_path, &err)),
+            Ok(None) => Err(variant_at(
+                rv.prompt.referenced.line(),
+                rv.prompt.referenced.column(),
+                format!("prompt file `{prompt_path}` not found"),
+            )
+            .hint(format!(
+                "the prompt path is relative to the variant file's folder (`{}/`)",
+                parent_dir(variant_path)
+            ))
+            .into()),
+            Ok(Some(_)) => Ok(prompt_path),
+        })
+        .and_then(|prompt_path| Ok((Prompt::load(Arc::clone(source), &prompt_path)?, prompt_path)));
+    let (prompt, prompt_path) = match prompt {
+        Ok(prompt) if errors.is_empty() => prompt,
+        Ok(_) => return Err(errors),
+        Err(e) => {
+            errors.push(e);
+            return Err(errors);
+        }
+    };
+    let variant = Variant {
+        version: rv.version.map(|s| s.0),
+        model: rv.model.value,
+        prompt_path: prompt_path.clone(),
+        temperature: rv.temperature.map(|t| t.value),
+        max_tokens: rv.max_tokens.map(|m| m.value),
+        top_p: rv.top_p.map(|t| t.value),
+        sampling: crate::chat::Sampling {
+            frequency_penalty: rv.frequency_penalty.map(|p| p.value),
+            presence_penalty: rv.presence_penalty.map(|p| p.value),
+            stop: stop.map(|(sequences, _)| sequences),
+        },
+        evaluation_metrics: rv.evaluation_metrics.into_iter().map(|(k, v)| (k, v.0)).collect(),
+    };
+    Ok(LoadedVariant {
+        variant,
+        prompt,
+        prompt_path,
+        text: variant_text,
+        anthropic_refuses,
     })
 }

@@ -13,6 +13,7 @@ mod gates;
 mod judges;
 mod model;
 mod patterns;
+mod problems;
 pub mod raw;
 mod template;
 
@@ -74,9 +75,9 @@ pub fn lint(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Vec
     let (mut suite, decls) = load_config(&*source, config_path).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     for decl in &decls {
-        match load_experiment(&source, &suite, decl) {
+        match experiment::load_experiment_all(&source, &suite, decl) {
             Ok(e) => suite.experiments.push(e),
-            Err(e) => errors.push(e),
+            Err(es) => errors.extend(es),
         }
     }
     if errors.is_empty()
@@ -86,7 +87,11 @@ pub fn lint(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Vec
     {
         errors.push(e);
     }
-    if errors.is_empty() { Ok(suite) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(suite)
+    } else {
+        Err(problems::distinct(errors))
+    }
 }
 
 /// An experiment as declared in the suite file, before its files are read.

@@ -1777,3 +1777,128 @@ fn validate_builds_each_provider_as_a_run_would() {
     );
     repo.promptgate(&["validate"]).expect_code(0);
 }
+
+// Every error at once (DESIGN: `validate` lints "every error with file:line:column and a hint").
+
+/// The errors `validate` reports for the broken tree, each an input error with a hint and a
+/// place in a file.
+#[track_caller]
+fn every_error(break_it: impl Fn(&dyn Tree)) -> Vec<String> {
+    let files = Files::demo_base();
+    break_it(&files);
+    let errors = match promptgate::suite::lint(files.tree(), SUITE) {
+        Ok(_) => panic!("the broken suite validated"),
+        Err(errors) => errors,
+    };
+    errors
+        .iter()
+        .map(|e| {
+            let printed = e.to_string();
+            assert!(matches!(e, Error::Input(_)), "not an input error:\n{printed}");
+            assert!(printed.contains("\nhint: "), "no hint:\n{printed}");
+            assert!(printed.contains("  --> "), "no place:\n{printed}");
+            printed
+        })
+        .collect()
+}
+
+#[test]
+fn every_error_of_a_variant_a_dataset_and_an_experiment_is_reported() {
+    let errors = every_error(|r| {
+        // Two settings out of range in one variant, and an unknown assertion type beside it.
+        r.edit(VARIANT, "temperature: 0.2", "temperature: 3");
+        r.edit(VARIANT, "top_p: 0.9", "top_p: 1.5");
+        suite_assert(r, "{type: icontain, value: x}");
+        // In the dataset: a line that is not JSON, a duplicate id further down, and a case
+        // whose assertion type is unknown; the cases around them still read.
+        r.edit(JSONL, r#""id": "return-gift","#, r#""id" "return-gift","#);
+        r.edit(JSONL, r#""id": "refund-timing""#, r#""id": "refund-window""#);
+        r.edit(
+            JSONL,
+            r#"{"type": "icontains", "value": "original payment method"}"#,
+            r#"{"type": "icontain", "value": "original payment method"}"#,
+        );
+        // And another experiment's template names a var its cases do not have.
+        r.edit("prompts/help-center.md", "{{ context }}", "{{ contxt }}");
+    });
+    let expect = [
+        (
+            "temperature must be between 0 and 2, got 3",
+            "configs/customer-support.yaml:5:",
+        ),
+        (
+            "top_p must be between 0 and 1, got 1.5",
+            "configs/customer-support.yaml:7:",
+        ),
+        ("expected `:`", "datasets/customer-support.jsonl:7:7"),
+        (
+            "duplicate case id `refund-window`",
+            "datasets/customer-support.jsonl:4:",
+        ),
+        (
+            "case `refund-to-card`: unknown assertion type `icontain`",
+            "datasets/customer-support.jsonl:3:",
+        ),
+        ("unknown assertion type `icontain`", "promptgate.yaml:19:"),
+        ("undefined variable `contxt`", "prompts/help-center.md:7:"),
+    ];
+    for (message, at) in expect {
+        assert!(
+            errors.iter().any(|e| e.contains(message) && e.contains(at)),
+            "no error {message:?} at {at}:\n{}",
+            errors.join("\n")
+        );
+    }
+    assert_eq!(errors.len(), expect.len(), "one error each:\n{}", errors.join("\n"));
+}
+
+#[test]
+fn a_dataset_wrong_on_every_line_shows_twenty_errors_and_counts_the_rest() {
+    let errors = every_error(|r| {
+        let broken: String = (0..45)
+            .map(|i| format!("{{\"id\": \"c{i}\", \"vars\": {{\"input\": \"q\"}}, \"bogus\": 1}}\n"))
+            .collect();
+        r.write(JSONL, &broken);
+    });
+    assert_eq!(errors.len(), 21, "{}", errors.join("\n"));
+    assert!(
+        errors[0].contains("`bogus`") && errors[0].contains("datasets/customer-support.jsonl:1:"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[19].contains("datasets/customer-support.jsonl:20:"),
+        "{}",
+        errors[19]
+    );
+    assert!(
+        errors[20].contains("25 more error(s) like these in `datasets/customer-support.jsonl`, not shown"),
+        "{}",
+        errors[20]
+    );
+}
+
+#[test]
+fn validate_prints_every_error_and_their_count() {
+    validate_all(
+        |r| {
+            r.edit(VARIANT, "temperature: 0.2", "temperature: 3");
+            r.edit("prompts/help-center.md", "{{ context }}", "{{ contxt }}");
+        },
+        2,
+    );
+}
+
+/// Runs the binary's `validate` on the broken working tree: exit 2, `count` errors, each with
+/// a hint, and the count said.
+#[track_caller]
+fn validate_all(break_it: impl Fn(&TestRepo), count: usize) {
+    let repo = TestRepo::with_demo_base();
+    break_it(&repo);
+    let run = repo.promptgate(&["validate"]);
+    run.expect_code(2);
+    let errors = run.stderr.lines().filter(|l| l.starts_with("error:")).count();
+    assert_eq!(errors, count, "{}", run.stderr);
+    assert!(run.stderr.matches("\nhint: ").count() >= count, "{}", run.stderr);
+    run.stderr_has(&format!("{count} error(s)"));
+}

@@ -1,0 +1,97 @@
+//! The errors a load finds, for `validate`, which reports every one: each kind's first
+//! [`SHOWN`] in a file in full, then how many more (a large dataset written wrong would
+//! otherwise print an error a case).
+
+use crate::error::{Diagnostic, Error};
+
+/// The errors of one kind in one file shown in full.
+pub(super) const SHOWN: usize = 20;
+
+/// Errors collected without stopping at the first.
+pub(super) struct Capped {
+    /// The file they are in.
+    path: String,
+    errors: Vec<Error>,
+    /// Errors found beyond [`SHOWN`], counted and not kept.
+    more: usize,
+}
+
+impl Capped {
+    pub(super) fn new(path: &str) -> Self {
+        Capped {
+            path: path.to_owned(),
+            errors: Vec::new(),
+            more: 0,
+        }
+    }
+
+    pub(super) fn push(&mut self, error: impl Into<Error>) {
+        if self.errors.len() < SHOWN {
+            self.errors.push(error.into());
+        } else {
+            self.more += 1;
+        }
+    }
+
+    /// The errors, and one more saying how many were not shown.
+    pub(super) fn into_vec(mut self) -> Vec<Error> {
+        if self.more > 0 {
+            self.errors.push(
+                Diagnostic::new(format!(
+                    "{} more error(s) like these in `{}`, not shown",
+                    self.more, self.path
+                ))
+                .in_file(&self.path)
+                .hint("fix the ones above and run `promptgate validate` again")
+                .into(),
+            );
+        }
+        self.errors
+    }
+}
+
+/// Each error once, in the order first found: experiments that read one dataset (or one
+/// variant) would otherwise report its errors once each.
+pub(super) fn distinct(errors: Vec<Error>) -> Vec<Error> {
+    let mut seen = std::collections::HashSet::new();
+    errors.into_iter().filter(|e| seen.insert(e.to_string())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_beyond_the_shown_ones_are_counted_in_one_more() {
+        let mut capped = Capped::new("cases.jsonl");
+        for i in 0..SHOWN + 3 {
+            capped.push(Diagnostic::new(format!("case {i} is wrong")).in_file("cases.jsonl"));
+        }
+        let errors = capped.into_vec();
+        assert_eq!(errors.len(), SHOWN + 1);
+        assert!(
+            errors[SHOWN - 1]
+                .to_string()
+                .contains(&format!("case {} is wrong", SHOWN - 1))
+        );
+        assert!(
+            errors[SHOWN]
+                .to_string()
+                .contains("3 more error(s) like these in `cases.jsonl`"),
+            "{}",
+            errors[SHOWN]
+        );
+        let mut few = Capped::new("cases.jsonl");
+        few.push(Diagnostic::new("one"));
+        assert_eq!(few.into_vec().len(), 1, "no count when none were left out");
+    }
+
+    #[test]
+    fn an_error_met_twice_is_reported_once() {
+        let e = |m: &str| Error::from(Diagnostic::new(m.to_owned()).in_file("cases.jsonl"));
+        let errors = distinct(vec![e("a"), e("b"), e("a")]);
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 2);
+        assert!(shown[0].contains('a') && shown[1].contains('b'));
+    }
+}
