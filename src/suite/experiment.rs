@@ -13,12 +13,7 @@ pub fn load_experiment(
     suite: &Suite,
     decl: &ExperimentDecl,
 ) -> Result<Experiment, Error> {
-    load_experiment_all(source, suite, decl).map_err(|errors| {
-        errors
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| Error::run("the experiment did not load"))
-    })
+    load_experiment_all(source, suite, decl).map_err(super::problems::first)
 }
 
 /// What an experiment's variant file gives it.

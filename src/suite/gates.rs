@@ -34,8 +34,8 @@ pub(super) fn default_gates(alpha: f64) -> Vec<GateSpec> {
     ]
 }
 
-/// Gate names must be metrics something produces.
-pub(super) fn check_gate_metrics(source: &dyn FileSource, suite: &Suite) -> Result<(), Error> {
+/// Gate names must be metrics something produces: every gate that names none is an error.
+pub(super) fn check_gate_metrics(source: &dyn FileSource, suite: &Suite) -> Result<(), Vec<Error>> {
     let mut known: BTreeSet<String> = BUILTIN_METRICS.iter().map(|m| (*m).to_owned()).collect();
     known.insert(crate::metrics::FLAKY_SHARE.to_owned());
     known.insert(crate::metrics::CONSISTENCY.to_owned());
@@ -44,7 +44,10 @@ pub(super) fn check_gate_metrics(source: &dyn FileSource, suite: &Suite) -> Resu
             known.extend(a.metrics());
         }
     }
-    check_hallucination_directions(source, suite)?;
+    let mut errors: Vec<Error> = check_hallucination_directions(source, suite)
+        .err()
+        .into_iter()
+        .collect();
     // `gates:` is the canary's too (`canary.gates` overrides it): a metric only a canary
     // measures (p99, thumbs-down, logged quality) is its, and no experiment's, when the file
     // has a canary.
@@ -71,10 +74,10 @@ pub(super) fn check_gate_metrics(source: &dyn FileSource, suite: &Suite) -> Resu
                 Some((text, line, column)) => d.at(&text, line, column),
                 None => d,
             };
-            return Err(d.hint(hint).into());
+            errors.push(d.hint(hint).into());
         }
     }
-    Ok(())
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
 /// A `hallucination` judgement is 1 for an unsupported claim: its metric must read

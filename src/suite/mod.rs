@@ -64,7 +64,7 @@ pub fn load(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Err
     for decl in &decls {
         suite.experiments.push(load_experiment(&source, &suite, decl)?);
     }
-    check_gate_metrics(&*source, &suite)?;
+    check_gate_metrics(&*source, &suite).map_err(problems::first)?;
     judges::check(&*source, &suite)?;
     judges::check_embedder(&*source, &suite)?;
     Ok(suite)
@@ -80,12 +80,12 @@ pub fn lint(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Vec
             Err(es) => errors.extend(es),
         }
     }
-    if errors.is_empty()
-        && let Err(e) = check_gate_metrics(&*source, &suite)
-            .and_then(|()| judges::check(&*source, &suite))
-            .and_then(|()| judges::check_embedder(&*source, &suite))
-    {
-        errors.push(e);
+    // The gates and judges are checked against what the experiments measure: once they all
+    // loaded (a gate on a metric only a failed experiment feeds is not unknown).
+    if errors.is_empty() {
+        errors.extend(check_gate_metrics(&*source, &suite).err().into_iter().flatten());
+        let judges = judges::check(&*source, &suite).and_then(|()| judges::check_embedder(&*source, &suite));
+        errors.extend(judges.err());
     }
     if errors.is_empty() {
         Ok(suite)

@@ -50,6 +50,14 @@ impl Capped {
     }
 }
 
+/// The first of several errors, for a load that stops at the first.
+pub(super) fn first(errors: Vec<Error>) -> Error {
+    errors
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Error::run("the check failed without saying why"))
+}
+
 /// Each error once, in the order first found: experiments that read one dataset (or one
 /// variant) would otherwise report its errors once each.
 pub(super) fn distinct(errors: Vec<Error>) -> Vec<Error> {

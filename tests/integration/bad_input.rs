@@ -1019,7 +1019,12 @@ fn hallucination_named(r: &dyn Tree, metric: &str) {
 #[test]
 fn hallucination_metric_read_as_if_higher_were_better() {
     check(
-        |r| hallucination_named(r, "faithfulness"),
+        |r| {
+            hallucination_named(r, "faithfulness");
+            // Its gate goes with it (a gate on `hallucination_rate` would now name a metric
+            // nothing feeds: an error of its own).
+            r.edit(SUITE, "  hallucination_rate: {", "  # hallucination_rate: {");
+        },
         &[
             "its metric `faithfulness` must read lower-is-better",
             "promptgate.yaml:26:66",
@@ -1901,4 +1906,24 @@ fn validate_all(break_it: impl Fn(&TestRepo), count: usize) {
     assert_eq!(errors, count, "{}", run.stderr);
     assert!(run.stderr.matches("\nhint: ").count() >= count, "{}", run.stderr);
     run.stderr_has(&format!("{count} error(s)"));
+}
+
+#[test]
+fn every_gate_on_an_unknown_metric_is_reported() {
+    let errors = every_error(|r| {
+        r.edit(SUITE, "pass_rate:        {", "pass_rat:        {");
+        r.edit(SUITE, "latency_p95_ms:   {", "latency_p59_ms:   {");
+    });
+    assert_eq!(errors.len(), 2, "{}", errors.join("\n"));
+    for (metric, line, hint) in [("pass_rat", 29, "pass_rate"), ("latency_p59_ms", 30, "latency_p50_ms")] {
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains(&format!("gate on unknown metric `{metric}`"))
+                    && e.contains(&format!("promptgate.yaml:{line}:"))
+                    && e.contains(&format!("did you mean `{hint}`?"))),
+            "no error for `{metric}`:\n{}",
+            errors.join("\n")
+        );
+    }
 }
