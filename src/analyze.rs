@@ -199,7 +199,7 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
                     // is its own unit lends its calls (two slices, 32 bytes a unit); a group's
                     // are copied together.
                     let together = side_by_side(cases);
-                    let (g, (test, draws)) = if result.grouped {
+                    let (g, (test, draws), inverted) = if result.grouped {
                         let mut grouped: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
                         let mut index: HashMap<usize, usize> = HashMap::new();
                         for &i in &both {
@@ -210,10 +210,14 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
                             grouped[slot].0.extend_from_slice(&base[i]);
                             grouped[slot].1.extend_from_slice(&cand[i]);
                         }
-                        (grouped.len(), quantile_draws(&grouped, q, metric_seed, together))
+                        let drawn = quantile_draws(&grouped, q, metric_seed, together);
+                        let inverted = agreeing_interval(&grouped, q, metric_seed, alpha, &drawn);
+                        (grouped.len(), drawn, inverted)
                     } else {
                         let lent: Vec<(&[f64], &[f64])> = both.iter().map(|&i| (&base[i], &cand[i])).collect();
-                        (lent.len(), quantile_draws(&lent, q, metric_seed, together))
+                        let drawn = quantile_draws(&lent, q, metric_seed, together);
+                        let inverted = agreeing_interval(&lent, q, metric_seed, alpha, &drawn);
+                        (lent.len(), drawn, inverted)
                     };
                     if let Some(test) = test {
                         result.delta = Some(test.estimate);
@@ -224,7 +228,7 @@ pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed
                         result.quantile_variances = Some([draws.var_baseline, draws.var_candidate, draws.covariance]);
                         let level = |a: f64| stats::expanded_alpha(a, g).map(|e| 1.0 - e);
                         let at = |draws: &stats::Draws, a: f64| level(a).and_then(|c| draws.summary(c)).map(|b| b.ci);
-                        result.ci = at(diff, alpha);
+                        result.ci = inverted.or_else(|| at(diff, alpha));
                         result.ci_equivalence = at(diff, 2.0 * alpha);
                         result.unit_sd = diff.standard_error().map(|se| se * (g as f64).sqrt());
                         if drawn_together {
@@ -594,6 +598,29 @@ fn quantile_draws<U: AsRef<[f64]> + Sync>(
     })
 }
 
+/// The sign-flip test's own interval (the shifts it accepts at `alpha`), where the bootstrap's
+/// at that level disagrees with the test about zero: a significant p-value beside an interval
+/// holding 0, or the reverse. `None` where they agree (the bootstrap's stands), or the test did
+/// not run.
+fn agreeing_interval<U: AsRef<[f64]>>(
+    units: &[(U, U)],
+    q: f64,
+    seed: u64,
+    alpha: f64,
+    (test, draws): &(Option<stats::SignFlip>, Option<stats::QuantileDraws>),
+) -> Option<[f64; 2]> {
+    let test = test.as_ref()?;
+    let bootstrap = stats::expanded_alpha(alpha, units.len())
+        .and_then(|a| draws.as_ref()?.difference.summary(1.0 - a))
+        .map(|b| b.ci)?;
+    let significant = test.p_value < alpha;
+    let excludes_zero = bootstrap[0] > 0.0 || bootstrap[1] < 0.0;
+    if significant == excludes_zero {
+        return None;
+    }
+    stats::sign_flip_quantile_interval(units, q, PERMUTATIONS, seed, alpha, bootstrap)
+}
+
 /// Each case's unit: its group's index, or its own (after every group) when it has none.
 fn unit_ids(cases: &[CaseResult]) -> Vec<usize> {
     let mut groups: HashMap<&str, usize> = HashMap::new();
@@ -950,6 +977,62 @@ mod tests {
         close(e.delta, -0.210_526_315_789_473_67, 1e-12);
         let ci = e.ci.unwrap();
         assert!((ci[0] + 0.346_326_968_629_706_13).abs() < 1e-12 && (ci[1] + 0.074_725_662_949_241_18).abs() < 1e-12);
+    }
+
+    /// DESIGN: "each metric's test is the inversion of the interval of the quantity it
+    /// reports". A quantile's interval is the bootstrap's, which may disagree with the sign-flip
+    /// test about zero; there it is the test's own inversion, so a significant p-value never
+    /// stands beside an interval holding 0, nor the reverse. Random small suites of skewed
+    /// latencies, with and without a shift, many of which disagreed before.
+    #[test]
+    fn a_quantile_s_interval_excludes_zero_exactly_when_its_test_rejects() {
+        let mut rng = crate::stats::Rng::new(11);
+        let mut disagreed_before = 0;
+        for trial in 0..40 {
+            let n = 12 + trial % 30;
+            let shift = [0.0, 8.0, 25.0][trial % 3];
+            let cases: Vec<CaseResult> = (0..n)
+                .map(|i| {
+                    let base = 50.0 + 400.0 * rng.unit().powi(3);
+                    let b = vec![timed(0, base), timed(1, base + 30.0 * rng.unit())];
+                    let c = vec![
+                        timed(0, base + shift + 20.0 * (rng.unit() - 0.5)),
+                        timed(1, base + shift + 60.0 * rng.unit()),
+                    ];
+                    case(i, b, c)
+                })
+                .collect();
+            for metric in ["latency_p50_ms", "latency_p95_ms"] {
+                let e = estimate(metric, &cases, true, 0.05, trial as u64, NO_TIMEOUT);
+                let (Some(p), Some(ci)) = (e.p_value, e.ci) else {
+                    continue;
+                };
+                let excludes_zero = ci[0] > 0.0 || ci[1] < 0.0;
+                assert_eq!(
+                    p < 0.05,
+                    excludes_zero,
+                    "{metric}, trial {trial}: p {p}, interval {ci:?}"
+                );
+                // Where they agree, the interval is still the bootstrap's; count the others.
+                let q = if metric == "latency_p50_ms" { 0.5 } else { 0.95 };
+                let units: Vec<(Vec<f64>, Vec<f64>)> = cases
+                    .iter()
+                    .map(|c| {
+                        let arm = |calls: &[Call]| calls.iter().filter_map(|c| c.latency_ms).collect();
+                        (arm(&c.baseline), arm(&c.candidate))
+                    })
+                    .collect();
+                let seed = trial as u64 ^ crate::stats::fnv1a(metric.bytes());
+                let drawn = quantile_draws(&units, q, seed, false);
+                if agreeing_interval(&units, q, seed, 0.05, &drawn).is_some() {
+                    disagreed_before += 1;
+                }
+            }
+        }
+        assert!(
+            disagreed_before > 0,
+            "no trial had the bootstrap and the test disagree: the test proves nothing"
+        );
     }
 
     #[test]
