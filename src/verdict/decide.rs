@@ -123,9 +123,12 @@ pub fn decide_with(
         None => 0.0,
     };
     // The scale the decision is made on: relative for a relative margin when the relative
-    // interval exists, else the metric's unit.
+    // interval exists, else the metric's unit. A single-repeat pass rate is decided on the
+    // Newcombe interval whatever its margin (DESIGN's Decisions: "the Newcombe interval is
+    // shown and decides the margin comparisons"), a relative margin as that share of the
+    // baseline's rate; a ratio of two rates has no interval when both are 100%.
     let basis = match (gate.map(|g| g.margin), estimate.relative_delta) {
-        (Some(Margin::Relative(r)), Some(d)) => DecisionBasis {
+        (Some(Margin::Relative(r)), Some(d)) if estimate.test != Test::McnemarExact => DecisionBasis {
             relative: true,
             estimate: d,
             ci: estimate.relative_ci,
@@ -489,6 +492,43 @@ mod tests {
             within_var: None,
             variance_components: None,
             ci_alpha: 0.05,
+        }
+    }
+
+    /// A single-repeat pass rate whose cases all pass in both arms (100 of them), with a
+    /// relative margin: DESIGN's Decisions say the Newcombe interval decides the margin
+    /// comparisons, the margin then 5% of the baseline's 100%. The ratio of two 100% rates has
+    /// an interval of zero width, which proves nothing; deciding on it failed every such gate
+    /// that requires non-inferiority, while the same margin written as 0.05 passed.
+    #[test]
+    fn a_relative_margin_on_a_single_repeat_pass_rate_is_decided_on_the_newcombe_interval() {
+        let all_pass = Estimate {
+            test: Test::McnemarExact,
+            estimand: Estimand::ProportionDifference,
+            baseline: Some(1.0),
+            candidate: Some(1.0),
+            delta: Some(0.0),
+            // A Newcombe interval around 0 with a spread, as 100 concordant pairs give (the
+            // decision's input here, not a figure under test).
+            ci: Some([-0.037, 0.037]),
+            ci_equivalence: Some([-0.031, 0.031]),
+            relative_delta: Some(0.0),
+            relative_ci: Some([0.0, 0.0]),
+            relative_ci_equivalence: Some([0.0, 0.0]),
+            p_value: Some(1.0),
+            n: 100,
+            cases: 100,
+            binary: true,
+            ..est(0.0, [0.0, 0.0], 1.0)
+        };
+        let mut relative = gate(Direction::Higher, Margin::Relative(0.05));
+        relative.require_non_inferiority = true;
+        let mut absolute = relative.clone();
+        absolute.margin = Margin::Absolute(0.05);
+        for g in [relative, absolute] {
+            let m = decide(&all_pass, Some(&g), None, 0.05, 1);
+            assert!(m.non_inferior && !m.fails_gate, "{:?}: {m:?}", g.margin);
+            assert!(!m.details.variance_unknown);
         }
     }
 
