@@ -166,6 +166,13 @@ impl Metric {
         }
     }
 
+    /// Whether promptgate computes this metric from the calls themselves (pass and error
+    /// rates, latency quantiles, cost, flakiness, consistency), rather than an assertion's
+    /// scores feeding it: no assertion may take its name.
+    pub fn is_computed(&self) -> bool {
+        self.kind != Kind::Score
+    }
+
     /// The quantile a latency metric reports.
     pub fn quantile(&self) -> Option<f64> {
         match self.kind {

@@ -209,6 +209,9 @@ fn metric_name(kind: &str, raw: &raw::RawAssertion) -> Result<String, Problem> {
     }
 }
 
+/// The share of judge calls that failed: a run's own figure (`run.judge_error_rate`).
+const JUDGE_ERROR_RATE: &str = "judge_error_rate";
+
 fn check_metric_name(name: &str) -> Result<(), Problem> {
     if name.trim().is_empty() || name.trim() != name {
         return Err((
@@ -216,7 +219,9 @@ fn check_metric_name(name: &str) -> Result<(), Problem> {
             Some("name a metric with letters, digits and `_`, e.g. `tone`".to_owned()),
         ));
     }
-    if RESERVED_METRICS.contains(&name) {
+    // The call's own `pass`, and what promptgate computes from the calls (cost, latency, the
+    // error rate…): an assertion's score under that name would be read as neither.
+    if RESERVED_METRICS.contains(&name) || crate::metrics::Metric::of(name).is_computed() || name == JUDGE_ERROR_RATE {
         return Err((
             format!("`{name}` is promptgate's own metric; an assertion cannot take its name"),
             Some(format!("name it differently, e.g. `metric: {name}_check`")),

@@ -211,6 +211,42 @@ fn load_settings(source: &dyn FileSource, config_path: &str) -> Result<(Suite, V
             .hint("leave `concurrency` out for the provider's default (8; the mock 64), or give a positive number")
             .into());
         }
+        // A limit of 0 would never let a call go (the run would wait for ever), a timeout of 0
+        // fail every call before it is sent.
+        let zero = |field: &str, at: Option<&serde_saphyr::Location>, hint: &str| -> Result<(), Error> {
+            match at {
+                Some(loc) => Err(
+                    Diagnostic::new(format!("provider `{name}`: {field} must be at least 1, got 0"))
+                        .in_file(config_path)
+                        .at(&text, loc.line(), loc.column())
+                        .hint(hint.to_owned())
+                        .into(),
+                ),
+                None => Ok(()),
+            }
+        };
+        let limit_hint = "leave it out for no limit, or give the provider's limit per minute";
+        zero(
+            "requests_per_minute",
+            p.requests_per_minute
+                .as_ref()
+                .filter(|r| r.value == 0)
+                .map(|r| &r.referenced),
+            limit_hint,
+        )?;
+        zero(
+            "tokens_per_minute",
+            p.tokens_per_minute
+                .as_ref()
+                .filter(|r| r.value == 0)
+                .map(|r| &r.referenced),
+            limit_hint,
+        )?;
+        zero(
+            "timeout_ms",
+            p.timeout_ms.as_ref().filter(|t| t.value == 0).map(|t| &t.referenced),
+            "leave it out for 60,000 ms, or give the longest a call may take in milliseconds",
+        )?;
         providers.insert(
             name.clone(),
             ProviderSpec {
@@ -219,9 +255,9 @@ fn load_settings(source: &dyn FileSource, config_path: &str) -> Result<(Suite, V
                 api_key_env: p.api_key_env,
                 base_url: p.base_url,
                 concurrency,
-                requests_per_minute: p.requests_per_minute,
-                tokens_per_minute: p.tokens_per_minute,
-                timeout_ms: p.timeout_ms.unwrap_or(60_000),
+                requests_per_minute: p.requests_per_minute.map(|r| r.value),
+                tokens_per_minute: p.tokens_per_minute.map(|r| r.value),
+                timeout_ms: p.timeout_ms.map_or(60_000, |t| t.value),
                 max_retries: p.max_retries.unwrap_or(4),
                 deployment: p.deployment,
                 api_version: p.api_version,

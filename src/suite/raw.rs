@@ -37,9 +37,9 @@ pub struct RawProvider {
     pub api_key_env: Option<String>,
     pub base_url: Option<String>,
     pub concurrency: Option<Spanned<usize>>,
-    pub requests_per_minute: Option<u32>,
-    pub tokens_per_minute: Option<u32>,
-    pub timeout_ms: Option<u64>,
+    pub requests_per_minute: Option<Spanned<u32>>,
+    pub tokens_per_minute: Option<Spanned<u32>>,
+    pub timeout_ms: Option<Spanned<u64>>,
     pub max_retries: Option<u32>,
     /// Azure OpenAI.
     pub deployment: Option<String>,

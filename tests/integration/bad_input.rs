@@ -1262,6 +1262,29 @@ fn exec_scorer_taking_a_reserved_name() {
     );
 }
 
+/// A score named as a metric promptgate computes from the calls would be read as neither: the
+/// assertion's score vanished behind the built-in `cost_per_request`, and the call failed.
+#[test]
+fn an_assertion_named_as_a_computed_metric() {
+    for metric in [
+        "cost_per_request",
+        "latency_p95_ms",
+        "error_rate",
+        "pass_rate",
+        "flaky_share",
+        "judge_error_rate",
+    ] {
+        let errors = every_error(|r| suite_assert(r, &format!("{{type: icontains, value: refund, metric: {metric}}}")));
+        assert_eq!(errors.len(), 1, "{}", errors.join("\n"));
+        assert!(
+            errors[0].contains(&format!("`{metric}` is promptgate's own metric"))
+                && errors[0].contains("promptgate.yaml:19:"),
+            "{}",
+            errors[0]
+        );
+    }
+}
+
 #[test]
 fn several_metric_names_on_an_assertion_with_one_score() {
     check(
@@ -1924,6 +1947,31 @@ fn every_gate_on_an_unknown_metric_is_reported() {
                     && e.contains(&format!("did you mean `{hint}`?"))),
             "no error for `{metric}`:\n{}",
             errors.join("\n")
+        );
+    }
+}
+
+/// A rate limit of 0 let no call go: the run waited for ever after its plan.
+#[test]
+fn a_rate_limit_or_timeout_of_zero() {
+    for (setting, field) in [
+        ("requests_per_minute: 0", "requests_per_minute"),
+        ("tokens_per_minute: 0", "tokens_per_minute"),
+        ("timeout_ms: 0", "timeout_ms"),
+    ] {
+        let errors = every_error(|r| {
+            r.edit(
+                SUITE,
+                "offline: {type: mock",
+                &format!("offline: {{{setting}, type: mock"),
+            )
+        });
+        assert_eq!(errors.len(), 1, "{}", errors.join("\n"));
+        assert!(
+            errors[0].contains(&format!("provider `offline`: {field} must be at least 1, got 0"))
+                && errors[0].contains("promptgate.yaml:"),
+            "{}",
+            errors[0]
         );
     }
 }
