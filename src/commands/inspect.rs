@@ -206,7 +206,13 @@ pub fn validate(repo_dir: &Path, config: &str, at_ref: Option<&str>) -> anyhow::
             Arc::new(DirTree::new(&root))
         }
     };
+    // A suite with a `canary:` section is checked as `canary` reads that section, too.
+    let canary = || match suite::has_canary(&*source, config) {
+        true => suite::canary::load_canary(&*source, config).err(),
+        false => None,
+    };
     let errors = match suite::lint(source.clone(), config).and_then(|s| providers_build(s, &*source, config)) {
+        Ok(_) if let Some(e) = canary() => vec![e],
         Ok(s) => {
             let cases: usize = s.experiments.iter().map(|e| e.cases.len()).sum();
             println!(
@@ -228,7 +234,10 @@ pub fn validate(repo_dir: &Path, config: &str, at_ref: Option<&str>) -> anyhow::
             }
             Err(e) => vec![e],
         },
-        Err(errors) => errors,
+        Err(mut errors) => {
+            errors.extend(canary());
+            errors
+        }
     };
     let mut code = exit::USAGE;
     for e in &errors {

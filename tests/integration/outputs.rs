@@ -139,6 +139,31 @@ fn validate_checks_a_canary_only_config_as_canary_reads_it() {
         .stderr_has("promptgate.yaml:");
 }
 
+/// A suite's `canary:` section is checked as `canary` reads it, too, not only in a canary-only
+/// file: a full suite with a broken canary section validated, and `canary` then refused it.
+#[test]
+fn validate_checks_a_suites_canary_section() {
+    let repo = TestRepo::with_demo_base();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/canary/promptgate.yaml");
+    let canary = std::fs::read_to_string(fixture).unwrap();
+    let section = &canary[canary.find("\ncanary:").expect("a canary section") + 1..];
+    let section = section.split("\nexperiments:").next().unwrap_or(section);
+    let suite = repo.read("promptgate.yaml");
+    repo.write("promptgate.yaml", &format!("{suite}\n{section}\n"));
+    repo.promptgate(&["validate"]).expect_code(0);
+    repo.write(
+        "promptgate.yaml",
+        &format!(
+            "{suite}\n{}\n",
+            section.replace("arm_field: variant", "arm_field: variant\n    bogus: 1")
+        ),
+    );
+    repo.promptgate(&["validate"])
+        .expect_code(2)
+        .stderr_has("unknown key `bogus`")
+        .stderr_has("promptgate.yaml:");
+}
+
 #[test]
 fn init_scaffolds_a_suite_that_validates_and_refuses_to_overwrite() {
     let repo = TestRepo::new();
