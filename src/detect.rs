@@ -143,7 +143,12 @@ pub fn detect(base: Base<'_>, head: &Suite, changes: &[Change], all: bool) -> De
                     .push("does not load at base, so it runs candidate-only (see the verdict)".to_owned());
                 a
             } else {
-                Affected::new(&experiment.name, ExperimentStatus::New, touched_now)
+                // Declared anew in the suite file: that file's change is what brought it.
+                let mut by = touched_now;
+                if changed.contains(&head.config_path) && !by.contains(&head.config_path) {
+                    by.push(head.config_path.clone());
+                }
+                Affected::new(&experiment.name, ExperimentStatus::New, by)
             };
             affected.affected_by.sort();
             detection.affected.push(affected);
@@ -824,6 +829,9 @@ experiments:
             false,
         );
         assert_eq!(detection.affected[0].status, ExperimentStatus::New);
+        // DESIGN: `affected_by: [paths]`. The suite file declared it, so its change is what
+        // brought the new experiment (before, a new experiment was affected by nothing).
+        assert_eq!(detection.affected[0].affected_by, vec!["promptgate.yaml".to_owned()]);
         assert_eq!(detection.removed[0].name, "support");
     }
 
