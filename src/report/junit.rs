@@ -73,7 +73,8 @@ struct TestCase<'a> {
 }
 
 struct Failure {
-    /// `regression`, `slo` or `non-inferiority`: what a CI dashboard groups failures by.
+    /// `regression`, `slo`, `no-data`, `too-few`, `equivalence` or `non-inferiority`: what a CI
+    /// dashboard groups failures by.
     kind: &'static str,
     message: String,
     details: String,
@@ -110,10 +111,22 @@ impl<'a> TestSuite<'a> {
 impl Failure {
     fn new(m: &MetricResult) -> Failure {
         let text = MetricText::new(m);
+        let needs_equivalence = m.details.require.as_deref() == Some("equivalence");
         let (kind, what) = if m.verdict == MetricVerdict::Regression {
             ("regression", "regression".to_owned())
         } else if let Some(slo) = &text.slo_missed {
             ("slo", slo.clone())
+        } else if m.verdict == MetricVerdict::NoData {
+            ("no-data", "no data for a blocking metric".to_owned())
+        } else if m.verdict == MetricVerdict::TooFew {
+            let needed = m
+                .details
+                .min_n
+                .map(|min| format!(" (n {} < {min})", m.n))
+                .unwrap_or_default();
+            ("too-few", format!("too few cases to judge{needed}"))
+        } else if needs_equivalence && m.details.equivalent != Some(true) {
+            ("equivalence", "equivalence not shown".to_owned())
         } else if !m.non_inferior {
             ("non-inferiority", "non-inferiority not shown".to_owned())
         } else {
@@ -268,6 +281,37 @@ mod tests {
             xml.contains("<error message=\"not run: estimated cost $5.00 exceeds the budget&apos;s hard cap of $1.00 &lt;&amp;&gt;\" type=\"run-error\"/>"),
             "{xml}"
         );
+    }
+
+    /// Each failing gate says why it failed: a blocking metric with no data, or too few cases
+    /// for a gate that requires a proof, is not "non-inferiority not shown".
+    #[test]
+    fn a_failure_names_its_reason() {
+        let mut results = demo_results();
+        results.experiments.truncate(1);
+        let metric = results.experiments[0]
+            .metrics
+            .iter_mut()
+            .find(|m| m.gated)
+            .expect("a gated metric");
+        metric.fails_gate = true;
+        metric.slo = None;
+        metric.n = 8;
+        metric.details.min_n = Some(10);
+        for (verdict, kind, what) in [
+            (MetricVerdict::TooFew, "too-few", "too few cases to judge (n 8 &lt; 10)"),
+            (MetricVerdict::NoData, "no-data", "no data for a blocking metric"),
+        ] {
+            results.experiments[0]
+                .metrics
+                .iter_mut()
+                .find(|m| m.fails_gate)
+                .unwrap()
+                .verdict = verdict;
+            let xml = render_junit(&results);
+            assert!(xml.contains(&format!("type=\"{kind}\"")), "{xml}");
+            assert!(xml.contains(&format!("message=\"{what}:")), "{xml}");
+        }
     }
 
     #[test]
