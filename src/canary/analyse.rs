@@ -80,6 +80,21 @@ struct Measured {
     test: &'static str,
 }
 
+impl Measured {
+    /// The change reported: a rate's is the canary's rate less the baseline's, as the two are
+    /// shown (its test and interval use Agresti–Caffo's adjusted proportions, whose difference
+    /// is a little nearer 0); every other metric's is its test's own estimate.
+    fn delta(&self) -> f64 {
+        match self.test {
+            RATE_TEST => self.canary - self.baseline,
+            _ => self.scale.to_delta(self.estimate.estimate),
+        }
+    }
+}
+
+/// The test of a rate's change.
+const RATE_TEST: &str = "difference of proportions (Agresti–Caffo)";
+
 /// Compares the two arms on every gate and decides.
 pub fn analyse(data: &Data<'_>, settings: &Settings<'_>) -> Analysis {
     // Requests per arm (records; none counted for series): a metric not measured says whether
@@ -273,7 +288,7 @@ fn measure_records(records: &Records, kind: Kind, confidence: f64) -> Option<Mea
                 scale: Scale::Identity,
                 own_se: Some((pc * (1.0 - pc) / (nc as f64 + 2.0)).sqrt()),
                 n: counts(nb as usize, nc as usize),
-                test: "difference of proportions (Agresti–Caffo)",
+                test: RATE_TEST,
             })
         }
         Kind::Quality => {
@@ -370,7 +385,7 @@ fn first_pass(gate: &CanaryGate, m: Option<&Measured>, min_samples: u64, request
     CanaryMetric {
         baseline: Some(m.baseline),
         canary: Some(m.canary),
-        delta: Some(m.scale.to_delta(m.estimate.estimate)),
+        delta: Some(m.delta()),
         ci: sequence.map(|s| s.ci.map(|x| m.scale.to_delta(x))),
         p_value: sequence.map(|s| s.p_value),
         p_adjusted: sequence.map(|s| s.p_value),
@@ -727,6 +742,9 @@ mod tests {
         }
         let a = run(&records, &[gate("error_rate", Margin::Absolute(0.002), true)]);
         assert_eq!(a.verdict, CanaryVerdict::Rollback, "{:#?}", a.metrics);
+        // DESIGN: a rate reports the proportion difference, the canary's 40/5000 less the
+        // baseline's 0/5000 (the test's adjusted proportions, 41/5002 − 1/5002, were reported).
+        assert_eq!(a.metrics[0].delta, Some(40.0 / 5000.0));
         // And no errors on either side proves the canary within the margin.
         for r in &mut records.canary {
             r.error = false;
