@@ -367,7 +367,7 @@ fn judge_failure(e: &ExperimentResult) -> Option<String> {
         let rate = failed.len() as f64 / judgements.len().max(1) as f64;
         (rate > MAX_JUDGE_ERROR_RATE).then(|| {
             format!(
-                "the run failed: {} of {} judge calls on the {}'s outputs failed (judge_error_rate {}, more than {} allowed); first error: {}",
+                "the run failed: {} of {} judge calls on the {}'s outputs failed ({} of that arm's judge calls, more than {} allowed; run.judge_error_rate counts every judge call of the run); first error: {}",
                 failed.len(),
                 judgements.len(),
                 arm.name(),
@@ -945,7 +945,7 @@ mod tests {
         };
         let reason = judge_failure(&experiment(0, 7)).expect("the candidate's judging failed");
         assert!(
-            reason.contains("7 of 20 judge calls on the candidate's outputs failed (judge_error_rate 35.0%"),
+            reason.contains("7 of 20 judge calls on the candidate's outputs failed (35.0% of that arm's judge calls"),
             "{reason}"
         );
         assert!(

@@ -246,7 +246,7 @@ async fn more_than_a_fifth_of_judge_calls_failing_is_a_run_error() {
     markers.extend(["[malformed]", "[score9]", "[missing]", "[refused]", "[malformed]"]);
     let repo = judged_repo(&server.uri(), &markers);
     gate(&repo).await.expect_code(3).stderr_has(
-        "10 of 40 judge calls on the baseline's outputs failed (judge_error_rate 25.0%, more than 20.0% allowed)",
+        "10 of 40 judge calls on the baseline's outputs failed (25.0% of that arm's judge calls, more than 20.0% allowed",
     );
     let r = results(&repo.path().join("out"));
     assert_eq!(r["verdict"], "error");
