@@ -180,17 +180,19 @@ pub fn decide_with(
     let blocking = gate.is_some_and(|g| g.blocking);
     // Power: one model for the plan and the detectable effect, at α over the family.
     let plan_alpha = alpha / family.max(1) as f64;
-    // Planned for gated metrics only: an informational metric has no margin to plan for, and the
-    // exact plans cost milliseconds each, at every sequential look.
+    // The smallest effect detectable, for every metric judged (DESIGN: the report says it, so
+    // an underpowered suite is visible); the cases needed, for a gate's margin. An interval of
+    // zero width (no spread seen) tells nothing of what could be detected.
     let relative_margin = match gate.map(|g| g.margin) {
         Some(Margin::Relative(r)) => Some(r),
         _ => None,
     };
-    let (mde, cases_needed) = if plan && gate.is_some() {
+    let (mde, cases_needed) = if plan && is_judged {
         power_plan(estimate, plan_alpha, margin_abs, sign, relative_margin)
     } else {
         (None, None)
     };
+    let mde = mde.filter(|_| !variance_unknown);
     // A skewed amount proves a bound only from the bootstrap-t's minimum: no plan needs fewer.
     let cases_needed = match Metric::of(&estimate.metric).proves_bounds(estimate.test, estimate.n) {
         false if is_judged => cases_needed.map(|c| c.max(crate::metrics::MIN_UNITS_AMOUNT)),
@@ -530,6 +532,24 @@ mod tests {
             assert!(m.non_inferior && !m.fails_gate, "{:?}: {m:?}", g.margin);
             assert!(!m.details.variance_unknown);
         }
+    }
+
+    /// DESIGN: the report says "the smallest effect this many cases could detect", so an
+    /// underpowered suite is visible: for an ungated metric too (it was `null`), and not for an
+    /// interval of zero width, which shows no spread to plan with (it read 0).
+    #[test]
+    fn every_judged_metric_says_what_it_could_detect_unless_it_saw_no_spread() {
+        let ungated = decide(&est(0.01, [-0.05, 0.07], 0.7), None, None, 0.05, 1);
+        let mde = ungated.mde.expect("an ungated metric's detectable effect");
+        // The two-sided paired t's 80%-power effect at n = 40, α = 0.05, in sd units, times the
+        // sd 0.3. scipy: tc = t.ppf(0.975, 39); brentq(lambda d: nct.sf(tc, 39, d*40**0.5) +
+        // nct.cdf(-tc, 39, d*40**0.5) - 0.8, 0.01, 1.0) = 0.45425693968357006.
+        assert!((mde - 0.3 * 0.454_256_939_683_570_06).abs() < 1e-6, "{mde}");
+        let flat = Estimate {
+            unit_sd: Some(0.0),
+            ..est(0.02, [0.02, 0.02], 0.0)
+        };
+        assert_eq!(decide(&flat, None, None, 0.05, 1).mde, None);
     }
 
     fn gate(direction: Direction, margin: Margin) -> GateSpec {
