@@ -27,11 +27,23 @@ pub(crate) fn resolve_assertion(
     }
     let value = match &raw.value {
         Some(Value::String(s)) if s.starts_with("file://") => {
-            let path =
-                join_in_repo(base_dir, &s["file://".len()..]).map_err(|e| (format!("assertion file {e}"), None))?;
+            let path = join_in_repo(base_dir, &s["file://".len()..]).map_err(|e| {
+                (
+                    format!("assertion file {e}"),
+                    Some(
+                        "file:// paths are relative to the file that names them and stay inside the repository"
+                            .to_owned(),
+                    ),
+                )
+            })?;
             let text = source
                 .read(&path)
-                .map_err(|e| (format!("reading `{path}`: {e:#}"), None))?
+                .map_err(|e| {
+                    (
+                        format!("reading `{path}`: {e:#}"),
+                        Some("name a readable file of the repository".to_owned()),
+                    )
+                })?
                 .ok_or_else(|| {
                     (
                         format!("assertion file `{path}` not found"),

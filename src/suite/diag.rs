@@ -27,8 +27,19 @@ pub fn yaml_diagnostic(file: &str, text: &str, err: &serde_saphyr::Error, what: 
         return diagnostic;
     }
     if message.contains("percentage such as") {
-        return diagnostic
-            .hint("a margin is an amount in the metric's unit (`0.02`) or a share of the baseline (`\"10%\"`)");
+        // The key the value belongs to: the last one written before the caret.
+        let before = match (&diagnostic.source_line, diagnostic.column) {
+            (Some(line), Some(column)) => line.chars().take(column.saturating_sub(1) as usize).collect::<String>(),
+            _ => String::new(),
+        };
+        let slo = before
+            .rfind("slo")
+            .is_some_and(|at| before.rfind("margin").is_none_or(|m| m < at));
+        return diagnostic.hint(if slo {
+            "an objective is a number in the metric's unit (`slo: 800` for 800 ms), or a percentage for a rate (`slo: \"5%\"`)"
+        } else {
+            "a margin is an amount in the metric's unit (`0.02`) or a share of the baseline (`\"10%\"`)"
+        });
     }
     diagnostic.hint(format!("this value does not fit {what}; see the shapes in the README"))
 }

@@ -332,7 +332,7 @@ pub fn load_experiment_all(
         "depends_on": e.depends_on.iter().map(|d| &d.value).collect::<Vec<_>>(),
         "variant": variant_path,
         "dataset": dataset_path,
-        "repeats": e.repeats.unwrap_or(suite.defaults.repeats),
+        "repeats": e.repeats.as_ref().map_or(suite.defaults.repeats, |r| r.value),
         "provider": suite.providers.get(&provider),
         "fallback": e.fallback.iter().map(|f| suite.providers.get(&f.value)).collect::<Vec<_>>(),
     })
@@ -346,7 +346,7 @@ pub fn load_experiment_all(
         prompt,
         dataset_path,
         cases,
-        repeats: e.repeats.unwrap_or(suite.defaults.repeats),
+        repeats: e.repeats.as_ref().map_or(suite.defaults.repeats, |r| r.value),
         provider,
         fallbacks: e.fallback.iter().map(|f| f.value.clone()).collect(),
         asserts,

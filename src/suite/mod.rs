@@ -189,11 +189,13 @@ fn load_settings(source: &dyn FileSource, config_path: &str) -> Result<(Suite, V
     for (name, p) in raw.providers {
         for variable in p.api_key_env.iter().chain(&p.env) {
             if let Some(problem) = crate::secrets::refused_variable(variable) {
-                let line = text
+                let (line, column) = text
                     .lines()
-                    .position(|l| l.contains(variable.as_str()) && (l.contains("env")))
-                    .map_or(0, |i| i as u64 + 1);
-                return Err(at(line, 0, format!("provider `{name}`: {problem}"))
+                    .enumerate()
+                    .find(|(_, l)| l.contains(variable.as_str()) && (l.contains("env")))
+                    .and_then(|(i, l)| Some((i as u64 + 1, l[..l.find(variable.as_str())?].chars().count() as u64 + 1)))
+                    .unwrap_or((0, 0));
+                return Err(at(line, column, format!("provider `{name}`: {problem}"))
                     .hint("the GitHub token is promptgate's own, for publishing; a provider or program never receives it (name a variable of the provider's own key)")
                     .into());
             }
@@ -386,6 +388,7 @@ fn load_settings(source: &dyn FileSource, config_path: &str) -> Result<(Suite, V
                 g.referenced.column(),
                 format!("gate `{metric}`: alpha must be between 0 and 0.5, got {gate_alpha}"),
             )
+            .hint("alpha is the chance of calling a change that is not there: 0.05 is usual, 0.01 stricter")
             .into());
         }
         let slo = spec.slo.map(|s| s.resolve(metric)).transpose().map_err(|e| {
@@ -424,7 +427,11 @@ fn load_settings(source: &dyn FileSource, config_path: &str) -> Result<(Suite, V
             .into());
         }
         if e.name.value.trim().is_empty() {
-            return Err(at(line, e.name.referenced.column(), "experiment name is empty".to_owned()).into());
+            return Err(
+                at(line, e.name.referenced.column(), "experiment name is empty".to_owned())
+                    .hint("name it as the comment and results should call it, e.g. `name: customer-support`")
+                    .into(),
+            );
         }
         if e.provider.is_none() && defaults.provider.is_empty() {
             return Err(at(
@@ -465,12 +472,13 @@ fn load_settings(source: &dyn FileSource, config_path: &str) -> Result<(Suite, V
                 .hint(hint)
             })?;
         }
-        if e.repeats == Some(0) {
+        if let Some(r) = e.repeats.as_ref().filter(|r| r.value == 0) {
             return Err(at(
-                line,
-                0,
+                r.referenced.line(),
+                r.referenced.column(),
                 format!("experiment `{}`: repeats must be at least 1", e.name.value),
             )
+            .hint("leave `repeats` out for the suite's default, or give how many times each case is sent (3 to 5 measure how steady the outputs are)")
             .into());
         }
         decls.push(ExperimentDecl { raw: e });

@@ -145,7 +145,7 @@ pub struct RawExperiment {
     /// Providers to fall back on, in order, when `provider` fails persistently.
     #[serde(default)]
     pub fallback: Vec<Spanned<String>>,
-    pub repeats: Option<u32>,
+    pub repeats: Option<Spanned<u32>>,
     #[serde(default)]
     pub assert: Vec<Spanned<RawAssertion>>,
     /// Extra files the experiment depends on (globs), e.g. a RAG corpus or scorer scripts.

@@ -67,7 +67,20 @@ struct RawMessages {
 #[serde(deny_unknown_fields)]
 struct RawMessage {
     role: Role,
-    content: String,
+    content: serde_saphyr::Spanned<String>,
+}
+
+/// The line before a message content's first line, so that the template's line `n` is the
+/// file's `first + n`: a block scalar (`|`, `>`) starts on the line after its indicator, any
+/// other scalar on its own line.
+fn before_content(text: &str, at: &serde_saphyr::Location) -> u64 {
+    let line = at.line();
+    let block = text
+        .lines()
+        .nth(line.saturating_sub(1) as usize)
+        .and_then(|l| l.chars().nth(at.column().saturating_sub(1) as usize))
+        .is_some_and(|c| c == '|' || c == '>');
+    if block { line } else { line.saturating_sub(1) }
 }
 
 impl Prompt {
@@ -89,7 +102,10 @@ impl Prompt {
             Shape::Messages(
                 raw.messages
                     .into_iter()
-                    .map(|m| (m.value.role, m.value.content, m.referenced.line()))
+                    .map(|m| {
+                        let first = before_content(&text, &m.value.content.referenced);
+                        (m.value.role, m.value.content.value, first)
+                    })
                     .collect(),
             )
         } else {

@@ -1975,3 +1975,71 @@ fn a_rate_limit_or_timeout_of_zero() {
         );
     }
 }
+
+/// Each of these errors is placed at its key's line and column, with a hint (the repeats error
+/// pointed at the experiment's name line, column 0; the alpha one had no hint; a malformed
+/// objective was hinted as a margin).
+#[test]
+fn settings_out_of_range_are_placed_and_hinted() {
+    for (edit, message, at, hint) in [
+        (
+            (
+                "    dataset: datasets/customer-support.jsonl\n",
+                "    dataset: datasets/customer-support.jsonl\n    repeats: 0\n",
+            ),
+            "experiment `customer-support`: repeats must be at least 1",
+            "promptgate.yaml:19:14",
+            "hint: leave `repeats` out",
+        ),
+        (
+            ("slo: 800}", "slo: \"800ms\"}"),
+            "`800ms` is not a number or a percentage",
+            "promptgate.yaml:30:",
+            "hint: an objective is a number in the metric's unit",
+        ),
+        (
+            ("slo: 800}", "slo: 800, alpha: 0.9}"),
+            "alpha must be between 0 and 0.5, got 0.9",
+            "promptgate.yaml:30:",
+            "hint: alpha is the chance",
+        ),
+    ] {
+        let errors = every_error(|r| r.edit(SUITE, edit.0, edit.1));
+        assert_eq!(errors.len(), 1, "{}", errors.join("\n"));
+        for fragment in [message, at, hint] {
+            assert!(errors[0].contains(fragment), "lacks {fragment:?}:\n{}", errors[0]);
+        }
+    }
+}
+
+/// A template error in a `messages:` prompt is placed on the file's line: a flow-style message
+/// was one line late, a block one (`|`) one line early.
+#[test]
+fn a_template_error_in_a_messages_prompt_is_on_its_line() {
+    for (prompt, line) in [
+        (
+            "messages:\n  - {role: system, content: \"Hello {{ nope }}\"}\n  - {role: user, content: \"{{ input }}\"}\n",
+            2,
+        ),
+        (
+            "messages:\n  - role: system\n    content: |\n      Be brief.\n      Hello {{ nope }}\n  - {role: user, content: \"{{ input }}\"}\n",
+            5,
+        ),
+    ] {
+        let errors = every_error(|r| {
+            r.write("prompts/customer-support.yaml", prompt);
+            r.edit(
+                VARIANT,
+                "prompt: ../prompts/customer-support.md",
+                "prompt: ../prompts/customer-support.yaml",
+            );
+        });
+        assert_eq!(errors.len(), 1, "{}", errors.join("\n"));
+        assert!(
+            errors[0].contains("undefined variable `nope`")
+                && errors[0].contains(&format!("prompts/customer-support.yaml:{line}")),
+            "{}",
+            errors[0]
+        );
+    }
+}
