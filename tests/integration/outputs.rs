@@ -241,3 +241,23 @@ fn report_renders_a_results_file_with_only_the_contract_keys() {
     assert_eq!(written["experiments"][0]["metrics"][0]["fails_gate"], true);
     assert_eq!(written["experiments"][0]["cases"][0]["flip"], "pass_to_fail");
 }
+
+/// A reader that goes away (`promptgate … | head -1`) is no panic (exit 101 with a
+/// backtrace): the process stops quietly as a run that could not finish (3), never as a pass.
+#[test]
+fn a_closed_output_pipe_is_no_panic() {
+    let repo = TestRepo::with_demo_base();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
+        .current_dir(repo.path())
+        .arg("validate")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn promptgate");
+    // The reading end closes before the first line is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+}
