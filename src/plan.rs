@@ -505,10 +505,14 @@ pub fn check_budget_of(
     simulated: bool,
     what: &str,
 ) -> Result<(), Error> {
-    if simulated {
-        // Offline mock calls cost nothing real; their simulated cost is reported, not capped.
-        return Ok(());
-    }
+    // Offline mock calls cost nothing real, but their simulated cost is what the run would
+    // cost at its model's price: the budget holds for it too (a dry run of the budget), and
+    // says so.
+    let what = if simulated {
+        format!("{what} (simulated: offline mock provider)")
+    } else {
+        what.to_owned()
+    };
     if let Some(max) = budget.max_usd.filter(|max| estimate.usd > *max) {
         return Err(Error::run_with_hint(
             format!(
@@ -865,7 +869,16 @@ mod tests {
         assert!(check_budget(&est(0.6), &b, Some(0.59), false).is_err());
         assert!(check_budget(&est(0.6), &b, Some(0.6), false).is_ok());
         assert!(check_budget(&est(6.0), &b, Some(10.0), false).is_err());
-        assert!(check_budget(&est(6.0), &b, None, true).is_ok());
+        // A simulated (mock) run's cost is what the run would cost: the budget holds for it,
+        // and says it is simulated.
+        let simulated = check_budget(&est(6.0), &b, None, true).unwrap_err().to_string();
+        assert!(
+            simulated.contains(
+                "estimated cost (simulated: offline mock provider) $6.00 exceeds the budget's hard cap of $5.00"
+            ),
+            "{simulated}"
+        );
+        assert!(check_budget(&est(0.4), &b, None, true).is_ok());
         assert_eq!(check_budget(&est(0.6), &b, None, false).unwrap_err().exit_code(), 3);
     }
 

@@ -334,11 +334,8 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
             &format!("the whole run's estimated cost (all {} shards)", s.shard.count),
         ),
     };
-    // Offline mock spend is simulated: reported, not capped (as in `plan::check_budget`).
-    let cap = budget::Cap::of(
-        policy_in_force.budget.max_usd.filter(|_| !simulated),
-        shard_budget.as_ref(),
-    );
+    // Offline mock spend is simulated, and capped as a real one would be (`plan::check_budget`).
+    let cap = budget::Cap::of(policy_in_force.budget.max_usd, shard_budget.as_ref());
     let progress = runner::ProgressMode::detect();
     let announce = {
         let config = candidate_suite.config_path.clone();
@@ -391,7 +388,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         let usd = shard_budget
             .as_ref()
             .map_or_else(|| estimating.borrow_mut().get().usd, |s| s.whole.usd);
-        !simulated && policy_in_force.budget.max_usd.is_some_and(|max| usd > max)
+        policy_in_force.budget.max_usd.is_some_and(|max| usd > max)
     };
     let (planned, jobs) = match approved {
         Ok(()) => (planned, jobs),

@@ -540,3 +540,42 @@ fn a_model_without_a_price_has_no_cost_and_fails_a_blocking_cost_gate() {
     let chart = std::fs::read_to_string(repo.path().join("out/charts/product-faq-cost.svg")).unwrap();
     assert!(chart.contains("no price for its model"), "{chart}");
 }
+
+/// The offline mock's cost is simulated, priced as the run would be: the budget holds for it
+/// (a dry run of the budget), and the refusal says the cost is simulated. Before, a mock run
+/// was never capped nor held, whatever `budget:` said.
+#[test]
+fn a_mock_run_keeps_to_the_budget() {
+    let repo = demo_pr_with_suite(
+        "budget: {approve_above_usd: 0.50, max_usd: 5.00}",
+        "budget: {max_usd: 0.001}",
+    );
+    let run = repo.promptgate(&["run", "--base", "main", "--head", "pr", "--no-cache", "--out", "out"]);
+    run.expect_code(3)
+        .stderr_has("estimated cost (simulated: offline mock provider)")
+        .stderr_has("exceeds the budget's hard cap of $0.001");
+    let r = results(&repo.path().join("out"));
+    assert_eq!(r["verdict"], "error");
+
+    let repo = demo_pr_with_suite(
+        "budget: {approve_above_usd: 0.50, max_usd: 5.00}",
+        "budget: {approve_above_usd: 0.001, max_usd: 5.00}",
+    );
+    repo.promptgate(&["run", "--base", "main", "--head", "pr", "--no-cache", "--out", "out"])
+        .expect_code(3)
+        .stderr_has("is above the approval threshold of $0.001")
+        .stderr_has("--approve-cost");
+    repo.promptgate(&[
+        "run",
+        "--base",
+        "main",
+        "--head",
+        "pr",
+        "--no-cache",
+        "--approve-cost",
+        "1",
+        "--out",
+        "out",
+    ])
+    .expect_code(1);
+}
