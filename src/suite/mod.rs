@@ -72,7 +72,14 @@ pub fn load(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Err
 
 /// Loads the suite and reports every problem found, for `validate`.
 pub fn lint(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Vec<Error>> {
-    let (mut suite, decls) = load_config(&*source, config_path).map_err(|e| vec![e])?;
+    let (mut suite, decls) = load_config(&*source, config_path).map_err(|first| {
+        // Each unknown key is an error of its own: the file read again without it finds the
+        // next (serde stops at the first).
+        let text = source.read(config_path).ok().flatten();
+        problems::unknown_keys_after(first, config_path, text, |masked| {
+            settings_from(config_path, masked).err()
+        })
+    })?;
     let mut errors = Vec::new();
     for decl in &decls {
         match experiment::load_experiment_all(&source, &suite, decl) {
@@ -163,6 +170,11 @@ fn load_settings(source: &dyn FileSource, config_path: &str) -> Result<(Suite, V
             Diagnostic::new(format!("no suite file `{config_path}` in {}", source.label()))
                 .hint("create one with `promptgate init`, or name it with --config")
         })?;
+    settings_from(config_path, text)
+}
+
+/// [`load_settings`] of the suite file's `text`.
+fn settings_from(config_path: &str, text: String) -> Result<(Suite, Vec<ExperimentDecl>), Error> {
     if text.trim().is_empty() {
         return Err(Diagnostic::new("the suite file is empty")
             .in_file(config_path)

@@ -50,6 +50,62 @@ impl Capped {
     }
 }
 
+/// `first`, the suite file's first error, and each further unknown key the file holds: while
+/// the last error found is an unknown key written in block style (the key first on its line),
+/// its `text` is read again (`reread`) with that key and the lines nested under it blanked,
+/// every other character in its place, so the next error is placed where it is written.
+/// Stops at an error of another kind (a field missing once the key is blanked is the key's
+/// own consequence, not reported), a key written inside a `{…}` mapping (blanking its line
+/// would take its neighbours), or [`SHOWN`] errors.
+pub(super) fn unknown_keys_after(
+    first: Error,
+    config_path: &str,
+    text: Option<String>,
+    mut reread: impl FnMut(String) -> Option<Error>,
+) -> Vec<Error> {
+    let mut errors = vec![first];
+    let Some(text) = text else { return errors };
+    let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
+    while errors.len() < SHOWN {
+        let Some(Error::Input(d)) = errors.last() else { break };
+        let (Some(line), Some(column)) = (d.line, d.column) else {
+            break;
+        };
+        if !d.message.starts_with("unknown key `") || d.file.as_deref() != Some(config_path) {
+            break;
+        }
+        let at = (line as usize).saturating_sub(1);
+        let Some(written) = lines.get(at) else { break };
+        // Block style: only indentation (or a list's `- `) before the key.
+        let before: String = written.chars().take((column as usize).saturating_sub(1)).collect();
+        if !before.chars().all(|c| c == ' ' || c == '-') {
+            break;
+        }
+        let indent = before.len();
+        let blank = |l: &str| " ".repeat(l.chars().count());
+        lines[at] = format!("{before}{}", blank(&written[before.len()..]));
+        for nested in lines.iter_mut().skip(at + 1) {
+            let own = nested.len() - nested.trim_start().len();
+            if !nested.trim().is_empty() && own <= indent {
+                break;
+            }
+            *nested = blank(nested);
+        }
+        match reread(lines.join("\n")) {
+            // A field missing now may be the blanked key itself (`nme:` for `name:`): not an
+            // error of its own.
+            Some(next)
+                if !next.to_string().contains("missing field")
+                    && next.to_string() != errors.last().map(ToString::to_string).unwrap_or_default() =>
+            {
+                errors.push(next);
+            }
+            _ => break,
+        }
+    }
+    errors
+}
+
 /// The first of several errors, for a load that stops at the first.
 pub(super) fn first(errors: Vec<Error>) -> Error {
     errors

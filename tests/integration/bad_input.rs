@@ -2043,3 +2043,39 @@ fn a_template_error_in_a_messages_prompt_is_on_its_line() {
         );
     }
 }
+
+/// The suite file's unknown keys, each at its place (serde stops at the first: the file is read
+/// again without it). A key inside a `{…}` mapping ends the search; a field missing because
+/// its key was misspelled is not a second error (and ends it).
+#[test]
+fn every_unknown_key_of_the_suite_file_is_reported() {
+    let errors = every_error(|r| {
+        r.edit(SUITE, "traffic:", "trafic:");
+        r.edit(
+            SUITE,
+            "    dataset: datasets/help-center.jsonl\n",
+            "    dataset: datasets/help-center.jsonl\n    bogus:\n      nested: 1\n",
+        );
+    });
+    let expect = [
+        (
+            "unknown key `trafic`",
+            "promptgate.yaml:11:1",
+            "did you mean `traffic`?",
+        ),
+        ("unknown key `bogus`", "promptgate.yaml:26:5", "expected one of"),
+    ];
+    assert_eq!(errors.len(), expect.len(), "{}", errors.join("\n"));
+    for ((message, at, hint), error) in expect.iter().zip(&errors) {
+        for fragment in [message, at, hint] {
+            assert!(error.contains(fragment), "lacks {fragment:?}:\n{error}");
+        }
+    }
+    // A misspelt `name:` leaves its experiment without one: that is the same mistake.
+    let errors = every_error(|r| {
+        r.edit(SUITE, "traffic:", "trafic:");
+        r.edit(SUITE, "  - name: product-faq\n", "  - nme: product-faq\n");
+    });
+    assert_eq!(errors.len(), 2, "{}", errors.join("\n"));
+    assert!(errors[1].contains("unknown key `nme`") && errors[1].contains("promptgate.yaml:20:5"));
+}
