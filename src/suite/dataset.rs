@@ -16,6 +16,8 @@ use crate::workspace::{FileSource, parent_dir};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCase {
+    /// A string, or a whole number written as one (`"id": 7`, as a YAML or CSV id reads).
+    #[serde(default, deserialize_with = "id_text")]
     id: Option<String>,
     /// For the people who read the dataset: accepted, and not held (no output shows it).
     #[allow(dead_code, reason = "read so that a dataset may carry it; nothing reports it")]
@@ -26,6 +28,22 @@ struct RawCase {
     vars: serde_json::Map<String, Value>,
     #[serde(default)]
     assert: Vec<RawAssertion>,
+}
+
+/// A case id as text: a string, or a whole number.
+fn id_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Whole(i64),
+    }
+    Ok(Option::<Id>::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("a case id is a string (or a whole number)"))?
+        .map(|id| match id {
+            Id::Text(text) => text,
+            Id::Whole(n) => n.to_string(),
+        }))
 }
 
 /// Parses a dataset by its extension. Cases without an `id` get one derived from their vars, so
@@ -270,11 +288,29 @@ fn parse_jsonl_line(path: &str, text: &str, number: u64, line: &str) -> Result<(
 }
 
 fn parse_json(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
-    let cases: Vec<RawCase> = serde_json::from_str(text).map_err(|e| {
+    // `{"cases": [...]}`, as a YAML dataset may be written: its cases one level deeper.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Wrapped {
+        cases: Vec<RawCase>,
+    }
+    let wrapped = text.trim_start().starts_with('{');
+    let parsed = if wrapped {
+        serde_json::from_str::<Wrapped>(text).map(|w| w.cases)
+    } else {
+        serde_json::from_str::<Vec<RawCase>>(text)
+    };
+    let cases: Vec<RawCase> = parsed.map_err(|e| {
         let message = user_words(&e.to_string());
-        let d = Diagnostic::new(format!("{message} (expected a JSON array of cases)"))
-            .in_file(path)
-            .at(text, e.line() as u64, e.column() as u64);
+        let shape = if wrapped {
+            "expected {\"cases\": [...]} or a JSON array of cases"
+        } else {
+            "expected a JSON array of cases"
+        };
+        let d =
+            Diagnostic::new(format!("{message} ({shape})"))
+                .in_file(path)
+                .at(text, e.line() as u64, e.column() as u64);
         json_hint(
             d,
             &e,
@@ -283,15 +319,15 @@ fn parse_json(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
         )
     })?;
     // serde_json does not report where each element starts: one pass over the text finds them.
-    let lines = Some(element_lines(text))
+    let lines = Some(element_lines(text, if wrapped { 2 } else { 1 }))
         .filter(|lines| lines.len() == cases.len())
         .unwrap_or_else(|| vec![0; cases.len()]);
     Ok(cases.into_iter().zip(lines).collect())
 }
 
-/// The line each element of a JSON array of objects starts on: every `{` one level inside the
-/// array, outside strings.
-fn element_lines(text: &str) -> Vec<u64> {
+/// The line each element of a JSON array of objects starts on: every `{` `depth` levels inside
+/// the document (1 for an array of cases, 2 for `{"cases": [...]}`), outside strings.
+fn element_lines(text: &str, at: usize) -> Vec<u64> {
     let (mut lines, mut line, mut depth) = (Vec::new(), 1u64, 0usize);
     let (mut in_string, mut escaped) = (false, false);
     for b in text.bytes() {
@@ -305,7 +341,7 @@ fn element_lines(text: &str) -> Vec<u64> {
             },
             b'"' => in_string = true,
             b'{' | b'[' => {
-                if depth == 1 && b == b'{' {
+                if depth == at && b == b'{' {
                     lines.push(line);
                 }
                 depth += 1;
@@ -572,6 +608,31 @@ mod tests {
             .map(|(_, line)| line)
             .collect();
         assert_eq!(lines, [2, 4]);
+    }
+
+    /// A JSON dataset may wrap its cases as a YAML one may (`{"cases": [...]}`), and a case
+    /// id may be a whole number in JSON as in YAML and CSV (it was refused: "expected a
+    /// string").
+    #[test]
+    fn a_json_dataset_may_wrap_its_cases_and_number_its_ids() {
+        let text = "{\"cases\": [\n  {\"id\": 7, \"vars\": {\"input\": \"x\"}},\n  {\"id\": \"b\", \"vars\": {\"input\": \"y\"}}\n]}\n";
+        let cases = parse_json("cases.json", text).unwrap();
+        let read: Vec<(Option<&str>, u64)> = cases.iter().map(|(c, line)| (c.id.as_deref(), *line)).collect();
+        assert_eq!(read, [(Some("7"), 2), (Some("b"), 3)]);
+        let line = parse_jsonl_line("cases.jsonl", "{\"id\": -3}", 1, "{\"id\": -3}").unwrap();
+        assert_eq!(line.0.id.as_deref(), Some("-3"));
+        let fraction = parse_jsonl_line("cases.jsonl", "{\"id\": 1.5}", 1, "{\"id\": 1.5}");
+        let e = fraction.map(|_| ()).expect_err("a fraction is no id").to_string();
+        assert!(e.contains("a case id is a string (or a whole number)"), "{e}");
+        // A wrapper that does not fit says what it expected.
+        let e = parse_json("cases.json", "{\"case\": []}")
+            .map(|_| ())
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            e.contains("expected {\"cases\": [...]} or a JSON array of cases"),
+            "{e}"
+        );
     }
 
     /// A CSV column may name a var as the JSONL shape nests it: `vars.input` is `input`.

@@ -58,7 +58,17 @@ pub(super) fn check_gate_metrics(source: &dyn FileSource, suite: &Suite) -> Resu
             continue;
         }
         if !known.contains(&g.metric) {
+            // Metrics an assertion feeds by default, which a canary measures too.
+            let fed_by = match g.metric.as_str() {
+                "hallucination_rate" => Some("{type: hallucination, context_var: context}"),
+                "relevance" => Some("{type: relevance}"),
+                _ => None,
+            };
             let hint = match did_you_mean(&g.metric, known.iter().map(String::as_str)) {
+                _ if let Some(assertion) = fed_by => format!(
+                    "no assertion of an experiment feeds `{}`: add one, e.g. `{assertion}`, or gate it in a file with a `canary:` section, where `promptgate canary` measures it on production logs",
+                    g.metric
+                ),
                 Some(s) if !canarys => format!("did you mean `{s}`?"),
                 _ if canarys => format!(
                     "`{}` is measured by `promptgate canary` on production logs, not by a pull request's run: gate it in a file with a `canary:` section",

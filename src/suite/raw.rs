@@ -14,15 +14,15 @@ use serde_saphyr::Spanned;
 #[serde(deny_unknown_fields)]
 pub struct RawSuite {
     pub version: Spanned<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub providers: BTreeMap<String, RawProvider>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub pricing: BTreeMap<String, Spanned<RawPrice>>,
     pub traffic: Option<RawTraffic>,
     pub budget: Option<RawBudget>,
     pub defaults: Option<RawDefaults>,
     pub experiments: Vec<RawExperiment>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub gates: BTreeMap<String, Spanned<RawGate>>,
     /// Read by `promptgate canary` (`super::canary::load_canary`); parsed here too so a typo in
     /// it is an error wherever the file is read.
@@ -353,8 +353,14 @@ pub struct RawVariant {
     /// One stop sequence, or a list of them.
     pub stop: Option<Spanned<OneOrMany>>,
     pub description: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub evaluation_metrics: BTreeMap<String, MetricValue>,
+}
+
+/// A section written with nothing under it (`gates:` alone is YAML's null) is an empty one,
+/// as if it were left out.
+fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// A string, or a list of strings (`stop: "###"` or `stop: ["###", "END"]`).

@@ -2079,3 +2079,39 @@ fn every_unknown_key_of_the_suite_file_is_reported() {
     assert_eq!(errors.len(), 2, "{}", errors.join("\n"));
     assert!(errors[1].contains("unknown key `nme`") && errors[1].contains("promptgate.yaml:20:5"));
 }
+
+/// A section written with nothing under it is an empty one, as if left out (it was "expected
+/// mapping start"): `gates:` alone keeps the default gates.
+#[test]
+fn an_empty_section_is_left_out() {
+    let files = Files::demo_base();
+    let suite = files.read(SUITE);
+    let gates_at = suite.find("\ngates:\n").expect("a gates section") + 1;
+    files.write(SUITE, &format!("{}gates:\n", &suite[..gates_at]));
+    files.edit(SUITE, "pricing:                                   # USD per million tokens\n  gpt-4o-mini: {input: 0.15, cached_input: 0.075, output: 0.60}\n", "pricing:\n");
+    let variant = files.read(VARIANT);
+    let metrics_at = variant.find("evaluation_metrics:\n").expect("recorded metrics");
+    files.write(VARIANT, &format!("{}evaluation_metrics:\n", &variant[..metrics_at]));
+    let suite = promptgate::suite::lint(files.tree(), SUITE).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(!suite.gates.is_empty(), "the default gates");
+}
+
+/// A gate on `hallucination_rate` (or `relevance`) with no assertion feeding it says how to
+/// feed it; it said only that a canary measures it.
+#[test]
+fn a_gate_on_a_judged_metric_nothing_feeds_says_which_assertion_would() {
+    let errors = every_error(|r| {
+        r.edit(
+            SUITE,
+            "assert: [{type: hallucination, context_var: context}, {type: relevance}]",
+            "assert: [{type: relevance}]",
+        );
+    });
+    assert_eq!(errors.len(), 1, "{}", errors.join("\n"));
+    assert!(
+        errors[0].contains("gate on unknown metric `hallucination_rate`")
+            && errors[0].contains("add one, e.g. `{type: hallucination, context_var: context}`"),
+        "{}",
+        errors[0]
+    );
+}
