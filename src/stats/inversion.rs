@@ -29,20 +29,86 @@ pub fn sign_flip_quantile_interval<U: AsRef<[f64]>>(
     guess: [f64; 2],
 ) -> Option<[f64; 2]> {
     let estimate = sign_flip_quantile(units, q, draws, seed)?.estimate;
+    inverted(units, q, draws, seed, alpha, guess, estimate, |was, delta| was - delta)
+}
+
+/// [`sign_flip_quantile_interval`] of the relative change `Q(candidate)/Q(baseline) − 1`: the
+/// ratios 1 + ρ by which the candidate's calls, divided, are accepted as the baseline's. `None`
+/// also when the baseline's quantile is not positive.
+pub fn sign_flip_quantile_ratio_interval<U: AsRef<[f64]>>(
+    units: &[(U, U)],
+    q: f64,
+    draws: usize,
+    seed: u64,
+    alpha: f64,
+    guess: [f64; 2],
+) -> Option<[f64; 2]> {
+    let difference = sign_flip_quantile(units, q, draws, seed)?.estimate;
+    let arm = |candidate: bool| -> Vec<f64> {
+        let mut all: Vec<f64> = units
+            .iter()
+            .flat_map(|(b, c)| if candidate { c.as_ref() } else { b.as_ref() }.iter().copied())
+            .collect();
+        all.sort_by(f64::total_cmp);
+        all
+    };
+    let baseline = super::quantile_sorted(&arm(false), q)?;
+    if baseline <= 0.0 {
+        return None;
+    }
+    let estimate = difference / baseline;
+    // Below −1 a ratio means nothing: the search stays above it.
+    let guess = [guess[0].max(-1.0 + 1e-9), guess[1]];
+    let divide = |was: f64, rho: f64| if rho > -1.0 { was / (1.0 + rho) } else { f64::NAN };
+    let [low, high] = inverted(units, q, draws, seed, alpha, guess, estimate, divide)?;
+    Some([low.max(-1.0 + 1e-9), high])
+}
+
+/// The accepted set of `theta` around `estimate`, the candidate's calls moved by `apply`.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the test's settings, and how a hypothesis moves the calls"
+)]
+fn inverted<U: AsRef<[f64]>>(
+    units: &[(U, U)],
+    q: f64,
+    draws: usize,
+    seed: u64,
+    alpha: f64,
+    guess: [f64; 2],
+    estimate: f64,
+    apply: impl Fn(f64, f64) -> f64,
+) -> Option<[f64; 2]> {
     let mut shifted: Vec<(Vec<f64>, Vec<f64>)> = units
         .iter()
         .map(|(b, c)| (b.as_ref().to_vec(), c.as_ref().to_vec()))
         .collect();
-    let mut accepts = |delta: f64| -> Option<bool> {
+    let mut accepts = |theta: f64| -> Option<bool> {
+        // A hypothesis with no meaning (a ratio at or below −100%) is rejected.
+        if !theta.is_finite() || !apply(1.0, theta).is_finite() {
+            return Some(false);
+        }
         for ((_, c), (_, original)) in shifted.iter_mut().zip(units) {
             for (value, &was) in c.iter_mut().zip(original.as_ref()) {
-                *value = was - delta;
+                *value = apply(was, theta);
             }
         }
         Some(sign_flip_quantile(&shifted, q, draws, seed)?.p_value >= alpha)
     };
     let scale = (guess[1] - guess[0]).abs().max(estimate.abs() * 1e-3).max(1e-9);
-    let mut end = |direction: f64, guessed: f64| -> Option<f64> {
+    // Bisection between an accepted and a rejected hypothesis: the accepted end.
+    let bisect = |accepts: &mut dyn FnMut(f64) -> Option<bool>, mut inside: f64, mut outside: f64| {
+        for _ in 0..STEPS {
+            let middle = 0.5 * (inside + outside);
+            if accepts(middle)? {
+                inside = middle;
+            } else {
+                outside = middle;
+            }
+        }
+        Some(inside)
+    };
+    let end = |accepts: &mut dyn FnMut(f64) -> Option<bool>, direction: f64, guessed: f64| -> Option<f64> {
         // Accepted at `inside` (the estimate is always), rejected at `outside`.
         let mut inside = estimate;
         let mut reach = ((guessed - estimate) * direction).max(0.0).max(scale * 0.5);
@@ -57,18 +123,24 @@ pub fn sign_flip_quantile_interval<U: AsRef<[f64]>>(
                 return None;
             }
         }
-        for _ in 0..STEPS {
-            let middle = 0.5 * (inside + outside);
-            if accepts(middle)? {
-                inside = middle;
-            } else {
-                outside = middle;
-            }
-        }
-        Some(inside)
+        bisect(accepts, inside, outside)
     };
-    let low = end(-1.0, guess[0])?;
-    let high = end(1.0, guess[1])?;
+    let mut low = end(&mut accepts, -1.0, guess[0])?;
+    let mut high = end(&mut accepts, 1.0, guess[1])?;
+    // "No change" is decided as the test decides it, not to the bisection's precision: with
+    // tied values the accepted shifts may end exactly at 0, which the last midpoint misses; and
+    // where the accepted set is not one piece, the part around the estimate is kept.
+    if accepts(0.0)? {
+        low = low.min(0.0);
+        high = high.max(0.0);
+    } else if low <= 0.0 && 0.0 <= high {
+        let nearest = bisect(&mut accepts, estimate, 0.0)?;
+        if estimate > 0.0 {
+            low = nearest;
+        } else {
+            high = nearest;
+        }
+    }
     Some([low, high])
 }
 
@@ -112,6 +184,29 @@ mod tests {
         );
         // Zero is outside: the test rejects "no change" (a shift of 12 against a spread of 3).
         assert!(p(0.0) < alpha && low > 0.0);
+    }
+
+    #[test]
+    fn the_relative_interval_holds_exactly_the_ratios_the_test_accepts() {
+        let units = shifted_units(40, 12.0);
+        let (q, draws, seed, alpha) = (0.5, 2000, 7, 0.05);
+        let [low, high] = sign_flip_quantile_ratio_interval(&units, q, draws, seed, alpha, [0.0, 0.01]).unwrap();
+        let p = |rho: f64| {
+            let moved: Vec<(Vec<f64>, Vec<f64>)> = units
+                .iter()
+                .map(|(b, c)| (b.clone(), c.iter().map(|x| x / (1.0 + rho)).collect()))
+                .collect();
+            sign_flip_quantile(&moved, q, draws, seed).unwrap().p_value
+        };
+        let step = (high - low) * 1e-3;
+        assert!(p(low) >= alpha && p(low - step) < alpha, "{} {}", p(low), p(low - step));
+        assert!(
+            p(high) >= alpha && p(high + step) < alpha,
+            "{} {}",
+            p(high),
+            p(high + step)
+        );
+        assert!(low > 0.0 && low < high, "{low} {high}");
     }
 
     #[test]

@@ -54,9 +54,10 @@ impl Capped {
 /// the last error found is an unknown key written in block style (the key first on its line),
 /// its `text` is read again (`reread`) with that key and the lines nested under it blanked,
 /// every other character in its place, so the next error is placed where it is written.
-/// Stops at an error of another kind (a field missing once the key is blanked is the key's
-/// own consequence, not reported), a key written inside a `{…}` mapping (blanking its line
-/// would take its neighbours), or [`SHOWN`] errors.
+/// Stops at an error of another kind (which may be the blanking's own doing, such as a field
+/// missing because its key was misspelt), a key written inside a `{…}` mapping or first in a
+/// list item (blanking it would take its neighbours, or leave an empty item), or [`SHOWN`]
+/// errors.
 pub(super) fn unknown_keys_after(
     first: Error,
     config_path: &str,
@@ -76,26 +77,34 @@ pub(super) fn unknown_keys_after(
         }
         let at = (line as usize).saturating_sub(1);
         let Some(written) = lines.get(at) else { break };
-        // Block style: only indentation (or a list's `- `) before the key.
+        // Block style: only indentation before the key. The first key of a list item (`- `
+        // before it) ends the search: blanking it would leave an empty item.
         let before: String = written.chars().take((column as usize).saturating_sub(1)).collect();
-        if !before.chars().all(|c| c == ' ' || c == '-') {
+        if !before.chars().all(|c| c == ' ') {
             break;
         }
         let indent = before.len();
         let blank = |l: &str| " ".repeat(l.chars().count());
         lines[at] = format!("{before}{}", blank(&written[before.len()..]));
+        // What is nested under it: deeper lines, a list written at the key's own indentation
+        // (YAML allows `key:` then `- item` under it), and comments and blank lines among them.
         for nested in lines.iter_mut().skip(at + 1) {
-            let own = nested.len() - nested.trim_start().len();
-            if !nested.trim().is_empty() && own <= indent {
+            let content = nested.trim_start();
+            let own = nested.len() - content.len();
+            let under = content.is_empty()
+                || content.starts_with('#')
+                || own > indent
+                || (own == indent && (content == "-" || content.starts_with("- ")));
+            if !under {
                 break;
             }
             *nested = blank(nested);
         }
+        // Only a further unknown key: an error of another kind may be the blanking's own doing
+        // (a field missing because its key was misspelt, a structure left unbalanced).
         match reread(lines.join("\n")) {
-            // A field missing now may be the blanked key itself (`nme:` for `name:`): not an
-            // error of its own.
             Some(next)
-                if !next.to_string().contains("missing field")
+                if matches!(&next, Error::Input(d) if d.message.starts_with("unknown key `"))
                     && next.to_string() != errors.last().map(ToString::to_string).unwrap_or_default() =>
             {
                 errors.push(next);
@@ -148,6 +157,34 @@ mod tests {
         let mut few = Capped::new("cases.jsonl");
         few.push(Diagnostic::new("one"));
         assert_eq!(few.into_vec().len(), 1, "no count when none were left out");
+    }
+
+    /// Each unknown key once, at its place, and nothing the blanking made up: a list written
+    /// at its key's indentation, a comment at column 0 among the nested lines, a misspelt
+    /// first key of a list item.
+    #[test]
+    fn every_unknown_key_and_no_made_up_error() {
+        let text = "version: 1\ncolour:\n- red\n- blue\nproviders:\n  m: {type: mock}\nnotifications:\n#  slack: true\n  email: x\nbudgit: {max_usd: 1}\ndefaults: {provider: m}\nexperiments:\n  - name: a\n    variant: v.yaml\n    dataset: d.jsonl\n    assert:\n      - tpye: is-json\n";
+        let first = super::super::settings_from("s.yaml", text.to_owned())
+            .err()
+            .expect("refused");
+        let errors = unknown_keys_after(first, "s.yaml", Some(text.to_owned()), |masked| {
+            super::super::settings_from("s.yaml", masked).err()
+        });
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let expect = [
+            ("colour", "s.yaml:2:1"),
+            ("notifications", "s.yaml:7:1"),
+            ("budgit", "s.yaml:10:1"),
+            ("tpye", "s.yaml:17:9"),
+        ];
+        assert_eq!(shown.len(), expect.len(), "{}", shown.join("\n"));
+        for ((key, at), shown) in expect.iter().zip(&shown) {
+            assert!(
+                shown.contains(&format!("unknown key `{key}`")) && shown.contains(at),
+                "{shown}"
+            );
+        }
     }
 
     #[test]

@@ -47,8 +47,33 @@ pub struct Prompt {
 enum Shape {
     /// The whole file is the system message.
     Text(String),
-    /// A YAML list of messages, each content a template.
-    Messages(Vec<(Role, String, u64)>),
+    /// A YAML list of messages, each content a template, and where it is written.
+    Messages(Vec<(Role, String, Placed)>),
+}
+
+/// Where a message's content is written, for placing a template error on the file's line.
+#[derive(Clone, Copy)]
+struct Placed {
+    /// The line before the content's first line (the scalar's own line, less one, or a block
+    /// scalar's indicator line).
+    before: u64,
+    /// The template's line `n` is the file's `before + n`: a literal block (`|`), whose lines
+    /// are the file's. A folded block or a quoted or plain scalar may join or split lines, so
+    /// an error in it is placed at the scalar's first line.
+    exact: bool,
+}
+
+impl Placed {
+    /// A whole file that is the template.
+    const FILE: Placed = Placed { before: 0, exact: true };
+
+    fn line(self, template_line: u64) -> u64 {
+        if self.exact {
+            self.before + template_line
+        } else {
+            self.before + 1
+        }
+    }
 }
 
 /// A rendered prompt and the files it read.
@@ -70,17 +95,34 @@ struct RawMessage {
     content: serde_saphyr::Spanned<String>,
 }
 
-/// The line before a message content's first line, so that the template's line `n` is the
-/// file's `first + n`: a block scalar (`|`, `>`) starts on the line after its indicator, any
-/// other scalar on its own line.
-fn before_content(text: &str, at: &serde_saphyr::Location) -> u64 {
+/// Where a message's content is written. The parser places a block scalar (`|`, `>`) at its
+/// first line of content, after the indicator's line (or, in some versions, at the indicator
+/// itself); a quoted or plain scalar at its own first line. Only a literal block keeps the
+/// file's lines.
+fn before_content(text: &str, at: &serde_saphyr::Location) -> Placed {
     let line = at.line();
-    let block = text
-        .lines()
-        .nth(line.saturating_sub(1) as usize)
-        .and_then(|l| l.chars().nth(at.column().saturating_sub(1) as usize))
-        .is_some_and(|c| c == '|' || c == '>');
-    if block { line } else { line.saturating_sub(1) }
+    let nth = |n: u64| text.lines().nth(usize::try_from(n).ok()?.checked_sub(1)?);
+    // A block indicator: `|` or `>`, then at most a chomping sign and an indentation digit.
+    let indicator = |token: &str| {
+        let mut chars = token.chars();
+        let first = chars.next().filter(|c| *c == '|' || *c == '>')?;
+        (token.len() <= 3 && chars.all(|c| c == '-' || c == '+' || c.is_ascii_digit())).then_some(first)
+    };
+    let here = nth(line).and_then(|l| l.chars().nth(at.column().saturating_sub(1) as usize));
+    if let Some(kind) = here.filter(|c| *c == '|' || *c == '>') {
+        return Placed {
+            before: line,
+            exact: kind == '|',
+        };
+    }
+    let above = nth(line.saturating_sub(1))
+        .map(|l| l.split(" #").next().unwrap_or(l).trim_end())
+        .and_then(|l| l.rsplit([' ', '\t']).next())
+        .and_then(indicator);
+    Placed {
+        before: line.saturating_sub(1),
+        exact: above == Some('|'),
+    }
 }
 
 impl Prompt {
@@ -137,7 +179,7 @@ impl Prompt {
             Shape::Text(text) => {
                 let system = env
                     .render_named_str(&self.path, text, &context)
-                    .map_err(|e| self.diagnostic(&e, 0, vars))?;
+                    .map_err(|e| self.diagnostic(&e, Placed::FILE, vars))?;
                 messages.push(Message {
                     role: Role::System,
                     content: system.into(),
@@ -228,7 +270,7 @@ impl Prompt {
         env
     }
 
-    fn diagnostic(&self, e: &minijinja::Error, line_offset: u64, vars: &super::Vars) -> Diagnostic {
+    fn diagnostic(&self, e: &minijinja::Error, placed: Placed, vars: &super::Vars) -> Diagnostic {
         // An error inside an included template arrives wrapped ("error in …"); the inner error
         // knows the partial's name, line and what went wrong.
         let mut e = e;
@@ -300,7 +342,7 @@ impl Prompt {
             };
             match (&self.shape, text) {
                 (Shape::Messages(_), _) if file == self.path => {
-                    d.line = Some(line_offset + line);
+                    d.line = Some(placed.line(line));
                 }
                 (_, Some(text)) => {
                     // The error's span is a byte range in this template's text.

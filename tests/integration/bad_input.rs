@@ -2013,7 +2013,7 @@ fn settings_out_of_range_are_placed_and_hinted() {
 }
 
 /// A template error in a `messages:` prompt is placed on the file's line: a flow-style message
-/// was one line late, a block one (`|`) one line early.
+/// was one line late; a literal block's line is exact, a folded or escaped one's its first.
 #[test]
 fn a_template_error_in_a_messages_prompt_is_on_its_line() {
     for (prompt, line) in [
@@ -2024,6 +2024,20 @@ fn a_template_error_in_a_messages_prompt_is_on_its_line() {
         (
             "messages:\n  - role: system\n    content: |\n      Be brief.\n      Hello {{ nope }}\n  - {role: user, content: \"{{ input }}\"}\n",
             5,
+        ),
+        (
+            "messages:\n  - role: system\n    content: |-  # literal, chomped\n      Be brief.\n\n      Hello {{ nope }}\n  - {role: user, content: \"{{ input }}\"}\n",
+            6,
+        ),
+        // A folded block or an escaped line break joins or splits lines: the error is placed at
+        // the content's first line, never beyond the content.
+        (
+            "messages:\n  - role: system\n    content: >-\n\n      Be brief.\n      Hello {{ nope }}\n  - {role: user, content: \"{{ input }}\"}\n",
+            5,
+        ),
+        (
+            "messages:\n  - {role: system, content: \"Be brief.\\nHello {{ nope }}\"}\n  - {role: user, content: \"{{ input }}\"}\n",
+            2,
         ),
     ] {
         let errors = every_error(|r| {

@@ -158,10 +158,12 @@ fn validate_checks_a_suites_canary_section() {
             section.replace("arm_field: variant", "arm_field: variant\n    bogus: 1")
         ),
     );
-    repo.promptgate(&["validate"])
-        .expect_code(2)
+    let run = repo.promptgate(&["validate"]);
+    run.expect_code(2)
         .stderr_has("unknown key `bogus`")
         .stderr_has("promptgate.yaml:");
+    // Said once: the suite's own reading checks the section's keys too.
+    assert_eq!(run.stderr.matches("unknown key `bogus`").count(), 1, "{}", run.stderr);
 }
 
 #[test]
