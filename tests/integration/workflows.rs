@@ -287,6 +287,25 @@ fn the_actions_evaluating_step_has_no_github_token() {
     assert_eq!(action.value["inputs"]["artifact-name"]["default"], "");
 }
 
+/// A maintainer's `workflow_dispatch` evaluates a fork's commit in the default branch's cache
+/// scope, which every pull request restores: it must not save the cache the fork's code could
+/// have written into.
+#[test]
+fn a_dispatched_evaluation_saves_no_cache() {
+    let action = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml"));
+    let steps = action.value["runs"]["steps"].as_array().unwrap();
+    let saving: Vec<&Value> = steps
+        .iter()
+        .filter(|s| s["uses"].as_str().is_some_and(|u| u.starts_with("actions/cache/save")))
+        .collect();
+    assert_eq!(saving.len(), 1, "one step saves the cache");
+    let condition = saving[0]["if"].as_str().unwrap_or("");
+    assert!(
+        condition.contains("github.event_name != 'workflow_dispatch'"),
+        "{condition}"
+    );
+}
+
 /// `fail-on: never` leaves the verdict to the check run in every step that can end with a
 /// verdict's exit code 1 — the prepare step too, which re-publishes a waiver's event.
 #[test]
