@@ -446,3 +446,24 @@ fn the_argo_analysis_runs_promptgate_canary_as_a_job_whose_exit_code_decides() {
         "{command:?}"
     );
 }
+
+/// The fork-safe pair's untrusted evaluation runs for forks only: beside `promptgate.yml`,
+/// which evaluates the repository's own pull requests with keys, its untrusted result would
+/// race that run's comment and check.
+#[test]
+fn the_untrusted_evaluation_runs_for_forks_only() {
+    let evaluate = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/workflows/promptgate-evaluate.yml"));
+    let job = &evaluate.value["jobs"]["evaluate"];
+    assert_eq!(
+        job["if"].as_str(),
+        Some("github.event.pull_request.head.repo.full_name != github.repository"),
+        "{job}"
+    );
+    let own = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/workflows/promptgate.yml"));
+    assert!(
+        own.value["jobs"]["gate"]["if"]
+            .as_str()
+            .is_some_and(|c| c.contains("github.event.pull_request.head.repo.full_name == github.repository")),
+        "the two split the pull requests between them"
+    );
+}
