@@ -159,18 +159,19 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn the_interval_holds_exactly_the_shifts_the_test_accepts() {
-        let units = shifted_units(40, 12.0);
-        let (q, draws, seed, alpha) = (0.5, 2000, 7, 0.05);
-        let [low, high] = sign_flip_quantile_interval(&units, q, draws, seed, alpha, [0.0, 1.0]).unwrap();
-        let estimate = sign_flip_quantile(&units, q, draws, seed).unwrap().estimate;
-        assert!(low < estimate && estimate < high, "{low} {estimate} {high}");
-        // Every end is where the test turns: accepted at it, rejected just beyond it.
-        let p = |delta: f64| {
+    /// Asserts that the test (the candidate's calls moved by `apply`) accepts each end of
+    /// `interval` and rejects just beyond it; gives the test's p-value at any hypothesis.
+    #[track_caller]
+    fn turns_at(
+        units: &[(Vec<f64>, Vec<f64>)],
+        (q, draws, seed, alpha): (f64, usize, u64, f64),
+        [low, high]: [f64; 2],
+        apply: impl Fn(f64, f64) -> f64,
+    ) -> impl Fn(f64) -> f64 {
+        let p = move |theta: f64| {
             let moved: Vec<(Vec<f64>, Vec<f64>)> = units
                 .iter()
-                .map(|(b, c)| (b.clone(), c.iter().map(|x| x - delta).collect()))
+                .map(|(b, c)| (b.clone(), c.iter().map(|&x| apply(x, theta)).collect()))
                 .collect();
             sign_flip_quantile(&moved, q, draws, seed).unwrap().p_value
         };
@@ -182,6 +183,18 @@ mod tests {
             p(high),
             p(high + step)
         );
+        p
+    }
+
+    #[test]
+    fn the_interval_holds_exactly_the_shifts_the_test_accepts() {
+        let units = shifted_units(40, 12.0);
+        let (q, draws, seed, alpha) = (0.5, 2000, 7, 0.05);
+        let [low, high] = sign_flip_quantile_interval(&units, q, draws, seed, alpha, [0.0, 1.0]).unwrap();
+        let estimate = sign_flip_quantile(&units, q, draws, seed).unwrap().estimate;
+        assert!(low < estimate && estimate < high, "{low} {estimate} {high}");
+        // Every end is where the test turns: accepted at it, rejected just beyond it.
+        let p = turns_at(&units, (q, draws, seed, alpha), [low, high], |x, delta| x - delta);
         // Zero is outside: the test rejects "no change" (a shift of 12 against a spread of 3).
         assert!(p(0.0) < alpha && low > 0.0);
     }
@@ -191,21 +204,7 @@ mod tests {
         let units = shifted_units(40, 12.0);
         let (q, draws, seed, alpha) = (0.5, 2000, 7, 0.05);
         let [low, high] = sign_flip_quantile_ratio_interval(&units, q, draws, seed, alpha, [0.0, 0.01]).unwrap();
-        let p = |rho: f64| {
-            let moved: Vec<(Vec<f64>, Vec<f64>)> = units
-                .iter()
-                .map(|(b, c)| (b.clone(), c.iter().map(|x| x / (1.0 + rho)).collect()))
-                .collect();
-            sign_flip_quantile(&moved, q, draws, seed).unwrap().p_value
-        };
-        let step = (high - low) * 1e-3;
-        assert!(p(low) >= alpha && p(low - step) < alpha, "{} {}", p(low), p(low - step));
-        assert!(
-            p(high) >= alpha && p(high + step) < alpha,
-            "{} {}",
-            p(high),
-            p(high + step)
-        );
+        let _ = turns_at(&units, (q, draws, seed, alpha), [low, high], |x, rho| x / (1.0 + rho));
         assert!(low > 0.0 && low < high, "{low} {high}");
     }
 

@@ -240,27 +240,36 @@ fn settings_from(config_path: &str, text: String) -> Result<(Suite, Vec<Experime
             }
         };
         let limit_hint = "leave it out for no limit, or give the provider's limit per minute";
-        zero(
-            "requests_per_minute",
-            p.requests_per_minute
-                .as_ref()
-                .filter(|r| r.value == 0)
-                .map(|r| &r.referenced),
-            limit_hint,
-        )?;
-        zero(
-            "tokens_per_minute",
-            p.tokens_per_minute
-                .as_ref()
-                .filter(|r| r.value == 0)
-                .map(|r| &r.referenced),
-            limit_hint,
-        )?;
-        zero(
-            "timeout_ms",
-            p.timeout_ms.as_ref().filter(|t| t.value == 0).map(|t| &t.referenced),
-            "leave it out for 60,000 ms, or give the longest a call may take in milliseconds",
-        )?;
+        fn zero_at(value: Option<(u64, &serde_saphyr::Location)>) -> Option<&serde_saphyr::Location> {
+            value.filter(|(v, _)| *v == 0).map(|(_, at)| at)
+        }
+        for (field, at, hint) in [
+            (
+                "requests_per_minute",
+                zero_at(
+                    p.requests_per_minute
+                        .as_ref()
+                        .map(|r| (u64::from(r.value), &r.referenced)),
+                ),
+                limit_hint,
+            ),
+            (
+                "tokens_per_minute",
+                zero_at(
+                    p.tokens_per_minute
+                        .as_ref()
+                        .map(|r| (u64::from(r.value), &r.referenced)),
+                ),
+                limit_hint,
+            ),
+            (
+                "timeout_ms",
+                zero_at(p.timeout_ms.as_ref().map(|t| (t.value, &t.referenced))),
+                "leave it out for 60,000 ms, or give the longest a call may take in milliseconds",
+            ),
+        ] {
+            zero(field, at, hint)?;
+        }
         providers.insert(
             name.clone(),
             ProviderSpec {
