@@ -73,9 +73,15 @@ pub fn load(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Err
 /// Loads the suite and reports every problem found, for `validate`.
 pub fn lint(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Vec<Error>> {
     let (mut suite, decls) = load_config(&*source, config_path).map_err(|first| {
+        let text = source.read(config_path).ok().flatten();
+        // Every experiment declaration's problem, when the settings themselves read.
+        if let Some(Ok((_, _, problems))) = text.clone().map(|t| settings_parts(config_path, t))
+            && !problems.is_empty()
+        {
+            return problems;
+        }
         // Each unknown key is an error of its own: the file read again without it finds the
         // next (serde stops at the first).
-        let text = source.read(config_path).ok().flatten();
         problems::unknown_keys_after(first, config_path, text, |masked| {
             settings_from(config_path, masked).err()
         })
@@ -175,6 +181,18 @@ fn load_settings(source: &dyn FileSource, config_path: &str) -> Result<(Suite, V
 
 /// [`load_settings`] of the suite file's `text`.
 fn settings_from(config_path: &str, text: String) -> Result<(Suite, Vec<ExperimentDecl>), Error> {
+    let (suite, decls, problems) = settings_parts(config_path, text)?;
+    match problems.into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok((suite, decls)),
+    }
+}
+
+/// [`settings_from`], the experiments' declarations checked whole: the settings and the sound
+/// declarations, and every problem of the others (a setting's own error stops it, as before).
+type Parts = (Suite, Vec<ExperimentDecl>, Vec<Error>);
+
+fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
     if text.trim().is_empty() {
         return Err(Diagnostic::new("the suite file is empty")
             .in_file(config_path)
@@ -433,68 +451,82 @@ fn settings_from(config_path: &str, text: String) -> Result<(Suite, Vec<Experime
 
     let mut seen = BTreeMap::new();
     let mut decls = Vec::new();
+    // Each experiment's declaration is checked whole, every problem kept: `validate` reports
+    // them all, a run the first.
+    let mut problems: Vec<Error> = Vec::new();
     for e in raw.experiments {
         let line = e.name.referenced.line();
+        let before = problems.len();
         if let Some(first) = seen.insert(e.name.value.clone(), line) {
-            return Err(at(
-                line,
-                e.name.referenced.column(),
-                format!("duplicate experiment name `{}`", e.name.value),
-            )
-            .hint(format!(
-                "the first `{}` is on line {first}; experiment names must be unique",
-                e.name.value
-            ))
-            .into());
+            problems.push(
+                at(
+                    line,
+                    e.name.referenced.column(),
+                    format!("duplicate experiment name `{}`", e.name.value),
+                )
+                .hint(format!(
+                    "the first `{}` is on line {first}; experiment names must be unique",
+                    e.name.value
+                ))
+                .into(),
+            );
         }
         if e.name.value.trim().is_empty() {
-            return Err(
+            problems.push(
                 at(line, e.name.referenced.column(), "experiment name is empty".to_owned())
                     .hint("name it as the comment and results should call it, e.g. `name: customer-support`")
                     .into(),
             );
         }
         if e.provider.is_none() && defaults.provider.is_empty() {
-            return Err(at(
-                line,
-                e.name.referenced.column(),
-                format!(
-                    "experiment `{}` names no provider, and several are configured with none the default",
-                    e.name.value
-                ),
-            )
-            .hint(format!(
-                "set `provider:` on this experiment, or `defaults: {{provider: NAME}}` (one of {})",
-                providers
-                    .keys()
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-            .into());
+            problems.push(
+                at(
+                    line,
+                    e.name.referenced.column(),
+                    format!(
+                        "experiment `{}` names no provider, and several are configured with none the default",
+                        e.name.value
+                    ),
+                )
+                .hint(format!(
+                    "set `provider:` on this experiment, or `defaults: {{provider: NAME}}` (one of {})",
+                    providers
+                        .keys()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .into(),
+            );
         }
-        if let Some(p) = &e.provider {
-            check_provider_name(&providers, &p.value).map_err(|hint| {
+        if let Some(p) = &e.provider
+            && let Err(hint) = check_provider_name(&providers, &p.value)
+        {
+            problems.push(
                 at(
                     p.referenced.line(),
                     p.referenced.column(),
                     format!("unknown provider `{}`", p.value),
                 )
                 .hint(hint)
-            })?;
+                .into(),
+            );
         }
         for f in &e.fallback {
-            check_provider_name(&providers, &f.value).map_err(|hint| {
-                at(
-                    f.referenced.line(),
-                    f.referenced.column(),
-                    format!("unknown fallback provider `{}`", f.value),
-                )
-                .hint(hint)
-            })?;
+            if let Err(hint) = check_provider_name(&providers, &f.value) {
+                problems.push(
+                    at(
+                        f.referenced.line(),
+                        f.referenced.column(),
+                        format!("unknown fallback provider `{}`", f.value),
+                    )
+                    .hint(hint)
+                    .into(),
+                );
+            }
         }
         if let Some(r) = e.repeats.as_ref().filter(|r| r.value == 0) {
-            return Err(at(
+            problems.push(at(
                 r.referenced.line(),
                 r.referenced.column(),
                 format!("experiment `{}`: repeats must be at least 1", e.name.value),
@@ -502,7 +534,9 @@ fn settings_from(config_path: &str, text: String) -> Result<(Suite, Vec<Experime
             .hint("leave `repeats` out for the suite's default, or give how many times each case is sent (3 to 5 measure how steady the outputs are)")
             .into());
         }
-        decls.push(ExperimentDecl { raw: e });
+        if problems.len() == before {
+            decls.push(ExperimentDecl { raw: e });
+        }
     }
     let suite = Suite {
         config_path: config_path.to_owned(),
@@ -514,7 +548,7 @@ fn settings_from(config_path: &str, text: String) -> Result<(Suite, Vec<Experime
         gates,
         experiments: Vec::new(),
     };
-    Ok((suite, decls))
+    Ok((suite, decls, problems))
 }
 
 /// The paths of the tree an `exec` provider's command names: arguments (the program included)

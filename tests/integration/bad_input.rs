@@ -600,21 +600,29 @@ fn unknown_provider_name() {
 /// the experiment.
 #[test]
 fn several_providers_and_an_experiment_that_names_none() {
-    check(
-        |r| {
-            r.edit(
-                SUITE,
-                "  offline: {type: mock}\n",
-                "  offline: {type: mock}\n  other: {type: mock}\n",
-            );
-            r.edit(SUITE, " provider: offline,", "");
-        },
-        &[
-            "experiment `customer-support` names no provider, and several are configured with none the default",
-            "promptgate.yaml:17:11",
+    let errors = every_error(|r| {
+        r.edit(
+            SUITE,
+            "  offline: {type: mock}\n",
+            "  offline: {type: mock}\n  other: {type: mock}\n",
+        );
+        r.edit(SUITE, " provider: offline,", "");
+    });
+    // Each of the three experiments, at its name.
+    assert_eq!(errors.len(), 3, "{}", errors.join("\n"));
+    for (error, (name, at)) in errors.iter().zip([
+        ("customer-support", "promptgate.yaml:17:11"),
+        ("product-faq", "promptgate.yaml:21:11"),
+        ("help-center", "promptgate.yaml:24:11"),
+    ]) {
+        for fragment in [
+            &format!("experiment `{name}` names no provider, and several are configured with none the default"),
+            at,
             "hint: set `provider:` on this experiment, or `defaults: {provider: NAME}` (one of `offline`, `other`)",
-        ],
-    );
+        ] {
+            assert!(error.contains(fragment), "lacks {fragment:?}:\n{error}");
+        }
+    }
 }
 
 /// Several providers and none the default is a valid suite when every experiment names its own
@@ -2128,4 +2136,33 @@ fn a_gate_on_a_judged_metric_nothing_feeds_says_which_assertion_would() {
         "{}",
         errors[0]
     );
+}
+
+/// Every experiment declaration's problem in the suite file, not the first: an unknown
+/// provider in one, a repeats of 0 in another.
+#[test]
+fn every_experiment_declarations_problem_is_reported() {
+    let errors = every_error(|r| {
+        r.edit(
+            SUITE,
+            "    variant: configs/product-faq.yaml\n",
+            "    variant: configs/product-faq.yaml\n    provider: nope\n",
+        );
+        r.edit(
+            SUITE,
+            "    dataset: datasets/help-center.jsonl\n",
+            "    dataset: datasets/help-center.jsonl\n    repeats: 0\n",
+        );
+    });
+    let expect = [
+        ("unknown provider `nope`", "promptgate.yaml:22:15"),
+        (
+            "experiment `help-center`: repeats must be at least 1",
+            "promptgate.yaml:27:14",
+        ),
+    ];
+    assert_eq!(errors.len(), expect.len(), "{}", errors.join("\n"));
+    for ((message, at), error) in expect.iter().zip(&errors) {
+        assert!(error.contains(message) && error.contains(at), "{error}");
+    }
 }
