@@ -411,6 +411,30 @@ fn the_deployment_workflow_promotes_only_after_a_reviewed_environment_and_record
         .filter(|r| r.contains("promptgate ledger record"))
         .collect();
     assert_eq!(recorded.len(), 2, "the merge and the canary's decision: {recorded:?}");
+    // The merge's gate reads the default branch's response cache (restored, never saved here).
+    let record = steps(job("record"));
+    let restored = record
+        .iter()
+        .position(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/cache/restore"))
+        })
+        .expect("the record job restores the response cache");
+    let gate = record
+        .iter()
+        .position(|s| s["name"] == "Gate the merge")
+        .expect("a gate step");
+    assert!(restored < gate);
+    assert_eq!(
+        record[gate]["env"]["PROMPTGATE_CACHE_DIR"], record[restored]["with"]["path"],
+        "the gate reads the folder restored"
+    );
+    assert!(jobs(&deploy).into_iter().flat_map(|(_, j)| steps(j)).all(|s| {
+        !s["uses"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("actions/cache/save") || u == "actions/cache@v4")
+    }));
     // Only the steps that record hold the token; the step that runs the suite does not.
     for (name, job) in jobs(&deploy) {
         for step in steps(job) {
