@@ -579,6 +579,17 @@ fn csv_diagnostic(path: &str, text: &str, e: &csv::Error) -> Error {
 mod tests {
     use super::*;
 
+    /// [`parse`] of `text` as the file `path`, a similarity without a method being ROUGE-L.
+    fn parse_rouge(tree: &crate::workspace::MemTree, path: &str, text: &str) -> (Vec<Case>, Vec<Error>) {
+        parse(
+            tree,
+            path,
+            text,
+            &mut BTreeSet::new(),
+            super::super::SimilarityMethod::RougeL,
+        )
+    }
+
     /// A parse's cases when it found no error, or its first error.
     trait Parsed {
         fn unwrap(self) -> Vec<Case>;
@@ -672,13 +683,7 @@ mod tests {
         let text: String = (0..30_000)
             .map(|i| format!("{{\"id\": \"c{i}\", \"bogus\": 1}}\n"))
             .collect();
-        let (cases, errors) = parse(
-            &tree,
-            "cases.jsonl",
-            &text,
-            &mut BTreeSet::new(),
-            super::super::SimilarityMethod::RougeL,
-        );
+        let (cases, errors) = parse_rouge(&tree, "cases.jsonl", &text);
         assert!(cases.is_empty());
         assert_eq!(errors.len(), super::super::problems::SHOWN + 1);
         let first = errors[0].to_string();
@@ -688,13 +693,7 @@ mod tests {
         );
         assert!(errors[19].to_string().contains("cases.jsonl:20:"), "{}", errors[19]);
         let dup = "{\"id\": \"a\"}\n\n{\"id\": \"a\"}\r\n";
-        let (_, errors) = parse(
-            &tree,
-            "d.jsonl",
-            dup,
-            &mut BTreeSet::new(),
-            super::super::SimilarityMethod::RougeL,
-        );
+        let (_, errors) = parse_rouge(&tree, "d.jsonl", dup);
         let e = errors[0].to_string();
         assert!(e.contains("d.jsonl:3:2") && e.contains(" 3 | {\"id\": \"a\"}\n"), "{e}");
     }
@@ -704,14 +703,7 @@ mod tests {
     fn csv_vars_columns_with_or_without_their_prefix() {
         let text = "id,vars.input,context,assert.icontains\nrefund,Can I get a refund?,Policy: 30 days.,30 days\n";
         let tree = crate::workspace::MemTree::new([("cases.csv", text)]);
-        let cases = parse(
-            &tree,
-            "cases.csv",
-            text,
-            &mut BTreeSet::new(),
-            super::super::SimilarityMethod::RougeL,
-        )
-        .unwrap();
+        let cases = parse_rouge(&tree, "cases.csv", text).unwrap();
         assert_eq!(
             cases[0].vars.get("input"),
             Some(&Value::String("Can I get a refund?".to_owned()))
@@ -724,15 +716,7 @@ mod tests {
         assert_eq!(cases[0].asserts.len(), 1);
         let both = "id,input,vars.input\nrefund,a,b\n";
         let tree = crate::workspace::MemTree::new([("both.csv", both)]);
-        let e = parse(
-            &tree,
-            "both.csv",
-            both,
-            &mut BTreeSet::new(),
-            super::super::SimilarityMethod::RougeL,
-        )
-        .unwrap_err()
-        .to_string();
+        let e = parse_rouge(&tree, "both.csv", both).unwrap_err().to_string();
         assert!(e.contains("columns 2 and 3 both name the var `input`"), "{e}");
     }
 
@@ -749,14 +733,7 @@ mod tests {
             "\n",
         );
         let tree = crate::workspace::MemTree::new([("cases.jsonl", text)]);
-        let cases = parse(
-            &tree,
-            "cases.jsonl",
-            text,
-            &mut BTreeSet::new(),
-            super::super::SimilarityMethod::RougeL,
-        )
-        .unwrap();
+        let cases = parse_rouge(&tree, "cases.jsonl", text).unwrap();
         let [a, b, c, d] = &cases[..] else {
             panic!("{} cases", cases.len())
         };
@@ -775,7 +752,8 @@ mod tests {
         assert_eq!(&*d.assert_source, "[]");
         assert_ne!(a.assert_source, c.assert_source);
 
-        // A bad list is reported at its first case; a later case written alike is never reached.
+        // A bad list's first error is at its first case (a later case written alike is
+        // reported after it).
         let bad = concat!(
             r#"{"id": "ok", "vars": {"input": "x"}}"#,
             "\n",
@@ -785,15 +763,7 @@ mod tests {
             "\n",
         );
         let tree = crate::workspace::MemTree::new([("cases.jsonl", bad)]);
-        let error = parse(
-            &tree,
-            "cases.jsonl",
-            bad,
-            &mut BTreeSet::new(),
-            super::super::SimilarityMethod::RougeL,
-        )
-        .unwrap_err()
-        .to_string();
+        let error = parse_rouge(&tree, "cases.jsonl", bad).unwrap_err().to_string();
         assert!(error.contains("case `first`") && !error.contains("second"), "{error}");
     }
 }

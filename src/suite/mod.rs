@@ -499,26 +499,15 @@ fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
                 .into(),
             );
         }
-        if let Some(p) = &e.provider
-            && let Err(hint) = check_provider_name(&providers, &p.value)
-        {
-            problems.push(
-                at(
-                    p.referenced.line(),
-                    p.referenced.column(),
-                    format!("unknown provider `{}`", p.value),
-                )
-                .hint(hint)
-                .into(),
-            );
-        }
-        for f in &e.fallback {
-            if let Err(hint) = check_provider_name(&providers, &f.value) {
+        let named =
+            (e.provider.iter().map(|p| (p, "provider"))).chain(e.fallback.iter().map(|f| (f, "fallback provider")));
+        for (name, what) in named {
+            if let Err(hint) = check_provider_name(&providers, &name.value) {
                 problems.push(
                     at(
-                        f.referenced.line(),
-                        f.referenced.column(),
-                        format!("unknown fallback provider `{}`", f.value),
+                        name.referenced.line(),
+                        name.referenced.column(),
+                        format!("unknown {what} `{}`", name.value),
                     )
                     .hint(hint)
                     .into(),
