@@ -491,3 +491,24 @@ fn the_untrusted_evaluation_runs_for_forks_only() {
         "the two split the pull requests between them"
     );
 }
+
+/// No shipped checkout leaves the job's token in `.git/config`, where every later step (a
+/// build script, the pull request's programs) could read it: the steps that need a token are
+/// given it by name.
+#[test]
+fn no_checkout_leaves_the_token_for_later_steps() {
+    let mut left = Vec::new();
+    for w in shipped() {
+        for (name, job) in jobs(&w) {
+            for step in steps(job) {
+                let checkout = step["uses"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("actions/checkout@"));
+                if checkout && step["with"]["persist-credentials"] != Value::Bool(false) {
+                    left.push(format!("{} job {name}", w.path.display()));
+                }
+            }
+        }
+    }
+    assert!(left.is_empty(), "checkouts that keep the token: {left:?}");
+}
