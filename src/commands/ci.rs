@@ -320,7 +320,13 @@ fn evaluate(
     }
     if args.no_publish {
         // First, so that the publishing job hears of a run that could not finish.
-        super::handoff::write_handoff(&args.out, &pr)?;
+        // The commit evaluated, when `--head` names another than the pull request's head.
+        let evaluated = repo.resolve(&head).ok().filter(|sha| *sha != pr.head_sha);
+        let handoff = super::handoff::Handoff {
+            pr: pr.clone(),
+            evaluated,
+        };
+        super::handoff::write_handoff(&args.out, &handoff)?;
     }
 
     let mut publisher = match &client {

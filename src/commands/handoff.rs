@@ -35,7 +35,7 @@ pub(super) fn publish_only(
 ) -> anyhow::Result<u8> {
     let handoff_path = dir.join(PR_FILE);
     let trigger = env.trigger()?;
-    let claimed: PullRequest = match (read_small(&handoff_path), &trigger) {
+    let Handoff { pr: claimed, evaluated } = match (read_small(&handoff_path), &trigger) {
         (Ok(text), _) => serde_json::from_str(&text).map_err(|e| {
             Error::from(Diagnostic::new(format!(
                 "{} is not a pr.json: {e}",
@@ -45,7 +45,10 @@ pub(super) fn publish_only(
         // On the pull request's own event (a matrix's merge job, the Action's publishing
         // step) the event names it: an evaluation that crashed before writing pr.json is
         // still published as one that could not finish. A `workflow_run` has no such word.
-        (Err(e), Trigger::PullRequest { pr, .. }) if e.kind() == std::io::ErrorKind::NotFound => pr.clone(),
+        (Err(e), Trigger::PullRequest { pr, .. }) if e.kind() == std::io::ErrorKind::NotFound => Handoff {
+            pr: pr.clone(),
+            evaluated: None,
+        },
         (Err(e), _) => {
             return Err(Error::from(
                 Diagnostic::new(format!("cannot read {}: {e}", handoff_path.display()))
@@ -155,10 +158,11 @@ pub(super) fn publish_only(
         .into());
     }
     same_commit(&trigger, &claimed)?;
-    if results.head.sha != claimed.head_sha {
+    let evaluated = evaluated_commit(&trigger, &claimed, evaluated)?;
+    if results.head.sha != evaluated {
         return Err(Error::run(format!(
-            "results.json is for commit {}, pr.json for {}",
-            results.head.sha, claimed.head_sha
+            "results.json is for commit {}, pr.json for {evaluated}",
+            results.head.sha
         ))
         .into());
     }
@@ -303,9 +307,41 @@ fn current_pull_request(
     event::pull_request_from_api(&value, &client.repository)
 }
 
-pub(super) fn write_handoff(out: &Path, pr: &PullRequest) -> anyhow::Result<()> {
+/// What `pr.json` holds: the pull request, and the commit evaluated when `--head` named another
+/// than its head (the Action's `head` input: the pull request's merge commit, say).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(super) struct Handoff {
+    #[serde(flatten)]
+    pub pr: PullRequest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluated: Option<String>,
+}
+
+/// The commit the results must be of: the one `pr.json` says was evaluated, which may differ
+/// from the pull request's head only on the pull request's own event (the Action's publishing
+/// step, a matrix's merge job: the workflow chose the commit). A fork's evaluation handed on by
+/// a `workflow_run`, or a maintainer's dispatch of the commit they reviewed, is of the head.
+fn evaluated_commit(trigger: &Trigger, claimed: &PullRequest, evaluated: Option<String>) -> Result<String, Error> {
+    match evaluated {
+        Some(other) if other != claimed.head_sha && !matches!(trigger, Trigger::PullRequest { .. }) => {
+            Err(Error::run_with_hint(
+                format!(
+                    "pr.json says commit {} was evaluated, not pull request #{}'s head {}: nothing was published",
+                    short_sha(&other),
+                    claimed.number,
+                    short_sha(&claimed.head_sha)
+                ),
+                "only a run on the pull request's own event may evaluate another commit (the Action's `head` input); a fork-safe or dispatched evaluation is of the head",
+            ))
+        }
+        Some(other) => Ok(other),
+        None => Ok(claimed.head_sha.clone()),
+    }
+}
+
+pub(super) fn write_handoff(out: &Path, handoff: &Handoff) -> anyhow::Result<()> {
     crate::output::create_dir(out)?;
-    let handoff = serde_json::to_string_pretty(pr)? + "\n";
+    let handoff = serde_json::to_string_pretty(handoff)? + "\n";
     crate::output::write_file(&out.join(PR_FILE), handoff.as_bytes())?;
     Ok(())
 }

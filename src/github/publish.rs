@@ -208,11 +208,17 @@ impl<'a> Publisher<'a> {
     ) -> Result<(), Error> {
         // A fork's re-run (its pull request closed and reopened) evaluated without secrets adds
         // nothing to a maintainer's evaluation of the same commit: it is not published over it.
-        if results.trust.untrusted && self.keeps_trusted_results(&results.head.sha) {
+        // The pull request's head: the commit the check, the state and a waiver are bound to,
+        // which GitHub shows and branch protection reads. The results' head is the commit
+        // evaluated, another only when the workflow named one (`--head`: its merge commit, say).
+        let head = self.pr.head_sha.clone();
+        if results.trust.untrusted && self.keeps_trusted_results(&head) {
             return Ok(());
         }
-        self.state.head_sha = results.head.sha.clone();
-        self.state.results = Some(Published::of(results, evaluated.0, evaluated.1, self.client.now()));
+        self.state.head_sha = head.clone();
+        let mut published = Published::of(results, evaluated.0, evaluated.1, self.client.now());
+        published.sha = head.clone();
+        self.state.results = Some(published);
         // A base that does not load is an `error` verdict on a run that finished: the check
         // says so by its verdict, not as a run that could not finish.
         let run_error = run_error.filter(|_| !crate::verdict::base_error_only(results));
@@ -240,7 +246,7 @@ impl<'a> Publisher<'a> {
                 None => (check::conclusion_of(results), check::title(results)),
             };
             let body = check::body(
-                &results.head.sha,
+                &head,
                 conclusion,
                 &title,
                 &(summary + &comment::notes(results)),

@@ -2240,6 +2240,50 @@ async fn publish_only_annotates_the_changed_lines_in_a_checkout() {
     );
 }
 
+/// The Action's `head` input names another commit than the pull request's head (its merge
+/// commit, say): the publishing step publishes that evaluation for the pull request, its check
+/// on the head. A fork's evaluation handed on by a `workflow_run` may not name another commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_head_input_evaluates_another_commit_and_still_publishes() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    repo.write("NOTES.md", "merged\n");
+    let merged = repo.commit("merge");
+    let evaluated = ci(
+        repo.path(),
+        "http://127.0.0.1:9",
+        &event(repo.path(), &base, &head, &[]),
+        &["--no-publish", "--out", "promptgate-out", "--head", &merged],
+    );
+    evaluated.run.expect_code(1);
+    let handoff: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo.path().join("promptgate-out/pr.json")).unwrap()).unwrap();
+    assert_eq!(
+        handoff["head"]["sha"].as_str().or(handoff["head_sha"].as_str()),
+        Some(head.as_str())
+    );
+    assert_eq!(handoff["evaluated"], merged.as_str());
+    let (server, published) = published_on_its_event(&repo, &base, &head).await;
+    published.run.expect_code(1);
+    let check = check_run(&server).await;
+    assert_eq!(check["conclusion"], "failure");
+    assert_eq!(check["head_sha"], head.as_str());
+
+    // The same files handed on by a `workflow_run` are refused.
+    let server = fake_github(vec![], json!([]), &[]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let run = publish_only(
+        &repo,
+        &server,
+        workflow_run_event(repo.path(), &head, "success"),
+        Env::named("workflow_run"),
+    )
+    .await;
+    run.run
+        .expect_code(3)
+        .stderr_has(&format!("pr.json says commit {} was evaluated", &merged[..12]));
+}
+
 /// A matrix whose shards all crashed before writing anything: its merge job, on the pull
 /// request's own event, has no pr.json, and publishes from the event that the evaluation could
 /// not finish. The fork-safe publisher (`workflow_run`) still needs the evaluation's word. And
