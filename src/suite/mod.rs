@@ -13,6 +13,7 @@ mod gates;
 mod judges;
 mod model;
 mod patterns;
+mod probe;
 mod problems;
 pub mod raw;
 mod template;
@@ -78,13 +79,23 @@ pub fn lint(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Vec
         if let Some(Ok((_, _, problems))) = text.clone().map(|t| settings_parts(config_path, t))
             && !problems.is_empty()
         {
-            return problems;
+            return problems::in_file_order(problems);
         }
         // Each unknown key is an error of its own: the file read again without it finds the
-        // next (serde stops at the first).
-        problems::unknown_keys_after(first, config_path, text, |masked| {
+        // next (serde stops at the first). And each section and entry read on its own finds
+        // its own first error.
+        let mut errors = problems::unknown_keys_after(first, config_path, text.clone(), |masked| {
             settings_from(config_path, masked).err()
-        })
+        });
+        if let Some(text) = &text {
+            let shapes = probe::suite_errors(text);
+            errors.extend(
+                shapes
+                    .iter()
+                    .map(|e| yaml_diagnostic(config_path, text, e, "a promptgate suite").into()),
+            );
+        }
+        problems::in_file_order(problems::distinct(errors))
     })?;
     let mut errors = Vec::new();
     for decl in &decls {
@@ -214,6 +225,9 @@ fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
         .into());
     }
 
+    // Each setting's problem is kept and the check goes on, so `validate` reports them all (a
+    // run stops at the first: `settings_from`).
+    let mut problems: Vec<Error> = Vec::new();
     let defaults_raw = raw.defaults;
     let mut providers = BTreeMap::new();
     for (name, p) in raw.providers {
@@ -225,7 +239,7 @@ fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
                     .find(|(_, l)| l.contains(variable.as_str()) && (l.contains("env")))
                     .and_then(|(i, l)| Some((i as u64 + 1, l[..l.find(variable.as_str())?].chars().count() as u64 + 1)))
                     .unwrap_or((0, 0));
-                return Err(at(line, column, format!("provider `{name}`: {problem}"))
+                problems.push(at(line, column, format!("provider `{name}`: {problem}"))
                     .hint("the GitHub token is promptgate's own, for publishing; a provider or program never receives it (name a variable of the provider's own key)")
                     .into());
             }
@@ -235,13 +249,15 @@ fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
             .as_ref()
             .map_or(if p.kind == ProviderKind::Mock { 64 } else { 8 }, |c| c.value);
         if let Some(c) = p.concurrency.as_ref().filter(|c| c.value == 0) {
-            return Err(at(
-                c.referenced.line(),
-                c.referenced.column(),
-                format!("provider `{name}`: concurrency must be at least 1"),
-            )
-            .hint("leave `concurrency` out for the provider's default (8; the mock 64), or give a positive number")
-            .into());
+            problems.push(
+                at(
+                    c.referenced.line(),
+                    c.referenced.column(),
+                    format!("provider `{name}`: concurrency must be at least 1"),
+                )
+                .hint("leave `concurrency` out for the provider's default (8; the mock 64), or give a positive number")
+                .into(),
+            );
         }
         // A limit of 0 would never let a call go (the run would wait for ever), a timeout of 0
         // fail every call before it is sent.
@@ -286,7 +302,7 @@ fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
                 "leave it out for 60,000 ms, or give the longest a call may take in milliseconds",
             ),
         ] {
-            zero(field, at, hint)?;
+            problems.extend(zero(field, at, hint).err());
         }
         providers.insert(
             name.clone(),
@@ -315,14 +331,17 @@ fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
 
     let default_provider = match defaults_raw.as_ref().and_then(|d| d.provider.as_ref()) {
         Some(p) => {
-            check_provider_name(&providers, &p.value).map_err(|hint| {
-                at(
-                    p.referenced.line(),
-                    p.referenced.column(),
-                    format!("unknown provider `{}` in defaults", p.value),
-                )
-                .hint(hint)
-            })?;
+            if let Err(hint) = check_provider_name(&providers, &p.value) {
+                problems.push(
+                    at(
+                        p.referenced.line(),
+                        p.referenced.column(),
+                        format!("unknown provider `{}` in defaults", p.value),
+                    )
+                    .hint(hint)
+                    .into(),
+                );
+            }
             p.value.clone()
         }
         None if providers.len() == 1 => providers.keys().next().cloned().unwrap_or_default(),
@@ -338,41 +357,52 @@ fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
     let d = defaults_raw.as_ref();
     let (alpha, line, column) = given(d.and_then(|d| d.alpha.as_ref()), 0.05);
     if !(alpha > 0.0 && alpha < 0.5) {
-        return Err(at(
-            line,
-            column,
-            format!("defaults.alpha must be between 0 and 0.5, got {alpha}"),
-        )
-        .hint("0.05 is the usual choice")
-        .into());
+        problems.push(
+            at(
+                line,
+                column,
+                format!("defaults.alpha must be between 0 and 0.5, got {alpha}"),
+            )
+            .hint("0.05 is the usual choice")
+            .into(),
+        );
     }
     let (max_error_rate, line, column) = given(d.and_then(|d| d.max_error_rate.as_ref()), 0.2);
     if !(0.0..=1.0).contains(&max_error_rate) {
-        return Err(at(
-            line,
-            column,
-            format!("defaults.max_error_rate must be between 0 and 1, got {max_error_rate}"),
-        )
-        .hint("0.2 (the default) lets a fifth of an arm's calls fail before the run is an error")
-        .into());
+        problems.push(
+            at(
+                line,
+                column,
+                format!("defaults.max_error_rate must be between 0 and 1, got {max_error_rate}"),
+            )
+            .hint("0.2 (the default) lets a fifth of an arm's calls fail before the run is an error")
+            .into(),
+        );
     }
     let (sequential_looks, line, column) = given(d.and_then(|d| d.sequential_looks.as_ref()), 4);
     if !(2..=10).contains(&sequential_looks) {
-        return Err(at(
-            line,
-            column,
-            format!("defaults.sequential_looks must be between 2 and 10, got {sequential_looks}"),
-        )
-        .hint("4 looks (at 25%, 50%, 75% and 100% of the cases) is the usual choice")
-        .into());
+        problems.push(
+            at(
+                line,
+                column,
+                format!("defaults.sequential_looks must be between 2 and 10, got {sequential_looks}"),
+            )
+            .hint("4 looks (at 25%, 50%, 75% and 100% of the cases) is the usual choice")
+            .into(),
+        );
     }
     let (repeats, line, column) = given(d.and_then(|d| d.repeats.as_ref()), 1);
     let zero = (repeats == 0).then_some(("repeats", line, column));
     let (concurrency, line, column) = given(d.and_then(|d| d.concurrency.as_ref()), 16);
-    if let Some((key, line, column)) = zero.or((concurrency == 0).then_some(("concurrency", line, column))) {
-        return Err(at(line, column, format!("defaults.{key} must be at least 1, got 0"))
-            .hint(format!("leave `{key}` out for its default, or give a positive number"))
-            .into());
+    for (key, line, column) in zero
+        .into_iter()
+        .chain((concurrency == 0).then_some(("concurrency", line, column)))
+    {
+        problems.push(
+            at(line, column, format!("defaults.{key} must be at least 1, got 0"))
+                .hint(format!("leave `{key}` out for its default, or give a positive number"))
+                .into(),
+        );
     }
     let defaults = Defaults {
         repeats,
@@ -383,11 +413,18 @@ fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
         seed: d.and_then(|d| d.seed).unwrap_or(0),
         sequential: d.and_then(|d| d.sequential).unwrap_or(false),
         sequential_looks,
-        judge: judges::settings(&providers, d, &at)?,
-        embedder: judges::embedder(&providers, d, &at)?,
+        judge: judges::settings(&providers, d, &at).unwrap_or_else(|e| {
+            problems.push(e);
+            None
+        }),
+        embedder: judges::embedder(&providers, d, &at).unwrap_or_else(|e| {
+            problems.push(e);
+            None
+        }),
     };
 
-    let pricing = prices(raw.pricing, &at)?;
+    let (pricing, wrong_prices) = all_prices(raw.pricing, &at);
+    problems.extend(wrong_prices);
 
     let budget = raw.budget.unwrap_or_default();
     for (name, usd) in [
@@ -395,16 +432,18 @@ fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
         ("approve_above_usd", &budget.approve_above_usd),
     ] {
         if let Some(usd) = usd.as_ref().filter(|usd| !(usd.value.is_finite() && usd.value >= 0.0)) {
-            return Err(at(
-                usd.referenced.line(),
-                usd.referenced.column(),
-                format!(
-                    "budget.{name} must be an amount of dollars, 0 or more, got {}",
-                    usd.value
-                ),
-            )
-            .hint("for example `budget: {max_usd: 5.00}` stops the run before it spends more than $5")
-            .into());
+            problems.push(
+                at(
+                    usd.referenced.line(),
+                    usd.referenced.column(),
+                    format!(
+                        "budget.{name} must be an amount of dollars, 0 or more, got {}",
+                        usd.value
+                    ),
+                )
+                .hint("for example `budget: {max_usd: 5.00}` stops the run before it spends more than $5")
+                .into(),
+            );
         }
     }
     let budget = Budget {
@@ -421,19 +460,26 @@ fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
             None => default_direction(metric),
         };
         let gate_alpha = spec.alpha.unwrap_or(alpha);
-        if !(gate_alpha > 0.0 && gate_alpha < 0.5) {
-            return Err(at(
-                g.referenced.line(),
-                g.referenced.column(),
-                format!("gate `{metric}`: alpha must be between 0 and 0.5, got {gate_alpha}"),
-            )
-            .hint("alpha is the chance of calling a change that is not there: 0.05 is usual, 0.01 stricter")
-            .into());
+        // A gate without its own alpha takes the suite's, whose problem is reported once.
+        if spec.alpha.is_some() && !(gate_alpha > 0.0 && gate_alpha < 0.5) {
+            problems.push(
+                at(
+                    g.referenced.line(),
+                    g.referenced.column(),
+                    format!("gate `{metric}`: alpha must be between 0 and 0.5, got {gate_alpha}"),
+                )
+                .hint("alpha is the chance of calling a change that is not there: 0.05 is usual, 0.01 stricter")
+                .into(),
+            );
         }
-        let slo = spec.slo.map(|s| s.resolve(metric)).transpose().map_err(|e| {
-            at(g.referenced.line(), g.referenced.column(), e)
-                .hint("e.g. `slo: 800` for latency in ms, `slo: \"5%\"` or `slo: 0.05` for a rate")
-        })?;
+        let slo = spec.slo.map(|s| s.resolve(metric)).transpose().unwrap_or_else(|e| {
+            problems.push(
+                at(g.referenced.line(), g.referenced.column(), e)
+                    .hint("e.g. `slo: 800` for latency in ms, `slo: \"5%\"` or `slo: 0.05` for a rate")
+                    .into(),
+            );
+            None
+        });
         gates.push(GateSpec {
             metric: metric.clone(),
             direction,
@@ -453,7 +499,6 @@ fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
     let mut decls = Vec::new();
     // Each experiment's declaration is checked whole, every problem kept: `validate` reports
     // them all, a run the first.
-    let mut problems: Vec<Error> = Vec::new();
     for e in raw.experiments {
         let line = e.name.referenced.line();
         let before = problems.len();
@@ -623,14 +668,30 @@ pub(crate) fn prices(
     raw: BTreeMap<String, serde_saphyr::Spanned<raw::RawPrice>>,
     at: &dyn Fn(u64, u64, String) -> Diagnostic,
 ) -> Result<BTreeMap<String, Price>, Error> {
+    let (pricing, wrong) = all_prices(raw, at);
+    match wrong.into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok(pricing),
+    }
+}
+
+/// The prices, and each one's problem.
+fn all_prices(
+    raw: BTreeMap<String, serde_saphyr::Spanned<raw::RawPrice>>,
+    at: &dyn Fn(u64, u64, String) -> Diagnostic,
+) -> (BTreeMap<String, Price>, Vec<Error>) {
     let mut pricing = BTreeMap::new();
+    let mut wrong = Vec::new();
     for (model, p) in raw {
         let (line, column) = (p.referenced.line(), p.referenced.column());
         let p = p.value;
         if !(p.input >= 0.0 && p.output >= 0.0 && p.cached_input.is_none_or(|c| c >= 0.0)) {
-            return Err(at(line, column, format!("pricing for `{model}` must not be negative"))
-                .hint("prices are USD per million tokens, e.g. `gpt-4o-mini: {input: 0.15, cached_input: 0.075, output: 0.60}`")
-                .into());
+            wrong.push(
+                at(line, column, format!("pricing for `{model}` must not be negative"))
+                    .hint("prices are USD per million tokens, e.g. `gpt-4o-mini: {input: 0.15, cached_input: 0.075, output: 0.60}`")
+                    .into(),
+            );
+            continue;
         }
         pricing.insert(
             model,
@@ -641,5 +702,5 @@ pub(crate) fn prices(
             },
         );
     }
-    Ok(pricing)
+    (pricing, wrong)
 }

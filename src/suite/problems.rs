@@ -115,6 +115,16 @@ pub(super) fn unknown_keys_after(
     errors
 }
 
+/// The errors in the order they are written in their file (an error without a place after
+/// those with one, in the order found).
+pub(super) fn in_file_order(mut errors: Vec<Error>) -> Vec<Error> {
+    errors.sort_by_key(|e| match e {
+        Error::Input(d) => (d.line.is_none(), d.line.unwrap_or(0), d.column.unwrap_or(0)),
+        _ => (true, 0, 0),
+    });
+    errors
+}
+
 /// The first of several errors, for a load that stops at the first.
 pub(super) fn first(errors: Vec<Error>) -> Error {
     errors

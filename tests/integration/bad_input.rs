@@ -2102,6 +2102,84 @@ fn every_unknown_key_of_the_suite_file_is_reported() {
     assert!(errors[1].contains("unknown key `nme`") && errors[1].contains("promptgate.yaml:20:5"));
 }
 
+/// Each section and entry of the suite file read on its own: a value of the wrong shape in
+/// one provider, one gate and one price are three errors, each at its place (serde stops at
+/// the first), and a sound entry beside them adds none.
+#[test]
+fn every_wrong_shape_of_the_suite_file_is_reported() {
+    let errors = every_error(|r| {
+        r.edit(SUITE, "offline: {type: mock}", "offline: {type: mock, concurrency: -3}");
+        r.edit(
+            SUITE,
+            r#"latency_p95_ms:   {direction: lower, margin: "15%", slo: 800}"#,
+            r#"latency_p95_ms:   {direction: sideways, margin: "15%", slo: 800}"#,
+        );
+        r.edit(
+            SUITE,
+            "gpt-4o-mini: {input: 0.15, cached_input: 0.075, output: 0.60}",
+            "gpt-4o-mini: {input: cheap, cached_input: 0.075, output: 0.60}",
+        );
+        r.edit(
+            SUITE,
+            "  - name: product-faq\n",
+            "  - name: product-faq\n    repeats: many\n",
+        );
+    });
+    let expect = [
+        ("not a whole number", "promptgate.yaml:6:38"),
+        ("not a number", "promptgate.yaml:9:24"),
+        ("not a whole number", "promptgate.yaml:21:14"),
+        ("unknown value `sideways`", "promptgate.yaml:31:33"),
+    ];
+    assert_eq!(errors.len(), expect.len(), "{}", errors.join("\n"));
+    for ((message, at), error) in expect.iter().zip(&errors) {
+        for fragment in [message, at] {
+            assert!(error.contains(fragment), "lacks {fragment:?}:\n{error}");
+        }
+    }
+}
+
+/// The suite's settings are checked whole: each value out of range is an error at its place,
+/// and a gate that takes the suite's alpha does not repeat the suite's problem with it.
+#[test]
+fn every_setting_out_of_range_is_reported() {
+    let errors = every_error(|r| {
+        r.edit(SUITE, "offline: {type: mock}", "offline: {type: mock, timeout_ms: 0}");
+        r.edit(
+            SUITE,
+            "defaults: {repeats: 1, alpha: 0.05,",
+            "defaults: {repeats: 0, alpha: 0.9,",
+        );
+        r.edit(SUITE, "max_usd: 5.00}", "max_usd: -5}");
+        r.edit(SUITE, "gpt-4o-mini: {input: 0.15,", "gpt-4o-mini: {input: -0.15,");
+        r.edit(
+            SUITE,
+            "pass_rate:        {direction: higher, margin: 0.02, blocking: true}",
+            "pass_rate:        {direction: higher, margin: 0.02, blocking: true, alpha: 0.7}",
+        );
+    });
+    let expect = [
+        ("timeout_ms must be at least 1", "promptgate.yaml:6:"),
+        ("pricing for `gpt-4o-mini` must not be negative", "promptgate.yaml:9:"),
+        ("budget.max_usd", "promptgate.yaml:12:"),
+        ("defaults.repeats must be at least 1", "promptgate.yaml:13:"),
+        (
+            "defaults.alpha must be between 0 and 0.5, got 0.9",
+            "promptgate.yaml:13:",
+        ),
+        (
+            "gate `pass_rate`: alpha must be between 0 and 0.5, got 0.7",
+            "promptgate.yaml:29:",
+        ),
+    ];
+    assert_eq!(errors.len(), expect.len(), "{}", errors.join("\n"));
+    for ((message, at), error) in expect.iter().zip(&errors) {
+        for fragment in [message, at] {
+            assert!(error.contains(fragment), "lacks {fragment:?}:\n{error}");
+        }
+    }
+}
+
 /// A section written with nothing under it is an empty one, as if left out (it was "expected
 /// mapping start"): `gates:` alone keeps the default gates.
 #[test]

@@ -1,0 +1,255 @@
+//! Every error of the suite file's shape, not only serde's first: each section, and each entry
+//! of a section that is a map or a list (a provider, a price, a gate, an experiment), is read
+//! again on its own from the same text, the rest of the file passed over. An entry's own first
+//! error is found where it is written; an error another entry would cause is not made up (the
+//! text is not changed, only what is read of it).
+
+use std::marker::PhantomData;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::raw;
+
+/// What of a section is read: the whole of it, or one entry of it (a key of a map, an index
+/// of a list).
+#[derive(Clone, Copy)]
+enum Part<'a> {
+    Whole,
+    Key(&'a str),
+    Index(usize),
+}
+
+/// The errors of the suite file `text`, one a section or an entry, each as serde reports it
+/// when it reads that part alone (deduplicated by the caller against the whole file's first).
+pub(super) fn suite_errors(text: &str) -> Vec<serde_saphyr::Error> {
+    let Ok(Sections(sections)) = serde_saphyr::from_str::<Sections>(text) else {
+        return Vec::new();
+    };
+    let mut errors = Vec::new();
+    for (section, shape) in &sections {
+        let mut read = |part: Part<'_>| {
+            let error = match section.as_str() {
+                "version" => probe::<serde_saphyr::Spanned<u32>>(text, section, part),
+                "providers" => probe::<raw::RawProvider>(text, section, part),
+                "pricing" => probe::<serde_saphyr::Spanned<raw::RawPrice>>(text, section, part),
+                "traffic" => probe::<Option<raw::RawTraffic>>(text, section, part),
+                "budget" => probe::<Option<raw::RawBudget>>(text, section, part),
+                "defaults" => probe::<Option<raw::RawDefaults>>(text, section, part),
+                "experiments" => probe::<raw::RawExperiment>(text, section, part),
+                "gates" => probe::<serde_saphyr::Spanned<raw::RawGate>>(text, section, part),
+                "canary" => probe::<Option<super::canary::RawCanary>>(text, section, part),
+                // An unknown section is the unknown-key search's (`problems::unknown_keys_after`).
+                _ => None,
+            };
+            errors.extend(error);
+        };
+        match (section.as_str(), shape) {
+            ("providers" | "pricing" | "gates", Shape::Map(keys)) => keys.iter().for_each(|k| read(Part::Key(k))),
+            ("experiments", Shape::List(n)) => (0..*n).for_each(|i| read(Part::Index(i))),
+            // A map section written as something else, or a whole section: read whole, which
+            // gives serde's own error of its type.
+            ("providers" | "pricing" | "gates", _) => {
+                if !matches!(shape, Shape::Empty) {
+                    read(Part::Whole);
+                }
+            }
+            ("experiments", _) => read(Part::Whole),
+            _ => read(Part::Whole),
+        }
+    }
+    errors
+}
+
+/// The file's sections, in order, with their outlines (keys that are not text left out).
+struct Sections(Vec<(String, Shape)>);
+
+impl<'de> Deserialize<'de> for Sections {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Sections, D::Error> {
+        struct Each;
+        impl<'de> Visitor<'de> for Each {
+            type Value = Sections;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a promptgate suite")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Sections, A::Error> {
+                let mut sections = Vec::new();
+                while let Some(key) = map.next_key::<KeyText>()? {
+                    let shape = map.next_value::<Shape>()?;
+                    sections.extend(key.0.map(|k| (k, shape)));
+                }
+                Ok(Sections(sections))
+            }
+        }
+        deserializer.deserialize_map(Each)
+    }
+}
+
+/// The outline of a section: its keys, its length, or neither.
+enum Shape {
+    Map(Vec<String>),
+    List(usize),
+    Empty,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Shape {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Shape, D::Error> {
+        struct Outline;
+        impl<'de> Visitor<'de> for Outline {
+            type Value = Shape;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+                let mut keys = Vec::new();
+                // A key that is not text is left to the whole read, which says so.
+                while let Some(key) = map.next_key::<KeyText>()? {
+                    map.next_value::<IgnoredAny>()?;
+                    keys.extend(key.0);
+                }
+                Ok(Shape::Map(keys))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Shape::List(n))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Shape, E> {
+                Ok(Shape::Empty)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Shape, E> {
+                Ok(Shape::Empty)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+        }
+        deserializer.deserialize_any(Outline)
+    }
+}
+
+/// A map key as text, `None` when it is not text.
+struct KeyText(Option<String>);
+
+impl<'de> Deserialize<'de> for KeyText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<KeyText, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Ok(KeyText(value.as_str().map(str::to_owned)))
+    }
+}
+
+/// The first error of `part` of `section` read as a `T`, the rest of the file passed over.
+fn probe<T: for<'de> Deserialize<'de>>(text: &str, section: &str, part: Part<'_>) -> Option<serde_saphyr::Error> {
+    serde_saphyr::with_deserializer_from_str(text, |de| {
+        Top::<T> {
+            section,
+            part,
+            target: PhantomData,
+        }
+        .deserialize(de)
+    })
+    .err()
+}
+
+/// The file's top-level map: `section` read, every other key passed over.
+struct Top<'a, T> {
+    section: &'a str,
+    part: Part<'a>,
+    target: PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Top<'_, T> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Top<'_, T> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a promptgate suite")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<KeyText>()? {
+            if key.0.as_deref() == Some(self.section) {
+                match self.part {
+                    Part::Whole => {
+                        map.next_value::<T>()?;
+                    }
+                    part => map.next_value_seed(Entry::<T> {
+                        part,
+                        target: PhantomData,
+                    })?,
+                }
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A section's map or list: the entry `part` names read as a `T`, the others passed over.
+struct Entry<'a, T> {
+    part: Part<'a>,
+    target: PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Entry<'_, T> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Entry<'_, T> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a map or a list")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<KeyText>()? {
+            match self.part {
+                Part::Key(wanted) if key.0.as_deref() == Some(wanted) => {
+                    map.next_value::<T>()?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        loop {
+            let more = match self.part {
+                Part::Index(wanted) if i == wanted => seq.next_element::<T>()?.is_some(),
+                _ => seq.next_element::<IgnoredAny>()?.is_some(),
+            };
+            if !more {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
