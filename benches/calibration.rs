@@ -51,6 +51,10 @@ enum Sim {
     /// cases and twice as dear on 15% (the skew of answers that are mostly shorter, a few much
     /// longer), scaled so that the mean rises by δ (relative); ±5% noise per call in both arms.
     SkewedCost,
+    /// The mirror image: the candidate is 10% dearer on 85% of the cases and a third of the
+    /// price on 15% (it drops rare expensive answers), scaled so that the mean rises by δ: the
+    /// differences are left-skewed.
+    LeftSkewedCost,
     /// Latency per call: e^{μᵢ + 0.3·Z} ms with μᵢ ~ N(ln 400, 0.4²); candidate × (1 + δ).
     Latency,
 }
@@ -99,7 +103,7 @@ impl Scenario {
     }
 }
 
-const SCENARIOS: [Scenario; 7] = [
+const SCENARIOS: [Scenario; 8] = [
     Scenario {
         name: "binary, k = 1 (McNemar)",
         sim: Sim::Binary,
@@ -130,6 +134,15 @@ const SCENARIOS: [Scenario; 7] = [
     Scenario {
         name: "skewed cost, 10% margin (bootstrap-t)",
         sim: Sim::SkewedCost,
+        metric: "cost_per_request",
+        direction: Direction::Lower,
+        margin: Margin::Relative(0.10),
+        repeats: 1,
+        group: None,
+    },
+    Scenario {
+        name: "left-skewed cost, 10% margin (bootstrap-t)",
+        sim: Sim::LeftSkewedCost,
         metric: "cost_per_request",
         direction: Direction::Lower,
         margin: Margin::Relative(0.10),
@@ -209,10 +222,15 @@ fn simulate(s: &Scenario, rng: &mut Rng, n: usize, change: f64) -> Vec<CaseResul
                         })
                         .unzip()
                 }
-                Sim::SkewedCost => {
+                Sim::SkewedCost | Sim::LeftSkewedCost => {
                     let b = 0.002 * (0.5 * normal(rng)).exp();
-                    // 0.85·0.95 + 0.15·2 = 1.1075: scale so the mean factor is 1 + δ.
-                    let factor = if rng.unit() < 0.85 { 0.95 } else { 2.0 } * (1.0 + change) / 1.1075;
+                    // 0.85·0.95 + 0.15·2 = 1.1075 (0.85·1.1 + 0.15/3 = 0.985): scale so the mean
+                    // factor is 1 + δ.
+                    let (most, few, mean) = match s.sim {
+                        Sim::SkewedCost => (0.95, 2.0, 1.1075),
+                        _ => (1.1, 1.0 / 3.0, 0.985),
+                    };
+                    let factor = if rng.unit() < 0.85 { most } else { few } * (1.0 + change) / mean;
                     (0..k)
                         .map(|r| {
                             let noise = |rng: &mut Rng| 1.0 + 0.05 * normal(rng);
@@ -500,7 +518,7 @@ fn main() {
         // Small samples: below the minimum n no verdict; at and above it, the error rates hold.
         let small: &[usize] = match s.sim {
             Sim::Latency => &[20, 50, 100],
-            Sim::SkewedCost => &[3, 5, 10, 20, 30, 40, 50],
+            Sim::SkewedCost | Sim::LeftSkewedCost => &[3, 5, 10, 20, 30, 40, 50],
             _ => &[3, 5, 10, 20],
         };
         if s.group.is_none() {

@@ -214,15 +214,13 @@ fn estimate_as(
             let single = both.iter().all(|&i| base[i].len() == 1 && cand[i].len() == 1);
             result.binary = metric.is_binary(cases);
             result.calls_per_unit = both.iter().map(|&i| base[i].len()).sum::<usize>() as f64 / result.n.max(1) as f64;
-            let test = match metric.test(DataShape {
+            // A skewed amount below the bootstrap-t's minimum is too few to judge: no test of a
+            // mean is calibrated there (`metrics::MIN_UNITS_AMOUNT`).
+            let test = metric.test(DataShape {
                 binary: result.binary,
                 single,
                 grouped: result.grouped,
-            }) {
-                // Too few units for the bootstrap-t's own calibration: the paired t judges.
-                Test::BootstrapT if result.n < crate::metrics::MIN_UNITS_AMOUNT => Test::PairedT,
-                test => test,
-            };
+            });
             result.test = test;
             result.estimand = metric.estimand(test);
             result.min_units = metric.min_units_for(test);
@@ -325,9 +323,9 @@ fn estimate_as(
                     }
                     if test == Test::BootstrapT {
                         // No spread to resample (every case moved alike, or one unit): the t-test's
-                        // exact answer for that case.
+                        // exact answer for that case, from as many units as the bootstrap-t needs
+                        // (the cases not in the sample may still move otherwise).
                         result.test = Test::PairedT;
-                        result.min_units = metric.min_units_for(Test::PairedT);
                     }
                     if let Some(t) = stats::paired_t(&diffs, clusters) {
                         result.delta = Some(t.estimate);
@@ -932,12 +930,10 @@ mod tests {
     }
 
     #[test]
-    fn cost_below_the_bootstrap_t_minimum_is_judged_by_the_paired_t() {
-        // 20 cases whose calls became three times dearer: from 10 cases to 39 the paired t
-        // judges a skewed amount (the bootstrap-t needs 40), so the regression is not "too few".
-        // b = [0.001 + 0.00005 * (i % 7)], c = [3 * b[i] + 0.00001 * (i % 3)], i in 0..20;
-        // scipy.stats.ttest_rel(c, b): pvalue 5.982965322769826e-22, mean difference 0.0022945,
-        // confidence_interval(0.95) (0.0022021060601864406, 0.0023868939398135596)
+    fn cost_below_the_bootstrap_t_minimum_is_too_few_to_judge() {
+        // 20 cases whose calls became three times dearer: no test of a skewed mean is
+        // calibrated below 40 cases (docs/statistics.md), so the estimate is the bootstrap-t's
+        // and its minimum is 40, which the verdict reads as "too few".
         let cases: Vec<CaseResult> = (0..20)
             .map(|i| {
                 let b = 0.001 + 0.00005 * (i % 7) as f64;
@@ -948,13 +944,11 @@ mod tests {
         let e = estimate("cost_per_request", &cases, true, 0.05, 1, NO_TIMEOUT);
         assert_eq!(
             (e.test, e.n, e.min_units),
-            (Test::PairedT, 20, crate::metrics::MIN_UNITS_MEAN)
+            (Test::BootstrapT, 20, crate::metrics::MIN_UNITS_AMOUNT)
         );
+        // b = [0.001 + 0.00005 * (i % 7)], c = [3 * b[i] + 0.00001 * (i % 3)], i in 0..20;
+        // numpy: (c - b).mean() = 0.0022945
         close(e.delta, 0.002_294_5, 1e-15);
-        let p = e.p_value.unwrap();
-        assert!((p / 5.982_965_322_769_826e-22 - 1.0).abs() < 1e-6, "{p}");
-        let [lo, hi] = e.ci.unwrap();
-        assert!((lo - 0.002_202_106_060_186_440_6).abs() < 1e-12 && (hi - 0.002_386_893_939_813_559_6).abs() < 1e-12);
         // From 40 cases on, the bootstrap-t.
         let forty: Vec<CaseResult> = (0..40)
             .map(|i| {

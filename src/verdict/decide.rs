@@ -170,8 +170,8 @@ pub fn decide_with(
     };
     // Proofs need a judged metric and an interval with a spread.
     let orient = |[lo, hi]: [f64; 2]| if sign > 0.0 { [lo, hi] } else { [-hi, -lo] };
-    // A skewed amount judged by the paired t (too few cases for the bootstrap-t) is judged for
-    // a regression, but its interval is short on the long tail: it proves no bound.
+    // A skewed amount's paired t below the bootstrap-t's minimum (its values all 0 or 1; any
+    // other is too few there) is short on the long tail: it proves no bound.
     let provable = is_judged && Metric::of(&estimate.metric).proves_bounds(estimate.test, estimate.n);
     let non_inferior = provable && !variance_unknown && basis.ci.map(orient).is_some_and(|[lo, _]| lo >= -margin);
     let equivalent = (margin > 0.0).then(|| {
@@ -662,8 +662,8 @@ mod tests {
             assert_eq!(m.details.require.as_deref(), Some(name));
         }
         assert_eq!(m.details.require, None);
-        // A skewed amount the paired t judges (10 to 39 cases) proves no bound; from 40 on,
-        // where a bootstrap-t with no spread fell back to the t, it may.
+        // A skewed amount's paired t below 40 cases proves no bound; from 40 on, where a
+        // bootstrap-t with no spread fell back to the t, it may.
         let lower = gate(Direction::Lower, Margin::Relative(0.1));
         let mut cost = est(0.0, [-0.0001, 0.0001], 1.0);
         (cost.metric, cost.baseline, cost.n) = ("cost_per_request".into(), Some(0.01), 20);

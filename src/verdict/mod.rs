@@ -474,7 +474,10 @@ fn describe_failure(m: &MetricResult) -> String {
                 } else {
                     "non-inferior"
                 };
-                let amount = if crate::metrics::Metric::of(&m.name).is_skewed_amount() {
+                // The minimum shown is the bound's unless the metric's minimum is lower.
+                let amount = if crate::metrics::Metric::of(&m.name).is_skewed_amount()
+                    && m.details.min_n.is_some_and(|n| n < crate::metrics::MIN_UNITS_AMOUNT)
+                {
                     format!(
                         " (a bound on {} needs {} cases)",
                         m.name,

@@ -711,12 +711,13 @@ async fn a_failure_the_change_causes_still_fails_after_its_pairs_are_measured_ag
     assert_eq!(errors["fails_gate"], true);
 }
 
-/// A change that makes every answer three times longer, on 20 cases: the cost gate judges it
-/// (the paired t, 10 to 39 cases) and blocks, where "too few" once let it through. A gate that
-/// requires non-inferiority of cost cannot be proven on 20 cases: `validate` says so up front,
-/// and an unchanged cost still fails it.
+/// A change that makes every answer three times longer, on 20 cases: no test of a skewed mean
+/// is calibrated on so few (docs/statistics.md: under no change the paired t called a
+/// regression of left-skewed costs in 5.8% of pull requests at n = 20), so cost is "too few to
+/// judge", its estimate shown and not gated. A gate that requires non-inferiority of cost
+/// cannot be proven on 20 cases: `validate` says so up front, and an unchanged cost fails it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cost_regression_on_twenty_cases_blocks() {
+async fn a_cost_change_on_twenty_cases_is_too_few_to_judge() {
     let (server, _) = serve(|asked, _| Reply {
         completion_tokens: if asked.candidate { 30 } else { 10 },
         ..Reply::ok(5)
@@ -732,12 +733,15 @@ async fn a_cost_regression_on_twenty_cases_blocks() {
     );
     pr(&repo, "pr", "");
     let run = promptgate(&repo, &["run", "--base", "main", "--out", "out"]).await;
-    run.expect_code(1).stdout_has("cost_per_request regressed");
+    run.expect_code(0);
     let cost = refunds_metric(&results(&repo.path().join("out")), "cost_per_request");
     assert_eq!(
-        (cost["test"].as_str(), cost["verdict"].as_str()),
-        (Some("paired-t"), Some("regression"))
+        (cost["verdict"].as_str(), cost["min_n"].as_u64()),
+        (Some("too_few"), Some(40)),
+        "{cost}"
     );
+    let rise = cost["relative_delta"].as_f64().unwrap();
+    assert!(rise > 0.5, "the estimate is shown: {cost}");
 
     // Answers a token longer or shorter, case by case: no change, with a spread.
     let (server, _) = serve(|asked, _| Reply {
@@ -764,5 +768,5 @@ async fn a_cost_regression_on_twenty_cases_blocks() {
     pr(&repo, "pr", "");
     let run = promptgate(&repo, &["run", "--base", "main", "--out", "out"]).await;
     run.expect_code(1)
-        .stdout_has("within its margin (cost_per_request proves a bound from 40 cases; this run had 20)");
+        .stdout_has("cost_per_request is not proven non-inferior within its margin, as its gate requires: too few cases to be judged (20 of 40)\n");
 }
