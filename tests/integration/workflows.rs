@@ -512,3 +512,35 @@ fn no_checkout_leaves_the_token_for_later_steps() {
     }
     assert!(left.is_empty(), "checkouts that keep the token: {left:?}");
 }
+
+/// DESIGN: "The example workflows warm the response cache on pushes to the default branch".
+/// Each workflow a repository installs as its gate (the plain one, or the matrix instead of
+/// it) has a job that runs the action in `warm` mode on a push to `main`, and its pull-request
+/// jobs do not run on that push.
+#[test]
+fn the_gate_workflows_warm_the_cache_on_the_default_branch() {
+    for name in ["promptgate.yml", "promptgate-matrix.yml"] {
+        let w = shipped()
+            .into_iter()
+            .find(|w| w.path.file_name().is_some_and(|f| f == name))
+            .unwrap_or_else(|| panic!("{name} not shipped"));
+        assert!(triggers(&w).iter().any(|t| t == "push"), "{name}: no push trigger");
+        let on = w.value.get("on").or_else(|| w.value.get("true")).unwrap();
+        assert_eq!(on["push"]["branches"], serde_json::json!(["main"]), "{name}");
+        let mut warms = 0;
+        for (job_name, job) in jobs(&w) {
+            let condition = job["if"].as_str().unwrap_or_default();
+            let warm = steps(job).iter().any(|s| s["with"]["mode"] == "warm");
+            if warm {
+                warms += 1;
+                assert!(condition.contains("github.event_name == 'push'"), "{name} {job_name}: {condition}");
+            } else {
+                assert!(
+                    condition.contains("github.event_name == 'pull_request'"),
+                    "{name} {job_name} would run on the push: {condition}"
+                );
+            }
+        }
+        assert_eq!(warms, 1, "{name}: one warm job");
+    }
+}
