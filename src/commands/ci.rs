@@ -304,6 +304,25 @@ fn evaluate(
     let head = args.head.clone().unwrap_or_else(|| pr.head_sha.clone());
     let repo = Repo::open(repo_dir)?;
     crate::output::create_dir(&args.out)?;
+    if args.no_publish {
+        // First, so that the publishing job hears of a run that could not finish.
+        super::handoff::write_handoff(
+            &args.out,
+            &super::handoff::Handoff {
+                pr: pr.clone(),
+                evaluated: None,
+            },
+        )?;
+    }
+    // A failure before the gate runs is the publishing job's to report too.
+    let stopped = |e: anyhow::Error| -> anyhow::Error {
+        if args.no_publish
+            && let Err(written) = super::handoff::write_error(&args.out, &crate::secrets::redact(&gate_error_line(&e)))
+        {
+            eprintln!("promptgate: {written:#}");
+        }
+        e
+    };
     let missing: Vec<&str> = [base.as_str(), head.as_str()]
         .into_iter()
         .filter(|sha| !repo.has_commit(sha))
@@ -316,12 +335,39 @@ fn evaluate(
         );
         let fetched = repo.fetch_commits(&missing);
         println!("{}", actions::endgroup());
-        fetched?;
+        fetched.map_err(|e| stopped(e.into()))?;
     }
-    if args.no_publish {
-        // First, so that the publishing job hears of a run that could not finish.
-        // The commit evaluated, when `--head` names another than the pull request's head.
-        let evaluated = repo.resolve(&head).ok().filter(|sha| *sha != pr.head_sha);
+    // The commit evaluated, when `--head` names another than the pull request's head (the
+    // working tree: the commit checked out). A maintainer's dispatch approved the head they
+    // reviewed, and an untrusted head is the fork's word: either evaluates the head only.
+    let checked_out = if head == crate::compare::WORKTREE {
+        "HEAD"
+    } else {
+        head.as_str()
+    };
+    let evaluated = repo.resolve(checked_out).ok().filter(|sha| *sha != pr.head_sha);
+    if let Some(other) = &evaluated
+        && (dispatched_by.is_some() || untrusted)
+    {
+        let why = if untrusted {
+            "a fork's untrusted evaluation"
+        } else {
+            "a maintainer's dispatch"
+        };
+        return Err(stopped(
+            Error::from(
+                Diagnostic::new(format!(
+                    "--head names commit {}, not pull request #{}'s head {}: {why} evaluates the head",
+                    short_sha(other),
+                    pr.number,
+                    short_sha(&pr.head_sha)
+                ))
+                .hint("leave `head` (--head) unset in this workflow"),
+            )
+            .into(),
+        ));
+    }
+    if args.no_publish && evaluated.is_some() {
         let handoff = super::handoff::Handoff {
             pr: pr.clone(),
             evaluated,
@@ -436,7 +482,9 @@ fn evaluate(
         run.written.push(args.out.join(super::handoff::PR_FILE));
     }
 
-    let annotations = annotations(&repo, &run.results);
+    // The changed lines of the pull request's head, where the check run is (another `--head`,
+    // such as its merge commit, may number them otherwise).
+    let annotations = annotations_between(&repo, &run.results, &run.results.base.sha, &pr.head_sha);
     side_channels(env, &run, &args.out, &annotations)?;
     super::run::print_outcome(&run);
     if let Some(a) = &run.results.trust.approval {
@@ -553,12 +601,8 @@ pub(super) fn settings(env: &ActionsEnv, args: &CiArgs) -> Settings {
     }
 }
 
-/// The annotations: the changed lines of the files that affect each experiment.
-fn annotations(repo: &Repo, results: &Results) -> Vec<Annotation> {
-    annotations_between(repo, results, &results.base.sha, &results.head.sha)
-}
-
-/// [`annotations`] on the diff from `base` (its merge base with `head`) to `head`.
+/// The annotations: the changed lines of the files that affect each experiment, on the diff
+/// from `base` (its merge base with `head`) to `head`.
 pub(super) fn annotations_between(repo: &Repo, results: &Results, base: &str, head: &str) -> Vec<Annotation> {
     let head_sha = head;
     let head = GitTree::new(repo.root(), head_sha);

@@ -158,7 +158,7 @@ pub(super) fn publish_only(
         .into());
     }
     same_commit(&trigger, &claimed)?;
-    let evaluated = evaluated_commit(&trigger, &claimed, evaluated)?;
+    let evaluated = evaluated_commit(&trigger, &claimed, evaluated, repo_dir)?;
     if results.head.sha != evaluated {
         return Err(Error::run(format!(
             "results.json is for commit {}, pr.json for {evaluated}",
@@ -195,10 +195,10 @@ pub(super) fn publish_only(
     };
     // On the changed lines when the checkout holds both commits (the Action's publishing step
     // runs in the evaluating job's checkout); else, as a fork-safe publisher that checked
-    // nothing out, on the files' first lines. The commits are the results' word, which may be
-    // untrusted code's: the head is the pull request's (checked above) and the base is the
-    // API's, and only hexadecimal names reach git.
-    let (head, base) = (&run.results.head.sha, &pr.base_sha);
+    // nothing out, on the files' first lines. The lines are the pull request's head's, where
+    // the check run is (an evaluated merge commit's lines may differ); the head and the base
+    // are the API's, and only hexadecimal names reach git.
+    let (head, base) = (&pr.head_sha, &pr.base_sha);
     let annotations = match crate::workspace::Repo::open(repo_dir) {
         Ok(repo)
             if super::ci::is_sha(head) && super::ci::is_sha(base) && repo.has_commit(head) && repo.has_commit(base) =>
@@ -321,8 +321,39 @@ pub(super) struct Handoff {
 /// from the pull request's head only on the pull request's own event (the Action's publishing
 /// step, a matrix's merge job: the workflow chose the commit). A fork's evaluation handed on by
 /// a `workflow_run`, or a maintainer's dispatch of the commit they reviewed, is of the head.
-fn evaluated_commit(trigger: &Trigger, claimed: &PullRequest, evaluated: Option<String>) -> Result<String, Error> {
+///
+/// `pr.json` is written after the pull request's code ran in the same job: another commit must
+/// be named in full, be in the checkout (`repo_dir`) and hold the head in its history (the merge
+/// commit does), so the results cannot speak for an unrelated commit.
+fn evaluated_commit(
+    trigger: &Trigger,
+    claimed: &PullRequest,
+    evaluated: Option<String>,
+    repo_dir: &Path,
+) -> Result<String, Error> {
+    let full = |sha: &str| sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit());
+    let contains_head = |other: &str| {
+        full(other)
+            && full(&claimed.head_sha)
+            && crate::workspace::Repo::open(repo_dir)
+                .is_ok_and(|repo| repo.has_commit(other) && repo.is_ancestor(&claimed.head_sha, other))
+    };
     match evaluated {
+        Some(other)
+            if other != claimed.head_sha
+                && matches!(trigger, Trigger::PullRequest { .. })
+                && !contains_head(&other) =>
+        {
+            Err(Error::run_with_hint(
+                format!(
+                    "pr.json says commit {} was evaluated, which is not pull request #{}'s head {} nor a commit of this checkout built on it: nothing was published",
+                    short_sha(&other),
+                    claimed.number,
+                    short_sha(&claimed.head_sha)
+                ),
+                "another head (the Action's `head` input) is published by the job that checked it out and evaluated it, and must contain the pull request's head (its merge commit does)",
+            ))
+        }
         Some(other) if other != claimed.head_sha && !matches!(trigger, Trigger::PullRequest { .. }) => {
             Err(Error::run_with_hint(
                 format!(

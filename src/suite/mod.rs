@@ -233,9 +233,20 @@ fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
     for (name, p) in raw.providers {
         for variable in p.api_key_env.iter().chain(&p.env) {
             if let Some(problem) = crate::secrets::refused_variable(variable) {
+                // The provider's own entry: its name's line, then the first line from there
+                // that names the variable (two providers may name the same one).
+                let entry = text
+                    .lines()
+                    .position(|l| {
+                        let l = l.trim_start().trim_start_matches(['"', '\'']);
+                        l.strip_prefix(name.as_str())
+                            .is_some_and(|rest| rest.trim_start_matches(['"', '\'']).starts_with(':'))
+                    })
+                    .unwrap_or(0);
                 let (line, column) = text
                     .lines()
                     .enumerate()
+                    .skip(entry)
                     .find(|(_, l)| l.contains(variable.as_str()) && (l.contains("env")))
                     .and_then(|(i, l)| Some((i as u64 + 1, l[..l.find(variable.as_str())?].chars().count() as u64 + 1)))
                     .unwrap_or((0, 0));

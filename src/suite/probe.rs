@@ -47,14 +47,9 @@ pub(super) fn suite_errors(text: &str) -> Vec<serde_saphyr::Error> {
         match (section.as_str(), shape) {
             ("providers" | "pricing" | "gates", Shape::Map(keys)) => keys.iter().for_each(|k| read(Part::Key(k))),
             ("experiments", Shape::List(n)) => (0..*n).for_each(|i| read(Part::Index(i))),
-            // A map section written as something else, or a whole section: read whole, which
-            // gives serde's own error of its type.
-            ("providers" | "pricing" | "gates", _) => {
-                if !matches!(shape, Shape::Empty) {
-                    read(Part::Whole);
-                }
-            }
-            ("experiments", _) => read(Part::Whole),
+            // A map or list section written as something else: the whole file's parse says so
+            // (read here as one entry, it would say something else of the same place).
+            ("providers" | "pricing" | "gates" | "experiments", _) => {}
             _ => read(Part::Whole),
         }
     }
@@ -135,21 +130,33 @@ impl<'de> Deserialize<'de> for Shape {
             fn visit_f64<E: de::Error>(self, _: f64) -> Result<Shape, E> {
                 Ok(Shape::Other)
             }
+            fn visit_i128<E: de::Error>(self, _: i128) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_u128<E: de::Error>(self, _: u128) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
             fn visit_str<E: de::Error>(self, _: &str) -> Result<Shape, E> {
                 Ok(Shape::Other)
+            }
+            fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Shape, D::Error> {
+                Shape::deserialize(deserializer)
             }
         }
         deserializer.deserialize_any(Outline)
     }
 }
 
-/// A map key as text, `None` when it is not text.
+/// A map key as text, as the suite's maps read it (`1` or `true` unquoted is the text `1` or
+/// `true`). A key that is no text is an error, as it is to the whole file's parse.
 struct KeyText(Option<String>);
 
 impl<'de> Deserialize<'de> for KeyText {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<KeyText, D::Error> {
-        let value = serde_json::Value::deserialize(deserializer)?;
-        Ok(KeyText(value.as_str().map(str::to_owned)))
+        String::deserialize(deserializer).map(|key| KeyText(Some(key)))
     }
 }
 

@@ -105,6 +105,12 @@ impl Repo {
         self.git(&["cat-file", "-e", &format!("{sha}^{{commit}}")]).is_ok()
     }
 
+    /// Whether commit `ancestor` is `descendant` or in its history (both commit names, never
+    /// options: the caller passes hexadecimal names only).
+    pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> bool {
+        self.git(&["merge-base", "--is-ancestor", ancestor, descendant]).is_ok()
+    }
+
     /// Fetches commits from `origin` (`git fetch --no-tags origin SHA…`). A shallow clone is
     /// deepened as well, since the merge base needs the history between base and head.
     pub fn fetch_commits(&self, shas: &[&str]) -> Result<(), Error> {

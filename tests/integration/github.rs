@@ -2269,6 +2269,43 @@ async fn the_head_input_evaluates_another_commit_and_still_publishes() {
     assert_eq!(check["conclusion"], "failure");
     assert_eq!(check["head_sha"], head.as_str());
 
+    // A pr.json naming a commit that does not hold the head (the evaluation's word, written
+    // after the pull request's code ran) is refused.
+    let unrelated = repo.git(&["commit-tree", "-m", "unrelated", &format!("{merged}^{{tree}}")]);
+    let mut claimed = handoff.clone();
+    claimed["evaluated"] = json!(unrelated.trim());
+    std::fs::write(
+        repo.path().join("promptgate-out/pr.json"),
+        serde_json::to_string(&claimed).unwrap(),
+    )
+    .unwrap();
+    let (_, refused) = published_on_its_event(&repo, &base, &head).await;
+    refused
+        .run
+        .expect_code(3)
+        .stderr_has("nor a commit of this checkout built on it");
+    std::fs::write(
+        repo.path().join("promptgate-out/pr.json"),
+        serde_json::to_string(&handoff).unwrap(),
+    )
+    .unwrap();
+
+    // A fork's untrusted evaluation may not name another commit: refused before any call, and
+    // the publishing job hears why.
+    let fork = fork_event(repo.path(), &base, &head);
+    let untrusted = ci_with(
+        repo.path(),
+        "http://127.0.0.1:9",
+        &fork,
+        &["--no-publish", "--out", "fork-out", "--head", &merged],
+        &Env::pull_request().var("GITHUB_TOKEN", ""),
+    );
+    untrusted
+        .run
+        .expect_code(2)
+        .stderr_has("a fork's untrusted evaluation evaluates the head");
+    assert!(repo.path().join("fork-out/error.json").is_file());
+
     // The same files handed on by a `workflow_run` are refused.
     let server = fake_github(vec![], json!([]), &[]).await;
     pr_mock(&server, &base, &head, &[]).await;

@@ -533,7 +533,10 @@ fn the_gate_workflows_warm_the_cache_on_the_default_branch() {
             let warm = steps(job).iter().any(|s| s["with"]["mode"] == "warm");
             if warm {
                 warms += 1;
-                assert!(condition.contains("github.event_name == 'push'"), "{name} {job_name}: {condition}");
+                assert!(
+                    condition.contains("github.event_name == 'push'"),
+                    "{name} {job_name}: {condition}"
+                );
             } else {
                 assert!(
                     condition.contains("github.event_name == 'pull_request'"),
