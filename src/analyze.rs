@@ -5,10 +5,11 @@
 //! - binary, one value per case (`pass_rate` with one repeat, `error_rate`, `flaky_share`):
 //!   exact McNemar decides, the Newcombe interval of the difference of proportions is shown and
 //!   decides the margin comparisons;
-//! - means — cost, per-case means of repeats, scores and judge scores: the paired t-test with
-//!   its t interval, cluster-robust when cases are grouped; a relative margin ("10%") is judged
-//!   on Fieller's interval of `mean(candidate) / mean(baseline) − 1`, the inversion of the same
-//!   test;
+//! - means — per-case means of repeats, scores and judge scores: the paired t-test with its t
+//!   interval, cluster-robust when cases are grouped; a relative margin ("10%") is judged on
+//!   Fieller's interval of `mean(candidate) / mean(baseline) − 1`, the inversion of the same
+//!   test; skewed amounts (cost, custom `…_usd`/`…_ms` means): the same statistic calibrated
+//!   by the studentized bootstrap, from 40 cases (`metrics::MIN_UNITS_AMOUNT`);
 //! - quantiles (latency p50/p95): `Q(candidate calls) − Q(baseline calls)` over every call, the
 //!   sign-flip permutation test over cases (exact up to 2^16 arrangements), and the bootstrap
 //!   over whole cases with their repeats for the interval (Hesterberg's expanded percentile).

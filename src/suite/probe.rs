@@ -162,10 +162,15 @@ impl<'de> Deserialize<'de> for KeyText {
 
 /// The first error of `part` of `section` read as a `T`, the rest of the file passed over.
 fn probe<T: for<'de> Deserialize<'de>>(text: &str, section: &str, part: Part<'_>) -> Option<serde_saphyr::Error> {
+    let whole = [Part::Key(section)];
+    let entry = [Part::Key(section), part];
+    let path: &[Part<'_>] = match part {
+        Part::Whole => &whole,
+        _ => &entry,
+    };
     serde_saphyr::with_deserializer_from_str(text, |de| {
-        Top::<T> {
-            section,
-            part,
+        Follow::<T> {
+            path,
             target: PhantomData,
         }
         .deserialize(de)
@@ -173,68 +178,43 @@ fn probe<T: for<'de> Deserialize<'de>>(text: &str, section: &str, part: Part<'_>
     .err()
 }
 
-/// The file's top-level map: `section` read, every other key passed over.
-struct Top<'a, T> {
-    section: &'a str,
-    part: Part<'a>,
+/// A map or a list: the key or index `path` starts with followed (its end read as a `T`),
+/// every other entry passed over.
+struct Follow<'a, T> {
+    path: &'a [Part<'a>],
     target: PhantomData<T>,
 }
 
-impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Top<'_, T> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_map(self)
+impl<'de, T: Deserialize<'de>> Follow<'_, T> {
+    /// The value at this step of the path: the target, or the next step.
+    fn next(&self) -> Option<Follow<'_, T>> {
+        (self.path.len() > 1).then(|| Follow {
+            path: &self.path[1..],
+            target: PhantomData,
+        })
     }
 }
 
-impl<'de, T: Deserialize<'de>> Visitor<'de> for Top<'_, T> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a promptgate suite")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<KeyText>()? {
-            if key.0.as_deref() == Some(self.section) {
-                match self.part {
-                    Part::Whole => {
-                        map.next_value::<T>()?;
-                    }
-                    part => map.next_value_seed(Entry::<T> {
-                        part,
-                        target: PhantomData,
-                    })?,
-                }
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A section's map or list: the entry `part` names read as a `T`, the others passed over.
-struct Entry<'a, T> {
-    part: Part<'a>,
-    target: PhantomData<T>,
-}
-
-impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Entry<'_, T> {
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Follow<'_, T> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de, T: Deserialize<'de>> Visitor<'de> for Entry<'_, T> {
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Follow<'_, T> {
     type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a map or a list")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<KeyText>()? {
-            match self.part {
-                Part::Key(wanted) if key.0.as_deref() == Some(wanted) => {
+            match (self.path.first(), self.next()) {
+                (Some(Part::Key(wanted)), None) if key.0.as_deref() == Some(*wanted) => {
                     map.next_value::<T>()?;
+                }
+                (Some(Part::Key(wanted)), Some(next)) if key.0.as_deref() == Some(*wanted) => {
+                    map.next_value_seed(next)?;
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -246,8 +226,9 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Entry<'_, T> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0;
         loop {
-            let more = match self.part {
-                Part::Index(wanted) if i == wanted => seq.next_element::<T>()?.is_some(),
+            let more = match (self.path.first(), self.next()) {
+                (Some(Part::Index(wanted)), None) if i == *wanted => seq.next_element::<T>()?.is_some(),
+                (Some(Part::Index(wanted)), Some(next)) if i == *wanted => seq.next_element_seed(next)?.is_some(),
                 _ => seq.next_element::<IgnoredAny>()?.is_some(),
             };
             if !more {

@@ -187,13 +187,22 @@ pub fn decide_with(
         Some(Margin::Relative(r)) => Some(r),
         _ => None,
     };
-    let (mde, cases_needed) = if plan && is_judged {
+    // A skewed amount with too few units to judge still gets its plan from the spread seen
+    // (an A/A run of 20 cases says how many cost needs), as any metric judged from 10 would.
+    let plannable = is_judged
+        || (Metric::of(&estimate.metric).is_skewed_amount()
+            && estimate.test != Test::None
+            && estimate.delta.is_some()
+            && estimate.n >= crate::metrics::MIN_UNITS_MEAN);
+    let (mde, cases_needed) = if plan && plannable {
         power_plan(estimate, plan_alpha, margin_abs, sign, relative_margin)
     } else {
         (None, None)
     };
-    let mde = mde.filter(|_| !variance_unknown);
-    // A skewed amount proves a bound only from the bootstrap-t's minimum: no plan needs fewer.
+    let mde = mde.filter(|_| !variance_unknown && is_judged);
+    // No plan needs fewer units than the test judges; a skewed amount proves a bound only from
+    // the bootstrap-t's minimum.
+    let cases_needed = cases_needed.map(|c| c.max(estimate.min_units));
     let cases_needed = match Metric::of(&estimate.metric).proves_bounds(estimate.test, estimate.n) {
         false if is_judged => cases_needed.map(|c| c.max(crate::metrics::MIN_UNITS_AMOUNT)),
         _ => cases_needed,
@@ -662,16 +671,29 @@ mod tests {
             assert_eq!(m.details.require.as_deref(), Some(name));
         }
         assert_eq!(m.details.require, None);
-        // A skewed amount's paired t below 40 cases proves no bound; from 40 on, where a
-        // bootstrap-t with no spread fell back to the t, it may.
+        // A skewed amount's paired t below 40 cases (its values all 0 or 1: `analyze` judges
+        // those from 10) proves no bound; from 40 on, where a bootstrap-t with no spread fell
+        // back to the t, it may.
         let lower = gate(Direction::Lower, Margin::Relative(0.1));
         let mut cost = est(0.0, [-0.0001, 0.0001], 1.0);
-        (cost.metric, cost.baseline, cost.n) = ("cost_per_request".into(), Some(0.01), 20);
+        (cost.metric, cost.baseline, cost.n) = ("refunded_usd".into(), Some(0.01), 20);
         let m = decide(&cost, Some(&lower), None, 0.05, 1);
         assert_eq!(
             (m.verdict, m.non_inferior, m.details.equivalent),
             (MetricVerdict::NoChange, false, Some(false))
         );
+        // Cost itself is too few below 40 (`analyze` gives it that minimum), and its plan
+        // asks for no fewer.
+        (cost.metric, cost.min_units) = ("cost_per_request".into(), crate::metrics::MIN_UNITS_AMOUNT);
+        let m = decide(&cost, Some(&lower), None, 0.05, 1);
+        assert_eq!(m.verdict, MetricVerdict::TooFew);
+        assert!(
+            m.details
+                .cases_needed
+                .is_some_and(|c| c >= crate::metrics::MIN_UNITS_AMOUNT),
+            "{m:?}"
+        );
+        assert_eq!(m.mde, None);
         cost.n = 40;
         let m = decide(&cost, Some(&lower), None, 0.05, 1);
         assert_eq!(
@@ -817,13 +839,17 @@ mod tests {
         // = 68.1 under the slowdown.
         let mut p95 = est(0.0, [-20.0, 20.0], 0.9);
         p95.metric = "latency_p95_ms".into();
-        (p95.test, p95.baseline, p95.n) = (Test::SignFlip, Some(600.0), 100);
+        (p95.test, p95.baseline, p95.n) = (Test::SignFlip, Some(60.0), 100);
         p95.unit_sd = Some((100.0f64 * 40.0).sqrt());
         p95.quantile_variances = Some([40.0, 40.0, 20.0]);
         let g = gate(Direction::Lower, Margin::Relative(0.15));
         let m = decide(&p95, Some(&g), None, 0.05, 1);
         let sd = (100.0f64 * (40.0 + 1.15 * 1.15 * 40.0 - 2.0 * 1.15 * 20.0)).sqrt();
-        assert_eq!(m.details.cases_needed, stats::cases_needed_t(sd, 90.0, 0.05, 0.8));
+        assert_eq!(m.details.cases_needed, stats::cases_needed_t(sd, 9.0, 0.05, 0.8));
+        assert!(
+            m.details.cases_needed > Some(p95.min_units),
+            "above the floor: the model's own"
+        );
     }
 
     #[test]

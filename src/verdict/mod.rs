@@ -476,6 +476,7 @@ fn describe_failure(m: &MetricResult) -> String {
                 };
                 // The minimum shown is the bound's unless the metric's minimum is lower.
                 let amount = if crate::metrics::Metric::of(&m.name).is_skewed_amount()
+                    && m.test == crate::metrics::Test::PairedT.as_str()
                     && m.details.min_n.is_some_and(|n| n < crate::metrics::MIN_UNITS_AMOUNT)
                 {
                     format!(
