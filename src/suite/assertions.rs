@@ -242,7 +242,8 @@ fn check_metric_name(name: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-/// `pii`: the built-in detectors (all of them without a `value`), and named patterns.
+/// `pii`: the built-in detectors (all of them without a `value`, or with patterns of your own
+/// only), and named patterns.
 fn pii_detectors(value: Option<&Value>) -> Result<PiiDetectors, Problem> {
     let shape = || {
         Some(
@@ -314,6 +315,11 @@ fn pii_detectors(value: Option<&Value>) -> Result<PiiDetectors, Problem> {
                 ));
             }
         }
+    }
+    // Patterns of your own alone add to every built-in detector: a national id's pattern does
+    // not mean e-mail addresses and card numbers stopped counting. Naming kinds picks them.
+    if detectors.builtin.is_empty() {
+        detectors.builtin = PiiKind::ALL.to_vec();
     }
     Ok(detectors)
 }
@@ -500,4 +506,23 @@ fn exec(value: Option<&Value>, raw: &raw::RawAssertion) -> Result<Check, Problem
         }
     }
     Ok(Check::Exec { command, scores })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Patterns of one's own alone keep every built-in detector (a national id's pattern once
+    /// silently turned off e-mail, phone, IBAN and card); naming kinds picks them.
+    #[test]
+    fn a_pii_pattern_of_ones_own_adds_to_the_built_in_detectors() {
+        let own: Value = serde_json::json!([{"us-ssn": r"\b\d{3}-\d{2}-\d{4}\b"}]);
+        let detectors = pii_detectors(Some(&own)).unwrap();
+        assert_eq!(detectors.builtin, PiiKind::ALL.to_vec());
+        assert_eq!(detectors.custom.len(), 1);
+        let picked: Value = serde_json::json!(["email", {"us-ssn": r"\b\d{3}-\d{2}-\d{4}\b"}]);
+        let detectors = pii_detectors(Some(&picked)).unwrap();
+        assert_eq!(detectors.builtin, vec![PiiKind::Email]);
+        assert_eq!(pii_detectors(None).unwrap().builtin, PiiKind::ALL.to_vec());
+    }
 }
