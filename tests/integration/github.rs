@@ -2269,6 +2269,24 @@ async fn the_head_input_evaluates_another_commit_and_still_publishes() {
     assert_eq!(check["conclusion"], "failure");
     assert_eq!(check["head_sha"], head.as_str());
 
+    // In one step (`ci` evaluating and publishing), the check is on the head as well.
+    let server = fake_github(vec![], json!([]), &[]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let one_step = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "one-step", "--no-assets", "--head", &merged],
+    )
+    .await;
+    one_step.run.expect_code(1);
+    assert_eq!(check_run(&server).await["head_sha"], head.as_str());
+    assert_eq!(
+        crate::support::results(&repo.path().join("one-step"))["head"]["sha"],
+        merged.as_str(),
+        "the results say which commit was evaluated"
+    );
+
     // A pr.json naming a commit that does not hold the head (the evaluation's word, written
     // after the pull request's code ran) is refused.
     let unrelated = repo.git(&["commit-tree", "-m", "unrelated", &format!("{merged}^{{tree}}")]);
