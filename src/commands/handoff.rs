@@ -319,8 +319,8 @@ pub(super) struct Handoff {
 
 /// The commit the results must be of: the one `pr.json` says was evaluated, which may differ
 /// from the pull request's head only on the pull request's own event (the Action's publishing
-/// step, a matrix's merge job: the workflow chose the commit). A fork's evaluation handed on by
-/// a `workflow_run`, or a maintainer's dispatch of the commit they reviewed, is of the head.
+/// step: the workflow chose the commit). A fork's evaluation handed on by a `workflow_run`, or
+/// a maintainer's dispatch of the commit they reviewed, is of the head.
 ///
 /// `pr.json` is written after the pull request's code ran in the same job: another commit must
 /// be named in full, be in the checkout (`repo_dir`) and hold the head in its history (the merge
