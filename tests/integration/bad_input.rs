@@ -2102,6 +2102,17 @@ fn every_unknown_key_of_the_suite_file_is_reported() {
     assert!(errors[1].contains("unknown key `nme`") && errors[1].contains("promptgate.yaml:20:5"));
 }
 
+/// `errors` are exactly `expect`, in order: each its message and its place.
+#[track_caller]
+fn exactly_these(errors: &[String], expect: &[(&str, &str)]) {
+    assert_eq!(errors.len(), expect.len(), "{}", errors.join("\n"));
+    for ((message, at), error) in expect.iter().zip(errors) {
+        for fragment in [message, at] {
+            assert!(error.contains(fragment), "lacks {fragment:?}:\n{error}");
+        }
+    }
+}
+
 /// Each section and entry of the suite file read on its own: a value of the wrong shape in
 /// one provider, one gate and one price are three errors, each at its place (serde stops at
 /// the first), and a sound entry beside them adds none.
@@ -2131,12 +2142,7 @@ fn every_wrong_shape_of_the_suite_file_is_reported() {
         ("not a whole number", "promptgate.yaml:21:14"),
         ("unknown value `sideways`", "promptgate.yaml:31:33"),
     ];
-    assert_eq!(errors.len(), expect.len(), "{}", errors.join("\n"));
-    for ((message, at), error) in expect.iter().zip(&errors) {
-        for fragment in [message, at] {
-            assert!(error.contains(fragment), "lacks {fragment:?}:\n{error}");
-        }
-    }
+    exactly_these(&errors, &expect);
 }
 
 /// The suite's settings are checked whole: each value out of range is an error at its place,
@@ -2172,12 +2178,7 @@ fn every_setting_out_of_range_is_reported() {
             "promptgate.yaml:29:",
         ),
     ];
-    assert_eq!(errors.len(), expect.len(), "{}", errors.join("\n"));
-    for ((message, at), error) in expect.iter().zip(&errors) {
-        for fragment in [message, at] {
-            assert!(error.contains(fragment), "lacks {fragment:?}:\n{error}");
-        }
-    }
+    exactly_these(&errors, &expect);
 }
 
 /// A section written with nothing under it is an empty one, as if left out (it was "expected
