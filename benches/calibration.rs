@@ -141,15 +141,6 @@ const SCENARIOS: [Scenario; 8] = [
         group: None,
     },
     Scenario {
-        name: "left-skewed cost, 10% margin (bootstrap-t)",
-        sim: Sim::LeftSkewedCost,
-        metric: "cost_per_request",
-        direction: Direction::Lower,
-        margin: Margin::Relative(0.10),
-        repeats: 1,
-        group: None,
-    },
-    Scenario {
         name: "latency p95, 15% margin (sign-flip, bootstrap)",
         sim: Sim::Latency,
         metric: "latency_p95_ms",
@@ -175,6 +166,16 @@ const SCENARIOS: [Scenario; 8] = [
         margin: Margin::Absolute(0.08),
         repeats: 1,
         group: Some((5, 0.3)),
+    },
+    // Last, so that adding it left the seeds (and rows) of the designs above unchanged.
+    Scenario {
+        name: "left-skewed cost, 10% margin (bootstrap-t)",
+        sim: Sim::LeftSkewedCost,
+        metric: "cost_per_request",
+        direction: Direction::Lower,
+        margin: Margin::Relative(0.10),
+        repeats: 1,
+        group: None,
     },
 ];
 

@@ -131,7 +131,7 @@ pub const MIN_UNITS_MEAN: usize = 10;
 /// carry a change may not be in the sample at all, and no test of the mean is calibrated: in
 /// docs/statistics.md's calibration, under no change, the paired t called a regression of cost
 /// whose differences are left-skewed (the candidate drops rare expensive answers) in 14% of
-/// pull requests at n = 10, 5.8% at 20 and 3.3% at 30 (the promise is 2.5%; 1.3% at 40 with
+/// pull requests at n = 10, 5.8% at 20 and 3.3% at 30 (the promise is 2.5%; 1.4% at 40 with
 /// the bootstrap-t), and a 10% cost margin was "proven" at a true 10% rise in 3.1% of runs at
 /// n = 30 against 2.1% at n = 40.
 pub const MIN_UNITS_AMOUNT: usize = 40;
