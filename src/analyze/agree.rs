@@ -14,12 +14,22 @@ pub(super) fn agreeing_interval<U: AsRef<[f64]>>(
     alpha: f64,
     drawn: &(Option<stats::SignFlip>, Option<stats::QuantileDraws>),
 ) -> Agreeing {
+    // The test as it ran: its estimate is not drawn again.
+    let Some(ran) = drawn.0.as_ref() else {
+        return Agreeing::default();
+    };
+    let test = stats::QuantileTest {
+        units,
+        q,
+        draws: PERMUTATIONS,
+        seed,
+        estimate: ran.estimate,
+    };
     Agreeing {
         difference: disagreeing(units, drawn, alpha, |d| Some(&d.difference))
-            .and_then(|bootstrap| stats::sign_flip_quantile_interval(units, q, PERMUTATIONS, seed, alpha, bootstrap)),
-        ratio: disagreeing(units, drawn, alpha, |d| d.ratio.as_ref()).and_then(|bootstrap| {
-            stats::sign_flip_quantile_ratio_interval(units, q, PERMUTATIONS, seed, alpha, bootstrap)
-        }),
+            .and_then(|bootstrap| test.interval(alpha, bootstrap)),
+        ratio: disagreeing(units, drawn, alpha, |d| d.ratio.as_ref())
+            .and_then(|bootstrap| test.ratio_interval(alpha, bootstrap)),
     }
 }
 

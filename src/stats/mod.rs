@@ -94,7 +94,7 @@ pub use describe::{mean, quantile, quantile_sorted, std_dev};
 pub use equivalence::{Tost, tost_paired};
 pub use hodges_lehmann::{HodgesLehmann, hodges_lehmann};
 pub use holm::holm;
-pub use inversion::{sign_flip_quantile_interval, sign_flip_quantile_ratio_interval};
+pub use inversion::QuantileTest;
 pub use kappa::{Kappa, KappaWeights, cohens_kappa, contingency};
 pub use mcnemar::mcnemar_exact;
 pub use nct::noncentral_t_cdf;
