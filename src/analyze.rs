@@ -132,31 +132,21 @@ impl Estimate {
 /// `timeouts` are the baseline's and the candidate's provider timeouts (ms), where errored calls
 /// count in latency.
 pub fn estimate(name: &str, cases: &[CaseResult], paired: bool, alpha: f64, seed: u64, timeouts: [u64; 2]) -> Estimate {
-    estimate_as(name, cases, paired, alpha, seed, timeouts, Intervals::Reported)
+    estimate_with(name, cases, paired, alpha, seed, timeouts, Intervals::Reported)
 }
 
-/// [`estimate`] for a verdict only, whose interval nobody reads (the A/A permutations, which
-/// ask hundreds of times whether a gate would alarm): a quantile's interval stays the
-/// bootstrap's even where it disagrees with the test, and is not inverted.
-pub fn estimate_for_verdict(
-    name: &str,
-    cases: &[CaseResult],
-    paired: bool,
-    alpha: f64,
-    seed: u64,
-    timeouts: [u64; 2],
-) -> Estimate {
-    estimate_as(name, cases, paired, alpha, seed, timeouts, Intervals::Unread)
-}
-
-/// Whether an estimate's intervals are reported (and a quantile's made to agree with its test).
+/// Whether an estimate's intervals are reported (and a quantile's made to agree with its
+/// test), or the estimate is for a verdict only, whose interval nobody reads (the A/A
+/// permutations, which ask hundreds of times whether a gate would alarm): then a quantile's
+/// interval stays the bootstrap's even where it disagrees with the test, and is not inverted.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Intervals {
+pub enum Intervals {
     Reported,
     Unread,
 }
 
-fn estimate_as(
+/// [`estimate`], its intervals reported or not.
+pub fn estimate_with(
     name: &str,
     cases: &[CaseResult],
     paired: bool,

@@ -340,19 +340,21 @@ fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
         providers.insert("mock".to_owned(), mock_spec("mock"));
     }
 
+    // A provider named where none is configured: the error at the name, with the names there are.
+    let unknown = |name: &serde_saphyr::Spanned<String>, what: &str, place: &str| -> Option<Error> {
+        check_provider_name(&providers, &name.value).err().map(|hint| {
+            at(
+                name.referenced.line(),
+                name.referenced.column(),
+                format!("unknown {what} `{}`{place}", name.value),
+            )
+            .hint(hint)
+            .into()
+        })
+    };
     let default_provider = match defaults_raw.as_ref().and_then(|d| d.provider.as_ref()) {
         Some(p) => {
-            if let Err(hint) = check_provider_name(&providers, &p.value) {
-                problems.push(
-                    at(
-                        p.referenced.line(),
-                        p.referenced.column(),
-                        format!("unknown provider `{}` in defaults", p.value),
-                    )
-                    .hint(hint)
-                    .into(),
-                );
-            }
+            problems.extend(unknown(p, "provider", " in defaults"));
             p.value.clone()
         }
         None if providers.len() == 1 => providers.keys().next().cloned().unwrap_or_default(),
@@ -558,17 +560,7 @@ fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
         let named =
             (e.provider.iter().map(|p| (p, "provider"))).chain(e.fallback.iter().map(|f| (f, "fallback provider")));
         for (name, what) in named {
-            if let Err(hint) = check_provider_name(&providers, &name.value) {
-                problems.push(
-                    at(
-                        name.referenced.line(),
-                        name.referenced.column(),
-                        format!("unknown {what} `{}`", name.value),
-                    )
-                    .hint(hint)
-                    .into(),
-                );
-            }
+            problems.extend(unknown(name, what, ""));
         }
         if let Some(r) = e.repeats.as_ref().filter(|r| r.value == 0) {
             problems.push(at(

@@ -56,7 +56,7 @@ pub(super) fn suite_errors(text: &str) -> Vec<serde_saphyr::Error> {
     errors
 }
 
-/// The file's sections, in order, with their outlines (keys that are not text left out).
+/// The file's sections, in order, with their outlines.
 struct Sections(Vec<(String, Shape)>);
 
 impl<'de> Deserialize<'de> for Sections {
@@ -67,13 +67,8 @@ impl<'de> Deserialize<'de> for Sections {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a promptgate suite")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Sections, A::Error> {
-                let mut sections = Vec::new();
-                while let Some(key) = map.next_key::<KeyText>()? {
-                    let shape = map.next_value::<Shape>()?;
-                    sections.extend(key.0.map(|k| (k, shape)));
-                }
-                Ok(Sections(sections))
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Sections, A::Error> {
+                entries(map).map(Sections)
             }
         }
         deserializer.deserialize_map(Each)
@@ -96,14 +91,9 @@ impl<'de> Deserialize<'de> for Shape {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("any YAML value")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
-                let mut keys = Vec::new();
-                // A key that is not text is left to the whole read, which says so.
-                while let Some(key) = map.next_key::<KeyText>()? {
-                    map.next_value::<IgnoredAny>()?;
-                    keys.extend(key.0);
-                }
-                Ok(Shape::Map(keys))
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Shape, A::Error> {
+                let keys = entries::<A, IgnoredAny>(map)?;
+                Ok(Shape::Map(keys.into_iter().map(|(key, _)| key).collect()))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
                 let mut n = 0;
@@ -150,14 +140,15 @@ impl<'de> Deserialize<'de> for Shape {
     }
 }
 
-/// A map key as text, as the suite's maps read it (`1` or `true` unquoted is the text `1` or
-/// `true`). A key that is no text is an error, as it is to the whole file's parse.
-struct KeyText(Option<String>);
-
-impl<'de> Deserialize<'de> for KeyText {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<KeyText, D::Error> {
-        String::deserialize(deserializer).map(|key| KeyText(Some(key)))
+/// A map's keys and values, in order. A key is read as text, as the suite's maps read it (`1`
+/// or `true` unquoted is the text `1` or `true`); a key that is no text is an error, as it is
+/// to the whole file's parse.
+fn entries<'de, A: MapAccess<'de>, V: Deserialize<'de>>(mut map: A) -> Result<Vec<(String, V)>, A::Error> {
+    let mut entries = Vec::new();
+    while let Some(key) = map.next_key::<String>()? {
+        entries.push((key, map.next_value()?));
     }
+    Ok(entries)
 }
 
 /// The first error of `part` of `section` read as a `T`, the rest of the file passed over.
@@ -208,12 +199,12 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Follow<'_, T> {
         f.write_str("a map or a list")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<KeyText>()? {
+        while let Some(key) = map.next_key::<String>()? {
             match (self.path.first(), self.next()) {
-                (Some(Part::Key(wanted)), None) if key.0.as_deref() == Some(*wanted) => {
+                (Some(Part::Key(wanted)), None) if key == *wanted => {
                     map.next_value::<T>()?;
                 }
-                (Some(Part::Key(wanted)), Some(next)) if key.0.as_deref() == Some(*wanted) => {
+                (Some(Part::Key(wanted)), Some(next)) if key == *wanted => {
                     map.next_value_seed(next)?;
                 }
                 _ => {

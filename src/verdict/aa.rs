@@ -58,7 +58,17 @@ pub fn false_alarm_rate(cases: &[CaseResult], gates: &[GateSpec], alpha: f64, se
         let timeouts = [DEFAULT_TIMEOUT_MS; 2];
         let estimates: Vec<Estimate> = blocking
             .iter()
-            .map(|g| analyze::estimate_for_verdict(&g.metric, &swapped, true, alpha, seed ^ p as u64, timeouts))
+            .map(|g| {
+                analyze::estimate_with(
+                    &g.metric,
+                    &swapped,
+                    true,
+                    alpha,
+                    seed ^ p as u64,
+                    timeouts,
+                    analyze::Intervals::Unread,
+                )
+            })
             .collect();
         let flags: Vec<(&Estimate, bool)> = estimates.iter().map(|e| (e, super::judged(e))).collect();
         let family = flags.iter().filter(|(_, f)| *f).count();

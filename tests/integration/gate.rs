@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::support::{TestRepo, fixture, results};
+use crate::support::{TestRepo, fixture, results, run_pr_uncached};
 
 /// The demo's base on `main`, and a `pr` branch with the demo's PR tree committed.
 pub(crate) fn demo_pr() -> TestRepo {
@@ -550,7 +550,8 @@ fn a_mock_run_keeps_to_the_budget() {
         "budget: {approve_above_usd: 0.50, max_usd: 5.00}",
         "budget: {max_usd: 0.001}",
     );
-    let run = repo.promptgate(&["run", "--base", "main", "--head", "pr", "--no-cache", "--out", "out"]);
+    let out = repo.path().join("out");
+    let run = run_pr_uncached(repo.path(), &out, &[], &[]);
     run.expect_code(3)
         .stderr_has("estimated cost (simulated: offline mock provider)")
         .stderr_has("exceeds the budget's hard cap of $0.001");
@@ -561,21 +562,10 @@ fn a_mock_run_keeps_to_the_budget() {
         "budget: {approve_above_usd: 0.50, max_usd: 5.00}",
         "budget: {approve_above_usd: 0.001, max_usd: 5.00}",
     );
-    repo.promptgate(&["run", "--base", "main", "--head", "pr", "--no-cache", "--out", "out"])
+    let out = repo.path().join("out");
+    run_pr_uncached(repo.path(), &out, &[], &[])
         .expect_code(3)
         .stderr_has("is above the approval threshold of $0.001")
         .stderr_has("--approve-cost");
-    repo.promptgate(&[
-        "run",
-        "--base",
-        "main",
-        "--head",
-        "pr",
-        "--no-cache",
-        "--approve-cost",
-        "1",
-        "--out",
-        "out",
-    ])
-    .expect_code(1);
+    run_pr_uncached(repo.path(), &out, &["--approve-cost", "1"], &[]).expect_code(1);
 }

@@ -44,6 +44,16 @@ fn shipped() -> Vec<Workflow> {
     files
 }
 
+/// The Action itself (`action.yml`), read as data.
+fn action() -> Workflow {
+    load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml"))
+}
+
+/// The composite action's steps, in order.
+fn steps_of_action(action: &Workflow) -> &Vec<Value> {
+    action.value["runs"]["steps"].as_array().unwrap()
+}
+
 /// The events that start a workflow (`on:` as a word, a list or a map). YAML 1.1 reads a bare
 /// `on` key as `true`; both spellings are looked for.
 fn triggers(w: &Workflow) -> Vec<String> {
@@ -257,8 +267,8 @@ jobs:
 
 #[test]
 fn the_actions_evaluating_step_has_no_github_token() {
-    let action = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml"));
-    let steps = action.value["runs"]["steps"].as_array().unwrap();
+    let action = action();
+    let steps = steps_of_action(&action);
     let evaluating: Vec<&Value> = steps
         .iter()
         .filter(|s| s["run"].as_str().is_some_and(|r| r.contains("--no-publish")))
@@ -292,8 +302,8 @@ fn the_actions_evaluating_step_has_no_github_token() {
 /// have written into.
 #[test]
 fn a_dispatched_evaluation_saves_no_cache() {
-    let action = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml"));
-    let steps = action.value["runs"]["steps"].as_array().unwrap();
+    let action = action();
+    let steps = steps_of_action(&action);
     let saving: Vec<&Value> = steps
         .iter()
         .filter(|s| s["uses"].as_str().is_some_and(|u| u.starts_with("actions/cache/save")))
@@ -310,8 +320,8 @@ fn a_dispatched_evaluation_saves_no_cache() {
 /// verdict's exit code 1 — the prepare step too, which re-publishes a waiver's event.
 #[test]
 fn every_step_of_the_action_that_runs_promptgate_follows_fail_on() {
-    let action = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml"));
-    let steps = action.value["runs"]["steps"].as_array().unwrap();
+    let action = action();
+    let steps = steps_of_action(&action);
     let running: Vec<&Value> = steps
         .iter()
         .filter(|s| {
