@@ -18,10 +18,15 @@ pub struct Count {
     pub exact: bool,
 }
 
-/// Counts tokens of many requests, remembering the count of every distinct message text (a
-/// suite's system prompt repeats in every call).
+/// Counts tokens of many requests, remembering the count of the message texts it met lately
+/// (a suite's system prompt repeats in every call). The memory is bounded: a plan of a hundred
+/// thousand calls has as many distinct texts, each counted once anyway (the plan's distinct
+/// requests are), and remembering them all held about a hundred bytes a call while the
+/// estimate ran. Full, it starts again: a text that repeats is counted again once a
+/// [`Counter::REMEMBERED`] texts.
 pub struct Counter {
-    memo: HashMap<(String, std::sync::Arc<str>), u64>,
+    /// Per model (a plan names a few), its texts' counts.
+    memo: Vec<(String, HashMap<std::sync::Arc<str>, u64>)>,
 }
 
 impl Default for Counter {
@@ -31,8 +36,11 @@ impl Default for Counter {
 }
 
 impl Counter {
+    /// The texts a model's memory holds before it starts again.
+    const REMEMBERED: usize = 4096;
+
     pub fn new() -> Self {
-        Counter { memo: HashMap::new() }
+        Counter { memo: Vec::new() }
     }
 
     /// Input tokens of a chat request to `model`.
@@ -42,17 +50,27 @@ impl Counter {
     /// the same framing.
     pub fn messages(&mut self, model: &str, messages: &[Message]) -> Count {
         let bpe = bpe_for(model);
+        let at = match self.memo.iter().position(|(m, _)| m == model) {
+            Some(at) => at,
+            None => {
+                self.memo.push((model.to_owned(), HashMap::new()));
+                self.memo.len() - 1
+            }
+        };
+        let memo = &mut self.memo[at].1;
         let mut total = 3;
         for m in messages {
-            let key = (model.to_owned(), m.content.clone());
-            let n = match self.memo.get(&key) {
+            let n = match memo.get(&m.content) {
                 Some(n) => *n,
                 None => {
                     let n = match bpe {
                         Some(bpe) => bpe.encode_ordinary(&m.content).len() as u64,
                         None => estimate(&m.content),
                     };
-                    self.memo.insert(key, n);
+                    if memo.len() >= Self::REMEMBERED {
+                        memo.clear();
+                    }
+                    memo.insert(m.content.clone(), n);
                     n
                 }
             };
@@ -181,7 +199,22 @@ mod tests {
         let a = c.messages("gpt-4o", &[user("same system prompt"), user("q1")]);
         let b = c.messages("gpt-4o", &[user("same system prompt"), user("q1")]);
         assert_eq!(a, b);
-        assert_eq!(c.memo.len(), 2);
+        assert_eq!(c.memo.len(), 1);
+        assert_eq!(c.memo[0].1.len(), 2);
+    }
+
+    #[test]
+    fn the_memory_of_texts_is_bounded_and_counts_stay_the_same() {
+        let mut c = Counter::new();
+        for i in 0..=2 * Counter::REMEMBERED {
+            let messages = [user("same system prompt"), user(&format!("q{i}"))];
+            assert_eq!(
+                c.messages("gpt-4o", &messages),
+                Counter::new().messages("gpt-4o", &messages),
+                "q{i}"
+            );
+            assert!(c.memo[0].1.len() <= Counter::REMEMBERED);
+        }
     }
 
     #[test]
