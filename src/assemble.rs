@@ -41,6 +41,7 @@ pub struct Input<'a> {
     pub spill: Option<&'a crate::output::Scratch>,
 }
 
+pub mod cases;
 mod places;
 pub use places::{Place, Places};
 
@@ -113,7 +114,11 @@ fn runs_exec(planned: &[Planned<'_>]) -> bool {
 
 /// The compared experiments, in plan order, with their scored calls (not yet judged). Fails
 /// only when the spill file cannot be written.
-pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Result<Vec<ExperimentResult>> {
+pub fn experiments(
+    input: &Input<'_>,
+    mut outcomes: Outcomes<'_>,
+    given: Option<Vec<Vec<suite::Case>>>,
+) -> anyhow::Result<Vec<ExperimentResult>> {
     let places = &input.places.places;
     debug_assert_eq!(places.len(), outcomes.len());
     // Stowed outcomes come back as each call is scored; all at once for `exec` scorers.
@@ -130,26 +135,36 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
         *given = all.take_all().with_context(|| unreadable(&all))?;
     }
     let vectors = scorers::embeddings::vectors(input.judged);
-    let context = |place: &Place| {
-        let case = &input.planned[place.experiment()].candidate.cases[place.case()];
+    fn context<'c>(
+        case: &'c suite::Case,
+        input: &'c Input<'_>,
+        vectors: &'c scorers::embeddings::Vectors,
+    ) -> scorers::Context<'c> {
         scorers::Context {
             case_id: &case.id,
             vars: &case.vars,
             exec: input.exec,
-            embeddings: &vectors,
+            embeddings: vectors,
         }
+    }
+    let feed = match given {
+        Some(cases) => cases::Feed::given(input.planned, cases),
+        None => cases::Feed::lent(input.planned),
     };
+    let mut cases = Finisher::new(input, feed)?;
     // The `exec` scorers first, several at a time: each call's scoring then reads their
     // outcomes.
     let mut requests = Vec::new();
     for (place, outcome) in places.iter().zip(outcomes.as_slice()) {
         if let Ok(response) = &outcome.result {
             let experiment = input.planned[place.experiment()].candidate;
-            let assertions = experiment
-                .asserts
-                .iter()
-                .chain(experiment.cases[place.case()].asserts.iter());
-            requests.extend(scorers::exec_requests(assertions, &context(place), &response.text));
+            let case = cases.feed.case(place.experiment(), place.case())?;
+            let assertions = experiment.asserts.iter().chain(case.asserts.iter());
+            requests.extend(scorers::exec_requests(
+                assertions,
+                &context(case, input, &vectors),
+                &response.text,
+            ));
         }
     }
     input.exec.run(&requests);
@@ -176,7 +191,6 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
         }
         judged.entry(derived.parent).or_default().push(derived);
     }
-    let mut cases = Finisher::new(input)?;
     // Whether each pair's baseline answered, from its scoring until its candidate's (a case's
     // jobs run baseline then candidate, repeat by repeat): a comparison with an answer that
     // never came is decided without a judge (`scorers::compare::unanswered`).
@@ -191,9 +205,9 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
     };
     for (index, (place, outcome)) in places.iter().zip(outcomes).enumerate() {
         let mut outcome = outcome?;
-        let cx = context(place);
         let experiment = input.planned[place.experiment()].candidate;
-        let case = &experiment.cases[place.case()];
+        let case = cases.feed.case(place.experiment(), place.case())?;
+        let cx = context(case, input, &vectors);
         let assertions: Vec<&suite::Assertion> = experiment.asserts.iter().chain(case.asserts.iter()).collect();
         let mut judgements = judgements(input, judged.get(&index).map_or(&[][..], Vec::as_slice), &assertions);
         let masked = |text: &str| scorers::mask_personal_data(&assertions, text).into_owned();
@@ -333,7 +347,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
         drop(outcome);
         cases.add(place, call)?;
     }
-    let mut cases = cases.finish()?;
+    let (mut cases, mut dataset_cases) = cases.finish()?;
 
     let experiments = input
         .planned
@@ -341,10 +355,7 @@ pub fn experiments(input: &Input<'_>, mut outcomes: Outcomes<'_>) -> anyhow::Res
         .enumerate()
         .map(|(ei, planned)| ExperimentResult {
             cases: std::mem::take(&mut cases[ei]),
-            dataset_cases: match input.shard {
-                Some(_) => planned.candidate.cases.iter().map(|c| c.id.clone()).collect(),
-                None => Vec::new(),
-            },
+            dataset_cases: std::mem::take(&mut dataset_cases[ei]),
             ..entry(planned, input.detection, input.timeouts.get(ei).copied())
         })
         .collect();
@@ -412,6 +423,11 @@ pub fn refused(
 /// `report::calls::shown_cases`.
 struct Finisher<'a> {
     input: &'a Input<'a>,
+    /// The cases, each let go once its result is built.
+    feed: cases::Feed<'a>,
+    /// Per experiment, every case's id in the dataset's order, when the run is a shard's
+    /// (`ExperimentResult::dataset_cases`).
+    dataset_cases: Vec<Vec<String>>,
     /// Per experiment and case: the calls still to be scored.
     left: Vec<Vec<u32>>,
     /// The calls of cases with calls still to come: baseline, candidate.
@@ -432,8 +448,8 @@ struct Spill<'a> {
 }
 
 impl<'a> Finisher<'a> {
-    fn new(input: &'a Input<'a>) -> anyhow::Result<Self> {
-        let mut left: Vec<Vec<u32>> = input.planned.iter().map(|p| vec![0; p.candidate.cases.len()]).collect();
+    fn new(input: &'a Input<'a>, feed: cases::Feed<'a>) -> anyhow::Result<Self> {
+        let mut left: Vec<Vec<u32>> = (0..input.planned.len()).map(|ei| vec![0; feed.count(ei)]).collect();
         for place in &input.places.places {
             left[place.experiment()][place.case()] += 1;
         }
@@ -457,6 +473,8 @@ impl<'a> Finisher<'a> {
             .transpose()?;
         Ok(Finisher {
             input,
+            feed,
+            dataset_cases: vec![Vec::new(); input.planned.len()],
             open: HashMap::new(),
             next: (0, 0),
             // Sized for the cases that have calls (a shard's): a vector grown by doubling
@@ -492,20 +510,21 @@ impl<'a> Finisher<'a> {
         while let Some(p) = planned.get(self.next.0) {
             let (ei, ci) = self.next;
             let head = p.candidate;
-            let Some(case) = head.cases.get(ci) else {
+            if ci >= self.feed.count(ei) {
                 self.next = (ei + 1, 0);
                 continue;
-            };
+            }
             if !all && self.left[ei][ci] > 0 {
                 break;
             }
             self.next.1 += 1;
-            if self
-                .input
-                .shard
-                .is_some_and(|s| plan::shard_of(&head.name, &case.id, s.count) != s.index)
-            {
-                continue;
+            let case = self.feed.case(ei, ci)?;
+            if let Some(shard) = self.input.shard {
+                self.dataset_cases[ei].push(case.id.clone());
+                if plan::shard_of(&head.name, &case.id, shard.count) != shard.index {
+                    self.feed.let_go_through(ei, ci);
+                    continue;
+                }
             }
             let [mut baseline, mut candidate] = self.open.remove(&(ei, ci)).unwrap_or_default();
             baseline.sort_by_key(|c| c.repeat);
@@ -523,6 +542,7 @@ impl<'a> Finisher<'a> {
                 candidate,
                 flip,
             };
+            self.feed.let_go_through(ei, ci);
             if let Some(spill) = &mut self.spill {
                 spill.write(&head.name, &mut result, ei).with_context(|| {
                     format!(
@@ -536,8 +556,13 @@ impl<'a> Finisher<'a> {
         Ok(())
     }
 
-    /// Every case's result, per experiment; the spill file written to its end.
-    fn finish(mut self) -> anyhow::Result<Vec<Vec<CaseResult>>> {
+    /// Every case's result, per experiment, and in a shard's run every case's id; the spill
+    /// file written to its end.
+    #[allow(
+        clippy::type_complexity,
+        reason = "two per-experiment lists, named where they are taken apart"
+    )]
+    fn finish(mut self) -> anyhow::Result<(Vec<Vec<CaseResult>>, Vec<Vec<String>>)> {
         self.advance(true)?;
         if let Some(spill) = self.spill.take() {
             let path = spill.path;
@@ -553,7 +578,7 @@ impl<'a> Finisher<'a> {
                     )
                 })?;
         }
-        Ok(self.done)
+        Ok((self.done, self.dataset_cases))
     }
 }
 

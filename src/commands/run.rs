@@ -501,13 +501,17 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     let base_error = if options.aa { None } else { cmp.base_error() };
     let config_path = candidate_suite.config_path.clone();
     let requests_per_month = candidate_suite.requests_per_month;
-    let score = |places: &assemble::Places,
+    // `planned` and its cases are the caller's: a fixed-design run gives scoring the cases,
+    // taken out of the suites, to let go of as it goes.
+    let score = |planned: &[Planned<'_>],
+                 cases: Option<Vec<Vec<crate::suite::Case>>>,
+                 places: &assemble::Places,
                  outcomes: assemble::Outcomes<'_>,
                  judged: &[runner::Derived],
                  spill: Option<&crate::output::Scratch>| {
         assemble::experiments(
             &assemble::Input {
-                planned: &planned,
+                planned,
                 detection,
                 places,
                 prices: &prices,
@@ -519,6 +523,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
                 spill,
             },
             outcomes,
+            cases,
         )
     };
     let judge_at =
@@ -577,7 +582,8 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         };
     let assemble_at = |jobs: &[Job], ran: &runner::Ran, look: Option<&stats::Look>, plan: verdict::Plan| {
         let places = assemble::Places::of(jobs);
-        let experiments = score(&places, assemble::Outcomes::Lent(&ran.outcomes), &ran.derived, None)?;
+        let lent = assemble::Outcomes::Lent(&ran.outcomes);
+        let experiments = score(&planned, None, &places, lent, &ran.derived, None)?;
         Ok(judge_at(experiments, ran, look, plan))
     };
     let (mut results, cap_reached) = if sequential {
@@ -596,15 +602,16 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         let places = assemble::Places::of(&jobs);
         drop(jobs);
         let outcomes = assemble::Outcomes::Given(std::mem::take(&mut ran.outcomes), ran.stowed.take());
-        let experiments = score(&places, outcomes, &ran.derived, spill.as_ref())?;
+        // Scoring is the last to read the cases, and the analysis reads the calls only: the
+        // planned experiments' cases are taken out of the suites and given to scoring, which
+        // lets each go once its result is built (the arms played head's, or base's in A/A;
+        // the other suite's are gone or unread).
+        let found = assemble::cases::Found::of(&planned);
+        let cases = found.take_cases(std::iter::once(&mut cmp.head_suite).chain(cmp.base_suite.as_mut()));
+        let planned = found.again(std::iter::once(&cmp.head_suite).chain(cmp.base_suite.as_ref()))?;
+        let experiments = score(&planned, Some(cases), &places, outcomes, &ran.derived, spill.as_ref())?;
         drop(places);
         ran.derived = Vec::new();
-        // Scored: the analysis reads the calls, not the dataset, so the cases go before it
-        // (the arms played head's, or base's in A/A; the other suite's are gone or unread).
-        let suites = std::iter::once(&mut cmp.head_suite).chain(cmp.base_suite.as_mut());
-        for experiment in suites.flat_map(|s| &mut s.experiments) {
-            experiment.cases = Vec::new();
-        }
         let mut results = judge_at(experiments, &ran, None, verdict::Plan::Power);
         results.outputs_from = spill.iter().map(|s| s.path().to_owned()).collect();
         (results, cap_reached)
