@@ -104,12 +104,9 @@ impl<T> Iterator for Shrinking<T> {
 }
 
 /// Whether any experiment runs `exec` scorers: they take every answer before any call is scored.
-fn runs_exec(planned: &[Planned<'_>]) -> bool {
+fn runs_exec(planned: &[Planned<'_>], feed: &cases::Feed<'_>) -> bool {
     let exec = |a: &suite::Assertion| matches!(a.check, suite::Check::Exec { .. });
-    planned.iter().any(|p| {
-        let e = p.candidate;
-        e.asserts.iter().any(exec) || e.cases.iter().any(|c| c.asserts.iter().any(exec))
-    })
+    planned.iter().any(|p| p.candidate.asserts.iter().any(exec)) || feed.any_assertion(exec)
 }
 
 /// The compared experiments, in plan order, with their scored calls (not yet judged). Fails
@@ -117,7 +114,7 @@ fn runs_exec(planned: &[Planned<'_>]) -> bool {
 pub fn experiments(
     input: &Input<'_>,
     mut outcomes: Outcomes<'_>,
-    given: Option<Vec<Vec<suite::Case>>>,
+    given: Option<cases::Given>,
 ) -> anyhow::Result<Vec<ExperimentResult>> {
     let places = &input.places.places;
     debug_assert_eq!(places.len(), outcomes.len());
@@ -128,8 +125,13 @@ pub fn experiments(
             stowed.describe()
         )
     };
+    let feed = match given {
+        Some(given) => cases::Feed::given(input.planned, given)?,
+        None => cases::Feed::lent(input.planned),
+    };
+    let exec_scorers = runs_exec(input.planned, &feed);
     if let Outcomes::Given(given, stowed) = &mut outcomes
-        && runs_exec(input.planned)
+        && exec_scorers
         && let Some(mut all) = stowed.take()
     {
         *given = all.take_all().with_context(|| unreadable(&all))?;
@@ -147,15 +149,20 @@ pub fn experiments(
             embeddings: vectors,
         }
     }
-    let feed = match given {
-        Some(cases) => cases::Feed::given(input.planned, cases),
-        None => cases::Feed::lent(input.planned),
-    };
     let mut cases = Finisher::new(input, feed)?;
     // The `exec` scorers first, several at a time: each call's scoring then reads their
-    // outcomes.
+    // outcomes (and every answered case is read back before the first is scored).
     let mut requests = Vec::new();
-    for (place, outcome) in places.iter().zip(outcomes.as_slice()) {
+    let answered = || {
+        places
+            .iter()
+            .zip(outcomes.as_slice())
+            .filter(|(_, o)| exec_scorers && o.result.is_ok())
+    };
+    for (place, _) in answered() {
+        cases.feed.load(place.experiment(), place.case())?;
+    }
+    for (place, outcome) in answered() {
         if let Ok(response) = &outcome.result {
             let experiment = input.planned[place.experiment()].candidate;
             let case = cases.feed.case(place.experiment(), place.case())?;
@@ -206,6 +213,7 @@ pub fn experiments(
     for (index, (place, outcome)) in places.iter().zip(outcomes).enumerate() {
         let mut outcome = outcome?;
         let experiment = input.planned[place.experiment()].candidate;
+        cases.feed.load(place.experiment(), place.case())?;
         let case = cases.feed.case(place.experiment(), place.case())?;
         let cx = context(case, input, &vectors);
         let assertions: Vec<&suite::Assertion> = experiment.asserts.iter().chain(case.asserts.iter()).collect();
@@ -518,6 +526,7 @@ impl<'a> Finisher<'a> {
                 break;
             }
             self.next.1 += 1;
+            self.feed.load(ei, ci)?;
             let case = self.feed.case(ei, ci)?;
             if let Some(shard) = self.input.shard {
                 self.dataset_cases[ei].push(case.id.clone());

@@ -2,16 +2,23 @@
 //! let go one by one as their results are built.
 //!
 //! Scoring a fixed-design run is the last thing that reads the dataset, and the results grow
-//! as it goes: a run that gives its cases to scoring ([`Feed::given`]) holds, at any moment,
-//! the cases still to be scored and the results of the others, never both whole. At a hundred
-//! thousand calls the dataset is about 16 MB of a 58 MB peak.
+//! as it goes: a run that gives its cases to scoring ([`Given`]) holds, at any moment, the
+//! cases still to be scored and the results of the others, never both whole. When nothing
+//! reads a case while the calls run (no judge, no embedding, no `exec` scorer), the cases are
+//! given before the calls, written to a scratch file without a name ([`Spilled`]), so the
+//! dataset is not held through them either; scoring reads them back a case at a time. At a
+//! hundred thousand calls the dataset is about 16 MB of a 50 MB heap.
 
 use std::collections::VecDeque;
+use std::io::{BufRead as _, BufWriter, Seek as _, Write as _};
+use std::sync::Arc;
 
 use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
 
+use crate::output::Scratch;
 use crate::plan::Planned;
-use crate::suite::{Case, Experiment, Suite};
+use crate::suite::{Assertion, Case, Experiment, Names, Suite, Vars};
 
 /// Where a plan's experiments are in their suites, to take their cases out and find them again
 /// (by address: taking a list of cases moves no experiment).
@@ -31,11 +38,11 @@ impl Found {
         )
     }
 
-    /// Takes every experiment's cases out of `suites` (the suites `planned` was made from):
-    /// the planned experiments' cases, one list per planned experiment, for [`Feed::given`].
-    pub fn take_cases<'s>(&self, suites: impl Iterator<Item = &'s mut Suite>) -> Vec<Vec<Case>> {
+    /// Takes every experiment's cases out of the suites `planned` was made from (head's, and
+    /// base's): the planned experiments' cases, one list per planned experiment.
+    pub fn take_cases(&self, head: &mut Suite, base: Option<&mut Suite>) -> Vec<Vec<Case>> {
         let mut cases = vec![Vec::new(); self.0.len()];
-        for experiment in suites.flat_map(|s| &mut s.experiments) {
+        for experiment in std::iter::once(head).chain(base).flat_map(|s| &mut s.experiments) {
             let taken = std::mem::take(&mut experiment.cases);
             if let Some(i) = self.0.iter().position(|&(c, _)| c == address(experiment)) {
                 cases[i] = taken;
@@ -45,8 +52,9 @@ impl Found {
     }
 
     /// The planned experiments, found again in `suites`.
-    pub fn again<'s>(&self, suites: impl Iterator<Item = &'s Suite> + Clone) -> anyhow::Result<Vec<Planned<'s>>> {
-        let find = |at: usize| suites.clone().flat_map(|s| &s.experiments).find(|&e| address(e) == at);
+    pub fn again<'s>(&self, head: &'s Suite, base: Option<&'s Suite>) -> anyhow::Result<Vec<Planned<'s>>> {
+        let experiments = || std::iter::once(head).chain(base).flat_map(|s| &s.experiments);
+        let find = |at: usize| experiments().find(|&e| address(e) == at);
         self.0
             .iter()
             .map(|&(candidate, baseline)| {
@@ -63,74 +71,237 @@ impl Found {
     }
 }
 
+/// Cases taken out of their suites for scoring: held, or written to a scratch file.
+pub enum Given {
+    Held(Vec<Vec<Case>>),
+    Spilled(Spilled),
+}
+
+/// Cases written to a scratch file in plan order, a JSON line each.
+pub struct Spilled {
+    file: Scratch,
+    /// Per planned experiment, its cases.
+    counts: Vec<usize>,
+    /// The distinct assertion lists (a dataset's cases mostly share one): a line names its
+    /// case's by its index here.
+    asserts: Vec<(Arc<[Assertion]>, Arc<str>)>,
+}
+
+/// A case as the scratch file holds it.
+#[derive(Serialize)]
+struct Written<'a> {
+    id: &'a str,
+    group: Option<&'a str>,
+    line: u32,
+    vars: &'a Vars,
+    asserts: usize,
+}
+
+#[derive(Deserialize)]
+struct Read {
+    id: String,
+    group: Option<Box<str>>,
+    line: u32,
+    vars: serde_json::Map<String, serde_json::Value>,
+    asserts: usize,
+}
+
+impl Spilled {
+    /// Writes `cases` (one list per planned experiment, as [`Found::take_cases`] gives them) to
+    /// a scratch file in `dir`, letting each go once written.
+    pub fn write(dir: &std::path::Path, cases: Vec<Vec<Case>>) -> anyhow::Result<Spilled> {
+        let file = Scratch::unnamed(dir, "the cases")?;
+        let failed = || format!("cannot write the cases to {file}");
+        let mut out = BufWriter::with_capacity(1 << 16, file.file().try_clone().with_context(failed)?);
+        let mut counts = Vec::with_capacity(cases.len());
+        let mut asserts: Vec<(Arc<[Assertion]>, Arc<str>)> = Vec::new();
+        let mut line = Vec::new();
+        for experiment in cases {
+            counts.push(experiment.len());
+            for case in experiment {
+                let index = match asserts.iter().position(|(a, _)| Arc::ptr_eq(a, &case.asserts)) {
+                    Some(at) => at,
+                    None => {
+                        asserts.push((case.asserts.clone(), case.assert_source.clone()));
+                        asserts.len() - 1
+                    }
+                };
+                line.clear();
+                let written = Written {
+                    id: &case.id,
+                    group: case.group.as_deref(),
+                    line: case.line,
+                    vars: &case.vars,
+                    asserts: index,
+                };
+                serde_json::to_writer(&mut line, &written).with_context(failed)?;
+                line.push(b'\n');
+                out.write_all(&line).with_context(failed)?;
+            }
+        }
+        out.flush().with_context(failed)?;
+        drop(out);
+        Ok(Spilled { file, counts, asserts })
+    }
+}
+
 /// The cases scoring reads, in plan order.
 pub struct Feed<'a> {
     planned: &'a [Planned<'a>],
-    given: Option<Vec<Given>>,
+    /// Given cases: per planned experiment, its count, the index of the first case not let
+    /// go, and the cases from there that are held.
+    given: Option<Vec<(usize, usize, VecDeque<Case>)>>,
+    /// Spilled cases still to read.
+    reader: Option<Reader>,
 }
 
-/// One planned experiment's cases, given: those not let go yet, from `first` on.
-struct Given {
-    count: usize,
-    first: usize,
-    left: VecDeque<Case>,
+struct Reader {
+    spilled: Spilled,
+    lines: std::io::BufReader<std::fs::File>,
+    /// The place (experiment, case) of the next line.
+    next: (usize, usize),
+    names: Names,
+    text: String,
 }
 
 impl<'a> Feed<'a> {
     /// The cases of `planned` as its experiments hold them.
     pub fn lent(planned: &'a [Planned<'a>]) -> Feed<'a> {
-        Feed { planned, given: None }
-    }
-
-    /// `cases`, one list per planned experiment (its cases, taken out of it), let go as
-    /// scoring passes them.
-    pub fn given(planned: &'a [Planned<'a>], cases: Vec<Vec<Case>>) -> Feed<'a> {
-        let given = cases
-            .into_iter()
-            .map(|cases| Given {
-                count: cases.len(),
-                first: 0,
-                left: cases.into(),
-            })
-            .collect();
         Feed {
             planned,
-            given: Some(given),
+            given: None,
+            reader: None,
         }
+    }
+
+    /// The cases of `planned`'s experiments, taken out of them: let go as scoring passes them.
+    pub fn given(planned: &'a [Planned<'a>], given: Given) -> anyhow::Result<Feed<'a>> {
+        let (held, reader) = match given {
+            Given::Held(cases) => (
+                cases.into_iter().map(|c| (c.len(), 0, VecDeque::from(c))).collect(),
+                None,
+            ),
+            Given::Spilled(spilled) => {
+                let file = spilled
+                    .file
+                    .file()
+                    .try_clone()
+                    .and_then(|mut f| f.rewind().map(|()| f))
+                    .with_context(|| format!("cannot read back the cases from {}", spilled.file))?;
+                let held = spilled.counts.iter().map(|&n| (n, 0, VecDeque::new())).collect();
+                let mut reader = Reader {
+                    lines: std::io::BufReader::with_capacity(1 << 16, file),
+                    next: (0, 0),
+                    names: Names::default(),
+                    text: String::new(),
+                    spilled,
+                };
+                reader.skip_empty();
+                (held, Some(reader))
+            }
+        };
+        Ok(Feed {
+            planned,
+            given: Some(held),
+            reader,
+        })
     }
 
     /// The cases planned experiment `ei` has.
     pub fn count(&self, ei: usize) -> usize {
         match &self.given {
-            Some(given) => given.get(ei).map_or(0, |g| g.count),
+            Some(given) => given.get(ei).map_or(0, |g| g.0),
             None => self.planned.get(ei).map_or(0, |p| p.candidate.cases.len()),
         }
     }
 
-    /// Case `ci` of planned experiment `ei`, unless it was let go.
+    /// Whether any case's assertions (lent, held or spilled) has one that `is`.
+    pub fn any_assertion(&self, is: impl Fn(&Assertion) -> bool) -> bool {
+        let has = |c: &Case| c.asserts.iter().any(&is);
+        match (&self.reader, &self.given) {
+            (Some(reader), _) => reader.spilled.asserts.iter().any(|(list, _)| list.iter().any(&is)),
+            (None, Some(given)) => given.iter().flat_map(|g| g.2.iter()).any(has),
+            (None, None) => self.planned.iter().flat_map(|p| p.candidate.cases.iter()).any(has),
+        }
+    }
+
+    /// Reads case `ci` of planned experiment `ei` back from the scratch file, with those before
+    /// it, when they are there: [`Feed::case`] has them until they are let go.
+    pub fn load(&mut self, ei: usize, ci: usize) -> anyhow::Result<()> {
+        if let (Some(reader), Some(given)) = (&mut self.reader, &mut self.given) {
+            while reader.next <= (ei, ci) && reader.next.0 < given.len() {
+                let (at, case) = reader.read_next()?;
+                let g = &mut given[at.0];
+                // Let go already (scoring has passed it): not held again.
+                if at.1 >= g.1 + g.2.len() {
+                    g.2.push_back(case);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Case `ci` of planned experiment `ei`: lent, or given, loaded and not let go.
     pub fn case(&self, ei: usize, ci: usize) -> anyhow::Result<&Case> {
         let case = match &self.given {
             None => self.planned.get(ei).and_then(|p| p.candidate.cases.get(ci)),
             Some(given) => given
                 .get(ei)
-                .and_then(|g| ci.checked_sub(g.first).and_then(|at| g.left.get(at))),
+                .and_then(|(_, first, held)| ci.checked_sub(*first).and_then(|at| held.get(at))),
         };
-        case.with_context(|| format!("case {ci} of planned experiment {ei} is not held (let go already?)"))
+        case.with_context(|| format!("case {ci} of planned experiment {ei} is not held (not loaded, or let go)"))
     }
 
     /// Lets go of the cases of experiment `ei` up to and with `ci`: scoring will not read them
     /// again. Cases lent by the suite stay.
     pub fn let_go_through(&mut self, ei: usize, ci: usize) {
-        let Some(g) = self.given.as_mut().and_then(|given| given.get_mut(ei)) else {
+        let Some((count, first, held)) = self.given.as_mut().and_then(|given| given.get_mut(ei)) else {
             return;
         };
-        while g.first <= ci && g.left.pop_front().is_some() {
-            g.first += 1;
+        while *first <= ci && *first < *count {
+            held.pop_front();
+            *first += 1;
         }
         // The buffer is given back as it empties, as `super::Shrinking` does.
-        if g.left.capacity() >= 1024 && g.left.len() < g.left.capacity() / 2 {
-            g.left.shrink_to_fit();
+        if held.capacity() >= 1024 && held.len() < held.capacity() / 2 {
+            held.shrink_to_fit();
         }
+    }
+}
+
+impl Reader {
+    /// Moves `next` past experiments with no case (and past the last).
+    fn skip_empty(&mut self) {
+        let counts = &self.spilled.counts;
+        while self.next.0 < counts.len() && self.next.1 >= counts[self.next.0] {
+            self.next = (self.next.0 + 1, 0);
+        }
+    }
+
+    /// The case at `next`, read from the file.
+    fn read_next(&mut self) -> anyhow::Result<((usize, usize), Case)> {
+        let at = self.next;
+        let unreadable = || format!("cannot read back the cases from {}", self.spilled.file);
+        self.text.clear();
+        self.lines.read_line(&mut self.text).with_context(unreadable)?;
+        let read: Read = serde_json::from_str(&self.text).with_context(unreadable)?;
+        let (asserts, assert_source) = self
+            .spilled
+            .asserts
+            .get(read.asserts)
+            .cloned()
+            .with_context(unreadable)?;
+        self.next.1 += 1;
+        self.skip_empty();
+        let case = Case {
+            id: read.id,
+            group: read.group,
+            vars: self.names.vars(read.vars),
+            asserts,
+            assert_source,
+            line: read.line,
+        };
+        Ok((at, case))
     }
 }
 
@@ -152,7 +323,7 @@ mod tests {
     #[test]
     fn given_cases_are_read_until_let_go() {
         let feed_cases = vec![vec![case("a"), case("b"), case("c")], vec![], vec![case("d")]];
-        let mut feed = Feed::given(&[], feed_cases);
+        let mut feed = Feed::given(&[], Given::Held(feed_cases)).unwrap();
         assert_eq!(
             (feed.count(0), feed.count(1), feed.count(2), feed.count(3)),
             (3, 0, 1, 0)
@@ -170,5 +341,78 @@ mod tests {
         feed.let_go_through(0, 2);
         feed.let_go_through(1, 5);
         assert_eq!(feed.case(2, 0).unwrap().id, "d");
+    }
+
+    #[test]
+    fn spilled_cases_read_back_as_they_were_written() {
+        let shared: Arc<[Assertion]> = Arc::from([]);
+        let own: Arc<[Assertion]> = Arc::from([]);
+        let mut names = Names::default();
+        let vars = |names: &mut Names, json: serde_json::Value| match json {
+            serde_json::Value::Object(map) => names.vars(map),
+            _ => unreachable!(),
+        };
+        let with = |id: &str, vars: Vars, asserts: &Arc<[Assertion]>, group: Option<&str>, line: u32| Case {
+            id: id.to_owned(),
+            group: group.map(Box::from),
+            vars,
+            asserts: asserts.clone(),
+            assert_source: Arc::from(format!("source of {id}")),
+            line,
+        };
+        let written = vec![
+            vec![
+                with(
+                    "a",
+                    vars(&mut names, serde_json::json!({"input": "é \"q\"\n", "n": 1.5})),
+                    &shared,
+                    None,
+                    3,
+                ),
+                with(
+                    "b",
+                    vars(
+                        &mut names,
+                        serde_json::json!({"input": "two", "list": [1, {"x": null}]}),
+                    ),
+                    &own,
+                    Some("g"),
+                    4,
+                ),
+            ],
+            vec![],
+            vec![with("c", vars(&mut names, serde_json::json!({})), &shared, None, 0)],
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let spilled = Spilled::write(dir.path(), written.clone()).unwrap();
+        let mut feed = Feed::given(&[], Given::Spilled(spilled)).unwrap();
+        assert_eq!((feed.count(0), feed.count(1), feed.count(2)), (2, 0, 1));
+        // Nothing is held before it is loaded; loading a case loads those before it.
+        assert!(feed.case(0, 0).is_err());
+        feed.load(0, 1).unwrap();
+        for (ei, ci) in [(0, 0), (0, 1)] {
+            let (got, want) = (feed.case(ei, ci).unwrap(), &written[ei][ci]);
+            assert_eq!(
+                (&got.id, &got.group, &got.vars, got.line),
+                (&want.id, &want.group, &want.vars, want.line)
+            );
+            assert!(Arc::ptr_eq(&got.asserts, &want.asserts));
+            // The assertions' text is the first case's of the list: equal lists, equal text.
+            assert_eq!(
+                &*got.assert_source,
+                &*written[0][usize::from(!Arc::ptr_eq(&want.asserts, &shared))].assert_source
+            );
+        }
+        assert_eq!(
+            serde_json::to_string(&feed.case(0, 0).unwrap().vars).unwrap(),
+            r#"{"input":"é \"q\"\n","n":1.5}"#
+        );
+        feed.let_go_through(0, 1);
+        assert!(feed.case(0, 1).is_err());
+        feed.load(2, 0).unwrap();
+        assert_eq!(feed.case(2, 0).unwrap().id, "c");
+        assert!(Arc::ptr_eq(&feed.case(2, 0).unwrap().asserts, &shared));
+        // Past the last case: nothing more to read, and no error.
+        feed.load(5, 0).unwrap();
     }
 }

@@ -12,6 +12,27 @@ use crate::providers::pricing::PriceTable;
 use crate::results::Shard;
 use crate::runner;
 
+/// A shard is a fixed share of the cases; the designs that need every case refuse it.
+pub fn refuse_shard(shard: Shard, aa: bool, sequential: bool) -> Result<(), crate::error::Error> {
+    let why = if aa {
+        "--aa compares every case with itself and estimates the suite's noise from all of them"
+    } else if sequential {
+        "a sequential design looks at shares of all the cases in one order, which a shard cannot see"
+    } else {
+        return Ok(());
+    };
+    Err(crate::error::Diagnostic::new(format!(
+        "--shard {}/{} cannot be used here: {why}",
+        shard.index, shard.count
+    ))
+    .hint(if aa {
+        "run the A/A check without --shard"
+    } else {
+        "run without --shard, or set `defaults.sequential: false` in the suite to shard a fixed design"
+    })
+    .into())
+}
+
 /// The hard cap this process holds its spend to.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Cap {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::GateFlags;
 use crate::detect::{self, Detection};
-use crate::error::{Diagnostic, Error, exit};
+use crate::error::{Error, exit};
 use crate::format::short_sha;
 use crate::plan::{self, Arm, Job, PlanFacts, Planned};
 use crate::providers::pricing::PriceTable;
@@ -210,7 +210,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         }
     }
     if let Some(shard) = options.shard {
-        refuse_shard(shard, options.aa, defaults.sequential)?;
+        budget::refuse_shard(shard, options.aa, defaults.sequential)?;
     }
 
     // --- Keys (src/trust.rs): experiments using a provider this run may not give a key to
@@ -316,6 +316,28 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         None
     };
     let exec_scorers = scorers::ExecScorers::new(scorer_dir.as_deref());
+    // A fixed-design run whose cases nothing reads while the calls run (no judge, no
+    // embedding, no `exec` scorer) writes them to a scratch file now, and scoring reads them
+    // back: the dataset is not held through the estimate and the calls.
+    let spills = !options.aa && !defaults.sequential && report::calls::in_file_at(jobs.len());
+    let (planned, judge, embedder, candidate_suite, baseline_suite, spilled) =
+        if spills && judge.is_none() && embedder.is_none() && !scores_with_commands {
+            let found = assemble::cases::Found::of(&planned);
+            crate::output::create_dir(&options.out)?;
+            let cases = found.take_cases(&mut cmp.head_suite, cmp.base_suite.as_mut());
+            let spilled = assemble::cases::Spilled::write(&options.out, cases)?;
+            let planned = found.again(&cmp.head_suite, cmp.base_suite.as_ref())?;
+            (
+                planned,
+                None,
+                None,
+                &cmp.head_suite,
+                cmp.base_suite.as_ref(),
+                Some(spilled),
+            )
+        } else {
+            (planned, judge, embedder, candidate_suite, baseline_suite, None)
+        };
     let provider_names = endpoints.names();
     let simulated = !endpoints.map.is_empty() && endpoints.map.values().all(|e| e.provider.simulated());
     // `--batch`: which jobs go through a batch API, priced at its rate.
@@ -504,7 +526,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     // `planned` and its cases are the caller's: a fixed-design run gives scoring the cases,
     // taken out of the suites, to let go of as it goes.
     let score = |planned: &[Planned<'_>],
-                 cases: Option<Vec<Vec<crate::suite::Case>>>,
+                 cases: Option<assemble::cases::Given>,
                  places: &assemble::Places,
                  outcomes: assemble::Outcomes<'_>,
                  judged: &[runner::Derived],
@@ -607,9 +629,10 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         // lets each go once its result is built (the arms played head's, or base's in A/A;
         // the other suite's are gone or unread).
         let found = assemble::cases::Found::of(&planned);
-        let cases = found.take_cases(std::iter::once(&mut cmp.head_suite).chain(cmp.base_suite.as_mut()));
-        let planned = found.again(std::iter::once(&cmp.head_suite).chain(cmp.base_suite.as_ref()))?;
-        let experiments = score(&planned, Some(cases), &places, outcomes, &ran.derived, spill.as_ref())?;
+        let held = found.take_cases(&mut cmp.head_suite, cmp.base_suite.as_mut());
+        let planned = found.again(&cmp.head_suite, cmp.base_suite.as_ref())?;
+        let given = spilled.map_or(assemble::cases::Given::Held(held), assemble::cases::Given::Spilled);
+        let experiments = score(&planned, Some(given), &places, outcomes, &ran.derived, spill.as_ref())?;
         drop(places);
         ran.derived = Vec::new();
         let mut results = judge_at(experiments, &ran, None, verdict::Plan::Power);
@@ -670,27 +693,6 @@ fn head_label(cmp: &compare::Comparison) -> String {
     } else {
         short_sha(&cmp.head_ref.sha).to_owned()
     }
-}
-
-/// A shard is a fixed share of the cases; the designs that need every case refuse it.
-fn refuse_shard(shard: Shard, aa: bool, sequential: bool) -> Result<(), Error> {
-    let why = if aa {
-        "--aa compares every case with itself and estimates the suite's noise from all of them"
-    } else if sequential {
-        "a sequential design looks at shares of all the cases in one order, which a shard cannot see"
-    } else {
-        return Ok(());
-    };
-    Err(Diagnostic::new(format!(
-        "--shard {}/{} cannot be used here: {why}",
-        shard.index, shard.count
-    ))
-    .hint(if aa {
-        "run the A/A check without --shard"
-    } else {
-        "run without --shard, or set `defaults.sequential: false` in the suite to shard a fixed design"
-    })
-    .into())
 }
 
 /// Runs one batch (the whole plan, a sequential look) through the run's runner.

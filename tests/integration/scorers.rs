@@ -195,3 +195,90 @@ fn a_scorer_that_fails_on_most_outputs_is_a_run_error() {
     );
     assert!(call["scores"].get("tone").is_none());
 }
+
+/// The demo's base and pull request without judges (nothing reads a case while the calls run),
+/// run inline and over the inline threshold, where the run writes its cases to a scratch file
+/// once planned and scoring reads them back a case at a time: both score the same (the cases'
+/// own assertions, groups of vars, a CSV dataset's cases), and no file is left behind.
+#[test]
+fn a_run_that_reads_its_cases_back_from_disk_scores_as_one_in_memory() {
+    let repo = TestRepo::with_demo_base();
+    let without_judges = |repo: &TestRepo| {
+        repo.edit("promptgate.yaml", ", judge: offline, judge_model: gpt-4o-mini}", "}");
+        repo.edit(
+            "promptgate.yaml",
+            "assert: [{type: hallucination, context_var: context}, {type: relevance}]",
+            "assert: [{type: max-length, value: 2000}]",
+        );
+        for gate in ["  hallucination_rate:", "  relevance:"] {
+            let text = repo.read("promptgate.yaml");
+            let kept: Vec<&str> = text.lines().filter(|l| !l.starts_with(gate)).collect();
+            repo.write("promptgate.yaml", &(kept.join("\n") + "\n"));
+        }
+    };
+    without_judges(&repo);
+    repo.commit("no judges at base");
+    repo.checkout_new("pr");
+    repo.replace_tree(&fixture("pr"));
+    without_judges(&repo);
+    repo.commit("pr");
+    let run = |name: &str, vars: &[(&str, &str)]| {
+        let out = repo.path().join(name);
+        crate::support::run_pr_uncached(repo.path(), &out, &[], vars).expect_code(1);
+        out
+    };
+    let inline = results(&run("inline", &[]));
+    let on_disk_out = run("on-disk", &[("PROMPTGATE_TEST_INLINE_MAX_CALLS", "20")]);
+    let on_disk = results(&on_disk_out);
+    assert_eq!(
+        (inline["schema_version"].as_u64(), on_disk["schema_version"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(
+        on_disk["experiments"],
+        crate::support::without_outputs(&inline["experiments"])
+    );
+    // The cases' own assertions were read back with them: `customer-support`'s cases check
+    // different phrases, and some fail.
+    let support = experiment(&on_disk, "customer-support");
+    let failing = scores(support, "candidate").filter(|s| s["pass"] == false).count();
+    assert!(failing > 0 && failing < 44, "{failing}");
+    assert!(
+        std::fs::read_dir(&on_disk_out)
+            .unwrap()
+            .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.')),
+        "no scratch file left behind"
+    );
+}
+
+/// An `exec` scorer written in one case's own assertions (not the experiment's) still reads
+/// every answer before any call is scored, in a run over the threshold whose cases scoring
+/// takes out of the suite: it scores what the same run held in memory does.
+#[test]
+fn an_exec_scorer_of_one_case_scores_a_run_on_disk_as_one_in_memory() {
+    let repo = demo_with_scorers("{type: max-length, value: 1500}");
+    let exec =
+        r#"{"type": "exec", "command": ["/bin/sh", "scripts/score.sh"], "metric": ["words", "short", "tree"]}, "#;
+    repo.edit(
+        "datasets/customer-support.jsonl",
+        r#""assert": [{"type": "icontains", "value": "30 days"}]"#,
+        &format!(r#""assert": [{exec}{{"type": "icontains", "value": "30 days"}}]"#),
+    );
+    repo.commit("one case scored by a command");
+    let run = |name: &str, vars: &[(&str, &str)]| {
+        let out = repo.path().join(name);
+        crate::support::run_pr_uncached(repo.path(), &out, &[], vars).expect_code(1);
+        results(&out)
+    };
+    let (inline, on_disk) = (
+        run("inline", &[]),
+        run("on-disk", &[("PROMPTGATE_TEST_INLINE_MAX_CALLS", "20")]),
+    );
+    assert_eq!(on_disk["schema_version"].as_u64(), Some(2));
+    assert_eq!(
+        on_disk["experiments"],
+        crate::support::without_outputs(&inline["experiments"])
+    );
+    let scored = scores(experiment(&on_disk, "customer-support"), "candidate").filter(|s| s["words"].is_number());
+    assert_eq!(scored.count(), 3, "the first case's three repeats");
+}
