@@ -4,7 +4,7 @@
 //! Scoring a fixed-design run is the last thing that reads the dataset, and the results grow
 //! as it goes: a run that gives its cases to scoring ([`Given`]) holds, at any moment, the
 //! cases still to be scored and the results of the others, never both whole. When nothing
-//! reads a case while the calls run (no judge, no embedding, no `exec` scorer), the cases are
+//! reads a case while the calls run (no judge, no embedding, no `exec` scorer; not A/A), the cases are
 //! given before the calls, written to a scratch file without a name ([`Spilled`]), so the
 //! dataset is not held through them either; scoring reads them back a case at a time. At a
 //! hundred thousand calls the dataset is about 16 MB of a 50 MB heap.
@@ -115,17 +115,18 @@ impl Spilled {
         let mut out = BufWriter::with_capacity(1 << 16, file.file().try_clone().with_context(failed)?);
         let mut counts = Vec::with_capacity(cases.len());
         let mut asserts: Vec<(Arc<[Assertion]>, Arc<str>)> = Vec::new();
+        // Each list's index by its address: a dataset whose cases check each their own phrase
+        // has as many lists as cases.
+        let mut index_of: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
         let mut line = Vec::new();
         for experiment in cases {
             counts.push(experiment.len());
             for case in experiment {
-                let index = match asserts.iter().position(|(a, _)| Arc::ptr_eq(a, &case.asserts)) {
-                    Some(at) => at,
-                    None => {
-                        asserts.push((case.asserts.clone(), case.assert_source.clone()));
-                        asserts.len() - 1
-                    }
-                };
+                let address = Arc::as_ptr(&case.asserts).cast::<()>() as usize;
+                let index = *index_of.entry(address).or_insert_with(|| {
+                    asserts.push((case.asserts.clone(), case.assert_source.clone()));
+                    asserts.len() - 1
+                });
                 line.clear();
                 let written = Written {
                     id: &case.id,
@@ -143,6 +144,15 @@ impl Spilled {
         drop(out);
         Ok(Spilled { file, counts, asserts })
     }
+}
+
+/// What the run says when its cases cannot be read back: after the calls, which a rerun need not
+/// pay for again.
+fn unreadable(spilled: &Spilled) -> String {
+    format!(
+        "cannot read back the cases from {}, where the run wrote them once its jobs were planned; rerun: the journal in the output folder and the response cache replay the calls already paid for",
+        spilled.file
+    )
 }
 
 /// The cases scoring reads, in plan order.
@@ -187,7 +197,7 @@ impl<'a> Feed<'a> {
                     .file()
                     .try_clone()
                     .and_then(|mut f| f.rewind().map(|()| f))
-                    .with_context(|| format!("cannot read back the cases from {}", spilled.file))?;
+                    .with_context(|| unreadable(&spilled))?;
                 let held = spilled.counts.iter().map(|&n| (n, 0, VecDeque::new())).collect();
                 let mut reader = Reader {
                     lines: std::io::BufReader::with_capacity(1 << 16, file),
@@ -281,7 +291,7 @@ impl Reader {
     /// The case at `next`, read from the file.
     fn read_next(&mut self) -> anyhow::Result<((usize, usize), Case)> {
         let at = self.next;
-        let unreadable = || format!("cannot read back the cases from {}", self.spilled.file);
+        let unreadable = || unreadable(&self.spilled);
         self.text.clear();
         self.lines.read_line(&mut self.text).with_context(unreadable)?;
         let read: Read = serde_json::from_str(&self.text).with_context(unreadable)?;

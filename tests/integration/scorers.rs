@@ -196,12 +196,8 @@ fn a_scorer_that_fails_on_most_outputs_is_a_run_error() {
     assert!(call["scores"].get("tone").is_none());
 }
 
-/// The demo's base and pull request without judges (nothing reads a case while the calls run),
-/// run inline and over the inline threshold, where the run writes its cases to a scratch file
-/// once planned and scoring reads them back a case at a time: both score the same (the cases'
-/// own assertions, groups of vars, a CSV dataset's cases), and no file is left behind.
-#[test]
-fn a_run_that_reads_its_cases_back_from_disk_scores_as_one_in_memory() {
+/// The demo's base and pull request without judges: nothing reads a case while the calls run.
+fn demo_without_judges() -> TestRepo {
     let repo = TestRepo::with_demo_base();
     let without_judges = |repo: &TestRepo| {
         repo.edit("promptgate.yaml", ", judge: offline, judge_model: gpt-4o-mini}", "}");
@@ -222,9 +218,17 @@ fn a_run_that_reads_its_cases_back_from_disk_scores_as_one_in_memory() {
     repo.replace_tree(&fixture("pr"));
     without_judges(&repo);
     repo.commit("pr");
+    repo
+}
+
+/// [`demo_without_judges`] run with `args` inline and over the inline threshold, where the run
+/// writes its cases to a scratch file once planned and scoring reads them back a case at a
+/// time: both score the same, and no file is left behind. Gives the second's results.
+fn cases_inline_and_on_disk(args: &[&str]) -> Value {
+    let repo = demo_without_judges();
     let run = |name: &str, vars: &[(&str, &str)]| {
         let out = repo.path().join(name);
-        crate::support::run_pr_uncached(repo.path(), &out, &[], vars).expect_code(1);
+        crate::support::run_pr_uncached(repo.path(), &out, args, vars).expect_code(1);
         out
     };
     let inline = results(&run("inline", &[]));
@@ -238,17 +242,36 @@ fn a_run_that_reads_its_cases_back_from_disk_scores_as_one_in_memory() {
         on_disk["experiments"],
         crate::support::without_outputs(&inline["experiments"])
     );
-    // The cases' own assertions were read back with them: `customer-support`'s cases check
-    // different phrases, and some fail.
-    let support = experiment(&on_disk, "customer-support");
-    let failing = scores(support, "candidate").filter(|s| s["pass"] == false).count();
-    assert!(failing > 0 && failing < 44, "{failing}");
     assert!(
         std::fs::read_dir(&on_disk_out)
             .unwrap()
             .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.')),
         "no scratch file left behind"
     );
+    on_disk
+}
+
+/// Read back from disk, the cases keep their own assertions (`customer-support`'s check
+/// different phrases, and some fail), a CSV dataset's cases their vars.
+#[test]
+fn a_run_that_reads_its_cases_back_from_disk_scores_as_one_in_memory() {
+    let on_disk = cases_inline_and_on_disk(&[]);
+    let support = experiment(&on_disk, "customer-support");
+    let failing = scores(support, "candidate").filter(|s| s["pass"] == false).count();
+    assert!(failing > 0 && failing < 44, "{failing}");
+}
+
+/// A shard's run reads every case back, its own and the other shards' (whose ids it lists for
+/// `merge`), and scores only its own.
+#[test]
+fn a_shard_that_reads_its_cases_back_from_disk_lists_and_scores_as_one_in_memory() {
+    let on_disk = cases_inline_and_on_disk(&["--shard", "1/2"]);
+    let support = experiment(&on_disk, "customer-support");
+    let listed = support["dataset_cases"].as_array().unwrap();
+    let scored = support["cases"].as_array().unwrap();
+    assert_eq!(listed.len(), 44);
+    assert!(!scored.is_empty() && scored.len() < 44, "{}", scored.len());
+    assert!(scored.iter().all(|c| listed.contains(&c["id"])));
 }
 
 /// An `exec` scorer written in one case's own assertions (not the experiment's) still reads
