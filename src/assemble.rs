@@ -542,6 +542,10 @@ impl<'a> Finisher<'a> {
                 add_consistency(&mut baseline);
                 add_consistency(&mut candidate);
             }
+            // Final: calls scored alike hold one list.
+            for call in baseline.iter_mut().chain(candidate.iter_mut()) {
+                call.scores = std::mem::take(&mut call.scores).shared();
+            }
             let flip = crate::metrics::flip(&baseline, &candidate);
             let mut result = CaseResult {
                 group: case.group.as_deref().map(str::to_owned),

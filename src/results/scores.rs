@@ -3,9 +3,9 @@
 //! A large run holds every call's scores in memory (the analysis reads them), and every call
 //! of an experiment carries the same few names: `pass`, one per assertion, `consistency`. A
 //! `BTreeMap<String, Score>` gave each call a node of eleven slots and each name its own
-//! allocation, about 500 bytes a call for two scores. [`Scores`] is a sorted `Vec` sized to
+//! allocation, about 500 bytes a call for two scores. [`Scores`] is a sorted list sized to
 //! its entries whose names are [`Name`]s, shared through one process-wide table, so two scores
-//! take 64 bytes. It reads and writes exactly the JSON object the map did (keys in byte
+//! take 64 bytes; and the final scores of calls scored alike share one list ([`Scores::shared`]). It reads and writes exactly the JSON object the map did (keys in byte
 //! order), so `results.json` files old and new read alike.
 
 use std::borrow::Borrow;
@@ -174,17 +174,87 @@ impl<'de> Deserialize<'de> for Name {
 
 /// A call's scores by name: `pass`, one per assertion or scorer, `consistency`. Kept sorted
 /// by name as the `BTreeMap` it replaces was, so it iterates and serialises in the same
-/// order; its `Vec` holds exactly its entries (scores are added once, a few per call).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Scores(Vec<(Name, Score)>);
+/// order; it holds exactly its entries (scores are added once, a few per call), and once
+/// [`Scores::shared`], one allocation for every call scored alike.
+#[derive(Clone, Debug, Default)]
+pub struct Scores(Entries);
+
+/// A call's entries: its own, or one list many calls share (most calls of a suite of pass/fail
+/// assertions score alike: at a hundred thousand calls their lists were 8 MB).
+#[derive(Clone, Debug)]
+enum Entries {
+    Own(Box<[(Name, Score)]>),
+    Shared(List),
+}
+
+impl Default for Entries {
+    fn default() -> Entries {
+        Entries::Own(Box::default())
+    }
+}
+
+impl PartialEq for Scores {
+    fn eq(&self, other: &Scores) -> bool {
+        self.entries() == other.entries()
+    }
+}
+
+/// How many distinct lists [`Scores::shared`] remembers (a thread's most recent).
+const SHARED_LISTS: usize = 64;
+
+/// A list of scores several calls hold.
+type List = Arc<[(Name, Score)]>;
+
+thread_local! {
+    static LISTS: std::cell::RefCell<std::collections::VecDeque<List>> =
+        const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
+}
 
 impl Scores {
     pub fn new() -> Scores {
-        Scores(Vec::new())
+        Scores::default()
+    }
+
+    /// These scores, held in one allocation with every equal list among the last
+    /// [`SHARED_LISTS`] distinct ones this thread shared: for a call whose scores are final.
+    pub fn shared(self) -> Scores {
+        if self.is_empty() || matches!(self.0, Entries::Shared(_)) {
+            return self;
+        }
+        LISTS.with(|lists| {
+            let mut lists = lists.borrow_mut();
+            if let Some(list) = lists.iter().find(|l| ***l == *self.entries()) {
+                return Scores(Entries::Shared(Arc::clone(list)));
+            }
+            if lists.len() >= SHARED_LISTS {
+                lists.pop_front();
+            }
+            let list: List = Arc::from(self.entries());
+            lists.push_back(Arc::clone(&list));
+            Scores(Entries::Shared(list))
+        })
+    }
+
+    fn entries(&self) -> &[(Name, Score)] {
+        match &self.0 {
+            Entries::Own(entries) => entries,
+            Entries::Shared(entries) => entries,
+        }
+    }
+
+    /// The entries changed by `change`, held on their own again.
+    fn change<T>(&mut self, change: impl FnOnce(&mut Vec<(Name, Score)>) -> T) -> T {
+        let mut entries = match std::mem::take(&mut self.0) {
+            Entries::Own(entries) => entries.into_vec(),
+            Entries::Shared(entries) => entries.to_vec(),
+        };
+        let result = change(&mut entries);
+        self.0 = Entries::Own(entries.into_boxed_slice());
+        result
     }
 
     pub fn get(&self, name: &str) -> Option<&Score> {
-        self.position(name).ok().map(|i| &self.0[i].1)
+        self.position(name).ok().map(|i| &self.entries()[i].1)
     }
 
     pub fn contains_key(&self, name: &str) -> bool {
@@ -195,47 +265,44 @@ impl Scores {
     pub fn insert(&mut self, name: impl Into<Name>, score: Score) -> Option<Score> {
         let name = name.into();
         match self.position(&name) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, score)),
-            Err(i) => {
-                // Grown one entry at a time: a default `Vec` doubles to four entries, twice
-                // the memory of a call's usual two scores.
-                self.0.reserve_exact(1);
-                self.0.insert(i, (name, score));
+            Ok(i) => self.change(|entries| Some(std::mem::replace(&mut entries[i].1, score))),
+            Err(i) => self.change(|entries| {
+                // Grown one entry at a time: held exactly (`into_boxed_slice`).
+                entries.reserve_exact(1);
+                entries.insert(i, (name, score));
                 None
-            }
+            }),
         }
     }
 
     pub fn remove(&mut self, name: &str) -> Option<Score> {
         let i = self.position(name).ok()?;
-        let (_, score) = self.0.remove(i);
-        self.0.shrink_to_fit();
-        Some(score)
+        Some(self.change(|entries| entries.remove(i).1))
     }
 
     /// Name and score, in name order.
     pub fn iter(&self) -> Iter<'_> {
-        self.0.iter().map(entry)
+        self.entries().iter().map(entry)
     }
 
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &str> + ExactSizeIterator {
-        self.0.iter().map(|(name, _)| name.as_str())
+        self.entries().iter().map(|(name, _)| name.as_str())
     }
 
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &Score> + ExactSizeIterator {
-        self.0.iter().map(|(_, score)| score)
+        self.entries().iter().map(|(_, score)| score)
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries().is_empty()
     }
 
     fn position(&self, name: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(n, _)| n.as_str().cmp(name))
+        self.entries().binary_search_by(|(n, _)| n.as_str().cmp(name))
     }
 }
 
@@ -283,8 +350,8 @@ impl<N: Into<Name>, const K: usize> From<[(N, Score); K]> for Scores {
 
 impl Serialize for Scores {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (name, score) in &self.0 {
+        let mut map = serializer.serialize_map(Some(self.len()))?;
+        for (name, score) in self.entries() {
             map.serialize_entry(name.as_str(), score)?;
         }
         map.end()
@@ -307,7 +374,8 @@ impl<'de> Deserialize<'de> for Scores {
                 while let Some((name, score)) = access.next_entry::<Name, Score>()? {
                     scores.insert(name, score);
                 }
-                Ok(scores)
+                // A results file read back (`merge`, `report`) holds every call's scores too.
+                Ok(scores.shared())
             }
         }
         deserializer.deserialize_map(ScoresVisitor)
@@ -398,14 +466,35 @@ mod tests {
     }
 
     #[test]
-    fn holds_no_more_slots_than_scores() {
-        let mut scores = Scores::new();
-        for (name, score) in entries() {
-            scores.insert(name, score);
-            assert_eq!(scores.0.capacity(), scores.len());
-        }
+    fn calls_scored_alike_share_one_list_and_a_change_unshares_it() {
+        let scored = || Scores::from([("pass", Score::Bool(true)), ("icontains", Score::Bool(true))]);
+        let shared = |s: &Scores| match &s.0 {
+            Entries::Shared(list) => Some(Arc::as_ptr(list)),
+            Entries::Own(_) => None,
+        };
+        let (one, two) = (scored().shared(), scored().shared());
+        assert!(shared(&one).is_some() && shared(&one) == shared(&two));
+        assert_eq!(one, scored());
+        // Read from a results file, alike too.
         let read: Scores = serde_json::from_str(r#"{"icontains": true, "pass": true}"#).unwrap();
-        assert_eq!(read.0.capacity(), 2);
+        assert_eq!(shared(&read), shared(&one));
+        // Scores that differ in a value are another list.
+        let other = Scores::from([("pass", Score::Bool(false)), ("icontains", Score::Bool(true))]).shared();
+        assert!(shared(&other).is_some() && shared(&other) != shared(&one));
+        // A change to one call's shared scores is its own: the others keep theirs.
+        let mut changed = two.clone();
+        changed.insert("consistency", Score::Number(1.0));
+        assert_eq!(shared(&changed), None);
+        assert_eq!((changed.len(), two.len(), one.len()), (3, 2, 2));
+        let mut removed = one.clone();
+        assert_eq!(removed.remove("icontains"), Some(Score::Bool(true)));
+        assert_eq!((removed.len(), one.len()), (1, 2));
+        // The table is bounded: after as many other lists, the first is shared anew.
+        for i in 0..SHARED_LISTS {
+            Scores::from([("n", Score::Number(i as f64))]).shared();
+        }
+        assert_eq!(scored().shared(), one);
+        assert!(LISTS.with(|l| l.borrow().len()) <= SHARED_LISTS);
     }
 
     #[test]
@@ -415,12 +504,12 @@ mod tests {
         let many: Vec<Scores> = (0..3)
             .map(|_| serde_json::from_str(r#"{"shared_name_of_this_test": false}"#).unwrap())
             .collect();
-        let first = &built.0[0].0;
-        assert!(many.iter().all(|s| s.0[0].0.shares(first)));
+        let first = &built.entries()[0].0;
+        assert!(many.iter().all(|s| s.entries()[0].0.shares(first)));
         // Read from an owned reader (no borrowed text) they are shared too, as `read_results`
         // reads them.
         let from_reader: Scores = serde_json::from_reader(&br#"{"shared_name_of_this_test": 1}"#[..]).unwrap();
-        assert!(from_reader.0[0].0.shares(first));
+        assert!(from_reader.entries()[0].0.shares(first));
         let provider: Name = serde_json::from_str(r#""shared_name_of_this_test""#).unwrap();
         assert!(provider.shares(first) && provider == "shared_name_of_this_test");
     }
