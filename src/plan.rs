@@ -13,7 +13,7 @@ use crate::providers::Request;
 use crate::providers::pricing::PriceTable;
 use crate::results::Name;
 use crate::stats;
-use crate::suite::{Budget, Experiment};
+use crate::suite::{Budget, Case, Experiment};
 
 pub use crate::results::Arm;
 
@@ -100,13 +100,38 @@ pub struct Planned<'a> {
 /// holds every call's request until the run ends, and most contents repeat (the system prompt
 /// of every case; the user message both arms send), so a large plan holds each text once.
 pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
+    let cases = experiments.iter().map(|p| p.candidate.cases.iter().collect()).collect();
+    match jobs_from(experiments, seed, cases, |_, _| Ok::<(), std::convert::Infallible>(())) {
+        Ok(jobs) => jobs,
+        Err(never) => match never {},
+    }
+}
+
+/// The calls `experiments` plan: their cases' and repeats' jobs, both arms.
+pub fn calls(experiments: &[Planned<'_>]) -> usize {
+    experiments
+        .iter()
+        .map(|p| p.candidate.cases.len() * p.candidate.repeats as usize * (1 + usize::from(p.baseline.is_some())))
+        .sum()
+}
+
+/// [`jobs`] of `cases` (one list per planned experiment, in its dataset's order), each case
+/// handed to `rendered` once its jobs are made: a run that gives its cases away renders each
+/// and lets it go before the next (`assemble::cases::plan_giving`).
+pub fn jobs_from<C: std::borrow::Borrow<Case>, E>(
+    experiments: &[Planned<'_>],
+    seed: u64,
+    cases: Vec<Vec<C>>,
+    mut rendered: impl FnMut(usize, C) -> Result<(), E>,
+) -> Result<Vec<Job>, E> {
     // Sized exactly: a vector grown by doubling holds up to twice the jobs a large plan has.
     let count = experiments
         .iter()
-        .map(|p| p.candidate.cases.len() * p.candidate.repeats as usize * (1 + usize::from(p.baseline.is_some())))
+        .zip(&cases)
+        .map(|(p, cases)| cases.len() * p.candidate.repeats as usize * (1 + usize::from(p.baseline.is_some())))
         .sum();
     let mut jobs = Vec::with_capacity(count);
-    for (ei, planned) in experiments.iter().enumerate() {
+    for ((ei, planned), cases) in experiments.iter().enumerate().zip(cases) {
         let head = planned.candidate;
         let arms = [(Arm::Baseline, planned.baseline), (Arm::Candidate, Some(head))];
         // What every job of an arm names, shared by them all.
@@ -118,8 +143,9 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
             })
         });
         let mut previous: [Arc<[Message]>; 2] = [Arc::from([]), Arc::from([])];
-        for (ci, case) in head.cases.iter().enumerate() {
-            let mut rendered: [Option<Result<Arc<[Message]>, String>>; 2] = [None, None];
+        for (ci, given) in cases.into_iter().enumerate() {
+            let case: &Case = given.borrow();
+            let mut renders: [Option<Result<Arc<[Message]>, String>>; 2] = [None, None];
             for (slot, (arm, experiment)) in arms.iter().enumerate() {
                 let Some(experiment) = experiment else { continue };
                 let result = experiment
@@ -127,8 +153,8 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
                     .render(&case.vars)
                     .map(|r| r.messages)
                     .map_err(|d| format!("rendering the {} prompt failed: {}", arm.name(), d.message));
-                rendered[slot] = Some(result.map(|mut messages| {
-                    let other = match &rendered[0] {
+                renders[slot] = Some(result.map(|mut messages| {
+                    let other = match &renders[0] {
                         Some(Ok(baseline)) if slot == 1 => &baseline[..],
                         _ => &[],
                     };
@@ -142,7 +168,7 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
                 let call_seed = derive_seed(seed, &head.name, &case.id, repeat);
                 for (slot, (arm, experiment)) in arms.iter().enumerate() {
                     let (Some(experiment), Some(messages), Some((model, provider, fallbacks, sampling))) =
-                        (experiment, &rendered[slot], &named[slot])
+                        (experiment, &renders[slot], &named[slot])
                     else {
                         continue;
                     };
@@ -170,10 +196,11 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
                     });
                 }
             }
+            rendered(ei, given)?;
         }
     }
     debug_assert_eq!(jobs.len(), count);
-    jobs
+    Ok(jobs)
 }
 
 /// Makes each message whose content equals the same message (same position) of one of
@@ -197,7 +224,13 @@ fn share_contents(messages: &mut [Message], others: &[&[Message]]) {
 /// A unit is a case, or every case of a `group` (the test resamples groups whole, and its
 /// minimum n counts groups): a group is timed whole once its first case is reached.
 pub fn retime(jobs: &mut [Job], planned: &[Planned<'_>], units: usize) {
-    let timed: Vec<Vec<bool>> = planned
+    mark_retimed(jobs, &retimed(planned, units));
+}
+
+/// Per planned experiment and case, whether [`retime`] marks its jobs: read from the cases
+/// before they are given away.
+pub fn retimed(planned: &[Planned<'_>], units: usize) -> Vec<Vec<bool>> {
+    planned
         .iter()
         .map(|p| {
             let mut groups: std::collections::HashSet<&str> = std::collections::HashSet::new();
@@ -216,7 +249,11 @@ pub fn retime(jobs: &mut [Job], planned: &[Planned<'_>], units: usize) {
                 })
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+/// Marks the jobs of the cases [`retimed`] says.
+pub fn mark_retimed(jobs: &mut [Job], timed: &[Vec<bool>]) {
     for job in jobs.iter_mut() {
         if timed.get(job.experiment).and_then(|cases| cases.get(job.case)).copied() == Some(true) {
             job.retime = true;
@@ -245,6 +282,21 @@ pub fn shard_of(experiment: &str, case: &str, count: u32) -> u32 {
     let hash = stats::fnv1a(experiment.bytes().chain([0]).chain(case.bytes()));
     // The remainder is below `count`, a u32.
     (hash % u64::from(count.max(1))) as u32 + 1
+}
+
+/// Per planned experiment and case, whether the case is in `shard` ([`shard_of`]): read from
+/// the cases before they are given away.
+pub fn shard_cases(planned: &[Planned<'_>], shard: crate::results::Shard) -> Vec<Vec<bool>> {
+    planned
+        .iter()
+        .map(|p| {
+            let e = p.candidate;
+            e.cases
+                .iter()
+                .map(|c| shard_of(&e.name, &c.id, shard.count) == shard.index)
+                .collect()
+        })
+        .collect()
 }
 
 /// Output tokens are unknown before the call: assume a quarter of `max_tokens`, between 64 and

@@ -106,44 +106,120 @@ struct Read {
     asserts: usize,
 }
 
-impl Spilled {
-    /// Writes `cases` (one list per planned experiment, as [`Found::take_cases`] gives them) to
-    /// a scratch file in `dir`, letting each go once written.
-    pub fn write(dir: &std::path::Path, cases: Vec<Vec<Case>>) -> anyhow::Result<Spilled> {
+/// Writes a [`Spilled`] file a case at a time, in plan order.
+pub struct Writer {
+    spilled: Spilled,
+    out: BufWriter<std::fs::File>,
+    /// Each list's index by its address: a dataset whose cases check each their own phrase
+    /// has as many lists as cases.
+    index_of: std::collections::HashMap<usize, usize>,
+    line: Vec<u8>,
+}
+
+impl Writer {
+    /// A scratch file in `dir` for the cases of `experiments` planned experiments.
+    pub fn new(dir: &std::path::Path, experiments: usize) -> anyhow::Result<Writer> {
         let file = Scratch::unnamed(dir, "the cases")?;
-        let failed = || format!("cannot write the cases to {file}");
-        let mut out = BufWriter::with_capacity(1 << 16, file.file().try_clone().with_context(failed)?);
-        let mut counts = Vec::with_capacity(cases.len());
-        let mut asserts: Vec<(Arc<[Assertion]>, Arc<str>)> = Vec::new();
-        // Each list's index by its address: a dataset whose cases check each their own phrase
-        // has as many lists as cases.
-        let mut index_of: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
-        let mut line = Vec::new();
-        for experiment in cases {
-            counts.push(experiment.len());
-            for case in experiment {
-                let address = Arc::as_ptr(&case.asserts).cast::<()>() as usize;
-                let index = *index_of.entry(address).or_insert_with(|| {
-                    asserts.push((case.asserts.clone(), case.assert_source.clone()));
-                    asserts.len() - 1
-                });
-                line.clear();
-                let written = Written {
-                    id: &case.id,
-                    group: case.group.as_deref(),
-                    line: case.line,
-                    vars: &case.vars,
-                    asserts: index,
-                };
-                serde_json::to_writer(&mut line, &written).with_context(failed)?;
-                line.push(b'\n');
-                out.write_all(&line).with_context(failed)?;
-            }
-        }
-        out.flush().with_context(failed)?;
-        drop(out);
-        Ok(Spilled { file, counts, asserts })
+        let out = file
+            .file()
+            .try_clone()
+            .with_context(|| format!("cannot write the cases to {file}"))?;
+        Ok(Writer {
+            spilled: Spilled {
+                file,
+                counts: vec![0; experiments],
+                asserts: Vec::new(),
+            },
+            out: BufWriter::with_capacity(1 << 16, out),
+            index_of: std::collections::HashMap::new(),
+            line: Vec::new(),
+        })
     }
+
+    /// Writes the next case, of planned experiment `ei`, and lets it go.
+    pub fn add(&mut self, ei: usize, case: Case) -> anyhow::Result<()> {
+        let Writer {
+            spilled,
+            out,
+            index_of,
+            line,
+        } = self;
+        let address = Arc::as_ptr(&case.asserts).cast::<()>() as usize;
+        let index = *index_of.entry(address).or_insert_with(|| {
+            spilled.asserts.push((case.asserts.clone(), case.assert_source.clone()));
+            spilled.asserts.len() - 1
+        });
+        line.clear();
+        let written = Written {
+            id: &case.id,
+            group: case.group.as_deref(),
+            line: case.line,
+            vars: &case.vars,
+            asserts: index,
+        };
+        let failed = || format!("cannot write the cases to {}", spilled.file);
+        serde_json::to_writer(&mut *line, &written).with_context(failed)?;
+        line.push(b'\n');
+        out.write_all(line).with_context(failed)?;
+        if let Some(count) = spilled.counts.get_mut(ei) {
+            *count += 1;
+        }
+        Ok(())
+    }
+
+    /// The file written, ready to be read back.
+    pub fn finish(mut self) -> anyhow::Result<Spilled> {
+        let failed = || format!("cannot write the cases to {}", self.spilled.file);
+        self.out.flush().with_context(failed)?;
+        Ok(self.spilled)
+    }
+}
+
+/// Whether nothing reads the cases of `planned` (experiments of `suite`) between rendering
+/// their jobs and scoring them, in a run large enough to write its outputs to a file: no
+/// judge, no embedding, no `exec` scorer.
+pub fn unread_before_scoring(suite: &Suite, planned: &[Planned<'_>]) -> bool {
+    suite.defaults.judge.is_none()
+        && suite.defaults.embedder.is_none()
+        && !planned.iter().any(|p| p.candidate.has_exec_scorer())
+        && crate::report::calls::in_file_at(crate::plan::calls(planned))
+}
+
+/// What [`plan_giving`] gives: the planned experiments found again in their suites (without
+/// their cases), the suites, the jobs, and the cases' file.
+pub struct Planning<'s> {
+    pub planned: Vec<Planned<'s>>,
+    pub head: &'s Suite,
+    pub base: Option<&'s Suite>,
+    pub jobs: Vec<crate::plan::Job>,
+    pub spilled: Spilled,
+}
+
+/// Renders the jobs ([`crate::plan::jobs`]) of the planned experiments `found` found, from their cases, taken out of the suites
+/// (`head`, `base`) they were loaded in and written to a scratch file in `dir` one by one as
+/// their jobs are made: the dataset and the rendered jobs are never both whole in memory. For a
+/// run whose cases nothing reads again before scoring.
+pub fn plan_giving<'s>(
+    dir: &std::path::Path,
+    found: Found,
+    seed: u64,
+    head: &'s mut Suite,
+    base: Option<&'s mut Suite>,
+) -> anyhow::Result<Planning<'s>> {
+    crate::output::create_dir(dir)?;
+    let mut base = base;
+    let cases = found.take_cases(head, base.as_deref_mut());
+    let (head, base): (&'s Suite, Option<&'s Suite>) = (head, base.map(|b| &*b));
+    let planned = found.again(head, base)?;
+    let mut writer = Writer::new(dir, planned.len())?;
+    let jobs = crate::plan::jobs_from(&planned, seed, cases, |ei, case| writer.add(ei, case))?;
+    Ok(Planning {
+        planned,
+        head,
+        base,
+        jobs,
+        spilled: writer.finish()?,
+    })
 }
 
 /// What the run says when its cases cannot be read back: after the calls, which a rerun need not
@@ -370,7 +446,7 @@ mod tests {
             assert_source: Arc::from(format!("source of {id}")),
             line,
         };
-        let written = vec![
+        let written = [
             vec![
                 with(
                     "a",
@@ -394,7 +470,13 @@ mod tests {
             vec![with("c", vars(&mut names, serde_json::json!({})), &shared, None, 0)],
         ];
         let dir = tempfile::tempdir().unwrap();
-        let spilled = Spilled::write(dir.path(), written.clone()).unwrap();
+        let mut writer = Writer::new(dir.path(), written.len()).unwrap();
+        for (ei, cases) in written.iter().enumerate() {
+            for case in cases {
+                writer.add(ei, case.clone()).unwrap();
+            }
+        }
+        let spilled = writer.finish().unwrap();
         let mut feed = Feed::given(&[], Given::Spilled(spilled)).unwrap();
         assert_eq!((feed.count(0), feed.count(1), feed.count(2)), (2, 0, 1));
         // Nothing is held before it is loaded; loading a case loads those before it.

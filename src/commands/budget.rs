@@ -151,18 +151,16 @@ impl ShardBudget {
 /// Keeps `shard`'s jobs of the whole run's `jobs` (same jobs, seeds and requests as the full
 /// run, so the shards union to it call for call), and returns the budget it holds to: of the
 /// whole run's jobs, `batched` (under `--batch`) and `judged` (the judge calls they plan).
+/// `cases` says which cases are the shard's (`plan::shard_cases`).
 pub fn keep_shard(
     shard: Shard,
-    planned: &[plan::Planned<'_>],
+    cases: &[Vec<bool>],
     jobs: &mut Vec<Job>,
     batched: Option<&[bool]>,
     judged: &[Job],
     prices: &PriceTable,
 ) -> ShardBudget {
-    let in_shard = |j: &Job| {
-        let e = planned[j.experiment].candidate;
-        plan::shard_of(&e.name, &e.cases[j.case].id, shard.count) == shard.index
-    };
+    let in_shard = |j: &Job| cases.get(j.experiment).and_then(|c| c.get(j.case)).copied() == Some(true);
     let budget = ShardBudget::of(shard, jobs, batched, judged, prices, in_shard);
     jobs.retain(in_shard);
     jobs.shrink_to_fit();

@@ -229,6 +229,12 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     };
     // --- end of keys
 
+    let (mut base_ref, mut head_ref) = cmp.result_refs();
+    if let Some((base_name, head_name)) = &options.ref_names {
+        base_ref.name = base_name.clone();
+        head_ref.name = head_name.clone();
+    }
+    let base_error = if options.aa { None } else { cmp.base_error() };
     let planned: Vec<Planned<'_>> = detection
         .affected
         .iter()
@@ -242,17 +248,33 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         })
         .collect();
     let (planned, mut held) = trust::withhold(planned, held);
-    let mut jobs = plan::jobs(&planned, defaults.seed);
     // A blocking latency gate compares calls timed in this run only: its minimum number of
     // units (cases, or whole groups) is sent again even when the cache has their answers.
-    let retime_cases = policy_in_force
+    let retimed = policy_in_force
         .gates
         .iter()
         .filter(|g| g.blocking && crate::metrics::Metric::of(&g.metric).quantile().is_some())
         .map(|g| crate::metrics::Metric::of(&g.metric).min_units())
-        .max();
-    if let Some(units) = retime_cases {
-        plan::retime(&mut jobs, &planned, units);
+        .max()
+        .map(|units| plan::retimed(&planned, units));
+    let shard_cases = options
+        .shard
+        .map_or_else(Vec::new, |shard| plan::shard_cases(&planned, shard));
+    // A fixed-design run whose cases nothing reads before scoring (no judge, no embedding, no
+    // `exec` scorer) writes each case to a scratch file as its jobs are rendered, and scoring
+    // reads them back: the dataset is not held through the run.
+    let (planned, candidate_suite, baseline_suite, mut jobs, spilled) =
+        if !options.aa && !defaults.sequential && assemble::cases::unread_before_scoring(candidate_suite, &planned) {
+            let found = assemble::cases::Found::of(&planned);
+            let (head, base) = (&mut cmp.head_suite, cmp.base_suite.as_mut());
+            let given = assemble::cases::plan_giving(&options.out, found, defaults.seed, head, base)?;
+            (given.planned, given.head, given.base, given.jobs, Some(given.spilled))
+        } else {
+            let jobs = plan::jobs(&planned, defaults.seed);
+            (planned, candidate_suite, baseline_suite, jobs, None)
+        };
+    if let Some(timed) = &retimed {
+        plan::mark_retimed(&mut jobs, timed);
     }
     let prices = PriceTable::new(&policy_in_force.pricing);
     // Judges and rubrics are head's, for both arms; their calls count in the estimate.
@@ -263,7 +285,14 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     let mut shard_budget = match (options.shard, options.batch) {
         (Some(shard), None) => {
             let judged = crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs);
-            Some(budget::keep_shard(shard, &planned, &mut jobs, None, &judged, &prices))
+            Some(budget::keep_shard(
+                shard,
+                &shard_cases,
+                &mut jobs,
+                None,
+                &judged,
+                &prices,
+            ))
         }
         _ => None,
     };
@@ -300,7 +329,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         let batched = runner::batch::plan(&jobs, &endpoints.map, &policy_in_force.gates)?;
         shard_budget = Some(budget::keep_shard(
             shard,
-            &planned,
+            &shard_cases,
             &mut jobs,
             Some(&batched),
             &judged,
@@ -316,28 +345,6 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         None
     };
     let exec_scorers = scorers::ExecScorers::new(scorer_dir.as_deref());
-    // A fixed-design run whose cases nothing reads while the calls run (no judge, no
-    // embedding, no `exec` scorer) writes them to a scratch file now, and scoring reads them
-    // back: the dataset is not held through the estimate and the calls.
-    let spills = !options.aa && !defaults.sequential && report::calls::in_file_at(jobs.len());
-    let (planned, judge, embedder, candidate_suite, baseline_suite, spilled) =
-        if spills && judge.is_none() && embedder.is_none() && !scores_with_commands {
-            let found = assemble::cases::Found::of(&planned);
-            crate::output::create_dir(&options.out)?;
-            let cases = found.take_cases(&mut cmp.head_suite, cmp.base_suite.as_mut());
-            let spilled = assemble::cases::Spilled::write(&options.out, cases)?;
-            let planned = found.again(&cmp.head_suite, cmp.base_suite.as_ref())?;
-            (
-                planned,
-                None,
-                None,
-                &cmp.head_suite,
-                cmp.base_suite.as_ref(),
-                Some(spilled),
-            )
-        } else {
-            (planned, judge, embedder, candidate_suite, baseline_suite, None)
-        };
     let provider_names = endpoints.names();
     let simulated = !endpoints.map.is_empty() && endpoints.map.values().all(|e| e.provider.simulated());
     // `--batch`: which jobs go through a batch API, priced at its rate.
@@ -515,12 +522,6 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         seed: defaults.seed,
         max_error_rate: defaults.max_error_rate,
     };
-    let (mut base_ref, mut head_ref) = cmp.result_refs();
-    if let Some((base_name, head_name)) = &options.ref_names {
-        base_ref.name = base_name.clone();
-        head_ref.name = head_name.clone();
-    }
-    let base_error = if options.aa { None } else { cmp.base_error() };
     let config_path = candidate_suite.config_path.clone();
     let requests_per_month = candidate_suite.requests_per_month;
     // `planned` and its cases are the caller's: a fixed-design run gives scoring the cases,
