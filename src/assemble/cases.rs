@@ -176,8 +176,9 @@ impl Writer {
 }
 
 /// Whether nothing reads the cases of `planned` (experiments of `suite`) between rendering
-/// their jobs and scoring them, in a run large enough to write its outputs to a file: no
-/// judge, no embedding, no `exec` scorer.
+/// their jobs and scoring them, in a run whose whole plan (a shard's included, whatever its own
+/// share) is large enough to write its outputs to a file: no judge, no embedding, no `exec`
+/// scorer.
 pub fn unread_before_scoring(suite: &Suite, planned: &[Planned<'_>]) -> bool {
     suite.defaults.judge.is_none()
         && suite.defaults.embedder.is_none()

@@ -257,6 +257,17 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         .map(|g| crate::metrics::Metric::of(&g.metric).min_units())
         .max()
         .map(|units| plan::retimed(&planned, units));
+    // An entry no provider can be built from is the suite file's error, at the entry (as
+    // `validate` says it), not a bare message once the endpoints are built; said before any
+    // case is written out.
+    let runs = |name: &str| planned.iter().any(|p| p.candidate.name == name);
+    let config_path = &candidate_suite.config_path;
+    if let Some(e) = super::inspect::provider_errors(candidate_suite, &*candidate_side.tree, config_path, &runs)
+        .into_iter()
+        .next()
+    {
+        return Err(e.into());
+    }
     let shard_cases = options
         .shard
         .map_or_else(Vec::new, |shard| plan::shard_cases(&planned, shard));
@@ -304,16 +315,6 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
                 request.seed = request.seed.rotate_left(17) ^ 0x5851_f42d_4c95_7f2d;
             }
         }
-    }
-    // An entry no provider can be built from is the suite file's error, at the entry (as
-    // `validate` says it), not a bare message once the endpoints are built.
-    let runs = |name: &str| planned.iter().any(|p| p.candidate.name == name);
-    let config_path = &candidate_suite.config_path;
-    if let Some(e) = super::inspect::provider_errors(candidate_suite, &*candidate_side.tree, config_path, &runs)
-        .into_iter()
-        .next()
-    {
-        return Err(e.into());
     }
     let baseline_arm = baseline_suite.map(|suite| arms::ArmSource { suite, side: &cmp.base });
     let candidate_arm = arms::ArmSource {

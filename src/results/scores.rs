@@ -199,6 +199,20 @@ impl PartialEq for Scores {
     }
 }
 
+/// The same names with the same scores, bit for bit (so `-0.0` is not `0.0`: each is written
+/// as it was scored).
+fn identical(a: &[(Name, Score)], b: &[(Name, Score)]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|((n, x), (m, y))| {
+            n == m
+                && match (x, y) {
+                    (Score::Bool(x), Score::Bool(y)) => x == y,
+                    (Score::Number(x), Score::Number(y)) => x.to_bits() == y.to_bits(),
+                    _ => false,
+                }
+        })
+}
+
 /// How many distinct lists [`Scores::shared`] remembers (a thread's most recent).
 const SHARED_LISTS: usize = 64;
 
@@ -215,23 +229,27 @@ impl Scores {
         Scores::default()
     }
 
-    /// These scores, held in one allocation with every equal list among the last
-    /// [`SHARED_LISTS`] distinct ones this thread shared: for a call whose scores are final.
+    /// These scores, held in one allocation with every identical list among the
+    /// [`SHARED_LISTS`] this thread met most recently: for a call whose scores are final. A
+    /// list met for the first time stays the call's own (a call with a score of its own, a
+    /// similarity say, costs nothing more); its copy in the table serves the calls after it.
     pub fn shared(self) -> Scores {
         if self.is_empty() || matches!(self.0, Entries::Shared(_)) {
             return self;
         }
         LISTS.with(|lists| {
             let mut lists = lists.borrow_mut();
-            if let Some(list) = lists.iter().find(|l| ***l == *self.entries()) {
-                return Scores(Entries::Shared(Arc::clone(list)));
+            if let Some(at) = lists.iter().position(|l| identical(l, self.entries())) {
+                // The most recently met last: the lists most calls share stay in the table.
+                let list = lists.remove(at).unwrap_or_else(|| Arc::from(self.entries()));
+                lists.push_back(Arc::clone(&list));
+                return Scores(Entries::Shared(list));
             }
             if lists.len() >= SHARED_LISTS {
                 lists.pop_front();
             }
-            let list: List = Arc::from(self.entries());
-            lists.push_back(Arc::clone(&list));
-            Scores(Entries::Shared(list))
+            lists.push_back(Arc::from(self.entries()));
+            self
         })
     }
 
@@ -472,15 +490,23 @@ mod tests {
             Entries::Shared(list) => Some(Arc::as_ptr(list)),
             Entries::Own(_) => None,
         };
+        // The first of a kind stays its own; the next share one list.
+        let first = scored().shared();
+        assert_eq!((shared(&first), first.clone()), (None, scored()));
         let (one, two) = (scored().shared(), scored().shared());
         assert!(shared(&one).is_some() && shared(&one) == shared(&two));
         assert_eq!(one, scored());
         // Read from a results file, alike too.
         let read: Scores = serde_json::from_str(r#"{"icontains": true, "pass": true}"#).unwrap();
         assert_eq!(shared(&read), shared(&one));
-        // Scores that differ in a value are another list.
-        let other = Scores::from([("pass", Score::Bool(false)), ("icontains", Score::Bool(true))]).shared();
+        // Scores that differ in a value are another list; so are 0 and -0.
+        let other = || Scores::from([("pass", Score::Bool(false)), ("icontains", Score::Bool(true))]);
+        let (_, other) = (other().shared(), other().shared());
         assert!(shared(&other).is_some() && shared(&other) != shared(&one));
+        let zero = |x: f64| Scores::from([("n", Score::Number(x))]);
+        let (_, positive, negative) = (zero(0.0).shared(), zero(0.0).shared(), zero(-0.0).shared());
+        assert!(shared(&positive).is_some() && shared(&negative).is_none());
+        assert_eq!(serde_json::to_string(&negative).unwrap(), r#"{"n":-0.0}"#);
         // A change to one call's shared scores is its own: the others keep theirs.
         let mut changed = two.clone();
         changed.insert("consistency", Score::Number(1.0));
@@ -489,11 +515,14 @@ mod tests {
         let mut removed = one.clone();
         assert_eq!(removed.remove("icontains"), Some(Score::Bool(true)));
         assert_eq!((removed.len(), one.len()), (1, 2));
-        // The table is bounded: after as many other lists, the first is shared anew.
-        for i in 0..SHARED_LISTS {
+        // The table is bounded, and keeps the lists met most recently: a list met again
+        // between many others of a call's own stays shared.
+        for i in 0..4 * SHARED_LISTS {
             Scores::from([("n", Score::Number(i as f64))]).shared();
+            if i % 8 == 0 {
+                assert_eq!(shared(&scored().shared()), shared(&one), "{i}");
+            }
         }
-        assert_eq!(scored().shared(), one);
         assert!(LISTS.with(|l| l.borrow().len()) <= SHARED_LISTS);
     }
 

@@ -235,6 +235,40 @@ async fn latency_from_the_cache_is_never_compared_with_fresh_latency() {
     );
 }
 
+/// As above, in runs over the inline threshold, which write each case to a scratch file as its
+/// jobs are rendered (no judge here): which cases the blocking latency gate times again is read
+/// from the cases before they go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_writes_its_cases_out_still_times_the_latency_gate_s_cases_again() {
+    let (server, endpoint) = serve(|_, slowdown| Reply::ok(40 * slowdown)).await;
+    let gates =
+        "  pass_rate: {blocking: true}\n  latency_p50_ms: {direction: lower, margin: \"10%\", blocking: true}\n";
+    let repo = suite(&server, 20, "", "", gates, None);
+    let run = |out: &'static str| {
+        let dir = repo.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let args = ["run", "--base", "main", "--out", out];
+            crate::support::promptgate_env(&dir, &args, &[("PROMPTGATE_TEST_INLINE_MAX_CALLS", "20")])
+        })
+    };
+    pr(&repo, "first", "");
+    run("one").await.unwrap().expect_code(0);
+    endpoint.slowdown.store(5, Ordering::SeqCst);
+    pr(&repo, "second", "\n\n");
+    run("two").await.unwrap().expect_code(0);
+    let r = results(&repo.path().join("two"));
+    assert_eq!(r["schema_version"], 2);
+    let latency = refunds_metric(&r, "latency_p50_ms");
+    assert_eq!(
+        (latency["n"].as_u64(), latency["left_out"].as_u64()),
+        (Some(10), Some(10)),
+        "{latency}"
+    );
+    let cases = experiment(&r, "refunds")["cases"].as_array().unwrap().clone();
+    let sent = |c: &Value| c["baseline"][0]["cached"] == false;
+    assert!(cases[..10].iter().all(sent) && !cases[10..].iter().any(sent));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errored_calls_count_at_their_timeout_and_errors_are_shown() {
     // The candidate is faster (30 ms against 50 ms) but times out on 8 of 100 questions.
