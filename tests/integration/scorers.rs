@@ -50,11 +50,10 @@ fn scores<'a>(e: &'a Value, arm: &str) -> impl Iterator<Item = &'a Value> {
 /// answer to a file as it arrives, each case's outputs as it is scored). Both score the same:
 /// the second's results are the first's without the outputs, and it leaves no scratch file
 /// behind. Gives both results.
-fn inline_and_on_disk(assert: &str) -> (Value, Value) {
-    let repo = demo_with_scorers(assert);
+fn inline_and_on_disk(repo: &TestRepo, args: &[&str]) -> (Value, Value) {
     let run = |name: &str, vars: &[(&str, &str)]| {
         let out = repo.path().join(name);
-        crate::support::run_pr_uncached(repo.path(), &out, &[], vars).expect_code(1);
+        crate::support::run_pr_uncached(repo.path(), &out, args, vars).expect_code(1);
         out
     };
     let inline = results(&run("inline", &[]));
@@ -83,7 +82,10 @@ fn inline_and_on_disk(assert: &str) -> (Value, Value) {
 #[test]
 fn a_run_that_keeps_its_answers_on_disk_scores_exec_and_consistency_as_one_in_memory() {
     let (_, on_disk) = inline_and_on_disk(
-        r#"{type: similarity, value: "You can send back unused items within 30 days of delivery for a full refund."}, {type: exec, command: [/bin/sh, scripts/score.sh], metric: [words, short, tree]}"#,
+        &demo_with_scorers(
+            r#"{type: similarity, value: "You can send back unused items within 30 days of delivery for a full refund."}, {type: exec, command: [/bin/sh, scripts/score.sh], metric: [words, short, tree]}"#,
+        ),
+        &[],
     );
     let words = scores(experiment(&on_disk, "customer-support"), "candidate").filter(|s| s["words"].is_number());
     assert!(words.count() > 0, "the exec scorer read the answers");
@@ -94,7 +96,10 @@ fn a_run_that_keeps_its_answers_on_disk_scores_exec_and_consistency_as_one_in_me
 #[test]
 fn a_run_that_reads_each_outcome_back_as_it_scores_scores_as_one_in_memory() {
     let (inline, on_disk) = inline_and_on_disk(
-        r#"{type: similarity, value: "You can send back unused items within 30 days of delivery for a full refund."}"#,
+        &demo_with_scorers(
+            r#"{type: similarity, value: "You can send back unused items within 30 days of delivery for a full refund."}"#,
+        ),
+        &[],
     );
     assert_eq!(on_disk["run"]["cache_hits"], inline["run"]["cache_hits"]);
 }
@@ -221,41 +226,13 @@ fn demo_without_judges() -> TestRepo {
     repo
 }
 
-/// [`demo_without_judges`] run with `args` inline and over the inline threshold, where the run
-/// writes its cases to a scratch file once planned and scoring reads them back a case at a
-/// time: both score the same, and no file is left behind. Gives the second's results.
-fn cases_inline_and_on_disk(args: &[&str]) -> Value {
-    let repo = demo_without_judges();
-    let run = |name: &str, vars: &[(&str, &str)]| {
-        let out = repo.path().join(name);
-        crate::support::run_pr_uncached(repo.path(), &out, args, vars).expect_code(1);
-        out
-    };
-    let inline = results(&run("inline", &[]));
-    let on_disk_out = run("on-disk", &[("PROMPTGATE_TEST_INLINE_MAX_CALLS", "20")]);
-    let on_disk = results(&on_disk_out);
-    assert_eq!(
-        (inline["schema_version"].as_u64(), on_disk["schema_version"].as_u64()),
-        (Some(1), Some(2))
-    );
-    assert_eq!(
-        on_disk["experiments"],
-        crate::support::without_outputs(&inline["experiments"])
-    );
-    assert!(
-        std::fs::read_dir(&on_disk_out)
-            .unwrap()
-            .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.')),
-        "no scratch file left behind"
-    );
-    on_disk
-}
-
 /// Read back from disk, the cases keep their own assertions (`customer-support`'s check
 /// different phrases, and some fail), a CSV dataset's cases their vars.
 #[test]
 fn a_run_that_reads_its_cases_back_from_disk_scores_as_one_in_memory() {
-    let on_disk = cases_inline_and_on_disk(&[]);
+    // Over the threshold the run writes its cases to a scratch file as it renders their jobs,
+    // and scoring reads them back a case at a time.
+    let (_, on_disk) = inline_and_on_disk(&demo_without_judges(), &[]);
     let support = experiment(&on_disk, "customer-support");
     let failing = scores(support, "candidate").filter(|s| s["pass"] == false).count();
     assert!(failing > 0 && failing < 44, "{failing}");
@@ -265,7 +242,7 @@ fn a_run_that_reads_its_cases_back_from_disk_scores_as_one_in_memory() {
 /// `merge`), and scores only its own.
 #[test]
 fn a_shard_that_reads_its_cases_back_from_disk_lists_and_scores_as_one_in_memory() {
-    let on_disk = cases_inline_and_on_disk(&["--shard", "1/2"]);
+    let (_, on_disk) = inline_and_on_disk(&demo_without_judges(), &["--shard", "1/2"]);
     let support = experiment(&on_disk, "customer-support");
     let listed = support["dataset_cases"].as_array().unwrap();
     let scored = support["cases"].as_array().unwrap();
@@ -288,20 +265,7 @@ fn an_exec_scorer_of_one_case_scores_a_run_on_disk_as_one_in_memory() {
         &format!(r#""assert": [{exec}{{"type": "icontains", "value": "30 days"}}]"#),
     );
     repo.commit("one case scored by a command");
-    let run = |name: &str, vars: &[(&str, &str)]| {
-        let out = repo.path().join(name);
-        crate::support::run_pr_uncached(repo.path(), &out, &[], vars).expect_code(1);
-        results(&out)
-    };
-    let (inline, on_disk) = (
-        run("inline", &[]),
-        run("on-disk", &[("PROMPTGATE_TEST_INLINE_MAX_CALLS", "20")]),
-    );
-    assert_eq!(on_disk["schema_version"].as_u64(), Some(2));
-    assert_eq!(
-        on_disk["experiments"],
-        crate::support::without_outputs(&inline["experiments"])
-    );
+    let (_, on_disk) = inline_and_on_disk(&repo, &[]);
     let scored = scores(experiment(&on_disk, "customer-support"), "candidate").filter(|s| s["words"].is_number());
     assert_eq!(scored.count(), 3, "the first case's three repeats");
 }
