@@ -33,7 +33,7 @@ pub struct Job {
     /// recorded as errored, never dropped).
     pub request: Result<Request, String>,
     /// Send it even when the cache holds its answer, and never share an identical job's call:
-    /// a blocking latency gate needs calls timed in this run (see [`retime`]).
+    /// a blocking latency gate needs calls timed in this run (see [`retimed`]).
     pub retime: bool,
 }
 
@@ -217,18 +217,14 @@ fn share_contents(messages: &mut [Message], others: &[&[Message]]) {
     }
 }
 
-/// Marks both arms of the first `units` units of every experiment (dataset order; a new one has
+/// Per planned experiment and case, whether its jobs are timed again (`mark_retimed`):
+/// both arms of the first `units` units of every experiment (dataset order; a new one has
 /// only its candidate's) to be timed in this run, cache or not: latency is only ever compared
 /// between calls timed in the same run, a blocking latency gate needs at least its minimum
 /// number of such units, and a new experiment's SLO is judged on its own timed calls.
 /// A unit is a case, or every case of a `group` (the test resamples groups whole, and its
 /// minimum n counts groups): a group is timed whole once its first case is reached.
-pub fn retime(jobs: &mut [Job], planned: &[Planned<'_>], units: usize) {
-    mark_retimed(jobs, &retimed(planned, units));
-}
-
-/// Per planned experiment and case, whether [`retime`] marks its jobs: read from the cases
-/// before they are given away.
+/// Read from the cases before they are given away.
 pub fn retimed(planned: &[Planned<'_>], units: usize) -> Vec<Vec<bool>> {
     planned
         .iter()
@@ -252,7 +248,7 @@ pub fn retimed(planned: &[Planned<'_>], units: usize) -> Vec<Vec<bool>> {
         .collect()
 }
 
-/// Marks the jobs of the cases [`retimed`] says.
+/// Marks the jobs of the cases [`retimed`] says to be timed in this run.
 pub fn mark_retimed(jobs: &mut [Job], timed: &[Vec<bool>]) {
     for job in jobs.iter_mut() {
         if timed.get(job.experiment).and_then(|cases| cases.get(job.case)).copied() == Some(true) {
@@ -684,7 +680,7 @@ mod tests {
         }];
         let mut all = jobs(&planned, 7);
         // Three units: g1 (a, b and the later e), g2 (c), d.
-        retime(&mut all, &planned, 3);
+        mark_retimed(&mut all, &retimed(&planned, 3));
         let timed: std::collections::BTreeSet<&str> = all
             .iter()
             .filter(|j| j.retime)
@@ -700,7 +696,7 @@ mod tests {
             baseline: None,
         }];
         let mut alone = jobs(&new, 7);
-        retime(&mut alone, &new, 3);
+        mark_retimed(&mut alone, &retimed(&new, 3));
         assert_eq!(alone.iter().filter(|j| j.retime).count(), 5 * 2);
     }
 

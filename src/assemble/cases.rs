@@ -235,11 +235,18 @@ fn unreadable(spilled: &Spilled) -> String {
 /// The cases scoring reads, in plan order.
 pub struct Feed<'a> {
     planned: &'a [Planned<'a>],
-    /// Given cases: per planned experiment, its count, the index of the first case not let
-    /// go, and the cases from there that are held.
-    given: Option<Vec<(usize, usize, VecDeque<Case>)>>,
+    /// Given cases, per planned experiment.
+    given: Option<Vec<Held>>,
     /// Spilled cases still to read.
     reader: Option<Reader>,
+}
+
+/// One planned experiment's given cases: how many it has, and those held, from `first` on.
+struct Held {
+    count: usize,
+    /// The index of the first case not let go.
+    first: usize,
+    cases: VecDeque<Case>,
 }
 
 struct Reader {
@@ -265,7 +272,14 @@ impl<'a> Feed<'a> {
     pub fn given(planned: &'a [Planned<'a>], given: Given) -> anyhow::Result<Feed<'a>> {
         let (held, reader) = match given {
             Given::Held(cases) => (
-                cases.into_iter().map(|c| (c.len(), 0, VecDeque::from(c))).collect(),
+                cases
+                    .into_iter()
+                    .map(|c| Held {
+                        count: c.len(),
+                        first: 0,
+                        cases: c.into(),
+                    })
+                    .collect(),
                 None,
             ),
             Given::Spilled(spilled) => {
@@ -275,7 +289,13 @@ impl<'a> Feed<'a> {
                     .try_clone()
                     .and_then(|mut f| f.rewind().map(|()| f))
                     .with_context(|| unreadable(&spilled))?;
-                let held = spilled.counts.iter().map(|&n| (n, 0, VecDeque::new())).collect();
+                let held = (spilled.counts.iter())
+                    .map(|&count| Held {
+                        count,
+                        first: 0,
+                        cases: VecDeque::new(),
+                    })
+                    .collect();
                 let mut reader = Reader {
                     lines: std::io::BufReader::with_capacity(1 << 16, file),
                     next: (0, 0),
@@ -297,7 +317,7 @@ impl<'a> Feed<'a> {
     /// The cases planned experiment `ei` has.
     pub fn count(&self, ei: usize) -> usize {
         match &self.given {
-            Some(given) => given.get(ei).map_or(0, |g| g.0),
+            Some(given) => given.get(ei).map_or(0, |g| g.count),
             None => self.planned.get(ei).map_or(0, |p| p.candidate.cases.len()),
         }
     }
@@ -307,7 +327,7 @@ impl<'a> Feed<'a> {
         let has = |c: &Case| c.asserts.iter().any(&is);
         match (&self.reader, &self.given) {
             (Some(reader), _) => reader.spilled.asserts.iter().any(|(list, _)| list.iter().any(&is)),
-            (None, Some(given)) => given.iter().flat_map(|g| g.2.iter()).any(has),
+            (None, Some(given)) => given.iter().flat_map(|g| g.cases.iter()).any(has),
             (None, None) => self.planned.iter().flat_map(|p| p.candidate.cases.iter()).any(has),
         }
     }
@@ -320,8 +340,8 @@ impl<'a> Feed<'a> {
                 let (at, case) = reader.read_next()?;
                 let g = &mut given[at.0];
                 // Let go already (scoring has passed it): not held again.
-                if at.1 >= g.1 + g.2.len() {
-                    g.2.push_back(case);
+                if at.1 >= g.first + g.cases.len() {
+                    g.cases.push_back(case);
                 }
             }
         }
@@ -334,7 +354,7 @@ impl<'a> Feed<'a> {
             None => self.planned.get(ei).and_then(|p| p.candidate.cases.get(ci)),
             Some(given) => given
                 .get(ei)
-                .and_then(|(_, first, held)| ci.checked_sub(*first).and_then(|at| held.get(at))),
+                .and_then(|g| ci.checked_sub(g.first).and_then(|at| g.cases.get(at))),
         };
         case.with_context(|| format!("case {ci} of planned experiment {ei} is not held (not loaded, or let go)"))
     }
@@ -342,16 +362,16 @@ impl<'a> Feed<'a> {
     /// Lets go of the cases of experiment `ei` up to and with `ci`: scoring will not read them
     /// again. Cases lent by the suite stay.
     pub fn let_go_through(&mut self, ei: usize, ci: usize) {
-        let Some((count, first, held)) = self.given.as_mut().and_then(|given| given.get_mut(ei)) else {
+        let Some(g) = self.given.as_mut().and_then(|given| given.get_mut(ei)) else {
             return;
         };
-        while *first <= ci && *first < *count {
-            held.pop_front();
-            *first += 1;
+        while g.first <= ci && g.first < g.count {
+            g.cases.pop_front();
+            g.first += 1;
         }
         // The buffer is given back as it empties, as `super::Shrinking` does.
-        if held.capacity() >= 1024 && held.len() < held.capacity() / 2 {
-            held.shrink_to_fit();
+        if g.cases.capacity() >= 1024 && g.cases.len() < g.cases.capacity() / 2 {
+            g.cases.shrink_to_fit();
         }
     }
 }

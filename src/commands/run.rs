@@ -630,10 +630,16 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         // planned experiments' cases are taken out of the suites and given to scoring, which
         // lets each go once its result is built (the arms played head's, or base's in A/A;
         // the other suite's are gone or unread).
-        let found = assemble::cases::Found::of(&planned);
-        let held = found.take_cases(&mut cmp.head_suite, cmp.base_suite.as_mut());
-        let planned = found.again(&cmp.head_suite, cmp.base_suite.as_ref())?;
-        let given = spilled.map_or(assemble::cases::Given::Held(held), assemble::cases::Given::Spilled);
+        let (planned, given) = match spilled {
+            // Written out as the jobs were rendered: the suites hold no case.
+            Some(spilled) => (planned, assemble::cases::Given::Spilled(spilled)),
+            None => {
+                let found = assemble::cases::Found::of(&planned);
+                let held = found.take_cases(&mut cmp.head_suite, cmp.base_suite.as_mut());
+                let planned = found.again(&cmp.head_suite, cmp.base_suite.as_ref())?;
+                (planned, assemble::cases::Given::Held(held))
+            }
+        };
         let experiments = score(&planned, Some(given), &places, outcomes, &ran.derived, spill.as_ref())?;
         drop(places);
         ran.derived = Vec::new();

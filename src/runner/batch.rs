@@ -99,7 +99,7 @@ pub fn plan(
     endpoints: &BTreeMap<String, super::Endpoint>,
     gates: &[crate::suite::GateSpec],
 ) -> Result<Vec<bool>, crate::error::Error> {
-    // A blocking latency gate has already marked some jobs to be timed (`plan::retime`), which
+    // A blocking latency gate has already marked some jobs to be timed (`plan::mark_retimed`), which
     // keeps them out of a batch: whether the plan would batch is asked of the jobs unmarked.
     let would_batch = jobs.iter().any(|j| {
         let unmarked = Job {
