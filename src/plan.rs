@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::chat::Message;
 use crate::error::Error;
-use crate::providers::Request;
 use crate::providers::pricing::PriceTable;
+use crate::providers::{Request, Settings};
 use crate::results::Name;
 use crate::stats;
 use crate::suite::{Budget, Case, Experiment};
@@ -138,8 +138,14 @@ pub fn jobs_from<C: std::borrow::Borrow<Case>, E>(
         let named = arms.map(|(_, experiment)| {
             experiment.map(|e| {
                 let fallbacks: Arc<[Name]> = e.fallbacks.iter().map(Name::from).collect();
-                let sampling = e.variant.sampling.clone().shared();
-                (Name::new(&e.variant.model), Name::new(&e.provider), fallbacks, sampling)
+                let settings = Settings {
+                    temperature: e.variant.temperature,
+                    max_tokens: e.variant.max_tokens,
+                    top_p: e.variant.top_p,
+                    sampling: e.variant.sampling.clone().shared(),
+                    ..Settings::of(&e.variant.model)
+                };
+                (Arc::new(settings), Name::new(&e.provider), fallbacks)
             })
         });
         let mut previous: [Arc<[Message]>; 2] = [Arc::from([]), Arc::from([])];
@@ -166,24 +172,13 @@ pub fn jobs_from<C: std::borrow::Borrow<Case>, E>(
             }
             for repeat in 0..head.repeats {
                 let call_seed = derive_seed(seed, &head.name, &case.id, repeat);
-                for (slot, (arm, experiment)) in arms.iter().enumerate() {
-                    let (Some(experiment), Some(messages), Some((model, provider, fallbacks, sampling))) =
-                        (experiment, &renders[slot], &named[slot])
-                    else {
+                for (slot, (arm, _)) in arms.iter().enumerate() {
+                    let (Some(messages), Some((settings, provider, fallbacks))) = (&renders[slot], &named[slot]) else {
                         continue;
                     };
-                    let request = messages.clone().map(|messages| Request {
-                        model: model.clone(),
-                        messages,
-                        temperature: experiment.variant.temperature,
-                        max_tokens: experiment.variant.max_tokens,
-                        top_p: experiment.variant.top_p,
-                        sampling: sampling.clone(),
-                        seed: call_seed,
-                        json: false,
-                        json_schema: None,
-                        embed: false,
-                    });
+                    let request = messages
+                        .clone()
+                        .map(|messages| Request::new(Arc::clone(settings), messages, call_seed));
                     jobs.push(Job {
                         experiment: ei,
                         case: ci,

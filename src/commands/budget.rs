@@ -319,22 +319,24 @@ mod tests {
                 provider: "p".into(),
                 fallbacks: Default::default(),
                 retime: false,
-                request: Ok(crate::providers::Request {
-                    model: "m".into(),
-                    messages: vec![Message {
+                request: Ok(crate::providers::Request::new(
+                    std::sync::Arc::new(crate::providers::Settings {
+                        model: "m".into(),
+                        temperature: None,
+                        max_tokens: Some(256),
+                        top_p: None,
+                        sampling: None,
+                        json: false,
+                        json_schema: None,
+                        embed: false,
+                    }),
+                    vec![Message {
                         role: Role::User,
                         content: format!("case {i}").into(),
                     }]
                     .into(),
-                    temperature: None,
-                    max_tokens: Some(256),
-                    top_p: None,
-                    sampling: None,
-                    seed: i as u64,
-                    json: false,
-                    json_schema: None,
-                    embed: false,
-                }),
+                    i as u64,
+                )),
             })
             .collect();
         let price = crate::suite::Price {

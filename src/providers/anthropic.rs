@@ -286,9 +286,18 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let request = Request {
-            model: "claude-sonnet-4-20250514".into(),
-            messages: vec![
+        let request = crate::providers::Request::new(
+            std::sync::Arc::new(crate::providers::Settings {
+                model: "claude-sonnet-4-20250514".into(),
+                temperature: Some(0.0),
+                max_tokens: None,
+                top_p: None,
+                sampling: None,
+                json: false,
+                json_schema: None,
+                embed: false,
+            }),
+            vec![
                 Message {
                     role: Role::System,
                     content: "You are the Acme support assistant.".into(),
@@ -311,15 +320,8 @@ mod tests {
                 },
             ]
             .into(),
-            temperature: Some(0.0),
-            max_tokens: None,
-            top_p: None,
-            sampling: None,
-            seed: 7,
-            json: false,
-            json_schema: None,
-            embed: false,
-        };
+            7,
+        );
         let provider = provider(&server.uri());
         assert_eq!(provider.kind(), "anthropic");
         let response = provider.complete(&request).await.unwrap();

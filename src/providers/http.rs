@@ -695,9 +695,18 @@ pub mod tests {
 
     /// A request with every optional field set.
     pub fn request() -> Request {
-        Request {
-            model: "gpt-4o-mini".into(),
-            messages: vec![
+        crate::providers::Request::new(
+            std::sync::Arc::new(crate::providers::Settings {
+                model: "gpt-4o-mini".into(),
+                temperature: Some(0.5),
+                max_tokens: Some(256),
+                top_p: Some(0.9),
+                sampling: None,
+                json: false,
+                json_schema: None,
+                embed: false,
+            }),
+            vec![
                 Message {
                     role: Role::System,
                     content: "You are the Acme support assistant.".into(),
@@ -708,15 +717,8 @@ pub mod tests {
                 },
             ]
             .into(),
-            temperature: Some(0.5),
-            max_tokens: Some(256),
-            top_p: Some(0.9),
-            sampling: None,
-            seed: 12345,
-            json: false,
-            json_schema: None,
-            embed: false,
-        }
+            12345,
+        )
     }
 
     /// How a call is expected to fail: its class and a fragment of its message.

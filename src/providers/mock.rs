@@ -570,22 +570,24 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
             "Der Versand nach Österreich dauert 4 Tage.",
         );
         check("🚚🚚🚚", "🚚?", REFUSAL);
-        let empty = Request {
-            messages: Vec::new().into(),
-            max_tokens: Some(1),
-            ..request("", "")
+        let empty = {
+            let mut built = request("", "");
+            built.messages = Vec::new().into();
+            built.max_tokens = Some(1);
+            built
         };
         let response = respond(&empty);
         assert_eq!(response.text, "I'm ");
         assert_eq!((response.usage.input, response.usage.output), (0, 1));
         // A prompt without a user message: everything is knowledge, nothing is asked.
-        let no_user = Request {
-            messages: vec![Message {
+        let no_user = {
+            let mut built = request("", "");
+            built.messages = vec![Message {
                 role: Role::System,
                 content: STORE.into(),
             }]
-            .into(),
-            ..request("", "")
+            .into();
+            built
         };
         assert_eq!(respond(&no_user).text, REFUSAL);
     }
@@ -595,13 +597,14 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
         for temperature in [None, Some(0.0)] {
             let texts: Vec<String> = (0..20)
                 .map(|seed| {
-                    let request = Request {
-                        temperature,
-                        seed,
-                        json: false,
-                        json_schema: None,
-                        embed: false,
-                        ..request(STORE, "Which shipping options and refunds are there?")
+                    let request = {
+                        let mut built = request(STORE, "Which shipping options and refunds are there?");
+                        built.temperature = temperature;
+                        built.seed = seed;
+                        built.json = false;
+                        built.json_schema = None;
+                        built.embed = false;
+                        built
                     };
                     respond(&request).text
                 })
@@ -613,13 +616,14 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
     #[test]
     fn temperature_varies_with_the_seed_but_repeats_exactly() {
         let at = |seed| {
-            let request = Request {
-                temperature: Some(1.0),
-                seed,
-                json: false,
-                json_schema: None,
-                embed: false,
-                ..request(STORE, "Tell me about refunds, shipping, orders and gift cards.")
+            let request = {
+                let mut built = request(STORE, "Tell me about refunds, shipping, orders and gift cards.");
+                built.temperature = Some(1.0);
+                built.seed = seed;
+                built.json = false;
+                built.json_schema = None;
+                built.embed = false;
+                built
             };
             respond(&request)
         };
@@ -649,22 +653,25 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
         let question = "Can I get my refunds back on the original card?";
         let full = respond(&request(STORE, question));
         for (max_tokens, expected) in [(0, ""), (2, "Refunds "), (5, "Refunds are issued t")] {
-            let truncated = respond(&Request {
-                max_tokens: Some(max_tokens),
-                ..request(STORE, question)
+            let truncated = respond(&{
+                let mut built = request(STORE, question);
+                built.max_tokens = Some(max_tokens);
+                built
             });
             assert_eq!(truncated.text, expected);
             assert!(truncated.usage.output <= u64::from(max_tokens));
         }
-        let roomy = respond(&Request {
-            max_tokens: Some(1000),
-            ..request(STORE, question)
+        let roomy = respond(&{
+            let mut built = request(STORE, question);
+            built.max_tokens = Some(1000);
+            built
         });
         assert_eq!(roomy, full);
         // Truncation counts characters, not bytes.
-        let unicode = respond(&Request {
-            max_tokens: Some(1),
-            ..request("Größe: ÄÖÜß sind verfügbar.", "Welche Größe?")
+        let unicode = respond(&{
+            let mut built = request("Größe: ÄÖÜß sind verfügbar.", "Welche Größe?");
+            built.max_tokens = Some(1);
+            built
         });
         assert_eq!(unicode.text, "Größ");
     }
@@ -722,9 +729,18 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
         if let Some((tag, text)) = extra {
             user += &section(tag, text);
         }
-        let request = Request {
-            model: "judge".into(),
-            messages: vec![
+        let request = crate::providers::Request::new(
+            std::sync::Arc::new(crate::providers::Settings {
+                model: "judge".into(),
+                temperature: Some(0.0),
+                max_tokens: Some(300),
+                top_p: None,
+                sampling: None,
+                json: true,
+                json_schema: None,
+                embed: false,
+            }),
+            vec![
                 Message {
                     role: Role::System,
                     content: format!(
@@ -740,15 +756,8 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
                 },
             ]
             .into(),
-            temperature: Some(0.0),
-            max_tokens: Some(300),
-            top_p: None,
-            sampling: None,
-            seed: 0,
-            json: true,
-            json_schema: None,
-            embed: false,
-        };
+            0,
+        );
         serde_json::from_str(&respond(&request).text).expect("the mock judge answers with JSON")
     }
 

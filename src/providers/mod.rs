@@ -52,78 +52,189 @@ pub fn judge_nonce(system: &str) -> Option<&str> {
         .find(|word| !word.is_empty())
 }
 
-/// One model call, fully resolved: the same request always means the same call
-/// (the cache key of a later issue is derived from it).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Request {
+/// What the requests of one arm share: the model and its settings. A plan holds a request a
+/// call until it is sent, so these are held once a variant, not once a call (at a hundred
+/// thousand calls, 7 MB); a request reads them as its own fields ([`Request`] derefs to them),
+/// and setting one copies them first, so a request changed alone changes alone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
     /// Shared: a plan holds every request until it is sent, and they name a few models.
     pub model: Name,
-    /// Shared by the repeats of a case (and by both arms when they render alike).
-    pub messages: Arc<[Message]>,
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
     pub top_p: Option<f64>,
-    /// Penalties and stop sequences, when the variant sets any (shared by its requests; absent
-    /// from the serialized request otherwise).
-    #[serde(
-        default,
-        flatten,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::chat::Sampling::deserialize_shared"
-    )]
+    /// Penalties and stop sequences, when the variant sets any (absent from the serialized
+    /// request otherwise).
     pub sampling: Option<Arc<crate::chat::Sampling>>,
-    /// Seed for providers that accept one (and for the mock's randomness). Derived from the
-    /// case and the repeat index, so repeats differ and reruns repeat.
-    pub seed: u64,
     /// Ask for a JSON object (a judge's reply) through the provider's JSON mode, where it has
     /// one. Left out of the serialized request when false, so the cache keys of ordinary calls
     /// do not change.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub json: bool,
     /// The JSON Schema of the object `json` asks for, for a provider that enforces a schema
     /// rather than a JSON mode: Anthropic, whose judge call is a forced tool call with it as
-    /// the tool's `input_schema`. Left out of the serialized request when absent. Boxed: few
-    /// requests carry one, and a plan holds every request until it is sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// the tool's `input_schema`. Left out of the serialized request when absent.
     pub json_schema: Option<Box<serde_json::Value>>,
     /// Embed the last message's text through the provider's embeddings endpoint instead of
     /// completing the messages ([`Provider::embed`]): the response's text is the vector, a
     /// JSON array of numbers, so an embedding is cached, journaled and budgeted like any call.
     /// Left out of the serialized request when false.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub embed: bool,
 }
 
-impl Request {
-    /// A request of `messages` to `model` with every setting the provider's default: no
-    /// sampling settings, no output limit, seed 0, no JSON mode.
-    pub fn chat(model: &str, messages: Arc<[Message]>) -> Request {
-        Request {
+impl Settings {
+    /// `model` with every setting the provider's default: no sampling settings, no output
+    /// limit, no JSON mode.
+    pub fn of(model: &str) -> Settings {
+        Settings {
             model: model.into(),
-            messages,
             temperature: None,
             max_tokens: None,
             top_p: None,
             sampling: None,
-            seed: 0,
             json: false,
             json_schema: None,
             embed: false,
         }
     }
+}
 
-    /// The request that embeds `text` with `model` (see [`Request::embed`]).
+/// One model call, fully resolved: the same request always means the same call
+/// (the cache key of a later issue is derived from it). Serialized as one object: the model,
+/// the messages, the settings, the seed, in that order (its JSON is the cache key).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(from = "Fields")]
+pub struct Request {
+    /// Shared by the requests of an arm (see [`Settings`]); read through `Deref`.
+    settings: Arc<Settings>,
+    /// Shared by the repeats of a case (and by both arms when they render alike).
+    pub messages: Arc<[Message]>,
+    /// Seed for providers that accept one (and for the mock's randomness). Derived from the
+    /// case and the repeat index, so repeats differ and reruns repeat.
+    pub seed: u64,
+}
+
+impl std::ops::Deref for Request {
+    type Target = Settings;
+    fn deref(&self) -> &Settings {
+        &self.settings
+    }
+}
+
+impl std::ops::DerefMut for Request {
+    /// Copies the settings first when other requests share them.
+    fn deref_mut(&mut self) -> &mut Settings {
+        Arc::make_mut(&mut self.settings)
+    }
+}
+
+/// A request as it is read: every field at the top level.
+#[derive(Deserialize)]
+struct Fields {
+    model: Name,
+    messages: Arc<[Message]>,
+    temperature: Option<f64>,
+    max_tokens: Option<u32>,
+    top_p: Option<f64>,
+    #[serde(default, flatten, deserialize_with = "crate::chat::Sampling::deserialize_shared")]
+    sampling: Option<Arc<crate::chat::Sampling>>,
+    seed: u64,
+    #[serde(default)]
+    json: bool,
+    #[serde(default)]
+    json_schema: Option<Box<serde_json::Value>>,
+    #[serde(default)]
+    embed: bool,
+}
+
+/// A request as it is written: every field at the top level, in the order of the cache keys
+/// written before the settings were shared, and the settings left at their default left out.
+#[derive(Serialize)]
+struct Written<'a> {
+    model: &'a Name,
+    messages: &'a [Message],
+    temperature: Option<f64>,
+    max_tokens: Option<u32>,
+    top_p: Option<f64>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    sampling: Option<&'a crate::chat::Sampling>,
+    seed: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    json: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    json_schema: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    embed: bool,
+}
+
+impl From<Fields> for Request {
+    fn from(f: Fields) -> Request {
+        let settings = Settings {
+            model: f.model,
+            temperature: f.temperature,
+            max_tokens: f.max_tokens,
+            top_p: f.top_p,
+            sampling: f.sampling,
+            json: f.json,
+            json_schema: f.json_schema,
+            embed: f.embed,
+        };
+        Request::new(Arc::new(settings), f.messages, f.seed)
+    }
+}
+
+impl Serialize for Request {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let s = &*self.settings;
+        Written {
+            model: &s.model,
+            messages: &self.messages,
+            temperature: s.temperature,
+            max_tokens: s.max_tokens,
+            top_p: s.top_p,
+            sampling: s.sampling.as_deref(),
+            seed: self.seed,
+            json: s.json,
+            json_schema: s.json_schema.as_deref(),
+            embed: s.embed,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl Request {
+    /// A request of `messages` with `settings` (shared with the other requests of its arm).
+    pub fn new(settings: Arc<Settings>, messages: Arc<[Message]>, seed: u64) -> Request {
+        Request {
+            settings,
+            messages,
+            seed,
+        }
+    }
+
+    /// A request of `messages` to `model` with every setting the provider's default: no
+    /// sampling settings, no output limit, seed 0, no JSON mode.
+    pub fn chat(model: &str, messages: Arc<[Message]>) -> Request {
+        Request::new(Arc::new(Settings::of(model)), messages, 0)
+    }
+
+    /// The request that embeds `text` with `model` (see [`Settings::embed`]).
     pub fn embedding(model: &str, text: &str) -> Request {
         let messages = vec![Message {
             role: Role::User,
             content: text.into(),
         }];
-        Request {
+        let settings = Settings {
             // Embeddings have no output tokens: the budget's upper bound counts none.
             max_tokens: Some(0),
             embed: true,
-            ..Request::chat(model, messages.into())
-        }
+            ..Settings::of(model)
+        };
+        Request::new(Arc::new(settings), messages.into(), 0)
+    }
+
+    /// The settings this request shares with the others of its arm.
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.settings
     }
 
     /// The text an embedding request embeds.
@@ -306,6 +417,49 @@ mod tests {
             }
             (Ok(provider), Err(fragment)) => panic!("built `{}`, expected an error with {fragment:?}", provider.kind()),
             (Err(error), Ok(kind)) => panic!("expected `{kind}`, got {error}"),
+        }
+    }
+
+    /// A request's JSON is its cache key: its fields, their order and what is left out are
+    /// fixed (the literals were written by the serializer before the variant's settings were
+    /// shared, and must not move, or every cached answer is lost).
+    #[test]
+    fn a_request_serializes_to_the_same_json_whatever_it_shares() {
+        let messages: Arc<[Message]> = vec![
+            Message {
+                role: Role::System,
+                content: "Be brief.".into(),
+            },
+            Message {
+                role: Role::User,
+                content: "Hi".into(),
+            },
+        ]
+        .into();
+        let plain = Request::chat("m", Arc::clone(&messages));
+        let plain_json = r#"{"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],"temperature":null,"max_tokens":null,"top_p":null,"seed":0}"#;
+        assert_eq!(serde_json::to_string(&plain).unwrap(), plain_json);
+        let sampling = crate::chat::Sampling {
+            frequency_penalty: Some(0.5),
+            presence_penalty: None,
+            stop: Some(vec!["END".to_owned()]),
+        };
+        let mut full = Request::chat("m", messages);
+        full.temperature = Some(0.7);
+        full.max_tokens = Some(64);
+        full.top_p = Some(0.9);
+        full.sampling = sampling.shared();
+        full.seed = 42;
+        full.json = true;
+        full.json_schema = Some(Box::new(serde_json::json!({"type": "object"})));
+        let full_json = r#"{"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],"temperature":0.7,"max_tokens":64,"top_p":0.9,"frequency_penalty":0.5,"stop":["END"],"seed":42,"json":true,"json_schema":{"type":"object"}}"#;
+        assert_eq!(serde_json::to_string(&full).unwrap(), full_json);
+        let embedding = Request::embedding("e", "text");
+        let embedding_json = r#"{"model":"e","messages":[{"role":"user","content":"text"}],"temperature":null,"max_tokens":0,"top_p":null,"seed":0,"embed":true}"#;
+        assert_eq!(serde_json::to_string(&embedding).unwrap(), embedding_json);
+        // And each reads back as the request it was.
+        for (request, json) in [(&plain, plain_json), (&full, full_json), (&embedding, embedding_json)] {
+            assert_eq!(&serde_json::from_str::<Request>(json).unwrap(), request);
         }
     }
 

@@ -576,22 +576,24 @@ mod tests {
         let spec = spec(ProviderKind::OpenaiCompatible, Some(&format!("{}/v1", server.uri())));
         let provider = OpenAiProvider::with_key(&spec, None).unwrap();
         assert_eq!(provider.kind(), "openai-compatible");
-        let request = Request {
-            model: "llama3.2".into(),
-            messages: vec![super::super::Message {
+        let request = crate::providers::Request::new(
+            std::sync::Arc::new(crate::providers::Settings {
+                model: "llama3.2".into(),
+                temperature: None,
+                max_tokens: Some(16),
+                top_p: None,
+                sampling: None,
+                json: false,
+                json_schema: None,
+                embed: false,
+            }),
+            vec![super::super::Message {
                 role: super::super::Role::User,
                 content: "Say hi".into(),
             }]
             .into(),
-            temperature: None,
-            max_tokens: Some(16),
-            top_p: None,
-            sampling: None,
-            seed: u64::MAX,
-            json: false,
-            json_schema: None,
-            embed: false,
-        };
+            u64::MAX,
+        );
         let response = provider.complete(&request).await.unwrap();
         // "Say hi": 2 tokens + 4 for the message; "Hi there!": 3 tokens.
         assert_eq!(

@@ -432,10 +432,9 @@ impl<'a> Runner<'a> {
             && !request.embed
             && endpoint.provider.default_output_limit().is_none()
         {
-            std::borrow::Cow::Owned(Request {
-                max_tokens: Some(plan::UNBOUNDED_OUTPUT_TOKENS),
-                ..request.clone()
-            })
+            let mut sent = request.clone();
+            sent.max_tokens = Some(plan::UNBOUNDED_OUTPUT_TOKENS);
+            std::borrow::Cow::Owned(sent)
         } else {
             std::borrow::Cow::Borrowed(request)
         }

@@ -158,22 +158,24 @@ fn jobs(n: usize, fallbacks: &[&str]) -> Vec<Job> {
             request: if i % 7 == 6 {
                 Err(format!("rendering the candidate prompt failed: case {i}"))
             } else {
-                Ok(Request {
-                    model: "m".into(),
-                    messages: vec![Message {
+                Ok(crate::providers::Request::new(
+                    std::sync::Arc::new(crate::providers::Settings {
+                        model: "m".into(),
+                        temperature: None,
+                        max_tokens: Some(100),
+                        top_p: None,
+                        sampling: None,
+                        json: false,
+                        json_schema: None,
+                        embed: false,
+                    }),
+                    vec![Message {
                         role: Role::User,
                         content: format!("case {i}").into(),
                     }]
                     .into(),
-                    temperature: None,
-                    max_tokens: Some(100),
-                    top_p: None,
-                    sampling: None,
-                    seed: i as u64,
-                    json: false,
-                    json_schema: None,
-                    embed: false,
-                })
+                    i as u64,
+                ))
             },
         })
         .collect()

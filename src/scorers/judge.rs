@@ -17,7 +17,7 @@ use serde_json::Value;
 use sha2::Digest;
 
 use crate::plan::{Job, JudgeTag, Planned};
-use crate::providers::{JUDGE_MARK, Message, Request, Role};
+use crate::providers::{JUDGE_MARK, Message, Request, Role, Settings};
 use crate::results::{Judgement, Name, Score, Scores, ThinVec};
 use crate::runner::Outcome;
 use crate::suite::{Assertion, Case, Check, EmbedderSettings, JudgeCheck, JudgeSettings};
@@ -322,28 +322,24 @@ pub fn structured_request(
     seed: u64,
     schema: Value,
 ) -> Request {
-    Request {
-        model: model.into(),
-        messages: vec![
-            Message {
-                role: Role::System,
-                content: system.into(),
-            },
-            Message {
-                role: Role::User,
-                content: user.into(),
-            },
-        ]
-        .into(),
+    let settings = Settings {
         temperature: Some(0.0),
         max_tokens: Some(max_tokens),
-        top_p: None,
-        sampling: None,
-        seed,
         json: true,
         json_schema: Some(Box::new(schema)),
-        embed: false,
-    }
+        ..Settings::of(model)
+    };
+    let messages = vec![
+        Message {
+            role: Role::System,
+            content: system.into(),
+        },
+        Message {
+            role: Role::User,
+            content: user.into(),
+        },
+    ];
+    Request::new(std::sync::Arc::new(settings), messages.into(), seed)
 }
 
 /// The JSON Schema of a judge's reply, `{"pass", "score", "reason"}`, for providers that

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use promptgate::providers::{Request, mock};
+use promptgate::providers::{Request, Settings, mock};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
@@ -89,21 +89,21 @@ impl Respond for Handle {
 
 /// The mock's answer to an OpenAI chat-completions body, in the OpenAI response shape.
 pub(crate) fn reply(body: &Value) -> Value {
-    let request = Request {
-        model: body["model"].as_str().unwrap_or_default().into(),
-        messages: serde_json::from_value(body["messages"].clone()).unwrap_or_default(),
+    let settings = Settings {
         temperature: body["temperature"].as_f64(),
         max_tokens: body["max_tokens"]
             .as_u64()
             .or(body["max_completion_tokens"].as_u64())
             .map(|n| n as u32),
         top_p: body["top_p"].as_f64(),
-        sampling: None,
-        seed: body["seed"].as_u64().unwrap_or(0),
-        json: false,
-        json_schema: None,
-        embed: false,
+        ..Settings::of(body["model"].as_str().unwrap_or_default())
     };
+    let messages = serde_json::from_value(body["messages"].clone()).unwrap_or_default();
+    let request = Request::new(
+        std::sync::Arc::new(settings),
+        messages,
+        body["seed"].as_u64().unwrap_or(0),
+    );
     let response = mock::respond(&request);
     json!({
         "id": "chatcmpl-sim", "object": "chat.completion", "created": 1_700_000_000, "model": request.model,

@@ -5,22 +5,24 @@ use super::*;
 use crate::providers::{Message, Role, Usage};
 
 fn request(seed: u64) -> Request {
-    Request {
-        model: "m".into(),
-        messages: vec![Message {
+    crate::providers::Request::new(
+        std::sync::Arc::new(crate::providers::Settings {
+            model: "m".into(),
+            temperature: Some(0.5),
+            max_tokens: None,
+            top_p: None,
+            sampling: None,
+            json: false,
+            json_schema: None,
+            embed: false,
+        }),
+        vec![Message {
             role: Role::User,
             content: "hi".into(),
         }]
         .into(),
-        temperature: Some(0.5),
-        max_tokens: None,
-        top_p: None,
-        sampling: None,
         seed,
-        json: false,
-        json_schema: None,
-        embed: false,
-    }
+    )
 }
 
 fn response(text: &str) -> Response {
@@ -422,9 +424,18 @@ async fn an_unloaded_cache_holds_no_index_and_reads_and_writes_as_before() {
 /// `printf 'promptgate-cache-v1\0openai-compatible http://127.0.0.1:1\0{"model":"gpt-4o-mini","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"hi"}],"temperature":0.0,"max_tokens":16,"top_p":null,"seed":7}' | sha256sum`.
 #[test]
 fn a_requests_key_is_the_digest_of_its_json_as_written_before() {
-    let request = Request {
-        model: "gpt-4o-mini".into(),
-        messages: vec![
+    let request = crate::providers::Request::new(
+        std::sync::Arc::new(crate::providers::Settings {
+            model: "gpt-4o-mini".into(),
+            temperature: Some(0.0),
+            max_tokens: Some(16),
+            top_p: None,
+            sampling: None,
+            json: false,
+            json_schema: None,
+            embed: false,
+        }),
+        vec![
             Message {
                 role: Role::System,
                 content: "Be brief.".into(),
@@ -435,15 +446,8 @@ fn a_requests_key_is_the_digest_of_its_json_as_written_before() {
             },
         ]
         .into(),
-        temperature: Some(0.0),
-        max_tokens: Some(16),
-        top_p: None,
-        sampling: None,
-        seed: 7,
-        json: false,
-        json_schema: None,
-        embed: false,
-    };
+        7,
+    );
     assert_eq!(
         serde_json::to_string(&request).unwrap(),
         r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"hi"}],"temperature":0.0,"max_tokens":16,"top_p":null,"seed":7}"#

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::providers::Settings;
 use crate::providers::anthropic::AnthropicProvider;
 use crate::providers::batch::fake::{ANTHROPIC_KEY, Ending, Fake, OPENAI_KEY};
 use crate::providers::http::ApiKey;
@@ -56,28 +57,20 @@ fn batch_jobs(model: &str, said: &[&str]) -> Vec<Job> {
         provider: provider.into(),
         fallbacks: Default::default(),
         retime: false,
-        request: Ok(Request {
-            // The mock's model has no price: the spend is the batch's alone.
-            model: if provider == "p" {
-                model.into()
-            } else {
-                "unpriced-mock".into()
-            },
-            messages: vec![Message {
+        request: Ok(Request::new(
+            std::sync::Arc::new(Settings {
+                // Above the 500 output tokens the fake reports, so the upper bound holds.
+                max_tokens: Some(600),
+                // The mock's model has no price: the spend is the batch's alone.
+                ..Settings::of(if provider == "p" { model } else { "unpriced-mock" })
+            }),
+            vec![Message {
                 role: Role::User,
                 content: content.into(),
             }]
             .into(),
-            temperature: None,
-            // Above the 500 output tokens the fake reports, so the upper bound holds.
-            max_tokens: Some(600),
-            top_p: None,
-            sampling: None,
-            seed: i as u64,
-            json: false,
-            json_schema: None,
-            embed: false,
-        }),
+            i as u64,
+        )),
     };
     let mut jobs: Vec<Job> = said.iter().enumerate().map(|(i, s)| job(i, "p", s)).collect();
     jobs.push(job(said.len(), "offline", "the mock runs as usual"));
