@@ -362,12 +362,13 @@ fn within_unit_range(result: &mut Estimate) {
     clamp(&mut result.relative_ci_equivalence, -1.0, f64::INFINITY);
 }
 
-/// Calls up to which a quantile's resamplings run side by side: each holds its own sorted
-/// copy of every call, so beyond this the extra memory (about 0.5 KB a call at 100,000 calls,
-/// against a peak the run is meant to keep flat) outweighs the time, which the calls dwarf.
+/// Calls up to which a quantile's resamplings run side by side (and the metrics of an
+/// experiment, `verdict::estimate_all`): each holds its own sorted copy of every call, so
+/// beyond this the extra memory (about 0.5 KB a call at 100,000 calls, against a peak the run
+/// is meant to keep flat) outweighs the time, which the calls dwarf.
 const SIDE_BY_SIDE_CALLS: usize = 20_000;
 
-fn side_by_side(cases: &[CaseResult]) -> bool {
+pub fn side_by_side(cases: &[CaseResult]) -> bool {
     cases
         .iter()
         .map(|c| c.baseline.len() + c.candidate.len())
