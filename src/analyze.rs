@@ -183,7 +183,7 @@ pub fn estimate_with(
         let mut own_drawn = None;
         let mut result = 'compared: {
             if !paired {
-                result.n = count_units(&unit_ids, cand.iter().map(|v| !v.is_empty()));
+                result.n = count_units(&unit_ids, result.grouped, cand.iter().map(|v| !v.is_empty()));
                 result.cases = cand.iter().filter(|v| !v.is_empty()).count();
                 break 'compared result;
             }
@@ -197,8 +197,15 @@ pub fn estimate_with(
                 .filter(|&i| base[i].is_empty() != cand[i].is_empty())
                 .count();
             result.cases = both.len();
-            let units: Vec<usize> = both.iter().map(|&i| unit_ids[i]).collect();
-            result.n = count_units(&units, std::iter::repeat(true));
+            // Each compared case's unit: read only by a grouped metric's tests (its clusters).
+            let units: Vec<usize> = match result.grouped {
+                true => both.iter().map(|&i| unit_ids[i]).collect(),
+                false => Vec::new(),
+            };
+            result.n = match result.grouped {
+                true => count_units(&units, true, std::iter::repeat(true)),
+                false => both.len(),
+            };
             if both.is_empty() {
                 break 'compared result;
             }
@@ -407,18 +414,20 @@ fn own_value(metric: &Metric, values: &Ragged) -> Option<f64> {
 /// has a case per unit, and a `Vec` each would hold five times the bytes of its values.
 struct Ragged {
     values: Vec<f64>,
-    /// Where each case's values end in `values`.
-    ends: Vec<usize>,
+    /// Where each case's values end in `values` (32 bits: a run holds fewer calls).
+    ends: Vec<u32>,
 }
 
 impl Ragged {
     fn of(cases: &[CaseResult], mut fill: impl FnMut(&CaseResult, &mut Vec<f64>)) -> Ragged {
-        let mut values = Vec::new();
+        // Sized for a value a case (most metrics of a single-repeat run): grown by doubling
+        // from empty, the values took up to twice their room before the shrink.
+        let mut values = Vec::with_capacity(cases.len());
         let ends = cases
             .iter()
             .map(|c| {
                 fill(c, &mut values);
-                values.len()
+                u32::try_from(values.len()).unwrap_or(u32::MAX)
             })
             .collect();
         values.shrink_to_fit();
@@ -438,8 +447,8 @@ impl std::ops::Index<usize> for Ragged {
     type Output = [f64];
 
     fn index(&self, i: usize) -> &[f64] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.values[start..self.ends[i]]
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.values[start..self.ends[i] as usize]
     }
 }
 
@@ -646,13 +655,14 @@ fn unit_ids(cases: &[CaseResult]) -> Vec<usize> {
         .collect()
 }
 
-fn count_units(ids: &[usize], keep: impl Iterator<Item = bool>) -> usize {
-    ids.iter()
-        .zip(keep)
-        .filter(|(_, k)| *k)
-        .map(|(id, _)| *id)
-        .collect::<std::collections::HashSet<_>>()
-        .len()
+/// The distinct units among the cases kept. Without groups every case is its own unit, and
+/// they are counted without a set (at 50,000 cases a set of them was about 1 MB).
+fn count_units(ids: &[usize], grouped: bool, keep: impl Iterator<Item = bool>) -> usize {
+    let kept = ids.iter().zip(keep).filter(|(_, k)| *k).map(|(id, _)| *id);
+    match grouped {
+        false => kept.count(),
+        true => kept.collect::<std::collections::HashSet<_>>().len(),
+    }
 }
 
 /// The per-case value of `metric` for one arm's calls, the mean over repeats (what the report's
