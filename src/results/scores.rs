@@ -22,8 +22,11 @@ use super::Score;
 /// A name repeated on many calls (a score's, a provider's, a judged metric's): equal names
 /// share one allocation, so a million calls hold each name once and a pointer to it per call.
 /// Compares, orders and hashes as its text; serialises as a JSON string.
+///
+/// One word: a pointer to the shared text (`Arc<str>` is two, and a call, a job and every
+/// score of a list hold a name).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Name(Arc<str>);
+pub struct Name(Arc<Box<str>>);
 
 /// At most this many names are shared, of at most [`MAX_SHARED_LEN`] bytes each: a suite has
 /// a few dozen, and a crafted `results.json` with a million distinct keys must not grow the
@@ -34,24 +37,24 @@ const MAX_SHARED_LEN: usize = 256;
 /// The shared names. A global table rather than one per run: scoring runs on several threads
 /// and `merge` reads several files, and all of them should meet the same names; the limits
 /// above keep it small.
-static SHARED: LazyLock<Mutex<HashSet<Arc<str>>>> = LazyLock::new(|| Mutex::new(HashSet::new()));
+static SHARED: LazyLock<Mutex<HashSet<Name>>> = LazyLock::new(|| Mutex::new(HashSet::new()));
 
 impl Name {
     /// The shared name for `text` (one allocation the first time it is seen).
     pub fn new(text: &str) -> Name {
         if text.len() > MAX_SHARED_LEN {
-            return Name(Arc::from(text));
+            return Name(Arc::new(text.into()));
         }
         // The table is a cache: a panic while it was held cannot leave it inconsistent.
         let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(name) = shared.get(text) {
-            return Name(Arc::clone(name));
+            return name.clone();
         }
-        let name: Arc<str> = Arc::from(text);
+        let name = Name(Arc::new(text.into()));
         if shared.len() < MAX_SHARED {
-            shared.insert(Arc::clone(&name));
+            shared.insert(name.clone());
         }
-        Name(name)
+        name
     }
 
     pub fn as_str(&self) -> &str {
@@ -130,19 +133,19 @@ impl From<&Name> for Name {
 
 impl PartialEq<str> for Name {
     fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+        self.as_str() == other
     }
 }
 
 impl PartialEq<&str> for Name {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        self.as_str() == *other
     }
 }
 
 impl PartialEq<String> for Name {
     fn eq(&self, other: &String) -> bool {
-        *self.0 == **other
+        **self.0 == **other
     }
 }
 
@@ -216,8 +219,9 @@ fn identical(a: &[(Name, Score)], b: &[(Name, Score)]) -> bool {
 /// How many distinct lists [`Scores::shared`] remembers (a thread's most recent).
 const SHARED_LISTS: usize = 64;
 
-/// A list of scores several calls hold.
-type List = Arc<[(Name, Score)]>;
+/// A list of scores several calls hold: one word (a pointer to the boxed list), so that
+/// [`Entries`] is two words, a call's own list's.
+type List = Arc<Box<[(Name, Score)]>>;
 
 thread_local! {
     static LISTS: std::cell::RefCell<std::collections::VecDeque<List>> =
@@ -241,14 +245,14 @@ impl Scores {
             let mut lists = lists.borrow_mut();
             if let Some(at) = lists.iter().position(|l| identical(l, self.entries())) {
                 // The most recently met last: the lists most calls share stay in the table.
-                let list = lists.remove(at).unwrap_or_else(|| Arc::from(self.entries()));
+                let list = lists.remove(at).unwrap_or_else(|| Arc::new(self.entries().into()));
                 lists.push_back(Arc::clone(&list));
                 return Scores(Entries::Shared(list));
             }
             if lists.len() >= SHARED_LISTS {
                 lists.pop_front();
             }
-            lists.push_back(Arc::from(self.entries()));
+            lists.push_back(Arc::new(self.entries().into()));
             self
         })
     }
