@@ -427,7 +427,7 @@ impl Ragged {
             .iter()
             .map(|c| {
                 fill(c, &mut values);
-                u32::try_from(values.len()).unwrap_or(u32::MAX)
+                u32::try_from(values.len()).expect("a run holds fewer than 2^32 calls")
             })
             .collect();
         values.shrink_to_fit();

@@ -633,6 +633,13 @@ pub fn approval_amount(estimate: f64) -> String {
 mod tests {
     use super::*;
 
+    /// A plan holds a job a call until the calls end.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn a_job_is_at_most_88_bytes() {
+        assert!(std::mem::size_of::<Job>() <= 88, "{}", std::mem::size_of::<Job>());
+    }
+
     fn suite(prompt: &str, dataset: &str) -> crate::suite::Suite {
         let files = [
             (

@@ -463,6 +463,38 @@ mod tests {
         }
     }
 
+    /// The requests of an arm hold its settings once; one changed alone (the runner's output
+    /// limit under a spend cap, a test's own setting) changes alone.
+    #[test]
+    fn requests_share_their_arm_s_settings_and_a_change_copies_them() {
+        let settings = Arc::new(Settings {
+            temperature: Some(0.7),
+            ..Settings::of("m")
+        });
+        let messages: Arc<[Message]> = vec![Message {
+            role: Role::User,
+            content: "Hi".into(),
+        }]
+        .into();
+        let one = Request::new(Arc::clone(&settings), Arc::clone(&messages), 1);
+        let mut two = Request::new(Arc::clone(&settings), messages, 2);
+        assert!(Arc::ptr_eq(one.settings(), two.settings()));
+        // A plan holds a request a call: its settings a pointer, its messages the case's.
+        #[cfg(target_pointer_width = "64")]
+        assert!(
+            std::mem::size_of::<Request>() <= 32,
+            "{}",
+            std::mem::size_of::<Request>()
+        );
+        two.max_tokens = Some(10);
+        assert!(!Arc::ptr_eq(one.settings(), two.settings()));
+        assert_eq!((one.max_tokens, two.max_tokens), (None, Some(10)));
+        assert_eq!(
+            (one.temperature, two.temperature, settings.max_tokens),
+            (Some(0.7), Some(0.7), None)
+        );
+    }
+
     #[test]
     fn builds_every_type_and_rejects_settings_of_other_types() {
         use http::tests::spec;
