@@ -321,14 +321,8 @@ mod tests {
                 retime: false,
                 request: Ok(crate::providers::Request::new(
                     std::sync::Arc::new(crate::providers::Settings {
-                        model: "m".into(),
-                        temperature: None,
                         max_tokens: Some(256),
-                        top_p: None,
-                        sampling: None,
-                        json: false,
-                        json_schema: None,
-                        embed: false,
+                        ..crate::providers::Settings::of("m")
                     }),
                     vec![Message {
                         role: Role::User,

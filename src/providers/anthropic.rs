@@ -288,14 +288,8 @@ mod tests {
             .await;
         let request = crate::providers::Request::new(
             std::sync::Arc::new(crate::providers::Settings {
-                model: "claude-sonnet-4-20250514".into(),
                 temperature: Some(0.0),
-                max_tokens: None,
-                top_p: None,
-                sampling: None,
-                json: false,
-                json_schema: None,
-                embed: false,
+                ..crate::providers::Settings::of("claude-sonnet-4-20250514")
             }),
             vec![
                 Message {

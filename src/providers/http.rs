@@ -697,14 +697,10 @@ pub mod tests {
     pub fn request() -> Request {
         crate::providers::Request::new(
             std::sync::Arc::new(crate::providers::Settings {
-                model: "gpt-4o-mini".into(),
                 temperature: Some(0.5),
                 max_tokens: Some(256),
                 top_p: Some(0.9),
-                sampling: None,
-                json: false,
-                json_schema: None,
-                embed: false,
+                ..crate::providers::Settings::of("gpt-4o-mini")
             }),
             vec![
                 Message {

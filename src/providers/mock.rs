@@ -731,14 +731,10 @@ You are the support assistant for Acme Outfitters. Be friendly and brief.
         }
         let request = crate::providers::Request::new(
             std::sync::Arc::new(crate::providers::Settings {
-                model: "judge".into(),
                 temperature: Some(0.0),
                 max_tokens: Some(300),
-                top_p: None,
-                sampling: None,
                 json: true,
-                json_schema: None,
-                embed: false,
+                ..crate::providers::Settings::of("judge")
             }),
             vec![
                 Message {

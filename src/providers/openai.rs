@@ -578,14 +578,8 @@ mod tests {
         assert_eq!(provider.kind(), "openai-compatible");
         let request = crate::providers::Request::new(
             std::sync::Arc::new(crate::providers::Settings {
-                model: "llama3.2".into(),
-                temperature: None,
                 max_tokens: Some(16),
-                top_p: None,
-                sampling: None,
-                json: false,
-                json_schema: None,
-                embed: false,
+                ..crate::providers::Settings::of("llama3.2")
             }),
             vec![super::super::Message {
                 role: super::super::Role::User,

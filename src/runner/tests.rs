@@ -160,14 +160,8 @@ fn jobs(n: usize, fallbacks: &[&str]) -> Vec<Job> {
             } else {
                 Ok(crate::providers::Request::new(
                     std::sync::Arc::new(crate::providers::Settings {
-                        model: "m".into(),
-                        temperature: None,
                         max_tokens: Some(100),
-                        top_p: None,
-                        sampling: None,
-                        json: false,
-                        json_schema: None,
-                        embed: false,
+                        ..crate::providers::Settings::of("m")
                     }),
                     vec![Message {
                         role: Role::User,

@@ -7,14 +7,8 @@ use crate::providers::{Message, Role, Usage};
 fn request(seed: u64) -> Request {
     crate::providers::Request::new(
         std::sync::Arc::new(crate::providers::Settings {
-            model: "m".into(),
             temperature: Some(0.5),
-            max_tokens: None,
-            top_p: None,
-            sampling: None,
-            json: false,
-            json_schema: None,
-            embed: false,
+            ..crate::providers::Settings::of("m")
         }),
         vec![Message {
             role: Role::User,
@@ -426,14 +420,9 @@ async fn an_unloaded_cache_holds_no_index_and_reads_and_writes_as_before() {
 fn a_requests_key_is_the_digest_of_its_json_as_written_before() {
     let request = crate::providers::Request::new(
         std::sync::Arc::new(crate::providers::Settings {
-            model: "gpt-4o-mini".into(),
             temperature: Some(0.0),
             max_tokens: Some(16),
-            top_p: None,
-            sampling: None,
-            json: false,
-            json_schema: None,
-            embed: false,
+            ..crate::providers::Settings::of("gpt-4o-mini")
         }),
         vec![
             Message {
