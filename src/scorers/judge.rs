@@ -313,7 +313,9 @@ pub fn request(check: &JudgeCheck, model: &str, case: &Case, output: &str, seed:
 }
 
 /// A judge's request: the instructions and the fenced question, at temperature 0, asking for
-/// a JSON object of `schema` (the provider's JSON mode or schema where it has one).
+/// a JSON object of `schema` (the provider's JSON mode or schema where it has one). A judge's
+/// requests share their settings, schema and all (a thread's last ones are kept): a run holds
+/// every judge request it plans.
 pub fn structured_request(
     model: &str,
     system: String,
@@ -322,13 +324,32 @@ pub fn structured_request(
     seed: u64,
     schema: Value,
 ) -> Request {
-    let settings = Settings {
-        temperature: Some(0.0),
-        max_tokens: Some(max_tokens),
-        json: true,
-        json_schema: Some(Box::new(schema)),
-        ..Settings::of(model)
-    };
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<std::sync::Arc<Settings>>> = const { std::cell::RefCell::new(None) };
+    }
+    let settings = LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some(s)
+                if *s.model == *model
+                    && s.max_tokens == Some(max_tokens)
+                    && s.json_schema.as_deref() == Some(&schema) =>
+            {
+                std::sync::Arc::clone(s)
+            }
+            _ => {
+                let settings = std::sync::Arc::new(Settings {
+                    temperature: Some(0.0),
+                    max_tokens: Some(max_tokens),
+                    json: true,
+                    json_schema: Some(Box::new(schema)),
+                    ..Settings::of(model)
+                });
+                *last = Some(std::sync::Arc::clone(&settings));
+                settings
+            }
+        }
+    });
     let messages = vec![
         Message {
             role: Role::System,
@@ -339,7 +360,7 @@ pub fn structured_request(
             content: user.into(),
         },
     ];
-    Request::new(std::sync::Arc::new(settings), messages.into(), seed)
+    Request::new(settings, messages.into(), seed)
 }
 
 /// The JSON Schema of a judge's reply, `{"pass", "score", "reason"}`, for providers that
@@ -541,6 +562,43 @@ fn preview(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A judge's requests hold one copy of its settings and schema, and are written as each
+    /// would be alone (the cache key).
+    #[test]
+    fn a_judge_s_requests_share_their_settings_and_read_as_their_own() {
+        let ask = |model: &str, max_tokens: u32, seed: u64| {
+            structured_request(
+                model,
+                "system".to_owned(),
+                "user".to_owned(),
+                max_tokens,
+                seed,
+                reply_schema(),
+            )
+        };
+        let (one, two) = (ask("j", 300, 1), ask("j", 300, 2));
+        assert!(std::sync::Arc::ptr_eq(one.settings(), two.settings()));
+        let (other_model, other_limit) = (ask("k", 300, 3), ask("k", 200, 4));
+        assert!(!std::sync::Arc::ptr_eq(two.settings(), other_model.settings()));
+        assert!(!std::sync::Arc::ptr_eq(other_model.settings(), other_limit.settings()));
+        assert_eq!((&*other_model.model, other_limit.max_tokens), ("k", Some(200)));
+        let alone = Request::new(
+            std::sync::Arc::new(Settings {
+                temperature: Some(0.0),
+                max_tokens: Some(300),
+                json: true,
+                json_schema: Some(Box::new(reply_schema())),
+                ..Settings::of("j")
+            }),
+            std::sync::Arc::clone(&two.messages),
+            2,
+        );
+        assert_eq!(
+            serde_json::to_string(&two).unwrap(),
+            serde_json::to_string(&alone).unwrap()
+        );
+    }
     use crate::plan::Arm;
 
     fn case(vars: serde_json::Value) -> Case {
