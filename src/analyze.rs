@@ -227,10 +227,13 @@ pub fn estimate_with(
             match test {
                 Test::SignFlip => {
                     let q = metric.quantile().unwrap_or(0.5);
-                    // Whole units, each with every call of its cases in both arms: a case that
-                    // is its own unit lends its calls (two slices, 32 bytes a unit); a group's
-                    // are copied together.
+                    // Whole units, each with every call of its cases in both arms: a case of one
+                    // call an arm gives its two values (16 bytes a unit), another case that is its
+                    // own unit lends its calls (two slices, 32 bytes); a group's are copied
+                    // together.
                     let together = side_by_side(cases);
+                    let compare =
+                        |units: &dyn QuantileUnits| units.compared(q, metric_seed, alpha, together, intervals);
                     let (g, (test, draws), inverted) = if result.grouped {
                         let mut grouped: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
                         let mut index: HashMap<usize, usize> = HashMap::new();
@@ -242,20 +245,14 @@ pub fn estimate_with(
                             grouped[slot].0.extend_from_slice(&base[i]);
                             grouped[slot].1.extend_from_slice(&cand[i]);
                         }
-                        let drawn = quantile_draws(&grouped, q, metric_seed, together);
-                        let inverted = match intervals {
-                            Intervals::Reported => agreeing_interval(&grouped, q, metric_seed, alpha, &drawn),
-                            Intervals::Unread => Agreeing::default(),
-                        };
-                        (grouped.len(), drawn, inverted)
+                        compare(&grouped)
+                    } else if single {
+                        let pairs: Vec<([f64; 1], [f64; 1])> =
+                            both.iter().map(|&i| ([base[i][0]], [cand[i][0]])).collect();
+                        compare(&pairs)
                     } else {
                         let lent: Vec<(&[f64], &[f64])> = both.iter().map(|&i| (&base[i], &cand[i])).collect();
-                        let drawn = quantile_draws(&lent, q, metric_seed, together);
-                        let inverted = match intervals {
-                            Intervals::Reported => agreeing_interval(&lent, q, metric_seed, alpha, &drawn),
-                            Intervals::Unread => Agreeing::default(),
-                        };
-                        (lent.len(), drawn, inverted)
+                        compare(&lent)
                     };
                     if let Some(test) = test {
                         result.delta = Some(test.estimate);
@@ -621,6 +618,28 @@ fn judge_variance(name: &str, cases: &[CaseResult], paired: bool) -> Option<Judg
     })
 }
 
+/// A quantile's comparison over whole units, whatever holds their calls.
+type Compared = (usize, (Option<stats::SignFlip>, Option<stats::QuantileDraws>), Agreeing);
+
+/// Units a quantile's comparison reads: each unit's calls in both arms, held as values, lent
+/// slices or copied groups.
+trait QuantileUnits {
+    /// The units' number, the test and the draws, and the interval made to agree with the test
+    /// when it is reported.
+    fn compared(&self, q: f64, seed: u64, alpha: f64, together: bool, intervals: Intervals) -> Compared;
+}
+
+impl<U: AsRef<[f64]> + Sync> QuantileUnits for Vec<(U, U)> {
+    fn compared(&self, q: f64, seed: u64, alpha: f64, together: bool, intervals: Intervals) -> Compared {
+        let drawn = quantile_draws(self, q, seed, together);
+        let inverted = match intervals {
+            Intervals::Reported => agreeing_interval(self, q, seed, alpha, &drawn),
+            Intervals::Unread => Agreeing::default(),
+        };
+        (self.len(), drawn, inverted)
+    }
+}
+
 /// A quantile's sign-flip test and its bootstrap draws over whole units. The two are
 /// independent draws, each a good part of the run's own time after the last call: they take a
 /// core each when `together` (up to `SIDE_BY_SIDE_CALLS`).
@@ -764,6 +783,31 @@ pub fn least_consistent(cases: &[CaseResult]) -> Vec<crate::results::CaseConsist
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A case of one call an arm gives a quantile's comparison its two values; the test, the
+    /// draws and the agreeing interval are those of the same calls lent, to the bit.
+    #[test]
+    fn a_quantile_compares_units_of_one_call_as_when_their_calls_are_lent() {
+        let mut rng = stats::Rng::new(7);
+        let values: Vec<(f64, f64)> = (0..300)
+            .map(|_| {
+                let b = 100.0 + (rng.next_u64() % 1000) as f64 / 10.0;
+                (b, b * 0.9 + (rng.next_u64() % 200) as f64 / 10.0)
+            })
+            .collect();
+        let pairs: Vec<([f64; 1], [f64; 1])> = values.iter().map(|&(b, c)| ([b], [c])).collect();
+        let lent: Vec<(&[f64], &[f64])> = pairs.iter().map(|(b, c)| (&b[..], &c[..])).collect();
+        for q in [0.5, 0.95] {
+            let (g, drawn, agreeing) = pairs.compared(q, 11, 0.05, false, Intervals::Reported);
+            let (g_lent, drawn_lent, agreeing_lent) = lent.compared(q, 11, 0.05, false, Intervals::Reported);
+            assert_eq!((g, &drawn), (g_lent, &drawn_lent));
+            assert_eq!(
+                (agreeing.difference, agreeing.ratio),
+                (agreeing_lent.difference, agreeing_lent.ratio)
+            );
+            assert!(drawn.0.is_some() && drawn.1.is_some());
+        }
+    }
 
     use crate::results::{Score, Scores};
 

@@ -244,8 +244,8 @@ struct Flat {
 /// Each arm's calls alone, ascending, with their units: what the bootstrap picks from.
 struct Arms {
     q: f64,
-    /// Each unit's number of baseline and candidate calls.
-    sizes: Vec<(usize, usize)>,
+    /// Each unit's number of baseline and candidate calls (32 bits: half the room).
+    sizes: Vec<(u32, u32)>,
     baseline: Sorted,
     candidate: Sorted,
     /// Scratch: how often a unit was picked (32 bits: half the cache a draw's counting walks).
@@ -362,8 +362,13 @@ impl Arms {
             q,
             sizes: units
                 .iter()
-                .map(|(b, c)| (b.as_ref().len(), c.as_ref().len()))
-                .collect(),
+                .map(|(b, c)| {
+                    Some((
+                        u32::try_from(b.as_ref().len()).ok()?,
+                        u32::try_from(c.as_ref().len()).ok()?,
+                    ))
+                })
+                .collect::<Option<_>>()?,
             baseline: Sorted::of(units, |(b, _)| b.as_ref())?,
             candidate: Sorted::of(units, |(_, c)| c.as_ref())?,
             per_unit: std::cell::RefCell::new(vec![0; units.len()]),
@@ -378,8 +383,8 @@ impl Arms {
         for &i in picks {
             times[i] += 1;
             let (b, c) = self.sizes[i];
-            n_baseline += b;
-            n_candidate += c;
+            n_baseline += b as usize;
+            n_candidate += c as usize;
         }
         let (base, cand) = (&self.baseline, &self.candidate);
         let b = quantile_of_counts(&base.values, n_baseline, self.q, |j| {
