@@ -197,15 +197,17 @@ pub fn estimate_with(
                 .filter(|&i| base[i].is_empty() != cand[i].is_empty())
                 .count();
             result.cases = both.len();
-            // Each compared case's unit: read only by a grouped metric's tests (its clusters).
-            let units: Vec<usize> = match result.grouped {
-                true => both.iter().map(|&i| unit_ids[i]).collect(),
-                false => Vec::new(),
+            // Each compared case's unit, read only by a grouped metric's tests (its clusters);
+            // without groups every compared case is a unit of its own.
+            let (units, n): (Vec<usize>, usize) = match result.grouped {
+                true => {
+                    let units: Vec<usize> = both.iter().map(|&i| unit_ids[i]).collect();
+                    let n = count_units(&units, true, std::iter::repeat(true));
+                    (units, n)
+                }
+                false => (Vec::new(), both.len()),
             };
-            result.n = match result.grouped {
-                true => count_units(&units, true, std::iter::repeat(true)),
-                false => both.len(),
-            };
+            result.n = n;
             if both.is_empty() {
                 break 'compared result;
             }
@@ -232,8 +234,7 @@ pub fn estimate_with(
                     // own unit lends its calls (two slices, 32 bytes); a group's are copied
                     // together.
                     let together = side_by_side(cases);
-                    let compare =
-                        |units: &dyn QuantileUnits| units.compared(q, metric_seed, alpha, together, intervals);
+                    let how = (q, metric_seed, alpha, together, intervals);
                     let (g, (test, draws), inverted) = if result.grouped {
                         let mut grouped: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
                         let mut index: HashMap<usize, usize> = HashMap::new();
@@ -245,14 +246,14 @@ pub fn estimate_with(
                             grouped[slot].0.extend_from_slice(&base[i]);
                             grouped[slot].1.extend_from_slice(&cand[i]);
                         }
-                        compare(&grouped)
+                        quantile_compared(&grouped, how)
                     } else if single {
                         let pairs: Vec<([f64; 1], [f64; 1])> =
                             both.iter().map(|&i| ([base[i][0]], [cand[i][0]])).collect();
-                        compare(&pairs)
+                        quantile_compared(&pairs, how)
                     } else {
                         let lent: Vec<(&[f64], &[f64])> = both.iter().map(|&i| (&base[i], &cand[i])).collect();
-                        compare(&lent)
+                        quantile_compared(&lent, how)
                     };
                     if let Some(test) = test {
                         result.delta = Some(test.estimate);
@@ -621,23 +622,19 @@ fn judge_variance(name: &str, cases: &[CaseResult], paired: bool) -> Option<Judg
 /// A quantile's comparison over whole units, whatever holds their calls.
 type Compared = (usize, (Option<stats::SignFlip>, Option<stats::QuantileDraws>), Agreeing);
 
-/// Units a quantile's comparison reads: each unit's calls in both arms, held as values, lent
-/// slices or copied groups.
-trait QuantileUnits {
-    /// The units' number, the test and the draws, and the interval made to agree with the test
-    /// when it is reported.
-    fn compared(&self, q: f64, seed: u64, alpha: f64, together: bool, intervals: Intervals) -> Compared;
-}
-
-impl<U: AsRef<[f64]> + Sync> QuantileUnits for Vec<(U, U)> {
-    fn compared(&self, q: f64, seed: u64, alpha: f64, together: bool, intervals: Intervals) -> Compared {
-        let drawn = quantile_draws(self, q, seed, together);
-        let inverted = match intervals {
-            Intervals::Reported => agreeing_interval(self, q, seed, alpha, &drawn),
-            Intervals::Unread => Agreeing::default(),
-        };
-        (self.len(), drawn, inverted)
-    }
+/// A quantile's comparison over `units`, each unit's calls in both arms (held as values, lent
+/// slices or copied groups): their number, the test and the draws, and the interval made to
+/// agree with the test when it is reported. `(q, seed, alpha, together, intervals)`.
+fn quantile_compared<U: AsRef<[f64]> + Sync>(
+    units: &[(U, U)],
+    (q, seed, alpha, together, intervals): (f64, u64, f64, bool, Intervals),
+) -> Compared {
+    let drawn = quantile_draws(units, q, seed, together);
+    let inverted = match intervals {
+        Intervals::Reported => agreeing_interval(units, q, seed, alpha, &drawn),
+        Intervals::Unread => Agreeing::default(),
+    };
+    (units.len(), drawn, inverted)
 }
 
 /// A quantile's sign-flip test and its bootstrap draws over whole units. The two are
@@ -798,8 +795,9 @@ mod tests {
         let pairs: Vec<([f64; 1], [f64; 1])> = values.iter().map(|&(b, c)| ([b], [c])).collect();
         let lent: Vec<(&[f64], &[f64])> = pairs.iter().map(|(b, c)| (&b[..], &c[..])).collect();
         for q in [0.5, 0.95] {
-            let (g, drawn, agreeing) = pairs.compared(q, 11, 0.05, false, Intervals::Reported);
-            let (g_lent, drawn_lent, agreeing_lent) = lent.compared(q, 11, 0.05, false, Intervals::Reported);
+            let (g, drawn, agreeing) = quantile_compared(&pairs, (q, 11, 0.05, false, Intervals::Reported));
+            let (g_lent, drawn_lent, agreeing_lent) =
+                quantile_compared(&lent, (q, 11, 0.05, false, Intervals::Reported));
             assert_eq!((g, &drawn), (g_lent, &drawn_lent));
             assert_eq!(
                 (agreeing.difference, agreeing.ratio),
