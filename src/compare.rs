@@ -91,6 +91,15 @@ pub struct PolicyInForce {
 }
 
 impl Comparison {
+    /// Drops the cases of the suite at base, and gives the memory they held back to the system
+    /// (`allocator::release`): the largest that reading the suites leaves.
+    pub fn let_go_of_base_cases(&mut self) {
+        for experiment in self.base_suite.iter_mut().flat_map(|s| &mut s.experiments) {
+            experiment.cases = Vec::new();
+        }
+        crate::allocator::release();
+    }
+
     /// The base's load errors as one sentence for a verdict line, or `None` when it loaded.
     pub fn base_error(&self) -> Option<String> {
         (!self.base_errors.is_empty()).then(|| {

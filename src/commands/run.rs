@@ -140,9 +140,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     if !options.aa {
         // Both arms run head's cases: the base's were read for what the pull request changed
         // in them (`detect`) and in their scorers (above), and are not held through the run.
-        for experiment in cmp.base_suite.iter_mut().flat_map(|s| &mut s.experiments) {
-            experiment.cases = Vec::new();
-        }
+        cmp.let_go_of_base_cases();
     }
     // A/A compares the suite at base with itself: it plays both arms, under its own policy.
     let aa_detection_holder;
@@ -614,10 +612,12 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         let (results, ran) = run_sequential(&jobs, &run_batch, &prices, defaults, &assemble_at)?;
         (results, budget::cap_reached(&ran, cap))
     } else {
+        crate::allocator::release();
         let mut ran = run_batch(&jobs)?;
         runner::remeasure::measure_again(&mut ran, &jobs, &prices, &run_batch)?;
         drop(stow);
         runner.unload_cache();
+        crate::allocator::release();
         let cap_reached = budget::cap_reached(&ran, cap);
         // Sent: scoring reads a job's place and model, not the request it sent, so the jobs
         // are given back first; each outcome goes as soon as it is scored, its output moved
@@ -675,6 +675,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         }
         (None, None) => verdict::run_error(&results),
     };
+    crate::allocator::release();
     let written = report::write_outputs(&results, &options.out)?;
     if let Some(spill) = spill {
         // The outputs are in the calls.jsonl just written: a later rewrite (`ci`'s waiver)

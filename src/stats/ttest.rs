@@ -141,15 +141,20 @@ impl Moments {
         }
         let mean_x = super::mean(x)?;
         let mean_y = super::mean(y)?;
-        // Per cluster: the sums of the deviations.
-        let mut sums: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
-        for i in 0..n {
-            let id = units.map_or(i, |u| u[i]);
-            let entry = sums.entry(id).or_default();
-            entry.0 += x[i] - mean_x;
-            entry.1 += y[i] - mean_y;
-        }
-        let g = sums.len();
+        // Per cluster: the sums of the deviations. A case is its own cluster when there are no
+        // units: its deviations are the sums, in the order of the cases, with no map to hold.
+        let deviations = |i: usize| (x[i] - mean_x, y[i] - mean_y);
+        let clustered: Option<BTreeMap<usize, (f64, f64)>> = units.map(|u| {
+            let mut sums: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
+            for (i, &id) in u.iter().enumerate() {
+                let entry = sums.entry(id).or_default();
+                let (dx, dy) = deviations(i);
+                entry.0 += dx;
+                entry.1 += dy;
+            }
+            sums
+        });
+        let g = clustered.as_ref().map_or(n, BTreeMap::len);
         if g < 2 {
             return None;
         }
@@ -157,10 +162,14 @@ impl Moments {
         let (mut xx, mut yy, mut xy) = (0.0, 0.0, 0.0);
         // Deviations that are rounding only (every case the same value) are no spread.
         let tiny = 1e-12 * x.iter().chain(y).fold(0.0f64, |m, v| m.max(v.abs()));
-        for (sx, sy) in sums.values() {
+        let sums: Box<dyn Iterator<Item = (f64, f64)>> = match &clustered {
+            Some(sums) => Box::new(sums.values().copied()),
+            None => Box::new((0..n).map(deviations)),
+        };
+        for (sx, sy) in sums {
             let (sx, sy) = (
-                if sx.abs() <= tiny { 0.0 } else { *sx },
-                if sy.abs() <= tiny { 0.0 } else { *sy },
+                if sx.abs() <= tiny { 0.0 } else { sx },
+                if sy.abs() <= tiny { 0.0 } else { sy },
             );
             xx += sx * sx;
             yy += sy * sy;
