@@ -818,8 +818,8 @@ mod tests {
         }
         Call {
             repeat,
-            output: Some(Box::default()),
-            latency_ms: Some(100.0 + f64::from(repeat)),
+            output: Some("".into()),
+            latency_ms: Some(100.0 + f64::from(repeat)).into(),
             cost_usd: cost,
             list_cost_usd: cost,
             attempts: 1,
@@ -830,7 +830,7 @@ mod tests {
 
     fn timed(repeat: u32, latency: f64) -> Call {
         Call {
-            latency_ms: Some(latency),
+            latency_ms: Some(latency).into(),
             ..call(repeat, true, None, 0.0)
         }
     }
@@ -1097,7 +1097,7 @@ mod tests {
                 let units: Vec<(Vec<f64>, Vec<f64>)> = cases
                     .iter()
                     .map(|c| {
-                        let arm = |calls: &[Call]| calls.iter().filter_map(|c| c.latency_ms).collect();
+                        let arm = |calls: &[Call]| calls.iter().filter_map(|c| c.latency_ms.get()).collect();
                         (arm(&c.baseline), arm(&c.candidate))
                     })
                     .collect();
@@ -1136,7 +1136,7 @@ mod tests {
         let mut with_errors = cases.clone();
         for c in with_errors.iter_mut().take(2) {
             c.candidate[1].error = Some("timed out after 30000 ms".into());
-            c.candidate[1].latency_ms = None;
+            c.candidate[1].latency_ms = crate::results::Latency::NONE;
         }
         let e = estimate("latency_p95_ms", &with_errors, true, 0.05, 1, [60_000, 30_000]);
         // numpy.quantile([100+i for i in range(20)] + [1000+i for i in range(2, 20)] + [30000]*2,
@@ -1361,8 +1361,8 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, (pb, sb, cost, pc, sc, lat))| {
-                    let b: Vec<Call> = (0..k).map(|r| Call { latency_ms: Some(100.0 + f64::from(*lat) + r as f64), ..call(r as u32, *pb, Some(f64::from(*sb)), 0.01 + f64::from(*cost) / 256.0) }).collect();
-                    let c: Vec<Call> = (0..k).map(|r| Call { latency_ms: Some(90.0 + f64::from(*lat) * 1.5), ..call(r as u32, *pc ^ (r == 1), Some(f64::from(*sc)), 0.01 + f64::from(*cost) / 128.0) }).collect();
+                    let b: Vec<Call> = (0..k).map(|r| Call { latency_ms: Some(100.0 + f64::from(*lat) + r as f64).into(), ..call(r as u32, *pb, Some(f64::from(*sb)), 0.01 + f64::from(*cost) / 256.0) }).collect();
+                    let c: Vec<Call> = (0..k).map(|r| Call { latency_ms: Some(90.0 + f64::from(*lat) * 1.5).into(), ..call(r as u32, *pc ^ (r == 1), Some(f64::from(*sc)), 0.01 + f64::from(*cost) / 128.0) }).collect();
                     case(i, b, c)
                 })
                 .collect();

@@ -297,12 +297,8 @@ pub fn experiments(
                     repeat: place.repeat(),
                     output: Some(output.into()),
                     error: None,
-                    latency_ms: outcome.latency_ms,
-                    tokens: Tokens {
-                        input: usage.input,
-                        cached_input: usage.cached_input,
-                        output: usage.output,
-                    },
+                    latency_ms: outcome.latency_ms.into(),
+                    tokens: Tokens::new(usage.input, usage.cached_input, usage.output),
                     // A cache hit costs nothing; its list price still feeds cost_per_request, so a
                     // warm cache cannot make one arm look cheaper. A batched call costs the batch
                     // rate, and its list price feeds cost_per_request for the same reason: an arm
@@ -334,7 +330,7 @@ pub fn experiments(
                     repeat: place.repeat(),
                     output: None,
                     error: Some(error.into()),
-                    latency_ms: None,
+                    latency_ms: Latency::NONE,
                     tokens: Tokens::default(),
                     cost_usd: 0.0,
                     list_cost_usd: 0.0,

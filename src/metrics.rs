@@ -216,7 +216,7 @@ impl Metric {
             Kind::Latency { .. } if call.batch => None,
             Kind::Latency { .. } if errored => Some(timeout_ms as f64),
             Kind::Latency { .. } if call.cached => None,
-            Kind::Latency { .. } => call.latency_ms,
+            Kind::Latency { .. } => call.latency_ms.get(),
             Kind::Flaky => None,
             Kind::Consistency | Kind::Score => call.scores.get(&self.name).map(|s| s.as_f64()),
         }
@@ -492,7 +492,7 @@ mod tests {
         let call = |batch: bool, error: Option<&str>, latency_ms: Option<f64>| Call {
             output: error.is_none().then(|| "x".into()),
             error: error.map(Into::into),
-            latency_ms,
+            latency_ms: latency_ms.into(),
             attempts: 1,
             batch,
             ..Call::default()

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 mod approvals;
 mod changes;
+mod compact;
 mod designs;
 mod judging;
 mod outputs;
@@ -20,6 +21,7 @@ pub use thin_vec::ThinVec;
 
 pub use approvals::{AcceptedRegression, ApprovalNeeded, ProviderChange, TrustFacts, Waiver};
 pub use changes::{ChangeFacts, DatasetChanges};
+pub use compact::{Latency, Text, Tokens};
 pub use designs::{AaRecommendation, AaSummary, SequentialSummary};
 pub use judging::{JudgeAdvice, JudgeVariance, MAX_JUDGE_REPEATS};
 pub use outputs::{CallLine, LONGEST_OUTPUT, SHOWN_FLIPS, outputs_elsewhere};
@@ -619,9 +621,9 @@ pub struct Call {
     pub repeat: u32,
     /// In schema 2 absent here and found in `calls.jsonl`; `None` also for an errored call.
     #[serde(default, skip_serializing_if = "output_elsewhere")]
-    pub output: Option<Box<str>>,
-    pub error: Option<Box<str>>,
-    pub latency_ms: Option<f64>,
+    pub output: Option<Text>,
+    pub error: Option<Text>,
+    pub latency_ms: Latency,
     pub tokens: Tokens,
     /// What this call cost: 0 for a cache hit.
     pub cost_usd: f64,
@@ -689,14 +691,6 @@ pub struct Judgement {
     /// `llm-compare`: the arm whose output the judge preferred; `None` for a tie (or an error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred: Option<Arm>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Tokens {
-    pub input: u64,
-    pub cached_input: u64,
-    pub output: u64,
 }
 
 /// A score is a boolean (an assertion) or a number (a metric).
@@ -842,10 +836,13 @@ mod tests {
     #[cfg(target_pointer_width = "64")]
     #[test]
     fn a_call_holds_its_rarely_used_lists_in_a_word_each() {
-        // A name and a list of scores are a word each of it (the text and the list shared).
+        // A name and a list of scores are a word each of it (the text and the list shared),
+        // its output, error and latency a word each, its token counts 32 bits each: 120 bytes,
+        // which with glibc's own word is a block of 128.
         assert_eq!(std::mem::size_of::<Name>(), 8);
         assert!(std::mem::size_of::<Scores>() <= 16, "{}", std::mem::size_of::<Scores>());
-        assert!(std::mem::size_of::<Call>() <= 160, "{}", std::mem::size_of::<Call>());
+        assert_eq!(std::mem::size_of::<Tokens>(), 12);
+        assert!(std::mem::size_of::<Call>() <= 120, "{}", std::mem::size_of::<Call>());
         let call = Call::default();
         assert_eq!(
             (

@@ -844,7 +844,7 @@ pub(crate) mod test_fixtures {
     pub(crate) fn call(passed: bool, output: &str, failures: &[&str]) -> Call {
         Call {
             output: Some(output.into()),
-            latency_ms: Some(512.0),
+            latency_ms: Some(512.0).into(),
             tokens: Tokens {
                 input: 310,
                 cached_input: 0,

@@ -25,7 +25,7 @@ pub fn outputs_elsewhere<T>(serialize: impl FnOnce() -> T) -> T {
     serialize()
 }
 
-pub(super) fn output_elsewhere(_: &Option<Box<str>>) -> bool {
+pub(super) fn output_elsewhere(_: &Option<super::Text>) -> bool {
     OUTPUTS_ELSEWHERE.with(std::cell::Cell::get)
 }
 

@@ -341,7 +341,7 @@ fn arm_failure(e: &ExperimentResult, max_error_rate: f64) -> Option<String> {
         }
         let errored = calls.iter().filter(|c| c.error.is_some()).count();
         if errored as f64 / calls.len() as f64 > max_error_rate {
-            let example = calls.iter().find_map(|c| c.error.clone()).unwrap_or_default();
+            let example = calls.iter().find_map(|c| c.error.as_deref()).unwrap_or_default();
             return Some(format!(
                 "the run failed: {errored} of {} {arm} calls errored (more than {} allowed); first error: {example}",
                 calls.len(),

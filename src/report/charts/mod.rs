@@ -404,7 +404,7 @@ mod tests {
                 let mut case = template.clone();
                 case.id = format!("case-{i}");
                 for (k, call) in case.baseline.iter_mut().chain(&mut case.candidate).enumerate() {
-                    call.latency_ms = Some(200.0 + f64::from((i * 37 + k * 11) as u32 % 900));
+                    call.latency_ms = Some(200.0 + f64::from((i * 37 + k * 11) as u32 % 900)).into();
                 }
                 case
             })
