@@ -236,7 +236,7 @@ pub fn compare_in(repo: Repo, scope: &Scope<'_>) -> anyhow::Result<Comparison> {
     };
     let head_suite = suite::load(Arc::clone(&head_tree), scope.config)?;
     let base_tree: Arc<dyn FileSource> = Arc::new(GitTree::new(repo.root(), &merge_base));
-    let loaded = load_base(&base_tree, scope.config);
+    let loaded = load_base(&base_tree, scope.config, &head_suite);
     let detection = detect::detect(
         detect::Base {
             suite: loaded.suite.as_ref(),
@@ -252,10 +252,7 @@ pub fn compare_in(repo: Repo, scope: &Scope<'_>) -> anyhow::Result<Comparison> {
     } else {
         Vec::new()
     };
-    let base_suite = loaded.suite.map(|mut base| {
-        share_vars(&mut base, &head_suite);
-        base
-    });
+    let base_suite = loaded.suite;
     Ok(Comparison {
         base_ref: GitRef {
             name: scope.base.to_owned(),
@@ -300,7 +297,7 @@ struct LoadedBase {
 /// Loads the suite at base experiment by experiment: a suite file that does not load, or an
 /// experiment that does not, is recorded (the run fails on it unless waived), and the rest
 /// still serves as baseline. A base without a suite file has nothing to load.
-fn load_base(tree: &Arc<dyn FileSource>, config: &str) -> LoadedBase {
+fn load_base(tree: &Arc<dyn FileSource>, config: &str, head: &Suite) -> LoadedBase {
     let mut loaded = LoadedBase {
         suite: None,
         unloaded: Vec::new(),
@@ -322,7 +319,7 @@ fn load_base(tree: &Arc<dyn FileSource>, config: &str) -> LoadedBase {
         }
     };
     for decl in &decls {
-        match suite::load_experiment(tree, &suite, decl) {
+        match suite::load_base_experiment(tree, &suite, decl, head) {
             Ok(e) => suite.experiments.push(e),
             Err(e) => {
                 loaded.unloaded.push(decl.name().to_owned());
@@ -334,31 +331,6 @@ fn load_base(tree: &Arc<dyn FileSource>, config: &str) -> LoadedBase {
     }
     loaded.suite = Some(suite);
     loaded
-}
-
-/// Base's cases whose vars equal head's same case's take head's: both arms render head's cases
-/// (see `plan::jobs`), and base's are read only to detect what changed, so a large unchanged
-/// dataset is held once rather than once an arm. Only the vars: a case's assertions resolve
-/// against its own suite (a `pii` assertion takes its suite's detectors), so they stay base's.
-fn share_vars(base: &mut Suite, head: &Suite) {
-    for experiment in &mut base.experiments {
-        let Some(theirs) = head
-            .experiments
-            .iter()
-            .find(|e| e.dataset_path == experiment.dataset_path)
-        else {
-            continue;
-        };
-        let by_id: std::collections::HashMap<&str, &crate::suite::Vars> =
-            theirs.cases.iter().map(|c| (c.id.as_str(), &c.vars)).collect();
-        for case in &mut experiment.cases {
-            if let Some(vars) = by_id.get(case.id.as_str())
-                && **vars == case.vars
-            {
-                case.vars = (*vars).clone();
-            }
-        }
-    }
 }
 
 /// The uncommitted edits the suite could be reading: the suite file, every experiment's files
@@ -642,25 +614,36 @@ gates:
     }
 
     #[test]
-    fn base_cases_with_head_s_vars_share_them_and_edited_ones_do_not() {
-        let load = |dataset: &str| {
-            let tree = MemTree::new([
+    fn base_cases_with_head_s_vars_share_them_as_read_and_edited_ones_do_not() {
+        let tree = |dataset: &str| -> Arc<dyn FileSource> {
+            Arc::new(MemTree::new([
                 ("promptgate.yaml", SUITE),
                 ("v.yaml", "model: gpt-4o-mini\nprompt: p.md\n"),
                 ("p.md", "Hi"),
                 ("d.jsonl", dataset),
-            ]);
-            crate::suite::load(Arc::new(tree), "promptgate.yaml").unwrap()
+            ]))
         };
-        let mut base =
-            load("{\"id\": \"a\", \"vars\": {\"input\": \"x\"}}\n{\"id\": \"b\", \"vars\": {\"input\": \"y\"}}\n");
-        let head =
-            load("{\"id\": \"a\", \"vars\": {\"input\": \"x\"}}\n{\"id\": \"b\", \"vars\": {\"input\": \"edited\"}}\n");
-        share_vars(&mut base, &head);
+        let head = crate::suite::load(
+            tree("{\"id\": \"a\", \"vars\": {\"input\": \"x\"}}\n{\"id\": \"b\", \"vars\": {\"input\": \"edited\"}}\n{\"id\": \"c\", \"vars\": {\"input\": \"z\"}}\n"),
+            "promptgate.yaml",
+        )
+        .unwrap();
+        // Base lists `c` before `b`: its namesake is found by id, not only at its own place.
+        let base = load_base(
+            &tree(
+                "{\"id\": \"a\", \"vars\": {\"input\": \"x\"}}\n{\"id\": \"c\", \"vars\": {\"input\": \"z\"}}\n{\"id\": \"b\", \"vars\": {\"input\": \"y\"}}\n",
+            ),
+            "promptgate.yaml",
+            &head,
+        );
+        assert!(base.errors.is_empty(), "{:?}", base.errors);
+        let base = base.suite.unwrap();
         let (b, h) = (&base.experiments[0].cases, &head.experiments[0].cases);
+        assert_eq!(b.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["a", "c", "b"]);
         assert!(b[0].vars.shared_with(&h[0].vars));
-        assert!(!b[1].vars.shared_with(&h[1].vars));
-        assert_eq!(b[1].vars.get("input").unwrap(), "y");
+        assert!(b[1].vars.shared_with(&h[2].vars));
+        assert!(!b[2].vars.shared_with(&h[1].vars));
+        assert_eq!(b[2].vars.get("input").unwrap(), "y");
     }
 
     #[track_caller]

@@ -31,12 +31,26 @@ struct RawCase {
 /// Parses a dataset by its extension. Cases without an `id` get one derived from their vars, so
 /// it stays stable when cases are reordered. The cases that read well, and an error for each
 /// that did not (or for the file, when it does not parse at all).
+#[cfg(test)]
 pub(super) fn parse(
     source: &dyn FileSource,
     path: &str,
     text: &str,
     dependencies: &mut BTreeSet<String>,
     similarity: super::SimilarityMethod,
+) -> (Vec<Case>, Vec<Error>) {
+    parse_like(source, path, text, dependencies, similarity, &[])
+}
+
+/// [`parse`], each case that has the same id and vars as a case of `like` (the same dataset as
+/// the other arm read it) holding that case's vars, not a copy.
+pub(super) fn parse_like(
+    source: &dyn FileSource,
+    path: &str,
+    text: &str,
+    dependencies: &mut BTreeSet<String>,
+    similarity: super::SimilarityMethod,
+    like: &[Case],
 ) -> (Vec<Case>, Vec<Error>) {
     // Spreadsheets export UTF-8 CSV with a byte order mark, which would otherwise stick to the
     // first column's name (`\u{feff}id` is a var, not the id).
@@ -96,6 +110,7 @@ pub(super) fn parse(
     let mut shared = Shared::default();
     let mut names = super::Names::default();
     let mut cases = Vec::with_capacity(count);
+    let mut like_by_id = None;
     // Every case is checked, a bad one reported and passed over, so `validate` lists them all.
     let mut errors = super::problems::Capped::new(path);
     let lines = LineIndex::new(text);
@@ -119,11 +134,40 @@ pub(super) fn parse(
             dependencies,
             similarity,
         ) {
-            Ok(case) => cases.push(case),
+            Ok(mut case) => {
+                take_vars_like(&mut case, like, cases.len(), &mut like_by_id);
+                cases.push(case);
+            }
             Err(e) => errors.push(e),
         }
     }
     (cases, errors.into_vec())
+}
+
+/// `case` takes the vars of its namesake in `like` when they are equal. The namesake is looked
+/// for at the same place first (a dataset read twice lists its cases in the same order), and
+/// through an index of `like` by id, built the first time that misses.
+fn take_vars_like<'l>(
+    case: &mut Case,
+    like: &'l [Case],
+    at: usize,
+    by_id: &mut Option<HashMap<&'l str, &'l super::Vars>>,
+) {
+    if like.is_empty() {
+        return;
+    }
+    let theirs = match like.get(at) {
+        Some(same) if same.id == case.id => Some(&same.vars),
+        _ => by_id
+            .get_or_insert_with(|| like.iter().map(|c| (c.id.as_str(), &c.vars)).collect())
+            .get(case.id.as_str())
+            .copied(),
+    };
+    if let Some(vars) = theirs
+        && *vars == case.vars
+    {
+        case.vars = vars.clone();
+    }
 }
 
 /// One case of the dataset, resolved.

@@ -34,7 +34,7 @@ pub use raw::{Margin, ProviderKind};
 pub use template::Prompt;
 
 pub(crate) use assertions::resolve_assertion;
-pub use experiment::load_experiment;
+pub use experiment::{load_base_experiment, load_experiment};
 pub use gates::default_direction;
 use gates::{check_gate_metrics, default_blocking, default_gates};
 pub use model::*;
@@ -99,7 +99,7 @@ pub fn lint(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Vec
     })?;
     let mut errors = Vec::new();
     for decl in &decls {
-        match experiment::load_experiment_all(&source, &suite, decl) {
+        match experiment::load_experiment_all(&source, &suite, decl, None) {
             Ok(e) => suite.experiments.push(e),
             Err(es) => errors.extend(es),
         }
