@@ -295,7 +295,7 @@ fn cost_call(repeat: u32, cost: f64) -> Call {
 
 fn latency_call(repeat: u32, ms: f64) -> Call {
     Call {
-        latency_ms: Some(ms),
+        latency_ms: Some(ms).into(),
         ..pass_call(repeat, true)
     }
 }
