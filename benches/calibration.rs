@@ -251,9 +251,9 @@ fn simulate(s: &Scenario, rng: &mut Rng, n: usize, change: f64) -> Vec<CaseResul
                 }
             };
             CaseResult {
-                id: format!("c{i}"),
-                group,
-                input: String::new(),
+                id: format!("c{i}").into(),
+                group: group.map(Into::into),
+                input: "".into(),
                 baseline,
                 candidate,
                 flip: None,
@@ -586,9 +586,9 @@ fn family_wise(sims: usize) {
                     };
                     let (baseline, candidate) = (vec![one()], vec![one()]);
                     CaseResult {
-                        id: format!("c{i}"),
+                        id: format!("c{i}").into(),
                         group: None,
-                        input: String::new(),
+                        input: "".into(),
                         baseline,
                         candidate,
                         flip: None,

@@ -664,7 +664,7 @@ fn unit_ids(cases: &[CaseResult]) -> Vec<usize> {
         .map(|(i, c)| match &c.group {
             Some(g) => {
                 let next = groups.len();
-                cases.len() + *groups.entry(g.as_str()).or_insert(next)
+                cases.len() + *groups.entry(&**g).or_insert(next)
             }
             None => i,
         })
@@ -703,7 +703,7 @@ pub fn flaky_share(cases: &[CaseResult]) -> (Option<f64>, Vec<String>) {
             }
         }
         if any {
-            ids.push(case.id.clone());
+            ids.push(case.id.to_string());
         }
     }
     ((groups > 0).then(|| flaky as f64 / groups as f64), ids)
@@ -760,7 +760,7 @@ pub fn least_consistent(cases: &[CaseResult]) -> Vec<crate::results::CaseConsist
                 (
                     lowest,
                     crate::results::CaseConsistency {
-                        id: c.id.clone(),
+                        id: c.id.to_string(),
                         baseline,
                         candidate,
                     },
@@ -837,9 +837,9 @@ mod tests {
 
     fn case(id: usize, baseline: Vec<Call>, candidate: Vec<Call>) -> CaseResult {
         CaseResult {
-            id: format!("c{id}"),
+            id: format!("c{id}").into(),
             group: None,
-            input: String::new(),
+            input: "".into(),
             baseline,
             candidate,
             flip: None,
@@ -894,7 +894,7 @@ mod tests {
     #[test]
     fn a_share_s_interval_stays_within_what_a_share_can_move() {
         let grouped = |i: usize, b: bool, c: bool, group: Option<&str>| CaseResult {
-            group: group.map(str::to_owned),
+            group: group.map(Into::into),
             ..case(i, vec![call(0, b, None, 0.01)], vec![call(0, c, None, 0.01)])
         };
         let cases: Vec<CaseResult> = (0..12)
@@ -1170,7 +1170,7 @@ mod tests {
         let groups = ["a", "a", "b", "b", "b", "c", "d", "d", "e", "e"];
         let cases: Vec<CaseResult> = (0..10)
             .map(|i| CaseResult {
-                group: Some(groups[i].to_owned()),
+                group: Some(groups[i].into()),
                 ..case(
                     i,
                     vec![call(0, true, Some(b[i]), 0.0)],
@@ -1208,9 +1208,9 @@ mod tests {
             call
         };
         let case = |id: &str, base: &[f64], cand: &[f64]| CaseResult {
-            id: id.to_owned(),
+            id: id.into(),
             group: None,
-            input: String::new(),
+            input: "".into(),
             baseline: base.iter().map(|c| with(*c)).collect(),
             candidate: cand.iter().map(|c| with(*c)).collect(),
             flip: None,

@@ -544,9 +544,9 @@ impl<'a> Finisher<'a> {
             }
             let flip = crate::metrics::flip(&baseline, &candidate);
             let mut result = CaseResult {
-                group: case.group.as_deref().map(str::to_owned),
-                id: case.id.clone(),
-                input: case.input_text(),
+                group: case.group.clone(),
+                id: case.id.as_str().into(),
+                input: case.input_text().into(),
                 baseline,
                 candidate,
                 flip,
@@ -610,7 +610,7 @@ impl Spill<'_> {
                 self.line.clear();
                 let line = CallLine {
                     experiment: experiment.into(),
-                    case: case.id.as_str().into(),
+                    case: (*case.id).into(),
                     arm,
                     repeat: call.repeat,
                     output: (&**output).into(),
@@ -776,9 +776,9 @@ mod tests {
         CaseResult {
             baseline: vec![call(0, Some(format!("{id} b0"))), call(1, Some(format!("{id} b1")))],
             candidate: vec![call(0, Some(format!("{id} \"c0\"\n"))), call(1, None)],
-            id,
+            id: id.into(),
             group: None,
-            input: String::new(),
+            input: "".into(),
             flip,
         }
     }

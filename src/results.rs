@@ -598,13 +598,13 @@ pub enum Flip {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CaseResult {
-    pub id: String,
+    pub id: Box<str>,
     /// The case's `group` in the dataset: cases of one group are resampled and tested together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
+    pub group: Option<Box<str>>,
     /// The case's `input` var (or its vars as JSON), for the report.
     #[serde(default)]
-    pub input: String,
+    pub input: Box<str>,
     /// One call per repeat; empty for a candidate-only (new) experiment's baseline.
     #[serde(default)]
     pub baseline: Vec<Call>,
@@ -843,6 +843,12 @@ mod tests {
         assert!(std::mem::size_of::<Scores>() <= 16, "{}", std::mem::size_of::<Scores>());
         assert_eq!(std::mem::size_of::<Tokens>(), 12);
         assert!(std::mem::size_of::<Call>() <= 120, "{}", std::mem::size_of::<Call>());
+        // A case's id, group and input are boxed strings, two words each.
+        assert!(
+            std::mem::size_of::<CaseResult>() <= 104,
+            "{}",
+            std::mem::size_of::<CaseResult>()
+        );
         let call = Call::default();
         assert_eq!(
             (

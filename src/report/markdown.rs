@@ -867,8 +867,8 @@ pub(crate) mod test_fixtures {
         };
         CaseResult {
             group: None,
-            id: id.to_owned(),
-            input: input.to_owned(),
+            id: id.into(),
+            input: input.into(),
             baseline: vec![baseline],
             candidate: vec![candidate],
             flip,
@@ -1253,8 +1253,8 @@ mod tests {
     fn hostile_outputs_do_not_change_the_structure() {
         let mut results = demo_results();
         for case in &mut results.experiments[0].cases {
-            case.id = HOSTILE.to_owned();
-            case.input = HOSTILE.to_owned();
+            case.id = HOSTILE.into();
+            case.input = HOSTILE.into();
             for call in case.baseline.iter_mut().chain(&mut case.candidate) {
                 call.output = Some(HOSTILE.into());
                 call.error = Some(HOSTILE.into());

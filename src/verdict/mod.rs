@@ -813,9 +813,9 @@ mod tests {
                 .map(|i| {
                     let (baseline, candidate) = calls(i);
                     CaseResult {
-                        id: format!("c{i}"),
+                        id: format!("c{i}").into(),
                         group: None,
-                        input: String::new(),
+                        input: "".into(),
                         baseline,
                         candidate,
                         flip: None,
@@ -1108,9 +1108,9 @@ mod tests {
                     let mut call = Call::default();
                     call.scores.insert("pass", Score::Bool(i < passing));
                     CaseResult {
-                        id: format!("c{i}"),
+                        id: format!("c{i}").into(),
                         group: None,
-                        input: String::new(),
+                        input: "".into(),
                         baseline: Vec::new(),
                         candidate: vec![call],
                         flip: None,

@@ -402,7 +402,7 @@ mod tests {
         e.cases = (0..2_000)
             .map(|i| {
                 let mut case = template.clone();
-                case.id = format!("case-{i}");
+                case.id = format!("case-{i}").into();
                 for (k, call) in case.baseline.iter_mut().chain(&mut case.candidate).enumerate() {
                     call.latency_ms = Some(200.0 + f64::from((i * 37 + k * 11) as u32 % 900)).into();
                 }
@@ -433,7 +433,7 @@ mod tests {
         e.cases = (0..52_001)
             .map(|i| {
                 let mut case = template.clone();
-                case.id = format!("case-{i}");
+                case.id = format!("case-{i}").into();
                 case.flip = (i >= 50_000).then_some(Flip::PassToFail);
                 case
             })
