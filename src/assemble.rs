@@ -191,7 +191,7 @@ pub fn experiments(
         // call of its case and repeat carries it.
         if derived.tag.first.is_some() {
             compared
-                .entry((derived.job.experiment, derived.job.case, derived.job.repeat))
+                .entry((derived.job.experiment(), derived.job.case(), derived.job.repeat))
                 .or_default()
                 .push(derived);
             continue;

@@ -21,9 +21,9 @@ pub use crate::results::Arm;
 #[derive(Clone, Debug)]
 pub struct Job {
     /// Index into the plan's experiments.
-    pub experiment: usize,
+    pub experiment: u32,
     /// Index into the experiment's (head) cases.
-    pub case: usize,
+    pub case: u32,
     pub arm: Arm,
     pub repeat: u32,
     pub provider: Name,
@@ -37,7 +37,24 @@ pub struct Job {
     pub retime: bool,
 }
 
+/// An index of the plan (an experiment's, a case's) as a [`Job`] holds it: 32 bits, as a run
+/// holds every job until it is sent, and no plan comes near four billion.
+pub fn narrow(index: usize) -> u32 {
+    debug_assert!(u32::try_from(index).is_ok(), "a plan's index {index} past u32");
+    u32::try_from(index).unwrap_or(u32::MAX)
+}
+
 impl Job {
+    /// Index into the plan's experiments.
+    pub fn experiment(&self) -> usize {
+        self.experiment as usize
+    }
+
+    /// Index into the experiment's (head) cases.
+    pub fn case(&self) -> usize {
+        self.case as usize
+    }
+
     /// The model the job asks for; empty when its prompt could not be rendered.
     pub fn model(&self) -> &str {
         self.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default()
@@ -180,8 +197,8 @@ pub fn jobs_from<C: std::borrow::Borrow<Case>, E>(
                         .clone()
                         .map(|messages| Request::new(Arc::clone(settings), messages, call_seed));
                     jobs.push(Job {
-                        experiment: ei,
-                        case: ci,
+                        experiment: narrow(ei),
+                        case: narrow(ci),
                         arm: *arm,
                         repeat,
                         provider: provider.clone(),
@@ -246,7 +263,12 @@ pub fn retimed(planned: &[Planned<'_>], units: usize) -> Vec<Vec<bool>> {
 /// Marks the jobs of the cases [`retimed`] says to be timed in this run.
 pub fn mark_retimed(jobs: &mut [Job], timed: &[Vec<bool>]) {
     for job in jobs.iter_mut() {
-        if timed.get(job.experiment).and_then(|cases| cases.get(job.case)).copied() == Some(true) {
+        if timed
+            .get(job.experiment())
+            .and_then(|cases| cases.get(job.case()))
+            .copied()
+            == Some(true)
+        {
             job.retime = true;
         }
     }
@@ -636,8 +658,9 @@ mod tests {
     /// A plan holds a job a call until the calls end.
     #[cfg(target_pointer_width = "64")]
     #[test]
-    fn a_job_is_at_most_88_bytes() {
-        assert!(std::mem::size_of::<Job>() <= 88, "{}", std::mem::size_of::<Job>());
+    fn a_job_is_at_most_72_bytes() {
+        // Its experiment's and case's indices are 32 bits, as a place's are.
+        assert!(std::mem::size_of::<Job>() <= 72, "{}", std::mem::size_of::<Job>());
     }
 
     fn suite(prompt: &str, dataset: &str) -> crate::suite::Suite {
@@ -686,7 +709,7 @@ mod tests {
         let timed: std::collections::BTreeSet<&str> = all
             .iter()
             .filter(|j| j.retime)
-            .map(|j| head.experiments[0].cases[j.case].id.as_str())
+            .map(|j| head.experiments[0].cases[j.case()].id.as_str())
             .collect();
         assert_eq!(timed.into_iter().collect::<Vec<_>>(), ["a", "b", "c", "d", "e"]);
         // Both arms and every repeat of a timed case.

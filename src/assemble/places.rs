@@ -35,12 +35,6 @@ impl Place {
     }
 }
 
-/// An index of the plan as a [`Place`] holds it (see there).
-fn narrow(index: usize) -> u32 {
-    debug_assert!(u32::try_from(index).is_ok(), "a plan's index {index} past u32");
-    u32::try_from(index).unwrap_or(u32::MAX)
-}
-
 /// Every job's [`Place`], in the jobs' order, and the models they name once each.
 #[derive(Debug, Default)]
 pub struct Places {
@@ -61,11 +55,11 @@ impl Places {
                     models.len() - 1
                 });
                 Place {
-                    experiment: narrow(job.experiment),
-                    case: narrow(job.case),
+                    experiment: job.experiment,
+                    case: job.case,
                     arm: job.arm,
                     repeat: job.repeat,
-                    model: narrow(model),
+                    model: crate::plan::narrow(model),
                 }
             })
             .collect();

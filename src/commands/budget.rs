@@ -160,7 +160,7 @@ pub fn keep_shard(
     judged: &[Job],
     prices: &PriceTable,
 ) -> ShardBudget {
-    let in_shard = |j: &Job| cases.get(j.experiment).and_then(|c| c.get(j.case)).copied() == Some(true);
+    let in_shard = |j: &Job| cases.get(j.experiment()).and_then(|c| c.get(j.case())).copied() == Some(true);
     let budget = ShardBudget::of(shard, jobs, batched, judged, prices, in_shard);
     jobs.retain(in_shard);
     jobs.shrink_to_fit();
@@ -313,7 +313,7 @@ mod tests {
         let jobs = (0..cases)
             .map(|i| Job {
                 experiment: 0,
-                case: i,
+                case: crate::plan::narrow(i),
                 arm: Arm::Candidate,
                 repeat: 0,
                 provider: "p".into(),
@@ -353,7 +353,7 @@ mod tests {
         let batched: Vec<bool> = (0..10).map(|i| i < 5).collect();
         let shard = |index: u32, batched: Option<&[bool]>| {
             ShardBudget::of(Shard { index, count: 2 }, &jobs, batched, &[], &prices, |j| {
-                (j.case % 2) as u32 + 1 == index
+                j.case % 2 + 1 == index
             })
         };
         let listed = plan::estimate(&jobs, &prices).usd;

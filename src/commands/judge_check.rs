@@ -81,7 +81,7 @@ pub fn judge_check(repo_dir: &Path, config: &str, args: &JudgeCheckArgs) -> anyh
         .enumerate()
         .map(|(case, request)| Job {
             experiment: 0,
-            case,
+            case: crate::plan::narrow(case),
             arm: Arm::Candidate,
             repeat: 0,
             provider: Name::from(&name),

@@ -27,9 +27,9 @@ pub(super) fn run_sequential(
     let design = sequential::Design::new(defaults.alpha, defaults.sequential_looks);
     let mut by_experiment: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for job in jobs {
-        let cases = by_experiment.entry(job.experiment).or_default();
-        if !cases.contains(&job.case) {
-            cases.push(job.case);
+        let cases = by_experiment.entry(job.experiment()).or_default();
+        if !cases.contains(&job.case()) {
+            cases.push(job.case());
         }
     }
     let position = sequential::case_order(&by_experiment, defaults.seed);
@@ -40,7 +40,7 @@ pub(super) fn run_sequential(
         let batch: Vec<Job> = jobs
             .iter()
             .filter(|j| {
-                let (rank, n) = position[&(j.experiment, j.case)];
+                let (rank, n) = position[&(j.experiment(), j.case())];
                 rank >= sequential::upto(previous, n) && rank < sequential::upto(t, n)
             })
             .cloned()
@@ -66,7 +66,7 @@ pub(super) fn run_sequential(
             let calls = by_experiment
                 .keys()
                 .map(|ei| {
-                    let count = |js: &[Job]| js.iter().filter(|j| j.experiment == *ei).count();
+                    let count = |js: &[Job]| js.iter().filter(|j| j.experiment() == *ei).count();
                     (*ei, (count(&run_jobs), count(jobs)))
                 })
                 .collect();

@@ -262,7 +262,7 @@ mod tests {
     fn job(case: usize, arm: Arm) -> Job {
         Job {
             experiment: 0,
-            case,
+            case: crate::plan::narrow(case),
             arm,
             repeat: 0,
             provider: "sim".into(),

@@ -149,7 +149,7 @@ fn jobs(n: usize, fallbacks: &[&str]) -> Vec<Job> {
     (0..n)
         .map(|i| Job {
             experiment: 0,
-            case: i,
+            case: crate::plan::narrow(i),
             arm: Arm::Candidate,
             repeat: 0,
             provider: "p".into(),
@@ -676,7 +676,7 @@ async fn adaptive_concurrency_settles_below_the_providers_limit() {
 /// seeds are identical jobs.
 fn judge_job(parent: usize, seed: u64) -> (JudgeTag, Job) {
     let mut job = jobs(1, &[]).remove(0);
-    job.case = parent;
+    job.case = crate::plan::narrow(parent);
     job.provider = "j".into();
     if let Ok(request) = &mut job.request {
         request.seed = seed;

@@ -128,7 +128,7 @@ impl Pairing {
         let Ok(response) = &outcome.result else {
             return None;
         };
-        let key = (job.experiment, job.case, job.repeat);
+        let key = (job.experiment(), job.case(), job.repeat);
         let mut waiting = self.waiting.borrow_mut();
         match waiting.remove(&key) {
             Some((arm, other)) if arm != job.arm => Some(match job.arm {

@@ -57,9 +57,9 @@ pub fn follow_up<'a>(
             let mut asked = asked_of(planned, settings, embedder, generation, outcome);
             // A comparison needs both arms' outputs of the pair: the second to arrive asks.
             // Only outputs some comparison needs are kept until their pair arrives.
-            let experiment = planned[generation.experiment].candidate;
-            let case = &experiment.cases[generation.case];
-            let compared = planned[generation.experiment].baseline.is_some()
+            let experiment = planned[generation.experiment()].candidate;
+            let case = &experiment.cases[generation.case()];
+            let compared = planned[generation.experiment()].baseline.is_some()
                 && experiment
                     .asserts
                     .iter()
@@ -93,8 +93,8 @@ fn asked_of(
     generation: &Job,
     outcome: &Outcome,
 ) -> Vec<(JudgeTag, Job)> {
-    let experiment = planned[generation.experiment].candidate;
-    let case = &experiment.cases[generation.case];
+    let experiment = planned[generation.experiment()].candidate;
+    let case = &experiment.cases[generation.case()];
     let asserts = || experiment.asserts.iter().chain(case.asserts.iter());
     let mut asked = Vec::new();
     if let Some(settings) = settings {
@@ -142,11 +142,11 @@ pub fn planned_jobs(
         );
         // A compared pair's judgements, counted once, at the candidate's job.
         if let (Some(settings), crate::plan::Arm::Candidate, Some(_)) =
-            (settings, job.arm, planned[job.experiment].baseline)
+            (settings, job.arm, planned[job.experiment()].baseline)
             && let Ok(response) = &assumed.result
         {
-            let experiment = planned[job.experiment].candidate;
-            let case = &experiment.cases[job.case];
+            let experiment = planned[job.experiment()].candidate;
+            let case = &experiment.cases[job.case()];
             judge_jobs_planned.extend(
                 super::compare::jobs(
                     settings,

@@ -51,7 +51,7 @@ fn endpoints(fake: &Fake, anthropic: bool) -> BTreeMap<String, Endpoint> {
 fn batch_jobs(model: &str, said: &[&str]) -> Vec<Job> {
     let job = |i: usize, provider: &str, content: &str| Job {
         experiment: 0,
-        case: i,
+        case: crate::plan::narrow(i),
         arm: Arm::Candidate,
         repeat: 0,
         provider: provider.into(),
