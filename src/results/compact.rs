@@ -131,12 +131,22 @@ impl<'de> Deserialize<'de> for Latency {
     }
 }
 
+/// A call's token counts. Read from a `results.json` as any count (one written before they
+/// were held in 32 bits may hold more), each past `u32::MAX` read as it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Tokens {
+    #[serde(deserialize_with = "held")]
     pub input: u32,
+    #[serde(deserialize_with = "held")]
     pub cached_input: u32,
+    #[serde(deserialize_with = "held")]
     pub output: u32,
+}
+
+/// A count as 32 bits, the most they hold for one past them.
+fn held<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    u64::deserialize(deserializer).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 impl Tokens {
@@ -169,6 +179,34 @@ mod tests {
         let back: Option<Text> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, Some(text));
         assert_eq!(serde_json::from_str::<Option<Text>>("null").unwrap(), None);
+    }
+
+    #[test]
+    fn token_counts_are_32_bits_and_a_larger_count_written_or_read_is_the_most_they_hold() {
+        assert_eq!(
+            Tokens::new(120, 100, 5),
+            Tokens {
+                input: 120,
+                cached_input: 100,
+                output: 5
+            }
+        );
+        assert_eq!(Tokens::new(1 << 32, 0, u64::MAX).input, u32::MAX);
+        assert_eq!(Tokens::new(1 << 32, 0, u64::MAX).output, u32::MAX);
+        let old: Tokens = serde_json::from_str(r#"{"input": 4294967296, "output": 7}"#).unwrap();
+        assert_eq!(
+            old,
+            Tokens {
+                input: u32::MAX,
+                cached_input: 0,
+                output: 7
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&Tokens::new(120, 100, 5)).unwrap(),
+            r#"{"input":120,"cached_input":100,"output":5}"#
+        );
+        assert!(serde_json::from_str::<Tokens>(r#"{"input": -1}"#).is_err());
     }
 
     #[test]
