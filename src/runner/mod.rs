@@ -485,34 +485,33 @@ impl<'a> Runner<'a> {
     /// [`Ran::derived`], in the order they finished.
     pub async fn run_then(&self, jobs: &[Job], then: &Then<'_>) -> Ran {
         let endpoints = self.endpoints;
+        let keys: Vec<Option<JobKey>> = jobs.iter().map(|job| job_key(job, endpoints)).collect();
         // The outcomes known before any call: render errors, replayed jobs, batches' answers.
         let mut known: Vec<(usize, Outcome)> = Vec::new();
 
         // Sort the jobs: render errors end at once, finished ones replay, the first of identical
         // jobs (the leader) runs and the others (followers) take its answer.
-        // A job's key is computed here and again as it is sent, not held for every job through
-        // the calls (33 bytes a job; a second digest costs about a microsecond).
-        let mut leaders: HashMap<JobKey, usize> = HashMap::new();
+        let mut leaders: HashMap<&JobKey, usize> = HashMap::new();
         let mut followers: Vec<(usize, usize)> = Vec::new();
         let mut to_run: Vec<usize> = Vec::new();
         let mut resumed = 0;
         // Outcomes from the journal of an interrupted run: an answer among them was not measured
         // in this run (`remeasure::CACHED`).
         let mut replayed_at: std::collections::HashSet<usize> = std::collections::HashSet::new();
-        for (index, job) in jobs.iter().enumerate() {
-            let (Ok(_), Some(key)) = (&job.request, job_key(job, endpoints)) else {
+        for (index, (job, key)) in jobs.iter().zip(&keys).enumerate() {
+            let (Ok(_), Some(key)) = (&job.request, key) else {
                 known.push((index, not_sent(not_rendered(job))));
                 continue;
             };
             // A job to be timed in this run is never answered by another's call.
             if !job.retime {
-                if let Some(&leader) = leaders.get(&key) {
+                if let Some(&leader) = leaders.get(key) {
                     followers.push((index, leader));
                     continue;
                 }
                 leaders.insert(key, index);
             }
-            match self.take_replayed(&key) {
+            match self.take_replayed(key) {
                 Some(outcome) => {
                     resumed += 1;
                     replayed_at.insert(index);
@@ -539,7 +538,7 @@ impl<'a> Runner<'a> {
                 .partition(|&&index| batch::goes_in_batch(&jobs[index], self.endpoints));
             if !to_batch.is_empty() {
                 to_run = rest;
-                batched = batch::run(self, options, &watch, jobs, &to_batch).await;
+                batched = batch::run(self, options, &watch, jobs, &keys, &to_batch).await;
                 known.append(&mut batched.outcomes);
             }
         }
@@ -665,7 +664,7 @@ impl<'a> Runner<'a> {
             }
             while running.len() < width + in_flight.len() {
                 let Some(index) = roots.next() else { break };
-                let key = job_key(&jobs[index], endpoints).unwrap_or_default();
+                let key = keys[index].unwrap_or_default();
                 let run = finish(&jobs[index], key, true);
                 running.push(async move { Finished::Root(index, run.await) }.boxed_local());
             }
