@@ -136,17 +136,22 @@ impl<'de> Deserialize<'de> for Latency {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Tokens {
-    #[serde(deserialize_with = "held")]
+    #[serde(deserialize_with = "read_held")]
     pub input: u32,
-    #[serde(deserialize_with = "held")]
+    #[serde(deserialize_with = "read_held")]
     pub cached_input: u32,
-    #[serde(deserialize_with = "held")]
+    #[serde(deserialize_with = "read_held")]
     pub output: u32,
 }
 
 /// A count as 32 bits, the most they hold for one past them.
-fn held<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
-    u64::deserialize(deserializer).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+fn held(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// [`held`], read from any count a file holds.
+fn read_held<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    u64::deserialize(deserializer).map(held)
 }
 
 impl Tokens {
@@ -154,7 +159,6 @@ impl Tokens {
     /// the analysis): four billion tokens is some thousand times the longest context a model
     /// takes, and a count past it reads as the most 32 bits hold.
     pub fn new(input: u64, cached_input: u64, output: u64) -> Tokens {
-        let held = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         Tokens {
             input: held(input),
             cached_input: held(cached_input),

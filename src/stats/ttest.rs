@@ -159,22 +159,12 @@ impl Moments {
             return None;
         }
         let scale = g as f64 / (g - 1) as f64 / (n as f64 * n as f64);
-        let (mut xx, mut yy, mut xy) = (0.0, 0.0, 0.0);
         // Deviations that are rounding only (every case the same value) are no spread.
         let tiny = 1e-12 * x.iter().chain(y).fold(0.0f64, |m, v| m.max(v.abs()));
-        let sums: Box<dyn Iterator<Item = (f64, f64)>> = match &clustered {
-            Some(sums) => Box::new(sums.values().copied()),
-            None => Box::new((0..n).map(deviations)),
+        let (xx, yy, xy) = match &clustered {
+            Some(sums) => cross_products(sums.values().copied(), tiny),
+            None => cross_products((0..n).map(deviations), tiny),
         };
-        for (sx, sy) in sums {
-            let (sx, sy) = (
-                if sx.abs() <= tiny { 0.0 } else { sx },
-                if sy.abs() <= tiny { 0.0 } else { sy },
-            );
-            xx += sx * sx;
-            yy += sy * sy;
-            xy += sx * sy;
-        }
         Some(Moments {
             mean_x,
             mean_y,
@@ -184,6 +174,22 @@ impl Moments {
             units: g,
         })
     }
+}
+
+/// The sums of squares and of products of the clusters' summed deviations, each at most
+/// `tiny` counted as 0.
+fn cross_products(sums: impl Iterator<Item = (f64, f64)>, tiny: f64) -> (f64, f64, f64) {
+    let (mut xx, mut yy, mut xy) = (0.0, 0.0, 0.0);
+    for (sx, sy) in sums {
+        let (sx, sy) = (
+            if sx.abs() <= tiny { 0.0 } else { sx },
+            if sy.abs() <= tiny { 0.0 } else { sy },
+        );
+        xx += sx * sx;
+        yy += sy * sy;
+        xy += sx * sy;
+    }
+    (xx, yy, xy)
 }
 
 #[cfg(test)]
