@@ -55,6 +55,16 @@ impl Job {
         self.case as usize
     }
 
+    /// Lets go of the rendered messages (the runner, once the job is settled: see
+    /// `runner::remeasure::LettingGo`); the job keeps its place, model and settings, all that
+    /// scoring and the results read of it. Every job let go of shares one empty list.
+    pub fn let_go_of_messages(&mut self) {
+        static NONE: std::sync::LazyLock<Arc<[Message]>> = std::sync::LazyLock::new(|| Arc::from([]));
+        if let Ok(request) = &mut self.request {
+            request.messages = Arc::clone(&NONE);
+        }
+    }
+
     /// The model the job asks for; empty when its prompt could not be rendered.
     pub fn model(&self) -> &str {
         self.request.as_ref().map(|r| r.model.as_str()).unwrap_or_default()

@@ -107,8 +107,11 @@ pub fn judge_check(repo_dir: &Path, config: &str, args: &JudgeCheckArgs) -> anyh
         first: None,
     };
     // A reply that is not the object is asked again once, as in a gate.
-    let then = |parent: usize, derived: Option<(&JudgeTag, &Job)>, outcome: &runner::Outcome| {
-        let (tag, job) = derived.unwrap_or((&first, &jobs[parent]));
+    let then = |_: usize, asked: runner::Asked<'_>, outcome: &runner::Outcome| {
+        let (tag, job) = match asked {
+            runner::Asked::Derived(tag, job) => (tag, job),
+            runner::Asked::Given(job) => (&first, job),
+        };
         judge::retry(tag, job, outcome).into_iter().collect()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -12,7 +12,7 @@ use crate::{runner, stats, suite};
 pub(super) type AssembleAt<'a> =
     dyn Fn(&[Job], &runner::Ran, Option<&stats::Look>, verdict::Plan) -> anyhow::Result<Results> + 'a;
 
-pub(super) type RunBatch<'a> = dyn Fn(&[Job]) -> anyhow::Result<runner::Ran> + 'a;
+pub(super) type RunBatch<'a> = dyn Fn(&mut [Job]) -> anyhow::Result<runner::Ran> + 'a;
 
 /// Sequential: looks at equal shares of each experiment's cases in a seeded order, each judged
 /// at its nominal level (`verdict::sequential`); stops at the first look that settles every
@@ -37,7 +37,7 @@ pub(super) fn run_sequential(
     let mut previous = 0.0;
     let looks = design.fractions.len();
     for (k, (&t, &level)) in design.fractions.iter().zip(&design.levels).enumerate() {
-        let batch: Vec<Job> = jobs
+        let mut batch: Vec<Job> = jobs
             .iter()
             .filter(|j| {
                 let (rank, n) = position[&(j.experiment(), j.case())];
@@ -51,7 +51,7 @@ pub(super) fn run_sequential(
             k + 1,
             batch.len()
         );
-        let mut look_ran = run_batch(&batch)?;
+        let mut look_ran = run_batch(&mut batch)?;
         runner::remeasure::measure_again(&mut look_ran, &batch, prices, run_batch)?;
         ran.absorb(look_ran)
             .map_err(|e| anyhow::anyhow!("cannot read back the outcomes the run wrote to {e}"))?;

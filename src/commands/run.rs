@@ -418,7 +418,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
             .map_or_else(|| estimating.borrow_mut().get().usd, |s| s.whole.usd);
         policy_in_force.budget.max_usd.is_some_and(|max| usd > max)
     };
-    let (planned, jobs) = match approved {
+    let (planned, mut jobs) = match approved {
         Ok(()) => (planned, jobs),
         // In CI a cost above the approval threshold waits for a maintainer, like a key.
         Err(refusal) if !over_cap(&estimating) && options.trust.as_ref().is_some_and(|p| p.hold_over_budget) => {
@@ -505,13 +505,13 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
             },
         )
     }?;
-    let run_batch = |batch: &[Job]| {
+    let run_batch = |batch: &mut [Job]| {
         execute(
             &runtime,
             &runner,
             batch,
             options.journal.as_deref(),
-            &crate::scorers::judge::follow_up(&planned, judge, embedder, batch),
+            &crate::scorers::judge::follow_up(&planned, judge, embedder),
         )
     };
     let policy = Policy {
@@ -613,7 +613,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         (results, budget::cap_reached(&ran, cap))
     } else {
         crate::allocator::release();
-        let mut ran = run_batch(&jobs)?;
+        let mut ran = run_batch(&mut jobs)?;
         runner::remeasure::measure_again(&mut ran, &jobs, &prices, &run_batch)?;
         drop(stow);
         runner.unload_cache();
@@ -708,7 +708,7 @@ fn head_label(cmp: &compare::Comparison) -> String {
 fn execute(
     runtime: &tokio::runtime::Runtime,
     runner: &runner::Runner<'_>,
-    jobs: &[Job],
+    jobs: &mut [Job],
     journal: Option<&Path>,
     then: &runner::Then<'_>,
 ) -> anyhow::Result<runner::Ran> {

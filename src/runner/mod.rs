@@ -295,10 +295,19 @@ pub struct Derived {
     pub replayed: bool,
 }
 
-/// What a finished job asks to run next: `then(parent, derived, outcome)` is called once per
-/// outcome, with `derived` `None` for the given jobs and the derived job's tag and job
-/// otherwise (so a malformed judge reply can ask for its own retry).
-pub type Then<'a> = dyn Fn(usize, Option<(&JudgeTag, &Job)>, &Outcome) -> Vec<(JudgeTag, Job)> + 'a;
+/// What a finished job asks to run next: `then(parent, asked, outcome)` is called once per
+/// outcome, `asked` saying whose: one of the given jobs (`parent`), or a job an outcome asked
+/// for, with its tag (so a malformed judge reply can ask for its own retry).
+pub type Then<'a> = dyn Fn(usize, Asked<'_>, &Outcome) -> Vec<(JudgeTag, Job)> + 'a;
+
+/// The job whose outcome [`Then`] is told of.
+#[derive(Clone, Copy, Debug)]
+pub enum Asked<'j> {
+    /// One of the given jobs, or an identical one following it.
+    Given(&'j Job),
+    /// A job an outcome asked for, and its tag.
+    Derived(&'j JudgeTag, &'j Job),
+}
 
 /// One batch of jobs through a runner of its own: [`Runner::run_then`] on a new [`Runner`],
 /// whose journal is removed when the batch finishes uninterrupted. A command that runs several
@@ -312,7 +321,7 @@ pub async fn run_then(
     then: &Then<'_>,
 ) -> Result<Ran, crate::error::Error> {
     let runner = Runner::new(endpoints, prices, options.clone())?;
-    let ran = runner.run_then(jobs, then).await;
+    let ran = runner.run_then(&mut jobs.to_vec(), then).await;
     if !ran.interrupted {
         runner.finish();
     }
@@ -483,7 +492,12 @@ impl<'a> Runner<'a> {
     /// journal, and start as soon as the outcome that asked for them arrives, so judging
     /// overlaps generation. Identical derived jobs are sent once. Derived jobs are in
     /// [`Ran::derived`], in the order they finished.
-    pub async fn run_then(&self, jobs: &[Job], then: &Then<'_>) -> Ran {
+    ///
+    /// A job's rendered messages are let go of as soon as its outcome is settled (answered by
+    /// a call of this run, or failed in a way a second send would not change): only
+    /// [`remeasure`] sends a job again, and only a pair measured at two times. At a hundred
+    /// thousand calls the messages are about 10 MB, which the calls' own buffers then reuse.
+    pub async fn run_then(&self, jobs: &mut [Job], then: &Then<'_>) -> Ran {
         let endpoints = self.endpoints;
         let keys: Vec<Option<JobKey>> = jobs.iter().map(|job| job_key(job, endpoints)).collect();
         // The outcomes known before any call: render errors, replayed jobs, batches' answers.
@@ -538,7 +552,7 @@ impl<'a> Runner<'a> {
                 .partition(|&&index| batch::goes_in_batch(&jobs[index], self.endpoints));
             if !to_batch.is_empty() {
                 to_run = rest;
-                batched = batch::run(self, options, &watch, jobs, &keys, &to_batch).await;
+                batched = batch::run(self, options, &watch, &*jobs, &keys, &to_batch).await;
                 known.append(&mut batched.outcomes);
             }
         }
@@ -599,10 +613,10 @@ impl<'a> Runner<'a> {
         let mut queue: Vec<Pending> = Vec::new();
         let mut in_flight: HashMap<JobKey, Vec<Pending>> = HashMap::new();
         let mut finished_by_key: HashMap<JobKey, Outcome> = HashMap::new();
-        let ask = |parent: usize, asked: Option<&Pending>, outcome: &Outcome, queue: &mut Vec<Pending>| {
+        let ask = |parent: usize, asked: Asked<'_>, outcome: &Outcome, queue: &mut Vec<Pending>| {
             let before = queue.len();
             queue.extend(
-                then(parent, asked.map(|p| (&p.tag, &p.job)), outcome)
+                then(parent, asked, outcome)
                     .into_iter()
                     .map(|(tag, job)| Pending { parent, tag, job }),
             );
@@ -611,10 +625,18 @@ impl<'a> Runner<'a> {
         // The outcomes known before any call ask at once (in the jobs' order), and are then kept
         // as the calls' are.
         known.sort_unstable_by_key(|(index, _)| *index);
+        // A pair one of whose calls the journal gave back may be sent again whatever the other's
+        // outcome: then every job keeps its messages.
+        let mut letting_go = remeasure::LettingGo::new(replayed_at.is_empty());
         for (index, outcome) in known {
-            ask(index, None, &outcome, &mut queue);
+            ask(index, Asked::Given(&jobs[index]), &outcome, &mut queue);
             for &follower in followers_of.get(&index).into_iter().flatten() {
-                ask(follower, None, &as_follower(&outcome), &mut queue);
+                ask(
+                    follower,
+                    Asked::Given(&jobs[follower]),
+                    &as_follower(&outcome),
+                    &mut queue,
+                );
             }
             let replayed = replayed_at.contains(&index);
             kept.put(index, outcome, follower_count(index));
@@ -622,6 +644,7 @@ impl<'a> Runner<'a> {
                 let mark = &mut kept.marks[index];
                 *mark = remeasure::replayed(*mark);
             }
+            letting_go.settled(jobs, index, kept.marks[index], followers_of.get(&index));
         }
         drop(replayed_at);
 
@@ -634,7 +657,12 @@ impl<'a> Runner<'a> {
             while let Some(pending) = queue.pop() {
                 let Some(key) = job_key(&pending.job, endpoints) else {
                     let outcome = not_sent(not_rendered(&pending.job));
-                    ask(pending.parent, Some(&pending), &outcome, &mut queue);
+                    ask(
+                        pending.parent,
+                        Asked::Derived(&pending.tag, &pending.job),
+                        &outcome,
+                        &mut queue,
+                    );
                     derived.push(pending.into_derived(outcome, false));
                     progress.judge_done();
                     continue;
@@ -645,7 +673,12 @@ impl<'a> Runner<'a> {
                 };
                 if let Some((outcome, replayed)) = known {
                     resumed += usize::from(replayed);
-                    ask(pending.parent, Some(&pending), &outcome, &mut queue);
+                    ask(
+                        pending.parent,
+                        Asked::Derived(&pending.tag, &pending.job),
+                        &outcome,
+                        &mut queue,
+                    );
                     derived.push(pending.into_derived(outcome, replayed));
                     progress.judge_done();
                 } else if let Some(waiting) = in_flight.get_mut(&key) {
@@ -674,22 +707,23 @@ impl<'a> Runner<'a> {
             tokio::select! {
                 next = running.next() => match next {
                     Some(Finished::Root(index, outcome)) => {
-                        ask(index, None, &outcome, &mut queue);
+                        ask(index, Asked::Given(&jobs[index]), &outcome, &mut queue);
                         for &follower in followers_of.get(&index).into_iter().flatten() {
-                            ask(follower, None, &as_follower(&outcome), &mut queue);
+                            ask(follower, Asked::Given(&jobs[follower]), &as_follower(&outcome), &mut queue);
                         }
                         // Asked and judged on: from here on only scoring reads it.
                         kept.put(index, outcome, follower_count(index));
+                        letting_go.settled(jobs, index, kept.marks[index], followers_of.get(&index));
                     }
                     Some(Finished::Derived(pending, key, outcome)) => {
                         let pending = *pending;
                         for waiting in in_flight.remove(&key).unwrap_or_default() {
                             let copy = as_follower(&outcome);
-                            ask(waiting.parent, Some(&waiting), &copy, &mut queue);
+                            ask(waiting.parent, Asked::Derived(&waiting.tag, &waiting.job), &copy, &mut queue);
                             derived.push(waiting.into_derived(copy, false));
                             progress.judge_done();
                         }
-                        ask(pending.parent, Some(&pending), &outcome, &mut queue);
+                        ask(pending.parent, Asked::Derived(&pending.tag, &pending.job), &outcome, &mut queue);
                         finished_by_key.insert(key, outcome.clone());
                         derived.push(pending.into_derived(outcome, false));
                         progress.judge_done();

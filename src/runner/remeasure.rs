@@ -84,6 +84,45 @@ fn may_pass(error: &CallError) -> bool {
     }
 }
 
+/// Lets go of each job's rendered messages once nothing may send it again (the runner's
+/// part of a run's memory: the messages are the largest thing a planned job holds), and gives
+/// the freed pages back every [`LettingGo::RELEASE_EVERY`] jobs: the calls' buffers are made on
+/// the runtime's threads, in heaps of their own, and would not reuse them.
+pub(super) struct LettingGo {
+    /// No outcome was replayed from a journal: a pair is then sent again only when one call
+    /// came from the cache and the other failed in a way that may pass ([`uneven`]).
+    on: bool,
+    since_release: usize,
+}
+
+impl LettingGo {
+    const RELEASE_EVERY: usize = 10_000;
+
+    pub(super) fn new(nothing_replayed: bool) -> Self {
+        LettingGo {
+            on: nothing_replayed,
+            since_release: 0,
+        }
+    }
+
+    /// Job `index` (and its `followers`, measured as it was) settled with `mark`.
+    pub(super) fn settled(&mut self, jobs: &mut [Job], index: usize, mark: u8, followers: Option<&Vec<usize>>) {
+        if !self.on || mark & (CACHED | MAY_PASS) != 0 {
+            return;
+        }
+        for &i in std::iter::once(&index).chain(followers.into_iter().flatten()) {
+            if let Some(job) = jobs.get_mut(i) {
+                job.let_go_of_messages();
+            }
+        }
+        self.since_release += 1;
+        if self.since_release == Self::RELEASE_EVERY {
+            self.since_release = 0;
+            crate::allocator::release();
+        }
+    }
+}
+
 /// The pairs, as `[baseline, candidate]` job indices, one of whose calls failed in a way that
 /// may pass while the other was answered, measured at another time: one from the cache or an
 /// interrupted run's journal, the other in this run; or one from the cache, the other from the
@@ -235,7 +274,7 @@ pub fn measure_again(
     ran: &mut Ran,
     jobs: &[Job],
     prices: &PriceTable,
-    run: &dyn Fn(&[Job]) -> anyhow::Result<Ran>,
+    run: &dyn Fn(&mut [Job]) -> anyhow::Result<Ran>,
 ) -> anyhow::Result<()> {
     if ran.interrupted || ran.budget_exhausted {
         return Ok(());
@@ -248,7 +287,7 @@ pub fn measure_again(
         "promptgate: {} pair(s) had one call fail with a rate limit, a server error or a timeout while the other came from the cache: sending both again, so each pair is measured under one provider",
         pairs.len()
     );
-    let batch = run(&again(jobs, &pairs))?;
+    let batch = run(&mut again(jobs, &pairs))?;
     ran.remeasured(&pairs, batch, jobs, prices)
         .map_err(|e| anyhow::anyhow!("cannot read back the outcomes the run wrote to {e}"))?;
     Ok(())

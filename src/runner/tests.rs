@@ -14,6 +14,8 @@ use crate::suite::Price;
 
 /// The spending cap, call by call.
 mod cap;
+/// What the runner lets go of as the calls end.
+mod letting_go;
 /// One runner across batches, and the journal's bound after a kill.
 mod one_runner;
 
@@ -700,8 +702,8 @@ async fn judge_calls_start_when_their_output_arrives_so_judging_overlaps_generat
         ("p".to_owned(), endpoint(&generator, 1)),
         ("j".to_owned(), endpoint(&judge, 1)),
     ]);
-    let then = |parent: usize, derived: Option<(&JudgeTag, &Job)>, outcome: &Outcome| match derived {
-        None if outcome.result.is_ok() => vec![judge_job(parent, 1000 + parent as u64)],
+    let then = |parent: usize, asked: Asked<'_>, outcome: &Outcome| match asked {
+        Asked::Given(_) if outcome.result.is_ok() => vec![judge_job(parent, 1000 + parent as u64)],
         _ => Vec::new(),
     };
     let started = tokio::time::Instant::now();
@@ -737,14 +739,14 @@ async fn identical_judge_calls_are_sent_once_and_a_derived_job_can_ask_for_its_r
         ("j".to_owned(), endpoint(&judge, 4)),
     ]);
     // Outputs pair up on one judge request each; job 0's judgement asks once for a retry.
-    let then = |parent: usize, derived: Option<(&JudgeTag, &Job)>, _: &Outcome| match derived {
-        None => vec![judge_job(parent, 2000 + (parent / 2) as u64)],
-        Some((tag, _)) if parent == 0 && tag.attempt == 0 => {
+    let then = |parent: usize, asked: Asked<'_>, _: &Outcome| match asked {
+        Asked::Given(_) => vec![judge_job(parent, 2000 + (parent / 2) as u64)],
+        Asked::Derived(tag, _) if parent == 0 && tag.attempt == 0 => {
             let (mut again, job) = judge_job(parent, 3000);
             again.attempt = 1;
             vec![(again, job)]
         }
-        Some(_) => Vec::new(),
+        Asked::Derived(..) => Vec::new(),
     };
     let ran = run_then(&jobs, &endpoints, &prices(), &options(), &then)
         .await

@@ -19,7 +19,7 @@ use sha2::Digest;
 use crate::plan::{Job, JudgeTag, Planned};
 use crate::providers::{JUDGE_MARK, Message, Request, Role, Settings};
 use crate::results::{Judgement, Name, Score, Scores, ThinVec};
-use crate::runner::Outcome;
+use crate::runner::{Asked, Outcome};
 use crate::suite::{Assertion, Case, Check, EmbedderSettings, JudgeCheck, JudgeSettings};
 
 /// A judge's reply, parsed.
@@ -36,14 +36,13 @@ const MAX_REASON_CHARS: usize = 600;
 /// Tokens a judge may answer with: a JSON object with one sentence of reason.
 const JUDGE_MAX_TOKENS: u32 = 300;
 
-/// What each finished call of `jobs` (generation jobs of `planned`) asks the runner for: its
+/// What each finished call of the runner's jobs (generation jobs of `planned`) asks it for: its
 /// judge calls and embeddings (`scorers::embeddings`), and a judge call's retry when its reply
 /// was not the object. It is the runner's `Then`.
 pub fn follow_up<'a>(
     planned: &'a [Planned<'a>],
     settings: Option<&'a JudgeSettings>,
     embedder: Option<&'a EmbedderSettings>,
-    jobs: &'a [Job],
 ) -> Box<crate::runner::Then<'a>> {
     // Nothing to ask for, and no case to read: a run without judges or embeddings may have
     // given its cases away before the calls (`assemble::cases`).
@@ -51,9 +50,9 @@ pub fn follow_up<'a>(
         return Box::new(|_, _, _| Vec::new());
     }
     let pairing = super::compare::Pairing::default();
-    Box::new(move |parent, derived, outcome| match (derived, jobs.get(parent)) {
-        (Some((tag, job)), _) => retry(tag, job, outcome).into_iter().collect(),
-        (None, Some(generation)) => {
+    Box::new(move |_, asked, outcome| match asked {
+        Asked::Derived(tag, job) => retry(tag, job, outcome).into_iter().collect(),
+        Asked::Given(generation) => {
             let mut asked = asked_of(planned, settings, embedder, generation, outcome);
             // A comparison needs both arms' outputs of the pair: the second to arrive asks.
             // Only outputs some comparison needs are kept until their pair arrives.
@@ -81,7 +80,6 @@ pub fn follow_up<'a>(
             }
             asked
         }
-        (None, None) => Vec::new(),
     })
 }
 

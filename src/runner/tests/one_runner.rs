@@ -22,7 +22,7 @@ async fn the_budget_cap_holds_across_the_batches_of_one_runner() {
     .expect("no other run holds the cache");
     let mut refused = 0;
     for batch in jobs.chunks(14) {
-        let ran = runner.run_then(batch, &|_, _, _| Vec::new()).await;
+        let ran = runner.run_then(&mut batch.to_vec(), &|_, _, _| Vec::new()).await;
         refused += ran
             .outcomes
             .iter()
@@ -62,7 +62,7 @@ async fn a_resumed_runner_replays_every_batch_and_counts_its_spend() {
     {
         let runner = Runner::new(&endpoints, &prices, options.clone()).expect("no other run holds the cache");
         for batch in jobs[..28].chunks(14) {
-            runner.run_then(batch, &|_, _, _| Vec::new()).await;
+            runner.run_then(&mut batch.to_vec(), &|_, _, _| Vec::new()).await;
         }
         // Dropped without `finish`: killed before its outputs were written.
     }
@@ -74,7 +74,10 @@ async fn a_resumed_runner_replays_every_batch_and_counts_its_spend() {
     let runner = Runner::new(&endpoints, &prices, options.clone()).expect("no other run holds the cache");
     let mut resumed = 0;
     for batch in jobs.chunks(14) {
-        resumed += runner.run_then(batch, &|_, _, _| Vec::new()).await.resumed;
+        resumed += runner
+            .run_then(&mut batch.to_vec(), &|_, _, _| Vec::new())
+            .await
+            .resumed;
     }
     assert_eq!(resumed, paid);
     assert_eq!(
@@ -178,7 +181,7 @@ async fn retimed_twins_both_replay_from_the_journal() {
     // Killed before its outputs were written: dropped without `finish`.
     Runner::new(&endpoints, &prices, options.clone())
         .expect("no other run holds the cache")
-        .run_then(&twins, &|_, _, _| Vec::new())
+        .run_then(&mut twins.clone(), &|_, _, _| Vec::new())
         .await;
     assert_eq!(first.total_calls(), 12);
 
@@ -186,7 +189,7 @@ async fn retimed_twins_both_replay_from_the_journal() {
     let endpoints = one(&second, 4);
     let ran = Runner::new(&endpoints, &prices, options)
         .expect("no other run holds the cache")
-        .run_then(&twins, &|_, _, _| Vec::new())
+        .run_then(&mut twins.clone(), &|_, _, _| Vec::new())
         .await;
     assert_eq!(ran.resumed, 12);
     assert_eq!(second.total_calls(), 0, "a finished twin was sent again");

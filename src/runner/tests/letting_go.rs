@@ -1,0 +1,82 @@
+//! A settled job's messages are let go of; a job the run may send again keeps them.
+
+use super::*;
+
+/// Once a job's outcome is settled (answered by a call, or failed for good) its messages are let
+/// go of; a job the run may send again to measure its pair under one provider keeps them: one
+/// the cache answered, or one that failed in a way a later send may pass.
+#[tokio::test(start_paused = true)]
+async fn a_settled_jobs_messages_are_let_go_of_and_one_that_may_be_sent_again_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cached = Options {
+        cache_dir: Some(dir.path().to_owned()),
+        ..options()
+    };
+    let prices = prices();
+    let run = async |provider: &Arc<Fake>| {
+        let mut jobs = jobs(14, &[]);
+        // Sent once: a fault is the call's outcome.
+        let endpoints = BTreeMap::from([(
+            "p".to_owned(),
+            Endpoint {
+                max_retries: 0,
+                ..endpoint(provider, 4)
+            },
+        )]);
+        let runner = Runner::new(&endpoints, &prices, cached.clone()).expect("no other run holds the cache");
+        runner.run_then(&mut jobs, &|_, _, _| Vec::new()).await;
+        runner.finish();
+        // Per job, how many messages it still holds (`None`: its prompt did not render).
+        let held: Vec<Option<usize>> = jobs
+            .iter()
+            .map(|j| j.request.as_ref().ok().map(|r| r.messages.len()))
+            .collect();
+        held
+    };
+    let rendered = |count: usize| (0..14).map(|i| (i % 7 != 6).then_some(count)).collect::<Vec<_>>();
+    // Failed for good (a rejected key): nothing to send again.
+    assert_eq!(
+        run(&Fake::new(Behaviour::Down("401 invalid api key"))).await,
+        rendered(0)
+    );
+    // Failed in a way that may pass (rate limited, a 5xx, a timeout): its pair may be measured
+    // again.
+    assert_eq!(run(&Fake::new(Behaviour::Faults(1.1))).await, rendered(1));
+    // Answered by a call of this run.
+    assert_eq!(run(&Fake::new(Behaviour::Healthy)).await, rendered(0));
+    // Answered by the cache, measured earlier.
+    let idle = Fake::new(Behaviour::Healthy);
+    assert_eq!(run(&idle).await, rendered(1));
+    assert_eq!(idle.total_calls(), 0);
+
+    // A run that replays an interrupted run's journal keeps every job's, those its own calls
+    // answered too: a pair one of whose calls that run made is measured again whatever this
+    // run's call did.
+    let journaled = Options {
+        journal: Some(dir.path().join("journal.jsonl")),
+        run_identity: "plan".to_owned(),
+        ..options()
+    };
+    let provider = Fake::new(Behaviour::Healthy);
+    let endpoints = one(&provider, 4);
+    let mut first = jobs(14, &[]);
+    let mut second = jobs(14, &[]);
+    // Killed before its outputs were written: dropped without `finish`, its journal kept.
+    let runner = Runner::new(&endpoints, &prices, journaled.clone()).expect("no other run holds the cache");
+    runner.run_then(&mut first[..7], &|_, _, _| Vec::new()).await;
+    drop(runner);
+    let runner = Runner::new(&endpoints, &prices, journaled).expect("no other run holds the cache");
+    let ran = runner.run_then(&mut second, &|_, _, _| Vec::new()).await;
+    assert_eq!(ran.resumed, 6);
+    assert_eq!(
+        provider.total_calls(),
+        12,
+        "six calls of the first run, six of this one"
+    );
+    assert!(
+        second
+            .iter()
+            .filter_map(|j| j.request.as_ref().ok())
+            .all(|r| r.messages.len() == 1)
+    );
+}
