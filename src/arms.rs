@@ -17,13 +17,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::compare::Side;
 use crate::error::Error;
 use crate::format::short_sha;
-use crate::plan::{Arm, Job};
+use crate::plan::{Arm, Fallbacks, Job};
 use crate::providers;
 use crate::results::Name;
 use crate::runner::Endpoint;
@@ -119,7 +118,7 @@ pub fn endpoints(
         let mut keys: BTreeMap<String, Name> = BTreeMap::new();
         // The renamed fallbacks of the last list renamed: the jobs of an arm share one list, so
         // they share one renamed list too.
-        let mut renamed_fallbacks: Option<[Arc<[Name]>; 2]> = None;
+        let mut renamed_fallbacks: Option<[Fallbacks; 2]> = None;
         for job in jobs.iter_mut().filter(|j| j.arm == Arm::Baseline) {
             // Names already keyed (every job's but the first few) are not spelled out again.
             for name in std::iter::once(&job.provider).chain(job.fallbacks.iter()) {
@@ -153,10 +152,10 @@ pub fn endpoints(
                 continue;
             }
             let fallbacks = match &renamed_fallbacks {
-                Some([from, to]) if Arc::ptr_eq(from, &job.fallbacks) => Arc::clone(to),
+                Some([from, to]) if from.same(&job.fallbacks) => to.clone(),
                 _ => {
-                    let to: Arc<[Name]> = job.fallbacks.iter().map(|n| key_of(&keys, n)).collect();
-                    renamed_fallbacks = Some([Arc::clone(&job.fallbacks), Arc::clone(&to)]);
+                    let to: Fallbacks = job.fallbacks.iter().map(|n| key_of(&keys, n)).collect();
+                    renamed_fallbacks = Some([job.fallbacks.clone(), to.clone()]);
                     to
                 }
             };
@@ -484,7 +483,7 @@ mod tests {
             arm,
             repeat: 0,
             provider: "sim".into(),
-            fallbacks: Arc::from([Name::from("spare")]),
+            fallbacks: [Name::from("spare")].into_iter().collect(),
             retime: false,
             request: Ok(Request::chat("m", Arc::from([]))),
         }
@@ -519,7 +518,7 @@ mod tests {
         };
         let names = endpoints.names();
         // Renamed or not, the baseline's jobs still share one list.
-        assert!(Arc::ptr_eq(&jobs[0].fallbacks, &jobs[1].fallbacks));
+        assert!(jobs[0].fallbacks.same(&jobs[1].fallbacks));
         (keys(&jobs[0]), keys(&jobs[2]), names)
     }
 

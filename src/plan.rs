@@ -28,13 +28,43 @@ pub struct Job {
     pub repeat: u32,
     pub provider: Name,
     /// Providers to try, in order, when `provider` fails persistently.
-    pub fallbacks: Arc<[Name]>,
+    pub fallbacks: Fallbacks,
     /// The request, or why the prompt could not be rendered for this case (then the job is
     /// recorded as errored, never dropped).
     pub request: Result<Request, String>,
     /// Send it even when the cache holds its answer, and never share an identical job's call:
     /// a blocking latency gate needs calls timed in this run (see [`retimed`]).
     pub retime: bool,
+}
+
+/// The providers a job tries, in order, when its own fails persistently: none for most jobs
+/// (nothing allocated), else one list every job of an experiment's arm shares. One word, as a
+/// run holds every job until it is sent; reads as the slice of names.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Fallbacks(Option<Arc<Box<[Name]>>>);
+
+impl Fallbacks {
+    /// The very same list (a renamed copy of a shared list is made once).
+    pub fn same(&self, other: &Fallbacks) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        }
+    }
+}
+
+impl std::ops::Deref for Fallbacks {
+    type Target = [Name];
+    fn deref(&self) -> &[Name] {
+        self.0.as_deref().map_or(&[], |names| names)
+    }
+}
+
+impl FromIterator<Name> for Fallbacks {
+    fn from_iter<I: IntoIterator<Item = Name>>(names: I) -> Fallbacks {
+        let names: Box<[Name]> = names.into_iter().collect();
+        Fallbacks((!names.is_empty()).then(|| Arc::new(names)))
+    }
 }
 
 /// An index of the plan (an experiment's, a case's) as a [`Job`] holds it: 32 bits, as a run
@@ -164,7 +194,7 @@ pub fn jobs_from<C: std::borrow::Borrow<Case>, E>(
         // What every job of an arm names, shared by them all.
         let named = arms.map(|(_, experiment)| {
             experiment.map(|e| {
-                let fallbacks: Arc<[Name]> = e.fallbacks.iter().map(Name::from).collect();
+                let fallbacks: Fallbacks = e.fallbacks.iter().map(Name::from).collect();
                 let settings = Settings {
                     temperature: e.variant.temperature,
                     max_tokens: e.variant.max_tokens,
@@ -212,7 +242,7 @@ pub fn jobs_from<C: std::borrow::Borrow<Case>, E>(
                         arm: *arm,
                         repeat,
                         provider: provider.clone(),
-                        fallbacks: Arc::clone(fallbacks),
+                        fallbacks: fallbacks.clone(),
                         request,
                         retime: false,
                     });
@@ -668,9 +698,23 @@ mod tests {
     /// A plan holds a job a call until the calls end.
     #[cfg(target_pointer_width = "64")]
     #[test]
-    fn a_job_is_at_most_72_bytes() {
-        // Its experiment's and case's indices are 32 bits, as a place's are.
-        assert!(std::mem::size_of::<Job>() <= 72, "{}", std::mem::size_of::<Job>());
+    fn a_job_is_at_most_64_bytes() {
+        // Its experiment's and case's indices are 32 bits, as a place's are; its fallbacks one
+        // word.
+        assert!(std::mem::size_of::<Job>() <= 64, "{}", std::mem::size_of::<Job>());
+    }
+
+    #[test]
+    fn no_fallbacks_hold_nothing_and_a_list_reads_as_its_names_in_order() {
+        let none: Fallbacks = std::iter::empty().collect();
+        assert!(none.0.is_none() && none.is_empty() && none == Fallbacks::default());
+        assert!(none.same(&Fallbacks::default()));
+        let names: Fallbacks = ["spare", "backup"].into_iter().map(Name::from).collect();
+        assert_eq!(names.iter().map(|n| &**n).collect::<Vec<_>>(), ["spare", "backup"]);
+        let copy = names.clone();
+        assert!(copy.same(&names) && !copy.same(&none));
+        let equal: Fallbacks = ["spare", "backup"].into_iter().map(Name::from).collect();
+        assert!(equal == names && !equal.same(&names), "equal, but another list");
     }
 
     fn suite(prompt: &str, dataset: &str) -> crate::suite::Suite {

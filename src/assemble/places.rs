@@ -92,7 +92,7 @@ mod tests {
             arm,
             repeat,
             provider: "sim".into(),
-            fallbacks: std::sync::Arc::from([]),
+            fallbacks: Default::default(),
             retime: false,
             request: model
                 .map(|m| crate::providers::Request::chat(m, std::sync::Arc::from([])))

@@ -305,7 +305,7 @@ mod tests {
             arm,
             repeat: 0,
             provider: "sim".into(),
-            fallbacks: std::sync::Arc::from([]),
+            fallbacks: Default::default(),
             request: Err("not needed".to_owned()),
             retime: false,
         }
