@@ -523,7 +523,8 @@ fn judge_variance(name: &str, cases: &[CaseResult], paired: bool) -> Option<Judg
     }
     let arms: &[bool] = if paired { &[false, true] } else { &[true] };
     let judged = |call: &Call| -> Vec<f64> {
-        call.judgements
+        call.evaluation
+            .judgements()
             .iter()
             .filter(|j| j.metric == name)
             .filter_map(|j| j.value)
@@ -577,7 +578,7 @@ fn judge_variance(name: &str, cases: &[CaseResult], paired: bool) -> Option<Judg
     );
     let judge_cost = paid(
         calls
-            .flat_map(|c| &c.judgements)
+            .flat_map(|c| c.evaluation.judgements())
             .filter(|j| j.metric == name && !j.cached && j.error.is_none())
             .map(|j| j.cost_usd)
             .collect(),
@@ -717,7 +718,7 @@ pub fn position_bias(cases: &[CaseResult]) -> Vec<crate::results::PositionBias> 
     for judgement in cases
         .iter()
         .flat_map(|c| &c.candidate)
-        .flat_map(|call| &call.judgements)
+        .flat_map(|call| call.evaluation.judgements())
     {
         let Some(first) = judgement.first else { continue };
         let entry = counts.entry(judgement.metric.as_str()).or_default();
@@ -1267,7 +1268,11 @@ mod tests {
             })
             .collect();
         Call {
-            judgements,
+            evaluation: crate::results::Evaluation {
+                judgements,
+                ..crate::results::Evaluation::default()
+            }
+            .into(),
             ..call(repeat, true, None, 0.01)
         }
     }
@@ -1307,7 +1312,7 @@ mod tests {
         assert_eq!((v.generation_cost_usd, v.judge_cost_usd), (0.01, 0.001));
 
         // A failed judgement leaves its case out of the balanced design, not the analysis.
-        cases[0].candidate[1].judgements[2].value = None;
+        cases[0].candidate[1].evaluation.make_mut().judgements[2].value = None;
         let v = estimate("relevance", &cases, true, 0.05, 1, NO_TIMEOUT)
             .variance_components
             .unwrap();

@@ -313,13 +313,16 @@ pub fn experiments(
                     batch: outcome.batched,
                     scores: scored.scores,
                     failures: scored.failures,
-                    scorer_errors: scored.scorer_errors,
-                    judgements: judgements
-                        .drain(..)
-                        .map(|(j, _, _)| j)
-                        .chain(comparisons.into_iter().map(|(j, ..)| j))
-                        .collect(),
-                    embedding_cost_usd: embedding_cost.get(&index).copied().unwrap_or(0.0),
+                    evaluation: Evaluation {
+                        scorer_errors: scored.scorer_errors,
+                        judgements: judgements
+                            .drain(..)
+                            .map(|(j, _, _)| j)
+                            .chain(comparisons.into_iter().map(|(j, ..)| j))
+                            .collect(),
+                        embedding_cost_usd: embedding_cost.get(&index).copied().unwrap_or(0.0),
+                    }
+                    .into(),
                 }
             }
             Err(error) => {
@@ -342,9 +345,11 @@ pub fn experiments(
                     batch: outcome.batched,
                     scores: scored.scores,
                     failures: scored.failures,
-                    scorer_errors: scored.scorer_errors,
-                    judgements: ThinVec::new(),
-                    embedding_cost_usd: 0.0,
+                    evaluation: Evaluation {
+                        scorer_errors: scored.scorer_errors,
+                        ..Evaluation::default()
+                    }
+                    .into(),
                 }
             }
         };

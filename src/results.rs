@@ -23,7 +23,7 @@ pub use approvals::{AcceptedRegression, ApprovalNeeded, ProviderChange, TrustFac
 pub use changes::{ChangeFacts, DatasetChanges};
 pub use compact::{Latency, Text, Tokens};
 pub use designs::{AaRecommendation, AaSummary, SequentialSummary};
-pub use judging::{JudgeAdvice, JudgeVariance, MAX_JUDGE_REPEATS};
+pub use judging::{Evaluated, Evaluation, JudgeAdvice, JudgeVariance, Judgement, MAX_JUDGE_REPEATS};
 pub use outputs::{CallLine, LONGEST_OUTPUT, SHOWN_FLIPS, outputs_elsewhere};
 use outputs::{output_elsewhere, schema_written};
 pub use run_facts::{Replaced, RunFacts};
@@ -652,45 +652,15 @@ pub struct Call {
     pub scores: Scores,
     /// Why the call failed its assertions, one line each (empty when it passed).
     pub failures: ThinVec<String>,
-    /// Scorers that could not score this output (an `exec` scorer that failed), one line
-    /// each: their scores are missing from `scores`.
-    #[serde(default, skip_serializing_if = "ThinVec::is_empty")]
-    pub scorer_errors: ThinVec<String>,
-    /// What the judges said of this output: one per judge assertion and judge repeat. Their
-    /// cost is the evaluation's, never the change's: it is not in `cost_usd`.
-    #[serde(default, skip_serializing_if = "ThinVec::is_empty")]
-    pub judgements: ThinVec<Judgement>,
-    /// What embedding this output (and, the first time, its reference) for an embedding
-    /// similarity cost: the evaluation's, like judging, never in `cost_usd`.
-    #[serde(default, skip_serializing_if = "is_zero_usd")]
-    pub embedding_cost_usd: f64,
+    /// What evaluating it added besides the scores (the scorers that failed, the judges'
+    /// records, an embedding's cost): written as the fields `scorer_errors`, `judgements` and
+    /// `embedding_cost_usd`, each absent when empty; one word here, as few calls have any.
+    #[serde(flatten)]
+    pub evaluation: Evaluated,
 }
 
-/// One judge call on one output: the judge's `score` (1–5), `pass` and `reason`, or why the
-/// call failed (then the output has no value for `metric`, and `judge_error_rate` counts it).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Judgement {
-    /// The metric the judgement feeds (`relevance`, `hallucination_rate`, a rubric's name).
-    pub metric: Name,
-    pub repeat: u32,
-    pub score: Option<u8>,
-    pub pass: Option<bool>,
-    pub reason: Option<String>,
-    pub error: Option<String>,
-    /// What the judgement gives its metric (`relevance`: (score − 1)/4; `hallucination_rate`:
-    /// 1 for an unsupported claim); `None` when the judge failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<f64>,
-    /// What this judgement's calls cost: a malformed first reply's retry included (0 for a
-    /// cache hit).
-    pub cost_usd: f64,
-    pub cached: bool,
-    /// `llm-compare`: the arm whose output the judge saw first (as "A").
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first: Option<Arm>,
-    /// `llm-compare`: the arm whose output the judge preferred; `None` for a tie (or an error).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preferred: Option<Arm>,
+fn is_zero_usd(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// A score is a boolean (an assertion) or a number (a metric).
@@ -708,10 +678,6 @@ impl Score {
             Score::Number(x) => x,
         }
     }
-}
-
-fn is_zero_usd(x: &f64) -> bool {
-    *x == 0.0
 }
 
 impl Verdict {
@@ -831,18 +797,18 @@ mod tests {
 
     /// A scored call is held for every call of the run until the report is written (a million
     /// of them in the largest runs): its size is part of the run's peak memory. Its output and
-    /// error are boxed text (two words, not three); its failures, scorer errors and judgements
-    /// one pointer each, and nothing on the heap when empty.
+    /// error are boxed text (one word each); its failures one pointer, its scorer errors,
+    /// judgements and embedding cost one together, and nothing on the heap when empty.
     #[cfg(target_pointer_width = "64")]
     #[test]
     fn a_call_holds_its_rarely_used_lists_in_a_word_each() {
         // A name and a list of scores are a word each of it (the text and the list shared),
-        // its output, error and latency a word each, its token counts 32 bits each: 120 bytes,
-        // which with glibc's own word is a block of 128.
+        // its output, error and latency a word each, its token counts 32 bits each, what its
+        // evaluation added one word: 104 bytes, which with glibc's own word is a block of 112.
         assert_eq!(std::mem::size_of::<Name>(), 8);
         assert!(std::mem::size_of::<Scores>() <= 16, "{}", std::mem::size_of::<Scores>());
         assert_eq!(std::mem::size_of::<Tokens>(), 12);
-        assert!(std::mem::size_of::<Call>() <= 120, "{}", std::mem::size_of::<Call>());
+        assert!(std::mem::size_of::<Call>() <= 104, "{}", std::mem::size_of::<Call>());
         // A case's id, group and input are boxed strings, two words each.
         assert!(
             std::mem::size_of::<CaseResult>() <= 104,
@@ -850,21 +816,46 @@ mod tests {
             std::mem::size_of::<CaseResult>()
         );
         let call = Call::default();
-        assert_eq!(
-            (
-                call.failures.capacity(),
-                call.scorer_errors.capacity(),
-                call.judgements.capacity()
-            ),
-            (0, 0, 0)
-        );
-        // The lists read and write as the arrays they were.
+        assert_eq!((call.failures.capacity(), &call.evaluation), (0, &Evaluated::default()));
+        // The lists read and write as the arrays they were, each absent when empty.
         let mut call = call;
         call.failures.push("missing \"refund\"".to_owned());
         let json = serde_json::to_value(&call).unwrap();
         assert_eq!(json["failures"], serde_json::json!(["missing \"refund\""]));
-        assert!(json.get("scorer_errors").is_none() && json.get("judgements").is_none());
+        for absent in ["scorer_errors", "judgements", "embedding_cost_usd"] {
+            assert!(json.get(absent).is_none(), "{absent}");
+        }
         let back: Call = serde_json::from_value(json).unwrap();
         assert_eq!(back, call);
+        // What an evaluation added is written where those fields were (after `failures`, in
+        // their order) and read back into its one word; read empty, it holds nothing.
+        call.evaluation
+            .make_mut()
+            .scorer_errors
+            .push("depth: exec: exited with status 2".to_owned());
+        call.evaluation.make_mut().judgements.push(Judgement {
+            metric: "relevance".into(),
+            score: Some(4),
+            ..Judgement::default()
+        });
+        call.evaluation.make_mut().embedding_cost_usd = 2e-5;
+        let text = serde_json::to_string(&call).unwrap();
+        let keys: Vec<&str> = [
+            "\"failures\"",
+            "\"scorer_errors\"",
+            "\"judgements\"",
+            "\"embedding_cost_usd\"",
+        ]
+        .into_iter()
+        .collect();
+        let at: Vec<usize> = keys.iter().map(|k| text.find(k).unwrap()).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+        let back: Call = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, call);
+        assert_eq!(back.evaluation.judgements()[0].score, Some(4));
+        assert_eq!(back.evaluation.embedding_cost_usd(), 2e-5);
+        let empty = r#"{"repeat": 0, "scorer_errors": [], "judgements": [], "embedding_cost_usd": 0.0}"#;
+        let read: Call = serde_json::from_str(empty).unwrap();
+        assert_eq!(read.evaluation, Evaluated::default());
     }
 }

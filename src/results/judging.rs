@@ -1,7 +1,106 @@
 //! What judge repeats say about where a judged metric's noise comes from (`results.json`:
 //! a metric's `variance_components`).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{Arm, Name, ThinVec, is_zero_usd};
+
+/// What evaluating a call added besides its scores. Few calls have any (an `exec` scorer that
+/// failed, a judge assertion, an embedding similarity), so a call holds it in one word:
+/// nothing when empty, else a box. Reads and writes as the three fields a call's JSON has.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Evaluated(Option<Box<Evaluation>>);
+
+/// A call's evaluation records and their cost, which is the evaluation's, never the change's
+/// (it is not in the call's `cost_usd`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Evaluation {
+    /// Scorers that could not score this output (an `exec` scorer that failed), one line
+    /// each: their scores are missing from the call's `scores`.
+    #[serde(skip_serializing_if = "ThinVec::is_empty")]
+    pub scorer_errors: ThinVec<String>,
+    /// What the judges said of this output: one per judge assertion and judge repeat.
+    #[serde(skip_serializing_if = "ThinVec::is_empty")]
+    pub judgements: ThinVec<Judgement>,
+    /// What embedding this output (and, the first time, its reference) for an embedding
+    /// similarity cost.
+    #[serde(skip_serializing_if = "is_zero_usd")]
+    pub embedding_cost_usd: f64,
+}
+
+impl Evaluation {
+    fn is_empty(&self) -> bool {
+        self.scorer_errors.is_empty() && self.judgements.is_empty() && is_zero_usd(&self.embedding_cost_usd)
+    }
+}
+
+impl From<Evaluation> for Evaluated {
+    fn from(evaluation: Evaluation) -> Evaluated {
+        Evaluated((!evaluation.is_empty()).then(|| Box::new(evaluation)))
+    }
+}
+
+impl Evaluated {
+    pub fn scorer_errors(&self) -> &[String] {
+        self.0.as_ref().map_or(&[], |e| &e.scorer_errors)
+    }
+
+    pub fn judgements(&self) -> &[Judgement] {
+        self.0.as_ref().map_or(&[], |e| &e.judgements)
+    }
+
+    pub fn embedding_cost_usd(&self) -> f64 {
+        self.0.as_ref().map_or(0.0, |e| e.embedding_cost_usd)
+    }
+
+    /// The records, to change (held from here on, even if left empty).
+    pub fn make_mut(&mut self) -> &mut Evaluation {
+        self.0.get_or_insert_default()
+    }
+}
+
+impl Serialize for Evaluated {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Some(evaluation) => evaluation.serialize(serializer),
+            None => Evaluation::default().serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Evaluated {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Evaluated, D::Error> {
+        Evaluation::deserialize(deserializer).map(Evaluated::from)
+    }
+}
+
+/// One judge call on one output: the judge's `score` (1–5), `pass` and `reason`, or why the
+/// call failed (then the output has no value for `metric`, and `judge_error_rate` counts it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Judgement {
+    /// The metric the judgement feeds (`relevance`, `hallucination_rate`, a rubric's name).
+    pub metric: Name,
+    pub repeat: u32,
+    pub score: Option<u8>,
+    pub pass: Option<bool>,
+    pub reason: Option<String>,
+    pub error: Option<String>,
+    /// What the judgement gives its metric (`relevance`: (score − 1)/4; `hallucination_rate`:
+    /// 1 for an unsupported claim); `None` when the judge failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// What this judgement's calls cost: a malformed first reply's retry included (0 for a
+    /// cache hit).
+    pub cost_usd: f64,
+    pub cached: bool,
+    /// `llm-compare`: the arm whose output the judge saw first (as "A").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<Arm>,
+    /// `llm-compare`: the arm whose output the judge preferred; `None` for a tie (or an error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred: Option<Arm>,
+}
 
 /// Variance components of a metric fed by judge repeats: between cases, between a case's
 /// outputs (generation repeats) and between one output's judgements (judge repeats), each

@@ -325,11 +325,14 @@ fn arm_failure(e: &ExperimentResult, max_error_rate: f64) -> Option<String> {
         // A scorer that failed on too many outputs leaves its metrics measured on a few: the
         // run is not a verdict on them (its failures say what broke).
         let answered: Vec<&&Call> = calls.iter().filter(|c| c.error.is_none()).collect();
-        let unscored: Vec<&&&Call> = answered.iter().filter(|c| !c.scorer_errors.is_empty()).collect();
+        let unscored: Vec<&&&Call> = answered
+            .iter()
+            .filter(|c| !c.evaluation.scorer_errors().is_empty())
+            .collect();
         if !answered.is_empty() && unscored.len() as f64 / answered.len() as f64 > max_error_rate {
             let example = unscored
                 .first()
-                .and_then(|c| c.scorer_errors.first())
+                .and_then(|c| c.evaluation.scorer_errors().first())
                 .cloned()
                 .unwrap_or_default();
             return Some(format!(
@@ -365,7 +368,7 @@ fn judge_failure(e: &ExperimentResult) -> Option<String> {
     [Arm::Baseline, Arm::Candidate].into_iter().find_map(|arm| {
         let judgements: Vec<&Judgement> = (e.cases.iter())
             .flat_map(|c| c.calls(arm))
-            .flat_map(|call| &call.judgements)
+            .flat_map(|call| call.evaluation.judgements())
             .collect();
         let failed: Vec<&Judgement> = judgements.iter().copied().filter(|j| j.error.is_some()).collect();
         let rate = failed.len() as f64 / judgements.len().max(1) as f64;
@@ -707,9 +710,9 @@ pub fn count_calls(experiments: &[ExperimentResult]) -> RunFacts {
         .flat_map(|e| e.cases.iter())
         .flat_map(|c| c.baseline.iter().chain(&c.candidate))
         .collect();
-    let judgements: Vec<&Judgement> = calls.iter().flat_map(|c| &c.judgements).collect();
+    let judgements: Vec<&Judgement> = calls.iter().flat_map(|c| c.evaluation.judgements()).collect();
     let judge_spend_usd = judgements.iter().map(|j| j.cost_usd).sum::<f64>() + 0.0;
-    let embedding_spend_usd = calls.iter().map(|c| c.embedding_cost_usd).sum::<f64>() + 0.0;
+    let embedding_spend_usd = calls.iter().map(|c| c.evaluation.embedding_cost_usd()).sum::<f64>() + 0.0;
     let judge_errors = judgements.iter().filter(|j| j.error.is_some()).count();
     RunFacts {
         cases: experiments.iter().map(|e| e.cases.len()).sum(),
@@ -943,7 +946,11 @@ mod tests {
         let calls = |failed: usize| -> Vec<Call> {
             (0..20)
                 .map(|i| Call {
-                    judgements: [judged(i < failed)].into_iter().collect(),
+                    evaluation: Evaluation {
+                        judgements: [judged(i < failed)].into_iter().collect(),
+                        ..Evaluation::default()
+                    }
+                    .into(),
                     ..Call::default()
                 })
                 .collect()
