@@ -30,8 +30,8 @@
 use std::collections::BTreeMap;
 
 use promptgate::results::{
-    ArmInfo, Call, CaseResult, Direction, ExperimentNoise, ExperimentResult, ExperimentStatus, ExperimentVerdict,
-    MetricResult, MetricVerdict, Score, Scores,
+    ArmInfo, Call, CaseResult, CaseText, Direction, ExperimentNoise, ExperimentResult, ExperimentStatus,
+    ExperimentVerdict, MetricResult, MetricVerdict, Score, Scores,
 };
 use promptgate::stats::{self, Rng};
 use promptgate::suite::{GateSpec, Margin};
@@ -251,9 +251,7 @@ fn simulate(s: &Scenario, rng: &mut Rng, n: usize, change: f64) -> Vec<CaseResul
                 }
             };
             CaseResult {
-                id: format!("c{i}").into(),
-                group: group.map(Into::into),
-                input: "".into(),
+                text: CaseText::new(&format!("c{i}"), group.as_deref(), ""),
                 baseline,
                 candidate,
                 flip: None,
@@ -358,7 +356,7 @@ fn judge(
     let mut cases = cases.to_vec();
     if ignore_groups {
         for c in &mut cases {
-            c.group = None;
+            c.text = CaseText::new(c.id(), None, c.input());
         }
     }
     let mut experiments = [experiment(s, cases)];
@@ -586,9 +584,7 @@ fn family_wise(sims: usize) {
                     };
                     let (baseline, candidate) = (vec![one()], vec![one()]);
                     CaseResult {
-                        id: format!("c{i}").into(),
-                        group: None,
-                        input: "".into(),
+                        text: CaseText::new(&format!("c{i}"), None, ""),
                         baseline,
                         candidate,
                         flip: None,

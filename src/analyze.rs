@@ -163,7 +163,7 @@ pub fn estimate_with(
     let base = Ragged::of(cases, |c, out| metric.values_into(&c.baseline, timeouts[0], out));
     let cand = Ragged::of(cases, |c, out| metric.values_into(&c.candidate, timeouts[1], out));
     let unit_ids = unit_ids(cases);
-    result.grouped = cases.iter().any(|c| c.group.is_some());
+    result.grouped = cases.iter().any(|c| c.group().is_some());
 
     let arms: Vec<&Ragged> = if paired { vec![&base, &cand] } else { vec![&cand] };
     (result.between_var, result.within_var) = components(&arms);
@@ -662,7 +662,7 @@ fn unit_ids(cases: &[CaseResult]) -> Vec<usize> {
     cases
         .iter()
         .enumerate()
-        .map(|(i, c)| match &c.group {
+        .map(|(i, c)| match &c.group() {
             Some(g) => {
                 let next = groups.len();
                 cases.len() + *groups.entry(&**g).or_insert(next)
@@ -704,7 +704,7 @@ pub fn flaky_share(cases: &[CaseResult]) -> (Option<f64>, Vec<String>) {
             }
         }
         if any {
-            ids.push(case.id.to_string());
+            ids.push(case.id().to_string());
         }
     }
     ((groups > 0).then(|| flaky as f64 / groups as f64), ids)
@@ -761,7 +761,7 @@ pub fn least_consistent(cases: &[CaseResult]) -> Vec<crate::results::CaseConsist
                 (
                     lowest,
                     crate::results::CaseConsistency {
-                        id: c.id.to_string(),
+                        id: c.id().to_string(),
                         baseline,
                         candidate,
                     },
@@ -808,7 +808,7 @@ mod tests {
         }
     }
 
-    use crate::results::{Score, Scores};
+    use crate::results::{CaseText, Score, Scores};
 
     const NO_TIMEOUT: [u64; 2] = [60_000; 2];
 
@@ -838,9 +838,7 @@ mod tests {
 
     fn case(id: usize, baseline: Vec<Call>, candidate: Vec<Call>) -> CaseResult {
         CaseResult {
-            id: format!("c{id}").into(),
-            group: None,
-            input: "".into(),
+            text: CaseText::new(&format!("c{id}"), None, ""),
             baseline,
             candidate,
             flip: None,
@@ -895,7 +893,7 @@ mod tests {
     #[test]
     fn a_share_s_interval_stays_within_what_a_share_can_move() {
         let grouped = |i: usize, b: bool, c: bool, group: Option<&str>| CaseResult {
-            group: group.map(Into::into),
+            text: CaseText::new(&format!("c{i}"), group, ""),
             ..case(i, vec![call(0, b, None, 0.01)], vec![call(0, c, None, 0.01)])
         };
         let cases: Vec<CaseResult> = (0..12)
@@ -1171,7 +1169,7 @@ mod tests {
         let groups = ["a", "a", "b", "b", "b", "c", "d", "d", "e", "e"];
         let cases: Vec<CaseResult> = (0..10)
             .map(|i| CaseResult {
-                group: Some(groups[i].into()),
+                text: CaseText::new(&format!("c{i}"), Some(groups[i]), ""),
                 ..case(
                     i,
                     vec![call(0, true, Some(b[i]), 0.0)],
@@ -1209,9 +1207,7 @@ mod tests {
             call
         };
         let case = |id: &str, base: &[f64], cand: &[f64]| CaseResult {
-            id: id.into(),
-            group: None,
-            input: "".into(),
+            text: CaseText::new(id, None, ""),
             baseline: base.iter().map(|c| with(*c)).collect(),
             candidate: cand.iter().map(|c| with(*c)).collect(),
             flip: None,

@@ -549,9 +549,7 @@ impl<'a> Finisher<'a> {
             }
             let flip = crate::metrics::flip(&baseline, &candidate);
             let mut result = CaseResult {
-                group: case.group.clone(),
-                id: case.id.as_str().into(),
-                input: case.input_text().into(),
+                text: CaseText::new(&case.id, case.group.as_deref(), &case.input_text()),
                 baseline,
                 candidate,
                 flip,
@@ -615,7 +613,7 @@ impl Spill<'_> {
                 self.line.clear();
                 let line = CallLine {
                     experiment: experiment.into(),
-                    case: (*case.id).into(),
+                    case: case.text.id().into(),
                     arm,
                     repeat: call.repeat,
                     output: (&**output).into(),
@@ -781,9 +779,7 @@ mod tests {
         CaseResult {
             baseline: vec![call(0, Some(format!("{id} b0"))), call(1, Some(format!("{id} b1")))],
             candidate: vec![call(0, Some(format!("{id} \"c0\"\n"))), call(1, None)],
-            id: id.into(),
-            group: None,
-            input: "".into(),
+            text: CaseText::new(&id, None, ""),
             flip,
         }
     }
@@ -840,8 +836,8 @@ mod tests {
                 for (arm, calls) in [("b", &mut c.baseline), ("c", &mut c.candidate)] {
                     for call in calls.iter_mut().filter(|call| call.error.is_none()) {
                         call.output = Some(match arm {
-                            "b" => format!("{} b{}", c.id, call.repeat).into(),
-                            _ => format!("{} \"c0\"\n", c.id).into(),
+                            "b" => format!("{} b{}", c.text.id(), call.repeat).into(),
+                            _ => format!("{} \"c0\"\n", c.text.id()).into(),
                         });
                     }
                 }
@@ -867,7 +863,7 @@ mod tests {
                     .filter(|call| call.output.is_some())
                     .count();
                 let expected = if shown.contains(&(ei, ci)) { 3 } else { 0 };
-                assert_eq!(kept, expected, "{}", c.id);
+                assert_eq!(kept, expected, "{}", c.id());
             }
         }
     }

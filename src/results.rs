@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 mod approvals;
+mod case_text;
 mod changes;
 mod compact;
 mod designs;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use thin_vec::ThinVec;
 
 pub use approvals::{AcceptedRegression, ApprovalNeeded, ProviderChange, TrustFacts, Waiver};
+pub use case_text::CaseText;
 pub use changes::{ChangeFacts, DatasetChanges};
 pub use compact::{Latency, Text, Tokens};
 pub use designs::{AaRecommendation, AaSummary, SequentialSummary};
@@ -598,13 +600,12 @@ pub enum Flip {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CaseResult {
-    pub id: Box<str>,
-    /// The case's `group` in the dataset: cases of one group are resampled and tested together.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<Box<str>>,
-    /// The case's `input` var (or its vars as JSON), for the report.
-    #[serde(default)]
-    pub input: Box<str>,
+    /// Its id, its `group` in the dataset (cases of one group are resampled and tested
+    /// together) and its `input` var (or its vars as JSON, for the report): the fields `id`,
+    /// `group` and `input`, held in one allocation. Read through [`CaseResult::id`],
+    /// [`CaseResult::group`] and [`CaseResult::input`].
+    #[serde(flatten)]
+    pub text: CaseText,
     /// One call per repeat; empty for a candidate-only (new) experiment's baseline.
     #[serde(default)]
     pub baseline: Vec<Call>,
@@ -719,6 +720,20 @@ impl MetricVerdict {
 }
 
 impl CaseResult {
+    pub fn id(&self) -> &str {
+        self.text.id()
+    }
+
+    /// Its `group` in the dataset.
+    pub fn group(&self) -> Option<&str> {
+        self.text.group()
+    }
+
+    /// Its `input` var (or its vars as JSON).
+    pub fn input(&self) -> &str {
+        self.text.input()
+    }
+
     /// One arm's calls, a call per repeat.
     pub fn calls(&self, arm: Arm) -> &[Call] {
         match arm {
@@ -809,9 +824,9 @@ mod tests {
         assert!(std::mem::size_of::<Scores>() <= 16, "{}", std::mem::size_of::<Scores>());
         assert_eq!(std::mem::size_of::<Tokens>(), 12);
         assert!(std::mem::size_of::<Call>() <= 104, "{}", std::mem::size_of::<Call>());
-        // A case's id, group and input are boxed strings, two words each.
+        // A case's id, group and input are one boxed string and where each ends.
         assert!(
-            std::mem::size_of::<CaseResult>() <= 104,
+            std::mem::size_of::<CaseResult>() <= 88,
             "{}",
             std::mem::size_of::<CaseResult>()
         );

@@ -361,11 +361,11 @@ fn union_cases(shards: &[ShardFile], ei: usize, name: &str, partial: bool) -> an
     let mut cases: Vec<CaseResult> = Vec::new();
     for s in shards {
         for case in nth(s).cases {
-            if let Some(other) = from.insert(case.id.to_string(), &s.path) {
+            if let Some(other) = from.insert(case.id().to_string(), &s.path) {
                 return Err(bad(
                     format!(
                         "case `{}` of experiment `{name}` is in both {} and {}",
-                        case.id,
+                        case.id(),
                         other.display(),
                         s.name()
                     ),
@@ -380,18 +380,18 @@ fn union_cases(shards: &[ShardFile], ei: usize, name: &str, partial: bool) -> an
     let order = std::mem::take(&mut merged.dataset_cases);
     if !order.is_empty() {
         let position: BTreeMap<&str, usize> = order.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
-        if let Some(stray) = cases.iter().find(|c| !position.contains_key(&*c.id)) {
+        if let Some(stray) = cases.iter().find(|c| !position.contains_key(c.id())) {
             return Err(bad(
                 format!(
                     "case `{}` of experiment `{name}` in {} is not in the dataset {} lists",
-                    stray.id,
-                    from[&*stray.id].display(),
+                    stray.id(),
+                    from[stray.id()].display(),
                     shards[0].name()
                 ),
                 RERUN,
             ));
         }
-        cases.sort_by_key(|c| position[&*c.id]);
+        cases.sort_by_key(|c| position[c.id()]);
         let uncovered: Vec<&str> = order
             .iter()
             .map(String::as_str)

@@ -114,7 +114,7 @@ fn calls(results: &Results) -> impl Iterator<Item = (&str, &str, Arm, &Call)> {
             let candidate = c.candidate.iter().map(|call| (Arm::Candidate, call));
             baseline
                 .chain(candidate)
-                .map(move |(arm, call)| (e.name.as_str(), &*c.id, arm, call))
+                .map(move |(arm, call)| (e.name.as_str(), c.id(), arm, call))
         })
     })
 }
@@ -366,7 +366,7 @@ fn load_shown_outputs(results: &mut Results, calls: &Path) -> Result<(), Error> 
     let cases: Vec<HashMap<&str, usize>> = results
         .experiments
         .iter()
-        .map(|e| e.cases.iter().enumerate().map(|(i, c)| (&*c.id, i)).collect())
+        .map(|e| e.cases.iter().enumerate().map(|(i, c)| (c.id(), i)).collect())
         .collect();
     let shown = shown_cases(results);
     let mut found: BTreeMap<(usize, usize, Arm, u32), String> = BTreeMap::new();

@@ -866,9 +866,7 @@ pub(crate) mod test_fixtures {
             _ => None,
         };
         CaseResult {
-            group: None,
-            id: id.into(),
-            input: input.into(),
+            text: CaseText::new(id, None, input),
             baseline: vec![baseline],
             candidate: vec![candidate],
             flip,
@@ -1253,8 +1251,7 @@ mod tests {
     fn hostile_outputs_do_not_change_the_structure() {
         let mut results = demo_results();
         for case in &mut results.experiments[0].cases {
-            case.id = HOSTILE.into();
-            case.input = HOSTILE.into();
+            case.text = CaseText::new(HOSTILE, case.group(), HOSTILE);
             for call in case.baseline.iter_mut().chain(&mut case.candidate) {
                 call.output = Some(HOSTILE.into());
                 call.error = Some(HOSTILE.into());

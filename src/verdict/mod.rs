@@ -816,9 +816,7 @@ mod tests {
                 .map(|i| {
                     let (baseline, candidate) = calls(i);
                     CaseResult {
-                        id: format!("c{i}").into(),
-                        group: None,
-                        input: "".into(),
+                        text: CaseText::new(&format!("c{i}"), None, ""),
                         baseline,
                         candidate,
                         flip: None,
@@ -1115,9 +1113,7 @@ mod tests {
                     let mut call = Call::default();
                     call.scores.insert("pass", Score::Bool(i < passing));
                     CaseResult {
-                        id: format!("c{i}").into(),
-                        group: None,
-                        input: "".into(),
+                        text: CaseText::new(&format!("c{i}"), None, ""),
                         baseline: Vec::new(),
                         candidate: vec![call],
                         flip: None,

@@ -59,7 +59,7 @@ pub(super) fn draw_cases<DB: DrawingBackend>(
         let (Some(b), Some(k)) = (pass_share(&c.baseline), pass_share(&c.candidate)) else {
             continue;
         };
-        let (jx, jy) = jitter(&c.id);
+        let (jx, jy) = jitter(c.id());
         let at = (plot.x(b + jx), plot.y(k + jy));
         match c.flip {
             Some(Flip::PassToFail) => worse.push(at),

@@ -317,6 +317,7 @@ mod tests {
     use super::pen::nice_axis;
     use super::*;
     use crate::report::markdown::test_fixtures::demo_results;
+    use crate::results::CaseText;
 
     #[test]
     fn plans_four_charts_per_compared_experiment() {
@@ -402,7 +403,7 @@ mod tests {
         e.cases = (0..2_000)
             .map(|i| {
                 let mut case = template.clone();
-                case.id = format!("case-{i}").into();
+                case.text = CaseText::new(&format!("case-{i}"), case.group(), case.input());
                 for (k, call) in case.baseline.iter_mut().chain(&mut case.candidate).enumerate() {
                     call.latency_ms = Some(200.0 + f64::from((i * 37 + k * 11) as u32 % 900)).into();
                 }
@@ -433,7 +434,7 @@ mod tests {
         e.cases = (0..52_001)
             .map(|i| {
                 let mut case = template.clone();
-                case.id = format!("case-{i}").into();
+                case.text = CaseText::new(&format!("case-{i}"), case.group(), case.input());
                 case.flip = (i >= 50_000).then_some(Flip::PassToFail);
                 case
             })

@@ -26,8 +26,8 @@ impl<'a> FlipGroup<'a> {
                     word_diff(baseline.output, candidate.output, limits.output_chars)
                 };
                 CaseView {
-                    id: &c.id,
-                    input: &c.input,
+                    id: c.id(),
+                    input: c.input(),
                     baseline,
                     candidate,
                     diff,
