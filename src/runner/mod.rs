@@ -507,7 +507,8 @@ impl<'a> Runner<'a> {
         // jobs (the leader) runs and the others (followers) take its answer.
         let mut leaders: HashMap<&JobKey, usize> = HashMap::new();
         let mut followers: Vec<(usize, usize)> = Vec::new();
-        let mut to_run: Vec<usize> = Vec::new();
+        // Indices of 32 bits, as a job's are (`plan::narrow`): a run holds one a job to send.
+        let mut to_run: Vec<u32> = Vec::new();
         let mut resumed = 0;
         // Outcomes from the journal of an interrupted run: an answer among them was not measured
         // in this run (`remeasure::CACHED`).
@@ -531,7 +532,7 @@ impl<'a> Runner<'a> {
                     replayed_at.insert(index);
                     known.push((index, outcome));
                 }
-                None => to_run.push(index),
+                None => to_run.push(crate::plan::narrow(index)),
             }
         }
         // Sorted: the leaders' table (about 36 bytes a job at a million) is not held through the run.
@@ -547,11 +548,12 @@ impl<'a> Runner<'a> {
         // outputs in a second batch would double the wait for a saving on the judge alone).
         let mut batched = batch::Batched::default();
         if let Some(options) = &self.options.batch {
-            let (to_batch, rest): (Vec<usize>, Vec<usize>) = to_run
+            let (to_batch, rest): (Vec<u32>, Vec<u32>) = to_run
                 .iter()
-                .partition(|&&index| batch::goes_in_batch(&jobs[index], self.endpoints));
+                .partition(|&&index| batch::goes_in_batch(&jobs[index as usize], self.endpoints));
             if !to_batch.is_empty() {
                 to_run = rest;
+                let to_batch: Vec<usize> = to_batch.into_iter().map(|i| i as usize).collect();
                 batched = batch::run(self, options, &watch, &*jobs, &keys, &to_batch).await;
                 known.append(&mut batched.outcomes);
             }
@@ -606,7 +608,7 @@ impl<'a> Runner<'a> {
         let mut kept = stow::Kept::new(self.options.stow.as_ref(), jobs.len());
         let follower_count = |leader: usize| followers_of.get(&leader).map_or(0, Vec::len);
         let mut running = futures::stream::FuturesUnordered::new();
-        let mut roots = to_run.into_iter();
+        let mut roots = to_run.into_iter().map(|index| index as usize);
         let mut derived: Vec<Derived> = Vec::new();
         // Derived jobs to start; those in flight by key (with the identical ones waiting on them);
         // those finished by key (an identical later one takes the answer).

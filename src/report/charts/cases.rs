@@ -5,6 +5,7 @@ use plotters::prelude::*;
 use super::pen::{Align, Pen, Plot};
 use super::*;
 use crate::report::figures::thousands;
+use crate::results::CaseResult;
 
 pub(super) fn draw_cases<DB: DrawingBackend>(
     pen: &Pen<'_, DB>,
@@ -49,41 +50,54 @@ pub(super) fn draw_cases<DB: DrawingBackend>(
         1.0,
     )?;
 
-    // Points are drawn in a fixed order, unchanged cases first, so flips stay on top.
-    let (mut same, mut worse, mut better) = (Vec::new(), Vec::new(), Vec::new());
-    for c in &e.cases {
+    // Points are drawn in a fixed order, unchanged cases first, so flips stay on top. A large
+    // run draws a share of each kind, every k-th in the dataset's order: 50,000 circles made an
+    // 8 MB SVG no one can read (and 8 MB more of memory as the run ends), while a few thousand
+    // jittered points show the same clouds. The legend counts every case. The cases are counted
+    // first, so only the points drawn are held.
+    let kind = |c: &CaseResult| -> Option<(usize, (f64, f64))> {
         if c.baseline.is_empty() || c.candidate.is_empty() {
-            continue;
+            return None;
         }
         // A case whose repeats no judge or scorer could score has no share to draw.
-        let (Some(b), Some(k)) = (pass_share(&c.baseline), pass_share(&c.candidate)) else {
-            continue;
-        };
+        let (b, k) = (pass_share(&c.baseline)?, pass_share(&c.candidate)?);
         let (jx, jy) = jitter(c.id());
-        let at = (plot.x(b + jx), plot.y(k + jy));
-        match c.flip {
-            Some(Flip::PassToFail) => worse.push(at),
-            Some(Flip::FailToPass) => better.push(at),
-            None => same.push(at),
-        }
+        let slot = match c.flip {
+            None => 0,
+            Some(Flip::FailToPass) => 1,
+            Some(Flip::PassToFail) => 2,
+        };
+        Some((slot, (plot.x(b + jx), plot.y(k + jy))))
+    };
+    let mut counts = [0usize; 3];
+    for (slot, _) in e.cases.iter().filter_map(kind) {
+        counts[slot] += 1;
     }
-    // A large run draws a share of each kind, every k-th in the dataset's order: 50,000
-    // circles made an 8 MB SVG no one can read (and 8 MB more of memory as the run ends), while
-    // a few thousand jittered points show the same clouds. The legend counts every case.
-    let (same_step, better_step, worse_step) = (step(same.len()), step(better.len()), step(worse.len()));
-    let radius = if same.len() / same_step > 500 { 2.5 } else { 3.5 };
-    for at in same.iter().step_by(same_step) {
+    let steps = counts.map(step);
+    let mut drawn: [Vec<(f64, f64)>; 3] = std::array::from_fn(|s| Vec::with_capacity(counts[s].div_ceil(steps[s])));
+    let mut seen = [0usize; 3];
+    for (slot, at) in e.cases.iter().filter_map(kind) {
+        if seen[slot] % steps[slot] == 0 {
+            drawn[slot].push(at);
+        }
+        seen[slot] += 1;
+    }
+    let [same, better, worse] = &drawn;
+    let [same_count, better_count, worse_count] = counts;
+    let [same_step, better_step, worse_step] = steps;
+    let radius = if same_count / same_step > 500 { 2.5 } else { 3.5 };
+    for at in same {
         pen.circle(*at, radius, NEUTRAL.mix(0.45), true)?;
     }
-    for at in better.iter().step_by(better_step) {
+    for at in better {
         pen.triangle(*at, 6.0, OK.into(), false)?;
     }
-    for at in worse.iter().step_by(worse_step) {
+    for at in worse {
         pen.triangle(*at, 6.0, REGRESSION.into(), true)?;
     }
 
     let x = plot.right + 28.0;
-    let n = same.len() + worse.len() + better.len();
+    let n = same_count + worse_count + better_count;
     pen.bold(
         &format!("{} cases", thousands(n as u64)),
         (x, plot.top + 8.0),
@@ -92,9 +106,9 @@ pub(super) fn draw_cases<DB: DrawingBackend>(
         Align::Left,
     )?;
     let rows = [
-        (REGRESSION, "▼", worse.len(), "flipped pass → fail", worse_step),
-        (OK, "▲", better.len(), "flipped fail → pass", better_step),
-        (MUTED, "●", same.len(), "unchanged", same_step),
+        (REGRESSION, "▼", worse_count, "flipped pass → fail", worse_step),
+        (OK, "▲", better_count, "flipped fail → pass", better_step),
+        (MUTED, "●", same_count, "unchanged", same_step),
     ];
     for (i, (color, mark, count, what, step)) in rows.into_iter().enumerate() {
         let drawn = if step > 1 {
