@@ -629,7 +629,7 @@ impl<'a> Runner<'a> {
         known.sort_unstable_by_key(|(index, _)| *index);
         // A pair one of whose calls the journal gave back may be sent again whatever the other's
         // outcome: then every job keeps its messages.
-        let mut letting_go = remeasure::LettingGo::new(replayed_at.is_empty());
+        let mut letting_go = remeasure::LettingGo::new(replayed_at.is_empty(), jobs.len());
         for (index, outcome) in known {
             ask(index, Asked::Given(&jobs[index]), &outcome, &mut queue);
             for &follower in followers_of.get(&index).into_iter().flatten() {

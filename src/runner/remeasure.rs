@@ -86,21 +86,24 @@ fn may_pass(error: &CallError) -> bool {
 
 /// Lets go of each job's rendered messages once nothing may send it again (the runner's
 /// part of a run's memory: the messages are the largest thing a planned job holds), and gives
-/// the freed pages back every [`LettingGo::RELEASE_EVERY`] jobs: the calls' buffers are made on
-/// the runtime's threads, in heaps of their own, and would not reuse them.
+/// the freed pages back every tenth of the jobs (at least [`LettingGo::RELEASE_EVERY`]): the
+/// calls' buffers are made on the runtime's threads, in heaps of their own, and would not reuse
+/// them. Each release walks the whole heap, so a larger run releases as often, not more.
 pub(super) struct LettingGo {
     /// No outcome was replayed from a journal: a pair is then sent again only when one call
     /// came from the cache and the other failed in a way that may pass ([`uneven`]).
     on: bool,
+    every: usize,
     since_release: usize,
 }
 
 impl LettingGo {
     const RELEASE_EVERY: usize = 10_000;
 
-    pub(super) fn new(nothing_replayed: bool) -> Self {
+    pub(super) fn new(nothing_replayed: bool, jobs: usize) -> Self {
         LettingGo {
             on: nothing_replayed,
+            every: (jobs / 10).max(Self::RELEASE_EVERY),
             since_release: 0,
         }
     }
@@ -116,7 +119,7 @@ impl LettingGo {
             }
         }
         self.since_release += 1;
-        if self.since_release == Self::RELEASE_EVERY {
+        if self.since_release == self.every {
             self.since_release = 0;
             crate::allocator::release();
         }
