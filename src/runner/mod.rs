@@ -646,7 +646,7 @@ impl<'a> Runner<'a> {
                 let mark = &mut kept.marks[index];
                 *mark = remeasure::replayed(*mark);
             }
-            letting_go.settled(jobs, index, kept.marks[index], followers_of.get(&index));
+            letting_go.settled(jobs, index, &kept.marks, followers_of.get(&index));
         }
         drop(replayed_at);
 
@@ -715,7 +715,7 @@ impl<'a> Runner<'a> {
                         }
                         // Asked and judged on: from here on only scoring reads it.
                         kept.put(index, outcome, follower_count(index));
-                        letting_go.settled(jobs, index, kept.marks[index], followers_of.get(&index));
+                        letting_go.settled(jobs, index, &kept.marks, followers_of.get(&index));
                     }
                     Some(Finished::Derived(pending, key, outcome)) => {
                         let pending = *pending;

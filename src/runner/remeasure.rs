@@ -90,9 +90,12 @@ fn may_pass(error: &CallError) -> bool {
 /// calls' buffers are made on the runtime's threads, in heaps of their own, and would not reuse
 /// them. Each release walks the whole heap, so a larger run releases as often, not more.
 pub(super) struct LettingGo {
-    /// No outcome was replayed from a journal: a pair is then sent again only when one call
-    /// came from the cache and the other failed in a way that may pass ([`uneven`]).
-    on: bool,
+    /// Per job, whether its outcome is in and did not fail in a way that may pass; empty when
+    /// an outcome was replayed from a journal, and then nothing is let go of. Without one, a
+    /// pair is sent again only when one call came from the cache and the other failed in a way
+    /// that may pass ([`uneven`]): a job the cache answered waits for the other call of its
+    /// pair (the job beside it in the plan, `plan::jobs`), and goes with it.
+    done: Vec<bool>,
     every: usize,
     since_release: usize,
 }
@@ -102,17 +105,36 @@ impl LettingGo {
 
     pub(super) fn new(nothing_replayed: bool, jobs: usize) -> Self {
         LettingGo {
-            on: nothing_replayed,
+            done: if nothing_replayed {
+                vec![false; jobs]
+            } else {
+                Vec::new()
+            },
             every: (jobs / 10).max(Self::RELEASE_EVERY),
             since_release: 0,
         }
     }
 
-    /// Job `index` (and its `followers`, measured as it was) settled with `mark`.
-    pub(super) fn settled(&mut self, jobs: &mut [Job], index: usize, mark: u8, followers: Option<&Vec<usize>>) {
-        if !self.on || mark & (CACHED | MAY_PASS) != 0 {
+    /// Job `index` (and its `followers`, measured as it was) settled; `marks` are the jobs'.
+    pub(super) fn settled(&mut self, jobs: &mut [Job], index: usize, marks: &[u8], followers: Option<&Vec<usize>>) {
+        let mark = marks.get(index).copied().unwrap_or(MAY_PASS);
+        if self.done.is_empty() || mark & MAY_PASS != 0 {
             return;
         }
+        self.done[index] = true;
+        let partner = pair_of(jobs, index).filter(|&p| self.done[p]);
+        if let Some(p) = partner
+            && marks[p] & CACHED != 0
+        {
+            // It waited for this one, which did not fail in a way that may pass.
+            self.let_go(jobs, p, None);
+        }
+        if mark & CACHED == 0 || partner.is_some() {
+            self.let_go(jobs, index, followers);
+        }
+    }
+
+    fn let_go(&mut self, jobs: &mut [Job], index: usize, followers: Option<&Vec<usize>>) {
         for &i in std::iter::once(&index).chain(followers.into_iter().flatten()) {
             if let Some(job) = jobs.get_mut(i) {
                 job.let_go_of_messages();
@@ -124,6 +146,19 @@ impl LettingGo {
             crate::allocator::release();
         }
     }
+}
+
+/// The other call of job `index`'s pair when it is beside it, as a plan puts them: the same
+/// experiment, case and repeat, the other arm.
+fn pair_of(jobs: &[Job], index: usize) -> Option<usize> {
+    let job = jobs.get(index)?;
+    let beside = [index.checked_sub(1), index.checked_add(1)];
+    beside.into_iter().flatten().find(|&i| {
+        jobs.get(i).is_some_and(|other| {
+            (other.experiment, other.case, other.repeat) == (job.experiment, job.case, job.repeat)
+                && other.arm != job.arm
+        })
+    })
 }
 
 /// The pairs, as `[baseline, candidate]` job indices, one of whose calls failed in a way that

@@ -80,3 +80,67 @@ async fn a_settled_jobs_messages_are_let_go_of_and_one_that_may_be_sent_again_ke
             .all(|r| r.messages.len() == 1)
     );
 }
+
+/// A pair whose baseline the cache answered is sent again only when its candidate fails in a
+/// way that may pass: once the candidate is answered, both go; once it fails so, both stay.
+#[tokio::test(start_paused = true)]
+async fn a_call_the_cache_answered_goes_with_the_other_of_its_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let cached = Options {
+        cache_dir: Some(dir.path().to_owned()),
+        ..options()
+    };
+    let prices = prices();
+    // Baseline then candidate of each case, as a plan puts them; the baseline's prompt differs.
+    let pairs = || -> Vec<Job> {
+        jobs(6, &[])
+            .into_iter()
+            .flat_map(|candidate| {
+                let mut baseline = Job {
+                    arm: Arm::Baseline,
+                    ..candidate.clone()
+                };
+                if let Ok(request) = &mut baseline.request {
+                    request.messages = vec![Message {
+                        role: Role::User,
+                        content: format!("base {}", candidate.case).into(),
+                    }]
+                    .into();
+                }
+                [baseline, candidate]
+            })
+            .collect()
+    };
+    let run = async |provider: &Arc<Fake>, jobs: &mut Vec<Job>| {
+        let endpoints = BTreeMap::from([(
+            "p".to_owned(),
+            Endpoint {
+                max_retries: 0,
+                ..endpoint(provider, 4)
+            },
+        )]);
+        let runner = Runner::new(&endpoints, &prices, cached.clone()).expect("no other run holds the cache");
+        let ran = runner.run_then(jobs, &|_, _, _| Vec::new()).await;
+        runner.finish();
+        let held: Vec<usize> = jobs
+            .iter()
+            .map(|j| j.request.as_ref().map_or(0, |r| r.messages.len()))
+            .collect();
+        (ran, held)
+    };
+    // The baselines alone, into the cache.
+    let mut baselines: Vec<Job> = pairs().into_iter().filter(|j| j.arm == Arm::Baseline).collect();
+    run(&Fake::new(Behaviour::Healthy), &mut baselines).await;
+
+    // Candidates failed in a way that may pass: both calls of each pair stay, to be sent again.
+    let mut again = pairs();
+    let (ran, held) = run(&Fake::new(Behaviour::Faults(1.1)), &mut again).await;
+    assert_eq!(ran.cache_hits, 6);
+    assert_eq!(remeasure::uneven(&again, &ran.marks).len(), 6);
+    assert_eq!(held, vec![1; 12]);
+
+    // Candidates answered: every pair's two calls go (the baselines when their candidate came).
+    let (ran, held) = run(&Fake::new(Behaviour::Healthy), &mut pairs()).await;
+    assert_eq!(ran.cache_hits, 6);
+    assert_eq!(held, vec![0; 12]);
+}
