@@ -2,36 +2,44 @@
 
 use super::*;
 
+/// `jobs` through a runner of their own with the response cache in `cache`, each call sent
+/// once (a fault is its outcome).
+async fn run_cached(provider: &Arc<Fake>, cache: &std::path::Path, jobs: &mut [Job]) -> Ran {
+    let endpoints = BTreeMap::from([(
+        "p".to_owned(),
+        Endpoint {
+            max_retries: 0,
+            ..endpoint(provider, 4)
+        },
+    )]);
+    let options = Options {
+        cache_dir: Some(cache.to_owned()),
+        ..options()
+    };
+    let prices = prices();
+    let runner = Runner::new(&endpoints, &prices, options).expect("no other run holds the cache");
+    let ran = runner.run_then(jobs, &|_, _, _| Vec::new()).await;
+    runner.finish();
+    ran
+}
+
+/// Per job, how many messages it still holds (`None`: its prompt did not render).
+fn held(jobs: &[Job]) -> Vec<Option<usize>> {
+    jobs.iter()
+        .map(|j| j.request.as_ref().ok().map(|r| r.messages.len()))
+        .collect()
+}
+
 /// Once a job's outcome is settled (answered by a call, or failed for good) its messages are let
 /// go of; a job the run may send again to measure its pair under one provider keeps them: one
 /// the cache answered, or one that failed in a way a later send may pass.
 #[tokio::test(start_paused = true)]
 async fn a_settled_jobs_messages_are_let_go_of_and_one_that_may_be_sent_again_keeps_them() {
     let dir = tempfile::tempdir().unwrap();
-    let cached = Options {
-        cache_dir: Some(dir.path().to_owned()),
-        ..options()
-    };
-    let prices = prices();
     let run = async |provider: &Arc<Fake>| {
         let mut jobs = jobs(14, &[]);
-        // Sent once: a fault is the call's outcome.
-        let endpoints = BTreeMap::from([(
-            "p".to_owned(),
-            Endpoint {
-                max_retries: 0,
-                ..endpoint(provider, 4)
-            },
-        )]);
-        let runner = Runner::new(&endpoints, &prices, cached.clone()).expect("no other run holds the cache");
-        runner.run_then(&mut jobs, &|_, _, _| Vec::new()).await;
-        runner.finish();
-        // Per job, how many messages it still holds (`None`: its prompt did not render).
-        let held: Vec<Option<usize>> = jobs
-            .iter()
-            .map(|j| j.request.as_ref().ok().map(|r| r.messages.len()))
-            .collect();
-        held
+        run_cached(provider, dir.path(), &mut jobs).await;
+        held(&jobs)
     };
     let rendered = |count: usize| (0..14).map(|i| (i % 7 != 6).then_some(count)).collect::<Vec<_>>();
     // Failed for good (a rejected key): nothing to send again.
@@ -59,6 +67,7 @@ async fn a_settled_jobs_messages_are_let_go_of_and_one_that_may_be_sent_again_ke
     };
     let provider = Fake::new(Behaviour::Healthy);
     let endpoints = one(&provider, 4);
+    let prices = prices();
     let mut first = jobs(14, &[]);
     let mut second = jobs(14, &[]);
     // Killed before its outputs were written: dropped without `finish`, its journal kept.
@@ -86,11 +95,6 @@ async fn a_settled_jobs_messages_are_let_go_of_and_one_that_may_be_sent_again_ke
 #[tokio::test(start_paused = true)]
 async fn a_call_the_cache_answered_goes_with_the_other_of_its_pair() {
     let dir = tempfile::tempdir().unwrap();
-    let cached = Options {
-        cache_dir: Some(dir.path().to_owned()),
-        ..options()
-    };
-    let prices = prices();
     // Baseline then candidate of each case, as a plan puts them; the baseline's prompt differs.
     let pairs = || -> Vec<Job> {
         jobs(6, &[])
@@ -112,20 +116,8 @@ async fn a_call_the_cache_answered_goes_with_the_other_of_its_pair() {
             .collect()
     };
     let run = async |provider: &Arc<Fake>, jobs: &mut Vec<Job>| {
-        let endpoints = BTreeMap::from([(
-            "p".to_owned(),
-            Endpoint {
-                max_retries: 0,
-                ..endpoint(provider, 4)
-            },
-        )]);
-        let runner = Runner::new(&endpoints, &prices, cached.clone()).expect("no other run holds the cache");
-        let ran = runner.run_then(jobs, &|_, _, _| Vec::new()).await;
-        runner.finish();
-        let held: Vec<usize> = jobs
-            .iter()
-            .map(|j| j.request.as_ref().map_or(0, |r| r.messages.len()))
-            .collect();
+        let ran = run_cached(provider, dir.path(), jobs).await;
+        let held: Vec<usize> = held(jobs).into_iter().map(Option::unwrap_or_default).collect();
         (ran, held)
     };
     // The baselines alone, into the cache.
