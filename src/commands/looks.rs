@@ -18,7 +18,7 @@ pub(super) type RunBatch<'a> = dyn Fn(&mut [Job]) -> anyhow::Result<runner::Ran>
 /// at its nominal level (`verdict::sequential`); stops at the first look that settles every
 /// compared experiment's verdict.
 pub(super) fn run_sequential(
-    jobs: &[Job],
+    jobs: &mut [Job],
     run_batch: &RunBatch<'_>,
     prices: &crate::providers::pricing::PriceTable,
     defaults: &suite::Defaults,
@@ -26,7 +26,7 @@ pub(super) fn run_sequential(
 ) -> anyhow::Result<(Results, runner::Ran)> {
     let design = sequential::Design::new(defaults.alpha, defaults.sequential_looks);
     let mut by_experiment: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for job in jobs {
+    for job in jobs.iter() {
         let cases = by_experiment.entry(job.experiment()).or_default();
         if !cases.contains(&job.case()) {
             cases.push(job.case());
@@ -37,14 +37,12 @@ pub(super) fn run_sequential(
     let mut previous = 0.0;
     let looks = design.fractions.len();
     for (k, (&t, &level)) in design.fractions.iter().zip(&design.levels).enumerate() {
-        let mut batch: Vec<Job> = jobs
-            .iter()
-            .filter(|j| {
-                let (rank, n) = position[&(j.experiment(), j.case())];
-                rank >= sequential::upto(previous, n) && rank < sequential::upto(t, n)
-            })
-            .cloned()
-            .collect();
+        let from = previous;
+        let in_look = |j: &Job| {
+            let (rank, n) = position[&(j.experiment(), j.case())];
+            rank >= sequential::upto(from, n) && rank < sequential::upto(t, n)
+        };
+        let mut batch: Vec<Job> = jobs.iter().filter(|j| in_look(j)).cloned().collect();
         previous = t;
         eprintln!(
             "promptgate: sequential look {}/{looks}: {} more calls, nominal level {level:.4}",
@@ -55,6 +53,11 @@ pub(super) fn run_sequential(
         runner::remeasure::measure_again(&mut look_ran, &batch, prices, run_batch)?;
         ran.absorb(look_ran)
             .map_err(|e| anyhow::anyhow!("cannot read back the outcomes the run wrote to {e}"))?;
+        // Measured: no later look sends these jobs again, so the plan's and the look's copies
+        // let go of their messages (the runner let go of the look's settled ones already).
+        for job in jobs.iter_mut().filter(|j| in_look(j)).chain(&mut batch) {
+            job.let_go_of_messages();
+        }
         run_jobs.extend(batch);
         // Each look needs only the verdicts to decide whether to stop; the look that stops is
         // judged again with its power plan.

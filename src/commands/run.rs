@@ -609,7 +609,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         Ok(judge_at(experiments, ran, look, plan))
     };
     let (mut results, cap_reached) = if sequential {
-        let (results, ran) = run_sequential(&jobs, &run_batch, &prices, defaults, &assemble_at)?;
+        let (results, ran) = run_sequential(&mut jobs, &run_batch, &prices, defaults, &assemble_at)?;
         (results, budget::cap_reached(&ran, cap))
     } else {
         crate::allocator::release();
