@@ -55,30 +55,31 @@ pub(super) fn draw_cases<DB: DrawingBackend>(
     // 8 MB SVG no one can read (and 8 MB more of memory as the run ends), while a few thousand
     // jittered points show the same clouds. The legend counts every case. The cases are counted
     // first, so only the points drawn are held.
-    let kind = |c: &CaseResult| -> Option<(usize, (f64, f64))> {
+    // Each drawable case's kind (0 unchanged, 1 fail → pass, 2 pass → fail) and its two shares.
+    let kind = |c: &CaseResult| -> Option<(usize, f64, f64)> {
         if c.baseline.is_empty() || c.candidate.is_empty() {
             return None;
         }
         // A case whose repeats no judge or scorer could score has no share to draw.
         let (b, k) = (pass_share(&c.baseline)?, pass_share(&c.candidate)?);
-        let (jx, jy) = jitter(c.id());
         let slot = match c.flip {
             None => 0,
             Some(Flip::FailToPass) => 1,
             Some(Flip::PassToFail) => 2,
         };
-        Some((slot, (plot.x(b + jx), plot.y(k + jy))))
+        Some((slot, b, k))
     };
     let mut counts = [0usize; 3];
-    for (slot, _) in e.cases.iter().filter_map(kind) {
+    for (slot, ..) in e.cases.iter().filter_map(kind) {
         counts[slot] += 1;
     }
     let steps = counts.map(step);
     let mut drawn: [Vec<(f64, f64)>; 3] = std::array::from_fn(|s| Vec::with_capacity(counts[s].div_ceil(steps[s])));
     let mut seen = [0usize; 3];
-    for (slot, at) in e.cases.iter().filter_map(kind) {
+    for (c, (slot, b, k)) in e.cases.iter().filter_map(|c| Some((c, kind(c)?))) {
         if seen[slot] % steps[slot] == 0 {
-            drawn[slot].push(at);
+            let (jx, jy) = jitter(c.id());
+            drawn[slot].push((plot.x(b + jx), plot.y(k + jy)));
         }
         seen[slot] += 1;
     }
