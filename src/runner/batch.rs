@@ -172,14 +172,12 @@ struct Submitted<'a> {
     last: Option<(String, u64)>,
 }
 
-/// Runs `indices` (jobs with [`batchable`] true, keyed by `keys`) through their providers'
-/// batch APIs.
+/// Runs `indices` (jobs with [`batchable`] true) through their providers' batch APIs.
 pub(super) async fn run(
     runner: &Runner<'_>,
     options: &BatchOptions,
     watch: &interrupt::Watch,
     jobs: &[Job],
-    keys: &[Option<super::JobKey>],
     indices: &[usize],
 ) -> Batched {
     let batch_prices = runner.prices.at_batch_rate();
@@ -188,9 +186,11 @@ pub(super) async fn run(
     let mut by_provider: BTreeMap<&str, Vec<Member>> = BTreeMap::new();
     for &index in indices {
         let job = &jobs[index];
-        let (Ok(request), Some(key), Some(endpoint)) =
-            (&job.request, &keys[index], runner.endpoints.get(&*job.provider))
-        else {
+        let (Ok(request), Some(key), Some(endpoint)) = (
+            &job.request,
+            super::job_key(job, runner.endpoints),
+            runner.endpoints.get(&*job.provider),
+        ) else {
             continue;
         };
         let sent = runner.as_sent(request, endpoint);

@@ -457,6 +457,11 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// Whether outcomes of a resumed run are left to replay.
+    fn replaying(&self) -> bool {
+        !self.replayed.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
     /// Takes one replayed outcome for `key`, if the resumed run finished one.
     fn take_replayed(&self, key: &JobKey) -> Option<Outcome> {
         let mut replayed = self.replayed.lock().unwrap_or_else(|e| e.into_inner());
@@ -499,34 +504,34 @@ impl<'a> Runner<'a> {
     /// thousand calls the messages are about 10 MB, which the calls' own buffers then reuse.
     pub async fn run_then(&self, jobs: &mut [Job], then: &Then<'_>) -> Ran {
         let endpoints = self.endpoints;
-        let keys: Vec<Option<JobKey>> = jobs.iter().map(|job| job_key(job, endpoints)).collect();
         // The outcomes known before any call: render errors, replayed jobs, batches' answers.
         let mut known: Vec<(usize, Outcome)> = Vec::new();
 
         // Sort the jobs: render errors end at once, finished ones replay, the first of identical
-        // jobs (the leader) runs and the others (followers) take its answer.
-        let mut leaders: HashMap<&JobKey, usize> = HashMap::new();
-        let mut followers: Vec<(usize, usize)> = Vec::new();
+        // jobs (the leader) runs and the others (followers) take its answer. A job's key is
+        // worked out again where it is needed, not held through the run (33 bytes a job).
+        let followers = identical(jobs, endpoints);
+        let mut following = followers.iter().map(|&(follower, _)| follower).peekable();
         // Indices of 32 bits, as a job's are (`plan::narrow`): a run holds one a job to send.
         let mut to_run: Vec<u32> = Vec::new();
         let mut resumed = 0;
         // Outcomes from the journal of an interrupted run: an answer among them was not measured
         // in this run (`remeasure::CACHED`).
         let mut replayed_at: std::collections::HashSet<usize> = std::collections::HashSet::new();
-        for (index, (job, key)) in jobs.iter().zip(&keys).enumerate() {
-            let (Ok(_), Some(key)) = (&job.request, key) else {
+        for (index, job) in jobs.iter().enumerate() {
+            if job.request.is_err() {
                 known.push((index, not_sent(not_rendered(job))));
                 continue;
-            };
-            // A job to be timed in this run is never answered by another's call.
-            if !job.retime {
-                if let Some(&leader) = leaders.get(key) {
-                    followers.push((index, leader));
-                    continue;
-                }
-                leaders.insert(key, index);
             }
-            match self.take_replayed(key) {
+            if following.next_if_eq(&index).is_some() {
+                continue;
+            }
+            let replayed = if self.replaying() {
+                job_key(job, endpoints).and_then(|key| self.take_replayed(&key))
+            } else {
+                None
+            };
+            match replayed {
                 Some(outcome) => {
                     resumed += 1;
                     replayed_at.insert(index);
@@ -535,8 +540,6 @@ impl<'a> Runner<'a> {
                 None => to_run.push(crate::plan::narrow(index)),
             }
         }
-        // Sorted: the leaders' table (about 36 bytes a job at a million) is not held through the run.
-        drop(leaders);
         let mut followers_of: HashMap<usize, Vec<usize>> = HashMap::new();
         for &(follower, leader) in &followers {
             followers_of.entry(leader).or_default().push(follower);
@@ -554,7 +557,7 @@ impl<'a> Runner<'a> {
             if !to_batch.is_empty() {
                 to_run = rest;
                 let to_batch: Vec<usize> = to_batch.into_iter().map(|i| i as usize).collect();
-                batched = batch::run(self, options, &watch, &*jobs, &keys, &to_batch).await;
+                batched = batch::run(self, options, &watch, &*jobs, &to_batch).await;
                 known.append(&mut batched.outcomes);
             }
         }
@@ -699,7 +702,7 @@ impl<'a> Runner<'a> {
             }
             while running.len() < width + in_flight.len() {
                 let Some(index) = roots.next() else { break };
-                let key = keys[index].unwrap_or_default();
+                let key = job_key(&jobs[index], endpoints).unwrap_or_default();
                 let run = finish(&jobs[index], key, true);
                 running.push(async move { Finished::Root(index, run.await) }.boxed_local());
             }
@@ -815,12 +818,54 @@ impl JobKey {
         hex::encode(self.0)
     }
 
+    /// The digest's first sixteen bytes: what [`identical`] sorts jobs by.
+    fn prefix(&self) -> [u8; 16] {
+        let mut first = [0; 16];
+        first.copy_from_slice(&self.0[..16]);
+        first
+    }
+
     /// The seed a provider's randomness takes for this job: the digest's first eight bytes.
     fn seed(&self) -> u64 {
         let mut first = [0; 8];
         first.copy_from_slice(&self.0[..8]);
         u64::from_be_bytes(first)
     }
+}
+
+/// The jobs another job of the plan answers, as `(follower, leader)` in the followers' order:
+/// jobs alike in their key, the first of them in the plan the leader. A job to be timed in this
+/// run (`retime`) is neither. Found by sorting the keys' first sixteen bytes (20 bytes a job
+/// while it sorts, where a table of the keys and a map of the leaders held about 70), each
+/// match then checked on the whole key.
+fn identical(jobs: &[Job], endpoints: &BTreeMap<String, Endpoint>) -> Vec<(usize, usize)> {
+    identical_by(jobs, |job| job_key(job, endpoints))
+}
+
+/// [`identical`], with jobs keyed by `key`.
+fn identical_by(jobs: &[Job], key: impl Fn(&Job) -> Option<JobKey>) -> Vec<(usize, usize)> {
+    let mut sorted: Vec<([u8; 16], u32)> = Vec::with_capacity(jobs.len());
+    for (index, job) in jobs.iter().enumerate().filter(|(_, job)| !job.retime) {
+        if let Some(key) = key(job) {
+            sorted.push((key.prefix(), crate::plan::narrow(index)));
+        }
+    }
+    // By prefix, then by index: each run of one prefix starts with its first job in the plan.
+    sorted.sort_unstable();
+    let mut followers = Vec::new();
+    for alike in sorted.chunk_by(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
+        let mut leaders: Vec<(JobKey, usize)> = Vec::new();
+        for &(_, index) in alike {
+            let index = index as usize;
+            let whole = key(&jobs[index]).unwrap_or_default();
+            match leaders.iter().find(|(k, _)| *k == whole) {
+                Some(&(_, leader)) => followers.push((index, leader)),
+                None => leaders.push((whole, index)),
+            }
+        }
+    }
+    followers.sort_unstable();
+    followers
 }
 
 /// Identifies a job: the cache key of its request at its provider, plus its fallback chain.

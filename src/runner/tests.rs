@@ -14,6 +14,8 @@ use crate::suite::Price;
 
 /// The spending cap, call by call.
 mod cap;
+/// Which jobs another identical job answers.
+mod identical;
 /// What the runner lets go of as the calls end.
 mod letting_go;
 /// One runner across batches, and the journal's bound after a kill.
