@@ -261,7 +261,12 @@ impl Sorted {
     /// Sorts `calls` (value, unit) by value.
     fn new(mut calls: Vec<(f64, u32)>) -> Sorted {
         calls.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-        let (values, unit) = calls.into_iter().unzip();
+        // The units copied out, then the values collected in the calls' own buffer (the
+        // standard library reuses it) and its unused half given back: at most 20 bytes a call
+        // held at once, where unzipping into two new vectors held 28 (28 MB at a million).
+        let unit = calls.iter().map(|&(_, unit)| unit).collect();
+        let mut values: Vec<f64> = calls.into_iter().map(|(value, _)| value).collect();
+        values.shrink_to_fit();
         Sorted { values, unit }
     }
 
