@@ -70,9 +70,54 @@ pub fn release() {
     }
 }
 
+/// A vector's items in order, its buffer given back as they go: halved each time it is half
+/// empty. `Vec::into_iter` frees the buffer only at the end, so a run's outcomes stayed whole
+/// beside the calls scored from them (a hundred bytes a call, until the last was scored), and
+/// so did where the stowed ones lie (`runner::stow::Stowed::into_outcomes`).
+pub struct Shrinking<T> {
+    /// Reversed: the next item is the last.
+    reversed: Vec<T>,
+}
+
+impl<T> Shrinking<T> {
+    pub fn new(mut items: Vec<T>) -> Shrinking<T> {
+        items.reverse();
+        Shrinking { reversed: items }
+    }
+}
+
+impl<T> Iterator for Shrinking<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        let item = self.reversed.pop();
+        // Small buffers are not worth the copy; a large one shrinks in place (`mremap`).
+        if self.reversed.capacity() >= 1024 && self.reversed.len() < self.reversed.capacity() / 2 {
+            self.reversed.shrink_to_fit();
+        }
+        item
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.reversed.len(), Some(self.reversed.len()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shrinking_vector_gives_its_items_in_order_and_its_buffer_back() {
+        let mut items = Shrinking::new((0..10_000).collect::<Vec<u64>>());
+        assert_eq!(items.by_ref().take(3).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(items.reversed.capacity(), 10_000, "not yet half empty");
+        assert_eq!(items.nth(7_000 - 4), Some(6_999));
+        // 3,000 left: the buffer was halved to 4,999 at 4,999 left.
+        assert!(items.reversed.capacity() < 5_000, "{}", items.reversed.capacity());
+        assert_eq!(items.size_hint(), (3_000, Some(3_000)));
+        assert_eq!(items.collect::<Vec<_>>(), (7_000..10_000).collect::<Vec<_>>());
+    }
 
     #[test]
     fn one_arena_a_core_at_least_two_and_the_users_setting_stands() {

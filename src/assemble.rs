@@ -8,6 +8,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
+use crate::allocator::Shrinking;
 use crate::detect::Detection;
 use crate::metrics::DEFAULT_TIMEOUT_MS;
 use crate::plan::{self, Arm, Planned};
@@ -68,38 +69,6 @@ impl Outcomes<'_> {
             Outcomes::Given(_, Some(stowed)) => stowed.len(),
             _ => self.as_slice().len(),
         }
-    }
-}
-
-/// A vector's items in order, its buffer given back as they go: halved each time it is half
-/// empty. `Vec::into_iter` frees the buffer only at the end, so a run's outcomes stayed whole
-/// beside the calls scored from them (a hundred bytes a call, until the last was scored).
-struct Shrinking<T> {
-    /// Reversed: the next item is the last.
-    reversed: Vec<T>,
-}
-
-impl<T> Shrinking<T> {
-    fn new(mut items: Vec<T>) -> Shrinking<T> {
-        items.reverse();
-        Shrinking { reversed: items }
-    }
-}
-
-impl<T> Iterator for Shrinking<T> {
-    type Item = T;
-
-    fn next(&mut self) -> Option<T> {
-        let item = self.reversed.pop();
-        // Small buffers are not worth the copy; a large one shrinks in place (`mremap`).
-        if self.reversed.capacity() >= 1024 && self.reversed.len() < self.reversed.capacity() / 2 {
-            self.reversed.shrink_to_fit();
-        }
-        item
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.reversed.len(), Some(self.reversed.len()))
     }
 }
 
@@ -204,10 +173,14 @@ pub fn experiments(
     let mut baseline_answered: HashMap<(usize, usize, u32), bool> = HashMap::new();
     let outcomes: Box<dyn Iterator<Item = anyhow::Result<Cow<'_, Outcome>>>> = match outcomes {
         Outcomes::Lent(o) => Box::new(o.iter().map(|o| Ok(Cow::Borrowed(o)))),
-        Outcomes::Given(_, Some(mut stowed)) => Box::new((0..stowed.len()).map(move |index| {
-            let outcome = stowed.take(index).with_context(|| unreadable(&stowed))?;
-            Ok(Cow::Owned(outcome))
-        })),
+        Outcomes::Given(_, Some(stowed)) => {
+            let described = unreadable(&stowed);
+            Box::new(
+                stowed
+                    .into_outcomes()
+                    .map(move |outcome| Ok(Cow::Owned(outcome.with_context(|| described.clone())?))),
+            )
+        }
         Outcomes::Given(o, None) => Box::new(Shrinking::new(o).map(|o| Ok(Cow::Owned(o)))),
     };
     for (index, (place, outcome)) in places.iter().zip(outcomes).enumerate() {
@@ -752,18 +725,6 @@ fn add_consistency(calls: &mut [Call]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_shrinking_vector_gives_its_items_in_order_and_its_buffer_back() {
-        let mut items = Shrinking::new((0..10_000).collect::<Vec<u64>>());
-        assert_eq!(items.by_ref().take(3).collect::<Vec<_>>(), [0, 1, 2]);
-        assert_eq!(items.reversed.capacity(), 10_000, "not yet half empty");
-        assert_eq!(items.nth(7_000 - 4), Some(6_999));
-        // 3,000 left: the buffer was halved to 4,999 at 4,999 left.
-        assert!(items.reversed.capacity() < 5_000, "{}", items.reversed.capacity());
-        assert_eq!(items.size_hint(), (3_000, Some(3_000)));
-        assert_eq!(items.collect::<Vec<_>>(), (7_000..10_000).collect::<Vec<_>>());
-    }
 
     fn call(repeat: u32, output: Option<String>) -> Call {
         Call {

@@ -69,15 +69,38 @@ impl Stowed {
         if let Some(outcome) = self.held.remove(&index) {
             return Ok(outcome);
         }
-        let (Some(scratch), Some(Some(at))) = (&self.scratch, self.at.get(index)) else {
-            return Ok(not_sent(CallError::NotRun));
-        };
-        let mut bytes = vec![0; at.len as usize];
-        super::cache::read_exact_at(scratch.file(), &mut bytes, at.offset)?;
-        let outcome = decode(&bytes, &self.providers)
-            .ok_or_else(|| std::io::Error::other(format!("record {index} does not read back")))?;
-        Ok(if at.follower { as_follower(&outcome) } else { outcome })
+        let at = self.at.get(index).copied().flatten();
+        read(self.scratch.as_deref(), at, &self.providers, index)
     }
+
+    /// Every outcome in order, each read back as [`Stowed::take`] reads it when it is asked
+    /// for. Where they lie is given back as they go (`allocator::Shrinking`): sixteen bytes a
+    /// call, which stayed whole until the last call was scored (16 MB at a million calls).
+    pub fn into_outcomes(self) -> impl Iterator<Item = std::io::Result<Outcome>> {
+        let Stowed {
+            scratch,
+            at,
+            mut held,
+            providers,
+        } = self;
+        let places = crate::allocator::Shrinking::new(at).enumerate();
+        places.map(move |(index, at)| match held.remove(&index) {
+            Some(outcome) => Ok(outcome),
+            None => read(scratch.as_deref(), at, &providers, index),
+        })
+    }
+}
+
+/// Outcome `index`'s record, `at` in `scratch`; none: a job that never ended, not run.
+fn read(scratch: Option<&Scratch>, at: Option<At>, providers: &[Name], index: usize) -> std::io::Result<Outcome> {
+    let (Some(scratch), Some(at)) = (scratch, at) else {
+        return Ok(not_sent(CallError::NotRun));
+    };
+    let mut bytes = vec![0; at.len as usize];
+    super::cache::read_exact_at(scratch.file(), &mut bytes, at.offset)?;
+    let outcome =
+        decode(&bytes, providers).ok_or_else(|| std::io::Error::other(format!("record {index} does not read back")))?;
+    Ok(if at.follower { as_follower(&outcome) } else { outcome })
 }
 
 /// A batch's outcomes as its jobs end, and the counts [`super::Ran`] reports of them.
@@ -449,9 +472,13 @@ mod tests {
         assert!(stowed.held.is_empty());
         assert_eq!(stowed.len(), count);
         assert!(std::fs::metadata(&path).unwrap().len() > 0);
+        // Read in order, as scoring reads them, the same as one at a time.
+        let in_order: Vec<Outcome> = stowed.clone().into_outcomes().map(Result::unwrap).collect();
+        assert_eq!(in_order.len(), count);
         for (index, kept) in memory.iter().enumerate() {
             let read = stowed.take(index).unwrap();
             assert!(same(&read, kept), "outcome {index}: {read:?} against {kept:?}");
+            assert!(same(&in_order[index], kept), "outcome {index} in order");
         }
         for (index, outcome) in outcomes.iter().enumerate() {
             assert!(same(&memory[index], outcome), "outcome {index} as put");
@@ -508,6 +535,9 @@ mod tests {
         assert_eq!(kept.refused, 2, "the refusal and the job that shared it");
         let mut stowed = kept.finish().1.unwrap();
         assert_eq!(stowed.held.len(), 2, "the refusal and its follower stay in memory");
+        let in_order: Vec<Outcome> = stowed.clone().into_outcomes().map(Result::unwrap).collect();
+        assert!(matches!(in_order[1].result, Err(CallError::BudgetRefused { cap_usd }) if cap_usd.is_nan()));
+        assert_eq!(in_order[2].result.as_ref().unwrap().text, "after it");
         for index in [0, 1] {
             let cap = match stowed.take(index).unwrap().result {
                 Err(CallError::BudgetRefused { cap_usd }) => cap_usd,
