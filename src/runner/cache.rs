@@ -10,8 +10,8 @@
 //! `write` on an `O_APPEND` file, so concurrent runs do not interleave lines; a line that does
 //! not parse (a torn write after a crash) is skipped, and a later entry for a key wins.
 //!
-//! Only an index is kept in memory: per key (its 32 bytes), where its latest line lies in the
-//! log and what eviction needs, about 60 bytes an entry however long the answer. A hit reads
+//! Only an index is kept in memory: per key (eight bytes of its digest), where its latest line lies in the
+//! log and what eviction needs, about 30 bytes an entry however long the answer (`cache/index.rs`). A hit reads
 //! its one line back with a positional read and parses it, so a run of a million calls, or a
 //! long-lived cache of a big repository, does not hold every answer in memory. A line read back
 //! is trusted only if it parses and names the key asked for; anything else is a miss.
@@ -33,7 +33,6 @@
 //! (`spawn_blocking`), so the async tasks of a run never wait on a disk read under a lock.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -90,7 +89,7 @@ fn short(id: &Id) -> Short {
 /// One shard as this process knows it: where each key's latest line is in `file`.
 #[derive(Default)]
 struct ShardLog {
-    index: HashMap<Short, Slot>,
+    index: index::Index,
     /// The log this index points into, read and appended through this one handle, so the
     /// offsets stay true whatever another process renames into its place.
     file: Option<File>,
@@ -288,7 +287,7 @@ impl Cache {
     }
 
     /// Lets go of every shard's index and file: a run whose calls are done reads nothing more
-    /// from the cache, and its index grows with the calls (about 75 bytes each). A later `get`
+    /// from the cache, and its index grows with the calls (about 30 bytes each). A later `get`
     /// or `put` loads its shard again.
     pub fn unload(&self) {
         for shard in self.shards.iter() {
@@ -407,7 +406,7 @@ impl Cache {
     /// its share, to a new log renamed into place; the rest are evicted. Each line is read
     /// back and checked as a hit is, and written again with its latest use folded in.
     fn compact(&self, index: usize, shard: &mut ShardLog) -> std::io::Result<()> {
-        let mut order: Vec<(Short, Slot)> = shard.index.iter().map(|(id, slot)| (*id, *slot)).collect();
+        let mut order: Vec<(Short, Slot)> = shard.index.iter().collect();
         order.sort_by(|a, b| b.1.used.cmp(&a.1.used).then_with(|| a.0.cmp(&b.0)));
         let budget = self.max_shard_bytes / 4 * 3;
         let path = self.path(index);
@@ -431,7 +430,7 @@ impl Cache {
                 return Err(e);
             }
         };
-        let live_bytes = kept.values().map(|slot| slot.bytes()).sum();
+        let live_bytes = kept.iter().map(|(_, slot)| slot.bytes()).sum();
         *shard = ShardLog {
             index: kept,
             file: Some(out),
@@ -539,7 +538,7 @@ impl ShardLog {
     /// line of another key with the same [`Short`] is that key's: a miss, and kept.
     fn read(&mut self, id: &Id) -> Option<Found> {
         let short = short(id);
-        let slot = *self.index.get(&short)?;
+        let slot = self.index.get(&short)?;
         let entry = self.file.as_ref().and_then(|file| read_entry(file, slot, short));
         let Some((found, entry)) = entry else {
             self.forget(&short);
@@ -557,8 +556,8 @@ impl ShardLog {
 
     /// Writes the entries of `order` that fit in `budget` bytes to `out` (a new, empty log)
     /// and returns their index there.
-    fn copy_live(&self, order: &[(Short, Slot)], budget: u64, out: &File) -> std::io::Result<HashMap<Short, Slot>> {
-        let mut kept = HashMap::new();
+    fn copy_live(&self, order: &[(Short, Slot)], budget: u64, out: &File) -> std::io::Result<index::Index> {
+        let mut kept = index::Index::default();
         let Some(file) = self.file.as_ref() else {
             return Ok(kept);
         };
@@ -655,6 +654,8 @@ fn now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+mod index;
 
 #[cfg(test)]
 mod tests;

@@ -164,7 +164,7 @@ fn indexed(key: &str) -> Short {
 
 #[track_caller]
 fn assert_live_bytes_recount(shard: &mut ShardLog) {
-    let recount: u64 = shard.index.values().map(|slot| slot.bytes()).sum();
+    let recount: u64 = shard.index.iter().map(|(_, slot)| slot.bytes()).sum();
     assert_eq!(shard.live_bytes, recount, "the running total against a recount");
 }
 
@@ -224,12 +224,12 @@ async fn a_line_that_no_longer_holds_its_key_is_a_miss_not_another_answer() {
     // A stale offset that lands on another key's entry: that entry parses, but it is not
     // the answer to this key.
     with_shard(&cache, &keys[0], |shard| {
-        let other = shard.index[&indexed(&keys[1])];
+        let other = shard.index.get(&indexed(&keys[1])).unwrap();
         shard.insert(indexed(&keys[0]), other);
     });
     assert_eq!(cache.get(&keys[0]).await, None);
     with_shard(&cache, &keys[0], |shard| {
-        assert!(!shard.index.contains_key(&indexed(&keys[0])), "forgotten");
+        assert!(shard.index.get(&indexed(&keys[0])).is_none(), "forgotten");
         assert_live_bytes_recount(shard);
     });
     assert_eq!(cache.get(&keys[1]).await, Some((numbered(1), None)));
@@ -263,10 +263,10 @@ async fn the_live_byte_total_matches_a_recount_through_overwrites_and_compaction
     // A later run indexes the same log from disk: the same lines, the same total.
     let ours = with_shard(&cache, &keys[0], |shard| {
         assert_live_bytes_recount(shard);
-        (shard.index.clone(), shard.live_bytes)
+        (shard.index.entries(), shard.live_bytes)
     });
     let reloaded = Cache::new(dir.path());
-    let theirs = with_shard(&reloaded, &keys[0], |shard| (shard.index.clone(), shard.live_bytes));
+    let theirs = with_shard(&reloaded, &keys[0], |shard| (shard.index.entries(), shard.live_bytes));
     assert_eq!(ours, theirs);
     assert!(ours.0.len() < keys.len(), "some entries were evicted");
 }
@@ -285,7 +285,11 @@ async fn a_use_is_recorded_and_compaction_keeps_it() {
     });
     let before = now_secs();
     assert_eq!(cache.get(&keys[0]).await, Some((numbered(0), None)));
-    let used = |cache: &Cache| with_shard(cache, &keys[0], |shard| u64::from(shard.index[&short(&id)].used));
+    let used = |cache: &Cache| {
+        with_shard(cache, &keys[0], |shard| {
+            u64::from(shard.index.get(&short(&id)).unwrap().used)
+        })
+    };
     assert!(used(&cache) >= before, "the read counts as a use");
     assert_eq!(used(&Cache::new(dir.path())), used(&cache), "and a later run reads it");
     with_shard(&cache, &keys[0], |shard| cache.compact(usize::from(id[0]), shard)).unwrap();
