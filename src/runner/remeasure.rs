@@ -166,8 +166,10 @@ fn pair_of(jobs: &[Job], index: usize) -> Option<usize> {
 /// interrupted run's journal, the other in this run; or one from the cache, the other from the
 /// journal. Two calls an interrupted run made, or two this run made, were measured together.
 ///
-/// Only a pair with a call that may pass can be uneven, and such calls are few: only their
-/// places are looked up (a table of every baseline was about 30 MB at a million calls).
+/// Only a pair with a call that may pass can be uneven, and in a run that goes well such calls
+/// are few: only their places are looked up (a table of every baseline was about 30 MB at a
+/// million calls, and that run's peak). When most calls failed so (an outage), the places and
+/// the table together hold about twice what the table alone did.
 pub fn uneven(jobs: &[Job], marks: &[u8]) -> Vec<[usize; 2]> {
     let answered = |m: u8| m & (CACHED | ANSWERED) != 0;
     let failed = |m: u8| m & MAY_PASS != 0;
