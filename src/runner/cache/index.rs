@@ -81,23 +81,14 @@ impl Index {
 
     /// The recent puts merged into the sorted vector, made to its size.
     fn merge(&mut self) {
-        let mut recent: Vec<(Short, Slot)> = self.recent.drain().collect();
-        recent.sort_unstable_by_key(|&(id, _)| id);
-        let mut merged = Vec::with_capacity(self.sorted.len() + recent.len());
-        let (mut old, mut new) = (self.sorted.iter().copied().peekable(), recent.into_iter().peekable());
-        loop {
-            let next = match (old.peek(), new.peek()) {
-                (Some(a), Some(b)) if a.0 < b.0 => old.next(),
-                (Some(_), Some(_)) | (None, Some(_)) => new.next(),
-                (Some(_), None) => old.next(),
-                (None, None) => break,
-            };
-            merged.extend(next);
-        }
-        self.sorted = merged;
+        self.sorted.reserve_exact(self.recent.len());
+        self.sorted.extend(self.recent.drain());
+        self.sorted.sort_unstable_by_key(|&(id, _)| id);
     }
 }
 
+/// An index of `entries` (the tests build one to check it against a map).
+#[cfg(test)]
 impl FromIterator<(Short, Slot)> for Index {
     fn from_iter<I: IntoIterator<Item = (Short, Slot)>>(entries: I) -> Index {
         let mut index = Index::default();
