@@ -572,7 +572,7 @@ fn judge_variance(name: &str, cases: &[CaseResult], paired: bool) -> Option<Judg
     let generation_cost = paid(
         calls
             .clone()
-            .filter(|c| !c.cached && c.error.is_none())
+            .filter(|c| !c.cached && c.error().is_none())
             .map(|c| c.cost_usd)
             .collect(),
     );
@@ -1134,7 +1134,7 @@ mod tests {
         // candidate that times out on its slowest calls is not called faster.
         let mut with_errors = cases.clone();
         for c in with_errors.iter_mut().take(2) {
-            c.candidate[1].error = Some("timed out after 30000 ms".into());
+            c.candidate[1].set_error(Some("timed out after 30000 ms".into()));
             c.candidate[1].latency_ms = crate::results::Latency::NONE;
         }
         let e = estimate("latency_p95_ms", &with_errors, true, 0.05, 1, [60_000, 30_000]);

@@ -269,7 +269,6 @@ pub fn experiments(
                 Call {
                     repeat: place.repeat(),
                     output: Some(output.into()),
-                    error: None,
                     latency_ms: outcome.latency_ms.into(),
                     tokens: Tokens::new(usage.input, usage.cached_input, usage.output),
                     // A cache hit costs nothing; its list price still feeds cost_per_request, so a
@@ -285,8 +284,9 @@ pub fn experiments(
                     fell_back: outcome.fell_back,
                     batch: outcome.batched,
                     scores: scored.scores,
-                    failures: scored.failures,
                     evaluation: Evaluation {
+                        error: None,
+                        failures: scored.failures,
                         scorer_errors: scored.scorer_errors,
                         judgements: judgements
                             .drain(..)
@@ -305,7 +305,6 @@ pub fn experiments(
                 Call {
                     repeat: place.repeat(),
                     output: None,
-                    error: Some(error.into()),
                     latency_ms: Latency::NONE,
                     tokens: Tokens::default(),
                     cost_usd: 0.0,
@@ -317,8 +316,9 @@ pub fn experiments(
                     fell_back: outcome.fell_back,
                     batch: outcome.batched,
                     scores: scored.scores,
-                    failures: scored.failures,
                     evaluation: Evaluation {
+                        error: Some(error.into()),
+                        failures: scored.failures,
                         scorer_errors: scored.scorer_errors,
                         ..Evaluation::default()
                     }
@@ -711,11 +711,11 @@ pub fn arm_info(e: &suite::Experiment, timeout_ms: u64) -> ArmInfo {
 fn add_consistency(calls: &mut [Call]) {
     let outputs: Vec<&str> = calls
         .iter()
-        .filter(|c| c.error.is_none())
+        .filter(|c| c.error().is_none())
         .filter_map(|c| c.output.as_deref())
         .collect();
     let mut values = scorers::similarity::consistency(&outputs).into_iter();
-    for call in calls.iter_mut().filter(|c| c.error.is_none() && c.output.is_some()) {
+    for call in calls.iter_mut().filter(|c| c.error().is_none() && c.output.is_some()) {
         if let Some(Some(value)) = values.next() {
             call.scores.insert(crate::metrics::CONSISTENCY, Score::Number(value));
         }
@@ -727,12 +727,13 @@ mod tests {
     use super::*;
 
     fn call(repeat: u32, output: Option<String>) -> Call {
-        Call {
+        let mut call = Call {
             repeat,
-            error: output.is_none().then(|| "timed out".into()),
-            output: output.map(Into::into),
             ..Call::default()
-        }
+        };
+        call.set_error(output.is_none().then(|| "timed out".into()));
+        call.output = output.map(Into::into);
+        call
     }
 
     /// A case of two repeats per arm, the candidate's second errored (no output, no line).
@@ -795,7 +796,7 @@ mod tests {
         for e in &mut all {
             for c in &mut e.cases {
                 for (arm, calls) in [("b", &mut c.baseline), ("c", &mut c.candidate)] {
-                    for call in calls.iter_mut().filter(|call| call.error.is_none()) {
+                    for call in calls.iter_mut().filter(|call| call.error().is_none()) {
                         call.output = Some(match arm {
                             "b" => format!("{} b{}", c.text.id(), call.repeat).into(),
                             _ => format!("{} \"c0\"\n", c.text.id()).into(),

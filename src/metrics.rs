@@ -201,7 +201,7 @@ impl Metric {
     /// errored call counts there in latency (censored: it took at least that long, or failed
     /// outright), and a cache hit has no latency of this run.
     pub fn call_value(&self, call: &Call, timeout_ms: u64) -> Option<f64> {
-        let errored = call.error.is_some();
+        let errored = call.error().is_some();
         match self.kind {
             // Unknown (a judge or scorer could not score it, nothing else failed): no value.
             Kind::Pass => call.pass().map(|pass| f64::from(u8::from(pass))),
@@ -428,10 +428,8 @@ mod tests {
 
         let cost = Metric::of(COST);
         assert_eq!(cost.call_value(&scored(Some(true)), 1000), Some(0.002));
-        let errored = Call {
-            error: Some("timed out".into()),
-            ..scored(Some(false))
-        };
+        let mut errored = scored(Some(false));
+        errored.set_error(Some("timed out".into()));
         assert_eq!(cost.call_value(&errored, 1000), None);
         let unpriced = Call {
             unpriced: true,
@@ -491,7 +489,11 @@ mod tests {
     fn batched_calls_have_no_latency_errored_or_not() {
         let call = |batch: bool, error: Option<&str>, latency_ms: Option<f64>| Call {
             output: error.is_none().then(|| "x".into()),
-            error: error.map(Into::into),
+            evaluation: crate::results::Evaluation {
+                error: error.map(Into::into),
+                ..Default::default()
+            }
+            .into(),
             latency_ms: latency_ms.into(),
             attempts: 1,
             batch,

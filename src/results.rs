@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 mod approvals;
+mod call;
 mod case_text;
 mod changes;
 mod compact;
@@ -21,13 +22,14 @@ use serde::{Deserialize, Serialize};
 pub use thin_vec::ThinVec;
 
 pub use approvals::{AcceptedRegression, ApprovalNeeded, ProviderChange, TrustFacts, Waiver};
+pub use call::Call;
 pub use case_text::CaseText;
 pub use changes::{ChangeFacts, DatasetChanges};
 pub use compact::{Latency, Text, Tokens};
 pub use designs::{AaRecommendation, AaSummary, SequentialSummary};
 pub use judging::{Evaluated, Evaluation, JudgeAdvice, JudgeVariance, Judgement, MAX_JUDGE_REPEATS};
+use outputs::schema_written;
 pub use outputs::{CallLine, LONGEST_OUTPUT, SHOWN_FLIPS, outputs_elsewhere};
-use outputs::{output_elsewhere, schema_written};
 pub use run_facts::{Replaced, RunFacts};
 pub use scores::{Name, Scores};
 
@@ -616,50 +618,6 @@ pub struct CaseResult {
     pub flip: Option<Flip>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Call {
-    pub repeat: u32,
-    /// In schema 2 absent here and found in `calls.jsonl`; `None` also for an errored call.
-    #[serde(default, skip_serializing_if = "output_elsewhere")]
-    pub output: Option<Text>,
-    pub error: Option<Text>,
-    pub latency_ms: Latency,
-    pub tokens: Tokens,
-    /// What this call cost: 0 for a cache hit.
-    pub cost_usd: f64,
-    /// What the call costs at list price, cached or not: the basis of `cost_per_request`.
-    #[serde(default)]
-    pub list_cost_usd: f64,
-    /// Its model has no price (in the pricing table in force or the built-in one): its costs
-    /// read 0, and `cost_per_request` has no value for it (an unknown price is not a free call).
-    /// Absent when false.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub unpriced: bool,
-    pub cached: bool,
-    /// Attempts made (1 = no retry; 0 = never sent: cache hit, render error, budget).
-    #[serde(default)]
-    pub attempts: u32,
-    /// The provider that answered; differs from the experiment's when the call fell back.
-    #[serde(default)]
-    pub provider: Option<Name>,
-    #[serde(default)]
-    pub fell_back: bool,
-    /// Sent through its provider's batch API (`run --batch`): `cost_usd` is at the batch rate,
-    /// and it has no latency. Absent when false.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub batch: bool,
-    /// `pass` plus one entry per assertion or scorer, by name.
-    pub scores: Scores,
-    /// Why the call failed its assertions, one line each (empty when it passed).
-    pub failures: ThinVec<String>,
-    /// What evaluating it added besides the scores (the scorers that failed, the judges'
-    /// records, an embedding's cost): written as the fields `scorer_errors`, `judgements` and
-    /// `embedding_cost_usd`, each absent when empty; one word here, as few calls have any.
-    #[serde(flatten)]
-    pub evaluation: Evaluated,
-}
-
 fn is_zero_usd(x: &f64) -> bool {
     *x == 0.0
 }
@@ -743,21 +701,6 @@ impl CaseResult {
     }
 }
 
-impl Call {
-    pub fn passed(&self) -> bool {
-        self.pass() == Some(true)
-    }
-
-    /// Whether the call passed its assertions: `None` when that is unknown (no assertion
-    /// failed, but a judge or an `exec` scorer could not score the output).
-    pub fn pass(&self) -> Option<bool> {
-        match self.scores.get("pass") {
-            Some(Score::Bool(pass)) => Some(*pass),
-            _ => None,
-        }
-    }
-}
-
 /// Parts of a passing run of no experiment, for tests.
 #[cfg(test)]
 pub(crate) fn test_parts() -> ResultParts {
@@ -811,19 +754,20 @@ mod tests {
     }
 
     /// A scored call is held for every call of the run until the report is written (a million
-    /// of them in the largest runs): its size is part of the run's peak memory. Its output and
-    /// error are boxed text (one word each); its failures one pointer, its scorer errors,
-    /// judgements and embedding cost one together, and nothing on the heap when empty.
+    /// of them in the largest runs): its size is part of the run's peak memory. Its output is
+    /// boxed text (one word); its error, failures, scorer errors, judgements and embedding cost
+    /// one word together, and nothing on the heap when none is set.
     #[cfg(target_pointer_width = "64")]
     #[test]
-    fn a_call_holds_its_rarely_used_lists_in_a_word_each() {
+    fn a_call_holds_its_rarely_used_parts_in_one_word() {
         // A name and a list of scores are a word each of it (the text and the list shared),
-        // its output, error and latency a word each, its token counts 32 bits each, what its
-        // evaluation added one word: 104 bytes, which with glibc's own word is a block of 112.
+        // its output and latency a word each, its token counts 32 bits each, its error,
+        // failures and evaluation records one word: 88 bytes, with glibc's own word a block
+        // of 96.
         assert_eq!(std::mem::size_of::<Name>(), 8);
         assert!(std::mem::size_of::<Scores>() <= 16, "{}", std::mem::size_of::<Scores>());
         assert_eq!(std::mem::size_of::<Tokens>(), 12);
-        assert!(std::mem::size_of::<Call>() <= 104, "{}", std::mem::size_of::<Call>());
+        assert!(std::mem::size_of::<Call>() <= 88, "{}", std::mem::size_of::<Call>());
         // A case's id, group and input are one boxed string and where each ends.
         assert!(
             std::mem::size_of::<CaseResult>() <= 88,
@@ -831,10 +775,10 @@ mod tests {
             std::mem::size_of::<CaseResult>()
         );
         let call = Call::default();
-        assert_eq!((call.failures.capacity(), &call.evaluation), (0, &Evaluated::default()));
+        assert_eq!(&call.evaluation, &Evaluated::default());
         // The lists read and write as the arrays they were, each absent when empty.
         let mut call = call;
-        call.failures.push("missing \"refund\"".to_owned());
+        call.set_failures(thin_vec::thin_vec!["missing \"refund\"".to_owned()]);
         let json = serde_json::to_value(&call).unwrap();
         assert_eq!(json["failures"], serde_json::json!(["missing \"refund\""]));
         for absent in ["scorer_errors", "judgements", "embedding_cost_usd"] {
@@ -842,8 +786,10 @@ mod tests {
         }
         let back: Call = serde_json::from_value(json).unwrap();
         assert_eq!(back, call);
-        // What an evaluation added is written where those fields were (after `failures`, in
-        // their order) and read back into its one word; read empty, it holds nothing.
+        // Every field is written where it always was (the error after the output, the
+        // evaluation's records after `failures`) and read back into its one word; read
+        // empty, it holds nothing.
+        call.set_error(Some("timed out after 30000 ms".into()));
         call.evaluation
             .make_mut()
             .scorer_errors
@@ -855,21 +801,35 @@ mod tests {
         });
         call.evaluation.make_mut().embedding_cost_usd = 2e-5;
         let text = serde_json::to_string(&call).unwrap();
-        let keys: Vec<&str> = [
-            "\"failures\"",
-            "\"scorer_errors\"",
-            "\"judgements\"",
-            "\"embedding_cost_usd\"",
-        ]
-        .into_iter()
-        .collect();
-        let at: Vec<usize> = keys.iter().map(|k| text.find(k).unwrap()).collect();
-        assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+        let keys: Vec<String> = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let expected = [
+            "repeat",
+            "output",
+            "error",
+            "latency_ms",
+            "tokens",
+            "cost_usd",
+            "list_cost_usd",
+            "cached",
+            "attempts",
+            "provider",
+            "fell_back",
+            "scores",
+            "failures",
+            "scorer_errors",
+            "judgements",
+            "embedding_cost_usd",
+        ];
+        assert_eq!(keys, expected, "{text}");
         let back: Call = serde_json::from_str(&text).unwrap();
         assert_eq!(back, call);
         assert_eq!(back.evaluation.judgements()[0].score, Some(4));
         assert_eq!(back.evaluation.embedding_cost_usd(), 2e-5);
-        let empty = r#"{"repeat": 0, "scorer_errors": [], "judgements": [], "embedding_cost_usd": 0.0}"#;
+        let empty = r#"{"repeat": 0, "error": null, "failures": [], "scorer_errors": [], "judgements": [], "embedding_cost_usd": 0.0}"#;
         let read: Call = serde_json::from_str(empty).unwrap();
         assert_eq!(read.evaluation, Evaluated::default());
     }

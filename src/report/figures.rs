@@ -73,7 +73,7 @@ pub(crate) fn cost_per_request(e: &ExperimentResult) -> [Option<f64>; 2] {
             .cases
             .iter()
             .flat_map(|c| c.calls(arm))
-            .filter(|c| c.error.is_none() && !c.unpriced)
+            .filter(|c| c.error().is_none() && !c.unpriced)
             .map(|c| c.cost_usd)
             .collect();
         finite(stats::mean(&costs))

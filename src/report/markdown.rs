@@ -854,7 +854,11 @@ pub(crate) mod test_fixtures {
             list_cost_usd: 0.000412,
             attempts: 1,
             scores: Scores::from([("pass", Score::Bool(passed))]),
-            failures: failures.iter().map(|f| (*f).to_owned()).collect(),
+            evaluation: crate::results::Evaluation {
+                failures: failures.iter().map(|f| (*f).to_owned()).collect(),
+                ..Default::default()
+            }
+            .into(),
             ..Call::default()
         }
     }
@@ -1082,7 +1086,7 @@ pub(crate) mod test_fixtures {
             })
             .collect();
         case.baseline[2].scores.insert("pass", Score::Bool(true));
-        case.baseline[2].failures.clear();
+        case.baseline[2].set_failures(thin_vec::ThinVec::new());
         case.candidate = (0..3)
             .map(|repeat| Call {
                 repeat,
@@ -1254,8 +1258,8 @@ mod tests {
             case.text = CaseText::new(HOSTILE, case.group(), HOSTILE);
             for call in case.baseline.iter_mut().chain(&mut case.candidate) {
                 call.output = Some(HOSTILE.into());
-                call.error = Some(HOSTILE.into());
-                call.failures = thin_vec::thin_vec![HOSTILE.to_owned(); 3];
+                call.set_error(Some(HOSTILE.into()));
+                call.set_failures(thin_vec::thin_vec![HOSTILE.to_owned(); 3]);
             }
         }
         let md = render_report(&results).unwrap();

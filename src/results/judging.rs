@@ -1,37 +1,44 @@
 //! What judge repeats say about where a judged metric's noise comes from (`results.json`:
 //! a metric's `variance_components`).
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{Arm, Name, ThinVec, is_zero_usd};
 
-/// What evaluating a call added besides its scores. Few calls have any (an `exec` scorer that
-/// failed, a judge assertion, an embedding similarity), so a call holds it in one word:
-/// nothing when empty, else a box. Reads and writes as the three fields a call's JSON has.
+/// What a call has besides its numbers and scores: its error, why it failed its assertions,
+/// and what evaluating it added (an `exec` scorer that failed, a judge's records, an
+/// embedding's cost). Most calls have none of these, so a call holds them in one word: nothing
+/// when empty, else a box. Reads and writes as the fields a call's JSON has.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Evaluated(Option<Box<Evaluation>>);
 
-/// A call's evaluation records and their cost, which is the evaluation's, never the change's
-/// (it is not in the call's `cost_usd`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// A call's error, failures and evaluation records, read as fields of the call's JSON object
+/// (and written by [`super::Call`]'s `Serialize`, in the call's field order). The records' cost
+/// is the evaluation's, never the change's (it is not in the call's `cost_usd`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct Evaluation {
+    /// Why the call has no output (`None` when it has one).
+    pub error: Option<super::Text>,
+    /// Why the call failed its assertions, one line each (empty when it passed).
+    pub failures: ThinVec<String>,
     /// Scorers that could not score this output (an `exec` scorer that failed), one line
     /// each: their scores are missing from the call's `scores`.
-    #[serde(skip_serializing_if = "ThinVec::is_empty")]
     pub scorer_errors: ThinVec<String>,
     /// What the judges said of this output: one per judge assertion and judge repeat.
-    #[serde(skip_serializing_if = "ThinVec::is_empty")]
     pub judgements: ThinVec<Judgement>,
     /// What embedding this output (and, the first time, its reference) for an embedding
     /// similarity cost.
-    #[serde(skip_serializing_if = "is_zero_usd")]
     pub embedding_cost_usd: f64,
 }
 
 impl Evaluation {
     fn is_empty(&self) -> bool {
-        self.scorer_errors.is_empty() && self.judgements.is_empty() && is_zero_usd(&self.embedding_cost_usd)
+        self.error.is_none()
+            && self.failures.is_empty()
+            && self.scorer_errors.is_empty()
+            && self.judgements.is_empty()
+            && is_zero_usd(&self.embedding_cost_usd)
     }
 }
 
@@ -42,6 +49,14 @@ impl From<Evaluation> for Evaluated {
 }
 
 impl Evaluated {
+    pub fn error(&self) -> Option<&str> {
+        self.0.as_ref().and_then(|e| e.error.as_deref())
+    }
+
+    pub fn failures(&self) -> &[String] {
+        self.0.as_ref().map_or(&[], |e| &e.failures)
+    }
+
     pub fn scorer_errors(&self) -> &[String] {
         self.0.as_ref().map_or(&[], |e| &e.scorer_errors)
     }
@@ -54,18 +69,19 @@ impl Evaluated {
         self.0.as_ref().map_or(0.0, |e| e.embedding_cost_usd)
     }
 
+    /// The records changed by `change`; none held if that leaves them empty.
+    pub fn change<T>(&mut self, change: impl FnOnce(&mut Evaluation) -> T) -> T {
+        let evaluation = self.0.get_or_insert_default();
+        let result = change(evaluation);
+        if evaluation.is_empty() {
+            self.0 = None;
+        }
+        result
+    }
+
     /// The records, to change (held from here on, even if left empty).
     pub fn make_mut(&mut self) -> &mut Evaluation {
         self.0.get_or_insert_default()
-    }
-}
-
-impl Serialize for Evaluated {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match &self.0 {
-            Some(evaluation) => evaluation.serialize(serializer),
-            None => Evaluation::default().serialize(serializer),
-        }
     }
 }
 

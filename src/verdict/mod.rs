@@ -331,7 +331,7 @@ fn arm_failure(e: &ExperimentResult, max_error_rate: f64) -> Option<String> {
         }
         // A scorer that failed on too many outputs leaves its metrics measured on a few: the
         // run is not a verdict on them (its failures say what broke).
-        let answered: Vec<&&Call> = calls.iter().filter(|c| c.error.is_none()).collect();
+        let answered: Vec<&&Call> = calls.iter().filter(|c| c.error().is_none()).collect();
         let unscored: Vec<&&&Call> = answered
             .iter()
             .filter(|c| !c.evaluation.scorer_errors().is_empty())
@@ -349,9 +349,9 @@ fn arm_failure(e: &ExperimentResult, max_error_rate: f64) -> Option<String> {
                 format::relative(max_error_rate).trim_start_matches('+'),
             ));
         }
-        let errored = calls.iter().filter(|c| c.error.is_some()).count();
+        let errored = calls.iter().filter(|c| c.error().is_some()).count();
         if errored as f64 / calls.len() as f64 > max_error_rate {
-            let example = calls.iter().find_map(|c| c.error.as_deref()).unwrap_or_default();
+            let example = calls.iter().find_map(|c| c.error()).unwrap_or_default();
             return Some(format!(
                 "the run failed: {errored} of {} {arm} calls errored (more than {} allowed); first error: {example}",
                 calls.len(),
@@ -724,8 +724,8 @@ pub fn count_calls(experiments: &[ExperimentResult]) -> RunFacts {
     RunFacts {
         cases: experiments.iter().map(|e| e.cases.len()).sum(),
         calls: calls.len(),
-        completed: calls.iter().filter(|c| c.error.is_none()).count(),
-        errored: calls.iter().filter(|c| c.error.is_some()).count(),
+        completed: calls.iter().filter(|c| c.error().is_none()).count(),
+        errored: calls.iter().filter(|c| c.error().is_some()).count(),
         // `+ 0.0`: an empty sum is −0.0, which would print as "$-0.0000". Judging is part of
         // what the evaluation spent.
         spend_usd: calls.iter().filter(|c| !c.cached).map(|c| c.cost_usd).sum::<f64>()

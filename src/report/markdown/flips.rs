@@ -132,7 +132,7 @@ impl<'a> SideView<'a> {
         let mut seen = BTreeSet::new();
         let failures: Vec<&str> = calls
             .iter()
-            .flat_map(|c| &c.failures)
+            .flat_map(|c| c.failures())
             .map(String::as_str)
             .filter(|f| seen.insert(*f))
             .collect();
@@ -147,7 +147,7 @@ impl<'a> SideView<'a> {
         });
         SideView {
             output: representative.and_then(|c| c.output.as_deref()).unwrap_or(""),
-            error: representative.and_then(|c| c.error.as_deref()),
+            error: representative.and_then(|c| c.error()),
             failures_more: failures.len() - shown,
             failures: failures[..shown].to_vec(),
             repeats,
