@@ -399,16 +399,32 @@ struct Priced {
 }
 
 /// The plan's requests as the estimate reads them: each distinct [`Priced`] once (a case's
-/// repeats share one), and the plan's order as indices into them. The estimate's thread holds
-/// this, a word a call and 40 bytes a case and arm, not a copy of every request.
+/// repeats share one), and the plan's order as a byte a request (see [`PricedPlan::indices`]).
+/// The estimate's thread holds this while the first calls go out: a byte a call and 32 bytes
+/// a case and arm, not a copy of every request.
 pub struct PricedPlan {
     /// The jobs, a render error's included.
     calls: usize,
     distinct: Vec<Priced>,
-    order: Vec<usize>,
+    /// Each request in the plan's order: 0 for the next distinct one, met here first; `k` for
+    /// the one `k` before that next one (at most [`LOOKBACK`]).
+    order: Vec<u8>,
 }
 
 impl PricedPlan {
+    /// Each request's index in `distinct`, in the plan's order.
+    fn indices(&self) -> impl Iterator<Item = usize> + '_ {
+        let mut met = 0;
+        self.order.iter().map(move |&back| {
+            if back == 0 {
+                met += 1;
+                met - 1
+            } else {
+                met - usize::from(back)
+            }
+        })
+    }
+
     /// [`estimate_bound`] of the jobs this was made of.
     pub fn bound(&self, prices: &PriceTable) -> CostEstimate {
         estimate_with(self, prices, |p| crate::tokens::messages_bound(&p.model, &p.messages))
@@ -432,19 +448,21 @@ pub fn priced(jobs: &[Job]) -> PricedPlan {
                 && p.model == request.model
                 && p.max_tokens == request.max_tokens
         };
-        let from = plan.distinct.len().saturating_sub(LOOKBACK);
-        let index = match plan.distinct[from..].iter().position(alike) {
-            Some(at) => from + at,
+        let met = plan.distinct.len();
+        let from = met.saturating_sub(LOOKBACK);
+        let back = match plan.distinct[from..].iter().position(alike) {
+            // At most LOOKBACK back: a byte.
+            Some(at) => (met - (from + at)) as u8,
             None => {
                 plan.distinct.push(Priced {
                     model: request.model.clone(),
                     messages: request.messages.clone(),
                     max_tokens: request.max_tokens,
                 });
-                plan.distinct.len() - 1
+                0
             }
         };
-        plan.order.push(index);
+        plan.order.push(back);
     }
     plan.distinct.shrink_to_fit();
     plan.order.shrink_to_fit();
@@ -461,24 +479,33 @@ fn estimate_with(
         tokens_exact: true,
         ..CostEstimate::default()
     };
-    // Each distinct request counted and priced once, when first met.
-    let mut figures: Vec<Option<(u64, u64, Option<f64>)>> = vec![None; plan.distinct.len()];
-    for &index in &plan.order {
-        let (input, output, usd) = *figures[index].get_or_insert_with(|| {
-            let p = &plan.distinct[index];
-            let count = input_tokens(p);
-            e.tokens_exact &= count.exact;
-            let usage = crate::providers::Usage {
-                input: count.tokens,
-                cached_input: 0,
-                output: estimate_output_tokens(p.max_tokens),
-            };
-            let usd = prices.cost(&p.model, &usage);
-            if usd.is_none() {
-                e.unpriced_models.insert(p.model.to_string());
+    // Each distinct request counted and priced once, when first met; a request alike with
+    // one met before is one of the last LOOKBACK met, whose figures are kept (by index, in a
+    // ring of LOOKBACK).
+    // (input tokens, output tokens, cost): a request's figures.
+    type Figures = (u64, u64, Option<f64>);
+    let mut figures: [Option<(usize, Figures)>; LOOKBACK] = [None; LOOKBACK];
+    for index in plan.indices() {
+        let kept = &mut figures[index % LOOKBACK];
+        let (input, output, usd) = match kept {
+            Some((at, figures)) if *at == index => *figures,
+            _ => {
+                let p = &plan.distinct[index];
+                let count = input_tokens(p);
+                e.tokens_exact &= count.exact;
+                let usage = crate::providers::Usage {
+                    input: count.tokens,
+                    cached_input: 0,
+                    output: estimate_output_tokens(p.max_tokens),
+                };
+                let usd = prices.cost(&p.model, &usage);
+                if usd.is_none() {
+                    e.unpriced_models.insert(p.model.to_string());
+                }
+                *kept = Some((index, (usage.input, usage.output, usd)));
+                (usage.input, usage.output, usd)
             }
-            (usage.input, usage.output, usd)
-        });
+        };
         // Added a request at a time in the plan's order, as the sum always was: the same
         // figure to the last bit.
         e.input_tokens += input;
@@ -884,7 +911,7 @@ mod tests {
         jobs[7].request.as_mut().unwrap().max_tokens = Some(100);
         let plan = priced(&jobs);
         assert_eq!(plan.distinct.len(), 5);
-        assert_eq!(plan.order, [0, 1, 0, 1, 2, 3, 2, 4]);
+        assert_eq!(plan.indices().collect::<Vec<_>>(), [0, 1, 0, 1, 2, 3, 2, 4]);
 
         // The reference: every request counted and priced on its own, in the plan's order.
         let prices = PriceTable::new(&std::collections::BTreeMap::new());
@@ -907,6 +934,50 @@ mod tests {
             .get()
             .clone();
         assert_eq!(counted, e);
+    }
+
+    /// A request alike with one met up to LOOKBACK distinct requests before is priced with
+    /// that one's figures, kept in the ring; every distinct request is counted once.
+    #[test]
+    fn a_request_alike_with_one_lookback_back_is_counted_once_and_priced_as_it() {
+        let priced = |max_tokens: u32| Priced {
+            model: "gpt-4o-mini".into(),
+            messages: Arc::from(Vec::new()),
+            max_tokens: Some(max_tokens),
+        };
+        // Six distinct requests; the later ones refer back 1 to LOOKBACK.
+        let order = [0, 0, 0, 0, 4, 1, 0, 4, 3, 2, 1, 0, 1, 4];
+        let plan = PricedPlan {
+            calls: order.len(),
+            distinct: (1..=6).map(|i| priced(i * 10)).collect(),
+            order: order.to_vec(),
+        };
+        let indices: Vec<usize> = plan.indices().collect();
+        assert_eq!(indices, [0, 1, 2, 3, 0, 3, 4, 1, 2, 3, 4, 5, 5, 2]);
+        let prices = PriceTable::new(&std::collections::BTreeMap::new());
+        let mut counted = Vec::new();
+        let tokens = |p: &Priced| 7 * u64::from(p.max_tokens.unwrap());
+        let e = estimate_with(&plan, &prices, |p| {
+            counted.push(p.max_tokens.unwrap());
+            crate::tokens::Count {
+                tokens: tokens(p),
+                exact: true,
+            }
+        });
+        assert_eq!(counted, [10, 20, 30, 40, 50, 60]);
+        // The reference: each request on its own, in the plan's order.
+        let (mut input, mut output, mut usd) = (0, 0, 0.0);
+        for p in indices.iter().map(|&i| &plan.distinct[i]) {
+            let usage = crate::providers::Usage {
+                input: tokens(p),
+                cached_input: 0,
+                output: estimate_output_tokens(p.max_tokens),
+            };
+            (input, output) = (input + usage.input, output + usage.output);
+            usd += prices.cost(&p.model, &usage).unwrap();
+        }
+        assert_eq!((e.calls, e.input_tokens, e.output_tokens), (14, input, output));
+        assert_eq!(e.usd.to_bits(), usd.to_bits());
     }
 
     #[test]
