@@ -833,4 +833,27 @@ mod tests {
         let read: Call = serde_json::from_str(empty).unwrap();
         assert_eq!(read.evaluation, Evaluated::default());
     }
+
+    /// A call reads as serde's derive with `default` read it: an absent field is its default,
+    /// an unknown one is passed over; a malformed one is reported where it is.
+    #[test]
+    fn a_call_reads_absent_and_unknown_fields_and_reports_a_malformed_one_at_the_field() {
+        let read: Call =
+            serde_json::from_str(r#"{"later": {"a": [1, "x"]}, "repeat": 2, "failures": ["no \"30 days\""]}"#).unwrap();
+        let mut expected = Call {
+            repeat: 2,
+            ..Call::default()
+        };
+        expected.set_failures(thin_vec::thin_vec!["no \"30 days\"".to_owned()]);
+        assert_eq!(read, expected);
+        assert_eq!(serde_json::from_str::<Call>("{}").unwrap(), Call::default());
+        for (text, column) in [
+            (r#"{"repeat": 1, "error": 5, "cached": true}"#, 24),
+            (r#"{"repeat": 1, "failures": "no", "cached": true}"#, 30),
+            (r#"{"repeat": -1}"#, 13),
+        ] {
+            let e = serde_json::from_str::<Call>(text).unwrap_err();
+            assert_eq!((e.line(), e.column()), (1, column), "{text}: {e}");
+        }
+    }
 }

@@ -1,15 +1,17 @@
 //! One call's record in `results.json`: what it cost, how long it took, how it scored.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::outputs::output_elsewhere;
-use super::{Evaluated, Latency, Name, Score, Scores, Text, ThinVec, Tokens, is_zero_usd};
+use super::{Evaluated, Evaluation, Latency, Name, Score, Scores, Text, ThinVec, Tokens, is_zero_usd};
 
 /// One call's record. Its rarely set parts (an error, failures, evaluation records) are held
 /// in one word, [`Evaluated`], and read through [`Call::error`] and [`Call::failures`]: a run
 /// holds every call until its outputs are written, a million of them at the largest.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Call {
     pub repeat: u32,
     /// In schema 2 absent here and found in `calls.jsonl`; `None` also for an errored call.
@@ -39,7 +41,6 @@ pub struct Call {
     /// scores (the scorers that failed, the judges' records, an embedding's cost): written as
     /// the fields `error`, `failures`, `scorer_errors`, `judgements` and `embedding_cost_usd`,
     /// the last three absent when empty.
-    #[serde(flatten)]
     pub evaluation: Evaluated,
 }
 
@@ -80,6 +81,119 @@ impl Serialize for Call {
             map.serialize_entry("embedding_cost_usd", &evaluation.embedding_cost_usd())?;
         }
         map.end()
+    }
+}
+
+/// Read field by field, each absent one its default and an unknown one passed over, as
+/// serde's derive with `default` reads; by hand so that the rarely set fields go straight into
+/// their one word (serde's `flatten` would buffer them, every call, and report a malformed
+/// one at the end of its call instead of at the field).
+impl<'de> Deserialize<'de> for Call {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Call, D::Error> {
+        deserializer.deserialize_map(CallVisitor)
+    }
+}
+
+/// A call's fields by name.
+enum Field {
+    Repeat,
+    Output,
+    Error,
+    LatencyMs,
+    Tokens,
+    CostUsd,
+    ListCostUsd,
+    Unpriced,
+    Cached,
+    Attempts,
+    Provider,
+    FellBack,
+    Batch,
+    Scores,
+    Failures,
+    ScorerErrors,
+    Judgements,
+    EmbeddingCostUsd,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Field, D::Error> {
+        struct FieldVisitor;
+        impl Visitor<'_> for FieldVisitor {
+            type Value = Field;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a call's field name")
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Field, E> {
+                Ok(match name {
+                    "repeat" => Field::Repeat,
+                    "output" => Field::Output,
+                    "error" => Field::Error,
+                    "latency_ms" => Field::LatencyMs,
+                    "tokens" => Field::Tokens,
+                    "cost_usd" => Field::CostUsd,
+                    "list_cost_usd" => Field::ListCostUsd,
+                    "unpriced" => Field::Unpriced,
+                    "cached" => Field::Cached,
+                    "attempts" => Field::Attempts,
+                    "provider" => Field::Provider,
+                    "fell_back" => Field::FellBack,
+                    "batch" => Field::Batch,
+                    "scores" => Field::Scores,
+                    "failures" => Field::Failures,
+                    "scorer_errors" => Field::ScorerErrors,
+                    "judgements" => Field::Judgements,
+                    "embedding_cost_usd" => Field::EmbeddingCostUsd,
+                    _ => Field::Other,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(FieldVisitor)
+    }
+}
+
+struct CallVisitor;
+
+impl<'de> Visitor<'de> for CallVisitor {
+    type Value = Call;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a call: an object of its fields")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Call, A::Error> {
+        let mut call = Call::default();
+        let mut rare = Evaluation::default();
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::Repeat => call.repeat = map.next_value()?,
+                Field::Output => call.output = map.next_value()?,
+                Field::Error => rare.error = map.next_value()?,
+                Field::LatencyMs => call.latency_ms = map.next_value()?,
+                Field::Tokens => call.tokens = map.next_value()?,
+                Field::CostUsd => call.cost_usd = map.next_value()?,
+                Field::ListCostUsd => call.list_cost_usd = map.next_value()?,
+                Field::Unpriced => call.unpriced = map.next_value()?,
+                Field::Cached => call.cached = map.next_value()?,
+                Field::Attempts => call.attempts = map.next_value()?,
+                Field::Provider => call.provider = map.next_value()?,
+                Field::FellBack => call.fell_back = map.next_value()?,
+                Field::Batch => call.batch = map.next_value()?,
+                Field::Scores => call.scores = map.next_value()?,
+                Field::Failures => rare.failures = map.next_value()?,
+                Field::ScorerErrors => rare.scorer_errors = map.next_value()?,
+                Field::Judgements => rare.judgements = map.next_value()?,
+                Field::EmbeddingCostUsd => rare.embedding_cost_usd = map.next_value()?,
+                Field::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        call.evaluation = rare.into();
+        Ok(call)
     }
 }
 

@@ -1,7 +1,7 @@
 //! What judge repeats say about where a judged metric's noise comes from (`results.json`:
 //! a metric's `variance_components`).
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use super::{Arm, Name, ThinVec, is_zero_usd};
 
@@ -12,11 +12,10 @@ use super::{Arm, Name, ThinVec, is_zero_usd};
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Evaluated(Option<Box<Evaluation>>);
 
-/// A call's error, failures and evaluation records, read as fields of the call's JSON object
-/// (and written by [`super::Call`]'s `Serialize`, in the call's field order). The records' cost
-/// is the evaluation's, never the change's (it is not in the call's `cost_usd`).
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
+/// A call's error, failures and evaluation records, read and written as fields of the call's
+/// JSON object (by [`super::Call`]'s own `Deserialize` and `Serialize`). The records' cost is
+/// the evaluation's, never the change's (it is not in the call's `cost_usd`).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Evaluation {
     /// Why the call has no output (`None` when it has one).
     pub error: Option<super::Text>,
@@ -82,12 +81,6 @@ impl Evaluated {
     /// The records, to change (held from here on, even if left empty).
     pub fn make_mut(&mut self) -> &mut Evaluation {
         self.0.get_or_insert_default()
-    }
-}
-
-impl<'de> Deserialize<'de> for Evaluated {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Evaluated, D::Error> {
-        Evaluation::deserialize(deserializer).map(Evaluated::from)
     }
 }
 
