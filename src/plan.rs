@@ -434,6 +434,8 @@ impl PricedPlan {
 /// A plan's jobs are in case, repeat, arm order: a request is alike with one of the last few
 /// distinct ones or with none before it.
 const LOOKBACK: usize = 4;
+// `PricedPlan::order` holds how far back, in a byte.
+const _: () = assert!(LOOKBACK <= u8::MAX as usize);
 
 /// The jobs' requests as the estimates read them: one made for the bound serves the count.
 pub fn priced(jobs: &[Job]) -> PricedPlan {

@@ -600,7 +600,7 @@ pub enum Flip {
     FailToPass,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CaseResult {
     /// Its id, its `group` in the dataset (cases of one group are resampled and tested
     /// together) and its `input` var (or its vars as JSON, for the report): the fields `id`,
@@ -616,6 +616,14 @@ pub struct CaseResult {
     /// Set when the case's majority outcome changed between baseline and candidate.
     #[serde(default)]
     pub flip: Option<Flip>,
+}
+
+/// Read field by field (`case_text::read_case`): a malformed `id`, `group` or `input` is
+/// reported at the field, where serde's `flatten` reported it at the end of the case.
+impl<'de> Deserialize<'de> for CaseResult {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<CaseResult, D::Error> {
+        case_text::read_case(deserializer)
+    }
 }
 
 fn is_zero_usd(x: &f64) -> bool {

@@ -94,7 +94,8 @@ impl<'de> Deserialize<'de> for Call {
     }
 }
 
-/// A call's fields by name.
+/// A call's fields by name, in the order it writes them.
+#[derive(Clone, Copy)]
 enum Field {
     Repeat,
     Output,
@@ -116,6 +117,28 @@ enum Field {
     EmbeddingCostUsd,
     Other,
 }
+
+/// The fields' names, in [`Field`]'s order.
+const FIELDS: [&str; 18] = [
+    "repeat",
+    "output",
+    "error",
+    "latency_ms",
+    "tokens",
+    "cost_usd",
+    "list_cost_usd",
+    "unpriced",
+    "cached",
+    "attempts",
+    "provider",
+    "fell_back",
+    "batch",
+    "scores",
+    "failures",
+    "scorer_errors",
+    "judgements",
+    "embedding_cost_usd",
+];
 
 impl<'de> Deserialize<'de> for Field {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Field, D::Error> {
@@ -167,7 +190,17 @@ impl<'de> Visitor<'de> for CallVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Call, A::Error> {
         let mut call = Call::default();
         let mut rare = Evaluation::default();
+        // A field given twice is an error, as serde's derive has it (the later would win
+        // silently: an error written over with `null` would read as a completed call).
+        let mut seen = 0u32;
         while let Some(field) = map.next_key::<Field>()? {
+            if !matches!(field, Field::Other) {
+                let bit = 1 << field as u32;
+                if seen & bit != 0 {
+                    return Err(de::Error::duplicate_field(FIELDS[field as usize]));
+                }
+                seen |= bit;
+            }
             match field {
                 Field::Repeat => call.repeat = map.next_value()?,
                 Field::Output => call.output = map.next_value()?,
@@ -227,5 +260,44 @@ impl Call {
             Some(Score::Bool(pass)) => Some(*pass),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names table and the names read agree: each name reads as the field at its place.
+    #[test]
+    fn each_field_name_reads_as_the_field_at_its_place() {
+        for (i, name) in FIELDS.iter().enumerate() {
+            let field: Field = serde_json::from_value(serde_json::Value::from(*name)).unwrap();
+            assert_eq!(field as usize, i, "{name}");
+        }
+        let other: Field = serde_json::from_str("\"later\"").unwrap();
+        assert!(matches!(other, Field::Other));
+    }
+
+    #[test]
+    fn a_field_given_twice_is_an_error_and_an_unknown_one_twice_is_not() {
+        for name in FIELDS {
+            // A default call's value, or for a field it leaves out, one of the field's type.
+            let value = match serde_json::to_value(Call::default()).unwrap().get(name) {
+                Some(value) => value.clone(),
+                None => match name {
+                    "unpriced" | "batch" => serde_json::json!(false),
+                    "scorer_errors" | "judgements" => serde_json::json!([]),
+                    _ => serde_json::json!(0.5),
+                },
+            };
+            let text = format!("{{\"{name}\": {value}, \"{name}\": {value}}}");
+            let e = serde_json::from_str::<Call>(&text).unwrap_err();
+            assert!(
+                e.to_string().contains(&format!("duplicate field `{name}`")),
+                "{text}: {e}"
+            );
+        }
+        let read: Call = serde_json::from_str(r#"{"later": 1, "later": 2, "repeat": 3}"#).unwrap();
+        assert_eq!(read.repeat, 3);
     }
 }

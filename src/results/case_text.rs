@@ -109,9 +109,108 @@ impl<'de> Deserialize<'de> for CaseText {
     }
 }
 
+/// A [`super::CaseResult`] read field by field, as serde's derive reads it (`id` required, the
+/// others defaulting when absent, an unknown field passed over, a repeated one an error), but
+/// each text field where it stands, not buffered for a `flatten`.
+pub(super) fn read_case<'de, D: Deserializer<'de>>(deserializer: D) -> Result<super::CaseResult, D::Error> {
+    use serde::de::{Error, IgnoredAny, MapAccess, Visitor};
+    use std::borrow::Cow;
+
+    struct CaseVisitor;
+    impl<'de> Visitor<'de> for CaseVisitor {
+        type Value = super::CaseResult;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a case: an object with `id`, `input`, `baseline` and `candidate`")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<super::CaseResult, A::Error> {
+            fn once<T, E: Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
+                match slot.replace(value) {
+                    Some(_) => Err(E::duplicate_field(name)),
+                    None => Ok(()),
+                }
+            }
+            let (mut id, mut group, mut input) = (None::<Cow<'de, str>>, None::<Option<Cow<'de, str>>>, None);
+            let (mut baseline, mut candidate, mut flip) = (None, None, None);
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                match &*key {
+                    "id" => once(&mut id, map.next_value::<Borrowed<'de>>()?.0, "id")?,
+                    "group" => once(
+                        &mut group,
+                        map.next_value::<Option<Borrowed<'de>>>()?.map(|g| g.0),
+                        "group",
+                    )?,
+                    "input" => once(&mut input, map.next_value::<Borrowed<'de>>()?.0, "input")?,
+                    "baseline" => once(&mut baseline, map.next_value()?, "baseline")?,
+                    "candidate" => once(&mut candidate, map.next_value()?, "candidate")?,
+                    "flip" => once(&mut flip, map.next_value()?, "flip")?,
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            let id = id.ok_or_else(|| A::Error::missing_field("id"))?;
+            Ok(super::CaseResult {
+                text: CaseText::new(&id, group.flatten().as_deref(), input.as_deref().unwrap_or_default()),
+                baseline: baseline.unwrap_or_default(),
+                candidate: candidate.unwrap_or_default(),
+                flip: flip.unwrap_or_default(),
+            })
+        }
+    }
+    deserializer.deserialize_map(CaseVisitor)
+}
+
+/// A string read borrowed where the input allows it (serde's `borrow` on a `Cow`).
+struct Borrowed<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Borrowed<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Borrowed<'de>, D::Error> {
+        #[derive(Deserialize)]
+        struct Text<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+        Text::deserialize(deserializer).map(|t| Borrowed(t.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::CaseResult;
+
+    /// A case reads as serde's derive read it (the calls and flip defaulting, an unknown field
+    /// passed over, `group: null` none), and a malformed, missing or repeated text field is
+    /// reported where it is.
+    #[test]
+    fn a_case_reads_its_fields_and_reports_a_bad_one_where_it_stands() {
+        let read: CaseResult = serde_json::from_str(
+            r#"{"id": "c\u00e9", "later": [1], "group": null, "input": "hi", "flip": "pass_to_fail"}"#,
+        )
+        .unwrap();
+        assert_eq!((read.id(), read.group(), read.input()), ("cé", None, "hi"));
+        assert_eq!((read.baseline.len(), read.candidate.len()), (0, 0));
+        assert_eq!(read.flip, Some(crate::results::Flip::PassToFail));
+        let grouped: CaseResult = serde_json::from_str(r#"{"id": "c", "group": "g"}"#).unwrap();
+        assert_eq!((grouped.group(), grouped.input()), (Some("g"), ""));
+        for (text, message, column) in [
+            (
+                r#"{"id": 5, "input": "x", "candidate": []}"#,
+                "invalid type: integer `5`",
+                8,
+            ),
+            (
+                r#"{"id": "a", "group": ["g"], "candidate": []}"#,
+                "invalid type: sequence",
+                21,
+            ),
+            (r#"{"id": "a", "id": "b", "candidate": []}"#, "duplicate field `id`", 21),
+            (r#"{"input": "x", "candidate": []}"#, "missing field `id`", 31),
+        ] {
+            let e = serde_json::from_str::<CaseResult>(text).unwrap_err();
+            assert!(e.to_string().contains(message), "{text}: {e}");
+            assert_eq!(e.column(), column, "{text}: {e}");
+        }
+    }
 
     #[test]
     fn a_cases_id_group_and_input_read_back_as_given_and_write_as_three_fields() {
