@@ -482,9 +482,8 @@ fn estimate_with(
         ..CostEstimate::default()
     };
     // Each distinct request counted and priced once, when first met; a request alike with
-    // one met before is one of the last LOOKBACK met, whose figures are kept (by index, in a
-    // ring of LOOKBACK).
-    // (input tokens, output tokens, cost): a request's figures.
+    // one met before is one of the last LOOKBACK met, whose figures (input tokens, output
+    // tokens, cost) are kept by index in a ring of LOOKBACK.
     type Figures = (u64, u64, Option<f64>);
     let mut figures: [Option<(usize, Figures)>; LOOKBACK] = [None; LOOKBACK];
     for index in plan.indices() {
