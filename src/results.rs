@@ -22,12 +22,12 @@ use serde::{Deserialize, Serialize};
 pub use thin_vec::ThinVec;
 
 pub use approvals::{AcceptedRegression, ApprovalNeeded, ProviderChange, TrustFacts, Waiver};
-pub use call::Call;
+pub use call::{Call, Evaluated, Evaluation};
 pub use case_text::CaseText;
 pub use changes::{ChangeFacts, DatasetChanges};
 pub use compact::{Latency, Text, Tokens};
 pub use designs::{AaRecommendation, AaSummary, SequentialSummary};
-pub use judging::{Evaluated, Evaluation, JudgeAdvice, JudgeVariance, Judgement, MAX_JUDGE_REPEATS};
+pub use judging::{JudgeAdvice, JudgeVariance, Judgement, MAX_JUDGE_REPEATS};
 use outputs::schema_written;
 pub use outputs::{CallLine, LONGEST_OUTPUT, SHOWN_FLIPS, outputs_elsewhere};
 pub use run_facts::{Replaced, RunFacts};

@@ -1,4 +1,5 @@
-//! One call's record in `results.json`: what it cost, how long it took, how it scored.
+//! One call's record in `results.json`: what it cost, how long it took, how it scored, and
+//! the rarely set rest (its error, failures and evaluation records) in one word.
 
 use std::fmt;
 
@@ -6,7 +7,7 @@ use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::outputs::output_elsewhere;
-use super::{Evaluated, Evaluation, Latency, Name, Score, Scores, Text, ThinVec, Tokens, is_zero_usd};
+use super::{Judgement, Latency, Name, Score, Scores, Text, ThinVec, Tokens, is_zero_usd};
 
 /// One call's record. Its rarely set parts (an error, failures, evaluation records) are held
 /// in one word, [`Evaluated`], and read through [`Call::error`] and [`Call::failures`]: a run
@@ -260,6 +261,85 @@ impl Call {
             Some(Score::Bool(pass)) => Some(*pass),
             _ => None,
         }
+    }
+}
+
+/// What a call has besides its numbers and scores: its error, why it failed its assertions,
+/// and what evaluating it added (an `exec` scorer that failed, a judge's records, an
+/// embedding's cost). Most calls have none of these, so a call holds them in one word: nothing
+/// when empty, else a box. Reads and writes as the fields a call's JSON has.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Evaluated(Option<Box<Evaluation>>);
+
+/// A call's error, failures and evaluation records, read and written as fields of the call's
+/// JSON object (by [`Call`]'s own `Deserialize` and `Serialize`). The records' cost is
+/// the evaluation's, never the change's (it is not in the call's `cost_usd`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Evaluation {
+    /// Why the call has no output (`None` when it has one).
+    pub error: Option<Text>,
+    /// Why the call failed its assertions, one line each (empty when it passed).
+    pub failures: ThinVec<String>,
+    /// Scorers that could not score this output (an `exec` scorer that failed), one line
+    /// each: their scores are missing from the call's `scores`.
+    pub scorer_errors: ThinVec<String>,
+    /// What the judges said of this output: one per judge assertion and judge repeat.
+    pub judgements: ThinVec<Judgement>,
+    /// What embedding this output (and, the first time, its reference) for an embedding
+    /// similarity cost.
+    pub embedding_cost_usd: f64,
+}
+
+impl Evaluation {
+    fn is_empty(&self) -> bool {
+        self.error.is_none()
+            && self.failures.is_empty()
+            && self.scorer_errors.is_empty()
+            && self.judgements.is_empty()
+            && is_zero_usd(&self.embedding_cost_usd)
+    }
+}
+
+impl From<Evaluation> for Evaluated {
+    fn from(evaluation: Evaluation) -> Evaluated {
+        Evaluated((!evaluation.is_empty()).then(|| Box::new(evaluation)))
+    }
+}
+
+impl Evaluated {
+    pub fn error(&self) -> Option<&str> {
+        self.0.as_ref().and_then(|e| e.error.as_deref())
+    }
+
+    pub fn failures(&self) -> &[String] {
+        self.0.as_ref().map_or(&[], |e| &e.failures)
+    }
+
+    pub fn scorer_errors(&self) -> &[String] {
+        self.0.as_ref().map_or(&[], |e| &e.scorer_errors)
+    }
+
+    pub fn judgements(&self) -> &[Judgement] {
+        self.0.as_ref().map_or(&[], |e| &e.judgements)
+    }
+
+    pub fn embedding_cost_usd(&self) -> f64 {
+        self.0.as_ref().map_or(0.0, |e| e.embedding_cost_usd)
+    }
+
+    /// The records changed by `change`; none held if that leaves them empty.
+    pub fn change<T>(&mut self, change: impl FnOnce(&mut Evaluation) -> T) -> T {
+        let evaluation = self.0.get_or_insert_default();
+        let result = change(evaluation);
+        if evaluation.is_empty() {
+            self.0 = None;
+        }
+        result
+    }
+
+    /// The records, to change (held from here on, even if left empty).
+    pub fn make_mut(&mut self) -> &mut Evaluation {
+        self.0.get_or_insert_default()
     }
 }
 
