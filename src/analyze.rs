@@ -1308,7 +1308,9 @@ mod tests {
         assert_eq!((v.generation_cost_usd, v.judge_cost_usd), (0.01, 0.001));
 
         // A failed judgement leaves its case out of the balanced design, not the analysis.
-        cases[0].candidate[1].evaluation.make_mut().judgements[2].value = None;
+        cases[0].candidate[1]
+            .evaluation
+            .change(|e| e.judgements[2].value = None);
         let v = estimate("relevance", &cases, true, 0.05, 1, NO_TIMEOUT)
             .variance_components
             .unwrap();

@@ -798,16 +798,15 @@ mod tests {
         // evaluation's records after `failures`) and read back into its one word; read
         // empty, it holds nothing.
         call.set_error(Some("timed out after 30000 ms".into()));
-        call.evaluation
-            .make_mut()
-            .scorer_errors
-            .push("depth: exec: exited with status 2".to_owned());
-        call.evaluation.make_mut().judgements.push(Judgement {
-            metric: "relevance".into(),
-            score: Some(4),
-            ..Judgement::default()
+        call.evaluation.change(|e| {
+            e.scorer_errors.push("depth: exec: exited with status 2".to_owned());
+            e.judgements.push(Judgement {
+                metric: "relevance".into(),
+                score: Some(4),
+                ..Judgement::default()
+            });
+            e.embedding_cost_usd = 2e-5;
         });
-        call.evaluation.make_mut().embedding_cost_usd = 2e-5;
         let text = serde_json::to_string(&call).unwrap();
         let keys: Vec<String> = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
             .unwrap()

@@ -242,10 +242,12 @@ impl Call {
         self.evaluation.failures()
     }
 
+    #[cfg(test)]
     pub fn set_error(&mut self, error: Option<Text>) {
         self.evaluation.change(|e| e.error = error);
     }
 
+    #[cfg(test)]
     pub fn set_failures(&mut self, failures: ThinVec<String>) {
         self.evaluation.change(|e| e.failures = failures);
     }
@@ -327,7 +329,9 @@ impl Evaluated {
         self.0.as_ref().map_or(0.0, |e| e.embedding_cost_usd)
     }
 
-    /// The records changed by `change`; none held if that leaves them empty.
+    /// The records changed by `change`; none held if that leaves them empty. Scoring builds
+    /// a call's records whole (`Evaluation` into `Evaluated`); only the tests change them.
+    #[cfg(test)]
     pub fn change<T>(&mut self, change: impl FnOnce(&mut Evaluation) -> T) -> T {
         let evaluation = self.0.get_or_insert_default();
         let result = change(evaluation);
@@ -335,11 +339,6 @@ impl Evaluated {
             self.0 = None;
         }
         result
-    }
-
-    /// The records, to change (held from here on, even if left empty).
-    pub fn make_mut(&mut self) -> &mut Evaluation {
-        self.0.get_or_insert_default()
     }
 }
 

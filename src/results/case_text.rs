@@ -133,7 +133,8 @@ pub(super) fn read_case<'de, D: Deserializer<'de>>(deserializer: D) -> Result<su
             }
             let (mut id, mut group, mut input) = (None::<Cow<'de, str>>, None::<Option<Cow<'de, str>>>, None);
             let (mut baseline, mut candidate, mut flip) = (None, None, None);
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            // Keys borrowed where the input allows, as the values: no allocation a key.
+            while let Some(Borrowed(key)) = map.next_key::<Borrowed<'de>>()? {
                 match &*key {
                     "id" => once(&mut id, map.next_value::<Borrowed<'de>>()?.0, "id")?,
                     "group" => once(
