@@ -295,7 +295,8 @@ pub fn read_results(path: &Path) -> Result<Results, Error> {
     struct Version {
         schema_version: Option<u64>,
     }
-    let version: Version = serde_json::from_reader(open().map_err(unreadable)?).map_err(|e| {
+    // A read's error where it stands: the line quoted, what was found, what to pass instead.
+    let located = |what: &str, e: serde_json::Error| {
         if e.is_io() {
             return unreadable(std::io::Error::other(e.to_string()));
         }
@@ -304,12 +305,14 @@ pub fn read_results(path: &Path) -> Result<Results, Error> {
         // The text only now, to quote the line: an error path.
         let text = super::read_capped(path).unwrap_or_default();
         Error::from(
-            Diagnostic::new(format!("{} is not JSON: {message}", path.display()))
+            Diagnostic::new(format!("{} {what}: {message}", path.display()))
                 .in_file(path.display().to_string())
                 .at(&text, e.line() as u64, e.column() as u64)
                 .hint(rerun),
         )
-    })?;
+    };
+    let version: Version =
+        serde_json::from_reader(open().map_err(unreadable)?).map_err(|e| located("is not JSON", e))?;
     let known = [results::SCHEMA_VERSION, results::SCHEMA_VERSION_CALLS_FILE];
     let Some(version) = version
         .schema_version
@@ -329,7 +332,7 @@ pub fn read_results(path: &Path) -> Result<Results, Error> {
         .into());
     };
     let mut results: Results = serde_json::from_reader(open().map_err(unreadable)?)
-        .map_err(|e| Diagnostic::new(format!("{} does not match the results schema: {e}", path.display())))?;
+        .map_err(|e| located("does not match the results schema", e))?;
     results.schema_version = version;
     if results.tool_version.is_empty() {
         complete_hand_written(&mut results);
@@ -696,6 +699,50 @@ mod tests {
             "{}",
             error.summary()
         );
+    }
+
+    /// A results.json whose JSON is sound but whose shape is not (a case's id a number, a
+    /// call's field given twice) is bad input at the field, quoted, with what to pass instead.
+    #[test]
+    fn a_results_json_of_the_wrong_shape_is_bad_input_at_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&demo_results(), dir.path(), false);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (field, _) = text.match_indices("\"id\": \"").next().unwrap();
+        let end = field + text[field + 7..].find('"').unwrap() + 8;
+        // serde_json stands just past the value `5` of `"id": 5`.
+        let line = text[..field].matches('\n').count() + 1;
+        let column = field - text[..field].rfind('\n').map_or(0, |n| n + 1) + 8;
+        for (bad, message) in [
+            (
+                format!("{}\"id\": 5{}", &text[..field], &text[end..]),
+                "invalid type: integer `5`",
+            ),
+            (
+                text.replacen("\"error\": null", "\"error\": null, \"error\": null", 1),
+                "duplicate field `error`",
+            ),
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            let error = read_results(&path).unwrap_err();
+            assert_eq!(error.exit_code(), 2);
+            let Error::Input(d) = &error else {
+                panic!("{}", error.summary())
+            };
+            let shown = format!("{error}");
+            assert!(shown.contains("does not match the results schema"), "{shown}");
+            assert!(shown.contains(message), "{shown}");
+            assert!(shown.contains("hint: pass the results.json"), "{shown}");
+            if message.starts_with("invalid") {
+                assert_eq!(
+                    d.location(),
+                    Some(format!("{}:{line}:{column}", path.display())),
+                    "{shown}"
+                );
+            } else {
+                assert!(d.location().is_some(), "{shown}");
+            }
+        }
     }
 
     #[test]
