@@ -34,12 +34,30 @@ pub(super) const PULL: Purpose = Purpose {
 
 pub fn ci(repo_dir: &Path, config: &str, args: &CiArgs) -> anyhow::Result<u8> {
     let env = ActionsEnv::from_env();
+    OUTPUTS_WRITTEN.set(false);
+    let outcome = ci_in(&env, repo_dir, config, args);
+    // Whatever stopped the run before its outputs were written (GitHub refusing the token or
+    // the comments' list, a bad event): a later step keyed on `verdict` sees the error.
+    if let Err(e) = &outcome {
+        error_side_channels(&env, &format!("{e:#}"));
+    }
+    outcome
+}
+
+thread_local! {
+    /// Whether this run has written its `$GITHUB_OUTPUT` verdict and step summary: an error
+    /// after them (publishing the comment) leaves the verdict they carry, and an error before
+    /// them writes `error` once.
+    static OUTPUTS_WRITTEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn ci_in(env: &ActionsEnv, repo_dir: &Path, config: &str, args: &CiArgs) -> anyhow::Result<u8> {
     if let Some(token) = &env.token {
         crate::secrets::register("GITHUB_TOKEN", token);
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     if let Some(dir) = &args.publish_only {
-        return super::handoff::publish_only(&runtime, &env, repo_dir, dir, args);
+        return super::handoff::publish_only(&runtime, env, repo_dir, dir, args);
     }
     if let Some(shard) = args.gate.shard.filter(|_| !args.no_publish) {
         // A shard's verdict covers a share of the cases: it must not become the PR's comment
@@ -61,7 +79,7 @@ pub fn ci(repo_dir: &Path, config: &str, args: &CiArgs) -> anyhow::Result<u8> {
         other => other,
     };
     if args.prepare {
-        return prepare(&runtime, &env, &trigger, route, args);
+        return prepare(&runtime, env, &trigger, route, args);
     }
     match route {
         Route::Unsupported(message, hint) => Err(Error::from(Diagnostic::new(message).hint(hint)).into()),
@@ -69,8 +87,8 @@ pub fn ci(repo_dir: &Path, config: &str, args: &CiArgs) -> anyhow::Result<u8> {
             eprintln!("promptgate: nothing to do: {}", actions::inert(&why));
             Ok(exit::PASS)
         }
-        Route::Republish => republish(&runtime, &env, &trigger, args),
-        Route::Evaluate => evaluate(&runtime, &env, &trigger, repo_dir, config, args),
+        Route::Republish => republish(&runtime, env, &trigger, args),
+        Route::Evaluate => evaluate(&runtime, env, &trigger, repo_dir, config, args),
     }
 }
 
@@ -112,6 +130,7 @@ fn republish(
         republished.verdict.as_str().to_uppercase().replace('_', " "),
         actions::inert(&crate::secrets::redact(&republished.reason))
     );
+    OUTPUTS_WRITTEN.set(true);
     if let Some(file) = &env.output {
         actions::write_outputs(
             file,
@@ -648,6 +667,7 @@ pub(super) fn side_channels(
 ) -> anyhow::Result<()> {
     let r = &run.results;
     let verdict = r.verdict.as_str();
+    OUTPUTS_WRITTEN.set(true);
     if let Some(file) = &env.output {
         let affected = r
             .experiments
@@ -681,6 +701,9 @@ pub(super) fn side_channels(
 /// `failure`, as the check says, so a later step keyed on them sees the error rather than
 /// nothing. Failing to write them is a warning: the run's own error is the one to report.
 pub(super) fn error_side_channels(env: &ActionsEnv, detail: &str) {
+    if OUTPUTS_WRITTEN.replace(true) {
+        return;
+    }
     if let Some(file) = &env.output
         && let Err(e) = actions::write_outputs(
             file,

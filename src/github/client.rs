@@ -54,6 +54,14 @@ pub struct Purpose {
     pub permission: &'static str,
 }
 
+/// Whether a request a server error (5xx) answered is sent again: `Return` for one that may
+/// have taken effect before the error and would show twice (see [`Client::try_create`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ServerError {
+    Retry,
+    Return,
+}
+
 /// An answer GitHub gave with a status other than success, kept when the caller handles it.
 #[derive(Debug)]
 pub struct Refusal {
@@ -192,7 +200,7 @@ impl Client {
         match &self.transport {
             Transport::DryRun(_) => Ok(Ok(Value::Null)),
             Transport::Live(crab) => Ok(self
-                .exchange(crab, Method::Get, route, None, purpose)
+                .exchange(crab, Method::Get, route, None, purpose, ServerError::Retry)
                 .await?
                 .map(|(v, _)| v)),
         }
@@ -210,7 +218,7 @@ impl Client {
         while let Some(route) = next.take() {
             pages += 1;
             let (value, link) = self
-                .exchange(crab, Method::Get, &route, None, purpose)
+                .exchange(crab, Method::Get, &route, None, purpose, ServerError::Retry)
                 .await?
                 .map_err(|r| refused(Method::Get, &route, purpose, r))?;
             match value {
@@ -263,7 +271,9 @@ impl Client {
                 Ok(json!({"id": 0}))
             }
             Transport::Live(crab) => {
-                let answer = self.exchange(crab, method, route, body, purpose).await?;
+                let answer = self
+                    .exchange(crab, method, route, body, purpose, ServerError::Retry)
+                    .await?;
                 answer.map(|(v, _)| v).map_err(|r| refused(method, route, purpose, r))
             }
         }
@@ -286,8 +296,33 @@ impl Client {
         let body = redacted.as_ref();
         match &self.transport {
             Transport::DryRun(_) => self.send(method, route, body, purpose).await.map(Ok),
-            Transport::Live(crab) => Ok(self.exchange(crab, method, route, body, purpose).await?.map(|(v, _)| v)),
+            Transport::Live(crab) => Ok(self
+                .exchange(crab, method, route, body, purpose, ServerError::Retry)
+                .await?
+                .map(|(v, _)| v)),
         }
+    }
+
+    /// A POST that creates something a second copy of would show (a comment), sent once: a
+    /// server error (5xx) may come after GitHub created it, so it is returned as a refusal
+    /// for the caller to look before sending again. A rate limit, which GitHub answers before
+    /// doing anything, is waited out and retried as for any request. A dry run records it like
+    /// [`Client::send`].
+    pub async fn try_create(
+        &self,
+        route: &str,
+        body: &Value,
+        purpose: Purpose,
+    ) -> Result<Result<Value, Refusal>, Error> {
+        let Transport::Live(crab) = &self.transport else {
+            return self.send(Method::Post, route, Some(body), purpose).await.map(Ok);
+        };
+        let mut body = body.clone();
+        crate::secrets::redact_json(&mut body);
+        Ok(self
+            .exchange(crab, Method::Post, route, Some(&body), purpose, ServerError::Return)
+            .await?
+            .map(|(v, _)| v))
     }
 
     /// One request with retries. `Ok(Err(refusal))` is a final non-success answer.
@@ -298,6 +333,7 @@ impl Client {
         route: &str,
         body: Option<&Value>,
         purpose: Purpose,
+        server_error: ServerError,
     ) -> Result<Result<(Value, Option<String>), Refusal>, Error> {
         let mut attempt = 0;
         loop {
@@ -382,7 +418,7 @@ impl Client {
                     && (retry_after.is_some()
                         || remaining == Some(0)
                         || message.to_lowercase().contains("rate limit")));
-            let retryable = rate_limited || status >= 500;
+            let retryable = rate_limited || (status >= 500 && server_error == ServerError::Retry);
             if retryable && attempt < MAX_ATTEMPTS {
                 let asked = match (retry_after, remaining, reset) {
                     (Some(secs), _, _) => Duration::from_secs(secs),

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::CommentMode;
-use super::client::{Client, Method, Purpose};
+use super::client::{Client, Method, Purpose, refused};
 use super::event::PullRequest;
 use crate::error::Error;
 use crate::format::short_sha;
@@ -33,12 +33,18 @@ pub async fn list(client: &Client, pr: &PullRequest) -> Result<Vec<Value>, Error
         .await
 }
 
-/// Our previous report: the first comment carrying the marker and written by `login`.
+/// Our previous report: the first comment carrying the marker and written by `login`, else
+/// the first of `login`'s carrying promptgate's state (a person editing the comment may have
+/// taken the marker line out; the state under it is still ours, and a second comment would
+/// leave the first one's numbers and waiver up).
 pub fn find_sticky(comments: &[Value], login: &str) -> Option<u64> {
-    comments
-        .iter()
-        .find(|c| super::author(c) == login && c["body"].as_str().is_some_and(|b| b.contains(REPORT_MARKER)))
-        .and_then(|c| c["id"].as_u64())
+    let ours = |marker: &str| {
+        comments
+            .iter()
+            .find(|c| super::author(c) == login && c["body"].as_str().is_some_and(|b| b.contains(marker)))
+            .and_then(|c| c["id"].as_u64())
+    };
+    ours(REPORT_MARKER).or_else(|| ours(super::state::STATE_OPEN))
 }
 
 /// Whether to create a comment when none exists yet. Before the run only `always` and
@@ -191,33 +197,60 @@ pub fn with_heading(report: &str, heading: &str) -> String {
     out.join("\n")
 }
 
-/// Updates the sticky comment, or creates it (and remembers its id) the first time.
-pub async fn upsert(client: &Client, pr: &PullRequest, sticky: &mut Option<u64>, body: &str) -> Result<(), Error> {
+/// How many times a comment is posted when GitHub answers the post with a server error
+/// (looking for it in between: the error may have come after GitHub created it).
+const CREATE_TRIES: u32 = 3;
+
+/// Updates the sticky comment, or creates it (and remembers its id) the first time. A sticky
+/// comment deleted since it was found is created again. A post GitHub answers with a server
+/// error is not sent again blindly: the comments are listed first, and `login`'s comment
+/// found there (created before the error) is updated instead, so there is never a second one.
+pub async fn upsert(
+    client: &Client,
+    pr: &PullRequest,
+    login: &str,
+    sticky: &mut Option<u64>,
+    body: &str,
+) -> Result<(), Error> {
     let payload = json!({ "body": body });
-    match *sticky {
-        Some(id) => {
-            client
-                .send(
-                    Method::Patch,
-                    &client.repo_route(&format!("/issues/comments/{id}")),
-                    Some(&payload),
-                    UPDATE,
-                )
-                .await?;
-        }
-        None => {
-            let created = client
-                .send(
-                    Method::Post,
-                    &client.repo_route(&format!("/issues/{}/comments", pr.number)),
-                    Some(&payload),
-                    CREATE,
-                )
-                .await?;
-            *sticky = created["id"].as_u64();
+    let update = |id: u64| client.repo_route(&format!("/issues/comments/{id}"));
+    if let Some(id) = *sticky {
+        match client
+            .try_send(Method::Patch, &update(id), Some(&payload), UPDATE)
+            .await?
+        {
+            Ok(_) => return Ok(()),
+            Err(refusal) if refusal.status == 404 => {
+                eprintln!("promptgate: the promptgate comment ({id}) is gone; posting it again");
+                *sticky = None;
+            }
+            Err(refusal) => return Err(refused(Method::Patch, &update(id), UPDATE, refusal)),
         }
     }
-    Ok(())
+    let create = client.repo_route(&format!("/issues/{}/comments", pr.number));
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match client.try_create(&create, &payload, CREATE).await? {
+            Ok(created) => {
+                *sticky = created["id"].as_u64();
+                return Ok(());
+            }
+            Err(refusal) if refusal.status >= 500 && tries < CREATE_TRIES => {
+                eprintln!(
+                    "promptgate: GitHub server error ({}) posting the promptgate comment; looking for it before posting again",
+                    refusal.status
+                );
+                tokio::time::sleep(std::time::Duration::from_secs(2 * u64::from(tries))).await;
+                if let Some(id) = find_sticky(&list(client, pr).await?, login) {
+                    client.send(Method::Patch, &update(id), Some(&payload), UPDATE).await?;
+                    *sticky = Some(id);
+                    return Ok(());
+                }
+            }
+            Err(refusal) => return Err(refused(Method::Post, &create, CREATE, refusal)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -233,6 +266,26 @@ mod tests {
         ];
         assert_eq!(find_sticky(&comments, "github-actions[bot]"), Some(3));
         assert_eq!(find_sticky(&comments[..2], "github-actions[bot]"), None);
+    }
+
+    /// A person who takes the marker line out of our comment leaves the state under it: the
+    /// comment is still found (a second one would leave its numbers and waiver up), but
+    /// someone else's comment carrying a state block is not.
+    #[test]
+    fn our_comment_without_its_marker_line_is_found_by_its_state() {
+        let state = "<!-- promptgate:state {\"v\": 1} -->";
+        let comments = vec![
+            json!({"id": 1, "user": {"login": "mallory"}, "body": format!("## report\n{state}")}),
+            json!({"id": 2, "user": {"login": "github-actions[bot]"}, "body": format!("## report, edited\n{state}")}),
+        ];
+        assert_eq!(find_sticky(&comments, "github-actions[bot]"), Some(2));
+        assert_eq!(find_sticky(&comments[..1], "github-actions[bot]"), None);
+        // The marker, where there is one, decides first.
+        let mut both = comments.clone();
+        both.push(
+            json!({"id": 3, "user": {"login": "github-actions[bot]"}, "body": format!("{REPORT_MARKER}\n## report")}),
+        );
+        assert_eq!(find_sticky(&both, "github-actions[bot]"), Some(3));
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl<'a> Publisher<'a> {
         let affected = facts.map_or(0, |f| f.experiments);
         if self.sticky.is_some() || comment::wanted(self.settings.mode, affected, None) {
             let body = state::body(&comment::progress_body(facts, &self.pr.head_sha), "", &self.state);
-            comment::upsert(self.client, &self.pr, &mut self.sticky, &body).await?;
+            comment::upsert(self.client, &self.pr, &self.bot, &mut self.sticky, &body).await?;
         }
         Ok(())
     }
@@ -140,10 +140,12 @@ impl<'a> Publisher<'a> {
 
     pub async fn could_not_finish(&mut self, message: &str) -> Result<(), Error> {
         let head = self.pr.head_sha.clone();
+        let mut commented = Ok(());
         if self.sticky.is_some() {
             let body = state::body(&comment::failed_body(message, &head), "", &self.state);
-            comment::upsert(self.client, &self.pr, &mut self.sticky, &body).await?;
+            commented = comment::upsert(self.client, &self.pr, &self.bot, &mut self.sticky, &body).await;
         }
+        // The check carries the outcome whether or not the comment could be written.
         if self.settings.check {
             let body = check::body(
                 &head,
@@ -157,9 +159,10 @@ impl<'a> Publisher<'a> {
                 &[],
                 self.settings.details_url.as_deref(),
             );
-            check::create(self.client, &body).await?;
+            first_of(commented, check::create(self.client, &body).await)?;
+            return Ok(());
         }
-        Ok(())
+        commented
     }
 
     /// Applies the waiver in force, as the sticky comment recorded it, to failing results: the
@@ -228,13 +231,17 @@ impl<'a> Publisher<'a> {
             .filter(|e| e.status != ExperimentStatus::Removed)
             .count()
             + results.trust.approval.as_ref().map_or(0, |a| a.experiments.len());
+        let mut commented = Ok(());
         if self.sticky.is_some() || comment::wanted(self.settings.mode, affected, Some(results.verdict)) {
             let images = self.publish_images(results).await;
             let report = markdown::render_report_with_images(results, &images)
                 .map_err(|e| Error::run(format!("rendering the report: {e:#}")))?;
             let body = state::body(&report, &comment::notes(results), &self.state);
-            comment::upsert(self.client, &self.pr, &mut self.sticky, &body).await?;
+            commented = comment::upsert(self.client, &self.pr, &self.bot, &mut self.sticky, &body).await;
         }
+        // The check carries the verdict whether or not the comment could be written (a required
+        // check must not go missing because a comment was deleted or GitHub failed once); the
+        // comment's error is the run's after it.
         if self.settings.check {
             let summary =
                 markdown::render_summary(results).map_err(|e| Error::run(format!("rendering the summary: {e:#}")))?;
@@ -253,13 +260,16 @@ impl<'a> Publisher<'a> {
                 annotations,
                 self.settings.details_url.as_deref(),
             );
-            check::create(self.client, &body).await?;
+            commented = first_of(commented, check::create(self.client, &body).await);
         }
         // Untrusted code's verdict neither requests changes nor dismisses a review.
         if self.settings.review && run_error.is_none() && !results.trust.untrusted {
-            review::sync(self.client, &self.pr, &self.bot, results.verdict, &results.reason).await?;
+            commented = first_of(
+                commented,
+                review::sync(self.client, &self.pr, &self.bot, results.verdict, &results.reason).await,
+            );
         }
-        Ok(())
+        commented
     }
 
     /// A waiver's run: re-publishes the last results with the waiver now in force, evaluating
@@ -338,7 +348,7 @@ impl<'a> Publisher<'a> {
             notes.push_str(&comment::waiver_note(w));
         }
         let body = state::body(&report, &notes, &self.state);
-        comment::upsert(self.client, &self.pr, &mut self.sticky, &body).await?;
+        let mut commented = comment::upsert(self.client, &self.pr, &self.bot, &mut self.sticky, &body).await;
         if self.settings.check {
             let title = check::title_for(verdict, &reason, published.untrusted);
             let summary = format!(
@@ -358,11 +368,15 @@ impl<'a> Publisher<'a> {
                 &[],
                 self.settings.details_url.as_deref(),
             );
-            check::create(self.client, &body).await?;
+            commented = first_of(commented, check::create(self.client, &body).await);
         }
         if self.settings.review {
-            review::sync(self.client, &self.pr, &self.bot, verdict, &reason).await?;
+            commented = first_of(
+                commented,
+                review::sync(self.client, &self.pr, &self.bot, verdict, &reason).await,
+            );
         }
+        commented?;
         Ok(Some(Republished {
             verdict,
             reason,
@@ -436,4 +450,17 @@ fn first_line(text: &str) -> String {
         .unwrap_or("")
         .trim_start_matches("error: ")
         .to_owned()
+}
+
+/// The first of two steps' errors, the second printed when both failed: publishing goes on
+/// past a failed step (the check after a comment that could not be written), and the run's
+/// error is the first that failed.
+fn first_of(first: Result<(), Error>, second: Result<(), Error>) -> Result<(), Error> {
+    match (first, second) {
+        (Err(first), Err(second)) => {
+            eprintln!("{second}");
+            Err(first)
+        }
+        (first, second) => first.and(second),
+    }
 }

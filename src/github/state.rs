@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::results::{AcceptedRegression, Results, Verdict, Waiver};
 
 /// Starts the hidden state; the JSON follows, then ` -->`.
-const STATE_OPEN: &str = "<!-- promptgate:state ";
+pub(super) const STATE_OPEN: &str = "<!-- promptgate:state ";
 const STATE_CLOSE: &str = " -->";
 /// Separates the rendered report from promptgate's notes (approvals, waiver) under it.
 pub const NOTES_MARKER: &str = "<!-- promptgate:notes -->";

@@ -2916,3 +2916,296 @@ async fn the_actions_three_steps_keep_the_token_and_the_pull_requests_code_apart
     let report = last_sticky_body(&server).await;
     assert!(report.contains("promptgate: regression"), "{report}");
 }
+
+/// A fake GitHub that creates the comment a post asks for, then answers the post with a 502
+/// (as a proxy timing out after GitHub did the work): the listing shows the comment from then on.
+struct CreatedThen502 {
+    created: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl wiremock::Respond for CreatedThen502 {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        self.created.store(true, std::sync::atomic::Ordering::SeqCst);
+        reply(502).set_body_json(json!({"message": "Server Error"}))
+    }
+}
+
+struct CommentsList {
+    created: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl wiremock::Respond for CommentsList {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let comments = if self.created.load(std::sync::atomic::Ordering::SeqCst) {
+            json!([comment_json(
+                43,
+                BOT,
+                &format!("{MARKER}\n## ⏳ promptgate: evaluating")
+            )])
+        } else {
+            json!([])
+        };
+        reply(200).set_body_json(comments)
+    }
+}
+
+/// DESIGN: "One sticky comment per PR … never a new comment per push". A post that GitHub
+/// answers with a server error may have created the comment: it is looked for before posting
+/// again, and the one found is updated — never a second comment left saying "evaluating".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_created_before_a_server_error_is_updated_not_posted_twice() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let server = MockServer::start().await;
+    let created = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    json_mock(
+        &server,
+        "GET",
+        "/user",
+        403,
+        json!({"message": "Resource not accessible by integration"}),
+    )
+    .await;
+    let comments = format!("/repos/{REPO}/issues/7/comments");
+    Mock::given(method("GET"))
+        .and(path(comments.as_str()))
+        .respond_with(CommentsList {
+            created: created.clone(),
+        })
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(comments.as_str()))
+        .respond_with(CreatedThen502 {
+            created: created.clone(),
+        })
+        .mount(&server)
+        .await;
+    json_mock(
+        &server,
+        "PATCH",
+        &format!("/repos/{REPO}/issues/comments/43"),
+        200,
+        json!({"id": 43}),
+    )
+    .await;
+    json_mock(
+        &server,
+        "POST",
+        &format!("/repos/{REPO}/check-runs"),
+        201,
+        json!({"id": 5}),
+    )
+    .await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--comment", "always", "--no-assets", "--out", "out"],
+    )
+    .await;
+    run.run
+        .expect_code(1)
+        .stderr_has("server error (502) posting the promptgate comment; looking for it before posting again");
+    let (lines, requests) = sequence(&server).await;
+    let posts = lines
+        .iter()
+        .filter(|l| l.starts_with("POST") && l.ends_with("/comments"))
+        .count();
+    assert_eq!(posts, 1, "posted once, never again: {lines:?}");
+    let patches: Vec<&Request> = requests
+        .iter()
+        .filter(|r| r.method.as_str() == "PATCH" && r.url.path().ends_with("/issues/comments/43"))
+        .collect();
+    assert_eq!(
+        patches.len(),
+        2,
+        "the progress, then the report, into the one comment: {lines:?}"
+    );
+    assert!(
+        body(patches[1])["body"]
+            .as_str()
+            .unwrap()
+            .contains("promptgate: regression")
+    );
+    assert_eq!(check_run(&server).await["conclusion"], "failure");
+}
+
+/// Our comment as the first listing shows it, gone from every later one (deleted meanwhile).
+struct ListedOnce {
+    listed: std::sync::atomic::AtomicBool,
+}
+
+impl wiremock::Respond for ListedOnce {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let comments = if self.listed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            json!([])
+        } else {
+            json!([comment_json(
+                42,
+                BOT,
+                &format!("{MARKER}\n## ✅ promptgate: pass\nold numbers")
+            )])
+        };
+        reply(200).set_body_json(comments)
+    }
+}
+
+/// A sticky comment deleted while the run goes (its PATCH answers 404) is posted again,
+/// rather than the run failing with the report nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_sticky_comment_is_posted_again() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let server = MockServer::start().await;
+    json_mock(
+        &server,
+        "GET",
+        "/user",
+        403,
+        json!({"message": "Resource not accessible by integration"}),
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/{REPO}/issues/7/comments")))
+        .respond_with(ListedOnce {
+            listed: std::sync::atomic::AtomicBool::new(false),
+        })
+        .mount(&server)
+        .await;
+    json_mock(
+        &server,
+        "PATCH",
+        &format!("/repos/{REPO}/issues/comments/42"),
+        404,
+        json!({"message": "Not Found"}),
+    )
+    .await;
+    json_mock(
+        &server,
+        "POST",
+        &format!("/repos/{REPO}/issues/7/comments"),
+        201,
+        json!({"id": 44}),
+    )
+    .await;
+    json_mock(
+        &server,
+        "PATCH",
+        &format!("/repos/{REPO}/issues/comments/44"),
+        200,
+        json!({"id": 44}),
+    )
+    .await;
+    json_mock(
+        &server,
+        "POST",
+        &format!("/repos/{REPO}/check-runs"),
+        201,
+        json!({"id": 5}),
+    )
+    .await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--no-assets", "--out", "out"],
+    )
+    .await;
+    run.run
+        .expect_code(1)
+        .stderr_has("the promptgate comment (42) is gone; posting it again");
+    let (lines, _) = sequence(&server).await;
+    let posts = lines
+        .iter()
+        .filter(|l| l.starts_with("POST") && l.ends_with("/comments"))
+        .count();
+    assert_eq!(posts, 1, "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == &format!("PATCH /repos/{REPO}/issues/comments/44")),
+        "{lines:?}"
+    );
+    assert_eq!(check_run(&server).await["conclusion"], "failure");
+}
+
+/// DESIGN: "A check run whose conclusion carries the verdict". A report GitHub refuses to take
+/// as the comment (too long, say) still leaves the check with the verdict, and the run says
+/// what failed, exit 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_github_refuses_still_leaves_the_check_with_the_verdict() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let update = format!("/repos/{REPO}/issues/comments/42");
+    // The "evaluating" update goes through; the report's is refused.
+    Mock::given(method("PATCH"))
+        .and(path(update.as_str()))
+        .respond_with(reply(200).set_body_json(comment_json(42, BOT, "evaluating")))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path(update.as_str()))
+        .respond_with(reply(422).set_body_json(json!({"message": "Validation Failed", "errors": [{"resource": "IssueComment", "code": "custom", "field": "body", "message": "body is too long (maximum is 65536 characters)"}]})))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--no-assets", "--out", "out"],
+    )
+    .await;
+    run.run
+        .expect_code(3)
+        .stderr_has("GitHub refused to update the promptgate comment (422");
+    let check = check_run(&server).await;
+    assert_eq!(check["conclusion"], "failure", "the demo's regression: {check}");
+    assert!(run.output.contains("verdict=fail\n"), "{}", run.output);
+}
+
+/// docs/github.md: "A run that could not finish writes `verdict=error` and
+/// `conclusion=failure` and puts the error in the step summary" — also when GitHub stops it
+/// before anything is evaluated (the comments cannot be listed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_github_stops_before_the_evaluation_still_writes_its_outputs() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let server = MockServer::start().await;
+    json_mock(
+        &server,
+        "GET",
+        "/user",
+        403,
+        json!({"message": "Resource not accessible by integration"}),
+    )
+    .await;
+    json_mock(
+        &server,
+        "GET",
+        &format!("/repos/{REPO}/issues/7/comments"),
+        404,
+        json!({"message": "Not Found"}),
+    )
+    .await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "out"],
+    )
+    .await;
+    run.run.expect_code(3).stderr_has("(404 Not Found");
+    assert!(
+        run.output.contains("verdict=error\nconclusion=failure\n"),
+        "{}",
+        run.output
+    );
+    assert_eq!(run.output.matches("verdict=").count(), 1, "{}", run.output);
+    assert!(run.summary.contains("promptgate: could not finish"), "{}", run.summary);
+    assert!(run.summary.contains("404"), "{}", run.summary);
+}
