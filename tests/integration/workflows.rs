@@ -557,3 +557,42 @@ fn the_gate_workflows_warm_the_cache_on_the_default_branch() {
         assert_eq!(warms, 1, "{name}: one warm job");
     }
 }
+
+/// docs/github.md: "The Action and the shipped workflows name every action they use by its
+/// commit": a tag moved later cannot change what runs with the keys. promptgate's own action
+/// (`promptgate/promptgate@v0`, which a repository pins to the release it reviewed) and local
+/// actions are the exceptions.
+#[test]
+fn every_action_used_is_pinned_to_a_commit() {
+    let mut unpinned = Vec::new();
+    let mut seen = 0;
+    let action = action();
+    let mut uses: Vec<(String, String)> = steps_of_action(&action)
+        .iter()
+        .filter_map(|s| s["uses"].as_str())
+        .map(|u| ("action.yml".to_owned(), u.to_owned()))
+        .collect();
+    for w in shipped() {
+        for (_, job) in jobs(&w) {
+            for step in steps(job) {
+                if let Some(u) = step["uses"].as_str() {
+                    uses.push((w.path.display().to_string(), u.to_owned()));
+                }
+            }
+        }
+    }
+    for (file, u) in uses {
+        if u.starts_with("./") || u.starts_with("promptgate/promptgate@") {
+            continue;
+        }
+        seen += 1;
+        let pinned = u
+            .split_once('@')
+            .is_some_and(|(_, r)| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !pinned {
+            unpinned.push(format!("{file}: {u}"));
+        }
+    }
+    assert!(seen >= 10, "the steps' actions were not found ({seen})");
+    assert!(unpinned.is_empty(), "actions named by a tag or branch: {unpinned:?}");
+}
