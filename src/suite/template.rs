@@ -179,7 +179,7 @@ impl Prompt {
             Shape::Text(text) => {
                 let system = env
                     .render_named_str(&self.path, text, &context)
-                    .map_err(|e| self.diagnostic(&e, Placed::FILE, vars))?;
+                    .map_err(|e| self.diagnostic(&e, text, Placed::FILE, vars))?;
                 messages.push(Message {
                     role: Role::System,
                     content: system.into(),
@@ -206,7 +206,7 @@ impl Prompt {
                 for (role, content, line) in list {
                     let rendered = env
                         .render_named_str(&self.path, content, &context)
-                        .map_err(|e| self.diagnostic(&e, *line, vars))?;
+                        .map_err(|e| self.diagnostic(&e, content, *line, vars))?;
                     messages.push(Message {
                         role: *role,
                         content: rendered.into(),
@@ -224,6 +224,9 @@ impl Prompt {
     fn environment(&self, files: Arc<Mutex<BTreeSet<String>>>) -> Environment<'static> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // As release builds have it: the tests see the errors users see (without debug info an
+        // undefined variable's error has no detail, and `diagnostic` names it from its span).
+        env.set_debug(false);
         env.set_fuel(Some(FUEL));
         // Prompts are plain text: never HTML-escape what goes to a model.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
@@ -270,7 +273,9 @@ impl Prompt {
         env
     }
 
-    fn diagnostic(&self, e: &minijinja::Error, placed: Placed, vars: &super::Vars) -> Diagnostic {
+    /// `rendered` is the template text the render started from (the file, or a message's
+    /// content), where the error's span lies unless it is in an included file.
+    fn diagnostic(&self, e: &minijinja::Error, rendered: &str, placed: Placed, vars: &super::Vars) -> Diagnostic {
         // An error inside an included template arrives wrapped ("error in …"); the inner error
         // knows the partial's name, line and what went wrong.
         let mut e = e;
@@ -285,8 +290,21 @@ impl Prompt {
             .map(|n| n.trim_start_matches("\0escape\0").to_owned())
             .unwrap_or_else(|| self.path.clone());
         let detail = e.detail().unwrap_or_default();
-        // The name a message is about: minijinja quotes it with backticks or quotes.
-        let quoted = detail.split(['`', '"', '\'']).nth(1).filter(|q| !q.is_empty());
+        // The name a message is about: minijinja quotes it with backticks or quotes; an
+        // undefined variable's error has no detail, and its name is the text of its span.
+        let spanned = match (e.kind(), e.range()) {
+            (ErrorKind::UndefinedError, Some(r)) if file == self.path => rendered.get(r).map(|s| s.trim().to_owned()),
+            (ErrorKind::UndefinedError, Some(r)) => {
+                (self.source.read(&file).ok().flatten()).and_then(|text| text.get(r).map(|s| s.trim().to_owned()))
+            }
+            _ => None,
+        }
+        .filter(|s| is_variable_path(s));
+        let quoted = detail
+            .split(['`', '"', '\''])
+            .nth(1)
+            .filter(|q| !q.is_empty())
+            .or(spanned.as_deref());
         let (message, hint) = match e.kind() {
             ErrorKind::UndefinedError => match quoted {
                 Some(name) => {
@@ -356,6 +374,15 @@ impl Prompt {
         }
         d.hint(hint)
     }
+}
+
+/// Whether `s` is a variable or an attribute path (`input`, `user.name`): the text of an
+/// undefined variable's span, which names it.
+fn is_variable_path(s: &str) -> bool {
+    s.split('.').all(|part| {
+        let mut chars = part.chars();
+        chars.next().is_some_and(|c| c.is_alphabetic() || c == '_') && chars.all(|c| c.is_alphanumeric() || c == '_')
+    })
 }
 
 /// Renders run under a watchdog. minijinja's fuel counts instructions, but one instruction can
