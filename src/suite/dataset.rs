@@ -490,11 +490,24 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
             .into());
     }
     for (i, h) in headers.iter().enumerate() {
+        let header_line = text.lines().next().unwrap_or_default();
+        let column = header_line
+            .find(h.as_str())
+            .map_or(0, |byte| header_line[..byte].chars().count() as u64 + 1);
+        if let Some(meant) = misspelt_assertion(h) {
+            // Taken as a var, it would be an assertion silently never applied.
+            return Err(Diagnostic::new(format!(
+                "column `{h}` (column {}) looks like an assertion but is not written `assert.<type>`",
+                i + 1
+            ))
+            .in_file(path)
+            .at(text, 1, column)
+            .hint(format!(
+                "did you mean `{meant}`? Assertion columns are `assert.` (lowercase) and the type; a var of that name is written `vars.{h}`"
+            ))
+            .into());
+        }
         if let Some(kind) = h.strip_prefix("assert.") {
-            let header_line = text.lines().next().unwrap_or_default();
-            let column = header_line
-                .find(h.as_str())
-                .map_or(0, |byte| header_line[..byte].chars().count() as u64 + 1);
             if kind == "json-path" || kind == "exec" {
                 let (what, instead) = if kind == "exec" {
                     (
@@ -603,6 +616,30 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
     Ok(cases)
 }
 
+/// The `assert.<type>` column a CSV header was meant as, when it looks like one but is not
+/// (`Assert.icontains`, `assert_icontains`, a bare `assert`, `asert.icontains`): read as a var,
+/// it would be an assertion never applied. A column that only starts alike (`asset`,
+/// `assertion`, `asset_id`) is a var.
+fn misspelt_assertion(header: &str) -> Option<String> {
+    if header.starts_with("assert.") || header.starts_with("vars.") {
+        return None;
+    }
+    let lower = header.to_lowercase();
+    let (head, rest) = match lower.find(['.', '_', '-', ':', ' ']) {
+        Some(at) => (&lower[..at], lower[at + 1..].trim()),
+        None => (lower.as_str(), ""),
+    };
+    let kind = crate::error::did_you_mean(rest, super::ASSERTION_TYPES.iter().copied());
+    let meant = |kind: Option<&str>| format!("assert.{}", kind.unwrap_or("<type>"));
+    if head == "assert" || (head == "asserts" && rest.is_empty()) {
+        return Some(meant(kind.or((!rest.is_empty()).then_some(rest))));
+    }
+    // A head only like `assert` (`asset`) takes a type written out, or nearly so when long
+    // enough not to be a word of its own (`asset_id` is a var, not `assert.pii`).
+    let typed = super::ASSERTION_TYPES.contains(&rest) || (rest.chars().count() >= 6 && kind.is_some());
+    (typed && crate::error::did_you_mean(head, ["assert", "asserts"]).is_some()).then(|| meant(kind))
+}
+
 fn csv_diagnostic(path: &str, text: &str, e: &csv::Error) -> Error {
     let line = e.position().map_or(0, |p| p.line());
     let message = match e.kind() {
@@ -622,6 +659,35 @@ fn csv_diagnostic(path: &str, text: &str, e: &csv::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_column_meant_as_an_assertion_is_told_from_a_var() {
+        for (header, meant) in [
+            ("Assert.icontains", "assert.icontains"),
+            ("ASSERT.icontains", "assert.icontains"),
+            ("assert_icontains", "assert.icontains"),
+            ("assert-regex", "assert.regex"),
+            ("assert", "assert.<type>"),
+            ("asert.icontains", "assert.icontains"),
+            ("assret.contains", "assert.contains"),
+        ] {
+            assert_eq!(misspelt_assertion(header).as_deref(), Some(meant), "{header}");
+        }
+        for var in [
+            "assert.icontains",
+            "vars.assert",
+            "asset",
+            "asset_id",
+            "assertion",
+            "assessment.notes",
+            "input",
+            "id",
+            "group",
+            "expected",
+        ] {
+            assert_eq!(misspelt_assertion(var), None, "{var}");
+        }
+    }
 
     /// [`parse`] of `text` as the file `path`, a similarity without a method being ROUGE-L.
     fn parse_rouge(tree: &crate::workspace::MemTree, path: &str, text: &str) -> (Vec<Case>, Vec<Error>) {

@@ -1363,6 +1363,22 @@ fn unknown_assertion_column_in_csv() {
     );
 }
 
+/// A column meant as an assertion but not written `assert.<type>` would be read as a var and
+/// the assertion never applied: an error, never a silent skip.
+#[test]
+fn misspelt_assertion_column_in_csv() {
+    check(
+        |r| {
+            r.edit(CSV, "assert.icontains", "Assert.icontains");
+        },
+        &[
+            "column `Assert.icontains` (column 3) looks like an assertion but is not written `assert.<type>`",
+            "datasets/product-faq.csv:1:",
+            "hint: did you mean `assert.icontains`?",
+        ],
+    );
+}
+
 #[test]
 fn gate_on_an_unknown_metric() {
     check(
