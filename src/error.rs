@@ -166,11 +166,15 @@ impl fmt::Display for Diagnostic {
         if let (Some(line), Some(text)) = (self.line, &self.source_line) {
             let number = line.to_string();
             let pad = " ".repeat(number.len());
+            let caret = self
+                .column
+                .map(|c| usize::try_from(c.saturating_sub(1)).unwrap_or(usize::MAX));
+            let (text, caret) = window(text, caret);
             write!(f, "\n {pad} |\n {number} | {text}")?;
-            if let Some(column) = self.column {
+            if let Some(caret) = caret {
                 let indent: String = text
                     .chars()
-                    .take(usize::try_from(column.saturating_sub(1)).unwrap_or(0))
+                    .take(caret)
                     .map(|c| if c == '\t' { '\t' } else { ' ' })
                     .collect();
                 write!(f, "\n {pad} | {indent}^")?;
@@ -181,6 +185,34 @@ impl fmt::Display for Diagnostic {
         }
         Ok(())
     }
+}
+
+/// The most characters of a source line an error quotes: a long line (a minified JSON file is
+/// one line) is quoted around the error's column, its cut ends marked `…`.
+const QUOTED_CHARS: usize = 160;
+
+/// `text` as quoted (at most [`QUOTED_CHARS`] around `caret`, a 0-based character index) and
+/// the caret's index in it.
+fn window(text: &str, caret: Option<usize>) -> (std::borrow::Cow<'_, str>, Option<usize>) {
+    let length = text.chars().count();
+    if length <= QUOTED_CHARS {
+        return (text.into(), caret);
+    }
+    let at = caret.unwrap_or(0).min(length);
+    let start = at.saturating_sub(QUOTED_CHARS / 2).min(length - QUOTED_CHARS);
+    let end = start + QUOTED_CHARS;
+    let mut quoted = String::with_capacity(QUOTED_CHARS * 4 + 6);
+    if start > 0 {
+        quoted.push('…');
+    }
+    quoted.extend(text.chars().skip(start).take(QUOTED_CHARS));
+    if end < length {
+        quoted.push('…');
+    }
+    (
+        quoted.into(),
+        caret.map(|c| c.min(length) - start + usize::from(start > 0)),
+    )
 }
 
 /// The candidate closest to `word` by edit distance, if it is close enough to be a plausible
@@ -226,6 +258,41 @@ mod tests {
         check("colour", &["model", "prompt"], None);
         check("", &["a"], Some("a"));
         check("x", &[], None);
+    }
+
+    /// A minified file is one long line: the error quotes the part around its column, and
+    /// the caret still points at the column's character.
+    #[test]
+    fn a_long_line_is_quoted_around_the_column() {
+        let line: String = (0..10_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let mut source = line.clone();
+        source.replace_range(5_000..5_001, "X");
+        let d = Diagnostic::new("bad").in_file("r.json").at(&source, 1, 5_001);
+        let printed = d.to_string();
+        assert!(printed.len() < 1_000, "{} bytes", printed.len());
+        let lines: Vec<&str> = printed.lines().collect();
+        assert_eq!(lines[1], "  --> r.json:1:5001");
+        let quoted = lines[3].strip_prefix(" 1 | ").unwrap();
+        assert!(quoted.starts_with('…') && quoted.ends_with('…'), "{quoted}");
+        assert_eq!(quoted.chars().count(), QUOTED_CHARS + 2);
+        let caret = lines[4].strip_prefix("   | ").unwrap();
+        assert_eq!(caret.trim_start(), "^");
+        assert_eq!(quoted.chars().nth(caret.len() - 1), Some('X'), "{quoted}\n{caret}");
+        // At either end of the line, one cut only.
+        let start = Diagnostic::new("bad").at(&source, 1, 1).to_string();
+        let first = start.lines().nth(2).unwrap().strip_prefix(" 1 | ").unwrap();
+        assert!(
+            !first.starts_with('…') && first.ends_with('…') && first.starts_with("abc"),
+            "{first}"
+        );
+        let end = Diagnostic::new("bad").at(&source, 1, 10_000).to_string();
+        let last = end.lines().nth(2).unwrap();
+        assert!(last.contains('…') && !last.ends_with('…'), "{last}");
+        let caret = end.lines().nth(3).unwrap().strip_prefix("   | ").unwrap();
+        assert_eq!(
+            last.strip_prefix(" 1 | ").unwrap().chars().nth(caret.len() - 1),
+            line.chars().last()
+        );
     }
 
     #[test]
