@@ -58,7 +58,15 @@ pub const CHILD_BASE_ENV: &[&str] = &[
 /// The key variables of the built-in provider types, redacted whenever they are set.
 pub const DEFAULT_KEY_VARIABLES: &[&str] = &["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY"];
 
-static KNOWN: LazyLock<RwLock<Vec<String>>> = LazyLock::new(RwLock::default);
+/// The known values and their encoded forms, and one automaton that finds them all in a
+/// single pass over a text (a results.json is scanned once, whatever the number of secrets).
+#[derive(Default)]
+struct Known {
+    values: Vec<String>,
+    finder: Option<aho_corasick::AhoCorasick>,
+}
+
+static KNOWN: LazyLock<RwLock<Known>> = LazyLock::new(RwLock::default);
 static WARNED: LazyLock<RwLock<BTreeSet<String>>> = LazyLock::new(RwLock::default);
 
 /// Remembers the value of the variable `name` as a secret.
@@ -77,12 +85,56 @@ pub fn register(name: &str, value: &str) {
         return;
     }
     if let Ok(mut known) = KNOWN.write()
-        && !known.iter().any(|k| k == value)
+        && !known.values.iter().any(|k| k == value)
     {
-        known.push(value.to_owned());
-        // Longest first, so a key that contains another is replaced whole.
-        known.sort_by_key(|k| std::cmp::Reverse(k.len()));
+        let Known { values, finder } = &mut *known;
+        values.push(value.to_owned());
+        for form in encoded_forms(value) {
+            if !values.contains(&form) {
+                values.push(form);
+            }
+        }
+        // Leftmost-longest: a key that contains another is replaced whole.
+        *finder = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(values.iter())
+            .ok();
     }
+}
+
+/// The forms a secret takes when a service echoes it encoded: base64, standard and URL-safe,
+/// alone or inside a longer encoded text (HTTP Basic credentials, `user:key`), and
+/// percent-encoding. For base64, each of the three alignments the value can have gives the run
+/// of characters that only its own bytes decide (what comes before and after it changes the
+/// ends). Forms shorter than [`MIN_LEN`] + 2 are left out, as they could match ordinary text.
+fn encoded_forms(value: &str) -> Vec<String> {
+    let mut forms = Vec::new();
+    let n = value.len();
+    for offset in 0..3 {
+        let mut bytes = vec![0u8; offset];
+        bytes.extend_from_slice(value.as_bytes());
+        let encoded = crate::github::git_data::base64(&bytes);
+        // Character i holds bits 6i..6i+6: those wholly within the value's bits.
+        let (first, end) = ((8 * offset).div_ceil(6), 8 * (offset + n) / 6);
+        if let Some(core) = encoded.get(first..end).filter(|c| c.len() >= MIN_LEN + 2) {
+            forms.push(core.to_owned());
+            let url_safe = core.replace('+', "-").replace('/', "_");
+            if url_safe != core {
+                forms.push(url_safe);
+            }
+        }
+    }
+    let percent: String = value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    if percent != value {
+        forms.push(percent);
+    }
+    forms
 }
 
 /// Registers the value of each variable in `names` that is set.
@@ -98,8 +150,7 @@ pub fn register_env<'a>(names: impl IntoIterator<Item = &'a str>) {
 pub fn needs_redaction(text: &str) -> bool {
     let known = KNOWN
         .read()
-        .map(|k| k.iter().any(|secret| text.contains(secret.as_str())))
-        .unwrap_or(false);
+        .is_ok_and(|k| k.finder.as_ref().is_some_and(|f| f.is_match(text)));
     known || patterns().is_match(text)
 }
 
@@ -107,12 +158,11 @@ pub fn needs_redaction(text: &str) -> bool {
 /// (`Bearer …` tokens, `sk-…` keys, including the half-masked ones OpenAI echoes in 401s).
 pub fn redact(text: &str) -> String {
     let mut out = text.to_owned();
-    if let Ok(known) = KNOWN.read() {
-        for secret in known.iter() {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), REDACTED);
-            }
-        }
+    if let Ok(known) = KNOWN.read()
+        && let Some(finder) = &known.finder
+        && finder.is_match(&out)
+    {
+        out = finder.replace_all(&out, &vec![REDACTED; known.values.len()]);
     }
     match patterns().replace_all(&out, REDACTED) {
         std::borrow::Cow::Borrowed(_) => out,
@@ -220,6 +270,40 @@ mod tests {
         let mut value = serde_json::json!({"a": ["x not-a-key-shape-7f3a9"], "not-a-key-shape-7f3a9": 1});
         redact_json(&mut value);
         assert_eq!(value, serde_json::json!({"a": ["x [redacted]"], "[redacted]": 1}));
+    }
+
+    /// A key echoed encoded (a service quoting the Authorization header it got, a URL) is
+    /// redacted too. The encodings are Python's (`base64.b64encode`, `base64.urlsafe_b64encode`,
+    /// `urllib.parse.quote(k, safe='')`) of k = "Zq9TESTSECRET77 ?&>~~~", with what comes before
+    /// and after it shown.
+    #[test]
+    fn a_key_echoed_encoded_is_redacted() {
+        register("PROMPTGATE_TEST_ENCODED", "Zq9TESTSECRET77 ?&>~~~");
+        for (echoed, kept) in [
+            // b64encode(k)
+            ("auth=WnE5VEVTVFNFQ1JFVDc3ID8mPn5+fg== end", ["auth=", " end"]),
+            // b64encode(b"apikey:" + k): HTTP Basic credentials
+            (
+                "Basic YXBpa2V5OlpxOVRFU1RTRUNSRVQ3NyA/Jj5+fn4=",
+                ["Basic YXBpa2V5", "="],
+            ),
+            // urlsafe_b64encode(b"x" + k)
+            ("t=eFpxOVRFU1RTRUNSRVQ3NyA_Jj5-fn4=", ["t=eF", "="]),
+            // b64encode(b"ab" + k + b"tail")
+            ("YWJacTlURVNUU0VDUkVUNzcgPyY+fn5+dGFpbA==", ["YWJ", "GFpbA=="]),
+            // quote(k, safe='')
+            ("?key=Zq9TESTSECRET77%20%3F%26%3E~~~&x=1", ["?key=", "&x=1"]),
+        ] {
+            let redacted = redact(echoed);
+            assert!(redacted.contains(REDACTED), "{echoed} -> {redacted}");
+            assert!(
+                redacted.starts_with(kept[0]) && redacted.ends_with(kept[1]),
+                "{echoed} -> {redacted}"
+            );
+            assert!(needs_redaction(echoed));
+        }
+        // What only looks alike is kept: the encoding of another value.
+        assert_eq!(redact("WnE5VEVTVFNFQ1JFVDc4"), "WnE5VEVTVFNFQ1JFVDc4");
     }
 
     #[test]
