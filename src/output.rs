@@ -12,6 +12,21 @@ use anyhow::Context;
 /// working directory: a checkout may hold links the pull request committed.
 pub fn create_dir(dir: &Path) -> anyhow::Result<()> {
     refuse_links(dir)?;
+    // A file where the folder (or one above it) should be is the command line's mistake.
+    if let Some(file) = dir
+        .ancestors()
+        .find(|a| std::fs::metadata(a).is_ok_and(|m| !m.is_dir()))
+    {
+        return Err(crate::error::Error::from(
+            crate::error::Diagnostic::new(format!(
+                "cannot write outputs into {}: `{}` is a file, not a folder",
+                dir.display(),
+                file.display()
+            ))
+            .hint("pass a folder (new or existing) to --out, or move the file"),
+        )
+        .into());
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
 }
 

@@ -1622,6 +1622,24 @@ fn run_without_base_is_a_usage_error() {
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
 
+/// An `--out` that names a file (or a path under one) is the command line's mistake: exit 2
+/// with a hint, before any call is sent.
+#[test]
+fn an_out_folder_that_is_a_file_is_a_usage_error() {
+    let repo = TestRepo::with_demo_base();
+    repo.write("notes.txt", "mine\n");
+    for out in ["notes.txt", "notes.txt/out"] {
+        let run = repo.promptgate(&["run", "--base", "main", "--out", out]);
+        run.expect_code(2)
+            .stderr_has("`notes.txt` is a file, not a folder")
+            .stderr_has("hint: pass a folder");
+    }
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("notes.txt")).unwrap(),
+        "mine\n"
+    );
+}
+
 #[test]
 fn validate_at_an_unknown_ref() {
     let repo = TestRepo::with_demo_base();
