@@ -23,11 +23,12 @@ pub fn render_junit(results: &Results) -> String {
     ));
     for suite in &suites {
         out.push_str(&format!(
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"0\">\n",
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">\n",
             xml_attribute(suite.name),
             suite.cases.len() + usize::from(suite.error.is_some()),
             suite.failures(),
             usize::from(suite.error.is_some()),
+            suite.cases.iter().filter(|c| c.skipped.is_some()).count(),
         ));
         if let Some(reason) = suite.error {
             out.push_str(&format!(
@@ -43,7 +44,13 @@ pub fn render_junit(results: &Results) -> String {
                 xml_attribute(suite.name),
             );
             match &case.failure {
-                None => out.push_str(&format!("{open}/>\n")),
+                None => match &case.skipped {
+                    None => out.push_str(&format!("{open}/>\n")),
+                    Some(why) => out.push_str(&format!(
+                        "{open}>\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+                        xml_attribute(why)
+                    )),
+                },
                 Some(failure) => {
                     out.push_str(&format!(
                         "{open}>\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>\n",
@@ -70,6 +77,9 @@ struct TestSuite<'a> {
 struct TestCase<'a> {
     name: &'a str,
     failure: Option<Failure>,
+    /// Why a metric that does not fail was not judged (too few cases, no data): a skipped
+    /// test, never a green one.
+    skipped: Option<String>,
 }
 
 struct Failure {
@@ -93,6 +103,7 @@ impl<'a> TestSuite<'a> {
                 .map(|m| TestCase {
                     name: &m.name,
                     failure: m.fails_gate.then(|| Failure::new(m)),
+                    skipped: (!m.fails_gate).then(|| unjudged(m)).flatten(),
                 })
                 .collect()
         };
@@ -105,6 +116,18 @@ impl<'a> TestSuite<'a> {
 
     fn failures(&self) -> usize {
         self.cases.iter().filter(|c| c.failure.is_some()).count()
+    }
+}
+
+/// Why `m` was not judged, if it was not: too few cases for its test, or no data.
+fn unjudged(m: &MetricResult) -> Option<String> {
+    match m.verdict {
+        MetricVerdict::TooFew => Some(match m.details.min_n {
+            Some(min) => format!("too few cases to judge (n {} < {min}); not gated", m.n),
+            None => "too few cases to judge; not gated".to_owned(),
+        }),
+        MetricVerdict::NoData => Some("no data: no call gave this metric a value".to_owned()),
+        _ => None,
     }
 }
 
@@ -312,6 +335,43 @@ mod tests {
             assert!(xml.contains(&format!("type=\"{kind}\"")), "{xml}");
             assert!(xml.contains(&format!("message=\"{what}:")), "{xml}");
         }
+    }
+
+    /// A gated metric the run could not judge and that does not fail (too few cases for its
+    /// test, no data for a non-blocking one) is a skipped test with the reason, not a pass.
+    #[test]
+    fn a_metric_not_judged_is_skipped_not_passed() {
+        let mut results = demo_results();
+        results.experiments.truncate(1);
+        let metric = results.experiments[0]
+            .metrics
+            .iter_mut()
+            .find(|m| m.gated && !m.fails_gate)
+            .expect("a gated metric that passes");
+        metric.verdict = MetricVerdict::TooFew;
+        metric.n = 5;
+        metric.details.min_n = Some(10);
+        let name = metric.name.clone();
+        let xml = render_junit(&results);
+        assert!(
+            xml.contains(&format!(
+                "<testcase name=\"{name}\" classname=\"{}\">\n      <skipped message=\"too few cases to judge (n 5 &lt; 10); not gated\"/>\n    </testcase>",
+                results.experiments[0].name
+            )),
+            "{xml}"
+        );
+        assert!(xml.contains("skipped=\"1\">"), "{xml}");
+        results.experiments[0]
+            .metrics
+            .iter_mut()
+            .find(|m| m.name == name)
+            .unwrap()
+            .verdict = MetricVerdict::NoData;
+        let xml = render_junit(&results);
+        assert!(
+            xml.contains("<skipped message=\"no data: no call gave this metric a value\"/>"),
+            "{xml}"
+        );
     }
 
     #[test]
