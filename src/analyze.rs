@@ -193,8 +193,18 @@ pub fn estimate_with(
             let both: Vec<usize> = (0..cases.len())
                 .filter(|&i| !base[i].is_empty() && !cand[i].is_empty())
                 .collect();
+            // Left out: a value in one arm only, or, for a latency, none in either because
+            // both arms' calls came from the cache (they have no latency of this run): the
+            // report says how many cases the comparison rests on.
+            let cached_both = |i: usize| {
+                let cached = |calls: &[Call]| calls.iter().any(|c| c.cached);
+                metric.quantile().is_some() && cached(&cases[i].baseline) && cached(&cases[i].candidate)
+            };
             result.left_out = (0..cases.len())
-                .filter(|&i| base[i].is_empty() != cand[i].is_empty())
+                .filter(|&i| {
+                    base[i].is_empty() != cand[i].is_empty()
+                        || (base[i].is_empty() && cand[i].is_empty() && cached_both(i))
+                })
                 .count();
             result.cases = both.len();
             // Each compared case's unit, read only by a grouped metric's tests (its clusters);
@@ -1155,6 +1165,15 @@ mod tests {
             .collect();
         let e = estimate("latency_p50_ms", &cases, true, 0.05, 1, NO_TIMEOUT);
         assert_eq!((e.n, e.left_out), (8, 4));
+        // Cached in both arms (a warm cache, the re-timed cases only sent): left out too, so
+        // the report says the comparison rests on the cases timed.
+        let mut both = cases.clone();
+        for c in &mut both[4..7] {
+            c.baseline[0].cached = true;
+            c.candidate[0].cached = true;
+        }
+        let e = estimate("latency_p50_ms", &both, true, 0.05, 1, NO_TIMEOUT);
+        assert_eq!((e.n, e.left_out), (5, 7));
         // Cost still counts cached calls (at list price): a warm cache cannot make an arm look
         // cheaper.
         assert_eq!(estimate("cost_per_request", &cases, true, 0.05, 1, NO_TIMEOUT).n, 12);

@@ -522,8 +522,9 @@ pub struct MetricDetails {
     /// Cases compared (`n` counts units, which are groups when the dataset groups its cases).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cases: Option<usize>,
-    /// Cases left out of the comparison because only one arm has a value of this run (a cached
-    /// call has no latency of this run).
+    /// Cases left out of the comparison because only one arm has a value of this run, or, for
+    /// a latency, because both arms' calls came from the cache (a cached call has no latency
+    /// of this run).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub left_out: usize,
     /// Whether the cases were clustered by their dataset `group`.
