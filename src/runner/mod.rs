@@ -540,6 +540,7 @@ impl<'a> Runner<'a> {
                 None => to_run.push(crate::plan::narrow(index)),
             }
         }
+        remeasure::alternate(jobs, &mut to_run);
         let mut followers_of: HashMap<usize, Vec<usize>> = HashMap::new();
         for &(follower, leader) in &followers {
             followers_of.entry(leader).or_default().push(follower);

@@ -161,6 +161,29 @@ fn pair_of(jobs: &[Job], index: usize) -> Option<usize> {
     })
 }
 
+/// Sends each pair's calls in an order of its own: `to_run` (job indices in the plan's order,
+/// where a pair's baseline comes just before its candidate) with the two calls of each pair
+/// swapped when its request's seed is odd — a coin the plan already tossed (a SHA-256 of the
+/// experiment, case and repeat), the same in every run. A provider that serves the second of
+/// two alike requests faster or cheaper (a warm prefix cache, a reused connection, a queue)
+/// then favours neither arm; sent always baseline first, the candidate took that advantage
+/// in every pair. Outcomes stay in the jobs' order, so nothing downstream sees the swap.
+pub fn alternate(jobs: &[Job], to_run: &mut [u32]) {
+    let mut at = 0;
+    while at + 1 < to_run.len() {
+        let (first, second) = (to_run[at] as usize, to_run[at + 1] as usize);
+        let paired = second == first + 1 && pair_of(jobs, first) == Some(second);
+        if paired {
+            if jobs[first].request.as_ref().is_ok_and(|r| r.seed & 1 == 1) {
+                to_run.swap(at, at + 1);
+            }
+            at += 2;
+        } else {
+            at += 1;
+        }
+    }
+}
+
 /// The pairs, as `[baseline, candidate]` job indices, one of whose calls failed in a way that
 /// may pass while the other was answered, measured at another time: one from the cache or an
 /// interrupted run's journal, the other in this run; or one from the cache, the other from the
@@ -369,6 +392,57 @@ mod tests {
         (0..cases)
             .flat_map(|c| [job(c, Arm::Baseline), job(c, Arm::Candidate)])
             .collect()
+    }
+
+    /// Each pair goes out in its own order, by its seed's coin, the same in every run; a job
+    /// without its pair beside it (a new experiment's candidate, a follower sent by its leader)
+    /// keeps its place.
+    #[test]
+    fn each_pair_goes_out_in_the_order_its_seed_says() {
+        let request = |seed: u64| {
+            Ok(crate::providers::Request::new(
+                std::sync::Arc::new(crate::providers::Settings::of("m")),
+                std::sync::Arc::from([]),
+                seed,
+            ))
+        };
+        // Cases 0..200 in pairs, seeds as the plan derives them (uniform bits); then a lone
+        // candidate (case 200).
+        let mut jobs = pairs_of(200);
+        for job in &mut jobs {
+            // SplitMix64's finaliser of the case: bits as uniform as the plan's SHA-256.
+            let mut z = u64::from(job.case).wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            job.request = request(z ^ (z >> 31));
+        }
+        jobs.push(Job {
+            request: request(1),
+            ..job(200, Arm::Candidate)
+        });
+        let mut to_run: Vec<u32> = (0..jobs.len() as u32).collect();
+        // Case 7's baseline came from the cache: its candidate is alone in `to_run`.
+        to_run.retain(|&i| i != 14);
+        alternate(&jobs, &mut to_run);
+        let first = |case: usize| {
+            to_run
+                .iter()
+                .position(|&i| jobs[i as usize].case as usize == case)
+                .unwrap()
+        };
+        let mut candidate_first = 0;
+        for case in (0..200).filter(|&c| c != 7) {
+            let at = first(case);
+            let (a, b) = (to_run[at] as usize, to_run[at + 1] as usize);
+            assert_eq!((jobs[a].case, jobs[b].case), (case as u32, case as u32));
+            let odd = jobs[a].request.as_ref().unwrap().seed & 1 == 1;
+            assert_eq!(jobs[a].arm == Arm::Candidate, odd, "case {case}");
+            candidate_first += usize::from(odd);
+        }
+        // About half each way: 199 fair coins fall within 70..130 but for p < 1e-4.
+        assert!((70..130).contains(&candidate_first), "{candidate_first} of 199");
+        assert_eq!(to_run[first(7)], 15, "a lone candidate keeps its place");
+        assert_eq!(*to_run.last().unwrap() as usize, jobs.len() - 1);
     }
 
     fn failed(error: CallError) -> Outcome {
