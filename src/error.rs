@@ -187,15 +187,16 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// The most characters of a source line an error quotes: a long line (a minified JSON file is
-/// one line) is quoted around the error's column, its cut ends marked `…`.
-const QUOTED_CHARS: usize = 160;
+/// The longest source line an error quotes whole. A longer one (a minified JSON file is one
+/// line) is quoted as [`QUOTED_CHARS`] characters around the error's column, its cut ends
+/// marked `…`.
+const WHOLE_LINE_CHARS: usize = 400;
+const QUOTED_CHARS: usize = 240;
 
-/// `text` as quoted (at most [`QUOTED_CHARS`] around `caret`, a 0-based character index) and
-/// the caret's index in it.
+/// `text` as quoted and the caret's index in it (`caret`: a 0-based character index).
 fn window(text: &str, caret: Option<usize>) -> (std::borrow::Cow<'_, str>, Option<usize>) {
     let length = text.chars().count();
-    if length <= QUOTED_CHARS {
+    if length <= WHOLE_LINE_CHARS {
         return (text.into(), caret);
     }
     let at = caret.unwrap_or(0).min(length);

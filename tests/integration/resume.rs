@@ -414,7 +414,8 @@ async fn an_output_folder_that_cannot_be_made_fails_the_run_before_any_call() {
         .await
         .unwrap();
         let stderr = String::from_utf8_lossy(&run.stderr);
-        assert_eq!(run.status.code(), Some(3), "{stderr}");
+        // A file where the folder should be is the command line's mistake: a usage error.
+        assert_eq!(run.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains("blocked/out"), "the message names the folder: {stderr}");
         assert_eq!(
             billing.received().len(),
