@@ -270,34 +270,42 @@ fn share_contents(messages: &mut [Message], others: &[&[Message]]) {
 }
 
 /// Per planned experiment and case, whether its jobs are timed again (`mark_retimed`):
-/// both arms of the first `units` units of every experiment (dataset order; a new one has
-/// only its candidate's) to be timed in this run, cache or not: latency is only ever compared
-/// between calls timed in the same run, a blocking latency gate needs at least its minimum
-/// number of such units, and a new experiment's SLO is judged on its own timed calls.
+/// both arms of `units` units of every experiment (a new one has only its candidate's) to be
+/// timed in this run, cache or not: latency is only ever compared between calls timed in the
+/// same run, a blocking latency gate needs at least its minimum number of such units, and a
+/// new experiment's SLO is judged on its own timed calls.
 /// A unit is a case, or every case of a `group` (the test resamples groups whole, and its
-/// minimum n counts groups): a group is timed whole once its first case is reached.
+/// minimum n counts groups). The units are a sample, not the dataset's first: those whose
+/// FNV-1a of experiment name and unit name is smallest ([`timing_key`]) — the same in every
+/// run (the cache keeps their answers warm or not alike), whatever the dataset's order (a
+/// dataset sorted by topic would otherwise time its first topic only), and a unit keeps its
+/// place in the sample when others are added or removed.
 /// Read from the cases before they are given away.
 pub fn retimed(planned: &[Planned<'_>], units: usize) -> Vec<Vec<bool>> {
     planned
         .iter()
         .map(|p| {
-            let mut groups: std::collections::HashSet<&str> = std::collections::HashSet::new();
-            let mut counted = 0;
-            p.candidate
-                .cases
-                .iter()
-                .map(|case| match case.group.as_deref() {
-                    Some(group) if groups.contains(group) => true,
-                    _ if counted >= units => false,
-                    group => {
-                        counted += 1;
-                        groups.extend(group);
-                        true
-                    }
-                })
-                .collect()
+            let name = &p.candidate.name;
+            let keys: Vec<u64> = p.candidate.cases.iter().map(|case| timing_key(name, case)).collect();
+            let mut smallest = keys.clone();
+            smallest.sort_unstable();
+            smallest.dedup();
+            let Some(&last) = smallest.get(units.saturating_sub(1)).or(smallest.last()) else {
+                return Vec::new();
+            };
+            keys.iter().map(|&key| units > 0 && key <= last).collect()
         })
         .collect()
+}
+
+/// The key a case's unit is sampled by for timing ([`retimed`]): FNV-1a of the experiment's
+/// name and the unit's (its group's, or its own id), a group's and a case's told apart.
+fn timing_key(experiment: &str, case: &crate::suite::Case) -> u64 {
+    let (kind, unit) = match case.group.as_deref() {
+        Some(group) => (b'g', group),
+        None => (b'c', case.id.as_str()),
+    };
+    stats::fnv1a(experiment.bytes().chain([0, kind]).chain(unit.bytes()))
 }
 
 /// Marks the jobs of the cases [`retimed`] says to be timed in this run.
@@ -786,16 +794,46 @@ mod tests {
             baseline: Some(&base.experiments[0]),
         }];
         let mut all = jobs(&planned, 7);
-        // Three units: g1 (a, b and the later e), g2 (c), d.
+        // Three units of the five (g1: a, b, e; g2: c; d; g3: f; g), those whose keys are the
+        // smallest, a group whole.
         mark_retimed(&mut all, &retimed(&planned, 3));
         let timed: std::collections::BTreeSet<&str> = all
             .iter()
             .filter(|j| j.retime)
             .map(|j| head.experiments[0].cases[j.case()].id.as_str())
             .collect();
-        assert_eq!(timed.into_iter().collect::<Vec<_>>(), ["a", "b", "c", "d", "e"]);
+        let name = &head.experiments[0].name;
+        let unit_key = |kind: u8, unit: &str| stats::fnv1a(name.bytes().chain([0, kind]).chain(unit.bytes()));
+        let mut units = [
+            (unit_key(b'g', "g1"), &["a", "b", "e"][..]),
+            (unit_key(b'g', "g2"), &["c"][..]),
+            (unit_key(b'c', "d"), &["d"][..]),
+            (unit_key(b'g', "g3"), &["f"][..]),
+            (unit_key(b'c', "g"), &["g"][..]),
+        ];
+        units.sort();
+        let expected: std::collections::BTreeSet<&str> =
+            units[..3].iter().flat_map(|(_, ids)| ids.iter().copied()).collect();
+        assert_eq!(timed, expected);
         // Both arms and every repeat of a timed case.
-        assert_eq!(all.iter().filter(|j| j.retime).count(), 5 * 2 * 2);
+        assert_eq!(all.iter().filter(|j| j.retime).count(), expected.len() * 2 * 2);
+        // The same sample whatever the dataset's order.
+        let reversed: String = dataset.lines().rev().map(|l| format!("{l}\n")).collect();
+        let (base_r, head_r) = (suite("Answer.", &reversed), suite("Answer briefly.", &reversed));
+        let planned_r = [Planned {
+            candidate: &head_r.experiments[0],
+            baseline: Some(&base_r.experiments[0]),
+        }];
+        let timed_r: std::collections::BTreeSet<&str> = retimed(&planned_r, 3)[0]
+            .iter()
+            .zip(&head_r.experiments[0].cases)
+            .filter(|(t, _)| **t)
+            .map(|(_, c)| c.id.as_str())
+            .collect();
+        assert_eq!(timed_r, timed);
+        // More units asked for than there are: every case; none asked for: none.
+        assert!(retimed(&planned, 9)[0].iter().all(|t| *t));
+        assert!(retimed(&planned, 0)[0].iter().all(|t| !*t));
         // A new experiment (no baseline) is timed too: a blocking latency SLO judges its own
         // calls, which a warm cache would leave without a latency.
         let new = [Planned {
@@ -804,7 +842,7 @@ mod tests {
         }];
         let mut alone = jobs(&new, 7);
         mark_retimed(&mut alone, &retimed(&new, 3));
-        assert_eq!(alone.iter().filter(|j| j.retime).count(), 5 * 2);
+        assert_eq!(alone.iter().filter(|j| j.retime).count(), expected.len() * 2);
     }
 
     #[test]
