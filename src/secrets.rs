@@ -113,7 +113,7 @@ fn encoded_forms(value: &str) -> Vec<String> {
     for offset in 0..3 {
         let mut bytes = vec![0u8; offset];
         bytes.extend_from_slice(value.as_bytes());
-        let encoded = crate::github::git_data::base64(&bytes);
+        let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes);
         // Character i holds bits 6i..6i+6: those wholly within the value's bits.
         let (first, end) = ((8 * offset).div_ceil(6), 8 * (offset + n) / 6);
         if let Some(core) = encoded.get(first..end).filter(|c| c.len() >= MIN_LEN + 2) {

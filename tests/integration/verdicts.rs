@@ -265,8 +265,10 @@ async fn a_run_that_writes_its_cases_out_still_times_the_latency_gate_s_cases_ag
         "{latency}"
     );
     let cases = experiment(&r, "refunds")["cases"].as_array().unwrap().clone();
-    let sent = |c: &Value| c["baseline"][0]["cached"] == false;
-    assert!(cases[..10].iter().all(sent) && !cases[10..].iter().any(sent));
+    // Ten cases timed again (a sample: `plan::retimed`), both arms sent; the others' baseline
+    // from the cache.
+    let sent = |c: &&Value| c["baseline"][0]["cached"] == false;
+    assert_eq!(cases.iter().filter(sent).count(), 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
