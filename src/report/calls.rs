@@ -311,8 +311,22 @@ pub fn read_results(path: &Path) -> Result<Results, Error> {
                 .hint(rerun),
         )
     };
-    let version: Version =
-        serde_json::from_reader(open().map_err(unreadable)?).map_err(|e| located("is not JSON", e))?;
+    // JSON of another shape (a list, a version written as a string) is not "not JSON".
+    let version: Version = serde_json::from_reader(open().map_err(unreadable)?).map_err(|e| {
+        let object = super::read_capped(path).is_ok_and(|t| t.trim_start().starts_with('{'));
+        match (e.is_data(), object) {
+            (true, true) => located("is JSON, but not a results object", e),
+            (true, false) => Error::from(
+                Diagnostic::new(format!(
+                    "{} is JSON, but not a results object: a results.json is one JSON object (schema_version, verdict, experiments, …)",
+                    path.display()
+                ))
+                .in_file(path.display().to_string())
+                .hint(rerun),
+            ),
+            (false, _) => located("is not JSON", e),
+        }
+    })?;
     let known = [results::SCHEMA_VERSION, results::SCHEMA_VERSION_CALLS_FILE];
     let Some(version) = version
         .schema_version
@@ -742,6 +756,37 @@ mod tests {
             } else {
                 assert!(d.location().is_some(), "{shown}");
             }
+        }
+    }
+
+    /// JSON of another shape than a results object (a list, a version written as a string)
+    /// is told apart from text that is not JSON.
+    #[test]
+    fn json_that_is_not_a_results_object_is_not_called_not_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.json");
+        for (text, says) in [
+            (
+                "[]",
+                "is JSON, but not a results object: a results.json is one JSON object",
+            ),
+            (
+                "\"results\"",
+                "is JSON, but not a results object: a results.json is one JSON object",
+            ),
+            (
+                "{\"schema_version\": \"1\"}",
+                "is JSON, but not a results object: invalid type: string",
+            ),
+            ("{\"schema_version\": 1", "is not JSON"),
+            ("verdict: pass", "is not JSON"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let error = read_results(&path).unwrap_err();
+            assert_eq!(error.exit_code(), 2);
+            let shown = format!("{error}");
+            assert!(shown.contains(says), "{text}: {shown}");
+            assert!(shown.contains("hint: pass the results.json"), "{shown}");
         }
     }
 
