@@ -107,6 +107,41 @@ fn providers_build(suite: suite::Suite, source: &dyn FileSource, config: &str) -
     if errors.is_empty() { Ok(suite) } else { Err(errors) }
 }
 
+/// The providers a run of the experiments `runs` takes builds: theirs, their fallbacks', the
+/// judge's and the embedder's.
+fn named_providers<'s>(suite: &'s suite::Suite, runs: &dyn Fn(&str) -> bool) -> std::collections::BTreeSet<&'s str> {
+    suite
+        .experiments
+        .iter()
+        .filter(|e| runs(&e.name))
+        .flat_map(|e| std::iter::once(&e.provider).chain(&e.fallbacks))
+        .chain(suite.defaults.judge.as_ref().map(|j| &j.provider))
+        .chain(suite.defaults.embedder.as_ref().map(|e| &e.provider))
+        .map(String::as_str)
+        .collect()
+}
+
+/// A note for each provider entry nothing names (no experiment, fallback, judge or
+/// embedder) that a run could not build as written: not an error, as no run builds it, but
+/// not a silent "ok" either (a spare entry left half written).
+fn unused_provider_notes(suite: &suite::Suite) -> Vec<String> {
+    let named = named_providers(suite, &|_| true);
+    (suite.providers.values())
+        .filter(|spec| !named.contains(spec.name.as_str()))
+        .filter_map(|spec| {
+            let e = crate::providers::check(spec).err()?;
+            let why = match &e {
+                Error::Input(d) => d.message.clone(),
+                other => other.summary(),
+            };
+            Some(format!(
+                "provider `{}` is used by nothing (no experiment, fallback, judge or embedder names it), and a run could not build it as written: {why}",
+                spec.name
+            ))
+        })
+        .collect()
+}
+
 /// What `providers::build` would refuse in the entries of the providers a run of `suite`'s
 /// experiments that `runs` builds (theirs, their fallbacks', the judge's and the embedder's),
 /// each at its entry in `config`; no key is read. `validate` reports them all, `run` the
@@ -118,15 +153,7 @@ pub(super) fn provider_errors(
     runs: &dyn Fn(&str) -> bool,
 ) -> Vec<Error> {
     let text = source.read(config).ok().flatten().unwrap_or_default();
-    let named: std::collections::BTreeSet<&str> = suite
-        .experiments
-        .iter()
-        .filter(|e| runs(&e.name))
-        .flat_map(|e| std::iter::once(&e.provider).chain(&e.fallbacks))
-        .chain(suite.defaults.judge.as_ref().map(|j| &j.provider))
-        .chain(suite.defaults.embedder.as_ref().map(|e| &e.provider))
-        .map(String::as_str)
-        .collect();
+    let named = named_providers(suite, runs);
     suite
         .providers
         .values()
@@ -221,6 +248,9 @@ pub fn validate(repo_dir: &Path, config: &str, at_ref: Option<&str>) -> anyhow::
                 s.gates.len()
             );
             for note in s.sample_size_notes() {
+                eprintln!("note: {note}");
+            }
+            for note in unused_provider_notes(&s) {
                 eprintln!("note: {note}");
             }
             return Ok(exit::PASS);

@@ -1838,14 +1838,18 @@ fn validate_builds_each_provider_as_a_run_would() {
         // A run says the same, at the same place, before any call.
         run_broken(break_it, &expect);
     }
-    // An entry nothing names is not built, by a run or by validate.
+    // An entry nothing names is not built, by a run or by validate, which notes what a run
+    // could not build of it (not a silent "ok").
     let repo = TestRepo::with_demo_base();
     repo.edit(
         "promptgate.yaml",
         "  offline: {type: mock}",
         "  offline: {type: mock}\n  spare: {type: azure-openai}",
     );
-    repo.promptgate(&["validate"]).expect_code(0);
+    repo.promptgate(&["validate"])
+        .expect_code(0)
+        .stderr_has("note: provider `spare` is used by nothing")
+        .stderr_has("a run could not build it as written: provider `spare` (type azure-openai) needs");
 }
 
 // Every error at once (DESIGN: `validate` lints "every error with file:line:column and a hint").
