@@ -192,7 +192,11 @@ fn case(
         lines.place(Diagnostic::new(message).in_file(path), line, column)
     };
     let id = match raw.id {
-        Some(id) if id.trim().is_empty() => return Err(at("case id is empty".to_owned(), "id").into()),
+        Some(id) if id.trim().is_empty() => {
+            return Err(at("case id is empty".to_owned(), "id")
+                .hint("give the case a name of its own (it names the case in the report and keeps it paired across runs), or leave `id` out to derive one from its vars")
+                .into());
+        }
         Some(id) => id,
         None => derived_id(&raw.vars),
     };

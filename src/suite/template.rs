@@ -139,6 +139,7 @@ impl Prompt {
             if raw.messages.is_empty() {
                 return Err(Diagnostic::new("the prompt has an empty `messages:` list")
                     .in_file(path)
+                    .hint("list the messages to send, e.g. `- {role: system, content: \"…\"}` and `- {role: user, content: \"{{ input }}\"}`")
                     .into());
             }
             Shape::Messages(

@@ -2104,6 +2104,32 @@ fn a_template_error_in_a_messages_prompt_is_on_its_line() {
     }
 }
 
+/// An empty case id and an empty `messages:` list say what to write instead.
+#[test]
+fn an_empty_case_id_or_messages_list_has_a_hint() {
+    let errors = every_error(|r| r.edit(JSONL, "\"id\": \"refund-window\"", "\"id\": \"\""));
+    assert_eq!(errors.len(), 1, "{}", errors.join("\n"));
+    assert!(
+        errors[0].contains("case id is empty") && errors[0].contains("hint: give the case a name of its own"),
+        "{}",
+        errors[0]
+    );
+    let errors = every_error(|r| {
+        r.write("prompts/customer-support.yaml", "messages: []\n");
+        r.edit(
+            VARIANT,
+            "prompt: ../prompts/customer-support.md",
+            "prompt: ../prompts/customer-support.yaml",
+        );
+    });
+    assert_eq!(errors.len(), 1, "{}", errors.join("\n"));
+    assert!(
+        errors[0].contains("empty `messages:` list") && errors[0].contains("hint: list the messages to send"),
+        "{}",
+        errors[0]
+    );
+}
+
 /// The suite file's unknown keys, each at its place (serde stops at the first: the file is read
 /// again without it). A key inside a `{…}` mapping ends the search; a field missing because
 /// its key was misspelled is not a second error (and ends it).
