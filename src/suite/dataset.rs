@@ -353,7 +353,12 @@ fn jsonl_lines(text: &str) -> impl Iterator<Item = (u64, &str)> {
 
 fn parse_jsonl_line(path: &str, number: u64, line: &str) -> Result<(RawCase, u64), Error> {
     let case: RawCase = serde_json::from_str(line).map_err(|e| {
-        let message = user_words(&e.to_string());
+        // A line of JSON that is not an object (a list, a string) read as a case's fields in
+        // order would say "expected a string": say what it is instead.
+        let message = match line.trim_start().chars().next() {
+            Some(c) if e.is_data() && c != '{' => "this line is JSON, but not an object".to_owned(),
+            _ => user_words(&e.to_string()),
+        };
         let d = Diagnostic::new(format!(
             "{message} (expected a JSON object per line: {{\"id\", \"vars\", \"assert\"}})"
         ))

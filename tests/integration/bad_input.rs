@@ -419,6 +419,26 @@ fn malformed_json_on_line_7() {
     );
 }
 
+/// A line of JSON that is not an object says so (read as a case's fields in order, `[1, 2]`
+/// said "expected a string").
+#[test]
+fn a_jsonl_line_that_is_not_an_object() {
+    let errors = every_error(|r| {
+        r.write(
+            JSONL,
+            "{\"id\": \"a\", \"vars\": {\"input\": \"hi\", \"customer_name\": \"Ann\"}}\n[1, 2]\n",
+        )
+    });
+    assert_eq!(errors.len(), 1, "{}", errors.join("\n"));
+    assert!(
+        errors[0].contains("this line is JSON, but not an object")
+            && errors[0].contains("datasets/customer-support.jsonl:2:")
+            && errors[0].contains("hint: "),
+        "{}",
+        errors[0]
+    );
+}
+
 #[test]
 fn truncated_json_line() {
     check(
