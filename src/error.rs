@@ -141,6 +141,17 @@ impl Diagnostic {
         self
     }
 
+    /// [`Diagnostic::at`] for a column counted in bytes, as serde_json counts it: turned into
+    /// characters on the line, so the caret (and a long line's quoted part) falls on the
+    /// character meant when the line holds other than ASCII.
+    pub fn at_byte(self, source: &str, line: u64, byte_column: u64) -> Self {
+        let text = usize::try_from(line.saturating_sub(1))
+            .ok()
+            .and_then(|i| source.lines().nth(i))
+            .unwrap_or_default();
+        self.at(source, line, char_column(text, byte_column))
+    }
+
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hints.push(hint.into());
         self
@@ -185,6 +196,19 @@ impl fmt::Display for Diagnostic {
         }
         Ok(())
     }
+}
+
+/// The 1-based character column of the 1-based byte column `byte_column` of `line` (0 stays
+/// 0: no column).
+pub fn char_column(line: &str, byte_column: u64) -> u64 {
+    if byte_column == 0 {
+        return 0;
+    }
+    let mut end = usize::try_from(byte_column - 1).unwrap_or(usize::MAX).min(line.len());
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line[..end].chars().count() as u64 + 1
 }
 
 /// The longest source line an error quotes whole. A longer one (a minified JSON file is one
@@ -259,6 +283,27 @@ mod tests {
         check("colour", &["model", "prompt"], None);
         check("", &["a"], Some("a"));
         check("x", &[], None);
+    }
+
+    /// serde_json counts columns in bytes: a line of other than ASCII is quoted, and its caret
+    /// placed, at the character the byte column falls in.
+    #[test]
+    fn a_byte_column_is_placed_on_its_character() {
+        assert_eq!(char_column("abc", 2), 2);
+        assert_eq!(char_column("héllo", 4), 3); // 'h' 1 byte, 'é' 2 bytes: byte 4 is 'l'
+        assert_eq!(char_column("日本語x", 10), 4);
+        assert_eq!(char_column("日本語x", 3), 1); // inside the first character
+        assert_eq!(char_column("ab", 99), 3);
+        assert_eq!(char_column("ab", 0), 0);
+        // A 600-character line of three-byte characters with an `X` at character 335: at
+        // its byte column the window holds the `X` and the caret is under it.
+        let mut line: String = "語".repeat(600);
+        line.replace_range(334 * 3..335 * 3, "X");
+        let byte = line.find('X').unwrap() as u64 + 1;
+        let printed = Diagnostic::new("bad").at_byte(&line, 1, byte).to_string();
+        let quoted = printed.lines().nth(2).unwrap().strip_prefix(" 1 | ").unwrap();
+        let caret = printed.lines().nth(3).unwrap().strip_prefix("   | ").unwrap();
+        assert_eq!(quoted.chars().nth(caret.chars().count() - 1), Some('X'), "{printed}");
     }
 
     /// A minified file is one long line: the error quotes the part around its column, and

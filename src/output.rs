@@ -23,7 +23,7 @@ pub fn create_dir(dir: &Path) -> anyhow::Result<()> {
                 dir.display(),
                 file.display()
             ))
-            .hint("pass a folder (new or existing) to --out, or move the file"),
+            .hint("name a folder (new or existing) there, as --out or --cache-dir, or move the file"),
         )
         .into());
     }

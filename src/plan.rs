@@ -276,7 +276,7 @@ fn share_contents(messages: &mut [Message], others: &[&[Message]]) {
 /// new experiment's SLO is judged on its own timed calls.
 /// A unit is a case, or every case of a `group` (the test resamples groups whole, and its
 /// minimum n counts groups). The units are a sample, not the dataset's first: those whose
-/// FNV-1a of experiment name and unit name is smallest ([`timing_key`]) — the same in every
+/// mixed FNV-1a of experiment name and unit name is smallest ([`timing_key`]) — the same in every
 /// run (the cache keeps their answers warm or not alike), whatever the dataset's order (a
 /// dataset sorted by topic would otherwise time its first topic only), and a unit keeps its
 /// place in the sample when others are added or removed.
@@ -305,7 +305,16 @@ fn timing_key(experiment: &str, case: &crate::suite::Case) -> u64 {
         Some(group) => (b'g', group),
         None => (b'c', case.id.as_str()),
     };
-    stats::fnv1a(experiment.bytes().chain([0, kind]).chain(unit.bytes()))
+    mix(stats::fnv1a(experiment.bytes().chain([0, kind]).chain(unit.bytes())))
+}
+
+/// SplitMix64's finaliser: FNV-1a's high bits hardly depend on a name's last bytes, so ids
+/// that share a prefix (`billing-001`, `billing-002`, …) would sort together and the smallest
+/// keys be one topic's; mixed, every bit depends on every byte.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Marks the jobs of the cases [`retimed`] says to be timed in this run.
@@ -803,7 +812,7 @@ mod tests {
             .map(|j| head.experiments[0].cases[j.case()].id.as_str())
             .collect();
         let name = &head.experiments[0].name;
-        let unit_key = |kind: u8, unit: &str| stats::fnv1a(name.bytes().chain([0, kind]).chain(unit.bytes()));
+        let unit_key = |kind: u8, unit: &str| mix(stats::fnv1a(name.bytes().chain([0, kind]).chain(unit.bytes())));
         let mut units = [
             (unit_key(b'g', "g1"), &["a", "b", "e"][..]),
             (unit_key(b'g', "g2"), &["c"][..]),
@@ -834,6 +843,27 @@ mod tests {
         // More units asked for than there are: every case; none asked for: none.
         assert!(retimed(&planned, 9)[0].iter().all(|t| *t));
         assert!(retimed(&planned, 0)[0].iter().all(|t| !*t));
+        // A dataset sorted by topic, ids sharing each topic's prefix: the sample spreads over
+        // the topics (unmixed, FNV-1a's smallest keys were one topic's 30 cases).
+        let topics = ["billing", "shipping", "returns", "accounts", "technical"];
+        let sorted: String = topics
+            .iter()
+            .flat_map(|t| {
+                (1..=40).map(move |i| format!("{{\"id\": \"{t}-{i:03}\", \"vars\": {{\"input\": \"q\"}}}}\n"))
+            })
+            .collect();
+        let (base_t, head_t) = (suite("Answer.", &sorted), suite("Answer briefly.", &sorted));
+        let planned_t = [Planned {
+            candidate: &head_t.experiments[0],
+            baseline: Some(&base_t.experiments[0]),
+        }];
+        let sample = &retimed(&planned_t, 30)[0];
+        assert_eq!(sample.iter().filter(|t| **t).count(), 30);
+        for (topic, cases) in topics.iter().zip(sample.chunks(40)) {
+            let timed = cases.iter().filter(|t| **t).count();
+            // Binomial-like spread around 6 a topic; each topic has some, none has most.
+            assert!((1..=15).contains(&timed), "{topic}: {timed} of the 30 timed");
+        }
         // A new experiment (no baseline) is timed too: a blocking latency SLO judges its own
         // calls, which a warm cache would leave without a latency.
         let new = [Planned {

@@ -132,6 +132,11 @@ fn encoded_forms(value: &str) -> Vec<String> {
         })
         .collect();
     if percent != value {
+        // Either case of hex digit: encoders differ.
+        let lower = percent_lowercase(&percent);
+        if lower != percent {
+            forms.push(lower);
+        }
         forms.push(percent);
     }
     forms
@@ -144,6 +149,24 @@ pub fn register_env<'a>(names: impl IntoIterator<Item = &'a str>) {
             register(name, &value);
         }
     }
+}
+
+/// `%2F` as `%2f`: a percent-encoding's hex digits in lower case.
+fn percent_lowercase(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut hex = 0;
+    for c in encoded.chars() {
+        if hex > 0 {
+            out.push(c.to_ascii_lowercase());
+            hex -= 1;
+        } else {
+            out.push(c);
+            if c == '%' {
+                hex = 2;
+            }
+        }
+    }
+    out
 }
 
 /// Whether [`redact`] would change `text` (without making a copy of it).
@@ -293,6 +316,8 @@ mod tests {
             ("YWJacTlURVNUU0VDUkVUNzcgPyY+fn5+dGFpbA==", ["YWJ", "GFpbA=="]),
             // quote(k, safe='')
             ("?key=Zq9TESTSECRET77%20%3F%26%3E~~~&x=1", ["?key=", "&x=1"]),
+            // the same with lower-case hex digits
+            ("?key=Zq9TESTSECRET77%20%3f%26%3e~~~&x=1", ["?key=", "&x=1"]),
         ] {
             let redacted = redact(echoed);
             assert!(redacted.contains(REDACTED), "{echoed} -> {redacted}");

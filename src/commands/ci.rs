@@ -44,6 +44,13 @@ pub fn ci(repo_dir: &Path, config: &str, args: &CiArgs) -> anyhow::Result<u8> {
     outcome
 }
 
+/// The outputs say what they must without `verdict=error`: a hand-off that keeps trusted
+/// results over an untrusted run's failure (the check keeps their verdict) returns its error
+/// with nothing written, on purpose.
+pub(super) fn outputs_settled() {
+    OUTPUTS_WRITTEN.set(true);
+}
+
 thread_local! {
     /// Whether this run has written its `$GITHUB_OUTPUT` verdict and step summary: an error
     /// after them (publishing the comment) leaves the verdict they carry, and an error before
@@ -117,7 +124,7 @@ fn republish(
     let value = runtime.block_on(client.get(&client.repo_route(&format!("/pulls/{number}")), PULL))?;
     let pr = event::pull_request_from_api(&value, &client.repository)?;
     let mut publisher = runtime.block_on(Publisher::connect(&client, &pr, settings(env, args)))?;
-    let Some(republished) =
+    let Some((republished, published)) =
         runtime.block_on(publisher.republish(crate::github::waiver::Fresh::of(trigger, env.rerun)))?
     else {
         eprintln!(
@@ -149,6 +156,9 @@ fn republish(
         );
         actions::append_summary(file, &summary)?;
     }
+    // The check carries the verdict; a comment or review that failed after it is the run's
+    // error, with the outputs already saying what the check says.
+    published?;
     Ok(match republished.verdict {
         Verdict::Pass | Verdict::Waived => exit::PASS,
         Verdict::Error => exit::RUN,

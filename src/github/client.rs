@@ -54,6 +54,10 @@ pub struct Purpose {
     pub permission: &'static str,
 }
 
+/// A [`Refusal`]'s status when no answer came (the connection failed): only
+/// [`Client::try_create`] gives it back, for its caller to look before posting again.
+pub const UNANSWERED: u16 = 0;
+
 /// Whether a request a server error (5xx) answered is sent again: `Return` for one that may
 /// have taken effect before the error and would show twice (see [`Client::try_create`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -304,8 +308,8 @@ impl Client {
     }
 
     /// A POST that creates something a second copy of would show (a comment), sent once: a
-    /// server error (5xx) may come after GitHub created it, so it is returned as a refusal
-    /// for the caller to look before sending again. A rate limit, which GitHub answers before
+    /// server error (5xx), or a connection that failed ([`UNANSWERED`]), may come after GitHub
+    /// created it, so it is returned as a refusal for the caller to look before sending again. A rate limit, which GitHub answers before
     /// doing anything, is waited out and retried as for any request. A dry run records it like
     /// [`Client::send`].
     pub async fn try_create(
@@ -346,6 +350,14 @@ impl Client {
             };
             let response = match sent {
                 Ok(r) => r,
+                // The request may have reached GitHub before the connection failed: the caller
+                // of a post not to repeat looks before sending it again.
+                Err(e) if server_error == ServerError::Return => {
+                    return Ok(Err(Refusal {
+                        status: UNANSWERED,
+                        message: one_line(&e.to_string()),
+                    }));
+                }
                 Err(e) if attempt < MAX_ATTEMPTS => {
                     eprintln!(
                         "promptgate: GitHub unreachable ({}), retrying",

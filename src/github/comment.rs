@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::CommentMode;
-use super::client::{Client, Method, Purpose, refused};
+use super::client::{Client, Method, Purpose, UNANSWERED, refused};
 use super::event::PullRequest;
 use crate::error::Error;
 use crate::format::short_sha;
@@ -203,8 +203,9 @@ const CREATE_TRIES: u32 = 3;
 
 /// Updates the sticky comment, or creates it (and remembers its id) the first time. A sticky
 /// comment deleted since it was found is created again. A post GitHub answers with a server
-/// error is not sent again blindly: the comments are listed first, and `login`'s comment
-/// found there (created before the error) is updated instead, so there is never a second one.
+/// error, or whose connection failed, is not sent again blindly: after a pause the comments
+/// are listed, and `login`'s comment found there (created before the error) is updated
+/// instead. Only a comment the listing does not show yet (it can lag) is posted a second time.
 pub async fn upsert(
     client: &Client,
     pr: &PullRequest,
@@ -236,10 +237,13 @@ pub async fn upsert(
                 *sticky = created["id"].as_u64();
                 return Ok(());
             }
-            Err(refusal) if refusal.status >= 500 && tries < CREATE_TRIES => {
+            Err(refusal) if (refusal.status >= 500 || refusal.status == UNANSWERED) && tries < CREATE_TRIES => {
+                let what = match refusal.status {
+                    UNANSWERED => format!("unreachable ({})", refusal.message),
+                    status => format!("server error ({status})"),
+                };
                 eprintln!(
-                    "promptgate: GitHub server error ({}) posting the promptgate comment; looking for it before posting again",
-                    refusal.status
+                    "promptgate: GitHub {what} posting the promptgate comment; looking for it before posting again"
                 );
                 tokio::time::sleep(std::time::Duration::from_secs(2 * u64::from(tries))).await;
                 if let Some(id) = find_sticky(&list(client, pr).await?, login) {
@@ -247,6 +251,15 @@ pub async fn upsert(
                     *sticky = Some(id);
                     return Ok(());
                 }
+            }
+            Err(refusal) if refusal.status == UNANSWERED => {
+                return Err(Error::run_with_hint(
+                    format!(
+                        "GitHub is unreachable (POST {create} to {}): {}",
+                        CREATE.what, refusal.message
+                    ),
+                    "check GITHUB_API_URL and the runner's network",
+                ));
             }
             Err(refusal) => return Err(refused(Method::Post, &create, CREATE, refusal)),
         }

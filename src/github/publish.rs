@@ -278,7 +278,9 @@ impl<'a> Publisher<'a> {
     /// `None` when promptgate has published no results on this pull request yet. A waiver given
     /// before the results were published does not accept them; the one this run's event gave
     /// (`fresh`) is dated by the API unless that date cannot be its ([`waiver::Fresh::given_at`]).
-    pub async fn republish(&mut self, fresh: waiver::Fresh) -> Result<Option<Republished>, Error> {
+    /// What was re-published comes back with the error of a step that failed after the check
+    /// carried it (the comment, the review), for the outputs to say what the check says.
+    pub async fn republish(&mut self, fresh: waiver::Fresh) -> Result<Option<(Republished, Result<(), Error>)>, Error> {
         let Some(published) = self.state.results.clone() else {
             return Ok(None);
         };
@@ -376,12 +378,14 @@ impl<'a> Publisher<'a> {
                 review::sync(self.client, &self.pr, &self.bot, verdict, &reason).await,
             );
         }
-        commented?;
-        Ok(Some(Republished {
-            verdict,
-            reason,
-            conclusion,
-        }))
+        Ok(Some((
+            Republished {
+                verdict,
+                reason,
+                conclusion,
+            },
+            commented,
+        )))
     }
 
     /// Publishes the run's chart PNGs and returns their URLs by chart name. A failure (most

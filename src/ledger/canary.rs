@@ -92,7 +92,7 @@ pub fn read_canary(path: &Path) -> Result<CanaryFile, Error> {
         Error::from(
             Diagnostic::new(format!("{shown} is not JSON: {}", super::parse::json_message(&e)))
                 .in_file(&shown)
-                .at(&text, e.line() as u64, e.column() as u64)
+                .at_byte(&text, e.line() as u64, e.column() as u64)
                 .hint(HINT),
         )
     })?;

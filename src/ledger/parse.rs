@@ -22,7 +22,7 @@ pub fn parse_ledger(text: &str, label: &str) -> Result<Vec<Entry>, Error> {
             Error::from(
                 Diagnostic::new(format!("ledger line {number} is not a ledger entry: {}", json_message(&e)))
                     .in_file(label)
-                    .at(text, number, e.column() as u64)
+                    .at_byte(text, number, e.column() as u64)
                     .hint("each line is one JSON object with time, experiment, version, commit, pr, verdict, metrics, waiver, canary")
                     .hint("fix or delete the line on the ledger's branch (it is append-only otherwise), then run again"),
             )

@@ -307,26 +307,41 @@ pub fn read_results(path: &Path) -> Result<Results, Error> {
         Error::from(
             Diagnostic::new(format!("{} {what}: {message}", path.display()))
                 .in_file(path.display().to_string())
-                .at(&text, e.line() as u64, e.column() as u64)
+                .at_byte(&text, e.line() as u64, e.column() as u64)
                 .hint(rerun),
         )
     };
-    // JSON of another shape (a list, a version written as a string) is not "not JSON".
-    let version: Version = serde_json::from_reader(open().map_err(unreadable)?).map_err(|e| {
-        let object = super::read_capped(path).is_ok_and(|t| t.trim_start().starts_with('{'));
-        match (e.is_data(), object) {
-            (true, true) => located("is JSON, but not a results object", e),
-            (true, false) => Error::from(
-                Diagnostic::new(format!(
-                    "{} is JSON, but not a results object: a results.json is one JSON object (schema_version, verdict, experiments, …)",
-                    path.display()
-                ))
-                .in_file(path.display().to_string())
-                .hint(rerun),
-            ),
-            (false, _) => located("is not JSON", e),
+    // JSON of another shape (a list, a version written as a string) is not "not JSON"; a list
+    // would read as the version's one field (`[3]`: "schema_version 3").
+    let not_an_object = || {
+        Error::from(
+            Diagnostic::new(format!(
+                "{} is JSON, but not a results object: a results.json is one JSON object (schema_version, verdict, experiments, …)",
+                path.display()
+            ))
+            .in_file(path.display().to_string())
+            .hint(rerun),
+        )
+    };
+    // Whether the file's first character other than white space opens an object.
+    let object = || -> std::io::Result<bool> {
+        let mut file = std::io::BufReader::new(open()?);
+        let mut first = [0u8; 1];
+        loop {
+            std::io::Read::read_exact(&mut file, &mut first)?;
+            if !first[0].is_ascii_whitespace() {
+                return Ok(first[0] == b'{');
+            }
         }
+    };
+    let version: Version = serde_json::from_reader(open().map_err(unreadable)?).map_err(|e| match e.is_data() {
+        true if !object().unwrap_or(true) => not_an_object(),
+        true => located("is JSON, but not a results object", e),
+        false => located("is not JSON", e),
     })?;
+    if !object().unwrap_or(true) {
+        return Err(not_an_object());
+    }
     let known = [results::SCHEMA_VERSION, results::SCHEMA_VERSION_CALLS_FILE];
     let Some(version) = version
         .schema_version
@@ -772,6 +787,10 @@ mod tests {
             ),
             (
                 "\"results\"",
+                "is JSON, but not a results object: a results.json is one JSON object",
+            ),
+            (
+                "[3]",
                 "is JSON, but not a results object: a results.json is one JSON object",
             ),
             (

@@ -352,18 +352,25 @@ fn jsonl_lines(text: &str) -> impl Iterator<Item = (u64, &str)> {
 }
 
 fn parse_jsonl_line(path: &str, number: u64, line: &str) -> Result<(RawCase, u64), Error> {
+    // A case is an object: a list would read as the case's fields in order (`["a", "b"]` an
+    // id and a description).
+    if !line.trim_start().starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(line).is_ok() {
+        let d = Diagnostic::new(
+            "this line is JSON, but not an object (expected a JSON object per line: {\"id\", \"vars\", \"assert\"})",
+        )
+        .in_file(path);
+        let column = line.len() - line.trim_start().len() + 1;
+        return Err(placed(d, line, number, column as u64)
+            .hint("a case looks like {\"id\": \"refund-late\", \"vars\": {\"input\": \"…\"}, \"assert\": [{\"type\": \"icontains\", \"value\": \"30 days\"}]}")
+            .into());
+    }
     let case: RawCase = serde_json::from_str(line).map_err(|e| {
-        // A line of JSON that is not an object (a list, a string) read as a case's fields in
-        // order would say "expected a string": say what it is instead.
-        let message = match line.trim_start().chars().next() {
-            Some(c) if e.is_data() && c != '{' => "this line is JSON, but not an object".to_owned(),
-            _ => user_words(&e.to_string()),
-        };
+        let message = user_words(&e.to_string());
         let d = Diagnostic::new(format!(
             "{message} (expected a JSON object per line: {{\"id\", \"vars\", \"assert\"}})"
         ))
         .in_file(path);
-        let d = placed(d, line, number, e.column() as u64);
+        let d = placed(d, line, number, crate::error::char_column(line, e.column() as u64));
         json_hint(
             d,
             &e,
@@ -394,10 +401,11 @@ fn parse_json(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
         } else {
             "expected a JSON array of cases"
         };
-        let d =
-            Diagnostic::new(format!("{message} ({shape})"))
-                .in_file(path)
-                .at(text, e.line() as u64, e.column() as u64);
+        let d = Diagnostic::new(format!("{message} ({shape})")).in_file(path).at_byte(
+            text,
+            e.line() as u64,
+            e.column() as u64,
+        );
         json_hint(
             d,
             &e,
@@ -626,27 +634,40 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
 }
 
 /// The `assert.<type>` column a CSV header was meant as, when it looks like one but is not
-/// (`Assert.icontains`, `assert_icontains`, a bare `assert`, `asert.icontains`): read as a var,
-/// it would be an assertion never applied. A column that only starts alike (`asset`,
-/// `assertion`, `asset_id`) is a var.
+/// (`Assert.icontains`, `assert_icontains`, `assertcontains`, a bare `assert`,
+/// `asert.icontains`): read as a var, it would be an assertion never applied. A column that
+/// only starts alike (`asset`, `assertion`, `asset_contains`, `alert_regex`) is a var.
 fn misspelt_assertion(header: &str) -> Option<String> {
     if header.starts_with("assert.") || header.starts_with("vars.") {
         return None;
     }
+    let types = || super::ASSERTION_TYPES.iter().copied();
     let lower = header.to_lowercase();
-    let (head, rest) = match lower.find(['.', '_', '-', ':', ' ']) {
-        Some(at) => (&lower[..at], lower[at + 1..].trim()),
-        None => (lower.as_str(), ""),
+    let (head, separator, rest) = match lower.find(['.', '_', '-', ':', ' ']) {
+        Some(at) => (&lower[..at], &lower[at..=at], lower[at + 1..].trim()),
+        None => (lower.as_str(), "", ""),
     };
-    let kind = crate::error::did_you_mean(rest, super::ASSERTION_TYPES.iter().copied());
+    // The type meant: one written out, or nearly so when long enough not to be another word.
+    let kind = |rest: &str| {
+        (types().find(|t| *t == rest)).or_else(|| {
+            (rest.chars().count() >= 6)
+                .then(|| crate::error::did_you_mean(rest, types()))
+                .flatten()
+        })
+    };
     let meant = |kind: Option<&str>| format!("assert.{}", kind.unwrap_or("<type>"));
     if head == "assert" || (head == "asserts" && rest.is_empty()) {
-        return Some(meant(kind.or((!rest.is_empty()).then_some(rest))));
+        return Some(meant(kind(rest)));
     }
-    // A head only like `assert` (`asset`) takes a type written out, or nearly so when long
-    // enough not to be a word of its own (`asset_id` is a var, not `assert.pii`).
-    let typed = super::ASSERTION_TYPES.contains(&rest) || (rest.chars().count() >= 6 && kind.is_some());
-    (typed && crate::error::did_you_mean(head, ["assert", "asserts"]).is_some()).then(|| meant(kind))
+    // Joined without a separator: `assertcontains`.
+    if let Some(joined) = lower.strip_prefix("assert")
+        && types().any(|t| t == joined)
+    {
+        return Some(meant(Some(joined)));
+    }
+    // `assert.` misspelt, the dot kept and a type written out: `asert.icontains`.
+    let misspelt = separator == "." && crate::error::did_you_mean(head, ["assert"]).is_some();
+    (misspelt && types().any(|t| t == rest)).then(|| meant(Some(rest)))
 }
 
 fn csv_diagnostic(path: &str, text: &str, e: &csv::Error) -> Error {
@@ -679,6 +700,10 @@ mod tests {
             ("assert", "assert.<type>"),
             ("asert.icontains", "assert.icontains"),
             ("assret.contains", "assert.contains"),
+            ("assertcontains", "assert.contains"),
+            ("asserticontains", "assert.icontains"),
+            ("assert_message", "assert.<type>"),
+            ("assert_id", "assert.<type>"),
         ] {
             assert_eq!(misspelt_assertion(header).as_deref(), Some(meant), "{header}");
         }
@@ -687,6 +712,13 @@ mod tests {
             "vars.assert",
             "asset",
             "asset_id",
+            "asset_contains",
+            "alert_regex",
+            "asset_regex",
+            "insert_contains",
+            "assets_pii",
+            "alert_relevance",
+            "assertive",
             "assertion",
             "assessment.notes",
             "input",

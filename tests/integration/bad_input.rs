@@ -426,7 +426,7 @@ fn a_jsonl_line_that_is_not_an_object() {
     let errors = every_error(|r| {
         r.write(
             JSONL,
-            "{\"id\": \"a\", \"vars\": {\"input\": \"hi\", \"customer_name\": \"Ann\"}}\n[1, 2]\n",
+            "{\"id\": \"a\", \"vars\": {\"input\": \"hi\", \"customer_name\": \"Ann\"}}\n[\"b\", \"c\", null]\n",
         )
     });
     assert_eq!(errors.len(), 1, "{}", errors.join("\n"));
@@ -1652,7 +1652,7 @@ fn an_out_folder_that_is_a_file_is_a_usage_error() {
         let run = repo.promptgate(&["run", "--base", "main", "--out", out]);
         run.expect_code(2)
             .stderr_has("`notes.txt` is a file, not a folder")
-            .stderr_has("hint: pass a folder");
+            .stderr_has("hint: name a folder");
     }
     assert_eq!(
         std::fs::read_to_string(repo.path().join("notes.txt")).unwrap(),
