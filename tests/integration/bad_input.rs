@@ -2078,6 +2078,16 @@ fn settings_out_of_range_are_placed_and_hinted() {
     }
 }
 
+/// The experiment's prompt replaced by the YAML `prompt` (a `messages:` list).
+fn messages_prompt(r: &dyn Tree, prompt: &str) {
+    r.write("prompts/customer-support.yaml", prompt);
+    r.edit(
+        VARIANT,
+        "prompt: ../prompts/customer-support.md",
+        "prompt: ../prompts/customer-support.yaml",
+    );
+}
+
 /// A template error in a `messages:` prompt is placed on the file's line: a flow-style message
 /// was one line late; a literal block's line is exact, a folded or escaped one's its first.
 #[test]
@@ -2106,14 +2116,7 @@ fn a_template_error_in_a_messages_prompt_is_on_its_line() {
             2,
         ),
     ] {
-        let errors = every_error(|r| {
-            r.write("prompts/customer-support.yaml", prompt);
-            r.edit(
-                VARIANT,
-                "prompt: ../prompts/customer-support.md",
-                "prompt: ../prompts/customer-support.yaml",
-            );
-        });
+        let errors = every_error(|r| messages_prompt(r, prompt));
         assert_eq!(errors.len(), 1, "{}", errors.join("\n"));
         assert!(
             errors[0].contains("undefined variable `nope`")
@@ -2134,14 +2137,7 @@ fn an_empty_case_id_or_messages_list_has_a_hint() {
         "{}",
         errors[0]
     );
-    let errors = every_error(|r| {
-        r.write("prompts/customer-support.yaml", "messages: []\n");
-        r.edit(
-            VARIANT,
-            "prompt: ../prompts/customer-support.md",
-            "prompt: ../prompts/customer-support.yaml",
-        );
-    });
+    let errors = every_error(|r| messages_prompt(r, "messages: []\n"));
     assert_eq!(errors.len(), 1, "{}", errors.join("\n"));
     assert!(
         errors[0].contains("empty `messages:` list") && errors[0].contains("hint: list the messages to send"),

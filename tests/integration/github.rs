@@ -2917,6 +2917,21 @@ async fn the_actions_three_steps_keep_the_token_and_the_pull_requests_code_apart
     assert!(report.contains("promptgate: regression"), "{report}");
 }
 
+/// How many comments the requests `lines` ([`sequence`]) posted.
+fn comment_posts(lines: &[String]) -> usize {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("POST") && l.ends_with("/comments"))
+        .count()
+}
+
+/// Each `(method, route, status, body)` answered by the fake GitHub.
+async fn json_mocks(server: &MockServer, mocks: Vec<(&str, String, u16, Value)>) {
+    for (verb, route, status, body) in mocks {
+        json_mock(server, verb, &route, status, body).await;
+    }
+}
+
 /// A fake GitHub that creates the comment a post asks for, then answers the post with a 502
 /// (as a proxy timing out after GitHub did the work): the listing shows the comment from then on.
 struct CreatedThen502 {
@@ -2981,20 +2996,17 @@ async fn a_comment_created_before_a_server_error_is_updated_not_posted_twice() {
         })
         .mount(&server)
         .await;
-    json_mock(
+    json_mocks(
         &server,
-        "PATCH",
-        &format!("/repos/{REPO}/issues/comments/43"),
-        200,
-        json!({"id": 43}),
-    )
-    .await;
-    json_mock(
-        &server,
-        "POST",
-        &format!("/repos/{REPO}/check-runs"),
-        201,
-        json!({"id": 5}),
+        vec![
+            (
+                "PATCH",
+                format!("/repos/{REPO}/issues/comments/43"),
+                200,
+                json!({"id": 43}),
+            ),
+            ("POST", format!("/repos/{REPO}/check-runs"), 201, json!({"id": 5})),
+        ],
     )
     .await;
     let run = ci_async(
@@ -3008,10 +3020,7 @@ async fn a_comment_created_before_a_server_error_is_updated_not_posted_twice() {
         .expect_code(1)
         .stderr_has("server error (502) posting the promptgate comment; looking for it before posting again");
     let (lines, requests) = sequence(&server).await;
-    let posts = lines
-        .iter()
-        .filter(|l| l.starts_with("POST") && l.ends_with("/comments"))
-        .count();
+    let posts = comment_posts(&lines);
     assert_eq!(posts, 1, "posted once, never again: {lines:?}");
     let patches: Vec<&Request> = requests
         .iter()
@@ -3073,36 +3082,29 @@ async fn a_deleted_sticky_comment_is_posted_again() {
         })
         .mount(&server)
         .await;
-    json_mock(
+    json_mocks(
         &server,
-        "PATCH",
-        &format!("/repos/{REPO}/issues/comments/42"),
-        404,
-        json!({"message": "Not Found"}),
-    )
-    .await;
-    json_mock(
-        &server,
-        "POST",
-        &format!("/repos/{REPO}/issues/7/comments"),
-        201,
-        json!({"id": 44}),
-    )
-    .await;
-    json_mock(
-        &server,
-        "PATCH",
-        &format!("/repos/{REPO}/issues/comments/44"),
-        200,
-        json!({"id": 44}),
-    )
-    .await;
-    json_mock(
-        &server,
-        "POST",
-        &format!("/repos/{REPO}/check-runs"),
-        201,
-        json!({"id": 5}),
+        vec![
+            (
+                "PATCH",
+                format!("/repos/{REPO}/issues/comments/42"),
+                404,
+                json!({"message": "Not Found"}),
+            ),
+            (
+                "POST",
+                format!("/repos/{REPO}/issues/7/comments"),
+                201,
+                json!({"id": 44}),
+            ),
+            (
+                "PATCH",
+                format!("/repos/{REPO}/issues/comments/44"),
+                200,
+                json!({"id": 44}),
+            ),
+            ("POST", format!("/repos/{REPO}/check-runs"), 201, json!({"id": 5})),
+        ],
     )
     .await;
     let run = ci_async(
@@ -3116,10 +3118,7 @@ async fn a_deleted_sticky_comment_is_posted_again() {
         .expect_code(1)
         .stderr_has("the promptgate comment (42) is gone; posting it again");
     let (lines, _) = sequence(&server).await;
-    let posts = lines
-        .iter()
-        .filter(|l| l.starts_with("POST") && l.ends_with("/comments"))
-        .count();
+    let posts = comment_posts(&lines);
     assert_eq!(posts, 1, "{lines:?}");
     assert!(
         lines
@@ -3176,20 +3175,22 @@ async fn a_run_github_stops_before_the_evaluation_still_writes_its_outputs() {
     let repo = TestRepo::with_demo_base();
     let (base, head) = demo_pr(&repo);
     let server = MockServer::start().await;
-    json_mock(
+    json_mocks(
         &server,
-        "GET",
-        "/user",
-        403,
-        json!({"message": "Resource not accessible by integration"}),
-    )
-    .await;
-    json_mock(
-        &server,
-        "GET",
-        &format!("/repos/{REPO}/issues/7/comments"),
-        404,
-        json!({"message": "Not Found"}),
+        vec![
+            (
+                "GET",
+                "/user".to_owned(),
+                403,
+                json!({"message": "Resource not accessible by integration"}),
+            ),
+            (
+                "GET",
+                format!("/repos/{REPO}/issues/7/comments"),
+                404,
+                json!({"message": "Not Found"}),
+            ),
+        ],
     )
     .await;
     let run = ci_async(
