@@ -294,13 +294,12 @@ impl Prompt {
         // The name a message is about: minijinja quotes it with backticks or quotes; an
         // undefined variable's error has no detail, and its name is the text of its span.
         let spanned = match (e.kind(), e.range()) {
-            (ErrorKind::UndefinedError, Some(r)) if file == self.path => rendered.get(r).map(|s| s.trim().to_owned()),
+            (ErrorKind::UndefinedError, Some(r)) if file == self.path => undefined_name(rendered, r, vars),
             (ErrorKind::UndefinedError, Some(r)) => {
-                (self.source.read(&file).ok().flatten()).and_then(|text| text.get(r).map(|s| s.trim().to_owned()))
+                (self.source.read(&file).ok().flatten()).and_then(|text| undefined_name(&text, r, vars))
             }
             _ => None,
-        }
-        .filter(|s| is_variable_path(s));
+        };
         let quoted = detail
             .split(['`', '"', '\''])
             .nth(1)
@@ -377,13 +376,96 @@ impl Prompt {
     }
 }
 
-/// Whether `s` is a variable or an attribute path (`input`, `user.name`): the text of an
-/// undefined variable's span, which names it.
-fn is_variable_path(s: &str) -> bool {
-    s.split('.').all(|part| {
-        let mut chars = part.chars();
-        chars.next().is_some_and(|c| c.is_alphabetic() || c == '_') && chars.all(|c| c.is_alphanumeric() || c == '_')
+/// The undefined name an undefined variable's error is about, from its span in `text`: the
+/// variable or attribute path the span starts with (`user.name`), cut to its first part when
+/// that part is not a var of the case (`user`, so that a did-you-mean can find `users`). A
+/// filter applied to an undefined value is the span (`upper` of `foo | upper`): the name is
+/// the path before its `|`. `None` when no name stands there (`"a" ~ foo`).
+fn undefined_name(text: &str, span: std::ops::Range<usize>, vars: &super::Vars) -> Option<String> {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    let before = text.get(..span.start)?.trim_end();
+    let path = match before.strip_suffix('|') {
+        // The path that ends just before the filter's bar.
+        Some(left) => {
+            let left = left.trim_end();
+            let start = left
+                .char_indices()
+                .rev()
+                .find(|&(_, c)| !(is_word(c) || c == '.'))
+                .map_or(0, |(at, c)| at + c.len_utf8());
+            &left[start..]
+        }
+        // The path the span starts with.
+        None => {
+            let spanned = text.get(span.clone())?.trim_start();
+            let end = spanned
+                .char_indices()
+                .find(|&(_, c)| !(is_word(c) || c == '.'))
+                .map_or(spanned.len(), |(at, _)| at);
+            &spanned[..end]
+        }
+    };
+    let path = path.trim_matches('.');
+    let head = path.split('.').next().unwrap_or_default();
+    if !head.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_') {
+        // An expression (`"Hi " ~ foo`): its first name outside a string that is not a var,
+        // a keyword, a filter or test (after `|` or `is`) or a function (before `(`).
+        return text
+            .get(span)
+            .and_then(|expression| first_unknown_name(expression, vars));
+    }
+    Some(match vars.names().any(|n| n == head) {
+        true => path.to_owned(),
+        false => head.to_owned(),
     })
+}
+
+/// See [`undefined_name`]: the first name in `expression` that no var, keyword, filter, test
+/// or function accounts for.
+fn first_unknown_name(expression: &str, vars: &super::Vars) -> Option<String> {
+    const KEYWORDS: [&str; 13] = [
+        "and", "or", "not", "in", "is", "if", "else", "true", "false", "none", "True", "False", "None",
+    ];
+    let mut chars = expression.char_indices().peekable();
+    let mut previous = "";
+    while let Some((at, c)) = chars.next() {
+        if c == '"' || c == '\'' {
+            // Skip the string literal.
+            while let Some((_, d)) = chars.next() {
+                if d == '\\' {
+                    chars.next();
+                } else if d == c {
+                    break;
+                }
+            }
+            previous = "";
+            continue;
+        }
+        if !(c.is_alphabetic() || c == '_') {
+            if !c.is_whitespace() {
+                previous = if c == '|' { "|" } else { "" };
+            }
+            continue;
+        }
+        let mut end = at + c.len_utf8();
+        while let Some(&(next, d)) = chars.peek() {
+            if !(d.is_alphanumeric() || d == '_') {
+                break;
+            }
+            end = next + d.len_utf8();
+            chars.next();
+        }
+        let name = &expression[at..end];
+        let called = expression[end..].trim_start().starts_with('(');
+        let attribute = expression[..at].ends_with('.');
+        let known = KEYWORDS.contains(&name) || previous == "|" || previous == "is" || called || attribute;
+        let unknown = !(known || vars.names().any(|n| n == name));
+        if unknown {
+            return Some(name.to_owned());
+        }
+        previous = if name == "is" { "is" } else { "" };
+    }
+    None
 }
 
 /// Renders run under a watchdog. minijinja's fuel counts instructions, but one instruction can

@@ -747,6 +747,39 @@ fn missing_suite_file() {
 
 // 6. and 7. Templates.
 
+/// An undefined variable is named wherever it stands in an expression: under a filter, or as
+/// the start of an attribute path whose first part is not a var (its did-you-mean then finds
+/// the var meant).
+#[test]
+fn an_undefined_variable_in_an_expression_is_named() {
+    for (written, named, meant) in [
+        ("{{ customer_nam | upper }}", "customer_nam", Some("customer_name")),
+        ("{{ customer_nam.first }}", "customer_nam", Some("customer_name")),
+        (
+            "{% if customer_nam and input %}x{% endif %}",
+            "customer_nam",
+            Some("customer_name"),
+        ),
+        ("{{ \"Hi \" ~ customer_nam }}", "customer_nam", Some("customer_name")),
+        ("{{ customer_name.first | upper }}", "customer_name.first", None),
+    ] {
+        let errors = every_error(|r| r.edit(PROMPT, "{{ customer_name }}", written));
+        assert_eq!(errors.len(), 1, "{written}: {}", errors.join("\n"));
+        assert!(
+            errors[0].contains(&format!("undefined variable `{named}`")),
+            "{written}: {}",
+            errors[0]
+        );
+        if let Some(meant) = meant {
+            assert!(
+                errors[0].contains(&format!("did you mean `{meant}`?")),
+                "{written}: {}",
+                errors[0]
+            );
+        }
+    }
+}
+
 #[test]
 fn undefined_template_variable() {
     check_with_run(
