@@ -108,6 +108,8 @@ impl Client {
                 )
             })?
             .personal_token(token)
+            // The media type GitHub's REST documentation asks every request to accept.
+            .add_header(reqwest::header::ACCEPT, "application/vnd.github+json".to_owned())
             // Retries are ours (below): octocrab's default would retry 429s without waiting.
             .add_retry_config(RetryConfig::None)
             .set_connect_timeout(Some(Duration::from_secs(20)))

@@ -243,8 +243,10 @@ impl<'a> Publisher<'a> {
         // check must not go missing because a comment was deleted or GitHub failed once); the
         // comment's error is the run's after it.
         if self.settings.check {
-            let summary =
-                markdown::render_summary(results).map_err(|e| Error::run(format!("rendering the summary: {e:#}")))?;
+            let summary = match markdown::render_summary(results) {
+                Ok(summary) => summary,
+                Err(e) => return first_of(commented, Err(Error::run(format!("rendering the summary: {e:#}")))),
+            };
             let (conclusion, title) = match run_error {
                 Some(e) => (
                     "failure",

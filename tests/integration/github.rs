@@ -3117,7 +3117,20 @@ async fn a_deleted_sticky_comment_is_posted_again() {
     run.run
         .expect_code(1)
         .stderr_has("the promptgate comment (42) is gone; posting it again");
-    let (lines, _) = sequence(&server).await;
+    let (lines, requests) = sequence(&server).await;
+    // Every request accepts the media type GitHub's REST documentation names.
+    for request in &requests {
+        let accept: Vec<&str> = (request.headers.get_all("accept").iter())
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        assert_eq!(
+            accept,
+            ["application/vnd.github+json"],
+            "{} {}",
+            request.method,
+            request.url
+        );
+    }
     let posts = comment_posts(&lines);
     assert_eq!(posts, 1, "{lines:?}");
     assert!(
