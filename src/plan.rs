@@ -305,16 +305,9 @@ fn timing_key(experiment: &str, case: &crate::suite::Case) -> u64 {
         Some(group) => (b'g', group),
         None => (b'c', case.id.as_str()),
     };
-    mix(stats::fnv1a(experiment.bytes().chain([0, kind]).chain(unit.bytes())))
-}
-
-/// SplitMix64's finaliser: FNV-1a's high bits hardly depend on a name's last bytes, so ids
-/// that share a prefix (`billing-001`, `billing-002`, …) would sort together and the smallest
-/// keys be one topic's; mixed, every bit depends on every byte.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    // Mixed: FNV-1a's high bits hardly depend on a name's last bytes, so ids that share a
+    // prefix (`billing-001`, `billing-002`, …) would sort together, one topic's first.
+    stats::mix64(stats::fnv1a(experiment.bytes().chain([0, kind]).chain(unit.bytes())))
 }
 
 /// Marks the jobs of the cases [`retimed`] says to be timed in this run.
@@ -812,7 +805,8 @@ mod tests {
             .map(|j| head.experiments[0].cases[j.case()].id.as_str())
             .collect();
         let name = &head.experiments[0].name;
-        let unit_key = |kind: u8, unit: &str| mix(stats::fnv1a(name.bytes().chain([0, kind]).chain(unit.bytes())));
+        let unit_key =
+            |kind: u8, unit: &str| stats::mix64(stats::fnv1a(name.bytes().chain([0, kind]).chain(unit.bytes())));
         let mut units = [
             (unit_key(b'g', "g1"), &["a", "b", "e"][..]),
             (unit_key(b'g', "g2"), &["c"][..]),

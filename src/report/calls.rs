@@ -334,12 +334,13 @@ pub fn read_results(path: &Path) -> Result<Results, Error> {
             }
         }
     };
+    let object = object().unwrap_or(true);
     let version: Version = serde_json::from_reader(open().map_err(unreadable)?).map_err(|e| match e.is_data() {
-        true if !object().unwrap_or(true) => not_an_object(),
+        true if !object => not_an_object(),
         true => located("is JSON, but not a results object", e),
         false => located("is not JSON", e),
     })?;
-    if !object().unwrap_or(true) {
+    if !object {
         return Err(not_an_object());
     }
     let known = [results::SCHEMA_VERSION, results::SCHEMA_VERSION_CALLS_FILE];

@@ -410,11 +410,8 @@ mod tests {
         // candidate (case 200).
         let mut jobs = pairs_of(200);
         for job in &mut jobs {
-            // SplitMix64's finaliser of the case: bits as uniform as the plan's SHA-256.
-            let mut z = u64::from(job.case).wrapping_add(0x9E37_79B9_7F4A_7C15);
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            job.request = request(z ^ (z >> 31));
+            // SplitMix64 of the case: bits as uniform as the plan's SHA-256.
+            job.request = request(crate::stats::SplitMix64::new(u64::from(job.case)).next_u64());
         }
         jobs.push(Job {
             request: request(1),

@@ -107,7 +107,7 @@ pub use power::{
     cases_needed_t, mcnemar_exact_power, mde_paired, mde_t, paired_t_power,
 };
 pub use proportion::{PairedCounts, newcombe_paired, wilson_interval};
-pub use rng::{GOLDEN_GAMMA, Rng, SplitMix64, fnv1a};
+pub use rng::{GOLDEN_GAMMA, Rng, SplitMix64, fnv1a, mix64};
 pub use sequential::{Look, boundaries, inflation, nominal_levels, obrien_fleming_spent, sequential_power};
 pub use studentized::{Studentized, studentized_mean, studentized_ratio};
 pub use ttest::{MeanTest, Ratio, paired_ratio, paired_t};
