@@ -7,7 +7,7 @@
 //! (shown, never fails). Significantly better is an **improvement**. Otherwise there is **no
 //! significant change**, and the interval says whether the candidate is proven non-inferior
 //! (its bad-side bound inside the margin) or equivalent (TOST: the (1 − 2α) interval inside
-//! ±margin). A relative margin ("10%") is judged on the relative scale, `candidate / baseline −
+//! ±margin, and non-inferior: never the stronger claim without the weaker). A relative margin ("10%") is judged on the relative scale, `candidate / baseline −
 //! 1`, for every one of these questions. Below the test's minimum n the metric is reported "too
 //! few cases to judge" and not gated (unless its gate requires a proof: then it fails); a
 //! zero-width interval proves nothing.
@@ -174,8 +174,14 @@ pub fn decide_with(
     // other is too few there) is short on the long tail: it proves no bound.
     let provable = is_judged && Metric::of(&estimate.metric).proves_bounds(estimate.test, estimate.n);
     let non_inferior = provable && !variance_unknown && basis.ci.map(orient).is_some_and(|[lo, _]| lo >= -margin);
+    // Equivalence is the stronger claim: TOST's (1 − 2α) interval inside ±margin, and the
+    // non-inferiority the shown (1 − α) interval proves. TOST alone can hold where that bound
+    // does not (the narrower interval clears −margin, the wider does not), and a gate requiring
+    // equivalence would then pass where one requiring only non-inferiority fails.
     let equivalent = (margin > 0.0).then(|| {
-        provable && !zero_width(equivalence_ci) && equivalence_ci.is_some_and(|[lo, hi]| lo > -margin && hi < margin)
+        non_inferior
+            && !zero_width(equivalence_ci)
+            && equivalence_ci.is_some_and(|[lo, hi]| lo > -margin && hi < margin)
     });
     let blocking = gate.is_some_and(|g| g.blocking);
     // Power: one model for the plan and the detectable effect, at α over the family.
@@ -712,6 +718,34 @@ mod tests {
         let mut none = est(0.0, [0.0, 0.0], 1.0);
         (none.test, none.delta, none.n, none.ci) = (Test::None, None, 0, None);
         assert_eq!(decide(&none, Some(&g), None, 0.05, 1).verdict, MetricVerdict::NoData);
+    }
+
+    #[test]
+    fn equivalence_is_never_claimed_without_non_inferiority() {
+        // A paired mean of −0.010 with standard error 0.0058 on 40 cases (df 39): the 95%
+        // interval is −0.010 ± 2.0227 × 0.0058 = [−0.0217, 0.0017], the 90% interval
+        // −0.010 ± 1.6849 × 0.0058 = [−0.0198, −0.0002] (t quantiles: scipy.stats.t.ppf(0.975,
+        // 39) = 2.0227, t.ppf(0.95, 39) = 1.6849). Against a margin of 0.02, TOST's interval
+        // lies inside ±0.02 but the shown interval's bad-side bound (−0.0217) does not: proven
+        // neither non-inferior nor equivalent, so a gate requiring equivalence fails exactly
+        // where one requiring non-inferiority does.
+        let higher = |m| gate(Direction::Higher, Margin::Absolute(m));
+        let mut e = est(-0.010, [-0.0217, 0.0017], 0.09);
+        e.ci_equivalence = Some([-0.0198, -0.0002]);
+        for (require, name) in [((true, false), "non-inferiority"), ((false, true), "equivalence")] {
+            let mut g = higher(0.02);
+            (g.require_non_inferiority, g.require_equivalence) = require;
+            let m = decide(&e, Some(&g), None, 0.05, 1);
+            assert_eq!(
+                (m.verdict, m.non_inferior, m.details.equivalent, m.fails_gate),
+                (MetricVerdict::NoChange, false, Some(false), true),
+                "{name}"
+            );
+        }
+        // With the shown interval's bound inside the margin, both are proven.
+        e.ci = Some([-0.0195, -0.0005]);
+        let m = decide(&e, Some(&higher(0.02)), None, 0.05, 1);
+        assert_eq!((m.non_inferior, m.details.equivalent), (true, Some(true)));
     }
 
     #[test]
