@@ -1065,6 +1065,45 @@ fn pii_metric_named_as_if_higher_were_better() {
     );
 }
 
+#[test]
+fn a_higher_is_better_score_named_as_if_lower_were_better() {
+    // A rubric's score rises with a better output: named as a hallucination (or a leak, a
+    // time, a cost), its fall would be judged an improvement and the gate would pass it.
+    check(
+        |r| suite_assert(r, "{type: llm-rubric, value: 'Makes no unsupported claim', metric: no_hallucination}"),
+        &[
+            "but its metric's name `no_hallucination` reads lower-is-better",
+            "promptgate.yaml:19:14",
+            "hint: name it for what it rewards",
+        ],
+    );
+    for (assertion, name) in [
+        ("{type: relevance, metric: no_hallucination_score}", "no_hallucination_score"),
+        ("{type: icontains, value: refund, metric: no_leak}", "no_leak"),
+        ("{type: llm-rubric, value: 'Is quick to read', metric: reading_ms}", "reading_ms"),
+        ("{type: similarity, value: 'a refund', metric: cost_fit}", "cost_fit"),
+    ] {
+        let files = Files::demo_base();
+        suite_assert(&files, assertion);
+        let Err(errors) = promptgate::suite::lint(files.tree(), SUITE) else {
+            panic!("{assertion} validated");
+        };
+        let printed: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert!(
+            printed.iter().any(|e| e.contains(&format!("but its metric's name `{name}` reads lower-is-better"))
+                && e.contains("promptgate.yaml:19:14")),
+            "{assertion}: {printed:#?}"
+        );
+    }
+    // A name that reads higher-is-better stays as it is.
+    let files = Files::demo_base();
+    suite_assert(&files, "{type: llm-rubric, value: 'Makes no unsupported claim', metric: grounded}");
+    assert!(
+        promptgate::suite::lint(files.tree(), SUITE).is_ok(),
+        "a rubric named for what it rewards validates"
+    );
+}
+
 /// The help-center experiment's hallucination assertion, recorded under `metric`.
 fn hallucination_named(r: &dyn Tree, metric: &str) {
     r.edit(
