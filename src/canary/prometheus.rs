@@ -31,6 +31,7 @@ pub fn fetch(
     queries: &BTreeMap<String, String>,
     arms: &ArmSelector,
 ) -> anyhow::Result<Fetched> {
+    register_credentials(url);
     let end = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64().floor();
     let start = end - window.as_secs_f64();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -98,6 +99,45 @@ pub(super) fn shown(url: &str) -> String {
         Ok(_) => url.to_owned(),
         Err(_) => "(not a URL)".to_owned(),
     }
+}
+
+/// The credentials `url` carries (`https://reader:TOKEN@host`, or a token as the user name
+/// alone) are secrets: registered with the redactor, so no error, output or log repeats them,
+/// as written or percent-decoded (a Prometheus or a proxy in front of it may echo them in an
+/// error's body).
+fn register_credentials(url: &str) {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return;
+    };
+    let secret = match parsed.password() {
+        Some(password) => password,
+        None if !parsed.username().is_empty() => parsed.username(),
+        None => return,
+    };
+    let name = "the password in canary.source.url";
+    crate::secrets::register(name, secret);
+    crate::secrets::register(name, &percent_decoded(secret));
+}
+
+/// `%XX` sequences as the bytes they stand for (a URL's user information is percent-encoded).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, ..) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn query_range(
@@ -195,5 +235,18 @@ mod tests {
             "https://prom.example:9090"
         );
         assert_eq!(super::shown("http://127.0.0.1:9090"), "http://127.0.0.1:9090");
+    }
+
+    #[test]
+    fn the_credentials_a_url_carries_are_redacted_wherever_they_are_repeated() {
+        super::register_credentials("https://reader:prom%2Dtoken%2F0123456789@prom.example:9090");
+        // An error body that echoes the password, as written or decoded.
+        let echoed = "HTTP 500: bad auth prom%2Dtoken%2F0123456789 / prom-token/0123456789";
+        let redacted = crate::secrets::redact(echoed);
+        assert!(!redacted.contains("0123456789"), "{redacted}");
+        // A token given as the user name alone is one too.
+        super::register_credentials("https://tok-user-9876543210abc@prom.example");
+        assert!(!crate::secrets::redact("denied tok-user-9876543210abc").contains("9876543210"));
+        assert_eq!(super::percent_decoded("a%41%zz%4"), "aA%zz%4");
     }
 }
