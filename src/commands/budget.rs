@@ -196,9 +196,17 @@ pub fn cap_reached(ran: &runner::Ran, cap: Option<Cap>) -> Option<CapReached> {
     Some(CapReached {
         refused,
         message: format!(
-            "the run failed: {refused} call(s) were not sent: {} would have been exceeded (spent {})",
+            "the run failed: {refused} call(s) were not sent: {} would have been exceeded (spent {}{})",
             cap.words(),
-            dollars(ran.spent_usd)
+            dollars(ran.spent_usd),
+            if ran.uncertain_usd > 0.0 {
+                format!(
+                    ", and up to {} more in attempts that timed out, which a provider may bill in full",
+                    dollars(ran.uncertain_usd)
+                )
+            } else {
+                String::new()
+            }
         ),
         hint: match cap.share_of {
             None => "the results were written; raise `budget.max_usd` in promptgate.yaml, or lower repeats or cases",

@@ -312,7 +312,7 @@ pub(super) async fn run(
                 Err(e) => {
                     let error = lost_batch_error(provider, &e, Some(path));
                     for m in group {
-                        runner.budget.settle(m.reservation, 0.0);
+                        runner.budget.settle_uncertain(m.reservation);
                         done.outcomes.push((m.index, failed(provider, error.clone(), 0)));
                     }
                 }
@@ -363,7 +363,7 @@ pub(super) async fn run(
                 (_, Err(e)) => {
                     let error = lost_batch_error(provider, &e, record.as_deref());
                     for m in chunk {
-                        runner.budget.settle(m.reservation, 0.0);
+                        runner.budget.settle_uncertain(m.reservation);
                         done.outcomes.push((m.index, failed(provider, error.clone(), 0)));
                     }
                     continue;
@@ -404,7 +404,11 @@ pub(super) async fn run(
                             // the provider had in fact accepted (a timeout) is found by the rerun.
                             let error = CallError::from_provider(&e);
                             for m in chunk {
-                                runner.budget.settle(m.reservation, 0.0);
+                                if matches!(e, ProviderError::Timeout { .. }) {
+                                    runner.budget.settle_uncertain(m.reservation);
+                                } else {
+                                    runner.budget.settle(m.reservation, 0.0);
+                                }
                                 done.outcomes.push((m.index, failed(provider, error.clone(), 0)));
                             }
                             continue;
@@ -482,7 +486,7 @@ pub(super) async fn run(
                     done.pending
                         .push(format!("`{}`: {} ({status})", batch.provider, batch.id));
                     for m in batch.members {
-                        runner.budget.settle(m.reservation, 0.0);
+                        runner.budget.settle_uncertain(m.reservation);
                         let error = CallError::BatchPending {
                             batch_id: batch.id.clone(),
                             status: status.clone(),
@@ -512,7 +516,7 @@ pub(super) async fn run(
                         .push(format!("`{}`: {} ({status})", batch.provider, batch.id));
                 }
                 for m in batch.members {
-                    runner.budget.settle(m.reservation, 0.0);
+                    runner.budget.settle_uncertain(m.reservation);
                     let error = if interrupted {
                         CallError::Interrupted {
                             waiting_to_retry: false,
@@ -550,6 +554,7 @@ async fn finish(
             // on every read, and dropping the record would pay for the batch again each time.)
             // Only a record kept for others after its results were read once goes: refused
             // for good now, they are gone at the provider, and its calls are submitted anew.
+            // The batch ran and is billed: its reservations stay held against the cap.
             if let (ProviderError::Permanent { .. }, Some(path)) = (&e, &batch.record)
                 && record::was_read(path)
             {
@@ -557,7 +562,7 @@ async fn finish(
             }
             let error = CallError::from_provider(&e);
             for m in batch.members {
-                runner.budget.settle(m.reservation, 0.0);
+                runner.budget.settle_uncertain(m.reservation);
                 done.outcomes.push((m.index, failed(batch.provider, error.clone(), 1)));
             }
             return;

@@ -1,6 +1,8 @@
 //! The hard spending cap: reserve a call's upper-bound cost before sending, settle to the actual
 //! cost after. Spent plus reserved never passes the cap, so neither does spend, however many
-//! calls run at once.
+//! calls run at once. An attempt whose cost cannot be known (it timed out, or a batch ran whose
+//! results could not be read: the provider may bill it in full) keeps its reservation for good,
+//! as `uncertain`: counted against the cap, never reported as spent.
 
 use std::sync::Mutex;
 
@@ -17,6 +19,15 @@ pub struct SpendCap {
 struct Ledger {
     spent: f64,
     reserved: f64,
+    /// Upper bounds of attempts that may have been billed, unknown.
+    uncertain: f64,
+}
+
+impl Ledger {
+    /// What the cap holds: spent, possibly spent, and set aside.
+    fn held(&self) -> f64 {
+        self.spent + self.uncertain + self.reserved
+    }
 }
 
 /// Money set aside for one call; settle it with [`SpendCap::settle`].
@@ -31,6 +42,7 @@ impl SpendCap {
             state: Mutex::new(Ledger {
                 spent: already_spent,
                 reserved: 0.0,
+                uncertain: 0.0,
             }),
             settled: Notify::new(),
         }
@@ -48,12 +60,12 @@ impl SpendCap {
             settled.as_mut().enable();
             {
                 let mut l = self.lock();
-                if l.spent + l.reserved + upper_bound <= cap {
+                if l.held() + upper_bound <= cap {
                     l.reserved += upper_bound;
                     return Some(Reservation(upper_bound));
                 }
                 // Spend only grows: once it alone leaves no room, waiting cannot help.
-                if l.spent + upper_bound > cap || l.reserved <= 0.0 {
+                if l.spent + l.uncertain + upper_bound > cap || l.reserved <= 0.0 {
                     return None;
                 }
             }
@@ -68,7 +80,7 @@ impl SpendCap {
             return Some(Reservation(upper_bound));
         };
         let mut l = self.lock();
-        if l.spent + l.reserved + upper_bound <= cap {
+        if l.held() + upper_bound <= cap {
             l.reserved += upper_bound;
             Some(Reservation(upper_bound))
         } else {
@@ -86,8 +98,26 @@ impl SpendCap {
         self.settled.notify_waiters();
     }
 
+    /// An attempt whose cost cannot be known: its reservation stays held against the cap for
+    /// the rest of the run, and is not reported as spent.
+    pub fn settle_uncertain(&self, reservation: Reservation) {
+        {
+            let mut l = self.lock();
+            l.reserved = (l.reserved - reservation.0).max(0.0);
+            l.uncertain += reservation.0;
+        }
+        self.settled.notify_waiters();
+    }
+
     pub fn spent(&self) -> f64 {
         self.lock().spent
+    }
+
+    /// The upper bounds of the attempts whose cost could not be known ([`settle_uncertain`]).
+    ///
+    /// [`settle_uncertain`]: SpendCap::settle_uncertain
+    pub fn uncertain(&self) -> f64 {
+        self.lock().uncertain
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Ledger> {
@@ -111,5 +141,20 @@ mod tests {
         assert!((b.spent() - 0.85).abs() < 1e-12);
         assert!(b.reserve(0.2).await.is_none());
         assert!(SpendCap::new(None, 0.0).reserve(1e9).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn an_attempt_of_unknown_cost_holds_its_reservation_against_the_cap_for_good() {
+        let b = SpendCap::new(Some(1.0), 0.0);
+        let timed_out = b.reserve(0.4).await.expect("fits");
+        b.settle_uncertain(timed_out);
+        // Not spent, as far as anyone knows; but the cap keeps room for it having been billed.
+        assert_eq!((b.spent(), b.uncertain()), (0.0, 0.4));
+        let next = b.reserve(0.4).await.expect("0.8 of 1.0 held");
+        assert!(b.try_reserve(0.3).is_none(), "0.4 + 0.4 + 0.3 would pass the cap");
+        b.settle_uncertain(next);
+        // With nothing in flight to wait for, a call that does not fit is refused at once.
+        assert!(b.reserve(0.3).await.is_none());
+        assert!(b.reserve(0.2).await.is_some());
     }
 }

@@ -202,6 +202,9 @@ pub struct Ran {
     /// The run's settled spend at list prices so far: every batch through its [`Runner`] and the
     /// resumed run's calls (cache hits are free).
     pub spent_usd: f64,
+    /// The upper bounds of attempts whose cost could not be known (timed out; a batch whose
+    /// results could not be read), held against the cap as if billed and not in `spent_usd`.
+    pub uncertain_usd: f64,
     /// Ctrl-C stopped the run: the jobs not yet sent were not run, the journal is kept.
     pub interrupted: bool,
     /// The jobs the outcomes asked for (judge calls), in the order they finished.
@@ -246,6 +249,7 @@ impl Ran {
         self.budget_exhausted |= batch.budget_exhausted;
         // The runner's spend is the run's so far, every earlier batch included.
         self.spent_usd = batch.spent_usd;
+        self.uncertain_usd = batch.uncertain_usd;
         Ok(())
     }
 
@@ -767,6 +771,7 @@ impl<'a> Runner<'a> {
             refused,
             budget_exhausted: context.budget_exhausted.load(Ordering::Relaxed),
             spent_usd: self.budget.spent(),
+            uncertain_usd: self.budget.uncertain(),
             interrupted,
             outcomes,
             derived,
@@ -965,8 +970,8 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
             runner.record(&key.hex(), &outcome, 0.0);
             return outcome;
         }
+        let upper = plan::request_upper_bound_usd(request, runner.prices).unwrap_or(0.0);
         if reservation.is_none() {
-            let upper = plan::request_upper_bound_usd(request, runner.prices).unwrap_or(0.0);
             match runner.budget.reserve(upper).await {
                 Some(r) => reservation = Some(r),
                 None => {
@@ -978,7 +983,11 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
             }
         }
         last_provider = Some(name.clone());
-        match send(cx, endpoint, throttle, &sent, seed, &mut attempts).await {
+        let mut spending = Spending {
+            reservation: &mut reservation,
+            upper,
+        };
+        match send(cx, endpoint, throttle, &sent, seed, &mut attempts, &mut spending).await {
             Err(SendError::Interrupted) => {
                 if let Some(r) = reservation.take() {
                     runner.budget.settle(r, 0.0);
@@ -1014,8 +1023,8 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
         }
     }
     if let Some(r) = reservation.take() {
-        // A failed call is not billed by the providers we know; a timed-out one may be, and
-        // cannot be known here.
+        // A failed call is not billed by the providers we know (a timed-out attempt may be: its
+        // reservation was kept as uncertain when it timed out, in `send`).
         runner.budget.settle(r, 0.0);
     }
     let error = if chain.len() > 1 {
@@ -1044,9 +1053,17 @@ enum SendError {
     Interrupted,
 }
 
+/// The money a call holds against the cap while [`send`] tries it: one attempt's upper bound.
+struct Spending<'r> {
+    reservation: &'r mut Option<Reservation>,
+    upper: f64,
+}
+
 /// Sends `request` to one endpoint until it answers, fails permanently, or runs out of retries.
 /// An answer comes with its concurrency slot, which the caller gives back once it has
-/// journaled it.
+/// journaled it. An attempt that timed out may still be billed in full: its reservation is kept
+/// against the cap for good (`SpendCap::settle_uncertain`), and a retry reserves anew; one the
+/// cap has no room for is not sent (the call ends with the timeout).
 async fn send<'t>(
     cx: &Context<'_>,
     endpoint: &Endpoint,
@@ -1054,6 +1071,7 @@ async fn send<'t>(
     request: &Request,
     seed: u64,
     attempts: &mut u32,
+    spending: &mut Spending<'_>,
 ) -> Result<(Response, Option<f64>, limiter::Permit<'t>), SendError> {
     let tokens = crate::tokens::estimate_messages(&request.messages) + plan::estimate_output_tokens(request.max_tokens);
     let mut retries = 0;
@@ -1087,6 +1105,11 @@ async fn send<'t>(
                 after_ms: u64::try_from(endpoint.timeout.as_millis()).unwrap_or(u64::MAX),
             },
         };
+        if matches!(error, ProviderError::Timeout { .. })
+            && let Some(r) = spending.reservation.take()
+        {
+            cx.runner.budget.settle_uncertain(r);
+        }
         let rate_limited = retry::is_rate_limit(&error);
         if rate_limited {
             cx.rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -1098,6 +1121,15 @@ async fn send<'t>(
         });
         if !retry::is_retryable(&error) || retries >= endpoint.max_retries {
             return Err(SendError::Provider(error));
+        }
+        if spending.reservation.is_none() {
+            match cx.runner.budget.reserve(spending.upper).await {
+                Some(r) => *spending.reservation = Some(r),
+                None => {
+                    cx.budget_exhausted.store(true, Ordering::Relaxed);
+                    return Err(SendError::Provider(error));
+                }
+            }
         }
         retries += 1;
         cx.retries.fetch_add(1, Ordering::Relaxed);

@@ -95,3 +95,46 @@ async fn under_a_cap_a_request_without_an_output_limit_is_sent_with_the_one_it_r
         );
     }
 }
+
+/// An attempt that timed out may be billed in full (the provider may have answered after we
+/// stopped waiting): it is held against the cap at its upper bound for good, a retry reserves
+/// anew, and the attempts sent never pass what the cap pays for. None is reported as spent.
+#[tokio::test(start_paused = true)]
+async fn an_attempt_that_timed_out_is_held_against_the_cap_as_if_billed() {
+    let template = jobs(1, &[]).remove(0);
+    let jobs: Vec<Job> = (0..40)
+        .map(|seed| {
+            let mut job = template.clone();
+            job.request.as_mut().unwrap().seed = seed;
+            job
+        })
+        .collect();
+    let upper = plan::request_upper_bound_usd(jobs[0].request.as_ref().unwrap(), &prices()).unwrap();
+    let cap = 10.5 * upper;
+    let provider = Fake::new(Behaviour::HangAfter(0));
+    let mut endpoints = one(&provider, 4);
+    let endpoint = endpoints.get_mut("p").unwrap();
+    (endpoint.timeout, endpoint.max_retries) = (Duration::from_secs(1), 2);
+    let ran = run_with(
+        &jobs,
+        endpoints,
+        &Options {
+            max_usd: Some(cap),
+            ..options()
+        },
+    )
+    .await;
+    // Without the hold: 40 jobs × 3 attempts = 120 sent against room for 10.
+    assert_eq!(provider.total_calls(), 10);
+    assert_eq!(ran.spent_usd, 0.0);
+    assert!((ran.uncertain_usd - 10.0 * upper).abs() < 1e-9, "{}", ran.uncertain_usd);
+    assert!(ran.budget_exhausted);
+    // Every job is accounted for: timed out (its last attempt found no room to retry) or not sent.
+    let (timed_out, refused): (Vec<&Outcome>, Vec<&Outcome>) = ran
+        .outcomes
+        .iter()
+        .partition(|o| matches!(o.result, Err(CallError::Timeout { .. })));
+    assert_eq!(timed_out.len() + refused.len(), 40);
+    assert!(refused.iter().all(|o| o.result.as_ref().unwrap_err().is_budget_refusal()));
+    assert_eq!(timed_out.iter().map(|o| o.attempts).sum::<u32>(), 10);
+}
