@@ -348,6 +348,10 @@ pub fn load_experiment_all(
             .build()
             .map_err(|err| vec![Error::run(format!("building globs: {err}"))])?;
     }
+    // A dependency read through a link depends on the link and on where it points too: a PR
+    // that edits only the target (or points the link elsewhere) changes what the experiment reads.
+    let through_links: Vec<String> = dependencies.iter().flat_map(|d| source.links_through(d)).collect();
+    dependencies.extend(through_links);
     let definition = serde_json::json!({
         "assert": e.assert.iter().map(|a| &a.value).collect::<Vec<_>>(),
         "depends_on": e.depends_on.iter().map(|d| &d.value).collect::<Vec<_>>(),

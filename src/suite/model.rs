@@ -272,7 +272,10 @@ impl PartialEq for Vars {
 fn same_in_order(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Object(a), Value::Object(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|((ka, va), (kb, vb))| ka == kb && same_in_order(va, vb))
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|((ka, va), (kb, vb))| ka == kb && same_in_order(va, vb))
         }
         (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_in_order(x, y)),
         _ => a == b,
@@ -602,7 +605,10 @@ mod tests {
         let reordered = r#"{"input":"Can I return boots?","expected":"Within 30 days.","n":3,"tags":["a","b"],"ctx":{"a":2,"z":1}}"#;
         assert_ne!(v, vars(reordered));
         assert_ne!(vars(r#"{"l":[{"a":1,"b":2}]}"#), vars(r#"{"l":[{"b":2,"a":1}]}"#));
-        assert_eq!(vars(r#"{"l":[{"a":1,"b":2}],"m":2}"#), vars(r#"{"m":2,"l":[{"a":1,"b":2}]}"#));
+        assert_eq!(
+            vars(r#"{"l":[{"a":1,"b":2}],"m":2}"#),
+            vars(r#"{"m":2,"l":[{"a":1,"b":2}]}"#)
+        );
         assert_ne!(v, vars(r#"{"input":"Can I return boots?"}"#));
         assert_ne!(vars(r#"{"a":1}"#), vars(r#"{"a":2}"#));
         assert_ne!(vars(r#"{"a":1}"#), vars(r#"{"b":1}"#));

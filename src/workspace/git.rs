@@ -417,11 +417,30 @@ impl Drop for Objects {
 /// What `path` names at commit `sha`, following symbolic links whose targets stay inside the
 /// repository (as the working tree would); `None` when nothing is there.
 pub(super) fn resolve(objects: &mut Objects, sha: &str, path: &str) -> anyhow::Result<Option<TreeEntry>> {
+    resolve_along(objects, sha, path, &mut Vec::new())
+}
+
+/// [`resolve`], noting in `trail` each link it follows (a link to a file, or a folder on the
+/// way) and, when it followed any, the path it ended at.
+pub(super) fn resolve_along(
+    objects: &mut Objects,
+    sha: &str,
+    path: &str,
+    trail: &mut Vec<String>,
+) -> anyhow::Result<Option<TreeEntry>> {
     let mut current = path.to_owned();
     for _ in 0..MAX_LINKS {
         match ls_tree(objects, sha, &current)? {
-            Some(raw) if raw.mode == LINK_MODE => current = follow(objects, path, &current, &raw.id, "")?,
-            Some(raw) => return Ok(Some(raw.entry())),
+            Some(raw) if raw.mode == LINK_MODE => {
+                trail.push(current.clone());
+                current = follow(objects, path, &current, &raw.id, "")?;
+            }
+            Some(raw) => {
+                if !trail.is_empty() {
+                    trail.push(current);
+                }
+                return Ok(Some(raw.entry()));
+            }
             None => {
                 // A folder on the way may be a link: find the first one and continue from its
                 // target (`prompts/shared -> ../common` makes `prompts/shared/x.md` readable).
@@ -432,6 +451,7 @@ pub(super) fn resolve(objects: &mut Objects, sha: &str, path: &str) -> anyhow::R
                     match ls_tree(objects, sha, &prefix)? {
                         Some(raw) if raw.mode == LINK_MODE => {
                             next = Some(follow(objects, path, &prefix, &raw.id, &parts[i..].join("/"))?);
+                            trail.push(prefix);
                             break;
                         }
                         Some(raw) if raw.kind == "tree" => continue,

@@ -40,6 +40,13 @@ pub trait FileSource: Send + Sync {
     /// bytes in every tree, so a file unchanged between a commit and the working tree keeps it.
     fn object(&self, path: &str) -> anyhow::Result<Option<Object>>;
 
+    /// The symbolic links a read of `path` follows (the link itself, or a folder on its way)
+    /// and the path it ends at; empty when it follows none. A change to any of them changes
+    /// what `path` reads, so each is a dependency of whatever reads `path`.
+    fn links_through(&self, _path: &str) -> Vec<String> {
+        Vec::new()
+    }
+
     /// How this tree is named in messages: a short SHA, "working tree", …
     fn label(&self) -> String;
 
@@ -166,6 +173,13 @@ impl FileSource for GitTree {
         })
     }
 
+    fn links_through(&self, path: &str) -> Vec<String> {
+        let mut trail = Vec::new();
+        // A read that fails says so when it is read; here it only has no links to name.
+        let _ = self.with_objects(|objects| git::resolve_along(objects, &self.sha, path, &mut trail));
+        trail
+    }
+
     fn label(&self) -> String {
         short_sha(&self.sha).to_owned()
     }
@@ -224,6 +238,23 @@ impl DirTree {
 }
 
 impl FileSource for DirTree {
+    fn links_through(&self, path: &str) -> Vec<String> {
+        let parts: Vec<&str> = path.split('/').collect();
+        let mut trail: Vec<String> = (1..=parts.len())
+            .map(|i| parts[..i].join("/"))
+            .filter(|prefix| {
+                std::fs::symlink_metadata(self.root.join(prefix)).is_ok_and(|m| m.file_type().is_symlink())
+            })
+            .collect();
+        if !trail.is_empty()
+            && let (Ok(Some(real)), Ok(root)) = (self.locate(path), self.root.canonicalize())
+            && let Ok(inside) = real.strip_prefix(&root)
+        {
+            trail.push(inside.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/"));
+        }
+        trail
+    }
+
     fn object(&self, path: &str) -> anyhow::Result<Option<Object>> {
         let Some(real) = self.locate(path)? else {
             return Ok(None);

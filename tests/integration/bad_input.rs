@@ -1070,7 +1070,12 @@ fn a_higher_is_better_score_named_as_if_lower_were_better() {
     // A rubric's score rises with a better output: named as a hallucination (or a leak, a
     // time, a cost), its fall would be judged an improvement and the gate would pass it.
     check(
-        |r| suite_assert(r, "{type: llm-rubric, value: 'Makes no unsupported claim', metric: no_hallucination}"),
+        |r| {
+            suite_assert(
+                r,
+                "{type: llm-rubric, value: 'Makes no unsupported claim', metric: no_hallucination}",
+            )
+        },
         &[
             "but its metric's name `no_hallucination` reads lower-is-better",
             "promptgate.yaml:19:14",
@@ -1078,9 +1083,15 @@ fn a_higher_is_better_score_named_as_if_lower_were_better() {
         ],
     );
     for (assertion, name) in [
-        ("{type: relevance, metric: no_hallucination_score}", "no_hallucination_score"),
+        (
+            "{type: relevance, metric: no_hallucination_score}",
+            "no_hallucination_score",
+        ),
         ("{type: icontains, value: refund, metric: no_leak}", "no_leak"),
-        ("{type: llm-rubric, value: 'Is quick to read', metric: reading_ms}", "reading_ms"),
+        (
+            "{type: llm-rubric, value: 'Is quick to read', metric: reading_ms}",
+            "reading_ms",
+        ),
         ("{type: similarity, value: 'a refund', metric: cost_fit}", "cost_fit"),
     ] {
         let files = Files::demo_base();
@@ -1090,14 +1101,19 @@ fn a_higher_is_better_score_named_as_if_lower_were_better() {
         };
         let printed: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert!(
-            printed.iter().any(|e| e.contains(&format!("but its metric's name `{name}` reads lower-is-better"))
-                && e.contains("promptgate.yaml:19:14")),
+            printed.iter().any(
+                |e| e.contains(&format!("but its metric's name `{name}` reads lower-is-better"))
+                    && e.contains("promptgate.yaml:19:14")
+            ),
             "{assertion}: {printed:#?}"
         );
     }
     // A name that reads higher-is-better stays as it is.
     let files = Files::demo_base();
-    suite_assert(&files, "{type: llm-rubric, value: 'Makes no unsupported claim', metric: grounded}");
+    suite_assert(
+        &files,
+        "{type: llm-rubric, value: 'Makes no unsupported claim', metric: grounded}",
+    );
     assert!(
         promptgate::suite::lint(files.tree(), SUITE).is_ok(),
         "a rubric named for what it rewards validates"

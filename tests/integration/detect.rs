@@ -128,3 +128,49 @@ fn json_lists_a_removed_experiment_among_the_affected() {
     assert_eq!(faq[0]["status"], "removed");
     assert_eq!(json["removed"][0]["name"], "product-faq");
 }
+
+/// A dependency read through a symbolic link depends on the link and on its target: a PR that
+/// edits only the target, points the link elsewhere, or edits a file under a linked folder
+/// changes what the experiment reads (before, only the link's own path counted, and such a PR
+/// ran nothing: "no experiment is affected").
+#[test]
+fn an_edit_behind_a_link_affects_the_experiments_reading_through_it() {
+    let repo = TestRepo::with_demo_base();
+    let refunds = repo.read("prompts/partials/refunds.md");
+    repo.write("docs/refund-policy.md", &refunds);
+    repo.remove("prompts/partials/refunds.md");
+    std::os::unix::fs::symlink(
+        "../../docs/refund-policy.md",
+        repo.path().join("prompts/partials/refunds.md"),
+    )
+    .unwrap();
+    repo.commit("the partial is a link to the policy document");
+    repo.checkout_new("pr");
+    repo.edit("docs/refund-policy.md", "30 days", "14 days");
+    repo.commit("only the target changes");
+    repo.promptgate(&["detect", "--base", "main"])
+        .expect_code(0)
+        .stdout_has("customer-support\tchanged\tdocs/refund-policy.md\n");
+    // The working tree reads the same links.
+    repo.edit("docs/refund-policy.md", "14 days", "7 days");
+    repo.promptgate(&["detect", "--base", "main", "--head", "WORKTREE"])
+        .expect_code(0)
+        .stdout_has("customer-support\tchanged\tdocs/refund-policy.md\n");
+
+    // A linked folder: an edit to a file below its target.
+    let repo = TestRepo::with_demo_base();
+    std::fs::rename(
+        repo.path().join("prompts/partials"),
+        repo.path().join("shared-partials"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../shared-partials", repo.path().join("prompts/partials")).unwrap();
+    repo.commit("the partials folder is a link");
+    repo.promptgate(&["validate"]).expect_code(0);
+    repo.checkout_new("pr");
+    repo.edit("shared-partials/refunds.md", "30 days", "14 days");
+    repo.commit("a partial changes behind the folder link");
+    repo.promptgate(&["detect", "--base", "main"])
+        .expect_code(0)
+        .stdout_has("customer-support\tchanged\tshared-partials/refunds.md\n");
+}

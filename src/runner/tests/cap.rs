@@ -135,6 +135,10 @@ async fn an_attempt_that_timed_out_is_held_against_the_cap_as_if_billed() {
         .iter()
         .partition(|o| matches!(o.result, Err(CallError::Timeout { .. })));
     assert_eq!(timed_out.len() + refused.len(), 40);
-    assert!(refused.iter().all(|o| o.result.as_ref().unwrap_err().is_budget_refusal()));
+    assert!(
+        refused
+            .iter()
+            .all(|o| o.result.as_ref().unwrap_err().is_budget_refusal())
+    );
     assert_eq!(timed_out.iter().map(|o| o.attempts).sum::<u32>(), 10);
 }
