@@ -366,29 +366,40 @@ fn arm_failure(e: &ExperimentResult, max_error_rate: f64) -> Option<String> {
 /// rest on the outputs a judge happened to answer for.
 pub const MAX_JUDGE_ERROR_RATE: f64 = 0.2;
 
-/// Why an experiment's judging failed: more than [`MAX_JUDGE_ERROR_RATE`] of its judge calls
-/// (`judge_error_rate`) in either arm failed or answered with something other than the
-/// asked-for object. Each arm on its own: a judge that fails on one arm's outputs (a content
-/// filter, a context limit) leaves that arm judged on the outputs it happened to answer for,
-/// however well the other arm was judged.
+/// Why an experiment's judging failed: more than [`MAX_JUDGE_ERROR_RATE`] of one metric's judge
+/// calls in one arm failed or answered with something other than the asked-for object. Each
+/// arm on its own: a judge that fails on one arm's outputs (a content filter, a context limit)
+/// leaves that arm judged on the outputs it happened to answer for, however well the other arm
+/// was judged. Each metric on its own too: a judge that refuses only the hallucination question
+/// leaves `hallucination_rate` measured on the outputs it chose to answer, however well it
+/// answered the rubric's and relevance's on the same outputs.
 fn judge_failure(e: &ExperimentResult) -> Option<String> {
     [Arm::Baseline, Arm::Candidate].into_iter().find_map(|arm| {
-        let judgements: Vec<&Judgement> = (e.cases.iter())
+        // Per metric, in name order: (judge calls, the failed ones).
+        let mut by_metric: std::collections::BTreeMap<&str, (usize, Vec<&Judgement>)> =
+            std::collections::BTreeMap::new();
+        for judgement in (e.cases.iter())
             .flat_map(|c| c.calls(arm))
             .flat_map(|call| call.evaluation.judgements())
-            .collect();
-        let failed: Vec<&Judgement> = judgements.iter().copied().filter(|j| j.error.is_some()).collect();
-        let rate = failed.len() as f64 / judgements.len().max(1) as f64;
-        (rate > MAX_JUDGE_ERROR_RATE).then(|| {
-            format!(
-                "the run failed: {} of {} judge calls on the {}'s outputs failed ({} of that arm's judge calls, more than {} allowed; run.judge_error_rate counts every judge call of the run); first error: {}",
-                failed.len(),
-                judgements.len(),
-                arm.name(),
-                format::relative(rate).trim_start_matches('+'),
-                format::relative(MAX_JUDGE_ERROR_RATE).trim_start_matches('+'),
-                failed.first().and_then(|j| j.error.clone()).unwrap_or_default()
-            )
+        {
+            let entry = by_metric.entry(judgement.metric.as_str()).or_default();
+            entry.0 += 1;
+            if judgement.error.is_some() {
+                entry.1.push(judgement);
+            }
+        }
+        by_metric.into_iter().find_map(|(metric, (asked, failed))| {
+            let rate = failed.len() as f64 / asked.max(1) as f64;
+            (rate > MAX_JUDGE_ERROR_RATE).then(|| {
+                format!(
+                    "the run failed: {} of {asked} `{metric}` judge calls on the {}'s outputs failed ({}, more than {} allowed: that metric would rest on the outputs the judge happened to answer; run.judge_error_rate counts every judge call of the run); first error: {}",
+                    failed.len(),
+                    arm.name(),
+                    format::relative(rate).trim_start_matches('+'),
+                    format::relative(MAX_JUDGE_ERROR_RATE).trim_start_matches('+'),
+                    failed.first().and_then(|j| j.error.clone()).unwrap_or_default()
+                )
+            })
         })
     })
 }
@@ -703,11 +714,22 @@ pub fn run_error(results: &Results) -> Option<Error> {
                 "the results were written; merge every shard's results.json: shards missing can show a regression, never pass the change"
             } else if results.run.budget_refused > 0 {
                 "the results were written; raise `budget.max_usd` in promptgate.yaml (a shard may spend only its share of it), or lower repeats or cases"
+            } else if judging_failed(results) {
+                "the results were written; the judged metrics were not judged. Fix the judge provider (`defaults.judge`: its key, its model, a content filter or context limit on these outputs); the limit on failed judge calls is fixed, as `defaults.max_error_rate` is for the calls themselves"
             } else {
                 "the results were written; no metric was judged. Fix the provider (or raise `defaults.max_error_rate` if these failures are expected) and run again"
             },
         )
     })
+}
+
+/// Whether some experiment's judging failed ([`judge_failure`]) while its calls did not.
+fn judging_failed(results: &Results) -> bool {
+    let max_error_rate = results.defaults.as_ref().map_or(1.0, |d| d.max_error_rate);
+    results
+        .experiments
+        .iter()
+        .any(|e| arm_failure(e, max_error_rate).is_none() && judge_failure(e).is_some())
 }
 
 /// The run facts the calls themselves say: cases, calls, completed, errored, spend.
@@ -940,19 +962,22 @@ mod tests {
 
     /// A judge that fails on one arm's outputs stops the run even when the arms together stay
     /// under the limit: 7 of 20 candidate judgements failed (35%), none of the baseline's
-    /// (17.5% of all 40).
+    /// (17.5% of all 40). So does one that fails one metric's question only: 7 of 20
+    /// hallucination judgements failed, none of 40 others on the same outputs (11.7% of all 60).
     #[test]
-    fn judge_failures_are_counted_per_arm() {
-        let judged = |failed: bool| Judgement {
-            metric: crate::results::Name::new("relevance"),
+    fn judge_failures_are_counted_per_arm_and_per_metric() {
+        let judged = |metric: &str, failed: bool| Judgement {
+            metric: crate::results::Name::new(metric),
             error: failed.then(|| "content filter".to_owned()),
             ..Judgement::default()
         };
-        let calls = |failed: usize| -> Vec<Call> {
+        let calls = |failed: usize, others: &[&str]| -> Vec<Call> {
             (0..20)
                 .map(|i| Call {
                     evaluation: Evaluation {
-                        judgements: [judged(i < failed)].into_iter().collect(),
+                        judgements: std::iter::once(judged("hallucination_rate", i < failed))
+                            .chain(others.iter().map(|m| judged(m, false)))
+                            .collect(),
                         ..Evaluation::default()
                     }
                     .into(),
@@ -960,20 +985,24 @@ mod tests {
                 })
                 .collect()
         };
-        let experiment = |baseline_failed: usize, candidate_failed: usize| {
-            changed_faq(1, |_| (calls(baseline_failed), calls(candidate_failed)))
+        let experiment = |baseline_failed: usize, candidate_failed: usize, others: &[&str]| {
+            changed_faq(1, |_| (calls(baseline_failed, others), calls(candidate_failed, others)))
         };
-        let reason = judge_failure(&experiment(0, 7)).expect("the candidate's judging failed");
+        let reason = judge_failure(&experiment(0, 7, &[])).expect("the candidate's judging failed");
         assert!(
-            reason.contains("7 of 20 judge calls on the candidate's outputs failed (35.0% of that arm's judge calls"),
+            reason.contains("7 of 20 `hallucination_rate` judge calls on the candidate's outputs failed (35.0%, more than 20.0% allowed"),
             "{reason}"
         );
         assert!(
-            judge_failure(&experiment(7, 0))
+            judge_failure(&experiment(7, 0, &[]))
                 .unwrap()
                 .contains("on the baseline's outputs")
         );
-        assert!(judge_failure(&experiment(4, 4)).is_none(), "20% in each arm is allowed");
+        assert!(judge_failure(&experiment(4, 4, &[])).is_none(), "20% in each arm is allowed");
+        let reason = judge_failure(&experiment(0, 7, &["politeness", "relevance"]))
+            .expect("one metric's judging failed, pooled or not");
+        assert!(reason.contains("7 of 20 `hallucination_rate` judge calls"), "{reason}");
+        assert!(judge_failure(&experiment(4, 4, &["politeness", "relevance"])).is_none());
     }
 
     /// A pull request that cuts the repeats to one leaves a blocking consistency gate no data:
