@@ -235,8 +235,19 @@ fn build<'a>(
     let hallucination = value(11)
         .map_or(Ok(None), |c| c.flag("hallucination", ("hallucinated", "grounded")))
         .map_err(bad)?;
-    if latency_ms.is_some_and(|l| l < 0.0) {
-        return Err(bad(Misfit("`latency_ms` is negative".to_owned())));
+    // No time, token count or cost is negative: such a value is the export's mistake, and
+    // counted as one (a negative cost made a mean no ratio could be taken of, and the canary
+    // held with "no request carries" the cost every request carried).
+    for (i, v) in [
+        (2, latency_ms),
+        (3, tokens[0]),
+        (4, tokens[1]),
+        (5, tokens[2]),
+        (6, logged_cost),
+    ] {
+        if v.is_some_and(|x| x < 0.0) {
+            return Err(bad(Misfit(format!("`{}` is negative", QUANTITIES[i]))));
+        }
     }
     let usage = match tokens {
         [Some(input), Some(output), cached] if input >= 0.0 && output >= 0.0 => Some(Usage {
@@ -586,6 +597,32 @@ mod tests {
         assert_eq!(
             notes.problems.by_kind[&Problem::BadValue].1[0].detail,
             "`latency_ms` is `fast`, expected a number"
+        );
+    }
+
+    #[test]
+    fn a_negative_time_token_count_or_cost_is_a_bad_value() {
+        let text = "{\"variant\": \"v2\", \"cost_usd\": -100}\n{\"variant\": \"v2\", \"latency_ms\": -1}\n{\"variant\": \"v2\", \"usage\": {\"input_tokens\": -5, \"output_tokens\": 3}}\n{\"variant\": \"v2\", \"cost_usd\": 0.002}\n";
+        let fields = Fields::resolve(Some(
+            &serde_saphyr::from_str(
+                "{cost_usd: cost_usd, input_tokens: usage.input_tokens, output_tokens: usage.output_tokens}",
+            )
+            .unwrap(),
+        ));
+        let (records, notes) = read(LogFormat::Jsonl, &fields, text);
+        assert_eq!(records.canary.len(), 1);
+        let bad: Vec<(u64, &str)> = notes.problems.by_kind[&Problem::BadValue]
+            .1
+            .iter()
+            .map(|b| (b.line, b.detail.as_str()))
+            .collect();
+        assert_eq!(
+            bad,
+            [
+                (1, "`cost_usd` is negative"),
+                (2, "`latency_ms` is negative"),
+                (3, "`input_tokens` is negative")
+            ]
         );
     }
 

@@ -79,7 +79,8 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
                 .into());
             }
             let window = options.window.unwrap_or(Duration::from_secs(3600));
-            let fetched = prometheus::fetch(url, *step, window, queries, &arms)?;
+            let mut fetched = prometheus::fetch(url, *step, window, queries, &arms)?;
+            let unusable = prometheus::check_steps(&mut fetched, &arms, config)?;
             let data = Data::Series(&fetched.series);
             let a = analyse::analyse(
                 &data,
@@ -101,6 +102,7 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
                 },
             };
             let mut notes = fetched.notes;
+            notes.extend(unusable);
             notes.push(format!(
                 "Prometheus series: each {}-step value is one observation; a verdict needs `min_steps` ({}) per arm",
                 time::span(step.as_secs_f64()),
@@ -378,7 +380,19 @@ fn read_file(root: &Path, path: &str, config: &CanaryConfig) -> anyhow::Result<(
     if !real.starts_with(&real_root) {
         return Err(unreadable("it is a link that leaves the repository".to_owned()));
     }
-    let file = std::fs::File::open(&real).map_err(|e| unreadable(e.to_string()))?;
+    // There, but not to be read (a folder, no permission, a failing disk): a run error (exit
+    // 3, docs/canary.md), not a mistake in the config.
+    let file = std::fs::File::open(&real)
+        .and_then(|f| match f.metadata() {
+            Ok(m) if m.is_dir() => Err(std::io::Error::other("it is a folder, not a file")),
+            _ => Ok(f),
+        })
+        .map_err(|e| {
+            Error::run_with_hint(
+                format!("cannot read `{path}`: {e}"),
+                "check the file's permissions, or the path under `canary.source`",
+            )
+        })?;
     if file.metadata().is_ok_and(|m| m.len() > MAX_LOG_BYTES) {
         return Err(unreadable("larger than 20 GiB".to_owned()));
     }

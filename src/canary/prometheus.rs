@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::analyse::Series;
 use crate::error::{Diagnostic, Error};
-use crate::suite::canary::ArmSelector;
+use crate::suite::canary::{ArmSelector, CanaryConfig};
 
 /// The series of every queried metric, the notes on what came back, and the range asked for.
 pub struct Fetched {
@@ -99,6 +99,62 @@ pub(super) fn shown(url: &str) -> String {
         Ok(_) => url.to_owned(),
         Err(_) => "(not a URL)".to_owned(),
     }
+}
+
+/// Steps whose value is no number (`+Inf`: `histogram_quantile` when the quantile lies above
+/// the highest bucket, so a canary slower than every bucket reads +Inf; `NaN`: a step with no
+/// request, `0/0`) are never dropped silently: above `max_bad_share` of an arm's steps for a
+/// metric they are bad input (exit 2: an +Inf latency may be the canary's regression itself,
+/// and no verdict may rest on the steps left), below it they are left out and said. A
+/// baseline that no query returns data for is a selector that matches nothing (exit 2), as in
+/// the logs; a canary with no data yet holds. Returns the notes to add.
+pub fn check_steps(fetched: &mut Fetched, arms: &ArmSelector, config: &CanaryConfig) -> Result<Vec<String>, Error> {
+    if !fetched.series.is_empty() && fetched.series.values().all(|s| s.baseline.is_empty()) {
+        return Err(Diagnostic::new(format!(
+            "no query returned data for the baseline `{}`",
+            arms.baseline
+        ))
+        .in_file(&config.config_path)
+        .hint("check `canary.source.baseline` against the label values the queries' `$arm` selects (try a query in Prometheus's expression browser)")
+        .into());
+    }
+    let mut notes = Vec::new();
+    for (metric, series) in &mut fetched.series {
+        for (arm, steps) in [
+            (&arms.baseline, &mut series.baseline),
+            (&arms.canary, &mut series.canary),
+        ] {
+            let total = steps.len();
+            let inf = steps.iter().filter(|(_, v)| v.is_infinite()).count();
+            let nan = steps.iter().filter(|(_, v)| v.is_nan()).count();
+            let bad = inf + nan;
+            if bad == 0 {
+                continue;
+            }
+            let what = match (inf, nan) {
+                (0, _) => format!("{nan} NaN"),
+                (_, 0) => format!("{inf} infinite"),
+                _ => format!("{inf} infinite, {nan} NaN"),
+            };
+            let share = bad as f64 / total as f64;
+            if share > config.max_bad_share {
+                return Err(Diagnostic::new(format!(
+                    "{bad} of {total} steps of `{metric}` for `{arm}` are not numbers ({what}), {:.1}%, above the limit of {}%",
+                    share * 100.0,
+                    config.max_bad_share * 100.0
+                ))
+                .in_file(&config.config_path)
+                .hint("+Inf from `histogram_quantile` means the quantile lies above the highest bucket: add buckets above the slowest requests; NaN means a step with no requests: widen the rate window or the step")
+                .hint("or raise `canary.max_bad_share` if such steps are expected")
+                .into());
+            }
+            steps.retain(|(_, v)| v.is_finite());
+            notes.push(format!(
+                "{bad} of {total} steps of `{metric}` for `{arm}` were not numbers ({what}) and are left out"
+            ));
+        }
+    }
+    Ok(notes)
 }
 
 /// The credentials `url` carries (`https://reader:TOKEN@host`, or a token as the user name

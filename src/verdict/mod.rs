@@ -998,7 +998,10 @@ mod tests {
                 .unwrap()
                 .contains("on the baseline's outputs")
         );
-        assert!(judge_failure(&experiment(4, 4, &[])).is_none(), "20% in each arm is allowed");
+        assert!(
+            judge_failure(&experiment(4, 4, &[])).is_none(),
+            "20% in each arm is allowed"
+        );
         let reason = judge_failure(&experiment(0, 7, &["politeness", "relevance"]))
             .expect("one metric's judging failed, pooled or not");
         assert!(reason.contains("7 of 20 `hallucination_rate` judge calls"), "{reason}");

@@ -378,3 +378,18 @@ fn watching_stops_at_the_first_decision_or_at_max_duration() {
     let (run, _) = canary(undecided.path(), &["--watch", "1h", "--max-duration", "30m"]);
     run.expect_code(4).stderr_has("stopping at --max-duration 30m");
 }
+
+/// A log that is there but cannot be read is a run error (exit 3, docs/canary.md), not a
+/// mistake in the config (exit 2); a path that names nothing is the config's (exit 2).
+#[test]
+fn a_log_that_cannot_be_read_is_a_run_error_and_a_missing_one_bad_input() {
+    let dir = setup(10, 0.01, 1.0);
+    std::fs::remove_file(dir.path().join("logs/requests.jsonl")).unwrap();
+    std::fs::create_dir(dir.path().join("logs/requests.jsonl")).unwrap();
+    let (run, _) = canary(dir.path(), &[]);
+    run.expect_code(3)
+        .stderr_has("cannot read `logs/requests.jsonl`: it is a folder, not a file");
+    std::fs::remove_dir(dir.path().join("logs/requests.jsonl")).unwrap();
+    let (run, _) = canary(dir.path(), &[]);
+    run.expect_code(2).stderr_has("cannot read `logs/requests.jsonl`");
+}

@@ -188,3 +188,96 @@ fn wait_ready(port: u16) {
     }
     panic!("prometheus did not become ready on 127.0.0.1:{port} within 30 s");
 }
+
+/// A Prometheus answering `query_range` from a closure of the arm its query selects and whether
+/// it asks for latency: each step's value as Prometheus writes it, or none.
+struct Steps(fn(&str, bool) -> Vec<String>);
+
+impl wiremock::Respond for Steps {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let query = request
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "query")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        let arm = if query.contains("v1.3.0") { "v1.3.0" } else { "v1.2.3" };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let values: Vec<serde_json::Value> = (self.0)(arm, query.contains("latency"))
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| serde_json::json!([now - 3600 + 60 * i as u64, v]))
+            .collect();
+        let result = if values.is_empty() {
+            serde_json::json!([])
+        } else {
+            serde_json::json!([{"metric": {"version": arm}, "values": values}])
+        };
+        wiremock::ResponseTemplate::new(200)
+            .set_body_json(serde_json::json!({"status": "success", "data": {"resultType": "matrix", "result": result}}))
+    }
+}
+
+async fn canary_against(steps: fn(&str, bool) -> Vec<String>, extra: &str) -> crate::support::Run {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::path("/api/v1/query_range"))
+        .respond_with(Steps(steps))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = CONFIG
+        .replace("http://127.0.0.1:PORT", &server.uri())
+        .replace("  min_samples: 500\n", &format!("  min_samples: 500\n{extra}"));
+    std::fs::write(dir.path().join("promptgate.yaml"), config).unwrap();
+    let repo = dir.path().to_owned();
+    let run = tokio::task::spawn_blocking(move || promptgate_in(&repo, &["canary", "--window", "1h", "--out", "out"]))
+        .await
+        .unwrap();
+    drop(dir);
+    run
+}
+
+/// Equal arms of 61 steps, the canary's first `n_bad` latency steps written as `bad`.
+fn level(arm: &str, latency: bool, n_bad: usize, bad: &str) -> Vec<String> {
+    (0..61)
+        .map(|i| match arm {
+            "v1.3.0" if latency && i < n_bad => bad.to_owned(),
+            _ => format!("{:.1}", 600.0 + (i % 7) as f64 * 3.0),
+        })
+        .collect()
+}
+
+/// Steps whose value is no number are never dropped silently: `histogram_quantile` answers
+/// +Inf when the canary's p95 lies above the highest bucket, and leaving those steps out
+/// promoted a canary slower than every bucket (audit: 40 of 61 steps +Inf, promoted, exit 0).
+/// Above `max_bad_share` they stop the canary (exit 2); below it they are left out and said.
+/// A baseline no query returns data for is a selector that matches nothing (exit 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_that_are_no_number_are_never_dropped_silently() {
+    canary_against(|arm, latency| level(arm, latency, 40, "+Inf"), "")
+        .await
+        .expect_code(2)
+        .stderr_has("40 of 61 steps of `latency_p95_ms` for `v1.3.0` are not numbers (40 infinite), 65.6%, above the limit of 1%")
+        .stderr_has("hint: +Inf from `histogram_quantile` means the quantile lies above the highest bucket");
+    canary_against(|arm, latency| level(arm, latency, 2, "NaN"), "")
+        .await
+        .expect_code(2)
+        .stderr_has("2 of 61 steps of `latency_p95_ms` for `v1.3.0` are not numbers (2 NaN)");
+    // Below the limit: left out, and the verdict's notes say so.
+    let run = canary_against(|arm, latency| level(arm, latency, 2, "NaN"), "  max_bad_share: 0.05\n").await;
+    assert_ne!(run.code, 2, "{}", run.stderr);
+    run.stdout_has("2 of 61 steps of `latency_p95_ms` for `v1.3.0` were not numbers (2 NaN) and are left out");
+    canary_against(
+        |arm, latency| {
+            if arm == "v1.2.3" {
+                Vec::new()
+            } else {
+                level(arm, latency, 0, "")
+            }
+        },
+        "",
+    )
+    .await
+    .expect_code(2)
+    .stderr_has("no query returned data for the baseline `v1.2.3`");
+}
