@@ -186,6 +186,15 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results>
     if let Some(needed) = shards.iter().find_map(|s| s.results.trust.approval.clone()) {
         crate::trust::apply(&mut results, needed);
     }
+    // The judges no `judge-check` record vouches for are the suite's, alike in every shard: the
+    // union, in the first shard's order, keeps the comment's warning the unsharded run shows.
+    for s in shards {
+        for judge in &s.results.unchecked_judges {
+            if !results.unchecked_judges.contains(judge) {
+                results.unchecked_judges.push(judge.clone());
+            }
+        }
+    }
     // A shard the budget refused calls of (its cap stopped it, or it refused the run before any
     // call) left its comparison incomplete: as in one run, the merged run is an error, whatever
     // its cases say.
