@@ -509,6 +509,13 @@ fn metric_units(base: &Experiment, head: &Experiment) -> BTreeMap<String, [usize
         .collect()
 }
 
+/// The experiment's own `assert:` list, as its definition records it.
+fn assert_list(e: &Experiment) -> Option<serde_json::Value> {
+    serde_json::from_str::<serde_json::Value>(&e.definition)
+        .ok()
+        .and_then(|d| d.get("assert").cloned())
+}
+
 /// Head's cases against base's, by id.
 pub fn dataset_changes(base: &Experiment, head: &Experiment) -> DatasetChanges {
     let before: BTreeMap<&str, &crate::suite::Case> = base.cases.iter().map(|c| (c.id.as_str(), c)).collect();
@@ -525,6 +532,7 @@ pub fn dataset_changes(base: &Experiment, head: &Experiment) -> DatasetChanges {
         base_units: units(base),
         head_units: units(head),
         metric_units: metric_units(base, head),
+        experiment_assertions_changed: assert_list(base) != assert_list(head),
         ..DatasetChanges::default()
     };
     for case in &head.cases {

@@ -81,6 +81,9 @@ pub fn detect(repo_dir: &Path, config: &str, args: &DetectArgs) -> anyhow::Resul
 /// "2 removed (a, b), 1 added, assertions changed: c".
 fn dataset_sentence(d: &crate::results::DatasetChanges) -> String {
     let mut parts = Vec::new();
+    if d.experiment_assertions_changed {
+        parts.push("the experiment's assert: (every case's) changed".to_owned());
+    }
     if !d.removed.is_empty() {
         parts.push(format!("{} removed ({})", d.removed.len(), d.removed.join(", ")));
     }

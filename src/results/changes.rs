@@ -53,6 +53,10 @@ pub struct DatasetChanges {
     /// escape its gate as too few.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metric_units: BTreeMap<String, [usize; 2]>,
+    /// The experiment's own `assert:` list (applied to every case) differs between base and
+    /// head: the PR changed what every case is judged by, as surely as editing each case.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub experiment_assertions_changed: bool,
 }
 
 impl DatasetChanges {
@@ -70,6 +74,7 @@ impl DatasetChanges {
             && self.assertions_changed.is_empty()
             && self.vars_changed.is_empty()
             && self.groups_changed.is_empty()
+            && !self.experiment_assertions_changed
             && self.metric_units.values().all(|[base, head]| head >= base)
     }
 }

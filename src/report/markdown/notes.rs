@@ -172,6 +172,9 @@ pub(super) fn dataset_note(d: &DatasetChanges) -> String {
     };
     let cases = |n: usize| format!("{n} case{}", if n == 1 { "" } else { "s" });
     let mut parts = Vec::new();
+    if d.experiment_assertions_changed {
+        parts.push("the assertions every case gets (the experiment's `assert:`) changed".to_owned());
+    }
     if !d.removed.is_empty() {
         parts.push(format!("{} removed ({})", cases(d.removed.len()), ids(&d.removed)));
     }
