@@ -878,6 +878,7 @@ experiments:
                 base_units: 3,
                 head_units: 3,
                 metric_units: [("contains".to_owned(), [1, 1])].into(),
+                experiment_assertions_changed: false,
             })
         );
     }

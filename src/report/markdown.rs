@@ -1388,6 +1388,7 @@ mod tests {
                 base_units: 3,
                 head_units: 1,
                 metric_units: Default::default(),
+                experiment_assertions_changed: false,
             });
             if let Some(arm) = &mut e.candidate {
                 arm.model = HOSTILE.to_owned();
