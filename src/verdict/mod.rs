@@ -5,7 +5,11 @@
 
 pub mod aa;
 mod decide;
+mod failure;
 pub mod sequential;
+
+use failure::{arm_failure, judge_failure, judging_failed};
+pub use failure::MAX_JUDGE_ERROR_RATE;
 
 use std::collections::BTreeMap;
 
@@ -318,90 +322,6 @@ fn metric_names(gates: &[suite::GateSpec], cases: &[CaseResult], base_scored: &[
         }
     }
     names
-}
-
-/// Why an experiment's run failed: an arm whose calls errored beyond `max_error_rate`.
-fn arm_failure(e: &ExperimentResult, max_error_rate: f64) -> Option<String> {
-    for (arm, calls) in [
-        ("baseline", e.cases.iter().flat_map(|c| &c.baseline).collect::<Vec<_>>()),
-        ("candidate", e.cases.iter().flat_map(|c| &c.candidate).collect()),
-    ] {
-        if calls.is_empty() {
-            continue;
-        }
-        // A scorer that failed on too many outputs leaves its metrics measured on a few: the
-        // run is not a verdict on them (its failures say what broke).
-        let answered: Vec<&&Call> = calls.iter().filter(|c| c.error().is_none()).collect();
-        let unscored: Vec<&&&Call> = answered
-            .iter()
-            .filter(|c| !c.evaluation.scorer_errors().is_empty())
-            .collect();
-        if !answered.is_empty() && unscored.len() as f64 / answered.len() as f64 > max_error_rate {
-            let example = unscored
-                .first()
-                .and_then(|c| c.evaluation.scorer_errors().first())
-                .cloned()
-                .unwrap_or_default();
-            return Some(format!(
-                "the run failed: a scorer could not score {} of {} {arm} outputs (more than {} allowed); first error: {example}",
-                unscored.len(),
-                answered.len(),
-                format::relative(max_error_rate).trim_start_matches('+'),
-            ));
-        }
-        let errored = calls.iter().filter(|c| c.error().is_some()).count();
-        if errored as f64 / calls.len() as f64 > max_error_rate {
-            let example = calls.iter().find_map(|c| c.error()).unwrap_or_default();
-            return Some(format!(
-                "the run failed: {errored} of {} {arm} calls errored (more than {} allowed); first error: {example}",
-                calls.len(),
-                format::relative(max_error_rate).trim_start_matches('+'),
-            ));
-        }
-    }
-    None
-}
-
-/// Judge calls that failed beyond this share make the run an error: the judged metrics would
-/// rest on the outputs a judge happened to answer for.
-pub const MAX_JUDGE_ERROR_RATE: f64 = 0.2;
-
-/// Why an experiment's judging failed: more than [`MAX_JUDGE_ERROR_RATE`] of one metric's judge
-/// calls in one arm failed or answered with something other than the asked-for object. Each
-/// arm on its own: a judge that fails on one arm's outputs (a content filter, a context limit)
-/// leaves that arm judged on the outputs it happened to answer for, however well the other arm
-/// was judged. Each metric on its own too: a judge that refuses only the hallucination question
-/// leaves `hallucination_rate` measured on the outputs it chose to answer, however well it
-/// answered the rubric's and relevance's on the same outputs.
-fn judge_failure(e: &ExperimentResult) -> Option<String> {
-    [Arm::Baseline, Arm::Candidate].into_iter().find_map(|arm| {
-        // Per metric, in name order: (judge calls, the failed ones).
-        let mut by_metric: std::collections::BTreeMap<&str, (usize, Vec<&Judgement>)> =
-            std::collections::BTreeMap::new();
-        for judgement in (e.cases.iter())
-            .flat_map(|c| c.calls(arm))
-            .flat_map(|call| call.evaluation.judgements())
-        {
-            let entry = by_metric.entry(judgement.metric.as_str()).or_default();
-            entry.0 += 1;
-            if judgement.error.is_some() {
-                entry.1.push(judgement);
-            }
-        }
-        by_metric.into_iter().find_map(|(metric, (asked, failed))| {
-            let rate = failed.len() as f64 / asked.max(1) as f64;
-            (rate > MAX_JUDGE_ERROR_RATE).then(|| {
-                format!(
-                    "the run failed: {} of {asked} `{metric}` judge calls on the {}'s outputs failed ({}, more than {} allowed: that metric would rest on the outputs the judge happened to answer; run.judge_error_rate counts every judge call of the run); first error: {}",
-                    failed.len(),
-                    arm.name(),
-                    format::relative(rate).trim_start_matches('+'),
-                    format::relative(MAX_JUDGE_ERROR_RATE).trim_start_matches('+'),
-                    failed.first().and_then(|j| j.error.clone()).unwrap_or_default()
-                )
-            })
-        })
-    })
 }
 
 pub fn experiment_verdict(e: &ExperimentResult) -> (ExperimentVerdict, String) {
@@ -721,15 +641,6 @@ pub fn run_error(results: &Results) -> Option<Error> {
             },
         )
     })
-}
-
-/// Whether some experiment's judging failed ([`judge_failure`]) while its calls did not.
-fn judging_failed(results: &Results) -> bool {
-    let max_error_rate = results.defaults.as_ref().map_or(1.0, |d| d.max_error_rate);
-    results
-        .experiments
-        .iter()
-        .any(|e| arm_failure(e, max_error_rate).is_none() && judge_failure(e).is_some())
 }
 
 /// The run facts the calls themselves say: cases, calls, completed, errored, spend.
