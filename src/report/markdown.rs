@@ -1242,6 +1242,27 @@ mod tests {
         insta::assert_snapshot!("report", md);
     }
 
+    /// A case no judgement answered in an arm has no flip, and is not "unchanged": the cases
+    /// line counts it apart (the audit: two unjudged cases were counted unchanged).
+    #[test]
+    fn a_case_not_judged_in_an_arm_is_not_counted_unchanged() {
+        let mut results = demo_results();
+        let e = &mut results.experiments[0];
+        let case = e
+            .cases
+            .iter_mut()
+            .find(|c| c.flip.is_none() && !c.candidate.is_empty())
+            .expect("an unchanged case");
+        for call in &mut case.candidate {
+            call.scores.remove("pass");
+        }
+        let md = render_report(&results).unwrap();
+        assert!(
+            md.contains("4 compared: 2 pass → fail, 1 fail → pass, 0 unchanged, 1 not judged in an arm\n"),
+            "{md}"
+        );
+    }
+
     #[test]
     fn summary_snapshot() {
         insta::assert_snapshot!("summary", render_summary(&demo_results()).unwrap());

@@ -88,10 +88,23 @@ pub(super) fn text_chart(e: &ExperimentResult, requests_per_month: Option<u64>) 
         .count();
     if compared > 0 {
         let (worse, better) = (count(Flip::PassToFail), count(Flip::FailToPass));
+        // A case whose outcome is unknown in an arm (no judgement answered it, nothing else
+        // failed it) has no flip: it is not "unchanged", and the line says how many.
+        let unknown = e
+            .cases
+            .iter()
+            .filter(|c| c.flip.is_none() && !c.baseline.is_empty() && !c.candidate.is_empty())
+            .filter(|c| [&c.baseline, &c.candidate].into_iter().any(|calls| crate::metrics::known_passes(calls).0 == 0))
+            .count();
+        let not_judged = if unknown > 0 {
+            format!(", {unknown} not judged in an arm")
+        } else {
+            String::new()
+        };
         lines.push(format!(
-            "{:<20} {compared} compared: {worse} pass → fail, {better} fail → pass, {} unchanged",
+            "{:<20} {compared} compared: {worse} pass → fail, {better} fail → pass, {} unchanged{not_judged}",
             "cases",
-            compared.saturating_sub(worse + better)
+            compared.saturating_sub(worse + better + unknown)
         ));
     }
     lines
