@@ -146,6 +146,11 @@ impl Problems {
 pub struct ReadNotes {
     /// Non-empty lines (or spans, for OTLP) read.
     pub lines: u64,
+    /// For OTLP, where a line holds many spans: the non-empty lines read, and those that could
+    /// not be read at all (each a whole export request's spans lost). Their share is held to
+    /// the same limit as the spans', on its own: a broken line is not one bad span of many.
+    pub export_lines: u64,
+    pub unreadable_export_lines: u64,
     pub problems: Problems,
     /// Arm values that are neither the baseline's nor the canary's, with their counts.
     pub other_arms: BTreeMap<String, u64>,
@@ -218,6 +223,31 @@ pub fn check_reading(
             .hint("everything after it is unreadable, so nothing is judged: fix or re-export the file");
         d.line = Some(*line);
         return Err(d.into());
+    }
+    let broken = notes.unreadable_export_lines;
+    let line_share = broken as f64 / notes.export_lines.max(1) as f64;
+    if broken > 0 && line_share > max_bad_share {
+        let first = notes
+            .problems
+            .by_kind
+            .values()
+            .flat_map(|(_, e)| e.first())
+            .min_by_key(|b| b.line)
+            .cloned();
+        let mut d = Diagnostic::new(format!(
+            "{broken} of {} lines ({:.1}%) cannot be read, above the limit of {}%: every span on them is lost",
+            notes.export_lines,
+            line_share * 100.0,
+            max_bad_share * 100.0
+        ))
+        .in_file(file);
+        if let Some(b) = first {
+            d = d.at(&b.text, 1, b.column);
+            d.line = Some(b.line);
+        }
+        return Err(d
+            .hint("fix the export, or raise `canary.max_bad_share` if such lines are expected")
+            .into());
     }
     let share = bad as f64 / notes.lines as f64;
     if bad > 0 && share > max_bad_share {
