@@ -107,6 +107,26 @@ impl Store {
     }
 }
 
+/// An exclusive lock on `<ledger>.lock` beside the ledger file, held until dropped (the
+/// operating system releases it however the process ends).
+fn lock_beside(path: &Path) -> anyhow::Result<std::fs::File> {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".lock");
+    let lock_path = path.with_file_name(name);
+    if let Some(folder) = lock_path.parent().filter(|f| !f.as_os_str().is_empty()) {
+        crate::output::create_dir(folder)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::run(format!("cannot lock the ledger ({}): {e}", lock_path.display())))?;
+    file.lock()
+        .map_err(|e| Error::run(format!("cannot lock the ledger ({}): {e}", lock_path.display())))?;
+    Ok(file)
+}
+
 fn record(repo_dir: &Path, args: &LedgerRecordArgs) -> anyhow::Result<u8> {
     let env = ActionsEnv::from_env();
     let results_path = match (&args.results, &args.canary) {
@@ -177,8 +197,16 @@ fn record(repo_dir: &Path, args: &LedgerRecordArgs) -> anyhow::Result<u8> {
     let where_ = store.describe();
     match &store {
         Store::File(path) => {
+            // Read, append and replace under a lock on a file beside the ledger: two records
+            // made at once both land (the later reads what the earlier wrote).
+            let _held = lock_beside(path)?;
             let existing = ledger::read_ledger_file(path, true)?;
-            crate::output::write_file(path, ledger::append(&existing, &lines).as_bytes())?;
+            let text = ledger::append(&existing, &lines);
+            if text.trim_end() == existing.trim_end() {
+                eprintln!("promptgate: {where_} already holds these entries (but for their time): nothing added");
+                return Ok(exit::PASS);
+            }
+            crate::output::write_file(path, text.as_bytes())?;
         }
         Store::Branch {
             client,

@@ -194,11 +194,27 @@ pub fn to_lines(entries: &[Entry]) -> String {
 
 /// `existing` with `lines` appended, a newline put between them when `existing` lacks its last.
 pub fn append(existing: &str, lines: &str) -> String {
+    // A line the ledger already holds but for its time is a record made again (a rerun of the
+    // same job, the same canary.json recorded twice): not a second gating or a second look.
+    let without_time = |line: &str| {
+        serde_json::from_str::<serde_json::Value>(line).ok().map(|mut v| {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("time");
+            }
+            v
+        })
+    };
+    let recorded: Vec<serde_json::Value> = existing.lines().filter_map(without_time).collect();
     let mut text = existing.to_owned();
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
-    text.push_str(lines);
+    for line in lines.lines() {
+        if !without_time(line).is_some_and(|v| recorded.contains(&v)) {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
     text
 }
 

@@ -431,3 +431,13 @@ fn a_canary_json_that_is_not_one_is_refused_with_exit_2() {
     let entry = canary_entry(&canary, None, None, "2026-12-01T10:00:00Z");
     assert_eq!(entry.canary.unwrap().needed, Some(serde_json::json!({"canary": 496})));
 }
+
+#[test]
+fn a_line_recorded_again_but_for_its_time_is_not_appended() {
+    let first = r#"{"time":"2026-11-01T10:00:00Z","experiment":"support","verdict":"pass"}"#;
+    let again = r#"{"time":"2026-11-02T09:00:00Z","experiment":"support","verdict":"pass"}"#;
+    let other = r#"{"time":"2026-11-02T09:00:00Z","experiment":"support","verdict":"fail"}"#;
+    let ledger = format!("{first}\n");
+    assert_eq!(append(&ledger, &format!("{again}\n")), ledger);
+    assert_eq!(append(&ledger, &format!("{again}\n{other}\n")), format!("{first}\n{other}\n"));
+}

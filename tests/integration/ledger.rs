@@ -571,9 +571,9 @@ fn a_malformed_ledger_line_and_a_results_json_of_another_schema_are_exit_2() {
         .expect_code(2)
         .stderr_has("not in a git repository, and neither --ledger FILE nor GITHUB_TOKEN is set");
 
-    // Locally: two records append; show joins them.
-    write_json(repo.path(), "results.json", &results_json("v1.3.0", 0.93));
-    for _ in 0..2 {
+    // Locally: two records of the same version append (a change that kept its version);
+    // the same record made again adds nothing (a rerun is no second gating); show joins them.
+    let record = || {
         repo.promptgate(&[
             "ledger",
             "record",
@@ -584,8 +584,15 @@ fn a_malformed_ledger_line_and_a_results_json_of_another_schema_are_exit_2() {
             "--pr",
             "4",
         ])
-        .expect_code(0);
+    };
+    for value in [0.93, 0.91] {
+        write_json(repo.path(), "results.json", &results_json("v1.3.0", value));
+        record().expect_code(0);
     }
+    assert_eq!(repo.read("local.jsonl").lines().count(), 2);
+    record()
+        .expect_code(0)
+        .stderr_has("already holds these entries (but for their time): nothing added");
     assert_eq!(repo.read("local.jsonl").lines().count(), 2);
     repo.promptgate(&["ledger", "show", "--ledger", "local.jsonl", "--experiment", "suport"])
         .expect_code(2)
@@ -647,4 +654,28 @@ fn without_a_token_the_ledger_is_the_local_repositorys_branch_and_the_checkout_i
         .stderr_has("each have commits the other lacks")
         .stderr_has("hint: bring them together first");
     assert_eq!(repo.git(&["rev-parse", "promptgate-ledger"]), tip);
+}
+
+/// Records made at once into one ledger file all land: each reads, appends and replaces the
+/// file under a lock beside it (the audit: of two records at once, one was lost in 8 of 10
+/// tries, and both exited 0).
+#[test]
+fn records_made_at_once_into_one_file_all_land() {
+    let repo = TestRepo::new();
+    let runs: Vec<std::process::Child> = (0..8)
+        .map(|k| {
+            write_json(repo.path(), &format!("results-{k}.json"), &results_json(&format!("v1.{k}.0"), 0.9));
+            std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
+                .current_dir(repo.path())
+                .args(["ledger", "record", "--results", &format!("results-{k}.json"), "--ledger", "shared.jsonl"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut run in runs {
+        assert!(run.wait().unwrap().success());
+    }
+    assert_eq!(repo.read("shared.jsonl").lines().count(), 8);
 }
