@@ -612,7 +612,11 @@ impl<'a> ExperimentView<'a> {
             not_run: failed && e.cases.is_empty(),
             symbol,
             verdict,
-            reason: &e.reason,
+            // The status note is shown beside the reason; a reason that opens with it (a new
+            // experiment's does) would say it twice.
+            reason: status_note
+                .and_then(|note| e.reason.strip_prefix(note))
+                .map_or(e.reason.as_str(), |rest| rest.trim_start_matches(|c| c == ';' || c == ' ')),
             provider: &e.provider,
             affected_by: e.affected_by.iter().map(String::as_str).collect(),
             change_notes: e.changed.changes.iter().map(String::as_str).collect(),
@@ -1314,6 +1318,17 @@ mod tests {
         assert!(md.contains("### ⚠️ promptgate: needs attention — "));
         assert!(md.contains("- ⚠️ latency_p95_ms in onboarding-tips candidate misses its SLO ≤ 800 ms"));
         insta::assert_snapshot!("new_experiment", md);
+    }
+
+    /// A new experiment's reason opens with what its status note says already: said once.
+    #[test]
+    fn a_new_experiments_status_is_said_once() {
+        let mut results = demo_results();
+        results.experiments = vec![results.experiments[2].clone()];
+        results.experiments[0].reason = "new at head: candidate only, no baseline; relevance improved".to_owned();
+        let md = render_report(&results).unwrap();
+        assert_eq!(md.matches("new at head: candidate only, no baseline").count(), 1, "{md}");
+        assert!(md.contains("*new at head: candidate only, no baseline.* relevance improved"), "{md}");
     }
 
     #[test]
