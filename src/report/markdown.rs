@@ -616,7 +616,7 @@ impl<'a> ExperimentView<'a> {
             // experiment's does) would say it twice.
             reason: status_note
                 .and_then(|note| e.reason.strip_prefix(note))
-                .map_or(e.reason.as_str(), |rest| rest.trim_start_matches(|c| c == ';' || c == ' ')),
+                .map_or(e.reason.as_str(), |rest| rest.trim_start_matches([';', ' '])),
             provider: &e.provider,
             affected_by: e.affected_by.iter().map(String::as_str).collect(),
             change_notes: e.changed.changes.iter().map(String::as_str).collect(),
