@@ -349,8 +349,9 @@ pub fn unchecked_judges(
         return Vec::new();
     }
     vec![format!(
-        "{} rely on the judge {} ({}), {why}: run promptgate judge-check --record and commit {}",
+        "{} {} on the judge (provider {}, model {}), {why}: run promptgate judge-check --record and commit {}",
         metrics.join(", "),
+        if metrics.len() == 1 { "relies" } else { "rely" },
         judge.provider,
         judge.model,
         RECORD_PATH

@@ -134,12 +134,20 @@ pub(crate) fn resolve_assertion(
         }
         "similarity" => similarity(value.as_ref(), raw, similarity_default)?,
         "exec" => exec(value.as_ref(), raw)?,
-        "llm-rubric" => Check::Judge(JudgeCheck::Rubric(text().map_err(|_| {
-            (
-                "assertion `llm-rubric` needs the rubric as its `value`".to_owned(),
-                Some("e.g. {type: llm-rubric, value: \"States the refund window.\", metric: relevance}".to_owned()),
-            )
-        })?)),
+        "llm-rubric" => Check::Judge(JudgeCheck::Rubric(
+            text()
+                .ok()
+                .filter(|rubric| !rubric.trim().is_empty())
+                .ok_or_else(|| {
+                    (
+                        "assertion `llm-rubric` needs the rubric as its `value` (a judge asked an empty rubric judges nothing)"
+                            .to_owned(),
+                        Some(
+                            "e.g. {type: llm-rubric, value: \"States the refund window.\", metric: relevance}".to_owned(),
+                        ),
+                    )
+                })?,
+        )),
         "relevance" => Check::Judge(JudgeCheck::Relevance),
         "llm-compare" => Check::Compare(text().map_err(|_| {
             (

@@ -1120,6 +1120,18 @@ fn a_higher_is_better_score_named_as_if_lower_were_better() {
     );
 }
 
+#[test]
+fn an_empty_rubric() {
+    check(
+        |r| suite_assert(r, "{type: llm-rubric, value: '  ', metric: grounded}"),
+        &[
+            "assertion `llm-rubric` needs the rubric as its `value` (a judge asked an empty rubric judges nothing)",
+            "promptgate.yaml:19:14",
+            "hint: e.g. {type: llm-rubric",
+        ],
+    );
+}
+
 /// The help-center experiment's hallucination assertion, recorded under `metric`.
 fn hallucination_named(r: &dyn Tree, metric: &str) {
     r.edit(

@@ -334,7 +334,7 @@ fn the_mock_judge_sees_a_prompt_that_drops_its_grounding_invent_facts() {
     // No judge-check record: the comment says the gate rests on an unmeasured judge.
     assert!(
         report
-            .contains("⚠️ **Unmeasured judge**: hallucination_rate, relevance rely on the judge offline (gpt-4o-mini)"),
+            .contains("⚠️ **Unmeasured judge**: hallucination_rate, relevance rely on the judge (provider offline, model gpt-4o-mini)"),
         "{report}"
     );
     assert_eq!(r["unchecked_judges"].as_array().unwrap().len(), 1);
