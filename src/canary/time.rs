@@ -24,7 +24,16 @@ pub fn parse_rfc3339(text: &str) -> Option<f64> {
     }
     let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
     let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    // A day the month does not have (`02-31`) is no date: read as one, it would fall in the
+    // next month, and the record out of its arm's order with a date no one wrote.
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in_month = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=12).contains(&month) || !(1..=days_in_month).contains(&day) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
     let mut i = 19;
@@ -43,13 +52,20 @@ pub fn parse_rfc3339(text: &str) -> Option<f64> {
     let offset = match b.get(i) {
         None => 0,
         Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        // An offset's hours run to 23 and its minutes to 59 (RFC 3339's time-numoffset).
         Some(sign @ (b'+' | b'-')) if b.len() == i + 6 && b[i + 3] == b':' => {
-            let minutes = digits(i + 1..i + 3)? * 60 + digits(i + 4..i + 6)?;
-            if *sign == b'+' { minutes } else { -minutes }
+            let (hours, minutes) = (digits(i + 1..i + 3)?, digits(i + 4..i + 6)?);
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            if *sign == b'+' { hours * 60 + minutes } else { -(hours * 60 + minutes) }
         }
         Some(sign @ (b'+' | b'-')) if b.len() == i + 5 => {
-            let minutes = digits(i + 1..i + 3)? * 60 + digits(i + 3..i + 5)?;
-            if *sign == b'+' { minutes } else { -minutes }
+            let (hours, minutes) = (digits(i + 1..i + 3)?, digits(i + 3..i + 5)?);
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            if *sign == b'+' { hours * 60 + minutes } else { -(hours * 60 + minutes) }
         }
         _ => return None,
     };
@@ -146,6 +162,17 @@ mod tests {
         check("2024-02-29T23:59:59-05:30", Some(1_709_270_999.0));
         check("1970-01-01T00:00:00Z", Some(0.0));
         check("2026-13-01T10:00:00Z", None);
+        // Days the month has not, and offsets past 23:59, are no timestamps (Python's
+        // datetime.fromisoformat refuses "2026-02-31T10:00:00Z" and "…+25:00" alike);
+        // datetime.fromisoformat("2024-02-29T10:00:00+00:00").timestamp() -> 1709200800.0,
+        // datetime.fromisoformat("2026-12-01T10:00:00+23:59").timestamp() -> 1796032860.0
+        check("2026-02-31T10:00:00Z", None);
+        check("2025-02-29T10:00:00Z", None);
+        check("2026-04-31T10:00:00Z", None);
+        check("2024-02-29T10:00:00Z", Some(1_709_200_800.0));
+        check("2026-12-01T10:00:00+25:00", None);
+        check("2026-12-01T10:00:00+0260", None);
+        check("2026-12-01T10:00:00+23:59", Some(1_796_032_860.0));
         // No zone: UTC. datetime.fromisoformat("2026-12-01T10:00:00.123456+00:00").timestamp()
         // -> 1796119200.123456
         check("2026-12-01T10:00:00", Some(1_796_119_200.0));
