@@ -252,6 +252,21 @@ fn link_error(path: &Path) -> crate::error::Error {
 /// splits on them too.
 pub fn inert(text: &str) -> String {
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    // A terminal obeys control characters too: an escape sequence in a name a pull request
+    // or a log chose (`\x1b[2J`, a fake prompt, a hidden line) prints as its code, visibly.
+    let text: String = if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        text.chars()
+            .map(|c| {
+                if c.is_control() && c != '\n' && c != '\t' {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        text
+    };
     let mut out = String::with_capacity(text.len() + 8);
     for (i, line) in text.split('\n').enumerate() {
         if i > 0 {
@@ -307,6 +322,16 @@ mod tests {
             .unwrap()
             .set_modified(old)
             .unwrap();
+    }
+
+    /// A terminal escape in text a pull request or a log chose prints as its code (the audit:
+    /// a canary.json `version` of `\x1b[31mRED` reached `ledger show`'s output raw).
+    #[test]
+    fn control_characters_print_as_their_codes() {
+        assert_eq!(inert("v1\u{1b}[31mRED\u{7}"), "v1\\u{1b}[31mRED\\u{7}");
+        assert_eq!(inert("a\tb\nc"), "a\tb\nc");
+        assert_eq!(inert("caf\u{e9} \u{1F600}"), "caf\u{e9} \u{1F600}");
+        assert_eq!(inert("x\u{9b}2J"), "x\\u{9b}2J");
     }
 
     #[test]
