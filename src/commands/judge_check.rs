@@ -169,10 +169,15 @@ pub fn judge_check(repo_dir: &Path, config: &str, args: &JudgeCheckArgs) -> anyh
         writeln!(
             out,
             "  Cohen's kappa   {}{}{}",
-            result
-                .kappa
-                .map_or("— (undefined: one category only)".to_owned(), three),
-            interval(result.kappa_ci, &three),
+            match (result.judged, result.kappa) {
+                (0, _) => "— (no case was judged)".to_owned(),
+                (_, None) => "— (undefined: the labels and the answers fall in one category only)".to_owned(),
+                (_, Some(k)) => three(k),
+            },
+            match (result.kappa, result.kappa_ci) {
+                (Some(_), None) => " (no interval: the judge gave one answer to every case)".to_owned(),
+                (_, ci) => interval(ci, &three),
+            },
             if result.kappa_weights == "quadratic" {
                 " (quadratic-weighted)"
             } else {

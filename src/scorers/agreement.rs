@@ -187,6 +187,16 @@ pub fn parse_labels(file: &str, text: &str) -> Result<Vec<Labelled>, Error> {
             }
         };
         let (context, rubric) = (text_of("context")?, text_of("rubric")?);
+        // As in a suite (`validate` refuses them): a judge asked about an empty context, or
+        // an empty rubric, answers a question no gate asks.
+        for (key, text) in [("context", &context), ("rubric", &rubric)] {
+            if text.as_deref().is_some_and(|t| t.trim().is_empty()) {
+                return Err(at(
+                    format!("the `{key}` on line {line} is empty"),
+                    "give the text the judge is to weigh the output against, or leave the key out",
+                ));
+            }
+        }
         let mut vars = serde_json::Map::new();
         vars.insert("input".to_owned(), Value::String(input));
         let check = match (context, rubric) {
@@ -289,7 +299,9 @@ pub fn agreement(labelled: &[Labelled], replies: &[Option<Reply>], confidence: f
         accuracy_ci: stats::wilson_interval(agreed as u64, judged as u64, confidence),
         kappa: kappa.map(|k| k.kappa),
         kappa_se: kappa.map(|k| k.se),
-        kappa_ci: kappa.map(|k| k.interval),
+        // An interval of no width (no spread in the answers: the judge gave one answer to
+        // everything) proves nothing, and is not shown as if it were certain.
+        kappa_ci: kappa.map(|k| k.interval).filter(|[lo, hi]| hi - lo > 1e-6),
         kappa_weights: if scored { "quadratic" } else { "none" },
     }
 }
@@ -397,6 +409,14 @@ mod tests {
                 "{\"input\": \"q\", \"output\": \"o\", \"label\": 3}\n{\"input\": \"q\", \"output\": \"o\", \"label\": \"pass\"}",
                 "mix pass/fail and 1–5",
             ),
+            (
+                "{\"input\": \"q\", \"output\": \"o\", \"context\": \" \", \"label\": \"pass\"}",
+                "the `context` on line 1 is empty",
+            ),
+            (
+                "{\"input\": \"q\", \"output\": \"o\", \"rubric\": \"\", \"label\": \"pass\"}",
+                "the `rubric` on line 1 is empty",
+            ),
         ] {
             let error = parse_labels("labels.jsonl", bad).unwrap_err();
             assert_eq!(error.exit_code(), crate::error::exit::USAGE);
@@ -431,6 +451,12 @@ mod tests {
         replies[0] = None;
         let fewer = agreement(&labelled, &replies, 0.95);
         assert_eq!((fewer.judged, fewer.errors), (19, 1));
+        // A judge that passes everything: kappa 0 (observed agreement 12/20 = 0.6, chance
+        // agreement 0.6 × 1 + 0.4 × 0 = 0.6, so (0.6 − 0.6) / (1 − 0.6) = 0), and no interval
+        // (its standard error is 0 but for rounding: one of no width would read as certainty).
+        let all_pass: Vec<Option<Reply>> = a.iter().map(|_| reply(true, 3)).collect();
+        let flat = agreement(&labelled, &all_pass, 0.95);
+        assert_eq!((flat.kappa, flat.kappa_ci), (Some(0.0), None));
     }
 
     #[test]
