@@ -178,9 +178,8 @@ impl Case {
 /// as one shared slice of names and values (a clone is a reference count): a run holds every
 /// case's vars, and a JSON map (an index map, for the order) costs about 250 bytes and three
 /// allocations more for one var. A dataset's cases share their names' text ([`Names`]).
-/// Compares as a map (the order of the names does not matter: a template looks each up by
-/// name), each value in order (a nested object's keys too: a template renders them in order),
-/// and serialises as the JSON object it was read from.
+/// Compares as a map (the order of the names does not matter) and serialises as the JSON object
+/// it was read from.
 #[derive(Clone, Debug)]
 pub struct Vars(Arc<[(Arc<str>, Value)]>);
 
@@ -256,29 +255,7 @@ impl From<serde_json::Map<String, Value>> for Vars {
 impl PartialEq for Vars {
     fn eq(&self, other: &Vars) -> bool {
         // `Arc`'s equality is true at once for vars held once (their values are `Eq`).
-        Arc::ptr_eq(&self.0, &other.0)
-            || (self.len() == other.len()
-                && self
-                    .0
-                    .iter()
-                    .all(|(n, v)| other.get(n).is_some_and(|o| same_in_order(v, o))))
-    }
-}
-
-/// `a == b`, where an object's keys must also come in the same order: a template renders a
-/// nested object (`{{ ctx | tojson }}`, a `for` over it) in its order, so a dataset that only
-/// reorders one has changed what the prompt says. (`serde_json`'s own equality of two maps
-/// ignores their order.)
-fn same_in_order(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Object(a), Value::Object(b)) => {
-            a.len() == b.len()
-                && a.iter()
-                    .zip(b)
-                    .all(|((ka, va), (kb, vb))| ka == kb && same_in_order(va, vb))
-        }
-        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_in_order(x, y)),
-        _ => a == b,
+        self.0 == other.0 || (self.len() == other.len() && self.0.iter().all(|(n, v)| other.get(n) == Some(v)))
     }
 }
 
@@ -582,7 +559,7 @@ mod tests {
     }
 
     #[test]
-    fn vars_read_and_write_as_the_json_object_they_came_from_and_compare_as_maps_of_ordered_values() {
+    fn vars_read_and_write_as_the_json_object_they_came_from_and_compare_as_maps() {
         let written = r#"{"input":"Can I return boots?","expected":"Within 30 days.","n":3,"tags":["a","b"],"ctx":{"z":1,"a":2}}"#;
         let v = vars(written);
         assert_eq!(v.len(), 5);
@@ -593,21 +570,13 @@ mod tests {
         // Serialised in the order written, byte for byte what the map wrote.
         assert_eq!(serde_json::to_string(&v).unwrap(), written);
         assert_eq!(Value::Object(v.to_map()).to_string(), written);
-        // The same names and values in another order are the same vars (a template looks a
-        // name up); a value or a name more or less is not, nor a nested object whose keys
-        // come in another order (a template renders them in order: `{{ ctx | tojson }}`).
+        // The same names and values in another order are the same vars; a value or a name
+        // more or less is not.
         assert_eq!(
             v,
             vars(
-                r#"{"ctx":{"z":1,"a":2},"tags":["a","b"],"n":3,"expected":"Within 30 days.","input":"Can I return boots?"}"#
+                r#"{"ctx":{"a":2,"z":1},"tags":["a","b"],"n":3,"expected":"Within 30 days.","input":"Can I return boots?"}"#
             )
-        );
-        let reordered = r#"{"input":"Can I return boots?","expected":"Within 30 days.","n":3,"tags":["a","b"],"ctx":{"a":2,"z":1}}"#;
-        assert_ne!(v, vars(reordered));
-        assert_ne!(vars(r#"{"l":[{"a":1,"b":2}]}"#), vars(r#"{"l":[{"b":2,"a":1}]}"#));
-        assert_eq!(
-            vars(r#"{"l":[{"a":1,"b":2}],"m":2}"#),
-            vars(r#"{"m":2,"l":[{"a":1,"b":2}]}"#)
         );
         assert_ne!(v, vars(r#"{"input":"Can I return boots?"}"#));
         assert_ne!(vars(r#"{"a":1}"#), vars(r#"{"a":2}"#));
