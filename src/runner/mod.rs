@@ -974,11 +974,23 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
         if reservation.is_none() {
             match runner.budget.reserve(upper).await {
                 Some(r) => reservation = Some(r),
-                None => {
+                // Nothing sent yet: the call is not sent, and a rerun sends it.
+                None if attempts == 0 => {
                     cx.budget_exhausted.store(true, Ordering::Relaxed);
                     return not_sent(CallError::BudgetRefused {
                         cap_usd: runner.options.max_usd.unwrap_or(0.0),
                     });
+                }
+                // A provider before this one was sent the call and timed out (its worst case
+                // is held): the call failed with what was tried, and is journaled as such.
+                None => {
+                    errors.push((
+                        name.to_string(),
+                        CallError::BudgetRefused {
+                            cap_usd: runner.options.max_usd.unwrap_or(0.0),
+                        },
+                    ));
+                    break;
                 }
             }
         }
@@ -1125,10 +1137,9 @@ async fn send<'t>(
         if spending.reservation.is_none() {
             match cx.runner.budget.reserve(spending.upper).await {
                 Some(r) => *spending.reservation = Some(r),
-                None => {
-                    cx.budget_exhausted.store(true, Ordering::Relaxed);
-                    return Err(SendError::Provider(error));
-                }
+                // No room for another attempt: the call ends with its timeout (an error the
+                // error rate counts), not as a call the cap refused to send.
+                None => return Err(SendError::Provider(error)),
             }
         }
         retries += 1;

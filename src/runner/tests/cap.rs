@@ -141,4 +141,24 @@ async fn an_attempt_that_timed_out_is_held_against_the_cap_as_if_billed() {
             .all(|o| o.result.as_ref().unwrap_err().is_budget_refusal())
     );
     assert_eq!(timed_out.iter().map(|o| o.attempts).sum::<u32>(), 10);
+
+    // Every job sent, some retry without room: those calls end with their timeout (errors the
+    // error rate counts), and no call counts as one the cap refused to send.
+    let provider = Fake::new(Behaviour::HangAfter(0));
+    let mut endpoints = one(&provider, 4);
+    let endpoint = endpoints.get_mut("p").unwrap();
+    (endpoint.timeout, endpoint.max_retries) = (Duration::from_secs(1), 2);
+    let ran = run_with(
+        &jobs[..4],
+        endpoints,
+        &Options {
+            max_usd: Some(cap),
+            ..options()
+        },
+    )
+    .await;
+    assert_eq!(provider.total_calls(), 10, "4 first attempts and 6 of the 8 retries");
+    assert!(!ran.budget_exhausted && ran.refused == 0);
+    assert!(ran.outcomes.iter().all(|o| matches!(o.result, Err(CallError::Timeout { .. }))));
+    assert_eq!(ran.outcomes.iter().map(|o| o.attempts).sum::<u32>(), 10);
 }
