@@ -200,21 +200,6 @@ pub(crate) fn resolve_assertion(
             Some("name it as a leak, e.g. `metric: email_leak_rate` (the default is `pii_leak_rate`)".to_owned()),
         ));
     }
-    // Every other score is higher for a better output (a check passed, a judge's score, a
-    // preference for the candidate): a name the metrics read as lower-is-better (it names a
-    // hallucination, a leak, a time or a cost) would report its fall as an improvement.
-    let higher_is_better = !matches!(
-        check,
-        Check::Pii(_) | Check::Exec { .. } | Check::Judge(JudgeCheck::Hallucination { .. })
-    );
-    if higher_is_better && crate::metrics::Metric::of(&metric).default_direction() != Direction::Higher {
-        return Err((
-            format!(
-                "the `{kind}` score is higher for a better output, but its metric's name `{metric}` reads lower-is-better (it names a hallucination, a leak, a time or a cost), so a fall would read as an improvement"
-            ),
-            Some("name it for what it rewards, e.g. `metric: grounded` or `metric: faithfulness`".to_owned()),
-        ));
-    }
     let metric = match &check {
         Check::Exec { scores, .. } => scores.join(", "),
         _ => metric,

@@ -47,6 +47,7 @@ pub(super) fn check_gate_metrics(source: &dyn FileSource, suite: &Suite) -> Resu
     let mut errors: Vec<Error> = check_hallucination_directions(source, suite)
         .err()
         .into_iter()
+        .chain(check_higher_directions(source, suite).err())
         .collect();
     // `gates:` is the canary's too (`canary.gates` overrides it): a metric only a canary
     // measures (p99, thumbs-down, logged quality) is its, and no experiment's, when the file
@@ -120,6 +121,51 @@ fn check_hallucination_directions(source: &dyn FileSource, suite: &Suite) -> Res
             return Err(d
                 .hint("give its gate `direction: lower`, or name it as a hallucination rate, e.g. `metric: policy_hallucination_rate` (the default is `hallucination_rate`)")
                 .into());
+        }
+    }
+    Ok(())
+}
+
+/// Every other assertion's score is higher for a better output (a check passed, a judge's
+/// score, a preference for the candidate): its metric must read higher-is-better, by its
+/// gate's direction, or by its name when its gate gives none. A name the metrics read as
+/// lower-is-better (it names a hallucination, a leak, a time or a cost) would report its fall
+/// as an improvement, and the gate would pass it.
+fn check_higher_directions(source: &dyn FileSource, suite: &Suite) -> Result<(), Error> {
+    let mut checked = BTreeSet::new();
+    for e in &suite.experiments {
+        for a in e.asserts.iter().chain(e.cases.iter().flat_map(|c| c.asserts.iter())) {
+            if matches!(
+                a.check,
+                Check::Pii(_) | Check::Exec { .. } | Check::Judge(JudgeCheck::Hallucination { .. })
+            ) {
+                continue;
+            }
+            for metric in a.metrics() {
+                if !checked.insert(metric.clone()) {
+                    continue;
+                }
+                let gate = suite.gates.iter().find(|g| g.metric == metric);
+                if gate.map_or_else(|| default_direction(&metric), |g| g.direction) == Direction::Higher {
+                    continue;
+                }
+                let d = Diagnostic::new(format!(
+                    "the `{metric}` score is higher for a better output, but it reads lower-is-better (its name names a hallucination, a leak, a time or a cost{}), so a fall would read as an improvement",
+                    if gate.is_some() { ", or its gate says `direction: lower`" } else { "" }
+                ))
+                .in_file(&suite.config_path);
+                let at = match gate {
+                    Some(_) => gate_key_location(source, &suite.config_path, &metric),
+                    None => first_mention(source, &suite.config_path, &metric),
+                };
+                let d = match at {
+                    Some((text, line, column)) => d.at(&text, line, column),
+                    None => d,
+                };
+                return Err(d
+                    .hint(format!("give it a gate with `direction: higher` (`{metric}: {{direction: higher}}` under `gates:`), or name it for what it rewards, e.g. `metric: grounded`"))
+                    .into());
+            }
         }
     }
     Ok(())

@@ -1068,56 +1068,47 @@ fn pii_metric_named_as_if_higher_were_better() {
 #[test]
 fn a_higher_is_better_score_named_as_if_lower_were_better() {
     // A rubric's score rises with a better output: named as a hallucination (or a leak, a
-    // time, a cost), its fall would be judged an improvement and the gate would pass it.
+    // time, a cost) with no gate to say otherwise, its fall would be judged an improvement
+    // and the gate would pass it.
     check(
-        |r| {
-            suite_assert(
-                r,
-                "{type: llm-rubric, value: 'Makes no unsupported claim', metric: no_hallucination}",
-            )
-        },
+        |r| suite_assert(r, "{type: llm-rubric, value: 'Makes no unsupported claim', metric: no_hallucination}"),
         &[
-            "but its metric's name `no_hallucination` reads lower-is-better",
-            "promptgate.yaml:19:14",
-            "hint: name it for what it rewards",
+            "the `no_hallucination` score is higher for a better output, but it reads lower-is-better",
+            "promptgate.yaml:19:",
+            "hint: give it a gate with `direction: higher`",
         ],
     );
-    for (assertion, name) in [
-        (
-            "{type: relevance, metric: no_hallucination_score}",
-            "no_hallucination_score",
-        ),
-        ("{type: icontains, value: refund, metric: no_leak}", "no_leak"),
-        (
-            "{type: llm-rubric, value: 'Is quick to read', metric: reading_ms}",
-            "reading_ms",
-        ),
-        ("{type: similarity, value: 'a refund', metric: cost_fit}", "cost_fit"),
-    ] {
+    let lint = |assertion: &str, gates: Option<&str>| {
         let files = Files::demo_base();
         suite_assert(&files, assertion);
-        let Err(errors) = promptgate::suite::lint(files.tree(), SUITE) else {
-            panic!("{assertion} validated");
-        };
-        let printed: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        if let Some(gates) = gates {
+            files.edit(SUITE, "gates:\n", &format!("gates:\n{gates}\n"));
+        }
+        promptgate::suite::lint(files.tree(), SUITE).err().map(|errors| {
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+        })
+    };
+    for (assertion, name) in [
+        ("{type: relevance, metric: no_hallucination_score}", "no_hallucination_score"),
+        ("{type: icontains, value: refund, metric: no_leak}", "no_leak"),
+        ("{type: llm-rubric, value: 'Is quick to read', metric: reading_ms}", "reading_ms"),
+        ("{type: similarity, value: 'a refund', metric: cost_fit}", "cost_fit"),
+    ] {
+        let errors = lint(assertion, None).unwrap_or_else(|| panic!("{assertion} validated"));
         assert!(
-            printed.iter().any(
-                |e| e.contains(&format!("but its metric's name `{name}` reads lower-is-better"))
-                    && e.contains("promptgate.yaml:19:14")
-            ),
-            "{assertion}: {printed:#?}"
+            errors.contains(&format!("the `{name}` score is higher for a better output, but it reads lower-is-better")),
+            "{assertion}: {errors}"
         );
     }
+    // Its gate's direction is the word on it: `direction: higher` keeps the name (the
+    // reviewer: `hallucination_free`, `bleak_tone` were refused whatever their gate said);
+    // `direction: lower` is refused too.
+    let rubric = "{type: llm-rubric, value: 'Is not bleak', metric: bleak_tone}";
+    assert_eq!(lint(rubric, Some("  bleak_tone: {direction: higher, margin: 0.05}")), None);
+    let lower = lint(rubric, Some("  bleak_tone: {direction: lower, margin: 0.05}")).expect("refused");
+    assert!(lower.contains("or its gate says `direction: lower`"), "{lower}");
     // A name that reads higher-is-better stays as it is.
-    let files = Files::demo_base();
-    suite_assert(
-        &files,
-        "{type: llm-rubric, value: 'Makes no unsupported claim', metric: grounded}",
-    );
-    assert!(
-        promptgate::suite::lint(files.tree(), SUITE).is_ok(),
-        "a rubric named for what it rewards validates"
-    );
+    assert_eq!(lint("{type: llm-rubric, value: 'Makes no unsupported claim', metric: grounded}", None), None);
 }
 
 #[test]
