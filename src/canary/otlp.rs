@@ -296,12 +296,13 @@ mod tests {
         let (records, notes) = read_otlp(export.as_bytes(), &arms, &Costing { prices: &prices }).unwrap();
         assert_eq!((notes.export_lines, notes.unreadable_export_lines), (100, 1));
         assert!(notes.lines > 100, "more spans than lines: {}", notes.lines);
-        let check = |max: f64| {
-            crate::canary::records::check_reading("traces.jsonl", &records, &notes, &arms, &[], max, None)
-        };
+        let check =
+            |max: f64| crate::canary::records::check_reading("traces.jsonl", &records, &notes, &arms, &[], max, None);
         let refused = check(0.005).expect_err("1 of 100 lines, over 0.5%");
         assert!(
-            refused.to_string().contains("1 of 100 lines (1.0%) cannot be read, above the limit of 0.5%"),
+            refused
+                .to_string()
+                .contains("1 of 100 lines (1.0%) cannot be read, above the limit of 0.5%"),
             "{refused}"
         );
         assert!(check(0.01).is_ok(), "1% of the lines is within a 1% limit");

@@ -58,14 +58,22 @@ pub fn parse_rfc3339(text: &str) -> Option<f64> {
             if hours > 23 || minutes > 59 {
                 return None;
             }
-            if *sign == b'+' { hours * 60 + minutes } else { -(hours * 60 + minutes) }
+            if *sign == b'+' {
+                hours * 60 + minutes
+            } else {
+                -(hours * 60 + minutes)
+            }
         }
         Some(sign @ (b'+' | b'-')) if b.len() == i + 5 => {
             let (hours, minutes) = (digits(i + 1..i + 3)?, digits(i + 3..i + 5)?);
             if hours > 23 || minutes > 59 {
                 return None;
             }
-            if *sign == b'+' { hours * 60 + minutes } else { -(hours * 60 + minutes) }
+            if *sign == b'+' {
+                hours * 60 + minutes
+            } else {
+                -(hours * 60 + minutes)
+            }
         }
         _ => return None,
     };

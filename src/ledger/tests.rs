@@ -439,5 +439,8 @@ fn a_line_recorded_again_but_for_its_time_is_not_appended() {
     let other = r#"{"time":"2026-11-02T09:00:00Z","experiment":"support","verdict":"fail"}"#;
     let ledger = format!("{first}\n");
     assert_eq!(append(&ledger, &format!("{again}\n")), ledger);
-    assert_eq!(append(&ledger, &format!("{again}\n{other}\n")), format!("{first}\n{other}\n"));
+    assert_eq!(
+        append(&ledger, &format!("{again}\n{other}\n")),
+        format!("{first}\n{other}\n")
+    );
 }

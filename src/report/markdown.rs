@@ -1327,8 +1327,15 @@ mod tests {
         results.experiments = vec![results.experiments[2].clone()];
         results.experiments[0].reason = "new at head: candidate only, no baseline; relevance improved".to_owned();
         let md = render_report(&results).unwrap();
-        assert_eq!(md.matches("new at head: candidate only, no baseline").count(), 1, "{md}");
-        assert!(md.contains("*new at head: candidate only, no baseline.* relevance improved"), "{md}");
+        assert_eq!(
+            md.matches("new at head: candidate only, no baseline").count(),
+            1,
+            "{md}"
+        );
+        assert!(
+            md.contains("*new at head: candidate only, no baseline.* relevance improved"),
+            "{md}"
+        );
     }
 
     #[test]

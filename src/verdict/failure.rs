@@ -73,11 +73,24 @@ pub(super) fn judge_failure(e: &ExperimentResult) -> Option<String> {
                 entry.1.push(judgement);
             }
         }
-        by_metric.into_iter().find_map(|(metric, (asked, failed))| {
+        // The arm's judge calls together, then each metric's with enough of them to be judged
+        // (below `MIN_UNITS_MEAN` a metric is too few to gate anyway, and one failure in three
+        // calls is no evidence the judge fails on its question).
+        let (asked, failed): (usize, Vec<&Judgement>) =
+            by_metric
+                .values()
+                .fold((0, Vec::new()), |(n, mut all), (asked, failed)| {
+                    all.extend(failed.iter().copied());
+                    (n + asked, all)
+                });
+        std::iter::once(("", (asked, failed)))
+            .chain(by_metric.into_iter().filter(|(_, (asked, _))| *asked >= crate::metrics::MIN_UNITS_MEAN))
+            .find_map(|(metric, (asked, failed))| {
             let rate = failed.len() as f64 / asked.max(1) as f64;
+            let which = if metric.is_empty() { String::new() } else { format!("`{metric}` ") };
             (rate > MAX_JUDGE_ERROR_RATE).then(|| {
                 format!(
-                    "the run failed: {} of {asked} `{metric}` judge calls on the {}'s outputs failed ({}, more than {} allowed: that metric would rest on the outputs the judge happened to answer; run.judge_error_rate counts every judge call of the run); first error: {}",
+                    "the run failed: {} of {asked} {which}judge calls on the {}'s outputs failed ({}, more than {} allowed: the judged metrics would rest on the outputs the judge happened to answer; run.judge_error_rate counts every judge call of the run); first error: {}",
                     failed.len(),
                     arm.name(),
                     format::relative(rate).trim_start_matches('+'),
@@ -92,9 +105,8 @@ pub(super) fn judge_failure(e: &ExperimentResult) -> Option<String> {
 /// Whether some experiment's judging failed ([`judge_failure`]) while its calls did not.
 pub(super) fn judging_failed(results: &Results) -> bool {
     let max_error_rate = results.defaults.as_ref().map_or(1.0, |d| d.max_error_rate);
-    results
-        .experiments
-        .iter()
-        .any(|e| arm_failure(e, max_error_rate).is_none() && judge_failure(e).is_some())
+    // Only when no experiment failed on its calls: a provider's failure is the one to fix first.
+    let experiments = &results.experiments;
+    experiments.iter().all(|e| arm_failure(e, max_error_rate).is_none())
+        && experiments.iter().any(|e| judge_failure(e).is_some())
 }
-

@@ -8,8 +8,8 @@ mod decide;
 mod failure;
 pub mod sequential;
 
-use failure::{arm_failure, judge_failure, judging_failed};
 pub use failure::MAX_JUDGE_ERROR_RATE;
+use failure::{arm_failure, judge_failure, judging_failed};
 
 use std::collections::BTreeMap;
 
@@ -901,7 +901,7 @@ mod tests {
         };
         let reason = judge_failure(&experiment(0, 7, &[])).expect("the candidate's judging failed");
         assert!(
-            reason.contains("7 of 20 `hallucination_rate` judge calls on the candidate's outputs failed (35.0%, more than 20.0% allowed"),
+            reason.contains("7 of 20 judge calls on the candidate's outputs failed (35.0%, more than 20.0% allowed"),
             "{reason}"
         );
         assert!(
@@ -917,6 +917,22 @@ mod tests {
             .expect("one metric's judging failed, pooled or not");
         assert!(reason.contains("7 of 20 `hallucination_rate` judge calls"), "{reason}");
         assert!(judge_failure(&experiment(4, 4, &["politeness", "relevance"])).is_none());
+        // A metric of too few calls to be gated is held to the pooled limit only: one failure
+        // in its three calls is no evidence (the reviewer: that made a whole run an error).
+        let with_tone: Vec<Call> = (0..20)
+            .map(|i| Call {
+                evaluation: Evaluation {
+                    judgements: std::iter::once(judged("hallucination_rate", false))
+                        .chain((i < 3).then(|| judged("tone", i == 0)))
+                        .collect(),
+                    ..Evaluation::default()
+                }
+                .into(),
+                ..Call::default()
+            })
+            .collect();
+        let few = changed_faq(1, |_| (calls(0, &[]), with_tone.clone()));
+        assert!(judge_failure(&few).is_none(), "1 of 3 `tone` calls, 1 of 23 in all");
     }
 
     /// A pull request that cuts the repeats to one leaves a blocking consistency gate no data:

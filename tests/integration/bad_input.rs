@@ -1071,7 +1071,12 @@ fn a_higher_is_better_score_named_as_if_lower_were_better() {
     // time, a cost) with no gate to say otherwise, its fall would be judged an improvement
     // and the gate would pass it.
     check(
-        |r| suite_assert(r, "{type: llm-rubric, value: 'Makes no unsupported claim', metric: no_hallucination}"),
+        |r| {
+            suite_assert(
+                r,
+                "{type: llm-rubric, value: 'Makes no unsupported claim', metric: no_hallucination}",
+            )
+        },
         &[
             "the `no_hallucination` score is higher for a better output, but it reads lower-is-better",
             "promptgate.yaml:19:",
@@ -1084,19 +1089,27 @@ fn a_higher_is_better_score_named_as_if_lower_were_better() {
         if let Some(gates) = gates {
             files.edit(SUITE, "gates:\n", &format!("gates:\n{gates}\n"));
         }
-        promptgate::suite::lint(files.tree(), SUITE).err().map(|errors| {
-            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
-        })
+        promptgate::suite::lint(files.tree(), SUITE)
+            .err()
+            .map(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
     };
     for (assertion, name) in [
-        ("{type: relevance, metric: no_hallucination_score}", "no_hallucination_score"),
+        (
+            "{type: relevance, metric: no_hallucination_score}",
+            "no_hallucination_score",
+        ),
         ("{type: icontains, value: refund, metric: no_leak}", "no_leak"),
-        ("{type: llm-rubric, value: 'Is quick to read', metric: reading_ms}", "reading_ms"),
+        (
+            "{type: llm-rubric, value: 'Is quick to read', metric: reading_ms}",
+            "reading_ms",
+        ),
         ("{type: similarity, value: 'a refund', metric: cost_fit}", "cost_fit"),
     ] {
         let errors = lint(assertion, None).unwrap_or_else(|| panic!("{assertion} validated"));
         assert!(
-            errors.contains(&format!("the `{name}` score is higher for a better output, but it reads lower-is-better")),
+            errors.contains(&format!(
+                "the `{name}` score is higher for a better output, but it reads lower-is-better"
+            )),
             "{assertion}: {errors}"
         );
     }
@@ -1104,11 +1117,20 @@ fn a_higher_is_better_score_named_as_if_lower_were_better() {
     // reviewer: `hallucination_free`, `bleak_tone` were refused whatever their gate said);
     // `direction: lower` is refused too.
     let rubric = "{type: llm-rubric, value: 'Is not bleak', metric: bleak_tone}";
-    assert_eq!(lint(rubric, Some("  bleak_tone: {direction: higher, margin: 0.05}")), None);
+    assert_eq!(
+        lint(rubric, Some("  bleak_tone: {direction: higher, margin: 0.05}")),
+        None
+    );
     let lower = lint(rubric, Some("  bleak_tone: {direction: lower, margin: 0.05}")).expect("refused");
     assert!(lower.contains("or its gate says `direction: lower`"), "{lower}");
     // A name that reads higher-is-better stays as it is.
-    assert_eq!(lint("{type: llm-rubric, value: 'Makes no unsupported claim', metric: grounded}", None), None);
+    assert_eq!(
+        lint(
+            "{type: llm-rubric, value: 'Makes no unsupported claim', metric: grounded}",
+            None
+        ),
+        None
+    );
 }
 
 #[test]

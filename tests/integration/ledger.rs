@@ -664,10 +664,21 @@ fn records_made_at_once_into_one_file_all_land() {
     let repo = TestRepo::new();
     let runs: Vec<std::process::Child> = (0..8)
         .map(|k| {
-            write_json(repo.path(), &format!("results-{k}.json"), &results_json(&format!("v1.{k}.0"), 0.9));
+            write_json(
+                repo.path(),
+                &format!("results-{k}.json"),
+                &results_json(&format!("v1.{k}.0"), 0.9),
+            );
             std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
                 .current_dir(repo.path())
-                .args(["ledger", "record", "--results", &format!("results-{k}.json"), "--ledger", "shared.jsonl"])
+                .args([
+                    "ledger",
+                    "record",
+                    "--results",
+                    &format!("results-{k}.json"),
+                    "--ledger",
+                    "shared.jsonl",
+                ])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()

@@ -194,11 +194,18 @@ fn a_pr_editing_its_own_cases_shows_it_in_the_verdict_line() {
 fn a_pr_that_edits_the_assertions_every_case_gets_is_told_in_the_verdict_line() {
     let repo = TestRepo::with_demo_base();
     repo.checkout_new("pr");
-    repo.edit("promptgate.yaml", "{type: max-length, value: 1200}", "{type: max-length, value: 100000}");
+    repo.edit(
+        "promptgate.yaml",
+        "{type: max-length, value: 1200}",
+        "{type: max-length, value: 100000}",
+    );
     repo.commit("loosen the length every answer is held to");
     let (_, r, report) = gate(&repo);
     let support = experiment(&r, "customer-support");
-    assert_eq!(support["dataset_changes"]["experiment_assertions_changed"], true, "{support}");
+    assert_eq!(
+        support["dataset_changes"]["experiment_assertions_changed"], true,
+        "{support}"
+    );
     assert!(
         report.contains(
             " · ⚠️ this PR edits the cases it is judged on: the assertions every case gets (the experiment's `assert:`) changed\n"

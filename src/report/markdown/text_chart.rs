@@ -94,7 +94,11 @@ pub(super) fn text_chart(e: &ExperimentResult, requests_per_month: Option<u64>) 
             .cases
             .iter()
             .filter(|c| c.flip.is_none() && !c.baseline.is_empty() && !c.candidate.is_empty())
-            .filter(|c| [&c.baseline, &c.candidate].into_iter().any(|calls| crate::metrics::known_passes(calls).0 == 0))
+            .filter(|c| {
+                [&c.baseline, &c.candidate]
+                    .into_iter()
+                    .any(|calls| crate::metrics::known_passes(calls).0 == 0)
+            })
             .count();
         let not_judged = if unknown > 0 {
             format!(", {unknown} not judged in an arm")

@@ -159,6 +159,10 @@ async fn an_attempt_that_timed_out_is_held_against_the_cap_as_if_billed() {
     .await;
     assert_eq!(provider.total_calls(), 10, "4 first attempts and 6 of the 8 retries");
     assert!(!ran.budget_exhausted && ran.refused == 0);
-    assert!(ran.outcomes.iter().all(|o| matches!(o.result, Err(CallError::Timeout { .. }))));
+    assert!(
+        ran.outcomes
+            .iter()
+            .all(|o| matches!(o.result, Err(CallError::Timeout { .. })))
+    );
     assert_eq!(ran.outcomes.iter().map(|o| o.attempts).sum::<u32>(), 10);
 }
