@@ -101,13 +101,15 @@ pub(super) fn shown(url: &str) -> String {
     }
 }
 
-/// Steps whose value is no number (`+Inf`: `histogram_quantile` when the quantile lies above
-/// the highest bucket, so a canary slower than every bucket reads +Inf; `NaN`: a step with no
-/// request, `0/0`) are never dropped silently: above `max_bad_share` of an arm's steps for a
-/// metric they are bad input (exit 2: an +Inf latency may be the canary's regression itself,
-/// and no verdict may rest on the steps left), below it they are left out and said. A
-/// baseline that no query returns data for is a selector that matches nothing (exit 2), as in
-/// the logs; a canary with no data yet holds. Returns the notes to add.
+/// Steps whose value is no number are never dropped silently. `NaN` is a step without
+/// requests (`0/0` in a rate): no observation, left out, and the notes say how many. `+Inf`
+/// is an observation: `histogram_quantile` answers it when the quantile lies above the highest
+/// bucket, as a canary slower than every bucket reads, so leaving it out would favour the
+/// slower arm. Above `max_bad_share` of an arm's steps for a metric it is bad input (exit 2:
+/// the buckets cannot measure what the verdict would rest on); below it, each counts at the
+/// largest finite value either arm has for that metric (a floor of its true value), and the
+/// notes say so. A baseline that no query returns data for is a selector that matches
+/// nothing (exit 2), as in the logs; a canary with no data yet holds. Returns the notes to add.
 pub fn check_steps(fetched: &mut Fetched, arms: &ArmSelector, config: &CanaryConfig) -> Result<Vec<String>, Error> {
     if !fetched.series.is_empty() && fetched.series.values().all(|s| s.baseline.is_empty()) {
         return Err(Diagnostic::new(format!(
@@ -120,37 +122,43 @@ pub fn check_steps(fetched: &mut Fetched, arms: &ArmSelector, config: &CanaryCon
     }
     let mut notes = Vec::new();
     for (metric, series) in &mut fetched.series {
-        for (arm, steps) in [
-            (&arms.baseline, &mut series.baseline),
-            (&arms.canary, &mut series.canary),
-        ] {
+        let largest = series
+            .baseline
+            .iter()
+            .chain(&series.canary)
+            .map(|(_, v)| *v)
+            .filter(|v| v.is_finite())
+            .fold(f64::NEG_INFINITY, f64::max);
+        for (arm, steps) in [(&arms.baseline, &mut series.baseline), (&arms.canary, &mut series.canary)] {
             let total = steps.len();
-            let inf = steps.iter().filter(|(_, v)| v.is_infinite()).count();
             let nan = steps.iter().filter(|(_, v)| v.is_nan()).count();
-            let bad = inf + nan;
-            if bad == 0 {
+            if nan > 0 {
+                steps.retain(|(_, v)| !v.is_nan());
+                notes.push(format!(
+                    "{nan} of {total} steps of `{metric}` for `{arm}` had no value (NaN: no requests in the step) and are left out"
+                ));
+            }
+            let inf = steps.iter().filter(|(_, v)| v.is_infinite()).count();
+            if inf == 0 {
                 continue;
             }
-            let what = match (inf, nan) {
-                (0, _) => format!("{nan} NaN"),
-                (_, 0) => format!("{inf} infinite"),
-                _ => format!("{inf} infinite, {nan} NaN"),
-            };
-            let share = bad as f64 / total as f64;
-            if share > config.max_bad_share {
+            let share = inf as f64 / total as f64;
+            if share > config.max_bad_share || !largest.is_finite() {
                 return Err(Diagnostic::new(format!(
-                    "{bad} of {total} steps of `{metric}` for `{arm}` are not numbers ({what}), {:.1}%, above the limit of {}%",
+                    "{inf} of {total} steps of `{metric}` for `{arm}` are infinite, {:.1}%, above the limit of {}%",
                     share * 100.0,
                     config.max_bad_share * 100.0
                 ))
                 .in_file(&config.config_path)
-                .hint("+Inf from `histogram_quantile` means the quantile lies above the highest bucket: add buckets above the slowest requests; NaN means a step with no requests: widen the rate window or the step")
-                .hint("or raise `canary.max_bad_share` if such steps are expected")
+                .hint("+Inf from `histogram_quantile` means the quantile lies above the highest bucket: add buckets above the slowest requests")
+                .hint("or raise `canary.max_bad_share` if such steps are expected (each then counts at the largest value measured)")
                 .into());
             }
-            steps.retain(|(_, v)| v.is_finite());
+            for (_, v) in steps.iter_mut().filter(|(_, v)| v.is_infinite()) {
+                *v = if *v > 0.0 { largest } else { -largest };
+            }
             notes.push(format!(
-                "{bad} of {total} steps of `{metric}` for `{arm}` were not numbers ({what}) and are left out"
+                "{inf} of {total} steps of `{metric}` for `{arm}` were infinite (above the highest bucket) and count at the largest value measured, {largest}: a floor of their true value"
             ));
         }
     }

@@ -250,23 +250,24 @@ fn level(arm: &str, latency: bool, n_bad: usize, bad: &str) -> Vec<String> {
 /// Steps whose value is no number are never dropped silently: `histogram_quantile` answers
 /// +Inf when the canary's p95 lies above the highest bucket, and leaving those steps out
 /// promoted a canary slower than every bucket (audit: 40 of 61 steps +Inf, promoted, exit 0).
-/// Above `max_bad_share` they stop the canary (exit 2); below it they are left out and said.
+/// Above `max_bad_share` they stop the canary (exit 2); below it they count at the largest
+/// value measured. NaN (no requests in a step) is no observation: left out and said.
 /// A baseline no query returns data for is a selector that matches nothing (exit 2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steps_that_are_no_number_are_never_dropped_silently() {
     canary_against(|arm, latency| level(arm, latency, 40, "+Inf"), "")
         .await
         .expect_code(2)
-        .stderr_has("40 of 61 steps of `latency_p95_ms` for `v1.3.0` are not numbers (40 infinite), 65.6%, above the limit of 1%")
+        .stderr_has("40 of 61 steps of `latency_p95_ms` for `v1.3.0` are infinite, 65.6%, above the limit of 1%")
         .stderr_has("hint: +Inf from `histogram_quantile` means the quantile lies above the highest bucket");
-    canary_against(|arm, latency| level(arm, latency, 2, "NaN"), "")
-        .await
-        .expect_code(2)
-        .stderr_has("2 of 61 steps of `latency_p95_ms` for `v1.3.0` are not numbers (2 NaN)");
-    // Below the limit: left out, and the verdict's notes say so.
-    let run = canary_against(|arm, latency| level(arm, latency, 2, "NaN"), "  max_bad_share: 0.05\n").await;
+    // Below the limit an infinite step counts at the largest value measured (618 here).
+    let run = canary_against(|arm, latency| level(arm, latency, 2, "+Inf"), "  max_bad_share: 0.05\n").await;
     assert_ne!(run.code, 2, "{}", run.stderr);
-    run.stdout_has("2 of 61 steps of `latency_p95_ms` for `v1.3.0` were not numbers (2 NaN) and are left out");
+    run.stdout_has("2 of 61 steps of `latency_p95_ms` for `v1.3.0` were infinite (above the highest bucket) and count at the largest value measured, 618");
+    // NaN is a step without requests: no observation, left out and said, at any share.
+    let run = canary_against(|arm, latency| level(arm, latency, 30, "NaN"), "").await;
+    assert_ne!(run.code, 2, "{}", run.stderr);
+    run.stdout_has("30 of 61 steps of `latency_p95_ms` for `v1.3.0` had no value (NaN: no requests in the step) and are left out");
     canary_against(
         |arm, latency| {
             if arm == "v1.2.3" {
