@@ -249,8 +249,13 @@ fn record(repo_dir: &Path, args: &LedgerRecordArgs) -> anyhow::Result<u8> {
                 .into());
             }
             let existing = repo.read_at(&tip, ledger::FILE).map_err(reading)?.unwrap_or_default();
+            let text = ledger::append(&existing, &lines);
+            if text.trim_end() == existing.trim_end() {
+                eprintln!("promptgate: {where_} already holds these entries (but for their time): nothing added");
+                return Ok(exit::PASS);
+            }
             let committed = repo
-                .commit_on_branch(branch, &tip, ledger::FILE, &ledger::append(&existing, &lines), &message)
+                .commit_on_branch(branch, &tip, ledger::FILE, &text, &message)
                 .map_err(|e| Error::run(format!("writing the ledger on `{branch}`: {e:#}")))?;
             let how = if committed.created {
                 "created the branch"
