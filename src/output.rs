@@ -254,10 +254,16 @@ pub fn inert(text: &str) -> String {
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
     // A terminal obeys control characters too: an escape sequence in a name a pull request
     // or a log chose (`\x1b[2J`, a fake prompt, a hidden line) prints as its code, visibly.
-    let text: String = if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    // Bidirectional overrides and isolates reorder what a terminal shows.
+    let hidden = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || ('\u{202A}'..='\u{202E}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    let text: String = if text.chars().any(hidden) {
         text.chars()
             .map(|c| {
-                if c.is_control() && c != '\n' && c != '\t' {
+                if hidden(c) {
                     c.escape_unicode().to_string()
                 } else {
                     c.to_string()
@@ -332,6 +338,7 @@ mod tests {
         assert_eq!(inert("a\tb\nc"), "a\tb\nc");
         assert_eq!(inert("caf\u{e9} \u{1F600}"), "caf\u{e9} \u{1F600}");
         assert_eq!(inert("x\u{9b}2J"), "x\\u{9b}2J");
+        assert_eq!(inert("a\u{202E}cba\u{2066}"), "a\\u{202e}cba\\u{2066}");
     }
 
     #[test]

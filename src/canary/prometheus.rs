@@ -129,7 +129,10 @@ pub fn check_steps(fetched: &mut Fetched, arms: &ArmSelector, config: &CanaryCon
             .map(|(_, v)| *v)
             .filter(|v| v.is_finite())
             .fold(f64::NEG_INFINITY, f64::max);
-        for (arm, steps) in [(&arms.baseline, &mut series.baseline), (&arms.canary, &mut series.canary)] {
+        for (arm, steps) in [
+            (&arms.baseline, &mut series.baseline),
+            (&arms.canary, &mut series.canary),
+        ] {
             let total = steps.len();
             let nan = steps.iter().filter(|(_, v)| v.is_nan()).count();
             if nan > 0 {

@@ -10,6 +10,17 @@ use crate::workspace::{DirTree, FileSource, GitTree, Repo};
 use crate::{compare, report, suite};
 
 pub fn detect(repo_dir: &Path, config: &str, args: &DetectArgs) -> anyhow::Result<u8> {
+    let mut out: Vec<u8> = Vec::new();
+    let code = detect_into(repo_dir, config, args, &mut out)?;
+    // Names, paths and versions a pull request chose: redacted, and on a terminal inert (a
+    // workflow command or an escape sequence prints as text); JSON escapes its own.
+    let text = crate::secrets::redact(&String::from_utf8_lossy(&out));
+    let text = if args.json { text } else { crate::output::inert(&text) };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(code)
+}
+
+fn detect_into(repo_dir: &Path, config: &str, args: &DetectArgs, out: &mut Vec<u8>) -> anyhow::Result<u8> {
     let cmp = compare::compare(
         repo_dir,
         &compare::Scope {
@@ -25,7 +36,6 @@ pub fn detect(repo_dir: &Path, config: &str, args: &DetectArgs) -> anyhow::Resul
         eprintln!("{notice}");
     }
     let detection = &cmp.detection;
-    let mut out = std::io::stdout().lock();
     if args.json {
         // Every experiment the change touches, removed ones too (`status: removed`), as the
         // text lists them and results.json's experiments hold them; `removed` repeats those.
@@ -284,7 +294,7 @@ pub fn validate(repo_dir: &Path, config: &str, at_ref: Option<&str>) -> anyhow::
     };
     let mut code = exit::USAGE;
     for e in &errors {
-        eprintln!("{e}\n");
+        eprintln!("{}\n", crate::output::inert(&crate::secrets::redact(&e.to_string())));
         if let Error::Run { .. } = e {
             code = exit::RUN;
         }

@@ -206,7 +206,12 @@ pub fn append(existing: &str, lines: &str) -> String {
             v
         })
     };
-    let kind = |v: &serde_json::Value| (v.get("experiment").cloned(), v.get("canary").is_some_and(|c| !c.is_null()));
+    let kind = |v: &serde_json::Value| {
+        (
+            v.get("experiment").cloned(),
+            v.get("canary").is_some_and(|c| !c.is_null()),
+        )
+    };
     let note = |latest: &mut Vec<serde_json::Value>, v: serde_json::Value| {
         latest.retain(|l| kind(l) != kind(&v));
         latest.push(v);

@@ -448,5 +448,8 @@ fn a_line_recorded_again_but_for_its_time_is_not_appended() {
     assert_eq!(append(&back, &format!("{again}\n")), format!("{back}{again}\n"));
     // Another experiment's latest line is not this one's.
     let faq = r#"{"time":"2026-11-03T09:00:00Z","experiment":"faq","verdict":"pass"}"#;
-    assert_eq!(append(&format!("{first}\n{faq}\n"), &format!("{again}\n")), format!("{first}\n{faq}\n"));
+    assert_eq!(
+        append(&format!("{first}\n{faq}\n"), &format!("{again}\n")),
+        format!("{first}\n{faq}\n")
+    );
 }

@@ -248,9 +248,7 @@ async fn more_than_a_fifth_of_judge_calls_failing_is_a_run_error() {
     gate(&repo)
         .await
         .expect_code(3)
-        .stderr_has(
-            "10 of 40 judge calls on the baseline's outputs failed (25.0%, more than 20.0% allowed",
-        )
+        .stderr_has("10 of 40 judge calls on the baseline's outputs failed (25.0%, more than 20.0% allowed")
         .stderr_has("hint: the results were written; the judged metrics were not judged. Fix the judge provider");
     let r = results(&repo.path().join("out"));
     assert_eq!(r["verdict"], "error");

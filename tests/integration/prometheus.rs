@@ -267,7 +267,9 @@ async fn steps_that_are_no_number_are_never_dropped_silently() {
     // NaN is a step without requests: no observation, left out and said, at any share.
     let run = canary_against(|arm, latency| level(arm, latency, 30, "NaN"), "").await;
     assert_ne!(run.code, 2, "{}", run.stderr);
-    run.stdout_has("30 of 61 steps of `latency_p95_ms` for `v1.3.0` had no value (NaN: no requests in the step) and are left out");
+    run.stdout_has(
+        "30 of 61 steps of `latency_p95_ms` for `v1.3.0` had no value (NaN: no requests in the step) and are left out",
+    );
     canary_against(
         |arm, latency| {
             if arm == "v1.2.3" {
