@@ -194,6 +194,18 @@ impl Costing<'_> {
     }
 }
 
+/// `d` placed at the first problem line of the reading, if one was noted.
+fn at_first_problem(notes: &ReadNotes, mut d: Diagnostic) -> Diagnostic {
+    let first = (notes.problems.by_kind.values())
+        .flat_map(|(_, e)| e.first())
+        .min_by_key(|b| b.line);
+    if let Some(b) = first {
+        d = d.at(&b.text, 1, b.column);
+        d.line = Some(b.line);
+    }
+    d
+}
+
 /// The checks every source's reading ends with: too many bad lines, an arm with no records, a
 /// configured field found in no record. Each is bad input (exit 2) with a hint.
 ///
@@ -227,48 +239,32 @@ pub fn check_reading(
     let broken = notes.unreadable_export_lines;
     let line_share = broken as f64 / notes.export_lines.max(1) as f64;
     if broken > 0 && line_share > max_bad_share {
-        let first = notes
-            .problems
-            .by_kind
-            .values()
-            .flat_map(|(_, e)| e.first())
-            .min_by_key(|b| b.line)
-            .cloned();
-        let mut d = Diagnostic::new(format!(
-            "{broken} of {} lines ({:.1}%) cannot be read, above the limit of {}%: every span on them is lost",
-            notes.export_lines,
-            line_share * 100.0,
-            max_bad_share * 100.0
-        ))
-        .in_file(file);
-        if let Some(b) = first {
-            d = d.at(&b.text, 1, b.column);
-            d.line = Some(b.line);
-        }
+        let d = at_first_problem(
+            notes,
+            Diagnostic::new(format!(
+                "{broken} of {} lines ({:.1}%) cannot be read, above the limit of {}%: every span on them is lost",
+                notes.export_lines,
+                line_share * 100.0,
+                max_bad_share * 100.0
+            ))
+            .in_file(file),
+        );
         return Err(d
             .hint("fix the export, or raise `canary.max_bad_share` if such lines are expected")
             .into());
     }
     let share = bad as f64 / notes.lines as f64;
     if bad > 0 && share > max_bad_share {
-        let first = notes
-            .problems
-            .by_kind
-            .values()
-            .flat_map(|(_, e)| e.first())
-            .min_by_key(|b| b.line)
-            .cloned();
-        let mut d = Diagnostic::new(format!(
-            "{bad} of {} lines ({:.1}%) cannot be used, above the limit of {}%",
-            notes.lines,
-            share * 100.0,
-            max_bad_share * 100.0
-        ))
-        .in_file(file);
-        if let Some(b) = first {
-            d = d.at(&b.text, 1, b.column);
-            d.line = Some(b.line);
-        }
+        let mut d = at_first_problem(
+            notes,
+            Diagnostic::new(format!(
+                "{bad} of {} lines ({:.1}%) cannot be used, above the limit of {}%",
+                notes.lines,
+                share * 100.0,
+                max_bad_share * 100.0
+            ))
+            .in_file(file),
+        );
         for sentence in notes.problems.sentences() {
             d = d.hint(sentence);
         }

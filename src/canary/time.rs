@@ -52,20 +52,11 @@ pub fn parse_rfc3339(text: &str) -> Option<f64> {
     let offset = match b.get(i) {
         None => 0,
         Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-        // An offset's hours run to 23 and its minutes to 59 (RFC 3339's time-numoffset).
-        Some(sign @ (b'+' | b'-')) if b.len() == i + 6 && b[i + 3] == b':' => {
-            let (hours, minutes) = (digits(i + 1..i + 3)?, digits(i + 4..i + 6)?);
-            if hours > 23 || minutes > 59 {
-                return None;
-            }
-            if *sign == b'+' {
-                hours * 60 + minutes
-            } else {
-                -(hours * 60 + minutes)
-            }
-        }
-        Some(sign @ (b'+' | b'-')) if b.len() == i + 5 => {
-            let (hours, minutes) = (digits(i + 1..i + 3)?, digits(i + 3..i + 5)?);
+        // `+hh:mm` or `+hhmm`; an offset's hours run to 23 and its minutes to 59 (RFC 3339's
+        // time-numoffset).
+        Some(sign @ (b'+' | b'-')) if (b.len() == i + 6 && b[i + 3] == b':') || b.len() == i + 5 => {
+            let minutes_at = if b.len() == i + 6 { i + 4 } else { i + 3 };
+            let (hours, minutes) = (digits(i + 1..i + 3)?, digits(minutes_at..minutes_at + 2)?);
             if hours > 23 || minutes > 59 {
                 return None;
             }
