@@ -57,10 +57,16 @@ pub fn init(repo_dir: &Path, config: &str, force: bool) -> anyhow::Result<u8> {
         )
         .into());
     }
-    if let Some((existing, _)) = FILES.iter().find(|(p, _)| !force && repo_dir.join(p).exists()) {
+    // Every file of the scaffold already there is named, not only the first.
+    let existing: Vec<&str> = FILES
+        .iter()
+        .map(|(p, _)| *p)
+        .filter(|p| repo_dir.join(p).exists())
+        .collect();
+    if !force && !existing.is_empty() {
         return Err(Error::from(
-            Diagnostic::new(format!("{existing} already exists"))
-                .hint("pass --force to overwrite the scaffold's files"),
+            Diagnostic::new(format!("{} already exist(s)", existing.join(", ")))
+                .hint("pass --force to overwrite the scaffold's files (each one overwritten is named)"),
         )
         .into());
     }
@@ -70,7 +76,11 @@ pub fn init(repo_dir: &Path, config: &str, force: bool) -> anyhow::Result<u8> {
             std::fs::create_dir_all(parent)?;
         }
         std::fs::write(&full, text)?;
-        println!("wrote {path}");
+        if existing.contains(path) {
+            println!("overwrote {path} (it existed; --force)");
+        } else {
+            println!("wrote {path}");
+        }
     }
     // The outputs of a run are written in the repository; they are not part of it. (The
     // response cache lives outside it, in the user's cache folder.)
@@ -92,6 +102,8 @@ pub fn init(repo_dir: &Path, config: &str, force: bool) -> anyhow::Result<u8> {
         crate::metrics::Metric::of(crate::metrics::COST).min_units(),
         crate::metrics::Metric::of(crate::metrics::LATENCY_P95).min_units(),
     );
-    println!("next: `promptgate validate`, then commit and gate a change with `promptgate run --base main`");
+    println!(
+        "next: `promptgate validate`, then commit and gate a change with `promptgate run --base BRANCH` (the branch it merges into, e.g. main)"
+    );
     Ok(exit::PASS)
 }

@@ -173,7 +173,14 @@ fn init_scaffolds_a_suite_that_validates_and_refuses_to_overwrite() {
     repo.promptgate(&["init"]).expect_code(0);
     assert_eq!(repo.read(".gitignore"), "target\npromptgate-out/\n");
     repo.promptgate(&["validate"]).expect_code(0);
-    repo.promptgate(&["init"]).expect_code(2).stderr_has("already exists");
+    // Every file already there is named; with --force each overwritten one is said.
+    repo.promptgate(&["init"])
+        .expect_code(2)
+        .stderr_has("promptgate.yaml, ")
+        .stderr_has("already exist(s)");
+    repo.promptgate(&["init", "--force"])
+        .expect_code(0)
+        .stdout_has("overwrote promptgate.yaml (it existed; --force)");
 
     // From a folder of the repository, the scaffold goes to its root, where run looks.
     let other = TestRepo::new();
