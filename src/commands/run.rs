@@ -737,7 +737,7 @@ fn execute(
                 ran.batches_pending.len(),
                 ran.batches_pending.join(", ")
             ),
-            "run the same command again to resume polling them: their ids are recorded beside the response cache, so nothing is submitted twice",
+            "run the same command again to resume polling them: their ids are recorded beside the response cache (with --no-cache, in the output folder's `batches/`), so nothing is submitted twice",
         )
         .into());
     }
