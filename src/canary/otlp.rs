@@ -269,6 +269,15 @@ mod tests {
         let (records, notes) = read(&pretty);
         assert_eq!(notes.problems.total(), 0, "{:?}", notes.problems);
         assert_eq!(records, lines);
+        // A bad span of such a document has no line of its own: the notes do not say line 0.
+        let bad = pretty.replacen("\"1796119200640000000\"", "\"1\"", 1);
+        let (_, notes) = read(&bad);
+        assert_eq!(notes.problems.total(), 1, "{:?}", notes.problems);
+        let said = notes.problems.sentences().join(" ");
+        assert!(
+            said.contains("(in a document across lines)") && !said.contains("line 0"),
+            "{said}"
+        );
         let cut = &pretty[..pretty.len() - 10];
         let (_, notes) = read(cut);
         assert_eq!(notes.problems.total(), 0);

@@ -125,15 +125,28 @@ impl Problems {
         self.by_kind
             .iter()
             .map(|(kind, (count, examples))| {
-                let lines: Vec<String> = examples.iter().map(|b| b.line.to_string()).collect();
+                // Line 0: a span of an export written as one document across lines, which
+                // has no line of its own to name.
+                let lines: Vec<String> = examples
+                    .iter()
+                    .filter(|b| b.line > 0)
+                    .map(|b| b.line.to_string())
+                    .collect();
                 let more = if *count as usize > examples.len() { ", …" } else { "" };
                 let first = examples.first().map(|b| format!(": {}", b.detail)).unwrap_or_default();
+                let at = if lines.is_empty() {
+                    "in a document across lines".to_owned()
+                } else {
+                    format!(
+                        "line{} {}{more}",
+                        if lines.len() == 1 { "" } else { "s" },
+                        lines.join(", ")
+                    )
+                };
                 format!(
-                    "{count} {} {} (line{} {}{more}){first}",
+                    "{count} {} {} ({at}){first}",
                     if *count == 1 { "line" } else { "lines" },
                     kind.describe(),
-                    if lines.len() == 1 { "" } else { "s" },
-                    lines.join(", ")
                 )
             })
             .collect()
@@ -199,7 +212,7 @@ fn at_first_problem(notes: &ReadNotes, mut d: Diagnostic) -> Diagnostic {
     let first = (notes.problems.by_kind.values())
         .flat_map(|(_, e)| e.first())
         .min_by_key(|b| b.line);
-    if let Some(b) = first {
+    if let Some(b) = first.filter(|b| b.line > 0) {
         d = d.at(&b.text, 1, b.column);
         d.line = Some(b.line);
     }
