@@ -162,6 +162,17 @@ fn span_record(
         || status.and_then(Value::as_str) == Some("STATUS_CODE_ERROR")
         || attribute(attrs, "error.type").is_some();
     let tokens = |key: &str| attribute(attrs, key).and_then(integer);
+    // A token count that is there but no count (negative, or not a number) is the export's
+    // mistake, counted as a bad value, not read as a span without usage.
+    for key in [
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.cached_input_tokens",
+    ] {
+        if attribute(attrs, key).is_some() && tokens(key).is_none() {
+            return Err(format!("`{key}` is not a count of tokens"));
+        }
+    }
     let usage = match (
         tokens("gen_ai.usage.input_tokens"),
         tokens("gen_ai.usage.output_tokens"),
@@ -269,6 +280,19 @@ mod tests {
         let (records, notes) = read(&pretty);
         assert_eq!(notes.problems.total(), 0, "{:?}", notes.problems);
         assert_eq!(records, lines);
+        // A negative token count is a bad value, not a span without usage.
+        let negative = text.replacen("\"intValue\": \"1200\"", "\"intValue\": \"-1200\"", 1);
+        assert_ne!(negative, text, "the fixture's input tokens");
+        let (_, notes) = read(&negative);
+        assert!(
+            notes
+                .problems
+                .sentences()
+                .join(" ")
+                .contains("`gen_ai.usage.input_tokens` is not a count of tokens"),
+            "{:?}",
+            notes.problems
+        );
         // A bad span of such a document has no line of its own: the notes do not say line 0.
         let bad = pretty.replacen("\"1796119200640000000\"", "\"1\"", 1);
         let (_, notes) = read(&bad);
