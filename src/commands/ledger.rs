@@ -222,6 +222,10 @@ fn record(repo_dir: &Path, args: &LedgerRecordArgs) -> anyhow::Result<u8> {
                 &message,
                 ledger::append,
             ))?;
+            if appended.unchanged {
+                eprintln!("promptgate: {where_} already holds these entries (but for their time): nothing added");
+                return Ok(exit::PASS);
+            }
             let how = if appended.created {
                 "created the branch"
             } else {

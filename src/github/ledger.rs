@@ -51,6 +51,9 @@ pub struct Appended {
     pub created: bool,
     /// Attempts made (more than one: another job moved the branch meanwhile).
     pub attempts: u32,
+    /// The file already held every line (`join` added none): no commit was made, and `commit`
+    /// is the branch's head.
+    pub unchanged: bool,
 }
 
 /// The text of `file` at the head of `branch`; `None` when the branch or the file does not
@@ -83,6 +86,14 @@ pub async fn append(
             None => String::new(),
         };
         let text = join(&existing, lines);
+        if let Some(head) = head.as_ref().filter(|_| text.trim_end() == existing.trim_end()) {
+            return Ok(Appended {
+                commit: head.commit.clone(),
+                created: false,
+                attempts,
+                unchanged: true,
+            });
+        }
         let blob = git_data::blob(client, text.as_bytes(), &PURPOSES).await?;
         let files = [TreeFile {
             path: file.to_owned(),
@@ -94,6 +105,7 @@ pub async fn append(
                     commit,
                     created: head.is_none(),
                     attempts,
+                    unchanged: false,
                 });
             }
             None if attempts < git_data::MAX_REF_ATTEMPTS => {

@@ -690,3 +690,38 @@ fn records_made_at_once_into_one_file_all_land() {
     }
     assert_eq!(repo.read("shared.jsonl").lines().count(), 8);
 }
+
+/// On the ledger branch too, a record made again (equal but for its time to the latest line of
+/// its experiment) adds nothing: no blob, no commit, the branch where it was (the reviewer: it
+/// made a commit of the same tree and said "appended").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_made_again_on_the_branch_makes_no_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    write_json(dir.path(), "results.json", &results_json("v1.4.0", 0.92));
+    let record = &["ledger", "record", "--results", "results.json", "--pr", "15"];
+    // The first record, onto a branch of one older line: what it uploads is the ledger after it.
+    let older = "{\"time\":\"2026-11-30T10:00:00Z\",\"experiment\":\"support\",\"version\":\"v1.3.0\",\"commit\":null,\"pr\":12,\"verdict\":\"pass\",\"metrics\":{},\"waiver\":null,\"canary\":null}\n";
+    let first = MockServer::start().await;
+    branch_at(&first, HEAD, HEAD_TREE, older, None).await;
+    writable(&first).await;
+    mock(&first, "PATCH", &git("/refs/heads/promptgate-ledger"), 200, json!({})).await;
+    in_actions_async(dir.path(), first.uri(), record).await.expect_code(0);
+    let after = uploaded(&requests(&first).await)
+        .pop()
+        .expect("the first record uploads the ledger");
+    assert_eq!(after.lines().count(), 2);
+    // The same record again, onto that ledger.
+    let again = MockServer::start().await;
+    branch_at(&again, HEAD, HEAD_TREE, &after, None).await;
+    writable(&again).await;
+    in_actions_async(dir.path(), again.uri(), record)
+        .await
+        .expect_code(0)
+        .stderr_has("already holds these entries (but for their time): nothing added");
+    let sent = requests(&again).await;
+    assert!(
+        !sent.iter().any(|r| r.method.as_str() != "GET"),
+        "nothing written: {:?}",
+        lines(&sent)
+    );
+}
