@@ -2,10 +2,11 @@
 
 use super::*;
 
-#[tokio::test(start_paused = true)]
-async fn the_budget_cap_holds_under_full_concurrency() {
+/// `n` jobs alike but for their request's seed (so none is identical to another), and the upper
+/// bound of one's cost.
+fn distinct_jobs(n: u64) -> (Vec<Job>, f64) {
     let template = jobs(1, &[]).remove(0);
-    let jobs: Vec<Job> = (0..200)
+    let jobs: Vec<Job> = (0..n)
         .map(|seed| {
             let mut job = template.clone();
             job.request.as_mut().unwrap().seed = seed;
@@ -13,6 +14,12 @@ async fn the_budget_cap_holds_under_full_concurrency() {
         })
         .collect();
     let upper = plan::request_upper_bound_usd(jobs[0].request.as_ref().unwrap(), &prices()).unwrap();
+    (jobs, upper)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_budget_cap_holds_under_full_concurrency() {
+    let (jobs, upper) = distinct_jobs(200);
     let cap = 50.0 * upper;
     let provider = Fake::new(Behaviour::Healthy);
     let ran = run_with(
@@ -101,15 +108,7 @@ async fn under_a_cap_a_request_without_an_output_limit_is_sent_with_the_one_it_r
 /// anew, and the attempts sent never pass what the cap pays for. None is reported as spent.
 #[tokio::test(start_paused = true)]
 async fn an_attempt_that_timed_out_is_held_against_the_cap_as_if_billed() {
-    let template = jobs(1, &[]).remove(0);
-    let jobs: Vec<Job> = (0..40)
-        .map(|seed| {
-            let mut job = template.clone();
-            job.request.as_mut().unwrap().seed = seed;
-            job
-        })
-        .collect();
-    let upper = plan::request_upper_bound_usd(jobs[0].request.as_ref().unwrap(), &prices()).unwrap();
+    let (jobs, upper) = distinct_jobs(40);
     let cap = 10.5 * upper;
     let provider = Fake::new(Behaviour::HangAfter(0));
     let mut endpoints = one(&provider, 4);
