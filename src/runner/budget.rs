@@ -34,15 +34,23 @@ impl Ledger {
 #[derive(Debug)]
 pub struct Reservation(f64);
 
+impl Reservation {
+    /// The money set aside.
+    pub fn usd(&self) -> f64 {
+        self.0
+    }
+}
+
 impl SpendCap {
-    /// `already_spent` is the spend of an interrupted run being resumed: the cap is for the run.
-    pub fn new(cap: Option<f64>, already_spent: f64) -> Self {
+    /// `already_spent` and `already_uncertain` are those of an interrupted run being resumed
+    /// (its journal's): the cap is for the run.
+    pub fn new(cap: Option<f64>, already_spent: f64, already_uncertain: f64) -> Self {
         SpendCap {
             cap,
             state: Mutex::new(Ledger {
                 spent: already_spent,
                 reserved: 0.0,
-                uncertain: 0.0,
+                uncertain: already_uncertain,
             }),
             settled: Notify::new(),
         }
@@ -131,7 +139,7 @@ mod tests {
 
     #[tokio::test]
     async fn reservations_never_pass_the_cap() {
-        let b = SpendCap::new(Some(1.0), 0.25);
+        let b = SpendCap::new(Some(1.0), 0.25, 0.0);
         let first = b.reserve(0.5).await.expect("fits");
         // 0.25 spent + 0.5 reserved: 0.5 more would pass the cap, but may fit after settling.
         let waiting = b.reserve(0.5);
@@ -140,12 +148,12 @@ mod tests {
         b.settle(second, 0.5);
         assert!((b.spent() - 0.85).abs() < 1e-12);
         assert!(b.reserve(0.2).await.is_none());
-        assert!(SpendCap::new(None, 0.0).reserve(1e9).await.is_some());
+        assert!(SpendCap::new(None, 0.0, 0.0).reserve(1e9).await.is_some());
     }
 
     #[tokio::test]
     async fn an_attempt_of_unknown_cost_holds_its_reservation_against_the_cap_for_good() {
-        let b = SpendCap::new(Some(1.0), 0.0);
+        let b = SpendCap::new(Some(1.0), 0.0, 0.0);
         let timed_out = b.reserve(0.4).await.expect("fits");
         b.settle_uncertain(timed_out);
         // Not spent, as far as anyone knows; but the cap keeps room for it having been billed.

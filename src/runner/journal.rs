@@ -70,6 +70,14 @@ struct Record {
     batched: bool,
     /// What the call cost at list prices (0 for a cache hit or a failure).
     cost_usd: f64,
+    /// The upper bounds of its attempts that timed out: they may have been billed, so a resumed
+    /// run's cap holds them too (`SpendCap::settle_uncertain`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    uncertain_usd: f64,
+}
+
+fn is_zero(usd: &f64) -> bool {
+    *usd == 0.0
 }
 
 /// What an interrupted run's journal hands the rerun.
@@ -79,6 +87,8 @@ pub struct Replay {
     pub outcomes: HashMap<String, Vec<Outcome>>,
     /// What those calls cost: spent already, against the run's cap.
     pub spent_usd: f64,
+    /// Their timed-out attempts' upper bounds: possibly spent, held against the cap as well.
+    pub uncertain_usd: f64,
 }
 
 impl Journal {
@@ -115,6 +125,7 @@ impl Journal {
         let mut replay = Replay::default();
         for record in records {
             replay.spent_usd += record.cost_usd;
+            replay.uncertain_usd += record.uncertain_usd;
             let (job, outcome) = record.into_outcome();
             replay.outcomes.entry(job).or_default().push(outcome);
         }
@@ -133,10 +144,11 @@ impl Journal {
         ))
     }
 
-    /// Appends a finished job and what it cost; returns once the line is with the operating
-    /// system.
-    pub fn append(&self, job: &str, outcome: &Outcome, cost_usd: f64) -> std::io::Result<()> {
-        let mut line = serde_json::to_string(&Record::new(job, outcome, cost_usd)).map_err(std::io::Error::other)?;
+    /// Appends a finished job, what it cost and what it may have cost besides (its timed-out
+    /// attempts' upper bounds); returns once the line is with the operating system.
+    pub fn append(&self, job: &str, outcome: &Outcome, cost_usd: f64, uncertain_usd: f64) -> std::io::Result<()> {
+        let record = Record::new(job, outcome, cost_usd, uncertain_usd);
+        let mut line = serde_json::to_string(&record).map_err(std::io::Error::other)?;
         line.push('\n');
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
         file.write_all(line.as_bytes())?;
@@ -231,7 +243,7 @@ fn read(path: &Path, identity: &str) -> Option<Vec<Record>> {
 }
 
 impl Record {
-    fn new(job: &str, o: &Outcome, cost_usd: f64) -> Record {
+    fn new(job: &str, o: &Outcome, cost_usd: f64, uncertain_usd: f64) -> Record {
         let (response, error) = match &o.result {
             Ok(r) => (Some(r.clone()), None),
             Err(e) => (None, Some(e.clone())),
@@ -247,6 +259,7 @@ impl Record {
             fell_back: o.fell_back,
             batched: o.batched,
             cost_usd,
+            uncertain_usd,
         }
     }
 
@@ -295,13 +308,14 @@ mod tests {
         let path = dir.path().join("out/journal.jsonl");
         let (journal, replay) = Journal::open(&path, "run-1").unwrap();
         assert!(replay.outcomes.is_empty());
-        journal.append("a", &failed(), 0.25).unwrap();
+        journal.append("a", &failed(), 0.25, 0.0).unwrap();
         std::thread::sleep(SYNC_EVERY + Duration::from_millis(20));
-        journal.append("b", &failed(), 0.5).unwrap();
+        journal.append("b", &failed(), 0.5, 0.125).unwrap();
         drop(journal);
         let (journal, replay) = Journal::open(&path, "run-1").unwrap();
         assert_eq!(replay.outcomes.len(), 2);
         assert!((replay.spent_usd - 0.75).abs() < 1e-12);
+        assert!((replay.uncertain_usd - 0.125).abs() < 1e-12);
         journal.remove();
         assert!(!path.exists());
     }

@@ -411,7 +411,7 @@ impl<'a> Runner<'a> {
                 .collect(),
             prices,
             cache: options.cache_dir.as_deref().map(Cache::new),
-            budget: SpendCap::new(options.max_usd, replay.spent_usd),
+            budget: SpendCap::new(options.max_usd, replay.spent_usd, replay.uncertain_usd),
             journal,
             replayed: Mutex::new(replay.outcomes),
             journal_warned: AtomicBool::new(false),
@@ -485,8 +485,14 @@ impl<'a> Runner<'a> {
 
     /// Records a finished job in the journal; it counts as finished only once this returns.
     fn record(&self, key: &str, outcome: &Outcome, cost_usd: f64) {
+        self.record_with_uncertain(key, outcome, cost_usd, 0.0);
+    }
+
+    /// [`Runner::record`] for a job some of whose attempts timed out: their upper bounds
+    /// (`uncertain_usd`) are journaled with it, so a resumed run's cap holds them again.
+    fn record_with_uncertain(&self, key: &str, outcome: &Outcome, cost_usd: f64, uncertain_usd: f64) {
         if let Some(journal) = &self.journal
-            && let Err(e) = journal.append(key, outcome, cost_usd)
+            && let Err(e) = journal.append(key, outcome, cost_usd, uncertain_usd)
             && !self.journal_warned.swap(true, Ordering::Relaxed)
         {
             eprintln!(
@@ -930,6 +936,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
     let seed = key.seed();
     let chain: Vec<&crate::results::Name> = std::iter::once(&job.provider).chain(job.fallbacks.iter()).collect();
     let mut reservation: Option<Reservation> = None;
+    let mut uncertain = 0.0;
     let mut attempts = 0;
     let mut errors: Vec<(String, CallError)> = Vec::new();
     let mut last_provider = None;
@@ -967,7 +974,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
                 runner.budget.settle(r, 0.0);
             }
             let outcome = answered(Ok(response), latency, true, attempts);
-            runner.record(&key.hex(), &outcome, 0.0);
+            runner.record_with_uncertain(&key.hex(), &outcome, 0.0, uncertain);
             return outcome;
         }
         let upper = plan::request_upper_bound_usd(request, runner.prices).unwrap_or(0.0);
@@ -998,6 +1005,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
         let mut spending = Spending {
             reservation: &mut reservation,
             upper,
+            uncertain: &mut uncertain,
         };
         match send(cx, endpoint, throttle, &sent, seed, &mut attempts, &mut spending).await {
             Err(SendError::Interrupted) => {
@@ -1021,7 +1029,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
                 // Journaled the moment the answer is here, while the call still holds its slot:
                 // a kill from now on loses nothing that was paid for. The cache comes after,
                 // as it may wait for the disk.
-                runner.record(&key.hex(), &outcome, cost);
+                runner.record_with_uncertain(&key.hex(), &outcome, cost, uncertain);
                 permit.finish(Signal::Success);
                 if let (Some(cache), Ok(response)) = (&runner.cache, &outcome.result)
                     && let Err(e) = cache.put(&cache_key, response, latency).await
@@ -1053,7 +1061,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
         fell_back: false,
         batched: false,
     };
-    runner.record(&key.hex(), &outcome, 0.0);
+    runner.record_with_uncertain(&key.hex(), &outcome, 0.0, uncertain);
     outcome
 }
 
@@ -1065,10 +1073,12 @@ enum SendError {
     Interrupted,
 }
 
-/// The money a call holds against the cap while [`send`] tries it: one attempt's upper bound.
+/// The money a call holds against the cap while [`send`] tries it: one attempt's upper bound,
+/// and the upper bounds of its attempts that timed out (journaled with the call).
 struct Spending<'r> {
     reservation: &'r mut Option<Reservation>,
     upper: f64,
+    uncertain: &'r mut f64,
 }
 
 /// Sends `request` to one endpoint until it answers, fails permanently, or runs out of retries.
@@ -1120,6 +1130,7 @@ async fn send<'t>(
         if matches!(error, ProviderError::Timeout { .. })
             && let Some(r) = spending.reservation.take()
         {
+            *spending.uncertain += r.usd();
             cx.runner.budget.settle_uncertain(r);
         }
         let rate_limited = retry::is_rate_limit(&error);

@@ -532,9 +532,11 @@ async fn a_key_journaled_twice_replays_in_the_order_it_ran() {
         let failed = not_sent(CallError::Transient {
             message: "HTTP 503".to_owned(),
         });
-        journal.append(&key, &Outcome { attempts: 4, ..failed }, 0.0).unwrap();
         journal
-            .append(&key, &Outcome::answered("measured again", "p"), 0.11)
+            .append(&key, &Outcome { attempts: 4, ..failed }, 0.0, 0.0)
+            .unwrap();
+        journal
+            .append(&key, &Outcome::answered("measured again", "p"), 0.11, 0.0)
             .unwrap();
     }
     let options = Options {

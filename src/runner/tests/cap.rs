@@ -165,3 +165,39 @@ async fn an_attempt_that_timed_out_is_held_against_the_cap_as_if_billed() {
     );
     assert_eq!(ran.outcomes.iter().map(|o| o.attempts).sum::<u32>(), 10);
 }
+
+/// A resumed run's cap holds what the interrupted run's timed-out attempts may have cost, as
+/// it holds what its calls did cost: the journal carries both.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_run_holds_the_interrupted_runs_timed_out_attempts_against_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (jobs, upper) = distinct_jobs(40);
+    let options = Options {
+        max_usd: Some(10.5 * upper),
+        journal: Some(dir.path().join("journal.jsonl")),
+        run_identity: "plan".to_owned(),
+        ..options()
+    };
+    let prices = prices();
+    let hanging = Fake::new(Behaviour::HangAfter(0));
+    let mut endpoints = one(&hanging, 4);
+    let endpoint = endpoints.get_mut("p").unwrap();
+    (endpoint.timeout, endpoint.max_retries) = (Duration::from_secs(1), 0);
+    // Four calls time out, then the run is killed before its outputs are written.
+    let runner = Runner::new(&endpoints, &prices, options.clone()).expect("no other run holds the cache");
+    let ran = runner.run_then(&mut jobs[..4].to_vec(), &|_, _, _| Vec::new()).await;
+    assert!((ran.uncertain_usd - 4.0 * upper).abs() < 1e-9, "{}", ran.uncertain_usd);
+    drop(runner);
+
+    let healthy = Fake::new(Behaviour::Healthy);
+    let endpoints = one(&healthy, 4);
+    let runner = Runner::new(&endpoints, &prices, options).expect("no other run holds the cache");
+    let ran = runner.run_then(&mut jobs.clone(), &|_, _, _| Vec::new()).await;
+    assert_eq!(ran.resumed, 4);
+    // Room for 10.5 worst cases, four of them held already: 6.5 worst cases, and the calls
+    // settle below theirs, which makes room for a seventh. Twelve without the journal's hold.
+    assert_eq!(healthy.total_calls(), 7);
+    assert!(ran.spent_usd + ran.uncertain_usd <= 10.5 * upper + 1e-12);
+    assert!((ran.uncertain_usd - 4.0 * upper).abs() < 1e-9, "{}", ran.uncertain_usd);
+    assert!(ran.budget_exhausted);
+}
