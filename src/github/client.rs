@@ -429,16 +429,14 @@ impl Client {
             let message = github_message(&text);
             let rate_limited = status == 429
                 || (status == 403
-                    && (retry_after.is_some()
-                        || remaining == Some(0)
-                        || message.to_lowercase().contains("rate limit")));
+                    && (retry_after.is_some() || remaining == Some(0) || {
+                        let message = message.to_lowercase();
+                        // GitHub's older wording for a secondary rate limit.
+                        message.contains("rate limit") || message.contains("abuse detection")
+                    }));
             let retryable = rate_limited || (status >= 500 && server_error == ServerError::Retry);
             if retryable && attempt < MAX_ATTEMPTS {
-                let asked = match (retry_after, remaining, reset) {
-                    (Some(secs), _, _) => Duration::from_secs(secs),
-                    (None, Some(0), Some(reset)) => Duration::from_secs(reset.saturating_sub(now_unix()).max(1)),
-                    _ => backoff(attempt),
-                };
+                let asked = wait_before_retry(rate_limited, retry_after, remaining, reset, attempt, now_unix());
                 // GitHub asks not to retry before the limit resets: when that is further off
                 // than a job should sleep, say when, now.
                 if rate_limited && asked > MAX_WAIT {
@@ -528,6 +526,28 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(1 << attempt.min(5))
 }
 
+/// How long to wait before sending a refused request again, as GitHub's REST documentation
+/// asks ("Best practices: handle rate limit errors appropriately"): the `retry-after` seconds;
+/// else, with `x-ratelimit-remaining: 0`, until `x-ratelimit-reset`; else, for a (secondary)
+/// rate limit, a minute (GitHub says at least one, and longer as it persists: no wait here
+/// passes [`MAX_WAIT`], a minute, so each retry waits that); a server error backs off from 2 s.
+/// `attempt` counts from 1.
+fn wait_before_retry(
+    rate_limited: bool,
+    retry_after: Option<u64>,
+    remaining: Option<u64>,
+    reset: Option<u64>,
+    attempt: u32,
+    now: u64,
+) -> Duration {
+    match (retry_after, remaining, reset) {
+        (Some(secs), _, _) => Duration::from_secs(secs),
+        (None, Some(0), Some(reset)) => Duration::from_secs(reset.saturating_sub(now).max(1)),
+        _ if rate_limited => MAX_WAIT,
+        _ => backoff(attempt),
+    }
+}
+
 fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -542,6 +562,26 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The waits GitHub's REST documentation asks for ("Best practices for using the REST API":
+    /// retry-after, then x-ratelimit-reset when none remain, else at least a minute).
+    #[test]
+    fn a_refused_request_waits_as_github_asks() {
+        let now = 1_700_000_000;
+        let wait = |rate_limited, retry_after, remaining, reset, attempt| {
+            wait_before_retry(rate_limited, retry_after, remaining, reset, attempt, now).as_secs()
+        };
+        assert_eq!(wait(true, Some(7), Some(0), Some(now + 900), 1), 7);
+        assert_eq!(wait(true, None, Some(0), Some(now + 900), 1), 900);
+        assert_eq!(wait(true, None, Some(0), Some(now - 5), 1), 1, "a reset already past");
+        // A secondary rate limit without either header: a minute, each time, not 2-4-8 s.
+        assert_eq!(wait(true, None, Some(4_000), None, 1), 60);
+        assert_eq!(wait(true, None, None, None, 3), 60);
+        assert_eq!(
+            (wait(false, None, None, None, 1), wait(false, None, None, None, 2)),
+            (2, 4)
+        );
+    }
 
     /// A list read in part would be decided on without what it left out: past the page cap, or
     /// with a next page off the API (where the token must not go), it is an error.

@@ -596,3 +596,55 @@ fn every_action_used_is_pinned_to_a_commit() {
     assert!(seen >= 10, "the steps' actions were not found ({seen})");
     assert!(unpinned.is_empty(), "actions named by a tag or branch: {unpinned:?}");
 }
+
+/// In `full` mode the publishing step writes the job summary from the evaluation's results:
+/// the evaluating step writes none, or the job's summary shows it twice. In `evaluate` mode,
+/// the only step that runs promptgate, it writes it. The step's script runs in bash with a
+/// stand-in `promptgate` that reports whether it was given a summary file.
+#[test]
+fn the_job_summary_is_written_once_in_full_mode() {
+    let action = action();
+    let step = steps_of_action(&action)
+        .iter()
+        .find(|s| s["id"] == "evaluate")
+        .expect("the evaluating step");
+    let script = step["run"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let fake = bin.join("promptgate");
+    std::fs::write(&fake, "#!/bin/sh\necho \"summary=${GITHUB_STEP_SUMMARY:-none}\"\n").unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&fake).unwrap().permissions(), 0o755);
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let summary_given = |mode: &str| {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()))
+            .env("GITHUB_STEP_SUMMARY", dir.path().join("summary.md"))
+            .env("GITHUB_OUTPUT", dir.path().join("output"))
+            .env("RUNNER_TEMP", dir.path())
+            .env("INPUT_MODE", mode)
+            .envs(
+                [
+                    "INPUT_CONFIG",
+                    "INPUT_BASE",
+                    "INPUT_HEAD",
+                    "INPUT_OUT",
+                    "INPUT_FAIL_ON",
+                    "INPUT_APPROVE_COST",
+                    "INPUT_ALL",
+                    "INPUT_NO_CACHE",
+                    "INPUT_SHARD",
+                    "INPUT_ALLOW_FORK_HEAD",
+                ]
+                .map(|k| (k, "")),
+            )
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        !String::from_utf8_lossy(&out.stdout).contains("summary=none")
+    };
+    assert!(!summary_given("full"));
+    assert!(summary_given("evaluate"));
+}
