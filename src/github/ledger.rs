@@ -148,13 +148,14 @@ pub async fn waiver_of_pull_request(
         what: "read the pull request's comments",
         permission: "pull-requests: read",
     };
-    let login = match login {
-        Some(login) => login.to_owned(),
+    let known = match login {
+        Some(login) => Some(login.to_owned()),
         None => super::identity(client).await?,
     };
     let comments = client
         .get_all(&client.repo_route(&format!("/issues/{number}/comments")), PURPOSE)
         .await?;
+    let login = known.unwrap_or_else(|| super::login_among(&comments));
     let Some(id) = super::comment::find_sticky(&comments, &login) else {
         return Ok(None);
     };

@@ -44,25 +44,74 @@ pub enum CommentMode {
     Off,
 }
 
-/// Who the token is: comments and reviews by anyone else are never taken for ours, so a human
-/// cannot plant a fake report. `GET /user` answers for a personal token; the Actions token gets
-/// 403 there and posts as `github-actions[bot]`.
-pub async fn identity(client: &Client) -> Result<String, Error> {
+/// Who the token is, when GitHub says: comments and reviews by anyone else are never taken for
+/// ours, so a person cannot plant a fake report. `GET /user` answers for a personal token; an
+/// installation token (the Actions token, a GitHub App's) gets 403 there: `None`, and
+/// [`login_among`] tells from the comments which bot the token posts as.
+pub async fn identity(client: &Client) -> Result<Option<String>, Error> {
     const PURPOSE: Purpose = Purpose {
         what: "read the token's identity",
         permission: "none (any token can read itself)",
     };
     if client.is_dry_run() {
-        return Ok(ACTIONS_BOT.to_owned());
+        return Ok(None);
     }
     match client.try_get("/user", PURPOSE).await? {
-        Ok(user) => Ok(user["login"].as_str().unwrap_or(ACTIONS_BOT).to_owned()),
-        Err(refusal) if matches!(refusal.status, 403 | 404) => Ok(ACTIONS_BOT.to_owned()),
+        Ok(user) => Ok(user["login"].as_str().map(str::to_owned)),
+        Err(refusal) if matches!(refusal.status, 403 | 404) => Ok(None),
         Err(refusal) => Err(client::refused(client::Method::Get, "/user", PURPOSE, refusal)),
     }
+}
+
+/// The login an installation token posts as, told from the pull request's comments: the
+/// Actions token's (`github-actions[bot]`) when one of promptgate's comments is by it, else the
+/// bot whose comment carries promptgate's marker or state (a GitHub App's token posts as
+/// `<app>[bot]`; only an App installed on the repository can post as a bot, so no person can
+/// plant one), else `github-actions[bot]`. Without this an App's token found no comment of
+/// its own and posted a new one on every push.
+pub fn login_among(comments: &[Value]) -> String {
+    let promptgate_bots = comments.iter().filter(|c| {
+        c["user"]["type"] == "Bot"
+            && c["body"]
+                .as_str()
+                .is_some_and(|b| b.contains(crate::report::markdown::REPORT_MARKER) || b.contains(state::STATE_OPEN))
+    });
+    let mut first = None;
+    for c in promptgate_bots {
+        if author(c) == ACTIONS_BOT {
+            return ACTIONS_BOT.to_owned();
+        }
+        first = first.or(Some(author(c)));
+    }
+    first.filter(|l| !l.is_empty()).unwrap_or(ACTIONS_BOT).to_owned()
 }
 
 /// The author login of a comment or review.
 pub(crate) fn author(item: &Value) -> &str {
     item["user"]["login"].as_str().unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A token that cannot name itself takes the Actions bot's promptgate comment first, else
+    /// another bot's; never a person's, whatever it carries.
+    #[test]
+    fn an_installation_token_is_told_from_the_comments() {
+        let marker = crate::report::markdown::REPORT_MARKER;
+        let by = |login: &str, kind: &str, body: &str| json!({"user": {"login": login, "type": kind}, "body": body});
+        let mallory = by("mallory", "User", marker);
+        let app = by("promptgate-app[bot]", "Bot", &format!("{marker}\n## report"));
+        let actions = by(ACTIONS_BOT, "Bot", &format!("{marker}\n## report"));
+        let other_bot = by("dependabot[bot]", "Bot", "Bumps serde");
+        assert_eq!(
+            login_among(&[mallory.clone(), other_bot.clone(), app.clone()]),
+            "promptgate-app[bot]"
+        );
+        assert_eq!(login_among(&[app, actions]), ACTIONS_BOT);
+        assert_eq!(login_among(&[mallory, other_bot]), ACTIONS_BOT);
+        assert_eq!(login_among(&[]), ACTIONS_BOT);
+    }
 }

@@ -54,6 +54,9 @@ pub struct Publisher<'a> {
     client: &'a Client,
     pub pr: PullRequest,
     bot: String,
+    /// The token did not say who it is (an installation token): `bot` is told from the
+    /// comments (`github::login_among`) each time they are read.
+    installation: bool,
     comments: Vec<Value>,
     sticky: Option<u64>,
     /// The state of the sticky comment (a new one when there is none).
@@ -65,14 +68,15 @@ impl<'a> Publisher<'a> {
     /// Who the token posts as, the pull request's comments, and promptgate's sticky comment
     /// with its state.
     pub async fn connect(client: &'a Client, pr: &PullRequest, settings: Settings) -> Result<Publisher<'a>, Error> {
-        let bot = match settings.bot_login.as_deref().filter(|l| !l.is_empty()) {
-            Some(login) => login.to_owned(),
+        let known = match settings.bot_login.as_deref().filter(|l| !l.is_empty()) {
+            Some(login) => Some(login.to_owned()),
             None => super::identity(client).await?,
         };
         let mut publisher = Publisher {
             client,
             pr: pr.clone(),
-            bot,
+            installation: known.is_none(),
+            bot: known.unwrap_or_else(|| super::ACTIONS_BOT.to_owned()),
             comments: Vec::new(),
             sticky: None,
             state: State::new(&pr.head_sha),
@@ -85,6 +89,9 @@ impl<'a> Publisher<'a> {
     /// Reads the comments again: a waiver's run may have recorded a waiver meanwhile.
     async fn refresh(&mut self) -> Result<(), Error> {
         self.comments = comment::list(self.client, &self.pr).await?;
+        if self.installation {
+            self.bot = super::login_among(&self.comments);
+        }
         // A comment this run created may not be listed yet (the list lags behind): keep its id.
         self.sticky = comment::find_sticky(&self.comments, &self.bot).or(self.sticky);
         let found = self

@@ -310,6 +310,17 @@ async fn fake_github_with(
     reviews: Value,
     permissions: &[(&str, &str)],
 ) -> MockServer {
+    fake_github_by(BOT, sticky, page2_extra, reviews, permissions).await
+}
+
+/// [`fake_github_with`], the token posting as `bot` (a GitHub App's token posts as `<app>[bot]`).
+async fn fake_github_by(
+    bot: &str,
+    sticky: &str,
+    page2_extra: Vec<Value>,
+    reviews: Value,
+    permissions: &[(&str, &str)],
+) -> MockServer {
     let server = MockServer::start().await;
     json_mock(&server, "GET", "/user", 403, json!({"message": "Resource not accessible by integration", "documentation_url": "https://docs.github.com/rest/users/users#get-the-authenticated-user"})).await;
     let comments = format!("/repos/{REPO}/issues/7/comments");
@@ -322,7 +333,7 @@ async fn fake_github_with(
         "mallory",
         &format!("{MARKER}\n## ✅ promptgate: pass"),
     ));
-    let mut page2 = vec![comment_json(42, BOT, sticky)];
+    let mut page2 = vec![comment_json(42, bot, sticky)];
     page2.extend(page2_extra);
     Mock::given(method("GET"))
         .and(path(comments.as_str()))
@@ -349,7 +360,7 @@ async fn fake_github_with(
         "PATCH",
         &format!("/repos/{REPO}/issues/comments/42"),
         200,
-        comment_json(42, BOT, "updated"),
+        comment_json(42, bot, "updated"),
     )
     .await;
     json_mock(
@@ -1390,6 +1401,37 @@ async fn a_secondary_rate_limit_is_retried() {
         2,
         "{lines:?}"
     );
+}
+
+/// A GitHub App's installation token cannot read `GET /user` (403, as the Actions token) and
+/// posts as `<app>[bot]`: its sticky comment is found by that bot's marker and updated, not a
+/// new one posted on every push. A person's comment with the marker (mallory's, on page 1)
+/// is still never taken for ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_token_updates_its_own_sticky_comment() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let r = |p: &str| format!("/repos/{REPO}{p}");
+    let sticky = format!("{MARKER}\n## ✅ promptgate: pass\nold numbers");
+    let server = fake_github_by("promptgate-app[bot]", &sticky, vec![], json!([]), &[]).await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "out"],
+    )
+    .await;
+    run.run.expect_code(1);
+    let (lines, _) = sequence(&server).await;
+    assert!(
+        lines.contains(&format!("PATCH {}", r("/issues/comments/42"))),
+        "{lines:?}"
+    );
+    assert!(
+        !lines.contains(&format!("POST {}", r("/issues/7/comments"))),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.ends_with("/issues/comments/11")), "{lines:?}");
 }
 
 /// A primary rate limit that resets in an hour is not retried before then (GitHub asks not
