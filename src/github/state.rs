@@ -177,14 +177,28 @@ pub fn report_part(body: &str) -> &str {
 
 /// A comment body: the report, the notes under it (when any), and the state.
 pub fn body(report: &str, notes: &str, state: &State) -> String {
+    // The notes and the state leave at least `MIN_REPORT` characters to the report: past that
+    // the state forgets its last remembered regressions (a waiver then does not cover them: it
+    // fails closed) and the notes' end gives way.
+    let limit = MAX_BODY_CHARS - MIN_REPORT - CUT.chars().count() - CLOSING - 2;
+    let state = fitted(state, limit);
     let mut tail = String::new();
     if !notes.trim().is_empty() {
+        let room = limit.saturating_sub(state.chars().count() + NOTES_MARKER.len() + NOTES_CUT.chars().count() + 4);
+        let notes = notes.trim_end();
         tail.push_str(NOTES_MARKER);
         tail.push('\n');
-        tail.push_str(notes.trim_end());
+        if notes.chars().count() <= room {
+            tail.push_str(notes);
+        } else {
+            let end = notes.char_indices().nth(room).map_or(notes.len(), |(i, _)| i);
+            let kept = &notes[..end];
+            tail.push_str(kept.rfind('\n').map_or(kept, |line| &kept[..line]).trim_end());
+            tail.push_str(NOTES_CUT);
+        }
         tail.push_str("\n\n");
     }
-    tail.push_str(&render(state));
+    tail.push_str(&state);
     tail.push('\n');
     // GitHub refuses a longer comment. The report is rendered to fit with room to spare; the
     // notes and the state (long reasons, many regressions) can still take that room, and then
@@ -206,6 +220,34 @@ pub fn body(report: &str, notes: &str, state: &State) -> String {
 
 /// The most characters GitHub takes in a comment.
 pub const MAX_BODY_CHARS: usize = 65_536;
+
+/// The least of the report a comment keeps, however long its notes and state.
+const MIN_REPORT: usize = 4_000;
+
+/// What ends notes cut to fit.
+const NOTES_CUT: &str = "\n\n… (the notes did not fit in a comment: the run's results hold them)";
+
+/// The state rendered in at most `limit` characters: whole when it fits (it always does but
+/// for hundreds of long-named regressions), else with its remembered regressions halved, then
+/// its reason cut, until it does.
+fn fitted(state: &State, limit: usize) -> String {
+    let mut text = render(state);
+    let mut state = state.clone();
+    while text.chars().count() > limit {
+        let Some(results) = &mut state.results else {
+            break;
+        };
+        if !results.regressions.is_empty() {
+            results.regressions.truncate(results.regressions.len() / 2);
+        } else if results.reason.chars().count() > 1_000 {
+            results.reason = results.reason.chars().take(1_000).collect();
+        } else {
+            break;
+        }
+        text = render(&state);
+    }
+    text
+}
 
 /// Room kept for [`closing`]'s text.
 const CLOSING: usize = 200;
@@ -325,6 +367,27 @@ mod tests {
             "{}",
             &shown[shown.len() - 300..]
         );
+        // Notes and a state that would take the whole comment: the state forgets its last
+        // regressions and the notes' end gives way, and some of the report stays.
+        let mut crowded = state.clone();
+        crowded.results.as_mut().unwrap().regressions = (0..200)
+            .map(|i| crate::results::AcceptedRegression {
+                experiment: format!("{i}-{}", "e".repeat(300)),
+                metric: "pass_rate".to_owned(),
+                direction: crate::results::Direction::Higher,
+                estimate: Some(-0.25),
+                ci: Some([-0.3, -0.2]),
+            })
+            .collect();
+        let long_notes = "| a row of the approvals' table |\n".repeat(3_000);
+        let body = self::body(&report, &long_notes, &crowded);
+        assert!(body.chars().count() <= MAX_BODY_CHARS, "{}", body.chars().count());
+        let read = parse(&body).expect("the state reads back");
+        let kept = &read.results.as_ref().unwrap().regressions;
+        assert!(!kept.is_empty() && kept.len() < 200, "{}", kept.len());
+        assert_eq!(kept[..], crowded.results.as_ref().unwrap().regressions[..kept.len()]);
+        assert!(body.contains("the notes did not fit in a comment"));
+        assert!(report_part(&body).chars().count() >= 3_000);
         // One that fits is left whole.
         let short = self::body("report\n", "notes", &State::new("abc"));
         assert!(!short.contains("did not fit"));
