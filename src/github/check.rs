@@ -159,11 +159,22 @@ pub fn body(
     body
 }
 
+/// Creates the check run. GitHub lets only an App's token (the Actions token is one) create
+/// check runs: a 403 says so besides the missing permission, as a personal token gets one with
+/// every permission it can hold.
 pub async fn create(client: &Client, body: &Value) -> Result<(), Error> {
-    client
-        .send(Method::Post, &client.repo_route("/check-runs"), Some(body), CREATE)
-        .await
-        .map(drop)
+    let route = client.repo_route("/check-runs");
+    match client.try_send(Method::Post, &route, Some(body), CREATE).await? {
+        Ok(_) => Ok(()),
+        Err(refusal) if refusal.status == 403 => Err(Error::run_with_hint(
+            format!(
+                "GitHub refused to {} (403 {}; POST {route})",
+                CREATE.what, refusal.message
+            ),
+            "the token lacks the `checks: write` permission (add it under `permissions:` in the workflow job), or it is a personal access token, which GitHub never lets create check runs: publish with the Actions token (`${{ github.token }}`) or a GitHub App's, or pass `--no-check` (the action's `check: false`)",
+        )),
+        Err(refusal) => Err(super::client::refused(Method::Post, &route, CREATE, refusal)),
+    }
 }
 
 fn truncate(text: &str, max: usize) -> String {

@@ -1358,7 +1358,8 @@ async fn a_missing_checks_permission_exits_3_naming_it() {
     run.run
         .expect_code(3)
         .stderr_has("GitHub refused to create the promptgate check run (403")
-        .stderr_has("`checks: write`");
+        .stderr_has("`checks: write`")
+        .stderr_has("a personal access token, which GitHub never lets create check runs");
     let (lines, _) = sequence(&server).await;
     // Created once, then updated in place: never a second comment.
     assert_eq!(
