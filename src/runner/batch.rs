@@ -306,7 +306,7 @@ pub(super) async fn run(
                 }
                 Ok(None) => {
                     // Not at the provider: its record is no use to anyone.
-                    let _ = std::fs::remove_file(path);
+                    record::forget(path);
                     members.extend(group);
                 }
                 Err(e) => {
@@ -464,7 +464,7 @@ pub(super) async fn run(
                     // The provider does not know the batch (HTTP 404: deleted, or submitted
                     // under another account): the record is no use to a rerun either.
                     if let Some(path) = &batch.record {
-                        let _ = std::fs::remove_file(path);
+                        record::forget(path);
                     }
                     let error = CallError::from_provider(&ProviderError::Permanent {
                         message: format!(
@@ -558,7 +558,7 @@ async fn finish(
             if let (ProviderError::Permanent { .. }, Some(path)) = (&e, &batch.record)
                 && record::was_read(path)
             {
-                let _ = std::fs::remove_file(path);
+                record::forget(path);
             }
             let error = CallError::from_provider(&e);
             for m in batch.members {

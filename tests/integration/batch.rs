@@ -234,6 +234,24 @@ async fn a_shard_batches_its_part_and_says_so_once() {
     );
 }
 
+/// With `--no-cache` a batch's record is kept in the output folder's `batches/` while the
+/// batch runs; a run whose batches all ended leaves no such folder behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_batch_run_without_the_cache_leaves_no_records_folder() {
+    let (server, batches) = serve().await;
+    batches.ended.store(true, Ordering::SeqCst);
+    let repo = suite_repo(&server.uri(), false);
+    let run = promptgate(
+        &repo,
+        &["run", "--base", "main", "--out", "out", "--batch", "--no-cache"],
+    )
+    .await;
+    run.expect_code(0);
+    assert_eq!(batches.creates.load(Ordering::SeqCst), 1);
+    assert!(repo.path().join("out/results.json").exists());
+    assert!(!repo.path().join("out/batches").exists());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocking_latency_gate_refuses_batch_before_anything_is_sent() {
     let (server, batches) = serve().await;

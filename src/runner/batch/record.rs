@@ -109,7 +109,7 @@ pub(super) fn held(dir: &Path, provider: &str) -> Held {
         let Some(record) = load(&path) else { continue };
         if expired(&record) {
             // Its results are gone at the provider: a job it held is submitted anew.
-            let _ = std::fs::remove_file(&path);
+            forget(&path);
             continue;
         }
         if record.provider != provider {
@@ -124,6 +124,16 @@ pub(super) fn held(dir: &Path, provider: &str) -> Held {
         }
     }
     held
+}
+
+/// Removes the record at `path`, and the records' folder once it holds no other (a run with
+/// `--no-cache` keeps its records in its output folder).
+pub(super) fn forget(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    if let Some(dir) = path.parent() {
+        // Refused while the folder holds anything: another record, another run's.
+        let _ = std::fs::remove_dir(dir);
+    }
 }
 
 /// The record at `path`, if it is one.
@@ -149,7 +159,7 @@ fn expired(record: &Record) -> bool {
 pub(super) fn read_record(path: &Path, provider: &str) -> Option<Recorded> {
     let record = load(path)?;
     if expired(&record) {
-        let _ = std::fs::remove_file(path);
+        forget(path);
         return None;
     }
     if record.provider != provider {
@@ -210,12 +220,12 @@ pub(super) fn was_read(path: &Path) -> bool {
 /// members it still holds.
 pub(super) fn release(path: &Path, claimed: &std::collections::HashSet<&str>) -> usize {
     let Some(mut record) = load(path) else {
-        let _ = std::fs::remove_file(path);
+        forget(path);
         return 0;
     };
     record.keys.retain(|k| !claimed.contains(k.as_str()));
     if record.keys.is_empty() {
-        let _ = std::fs::remove_file(path);
+        forget(path);
         return 0;
     }
     if record.ended == 0 {
