@@ -138,9 +138,14 @@ pub fn analyse(data: &Data<'_>, settings: &Settings<'_>) -> Analysis {
     for (&i, p) in blocking.iter().zip(adjusted) {
         metrics[i].p_adjusted = Some(p);
     }
+    // What the arms' counts count: Prometheus series' steps, or requests.
+    let counted = match data {
+        Data::Records(_) => "requests",
+        Data::Series(_) => "steps",
+    };
     for (metric, (gate, _, m)) in metrics.iter_mut().zip(&measured) {
         if let Some(m) = m {
-            decide(metric, gate, m, settings.min_samples);
+            decide(metric, gate, m, settings.min_samples, counted);
         }
     }
     let (verdict, failing, reason) = overall(&metrics);
@@ -397,7 +402,7 @@ fn first_pass(gate: &CanaryGate, m: Option<&Measured>, min_samples: u64, request
 }
 
 /// The metric's verdict from its interval, its Holm-adjusted p-value and its margin and SLO.
-fn decide(metric: &mut CanaryMetric, gate: &CanaryGate, m: &Measured, min_samples: u64) {
+fn decide(metric: &mut CanaryMetric, gate: &CanaryGate, m: &Measured, min_samples: u64, counted: &str) {
     let unit = format::unit(&gate.metric);
     let s = sign(gate.direction);
     let margin = margin_on_scale(gate.margin, m.scale, m.baseline);
@@ -405,7 +410,7 @@ fn decide(metric: &mut CanaryMetric, gate: &CanaryGate, m: &Measured, min_sample
     if m.n.baseline < min_samples || m.n.canary < min_samples {
         metric.verdict = MetricVerdict::TooFew;
         metric.reason = format!(
-            "{} baseline and {} canary requests, fewer than the {min_samples} per arm a verdict needs",
+            "{} baseline and {} canary {counted}, fewer than the {min_samples} per arm a verdict needs",
             m.n.baseline, m.n.canary
         );
         return;

@@ -26,11 +26,7 @@ pub fn report_markdown(r: &CanaryResult, charts: &[(String, String)]) -> String 
     let _ = writeln!(out, "## {mark} promptgate {mode}: {word}{what}\n");
     let _ = writeln!(out, "**{}**\n", e(&r.reason));
     // Prometheus series count steps, logs and traces count requests.
-    let unit = if r.source.starts_with("prometheus") {
-        "steps"
-    } else {
-        "requests"
-    };
+    let unit = r.unit();
     let _ = writeln!(
         out,
         "Baseline **{}** ({} {unit}) against canary **{}** ({} {unit}) · source `{}`{} · α = {} per metric, anytime-valid: this verdict holds however often the canary is looked at.\n",
@@ -51,7 +47,7 @@ pub fn report_markdown(r: &CanaryResult, charts: &[(String, String)]) -> String 
     );
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
     for m in &r.metrics {
-        let _ = writeln!(out, "{}", row(m));
+        let _ = writeln!(out, "{}", row(m, r.unit()));
     }
     let _ = writeln!(out);
     if !r.failing.is_empty() {
@@ -85,11 +81,12 @@ pub fn report_markdown(r: &CanaryResult, charts: &[(String, String)]) -> String 
                 format!("{}; ", m.test)
             };
             format!(
-                "- `{}`: {} ({test}{} and {} requests)",
+                "- `{}`: {} ({test}{} and {} {})",
                 m.name,
                 e(&m.reason),
                 m.n.baseline,
-                m.n.canary
+                m.n.canary,
+                r.unit()
             )
         })
         .collect();
@@ -115,7 +112,7 @@ pub fn report_markdown(r: &CanaryResult, charts: &[(String, String)]) -> String 
     out
 }
 
-fn row(m: &CanaryMetric) -> String {
+fn row(m: &CanaryMetric, unit_counted: &str) -> String {
     let unit = format::unit(&m.name);
     let cost = m.name == "cost_per_request";
     let delta = match m.delta {
@@ -138,7 +135,7 @@ fn row(m: &CanaryMetric) -> String {
         MetricVerdict::MinorRegression => "🟠 minor regression".to_owned(),
         MetricVerdict::Improvement => "🟢 improvement".to_owned(),
         MetricVerdict::NoChange if m.non_inferior => "✅ no worse than the margin".to_owned(),
-        other => other.as_str().to_owned(),
+        other => other.words(unit_counted).into_owned(),
     };
     if let Some(slo) = &m.slo {
         let state = match slo.met {

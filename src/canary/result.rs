@@ -87,6 +87,15 @@ impl MetricVerdict {
             MetricVerdict::NoData => "no data",
         }
     }
+
+    /// [`MetricVerdict::as_str`], "too few" counting what the arms' counts count (`unit`:
+    /// [`CanaryResult::unit`]).
+    pub fn words(self, unit: &str) -> std::borrow::Cow<'static, str> {
+        match self {
+            MetricVerdict::TooFew => format!("too few {unit}").into(),
+            other => other.as_str().into(),
+        }
+    }
 }
 
 /// An absolute objective on the canary's own value (the seed's alert rules are these).

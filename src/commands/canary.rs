@@ -90,7 +90,7 @@ fn print_summary(r: &CanaryResult, written: &[PathBuf], look: u32) {
         text.push_str(&format!(
             "  {:<20} {:<24} {baseline} → {canary}{}\n",
             m.name,
-            m.verdict.as_str(),
+            m.verdict.words(r.unit()),
             if m.blocking { "  (blocking)" } else { "" }
         ));
     }

@@ -284,3 +284,18 @@ async fn steps_that_are_no_number_are_never_dropped_silently() {
     .expect_code(2)
     .stderr_has("no query returned data for the baseline `v1.2.3`");
 }
+
+/// Prometheus series count steps, not requests: a canary with too few of them says so in
+/// those words (it said "too few requests" of steps).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_few_steps_are_called_steps() {
+    let run = canary_against(
+        |_, _| (0..5).map(|i| format!("{:.1}", 600.0 + f64::from(i))).collect(),
+        "",
+    )
+    .await;
+    run.expect_code(4)
+        .stdout_has("too few steps")
+        .stdout_has(" steps per arm");
+    assert!(!run.stdout.contains("requests"), "{}", run.stdout);
+}
