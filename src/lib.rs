@@ -28,6 +28,7 @@ pub mod scorers;
 pub mod secrets;
 pub mod stats;
 pub mod suite;
+pub mod time;
 pub mod tokens;
 pub mod trust;
 pub mod verdict;

@@ -572,41 +572,8 @@ pub fn parse_http_date(text: &str) -> Option<SystemTime> {
     instant(year.parse().ok()?, month, day.parse().ok()?, h, m, s, 0.0)
 }
 
-/// An RFC 3339 instant (`2025-06-01T12:00:30Z`, `…30.5+02:00`).
-pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
-    let text = text.trim();
-    let (date, rest) = (text.get(..10)?, text.get(11..)?);
-    if !matches!(text.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
-        return None;
-    }
-    let mut fields = date.split('-');
-    let (year, month, day) = (
-        fields.next()?.parse().ok()?,
-        fields.next()?.parse().ok()?,
-        fields.next()?.parse().ok()?,
-    );
-    let zone_at = rest.find(['Z', 'z', '+', '-'])?;
-    let (clock, zone) = rest.split_at(zone_at);
-    let (clock, fraction) = match clock.split_once('.') {
-        Some((clock, digits)) => (clock, format!("0.{digits}").parse::<f64>().ok()?),
-        None => (clock, 0.0),
-    };
-    let (h, m, s) = parse_clock(clock)?;
-    let offset_seconds: i64 = match zone {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = if zone.starts_with('-') { -1 } else { 1 };
-            let (oh, om) = zone[1..].split_once(':')?;
-            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
-        }
-    };
-    let local = instant(year, month, day, h, m, s, fraction)?;
-    if offset_seconds >= 0 {
-        local.checked_sub(Duration::from_secs(offset_seconds.unsigned_abs()))
-    } else {
-        local.checked_add(Duration::from_secs(offset_seconds.unsigned_abs()))
-    }
-}
+/// An RFC 3339 instant (`2025-06-01T12:00:30Z`, `…30.5+02:00`): `crate::time`'s reading.
+pub use crate::time::parse_rfc3339_instant as parse_rfc3339;
 
 fn parse_clock(text: &str) -> Option<(u32, u32, u32)> {
     let mut fields = text.split(':');
@@ -630,13 +597,7 @@ fn instant(year: i64, month: u32, day: u32, h: u32, m: u32, s: u32, fraction: f6
     {
         return None;
     }
-    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let day_of_year = (153 * i64::from((month + 9) % 12) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
+    let days = crate::time::days_from_civil(year, i64::from(month), i64::from(day));
     let seconds = days * 86_400 + i64::from(h * 3600 + m * 60 + s);
     let seconds = u64::try_from(seconds).ok()?;
     SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs_f64(seconds as f64 + fraction))
