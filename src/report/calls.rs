@@ -364,6 +364,21 @@ pub fn read_results(path: &Path) -> Result<Results, Error> {
     let mut results: Results = serde_json::from_reader(open().map_err(unreadable)?)
         .map_err(|e| located("does not match the results schema", e))?;
     results.schema_version = version;
+    // A case listed twice would be counted twice in every figure re-rendered from it.
+    for e in &results.experiments {
+        let mut seen = std::collections::HashSet::with_capacity(e.cases.len());
+        if let Some(twice) = e.cases.iter().find(|c| !seen.insert(c.id())) {
+            return Err(Diagnostic::new(format!(
+                "{} lists case `{}` of experiment `{}` twice",
+                path.display(),
+                crate::output::inert(twice.id()),
+                crate::output::inert(&e.name)
+            ))
+            .in_file(path.display().to_string())
+            .hint("a case is one entry of its experiment's `cases`: pass the results.json that `promptgate run` or `merge` wrote")
+            .into());
+        }
+    }
     if results.tool_version.is_empty() {
         complete_hand_written(&mut results);
     }

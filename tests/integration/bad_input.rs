@@ -1806,6 +1806,22 @@ fn report_on_the_wrong_schema_version() {
     assert!(!repo.path().join("out").join("report.md").exists());
 }
 
+/// A case listed twice would count twice in every figure re-rendered from the file.
+#[test]
+fn report_on_results_that_list_a_case_twice() {
+    let repo = TestRepo::with_demo_base();
+    repo.promptgate(&["demo", "--out", "demo"]).expect_code(0);
+    let text = std::fs::read_to_string(repo.path().join("demo/results.json")).unwrap();
+    let mut results: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let cases = results["experiments"][0]["cases"].as_array_mut().unwrap();
+    let id = cases[0]["id"].as_str().unwrap().to_owned();
+    cases.push(cases[0].clone());
+    repo.write("results.json", &serde_json::to_string(&results).unwrap());
+    let run = repo.promptgate(&["report", "results.json", "--out", "out"]);
+    expect_one_error(&run, &[&format!("lists case `{id}` of experiment"), "twice", "hint: "]);
+    assert!(!repo.path().join("out").join("report.md").exists());
+}
+
 #[test]
 fn report_on_a_missing_file() {
     let repo = TestRepo::with_demo_base();
