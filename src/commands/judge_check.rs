@@ -200,6 +200,11 @@ pub fn judge_check(repo_dir: &Path, config: &str, args: &JudgeCheckArgs) -> anyh
         records.push('\n');
         crate::output::write_file(&path, records.as_bytes())?;
         eprintln!("promptgate: recorded in {} (commit it)", agreement::RECORD_PATH);
+        if !agreement::at_chance(&records, &name, &model, &questions).is_empty() {
+            eprintln!(
+                "warning: this judge's agreement with the labels is no better than chance: the gate's comment says so beside every metric it judges, until a better check is recorded"
+            );
+        }
     }
     if broken {
         let example = replies

@@ -130,6 +130,45 @@ pub fn unmeasured<'a>(records: &str, judge: &str, model: &str, asked: &'a [Strin
     Some(asked.iter().filter(|q| !measured(q)).collect())
 }
 
+/// Of `asked` (question ids), those whose latest record (the text of [`RECORD_PATH`]) for
+/// `judge` with `model` measured agreement no better than chance, with that kappa and its
+/// interval: the interval reaches 0 (or, without one, kappa is at most 0). A record vouches
+/// for a judge by what it measured, not by being there.
+pub fn at_chance<'a>(
+    records: &str,
+    judge: &str,
+    model: &str,
+    asked: &'a [String],
+) -> Vec<(&'a String, f64, Option<[f64; 2]>)> {
+    let checks: Vec<Value> = records
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| {
+            r["judge"] == judge && r["model"] == model && r["agreement"]["judged"].as_u64().is_some_and(|n| n > 0)
+        })
+        .collect();
+    asked
+        .iter()
+        .filter_map(|q| {
+            let latest = checks.iter().rev().find(|r| {
+                r["questions"]
+                    .as_array()
+                    .is_some_and(|qs| qs.iter().any(|x| x.as_str() == Some(q.as_str())))
+            })?;
+            let agreement = &latest["agreement"];
+            let kappa = agreement["kappa"].as_f64().unwrap_or(0.0);
+            let ci = agreement["kappa_ci"]
+                .as_array()
+                .and_then(|b| Some([b.first()?.as_f64()?, b.get(1)?.as_f64()?]));
+            let chance = match ci {
+                Some([lo, _]) => lo <= 0.0,
+                None => kappa <= 0.0,
+            };
+            chance.then_some((q, kappa, ci))
+        })
+        .collect()
+}
+
 /// Most labelled lines read: each is a judge call.
 const MAX_LABELS: usize = 10_000;
 
@@ -357,17 +396,38 @@ pub fn unchecked_judges(
         .map(|(m, _)| *m)
         .collect();
     metrics.dedup();
-    if metrics.is_empty() {
-        return Vec::new();
+    let relies = |metrics: &[&str]| {
+        format!(
+            "{} {} on the judge (provider {}, model {})",
+            metrics.join(", "),
+            if metrics.len() == 1 { "relies" } else { "rely" },
+            judge.provider,
+            judge.model
+        )
+    };
+    let mut warnings = Vec::new();
+    if !metrics.is_empty() {
+        warnings.push(format!(
+            "{}, {why}: run promptgate judge-check --record and commit {RECORD_PATH}",
+            relies(&metrics)
+        ));
     }
-    vec![format!(
-        "{} {} on the judge (provider {}, model {}), {why}: run promptgate judge-check --record and commit {}",
-        metrics.join(", "),
-        if metrics.len() == 1 { "relies" } else { "rely" },
-        judge.provider,
-        judge.model,
-        RECORD_PATH
-    )]
+    // Measured, and found no better than chance: the record is no vouching.
+    let chance = at_chance(&records, &judge.provider, &judge.model, &questions);
+    let mut weak: Vec<&str> = judged
+        .iter()
+        .filter(|(_, q)| chance.iter().any(|(c, _, _)| *c == q))
+        .map(|(m, _)| *m)
+        .collect();
+    weak.dedup();
+    if let Some((_, kappa, ci)) = chance.first() {
+        let interval = ci.map_or(String::new(), |[lo, hi]| format!(", 95% interval [{lo:.2}, {hi:.2}]"));
+        warnings.push(format!(
+            "{}, whose agreement with labelled cases {RECORD_PATH} records as no better than chance (kappa {kappa:.2}{interval}): improve the judge or its rubric, then run promptgate judge-check --record again",
+            relies(&weak)
+        ));
+    }
+    warnings
 }
 
 #[cfg(test)]
@@ -531,5 +591,42 @@ mod tests {
         // A check whose every call failed measured nothing.
         let failed = record.replace("\"judged\":24", "\"judged\":0");
         assert_eq!(unmeasured(&failed, "judge", "gpt-4o-mini", &both), None);
+
+        // Measured at chance (the interval reaches 0), then again better: the latest counts.
+        assert!(at_chance(&record, "judge", "gpt-4o-mini", &both).is_empty());
+        let chance = Agreement {
+            kappa: Some(0.05),
+            kappa_ci: Some([-0.2, 0.3]),
+            ..measured.clone()
+        };
+        let poor = record_line(
+            "judge",
+            "gpt-4o-mini",
+            "labels.jsonl",
+            std::slice::from_ref(&hallucination),
+            &chance,
+        );
+        let records = format!("{record}\n{poor}");
+        assert_eq!(
+            at_chance(&records, "judge", "gpt-4o-mini", &both),
+            vec![(&hallucination, 0.05, Some([-0.2, 0.3]))]
+        );
+        assert!(at_chance(&format!("{poor}\n{record}"), "judge", "gpt-4o-mini", &both).is_empty());
+        // A judge that passed everything: kappa 0 and no interval.
+        let flat = Agreement {
+            kappa: Some(0.0),
+            ..measured.clone()
+        };
+        let flat = record_line(
+            "judge",
+            "gpt-4o-mini",
+            "labels.jsonl",
+            std::slice::from_ref(&relevance),
+            &flat,
+        );
+        assert_eq!(
+            at_chance(&flat, "judge", "gpt-4o-mini", &both),
+            vec![(&relevance, 0.0, None)]
+        );
     }
 }

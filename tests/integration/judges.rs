@@ -347,6 +347,23 @@ fn the_mock_judge_sees_a_prompt_that_drops_its_grounding_invent_facts() {
     let checked = std::fs::read_to_string(repo.path().join("checked/report.md")).unwrap();
     assert!(!checked.contains("Unmeasured judge"), "{checked}");
     assert!(results(&repo.path().join("checked")).get("unchecked_judges").is_none());
+
+    // A record that measured the judge no better than chance vouches for nothing: the comment
+    // says so (the same check, its agreement written as a coin's).
+    let path = repo.path().join(".promptgate/judge-checks.jsonl");
+    let mut record: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
+    record["agreement"]["kappa"] = json!(0.02);
+    record["agreement"]["kappa_ci"] = json!([-0.21, 0.25]);
+    std::fs::write(&path, format!("{record}\n")).unwrap();
+    repo.commit("a poor judge-check record");
+    repo.promptgate(&["run", "--base", "main", "--head", "pr", "--out", "poor"])
+        .expect_code(1);
+    let poor = std::fs::read_to_string(repo.path().join("poor/report.md")).unwrap();
+    assert!(
+        poor.contains("⚠️ **Judge at chance**: hallucination_rate, relevance rely on the judge (provider offline, model gpt-4o-mini), whose agreement with labelled cases .promptgate/judge-checks.jsonl records as no better than chance (kappa 0.02, 95% interval &#91;-0.21, 0.25&#93;)"),
+        "{poor}"
+    );
+    assert!(!poor.contains("Unmeasured judge"), "{poor}");
 }
 
 /// A labelled set for the fake judge: it answers `pass: true` to all but the broken markers, so
