@@ -10,7 +10,8 @@
 //! it (`fdatasync`) every [`SYNC_EVERY`] while lines arrive — off the calls' path, which only
 //! marks the journal as written — and a crash re-sends at most the calls in flight and those
 //! finished in the last [`SYNC_EVERY`]. A torn last line is skipped on replay. Each line carries the call's cost, so a resumed run's cap counts what the
-//! interrupted one spent. The journal is removed only once the run's outputs are written
+//! interrupted one spent; under a cap each attempt is noted before it is sent (`Sending`), so
+//! the calls a kill left in flight count too, at their upper bounds, as possibly billed. The journal is removed only once the run's outputs are written
 //! (`Runner::finish`).
 
 use std::collections::HashMap;
@@ -80,6 +81,16 @@ fn is_zero(usd: &f64) -> bool {
     *usd == 0.0
 }
 
+/// An attempt about to be sent under a spending cap, with the upper bound it reserved: written
+/// before the request leaves, so an attempt a kill cut short (in flight, never journaled as
+/// finished) is held against the rerun's cap as possibly billed. A job's finished line settles
+/// its attempts; what a journal's rewrite carries over is one line of the empty key.
+#[derive(Serialize, Deserialize)]
+struct Sending {
+    sending: String,
+    upper_usd: f64,
+}
+
 /// What an interrupted run's journal hands the rerun.
 #[derive(Default)]
 pub struct Replay {
@@ -102,7 +113,7 @@ impl Journal {
         if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
             return Err(std::io::Error::other(format!("{} is a symbolic link", path.display())));
         }
-        let records = read(path, identity).unwrap_or_default();
+        let (records, in_flight) = read(path, identity).unwrap_or_default();
         // Rewrite the file from what replayed, so a torn last line is gone before appending.
         let tmp = path.with_extension("jsonl.tmp");
         let _ = std::fs::remove_file(&tmp);
@@ -120,9 +131,23 @@ impl Journal {
             for record in &records {
                 writeln!(out, "{}", serde_json::to_string(record).map_err(std::io::Error::other)?)?;
             }
+            if in_flight > 0.0 {
+                let carried = Sending {
+                    sending: String::new(),
+                    upper_usd: in_flight,
+                };
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&carried).map_err(std::io::Error::other)?
+                )?;
+            }
             out.flush()?;
         }
-        let mut replay = Replay::default();
+        let mut replay = Replay {
+            uncertain_usd: in_flight,
+            ..Replay::default()
+        };
         for record in records {
             replay.spent_usd += record.cost_usd;
             replay.uncertain_usd += record.uncertain_usd;
@@ -149,6 +174,22 @@ impl Journal {
     pub fn append(&self, job: &str, outcome: &Outcome, cost_usd: f64, uncertain_usd: f64) -> std::io::Result<()> {
         let record = Record::new(job, outcome, cost_usd, uncertain_usd);
         let mut line = serde_json::to_string(&record).map_err(std::io::Error::other)?;
+        line.push('\n');
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        file.write_all(line.as_bytes())?;
+        file.flush()?;
+        self.unsynced.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Notes an attempt of `job` about to be sent, holding `upper_usd` under the cap; returns
+    /// once the line is with the operating system (see [`Sending`]).
+    pub fn sending(&self, job: &str, upper_usd: f64) -> std::io::Result<()> {
+        let sending = Sending {
+            sending: job.to_owned(),
+            upper_usd,
+        };
+        let mut line = serde_json::to_string(&sending).map_err(std::io::Error::other)?;
         line.push('\n');
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
         file.write_all(line.as_bytes())?;
@@ -225,21 +266,29 @@ impl Syncer {
     }
 }
 
-/// The records in the journal at `path`, if it belongs to the run `identity`.
-fn read(path: &Path, identity: &str) -> Option<Vec<Record>> {
+/// The records in the journal at `path`, if it belongs to the run `identity`, and the upper
+/// bounds of the attempts it noted as sent that no finished line settled (see [`Sending`]).
+fn read(path: &Path, identity: &str) -> Option<(Vec<Record>, f64)> {
     let mut lines = BufReader::new(File::open(path).ok()?).lines();
     let header: Header = serde_json::from_str(&lines.next()?.ok()?).ok()?;
     if header.promptgate_journal != FORMAT || header.run_identity != identity {
         return None;
     }
     let mut records = Vec::new();
+    let mut in_flight: HashMap<String, f64> = HashMap::new();
     for line in lines {
         let Ok(line) = line else { break };
         if let Ok(record) = serde_json::from_str::<Record>(&line) {
+            in_flight.remove(&record.job);
             records.push(record);
+        } else if let Ok(sending) = serde_json::from_str::<Sending>(&line)
+            && sending.upper_usd.is_finite()
+            && sending.upper_usd > 0.0
+        {
+            *in_flight.entry(sending.sending).or_default() += sending.upper_usd;
         }
     }
-    Some(records)
+    Some((records, in_flight.values().sum()))
 }
 
 impl Record {
@@ -316,6 +365,32 @@ mod tests {
         assert_eq!(replay.outcomes.len(), 2);
         assert!((replay.spent_usd - 0.75).abs() < 1e-12);
         assert!((replay.uncertain_usd - 0.125).abs() < 1e-12);
+        // Attempts noted as sent: one settled by its job's finished line, two cut short by a
+        // kill (in flight), held as possibly billed, and carried over by the next rewrite.
+        journal.sending("c", 0.5).unwrap();
+        journal.append("c", &failed(), 0.0, 0.0).unwrap();
+        journal.sending("d", 0.25).unwrap();
+        journal.sending("d", 0.25).unwrap();
+        journal.sending("e", 1.0).unwrap();
+        journal.append("e", &failed(), 0.75, 0.0).unwrap();
+        drop(journal);
+        let (journal, replay) = Journal::open(&path, "run-1").unwrap();
+        assert!(
+            (replay.uncertain_usd - (0.125 + 0.5)).abs() < 1e-12,
+            "{}",
+            replay.uncertain_usd
+        );
+        assert!((replay.spent_usd - 1.5).abs() < 1e-12);
+        // The attempt of `d` finished by the rerun does not take back what the first run's
+        // attempts may have cost.
+        journal.append("d", &failed(), 0.0, 0.0).unwrap();
+        drop(journal);
+        let (journal, replay) = Journal::open(&path, "run-1").unwrap();
+        assert!(
+            (replay.uncertain_usd - (0.125 + 0.5)).abs() < 1e-12,
+            "{}",
+            replay.uncertain_usd
+        );
         journal.remove();
         assert!(!path.exists());
     }

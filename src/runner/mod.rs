@@ -488,6 +488,24 @@ impl<'a> Runner<'a> {
         self.record_with_uncertain(key, outcome, cost_usd, 0.0);
     }
 
+    /// Notes in the journal, under a spending cap, an attempt of the job `key` about to be sent
+    /// with `upper_usd` reserved: a kill before its answer is journaled leaves that note, and
+    /// the rerun's cap holds it as possibly billed (`journal::Sending`).
+    fn note_sending(&self, key: &JobKey, upper_usd: f64) {
+        if self.options.max_usd.is_none() || upper_usd <= 0.0 {
+            return;
+        }
+        if let Some(journal) = &self.journal
+            && let Err(e) = journal.sending(&key.hex(), upper_usd)
+            && !self.journal_warned.swap(true, Ordering::Relaxed)
+        {
+            eprintln!(
+                "warning: cannot write the journal {}: {e}; this run cannot be resumed",
+                journal.path().display()
+            );
+        }
+    }
+
     /// [`Runner::record`] for a job some of whose attempts timed out: their upper bounds
     /// (`uncertain_usd`) are journaled with it, so a resumed run's cap holds them again.
     fn record_with_uncertain(&self, key: &str, outcome: &Outcome, cost_usd: f64, uncertain_usd: f64) {
@@ -1006,6 +1024,7 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
             reservation: &mut reservation,
             upper,
             uncertain: &mut uncertain,
+            key,
         };
         match send(cx, endpoint, throttle, &sent, seed, &mut attempts, &mut spending).await {
             Err(SendError::Interrupted) => {
@@ -1079,6 +1098,8 @@ struct Spending<'r> {
     reservation: &'r mut Option<Reservation>,
     upper: f64,
     uncertain: &'r mut f64,
+    /// The job's key, for the journal's note of each attempt sent under a cap.
+    key: &'r JobKey,
 }
 
 /// Sends `request` to one endpoint until it answers, fails permanently, or runs out of retries.
@@ -1106,6 +1127,7 @@ async fn send<'t>(
             bucket.take(tokens as f64).await;
         }
         *attempts += 1;
+        cx.runner.note_sending(spending.key, spending.upper);
         let started = tokio::time::Instant::now();
         let call = async {
             if request.embed {

@@ -201,3 +201,42 @@ async fn a_resumed_run_holds_the_interrupted_runs_timed_out_attempts_against_the
     assert!((ran.uncertain_usd - 4.0 * upper).abs() < 1e-9, "{}", ran.uncertain_usd);
     assert!(ran.budget_exhausted);
 }
+
+/// Calls in flight when a run is killed may be billed though no answer was journaled: each
+/// attempt sent under a cap is noted in the journal first, and the rerun holds those its
+/// journal never settled against the cap.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_run_holds_the_calls_in_flight_at_the_kill_against_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (jobs, upper) = distinct_jobs(40);
+    let options = Options {
+        max_usd: Some(10.5 * upper),
+        journal: Some(dir.path().join("journal.jsonl")),
+        run_identity: "plan".to_owned(),
+        ..options()
+    };
+    let prices = prices();
+    let hanging = Fake::new(Behaviour::HangAfter(0));
+    let mut endpoints = one(&hanging, 4);
+    endpoints.get_mut("p").unwrap().timeout = Duration::from_secs(24 * 3600);
+    // Four calls in flight, then the run is killed (its future dropped mid-call).
+    let runner = Runner::new(&endpoints, &prices, options.clone()).expect("no other run holds the cache");
+    let killed = tokio::time::timeout(
+        Duration::from_secs(60),
+        runner.run_then(&mut jobs.clone(), &|_, _, _| Vec::new()),
+    )
+    .await;
+    assert!(killed.is_err());
+    assert_eq!(hanging.total_calls(), 4);
+    drop(runner);
+
+    let healthy = Fake::new(Behaviour::Healthy);
+    let endpoints = one(&healthy, 4);
+    let runner = Runner::new(&endpoints, &prices, options).expect("no other run holds the cache");
+    let ran = runner.run_then(&mut jobs.clone(), &|_, _, _| Vec::new()).await;
+    assert_eq!(ran.resumed, 0);
+    // As after four timeouts: 6.5 worst cases of room, and a seventh as the calls settle low.
+    // Twelve without the notes.
+    assert_eq!(healthy.total_calls(), 7);
+    assert!((ran.uncertain_usd - 4.0 * upper).abs() < 1e-9, "{}", ran.uncertain_usd);
+}
