@@ -276,6 +276,19 @@ fn check_same_run(first: &ShardFile, s: &ShardFile) -> anyhow::Result<()> {
     if a.head.sha != b.head.sha {
         return Err(differ("head", &a.head.sha, &b.head.sha));
     }
+    // A working tree's candidate is its uncommitted files, which the commit does not name:
+    // shards of it cannot be told to have gated the same edits.
+    for shard in [first, s] {
+        if shard.results.head.dirty {
+            return Err(bad(
+                format!(
+                    "{} gated the working tree (`--head WORKTREE`): its candidate is uncommitted, so nothing shows the shards gated the same files",
+                    shard.name()
+                ),
+                "commit the edits and run every shard at that commit",
+            ));
+        }
+    }
     if a.base.sha != b.base.sha {
         return Err(differ("base", &a.base.sha, &b.base.sha));
     }

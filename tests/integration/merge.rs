@@ -246,6 +246,18 @@ fn merge_refuses_shards_that_do_not_belong_together() {
         .stderr_has("has no `gates`")
         .stderr_has("hint: re-run the shards");
 
+    // A shard of the working tree (`--head WORKTREE`): its candidate is uncommitted, so the
+    // shards cannot be shown to have gated the same files (an audit merged one with committed
+    // shards into a pass rate of neither).
+    let mut dirty: Value = serde_json::from_str(&std::fs::read_to_string(&three).unwrap()).unwrap();
+    dirty["head"]["dirty"] = serde_json::json!(true);
+    let dirty_path = repo.path().join("dirty.json");
+    std::fs::write(&dirty_path, serde_json::to_string(&dirty).unwrap()).unwrap();
+    merge(&repo, &[&one, &dirty_path], &out_flag)
+        .expect_code(2)
+        .stderr_has("gated the working tree (`--head WORKTREE`)")
+        .stderr_has("hint: commit the edits");
+
     // A shard of another head: both SHAs named.
     let first_head = repo.git(&["rev-parse", "pr"]).trim().to_owned();
     repo.write("notes.txt", "another push\n");
