@@ -223,8 +223,18 @@ pub enum LockError {
 /// at most `wait`. The operating system releases a lock when its holder exits, however it
 /// exits, so a lock held this long belongs to a run that is still going (or stuck).
 pub fn lock(dir: &Path, wait: std::time::Duration) -> Result<RunLock, LockError> {
+    lock_in(
+        dir,
+        LOCK_FILE,
+        wait,
+        "to reuse its answers instead of paying for them twice",
+    )
+}
+
+/// [`lock`] of the file `name` in `dir`; `why` says in the waiting message why it waits.
+pub fn lock_in(dir: &Path, name: &str, wait: std::time::Duration, why: &str) -> Result<RunLock, LockError> {
     crate::output::create_dir(dir).map_err(|e| LockError::Io(std::io::Error::other(e)))?;
-    let path = dir.join(LOCK_FILE);
+    let path = dir.join(name);
     refuse_link(&path).map_err(LockError::Io)?;
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -232,6 +242,18 @@ pub fn lock(dir: &Path, wait: std::time::Duration) -> Result<RunLock, LockError>
         .write(true)
         .open(&path)
         .map_err(LockError::Io)?;
+    hold(file, path, wait, why)
+}
+
+/// [`lock`] of the folder `dir` itself (a run's output folder: no file is left in it).
+pub fn lock_folder(dir: &Path, wait: std::time::Duration, why: &str) -> Result<RunLock, LockError> {
+    crate::output::create_dir(dir).map_err(|e| LockError::Io(std::io::Error::other(e)))?;
+    let file = std::fs::File::open(dir).map_err(LockError::Io)?;
+    hold(file, dir.to_owned(), wait, why)
+}
+
+/// Takes the lock on `file` (at `path`), waiting as [`lock`] says.
+fn hold(file: std::fs::File, path: PathBuf, wait: std::time::Duration, why: &str) -> Result<RunLock, LockError> {
     let started = std::time::Instant::now();
     let mut said = false;
     loop {
@@ -246,7 +268,7 @@ pub fn lock(dir: &Path, wait: std::time::Duration) -> Result<RunLock, LockError>
         }
         if !std::mem::replace(&mut said, true) {
             eprintln!(
-                "promptgate: another promptgate run holds {}; waiting for it to finish (at most {}), to reuse its answers instead of paying for them twice",
+                "promptgate: another promptgate run holds {}; waiting for it to finish (at most {}), {why}",
                 path.display(),
                 crate::format::duration(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX))
             );

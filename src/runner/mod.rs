@@ -352,6 +352,8 @@ pub struct Runner<'a> {
     cache_warned: AtomicBool,
     /// Held for the runner's life: another run on the same cache waits for it.
     _cache_lock: Option<cache::RunLock>,
+    /// The output folder's lock, held while the run writes its journal and outputs there.
+    _out_lock: Option<cache::RunLock>,
 }
 
 impl<'a> Runner<'a> {
@@ -390,6 +392,39 @@ impl<'a> Runner<'a> {
                 }
             },
         };
+        // The output folder holds the run's journal and outputs: one run writes into it at a
+        // time (two would share the journal, and the first to finish would remove it).
+        let out_lock = match options.journal.as_deref().and_then(std::path::Path::parent) {
+            None => None,
+            Some(dir) => match cache::lock_folder(
+                if dir.as_os_str().is_empty() {
+                    std::path::Path::new(".")
+                } else {
+                    dir
+                },
+                options.lock_wait,
+                "as both would write this folder's journal and outputs",
+            ) {
+                Ok(lock) => Some(lock),
+                Err(cache::LockError::Held { path, waited }) => {
+                    let waited = crate::format::duration(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
+                    return Err(crate::error::Error::run_with_hint(
+                        format!(
+                            "another promptgate run held the output folder {} for {waited}; this run sent nothing",
+                            path.display()
+                        ),
+                        "give this run another --out, or let the other run finish",
+                    ));
+                }
+                Err(cache::LockError::Io(e)) => {
+                    eprintln!(
+                        "warning: cannot lock the output folder {}: {e}; a run started meanwhile may write into it too",
+                        dir.display()
+                    );
+                    None
+                }
+            },
+        };
         let (journal, replay) = match &options.journal {
             Some(path) => match Journal::open(path, &options.run_identity) {
                 Ok((journal, replay)) => (Some(journal), replay),
@@ -417,6 +452,7 @@ impl<'a> Runner<'a> {
             journal_warned: AtomicBool::new(false),
             cache_warned: AtomicBool::new(false),
             _cache_lock: cache_lock,
+            _out_lock: out_lock,
             options,
         })
     }

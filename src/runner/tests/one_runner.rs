@@ -230,6 +230,48 @@ fn a_run_waits_for_the_cache_lock_at_most_its_bound_then_fails_naming_the_lock()
     assert!(Runner::new(&endpoints, &prices, options).is_ok());
 }
 
+/// Two runs into one output folder would share its journal, and the first to finish would
+/// remove it from under the other (an audit: 701 requests for 400 calls). Without a cache
+/// (`--no-cache`) no cache lock keeps them apart: the folder's own does.
+#[test]
+fn a_second_run_into_the_same_output_folder_waits_then_fails_naming_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let provider = Fake::new(Behaviour::Healthy);
+    let endpoints = one(&provider, 4);
+    let prices = prices();
+    let options = Options {
+        journal: Some(out.join("journal.jsonl")),
+        run_identity: "plan".to_owned(),
+        lock_wait: Duration::from_millis(150),
+        ..options()
+    };
+    assert!(options.cache_dir.is_none());
+    let first = Runner::new(&endpoints, &prices, options.clone()).expect("the folder is free");
+    let Err(crate::error::Error::Run { message, hint }) = Runner::new(&endpoints, &prices, options.clone()) else {
+        panic!("a second run got the output folder the first holds");
+    };
+    assert!(
+        message.contains(&format!("the output folder {}", out.display())),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        1,
+        "the journal, and no lock file"
+    );
+    assert!(message.contains("this run sent nothing"), "{message}");
+    assert!(hint.unwrap_or_default().contains("another --out"));
+    // Another folder is free; and once the first run is over, the next one takes this one.
+    let elsewhere = Options {
+        journal: Some(dir.path().join("other/journal.jsonl")),
+        ..options.clone()
+    };
+    assert!(Runner::new(&endpoints, &prices, elsewhere).is_ok());
+    first.finish();
+    assert!(Runner::new(&endpoints, &prices, options).is_ok());
+}
+
 /// The bound is ten minutes, or what a plan like this one takes when every call runs to its
 /// timeout: per endpoint, its calls in waves of its concurrency.
 #[test]
