@@ -201,8 +201,10 @@ pub fn judge_with(experiments: &mut [ExperimentResult], policy: &Policy, look: O
             metric.fails_gate = metric.blocking
                 && metric.n >= metric.details.min_n.unwrap_or(1).max(1)
                 && metric.slo.as_ref().is_some_and(|s| !s.met);
-        } else if metric.verdict == MetricVerdict::NoData && metric.blocking {
-            // A blocking metric the comparison could not measure fails closed.
+        } else if metric.verdict == MetricVerdict::NoData && metric.blocking && !experiments[*ei].cases.is_empty() {
+            // A blocking metric the comparison could not measure fails closed. An experiment
+            // without a case has nothing to measure and nothing hidden: a shard that got none
+            // of its cases (a dataset without one does not load); the merge judges it.
             metric.fails_gate = true;
         } else if metric.verdict == MetricVerdict::TooFew && metric.blocking {
             // Too few cases only because the pull request removed some, or took units from the
@@ -953,6 +955,18 @@ mod tests {
             assert_eq!((m.verdict, m.fails_gate), (MetricVerdict::NoData, true), "{name}");
         }
         assert_eq!(experiments[0].verdict, ExperimentVerdict::Fail);
+    }
+
+    /// A shard that got none of an experiment's cases has nothing of it to judge: its blocking
+    /// gates are `no_data` and do not fail the shard (an audit: two of six shards of a
+    /// four-case experiment failed, exit 1, while their merge passed).
+    #[test]
+    fn an_experiment_without_a_case_in_a_shard_fails_no_gate() {
+        let mut experiments = vec![changed_faq(0, passing)];
+        judge(&mut experiments, &blocking(&["pass_rate"]), None);
+        let m = experiments[0].metrics.iter().find(|m| m.name == "pass_rate").unwrap();
+        assert_eq!((m.verdict, m.fails_gate), (MetricVerdict::NoData, false));
+        assert_eq!(experiments[0].verdict, ExperimentVerdict::Pass);
     }
 
     /// Regrouping fails a gate only when it took away the units the gate needed: renaming a
