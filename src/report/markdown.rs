@@ -197,6 +197,9 @@ struct ReportView<'a> {
     attention: Vec<AttentionView<'a>>,
     base: RefView<'a>,
     head: RefView<'a>,
+    /// An A/A check (`run --aa`): both arms are the base's files, so any difference found is a
+    /// false alarm; the header says so instead of "base → head".
+    aa: bool,
     /// What the pull request changes in the policy that judges it: it takes effect after merge.
     policy_changes: Vec<&'a str>,
     unchecked_judges: Vec<&'a str>,
@@ -421,6 +424,7 @@ impl<'a> ReportView<'a> {
             attention,
             base: RefView::new(&results.base.name, &results.base.sha, results.base.dirty),
             head: RefView::new(&results.head.name, &results.head.sha, results.head.dirty),
+            aa: results.defaults.as_ref().is_some_and(|d| d.aa),
             policy_changes: results.policy_changes.iter().map(String::as_str).collect(),
             unchecked_judges: results.unchecked_judges.iter().map(String::as_str).collect(),
             counts: Safe(status_counts(&results.experiments)),

@@ -387,6 +387,20 @@ fn aa_mode_measures_the_suites_own_noise() {
             assert_ne!(m["verdict"], "regression", "A/A: {} {}", e["name"], m["name"]);
         }
     }
+    // The report says what was compared: the base with itself, not "base → head" (an audit
+    // read an A/A run's report as a pull request's), and the rate as the terminal prints it.
+    assert_eq!(r["defaults"]["aa"], true);
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("A/A check of **main** (") && report.contains("any difference found is a false alarm"),
+        "{report}"
+    );
+    assert!(!report.contains("→ head"), "{report}");
+    let rate = r["experiments"][0]["aa"]["false_alarm_rate"].as_f64().unwrap();
+    assert!(
+        report.contains(&format!("false-alarm rate {:.1}%", rate * 100.0)),
+        "{report}"
+    );
 }
 
 #[test]

@@ -76,8 +76,8 @@ pub(super) fn design_notes(e: &ExperimentResult) -> Vec<String> {
     }
     if let Some(aa) = &e.noise.aa {
         notes.push(format!(
-            "A/A (the baseline against itself): false-alarm rate {} over {} arm-swap permutations.",
-            percent(aa.false_alarm_rate),
+            "A/A (the baseline against itself): false-alarm rate {:.1}% over {} arm-swap permutations.",
+            aa.false_alarm_rate * 100.0,
             aa.permutations
         ));
         for r in &aa.recommendations {
