@@ -28,7 +28,7 @@ pub fn refuse_shard(shard: Shard, aa: bool, sequential: bool) -> Result<(), crat
     .hint(if aa {
         "run the A/A check without --shard"
     } else {
-        "run without --shard, or set `defaults.sequential: false` in the suite to shard a fixed design"
+        "run without --shard; the design in force is the base's (`defaults.sequential` at the base branch): a pull request that makes it fixed shards once that is merged"
     })
     .into())
 }

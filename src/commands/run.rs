@@ -505,6 +505,9 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
             },
         )
     }?;
+    // The calls earlier batches (a sequential design's looks) finished and planned: an
+    // interruption counts the run's, not its look's.
+    let earlier = std::cell::Cell::new((0, 0));
     let run_batch = |batch: &mut [Job]| {
         execute(
             &runtime,
@@ -512,6 +515,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
             batch,
             options.journal.as_deref(),
             &crate::scorers::judge::follow_up(&planned, judge, embedder),
+            &earlier,
         )
     };
     let policy = Policy {
@@ -711,6 +715,7 @@ fn execute(
     jobs: &mut [Job],
     journal: Option<&Path>,
     then: &runner::Then<'_>,
+    earlier: &std::cell::Cell<(usize, usize)>,
 ) -> anyhow::Result<runner::Ran> {
     if jobs.is_empty() {
         return Ok(runner::Ran {
@@ -724,12 +729,19 @@ fn execute(
             || "no journal was kept (--no-journal?), so a rerun starts over".to_owned(),
             |j| format!("the journal {} keeps them", j.display()),
         );
+        let (finished_before, planned_before) = earlier.get();
         return Err(Error::Interrupted {
-            message: format!("interrupted: {} of {} calls finished; {kept}", ran.finished, jobs.len()),
+            message: format!(
+                "interrupted: {} of {} calls finished; {kept}",
+                finished_before + ran.finished,
+                planned_before + jobs.len()
+            ),
             hint: "run the same command again to resume: finished calls are not sent again".to_owned(),
         }
         .into());
     }
+    let (finished_before, planned_before) = earlier.get();
+    earlier.set((finished_before + ran.finished, planned_before + jobs.len()));
     if !ran.batches_pending.is_empty() {
         return Err(Error::run_with_hint(
             format!(

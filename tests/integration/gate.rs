@@ -403,6 +403,20 @@ fn aa_mode_measures_the_suites_own_noise() {
     );
 }
 
+/// A shard cannot see a sequential design's looks: refused before anything is sent, with a
+/// hint that names the base's setting, the one in force (not the suite at head's).
+#[test]
+fn a_sequential_design_refuses_shards_naming_the_base() {
+    let repo = demo_pr_with_suite("defaults: {repeats: 1,", "defaults: {sequential: true, repeats: 1,");
+    repo.promptgate(&[
+        "run", "--base", "main", "--head", "pr", "--shard", "1/2", "--out", "out",
+    ])
+    .expect_code(2)
+    .stderr_has("--shard 1/2 cannot be used here: a sequential design")
+    .stderr_has("(`defaults.sequential` at the base branch)");
+    assert!(!repo.path().join("out/results.json").exists());
+}
+
 #[test]
 fn sequential_runs_report_their_looks_and_keep_the_verdict() {
     let repo = demo_pr_with_suite("defaults: {repeats: 1,", "defaults: {sequential: true, repeats: 1,");
