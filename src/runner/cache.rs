@@ -467,6 +467,7 @@ impl Cache {
     /// A shard's log read from disk on its first use: its file opened once, for reading and
     /// appending where it may (read-only otherwise), and indexed.
     fn load(&self, index: usize) -> ShardLog {
+        remove_old_entries(&self.dir.join(format!("{index:02x}")));
         let path = self.path(index);
         if refuse_link(&path).is_err() {
             return ShardLog::default();
@@ -482,6 +483,41 @@ impl Cache {
     fn path(&self, shard: usize) -> PathBuf {
         self.dir.join(format!("{shard:02x}.jsonl"))
     }
+}
+
+/// Removes the shard's folder of the cache's first layout (`<dir>/<xx>/<key>.json`, a file an
+/// entry, whose keys no version since reads): never read, it was never counted or evicted
+/// either, so a cache that predates the logs kept it past the cache's bound. Only a folder
+/// holding nothing but such entries (64 hex digits and `.json`, or their temporary files)
+/// goes: a `--cache-dir` pointed at a folder of other two-hex-digit folders loses nothing.
+fn remove_old_entries(folder: &Path) {
+    let Ok(meta) = std::fs::symlink_metadata(folder) else {
+        return;
+    };
+    if !meta.is_dir() {
+        return;
+    }
+    let old_entry = |name: &str| {
+        let stem = name.strip_suffix(".json").or_else(|| {
+            name.strip_suffix(".tmp")
+                .and_then(|n| n.split_once(".json").map(|(stem, _)| stem))
+        });
+        stem.is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    let Ok(entries) = std::fs::read_dir(folder) else { return };
+    let mut files = Vec::new();
+    for entry in entries {
+        let Ok(entry) = entry else { return };
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        match entry.file_name().to_str() {
+            Some(name) if is_file && old_entry(name) => files.push(entry.path()),
+            _ => return,
+        }
+    }
+    for file in files {
+        let _ = std::fs::remove_file(file);
+    }
+    let _ = std::fs::remove_dir(folder);
 }
 
 /// An entry read back from its log.

@@ -492,3 +492,32 @@ fn a_read_without_positional_reads_puts_the_position_back() {
     file.write_all(b"x").unwrap();
     assert_eq!(file.into_inner(), b"0123456x89");
 }
+
+/// The first layout's entries (`<xx>/<key>.json`), which no version since reads, go when their
+/// shard is first used, so they no longer sit outside the cache's bound; a folder holding
+/// anything else (a `--cache-dir` pointed at git's objects) is left whole.
+#[tokio::test]
+async fn the_first_layouts_entries_go_when_their_shard_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("openai|", &request(1));
+    let old = dir.path().join(&key[..2]);
+    std::fs::create_dir(&old).unwrap();
+    std::fs::write(old.join(format!("{key}.json")), "{}").unwrap();
+    std::fs::write(old.join(format!("{}.json", "ab".repeat(32))), "{}").unwrap();
+    let other_key = super::key("openai|", &request(7));
+    let other = dir.path().join(&other_key[..2]);
+    assert_ne!(other, old, "two shards");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join(format!("{}.json", "cd".repeat(32))), "{}").unwrap();
+    // Not an entry of ours: a git object's name.
+    std::fs::write(other.join("e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"), "").unwrap();
+    let cache = Cache::new(dir.path());
+    assert!(cache.get(&key).await.is_none());
+    assert!(!old.exists(), "the old entries and their folder are gone");
+    assert!(cache.get(&other_key).await.is_none());
+    assert_eq!(
+        std::fs::read_dir(&other).unwrap().count(),
+        2,
+        "a folder of other files is kept"
+    );
+}
