@@ -81,14 +81,88 @@ fn is_zero(usd: &f64) -> bool {
     *usd == 0.0
 }
 
-/// An attempt about to be sent under a spending cap, with the upper bound it reserved: written
-/// before the request leaves, so an attempt a kill cut short (in flight, never journaled as
-/// finished) is held against the rerun's cap as possibly billed. A job's finished line settles
-/// its attempts; what a journal's rewrite carries over is one line of the empty key.
+/// A note of one attempt under a spending cap: written before the request leaves (`ended`
+/// absent), and again when the attempt failed (`ended`: `timeout`, possibly billed; `failed`,
+/// not billed), so an attempt a kill cut short (in flight, never journaled as finished) is held
+/// against the rerun's cap at its upper bound. `attempt` counts a copy of the job's attempts
+/// (as its finished line's `attempts` does), so one copy's retries replace its note and two
+/// copies of one job (a pair measured again) keep one each; the copy's finished line settles
+/// its last. What a journal's rewrite carries over is one line of the empty key.
 #[derive(Serialize, Deserialize)]
 struct Sending {
     sending: String,
+    #[serde(default)]
+    attempt: u32,
     upper_usd: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ended: Option<Ended>,
+}
+
+/// How a noted attempt ended, when it failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ended {
+    /// It timed out: the provider may bill it in full.
+    Timeout,
+    /// It failed otherwise (a refusal, a rate limit, a server error): not billed.
+    Failed,
+}
+
+/// The notes of attempts a journal's finished lines have not settled (see [`Sending`]).
+#[derive(Default)]
+struct InFlight {
+    /// Per job, each copy's last attempt sent and its upper bound.
+    sent: HashMap<String, Vec<(u32, f64)>>,
+    /// Per job, the upper bounds of its attempts that timed out.
+    timed_out: HashMap<String, f64>,
+    /// What an earlier rewrite carried over.
+    carried: f64,
+}
+
+impl InFlight {
+    fn note(&mut self, n: Sending) {
+        if !(n.upper_usd.is_finite() && n.upper_usd > 0.0) {
+            return;
+        }
+        if n.sending.is_empty() {
+            self.carried += n.upper_usd;
+            return;
+        }
+        let sent = self.sent.entry(n.sending.clone()).or_default();
+        match n.ended {
+            None => match sent.iter_mut().find(|(a, _)| *a + 1 == n.attempt) {
+                Some(copy) => *copy = (n.attempt, n.upper_usd),
+                None => sent.push((n.attempt, n.upper_usd)),
+            },
+            Some(ended) => {
+                if let Some(i) = sent.iter().position(|(a, _)| *a == n.attempt) {
+                    sent.swap_remove(i);
+                }
+                if ended == Ended::Timeout {
+                    *self.timed_out.entry(n.sending).or_default() += n.upper_usd;
+                }
+            }
+        }
+    }
+
+    /// A copy of `job` finished after `attempts` attempts, its timeouts' `uncertain_usd` on
+    /// its line.
+    fn finished(&mut self, job: &str, attempts: u32, uncertain_usd: f64) {
+        if let Some(sent) = self.sent.get_mut(job)
+            && let Some(i) = sent.iter().position(|(a, _)| *a == attempts)
+        {
+            sent.swap_remove(i);
+        }
+        if let Some(t) = self.timed_out.get_mut(job) {
+            *t = (*t - uncertain_usd).max(0.0);
+        }
+    }
+
+    fn total(&self) -> f64 {
+        self.carried
+            + self.sent.values().flatten().map(|(_, usd)| usd).sum::<f64>()
+            + self.timed_out.values().sum::<f64>()
+    }
 }
 
 /// What an interrupted run's journal hands the rerun.
@@ -134,7 +208,9 @@ impl Journal {
             if in_flight > 0.0 {
                 let carried = Sending {
                     sending: String::new(),
+                    attempt: 0,
                     upper_usd: in_flight,
+                    ended: None,
                 };
                 writeln!(
                     out,
@@ -182,12 +258,15 @@ impl Journal {
         Ok(())
     }
 
-    /// Notes an attempt of `job` about to be sent, holding `upper_usd` under the cap; returns
-    /// once the line is with the operating system (see [`Sending`]).
-    pub fn sending(&self, job: &str, upper_usd: f64) -> std::io::Result<()> {
+    /// Notes attempt `attempt` of `job`, holding `upper_usd` under the cap: about to be sent
+    /// (`ended` `None`), or failed. Returns once the line is with the operating system (see
+    /// [`Sending`]).
+    pub fn note(&self, job: &str, attempt: u32, upper_usd: f64, ended: Option<Ended>) -> std::io::Result<()> {
         let sending = Sending {
             sending: job.to_owned(),
+            attempt,
             upper_usd,
+            ended,
         };
         let mut line = serde_json::to_string(&sending).map_err(std::io::Error::other)?;
         line.push('\n');
@@ -275,20 +354,17 @@ fn read(path: &Path, identity: &str) -> Option<(Vec<Record>, f64)> {
         return None;
     }
     let mut records = Vec::new();
-    let mut in_flight: HashMap<String, f64> = HashMap::new();
+    let mut in_flight = InFlight::default();
     for line in lines {
         let Ok(line) = line else { break };
         if let Ok(record) = serde_json::from_str::<Record>(&line) {
-            in_flight.remove(&record.job);
+            in_flight.finished(&record.job, record.attempts, record.uncertain_usd);
             records.push(record);
-        } else if let Ok(sending) = serde_json::from_str::<Sending>(&line)
-            && sending.upper_usd.is_finite()
-            && sending.upper_usd > 0.0
-        {
-            *in_flight.entry(sending.sending).or_default() += sending.upper_usd;
+        } else if let Ok(sending) = serde_json::from_str::<Sending>(&line) {
+            in_flight.note(sending);
         }
     }
-    Some((records, in_flight.values().sum()))
+    Some((records, in_flight.total()))
 }
 
 impl Record {
@@ -365,29 +441,32 @@ mod tests {
         assert_eq!(replay.outcomes.len(), 2);
         assert!((replay.spent_usd - 0.75).abs() < 1e-12);
         assert!((replay.uncertain_usd - 0.125).abs() < 1e-12);
-        // Attempts noted as sent: one settled by its job's finished line, two cut short by a
-        // kill (in flight), held as possibly billed, and carried over by the next rewrite.
-        journal.sending("c", 0.5).unwrap();
+        // Attempts noted: `c` sent once and finished; `d` sent, rate-limited (not billed),
+        // sent again and cut short by a kill (one attempt in flight, not two); `e` timed out,
+        // then sent again and cut short (both held); `f` twice at once (a pair measured
+        // again), one copy finished (the other still held).
+        journal.note("c", 1, 0.5, None).unwrap();
         journal.append("c", &failed(), 0.0, 0.0).unwrap();
-        journal.sending("d", 0.25).unwrap();
-        journal.sending("d", 0.25).unwrap();
-        journal.sending("e", 1.0).unwrap();
-        journal.append("e", &failed(), 0.75, 0.0).unwrap();
+        journal.note("d", 1, 0.25, None).unwrap();
+        journal.note("d", 1, 0.25, Some(Ended::Failed)).unwrap();
+        journal.note("d", 2, 0.25, None).unwrap();
+        journal.note("e", 1, 1.0, None).unwrap();
+        journal.note("e", 1, 1.0, Some(Ended::Timeout)).unwrap();
+        journal.note("e", 2, 1.0, None).unwrap();
+        journal.note("f", 1, 2.0, None).unwrap();
+        journal.note("f", 1, 2.0, None).unwrap();
+        journal.append("f", &failed(), 0.0, 0.0).unwrap();
+        drop(journal);
+        let (journal, replay) = Journal::open(&path, "run-1").unwrap();
+        let held = 0.125 + 0.25 + 2.0 + 2.0;
+        assert!((replay.uncertain_usd - held).abs() < 1e-12, "{}", replay.uncertain_usd);
+        // `e` finished by the rerun (its timed-out attempt on its line) takes back none of
+        // what the first run's attempts may have cost: the rewrite carried it over.
+        journal.append("e", &failed(), 0.0, 1.0).unwrap();
         drop(journal);
         let (journal, replay) = Journal::open(&path, "run-1").unwrap();
         assert!(
-            (replay.uncertain_usd - (0.125 + 0.5)).abs() < 1e-12,
-            "{}",
-            replay.uncertain_usd
-        );
-        assert!((replay.spent_usd - 1.5).abs() < 1e-12);
-        // The attempt of `d` finished by the rerun does not take back what the first run's
-        // attempts may have cost.
-        journal.append("d", &failed(), 0.0, 0.0).unwrap();
-        drop(journal);
-        let (journal, replay) = Journal::open(&path, "run-1").unwrap();
-        assert!(
-            (replay.uncertain_usd - (0.125 + 0.5)).abs() < 1e-12,
+            (replay.uncertain_usd - (held + 1.0)).abs() < 1e-12,
             "{}",
             replay.uncertain_usd
         );

@@ -524,15 +524,16 @@ impl<'a> Runner<'a> {
         self.record_with_uncertain(key, outcome, cost_usd, 0.0);
     }
 
-    /// Notes in the journal, under a spending cap, an attempt of the job `key` about to be sent
-    /// with `upper_usd` reserved: a kill before its answer is journaled leaves that note, and
-    /// the rerun's cap holds it as possibly billed (`journal::Sending`).
-    fn note_sending(&self, key: &JobKey, upper_usd: f64) {
+    /// Notes in the journal, under a spending cap, attempt `attempt` of the job `key` with
+    /// `upper_usd` reserved: about to be sent (`ended` `None`) or failed. A kill before its
+    /// answer is journaled leaves the note, and the rerun's cap holds a sent or timed-out
+    /// attempt as possibly billed (`journal::Sending`).
+    fn note_attempt(&self, key: &JobKey, attempt: u32, upper_usd: f64, ended: Option<journal::Ended>) {
         if self.options.max_usd.is_none() || upper_usd <= 0.0 {
             return;
         }
         if let Some(journal) = &self.journal
-            && let Err(e) = journal.sending(&key.hex(), upper_usd)
+            && let Err(e) = journal.note(&key.hex(), attempt, upper_usd, ended)
             && !self.journal_warned.swap(true, Ordering::Relaxed)
         {
             eprintln!(
@@ -1163,7 +1164,7 @@ async fn send<'t>(
             bucket.take(tokens as f64).await;
         }
         *attempts += 1;
-        cx.runner.note_sending(spending.key, spending.upper);
+        cx.runner.note_attempt(spending.key, *attempts, spending.upper, None);
         let started = tokio::time::Instant::now();
         let call = async {
             if request.embed {
@@ -1185,9 +1186,15 @@ async fn send<'t>(
                 after_ms: u64::try_from(endpoint.timeout.as_millis()).unwrap_or(u64::MAX),
             },
         };
-        if matches!(error, ProviderError::Timeout { .. })
-            && let Some(r) = spending.reservation.take()
-        {
+        let timed_out = matches!(error, ProviderError::Timeout { .. });
+        let ended = if timed_out {
+            journal::Ended::Timeout
+        } else {
+            journal::Ended::Failed
+        };
+        cx.runner
+            .note_attempt(spending.key, *attempts, spending.upper, Some(ended));
+        if timed_out && let Some(r) = spending.reservation.take() {
             *spending.uncertain += r.usd();
             cx.runner.budget.settle_uncertain(r);
         }
