@@ -156,7 +156,8 @@ pub fn at_chance<'a>(
                     .is_some_and(|qs| qs.iter().any(|x| x.as_str() == Some(q.as_str())))
             })?;
             let agreement = &latest["agreement"];
-            let kappa = agreement["kappa"].as_f64().unwrap_or(0.0);
+            // No kappa: undefined (every label and answer alike), not measured at chance.
+            let kappa = agreement["kappa"].as_f64()?;
             let ci = agreement["kappa_ci"]
                 .as_array()
                 .and_then(|b| Some([b.first()?.as_f64()?, b.get(1)?.as_f64()?]));
@@ -628,5 +629,18 @@ mod tests {
             at_chance(&flat, "judge", "gpt-4o-mini", &both),
             vec![(&relevance, 0.0, None)]
         );
+        // Every label and every answer "pass": kappa undefined (null), agreement perfect.
+        let undefined = Agreement {
+            kappa: None,
+            ..measured.clone()
+        };
+        let undefined = record_line(
+            "judge",
+            "gpt-4o-mini",
+            "labels.jsonl",
+            std::slice::from_ref(&relevance),
+            &undefined,
+        );
+        assert!(at_chance(&undefined, "judge", "gpt-4o-mini", &both).is_empty());
     }
 }
