@@ -225,6 +225,13 @@ pub async fn upsert(
                 eprintln!("promptgate: the promptgate comment ({id}) is gone; posting it again");
                 *sticky = None;
             }
+            // Not ours to edit after all (a token that cannot name itself took another bot's
+            // comment for its own: `github::login_among`): post promptgate's own. A token that
+            // may not comment at all is refused that post too, and says so.
+            Err(refusal) if refusal.status == 403 && !refusal.message.to_lowercase().contains("rate limit") => {
+                eprintln!("promptgate: GitHub refused to edit comment {id} (403); posting promptgate's own comment");
+                *sticky = None;
+            }
             Err(refusal) => return Err(refused(Method::Patch, &update(id), UPDATE, refusal)),
         }
     }

@@ -228,20 +228,41 @@ const MIN_REPORT: usize = 4_000;
 const NOTES_CUT: &str = "\n\n… (the notes did not fit in a comment: the run's results hold them)";
 
 /// The state rendered in at most `limit` characters: whole when it fits (it always does but
-/// for hundreds of long-named regressions), else with its remembered regressions halved, then
-/// its reason cut, until it does.
+/// for hundreds of long-named regressions or very long reasons), else with its remembered and
+/// its waiver's accepted regressions halved, then its reasons cut, then its approvals halved,
+/// until it does. Each step fails closed: a regression not remembered is not waived, an
+/// approval not kept is asked for again.
 fn fitted(state: &State, limit: usize) -> String {
     let mut text = render(state);
     let mut state = state.clone();
+    let cut = |text: &mut String| {
+        let long = text.chars().count() > 1_000;
+        if long {
+            *text = text.chars().take(1_000).collect();
+        }
+        long
+    };
     while text.chars().count() > limit {
-        let Some(results) = &mut state.results else {
-            break;
+        let halve = |n: usize| n / 2;
+        let shrank = match (&mut state.results, &mut state.waiver) {
+            (Some(r), _) if !r.regressions.is_empty() => {
+                r.regressions.truncate(halve(r.regressions.len()));
+                true
+            }
+            (_, Some(w)) if !w.accepted.is_empty() => {
+                w.accepted.truncate(halve(w.accepted.len()));
+                true
+            }
+            (results, waiver) => {
+                results.as_mut().is_some_and(|r| cut(&mut r.reason))
+                    || waiver.as_mut().is_some_and(|w| cut(&mut w.waived) | cut(&mut w.reason))
+                    || (!state.approvals.is_empty() && {
+                        state.approvals.truncate(halve(state.approvals.len()));
+                        true
+                    })
+            }
         };
-        if !results.regressions.is_empty() {
-            results.regressions.truncate(results.regressions.len() / 2);
-        } else if results.reason.chars().count() > 1_000 {
-            results.reason = results.reason.chars().take(1_000).collect();
-        } else {
+        if !shrank {
             break;
         }
         text = render(&state);
@@ -379,13 +400,31 @@ mod tests {
                 ci: Some([-0.3, -0.2]),
             })
             .collect();
+        // A waiver bound to as many, with the failing reason at length.
+        let accepted = crowded.results.as_ref().unwrap().regressions.clone();
+        crowded.waiver = Some(crate::results::Waiver {
+            by: "maintainer".to_owned(),
+            reason: "accepted".to_owned(),
+            via: "comment".to_owned(),
+            waived: "x".repeat(20_000),
+            at: None,
+            commit: None,
+            accepted,
+            source_id: Some(7),
+        });
         let long_notes = "| a row of the approvals' table |\n".repeat(3_000);
         let body = self::body(&report, &long_notes, &crowded);
         assert!(body.chars().count() <= MAX_BODY_CHARS, "{}", body.chars().count());
         let read = parse(&body).expect("the state reads back");
         let kept = &read.results.as_ref().unwrap().regressions;
-        assert!(!kept.is_empty() && kept.len() < 200, "{}", kept.len());
+        assert!(kept.len() < 200, "{}", kept.len());
         assert_eq!(kept[..], crowded.results.as_ref().unwrap().regressions[..kept.len()]);
+        let waiver = read.waiver.as_ref().unwrap();
+        assert!(!waiver.accepted.is_empty() && waiver.accepted.len() < 200);
+        assert_eq!(
+            waiver.accepted[..],
+            crowded.waiver.as_ref().unwrap().accepted[..waiver.accepted.len()]
+        );
         assert!(body.contains("the notes did not fit in a comment"));
         assert!(report_part(&body).chars().count() >= 3_000);
         // One that fits is left whole.
