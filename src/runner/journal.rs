@@ -248,27 +248,24 @@ impl Journal {
     /// Appends a finished job, what it cost and what it may have cost besides (its timed-out
     /// attempts' upper bounds); returns once the line is with the operating system.
     pub fn append(&self, job: &str, outcome: &Outcome, cost_usd: f64, uncertain_usd: f64) -> std::io::Result<()> {
-        let record = Record::new(job, outcome, cost_usd, uncertain_usd);
-        let mut line = serde_json::to_string(&record).map_err(std::io::Error::other)?;
-        line.push('\n');
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        file.write_all(line.as_bytes())?;
-        file.flush()?;
-        self.unsynced.store(true, Ordering::Release);
-        Ok(())
+        self.write_line(&Record::new(job, outcome, cost_usd, uncertain_usd))
     }
 
     /// Notes attempt `attempt` of `job`, holding `upper_usd` under the cap: about to be sent
     /// (`ended` `None`), or failed. Returns once the line is with the operating system (see
     /// [`Sending`]).
     pub fn note(&self, job: &str, attempt: u32, upper_usd: f64, ended: Option<Ended>) -> std::io::Result<()> {
-        let sending = Sending {
+        self.write_line(&Sending {
             sending: job.to_owned(),
             attempt,
             upper_usd,
             ended,
-        };
-        let mut line = serde_json::to_string(&sending).map_err(std::io::Error::other)?;
+        })
+    }
+
+    /// One line, one `write` to the operating system (so a kill never tears it).
+    fn write_line(&self, value: &impl Serialize) -> std::io::Result<()> {
+        let mut line = serde_json::to_string(value).map_err(std::io::Error::other)?;
         line.push('\n');
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
         file.write_all(line.as_bytes())?;

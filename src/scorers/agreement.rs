@@ -594,19 +594,22 @@ mod tests {
         assert_eq!(unmeasured(&failed, "judge", "gpt-4o-mini", &both), None);
 
         // Measured at chance (the interval reaches 0), then again better: the latest counts.
+        let asking = |question: &String, agreement: &Agreement| {
+            record_line(
+                "judge",
+                "gpt-4o-mini",
+                "labels.jsonl",
+                std::slice::from_ref(question),
+                agreement,
+            )
+        };
         assert!(at_chance(&record, "judge", "gpt-4o-mini", &both).is_empty());
         let chance = Agreement {
             kappa: Some(0.05),
             kappa_ci: Some([-0.2, 0.3]),
             ..measured.clone()
         };
-        let poor = record_line(
-            "judge",
-            "gpt-4o-mini",
-            "labels.jsonl",
-            std::slice::from_ref(&hallucination),
-            &chance,
-        );
+        let poor = asking(&hallucination, &chance);
         let records = format!("{record}\n{poor}");
         assert_eq!(
             at_chance(&records, "judge", "gpt-4o-mini", &both),
@@ -618,13 +621,7 @@ mod tests {
             kappa: Some(0.0),
             ..measured.clone()
         };
-        let flat = record_line(
-            "judge",
-            "gpt-4o-mini",
-            "labels.jsonl",
-            std::slice::from_ref(&relevance),
-            &flat,
-        );
+        let flat = asking(&relevance, &flat);
         assert_eq!(
             at_chance(&flat, "judge", "gpt-4o-mini", &both),
             vec![(&relevance, 0.0, None)]
@@ -634,13 +631,7 @@ mod tests {
             kappa: None,
             ..measured.clone()
         };
-        let undefined = record_line(
-            "judge",
-            "gpt-4o-mini",
-            "labels.jsonl",
-            std::slice::from_ref(&relevance),
-            &undefined,
-        );
+        let undefined = asking(&relevance, &undefined);
         assert!(at_chance(&undefined, "judge", "gpt-4o-mini", &both).is_empty());
     }
 }

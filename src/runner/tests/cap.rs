@@ -166,18 +166,25 @@ async fn an_attempt_that_timed_out_is_held_against_the_cap_as_if_billed() {
     assert_eq!(ran.outcomes.iter().map(|o| o.attempts).sum::<u32>(), 10);
 }
 
+/// 40 distinct jobs, the upper bound of one, and options that journal them in `dir` under a
+/// cap of 10.5 worst cases: the resumed runs' setting.
+fn journaled_under_a_cap(dir: &std::path::Path) -> (Vec<Job>, f64, Options) {
+    let (jobs, upper) = distinct_jobs(40);
+    let options = Options {
+        max_usd: Some(10.5 * upper),
+        journal: Some(dir.join("journal.jsonl")),
+        run_identity: "plan".to_owned(),
+        ..options()
+    };
+    (jobs, upper, options)
+}
+
 /// A resumed run's cap holds what the interrupted run's timed-out attempts may have cost, as
 /// it holds what its calls did cost: the journal carries both.
 #[tokio::test(start_paused = true)]
 async fn a_resumed_run_holds_the_interrupted_runs_timed_out_attempts_against_the_cap() {
     let dir = tempfile::tempdir().unwrap();
-    let (jobs, upper) = distinct_jobs(40);
-    let options = Options {
-        max_usd: Some(10.5 * upper),
-        journal: Some(dir.path().join("journal.jsonl")),
-        run_identity: "plan".to_owned(),
-        ..options()
-    };
+    let (jobs, upper, options) = journaled_under_a_cap(dir.path());
     let prices = prices();
     let hanging = Fake::new(Behaviour::HangAfter(0));
     let mut endpoints = one(&hanging, 4);
@@ -208,13 +215,7 @@ async fn a_resumed_run_holds_the_interrupted_runs_timed_out_attempts_against_the
 #[tokio::test(start_paused = true)]
 async fn a_resumed_run_holds_the_calls_in_flight_at_the_kill_against_the_cap() {
     let dir = tempfile::tempdir().unwrap();
-    let (jobs, upper) = distinct_jobs(40);
-    let options = Options {
-        max_usd: Some(10.5 * upper),
-        journal: Some(dir.path().join("journal.jsonl")),
-        run_identity: "plan".to_owned(),
-        ..options()
-    };
+    let (jobs, upper, options) = journaled_under_a_cap(dir.path());
     let prices = prices();
     let hanging = Fake::new(Behaviour::HangAfter(0));
     let mut endpoints = one(&hanging, 4);
