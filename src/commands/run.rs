@@ -18,7 +18,7 @@ use crate::workspace::Repo;
 use crate::{arms, assemble, compare, report, scorers, stats, trust};
 
 use super::budget;
-use super::looks::run_sequential;
+use super::looks::{execute, run_sequential};
 
 pub struct GateOptions {
     pub base: String,
@@ -706,57 +706,6 @@ fn head_label(cmp: &compare::Comparison) -> String {
     } else {
         short_sha(&cmp.head_ref.sha).to_owned()
     }
-}
-
-/// Runs one batch (the whole plan, a sequential look) through the run's runner.
-fn execute(
-    runtime: &tokio::runtime::Runtime,
-    runner: &runner::Runner<'_>,
-    jobs: &mut [Job],
-    journal: Option<&Path>,
-    then: &runner::Then<'_>,
-    earlier: &std::cell::Cell<(usize, usize)>,
-) -> anyhow::Result<runner::Ran> {
-    if jobs.is_empty() {
-        return Ok(runner::Ran {
-            spent_usd: runner.spent_usd(),
-            ..runner::Ran::default()
-        });
-    }
-    let ran = runtime.block_on(runner.run_then(jobs, then));
-    if ran.interrupted {
-        let kept = journal.map_or_else(
-            || "no journal was kept (--no-journal?), so a rerun starts over".to_owned(),
-            |j| format!("the journal {} keeps them", j.display()),
-        );
-        let (finished_before, planned_before) = earlier.get();
-        return Err(Error::Interrupted {
-            message: format!(
-                "interrupted: {} of {} calls finished; {kept}",
-                finished_before + ran.finished,
-                planned_before + jobs.len()
-            ),
-            hint: "run the same command again to resume: finished calls are not sent again".to_owned(),
-        }
-        .into());
-    }
-    let (finished_before, planned_before) = earlier.get();
-    earlier.set((finished_before + ran.finished, planned_before + jobs.len()));
-    if !ran.batches_pending.is_empty() {
-        return Err(Error::run_with_hint(
-            format!(
-                "--batch-timeout ran out with {} batch(es) still running: {}",
-                ran.batches_pending.len(),
-                ran.batches_pending.join(", ")
-            ),
-            "run the same command again to resume polling them: their ids are recorded beside the response cache (with --no-cache, in the output folder's `batches/`), so nothing is submitted twice",
-        )
-        .into());
-    }
-    if ran.resumed > 0 {
-        eprintln!("promptgate: resumed {} finished call(s) from the journal", ran.resumed);
-    }
-    Ok(ran)
 }
 
 /// What the pull request changes in where keys go and which commands score: its providers, and
