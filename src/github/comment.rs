@@ -228,7 +228,8 @@ pub async fn upsert(
             // Not ours to edit after all (a token that cannot name itself took another bot's
             // comment for its own: `github::login_among`): post promptgate's own. A token that
             // may not comment at all is refused that post too, and says so.
-            Err(refusal) if refusal.status == 403 && !refusal.message.to_lowercase().contains("rate limit") => {
+            // (A rate limit never arrives here: the client retries it, then fails the run.)
+            Err(refusal) if refusal.status == 403 => {
                 eprintln!("promptgate: GitHub refused to edit comment {id} (403); posting promptgate's own comment");
                 *sticky = None;
             }

@@ -368,11 +368,10 @@ impl<'a> Runner<'a> {
     ) -> Result<Runner<'a>, crate::error::Error> {
         let cache_lock = match options.cache_dir.as_deref() {
             None => None,
-            Some(dir) => match cache::lock(dir, options.lock_wait) {
-                Ok(lock) => Some(lock),
-                Err(cache::LockError::Held { path, waited }) => {
-                    let waited = crate::format::duration(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
-                    return Err(crate::error::Error::run_with_hint(
+            Some(dir) => taken(
+                cache::lock(dir, options.lock_wait),
+                |path, waited| {
+                    crate::error::Error::run_with_hint(
                         format!(
                             "another promptgate run held the response cache's lock {} for {waited}; this run sent nothing",
                             path.display()
@@ -381,49 +380,49 @@ impl<'a> Runner<'a> {
                             "the lock is released when the run holding it exits: find that process (e.g. `fuser {}`) and let it finish or stop it, or run with --cache-dir DIR (another cache) or --no-cache",
                             path.display()
                         ),
-                    ));
-                }
-                Err(cache::LockError::Io(e)) => {
+                    )
+                },
+                |e| {
                     eprintln!(
                         "warning: cannot lock the response cache {}: {e}; a run started meanwhile may send the same calls",
                         dir.display()
                     );
-                    None
-                }
-            },
+                },
+            )?,
         };
         // The output folder holds the run's journal and outputs: one run writes into it at a
         // time (two would share the journal, and the first to finish would remove it).
         let out_lock = match options.journal.as_deref().and_then(std::path::Path::parent) {
             None => None,
-            Some(dir) => match cache::lock_folder(
-                if dir.as_os_str().is_empty() {
+            Some(dir) => {
+                let dir = if dir.as_os_str().is_empty() {
                     std::path::Path::new(".")
                 } else {
                     dir
-                },
-                options.lock_wait,
-                "as both would write this folder's journal and outputs",
-            ) {
-                Ok(lock) => Some(lock),
-                Err(cache::LockError::Held { path, waited }) => {
-                    let waited = crate::format::duration(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
-                    return Err(crate::error::Error::run_with_hint(
-                        format!(
-                            "another promptgate run held the output folder {} for {waited}; this run sent nothing",
-                            path.display()
-                        ),
-                        "give this run another --out, or let the other run finish",
-                    ));
-                }
-                Err(cache::LockError::Io(e)) => {
-                    eprintln!(
-                        "warning: cannot lock the output folder {}: {e}; a run started meanwhile may write into it too",
-                        dir.display()
-                    );
-                    None
-                }
-            },
+                };
+                taken(
+                    cache::lock_folder(
+                        dir,
+                        options.lock_wait,
+                        "as both would write this folder's journal and outputs",
+                    ),
+                    |path, waited| {
+                        crate::error::Error::run_with_hint(
+                            format!(
+                                "another promptgate run held the output folder {} for {waited}; this run sent nothing",
+                                path.display()
+                            ),
+                            "give this run another --out, or let the other run finish",
+                        )
+                    },
+                    |e| {
+                        eprintln!(
+                            "warning: cannot lock the output folder {}: {e}; a run started meanwhile may write into it too",
+                            dir.display()
+                        );
+                    },
+                )?
+            }
         };
         let (journal, replay) = match &options.journal {
             Some(path) => match Journal::open(path, &options.run_identity) {
@@ -1119,6 +1118,27 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
     };
     runner.record_with_uncertain(&key.hex(), &outcome, 0.0, uncertain);
     outcome
+}
+
+/// A run lock taken (`Some`); not to be had at all (`None`, once `unlockable` has said why);
+/// or held by another run for the whole wait: the error `held` words from the lock's path and
+/// the wait, before anything is sent.
+fn taken(
+    lock: Result<cache::RunLock, cache::LockError>,
+    held: impl FnOnce(&std::path::Path, String) -> crate::error::Error,
+    unlockable: impl FnOnce(&std::io::Error),
+) -> Result<Option<cache::RunLock>, crate::error::Error> {
+    match lock {
+        Ok(lock) => Ok(Some(lock)),
+        Err(cache::LockError::Held { path, waited }) => Err(held(
+            &path,
+            crate::format::duration(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX)),
+        )),
+        Err(cache::LockError::Io(e)) => {
+            unlockable(&e);
+            Ok(None)
+        }
+    }
 }
 
 /// Why [`send`] gave up.

@@ -107,26 +107,33 @@ pub fn question_id(check: &JudgeCheck) -> String {
     format!("{kind}:{hash:016x}")
 }
 
-/// Of `asked` (question ids), those no record (the text of [`RECORD_PATH`]) measured for
-/// `judge` with `model`; `None` when no record measured that judge and model at all.
-pub fn unmeasured<'a>(records: &str, judge: &str, model: &str, asked: &'a [String]) -> Option<Vec<&'a String>> {
-    let checks: Vec<Value> = records
+/// The records (the text of [`RECORD_PATH`]) that measured `judge` with `model` on at least
+/// one labelled case, oldest first.
+fn checks_of(records: &str, judge: &str, model: &str) -> Vec<Value> {
+    records
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|r| {
             r["judge"] == judge && r["model"] == model && r["agreement"]["judged"].as_u64().is_some_and(|n| n > 0)
         })
-        .collect();
+        .collect()
+}
+
+/// Whether `record`'s labels asked the question `question` ([`question_id`]).
+fn asked_of(record: &Value, question: &str) -> bool {
+    record["questions"]
+        .as_array()
+        .is_some_and(|qs| qs.iter().any(|x| x.as_str() == Some(question)))
+}
+
+/// Of `asked` (question ids), those no record (the text of [`RECORD_PATH`]) measured for
+/// `judge` with `model`; `None` when no record measured that judge and model at all.
+pub fn unmeasured<'a>(records: &str, judge: &str, model: &str, asked: &'a [String]) -> Option<Vec<&'a String>> {
+    let checks = checks_of(records, judge, model);
     if checks.is_empty() {
         return None;
     }
-    let measured = |q: &String| {
-        checks.iter().any(|r| {
-            r["questions"]
-                .as_array()
-                .is_some_and(|qs| qs.iter().any(|x| x.as_str() == Some(q.as_str())))
-        })
-    };
+    let measured = |q: &String| checks.iter().any(|r| asked_of(r, q));
     Some(asked.iter().filter(|q| !measured(q)).collect())
 }
 
@@ -140,21 +147,11 @@ pub fn at_chance<'a>(
     model: &str,
     asked: &'a [String],
 ) -> Vec<(&'a String, f64, Option<[f64; 2]>)> {
-    let checks: Vec<Value> = records
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|r| {
-            r["judge"] == judge && r["model"] == model && r["agreement"]["judged"].as_u64().is_some_and(|n| n > 0)
-        })
-        .collect();
+    let checks = checks_of(records, judge, model);
     asked
         .iter()
         .filter_map(|q| {
-            let latest = checks.iter().rev().find(|r| {
-                r["questions"]
-                    .as_array()
-                    .is_some_and(|qs| qs.iter().any(|x| x.as_str() == Some(q.as_str())))
-            })?;
+            let latest = checks.iter().rev().find(|r| asked_of(r, q))?;
             let agreement = &latest["agreement"];
             // No kappa: undefined (every label and answer alike), not measured at chance.
             let kappa = agreement["kappa"].as_f64()?;

@@ -179,6 +179,15 @@ fn journaled_under_a_cap(dir: &std::path::Path) -> (Vec<Job>, f64, Options) {
     (jobs, upper, options)
 }
 
+/// The run again, every call answered at once: what it ran, and how many calls it sent.
+async fn rerun_against_a_healthy_provider(jobs: &[Job], options: Options) -> (Ran, u32) {
+    let healthy = Fake::new(Behaviour::Healthy);
+    let (endpoints, prices) = (one(&healthy, 4), prices());
+    let runner = Runner::new(&endpoints, &prices, options).expect("no other run holds the cache");
+    let ran = runner.run_then(&mut jobs.to_vec(), &|_, _, _| Vec::new()).await;
+    (ran, healthy.total_calls())
+}
+
 /// A resumed run's cap holds what the interrupted run's timed-out attempts may have cost, as
 /// it holds what its calls did cost: the journal carries both.
 #[tokio::test(start_paused = true)]
@@ -196,14 +205,11 @@ async fn a_resumed_run_holds_the_interrupted_runs_timed_out_attempts_against_the
     assert!((ran.uncertain_usd - 4.0 * upper).abs() < 1e-9, "{}", ran.uncertain_usd);
     drop(runner);
 
-    let healthy = Fake::new(Behaviour::Healthy);
-    let endpoints = one(&healthy, 4);
-    let runner = Runner::new(&endpoints, &prices, options).expect("no other run holds the cache");
-    let ran = runner.run_then(&mut jobs.clone(), &|_, _, _| Vec::new()).await;
+    let (ran, sent) = rerun_against_a_healthy_provider(&jobs, options).await;
     assert_eq!(ran.resumed, 4);
     // Room for 10.5 worst cases, four of them held already: 6.5 worst cases, and the calls
     // settle below theirs, which makes room for a seventh. Twelve without the journal's hold.
-    assert_eq!(healthy.total_calls(), 7);
+    assert_eq!(sent, 7);
     assert!(ran.spent_usd + ran.uncertain_usd <= 10.5 * upper + 1e-12);
     assert!((ran.uncertain_usd - 4.0 * upper).abs() < 1e-9, "{}", ran.uncertain_usd);
     assert!(ran.budget_exhausted);
@@ -231,13 +237,10 @@ async fn a_resumed_run_holds_the_calls_in_flight_at_the_kill_against_the_cap() {
     assert_eq!(hanging.total_calls(), 4);
     drop(runner);
 
-    let healthy = Fake::new(Behaviour::Healthy);
-    let endpoints = one(&healthy, 4);
-    let runner = Runner::new(&endpoints, &prices, options).expect("no other run holds the cache");
-    let ran = runner.run_then(&mut jobs.clone(), &|_, _, _| Vec::new()).await;
+    let (ran, sent) = rerun_against_a_healthy_provider(&jobs, options).await;
     assert_eq!(ran.resumed, 0);
     // As after four timeouts: 6.5 worst cases of room, and a seventh as the calls settle low.
     // Twelve without the notes.
-    assert_eq!(healthy.total_calls(), 7);
+    assert_eq!(sent, 7);
     assert!((ran.uncertain_usd - 4.0 * upper).abs() < 1e-9, "{}", ran.uncertain_usd);
 }
