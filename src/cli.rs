@@ -356,7 +356,7 @@ pub struct GateFlags {
     pub all: bool,
 
     /// Approve an estimated cost up to this many US dollars (above the budget's threshold).
-    #[arg(long, value_name = "USD")]
+    #[arg(long, value_name = "USD", value_parser = parse_usd)]
     pub approve_cost: Option<f64>,
 
     /// Send every call, neither reading nor writing the response cache.
@@ -376,6 +376,16 @@ pub struct GateFlags {
 }
 
 /// `K/N` with 1 ≤ K ≤ N.
+/// An amount of US dollars: a finite number, not negative.
+fn parse_usd(text: &str) -> Result<f64, String> {
+    match text.trim().trim_start_matches('$').parse::<f64>() {
+        Ok(usd) if usd.is_finite() && usd >= 0.0 => Ok(usd),
+        _ => Err(format!(
+            "`{text}` is not an amount of US dollars\nhint: write a number of dollars, 0 or more, e.g. `--approve-cost 12.50`"
+        )),
+    }
+}
+
 fn parse_shard(text: &str) -> Result<Shard, String> {
     const HINT: &str = "\nhint: write K/N with 1 ≤ K ≤ N, e.g. `--shard 2/4` for the second of four shards";
     let (k, n) = text

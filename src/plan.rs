@@ -164,6 +164,10 @@ pub fn jobs(experiments: &[Planned<'_>], seed: u64) -> Vec<Job> {
     }
 }
 
+/// The most calls one run plans: a plan holds every call's job until it is sent (a shard's
+/// run plans the whole matrix's before it keeps its share).
+pub const MAX_CALLS: usize = 10_000_000;
+
 /// The calls `experiments` plan: their cases' and repeats' jobs, both arms.
 pub fn calls(experiments: &[Planned<'_>]) -> usize {
     experiments

@@ -266,6 +266,18 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     {
         return Err(e.into());
     }
+    let calls = plan::calls(&planned);
+    if calls > plan::MAX_CALLS {
+        return Err(crate::error::Error::from(
+            crate::error::Diagnostic::new(format!(
+                "the run plans {calls} calls (cases × repeats × arms); promptgate runs at most {} in one run",
+                plan::MAX_CALLS
+            ))
+            .in_file(config_path.to_owned())
+            .hint("lower `repeats` or the number of cases: a few hundred cases at 3 to 5 repeats measure most changes"),
+        )
+        .into());
+    }
     let shard_cases = options
         .shard
         .map_or_else(Vec::new, |shard| plan::shard_cases(&planned, shard));

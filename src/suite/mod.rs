@@ -45,6 +45,9 @@ pub const DEFAULT_CONFIG: &str = "promptgate.yaml";
 /// The most cases one dataset may hold: a run's memory grows with cases × repeats × arms.
 pub const MAX_CASES: usize = 100_000;
 
+/// The most repeats of a case: each is a call per arm, and a plan holds every call's job.
+pub const MAX_REPEATS: u32 = 100;
+
 /// The largest prompt template (or partial) read: prompts are rendered once per case.
 pub const MAX_PROMPT_BYTES: usize = 1 << 20;
 // A commit's reader keeps every prompt and partial it read: a render reads them for every case.
@@ -406,6 +409,9 @@ fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
     }
     let (repeats, line, column) = given(d.and_then(|d| d.repeats.as_ref()), 1);
     let zero = (repeats == 0).then_some(("repeats", line, column));
+    if repeats > MAX_REPEATS {
+        problems.push(too_many_repeats("defaults.repeats", repeats, line, column, &at));
+    }
     let (concurrency, line, column) = given(d.and_then(|d| d.concurrency.as_ref()), 16);
     for (key, line, column) in zero
         .into_iter()
@@ -571,6 +577,16 @@ fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
             .hint("leave `repeats` out for the suite's default, or give how many times each case is sent (3 to 5 measure how steady the outputs are)")
             .into());
         }
+        if let Some(r) = e.repeats.as_ref().filter(|r| r.value > MAX_REPEATS) {
+            let what = format!("experiment `{}`: repeats", e.name.value);
+            problems.push(too_many_repeats(
+                &what,
+                r.value,
+                r.referenced.line(),
+                r.referenced.column(),
+                &at,
+            ));
+        }
         if problems.len() == before {
             decls.push(ExperimentDecl { raw: e });
         }
@@ -616,6 +632,19 @@ pub fn paths_named(source: &dyn FileSource, command: &[String]) -> Vec<(String, 
         }
     }
     paths
+}
+
+/// `what` (a `repeats` setting) asks for more repeats than [`MAX_REPEATS`].
+fn too_many_repeats(
+    what: &str,
+    repeats: u32,
+    line: u64,
+    column: u64,
+    at: &impl Fn(u64, u64, String) -> Diagnostic,
+) -> Error {
+    at(line, column, format!("{what} must be at most {MAX_REPEATS}, got {repeats}"))
+        .hint("each repeat is one more call per case and arm: 3 to 5 measure how steady the outputs are; for more evidence add cases")
+        .into()
 }
 
 fn with_hint(d: Diagnostic, hint: Option<String>) -> Diagnostic {

@@ -288,6 +288,62 @@ fn zero_repeats_or_concurrency_in_the_defaults() {
     }
 }
 
+/// A plan holds every call's job: repeats past the limit are bad input at `validate`, not an
+/// allocation that fails (exit 134) when the run builds the jobs.
+#[test]
+fn too_many_repeats_in_the_defaults() {
+    validate_broken(
+        |r| {
+            r.edit(SUITE, "repeats: 1", "repeats: 100000000");
+        },
+        &[
+            "defaults.repeats must be at most 100, got 100000000",
+            "promptgate.yaml:13:21",
+            "hint: each repeat is one more call",
+        ],
+    );
+}
+
+/// A run plans at most `plan::MAX_CALLS` calls: past it the run stops before it builds a job.
+#[test]
+fn a_plan_past_the_most_calls_a_run_holds_is_bad_input() {
+    run_broken(
+        |r| {
+            let cases: String = (0..60_000)
+                .map(|n| {
+                    format!(
+                        "{{\"id\": \"q{n}\", \"vars\": {{\"input\": \"question {n}\", \"customer_name\": \"Ann\"}}}}\n"
+                    )
+                })
+                .collect();
+            r.write(JSONL, &cases);
+            r.edit(
+                SUITE,
+                "    dataset: datasets/customer-support.jsonl\n",
+                "    dataset: datasets/customer-support.jsonl\n    repeats: 100\n",
+            );
+        },
+        &[
+            "the run plans 12000000 calls (cases × repeats × arms); promptgate runs at most 10000000 in one run",
+            "hint: lower `repeats` or the number of cases",
+        ],
+    );
+}
+
+/// `--approve-cost` takes an amount of dollars: `nan` is a usage error (exit 2), not a
+/// threshold that fails closed at the budget (exit 3).
+#[test]
+fn approve_cost_that_is_not_an_amount_is_a_usage_error() {
+    let repo = TestRepo::with_demo_base();
+    for value in ["nan", "inf", "-1", "ten"] {
+        let flag = format!("--approve-cost={value}");
+        let run = repo.promptgate(&["run", "--base", "main", "--head", "HEAD", &flag]);
+        run.expect_code(2);
+        run.stderr_has("is not an amount of US dollars");
+        run.stderr_has("hint: write a number of dollars");
+    }
+}
+
 #[test]
 fn a_case_without_the_input_var_is_named_where_it_is_written() {
     validate_broken(
@@ -2185,6 +2241,15 @@ fn settings_out_of_range_are_placed_and_hinted() {
             "experiment `customer-support`: repeats must be at least 1",
             "promptgate.yaml:19:14",
             "hint: leave `repeats` out",
+        ),
+        (
+            (
+                "    dataset: datasets/customer-support.jsonl\n",
+                "    dataset: datasets/customer-support.jsonl\n    repeats: 101\n",
+            ),
+            "experiment `customer-support`: repeats must be at most 100, got 101",
+            "promptgate.yaml:19:14",
+            "hint: each repeat is one more call per case and arm",
         ),
         (
             ("slo: 800}", "slo: \"800ms\"}"),
