@@ -181,6 +181,7 @@ fn simulate(s: Scenario, seed: u64) -> Outcome {
                 gates: &gates,
                 min_samples: 100,
                 span_hours: Some(hour as f64),
+                timeout_ms: 60_000.0,
             },
         );
         if outcome.anytime.is_none() && a.verdict == CanaryVerdict::Rollback {

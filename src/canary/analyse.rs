@@ -38,6 +38,8 @@ pub struct Settings<'a> {
     pub min_samples: u64,
     /// Hours the canary's data spans, for "how long until a decision"; `None` without times.
     pub span_hours: Option<f64>,
+    /// Where an errored request without a logged latency counts in latency (ms).
+    pub timeout_ms: f64,
 }
 
 /// The metrics and the verdict.
@@ -111,7 +113,14 @@ pub fn analyse(data: &Data<'_>, settings: &Settings<'_>) -> Analysis {
     let mut measured = Vec::new();
     for gate in settings.gates {
         let Some(kind) = Kind::of(&gate.metric) else { continue };
-        let m = measure(data, kind, gate);
+        let unmeasurable = match data {
+            Data::Records(records) => unmeasurable(records, kind),
+            Data::Series(_) => None,
+        };
+        let m = match unmeasurable {
+            Some(_) => None,
+            None => measure(data, kind, gate, settings.timeout_ms),
+        };
         // A default gate is left out only when no record of either arm carries its quantity:
         // one the baseline's requests carry and the canary's do not (none yet, or a field the
         // new version stopped logging) is kept, `no data`, and a blocking one holds.
@@ -119,10 +128,27 @@ pub fn analyse(data: &Data<'_>, settings: &Settings<'_>) -> Analysis {
             left_out.push(gate.metric.clone());
             continue;
         }
-        measured.push((gate, kind, m));
+        measured.push((gate, kind, m, unmeasurable));
     }
-    for (gate, _, m) in &measured {
-        metrics.push(first_pass(gate, m.as_ref(), settings.min_samples, requests));
+    for (gate, kind, m, unmeasurable) in &measured {
+        let mut metric = first_pass(gate, m.as_ref(), settings.min_samples, requests);
+        if let Some(why) = unmeasurable {
+            // More traffic cannot measure it: the reason says what to fix.
+            metric.reason.clone_from(why);
+        } else if let (None, Data::Records(records)) = (m, data) {
+            // Values in both arms, too few for the metric's estimate (a tail quantile needs
+            // more than a handful of requests): too few, with the real counts.
+            let n = value_counts(records, *kind, settings.timeout_ms);
+            if n.baseline > 0 && n.canary > 0 {
+                metric.verdict = MetricVerdict::TooFew;
+                metric.n = n;
+                metric.reason = format!(
+                    "{} baseline and {} canary requests, too few to estimate `{}`",
+                    n.baseline, n.canary, gate.metric
+                );
+            }
+        }
+        metrics.push(metric);
     }
     // Holm across the blocking metrics that are judged (tested, with enough requests).
     let judged = |m: &CanaryMetric| {
@@ -143,16 +169,18 @@ pub fn analyse(data: &Data<'_>, settings: &Settings<'_>) -> Analysis {
         Data::Records(_) => "requests",
         Data::Series(_) => "steps",
     };
-    for (metric, (gate, _, m)) in metrics.iter_mut().zip(&measured) {
+    for (metric, (gate, _, m, _)) in metrics.iter_mut().zip(&measured) {
         if let Some(m) = m {
             decide(metric, gate, m, settings.min_samples, counted);
         }
     }
-    let (verdict, failing, reason) = overall(&metrics);
-    let needed = (verdict == CanaryVerdict::Hold).then(|| {
+    let fixed_by_traffic: Vec<bool> = measured.iter().map(|(_, _, _, u)| u.is_none()).collect();
+    let (verdict, failing, reason) = overall(&metrics, &fixed_by_traffic);
+    let needed = match verdict {
         // Requests per arm so far (the arm with fewer), for a metric not measured yet.
-        needed(&metrics, &measured, settings, requests.baseline.min(requests.canary))
-    });
+        CanaryVerdict::Hold => needed(&metrics, &measured, settings, requests.baseline.min(requests.canary)),
+        _ => None,
+    };
     Analysis {
         metrics,
         verdict,
@@ -177,10 +205,73 @@ fn carried(data: &Data<'_>, kind: Kind) -> bool {
     records.baseline.iter().chain(&records.canary).any(has)
 }
 
-fn measure(data: &Data<'_>, kind: Kind, gate: &CanaryGate) -> Option<Measured> {
+/// Why more traffic cannot measure `kind` on these records, if so: a cost where some requests
+/// are of a model without a price (unknown, not free: the priced rest may be the cheap part),
+/// or a quantity an arm's requests carry none of (a field to map).
+fn unmeasurable(records: &Records, kind: Kind) -> Option<String> {
+    if kind == Kind::Cost {
+        let unpriced = |arm: &[Record]| arm.iter().filter(|r| r.unpriced).count();
+        let (b, c) = (unpriced(&records.baseline), unpriced(&records.canary));
+        if b + c > 0 {
+            return Some(format!(
+                "{b} baseline and {c} canary requests are of a model without a price: what they cost is unknown, not nothing — add the model under `pricing:` (the notes name it)"
+            ));
+        }
+    }
+    let field = match kind {
+        Kind::LatencyQuantile(_) | Kind::LatencyShift => "`latency_ms`",
+        Kind::ErrorRate => return None,
+        Kind::Cost => "`cost_usd`, or `model` with `input_tokens` and `output_tokens`",
+        Kind::ThumbsDownRate => "`thumbs_up` or `thumbs_down`",
+        Kind::Quality => "`quality`",
+        Kind::HallucinationRate => "`hallucination`",
+    };
+    let carries = |r: &Record| match kind {
+        // An arm that logs no latency at all is not measured through its errors' timeouts.
+        Kind::LatencyQuantile(_) | Kind::LatencyShift => r.latency_ms.is_some(),
+        Kind::Cost => r.cost_usd.is_some(),
+        Kind::ThumbsDownRate => r.thumbs_down.is_some(),
+        Kind::Quality => r.quality.is_some(),
+        _ => r.hallucination.is_some(),
+    };
+    for (name, arm) in [("baseline", &records.baseline), ("canary", &records.canary)] {
+        if !arm.is_empty() && !arm.iter().any(carries) {
+            return Some(format!(
+                "none of the {} {name} requests carries what it measures: map {field} under `canary.source.fields`",
+                arm.len()
+            ));
+        }
+    }
+    None
+}
+
+/// Each arm's requests with a value of `kind` (an errored one without a latency counts at the
+/// timeout).
+fn value_counts(records: &Records, kind: Kind, timeout_ms: f64) -> ArmCounts {
+    let has = |r: &&Record| match kind {
+        Kind::LatencyQuantile(_) | Kind::LatencyShift => latency_of(r, timeout_ms).is_some(),
+        Kind::ErrorRate => true,
+        Kind::Cost => r.cost_usd.is_some(),
+        Kind::ThumbsDownRate => r.thumbs_down.is_some(),
+        Kind::Quality => r.quality.is_some(),
+        Kind::HallucinationRate => r.hallucination.is_some(),
+    };
+    counts(
+        records.baseline.iter().filter(has).count(),
+        records.canary.iter().filter(has).count(),
+    )
+}
+
+/// A request's latency: as logged, else, for an errored one, the timeout (censored: it took at
+/// least that long, or failed outright; an error never vanishes from latency).
+fn latency_of(r: &Record, timeout_ms: f64) -> Option<f64> {
+    r.latency_ms.or(r.error.then_some(timeout_ms))
+}
+
+fn measure(data: &Data<'_>, kind: Kind, gate: &CanaryGate, timeout_ms: f64) -> Option<Measured> {
     let confidence = 1.0 - gate.alpha;
     match data {
-        Data::Records(records) => measure_records(records, kind, confidence),
+        Data::Records(records) => measure_records(records, kind, confidence, timeout_ms),
         Data::Series(series) => {
             let s = series.get(kind.name())?;
             let b: Vec<f64> = s.baseline.iter().map(|p| p.1).filter(|v| v.is_finite()).collect();
@@ -223,15 +314,15 @@ fn counts(b: usize, c: usize) -> ArmCounts {
     }
 }
 
-fn measure_records(records: &Records, kind: Kind, confidence: f64) -> Option<Measured> {
-    let values = |arm: &[Record], f: fn(&Record) -> Option<f64>| -> Vec<f64> {
+fn measure_records(records: &Records, kind: Kind, confidence: f64, timeout_ms: f64) -> Option<Measured> {
+    let values = |arm: &[Record], f: &dyn Fn(&Record) -> Option<f64>| -> Vec<f64> {
         arm.iter().filter_map(f).filter(|v| v.is_finite()).collect()
     };
     let sorted = |mut v: Vec<f64>| {
         v.sort_unstable_by(f64::total_cmp);
         v
     };
-    let latency = |r: &Record| r.latency_ms;
+    let latency = &|r: &Record| latency_of(r, timeout_ms);
     match kind {
         Kind::LatencyQuantile(q) => {
             let p = f64::from(q) / 100.0;
@@ -297,13 +388,13 @@ fn measure_records(records: &Records, kind: Kind, confidence: f64) -> Option<Mea
             })
         }
         Kind::Quality => {
-            let b = values(&records.baseline, |r| r.quality);
-            let c = values(&records.canary, |r| r.quality);
+            let b = values(&records.baseline, &|r| r.quality);
+            let c = values(&records.canary, &|r| r.quality);
             of_means(&b, &c, kind, confidence, "difference of means (Welch z)")
         }
         Kind::Cost => {
-            let b = values(&records.baseline, |r| r.cost_usd);
-            let c = values(&records.canary, |r| r.cost_usd);
+            let b = values(&records.baseline, &|r| r.cost_usd);
+            let c = values(&records.canary, &|r| r.cost_usd);
             of_means(&b, &c, kind, confidence, "ratio of means (delta method)")
         }
     }
@@ -510,7 +601,9 @@ fn ready(m: &CanaryMetric) -> bool {
     m.non_inferior && m.slo.as_ref().is_none_or(|s| s.met == Some(true))
 }
 
-fn overall(metrics: &[CanaryMetric]) -> (CanaryVerdict, Vec<String>, String) {
+/// The verdict from the metrics; `fixed_by_traffic` says, metric by metric, whether more
+/// requests can decide it (not a cost without a price, nor a quantity no request carries).
+fn overall(metrics: &[CanaryMetric], fixed_by_traffic: &[bool]) -> (CanaryVerdict, Vec<String>, String) {
     let failing: Vec<String> = metrics
         .iter()
         .filter(|m| m.blocking && m.verdict == MetricVerdict::Regression)
@@ -526,6 +619,20 @@ fn overall(metrics: &[CanaryMetric]) -> (CanaryVerdict, Vec<String>, String) {
             CanaryVerdict::Hold,
             failing,
             "hold: no blocking metric has data to decide on".to_owned(),
+        );
+    }
+    let stuck: Vec<&str> = (metrics.iter().zip(fixed_by_traffic))
+        .filter(|(m, fixed)| m.blocking && !**fixed)
+        .map(|(m, _)| m.name.as_str())
+        .collect();
+    if !stuck.is_empty() {
+        return (
+            CanaryVerdict::Hold,
+            failing,
+            format!(
+                "hold: {} cannot be measured from these records, however many more arrive (see why below)",
+                stuck.join(", ")
+            ),
         );
     }
     let open: Vec<&str> = blocking.iter().filter(|m| !ready(m)).map(|m| m.name.as_str()).collect();
@@ -548,18 +655,24 @@ fn overall(metrics: &[CanaryMetric]) -> (CanaryVerdict, Vec<String>, String) {
 /// spread stay as they are: its standard error shrinks as 1/√n until the interval clears the
 /// nearest decision boundary (the margin for promotion, zero and the margin for rollback). A
 /// metric not measured yet needs at least the minimum per arm. Every hold says how much more.
+///
+/// None when a blocking metric cannot be measured from the records however many arrive: no
+/// count of requests would decide the canary then.
 fn needed(
     metrics: &[CanaryMetric],
-    measured: &[(&CanaryGate, Kind, Option<Measured>)],
+    measured: &[(&CanaryGate, Kind, Option<Measured>, Option<String>)],
     settings: &Settings<'_>,
     fewest: u64,
-) -> Needed {
+) -> Option<Needed> {
     let mut target = 0u64;
     let mut open = Vec::new();
     let mut current = fewest;
-    for (metric, (gate, _, m)) in metrics.iter().zip(measured) {
+    for (metric, (gate, _, m, unmeasurable)) in metrics.iter().zip(measured) {
         if !metric.blocking || ready(metric) {
             continue;
+        }
+        if unmeasurable.is_some() {
+            return None;
         }
         let Some(m) = m else {
             // Not measured: an arm without records yet (or without the metric's field). The
@@ -612,12 +725,12 @@ fn needed(
         .span_hours
         .filter(|h| *h > 0.0 && current > 0)
         .map(|h| more as f64 / (current as f64 / h));
-    Needed {
+    Some(Needed {
         requests_per_arm: target,
         more_requests_per_arm: more,
         hours,
         metrics: open,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -671,6 +784,7 @@ mod tests {
                 gates,
                 min_samples: 500,
                 span_hours: Some(10.0),
+                timeout_ms: 60_000.0,
             },
         )
     }
@@ -756,6 +870,81 @@ mod tests {
         }
         let a = run(&records, &[gate("error_rate", Margin::Absolute(0.002), true)]);
         assert_eq!(a.verdict, CanaryVerdict::Promote, "{:#?}", a.metrics);
+    }
+
+    /// DESIGN: errored and timed-out requests never vanish; they count at the timeout in
+    /// latency. 8% of the canary's requests timing out without a logged latency was a promote.
+    #[test]
+    fn timed_out_requests_without_a_latency_count_at_the_timeout() {
+        let mut rng = Rng::new(21);
+        let mut records = Records {
+            baseline: arm(&mut rng, 4_000, 400.0, 0.0, 1.0),
+            canary: arm(&mut rng, 4_000, 400.0, 0.0, 1.0),
+        };
+        let p95 = [gate("latency_p95_ms", Margin::Relative(0.10), true)];
+        assert_eq!(run(&records, &p95).verdict, CanaryVerdict::Promote);
+        for r in records.canary.iter_mut().step_by(12) {
+            (r.error, r.latency_ms) = (true, None);
+        }
+        let a = run(&records, &p95);
+        assert_eq!(a.verdict, CanaryVerdict::Rollback, "{:#?}", a.metrics);
+        assert_eq!(a.metrics[0].n.canary, 4_000);
+        assert_eq!(a.metrics[0].canary, Some(60_000.0));
+    }
+
+    /// A cost where some requests are of a model without a price is unknown, not the priced
+    /// rest's: it holds, says why, and asks for no more traffic (more cannot price them).
+    #[test]
+    fn a_cost_with_unpriced_requests_holds_and_says_why() {
+        let mut rng = Rng::new(22);
+        let mut records = Records {
+            baseline: arm(&mut rng, 4_000, 400.0, 0.0, 1.0),
+            canary: arm(&mut rng, 4_000, 400.0, 0.0, 1.0),
+        };
+        let cost = [gate("cost_per_request", Margin::Relative(0.10), true)];
+        assert_eq!(run(&records, &cost).verdict, CanaryVerdict::Promote);
+        for r in records.canary.iter_mut().step_by(2) {
+            (r.cost_usd, r.unpriced) = (None, true);
+        }
+        let a = run(&records, &cost);
+        assert_eq!(a.verdict, CanaryVerdict::Hold, "{:#?}", a.metrics);
+        assert_eq!(a.metrics[0].verdict, MetricVerdict::NoData);
+        assert!(
+            a.metrics[0]
+                .reason
+                .contains("0 baseline and 2000 canary requests are of a model without a price"),
+            "{}",
+            a.metrics[0].reason
+        );
+        assert!(a.reason.contains("cannot be measured"), "{}", a.reason);
+        assert_eq!(a.needed, None);
+        // A canary whose requests carry no cost at all (the model field unmapped) says which
+        // field to map, and asks for no more traffic either.
+        for r in &mut records.canary {
+            (r.cost_usd, r.unpriced) = (None, false);
+        }
+        let a = run(&records, &cost);
+        assert!(
+            a.metrics[0].reason.contains("map `cost_usd`, or `model`"),
+            "{}",
+            a.metrics[0].reason
+        );
+        assert_eq!(a.needed, None);
+    }
+
+    /// A tail quantile of a handful of requests cannot be estimated: too few, with the counts,
+    /// not "no request carries" it.
+    #[test]
+    fn a_quantile_of_a_handful_of_requests_is_too_few_with_its_counts() {
+        let mut rng = Rng::new(23);
+        let records = Records {
+            baseline: arm(&mut rng, 8, 400.0, 0.0, 1.0),
+            canary: arm(&mut rng, 8, 400.0, 0.0, 1.0),
+        };
+        let a = run(&records, &[gate("latency_p99_ms", Margin::Relative(0.10), true)]);
+        assert_eq!(a.metrics[0].verdict, MetricVerdict::TooFew, "{:#?}", a.metrics);
+        assert_eq!((a.metrics[0].n.baseline, a.metrics[0].n.canary), (8, 8));
+        assert!(a.needed.is_some());
     }
 
     #[test]

@@ -276,7 +276,7 @@ fn build<'a>(
     {
         present.0[i] += u64::from(present_here);
     }
-    let cost_usd = spec.costing.cost(logged_cost, model.as_deref(), usage, notes);
+    let (cost_usd, unpriced) = spec.costing.cost(logged_cost, model.as_deref(), usage, notes);
     let record = Record {
         time: time.unwrap_or(f64::NAN),
         latency_ms,
@@ -285,6 +285,7 @@ fn build<'a>(
         thumbs_down: thumbs_down.or(thumbs_up.map(|up| !up)),
         quality,
         hallucination,
+        unpriced,
     };
     Ok(Routed::Arm(is_canary, record))
 }

@@ -88,6 +88,7 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
                     gates: &config.gates,
                     min_samples: config.min_steps,
                     span_hours: Some(window.as_secs_f64() / 3600.0),
+                    timeout_ms: config.timeout_ms,
                 },
             );
             let n = |f: fn(&Series) -> usize| fetched.series.values().map(f).max().unwrap_or(0) as u64;
@@ -290,6 +291,7 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
             gates: &config.gates,
             min_samples: config.min_samples,
             span_hours,
+            timeout_ms: config.timeout_ms,
         },
     );
     let figures = figures(config, &arms_info, &compared);

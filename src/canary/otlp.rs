@@ -186,7 +186,7 @@ fn span_record(
     };
     *notes.present.entry("timestamp").or_default() += 1;
     *notes.present.entry("latency_ms").or_default() += 1;
-    let cost_usd = costing.cost(None, model, usage, notes);
+    let (cost_usd, unpriced) = costing.cost(None, model, usage, notes);
     if cost_usd.is_some() {
         *notes.present.entry("cost_usd").or_default() += 1;
     }
@@ -198,6 +198,7 @@ fn span_record(
         thumbs_down: None,
         quality: None,
         hallucination: None,
+        unpriced,
     })
 }
 

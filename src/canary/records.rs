@@ -20,6 +20,8 @@ pub struct Record {
     pub thumbs_down: Option<bool>,
     pub quality: Option<f64>,
     pub hallucination: Option<bool>,
+    /// Its model has tokens but no price: what it cost is unknown, not nothing.
+    pub unpriced: bool,
 }
 
 /// The records of both arms, in the order read.
@@ -185,23 +187,25 @@ pub struct Costing<'a> {
 
 impl Costing<'_> {
     /// The record's cost: the logged cost, else tokens × the model's price; a model without a
-    /// price is noted, never taken as free.
+    /// price is noted, never taken as free. The second value says the record is unpriced.
     pub fn cost(
         &self,
         logged: Option<f64>,
         model: Option<&str>,
         usage: Option<Usage>,
         notes: &mut ReadNotes,
-    ) -> Option<f64> {
+    ) -> (Option<f64>, bool) {
         if logged.is_some() {
-            return logged;
+            return (logged, false);
         }
-        let (model, usage) = (model?, usage?);
+        let (Some(model), Some(usage)) = (model, usage) else {
+            return (None, false);
+        };
         match self.prices.cost(model, &usage) {
-            Some(cost) => Some(cost),
+            Some(cost) => (Some(cost), false),
             None => {
                 *notes.unpriced_models.entry(model.to_owned()).or_default() += 1;
-                None
+                (None, true)
             }
         }
     }

@@ -64,6 +64,8 @@ pub struct RawCanary {
     pub alpha: Option<f64>,
     pub max_bad_share: Option<f64>,
     pub max_clock_skew: Option<String>,
+    /// Where an errored request the logs give no latency counts in latency quantiles.
+    pub timeout_ms: Option<Spanned<f64>>,
     #[serde(default)]
     pub presets: Vec<Spanned<String>>,
     pub budget: Option<RawCanaryBudget>,
@@ -137,6 +139,10 @@ pub struct CanaryConfig {
     pub alpha: f64,
     pub max_bad_share: f64,
     pub max_clock_skew: Duration,
+    /// An errored request without a logged latency counts at this many milliseconds in the
+    /// latency quantiles (censored: it took at least that long, or failed outright), as an
+    /// errored call counts at its provider's timeout in a gate.
+    pub timeout_ms: f64,
     pub gates: Vec<CanaryGate>,
     /// `pricing:`: prices for logs that carry tokens and a model but no cost.
     pub pricing: BTreeMap<String, Price>,
@@ -510,7 +516,33 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
     if !presets.is_empty() {
         from.push("presets");
     }
+    // A difference in error rates is always shown: gates that leave `error_rate` out get it,
+    // informing (where the data carries errors: logs and traces always do).
+    if !gates.iter().any(|g| g.metric == "error_rate") {
+        gates.push(CanaryGate {
+            metric: "error_rate".to_owned(),
+            direction: default_direction("error_rate"),
+            margin: default_margin("error_rate"),
+            alpha,
+            blocking: false,
+            slo: None,
+            explicit: false,
+        });
+    }
     gates.sort_by_key(|g| CANARY_METRICS.iter().position(|m| *m == g.metric));
+    let timeout_ms = match &raw.timeout_ms {
+        None => crate::metrics::DEFAULT_TIMEOUT_MS as f64,
+        Some(t) if t.value.is_finite() && t.value > 0.0 => t.value,
+        Some(t) => {
+            return Err(at(
+                t.referenced.line(),
+                t.referenced.column(),
+                format!("canary.timeout_ms must be a positive number of milliseconds, got {}", t.value),
+            )
+            .hint("the time after which your service gives up on a request, e.g. `timeout_ms: 30000`; 60,000 when left out")
+            .into());
+        }
+    };
 
     let pricing = super::prices(file.pricing, &at)?;
 
@@ -530,6 +562,7 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
         alpha,
         max_bad_share,
         max_clock_skew,
+        timeout_ms,
         gates,
         pricing,
         gates_from: from.join(" + "),
@@ -769,7 +802,9 @@ mod tests {
         // Without `canary.gates`, the canary metrics of `gates:` are the canary's.
         let config = load(&format!("{shared}{SOURCE}")).unwrap();
         let names: Vec<&str> = config.gates.iter().map(|g| g.metric.as_str()).collect();
-        assert_eq!(names, ["latency_p95_ms", "cost_per_request"]);
+        // ...with `error_rate` informing: a difference in error rates is always shown.
+        assert_eq!(names, ["latency_p95_ms", "error_rate", "cost_per_request"]);
+        assert!(!config.gates[1].blocking && !config.gates[1].explicit);
         assert_eq!(config.gates_from, "gates:");
     }
 

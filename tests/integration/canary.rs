@@ -208,8 +208,9 @@ fn a_canary_without_traffic_yet_holds_for_the_minimum() {
 
 /// Under the default gates, a quantity the baseline's requests carry and the canary's do not
 /// (a field the new version stopped logging) keeps its gate, `no data`: the canary holds on
-/// the blocking latency gates instead of being promoted on its error rate alone. With no
-/// canary request at all, the defaults are listed the same way.
+/// the blocking latency gates instead of being promoted on its error rate alone, says which
+/// field to map, and asks for no more traffic (more would not carry it either). With no
+/// canary request at all, the defaults are listed as needing traffic.
 #[test]
 fn a_default_gate_the_canary_cannot_measure_holds() {
     let dir = setup(2_000, 0.01, 1.0);
@@ -238,9 +239,18 @@ fn a_default_gate_the_canary_cannot_measure_holds() {
         .iter()
         .find(|m| m["name"] == "latency_p95_ms")
         .cloned();
-    assert_eq!(p95.unwrap()["verdict"], "no_data", "{json}");
+    let p95 = p95.unwrap();
+    assert_eq!(p95["verdict"], "no_data", "{json}");
     assert!(
-        json["needed"]["metrics"].to_string().contains("latency_p95_ms"),
+        p95["reason"]
+            .as_str()
+            .unwrap()
+            .contains("none of the 2000 canary requests carries what it measures: map `latency_ms`"),
+        "{json}"
+    );
+    assert!(json["needed"].is_null(), "{json}");
+    assert!(
+        json["reason"].as_str().unwrap().contains("cannot be measured"),
         "{json}"
     );
 
