@@ -90,11 +90,21 @@ pub struct Projection {
 }
 
 /// cost_per_request × requests_per_month for both arms; `None` without traffic or a baseline.
+/// The candidate's is the baseline's times the comparison's ratio (`relative_delta`, over the
+/// cases both arms completed) where there is one: an arm's own mean leaves out its errored
+/// calls, which have no cost, so a candidate failing on the dearest cases looked cheaper by them.
 pub fn monthly_projection(e: &ExperimentResult, requests_per_month: Option<u64>) -> Option<Projection> {
     let rpm = requests_per_month? as f64;
     let [Some(b), Some(c)] = cost_per_request(e) else {
         return None;
     };
+    let paired = e
+        .metrics
+        .iter()
+        .find(|m| m.name == "cost_per_request")
+        .and_then(|m| m.details.relative_delta)
+        .filter(|r| r.is_finite());
+    let c = paired.map_or(c, |r| b * (1.0 + r));
     Some(Projection {
         baseline: b * rpm,
         candidate: c * rpm,

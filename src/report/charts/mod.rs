@@ -360,6 +360,12 @@ mod tests {
         assert!((p.savings - 1_000.0).abs() < 1e-6);
         assert_eq!(savings_sentence(&p).0, "candidate saves $1,000/month");
         assert_eq!(monthly_projection(e, None), None);
+        // The arms' own means differ (the candidate's errored calls, which have no cost, were
+        // its dearest), but over the cases both completed the cost did not change: no savings.
+        let cost = e.metrics.iter_mut().find(|m| m.name == "cost_per_request").unwrap();
+        cost.details.relative_delta = Some(0.0);
+        let p = monthly_projection(e, Some(1_000_000)).unwrap();
+        assert_eq!(savings_sentence(&p).0, "no change in monthly cost");
     }
 
     #[test]
