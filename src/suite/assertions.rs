@@ -58,8 +58,23 @@ pub(crate) fn resolve_assertion(
     let text = || -> Result<String, Problem> {
         match &value {
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(Value::Number(n)) => Ok(n.to_string()),
-            Some(Value::Bool(b)) => Ok(b.to_string()),
+            // A whole number reads back as written (`value: 42` is "42"); a fraction or an
+            // exponent does not (`1.50` is 1.5, `1e3` is 1000.0), nor does a YAML boolean
+            // (`no`, `off` and `yes` are false and true): the text checked would not be the
+            // text written.
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
+            Some(Value::Number(n)) => Err((
+                format!(
+                    "assertion `{kind}` needs a text `value`, but it was read as the number {n}, whose text may differ from what was written"
+                ),
+                Some(format!("quote it, e.g. {{type: {kind}, value: \"1.50\"}}")),
+            )),
+            Some(Value::Bool(b)) => Err((
+                format!(
+                    "assertion `{kind}` needs a text `value`, but it was read as the boolean {b} (YAML reads an unquoted no, off, yes or on as one)"
+                ),
+                Some(format!("quote it, e.g. {{type: {kind}, value: \"no\"}}")),
+            )),
             _ => Err((
                 format!("assertion `{kind}` needs a text `value`"),
                 Some(format!("e.g. {{type: {kind}, value: \"30 days\"}}")),

@@ -467,9 +467,15 @@ fn parse_yaml(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
     struct Wrapped {
         cases: Vec<serde_saphyr::Spanned<RawCase>>,
     }
-    let cases: Vec<serde_saphyr::Spanned<RawCase>> = match serde_saphyr::from_str(text) {
+    // A case's vars are the text the dataset writes: YAML 1.1's booleans (`country: NO`) and
+    // numbers with leading zeros (`zip: 01234`) stay strings, as YAML 1.2 has them.
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    options.leading_zero_numbers_as_strings = true;
+    let read = |text| serde_saphyr::from_str_with_options(text, options.clone());
+    let cases: Vec<serde_saphyr::Spanned<RawCase>> = match read(text) {
         Ok(cases) => cases,
-        Err(list_error) => match serde_saphyr::from_str::<Wrapped>(text) {
+        Err(list_error) => match serde_saphyr::from_str_with_options::<Wrapped>(text, options.clone()) {
             Ok(w) => w.cases,
             // Report the error of the shape the file most looks like.
             Err(wrapped_error) if text.trim_start().starts_with("cases:") => {
@@ -795,6 +801,21 @@ mod tests {
     }
 
     /// A dataset written as one JSON array numbers its cases by the line each starts on.
+    /// A YAML dataset's vars are the text written: `NO` is not false, `01234` not 1234.0, and
+    /// a text assertion's `no` is the word.
+    #[test]
+    fn a_yaml_datasets_vars_keep_the_text_written() {
+        let text = "- id: a\n  vars: {input: Q, country: NO, zip: 01234, answer: yes, flag: true, n: 12}\n  assert: [{type: not-icontains, value: no}]\n";
+        let cases = parse_yaml("cases.yaml", text).unwrap();
+        let vars = &cases[0].0.vars;
+        assert_eq!(vars["country"], Value::String("NO".to_owned()));
+        assert_eq!(vars["zip"], Value::String("01234".to_owned()));
+        assert_eq!(vars["answer"], Value::String("yes".to_owned()));
+        assert_eq!(vars["flag"], Value::Bool(true));
+        assert_eq!(vars["n"], serde_json::json!(12));
+        assert_eq!(cases[0].0.assert[0].value, Some(Value::String("no".to_owned())));
+    }
+
     #[test]
     fn a_json_array_dataset_keeps_each_cases_line() {
         let text = "[\n  {\"id\": \"a\", \"vars\": {\"input\": \"x\"}},\n\n  {\"id\": \"b\",\n   \"vars\": {\"input\": \"y\"}}\n]\n";

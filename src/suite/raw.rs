@@ -380,7 +380,9 @@ impl OneOrMany {
     }
 }
 
-/// A scalar read as text, so `version: 1.2` and `version: v1.2.3` both work.
+/// A scalar read as text, so `version: 1.2` and `version: v1.2.3` both work, as written:
+/// `version: 1.10` is `1.10`, not the number 1.1 (asked for a string, YAML hands over the
+/// scalar's own text).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scalar(pub String);
 
@@ -405,7 +407,7 @@ impl<'de> Deserialize<'de> for Scalar {
                 Ok(Scalar(v.to_string()))
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_string(V)
     }
 }
 
@@ -462,6 +464,27 @@ fn parse_metric_value(text: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A variant's `version` is the text written: `1.10` was read as the number 1.1, and a PR
+    /// that moved 1.1 to 1.10 was told its version had not changed.
+    #[test]
+    fn a_version_is_read_as_written() {
+        #[derive(Deserialize)]
+        struct Versioned {
+            version: Scalar,
+        }
+        for (yaml, expected) in [
+            ("version: 1.10", "1.10"),
+            ("version: 1.1", "1.1"),
+            ("version: 007", "007"),
+            ("version: v1.2.3", "v1.2.3"),
+            ("version: 2", "2"),
+            ("version: \"1.10\"", "1.10"),
+        ] {
+            let v: Versioned = serde_saphyr::from_str(yaml).unwrap();
+            assert_eq!(v.version.0, expected, "{yaml}");
+        }
+    }
 
     #[test]
     fn metric_values_as_people_write_them() {

@@ -1082,6 +1082,44 @@ fn unknown_assertion_type_in_suite_assert() {
     );
 }
 
+/// YAML reads an unquoted `no` as false and `1.50` as 1.5: a text assertion's value must be
+/// the text written, so either is bad input at the assertion, with a hint to quote it.
+#[test]
+fn a_text_assertion_whose_value_yaml_read_as_a_boolean() {
+    check(
+        |r| {
+            r.edit(
+                SUITE,
+                "{type: max-length, value: 1200}",
+                "{type: not-icontains, value: no}",
+            );
+        },
+        &[
+            "assertion `not-icontains` needs a text `value`, but it was read as the boolean false",
+            "promptgate.yaml:19:14",
+            "hint: quote it",
+        ],
+    );
+}
+
+#[test]
+fn a_text_assertion_whose_value_yaml_read_as_a_fraction() {
+    check(
+        |r| {
+            r.edit(
+                SUITE,
+                "{type: max-length, value: 1200}",
+                "{type: contains, value: 1.50}",
+            );
+        },
+        &[
+            "assertion `contains` needs a text `value`, but it was read as the number 1.5",
+            "promptgate.yaml:19:14",
+            "hint: quote it, e.g. {type: contains, value: \"1.50\"}",
+        ],
+    );
+}
+
 // 12b. Scorers: personal data, forbidden terms, JSON Schema, similarity, exec.
 
 /// Replaces the demo suite's experiment-level assertion with `assertion`.
