@@ -194,49 +194,29 @@ pub fn to_lines(entries: &[Entry]) -> String {
 
 /// `existing` with `lines` appended, a newline put between them when `existing` lacks its last.
 pub fn append(existing: &str, lines: &str) -> String {
-    // A line equal but for its time to the latest one of its experiment and kind (a gating,
-    // a canary's decision) is a record made again (a rerun of the same job, the same
-    // canary.json recorded twice): not a second gating or a second look. An earlier one is
-    // history: a return to it after another result is recorded.
+    // A line the ledger already holds but for its time (a rerun of the same job, the same
+    // canary.json recorded again, even after others) is a record made again: not a second
+    // gating or a second look. A gating carries its commit and metrics, a look its window and
+    // counts, so a real new one always differs from every earlier line.
     let without_time = |line: &str| {
         serde_json::from_str::<serde_json::Value>(line).ok().map(|mut v| {
             if let Some(o) = v.as_object_mut() {
-                o.remove("time");
+                o.shift_remove("time");
             }
-            v
+            v.to_string()
         })
     };
-    let kind = |v: &serde_json::Value| {
-        (
-            v.get("experiment").cloned(),
-            v.get("canary").is_some_and(|c| !c.is_null()),
-        )
-    };
-    let note = |latest: &mut Vec<serde_json::Value>, v: serde_json::Value| {
-        latest.retain(|l| kind(l) != kind(&v));
-        latest.push(v);
-    };
-    let mut latest: Vec<serde_json::Value> = Vec::new();
-    for v in existing.lines().filter_map(without_time) {
-        note(&mut latest, v);
-    }
+    let mut held: std::collections::HashSet<String> = existing.lines().filter_map(without_time).collect();
     let mut text = existing.to_owned();
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
     for line in lines.lines() {
-        match without_time(line) {
-            Some(v) if latest.contains(&v) => {}
-            Some(v) => {
-                note(&mut latest, v);
-                text.push_str(line);
-                text.push('\n');
-            }
-            None => {
-                text.push_str(line);
-                text.push('\n');
-            }
+        if without_time(line).is_some_and(|v| !held.insert(v)) {
+            continue;
         }
+        text.push_str(line);
+        text.push('\n');
     }
     text
 }
