@@ -486,19 +486,35 @@ fn own_interval(metric: &Metric, values: &Ragged, unit_ids: &[usize], confidence
         let draws = stats::unit_bootstrap_one_quantile(&units, q, RESAMPLES, seed ^ 1)?;
         return draws.summary(1.0 - level).map(|b| b.ci);
     }
-    let single_binary = matches!(metric.kind, Kind::Pass | Kind::Error)
-        && present.iter().all(|&i| values[i].len() == 1)
-        && present
+    // Binary: a pass, an error, or a score that is 0 or 1 on every call (a hallucination flag,
+    // a judge's pass), whose t interval at 0 of 30 was [0, 0] and proved an objective.
+    let binary = matches!(metric.kind, Kind::Pass | Kind::Error)
+        || present.iter().all(|&i| values[i].iter().all(|&v| v == 0.0 || v == 1.0));
+    let distinct_units = || {
+        present
             .iter()
             .map(|&i| unit_ids[i])
             .collect::<std::collections::HashSet<_>>()
             .len()
-            == present.len();
-    if single_binary {
+            == present.len()
+    };
+    if binary && present.iter().all(|&i| values[i].len() == 1) && distinct_units() {
         let successes = present.iter().filter(|&&i| values[i][0] > 0.5).count() as u64;
         return stats::wilson_interval(successes, present.len() as u64, confidence);
     }
     let means: Vec<f64> = present.iter().filter_map(|&i| stats::mean(&values[i])).collect();
+    // Binary outcomes all alike over repeats or groups (none of them, or every one): the t
+    // interval has no width, which proves nothing; Wilson's over the units (cases, or groups)
+    // has.
+    if binary && (means.iter().all(|&m| m == 0.0) || means.iter().all(|&m| m == 1.0)) {
+        let units = present
+            .iter()
+            .map(|&i| unit_ids[i])
+            .collect::<std::collections::HashSet<_>>()
+            .len() as u64;
+        let successes = if means[0] == 1.0 { units } else { 0 };
+        return stats::wilson_interval(successes, units, confidence);
+    }
     let units: Vec<usize> = present.iter().map(|&i| unit_ids[i]).collect();
     stats::paired_t(&means, Some(&units)).and_then(|t| t.interval(confidence))
 }
@@ -895,6 +911,49 @@ mod tests {
         // proportion_confint(32, 50, 0.05, "wilson") -> (0.5014101687611268, 0.7586125034815325)
         let own = e.candidate_ci.unwrap();
         assert!((own[0] - 0.501_410_168_761_126_8).abs() < 1e-12 && (own[1] - 0.758_612_503_481_532_5).abs() < 1e-12);
+    }
+
+    /// A score that is 0 or 1 on every call (a hallucination flag) has Wilson's interval as a
+    /// pass rate has: 0 of 30 was the t interval [0, 0], which proved a 5% objective.
+    #[test]
+    fn a_binary_scores_own_interval_is_wilsons() {
+        let flagged = |i: usize, flag: bool| {
+            let mut c = call(0, true, None, 0.01);
+            c.scores
+                .insert("hallucination_rate", Score::Number(f64::from(u8::from(flag))));
+            case(i, vec![c.clone()], vec![c])
+        };
+        // statsmodels proportion_confint(k, 30, 0.05, "wilson"):
+        // k = 0 -> (0.0, 0.1135133931739688); k = 8 -> (0.1418266331959632, 0.44447961695188887)
+        for (k, expected) in [
+            (0, [0.0, 0.113_513_393_173_968_8]),
+            (8, [0.141_826_633_195_963_2, 0.444_479_616_951_888_87]),
+        ] {
+            let cases: Vec<CaseResult> = (0..30).map(|i| flagged(i, i < k)).collect();
+            let own = estimate("hallucination_rate", &cases, true, 0.05, 1, NO_TIMEOUT)
+                .candidate_ci
+                .unwrap();
+            assert!(
+                (own[0] - expected[0]).abs() < 1e-12 && (own[1] - expected[1]).abs() < 1e-12,
+                "{k}: {own:?}"
+            );
+        }
+        // Over repeats, none flagged: Wilson's over the 30 cases, not a zero-width t interval.
+        let repeated: Vec<CaseResult> = (0..30)
+            .map(|i| {
+                let mut c = call(0, true, None, 0.01);
+                c.scores.insert("hallucination_rate", Score::Number(0.0));
+                let calls = vec![c.clone(), Call { repeat: 1, ..c }];
+                case(i, calls.clone(), calls)
+            })
+            .collect();
+        let own = estimate("hallucination_rate", &repeated, true, 0.05, 1, NO_TIMEOUT)
+            .candidate_ci
+            .unwrap();
+        assert!(
+            own[0] == 0.0 && (own[1] - 0.113_513_393_173_968_8).abs() < 1e-12,
+            "{own:?}"
+        );
     }
 
     /// A pass rate over one group of 12 cases (all passing at base, failing at head) and 11
