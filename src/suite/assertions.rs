@@ -89,6 +89,12 @@ pub(crate) fn resolve_assertion(
         "not-icontains" => Check::NotIContains(text()?.to_lowercase()),
         "starts-with" => Check::StartsWith(text()?),
         "regex" => Check::Regex(patterns::compiled(&text()?)?),
+        "json-valid" if value.is_some() => {
+            return Err((
+                "assertion `json-valid` takes no `value`".to_owned(),
+                Some("write {type: json-valid}; to check the JSON's shape use {type: json-schema, value: {type: object, required: [answer]}}".to_owned()),
+            ));
+        }
         "json-valid" => Check::JsonValid,
         "json-path" => {
             let source_path = raw.path.clone().ok_or_else(|| {

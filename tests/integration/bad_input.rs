@@ -1102,6 +1102,21 @@ fn a_text_assertion_whose_value_yaml_read_as_a_boolean() {
     );
 }
 
+/// A setting on a type that takes none is said, not dropped (docs/scorers.md).
+#[test]
+fn json_valid_with_a_value() {
+    check(
+        |r| {
+            r.edit(SUITE, "{type: max-length, value: 1200}", "{type: json-valid, value: x}");
+        },
+        &[
+            "assertion `json-valid` takes no `value`",
+            "promptgate.yaml:19:14",
+            "hint: write {type: json-valid}",
+        ],
+    );
+}
+
 #[test]
 fn a_text_assertion_whose_value_yaml_read_as_a_fraction() {
     check(
