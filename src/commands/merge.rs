@@ -382,7 +382,32 @@ fn union_cases(shards: &[ShardFile], ei: usize, name: &str, partial: bool) -> an
     let mut from: BTreeMap<String, &Path> = BTreeMap::new();
     let mut cases: Vec<CaseResult> = Vec::new();
     for s in shards {
-        for case in nth(s).cases {
+        let e = nth(s);
+        // Candidate-only: a new experiment, or one whose base did not load (no case has a
+        // baseline call).
+        let repeats = e.repeats as usize;
+        let no_baseline = e.status == ExperimentStatus::New || e.cases.iter().all(|c| c.baseline.is_empty());
+        for case in e.cases {
+            // A run records every call it planned, errored or refused ones too: one per repeat
+            // in each arm it ran. Fewer or more is a file edited or cut, whose merge would
+            // count what was never measured.
+            let expected = [if no_baseline { 0 } else { repeats }, repeats];
+            let counted = [case.baseline.len(), case.candidate.len()];
+            if counted != expected {
+                return Err(bad(
+                    format!(
+                        "case `{}` of experiment `{name}` in {} has {} baseline and {} candidate calls; its {} repeat(s) make {} and {}",
+                        case.id(),
+                        s.name(),
+                        counted[0],
+                        counted[1],
+                        repeats,
+                        expected[0],
+                        expected[1]
+                    ),
+                    RERUN,
+                ));
+            }
             if let Some(other) = from.insert(case.id().to_string(), &s.path) {
                 return Err(bad(
                     format!(

@@ -258,6 +258,27 @@ fn merge_refuses_shards_that_do_not_belong_together() {
         .stderr_has("gated the working tree (`--head WORKTREE`)")
         .stderr_has("hint: commit the edits");
 
+    // A shard with a call cut out: every call a run planned is in its results, so the merge
+    // would count a case measured on less than it was (an audit merged 23 calls of 24, exit 0).
+    let mut cut: Value = serde_json::from_str(&std::fs::read_to_string(&three).unwrap()).unwrap();
+    let case = cut["experiments"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .flat_map(|e| e["cases"].as_array_mut().unwrap())
+        .find(|c| !c["candidate"].as_array().unwrap().is_empty())
+        .unwrap();
+    let id = case["id"].as_str().unwrap().to_owned();
+    case["candidate"] = serde_json::json!([]);
+    let cut_path = repo.path().join("cut.json");
+    std::fs::write(&cut_path, serde_json::to_string(&cut).unwrap()).unwrap();
+    let two = shard(&repo, 2, 3);
+    merge(&repo, &[&one, &two, &cut_path], &out_flag)
+        .expect_code(2)
+        .stderr_has(&format!("case `{id}` of experiment"))
+        .stderr_has("has 1 baseline and 0 candidate calls; its 1 repeat(s) make 1 and 1")
+        .stderr_has("hint: ");
+
     // A shard of another head: both SHAs named.
     let first_head = repo.git(&["rev-parse", "pr"]).trim().to_owned();
     repo.write("notes.txt", "another push\n");
