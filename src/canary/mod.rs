@@ -191,6 +191,17 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
         )
         .into());
     }
+    if needs_time {
+        // A record without a timestamp lies in no window: said, not dropped silently.
+        let timeless = (records.baseline.iter().chain(&records.canary))
+            .filter(|r| !r.time.is_finite())
+            .count();
+        if timeless > 0 {
+            reading.push(format!(
+                "{timeless} records have no timestamp, so no window holds them — not compared"
+            ));
+        }
+    }
     let (mode, compared, window, arms_info) = match (options.drift, options.window) {
         (Some(arm), window) => {
             let w = window

@@ -403,3 +403,33 @@ fn a_log_that_cannot_be_read_is_a_run_error_and_a_missing_one_bad_input() {
     let (run, _) = canary(dir.path(), &[]);
     run.expect_code(2).stderr_has("cannot read `logs/requests.jsonl`");
 }
+
+/// Under `--window`, a record without a timestamp lies in no window: the notes say how many
+/// were not compared, rather than the counts falling silently.
+#[test]
+fn records_without_a_timestamp_under_a_window_are_noted() {
+    let dir = setup(600, 0.01, 1.0);
+    let logs = std::fs::read_to_string(dir.path().join("logs/requests.jsonl")).unwrap();
+    let mut nulled = 0;
+    let text: String = logs
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i % 3 == 0 {
+                nulled += 1;
+                let end = l.find(", ").unwrap();
+                format!("{{\"ts\": null{}\n", &l[end..])
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    write(dir.path(), "logs/requests.jsonl", &text);
+    let (run, json) = canary(dir.path(), &["--window", "30d"]);
+    assert_ne!(run.code, 2, "{}", run.stderr);
+    let notes = json["notes"].to_string();
+    assert!(
+        notes.contains(&format!("{nulled} records have no timestamp, so no window holds them")),
+        "{json}"
+    );
+}
