@@ -233,9 +233,7 @@ impl Write for RedactedLines<'_> {
 fn complete_hand_written(results: &mut Results) {
     use results::{ExperimentStatus, MetricVerdict};
     for e in &mut results.experiments {
-        // An experiment without a case (a shard that got none) has nothing to measure and
-        // nothing hidden: its no-data metrics fail no gate, as in the judge.
-        let compared = e.status != ExperimentStatus::New && !e.cases.is_empty();
+        let compared = e.status != ExperimentStatus::New;
         // A run that failed judged nothing: no metric of it fails a gate (as in the judge).
         let failed = e.verdict == results::ExperimentVerdict::Error;
         for m in e.metrics.iter_mut().filter(|_| !failed) {
@@ -825,35 +823,6 @@ mod tests {
             assert!(shown.contains(says), "{text}: {shown}");
             assert!(shown.contains("hint: pass the results.json"), "{shown}");
         }
-    }
-
-    /// As `verdict::judge` decides: a blocking metric without data fails its gate where there
-    /// is a baseline and cases, and an experiment without a case fails none.
-    #[test]
-    fn a_hand_written_experiment_without_a_case_fails_no_gate() {
-        let metric = serde_json::json!({"name": "pass_rate", "direction": "higher", "blocking": true,
-            "baseline": null, "candidate": null, "delta": null, "ci": null, "p_value": null,
-            "p_adjusted": null, "test": "mcnemar-exact", "n": 0, "verdict": "no_data",
-            "non_inferior": false, "mde": null});
-        let call = serde_json::json!({"repeat": 0, "output": "x", "error": "timed out", "latency_ms": null,
-            "tokens": {"input": 0, "cached_input": 0, "output": 0}, "cost_usd": 0.0,
-            "cached": false, "scores": {}});
-        let experiment = |name: &str, cases: serde_json::Value| {
-            serde_json::json!({"name": name, "status": "changed", "affected_by": [], "verdict": "fail",
-                "metrics": [metric.clone()], "cases": cases})
-        };
-        let mut results: Results = serde_json::from_value(serde_json::json!({
-            "schema_version": 1, "verdict": "fail",
-            "base": {"ref": "main", "sha": "a".repeat(40)}, "head": {"ref": "pr", "sha": "b".repeat(40)},
-            "experiments": [
-                experiment("measured", serde_json::json!([{"id": "c1", "baseline": [call.clone()], "candidate": [call]}])),
-                experiment("empty", serde_json::json!([])),
-            ]
-        }))
-        .unwrap();
-        complete_hand_written(&mut results);
-        assert!(results.experiments[0].metrics[0].fails_gate);
-        assert!(!results.experiments[1].metrics[0].fails_gate);
     }
 
     #[test]
