@@ -52,6 +52,9 @@ pub struct Analysis {
     pub reason: String,
     /// Default gates left out because the data does not carry their quantity.
     pub left_out: Vec<String>,
+    /// Blocking gates these records cannot measure however many more arrive (a model without
+    /// a price, a field an arm's requests never carry), with why: the config's to fix.
+    pub unmeasurable: Vec<(String, String)>,
 }
 
 /// The scale a metric is tested on: its own unit, or the log of the canary/baseline ratio.
@@ -174,13 +177,15 @@ pub fn analyse(data: &Data<'_>, settings: &Settings<'_>) -> Analysis {
             decide(metric, gate, m, settings.min_samples, counted);
         }
     }
-    let fixed_by_traffic: Vec<bool> = measured.iter().map(|(_, _, _, u)| u.is_none()).collect();
-    let (verdict, failing, reason) = overall(&metrics, &fixed_by_traffic);
-    let needed = match verdict {
+    let (verdict, failing, reason) = overall(&metrics);
+    let needed = (verdict == CanaryVerdict::Hold).then(|| {
         // Requests per arm so far (the arm with fewer), for a metric not measured yet.
-        CanaryVerdict::Hold => needed(&metrics, &measured, settings, requests.baseline.min(requests.canary)),
-        _ => None,
-    };
+        needed(&metrics, &measured, settings, requests.baseline.min(requests.canary))
+    });
+    let unmeasurable = (metrics.iter().zip(&measured))
+        .filter(|(m, _)| m.blocking)
+        .filter_map(|(m, (_, _, _, why))| why.clone().map(|why| (m.name.clone(), why)))
+        .collect();
     Analysis {
         metrics,
         verdict,
@@ -188,6 +193,7 @@ pub fn analyse(data: &Data<'_>, settings: &Settings<'_>) -> Analysis {
         needed,
         reason,
         left_out,
+        unmeasurable,
     }
 }
 
@@ -218,24 +224,24 @@ fn unmeasurable(records: &Records, kind: Kind) -> Option<String> {
             ));
         }
     }
-    let field = match kind {
-        Kind::LatencyQuantile(_) | Kind::LatencyShift => "`latency_ms`",
-        Kind::ErrorRate => return None,
-        Kind::Cost => "`cost_usd`, or `model` with `input_tokens` and `output_tokens`",
-        Kind::ThumbsDownRate => "`thumbs_up` or `thumbs_down`",
-        Kind::Quality => "`quality`",
-        Kind::HallucinationRate => "`hallucination`",
+    // Every request has a latency and a cost; feedback, quality and hallucination are sampled
+    // (an arm without one yet is too few, not unmeasurable).
+    let (field, carries): (&str, fn(&Record) -> bool) = match kind {
+        // An arm whose every request failed is measured at the timeout; one whose successes
+        // log no latency at all is not measured through its errors.
+        Kind::LatencyQuantile(_) | Kind::LatencyShift => ("`latency_ms`", |r| r.latency_ms.is_some() || r.error),
+        Kind::Cost => ("`cost_usd`, or `model` with `input_tokens` and `output_tokens`", |r| {
+            r.cost_usd.is_some()
+        }),
+        _ => return None,
     };
-    let carries = |r: &Record| match kind {
-        // An arm that logs no latency at all is not measured through its errors' timeouts.
-        Kind::LatencyQuantile(_) | Kind::LatencyShift => r.latency_ms.is_some(),
-        Kind::Cost => r.cost_usd.is_some(),
-        Kind::ThumbsDownRate => r.thumbs_down.is_some(),
-        Kind::Quality => r.quality.is_some(),
-        _ => r.hallucination.is_some(),
-    };
+    let logs_latency = |arm: &[Record]| arm.iter().any(|r| r.latency_ms.is_some());
     for (name, arm) in [("baseline", &records.baseline), ("canary", &records.canary)] {
-        if !arm.is_empty() && !arm.iter().any(carries) {
+        let none = match kind {
+            Kind::LatencyQuantile(_) | Kind::LatencyShift => !logs_latency(arm) && !arm.iter().all(|r| r.error),
+            _ => !arm.iter().any(carries),
+        };
+        if !arm.is_empty() && none {
             return Some(format!(
                 "none of the {} {name} requests carries what it measures: map {field} under `canary.source.fields`",
                 arm.len()
@@ -601,9 +607,7 @@ fn ready(m: &CanaryMetric) -> bool {
     m.non_inferior && m.slo.as_ref().is_none_or(|s| s.met == Some(true))
 }
 
-/// The verdict from the metrics; `fixed_by_traffic` says, metric by metric, whether more
-/// requests can decide it (not a cost without a price, nor a quantity no request carries).
-fn overall(metrics: &[CanaryMetric], fixed_by_traffic: &[bool]) -> (CanaryVerdict, Vec<String>, String) {
+fn overall(metrics: &[CanaryMetric]) -> (CanaryVerdict, Vec<String>, String) {
     let failing: Vec<String> = metrics
         .iter()
         .filter(|m| m.blocking && m.verdict == MetricVerdict::Regression)
@@ -619,20 +623,6 @@ fn overall(metrics: &[CanaryMetric], fixed_by_traffic: &[bool]) -> (CanaryVerdic
             CanaryVerdict::Hold,
             failing,
             "hold: no blocking metric has data to decide on".to_owned(),
-        );
-    }
-    let stuck: Vec<&str> = (metrics.iter().zip(fixed_by_traffic))
-        .filter(|(m, fixed)| m.blocking && !**fixed)
-        .map(|(m, _)| m.name.as_str())
-        .collect();
-    if !stuck.is_empty() {
-        return (
-            CanaryVerdict::Hold,
-            failing,
-            format!(
-                "hold: {} cannot be measured from these records, however many more arrive (see why below)",
-                stuck.join(", ")
-            ),
         );
     }
     let open: Vec<&str> = blocking.iter().filter(|m| !ready(m)).map(|m| m.name.as_str()).collect();
@@ -655,24 +645,18 @@ fn overall(metrics: &[CanaryMetric], fixed_by_traffic: &[bool]) -> (CanaryVerdic
 /// spread stay as they are: its standard error shrinks as 1/√n until the interval clears the
 /// nearest decision boundary (the margin for promotion, zero and the margin for rollback). A
 /// metric not measured yet needs at least the minimum per arm. Every hold says how much more.
-///
-/// None when a blocking metric cannot be measured from the records however many arrive: no
-/// count of requests would decide the canary then.
 fn needed(
     metrics: &[CanaryMetric],
     measured: &[(&CanaryGate, Kind, Option<Measured>, Option<String>)],
     settings: &Settings<'_>,
     fewest: u64,
-) -> Option<Needed> {
+) -> Needed {
     let mut target = 0u64;
     let mut open = Vec::new();
     let mut current = fewest;
-    for (metric, (gate, _, m, unmeasurable)) in metrics.iter().zip(measured) {
+    for (metric, (gate, _, m, _)) in metrics.iter().zip(measured) {
         if !metric.blocking || ready(metric) {
             continue;
-        }
-        if unmeasurable.is_some() {
-            return None;
         }
         let Some(m) = m else {
             // Not measured: an arm without records yet (or without the metric's field). The
@@ -725,12 +709,12 @@ fn needed(
         .span_hours
         .filter(|h| *h > 0.0 && current > 0)
         .map(|h| more as f64 / (current as f64 / h));
-    Some(Needed {
+    Needed {
         requests_per_arm: target,
         more_requests_per_arm: more,
         hours,
         metrics: open,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -893,43 +877,71 @@ mod tests {
     }
 
     /// A cost where some requests are of a model without a price is unknown, not the priced
-    /// rest's: it holds, says why, and asks for no more traffic (more cannot price them).
+    /// rest's: no data, with why, and named as a blocking gate these records cannot measure
+    /// however many more arrive (the command stops on it: bad input, the config's to fix).
     #[test]
-    fn a_cost_with_unpriced_requests_holds_and_says_why() {
+    fn a_cost_with_unpriced_requests_cannot_be_measured() {
         let mut rng = Rng::new(22);
         let mut records = Records {
             baseline: arm(&mut rng, 4_000, 400.0, 0.0, 1.0),
             canary: arm(&mut rng, 4_000, 400.0, 0.0, 1.0),
         };
         let cost = [gate("cost_per_request", Margin::Relative(0.10), true)];
-        assert_eq!(run(&records, &cost).verdict, CanaryVerdict::Promote);
+        let a = run(&records, &cost);
+        assert_eq!((a.verdict, a.unmeasurable.len()), (CanaryVerdict::Promote, 0));
         for r in records.canary.iter_mut().step_by(2) {
             (r.cost_usd, r.unpriced) = (None, true);
         }
         let a = run(&records, &cost);
-        assert_eq!(a.verdict, CanaryVerdict::Hold, "{:#?}", a.metrics);
+        assert_ne!(a.verdict, CanaryVerdict::Promote, "{:#?}", a.metrics);
         assert_eq!(a.metrics[0].verdict, MetricVerdict::NoData);
-        assert!(
-            a.metrics[0]
-                .reason
-                .contains("0 baseline and 2000 canary requests are of a model without a price"),
-            "{}",
-            a.metrics[0].reason
-        );
-        assert!(a.reason.contains("cannot be measured"), "{}", a.reason);
-        assert_eq!(a.needed, None);
+        let why = "0 baseline and 2000 canary requests are of a model without a price";
+        assert!(a.metrics[0].reason.contains(why), "{}", a.metrics[0].reason);
+        assert_eq!(a.unmeasurable[0].0, "cost_per_request");
+        assert!(a.unmeasurable[0].1.contains(why));
         // A canary whose requests carry no cost at all (the model field unmapped) says which
-        // field to map, and asks for no more traffic either.
+        // field to map.
         for r in &mut records.canary {
             (r.cost_usd, r.unpriced) = (None, false);
         }
         let a = run(&records, &cost);
         assert!(
-            a.metrics[0].reason.contains("map `cost_usd`, or `model`"),
+            a.unmeasurable[0].1.contains("map `cost_usd`, or `model`"),
+            "{:?}",
+            a.unmeasurable
+        );
+        // An informing gate is no data with the same reason, and stops nothing.
+        let a = run(&records, &[gate("cost_per_request", Margin::Relative(0.10), false)]);
+        assert!(a.unmeasurable.is_empty());
+        assert!(
+            a.metrics[0].reason.contains("map `cost_usd`"),
             "{}",
             a.metrics[0].reason
         );
-        assert_eq!(a.needed, None);
+    }
+
+    /// Every request of the canary failed without a logged latency: each counts at the timeout
+    /// and the canary rolls back (it held for ever as "cannot be measured"). Sampled quantities
+    /// an arm has none of yet are too few, not unmeasurable.
+    #[test]
+    fn a_canary_whose_every_request_failed_rolls_back_on_latency() {
+        let mut rng = Rng::new(24);
+        let mut records = Records {
+            baseline: arm(&mut rng, 1_000, 400.0, 0.01, 1.0),
+            canary: arm(&mut rng, 1_000, 400.0, 0.0, 1.0),
+        };
+        for r in &mut records.canary {
+            (r.error, r.latency_ms) = (true, None);
+        }
+        let a = run(&records, &[gate("latency_p95_ms", Margin::Relative(0.10), true)]);
+        assert_eq!(a.verdict, CanaryVerdict::Rollback, "{:#?}", a.metrics);
+        assert!(a.unmeasurable.is_empty());
+        for r in records.baseline.iter_mut().step_by(100) {
+            r.quality = Some(0.8);
+        }
+        let a = run(&records, &[gate("quality", Margin::Absolute(0.02), true)]);
+        assert!(a.unmeasurable.is_empty(), "{:?}", a.unmeasurable);
+        assert!(a.needed.is_some());
     }
 
     /// A tail quantile of a handful of requests cannot be estimated: too few, with the counts,

@@ -305,6 +305,18 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
             timeout_ms: config.timeout_ms,
         },
     );
+    // A blocking gate these records cannot measure, however many more arrive, would hold the
+    // canary for ever (`--watch` until `--max-duration`): the config's to fix, said now.
+    if let Some((metric, why)) = a.unmeasurable.first() {
+        return Err(Error::from(
+            Diagnostic::new(format!("the blocking gate `{metric}` cannot be measured from these records: {why}"))
+                .in_file(&config.config_path)
+                .hint(format!(
+                    "fix the config as this says, or make the gate informing (`{metric}: {{blocking: false}}` under `canary.gates`) to decide without it"
+                )),
+        )
+        .into());
+    }
     let figures = figures(config, &arms_info, &compared);
     let result = build_result(config, mode, format!("{label} {path}"), window, arms_info, a, reading);
     Ok(Evaluation {
