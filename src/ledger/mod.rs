@@ -194,25 +194,43 @@ pub fn to_lines(entries: &[Entry]) -> String {
 
 /// `existing` with `lines` appended, a newline put between them when `existing` lacks its last.
 pub fn append(existing: &str, lines: &str) -> String {
-    // A line the ledger already holds but for its time (a rerun of the same job, the same
-    // canary.json recorded again, even after others) is a record made again: not a second
-    // gating or a second look. A gating carries its commit and metrics, a look its window and
-    // counts, so a real new one always differs from every earlier line.
+    // A line equal but for its time to one the ledger holds is a record made again, not a
+    // second gating or look. A canary's decision carries its window and counts, so the same
+    // `canary.json` recorded again is the same look wherever the earlier line stands (after a
+    // later look, it read "hold after 3 looks" for a promoted version). A gating is compared
+    // with its experiment's latest gating only: the same results after a waiver came and went
+    // are the experiment's state returning, and the history says so.
     let without_time = |line: &str| {
         serde_json::from_str::<serde_json::Value>(line).ok().map(|mut v| {
             if let Some(o) = v.as_object_mut() {
                 o.shift_remove("time");
             }
-            v.to_string()
+            v
         })
     };
-    let mut held: std::collections::HashSet<String> = existing.lines().filter_map(without_time).collect();
+    let is_look = |v: &serde_json::Value| v.get("canary").is_some_and(|c| !c.is_null());
+    let experiment = |v: &serde_json::Value| v.get("experiment").map(ToString::to_string).unwrap_or_default();
+    let mut looks: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut latest_gating: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut held = |v: serde_json::Value| -> bool {
+        let text = v.to_string();
+        if is_look(&v) {
+            !looks.insert(text)
+        } else {
+            latest_gating
+                .insert(experiment(&v), text.clone())
+                .is_some_and(|before| before == text)
+        }
+    };
+    for v in existing.lines().filter_map(without_time) {
+        held(v);
+    }
     let mut text = existing.to_owned();
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
     for line in lines.lines() {
-        if without_time(line).is_some_and(|v| !held.insert(v)) {
+        if without_time(line).is_some_and(&mut held) {
             continue;
         }
         text.push_str(line);

@@ -443,10 +443,17 @@ fn a_line_recorded_again_but_for_its_time_is_not_appended() {
         append(&ledger, &format!("{again}\n{other}\n")),
         format!("{first}\n{other}\n")
     );
-    // Nor after another: the same canary.json recorded again after a later one read "hold
-    // after 3 looks" for a version that was promoted.
+    // A gating's return to an earlier result after another (a waiver come and gone) is the
+    // experiment's state returning: recorded.
     let back = format!("{first}\n{other}\n");
-    assert_eq!(append(&back, &format!("{again}\n")), back);
+    assert_eq!(append(&back, &format!("{again}\n")), format!("{back}{again}\n"));
+    // A canary's look recorded again after a later look is the same look: the same
+    // canary.json recorded again read "hold after 3 looks" for a version that was promoted.
+    let hold = r#"{"time":"2026-11-03T10:00:00Z","experiment":"support","canary":{"verdict":"hold","n":900}}"#;
+    let promote = r#"{"time":"2026-11-03T12:00:00Z","experiment":"support","canary":{"verdict":"promote","n":2400}}"#;
+    let hold_again = r#"{"time":"2026-11-03T13:00:00Z","experiment":"support","canary":{"verdict":"hold","n":900}}"#;
+    let looks = format!("{first}\n{hold}\n{promote}\n");
+    assert_eq!(append(&looks, &format!("{hold_again}\n")), looks);
     // Another experiment's latest line is not this one's.
     let faq = r#"{"time":"2026-11-03T09:00:00Z","experiment":"faq","verdict":"pass"}"#;
     assert_eq!(
