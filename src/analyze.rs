@@ -488,8 +488,9 @@ fn own_interval(metric: &Metric, values: &Ragged, unit_ids: &[usize], confidence
     }
     // Binary: a pass, an error, or a score that is 0 or 1 on every call (a hallucination flag,
     // a judge's pass), whose t interval at 0 of 30 was [0, 0] and proved an objective.
+    // (Only a score: a cost or a time of 0 on every call is no outcome.)
     let binary = matches!(metric.kind, Kind::Pass | Kind::Error)
-        || present.iter().all(|&i| values[i].iter().all(|&v| v == 0.0 || v == 1.0));
+        || metric.kind == Kind::Score && present.iter().all(|&i| values[i].iter().all(|&v| v == 0.0 || v == 1.0));
     let distinct_units = || {
         present
             .iter()
@@ -954,6 +955,12 @@ mod tests {
             own[0] == 0.0 && (own[1] - 0.113_513_393_173_968_8).abs() < 1e-12,
             "{own:?}"
         );
+        // A cost of $0 on every call (a free model) is no binary outcome: no Wilson interval.
+        let free: Vec<CaseResult> = (0..30)
+            .map(|i| case(i, vec![call(0, true, None, 0.0)], vec![call(0, true, None, 0.0)]))
+            .collect();
+        let own = estimate("cost_per_request", &free, true, 0.05, 1, NO_TIMEOUT).candidate_ci;
+        assert!(own.is_none_or(|ci| ci[1] < 0.01), "{own:?}");
     }
 
     /// A pass rate over one group of 12 cases (all passing at base, failing at head) and 11
