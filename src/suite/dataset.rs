@@ -63,11 +63,11 @@ pub(super) fn parse_like(
     let (count, located): (usize, Located<'_>) = match extension.as_str() {
         "jsonl" | "ndjson" => (
             jsonl_lines(text).count(),
-            Box::new(jsonl_lines(text).map(|(number, line)| parse_jsonl_line(path, number, line))),
+            Box::new(jsonl_lines(text).map(|(number, line)| parse_jsonl_line(path, number, line).map(as_json_wrote))),
         ),
         "json" | "yaml" | "yml" | "csv" => {
             let parsed = match extension.as_str() {
-                "json" => parse_json(path, text),
+                "json" => parse_json(path, text).map(|cases| cases.into_iter().map(as_json_wrote).collect()),
                 "csv" => parse_csv(path, text),
                 _ => parse_yaml(path, text),
             };
@@ -461,6 +461,24 @@ fn json_hint(d: Diagnostic, e: &serde_json::Error, message: &str, syntax_hint: &
     }
 }
 
+/// A JSON dataset's text assertion with a number or a boolean for its `value` checks that
+/// value's JSON text (`1.5`, `false`): JSON has no unquoted words that change their meaning,
+/// unlike YAML, whose such values are refused.
+fn as_json_wrote((mut case, line): (RawCase, u64)) -> (RawCase, u64) {
+    for a in &mut case.assert {
+        let texty = matches!(
+            a.kind.as_str(),
+            "equals" | "contains" | "icontains" | "not-contains" | "not-icontains" | "starts-with" | "regex"
+        );
+        if let Some(v @ (Value::Number(_) | Value::Bool(_))) = &a.value
+            && texty
+        {
+            a.value = Some(Value::String(v.to_string()));
+        }
+    }
+    (case, line)
+}
+
 fn parse_yaml(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -814,6 +832,28 @@ mod tests {
         assert_eq!(vars["flag"], Value::Bool(true));
         assert_eq!(vars["n"], serde_json::json!(12));
         assert_eq!(cases[0].0.assert[0].value, Some(Value::String("no".to_owned())));
+    }
+
+    /// JSON has no words that change meaning unquoted: a text assertion's number or boolean
+    /// there is its JSON text, as before YAML's were refused.
+    #[test]
+    fn a_json_datasets_text_assertion_checks_a_numbers_json_text() {
+        let (case, _) = parse_jsonl_line(
+            "cases.jsonl",
+            1,
+            r#"{"id": "a", "vars": {"input": "q"}, "assert": [{"type": "contains", "value": 1.5}, {"type": "equals", "value": false}, {"type": "max-length", "value": 10}]}"#,
+        )
+        .map(as_json_wrote)
+        .unwrap();
+        let values: Vec<&Value> = case.assert.iter().filter_map(|a| a.value.as_ref()).collect();
+        assert_eq!(
+            values,
+            [
+                &serde_json::json!("1.5"),
+                &serde_json::json!("false"),
+                &serde_json::json!(10)
+            ]
+        );
     }
 
     #[test]
