@@ -404,7 +404,11 @@ fn describe_failure(m: &MetricResult) -> String {
             let (baseline, candidate) = format::values(&m.name, m.baseline, m.candidate);
             return format!("{} regressed ({baseline} → {candidate}, {})", m.name, p_text(m));
         }
-        MetricVerdict::NoData => return format!("{} has no data to compare", m.name),
+        // A new experiment has nothing to compare with, but its own value can miss an
+        // objective: that is the failure, said below.
+        MetricVerdict::NoData if m.slo.as_ref().is_none_or(|s| s.met) || m.candidate.is_none() => {
+            return format!("{} has no data to compare", m.name);
+        }
         MetricVerdict::TooFew => {
             // Grouped cases count by group (the unit of inference).
             let units = match m.details.cases {
@@ -715,6 +719,21 @@ fn gate_spec(g: &GateRecord) -> suite::GateSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A new experiment's metric has no baseline to compare with; when it fails on its own
+    /// value's objective, the reason says so ("has no data to compare" read as nothing
+    /// measured).
+    #[test]
+    fn a_new_experiments_missed_objective_is_the_reason() {
+        let mut m: MetricResult = serde_json::from_value(serde_json::json!({"name": "pass_rate",
+            "direction": "higher", "blocking": true, "gated": true, "baseline": null, "candidate": 0.955,
+            "delta": null, "ci": null, "p_value": null, "p_adjusted": null, "test": "none", "n": 44,
+            "verdict": "no_data", "non_inferior": false, "mde": null, "slo": {"target": 0.99, "met": false}}))
+        .unwrap();
+        assert_eq!(describe_failure(&m), "pass_rate misses its objective (95.5% vs 99.0%)");
+        m.slo = None;
+        assert_eq!(describe_failure(&m), "pass_rate has no data to compare");
+    }
 
     fn results(verdict: Verdict, reason: &str, base_error: Option<&str>) -> Results {
         let (verdict, reason) = with_base_error((verdict, reason.to_owned()), base_error);
