@@ -72,9 +72,16 @@ pub enum ObjectKind {
     Folder,
 }
 
-/// The message every tree gives for a link whose target is outside the repository.
+/// The message every tree gives for a link whose target is outside the repository, or for a
+/// path written to climb out of it (`../suite.yaml`), which is no link.
 fn link_leaves(path: &str) -> anyhow::Error {
-    anyhow::anyhow!("{path} is a link that leaves the repository")
+    let climbs = Path::new(path)
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir | std::path::Component::RootDir));
+    match climbs {
+        true => anyhow::anyhow!("{path} is outside the repository"),
+        false => anyhow::anyhow!("{path} is a link that leaves the repository"),
+    }
 }
 
 fn file_fingerprint(bytes: &[u8]) -> String {

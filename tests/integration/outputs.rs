@@ -118,6 +118,14 @@ fn a_config_named_by_its_absolute_path_is_read_inside_the_repository() {
         .expect_code(2)
         .stderr_has("is not a file inside the repository")
         .stderr_has("hint:");
+    // Written to climb out (`../other/promptgate.yaml`): outside, and no link is blamed.
+    if repo.path().parent() == elsewhere.path().parent() {
+        let name = elsewhere.path().file_name().unwrap().to_str().unwrap();
+        let climbing = format!("../{name}/promptgate.yaml");
+        let run = repo.promptgate(&["validate", "--config", &climbing]);
+        run.expect_code(2).stderr_has("hint:");
+        assert!(!run.stderr.contains("is a link"), "{}", run.stderr);
+    }
 }
 
 #[test]
