@@ -887,6 +887,21 @@ mod tests {
             own[0] == 0.0 && (own[1] - 0.113_513_393_173_968_8).abs() < 1e-12,
             "{own:?}"
         );
+        // A share of flaky cases is a binary outcome per case too: none flaky of 44 is
+        // proportion_confint(0, 44, 0.05, "wilson") -> (0.0, 0.0802956037584807), not [0, 0].
+        let steady: Vec<CaseResult> = (0..44)
+            .map(|i| {
+                let calls: Vec<Call> = (0..3).map(|r| call(r, true, None, 0.01)).collect();
+                case(i, calls.clone(), calls)
+            })
+            .collect();
+        let own = estimate("flaky_share", &steady, true, 0.05, 1, NO_TIMEOUT)
+            .candidate_ci
+            .unwrap();
+        assert!(
+            own[0] == 0.0 && (own[1] - 0.080_295_603_758_480_7).abs() < 1e-12,
+            "{own:?}"
+        );
         // A cost of $0 on every call (a free model) is no binary outcome: no Wilson interval.
         let free: Vec<CaseResult> = (0..30)
             .map(|i| case(i, vec![call(0, true, None, 0.0)], vec![call(0, true, None, 0.0)]))

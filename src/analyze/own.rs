@@ -52,7 +52,7 @@ pub(super) fn own_interval(
     // Binary: a pass, an error, or a score that is 0 or 1 on every call (a hallucination flag,
     // a judge's pass), whose t interval at 0 of 30 was [0, 0] and proved an objective.
     // (Only a score: a cost or a time of 0 on every call is no outcome.)
-    let binary = matches!(metric.kind, Kind::Pass | Kind::Error)
+    let binary = matches!(metric.kind, Kind::Pass | Kind::Error | Kind::Flaky)
         || metric.kind == Kind::Score && present.iter().all(|&i| values[i].iter().all(|&v| v == 0.0 || v == 1.0));
     let distinct_units = || {
         present

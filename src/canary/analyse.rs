@@ -230,17 +230,22 @@ fn unmeasurable(records: &Records, kind: Kind) -> Option<String> {
         // An arm whose every request failed is measured at the timeout; one whose successes
         // log no latency at all is not measured through its errors.
         Kind::LatencyQuantile(_) | Kind::LatencyShift => ("`latency_ms`", |r| r.latency_ms.is_some() || r.error),
-        Kind::Cost => ("`cost_usd`, or `model` with `input_tokens` and `output_tokens`", |r| {
-            r.cost_usd.is_some()
-        }),
+        Kind::Cost => (
+            "`cost_usd`, or `model` with `input_tokens` and `output_tokens` (traces: the spans' `gen_ai.request.model` and `gen_ai.usage` attributes)",
+            |r| r.cost_usd.is_some(),
+        ),
         _ => return None,
     };
     let logs_latency = |arm: &[Record]| arm.iter().any(|r| r.latency_ms.is_some());
     for (name, arm) in [("baseline", &records.baseline), ("canary", &records.canary)] {
-        let none = match kind {
-            Kind::LatencyQuantile(_) | Kind::LatencyShift => !logs_latency(arm) && !arm.iter().all(|r| r.error),
-            _ => !arm.iter().any(carries),
-        };
+        // A failed request may well log neither (a timeout or a 429 has no usage): only an arm
+        // with successes none of which carries the quantity is unmeasurable.
+        let succeeded = arm.iter().any(|r| !r.error);
+        let none = succeeded
+            && match kind {
+                Kind::LatencyQuantile(_) | Kind::LatencyShift => !logs_latency(arm),
+                _ => !arm.iter().any(carries),
+            };
         if !arm.is_empty() && none {
             return Some(format!(
                 "none of the {} {name} requests carries what it measures: map {field} under `canary.source.fields`",
@@ -942,6 +947,36 @@ mod tests {
         let a = run(&records, &[gate("quality", Margin::Absolute(0.02), true)]);
         assert!(a.unmeasurable.is_empty(), "{:?}", a.unmeasurable);
         assert!(a.needed.is_some());
+    }
+
+    /// Failed requests carry no cost (a timeout or a 429 has no usage): a canary whose every
+    /// request failed is no data on cost, not unmeasurable (it stopped as bad input), and its
+    /// latency at the timeout rolls it back. A rollback stands beside an unmeasurable cost.
+    #[test]
+    fn failed_requests_without_a_cost_are_no_data_and_a_rollback_stands() {
+        let mut rng = Rng::new(25);
+        let mut records = Records {
+            baseline: arm(&mut rng, 1_000, 400.0, 0.01, 1.0),
+            canary: arm(&mut rng, 600, 400.0, 0.0, 1.0),
+        };
+        for r in &mut records.canary {
+            (r.error, r.latency_ms, r.cost_usd) = (true, None, None);
+        }
+        let gates = [
+            gate("latency_p95_ms", Margin::Relative(0.10), true),
+            gate("cost_per_request", Margin::Relative(0.10), true),
+        ];
+        let a = run(&records, &gates);
+        assert!(a.unmeasurable.is_empty(), "{:?}", a.unmeasurable);
+        assert_eq!(a.verdict, CanaryVerdict::Rollback, "{:#?}", a.metrics);
+        // An unpriced canary that is also far slower: the rollback is the verdict, with the
+        // cost named unmeasurable beside it (the command stops on it only for a hold).
+        for r in &mut records.canary {
+            (r.error, r.latency_ms, r.unpriced) = (false, Some(3_000.0), true);
+        }
+        let a = run(&records, &gates);
+        assert_eq!(a.verdict, CanaryVerdict::Rollback, "{:#?}", a.metrics);
+        assert_eq!(a.unmeasurable[0].0, "cost_per_request");
     }
 
     /// A tail quantile of a handful of requests cannot be estimated: too few, with the counts,

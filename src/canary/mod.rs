@@ -306,8 +306,13 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
         },
     );
     // A blocking gate these records cannot measure, however many more arrive, would hold the
-    // canary for ever (`--watch` until `--max-duration`): the config's to fix, said now.
-    if let Some((metric, why)) = a.unmeasurable.first() {
+    // canary for ever (`--watch` until `--max-duration`): the config's to fix, said now. A
+    // rollback the measured gates prove stands: it needs nothing the config lacks.
+    if let Some((metric, why)) = a
+        .unmeasurable
+        .first()
+        .filter(|_| a.verdict != result::CanaryVerdict::Rollback)
+    {
         return Err(Error::from(
             Diagnostic::new(format!("the blocking gate `{metric}` cannot be measured from these records: {why}"))
                 .in_file(&config.config_path)

@@ -198,8 +198,9 @@ pub fn append(existing: &str, lines: &str) -> String {
     // second gating or look. A canary's decision carries its window and counts, so the same
     // `canary.json` recorded again is the same look wherever the earlier line stands (after a
     // later look, it read "hold after 3 looks" for a promoted version). A gating is compared
-    // with its experiment's latest gating only: the same results after a waiver came and went
-    // are the experiment's state returning, and the history says so.
+    // with the latest gating of its experiment at its commit: a rerun of an older job after
+    // another pull request's is no second gating, while the same results after a waiver came
+    // and went are that commit's state returning, and the history says so.
     let without_time = |line: &str| {
         serde_json::from_str::<serde_json::Value>(line).ok().map(|mut v| {
             if let Some(o) = v.as_object_mut() {
@@ -209,9 +210,12 @@ pub fn append(existing: &str, lines: &str) -> String {
         })
     };
     let is_look = |v: &serde_json::Value| v.get("canary").is_some_and(|c| !c.is_null());
-    let experiment = |v: &serde_json::Value| v.get("experiment").map(ToString::to_string).unwrap_or_default();
+    let experiment = |v: &serde_json::Value| {
+        let field = |k: &str| v.get(k).map(ToString::to_string).unwrap_or_default();
+        (field("experiment"), field("commit"))
+    };
     let mut looks: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let mut latest_gating: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut latest_gating: std::collections::HashMap<(String, String), String> = std::collections::HashMap::new();
     let mut held = |v: serde_json::Value| -> bool {
         let text = v.to_string();
         if is_look(&v) {

@@ -443,10 +443,16 @@ fn a_line_recorded_again_but_for_its_time_is_not_appended() {
         append(&ledger, &format!("{again}\n{other}\n")),
         format!("{first}\n{other}\n")
     );
-    // A gating's return to an earlier result after another (a waiver come and gone) is the
-    // experiment's state returning: recorded.
+    // A gating's return to an earlier result of its commit after another (a waiver come and
+    // gone) is that commit's state returning: recorded.
     let back = format!("{first}\n{other}\n");
     assert_eq!(append(&back, &format!("{again}\n")), format!("{back}{again}\n"));
+    // A rerun of an older job's gating after another commit's is no second gating.
+    let older = r#"{"time":"2026-11-01T10:00:00Z","experiment":"support","commit":"c1","verdict":"fail"}"#;
+    let newer = r#"{"time":"2026-11-02T10:00:00Z","experiment":"support","commit":"c2","verdict":"pass"}"#;
+    let rerun = r#"{"time":"2026-11-03T10:00:00Z","experiment":"support","commit":"c1","verdict":"fail"}"#;
+    let gated = format!("{older}\n{newer}\n");
+    assert_eq!(append(&gated, &format!("{rerun}\n")), gated);
     // A canary's look recorded again after a later look is the same look: the same
     // canary.json recorded again read "hold after 3 looks" for a version that was promoted.
     let hold = r#"{"time":"2026-11-03T10:00:00Z","experiment":"support","canary":{"verdict":"hold","n":900}}"#;

@@ -177,7 +177,7 @@ pub fn cases_needed_mcnemar_exact(discordance: f64, effect: f64, alpha: f64, pow
 
     // Bracket: `below` falls short of the target, `above` reaches it. n = 0 has power 0.
     let mut step = (connor / 32).max(1);
-    let (mut below, mut above) = if reaches(connor)? {
+    let (below, above) = if reaches(connor)? {
         let mut above = connor;
         loop {
             let n = above.saturating_sub(step);
@@ -201,14 +201,7 @@ pub fn cases_needed_mcnemar_exact(discordance: f64, effect: f64, alpha: f64, pow
             step *= 2;
         }
     };
-    while above - below > 1 {
-        let mid = below + (above - below) / 2;
-        if reaches(mid)? {
-            above = mid;
-        } else {
-            below = mid;
-        }
-    }
+    let above = first_reaching(below, above, reaches)?;
 
     // `above` is a crossing; find the first run that holds for the whole window.
     let mut start = above;
@@ -279,6 +272,12 @@ pub fn cases_needed_t(sd: f64, effect: f64, alpha: f64, power: f64) -> Option<us
         below = above;
         above = (above * 2).min(MAX_EXACT_CASES);
     }
+    first_reaching(below, above, reaches)
+}
+
+/// The first size in `(below, above]` that `reaches` a target, by bisection: `below` falls
+/// short, `above` reaches it, and reaching is monotone in between.
+fn first_reaching(mut below: usize, mut above: usize, reaches: impl Fn(usize) -> Option<bool>) -> Option<usize> {
     while above - below > 1 {
         let mid = below + (above - below) / 2;
         if reaches(mid)? {

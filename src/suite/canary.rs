@@ -519,7 +519,11 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
     // A difference in error rates is always shown: gates that leave `error_rate` out get it,
     // informing (where the data carries errors: logs and traces always do).
     // Prometheus series carry only the metrics queried.
-    if !gates.iter().any(|g| g.metric == "error_rate") && !matches!(src, Source::Prometheus { .. }) {
+    let carries_errors = match &src {
+        Source::Prometheus { queries, .. } => queries.contains_key("error_rate"),
+        _ => true,
+    };
+    if !gates.iter().any(|g| g.metric == "error_rate") && carries_errors {
         gates.push(CanaryGate {
             metric: "error_rate".to_owned(),
             direction: default_direction("error_rate"),
