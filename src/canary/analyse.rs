@@ -141,7 +141,7 @@ pub fn analyse(data: &Data<'_>, settings: &Settings<'_>) -> Analysis {
         } else if let (None, Data::Records(records)) = (m, data) {
             // Values in both arms, too few for the metric's estimate (a tail quantile needs
             // more than a handful of requests): too few, with the real counts.
-            let n = value_counts(records, *kind, settings.timeout_ms);
+            let n = value_counts(records, *kind);
             if n.baseline > 0 && n.canary > 0 {
                 metric.verdict = MetricVerdict::TooFew;
                 metric.n = n;
@@ -200,15 +200,24 @@ pub fn analyse(data: &Data<'_>, settings: &Settings<'_>) -> Analysis {
 /// Whether any record of either arm carries what `kind` measures (series: never asked).
 fn carried(data: &Data<'_>, kind: Kind) -> bool {
     let Data::Records(records) = data else { return false };
-    let has = |r: &Record| match kind {
-        Kind::LatencyQuantile(_) | Kind::LatencyShift => r.latency_ms.is_some(),
+    records
+        .baseline
+        .iter()
+        .chain(&records.canary)
+        .any(|r| has_value(r, kind, false))
+}
+
+/// Whether `r` has a value of `kind`; with `errors_timed`, an errored request without a
+/// latency has one (it counts at the timeout).
+fn has_value(r: &Record, kind: Kind, errors_timed: bool) -> bool {
+    match kind {
+        Kind::LatencyQuantile(_) | Kind::LatencyShift => r.latency_ms.is_some() || (errors_timed && r.error),
         Kind::ErrorRate => true,
         Kind::Cost => r.cost_usd.is_some(),
         Kind::ThumbsDownRate => r.thumbs_down.is_some(),
         Kind::Quality => r.quality.is_some(),
         Kind::HallucinationRate => r.hallucination.is_some(),
-    };
-    records.baseline.iter().chain(&records.canary).any(has)
+    }
 }
 
 /// Why more traffic cannot measure `kind` on these records, if so: a cost where some requests
@@ -226,27 +235,19 @@ fn unmeasurable(records: &Records, kind: Kind) -> Option<String> {
     }
     // Every request has a latency and a cost; feedback, quality and hallucination are sampled
     // (an arm without one yet is too few, not unmeasurable).
-    let (field, carries): (&str, fn(&Record) -> bool) = match kind {
-        // An arm whose every request failed is measured at the timeout; one whose successes
-        // log no latency at all is not measured through its errors.
-        Kind::LatencyQuantile(_) | Kind::LatencyShift => ("`latency_ms`", |r| r.latency_ms.is_some() || r.error),
-        Kind::Cost => (
-            "`cost_usd`, or `model` with `input_tokens` and `output_tokens` (traces: the spans' `gen_ai.request.model` and `gen_ai.usage` attributes)",
-            |r| r.cost_usd.is_some(),
-        ),
+    let field = match kind {
+        Kind::LatencyQuantile(_) | Kind::LatencyShift => "`latency_ms`",
+        Kind::Cost => {
+            "`cost_usd`, or `model` with `input_tokens` and `output_tokens` (traces: the spans' `gen_ai.request.model` and `gen_ai.usage` attributes)"
+        }
         _ => return None,
     };
-    let logs_latency = |arm: &[Record]| arm.iter().any(|r| r.latency_ms.is_some());
     for (name, arm) in [("baseline", &records.baseline), ("canary", &records.canary)] {
         // A failed request may well log neither (a timeout or a 429 has no usage): only an arm
-        // with successes none of which carries the quantity is unmeasurable.
+        // with successes none of which carries the quantity is unmeasurable (an arm whose
+        // every request failed is measured at the timeout, and has no cost yet).
         let succeeded = arm.iter().any(|r| !r.error);
-        let none = succeeded
-            && match kind {
-                Kind::LatencyQuantile(_) | Kind::LatencyShift => !logs_latency(arm),
-                _ => !arm.iter().any(carries),
-            };
-        if !arm.is_empty() && none {
+        if succeeded && !arm.iter().any(|r| has_value(r, kind, false)) {
             return Some(format!(
                 "none of the {} {name} requests carries what it measures: map {field} under `canary.source.fields`",
                 arm.len()
@@ -258,15 +259,8 @@ fn unmeasurable(records: &Records, kind: Kind) -> Option<String> {
 
 /// Each arm's requests with a value of `kind` (an errored one without a latency counts at the
 /// timeout).
-fn value_counts(records: &Records, kind: Kind, timeout_ms: f64) -> ArmCounts {
-    let has = |r: &&Record| match kind {
-        Kind::LatencyQuantile(_) | Kind::LatencyShift => latency_of(r, timeout_ms).is_some(),
-        Kind::ErrorRate => true,
-        Kind::Cost => r.cost_usd.is_some(),
-        Kind::ThumbsDownRate => r.thumbs_down.is_some(),
-        Kind::Quality => r.quality.is_some(),
-        Kind::HallucinationRate => r.hallucination.is_some(),
-    };
+fn value_counts(records: &Records, kind: Kind) -> ArmCounts {
+    let has = |r: &&Record| has_value(r, kind, true);
     counts(
         records.baseline.iter().filter(has).count(),
         records.canary.iter().filter(has).count(),

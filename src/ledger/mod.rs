@@ -210,7 +210,7 @@ pub fn append(existing: &str, lines: &str) -> String {
         })
     };
     let is_look = |v: &serde_json::Value| v.get("canary").is_some_and(|c| !c.is_null());
-    let experiment = |v: &serde_json::Value| {
+    let gating_key = |v: &serde_json::Value| {
         let field = |k: &str| v.get(k).map(ToString::to_string).unwrap_or_default();
         (field("experiment"), field("commit"))
     };
@@ -222,7 +222,7 @@ pub fn append(existing: &str, lines: &str) -> String {
             !looks.insert(text)
         } else {
             latest_gating
-                .insert(experiment(&v), text.clone())
+                .insert(gating_key(&v), text.clone())
                 .is_some_and(|before| before == text)
         }
     };

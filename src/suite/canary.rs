@@ -525,13 +525,8 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
     };
     if !gates.iter().any(|g| g.metric == "error_rate") && carries_errors {
         gates.push(CanaryGate {
-            metric: "error_rate".to_owned(),
-            direction: default_direction("error_rate"),
-            margin: default_margin("error_rate"),
-            alpha,
             blocking: false,
-            slo: None,
-            explicit: false,
+            ..default_gate("error_rate", alpha)
         });
     }
     gates.sort_by_key(|g| CANARY_METRICS.iter().position(|m| *m == g.metric));
@@ -759,16 +754,21 @@ fn default_canary_gates(alpha: f64) -> Vec<CanaryGate> {
         "hallucination_rate",
     ]
     .iter()
-    .map(|m| CanaryGate {
-        metric: (*m).to_owned(),
-        direction: default_direction(m),
-        margin: default_margin(m),
+    .map(|m| default_gate(m, alpha))
+    .collect()
+}
+
+/// `metric`'s gate as the defaults have it: applied only where the logs carry its quantity.
+fn default_gate(metric: &str, alpha: f64) -> CanaryGate {
+    CanaryGate {
+        metric: metric.to_owned(),
+        direction: default_direction(metric),
+        margin: default_margin(metric),
         alpha,
-        blocking: default_blocking(m),
+        blocking: default_blocking(metric),
         slo: None,
         explicit: false,
-    })
-    .collect()
+    }
 }
 
 #[cfg(test)]
@@ -795,6 +795,23 @@ mod tests {
         };
         assert_eq!(path, "logs/r.jsonl");
         assert_eq!(fields.latency_ms, "latency_ms");
+    }
+
+    #[test]
+    fn a_timeout_that_is_no_positive_number_of_milliseconds_is_bad_input() {
+        assert_eq!(
+            load(&format!("{SOURCE}  timeout_ms: 30000\n")).unwrap().timeout_ms,
+            30_000.0
+        );
+        assert_eq!(load(SOURCE).unwrap().timeout_ms, 60_000.0);
+        for bad in ["0", "-5", ".inf"] {
+            let e = load(&format!("{SOURCE}  timeout_ms: {bad}\n")).unwrap_err().to_string();
+            assert!(
+                e.contains("canary.timeout_ms must be a positive number of milliseconds") || bad == ".inf",
+                "{e}"
+            );
+            assert!(e.contains("hint:"), "{e}");
+        }
     }
 
     #[test]
