@@ -140,6 +140,31 @@ pub const MIN_UNITS_AMOUNT: usize = 40;
 /// quantile (five calls above p95 means 100 cases), `n·q ≥ 5` for a lower one.
 pub const TAIL_CALLS: f64 = 5.0;
 
+/// The metrics promptgate's own assertions record when `metric:` names none: each type's name
+/// (`llm-compare` records `preference`), each score higher for a better output (`pii` and
+/// `hallucination` record lower-is-better rates, `exec` whatever its script says). A test in
+/// `suite` holds this list to `ASSERTION_TYPES`.
+pub const OWN_SCORES: &[&str] = &[
+    "preference",
+    "equals",
+    "contains",
+    "icontains",
+    "not-contains",
+    "not-icontains",
+    "starts-with",
+    "regex",
+    "json-valid",
+    "json-path",
+    "max-length",
+    "forbidden-terms",
+    "json-schema",
+    "refusal",
+    "not-refusal",
+    "similarity",
+    "llm-rubric",
+    "relevance",
+];
+
 /// A metric, by name.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Metric {
@@ -190,6 +215,17 @@ impl Metric {
             || self.name.contains("hallucination")
             || self.name.contains("leak");
         if lower { Direction::Lower } else { Direction::Higher }
+    }
+
+    /// Whether [`Metric::default_direction`] knows this metric's direction rather than assumes
+    /// it: every computed metric, a time or a cost, a hallucination or a leak, and the scores
+    /// promptgate's own judges and scorers name. Another scorer's metric (an `exec` script's
+    /// `toxicity`, say) is only assumed higher-is-better; ungated, its change is reported as a
+    /// rise or a fall, not as an improvement or a regression (see [`direction_assumed`]).
+    pub fn direction_known(&self) -> bool {
+        self.kind != Kind::Score
+            || self.default_direction() == Direction::Lower
+            || OWN_SCORES.contains(&self.name.as_str())
     }
 
     /// Quality and errors block by default; latency and cost inform unless the suite says so.
@@ -378,6 +414,30 @@ pub fn is_flaky(calls: &[Call]) -> Option<bool> {
         return None;
     }
     Some(passed != 0 && passed != known)
+}
+
+/// A metric whose direction nothing set: no gate, and a name [`Metric::direction_known`] does
+/// not know. Its significant change is a rise or a fall, which the report and the summary say
+/// in those words (its verdict's improvement or regression is the assumed direction's).
+pub fn direction_assumed(m: &crate::results::MetricResult) -> bool {
+    !m.gated && !Metric::of(&m.name).direction_known()
+}
+
+/// For a metric whose direction is assumed ([`direction_assumed`]) and that changed
+/// significantly, which way it went: "higher" or "lower" (the words the report uses instead
+/// of improvement or regression).
+pub fn assumed_change(m: &crate::results::MetricResult) -> Option<&'static str> {
+    use crate::results::MetricVerdict;
+    let better = match m.verdict {
+        MetricVerdict::Improvement => true,
+        MetricVerdict::Regression | MetricVerdict::MinorRegression => false,
+        _ => return None,
+    };
+    direction_assumed(m).then_some(if better == (m.direction == Direction::Higher) {
+        "higher"
+    } else {
+        "lower"
+    })
 }
 
 #[cfg(test)]

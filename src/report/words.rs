@@ -31,6 +31,9 @@ pub fn ci_label(e: &ExperimentResult) -> String {
 /// judge (44 of 100)". `candidate_only` for an experiment without a baseline.
 pub fn verdict_text(m: &MetricResult, candidate_only: bool) -> String {
     let basis_margin = m.details.decision.as_ref().map_or(m.margin, |d| d.margin);
+    if let Some(way) = crate::metrics::assumed_change(m) {
+        return format!("significantly {way} · no gate sets its direction");
+    }
     match m.verdict {
         MetricVerdict::NoData if candidate_only => "candidate only".to_owned(),
         MetricVerdict::Improvement if basis_margin > 0.0 => {
@@ -202,5 +205,37 @@ mod tests {
         assert_eq!(MetricText::new(&m).p, "0.002");
         m.p_adjusted = Some(0.006);
         assert_eq!(MetricText::new(&m).p, "0.006");
+    }
+
+    /// A score whose direction nothing set (an `exec` script's `toxicity`, ungated) that rose
+    /// significantly is "significantly higher", not an improvement, in the row and the
+    /// experiment's summary; gated, its gate's direction decides the words.
+    #[test]
+    fn a_change_of_a_metric_whose_direction_nothing_set_is_not_called_better() {
+        let mut m = metric("toxicity", Direction::Higher);
+        m.gated = false;
+        m.verdict = MetricVerdict::Improvement;
+        assert_eq!(
+            verdict_text(&m, false),
+            "significantly higher · no gate sets its direction"
+        );
+        m.verdict = MetricVerdict::Regression;
+        assert_eq!(
+            verdict_text(&m, false),
+            "significantly lower · no gate sets its direction"
+        );
+        let mut e = crate::report::markdown::test_fixtures::demo_results()
+            .experiments
+            .remove(0);
+        m.verdict = MetricVerdict::Improvement;
+        e.metrics = vec![m.clone()];
+        let (_, reason) = crate::verdict::experiment_verdict(&e);
+        assert_eq!(reason, "toxicity significantly higher (no gate sets its direction)");
+        m.gated = true;
+        assert_eq!(verdict_text(&m, false), "improvement");
+        let mut known = metric("relevance", Direction::Higher);
+        known.gated = false;
+        known.verdict = MetricVerdict::Improvement;
+        assert_eq!(verdict_text(&known, false), "improvement");
     }
 }

@@ -554,4 +554,21 @@ mod tests {
         assert_eq!(detectors.builtin, vec![PiiKind::Email]);
         assert_eq!(pii_detectors(None).unwrap().builtin, PiiKind::ALL.to_vec());
     }
+
+    /// The metric each assertion type records by default is one whose direction the metrics
+    /// know (an `exec` script's scores are the only ones they cannot): `metrics::OWN_SCORES`
+    /// keeps up with the types.
+    #[test]
+    fn every_own_assertions_default_metric_has_a_known_direction() {
+        for kind in ASSERTION_TYPES.iter().filter(|k| **k != "exec") {
+            let raw: raw::RawAssertion = serde_json::from_value(serde_json::json!({"type": kind})).unwrap();
+            let metric = metric_name(kind, &raw).unwrap();
+            assert!(
+                crate::metrics::Metric::of(&metric).direction_known(),
+                "{kind} records {metric}"
+            );
+        }
+        assert!(!crate::metrics::Metric::of("toxicity").direction_known());
+        assert!(crate::metrics::Metric::of("hallucination_rate").direction_known());
+    }
 }

@@ -26,6 +26,11 @@ pub fn yaml_diagnostic(file: &str, text: &str, err: &serde_saphyr::Error, what: 
     if !diagnostic.hints.is_empty() {
         return diagnostic;
     }
+    if let Some(expected) = message.strip_prefix("this value is not ")
+        && let Some(key) = key_before_caret(&diagnostic)
+    {
+        return diagnostic.hint(format!("`{key}` takes {expected}"));
+    }
     if message.contains("percentage such as") {
         // The key the value belongs to: the last one written before the caret.
         let before = match (&diagnostic.source_line, diagnostic.column) {
@@ -42,6 +47,22 @@ pub fn yaml_diagnostic(file: &str, text: &str, err: &serde_saphyr::Error, what: 
         });
     }
     diagnostic.hint(format!("this value does not fit {what}; see the shapes in the README"))
+}
+
+/// The key whose value the caret points at: the last `key:` written before it on its line.
+fn key_before_caret(d: &Diagnostic) -> Option<String> {
+    let (line, column) = (d.source_line.as_ref()?, d.column?);
+    let before: String = line.chars().take(column.saturating_sub(1) as usize).collect();
+    let before = before.trim_end().strip_suffix(':')?;
+    let key: String = before
+        .chars()
+        .rev()
+        .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    (!key.is_empty()).then_some(key)
 }
 
 /// Adds a "did you mean" hint to serde's "unknown key/value" messages, or a generic one.
@@ -74,7 +95,9 @@ pub fn with_serde_hint(diagnostic: Diagnostic, message: &str) -> Diagnostic {
         };
     }
     if message.contains("missing field") {
-        return diagnostic.hint("add the missing key; see the config shape in the README");
+        // serde reports a missing key where its mapping ends, which may be another key's line.
+        return diagnostic
+            .hint("add the missing key to the mapping that ends here; see the config shape in the README");
     }
     diagnostic
 }
@@ -131,6 +154,22 @@ fn special(file: &str, text: &str, err: &serde_saphyr::Error) -> Option<Diagnost
             )
             .hint("anchors and aliases (`&name`, `*name`) may not multiply into a huge document; write the values out"),
         ),
+        E::MultipleDocuments { .. } => Some(
+            located(file, text, err, "the file holds more than one YAML document".to_owned())
+                .hint("a `---` line starts a second document: keep one, and merge what follows it into the first"),
+        ),
+        // Nothing but comments and blank lines (an empty file is reported before parsing).
+        E::Eof { .. }
+            if text
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) =>
+        {
+            Some(
+                Diagnostic::new("the file has no content: only comments and blank lines".to_owned())
+                    .in_file(file)
+                    .hint("`promptgate init` writes a suite to start from; the README shows the shape"),
+            )
+        }
         E::DuplicateMappingKey { key, .. } => {
             let message = match key {
                 Some(k) => format!("duplicate key `{k}`"),
@@ -215,6 +254,43 @@ mod tests {
         let d = yaml_diagnostic("v.yaml", text, &err, "a variant config");
         assert!(d.message.starts_with("not valid YAML: "), "{d}");
         assert!(d.hints[0].contains("unclosed `[`"), "{d}");
+    }
+
+    /// A second document and a file of comments say so in the editor's words (serde-saphyr's
+    /// own messages named its API and "unexpected end of input").
+    #[test]
+    fn a_second_document_and_a_file_of_comments_are_named() {
+        let text = "model: x\n---\nmodel: y\n";
+        let err = serde_saphyr::from_str::<crate::suite::raw::RawVariant>(text).expect_err("two documents");
+        let d = yaml_diagnostic("v.yaml", text, &err, "a variant config");
+        assert_eq!(d.message, "the file holds more than one YAML document", "{d}");
+        assert!(d.line.is_some() && d.hints[0].contains("`---`"), "{d}");
+        let text = "# model: x\n\n   # nothing yet\n";
+        let err = serde_saphyr::from_str::<crate::suite::raw::RawVariant>(text).expect_err("no content");
+        let d = yaml_diagnostic("v.yaml", text, &err, "a variant config");
+        assert_eq!(
+            d.message, "the file has no content: only comments and blank lines",
+            "{d}"
+        );
+        assert!(d.hints[0].contains("promptgate init"), "{d}");
+    }
+
+    /// A value of the wrong type is hinted with its key and what it takes.
+    #[test]
+    fn a_wrong_type_names_its_key() {
+        let check = |text: &str, hint: &str| {
+            let err = serde_saphyr::from_str::<crate::suite::raw::RawVariant>(text).expect_err("wrong type");
+            let d = yaml_diagnostic("v.yaml", text, &err, "a variant config");
+            assert_eq!(d.hints, vec![hint.to_owned()], "{d}");
+        };
+        check(
+            "model: x\nprompt: p.md\nmax_tokens: many\n",
+            "`max_tokens` takes a whole number, 0 or more",
+        );
+        check(
+            "model: x\nprompt: p.md\ntemperature: 'warm'\n",
+            "`temperature` takes a number",
+        );
     }
 
     #[test]

@@ -335,8 +335,15 @@ pub fn experiment_verdict(e: &ExperimentResult) -> (ExperimentVerdict, String) {
     let improved: Vec<&str> = e
         .metrics
         .iter()
-        .filter(|m| m.verdict == MetricVerdict::Improvement)
+        .filter(|m| m.verdict == MetricVerdict::Improvement && !metrics::direction_assumed(m))
         .map(|m| m.name.as_str())
+        .collect();
+    // A significant change of a metric whose direction nothing set, in words that do not say
+    // whether it is better.
+    let moved: Vec<String> = e
+        .metrics
+        .iter()
+        .filter_map(|m| metrics::assumed_change(m).map(|way| format!("{} significantly {way}", m.name)))
         .collect();
     // What a reviewer should see without failing the gate: regressions of informational gates,
     // minor regressions, missed objectives, and any significant rise in errors (gated or not).
@@ -379,6 +386,9 @@ pub fn experiment_verdict(e: &ExperimentResult) -> (ExperimentVerdict, String) {
     }
     if !improved.is_empty() {
         parts.push(format!("{} improved", improved.join(", ")));
+    }
+    if !moved.is_empty() {
+        parts.push(format!("{} (no gate sets its direction)", moved.join(", ")));
     }
     if !attention.is_empty() {
         parts.push(format!("needs attention: {}", attention.join("; ")));

@@ -149,6 +149,11 @@ fn quality_verdict(m: &MetricResult, candidate_only: bool) -> (&'static str, RGB
     if candidate_only || m.baseline.is_none() {
         return ("candidate only", MUTED);
     }
+    match crate::metrics::assumed_change(m) {
+        Some("higher") => return ("significantly higher", MUTED),
+        Some(_) => return ("significantly lower", MUTED),
+        None => {}
+    }
     match m.verdict {
         MetricVerdict::Regression => ("regression", REGRESSION),
         MetricVerdict::MinorRegression => ("minor regression", CANDIDATE),
