@@ -27,12 +27,16 @@ const MAX_SKEW: Duration = Duration::from_secs(24 * 3600);
 /// is about 26 MB of JSON.
 pub const MAX_RESPONSE_BYTES: usize = 32 << 20;
 
+/// The longest an answer's body may take to arrive, once its headers have.
+const ANSWER_DEADLINE: Duration = Duration::from_secs(120);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     Get,
     Post,
     Patch,
     Put,
+    Delete,
 }
 
 impl Method {
@@ -42,6 +46,7 @@ impl Method {
             Method::Post => "POST",
             Method::Patch => "PATCH",
             Method::Put => "PUT",
+            Method::Delete => "DELETE",
         }
     }
 }
@@ -349,6 +354,7 @@ impl Client {
                 Method::Post => crab._post(route, body).await,
                 Method::Patch => crab._patch(route, body).await,
                 Method::Put => crab._put(route, body).await,
+                Method::Delete => crab._delete(route, body).await,
             };
             let response = match sent {
                 Ok(r) => r,
@@ -395,9 +401,22 @@ impl Client {
             let date = header("date");
             // Read at most MAX_RESPONSE_BYTES: an endless answer is an error, not an abort.
             let limited = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES);
-            let text = match http_body_util::BodyExt::collect(limited).await {
-                Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
-                Err(e) => {
+            // Within a deadline: the read timeout is per read, and an answer trickled a byte at
+            // a time (a proxy, a struggling GitHub Enterprise) would hold the job for hours.
+            let collected = tokio::time::timeout(ANSWER_DEADLINE, http_body_util::BodyExt::collect(limited)).await;
+            let text = match collected {
+                Ok(Ok(collected)) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
+                Err(_) => {
+                    return Err(Error::run_with_hint(
+                        format!(
+                            "GitHub's answer to {} {route} did not arrive within {} s",
+                            method.as_str(),
+                            ANSWER_DEADLINE.as_secs()
+                        ),
+                        "re-run the job; if it persists, check https://www.githubstatus.com and any proxy in between",
+                    ));
+                }
+                Ok(Err(e)) => {
                     let why = if e.is::<http_body_util::LengthLimitError>() {
                         format!("it is larger than {} MiB", MAX_RESPONSE_BYTES >> 20)
                     } else {

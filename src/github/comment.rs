@@ -33,18 +33,52 @@ pub async fn list(client: &Client, pr: &PullRequest) -> Result<Vec<Value>, Error
         .await
 }
 
-/// Our previous report: the first comment carrying the marker and written by `login`, else
-/// the first of `login`'s carrying promptgate's state (a person editing the comment may have
+/// Our previous report: the most recently updated comment carrying the marker and written by
+/// `login`, else the latest of `login`'s carrying promptgate's state (a person editing the comment may have
 /// taken the marker line out; the state under it is still ours, and a second comment would
 /// leave the first one's numbers and waiver up).
 pub fn find_sticky(comments: &[Value], login: &str) -> Option<u64> {
+    // The most recently updated (a second comment left by a post answered with an error is
+    // the older), the first listed of those updated at the same second.
     let ours = |marker: &str| {
         comments
             .iter()
-            .find(|c| super::author(c) == login && c["body"].as_str().is_some_and(|b| b.contains(marker)))
+            .filter(|c| super::author(c) == login && c["body"].as_str().is_some_and(|b| b.contains(marker)))
+            .rev()
+            .max_by(|a, b| super::updated_at(a).cmp(super::updated_at(b)))
             .and_then(|c| c["id"].as_u64())
     };
     ours(REPORT_MARKER).or_else(|| ours(super::state::STATE_OPEN))
+}
+
+const REMOVE: Purpose = Purpose {
+    what: "remove a second promptgate comment",
+    permission: "pull-requests: write (or issues: write)",
+};
+
+/// Removes `login`'s promptgate comments other than `keep`: a second one is left when GitHub
+/// created a comment but answered the post with an error while its listing lagged behind (the
+/// post was sent again), and its numbers would stay up beside the kept one's. Only comments
+/// that promptgate wrote (`github::written_by_promptgate`), never one quoting it. A removal
+/// GitHub refuses is reported and left.
+pub async fn remove_others(client: &Client, comments: &[Value], login: &str, keep: u64) {
+    let others = comments.iter().filter(|c| {
+        super::author(c) == login
+            && c["id"].as_u64().is_some_and(|id| id != keep)
+            && c["body"].as_str().is_some_and(super::written_by_promptgate)
+    });
+    for c in others {
+        let Some(id) = c["id"].as_u64() else { continue };
+        let route = client.repo_route(&format!("/issues/comments/{id}"));
+        match client.try_send(Method::Delete, &route, None, REMOVE).await {
+            Ok(Ok(_)) => eprintln!("promptgate: removed a second promptgate comment ({id}); {keep} is kept"),
+            Ok(Err(refusal)) => eprintln!(
+                "promptgate: could not remove a second promptgate comment ({id}): {} {}",
+                refusal.status, refusal.message
+            ),
+            Err(e) => eprintln!("promptgate: could not remove a second promptgate comment ({id}): {e}"),
+        }
+    }
 }
 
 /// Whether to create a comment when none exists yet. Before the run only `always` and
@@ -206,16 +240,23 @@ const CREATE_TRIES: u32 = 3;
 /// error, or whose connection failed, is not sent again blindly: after a pause the comments
 /// are listed, and `login`'s comment found there (created before the error) is updated
 /// instead. Only a comment the listing does not show yet (it can lag) is posted a second time.
+///
+/// `login` is who the token posts as; an installation token's is a guess from the comments
+/// (`github::logins_among`), and `alternates` are the other bots' promptgate comments, the
+/// likeliest first. When GitHub refuses to let the token edit the guessed login's comment, the
+/// next is tried before a new one is posted (a repository that changed tokens would otherwise
+/// get a new comment on every run); a comment posted tells the login for certain.
 pub async fn upsert(
     client: &Client,
     pr: &PullRequest,
-    login: &str,
+    login: &mut String,
+    alternates: &mut Vec<(String, u64)>,
     sticky: &mut Option<u64>,
     body: &str,
 ) -> Result<(), Error> {
     let payload = json!({ "body": body });
     let update = |id: u64| client.repo_route(&format!("/issues/comments/{id}"));
-    if let Some(id) = *sticky {
+    while let Some(id) = *sticky {
         match client
             .try_send(Method::Patch, &update(id), Some(&payload), UPDATE)
             .await?
@@ -230,8 +271,19 @@ pub async fn upsert(
             // may not comment at all is refused that post too, and says so.
             // (A rate limit never arrives here: the client retries it, then fails the run.)
             Err(refusal) if refusal.status == 403 => {
-                eprintln!("promptgate: GitHub refused to edit comment {id} (403); posting promptgate's own comment");
                 *sticky = None;
+                if alternates.is_empty() {
+                    eprintln!(
+                        "promptgate: GitHub refused to edit comment {id} (403); posting promptgate's own comment"
+                    );
+                } else {
+                    let (next, next_id) = alternates.remove(0);
+                    eprintln!(
+                        "promptgate: GitHub refused to edit {login}'s comment {id} (403); trying {next}'s (the pull request has promptgate comments by more than one token: give every promptgate workflow the same `github-token`, or set `bot-login`)"
+                    );
+                    *login = next;
+                    *sticky = Some(next_id);
+                }
             }
             Err(refusal) => return Err(refused(Method::Patch, &update(id), UPDATE, refusal)),
         }
@@ -243,6 +295,10 @@ pub async fn upsert(
         match client.try_create(&create, &payload, CREATE).await? {
             Ok(created) => {
                 *sticky = created["id"].as_u64();
+                if let Some(author) = created["user"]["login"].as_str().filter(|a| !a.is_empty()) {
+                    author.clone_into(login);
+                }
+                alternates.clear();
                 return Ok(());
             }
             Err(refusal) if (refusal.status >= 500 || refusal.status == UNANSWERED) && tries < CREATE_TRIES => {
@@ -254,7 +310,7 @@ pub async fn upsert(
                     "promptgate: GitHub {what} posting the promptgate comment; looking for it before posting again"
                 );
                 tokio::time::sleep(std::time::Duration::from_secs(2 * u64::from(tries))).await;
-                if let Some(id) = find_sticky(&list(client, pr).await?, login) {
+                if let Some(id) = find_sticky(&list(client, pr).await?, login.as_str()) {
                     client.send(Method::Patch, &update(id), Some(&payload), UPDATE).await?;
                     *sticky = Some(id);
                     return Ok(());

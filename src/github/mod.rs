@@ -63,27 +63,54 @@ pub async fn identity(client: &Client) -> Result<Option<String>, Error> {
     }
 }
 
-/// The login an installation token posts as, told from the pull request's comments: the
-/// Actions token's (`github-actions[bot]`) when one of promptgate's comments is by it, else the
-/// bot whose comment carries promptgate's marker or state (a GitHub App's token posts as
-/// `<app>[bot]`; only an App installed on the repository can post as a bot, so no person can
-/// plant one), else `github-actions[bot]`. Without this an App's token found no comment of
-/// its own and posted a new one on every push.
+/// The login an installation token posts as, told from the pull request's comments: the first
+/// of [`logins_among`].
 pub fn login_among(comments: &[Value]) -> String {
-    let promptgate_bots = comments.iter().filter(|c| {
-        c["user"]["type"] == "Bot"
-            && c["body"]
-                .as_str()
-                .is_some_and(|b| b.contains(crate::report::markdown::REPORT_MARKER) || b.contains(state::STATE_OPEN))
-    });
-    let mut first = None;
-    for c in promptgate_bots {
-        if author(c) == ACTIONS_BOT {
-            return ACTIONS_BOT.to_owned();
+    logins_among(comments).swap_remove(0)
+}
+
+/// The logins an installation token may post as, told from the pull request's comments, the
+/// likeliest first: the bots whose promptgate comment was updated most recently first (a
+/// GitHub App's token posts as `<app>[bot]`, the Actions token as `github-actions[bot]`; only
+/// an App installed on the repository can post as a bot, so no person can plant one), else
+/// `github-actions[bot]` alone. A repository that moved from one token to another has a
+/// promptgate comment by each: the one its runs keep up to date is the latest, and editing it
+/// is tried first (the others when GitHub refuses: `comment::upsert`). Without this an App's
+/// token found no comment of its own and posted a new one on every push.
+pub fn logins_among(comments: &[Value]) -> Vec<String> {
+    let mut bots: Vec<&Value> = comments
+        .iter()
+        .filter(|c| c["user"]["type"] == "Bot" && c["body"].as_str().is_some_and(written_by_promptgate))
+        .collect();
+    // Stable: comments updated at the same second keep the listing's order.
+    bots.sort_by(|a, b| updated_at(b).cmp(updated_at(a)));
+    let mut logins: Vec<String> = Vec::new();
+    for c in bots {
+        let login = author(c);
+        if !login.is_empty() && !logins.iter().any(|l| l == login) {
+            logins.push(login.to_owned());
         }
-        first = first.or(Some(author(c)));
     }
-    first.filter(|l| !l.is_empty()).unwrap_or(ACTIONS_BOT).to_owned()
+    if logins.is_empty() {
+        logins.push(ACTIONS_BOT.to_owned());
+    }
+    logins
+}
+
+/// A comment's last update (ISO 8601, which sorts as text), else its creation.
+pub(crate) fn updated_at(c: &Value) -> &str {
+    c["updated_at"]
+        .as_str()
+        .or_else(|| c["created_at"].as_str())
+        .unwrap_or("")
+}
+
+/// Whether a body is one promptgate wrote: its marker opens it, or its state stands at the start
+/// of a line. A reply quoting a promptgate comment has both after `> `.
+pub(crate) fn written_by_promptgate(body: &str) -> bool {
+    body.trim_start().starts_with(crate::report::markdown::REPORT_MARKER)
+        || body.starts_with(state::STATE_OPEN)
+        || body.contains(&format!("\n{}", state::STATE_OPEN))
 }
 
 /// The author login of a comment or review.
@@ -110,8 +137,28 @@ mod tests {
             login_among(&[mallory.clone(), other_bot.clone(), app.clone()]),
             "promptgate-app[bot]"
         );
-        assert_eq!(login_among(&[app, actions]), ACTIONS_BOT);
+        assert_eq!(login_among(&[app.clone(), actions.clone()]), "promptgate-app[bot]");
+        assert_eq!(login_among(&[actions.clone(), app.clone()]), ACTIONS_BOT);
         assert_eq!(login_among(&[mallory, other_bot]), ACTIONS_BOT);
         assert_eq!(login_among(&[]), ACTIONS_BOT);
+        // The most recently updated first; a bot quoting promptgate's comment is not one.
+        let at = |mut c: Value, when: &str| {
+            c["updated_at"] = json!(when);
+            c
+        };
+        let actions = at(actions, "2026-12-01T10:00:00Z");
+        let app = at(app, "2026-12-02T09:00:00Z");
+        assert_eq!(
+            logins_among(&[actions.clone(), app.clone()]),
+            ["promptgate-app[bot]", ACTIONS_BOT]
+        );
+        let quoting = at(
+            by("summarizer[bot]", "Bot", &format!("> {marker}\n> ## report")),
+            "2026-12-03T09:00:00Z",
+        );
+        assert_eq!(
+            logins_among(&[quoting, actions, app]),
+            ["promptgate-app[bot]", ACTIONS_BOT]
+        );
     }
 }

@@ -58,7 +58,13 @@ pub struct Publisher<'a> {
     /// comments (`github::login_among`) each time they are read.
     installation: bool,
     comments: Vec<Value>,
+    /// Other bots' promptgate comments an installation token may be, the likeliest first
+    /// (`comment::upsert` tries them when editing `bot`'s is refused).
+    alternates: Vec<(String, u64)>,
     sticky: Option<u64>,
+    /// The comment this run wrote: the one it keeps writing, though the listing lags behind
+    /// or shows another token's promptgate comment first.
+    written: Option<u64>,
     /// The state of the sticky comment (a new one when there is none).
     pub state: State,
     settings: Settings,
@@ -78,7 +84,9 @@ impl<'a> Publisher<'a> {
             installation: known.is_none(),
             bot: known.unwrap_or_else(|| super::ACTIONS_BOT.to_owned()),
             comments: Vec::new(),
+            alternates: Vec::new(),
             sticky: None,
+            written: None,
             state: State::new(&pr.head_sha),
             settings,
         };
@@ -90,10 +98,17 @@ impl<'a> Publisher<'a> {
     async fn refresh(&mut self) -> Result<(), Error> {
         self.comments = comment::list(self.client, &self.pr).await?;
         if self.installation {
-            self.bot = super::login_among(&self.comments);
+            let mut logins = super::logins_among(&self.comments).into_iter();
+            self.bot = logins.next().unwrap_or_else(|| super::ACTIONS_BOT.to_owned());
+            self.alternates = logins
+                .filter_map(|login| comment::find_sticky(&self.comments, &login).map(|id| (login, id)))
+                .collect();
         }
-        // A comment this run created may not be listed yet (the list lags behind): keep its id.
-        self.sticky = comment::find_sticky(&self.comments, &self.bot).or(self.sticky);
+        // A comment this run wrote may not be listed yet (the list lags behind): keep its id.
+        self.sticky = self
+            .written
+            .or_else(|| comment::find_sticky(&self.comments, &self.bot))
+            .or(self.sticky);
         let found = self
             .sticky
             .and_then(|id| self.comments.iter().find(|c| c["id"].as_u64() == Some(id)))
@@ -110,6 +125,26 @@ impl<'a> Publisher<'a> {
         Ok(())
     }
 
+    /// Writes promptgate's comment (`comment::upsert`). Once written, who the token posts as
+    /// is known (the comment it edited or posted), and that comment is the one this run keeps.
+    async fn upsert(&mut self, body: &str) -> Result<(), Error> {
+        let written = comment::upsert(
+            self.client,
+            &self.pr,
+            &mut self.bot,
+            &mut self.alternates,
+            &mut self.sticky,
+            body,
+        )
+        .await;
+        if written.is_ok() {
+            self.written = self.sticky;
+            self.installation = false;
+            self.alternates.clear();
+        }
+        written
+    }
+
     /// Replaces the previous report with "evaluating…" before the first call, keeping the
     /// state (the last results, the waiver, the approvals) under it.
     pub async fn progress(&mut self, facts: Option<&PlanFacts>) -> Result<(), Error> {
@@ -119,7 +154,7 @@ impl<'a> Publisher<'a> {
         let affected = facts.map_or(0, |f| f.experiments);
         if self.sticky.is_some() || comment::wanted(self.settings.mode, affected, None) {
             let body = state::body(&comment::progress_body(facts, &self.pr.head_sha), "", &self.state);
-            comment::upsert(self.client, &self.pr, &self.bot, &mut self.sticky, &body).await?;
+            self.upsert(&body).await?;
         }
         Ok(())
     }
@@ -150,7 +185,7 @@ impl<'a> Publisher<'a> {
         let mut commented = Ok(());
         if self.sticky.is_some() {
             let body = state::body(&comment::failed_body(message, &head), "", &self.state);
-            commented = comment::upsert(self.client, &self.pr, &self.bot, &mut self.sticky, &body).await;
+            commented = self.upsert(&body).await;
         }
         // The check carries the outcome whether or not the comment could be written.
         if self.settings.check {
@@ -244,7 +279,10 @@ impl<'a> Publisher<'a> {
             let report = markdown::render_report_with_images(results, &images)
                 .map_err(|e| Error::run(format!("rendering the report: {e:#}")))?;
             let body = state::body(&report, &comment::notes(results), &self.state);
-            commented = comment::upsert(self.client, &self.pr, &self.bot, &mut self.sticky, &body).await;
+            commented = self.upsert(&body).await;
+            if let (Ok(()), Some(kept)) = (&commented, self.written) {
+                comment::remove_others(self.client, &self.comments, &self.bot, kept).await;
+            }
         }
         // The check carries the verdict whether or not the comment could be written (a required
         // check must not go missing because a comment was deleted or GitHub failed once); the
@@ -359,7 +397,7 @@ impl<'a> Publisher<'a> {
             notes.push_str(&comment::waiver_note(w));
         }
         let body = state::body(&report, &notes, &self.state);
-        let mut commented = comment::upsert(self.client, &self.pr, &self.bot, &mut self.sticky, &body).await;
+        let mut commented = self.upsert(&body).await;
         if self.settings.check {
             let title = check::title_for(verdict, &reason, published.untrusted);
             let summary = format!(

@@ -507,6 +507,8 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
     let (lines, requests) = sequence(&server).await;
     let blobs = blob_count(&lines);
     let mut expected = vec![
+        // Whether the pull request moved on from the event's head (here GitHub does not say).
+        format!("GET {}", r("/pulls/7")),
         "GET /user".to_owned(),
         format!("GET {}?per_page=100", r("/issues/7/comments")),
         format!("GET {}?per_page=100&page=2", r("/issues/7/comments")),
@@ -524,13 +526,13 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
     ]);
     assert_eq!(lines, expected);
     // The report's PATCH follows the blobs and the five other Git Data requests.
-    let k = 6 + blobs + 5;
+    let k = 7 + blobs + 5;
     assert!(requests.iter().all(|q| {
         q.headers
             .get("authorization")
             .is_some_and(|v| v.to_str().unwrap() == format!("Bearer {TOKEN}"))
     }));
-    let progress = body(&requests[3]);
+    let progress = body(&requests[4]);
     let progress = progress["body"].as_str().unwrap();
     assert!(
         progress.starts_with(MARKER) && progress.contains("Evaluating 3 experiments, "),
@@ -609,6 +611,7 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
     let (lines, requests) = sequence(&server).await;
     let blobs = blob_count(&lines);
     let mut expected = vec![
+        format!("GET {}", r("/pulls/7")),
         "GET /user".to_owned(),
         format!("GET {}?per_page=100", r("/issues/7/comments")),
         format!("GET {}?per_page=100&page=2", r("/issues/7/comments")),
@@ -622,7 +625,7 @@ async fn ci_updates_the_sticky_comment_fails_the_check_then_a_fixing_push_passes
         format!("PUT {}", r("/pulls/7/reviews/99/dismissals")),
     ]);
     assert_eq!(lines, expected);
-    let k = 4 + blobs + 5;
+    let k = 5 + blobs + 5;
     let check = body(&requests[k + 1]);
     assert_eq!(check["conclusion"], "success");
     assert_eq!(check["head_sha"], fixed.as_str());
@@ -1435,6 +1438,207 @@ async fn an_apps_token_updates_its_own_sticky_comment() {
     assert!(!lines.iter().any(|l| l.ends_with("/issues/comments/11")), "{lines:?}");
 }
 
+/// A comment as GitHub lists it, last updated at `updated_at`.
+fn comment_updated(id: u64, login: &str, body: &str, updated_at: &str) -> Value {
+    let mut c = comment_json(id, login, body);
+    c["updated_at"] = json!(updated_at);
+    c
+}
+
+/// A repository that moved from the Actions token to an App's (or runs its waiver workflow on
+/// the other) has a promptgate comment by each: the App's token, which cannot name itself,
+/// edits the latest, and when GitHub refuses (it is the other bot's) edits its own, never
+/// posting a new comment on every run (the audit saw two a run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_of_token_edits_the_tokens_own_comment_and_posts_none() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let r = |p: &str| format!("/repos/{REPO}{p}");
+    let app = "promptgate-app[bot]";
+    let report = format!("{MARKER}\n## ✅ promptgate: pass\nold numbers");
+    // The Actions bot's comment (42, the fake's sticky) was updated last, by a waiver's run.
+    let server = fake_github_with(
+        &report,
+        vec![comment_updated(77, app, &report, "2026-01-01T00:00:00Z")],
+        json!([]),
+        &[],
+    )
+    .await;
+    Mock::given(method("PATCH"))
+        .and(path(r("/issues/comments/42")))
+        .respond_with(reply(403).set_body_json(json!({"message": "Resource not accessible by integration"})))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    json_mock(
+        &server,
+        "PATCH",
+        &r("/issues/comments/77"),
+        200,
+        comment_json(77, app, "updated"),
+    )
+    .await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--no-check", "--no-assets"],
+    )
+    .await;
+    run.run.expect_code(1);
+    let (lines, _) = sequence(&server).await;
+    let writes: Vec<&String> = lines.iter().filter(|l| !l.starts_with("GET ")).collect();
+    assert_eq!(writes[0], &format!("PATCH {}", r("/issues/comments/42")), "{lines:?}");
+    assert!(
+        writes[1..]
+            .iter()
+            .all(|l| *l == &format!("PATCH {}", r("/issues/comments/77"))),
+        "after the refusal only the App's own comment is written: {lines:?}"
+    );
+    assert!(writes.len() >= 3, "progress and report: {lines:?}");
+}
+
+/// The App's token whose only guess is the Actions bot's comment is refused, posts once, and
+/// knows from the post who it is: the rest of the run edits that comment, not the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_guess_posts_once_and_learns_its_login_from_the_post() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let r = |p: &str| format!("/repos/{REPO}{p}");
+    let app = "promptgate-app[bot]";
+    let server = fake_github(vec![], json!([]), &[]).await;
+    Mock::given(method("PATCH"))
+        .and(path(r("/issues/comments/42")))
+        .respond_with(reply(403).set_body_json(json!({"message": "Resource not accessible by integration"})))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    json_mock(
+        &server,
+        "POST",
+        &r("/issues/7/comments"),
+        201,
+        comment_json(500, app, "posted"),
+    )
+    .await;
+    json_mock(
+        &server,
+        "PATCH",
+        &r("/issues/comments/500"),
+        200,
+        comment_json(500, app, "updated"),
+    )
+    .await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--no-check", "--no-assets"],
+    )
+    .await;
+    run.run.expect_code(1);
+    let (lines, _) = sequence(&server).await;
+    let posts = lines
+        .iter()
+        .filter(|l| *l == &format!("POST {}", r("/issues/7/comments")))
+        .count();
+    assert_eq!(posts, 1, "{lines:?}");
+    let refused = lines
+        .iter()
+        .filter(|l| *l == &format!("PATCH {}", r("/issues/comments/42")))
+        .count();
+    assert_eq!(refused, 1, "the other bot's comment is not tried again: {lines:?}");
+    assert!(
+        lines.contains(&format!("PATCH {}", r("/issues/comments/500"))),
+        "{lines:?}"
+    );
+}
+
+/// A second promptgate comment of the token's own (a post GitHub created but answered with an
+/// error, sent again while the listing lagged) is removed once the latest is up to date; a
+/// reply quoting the report is not promptgate's and stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_comment_of_ones_own_is_removed() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let r = |p: &str| format!("/repos/{REPO}{p}");
+    let evaluating = format!("{MARKER}\n## ⏳ promptgate: evaluating");
+    let report = format!("{MARKER}\n## ✅ promptgate: pass\nold numbers");
+    let server = fake_github_with(
+        &evaluating,
+        vec![
+            comment_updated(43, BOT, &report, "2099-01-01T00:00:00Z"),
+            comment_json(
+                44,
+                BOT,
+                &format!("> {MARKER}\n> quoted by a workflow of the repository's own"),
+            ),
+        ],
+        json!([]),
+        &[],
+    )
+    .await;
+    json_mock(
+        &server,
+        "PATCH",
+        &r("/issues/comments/43"),
+        200,
+        comment_json(43, BOT, "updated"),
+    )
+    .await;
+    Mock::given(method("DELETE"))
+        .and(path(r("/issues/comments/42")))
+        .respond_with(reply(204))
+        .mount(&server)
+        .await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--no-check", "--no-assets"],
+    )
+    .await;
+    run.run.expect_code(1);
+    let (lines, _) = sequence(&server).await;
+    let writes: Vec<&String> = lines.iter().filter(|l| !l.starts_with("GET ")).collect();
+    assert!(
+        writes
+            .iter()
+            .filter(|l| l.starts_with("PATCH "))
+            .all(|l| *l == &format!("PATCH {}", r("/issues/comments/43"))),
+        "the latest is the one kept: {lines:?}"
+    );
+    assert_eq!(
+        writes.last().unwrap(),
+        &&format!("DELETE {}", r("/issues/comments/42")),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.ends_with("/issues/comments/44")), "{lines:?}");
+}
+
+/// A re-run of an older push's workflow (its event names the old head) publishes nothing: the
+/// comment would show the old commit's numbers and its state go back to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_for_a_commit_the_pull_request_moved_on_from_publishes_nothing() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let server = fake_github(vec![], json!([]), &[]).await;
+    pr_mock(&server, &base, "4abc275000000000000000000000000000000000", &[]).await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--no-assets"],
+    )
+    .await;
+    run.run
+        .expect_code(3)
+        .stderr_has("pull request #7 has moved on to 4abc275")
+        .stderr_has("nothing was published");
+    let (lines, _) = sequence(&server).await;
+    assert!(lines.iter().all(|l| l.starts_with("GET ")), "{lines:?}");
+}
+
 /// A primary rate limit that resets in an hour is not retried before then (GitHub asks not
 /// to): the run says when, at once, and exits 3.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1754,7 +1958,7 @@ async fn a_forbidden_asset_upload_warns_and_keeps_the_text_charts() {
     let (lines, requests) = sequence(&server).await;
     let r = |p: &str| format!("/repos/{REPO}{p}");
     assert_eq!(
-        lines[3..],
+        lines[4..],
         [
             format!("PATCH {}", r("/issues/comments/42")),
             format!("GET {}?per_page=100", r("/issues/7/comments")),
@@ -1765,7 +1969,7 @@ async fn a_forbidden_asset_upload_warns_and_keeps_the_text_charts() {
         ],
         "{lines:?}"
     );
-    let report = body(&requests[7]);
+    let report = body(&requests[8]);
     let report = report["body"].as_str().unwrap();
     assert!(
         report.starts_with(MARKER) && report.contains("promptgate: regression"),
