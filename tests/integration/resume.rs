@@ -426,6 +426,23 @@ async fn an_output_folder_that_cannot_be_made_fails_the_run_before_any_call() {
 }
 
 /// The demo's suite, fixed design, with this budget.
+/// A pull request cannot lift the hard cap by moving to a model no table prices: its calls
+/// would reserve nothing and count $0 (the audit's sent 40 calls past a cap the baseline
+/// stopped at). The run is bad input before any call, naming the model and the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpriced_model_under_a_hard_cap_is_refused_before_any_call() {
+    let billing = Billing::new(Duration::ZERO);
+    let server = start(&billing).await;
+    let repo = budgeted_repo(&server.uri(), "budget: {approve_above_usd: 5.00, max_usd: 0.05}");
+    repo.edit("configs/product-faq.yaml", "model: gpt-4o-mini", "model: gpt-9-ultra");
+    repo.commit("an unpriced model");
+    let run = gate(&repo, "out", &["--no-cache"]).await;
+    run.expect_code(2)
+        .stderr_has("`gpt-9-ultra` has no price, and `budget.max_usd` caps the run at $0.05")
+        .stderr_has("hint: add it under `pricing:`");
+    assert!(billing.received().is_empty(), "no call was sent");
+}
+
 fn budgeted_repo(base_url: &str, budget: &str) -> TestRepo {
     let budget = budget.to_owned();
     demo_repo_with(base_url, false, &move |suite| {
