@@ -516,7 +516,11 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
                 interruptible: true,
                 batch: options.batch.map(|timeout| {
                     runner::batch::BatchOptions::for_run(
-                        options.cache_dir.as_deref(),
+                        options
+                            .cache_dir
+                            .clone()
+                            .or_else(|| runner::cache_dir(cmp.repo.root(), None))
+                            .as_deref(),
                         options.journal.as_deref(),
                         timeout,
                     )

@@ -51,7 +51,10 @@ pub struct BatchOptions {
 
 impl BatchOptions {
     /// `run --batch`'s: batch records beside the response cache (`{cache}/batches`), so a
-    /// restarted CI job finds its batches; with `--no-cache`, beside the journal.
+    /// restarted CI job finds its batches. The caller passes the cache folder under
+    /// `--no-cache` too: a rerun that flips the flag must find the batch a killed run left
+    /// running, or it pays for the same calls again (the audit's did, both ways). Only without
+    /// any cache folder (no `HOME`) are they kept beside the journal.
     pub fn for_run(cache_dir: Option<&Path>, journal: Option<&Path>, timeout: Duration) -> Self {
         let records = cache_dir
             .map(|dir| dir.join("batches"))

@@ -234,8 +234,8 @@ async fn a_shard_batches_its_part_and_says_so_once() {
     );
 }
 
-/// With `--no-cache` a batch's record is kept in the output folder's `batches/` while the
-/// batch runs; a run whose batches all ended leaves no such folder behind.
+/// With `--no-cache` a batch's record is still kept in the cache folder's `batches/` while the
+/// batch runs (a rerun with or without the flag finds it); none is left in the output folder.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finished_batch_run_without_the_cache_leaves_no_records_folder() {
     let (server, batches) = serve().await;
@@ -287,6 +287,17 @@ fn batch_records(repo: &TestRepo) -> Vec<std::path::PathBuf> {
 /// recorded batch and pays for no second one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_batch_run_resumes_its_batch() {
+    killed_batch_run_resumed_by(&[]).await;
+}
+
+/// A rerun that adds `--no-cache` finds the batch as well: its records are kept in the cache
+/// folder either way (the audit's rerun, looking beside the journal, paid for all 40 calls again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_batch_run_resumes_its_batch_when_the_rerun_adds_no_cache() {
+    killed_batch_run_resumed_by(&["--no-cache"]).await;
+}
+
+async fn killed_batch_run_resumed_by(rerun_flags: &[&str]) {
     let (server, batches) = serve().await;
     let repo = suite_repo(&server.uri(), false);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
@@ -326,7 +337,11 @@ async fn a_killed_batch_run_resumes_its_batch() {
     assert_eq!(batches.creates.load(Ordering::SeqCst), 1);
 
     batches.ended.store(true, Ordering::SeqCst);
-    let rerun = promptgate(&repo, &["run", "--base", "main", "--out", "out", "--batch"]).await;
+    let rerun_args: Vec<&str> = ["run", "--base", "main", "--out", "out", "--batch"]
+        .into_iter()
+        .chain(rerun_flags.iter().copied())
+        .collect();
+    let rerun = promptgate(&repo, &rerun_args).await;
     rerun
         .expect_code(0)
         .stderr_has("resuming batch msgbatch_01TEST of `claude`");
