@@ -99,33 +99,6 @@ fn ci_in(env: &ActionsEnv, repo_dir: &Path, config: &str, args: &CiArgs) -> anyh
     }
 }
 
-/// Refuses to publish for a pull request whose head GitHub says is another commit than the
-/// event's: a re-run of an older push's workflow would put that push's numbers (or its
-/// "evaluating") over the newer one's, and the state's results would go back to the old commit.
-/// The run for the newer commit publishes its own. A pull request GitHub does not show (no
-/// `pull-requests: read`, say) is not checked: the event's head stands.
-fn not_moved_on(runtime: &tokio::runtime::Runtime, client: &Client, pr: &PullRequest) -> Result<(), Error> {
-    if client.is_dry_run() {
-        return Ok(());
-    }
-    let route = client.repo_route(&format!("/pulls/{}", pr.number));
-    let Ok(value) = runtime.block_on(client.try_get(&route, PULL))? else {
-        return Ok(());
-    };
-    match value["head"]["sha"].as_str() {
-        Some(now) if now != pr.head_sha => Err(Error::run_with_hint(
-            format!(
-                "pull request #{} has moved on to {}; this run is for {}",
-                pr.number,
-                short_sha(now),
-                short_sha(&pr.head_sha)
-            ),
-            "nothing was published: the run for the newer commit publishes its own results (a re-run of an older push's workflow does not)",
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// A waiver given or withdrawn: the last results, re-published with the waiver now in force.
 /// Nothing is checked out, evaluated or sent to a provider.
 fn republish(
@@ -236,7 +209,7 @@ fn prepare(
         Route::Evaluate => {
             let client = connect(runtime, env, args)?;
             let mut prepared = resolve(runtime, Some(&client), trigger, args)?;
-            not_moved_on(runtime, &client, &prepared.pr)?;
+            super::handoff::not_moved_on(runtime, &client, &prepared.pr)?;
             let mut publisher = runtime.block_on(Publisher::connect(&client, &prepared.pr, settings(env, args)))?;
             let event = match trigger {
                 Trigger::PullRequest { event, .. } => Some(event.clone()),
@@ -433,7 +406,7 @@ fn evaluate(
     }
 
     if let Some(client) = &client {
-        not_moved_on(runtime, client, &pr)?;
+        super::handoff::not_moved_on(runtime, client, &pr)?;
     }
     let mut publisher = match &client {
         Some(client) => Some(runtime.block_on(Publisher::connect(client, &pr, settings(env, args)))?),

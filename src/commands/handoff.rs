@@ -310,6 +310,33 @@ fn current_pull_request(
     event::pull_request_from_api(&value, &client.repository)
 }
 
+/// Refuses to publish for a pull request whose head GitHub says is another commit than the
+/// event's: a re-run of an older push's workflow would put that push's numbers (or its
+/// "evaluating") over the newer one's, and the state's results would go back to the old commit.
+/// The run for the newer commit publishes its own. A pull request GitHub does not show (no
+/// `pull-requests: read`, say) is not checked: the event's head stands.
+pub(super) fn not_moved_on(runtime: &tokio::runtime::Runtime, client: &Client, pr: &PullRequest) -> Result<(), Error> {
+    if client.is_dry_run() {
+        return Ok(());
+    }
+    let route = client.repo_route(&format!("/pulls/{}", pr.number));
+    let Ok(value) = runtime.block_on(client.try_get(&route, super::ci::PULL))? else {
+        return Ok(());
+    };
+    match value["head"]["sha"].as_str() {
+        Some(now) if now != pr.head_sha => Err(Error::run_with_hint(
+            format!(
+                "pull request #{} has moved on to {}; this run is for {}",
+                pr.number,
+                short_sha(now),
+                short_sha(&pr.head_sha)
+            ),
+            "nothing was published: the run for the newer commit publishes its own results (a re-run of an older push's workflow does not)",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// What `pr.json` holds: the pull request, and the commit evaluated when `--head` named another
 /// than its head (the Action's `head` input: the pull request's merge commit, say).
 #[derive(serde::Serialize, serde::Deserialize)]

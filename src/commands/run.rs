@@ -365,7 +365,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     };
     let judged = crate::scorers::judge::planned_jobs(&planned, judge, embedder, &jobs);
     if let Some(cap) = policy_in_force.budget.max_usd {
-        unpriced_under_cap(
+        budget::unpriced_under_cap(
             jobs.iter().chain(&judged),
             &endpoints.map,
             &prices,
@@ -781,49 +781,4 @@ pub fn print_outcome(run: &GateRun) {
     // workflow command may get through.
     let text = crate::output::inert(&crate::secrets::redact(&text));
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
-}
-
-/// A hard cap holds only calls whose price is known: a call to a model no price table in force
-/// prices reserves nothing and is counted at $0, so the cap would not stop it (an audit's pull
-/// request switched to an unpriced model and sent 40 calls past a cap the baseline stopped at).
-/// Bad input, before any call: the model needs a price. `exec` programs and the offline mock
-/// bill nobody, and are not asked.
-fn unpriced_under_cap<'a>(
-    jobs: impl Iterator<Item = &'a plan::Job>,
-    endpoints: &std::collections::BTreeMap<String, runner::Endpoint>,
-    prices: &PriceTable,
-    cap: f64,
-    config_path: &str,
-) -> Result<(), crate::error::Error> {
-    let mut unpriced: Vec<&str> = Vec::new();
-    for job in jobs {
-        let Ok(request) = &job.request else { continue };
-        let model = request.model.as_ref();
-        if unpriced.contains(&model) || prices.price(model).is_some() {
-            continue;
-        }
-        let billed = endpoints
-            .get(job.provider.as_ref())
-            .is_some_and(|e| !matches!(e.provider.kind(), "exec" | "mock"));
-        if billed {
-            unpriced.push(model);
-        }
-    }
-    if unpriced.is_empty() {
-        return Ok(());
-    }
-    let models = unpriced.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
-    Err(crate::error::Error::from(
-        crate::error::Diagnostic::new(format!(
-            "{models} {} no price, and `budget.max_usd` caps the run at {}: a call whose price is unknown cannot be held under the cap",
-            if unpriced.len() == 1 { "has" } else { "have" },
-            plan::usd(cap)
-        ))
-        .in_file(config_path.to_owned())
-        .hint(format!(
-            "add {} under `pricing:` in dollars per million tokens, e.g. `pricing: {{{}: {{input: 0.15, output: 0.60}}}}` (a model that costs nothing: `{{input: 0, output: 0}}`); a price the pull request adds counts only for a model the base's table does not price",
-            if unpriced.len() == 1 { "it" } else { "them" },
-            unpriced[0]
-        )),
-    ))
 }
