@@ -192,8 +192,13 @@ pub fn experiments(
         let assertions: Vec<&suite::Assertion> = experiment.asserts.iter().chain(case.asserts.iter()).collect();
         let mut judgements = judgements(input, judged.get(&index).map_or(&[][..], Vec::as_slice), &assertions);
         let masked = |text: &str| scorers::mask_personal_data(&assertions, text).into_owned();
-        for (judgement, _, _) in &mut judgements {
+        // The reason a judge's `pass: false` puts among the call's failures too, which the
+        // comment's case table shows.
+        for (judgement, _, reply) in &mut judgements {
             judgement.reason = judgement.reason.as_deref().map(masked);
+            if let Some(reply) = reply {
+                reply.reason = masked(&reply.reason);
+            }
         }
         let comparisons = match place.arm {
             Arm::Candidate => comparisons(

@@ -42,6 +42,8 @@ impl Respond for Judge {
             Value::from(r#"{"pass": true, "score": 9, "reason": "great"}"#)
         } else if question.contains("[missing]") {
             Value::from(r#"{"verdict": "pass"}"#)
+        } else if question.contains("[leaky]") {
+            Value::from(r#"{"pass": false, "score": 1, "reason": "it tells the customer to write to jane.roe@example.com"}"#)
         } else if question.contains("[refused]") {
             Value::Null
         } else {
@@ -236,6 +238,32 @@ async fn judge_replies_valid_malformed_and_refused_land_in_the_results() {
         report.contains("| judging them (80 judge calls, 16 failed) |"),
         "{report}"
     );
+}
+
+/// A judge's reason quoting personal data is masked wherever it is kept or shown when the
+/// experiment checks for personal data: in its judgement, and in the failure its `pass: false`
+/// adds to the call, which the comment's case table quotes (that one was published whole).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_judges_reason_is_masked_in_the_failures_the_comment_quotes() {
+    let judge = Judge::default();
+    let server = judge_server(&judge).await;
+    let repo = judged_repo(&server.uri(), &["[leaky]"; 12]);
+    repo.edit(
+        "promptgate.yaml",
+        "assert: [{type: hallucination, context_var: article}, {type: relevance}]",
+        "assert: [{type: hallucination, context_var: article}, {type: relevance}, {type: pii}]",
+    );
+    repo.commit("check for personal data");
+    gate(&repo).await;
+    let out = repo.path().join("out");
+    let raw = std::fs::read_to_string(out.join("results.json")).unwrap();
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for (name, text) in [("results.json", &raw), ("report.md", &report)] {
+        assert!(!text.contains("jane.roe@example.com"), "{name} quotes the address unmasked");
+    }
+    let r = results(&out);
+    let failures = r["experiments"][0]["cases"][0]["candidate"][0]["failures"].to_string();
+    assert!(failures.contains("write to j***@example.com"), "{failures}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
