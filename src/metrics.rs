@@ -217,15 +217,16 @@ impl Metric {
         if lower { Direction::Lower } else { Direction::Higher }
     }
 
-    /// Whether [`Metric::default_direction`] knows this metric's direction rather than assumes
-    /// it: every computed metric, a time or a cost, a hallucination or a leak, and the scores
-    /// promptgate's own judges and scorers name. Another scorer's metric (an `exec` script's
-    /// `toxicity`, say) is only assumed higher-is-better; ungated, its change is reported as a
-    /// rise or a fall, not as an improvement or a regression (see [`direction_assumed`]).
+    /// Whether [`Metric::default_direction`] knows this metric's direction rather than guesses
+    /// it: every computed metric, and the scores promptgate's own assertions record by default
+    /// ([`OWN_SCORES`], `hallucination_rate`, `pii_leak_rate`). Any other name is a guess from
+    /// its words (an `exec` script's `toxicity` read higher-is-better, its
+    /// `hallucination_free_rate` lower); ungated, its change is reported as a rise or a fall,
+    /// not as an improvement or a regression (see [`direction_assumed`]).
     pub fn direction_known(&self) -> bool {
         self.kind != Kind::Score
-            || self.default_direction() == Direction::Lower
             || OWN_SCORES.contains(&self.name.as_str())
+            || [PII_LEAK_RATE, "hallucination_rate"].contains(&self.name.as_str())
     }
 
     /// Quality and errors block by default; latency and cost inform unless the suite says so.

@@ -238,9 +238,14 @@ pub(super) fn unpriced_under_cap<'a>(
         if unpriced.contains(&model) || prices.price(model).is_some() {
             continue;
         }
-        let billed = endpoints
-            .get(job.provider.as_ref())
-            .is_some_and(|e| !matches!(e.provider.kind(), "exec" | "mock"));
+        // Its fallbacks are sent the same model, and priced as it is.
+        let billed = std::iter::once(&job.provider)
+            .chain(job.fallbacks.iter())
+            .any(|provider| {
+                endpoints
+                    .get(provider.as_ref())
+                    .is_some_and(|e| !matches!(e.provider.kind(), "exec" | "mock"))
+            });
         if billed {
             unpriced.push(model);
         }
@@ -423,6 +428,73 @@ mod tests {
                 (one.whole.usd - expected).abs() < 1e-9 * expected,
                 "{} vs {expected}",
                 one.whole.usd
+            );
+        }
+    }
+
+    /// A provider of a kind, answering nothing (the check reads only the kind).
+    struct Kind(&'static str);
+
+    #[async_trait::async_trait]
+    impl crate::providers::Provider for Kind {
+        fn kind(&self) -> &'static str {
+            self.0
+        }
+
+        async fn complete(
+            &self,
+            _request: &crate::providers::Request,
+        ) -> Result<crate::providers::Response, crate::providers::ProviderError> {
+            unreachable!("the check sends nothing")
+        }
+    }
+
+    /// Under a cap, a model no table prices is refused when any provider that bills it would
+    /// be sent it: the job's own, or one of its fallbacks (sent the same model, priced as it
+    /// is: a reviewer's failing `exec` fell back to a billed server, uncapped). `exec` and
+    /// `mock` alone bill nobody.
+    #[test]
+    fn an_unpriced_model_a_billed_provider_or_fallback_may_be_sent_is_refused() {
+        let endpoint = |kind: &'static str| runner::Endpoint {
+            provider: std::sync::Arc::new(Kind(kind)),
+            concurrency: 1,
+            timeout: std::time::Duration::from_secs(1),
+            max_retries: 0,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            cache_identity: kind.to_owned(),
+        };
+        let endpoints: std::collections::BTreeMap<String, runner::Endpoint> =
+            [("local", "exec"), ("offline", "mock"), ("sim", "openai-compatible")]
+                .into_iter()
+                .map(|(name, kind)| (name.to_owned(), endpoint(kind)))
+                .collect();
+        let job = |provider: &str, fallbacks: &[&str], model: &str| Job {
+            experiment: 0,
+            case: 0,
+            arm: Arm::Candidate,
+            repeat: 0,
+            provider: provider.into(),
+            fallbacks: fallbacks.iter().map(|f| crate::results::Name::from(*f)).collect(),
+            retime: false,
+            request: Ok(crate::providers::Request::new(
+                std::sync::Arc::new(crate::providers::Settings::of(model)),
+                Vec::new().into(),
+                0,
+            )),
+        };
+        let prices = PriceTable::new(&Default::default());
+        let check = |jobs: &[Job]| unpriced_under_cap(jobs.iter(), &endpoints, &prices, 0.05, "promptgate.yaml");
+        assert!(check(&[job("local", &[], "llama-3-70b"), job("offline", &[], "llama-3-70b")]).is_ok());
+        assert!(check(&[job("sim", &[], "gpt-4o-mini")]).is_ok(), "a priced model");
+        for jobs in [
+            vec![job("sim", &[], "llama-3-70b")],
+            vec![job("local", &["sim"], "llama-3-70b")],
+        ] {
+            let message = check(&jobs).expect_err("unpriced under a cap").to_string();
+            assert!(
+                message.contains("`llama-3-70b` has no price, and `budget.max_usd` caps the run at $0.05"),
+                "{message}"
             );
         }
     }

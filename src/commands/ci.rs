@@ -209,7 +209,9 @@ fn prepare(
         Route::Evaluate => {
             let client = connect(runtime, env, args)?;
             let mut prepared = resolve(runtime, Some(&client), trigger, args)?;
-            super::handoff::not_moved_on(runtime, &client, &prepared.pr)?;
+            if env.rerun {
+                super::handoff::not_moved_on(runtime, &client, &prepared.pr)?;
+            }
             let mut publisher = runtime.block_on(Publisher::connect(&client, &prepared.pr, settings(env, args)))?;
             let event = match trigger {
                 Trigger::PullRequest { event, .. } => Some(event.clone()),
@@ -405,7 +407,7 @@ fn evaluate(
         super::handoff::write_handoff(&args.out, &handoff)?;
     }
 
-    if let Some(client) = &client {
+    if let (Some(client), true) = (&client, env.rerun) {
         super::handoff::not_moved_on(runtime, client, &pr)?;
     }
     let mut publisher = match &client {

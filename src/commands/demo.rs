@@ -63,6 +63,7 @@ pub fn demo(out: &Path, live: bool) -> anyhow::Result<u8> {
         trust: None,
         ref_names: None,
         batch: None,
+        batch_records: None,
     };
     let run = run_gate(root, &options)?;
     print_outcome(&run);

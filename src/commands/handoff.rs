@@ -313,6 +313,9 @@ fn current_pull_request(
 /// Refuses to publish for a pull request whose head GitHub says is another commit than the
 /// event's: a re-run of an older push's workflow would put that push's numbers (or its
 /// "evaluating") over the newer one's, and the state's results would go back to the old commit.
+/// Asked of re-runs only (`GITHUB_RUN_ATTEMPT` above 1): right after a push GitHub may still
+/// answer with the previous head, and a first run refused for that would leave a required
+/// check missing.
 /// The run for the newer commit publishes its own. A pull request GitHub does not show (no
 /// `pull-requests: read`, say) is not checked: the event's head stands.
 pub(super) fn not_moved_on(runtime: &tokio::runtime::Runtime, client: &Client, pr: &PullRequest) -> Result<(), Error> {

@@ -43,6 +43,10 @@ pub struct GateOptions {
     /// `--batch`: send the calls of providers with a batch API through it, waiting at most
     /// this long (`runner::batch`).
     pub batch: Option<Duration>,
+    /// Where `--batch` records its batches: the cache folder's `batches/` whether or not
+    /// `--no-cache` is given (a rerun that flips the flag must find a killed run's batch, or it
+    /// pays for the same calls again); `None` keeps them beside the journal.
+    pub batch_records: Option<PathBuf>,
 }
 
 impl GateOptions {
@@ -67,6 +71,7 @@ impl GateOptions {
                 .then(|| runner::cache_dir(repo_root, flags.cache_dir.as_deref()))
                 .flatten(),
             journal: Some(out.join("journal.jsonl")),
+            batch_records: runner::cache_dir(repo_root, flags.cache_dir.as_deref()).map(|dir| dir.join("batches")),
             aa: false,
             shard: flags.shard,
             trust: None,
@@ -516,11 +521,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
                 interruptible: true,
                 batch: options.batch.map(|timeout| {
                     runner::batch::BatchOptions::for_run(
-                        options
-                            .cache_dir
-                            .clone()
-                            .or_else(|| runner::cache_dir(cmp.repo.root(), None))
-                            .as_deref(),
+                        options.batch_records.as_deref(),
                         options.journal.as_deref(),
                         timeout,
                     )

@@ -33,19 +33,16 @@ pub async fn list(client: &Client, pr: &PullRequest) -> Result<Vec<Value>, Error
         .await
 }
 
-/// Our previous report: the most recently updated comment carrying the marker and written by
-/// `login`, else the latest of `login`'s carrying promptgate's state (a person editing the comment may have
+/// Our previous report: the first comment carrying the marker and written by `login`, else
+/// the first of `login`'s carrying promptgate's state (a person editing the comment may have
 /// taken the marker line out; the state under it is still ours, and a second comment would
-/// leave the first one's numbers and waiver up).
+/// leave the first one's numbers and waiver up). The first is the oldest: a second one is
+/// removed once the first is up to date (`remove_newer`), and runs at once keep the same one.
 pub fn find_sticky(comments: &[Value], login: &str) -> Option<u64> {
-    // The most recently updated (a second comment left by a post answered with an error is
-    // the older), the first listed of those updated at the same second.
     let ours = |marker: &str| {
         comments
             .iter()
-            .filter(|c| super::author(c) == login && c["body"].as_str().is_some_and(|b| b.contains(marker)))
-            .rev()
-            .max_by(|a, b| super::updated_at(a).cmp(super::updated_at(b)))
+            .find(|c| super::author(c) == login && c["body"].as_str().is_some_and(|b| b.contains(marker)))
             .and_then(|c| c["id"].as_u64())
     };
     ours(REPORT_MARKER).or_else(|| ours(super::state::STATE_OPEN))
@@ -56,18 +53,20 @@ const REMOVE: Purpose = Purpose {
     permission: "pull-requests: write (or issues: write)",
 };
 
-/// Removes `login`'s promptgate comments other than `keep`: a second one is left when GitHub
+/// Removes `login`'s promptgate comments newer than `keep`: a second one is left when GitHub
 /// created a comment but answered the post with an error while its listing lagged behind (the
-/// post was sent again), and its numbers would stay up beside the kept one's. Only comments
-/// that promptgate wrote (`github::written_by_promptgate`), never one quoting it. A removal
-/// GitHub refuses is reported and left.
-pub async fn remove_others(client: &Client, comments: &[Value], login: &str, keep: u64) {
-    let others = comments.iter().filter(|c| {
+/// post was sent again), or when two runs posted at once, and its numbers would stay up beside
+/// the kept one's. Only newer ones: runs at once each keep the oldest they wrote or found, so
+/// the oldest survives whatever order their removals take (each removing the other's would
+/// leave none). Only comments promptgate wrote (`github::written_by_promptgate`), never one
+/// quoting it. A removal GitHub refuses is reported and left.
+pub async fn remove_newer(client: &Client, comments: &[Value], login: &str, keep: u64) {
+    let newer = comments.iter().filter(|c| {
         super::author(c) == login
-            && c["id"].as_u64().is_some_and(|id| id != keep)
+            && c["id"].as_u64().is_some_and(|id| id > keep)
             && c["body"].as_str().is_some_and(super::written_by_promptgate)
     });
-    for c in others {
+    for c in newer {
         let Some(id) = c["id"].as_u64() else { continue };
         let route = client.repo_route(&format!("/issues/comments/{id}"));
         match client.try_send(Method::Delete, &route, None, REMOVE).await {
@@ -79,6 +78,41 @@ pub async fn remove_others(client: &Client, comments: &[Value], login: &str, kee
             Err(e) => eprintln!("promptgate: could not remove a second promptgate comment ({id}): {e}"),
         }
     }
+}
+
+/// Which of `logins` (bots with a promptgate comment, the likeliest first) the token posts as:
+/// the first whose comment GitHub lets it edit, asked by writing the comment's own body back
+/// (nothing changes). Only when a pull request has promptgate comments by more than one bot (a
+/// repository that changed tokens, or gave its waiver workflow another): the state carried on
+/// is then that of the comment the run will write, and no other bot's comment is written over.
+/// `None` when the token may edit none of them (it posts its own).
+pub async fn own_among(client: &Client, comments: &[Value], logins: &[String]) -> Result<Option<String>, Error> {
+    for login in logins {
+        let Some(id) = find_sticky(comments, login) else {
+            continue;
+        };
+        let Some(body) = comments
+            .iter()
+            .find(|c| c["id"].as_u64() == Some(id))
+            .and_then(|c| c["body"].as_str())
+        else {
+            continue;
+        };
+        let route = client.repo_route(&format!("/issues/comments/{id}"));
+        match client
+            .try_send(Method::Patch, &route, Some(&json!({ "body": body })), UPDATE)
+            .await?
+        {
+            Ok(_) => return Ok(Some(login.clone())),
+            Err(refusal) if matches!(refusal.status, 403 | 404) => {}
+            Err(refusal) => return Err(refused(Method::Patch, &route, UPDATE, refusal)),
+        }
+    }
+    eprintln!(
+        "promptgate: the pull request has promptgate comments by {}, none of which this token may edit; it posts its own (give every promptgate workflow the same `github-token`, or set `bot-login`)",
+        logins.join(", ")
+    );
+    Ok(None)
 }
 
 /// Whether to create a comment when none exists yet. Before the run only `always` and
@@ -242,21 +276,17 @@ const CREATE_TRIES: u32 = 3;
 /// instead. Only a comment the listing does not show yet (it can lag) is posted a second time.
 ///
 /// `login` is who the token posts as; an installation token's is a guess from the comments
-/// (`github::logins_among`), and `alternates` are the other bots' promptgate comments, the
-/// likeliest first. When GitHub refuses to let the token edit the guessed login's comment, the
-/// next is tried before a new one is posted (a repository that changed tokens would otherwise
-/// get a new comment on every run); a comment posted tells the login for certain.
+/// (`github::logins_among`), which a comment it posts corrects.
 pub async fn upsert(
     client: &Client,
     pr: &PullRequest,
     login: &mut String,
-    alternates: &mut Vec<(String, u64)>,
     sticky: &mut Option<u64>,
     body: &str,
 ) -> Result<(), Error> {
     let payload = json!({ "body": body });
     let update = |id: u64| client.repo_route(&format!("/issues/comments/{id}"));
-    while let Some(id) = *sticky {
+    if let Some(id) = *sticky {
         match client
             .try_send(Method::Patch, &update(id), Some(&payload), UPDATE)
             .await?
@@ -271,19 +301,8 @@ pub async fn upsert(
             // may not comment at all is refused that post too, and says so.
             // (A rate limit never arrives here: the client retries it, then fails the run.)
             Err(refusal) if refusal.status == 403 => {
+                eprintln!("promptgate: GitHub refused to edit comment {id} (403); posting promptgate's own comment");
                 *sticky = None;
-                if alternates.is_empty() {
-                    eprintln!(
-                        "promptgate: GitHub refused to edit comment {id} (403); posting promptgate's own comment"
-                    );
-                } else {
-                    let (next, next_id) = alternates.remove(0);
-                    eprintln!(
-                        "promptgate: GitHub refused to edit {login}'s comment {id} (403); trying {next}'s (the pull request has promptgate comments by more than one token: give every promptgate workflow the same `github-token`, or set `bot-login`)"
-                    );
-                    *login = next;
-                    *sticky = Some(next_id);
-                }
             }
             Err(refusal) => return Err(refused(Method::Patch, &update(id), UPDATE, refusal)),
         }
@@ -298,7 +317,6 @@ pub async fn upsert(
                 if let Some(author) = created["user"]["login"].as_str().filter(|a| !a.is_empty()) {
                     author.clone_into(login);
                 }
-                alternates.clear();
                 return Ok(());
             }
             Err(refusal) if (refusal.status >= 500 || refusal.status == UNANSWERED) && tries < CREATE_TRIES => {

@@ -74,8 +74,8 @@ pub fn login_among(comments: &[Value]) -> String {
 /// GitHub App's token posts as `<app>[bot]`, the Actions token as `github-actions[bot]`; only
 /// an App installed on the repository can post as a bot, so no person can plant one), else
 /// `github-actions[bot]` alone. A repository that moved from one token to another has a
-/// promptgate comment by each: the one its runs keep up to date is the latest, and editing it
-/// is tried first (the others when GitHub refuses: `comment::upsert`). Without this an App's
+/// promptgate comment by each: the one its runs keep up to date is the latest, and the token's
+/// own is the first of them GitHub lets it edit (`comment::own_among`). Without this an App's
 /// token found no comment of its own and posted a new one on every push.
 pub fn logins_among(comments: &[Value]) -> Vec<String> {
     let mut bots: Vec<&Value> = comments
@@ -98,7 +98,7 @@ pub fn logins_among(comments: &[Value]) -> Vec<String> {
 }
 
 /// A comment's last update (ISO 8601, which sorts as text), else its creation.
-pub(crate) fn updated_at(c: &Value) -> &str {
+fn updated_at(c: &Value) -> &str {
     c["updated_at"]
         .as_str()
         .or_else(|| c["created_at"].as_str())

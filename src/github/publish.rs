@@ -55,12 +55,10 @@ pub struct Publisher<'a> {
     pub pr: PullRequest,
     bot: String,
     /// The token did not say who it is (an installation token): `bot` is told from the
-    /// comments (`github::login_among`) each time they are read.
+    /// comments (`github::logins_among`, `comment::own_among`) each time they are read, until
+    /// a comment this run wrote tells it.
     installation: bool,
     comments: Vec<Value>,
-    /// Other bots' promptgate comments an installation token may be, the likeliest first
-    /// (`comment::upsert` tries them when editing `bot`'s is refused).
-    alternates: Vec<(String, u64)>,
     sticky: Option<u64>,
     /// The comment this run wrote: the one it keeps writing, though the listing lags behind
     /// or shows another token's promptgate comment first.
@@ -84,7 +82,6 @@ impl<'a> Publisher<'a> {
             installation: known.is_none(),
             bot: known.unwrap_or_else(|| super::ACTIONS_BOT.to_owned()),
             comments: Vec::new(),
-            alternates: Vec::new(),
             sticky: None,
             written: None,
             state: State::new(&pr.head_sha),
@@ -98,11 +95,16 @@ impl<'a> Publisher<'a> {
     async fn refresh(&mut self) -> Result<(), Error> {
         self.comments = comment::list(self.client, &self.pr).await?;
         if self.installation {
-            let mut logins = super::logins_among(&self.comments).into_iter();
-            self.bot = logins.next().unwrap_or_else(|| super::ACTIONS_BOT.to_owned());
-            self.alternates = logins
-                .filter_map(|login| comment::find_sticky(&self.comments, &login).map(|id| (login, id)))
-                .collect();
+            let logins = super::logins_among(&self.comments);
+            self.bot = logins[0].clone();
+            if logins.len() > 1 {
+                // Promptgate comments by more than one bot (the repository changed tokens): the
+                // one this token may edit is its own, and its state is the one to carry on.
+                if let Some(login) = comment::own_among(self.client, &self.comments, &logins).await? {
+                    self.bot = login;
+                    self.installation = false;
+                }
+            }
         }
         // A comment this run wrote may not be listed yet (the list lags behind): keep its id.
         self.sticky = self
@@ -128,19 +130,10 @@ impl<'a> Publisher<'a> {
     /// Writes promptgate's comment (`comment::upsert`). Once written, who the token posts as
     /// is known (the comment it edited or posted), and that comment is the one this run keeps.
     async fn upsert(&mut self, body: &str) -> Result<(), Error> {
-        let written = comment::upsert(
-            self.client,
-            &self.pr,
-            &mut self.bot,
-            &mut self.alternates,
-            &mut self.sticky,
-            body,
-        )
-        .await;
+        let written = comment::upsert(self.client, &self.pr, &mut self.bot, &mut self.sticky, body).await;
         if written.is_ok() {
             self.written = self.sticky;
             self.installation = false;
-            self.alternates.clear();
         }
         written
     }
@@ -281,7 +274,7 @@ impl<'a> Publisher<'a> {
             let body = state::body(&report, &comment::notes(results), &self.state);
             commented = self.upsert(&body).await;
             if let (Ok(()), Some(kept)) = (&commented, self.written) {
-                comment::remove_others(self.client, &self.comments, &self.bot, kept).await;
+                comment::remove_newer(self.client, &self.comments, &self.bot, kept).await;
             }
         }
         // The check carries the verdict whether or not the comment could be written (a required

@@ -50,14 +50,12 @@ pub struct BatchOptions {
 }
 
 impl BatchOptions {
-    /// `run --batch`'s: batch records beside the response cache (`{cache}/batches`), so a
-    /// restarted CI job finds its batches. The caller passes the cache folder under
-    /// `--no-cache` too: a rerun that flips the flag must find the batch a killed run left
-    /// running, or it pays for the same calls again (the audit's did, both ways). Only without
-    /// any cache folder (no `HOME`) are they kept beside the journal.
-    pub fn for_run(cache_dir: Option<&Path>, journal: Option<&Path>, timeout: Duration) -> Self {
-        let records = cache_dir
-            .map(|dir| dir.join("batches"))
+    /// `run --batch`'s: batch records in `records` (the response cache's `batches/`, so a
+    /// restarted CI job finds its batches; `commands::run::GateOptions::batch_records`), else
+    /// beside the journal.
+    pub fn for_run(records: Option<&Path>, journal: Option<&Path>, timeout: Duration) -> Self {
+        let records = records
+            .map(Path::to_owned)
             .or_else(|| journal.and_then(Path::parent).map(|dir| dir.join("batches")));
         BatchOptions::new(records, timeout)
     }

@@ -569,6 +569,8 @@ mod tests {
             );
         }
         assert!(!crate::metrics::Metric::of("toxicity").direction_known());
+        // A name that reads lower-is-better is still a guess for a script's score.
+        assert!(!crate::metrics::Metric::of("hallucination_free_rate").direction_known());
         assert!(crate::metrics::Metric::of("hallucination_rate").direction_known());
     }
 }

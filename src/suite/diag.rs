@@ -8,6 +8,14 @@ use crate::error::{Diagnostic, did_you_mean};
 /// first as a confusing shape error ("expected string scalar" for an unclosed `[`). When the
 /// text is not valid YAML at all, the syntax error is reported instead.
 pub fn yaml_diagnostic(file: &str, text: &str, err: &serde_saphyr::Error, what: &str) -> Diagnostic {
+    // Nothing but comments, blank lines and document markers (an empty file is reported
+    // before parsing).
+    let empty = |l: &str| l.trim().is_empty() || matches!(l.trim(), "---" | "...") || l.trim_start().starts_with('#');
+    if text.lines().all(empty) {
+        return Diagnostic::new("the file has no content: only comments and blank lines".to_owned())
+            .in_file(file)
+            .hint("`promptgate init` writes a suite to start from; the README shows the shape");
+    }
     if let Some(d) = special(file, text, err) {
         return d;
     }
@@ -158,18 +166,6 @@ fn special(file: &str, text: &str, err: &serde_saphyr::Error) -> Option<Diagnost
             located(file, text, err, "the file holds more than one YAML document".to_owned())
                 .hint("a `---` line starts a second document: keep one, and merge what follows it into the first"),
         ),
-        // Nothing but comments and blank lines (an empty file is reported before parsing).
-        E::Eof { .. }
-            if text
-                .lines()
-                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) =>
-        {
-            Some(
-                Diagnostic::new("the file has no content: only comments and blank lines".to_owned())
-                    .in_file(file)
-                    .hint("`promptgate init` writes a suite to start from; the README shows the shape"),
-            )
-        }
         E::DuplicateMappingKey { key, .. } => {
             let message = match key {
                 Some(k) => format!("duplicate key `{k}`"),
@@ -265,7 +261,7 @@ mod tests {
         let d = yaml_diagnostic("v.yaml", text, &err, "a variant config");
         assert_eq!(d.message, "the file holds more than one YAML document", "{d}");
         assert!(d.line.is_some() && d.hints[0].contains("`---`"), "{d}");
-        let text = "# model: x\n\n   # nothing yet\n";
+        let text = "---\n# model: x\n\n   # nothing yet\n";
         let err = serde_saphyr::from_str::<crate::suite::raw::RawVariant>(text).expect_err("no content");
         let d = yaml_diagnostic("v.yaml", text, &err, "a variant config");
         assert_eq!(

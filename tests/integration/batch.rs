@@ -287,25 +287,49 @@ fn batch_records(repo: &TestRepo) -> Vec<std::path::PathBuf> {
 /// recorded batch and pays for no second one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_batch_run_resumes_its_batch() {
-    killed_batch_run_resumed_by(&[]).await;
+    killed_batch_run_resumed_by(&[], &[]).await;
 }
 
 /// A rerun that adds `--no-cache` finds the batch as well: its records are kept in the cache
 /// folder either way (the audit's rerun, looking beside the journal, paid for all 40 calls again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_batch_run_resumes_its_batch_when_the_rerun_adds_no_cache() {
-    killed_batch_run_resumed_by(&["--no-cache"]).await;
+    killed_batch_run_resumed_by(&[], &["--no-cache"]).await;
 }
 
-async fn killed_batch_run_resumed_by(rerun_flags: &[&str]) {
+/// The same with the cache folder named (`--cache-dir`, as CI setups do): a rerun with
+/// `--no-cache` looks in that folder, not the default one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_batch_run_resumes_its_batch_in_a_named_cache_folder_when_the_rerun_adds_no_cache() {
+    killed_batch_run_resumed_by(&["--cache-dir", "CACHE"], &["--no-cache", "--cache-dir", "CACHE"]).await;
+}
+
+/// Kills a `--batch` run given `first_flags` once its batch is recorded, then reruns it with
+/// `rerun_flags` (`CACHE` stands for a cache folder of the test's own): no second batch.
+async fn killed_batch_run_resumed_by(first_flags: &[&str], rerun_flags: &[&str]) {
     let (server, batches) = serve().await;
     let repo = suite_repo(&server.uri(), false);
+    let named = crate::support::test_cache_home(repo.path()).join("named");
+    let named = named.to_str().unwrap();
+    let flags = |given: &[&str]| -> Vec<String> {
+        given
+            .iter()
+            .map(|f| {
+                if *f == "CACHE" {
+                    named.to_owned()
+                } else {
+                    (*f).to_owned()
+                }
+            })
+            .collect()
+    };
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
         .current_dir(repo.path())
         .env("XDG_CACHE_HOME", crate::support::test_cache_home(repo.path()))
         .env_remove("PROMPTGATE_CACHE_DIR")
         .env("TEST_BATCH_KEY", KEY)
         .args(["run", "--base", "main", "--out", "out", "--batch"])
+        .args(flags(first_flags))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -337,9 +361,10 @@ async fn killed_batch_run_resumed_by(rerun_flags: &[&str]) {
     assert_eq!(batches.creates.load(Ordering::SeqCst), 1);
 
     batches.ended.store(true, Ordering::SeqCst);
+    let rerun_flags = flags(rerun_flags);
     let rerun_args: Vec<&str> = ["run", "--base", "main", "--out", "out", "--batch"]
         .into_iter()
-        .chain(rerun_flags.iter().copied())
+        .chain(rerun_flags.iter().map(String::as_str))
         .collect();
     let rerun = promptgate(&repo, &rerun_args).await;
     rerun

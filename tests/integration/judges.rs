@@ -43,7 +43,9 @@ impl Respond for Judge {
         } else if question.contains("[missing]") {
             Value::from(r#"{"verdict": "pass"}"#)
         } else if question.contains("[leaky]") {
-            Value::from(r#"{"pass": false, "score": 1, "reason": "it tells the customer to write to jane.roe@example.com"}"#)
+            Value::from(
+                r#"{"pass": false, "score": 1, "reason": "it tells the customer to write to jane.roe@example.com"}"#,
+            )
         } else if question.contains("[refused]") {
             Value::Null
         } else {
@@ -259,7 +261,10 @@ async fn a_judges_reason_is_masked_in_the_failures_the_comment_quotes() {
     let raw = std::fs::read_to_string(out.join("results.json")).unwrap();
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     for (name, text) in [("results.json", &raw), ("report.md", &report)] {
-        assert!(!text.contains("jane.roe@example.com"), "{name} quotes the address unmasked");
+        assert!(
+            !text.contains("jane.roe@example.com"),
+            "{name} quotes the address unmasked"
+        );
     }
     let r = results(&out);
     let failures = r["experiments"][0]["cases"][0]["candidate"][0]["failures"].to_string();
