@@ -424,6 +424,39 @@ pub fn policy_in_force(base: Option<&Suite>, head: &Suite) -> PolicyInForce {
             changes.push(format!("defaults.{field} {from} → {to}"));
         }
     }
+    // The judge grades both arms from head (DESIGN: scoring is head's, so both are scored
+    // alike): a pull request that picks its own grader says so where the reviewer looks.
+    let judge = |j: &Option<crate::suite::JudgeSettings>| {
+        j.as_ref().map_or_else(
+            || "none".to_owned(),
+            |j| format!("`{}`/`{}` × {}", j.provider, j.model, j.repeats),
+        )
+    };
+    if bd.judge != hd.judge {
+        changes.push(format!(
+            "judge {} → {} (applies now: the judge grades both arms)",
+            judge(&bd.judge),
+            judge(&hd.judge)
+        ));
+    } else if let Some(j) = &hd.judge
+        && base.providers.get(&j.provider) != head.providers.get(&j.provider)
+    {
+        changes.push(format!(
+            "judge provider `{}` settings changed (applies now: the judge grades both arms)",
+            j.provider
+        ));
+    }
+    let embedder = |e: &Option<crate::suite::EmbedderSettings>| {
+        e.as_ref()
+            .map_or_else(|| "none".to_owned(), |e| format!("`{}`/`{}`", e.provider, e.model))
+    };
+    if bd.embedder != hd.embedder {
+        changes.push(format!(
+            "embedder {} → {} (applies now: it scores both arms' similarity)",
+            embedder(&bd.embedder),
+            embedder(&hd.embedder)
+        ));
+    }
     for (field, from, to) in [
         (
             "approve_above_usd",

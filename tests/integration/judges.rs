@@ -242,6 +242,39 @@ async fn judge_replies_valid_malformed_and_refused_land_in_the_results() {
     );
 }
 
+/// The judge grades both arms from head, so a pull request that picks another judge (a
+/// lenient model that passes everything) says so in the policy changes the comment shows,
+/// as a changed rubric or dataset does (an audit's swap turned a failing gate into a pass with
+/// nothing on the comment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_that_changes_its_judge_says_so() {
+    let judge = Judge::default();
+    let server = judge_server(&judge).await;
+    let repo = judged_repo(&server.uri(), &GOOD);
+    repo.edit(
+        "promptgate.yaml",
+        "defaults: {provider: offline, judge: judge}",
+        "defaults: {provider: offline, judge: judge, judge_model: lenient-1}",
+    );
+    repo.edit(
+        "promptgate.yaml",
+        "judge-1: {input: 1.0, output: 2.0}",
+        "judge-1: {input: 1.0, output: 2.0}\n  lenient-1: {input: 1.0, output: 2.0}",
+    );
+    repo.commit("a lenient judge");
+    gate(&repo).await;
+    let out = repo.path().join("out");
+    let changes = results(&out)["policy_changes"].to_string();
+    assert!(
+        changes.contains(
+            "judge `judge`/`judge-1` × 1 → `judge`/`lenient-1` × 1 (applies now: the judge grades both arms)"
+        ),
+        "{changes}"
+    );
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("lenient-1"), "{report}");
+}
+
 /// A judge's reason quoting personal data is masked wherever it is kept or shown when the
 /// experiment checks for personal data: in its judgement, and in the failure its `pass: false`
 /// adds to the call, which the comment's case table quotes (that one was published whole).
