@@ -107,14 +107,19 @@ pub fn question_id(check: &JudgeCheck) -> String {
     format!("{kind}:{hash:016x}")
 }
 
-/// The records (the text of [`RECORD_PATH`]) that measured `judge` with `model` on at least
-/// one labelled case, oldest first.
+/// The records (the text of [`RECORD_PATH`]) that measured `judge` with `model`, oldest first:
+/// on at least one labelled case, with a kappa. A record whose kappa is undefined (every label,
+/// or every answer, alike: two labels, say) measured nothing about agreement beyond chance and
+/// vouches for nothing (an audit's two-label record cleared the "unmeasured judge" warning).
 fn checks_of(records: &str, judge: &str, model: &str) -> Vec<Value> {
     records
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|r| {
-            r["judge"] == judge && r["model"] == model && r["agreement"]["judged"].as_u64().is_some_and(|n| n > 0)
+            r["judge"] == judge
+                && r["model"] == model
+                && r["agreement"]["judged"].as_u64().is_some_and(|n| n > 0)
+                && r["agreement"]["kappa"].as_f64().is_some()
         })
         .collect()
 }
@@ -153,7 +158,7 @@ pub fn at_chance<'a>(
         .filter_map(|q| {
             let latest = checks.iter().rev().find(|r| asked_of(r, q))?;
             let agreement = &latest["agreement"];
-            // No kappa: undefined (every label and answer alike), not measured at chance.
+            // Every record `checks_of` keeps has a kappa.
             let kappa = agreement["kappa"].as_f64()?;
             let ci = agreement["kappa_ci"]
                 .as_array()
@@ -581,7 +586,8 @@ mod tests {
         assert_eq!(unmeasured(&record, "judge", "gpt-4o", &both), None);
         assert_eq!(unmeasured(&record, "offline", "gpt-4o-mini", &both), None);
         // A record written before records named their questions vouches for none of them.
-        let old = r#"{"judge": "judge", "model": "gpt-4o-mini", "labels": "x", "agreement": {"judged": 24}}"#;
+        let old =
+            r#"{"judge": "judge", "model": "gpt-4o-mini", "labels": "x", "agreement": {"judged": 24, "kappa": 0.75}}"#;
         assert_eq!(
             unmeasured(old, "judge", "gpt-4o-mini", &both),
             Some(vec![&hallucination, &relevance])
@@ -589,6 +595,22 @@ mod tests {
         // A check whose every call failed measured nothing.
         let failed = record.replace("\"judged\":24", "\"judged\":0");
         assert_eq!(unmeasured(&failed, "judge", "gpt-4o-mini", &both), None);
+        // Nor did one whose kappa is undefined (two labels, both "pass").
+        let undefined = record_line(
+            "judge",
+            "gpt-4o-mini",
+            "labels.jsonl",
+            &both,
+            &Agreement {
+                labelled: 2,
+                judged: 2,
+                agreed: 2,
+                accuracy: Some(1.0),
+                kappa: None,
+                ..measured.clone()
+            },
+        );
+        assert_eq!(unmeasured(&undefined, "judge", "gpt-4o-mini", &both), None);
 
         // Measured at chance (the interval reaches 0), then again better: the latest counts.
         let asking = |question: &String, agreement: &Agreement| {
