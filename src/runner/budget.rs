@@ -21,6 +21,8 @@ struct Ledger {
     reserved: f64,
     /// Upper bounds of attempts that may have been billed, unknown.
     uncertain: f64,
+    /// Whether a call has cost more than its reservation (said once).
+    overran: bool,
 }
 
 impl Ledger {
@@ -51,6 +53,7 @@ impl SpendCap {
                 spent: already_spent,
                 reserved: 0.0,
                 uncertain: already_uncertain,
+                overran: false,
             }),
             settled: Notify::new(),
         }
@@ -102,6 +105,16 @@ impl SpendCap {
             let mut l = self.lock();
             l.reserved = (l.reserved - reservation.0).max(0.0);
             l.spent += actual;
+            // The reservation is the call's worst case by its `max_tokens`: a provider that
+            // bills output beyond it (reasoning tokens an OpenAI-compatible server counts apart)
+            // spends what the cap could not hold. Said, not hidden: the spend is the bill's.
+            if self.cap.is_some() && actual > reservation.0 * (1.0 + 1e-9) + 1e-12 && !l.overran {
+                l.overran = true;
+                eprintln!(
+                    "warning: a call cost ${actual:.6}, more than the ${:.6} its request's max_tokens allows (the provider billed output beyond max_tokens): the hard cap holds each call to its max_tokens, so spend can pass the cap by such overruns",
+                    reservation.0
+                );
+            }
         }
         self.settled.notify_waiters();
     }

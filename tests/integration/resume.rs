@@ -32,6 +32,8 @@ struct Billing {
     received: Mutex<Vec<u64>>,
     /// What the server billed, in USD.
     billed: Mutex<f64>,
+    /// Output tokens billed beyond the request's `max_tokens` (reasoning tokens, say).
+    extra_output: std::sync::atomic::AtomicU64,
 }
 
 impl Billing {
@@ -40,6 +42,7 @@ impl Billing {
             delay,
             received: Mutex::new(Vec::new()),
             billed: Mutex::new(0.0),
+            extra_output: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -69,7 +72,8 @@ impl Respond for Handle {
         let output = body["max_tokens"]
             .as_u64()
             .or(body["max_completion_tokens"].as_u64())
-            .unwrap_or(0);
+            .unwrap_or(0)
+            + self.0.extra_output.load(std::sync::atomic::Ordering::Relaxed);
         let mut answer = reply(&body);
         answer["usage"] = json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output});
         self.0.received.lock().unwrap().push(identity);
@@ -441,6 +445,25 @@ async fn an_unpriced_model_under_a_hard_cap_is_refused_before_any_call() {
         .stderr_has("`gpt-9-ultra` has no price, and `budget.max_usd` caps the run at $0.05")
         .stderr_has("hint: add it under `pricing:`");
     assert!(billing.received().is_empty(), "no call was sent");
+}
+
+/// A provider that bills output beyond `max_tokens` (an OpenAI-compatible server counting
+/// reasoning tokens apart) spends more than each call's reservation: the run says so, as the
+/// cap can hold calls only to their `max_tokens` (an audit's run passed its cap without a word).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_billed_beyond_its_max_tokens_is_said() {
+    let billing = Billing::new(Duration::ZERO);
+    billing.extra_output.store(400, std::sync::atomic::Ordering::Relaxed);
+    let server = start(&billing).await;
+    let repo = budgeted_repo(&server.uri(), "budget: {approve_above_usd: 5.00, max_usd: 5.00}");
+    let run = gate(&repo, "out", &["--no-cache"]).await;
+    run.stderr_has("more than the $")
+        .stderr_has("its request's max_tokens allows");
+    assert_eq!(
+        run.stderr.matches("its request's max_tokens allows").count(),
+        1,
+        "said once"
+    );
 }
 
 fn budgeted_repo(base_url: &str, budget: &str) -> TestRepo {
