@@ -200,7 +200,7 @@ pub fn experiments(
                 reply.reason = masked(&reply.reason);
             }
         }
-        let comparisons = match place.arm {
+        let mut comparisons = match place.arm {
             Arm::Candidate => comparisons(
                 input,
                 compared
@@ -210,6 +210,9 @@ pub fn experiments(
             ),
             Arm::Baseline => Vec::new(),
         };
+        for (judgement, ..) in &mut comparisons {
+            judgement.reason = judgement.reason.as_deref().map(masked);
+        }
         let compares: Vec<&suite::Assertion> = assertions
             .iter()
             .copied()

@@ -439,18 +439,23 @@ pub fn policy_in_force(base: Option<&Suite>, head: &Suite) -> PolicyInForce {
             judge(&hd.judge)
         ));
     } else if let Some(j) = &hd.judge
-        && base.providers.get(&j.provider) != head.providers.get(&j.provider)
+        && grader(base.providers.get(&j.provider)) != grader(head.providers.get(&j.provider))
     {
         changes.push(format!(
-            "judge provider `{}` settings changed (applies now: the judge grades both arms)",
+            "judge provider {}'s endpoint changed (applies now: the judge grades both arms)",
             j.provider
         ));
     }
     let embedder = |e: &Option<crate::suite::EmbedderSettings>| {
         e.as_ref()
-            .map_or_else(|| "none".to_owned(), |e| format!("`{}`/`{}`", e.provider, e.model))
+            .map_or_else(|| "none".to_owned(), |e| format!("{}/{}", e.provider, e.model))
     };
-    if bd.embedder != hd.embedder {
+    let embedder_changed = bd.embedder != hd.embedder
+        || hd
+            .embedder
+            .as_ref()
+            .is_some_and(|e| grader(base.providers.get(&e.provider)) != grader(head.providers.get(&e.provider)));
+    if embedder_changed {
         changes.push(format!(
             "embedder {} → {} (applies now: it scores both arms' similarity)",
             embedder(&bd.embedder),
@@ -482,6 +487,27 @@ pub fn policy_in_force(base: Option<&Suite>, head: &Suite) -> PolicyInForce {
         changes,
     }
 }
+
+/// What of a provider decides what a judge or an embedder answers: its kind and where it is
+/// (not its concurrency, limits, timeout or retries, which a rate-limit tweak changes).
+fn grader(spec: Option<&crate::suite::ProviderSpec>) -> Option<Grader<'_>> {
+    spec.map(|s| {
+        (
+            s.kind,
+            s.base_url.as_deref(),
+            s.deployment.as_deref(),
+            s.command.as_deref(),
+        )
+    })
+}
+
+/// A provider's kind, base URL, deployment and command.
+type Grader<'a> = (
+    crate::suite::ProviderKind,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a [String]>,
+);
 
 /// The base's prices, plus head's for models neither the base nor the built-in table prices
 /// (flagged): a pull request cannot make its own run look cheap, nor lift the budget's caps by

@@ -85,8 +85,8 @@ pub async fn remove_newer(client: &Client, comments: &[Value], login: &str, keep
 /// (nothing changes). Only when a pull request has promptgate comments by more than one bot (a
 /// repository that changed tokens, or gave its waiver workflow another): the state carried on
 /// is then that of the comment the run will write, and no other bot's comment is written over.
-/// `None` when the token may edit none of them (it posts its own).
-pub async fn own_among(client: &Client, comments: &[Value], logins: &[String]) -> Result<Option<String>, Error> {
+/// `None` when the token may edit none of them (it posts its own), or GitHub would not say.
+pub async fn own_among(client: &Client, comments: &[Value], logins: &[String]) -> Option<String> {
     for login in logins {
         let Some(id) = find_sticky(comments, login) else {
             continue;
@@ -101,18 +101,34 @@ pub async fn own_among(client: &Client, comments: &[Value], logins: &[String]) -
         let route = client.repo_route(&format!("/issues/comments/{id}"));
         match client
             .try_send(Method::Patch, &route, Some(&json!({ "body": body })), UPDATE)
-            .await?
+            .await
         {
-            Ok(_) => return Ok(Some(login.clone())),
-            Err(refusal) if matches!(refusal.status, 403 | 404) => {}
-            Err(refusal) => return Err(refused(Method::Patch, &route, UPDATE, refusal)),
+            Ok(Ok(_)) => return Some(login.clone()),
+            // Another bot's (403), or deleted since it was listed (404): the next.
+            Ok(Err(refusal)) if matches!(refusal.status, 403 | 404) => {}
+            // GitHub failing is no answer: the run goes on with its guess, and its check is
+            // posted whatever the comment's fate (a failed probe once left none).
+            Ok(Err(refusal)) => {
+                eprintln!(
+                    "promptgate: could not tell which promptgate comment is this token's (GitHub answered {} {} for comment {id}); going on with {}'s",
+                    refusal.status, refusal.message, logins[0]
+                );
+                return None;
+            }
+            Err(e) => {
+                eprintln!(
+                    "promptgate: could not tell which promptgate comment is this token's ({e}); going on with {}'s",
+                    logins[0]
+                );
+                return None;
+            }
         }
     }
     eprintln!(
         "promptgate: the pull request has promptgate comments by {}, none of which this token may edit; it posts its own (give every promptgate workflow the same `github-token`, or set `bot-login`)",
         logins.join(", ")
     );
-    Ok(None)
+    None
 }
 
 /// Whether to create a comment when none exists yet. Before the run only `always` and

@@ -6,7 +6,9 @@
 //! re-publishes the last results from the comment's state and evaluates nothing.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 
 use serde_json::Value;
 
@@ -50,6 +52,13 @@ pub struct Republished {
     pub conclusion: &'static str,
 }
 
+/// How many times a waiver's re-publication starts over when a gate run wrote the comment
+/// meanwhile.
+const REPUBLISH_TRIES: u32 = 3;
+
+/// What [`Publisher::republish`] returns.
+type Republishing = Result<Option<(Republished, Result<(), Error>)>, Error>;
+
 pub struct Publisher<'a> {
     client: &'a Client,
     pub pr: PullRequest,
@@ -59,6 +68,8 @@ pub struct Publisher<'a> {
     /// a comment this run wrote tells it.
     installation: bool,
     comments: Vec<Value>,
+    /// Whether `comment::own_among` was asked this run.
+    probed: bool,
     sticky: Option<u64>,
     /// The comment this run wrote: the one it keeps writing, though the listing lags behind
     /// or shows another token's promptgate comment first.
@@ -82,6 +93,7 @@ impl<'a> Publisher<'a> {
             installation: known.is_none(),
             bot: known.unwrap_or_else(|| super::ACTIONS_BOT.to_owned()),
             comments: Vec::new(),
+            probed: false,
             sticky: None,
             written: None,
             state: State::new(&pr.head_sha),
@@ -97,10 +109,12 @@ impl<'a> Publisher<'a> {
         if self.installation {
             let logins = super::logins_among(&self.comments);
             self.bot = logins[0].clone();
-            if logins.len() > 1 {
+            if logins.len() > 1 && !self.probed {
                 // Promptgate comments by more than one bot (the repository changed tokens): the
                 // one this token may edit is its own, and its state is the one to carry on.
-                if let Some(login) = comment::own_among(self.client, &self.comments, &logins).await? {
+                // Asked once a run.
+                self.probed = true;
+                if let Some(login) = comment::own_among(self.client, &self.comments, &logins).await {
                     self.bot = login;
                     self.installation = false;
                 }
@@ -320,7 +334,22 @@ impl<'a> Publisher<'a> {
     /// (`fresh`) is dated by the API unless that date cannot be its ([`waiver::Fresh::given_at`]).
     /// What was re-published comes back with the error of a step that failed after the check
     /// carried it (the comment, the review), for the outputs to say what the check says.
-    pub async fn republish(&mut self, fresh: waiver::Fresh) -> Result<Option<(Republished, Result<(), Error>)>, Error> {
+    pub async fn republish(&mut self, fresh: waiver::Fresh) -> Republishing {
+        self.republish_within(fresh, REPUBLISH_TRIES).await
+    }
+
+    /// [`Publisher::republish`], starting over from the comment as it is now when a gate run
+    /// wrote it while this one looked the waiver up (its permission lookups take seconds): the
+    /// waiver's run wrote the older results back over the newer ones. Up to `tries` times.
+    fn republish_within(
+        &mut self,
+        fresh: waiver::Fresh,
+        tries: u32,
+    ) -> Pin<Box<dyn Future<Output = Republishing> + '_>> {
+        Box::pin(async move { self.republish_once(fresh, tries).await })
+    }
+
+    async fn republish_once(&mut self, fresh: waiver::Fresh, tries: u32) -> Republishing {
         let Some(published) = self.state.results.clone() else {
             return Ok(None);
         };
@@ -390,6 +419,13 @@ impl<'a> Publisher<'a> {
             notes.push_str(&comment::waiver_note(w));
         }
         let body = state::body(&report, &notes, &self.state);
+        if tries > 1 && self.written_since(&sticky_body).await? {
+            eprintln!(
+                "promptgate: the promptgate comment changed while the waiver was looked up; starting over from it"
+            );
+            self.refresh().await?;
+            return self.republish_within(fresh, tries - 1).await;
+        }
         let mut commented = self.upsert(&body).await;
         if self.settings.check {
             let title = check::title_for(verdict, &reason, published.untrusted);
@@ -426,6 +462,19 @@ impl<'a> Publisher<'a> {
             },
             commented,
         )))
+    }
+
+    /// Whether the sticky comment's body is no longer `read` (another run wrote it since).
+    async fn written_since(&self, read: &str) -> Result<bool, Error> {
+        let Some(id) = self.sticky.filter(|_| !self.client.is_dry_run()) else {
+            return Ok(false);
+        };
+        let now = comment::list(self.client, &self.pr).await?;
+        Ok(now
+            .iter()
+            .find(|c| c["id"].as_u64() == Some(id))
+            .and_then(|c| c["body"].as_str())
+            .is_some_and(|body| body != read))
     }
 
     /// Publishes the run's chart PNGs and returns their URLs by chart name. A failure (most

@@ -696,6 +696,9 @@ async fn an_accept_comment_republishes_the_last_results_without_evaluating() {
             format!("GET {}?per_page=100", r("/issues/7/comments")),
             format!("GET {}?per_page=100&page=2", r("/issues/7/comments")),
             format!("GET {}", r("/collaborators/maya/permission")),
+            // Whether a gate run wrote the comment while the waiver was looked up.
+            format!("GET {}?per_page=100", r("/issues/7/comments")),
+            format!("GET {}?per_page=100&page=2", r("/issues/7/comments")),
             format!("PATCH {}", r("/issues/comments/42")),
             format!("POST {}", r("/check-runs")),
         ]
@@ -709,10 +712,10 @@ async fn an_accept_comment_republishes_the_last_results_without_evaluating() {
                 .all(|v| !v.to_str().unwrap_or("").contains(CANARY_KEY))
         );
     }
-    let check = body(&requests[6]);
+    let check = body(&requests[8]);
     assert_eq!(check["conclusion"], "neutral");
     assert_eq!(check["head_sha"], head.as_str());
-    let comment = body(&requests[5]);
+    let comment = body(&requests[7]);
     let text = comment["body"].as_str().unwrap();
     assert!(
         text.contains("### ⚠️ promptgate: waived — regression accepted by maya"),
@@ -1517,6 +1520,44 @@ async fn a_change_of_token_edits_the_tokens_own_comment_and_posts_none() {
         "after the refusal only the App's own comment is written: {lines:?}"
     );
     assert!(writes.len() >= 3, "progress and report: {lines:?}");
+}
+
+/// GitHub failing the question of which comment is the token's is no answer: the run goes on
+/// with its guess and still posts its check (a failed probe once stopped the run before it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_question_of_whose_comment_still_leaves_the_check() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let r = |p: &str| format!("/repos/{REPO}{p}");
+    let report = format!("{MARKER}\n## ✅ promptgate: pass\nold numbers");
+    let server = fake_github_with(
+        &report,
+        vec![comment_updated(
+            77,
+            "promptgate-app[bot]",
+            &report,
+            "2026-01-01T00:00:00Z",
+        )],
+        json!([]),
+        &[],
+    )
+    .await;
+    Mock::given(method("PATCH"))
+        .and(path(r("/issues/comments/42")))
+        .respond_with(reply(500).set_body_json(json!({"message": "Server Error"})))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--no-assets"],
+    )
+    .await;
+    run.run
+        .stderr_has("could not tell which promptgate comment is this token's");
+    assert_eq!(check_run(&server).await["conclusion"], "failure");
 }
 
 /// The App's token whose only guess is the Actions bot's comment is refused, posts once, and

@@ -266,9 +266,7 @@ async fn a_pull_request_that_changes_its_judge_says_so() {
     let out = repo.path().join("out");
     let changes = results(&out)["policy_changes"].to_string();
     assert!(
-        changes.contains(
-            "judge `judge`/`judge-1` × 1 → `judge`/`lenient-1` × 1 (applies now: the judge grades both arms)"
-        ),
+        changes.contains("judge judge/judge-1 × 1 → judge/lenient-1 × 1 (applies now: the judge grades both arms)"),
         "{changes}"
     );
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
