@@ -429,7 +429,7 @@ pub fn policy_in_force(base: Option<&Suite>, head: &Suite) -> PolicyInForce {
     let judge = |j: &Option<crate::suite::JudgeSettings>| {
         j.as_ref().map_or_else(
             || "none".to_owned(),
-            |j| format!("`{}`/`{}` × {}", j.provider, j.model, j.repeats),
+            |j| format!("{}/{} × {}", j.provider, j.model, j.repeats),
         )
     };
     if bd.judge != hd.judge {
