@@ -3280,6 +3280,62 @@ impl wiremock::Respond for CommentsList {
     }
 }
 
+/// The pull request's comments, the sticky one's body `first` on the first listing and `then`
+/// on every later one (a gate run wrote it in between).
+struct ChangingSticky {
+    calls: std::sync::atomic::AtomicUsize,
+    first: String,
+    then: String,
+    accept: Value,
+}
+
+impl wiremock::Respond for ChangingSticky {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let body = if call == 0 { &self.first } else { &self.then };
+        reply(200).set_body_json(json!([comment_json(42, BOT, body), self.accept.clone()]))
+    }
+}
+
+/// A gate run that writes the comment while a waiver's run looks the waiver up (its permission
+/// lookups take seconds) is not written over with what the waiver's run read before: it starts
+/// over from the comment as it is now (an audit's waiver run put the older commit back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiver_run_starts_over_when_the_comment_changed_while_it_looked() {
+    let (_repo, base, head, sticky) = regressed_demo().await;
+    let empty = tempfile::tempdir().unwrap();
+    let text = "/promptgate accept refunds moved to the help center on purpose";
+    let accept = comment_json(80, "maya", text);
+    let newer = sticky.replacen("<!-- promptgate:state ", "newer numbers\n<!-- promptgate:state ", 1);
+    let server = fake_github_with(&sticky, vec![], json!([]), &[("maya", "admin")]).await;
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/{REPO}/issues/7/comments")))
+        .respond_with(ChangingSticky {
+            calls: std::sync::atomic::AtomicUsize::new(0),
+            first: sticky.clone(),
+            then: newer,
+            accept,
+        })
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    pr_mock(&server, &base, &head, &[]).await;
+    let run = ci_async_in(
+        empty.path(),
+        server.uri(),
+        comment_event(empty.path(), "maya", text),
+        &["--out", "out"],
+        Env::named("issue_comment"),
+    )
+    .await;
+    run.run
+        .expect_code(0)
+        .stderr_has("the promptgate comment changed while the waiver was looked up; starting over from it");
+    let written = last_sticky_body(&server).await;
+    assert!(written.contains("newer numbers"), "{written}");
+    assert!(written.contains("Regression accepted"), "{written}");
+}
+
 /// DESIGN: "One sticky comment per PR … never a new comment per push". A post that GitHub
 /// answers with a server error may have created the comment: it is looked for before posting
 /// again, and the one found is updated — never a second comment left saying "evaluating".
