@@ -140,12 +140,11 @@ pub const MIN_UNITS_AMOUNT: usize = 40;
 /// quantile (five calls above p95 means 100 cases), `n·q ≥ 5` for a lower one.
 pub const TAIL_CALLS: f64 = 5.0;
 
-/// The metrics promptgate's own assertions record when `metric:` names none: each type's name
-/// (`llm-compare` records `preference`), each score higher for a better output (`pii` and
-/// `hallucination` record lower-is-better rates, `exec` whatever its script says). A test in
-/// `suite` holds this list to `ASSERTION_TYPES`.
-pub const OWN_SCORES: &[&str] = &[
-    "preference",
+/// The assertion types, as written in files. Each records its score under its own name when
+/// `metric:` names none, except `llm-compare` (`preference`), `pii` ([`PII_LEAK_RATE`]),
+/// `hallucination` (`hallucination_rate`) and `exec` (the names its script gives).
+pub const ASSERTION_TYPES: &[&str] = &[
+    "llm-compare",
     "equals",
     "contains",
     "icontains",
@@ -156,14 +155,25 @@ pub const OWN_SCORES: &[&str] = &[
     "json-valid",
     "json-path",
     "max-length",
+    "pii",
     "forbidden-terms",
     "json-schema",
     "refusal",
     "not-refusal",
     "similarity",
+    "exec",
     "llm-rubric",
     "relevance",
+    "hallucination",
 ];
+
+/// Whether `name` is a metric one of promptgate's own assertions records when `metric:` names
+/// none: a type's own name (each higher for a better output), `preference`, or the lower-is-
+/// better rates of `pii` and `hallucination`. A test in `suite` holds it to what each records.
+fn own_default(name: &str) -> bool {
+    matches!(name, "preference" | PII_LEAK_RATE | "hallucination_rate")
+        || (ASSERTION_TYPES.contains(&name) && !matches!(name, "exec" | "llm-compare" | "pii" | "hallucination"))
+}
 
 /// A metric, by name.
 #[derive(Clone, Debug, PartialEq)]
@@ -219,14 +229,12 @@ impl Metric {
 
     /// Whether [`Metric::default_direction`] knows this metric's direction rather than guesses
     /// it: every computed metric, and the scores promptgate's own assertions record by default
-    /// ([`OWN_SCORES`], `hallucination_rate`, `pii_leak_rate`). Any other name is a guess from
+    /// ([`own_default`]). Any other name is a guess from
     /// its words (an `exec` script's `toxicity` read higher-is-better, its
     /// `hallucination_free_rate` lower); ungated, its change is reported as a rise or a fall,
     /// not as an improvement or a regression (see [`direction_assumed`]).
     pub fn direction_known(&self) -> bool {
-        self.kind != Kind::Score
-            || OWN_SCORES.contains(&self.name.as_str())
-            || [PII_LEAK_RATE, "hallucination_rate"].contains(&self.name.as_str())
+        self.kind != Kind::Score || own_default(&self.name)
     }
 
     /// Quality and errors block by default; latency and cost inform unless the suite says so.

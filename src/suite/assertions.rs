@@ -556,7 +556,7 @@ mod tests {
     }
 
     /// The metric each assertion type records by default is one whose direction the metrics
-    /// know (an `exec` script's scores are the only ones they cannot): `metrics::OWN_SCORES`
+    /// know (an `exec` script's scores are the only ones they cannot): `metrics::direction_known`
     /// keeps up with the types.
     #[test]
     fn every_own_assertions_default_metric_has_a_known_direction() {

@@ -418,30 +418,9 @@ pub fn pass_name(metric: &str) -> String {
 /// between a case's repeats.
 pub const RESERVED_METRICS: &[&str] = &["pass", "consistency"];
 
-/// The assertion types, as written in files.
-pub const ASSERTION_TYPES: &[&str] = &[
-    "llm-compare",
-    "equals",
-    "contains",
-    "icontains",
-    "not-contains",
-    "not-icontains",
-    "starts-with",
-    "regex",
-    "json-valid",
-    "json-path",
-    "max-length",
-    "pii",
-    "forbidden-terms",
-    "json-schema",
-    "refusal",
-    "not-refusal",
-    "similarity",
-    "exec",
-    "llm-rubric",
-    "relevance",
-    "hallucination",
-];
+/// The assertion types, as written in files (their home is `metrics`, which reads the score
+/// each records by default).
+pub use crate::metrics::ASSERTION_TYPES;
 
 impl Suite {
     /// One sentence per experiment whose cases are too few for a gated metric's test to judge

@@ -1438,6 +1438,16 @@ async fn an_apps_token_updates_its_own_sticky_comment() {
     assert!(!lines.iter().any(|l| l.ends_with("/issues/comments/11")), "{lines:?}");
 }
 
+/// GitHub answers every edit of the fake's sticky comment (42) with `status` and `message`.
+async fn edits_of_42_answered(server: &MockServer, status: u16, message: &str) {
+    Mock::given(method("PATCH"))
+        .and(path(format!("/repos/{REPO}/issues/comments/42")))
+        .respond_with(reply(status).set_body_json(json!({ "message": message })))
+        .with_priority(1)
+        .mount(server)
+        .await;
+}
+
 /// A comment as GitHub lists it, last updated at `updated_at`.
 fn comment_updated(id: u64, login: &str, body: &str, updated_at: &str) -> Value {
     let mut c = comment_json(id, login, body);
@@ -1475,12 +1485,7 @@ async fn a_change_of_token_edits_the_tokens_own_comment_and_posts_none() {
         &[],
     )
     .await;
-    Mock::given(method("PATCH"))
-        .and(path(r("/issues/comments/42")))
-        .respond_with(reply(403).set_body_json(json!({"message": "Resource not accessible by integration"})))
-        .with_priority(1)
-        .mount(&server)
-        .await;
+    edits_of_42_answered(&server, 403, "Resource not accessible by integration").await;
     json_mock(
         &server,
         "PATCH",
@@ -1528,7 +1533,6 @@ async fn a_change_of_token_edits_the_tokens_own_comment_and_posts_none() {
 async fn a_failing_question_of_whose_comment_still_leaves_the_check() {
     let repo = TestRepo::with_demo_base();
     let (base, head) = demo_pr(&repo);
-    let r = |p: &str| format!("/repos/{REPO}{p}");
     let report = format!("{MARKER}\n## ✅ promptgate: pass\nold numbers");
     let server = fake_github_with(
         &report,
@@ -1542,12 +1546,7 @@ async fn a_failing_question_of_whose_comment_still_leaves_the_check() {
         &[],
     )
     .await;
-    Mock::given(method("PATCH"))
-        .and(path(r("/issues/comments/42")))
-        .respond_with(reply(500).set_body_json(json!({"message": "Server Error"})))
-        .with_priority(1)
-        .mount(&server)
-        .await;
+    edits_of_42_answered(&server, 500, "Server Error").await;
     let run = ci_async(
         &repo,
         server.uri(),
@@ -1569,12 +1568,7 @@ async fn a_refused_guess_posts_once_and_learns_its_login_from_the_post() {
     let r = |p: &str| format!("/repos/{REPO}{p}");
     let app = "promptgate-app[bot]";
     let server = fake_github(vec![], json!([]), &[]).await;
-    Mock::given(method("PATCH"))
-        .and(path(r("/issues/comments/42")))
-        .respond_with(reply(403).set_body_json(json!({"message": "Resource not accessible by integration"})))
-        .with_priority(1)
-        .mount(&server)
-        .await;
+    edits_of_42_answered(&server, 403, "Resource not accessible by integration").await;
     json_mock(
         &server,
         "POST",
