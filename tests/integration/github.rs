@@ -1687,6 +1687,11 @@ async fn a_rerun_for_a_commit_the_pull_request_moved_on_from_publishes_nothing()
         .expect_code(3)
         .stderr_has("pull request #7 has moved on to 4abc275")
         .stderr_has("nothing was published");
+    assert!(
+        !run.run.stdout.contains("verdict:"),
+        "asked before the calls: nothing was evaluated\n{}",
+        run.run.stdout
+    );
     let (lines, _) = sequence(&server).await;
     assert!(lines.iter().all(|l| l.starts_with("GET ")), "{lines:?}");
     // A first run is not asked: right after a push GitHub may still name the previous head.
