@@ -125,7 +125,7 @@ pub(super) fn execute(
                 ran.batches_pending.len(),
                 ran.batches_pending.join(", ")
             ),
-            "run the same command again to resume polling them: their ids are recorded beside the response cache (with --no-cache, in the output folder's `batches/`), so nothing is submitted twice",
+            "run the same command again to resume polling them: their ids are recorded in the response cache folder's `batches/` (with --no-cache too), so nothing is submitted twice; rerun it with --batch, or its calls are sent again beside the batches",
         )
         .into());
     }

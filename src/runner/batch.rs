@@ -39,8 +39,9 @@ use record::{Recorded, attempt_nonce, held, member_keys, read_record, record_key
 /// How a batch run polls and where it keeps its batches.
 #[derive(Clone, Debug)]
 pub struct BatchOptions {
-    /// Where each submitted batch's id is recorded: the cache directory's `batches/` (or,
-    /// with `--no-cache`, beside the journal). `None` keeps no record: a rerun submits again.
+    /// Where each submitted batch's id is recorded: the cache directory's `batches/` (with
+    /// `--no-cache` too; beside the journal only without a cache folder). `None` keeps no
+    /// record: a rerun submits again.
     pub records_dir: Option<PathBuf>,
     /// The first wait between polls; each wait doubles up to `max_poll`.
     pub first_poll: Duration,
