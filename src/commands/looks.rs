@@ -84,14 +84,15 @@ pub(super) fn run_sequential(
     Ok((assemble_at(&run_jobs, &ran, None, verdict::Plan::Power)?, ran))
 }
 
-/// Runs one batch (the whole plan, a sequential look) through the run's runner.
+/// Runs one batch (the whole plan, a sequential look) through the run's runner. `earlier`
+/// holds the calls the batches before it finished and planned, `plan_calls` the plan's.
 pub(super) fn execute(
     runtime: &tokio::runtime::Runtime,
     runner: &runner::Runner<'_>,
     jobs: &mut [Job],
     journal: Option<&Path>,
     then: &runner::Then<'_>,
-    earlier: &std::cell::Cell<(usize, usize)>,
+    (earlier, plan_calls): (&std::cell::Cell<(usize, usize)>, usize),
 ) -> anyhow::Result<runner::Ran> {
     if jobs.is_empty() {
         return Ok(runner::Ran {
@@ -110,7 +111,9 @@ pub(super) fn execute(
             message: format!(
                 "interrupted: {} of {} calls finished; {kept}",
                 finished_before + ran.finished,
-                planned_before + jobs.len()
+                // The whole plan's, though a sequential design's later looks were not started
+                // (judge calls and re-measured pairs come on top of it).
+                (planned_before + jobs.len()).max(plan_calls)
             ),
             hint: "run the same command again to resume: finished calls are not sent again".to_owned(),
         }

@@ -534,6 +534,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     // The calls earlier batches (a sequential design's looks) finished and planned: an
     // interruption counts the run's, not its look's.
     let earlier = std::cell::Cell::new((0, 0));
+    let plan_calls = jobs.len();
     let run_batch = |batch: &mut [Job]| {
         execute(
             &runtime,
@@ -541,7 +542,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
             batch,
             options.journal.as_deref(),
             &crate::scorers::judge::follow_up(&planned, judge, embedder),
-            &earlier,
+            (&earlier, plan_calls),
         )
     };
     let policy = Policy {

@@ -447,6 +447,44 @@ async fn an_unpriced_model_under_a_hard_cap_is_refused_before_any_call() {
     assert!(billing.received().is_empty(), "no call was sent");
 }
 
+/// Ctrl-C in a sequential run's first look counts the finished calls against the whole plan's,
+/// not the looks started so far (an audit read "36 of 40 calls finished" of a plan of 80).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_in_a_sequential_run_counts_against_the_whole_plan() {
+    let billing = Billing::new(Duration::from_millis(200));
+    let server = start(&billing).await;
+    let repo = sequential_repo(&server.uri(), 5.0);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
+        .current_dir(repo.path())
+        .env("XDG_CACHE_HOME", crate::support::test_cache_home(repo.path()))
+        .env_remove("PROMPTGATE_CACHE_DIR")
+        .args(["run", "--base", "main", "--head", "pr", "--out", "out", "--no-cache"])
+        .env("SIM_API_KEY", SECRET)
+        .env("CI", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while billing.received().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the run never sent a call");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // SIGINT, as a terminal's Ctrl-C sends it, in the first look (each call takes 200 ms).
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains(&format!(" of {CALLS} calls finished")), "{stderr}");
+}
+
 /// A provider that bills output beyond `max_tokens` (an OpenAI-compatible server counting
 /// reasoning tokens apart) spends more than each call's reservation: the run says so, as the
 /// cap can hold calls only to their `max_tokens` (an audit's run passed its cap without a word).
