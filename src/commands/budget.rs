@@ -232,10 +232,17 @@ pub(super) fn unpriced_under_cap<'a>(
     config_path: &str,
 ) -> Result<(), crate::error::Error> {
     let mut unpriced: Vec<&str> = Vec::new();
+    // The plan's few models, each looked up in the price tables once (not once a job: a plan
+    // holds up to ten million).
+    let mut priced: Vec<&str> = Vec::new();
     for job in jobs {
         let Ok(request) = &job.request else { continue };
         let model = request.model.as_ref();
-        if unpriced.contains(&model) || prices.price(model).is_some() {
+        if unpriced.contains(&model) || priced.contains(&model) {
+            continue;
+        }
+        if prices.price(model).is_some() {
+            priced.push(model);
             continue;
         }
         // Its fallbacks are sent the same model, and priced as it is.

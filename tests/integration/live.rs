@@ -463,11 +463,7 @@ async fn ctrl_c_finishes_the_calls_in_flight_and_the_rerun_resumes() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // SIGINT, as a terminal's Ctrl-C sends it; calls are in flight (each takes 200 ms).
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    crate::support::interrupt(&child);
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
@@ -553,11 +549,7 @@ async fn an_absurd_retry_after_is_capped_and_ctrl_c_ends_the_wait() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let interrupted_at = std::time::Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    crate::support::interrupt(&child);
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();

@@ -126,7 +126,13 @@ fn sequential_repo(base_url: &str, max_usd: f64) -> TestRepo {
 }
 
 /// `promptgate run` as a child the test can kill.
-fn spawn_gate(repo: &TestRepo, out: &str, extra: &[&str], vars: &[(&str, &str)]) -> std::process::Child {
+fn spawn_gate(
+    repo: &TestRepo,
+    out: &str,
+    extra: &[&str],
+    vars: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> std::process::Child {
     let dir = repo.path();
     std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
         .current_dir(dir)
@@ -138,7 +144,7 @@ fn spawn_gate(repo: &TestRepo, out: &str, extra: &[&str], vars: &[(&str, &str)])
         .env("SIM_API_KEY", SECRET)
         .env("CI", "1")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap()
 }
@@ -223,7 +229,7 @@ async fn a_run_killed_in_a_later_look_resumes_every_earlier_look_from_the_journa
     // Killed in the third look: the first two (88 calls) and most of the third are finished.
     kill_after(
         &billing,
-        spawn_gate(&repo, "out", &["--no-cache"], &[]),
+        spawn_gate(&repo, "out", &["--no-cache"], &[], std::process::Stdio::null()),
         2 * CALLS / 4 + 20,
     )
     .await;
@@ -283,7 +289,12 @@ async fn a_killed_run_with_the_cache_on_re_sends_at_most_the_calls_in_flight() {
     // disk) on almost every write, so writes are slow; the rerun reads none of it, so every
     // call the journal lost would reach the server again.
     let slow_cache = [("PROMPTGATE_CACHE_MAX_MB", "0")];
-    kill_after(&billing, spawn_gate(&repo, "out", &[], &slow_cache), CALLS / 2).await;
+    kill_after(
+        &billing,
+        spawn_gate(&repo, "out", &[], &slow_cache, std::process::Stdio::null()),
+        CALLS / 2,
+    )
+    .await;
     let first = billing.received();
     gate(&repo, "out", &["--no-cache"]).await.expect_code(1);
     let second = &billing.received()[first.len()..];
@@ -455,28 +466,14 @@ async fn ctrl_c_in_a_sequential_run_counts_against_the_whole_plan() {
     let billing = Billing::new(Duration::from_millis(200));
     let server = start(&billing).await;
     let repo = sequential_repo(&server.uri(), 5.0);
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
-        .current_dir(repo.path())
-        .env("XDG_CACHE_HOME", crate::support::test_cache_home(repo.path()))
-        .env_remove("PROMPTGATE_CACHE_DIR")
-        .args(["run", "--base", "main", "--head", "pr", "--out", "out", "--no-cache"])
-        .env("SIM_API_KEY", SECRET)
-        .env("CI", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_gate(&repo, "out", &["--no-cache"], &[], std::process::Stdio::piped());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while billing.received().is_empty() {
         assert!(tokio::time::Instant::now() < deadline, "the run never sent a call");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // SIGINT, as a terminal's Ctrl-C sends it, in the first look (each call takes 200 ms).
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    crate::support::interrupt(&child);
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();

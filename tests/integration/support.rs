@@ -286,3 +286,13 @@ pub fn without_outputs(experiments: &serde_json::Value) -> serde_json::Value {
     }
     experiments
 }
+
+/// Sends SIGINT to `child`, as a terminal's Ctrl-C does.
+#[cfg(unix)]
+pub fn interrupt(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
