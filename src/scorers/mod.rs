@@ -20,7 +20,7 @@ pub mod similarity;
 use serde_json::Value;
 
 use crate::results::{Score, Scores, ThinVec};
-use crate::suite::{Assertion, Check, JudgeCheck, SimilarityMethod, pass_name};
+use crate::suite::{Assertion, Check, JudgeCheck, SimilarityMethod, fold_case, pass_name};
 
 pub use exec::ExecScorers;
 
@@ -282,12 +282,12 @@ fn check_text(check: &Check, output: &str) -> (bool, String) {
         Check::Equals(v) => (output.trim() == v.trim(), format!("expected exactly {v:?}")),
         Check::Contains(v) => (output.contains(v.as_str()), format!("expected to contain {v:?}")),
         Check::IContains(v) => (
-            output.to_lowercase().contains(v.as_str()),
+            fold_case(output).contains(v.as_str()),
             format!("expected to contain {v:?} (any case)"),
         ),
         Check::NotContains(v) => (!output.contains(v.as_str()), format!("expected not to contain {v:?}")),
         Check::NotIContains(v) => (
-            !output.to_lowercase().contains(v.as_str()),
+            !fold_case(output).contains(v.as_str()),
             format!("expected not to contain {v:?} (any case)"),
         ),
         Check::StartsWith(v) => (
@@ -316,8 +316,8 @@ fn check_text(check: &Check, output: &str) -> (bool, String) {
         Check::ForbiddenTerms { terms, regex } => {
             let mut found: Vec<&str> = Vec::new();
             for m in regex.find_iter(output) {
-                let matched = m.as_str().to_lowercase();
-                if let Some(term) = terms.iter().find(|t| t.to_lowercase() == matched)
+                let matched = fold_case(m.as_str());
+                if let Some(term) = terms.iter().find(|t| fold_case(t) == matched)
                     && !found.contains(&term.as_str())
                 {
                     found.push(term);
@@ -462,6 +462,16 @@ mod tests {
         check("not-contains", s("refund"), None, "no money back", true);
         check("not-contains", s("refund"), None, "a refund", false);
         check("not-icontains", s("REFUND"), None, "a refund", false);
+        // Any case is each letter's, not a word's: a capital sigma ending the value is the
+        // sigma inside the output, the final sigma is a sigma, and ß is ss (the audit's cases).
+        check("icontains", s("ΟΔΟΣ"), None, "ΟΔΟΣΑ", true);
+        check("contains", s("ΟΔΟΣ"), None, "ΟΔΟΣΑ", true);
+        check("not-icontains", s("ΟΔΟΣ"), None, "ΟΔΟΣΑ", false);
+        check("icontains", s("οδοσ"), None, "η οδος", true);
+        check("icontains", s("straße"), None, "HAUPTSTRASSE 5", true);
+        check("icontains", s("STRASSE"), None, "die Hauptstraße", true);
+        check("icontains", s("ẞ"), None, "ß", true);
+        check("icontains", s("straße"), None, "strand", false);
         check("starts-with", s("Hello"), None, "  Hello there", true);
         check("regex", s(r"^\d{3}-\d{4}$"), None, "555-1234", true);
         check("regex", s(r"^\d{3}-\d{4}$"), None, "call 555-1234", false);

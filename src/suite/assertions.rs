@@ -84,9 +84,9 @@ pub(crate) fn resolve_assertion(
     let check = match kind {
         "equals" => Check::Equals(text()?),
         "contains" => Check::Contains(text()?),
-        "icontains" => Check::IContains(text()?.to_lowercase()),
+        "icontains" => Check::IContains(fold_case(&text()?)),
         "not-contains" => Check::NotContains(text()?),
-        "not-icontains" => Check::NotIContains(text()?.to_lowercase()),
+        "not-icontains" => Check::NotIContains(fold_case(&text()?)),
         "starts-with" => Check::StartsWith(text()?),
         "regex" => Check::Regex(patterns::compiled(&text()?)?),
         "json-valid" if value.is_some() => {

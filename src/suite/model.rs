@@ -277,6 +277,23 @@ pub struct Assertion {
     pub check: Check,
 }
 
+/// `text` with its case folded, as `icontains` and `not-icontains` compare: each character
+/// lowercased on its own (`str::to_lowercase` writes a Greek capital sigma at a word's end as
+/// the final `ς`, so the value `ΟΔΟΣ` lowercased would not be found in `ΟΔΟΣΑ` lowercased), then
+/// the final sigma as `σ` and `ß` as `ss`, as Unicode's full case folding has them. The Turkish
+/// dotted `İ` folds to `i` and a combining dot, as Unicode has it, not to `i`.
+pub fn fold_case(text: &str) -> String {
+    let mut folded = String::with_capacity(text.len());
+    for c in text.chars().flat_map(char::to_lowercase) {
+        match c {
+            'ς' => folded.push('σ'),
+            'ß' => folded.push_str("ss"),
+            c => folded.push(c),
+        }
+    }
+    folded
+}
+
 #[derive(Clone, Debug)]
 pub enum Check {
     Equals(String),
