@@ -605,7 +605,7 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
     let mut cases = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| csv_diagnostic(path, text, &e))?;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| csv_line(text, p));
         let mut case = RawCase {
             id: None,
             description: None,
@@ -615,7 +615,8 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
         };
         for (header, cell) in headers.iter().zip(record.iter()) {
             match header.as_str() {
-                "id" => case.id = Some(cell.to_owned()),
+                // An empty cell is an id left out (a row cannot leave out a column): derived.
+                "id" => case.id = Some(cell.to_owned()).filter(|c| !c.is_empty()),
                 "description" => case.description = Some(cell.to_owned()).filter(|c| !c.is_empty()),
                 "group" => case.group = Some(cell.to_owned()).filter(|c| !c.is_empty()),
                 h if h.starts_with("assert.") => {
@@ -694,8 +695,20 @@ fn misspelt_assertion(header: &str) -> Option<String> {
     (misspelt && types().any(|t| t == rest)).then(|| meant(Some(rest)))
 }
 
+/// The line a CSV position starts on, counted from its byte offset: on a file whose lines end
+/// in `\r\n` (as spreadsheets write them) the `csv` crate places a record at the `\n` that
+/// ends the line before it, so its own line count lags one behind there.
+fn csv_line(text: &str, position: &csv::Position) -> u64 {
+    let bytes = text.as_bytes();
+    let mut byte = usize::try_from(position.byte()).unwrap_or(usize::MAX).min(bytes.len());
+    if bytes.get(byte) == Some(&b'\n') {
+        byte += 1;
+    }
+    1 + bytes[..byte].iter().filter(|&&b| b == b'\n').count() as u64
+}
+
 fn csv_diagnostic(path: &str, text: &str, e: &csv::Error) -> Error {
-    let line = e.position().map_or(0, |p| p.line());
+    let line = e.position().map_or(0, |p| csv_line(text, p));
     let message = match e.kind() {
         csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
             format!("row has {len} fields, the header has {expected_len}")
@@ -908,6 +921,25 @@ mod tests {
         let (_, errors) = parse_rouge(&tree, "d.jsonl", dup);
         let e = errors[0].to_string();
         assert!(e.contains("d.jsonl:3:2") && e.contains(" 3 | {\"id\": \"a\"}\n"), "{e}");
+    }
+
+    /// A CSV's lines are counted alike whether they end in `\n` or `\r\n` (spreadsheets
+    /// write the second; the `csv` crate's own count lagged one behind there), and an empty
+    /// `id` cell is an id left out: derived from the vars, as a JSONL case without one is.
+    #[test]
+    fn csv_lines_ending_in_crlf_are_placed_and_an_empty_id_cell_is_derived() {
+        for end in ["\n", "\r\n"] {
+            let text = ["id,input", "c1,a", "c2,b,extra", "c3,c"].join(end) + end;
+            let tree = crate::workspace::MemTree::new([("d.csv", text.as_str())]);
+            let e = parse_rouge(&tree, "d.csv", &text).unwrap_err().to_string();
+            assert!(e.contains("d.csv:3") && e.contains(" 3 | c2,b,extra"), "{end:?}: {e}");
+            let text = ["id,input", "c1,a", ",b", "c3,c"].join(end) + end;
+            let tree = crate::workspace::MemTree::new([("d.csv", text.as_str())]);
+            let cases = parse_rouge(&tree, "d.csv", &text).unwrap();
+            let b = cases[1].id.as_str();
+            assert!(!b.is_empty() && b != "c1" && b != "c3", "{end:?}: {b:?}");
+            assert_eq!(cases[2].line, 4, "{end:?}");
+        }
     }
 
     /// A CSV column may name a var as the JSONL shape nests it: `vars.input` is `input`.
