@@ -333,6 +333,27 @@ mod tests {
         );
     }
 
+    /// A redirect is not followed: `x-api-key` would go with it to an address no reviewer
+    /// approved (the audit's 307 to another port received the key, and its answer was taken).
+    #[tokio::test]
+    async fn a_redirect_is_the_calls_error_and_the_key_stays() {
+        let elsewhere = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"content": [{"type": "text", "text": "x"}]})))
+            .expect(0)
+            .mount(&elsewhere)
+            .await;
+        let to = format!("{}/stolen", elsewhere.uri());
+        for status in [301, 302, 307, 308] {
+            check_failure(
+                |server| provider(&server.uri()),
+                ResponseTemplate::new(status).insert_header("location", to.as_str()),
+                Expect::Permanent("follows no redirect"),
+            )
+            .await;
+        }
+    }
+
     #[test]
     fn stop_sequences_are_sent_as_stop_sequences() {
         let mut r = request();

@@ -267,7 +267,10 @@ impl Api {
 
     /// Classifies a non-2xx answer.
     pub fn status_error(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ProviderError {
-        let error = ErrorBody::parse(body);
+        // The key out before anything is cut short: a body cut through an echoed key would keep
+        // most of it, which no redaction of the shortened text then finds.
+        let body = self.redact(&String::from_utf8_lossy(body));
+        let error = ErrorBody::parse(body.as_bytes());
         let mut message = format!("{} returned HTTP {}", self.kind, status.as_u16());
         if let Some(kind) = &error.kind {
             message.push_str(&format!(" {kind}"));
@@ -280,6 +283,10 @@ impl Api {
             401 => message.push_str(&format!("; check that {env} holds a valid key for this endpoint")),
             403 => message.push_str(&format!("; check that the key in {env} may use this model or endpoint")),
             404 => message.push_str("; check the model (or deployment) name and base_url"),
+            300..=399 => message.push_str(
+                "; promptgate follows no redirect (it would send the key to another address): \
+                 set base_url to the address the server points to",
+            ),
             _ => {}
         }
         let message = self.redact(&message);
@@ -361,11 +368,15 @@ fn multipart(fields: &[(&str, &str)], file_name: &str, file: &[u8]) -> (String, 
 }
 
 /// A client for one provider: ring for TLS, a 10 s connect timeout and no overall timeout
-/// (the runner enforces the latency budget around each call).
+/// (the runner enforces the latency budget around each call), and no redirect followed: a
+/// redirect would carry `x-api-key` or `api-key` (reqwest drops only `Authorization` when
+/// the host changes) to an address no reviewer approved, and take its answer as the model's.
+/// A 3xx is the call's error.
 pub fn client() -> Result<reqwest::Client, Error> {
     // Fails only when a provider is already installed, which is as good.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("promptgate/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -841,6 +852,32 @@ pub mod tests {
         // Short "keys" (a local server's placeholder) would eat ordinary words.
         check_redact("no auth", Some("no"), "no auth");
         check_redact("ask-me and risk-free", None, "ask-me and risk-free");
+    }
+
+    /// A body that echoes the key far in is cut short only after the key is out: cut first,
+    /// an Azure-style key (no `sk-` shape to find) kept 28 of its 32 characters in every output.
+    #[test]
+    fn a_long_error_body_loses_the_key_before_it_is_cut() {
+        let key = "3f9a1c7e5b2d48a6901fe4c3b7d25a8e";
+        let api = Api::new(
+            "azure-openai",
+            Some(ApiKey::new("AZURE_OPENAI_API_KEY", key)),
+            "api-key",
+            "",
+        )
+        .unwrap();
+        let body = format!(
+            "<html><body>{} subscription key {key} is not valid</body></html>",
+            "x".repeat(240)
+        );
+        let error = api.status_error(StatusCode::UNAUTHORIZED, &HeaderMap::new(), body.as_bytes());
+        let ProviderError::Permanent { message } = error else {
+            panic!("{error:?}")
+        };
+        assert!(
+            !message.contains(&key[..8]) && message.contains("[redacted]"),
+            "{message}"
+        );
     }
 
     #[track_caller]
