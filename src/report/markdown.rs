@@ -236,7 +236,7 @@ struct AttentionView<'a> {
 #[derive(Debug, Serialize)]
 struct VerdictView {
     symbol: &'static str,
-    word: &'static str,
+    word: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -401,6 +401,13 @@ impl<'a> ReportView<'a> {
             Verdict::Waived => ("⚠️", "waived"),
             Verdict::Error => ("⛔", "run error"),
             Verdict::NeedsApproval => ("⏸️", "needs approval"),
+        };
+        // Results untrusted code produced (a fork's, run without secrets) are its own word,
+        // whatever it says: no ✅ in the heading a reviewer reads first, and the heading says so.
+        let (symbol, word) = if results.trust.untrusted {
+            ("🔓", format!("untrusted code's {word}, not yet verified"))
+        } else {
+            (symbol, word.to_owned())
         };
         let mut image_urls: BTreeMap<usize, Vec<ImageView>> = BTreeMap::new();
         for plan in charts::plan_charts(results) {

@@ -452,6 +452,14 @@ async fn fake_github_by(
 }
 
 /// "METHOD /path?query" of every request the server received, in order.
+/// Each request's method and path, for a failing test's message.
+fn sequence_of(requests: &[Request]) -> Vec<String> {
+    requests
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.url.path()))
+        .collect()
+}
+
 async fn sequence(server: &MockServer) -> (Vec<String>, Vec<Request>) {
     let requests = server.received_requests().await.unwrap();
     let lines = requests
@@ -2837,6 +2845,23 @@ async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_report
             .starts_with("evaluated without secrets by untrusted code"),
         "{}",
         check["output"]["title"]
+    );
+    // Nor in the comment's heading, which a reviewer reads first: the fork's own verdict
+    // under its own ✅ was the audit's catch (the 🔓 note stood at the comment's end).
+    let comment = requests
+        .iter()
+        .rfind(|q| q.url.path().contains("/comments") && matches!(q.method.as_str(), "POST" | "PATCH"))
+        .map(body)
+        .unwrap_or_else(|| panic!("{:?}", sequence_of(&requests)));
+    let heading = comment["body"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("### "))
+        .unwrap();
+    assert!(
+        heading.starts_with("### 🔓 promptgate: untrusted code's ") && heading.contains(", not yet verified"),
+        "{heading}"
     );
 
     // The evaluating run failed (no results): the publish job says so instead of failing blind.
