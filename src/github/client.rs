@@ -27,8 +27,18 @@ const MAX_SKEW: Duration = Duration::from_secs(24 * 3600);
 /// is about 26 MB of JSON.
 pub const MAX_RESPONSE_BYTES: usize = 32 << 20;
 
-/// The longest an answer's body may take to arrive, once its headers have.
+/// The longest an answer may take to arrive, its headers and its body, unless
+/// `PROMPTGATE_GITHUB_ANSWER_SECS` sets another (whole seconds, at least 1).
 const ANSWER_DEADLINE: Duration = Duration::from_secs(120);
+
+/// [`ANSWER_DEADLINE`], or the variable's.
+fn answer_deadline() -> Duration {
+    std::env::var("PROMPTGATE_GITHUB_ANSWER_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&secs| secs >= 1)
+        .map_or(ANSWER_DEADLINE, Duration::from_secs)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -349,12 +359,32 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let sent = match method {
-                Method::Get => crab._get(route).await,
-                Method::Post => crab._post(route, body).await,
-                Method::Patch => crab._patch(route, body).await,
-                Method::Put => crab._put(route, body).await,
-                Method::Delete => crab._delete(route, body).await,
+            // One deadline for the whole answer, its headers and its body: the read timeout is
+            // per read, and an answer trickled a byte (or a header line) at a time — a proxy, a
+            // struggling GitHub Enterprise — would hold the job for hours.
+            let within = answer_deadline();
+            let deadline = tokio::time::Instant::now() + within;
+            let late = || {
+                Error::run_with_hint(
+                    format!(
+                        "GitHub's answer to {} {route} did not arrive within {} s",
+                        method.as_str(),
+                        within.as_secs()
+                    ),
+                    "re-run the job; if it persists, check https://www.githubstatus.com and any proxy in between",
+                )
+            };
+            let send = async {
+                match method {
+                    Method::Get => crab._get(route).await,
+                    Method::Post => crab._post(route, body).await,
+                    Method::Patch => crab._patch(route, body).await,
+                    Method::Put => crab._put(route, body).await,
+                    Method::Delete => crab._delete(route, body).await,
+                }
+            };
+            let Ok(sent) = tokio::time::timeout_at(deadline, send).await else {
+                return Err(late());
             };
             let response = match sent {
                 Ok(r) => r,
@@ -401,21 +431,10 @@ impl Client {
             let date = header("date");
             // Read at most MAX_RESPONSE_BYTES: an endless answer is an error, not an abort.
             let limited = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES);
-            // Within a deadline: the read timeout is per read, and an answer trickled a byte at
-            // a time (a proxy, a struggling GitHub Enterprise) would hold the job for hours.
-            let collected = tokio::time::timeout(ANSWER_DEADLINE, http_body_util::BodyExt::collect(limited)).await;
+            let collected = tokio::time::timeout_at(deadline, http_body_util::BodyExt::collect(limited)).await;
             let text = match collected {
                 Ok(Ok(collected)) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
-                Err(_) => {
-                    return Err(Error::run_with_hint(
-                        format!(
-                            "GitHub's answer to {} {route} did not arrive within {} s",
-                            method.as_str(),
-                            ANSWER_DEADLINE.as_secs()
-                        ),
-                        "re-run the job; if it persists, check https://www.githubstatus.com and any proxy in between",
-                    ));
-                }
+                Err(_) => return Err(late()),
                 Ok(Err(e)) => {
                     let why = if e.is::<http_body_util::LengthLimitError>() {
                         format!("it is larger than {} MiB", MAX_RESPONSE_BYTES >> 20)

@@ -1203,6 +1203,41 @@ async fn editing_the_accept_comment_away_withdraws_the_waiver() {
 
 /// An edit never gives a waiver: a comment edited into `/promptgate accept` does nothing (no
 /// request: nothing listens on the API's port), whoever edited it.
+/// An answer whose headers trickle in, a line at a time, each within the read timeout, is
+/// still bound by the answer's deadline (the audit's fake held a job 276 s and counting: the
+/// deadline covered only the body). The server stops after 60 s, so a regression fails
+/// instead of hanging the suite.
+#[test]
+fn an_answer_whose_headers_trickle_in_stops_at_the_deadline() {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n");
+                for _ in 0..200 {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    if stream.write_all(b"x-trickle: 1\r\n").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let empty = tempfile::tempdir().unwrap();
+    let comment = comment_event(empty.path(), "maya", "/promptgate accept on purpose");
+    let env = Env::named("issue_comment").var("PROMPTGATE_GITHUB_ANSWER_SECS", "2");
+    let run = ci_with(empty.path(), &api, &comment, &[], &env);
+    run.run
+        .expect_code(3)
+        .stderr_has("did not arrive within 2 s")
+        .stderr_has("hint:");
+}
+
 #[test]
 fn a_comment_edited_into_an_accept_command_does_nothing() {
     let empty = tempfile::tempdir().unwrap();
