@@ -470,7 +470,7 @@ mod tests {
                     "rate_limit_error",
                     "Number of request tokens has exceeded your per-minute rate limit",
                 )),
-            Expect::Transient(Some(2000), "rate_limit_error: Number of request tokens"),
+            Expect::RateLimited(Some(2000), "rate_limit_error: Number of request tokens"),
         )
         .await;
         check_failure(

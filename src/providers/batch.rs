@@ -546,7 +546,11 @@ impl AnthropicProvider {
             .api()
             .redact(&format!("anthropic batch request failed ({kind}): {text}"));
         match kind {
-            "api_error" | "overloaded_error" | "rate_limit_error" | "timeout_error" => ProviderError::Transient {
+            "rate_limit_error" => ProviderError::RateLimited {
+                message,
+                retry_after_ms: None,
+            },
+            "api_error" | "overloaded_error" | "timeout_error" => ProviderError::Transient {
                 message,
                 retry_after_ms: None,
             },

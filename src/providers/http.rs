@@ -290,13 +290,20 @@ impl Api {
             _ => {}
         }
         let message = self.redact(&message);
-        if is_transient_status(status) && !error.is_out_of_quota() {
-            ProviderError::Transient {
+        if !is_transient_status(status) || error.is_out_of_quota() {
+            return ProviderError::Permanent { message };
+        }
+        let retry_after_ms = retry_after_ms(status, headers, SystemTime::now());
+        if status == StatusCode::TOO_MANY_REQUESTS || retry_after_ms.is_some() {
+            ProviderError::RateLimited {
                 message,
-                retry_after_ms: retry_after_ms(headers, SystemTime::now()),
+                retry_after_ms,
             }
         } else {
-            ProviderError::Permanent { message }
+            ProviderError::Transient {
+                message,
+                retry_after_ms: None,
+            }
         }
     }
 
@@ -321,6 +328,13 @@ impl Api {
                 message,
                 retry_after_ms,
             } => ProviderError::Transient {
+                message: self.redact(&message),
+                retry_after_ms,
+            },
+            ProviderError::RateLimited {
+                message,
+                retry_after_ms,
+            } => ProviderError::RateLimited {
                 message: self.redact(&message),
                 retry_after_ms,
             },
@@ -484,11 +498,17 @@ impl ErrorBody {
 /// OpenAI's `x-ratelimit-reset-{requests,tokens}` (Go durations such as `6m0s`) and
 /// Anthropic's `anthropic-ratelimit-*-reset` (RFC 3339 instants). Of several reset headers,
 /// the ones whose limit is exhausted (`…-remaining…: 0`) count, and the longest wait wins.
-pub fn retry_after_ms(headers: &HeaderMap, now: SystemTime) -> Option<u64> {
-    requested_wait_ms(headers, now).map(|ms| ms.min(MAX_RETRY_AFTER_MS))
+pub fn retry_after_ms(status: StatusCode, headers: &HeaderMap, now: SystemTime) -> Option<u64> {
+    requested_wait_ms(status, headers, now).map(|ms| ms.min(MAX_RETRY_AFTER_MS))
 }
 
-fn requested_wait_ms(headers: &HeaderMap, now: SystemTime) -> Option<u64> {
+/// What the answer asks the client to wait: `retry-after-ms`, `Retry-After`, else the reset of
+/// a limit its rate-limit headers say is spent. OpenAI and Anthropic send those headers with
+/// every answer: a reset is a wait asked for only when its limit is spent, or, on a 429 that
+/// names none spent, the longest of them (a 500 carrying `x-ratelimit-reset-tokens: 6m0s`
+/// beside 149,984 tokens remaining waited two minutes).
+fn requested_wait_ms(status: StatusCode, headers: &HeaderMap, now: SystemTime) -> Option<u64> {
+    let limited = status == StatusCode::TOO_MANY_REQUESTS;
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(ms) = get("retry-after-ms")
         .and_then(|v| v.parse::<f64>().ok())
@@ -511,7 +531,7 @@ fn requested_wait_ms(headers: &HeaderMap, now: SystemTime) -> Option<u64> {
         let reset = get(&format!("x-ratelimit-reset-{limit}")).and_then(parse_go_duration_ms);
         (reset, get(&format!("x-ratelimit-remaining-{limit}")) == Some("0"))
     });
-    if let Some(ms) = longest_relevant(&openai) {
+    if let Some(ms) = longest_relevant(&openai, limited) {
         return Some(ms);
     }
     let anthropic = ["requests", "tokens", "input-tokens", "output-tokens"].map(|limit| {
@@ -523,13 +543,14 @@ fn requested_wait_ms(headers: &HeaderMap, now: SystemTime) -> Option<u64> {
             get(&format!("anthropic-ratelimit-{limit}-remaining")) == Some("0"),
         )
     });
-    longest_relevant(&anthropic)
+    longest_relevant(&anthropic, limited)
 }
 
-/// Of `(wait, exhausted)` pairs: the longest wait among exhausted limits, else among all.
-fn longest_relevant(resets: &[(Option<u64>, bool)]) -> Option<u64> {
+/// Of `(wait, exhausted)` pairs: the longest wait among exhausted limits, else, when the answer
+/// is a rate limit (`limited`), among all.
+fn longest_relevant(resets: &[(Option<u64>, bool)], limited: bool) -> Option<u64> {
     let exhausted = resets.iter().filter(|(_, e)| *e).filter_map(|(ms, _)| *ms).max();
-    exhausted.or_else(|| resets.iter().filter_map(|(ms, _)| *ms).max())
+    exhausted.or_else(|| limited.then(|| resets.iter().filter_map(|(ms, _)| *ms).max()).flatten())
 }
 
 fn millis_until(at: SystemTime, now: SystemTime) -> u64 {
@@ -693,6 +714,7 @@ pub mod tests {
     #[derive(Debug)]
     pub enum Expect {
         Transient(Option<u64>, &'static str),
+        RateLimited(Option<u64>, &'static str),
         Permanent(&'static str),
     }
 
@@ -717,6 +739,13 @@ pub mod tests {
                     }),
                     Expect::Transient(wait, fragment),
                 ) => (message, retry_after_ms == wait && message.contains(fragment)),
+                (
+                    Err(ProviderError::RateLimited {
+                        message,
+                        retry_after_ms,
+                    }),
+                    Expect::RateLimited(wait, fragment),
+                ) => (message, retry_after_ms == wait && message.contains(fragment)),
                 (Err(ProviderError::Permanent { message }), Expect::Permanent(fragment)) => {
                     (message, message.contains(fragment))
                 }
@@ -740,9 +769,44 @@ pub mod tests {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_748_779_200)
     }
 
+    /// The wait a 429 with these headers asks for.
     #[track_caller]
     fn check_retry_after(pairs: &[(&'static str, &str)], expected: Option<u64>) {
-        assert_eq!(retry_after_ms(&headers(pairs), now()), expected, "{pairs:?}");
+        let limited = StatusCode::TOO_MANY_REQUESTS;
+        assert_eq!(retry_after_ms(limited, &headers(pairs), now()), expected, "{pairs:?}");
+    }
+
+    /// Another status asks for a wait by `Retry-After` or a spent limit alone: OpenAI and
+    /// Anthropic send their rate-limit headers with every answer, and a reset beside a limit
+    /// far from spent is no request to wait (the audit's 500 waited two minutes on
+    /// `x-ratelimit-reset-tokens: 6m0s` with 149,984 tokens left; a 529, 54 s).
+    #[test]
+    fn a_passing_failure_waits_for_a_spent_limit_only() {
+        let wait = |status: u16, pairs: &[(&'static str, &str)]| {
+            retry_after_ms(StatusCode::from_u16(status).unwrap(), &headers(pairs), now())
+        };
+        let docs_example = [
+            ("x-ratelimit-limit-requests", "60"),
+            ("x-ratelimit-limit-tokens", "150000"),
+            ("x-ratelimit-remaining-requests", "59"),
+            ("x-ratelimit-remaining-tokens", "149984"),
+            ("x-ratelimit-reset-requests", "1s"),
+            ("x-ratelimit-reset-tokens", "6m0s"),
+        ];
+        assert_eq!(wait(500, &docs_example), None);
+        assert_eq!(wait(429, &docs_example), Some(MAX_RETRY_AFTER_MS.min(360_000)));
+        let anthropic = [
+            ("anthropic-ratelimit-requests-remaining", "49"),
+            ("anthropic-ratelimit-requests-reset", "2025-06-01T12:00:55Z"),
+        ];
+        assert_eq!(wait(529, &anthropic), None);
+        assert_eq!(wait(529, &[("retry-after", "3")]), Some(3000));
+        let spent = [
+            ("x-ratelimit-remaining-tokens", "0"),
+            ("x-ratelimit-reset-tokens", "4s"),
+            ("x-ratelimit-reset-requests", "6m0s"),
+        ];
+        assert_eq!(wait(503, &spent), Some(4000));
     }
 
     #[test]
@@ -902,12 +966,32 @@ pub mod tests {
         let permanent = |message: &str| ProviderError::Permanent {
             message: message.to_owned(),
         };
+        let limited = |message: &str, retry_after_ms| ProviderError::RateLimited {
+            message: message.to_owned(),
+            retry_after_ms,
+        };
         check_status(
             429,
             &[("retry-after", "2")],
             r#"{"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}"#,
-            transient("openai returned HTTP 429 requests: Rate limit reached", Some(2000)),
+            limited("openai returned HTTP 429 requests: Rate limit reached", Some(2000)),
         );
+        // A 429 that names no wait is a rate limit still (it was a plain transient failure:
+        // counted nowhere, and the adaptive concurrency did not halve).
+        check_status(
+            429,
+            &[],
+            r#"{"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}"#,
+            limited("openai returned HTTP 429 requests: Rate limit reached", None),
+        );
+        // A 503 naming a wait asks the same of the client; one that names none is passing trouble.
+        check_status(
+            503,
+            &[("retry-after", "1")],
+            "",
+            limited("openai returned HTTP 503: (empty body)", Some(1000)),
+        );
+        check_status(503, &[], "", transient("openai returned HTTP 503: (empty body)", None));
         check_status(
             429,
             &[],

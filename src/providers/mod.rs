@@ -270,6 +270,15 @@ pub enum ProviderError {
         message: String,
         retry_after_ms: Option<u64>,
     },
+    /// The provider asked to slow down: HTTP 429 (one no wait cures, a spent quota, is
+    /// permanent), or another passing failure that names a wait (a 503 with `Retry-After`, a
+    /// limit its headers say is exhausted). Retried after the wait; the adaptive concurrency
+    /// halves on it.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_ms: Option<u64>,
+    },
     /// Retrying cannot help: bad request, authentication, unknown model.
     #[error("{message}")]
     Permanent { message: String },

@@ -782,7 +782,7 @@ mod tests {
                     "requests",
                     "rate_limit_exceeded",
                 )),
-            Expect::Transient(Some(2000), "Rate limit reached"),
+            Expect::RateLimited(Some(2000), "Rate limit reached"),
         )
         .await;
         check_failure(
@@ -795,7 +795,7 @@ mod tests {
                     "tokens",
                     "rate_limit_exceeded",
                 )),
-            Expect::Transient(Some(1500), "tokens per min"),
+            Expect::RateLimited(Some(1500), "tokens per min"),
         )
         .await;
         check_failure(
@@ -853,7 +853,7 @@ mod tests {
                 .insert_header("retry-after-ms", "800")
                 .insert_header("retry-after", "1")
                 .set_body_json(json!({"error": {"code": "429", "message": "Requests to the ChatCompletions_Create Operation have exceeded the token rate limit."}})),
-            Expect::Transient(Some(800), "exceeded the token rate limit"),
+            Expect::RateLimited(Some(800), "exceeded the token rate limit"),
         )
         .await;
     }

@@ -461,7 +461,9 @@ pub(super) async fn run(
                     }
                 }
                 // A poll that failed for a while (a network blip, a 5xx) is asked again.
-                Err(ProviderError::Transient { .. } | ProviderError::Timeout { .. }) => still.push(batch),
+                Err(
+                    ProviderError::Transient { .. } | ProviderError::RateLimited { .. } | ProviderError::Timeout { .. },
+                ) => still.push(batch),
                 Ok(None) => {
                     // The provider does not know the batch (HTTP 404: deleted, or submitted
                     // under another account): the record is no use to a rerun either.
@@ -733,7 +735,7 @@ async fn find(api: &dyn BatchApi, sought: &Sought<'_>, wait: Duration) -> Result
     let mut wait = wait;
     for _ in 0..2 {
         match api.find(sought).await {
-            Err(ProviderError::Transient { .. }) => {
+            Err(ProviderError::Transient { .. } | ProviderError::RateLimited { .. }) => {
                 tokio::time::sleep(wait).await;
                 wait *= 2;
             }

@@ -48,7 +48,7 @@ impl CallError {
         let redacted = |message: &str| crate::secrets::redact(message);
         match error {
             ProviderError::Timeout { after_ms } => CallError::Timeout { after_ms: *after_ms },
-            ProviderError::Transient { message, .. } if super::retry::is_rate_limit(error) => CallError::RateLimited {
+            ProviderError::RateLimited { message, .. } => CallError::RateLimited {
                 message: redacted(message),
             },
             ProviderError::Transient { message, .. } => CallError::Transient {
@@ -133,7 +133,7 @@ mod tests {
             CallError::from_provider(&ProviderError::Timeout { after_ms: 1000 }),
             "timed out after 1000 ms",
         );
-        let limited = CallError::from_provider(&ProviderError::Transient {
+        let limited = CallError::from_provider(&ProviderError::RateLimited {
             message: "429 too many requests".to_owned(),
             retry_after_ms: None,
         });

@@ -1241,7 +1241,9 @@ async fn send<'t>(
         retries += 1;
         cx.retries.fetch_add(1, Ordering::Relaxed);
         let retry_after = match &error {
-            ProviderError::Transient { retry_after_ms, .. } => *retry_after_ms,
+            ProviderError::Transient { retry_after_ms, .. } | ProviderError::RateLimited { retry_after_ms, .. } => {
+                *retry_after_ms
+            }
             _ => None,
         };
         let wait = retry::backoff(cx.runner.options.backoff_base, retries, seed, retry_after);

@@ -8,25 +8,19 @@ use crate::stats::Rng;
 /// No backoff wait is longer than this (a provider's `retry_after_ms` may ask for more).
 pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
 
-/// Whether a failure is a rate limit (HTTP 429).
-///
-/// `ProviderError` has no rate-limit flag, so this reads the signs a provider leaves: a
-/// `Retry-After` (`retry_after_ms`), which providers send with 429s, or a message starting with
-/// `429`, the status providers put first. A 503 with a `Retry-After` is counted too: it asks the
-/// same thing of the client (slow down), and the adaptive limit should hear it.
+/// Whether a failure is a rate limit: the provider said so ([`ProviderError::RateLimited`]: a
+/// 429, or a passing failure that names a wait, which asks the same of the client — slow down —
+/// and the adaptive limit should hear it).
 pub fn is_rate_limit(error: &ProviderError) -> bool {
-    match error {
-        ProviderError::Transient {
-            message,
-            retry_after_ms,
-        } => retry_after_ms.is_some() || message.trim_start().starts_with("429"),
-        _ => false,
-    }
+    matches!(error, ProviderError::RateLimited { .. })
 }
 
 /// Whether trying the same call again can help.
 pub fn is_retryable(error: &ProviderError) -> bool {
-    matches!(error, ProviderError::Transient { .. } | ProviderError::Timeout { .. })
+    matches!(
+        error,
+        ProviderError::Transient { .. } | ProviderError::RateLimited { .. } | ProviderError::Timeout { .. }
+    )
 }
 
 /// The wait before retry number `retry` (1 for the first retry): exponential backoff with full
@@ -61,8 +55,15 @@ mod tests {
             message: m.to_owned(),
             retry_after_ms: r,
         };
-        check(transient("429 too many requests", None), true, true);
-        check(transient("rate limited", Some(2000)), true, true);
+        let limited = |m: &str, r| ProviderError::RateLimited {
+            message: m.to_owned(),
+            retry_after_ms: r,
+        };
+        check(limited("too many requests", None), true, true);
+        check(limited("rate limited", Some(2000)), true, true);
+        // The provider's word, not the message's: a transient failure whose text starts with
+        // 429 is no rate limit unless the provider said it was one.
+        check(transient("429 too many requests", None), false, true);
         check(transient("500 internal server error", None), false, true);
         check(transient("truncated JSON body", None), false, true);
         check(ProviderError::Timeout { after_ms: 10 }, false, true);

@@ -104,12 +104,18 @@ impl Provider for Fake {
                 retry_after_ms,
             })
         };
+        let limited = |message: &str, retry_after_ms| {
+            Err(ProviderError::RateLimited {
+                message: message.to_owned(),
+                retry_after_ms,
+            })
+        };
         match self.behaviour {
             Behaviour::Healthy => {}
             Behaviour::Faults(share) if attempt == 1 && Rng::new(request.seed).unit() < share => {
                 self.injected.fetch_add(1, Ordering::SeqCst);
                 return match request.seed % 5 {
-                    0 => transient("429 too many requests", Some(1500)),
+                    0 => limited("429 too many requests", Some(1500)),
                     1 => transient("500 internal server error", None),
                     2 => transient("503 service unavailable", None),
                     3 => {
@@ -129,7 +135,7 @@ impl Provider for Fake {
             Behaviour::HangAfter(_) => {}
             Behaviour::ThrottleAbove(limit) if in_flight > limit => {
                 self.throttled_at.lock().unwrap().push(self.total_answered());
-                return transient("429 too many requests", None);
+                return limited("429 too many requests", None);
             }
             Behaviour::ThrottleAbove(_) => {}
         }
