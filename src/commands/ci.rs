@@ -685,11 +685,15 @@ pub(super) fn side_channels(
     let verdict = r.verdict.as_str();
     OUTPUTS_WRITTEN.set(true);
     if let Some(file) = &env.output {
-        let affected = r
-            .experiments
-            .iter()
-            .filter(|e| e.status != ExperimentStatus::Removed)
-            .count();
+        // The experiments held for a maintainer's approval are affected too: they are listed
+        // in the results' `approval.experiments`, not run (a run holding its only experiment
+        // said 0).
+        let held = r.trust.approval.as_ref().map_or(0, |a| a.experiments.len());
+        let affected = held
+            + r.experiments
+                .iter()
+                .filter(|e| e.status != ExperimentStatus::Removed)
+                .count();
         actions::write_outputs(
             file,
             &[

@@ -2422,6 +2422,8 @@ async fn a_pull_request_moving_a_keyed_endpoint_gets_no_key_until_a_maintainer_a
     let results = crate::support::results(&repo.path().join("out"));
     assert_eq!(results["verdict"], "needs_approval");
     assert_eq!(results["approval"]["experiments"], json!(["keyed"]));
+    // The experiment waiting is one the change affected, though it did not run.
+    assert!(run.output.contains("experiments-affected=1\n"), "{}", run.output);
     assert_eq!(results["approval"]["changes"][0]["provider"], "llm");
     assert_eq!(results["approval"]["changes"][0]["field"], "base_url");
     let (_, requests) = sequence(&server).await;
