@@ -562,6 +562,44 @@ fn the_gate_workflows_warm_the_cache_on_the_default_branch() {
 /// commit": a tag moved later cannot change what runs with the keys. promptgate's own action
 /// (`promptgate/promptgate@v0`, which a repository pins to the release it reviewed) and local
 /// actions are the exceptions.
+/// A job that builds (runs `cargo`) runs every dependency's build script, which can write
+/// `$GITHUB_ENV` for the job's later steps: no such job holds a write token, from its own
+/// `permissions:` or the workflow's (the release workflow's builds held `contents: write` for
+/// their upload step, the audit's catch). And no release asset is ever replaced (`--clobber`).
+#[test]
+fn no_job_that_builds_holds_a_write_token() {
+    let writes = |permissions: &Value| {
+        permissions == "write-all"
+            || permissions
+                .as_object()
+                .is_some_and(|m| m.values().any(|v| v == "write"))
+    };
+    for w in shipped() {
+        for (name, job) in jobs(&w) {
+            for step in steps(job) {
+                let run = step["run"].as_str().unwrap_or("");
+                assert!(
+                    !run.contains("--clobber"),
+                    "{}: `{name}` replaces release assets",
+                    w.path.display()
+                );
+            }
+            let builds = steps(job)
+                .iter()
+                .any(|s| s["run"].as_str().is_some_and(|r| r.contains("cargo ")));
+            if !builds {
+                continue;
+            }
+            let permissions = job.get("permissions").unwrap_or(&w.value["permissions"]);
+            assert!(
+                !permissions.is_null() && !writes(permissions),
+                "{}: job `{name}` builds with {permissions} (none set is the repository's default, which may write)",
+                w.path.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn every_action_used_is_pinned_to_a_commit() {
     let mut unpinned = Vec::new();
