@@ -76,40 +76,23 @@ pub fn load(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Err
 
 /// Loads the suite and reports every problem found, for `validate`.
 pub fn lint(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Vec<Error>> {
-    let (mut suite, decls) = load_config(&*source, config_path).map_err(|first| {
-        let text = source.read(config_path).ok().flatten();
-        // Every experiment declaration's problem, when the settings themselves read.
-        if let Some(Ok((_, _, problems))) = text.clone().map(|t| settings_parts(config_path, t))
-            && !problems.is_empty()
-        {
-            return problems::in_file_order(problems);
-        }
-        // Each unknown key is an error of its own: the file read again without it finds the
-        // next (serde stops at the first). And each section and entry read on its own finds
-        // its own first error.
-        let mut errors = problems::unknown_keys_after(first, config_path, text.clone(), |masked| {
-            settings_from(config_path, masked).err()
-        });
-        if let Some(text) = &text {
-            let shapes = probe::suite_errors(text);
-            errors.extend(
-                shapes
-                    .iter()
-                    .map(|e| yaml_diagnostic(config_path, text, e, "a promptgate suite").into()),
-            );
-        }
-        problems::in_file_order(problems::distinct(errors))
-    })?;
-    let mut errors = Vec::new();
+    let (mut suite, decls, mut errors) = match load_config(&*source, config_path) {
+        Ok((suite, decls)) => (suite, decls, Vec::new()),
+        Err(first) => settings_problems(&*source, config_path, first)?,
+    };
+    let mut loaded = true;
     for decl in &decls {
         match experiment::load_experiment_all(&source, &suite, decl, None) {
             Ok(e) => suite.experiments.push(e),
-            Err(es) => errors.extend(es),
+            Err(es) => {
+                loaded = false;
+                errors.extend(es);
+            }
         }
     }
     // The gates and judges are checked against what the experiments measure: once they all
     // loaded (a gate on a metric only a failed experiment feeds is not unknown).
-    if errors.is_empty() {
+    if loaded {
         errors.extend(check_gate_metrics(&*source, &suite).err().into_iter().flatten());
         let judges = judges::check(&*source, &suite).and_then(|()| judges::check_embedder(&*source, &suite));
         errors.extend(judges.err());
@@ -118,6 +101,42 @@ pub fn lint(source: Arc<dyn FileSource>, config_path: &str) -> Result<Suite, Vec
         Ok(suite)
     } else {
         Err(problems::distinct(errors))
+    }
+}
+
+/// Every problem of a suite file that did not load (`first`, its first): each experiment
+/// declaration's, when the settings themselves read; else each unknown key (the file read
+/// again without it finds the next: serde stops at the first) and each section and entry read
+/// on its own. When unknown keys were all that stopped it, the suite read without them, to
+/// check on (its experiments' files and gates, whose problems a misspelt key hid), with them.
+fn settings_problems(source: &dyn FileSource, config_path: &str, first: Error) -> Result<Parts, Vec<Error>> {
+    let text = source.read(config_path).ok().flatten();
+    if let Some(Ok((_, _, problems))) = text.clone().map(|t| settings_parts(config_path, t))
+        && !problems.is_empty()
+    {
+        return Err(problems::in_file_order(problems));
+    }
+    let (mut errors, clean) = problems::unknown_keys_after(first, config_path, text.clone(), |masked| {
+        settings_from(config_path, masked).err()
+    });
+    if let Some(text) = &text {
+        let shapes = probe::suite_errors(text);
+        errors.extend(
+            shapes
+                .iter()
+                .map(|e| yaml_diagnostic(config_path, text, e, "a promptgate suite").into()),
+        );
+    }
+    let errors = problems::in_file_order(problems::distinct(errors));
+    let unknown_keys_only = errors
+        .iter()
+        .all(|e| matches!(e, Error::Input(d) if d.message.starts_with("unknown key `")));
+    match clean
+        .filter(|_| unknown_keys_only)
+        .and_then(|clean| settings_from(config_path, clean).ok())
+    {
+        Some((suite, decls)) if !decls.is_empty() => Ok((suite, decls, errors)),
+        _ => Err(errors),
     }
 }
 

@@ -57,15 +57,17 @@ impl Capped {
 /// Stops at an error of another kind (which may be the blanking's own doing, such as a field
 /// missing because its key was misspelt), a key written inside a `{…}` mapping or first in a
 /// list item (blanking it would take its neighbours, or leave an empty item), or [`SHOWN`]
-/// errors.
+/// errors. With them, the text without every unknown key found, when it read without an error:
+/// what `validate` goes on checking (the experiments' files, the gates), so a misspelt key does
+/// not hide the problems behind it.
 pub(super) fn unknown_keys_after(
     first: Error,
     config_path: &str,
     text: Option<String>,
     mut reread: impl FnMut(String) -> Option<Error>,
-) -> Vec<Error> {
+) -> (Vec<Error>, Option<String>) {
     let mut errors = vec![first];
-    let Some(text) = text else { return errors };
+    let Some(text) = text else { return (errors, None) };
     let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
     while errors.len() < SHOWN {
         let Some(Error::Input(d)) = errors.last() else { break };
@@ -102,17 +104,19 @@ pub(super) fn unknown_keys_after(
         }
         // Only a further unknown key: an error of another kind may be the blanking's own doing
         // (a field missing because its key was misspelt, a structure left unbalanced).
-        match reread(lines.join("\n")) {
+        let masked = lines.join("\n");
+        match reread(masked.clone()) {
             Some(next)
                 if matches!(&next, Error::Input(d) if d.message.starts_with("unknown key `"))
                     && next.to_string() != errors.last().map(ToString::to_string).unwrap_or_default() =>
             {
                 errors.push(next);
             }
+            None => return (errors, Some(masked)),
             _ => break,
         }
     }
-    errors
+    (errors, None)
 }
 
 /// The errors in the order they are written in their file (an error without a place after
@@ -178,9 +182,23 @@ mod tests {
         let first = super::super::settings_from("s.yaml", text.to_owned())
             .err()
             .expect("refused");
-        let errors = unknown_keys_after(first, "s.yaml", Some(text.to_owned()), |masked| {
+        let (errors, clean) = unknown_keys_after(first, "s.yaml", Some(text.to_owned()), |masked| {
             super::super::settings_from("s.yaml", masked).err()
         });
+        // The last is the first key of a list item, which is not blanked: no text read clean.
+        assert!(clean.is_none());
+        // Without it, the file reads without its unknown keys, every other line where it was.
+        let cut = text.split("    assert:").next().unwrap();
+        let first = super::super::settings_from("s.yaml", cut.to_owned())
+            .err()
+            .expect("refused");
+        let (found, clean) = unknown_keys_after(first, "s.yaml", Some(cut.to_owned()), |masked| {
+            super::super::settings_from("s.yaml", masked).err()
+        });
+        assert_eq!(found.len(), 3);
+        let clean = clean.expect("reads without the unknown keys");
+        assert_eq!(clean.lines().count(), cut.lines().count());
+        assert!(!clean.contains("budgit") && clean.contains("defaults: {provider: m}"));
         let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
         let expect = [
             ("colour", "s.yaml:2:1"),

@@ -2429,6 +2429,26 @@ fn every_unknown_key_of_the_suite_file_is_reported() {
     assert!(errors[1].contains("unknown key `nme`") && errors[1].contains("promptgate.yaml:20:5"));
 }
 
+/// A misspelt key does not hide what lies behind it: the suite read without its unknown keys
+/// is checked on, so a template's unknown variable and a gate on an unknown metric are
+/// reported beside it (they were found only once the key was fixed, a round trip each).
+#[test]
+fn an_unknown_key_does_not_hide_the_experiments_and_gates_problems() {
+    let errors = every_error(|r| {
+        r.edit(SUITE, "traffic:", "trafic:");
+        r.edit(SUITE, "pass_rate:        {", "pass_rat:        {");
+    });
+    assert_eq!(errors.len(), 2, "{}", errors.join("\n"));
+    assert!(errors[0].contains("unknown key `trafic`"), "{}", errors[0]);
+    assert!(errors[1].contains("gate on unknown metric `pass_rat`"), "{}", errors[1]);
+    let errors = every_error(|r| {
+        r.edit(SUITE, "traffic:", "trafic:");
+        r.edit("prompts/help-center.md", "{{ context }}", "{{ contxt }}");
+    });
+    assert_eq!(errors.len(), 2, "{}", errors.join("\n"));
+    assert!(errors[1].contains("contxt"), "{}", errors[1]);
+}
+
 /// `errors` are exactly `expect`, in order: each its message and its place.
 #[track_caller]
 fn exactly_these(errors: &[String], expect: &[(&str, &str)]) {
