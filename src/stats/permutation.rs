@@ -259,10 +259,6 @@ struct Flat {
     /// `candidate − baseline` calls: swapping one moves that many more calls to the baseline.
     n_baseline: usize,
     uneven: Vec<(usize, isize)>,
-    /// Each unit's sums of its baseline's and its candidate's values, and their counts: what a
-    /// swap moves of the arms' means (the tie-break).
-    sums: Vec<[f64; 2]>,
-    counts: Vec<[u32; 2]>,
 }
 
 /// Each arm's calls alone, ascending, with their units: what the bootstrap picks from.
@@ -342,19 +338,6 @@ impl Flat {
             .filter(|&(_, b, c)| b != c)
             .map(|(i, b, c)| (i, c as isize - b as isize))
             .collect();
-        let sums = units
-            .iter()
-            .map(|(b, c)| [b.as_ref().iter().sum(), c.as_ref().iter().sum()])
-            .collect();
-        let counts = units
-            .iter()
-            .map(|(b, c)| {
-                Some([
-                    u32::try_from(b.as_ref().len()).ok()?,
-                    u32::try_from(c.as_ref().len()).ok()?,
-                ])
-            })
-            .collect::<Option<_>>()?;
         Some(Flat {
             q,
             units: units.len(),
@@ -362,20 +345,19 @@ impl Flat {
             tags,
             n_baseline,
             uneven,
-            sums,
-            counts,
         })
     }
 
-    /// The candidate arm's mean less the baseline's, with the units `swaps` marks swapped.
+    /// The candidate arm's mean less the baseline's, with the units `swaps` marks swapped: a
+    /// walk over the calls the statistic walks too, holding nothing more (the analysis of a
+    /// large run is at its memory's peak).
     fn mean_difference(&self, swaps: &[u64]) -> Option<f64> {
-        let (mut sum, mut count) = ([0.0f64; 2], [0u64; 2]);
-        for (unit, (s, n)) in self.sums.iter().zip(&self.counts).enumerate() {
-            let swapped = ((swaps[unit >> 6] >> (unit & 63)) & 1) as usize;
-            for arm in 0..2 {
-                sum[arm ^ swapped] += s[arm];
-                count[arm ^ swapped] += u64::from(n[arm]);
-            }
+        let (mut sum, mut count) = ([0.0f64; 2], [0usize; 2]);
+        for (&value, &tag) in self.values.iter().zip(&self.tags) {
+            let unit = (tag >> 1) as usize;
+            let arm = ((u64::from(tag) & 1) ^ ((swaps[unit >> 6] >> (unit & 63)) & 1)) as usize;
+            sum[arm] += value;
+            count[arm] += 1;
         }
         (count[0] > 0 && count[1] > 0).then(|| sum[1] / count[1] as f64 - sum[0] / count[0] as f64)
     }
