@@ -15,10 +15,11 @@
 //! arrangements, and with tied values (a pipeline that reports the same latency every call)
 //! in most of them — a uniform 100 → 300 ms slowdown of 40 cases tied in all arrangements
 //! with more than half the units unswapped, p = 0.88. A tie is broken by the difference of the
-//! arms' means: an arrangement is as extreme as the observed one when its quantile difference
-//! is farther from 0, or as far and its mean difference is as far too (the statistic ordered
-//! lexicographically, which is still a function of the arrangement alone, so the test stays
-//! exact: Good §3.3 again; that 100 → 300 ms slowdown now p = 2/2^40).
+//! arms' means where the quantiles differ: the statistic is the pair (|ΔQ|, |Δmean| when
+//! ΔQ ≠ 0, else 0), ordered lexicographically — still a function of the arrangement alone, so
+//! the test stays exact (Good §3.3 again); that 100 → 300 ms slowdown now p = 2/2^40. An
+//! observed ΔQ of 0 is reached by every arrangement (p = 1): the test never calls its own
+//! estimate significant.
 //!
 //! The interval resamples whole units with replacement (Davison, A. C. & Hinkley, D. V. (1997),
 //! *Bootstrap Methods and their Application*, §3.8, the cluster bootstrap), so repeats stay with
@@ -59,15 +60,29 @@ pub fn sign_flip_quantile<U: AsRef<[f64]>>(units: &[(U, U)], q: f64, draws: usiz
     let flat = Flat::new(units, q)?;
     let mut swaps = flat.no_swaps();
     let estimate = flat.statistic(&swaps)?;
-    let mean = flat.mean_difference(&swaps)?.abs();
     // Ties by construction (the identity, mirror images) must count: compare with a tolerance
     // far below any latency resolution and far above rounding.
     let near = |value: f64, observed: f64| (value - observed).abs() <= 1e-9 * (1.0 + observed.abs());
+    // The tie-break reads the means only where the quantiles differ: an arrangement whose
+    // quantile difference is 0 ranks (0, 0), whatever its means, so an observed difference of 0
+    // is reached by every arrangement (p = 1), as without the tie-break. Were the means read
+    // there too, a change away from the quantile (cases faster below the median) would be
+    // "significant" beside a difference of 0, and the test would reject its own estimate,
+    // which the interval's inversion accepts by construction.
+    let observed = estimate.abs();
+    let differs = !near(observed, 0.0);
+    let mean = if differs {
+        flat.mean_difference(&swaps)?.abs()
+    } else {
+        0.0
+    };
     let reaches = |t: f64, swaps: &[u64]| -> Option<bool> {
-        let (t, observed) = (t.abs(), estimate.abs());
+        let t = t.abs();
         Some(if near(t, observed) {
-            let m = flat.mean_difference(swaps)?.abs();
-            m > mean || near(m, mean)
+            !differs || {
+                let m = flat.mean_difference(swaps)?.abs();
+                m > mean || near(m, mean)
+            }
         } else {
             t > observed
         })
@@ -688,6 +703,30 @@ mod tests {
             let drawn = sign_flip_quantile(&tied, q, 10_000, 1).unwrap();
             assert_eq!((drawn.estimate, drawn.p_value), (200.0, 1.0 / 10_001.0));
         }
+    }
+
+    /// The means break ties only where the quantiles differ: an observed difference of 0 is
+    /// reached by every arrangement, so the test never rejects its own estimate (a review found
+    /// a first version calling p50 "significant" at Δ = 0 when 7 of 15 cases got faster below
+    /// the median, p = 0.0156, which lost a non-inferiority gate). Python, the brute force with
+    /// the mean read only where |ΔQ| > 0: 15 units, baseline 100 each; candidate 8 × 100 and
+    /// 7 × 50: ΔQ 0, 32,768 of 32,768; candidate 8 × 110 and 7 × 50: ΔQ 10, 18 of 32,768, and
+    /// shifted by 10, 32,768 of 32,768.
+    #[test]
+    fn a_quantile_difference_of_zero_is_never_significant() {
+        let mut faster_below: Vec<PairedUnit> = vec![(vec![100.0], vec![100.0]); 8];
+        faster_below.extend(vec![(vec![100.0], vec![50.0]); 7]);
+        let at_zero = sign_flip_quantile(&faster_below, 0.5, 0, 1).unwrap();
+        assert_eq!((at_zero.estimate, at_zero.p_value), (0.0, 1.0));
+        let mut mixed: Vec<PairedUnit> = vec![(vec![100.0], vec![110.0]); 8];
+        mixed.extend(vec![(vec![100.0], vec![50.0]); 7]);
+        let test = sign_flip_quantile(&mixed, 0.5, 0, 1).unwrap();
+        assert_eq!((test.estimate, test.p_value), (10.0, 18.0 / 32_768.0));
+        let shifted: Vec<PairedUnit> = mixed
+            .iter()
+            .map(|(b, c)| (b.clone(), c.iter().map(|v| v - test.estimate).collect()))
+            .collect();
+        assert_eq!(sign_flip_quantile(&shifted, 0.5, 0, 1).unwrap().p_value, 1.0);
     }
 
     #[test]
