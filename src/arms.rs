@@ -275,7 +275,34 @@ pub fn cache_identity(spec: &ProviderSpec, tree: &dyn FileSource) -> String {
     if let Some(version) = &spec.api_version {
         identity.push_str(&format!("|api_version={version}"));
     }
+    // The variable the key is read from (its name, never its value): another variable is
+    // another account, whose key may not work; answered from a warm cache filled with the
+    // other's, a candidate whose key was refused passed (the audit's). A rotated key in the
+    // same variable keeps the cache.
+    if let Some(variable) = &spec.api_key_env {
+        identity.push_str(&format!("|key_env={variable}"));
+    }
     if spec.kind == ProviderKind::Exec {
+        // The values of the variables the config passes to the program (a model name, an
+        // index version, a feature flag change its answers), as a digest: a secret among them
+        // is never written into the cache's keys.
+        if !spec.env.is_empty() {
+            use sha2::{Digest, Sha256};
+            let mut digest = Sha256::new();
+            for name in &spec.env {
+                digest.update(name.as_bytes());
+                digest.update([0]);
+                match std::env::var_os(name) {
+                    Some(value) => {
+                        digest.update([1]);
+                        digest.update(value.as_encoded_bytes());
+                    }
+                    None => digest.update([2]),
+                }
+                digest.update([0]);
+            }
+            identity.push_str(&format!("|env={}", hex::encode(digest.finalize())));
+        }
         identity.push_str(&format!(
             "|command={}",
             serde_json::to_string(&spec.command).unwrap_or_default()
@@ -338,18 +365,26 @@ mod tests {
         http.base_url = Some("http://127.0.0.1:1/v1".to_owned());
         http.api_key_env = Some("SECRET_KEY_VARIABLE".to_owned());
         let identity = cache_identity(&http, &tree);
-        assert_eq!(identity, "openai-compatible|http://127.0.0.1:1/v1|");
+        assert_eq!(
+            identity,
+            "openai-compatible|http://127.0.0.1:1/v1||key_env=SECRET_KEY_VARIABLE"
+        );
         let mut moved = http.clone();
         moved.base_url = Some("http://127.0.0.1:2/v1".to_owned());
         assert_ne!(cache_identity(&moved, &tree), identity);
         let mut versioned = http.clone();
         versioned.api_version = Some("2024-10-21".to_owned());
         assert_ne!(cache_identity(&versioned, &tree), identity);
-        // Timeouts and the key's variable do not change what the model answers.
+        // A timeout does not change what the model answers (a cached answer slower than the
+        // endpoint waits is not given: the runner sends the call); the key's variable, another
+        // account's key, may: its name is in, never its value.
         let mut slower = http.clone();
         slower.timeout_ms = 1;
-        slower.api_key_env = Some("OTHER".to_owned());
         assert_eq!(cache_identity(&slower, &tree), identity);
+        let mut other_key = http.clone();
+        other_key.api_key_env = Some("OTHER".to_owned());
+        assert_ne!(cache_identity(&other_key, &tree), identity);
+        assert!(!identity.contains("sk-") && identity.ends_with("|key_env=SECRET_KEY_VARIABLE"));
 
         let mut exec = spec(ProviderKind::Exec);
         exec.command = Some(vec![

@@ -1023,6 +1023,12 @@ async fn run_job(cx: &Context<'_>, job: &Job, key: &JobKey) -> Outcome {
                 None => None,
             }
         };
+        // An answer that took longer than this endpoint waits is not this endpoint's to give:
+        // here the call would have timed out (a candidate whose only change was a shorter
+        // `timeout_ms` was answered from a warm cache and passed, where sent, every call timed
+        // out). It is sent instead, and its own outcome stands.
+        let within_ms = endpoint.timeout.as_secs_f64() * 1000.0;
+        let cached = cached.filter(|(_, latency)| latency.is_none_or(|ms| ms <= within_ms));
         if let Some((response, latency)) = cached {
             if let Some(r) = reservation.take() {
                 runner.budget.settle(r, 0.0);

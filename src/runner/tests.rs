@@ -375,6 +375,45 @@ async fn a_warm_cache_makes_no_calls_and_survives_corruption() {
     assert_eq!(fourth.total_calls(), 0);
 }
 
+/// A cached answer slower than the endpoint now waits is not given: there the call would have
+/// timed out, so it is sent (the audit's candidate, whose only change was a shorter
+/// `timeout_ms`, was answered from a warm cache and passed). The fake reports `seed % 997` ms.
+#[tokio::test]
+async fn a_cached_answer_slower_than_the_timeout_is_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        cache_dir: Some(dir.path().to_owned()),
+        ..options()
+    };
+    let jobs = jobs(40, &[]);
+    let cold = run_with(&jobs, one(&Fake::new(Behaviour::Healthy), 8), &options).await;
+    // The timeout now: the median of what the sent calls took.
+    let mut took: Vec<f64> = cold
+        .outcomes
+        .iter()
+        .filter(|o| o.result.is_ok() && !o.cached)
+        .filter_map(|o| o.latency_ms)
+        .collect();
+    took.sort_by(f64::total_cmp);
+    let within = took[took.len() / 2];
+    let slow = took.iter().filter(|&&ms| ms > within).count();
+    assert!(slow > 0 && slow < took.len(), "{took:?}");
+    let second = Fake::new(Behaviour::Healthy);
+    let mut endpoints = one(&second, 8);
+    let endpoint = endpoints.get_mut("p").unwrap();
+    endpoint.timeout = Duration::from_secs_f64(within / 1000.0);
+    // Each sent once (the fake may now answer after the timeout, and a retry would count).
+    endpoint.max_retries = 0;
+    let warm = run_with(&jobs, endpoints, &options).await;
+    assert_eq!(second.total_calls() as usize, slow);
+    assert!(
+        warm.outcomes
+            .iter()
+            .filter(|o| o.cached && o.attempts == 0)
+            .all(|o| o.latency_ms.is_none_or(|ms| ms <= within))
+    );
+}
+
 /// `jobs`, then each again as the baseline's: the same request, so the same call.
 fn with_twins(mut jobs: Vec<Job>) -> Vec<Job> {
     let twins: Vec<Job> = jobs

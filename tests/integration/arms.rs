@@ -196,6 +196,48 @@ async fn a_pr_switching_to_a_broken_exec_command_fails() {
     );
 }
 
+/// The variables a config passes to an `exec` program are part of what it answers with: a
+/// second run with another value is sent again, not answered from the cache the first filled
+/// (the audit's `MODE=beta` run replayed `mode=alpha`).
+#[test]
+fn an_exec_programs_variables_are_part_of_its_cache_identity() {
+    let repo = suite_repo("sim: {type: exec, command: [/bin/sh, scripts/answer.sh], env: [ANSWER_MODE]}");
+    repo.write(
+        "scripts/answer.sh",
+        "cat >/dev/null\nif [ \"$ANSWER_MODE\" = good ]; then echo 'Refunds are accepted within 30 days.'; else echo 'I cannot help with that.'; fi\n",
+    );
+    repo.commit("base");
+    let run = |mode: &str, out: &str| {
+        crate::support::promptgate_env(
+            repo.path(),
+            &["run", "--base", "main", "--head", "main", "--all", "--out", out],
+            &[("ANSWER_MODE", mode)],
+        )
+    };
+    run("good", "first").expect_code(0);
+    let first = results(&repo.path().join("first"));
+    assert_eq!(metric(experiment(&first, "refunds"), "pass_rate")["candidate"], 1.0);
+    run("bad", "second");
+    let second = results(&repo.path().join("second"));
+    let refunds = experiment(&second, "refunds");
+    assert_eq!(metric(refunds, "pass_rate")["candidate"], 0.0, "{refunds}");
+    // Sent again (both arms are one pipeline here: one of each identical pair is sent).
+    let sent = refunds["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| {
+            c["baseline"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(c["candidate"].as_array().unwrap())
+        })
+        .filter(|call| call["cached"] == false)
+        .count();
+    assert!(sent > 0, "every call answered from the first run's cache");
+}
+
 /// Warms the cache with the base pipeline's answers (both arms at main), then starts `pr`.
 async fn warm_then_branch(repo: &TestRepo) {
     promptgate(
