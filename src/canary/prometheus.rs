@@ -35,7 +35,7 @@ pub fn fetch(
     let end = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64().floor();
     let start = end - window.as_secs_f64();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let client = crate::providers::http::client()?;
+    let client = crate::providers::http::client_following_redirects()?;
     let mut series = BTreeMap::new();
     let mut notes = Vec::new();
     for (metric, query) in queries {
@@ -239,7 +239,18 @@ async fn query_range(
         .timeout(Duration::from_secs(60))
         .send()
         .await
-        .map_err(|e| unreachable(e.without_url().to_string()))?;
+        .map_err(|e| {
+            // The chain of causes says what happened ("connection refused"), not only that the
+            // request was not sent.
+            let e = e.without_url();
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                why.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            unreachable(why)
+        })?;
     let status = response.status();
     let mut body: Vec<u8> = Vec::new();
     let mut response = response;
@@ -256,7 +267,9 @@ async fn query_range(
     let answer: Answer = serde_json::from_slice(&body).map_err(|_| {
         unreachable(format!(
             "HTTP {status}, not a Prometheus API answer: {}",
-            crate::providers::http::shorten(&String::from_utf8_lossy(&body), 200)
+            // The URL's credentials out before the cut: a page that echoes them, cut through
+            // them, kept most of a password.
+            crate::providers::http::shorten(&crate::secrets::redact(&String::from_utf8_lossy(&body)), 200)
         ))
     })?;
     if answer.status != "success" {

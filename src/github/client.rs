@@ -28,7 +28,8 @@ const MAX_SKEW: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_RESPONSE_BYTES: usize = 32 << 20;
 
 /// The longest an answer may take to arrive, its headers and its body, unless
-/// `PROMPTGATE_GITHUB_ANSWER_SECS` sets another (whole seconds, at least 1).
+/// `PROMPTGATE_GITHUB_ANSWER_SECS` sets another (whole seconds, 1 to 86,400; another value is
+/// not read).
 const ANSWER_DEADLINE: Duration = Duration::from_secs(120);
 
 /// [`ANSWER_DEADLINE`], or the variable's.
@@ -36,7 +37,7 @@ fn answer_deadline() -> Duration {
     std::env::var("PROMPTGATE_GITHUB_ANSWER_SECS")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|&secs| secs >= 1)
+        .filter(|&secs| (1..=86_400).contains(&secs))
         .map_or(ANSWER_DEADLINE, Duration::from_secs)
 }
 

@@ -387,10 +387,22 @@ fn multipart(fields: &[(&str, &str)], file_name: &str, file: &[u8]) -> (String, 
 /// the host changes) to an address no reviewer approved, and take its answer as the model's.
 /// A 3xx is the call's error.
 pub fn client() -> Result<reqwest::Client, Error> {
+    client_with(reqwest::redirect::Policy::none())
+}
+
+/// [`client`] following redirects as reqwest does by default (at most 10, dropping
+/// `Authorization` when the host changes): for a server the user names by its address and
+/// reaches with no key of a provider's, such as a Prometheus behind an ingress that sends
+/// `http://` on to `https://`.
+pub fn client_following_redirects() -> Result<reqwest::Client, Error> {
+    client_with(reqwest::redirect::Policy::default())
+}
+
+fn client_with(redirects: reqwest::redirect::Policy) -> Result<reqwest::Client, Error> {
     // Fails only when a provider is already installed, which is as good.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+        .redirect(redirects)
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("promptgate/", env!("CARGO_PKG_VERSION")))
         .build()

@@ -697,11 +697,14 @@ fn misspelt_assertion(header: &str) -> Option<String> {
 
 /// The line a CSV position starts on, counted from its byte offset: on a file whose lines end
 /// in `\r\n` (as spreadsheets write them) the `csv` crate places a record at the `\n` that
-/// ends the line before it, so its own line count lags one behind there.
+/// ends the line before it, so its own line count lags one behind there. (A file whose lines
+/// end in a lone `\r` is one line to every reader of lines here.)
 fn csv_line(text: &str, position: &csv::Position) -> u64 {
     let bytes = text.as_bytes();
     let mut byte = usize::try_from(position.byte()).unwrap_or(usize::MAX).min(bytes.len());
-    if bytes.get(byte) == Some(&b'\n') {
+    // After blank lines it is placed at the first of their line ends: the record starts after
+    // the last (a record never starts with a line end: a quoted field starts with its quote).
+    while matches!(bytes.get(byte), Some(b'\n' | b'\r')) {
         byte += 1;
     }
     1 + bytes[..byte].iter().filter(|&&b| b == b'\n').count() as u64
@@ -933,6 +936,11 @@ mod tests {
             let tree = crate::workspace::MemTree::new([("d.csv", text.as_str())]);
             let e = parse_rouge(&tree, "d.csv", &text).unwrap_err().to_string();
             assert!(e.contains("d.csv:3") && e.contains(" 3 | c2,b,extra"), "{end:?}: {e}");
+            // After blank lines (the review's case: placed at the first blank line's end).
+            let text = ["id,input", "c1,a", "", "", "c2,b,extra", "c3,c"].join(end) + end;
+            let tree = crate::workspace::MemTree::new([("d.csv", text.as_str())]);
+            let e = parse_rouge(&tree, "d.csv", &text).unwrap_err().to_string();
+            assert!(e.contains("d.csv:5") && e.contains(" 5 | c2,b,extra"), "{end:?}: {e}");
             let text = ["id,input", "c1,a", ",b", "c3,c"].join(end) + end;
             let tree = crate::workspace::MemTree::new([("d.csv", text.as_str())]);
             let cases = parse_rouge(&tree, "d.csv", &text).unwrap();

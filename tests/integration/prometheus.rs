@@ -218,15 +218,39 @@ impl wiremock::Respond for Steps {
     }
 }
 
+/// Sends every request on to the same path without `/moved` (an ingress's redirect).
+struct MovedOn;
+
+impl wiremock::Respond for MovedOn {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        // A relative location, as an ingress writes one: the same host, the path moved.
+        let path = request.url.path().replacen("/moved", "", 1);
+        let to = match request.url.query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        wiremock::ResponseTemplate::new(308).insert_header("location", to.as_str())
+    }
+}
+
 async fn canary_against(steps: fn(&str, bool) -> Vec<String>, extra: &str) -> crate::support::Run {
+    canary_at(steps, extra, "").await
+}
+
+/// [`canary_against`] with the config's URL given `prefix` as its path.
+async fn canary_at(steps: fn(&str, bool) -> Vec<String>, extra: &str, prefix: &str) -> crate::support::Run {
     let server = wiremock::MockServer::start().await;
     wiremock::Mock::given(wiremock::matchers::path("/api/v1/query_range"))
         .respond_with(Steps(steps))
         .mount(&server)
         .await;
+    wiremock::Mock::given(wiremock::matchers::path("/moved/api/v1/query_range"))
+        .respond_with(MovedOn)
+        .mount(&server)
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let config = CONFIG
-        .replace("http://127.0.0.1:PORT", &server.uri())
+        .replace("http://127.0.0.1:PORT", &format!("{}{prefix}", server.uri()))
         .replace("  min_samples: 500\n", &format!("  min_samples: 500\n{extra}"));
     std::fs::write(dir.path().join("promptgate.yaml"), config).unwrap();
     let repo = dir.path().to_owned();
@@ -283,6 +307,17 @@ async fn steps_that_are_no_number_are_never_dropped_silently() {
     .await
     .expect_code(2)
     .stderr_has("no query returned data for the baseline `v1.2.3`");
+}
+
+/// A Prometheus behind a redirect (an ingress sending `http://` on to `https://`) is followed,
+/// as it was before the providers stopped following redirects (a review's catch): the canary
+/// reads the same steps as at the address itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prometheus_behind_a_redirect_is_followed() {
+    let direct = canary_at(|arm, latency| level(arm, latency, 0, ""), "", "").await;
+    let moved = canary_at(|arm, latency| level(arm, latency, 0, ""), "", "/moved").await;
+    assert_eq!(moved.code, direct.code, "{}", moved.stderr);
+    assert!(!moved.stderr.contains("HTTP 308"), "{}", moved.stderr);
 }
 
 /// Prometheus series count steps, not requests: a canary with too few of them says so in
