@@ -441,7 +441,12 @@ impl<'a> ReportView<'a> {
                 .enumerate()
                 .map(|(i, e)| {
                     let images = image_urls.remove(&i).unwrap_or_default();
-                    ExperimentView::new(e, limits, images, results.requests_per_month)
+                    let mut view = ExperimentView::new(e, limits, images, results.requests_per_month);
+                    // Untrusted code's pass is its own word here too.
+                    if results.trust.untrusted && view.symbol == "✅" {
+                        view.symbol = "🔓";
+                    }
+                    view
                 })
                 .collect(),
             omitted_experiments: 0,

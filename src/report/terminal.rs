@@ -20,6 +20,12 @@ pub fn render(r: &Results, failed: bool, written: &[PathBuf]) -> String {
         Verdict::NeedsApproval => "NEEDS APPROVAL",
     };
     let _ = writeln!(out, "verdict: {word}: {}", r.reason);
+    if r.trust.untrusted {
+        let _ = writeln!(
+            out,
+            "  untrusted code's results (a fork's, evaluated without secrets): not yet verified by a trusted run"
+        );
+    }
     if failed && crate::verdict::base_error_only(r) {
         let _ = writeln!(out, "  the experiments were judged candidate-only: see the error below");
     } else if failed && crate::verdict::error_is_missing_shards(r) {

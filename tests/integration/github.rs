@@ -2900,6 +2900,10 @@ async fn untrusted_results_are_never_a_success_and_a_failed_evaluation_is_report
         heading.starts_with("### 🔓 promptgate: untrusted code's ") && heading.contains(", not yet verified"),
         "{heading}"
     );
+    // Nor in an experiment's heading, nor unmarked in the log (a review's catch).
+    let text = comment["body"].as_str().unwrap();
+    assert!(!text.lines().any(|l| l.starts_with("### ✅")), "{text}");
+    published.run.stdout_has("untrusted code's results");
 
     // The evaluating run failed (no results): the publish job says so instead of failing blind.
     std::fs::remove_file(repo.path().join("artifact/results.json")).unwrap();
