@@ -5,11 +5,20 @@ use super::words::{self, MetricText};
 use crate::results::{ExperimentStatus, ExperimentVerdict, MetricResult, MetricVerdict, Results};
 
 /// Renders the JUnit XML report. A metric that fails its gate is a failed testcase whose
-/// message carries baseline, candidate, Δ, CI and p; a removed experiment is an empty suite;
-/// an experiment the run could not judge (its calls failed, or none was made) is one errored
-/// testcase, `run`, whose message is the reason, so a dashboard never shows it green.
+/// message carries baseline, candidate, Δ, CI and p; a removed experiment is an empty suite,
+/// or one failed testcase, `removed`, when its removal fails the change; an experiment the run
+/// could not judge (its calls failed, or none was made), or one held for a maintainer's
+/// approval, is one errored testcase, `run`, whose message is the reason, so a dashboard never
+/// shows it green while the gate is red.
 pub fn render_junit(results: &Results) -> String {
-    let suites: Vec<TestSuite> = results.experiments.iter().map(TestSuite::new).collect();
+    let mut suites: Vec<TestSuite> = results.experiments.iter().map(TestSuite::new).collect();
+    if let Some(approval) = &results.trust.approval {
+        suites.extend(approval.experiments.iter().map(|name| TestSuite {
+            name,
+            cases: Vec::new(),
+            error: Some(approval.reason.as_str()),
+        }));
+    }
     let tests: usize = suites
         .iter()
         .map(|s| s.cases.len() + usize::from(s.error.is_some()))
@@ -95,7 +104,19 @@ impl<'a> TestSuite<'a> {
         // A removed experiment was not run: it has no testcases, but keeps its suite so the
         // experiment's disappearance is visible next to the others.
         let cases = if e.status == ExperimentStatus::Removed {
-            Vec::new()
+            // Its removal fails the change (its gates blocked): a failure, never an empty green.
+            (e.verdict == ExperimentVerdict::Fail)
+                .then(|| TestCase {
+                    name: "removed",
+                    failure: Some(Failure {
+                        kind: "removed",
+                        message: e.reason.clone(),
+                        details: String::new(),
+                    }),
+                    skipped: None,
+                })
+                .into_iter()
+                .collect()
         } else {
             e.metrics
                 .iter()
@@ -126,7 +147,7 @@ fn unjudged(m: &MetricResult) -> Option<String> {
             Some(min) => format!("too few cases to judge (n {} < {min}); not gated", m.n),
             None => "too few cases to judge; not gated".to_owned(),
         }),
-        MetricVerdict::NoData => Some("no data: no call gave this metric a value".to_owned()),
+        MetricVerdict::NoData => Some("no data: the baseline or the candidate has no value for this metric".to_owned()),
         _ => None,
     }
 }
@@ -306,6 +327,35 @@ mod tests {
         );
     }
 
+    /// A removal that fails the change is a failed testcase, and an experiment held for a
+    /// maintainer's approval an errored one: the audit's JUnit read green (tests="0") beside a
+    /// red gate in both.
+    #[test]
+    fn a_failing_removal_and_a_held_experiment_are_never_green() {
+        let mut results = demo_results();
+        results.experiments.truncate(1);
+        let e = &mut results.experiments[0];
+        e.status = ExperimentStatus::Removed;
+        e.verdict = ExperimentVerdict::Fail;
+        e.reason = "removed at head: its blocking gates are not measured".to_owned();
+        let xml = render_junit(&results);
+        assert!(xml.contains("tests=\"1\" failures=\"1\" errors=\"0\">"), "{xml}");
+        assert!(xml.contains("<testcase name=\"removed\""), "{xml}");
+        results.experiments.clear();
+        results.trust.approval = Some(crate::results::ApprovalNeeded {
+            reason: "a maintainer must approve where a key goes".to_owned(),
+            changes: Vec::new(),
+            experiments: vec!["keyed".to_owned()],
+            how: "add the label".to_owned(),
+        });
+        let xml = render_junit(&results);
+        assert!(xml.contains("tests=\"1\" failures=\"0\" errors=\"1\">"), "{xml}");
+        assert!(
+            xml.contains("<testsuite name=\"keyed\"") && xml.contains("a maintainer must approve where a key goes"),
+            "{xml}"
+        );
+    }
+
     /// Each failing gate says why it failed: a blocking metric with no data, or too few cases
     /// for a gate that requires a proof, is not "non-inferiority not shown".
     #[test]
@@ -369,7 +419,7 @@ mod tests {
             .verdict = MetricVerdict::NoData;
         let xml = render_junit(&results);
         assert!(
-            xml.contains("<skipped message=\"no data: no call gave this metric a value\"/>"),
+            xml.contains("<skipped message=\"no data: the baseline or the candidate has no value for this metric\"/>"),
             "{xml}"
         );
     }
