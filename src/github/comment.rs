@@ -225,8 +225,14 @@ pub fn waiver_note(w: &Waiver) -> String {
         .iter()
         .take(20)
         .map(|a| {
-            let estimate = a.estimate.map_or(String::new(), |e| format!(" Δ {e:+.3}"));
-            let ci = a.ci.map_or(String::new(), |[lo, hi]| format!(" [{lo:+.3}, {hi:+.3}]"));
+            // In the metric's unit, as the table shows it (−22.5 pp, not -0.225; a cost's
+            // −$0.0000150, not -0.000).
+            let unit = crate::format::unit(&a.metric);
+            let estimate = a
+                .estimate
+                .map_or(String::new(), |e| format!(" Δ {}", unit.delta(e, None)));
+            let ci =
+                a.ci.map_or(String::new(), |[lo, hi]| format!(" {}", unit.interval(lo, hi)));
             escape_untrusted(&format!("{} in {}{estimate}{ci}", a.metric, a.experiment), 200)
         })
         .collect();

@@ -736,6 +736,12 @@ async fn an_accept_comment_republishes_the_last_results_without_evaluating() {
     // Who, when, which commit and what, recorded for the next push.
     assert!(text.contains(&format!("for `{}`", &head[..12])), "{text}");
     assert!(text.contains("pass_rate in customer-support"), "{text}");
+    // In the table's unit: percentage points, not a raw share (it read "Δ -0.318 [-0.464, …]").
+    let accepted = text
+        .lines()
+        .find(|l| l.contains("pass_rate in customer-support"))
+        .unwrap();
+    assert!(accepted.contains(" pp") && !accepted.contains("Δ -0."), "{accepted}");
     assert!(run.output.contains("verdict=waived\n"), "{}", run.output);
 }
 
