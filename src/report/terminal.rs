@@ -46,11 +46,12 @@ pub fn render(r: &Results, failed: bool, written: &[PathBuf]) -> String {
             let (baseline, candidate) = format::values(&m.name, m.baseline, m.candidate);
             let _ = writeln!(
                 out,
-                "    {:<18} {:>12} → {:<12} {}{}",
+                "    {:<18} {:>12} → {:<12} {}{}{}",
                 m.name,
                 baseline,
                 candidate,
                 words::verdict_text(m, e.status == ExperimentStatus::New),
+                words::gate_qualifier(m).map(|q| format!(" · {q}")).unwrap_or_default(),
                 m.p_adjusted
                     .or(m.p_value)
                     .filter(|_| judged)

@@ -131,6 +131,20 @@ impl MetricText {
     }
 }
 
+/// What the words of a metric's verdict leave out about its gate: "not gated" (a metric no gate
+/// names), or "not blocking" beside a regression its gate does not block on. The comment's
+/// table and the terminal both say it, so a regression that fails nothing never reads as one
+/// that does.
+pub fn gate_qualifier(m: &MetricResult) -> Option<&'static str> {
+    if !m.gated {
+        Some("not gated")
+    } else if !m.blocking && matches!(m.verdict, MetricVerdict::Regression | MetricVerdict::MinorRegression) {
+        Some("not blocking")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,15 @@ fn demo_runs_offline_and_exits_0_with_a_failing_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let run = promptgate_in(dir.path(), &["demo", "--out", "out"]);
     run.expect_code(0).stdout_has("verdict: FAIL").stdout_has("wrote");
+    // A regression no gate names says so in the log as in the comment (the log said a bare
+    // "regression" beside the comment's "regression · not gated").
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("latency_p50_ms") && l.contains("regression · not gated")),
+        "{}",
+        run.stdout
+    );
     let out = dir.path().join("out");
     for file in ["results.json", "report.md", "summary.md", "junit.xml"] {
         assert!(out.join(file).is_file(), "{file}");

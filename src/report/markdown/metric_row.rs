@@ -83,11 +83,7 @@ impl<'a> MetricRow<'a> {
         if batched && m.verdict == MetricVerdict::NoData && crate::metrics::Metric::of(&m.name).quantile().is_some() {
             parts.push("not measured: calls sent through a batch API (`--batch`) have no latency".to_owned());
         }
-        if !m.gated {
-            parts.push("not gated".to_owned());
-        } else if !m.blocking && matches!(m.verdict, MetricVerdict::Regression | MetricVerdict::MinorRegression) {
-            parts.push("not blocking".to_owned());
-        }
+        parts.extend(words::gate_qualifier(m).map(str::to_owned));
         MetricRow {
             name: &m.name,
             blocking: m.blocking && m.gated,
