@@ -434,7 +434,10 @@ impl<'a> ReportView<'a> {
             aa: results.defaults.as_ref().is_some_and(|d| d.aa),
             policy_changes: results.policy_changes.iter().map(String::as_str).collect(),
             unchecked_judges: results.unchecked_judges.iter().map(String::as_str).collect(),
-            counts: Safe(status_counts(&results.experiments)),
+            counts: Safe(status_counts(
+                &results.experiments,
+                results.trust.approval.as_ref().map_or(0, |a| a.experiments.len()),
+            )),
             experiments: results
                 .experiments
                 .iter()
@@ -538,7 +541,7 @@ fn safe_image_url(url: &str) -> bool {
         })
 }
 
-fn status_counts(experiments: &[ExperimentResult]) -> String {
+fn status_counts(experiments: &[ExperimentResult], held: usize) -> String {
     let mut parts = Vec::new();
     for status in [
         ExperimentStatus::Changed,
@@ -550,6 +553,11 @@ fn status_counts(experiments: &[ExperimentResult]) -> String {
         if n > 0 {
             parts.push(format!("{n} {}", status_word(status)));
         }
+    }
+    // Held for a maintainer's approval: affected, not run (the report said "no experiments
+    // affected" of a run holding its one experiment).
+    if held > 0 {
+        parts.push(format!("{held} waiting for approval"));
     }
     if parts.is_empty() {
         "no experiments affected".to_owned()
@@ -690,8 +698,30 @@ impl RunView {
             _ => "—".to_owned(),
         };
         // A working tree with uncommitted edits is not reproducible from its commit.
-        let reproduce = (is_hex_sha(&results.base.sha) && is_hex_sha(&results.head.sha) && !results.head.dirty)
-            .then(|| format!("promptgate run --base {} --head {}", results.base.sha, results.head.sha));
+        // With the flags that made it what it is: an A/A check run without `--aa` is a real
+        // comparison, a shard without `--shard` the whole run.
+        let aa = results.defaults.as_ref().is_some_and(|d| d.aa);
+        let flags = [
+            aa.then(|| " --aa".to_owned()),
+            results
+                .shard
+                .as_ref()
+                .map(|s| format!(" --shard {}/{}", s.index, s.count)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<String>();
+        let reproduce =
+            (is_hex_sha(&results.base.sha) && is_hex_sha(&results.head.sha) && !results.head.dirty).then(|| {
+                if aa {
+                    format!("promptgate run --base {}{flags}", results.base.sha)
+                } else {
+                    format!(
+                        "promptgate run --base {} --head {}{flags}",
+                        results.base.sha, results.head.sha
+                    )
+                }
+            });
         RunView {
             cases: run.cases,
             repeats: Safe(repeats),

@@ -396,6 +396,12 @@ fn aa_mode_measures_the_suites_own_noise() {
         "{report}"
     );
     assert!(!report.contains("→ head"), "{report}");
+    // Reproduced as what it was: an A/A check (without `--aa` it would compare base and head).
+    let sha = r["base"]["sha"].as_str().unwrap();
+    assert!(
+        report.contains(&format!("promptgate run --base {sha} --aa\n")),
+        "{report}"
+    );
     let rate = r["experiments"][0]["aa"]["false_alarm_rate"].as_f64().unwrap();
     assert!(
         report.contains(&format!("false-alarm rate {:.1}%", rate * 100.0)),

@@ -2428,8 +2428,14 @@ async fn a_pull_request_moving_a_keyed_endpoint_gets_no_key_until_a_maintainer_a
     let results = crate::support::results(&repo.path().join("out"));
     assert_eq!(results["verdict"], "needs_approval");
     assert_eq!(results["approval"]["experiments"], json!(["keyed"]));
-    // The experiment waiting is one the change affected, though it did not run.
+    // The experiment waiting is one the change affected, though it did not run; the report
+    // says so too (it said "no experiments affected").
     assert!(run.output.contains("experiments-affected=1\n"), "{}", run.output);
+    let report = std::fs::read_to_string(repo.path().join("out/report.md")).unwrap();
+    assert!(
+        report.contains("1 waiting for approval") && !report.contains("no experiments affected"),
+        "{report}"
+    );
     assert_eq!(results["approval"]["changes"][0]["provider"], "llm");
     assert_eq!(results["approval"]["changes"][0]["field"], "base_url");
     let (_, requests) = sequence(&server).await;
