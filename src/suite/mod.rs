@@ -127,16 +127,31 @@ fn settings_problems(source: &dyn FileSource, config_path: &str, first: Error) -
                 .map(|e| yaml_diagnostic(config_path, text, e, "a promptgate suite").into()),
         );
     }
-    let errors = problems::in_file_order(problems::distinct(errors));
     let unknown_keys_only = errors
         .iter()
         .all(|e| matches!(e, Error::Input(d) if d.message.starts_with("unknown key `")));
-    match clean
-        .filter(|_| unknown_keys_only)
-        .and_then(|clean| settings_from(config_path, clean).ok())
-    {
-        Some((suite, decls)) if !decls.is_empty() => Ok((suite, decls, errors)),
-        _ => Err(errors),
+    let Some(blanked) = clean.filter(|_| unknown_keys_only) else {
+        return Err(problems::in_file_order(problems::distinct(errors)));
+    };
+    // The file without its unknown keys: its settings' own problems (a review's `alpha: 0.5`
+    // beside a misspelt key showed only the key), then, when it loads, what lies behind. A
+    // field missing is the blanking's own doing (its key was the misspelt one): not another.
+    match settings_parts(config_path, blanked) {
+        Ok((suite, decls, more)) => {
+            errors.extend(more);
+            let errors = problems::in_file_order(problems::distinct(errors));
+            if decls.is_empty() {
+                Err(errors)
+            } else {
+                Ok((suite, decls, errors))
+            }
+        }
+        Err(e) => {
+            if !matches!(&e, Error::Input(d) if d.message.starts_with("missing field")) {
+                errors.push(e);
+            }
+            Err(problems::in_file_order(problems::distinct(errors)))
+        }
     }
 }
 

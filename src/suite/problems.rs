@@ -57,9 +57,9 @@ impl Capped {
 /// Stops at an error of another kind (which may be the blanking's own doing, such as a field
 /// missing because its key was misspelt), a key written inside a `{…}` mapping or first in a
 /// list item (blanking it would take its neighbours, or leave an empty item), or [`SHOWN`]
-/// errors. With them, the text without every unknown key found, when it read without an error:
-/// what `validate` goes on checking (the experiments' files, the gates), so a misspelt key does
-/// not hide the problems behind it.
+/// errors. With them, the text without every unknown key it blanked (when it blanked one): what
+/// `validate` reads again for the file's other problems and, when it loads, goes on checking
+/// (the experiments' files, the gates), so a misspelt key does not hide the problems behind it.
 pub(super) fn unknown_keys_after(
     first: Error,
     config_path: &str,
@@ -69,6 +69,7 @@ pub(super) fn unknown_keys_after(
     let mut errors = vec![first];
     let Some(text) = text else { return (errors, None) };
     let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
+    let mut blanked = None;
     while errors.len() < SHOWN {
         let Some(Error::Input(d)) = errors.last() else { break };
         let (Some(line), Some(column)) = (d.line, d.column) else {
@@ -105,18 +106,19 @@ pub(super) fn unknown_keys_after(
         // Only a further unknown key: an error of another kind may be the blanking's own doing
         // (a field missing because its key was misspelt, a structure left unbalanced).
         let masked = lines.join("\n");
-        match reread(masked.clone()) {
+        let next = reread(masked.clone());
+        blanked = Some(masked);
+        match next {
             Some(next)
                 if matches!(&next, Error::Input(d) if d.message.starts_with("unknown key `"))
                     && next.to_string() != errors.last().map(ToString::to_string).unwrap_or_default() =>
             {
                 errors.push(next);
             }
-            None => return (errors, Some(masked)),
             _ => break,
         }
     }
-    (errors, None)
+    (errors, blanked)
 }
 
 /// The errors in the order they are written in their file (an error without a place after
@@ -185,8 +187,10 @@ mod tests {
         let (errors, clean) = unknown_keys_after(first, "s.yaml", Some(text.to_owned()), |masked| {
             super::super::settings_from("s.yaml", masked).err()
         });
-        // The last is the first key of a list item, which is not blanked: no text read clean.
-        assert!(clean.is_none());
+        // The last is the first key of a list item, which is not blanked: the text returned
+        // still holds it, the others gone.
+        let blanked = clean.expect("keys were blanked");
+        assert!(blanked.contains("tpye") && !blanked.contains("budgit"));
         // Without it, the file reads without its unknown keys, every other line where it was.
         let cut = text.split("    assert:").next().unwrap();
         let first = super::super::settings_from("s.yaml", cut.to_owned())

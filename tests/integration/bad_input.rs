@@ -2447,6 +2447,13 @@ fn an_unknown_key_does_not_hide_the_experiments_and_gates_problems() {
     });
     assert_eq!(errors.len(), 2, "{}", errors.join("\n"));
     assert!(errors[1].contains("contxt"), "{}", errors[1]);
+    // Nor a setting's own problem (a review's `alpha: 0.5` beside a misspelt key).
+    let errors = every_error(|r| {
+        r.edit(SUITE, "traffic:", "trafic:");
+        r.edit(SUITE, "alpha: 0.05", "alpha: 0.5");
+    });
+    assert_eq!(errors.len(), 2, "{}", errors.join("\n"));
+    assert!(errors.iter().any(|e| e.contains("alpha")), "{}", errors.join("\n"));
 }
 
 /// `errors` are exactly `expect`, in order: each its message and its place.
