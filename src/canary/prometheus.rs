@@ -239,18 +239,7 @@ async fn query_range(
         .timeout(Duration::from_secs(60))
         .send()
         .await
-        .map_err(|e| {
-            // The chain of causes says what happened ("connection refused"), not only that the
-            // request was not sent.
-            let e = e.without_url();
-            let mut why = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                why.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            unreachable(why)
-        })?;
+        .map_err(|e| unreachable(crate::providers::http::with_causes(&e.without_url())))?;
     let status = response.status();
     let mut body: Vec<u8> = Vec::new();
     let mut response = response;

@@ -310,12 +310,7 @@ impl Api {
     fn transport_error(&self, e: &reqwest::Error) -> ProviderError {
         // Connection refused or reset, DNS hiccups, a body cut short: all worth another try.
         // The chain of sources says what actually happened ("connection refused").
-        let mut message = format!("{}: {e}", self.kind);
-        let mut source = std::error::Error::source(e);
-        while let Some(cause) = source {
-            message.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
+        let message = format!("{}: {}", self.kind, with_causes(e));
         ProviderError::Transient {
             message: self.redact(&message),
             retry_after_ms: None,
@@ -407,6 +402,18 @@ fn client_with(redirects: reqwest::redirect::Policy) -> Result<reqwest::Client, 
         .user_agent(concat!("promptgate/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| Error::run(format!("cannot set up the HTTP client: {e}")))
+}
+
+/// `e` and the chain of its causes, each after a colon: what happened ("connection refused"),
+/// not only that a request was not sent.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
 
 /// Statuses another attempt may fix: timeouts, conflicts, rate limits, server trouble

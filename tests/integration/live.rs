@@ -463,12 +463,7 @@ async fn ctrl_c_finishes_the_calls_in_flight_and_the_rerun_resumes() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // SIGINT, as a terminal's Ctrl-C sends it; calls are in flight (each takes 200 ms).
-    crate::support::interrupt(&child);
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let stderr = crate::support::interrupted(child).await;
     assert!(
         stderr.contains("interrupted") && stderr.contains("hint: run the same command again"),
         "{stderr}"
@@ -549,12 +544,7 @@ async fn an_absurd_retry_after_is_capped_and_ctrl_c_ends_the_wait() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let interrupted_at = std::time::Instant::now();
-    crate::support::interrupt(&child);
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let stderr = crate::support::interrupted(child).await;
     assert!(
         interrupted_at.elapsed() < Duration::from_secs(10),
         "the first Ctrl-C took {:?} to stop the waits",

@@ -473,12 +473,7 @@ async fn ctrl_c_in_a_sequential_run_counts_against_the_whole_plan() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // SIGINT, as a terminal's Ctrl-C sends it, in the first look (each call takes 200 ms).
-    crate::support::interrupt(&child);
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let stderr = crate::support::interrupted(child).await;
     assert!(stderr.contains(&format!(" of {CALLS} calls finished")), "{stderr}");
 }
 

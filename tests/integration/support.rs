@@ -296,3 +296,16 @@ pub fn interrupt(child: &std::process::Child) {
         .unwrap();
     assert!(status.success());
 }
+
+/// [`interrupt`], then `child`'s end, waited for off the async runtime (its fake servers keep
+/// answering): exit 130, as a shell reports SIGINT; its stderr.
+#[cfg(unix)]
+pub async fn interrupted(child: std::process::Child) -> String {
+    interrupt(&child);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    stderr
+}
