@@ -66,14 +66,23 @@ pub(super) fn run_sequential(
         // judged again with its power plan.
         let look = design.look(k);
         let results = assemble_at(&run_jobs, &ran, look.as_ref(), verdict::Plan::VerdictsOnly)?;
-        if sequential::settled(&results, level) || k + 1 == looks {
+        // The budget's cap refused calls of this look: a later look's would be refused too, and
+        // the run is no verdict (`run` makes it `error`), so it stops here.
+        if sequential::settled(&results, level) || k + 1 == looks || ran.budget_exhausted {
             let mut results = assemble_at(&run_jobs, &ran, look.as_ref(), verdict::Plan::Power)?;
             let cases = by_experiment.iter().map(|(ei, c)| (*ei, c.len())).collect();
+            // Made: the calls of the looks run, less those the cap did not let be sent (the
+            // outcomes are in memory, in the run jobs' order, once absorbed).
+            let sent = |o: Option<&runner::Outcome>| {
+                !o.is_some_and(|o| o.result.as_ref().is_err_and(runner::CallError::is_budget_refusal))
+            };
             let calls = by_experiment
                 .keys()
                 .map(|ei| {
-                    let count = |js: &[Job]| js.iter().filter(|j| j.experiment() == *ei).count();
-                    (*ei, (count(&run_jobs), count(jobs)))
+                    let made = (run_jobs.iter().enumerate())
+                        .filter(|(i, j)| j.experiment() == *ei && sent(ran.outcomes.get(*i)))
+                        .count();
+                    (*ei, (made, jobs.iter().filter(|j| j.experiment() == *ei).count()))
                 })
                 .collect();
             sequential::record(&mut results, &design, k + 1, &cases, &calls);

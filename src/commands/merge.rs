@@ -208,6 +208,14 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results>
         .collect();
     results.run.budget_refused = shards.iter().map(|s| s.results.run.budget_refused).sum();
     if !stopped.is_empty() {
+        crate::verdict::stopped_by_cap(
+            &mut results.experiments,
+            &format!(
+                "not judged: the budget's hard cap stopped {} ({} call(s) not sent)",
+                stopped.join(", "),
+                results.run.budget_refused
+            ),
+        );
         results.verdict = Verdict::Error;
         results.reason = format!(
             "the run failed: {} call(s) were not sent: the budget refused calls of {}",

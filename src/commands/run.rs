@@ -699,6 +699,13 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
             Some(refusal)
         }
         (None, Some(reached)) => {
+            verdict::stopped_by_cap(
+                &mut results.experiments,
+                &format!(
+                    "not judged: the budget's hard cap stopped the run ({} call(s) not sent)",
+                    reached.refused
+                ),
+            );
             results.verdict = Verdict::Error;
             results.reason = reached.message.clone();
             results.run.budget_refused = reached.refused;

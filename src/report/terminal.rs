@@ -82,19 +82,19 @@ pub fn render(r: &Results, failed: bool, written: &[PathBuf]) -> String {
         }
         if let Some(s) = &e.noise.sequential {
             let saved = 1.0 - s.calls_made as f64 / s.calls_planned.max(1) as f64;
+            // Stopped by what made it no verdict (the budget's cap), it saved nothing.
+            let (how, saved) = match (s.stopped_early, e.verdict == ExperimentVerdict::Error) {
+                (true, true) => ("stopped without a verdict", String::new()),
+                (true, false) => ("stopped early", format!(" ({:.0}% saved)", saved * 100.0)),
+                (false, _) => ("ran to the end", format!(" ({:.0}% saved)", saved * 100.0)),
+            };
             let _ = writeln!(
                 out,
-                "  {} sequential: {} look(s), {}; {} of {} calls ({:.0}% saved)",
+                "  {} sequential: {} look(s), {how}; {} of {} calls{saved}",
                 e.name,
                 s.looks.len(),
-                if s.stopped_early {
-                    "stopped early"
-                } else {
-                    "ran to the end"
-                },
                 s.calls_made,
                 s.calls_planned,
-                saved * 100.0
             );
         }
     }

@@ -223,13 +223,7 @@ pub fn judge_with(experiments: &mut [ExperimentResult], policy: &Policy, look: O
             }
         }
         if errored[*ei] {
-            // A failed run is not evidence about the change: no verdict, no objective missed.
-            metric.verdict = MetricVerdict::NoData;
-            metric.fails_gate = false;
-            metric.non_inferior = false;
-            metric.slo = None;
-            metric.details.slo_proven = None;
-            metric.details.underpowered = false;
+            not_judged(&mut metric);
         }
         experiments[*ei].metrics.push(metric);
     }
@@ -240,6 +234,30 @@ pub fn judge_with(experiments: &mut [ExperimentResult], policy: &Policy, look: O
         };
         e.verdict = verdict;
         e.reason = reason;
+    }
+}
+
+/// A failed run is not evidence about the change: no verdict, no objective missed.
+fn not_judged(metric: &mut MetricResult) {
+    metric.verdict = MetricVerdict::NoData;
+    metric.fails_gate = false;
+    metric.non_inferior = false;
+    metric.slo = None;
+    metric.details.slo_proven = None;
+    metric.details.underpowered = false;
+}
+
+/// A run the budget's hard cap stopped is no verdict on any experiment it ran
+/// (docs/statistics.md): the calls the cap refused are not answers, and the ones sent may be
+/// any share of the cases. Each experiment with cases becomes `error` with `reason`, every
+/// metric `no_data`; one already `error` keeps its own reason.
+pub fn stopped_by_cap(experiments: &mut [ExperimentResult], reason: &str) {
+    for e in experiments.iter_mut().filter(|e| !e.cases.is_empty()) {
+        e.metrics.iter_mut().for_each(not_judged);
+        if e.verdict != ExperimentVerdict::Error {
+            e.verdict = ExperimentVerdict::Error;
+            e.reason = reason.to_owned();
+        }
     }
 }
 

@@ -112,16 +112,23 @@ fn unjudged(suite: String) -> String {
 
 /// The demo pointed at the server, sequential with four looks of 44 calls, under `max_usd`.
 fn sequential_repo(base_url: &str, max_usd: f64) -> TestRepo {
+    capped_repo(base_url, max_usd, true)
+}
+
+/// The demo pointed at the server under `max_usd`, in looks or in one batch.
+fn capped_repo(base_url: &str, max_usd: f64, sequential: bool) -> TestRepo {
     demo_repo_with(base_url, false, &|suite| {
-        unjudged(suite)
-            .replace(
-                "budget: {approve_above_usd: 0.50, max_usd: 5.00}",
-                &format!("budget: {{approve_above_usd: 5.00, max_usd: {max_usd}}}"),
-            )
-            .replace(
+        let suite = unjudged(suite).replace(
+            "budget: {approve_above_usd: 0.50, max_usd: 5.00}",
+            &format!("budget: {{approve_above_usd: 5.00, max_usd: {max_usd}}}"),
+        );
+        match sequential {
+            true => suite.replace(
                 "defaults: {repeats: 1, alpha: 0.05, ",
                 "defaults: {repeats: 1, alpha: 0.05, sequential: true, sequential_looks: 4, ",
-            )
+            ),
+            false => suite,
+        }
     })
 }
 
@@ -212,13 +219,63 @@ async fn the_hard_cap_holds_across_sequential_looks() {
     let reason = r["reason"].as_str().unwrap();
     assert!(reason.contains("hard cap of $0.045"), "{reason}");
     assert!(
-        reason.contains(&format!("{} call(s) were not sent", CALLS - sent)),
+        reason.contains(&format!(
+            "{} call(s) were not sent",
+            r["run"]["budget_refused"].as_u64().unwrap()
+        )),
         "{reason}"
     );
     assert!(
         !repo.path().join("out").join("journal.jsonl").exists(),
         "the outputs are written: the journal is gone"
     );
+    // No experiment is judged on the calls the cap refused (they are not answers), and the
+    // looks stop at the one the cap was reached in: its calls made are the ones sent.
+    let mut made = 0;
+    for e in r["experiments"].as_array().unwrap() {
+        assert_eq!(e["verdict"], "error", "{}", e["name"]);
+        let reason = e["reason"].as_str().unwrap();
+        assert!(reason.contains("hard cap") || reason.contains("budget cap"), "{reason}");
+        for m in e["metrics"].as_array().unwrap() {
+            assert_eq!(m["verdict"], "no_data", "{} {}", e["name"], m["name"]);
+            assert_eq!(m["fails_gate"], false, "{} {}", e["name"], m["name"]);
+        }
+        let sequential = &e["sequential"];
+        assert_eq!(sequential["looks"].as_array().unwrap().len(), 2, "{sequential}");
+        made += sequential["calls_made"].as_u64().unwrap() as usize;
+    }
+    assert_eq!(made, CALLS / 2 - r["run"]["budget_refused"].as_u64().unwrap() as usize);
+    assert!(made >= sent, "{made} calls made, {sent} requests");
+    let junit = std::fs::read_to_string(repo.path().join("out").join("junit.xml")).unwrap();
+    assert!(!junit.contains("errors=\"0\""), "{junit}");
+}
+
+/// A cap that refuses a few calls, fewer than any arm's error tolerance: the calls sent are
+/// any share of the cases, and the refused ones are not answers, so no experiment is judged
+/// (they once were, each refusal scored as a failed call, and junit.xml passed them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_the_cap_stopped_judges_no_experiment() {
+    let billing = Billing::new(Duration::ZERO);
+    let server = start(&billing).await;
+    // Unbounded, the calls bill $0.121: a cap of $0.11 refuses about one in ten.
+    let repo = capped_repo(&server.uri(), 0.11, false);
+    gate(&repo, "out", &["--no-cache"])
+        .await
+        .expect_code(3)
+        .stderr_has("hard cap");
+    let r = results(&repo.path().join("out"));
+    assert_eq!(r["verdict"], "error");
+    let refused = r["run"]["budget_refused"].as_u64().unwrap() as usize;
+    assert!(refused > 0 && refused < CALLS / 5, "{refused} refused");
+    for e in r["experiments"].as_array().unwrap() {
+        assert_eq!(e["verdict"], "error", "{}", e["name"]);
+        for m in e["metrics"].as_array().unwrap() {
+            assert_eq!(m["verdict"], "no_data", "{} {}", e["name"], m["name"]);
+            assert_eq!(m["fails_gate"], false, "{} {}", e["name"], m["name"]);
+        }
+    }
+    let junit = std::fs::read_to_string(repo.path().join("out").join("junit.xml")).unwrap();
+    assert!(!junit.contains("errors=\"0\""), "{junit}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

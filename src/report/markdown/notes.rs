@@ -54,8 +54,14 @@ pub(super) fn design_notes(e: &ExperimentResult) -> Vec<String> {
     }
     if let Some(s) = &e.noise.sequential {
         let saved = 1.0 - s.calls_made as f64 / s.calls_planned.max(1) as f64;
+        // Stopped by what made it no verdict (the budget's cap), it saved nothing.
+        let stopped_unjudged = s.stopped_early && e.verdict == ExperimentVerdict::Error;
+        let saved = match stopped_unjudged {
+            true => String::new(),
+            false => format!(" ({} saved)", percent(saved)),
+        };
         notes.push(format!(
-            "Sequential: {} look{} ({} at the last, tested at its nominal level {}), {}; {} of {} calls made ({} saved).",
+            "Sequential: {} look{} ({} at the last, tested at its nominal level {}), {}; {} of {} calls made{saved}.",
             s.looks.len(),
             if s.looks.len() == 1 { "" } else { "s" },
             s.looks
@@ -64,14 +70,13 @@ pub(super) fn design_notes(e: &ExperimentResult) -> Vec<String> {
             s.look_alphas
                 .last()
                 .map_or_else(|| "–".to_owned(), |a| format!("{a:.4}")),
-            if s.stopped_early {
-                "stopped early: the verdict was settled"
-            } else {
-                "ran to the last look"
+            match (s.stopped_early, stopped_unjudged) {
+                (true, true) => "stopped without a verdict",
+                (true, false) => "stopped early: the verdict was settled",
+                (false, _) => "ran to the last look",
             },
             s.calls_made,
             s.calls_planned,
-            percent(saved)
         ));
     }
     if let Some(aa) = &e.noise.aa {
