@@ -223,7 +223,7 @@ fn prepare(
                 event.as_ref(),
                 &mut publisher.state,
             ))?;
-            runtime.block_on(publisher.progress(None))?;
+            runtime.block_on(publisher.progress_or_warn(None));
             let path = args
                 .prepared
                 .as_deref()
@@ -470,7 +470,7 @@ fn evaluate(
     let publisher = RefCell::new(publisher);
     let on_plan = |facts: &PlanFacts| -> anyhow::Result<()> {
         if let Some(p) = publisher.borrow_mut().as_mut() {
-            runtime.block_on(p.progress(Some(facts)))?;
+            runtime.block_on(p.progress_or_warn(Some(facts)));
         }
         Ok(())
     };
@@ -525,13 +525,18 @@ fn evaluate(
     if let Some(a) = &run.results.trust.approval {
         eprintln!("{}", actions::inert(&crate::secrets::redact(&trust::describe(a))));
     }
-    if let Some(p) = publisher.as_mut() {
-        runtime.block_on(p.finish(
+    if let Some(p) = publisher.as_mut()
+        && let Err(e) = runtime.block_on(p.finish(
             &run.results,
             (evaluated.0, &evaluated.1),
             run.run_error.as_ref(),
             &annotations,
-        ))?;
+        ))
+    {
+        // The outputs name the evaluation's verdict; the summary says what GitHub refused
+        // (the comment, the check run), as it does for every other GitHub error.
+        error_summary(env, "results not fully published", &format!("{e:#}"));
+        return Err(e.into());
     }
     write_dry_run(client.as_ref(), args.dry_run.as_deref())?;
     if args.no_publish {
@@ -735,6 +740,11 @@ pub(super) fn error_side_channels(env: &ActionsEnv, detail: &str) {
     {
         eprintln!("warning: {e:#}");
     }
+    error_summary(env, "could not finish", detail);
+}
+
+/// Appends `detail` to the step summary under "promptgate: `heading`".
+fn error_summary(env: &ActionsEnv, heading: &str, detail: &str) {
     if let Some(file) = &env.step_summary {
         // Redacted, and escaped line by line: it may quote the pull request's own files.
         let lines: Vec<String> = crate::secrets::redact(detail)
@@ -742,7 +752,7 @@ pub(super) fn error_side_channels(env: &ActionsEnv, detail: &str) {
             .take(40)
             .map(|line| crate::report::escape::escape_untrusted(line, 1_000))
             .collect();
-        let summary = format!("## promptgate: could not finish\n\n{}\n", lines.join("  \n"));
+        let summary = format!("## promptgate: {heading}\n\n{}\n", lines.join("  \n"));
         if let Err(e) = actions::append_summary(file, &summary) {
             eprintln!("warning: {e:#}");
         }

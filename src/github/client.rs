@@ -372,7 +372,7 @@ impl Client {
                         method.as_str(),
                         within.as_secs()
                     ),
-                    "re-run the job; if it persists, check https://www.githubstatus.com and any proxy in between",
+                    "re-run the job; if it persists, check GitHub's status page (githubstatus.com) and any proxy in between",
                 )
             };
             let send = async {
@@ -447,7 +447,7 @@ impl Client {
                             "GitHub's answer to {} {route} could not be read: {why}",
                             method.as_str()
                         ),
-                        "re-run the job; if it persists, check https://www.githubstatus.com",
+                        "re-run the job; if it persists, check GitHub's status page (githubstatus.com)",
                     ));
                 }
             };
@@ -529,7 +529,7 @@ pub fn refused(method: Method, route: &str, purpose: Purpose, refusal: Refusal) 
         ),
         404 => "check GITHUB_REPOSITORY and the pull request number; a token without access to a private repository also gets 404".to_owned(),
         422 => "GitHub could not process the request: the pull request's head commit may be unknown to GitHub (was it pushed?)".to_owned(),
-        _ => "re-run the job; if it persists, check https://www.githubstatus.com".to_owned(),
+        _ => "re-run the job; if it persists, check GitHub's status page (githubstatus.com)".to_owned(),
     };
     Error::run_with_hint(head, hint)
 }

@@ -166,6 +166,22 @@ impl<'a> Publisher<'a> {
         Ok(())
     }
 
+    /// [`Publisher::progress`], whose failure stops nothing: the evaluation goes on and its
+    /// results are published at the end, the check run carrying the verdict even when the
+    /// comment cannot be written then either (docs/github.md, Errors). Says what failed.
+    pub async fn progress_or_warn(&mut self, facts: Option<&PlanFacts>) {
+        if let Err(e) = self.progress(facts).await {
+            let text = crate::secrets::redact(&e.to_string());
+            println!(
+                "::warning title=promptgate: progress comment not written::{}",
+                super::actions::escape_data(&format!(
+                    "{}\nThe evaluation goes on; its results are published when it ends.",
+                    text.trim_start_matches("error: ")
+                ))
+            );
+        }
+    }
+
     /// The results of `sha` evaluated with secrets that the state holds, if any: untrusted
     /// code's evaluation of the same commit (a fork's pull request closed and reopened re-runs
     /// the fork-safe pair), finished or failed, adds nothing to them.

@@ -1422,6 +1422,57 @@ async fn a_missing_checks_permission_exits_3_naming_it() {
         1,
         "{lines:?}"
     );
+    // The outputs are the evaluation's; the summary says what GitHub refused.
+    assert!(run.output.contains("verdict=fail\n"), "{}", run.output);
+    assert!(
+        run.summary.contains("promptgate: results not fully published"),
+        "{}",
+        run.summary
+    );
+    assert!(run.summary.contains("check run (403"), "{}", run.summary);
+}
+
+/// docs/github.md: the check run is created even when the comment could not be written. A
+/// progress comment GitHub refuses ("evaluating…", posted before the first call) once stopped
+/// the evaluation itself: nothing was evaluated and the check said "could not finish".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_progress_comment_github_refuses_stops_no_evaluation() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    let server = MockServer::start().await;
+    let refused = json!({"message": "Resource not accessible by integration"});
+    json_mocks(
+        &server,
+        vec![
+            ("GET", "/user".to_owned(), 403, refused.clone()),
+            ("GET", format!("/repos/{REPO}/issues/7/comments"), 200, json!([])),
+            ("POST", format!("/repos/{REPO}/issues/7/comments"), 403, refused),
+            ("POST", format!("/repos/{REPO}/check-runs"), 201, json!({"id": 9})),
+        ],
+    )
+    .await;
+    let run = ci_async(
+        &repo,
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--comment", "always", "--no-assets", "--out", "out"],
+    )
+    .await;
+    run.run
+        .expect_code(3)
+        .stdout_has("progress comment not written")
+        .stderr_has("GitHub refused to create the promptgate comment (403");
+    assert!(repo.path().join("out").join("results.json").exists());
+    let check = check_run(&server).await;
+    assert_eq!(check["conclusion"], "failure", "the demo's regression: {check}");
+    let title = check["output"]["title"].as_str().unwrap();
+    assert!(!title.contains("could not finish"), "{title}");
+    assert!(run.output.contains("verdict=fail\n"), "{}", run.output);
+    assert!(
+        run.summary.contains("promptgate: results not fully published"),
+        "{}",
+        run.summary
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
