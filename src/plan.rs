@@ -367,9 +367,13 @@ pub fn shard_cases(planned: &[Planned<'_>], shard: crate::results::Shard) -> Vec
 }
 
 /// Output tokens are unknown before the call: assume a quarter of `max_tokens`, between 64 and
-/// 512 tokens (1024 when unset). The budget's hard cap is enforced again on actual spend.
+/// 512 tokens (1024 when unset), and never more than `max_tokens`. The budget's hard cap is
+/// enforced again on actual spend.
 pub fn estimate_output_tokens(max_tokens: Option<u32>) -> u64 {
-    (u64::from(max_tokens.unwrap_or(1024)) / 4).clamp(64, 512)
+    let limit = u64::from(max_tokens.unwrap_or(1024));
+    // Never more than the request lets the model write: an estimate above the worst case
+    // refused plans that could not reach the cap (`max_tokens: 20` estimated at 64).
+    (limit / 4).clamp(64, 512).min(limit)
 }
 
 /// Output tokens assumed for the budget's upper bound when a request sets no `max_tokens`.
@@ -1151,6 +1155,8 @@ mod tests {
     fn output_estimate_bounds() {
         assert_eq!(estimate_output_tokens(None), 256);
         assert_eq!(estimate_output_tokens(Some(100)), 64);
+        assert_eq!(estimate_output_tokens(Some(20)), 20, "never above the limit");
+        assert_eq!(estimate_output_tokens(Some(0)), 0);
         assert_eq!(estimate_output_tokens(Some(100_000)), 512);
     }
 
