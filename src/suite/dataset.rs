@@ -516,6 +516,19 @@ fn parse_yaml(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
 /// CSV: one column per var, `id` and `description` columns, and `assert.<type>` columns whose
 /// non-empty cells become assertions.
 fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
+    // The `csv` crate reads a quote never closed as a cell running to the end of the file: the
+    // rows after it would vanish into one cell, or one row, with no error.
+    if let Some(opened) = unclosed_quote(text) {
+        let line = 1 + text.as_bytes()[..opened].iter().filter(|&&b| b == b'\n').count() as u64;
+        let column = 1 + text[..opened].rfind('\n').map_or(opened, |n| opened - n - 1) as u64;
+        return Err(Diagnostic::new(
+            "a quoted cell opened here is never closed: every line after it would be read as part of this cell",
+        )
+        .in_file(path)
+        .at(text, line, column)
+        .hint("close the cell with a \" (write a quote inside a quoted cell as \"\"), or leave the cell unquoted")
+        .into());
+    }
     let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
     let headers = reader
         .headers()
@@ -708,6 +721,37 @@ fn csv_line(text: &str, position: &csv::Position) -> u64 {
         byte += 1;
     }
     1 + bytes[..byte].iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+/// Where a quoted CSV cell that is never closed opens (its byte offset), read as the `csv`
+/// crate reads quotes: a quote opens a quoted cell only at the cell's start (elsewhere it is
+/// text), `""` inside one is a quote, and the quote that closes it may be followed by more text.
+fn unclosed_quote(text: &str) -> Option<usize> {
+    #[derive(Clone, Copy)]
+    enum State {
+        CellStart,
+        Unquoted,
+        Quoted(usize),
+        QuoteInQuoted(usize),
+    }
+    let mut state = State::CellStart;
+    for (i, b) in text.bytes().enumerate() {
+        let separator = matches!(b, b',' | b'\n' | b'\r');
+        state = match (state, b) {
+            (State::CellStart, b'"') => State::Quoted(i),
+            (State::CellStart | State::Unquoted, _) if separator => State::CellStart,
+            (State::CellStart | State::Unquoted, _) => State::Unquoted,
+            (State::Quoted(at), b'"') => State::QuoteInQuoted(at),
+            (State::Quoted(at), _) => State::Quoted(at),
+            (State::QuoteInQuoted(at), b'"') => State::Quoted(at),
+            (State::QuoteInQuoted(_), _) if separator => State::CellStart,
+            (State::QuoteInQuoted(_), _) => State::Unquoted,
+        };
+    }
+    match state {
+        State::Quoted(at) => Some(at),
+        _ => None,
+    }
 }
 
 fn csv_diagnostic(path: &str, text: &str, e: &csv::Error) -> Error {
@@ -951,6 +995,39 @@ mod tests {
     }
 
     /// A CSV column may name a var as the JSONL shape nests it: `vars.input` is `input`.
+    /// A quote never closed once swallowed every row after it into one cell: `validate` read
+    /// one case of four and passed.
+    #[test]
+    fn a_csv_quote_never_closed_is_an_error_where_it_opens() {
+        for (text, line) in [
+            ("id,vars.input\nc0,\"oops\nc1,hello\nc2,world\n", 2),
+            ("id,input,assert.icontains\nc0,\"a, b\",x\nc1,\"oops,y\nc2,z,w\n", 3),
+            ("id,input\r\nc0,ok\r\nc1,\"never \"\"closed\r\n", 3),
+        ] {
+            let tree = crate::workspace::MemTree::new([("d.csv", text)]);
+            let e = parse_rouge(&tree, "d.csv", text).unwrap_err().to_string();
+            assert!(
+                e.contains("never closed") && e.contains(&format!("d.csv:{line}:")),
+                "{text:?}: {e}"
+            );
+            assert!(e.contains("hint:"), "{e}");
+        }
+        // Closed quotes, doubled quotes, a quote inside an unquoted cell, text after a closing
+        // quote and a quoted cell over two lines all read as the crate reads them.
+        for text in [
+            "id,input\nc0,\"a \"\"b\"\" c\"\nc1,say \"hi\nc2,\"x\"y\n",
+            "id,input\nc0,\"two\nlines\"\nc1,z",
+        ] {
+            assert_eq!(unclosed_quote(text), None, "{text:?}");
+            let tree = crate::workspace::MemTree::new([("d.csv", text)]);
+            assert_eq!(
+                parse_rouge(&tree, "d.csv", text).unwrap().len(),
+                3 - usize::from(text.contains("lines")),
+                "{text:?}"
+            );
+        }
+    }
+
     #[test]
     fn csv_vars_columns_with_or_without_their_prefix() {
         let text = "id,vars.input,context,assert.icontains\nrefund,Can I get a refund?,Policy: 30 days.,30 days\n";
