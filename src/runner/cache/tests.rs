@@ -521,3 +521,41 @@ async fn the_first_layouts_entries_go_when_their_shard_is_used() {
         "a folder of other files is kept"
     );
 }
+
+/// Two runs in one repository take turns and pay once: a linked worktree of it (`git worktree
+/// add`) is that repository too, and shares its cache (each had its own, and both paid).
+/// Another clone, and a folder that is no worktree, keep their own.
+#[test]
+fn a_linked_worktree_shares_its_repositorys_cache_and_a_clone_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("prompts");
+    std::fs::create_dir(&main).unwrap();
+    let git = |at: &Path, args: &[&str]| crate::workspace::test_git(at, args);
+    git(&main, &["init", "-q", "-b", "main"]);
+    std::fs::write(main.join("a.txt"), "a\n").unwrap();
+    git(&main, &["add", "a.txt"]);
+    git(
+        &main,
+        &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a"],
+    );
+    let linked = dir.path().join("prompts-review");
+    git(
+        &main,
+        &["worktree", "add", "-q", linked.to_str().unwrap(), "-b", "review"],
+    );
+    let clone = dir.path().join("clone");
+    git(
+        dir.path(),
+        &["clone", "-q", main.to_str().unwrap(), clone.to_str().unwrap()],
+    );
+
+    assert_eq!(repo_id(&linked), repo_id(&main));
+    assert!(repo_id(&main).starts_with("prompts-"), "{}", repo_id(&main));
+    assert_ne!(repo_id(&clone), repo_id(&main));
+    let plain = dir.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    assert_eq!(main_checkout(&plain), plain);
+    // A `.git` file naming a folder without a `commondir` (a submodule's) keeps its own.
+    std::fs::write(plain.join(".git"), "gitdir: ../prompts/.git\n").unwrap();
+    assert_eq!(main_checkout(&plain), plain);
+}
