@@ -68,7 +68,26 @@ pub fn run(mut cli: Cli) -> anyhow::Result<u8> {
 fn config_in_repo(repo_dir: &Path, config: &str) -> Result<String, Error> {
     let path = Path::new(config);
     if !path.is_absolute() {
-        return Ok(config.to_owned());
+        // As a commit's tree names it: `./promptgate.yaml` and `suites/../promptgate.yaml` are
+        // `promptgate.yaml` (read from a commit, the first was no file).
+        let mut parts: Vec<&str> = Vec::new();
+        for part in config.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    if parts.pop().is_none() {
+                        return Err(Diagnostic::new(format!("--config {config} is outside the repository"))
+                            .hint("give the suite file's path inside the repository, relative to its root")
+                            .into());
+                    }
+                }
+                part => parts.push(part),
+            }
+        }
+        return Ok(match parts.is_empty() {
+            true => config.to_owned(),
+            false => parts.join("/"),
+        });
     }
     let root = crate::workspace::Repo::open(repo_dir).map_or_else(|_| repo_dir.to_owned(), |r| r.root().to_owned());
     // The file itself need not exist yet (`init` writes it): its folder must.

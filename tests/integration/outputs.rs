@@ -135,6 +135,19 @@ fn a_config_named_by_its_absolute_path_is_read_inside_the_repository() {
         run.expect_code(2).stderr_has("hint:");
         assert!(!run.stderr.contains("is a link"), "{}", run.stderr);
     }
+    // A relative path is read as a commit's tree names it: `./` and `dir/..` name the root's
+    // file (read from a commit, `./promptgate.yaml` was no file), `..` past the root is refused.
+    for config in ["./promptgate.yaml", "prompts/../promptgate.yaml"] {
+        repo.promptgate(&["validate", "--config", config])
+            .expect_code(0)
+            .stdout_has("ok: 3 experiment(s), 128 case(s)");
+        repo.promptgate(&["detect", "--base", "HEAD", "--config", config])
+            .expect_code(0);
+    }
+    repo.promptgate(&["validate", "--config", "../promptgate.yaml"])
+        .expect_code(2)
+        .stderr_has("is outside the repository")
+        .stderr_has("hint:");
 }
 
 #[test]
