@@ -46,7 +46,16 @@ pub fn demo(out: &Path, live: bool) -> anyhow::Result<u8> {
             "promptgate demo: --live: the model and the judge are OpenAI's gpt-4o-mini (about 420 calls, a few cents)"
         );
     } else {
-        eprintln!("promptgate demo: the model is the deterministic offline mock (no API key, no network)");
+        // Offline whatever the environment holds: the README's demo command never spends.
+        let key_set = std::env::var_os("OPENAI_API_KEY").is_some_and(|k| !k.is_empty());
+        eprintln!(
+            "promptgate demo: the model is the deterministic offline mock (it reads no API key and uses no network{})",
+            if key_set {
+                "; OPENAI_API_KEY is set: `demo --live` uses it"
+            } else {
+                ""
+            }
+        );
     }
     let options = GateOptions {
         base: "main".to_owned(),
