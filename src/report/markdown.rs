@@ -586,6 +586,8 @@ impl<'a> ExperimentView<'a> {
             ExperimentStatus::Changed => None,
             ExperimentStatus::New => Some("new at head: candidate only, no baseline"),
             ExperimentStatus::Removed => Some("removed at head: not run"),
+            // An A/A run forces every experiment: nothing changed, by design.
+            ExperimentStatus::Forced if e.noise.aa.is_some() => Some("A/A: the base against itself"),
             ExperimentStatus::Forced => Some("not affected by this change, run with --all"),
         };
         let (symbol, verdict) = match (e.status, e.verdict) {

@@ -396,6 +396,8 @@ fn aa_mode_measures_the_suites_own_noise() {
         "{report}"
     );
     assert!(!report.contains("→ head"), "{report}");
+    assert!(report.contains("A/A: the base against itself"), "{report}");
+    assert!(!report.contains("not affected by this change"), "{report}");
     // Reproduced as what it was: an A/A check (without `--aa` it would compare base and head).
     let sha = r["base"]["sha"].as_str().unwrap();
     assert!(
