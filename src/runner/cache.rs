@@ -175,12 +175,9 @@ pub fn cache_dir(repo_root: &Path, explicit: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// A folder name for a repository: its folder's name and a digest of its full path, so two
-/// clones never share a cache by accident and the name still says whose it is. A linked
-/// worktree (`git worktree add`) is the repository of its main checkout: both share one cache
-/// and its lock, so two runs in them take turns and pay once.
+/// clones never share a cache by accident and the name still says whose it is.
 fn repo_id(repo_root: &Path) -> String {
-    let root = main_checkout(repo_root);
-    let root = root.canonicalize().unwrap_or(root);
+    let root = repo_root.canonicalize().unwrap_or_else(|_| repo_root.to_owned());
     let name: String = root
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -197,28 +194,6 @@ fn repo_id(repo_root: &Path) -> String {
         .collect();
     let digest = hex::encode(Sha256::digest(root.to_string_lossy().as_bytes()));
     format!("{name}-{}", &digest[..12])
-}
-
-/// The main checkout of the repository `root` is a checkout of: `root` itself, or for a linked
-/// worktree the folder whose `.git` it shares (its `.git` is a file naming its own git folder,
-/// whose `commondir` names the shared one). A submodule's `.git` file names a folder without a
-/// `commondir`, and a shared git folder that is not a checkout's `.git` (a bare repository's
-/// worktrees) has no checkout: both keep `root`.
-fn main_checkout(root: &Path) -> PathBuf {
-    let Ok(link) = std::fs::read_to_string(root.join(".git")) else {
-        return root.to_owned();
-    };
-    let Some(own) = link.lines().next().and_then(|l| l.strip_prefix("gitdir:")) else {
-        return root.to_owned();
-    };
-    let own = root.join(own.trim());
-    let common = std::fs::read_to_string(own.join("commondir")).ok();
-    match common.and_then(|c| own.join(c.trim()).canonicalize().ok()) {
-        Some(common) if common.file_name().is_some_and(|n| n == ".git") => {
-            common.parent().map_or_else(|| root.to_owned(), Path::to_owned)
-        }
-        _ => root.to_owned(),
-    }
 }
 
 /// A run's hold on its cache folder, released when dropped. Two runs in one repository share
