@@ -415,7 +415,12 @@ fn read_csv(input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(Records
     let mut records = Records::default();
     let mut notes = ReadNotes::default();
     let mut present = Present::default();
-    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(input);
+    // Every byte read goes through a scan of its quotes: the `csv` crate reads a quote never
+    // closed as a cell running to the end of the file, every row after it lost.
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(Scanned {
+        inner: input,
+        scan: crate::suite::QuoteScan::default(),
+    });
     let headers = match reader.headers() {
         Ok(h) => h.clone(),
         Err(e) => {
@@ -474,8 +479,29 @@ fn read_csv(input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(Records
             Err((problem, Misfit(why))) => notes.problems.add(problem, line_no, 1, why, &text()),
         }
     }
+    if let Some((_, line)) = reader.get_ref().scan.unclosed() {
+        notes.cut = Some((
+            line,
+            "a quoted cell opened on it is never closed: every line after it would be read as part of that cell"
+                .to_owned(),
+        ));
+    }
     present.into_notes(&mut notes);
     Ok((records, notes))
+}
+
+/// A reader whose bytes pass through a [`crate::suite::QuoteScan`] as they are read.
+struct Scanned<R> {
+    inner: R,
+    scan: crate::suite::QuoteScan,
+}
+
+impl<R: std::io::Read> std::io::Read for Scanned<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.scan.feed(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// serde_json's message without its "at line 1 column 55": the line is the log's, not 1.
@@ -654,5 +680,27 @@ mod tests {
         assert_eq!(notes.problems.by_kind[&Problem::BadValue].1[0].line, 4);
         assert_eq!(notes.problems.by_kind[&Problem::Malformed].1[0].line, 5);
         assert_eq!(notes.lines, 4);
+        assert_eq!(notes.cut, None);
+    }
+
+    /// A quoted cell never closed once took every later row into itself with no error: the
+    /// canary held for want of requests where the whole log showed a rollback.
+    #[test]
+    fn a_csv_quote_never_closed_cuts_the_reading_where_it_opens() {
+        let fields = Fields::resolve(None);
+        let row = |i: usize| format!("2026-12-01T10:00:{i:02}Z,v2,350,\n");
+        let mut text = "timestamp,variant,latency_ms,error\n".to_owned();
+        (0..3).for_each(|i| text.push_str(&row(i)));
+        text.push_str("2026-12-01T10:00:03Z,v2,350,\"truncated\n");
+        (4..40).for_each(|i| text.push_str(&row(i)));
+        let (_, notes) = read(LogFormat::Csv, &fields, &text);
+        let (line, why) = notes.cut.clone().expect("cut");
+        assert_eq!(line, 5);
+        assert!(why.contains("never closed"), "{why}");
+        let arms = arms();
+        let e = crate::canary::records::check_reading("logs.csv", &Records::default(), &notes, &arms, &[], 0.01, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot be read past line 5"), "{e}");
     }
 }

@@ -175,7 +175,8 @@ pub struct ReadNotes {
     pub present: BTreeMap<&'static str, u64>,
     /// Models with tokens but no price, and how many records they cost nothing in.
     pub unpriced_models: BTreeMap<String, u64>,
-    /// A file read as documents across lines that stops being JSON: where, and why. What
+    /// A file read as documents across lines that stops being JSON, or a CSV log with a quoted
+    /// cell never closed: where, and why. What
     /// follows cannot be read, so the reading is bad input whatever the share.
     pub cut: Option<(u64, String)>,
 }
@@ -247,7 +248,7 @@ pub fn check_reading(
             .into());
     }
     if let Some((line, why)) = &notes.cut {
-        let mut d = Diagnostic::new(format!("the export stops being JSON at line {line}: {why}"))
+        let mut d = Diagnostic::new(format!("the export cannot be read past line {line}: {why}"))
             .in_file(file)
             .hint("everything after it is unreadable, so nothing is judged: fix or re-export the file");
         d.line = Some(*line);

@@ -525,18 +525,14 @@ fn evaluate(
     if let Some(a) = &run.results.trust.approval {
         eprintln!("{}", actions::inert(&crate::secrets::redact(&trust::describe(a))));
     }
-    if let Some(p) = publisher.as_mut()
-        && let Err(e) = runtime.block_on(p.finish(
+    if let Some(p) = publisher.as_mut() {
+        let finished = runtime.block_on(p.finish(
             &run.results,
             (evaluated.0, &evaluated.1),
             run.run_error.as_ref(),
             &annotations,
-        ))
-    {
-        // The outputs name the evaluation's verdict; the summary says what GitHub refused
-        // (the comment, the check run), as it does for every other GitHub error.
-        error_summary(env, "results not fully published", &format!("{e:#}"));
-        return Err(e.into());
+        ));
+        super::handoff::published_or_said(env, finished)?;
     }
     write_dry_run(client.as_ref(), args.dry_run.as_deref())?;
     if args.no_publish {
@@ -740,23 +736,7 @@ pub(super) fn error_side_channels(env: &ActionsEnv, detail: &str) {
     {
         eprintln!("warning: {e:#}");
     }
-    error_summary(env, "could not finish", detail);
-}
-
-/// Appends `detail` to the step summary under "promptgate: `heading`".
-fn error_summary(env: &ActionsEnv, heading: &str, detail: &str) {
-    if let Some(file) = &env.step_summary {
-        // Redacted, and escaped line by line: it may quote the pull request's own files.
-        let lines: Vec<String> = crate::secrets::redact(detail)
-            .lines()
-            .take(40)
-            .map(|line| crate::report::escape::escape_untrusted(line, 1_000))
-            .collect();
-        let summary = format!("## promptgate: {heading}\n\n{}\n", lines.join("  \n"));
-        if let Err(e) = actions::append_summary(file, &summary) {
-            eprintln!("warning: {e:#}");
-        }
-    }
+    super::handoff::error_summary(env, "could not finish", detail);
 }
 
 pub(super) fn write_dry_run(client: Option<&Client>, file: Option<&Path>) -> anyhow::Result<()> {

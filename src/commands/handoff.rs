@@ -212,7 +212,8 @@ pub(super) fn publish_only(
     };
     side_channels(env, &run, &args.out, &annotations)?;
     super::run::print_outcome(&run);
-    runtime.block_on(publisher.finish(&run.results, (evaluated.0, &evaluated.1), None, &annotations))?;
+    let finished = runtime.block_on(publisher.finish(&run.results, (evaluated.0, &evaluated.1), None, &annotations));
+    published_or_said(env, finished)?;
     write_dry_run(Some(&client), args.dry_run.as_deref())?;
     run.exit_code()
 }
@@ -435,4 +436,31 @@ fn read_small(path: &Path) -> std::io::Result<String> {
         ));
     }
     Ok(text)
+}
+
+/// What finishing the publication (the comment, the check run) came to: a failure keeps the
+/// outputs, which name the evaluation's verdict, and the step summary says what GitHub refused,
+/// as it does for every other GitHub error.
+pub(super) fn published_or_said(env: &ActionsEnv, finished: Result<(), Error>) -> anyhow::Result<()> {
+    if let Err(e) = finished {
+        error_summary(env, "results not fully published", &format!("{e:#}"));
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Appends `detail` to the step summary under "promptgate: `heading`".
+pub(super) fn error_summary(env: &ActionsEnv, heading: &str, detail: &str) {
+    if let Some(file) = &env.step_summary {
+        // Redacted, and escaped line by line: it may quote the pull request's own files.
+        let lines: Vec<String> = crate::secrets::redact(detail)
+            .lines()
+            .take(40)
+            .map(|line| crate::report::escape::escape_untrusted(line, 1_000))
+            .collect();
+        let summary = format!("## promptgate: {heading}\n\n{}\n", lines.join("  \n"));
+        if let Err(e) = crate::github::actions::append_summary(file, &summary) {
+            eprintln!("warning: {e:#}");
+        }
+    }
 }

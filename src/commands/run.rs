@@ -678,6 +678,17 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
         results.outputs_from = spill.iter().map(|s| s.path().to_owned()).collect();
         (results, cap_reached)
     };
+    // A run the cap stopped judges no experiment: marked before the A/A summaries, which
+    // leave an experiment without a verdict out.
+    if let (None, Some(reached)) = (&refused, &cap_reached) {
+        verdict::stopped_by_cap(
+            &mut results.experiments,
+            &format!(
+                "not judged: the budget's hard cap stopped the run ({} call(s) not sent)",
+                reached.refused
+            ),
+        );
+    }
     if options.aa {
         verdict::aa::add_summaries(&mut results, &policy.gates, defaults.alpha, defaults.seed);
         if let Some(d) = &mut results.defaults {
@@ -699,13 +710,6 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
             Some(refusal)
         }
         (None, Some(reached)) => {
-            verdict::stopped_by_cap(
-                &mut results.experiments,
-                &format!(
-                    "not judged: the budget's hard cap stopped the run ({} call(s) not sent)",
-                    reached.refused
-                ),
-            );
             results.verdict = Verdict::Error;
             results.reason = reached.message.clone();
             results.run.budget_refused = reached.refused;

@@ -444,7 +444,8 @@ impl<'a> ReportView<'a> {
                 .enumerate()
                 .map(|(i, e)| {
                     let images = image_urls.remove(&i).unwrap_or_default();
-                    let mut view = ExperimentView::new(e, limits, images, results.requests_per_month);
+                    let aa = results.defaults.as_ref().is_some_and(|d| d.aa);
+                    let mut view = ExperimentView::new(e, limits, images, (results.requests_per_month, aa));
                     // Untrusted code's pass is its own word here too.
                     if results.trust.untrusted && view.symbol == "✅" {
                         view.symbol = "🔓";
@@ -580,14 +581,14 @@ impl<'a> ExperimentView<'a> {
         e: &'a ExperimentResult,
         limits: SizeLimits,
         images: Vec<ImageView>,
-        requests_per_month: Option<u64>,
+        (requests_per_month, aa): (Option<u64>, bool),
     ) -> ExperimentView<'a> {
         let status_note = match e.status {
             ExperimentStatus::Changed => None,
             ExperimentStatus::New => Some("new at head: candidate only, no baseline"),
             ExperimentStatus::Removed => Some("removed at head: not run"),
             // An A/A run forces every experiment: nothing changed, by design.
-            ExperimentStatus::Forced if e.noise.aa.is_some() => Some("A/A: the base against itself"),
+            ExperimentStatus::Forced if aa => Some("A/A: the base against itself"),
             ExperimentStatus::Forced => Some("not affected by this change, run with --all"),
         };
         let (symbol, verdict) = match (e.status, e.verdict) {

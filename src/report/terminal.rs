@@ -85,8 +85,9 @@ pub fn render(r: &Results, failed: bool, written: &[PathBuf]) -> String {
             // Stopped by what made it no verdict (the budget's cap), it saved nothing.
             let (how, saved) = match (s.stopped_early, e.verdict == ExperimentVerdict::Error) {
                 (true, true) => ("stopped without a verdict", String::new()),
+                (false, true) => ("ran to the end without a verdict", String::new()),
                 (true, false) => ("stopped early", format!(" ({:.0}% saved)", saved * 100.0)),
-                (false, _) => ("ran to the end", format!(" ({:.0}% saved)", saved * 100.0)),
+                (false, false) => ("ran to the end", format!(" ({:.0}% saved)", saved * 100.0)),
             };
             let _ = writeln!(
                 out,

@@ -520,7 +520,8 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<(RawCase, u64)>, Error> {
     // rows after it would vanish into one cell, or one row, with no error.
     if let Some(opened) = unclosed_quote(text) {
         let line = 1 + text.as_bytes()[..opened].iter().filter(|&&b| b == b'\n').count() as u64;
-        let column = 1 + text[..opened].rfind('\n').map_or(opened, |n| opened - n - 1) as u64;
+        let line_start = text[..opened].rfind('\n').map_or(0, |n| n + 1);
+        let column = 1 + text[line_start..opened].chars().count() as u64;
         return Err(Diagnostic::new(
             "a quoted cell opened here is never closed: every line after it would be read as part of this cell",
         )
@@ -727,30 +728,56 @@ fn csv_line(text: &str, position: &csv::Position) -> u64 {
 /// crate reads quotes: a quote opens a quoted cell only at the cell's start (elsewhere it is
 /// text), `""` inside one is a quote, and the quote that closes it may be followed by more text.
 fn unclosed_quote(text: &str) -> Option<usize> {
-    #[derive(Clone, Copy)]
-    enum State {
-        CellStart,
-        Unquoted,
-        Quoted(usize),
-        QuoteInQuoted(usize),
+    let mut scan = QuoteScan::default();
+    scan.feed(text.as_bytes());
+    scan.unclosed().map(|(byte, _)| byte)
+}
+
+/// [`unclosed_quote`] over a stream, a piece at a time (a canary's CSV log is read so).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QuoteScan {
+    state: QuoteState,
+    /// Bytes and line ends seen so far.
+    bytes: usize,
+    lines: u64,
+}
+
+/// Where a scan stands; a quoted cell keeps where it opened (byte offset, line from 1).
+#[derive(Clone, Copy, Debug, Default)]
+enum QuoteState {
+    #[default]
+    CellStart,
+    Unquoted,
+    Quoted(usize, u64),
+    QuoteInQuoted(usize, u64),
+}
+
+impl QuoteScan {
+    pub fn feed(&mut self, piece: &[u8]) {
+        use QuoteState::*;
+        for &b in piece {
+            let separator = matches!(b, b',' | b'\n' | b'\r');
+            self.state = match (self.state, b) {
+                (CellStart, b'"') => Quoted(self.bytes, self.lines + 1),
+                (CellStart | Unquoted, _) if separator => CellStart,
+                (CellStart | Unquoted, _) => Unquoted,
+                (Quoted(at, line), b'"') => QuoteInQuoted(at, line),
+                (Quoted(at, line), _) => Quoted(at, line),
+                (QuoteInQuoted(at, line), b'"') => Quoted(at, line),
+                (QuoteInQuoted(..), _) if separator => CellStart,
+                (QuoteInQuoted(..), _) => Unquoted,
+            };
+            self.bytes += 1;
+            self.lines += u64::from(b == b'\n');
+        }
     }
-    let mut state = State::CellStart;
-    for (i, b) in text.bytes().enumerate() {
-        let separator = matches!(b, b',' | b'\n' | b'\r');
-        state = match (state, b) {
-            (State::CellStart, b'"') => State::Quoted(i),
-            (State::CellStart | State::Unquoted, _) if separator => State::CellStart,
-            (State::CellStart | State::Unquoted, _) => State::Unquoted,
-            (State::Quoted(at), b'"') => State::QuoteInQuoted(at),
-            (State::Quoted(at), _) => State::Quoted(at),
-            (State::QuoteInQuoted(at), b'"') => State::Quoted(at),
-            (State::QuoteInQuoted(_), _) if separator => State::CellStart,
-            (State::QuoteInQuoted(_), _) => State::Unquoted,
-        };
-    }
-    match state {
-        State::Quoted(at) => Some(at),
-        _ => None,
+
+    /// At the end of the text: where a quoted cell never closed opens (byte offset, line).
+    pub fn unclosed(&self) -> Option<(usize, u64)> {
+        match self.state {
+            QuoteState::Quoted(at, line) => Some((at, line)),
+            _ => None,
+        }
     }
 }
 
@@ -1003,6 +1030,7 @@ mod tests {
             ("id,vars.input\nc0,\"oops\nc1,hello\nc2,world\n", 2),
             ("id,input,assert.icontains\nc0,\"a, b\",x\nc1,\"oops,y\nc2,z,w\n", 3),
             ("id,input\r\nc0,ok\r\nc1,\"never \"\"closed\r\n", 3),
+            ("id,input,x\nc1,ééé,\"oops\n", 2),
         ] {
             let tree = crate::workspace::MemTree::new([("d.csv", text)]);
             let e = parse_rouge(&tree, "d.csv", text).unwrap_err().to_string();
@@ -1010,6 +1038,10 @@ mod tests {
                 e.contains("never closed") && e.contains(&format!("d.csv:{line}:")),
                 "{text:?}: {e}"
             );
+            // Its column counts characters: the quote after `ééé,` is the eighth.
+            if text.contains('é') {
+                assert!(e.contains("d.csv:2:8"), "{e}");
+            }
             assert!(e.contains("hint:"), "{e}");
         }
         // Closed quotes, doubled quotes, a quote inside an unquoted cell, text after a closing

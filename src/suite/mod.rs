@@ -29,6 +29,7 @@ use crate::error::{Diagnostic, Error, did_you_mean};
 use crate::results::Direction;
 use crate::workspace::{FileSource, Object, ObjectKind, join_in_repo, parent_dir};
 
+pub use dataset::QuoteScan;
 pub use diag::yaml_diagnostic;
 pub use raw::{Margin, ProviderKind};
 pub use template::Prompt;

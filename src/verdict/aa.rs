@@ -15,7 +15,9 @@ pub const PERMUTATIONS: usize = 200;
 /// The suite's noise and the design it needs, from an A/A run.
 pub fn add_summaries(results: &mut Results, gates: &[GateSpec], alpha: f64, seed: u64) {
     for (ei, e) in results.experiments.iter_mut().enumerate() {
-        if e.cases.is_empty() {
+        // No cases, or no verdict (its calls failed, the budget's cap stopped the run): nothing
+        // to measure the suite's noise on.
+        if e.cases.is_empty() || e.verdict == crate::results::ExperimentVerdict::Error {
             continue;
         }
         let seed = seed ^ (ei as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);

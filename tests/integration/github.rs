@@ -2663,6 +2663,47 @@ async fn publish_only_annotates_the_changed_lines_in_a_checkout() {
     );
 }
 
+/// The Action's publishing step, like the one-step `ci`: a check run GitHub refuses keeps the
+/// evaluation's verdict in the outputs and says in the step summary what was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_only_says_what_github_refused_in_the_step_summary() {
+    let repo = TestRepo::with_demo_base();
+    let (base, head) = demo_pr(&repo);
+    ci(
+        repo.path(),
+        "http://127.0.0.1:9",
+        &event(repo.path(), &base, &head, &[]),
+        &["--no-publish", "--out", "promptgate-out"],
+    )
+    .run
+    .expect_code(1);
+    let server = fake_github(vec![], json!([]), &[]).await;
+    pr_mock(&server, &base, &head, &[]).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/repos/{REPO}/check-runs")))
+        .respond_with(reply(403).set_body_json(json!({"message": "Resource not accessible by integration"})))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let run = publish_only(
+        &repo,
+        &server,
+        event(repo.path(), &base, &head, &[]),
+        Env::pull_request(),
+    )
+    .await;
+    run.run
+        .expect_code(3)
+        .stderr_has("GitHub refused to create the promptgate check run (403");
+    assert!(run.output.contains("verdict=fail\n"), "{}", run.output);
+    assert!(
+        run.summary.contains("promptgate: results not fully published"),
+        "{}",
+        run.summary
+    );
+    assert!(run.summary.contains("check run (403"), "{}", run.summary);
+}
+
 /// The Action's `head` input names another commit than the pull request's head (its merge
 /// commit, say): the publishing step publishes that evaluation for the pull request, its check
 /// on the head. A fork's evaluation handed on by a `workflow_run` may not name another commit.

@@ -55,8 +55,8 @@ pub(super) fn design_notes(e: &ExperimentResult) -> Vec<String> {
     if let Some(s) = &e.noise.sequential {
         let saved = 1.0 - s.calls_made as f64 / s.calls_planned.max(1) as f64;
         // Stopped by what made it no verdict (the budget's cap), it saved nothing.
-        let stopped_unjudged = s.stopped_early && e.verdict == ExperimentVerdict::Error;
-        let saved = match stopped_unjudged {
+        let unjudged = e.verdict == ExperimentVerdict::Error;
+        let saved = match unjudged {
             true => String::new(),
             false => format!(" ({} saved)", percent(saved)),
         };
@@ -70,10 +70,11 @@ pub(super) fn design_notes(e: &ExperimentResult) -> Vec<String> {
             s.look_alphas
                 .last()
                 .map_or_else(|| "–".to_owned(), |a| format!("{a:.4}")),
-            match (s.stopped_early, stopped_unjudged) {
+            match (s.stopped_early, unjudged) {
                 (true, true) => "stopped without a verdict",
+                (false, true) => "ran to the last look without a verdict",
                 (true, false) => "stopped early: the verdict was settled",
-                (false, _) => "ran to the last look",
+                (false, false) => "ran to the last look",
             },
             s.calls_made,
             s.calls_planned,
