@@ -1423,13 +1423,7 @@ async fn a_missing_checks_permission_exits_3_naming_it() {
         "{lines:?}"
     );
     // The outputs are the evaluation's; the summary says what GitHub refused.
-    assert!(run.output.contains("verdict=fail\n"), "{}", run.output);
-    assert!(
-        run.summary.contains("promptgate: results not fully published"),
-        "{}",
-        run.summary
-    );
-    assert!(run.summary.contains("check run (403"), "{}", run.summary);
+    refused_and_said(&run, "check run (403");
 }
 
 /// docs/github.md: the check run is created even when the comment could not be written. A
@@ -1467,12 +1461,19 @@ async fn a_progress_comment_github_refuses_stops_no_evaluation() {
     assert_eq!(check["conclusion"], "failure", "the demo's regression: {check}");
     let title = check["output"]["title"].as_str().unwrap();
     assert!(!title.contains("could not finish"), "{title}");
+    refused_and_said(&run, "comment (403");
+}
+
+/// The demo's regression, which GitHub refused to publish in part: the outputs keep the
+/// evaluation's verdict, and the step summary says what was `refused`.
+fn refused_and_said(run: &Ci, refused: &str) {
     assert!(run.output.contains("verdict=fail\n"), "{}", run.output);
     assert!(
         run.summary.contains("promptgate: results not fully published"),
         "{}",
         run.summary
     );
+    assert!(run.summary.contains(refused), "{}", run.summary);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2695,13 +2696,7 @@ async fn publish_only_says_what_github_refused_in_the_step_summary() {
     run.run
         .expect_code(3)
         .stderr_has("GitHub refused to create the promptgate check run (403");
-    assert!(run.output.contains("verdict=fail\n"), "{}", run.output);
-    assert!(
-        run.summary.contains("promptgate: results not fully published"),
-        "{}",
-        run.summary
-    );
-    assert!(run.summary.contains("check run (403"), "{}", run.summary);
+    refused_and_said(&run, "check run (403");
 }
 
 /// The Action's `head` input names another commit than the pull request's head (its merge
