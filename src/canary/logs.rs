@@ -702,5 +702,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cannot be read past line 5"), "{e}");
+        // Opened in the header: no record was read, and the file is not called empty.
+        let mut text = "\"timestamp,variant,latency_ms,error\n".to_owned();
+        (0..40).for_each(|i| text.push_str(&row(i)));
+        let (_, notes) = read(LogFormat::Csv, &fields, &text);
+        let e = crate::canary::records::check_reading("logs.csv", &Records::default(), &notes, &arms, &[], 0.01, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot be read past line 1"), "{e}");
     }
 }

@@ -241,18 +241,19 @@ pub fn check_reading(
     required: Option<super::DriftArm>,
 ) -> Result<(), Error> {
     let bad = notes.problems.total();
-    if notes.lines == 0 {
-        return Err(Diagnostic::new("the source has no records")
-            .in_file(file)
-            .hint("the file is empty: check the export, or the path under `canary.source`")
-            .into());
-    }
+    // A cut first: a file cut before its first record has none, and is not empty.
     if let Some((line, why)) = &notes.cut {
         let mut d = Diagnostic::new(format!("the export cannot be read past line {line}: {why}"))
             .in_file(file)
             .hint("everything after it is unreadable, so nothing is judged: fix or re-export the file");
         d.line = Some(*line);
         return Err(d.into());
+    }
+    if notes.lines == 0 {
+        return Err(Diagnostic::new("the source has no records")
+            .in_file(file)
+            .hint("the file is empty: check the export, or the path under `canary.source`")
+            .into());
     }
     let broken = notes.unreadable_export_lines;
     let line_share = broken as f64 / notes.export_lines.max(1) as f64;

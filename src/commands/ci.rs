@@ -157,8 +157,8 @@ fn republish(
         actions::append_summary(file, &summary)?;
     }
     // The check carries the verdict; a comment or review that failed after it is the run's
-    // error, with the outputs already saying what the check says.
-    published?;
+    // error, with the outputs already saying what the check says, and the summary what failed.
+    super::handoff::published_or_said(env, published)?;
     Ok(match republished.verdict {
         Verdict::Pass | Verdict::Waived => exit::PASS,
         Verdict::Error => exit::RUN,
@@ -488,7 +488,7 @@ fn evaluate(
             if let Some(p) = publisher.as_mut()
                 && let Err(publish_error) = runtime.block_on(p.could_not_finish(&message))
             {
-                eprintln!("{publish_error}");
+                eprintln!("{}", crate::secrets::redact(&publish_error.to_string()));
             }
             if args.no_publish {
                 super::handoff::write_error(&args.out, &message)?;

@@ -566,10 +566,43 @@ fn first_line(text: &str) -> String {
 /// error is the first that failed.
 fn first_of(first: Result<(), Error>, second: Result<(), Error>) -> Result<(), Error> {
     match (first, second) {
+        // Both refused: the run's error is the first, and says the second too (the step
+        // summary quotes it: the check run, say, which branch protection reads).
+        (Err(Error::Run { message, hint }), Err(Error::Run { message: second, .. })) => Err(Error::Run {
+            message: format!("{message}; and {}", crate::secrets::redact(&second)),
+            hint,
+        }),
         (Err(first), Err(second)) => {
-            eprintln!("{second}");
+            eprintln!("{}", crate::secrets::redact(&second.to_string()));
             Err(first)
         }
         (first, second) => first.and(second),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The comment and the check run both refused: the run's error names both (the step
+    /// summary quotes it), the second redacted as the first is where it is shown.
+    #[test]
+    fn two_refusals_make_one_error_naming_both() {
+        let comment = Err(Error::run_with_hint(
+            "GitHub refused to update the comment (403)",
+            "fix it",
+        ));
+        let check = Err(Error::run(
+            "GitHub refused to create the check run (403 sk-abcdefghijklmnopqrstuvwx)",
+        ));
+        let text = first_of(comment, check).unwrap_err().to_string();
+        assert!(
+            text.contains("the comment (403)") && text.contains("; and GitHub refused to create the check run"),
+            "{text}"
+        );
+        assert!(!text.contains("sk-abcdefghijklmnopqrstuvwx"), "{text}");
+        assert!(first_of(Ok(()), Ok(())).is_ok());
+        let one = first_of(Ok(()), Err(Error::run("check"))).unwrap_err().to_string();
+        assert!(one.contains("check"), "{one}");
     }
 }

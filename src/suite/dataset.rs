@@ -734,12 +734,25 @@ fn unclosed_quote(text: &str) -> Option<usize> {
 }
 
 /// [`unclosed_quote`] over a stream, a piece at a time (a canary's CSV log is read so).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct QuoteScan {
     state: QuoteState,
     /// Bytes and line ends seen so far.
     bytes: usize,
     lines: u64,
+    /// Every byte so far was the start of a byte-order mark.
+    bom_so_far: bool,
+}
+
+impl Default for QuoteScan {
+    fn default() -> QuoteScan {
+        QuoteScan {
+            state: QuoteState::CellStart,
+            bytes: 0,
+            lines: 0,
+            bom_so_far: true,
+        }
+    }
 }
 
 /// Where a scan stands; a quoted cell keeps where it opened (byte offset, line from 1).
@@ -755,7 +768,15 @@ enum QuoteState {
 impl QuoteScan {
     pub fn feed(&mut self, piece: &[u8]) {
         use QuoteState::*;
+        const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
         for &b in piece {
+            // A byte-order mark the file starts with is no text (the crate drops it), so a
+            // quote right after it opens the first cell.
+            if self.bytes < BOM.len() && self.bom_so_far && b == BOM[self.bytes] {
+                self.bytes += 1;
+                continue;
+            }
+            self.bom_so_far = false;
             let separator = matches!(b, b',' | b'\n' | b'\r');
             self.state = match (self.state, b) {
                 (CellStart, b'"') => Quoted(self.bytes, self.lines + 1),
@@ -1046,6 +1067,9 @@ mod tests {
         }
         // Closed quotes, doubled quotes, a quote inside an unquoted cell, text after a closing
         // quote and a quoted cell over two lines all read as the crate reads them.
+        // After a byte-order mark a quote still opens the first cell.
+        assert_eq!(unclosed_quote("\u{FEFF}\"id,\",input\nc0,x\n"), None);
+        assert_eq!(unclosed_quote("\u{FEFF}\"id,input\nc0,x\n"), Some(3));
         for text in [
             "id,input\nc0,\"a \"\"b\"\" c\"\nc1,say \"hi\nc2,\"x\"y\n",
             "id,input\nc0,\"two\nlines\"\nc1,z",
