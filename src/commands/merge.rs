@@ -210,11 +210,8 @@ fn combine(shards: &[ShardFile], allow_partial: bool) -> anyhow::Result<Results>
     if !stopped.is_empty() {
         crate::verdict::stopped_by_cap(
             &mut results.experiments,
-            &format!(
-                "not judged: the budget's hard cap stopped {} ({} call(s) not sent)",
-                stopped.join(", "),
-                results.run.budget_refused
-            ),
+            &stopped.join(", "),
+            results.run.budget_refused,
         );
         results.verdict = Verdict::Error;
         results.reason = format!(

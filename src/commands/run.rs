@@ -681,13 +681,7 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
     // A run the cap stopped judges no experiment: marked before the A/A summaries, which
     // leave an experiment without a verdict out.
     if let (None, Some(reached)) = (&refused, &cap_reached) {
-        verdict::stopped_by_cap(
-            &mut results.experiments,
-            &format!(
-                "not judged: the budget's hard cap stopped the run ({} call(s) not sent)",
-                reached.refused
-            ),
-        );
+        verdict::stopped_by_cap(&mut results.experiments, "the run", reached.refused);
     }
     if options.aa {
         verdict::aa::add_summaries(&mut results, &policy.gates, defaults.alpha, defaults.seed);
