@@ -34,7 +34,10 @@ pub fn run(mut cli: Cli) -> anyhow::Result<u8> {
         let config = config_in_repo(folder, &cli.config)?;
         return canary::canary(folder, &config, args);
     }
-    cli.config = config_in_repo(&cli.repo, &cli.config)?;
+    // `report`, `merge` and `demo` read no suite: the global flag is theirs to ignore.
+    if !matches!(cli.command, Command::Demo(_) | Command::Report(_) | Command::Merge(_)) {
+        cli.config = config_in_repo(&cli.repo, &cli.config)?;
+    }
     match cli.command {
         Command::Demo(args) => demo::demo(&args.out, args.live),
         Command::Run(args) => {
@@ -70,15 +73,18 @@ fn config_in_repo(repo_dir: &Path, config: &str) -> Result<String, Error> {
     if !path.is_absolute() {
         // As a commit's tree names it: `./promptgate.yaml` and `suites/../promptgate.yaml` are
         // `promptgate.yaml` (read from a commit, the first was no file). One that climbs out
-        // of the root is left as given: the commands that read it say it is no file there,
-        // and `report`, `merge` and `demo`, which read none, ignore the global flag.
+        // of the root names no file a commit holds.
         let mut parts: Vec<&str> = Vec::new();
         for part in config.split('/') {
             match part {
                 "" | "." => {}
                 ".." => {
                     if parts.pop().is_none() {
-                        return Ok(config.to_owned());
+                        return Err(Diagnostic::new(format!(
+                            "--config {config} climbs out of the repository: a relative path is read from the repository's root"
+                        ))
+                        .hint("give the suite file's path from the repository's root (`promptgate.yaml`, `evals/promptgate.yaml`) or as an absolute path, or point -C at the repository it belongs to")
+                        .into());
                     }
                 }
                 part => parts.push(part),

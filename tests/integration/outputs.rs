@@ -144,9 +144,26 @@ fn a_config_named_by_its_absolute_path_is_read_inside_the_repository() {
         repo.promptgate(&["detect", "--base", "HEAD", "--config", config])
             .expect_code(0);
     }
-    repo.promptgate(&["validate", "--config", "../promptgate.yaml"])
-        .expect_code(2)
-        .stderr_has("hint:");
+    // Climbing out says so (it read "no suite file"); commands that read no suite ignore it.
+    for command in [
+        &["validate"][..],
+        &["run", "--base", "HEAD"],
+        &["detect", "--base", "HEAD"],
+    ] {
+        let args: Vec<&str> = command
+            .iter()
+            .copied()
+            .chain(["--config", "../promptgate.yaml"])
+            .collect();
+        repo.promptgate(&args)
+            .expect_code(2)
+            .stderr_has("--config ../promptgate.yaml climbs out of the repository")
+            .stderr_has("hint:");
+    }
+    let missing = repo.path().join("no-results.json");
+    let report = repo.promptgate(&["report", missing.to_str().unwrap(), "--config", "../x.yaml"]);
+    report.expect_code(2).stderr_has("no-results.json");
+    assert!(!report.stderr.contains("climbs out"), "{}", report.stderr);
 }
 
 #[test]
