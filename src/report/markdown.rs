@@ -36,7 +36,7 @@ use crate::results::{
 };
 use escaping::{Safe, environment};
 use metric_row::{MetricRow, unpriced_models};
-use notes::{arm_changes, dataset_note, design_notes, projection_sentence};
+use notes::{arm_changes, dataset_note, design_notes, projection_sentence, sequential_note};
 use text_chart::text_chart;
 
 /// GitHub refuses comments over 65,536 characters; this leaves room for the waiver note and
@@ -676,10 +676,10 @@ impl<'a> ExperimentView<'a> {
                 Vec::new()
             },
             power_notes: if failed { Vec::new() } else { power_notes },
-            design_notes: if shown {
-                design_notes(e).into_iter().map(Safe).collect()
-            } else {
-                Vec::new()
+            design_notes: match shown {
+                true => design_notes(e).into_iter().map(Safe).collect(),
+                // Its looks, that the cap stopped, are all that is known of a run that failed.
+                false => sequential_note(e).filter(|_| failed).into_iter().map(Safe).collect(),
             },
             flips: if failed { Vec::new() } else { flips },
         }

@@ -248,6 +248,11 @@ async fn the_hard_cap_holds_across_sequential_looks() {
     assert!(made >= sent, "{made} calls made, {sent} requests");
     let junit = std::fs::read_to_string(repo.path().join("out").join("junit.xml")).unwrap();
     assert!(!junit.contains("errors=\"0\""), "{junit}");
+    // The report says how far the looks went (it showed nothing of them for a run that failed).
+    let report = std::fs::read_to_string(repo.path().join("out").join("report.md")).unwrap();
+    assert!(report.contains("Sequential: 2 looks"), "{report}");
+    assert!(report.contains("stopped without a verdict"), "{report}");
+    assert!(!report.contains("saved)"), "{report}");
 }
 
 /// A cap that refuses a few calls, fewer than any arm's error tolerance: the calls sent are

@@ -52,34 +52,7 @@ pub(super) fn design_notes(e: &ExperimentResult) -> Vec<String> {
             bias.decisive,
         ));
     }
-    if let Some(s) = &e.noise.sequential {
-        let saved = 1.0 - s.calls_made as f64 / s.calls_planned.max(1) as f64;
-        // Stopped by what made it no verdict (the budget's cap), it saved nothing.
-        let unjudged = e.verdict == ExperimentVerdict::Error;
-        let saved = match unjudged {
-            true => String::new(),
-            false => format!(" ({} saved)", percent(saved)),
-        };
-        notes.push(format!(
-            "Sequential: {} look{} ({} at the last, tested at its nominal level {}), {}; {} of {} calls made{saved}.",
-            s.looks.len(),
-            if s.looks.len() == 1 { "" } else { "s" },
-            s.looks
-                .last()
-                .map_or_else(|| "no cases".to_owned(), |n| format!("{n} cases")),
-            s.look_alphas
-                .last()
-                .map_or_else(|| "–".to_owned(), |a| format!("{a:.4}")),
-            match (s.stopped_early, unjudged) {
-                (true, true) => "stopped without a verdict",
-                (false, true) => "ran to the last look without a verdict",
-                (true, false) => "stopped early: the verdict was settled",
-                (false, false) => "ran to the last look",
-            },
-            s.calls_made,
-            s.calls_planned,
-        ));
-    }
+    notes.extend(sequential_note(e));
     if let Some(aa) = &e.noise.aa {
         notes.push(format!(
             "A/A (the baseline against itself): false-alarm rate {:.1}% over {} arm-swap permutations.",
@@ -263,6 +236,39 @@ pub(super) fn arm_changes(baseline: Option<&ArmInfo>, candidate: Option<&ArmInfo
             candidate,
         })
         .collect()
+}
+
+/// How a sequential design's looks went, also for an experiment they left without a verdict
+/// (the budget's cap stopped them): the only note such an experiment shows.
+pub(super) fn sequential_note(e: &ExperimentResult) -> Option<String> {
+    let percent = |x: f64| format!("{:.0}%", x * 100.0);
+    let s = e.noise.sequential.as_ref()?;
+    let saved = 1.0 - s.calls_made as f64 / s.calls_planned.max(1) as f64;
+    // Stopped by what made it no verdict (the budget's cap), it saved nothing.
+    let unjudged = e.verdict == ExperimentVerdict::Error;
+    let saved = match unjudged {
+        true => String::new(),
+        false => format!(" ({} saved)", percent(saved)),
+    };
+    Some(format!(
+        "Sequential: {} look{} ({} at the last, tested at its nominal level {}), {}; {} of {} calls made{saved}.",
+        s.looks.len(),
+        if s.looks.len() == 1 { "" } else { "s" },
+        s.looks
+            .last()
+            .map_or_else(|| "no cases".to_owned(), |n| format!("{n} cases")),
+        s.look_alphas
+            .last()
+            .map_or_else(|| "–".to_owned(), |a| format!("{a:.4}")),
+        match (s.stopped_early, unjudged) {
+            (true, true) => "stopped without a verdict",
+            (false, true) => "ran to the last look without a verdict",
+            (true, false) => "stopped early: the verdict was settled",
+            (false, false) => "ran to the last look",
+        },
+        s.calls_made,
+        s.calls_planned,
+    ))
 }
 
 #[cfg(test)]
