@@ -169,18 +169,55 @@ fn percent_lowercase(encoded: &str) -> String {
     out
 }
 
-/// Whether [`redact`] would change `text` (without making a copy of it).
+/// Whether [`redact`] would change `text` (without making a copy of it, unless it holds JSON
+/// escapes).
 pub fn needs_redaction(text: &str) -> bool {
+    holds_secret(text) || unescaped_holding_secret(text).is_some()
+}
+
+fn holds_secret(text: &str) -> bool {
     let known = KNOWN
         .read()
         .is_ok_and(|k| k.finder.as_ref().is_some_and(|f| f.is_match(text)));
     known || patterns().is_match(text)
 }
 
+/// `text` with its JSON escapes of printable ASCII (`\u0073` for `s`) written out, when that
+/// shows a secret: a model's JSON answer (a judge's) may echo a key with one character escaped,
+/// which no pattern sees and parsing the JSON then restores. Such an escape is never needed
+/// in JSON, so writing it out keeps the text's meaning.
+fn unescaped_holding_secret(text: &str) -> Option<String> {
+    if !text.contains("\\u") {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("\\u") {
+        out.push_str(&rest[..at]);
+        let escaped = rest
+            .get(at + 2..at + 6)
+            .and_then(|hex| u8::try_from(u32::from_str_radix(hex, 16).ok()?).ok())
+            .filter(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\'));
+        match escaped {
+            Some(b) => {
+                out.push(char::from(b));
+                rest = &rest[at + 6..];
+            }
+            None => {
+                out.push_str("\\u");
+                rest = &rest[at + 2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    (out != text && holds_secret(&out)).then_some(out)
+}
+
 /// `text` without any secret promptgate knows, and without anything shaped like a credential
-/// (`Bearer …` tokens, `sk-…` keys, including the half-masked ones OpenAI echoes in 401s).
+/// (`Bearer …` tokens, `sk-…` keys, including the half-masked ones OpenAI echoes in 401s),
+/// also where JSON escapes hide one.
 pub fn redact(text: &str) -> String {
-    let mut out = text.to_owned();
+    let mut out = unescaped_holding_secret(text).unwrap_or_else(|| text.to_owned());
     if let Ok(known) = KNOWN.read()
         && let Some(finder) = &known.finder
         && finder.is_match(&out)
@@ -293,6 +330,30 @@ mod tests {
         let mut value = serde_json::json!({"a": ["x not-a-key-shape-7f3a9"], "not-a-key-shape-7f3a9": 1});
         redact_json(&mut value);
         assert_eq!(value, serde_json::json!({"a": ["x [redacted]"], "[redacted]": 1}));
+    }
+
+    /// A judge's JSON answer may echo a key with a character escaped (`\u0073` is `s`): no
+    /// pattern saw it, and parsing the answer restored it (the cache kept it whole, the
+    /// comment its tail).
+    #[test]
+    fn a_key_behind_json_escapes_is_redacted() {
+        register("PROMPTGATE_TEST_ESCAPED", "sk-test-SECRETSECRET1234");
+        for echoed in [
+            r#"{"reason": "leak \u0073k-test-SECRETSECRET1234 end"}"#,
+            r#"{"reason": "leak sk-test-SECRET\u0053ECRET1234 end"}"#,
+            r#"{"reason": "leak sk-other-\u0041BCDEFGH end"}"#,
+        ] {
+            assert!(needs_redaction(echoed), "{echoed}");
+            let clean = redact(echoed);
+            assert_eq!(clean.matches(REDACTED).count(), 1, "{clean}");
+            let parsed: serde_json::Value = serde_json::from_str(&clean).unwrap();
+            let reason = parsed["reason"].as_str().unwrap();
+            assert!(!reason.contains("SECRET") && !reason.contains("ABCD"), "{reason}");
+        }
+        // Escapes that hide nothing are left as they are.
+        let plain = r#"{"reason": "caf\u00e9 \u0041 \\u0022"}"#;
+        assert!(!needs_redaction(plain));
+        assert_eq!(redact(plain), plain);
     }
 
     /// A key echoed encoded (a service quoting the Authorization header it got, a URL) is
