@@ -652,7 +652,7 @@ fn needed(
 ) -> Needed {
     let mut target = 0u64;
     let mut open = Vec::new();
-    let mut current = fewest;
+    let current = fewest;
     for (metric, (gate, _, m, _)) in metrics.iter().zip(measured) {
         if !metric.blocking || ready(metric) {
             continue;
@@ -666,8 +666,9 @@ fn needed(
         };
         open.push(metric.name.clone());
         let n_now = m.n.baseline.min(m.n.canary).max(1);
-        current = current.max(n_now);
-        let mut n = n_now.max(settings.min_samples);
+        // A field only some requests carry (a rating, a judged hallucination) takes that many
+        // requests a value; what is needed is counted in requests, at the share seen so far.
+        let requests_per_value = (fewest as f64 / n_now as f64).max(1.0);
         let margin = margin_on_scale(gate.margin, m.scale, m.baseline);
         let worse = sign(gate.direction) * m.estimate.estimate;
         let t = tau(margin, m, settings.min_samples);
@@ -693,8 +694,8 @@ fn needed(
         while k < 1000.0 && !decided(k) {
             k *= 1.25;
         }
-        n = n.max((n_now as f64 * k).ceil() as u64);
-        target = target.max(n);
+        let values = (n_now as f64 * k).max(settings.min_samples as f64);
+        target = target.max((values * requests_per_value).ceil() as u64);
     }
     if open.is_empty() {
         // No blocking metric has data: every one is a default gate the data does not carry
@@ -815,6 +816,39 @@ mod tests {
         let needed = a.needed.expect("a hold says how much more");
         assert!(needed.requests_per_arm > 600, "{needed:?}");
         assert!(needed.hours.is_some_and(|h| h > 0.0), "{needed:?}");
+    }
+
+    /// A metric only some requests carry counts its values, not requests: what a hold needs is
+    /// in requests, at the share that carried one (it said samples, and called them requests).
+    #[test]
+    fn a_hold_on_a_metric_few_requests_carry_needs_requests_at_that_share() {
+        let mut rng = Rng::new(5);
+        let gates = [gate("latency_p95_ms", Margin::Relative(0.10), true)];
+        let all = Records {
+            baseline: arm(&mut rng, 600, 400.0, 0.0, 1.0),
+            canary: arm(&mut rng, 600, 400.0, 0.0, 1.0),
+        };
+        let a = run(&all, &gates);
+        assert_eq!(a.verdict, CanaryVerdict::Hold, "{:#?}", a.metrics);
+        let every = a.needed.unwrap();
+        // The same 600 values in each arm, among 2,000 requests (the rest carry none).
+        let unmeasured = Record {
+            latency_ms: None,
+            ..Record::default()
+        };
+        let sparse = Records {
+            baseline: [all.baseline.clone(), vec![unmeasured; 1400]].concat(),
+            canary: [all.canary.clone(), vec![unmeasured; 1400]].concat(),
+        };
+        let a = run(&sparse, &gates);
+        assert_eq!(a.metrics[0].n.canary, 600, "{:#?}", a.metrics);
+        let some = a.needed.unwrap();
+        let scaled = every.requests_per_arm as f64 * 2000.0 / 600.0;
+        assert!(
+            (some.requests_per_arm as f64 - scaled).abs() <= 4.0,
+            "{some:?} against {every:?}"
+        );
+        assert_eq!(some.more_requests_per_arm, some.requests_per_arm - 2000);
     }
 
     #[test]
