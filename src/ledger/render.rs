@@ -134,11 +134,17 @@ pub fn trend_charts(show: &Show<'_>, ci_label: &str) -> anyhow::Result<Vec<((Str
                     let at = |v: &str| points.iter().rposition(|p| p.label == v);
                     Some((at(&f.from_version)?, at(&f.to_version)?))
                 });
+            let unchecked = match (show.drift_unchecked, show.gates.contains_key(&metric)) {
+                (Some(_), _) => Some("the suite's gates did not load"),
+                (None, false) => Some("no gate gives it a margin"),
+                (None, true) => None,
+            };
             let trend = Trend {
                 experiment: experiment.clone(),
                 metric: metric.clone(),
                 points,
                 drift,
+                unchecked,
                 ci_label: ci_label.to_owned(),
             };
             let name = trend_name(experiment, &metric);

@@ -17,6 +17,9 @@ pub struct Trend {
     pub points: Vec<TrendPoint>,
     /// The two versions a drift flag compares (indexes into `points`), when flagged.
     pub drift: Option<(usize, usize)>,
+    /// Why drift was not checked (no gate gives the metric a margin, the suite did not load):
+    /// the chart then claims no absence of drift.
+    pub unchecked: Option<&'static str>,
     /// The interval's level, for the subtitle ("95% interval").
     pub ci_label: String,
 }
@@ -146,7 +149,10 @@ fn draw_trend<DB: DrawingBackend>(pen: &Pen<'_, DB>, trend: &Trend) -> anyhow::R
             shorten(&trend.points[a].label, 16),
             shorten(&trend.points[b].label, 16)
         ),
-        None => "no drift beyond the gate's margin in the window".to_owned(),
+        None => match trend.unchecked {
+            Some(why) => format!("drift not checked: {why}"),
+            None => "no drift beyond the gate's margin in the window".to_owned(),
+        },
     };
     let color = if trend.drift.is_some() {
         darker(REGRESSION)
@@ -186,6 +192,7 @@ mod tests {
                 })
                 .collect(),
             drift: Some((0, 2)),
+            unchecked: None,
             ci_label: "95% interval".into(),
         };
         let chart = render_trend(&trend, &trend_name("support", "pass_rate")).unwrap();
@@ -194,5 +201,21 @@ mod tests {
         assert!(chart.svg.contains("drift: v1 → v3"), "the drift is named");
         let reader = png::Decoder::new(chart.png.as_slice()).read_info().unwrap();
         assert_eq!(reader.info().width, WIDTH * PNG_SCALE);
+        // Unflagged, it says no drift only where drift was checked (it said so of a metric
+        // no gate gives a margin, and when the suite did not load).
+        let checked = Trend { drift: None, ..trend };
+        let chart = render_trend(&checked, "checked").unwrap();
+        assert!(chart.svg.contains("no drift beyond the gate"), "{}", chart.svg);
+        let unchecked = Trend {
+            unchecked: Some("no gate gives it a margin"),
+            ..checked
+        };
+        let chart = render_trend(&unchecked, "unchecked").unwrap();
+        assert!(
+            chart.svg.contains("drift not checked: no gate gives it a margin"),
+            "{}",
+            chart.svg
+        );
+        assert!(!chart.svg.contains("no drift"), "{}", chart.svg);
     }
 }
