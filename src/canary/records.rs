@@ -291,18 +291,6 @@ pub fn check_reading(
             .hint("fix the export, or raise `canary.max_bad_share` if such lines are expected")
             .into());
     }
-    for (quantity, path) in explicit_fields {
-        if notes.present.get(quantity).copied().unwrap_or(0) == 0 {
-            return Err(Diagnostic::new(format!(
-                "no record has the field `{path}` (mapped to `{quantity}`)"
-            ))
-            .in_file(file)
-            .hint(format!(
-                "check `canary.source.fields.{quantity}`: dotted paths reach into objects, e.g. `usage.input_tokens`"
-            ))
-            .into());
-        }
-    }
     let seen = || {
         let mut values: Vec<(&String, &u64)> = notes.other_arms.iter().collect();
         values.sort_by(|a, b| b.1.cmp(a.1));
@@ -342,6 +330,20 @@ pub fn check_reading(
                 d.hint(format!("values seen: {}", seen()))
             };
             return Err(d.into());
+        }
+    }
+    // After the arms: a mistyped `arm_field` routes no record, and every mapped field would
+    // seem missing (it blamed `latency_ms`, never the arm field).
+    for (quantity, path) in explicit_fields {
+        if notes.present.get(quantity).copied().unwrap_or(0) == 0 {
+            return Err(Diagnostic::new(format!(
+                "no record has the field `{path}` (mapped to `{quantity}`)"
+            ))
+            .in_file(file)
+            .hint(format!(
+                "check `canary.source.fields.{quantity}`: dotted paths reach into objects, e.g. `usage.input_tokens`"
+            ))
+            .into());
         }
     }
     Ok(())

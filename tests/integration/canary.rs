@@ -328,6 +328,25 @@ fn a_field_map_that_matches_nothing_is_bad_input() {
     insta::assert_snapshot!("canary_field_not_found", printed(&run, dir.path()));
 }
 
+/// A mistyped `arm_field` routes no record to either arm: the error names the arm field, not
+/// the first mapped field (it said "no record has the field `latency_ms`").
+#[test]
+fn a_mistyped_arm_field_is_named() {
+    let dir = setup(400, 0.01, 1.0);
+    let config = std::fs::read_to_string(dir.path().join("promptgate.yaml")).unwrap();
+    assert!(config.contains("arm_field: variant"));
+    std::fs::write(
+        dir.path().join("promptgate.yaml"),
+        config.replace("arm_field: variant", "arm_field: varient"),
+    )
+    .unwrap();
+    let (run, _) = canary(dir.path(), &[]);
+    run.expect_code(2)
+        .stderr_has("no record of the baseline arm: none has `varient`")
+        .stderr_has("check `arm_field`");
+    assert!(!run.stderr.contains("no record has the field"), "{}", run.stderr);
+}
+
 /// DESIGN's field map names feedback, quality and hallucinations; logs that carry none of them
 /// yet are read, with a note, as long as no gate reads them.
 #[test]
