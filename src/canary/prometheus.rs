@@ -277,11 +277,19 @@ async fn query_range(
     };
     match matrix.result.as_slice() {
         [] => Ok(Vec::new()),
-        [one] => Ok(one
+        // Prometheus writes every sample as a number's text (`NaN` and `+Inf` included): one
+        // that is no number is a broken answer, never a step without requests.
+        [one] => one
             .values
             .iter()
-            .map(|(t, v)| (*t, v.parse::<f64>().unwrap_or(f64::NAN)))
-            .collect()),
+            .map(|(t, v)| match v.parse::<f64>() {
+                Ok(x) => Ok((*t, x)),
+                Err(_) => Err(unreachable(format!(
+                    "the series of `{query}` holds `{}` at {t}, which is no number",
+                    crate::providers::http::shorten(&crate::secrets::redact(v), 40)
+                ))),
+            })
+            .collect(),
         many => {
             let labels: Vec<String> = many.iter().take(3).map(|s| format!("{:?}", s.metric)).collect();
             Err(Error::from(

@@ -294,6 +294,13 @@ async fn steps_that_are_no_number_are_never_dropped_silently() {
     run.stdout_has(
         "30 of 61 steps of `latency_p95_ms` for `v1.3.0` had no value (NaN: no requests in the step) and are left out",
     );
+    // A value that is no number's text is a broken answer (exit 3): it read as NaN, "no
+    // requests in the step", and was left out.
+    canary_against(|arm, latency| level(arm, latency, 1, "abc"), "")
+        .await
+        .expect_code(3)
+        .stderr_has("holds `abc` at")
+        .stderr_has("which is no number");
     canary_against(
         |arm, latency| {
             if arm == "v1.2.3" {
