@@ -181,6 +181,17 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
             ));
         }
     }
+    // A successful request without a latency has none to count: left out of the latency
+    // quantiles, and said (only its metric's n showed it).
+    for (arm, rows) in [(&arms.baseline, &records.baseline), (&arms.canary, &records.canary)] {
+        let unmeasured = rows.iter().filter(|r| !r.error && r.latency_ms.is_none()).count();
+        if unmeasured > 0 && unmeasured < rows.len() {
+            reading.push(format!(
+                "{unmeasured} of {} `{arm}` requests succeeded without a latency — left out of the latency quantiles",
+                rows.len()
+            ));
+        }
+    }
     let latest = records.latest();
     let needs_time = options.window.is_some() || options.drift.is_some();
     if needs_time && !latest.is_finite() {

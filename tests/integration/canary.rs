@@ -328,6 +328,36 @@ fn a_field_map_that_matches_nothing_is_bad_input() {
     insta::assert_snapshot!("canary_field_not_found", printed(&run, dir.path()));
 }
 
+/// A successful request that logs no latency is left out of the latency quantiles, and the
+/// notes say how many (only the metric's n showed it).
+#[test]
+fn successful_requests_without_a_latency_are_counted_in_the_notes() {
+    let dir = setup(2_000, 0.01, 1.0);
+    let path = dir.path().join("logs/requests.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut dropped = 0;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if dropped < 10 && line.contains("\"v1.3.0\"") && line.contains("\"error\": null") {
+                dropped += 1;
+                let start = line.find(", \"latency_ms\"").unwrap();
+                let end = start + line[start..].find(", \"usage\"").unwrap();
+                return format!("{}{}", &line[..start], &line[end..]);
+            }
+            line.to_owned()
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let (run, json) = canary(dir.path(), &[]);
+    assert_ne!(run.code, 2, "{}", run.stderr);
+    let notes = json["notes"].to_string();
+    assert!(
+        notes.contains("10 of 2000 `v1.3.0` requests succeeded without a latency — left out of the latency quantiles"),
+        "{notes}"
+    );
+}
+
 /// A mistyped `arm_field` routes no record to either arm: the error names the arm field, not
 /// the first mapped field (it said "no record has the field `latency_ms`").
 #[test]
