@@ -175,7 +175,8 @@ pub fn judge_check(repo_dir: &Path, config: &str, args: &JudgeCheckArgs) -> anyh
                 (_, Some(k)) => three(k),
             },
             match (result.kappa, result.kappa_ci) {
-                (Some(_), None) => " (no interval: the labels, or the judge's answers, fall in one category only)".to_owned(),
+                (Some(_), None) =>
+                    " (no interval: the labels, or the judge's answers, fall in one category only)".to_owned(),
                 (_, ci) => interval(ci, &three),
             },
             if result.kappa_weights == "quadratic" {

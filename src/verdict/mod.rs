@@ -250,12 +250,19 @@ fn not_judged(metric: &mut MetricResult) {
 /// A run the budget's hard cap stopped is no verdict on any experiment it ran
 /// (docs/statistics.md): the calls the cap refused are not answers, and the ones sent may be
 /// any share of the cases. Each experiment with cases becomes `error`, saying the cap stopped
-/// `what` (the run, a shard) with `refused` calls not sent, every metric `no_data`; one already
+/// `what` (the run, a shard) with `refused` calls not sent, every metric `no_data` with no numbers; one already
 /// `error` keeps its own reason.
 pub fn stopped_by_cap(experiments: &mut [ExperimentResult], what: &str, refused: usize) {
     let reason = format!("not judged: the budget's hard cap stopped {what} ({refused} call(s) not sent)");
     for e in experiments.iter_mut().filter(|e| !e.cases.is_empty()) {
-        e.metrics.iter_mut().for_each(not_judged);
+        for m in &mut e.metrics {
+            not_judged(m);
+            // Its numbers counted the refused calls, which never ran, as answers (a refused
+            // call's latency at the timeout: p95 60,000 ms beside `no_data`): none are kept.
+            (m.baseline, m.candidate, m.delta, m.ci) = (None, None, None, None);
+            (m.p_value, m.p_adjusted, m.mde) = (None, None, None);
+            m.details = Default::default();
+        }
         if e.verdict != ExperimentVerdict::Error {
             e.verdict = ExperimentVerdict::Error;
             e.reason = reason.clone();

@@ -277,6 +277,10 @@ async fn a_run_the_cap_stopped_judges_no_experiment() {
         for m in e["metrics"].as_array().unwrap() {
             assert_eq!(m["verdict"], "no_data", "{} {}", e["name"], m["name"]);
             assert_eq!(m["fails_gate"], false, "{} {}", e["name"], m["name"]);
+            // No numbers counting the refused calls (latency p95 read 60,000 ms).
+            for key in ["baseline", "candidate", "delta", "ci", "p_value"] {
+                assert!(m[key].is_null(), "{} {} {key}: {}", e["name"], m["name"], m[key]);
+            }
         }
     }
     let junit = std::fs::read_to_string(repo.path().join("out").join("junit.xml")).unwrap();
