@@ -388,6 +388,9 @@ pub fn experiment_verdict(e: &ExperimentResult) -> (ExperimentVerdict, String) {
                     p_text(m)
                 ));
             }
+            if let Some(unclear) = worse_but_unproven(m) {
+                return Some(unclear);
+            }
             let missed = m.slo.as_ref().is_some_and(|s| !s.met) && m.verdict != MetricVerdict::TooFew;
             ((m.gated || errors_rose) && (m.verdict == MetricVerdict::Regression || missed))
                 .then(|| describe_failure(m) + if m.blocking { "" } else { " (non-blocking)" })
@@ -430,6 +433,36 @@ pub fn experiment_verdict(e: &ExperimentResult) -> (ExperimentVerdict, String) {
 }
 
 const NO_BLOCKING_REGRESSION: &str = "no blocking regression";
+
+/// A blocking gate's metric that looks worse than its margin without being significantly
+/// worse: it passes, but a reviewer must see that the suite could not tell (DESIGN: "an
+/// underpowered suite is visible, not silently green"). A pass rate falling 41.7 pp on twelve
+/// cases read "no blocking regression" alone, the power note folded away below.
+fn worse_but_unproven(m: &MetricResult) -> Option<String> {
+    let d = m.details.decision.as_ref()?;
+    let worse_by = match m.direction {
+        crate::results::Direction::Higher => -d.estimate,
+        crate::results::Direction::Lower => d.estimate,
+    };
+    let unproven = m.verdict == MetricVerdict::NoChange && !m.non_inferior && m.details.equivalent != Some(true);
+    if !(m.gated && m.blocking && unproven && worse_by > d.margin.max(0.0) && worse_by > 0.0) {
+        return None;
+    }
+    let (baseline, candidate) = format::values(&m.name, m.baseline, m.candidate);
+    let detects = match (m.details.underpowered, finite_mde(m)) {
+        (true, Some(mde)) => format!("; this suite can detect about {}", format::unit(&m.name).magnitude(mde)),
+        _ => String::new(),
+    };
+    Some(format!(
+        "{} worse beyond its margin but not significantly ({baseline} → {candidate}, {}): too few cases to tell{detects}",
+        m.name,
+        p_text(m)
+    ))
+}
+
+fn finite_mde(m: &MetricResult) -> Option<f64> {
+    m.mde.filter(|x| x.is_finite())
+}
 
 fn p_text(m: &MetricResult) -> String {
     m.p_adjusted.or(m.p_value).map_or_else(String::new, format::p_sentence)
@@ -770,6 +803,37 @@ mod tests {
         assert_eq!(describe_failure(&m), "pass_rate misses its objective (95.5% vs 99.0%)");
         m.slo = None;
         assert_eq!(describe_failure(&m), "pass_rate has no data to compare");
+    }
+
+    /// A blocking gate's metric worse beyond its margin but not significantly passes, and its
+    /// reason says the suite could not tell (a 41.7 pp fall read "no blocking regression").
+    #[test]
+    fn a_fall_beyond_the_margin_too_noisy_to_prove_is_said() {
+        let m = |estimate: f64, non_inferior: bool| -> MetricResult {
+            serde_json::from_value(serde_json::json!({"name": "pass_rate",
+                "direction": "higher", "blocking": true, "gated": true, "baseline": 1.0, "candidate": 1.0 + estimate,
+                "delta": estimate, "ci": [estimate - 0.3, estimate + 0.3], "p_value": 0.125, "p_adjusted": 0.125,
+                "test": "mcnemar-exact", "n": 12, "verdict": "no_change", "non_inferior": non_inferior, "mde": 0.578,
+                "margin": 0.05, "underpowered": true,
+                "decision": {"relative": false, "estimate": estimate, "ci": [estimate - 0.3, estimate + 0.3], "margin": 0.05}}))
+            .unwrap()
+        };
+        assert_eq!(
+            worse_but_unproven(&m(-0.417, false)).unwrap(),
+            "pass_rate worse beyond its margin but not significantly (100.0% → 58.3%, p = 0.125): too few cases to tell; this suite can detect about 57.8 pp"
+        );
+        // Within the margin, better, or proven non-inferior: nothing to say.
+        assert_eq!(worse_but_unproven(&m(-0.03, false)), None);
+        assert_eq!(worse_but_unproven(&m(0.2, false)), None);
+        assert_eq!(worse_but_unproven(&m(-0.417, true)), None);
+        let mut e = changed_faq(12, passing);
+        e.metrics = vec![m(-0.417, false)];
+        let (verdict, reason) = experiment_verdict(&e);
+        assert_eq!(verdict, ExperimentVerdict::Pass);
+        assert!(
+            reason.starts_with("needs attention: pass_rate worse beyond its margin"),
+            "{reason}"
+        );
     }
 
     fn results(verdict: Verdict, reason: &str, base_error: Option<&str>) -> Results {
