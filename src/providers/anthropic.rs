@@ -491,7 +491,7 @@ mod tests {
                 r#"{"id": "msg_1", "type": "message", "content": [{"type": "te"#,
                 "application/json",
             ),
-            Expect::Transient(None, "truncated or invalid JSON"),
+            Expect::Unsettled("truncated or invalid JSON"),
         )
         .await;
         check_failure(

@@ -310,10 +310,15 @@ impl Api {
     fn transport_error(&self, e: &reqwest::Error) -> ProviderError {
         // Connection refused or reset, DNS hiccups, a body cut short: all worth another try.
         // The chain of sources says what actually happened ("connection refused").
-        let message = format!("{}: {}", self.kind, with_causes(e));
-        ProviderError::Transient {
-            message: self.redact(&message),
-            retry_after_ms: None,
+        let message = self.redact(&format!("{}: {}", self.kind, with_causes(e)));
+        // Unless it never connected, the request may have reached the provider, which may
+        // bill it.
+        match e.is_connect() {
+            true => ProviderError::Transient {
+                message,
+                retry_after_ms: None,
+            },
+            false => ProviderError::Unsettled { message },
         }
     }
 
@@ -334,6 +339,9 @@ impl Api {
                 retry_after_ms,
             },
             ProviderError::Permanent { message } => ProviderError::Permanent {
+                message: self.redact(&message),
+            },
+            ProviderError::Unsettled { message } => ProviderError::Unsettled {
                 message: self.redact(&message),
             },
             other => other,
@@ -427,9 +435,9 @@ pub fn is_transient_status(status: StatusCode) -> bool {
 /// way (transient); JSON of the wrong shape means we talk to the wrong kind of server
 /// (permanent).
 pub fn decode<T: DeserializeOwned>(kind: &str, body: &[u8]) -> Result<T, ProviderError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| ProviderError::Transient {
+    // The provider answered, and may bill the answer it sent.
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| ProviderError::Unsettled {
         message: format!("{kind} returned a truncated or invalid JSON body ({e})"),
-        retry_after_ms: None,
     })?;
     serde_json::from_value(value).map_err(|e| {
         let error = ErrorBody::parse(body);
@@ -735,6 +743,8 @@ pub mod tests {
         Transient(Option<u64>, &'static str),
         RateLimited(Option<u64>, &'static str),
         Permanent(&'static str),
+        /// Answered but unreadable: retried, and held against the cap as billed.
+        Unsettled(&'static str),
     }
 
     /// Answers any request with `answer` and checks the provider's failure: its class, the
@@ -765,7 +775,8 @@ pub mod tests {
                     }),
                     Expect::RateLimited(wait, fragment),
                 ) => (message, retry_after_ms == wait && message.contains(fragment)),
-                (Err(ProviderError::Permanent { message }), Expect::Permanent(fragment)) => {
+                (Err(ProviderError::Permanent { message }), Expect::Permanent(fragment))
+                | (Err(ProviderError::Unsettled { message }), Expect::Unsettled(fragment)) => {
                     (message, message.contains(fragment))
                 }
                 _ => panic!("{caller}: expected {expected:?}, got {result:?}"),

@@ -285,6 +285,12 @@ pub enum ProviderError {
     /// The call exceeded its deadline.
     #[error("timed out after {after_ms} ms")]
     Timeout { after_ms: u64 },
+    /// The request reached the provider, but no answer could be read: a successful body cut
+    /// short or mangled, a connection broken after the request was sent. Retried as a
+    /// transient failure, but, as a timeout, the provider may have billed it in full (the
+    /// budget's cap keeps its worst case).
+    #[error("{message}")]
+    Unsettled { message: String },
 }
 
 #[async_trait]

@@ -830,7 +830,7 @@ mod tests {
                 r#"{"id": "chatcmpl-1", "choices": [{"index": 0, "message": {"role": "assist"#,
                 "application/json",
             ),
-            Expect::Transient(None, "truncated or invalid JSON"),
+            Expect::Unsettled("truncated or invalid JSON"),
         )
         .await;
         check_failure(

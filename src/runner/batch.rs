@@ -462,7 +462,10 @@ pub(super) async fn run(
                 }
                 // A poll that failed for a while (a network blip, a 5xx) is asked again.
                 Err(
-                    ProviderError::Transient { .. } | ProviderError::RateLimited { .. } | ProviderError::Timeout { .. },
+                    ProviderError::Transient { .. }
+                    | ProviderError::RateLimited { .. }
+                    | ProviderError::Timeout { .. }
+                    | ProviderError::Unsettled { .. },
                 ) => still.push(batch),
                 Ok(None) => {
                     // The provider does not know the batch (HTTP 404: deleted, or submitted
@@ -735,7 +738,9 @@ async fn find(api: &dyn BatchApi, sought: &Sought<'_>, wait: Duration) -> Result
     let mut wait = wait;
     for _ in 0..2 {
         match api.find(sought).await {
-            Err(ProviderError::Transient { .. } | ProviderError::RateLimited { .. }) => {
+            Err(
+                ProviderError::Transient { .. } | ProviderError::RateLimited { .. } | ProviderError::Unsettled { .. },
+            ) => {
                 tokio::time::sleep(wait).await;
                 wait *= 2;
             }

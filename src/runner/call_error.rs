@@ -51,7 +51,7 @@ impl CallError {
             ProviderError::RateLimited { message, .. } => CallError::RateLimited {
                 message: redacted(message),
             },
-            ProviderError::Transient { message, .. } => CallError::Transient {
+            ProviderError::Transient { message, .. } | ProviderError::Unsettled { message } => CallError::Transient {
                 message: redacted(message),
             },
             ProviderError::Permanent { message } => CallError::Permanent {

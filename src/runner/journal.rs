@@ -102,7 +102,8 @@ struct Sending {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ended {
-    /// It timed out: the provider may bill it in full.
+    /// It timed out, or its answer could not be read (`ProviderError::Unsettled`): the
+    /// provider may bill it in full.
     Timeout,
     /// It failed otherwise (a refusal, a rate limit, a server error): not billed.
     Failed,

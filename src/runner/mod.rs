@@ -1212,7 +1212,8 @@ async fn send<'t>(
                 after_ms: u64::try_from(endpoint.timeout.as_millis()).unwrap_or(u64::MAX),
             },
         };
-        let timed_out = matches!(error, ProviderError::Timeout { .. });
+        // May be billed in full: a timeout, or an answer that could not be read.
+        let timed_out = matches!(error, ProviderError::Timeout { .. } | ProviderError::Unsettled { .. });
         let ended = if timed_out {
             journal::Ended::Timeout
         } else {

@@ -19,7 +19,10 @@ pub fn is_rate_limit(error: &ProviderError) -> bool {
 pub fn is_retryable(error: &ProviderError) -> bool {
     matches!(
         error,
-        ProviderError::Transient { .. } | ProviderError::RateLimited { .. } | ProviderError::Timeout { .. }
+        ProviderError::Transient { .. }
+            | ProviderError::RateLimited { .. }
+            | ProviderError::Timeout { .. }
+            | ProviderError::Unsettled { .. }
     )
 }
 

@@ -38,6 +38,8 @@ enum Behaviour {
     HangAfter(usize),
     /// Answers 429 to a call that finds more than this many in flight.
     ThrottleAbove(usize),
+    /// Answers every call with a body that cannot be read (a 2xx cut short): billed, unread.
+    Unreadable,
 }
 
 /// An in-memory provider, deterministic by the request's seed, counting what it sees.
@@ -138,6 +140,11 @@ impl Provider for Fake {
                 return limited("429 too many requests", None);
             }
             Behaviour::ThrottleAbove(_) => {}
+            Behaviour::Unreadable => {
+                return Err(ProviderError::Unsettled {
+                    message: "fake returned a truncated or invalid JSON body".to_owned(),
+                });
+            }
         }
         tokio::time::sleep(self.delay).await;
         *self.answered.lock().unwrap().entry(request.seed).or_default() += 1;

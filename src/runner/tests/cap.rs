@@ -166,6 +166,42 @@ async fn an_attempt_that_timed_out_is_held_against_the_cap_as_if_billed() {
     assert_eq!(ran.outcomes.iter().map(|o| o.attempts).sum::<u32>(), 10);
 }
 
+/// An answer that could not be read (a 2xx whose body was cut short) was produced, and may be
+/// billed, as a timed-out attempt may: it is held against the cap the same way. It was retried
+/// under the first attempt's reservation, and a run whose every answer came back unreadable
+/// sent 300 attempts, billed $5.95, under a cap of $4.
+#[tokio::test(start_paused = true)]
+async fn an_answer_that_could_not_be_read_is_held_against_the_cap_as_if_billed() {
+    let (jobs, upper) = distinct_jobs(40);
+    let provider = Fake::new(Behaviour::Unreadable);
+    let mut endpoints = one(&provider, 4);
+    endpoints.get_mut("p").unwrap().max_retries = 2;
+    let ran = run_with(
+        &jobs,
+        endpoints,
+        &Options {
+            max_usd: Some(10.5 * upper),
+            ..options()
+        },
+    )
+    .await;
+    assert_eq!(provider.total_calls(), 10, "room for 10 worst cases");
+    assert_eq!(ran.spent_usd, 0.0);
+    assert!((ran.uncertain_usd - 10.0 * upper).abs() < 1e-9, "{}", ran.uncertain_usd);
+    assert!(ran.budget_exhausted);
+    let unread = ran
+        .outcomes
+        .iter()
+        .filter(|o| matches!(&o.result, Err(CallError::Transient { message }) if message.contains("truncated")))
+        .count();
+    let refused = ran
+        .outcomes
+        .iter()
+        .filter(|o| o.result.as_ref().is_err_and(CallError::is_budget_refusal))
+        .count();
+    assert_eq!(unread + refused, 40);
+}
+
 /// 40 distinct jobs, the upper bound of one, and options that journal them in `dir` under a
 /// cap of 10.5 worst cases: the resumed runs' setting.
 fn journaled_under_a_cap(dir: &std::path::Path) -> (Vec<Job>, f64, Options) {
