@@ -598,27 +598,29 @@ impl<'a> ExperimentView<'a> {
             (_, ExperimentVerdict::Fail) => ("❌", "fail"),
             (_, ExperimentVerdict::Error) => ("⛔", "run error"),
         };
-        let power_notes = e
-            .metrics
-            .iter()
-            .filter(|m| m.gated && e.status != ExperimentStatus::New)
-            .filter_map(|m| {
-                let mde = finite(m.mde)?;
-                let unit = format::unit(&m.name);
-                // A metric settled at an early sequential look was seen well enough; its MDE
-                // describes that look's few cases (`underpowered` is cleared for it too).
-                let settled_early = e.noise.sequential.as_ref().is_some_and(|s| s.stopped_early)
-                    && (m.non_inferior || m.verdict == MetricVerdict::Regression);
-                (!settled_early && m.details.underpowered && mde > m.margin && m.margin.is_finite()).then(|| {
-                    PowerNote {
-                        metric: &m.name,
-                        mde: Safe(unit.magnitude(mde)),
-                        margin: Safe(unit.magnitude(m.margin)),
-                        cases_needed: m.details.cases_needed,
-                    }
+        let power_notes =
+            e.metrics
+                .iter()
+                .filter(|m| m.gated && e.status != ExperimentStatus::New)
+                .filter_map(|m| {
+                    let mde = finite(m.mde)?;
+                    let unit = format::unit(&m.name);
+                    // A metric settled at an early sequential look was seen well enough; its MDE
+                    // describes that look's few cases (`underpowered` is cleared for it too).
+                    let settled_early = e.noise.sequential.as_ref().is_some_and(|s| s.stopped_early)
+                        && (m.non_inferior || m.verdict == MetricVerdict::Regression);
+                    // An interval that proved the metric within its margin already rules out the
+                    // regression a power note warns of ("would pass unnoticed" beside "equivalent").
+                    let proven = m.non_inferior || m.details.equivalent == Some(true);
+                    (!settled_early && !proven && m.details.underpowered && mde > m.margin && m.margin.is_finite())
+                        .then(|| PowerNote {
+                            metric: &m.name,
+                            mde: Safe(unit.magnitude(mde)),
+                            margin: Safe(unit.magnitude(m.margin)),
+                            cases_needed: m.details.cases_needed,
+                        })
                 })
-            })
-            .collect();
+                .collect();
         let flips = if e.status == ExperimentStatus::Removed {
             Vec::new()
         } else {
@@ -1314,6 +1316,28 @@ mod tests {
             md.contains("4 compared: 2 pass → fail, 1 fail → pass, 0 unchanged, 1 not judged in an arm\n"),
             "{md}"
         );
+    }
+
+    /// A power note warns that a regression of the margin's size would pass unnoticed: not of
+    /// a metric whose interval proved it within the margin (the comment said both).
+    #[test]
+    fn a_metric_proven_within_its_margin_has_no_power_note() {
+        let mut results = demo_results();
+        let e = &mut results.experiments[0];
+        e.verdict = ExperimentVerdict::Pass;
+        let m = &mut e.metrics[0];
+        (m.verdict, m.fails_gate, m.non_inferior) = (MetricVerdict::NoChange, false, false);
+        m.details.underpowered = true;
+        (m.margin, m.mde) = (0.02, Some(0.081));
+        let warned = render_report(&results).unwrap();
+        assert!(
+            warned.contains("pass_rate: this suite can detect a change of 8.1 pp"),
+            "{warned}"
+        );
+        let m = &mut results.experiments[0].metrics[0];
+        m.details.equivalent = Some(true);
+        let proven = render_report(&results).unwrap();
+        assert!(!proven.contains("pass_rate: this suite can detect"), "{proven}");
     }
 
     #[test]

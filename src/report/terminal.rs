@@ -69,14 +69,12 @@ pub fn render(r: &Results, failed: bool, written: &[PathBuf]) -> String {
                 aa.false_alarm_rate * 100.0,
                 aa.permutations
             );
+            // As report.md says it (the margin read as a level, "5.0%", and "× – repeats").
             for rec in &aa.recommendations {
-                let cases = rec.cases.map_or("–".to_owned(), |c| c.to_string());
-                let repeats = rec.repeats.map_or("–".to_owned(), |k| k.to_string());
                 let _ = writeln!(
                     out,
-                    "    {:<18} margin {}: {cases} cases × {repeats} repeats for 80% power",
-                    rec.metric,
-                    format::value(&rec.metric, Some(rec.margin))
+                    "    {} (80% power)",
+                    crate::report::words::aa_recommendation(rec, &rec.metric)
                 );
             }
         }

@@ -41,19 +41,10 @@ pub fn verdict_text(m: &MetricResult, candidate_only: bool) -> String {
             format!("improvement ({} margin)", if beyond { "beyond" } else { "within" })
         }
         // Without a margin, "non-inferior" and "equivalent" have nothing to be within.
-        MetricVerdict::NoChange if basis_margin <= 0.0 && !m.details.variance_unknown => m.verdict.label().to_owned(),
-        MetricVerdict::NoChange => {
-            let qualifier = if m.details.equivalent == Some(true) {
-                "equivalent"
-            } else if m.non_inferior {
-                "non-inferior"
-            } else if m.details.variance_unknown {
-                "variance unknown"
-            } else {
-                "inconclusive"
-            };
-            format!("{} · {qualifier}", m.verdict.label())
-        }
+        MetricVerdict::NoChange => match no_change_qualifier(m) {
+            Some(qualifier) => format!("{} · {qualifier}", m.verdict.label()),
+            None => m.verdict.label().to_owned(),
+        },
         MetricVerdict::TooFew => {
             // Grouped cases count by group, the unit of inference.
             let label = m.verdict.label().replace("cases", m.units_word());
@@ -64,6 +55,41 @@ pub fn verdict_text(m: &MetricResult, candidate_only: bool) -> String {
         }
         v => v.label().to_owned(),
     }
+}
+
+/// What "no significant change" proved: `equivalent`, `non-inferior`, `variance unknown` or
+/// `inconclusive`; nothing without a margin (there is nothing to be within). The table and the
+/// quality chart say the same.
+pub fn no_change_qualifier(m: &MetricResult) -> Option<&'static str> {
+    let basis_margin = m.details.decision.as_ref().map_or(m.margin, |d| d.margin);
+    if basis_margin <= 0.0 && !m.details.variance_unknown {
+        return None;
+    }
+    Some(if m.details.equivalent == Some(true) {
+        "equivalent"
+    } else if m.non_inferior {
+        "non-inferior"
+    } else if m.details.variance_unknown {
+        "variance unknown"
+    } else {
+        "inconclusive"
+    })
+}
+
+/// What an A/A run recommends for a metric, in the report's and the terminal's words: "To
+/// detect a change of 5.0 pp in pass_rate: about 157 cases × 2 repeats" (`shown` is the
+/// metric's name as the output shows it).
+pub fn aa_recommendation(r: &crate::results::AaRecommendation, shown: &str) -> String {
+    let cases = |c: usize| format!("about {c} case{}", if c == 1 { "" } else { "s" });
+    let design = match (r.cases, r.repeats) {
+        (Some(c), Some(k)) => format!("{} × {k} repeat{}", cases(c), if k == 1 { "" } else { "s" }),
+        (Some(c), None) => cases(c),
+        _ => "more data than this run can estimate".to_owned(),
+    };
+    format!(
+        "To detect a change of {} in {shown}: {design}",
+        format::unit(&r.metric).magnitude(r.margin)
+    )
 }
 
 /// A metric's numbers as the report shows them.

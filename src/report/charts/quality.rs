@@ -158,7 +158,11 @@ fn quality_verdict(m: &MetricResult, candidate_only: bool) -> (&'static str, RGB
         MetricVerdict::Regression => ("regression", REGRESSION),
         MetricVerdict::MinorRegression => ("minor regression", CANDIDATE),
         MetricVerdict::Improvement => ("improvement", OK),
-        MetricVerdict::NoChange if m.non_inferior => ("non-inferior", MUTED),
+        // As the table qualifies it (it read "non-inferior" where the table said equivalent).
+        MetricVerdict::NoChange => (
+            crate::report::words::no_change_qualifier(m).unwrap_or(m.verdict.label()),
+            MUTED,
+        ),
         v => (v.label(), MUTED),
     }
 }

@@ -60,17 +60,9 @@ pub(super) fn design_notes(e: &ExperimentResult) -> Vec<String> {
             aa.permutations
         ));
         for r in &aa.recommendations {
-            let unit = format::unit(&r.metric);
-            let cases = |c: usize| format!("about {c} case{}", if c == 1 { "" } else { "s" });
-            let design = match (r.cases, r.repeats) {
-                (Some(c), Some(k)) => format!("{} × {k} repeat{}", cases(c), if k == 1 { "" } else { "s" }),
-                (Some(c), None) => cases(c),
-                _ => "more data than this run can estimate".to_owned(),
-            };
             notes.push(format!(
-                "To detect a change of {} in {}: {design}.",
-                unit.magnitude(r.margin),
-                name(&r.metric)
+                "{}.",
+                crate::report::words::aa_recommendation(r, &name(&r.metric))
             ));
         }
     }
