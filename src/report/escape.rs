@@ -49,6 +49,14 @@ pub fn escape_untrusted(text: &str, max_chars: usize) -> String {
             '[' => out.push_str("&#91;"),
             ']' => out.push_str("&#93;"),
             '~' => out.push_str("&#126;"),
+            // Emphasis: `*` anywhere, `_` where it may open or close one (GitHub leaves an
+            // underscore between letters alone, so `pass_rate` reads as written).
+            '*' => out.push_str("&#42;"),
+            '_' if !(out.chars().next_back().is_some_and(char::is_alphanumeric)
+                && chars.peek().is_some_and(|c| c.is_alphanumeric())) =>
+            {
+                out.push_str("&#95;");
+            }
             ':' if chars.clone().take(2).eq("//".chars()) && ends_with_scheme(&out) => {
                 out.push(':');
                 out.push(ZERO_WIDTH_JOINER);
@@ -177,6 +185,15 @@ mod tests {
             assert!(!escaped.contains('>'), "{escaped}");
         }
         check("<!-- promptgate:report -->", "&lt;!-- promptgate:report --&gt;");
+    }
+
+    /// Emphasis markers in a name or a case id read as written (`*exp*` was set in italics);
+    /// an underscore between letters, which opens no emphasis, is left as it is.
+    #[test]
+    fn emphasis_markers_read_as_written() {
+        check("*exp* and **bold**", "&#42;exp&#42; and &#42;&#42;bold&#42;&#42;");
+        check("_star_ in pass_rate", "&#95;star&#95; in pass_rate");
+        check("snake_case_", "snake_case&#95;");
     }
 
     #[test]
