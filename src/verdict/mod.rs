@@ -731,7 +731,13 @@ pub fn count_calls(experiments: &[ExperimentResult]) -> RunFacts {
     let embedding_spend_usd = calls.iter().map(|c| c.evaluation.embedding_cost_usd()).sum::<f64>() + 0.0;
     let judge_errors = judgements.iter().filter(|j| j.error.is_some()).count();
     RunFacts {
-        cases: experiments.iter().map(|e| e.cases.len()).sum(),
+        // Cases evaluated: a sequential run that stopped early lists every case of its plan,
+        // and reported all 300 beside the 150 calls of the 75 it ran.
+        cases: experiments
+            .iter()
+            .flat_map(|e| &e.cases)
+            .filter(|c| !c.baseline.is_empty() || !c.candidate.is_empty())
+            .count(),
         calls: calls.len(),
         completed: calls.iter().filter(|c| c.error().is_none()).count(),
         errored: calls.iter().filter(|c| c.error().is_some()).count(),

@@ -510,6 +510,16 @@ fn a_sequential_run_stops_at_a_clear_regression_without_calling_it_underpowered(
     assert_eq!(pass_rate["underpowered"], false, "{pass_rate}");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("stopped early"), "{report}");
+    // The run's facts count the cases the looks ran, not every case of the plan.
+    let cases: Vec<&serde_json::Value> = (r["experiments"].as_array().unwrap().iter())
+        .flat_map(|e| e["cases"].as_array().unwrap())
+        .collect();
+    let ran = cases
+        .iter()
+        .filter(|c| !c["candidate"].as_array().unwrap().is_empty())
+        .count();
+    assert!(ran < cases.len(), "{ran} of {}", cases.len());
+    assert_eq!(r["run"]["cases"].as_u64().unwrap() as usize, ran);
 }
 
 #[test]
