@@ -201,7 +201,7 @@ pub fn cap_reached(ran: &runner::Ran, cap: Option<Cap>) -> Option<CapReached> {
             dollars(ran.spent_usd),
             if ran.uncertain_usd > 0.0 {
                 format!(
-                    ", and up to {} more in attempts a provider may bill in full: timed out, or in flight when an earlier run of this plan was stopped",
+                    ", and up to {} more in attempts a provider may bill in full: timed out, answered but unreadable, or in flight when an earlier run of this plan was stopped",
                     dollars(ran.uncertain_usd)
                 )
             } else {

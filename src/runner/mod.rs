@@ -202,7 +202,8 @@ pub struct Ran {
     /// The run's settled spend at list prices so far: every batch through its [`Runner`] and the
     /// resumed run's calls (cache hits are free).
     pub spent_usd: f64,
-    /// The upper bounds of attempts whose cost could not be known (timed out; a batch whose
+    /// The upper bounds of attempts whose cost could not be known (timed out; answered but
+    /// unreadable, `ProviderError::Unsettled`; a batch whose
     /// results could not be read), held against the cap as if billed and not in `spent_usd`.
     pub uncertain_usd: f64,
     /// Ctrl-C stopped the run: the jobs not yet sent were not run, the journal is kept.
