@@ -47,7 +47,10 @@ fn demo_runs_offline_and_exits_0_with_a_failing_verdict() {
         ),
         "{junit}"
     );
-    assert!(report.contains("✗ pii_leak_rate: found personal data: a phone number (+* (***) ***-**93)"));
+    // The mask's asterisks escaped, as emphasis markers: GitHub shows `+* (***) ***-**93`.
+    assert!(report.contains(
+        "✗ pii_leak_rate: found personal data: a phone number (+&#42; (&#42;&#42;&#42;) &#42;&#42;&#42;-&#42;&#42;93)"
+    ));
     // The leaked number is masked wherever an output is quoted or stored, not only in the
     // failure line: the comment must not publish it again.
     let raw = std::fs::read_to_string(out.join("results.json")).unwrap();
@@ -55,7 +58,7 @@ fn demo_runs_offline_and_exits_0_with_a_failing_verdict() {
         assert!(!text.contains("555-0193"), "{name} quotes the staff number unmasked");
     }
     assert!(
-        report.contains("text her mobile, +* (***) ***-**93."),
+        report.contains("text her mobile, +&#42; (&#42;&#42;&#42;) &#42;&#42;&#42;-&#42;&#42;93."),
         "the quoted output is masked"
     );
 }
