@@ -172,7 +172,7 @@ fn percent_lowercase(encoded: &str) -> String {
 /// Whether [`redact`] would change `text` (without making a copy of it, unless it holds JSON
 /// escapes).
 pub fn needs_redaction(text: &str) -> bool {
-    holds_secret(text) || unescaped_holding_secret(text).is_some()
+    holds_secret(text) || !hidden_by_escapes(text).is_empty()
 }
 
 fn holds_secret(text: &str) -> bool {
@@ -182,42 +182,82 @@ fn holds_secret(text: &str) -> bool {
     known || patterns().is_match(text)
 }
 
-/// `text` with its JSON escapes of printable ASCII (`\u0073` for `s`) written out, when that
-/// shows a secret: a model's JSON answer (a judge's) may echo a key with one character escaped,
-/// which no pattern sees and parsing the JSON then restores. Such an escape is never needed
-/// in JSON, so writing it out keeps the text's meaning.
-fn unescaped_holding_secret(text: &str) -> Option<String> {
-    if !text.contains("\\u") {
-        return None;
+/// The byte ranges of `text` that hold a secret written with JSON escapes (`\u0073k-…`, a
+/// key's `/` as `\/`): a model's JSON answer (a judge's) may echo a key so, which no pattern
+/// sees and parsing the JSON then restores. The escapes of printable ASCII are read as what
+/// they stand for (an escaped backslash stays one), the secrets found in that reading, and
+/// each mapped back to the escaped text it came from; the rest of `text` is untouched.
+fn hidden_by_escapes(text: &str) -> Vec<(usize, usize)> {
+    if !text.contains("\\u") && !text.contains("\\/") {
+        return Vec::new();
     }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("\\u") {
-        out.push_str(&rest[..at]);
-        let escaped = rest
-            .get(at + 2..at + 6)
-            .and_then(|hex| u8::try_from(u32::from_str_radix(hex, 16).ok()?).ok())
-            .filter(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\'));
-        match escaped {
-            Some(b) => {
-                out.push(char::from(b));
-                rest = &rest[at + 6..];
+    // The reading, and for each of its bytes where its piece of `text` starts.
+    let mut read = String::with_capacity(text.len());
+    let mut from: Vec<usize> = Vec::with_capacity(text.len() + 1);
+    let mut unescaped = false;
+    let mut i = 0;
+    while i < text.len() {
+        let rest = &text[i..];
+        let escaped = match rest.as_bytes() {
+            [b'\\', b'\\', ..] => None,
+            [b'\\', b'/', ..] => Some((b'/', 2)),
+            [b'\\', b'u', ..] => rest
+                .get(2..6)
+                .and_then(|hex| u8::try_from(u32::from_str_radix(hex, 16).ok()?).ok())
+                .filter(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\'))
+                .map(|b| (b, 6)),
+            _ => None,
+        };
+        let (piece, width) = match escaped {
+            Some((b, width)) => {
+                unescaped = true;
+                (char::from(b).to_string(), width)
             }
+            // An escaped backslash is read whole, so its second half opens no escape.
+            None if rest.starts_with("\\\\") => ("\\\\".to_owned(), 2),
             None => {
-                out.push_str("\\u");
-                rest = &rest[at + 2..];
+                let c = rest.chars().next().unwrap_or_default();
+                (c.to_string(), c.len_utf8())
             }
+        };
+        from.extend(std::iter::repeat_n(i, piece.len()));
+        read.push_str(&piece);
+        i += width;
+    }
+    from.push(text.len());
+    if !unescaped || !holds_secret(&read) {
+        return Vec::new();
+    }
+    let mut found: Vec<(usize, usize)> = patterns().find_iter(&read).map(|m| (m.start(), m.end())).collect();
+    if let Ok(known) = KNOWN.read()
+        && let Some(finder) = &known.finder
+    {
+        found.extend(finder.find_iter(&read).map(|m| (m.start(), m.end())));
+    }
+    found.sort_unstable();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for (start, end) in found.into_iter().map(|(s, e)| (from[s], from[e])) {
+        match spans.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => spans.push((start, end)),
         }
     }
-    out.push_str(rest);
-    (out != text && holds_secret(&out)).then_some(out)
+    spans
 }
 
 /// `text` without any secret promptgate knows, and without anything shaped like a credential
 /// (`Bearer …` tokens, `sk-…` keys, including the half-masked ones OpenAI echoes in 401s),
 /// also where JSON escapes hide one.
 pub fn redact(text: &str) -> String {
-    let mut out = unescaped_holding_secret(text).unwrap_or_else(|| text.to_owned());
+    let hidden = hidden_by_escapes(text);
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end) in hidden {
+        out.push_str(&text[at..start]);
+        out.push_str(REDACTED);
+        at = end;
+    }
+    out.push_str(&text[at..]);
     if let Ok(known) = KNOWN.read()
         && let Some(finder) = &known.finder
         && finder.is_match(&out)
@@ -350,10 +390,20 @@ mod tests {
             let reason = parsed["reason"].as_str().unwrap();
             assert!(!reason.contains("SECRET") && !reason.contains("ABCD"), "{reason}");
         }
-        // Escapes that hide nothing are left as they are.
+        // Escapes that hide nothing are left as they are, beside a secret too; an escaped
+        // backslash opens no escape (`\\u0041` read as `\A` made results.json invalid).
         let plain = r#"{"reason": "caf\u00e9 \u0041 \\u0022"}"#;
         assert!(!needs_redaction(plain));
         assert_eq!(redact(plain), plain);
+        let beside = r#"{"input": "In JS \"\u0041\" or \\u0041; never print sk-proj-ABCDEFGHIJKLMNOP"}"#;
+        assert_eq!(
+            redact(beside),
+            r#"{"input": "In JS \"\u0041\" or \\u0041; never print [redacted]"}"#
+        );
+        // A key with a `/`, echoed as JSON writes it (`\/`).
+        register("PROMPTGATE_TEST_SLASHED", "abc/def/ghi-123456");
+        let slashed = r#"{"reason": "key abc\/def\/ghi-123456!"}"#;
+        assert_eq!(redact(slashed), r#"{"reason": "key [redacted]!"}"#);
     }
 
     /// A key echoed encoded (a service quoting the Authorization header it got, a URL) is

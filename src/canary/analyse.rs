@@ -652,7 +652,7 @@ fn needed(
 ) -> Needed {
     let mut target = 0u64;
     let mut open = Vec::new();
-    let current = fewest;
+    let mut current = fewest;
     for (metric, (gate, _, m, _)) in metrics.iter().zip(measured) {
         if !metric.blocking || ready(metric) {
             continue;
@@ -669,6 +669,10 @@ fn needed(
         // A field only some requests carry (a rating, a judged hallucination) takes that many
         // requests a value; what is needed is counted in requests, at the share seen so far.
         let requests_per_value = (fewest as f64 / n_now as f64).max(1.0);
+        // A series counts no requests (`fewest` is 0): its steps are what it has so far.
+        if fewest == 0 {
+            current = current.max(n_now);
+        }
         let margin = margin_on_scale(gate.margin, m.scale, m.baseline);
         let worse = sign(gate.direction) * m.estimate.estimate;
         let t = tau(margin, m, settings.min_samples);

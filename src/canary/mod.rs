@@ -185,7 +185,8 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
     // quantiles, and said (only its metric's n showed it).
     for (arm, rows) in [(&arms.baseline, &records.baseline), (&arms.canary, &records.canary)] {
         let unmeasured = rows.iter().filter(|r| !r.error && r.latency_ms.is_none()).count();
-        if unmeasured > 0 && unmeasured < rows.len() {
+        // Logs that carry no latency at all have no quantile to leave them out of.
+        if unmeasured > 0 && rows.iter().any(|r| !r.error && r.latency_ms.is_some()) {
             reading.push(format!(
                 "{unmeasured} of {} `{arm}` requests succeeded without a latency — left out of the latency quantiles",
                 rows.len()

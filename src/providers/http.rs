@@ -255,8 +255,17 @@ impl Api {
         if response.content_length().is_some_and(|n| n > max as u64) {
             return Err(too_large());
         }
+        // A body cut short after a refusal (a 429, a 503) was no answer: nothing to bill.
+        let answered = response.status().is_success();
+        let cut = |e: reqwest::Error| match (answered, self.transport_error(&e)) {
+            (false, ProviderError::Unsettled { message }) => ProviderError::Transient {
+                message,
+                retry_after_ms: None,
+            },
+            (_, error) => error,
+        };
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(&e))? {
+        while let Some(chunk) = response.chunk().await.map_err(cut)? {
             if body.len() + chunk.len() > max {
                 return Err(too_large());
             }

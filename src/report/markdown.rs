@@ -517,6 +517,18 @@ fn attention(results: &Results) -> Vec<AttentionView<'_>> {
                     )),
                 });
             }
+            // Worse beyond its margin, too noisy to tell: the verdict's reason says it, and
+            // the heading must not read a plain pass (`verdict::worse_but_unproven`).
+            if crate::verdict::worse_but_unproven(m).is_some() {
+                notes.push(AttentionView {
+                    experiment: &e.name,
+                    metric: &m.name,
+                    what: Safe(format!(
+                        "is worse beyond its margin of {}, but not significantly: too few cases to tell",
+                        MetricText::new(m).margin
+                    )),
+                });
+            }
             if let Some(slo) = MetricText::new(m).slo_missed {
                 notes.push(AttentionView {
                     experiment: &e.name,
@@ -1338,6 +1350,36 @@ mod tests {
         m.details.equivalent = Some(true);
         let proven = render_report(&results).unwrap();
         assert!(!proven.contains("pass_rate: this suite can detect"), "{proven}");
+    }
+
+    /// A blocking gate's metric worse beyond its margin but not significantly: the PR passes,
+    /// and its heading reads "needs attention" (it read a plain pass under a reason saying so).
+    #[test]
+    fn a_fall_too_noisy_to_prove_needs_attention() {
+        let mut results = demo_results();
+        results.verdict = Verdict::Pass;
+        for e in &mut results.experiments {
+            e.verdict = ExperimentVerdict::Pass;
+            for m in &mut e.metrics {
+                (m.fails_gate, m.verdict, m.slo) = (false, MetricVerdict::NoChange, None);
+            }
+        }
+        let m = &mut results.experiments[0].metrics[0];
+        (m.gated, m.blocking, m.non_inferior, m.margin) = (true, true, false, 0.02);
+        m.details.decision = Some(crate::results::DecisionBasis {
+            relative: false,
+            estimate: -0.3,
+            ci: Some([-0.6, 0.01]),
+            margin: 0.02,
+        });
+        let md = render_report(&results).unwrap();
+        assert!(md.contains("### ⚠️ promptgate: needs attention"), "{md}");
+        assert!(
+            md.contains("is worse beyond its margin of 2.0 pp, but not significantly"),
+            "{md}"
+        );
+        let summary = render_summary(&results).unwrap();
+        assert!(summary.starts_with("## ⚠️ promptgate: needs attention"), "{summary}");
     }
 
     #[test]

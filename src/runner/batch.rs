@@ -403,10 +403,11 @@ pub(super) async fn run(
                         }
                         Err(e) => {
                             // Refused, so nothing is paid or journaled. The intent stays: a refusal
-                            // the provider had in fact accepted (a timeout) is found by the rerun.
+                            // the provider had in fact accepted (a timeout, an answer that could
+                            // not be read) is found by the rerun, and held as billed meanwhile.
                             let error = CallError::from_provider(&e);
                             for m in chunk {
-                                if matches!(e, ProviderError::Timeout { .. }) {
+                                if matches!(e, ProviderError::Timeout { .. } | ProviderError::Unsettled { .. }) {
                                     runner.budget.settle_uncertain(m.reservation);
                                 } else {
                                     runner.budget.settle(m.reservation, 0.0);

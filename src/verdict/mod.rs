@@ -438,14 +438,16 @@ const NO_BLOCKING_REGRESSION: &str = "no blocking regression";
 /// worse: it passes, but a reviewer must see that the suite could not tell (DESIGN: "an
 /// underpowered suite is visible, not silently green"). A pass rate falling 41.7 pp on twelve
 /// cases read "no blocking regression" alone, the power note folded away below.
-fn worse_but_unproven(m: &MetricResult) -> Option<String> {
+pub fn worse_but_unproven(m: &MetricResult) -> Option<String> {
     let d = m.details.decision.as_ref()?;
     let worse_by = match m.direction {
         crate::results::Direction::Higher => -d.estimate,
         crate::results::Direction::Lower => d.estimate,
     };
     let unproven = m.verdict == MetricVerdict::NoChange && !m.non_inferior && m.details.equivalent != Some(true);
-    if !(m.gated && m.blocking && unproven && worse_by > d.margin.max(0.0) && worse_by > 0.0) {
+    // A gate whose margin is 0 makes no change material but a significant one: a dip that is
+    // not significant is what its table says, no significant change.
+    if !(m.gated && m.blocking && unproven && d.margin > 0.0 && worse_by > d.margin) {
         return None;
     }
     let (baseline, candidate) = format::values(&m.name, m.baseline, m.candidate);
@@ -828,8 +830,12 @@ mod tests {
             worse_but_unproven(&m(-0.417, false)).unwrap(),
             "pass_rate worse beyond its margin but not significantly (100.0% → 58.3%, p = 0.125): too few cases to tell; this suite can detect about 57.8 pp"
         );
-        // Within the margin, better, or proven non-inferior: nothing to say.
+        // Within the margin, better, or proven non-inferior: nothing to say; nor with a margin
+        // of 0, where only a significant change is material.
         assert_eq!(worse_but_unproven(&m(-0.03, false)), None);
+        let mut no_margin = m(-0.417, false);
+        no_margin.details.decision.as_mut().unwrap().margin = 0.0;
+        assert_eq!(worse_but_unproven(&no_margin), None);
         assert_eq!(worse_but_unproven(&m(0.2, false)), None);
         assert_eq!(worse_but_unproven(&m(-0.417, true)), None);
         let mut e = changed_faq(12, passing);

@@ -340,4 +340,17 @@ async fn too_few_steps_are_called_steps() {
         .stdout_has("too few steps")
         .stdout_has(" steps per arm");
     assert!(!run.stdout.contains("requests"), "{}", run.stdout);
+    // How many more: the 5 steps it has count (a series has no requests; it said all of them
+    // were still needed, and no time).
+    let needed = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("steps per arm ("))
+        .unwrap_or_default();
+    let number = |after: &str| -> u64 {
+        let rest = &needed[needed.find(after).unwrap() + after.len()..];
+        rest.split(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(number("about ") - number("steps per arm ("), 5, "{needed}");
+    assert!(needed.contains(" h at the current traffic"), "{needed}");
 }
