@@ -204,7 +204,7 @@ fn hidden_by_escapes(text: &str) -> Vec<(usize, usize)> {
             [b'\\', b'u', ..] => rest
                 .get(2..6)
                 .and_then(|hex| u8::try_from(u32::from_str_radix(hex, 16).ok()?).ok())
-                .filter(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\'))
+                .filter(|b| (b.is_ascii_graphic() || *b == b' ') && !matches!(b, b'"' | b'\\'))
                 .map(|b| (b, 6)),
             _ => None,
         };
@@ -277,7 +277,9 @@ fn patterns() -> &'static regex::Regex {
         // ASCII word boundaries: the lazy DFA handles them, so scanning a whole results.json
         // stays linear and fast (Unicode `\b` would fall back to a much slower engine).
         regex::Regex::new(
-            r"(?i-u)\bbearer\s+[A-Za-z0-9._~+/=*-]+|(?-u:\b)sk-[A-Za-z0-9_*-]{4,}|(?-u:\b)gh[pousr]_[A-Za-z0-9]{20,}",
+            // A JSON escape before a key (`\nsk-…`) ends a word as a space would: the key and
+            // the escape go together.
+            r"(?i-u)(?:\b|\\[ntrfb])bearer\s+[A-Za-z0-9._~+/=*-]+|(?:(?-u:\b)|\\[ntrfb])sk-[A-Za-z0-9_*-]{4,}|(?:(?-u:\b)|\\[ntrfb])gh[pousr]_[A-Za-z0-9]{20,}",
         )
         .expect("valid pattern")
     });
@@ -404,6 +406,23 @@ mod tests {
         register("PROMPTGATE_TEST_SLASHED", "abc/def/ghi-123456");
         let slashed = r#"{"reason": "key abc\/def\/ghi-123456!"}"#;
         assert_eq!(redact(slashed), r#"{"reason": "key [redacted]!"}"#);
+        // After an escaped line break or space, where no word boundary is.
+        for (echoed, clean) in [
+            (r#"{"r": "Key:\nsk-proj-ABCDEFGHIJ"}"#, r#"{"r": "Key:[redacted]"}"#),
+            (
+                r#"{"r": "Key:\tghp_0123456789abcdefghijABCD"}"#,
+                r#"{"r": "Key:[redacted]"}"#,
+            ),
+            (
+                r#"{"r": "Key:\u0020sk-proj-ABCDEFGHIJ"}"#,
+                r#"{"r": "Key:\u0020[redacted]"}"#,
+            ),
+            (r#"{"r": "Bearer\u0020abcdefghijkl"}"#, r#"{"r": "[redacted]"}"#),
+        ] {
+            assert!(needs_redaction(echoed), "{echoed}");
+            assert_eq!(redact(echoed), clean);
+            serde_json::from_str::<serde_json::Value>(&redact(echoed)).unwrap();
+        }
     }
 
     /// A key echoed encoded (a service quoting the Authorization header it got, a URL) is

@@ -670,8 +670,12 @@ fn needed(
         // requests a value; what is needed is counted in requests, at the share seen so far.
         let requests_per_value = (fewest as f64 / n_now as f64).max(1.0);
         // A series counts no requests (`fewest` is 0): its steps are what it has so far.
+        // The fewest of any open metric, as the arm with fewer requests is taken for records.
         if fewest == 0 {
-            current = current.max(n_now);
+            current = match current {
+                0 => n_now,
+                c => c.min(n_now),
+            };
         }
         let margin = margin_on_scale(gate.margin, m.scale, m.baseline);
         let worse = sign(gate.direction) * m.estimate.estimate;
