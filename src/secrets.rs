@@ -208,20 +208,24 @@ fn hidden_by_escapes(text: &str) -> Vec<(usize, usize)> {
                 .map(|b| (b, 6)),
             _ => None,
         };
-        let (piece, width) = match escaped {
+        // (bytes of `text` read, bytes of the reading written)
+        let (width, written) = match escaped {
             Some((b, width)) => {
                 unescaped = true;
-                (char::from(b).to_string(), width)
+                read.push(char::from(b));
+                (width, 1)
             }
-            // An escaped backslash is read whole, so its second half opens no escape.
-            None if rest.starts_with("\\\\") => ("\\\\".to_owned(), 2),
             None => {
-                let c = rest.chars().next().unwrap_or_default();
-                (c.to_string(), c.len_utf8())
+                // An escaped backslash is read whole, so its second half opens no escape.
+                let width = match rest.starts_with("\\\\") {
+                    true => 2,
+                    false => rest.chars().next().map_or(1, char::len_utf8),
+                };
+                read.push_str(&rest[..width]);
+                (width, width)
             }
         };
-        from.extend(std::iter::repeat_n(i, piece.len()));
-        read.push_str(&piece);
+        from.extend(std::iter::repeat_n(i, written));
         i += width;
     }
     from.push(text.len());

@@ -235,7 +235,12 @@ impl Api {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
+        // Unless it never connected, the request may have reached the provider, which may
+        // bill it.
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e, !e.is_connect()))?;
         let status = response.status();
         let response_headers = response.headers().clone();
         let bytes = self.read_body(response, max).await?;
@@ -257,15 +262,8 @@ impl Api {
         }
         // A body cut short after a refusal (a 429, a 503) was no answer: nothing to bill.
         let answered = response.status().is_success();
-        let cut = |e: reqwest::Error| match (answered, self.transport_error(&e)) {
-            (false, ProviderError::Unsettled { message }) => ProviderError::Transient {
-                message,
-                retry_after_ms: None,
-            },
-            (_, error) => error,
-        };
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(cut)? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(&e, answered))? {
             if body.len() + chunk.len() > max {
                 return Err(too_large());
             }
@@ -316,18 +314,18 @@ impl Api {
         }
     }
 
-    fn transport_error(&self, e: &reqwest::Error) -> ProviderError {
+    /// `billable`: the provider may have produced (and may bill) an answer, so a failure is
+    /// [`ProviderError::Unsettled`], held against the cap as billed.
+    fn transport_error(&self, e: &reqwest::Error, billable: bool) -> ProviderError {
         // Connection refused or reset, DNS hiccups, a body cut short: all worth another try.
         // The chain of sources says what actually happened ("connection refused").
         let message = self.redact(&format!("{}: {}", self.kind, with_causes(e)));
-        // Unless it never connected, the request may have reached the provider, which may
-        // bill it.
-        match e.is_connect() {
-            true => ProviderError::Transient {
+        match billable {
+            false => ProviderError::Transient {
                 message,
                 retry_after_ms: None,
             },
-            false => ProviderError::Unsettled { message },
+            true => ProviderError::Unsettled { message },
         }
     }
 

@@ -451,7 +451,7 @@ pub fn worse_but_unproven(m: &MetricResult) -> Option<String> {
         return None;
     }
     let (baseline, candidate) = format::values(&m.name, m.baseline, m.candidate);
-    let detects = match (m.details.underpowered, finite_mde(m)) {
+    let detects = match (m.details.underpowered, format::finite(m.mde)) {
         (true, Some(mde)) => format!("; this suite can detect about {}", format::unit(&m.name).magnitude(mde)),
         _ => String::new(),
     };
@@ -460,10 +460,6 @@ pub fn worse_but_unproven(m: &MetricResult) -> Option<String> {
         m.name,
         p_text(m)
     ))
-}
-
-fn finite_mde(m: &MetricResult) -> Option<f64> {
-    m.mde.filter(|x| x.is_finite())
 }
 
 fn p_text(m: &MetricResult) -> String {

@@ -133,7 +133,6 @@ pub(super) fn draw_delta_row<DB: DrawingBackend>(
         Direction::Higher => -1.0,
         Direction::Lower => 1.0,
     };
-    let extent = extent.max(row_extent(m, delta));
     let x = |v: f64| left + (v + extent) / (2.0 * extent) * (right - left);
     // The zone where a significant difference is also a material one: a regression (from
     // zero for a gate whose margin is 0: any worsening is material).
