@@ -242,6 +242,35 @@ fn link_error(path: &Path) -> crate::error::Error {
     .into()
 }
 
+/// Removes the charts (`*.svg`, `*.png`) in `charts_dir` that are not among `kept` (chart
+/// names, without extension): a reused output folder would otherwise keep an earlier run's chart
+/// of an experiment or metric this run has not, beside this run's, for a reviewer browsing the
+/// artifact to read as current. Nothing else in the folder is touched, and nothing is removed
+/// through a link.
+pub fn remove_stale_charts<'a>(charts_dir: &Path, kept: impl IntoIterator<Item = &'a str>) -> anyhow::Result<()> {
+    if refuse_links(charts_dir).is_err() {
+        return Ok(());
+    }
+    let Ok(entries) = std::fs::read_dir(charts_dir) else {
+        return Ok(());
+    };
+    let kept: std::collections::BTreeSet<&str> = kept.into_iter().collect();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let stale = matches!(path.extension().and_then(|e| e.to_str()), Some("svg" | "png"))
+            && path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .is_none_or(|stem| !kept.contains(stem))
+            && entry.file_type().is_ok_and(|t| t.is_file());
+        if stale {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("removing the earlier run's chart {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// `text` made inert for the runner's log: no line of it starts a workflow command.
 ///
 /// The runner reads a line as a command when, after leading whitespace, it starts with `::`

@@ -67,8 +67,9 @@ pub fn write_outputs(evaluation: &Evaluation, dir: &Path) -> anyhow::Result<Vec<
         Some(f) => crate::report::charts::render_canary_charts(f).context("rendering the canary charts")?,
         None => Vec::new(),
     };
+    let charts_dir = dir.join("charts");
+    crate::output::remove_stale_charts(&charts_dir, charts.iter().map(|c| c.name.as_str()))?;
     if !charts.is_empty() {
-        let charts_dir = dir.join("charts");
         crate::output::create_dir(&charts_dir)?;
         for chart in &charts {
             crate::output::write_file(&charts_dir.join(format!("{}.svg", chart.name)), chart.svg.as_bytes())?;

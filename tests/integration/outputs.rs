@@ -79,6 +79,37 @@ fn report_rerenders_the_same_outputs_from_results_json() {
     }
 }
 
+/// A reused output folder keeps no earlier run's chart: an experiment renamed or gone would
+/// leave its chart beside this run's, for a reviewer browsing the artifact to read as current.
+#[test]
+fn writing_into_a_reused_folder_removes_the_charts_this_run_has_not() {
+    let dir = tempfile::tempdir().unwrap();
+    promptgate_in(dir.path(), &["demo", "--out", "out"]).expect_code(0);
+    let charts = dir.path().join("out").join("charts");
+    let current: Vec<String> = std::fs::read_dir(&charts)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(current.iter().any(|n| n.ends_with(".png")), "{current:?}");
+    for stale in ["renamed-experiment-quality.svg", "renamed-experiment-quality.png"] {
+        std::fs::write(charts.join(stale), b"an earlier run's chart").unwrap();
+    }
+    std::fs::write(charts.join("notes.txt"), b"not a chart").unwrap();
+    promptgate_in(dir.path(), &["report", "out/results.json", "--out", "out"]).expect_code(0);
+    let mut after: Vec<String> = std::fs::read_dir(&charts)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    after.sort();
+    let mut expected = current;
+    expected.push("notes.txt".to_owned());
+    expected.sort();
+    assert_eq!(
+        after, expected,
+        "the stale charts are gone, this run's and other files stay"
+    );
+}
+
 #[test]
 fn demo_is_reproducible() {
     let dir = tempfile::tempdir().unwrap();
