@@ -278,34 +278,48 @@ pub fn hold(policy: &KeyPolicy, changes: &[ProviderChange], head: &BTreeMap<Stri
     })
 }
 
+/// The providers a suite's scorers call for every experiment that asks them: the judge
+/// (`defaults.judge`) and the embedder (`defaults.embedder`), as the run's suite names them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ScorerProviders<'a> {
+    pub judge: Option<&'a str>,
+    pub embedder: Option<&'a str>,
+}
+
 /// The planned experiments that may run, and the hold of those that may not (their provider
-/// chain, at base or head, uses a held provider). A hold that holds no experiment is none: a
-/// provider nothing uses gets no key. The hold lists only the changes of providers its
-/// experiments use.
-pub fn withhold<'a>(planned: Vec<Planned<'a>>, hold: Option<Hold>) -> (Vec<Planned<'a>>, Option<Hold>) {
+/// chain, at base or head, uses a held provider, or they ask a judge or an embedder that is
+/// held: a judge's calls carry its provider's key as a generation's do). A hold that holds no
+/// experiment is none: a provider nothing uses gets no key. The hold lists only the changes of
+/// providers its experiments use.
+pub fn withhold<'a>(
+    planned: Vec<Planned<'a>>,
+    hold: Option<Hold>,
+    scorers: ScorerProviders<'_>,
+) -> (Vec<Planned<'a>>, Option<Hold>) {
     let Some(mut hold) = hold else {
         return (planned, None);
     };
     let mut kept = Vec::with_capacity(planned.len());
     let mut used: BTreeSet<String> = BTreeSet::new();
     for p in planned {
-        let chain: Vec<&String> = std::iter::once(&p.candidate.provider)
+        let judge = scorers.judge.filter(|_| p.candidate.asks_judge());
+        let embedder = scorers.embedder.filter(|_| p.candidate.embeds());
+        let chain: Vec<String> = std::iter::once(&p.candidate.provider)
             .chain(&p.candidate.fallbacks)
             .chain(
                 p.baseline
                     .into_iter()
                     .flat_map(|b| std::iter::once(&b.provider).chain(&b.fallbacks)),
             )
+            .cloned()
+            .chain(judge.into_iter().chain(embedder).map(str::to_owned))
             .collect();
-        let held: Vec<&String> = chain
-            .into_iter()
-            .filter(|name| hold.providers.contains(*name))
-            .collect();
+        let held: Vec<String> = chain.into_iter().filter(|name| hold.providers.contains(name)).collect();
         let scorer_held = hold.experiments.contains(&p.candidate.name);
         if held.is_empty() && !scorer_held {
             kept.push(p);
         } else {
-            used.extend(held.into_iter().cloned());
+            used.extend(held);
             hold.needed.experiments.push(p.candidate.name.clone());
         }
     }
@@ -576,7 +590,7 @@ mod tests {
             candidate: &scored.experiments[0],
             baseline: Some(&scored.experiments[0]),
         }];
-        let (kept, held) = withhold(planned, Some(held));
+        let (kept, held) = withhold(planned, Some(held), ScorerProviders::default());
         assert!(kept.is_empty());
         let needed = held.unwrap().needed;
         assert_eq!(needed.experiments, vec!["support"]);

@@ -250,7 +250,11 @@ pub fn run_gate_with(repo: &Repo, options: &GateOptions, on_plan: Option<&OnPlan
             Some(Planned { candidate, baseline })
         })
         .collect();
-    let (planned, mut held) = trust::withhold(planned, held);
+    let scorer_providers = trust::ScorerProviders {
+        judge: candidate_suite.defaults.judge.as_ref().map(|j| j.provider.as_str()),
+        embedder: candidate_suite.defaults.embedder.as_ref().map(|e| e.provider.as_str()),
+    };
+    let (planned, mut held) = trust::withhold(planned, held, scorer_providers);
     // A blocking latency gate compares calls timed in this run only: its minimum number of
     // units (cases, or whole groups) is sent again even when the cache has their answers.
     let retimed = policy_in_force

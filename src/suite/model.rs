@@ -506,10 +506,34 @@ impl Experiment {
 
     /// Whether a case of this experiment is scored by an `exec` scorer's command.
     pub fn has_exec_scorer(&self) -> bool {
+        self.all_asserts().any(|a| matches!(a.check, Check::Exec { .. }))
+    }
+
+    /// Whether a case of this experiment asks the suite's judge (`defaults.judge`): a judge
+    /// assertion or an `llm-compare`.
+    pub fn asks_judge(&self) -> bool {
+        self.all_asserts()
+            .any(|a| matches!(a.check, Check::Judge(_) | Check::Compare(_)))
+    }
+
+    /// Whether a case of this experiment embeds through the suite's embedder
+    /// (`defaults.embedder`): a `similarity` with `method: embeddings`.
+    pub fn embeds(&self) -> bool {
+        self.all_asserts().any(|a| {
+            matches!(
+                a.check,
+                Check::Similarity {
+                    method: SimilarityMethod::Embeddings,
+                    ..
+                }
+            )
+        })
+    }
+
+    fn all_asserts(&self) -> impl Iterator<Item = &Assertion> {
         self.asserts
             .iter()
             .chain(self.cases.iter().flat_map(|c| c.asserts.iter()))
-            .any(|a| matches!(a.check, Check::Exec { .. }))
     }
 
     /// The changed paths (of `changed`) this experiment depends on.

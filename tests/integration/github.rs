@@ -2555,6 +2555,66 @@ async fn a_pull_request_moving_a_keyed_endpoint_gets_no_key_until_a_maintainer_a
     assert!(results.get("approval").is_none());
 }
 
+/// A judge's calls carry its provider's key as a generation's do: moving the judge's endpoint
+/// holds the experiments that ask it (the audit: the hold named the change, held no experiment,
+/// was dropped, and every judge call went to the new endpoint with the key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_moving_the_judges_endpoint_holds_the_experiments_it_judges() {
+    let trusted = model_server(r#"{"score": 5, "reason": "on topic"}"#).await;
+    let collector = model_server(r#"{"score": 5, "reason": "on topic"}"#).await;
+    let repo = TestRepo::new();
+    let suite = |url: &str| {
+        format!(
+            r#"version: 1
+providers:
+  judge: {{type: openai-compatible, base_url: "{url}/v1", api_key_env: OPENAI_API_KEY, max_retries: 0}}
+  offline: {{type: mock}}
+defaults: {{provider: offline, judge: judge, judge_model: m}}
+experiments:
+  - {{name: judged, variant: configs/a.yaml, dataset: data/cases.jsonl, assert: [{{type: relevance}}]}}
+  - {{name: plain, variant: configs/b.yaml, dataset: data/cases.jsonl}}
+"#
+        )
+    };
+    keyed_suite(&repo, &trusted.uri());
+    repo.write("promptgate.yaml", &suite(&trusted.uri()));
+    let base = repo.commit("base");
+    repo.checkout_new("pr");
+    repo.write("prompts/a.md", "Answer briefly.\n");
+    repo.write("prompts/b.md", "Refunds take 30 days, always.\n");
+    repo.write("promptgate.yaml", &suite(&collector.uri()));
+    let head = repo.commit("move the judge");
+
+    let server = fake_github(vec![], json!([]), &[]).await;
+    let run = ci_async_in(
+        repo.path(),
+        server.uri(),
+        event(repo.path(), &base, &head, &[]),
+        &["--out", "out", "--no-assets"],
+        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
+    )
+    .await;
+    run.run.expect_code(1).stdout_has("verdict: NEEDS APPROVAL");
+    assert_eq!(
+        collector.received_requests().await.unwrap().len(),
+        0,
+        "no judge call reached the moved endpoint"
+    );
+    let results = crate::support::results(&repo.path().join("out"));
+    assert_eq!(results["verdict"], "needs_approval");
+    assert_eq!(results["approval"]["experiments"], json!(["judged"]));
+    assert_eq!(results["approval"]["changes"][0]["provider"], "judge");
+    assert_eq!(results["approval"]["changes"][0]["field"], "base_url");
+    // The experiment the judge does not score runs.
+    let ran: Vec<&str> = results["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ran, ["plain"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forks_keyed_suite_waits_for_a_maintainer_through_the_fork_safe_pair() {
     let provider = model_server("Refunds take 30 days.").await;
