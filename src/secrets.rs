@@ -69,6 +69,62 @@ struct Known {
 static KNOWN: LazyLock<RwLock<Known>> = LazyLock::new(RwLock::default);
 static WARNED: LazyLock<RwLock<BTreeSet<String>>> = LazyLock::new(RwLock::default);
 
+/// `url` as outputs show it: without the user name or password it may carry
+/// (`https://user:token@host…`), since what is shown goes to a log, a job summary or a
+/// comment. Text that is no URL is shown as such, not as written.
+pub fn url_shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string().trim_end_matches('/').to_owned()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "(not a URL)".to_owned(),
+    }
+}
+
+/// Registers the credentials `url` carries (`https://reader:TOKEN@host`, or a token as the user
+/// name alone) as secrets named `name`, as written and percent-decoded: no error, output or log
+/// repeats them (a server or a proxy may echo them in an error's body).
+pub fn register_url_credentials(name: &str, url: &str) {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return;
+    };
+    let secret = match parsed.password() {
+        Some(password) => password,
+        None if !parsed.username().is_empty() => parsed.username(),
+        None => return,
+    };
+    register(name, secret);
+    register(name, &percent_decoded(secret));
+}
+
+/// `%XX` sequences as the bytes they stand for (a URL's user information is percent-encoded).
+pub fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, ..) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Remembers the value of the variable `name` as a secret.
 pub fn register(name: &str, value: &str) {
     let value = value.trim();

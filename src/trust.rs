@@ -134,8 +134,21 @@ pub fn review(
                 Some(h.kind.as_str().to_owned()),
             );
         }
+        // An endpoint is compared as written and shown without the credentials it may carry
+        // (the notice, the log and the comment would repeat a password in it).
+        let (before, after) = (endpoint(b), endpoint(h));
+        if before != after {
+            let (shown_before, shown_after) = (
+                before.as_deref().map(crate::secrets::url_shown),
+                after.as_deref().map(crate::secrets::url_shown),
+            );
+            let shown_after = match shown_before == shown_after {
+                true => shown_after.map(|u| format!("{u} (its credentials changed)")),
+                false => shown_after,
+            };
+            change("base_url", shown_before, shown_after);
+        }
         let pairs = [
-            ("base_url", endpoint(b), endpoint(h)),
             ("api_key_env", key_variable(b), key_variable(h)),
             ("deployment", b.deployment.clone(), h.deployment.clone()),
         ];
@@ -219,7 +232,7 @@ fn code_changes(command: &[String], changed_paths: &[String]) -> Vec<String> {
 fn describe_provider(spec: &ProviderSpec) -> String {
     let mut parts = vec![spec.kind.as_str().to_owned()];
     if let Some(url) = endpoint(spec) {
-        parts.push(url);
+        parts.push(crate::secrets::url_shown(&url));
     }
     if let Some(variable) = key_variable(spec) {
         parts.push(format!("key from {variable}"));
@@ -380,6 +393,12 @@ pub fn hold_for_cost(
 pub fn register_keys(providers: &BTreeMap<String, ProviderSpec>) {
     crate::secrets::register_env(crate::secrets::DEFAULT_KEY_VARIABLES.iter().copied());
     for spec in providers.values() {
+        if let Some(url) = &spec.base_url {
+            crate::secrets::register_url_credentials(
+                &format!("the credentials in provider {}'s base_url", spec.name),
+                url,
+            );
+        }
         if let Some(variable) = key_variable(spec) {
             crate::secrets::register_env([variable.as_str()]);
         }
@@ -496,6 +515,33 @@ mod tests {
         tuned.concurrency = 64;
         tuned.timeout_ms = 5_000;
         check(vec![openai], vec![tuned], &[], &[]);
+    }
+
+    /// A password in an endpoint is never shown: the notice and the comment listed it (the
+    /// audit: `http://u:sk-URLSECRET…@host` printed whole on stderr).
+    #[test]
+    fn an_endpoints_credentials_are_compared_but_never_shown() {
+        let mut local = provider("local", ProviderKind::OpenaiCompatible);
+        local.api_key_env = Some("OPENAI_API_KEY".to_owned());
+        local.base_url = Some("http://127.0.0.1:11434/v1".to_owned());
+        let mut moved = local.clone();
+        moved.base_url = Some("http://u:hunter2-password-value@collector.example:8080/v1".to_owned());
+        let changes = review(Some(&suite(vec![local.clone()])), &suite(vec![moved.clone()]), &[]);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].head.as_deref(), Some("http://collector.example:8080/v1"));
+        let notice = notice(&changes).unwrap();
+        assert!(!notice.contains("hunter2"), "{notice}");
+        // Only the credentials changed: still a change, said so, and still not shown.
+        let mut repassworded = moved.clone();
+        repassworded.base_url = Some("http://u:other-password-value@collector.example:8080/v1".to_owned());
+        let changes = review(Some(&suite(vec![moved])), &suite(vec![repassworded.clone()]), &[]);
+        assert_eq!(
+            changes[0].head.as_deref(),
+            Some("http://collector.example:8080/v1 (its credentials changed)")
+        );
+        // And registered: an error that echoes the password is redacted.
+        register_keys(&suite(vec![repassworded]));
+        assert!(!crate::secrets::redact("401 for other-password-value").contains("other-password-value"));
     }
 
     #[test]

@@ -87,18 +87,10 @@ struct SeriesAnswer {
     values: Vec<(f64, String)>,
 }
 
-/// `url` as outputs show it: without a user name or password it may carry
-/// (`https://user:token@prometheus…`), since the report goes to a job summary or a comment.
+/// `url` as outputs show it, without the credentials it may carry
+/// ([`crate::secrets::url_shown`]).
 pub(super) fn shown(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
-            parsed.to_string().trim_end_matches('/').to_owned()
-        }
-        Ok(_) => url.to_owned(),
-        Err(_) => "(not a URL)".to_owned(),
-    }
+    crate::secrets::url_shown(url)
 }
 
 /// Steps whose value is no number are never dropped silently. `NaN` is a step without
@@ -168,47 +160,9 @@ pub fn check_steps(fetched: &mut Fetched, arms: &ArmSelector, config: &CanaryCon
     Ok(notes)
 }
 
-/// The credentials `url` carries (`https://reader:TOKEN@host`, or a token as the user name
-/// alone) are secrets: registered with the redactor, so no error, output or log repeats them,
-/// as written or percent-decoded (a Prometheus or a proxy in front of it may echo them in an
-/// error's body).
+/// The credentials `url` carries are secrets ([`crate::secrets::register_url_credentials`]).
 fn register_credentials(url: &str) {
-    let Ok(parsed) = reqwest::Url::parse(url) else {
-        return;
-    };
-    let secret = match parsed.password() {
-        Some(password) => password,
-        None if !parsed.username().is_empty() => parsed.username(),
-        None => return,
-    };
-    let name = "the password in canary.source.url";
-    crate::secrets::register(name, secret);
-    crate::secrets::register(name, &percent_decoded(secret));
-}
-
-/// `%XX` sequences as the bytes they stand for (a URL's user information is percent-encoded).
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(high), Some(low)) => {
-                out.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
-                i += 3;
-            }
-            (b, ..) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::secrets::register_url_credentials("the password in canary.source.url", url);
 }
 
 async fn query_range(
@@ -328,6 +282,6 @@ mod tests {
         // A token given as the user name alone is one too.
         super::register_credentials("https://tok-user-9876543210abc@prom.example");
         assert!(!crate::secrets::redact("denied tok-user-9876543210abc").contains("9876543210"));
-        assert_eq!(super::percent_decoded("a%41%zz%4"), "aA%zz%4");
+        assert_eq!(crate::secrets::percent_decoded("a%41%zz%4"), "aA%zz%4");
     }
 }
