@@ -178,18 +178,21 @@ pub async fn find(client: &Client, pr: &PullRequest, comments: &[Value], bot: &s
     Ok(None)
 }
 
-/// Whether a comment was edited after it was written: `updated_at` more than a minute after
+/// Whether a comment was edited after it was written: `updated_at` more than two seconds after
 /// `created_at` (GitHub may touch a new comment's `updated_at` a second or so after it is
-/// written, and a server's two clock reads differ by microseconds; neither is an edit).
+/// written, and a server's two clock reads differ by microseconds; neither is an edit). The
+/// slack was a minute, inside which a collaborator could edit a maintainer's fresh comment into
+/// a waiver (the audit: edited 55 s after, it was taken as the maintainer's).
 fn edited(comment: &Value) -> bool {
     let time = |key: &str| comment[key].as_str().and_then(crate::ledger::parse_rfc3339);
     match (time("created_at"), time("updated_at")) {
-        (Some(created), Some(updated)) => updated
-            .duration_since(created)
-            .is_ok_and(|later| later > std::time::Duration::from_secs(60)),
+        (Some(created), Some(updated)) => updated.duration_since(created).is_ok_and(|later| later > EDIT_SLACK),
         _ => false,
     }
 }
+
+/// How much later than `created_at` a comment's `updated_at` may be without an edit.
+const EDIT_SLACK: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Who added `label` last, when, and the event's id.
 pub struct Labeled {
@@ -647,6 +650,11 @@ mod tests {
             "touched as it was written"
         );
         assert!(edited(&comment("2026-12-05T10:05:00Z")));
+        assert!(
+            edited(&comment("2026-12-05T10:00:55Z")),
+            "an edit inside the first minute"
+        );
+        assert!(edited(&comment("2026-12-05T10:00:02.500Z")));
         assert!(
             !edited(&serde_json::json!({"created_at": "2026-12-05T10:00:00Z"})),
             "no updated_at"
