@@ -24,6 +24,12 @@ pub fn yaml_diagnostic(file: &str, text: &str, err: &serde_saphyr::Error, what: 
             return d;
         }
         let message = format!("not valid YAML: {}", user_message(&syntax));
+        // A number too large for a float, `.nan` or `.inf` is valid YAML that promptgate does
+        // not take: no bracket is unclosed (the audit: `seed: 1e400` read so).
+        if message.contains("non-finite") {
+            return located(file, text, &syntax, message)
+                .hint("write a finite number: `.nan`, `.inf` and numbers beyond about 1.8e308 are not taken");
+        }
         return located(file, text, &syntax, message).hint(
             "look for an unclosed `[`, `{` or quote at or before this place, or indentation that does not line up",
         );
@@ -126,7 +132,7 @@ fn user_message(err: &serde_saphyr::Error) -> String {
         let expected = match *ty {
             "boolean" => "true or false",
             t if t.starts_with('f') || t.contains("float") => "a number",
-            t if t.starts_with('u') => "a whole number, 0 or more",
+            t if t.starts_with('u') => "a whole number without a sign",
             t if t.starts_with('i') => "a whole number",
             t => t,
         };
@@ -281,7 +287,7 @@ mod tests {
         };
         check(
             "model: x\nprompt: p.md\nmax_tokens: many\n",
-            "`max_tokens` takes a whole number, 0 or more",
+            "`max_tokens` takes a whole number without a sign",
         );
         check(
             "model: x\nprompt: p.md\ntemperature: 'warm'\n",

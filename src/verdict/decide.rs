@@ -389,7 +389,7 @@ fn discordance_without_change(observed: f64, good_rate: f64, drop: f64) -> f64 {
 /// ([`discordance_without_change`]); the result is at least δ, at most 1.
 fn discordance_under_drop(observed: f64, good_rate: f64, margin: f64) -> f64 {
     let rise = (margin * (2.0 * good_rate - 1.0)).max(0.0);
-    (observed + rise).clamp(margin, 1.0)
+    (observed + rise).clamp(margin.min(1.0), 1.0)
 }
 
 /// The drop the exact McNemar test detects with [`POWER`] at n cases: the smallest δ whose

@@ -244,6 +244,22 @@ fn a_budget_that_is_no_amount_of_dollars(edit: &str, broken: &str, at: &str) {
     );
 }
 
+/// A number beyond a float's range is valid YAML promptgate does not take: the hint says so,
+/// not that a bracket is unclosed (the audit).
+#[test]
+fn a_number_beyond_a_floats_range() {
+    check(
+        |r| {
+            r.edit(
+                SUITE,
+                "pass_rate:        {direction: higher, margin: 0.02,",
+                "pass_rate:        {direction: higher, margin: 1e400,",
+            );
+        },
+        &["non-finite", "promptgate.yaml:29:", "hint: write a finite number"],
+    );
+}
+
 #[test]
 fn a_budget_cap_below_zero() {
     a_budget_that_is_no_amount_of_dollars("max_usd: 5.00", "max_usd: -1", "promptgate.yaml:12:44");
@@ -2315,6 +2331,27 @@ fn settings_out_of_range_are_placed_and_hinted() {
             "alpha must be between 0 and 0.5, got 0.9",
             "promptgate.yaml:30:",
             "hint: alpha is the chance",
+        ),
+        // A rate's margin of 5 (meant as 5 points) panicked after every call was paid for;
+        // one of 1 let 100% → 0% pass.
+        (
+            (
+                "pass_rate:        {direction: higher, margin: 0.02,",
+                "pass_rate:        {direction: higher, margin: 5,",
+            ),
+            "gate `pass_rate`: a margin of 5 is a rate's whole range (0 to 1): no change could fail it",
+            "promptgate.yaml:29:",
+            "`5` looks meant as `0.05`",
+        ),
+        // A direction against the metric's own turned the gate upside down.
+        (
+            (
+                "pass_rate:        {direction: higher,",
+                "pass_rate:        {direction: lower,",
+            ),
+            "gate `pass_rate`: `direction: lower` contradicts the metric: a higher `pass_rate` is better",
+            "promptgate.yaml:29:",
+            "hint: remove `direction:` from this gate",
         ),
     ] {
         let errors = every_error(|r| r.edit(SUITE, edit.0, edit.1));
