@@ -222,8 +222,15 @@ pub fn estimate_with(
             if both.is_empty() {
                 break 'compared result;
             }
-            let single = both.iter().all(|&i| base[i].len() == 1 && cand[i].len() == 1);
             result.binary = metric.is_binary(cases);
+            // Repeats that agree in every case and arm are each case's one outcome, repeated
+            // (a suite that passes every call in both arms, run with repeats): McNemar on the
+            // cases judges them as one repeat's data. Their means have no spread, and the paired
+            // t's interval of zero width proves nothing, so a `require` gate failed on three
+            // repeats of data that one repeat passes (the audit: 100 cases, every call passing).
+            let uniform = |v: &[f64]| v.windows(2).all(|w| w[0] == w[1]);
+            let single = both.iter().all(|&i| base[i].len() == 1 && cand[i].len() == 1)
+                || (result.binary && !result.grouped && both.iter().all(|&i| uniform(&base[i]) && uniform(&cand[i])));
             result.calls_per_unit = both.iter().map(|&i| base[i].len()).sum::<usize>() as f64 / result.n.max(1) as f64;
             // A skewed amount below the bootstrap-t's minimum is too few to judge: no test of a
             // mean is calibrated there (`metrics::MIN_UNITS_AMOUNT`).
@@ -307,6 +314,11 @@ pub fn estimate_with(
                     let diffs: Vec<f64> = both.iter().map(|&i| cand[i][0] - base[i][0]).collect();
                     result.unit_sd = stats::std_dev(&diffs);
                     relative_of_means(&mut result, &base, &cand, &both, None, alpha);
+                    // Shown only (the Newcombe interval decides): one of zero width, where neither
+                    // arm's outcomes vary, is none ([0, 0] beside a difference's ±4.7 pp misled).
+                    let spread = |ci: Option<[f64; 2]>| ci.filter(|[lo, hi]| hi > lo);
+                    result.relative_ci = spread(result.relative_ci);
+                    result.relative_ci_equivalence = spread(result.relative_ci_equivalence);
                 }
                 Test::BootstrapT | Test::PairedT | Test::None => {
                     let b: Vec<f64> = both.iter().filter_map(|&i| stats::mean(&base[i])).collect();
@@ -844,6 +856,51 @@ mod tests {
         // proportion_confint(32, 50, 0.05, "wilson") -> (0.5014101687611268, 0.7586125034815325)
         let own = e.candidate_ci.unwrap();
         assert!((own[0] - 0.501_410_168_761_126_8).abs() < 1e-12 && (own[1] - 0.758_612_503_481_532_5).abs() < 1e-12);
+    }
+
+    /// Repeats that agree in every case and arm are judged as one repeat's cases: the same
+    /// table as above with each call three times gives the same exact p and Newcombe interval
+    /// (mcnemar([[30, 8], [2, 10]], exact=True).pvalue = 0.109375), where the paired t over the
+    /// cases' means gave a different test, and, on a suite passing every call, a zero-width
+    /// interval that proved nothing.
+    #[test]
+    fn repeats_that_agree_in_every_case_are_judged_as_one_repeat() {
+        let table = || {
+            [(true, true); 30]
+                .into_iter()
+                .chain([(true, false); 8])
+                .chain([(false, true); 2])
+                .chain([(false, false); 10])
+                .enumerate()
+        };
+        let thrice = |pass: bool| (0..3).map(|r| call(r, pass, None, 0.01)).collect::<Vec<_>>();
+        let cases: Vec<CaseResult> = table().map(|(i, (b, c))| case(i, thrice(b), thrice(c))).collect();
+        let e = estimate("pass_rate", &cases, true, 0.05, 1, NO_TIMEOUT);
+        assert_eq!((e.test, e.n), (Test::McnemarExact, 50));
+        close(e.p_value, 0.109_375, 1e-12);
+        let ci = e.ci.unwrap();
+        assert!(
+            (ci[0] + 0.242_597_144_764_299_08).abs() < 1e-12 && (ci[1] - 0.006_408_365_545_708_255_6).abs() < 1e-12
+        );
+        // Every call passing in both arms, 100 cases: Newcombe's interval for a table of 100
+        // concordant pairs, ±0.036994 (Newcombe 1998, method 10; the audit's reference gave
+        // [-3.7, +3.7] pp), not a paired t's [0, 0]; and no relative interval of zero width.
+        let perfect: Vec<CaseResult> = (0..100).map(|i| case(i, thrice(true), thrice(true))).collect();
+        let e = estimate("pass_rate", &perfect, true, 0.05, 1, NO_TIMEOUT);
+        assert_eq!(e.test, Test::McnemarExact);
+        let ci = e.ci.unwrap();
+        assert!(
+            (ci[0] + 0.036_994).abs() < 1e-5 && (ci[1] - 0.036_994).abs() < 1e-5,
+            "{ci:?}"
+        );
+        assert_eq!(e.relative_ci, None);
+        // One case whose repeats disagree: the cases' means, by the paired t.
+        let mut mixed = perfect;
+        mixed[0].candidate[1] = call(1, false, None, 0.01);
+        assert_eq!(
+            estimate("pass_rate", &mixed, true, 0.05, 1, NO_TIMEOUT).test,
+            Test::PairedT
+        );
     }
 
     /// A score that is 0 or 1 on every call (a hallucination flag) has Wilson's interval as a

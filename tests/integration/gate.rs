@@ -318,8 +318,24 @@ fn repeats_multiply_the_calls_and_are_clustered_by_case() {
         .map(|c| c["repeat"].as_u64().unwrap())
         .collect();
     assert_eq!(repeats, [0, 1, 2]);
-    // k > 1: per-case pass rates are means, compared with the paired t-test, not McNemar.
-    assert_eq!(metric(support, "pass_rate")["test"], "paired-t");
+    // k > 1: per-case pass rates are means, compared with the paired t-test, not McNemar;
+    // unless the repeats agree in every case and arm, when they are each case's one outcome
+    // (a t interval over means without spread proves nothing).
+    for e in r["experiments"].as_array().unwrap() {
+        let agree = e["cases"].as_array().unwrap().iter().all(|case| {
+            ["baseline", "candidate"].iter().all(|arm| {
+                let passes: Vec<&Value> = case[arm]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| &c["scores"]["pass"])
+                    .collect();
+                passes.windows(2).all(|w| w[0] == w[1])
+            })
+        });
+        let expected = if agree { "mcnemar-exact" } else { "paired-t" };
+        assert_eq!(metric(e, "pass_rate")["test"], expected, "{}", e["name"]);
+    }
 }
 
 #[test]
