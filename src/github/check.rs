@@ -52,9 +52,14 @@ pub fn conclusion_of(results: &Results) -> &'static str {
 /// The check's title: the verdict's word, then the reason (without saying the word twice:
 /// "regression in faq: …", not "regression: regression in faq: …").
 pub fn title_for(verdict: Verdict, reason: &str, untrusted: bool) -> String {
+    title_with(verdict, "regression", reason, untrusted)
+}
+
+/// [`title_for`], a failure's word `fail_word` (`report::words::fail_word`).
+fn title_with(verdict: Verdict, fail_word: &str, reason: &str, untrusted: bool) -> String {
     let word = match verdict {
         Verdict::Pass => "pass",
-        Verdict::Fail => "regression",
+        Verdict::Fail => fail_word,
         Verdict::Waived => "regression accepted",
         Verdict::Error => "run error",
         Verdict::NeedsApproval => "needs approval",
@@ -71,7 +76,12 @@ pub fn title_for(verdict: Verdict, reason: &str, untrusted: bool) -> String {
 }
 
 pub fn title(results: &Results) -> String {
-    title_for(results.verdict, &results.reason, results.trust.untrusted)
+    title_with(
+        results.verdict,
+        crate::report::words::fail_word(results),
+        &results.reason,
+        results.trust.untrusted,
+    )
 }
 
 /// Annotations on the changed lines (`changed`: 1-based ranges at head) of each file that

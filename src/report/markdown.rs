@@ -397,7 +397,7 @@ impl<'a> ReportView<'a> {
         let (symbol, word) = match results.verdict {
             Verdict::Pass if attention.is_empty() => ("✅", "pass"),
             Verdict::Pass => ("⚠️", "needs attention"),
-            Verdict::Fail => ("❌", "regression"),
+            Verdict::Fail => ("❌", words::fail_word(results)),
             Verdict::Waived => ("⚠️", "waived"),
             Verdict::Error => ("⛔", "run error"),
             Verdict::NeedsApproval => ("⏸️", "needs approval"),
@@ -504,7 +504,10 @@ fn attention(results: &Results) -> Vec<AttentionView<'_>> {
                 notes.push(AttentionView {
                     experiment: &e.name,
                     metric: &m.name,
-                    what: Safe::from("regressed (not blocking)"),
+                    what: Safe::from(match m.gated {
+                        true => "regressed (not blocking)",
+                        false => "is significantly worse (not gated)",
+                    }),
                 });
             }
             if (m.gated || errors_rose) && m.verdict == MetricVerdict::MinorRegression {

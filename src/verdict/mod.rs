@@ -538,16 +538,28 @@ fn describe_failure(m: &MetricResult) -> String {
         ),
         false => String::new(),
     };
-    if m.details.equivalent == Some(false) && !m.non_inferior {
-        return format!(
-            "{} is not proven equivalent or non-inferior within its margin{why}",
-            m.name
-        );
-    }
-    if m.details.equivalent == Some(false) {
-        return format!("{} is not proven equivalent within its margin{why}", m.name);
-    }
-    format!("{} is not proven non-inferior within its margin{why}", m.name)
+    // A margin of 0 leaves only a significant improvement to prove a bound; with a baseline of
+    // 0 (a percentage of it is 0 too), not even that, for a rate that cannot fall below it.
+    let why = match m.details.decision.as_ref().map(|d| d.margin) {
+        Some(margin) if margin == 0.0 && why.is_empty() => match m.baseline {
+            Some(0.0) => " (its margin is 0 on a baseline of 0: no interval can prove that; give the gate an absolute margin, e.g. `margin: 0.01`)".to_owned(),
+            _ => " (its margin is 0: only a significant improvement proves that)".to_owned(),
+        },
+        _ => why,
+    };
+    // Named by what the gate requires: a gate requiring non-inferiority read "not proven
+    // equivalent or non-inferior" (the audit).
+    let proven = match m.details.require.as_deref() {
+        Some("equivalence") => "equivalent",
+        Some(_) => "non-inferior",
+        None if m.details.equivalent == Some(false) && !m.non_inferior => "equivalent or non-inferior",
+        None if m.details.equivalent == Some(false) => "equivalent",
+        None => "non-inferior",
+    };
+    format!(
+        "{} is not proven {proven} within its margin, as its gate requires{why}",
+        m.name
+    )
 }
 
 /// The PR's verdict and its one-sentence reason. A run error wins over everything: a run that

@@ -7,12 +7,13 @@ fn demo_runs_offline_and_exits_0_with_a_failing_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let run = promptgate_in(dir.path(), &["demo", "--out", "out"]);
     run.expect_code(0).stdout_has("verdict: FAIL").stdout_has("wrote");
-    // A regression no gate names says so in the log as in the comment (the log said a bare
-    // "regression" beside the comment's "regression · not gated").
+    // A significant worsening no gate names says so in the log as in the comment (the log said
+    // a bare "regression" beside the comment's "regression · not gated"), and is no regression:
+    // without a margin nothing is materially worse.
     assert!(
         run.stdout
             .lines()
-            .any(|l| l.trim_start().starts_with("latency_p50_ms") && l.contains("regression · not gated")),
+            .any(|l| l.trim_start().starts_with("latency_p50_ms") && l.contains("significantly worse · not gated")),
         "{}",
         run.stdout
     );

@@ -172,6 +172,9 @@ fn quality_verdict(m: &MetricResult, candidate_only: bool) -> (&'static str, RGB
         None => {}
     }
     match m.verdict {
+        // Without a gate there is no margin to be materially beyond (as the table says).
+        MetricVerdict::Regression if !m.gated => ("significantly worse", REGRESSION),
+        MetricVerdict::Improvement if !m.gated => ("significantly better", OK),
         MetricVerdict::Regression => ("regression", REGRESSION),
         MetricVerdict::MinorRegression => ("minor regression", CANDIDATE),
         MetricVerdict::Improvement => ("improvement", OK),
