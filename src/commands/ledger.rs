@@ -201,7 +201,7 @@ fn record(repo_dir: &Path, args: &LedgerRecordArgs) -> anyhow::Result<u8> {
             // made at once both land (the later reads what the earlier wrote).
             let _held = lock_beside(path)?;
             let existing = ledger::read_ledger_file(path, true)?;
-            let text = ledger::append(&existing, &lines);
+            let text = ledger::append_checked(&existing, &lines, &path.display().to_string())?;
             if text.trim_end() == existing.trim_end() {
                 eprintln!("promptgate: {where_} already holds these entries (but for their time): nothing added");
                 return Ok(exit::PASS);
@@ -220,7 +220,9 @@ fn record(repo_dir: &Path, args: &LedgerRecordArgs) -> anyhow::Result<u8> {
                 ledger::FILE,
                 &lines,
                 &message,
-                ledger::append,
+                |existing: &str, lines: &str| {
+                    ledger::append_checked(existing, lines, &format!("{} on `{branch}`", ledger::FILE))
+                },
             ))?;
             if appended.unchanged {
                 eprintln!("promptgate: {where_} already holds these entries (but for their time): nothing added");
@@ -253,7 +255,7 @@ fn record(repo_dir: &Path, args: &LedgerRecordArgs) -> anyhow::Result<u8> {
                 .into());
             }
             let existing = repo.read_at(&tip, ledger::FILE).map_err(reading)?.unwrap_or_default();
-            let text = ledger::append(&existing, &lines);
+            let text = ledger::append_checked(&existing, &lines, &format!("{} on `{branch}`", ledger::FILE))?;
             if text.trim_end() == existing.trim_end() {
                 eprintln!("promptgate: {where_} already holds these entries (but for their time): nothing added");
                 return Ok(exit::PASS);

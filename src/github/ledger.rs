@@ -74,7 +74,7 @@ pub async fn append(
     file: &str,
     lines: &str,
     message: &str,
-    join: impl Fn(&str, &str) -> String,
+    join: impl Fn(&str, &str) -> Result<String, Error>,
 ) -> Result<Appended, Error> {
     check_branch(branch)?;
     let mut attempts = 0;
@@ -85,7 +85,7 @@ pub async fn append(
             Some(head) => read_at(client, head, file).await?.unwrap_or_default(),
             None => String::new(),
         };
-        let text = join(&existing, lines);
+        let text = join(&existing, lines)?;
         if let Some(head) = head.as_ref().filter(|_| text.trim_end() == existing.trim_end()) {
             return Ok(Appended {
                 commit: head.commit.clone(),
@@ -199,7 +199,7 @@ mod tests {
     async fn a_dry_run_creates_the_branch_with_the_lines() {
         let client = Client::dry_run("o/r");
         let appended = append(&client, "promptgate-ledger", "ledger.jsonl", "{}\n", "m", |a, b| {
-            format!("{a}{b}")
+            Ok(format!("{a}{b}"))
         })
         .await
         .unwrap();

@@ -192,6 +192,14 @@ pub fn to_lines(entries: &[Entry]) -> String {
         .unwrap_or_default()
 }
 
+/// [`append`], once `existing` (the ledger named `label`) reads as a ledger: a line appended
+/// after a corrupt one would sit in the middle of an append-only history that `ledger show`
+/// then refuses whole (the audit: `record` appended after `{"time": broken`, exit 0).
+pub fn append_checked(existing: &str, lines: &str, label: &str) -> Result<String, crate::error::Error> {
+    parse_ledger(existing, label)?;
+    Ok(append(existing, lines))
+}
+
 /// `existing` with `lines` appended, a newline put between them when `existing` lacks its last.
 pub fn append(existing: &str, lines: &str) -> String {
     // A line equal but for its time to one the ledger holds is a record made again, not a

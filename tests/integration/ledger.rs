@@ -691,6 +691,32 @@ fn records_made_at_once_into_one_file_all_land() {
     assert_eq!(repo.read("shared.jsonl").lines().count(), 8);
 }
 
+/// A record is appended only to a ledger that reads as one: after a corrupt line it would sit in
+/// the middle of an append-only history `ledger show` refuses whole (the audit: `record`
+/// appended after `{"time": broken`, exit 0).
+#[test]
+fn a_record_into_a_corrupt_ledger_is_refused_and_adds_nothing() {
+    let repo = TestRepo::new();
+    write_json(repo.path(), "results.json", &results_json("v1.4.0", 0.92));
+    repo.write("ledger.jsonl", "{\"time\": broken\n");
+    let run = crate::support::promptgate_in(
+        repo.path(),
+        &[
+            "ledger",
+            "record",
+            "--results",
+            "results.json",
+            "--ledger",
+            "ledger.jsonl",
+        ],
+    );
+    run.expect_code(2)
+        .stderr_has("ledger.jsonl:1:")
+        .stderr_has("ledger line 1 is not a ledger entry")
+        .stderr_has("hint:");
+    assert_eq!(repo.read("ledger.jsonl"), "{\"time\": broken\n", "nothing appended");
+}
+
 /// On the ledger branch too, a record made again (equal but for its time to the latest line of
 /// its experiment) adds nothing: no blob, no commit, the branch where it was (the reviewer: it
 /// made a commit of the same tree and said "appended").
