@@ -58,17 +58,17 @@ pub struct RawCanary {
     /// version defaults to the canary arm's value).
     pub experiment: Option<String>,
     pub version: Option<String>,
-    pub min_samples: Option<u64>,
+    pub min_samples: Option<Spanned<u64>>,
     /// Prometheus: steps per arm before any verdict (its values are steps, not requests).
-    pub min_steps: Option<u64>,
-    pub alpha: Option<f64>,
-    pub max_bad_share: Option<f64>,
-    pub max_clock_skew: Option<String>,
+    pub min_steps: Option<Spanned<u64>>,
+    pub alpha: Option<Spanned<f64>>,
+    pub max_bad_share: Option<Spanned<f64>>,
+    pub max_clock_skew: Option<Spanned<String>>,
     /// Where an errored request the logs give no latency counts in latency quantiles.
     pub timeout_ms: Option<Spanned<f64>>,
     #[serde(default)]
     pub presets: Vec<Spanned<String>>,
-    pub budget: Option<RawCanaryBudget>,
+    pub budget: Option<Spanned<RawCanaryBudget>>,
     #[serde(default)]
     pub gates: BTreeMap<String, Spanned<RawGate>>,
 }
@@ -85,7 +85,7 @@ pub struct RawCanaryBudget {
 pub struct RawSource {
     #[serde(rename = "type")]
     pub kind: SourceKind,
-    pub path: Option<String>,
+    pub path: Option<Spanned<String>>,
     pub arm_field: Option<String>,
     pub arm_attribute: Option<String>,
     pub baseline: Option<String>,
@@ -315,20 +315,21 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
     let raw = canary.value;
     let config_dir = parent_dir(config_path);
 
-    let alpha = raw.alpha.unwrap_or(0.05);
+    // Each setting's problem is placed at the setting (it was placed at `canary:`'s first key).
+    let place = |spanned: Option<(u64, u64)>| spanned.unwrap_or((line, column));
+    let alpha = raw.alpha.as_ref().map_or(0.05, |a| a.value);
     if !(alpha > 0.0 && alpha < 0.5) {
-        return Err(at(
-            line,
-            column,
-            format!("canary.alpha must be between 0 and 0.5, got {alpha}"),
-        )
-        .into());
+        let (l, c) = place(raw.alpha.as_ref().map(spot));
+        return Err(at(l, c, format!("canary.alpha must be between 0 and 0.5, got {alpha}"))
+            .hint("alpha is the chance of calling a change that is not there: 0.05 is usual, 0.01 stricter")
+            .into());
     }
-    let max_bad_share = raw.max_bad_share.unwrap_or(DEFAULT_MAX_BAD_SHARE);
+    let max_bad_share = raw.max_bad_share.as_ref().map_or(DEFAULT_MAX_BAD_SHARE, |s| s.value);
     if !(0.0..=1.0).contains(&max_bad_share) {
+        let (l, c) = place(raw.max_bad_share.as_ref().map(spot));
         return Err(at(
-            line,
-            column,
+            l,
+            c,
             format!("canary.max_bad_share must be a share between 0 and 1, got {max_bad_share}"),
         )
         .hint("0.01 stops the run when more than 1% of the lines cannot be used")
@@ -336,18 +337,22 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
     }
     let max_clock_skew = match &raw.max_clock_skew {
         None => DEFAULT_MAX_CLOCK_SKEW,
-        Some(text_value) => parse_duration(text_value)
-            .map_err(|why| at(line, column, format!("canary.max_clock_skew: {why}")).hint(DURATION_HINT))?,
+        Some(text_value) => parse_duration(&text_value.value).map_err(|why| {
+            let (l, c) = spot(text_value);
+            at(l, c, format!("canary.max_clock_skew: {why}")).hint(DURATION_HINT)
+        })?,
     };
-    let min_samples = raw.min_samples.unwrap_or(500);
+    let min_samples = raw.min_samples.as_ref().map_or(500, |s| s.value);
     if min_samples < 2 {
-        return Err(at(line, column, "canary.min_samples must be at least 2".to_owned())
+        let (l, c) = place(raw.min_samples.as_ref().map(spot));
+        return Err(at(l, c, "canary.min_samples must be at least 2".to_owned())
             .hint("a verdict needs a spread in each arm; 500 requests per arm is a common start")
             .into());
     }
-    let min_steps = raw.min_steps.unwrap_or(DEFAULT_MIN_STEPS);
+    let min_steps = raw.min_steps.as_ref().map_or(DEFAULT_MIN_STEPS, |s| s.value);
     if min_steps < 2 {
-        return Err(at(line, column, "canary.min_steps must be at least 2".to_owned())
+        let (l, c) = place(raw.min_steps.as_ref().map(spot));
+        return Err(at(l, c, "canary.min_steps must be at least 2".to_owned())
             .hint(format!(
                 "a verdict needs a spread in each arm; the default is {DEFAULT_MIN_STEPS} steps"
             ))
@@ -355,6 +360,15 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
     }
 
     let source_at = (raw.source.referenced.line(), raw.source.referenced.column());
+    // A path that climbs out of the repository is placed at `path:` itself.
+    if let Some(path) = &raw.source.value.path
+        && let Err(e) = join_in_repo(config_dir, &path.value)
+    {
+        let (l, c) = spot(path);
+        return Err(at(l, c, format!("source path {e}"))
+            .hint("logs are read from inside the repository (copy or download them there first)")
+            .into());
+    }
     let src = resolve_source(&raw.source.value, config_dir).map_err(|(message, hint)| {
         let d = at(source_at.0, source_at.1, message);
         match hint {
@@ -470,17 +484,23 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
             "hallucination-ceiling" => ("hallucination_rate", 0.05),
             "p99-ceiling" => ("latency_p99_ms", 2000.0),
             "daily-cost" => {
-                let Some(budget) = &raw.budget else {
+                let Some(spanned) = &raw.budget else {
                     return Err(at(l, c, "the `daily-cost` preset needs `canary.budget`".to_owned())
                         .hint("add `budget: {daily_usd: 120, requests_per_day: 50000}`: the alert fires above 120% of the daily budget")
                         .into());
                 };
+                let budget = &spanned.value;
                 if !(budget.daily_usd > 0.0 && budget.requests_per_day > 0.0) {
+                    let (bl, bc) = spot(spanned);
                     return Err(at(
-                        l,
-                        c,
-                        "canary.budget needs positive `daily_usd` and `requests_per_day`".to_owned(),
+                        bl,
+                        bc,
+                        format!(
+                            "canary.budget needs positive `daily_usd` and `requests_per_day`, got {} and {}",
+                            budget.daily_usd, budget.requests_per_day
+                        ),
                     )
+                    .hint("the service's daily spend and requests, e.g. `budget: {daily_usd: 120, requests_per_day: 50000}`")
                     .into());
                 }
                 ("cost_per_request", 1.2 * budget.daily_usd / budget.requests_per_day)
@@ -593,6 +613,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// Where a setting is written: its line and column.
+fn spot<T>(s: &Spanned<T>) -> (u64, u64) {
+    (s.referenced.line(), s.referenced.column())
+}
+
 fn resolve_source(raw: &RawSource, config_dir: &str) -> Result<Source, (String, Option<String>)> {
     let need = |value: &Option<String>, key: &str, example: &str| {
         value.clone().ok_or_else(|| {
@@ -610,8 +635,8 @@ fn resolve_source(raw: &RawSource, config_dir: &str) -> Result<Source, (String, 
             Some("name the version serving the baseline and the one under test".to_owned()),
         ));
     }
-    let path = |value: &Option<String>| -> Result<String, (String, Option<String>)> {
-        let p = need(value, "path", "logs/requests.jsonl")?;
+    let path = |value: &Option<Spanned<String>>| -> Result<String, (String, Option<String>)> {
+        let p = need(&value.as_ref().map(|v| v.value.clone()), "path", "logs/requests.jsonl")?;
         join_in_repo(config_dir, &p).map_err(|e| {
             (
                 format!("source path {e}"),
@@ -812,6 +837,54 @@ mod tests {
             );
             assert!(e.contains("hint:"), "{e}");
         }
+    }
+
+    /// Each setting's problem is placed at the setting (the audit: `min_samples: 0` on line 4
+    /// was reported at `canary:`'s first key, a budget's without a hint, a climbing path at
+    /// `type:`).
+    #[test]
+    fn a_settings_problem_is_placed_at_the_setting() {
+        let base = "version: 1\nexperiments: []\ncanary:\n  source:\n    type: jsonl\n    path: logs/r.jsonl\n    arm_field: variant\n    baseline: a\n    canary: b\n";
+        for (extra, message, at) in [
+            (
+                "  min_samples: 0\n",
+                "canary.min_samples must be at least 2",
+                "promptgate.yaml:10:16",
+            ),
+            (
+                "  min_steps: 1\n",
+                "canary.min_steps must be at least 2",
+                "promptgate.yaml:10:14",
+            ),
+            (
+                "  max_bad_share: 2\n",
+                "canary.max_bad_share must be a share",
+                "promptgate.yaml:10:18",
+            ),
+            (
+                "  alpha: 0.7\n",
+                "canary.alpha must be between 0 and 0.5",
+                "promptgate.yaml:10:10",
+            ),
+            (
+                "  max_clock_skew: soon\n",
+                "canary.max_clock_skew",
+                "promptgate.yaml:10:19",
+            ),
+            (
+                "  presets: [daily-cost]\n  budget: {daily_usd: -40, requests_per_day: 100}\n",
+                "canary.budget needs positive `daily_usd` and `requests_per_day`, got -40 and 100",
+                "promptgate.yaml:11:11",
+            ),
+        ] {
+            let e = load(&format!("{base}{extra}")).unwrap_err();
+            assert!(
+                e.contains(message) && e.contains(at) && e.contains("hint:"),
+                "{extra:?}: {e}"
+            );
+        }
+        let e = load(&base.replace("logs/r.jsonl", "../../etc/passwd")).unwrap_err();
+        assert!(e.contains("source path") && e.contains("promptgate.yaml:6:11"), "{e}");
     }
 
     #[test]
