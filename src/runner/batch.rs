@@ -186,6 +186,8 @@ pub(super) async fn run(
     let mut done = Batched::default();
     // Answered by the cache first (a call is never paid for twice), then reserved under the cap.
     let mut by_provider: BTreeMap<&str, Vec<Member>> = BTreeMap::new();
+    // The calls the cache did not answer, each with its worst case at the batch rate.
+    let mut unreserved = Vec::new();
     for &index in indices {
         let job = &jobs[index];
         let (Ok(request), Some(key), Some(endpoint)) = (
@@ -214,7 +216,32 @@ pub(super) async fn run(
             continue;
         }
         let upper = plan::request_upper_bound_usd(request, &batch_prices).unwrap_or(0.0);
-        let Some(reservation) = runner.budget.try_reserve(upper) else {
+        unreserved.push((
+            index,
+            job.provider.as_str(),
+            key.hex(),
+            cache_key,
+            sent.into_owned(),
+            upper,
+        ));
+    }
+    // A batch reserves every call's worst case at once (its `max_tokens` written out), several
+    // times the estimate the plan's check passed for short answers: when that cannot fit under
+    // the cap, no call is sent, rather than a part of them paid for in a run that then stops
+    // at the cap (the audit: exit 3 with $0.185 of $1.00 spent).
+    let worst_case: f64 = unreserved.iter().map(|u| u.5).sum();
+    let room = runner.budget.room();
+    let fits = room.is_none_or(|room| worst_case <= room);
+    if let Some(room) = room.filter(|_| !fits) {
+        eprintln!(
+            "promptgate: --batch: the {} batched calls' worst case, {} (each call's `max_tokens` at the batch rate, reserved at once), does not fit the {} the budget's hard cap leaves: none is sent\nhint: lower `max_tokens` in the variants, raise `budget.max_usd`, or run without --batch (calls sent one by one reserve only what is in flight)",
+            unreserved.len(),
+            plan::usd(worst_case),
+            plan::usd(room.max(0.0)),
+        );
+    }
+    for (index, provider, key, cache_key, request, upper) in unreserved {
+        let Some(reservation) = fits.then(|| runner.budget.try_reserve(upper)).flatten() else {
             done.budget_exhausted = true;
             done.outcomes.push((
                 index,
@@ -224,11 +251,11 @@ pub(super) async fn run(
             ));
             continue;
         };
-        by_provider.entry(job.provider.as_str()).or_default().push(Member {
+        by_provider.entry(provider).or_default().push(Member {
             index,
-            key: key.hex(),
+            key,
             cache_key,
-            request: sent.into_owned(),
+            request,
             reservation,
         });
     }

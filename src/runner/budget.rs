@@ -84,6 +84,12 @@ impl SpendCap {
         }
     }
 
+    /// What the cap leaves to set aside now (`None` without a cap).
+    pub fn room(&self) -> Option<f64> {
+        let cap = self.cap?;
+        Some(cap - self.lock().held())
+    }
+
     /// Sets `upper_bound` aside if it fits now, without waiting: a batch reserves all its
     /// calls before it is submitted, so nothing it holds could be settled by waiting.
     pub fn try_reserve(&self, upper_bound: f64) -> Option<Reservation> {

@@ -524,10 +524,12 @@ fn intent(tag: &str, calls: usize) -> String {
     serde_json::json!({"provider": "p", "batch_id": "", "calls": calls, "tag": tag}).to_string()
 }
 
-/// Batched calls are reserved under the cap at the batch rate: a cap that holds three calls'
-/// upper bounds at half price (not at list price) sends all three, and a fourth is refused.
+/// Batched calls are reserved under the cap at the batch rate, all at once: a cap that holds
+/// four calls' upper bounds at half price (not at list price) sends all four; one that holds
+/// three and a half sends none, rather than three paid for in a run the cap then stops (the
+/// audit: exit 3 with $0.185 of $1.00 spent).
 #[tokio::test]
-async fn the_cap_reserves_batched_calls_at_the_batch_rate() {
+async fn the_cap_reserves_batched_calls_at_the_batch_rate_all_or_none() {
     let fake = Fake::openai(Ending::Completed, 0).await;
     let dir = tempfile::tempdir().unwrap();
     // Prompts of over 1000 characters: the upper bound counts a token a character, above the
@@ -539,15 +541,34 @@ async fn the_cap_reserves_batched_calls_at_the_batch_rate() {
     let list = plan::request_upper_bound_usd(&request, &PriceTable::default()).unwrap();
     let batch_rate = plan::request_upper_bound_usd(&request, &PriceTable::default().at_batch_rate()).unwrap();
     assert_close(batch_rate, list / 2.0);
-    let cap = 3.5 * batch_rate;
-    assert!(3.0 * list > cap);
+
+    let short = 3.5 * batch_rate;
     let options = Options {
-        max_usd: Some(cap),
+        max_usd: Some(short),
         ..batch_options(dir.path(), Duration::from_secs(10))
     };
     let ran = run_batch(&jobs, &endpoints(&fake, false), &options).await;
-    assert!(ran.outcomes[..3].iter().all(|o| o.result.is_ok()));
-    assert!(matches!(ran.outcomes[3].result, Err(CallError::BudgetRefused { .. })));
+    assert!(
+        ran.outcomes[..4]
+            .iter()
+            .all(|o| matches!(o.result, Err(CallError::BudgetRefused { .. })))
+    );
+    assert!(
+        ran.outcomes[4].result.is_ok(),
+        "the mock's call, not batched, runs as usual"
+    );
     assert!(ran.budget_exhausted);
-    assert!(ran.spent_usd <= cap);
+    assert_eq!(ran.spent_usd, 0.0);
+    assert_eq!(fake.state().creates, 0, "no batch submitted");
+
+    let enough = 4.5 * batch_rate;
+    assert!(4.0 * list > enough);
+    let options = Options {
+        max_usd: Some(enough),
+        ..batch_options(dir.path(), Duration::from_secs(10))
+    };
+    let ran = run_batch(&jobs, &endpoints(&fake, false), &options).await;
+    assert!(ran.outcomes.iter().all(|o| o.result.is_ok()));
+    assert!(!ran.budget_exhausted);
+    assert!(ran.spent_usd <= enough);
 }
