@@ -242,34 +242,56 @@ fn link_error(path: &Path) -> crate::error::Error {
     .into()
 }
 
-/// Removes the charts (`*.svg`, `*.png`) in `charts_dir` that are not among `kept` (chart
-/// names, without extension): a reused output folder would otherwise keep an earlier run's chart
-/// of an experiment or metric this run has not, beside this run's, for a reviewer browsing the
-/// artifact to read as current. Nothing else in the folder is touched, and nothing is removed
-/// through a link.
-pub fn remove_stale_charts<'a>(charts_dir: &Path, kept: impl IntoIterator<Item = &'a str>) -> anyhow::Result<()> {
+/// Removes the charts an earlier run wrote into `charts_dir` that this one does not (`kept`:
+/// chart names, without extension), and records this run's: a reused output folder would
+/// otherwise keep an earlier run's chart of an experiment or metric this run has not, beside
+/// this run's, for a reviewer browsing the artifact to read as current. Only files promptgate
+/// listed as its own (`.promptgate-charts` in the folder) are removed: the folder may be one
+/// the user keeps other images in (`--out docs`). Nothing is removed through a link.
+pub fn replace_charts<'a>(charts_dir: &Path, kept: impl IntoIterator<Item = &'a str>) -> anyhow::Result<()> {
+    let kept: std::collections::BTreeSet<String> = kept
+        .into_iter()
+        .flat_map(|name| ["svg", "png"].map(|ext| format!("{name}.{ext}")))
+        .collect();
     if refuse_links(charts_dir).is_err() {
         return Ok(());
     }
-    let Ok(entries) = std::fs::read_dir(charts_dir) else {
-        return Ok(());
-    };
-    let kept: std::collections::BTreeSet<&str> = kept.into_iter().collect();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let stale = matches!(path.extension().and_then(|e| e.to_str()), Some("svg" | "png"))
-            && path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .is_none_or(|stem| !kept.contains(stem))
-            && entry.file_type().is_ok_and(|t| t.is_file());
-        if stale {
+    let manifest = charts_dir.join(CHARTS_MANIFEST);
+    // A list of file names, one a line, at most a few thousand: read capped, and only plain
+    // names in this folder are ever removed.
+    let listed = std::fs::File::open(&manifest).ok().map(|file| {
+        use std::io::Read as _;
+        let mut text = String::new();
+        let _ = file.take(1 << 20).read_to_string(&mut text);
+        text
+    });
+    for name in listed.iter().flat_map(|text| text.lines()) {
+        let plain = !name.is_empty()
+            && !name.contains(['/', '\\'])
+            && name != ".."
+            && (name.ends_with(".svg") || name.ends_with(".png"));
+        if !plain || kept.contains(name) {
+            continue;
+        }
+        let path = charts_dir.join(name);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
             std::fs::remove_file(&path)
                 .with_context(|| format!("removing the earlier run's chart {}", path.display()))?;
         }
     }
-    Ok(())
+    if kept.is_empty() {
+        if listed.is_some() {
+            std::fs::remove_file(&manifest).with_context(|| format!("removing {}", manifest.display()))?;
+        }
+        return Ok(());
+    }
+    create_dir(charts_dir)?;
+    let text: String = kept.iter().map(|name| format!("{name}\n")).collect();
+    write_file(&manifest, text.as_bytes())
 }
+
+/// The file in a charts folder that lists the charts promptgate wrote there.
+pub const CHARTS_MANIFEST: &str = ".promptgate-charts";
 
 /// `text` made inert for the runner's log: no line of it starts a workflow command.
 ///

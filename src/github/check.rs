@@ -50,17 +50,17 @@ pub fn conclusion_of(results: &Results) -> &'static str {
 }
 
 /// The check's title: the verdict's word, then the reason (without saying the word twice:
-/// "regression in faq: …", not "regression: regression in faq: …").
-pub fn title_for(verdict: Verdict, reason: &str, untrusted: bool) -> String {
-    title_with(verdict, "regression", reason, untrusted)
-}
-
-/// [`title_for`], a failure's word `fail_word` (`report::words::fail_word`).
-fn title_with(verdict: Verdict, fail_word: &str, reason: &str, untrusted: bool) -> String {
+/// "regression in faq: …", not "regression: regression in faq: …"). `fail_word` is a failure's
+/// word (`report::words::fail_word`): "regression" when a metric regressed, else "fail".
+pub fn title_for(verdict: Verdict, fail_word: &str, reason: &str, untrusted: bool) -> String {
+    let waived = match fail_word {
+        "regression" => "regression accepted",
+        _ => "failure accepted",
+    };
     let word = match verdict {
         Verdict::Pass => "pass",
         Verdict::Fail => fail_word,
-        Verdict::Waived => "regression accepted",
+        Verdict::Waived => waived,
         Verdict::Error => "run error",
         Verdict::NeedsApproval => "needs approval",
     };
@@ -76,7 +76,7 @@ fn title_with(verdict: Verdict, fail_word: &str, reason: &str, untrusted: bool) 
 }
 
 pub fn title(results: &Results) -> String {
-    title_with(
+    title_for(
         results.verdict,
         crate::report::words::fail_word(results),
         &results.reason,
@@ -222,20 +222,46 @@ mod tests {
     #[test]
     fn titles_do_not_repeat_the_verdict() {
         assert_eq!(
-            title_for(Verdict::Fail, "regression in faq: pass_rate fell", false),
+            title_for(Verdict::Fail, "regression", "regression in faq: pass_rate fell", false),
             "regression in faq: pass_rate fell"
         );
         assert_eq!(
-            title_for(Verdict::Pass, "no blocking regression in 2 experiments", false),
+            title_for(
+                Verdict::Pass,
+                "regression",
+                "no blocking regression in 2 experiments",
+                false
+            ),
             "pass: no blocking regression in 2 experiments"
         );
         assert_eq!(
             title_for(
                 Verdict::NeedsApproval,
+                "regression",
                 "a maintainer must approve to run with keys",
                 true
             ),
             "evaluated without secrets by untrusted code — needs approval: a maintainer must approve to run with keys"
+        );
+        // A failure no metric regressed for (a proof a gate requires) is no "regression", and
+        // its waiver accepts a failure.
+        assert_eq!(
+            title_for(
+                Verdict::Fail,
+                "fail",
+                "faq: pass_rate is not proven non-inferior",
+                false
+            ),
+            "fail: faq: pass_rate is not proven non-inferior"
+        );
+        assert_eq!(
+            title_for(
+                Verdict::Waived,
+                "fail",
+                "faq: pass_rate is not proven non-inferior",
+                false
+            ),
+            "failure accepted: faq: pass_rate is not proven non-inferior"
         );
     }
 }

@@ -62,6 +62,10 @@ pub struct Published {
     /// earlier results and is not bound to these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<String>,
+    /// Whether a metric regressed (not only a proof, an objective or data missing): the word a
+    /// re-published failure is headed with. Absent in state written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regressed: Option<bool>,
 }
 
 /// A maintainer's approval label, valid for one head commit.
@@ -118,6 +122,16 @@ impl Published {
                 && results.trust.approval.is_none(),
             partial: crate::verdict::partial(results),
             at: Some(at),
+            regressed: Some(crate::report::words::fail_word(results) == "regression"),
+        }
+    }
+
+    /// A failure's word for these results (`report::words::fail_word`): "regression" unless
+    /// they are known to have none.
+    pub fn fail_word(&self) -> &'static str {
+        match self.regressed {
+            Some(false) => "fail",
+            _ => "regression",
         }
     }
 
@@ -332,6 +346,7 @@ mod tests {
             base_error: false,
             partial: false,
             at: None,
+            regressed: None,
         });
         let body = body("report\n", "notes", &state);
         let hidden = &body[body.find(STATE_OPEN).unwrap()..];
@@ -354,6 +369,7 @@ mod tests {
             base_error: false,
             partial: false,
             at: None,
+            regressed: None,
         });
         let report = "| a row of the report |\n".repeat(60_000 / 23);
         let notes = "a note\n".repeat(500);

@@ -619,6 +619,7 @@ mod tests {
             base_error: false,
             partial: false,
             at: None,
+            regressed: None,
         };
         let given = Given {
             by: "maya".to_owned(),

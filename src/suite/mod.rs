@@ -535,8 +535,10 @@ fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
         }
         // An absolute margin of a whole rate or more is no gate at all: no change of a share
         // in [0, 1] passes it (the audit: `margin: 5` read as 5 points panicked after the calls
-        // were paid for; `margin: 1` let 100% → 0% pass).
-        if let (crate::metrics::Unit::Share, Some(Margin::Absolute(m))) = (known.unit, spec.margin)
+        // were paid for; `margin: 1` let 100% → 0% pass). Only for the rates promptgate itself
+        // records: an `exec` script's `_rate` score may be any number.
+        if let (crate::metrics::Unit::Share, true, Some(Margin::Absolute(m))) =
+            (known.unit, known.direction_known(), spec.margin)
             && m >= 1.0
         {
             problems.push(

@@ -82,32 +82,54 @@ fn report_rerenders_the_same_outputs_from_results_json() {
 
 /// A reused output folder keeps no earlier run's chart: an experiment renamed or gone would
 /// leave its chart beside this run's, for a reviewer browsing the artifact to read as current.
+/// Only the charts promptgate listed as its own go: the folder may hold the user's images
+/// (the review: `--out docs` deleted a committed `docs/charts/logo.png`).
 #[test]
 fn writing_into_a_reused_folder_removes_the_charts_this_run_has_not() {
     let dir = tempfile::tempdir().unwrap();
-    promptgate_in(dir.path(), &["demo", "--out", "out"]).expect_code(0);
     let charts = dir.path().join("out").join("charts");
-    let current: Vec<String> = std::fs::read_dir(&charts)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert!(current.iter().any(|n| n.ends_with(".png")), "{current:?}");
+    std::fs::create_dir_all(&charts).unwrap();
+    std::fs::write(charts.join("logo.png"), b"the user's own image").unwrap();
+    promptgate_in(dir.path(), &["demo", "--out", "out"]).expect_code(0);
+    let names = |dir: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let current = names(&charts);
+    assert!(current.iter().any(|n| n.ends_with("-quality.png")), "{current:?}");
+    assert!(
+        current.contains(&"logo.png".to_owned()),
+        "the user's image stays: {current:?}"
+    );
+    // An earlier run's charts of an experiment since renamed, as that run listed them.
+    let manifest = charts.join(".promptgate-charts");
+    let listed = std::fs::read_to_string(&manifest).unwrap();
+    assert!(!listed.contains("logo.png"), "{listed}");
+    let mut earlier = listed.clone();
     for stale in ["renamed-experiment-quality.svg", "renamed-experiment-quality.png"] {
         std::fs::write(charts.join(stale), b"an earlier run's chart").unwrap();
+        earlier.push_str(&format!("{stale}\n"));
     }
+    earlier.push_str("../results.json\n");
+    std::fs::write(&manifest, earlier).unwrap();
     std::fs::write(charts.join("notes.txt"), b"not a chart").unwrap();
     promptgate_in(dir.path(), &["report", "out/results.json", "--out", "out"]).expect_code(0);
-    let mut after: Vec<String> = std::fs::read_dir(&charts)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    after.sort();
     let mut expected = current;
     expected.push("notes.txt".to_owned());
     expected.sort();
     assert_eq!(
-        after, expected,
-        "the stale charts are gone, this run's and other files stay"
+        names(&charts),
+        expected,
+        "the stale charts are gone, this run's and the user's files stay"
+    );
+    assert_eq!(std::fs::read_to_string(&manifest).unwrap(), listed);
+    assert!(
+        dir.path().join("out/results.json").is_file(),
+        "nothing outside the folder is touched"
     );
 }
 

@@ -57,6 +57,22 @@ impl<'a> MetricRow<'a> {
             verdict = format!("⚠️ {verdict}");
         }
         let mut parts = vec![verdict];
+        // A gate that fails for a proof it lacks says so beside "no significant change" (the
+        // row read "❌ no significant change" alone).
+        if m.fails_gate
+            && m.verdict == MetricVerdict::NoChange
+            && let Some(require) = m.details.require.as_deref()
+        {
+            let proven = match require {
+                "equivalence" if m.details.equivalent != Some(true) => Some("equivalent"),
+                "equivalence" => None,
+                _ if !m.non_inferior => Some("non-inferior"),
+                _ => None,
+            };
+            if let Some(proven) = proven {
+                parts.push(format!("not proven {proven}, as its gate requires"));
+            }
+        }
         if let Some(slo) = text.slo_missed.clone() {
             let symbol = if m.fails_gate { "" } else { "⚠️ " };
             parts.push(format!("{symbol}{slo}"));
