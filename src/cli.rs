@@ -366,7 +366,7 @@ pub struct GateFlags {
     /// The response cache's folder. Default: `$XDG_CACHE_HOME/promptgate/<repository>` (else
     /// `~/.cache/promptgate/<repository>`), outside the checkout, so a pull request cannot
     /// commit answers into it.
-    #[arg(long, env = "PROMPTGATE_CACHE_DIR", value_name = "DIR")]
+    #[arg(long, env = "PROMPTGATE_CACHE_DIR", value_name = "DIR", value_parser = parse_cache_dir)]
     pub cache_dir: Option<PathBuf>,
 
     /// Run only shard K of N of every experiment's cases (a CI matrix); combine the shards'
@@ -383,6 +383,18 @@ fn parse_usd(text: &str) -> Result<f64, String> {
         _ => Err(format!(
             "`{text}` is not an amount of US dollars\nhint: write a number of dollars, 0 or more, e.g. `--approve-cost 12.50`"
         )),
+    }
+}
+
+/// A folder, or a path where one can be made: a file there is a usage error (the run went on
+/// without a cache, warning twice that it could not lock it).
+fn parse_cache_dir(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    match std::fs::metadata(&path) {
+        Ok(meta) if !meta.is_dir() => Err(format!(
+            "`{text}` is a file, not a folder for the response cache\nhint: name a folder (it is made if missing), or pass --no-cache to send every call"
+        )),
+        _ => Ok(path),
     }
 }
 

@@ -60,6 +60,8 @@ impl GateOptions {
         out: &Path,
         flags: &GateFlags,
     ) -> Self {
+        // Worked out once: it warns of a cache inside the checkout, which said it twice.
+        let cache_dir = runner::cache_dir(repo_root, flags.cache_dir.as_deref());
         GateOptions {
             base,
             head,
@@ -67,11 +69,9 @@ impl GateOptions {
             all: flags.all,
             approve_cost: flags.approve_cost,
             out: out.to_owned(),
-            cache_dir: (!flags.no_cache)
-                .then(|| runner::cache_dir(repo_root, flags.cache_dir.as_deref()))
-                .flatten(),
+            cache_dir: cache_dir.clone().filter(|_| !flags.no_cache),
             journal: Some(out.join("journal.jsonl")),
-            batch_records: runner::cache_dir(repo_root, flags.cache_dir.as_deref()).map(|dir| dir.join("batches")),
+            batch_records: cache_dir.map(|dir| dir.join("batches")),
             aa: false,
             shard: flags.shard,
             trust: None,

@@ -14,6 +14,45 @@ pub(super) fn default_blocking(metric: &str) -> bool {
     metric == "pass_rate" || metric == "error_rate"
 }
 
+/// What a gate says against the metric it names, each a message and a hint: a direction
+/// against the one promptgate knows (`direction_written`: the gate wrote one), which turns the
+/// gate upside down (a falling pass rate would read as an improvement); and an absolute margin
+/// of a whole rate or more on a rate promptgate records, which is no gate at all (the audit:
+/// `margin: 5` read as 5 points panicked after the calls were paid for; `margin: 1` let 100% →
+/// 0% pass). An `exec` script's `_rate` score may be any number, and its direction is its own.
+pub(super) fn contradictions(
+    metric: &str,
+    direction_written: bool,
+    direction: Direction,
+    margin: Option<Margin>,
+) -> Vec<(String, String)> {
+    let known = crate::metrics::Metric::of(metric);
+    let mut found = Vec::new();
+    if direction_written && known.direction_known() && direction != known.default_direction() {
+        let (better, said) = match known.default_direction() {
+            Direction::Higher => ("higher", "lower"),
+            Direction::Lower => ("lower", "higher"),
+        };
+        found.push((
+            format!("gate `{metric}`: `direction: {said}` contradicts the metric: a {better} `{metric}` is better"),
+            "remove `direction:` from this gate: promptgate knows which way this metric is better".to_owned(),
+        ));
+    }
+    if let (crate::metrics::Unit::Share, true, Some(Margin::Absolute(m))) =
+        (known.unit, known.direction_known(), margin)
+        && m >= 1.0
+    {
+        found.push((
+            format!("gate `{metric}`: a margin of {m} is a rate's whole range (0 to 1): no change could fail it"),
+            format!(
+                "write a rate's margin as a share of 1 (`margin: 0.05` for 5 percentage points) or as a share of the baseline (`margin: \"5%\"`){}",
+                if m <= 100.0 { format!("; `{m}` looks meant as `{}`", m / 100.0) } else { String::new() }
+            ),
+        ));
+    }
+    found
+}
+
 /// The gates a suite without a `gates:` section gets.
 pub(super) fn default_gates(alpha: f64) -> Vec<GateSpec> {
     let gate = |metric: &str, margin: Margin| GateSpec {

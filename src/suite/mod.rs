@@ -513,47 +513,15 @@ fn settings_parts(config_path: &str, text: String) -> Result<Parts, Error> {
             Some(raw::RawDirection::Lower) => Direction::Lower,
             None => default_direction(metric),
         };
-        let known = crate::metrics::Metric::of(metric);
-        // A direction against the one promptgate knows turns the gate upside down: a falling
-        // pass rate would read as an improvement.
-        if spec.direction.is_some() && known.direction_known() && direction != known.default_direction() {
-            let (better, said) = match known.default_direction() {
-                Direction::Higher => ("higher", "lower"),
-                Direction::Lower => ("lower", "higher"),
-            };
-            problems.push(
-                at(
-                    g.referenced.line(),
-                    g.referenced.column(),
-                    format!(
-                        "gate `{metric}`: `direction: {said}` contradicts the metric: a {better} `{metric}` is better"
-                    ),
-                )
-                .hint("remove `direction:` from this gate: promptgate knows which way this metric is better")
-                .into(),
-            );
-        }
-        // An absolute margin of a whole rate or more is no gate at all: no change of a share
-        // in [0, 1] passes it (the audit: `margin: 5` read as 5 points panicked after the calls
-        // were paid for; `margin: 1` let 100% → 0% pass). Only for the rates promptgate itself
-        // records: an `exec` script's `_rate` score may be any number.
-        if let (crate::metrics::Unit::Share, true, Some(Margin::Absolute(m))) =
-            (known.unit, known.direction_known(), spec.margin)
-            && m >= 1.0
-        {
-            problems.push(
-                at(
-                    g.referenced.line(),
-                    g.referenced.column(),
-                    format!("gate `{metric}`: a margin of {m} is a rate's whole range (0 to 1): no change could fail it"),
-                )
-                .hint(format!(
-                    "write a rate's margin as a share of 1 (`margin: 0.05` for 5 percentage points) or as a share of the baseline (`margin: \"5%\"`){}",
-                    if m <= 100.0 { format!("; `{m}` looks meant as `{}`", m / 100.0) } else { String::new() }
-                ))
-                .into(),
-            );
-        }
+        problems.extend(
+            gates::contradictions(metric, spec.direction.is_some(), direction, spec.margin)
+                .into_iter()
+                .map(|(message, hint)| {
+                    at(g.referenced.line(), g.referenced.column(), message)
+                        .hint(hint)
+                        .into()
+                }),
+        );
         let gate_alpha = spec.alpha.unwrap_or(alpha);
         // A gate without its own alpha takes the suite's, whose problem is reported once.
         if spec.alpha.is_some() && !(gate_alpha > 0.0 && gate_alpha < 0.5) {

@@ -9,7 +9,7 @@ mod failure;
 pub mod sequential;
 
 pub use failure::MAX_JUDGE_ERROR_RATE;
-use failure::{arm_failure, judge_failure, judging_failed};
+use failure::{arm_failure, describe_failure, judge_failure, judging_failed, p_text};
 
 use std::collections::BTreeMap;
 
@@ -460,106 +460,6 @@ pub fn worse_but_unproven(m: &MetricResult) -> Option<String> {
         m.name,
         p_text(m)
     ))
-}
-
-fn p_text(m: &MetricResult) -> String {
-    m.p_adjusted.or(m.p_value).map_or_else(String::new, format::p_sentence)
-}
-
-fn describe_failure(m: &MetricResult) -> String {
-    match m.verdict {
-        MetricVerdict::Regression => {
-            let (baseline, candidate) = format::values(&m.name, m.baseline, m.candidate);
-            return format!("{} regressed ({baseline} → {candidate}, {})", m.name, p_text(m));
-        }
-        // A new experiment has nothing to compare with, but its own value can miss an
-        // objective: that is the failure, said below.
-        MetricVerdict::NoData if m.slo.as_ref().is_none_or(|s| s.met) || m.candidate.is_none() => {
-            return format!("{} has no data to compare", m.name);
-        }
-        MetricVerdict::TooFew => {
-            // Grouped cases count by group (the unit of inference).
-            let units = match m.details.cases {
-                Some(cases) if cases != m.n => format!(
-                    "groups to be judged ({} of {}; {cases} cases)",
-                    m.n,
-                    m.details.min_n.unwrap_or(0)
-                ),
-                _ => format!("cases to be judged ({} of {})", m.n, m.details.min_n.unwrap_or(0)),
-            };
-            if let Some(require) = &m.details.require {
-                let proven = if require == "equivalence" {
-                    "equivalent"
-                } else {
-                    "non-inferior"
-                };
-                // The minimum shown is the bound's unless the metric's minimum is lower.
-                let amount = if crate::metrics::Metric::of(&m.name).is_skewed_amount()
-                    && m.test == crate::metrics::Test::PairedT.as_str()
-                    && m.details.min_n.is_some_and(|n| n < crate::metrics::MIN_UNITS_AMOUNT)
-                {
-                    format!(
-                        " (a bound on {} needs {} cases)",
-                        m.name,
-                        crate::metrics::MIN_UNITS_AMOUNT
-                    )
-                } else {
-                    String::new()
-                };
-                return format!(
-                    "{} is not proven {proven} within its margin, as its gate requires: too few {units}{amount}",
-                    m.name
-                );
-            }
-            return format!(
-                "{} has too few {units} after this PR removed, regrouped or edited the dataset's cases",
-                m.name
-            );
-        }
-        _ => {}
-    }
-    if let Some(slo) = m.slo.as_ref().filter(|s| !s.met) {
-        return format!(
-            "{} misses its objective ({} vs {})",
-            m.name,
-            format::value(&m.name, m.candidate),
-            format::value(&m.name, Some(slo.target))
-        );
-    }
-    // A skewed amount the paired t judged (below 40 cases) proves no bound, however narrow.
-    let why = match m.test == crate::metrics::Test::PairedT.as_str()
-        && !crate::metrics::Metric::of(&m.name).proves_bounds(crate::metrics::Test::PairedT, m.n)
-    {
-        true => format!(
-            " ({} proves a bound from {} cases; this run had {})",
-            m.name,
-            crate::metrics::MIN_UNITS_AMOUNT,
-            m.n
-        ),
-        false => String::new(),
-    };
-    // A margin of 0 leaves only a significant improvement to prove a bound; with a baseline of
-    // 0 (a percentage of it is 0 too), not even that, for a rate that cannot fall below it.
-    let why = match m.details.decision.as_ref().map(|d| d.margin) {
-        Some(margin) if margin == 0.0 && why.is_empty() => match m.baseline {
-            Some(0.0) => " (its margin is 0 on a baseline of 0: no interval can prove that; give the gate an absolute margin, e.g. `margin: 0.01`)".to_owned(),
-            _ => " (its margin is 0: only a significant improvement proves that)".to_owned(),
-        },
-        _ => why,
-    };
-    // Named by what the gate requires: a gate requiring non-inferiority read "not proven
-    // equivalent or non-inferior" (the audit).
-    let proven = match m.details.require.as_deref() {
-        Some("equivalence") => "equivalent",
-        Some(_) => "non-inferior",
-        None if m.details.equivalent == Some(false) && !m.non_inferior => "equivalent or non-inferior",
-        None if m.details.equivalent == Some(false) => "equivalent",
-        None => "non-inferior",
-    };
-    format!(
-        "{} is not proven {proven} within its margin, as its gate requires{why}",
-        m.name
-    )
 }
 
 /// The PR's verdict and its one-sentence reason. A run error wins over everything: a run that

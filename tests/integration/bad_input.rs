@@ -360,6 +360,25 @@ fn approve_cost_that_is_not_an_amount_is_a_usage_error() {
     }
 }
 
+/// `--cache-dir` naming a file is a usage error: the run went on without a cache, warning
+/// twice that it could not lock it (the audit).
+#[test]
+fn a_cache_dir_that_is_a_file_is_a_usage_error() {
+    let repo = TestRepo::with_demo_base();
+    let run = repo.promptgate(&[
+        "run",
+        "--base",
+        "main",
+        "--head",
+        "HEAD",
+        "--cache-dir",
+        "promptgate.yaml",
+    ]);
+    run.expect_code(2);
+    run.stderr_has("`promptgate.yaml` is a file, not a folder for the response cache");
+    run.stderr_has("hint: name a folder");
+}
+
 #[test]
 fn a_case_without_the_input_var_is_named_where_it_is_written() {
     validate_broken(
