@@ -390,9 +390,13 @@ fn parse_usd(text: &str) -> Result<f64, String> {
 /// without a cache, warning twice that it could not lock it).
 fn parse_cache_dir(text: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(text);
-    match std::fs::metadata(&path) {
-        Ok(meta) if !meta.is_dir() => Err(format!(
-            "`{text}` is a file, not a folder for the response cache\nhint: name a folder (it is made if missing), or pass --no-cache to send every call"
+    // The nearest part of the path that exists must be a folder (`promptgate.yaml/sub` is no
+    // place for one either).
+    let existing = path.ancestors().find_map(|p| std::fs::metadata(p).ok().map(|m| (p, m)));
+    match existing {
+        Some((p, meta)) if !meta.is_dir() => Err(format!(
+            "`{}` is a file, not a folder for the response cache\nhint: name a folder (it is made if missing), or pass --no-cache to send every call",
+            p.display()
         )),
         _ => Ok(path),
     }

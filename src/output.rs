@@ -245,10 +245,16 @@ fn link_error(path: &Path) -> crate::error::Error {
 /// Removes the charts an earlier run wrote into `charts_dir` that this one does not (`kept`:
 /// chart names, without extension), and records this run's: a reused output folder would
 /// otherwise keep an earlier run's chart of an experiment or metric this run has not, beside
-/// this run's, for a reviewer browsing the artifact to read as current. Only files promptgate
-/// listed as its own (`.promptgate-charts` in the folder) are removed: the folder may be one
-/// the user keeps other images in (`--out docs`). Nothing is removed through a link.
-pub fn replace_charts<'a>(charts_dir: &Path, kept: impl IntoIterator<Item = &'a str>) -> anyhow::Result<()> {
+/// this run's, for a reviewer browsing the artifact to read as current. Only files the same
+/// command listed as its own (`manifest`, a file in the folder: [`RUN_CHARTS`],
+/// [`CANARY_CHARTS`], [`LEDGER_CHARTS`]) are removed: the folder may be one the user keeps
+/// other images in (`--out docs`), or another command's. Nothing is removed through a link,
+/// nor when the manifest is not a plain file.
+pub fn replace_charts<'a>(
+    charts_dir: &Path,
+    manifest: &str,
+    kept: impl IntoIterator<Item = &'a str>,
+) -> anyhow::Result<()> {
     let kept: std::collections::BTreeSet<String> = kept
         .into_iter()
         .flat_map(|name| ["svg", "png"].map(|ext| format!("{name}.{ext}")))
@@ -256,7 +262,14 @@ pub fn replace_charts<'a>(charts_dir: &Path, kept: impl IntoIterator<Item = &'a 
     if refuse_links(charts_dir).is_err() {
         return Ok(());
     }
-    let manifest = charts_dir.join(CHARTS_MANIFEST);
+    let manifest = charts_dir.join(manifest);
+    if std::fs::symlink_metadata(&manifest).is_ok_and(|m| !m.is_file()) {
+        eprintln!(
+            "warning: {} is not a plain file: the charts of earlier runs are left as they are",
+            manifest.display()
+        );
+        return Ok(());
+    }
     // A list of file names, one a line, at most a few thousand: read capped, and only plain
     // names in this folder are ever removed.
     let listed = std::fs::File::open(&manifest).ok().map(|file| {
@@ -290,8 +303,11 @@ pub fn replace_charts<'a>(charts_dir: &Path, kept: impl IntoIterator<Item = &'a 
     write_file(&manifest, text.as_bytes())
 }
 
-/// The file in a charts folder that lists the charts promptgate wrote there.
-pub const CHARTS_MANIFEST: &str = ".promptgate-charts";
+/// The files in a charts folder that list the charts each command wrote there: `run`,
+/// `report` and `ci`; `canary`; `ledger show`.
+pub const RUN_CHARTS: &str = ".promptgate-charts";
+pub const CANARY_CHARTS: &str = ".promptgate-canary-charts";
+pub const LEDGER_CHARTS: &str = ".promptgate-ledger-charts";
 
 /// `text` made inert for the runner's log: no line of it starts a workflow command.
 ///
@@ -468,6 +484,36 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 2, "no temporary file is left behind: {names:?}");
+    }
+
+    /// Each command removes only the charts it listed: `ledger show` and `report` sharing an
+    /// output folder removed each other's (the review), and a manifest that is no plain file is
+    /// left alone, with the charts.
+    #[test]
+    fn a_command_removes_only_the_charts_it_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let charts = dir.path().join("charts");
+        replace_charts(&charts, RUN_CHARTS, ["exp-quality"]).unwrap();
+        replace_charts(&charts, LEDGER_CHARTS, ["exp-pass-rate-trend"]).unwrap();
+        for name in ["exp-quality", "exp-pass-rate-trend"] {
+            for ext in ["svg", "png"] {
+                std::fs::write(charts.join(format!("{name}.{ext}")), b"chart").unwrap();
+            }
+        }
+        std::fs::write(charts.join("logo.png"), b"the user's").unwrap();
+        // The ledger writes no trend this time: its own charts go, the run's and the user's stay.
+        replace_charts(&charts, LEDGER_CHARTS, std::iter::empty()).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&charts)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [RUN_CHARTS, "exp-quality.png", "exp-quality.svg", "logo.png"]);
+        // A manifest that is a folder: nothing removed, no error.
+        std::fs::remove_file(charts.join(RUN_CHARTS)).unwrap();
+        std::fs::create_dir(charts.join(RUN_CHARTS)).unwrap();
+        replace_charts(&charts, RUN_CHARTS, std::iter::empty()).unwrap();
+        assert!(charts.join("exp-quality.svg").is_file());
     }
 
     /// A reader (or a rerun after a crash) never finds an output missing or half written.

@@ -68,7 +68,11 @@ pub fn write_outputs(evaluation: &Evaluation, dir: &Path) -> anyhow::Result<Vec<
         None => Vec::new(),
     };
     let charts_dir = dir.join("charts");
-    crate::output::replace_charts(&charts_dir, charts.iter().map(|c| c.name.as_str()))?;
+    crate::output::replace_charts(
+        &charts_dir,
+        crate::output::CANARY_CHARTS,
+        charts.iter().map(|c| c.name.as_str()),
+    )?;
     if !charts.is_empty() {
         crate::output::create_dir(&charts_dir)?;
         for chart in &charts {

@@ -409,7 +409,11 @@ fn show(repo_dir: &Path, config: &str, args: &LedgerShowArgs) -> anyhow::Result<
     if let Some(out) = &args.out {
         crate::output::create_dir(out)?;
         let charts = ledger::trend_charts(&view, "interval (1 − α of its gate)")?;
-        crate::output::replace_charts(&out.join("charts"), charts.iter().map(|(_, c)| c.name.as_str()))?;
+        crate::output::replace_charts(
+            &out.join("charts"),
+            crate::output::LEDGER_CHARTS,
+            charts.iter().map(|(_, c)| c.name.as_str()),
+        )?;
         if !charts.is_empty() {
             crate::output::create_dir(&out.join("charts"))?;
         }

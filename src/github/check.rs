@@ -53,10 +53,7 @@ pub fn conclusion_of(results: &Results) -> &'static str {
 /// "regression in faq: …", not "regression: regression in faq: …"). `fail_word` is a failure's
 /// word (`report::words::fail_word`): "regression" when a metric regressed, else "fail".
 pub fn title_for(verdict: Verdict, fail_word: &str, reason: &str, untrusted: bool) -> String {
-    let waived = match fail_word {
-        "regression" => "regression accepted",
-        _ => "failure accepted",
-    };
+    let waived = crate::report::words::accepted(fail_word);
     let word = match verdict {
         Verdict::Pass => "pass",
         Verdict::Fail => fail_word,

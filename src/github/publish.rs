@@ -400,7 +400,12 @@ impl<'a> Publisher<'a> {
             (Some(w), evaluated) if published.waivable() => match waiver::cover(w, &published.regressions_to_waive()) {
                 Ok(()) => (
                     Verdict::Waived,
-                    format!("regression accepted by {}: {}", w.by, w.reason),
+                    format!(
+                        "{} by {}: {}",
+                        crate::report::words::accepted(published.fail_word()),
+                        w.by,
+                        w.reason
+                    ),
                 ),
                 Err(uncovered) => (
                     evaluated,

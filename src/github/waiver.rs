@@ -494,15 +494,17 @@ pub fn apply(results: &mut Results, waiver: &Waiver) {
         return;
     }
     let commit = waiver.commit.as_deref().map_or("?", short_sha);
+    // "failure accepted" when no metric regressed (a proof its gate requires was missing).
+    let accepted = crate::report::words::accepted(crate::report::words::fail_word(results));
     match cover(waiver, &regressions(results)) {
         Ok(()) => {
             eprintln!(
-                "promptgate: regression accepted by {} ({}, for {commit})",
+                "promptgate: {accepted} by {} ({}, for {commit})",
                 super::actions::inert(&waiver.by),
                 waiver.via
             );
             results.verdict = Verdict::Waived;
-            results.reason = format!("regression accepted by {}: {}", waiver.by, waiver.reason);
+            results.reason = format!("{accepted} by {}: {}", waiver.by, waiver.reason);
             results.waiver = Some(waiver.clone());
         }
         Err(uncovered) => {
@@ -801,11 +803,8 @@ mod tests {
         let accepted = waiver(regressions(&results));
         apply(&mut results, &accepted);
         assert_eq!(results.verdict, Verdict::Waived);
-        assert!(
-            results.reason.starts_with("regression accepted by"),
-            "{}",
-            results.reason
-        );
+        // No metric regressed (the base did not load): a failure accepted, not a regression.
+        assert!(results.reason.starts_with("failure accepted by"), "{}", results.reason);
         withdraw(&mut results);
         assert_eq!((results.verdict, results.reason.clone()), evaluated);
         assert_eq!(results.waiver, None);

@@ -129,7 +129,11 @@ fn write_rendered(
     if !charts.is_empty() {
         crate::output::create_dir(&charts_dir)?;
     }
-    crate::output::replace_charts(&charts_dir, charts.iter().map(|c| c.name.as_str()))?;
+    crate::output::replace_charts(
+        &charts_dir,
+        crate::output::RUN_CHARTS,
+        charts.iter().map(|c| c.name.as_str()),
+    )?;
     for chart in charts {
         for (ext, bytes) in [
             ("svg", crate::secrets::redact(&chart.svg).into_bytes()),

@@ -23,6 +23,15 @@ pub fn fail_word(results: &crate::results::Results) -> &'static str {
     if regressed { "regression" } else { "fail" }
 }
 
+/// What a waiver accepts, by a failure's word ([`fail_word`]): "regression accepted", or
+/// "failure accepted" when no metric regressed (a proof, an objective or data missing).
+pub fn accepted(fail_word: &str) -> &'static str {
+    match fail_word {
+        "regression" => "regression accepted",
+        _ => "failure accepted",
+    }
+}
+
 /// The interval column's header (see `ExperimentView::ci_label`).
 pub fn ci_label(e: &ExperimentResult) -> String {
     if e.noise.sequential.is_some() {

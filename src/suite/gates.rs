@@ -38,6 +38,20 @@ pub(super) fn contradictions(
             "remove `direction:` from this gate: promptgate knows which way this metric is better".to_owned(),
         ));
     }
+    // A share of the baseline of 100% or more, for a rate that is better higher: no fall of
+    // a rate that cannot go below 0 passes it either (`"100%"` let 100% → 0% pass).
+    if let (crate::metrics::Unit::Share, true, Direction::Higher, Some(Margin::Relative(r))) =
+        (known.unit, known.direction_known(), direction, margin)
+        && r >= 1.0
+    {
+        found.push((
+            format!(
+                "gate `{metric}`: a margin of {}% of the baseline is all of it: no fall could fail it",
+                r * 100.0
+            ),
+            "a margin of a share of the baseline is below 100%, e.g. `margin: \"5%\"`; or an amount, e.g. `margin: 0.05` for 5 percentage points".to_owned(),
+        ));
+    }
     if let (crate::metrics::Unit::Share, true, Some(Margin::Absolute(m))) =
         (known.unit, known.direction_known(), margin)
         && m >= 1.0

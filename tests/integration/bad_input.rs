@@ -365,18 +365,13 @@ fn approve_cost_that_is_not_an_amount_is_a_usage_error() {
 #[test]
 fn a_cache_dir_that_is_a_file_is_a_usage_error() {
     let repo = TestRepo::with_demo_base();
-    let run = repo.promptgate(&[
-        "run",
-        "--base",
-        "main",
-        "--head",
-        "HEAD",
-        "--cache-dir",
-        "promptgate.yaml",
-    ]);
-    run.expect_code(2);
-    run.stderr_has("`promptgate.yaml` is a file, not a folder for the response cache");
-    run.stderr_has("hint: name a folder");
+    // Also a path through a file (the review).
+    for dir in ["promptgate.yaml", "promptgate.yaml/sub"] {
+        let run = repo.promptgate(&["run", "--base", "main", "--head", "HEAD", "--cache-dir", dir]);
+        run.expect_code(2);
+        run.stderr_has("`promptgate.yaml` is a file, not a folder for the response cache");
+        run.stderr_has("hint: name a folder");
+    }
 }
 
 #[test]
@@ -2361,6 +2356,16 @@ fn settings_out_of_range_are_placed_and_hinted() {
             "gate `pass_rate`: a margin of 5 is a rate's whole range (0 to 1): no change could fail it",
             "promptgate.yaml:29:",
             "`5` looks meant as `0.05`",
+        ),
+        // As is a share of the baseline of 100% for a rate better higher (the review).
+        (
+            (
+                "pass_rate:        {direction: higher, margin: 0.02,",
+                "pass_rate:        {direction: higher, margin: \"100%\",",
+            ),
+            "gate `pass_rate`: a margin of 100% of the baseline is all of it: no fall could fail it",
+            "promptgate.yaml:29:",
+            "hint: a margin of a share of the baseline is below 100%",
         ),
         // A direction against the metric's own turned the gate upside down.
         (

@@ -975,8 +975,9 @@ async fn a_base_that_does_not_load_is_an_error_until_a_maintainer_waives_it() {
     // A maintainer's label lifts it, without evaluating.
     let label = "promptgate:accept-regression";
     let waived = labeled_by_maintainer(&sticky, &base, &head, 502, &given_at()).await;
+    // No metric regressed (the base did not load): a failure accepted, not a regression.
     assert!(
-        waived.contains("### ⚠️ promptgate: waived — regression accepted by maya"),
+        waived.contains("### ⚠️ promptgate: waived — failure accepted by maya"),
         "{waived}"
     );
 
@@ -2329,14 +2330,7 @@ async fn canary_key_and_token_echoed_by_providers_appear_in_no_output() {
     let head = repo.commit("pr");
 
     let github = fake_github(vec![], json!([]), &[]).await;
-    let run = ci_async_in(
-        repo.path(),
-        github.uri(),
-        event(repo.path(), &base, &head, &[]),
-        &["--out", "out", "--no-assets"],
-        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
-    )
-    .await;
+    let run = ci_keyed(&repo, &github, &base, &head).await;
     // The calls happened: the echo reached the outputs, with the secrets taken out.
     let results = crate::support::results(&repo.path().join("out"));
     let outputs: Vec<String> = results["experiments"]
@@ -2427,6 +2421,19 @@ experiments:
     repo.write("data/cases.jsonl", &cases);
 }
 
+/// `ci` on the pull request from `base` to `head` of `repo`, with the model key set and GitHub
+/// at `github`; outputs in `out`, no chart images.
+async fn ci_keyed(repo: &TestRepo, github: &MockServer, base: &str, head: &str) -> Ci {
+    ci_async_in(
+        repo.path(),
+        github.uri(),
+        event(repo.path(), base, head, &[]),
+        &["--out", "out", "--no-assets"],
+        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
+    )
+    .await
+}
+
 /// Requests `server` received that carry `key` in a header.
 async fn requests_with_key(server: &MockServer, key: &str) -> usize {
     server
@@ -2466,14 +2473,7 @@ async fn a_pull_request_moving_a_keyed_endpoint_gets_no_key_until_a_maintainer_a
     let collector_before = collector.received_requests().await.unwrap().len();
     let with_key_before = requests_with_key(&collector, CANARY_KEY).await;
     let server = fake_github(vec![], json!([]), &[]).await;
-    let run = ci_async_in(
-        repo.path(),
-        server.uri(),
-        event(repo.path(), &base, &head, &[]),
-        &["--out", "out", "--no-assets"],
-        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
-    )
-    .await;
+    let run = ci_keyed(&repo, &server, &base, &head).await;
     run.run.expect_code(1).stdout_has("verdict: NEEDS APPROVAL");
     assert_eq!(collector.received_requests().await.unwrap().len(), collector_before);
     assert_eq!(requests_with_key(&collector, CANARY_KEY).await, with_key_before);
@@ -2586,14 +2586,7 @@ experiments:
     let head = repo.commit("move the judge");
 
     let server = fake_github(vec![], json!([]), &[]).await;
-    let run = ci_async_in(
-        repo.path(),
-        server.uri(),
-        event(repo.path(), &base, &head, &[]),
-        &["--out", "out", "--no-assets"],
-        Env::pull_request().var("OPENAI_API_KEY", CANARY_KEY),
-    )
-    .await;
+    let run = ci_keyed(&repo, &server, &base, &head).await;
     run.run.expect_code(1).stdout_has("verdict: NEEDS APPROVAL");
     assert_eq!(
         collector.received_requests().await.unwrap().len(),

@@ -57,10 +57,10 @@ impl<'a> MetricRow<'a> {
             verdict = format!("⚠️ {verdict}");
         }
         let mut parts = vec![verdict];
-        // A gate that fails for a proof it lacks says so beside "no significant change" (the
-        // row read "❌ no significant change" alone).
+        // A gate that fails for a proof it lacks says so beside its verdict (the row read "❌ no
+        // significant change", or "❌ minor regression (within margin)", alone).
         if m.fails_gate
-            && m.verdict == MetricVerdict::NoChange
+            && !matches!(m.verdict, MetricVerdict::Regression | MetricVerdict::NoData)
             && let Some(require) = m.details.require.as_deref()
         {
             let proven = match require {
