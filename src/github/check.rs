@@ -50,14 +50,13 @@ pub fn conclusion_of(results: &Results) -> &'static str {
 }
 
 /// The check's title: the verdict's word, then the reason (without saying the word twice:
-/// "regression in faq: …", not "regression: regression in faq: …"). `fail_word` is a failure's
-/// word (`report::words::fail_word`): "regression" when a metric regressed, else "fail".
-pub fn title_for(verdict: Verdict, fail_word: &str, reason: &str, untrusted: bool) -> String {
-    let waived = crate::report::words::accepted(fail_word);
+/// "regression in faq: …", not "regression: regression in faq: …"). `regressed`: a metric
+/// regressed (`report::words::regressed`), else a failure is "fail".
+pub fn title_for(verdict: Verdict, regressed: bool, reason: &str, untrusted: bool) -> String {
     let word = match verdict {
         Verdict::Pass => "pass",
-        Verdict::Fail => fail_word,
-        Verdict::Waived => waived,
+        Verdict::Fail => crate::report::words::fail_word(regressed),
+        Verdict::Waived => crate::report::words::accepted(regressed),
         Verdict::Error => "run error",
         Verdict::NeedsApproval => "needs approval",
     };
@@ -75,7 +74,7 @@ pub fn title_for(verdict: Verdict, fail_word: &str, reason: &str, untrusted: boo
 pub fn title(results: &Results) -> String {
     title_for(
         results.verdict,
-        crate::report::words::fail_word(results),
+        crate::report::words::regressed(results),
         &results.reason,
         results.trust.untrusted,
     )
@@ -219,22 +218,17 @@ mod tests {
     #[test]
     fn titles_do_not_repeat_the_verdict() {
         assert_eq!(
-            title_for(Verdict::Fail, "regression", "regression in faq: pass_rate fell", false),
+            title_for(Verdict::Fail, true, "regression in faq: pass_rate fell", false),
             "regression in faq: pass_rate fell"
         );
         assert_eq!(
-            title_for(
-                Verdict::Pass,
-                "regression",
-                "no blocking regression in 2 experiments",
-                false
-            ),
+            title_for(Verdict::Pass, true, "no blocking regression in 2 experiments", false),
             "pass: no blocking regression in 2 experiments"
         );
         assert_eq!(
             title_for(
                 Verdict::NeedsApproval,
-                "regression",
+                true,
                 "a maintainer must approve to run with keys",
                 true
             ),
@@ -243,18 +237,13 @@ mod tests {
         // A failure no metric regressed for (a proof a gate requires) is no "regression", and
         // its waiver accepts a failure.
         assert_eq!(
-            title_for(
-                Verdict::Fail,
-                "fail",
-                "faq: pass_rate is not proven non-inferior",
-                false
-            ),
+            title_for(Verdict::Fail, false, "faq: pass_rate is not proven non-inferior", false),
             "fail: faq: pass_rate is not proven non-inferior"
         );
         assert_eq!(
             title_for(
                 Verdict::Waived,
-                "fail",
+                false,
                 "faq: pass_rate is not proven non-inferior",
                 false
             ),

@@ -261,11 +261,11 @@ pub fn waiver_note(w: &Waiver) -> String {
 
 /// The report's heading line, as the template writes it, for a verdict re-published without
 /// re-rendering the report (a waiver given or withdrawn).
-/// `fail_word` is a failure's word (`report::words::fail_word`).
-pub fn heading(verdict: Verdict, fail_word: &str, reason: &str) -> String {
+/// `regressed`: a metric regressed (`report::words::regressed`), which a failure's word says.
+pub fn heading(verdict: Verdict, regressed: bool, reason: &str) -> String {
     let (symbol, word) = match verdict {
         Verdict::Pass => ("✅", "pass"),
-        Verdict::Fail => ("❌", fail_word),
+        Verdict::Fail => ("❌", crate::report::words::fail_word(regressed)),
         Verdict::Waived => ("⚠️", "waived"),
         Verdict::Error => ("⛔", "run error"),
         Verdict::NeedsApproval => ("⏸️", "needs approval"),

@@ -402,7 +402,7 @@ impl<'a> Publisher<'a> {
                     Verdict::Waived,
                     format!(
                         "{} by {}: {}",
-                        crate::report::words::accepted(published.fail_word()),
+                        crate::report::words::accepted(published.any_regression()),
                         w.by,
                         w.reason
                     ),
@@ -429,7 +429,7 @@ impl<'a> Publisher<'a> {
         let mut report = state::report_part(&sticky_body).to_owned();
         // The comment shows these results (not "evaluating" a newer push): its heading follows.
         if self.state.head_sha == published.sha {
-            report = comment::with_heading(&report, &comment::heading(verdict, published.fail_word(), &reason));
+            report = comment::with_heading(&report, &comment::heading(verdict, published.any_regression(), &reason));
         }
         let mut notes = String::new();
         if published.untrusted {
@@ -449,7 +449,7 @@ impl<'a> Publisher<'a> {
         }
         let mut commented = self.upsert(&body).await;
         if self.settings.check {
-            let title = check::title_for(verdict, published.fail_word(), &reason, published.untrusted);
+            let title = check::title_for(verdict, published.any_regression(), &reason, published.untrusted);
             let summary = format!(
                 "Re-published without a new evaluation: {}\n\nThe numbers are in the promptgate comment.",
                 match &applied {

@@ -122,17 +122,14 @@ impl Published {
                 && results.trust.approval.is_none(),
             partial: crate::verdict::partial(results),
             at: Some(at),
-            regressed: Some(crate::report::words::fail_word(results) == "regression"),
+            regressed: Some(crate::report::words::regressed(results)),
         }
     }
 
-    /// A failure's word for these results (`report::words::fail_word`): "regression" unless
-    /// they are known to have none.
-    pub fn fail_word(&self) -> &'static str {
-        match self.regressed {
-            Some(false) => "fail",
-            _ => "regression",
-        }
+    /// Whether a metric of these results regressed (`report::words::regressed`); so taken when
+    /// the state, written before it was kept, does not say.
+    pub fn any_regression(&self) -> bool {
+        self.regressed != Some(false)
     }
 
     /// Whether a waiver given at `given_at` may be bound to these results: given after they

@@ -397,7 +397,7 @@ impl<'a> ReportView<'a> {
         let (symbol, word) = match results.verdict {
             Verdict::Pass if attention.is_empty() => ("✅", "pass"),
             Verdict::Pass => ("⚠️", "needs attention"),
-            Verdict::Fail => ("❌", words::fail_word(results)),
+            Verdict::Fail => ("❌", words::fail_word(words::regressed(results))),
             Verdict::Waived => ("⚠️", "waived"),
             Verdict::Error => ("⛔", "run error"),
             Verdict::NeedsApproval => ("⏸️", "needs approval"),

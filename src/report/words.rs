@@ -11,24 +11,29 @@ blocking gates) and its estimate is beyond the margin; significantly worse withi
 regression, shown but not failing; with too few cases a metric is reported, not gated (a gate that \
 requires non-inferiority or equivalence fails until it is proven).";
 
-/// The heading's word for a failing PR: "regression" when a metric regressed, else "fail" (a
-/// gate that requires a proof it lacks, an objective missed, a blocking metric without data:
-/// the audit's suite whose arms were identical read "regression").
-pub fn fail_word(results: &crate::results::Results) -> &'static str {
-    let regressed = results
+/// Whether a metric of `results` fails its gate by regressing, rather than for a proof its gate
+/// requires, an objective missed or data missing: the words of a failure follow it.
+pub fn regressed(results: &crate::results::Results) -> bool {
+    results
         .experiments
         .iter()
         .flat_map(|e| &e.metrics)
-        .any(|m| m.fails_gate && m.verdict == MetricVerdict::Regression);
+        .any(|m| m.fails_gate && m.verdict == MetricVerdict::Regression)
+}
+
+/// The heading's word for a failing PR: "regression" when a metric regressed ([`regressed`]),
+/// else "fail" (the audit's suite whose arms were identical read "regression").
+pub fn fail_word(regressed: bool) -> &'static str {
     if regressed { "regression" } else { "fail" }
 }
 
-/// What a waiver accepts, by a failure's word ([`fail_word`]): "regression accepted", or
-/// "failure accepted" when no metric regressed (a proof, an objective or data missing).
-pub fn accepted(fail_word: &str) -> &'static str {
-    match fail_word {
-        "regression" => "regression accepted",
-        _ => "failure accepted",
+/// What a waiver accepts: "regression accepted", or "failure accepted" when no metric
+/// regressed ([`regressed`]).
+pub fn accepted(regressed: bool) -> &'static str {
+    if regressed {
+        "regression accepted"
+    } else {
+        "failure accepted"
     }
 }
 

@@ -217,19 +217,19 @@ pub(super) async fn run(
         }
         let upper = plan::request_upper_bound_usd(request, &batch_prices).unwrap_or(0.0);
         unreserved.push((
+            upper,
             index,
             job.provider.as_str(),
             key.hex(),
             cache_key,
             sent.into_owned(),
-            upper,
         ));
     }
     // A batch reserves every call's worst case at once (its `max_tokens` written out), several
     // times the estimate the plan's check passed for short answers: when that cannot fit under
     // the cap, no call is sent, rather than a part of them paid for in a run that then stops
     // at the cap (the audit: exit 3 with $0.185 of $1.00 spent).
-    let worst_case: f64 = unreserved.iter().map(|u| u.5).sum();
+    let worst_case: f64 = unreserved.iter().map(|(upper, ..)| upper).sum();
     let room = runner.budget.room();
     let fits = room.is_none_or(|room| worst_case <= room);
     if let Some(room) = room.filter(|_| !fits) {
@@ -240,7 +240,7 @@ pub(super) async fn run(
             plan::usd(room.max(0.0)),
         );
     }
-    for (index, provider, key, cache_key, request, upper) in unreserved {
+    for (upper, index, provider, key, cache_key, request) in unreserved {
         let Some(reservation) = fits.then(|| runner.budget.try_reserve(upper)).flatten() else {
             done.budget_exhausted = true;
             done.outcomes.push((

@@ -111,6 +111,15 @@ pub(super) fn judging_failed(results: &Results) -> bool {
         && experiments.iter().any(|e| judge_failure(e).is_some())
 }
 
+/// The proof `m`'s gate requires (`require:`) and its interval did not give: "equivalent" or
+/// "non-inferior"; `None` without a requirement, or with it met.
+pub fn unproven(m: &MetricResult) -> Option<&'static str> {
+    match m.details.require.as_deref()? {
+        "equivalence" => (m.details.equivalent != Some(true)).then_some("equivalent"),
+        _ => (!m.non_inferior).then_some("non-inferior"),
+    }
+}
+
 pub(super) fn p_text(m: &MetricResult) -> String {
     m.p_adjusted.or(m.p_value).map_or_else(String::new, format::p_sentence)
 }
@@ -200,12 +209,13 @@ pub(super) fn describe_failure(m: &MetricResult) -> String {
     };
     // Named by what the gate requires: a gate requiring non-inferiority read "not proven
     // equivalent or non-inferior" (the audit).
-    let proven = match m.details.require.as_deref() {
-        Some("equivalence") => "equivalent",
-        Some(_) => "non-inferior",
-        None if m.details.equivalent == Some(false) && !m.non_inferior => "equivalent or non-inferior",
-        None if m.details.equivalent == Some(false) => "equivalent",
-        None => "non-inferior",
+    let proven = match (unproven(m), m.details.require.as_deref()) {
+        (Some(proof), _) => proof,
+        (None, Some("equivalence")) => "equivalent",
+        (None, Some(_)) => "non-inferior",
+        (None, None) if m.details.equivalent == Some(false) && !m.non_inferior => "equivalent or non-inferior",
+        (None, None) if m.details.equivalent == Some(false) => "equivalent",
+        (None, None) => "non-inferior",
     };
     format!(
         "{} is not proven {proven} within its margin, as its gate requires{why}",

@@ -8,7 +8,7 @@ mod decide;
 mod failure;
 pub mod sequential;
 
-pub use failure::MAX_JUDGE_ERROR_RATE;
+pub use failure::{MAX_JUDGE_ERROR_RATE, unproven};
 use failure::{arm_failure, describe_failure, judge_failure, judging_failed, p_text};
 
 use std::collections::BTreeMap;

@@ -61,17 +61,9 @@ impl<'a> MetricRow<'a> {
         // significant change", or "❌ minor regression (within margin)", alone).
         if m.fails_gate
             && !matches!(m.verdict, MetricVerdict::Regression | MetricVerdict::NoData)
-            && let Some(require) = m.details.require.as_deref()
+            && let Some(proven) = crate::verdict::unproven(m)
         {
-            let proven = match require {
-                "equivalence" if m.details.equivalent != Some(true) => Some("equivalent"),
-                "equivalence" => None,
-                _ if !m.non_inferior => Some("non-inferior"),
-                _ => None,
-            };
-            if let Some(proven) = proven {
-                parts.push(format!("not proven {proven}, as its gate requires"));
-            }
+            parts.push(format!("not proven {proven}, as its gate requires"));
         }
         if let Some(slo) = text.slo_missed.clone() {
             let symbol = if m.fails_gate { "" } else { "⚠️ " };
