@@ -237,6 +237,22 @@ impl Metric {
         self.kind != Kind::Score || own_default(&self.name)
     }
 
+    /// The range a metric's values are known to lie in, when promptgate records it: 0 to 1 for
+    /// its rates and shares, `consistency`, and the scores its own assertions record (a check's
+    /// 0 or 1, a similarity, a judge's score scaled to 0–1); −1 to 1 for `preference`. A
+    /// margin as wide as the range is no gate at all. `None` for anything else (an `exec`
+    /// score, a latency, a cost).
+    pub fn known_range(&self) -> Option<(f64, f64)> {
+        if !self.direction_known() || matches!(self.kind, Kind::Latency { .. } | Kind::Cost) {
+            return None;
+        }
+        match (self.kind, self.unit) {
+            (Kind::Score, _) if self.name == "preference" => Some((-1.0, 1.0)),
+            (Kind::Score | Kind::Consistency, _) | (_, Unit::Share) => Some((0.0, 1.0)),
+            _ => None,
+        }
+    }
+
     /// Quality and errors block by default; latency and cost inform unless the suite says so.
     pub fn default_blocking(&self) -> bool {
         matches!(self.kind, Kind::Pass | Kind::Error)
@@ -452,6 +468,27 @@ pub fn assumed_change(m: &crate::results::MetricResult) -> Option<&'static str> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_range_is_known_for_what_promptgate_records() {
+        for name in [
+            PASS_RATE,
+            ERROR_RATE,
+            FLAKY_SHARE,
+            CONSISTENCY,
+            PII_LEAK_RATE,
+            "contains",
+            "similarity",
+            "relevance",
+        ] {
+            assert_eq!(Metric::of(name).known_range(), Some((0.0, 1.0)), "{name}");
+        }
+        assert_eq!(Metric::of("preference").known_range(), Some((-1.0, 1.0)));
+        // An `exec` script's numbers, a latency and a cost have no known bound.
+        for name in ["toxicity", "exec", "custom_rate", LATENCY_P95, COST] {
+            assert_eq!(Metric::of(name).known_range(), None, "{name}");
+        }
+    }
 
     #[test]
     fn builtins_are_known_by_name() {

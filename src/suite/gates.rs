@@ -38,10 +38,13 @@ pub(super) fn contradictions(
             "remove `direction:` from this gate: promptgate knows which way this metric is better".to_owned(),
         ));
     }
-    // A share of the baseline of 100% or more, for a rate that is better higher: no fall of
-    // a rate that cannot go below 0 passes it either (`"100%"` let 100% → 0% pass).
-    if let (crate::metrics::Unit::Share, true, Direction::Higher, Some(Margin::Relative(r))) =
-        (known.unit, known.direction_known(), direction, margin)
+    let Some((low, high)) = known.known_range() else {
+        return found;
+    };
+    // A share of the baseline of 100% or more, for a metric better higher that cannot go below
+    // 0: no fall passes it either (`"100%"` let a pass rate of 100% → 0% pass).
+    if let (Direction::Higher, Some(Margin::Relative(r))) = (direction, margin)
+        && low == 0.0
         && r >= 1.0
     {
         found.push((
@@ -52,14 +55,19 @@ pub(super) fn contradictions(
             "a margin of a share of the baseline is below 100%, e.g. `margin: \"5%\"`; or an amount, e.g. `margin: 0.05` for 5 percentage points".to_owned(),
         ));
     }
-    if let (crate::metrics::Unit::Share, true, Some(Margin::Absolute(m))) =
-        (known.unit, known.direction_known(), margin)
-        && m >= 1.0
+    let width = high - low;
+    if let Some(Margin::Absolute(m)) = margin
+        && m >= width
     {
+        let what = if known.unit == crate::metrics::Unit::Share {
+            "a rate's"
+        } else {
+            "the score's"
+        };
         found.push((
-            format!("gate `{metric}`: a margin of {m} is a rate's whole range (0 to 1): no change could fail it"),
+            format!("gate `{metric}`: a margin of {m} is {what} whole range ({low} to {high}): no change could fail it"),
             format!(
-                "write a rate's margin as a share of 1 (`margin: 0.05` for 5 percentage points) or as a share of the baseline (`margin: \"5%\"`){}",
+                "write the margin as a share of that range (`margin: 0.05` for 5 percentage points) or as a share of the baseline (`margin: \"5%\"`){}",
                 if m <= 100.0 { format!("; `{m}` looks meant as `{}`", m / 100.0) } else { String::new() }
             ),
         ));
