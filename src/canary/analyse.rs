@@ -83,6 +83,10 @@ struct Measured {
     own_se: Option<f64>,
     n: ArmCounts,
     test: &'static str,
+    /// Each arm one value throughout (a synthetic or perfectly steady source): no standard
+    /// error describes it, but the difference is exact, with this permutation p-value
+    /// (`stats::separation_p`).
+    exact_p: Option<f64>,
 }
 
 impl Measured {
@@ -309,6 +313,7 @@ fn of_means(b: &[f64], c: &[f64], kind: Kind, confidence: f64, test: &'static st
         own_se: Some((vc / c.len() as f64).sqrt()),
         n: counts(b.len(), c.len()),
         test,
+        exact_p: stats::separation_p(b, c),
     })
 }
 
@@ -350,6 +355,7 @@ fn measure_records(records: &Records, kind: Kind, confidence: f64, timeout_ms: f
                 own_se: Some(sc),
                 n: counts(b.len(), c.len()),
                 test: "difference of quantiles (Maritz–Jarrett)",
+                exact_p: stats::separation_p(&b, &c),
             })
         }
         Kind::LatencyShift => {
@@ -364,6 +370,7 @@ fn measure_records(records: &Records, kind: Kind, confidence: f64, timeout_ms: f
                 own_se: stats::maritz_jarrett_se(&c, 0.5),
                 n: counts(b.len(), c.len()),
                 test: "Hodges–Lehmann shift (Mann–Whitney)",
+                exact_p: stats::separation_p(&b, &c),
             })
         }
         Kind::ErrorRate | Kind::ThumbsDownRate | Kind::HallucinationRate => {
@@ -390,6 +397,8 @@ fn measure_records(records: &Records, kind: Kind, confidence: f64, timeout_ms: f
                 own_se: Some((pc * (1.0 - pc) / (nc as f64 + 2.0)).sqrt()),
                 n: counts(nb as usize, nc as usize),
                 test: RATE_TEST,
+                // Agresti–Caffo's standard error is never zero.
+                exact_p: None,
             })
         }
         Kind::Quality => {
@@ -438,6 +447,19 @@ fn sign(direction: Direction) -> f64 {
     }
 }
 
+/// The metric's confidence sequence; for arms each of one value throughout, where no standard
+/// error exists, their exact difference with its permutation p-value (valid at every look:
+/// from a handful of requests an arm it is below any α a gate takes, and `min_samples` is far
+/// more than a handful).
+fn sequence_of(m: &Measured, tau: f64, alpha: f64) -> Option<stats::Sequential> {
+    stats::mixture_sequence(m.estimate.estimate, m.estimate.se, tau, alpha).or_else(|| {
+        m.exact_p.map(|p_value| stats::Sequential {
+            ci: [m.estimate.estimate; 2],
+            p_value,
+        })
+    })
+}
+
 /// The metric before Holm: values, interval, raw p-value.
 fn first_pass(gate: &CanaryGate, m: Option<&Measured>, min_samples: u64, requests: ArmCounts) -> CanaryMetric {
     let without = match (requests.baseline, requests.canary) {
@@ -477,12 +499,7 @@ fn first_pass(gate: &CanaryGate, m: Option<&Measured>, min_samples: u64, request
     };
     let Some(m) = m else { return empty };
     let margin = margin_on_scale(gate.margin, m.scale, m.baseline);
-    let sequence = stats::mixture_sequence(
-        m.estimate.estimate,
-        m.estimate.se,
-        tau(margin, m, min_samples),
-        gate.alpha,
-    );
+    let sequence = sequence_of(m, tau(margin, m, min_samples), gate.alpha);
     CanaryMetric {
         baseline: Some(m.baseline),
         canary: Some(m.canary),
@@ -511,12 +528,7 @@ fn decide(metric: &mut CanaryMetric, gate: &CanaryGate, m: &Measured, min_sample
         );
         return;
     }
-    let Some(sequence) = stats::mixture_sequence(
-        m.estimate.estimate,
-        m.estimate.se,
-        tau(margin, m, min_samples),
-        gate.alpha,
-    ) else {
+    let Some(sequence) = sequence_of(m, tau(margin, m, min_samples), gate.alpha) else {
         metric.verdict = MetricVerdict::NoData;
         metric.reason = "no spread in the data: an interval of zero width proves nothing".to_owned();
         return;
@@ -550,7 +562,14 @@ fn decide(metric: &mut CanaryMetric, gate: &CanaryGate, m: &Measured, min_sample
         )
     };
     if let (Some(slo), Some(own_se)) = (gate.slo, m.own_se) {
-        let own = stats::mixture_sequence(m.canary, own_se, slo_tau(margin, m, slo), gate.alpha);
+        // A canary of one value throughout is that value: every request met the objective, or
+        // none did.
+        let own = stats::mixture_sequence(m.canary, own_se, slo_tau(margin, m, slo), gate.alpha).or_else(|| {
+            m.exact_p.map(|_| stats::Sequential {
+                ci: [m.canary, m.canary],
+                p_value: 1.0,
+            })
+        });
         let met = own.and_then(|o| {
             let (above, below) = (o.ci[0] > slo, o.ci[1] < slo);
             match gate.direction {
@@ -779,6 +798,95 @@ mod tests {
                 timeout_ms: 60_000.0,
             },
         )
+    }
+
+    /// An arm whose every request took `latency_ms` and cost `cost_usd`.
+    fn steady(n: usize, latency_ms: f64, cost_usd: f64) -> Vec<Record> {
+        (0..n)
+            .map(|i| Record {
+                time: i as f64,
+                latency_ms: Some(latency_ms),
+                cost_usd: Some(cost_usd),
+                ..Record::default()
+            })
+            .collect()
+    }
+
+    /// Arms each of one value throughout (a synthetic log, a steady source) held for ever as
+    /// "no spread in the data", though the canary took 900 ms on every request against 500.
+    #[test]
+    fn arms_each_of_one_value_are_decided_exactly() {
+        let gates = [
+            gate("latency_p95_ms", Margin::Relative(0.10), true),
+            gate("latency_shift_ms", Margin::Relative(0.10), true),
+            gate("cost_per_request", Margin::Relative(0.10), true),
+            gate("error_rate", Margin::Absolute(0.01), true),
+        ];
+        let worse = run(
+            &Records {
+                baseline: steady(600, 500.0, 0.002),
+                canary: steady(600, 900.0, 0.002),
+            },
+            &gates,
+        );
+        assert_eq!(worse.verdict, CanaryVerdict::Rollback, "{:#?}", worse.metrics);
+        assert_eq!(worse.failing, ["latency_p95_ms", "latency_shift_ms"]);
+        let p95 = &worse.metrics[0];
+        assert_eq!((p95.delta, p95.ci), (Some(400.0), Some([400.0, 400.0])));
+        assert!(p95.p_adjusted.unwrap() < 1e-300, "{p95:#?}");
+        // The same value in both arms is no difference, proven: promote.
+        let same = run(
+            &Records {
+                baseline: steady(600, 500.0, 0.002),
+                canary: steady(600, 500.0, 0.002),
+            },
+            &gates,
+        );
+        assert_eq!(same.verdict, CanaryVerdict::Promote, "{:#?}", same.metrics);
+        assert!(same.metrics.iter().all(|m| m.non_inferior), "{:#?}", same.metrics);
+        // Below `min_samples` it is still too few, however steady.
+        let few = run(
+            &Records {
+                baseline: steady(100, 500.0, 0.002),
+                canary: steady(100, 900.0, 0.002),
+            },
+            &gates,
+        );
+        assert_eq!(few.verdict, CanaryVerdict::Hold, "{:#?}", few.metrics);
+    }
+
+    /// A Prometheus series of one value at every step: a fake server's, or an error rate of 0
+    /// throughout, which held a healthy canary for ever.
+    #[test]
+    fn steady_series_are_decided_exactly() {
+        let flat = |v: f64| (0..61).map(|i| (f64::from(i) * 60.0, v)).collect::<Vec<_>>();
+        let series = |b: f64, c: f64| Series {
+            baseline: flat(b),
+            canary: flat(c),
+        };
+        let gates = [
+            gate("latency_p95_ms", Margin::Relative(0.10), true),
+            gate("error_rate", Margin::Absolute(0.01), true),
+        ];
+        let settings = Settings {
+            gates: &gates,
+            min_samples: 30,
+            span_hours: Some(1.0),
+            timeout_ms: 60_000.0,
+        };
+        let healthy = BTreeMap::from([
+            ("latency_p95_ms".to_owned(), series(650.0, 660.0)),
+            ("error_rate".to_owned(), series(0.0, 0.0)),
+        ]);
+        let a = analyse(&Data::Series(&healthy), &settings);
+        assert_eq!(a.verdict, CanaryVerdict::Promote, "{:#?}", a.metrics);
+        let slow = BTreeMap::from([
+            ("latency_p95_ms".to_owned(), series(650.0, 1200.0)),
+            ("error_rate".to_owned(), series(0.0, 0.0)),
+        ]);
+        let a = analyse(&Data::Series(&slow), &settings);
+        assert_eq!(a.verdict, CanaryVerdict::Rollback, "{:#?}", a.metrics);
+        assert_eq!(a.failing, ["latency_p95_ms"]);
     }
 
     #[test]

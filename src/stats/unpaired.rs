@@ -18,6 +18,8 @@
 //!   rare and a Wald interval collapses to zero width.
 //! - [`welch_z`]: the difference of two means with the unequal-variance standard error.
 //! - [`mean_ratio`]: the ratio of two means, its log's delta-method standard error.
+//! - [`separation_p`]: two arms each of one value throughout: the exact permutation p-value
+//!   of their difference, where every standard error above is zero.
 
 use statrs::distribution::{ContinuousCDF, Normal};
 
@@ -284,9 +286,54 @@ pub fn mean_var(values: &[f64]) -> (f64, f64) {
     (mean, if n > 1 { m2 / (n - 1) as f64 } else { f64::NAN })
 }
 
+/// Two arms each of one value throughout (every baseline request took 500 ms, every canary
+/// request 900): no standard error describes them, but the arms' difference is exact. Under
+/// exchangeability (no difference) every split of the n + m values into arms of n and m is
+/// equally likely, and the observed one, every baseline value on one side of every canary
+/// value, is the most extreme there is: the two-sided permutation p-value of any statistic of
+/// the difference is `2 / C(n + m, n)`, as `scipy.stats.permutation_test` gives it; 1 when the
+/// two values are equal. `None` unless each arm has at least two values and is constant.
+pub fn separation_p(x: &[f64], y: &[f64]) -> Option<f64> {
+    let constant = |v: &[f64]| v.len() >= 2 && v.iter().all(|a| a == &v[0]) && v[0].is_finite();
+    if !(constant(x) && constant(y)) {
+        return None;
+    }
+    if x[0] == y[0] {
+        return Some(1.0);
+    }
+    use statrs::function::gamma::ln_gamma;
+    let (n, m) = (x.len() as f64, y.len() as f64);
+    let ln_splits = ln_gamma(n + m + 1.0) - ln_gamma(n + 1.0) - ln_gamma(m + 1.0);
+    // Past ~745 splits' worth of digits it is below the smallest double: say the smallest.
+    Some((std::f64::consts::LN_2 - ln_splits).exp().clamp(f64::MIN_POSITIVE, 1.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn constant_arms_have_the_exact_permutation_p_value() {
+        // scipy.stats.permutation_test((np.full(5, 500.), np.full(5, 900.)), lambda x, y:
+        //   np.mean(x) - np.mean(y), permutation_type='independent', n_resamples=np.inf).pvalue
+        //   -> 0.007936507936507936; with arms of 4 and 6 -> 0.009523809523809525
+        close(
+            separation_p(&[500.0; 5], &[900.0; 5]).unwrap(),
+            0.007936507936507936,
+            1e-12,
+        );
+        close(
+            separation_p(&[500.0; 4], &[900.0; 6]).unwrap(),
+            0.009523809523809525,
+            1e-12,
+        );
+        assert_eq!(separation_p(&[500.0; 4], &[500.0; 6]), Some(1.0));
+        // One arm with spread, or an arm of one value, is for the standard errors.
+        assert_eq!(separation_p(&[500.0, 501.0], &[900.0; 6]), None);
+        assert_eq!(separation_p(&[500.0], &[900.0; 6]), None);
+        // A thousand requests an arm: far below any α, and never exactly 0.
+        assert_eq!(separation_p(&[1.0; 1000], &[2.0; 1000]), Some(f64::MIN_POSITIVE));
+    }
 
     #[track_caller]
     fn close(actual: f64, expected: f64, tolerance: f64) {
