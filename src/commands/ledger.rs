@@ -353,6 +353,15 @@ fn show(repo_dir: &Path, config: &str, args: &LedgerShowArgs) -> anyhow::Result<
         String::new()
     };
     let (text, label) = match &store {
+        // A file not written yet is no ledger yet, as a branch not made yet is.
+        Store::File(path) if std::fs::metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) => {
+            eprintln!(
+                "promptgate: no ledger yet: {} does not exist; `promptgate ledger record --ledger {}` creates it",
+                path.display(),
+                path.display()
+            );
+            (String::new(), path.display().to_string())
+        }
         Store::File(path) => (ledger::read_ledger_file(path, false)?, path.display().to_string()),
         Store::Branch {
             client,

@@ -106,7 +106,8 @@ pub fn render_terminal(show: &Show<'_>) -> String {
     out
 }
 
-/// One trend chart per (experiment, metric) with at least two versions measured.
+/// One trend chart per (experiment, metric) with a version measured: the first version's
+/// chart is its one point, where the history starts.
 pub fn trend_charts(show: &Show<'_>, ci_label: &str) -> anyhow::Result<Vec<((String, String), Chart)>> {
     let mut charts = Vec::new();
     for (experiment, rows) in show.history {
@@ -115,7 +116,7 @@ pub fn trend_charts(show: &Show<'_>, ci_label: &str) -> anyhow::Result<Vec<((Str
                 .iter()
                 .filter(|r| r.metrics.get(&metric).and_then(|m| m.value).is_some_and(f64::is_finite))
                 .collect();
-            if measured.len() < 2 {
+            if measured.is_empty() {
                 continue;
             }
             let points: Vec<TrendPoint> = measured

@@ -656,6 +656,35 @@ fn without_a_token_the_ledger_is_the_local_repositorys_branch_and_the_checkout_i
     assert_eq!(repo.git(&["rev-parse", "promptgate-ledger"]), tip);
 }
 
+/// A ledger file not written yet is an empty history, as a branch not made yet is (the audit:
+/// exit 2), and the first version's record has its trend chart, a point where the history
+/// starts (the audit: `--out` wrote no chart until a second version).
+#[test]
+fn a_ledger_file_starts_empty_and_its_first_version_has_a_chart() {
+    let repo = TestRepo::new();
+    repo.promptgate(&["ledger", "show", "--ledger", "history.jsonl"])
+        .expect_code(0)
+        .stderr_has("no ledger yet: history.jsonl does not exist");
+    write_json(repo.path(), "results.json", &results_json("v1.0.0", 0.93));
+    repo.promptgate(&[
+        "ledger",
+        "record",
+        "--results",
+        "results.json",
+        "--ledger",
+        "history.jsonl",
+    ])
+    .expect_code(0);
+    repo.promptgate(&["ledger", "show", "--ledger", "history.jsonl", "--out", "out"])
+        .expect_code(0)
+        .stdout_has("v1.0.0");
+    assert!(repo.path().join("out/charts/support-pass-rate-trend.svg").is_file());
+    assert!(
+        repo.read("out/ledger.md")
+            .contains("charts/support-pass-rate-trend.svg")
+    );
+}
+
 /// Records made at once into one ledger file all land: each reads, appends and replaces the
 /// file under a lock beside it (the audit: of two records at once, one was lost in 8 of 10
 /// tries, and both exited 0).
