@@ -520,7 +520,7 @@ fn evaluate(
     // The changed lines of the pull request's head, where the check run is (another `--head`,
     // such as its merge commit, may number them otherwise).
     let annotations = annotations_between(&repo, &run.results, &run.results.base.sha, &pr.head_sha);
-    side_channels(env, &run, &args.out, &annotations)?;
+    side_channels(env, &run, &args.out, &annotations, None)?;
     super::run::print_outcome(&run);
     if let Some(a) = &run.results.trust.approval {
         eprintln!("{}", actions::inert(&crate::secrets::redact(&trust::describe(a))));
@@ -676,11 +676,14 @@ fn annotate_input_error(e: &anyhow::Error) {
 }
 
 /// `$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`, and `::error` annotations in the log.
+/// `kept`: the conclusion of a trusted evaluation of the same commit that these untrusted
+/// results are not published over: the check's conclusion stays that, and the outputs say so.
 pub(super) fn side_channels(
     env: &ActionsEnv,
     run: &GateRun,
     out: &Path,
     annotations: &[Annotation],
+    kept: Option<&'static str>,
 ) -> anyhow::Result<()> {
     let r = &run.results;
     let verdict = r.verdict.as_str();
@@ -703,12 +706,15 @@ pub(super) fn side_channels(
                 ("results", path_string(&out.join("results.json"))),
                 ("experiments-affected", affected.to_string()),
                 ("cost", format!("{:.6}", r.run.spend_usd)),
-                ("conclusion", check::conclusion_of(r).to_owned()),
+                ("conclusion", kept.unwrap_or_else(|| check::conclusion_of(r)).to_owned()),
             ],
         )?;
     }
     if let Some(file) = &env.step_summary {
-        let summary = markdown::render_summary(r)? + &crate::github::comment::notes(r) + "\n";
+        let kept = kept.map_or(String::new(), |c| {
+            format!("**Not published:** this commit already has results evaluated with secrets; its check stays `{c}`, and these results of untrusted code are below for reference only.\n\n")
+        });
+        let summary = kept + &markdown::render_summary(r)? + &crate::github::comment::notes(r) + "\n";
         actions::append_summary(file, &crate::secrets::redact(&summary))?;
     }
     for a in annotations.iter().filter(|a| a.annotation_level == "failure") {

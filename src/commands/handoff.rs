@@ -210,7 +210,14 @@ pub(super) fn publish_only(
         }
         _ => check::annotations(&run.results, &|_| true, &|_| Vec::new()),
     };
-    side_channels(env, &run, &args.out, &annotations)?;
+    // Untrusted results are not published over a trusted evaluation of the same commit
+    // (`Publisher::finish`): the outputs give the check's conclusion as it stays (the audit:
+    // `conclusion=action_required` beside a check left at `success`).
+    let kept = (run.results.trust.untrusted)
+        .then(|| publisher.trusted_results(&pr.head_sha))
+        .flatten()
+        .map(|trusted| check::conclusion_for(trusted.verdict, false));
+    side_channels(env, &run, &args.out, &annotations, kept)?;
     super::run::print_outcome(&run);
     let finished = runtime.block_on(publisher.finish(&run.results, (evaluated.0, &evaluated.1), None, &annotations));
     published_or_said(env, finished)?;

@@ -72,6 +72,11 @@ pub fn route(trigger: &Trigger) -> Route {
         Trigger::Other(name) if ELSEWHERE.contains(&name.as_str()) => Route::Skip(format!(
             "the event (`{name}`) concerns no pull request promptgate gates"
         )),
+        // A push is what a workflow on `pull_request` and `push` also gets: no pull request to
+        // gate, and no failure either (it failed every push to the default branch).
+        Trigger::Other(name) if name == "push" => Route::Skip(
+            "a push has no pull request to gate; to warm the response cache on pushes to the default branch, use the Action's `mode: warm` (`promptgate run --all --base HEAD --head HEAD`)".to_owned(),
+        ),
         Trigger::Other(name) => Route::Unsupported(
             format!("`promptgate ci` gates pull requests; this run was triggered by `{name}`"),
             "trigger the workflow on `pull_request` (see docs/github.md), or use `promptgate run --base REF --head REF`",
@@ -206,7 +211,9 @@ mod tests {
             },
             "evaluate",
         );
-        check(Trigger::Other("push".to_owned()), "unsupported");
+        // A push gates nothing and fails nothing (the audit: exit 2 on every push).
+        check(Trigger::Other("push".to_owned()), "skip");
+        check(Trigger::Other("schedule".to_owned()), "unsupported");
         // Any other comment or label does nothing (exit 0), never an error.
         for elsewhere in [
             "issue_comment on an issue",

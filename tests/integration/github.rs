@@ -3102,6 +3102,13 @@ async fn untrusted_results_are_not_published_over_a_trusted_evaluation_of_the_sa
         .run
         .stderr_has("already has results evaluated with secrets (pass)")
         .stderr_has("is not published over them");
+    // The outputs give the check as it stays (the audit: `action_required` beside `success`).
+    assert!(published.output.contains("conclusion=success"), "{}", published.output);
+    assert!(
+        published.summary.contains("**Not published:**"),
+        "{}",
+        published.summary
+    );
     let (_, requests) = sequence(&server).await;
     let writes: Vec<String> = requests
         .iter()
