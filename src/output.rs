@@ -46,8 +46,28 @@ pub fn write_file_with(
     path: &Path,
     write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(link_error(path).into());
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => return Err(link_error(path).into()),
+        Ok(m) if m.is_dir() => {
+            let e: crate::error::Error =
+                crate::error::Diagnostic::new(format!("cannot write {}: it is a folder", path.display()))
+                    .hint("name a file inside it")
+                    .into();
+            return Err(e.into());
+        }
+        // A device or a pipe (`/dev/null`, `/dev/stdout`, a FIFO) is written into, never
+        // replaced: a rename over `/dev/null` made it an ordinary file for everything else on
+        // the machine.
+        Ok(m) if !m.is_file() => {
+            let written = (|| -> std::io::Result<()> {
+                let file = std::fs::OpenOptions::new().write(true).open(path)?;
+                let mut buffered = std::io::BufWriter::with_capacity(1 << 16, file);
+                write(&mut buffered)?;
+                std::io::Write::flush(&mut buffered)
+            })();
+            return written.with_context(|| format!("writing {}", path.display()));
+        }
+        _ => {}
     }
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -376,6 +396,32 @@ impl Scratch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A device or a pipe is written into, not renamed over (`--dry-run /dev/null` made
+    /// `/dev/null` an ordinary file, and every later `git -c … GIT_CONFIG_GLOBAL=/dev/null` on
+    /// the machine failed).
+    #[test]
+    fn a_pipe_is_written_into_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        write_file(&fifo, b"through the pipe").unwrap();
+        assert_eq!(reader.join().unwrap(), b"through the pipe");
+        assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+        let e = write_file(dir.path(), b"x").unwrap_err();
+        assert!(format!("{e:#}").contains("it is a folder"), "{e:#}");
+    }
 
     fn scratch_files(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
