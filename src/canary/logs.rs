@@ -366,7 +366,12 @@ fn read_jsonl(mut input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(R
             break;
         }
         line_no += 1;
-        let bytes = trim_ascii(&buffer);
+        // A byte-order mark some editors and Windows tools put first is no part of the JSON (the
+        // audit: the first line was counted malformed).
+        let bytes = match line_no {
+            1 => trim_ascii(buffer.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buffer)),
+            _ => trim_ascii(&buffer),
+        };
         if bytes.is_empty() {
             continue;
         }
@@ -608,6 +613,20 @@ mod tests {
         );
         assert_eq!(notes.other_arms.get("v3"), Some(&1));
         assert_eq!(notes.without_arm, 1);
+    }
+
+    /// A log that starts with a byte-order mark and ends its lines with CRLF (a Windows tool's)
+    /// reads whole: the first line was counted malformed.
+    #[test]
+    fn a_byte_order_mark_and_crlf_lines_read_whole() {
+        let text = "\u{feff}{\"variant\": \"v1\", \"latency_ms\": 10}\r\n{\"variant\": \"v2\", \"latency_ms\": 12}\r\n";
+        let (records, notes) = read(LogFormat::Jsonl, &Fields::resolve(Some(&RawFields::default())), text);
+        assert_eq!(notes.problems.total(), 0, "{:?}", notes.problems);
+        assert_eq!((records.baseline.len(), records.canary.len()), (1, 1));
+        let text = "\u{feff}variant,latency_ms\r\nv1,10\r\nv2,12\r\n";
+        let (records, notes) = read(LogFormat::Csv, &Fields::resolve(Some(&RawFields::default())), text);
+        assert_eq!(notes.problems.total(), 0, "{:?}", notes.problems);
+        assert_eq!((records.baseline.len(), records.canary.len()), (1, 1));
     }
 
     #[test]

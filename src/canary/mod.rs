@@ -192,6 +192,18 @@ pub fn evaluate(root: &Path, config: &CanaryConfig, options: &Options) -> anyhow
                 rows.len()
             ));
         }
+        // So is one without a cost (no token counts, no logged cost; an unpriced model is
+        // said apart): the audit found the cost's n fall with no note.
+        let uncosted = rows
+            .iter()
+            .filter(|r| !r.error && r.cost_usd.is_none() && !r.unpriced)
+            .count();
+        if uncosted > 0 && rows.iter().any(|r| !r.error && r.cost_usd.is_some()) {
+            reading.push(format!(
+                "{uncosted} of {} `{arm}` requests succeeded without a cost (no token counts or cost logged) — left out of the cost per request",
+                rows.len()
+            ));
+        }
     }
     let latest = records.latest();
     let needs_time = options.window.is_some() || options.drift.is_some();

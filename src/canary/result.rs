@@ -59,7 +59,7 @@ pub struct CanaryMetric {
     pub margin: Option<f64>,
     /// Proven no worse than the margin: what promotion needs.
     pub non_inferior: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `null` for a gate without an objective: every metric carries the same keys.
     pub slo: Option<Slo>,
     /// Why, in words.
     pub reason: String,

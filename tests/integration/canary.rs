@@ -328,8 +328,8 @@ fn a_field_map_that_matches_nothing_is_bad_input() {
     insta::assert_snapshot!("canary_field_not_found", printed(&run, dir.path()));
 }
 
-/// A successful request that logs no latency is left out of the latency quantiles, and the
-/// notes say how many (only the metric's n showed it).
+/// A successful request that logs no latency is left out of the latency quantiles, one without
+/// token counts out of the cost, and the notes say how many (only the metric's n showed it).
 #[test]
 fn successful_requests_without_a_latency_are_counted_in_the_notes() {
     let dir = setup(2_000, 0.01, 1.0);
@@ -339,10 +339,16 @@ fn successful_requests_without_a_latency_are_counted_in_the_notes() {
     let lines: Vec<String> = text
         .lines()
         .map(|line| {
-            if dropped < 10 && line.contains("\"v1.3.0\"") && line.contains("\"error\": null") {
+            if dropped < 17 && line.contains("\"v1.3.0\"") && line.contains("\"error\": null") {
                 dropped += 1;
-                let start = line.find(", \"latency_ms\"").unwrap();
-                let end = start + line[start..].find(", \"usage\"").unwrap();
+                // Ten without a latency, then seven without token counts (so without a cost).
+                let (from, to) = if dropped <= 10 {
+                    (", \"latency_ms\"", ", \"usage\"")
+                } else {
+                    (", \"usage\"", ", \"error\"")
+                };
+                let start = line.find(from).unwrap();
+                let end = start + line[start..].find(to).unwrap();
                 return format!("{}{}", &line[..start], &line[end..]);
             }
             line.to_owned()
@@ -354,6 +360,10 @@ fn successful_requests_without_a_latency_are_counted_in_the_notes() {
     let notes = json["notes"].to_string();
     assert!(
         notes.contains("10 of 2000 `v1.3.0` requests succeeded without a latency — left out of the latency quantiles"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("7 of 2000 `v1.3.0` requests succeeded without a cost (no token counts or cost logged) — left out of the cost per request"),
         "{notes}"
     );
 }
