@@ -451,7 +451,7 @@ fn gate_margins(repo_dir: &Path, config: &str) -> Result<BTreeMap<String, GateMa
     let root = Repo::open(repo_dir)
         .map(|r| r.root().to_owned())
         .unwrap_or_else(|_| repo_dir.to_owned());
-    let (suite, _) = crate::suite::load_config(&DirTree::new(&root), config).map_err(|e| {
+    let suite = crate::suite::load_gates(&DirTree::new(&root), config).map_err(|e| {
         format!(
             "the gates' margins come from {config}, which did not load ({})",
             e.summary()

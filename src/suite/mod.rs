@@ -207,6 +207,12 @@ pub fn load_config(source: &dyn FileSource, config_path: &str) -> Result<(Suite,
     Ok((suite, decls))
 }
 
+/// The suite's settings and gates, with or without experiments: what `ledger show` reads for
+/// its gates' margins (a canary-only config has `experiments: []`).
+pub fn load_gates(source: &dyn FileSource, config_path: &str) -> Result<Suite, Error> {
+    load_settings(source, config_path).map(|(suite, _)| suite)
+}
+
 /// The suite's providers, defaults, pricing and gates, checked as a gate loads them, and its
 /// experiments' declarations, unread: what `judge-check` reads, which needs a judge, not an
 /// experiment (a config may have `experiments: []`).

@@ -683,6 +683,20 @@ fn a_ledger_file_starts_empty_and_its_first_version_has_a_chart() {
         repo.read("out/ledger.md")
             .contains("charts/support-pass-rate-trend.svg")
     );
+    // A canary-only config (`experiments: []`) gives the gates' margins too (the audit: "Drift
+    // not checked: … the suite has no experiments").
+    repo.write(
+        "promptgate.yaml",
+        "version: 1\nexperiments: []\ncanary:\n  experiment: support\n  version: v1.0.0\n  source: {type: jsonl, path: logs.jsonl, arm_field: variant, baseline: a, canary: b}\ngates:\n  pass_rate: {direction: higher, margin: 0.02, blocking: true}\n",
+    );
+    let shown = repo.promptgate(&["ledger", "show", "--ledger", "history.jsonl"]);
+    assert!(
+        !shown.stdout.contains("Drift not checked"),
+        "{}\n{}",
+        shown.stdout,
+        shown.stderr
+    );
+    shown.expect_code(0);
 }
 
 /// Records made at once into one ledger file all land: each reads, appends and replaces the
