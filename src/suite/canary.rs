@@ -433,6 +433,45 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
                 ))
                 .into());
         }
+        // As a gate's (`suite::gates::contradictions`): a direction against the metric's own
+        // turned the gate upside down, and a rate's margin of 1 or more is its whole range.
+        let known = CanaryMetric::of(metric).map(CanaryMetric::default_direction);
+        if let (Some(written), Some(own)) = (spec.direction, known) {
+            let written = match written {
+                RawDirection::Higher => Direction::Higher,
+                RawDirection::Lower => Direction::Lower,
+            };
+            if written != own {
+                let (better, said) = match own {
+                    Direction::Higher => ("higher", "lower"),
+                    Direction::Lower => ("lower", "higher"),
+                };
+                return Err(at(
+                    l,
+                    c,
+                    format!(
+                        "gate `{metric}`: `direction: {said}` contradicts the metric: a {better} `{metric}` is better"
+                    ),
+                )
+                .hint("remove `direction:` from this gate: promptgate knows which way this metric is better")
+                .into());
+            }
+        }
+        if let Margin::Absolute(m) = margin
+            && m >= 1.0
+            && CanaryMetric::of(metric).is_some_and(CanaryMetric::is_rate)
+        {
+            return Err(at(
+                l,
+                c,
+                format!("gate `{metric}`: a margin of {m} is a rate's whole range (0 to 1): no change could fail it"),
+            )
+            .hint(format!(
+                "write a rate's margin as a share of 1 (`margin: 0.01` for 1 percentage point) or as a share of the baseline (`margin: \"10%\"`){}",
+                if m <= 100.0 { format!("; `{m}` looks meant as `{}`", m / 100.0) } else { String::new() }
+            ))
+            .into());
+        }
         let gate_alpha = spec.alpha.unwrap_or(alpha);
         if !(gate_alpha > 0.0 && gate_alpha < 0.5) {
             return Err(at(
@@ -937,6 +976,24 @@ mod tests {
         );
         let e = load(&format!("{SOURCE}  gates:\n    error_rate: {{margin: 0}}\n")).unwrap_err();
         assert!(e.contains("zero margin"), "{e}");
+        // A direction against the metric's, and a rate's margin of its whole range (a review
+        // of the gates' own checks found the canary's had neither).
+        let e = load(&format!(
+            "{SOURCE}  gates:\n    latency_p95_ms: {{direction: higher}}\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("`direction: higher` contradicts the metric"), "{e}");
+        let e = load(&format!("{SOURCE}  gates:\n    error_rate: {{margin: 2}}\n")).unwrap_err();
+        assert!(
+            e.contains("a margin of 2 is a rate's whole range") && e.contains("`2` looks meant as `0.02`"),
+            "{e}"
+        );
+        assert!(
+            load(&format!(
+                "{SOURCE}  gates:\n    quality: {{direction: higher, margin: 2}}\n"
+            ))
+            .is_ok()
+        );
         let e = load(&format!("{SOURCE}  presets: [daily-cost]\n")).unwrap_err();
         assert!(e.contains("needs `canary.budget`"), "{e}");
         let e = load("version: 1\n").unwrap_err();
