@@ -87,7 +87,25 @@ struct Measured {
     /// error describes it, but the difference is exact, with this permutation p-value
     /// (`stats::separation_p`).
     exact_p: Option<f64>,
+    /// The canary's values are one value throughout (its objective is then that value's), set
+    /// whatever the baseline's are.
+    canary_constant: bool,
 }
+
+/// How a metric's sequence was had.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// The normal mixture over the estimate and its standard error.
+    Mixture,
+    /// Arms each of one value throughout, decided by the exact permutation test.
+    Exact,
+    /// Arms each of one value throughout, too few to tell apart by it.
+    ExactTooFew,
+    /// No standard error and no exact test.
+    None,
+}
+
+const EXACT_TEST: &str = "exact permutation test (each arm one value throughout)";
 
 impl Measured {
     /// The change reported: a rate's is the canary's rate less the baseline's, as the two are
@@ -314,7 +332,13 @@ fn of_means(b: &[f64], c: &[f64], kind: Kind, confidence: f64, test: &'static st
         n: counts(b.len(), c.len()),
         test,
         exact_p: stats::separation_p(b, c),
+        canary_constant: one_value(c),
     })
+}
+
+/// At least two values, all one.
+fn one_value(v: &[f64]) -> bool {
+    v.len() >= 2 && v.iter().all(|x| x == &v[0])
 }
 
 fn counts(b: usize, c: usize) -> ArmCounts {
@@ -356,6 +380,7 @@ fn measure_records(records: &Records, kind: Kind, confidence: f64, timeout_ms: f
                 n: counts(b.len(), c.len()),
                 test: "difference of quantiles (Maritz–Jarrett)",
                 exact_p: stats::separation_p(&b, &c),
+                canary_constant: one_value(&c),
             })
         }
         Kind::LatencyShift => {
@@ -371,6 +396,7 @@ fn measure_records(records: &Records, kind: Kind, confidence: f64, timeout_ms: f
                 n: counts(b.len(), c.len()),
                 test: "Hodges–Lehmann shift (Mann–Whitney)",
                 exact_p: stats::separation_p(&b, &c),
+                canary_constant: one_value(&c),
             })
         }
         Kind::ErrorRate | Kind::ThumbsDownRate | Kind::HallucinationRate => {
@@ -399,6 +425,7 @@ fn measure_records(records: &Records, kind: Kind, confidence: f64, timeout_ms: f
                 test: RATE_TEST,
                 // Agresti–Caffo's standard error is never zero.
                 exact_p: None,
+                canary_constant: false,
             })
         }
         Kind::Quality => {
@@ -448,16 +475,35 @@ fn sign(direction: Direction) -> f64 {
 }
 
 /// The metric's confidence sequence; for arms each of one value throughout, where no standard
-/// error exists, their exact difference with its permutation p-value (valid at every look:
-/// from a handful of requests an arm it is below any α a gate takes, and `min_samples` is far
-/// more than a handful).
-fn sequence_of(m: &Measured, tau: f64, alpha: f64) -> Option<stats::Sequential> {
-    stats::mixture_sequence(m.estimate.estimate, m.estimate.se, tau, alpha).or_else(|| {
-        m.exact_p.map(|p_value| stats::Sequential {
-            ci: [m.estimate.estimate; 2],
-            p_value,
-        })
-    })
+/// error exists, their exact difference with its permutation p-value. That interval is the
+/// exact test's inverted under a shift, `{Δ}`, only once the smallest p-value so few values can
+/// have is below α (else it is unbounded and tells nothing: three requests an arm promoted,
+/// the review); both are doubled, a union bound over every later look (each request more
+/// divides the smallest p-value by at least two), so it holds at any look as the mixture does.
+fn sequence_of(m: &Measured, tau: f64, alpha: f64) -> (Option<stats::Sequential>, Route) {
+    if let Some(sequence) = stats::mixture_sequence(m.estimate.estimate, m.estimate.se, tau, alpha) {
+        return (Some(sequence), Route::Mixture);
+    }
+    let Some(p) = m.exact_p else {
+        return (None, Route::None);
+    };
+    let smallest = stats::separation_smallest_p(m.n.baseline as usize, m.n.canary as usize);
+    if 2.0 * smallest > alpha {
+        return (None, Route::ExactTooFew);
+    }
+    let sequence = stats::Sequential {
+        ci: [m.estimate.estimate; 2],
+        p_value: (2.0 * p).min(1.0),
+    };
+    (Some(sequence), Route::Exact)
+}
+
+/// Values an arm needs before arms each of one value can be told apart (or proven alike) by
+/// the exact test at `alpha`, as [`sequence_of`] asks.
+fn exact_needs(alpha: f64) -> u64 {
+    (2..)
+        .find(|&n| 2.0 * stats::separation_smallest_p(n, n) <= alpha)
+        .unwrap_or(2) as u64
 }
 
 /// The metric before Holm: values, interval, raw p-value.
@@ -499,7 +545,11 @@ fn first_pass(gate: &CanaryGate, m: Option<&Measured>, min_samples: u64, request
     };
     let Some(m) = m else { return empty };
     let margin = margin_on_scale(gate.margin, m.scale, m.baseline);
-    let sequence = sequence_of(m, tau(margin, m, min_samples), gate.alpha);
+    let (sequence, route) = sequence_of(m, tau(margin, m, min_samples), gate.alpha);
+    let test = match route {
+        Route::Exact => EXACT_TEST.to_owned(),
+        _ => format!("{}, normal-mixture confidence sequence", m.test),
+    };
     CanaryMetric {
         baseline: Some(m.baseline),
         canary: Some(m.canary),
@@ -507,7 +557,7 @@ fn first_pass(gate: &CanaryGate, m: Option<&Measured>, min_samples: u64, request
         ci: sequence.map(|s| s.ci.map(|x| m.scale.to_delta(x))),
         p_value: sequence.map(|s| s.p_value),
         p_adjusted: sequence.map(|s| s.p_value),
-        test: format!("{}, normal-mixture confidence sequence", m.test),
+        test,
         n: m.n,
         margin: Some(m.scale.to_delta(margin)),
         ..empty
@@ -528,9 +578,16 @@ fn decide(metric: &mut CanaryMetric, gate: &CanaryGate, m: &Measured, min_sample
         );
         return;
     }
-    let Some(sequence) = sequence_of(m, tau(margin, m, min_samples), gate.alpha) else {
+    let (sequence, route) = sequence_of(m, tau(margin, m, min_samples), gate.alpha);
+    let Some(sequence) = sequence else {
         metric.verdict = MetricVerdict::NoData;
-        metric.reason = "no spread in the data: an interval of zero width proves nothing".to_owned();
+        metric.reason = match route {
+            Route::ExactTooFew => format!(
+                "each arm is one value throughout: too few to tell the arms apart, or alike, by the exact test, which needs {} per arm",
+                exact_needs(gate.alpha)
+            ),
+            _ => "no spread in the data: an interval of zero width proves nothing".to_owned(),
+        };
         return;
     };
     let worst = if s > 0.0 { sequence.ci[1] } else { -sequence.ci[0] };
@@ -565,7 +622,7 @@ fn decide(metric: &mut CanaryMetric, gate: &CanaryGate, m: &Measured, min_sample
         // A canary of one value throughout is that value: every request met the objective, or
         // none did.
         let own = stats::mixture_sequence(m.canary, own_se, slo_tau(margin, m, slo), gate.alpha).or_else(|| {
-            m.exact_p.map(|_| stats::Sequential {
+            (m.canary_constant && own_se == 0.0).then_some(stats::Sequential {
                 ci: [m.canary, m.canary],
                 p_value: 1.0,
             })
@@ -697,6 +754,12 @@ fn needed(
             };
         }
         let margin = margin_on_scale(gate.margin, m.scale, m.baseline);
+        if m.exact_p.is_some() && m.estimate.se == 0.0 {
+            // Arms each of one value throughout: the exact test's own count, not a spread's.
+            let values = exact_needs(gate.alpha).max(settings.min_samples) as f64;
+            target = target.max((values * requests_per_value).ceil() as u64);
+            continue;
+        }
         let worse = sign(gate.direction) * m.estimate.estimate;
         let t = tau(margin, m, settings.min_samples);
         let decided = |k: f64| -> bool {
@@ -853,6 +916,60 @@ mod tests {
             &gates,
         );
         assert_eq!(few.verdict, CanaryVerdict::Hold, "{:#?}", few.metrics);
+        // Nor does an exact test of three requests an arm prove anything, whatever
+        // `min_samples` allows (the review: it promoted): 2·2/C(6, 3) = 0.2 > α; from 2·2/C(10,
+        // 5) = 0.016 on it decides, and the hold says how many it needs.
+        let settings = |min_samples| Settings {
+            gates: &gates,
+            min_samples,
+            span_hours: Some(10.0),
+            timeout_ms: 60_000.0,
+        };
+        let three = Records {
+            baseline: steady(3, 500.0, 0.002),
+            canary: steady(3, 500.0, 0.002),
+        };
+        let a = analyse(&Data::Records(&three), &settings(2));
+        assert_eq!(a.verdict, CanaryVerdict::Hold, "{:#?}", a.metrics);
+        let cost = a.metrics.iter().find(|m| m.name == "cost_per_request").unwrap();
+        assert!(
+            cost.reason.contains("by the exact test, which needs 5 per arm"),
+            "{cost:#?}"
+        );
+        let five = Records {
+            baseline: steady(5, 500.0, 0.002),
+            canary: steady(5, 900.0, 0.002),
+        };
+        let a = analyse(&Data::Records(&five), &settings(2));
+        assert_eq!(a.verdict, CanaryVerdict::Rollback, "{:#?}", a.metrics);
+        assert_eq!(a.failing, ["latency_shift_ms"]);
+        let shift = &a.metrics[1];
+        assert_eq!(shift.test, EXACT_TEST);
+        // scipy's permutation_test for 5 against 5 gives 2/252; doubled for every look.
+        assert!((shift.p_value.unwrap() - 4.0 / 252.0).abs() < 1e-12, "{shift:#?}");
+    }
+
+    /// A canary of one value throughout meets (or breaks) its objective by that value, whatever
+    /// the baseline's spread (the review: it held for ever, "not yet proven at most 800 ms").
+    #[test]
+    fn a_steady_canary_meets_its_objective_by_its_value() {
+        let mut rng = Rng::new(3);
+        let mut p95 = gate("latency_p95_ms", Margin::Relative(0.10), true);
+        p95.slo = Some(800.0);
+        let a = run(
+            &Records {
+                baseline: arm(&mut rng, 600, 500.0, 0.0, 1.0),
+                canary: steady(600, 500.0, 0.002),
+            },
+            std::slice::from_ref(&p95),
+        );
+        let slo = a.metrics[0].slo.as_ref().unwrap();
+        assert_eq!(
+            (slo.met, slo.ci),
+            (Some(true), Some([500.0, 500.0])),
+            "{:#?}",
+            a.metrics[0]
+        );
     }
 
     /// A Prometheus series of one value at every step: a fake server's, or an error rate of 0

@@ -301,11 +301,18 @@ pub fn separation_p(x: &[f64], y: &[f64]) -> Option<f64> {
     if x[0] == y[0] {
         return Some(1.0);
     }
+    Some(separation_smallest_p(x.len(), y.len()))
+}
+
+/// The smallest two-sided permutation p-value arms of `n` and `m` values can have, `2 / C(n +
+/// m, n)`: that of arms each of one value, apart. While it is above α no split of so few values
+/// tells anything, equal or apart.
+pub fn separation_smallest_p(n: usize, m: usize) -> f64 {
     use statrs::function::gamma::ln_gamma;
-    let (n, m) = (x.len() as f64, y.len() as f64);
+    let (n, m) = (n as f64, m as f64);
     let ln_splits = ln_gamma(n + m + 1.0) - ln_gamma(n + 1.0) - ln_gamma(m + 1.0);
     // Past ~745 splits' worth of digits it is below the smallest double: say the smallest.
-    Some((std::f64::consts::LN_2 - ln_splits).exp().clamp(f64::MIN_POSITIVE, 1.0))
+    (std::f64::consts::LN_2 - ln_splits).exp().clamp(f64::MIN_POSITIVE, 1.0)
 }
 
 #[cfg(test)]
@@ -328,6 +335,7 @@ mod tests {
             1e-12,
         );
         assert_eq!(separation_p(&[500.0; 4], &[500.0; 6]), Some(1.0));
+        close(separation_smallest_p(4, 6), 0.009523809523809525, 1e-12);
         // One arm with spread, or an arm of one value, is for the standard errors.
         assert_eq!(separation_p(&[500.0, 501.0], &[900.0; 6]), None);
         assert_eq!(separation_p(&[500.0], &[900.0; 6]), None);
