@@ -237,20 +237,14 @@ impl Metric {
         self.kind != Kind::Score || own_default(&self.name)
     }
 
-    /// The range a metric's values are known to lie in, when promptgate records it: 0 to 1 for
-    /// its rates and shares, `consistency`, and the scores its own assertions record (a check's
-    /// 0 or 1, a similarity, a judge's score scaled to 0–1); −1 to 1 for `preference`. A
-    /// margin as wide as the range is no gate at all. `None` for anything else (an `exec`
-    /// score, a latency, a cost).
+    /// The range a metric's values are known to lie in, whatever the suite's scorers: 0 to 1
+    /// for the rates and shares promptgate records and for `consistency`. A margin as wide as
+    /// the range is no gate at all. `None` for anything a scorer may record under its name (an
+    /// `exec` script may record `relevance` on a 0–100 scale, and a similarity by embeddings
+    /// is a cosine, −1 to 1), a latency or a cost.
     pub fn known_range(&self) -> Option<(f64, f64)> {
-        if !self.direction_known() || matches!(self.kind, Kind::Latency { .. } | Kind::Cost) {
-            return None;
-        }
-        match (self.kind, self.unit) {
-            (Kind::Score, _) if self.name == "preference" => Some((-1.0, 1.0)),
-            (Kind::Score | Kind::Consistency, _) | (_, Unit::Share) => Some((0.0, 1.0)),
-            _ => None,
-        }
+        let share = self.unit == Unit::Share && self.direction_known();
+        (share || self.kind == Kind::Consistency).then_some((0.0, 1.0))
     }
 
     /// Quality and errors block by default; latency and cost inform unless the suite says so.
@@ -471,21 +465,22 @@ mod tests {
 
     #[test]
     fn the_range_is_known_for_what_promptgate_records() {
-        for name in [
-            PASS_RATE,
-            ERROR_RATE,
-            FLAKY_SHARE,
-            CONSISTENCY,
-            PII_LEAK_RATE,
-            "contains",
-            "similarity",
-            "relevance",
-        ] {
+        for name in [PASS_RATE, ERROR_RATE, FLAKY_SHARE, CONSISTENCY, PII_LEAK_RATE] {
             assert_eq!(Metric::of(name).known_range(), Some((0.0, 1.0)), "{name}");
         }
-        assert_eq!(Metric::of("preference").known_range(), Some((-1.0, 1.0)));
-        // An `exec` script's numbers, a latency and a cost have no known bound.
-        for name in ["toxicity", "exec", "custom_rate", LATENCY_P95, COST] {
+        // A score a scorer records under its name has no range the name can tell (an `exec`
+        // script's `relevance` on a 0–100 scale, a cosine similarity), nor has a latency or a
+        // cost (the review).
+        for name in [
+            "relevance",
+            "similarity",
+            "contains",
+            "preference",
+            "toxicity",
+            "custom_rate",
+            LATENCY_P95,
+            COST,
+        ] {
             assert_eq!(Metric::of(name).known_range(), None, "{name}");
         }
     }

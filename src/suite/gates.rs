@@ -62,7 +62,7 @@ pub(super) fn contradictions(
         let what = if known.unit == crate::metrics::Unit::Share {
             "a rate's"
         } else {
-            "the score's"
+            "its"
         };
         found.push((
             format!("gate `{metric}`: a margin of {m} is {what} whole range ({low} to {high}): no change could fail it"),
