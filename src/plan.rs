@@ -637,6 +637,10 @@ impl CostEstimate {
     }
 }
 
+/// What raises the hard cap, in every message of a run it stopped: the budget in force is the
+/// base's (DESIGN.md, Decisions), so a pull request's own raise applies only once merged.
+pub const RAISE_MAX_USD: &str = "raise `budget.max_usd` in promptgate.yaml on the base branch (the budget in force is the base's: a pull request's own change to it applies once merged)";
+
 /// Refuses a run whose estimate exceeds the hard cap, or the approval threshold without an
 /// approval at least as large as the estimate.
 pub fn check_budget(
@@ -671,7 +675,7 @@ pub fn check_budget_of(
                 usd(estimate.usd),
                 usd(max)
             ),
-            "lower repeats or cases, or raise `budget.max_usd` in promptgate.yaml",
+            format!("lower repeats or cases, or {RAISE_MAX_USD}"),
         ));
     }
     let approved = approved_usd.is_some_and(|a| a >= estimate.usd);

@@ -177,7 +177,7 @@ pub fn keep_shard(
 pub struct CapReached {
     pub refused: usize,
     pub message: String,
-    pub hint: &'static str,
+    pub hint: String,
 }
 
 /// Calls the budget refused leave the comparison incomplete: a run error (exit 3).
@@ -209,12 +209,16 @@ pub fn cap_reached(ran: &runner::Ran, cap: Option<Cap>) -> Option<CapReached> {
             }
         ),
         hint: match cap.share_of {
-            None => "the results were written; raise `budget.max_usd` in promptgate.yaml, or lower repeats or cases",
+            None => format!(
+                "the results were written; {}, or lower repeats or cases",
+                crate::plan::RAISE_MAX_USD
+            ),
             // Each call reserves its most (full `max_tokens`) while the share follows the
             // estimate: a shard has less room at its end than the whole run has.
-            Some(_) => {
-                "the results were written; a shard may spend only its share of `budget.max_usd` (its part of the whole run's estimate): raise `budget.max_usd` in promptgate.yaml, or lower repeats or cases"
-            }
+            Some(_) => format!(
+                "the results were written; a shard may spend only its share of `budget.max_usd` (its part of the whole run's estimate): {}, or lower repeats or cases",
+                crate::plan::RAISE_MAX_USD
+            ),
         },
     })
 }

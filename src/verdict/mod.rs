@@ -617,13 +617,16 @@ pub fn run_error(results: &Results) -> Option<Error> {
         Error::run_with_hint(
             results.reason.clone(),
             if error_is_missing_shards(results) {
-                "the results were written; merge every shard's results.json: shards missing can show a regression, never pass the change"
+                "the results were written; merge every shard's results.json: shards missing can show a regression, never pass the change".to_owned()
             } else if results.run.budget_refused > 0 {
-                "the results were written; raise `budget.max_usd` in promptgate.yaml (a shard may spend only its share of it), or lower repeats or cases"
+                format!(
+                    "the results were written; {} (a shard may spend only its share of it), or lower repeats or cases",
+                    crate::plan::RAISE_MAX_USD
+                )
             } else if judging_failed(results) {
-                "the results were written; the judged metrics were not judged. Fix the judge provider (`defaults.judge`: its key, its model, a content filter or context limit on these outputs); the limit on failed judge calls is fixed, as `defaults.max_error_rate` is for the calls themselves"
+                "the results were written; the judged metrics were not judged. Fix the judge provider (`defaults.judge`: its key, its model, a content filter or context limit on these outputs); the limit on failed judge calls is fixed, as `defaults.max_error_rate` is for the calls themselves".to_owned()
             } else {
-                "the results were written; no metric was judged. Fix the provider (or raise `defaults.max_error_rate` if these failures are expected) and run again"
+                "the results were written; no metric was judged. Fix the provider (or raise `defaults.max_error_rate` if these failures are expected) and run again".to_owned()
             },
         )
     })
