@@ -676,17 +676,18 @@ fn annotate_input_error(e: &anyhow::Error) {
 }
 
 /// `$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`, and `::error` annotations in the log.
-/// `kept`: the conclusion of a trusted evaluation of the same commit that these untrusted
-/// results are not published over: the check's conclusion stays that, and the outputs say so.
+/// `kept`: the verdict the check shows for a trusted evaluation of the same commit that these
+/// untrusted results are not published over: the outputs give that verdict and its conclusion,
+/// as the check stays.
 pub(super) fn side_channels(
     env: &ActionsEnv,
     run: &GateRun,
     out: &Path,
     annotations: &[Annotation],
-    kept: Option<&'static str>,
+    kept: Option<Verdict>,
 ) -> anyhow::Result<()> {
     let r = &run.results;
-    let verdict = r.verdict.as_str();
+    let verdict = kept.unwrap_or(r.verdict).as_str();
     OUTPUTS_WRITTEN.set(true);
     if let Some(file) = &env.output {
         // The experiments held for a maintainer's approval are affected too: they are listed
@@ -706,13 +707,20 @@ pub(super) fn side_channels(
                 ("results", path_string(&out.join("results.json"))),
                 ("experiments-affected", affected.to_string()),
                 ("cost", format!("{:.6}", r.run.spend_usd)),
-                ("conclusion", kept.unwrap_or_else(|| check::conclusion_of(r)).to_owned()),
+                (
+                    "conclusion",
+                    kept.map_or_else(|| check::conclusion_of(r), |v| check::conclusion_for(v, false))
+                        .to_owned(),
+                ),
             ],
         )?;
     }
     if let Some(file) = &env.step_summary {
-        let kept = kept.map_or(String::new(), |c| {
-            format!("**Not published:** this commit already has results evaluated with secrets; its check stays `{c}`, and these results of untrusted code are below for reference only.\n\n")
+        let kept = kept.map_or(String::new(), |v| {
+            format!(
+                "**Not published:** this commit already has results evaluated with secrets; its check stays `{}`, and these results of untrusted code are below for reference only.\n\n",
+                check::conclusion_for(v, false)
+            )
         });
         let summary = kept + &markdown::render_summary(r)? + &crate::github::comment::notes(r) + "\n";
         actions::append_summary(file, &crate::secrets::redact(&summary))?;

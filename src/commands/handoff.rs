@@ -213,16 +213,21 @@ pub(super) fn publish_only(
     // Untrusted results are not published over a trusted evaluation of the same commit
     // (`Publisher::finish`): the outputs give the check's conclusion as it stays (the audit:
     // `conclusion=action_required` beside a check left at `success`).
+    // The step's exit code follows what stands, too.
     let kept = (run.results.trust.untrusted)
-        .then(|| publisher.trusted_results(&pr.head_sha))
-        .flatten()
-        .map(|trusted| check::conclusion_for(trusted.verdict, false));
+        .then(|| publisher.trusted_verdict_shown(&pr.head_sha))
+        .flatten();
     side_channels(env, &run, &args.out, &annotations, kept)?;
     super::run::print_outcome(&run);
     let finished = runtime.block_on(publisher.finish(&run.results, (evaluated.0, &evaluated.1), None, &annotations));
     published_or_said(env, finished)?;
     write_dry_run(Some(&client), args.dry_run.as_deref())?;
-    run.exit_code()
+    match kept {
+        Some(crate::results::Verdict::Pass | crate::results::Verdict::Waived) => Ok(crate::error::exit::PASS),
+        Some(crate::results::Verdict::Fail | crate::results::Verdict::NeedsApproval) => Ok(crate::error::exit::FAIL),
+        Some(crate::results::Verdict::Error) => Ok(crate::error::exit::RUN),
+        None => run.exit_code(),
+    }
 }
 
 /// Whether the evaluation handed on is untrusted code's word: a `workflow_run` (a fork's

@@ -189,6 +189,19 @@ impl<'a> Publisher<'a> {
         (self.state.results.as_ref()).filter(|p| !p.untrusted && p.sha == sha)
     }
 
+    /// The verdict the check shows for `sha`'s trusted results in the state, when it has any:
+    /// theirs, or waived when the state's waiver covers their regressions (as
+    /// [`Publisher::republish`] publishes them).
+    pub fn trusted_verdict_shown(&self, sha: &str) -> Option<Verdict> {
+        let trusted = self.trusted_results(sha)?;
+        Some(match &self.state.waiver {
+            Some(w) if trusted.waivable() && waiver::cover(w, &trusted.regressions_to_waive()).is_ok() => {
+                Verdict::Waived
+            }
+            _ => trusted.verdict,
+        })
+    }
+
     /// Whether untrusted code's evaluation of `sha` is kept from being published over the
     /// state's [`Publisher::trusted_results`], saying so when it is.
     pub fn keeps_trusted_results(&self, sha: &str) -> bool {

@@ -3103,7 +3103,12 @@ async fn untrusted_results_are_not_published_over_a_trusted_evaluation_of_the_sa
         .stderr_has("already has results evaluated with secrets (pass)")
         .stderr_has("is not published over them");
     // The outputs give the check as it stays (the audit: `action_required` beside `success`).
-    assert!(published.output.contains("conclusion=success"), "{}", published.output);
+    assert!(
+        published.output.contains("conclusion=success") && published.output.contains("verdict=pass"),
+        "{}",
+        published.output
+    );
+    assert_eq!(published.run.code, 0, "the step follows the check that stands");
     assert!(
         published.summary.contains("**Not published:**"),
         "{}",
