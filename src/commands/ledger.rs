@@ -353,8 +353,12 @@ fn show(repo_dir: &Path, config: &str, args: &LedgerShowArgs) -> anyhow::Result<
         String::new()
     };
     let (text, label) = match &store {
-        // A file not written yet is no ledger yet, as a branch not made yet is.
-        Store::File(path) if std::fs::metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) => {
+        // A file not written yet is no ledger yet, as a branch not made yet is; in a folder
+        // that is not there either, it is a mistyped path (the review), and an error.
+        Store::File(path)
+            if std::fs::metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                && path.parent().is_none_or(|p| p.as_os_str().is_empty() || p.is_dir()) =>
+        {
             eprintln!(
                 "promptgate: no ledger yet: {} does not exist; `promptgate ledger record --ledger {}` creates it",
                 path.display(),

@@ -665,6 +665,10 @@ fn a_ledger_file_starts_empty_and_its_first_version_has_a_chart() {
     repo.promptgate(&["ledger", "show", "--ledger", "history.jsonl"])
         .expect_code(0)
         .stderr_has("no ledger yet: history.jsonl does not exist");
+    // In a folder that is not there, it is a mistyped path (the review).
+    repo.promptgate(&["ledger", "show", "--ledger", "histroy/ledger.jsonl"])
+        .expect_code(2)
+        .stderr_has("cannot read the ledger histroy/ledger.jsonl");
     write_json(repo.path(), "results.json", &results_json("v1.0.0", 0.93));
     repo.promptgate(&[
         "ledger",
