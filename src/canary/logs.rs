@@ -366,12 +366,7 @@ fn read_jsonl(mut input: impl BufRead, spec: &LogSpec<'_>) -> std::io::Result<(R
             break;
         }
         line_no += 1;
-        // A byte-order mark some editors and Windows tools put first is no part of the JSON (the
-        // audit: the first line was counted malformed).
-        let bytes = match line_no {
-            1 => trim_ascii(buffer.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buffer)),
-            _ => trim_ascii(&buffer),
-        };
+        let bytes = line_bytes(&buffer, line_no);
         if bytes.is_empty() {
             continue;
         }
@@ -515,6 +510,16 @@ pub(super) fn json_error(e: &serde_json::Error) -> String {
     match text.rfind(" at line ") {
         Some(i) => text[..i].to_owned(),
         None => text,
+    }
+}
+
+/// Line `line_no`'s bytes without the whitespace around them, nor, on the first line, the
+/// byte-order mark some editors and Windows tools put first, which is no part of the JSON (the
+/// audit: the first line was counted malformed).
+pub(super) fn line_bytes(buffer: &[u8], line_no: u64) -> &[u8] {
+    match line_no {
+        1 => trim_ascii(buffer.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(buffer)),
+        _ => trim_ascii(buffer),
     }
 }
 

@@ -37,7 +37,7 @@ pub fn read_otlp(
             break;
         }
         line_no += 1;
-        let bytes = buffer.trim_ascii();
+        let bytes = super::logs::line_bytes(&buffer, line_no);
         if bytes.is_empty() {
             continue;
         }
@@ -49,7 +49,10 @@ pub fn read_otlp(
             // The first line opens a document it does not close: the file is one document
             // across lines, read as such from its start.
             Err(e) if e.is_eof() && was_first => {
-                let start = std::mem::take(&mut buffer);
+                let mut start = std::mem::take(&mut buffer);
+                if start.starts_with(b"\xEF\xBB\xBF") {
+                    start.drain(..3);
+                }
                 let whole = std::io::Cursor::new(start).chain(input);
                 let skipped = line_no - 1;
                 for value in serde_json::Deserializer::from_reader(whole).into_iter::<Value>() {
@@ -250,6 +253,21 @@ mod tests {
         let (records, notes) = read_otlp(text.as_bytes(), &arms, &Costing { prices: &prices }).unwrap();
         assert_eq!(notes.problems.total(), 0, "{:?}", notes.problems);
         assert_eq!((records.baseline.len(), records.canary.len()), (2, 2));
+        // A byte-order mark before the first line, or before a pretty-printed document, is no
+        // part of it (the review: half the lines unreadable, exit 2).
+        let pretty =
+            serde_json::to_string_pretty(&serde_json::from_str::<Value>(text.lines().next().unwrap()).unwrap())
+                .unwrap();
+        for marked in [format!("\u{feff}{text}"), format!("\u{feff}{pretty}\n")] {
+            let (again, notes) = read_otlp(marked.as_bytes(), &arms, &Costing { prices: &prices }).unwrap();
+            assert_eq!(
+                (notes.problems.total(), notes.cut.is_none()),
+                (0, true),
+                "{:?}",
+                notes.problems
+            );
+            assert!(!again.baseline.is_empty(), "{marked}");
+        }
         let first = records.baseline[0];
         // 1796119200.000 to 1796119200.640 seconds: 640 ms.
         assert!((first.latency_ms.unwrap() - 640.0).abs() < 1e-6);
