@@ -46,8 +46,13 @@ pub fn write_file_with(
     path: &Path,
     write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
+    // A device or a pipe where the link (if any) leads: `/dev/stdout` is a link to the
+    // process's descriptor, which no checkout can plant.
+    let stream = || std::fs::metadata(path).is_ok_and(|t| !t.is_file() && !t.is_dir());
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => return Err(link_error(path).into()),
+        Ok(m) if m.file_type().is_symlink() && !(path.starts_with("/dev") && stream()) => {
+            return Err(link_error(path).into());
+        }
         Ok(m) if m.is_dir() => {
             let e: crate::error::Error =
                 crate::error::Diagnostic::new(format!("cannot write {}: it is a folder", path.display()))
@@ -58,7 +63,7 @@ pub fn write_file_with(
         // A device or a pipe (`/dev/null`, `/dev/stdout`, a FIFO) is written into, never
         // replaced: a rename over `/dev/null` made it an ordinary file for everything else on
         // the machine.
-        Ok(m) if !m.is_file() => {
+        Ok(_) if stream() => {
             let written = (|| -> std::io::Result<()> {
                 let file = std::fs::OpenOptions::new().write(true).open(path)?;
                 let mut buffered = std::io::BufWriter::with_capacity(1 << 16, file);
@@ -421,6 +426,20 @@ mod tests {
         assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
         let e = write_file(dir.path(), b"x").unwrap_err();
         assert!(format!("{e:#}").contains("it is a folder"), "{e:#}");
+        // `/dev/fd/N` (what `>(…)` and `/dev/stdout` are) is a link to a pipe: written into
+        // (the review: refused as a link a checkout may hold).
+        let (mut reader, writer) = std::io::pipe().unwrap();
+        use std::os::fd::AsRawFd;
+        let link = PathBuf::from(format!("/dev/fd/{}", writer.as_raw_fd()));
+        write_file(&link, b"through the link").unwrap();
+        drop(writer);
+        let mut read = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut read).unwrap();
+        assert_eq!(read, b"through the link");
+        // A link elsewhere is still refused, whatever it leads to.
+        std::os::unix::fs::symlink(&fifo, dir.path().join("link")).unwrap();
+        let e = write_file(&dir.path().join("link"), b"x").unwrap_err();
+        assert!(format!("{e:#}").contains("it is a symbolic link"), "{e:#}");
     }
 
     fn scratch_files(dir: &Path) -> Vec<String> {
