@@ -19,6 +19,9 @@ use crate::stats::{self, Estimate};
 use crate::suite::Margin;
 use crate::suite::canary::CanaryGate;
 
+mod exact;
+use exact::{EXACT_TEST, Route, exact_needs, one_value, sequence_of};
+
 /// One metric's per-step values of both arms (Prometheus), each with its time.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Series {
@@ -91,21 +94,6 @@ struct Measured {
     /// whatever the baseline's are.
     canary_constant: bool,
 }
-
-/// How a metric's sequence was had.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Route {
-    /// The normal mixture over the estimate and its standard error.
-    Mixture,
-    /// Arms each of one value throughout, decided by the exact permutation test.
-    Exact,
-    /// Arms each of one value throughout, too few to tell apart by it.
-    ExactTooFew,
-    /// No standard error and no exact test.
-    None,
-}
-
-const EXACT_TEST: &str = "exact permutation test (each arm one value throughout)";
 
 impl Measured {
     /// The change reported: a rate's is the canary's rate less the baseline's, as the two are
@@ -336,11 +324,6 @@ fn of_means(b: &[f64], c: &[f64], kind: Kind, confidence: f64, test: &'static st
     })
 }
 
-/// At least two values, all one.
-fn one_value(v: &[f64]) -> bool {
-    v.len() >= 2 && v.iter().all(|x| x == &v[0])
-}
-
 fn counts(b: usize, c: usize) -> ArmCounts {
     ArmCounts {
         baseline: b as u64,
@@ -472,38 +455,6 @@ fn sign(direction: Direction) -> f64 {
         Direction::Lower => 1.0,
         Direction::Higher => -1.0,
     }
-}
-
-/// The metric's confidence sequence; for arms each of one value throughout, where no standard
-/// error exists, their exact difference with its permutation p-value. That interval is the
-/// exact test's inverted under a shift, `{Δ}`, only once the smallest p-value so few values can
-/// have is below α (else it is unbounded and tells nothing: three requests an arm promoted,
-/// the review); both are doubled, a union bound over every later look (each request more
-/// divides the smallest p-value by at least two), so it holds at any look as the mixture does.
-fn sequence_of(m: &Measured, tau: f64, alpha: f64) -> (Option<stats::Sequential>, Route) {
-    if let Some(sequence) = stats::mixture_sequence(m.estimate.estimate, m.estimate.se, tau, alpha) {
-        return (Some(sequence), Route::Mixture);
-    }
-    let Some(p) = m.exact_p else {
-        return (None, Route::None);
-    };
-    let smallest = stats::separation_smallest_p(m.n.baseline as usize, m.n.canary as usize);
-    if 2.0 * smallest > alpha {
-        return (None, Route::ExactTooFew);
-    }
-    let sequence = stats::Sequential {
-        ci: [m.estimate.estimate; 2],
-        p_value: (2.0 * p).min(1.0),
-    };
-    (Some(sequence), Route::Exact)
-}
-
-/// Values an arm needs before arms each of one value can be told apart (or proven alike) by
-/// the exact test at `alpha`, as [`sequence_of`] asks.
-fn exact_needs(alpha: f64) -> u64 {
-    (2..)
-        .find(|&n| 2.0 * stats::separation_smallest_p(n, n) <= alpha)
-        .unwrap_or(2) as u64
 }
 
 /// The metric before Holm: values, interval, raw p-value.

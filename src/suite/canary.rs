@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::raw::{RawDirection, RawGate, RawPrice};
+use super::raw::{RawGate, RawPrice};
 use super::{Margin, Price, yaml_diagnostic};
 use crate::error::{Diagnostic, Error, did_you_mean};
 use crate::metrics::CanaryMetric;
@@ -31,7 +31,7 @@ pub const CANARY_METRICS: &[&str] = &[
     "hallucination_rate",
 ];
 
-fn default_direction(metric: &str) -> Direction {
+pub(super) fn default_direction(metric: &str) -> Direction {
     CanaryMetric::of(metric).map_or(Direction::Lower, CanaryMetric::default_direction)
 }
 
@@ -413,90 +413,7 @@ pub fn load_canary(source: &dyn FileSource, config_path: &str) -> Result<CanaryC
     }
     let mut gates = Vec::new();
     for (metric, gate) in &written {
-        let spec = &gate.value;
-        let (l, c) = (gate.referenced.line(), gate.referenced.column());
-        if spec.require.is_some() {
-            return Err(at(l, c, format!("gate `{metric}`: `require` does not apply to a canary"))
-                .hint("a canary is promoted only when its interval proves it no worse than the margin; remove `require`")
-                .into());
-        }
-        let margin = spec.margin.unwrap_or_else(|| default_margin(metric));
-        let blocking = spec.blocking.unwrap_or(default_blocking(metric));
-        let zero = match margin {
-            Margin::Absolute(m) | Margin::Relative(m) => m == 0.0,
-        };
-        if blocking && zero {
-            return Err(at(l, c, format!("blocking canary gate `{metric}` has a zero margin"))
-                .hint(format!(
-                    "a canary is promoted when its interval proves it no worse than the margin, which a margin of 0 never is; give one, e.g. `{metric}: {{margin: {}}}`",
-                    if matches!(default_margin(metric), Margin::Relative(_)) { "\"10%\"" } else { "0.01" }
-                ))
-                .into());
-        }
-        // As a gate's (`suite::gates::contradictions`): a direction against the metric's own
-        // turned the gate upside down, and a rate's margin of 1 or more is its whole range.
-        let known = CanaryMetric::of(metric).map(CanaryMetric::default_direction);
-        if let (Some(written), Some(own)) = (spec.direction, known) {
-            let written = match written {
-                RawDirection::Higher => Direction::Higher,
-                RawDirection::Lower => Direction::Lower,
-            };
-            if written != own {
-                let (better, said) = match own {
-                    Direction::Higher => ("higher", "lower"),
-                    Direction::Lower => ("lower", "higher"),
-                };
-                return Err(at(
-                    l,
-                    c,
-                    format!(
-                        "gate `{metric}`: `direction: {said}` contradicts the metric: a {better} `{metric}` is better"
-                    ),
-                )
-                .hint("remove `direction:` from this gate: promptgate knows which way this metric is better")
-                .into());
-            }
-        }
-        if let Margin::Absolute(m) = margin
-            && m >= 1.0
-            && CanaryMetric::of(metric).is_some_and(CanaryMetric::is_rate)
-        {
-            return Err(at(
-                l,
-                c,
-                format!("gate `{metric}`: a margin of {m} is a rate's whole range (0 to 1): no change could fail it"),
-            )
-            .hint(format!(
-                "write a rate's margin as a share of 1 (`margin: 0.01` for 1 percentage point) or as a share of the baseline (`margin: \"10%\"`){}",
-                if m <= 100.0 { format!("; `{m}` looks meant as `{}`", m / 100.0) } else { String::new() }
-            ))
-            .into());
-        }
-        let gate_alpha = spec.alpha.unwrap_or(alpha);
-        if !(gate_alpha > 0.0 && gate_alpha < 0.5) {
-            return Err(at(
-                l,
-                c,
-                format!("gate `{metric}`: alpha must be between 0 and 0.5, got {gate_alpha}"),
-            )
-            .into());
-        }
-        let slo = spec.slo.map(|s| s.resolve(metric)).transpose().map_err(|e| {
-            at(l, c, e).hint("e.g. `slo: 800` for latency in ms, `slo: \"5%\"` or `slo: 0.05` for a rate")
-        })?;
-        gates.push(CanaryGate {
-            metric: metric.clone(),
-            direction: match spec.direction {
-                Some(RawDirection::Higher) => Direction::Higher,
-                Some(RawDirection::Lower) => Direction::Lower,
-                None => default_direction(metric),
-            },
-            margin,
-            alpha: gate_alpha,
-            blocking,
-            slo,
-            explicit: true,
-        });
+        gates.push(super::canary_gate::resolve(metric, gate, alpha, &at)?);
     }
     if gates.is_empty() {
         from.push("defaults");
@@ -786,7 +703,7 @@ fn kind_name(kind: SourceKind) -> &'static str {
 
 /// Margins a canary gate gets when the config gives none: relative for amounts, absolute
 /// shares for rates and scores.
-fn default_margin(metric: &str) -> Margin {
+pub(super) fn default_margin(metric: &str) -> Margin {
     match metric {
         "latency_p50_ms" | "latency_p95_ms" | "cost_per_request" => Margin::Relative(0.10),
         "latency_p99_ms" => Margin::Relative(0.20),
@@ -797,7 +714,7 @@ fn default_margin(metric: &str) -> Margin {
 }
 
 /// Errors, tails and hallucinations hold a canary back by default; the rest inform.
-fn default_blocking(metric: &str) -> bool {
+pub(super) fn default_blocking(metric: &str) -> bool {
     matches!(
         metric,
         "latency_p95_ms" | "latency_p99_ms" | "error_rate" | "hallucination_rate"

@@ -6,6 +6,7 @@
 
 mod assertions;
 pub mod canary;
+mod canary_gate;
 mod dataset;
 mod diag;
 mod experiment;
