@@ -836,36 +836,28 @@ mod tests {
             gate("cost_per_request", Margin::Relative(0.10), true),
             gate("error_rate", Margin::Absolute(0.01), true),
         ];
-        let worse = run(
-            &Records {
-                baseline: steady(600, 500.0, 0.002),
-                canary: steady(600, 900.0, 0.002),
-            },
-            &gates,
-        );
+        // `n` requests an arm, the baseline's each `b` ms and the canary's `c`.
+        let both = |n, b, c| {
+            run(
+                &Records {
+                    baseline: steady(n, b, 0.002),
+                    canary: steady(n, c, 0.002),
+                },
+                &gates,
+            )
+        };
+        let worse = both(600, 500.0, 900.0);
         assert_eq!(worse.verdict, CanaryVerdict::Rollback, "{:#?}", worse.metrics);
         assert_eq!(worse.failing, ["latency_p95_ms", "latency_shift_ms"]);
         let p95 = &worse.metrics[0];
         assert_eq!((p95.delta, p95.ci), (Some(400.0), Some([400.0, 400.0])));
         assert!(p95.p_adjusted.unwrap() < 1e-300, "{p95:#?}");
         // The same value in both arms is no difference, proven: promote.
-        let same = run(
-            &Records {
-                baseline: steady(600, 500.0, 0.002),
-                canary: steady(600, 500.0, 0.002),
-            },
-            &gates,
-        );
+        let same = both(600, 500.0, 500.0);
         assert_eq!(same.verdict, CanaryVerdict::Promote, "{:#?}", same.metrics);
         assert!(same.metrics.iter().all(|m| m.non_inferior), "{:#?}", same.metrics);
         // Below `min_samples` it is still too few, however steady.
-        let few = run(
-            &Records {
-                baseline: steady(100, 500.0, 0.002),
-                canary: steady(100, 900.0, 0.002),
-            },
-            &gates,
-        );
+        let few = both(100, 500.0, 900.0);
         assert_eq!(few.verdict, CanaryVerdict::Hold, "{:#?}", few.metrics);
         // Nor does an exact test of three requests an arm prove anything, whatever
         // `min_samples` allows (the review: it promoted): 2·2/C(6, 3) = 0.2 > α; from 2·2/C(10,
