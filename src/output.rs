@@ -48,9 +48,10 @@ pub fn write_file_with(
 ) -> anyhow::Result<()> {
     // A device or a pipe where the link (if any) leads: `/dev/stdout` is a link to the
     // process's descriptor, which no checkout can plant.
-    let stream = || std::fs::metadata(path).is_ok_and(|t| !t.is_file() && !t.is_dir());
+    // `/dev/stdout` redirected to a file (`> out.json`) leads to that file: written into too.
+    let stream = || path.starts_with("/dev") || std::fs::metadata(path).is_ok_and(|t| !t.is_file() && !t.is_dir());
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() && !(path.starts_with("/dev") && stream()) => {
+        Ok(m) if m.file_type().is_symlink() && !path.starts_with("/dev") => {
             return Err(link_error(path).into());
         }
         Ok(m) if m.is_dir() => {
@@ -436,6 +437,15 @@ mod tests {
         let mut read = Vec::new();
         std::io::Read::read_to_end(&mut reader, &mut read).unwrap();
         assert_eq!(read, b"through the link");
+        // So is `/dev/stdout` redirected to a file: its link leads to that file (review 2).
+        let target = dir.path().join("redirected");
+        let file = std::fs::File::create(&target).unwrap();
+        write_file(
+            &PathBuf::from(format!("/dev/fd/{}", file.as_raw_fd())),
+            b"into the file",
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"into the file");
         // A link elsewhere is still refused, whatever it leads to.
         std::os::unix::fs::symlink(&fifo, dir.path().join("link")).unwrap();
         let e = write_file(&dir.path().join("link"), b"x").unwrap_err();

@@ -638,8 +638,9 @@ impl CostEstimate {
 }
 
 /// What raises the hard cap, in every message of a run it stopped: the budget in force is the
-/// base's (DESIGN.md, Decisions), so a pull request's own raise applies only once merged.
-pub const RAISE_MAX_USD: &str = "raise `budget.max_usd` in promptgate.yaml on the base branch (the budget in force is the base's: a pull request's own change to it applies once merged)";
+/// base's when the base has a suite (DESIGN.md, Decisions; else the head's), so a pull
+/// request's own raise applies only once merged.
+pub const RAISE_MAX_USD: &str = "raise `budget.max_usd` in the base's promptgate.yaml (the budget in force is the base's when the base has a suite: a pull request's own raise then applies once merged)";
 
 /// Refuses a run whose estimate exceeds the hard cap, or the approval threshold without an
 /// approval at least as large as the estimate.

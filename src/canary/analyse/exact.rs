@@ -24,8 +24,11 @@ pub(super) const EXACT_TEST: &str = "exact permutation test (each arm one value 
 /// error exists, their exact difference with its permutation p-value. That interval is the
 /// exact test's inverted under a shift, `{Δ}`, only once the smallest p-value so few values can
 /// have is below α (else it is unbounded and tells nothing: three requests an arm promoted,
-/// the review); both are doubled, a union bound over every later look (each request more
-/// divides the smallest p-value by at least two), so it holds at any look as the mixture does.
+/// the review). Both are doubled, to spare: as the data grow, arms each of one value at a look
+/// were so at every earlier look, so the chance of ever deciding wrongly is at most the
+/// smallest p-value at the first look that could (a window that slides, `--watch` over "the
+/// last hour", is not data that grow, for this route as for the mixture). Not for a rate's
+/// Prometheus series (`measure`): a rate flat at 0 says nothing of the requests behind it.
 pub(super) fn sequence_of(m: &Measured, tau: f64, alpha: f64) -> (Option<stats::Sequential>, Route) {
     if let Some(sequence) = stats::mixture_sequence(m.estimate.estimate, m.estimate.se, tau, alpha) {
         return (Some(sequence), Route::Mixture);
