@@ -20,7 +20,7 @@ use crate::suite::Margin;
 use crate::suite::canary::CanaryGate;
 
 mod exact;
-use exact::{EXACT_TEST, Route, exact_needs, one_value, sequence_of};
+use exact::{EXACT_TEST, Route, exact_needs, sequence_of};
 
 /// One metric's per-step values of both arms (Prometheus), each with its time.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -326,7 +326,7 @@ fn of_means(b: &[f64], c: &[f64], kind: Kind, confidence: f64, test: &'static st
         n: counts(b.len(), c.len()),
         test,
         exact_p: stats::separation_p(b, c),
-        canary_constant: one_value(c),
+        canary_constant: stats::one_value(c),
     })
 }
 
@@ -369,7 +369,7 @@ fn measure_records(records: &Records, kind: Kind, confidence: f64, timeout_ms: f
                 n: counts(b.len(), c.len()),
                 test: "difference of quantiles (Maritz–Jarrett)",
                 exact_p: stats::separation_p(&b, &c),
-                canary_constant: one_value(&c),
+                canary_constant: stats::one_value(&c),
             })
         }
         Kind::LatencyShift => {
@@ -385,7 +385,7 @@ fn measure_records(records: &Records, kind: Kind, confidence: f64, timeout_ms: f
                 n: counts(b.len(), c.len()),
                 test: "Hodges–Lehmann shift (Mann–Whitney)",
                 exact_p: stats::separation_p(&b, &c),
-                canary_constant: one_value(&c),
+                canary_constant: stats::one_value(&c),
             })
         }
         Kind::ErrorRate | Kind::ThumbsDownRate | Kind::HallucinationRate => {

@@ -113,7 +113,7 @@ pub use studentized::{Studentized, studentized_mean, studentized_ratio};
 pub use ttest::{MeanTest, Ratio, paired_ratio, paired_t};
 pub use unpaired::{
     Estimate, MannWhitney, agresti_caffo, hodges_lehmann_shift, mann_whitney, maritz_jarrett_se, mean_ratio, mean_var,
-    separation_p, separation_smallest_p, welch_z,
+    one_value, separation_p, separation_smallest_p, welch_z,
 };
 pub use variance::{NestedComponents, VarianceComponents, nested_components, variance_components};
 pub use wilcoxon::{Wilcoxon, WilcoxonMethod, ZeroMethod, wilcoxon_signed_rank};

@@ -294,7 +294,7 @@ pub fn mean_var(values: &[f64]) -> (f64, f64) {
 /// the difference is `2 / C(n + m, n)`, as `scipy.stats.permutation_test` gives it; 1 when the
 /// two values are equal. `None` unless each arm has at least two values and is constant.
 pub fn separation_p(x: &[f64], y: &[f64]) -> Option<f64> {
-    let constant = |v: &[f64]| v.len() >= 2 && v.iter().all(|a| a == &v[0]) && v[0].is_finite();
+    let constant = |v: &[f64]| one_value(v) && v[0].is_finite();
     if !(constant(x) && constant(y)) {
         return None;
     }
@@ -302,6 +302,11 @@ pub fn separation_p(x: &[f64], y: &[f64]) -> Option<f64> {
         return Some(1.0);
     }
     Some(separation_smallest_p(x.len(), y.len()))
+}
+
+/// At least two values, all one.
+pub fn one_value(v: &[f64]) -> bool {
+    v.len() >= 2 && v.iter().all(|x| x == &v[0])
 }
 
 /// The smallest two-sided permutation p-value arms of `n` and `m` values can have, `2 / C(n +

@@ -54,8 +54,3 @@ pub(super) fn exact_needs(alpha: f64) -> u64 {
         .find(|&n| 2.0 * stats::separation_smallest_p(n, n) <= alpha)
         .unwrap_or(2) as u64
 }
-
-/// At least two values, all one.
-pub(super) fn one_value(v: &[f64]) -> bool {
-    v.len() >= 2 && v.iter().all(|x| x == &v[0])
-}
